@@ -1,0 +1,140 @@
+/* comm.c: collectives on a hierarchical topology (GPUs in an NVLink domain per node, nodes joined
+ * by NICs), latency + size / bandwidth, with the bandwidth the group's placement actually gets.
+ *
+ * Placement (Megatron-LM's rank order tp-cp-dp-pp, initialize_model_parallel): a group of kind k
+ * has ranks `stride` apart; with G GPUs per node, min(n, G / stride) of its ranks share a node.
+ * The dp group is the gradient-reduction group dp x cp (Megatron's "data parallel group with
+ * context parallel"), stride tp; the ep group is ep consecutive ranks of it, stride tp.
+ *
+ * Bandwidth: inside a node each GPU has its NVLink rate to the switch. Across nodes every GPU of a
+ * node runs the same kind of collective at the same time (all tp/dp/pp groups work in lockstep),
+ * so a GPU gets nics * nic_rate / G of its node's NICs, divided by the fabric's
+ * oversubscription; a group with k ranks per node gets k such shares through the NICs it uses.
+ *
+ * Algorithms (NCCL picks the fastest; we take the minimum): ring, hierarchical (reduce-scatter in
+ * the node, the collective across nodes on 1/k of the data, all-gather in the node) and double
+ * binary tree (log latency, ~2S/B bandwidth term). Ring all-reduce: 2(n-1)/n * S / B + 2(n-1) *
+ * latency (Patarasuk & Yuan 2009; NCCL's busBw definition in nccl-tests/doc/PERFORMANCE.md).
+ * Message sizes S: all-reduce the buffer, all-gather the gathered output, reduce-scatter the
+ * input, all-to-all all data a rank sends, send/recv the message. */
+#include "cost_private.h"
+
+#include <math.h>
+
+void st_cost_group(const st_cluster *c, const st_plan *p, st_group_kind k, st_group *g) {
+    int64_t stride, n;
+    switch (k) {
+    case ST_GRP_TP: stride = 1, n = p->tp; break;
+    case ST_GRP_CP: stride = p->tp, n = p->cp; break;
+    case ST_GRP_EP: stride = p->tp, n = p->ep; break;
+    case ST_GRP_DP: stride = p->tp, n = (int64_t)p->dp * p->cp; break;
+    case ST_GRP_PP:
+    default: stride = (int64_t)p->tp * p->cp * p->dp, n = p->pp; break;
+    }
+    int64_t G = c->gpus_per_node;
+    int64_t k_per = stride >= G ? 1 : G / stride;
+    if (k_per > n) k_per = n;
+    if (k_per < 1) k_per = 1;
+    g->n = n;
+    g->per_node = k_per;
+    g->nodes = (n + k_per - 1) / k_per;
+    g->node_share = G;
+}
+
+/* bytes/s one GPU gets through its node's NICs while all GPUs of the node communicate */
+static double nic_share(const st_cluster *c, const st_group *g) {
+    double node_bw = (double)c->nics_per_node * c->nic_bytes_per_s * ST_NIC_EFFICIENCY;
+    double share = g->node_share > 0 ? (double)g->node_share : (double)c->gpus_per_node;
+    return node_bw / share / c->oversubscription;
+}
+
+static double intra_bw(const st_cluster *c) { return c->intra_bytes_per_s * ST_NVLINK_EFFICIENCY; }
+
+/* Profile bus bandwidth when the table covers this case, else `dflt`. */
+static double bus_bw(const st_cluster *c, const st_profile *prof, st_coll coll, int intra, int64_t n,
+                     double bytes, double dflt) {
+    (void)c;
+    if (!prof) return dflt;
+    double b = st_profile_bus_bytes_per_s(prof, coll, intra, (int)n, bytes);
+    return b > 0 ? b : dflt;
+}
+
+/* ring / reduce-scatter / all-gather "steps": all-reduce moves 2(n-1)/n of S per rank */
+static double volume_factor(st_coll coll, double n) {
+    switch (coll) {
+    case ST_COLL_ALLREDUCE: return 2 * (n - 1) / n;
+    case ST_COLL_ALLGATHER:
+    case ST_COLL_REDUCESCATTER:
+    case ST_COLL_ALLTOALL: return (n - 1) / n;
+    case ST_COLL_BROADCAST:
+    case ST_COLL_SENDRECV: return 1;
+    default: return 0;
+    }
+}
+
+static double latency_steps(st_coll coll, double n) {
+    switch (coll) {
+    case ST_COLL_ALLREDUCE: return 2 * (n - 1);
+    case ST_COLL_ALLGATHER:
+    case ST_COLL_REDUCESCATTER:
+    case ST_COLL_BROADCAST: return n - 1;
+    case ST_COLL_ALLTOALL: return 1 + log2(n); /* peers in parallel; setup grows slowly */
+    case ST_COLL_SENDRECV: return 1;
+    default: return 0;
+    }
+}
+
+double st_cost_collective(const st_cluster *c, const st_profile *prof, st_coll coll, const st_group *g,
+                          double bytes) {
+    if (coll == ST_COLL_NONE || bytes <= 0) return 0;
+    double n = (double)g->n;
+    if (coll != ST_COLL_SENDRECV && g->n <= 1) return 0;
+
+    double bi = intra_bw(c), lat_i = c->intra_latency_s, lat_x = c->inter_latency_s;
+    if (g->nodes <= 1) {
+        /* one NVLink domain: ring */
+        double b = bus_bw(c, prof, coll, 1, g->n, bytes, bi);
+        return volume_factor(coll, n) * bytes / b + latency_steps(coll, n) * lat_i;
+    }
+
+    double k = (double)g->per_node, m = (double)g->nodes;
+    double share = nic_share(c, g);
+    if (coll == ST_COLL_SENDRECV) {
+        double b = bus_bw(c, prof, coll, 0, 2, bytes, share);
+        return bytes / b + lat_x;
+    }
+    if (coll == ST_COLL_ALLTOALL) {
+        /* (k-1)/n of the data stays in the node, (n-k)/n leaves through the NIC share */
+        double out_bw = bus_bw(c, prof, coll, 0, g->n, bytes, share);
+        double t_in = (k - 1) / n * bytes / bi, t_out = (n - k) / n * bytes / out_bw;
+        return (t_in > t_out ? t_in : t_out) + latency_steps(coll, n) * lat_x;
+    }
+
+    /* ring over all n ranks: each node boundary carries the ring; the group's k ranks per node use
+     * k NIC shares */
+    double ring_bw = bus_bw(c, prof, coll, 0, g->n, bytes, fmin(bi, k * share));
+    double ring = volume_factor(coll, n) * bytes / ring_bw + latency_steps(coll, n) * lat_x;
+
+    /* hierarchical: in-node phase on S, cross-node phase on S/k per rank */
+    double hier;
+    {
+        double vb = volume_factor(coll, m) * (bytes / k) / bus_bw(c, prof, coll, 0, g->nodes, bytes / k, share);
+        double lat = latency_steps(coll, m) * lat_x;
+        double in_node = 0;
+        if (k > 1) {
+            /* all-reduce: reduce-scatter + all-gather in the node; all-gather/reduce-scatter: one */
+            double f = coll == ST_COLL_ALLREDUCE ? 2 * (k - 1) / k : (k - 1) / k;
+            in_node = f * bytes / bi + (coll == ST_COLL_ALLREDUCE ? 2 : 1) * (k - 1) * lat_i;
+        }
+        hier = in_node + vb + lat;
+    }
+
+    double best = ring < hier ? ring : hier;
+    if (coll == ST_COLL_ALLREDUCE || coll == ST_COLL_BROADCAST) {
+        /* double binary tree across nodes (NCCL >= 2.4): bandwidth term ~ 2S/B (1 for broadcast) */
+        double f = coll == ST_COLL_ALLREDUCE ? 2 : 1;
+        double tree = f * bytes / fmin(bi, k * share) + f * log2(m) * lat_x + 2 * (k - 1) * lat_i;
+        if (tree < best) best = tree;
+    }
+    return best;
+}

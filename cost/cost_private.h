@@ -1,0 +1,101 @@
+/* cost_private.h: what the cost files share: the per-shard cache of layer costs that makes the
+ * enumerator fast without a second formula. Every number in the cache comes from st_ops_* and
+ * st_cost_op_time / st_cost_collective; the cache only remembers them per shard. */
+#ifndef STRATA_COST_PRIVATE_H
+#define STRATA_COST_PRIVATE_H
+
+#include "strata.h"
+
+/* Constants with their sources (DESIGN.md: "every constant in cost/ names its source"). */
+
+/* Achieved fraction of HBM bandwidth for streaming kernels: BabelStream's triad reaches about
+ * 85-90% of the datasheet bandwidth on A100 and H100 (Deakin et al., BabelStream results). */
+#define ST_HBM_EFFICIENCY 0.85
+/* Time a GPU stays idle per kernel launched from eager PyTorch: 4 us (the "few microseconds per
+ * launch" measured in NVIDIA's "Getting Started with CUDA Graphs", 2019, plus dispatch). */
+#define ST_KERNEL_OVERHEAD_S 4e-6
+/* GEMM tile quantisation: efficiency factor d / (d + ST_GEMM_HALF_DIM) per dimension, a smooth
+ * stand-in for the 64-128 wide tiles of cuBLAS (NVIDIA Matrix Multiplication Background guide,
+ * "Tile Quantization"): a 64-wide dimension runs at half the rate of a large one. */
+#define ST_GEMM_HALF_DIM 64.0
+/* Bus bandwidth NCCL reaches, as a fraction of the link rate: ~230-240 of 300 GB/s on DGX A100
+ * NVSwitch and ~90% of InfiniBand line rate (nccl-tests all_reduce_perf results published by
+ * NVIDIA for DGX A100/H100). */
+#define ST_NVLINK_EFFICIENCY 0.78
+#define ST_NIC_EFFICIENCY 0.9
+#define ST_PCIE_EFFICIENCY 0.8
+/* Memory the framework holds besides model state and activations: CUDA context, cuBLAS
+ * workspaces, NCCL buffers, allocator fragmentation. PyTorch's CUDA context alone takes about
+ * 0.5 GiB on A100/H100 (PyTorch "CUDA semantics" notes); 2 GiB in all is the usual headroom
+ * Megatron-LM users leave. */
+#define ST_RESERVED_BYTES (2.0 * 1073741824.0)
+/* CPU Adam (DeepSpeed's vectorised implementation) updates about 1e9 parameters per second per
+ * GPU's share of a dual-socket host (Ren et al., ZeRO-Offload, 2021, Sec. 5.1, order of
+ * magnitude); a calibration profile should replace it. */
+#define ST_CPU_ADAM_PARAMS_PER_S 1e9
+/* Adam's HBM traffic per parameter: read fp32 master, m, v (12) and the gradient, write master,
+ * m, v (12) and the 16-bit weight (2). */
+#define ST_ADAM_BYTES_PER_PARAM 26.0
+
+/* What one kind of block (or the head, or the tail) costs one rank for one micro-batch. */
+typedef struct st__pass {
+    double fwd_s, bwd_s;    /* compute */
+    double sel_fwd_s;       /* forward time of the ops that selective recompute redoes */
+    double fwd_comm_s[ST_GRP_COUNT], bwd_comm_s[ST_GRP_COUNT];
+    double saved_bytes;     /* activations stored with recompute = none */
+    double sel_bytes;       /* of which selective recompute drops */
+    double input_bytes;     /* the block input, what full recompute keeps */
+    double params;          /* dense parameters on this rank */
+    double expert_params;   /* expert parameters on this rank */
+    int kernels;
+} st__pass;
+
+typedef struct st__shard_cost {
+    int used;
+    int tp, cp, ep, sp;
+    int64_t mbs, seq;
+    st_dtype dtype;
+    int grad_bytes;
+    st__pass dense, moe, head, tail;
+} st__shard_cost;
+
+#define ST_COST_CACHE 4096
+
+/* Pipeline stages that cost the same: equal block counts, same end (embedding / output layer).
+ * first = the lowest stage index of the class (the one holding the most micro-batches). */
+typedef struct st__stage_class {
+    int64_t dense, moe; /* blocks of each kind on the stage, over all its chunks */
+    int head, tail;
+    int first, count;
+} st__stage_class;
+
+typedef struct st__layout {
+    int pp, vp, n;
+    st__stage_class *cls; /* n classes */
+} st__layout;
+
+#define ST_LAYOUT_CACHE 1024
+
+struct st_cost_ctx {
+    const st_model *m;
+    const st_cluster *c;
+    const st_profile *prof;
+    st__shard_cost cache[ST_COST_CACHE];
+    st__layout layouts[ST_LAYOUT_CACHE]; /* even splits by (pp, vp) */
+    st__layout scratch;                  /* explicit stage_layers */
+};
+
+/* Shard costs for plan p (cached). Never NULL. */
+const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p);
+/* Blocks of each kind in layers [first, first + n). */
+void st__cost_count_blocks(const st_cost_ctx *ctx, int64_t first, int64_t n, int64_t *dense, int64_t *moe);
+/* Stage classes of plan p (cached for even splits). Never NULL unless out of memory. */
+const st__layout *st__cost_layout(st_cost_ctx *ctx, const st_plan *p);
+/* Fills one stage's class by scanning the chunks. */
+void st__cost_stage_class(st_cost_ctx *ctx, const st_plan *p, int stage, st__stage_class *out);
+/* Memory of a stage of class `cls` at stage index `stage`; also returns the parameters it holds
+ * (dense, expert) before ZeRO sharding. */
+void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_class *cls, int stage,
+                           st_stage_memory *out, double *dense_params, double *expert_params);
+
+#endif

@@ -1,0 +1,395 @@
+/* estimate.c: iteration time of a plan, assembled from operator costs.
+ *
+ * Per micro-batch and pipeline chunk: forward and backward compute of its blocks (plus the
+ * embedding on the first chunk, logits and loss on the last), recompute (selective: the
+ * attention core; full: the whole forward again, with its collectives), and the tp/cp/ep
+ * collectives, which Megatron-LM runs on the critical path (no overlap by default). Pipeline
+ * send/recv of the activations (fwd and bwd) between stages, also blocking in Megatron's
+ * schedules.
+ *
+ * Pipeline (Narayanan et al. SC'21, Sec. 2.2): with t_d the time of device d per micro-batch and
+ * m micro-batches, T = m * max_d t_d + (sum_d t_d - max_d t_d) / vp; for equal stages this is
+ * (m + (pp-1)/vp) * t, the 1F1B bubble (pp-1)/m and the interleaved one (pp-1)/(m vp). GPipe has
+ * 1F1B's time. ZB-H1 (Qi et al. 2023, Sec. 3) splits backward into input- and weight-gradient
+ * halves and shrinks the bubble by (t_F + t_B - t_W) / (t_F + t_B + t_W).
+ *
+ * Data parallelism after the last backward (Megatron's default; with overlap_grad_reduce only
+ * what outlasts the last micro-batch's backward is exposed): all-reduce of the gradients (zero 0),
+ * reduce-scatter of gradients + all-gather of 16-bit weights (zero 1, 2), and for zero 3 the
+ * weight all-gathers of every micro-batch's forward and backward, overlapped with compute
+ * (prefetch) so that only the excess is exposed. Tied embeddings with pp > 1 all-reduce the
+ * embedding gradient between the first and the last stage. Then the optimizer step (Adam, HBM
+ * bound; on the CPU with offload=optimizer, after the gradients cross PCIe). */
+#include "cost_private.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+st_cost_ctx *st_cost_ctx_new(const st_model *m, const st_cluster *c, const st_profile *prof) {
+    st_cost_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) return NULL;
+    ctx->m = m;
+    ctx->c = c;
+    ctx->prof = prof;
+    return ctx;
+}
+
+void st_cost_ctx_free(st_cost_ctx *ctx) {
+    if (!ctx) return;
+    for (int i = 0; i < ST_LAYOUT_CACHE; i++) free(ctx->layouts[i].cls);
+    free(ctx->scratch.cls);
+    free(ctx);
+}
+
+static void pass_add_ops(st_cost_ctx *ctx, const st_plan *p, const st_op *ops, int n, st__pass *out) {
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < n; i++) {
+        const st_op *o = &ops[i];
+        double tf = st_cost_op_time(ctx->c, ctx->prof, o, p->dtype, 0);
+        double tb = st_cost_op_time(ctx->c, ctx->prof, o, p->dtype, 1);
+        out->fwd_s += tf;
+        out->bwd_s += tb;
+        if (o->selective) {
+            out->sel_fwd_s += tf;
+            out->sel_bytes += o->saved_bytes;
+        }
+        out->saved_bytes += o->saved_bytes;
+        if (o->expert)
+            out->expert_params += o->params;
+        else
+            out->params += o->params;
+        out->kernels += o->kernels_fwd + o->kernels_bwd;
+        if (o->fwd_coll != ST_COLL_NONE || o->bwd_coll != ST_COLL_NONE) {
+            st_group g;
+            st_cost_group(ctx->c, p, o->coll_group, &g);
+            out->fwd_comm_s[o->coll_group] += st_cost_collective(ctx->c, ctx->prof, o->fwd_coll, &g, o->coll_bytes);
+            out->bwd_comm_s[o->coll_group] += st_cost_collective(ctx->c, ctx->prof, o->bwd_coll, &g, o->coll_bytes);
+        }
+    }
+    if (n > 0) out->input_bytes = ops[0].saved_bytes; /* the first op's input is the block input */
+}
+
+const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p) {
+    uint64_t h = 1469598103934665603ULL;
+    int64_t key[8] = {p->tp, p->cp, p->ep, p->sp, p->mbs, p->seq, p->dtype, p->grad_bytes};
+    for (int i = 0; i < 8; i++) h = (h ^ (uint64_t)key[i]) * 1099511628211ULL;
+    st__shard_cost *e = NULL;
+    for (int probe = 0; probe < 8; probe++) {
+        st__shard_cost *c = &ctx->cache[(h + (uint64_t)probe) % ST_COST_CACHE];
+        if (!c->used) {
+            e = c;
+            break;
+        }
+        if (c->tp == p->tp && c->cp == p->cp && c->ep == p->ep && c->sp == p->sp && c->mbs == p->mbs &&
+            c->seq == p->seq && c->dtype == p->dtype && c->grad_bytes == p->grad_bytes)
+            return c;
+    }
+    if (!e) e = &ctx->cache[h % ST_COST_CACHE]; /* table crowded: overwrite */
+    memset(e, 0, sizeof *e);
+    st_shard s = {.tp = p->tp, .cp = p->cp, .ep = p->ep, .sp = p->sp, .mbs = p->mbs, .seq = p->seq,
+                  .dtype = p->dtype, .grad_bytes = p->grad_bytes};
+    st_op ops[ST_MAX_OPS];
+    const st_model *m = ctx->m;
+    int n;
+    /* a representative block of each kind within one MoE period */
+    int64_t dense_idx = -1, moe_idx = -1;
+    for (int64_t l = 0; l < m->moe_every && l < m->layers; l++) {
+        if (st_model_layer_is_moe(m, l)) {
+            if (moe_idx < 0) moe_idx = l;
+        } else if (dense_idx < 0) {
+            dense_idx = l;
+        }
+    }
+    if (dense_idx >= 0) {
+        n = st_ops_layer(m, &s, dense_idx, ops, ST_MAX_OPS);
+        pass_add_ops(ctx, p, ops, n, &e->dense);
+    }
+    if (moe_idx >= 0) {
+        n = st_ops_layer(m, &s, moe_idx, ops, ST_MAX_OPS);
+        pass_add_ops(ctx, p, ops, n, &e->moe);
+    }
+    n = st_ops_head(m, &s, ops, ST_MAX_OPS);
+    pass_add_ops(ctx, p, ops, n, &e->head);
+    n = st_ops_tail(m, &s, ops, ST_MAX_OPS);
+    pass_add_ops(ctx, p, ops, n, &e->tail);
+    e->used = 1;
+    e->tp = p->tp, e->cp = p->cp, e->ep = p->ep, e->sp = p->sp;
+    e->mbs = p->mbs, e->seq = p->seq, e->dtype = p->dtype, e->grad_bytes = p->grad_bytes;
+    return e;
+}
+
+void st__cost_count_blocks(const st_cost_ctx *ctx, int64_t first, int64_t n, int64_t *dense, int64_t *moe) {
+    const st_model *m = ctx->m;
+    if (m->experts == 0) {
+        *dense = n, *moe = 0;
+        return;
+    }
+    /* MoE blocks are those with l % e == e - 1; there are x / e of them below x */
+    int64_t e = m->moe_every;
+    *moe = (first + n) / e - first / e;
+    *dense = n - *moe;
+}
+
+/* ---- stage classes */
+
+static void fill_class(st_cost_ctx *ctx, const st_plan *p, const int *chunk_layers, int stage, st__stage_class *c) {
+    int chunks = p->pp * p->vp;
+    memset(c, 0, sizeof *c);
+    int64_t first = 0;
+    for (int j = 0; j < chunks; j++) {
+        if (j % p->pp == stage) {
+            int64_t nd, nm;
+            st__cost_count_blocks(ctx, first, chunk_layers[j], &nd, &nm);
+            c->dense += nd;
+            c->moe += nm;
+            if (j == 0) c->head = 1;
+            if (j == chunks - 1) c->tail = 1;
+        }
+        first += chunk_layers[j];
+    }
+    c->first = stage;
+    c->count = 1;
+}
+
+void st__cost_stage_class(st_cost_ctx *ctx, const st_plan *p, int stage, st__stage_class *out) {
+    int chunk_layers[ST_MAX_STAGES];
+    st_plan_chunk_layers(p, ctx->m, chunk_layers);
+    fill_class(ctx, p, chunk_layers, stage, out);
+}
+
+static int build_layout(st_cost_ctx *ctx, const st_plan *p, st__layout *L) {
+    int chunk_layers[ST_MAX_STAGES];
+    st_plan_chunk_layers(p, ctx->m, chunk_layers);
+    st__stage_class *cls = malloc(sizeof *cls * (size_t)p->pp);
+    if (!cls) return ST_ENOMEM;
+    int n = 0;
+    for (int d = 0; d < p->pp; d++) {
+        st__stage_class c;
+        fill_class(ctx, p, chunk_layers, d, &c);
+        int k;
+        for (k = 0; k < n; k++)
+            if (cls[k].dense == c.dense && cls[k].moe == c.moe && cls[k].head == c.head && cls[k].tail == c.tail) break;
+        if (k < n)
+            cls[k].count++;
+        else
+            cls[n++] = c;
+    }
+    free(L->cls);
+    L->cls = cls;
+    L->n = n;
+    L->pp = p->pp;
+    L->vp = p->vp;
+    return 0;
+}
+
+const st__layout *st__cost_layout(st_cost_ctx *ctx, const st_plan *p) {
+    if (p->nstage_layers) return build_layout(ctx, p, &ctx->scratch) ? NULL : &ctx->scratch;
+    st__layout *L = &ctx->layouts[((unsigned)p->pp * 131u + (unsigned)p->vp) % ST_LAYOUT_CACHE];
+    if (L->cls && L->pp == p->pp && L->vp == p->vp) return L;
+    return build_layout(ctx, p, L) ? NULL : L;
+}
+
+/* Per-micro-batch time of a stage class, split by kind. */
+typedef struct stage_time {
+    double compute_s, recompute_s, comm_s[ST_GRP_COUNT], fwd_s, bwd_s, total_s;
+} stage_time;
+
+static void add_pass(stage_time *t, const st__pass *ps, double count, st_recompute rc, int is_block) {
+    if (count <= 0) return;
+    t->compute_s += count * (ps->fwd_s + ps->bwd_s);
+    t->fwd_s += count * ps->fwd_s;
+    t->bwd_s += count * ps->bwd_s;
+    double rec = 0;
+    if (is_block && rc == ST_REC_SELECTIVE) rec = ps->sel_fwd_s;
+    if (is_block && rc == ST_REC_FULL) rec = ps->fwd_s;
+    t->recompute_s += count * rec;
+    for (int g = 0; g < ST_GRP_COUNT; g++) {
+        double c = ps->fwd_comm_s[g] + ps->bwd_comm_s[g];
+        if (is_block && rc == ST_REC_FULL) c += ps->fwd_comm_s[g]; /* the recomputed forward talks again */
+        t->comm_s[g] += count * c;
+    }
+}
+
+static void stage_cost(const st_plan *p, const st__shard_cost *sc, const st__stage_class *c, double p2p_s,
+                       stage_time *t) {
+    memset(t, 0, sizeof *t);
+    add_pass(t, &sc->dense, (double)c->dense, p->recompute, 1);
+    add_pass(t, &sc->moe, (double)c->moe, p->recompute, 1);
+    if (c->head) add_pass(t, &sc->head, 1, p->recompute, 0);
+    if (c->tail) add_pass(t, &sc->tail, 1, p->recompute, 0);
+    if (p->pp > 1) t->comm_s[ST_GRP_PP] += 2 * p->vp * p2p_s; /* each chunk receives and sends, both ways */
+    t->total_s = t->compute_s + t->recompute_s;
+    for (int g = 0; g < ST_GRP_COUNT; g++) t->total_s += t->comm_s[g];
+}
+
+double st_cost_model_flops(const st_model *m, int64_t gbs, int64_t seq) {
+    st_shard s = {.tp = 1, .cp = 1, .ep = 1, .sp = 0, .mbs = 1, .seq = seq, .dtype = ST_DT_BF16};
+    st_op ops[ST_MAX_OPS];
+    double per_seq = 0;
+    int64_t period = m->experts > 0 ? m->moe_every : 1;
+    for (int64_t l = 0; l < period && l < m->layers; l++) {
+        int64_t count = (m->layers - l + period - 1) / period;
+        int n = st_ops_layer(m, &s, l, ops, ST_MAX_OPS);
+        for (int i = 0; i < n; i++)
+            if (ops[i].cls == ST_OPC_GEMM || ops[i].cls == ST_OPC_BGEMM) per_seq += ops[i].fwd_flops * (double)count;
+    }
+    int n = st_ops_tail(m, &s, ops, ST_MAX_OPS);
+    for (int i = 0; i < n; i++)
+        if (ops[i].cls == ST_OPC_GEMM) per_seq += ops[i].fwd_flops;
+    return 3.0 * per_seq * (double)gbs;
+}
+
+int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
+    const st_model *m = ctx->m;
+    const st_cluster *c = ctx->c;
+    memset(out, 0, sizeof *out);
+    int pp = p->pp, vp = p->vp, chunks = pp * vp;
+    if (chunks < 1 || chunks > ST_MAX_STAGES) return ST_EINVAL;
+    int64_t mb = st_plan_microbatches(p);
+    if (mb < 1) return ST_EINVAL;
+    const st__shard_cost *sc = st__cost_shard(ctx, p);
+
+    const st__layout *L = st__cost_layout(ctx, p);
+    if (!L) return ST_ENOMEM;
+
+    /* pipeline p2p: the activation [b, s/cp, h] per micro-batch, each way; with sp each tp rank
+     * sends its 1/tp slice (Megatron's scatter-gather optimisation, SC'21 Sec. 4.1) */
+    double p2p_s = 0;
+    if (pp > 1) {
+        st_group g;
+        st_cost_group(c, p, ST_GRP_PP, &g);
+        double act = (p->dtype == ST_DT_FP32 || p->dtype == ST_DT_TF32) ? 4 : 2;
+        double bytes = (double)p->mbs * (double)p->seq / p->cp * (double)m->hidden * act / p->tp;
+        p2p_s = st_cost_collective(c, ctx->prof, ST_COLL_SENDRECV, &g, bytes);
+        if (p->tp > 1) {
+            st_group gt;
+            st_cost_group(c, p, ST_GRP_TP, &gt);
+            p2p_s += st_cost_collective(c, ctx->prof, ST_COLL_ALLGATHER, &gt, bytes * p->tp);
+        }
+    }
+
+    /* time per micro-batch of each stage class; the slowest stage sets the pace */
+    double t_dev_max = 0, t_dev_sum = 0;
+    stage_time slow = {0};
+    int64_t blocks_slow = 1;
+    for (int k = 0; k < L->n; k++) {
+        stage_time t;
+        stage_cost(p, sc, &L->cls[k], p2p_s, &t);
+        t_dev_sum += t.total_s * L->cls[k].count;
+        if (t.total_s > t_dev_max) {
+            t_dev_max = t.total_s;
+            slow = t;
+            blocks_slow = L->cls[k].dense + L->cls[k].moe;
+        }
+    }
+    double fwd_dev = slow.fwd_s, bwd_dev = slow.bwd_s;
+    double steady = (double)mb * t_dev_max;
+    double bubble = (t_dev_sum - t_dev_max) / vp;
+    if (p->schedule == ST_SCHED_ZB) {
+        double tw = bwd_dev / 2, tb = bwd_dev - tw;
+        double denom = fwd_dev + tb + tw;
+        if (denom > 0) bubble *= (fwd_dev + tb - tw) / denom;
+    }
+    double pipeline_s = steady + bubble;
+
+    /* ---- data parallel, ZeRO, optimizer, offload: on the device with the most parameters */
+    double dense_max = 0, expert_max = 0, mem_peak = 0, params_max = 0;
+    int peak_stage = 0;
+    for (int k = 0; k < L->n; k++) {
+        st_stage_memory sm;
+        double dp_, ep_;
+        int d = L->cls[k].first; /* the class's first stage holds the most micro-batches */
+        st__cost_stage_memory(ctx, p, &L->cls[k], d, &sm, &dp_, &ep_);
+        if (sm.total_bytes > mem_peak || (sm.total_bytes == mem_peak && d < peak_stage))
+            mem_peak = sm.total_bytes, peak_stage = d;
+        if (dp_ + ep_ > params_max) params_max = dp_ + ep_, dense_max = dp_, expert_max = ep_;
+    }
+    st_group gdp, gex;
+    st_cost_group(c, p, ST_GRP_DP, &gdp);
+    gex = gdp;
+    gex.n = gdp.n / p->ep; /* expert weights are replicated over dp*cp/ep ranks */
+    if (gex.n < 1) gex.n = 1;
+    gex.nodes = (gex.n + gex.per_node - 1) / gex.per_node;
+    double wbytes = st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
+    double gb = p->grad_bytes;
+    double dp_s = 0;
+    const st_profile *pr = ctx->prof;
+    if (p->zero == 0) {
+        dp_s = st_cost_collective(c, pr, ST_COLL_ALLREDUCE, &gdp, dense_max * gb) +
+               st_cost_collective(c, pr, ST_COLL_ALLREDUCE, &gex, expert_max * gb);
+    } else if (p->zero <= 2) {
+        dp_s = st_cost_collective(c, pr, ST_COLL_REDUCESCATTER, &gdp, dense_max * gb) +
+               st_cost_collective(c, pr, ST_COLL_ALLGATHER, &gdp, dense_max * wbytes) +
+               st_cost_collective(c, pr, ST_COLL_REDUCESCATTER, &gex, expert_max * gb) +
+               st_cost_collective(c, pr, ST_COLL_ALLGATHER, &gex, expert_max * wbytes);
+    } else {
+        /* every micro-batch: gather weights for forward and for backward, reduce-scatter grads;
+         * overlapped with that micro-batch's compute by prefetching */
+        double per_mb = 2 * st_cost_collective(c, pr, ST_COLL_ALLGATHER, &gdp, dense_max * wbytes) +
+                        2 * st_cost_collective(c, pr, ST_COLL_ALLGATHER, &gex, expert_max * wbytes) +
+                        st_cost_collective(c, pr, ST_COLL_REDUCESCATTER, &gdp, dense_max * gb) +
+                        st_cost_collective(c, pr, ST_COLL_REDUCESCATTER, &gex, expert_max * gb);
+        double busy = slow.compute_s + slow.recompute_s;
+        double excess = per_mb - busy;
+        dp_s = (double)mb * (excess > 0 ? excess : 0) + per_mb / (blocks_slow + 2.0);
+    }
+    if (p->overlap_grad_reduce && p->zero < 3) {
+        /* overlapped with the last micro-batch's backward; the last bucket always shows */
+        double hidden = bwd_dev;
+        double rest = dp_s - hidden, tail = dp_s / (blocks_slow + 2.0);
+        dp_s = rest > tail ? rest : tail;
+    }
+    if (m->tied_embeddings && pp > 1) {
+        st_group ge = {.n = 2, .per_node = 1, .nodes = 2, .node_share = c->gpus_per_node};
+        double emb = (double)st_model_padded_vocab(m, p->tp) / p->tp * (double)m->hidden;
+        dp_s += st_cost_collective(c, pr, ST_COLL_ALLREDUCE, &ge, emb * gb);
+    }
+
+    double shard_dense = p->zero >= 1 ? (double)gdp.n : 1, shard_exp = p->zero >= 1 ? (double)gex.n : 1;
+    double opt_params = dense_max / shard_dense + expert_max / shard_exp;
+    double opt_s = 0, offload_s = 0;
+    if (p->offload == ST_OFF_NONE) {
+        opt_s = opt_params * (ST_ADAM_BYTES_PER_PARAM + gb - 4) / (c->gpu.hbm_bytes_per_s * ST_HBM_EFFICIENCY) +
+                8 * ST_KERNEL_OVERHEAD_S;
+    } else {
+        double pcie = c->pcie_bytes_per_s * ST_PCIE_EFFICIENCY;
+        opt_s = opt_params / ST_CPU_ADAM_PARAMS_PER_S;
+        offload_s = opt_params * (gb + wbytes) / pcie; /* gradients down, weights up */
+        if (p->offload == ST_OFF_PARAMS) {
+            /* weights stream in over PCIe for every forward and backward, beside the compute */
+            double per_mb = 2 * params_max / shard_dense * wbytes / pcie;
+            double busy = slow.compute_s + slow.recompute_s;
+            offload_s += (double)mb * (per_mb > busy ? per_mb - busy : 0);
+        }
+    }
+
+    out->iteration_time_s = pipeline_s + dp_s + opt_s + offload_s;
+    double gpus = (double)p->tp * p->pp * p->dp * p->cp;
+    double tokens = (double)p->gbs * (double)p->seq;
+    out->tokens_per_s = tokens / out->iteration_time_s;
+    out->model_flops = st_cost_model_flops(m, p->gbs, p->seq);
+    out->model_tflops_per_gpu = out->model_flops / out->iteration_time_s / gpus / 1e12;
+    out->mfu = out->model_flops / out->iteration_time_s / gpus / c->gpu.peak_flops[p->dtype];
+    out->memory_peak_bytes = mem_peak;
+    out->peak_stage = peak_stage;
+    out->fits = mem_peak <= c->gpu.memory_bytes;
+    if (p->offload != ST_OFF_NONE) {
+        /* fp32 master, m, v (+ weights for params offload) of all GPUs of a node in host memory */
+        double per_gpu = opt_params * 12 + (p->offload == ST_OFF_PARAMS ? params_max / shard_dense * wbytes : 0);
+        out->host_memory_bytes = per_gpu * (double)c->gpus_per_node;
+        if (out->host_memory_bytes > c->host_memory_bytes) out->fits = 0;
+    }
+
+    st_breakdown *b = &out->breakdown;
+    b->compute_s = (double)mb * slow.compute_s;
+    b->recompute_s = (double)mb * slow.recompute_s;
+    b->tp_comm_s = (double)mb * slow.comm_s[ST_GRP_TP];
+    b->cp_comm_s = (double)mb * slow.comm_s[ST_GRP_CP];
+    b->ep_comm_s = (double)mb * slow.comm_s[ST_GRP_EP];
+    b->pp_comm_s = (double)mb * slow.comm_s[ST_GRP_PP];
+    b->bubble_s = bubble;
+    b->dp_comm_s = dp_s;
+    b->optimizer_s = opt_s;
+    b->offload_s = offload_s;
+    return 0;
+}

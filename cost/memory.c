@@ -1,0 +1,103 @@
+/* memory.c: GPU memory of one pipeline stage.
+ *
+ * Model state (Rajbhandari et al. 2020, ZeRO, Sec. 3): 16-bit weights (2 bytes), gradients
+ * (grad_bytes: 4 where Megatron-LM accumulates in fp32), Adam's fp32 master weights, m and v (12;
+ * 8 for fp32 training, which needs no master copy). ZeRO-1 shards the optimizer states over the
+ * gradient-reduction group (dp x cp; dp x cp / ep for expert weights), ZeRO-2 the gradients too,
+ * ZeRO-3 the weights too (plus a prefetch window of two gathered blocks). Offload moves the
+ * optimizer states (and with offload=params the weights) to host memory.
+ *
+ * Activations (Korthikanti et al. 2022, Sec. 4 and 5, generalised per operator in opgraph.c): per
+ * block and micro-batch the saved bytes of its operators; selective recompute drops the attention
+ * core (softmax, dropout); full recompute keeps only the block input and needs one block's full
+ * activations while it recomputes. In-flight micro-batches follow Megatron-LM's schedules
+ * (schedules.py): 1F1B warms up pp - d - 1 micro-batches on stage d, so holds pp - d; the
+ * interleaved schedule holds (pp - d - 1) * 2 + (vp - 1) * pp + 1 chunk activations, which for
+ * d = 0 is Korthikanti's pp * (1 + (pp - 1) / (pp * vp)); GPipe holds all m. The embedding's
+ * dropout mask lives on the first stage, logits and the fp32 softmax of the loss on the last. */
+#include "cost_private.h"
+
+#include <string.h>
+
+static double block_act(const st__pass *ps, st_recompute rc) {
+    switch (rc) {
+    case ST_REC_SELECTIVE: return ps->saved_bytes - ps->sel_bytes;
+    case ST_REC_FULL: return ps->input_bytes;
+    default: return ps->saved_bytes;
+    }
+}
+
+void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_class *cls, int stage,
+                           st_stage_memory *out, double *dense_params, double *expert_params) {
+    const st_model *m = ctx->m;
+    const st__shard_cost *sc = st__cost_shard(ctx, p);
+    int pp = p->pp, vp = p->vp;
+    memset(out, 0, sizeof *out);
+
+    double nd = (double)cls->dense, nm = (double)cls->moe;
+    double dense = nd * sc->dense.params + nm * sc->moe.params;
+    double expert = nm * sc->moe.expert_params;
+    double act_mb = nd * block_act(&sc->dense, p->recompute) + nm * block_act(&sc->moe, p->recompute);
+    double working = 0, block_max = 0;
+    if (nd > 0) working = sc->dense.saved_bytes, block_max = sc->dense.params;
+    if (nm > 0) {
+        if (sc->moe.saved_bytes > working) working = sc->moe.saved_bytes;
+        if (sc->moe.params + sc->moe.expert_params > block_max) block_max = sc->moe.params + sc->moe.expert_params;
+    }
+    if (cls->head) {
+        dense += sc->head.params;
+        act_mb += sc->head.saved_bytes;
+    }
+    if (cls->tail) {
+        dense += sc->tail.params;
+        act_mb += sc->tail.saved_bytes;
+        /* tied output layer: Megatron keeps a copy of the embedding on the last stage */
+        if (m->tied_embeddings && pp > 1) dense += (double)st_model_padded_vocab(m, p->tp) / p->tp * (double)m->hidden;
+    }
+
+    int64_t mb = st_plan_microbatches(p);
+    double inflight;
+    switch (p->schedule) {
+    case ST_SCHED_GPIPE: inflight = (double)mb; break;
+    case ST_SCHED_INTERLEAVED: {
+        double ch = (double)(pp - stage - 1) * 2 + (double)(vp - 1) * pp + 1;
+        if (ch > (double)mb * vp) ch = (double)mb * vp;
+        inflight = ch / vp;
+        break;
+    }
+    default: inflight = (double)(pp - stage) < (double)mb ? (double)(pp - stage) : (double)mb; break;
+    }
+
+    double dpn = (double)p->dp * p->cp, epn = dpn / p->ep;
+    if (epn < 1) epn = 1;
+    double wbytes = st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
+    int mixed = p->dtype != ST_DT_FP32 && p->dtype != ST_DT_TF32;
+    double opt_per_param = mixed ? 12 : 8;
+
+    if (p->offload == ST_OFF_PARAMS) {
+        out->weights_bytes = 2 * block_max * wbytes;
+    } else if (p->zero >= 3) {
+        out->weights_bytes = (dense / dpn + expert / epn) * wbytes + 2 * block_max * wbytes;
+    } else {
+        out->weights_bytes = (dense + expert) * wbytes;
+    }
+    double gshard_d = p->zero >= 2 ? dpn : 1, gshard_e = p->zero >= 2 ? epn : 1;
+    out->grads_bytes = (dense / gshard_d + expert / gshard_e) * p->grad_bytes;
+    if (p->offload == ST_OFF_NONE) {
+        double od = p->zero >= 1 ? dpn : 1, oe = p->zero >= 1 ? epn : 1;
+        out->optimizer_bytes = (dense / od + expert / oe) * opt_per_param;
+    }
+    out->activations_bytes = act_mb * inflight + (p->recompute == ST_REC_FULL ? working : 0);
+    out->other_bytes = ST_RESERVED_BYTES;
+    out->total_bytes = out->weights_bytes + out->grads_bytes + out->optimizer_bytes + out->activations_bytes +
+                       out->other_bytes;
+    *dense_params = dense;
+    *expert_params = expert;
+}
+
+void st_cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, int stage, st_stage_memory *out) {
+    st__stage_class cls;
+    double a, b;
+    st__cost_stage_class(ctx, p, stage, &cls);
+    st__cost_stage_memory(ctx, p, &cls, stage, out, &a, &b);
+}

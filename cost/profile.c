@@ -1,0 +1,209 @@
+/* profile.c: calibration profiles, measured throughput tables that replace the default
+ * efficiency curves of compute.c and the link efficiencies of comm.c.
+ *
+ * Format (README "Calibration profiles"):
+ *   { "strata_profile": 1, "gpu": "a100-sxm-80g", "source": "...", "date": "...",
+ *     "compute":     [ {"class": "gemm", "dtype": "bf16", "points": [[flops, tflop_per_s], ...]} ],
+ *     "memory":      [ {"class": "elementwise", "points": [[bytes, gb_per_s], ...]} ],
+ *     "collectives": [ {"op": "allreduce", "scope": "intra", "ranks": 8,
+ *                       "points": [[bytes, bus_gb_per_s], ...]} ] }
+ * x values are per kernel (or per collective call) and strictly increasing. Between points the
+ * rate is interpolated linearly in log(x); outside, the nearest point holds. A profile measured on
+ * another GPU type is scaled by the peak ratio by the caller (issue 6); this file reads tables. */
+#include "jsonutil.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct table {
+    int kind; /* 0 compute, 1 memory, 2 collective */
+    st_opclass cls;
+    st_dtype dtype;
+    st_coll coll;
+    int intra, ranks;
+    int n;
+    double *x, *y; /* y in SI: FLOP/s or bytes/s */
+} table;
+
+struct st_profile {
+    char gpu[48];
+    int n;
+    table *t;
+};
+
+void st_profile_free(st_profile *p) {
+    if (!p) return;
+    for (int i = 0; i < p->n; i++) {
+        free(p->t[i].x);
+        free(p->t[i].y);
+    }
+    free(p->t);
+    free(p);
+}
+
+const char *st_profile_gpu(const st_profile *p) { return p->gpu; }
+
+static int load_points(const json_t *arr, double yscale, table *t, const char *file, const char *key, st_error *err) {
+    if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > 100000)
+        return st_error_set(err, ST_EINVAL, file, key, "expected a non-empty array of [x, y] pairs");
+    size_t n = json_array_size(arr);
+    t->x = malloc(n * sizeof(double));
+    t->y = malloc(n * sizeof(double));
+    if (!t->x || !t->y) return st_error_set(err, ST_ENOMEM, file, key, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        json_t *pt = json_array_get(arr, i);
+        if (!json_is_array(pt) || json_array_size(pt) != 2 || !json_is_number(json_array_get(pt, 0)) ||
+            !json_is_number(json_array_get(pt, 1)))
+            return st_error_set(err, ST_EINVAL, file, key, "point %zu is not a pair of numbers", i);
+        double x = json_number_value(json_array_get(pt, 0)), y = json_number_value(json_array_get(pt, 1));
+        if (!(x > 0) || !(y > 0) || !isfinite(x) || !isfinite(y))
+            return st_error_set(err, ST_EINVAL, file, key, "point %zu must have x > 0 and y > 0", i);
+        if (i > 0 && !(x > t->x[i - 1]))
+            return st_error_set(err, ST_EINVAL, file, key, "x values must increase (point %zu)", i);
+        t->x[i] = x;
+        t->y[i] = y * yscale;
+    }
+    t->n = (int)n;
+    return 0;
+}
+
+static int load_tables(const json_t *arr, int kind, st_profile *p, const char *file, st_error *err) {
+    static const char *const names[] = {"compute", "memory", "collectives"};
+    static const char *const keys_compute[] = {"class", "dtype", "points", NULL};
+    static const char *const keys_memory[] = {"class", "points", NULL};
+    static const char *const keys_coll[] = {"op", "scope", "ranks", "points", NULL};
+    const char *top = names[kind];
+    if (!arr) return 0;
+    if (!json_is_array(arr)) return st_error_set(err, ST_EINVAL, file, top, "expected an array");
+    size_t n = json_array_size(arr);
+    table *grown = realloc(p->t, (size_t)(p->n + (int)n) * sizeof(table) + 1);
+    if (!grown) return st_error_set(err, ST_ENOMEM, file, top, "out of memory");
+    p->t = grown;
+    for (size_t i = 0; i < n; i++) {
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "%s[%zu]", top, i);
+        const json_t *o = json_array_get(arr, i);
+        table *t = &p->t[p->n];
+        memset(t, 0, sizeof *t);
+        p->n++;
+        t->kind = kind;
+        if (!json_is_object(o)) return st_error_set(err, ST_EINVAL, file, prefix, "expected an object");
+        const char *const *allowed = kind == 0 ? keys_compute : kind == 1 ? keys_memory : keys_coll;
+        int rc = st__json_check_keys(o, allowed, file, prefix, err);
+        if (rc < 0) return rc;
+        const char *s = NULL;
+        char key[96];
+        if (kind < 2) {
+            if ((rc = st__json_get_str(o, "class", &s, file, prefix, err)) < 0) return rc;
+            snprintf(key, sizeof key, "%s.class", prefix);
+            if (rc == 0 || st_opclass_parse(s, &t->cls))
+                return st_error_set(err, ST_EINVAL, file, key, "missing or unknown operator class");
+        }
+        if (kind == 0) {
+            if ((rc = st__json_get_str(o, "dtype", &s, file, prefix, err)) < 0) return rc;
+            snprintf(key, sizeof key, "%s.dtype", prefix);
+            if (rc == 0 || st_dtype_parse(s, &t->dtype))
+                return st_error_set(err, ST_EINVAL, file, key, "missing or unknown dtype");
+        }
+        if (kind == 2) {
+            if ((rc = st__json_get_str(o, "op", &s, file, prefix, err)) < 0) return rc;
+            snprintf(key, sizeof key, "%s.op", prefix);
+            if (rc == 0 || st_coll_parse(s, &t->coll) || t->coll == ST_COLL_NONE)
+                return st_error_set(err, ST_EINVAL, file, key, "missing or unknown collective");
+            if ((rc = st__json_get_str(o, "scope", &s, file, prefix, err)) < 0) return rc;
+            snprintf(key, sizeof key, "%s.scope", prefix);
+            if (rc == 0 || (strcmp(s, "intra") && strcmp(s, "inter")))
+                return st_error_set(err, ST_EINVAL, file, key, "must be \"intra\" or \"inter\"");
+            t->intra = strcmp(s, "intra") == 0;
+            int64_t r = 0;
+            if ((rc = st__json_get_int(o, "ranks", 2, ST_MAX_GPUS, &r, file, prefix, err)) < 0) return rc;
+            snprintf(key, sizeof key, "%s.ranks", prefix);
+            if (rc == 0) return st_error_set(err, ST_EINVAL, file, key, "missing");
+            t->ranks = (int)r;
+        }
+        snprintf(key, sizeof key, "%s.points", prefix);
+        double scale = kind == 0 ? 1e12 : 1e9;
+        if ((rc = load_points(json_object_get(o, "points"), scale, t, file, key, err)) < 0) return rc;
+    }
+    return 0;
+}
+
+int st_profile_load(const char *path, st_profile **out, st_error *err) {
+    static const char *const keys[] = {"strata_profile", "gpu", "source", "date", "driver", "cuda",
+                                       "compute", "memory", "collectives", "scaled_from", NULL};
+    json_t *root = NULL;
+    st_profile *p = NULL;
+    int rc = st__json_load_file(path, &root, err);
+    if (rc < 0) goto out;
+    if (!json_is_object(root)) {
+        rc = st_error_set(err, ST_EINVAL, path, NULL, "a calibration profile is a JSON object");
+        goto out;
+    }
+    if ((rc = st__json_check_keys(root, keys, path, NULL, err)) < 0) goto out;
+    int64_t version = 0;
+    if ((rc = st__json_get_int(root, "strata_profile", 1, 1, &version, path, NULL, err)) < 0) goto out;
+    if (rc == 0) {
+        rc = st_error_set(err, ST_EINVAL, path, "strata_profile", "missing: not a strata calibration profile");
+        goto out;
+    }
+    p = calloc(1, sizeof *p);
+    if (!p) {
+        rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
+        goto out;
+    }
+    const char *gpu = NULL;
+    if ((rc = st__json_get_str(root, "gpu", &gpu, path, NULL, err)) < 0) goto out;
+    if (rc == 0) {
+        rc = st_error_set(err, ST_EINVAL, path, "gpu", "missing");
+        goto out;
+    }
+    snprintf(p->gpu, sizeof p->gpu, "%s", gpu);
+    if ((rc = load_tables(json_object_get(root, "compute"), 0, p, path, err)) < 0) goto out;
+    if ((rc = load_tables(json_object_get(root, "memory"), 1, p, path, err)) < 0) goto out;
+    if ((rc = load_tables(json_object_get(root, "collectives"), 2, p, path, err)) < 0) goto out;
+    *out = p;
+    p = NULL;
+    rc = 0;
+out:
+    st_profile_free(p);
+    json_decref(root);
+    return rc;
+}
+
+static double interp(const table *t, double x) {
+    if (x <= t->x[0]) return t->y[0];
+    if (x >= t->x[t->n - 1]) return t->y[t->n - 1];
+    int lo = 0, hi = t->n - 1;
+    while (hi - lo > 1) {
+        int mid = (lo + hi) / 2;
+        if (t->x[mid] <= x)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    double f = (log(x) - log(t->x[lo])) / (log(t->x[hi]) - log(t->x[lo]));
+    return t->y[lo] + f * (t->y[hi] - t->y[lo]);
+}
+
+double st_profile_flops_per_s(const st_profile *p, st_opclass cls, st_dtype dt, double flops) {
+    for (int i = 0; i < p->n; i++)
+        if (p->t[i].kind == 0 && p->t[i].cls == cls && p->t[i].dtype == dt) return interp(&p->t[i], flops);
+    return 0;
+}
+
+double st_profile_bytes_per_s(const st_profile *p, st_opclass cls, double bytes) {
+    for (int i = 0; i < p->n; i++)
+        if (p->t[i].kind == 1 && p->t[i].cls == cls) return interp(&p->t[i], bytes);
+    return 0;
+}
+
+double st_profile_bus_bytes_per_s(const st_profile *p, st_coll c, int intra, int ranks, double bytes) {
+    const table *best = NULL;
+    for (int i = 0; i < p->n; i++) {
+        const table *t = &p->t[i];
+        if (t->kind != 2 || t->coll != c || t->intra != intra) continue;
+        if (!best || abs(t->ranks - ranks) < abs(best->ranks - ranks)) best = t;
+    }
+    return best ? interp(best, bytes) : 0;
+}

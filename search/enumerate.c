@@ -1,0 +1,256 @@
+/* enumerate.c: the hybrid-parallel space, tp x cp x pp x dp x ep x mbs x vp x sp x recompute x
+ * zero x offload, every point priced by st_cost_estimate (the one cost path), the best K kept.
+ *
+ * Only plans that st_plan_finalize would accept are generated (tests check the kept ones against
+ * it): tp divides heads and kv_heads; cp keeps seq divisible by 2 cp; tp*cp*pp*dp uses exactly
+ * the GPUs; dp*mbs divides gbs; ep divides experts and dp*cp; vp > 1 only where pp*vp divides the
+ * layers (what Megatron-LM's interleaved schedule accepts) and the micro-batches divide by pp;
+ * uneven layer splits only for vp = 1; offload=optimizer needs ZeRO >= 1, offload=params ZeRO-3.
+ * gpipe and zb schedules are priced by `strata estimate` but not enumerated (no framework that we
+ * emit for runs them from a flag).
+ *
+ * Speed (the workload behind the design): the 530B model on 5,120 GPUs is about a million
+ * points. Per point the shard cache (cost/estimate.c) turns the operator walk into a lookup, and
+ * stage classes turn the pipeline walk into a handful of terms, so a point costs about a
+ * microsecond. Ties are broken by memory and then by enumeration order, so output is
+ * deterministic. */
+#include "strata.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void st_search_opts_init(st_search_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->top = 10;
+    o->dtype = ST_DT_BF16;
+}
+
+void st_search_result_destroy(st_search_result *res) {
+    free(res->plans);
+    memset(res, 0, sizeof *res);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* The kept plans: a max-heap on (time, memory, order) holding the K best, so the worst kept is at
+ * the root and a better plan replaces it in O(log K). */
+typedef struct keep {
+    st_ranked *v;
+    uint64_t *order;
+    int n, cap;
+} keep;
+
+static int worse(const keep *k, int a, int b) {
+    const st_estimate *x = &k->v[a].est, *y = &k->v[b].est;
+    if (x->iteration_time_s != y->iteration_time_s) return x->iteration_time_s > y->iteration_time_s;
+    if (x->memory_peak_bytes != y->memory_peak_bytes) return x->memory_peak_bytes > y->memory_peak_bytes;
+    return k->order[a] > k->order[b];
+}
+
+static void swap(keep *k, int a, int b) {
+    st_ranked t = k->v[a];
+    k->v[a] = k->v[b];
+    k->v[b] = t;
+    uint64_t o = k->order[a];
+    k->order[a] = k->order[b];
+    k->order[b] = o;
+}
+
+static void sift_down(keep *k, int i) {
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, w = i;
+        if (l < k->n && worse(k, l, w)) w = l;
+        if (r < k->n && worse(k, r, w)) w = r;
+        if (w == i) return;
+        swap(k, i, w);
+        i = w;
+    }
+}
+
+static void sift_up(keep *k, int i) {
+    while (i > 0) {
+        int parent = (i - 1) / 2;
+        if (!worse(k, i, parent)) return;
+        swap(k, i, parent);
+        i = parent;
+    }
+}
+
+/* Would (t, mem) enter the kept set? Cheap test before copying the plan. */
+static int admits(const keep *k, const st_estimate *e) {
+    if (k->n < k->cap) return 1;
+    const st_estimate *w = &k->v[0].est;
+    return e->iteration_time_s < w->iteration_time_s ||
+           (e->iteration_time_s == w->iteration_time_s && e->memory_peak_bytes < w->memory_peak_bytes);
+}
+
+static void offer(keep *k, const st_plan *p, const st_estimate *e, uint64_t order) {
+    if (!admits(k, e)) return;
+    int i;
+    if (k->n < k->cap) {
+        i = k->n++;
+    } else {
+        i = 0;
+    }
+    k->v[i].plan = *p;
+    k->v[i].est = *e;
+    k->order[i] = order;
+    if (i == 0 && k->n == k->cap)
+        sift_down(k, 0);
+    else
+        sift_up(k, i);
+}
+
+typedef struct search {
+    const st_model *m;
+    const st_cluster *c;
+    const st_search_opts *o;
+    st_cost_ctx *ctx;
+    keep kept;
+    uint64_t evaluated, feasible;
+    double t0, next_report;
+    int reported;
+} search;
+
+static void progress(search *s) {
+    if (!s->o->progress) return;
+    double t = now_s();
+    if (t < s->next_report) return;
+    s->next_report = t + 0.5;
+    fprintf(stderr, "\rsearching: %llu configurations evaluated, %llu fit, %.1f s", (unsigned long long)s->evaluated,
+            (unsigned long long)s->feasible, t - s->t0);
+    s->reported = 1;
+}
+
+static void price(search *s, st_plan *p) {
+    st_estimate e;
+    s->evaluated++;
+    if ((s->evaluated & 0xffff) == 0) progress(s);
+    if (st_cost_estimate(s->ctx, p, &e)) return;
+    if (!e.fits) return;
+    s->feasible++;
+    offer(&s->kept, p, &e, s->evaluated);
+}
+
+/* The innermost dimensions: everything that changes neither the shard nor the pipeline shape. */
+static void inner(search *s, st_plan *p) {
+    int max_sp = p->tp > 1 ? 1 : 0;
+    for (int sp = 0; sp <= max_sp; sp++) {
+        p->sp = sp;
+        for (int rc = ST_REC_NONE; rc <= ST_REC_FULL; rc++) {
+            p->recompute = (st_recompute)rc;
+            for (int z = 0; z <= 3; z++) {
+                p->zero = z;
+                for (int off = ST_OFF_NONE; off <= ST_OFF_PARAMS; off++) {
+                    if (off == ST_OFF_OPTIMIZER && z < 1) continue;
+                    if (off == ST_OFF_PARAMS && z != 3) continue;
+                    p->offload = (st_offload)off;
+                    price(s, p);
+                }
+            }
+        }
+    }
+}
+
+int st_search_enumerate(const st_model *m, const st_cluster *c, const st_profile *prof, const st_search_opts *o,
+                        st_search_result *res, st_error *err) {
+    memset(res, 0, sizeof *res);
+    int64_t gpus = o->gpus > 0 ? o->gpus : st_cluster_gpus(c);
+    int64_t seq = o->seq > 0 ? o->seq : m->seq_len;
+    int64_t gbs = o->gbs;
+    if (gpus > st_cluster_gpus(c))
+        return st_error_set(err, ST_EINVAL, NULL, "gpus", "%lld GPUs asked for, the cluster has %lld", (long long)gpus,
+                            (long long)st_cluster_gpus(c));
+    if (gbs < 1) return st_error_set(err, ST_EINVAL, NULL, "gbs", "must be >= 1");
+    if (o->top < 1 || o->top > 100000) return st_error_set(err, ST_EINVAL, NULL, "top", "must be 1..100000");
+    if (!(c->gpu.peak_flops[o->dtype] > 0))
+        return st_error_set(err, ST_EINVAL, NULL, "dtype", "%s has no %s tensor throughput", c->gpu.name,
+                            st_dtype_name(o->dtype));
+
+    search s = {.m = m, .c = c, .o = o};
+    s.ctx = st_cost_ctx_new(m, c, prof);
+    s.kept.cap = o->top;
+    s.kept.v = calloc((size_t)o->top, sizeof *s.kept.v);
+    s.kept.order = calloc((size_t)o->top, sizeof *s.kept.order);
+    int rc = 0;
+    if (!s.ctx || !s.kept.v || !s.kept.order) {
+        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+        goto out;
+    }
+    s.t0 = now_s();
+    s.next_report = s.t0 + 1.0;
+
+    st_plan *p = malloc(sizeof *p);
+    if (!p) {
+        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+        goto out;
+    }
+    st_plan_defaults(p);
+    p->dtype = o->dtype;
+    p->seq = seq;
+    p->gbs = gbs;
+    p->seed = o->seed;
+    p->given = ST_GIVEN_DP | ST_GIVEN_GBS | ST_GIVEN_SEQ;
+    int max_tp = o->max_tp > 0 ? o->max_tp : (int)m->heads;
+
+    for (int tp = 1; tp <= max_tp && tp <= gpus; tp++) {
+        if (m->heads % tp || m->kv_heads % tp || gpus % tp) continue;
+        for (int cp = 1; (int64_t)tp * cp <= gpus; cp *= 2) {
+            if (cp > 1 && seq % (2 * cp)) break;
+            if (gpus % ((int64_t)tp * cp)) continue;
+            for (int pp = 1; pp <= m->layers && (int64_t)tp * cp * pp <= gpus; pp++) {
+                if (gpus % ((int64_t)tp * cp * pp)) continue;
+                int64_t dp = gpus / ((int64_t)tp * cp * pp);
+                if (gbs % dp) continue;
+                int64_t per_replica = gbs / dp;
+                for (int ep = 1; ep <= (m->experts > 0 ? m->experts : 1); ep++) {
+                    if (ep > 1 && (m->experts % ep || (dp * cp) % ep)) continue;
+                    for (int64_t mbs = 1; mbs <= per_replica; mbs++) {
+                        if (per_replica % mbs) continue;
+                        int64_t mb = per_replica / mbs;
+                        p->tp = tp, p->cp = cp, p->pp = pp, p->dp = (int)dp, p->ep = ep, p->mbs = mbs;
+                        for (int vp = 1; (int64_t)pp * vp <= m->layers; vp++) {
+                            if (vp > 1 && (pp == 1 || m->layers % ((int64_t)pp * vp) || mb % pp)) continue;
+                            p->vp = vp;
+                            p->schedule = vp > 1 ? ST_SCHED_INTERLEAVED : ST_SCHED_1F1B;
+                            inner(&s, p);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    free(p);
+
+    /* best first */
+    keep *k = &s.kept;
+    int n = k->n;
+    while (k->n > 1) {
+        swap(k, 0, k->n - 1);
+        k->n--;
+        sift_down(k, 0);
+    }
+    k->n = n;
+    res->plans = k->v;
+    res->n = n;
+    k->v = NULL;
+    res->evaluated = s.evaluated;
+    res->feasible = s.feasible;
+    res->search_time_s = now_s() - s.t0;
+    if (n == 0)
+        rc = st_error_set(err, ST_ENOPLAN, NULL, NULL,
+                          "no plan fits: %llu configurations of %s on %lld x %s evaluated, none fits in %.0f GiB",
+                          (unsigned long long)s.evaluated, m->name, (long long)gpus, c->gpu.name,
+                          c->gpu.memory_bytes / 1073741824.0);
+out:
+    if (s.reported) fprintf(stderr, "\r%*s\r", 72, "");
+    free(s.kept.v);
+    free(s.kept.order);
+    st_cost_ctx_free(s.ctx);
+    return rc;
+}

@@ -1,0 +1,347 @@
+/* cluster_io.c: cluster descriptions from JSON files (DESIGN.md, "Cluster: JSON"), resizing a
+ * cluster to a GPU count, and the canonical JSON of a cluster (its content hash goes into plans).
+ *
+ * Units are in the key names and converted here, once, to SI: GB = 1e9 bytes, GiB = 2^30 bytes,
+ * Gbit = 1e9 bits (/8 for bytes), TFLOPS = 1e12 FLOP/s, us = 1e-6 s. Bandwidths are per GPU and per
+ * direction inside a node, per NIC and per direction between nodes.
+ *
+ * Invariants: every level rejects unknown keys with the dotted path; every size is bounded so that
+ * absurd inputs (10^9 nodes) are refused before anything is sized from them; *out is written only
+ * after st_cluster_finalize accepted the result.
+ */
+#include "jsonutil.h"
+
+#include <string.h>
+
+#define GIB 1073741824.0 /* 2^30 bytes */
+#define MAX_BW_GB 1e6    /* 1 PB/s per GPU or NIC: beyond any hardware */
+
+static const char *const top_keys[] = {"name", "nodes", "gpus_per_node", "gpu", "intra_node", "inter_node", "host",
+                                       NULL};
+static const char *const gpu_keys[] = {"name", "memory_gib", "hbm_gb_per_s", "peak_tflops", "gemm_efficiency", NULL};
+static const char *const peak_keys[] = {"fp32", "tf32", "fp16", "bf16", "fp8", NULL};
+static const char *const intra_keys[] = {"bandwidth_gb_per_s", "latency_us", NULL};
+static const char *const inter_keys[] = {"nics_per_node", "nic_gbit_per_s", "latency_us", "oversubscription", NULL};
+static const char *const host_keys[] = {"memory_gib", "pcie_gb_per_s", NULL};
+
+/* dtype order of peak_keys matches st_dtype */
+_Static_assert(ST_DT_FP32 == 0 && ST_DT_TF32 == 1 && ST_DT_FP16 == 2 && ST_DT_BF16 == 3 && ST_DT_FP8 == 4,
+               "peak_keys follow st_dtype");
+
+static int missing(const char *file, const char *prefix, const char *key, st_error *err) {
+    char path[128];
+    if (prefix)
+        snprintf(path, sizeof path, "%s.%s", prefix, key);
+    else
+        snprintf(path, sizeof path, "%s", key);
+    return st_error_set(err, ST_EINVAL, file, path, "missing required key");
+}
+
+/* A number in (0, hi]: zero is refused with its own message, negative ones by the range. */
+static int get_pos(const json_t *o, const char *key, double hi, double *out, int req, const char *file,
+                   const char *prefix, st_error *err) {
+    double x;
+    int rc = st__json_get_num(o, key, 0, hi, &x, file, prefix, err);
+    char path[128];
+
+    if (rc < 0) return rc;
+    if (rc == 0) return req ? missing(file, prefix, key, err) : 0;
+    if (x <= 0) {
+        snprintf(path, sizeof path, "%s%s%s", prefix ? prefix : "", prefix ? "." : "", key);
+        return st_error_set(err, ST_EINVAL, file, path, "must be greater than 0 (allowed up to %g)", hi);
+    }
+    *out = x;
+    return 1;
+}
+
+/* A sub-object: 1 present (an object, keys checked), 0 absent, <0 error. */
+static int get_obj(const json_t *o, const char *key, const char *const *allowed, json_t **out, const char *file,
+                   st_error *err) {
+    json_t *v = json_object_get(o, key);
+    int rc;
+
+    if (!v) return 0;
+    rc = st__json_check_keys(v, allowed, file, key, err);
+    if (rc < 0) return rc;
+    *out = v;
+    return 1;
+}
+
+static int load_gpu_object(const json_t *g, const char *file, st_gpu *gpu, st_error *err) {
+    int rc;
+    const char *name = NULL;
+    json_t *peak = json_object_get(g, "peak_tflops");
+    double x;
+
+    memset(gpu, 0, sizeof *gpu);
+    rc = st__json_check_keys(g, gpu_keys, file, "gpu", err);
+    if (rc < 0) goto out;
+    rc = st__json_get_str(g, "name", &name, file, "gpu", err);
+    if (rc < 0) goto out;
+    if (rc == 1 && (!name[0] || strlen(name) >= sizeof gpu->name)) {
+        rc = st_error_set(err, ST_EINVAL, file, "gpu.name", "must be 1 to %zu characters", sizeof gpu->name - 1);
+        goto out;
+    }
+    snprintf(gpu->name, sizeof gpu->name, "%s", name ? name : "custom");
+    rc = get_pos(g, "memory_gib", 65536, &x, 1, file, "gpu", err);
+    if (rc < 0) goto out;
+    gpu->memory_bytes = x * GIB;
+    rc = get_pos(g, "hbm_gb_per_s", MAX_BW_GB, &x, 1, file, "gpu", err);
+    if (rc < 0) goto out;
+    gpu->hbm_bytes_per_s = x * 1e9;
+    if (!peak) {
+        rc = missing(file, "gpu", "peak_tflops", err);
+        goto out;
+    }
+    rc = st__json_check_keys(peak, peak_keys, file, "gpu.peak_tflops", err);
+    if (rc < 0) goto out;
+    for (int d = 0; d < ST_DT_COUNT; d++) {
+        x = 0;
+        rc = st__json_get_num(peak, peak_keys[d], 0, 1e6, &x, file, "gpu.peak_tflops", err);
+        if (rc < 0) goto out;
+        gpu->peak_flops[d] = x * 1e12;
+    }
+    if (gpu->peak_flops[ST_DT_BF16] <= 0 && gpu->peak_flops[ST_DT_FP16] <= 0) {
+        rc = st_error_set(err, ST_EINVAL, file, "gpu.peak_tflops.bf16",
+                          "a GPU needs a 16-bit peak: bf16 or fp16 must be greater than 0");
+        goto out;
+    }
+    gpu->gemm_efficiency = 0.8;
+    rc = get_pos(g, "gemm_efficiency", 1, &gpu->gemm_efficiency, 0, file, "gpu", err);
+    if (rc < 0) goto out;
+    snprintf(gpu->source, sizeof gpu->source, "%s", file);
+    rc = 0;
+out:
+    return rc;
+}
+
+int st_cluster_load(const char *path, st_cluster *out, st_error *err) {
+    int rc;
+    json_t *root = NULL, *gv, *sub = NULL;
+    const char *name = NULL;
+    st_cluster c;
+    double x;
+
+    memset(&c, 0, sizeof c);
+    rc = st__json_load_file(path, &root, err);
+    if (rc < 0) goto out;
+    if (!json_is_object(root)) {
+        rc = st_error_set(err, ST_EINVAL, path, NULL, "expected a JSON object (a cluster description)");
+        goto out;
+    }
+    rc = st__json_check_keys(root, top_keys, path, NULL, err);
+    if (rc < 0) goto out;
+
+    rc = st__json_get_str(root, "name", &name, path, NULL, err);
+    if (rc < 0) goto out;
+    if (rc == 1) {
+        if (!name[0] || strlen(name) >= sizeof c.name) {
+            rc = st_error_set(err, ST_EINVAL, path, "name", "must be 1 to %zu characters", sizeof c.name - 1);
+            goto out;
+        }
+        snprintf(c.name, sizeof c.name, "%s", name);
+    } else {
+        const char *base = strrchr(path, '/');
+        size_t len;
+        base = base ? base + 1 : path;
+        len = strlen(base);
+        if (len > 5 && strcmp(base + len - 5, ".json") == 0) len -= 5;
+        if (len >= sizeof c.name) len = sizeof c.name - 1;
+        for (size_t i = 0; i < len; i++) /* printable ASCII: file names need not be UTF-8 */
+            c.name[i] = (base[i] > 0x20 && base[i] < 0x7f) ? base[i] : '_';
+        c.name[len] = '\0';
+        if (!c.name[0]) snprintf(c.name, sizeof c.name, "cluster");
+    }
+
+    rc = st__json_get_int(root, "nodes", 1, ST_MAX_GPUS, &c.nodes, path, NULL, err);
+    if (rc < 0) goto out;
+    if (rc == 0) {
+        rc = missing(path, NULL, "nodes", err);
+        goto out;
+    }
+    rc = st__json_get_int(root, "gpus_per_node", 1, 64, &c.gpus_per_node, path, NULL, err);
+    if (rc < 0) goto out;
+    if (rc == 0) {
+        rc = missing(path, NULL, "gpus_per_node", err);
+        goto out;
+    }
+    if (c.nodes * c.gpus_per_node > ST_MAX_GPUS) {
+        rc = st_error_set(err, ST_EINVAL, path, "nodes", "%lld nodes x %lld GPUs exceeds the limit of %d GPUs",
+                          (long long)c.nodes, (long long)c.gpus_per_node, ST_MAX_GPUS);
+        goto out;
+    }
+
+    gv = json_object_get(root, "gpu");
+    if (!gv) {
+        rc = missing(path, NULL, "gpu", err);
+        goto out;
+    }
+    if (json_is_string(gv)) {
+        if (st_gpu_preset(json_string_value(gv), &c.gpu) != 0) {
+            rc = st_error_set(err, ST_EINVAL, path, "gpu", "unknown GPU '%s' (see `strata clusters`)",
+                              json_string_value(gv));
+            goto out;
+        }
+    } else if (json_is_object(gv)) {
+        rc = load_gpu_object(gv, path, &c.gpu, err);
+        if (rc < 0) goto out;
+    } else {
+        rc = st_error_set(err, ST_EINVAL, path, "gpu", "expected a GPU name or an object");
+        goto out;
+    }
+
+    rc = get_obj(root, "intra_node", intra_keys, &sub, path, err);
+    if (rc < 0) goto out;
+    if (rc == 0) {
+        rc = missing(path, "intra_node", "bandwidth_gb_per_s", err);
+        goto out;
+    }
+    rc = get_pos(sub, "bandwidth_gb_per_s", MAX_BW_GB, &x, 1, path, "intra_node", err);
+    if (rc < 0) goto out;
+    c.intra_bytes_per_s = x * 1e9;
+    x = 2;
+    rc = st__json_get_num(sub, "latency_us", 0, 1e6, &x, path, "intra_node", err);
+    if (rc < 0) goto out;
+    c.intra_latency_s = x * 1e-6;
+
+    rc = get_obj(root, "inter_node", inter_keys, &sub, path, err);
+    if (rc < 0) goto out;
+    if (rc == 0) {
+        rc = missing(path, "inter_node", "nics_per_node", err);
+        goto out;
+    }
+    rc = st__json_get_int(sub, "nics_per_node", 0, 64, &c.nics_per_node, path, "inter_node", err);
+    if (rc < 0) goto out;
+    if (rc == 0) {
+        rc = missing(path, "inter_node", "nics_per_node", err);
+        goto out;
+    }
+    if (c.nics_per_node == 0 && c.nodes > 1) {
+        rc = st_error_set(err, ST_EINVAL, path, "inter_node.nics_per_node",
+                          "0 NICs is allowed only for a single node (nodes is %lld)", (long long)c.nodes);
+        goto out;
+    }
+    rc = get_pos(sub, "nic_gbit_per_s", MAX_BW_GB * 8, &x, 1, path, "inter_node", err);
+    if (rc < 0) goto out;
+    c.nic_bytes_per_s = x * 1e9 / 8;
+    x = 5;
+    rc = st__json_get_num(sub, "latency_us", 0, 1e6, &x, path, "inter_node", err);
+    if (rc < 0) goto out;
+    c.inter_latency_s = x * 1e-6;
+    c.oversubscription = 1;
+    rc = st__json_get_num(sub, "oversubscription", 1, 1000, &c.oversubscription, path, "inter_node", err);
+    if (rc < 0) goto out;
+
+    x = 1024;
+    sub = NULL;
+    rc = get_obj(root, "host", host_keys, &sub, path, err);
+    if (rc < 0) goto out;
+    if (sub) {
+        rc = get_pos(sub, "memory_gib", 1 << 20, &x, 0, path, "host", err);
+        if (rc < 0) goto out;
+    }
+    c.host_memory_bytes = x * GIB;
+    x = 25;
+    if (sub) {
+        rc = get_pos(sub, "pcie_gb_per_s", MAX_BW_GB, &x, 0, path, "host", err);
+        if (rc < 0) goto out;
+    }
+    c.pcie_bytes_per_s = x * 1e9;
+
+    snprintf(c.source, sizeof c.source, "%s", path);
+    rc = st_cluster_finalize(&c, path, err);
+    if (rc < 0) goto out;
+    *out = c;
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}
+
+int st_cluster_resolve(const char *arg, int64_t gpus, st_cluster *out, st_error *err) {
+    int rc;
+    st_cluster c;
+    const char *file = NULL;
+
+    if (!arg || !arg[0]) {
+        rc = st_error_set(err, ST_EUSAGE, NULL, "cluster", "no cluster given");
+        goto out;
+    }
+    if (st_cluster_preset(arg, &c) != 0) {
+        rc = st_cluster_load(arg, &c, err);
+        if (rc < 0) goto out;
+        file = arg;
+    }
+    if (gpus < 0) {
+        rc = st_error_set(err, ST_EINVAL, file, "gpus", "must be positive (got %lld)", (long long)gpus);
+        goto out;
+    }
+    if (gpus > 0) {
+        if (gpus > ST_MAX_GPUS) {
+            rc = st_error_set(err, ST_EINVAL, file, "gpus", "%lld exceeds the limit of %d GPUs", (long long)gpus,
+                              ST_MAX_GPUS);
+            goto out;
+        }
+        if (gpus % c.gpus_per_node != 0) {
+            rc = st_error_set(err, ST_EINVAL, file, "gpus",
+                              "%lld is not a multiple of the %lld GPUs per node of cluster '%s'", (long long)gpus,
+                              (long long)c.gpus_per_node, c.name);
+            goto out;
+        }
+        if (gpus / c.gpus_per_node > 1 && c.nics_per_node == 0) {
+            rc = st_error_set(err, ST_EINVAL, file, "gpus",
+                              "%lld GPUs need %lld nodes but cluster '%s' has no NICs between nodes", (long long)gpus,
+                              (long long)(gpus / c.gpus_per_node), c.name);
+            goto out;
+        }
+        c.nodes = gpus / c.gpus_per_node;
+    }
+    *out = c;
+    rc = 0;
+out:
+    return rc;
+}
+
+/* ------------------------------------------------------------ canonical JSON */
+
+json_t *st__cluster_to_json(const st_cluster *c) {
+    json_t *o = json_object(), *g = json_object(), *peak = json_object(), *intra = json_object(),
+           *inter = json_object(), *host = json_object();
+    int bad = !o || !g || !peak || !intra || !inter || !host;
+
+    if (bad) goto out;
+    /* divide by the exact unit constants (2^30, 1e9, 1e12) so whole numbers come back whole */
+    bad |= json_object_set_new(o, "name", json_string(c->name));
+    bad |= json_object_set_new(o, "nodes", json_integer(c->nodes));
+    bad |= json_object_set_new(o, "gpus_per_node", json_integer(c->gpus_per_node));
+    bad |= json_object_set_new(g, "name", json_string(c->gpu.name));
+    bad |= json_object_set_new(g, "memory_gib", json_real(c->gpu.memory_bytes / GIB));
+    bad |= json_object_set_new(g, "hbm_gb_per_s", json_real(c->gpu.hbm_bytes_per_s / 1e9));
+    for (int d = 0; d < ST_DT_COUNT; d++)
+        bad |= json_object_set_new(peak, peak_keys[d], json_real(c->gpu.peak_flops[d] / 1e12));
+    bad |= json_object_set(g, "peak_tflops", peak);
+    bad |= json_object_set_new(g, "gemm_efficiency", json_real(c->gpu.gemm_efficiency));
+    bad |= json_object_set(o, "gpu", g);
+    bad |= json_object_set_new(intra, "bandwidth_gb_per_s", json_real(c->intra_bytes_per_s / 1e9));
+    bad |= json_object_set_new(intra, "latency_us", json_real(c->intra_latency_s * 1e6));
+    bad |= json_object_set(o, "intra_node", intra);
+    bad |= json_object_set_new(inter, "nics_per_node", json_integer(c->nics_per_node));
+    bad |= json_object_set_new(inter, "nic_gbit_per_s", json_real(c->nic_bytes_per_s * 8 / 1e9));
+    bad |= json_object_set_new(inter, "latency_us", json_real(c->inter_latency_s * 1e6));
+    bad |= json_object_set_new(inter, "oversubscription", json_real(c->oversubscription));
+    bad |= json_object_set(o, "inter_node", inter);
+    bad |= json_object_set_new(host, "memory_gib", json_real(c->host_memory_bytes / GIB));
+    bad |= json_object_set_new(host, "pcie_gb_per_s", json_real(c->pcie_bytes_per_s / 1e9));
+    bad |= json_object_set(o, "host", host);
+out:
+    json_decref(g);
+    json_decref(peak);
+    json_decref(intra);
+    json_decref(inter);
+    json_decref(host);
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}

@@ -1,0 +1,118 @@
+/* cmd_estimate.c: `strata estimate`: the predicted iteration time, throughput, MFU and memory of
+ * one plan, with a breakdown. Exit 1 (after printing) when the plan does not fit. */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char help_text[] =
+    "usage: strata estimate --model M --cluster C --plan P [--gpus N] [--profile F] [--json]\n"
+    "\n"
+    "  --model M     preset name (strata models), strata model JSON or HuggingFace config.json\n"
+    "  --cluster C   preset name (strata clusters) or cluster JSON\n"
+    "  --gpus N      size a cluster to N GPUs (N / gpus_per_node nodes)\n"
+    "  --plan P      inline spec 'tp=8,pp=8,mbs=1,gbs=512,...' or plan JSON (strata plan --out)\n"
+    "  --profile F   calibration profile replacing the default efficiency curves\n"
+    "  --json        one JSON object on stdout\n"
+    "\n"
+    "Exit status: 0 fits, 1 does not fit in GPU (or host) memory, 2 bad input.\n";
+
+int st_cmd_estimate(int argc, char **argv, st_error *err) {
+    const char *model_arg = NULL, *cluster_arg = NULL, *plan_arg = NULL, *gpus_arg = NULL, *profile_arg = NULL;
+    int json = 0, help = 0, rc;
+    st_cli_opt opts[] = {{"model", &model_arg, NULL},     {"cluster", &cluster_arg, NULL}, {"plan", &plan_arg, NULL},
+                         {"gpus", &gpus_arg, NULL},       {"profile", &profile_arg, NULL}, {"json", NULL, &json},
+                         {"help", NULL, &help},           {NULL, NULL, NULL}};
+    st_model m;
+    st_cluster c;
+    st_plan *p = NULL;
+    st_profile *prof = NULL;
+    st_cost_ctx *ctx = NULL;
+    st_stage_memory *stages = NULL;
+    char *text = NULL;
+    size_t text_len = 0;
+    FILE *out = NULL;
+
+    if ((rc = st_cli_parse(argc, argv, opts, NULL, err))) goto out;
+    if (help) {
+        fputs(help_text, stdout);
+        goto out;
+    }
+    if (!model_arg || !cluster_arg || !plan_arg) {
+        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "--model, --cluster and --plan are required (see --help)");
+        goto out;
+    }
+    int64_t gpus = 0;
+    if (gpus_arg && (rc = st_cli_int("gpus", gpus_arg, 1, ST_MAX_GPUS, &gpus, err))) goto out;
+    if ((rc = st_model_resolve(model_arg, &m, err))) goto out;
+    if ((rc = st_cluster_resolve(cluster_arg, gpus, &c, err))) goto out;
+    if (profile_arg && (rc = st_profile_load(profile_arg, &prof, err))) goto out;
+    if (!(p = malloc(sizeof *p))) {
+        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+        goto out;
+    }
+    st_plan_defaults(p);
+    if ((rc = st_plan_resolve(plan_arg, p, err))) goto out;
+    if ((rc = st_plan_finalize(p, &m, &c, 0, err->file[0] ? err->file : NULL, err))) goto out;
+
+    st_estimate e;
+    if (!(ctx = st_cost_ctx_new(&m, &c, prof))) {
+        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+        goto out;
+    }
+    if ((rc = st_cost_estimate(ctx, p, &e))) {
+        st_error_set(err, rc, NULL, "plan", "the plan cannot be priced");
+        goto out;
+    }
+    if (!(stages = calloc((size_t)p->pp, sizeof *stages))) {
+        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+        goto out;
+    }
+    for (int d = 0; d < p->pp; d++) st_cost_stage_memory(ctx, p, d, &stages[d]);
+
+    if (json) {
+        if ((rc = st_out_estimate_json(stdout, &m, &c, p, &e, stages, p->pp, err))) goto out;
+    } else {
+        if (!(out = open_memstream(&text, &text_len))) {
+            rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+            goto out;
+        }
+        char spec[512];
+        st_plan_format_spec(p, spec, sizeof spec);
+        const double GiB = 1073741824.0;
+        int64_t used = (int64_t)p->tp * p->pp * p->dp * p->cp;
+        fprintf(out, "model      %s (%.1fB parameters, %lld layers, hidden %lld)\n", m.name, st_model_params(&m) / 1e9,
+                (long long)m.layers, (long long)m.hidden);
+        fprintf(out, "cluster    %s: %lld x %lld %s (%lld GPUs, plan uses %lld)\n", c.name, (long long)c.nodes,
+                (long long)c.gpus_per_node, c.gpu.name, (long long)st_cluster_gpus(&c), (long long)used);
+        fprintf(out, "plan       %s\n", spec);
+        fprintf(out, "           %lld micro-batches per iteration\n\n", (long long)st_plan_microbatches(p));
+        fprintf(out, "iteration time      %10.3f s\n", e.iteration_time_s);
+        fprintf(out, "tokens/s            %10.0f\n", e.tokens_per_s);
+        fprintf(out, "model TFLOP/s/GPU   %10.1f\n", e.model_tflops_per_gpu);
+        fprintf(out, "MFU                 %10.1f %%\n", 100 * e.mfu);
+        fprintf(out, "memory peak         %10.1f GiB of %.1f (stage %d): %s\n", e.memory_peak_bytes / GiB,
+                c.gpu.memory_bytes / GiB, e.peak_stage, e.fits ? "fits" : "DOES NOT FIT");
+        if (p->offload != ST_OFF_NONE)
+            fprintf(out, "host memory/node    %10.1f GiB of %.1f\n", e.host_memory_bytes / GiB, c.host_memory_bytes / GiB);
+        fprintf(out, "\nbreakdown (the slowest stage, whole iteration)\n");
+        st_print_breakdown(out, &e.breakdown, "  ");
+        const st_stage_memory *s = &stages[e.peak_stage];
+        fprintf(out, "\nmemory of stage %d (GiB)\n", e.peak_stage);
+        fprintf(out, "  weights %.2f, gradients %.2f, optimizer %.2f, activations %.2f, other %.2f\n",
+                s->weights_bytes / GiB, s->grads_bytes / GiB, s->optimizer_bytes / GiB, s->activations_bytes / GiB,
+                s->other_bytes / GiB);
+        fclose(out);
+        out = NULL;
+        fwrite(text, 1, text_len, stdout);
+    }
+    rc = e.fits ? 0 : 1;
+out:
+    if (out) fclose(out);
+    free(text);
+    free(stages);
+    st_cost_ctx_free(ctx);
+    st_profile_free(prof);
+    free(p);
+    return rc;
+}

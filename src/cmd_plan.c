@@ -1,0 +1,155 @@
+/* cmd_plan.c: `strata plan`: search the hybrid-parallel space, print the best plans as an aligned
+ * table, write the best plan JSON (--out) and the framework configuration for it (--emit). */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char help_text[] =
+    "usage: strata plan --model M --cluster C [--gpus N] [--gbs B] [--seq S] [--top K] [--dtype D]\n"
+    "                   [--max-tp T] [--out FILE] [--emit megatron|deepspeed|torchtitan] [--profile F]\n"
+    "                   [--seed N] [--json]\n"
+    "\n"
+    "  --gpus N      GPUs to use (default: the whole cluster; sizes a preset to N / 8 nodes)\n"
+    "  --gbs B       global batch in sequences (default 1536, GPT-3 175B's batch)\n"
+    "  --seq S       sequence length (default: the model's seq_len)\n"
+    "  --top K       plans to print (default 10)\n"
+    "  --dtype D     bf16 (default), fp16, fp8, fp32\n"
+    "  --max-tp T    largest tensor-parallel degree to try (default: heads)\n"
+    "  --out FILE    write the best plan as plan JSON (for strata estimate --plan FILE)\n"
+    "  --emit KIND   print the best plan as Megatron-LM arguments, a DeepSpeed config or a torchtitan TOML\n"
+    "  --json        one JSON object: {\"plans\": [...], \"evaluated\": N, \"search_time_s\": t, ...}\n"
+    "\n"
+    "Exit status: 0 success, 1 no plan fits, 2 bad input.\n";
+
+#define DEFAULT_GBS 1536 /* GPT-3 175B: 3.2M tokens of 2048 (Brown et al. 2020, Table 2.1) */
+
+int st_cmd_plan(int argc, char **argv, st_error *err) {
+    const char *model_arg = NULL, *cluster_arg = NULL, *gpus_arg = NULL, *gbs_arg = NULL, *seq_arg = NULL,
+               *top_arg = NULL, *out_arg = NULL, *emit_arg = NULL, *profile_arg = NULL, *dtype_arg = NULL,
+               *maxtp_arg = NULL, *seed_arg = NULL;
+    int json = 0, help = 0, rc;
+    st_cli_opt opts[] = {{"model", &model_arg, NULL}, {"cluster", &cluster_arg, NULL}, {"gpus", &gpus_arg, NULL},
+                         {"gbs", &gbs_arg, NULL},     {"seq", &seq_arg, NULL},         {"top", &top_arg, NULL},
+                         {"out", &out_arg, NULL},     {"emit", &emit_arg, NULL},       {"profile", &profile_arg, NULL},
+                         {"dtype", &dtype_arg, NULL}, {"max-tp", &maxtp_arg, NULL},    {"seed", &seed_arg, NULL},
+                         {"json", NULL, &json},       {"help", NULL, &help},           {NULL, NULL, NULL}};
+    st_model m;
+    st_cluster c;
+    st_profile *prof = NULL;
+    st_search_result res = {0};
+    st_search_opts so;
+    st_emit_kind ek = ST_EMIT_MEGATRON;
+    char *emitted = NULL, *text = NULL;
+    size_t emitted_len = 0, text_len = 0;
+    FILE *mem = NULL;
+
+    if ((rc = st_cli_parse(argc, argv, opts, NULL, err))) goto out;
+    if (help) {
+        fputs(help_text, stdout);
+        goto out;
+    }
+    if (!model_arg || !cluster_arg) {
+        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "--model and --cluster are required (see --help)");
+        goto out;
+    }
+    st_search_opts_init(&so);
+    so.gbs = DEFAULT_GBS;
+    int64_t v;
+    if (gpus_arg) {
+        if ((rc = st_cli_int("gpus", gpus_arg, 1, ST_MAX_GPUS, &v, err))) goto out;
+        so.gpus = v;
+    }
+    if (gbs_arg) {
+        if ((rc = st_cli_int("gbs", gbs_arg, 1, 1 << 30, &v, err))) goto out;
+        so.gbs = v;
+    }
+    if (seq_arg) {
+        if ((rc = st_cli_int("seq", seq_arg, 1, ST_MAX_SEQ, &v, err))) goto out;
+        so.seq = v;
+    }
+    if (top_arg) {
+        if ((rc = st_cli_int("top", top_arg, 1, 10000, &v, err))) goto out;
+        so.top = (int)v;
+    }
+    if (maxtp_arg) {
+        if ((rc = st_cli_int("max-tp", maxtp_arg, 1, ST_MAX_HEADS, &v, err))) goto out;
+        so.max_tp = (int)v;
+    }
+    if (seed_arg) {
+        if ((rc = st_cli_int("seed", seed_arg, 0, INT64_MAX, &v, err))) goto out;
+        so.seed = (uint64_t)v;
+    }
+    if (dtype_arg && st_dtype_parse(dtype_arg, &so.dtype)) {
+        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--dtype': '%s' is not one of fp32, tf32, fp16, bf16, fp8",
+                          dtype_arg);
+        goto out;
+    }
+    if (emit_arg && st_emit_parse(emit_arg, &ek)) {
+        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--emit': '%s' is not one of megatron, deepspeed, torchtitan",
+                          emit_arg);
+        goto out;
+    }
+    if ((rc = st_model_resolve(model_arg, &m, err))) goto out;
+    if ((rc = st_cluster_resolve(cluster_arg, so.gpus, &c, err))) goto out;
+    if (profile_arg && (rc = st_profile_load(profile_arg, &prof, err))) goto out;
+    so.progress = !json;
+
+    if ((rc = st_search_enumerate(&m, &c, prof, &so, &res, err))) goto out;
+    const st_ranked *best = &res.plans[0];
+
+    if (emit_arg) {
+        if (!(mem = open_memstream(&emitted, &emitted_len))) {
+            rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+            goto out;
+        }
+        rc = st_emit(ek, &best->plan, &m, &c, mem, err);
+        fclose(mem);
+        mem = NULL;
+        if (rc) goto out;
+    }
+    if (out_arg && (rc = st_plan_save(&best->plan, &m, &c, out_arg, err))) goto out;
+
+    if (json) {
+        rc = st_out_plan_json(stdout, &m, &c, &so, &res, emitted, emit_arg, err);
+        goto out;
+    }
+    if (!(mem = open_memstream(&text, &text_len))) {
+        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+        goto out;
+    }
+    const double GiB = 1073741824.0;
+    int64_t gpus = so.gpus > 0 ? so.gpus : st_cluster_gpus(&c);
+    fprintf(mem, "model %s (%.1fB parameters) on %lld x %s (%s), gbs %lld, seq %lld, %s\n\n", m.name,
+            st_model_params(&m) / 1e9, (long long)gpus, c.gpu.name, c.name, (long long)so.gbs,
+            (long long)best->plan.seq, st_dtype_name(so.dtype));
+    fprintf(mem, "%4s %4s %4s %5s %3s %3s %3s %4s %2s %-9s %4s %-9s %9s %10s %8s %6s %8s\n", "rank", "tp", "pp", "dp",
+            "cp", "ep", "vp", "mbs", "sp", "recompute", "zero", "offload", "time_s", "tokens/s", "TFLOP/s", "MFU%",
+            "mem_GiB");
+    for (int i = 0; i < res.n; i++) {
+        const st_plan *p = &res.plans[i].plan;
+        const st_estimate *e = &res.plans[i].est;
+        fprintf(mem, "%4d %4d %4d %5d %3d %3d %3d %4lld %2d %-9s %4d %-9s %9.3f %10.0f %8.1f %6.1f %8.1f\n", i + 1,
+                p->tp, p->pp, p->dp, p->cp, p->ep, p->vp, (long long)p->mbs, p->sp, st_recompute_name(p->recompute),
+                p->zero, st_offload_name(p->offload), e->iteration_time_s, e->tokens_per_s, e->model_tflops_per_gpu,
+                100 * e->mfu, e->memory_peak_bytes / GiB);
+    }
+    fprintf(mem, "\nevaluated %llu configurations (%llu fit) in %.3f s, %.0f per second\n",
+            (unsigned long long)res.evaluated, (unsigned long long)res.feasible, res.search_time_s,
+            res.search_time_s > 0 ? (double)res.evaluated / res.search_time_s : 0.0);
+    char spec[512];
+    st_plan_format_spec(&best->plan, spec, sizeof spec);
+    fprintf(mem, "best: %s\n", spec);
+    if (out_arg) fprintf(mem, "wrote %s\n", out_arg);
+    if (emitted) fprintf(mem, "\n%s", emitted);
+    fclose(mem);
+    mem = NULL;
+    fwrite(text, 1, text_len, stdout);
+out:
+    if (mem) fclose(mem);
+    free(text);
+    free(emitted);
+    st_search_result_destroy(&res);
+    st_profile_free(prof);
+    return rc;
+}

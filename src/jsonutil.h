@@ -1,0 +1,38 @@
+/* jsonutil.h: private helpers over Jansson for strata's own file formats. Only the I/O files
+ * (the src/..._io.c files, src/output.c, cost/profile.c) include this header, and so Jansson.
+ *
+ * Getters return 1 when the key is present and valid, 0 when absent (out untouched), or a
+ * negative ST_E* code with err naming file and key path ("prefix.key"). Range checks reject zero,
+ * negative and absurd sizes with the bounds in the message. */
+#ifndef STRATA_JSONUTIL_H
+#define STRATA_JSONUTIL_H
+
+#include "strata.h"
+#include <jansson.h>
+
+/* Parses a file; syntax errors carry line and column. new reference in *out. */
+int st__json_load_file(const char *path, json_t **out, st_error *err);
+/* Rejects any key of obj not in `allowed` (NULL-terminated). */
+int st__json_check_keys(const json_t *obj, const char *const *allowed, const char *file, const char *prefix,
+                        st_error *err);
+int st__json_get_int(const json_t *obj, const char *key, int64_t min, int64_t max, int64_t *out,
+                     const char *file, const char *prefix, st_error *err);
+int st__json_get_num(const json_t *obj, const char *key, double min, double max, double *out,
+                     const char *file, const char *prefix, st_error *err);
+int st__json_get_bool(const json_t *obj, const char *key, int *out, const char *file, const char *prefix,
+                      st_error *err);
+/* *out borrowed from obj. */
+int st__json_get_str(const json_t *obj, const char *key, const char **out, const char *file,
+                     const char *prefix, st_error *err);
+/* Writes root to path through a temporary file in the same directory and rename(2); "-" = stdout.
+ * Nothing is left behind on failure. */
+int st__json_write_file(const json_t *root, const char *path, st_error *err);
+/* 64-bit FNV-1a of a JSON value's canonical (sorted, compact) dump, as 16 hex digits. */
+void st__json_hash(const json_t *v, char out[17]);
+
+/* Canonical JSON of descriptions (new references). */
+json_t *st__model_to_json(const st_model *m);
+json_t *st__cluster_to_json(const st_cluster *c);
+json_t *st__plan_to_json(const st_plan *p);
+
+#endif

@@ -1,0 +1,143 @@
+/* output.c: the JSON documents the commands print with --json (the contract of DESIGN.md:
+ * iteration_time_s, tokens_per_s, model_tflops_per_gpu, mfu, memory_peak_gib, fits, breakdown_s).
+ * Each document is built whole, dumped to a string, and written in one call, so a failure leaves
+ * no partial output. */
+#include "cli.h"
+#include "jsonutil.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define GIB 1073741824.0
+
+static int emit_doc(FILE *f, json_t *root, st_error *err) {
+    if (!root) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+    json_decref(root);
+    if (!s) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    fputs(s, f);
+    fputc('\n', f);
+    free(s);
+    return 0;
+}
+
+static json_t *breakdown_json(const st_breakdown *b) {
+    json_t *o = json_object();
+    json_object_set_new(o, "compute", json_real(b->compute_s));
+    json_object_set_new(o, "recompute", json_real(b->recompute_s));
+    json_object_set_new(o, "tp_comm", json_real(b->tp_comm_s));
+    json_object_set_new(o, "cp_comm", json_real(b->cp_comm_s));
+    json_object_set_new(o, "ep_comm", json_real(b->ep_comm_s));
+    json_object_set_new(o, "pp_comm", json_real(b->pp_comm_s));
+    json_object_set_new(o, "bubble", json_real(b->bubble_s));
+    json_object_set_new(o, "dp_comm", json_real(b->dp_comm_s));
+    json_object_set_new(o, "optimizer", json_real(b->optimizer_s));
+    json_object_set_new(o, "offload", json_real(b->offload_s));
+    return o;
+}
+
+static json_t *stage_json(int d, const st_stage_memory *s) {
+    json_t *o = json_object();
+    json_object_set_new(o, "stage", json_integer(d));
+    json_object_set_new(o, "weights", json_real(s->weights_bytes / GIB));
+    json_object_set_new(o, "gradients", json_real(s->grads_bytes / GIB));
+    json_object_set_new(o, "optimizer", json_real(s->optimizer_bytes / GIB));
+    json_object_set_new(o, "activations", json_real(s->activations_bytes / GIB));
+    json_object_set_new(o, "other", json_real(s->other_bytes / GIB));
+    json_object_set_new(o, "total", json_real(s->total_bytes / GIB));
+    return o;
+}
+
+/* the estimate keys shared by `estimate` and each entry of `plan` */
+static void add_estimate(json_t *o, const st_plan *p, const st_estimate *e) {
+    char spec[512];
+    st_plan_format_spec(p, spec, sizeof spec);
+    json_object_set_new(o, "spec", json_string(spec));
+    json_object_set_new(o, "gpus", json_integer((json_int_t)p->tp * p->pp * p->dp * p->cp));
+    json_object_set_new(o, "iteration_time_s", json_real(e->iteration_time_s));
+    json_object_set_new(o, "tokens_per_s", json_real(e->tokens_per_s));
+    json_object_set_new(o, "model_tflops_per_gpu", json_real(e->model_tflops_per_gpu));
+    json_object_set_new(o, "mfu", json_real(e->mfu));
+    json_object_set_new(o, "memory_peak_gib", json_real(e->memory_peak_bytes / GIB));
+    json_object_set_new(o, "peak_stage", json_integer(e->peak_stage));
+    json_object_set_new(o, "fits", json_boolean(e->fits));
+    if (p->offload != ST_OFF_NONE) json_object_set_new(o, "host_memory_per_node_gib", json_real(e->host_memory_bytes / GIB));
+    json_object_set_new(o, "breakdown_s", breakdown_json(&e->breakdown));
+    json_object_set_new(o, "plan", st__plan_to_json(p));
+}
+
+int st_out_estimate_json(FILE *f, const st_model *m, const st_cluster *c, const st_plan *p, const st_estimate *e,
+                         const st_stage_memory *stages, int nstages, st_error *err) {
+    json_t *o = json_object();
+    if (!o) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    json_object_set_new(o, "model", json_string(m->name));
+    json_object_set_new(o, "params", json_real(st_model_params(m)));
+    json_object_set_new(o, "cluster", json_string(c->name));
+    json_object_set_new(o, "gpu", json_string(c->gpu.name));
+    json_object_set_new(o, "microbatches", json_integer((json_int_t)st_plan_microbatches(p)));
+    add_estimate(o, p, e);
+    json_object_set_new(o, "model_flops", json_real(e->model_flops));
+    json_t *arr = json_array();
+    for (int d = 0; d < nstages; d++) json_array_append_new(arr, stage_json(d, &stages[d]));
+    json_object_set_new(o, "memory_gib", arr);
+    return emit_doc(f, o, err);
+}
+
+int st_out_plan_json(FILE *f, const st_model *m, const st_cluster *c, const st_search_opts *so,
+                     const st_search_result *r, const char *emitted, const char *emit_kind, st_error *err) {
+    json_t *o = json_object();
+    if (!o) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    json_object_set_new(o, "model", json_string(m->name));
+    json_object_set_new(o, "params", json_real(st_model_params(m)));
+    json_object_set_new(o, "cluster", json_string(c->name));
+    json_object_set_new(o, "gpu", json_string(c->gpu.name));
+    json_object_set_new(o, "gpus", json_integer((json_int_t)(so->gpus > 0 ? so->gpus : st_cluster_gpus(c))));
+    json_object_set_new(o, "gbs", json_integer((json_int_t)so->gbs));
+    json_object_set_new(o, "seq", json_integer((json_int_t)(r->n ? r->plans[0].plan.seq : so->seq)));
+    json_object_set_new(o, "seed", json_integer((json_int_t)so->seed));
+    json_t *arr = json_array();
+    for (int i = 0; i < r->n; i++) {
+        json_t *e = json_object();
+        json_object_set_new(e, "rank", json_integer(i + 1));
+        add_estimate(e, &r->plans[i].plan, &r->plans[i].est);
+        json_array_append_new(arr, e);
+    }
+    json_object_set_new(o, "plans", arr);
+    json_object_set_new(o, "evaluated", json_integer((json_int_t)r->evaluated));
+    json_object_set_new(o, "feasible", json_integer((json_int_t)r->feasible));
+    json_object_set_new(o, "search_time_s", json_real(r->search_time_s));
+    if (emitted) {
+        json_object_set_new(o, "emit_kind", json_string(emit_kind));
+        json_object_set_new(o, "emit", json_string(emitted));
+    }
+    return emit_doc(f, o, err);
+}
+
+int st_out_models_json(FILE *f, st_error *err) {
+    size_t n;
+    const st_model *ms = st_model_presets(&n);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = st__model_to_json(&ms[i]);
+        json_object_set_new(o, "params", json_real(st_model_params(&ms[i])));
+        json_object_set_new(o, "source", json_string(ms[i].source));
+        json_array_append_new(arr, o);
+    }
+    json_t *root = json_object();
+    json_object_set_new(root, "models", arr);
+    return emit_doc(f, root, err);
+}
+
+int st_out_clusters_json(FILE *f, st_error *err) {
+    size_t n;
+    const st_cluster *cs = st_cluster_presets(&n);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = st__cluster_to_json(&cs[i]);
+        json_object_set_new(o, "source", json_string(cs[i].source));
+        json_array_append_new(arr, o);
+    }
+    json_t *root = json_object();
+    json_object_set_new(root, "clusters", arr);
+    return emit_doc(f, root, err);
+}

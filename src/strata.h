@@ -1,0 +1,411 @@
+/* strata.h: the public interface of libstrata.
+ *
+ * The data model of DESIGN.md: a model description becomes an operator graph (one transformer
+ * block as a list of operators, plus the embedding head and the logits/loss tail); a cluster is a
+ * hierarchical topology (GPUs in NVLink domains, nodes joined by NICs); a plan is a sharding of
+ * that graph (tp/sp/cp/ep inside operators, pp across layers, dp/ZeRO across replicas). cost/
+ * prices one (model, cluster, plan) triple; everything that needs a cost (the estimator, the
+ * enumerator, later the ILP and the simulator) goes through st_cost_*, so there is one cost path.
+ *
+ * Conventions (STYLE.md): public symbols st_, macros ST_; sizes are int64_t, times and FLOPs
+ * double; SI units inside the code, units in every name (_s, _bytes, _bytes_per_s, _flops).
+ * Fallible functions return 0 or a negative ST_E* code and fill an st_error.
+ */
+#ifndef STRATA_H
+#define STRATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- errors */
+
+/* One list of error codes (libuv's X-macro). Exit status in main.c: EINVAL/EIO/EUSAGE -> 2,
+ * ENOFIT/ENOPLAN -> 1. */
+#define ST_ERRNO_MAP(XX)                                                                           \
+    XX(EINVAL, -1, "invalid input")                                                                \
+    XX(ENOMEM, -2, "out of memory")                                                                \
+    XX(EIO, -3, "input/output error")                                                              \
+    XX(EUSAGE, -4, "usage error")                                                                  \
+    XX(ENOFIT, -5, "plan does not fit in memory")                                                  \
+    XX(ENOPLAN, -6, "no feasible plan")                                                            \
+    XX(EINTERNAL, -7, "internal error")
+
+enum {
+    ST_OK = 0,
+#define XX(name, val, text) ST_##name = val,
+    ST_ERRNO_MAP(XX)
+#undef XX
+};
+
+/* Where and why input was rejected. file/key empty and line/column 0 when unknown. */
+typedef struct st_error {
+    int code;
+    char file[256];
+    int line, column; /* 1-based position in `file` (JSON syntax errors) */
+    char key[128];    /* dotted key path, e.g. "inter_node.nic_gbit_per_s" */
+    char text[512];
+} st_error;
+
+const char *st_strerror(int code);
+void st_error_clear(st_error *err);
+/* Fills err (when non-NULL) and returns code. file and key may be NULL. */
+int st_error_set(st_error *err, int code, const char *file, const char *key, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+/* One line: "FILE:LINE:COL: key 'KEY': TEXT" with absent parts left out. */
+void st_error_format(const st_error *err, char *buf, size_t n);
+
+/* ------------------------------------------------------------ enums */
+
+typedef enum { ST_DT_FP32, ST_DT_TF32, ST_DT_FP16, ST_DT_BF16, ST_DT_FP8, ST_DT_COUNT } st_dtype;
+typedef enum { ST_ACT_GELU, ST_ACT_RELU, ST_ACT_SWIGLU } st_activation;
+typedef enum { ST_NORM_LAYERNORM, ST_NORM_RMSNORM } st_norm;
+typedef enum { ST_POS_LEARNED, ST_POS_ROPE, ST_POS_ALIBI } st_position;
+typedef enum { ST_REC_NONE, ST_REC_SELECTIVE, ST_REC_FULL } st_recompute;
+typedef enum { ST_OFF_NONE, ST_OFF_OPTIMIZER, ST_OFF_PARAMS } st_offload;
+typedef enum { ST_SCHED_GPIPE, ST_SCHED_1F1B, ST_SCHED_INTERLEAVED, ST_SCHED_ZB } st_schedule;
+
+const char *st_dtype_name(st_dtype d);
+int st_dtype_parse(const char *s, st_dtype *out); /* 0 or ST_EINVAL */
+double st_dtype_bytes(st_dtype d);                /* bytes per element (tf32 stored as 4) */
+const char *st_activation_name(st_activation a);
+int st_activation_parse(const char *s, st_activation *out);
+const char *st_norm_name(st_norm n);
+int st_norm_parse(const char *s, st_norm *out);
+const char *st_position_name(st_position p);
+int st_position_parse(const char *s, st_position *out);
+const char *st_recompute_name(st_recompute r);
+int st_recompute_parse(const char *s, st_recompute *out);
+const char *st_offload_name(st_offload o);
+int st_offload_parse(const char *s, st_offload *out);
+const char *st_schedule_name(st_schedule s);
+int st_schedule_parse(const char *s, st_schedule *out);
+
+/* ------------------------------------------------------------ model */
+
+/* Absurd-size guards shared by every loader (10^12 layers must be refused, not allocated). */
+#define ST_MAX_LAYERS 100000
+#define ST_MAX_HIDDEN (1 << 20)
+#define ST_MAX_HEADS 65536
+#define ST_MAX_VOCAB (1 << 24)
+#define ST_MAX_SEQ (1 << 24)
+#define ST_MAX_EXPERTS 4096
+#define ST_MAX_GPUS (1 << 20)
+
+typedef struct st_model {
+    char name[64];
+    int64_t layers;   /* transformer blocks */
+    int64_t hidden;   /* h */
+    int64_t heads;    /* a, query heads */
+    int64_t kv_heads; /* GQA/MQA key-value heads; = heads for MHA */
+    int64_t head_dim; /* hidden / heads unless the model says otherwise */
+    int64_t ffn;      /* MLP inner size (per expert for MoE) */
+    int64_t vocab;    /* unpadded vocabulary */
+    int64_t seq_len;  /* default training sequence length */
+    st_activation activation;
+    st_norm norm;
+    st_position position;
+    int tied_embeddings;        /* output layer shares the input embedding */
+    int dropout;                /* dropout after attention probs and residual branches */
+    int bias;                   /* linear layers carry biases (GPT-2/3, OPT, BLOOM) */
+    int64_t experts;            /* 0 = dense */
+    int64_t experts_topk;       /* experts a token visits */
+    int64_t moe_every;          /* every n-th block is MoE (1 = all) */
+    int64_t vocab_pad_multiple; /* Megatron --make-vocab-size-divisible-by; pad to this x tp; 1 = none */
+    char source[200];           /* citation for presets; file path for loaded models */
+} st_model;
+
+/* Presets (src/model.c). Returned arrays are static; borrowed. */
+const st_model *st_model_presets(size_t *n);
+int st_model_preset(const char *name, st_model *out); /* 0 or ST_EINVAL */
+/* Fills defaults that derive from other fields (kv_heads, head_dim, ffn, ...) and checks ranges.
+ * `file` names the source for messages (may be NULL). */
+int st_model_finalize(st_model *m, const char *file, st_error *err);
+/* Loads a strata model JSON or a HuggingFace config.json (src/model_io.c). */
+int st_model_load(const char *path, st_model *out, st_error *err);
+/* A preset name, else a path. */
+int st_model_resolve(const char *arg, st_model *out, st_error *err);
+/* Megatron-LM's padded vocabulary: round up to vocab_pad_multiple * tp. */
+int64_t st_model_padded_vocab(const st_model *m, int tp);
+/* Total parameters, counted from the operator graph at tp = 1 (no padding when pad is NULL). */
+double st_model_params(const st_model *m);
+/* Whether block `layer` (0-based) is an MoE block. */
+int st_model_layer_is_moe(const st_model *m, int64_t layer);
+
+/* ------------------------------------------------------- operator graph */
+
+typedef enum {
+    ST_OPC_GEMM,     /* dense matmul with weights */
+    ST_OPC_BGEMM,    /* batched matmul without weights (attention scores / context) */
+    ST_OPC_SOFTMAX,  /* scale + mask + softmax */
+    ST_OPC_NORM,     /* layernorm / rmsnorm */
+    ST_OPC_ELEMWISE, /* bias, activation, dropout, residual add, rope */
+    ST_OPC_EMBED,    /* embedding lookup */
+    ST_OPC_LOSS,     /* (vocab-parallel) cross-entropy */
+    ST_OPC_COUNT
+} st_opclass;
+const char *st_opclass_name(st_opclass c);
+int st_opclass_parse(const char *s, st_opclass *out);
+
+typedef enum {
+    ST_COLL_NONE,
+    ST_COLL_ALLREDUCE,
+    ST_COLL_ALLGATHER,
+    ST_COLL_REDUCESCATTER,
+    ST_COLL_ALLTOALL,
+    ST_COLL_BROADCAST,
+    ST_COLL_SENDRECV,
+    ST_COLL_COUNT
+} st_coll;
+const char *st_coll_name(st_coll c);
+int st_coll_parse(const char *s, st_coll *out);
+
+/* The process groups a collective runs in. */
+typedef enum { ST_GRP_TP, ST_GRP_CP, ST_GRP_EP, ST_GRP_DP, ST_GRP_PP, ST_GRP_COUNT } st_group_kind;
+
+/* Which tensor split divides an operator's work (bit set). */
+enum { ST_SPLIT_TP = 1, ST_SPLIT_SP = 2, ST_SPLIT_CP = 4, ST_SPLIT_EP = 8 };
+
+/* How one rank runs a layer: the intra-operator degrees and the micro-batch shape. */
+typedef struct st_shard {
+    int tp, cp, ep; /* ep = 1 for dense models */
+    int sp;         /* Megatron sequence parallelism (only with tp > 1) */
+    int64_t mbs;    /* sequences per micro-batch */
+    int64_t seq;    /* sequence length */
+    st_dtype dtype; /* compute/activation dtype */
+    int grad_bytes; /* gradient accumulator width (4 = fp32 main_grad as in Megatron-LM) */
+} st_shard;
+
+/* One operator as one rank runs it for one micro-batch (numbers already divided by the shard). */
+typedef struct st_op {
+    const char *name; /* static string: "qkv", "fc1", ... */
+    st_opclass cls;
+    double fwd_flops, bwd_flops; /* this rank's FLOPs */
+    double fwd_bytes, bwd_bytes; /* this rank's HBM traffic */
+    double m, n, k, batch;       /* GEMM/BGEMM shape (batch of m x k by k x n) */
+    int kernels_fwd, kernels_bwd;
+    double params;      /* parameters held by this rank */
+    double saved_bytes; /* activation bytes stored for backward (no recompute) */
+    int selective;      /* dropped (recomputed) under selective recompute */
+    unsigned splits;    /* ST_SPLIT_* that divide this op's work */
+    int expert;         /* weights belong to experts (sharded by ep, reduced over dp*cp/ep) */
+    /* collective implied after this op in forward and in backward, in group coll_group */
+    st_coll fwd_coll, bwd_coll;
+    st_group_kind coll_group;
+    double coll_bytes; /* full (unsharded-over-group) message size per rank */
+} st_op;
+
+#define ST_MAX_OPS 48
+/* Operators of block `layer` (0-based); returns the count (<= cap) or a negative code. */
+int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops, int cap);
+/* Embedding (+ learned positions) on the first stage. */
+int st_ops_head(const st_model *m, const st_shard *s, st_op *ops, int cap);
+/* Final norm, logits, loss on the last stage. */
+int st_ops_tail(const st_model *m, const st_shard *s, st_op *ops, int cap);
+
+/* ------------------------------------------------------------ cluster */
+
+typedef struct st_gpu {
+    char name[48];
+    double memory_bytes;
+    double hbm_bytes_per_s;
+    double peak_flops[ST_DT_COUNT]; /* dense peak per dtype, 0 = unsupported */
+    double gemm_efficiency;         /* best achievable fraction of peak for large GEMMs */
+    char source[200];
+} st_gpu;
+
+typedef struct st_cluster {
+    char name[64];
+    int64_t nodes;
+    int64_t gpus_per_node;
+    st_gpu gpu;
+    double intra_bytes_per_s; /* per GPU per direction inside the NVLink domain */
+    double intra_latency_s;
+    int64_t nics_per_node;
+    double nic_bytes_per_s; /* per NIC per direction */
+    double inter_latency_s;
+    double oversubscription; /* fabric above the nodes: 1 = full bisection */
+    double host_memory_bytes;
+    double pcie_bytes_per_s; /* per GPU per direction */
+    char source[300];
+} st_cluster;
+
+const st_gpu *st_gpu_presets(size_t *n);
+int st_gpu_preset(const char *name, st_gpu *out);
+const st_cluster *st_cluster_presets(size_t *n);
+int st_cluster_preset(const char *name, st_cluster *out);
+int st_cluster_finalize(st_cluster *c, const char *file, st_error *err);
+int st_cluster_load(const char *path, st_cluster *out, st_error *err);
+/* A preset name or a path; gpus > 0 resizes to gpus / gpus_per_node nodes (must divide). */
+int st_cluster_resolve(const char *arg, int64_t gpus, st_cluster *out, st_error *err);
+static inline int64_t st_cluster_gpus(const st_cluster *c) { return c->nodes * c->gpus_per_node; }
+
+/* ------------------------------------------------------------ plan */
+
+#define ST_PLAN_FORMAT_VERSION 1
+#define ST_MAX_STAGES 4096
+
+typedef struct st_plan {
+    int tp, pp, dp, cp, ep, vp;
+    int64_t mbs, gbs, seq;
+    int sp;
+    st_recompute recompute;
+    int zero; /* 0..3 */
+    st_offload offload;
+    st_dtype dtype;
+    st_schedule schedule;
+    int overlap_grad_reduce; /* DP reduce overlapped with backward (Megatron --overlap-grad-reduce) */
+    int grad_bytes;          /* 4: fp32 gradient accumulation (Megatron), 2: 16-bit */
+    int nstage_layers;       /* 0 = spread evenly; else pp*vp entries */
+    int stage_layers[ST_MAX_STAGES];
+    uint64_t seed;
+    unsigned given; /* ST_GIVEN_* bits: keys the user set (dp and gbs are derived otherwise) */
+} st_plan;
+
+enum {
+    ST_GIVEN_DP = 1,
+    ST_GIVEN_GBS = 2,
+    ST_GIVEN_SEQ = 4,
+    ST_GIVEN_SCHEDULE = 8,
+    ST_GIVEN_GPUS = 16,
+    ST_GIVEN_GRAD = 32
+};
+
+void st_plan_defaults(st_plan *p);
+/* "tp=8,pp=8,..." over the current values of p. */
+int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err);
+/* Loads a plan JSON (src/plan_io.c). Unknown keys are errors. */
+int st_plan_load(const char *path, st_plan *p, st_error *err);
+/* A path to a plan JSON if such a file exists, else an inline spec. */
+int st_plan_resolve(const char *arg, st_plan *p, st_error *err);
+/* Derives dp/gbs/seq/schedule and rejects impossible plans naming the key. `gpus` is the count
+ * the plan must use (0 = at most the cluster's). */
+int st_plan_finalize(st_plan *p, const st_model *m, const st_cluster *c, int64_t gpus, const char *file,
+                     st_error *err);
+/* Layers of each of the pp*vp chunks, in chunk order (chunk j lives on stage j % pp). Spreads
+ * evenly, counting the embedding toward the first stage and the output layer toward the last. */
+void st_plan_chunk_layers(const st_plan *p, const st_model *m, int *out);
+int64_t st_plan_microbatches(const st_plan *p);
+/* Canonical inline spec. */
+void st_plan_format_spec(const st_plan *p, char *buf, size_t n);
+/* Writes the plan JSON atomically (temp file + rename). */
+int st_plan_save(const st_plan *p, const st_model *m, const st_cluster *c, const char *path, st_error *err);
+
+/* ------------------------------------------------------- calibration */
+
+/* A calibration profile: measured throughput tables (cost/profile.c, format in README). */
+typedef struct st_profile st_profile;
+int st_profile_load(const char *path, st_profile **out, st_error *err); /* new; st_profile_free */
+void st_profile_free(st_profile *p);
+/* Achieved FLOP/s for a kernel of this class and dtype doing `flops`; 0 when the table is silent. */
+double st_profile_flops_per_s(const st_profile *p, st_opclass cls, st_dtype dt, double flops);
+/* Achieved bytes/s for a memory-bound kernel moving `bytes`; 0 when silent. */
+double st_profile_bytes_per_s(const st_profile *p, st_opclass cls, double bytes);
+/* Bus bandwidth (bytes/s) of collective `c` over `ranks` ranks, intra (1) or inter (0) node. */
+double st_profile_bus_bytes_per_s(const st_profile *p, st_coll c, int intra, int ranks, double bytes);
+const char *st_profile_gpu(const st_profile *p);
+
+/* ------------------------------------------------------------ cost */
+
+/* Where one group's ranks sit: n ranks, k of them per node, over n/k nodes; `node_share` = how
+ * many GPUs of a node use the node's NICs at the same time for this kind of collective. */
+typedef struct st_group {
+    int64_t n, per_node, nodes;
+    int64_t node_share;
+} st_group;
+
+typedef struct st_cost_ctx st_cost_ctx;
+
+/* new; free with st_cost_ctx_free. model, cluster and profile are borrowed and must outlive it. */
+st_cost_ctx *st_cost_ctx_new(const st_model *m, const st_cluster *c, const st_profile *prof);
+void st_cost_ctx_free(st_cost_ctx *ctx);
+
+/* Compute time of one operator pass on one GPU (cost/compute.c). */
+double st_cost_op_time(const st_cluster *c, const st_profile *prof, const st_op *op, st_dtype dt, int backward);
+/* Collective time for `bytes` per rank (cost/comm.c). */
+double st_cost_collective(const st_cluster *c, const st_profile *prof, st_coll coll, const st_group *g,
+                          double bytes);
+/* Placement of a plan's group of kind k (Megatron order tp-cp-dp-pp; ep inside dp*cp). */
+void st_cost_group(const st_cluster *c, const st_plan *p, st_group_kind k, st_group *g);
+
+typedef struct st_breakdown {
+    double compute_s, recompute_s;
+    double tp_comm_s, cp_comm_s, ep_comm_s, pp_comm_s, dp_comm_s;
+    double bubble_s, optimizer_s, offload_s;
+} st_breakdown;
+
+typedef struct st_stage_memory {
+    double weights_bytes, grads_bytes, optimizer_bytes, activations_bytes, other_bytes;
+    double total_bytes;
+} st_stage_memory;
+
+typedef struct st_estimate {
+    double iteration_time_s;
+    double tokens_per_s;
+    double model_flops; /* per iteration, no recompute (DESIGN.md definition) */
+    double model_tflops_per_gpu;
+    double mfu;
+    double memory_peak_bytes; /* max over stages */
+    int peak_stage;
+    int fits;
+    double host_memory_bytes; /* per node, for offload */
+    st_breakdown breakdown;
+} st_estimate;
+
+/* Prices a finalized plan. Returns 0, or ST_EINVAL when the plan cannot be costed. */
+int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out);
+/* Memory of pipeline stage `stage` (0-based). */
+void st_cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, int stage, st_stage_memory *out);
+/* Model FLOPs of one iteration (3 x forward, no recompute). */
+double st_cost_model_flops(const st_model *m, int64_t gbs, int64_t seq);
+
+/* ------------------------------------------------------------ search */
+
+typedef struct st_search_opts {
+    int64_t gpus, gbs, seq;
+    int top;          /* plans kept */
+    st_dtype dtype;
+    int max_tp;       /* 0 = heads */
+    int progress;     /* progress line on stderr after 1 s */
+    uint64_t seed;
+} st_search_opts;
+
+typedef struct st_ranked {
+    st_plan plan;
+    st_estimate est;
+} st_ranked;
+
+typedef struct st_search_result {
+    st_ranked *plans; /* best first, n of them */
+    int n;
+    uint64_t evaluated; /* fully specified configurations priced */
+    uint64_t feasible;  /* of those, the ones that fit */
+    double search_time_s;
+} st_search_result;
+
+void st_search_opts_init(st_search_opts *o);
+/* Enumerates the hybrid space. Fills res (free with st_search_result_destroy). Returns
+ * ST_ENOPLAN when nothing fits. */
+int st_search_enumerate(const st_model *m, const st_cluster *c, const st_profile *prof,
+                        const st_search_opts *o, st_search_result *res, st_error *err);
+void st_search_result_destroy(st_search_result *res);
+
+/* ------------------------------------------------------------ emit */
+
+typedef enum { ST_EMIT_MEGATRON, ST_EMIT_DEEPSPEED, ST_EMIT_TORCHTITAN } st_emit_kind;
+int st_emit_parse(const char *s, st_emit_kind *out);
+/* Writes framework configuration for the plan to f. */
+int st_emit(st_emit_kind kind, const st_plan *p, const st_model *m, const st_cluster *c, FILE *f,
+            st_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

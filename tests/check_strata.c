@@ -1,0 +1,18 @@
+/* check_strata.c: the one Check runner. CK_RUN_SUITE=name runs one suite (Check's own variable). */
+#include "suites.h"
+
+#include <stdlib.h>
+
+int main(void) {
+    SRunner *sr = srunner_create(suite_model());
+    srunner_add_suite(sr, suite_cluster());
+    srunner_add_suite(sr, suite_plan());
+    srunner_add_suite(sr, suite_cost());
+    srunner_add_suite(sr, suite_search());
+    srunner_add_suite(sr, suite_io());
+    srunner_add_suite(sr, suite_emit());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

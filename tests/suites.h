@@ -1,0 +1,14 @@
+/* suites.h: one Check suite per module, all run by tests/check_strata.c. */
+#ifndef STRATA_TEST_SUITES_H
+#define STRATA_TEST_SUITES_H
+#include <check.h>
+
+Suite *suite_model(void);
+Suite *suite_cluster(void);
+Suite *suite_plan(void);
+Suite *suite_cost(void);
+Suite *suite_search(void);
+Suite *suite_io(void);
+Suite *suite_emit(void);
+
+#endif

@@ -1,0 +1,3 @@
+#include "suites.h"
+#include "strata.h"
+Suite *suite_cluster(void) { Suite *s = suite_create("cluster"); return s; }

@@ -1,0 +1,3 @@
+#include "suites.h"
+#include "strata.h"
+Suite *suite_plan(void) { Suite *s = suite_create("plan"); return s; }

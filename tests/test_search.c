@@ -1,0 +1,3 @@
+#include "suites.h"
+#include "strata.h"
+Suite *suite_search(void) { Suite *s = suite_create("search"); return s; }
