@@ -239,6 +239,38 @@ double st_cost_model_flops(const st_model *m, int64_t gbs, int64_t seq) {
     return 3.0 * per_seq * (double)gbs;
 }
 
+/* A collective over `total` bytes issued in n equal pieces (buckets, or one per layer). */
+static double pieces(const st_cluster *c, const st_profile *prof, st_coll coll, const st_group *g, double total,
+                     double n) {
+    if (total <= 0) return 0;
+    if (n < 1) n = 1;
+    return n * st_cost_collective(c, prof, coll, g, total / n);
+}
+
+/* Megatron-LM's DDP buckets: max(40M, 1M x dp) parameters (distributed_data_parallel_config.py,
+ * bucket_size default). */
+static double buckets(double params, double dp) {
+    double per = 40e6 > 1e6 * dp ? 40e6 : 1e6 * dp;
+    double n = params / per;
+    return n < 1 ? 1 : (double)(int64_t)(n + 0.999999);
+}
+
+double st_cost_pipeline_s(const double *t_s, const int *count, int n, int vp, int64_t mb, st_schedule sched,
+                          double fwd_s, double bwd_s, double *bubble_s) {
+    double max = 0, sum = 0;
+    for (int k = 0; k < n; k++) {
+        if (t_s[k] > max) max = t_s[k];
+        sum += t_s[k] * count[k];
+    }
+    double bubble = (sum - max) / (vp > 0 ? vp : 1);
+    if (sched == ST_SCHED_ZB) {
+        double tw = bwd_s / 2, tb = bwd_s - tw, denom = fwd_s + tb + tw;
+        if (denom > 0) bubble *= (fwd_s + tb - tw) / denom;
+    }
+    if (bubble_s) *bubble_s = bubble;
+    return (double)mb * max + bubble;
+}
+
 int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
     const st_model *m = ctx->m;
     const st_cluster *c = ctx->c;
@@ -269,28 +301,25 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
     }
 
     /* time per micro-batch of each stage class; the slowest stage sets the pace */
-    double t_dev_max = 0, t_dev_sum = 0;
+    double *t_cls = ctx->t_scratch;
+    int *n_cls = ctx->n_scratch;
+    double t_dev_max = -1;
     stage_time slow = {0};
     int64_t blocks_slow = 1;
     for (int k = 0; k < L->n; k++) {
         stage_time t;
         stage_cost(p, sc, &L->cls[k], p2p_s, &t);
-        t_dev_sum += t.total_s * L->cls[k].count;
+        t_cls[k] = t.total_s;
+        n_cls[k] = L->cls[k].count;
         if (t.total_s > t_dev_max) {
             t_dev_max = t.total_s;
             slow = t;
             blocks_slow = L->cls[k].dense + L->cls[k].moe;
         }
     }
-    double fwd_dev = slow.fwd_s, bwd_dev = slow.bwd_s;
-    double steady = (double)mb * t_dev_max;
-    double bubble = (t_dev_sum - t_dev_max) / vp;
-    if (p->schedule == ST_SCHED_ZB) {
-        double tw = bwd_dev / 2, tb = bwd_dev - tw;
-        double denom = fwd_dev + tb + tw;
-        if (denom > 0) bubble *= (fwd_dev + tb - tw) / denom;
-    }
-    double pipeline_s = steady + bubble;
+    double bubble;
+    double pipeline_s = st_cost_pipeline_s(t_cls, n_cls, L->n, vp, mb, p->schedule, slow.fwd_s, slow.bwd_s, &bubble);
+    double bwd_dev = slow.bwd_s;
 
     /* ---- data parallel, ZeRO, optimizer, offload: on the device with the most parameters */
     double dense_max = 0, expert_max = 0, mem_peak = 0, params_max = 0;
@@ -314,24 +343,26 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
     double gb = p->grad_bytes;
     double dp_s = 0;
     const st_profile *pr = ctx->prof;
+    double nbd = buckets(dense_max, (double)gdp.n), nbe = buckets(expert_max, (double)gex.n);
     if (p->zero == 0) {
-        dp_s = st_cost_collective(c, pr, ST_COLL_ALLREDUCE, &gdp, dense_max * gb) +
-               st_cost_collective(c, pr, ST_COLL_ALLREDUCE, &gex, expert_max * gb);
+        dp_s = pieces(c, pr, ST_COLL_ALLREDUCE, &gdp, dense_max * gb, nbd) +
+               pieces(c, pr, ST_COLL_ALLREDUCE, &gex, expert_max * gb, nbe);
     } else if (p->zero <= 2) {
-        dp_s = st_cost_collective(c, pr, ST_COLL_REDUCESCATTER, &gdp, dense_max * gb) +
-               st_cost_collective(c, pr, ST_COLL_ALLGATHER, &gdp, dense_max * wbytes) +
-               st_cost_collective(c, pr, ST_COLL_REDUCESCATTER, &gex, expert_max * gb) +
-               st_cost_collective(c, pr, ST_COLL_ALLGATHER, &gex, expert_max * wbytes);
+        dp_s = pieces(c, pr, ST_COLL_REDUCESCATTER, &gdp, dense_max * gb, nbd) +
+               pieces(c, pr, ST_COLL_ALLGATHER, &gdp, dense_max * wbytes, nbd) +
+               pieces(c, pr, ST_COLL_REDUCESCATTER, &gex, expert_max * gb, nbe) +
+               pieces(c, pr, ST_COLL_ALLGATHER, &gex, expert_max * wbytes, nbe);
     } else {
-        /* every micro-batch: gather weights for forward and for backward, reduce-scatter grads;
-         * overlapped with that micro-batch's compute by prefetching */
-        double per_mb = 2 * st_cost_collective(c, pr, ST_COLL_ALLGATHER, &gdp, dense_max * wbytes) +
-                        2 * st_cost_collective(c, pr, ST_COLL_ALLGATHER, &gex, expert_max * wbytes) +
-                        st_cost_collective(c, pr, ST_COLL_REDUCESCATTER, &gdp, dense_max * gb) +
-                        st_cost_collective(c, pr, ST_COLL_REDUCESCATTER, &gex, expert_max * gb);
+        /* every micro-batch, layer by layer: gather the weights for forward and again for
+         * backward, reduce-scatter the gradients; prefetching overlaps this with the compute */
+        double nl = (double)blocks_slow + 2;
+        double per_mb = 2 * pieces(c, pr, ST_COLL_ALLGATHER, &gdp, dense_max * wbytes, nl) +
+                        2 * pieces(c, pr, ST_COLL_ALLGATHER, &gex, expert_max * wbytes, nl) +
+                        pieces(c, pr, ST_COLL_REDUCESCATTER, &gdp, dense_max * gb, nl) +
+                        pieces(c, pr, ST_COLL_REDUCESCATTER, &gex, expert_max * gb, nl);
         double busy = slow.compute_s + slow.recompute_s;
         double excess = per_mb - busy;
-        dp_s = (double)mb * (excess > 0 ? excess : 0) + per_mb / (blocks_slow + 2.0);
+        dp_s = (double)mb * (excess > 0 ? excess : 0) + per_mb / nl;
     }
     if (p->overlap_grad_reduce && p->zero < 3) {
         /* overlapped with the last micro-batch's backward; the last bucket always shows */

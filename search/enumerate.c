@@ -203,7 +203,7 @@ int st_search_enumerate(const st_model *m, const st_cluster *c, const st_profile
         for (int cp = 1; (int64_t)tp * cp <= gpus; cp *= 2) {
             if (cp > 1 && seq % (2 * cp)) break;
             if (gpus % ((int64_t)tp * cp)) continue;
-            for (int pp = 1; pp <= m->layers && (int64_t)tp * cp * pp <= gpus; pp++) {
+            for (int pp = 1; pp <= m->layers && pp <= ST_MAX_STAGES && (int64_t)tp * cp * pp <= gpus; pp++) {
                 if (gpus % ((int64_t)tp * cp * pp)) continue;
                 int64_t dp = gpus / ((int64_t)tp * cp * pp);
                 if (gbs % dp) continue;
@@ -214,7 +214,7 @@ int st_search_enumerate(const st_model *m, const st_cluster *c, const st_profile
                         if (per_replica % mbs) continue;
                         int64_t mb = per_replica / mbs;
                         p->tp = tp, p->cp = cp, p->pp = pp, p->dp = (int)dp, p->ep = ep, p->mbs = mbs;
-                        for (int vp = 1; (int64_t)pp * vp <= m->layers; vp++) {
+                        for (int vp = 1; (int64_t)pp * vp <= m->layers && pp * vp <= ST_MAX_STAGES; vp++) {
                             if (vp > 1 && (pp == 1 || m->layers % ((int64_t)pp * vp) || mb % pp)) continue;
                             p->vp = vp;
                             p->schedule = vp > 1 ? ST_SCHED_INTERLEAVED : ST_SCHED_1F1B;

@@ -143,6 +143,7 @@ int st_plan_finalize(st_plan *p, const st_model *m, const st_cluster *c, int64_t
     }
 
     if (p->pp > m->layers) BAD("pp", "pp (%d) exceeds layers (%lld)", p->pp, (long long)m->layers);
+    if (p->pp > ST_MAX_STAGES) BAD("pp", "pp (%d) exceeds %d pipeline stages", p->pp, ST_MAX_STAGES);
     if (p->vp > 1 && p->pp == 1) BAD("vp", "vp > 1 needs pp > 1");
     if ((int64_t)p->pp * p->vp > m->layers)
         BAD("vp", "pp*vp = %lld pipeline chunks exceed layers (%lld)", (long long)p->pp * p->vp,

@@ -250,7 +250,7 @@ static inline int64_t st_cluster_gpus(const st_cluster *c) { return c->nodes * c
 /* ------------------------------------------------------------ plan */
 
 #define ST_PLAN_FORMAT_VERSION 1
-#define ST_MAX_STAGES 4096
+#define ST_MAX_STAGES 512 /* pipeline chunks (pp * vp); more is refused naming pp or vp */
 
 typedef struct st_plan {
     int tp, pp, dp, cp, ep, vp;
@@ -363,6 +363,12 @@ typedef struct st_estimate {
 int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out);
 /* Memory of pipeline stage `stage` (0-based). */
 void st_cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, int stage, st_stage_memory *out);
+/* Pipeline time of mb micro-batches over stages of n kinds: kind k has count[k] stages taking
+ * t_s[k] per micro-batch (all their chunks). m * max + (sum - max) / vp (Narayanan et al.
+ * SC'21); ZB-H1 shrinks the bubble by (tf + tb - tw) / (tf + tb + tw) of the slowest stage,
+ * given as fwd_s and bwd_s (tb = tw = bwd / 2). Writes the bubble to *bubble_s. */
+double st_cost_pipeline_s(const double *t_s, const int *count, int n, int vp, int64_t mb, st_schedule sched,
+                          double fwd_s, double bwd_s, double *bubble_s);
 /* Model FLOPs of one iteration (3 x forward, no recompute). */
 double st_cost_model_flops(const st_model *m, int64_t gbs, int64_t seq);
 

@@ -1,3 +1,285 @@
+/* test_cost.c: the cost model against closed forms: one op on one GPU, ring collectives, pipeline
+ * bubbles, memory of schedules and ZeRO stages, calibration tables, and the estimate's own
+ * bookkeeping (breakdown sums to the iteration time, MFU by its definition). */
+#include "../cost/cost_private.h"
 #include "suites.h"
-#include "strata.h"
-Suite *suite_cost(void) { Suite *s = suite_create("cost"); return s; }
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REL(a, b, r) ck_assert_double_eq_tol((a), (b), fabs(b) * (r) + 1e-15)
+
+static st_cluster cluster(const char *name, int64_t gpus) {
+    st_cluster c;
+    ck_assert_int_eq(st_cluster_resolve(name, gpus, &c, NULL), 0);
+    return c;
+}
+
+START_TEST(test_gemm_one_gpu) {
+    st_cluster c = cluster("dgx-a100-80g", 8);
+    st_op op;
+    memset(&op, 0, sizeof op);
+    op.cls = ST_OPC_GEMM;
+    op.m = 8192, op.n = 8192, op.k = 8192, op.batch = 1;
+    op.fwd_flops = 2.0 * 8192 * 8192 * 8192;
+    op.fwd_bytes = 3.0 * 8192 * 8192 * 2;
+    op.kernels_fwd = 1;
+    double f = 8192.0 / (8192 + ST_GEMM_HALF_DIM);
+    double want = op.fwd_flops / (312e12 * (267.9 / 312) * f * f * f) + ST_KERNEL_OVERHEAD_S;
+    REL(st_cost_op_time(&c, NULL, &op, ST_DT_BF16, 0), want, 1e-12);
+    /* memory bound: a stream of 1 GB */
+    memset(&op, 0, sizeof op);
+    op.cls = ST_OPC_ELEMWISE;
+    op.fwd_bytes = 1e9;
+    op.kernels_fwd = 1;
+    REL(st_cost_op_time(&c, NULL, &op, ST_DT_BF16, 0), 1e9 / (2039e9 * ST_HBM_EFFICIENCY) + ST_KERNEL_OVERHEAD_S, 1e-12);
+}
+END_TEST
+
+START_TEST(test_ring_allreduce_one_node) {
+    st_cluster c = cluster("dgx-a100-80g", 8);
+    double S = 1e9;
+    for (int n = 2; n <= 8; n *= 2) {
+        st_group g = {.n = n, .per_node = n, .nodes = 1, .node_share = 8};
+        double bw = 300e9 * ST_NVLINK_EFFICIENCY;
+        double want = 2.0 * (n - 1) / n * S / bw + 2.0 * (n - 1) * 2e-6;
+        REL(st_cost_collective(&c, NULL, ST_COLL_ALLREDUCE, &g, S), want, 1e-12);
+        double ag = (double)(n - 1) / n * S / bw + (n - 1) * 2e-6;
+        REL(st_cost_collective(&c, NULL, ST_COLL_ALLGATHER, &g, S), ag, 1e-12);
+        REL(st_cost_collective(&c, NULL, ST_COLL_REDUCESCATTER, &g, S), ag, 1e-12);
+    }
+    st_group one = {.n = 1, .per_node = 1, .nodes = 1, .node_share = 8};
+    ck_assert_double_eq(st_cost_collective(&c, NULL, ST_COLL_ALLREDUCE, &one, S), 0);
+}
+END_TEST
+
+/* one rank per node: the ring crosses the fabric; every GPU of the node is in such a ring, so each
+ * gets 1/8 of the node's 8 NICs */
+START_TEST(test_ring_across_nodes) {
+    st_cluster c = cluster("dgx-a100-80g", 64);
+    double S = 4e9;
+    st_group g = {.n = 8, .per_node = 1, .nodes = 8, .node_share = 8};
+    double share = 8 * 25e9 * ST_NIC_EFFICIENCY / 8;
+    double ring = 2.0 * 7 / 8 * S / share + 14 * 5e-6;
+    REL(st_cost_collective(&c, NULL, ST_COLL_ALLREDUCE, &g, S), ring, 1e-9);
+    /* a slower fabric makes it slower */
+    c.oversubscription = 2;
+    ck_assert(st_cost_collective(&c, NULL, ST_COLL_ALLREDUCE, &g, S) > 1.9 * ring);
+    /* hierarchical: more ranks per node share the inter-node phase */
+    c.oversubscription = 1;
+    st_group h = {.n = 64, .per_node = 8, .nodes = 8, .node_share = 8};
+    double t = st_cost_collective(&c, NULL, ST_COLL_ALLREDUCE, &h, S);
+    double lower = 2.0 * 7 / 8 * (S / 8) / share; /* the cross-node phase alone */
+    ck_assert(t > lower && t < ring);
+}
+END_TEST
+
+START_TEST(test_pipeline_closed_forms) {
+    double t = 0.25, bubble;
+    for (int pp = 1; pp <= 16; pp *= 2)
+        for (int64_t m = pp; m <= 64; m *= 2)
+            for (int vp = 1; vp <= 4; vp++) {
+                double ts[1] = {t};
+                int cnt[1] = {pp};
+                double T = st_cost_pipeline_s(ts, cnt, 1, vp, m, vp > 1 ? ST_SCHED_INTERLEAVED : ST_SCHED_1F1B, 0,
+                                              0, &bubble);
+                REL(T, ((double)m + (pp - 1.0) / vp) * t, 1e-12);
+                /* bubble fraction of the ideal time: (pp-1)/m for 1F1B, (pp-1)/(m vp) interleaved */
+                REL(bubble / (m * t), (pp - 1.0) / ((double)m * vp), 1e-12);
+            }
+    /* unequal stages: (m - 1) * slowest + sum */
+    double ts[2] = {1.0, 2.0};
+    int cnt[2] = {3, 1};
+    REL(st_cost_pipeline_s(ts, cnt, 2, 1, 10, ST_SCHED_1F1B, 0, 0, &bubble), 9 * 2.0 + 5.0, 1e-12);
+    /* ZB-H1: with tf = tb = tw the bubble is a third of 1F1B's (Qi et al. 2023) */
+    double u[1] = {3.0};
+    int c8[1] = {8};
+    double b1, bz;
+    st_cost_pipeline_s(u, c8, 1, 1, 32, ST_SCHED_1F1B, 1.0, 2.0, &b1);
+    st_cost_pipeline_s(u, c8, 1, 1, 32, ST_SCHED_ZB, 1.0, 2.0, &bz);
+    REL(bz, b1 / 3, 1e-12);
+}
+END_TEST
+
+typedef struct env {
+    st_model m;
+    st_cluster c;
+    st_plan *p;
+    st_cost_ctx *ctx;
+} env;
+
+static void env_init(env *e, const char *model, int64_t gpus, const char *spec) {
+    st_error err;
+    ck_assert_int_eq(st_model_preset(model, &e->m), 0);
+    e->c = cluster("dgx-a100-80g", gpus);
+    e->p = malloc(sizeof *e->p);
+    st_plan_defaults(e->p);
+    ck_assert_int_eq(st_plan_parse_spec(spec, e->p, &err), 0);
+    ck_assert_msg(st_plan_finalize(e->p, &e->m, &e->c, 0, NULL, &err) == 0, "%s: %s", spec, err.text);
+    e->ctx = st_cost_ctx_new(&e->m, &e->c, NULL);
+}
+
+static void env_free(env *e) {
+    st_cost_ctx_free(e->ctx);
+    free(e->p);
+}
+
+/* GPipe keeps all m micro-batches' activations, 1F1B at most pp on the first stage */
+START_TEST(test_gpipe_vs_1f1b_memory) {
+    env e;
+    env_init(&e, "gpt3-175b", 64, "tp=8,pp=8,mbs=1,gbs=32,schedule=1f1b");
+    st_stage_memory a, b;
+    st_cost_stage_memory(e.ctx, e.p, 0, &a);
+    e.p->schedule = ST_SCHED_GPIPE;
+    st_cost_stage_memory(e.ctx, e.p, 0, &b);
+    REL(b.activations_bytes / a.activations_bytes, 32.0 / 8.0, 1e-12);
+    ck_assert_double_eq(a.weights_bytes, b.weights_bytes);
+    /* 1F1B: the last stage holds one micro-batch (its own activations besides the output layer's) */
+    e.p->schedule = ST_SCHED_1F1B;
+    st_stage_memory s3, s5;
+    st_cost_stage_memory(e.ctx, e.p, 3, &s3);
+    st_cost_stage_memory(e.ctx, e.p, 5, &s5);
+    REL(s3.activations_bytes / s5.activations_bytes, 5.0 / 3.0, 1e-12);
+    env_free(&e);
+}
+END_TEST
+
+/* ZeRO (Rajbhandari et al. 2020): stage 1 shards 12 bytes/param of optimizer state, stage 2 the
+ * gradients too, stage 3 the weights too */
+START_TEST(test_zero_memory) {
+    env e;
+    env_init(&e, "llama2-7b", 64, "tp=1,pp=1,dp=64,mbs=1,gbs=64,zero=0");
+    double P = st_model_params(&e.m);
+    /* llama2-7b pads 32000 to 32000: no padding, so the stage holds exactly the model */
+    st_stage_memory z0, z1, z2, z3;
+    st_cost_stage_memory(e.ctx, e.p, 0, &z0);
+    REL(z0.weights_bytes, 2 * P, 1e-12);
+    REL(z0.grads_bytes, 4 * P, 1e-12);
+    REL(z0.optimizer_bytes, 12 * P, 1e-12);
+    e.p->zero = 1;
+    st_cost_stage_memory(e.ctx, e.p, 0, &z1);
+    REL(z1.optimizer_bytes, 12 * P / 64, 1e-12);
+    REL(z1.grads_bytes, 4 * P, 1e-12);
+    e.p->zero = 2;
+    st_cost_stage_memory(e.ctx, e.p, 0, &z2);
+    REL(z2.grads_bytes, 4 * P / 64, 1e-12);
+    e.p->zero = 3;
+    st_cost_stage_memory(e.ctx, e.p, 0, &z3);
+    ck_assert(z3.weights_bytes < z0.weights_bytes / 8);
+    REL(z3.optimizer_bytes, z1.optimizer_bytes, 1e-12);
+    e.p->zero = 1, e.p->offload = ST_OFF_OPTIMIZER;
+    st_cost_stage_memory(e.ctx, e.p, 0, &z1);
+    ck_assert_double_eq(z1.optimizer_bytes, 0);
+    env_free(&e);
+}
+END_TEST
+
+START_TEST(test_estimate_bookkeeping) {
+    const char *specs[] = {"tp=8,pp=8,mbs=1,gbs=512,sp=1,recompute=selective",
+                           "tp=4,pp=4,vp=2,dp=4,mbs=2,gbs=512,recompute=full,zero=1",
+                           "tp=8,pp=2,dp=4,mbs=1,gbs=256,zero=3", "tp=8,pp=8,mbs=1,gbs=512,schedule=zb"};
+    for (size_t i = 0; i < 4; i++) {
+        env e;
+        env_init(&e, "gpt3-175b", 64, specs[i]);
+        st_estimate est;
+        ck_assert_int_eq(st_cost_estimate(e.ctx, e.p, &est), 0);
+        const st_breakdown *b = &est.breakdown;
+        double sum = b->compute_s + b->recompute_s + b->tp_comm_s + b->cp_comm_s + b->ep_comm_s + b->pp_comm_s +
+                     b->bubble_s + b->dp_comm_s + b->optimizer_s + b->offload_s;
+        REL(sum, est.iteration_time_s, 1e-9);
+        REL(est.mfu, est.model_flops / est.iteration_time_s / 64 / 312e12, 1e-12);
+        REL(est.tokens_per_s, (double)e.p->gbs * 2048 / est.iteration_time_s, 1e-12);
+        ck_assert(est.iteration_time_s > 0 && est.mfu > 0.05 && est.mfu < 0.85);
+        /* the same plan priced twice gives the same bits (the cache is transparent) */
+        st_estimate again;
+        st_cost_ctx *fresh = st_cost_ctx_new(&e.m, &e.c, NULL);
+        ck_assert_int_eq(st_cost_estimate(fresh, e.p, &again), 0);
+        ck_assert_double_eq(again.iteration_time_s, est.iteration_time_s);
+        st_cost_ctx_free(fresh);
+        env_free(&e);
+    }
+}
+END_TEST
+
+/* directions the model must get right */
+START_TEST(test_estimate_directions) {
+    env e;
+    env_init(&e, "gpt3-175b", 64, "tp=8,pp=8,mbs=1,gbs=64,recompute=none");
+    st_estimate none, sel, full;
+    ck_assert_int_eq(st_cost_estimate(e.ctx, e.p, &none), 0);
+    e.p->recompute = ST_REC_SELECTIVE;
+    st_cost_estimate(e.ctx, e.p, &sel);
+    e.p->recompute = ST_REC_FULL;
+    st_cost_estimate(e.ctx, e.p, &full);
+    ck_assert(none.iteration_time_s < sel.iteration_time_s && sel.iteration_time_s < full.iteration_time_s);
+    ck_assert(none.memory_peak_bytes > sel.memory_peak_bytes && sel.memory_peak_bytes > full.memory_peak_bytes);
+    /* more micro-batches amortise the bubble */
+    e.p->recompute = ST_REC_NONE;
+    e.p->gbs = 512;
+    st_estimate big;
+    st_cost_estimate(e.ctx, e.p, &big);
+    ck_assert(big.breakdown.bubble_s / big.iteration_time_s < none.breakdown.bubble_s / none.iteration_time_s);
+    env_free(&e);
+    /* a faster GPU is faster */
+    env a, h;
+    env_init(&a, "llama2-7b", 8, "tp=2,dp=4,mbs=1,gbs=64,zero=1");
+    env_init(&h, "llama2-7b", 8, "tp=2,dp=4,mbs=1,gbs=64,zero=1");
+    h.c = cluster("dgx-h100", 8);
+    st_cost_ctx_free(h.ctx);
+    h.ctx = st_cost_ctx_new(&h.m, &h.c, NULL);
+    st_estimate ea, eh;
+    st_cost_estimate(a.ctx, a.p, &ea);
+    st_cost_estimate(h.ctx, h.p, &eh);
+    ck_assert(eh.iteration_time_s < ea.iteration_time_s / 2);
+    env_free(&a);
+    env_free(&h);
+}
+END_TEST
+
+START_TEST(test_profile_tables) {
+    st_profile *prof = NULL;
+    st_error err;
+    ck_assert_int_eq(st_profile_load(SRCDIR "/tests/data/profile/a100_test.json", &prof, &err), 0);
+    ck_assert_str_eq(st_profile_gpu(prof), "a100-sxm-80g");
+    /* the table's numbers at its points, log-linear between them, flat outside */
+    REL(st_profile_flops_per_s(prof, ST_OPC_GEMM, ST_DT_BF16, 1e11), 200e12, 1e-12);
+    REL(st_profile_flops_per_s(prof, ST_OPC_GEMM, ST_DT_BF16, 1e10), 125e12, 1e-12);
+    REL(st_profile_flops_per_s(prof, ST_OPC_GEMM, ST_DT_BF16, 1e15), 250e12, 1e-12);
+    REL(st_profile_flops_per_s(prof, ST_OPC_GEMM, ST_DT_BF16, 1e3), 50e12, 1e-12);
+    ck_assert_double_eq(st_profile_flops_per_s(prof, ST_OPC_GEMM, ST_DT_FP16, 1e11), 0);
+    REL(st_profile_bytes_per_s(prof, ST_OPC_ELEMWISE, 1e9), 1600e9, 1e-12);
+    REL(st_profile_bus_bytes_per_s(prof, ST_COLL_ALLREDUCE, 1, 8, 1e9), 230e9, 1e-12);
+    ck_assert_double_eq(st_profile_bus_bytes_per_s(prof, ST_COLL_ALLGATHER, 1, 8, 1e9), 0);
+    /* the cost model uses them */
+    st_cluster c = cluster("dgx-a100-80g", 8);
+    st_op op;
+    memset(&op, 0, sizeof op);
+    op.cls = ST_OPC_GEMM;
+    op.m = op.n = op.k = 4096, op.batch = 1;
+    op.fwd_flops = 1e11;
+    op.kernels_fwd = 1;
+    REL(st_cost_op_time(&c, prof, &op, ST_DT_BF16, 0), 1e11 / 200e12 + ST_KERNEL_OVERHEAD_S, 1e-12);
+    st_group g = {.n = 8, .per_node = 8, .nodes = 1, .node_share = 8};
+    REL(st_cost_collective(&c, prof, ST_COLL_ALLREDUCE, &g, 1e9), 2.0 * 7 / 8 * 1e9 / 230e9 + 14 * 2e-6, 1e-12);
+    st_profile_free(prof);
+    /* bad tables are refused naming the key */
+    ck_assert_int_eq(st_profile_load(SRCDIR "/tests/data/profile/missing.json", &prof, &err), ST_EIO);
+}
+END_TEST
+
+Suite *suite_cost(void) {
+    Suite *s = suite_create("cost");
+    TCase *tc = tcase_create("cost");
+    tcase_add_test(tc, test_gemm_one_gpu);
+    tcase_add_test(tc, test_ring_allreduce_one_node);
+    tcase_add_test(tc, test_ring_across_nodes);
+    tcase_add_test(tc, test_pipeline_closed_forms);
+    tcase_add_test(tc, test_gpipe_vs_1f1b_memory);
+    tcase_add_test(tc, test_zero_memory);
+    tcase_add_test(tc, test_estimate_bookkeeping);
+    tcase_add_test(tc, test_estimate_directions);
+    tcase_add_test(tc, test_profile_tables);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,3 +1,225 @@
-#include "suites.h"
+/* test_model.c: presets, derived defaults, parameter counts and the operator graph against the
+ * closed forms they generalise (Korthikanti et al. 2022 activation memory, the GPT FLOPs formula). */
 #include "strata.h"
-Suite *suite_model(void) { Suite *s = suite_create("model"); return s; }
+#include "suites.h"
+
+#include <math.h>
+#include <string.h>
+
+static st_model preset(const char *name) {
+    st_model m;
+    ck_assert_msg(st_model_preset(name, &m) == 0, "preset %s", name);
+    return m;
+}
+
+START_TEST(test_presets_finalize) {
+    size_t n;
+    const st_model *ms = st_model_presets(&n);
+    ck_assert_uint_ge(n, 24);
+    const char *required[] = {"gpt-1.7b", "gpt-3.6b", "gpt-7.5b", "gpt-18.4b", "gpt-39.1b", "gpt-76.1b",
+                              "gpt-145.6b", "gpt-310.1b", "gpt-529.6b", "gpt-1008b", "gpt-22b", "gpt-175b",
+                              "gpt-530b", "gpt-1t", "gpt3-175b", "llama2-7b", "llama2-13b", "llama2-70b",
+                              "llama3-8b", "llama3-70b", "llama3-405b", "mixtral-8x7b", "bloom-176b", "opt-175b"};
+    for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
+        st_model m = preset(required[i]);
+        ck_assert_str_eq(m.name, required[i]);
+        ck_assert_msg(m.source[0] != '\0', "%s cites a source", m.name);
+        st_error err;
+        ck_assert_int_eq(st_model_finalize(&m, NULL, &err), 0);
+    }
+    for (size_t i = 0; i < n; i++) ck_assert_int_gt(ms[i].ffn, 0);
+    st_model x;
+    ck_assert_int_eq(st_model_preset("no-such-model", &x), ST_EINVAL);
+}
+END_TEST
+
+/* GPT with biases: 12h^2 + 13h per block, V*h + s*h embeddings, 2h final norm */
+START_TEST(test_params_gpt_closed_form) {
+    const char *names[] = {"gpt-1.7b", "gpt-175b", "gpt-1t", "gpt3-175b"};
+    for (size_t i = 0; i < 4; i++) {
+        st_model m = preset(names[i]);
+        double h = (double)m.hidden, l = (double)m.layers;
+        double want = l * (12 * h * h + 13 * h) + (double)m.vocab * h + (double)m.seq_len * h + 2 * h;
+        ck_assert_double_eq_tol(st_model_params(&m), want, want * 1e-12);
+    }
+}
+END_TEST
+
+/* the published counts of Hugging Face checkpoints */
+START_TEST(test_params_published) {
+    st_model m = preset("llama2-7b");
+    ck_assert_double_eq(st_model_params(&m), 6738415616.0);
+    m = preset("llama2-70b");
+    ck_assert_double_eq(st_model_params(&m), 68976648192.0);
+    m = preset("llama3-8b");
+    ck_assert_double_eq(st_model_params(&m), 8030261248.0);
+    m = preset("mixtral-8x7b");
+    ck_assert_double_eq(st_model_params(&m), 46702792704.0);
+}
+END_TEST
+
+START_TEST(test_defaults) {
+    st_model m;
+    memset(&m, 0, sizeof m);
+    m.layers = 2, m.hidden = 4096, m.heads = 32, m.vocab = 32000;
+    m.activation = ST_ACT_SWIGLU, m.norm = ST_NORM_RMSNORM;
+    m.tied_embeddings = m.dropout = m.bias = -1;
+    ck_assert_int_eq(st_model_finalize(&m, NULL, NULL), 0);
+    ck_assert_int_eq(m.kv_heads, 32);
+    ck_assert_int_eq(m.head_dim, 128);
+    ck_assert_int_eq(m.ffn, 11008); /* Llama's 8/3 h rounded up to 256 */
+    ck_assert_int_eq(m.seq_len, 2048);
+    ck_assert_int_eq(m.dropout, 0);
+    ck_assert_int_eq(m.bias, 0);
+    ck_assert_int_eq(m.tied_embeddings, 1);
+    m.activation = ST_ACT_GELU, m.norm = ST_NORM_LAYERNORM, m.ffn = 0, m.dropout = m.bias = -1;
+    ck_assert_int_eq(st_model_finalize(&m, NULL, NULL), 0);
+    ck_assert_int_eq(m.ffn, 4 * 4096);
+    ck_assert_int_eq(m.dropout, 1);
+}
+END_TEST
+
+START_TEST(test_finalize_rejects) {
+    st_error err;
+    st_model m = preset("llama2-70b");
+    m.kv_heads = 7;
+    ck_assert_int_eq(st_model_finalize(&m, "x.json", &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "kv_heads");
+    ck_assert_str_eq(err.file, "x.json");
+    m = preset("mixtral-8x7b");
+    m.experts_topk = 9;
+    ck_assert_int_eq(st_model_finalize(&m, NULL, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "experts_topk");
+    m = preset("gpt-1.7b");
+    m.layers = 1000000000000LL;
+    ck_assert_int_eq(st_model_finalize(&m, NULL, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "layers");
+}
+END_TEST
+
+START_TEST(test_padded_vocab) {
+    st_model m = preset("gpt3-175b");
+    ck_assert_int_eq(st_model_padded_vocab(&m, 1), 50304);
+    ck_assert_int_eq(st_model_padded_vocab(&m, 8), 51200);
+    m.vocab_pad_multiple = 1;
+    ck_assert_int_eq(st_model_padded_vocab(&m, 8), 50264);
+}
+END_TEST
+
+static double layer_sum(const st_model *m, const st_shard *s, int what) {
+    st_op ops[ST_MAX_OPS];
+    int n = st_ops_layer(m, s, 0, ops, ST_MAX_OPS);
+    ck_assert_int_gt(n, 0);
+    double t = 0;
+    for (int i = 0; i < n; i++) {
+        if (what == 0) t += ops[i].saved_bytes;
+        if (what == 1 && !ops[i].selective) t += ops[i].saved_bytes;
+        if (what == 2 && (ops[i].cls == ST_OPC_GEMM || ops[i].cls == ST_OPC_BGEMM)) t += ops[i].fwd_flops;
+    }
+    return t;
+}
+
+/* Korthikanti et al. 2022, Sec. 4.2: s*b*h*(34 + 5as/h) bytes per layer; with tp t and sp:
+ * sbh(34/t + 5as/(ht)); tp without sp: sbh(10 + 24/t + 5as/(ht)); selective drops 5as/h. */
+START_TEST(test_activations_korthikanti) {
+    st_model m = preset("gpt-175b");
+    double s = 2048, b = 2, h = (double)m.hidden, a = (double)m.heads;
+    st_shard sh = {.tp = 1, .cp = 1, .ep = 1, .sp = 0, .mbs = 2, .seq = 2048, .dtype = ST_DT_BF16, .grad_bytes = 4};
+    double sbh = s * b * h;
+    ck_assert_double_eq_tol(layer_sum(&m, &sh, 0), sbh * (34 + 5 * a * s / h), 1);
+    ck_assert_double_eq_tol(layer_sum(&m, &sh, 1), sbh * 34, 1);
+    sh.tp = 8;
+    ck_assert_double_eq_tol(layer_sum(&m, &sh, 0), sbh * (10 + 24.0 / 8 + 5 * a * s / (h * 8)), 1);
+    sh.sp = 1;
+    ck_assert_double_eq_tol(layer_sum(&m, &sh, 0), sbh * (34.0 / 8 + 5 * a * s / (h * 8)), 1);
+    ck_assert_double_eq_tol(layer_sum(&m, &sh, 1), sbh * 34.0 / 8, 1);
+}
+END_TEST
+
+/* DESIGN.md: forward 24*B*s*h^2*(1 + s/(6h)) per layer; model FLOPs 72*B*s*l*h^2*(1 + s/(6h) +
+ * V/(12*l*h)) per iteration (Korthikanti et al. 2022, Sec. 6) */
+START_TEST(test_flops_closed_form) {
+    st_model m = preset("gpt-1t");
+    double s = 2048, h = (double)m.hidden, l = (double)m.layers, V = (double)st_model_padded_vocab(&m, 1);
+    st_shard sh = {.tp = 1, .cp = 1, .ep = 1, .mbs = 1, .seq = 2048, .dtype = ST_DT_BF16, .grad_bytes = 4};
+    double fwd = layer_sum(&m, &sh, 2);
+    ck_assert_double_eq_tol(fwd, 24 * s * h * h * (1 + s / (6 * h)), fwd * 1e-12);
+    double B = 512;
+    double want = 72 * B * s * l * h * h * (1 + s / (6 * h) + V / (12 * l * h));
+    ck_assert_double_eq_tol(st_cost_model_flops(&m, 512, 2048), want, want * 1e-12);
+    /* tensor parallelism divides each rank's layer FLOPs by tp; context parallelism by cp */
+    sh.tp = 8;
+    ck_assert_double_eq_tol(layer_sum(&m, &sh, 2), fwd / 8, fwd * 1e-12);
+    sh.tp = 1, sh.cp = 4;
+    ck_assert_double_eq_tol(layer_sum(&m, &sh, 2), fwd / 4, fwd * 1e-12);
+}
+END_TEST
+
+/* MoE: each token visits topk experts, so expert FLOPs are topk x a dense MLP of the same ffn,
+ * and experts are split over ep */
+START_TEST(test_moe_ops) {
+    st_model m = preset("mixtral-8x7b");
+    st_shard sh = {.tp = 1, .cp = 1, .ep = 1, .mbs = 1, .seq = 4096, .dtype = ST_DT_BF16, .grad_bytes = 4};
+    st_op ops[ST_MAX_OPS];
+    int n = st_ops_layer(&m, &sh, 0, ops, ST_MAX_OPS);
+    double expert_flops = 0, expert_params = 0;
+    int a2a = 0;
+    for (int i = 0; i < n; i++)
+        if (ops[i].expert) expert_flops += ops[i].fwd_flops, expert_params += ops[i].params;
+    double T = 4096, h = 4096, f = 14336;
+    ck_assert_double_eq_tol(expert_flops, 2.0 * (2 * T * h * 2 * f + 2 * T * f * h), 1);
+    ck_assert_double_eq_tol(expert_params, 8 * 3 * h * f, 1);
+    sh.ep = 4;
+    n = st_ops_layer(&m, &sh, 0, ops, ST_MAX_OPS);
+    expert_params = 0;
+    for (int i = 0; i < n; i++) {
+        if (ops[i].expert) expert_params += ops[i].params;
+        if (ops[i].fwd_coll == ST_COLL_ALLTOALL) a2a++;
+    }
+    ck_assert_double_eq_tol(expert_params, 2 * 3 * h * f, 1);
+    ck_assert_int_eq(a2a, 2); /* dispatch and combine */
+}
+END_TEST
+
+/* Megatron's collectives: two all-reduces per layer in forward without sp, all-gather and
+ * reduce-scatter pairs with sp */
+START_TEST(test_tp_collectives) {
+    st_model m = preset("gpt-175b");
+    st_shard sh = {.tp = 8, .cp = 1, .ep = 1, .mbs = 1, .seq = 2048, .dtype = ST_DT_BF16, .grad_bytes = 4};
+    st_op ops[ST_MAX_OPS];
+    int n = st_ops_layer(&m, &sh, 0, ops, ST_MAX_OPS);
+    int far = 0, bar = 0, fag = 0, frs = 0;
+    for (int i = 0; i < n; i++) {
+        far += ops[i].fwd_coll == ST_COLL_ALLREDUCE;
+        bar += ops[i].bwd_coll == ST_COLL_ALLREDUCE;
+    }
+    ck_assert_int_eq(far, 2);
+    ck_assert_int_eq(bar, 2);
+    sh.sp = 1;
+    n = st_ops_layer(&m, &sh, 0, ops, ST_MAX_OPS);
+    for (int i = 0; i < n; i++) {
+        fag += ops[i].fwd_coll == ST_COLL_ALLGATHER;
+        frs += ops[i].fwd_coll == ST_COLL_REDUCESCATTER;
+        ck_assert(ops[i].fwd_coll != ST_COLL_ALLREDUCE);
+    }
+    ck_assert_int_eq(fag, 2);
+    ck_assert_int_eq(frs, 2);
+}
+END_TEST
+
+Suite *suite_model(void) {
+    Suite *s = suite_create("model");
+    TCase *tc = tcase_create("model");
+    tcase_add_test(tc, test_presets_finalize);
+    tcase_add_test(tc, test_params_gpt_closed_form);
+    tcase_add_test(tc, test_params_published);
+    tcase_add_test(tc, test_defaults);
+    tcase_add_test(tc, test_finalize_rejects);
+    tcase_add_test(tc, test_padded_vocab);
+    tcase_add_test(tc, test_activations_korthikanti);
+    tcase_add_test(tc, test_flops_closed_form);
+    tcase_add_test(tc, test_moe_ops);
+    tcase_add_test(tc, test_tp_collectives);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,3 +1,178 @@
-#include "suites.h"
+/* test_plan.c: the inline spec, defaults, the checks that reject impossible plans naming the
+ * key, and the layer split across pipeline chunks. */
 #include "strata.h"
-Suite *suite_plan(void) { Suite *s = suite_create("plan"); return s; }
+#include "suites.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct fixture {
+    st_model m;
+    st_cluster c;
+    st_plan *p;
+} fixture;
+
+static void setup(fixture *f, const char *model, int64_t gpus) {
+    ck_assert_int_eq(st_model_preset(model, &f->m), 0);
+    ck_assert_int_eq(st_cluster_resolve("dgx-a100-80g", gpus, &f->c, NULL), 0);
+    f->p = malloc(sizeof *f->p);
+    st_plan_defaults(f->p);
+}
+
+/* parses spec then finalizes; returns the code and the error key */
+static int try_plan(const char *model, int64_t gpus, const char *spec, char *key) {
+    fixture f;
+    st_error err;
+    st_error_clear(&err);
+    setup(&f, model, gpus);
+    int rc = st_plan_parse_spec(spec, f.p, &err);
+    if (!rc) rc = st_plan_finalize(f.p, &f.m, &f.c, 0, NULL, &err);
+    strcpy(key, err.key);
+    free(f.p);
+    return rc;
+}
+
+START_TEST(test_defaults_and_derivation) {
+    fixture f;
+    setup(&f, "gpt3-175b", 1024);
+    st_error err;
+    ck_assert_int_eq(st_plan_parse_spec("tp=8,pp=8,mbs=2", f.p, &err), 0);
+    ck_assert_int_eq(st_plan_finalize(f.p, &f.m, &f.c, 0, NULL, &err), 0);
+    ck_assert_int_eq(f.p->dp, 16);
+    ck_assert_int_eq(f.p->gbs, 32);
+    ck_assert_int_eq(f.p->seq, 2048);
+    ck_assert_int_eq(f.p->schedule, ST_SCHED_1F1B);
+    ck_assert_int_eq(f.p->grad_bytes, 4);
+    ck_assert_int_eq(st_plan_microbatches(f.p), 1);
+    char spec[512];
+    st_plan_format_spec(f.p, spec, sizeof spec);
+    ck_assert_str_eq(spec, "tp=8,pp=8,dp=16,cp=1,ep=1,vp=1,mbs=2,gbs=32,seq=2048,sp=0,recompute=none,zero=0,"
+                           "offload=none,dtype=bf16,schedule=1f1b");
+    /* the canonical spec parses back to the same plan */
+    st_plan *q = malloc(sizeof *q);
+    st_plan_defaults(q);
+    ck_assert_int_eq(st_plan_parse_spec(spec, q, &err), 0);
+    ck_assert_int_eq(st_plan_finalize(q, &f.m, &f.c, 0, NULL, &err), 0);
+    ck_assert_int_eq(q->dp, f.p->dp);
+    ck_assert_int_eq(q->gbs, f.p->gbs);
+    free(q);
+    /* vp > 1 implies interleaved */
+    st_plan_defaults(f.p);
+    ck_assert_int_eq(st_plan_parse_spec("tp=8,pp=8,vp=3,gbs=1536", f.p, &err), 0);
+    ck_assert_int_eq(st_plan_finalize(f.p, &f.m, &f.c, 0, NULL, &err), 0);
+    ck_assert_int_eq(f.p->schedule, ST_SCHED_INTERLEAVED);
+    free(f.p);
+}
+END_TEST
+
+START_TEST(test_rejects_naming_key) {
+    char key[128];
+    const struct {
+        const char *model;
+        int64_t gpus;
+        const char *spec, *key;
+    } cases[] = {
+        {"gpt3-175b", 64, "tp=8,pp=8,dp=2", "dp"},             /* more GPUs than the cluster */
+        {"gpt3-175b", 64, "tp=3", "dp"},                       /* does not divide the GPUs */
+        {"gpt3-175b", 64, "tp=8,pp=8,mbs=2,gbs=3", "gbs"},     /* gbs % (dp*mbs) */
+        {"gpt-1.7b", 64, "tp=16,pp=4", "tp"},                  /* 24 heads % 16 */
+        {"llama2-70b", 64, "tp=16,pp=4", "tp"},                /* kv_heads 8 % 16 */
+        {"gpt3-175b", 64, "ep=2,dp=64", "ep"},                 /* dense model */
+        {"mixtral-8x7b", 64, "tp=8,pp=8,ep=2", "ep"},          /* ep does not divide dp*cp = 1 */
+        {"mixtral-8x7b", 64, "ep=3,dp=64", "ep"},              /* ep does not divide experts */
+        {"gpt-1.7b", 64, "pp=16,vp=2,tp=4,gbs=64", "vp"},      /* 32 chunks > 24 layers */
+        {"gpt-1.7b", 64, "vp=2,tp=8,dp=8", "vp"},              /* vp without pp */
+        {"gpt3-175b", 64, "tp=8,pp=8,vp=2,gbs=4", "gbs"},      /* interleaved: micro-batches % pp */
+        {"gpt3-175b", 64, "tp=8,pp=8,schedule=interleaved", "schedule"},
+        {"gpt3-175b", 64, "tp=8,pp=8,dtype=fp8", "dtype"},     /* no fp8 on A100 */
+        {"gpt3-175b", 64, "tp=8,pp=8,offload=params,zero=1", "offload"},
+        {"gpt3-175b", 48, "tp=8,cp=3,dp=2", "cp"},             /* 2048 % 6 */
+        {"gpt3-175b", 64, "tp=0", "tp"},
+        {"gpt3-175b", 64, "gbs=-1", "gbs"},
+        {"gpt3-175b", 64, "tp=8,bogus=1", "bogus"},
+        {"gpt3-175b", 64, "recompute=some", "recompute"},
+        {"gpt3-175b", 64, "pp=200", "dp"},                     /* 200 does not divide 64 */
+        {"gpt3-175b", 64, "tp=8,pp=97,dp=1", "dp"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = try_plan(cases[i].model, cases[i].gpus, cases[i].spec, key);
+        ck_assert_msg(rc == ST_EINVAL, "%s: rc %d", cases[i].spec, rc);
+        ck_assert_msg(strcmp(key, cases[i].key) == 0, "%s: key '%s', want '%s'", cases[i].spec, key, cases[i].key);
+    }
+    ck_assert_int_eq(try_plan("gpt3-175b", 64, "tp=8,pp=8", key), 0);
+}
+END_TEST
+
+static void chunks(const char *model, const char *spec, int64_t gpus, int *out, int *n) {
+    fixture f;
+    st_error err;
+    setup(&f, model, gpus);
+    ck_assert_int_eq(st_plan_parse_spec(spec, f.p, &err), 0);
+    ck_assert_msg(st_plan_finalize(f.p, &f.m, &f.c, 0, NULL, &err) == 0, "%s", err.text);
+    st_plan_chunk_layers(f.p, &f.m, out);
+    *n = f.p->pp * f.p->vp;
+    free(f.p);
+}
+
+START_TEST(test_chunk_layers) {
+    int out[ST_MAX_STAGES], n;
+    /* Llama 3 405B: 126 layers on 16 stages, one fewer on the first and last */
+    chunks("llama3-405b", "tp=8,pp=16", 128, out, &n);
+    ck_assert_int_eq(n, 16);
+    ck_assert_int_eq(out[0], 7);
+    ck_assert_int_eq(out[15], 7);
+    for (int i = 1; i < 15; i++) ck_assert_int_eq(out[i], 8);
+    /* even when it divides */
+    chunks("gpt3-175b", "tp=8,pp=8,vp=3,gbs=64", 64, out, &n);
+    for (int i = 0; i < n; i++) ck_assert_int_eq(out[i], 4);
+    /* every split sums to the layers and is as even as the end stages allow */
+    for (int pp = 1; pp <= 105; pp++) {
+        char spec[64];
+        if (2520 % pp) continue;
+        snprintf(spec, sizeof spec, "pp=%d,dp=%d", pp, 2520 / pp);
+        chunks("gpt-530b", spec, 2520, out, &n);
+        int sum = 0, lo = 1 << 30, hi = 0;
+        for (int i = 0; i < n; i++) {
+            sum += out[i];
+            if (out[i] < lo) lo = out[i];
+            if (out[i] > hi) hi = out[i];
+        }
+        ck_assert_int_eq(sum, 105);
+        ck_assert_int_le(hi, (105 + pp - 1) / pp); /* the bottleneck stage is as small as it can be */
+        ck_assert_int_ge(lo, 1);
+    }
+}
+END_TEST
+
+START_TEST(test_explicit_stage_layers) {
+    fixture f;
+    st_error err;
+    setup(&f, "gpt3-175b", 64);
+    ck_assert_int_eq(st_plan_parse_spec("tp=8,pp=8", f.p, &err), 0);
+    int want[8] = {10, 12, 13, 13, 12, 12, 12, 12};
+    memcpy(f.p->stage_layers, want, sizeof want);
+    f.p->nstage_layers = 8;
+    ck_assert_int_eq(st_plan_finalize(f.p, &f.m, &f.c, 0, NULL, &err), 0);
+    int out[8];
+    st_plan_chunk_layers(f.p, &f.m, out);
+    ck_assert_mem_eq(out, want, sizeof want);
+    f.p->stage_layers[0] = 11; /* sums to 97 */
+    ck_assert_int_eq(st_plan_finalize(f.p, &f.m, &f.c, 0, NULL, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "stage_layers");
+    f.p->nstage_layers = 7;
+    ck_assert_int_eq(st_plan_finalize(f.p, &f.m, &f.c, 0, NULL, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "stage_layers");
+    free(f.p);
+}
+END_TEST
+
+Suite *suite_plan(void) {
+    Suite *s = suite_create("plan");
+    TCase *tc = tcase_create("plan");
+    tcase_add_test(tc, test_defaults_and_derivation);
+    tcase_add_test(tc, test_rejects_naming_key);
+    tcase_add_test(tc, test_chunk_layers);
+    tcase_add_test(tc, test_explicit_stage_layers);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,3 +1,110 @@
-#include "suites.h"
+/* test_search.c: the enumerator against its oracles: every kept plan is one st_plan_finalize
+ * accepts, re-pricing it alone gives the same numbers (one cost path), the ranking is sorted, the
+ * best is the minimum of everything that fits, output is deterministic, and "nothing fits" is
+ * reported as ST_ENOPLAN. */
 #include "strata.h"
-Suite *suite_search(void) { Suite *s = suite_create("search"); return s; }
+#include "suites.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void run(const char *model, const char *cl, int64_t gpus, int64_t gbs, int top, st_model *m, st_cluster *c,
+                st_search_result *r, int expect) {
+    st_error err;
+    ck_assert_int_eq(st_model_preset(model, m), 0);
+    ck_assert_int_eq(st_cluster_resolve(cl, gpus, c, NULL), 0);
+    st_search_opts o;
+    st_search_opts_init(&o);
+    o.gbs = gbs;
+    o.top = top;
+    int rc = st_search_enumerate(m, c, NULL, &o, r, &err);
+    ck_assert_msg(rc == expect, "rc %d: %s", rc, err.text);
+}
+
+START_TEST(test_kept_plans_are_valid_and_repriced) {
+    st_model m;
+    st_cluster c;
+    st_search_result r;
+    run("llama2-13b", "dgx-a100-80g", 32, 128, 200, &m, &c, &r, 0);
+    ck_assert_int_eq(r.n, 200);
+    ck_assert(r.evaluated > r.feasible && r.feasible >= 200);
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+    st_plan *q = malloc(sizeof *q);
+    for (int i = 0; i < r.n; i++) {
+        /* rebuild the plan from its spec alone, as a user would */
+        char spec[512];
+        st_error err;
+        st_plan_format_spec(&r.plans[i].plan, spec, sizeof spec);
+        st_plan_defaults(q);
+        ck_assert_int_eq(st_plan_parse_spec(spec, q, &err), 0);
+        ck_assert_msg(st_plan_finalize(q, &m, &c, 32, NULL, &err) == 0, "%s: %s", spec, err.text);
+        st_estimate e;
+        ck_assert_int_eq(st_cost_estimate(ctx, q, &e), 0);
+        ck_assert_double_eq(e.iteration_time_s, r.plans[i].est.iteration_time_s);
+        ck_assert_double_eq(e.memory_peak_bytes, r.plans[i].est.memory_peak_bytes);
+        ck_assert(e.fits);
+        if (i) ck_assert(r.plans[i - 1].est.iteration_time_s <= r.plans[i].est.iteration_time_s);
+    }
+    free(q);
+    st_cost_ctx_free(ctx);
+    st_search_result_destroy(&r);
+}
+END_TEST
+
+/* keeping everything, the best equals the best of a smaller top-K run, and both runs agree */
+START_TEST(test_top_k_is_prefix_and_deterministic) {
+    st_model m;
+    st_cluster c;
+    st_search_result all, few;
+    run("llama2-7b", "dgx-h100", 16, 64, 100000, &m, &c, &all, 0);
+    ck_assert_int_eq((uint64_t)all.n, all.feasible);
+    run("llama2-7b", "dgx-h100", 16, 64, 7, &m, &c, &few, 0);
+    ck_assert_int_eq(few.n, 7);
+    ck_assert_int_eq(few.evaluated, all.evaluated);
+    for (int i = 0; i < 7; i++) {
+        ck_assert_double_eq(few.plans[i].est.iteration_time_s, all.plans[i].est.iteration_time_s);
+        char a[512], b[512];
+        st_plan_format_spec(&few.plans[i].plan, a, sizeof a);
+        st_plan_format_spec(&all.plans[i].plan, b, sizeof b);
+        ck_assert_str_eq(a, b);
+    }
+    for (int i = 1; i < all.n; i++) ck_assert(all.plans[i - 1].est.iteration_time_s <= all.plans[i].est.iteration_time_s);
+    st_search_result_destroy(&all);
+    st_search_result_destroy(&few);
+}
+END_TEST
+
+START_TEST(test_moe_uses_expert_parallelism) {
+    st_model m;
+    st_cluster c;
+    st_search_result r;
+    run("mixtral-8x7b", "dgx-h100", 64, 256, 100000, &m, &c, &r, 0);
+    int with_ep = 0;
+    for (int i = 0; i < r.n; i++) with_ep += r.plans[i].plan.ep > 1;
+    ck_assert_int_gt(with_ep, 0);
+    st_search_result_destroy(&r);
+}
+END_TEST
+
+START_TEST(test_nothing_fits) {
+    st_model m;
+    st_cluster c;
+    st_search_result r;
+    run("gpt-1t", "a10-pcie-8", 8, 64, 10, &m, &c, &r, ST_ENOPLAN);
+    ck_assert_int_eq(r.n, 0);
+    ck_assert(r.evaluated > 0);
+    st_search_result_destroy(&r);
+}
+END_TEST
+
+Suite *suite_search(void) {
+    Suite *s = suite_create("search");
+    TCase *tc = tcase_create("search");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_kept_plans_are_valid_and_repriced);
+    tcase_add_test(tc, test_top_k_is_prefix_and_deterministic);
+    tcase_add_test(tc, test_moe_uses_expert_parallelism);
+    tcase_add_test(tc, test_nothing_fits);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,361 @@
+#!/bin/sh
+# scripts/validate.sh: compare strata's predicted iteration times with published, measured ones.
+#
+#   scripts/validate.sh [--strata PATH] [--validation DIR] [--set sc21|vtrain|all]
+#
+# Data (see DIR/README.md):
+#   sc21_table1.csv   Narayanan et al., SC'21, Table 1 (Megatron-LM weak scaling on Selene, DGX A100 80GB).
+#                     Absolute test: error of each row, MAE and max |error|.
+#   vtrain_multi.csv  vTrain (Bang et al., MICRO'24) ground truth, Megatron-DeepSpeed on A100 clusters.
+#                     Ranking test: Kendall's tau-b between measured and predicted per model size.
+#
+# Every model is built from the row's own columns (no presets). Each row runs
+#   strata estimate --model ROW.json --cluster C --gpus N --plan SPEC --json
+# and is reported as compared, "rejected: <strata's message>" (exit 2, excluded from the statistics),
+# "does not fit" (exit 1, excluded) or "error" (anything else, excluded). Output is deterministic.
+# Lines starting with "SUMMARY" and "TAU" are for tests/accuracy_*.sh.
+#
+# Defaults: --strata ./strata if it exists, else $STRATA; --validation $VALIDATION, else
+# <source root>/../shared/validation; --set all. Exit status: 0 report printed, 2 usage or missing input.
+# POSIX sh + awk only.
+
+set -u
+LC_ALL=C
+export LC_ALL
+
+prog=validate.sh
+
+usage() {
+	cat <<'EOF'
+usage: scripts/validate.sh [--strata PATH] [--validation DIR] [--set sc21|vtrain|all]
+
+  --strata PATH     the strata binary (default: ./strata, else $STRATA)
+  --validation DIR  folder with sc21_table1.csv and vtrain_multi.csv
+                    (default: $VALIDATION, else <source root>/../shared/validation)
+  --set S           sc21, vtrain or all (default all)
+EOF
+}
+
+die() {
+	echo "$prog: $*" >&2
+	exit 2
+}
+
+here=$(cd "$(dirname "$0")" && pwd) || die "cannot find the script's folder"
+srcroot=$(cd "$here/.." && pwd) || die "cannot find the source root"
+
+strata=""
+valdir=""
+which_set=all
+while [ $# -gt 0 ]; do
+	case $1 in
+	--strata) [ $# -ge 2 ] || die "--strata needs a value"; strata=$2; shift 2 ;;
+	--strata=*) strata=${1#--strata=}; shift ;;
+	--validation) [ $# -ge 2 ] || die "--validation needs a value"; valdir=$2; shift 2 ;;
+	--validation=*) valdir=${1#--validation=}; shift ;;
+	--set) [ $# -ge 2 ] || die "--set needs a value"; which_set=$2; shift 2 ;;
+	--set=*) which_set=${1#--set=}; shift ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; die "unknown argument '$1'" ;;
+	esac
+done
+
+case $which_set in
+sc21 | vtrain | all) ;;
+*) die "--set must be sc21, vtrain or all (got '$which_set')" ;;
+esac
+
+if [ -z "$strata" ]; then
+	if [ -x ./strata ] && [ ! -d ./strata ]; then
+		strata=./strata
+	elif [ -n "${STRATA:-}" ]; then
+		strata=$STRATA
+	else
+		die "no strata binary: build it and run from the build folder, or pass --strata PATH or set STRATA"
+	fi
+fi
+if [ ! -x "$strata" ] || [ -d "$strata" ]; then
+	p=$(command -v "$strata" 2>/dev/null) || p=""
+	[ -n "$p" ] || die "strata binary '$strata' not found or not executable"
+	strata=$p
+fi
+
+if [ -z "$valdir" ]; then
+	valdir=${VALIDATION:-$srcroot/../shared/validation}
+fi
+[ -d "$valdir" ] || die "validation data not found at $valdir (pass --validation DIR)"
+valdir=$(cd "$valdir" && pwd)
+
+vtrain_cluster=$srcroot/tests/data/validation/vtrain_cluster.json
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/strata-validate.XXXXXX") || die "cannot create a temporary folder"
+trap 'rm -rf "$tmp"' EXIT
+trap 'rm -rf "$tmp"; exit 130' INT TERM
+
+# isnum VALUE...: all arguments are unsigned integers
+isnum() {
+	for v in "$@"; do
+		case $v in
+		'' | *[!0-9]*) return 1 ;;
+		esac
+	done
+	return 0
+}
+
+# write_model FILE NAME LAYERS HIDDEN HEADS FFN VOCAB SEQ: a GPT-style strata model JSON
+write_model() {
+	cat >"$1" <<EOF
+{ "name": "$2", "layers": $3, "hidden": $4, "heads": $5, "kv_heads": $5,
+  "ffn": $6, "vocab": $7, "seq_len": $8,
+  "activation": "gelu", "norm": "layernorm", "position": "learned",
+  "tied_embeddings": true, "dropout": true, "bias": true }
+EOF
+}
+
+# run_est MODEL CLUSTER GPUS SPEC: sets st (ok | rejected | nofit | error), pred (seconds), msg
+run_est() {
+	"$strata" estimate --model "$1" --cluster "$2" --gpus "$3" --plan "$4" --json \
+		>"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	pred=$(awk '/^[ ]*"iteration_time_s"[ ]*:/ {
+		v = $0; sub(/^[^:]*:[ ]*/, "", v); sub(/[ ,]*$/, "", v); print v; exit }' "$tmp/out")
+	peak=$(awk '/^[ ]*"memory_peak_gib"[ ]*:/ {
+		v = $0; sub(/^[^:]*:[ ]*/, "", v); sub(/[ ,]*$/, "", v); printf "%.1f", v; exit }' "$tmp/out")
+	fits=$(awk '/^[ ]*"fits"[ ]*:/ {
+		v = $0; sub(/^[^:]*:[ ]*/, "", v); sub(/[ ,]*$/, "", v); print v; exit }' "$tmp/out")
+	msg=$(awk 'NF { sub(/^strata( estimate)?: /, ""); gsub(/\t/, " "); print; exit }' "$tmp/err")
+	case $rc in
+	0)
+		if [ "$fits" = false ]; then
+			st=nofit
+			msg="exit 0 but fits=false, peak ${peak:-?} GiB"
+		elif [ -n "$pred" ]; then
+			st=ok
+		else
+			st=error
+			msg="no iteration_time_s in strata's output"
+		fi
+		;;
+	1)
+		st=nofit
+		msg="peak ${peak:-?} GiB${msg:+; $msg}"
+		;;
+	2)
+		st=rejected
+		[ -n "$msg" ] || msg="exit 2 without a message"
+		;;
+	*)
+		st=error
+		msg="strata exit $rc${msg:+: $msg}"
+		;;
+	esac
+}
+
+# ------------------------------------------------------------------------------------------- SC'21
+sc21() {
+	csv=$valdir/sc21_table1.csv
+	[ -r "$csv" ] || die "cannot read $csv"
+	out=$tmp/sc21.tsv
+	: >"$out"
+	n=0
+	tail -n +2 "$csv" | tr -d '\r' | {
+		while IFS=, read -r model layers hidden heads ffn vocab seq gpus tp pp dp cp mbs gbs vp sp \
+			recompute zero dtype tflops iter notes; do
+			[ -n "$model" ] || continue
+			n=$((n + 1))
+			label="tp=$tp pp=$pp dp=$dp"
+			[ "$cp" = 1 ] || label="$label cp=$cp"
+			label="$label mbs=$mbs gbs=$gbs vp=$vp"
+			[ "$sp" = 0 ] || label="$label sp=$sp"
+			[ "$recompute" = full ] || label="$label recompute=$recompute"
+			[ "$zero" = 0 ] || label="$label zero=$zero"
+			[ "$dtype" = fp16 ] || label="$label $dtype"
+			if ! isnum "$layers" "$hidden" "$heads" "$ffn" "$vocab" "$seq" "$gpus" "$tp" "$pp" "$dp" \
+				"$cp" "$mbs" "$gbs" "$vp" "$sp" "$zero"; then
+				st=error pred="" msg="malformed row in the CSV"
+			elif [ $((tp * pp * dp * cp)) -ne "$gpus" ]; then
+				st=error pred="" msg="data: tp*pp*dp*cp = $((tp * pp * dp * cp)) != gpus $gpus"
+			else
+				if [ "$vp" -gt 1 ]; then sched=interleaved; else sched=1f1b; fi
+				write_model "$tmp/model.json" "$model" "$layers" "$hidden" "$heads" "$ffn" "$vocab" "$seq"
+				spec="tp=$tp,pp=$pp,dp=$dp,cp=$cp,mbs=$mbs,gbs=$gbs,vp=$vp,seq=$seq,sp=$sp"
+				spec="$spec,recompute=$recompute,zero=$zero,dtype=$dtype,schedule=$sched"
+				run_est "$tmp/model.json" dgx-a100-80g "$gpus" "$spec"
+			fi
+			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$model" "$gpus" "$label" "$iter" \
+				"$st" "${pred:--}" "${msg:--}" >>"$out"
+		done
+	}
+
+	echo "== SC'21 Table 1: Narayanan et al., Megatron-LM weak scaling on Selene (absolute test) =="
+	echo "data:    $csv"
+	echo "         (measured = iteration_time_s_derived, from the paper's TFLOP/s per GPU and its eq. 3)"
+	echo "strata:  $strata estimate --cluster dgx-a100-80g --gpus <row's GPUs>, model JSON built from the"
+	echo "         row (GPT: gelu, layernorm, learned positions, tied embeddings, bias, dropout),"
+	echo "         plan from the row; schedule interleaved when vp > 1, else 1f1b"
+	echo "plan:    other plan keys shown only where they differ from cp=1 sp=0 recompute=full zero=0 fp16"
+	echo
+	awk -F '\t' '
+	function abs(x) { return x < 0 ? -x : x }
+	BEGIN {
+		printf "%3s  %-11s %5s  %-40s %10s %11s %8s\n", "#", "model", "gpus", "plan", "measured_s",
+			"predicted_s", "error_%"
+	}
+	{
+		rows++
+		if ($6 == "ok") {
+			e = ($7 - $5) / $5 * 100
+			printf "%3d  %-11s %5d  %-40s %10.2f %11.2f %+8.1f\n", $1, $2, $3, $4, $5, $7, e
+			ok++; sum += abs(e)
+			if (ok == 1 || abs(e) > maxe) { maxe = abs(e); maxrow = $2 }
+		} else {
+			if ($6 == "rejected") { rej++; what = "rejected: " $8 }
+			else if ($6 == "nofit") { nofit++; what = "does not fit: " $8 }
+			else { err++; what = "error: " $8 }
+			printf "%3d  %-11s %5d  %-40s %10.2f  %s\n", $1, $2, $3, $4, $5, what
+		}
+	}
+	END {
+		print ""
+		printf "rows %d: compared %d, rejected %d, did not fit %d, errors %d\n", rows, ok, rej, nofit, err
+		if (ok > 0) {
+			printf "MAE %.1f %%, max |error| %.1f %% (%s)\n", sum / ok, maxe, maxrow
+			printf "SUMMARY sc21 rows=%d compared=%d rejected=%d nofit=%d errors=%d mae_pct=%.3f max_abs_pct=%.3f\n",
+				rows, ok, rej, nofit, err, sum / ok, maxe
+		} else {
+			print "MAE n/a (no row compared)"
+			printf "SUMMARY sc21 rows=%d compared=0 rejected=%d nofit=%d errors=%d mae_pct=nan max_abs_pct=nan\n",
+				rows, rej, nofit, err
+		}
+	}' "$out"
+}
+
+# ------------------------------------------------------------------------------------------ vTrain
+vtrain() {
+	csv=$valdir/vtrain_multi.csv
+	[ -r "$csv" ] || die "cannot read $csv"
+	[ -r "$vtrain_cluster" ] || die "cannot read $vtrain_cluster"
+	out=$tmp/vtrain.tsv
+	: >"$out"
+	n=0
+	tail -n +2 "$csv" | tr -d '\r' | {
+		while IFS=, read -r size gpus gbs mbs hidden heads layers seq tp dp pp ms rest; do
+			[ -n "$size" ] || continue
+			n=$((n + 1))
+			label="tp=$tp pp=$pp dp=$dp mbs=$mbs gbs=$gbs"
+			if ! isnum "$gpus" "$gbs" "$mbs" "$hidden" "$heads" "$layers" "$seq" "$tp" "$dp" "$pp"; then
+				st=error pred="" msg="malformed row in the CSV"
+			elif [ $((tp * pp * dp)) -ne "$gpus" ]; then
+				st=error pred="" msg="data: tp*pp*dp = $((tp * pp * dp)) != # GPUs $gpus"
+			else
+				write_model "$tmp/model.json" "vtrain-${size}b" "$layers" "$hidden" "$heads" \
+					$((4 * hidden)) 50257 "$seq"
+				spec="tp=$tp,pp=$pp,dp=$dp,cp=1,mbs=$mbs,gbs=$gbs,vp=1,seq=$seq,sp=0"
+				spec="$spec,recompute=full,zero=0,dtype=fp16,schedule=1f1b"
+				run_est "$tmp/model.json" "$vtrain_cluster" "$gpus" "$spec"
+			fi
+			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$size" "$gpus" "$label" "$ms" \
+				"$st" "${pred:--}" "${msg:--}" >>"$out"
+		done
+	}
+
+	echo "== vTrain ground truth (Bang et al., MICRO'24): Megatron-DeepSpeed on A100 clusters (ranking test) =="
+	echo "data:    $csv"
+	echo "strata:  $strata estimate --cluster $vtrain_cluster --gpus <row's GPUs>"
+	echo "         (A100-SXM-80GB, 8 per node, NVLink 300 GB/s per direction, 4 x 200 Gb/s NICs per node),"
+	echo "         model JSON built from the row (GPT: ffn 4h, vocab 50257, gelu, layernorm, learned"
+	echo "         positions, tied embeddings, bias, dropout); plan recompute=full zero=0 sp=0 fp16 1f1b"
+	echo "rank:    1 = fastest within the model size, among the compared rows (measured / predicted)"
+	echo
+	awk -F '\t' '
+	function abs(x) { return x < 0 ? -x : x }
+	function sgn(x) { return x > 0 ? 1 : (x < 0 ? -1 : 0) }
+	{
+		rows++
+		r = rows
+		id[r] = $1; size[r] = $2; gpus[r] = $3; label[r] = $4; meas[r] = $5; st[r] = $6
+		msg[r] = $8
+		if ($6 == "ok") pred[r] = $7 * 1000
+		if (!($2 in seen)) { seen[$2] = 1; ng++; group[ng] = $2 }
+	}
+	END {
+		# ranks within each size group, compared rows only
+		for (i = 1; i <= rows; i++) {
+			if (st[i] != "ok") continue
+			rm[i] = 1; rp[i] = 1
+			for (j = 1; j <= rows; j++) {
+				if (st[j] != "ok" || size[j] != size[i]) continue
+				if (meas[j] < meas[i]) rm[i]++
+				if (pred[j] < pred[i]) rp[i]++
+			}
+		}
+		printf "%3s  %6s %5s  %-34s %11s %12s %8s %9s\n", "#", "size", "gpus", "plan",
+			"measured_ms", "predicted_ms", "error_%", "rank m/p"
+		for (g = 1; g <= ng; g++) {
+			for (i = 1; i <= rows; i++) {
+				if (size[i] != group[g]) continue
+				if (st[i] == "ok") {
+					e = (pred[i] - meas[i]) / meas[i] * 100
+					printf "%3d  %6s %5d  %-34s %11.1f %12.1f %+8.1f %9s\n", id[i], size[i] "B",
+						gpus[i], label[i], meas[i], pred[i], e, rm[i] "/" rp[i]
+					ok++; sum += abs(e)
+				} else {
+					if (st[i] == "rejected") { rej++; what = "rejected: " msg[i] }
+					else if (st[i] == "nofit") { nofit++; what = "does not fit: " msg[i] }
+					else { err++; what = "error: " msg[i] }
+					printf "%3d  %6s %5d  %-34s %11.1f  %s\n", id[i], size[i] "B", gpus[i], label[i],
+						meas[i], what
+				}
+			}
+		}
+		print ""
+		print "Kendall tau-b between measured and predicted iteration time, per model size:"
+		for (g = 1; g <= ng; g++) {
+			n = 0; tot = 0
+			for (i = 1; i <= rows; i++) {
+				if (size[i] != group[g]) continue
+				tot++
+				if (st[i] == "ok") { n++; x[n] = meas[i]; y[n] = pred[i] }
+			}
+			c = 0; d = 0; tx = 0; ty = 0; n0 = n * (n - 1) / 2
+			for (i = 1; i < n; i++)
+				for (j = i + 1; j <= n; j++) {
+					sx = sgn(x[i] - x[j]); sy = sgn(y[i] - y[j])
+					if (sx == 0) tx++
+					if (sy == 0) ty++
+					if (sx * sy > 0) c++
+					else if (sx * sy < 0) d++
+				}
+			den = (n0 - tx) * (n0 - ty)
+			if (n >= 2 && den > 0) {
+				tau = (c - d) / sqrt(den)
+				printf "  %6s  rows %3d, compared %3d: tau-b %+.3f  (pairs %d: concordant %d, discordant %d, tied measured %d, tied predicted %d)\n",
+					group[g] "B", tot, n, tau, n0, c, d, tx, ty
+				taus = taus sprintf("TAU vtrain size=%s rows=%d compared=%d tau_b=%.4f\n", group[g], tot, n, tau)
+			} else {
+				printf "  %6s  rows %3d, compared %3d: tau-b n/a (too few rows or all tied)\n",
+					group[g] "B", tot, n
+				taus = taus sprintf("TAU vtrain size=%s rows=%d compared=%d tau_b=nan\n", group[g], tot, n)
+			}
+		}
+		print ""
+		printf "rows %d: compared %d, rejected %d, did not fit %d, errors %d\n", rows, ok, rej, nofit, err
+		if (ok > 0) {
+			printf "MAE %.1f %% over the compared rows (information only: the cluster is not published)\n",
+				sum / ok
+			mae = sprintf("%.3f", sum / ok)
+		} else {
+			mae = "nan"
+		}
+		printf "SUMMARY vtrain rows=%d compared=%d rejected=%d nofit=%d errors=%d mae_pct=%s\n",
+			rows, ok, rej, nofit, err, mae
+		printf "%s", taus
+	}' "$out"
+}
+
+case $which_set in
+sc21) sc21 ;;
+vtrain) vtrain ;;
+all) sc21; echo; vtrain ;;
+esac
+exit 0
