@@ -83,6 +83,8 @@ struct st_cost_ctx {
     st__shard_cost cache[ST_COST_CACHE];
     st__layout layouts[ST_LAYOUT_CACHE]; /* even splits by (pp, vp) */
     st__layout scratch;                  /* explicit stage_layers */
+    int64_t flops_seq;                   /* model FLOPs per sequence, for this sequence length */
+    double flops_per_seq;
     double t_scratch[ST_MAX_STAGES];     /* per stage class: time per micro-batch */
     int n_scratch[ST_MAX_STAGES];        /* and how many stages it has */
 };

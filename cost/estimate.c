@@ -319,7 +319,6 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
     }
     double bubble;
     double pipeline_s = st_cost_pipeline_s(t_cls, n_cls, L->n, vp, mb, p->schedule, slow.fwd_s, slow.bwd_s, &bubble);
-    double bwd_dev = slow.bwd_s;
 
     /* ---- data parallel, ZeRO, optimizer, offload: on the device with the most parameters */
     double dense_max = 0, expert_max = 0, mem_peak = 0, params_max = 0;
@@ -344,14 +343,22 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
     double dp_s = 0;
     const st_profile *pr = ctx->prof;
     double nbd = buckets(dense_max, (double)gdp.n), nbe = buckets(expert_max, (double)gex.n);
-    if (p->zero == 0) {
-        dp_s = pieces(c, pr, ST_COLL_ALLREDUCE, &gdp, dense_max * gb, nbd) +
-               pieces(c, pr, ST_COLL_ALLREDUCE, &gex, expert_max * gb, nbe);
-    } else if (p->zero <= 2) {
-        dp_s = pieces(c, pr, ST_COLL_REDUCESCATTER, &gdp, dense_max * gb, nbd) +
-               pieces(c, pr, ST_COLL_ALLGATHER, &gdp, dense_max * wbytes, nbd) +
-               pieces(c, pr, ST_COLL_REDUCESCATTER, &gex, expert_max * gb, nbe) +
-               pieces(c, pr, ST_COLL_ALLGATHER, &gex, expert_max * wbytes, nbe);
+    if (p->zero <= 2) {
+        /* gradients: all-reduce (zero 0) or reduce-scatter (1, 2); then the updated 16-bit
+         * weights all-gathered (1, 2). With overlap_grad_reduce the reduction hides behind the
+         * last micro-batch's backward and the gather behind the next forward (Megatron-LM's
+         * --overlap-grad-reduce / --overlap-param-gather); the last bucket always shows. */
+        st_coll red = p->zero == 0 ? ST_COLL_ALLREDUCE : ST_COLL_REDUCESCATTER;
+        double red_s = pieces(c, pr, red, &gdp, dense_max * gb, nbd) + pieces(c, pr, red, &gex, expert_max * gb, nbe);
+        double gat_s = p->zero == 0 ? 0
+                                    : pieces(c, pr, ST_COLL_ALLGATHER, &gdp, dense_max * wbytes, nbd) +
+                                          pieces(c, pr, ST_COLL_ALLGATHER, &gex, expert_max * wbytes, nbe);
+        if (p->overlap_grad_reduce) {
+            double nb = nbd + nbe;
+            red_s = red_s - slow.bwd_s > red_s / nb ? red_s - slow.bwd_s : red_s / nb;
+            gat_s = gat_s - slow.fwd_s > gat_s / nb ? gat_s - slow.fwd_s : gat_s / nb;
+        }
+        dp_s = red_s + gat_s;
     } else {
         /* every micro-batch, layer by layer: gather the weights for forward and again for
          * backward, reduce-scatter the gradients; prefetching overlaps this with the compute */
@@ -363,12 +370,6 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
         double busy = slow.compute_s + slow.recompute_s;
         double excess = per_mb - busy;
         dp_s = (double)mb * (excess > 0 ? excess : 0) + per_mb / nl;
-    }
-    if (p->overlap_grad_reduce && p->zero < 3) {
-        /* overlapped with the last micro-batch's backward; the last bucket always shows */
-        double hidden = bwd_dev;
-        double rest = dp_s - hidden, tail = dp_s / (blocks_slow + 2.0);
-        dp_s = rest > tail ? rest : tail;
     }
     if (m->tied_embeddings && pp > 1) {
         st_group ge = {.n = 2, .per_node = 1, .nodes = 2, .node_share = c->gpus_per_node};
@@ -398,7 +399,11 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
     double gpus = (double)p->tp * p->pp * p->dp * p->cp;
     double tokens = (double)p->gbs * (double)p->seq;
     out->tokens_per_s = tokens / out->iteration_time_s;
-    out->model_flops = st_cost_model_flops(m, p->gbs, p->seq);
+    if (ctx->flops_seq != p->seq) {
+        ctx->flops_per_seq = st_cost_model_flops(m, 1, p->seq);
+        ctx->flops_seq = p->seq;
+    }
+    out->model_flops = ctx->flops_per_seq * (double)p->gbs;
     out->model_tflops_per_gpu = out->model_flops / out->iteration_time_s / gpus / 1e12;
     out->mfu = out->model_flops / out->iteration_time_s / gpus / c->gpu.peak_flops[p->dtype];
     out->memory_peak_bytes = mem_peak;

@@ -189,7 +189,8 @@ sc21() {
 
 	echo "== SC'21 Table 1: Narayanan et al., Megatron-LM weak scaling on Selene (absolute test) =="
 	echo "data:    $csv"
-	echo "         (measured = iteration_time_s_derived, from the paper's TFLOP/s per GPU and its eq. 3)"
+	echo "         (Narayanan et al., SC'21, Table 1, with per-row settings from Megatron-LM examples/sc21;"
+	echo "         measured = iteration_time_s_derived, from the paper's TFLOP/s per GPU and its eq. 3)"
 	echo "strata:  $strata estimate --cluster dgx-a100-80g --gpus <row's GPUs>, model JSON built from the"
 	echo "         row (GPT: gelu, layernorm, learned positions, tied embeddings, bias, dropout),"
 	echo "         plan from the row; schedule interleaved when vp > 1, else 1f1b"
@@ -261,6 +262,7 @@ vtrain() {
 
 	echo "== vTrain ground truth (Bang et al., MICRO'24): Megatron-DeepSpeed on A100 clusters (ranking test) =="
 	echo "data:    $csv"
+	echo "         (VIA-Research/vTrain data/ground_truth_multi.csv, commit f8dda84; measured = iteration time (ms))"
 	echo "strata:  $strata estimate --cluster $vtrain_cluster --gpus <row's GPUs>"
 	echo "         (A100-SXM-80GB, 8 per node, NVLink 300 GB/s per direction, 4 x 200 Gb/s NICs per node),"
 	echo "         model JSON built from the row (GPT: ffn 4h, vocab 50257, gelu, layernorm, learned"

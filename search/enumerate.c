@@ -134,6 +134,7 @@ static void price(search *s, st_plan *p) {
     if (st_cost_estimate(s->ctx, p, &e)) return;
     if (!e.fits) return;
     s->feasible++;
+    if (s->o->accept && admits(&s->kept, &e) && !s->o->accept(p, s->o->accept_arg)) return;
     offer(&s->kept, p, &e, s->evaluated);
 }
 
@@ -150,7 +151,11 @@ static void inner(search *s, st_plan *p) {
                     if (off == ST_OFF_OPTIMIZER && z < 1) continue;
                     if (off == ST_OFF_PARAMS && z != 3) continue;
                     p->offload = (st_offload)off;
-                    price(s, p);
+                    /* ZeRO-3 always overlaps (prefetch); the others with or without the flag */
+                    for (int ov = 0; ov <= (z < 3); ov++) {
+                        p->overlap_grad_reduce = ov;
+                        price(s, p);
+                    }
                 }
             }
         }

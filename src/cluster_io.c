@@ -269,7 +269,10 @@ int st_cluster_resolve(const char *arg, int64_t gpus, st_cluster *out, st_error 
     }
     if (st_cluster_preset(arg, &c) != 0) {
         rc = st_cluster_load(arg, &c, err);
-        if (rc < 0) goto out;
+        if (rc < 0) {
+            rc = st__preset_or_file_error(arg, "cluster", "strata clusters", err);
+            goto out;
+        }
         file = arg;
     }
     if (gpus < 0) {

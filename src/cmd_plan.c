@@ -24,6 +24,19 @@ static const char help_text[] =
 
 #define DEFAULT_GBS 1536 /* GPT-3 175B: 3.2M tokens of 2048 (Brown et al. 2020, Table 2.1) */
 
+/* --emit KIND ranks only the plans that KIND can run: the emitter is the judge */
+typedef struct emit_filter {
+    st_emit_kind kind;
+    const st_model *m;
+    const st_cluster *c;
+    FILE *sink;
+} emit_filter;
+
+static int emit_accepts(const st_plan *p, void *arg) {
+    emit_filter *f = arg;
+    return st_emit(f->kind, p, f->m, f->c, f->sink, NULL) == 0;
+}
+
 int st_cmd_plan(int argc, char **argv, st_error *err) {
     const char *model_arg = NULL, *cluster_arg = NULL, *gpus_arg = NULL, *gbs_arg = NULL, *seq_arg = NULL,
                *top_arg = NULL, *out_arg = NULL, *emit_arg = NULL, *profile_arg = NULL, *dtype_arg = NULL,
@@ -94,8 +107,22 @@ int st_cmd_plan(int argc, char **argv, st_error *err) {
     if ((rc = st_cluster_resolve(cluster_arg, so.gpus, &c, err))) goto out;
     if (profile_arg && (rc = st_profile_load(profile_arg, &prof, err))) goto out;
     so.progress = !json;
+    emit_filter filter = {.kind = ek, .m = &m, .c = &c};
+    if (emit_arg) {
+        if (!(filter.sink = fopen("/dev/null", "w"))) {
+            rc = st_error_set(err, ST_EIO, "/dev/null", NULL, "cannot open");
+            goto out;
+        }
+        so.accept = emit_accepts;
+        so.accept_arg = &filter;
+    }
 
-    if ((rc = st_search_enumerate(&m, &c, prof, &so, &res, err))) goto out;
+    rc = st_search_enumerate(&m, &c, prof, &so, &res, err);
+    if (filter.sink) fclose(filter.sink);
+    if (rc && rc == ST_ENOPLAN && emit_arg && res.feasible > 0)
+        st_error_set(err, ST_ENOPLAN, NULL, "emit", "%llu plans fit, but none that %s can run",
+                     (unsigned long long)res.feasible, emit_arg);
+    if (rc) goto out;
     const st_ranked *best = &res.plans[0];
 
     if (emit_arg) {
@@ -120,19 +147,22 @@ int st_cmd_plan(int argc, char **argv, st_error *err) {
     }
     const double GiB = 1073741824.0;
     int64_t gpus = so.gpus > 0 ? so.gpus : st_cluster_gpus(&c);
-    fprintf(mem, "model %s (%.1fB parameters) on %lld x %s (%s), gbs %lld, seq %lld, %s\n\n", m.name,
+    fprintf(mem, "model %s (%.1fB parameters) on %lld x %s (%s), gbs %lld, seq %lld, %s\n", m.name,
             st_model_params(&m) / 1e9, (long long)gpus, c.gpu.name, c.name, (long long)so.gbs,
             (long long)best->plan.seq, st_dtype_name(so.dtype));
-    fprintf(mem, "%4s %4s %4s %5s %3s %3s %3s %4s %2s %-9s %4s %-9s %9s %10s %8s %6s %8s\n", "rank", "tp", "pp", "dp",
-            "cp", "ep", "vp", "mbs", "sp", "recompute", "zero", "offload", "time_s", "tokens/s", "TFLOP/s", "MFU%",
-            "mem_GiB");
+    if (emit_arg) fprintf(mem, "ranking only the plans that %s can run (--emit)\n", emit_arg);
+    fputc('\n', mem);
+    fprintf(mem, "%4s %4s %4s %5s %3s %3s %3s %4s %2s %-9s %4s %-9s %3s %9s %10s %8s %6s %8s\n", "rank", "tp", "pp",
+            "dp", "cp", "ep", "vp", "mbs", "sp", "recompute", "zero", "offload", "ovl", "time_s", "tokens/s", "TFLOP/s",
+            "MFU%", "mem_GiB");
     for (int i = 0; i < res.n; i++) {
         const st_plan *p = &res.plans[i].plan;
         const st_estimate *e = &res.plans[i].est;
-        fprintf(mem, "%4d %4d %4d %5d %3d %3d %3d %4lld %2d %-9s %4d %-9s %9.3f %10.0f %8.1f %6.1f %8.1f\n", i + 1,
-                p->tp, p->pp, p->dp, p->cp, p->ep, p->vp, (long long)p->mbs, p->sp, st_recompute_name(p->recompute),
-                p->zero, st_offload_name(p->offload), e->iteration_time_s, e->tokens_per_s, e->model_tflops_per_gpu,
-                100 * e->mfu, e->memory_peak_bytes / GiB);
+        fprintf(mem, "%4d %4d %4d %5d %3d %3d %3d %4lld %2d %-9s %4d %-9s %3d %9.3f %10.0f %8.1f %6.1f %8.1f\n",
+                i + 1, p->tp, p->pp, p->dp, p->cp, p->ep, p->vp, (long long)p->mbs, p->sp,
+                st_recompute_name(p->recompute), p->zero, st_offload_name(p->offload), p->overlap_grad_reduce,
+                e->iteration_time_s, e->tokens_per_s, e->model_tflops_per_gpu, 100 * e->mfu,
+                e->memory_peak_bytes / GiB);
     }
     fprintf(mem, "\nevaluated %llu configurations (%llu fit) in %.3f s, %.0f per second\n",
             (unsigned long long)res.evaluated, (unsigned long long)res.feasible, res.search_time_s,

@@ -284,3 +284,11 @@ void st__json_hash(const json_t *v, char out[17]) {
     snprintf(out, 17, "%016llx", (unsigned long long)h);
     free(text);
 }
+
+int st__preset_or_file_error(const char *arg, const char *key, const char *lister, st_error *err) {
+    struct stat st;
+    if (err && err->code == ST_EIO && stat(arg, &st) != 0)
+        return st_error_set(err, ST_EINVAL, NULL, key, "'%s' is neither a preset (see %s) nor an existing file", arg,
+                            lister);
+    return err ? err->code : ST_EINVAL;
+}

@@ -30,6 +30,10 @@ int st__json_write_file(const json_t *root, const char *path, st_error *err);
 /* 64-bit FNV-1a of a JSON value's canonical (sorted, compact) dump, as 16 hex digits. */
 void st__json_hash(const json_t *v, char out[17]);
 
+/* After a failed load of `arg` that names no existing file: rewrite err to say that it is neither a
+ * preset (listed by `lister`) nor a file. Returns err->code. */
+int st__preset_or_file_error(const char *arg, const char *key, const char *lister, st_error *err);
+
 /* Canonical JSON of descriptions (new references). */
 json_t *st__model_to_json(const st_model *m);
 json_t *st__cluster_to_json(const st_cluster *c);

@@ -45,6 +45,11 @@ int main(int argc, char **argv) {
         st_error err;
         st_error_clear(&err);
         int rc = cmds[i].fn(argc - 1, argv + 1, &err);
+        /* a result that never reached its reader is a failure, not a success */
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+            fprintf(stderr, "strata %s: write error on standard output\n", cmd);
+            return 2;
+        }
         if (rc == 0) return 0;
         if (rc > 0) return rc; /* the command printed its result and chose the status */
         st_cli_report(cmd, &err);

@@ -458,7 +458,8 @@ out:
 int st_model_resolve(const char *arg, st_model *out, st_error *err) {
     if (!arg || !arg[0]) return st_error_set(err, ST_EUSAGE, NULL, "model", "no model given");
     if (st_model_preset(arg, out) == 0) return 0;
-    return st_model_load(arg, out, err);
+    int rc = st_model_load(arg, out, err);
+    return rc ? st__preset_or_file_error(arg, "model", "strata models", err) : 0;
 }
 
 /* ------------------------------------------------------------ canonical JSON */

@@ -51,13 +51,21 @@ int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err) {
         return st_error_set(err, ST_EINVAL, NULL, "plan", "inline plan spec missing or too long");
     snprintf(buf, sizeof buf, "%s", spec);
     if (!buf[0]) return st_error_set(err, ST_EINVAL, NULL, "plan", "empty plan spec");
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    char seen[1024] = ","; /* ",key1,key2," to refuse a key given twice */
+    char *tok = buf;
+    for (;;) {
+        char *comma = strchr(tok, ',');
+        if (comma) *comma = '\0';
         char *eq = strchr(tok, '=');
         if (!eq || eq == tok || !eq[1])
             return st_error_set(err, ST_EINVAL, NULL, "plan", "expected key=value, got '%s'", tok);
         *eq = '\0';
         const char *k = tok, *v = eq + 1;
+        char probe[sizeof buf + 2];
+        snprintf(probe, sizeof probe, ",%s,", k);
+        if (strstr(seen, probe)) return st_error_set(err, ST_EINVAL, NULL, k, "given twice");
+        if (strlen(seen) + strlen(k) + 2 < sizeof seen) strcat(strcat(seen, k), ",");
+        tok = comma ? comma + 1 : NULL;
         int64_t x;
         int rc = 0;
 #define INTKEY(name, lo, hi, field, flag)                                                          \
@@ -65,14 +73,14 @@ int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err) {
         if ((rc = parse_int(v, lo, hi, &x, name, err))) return rc;                                 \
         p->field = x;                                                                              \
         p->given |= flag;                                                                          \
-        continue;                                                                                  \
+        goto next;                                                                                 \
     }
 #define ENUMKEY(name, fn, field, flag, choices)                                                    \
     if (strcmp(k, name) == 0) {                                                                    \
         if (fn(v, &p->field))                                                                      \
             return st_error_set(err, ST_EINVAL, NULL, name, "'%s' is not one of " choices, v);      \
         p->given |= flag;                                                                          \
-        continue;                                                                                  \
+        goto next;                                                                                 \
     }
         INTKEY("tp", 1, ST_MAX_GPUS, tp, 0)
         INTKEY("pp", 1, ST_MAX_GPUS, pp, 0)
@@ -95,6 +103,8 @@ int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err) {
 #undef INTKEY
 #undef ENUMKEY
         return st_error_set(err, ST_EINVAL, NULL, k, "unknown plan key (known: " SPEC_KEYS ")");
+    next:
+        if (!tok) break;
     }
     if (p->grad_bytes == 3) return st_error_set(err, ST_EINVAL, NULL, "grad_bytes", "must be 2 or 4");
     return 0;
@@ -109,7 +119,10 @@ int st_plan_finalize(st_plan *p, const st_model *m, const st_cluster *c, int64_t
     int64_t want = gpus > 0 ? gpus : have;
     if (!(p->given & ST_GIVEN_SEQ)) p->seq = m->seq_len;
     int64_t shard = (int64_t)p->tp * p->pp * p->cp;
-    if (shard > ST_MAX_GPUS) BAD("tp", "tp*pp*cp = %lld exceeds %d GPUs", (long long)shard, ST_MAX_GPUS);
+    if (shard > ST_MAX_GPUS) {
+        const char *key = p->pp >= p->tp && p->pp >= p->cp ? "pp" : p->cp > p->tp ? "cp" : "tp";
+        BAD(key, "tp*pp*cp = %lld exceeds %d GPUs", (long long)shard, ST_MAX_GPUS);
+    }
     if (!(p->given & ST_GIVEN_DP)) {
         if (want % shard)
             BAD("dp", "tp*pp*cp = %lld does not divide the %lld GPUs; give dp", (long long)shard,
@@ -210,10 +223,13 @@ void st_plan_chunk_layers(const st_plan *p, const st_model *m, int *out) {
 }
 
 void st_plan_format_spec(const st_plan *p, char *buf, size_t n) {
-    snprintf(buf, n,
+    int w = snprintf(buf, n,
              "tp=%d,pp=%d,dp=%d,cp=%d,ep=%d,vp=%d,mbs=%lld,gbs=%lld,seq=%lld,sp=%d,recompute=%s,zero=%d,"
              "offload=%s,dtype=%s,schedule=%s",
              p->tp, p->pp, p->dp, p->cp, p->ep, p->vp, (long long)p->mbs, (long long)p->gbs, (long long)p->seq,
              p->sp, st_recompute_name(p->recompute), p->zero, st_offload_name(p->offload),
              st_dtype_name(p->dtype), st_schedule_name(p->schedule));
+    /* keys left at their defaults are not written */
+    if (w > 0 && (size_t)w < n && p->overlap_grad_reduce) w += snprintf(buf + w, n - (size_t)w, ",overlap_grad_reduce=1");
+    if (w > 0 && (size_t)w < n && p->grad_bytes != 4) snprintf(buf + w, n - (size_t)w, ",grad_bytes=%d", p->grad_bytes);
 }

@@ -381,6 +381,10 @@ typedef struct st_search_opts {
     int max_tp;       /* 0 = heads */
     int progress;     /* progress line on stderr after 1 s */
     uint64_t seed;
+    /* optional filter: plans for which accept() returns 0 are priced (counted) but not kept, e.g.
+     * plans a framework cannot run; called only for plans good enough to enter the kept set */
+    int (*accept)(const st_plan *p, void *arg);
+    void *accept_arg;
 } st_search_opts;
 
 typedef struct st_ranked {

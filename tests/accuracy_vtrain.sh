@@ -39,7 +39,7 @@ printf '%s\n' "$out" | awk -v limit="$TAU_LIMIT" '
 / does not fit: / { nf[++nnf] = $0 }
 / error: / { er[++ner] = $0 }
 $1 == "TAU" && $2 == "vtrain" {
-	delete v
+	split("", v)
 	for (i = 3; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
 	ng++
 	if (v["tau_b"] == "nan" || v["compared"] + 0 < 3) {

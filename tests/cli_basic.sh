@@ -1,1 +1,321 @@
-exit 77
+#!/bin/sh
+# shellcheck disable=SC2086,SC2012,SC2016 # fixed argument lists are split on purpose; awk programs in single quotes
+# Golden CLI test, part 1: the basic commands and the --json contract of `strata estimate`.
+#   --version, --help, no arguments, an unknown command; `strata models` / `strata clusters` (text and
+#   --json) list every preset; `strata estimate` prints the contract keys and is deterministic; two
+#   fixed estimates are compared with golden files in tests/golden/ (numbers to 1e-6 relative, since
+#   floats may print differently across libc versions; strings and structure exactly).
+#
+# Regenerating the golden files (after a deliberate change of the cost model):
+#   STRATA_REGOLD=1 make check TESTS=tests/cli_basic.sh
+#   (or: STRATA_REGOLD=1 STRATA=/path/to/strata SRCDIR=/path/to/source sh tests/cli_basic.sh)
+# rewrites tests/golden/*.json from the current binary instead of comparing; review the diff.
+#
+# Environment (set by automake): STRATA, SRCDIR. POSIX sh only. Exit 0 pass, 1 fail, 99 hard error.
+
+set -u
+LC_ALL=C
+export LC_ALL
+
+SRCDIR=${SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
+STRATA=${STRATA:-./strata}
+GOLDEN=$SRCDIR/tests/golden
+REGOLD=${STRATA_REGOLD:-0}
+
+if [ ! -x "$STRATA" ]; then
+	echo "ERROR: strata binary not found or not executable: $STRATA"
+	exit 99
+fi
+T=$(mktemp -d "${TMPDIR:-/tmp}/strata-cli-basic.XXXXXX") || { echo "ERROR: mktemp -d failed"; exit 99; }
+trap 'rm -rf "$T"' EXIT
+trap 'exit 1' HUP INT TERM
+
+npass=0
+nfail=0
+cmd=
+rc=0
+
+# run ARGS...: run strata, stdout to $T/out, stderr to $T/err, status in $rc
+run() {
+	cmd="strata $*"
+	"$STRATA" "$@" >"$T/out" 2>"$T/err"
+	rc=$?
+}
+ok() {
+	npass=$((npass + 1))
+	echo "ok   - $1"
+}
+# nok DESCRIPTION [DETAIL...]: a failed check; names the last command and shows its output
+nok() {
+	nfail=$((nfail + 1))
+	echo "FAIL - $1"
+	shift
+	echo "       command: $cmd"
+	for _l in "$@"; do printf '%s\n' "$_l" | sed 's/^/       /'; done
+	if [ "$rc" -ge 128 ]; then echo "       CRASH: killed by signal $((rc - 128))"; fi
+	if [ -s "$T/err" ]; then sed -n '1,3s/^/       stderr: /p' "$T/err"; fi
+	if [ -s "$T/out" ]; then sed -n '1,3s/^/       stdout: /p' "$T/out"; fi
+}
+# nlines FILE: the number of lines, counting an unterminated last line
+nlines() { awk 'END { print NR }' "$1"; }
+
+# JSON flattener: one line "PATH VALUE" per scalar (PATH like .plans[0].spec, VALUE as printed);
+# empty containers print {} or []. Exits 2 on anything that is not one well-formed JSON value.
+FLATTEN='
+function path(   i, p) {
+	p = ""
+	for (i = 1; i <= sp; i++) p = p (typ[i] == "o" ? "." key[i] : "[" idx[i] "]")
+	return p
+}
+function bad(msg) { print "not JSON: " msg " at line " NR ": " t > "/dev/stderr"; err = 1; exit 2 }
+function after_value() { if (sp == 0) done = 1; else want = "sep" }
+function scalar(t) { return t ~ /^"/ || t ~ /^-?[0-9]/ || t == "true" || t == "false" || t == "null" }
+function handle(t) {
+	if (done) bad("trailing data")
+	if (want == "value") {
+		if (t == "{") { typ[++sp] = "o"; want = "key_or_close" }
+		else if (t == "[") { typ[++sp] = "a"; idx[sp] = 0; want = "value_or_close" }
+		else if (scalar(t)) { print path() " " t; after_value() }
+		else bad("value expected")
+	} else if (want == "value_or_close") {
+		if (t == "]") { sp--; print path() " []"; after_value() }
+		else { want = "value"; handle(t) }
+	} else if (want == "key_or_close" || want == "key") {
+		if (t == "}" && want == "key_or_close") { sp--; print path() " {}"; after_value() }
+		else if (t ~ /^"/) { key[sp] = substr(t, 2, length(t) - 2); want = "colon" }
+		else bad("key expected")
+	} else if (want == "colon") {
+		if (t == ":") want = "value"; else bad("colon expected")
+	} else if (want == "sep") {
+		if (t == ",") { if (typ[sp] == "a") { idx[sp]++; want = "value" } else want = "key" }
+		else if ((t == "}" && typ[sp] == "o") || (t == "]" && typ[sp] == "a")) { sp--; after_value() }
+		else bad("comma or close expected")
+	}
+}
+BEGIN { want = "value"; sp = 0; done = 0; err = 0 }
+{
+	s = $0
+	while (length(s) > 0) {
+		if (match(s, /^[ \t\r]+/)) { s = substr(s, RLENGTH + 1); continue }
+		if (match(s, /^"([^"\\]|\\.)*"/) || match(s, /^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?/) ||
+		    match(s, /^(true|false|null)/)) t = substr(s, 1, RLENGTH)
+		else { t = substr(s, 1, 1); RLENGTH = 1 }
+		s = substr(s, RLENGTH + 1)
+		handle(t)
+	}
+}
+END { if (err) exit 2; if (!done) { print "not JSON: truncated" > "/dev/stderr"; exit 2 } }
+'
+
+# Compares two flattened documents (golden first): same paths in the same order, numbers equal to
+# RTOL relative (or 1e-12 absolute), everything else byte-equal. Prints the differences.
+NUMCMP='
+function num(v) { return v ~ /^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$/ }
+function abs(x) { return x < 0 ? -x : x }
+function report(msg) { if (++nbad <= 10) print msg }
+NR == FNR { gp[NR] = $1; gv[NR] = substr($0, length($1) + 2); ng = NR; next }
+{
+	n++
+	p = $1; v = substr($0, length($1) + 2)
+	if (n > ng) { report("extra " p " = " v " (not in the golden file)"); next }
+	if (p != gp[n]) { report("structure differs at item " n ": golden " gp[n] ", got " p " (not compared further)"); stop = 1; exit }
+	if (num(v) && num(gv[n])) {
+		a = gv[n] + 0; b = v + 0; d = abs(a - b); m = abs(a) > abs(b) ? abs(a) : abs(b)
+		if (d > rtol * m && d > 1e-12) report(p ": golden " gv[n] ", got " v)
+	} else if (v != gv[n]) report(p ": golden " gv[n] ", got " v)
+}
+END {
+	if (n < ng && !stop) report("missing " gp[n + 1] " and " (ng - n - 1) " more items of the golden file")
+	if (nbad > 10) print "... " (nbad - 10) " more differences"
+	exit nbad > 0
+}
+'
+
+echo "# strata: $STRATA"
+
+# ------------------------------------------------------------------ version, help, usage errors
+run --version
+if [ $rc -eq 0 ] && grep -Eq '^strata [0-9]+\.[0-9]+' "$T/out" && [ "$(nlines "$T/out")" -eq 1 ] && [ ! -s "$T/err" ]; then
+	ok "--version prints 'strata X.Y' and exits 0"
+else
+	nok "--version" "exit $rc, expected 0 and one line 'strata X.Y' on stdout"
+fi
+
+run --help
+if [ $rc -eq 0 ] && grep -q '^usage: strata' "$T/out" && grep -q 'estimate' "$T/out" && grep -q 'plan' "$T/out" && [ ! -s "$T/err" ]; then
+	ok "--help prints the usage on stdout and exits 0"
+else
+	nok "--help" "exit $rc, expected 0 and a usage naming estimate and plan on stdout"
+fi
+
+for sub in estimate plan models clusters; do
+	run "$sub" --help
+	if [ $rc -eq 0 ] && grep -q "^usage: strata $sub" "$T/out" && [ ! -s "$T/err" ]; then
+		ok "$sub --help exits 0 with its usage"
+	else
+		nok "$sub --help" "exit $rc, expected 0 and 'usage: strata $sub' on stdout"
+	fi
+done
+
+run
+if [ $rc -eq 2 ] && [ ! -s "$T/out" ] && grep -q 'usage' "$T/err"; then
+	ok "no arguments: usage on stderr, exit 2"
+else
+	nok "no arguments" "exit $rc, expected 2 with the usage on stderr and nothing on stdout"
+fi
+
+run frobnicate
+if [ $rc -eq 2 ] && [ ! -s "$T/out" ] && [ "$(nlines "$T/err")" -eq 1 ] && grep -q 'frobnicate' "$T/err"; then
+	ok "unknown command: one line naming it, exit 2"
+else
+	nok "unknown command" "exit $rc, expected 2, nothing on stdout, one stderr line naming 'frobnicate'"
+fi
+
+# ------------------------------------------------------------------ models
+MODELS="gpt-1.7b gpt-3.6b gpt-7.5b gpt-18.4b gpt-39.1b gpt-76.1b gpt-145.6b gpt-310.1b gpt-529.6b gpt-1008b
+gpt-22b gpt-175b gpt-530b gpt-1t gpt3-175b llama2-7b llama2-13b llama2-70b llama3-8b llama3-70b llama3-405b
+mixtral-8x7b bloom-176b opt-175b"
+
+run models
+if [ $rc -eq 0 ] && [ ! -s "$T/err" ]; then ok "models exits 0"; else nok "models" "exit $rc, expected 0 and no stderr"; fi
+cp "$T/out" "$T/models.txt"
+missing=
+for m in $MODELS; do
+	awk -v m="$m" '$1 == m { f = 1 } END { exit !f }' "$T/models.txt" || missing="$missing $m"
+done
+if [ -z "$missing" ]; then ok "models lists all $(echo "$MODELS" | wc -w) presets"; else nok "models lists every preset" "missing:$missing"; fi
+for pair in gpt3-175b:174.6B llama2-7b:6.7B; do
+	m=${pair%%:*}
+	p=${pair#*:}
+	if awk -v m="$m" -v p="$p" '$1 == m { for (i = 2; i <= NF; i++) if ($i == p) f = 1 } END { exit !f }' "$T/models.txt"; then
+		ok "models: $m has $p parameters"
+	else
+		nok "models: $m parameter count" "expected a column '$p' on the $m row, got: $(grep "^$m " "$T/models.txt")"
+	fi
+done
+
+run models --json
+cp "$T/out" "$T/models.json"
+if [ $rc -eq 0 ] && [ ! -s "$T/err" ] && [ "$(head -c 1 "$T/models.json")" = "{" ] &&
+	awk "$FLATTEN" "$T/models.json" >"$T/models.flat"; then
+	ok "models --json is one JSON object"
+else
+	nok "models --json" "exit $rc, expected 0 and one well-formed JSON object starting with {"
+fi
+missing=
+for m in $MODELS; do
+	grep -Eq "^\.models\[[0-9]+\]\.name \"$m\"\$" "$T/models.flat" || missing="$missing $m"
+done
+if [ -z "$missing" ]; then ok "models --json: \"models\" array names every preset"; else nok "models --json names every preset" "missing:$missing"; fi
+
+# ------------------------------------------------------------------ clusters
+CLUSTERS="dgx-a100-40g dgx-a100-80g dgx-h100 dgx-h200 l40s-pcie-8 a10-pcie-8"
+run clusters
+cp "$T/out" "$T/clusters.txt"
+missing=
+for c in $CLUSTERS; do
+	awk -v c="$c" '$1 == c { f = 1 } END { exit !f }' "$T/clusters.txt" || missing="$missing $c"
+done
+if [ $rc -eq 0 ] && [ ! -s "$T/err" ] && [ -z "$missing" ]; then
+	ok "clusters exits 0 and lists all 6 presets"
+else
+	nok "clusters" "exit $rc (expected 0); missing:${missing:- none}"
+fi
+
+run clusters --json
+cp "$T/out" "$T/clusters.json"
+if [ $rc -eq 0 ] && [ ! -s "$T/err" ] && [ "$(head -c 1 "$T/clusters.json")" = "{" ] &&
+	awk "$FLATTEN" "$T/clusters.json" >"$T/clusters.flat"; then
+	ok "clusters --json is one JSON object"
+else
+	nok "clusters --json" "exit $rc, expected 0 and one well-formed JSON object starting with {"
+	: >"$T/clusters.flat"
+fi
+missing=
+for c in $CLUSTERS; do
+	grep -Eq "^\.clusters\[[0-9]+\]\.name \"$c\"\$" "$T/clusters.flat" || missing="$missing $c"
+done
+if [ -z "$missing" ]; then ok "clusters --json: \"clusters\" array names every preset"; else nok "clusters --json names every preset" "missing:$missing"; fi
+
+# ------------------------------------------------------------------ estimate: contract and determinism
+E1="--model gpt3-175b --cluster dgx-a100-80g --gpus 1024 --plan tp=8,pp=8,mbs=1,gbs=1536,sp=1,recompute=selective"
+run estimate $E1
+cp "$T/out" "$T/e1.txt"
+if [ $rc -eq 0 ] && [ ! -s "$T/err" ] && grep -q 'iteration time' "$T/e1.txt" && grep -q 'MFU' "$T/e1.txt"; then
+	ok "estimate (gpt3-175b, 1024 GPUs) exits 0; text has 'iteration time' and 'MFU'"
+else
+	nok "estimate text output" "exit $rc, expected 0, no stderr, 'iteration time' and 'MFU' on stdout"
+fi
+
+run estimate $E1 --json
+cp "$T/out" "$T/e1.json"
+if [ $rc -eq 0 ] && [ ! -s "$T/err" ] && awk "$FLATTEN" "$T/e1.json" >"$T/e1.flat"; then
+	ok "estimate --json exits 0 with one JSON object"
+else
+	nok "estimate --json" "exit $rc, expected 0, no stderr, one well-formed JSON object"
+	: >"$T/e1.flat"
+fi
+missing=
+for k in iteration_time_s tokens_per_s model_tflops_per_gpu mfu memory_peak_gib; do
+	grep -Eq "^\.$k -?[0-9]" "$T/e1.flat" || missing="$missing $k"
+done
+grep -Eq '^\.fits (true|false)$' "$T/e1.flat" || missing="$missing fits"
+grep -Eq '^\.breakdown_s\.[a-z_]+ -?[0-9]' "$T/e1.flat" || missing="$missing breakdown_s"
+if [ -z "$missing" ]; then
+	ok "estimate --json has the contract keys (iteration_time_s tokens_per_s model_tflops_per_gpu mfu memory_peak_gib fits breakdown_s)"
+else
+	nok "estimate --json contract keys" "missing or not of the right type at the top level:$missing"
+fi
+
+run estimate $E1
+if [ $rc -eq 0 ] && cmp -s "$T/out" "$T/e1.txt"; then ok "estimate text output is deterministic (identical bytes twice)"; else nok "estimate text determinism" "second run differs from the first (exit $rc)"; fi
+run estimate $E1 --json
+if [ $rc -eq 0 ] && cmp -s "$T/out" "$T/e1.json"; then ok "estimate --json output is deterministic (identical bytes twice)"; else nok "estimate --json determinism" "second run differs from the first (exit $rc)"; fi
+
+# ------------------------------------------------------------------ golden files
+# golden NAME ARGS...: run `strata estimate ARGS --json` and compare it with tests/golden/NAME.json
+# (or rewrite that file when STRATA_REGOLD=1). The exit status must be 0 when "fits" is true and 1
+# when it is false.
+golden() {
+	name=$1
+	shift
+	run estimate "$@" --json
+	if [ $rc -ge 2 ] || [ -s "$T/err" ] || ! awk "$FLATTEN" "$T/out" >"$T/got.flat" 2>"$T/flat.err"; then
+		nok "golden $name: run" "exit $rc, expected 0 or 1, no stderr and one JSON object" "$(cat "$T/flat.err")"
+		return
+	fi
+	if grep -q '^\.fits true$' "$T/got.flat"; then want=0; else want=1; fi
+	if [ $rc -ne $want ]; then
+		nok "golden $name: exit status" "exit $rc but fits is $(sed -n 's/^\.fits //p' "$T/got.flat") (expected exit $want)"
+		return
+	fi
+	if [ "$REGOLD" = 1 ]; then
+		if ! { mkdir -p "$GOLDEN" && cp "$T/out" "$GOLDEN/$name.json"; }; then
+			nok "golden $name: regold" "cannot write $GOLDEN/$name.json"
+			return
+		fi
+		ok "golden $name: REGOLD wrote $GOLDEN/$name.json"
+		return
+	fi
+	if [ ! -r "$GOLDEN/$name.json" ]; then
+		nok "golden $name" "no golden file $GOLDEN/$name.json (create it with STRATA_REGOLD=1)"
+		return
+	fi
+	if ! awk "$FLATTEN" "$GOLDEN/$name.json" >"$T/want.flat" 2>"$T/flat.err"; then
+		nok "golden $name" "the golden file $GOLDEN/$name.json is not JSON: $(cat "$T/flat.err")"
+		return
+	fi
+	if awk -v rtol=1e-6 "$NUMCMP" "$T/want.flat" "$T/got.flat" >"$T/diff"; then
+		ok "golden $name matches tests/golden/$name.json (numbers to 1e-6 relative)"
+	else
+		nok "golden $name differs from tests/golden/$name.json (if intended, regenerate with STRATA_REGOLD=1)" "$(cat "$T/diff")"
+	fi
+}
+
+golden estimate_gpt3-175b_a100x1024 $E1
+# mbs=2 without recompute does not fit in 80 GB: checks the exit-1 path of --json as well
+golden estimate_llama2-7b_h100x8 --model llama2-7b --cluster dgx-h100 --plan tp=1,dp=8,mbs=2,gbs=64,zero=1
+
+echo "# $npass passed, $nfail failed"
+[ $nfail -eq 0 ] || exit 1
+exit 0

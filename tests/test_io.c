@@ -313,10 +313,13 @@ START_TEST(model_resolve) {
     ck_assert_int_eq(m.layers, presets[0].layers);
     ck_assert_int_eq(st_model_resolve(DATA("hf/gpt2.json"), &m, &err), 0);
     ck_assert_int_eq(m.hidden, 768);
-    /* neither a preset nor a file: the file error */
+    /* neither a preset nor a file: says so, naming the argument */
     st_error_clear(&err);
-    ck_assert_int_eq(st_model_resolve("no-such-model-xyz", &m, &err), ST_EIO);
-    ck_assert_str_eq(err.file, "no-such-model-xyz");
+    ck_assert_int_eq(st_model_resolve("no-such-model-xyz", &m, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "model");
+    ck_assert_ptr_nonnull(strstr(err.text, "no-such-model-xyz"));
+    /* an existing path that fails to load keeps the loader's error */
+    ck_assert_int_eq(st_model_resolve(SRCDIR "/tests/data", &m, &err), ST_EIO);
 }
 END_TEST
 
@@ -461,7 +464,8 @@ START_TEST(cluster_resolve_resize) {
     ck_assert_int_eq(st_cluster_resolve(DATA("valid/cluster_single_node.json"), 2, &c, &err), 0);
     ck_assert_int_eq(c.nodes, 1);
     st_error_clear(&err);
-    ck_assert_int_eq(st_cluster_resolve("no-such-cluster-xyz", 0, &c, &err), ST_EIO);
+    ck_assert_int_eq(st_cluster_resolve("no-such-cluster-xyz", 0, &c, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "cluster");
 }
 END_TEST
 
