@@ -21,6 +21,10 @@
 /* Bus bandwidth NCCL reaches, as a fraction of the link rate: ~230-240 of 300 GB/s on DGX A100
  * NVSwitch and ~90% of InfiniBand line rate (nccl-tests all_reduce_perf results published by
  * NVIDIA for DGX A100/H100). */
+/* SMs that NCCL occupies while a collective overlaps compute: one CUDA block per channel (NCCL
+ * docs, NCCL_MIN/MAX_NCHANNELS), and NCCL's log (NCCL_DEBUG=INFO) shows 16 channels for rings over
+ * the 8 NICs of a DGX A100/H100. Compute that shares the GPU with them runs on the rest. */
+#define ST_NCCL_SMS 16
 #define ST_NVLINK_EFFICIENCY 0.78
 #define ST_NIC_EFFICIENCY 0.9
 #define ST_PCIE_EFFICIENCY 0.8

@@ -247,6 +247,14 @@ static double pieces(const st_cluster *c, const st_profile *prof, st_coll coll, 
     return n * st_cost_collective(c, prof, coll, g, total / n);
 }
 
+/* Compute slowed by a collective running beside it for `overlapped_s`: NCCL holds ST_NCCL_SMS of
+ * the GPU's SMs meanwhile, so that much compute takes sms / (sms - nccl) longer. */
+static double overlap_tax(const st_cluster *c, double overlapped_s) {
+    int sms = c->gpu.sms;
+    if (sms <= ST_NCCL_SMS || overlapped_s <= 0) return 0;
+    return overlapped_s * (double)ST_NCCL_SMS / (double)(sms - ST_NCCL_SMS);
+}
+
 /* Megatron-LM's DDP buckets: max(40M, 1M x dp) parameters (distributed_data_parallel_config.py,
  * bucket_size default). */
 static double buckets(double params, double dp) {
@@ -355,8 +363,11 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
                                           pieces(c, pr, ST_COLL_ALLGATHER, &gex, expert_max * wbytes, nbe);
         if (p->overlap_grad_reduce) {
             double nb = nbd + nbe;
-            red_s = red_s - slow.bwd_s > red_s / nb ? red_s - slow.bwd_s : red_s / nb;
-            gat_s = gat_s - slow.fwd_s > gat_s / nb ? gat_s - slow.fwd_s : gat_s / nb;
+            double red_x = red_s - slow.bwd_s > red_s / nb ? red_s - slow.bwd_s : red_s / nb;
+            double gat_x = gat_s - slow.fwd_s > gat_s / nb ? gat_s - slow.fwd_s : gat_s / nb;
+            /* what hid behind compute still slowed it */
+            red_s = red_x + overlap_tax(c, red_s - red_x);
+            gat_s = gat_x + overlap_tax(c, gat_s - gat_x);
         }
         dp_s = red_s + gat_s;
     } else {
@@ -369,7 +380,8 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
                         pieces(c, pr, ST_COLL_REDUCESCATTER, &gex, expert_max * gb, nl);
         double busy = slow.compute_s + slow.recompute_s;
         double excess = per_mb - busy;
-        dp_s = (double)mb * (excess > 0 ? excess : 0) + per_mb / nl;
+        double hidden = excess > 0 ? busy : per_mb;
+        dp_s = (double)mb * ((excess > 0 ? excess : 0) + overlap_tax(c, hidden)) + per_mb / nl;
     }
     if (m->tied_embeddings && pp > 1) {
         st_group ge = {.n = 2, .per_node = 1, .nodes = 2, .node_share = c->gpus_per_node};

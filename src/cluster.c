@@ -7,6 +7,9 @@
  * measurement is published (L40S, A10) the value is the A100/H100 mean and says so; a calibration
  * profile replaces it.
  *
+ * SM counts from the architecture whitepapers (GA100 in A100: 108; GH100 in H100/H200 SXM: 132;
+ * AD102 in L40S: 142; GA102 in A10: 72).
+ *
  * Bandwidths are per direction: NVLink per GPU, NIC per port, PCIe per GPU. */
 #include "strata.h"
 
@@ -22,31 +25,37 @@ static const st_gpu gpus[] = {
      .peak_flops = {[ST_DT_FP32] = 19.5 * TF, [ST_DT_TF32] = 156 * TF, [ST_DT_FP16] = 312 * TF,
                     [ST_DT_BF16] = 312 * TF},
      .gemm_efficiency = 267.9 / 312,
+     .sms = 108,
      .source = "NVIDIA A100 Tensor Core GPU datasheet (2021); MAMF: Bekman, ML Engineering"},
     {.name = "a100-sxm-80g", .memory_bytes = 80 * GIB, .hbm_bytes_per_s = 2039 * GBPS,
      .peak_flops = {[ST_DT_FP32] = 19.5 * TF, [ST_DT_TF32] = 156 * TF, [ST_DT_FP16] = 312 * TF,
                     [ST_DT_BF16] = 312 * TF},
      .gemm_efficiency = 267.9 / 312,
+     .sms = 108,
      .source = "NVIDIA A100 Tensor Core GPU datasheet (2021); MAMF: Bekman, ML Engineering"},
     {.name = "h100-sxm-80g", .memory_bytes = 80 * GIB, .hbm_bytes_per_s = 3350 * GBPS,
      .peak_flops = {[ST_DT_FP32] = 67 * TF, [ST_DT_TF32] = 494.7 * TF, [ST_DT_FP16] = 989.4 * TF,
                     [ST_DT_BF16] = 989.4 * TF, [ST_DT_FP8] = 1978.9 * TF},
      .gemm_efficiency = 792.1 / 989.4,
+     .sms = 132,
      .source = "NVIDIA H100 Tensor Core GPU datasheet (SXM5); MAMF: Bekman, ML Engineering"},
     {.name = "h200-sxm-141g", .memory_bytes = 141e9, .hbm_bytes_per_s = 4800 * GBPS,
      .peak_flops = {[ST_DT_FP32] = 67 * TF, [ST_DT_TF32] = 494.7 * TF, [ST_DT_FP16] = 989.4 * TF,
                     [ST_DT_BF16] = 989.4 * TF, [ST_DT_FP8] = 1978.9 * TF},
      .gemm_efficiency = 792.1 / 989.4,
+     .sms = 132,
      .source = "NVIDIA H200 Tensor Core GPU datasheet (SXM); same GH100 die as H100, so H100's MAMF"},
     {.name = "l40s", .memory_bytes = 48e9, .hbm_bytes_per_s = 864 * GBPS,
      .peak_flops = {[ST_DT_FP32] = 91.6 * TF, [ST_DT_TF32] = 183 * TF, [ST_DT_FP16] = 362.05 * TF,
                     [ST_DT_BF16] = 362.05 * TF, [ST_DT_FP8] = 733 * TF},
      .gemm_efficiency = 0.83,
+     .sms = 142,
      .source = "NVIDIA L40S datasheet (dense); no published MAMF: mean of A100/H100 fractions"},
     {.name = "a10", .memory_bytes = 24e9, .hbm_bytes_per_s = 600 * GBPS,
      .peak_flops = {[ST_DT_FP32] = 31.2 * TF, [ST_DT_TF32] = 62.5 * TF, [ST_DT_FP16] = 125 * TF,
                     [ST_DT_BF16] = 125 * TF},
      .gemm_efficiency = 0.83,
+     .sms = 72,
      .source = "NVIDIA A10 datasheet (dense); no published MAMF: mean of A100/H100 fractions"},
 };
 

@@ -218,6 +218,7 @@ typedef struct st_gpu {
     double hbm_bytes_per_s;
     double peak_flops[ST_DT_COUNT]; /* dense peak per dtype, 0 = unsupported */
     double gemm_efficiency;         /* best achievable fraction of peak for large GEMMs */
+    int sms;                        /* streaming multiprocessors; 0 = unknown (no contention modelled) */
     char source[200];
 } st_gpu;
 

@@ -237,6 +237,30 @@ START_TEST(test_estimate_directions) {
 }
 END_TEST
 
+/* Overlapped communication hides behind compute but holds ST_NCCL_SMS SMs meanwhile: without an
+ * SM count nothing is charged, with fewer SMs more is charged, and without overlap nothing. */
+START_TEST(test_overlap_takes_sms) {
+    const char *specs[] = {"tp=4,dp=16,mbs=1,gbs=64,zero=3", "tp=4,pp=2,dp=8,mbs=1,gbs=64,zero=1,overlap_grad_reduce=1"};
+    for (int i = 0; i < 2; i++) {
+        env e;
+        env_init(&e, "llama2-13b", 64, specs[i]);
+        st_estimate none, many, few;
+        e.c.gpu.sms = 0;
+        ck_assert_int_eq(st_cost_estimate(e.ctx, e.p, &none), 0);
+        e.c.gpu.sms = 1000;
+        st_cost_estimate(e.ctx, e.p, &many);
+        e.c.gpu.sms = 108;
+        st_cost_estimate(e.ctx, e.p, &few);
+        ck_assert(none.iteration_time_s < many.iteration_time_s);
+        ck_assert(many.iteration_time_s < few.iteration_time_s);
+        /* the charge scales as 16 / (sms - 16) */
+        double d_many = many.iteration_time_s - none.iteration_time_s, d_few = few.iteration_time_s - none.iteration_time_s;
+        REL(d_few / d_many, (16.0 / 92) / (16.0 / 984), 1e-9);
+        env_free(&e);
+    }
+}
+END_TEST
+
 START_TEST(test_profile_tables) {
     st_profile *prof = NULL;
     st_error err;
@@ -279,6 +303,7 @@ Suite *suite_cost(void) {
     tcase_add_test(tc, test_zero_memory);
     tcase_add_test(tc, test_estimate_bookkeeping);
     tcase_add_test(tc, test_estimate_directions);
+    tcase_add_test(tc, test_overlap_takes_sms);
     tcase_add_test(tc, test_profile_tables);
     suite_add_tcase(s, tc);
     return s;
