@@ -5,24 +5,76 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* --ops: what each operator of one block (and the head and tail) costs under this plan */
+static void print_ops(FILE *out, const st_model *m, const st_cluster *c, const st_profile *prof, const st_plan *p) {
+    st_shard s = {.tp = p->tp, .cp = p->cp, .ep = p->ep, .sp = p->sp, .mbs = p->mbs, .seq = p->seq,
+                  .dtype = p->dtype, .grad_bytes = p->grad_bytes};
+    /* one block of each kind within an MoE period */
+    int64_t dense_idx = -1, moe_idx = -1;
+    for (int64_t l = 0; l < m->moe_every && l < m->layers; l++) {
+        if (st_model_layer_is_moe(m, l)) {
+            if (moe_idx < 0) moe_idx = l;
+        } else if (dense_idx < 0) {
+            dense_idx = l;
+        }
+    }
+    fprintf(out, "\noperators per micro-batch on one GPU (ms; TFLOP/s achieved; bound; saved MiB; collective)\n");
+    for (int k = 0; k < 4; k++) {
+        static const char *const titles[] = {"block", "MoE block", "embedding (first stage)", "output (last stage)"};
+        st_op ops[ST_MAX_OPS];
+        int n;
+        if (k == 0 && dense_idx >= 0)
+            n = st_ops_layer(m, &s, dense_idx, ops, ST_MAX_OPS);
+        else if (k == 1 && moe_idx >= 0)
+            n = st_ops_layer(m, &s, moe_idx, ops, ST_MAX_OPS);
+        else if (k == 2)
+            n = st_ops_head(m, &s, ops, ST_MAX_OPS);
+        else if (k == 3)
+            n = st_ops_tail(m, &s, ops, ST_MAX_OPS);
+        else
+            continue;
+        fprintf(out, "  %s\n  %-18s %-11s %8s %8s %8s %-7s %9s  %s\n", titles[k], "op", "class", "fwd", "bwd",
+                "TFLOP/s", "bound", "saved", "collective (fwd+bwd ms)");
+        for (int i = 0; i < n; i++) {
+            const st_op *o = &ops[i];
+            double tf = st_cost_op_time(c, prof, o, p->dtype, 0), tb = st_cost_op_time(c, prof, o, p->dtype, 1);
+            double tflops = tf + tb > 0 ? (o->fwd_flops + o->bwd_flops) / (tf + tb) / 1e12 : 0;
+            int compute = o->cls == ST_OPC_GEMM || o->cls == ST_OPC_BGEMM;
+            char coll[96] = "";
+            if (o->fwd_coll != ST_COLL_NONE || o->bwd_coll != ST_COLL_NONE) {
+                st_group g;
+                st_cost_group(c, p, o->coll_group, &g);
+                double t = st_cost_collective(c, prof, o->fwd_coll, &g, o->coll_bytes) +
+                           st_cost_collective(c, prof, o->bwd_coll, &g, o->coll_bytes);
+                static const char *const grp[] = {"tp", "cp", "ep", "dp", "pp"};
+                snprintf(coll, sizeof coll, "%s %s/%s %.3f", grp[o->coll_group], st_coll_name(o->fwd_coll),
+                         st_coll_name(o->bwd_coll), t * 1e3);
+            }
+            fprintf(out, "  %-18s %-11s %8.3f %8.3f %8.1f %-7s %9.1f  %s\n", o->name, st_opclass_name(o->cls), tf * 1e3,
+                    tb * 1e3, tflops, compute ? "compute" : "memory", o->saved_bytes / 1048576.0, coll);
+        }
+    }
+}
+
 static const char help_text[] =
-    "usage: strata estimate --model M --cluster C --plan P [--gpus N] [--profile F] [--json]\n"
+    "usage: strata estimate --model M --cluster C --plan P [--gpus N] [--profile F] [--ops] [--json]\n"
     "\n"
     "  --model M     preset name (strata models), strata model JSON or HuggingFace config.json\n"
     "  --cluster C   preset name (strata clusters) or cluster JSON\n"
     "  --gpus N      size a cluster to N GPUs (N / gpus_per_node nodes)\n"
     "  --plan P      inline spec 'tp=8,pp=8,mbs=1,gbs=512,...' or plan JSON (strata plan --out)\n"
     "  --profile F   calibration profile replacing the default efficiency curves\n"
+    "  --ops         also list what each operator of a block costs (time, TFLOP/s, bound, collective)\n"
     "  --json        one JSON object on stdout\n"
     "\n"
     "Exit status: 0 fits, 1 does not fit in GPU (or host) memory, 2 bad input.\n";
 
 int st_cmd_estimate(int argc, char **argv, st_error *err) {
     const char *model_arg = NULL, *cluster_arg = NULL, *plan_arg = NULL, *gpus_arg = NULL, *profile_arg = NULL;
-    int json = 0, help = 0, rc;
+    int json = 0, help = 0, show_ops = 0, rc;
     st_cli_opt opts[] = {{"model", &model_arg, NULL},     {"cluster", &cluster_arg, NULL}, {"plan", &plan_arg, NULL},
                          {"gpus", &gpus_arg, NULL},       {"profile", &profile_arg, NULL}, {"json", NULL, &json},
-                         {"help", NULL, &help},           {NULL, NULL, NULL}};
+                         {"ops", NULL, &show_ops},        {"help", NULL, &help},           {NULL, NULL, NULL}};
     st_model m;
     st_cluster c;
     st_plan *p = NULL;
@@ -102,6 +154,7 @@ int st_cmd_estimate(int argc, char **argv, st_error *err) {
         fprintf(out, "  weights %.2f, gradients %.2f, optimizer %.2f, activations %.2f, other %.2f\n",
                 s->weights_bytes / GiB, s->grads_bytes / GiB, s->optimizer_bytes / GiB, s->activations_bytes / GiB,
                 s->other_bytes / GiB);
+        if (show_ops) print_ops(out, &m, &c, prof, p);
         fclose(out);
         out = NULL;
         fwrite(text, 1, text_len, stdout);
