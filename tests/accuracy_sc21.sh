@@ -4,35 +4,14 @@
 # within 10 %, and every row's plan must be accepted and fit (they all ran on DGX A100 80GB).
 # Environment (set by automake): STRATA, SRCDIR, VALIDATION. Exit 0 pass, 1 fail, 77 skip, 99 hard error.
 
-set -u
-LC_ALL=C
-export LC_ALL
-
 SRCDIR=${SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
-STRATA=${STRATA:-./strata}
-VALIDATION=${VALIDATION:-$SRCDIR/../shared/validation}
+# shellcheck source=lib_accuracy.sh source-path=SCRIPTDIR
+. "$SRCDIR/tests/lib_accuracy.sh"
 
 MAE_LIMIT=10
 ROW_LIMIT=20
 
-if [ ! -r "$VALIDATION/sc21_table1.csv" ]; then
-	echo "SKIP: validation data not found at $VALIDATION (sc21_table1.csv)"
-	exit 77
-fi
-
-out=$(sh "$SRCDIR/scripts/validate.sh" --strata "$STRATA" --validation "$VALIDATION" --set sc21 2>&1)
-rc=$?
-printf '%s\n' "$out"
-if [ $rc -ne 0 ]; then
-	echo "ERROR: scripts/validate.sh exited with status $rc"
-	exit 99
-fi
-
-summary=$(printf '%s\n' "$out" | awk '$1 == "SUMMARY" && $2 == "sc21"' | tail -n 1)
-if [ -z "$summary" ]; then
-	echo "ERROR: no SUMMARY line in the output of scripts/validate.sh"
-	exit 99
-fi
+run_validation sc21 sc21_table1.csv
 
 echo
 printf '%s\n' "$out" | awk -v mae_limit="$MAE_LIMIT" -v row_limit="$ROW_LIMIT" '

@@ -6,32 +6,13 @@
 # that "does not fit" is a failure of the memory model (every row ran on A100 80GB GPUs).
 # Environment (set by automake): STRATA, SRCDIR, VALIDATION. Exit 0 pass, 1 fail, 77 skip, 99 hard error.
 
-set -u
-LC_ALL=C
-export LC_ALL
-
 SRCDIR=${SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
-STRATA=${STRATA:-./strata}
-VALIDATION=${VALIDATION:-$SRCDIR/../shared/validation}
+# shellcheck source=lib_accuracy.sh source-path=SCRIPTDIR
+. "$SRCDIR/tests/lib_accuracy.sh"
 
 TAU_LIMIT=0.7
 
-if [ ! -r "$VALIDATION/vtrain_multi.csv" ]; then
-	echo "SKIP: validation data not found at $VALIDATION (vtrain_multi.csv)"
-	exit 77
-fi
-
-out=$(sh "$SRCDIR/scripts/validate.sh" --strata "$STRATA" --validation "$VALIDATION" --set vtrain 2>&1)
-rc=$?
-printf '%s\n' "$out"
-if [ $rc -ne 0 ]; then
-	echo "ERROR: scripts/validate.sh exited with status $rc"
-	exit 99
-fi
-if ! printf '%s\n' "$out" | awk '$1 == "SUMMARY" && $2 == "vtrain" { found = 1 } END { exit !found }'; then
-	echo "ERROR: no SUMMARY line in the output of scripts/validate.sh"
-	exit 99
-fi
+run_validation vtrain vtrain_multi.csv
 
 echo
 printf '%s\n' "$out" | awk -v limit="$TAU_LIMIT" '

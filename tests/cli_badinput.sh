@@ -11,54 +11,16 @@
 #
 # Environment (set by automake): STRATA, SRCDIR. POSIX sh only. Exit 0 pass, 1 fail, 99 hard error.
 
-set -u
-LC_ALL=C
-export LC_ALL
-
 SRCDIR=${SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
-STRATA=${STRATA:-./strata}
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. "$SRCDIR/tests/lib.sh"
 D=$SRCDIR/tests/data/io
 
-if [ ! -x "$STRATA" ]; then
-	echo "ERROR: strata binary not found or not executable: $STRATA"
-	exit 99
-fi
+start_tests cli-bad
 if [ ! -d "$D/invalid" ]; then
 	echo "ERROR: test data not found: $D/invalid"
 	exit 99
 fi
-T=$(mktemp -d "${TMPDIR:-/tmp}/strata-cli-bad.XXXXXX") || { echo "ERROR: mktemp -d failed"; exit 99; }
-trap 'chmod -R u+rwx "$T" 2>/dev/null; rm -rf "$T"' EXIT
-trap 'exit 1' HUP INT TERM
-
-npass=0
-nfail=0
-cmd=
-rc=0
-
-# run ARGS...: run strata, stdout to $T/out, stderr to $T/err, status in $rc
-run() {
-	cmd="strata $*"
-	"$STRATA" "$@" >"$T/out" 2>"$T/err"
-	rc=$?
-}
-ok() {
-	npass=$((npass + 1))
-	echo "ok   - $1"
-}
-# nok DESCRIPTION [DETAIL...]: a failed check; names the last command and shows its output
-nok() {
-	nfail=$((nfail + 1))
-	echo "FAIL - $1"
-	shift
-	echo "       command: $cmd"
-	for _l in "$@"; do printf '%s\n' "$_l" | sed 's/^/       /'; done
-	if [ "$rc" -ge 128 ]; then echo "       CRASH: killed by signal $((rc - 128))"; fi
-	if [ -s "$T/err" ]; then sed -n '1,3s/^/       stderr: /p' "$T/err"; fi
-	if [ -s "$T/out" ]; then sed -n '1,3s/^/       stdout: /p' "$T/out"; fi
-}
-# nlines FILE: the number of lines, counting an unterminated last line
-nlines() { awk 'END { print NR }' "$1"; }
 
 # one_line_error STATUS NEEDLES: checks the last run: exit STATUS, empty stdout, one stderr line
 # containing every needle (newline-separated; fixed strings, or an ERE after "re:"). Sets $why.
@@ -315,6 +277,4 @@ else
 	echo "skip - /dev/full not available: write-error checks skipped"
 fi
 
-echo "# $npass passed, $nfail failed"
-[ $nfail -eq 0 ] || exit 1
-exit 0
+finish_tests

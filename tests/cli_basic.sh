@@ -13,99 +13,13 @@
 #
 # Environment (set by automake): STRATA, SRCDIR. POSIX sh only. Exit 0 pass, 1 fail, 99 hard error.
 
-set -u
-LC_ALL=C
-export LC_ALL
-
 SRCDIR=${SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
-STRATA=${STRATA:-./strata}
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. "$SRCDIR/tests/lib.sh"
 GOLDEN=$SRCDIR/tests/golden
 REGOLD=${STRATA_REGOLD:-0}
 
-if [ ! -x "$STRATA" ]; then
-	echo "ERROR: strata binary not found or not executable: $STRATA"
-	exit 99
-fi
-T=$(mktemp -d "${TMPDIR:-/tmp}/strata-cli-basic.XXXXXX") || { echo "ERROR: mktemp -d failed"; exit 99; }
-trap 'rm -rf "$T"' EXIT
-trap 'exit 1' HUP INT TERM
-
-npass=0
-nfail=0
-cmd=
-rc=0
-
-# run ARGS...: run strata, stdout to $T/out, stderr to $T/err, status in $rc
-run() {
-	cmd="strata $*"
-	"$STRATA" "$@" >"$T/out" 2>"$T/err"
-	rc=$?
-}
-ok() {
-	npass=$((npass + 1))
-	echo "ok   - $1"
-}
-# nok DESCRIPTION [DETAIL...]: a failed check; names the last command and shows its output
-nok() {
-	nfail=$((nfail + 1))
-	echo "FAIL - $1"
-	shift
-	echo "       command: $cmd"
-	for _l in "$@"; do printf '%s\n' "$_l" | sed 's/^/       /'; done
-	if [ "$rc" -ge 128 ]; then echo "       CRASH: killed by signal $((rc - 128))"; fi
-	if [ -s "$T/err" ]; then sed -n '1,3s/^/       stderr: /p' "$T/err"; fi
-	if [ -s "$T/out" ]; then sed -n '1,3s/^/       stdout: /p' "$T/out"; fi
-}
-# nlines FILE: the number of lines, counting an unterminated last line
-nlines() { awk 'END { print NR }' "$1"; }
-
-# JSON flattener: one line "PATH VALUE" per scalar (PATH like .plans[0].spec, VALUE as printed);
-# empty containers print {} or []. Exits 2 on anything that is not one well-formed JSON value.
-FLATTEN='
-function path(   i, p) {
-	p = ""
-	for (i = 1; i <= sp; i++) p = p (typ[i] == "o" ? "." key[i] : "[" idx[i] "]")
-	return p
-}
-function bad(msg) { print "not JSON: " msg " at line " NR ": " t > "/dev/stderr"; err = 1; exit 2 }
-function after_value() { if (sp == 0) done = 1; else want = "sep" }
-function scalar(t) { return t ~ /^"/ || t ~ /^-?[0-9]/ || t == "true" || t == "false" || t == "null" }
-function handle(t) {
-	if (done) bad("trailing data")
-	if (want == "value") {
-		if (t == "{") { typ[++sp] = "o"; want = "key_or_close" }
-		else if (t == "[") { typ[++sp] = "a"; idx[sp] = 0; want = "value_or_close" }
-		else if (scalar(t)) { print path() " " t; after_value() }
-		else bad("value expected")
-	} else if (want == "value_or_close") {
-		if (t == "]") { sp--; print path() " []"; after_value() }
-		else { want = "value"; handle(t) }
-	} else if (want == "key_or_close" || want == "key") {
-		if (t == "}" && want == "key_or_close") { sp--; print path() " {}"; after_value() }
-		else if (t ~ /^"/) { key[sp] = substr(t, 2, length(t) - 2); want = "colon" }
-		else bad("key expected")
-	} else if (want == "colon") {
-		if (t == ":") want = "value"; else bad("colon expected")
-	} else if (want == "sep") {
-		if (t == ",") { if (typ[sp] == "a") { idx[sp]++; want = "value" } else want = "key" }
-		else if ((t == "}" && typ[sp] == "o") || (t == "]" && typ[sp] == "a")) { sp--; after_value() }
-		else bad("comma or close expected")
-	}
-}
-BEGIN { want = "value"; sp = 0; done = 0; err = 0 }
-{
-	s = $0
-	while (length(s) > 0) {
-		if (match(s, /^[ \t\r]+/)) { s = substr(s, RLENGTH + 1); continue }
-		if (match(s, /^"([^"\\]|\\.)*"/) || match(s, /^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?/) ||
-		    match(s, /^(true|false|null)/)) t = substr(s, 1, RLENGTH)
-		else { t = substr(s, 1, 1); RLENGTH = 1 }
-		s = substr(s, RLENGTH + 1)
-		handle(t)
-	}
-}
-END { if (err) exit 2; if (!done) { print "not JSON: truncated" > "/dev/stderr"; exit 2 } }
-'
+start_tests cli-basic
 
 # Compares two flattened documents (golden first): same paths in the same order, numbers equal to
 # RTOL relative (or 1e-12 absolute), everything else byte-equal. Prints the differences.
@@ -247,6 +161,21 @@ else
 	nok "estimate text output" "exit $rc, expected 0, no stderr, 'iteration time' and 'MFU' on stdout"
 fi
 
+# --ops: every operator of a GPT block, each tp collective it implies (Megatron with sp: an
+# all-gather before QKV and fc1, a reduce-scatter after the projection and fc2)
+run estimate $E1 --ops
+ops_missing=""
+for op in ln1 qkv scores softmax attn_dropout context proj ln2 fc1 act fc2 grad_accum embedding logits loss; do
+	grep -Eq "^  $op " "$T/out" || ops_missing="$ops_missing $op"
+done
+nag=$(grep -Ec '^  (ln1|ln2) .* tp allgather/reducescatter' "$T/out")
+nrs=$(grep -Ec '^  (proj|fc2) .* tp reducescatter/allgather' "$T/out")
+if [ $rc -eq 0 ] && [ -z "$ops_missing" ] && [ "$nag" -eq 2 ] && [ "$nrs" -eq 2 ]; then
+	ok "estimate --ops lists every operator and Megatron's sp collectives"
+else
+	nok "estimate --ops" "exit $rc; missing ops:${ops_missing:- none}; all-gathers $nag (want 2), reduce-scatters $nrs (want 2)"
+fi
+
 run estimate $E1 --json
 cp "$T/out" "$T/e1.json"
 if [ $rc -eq 0 ] && [ ! -s "$T/err" ] && awk "$FLATTEN" "$T/e1.json" >"$T/e1.flat"; then
@@ -316,6 +245,4 @@ golden estimate_gpt3-175b_a100x1024 $E1
 # mbs=2 without recompute does not fit in 80 GB: checks the exit-1 path of --json as well
 golden estimate_llama2-7b_h100x8 --model llama2-7b --cluster dgx-h100 --plan tp=1,dp=8,mbs=2,gbs=64,zero=1
 
-echo "# $npass passed, $nfail failed"
-[ $nfail -eq 0 ] || exit 1
-exit 0
+finish_tests

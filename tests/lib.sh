@@ -1,0 +1,115 @@
+# shellcheck shell=sh
+# tests/lib.sh: the harness shared by the golden CLI tests (cli_basic.sh, cli_badinput.sh,
+# cli_plan.sh). Not a test itself: each test sets SRCDIR, then sources it and starts:
+#
+#   SRCDIR=${SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
+#   . "$SRCDIR/tests/lib.sh"
+#   start_tests NAME        # checks $STRATA, makes the temporary folder $T
+#   ... run / ok / nok ...
+#   finish_tests            # prints "# N passed, N failed" and exits 0 or 1
+#
+# Environment (set by automake): STRATA, SRCDIR. POSIX sh only.
+
+set -u
+LC_ALL=C
+export LC_ALL
+
+STRATA=${STRATA:-./strata}
+
+npass=0
+nfail=0
+cmd=
+rc=0
+
+# start_tests NAME: exit 99 unless $STRATA is an executable; create the temporary folder $T
+# (strata-NAME.XXXXXX), removed on exit (made writable first: a test may chmod files in it)
+start_tests() {
+	if [ ! -x "$STRATA" ]; then
+		echo "ERROR: strata binary not found or not executable: $STRATA"
+		exit 99
+	fi
+	T=$(mktemp -d "${TMPDIR:-/tmp}/strata-$1.XXXXXX") || { echo "ERROR: mktemp -d failed"; exit 99; }
+	trap 'chmod -R u+rwx "$T" 2>/dev/null; rm -rf "$T"' EXIT
+	trap 'exit 1' HUP INT TERM
+}
+
+# finish_tests: the closing line; exit 1 if any check failed, else 0
+finish_tests() {
+	echo "# $npass passed, $nfail failed"
+	[ $nfail -eq 0 ] || exit 1
+	exit 0
+}
+
+# run ARGS...: run strata, stdout to $T/out, stderr to $T/err, status in $rc
+run() {
+	cmd="strata $*"
+	"$STRATA" "$@" >"$T/out" 2>"$T/err"
+	rc=$?
+}
+ok() {
+	npass=$((npass + 1))
+	echo "ok   - $1"
+}
+# nok DESCRIPTION [DETAIL...]: a failed check; names the last command and shows its output
+nok() {
+	nfail=$((nfail + 1))
+	echo "FAIL - $1"
+	shift
+	echo "       command: $cmd"
+	for _l in "$@"; do printf '%s\n' "$_l" | sed 's/^/       /'; done
+	if [ "$rc" -ge 128 ]; then echo "       CRASH: killed by signal $((rc - 128))"; fi
+	if [ -s "$T/err" ]; then sed -n '1,3s/^/       stderr: /p' "$T/err"; fi
+	if [ -s "$T/out" ]; then sed -n '1,3s/^/       stdout: /p' "$T/out"; fi
+}
+# nlines FILE: the number of lines, counting an unterminated last line
+nlines() { awk 'END { print NR }' "$1"; }
+
+# JSON flattener: one line "PATH VALUE" per scalar (PATH like .plans[0].spec, VALUE as printed);
+# empty containers print {} or []. Exits 2 on anything that is not one well-formed JSON value.
+# Use: awk "$FLATTEN" FILE
+# shellcheck disable=SC2016,SC2034 # an awk program in single quotes, used by the tests that source this file
+FLATTEN='
+function path(   i, p) {
+	p = ""
+	for (i = 1; i <= sp; i++) p = p (typ[i] == "o" ? "." key[i] : "[" idx[i] "]")
+	return p
+}
+function bad(msg) { print "not JSON: " msg " at line " NR ": " t > "/dev/stderr"; err = 1; exit 2 }
+function after_value() { if (sp == 0) done = 1; else want = "sep" }
+function scalar(t) { return t ~ /^"/ || t ~ /^-?[0-9]/ || t == "true" || t == "false" || t == "null" }
+function handle(t) {
+	if (done) bad("trailing data")
+	if (want == "value") {
+		if (t == "{") { typ[++sp] = "o"; want = "key_or_close" }
+		else if (t == "[") { typ[++sp] = "a"; idx[sp] = 0; want = "value_or_close" }
+		else if (scalar(t)) { print path() " " t; after_value() }
+		else bad("value expected")
+	} else if (want == "value_or_close") {
+		if (t == "]") { sp--; print path() " []"; after_value() }
+		else { want = "value"; handle(t) }
+	} else if (want == "key_or_close" || want == "key") {
+		if (t == "}" && want == "key_or_close") { sp--; print path() " {}"; after_value() }
+		else if (t ~ /^"/) { key[sp] = substr(t, 2, length(t) - 2); want = "colon" }
+		else bad("key expected")
+	} else if (want == "colon") {
+		if (t == ":") want = "value"; else bad("colon expected")
+	} else if (want == "sep") {
+		if (t == ",") { if (typ[sp] == "a") { idx[sp]++; want = "value" } else want = "key" }
+		else if ((t == "}" && typ[sp] == "o") || (t == "]" && typ[sp] == "a")) { sp--; after_value() }
+		else bad("comma or close expected")
+	}
+}
+BEGIN { want = "value"; sp = 0; done = 0; err = 0 }
+{
+	s = $0
+	while (length(s) > 0) {
+		if (match(s, /^[ \t\r]+/)) { s = substr(s, RLENGTH + 1); continue }
+		if (match(s, /^"([^"\\]|\\.)*"/) || match(s, /^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?/) ||
+		    match(s, /^(true|false|null)/)) t = substr(s, 1, RLENGTH)
+		else { t = substr(s, 1, 1); RLENGTH = 1 }
+		s = substr(s, RLENGTH + 1)
+		handle(t)
+	}
+}
+END { if (err) exit 2; if (!done) { print "not JSON: truncated" > "/dev/stderr"; exit 2 } }
+'
