@@ -463,6 +463,9 @@ static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_
     if (p->dtype == ST_DT_FP8) flag(&w, "--fp8-format hybrid");
     if (p->grad_bytes == 4 && is16(p->dtype)) flag(&w, "--accumulate-allreduce-grads-in-fp32");
     if (p->overlap_grad_reduce) flag(&w, "--overlap-grad-reduce");
+    /* strata's cost of an overlapped ZeRO-1 also hides the weight all-gather behind the next
+     * forward, which is this flag (it needs the distributed optimizer) */
+    if (p->overlap_grad_reduce && p->zero == 1) flag(&w, "--overlap-param-gather");
     if (m->vocab_pad_multiple >= 1) flag(&w, "--make-vocab-size-divisible-by %" PRId64, m->vocab_pad_multiple);
     sb_puts(b, "\n");
 

@@ -274,6 +274,7 @@ START_TEST(test_megatron_gpt3) {
     ASSERT_LINE(s, "--bf16");
     ASSERT_LINE(s, "--accumulate-allreduce-grads-in-fp32");
     ASSERT_LINE(s, "--overlap-grad-reduce");
+    ASSERT_LINE(s, "--overlap-param-gather"); /* zero 1 + overlap: the gather hides too */
     ASSERT_LINE(s, "--make-vocab-size-divisible-by 128");
     /* GPT-3 is MHA, GeLU, LayerNorm, tied, with biases and dropout: none of these */
     ASSERT_NO_FLAG(s, "--group-query-attention");
@@ -355,6 +356,7 @@ START_TEST(test_megatron_recompute_dtype) {
     ASSERT_NO_FLAG(s, "--accumulate-allreduce-grads-in-fp32"); /* fp32 gradients are 4 bytes anyway */
     ASSERT_NO_FLAG(s, "--use-distributed-optimizer");
     ASSERT_NO_FLAG(s, "--overlap-grad-reduce");
+    ASSERT_NO_FLAG(s, "--overlap-param-gather");
     free(s);
 
     p.dtype = ST_DT_FP16;
