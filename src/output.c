@@ -74,6 +74,7 @@ int st_out_estimate_json(FILE *f, const st_model *m, const st_cluster *c, const 
     json_object_set_new(o, "params", json_real(st_model_params(m)));
     json_object_set_new(o, "cluster", json_string(c->name));
     json_object_set_new(o, "gpu", json_string(c->gpu.name));
+    json_object_set_new(o, "gpu_memory_gib", json_real(c->gpu.memory_bytes / GIB));
     json_object_set_new(o, "microbatches", json_integer((json_int_t)st_plan_microbatches(p)));
     add_estimate(o, p, e);
     json_object_set_new(o, "model_flops", json_real(e->model_flops));
