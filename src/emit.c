@@ -32,9 +32,9 @@
  *    there is no plain-ReLU flag and no ALiBi.
  *  - DeepSpeed: offload_param is valid only with ZeRO stage 3, offload_optimizer with stages 1-3;
  *    the pipeline engine asserts ZeRO stage < 2 and runs one non-interleaved 1F1B-style schedule.
- *  - torchtitan: FSDP2 (fully_shard) shards parameters, gradients and optimizer states, so zero
- *    1/2/3 all become FSDP (ZeRO-3-like); zero 0 becomes DDP, which that release refuses together
- *    with any other parallelism. TP always includes sequence parallelism. Without pipeline
+ *  - torchtitan: FSDP2 (fully_shard) shards parameters, gradients and optimizer states: zero=3;
+ *    zero 1/2 are refused (strata would have priced them at another cost); zero 0 becomes DDP,
+ *    which that release refuses together with any other parallelism. TP always includes sequence parallelism. Without pipeline
  *    parallelism a local batch is one step (no gradient accumulation in that release).
  *    training.enable_cpu_offload offloads parameters, gradients and optimizer states together.
  */
@@ -649,6 +649,11 @@ static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const s
     if (p->offload == ST_OFF_PARAMS && p->zero == 0)
         return st_error_set(err, ST_EINVAL, NULL, "offload",
                             "%s offloads through FSDP2, which needs zero >= 1", TORCHTITAN_TARGET);
+    /* strata prices zero 1 and 2 as what they are; FSDP2 would run them as ZeRO-3 at another cost */
+    if (p->zero == 1 || p->zero == 2)
+        return st_error_set(err, ST_EINVAL, NULL, "zero",
+                            "%s shards with FSDP2, which is ZeRO-3 (zero=3); zero=%d has no equivalent there",
+                            TORCHTITAN_TARGET, p->zero);
     if (p->zero == 0 && p->dp > 1 && (p->tp > 1 || p->pp > 1 || p->cp > 1))
         return st_error_set(err, ST_EINVAL, NULL, "zero",
                             "%s runs plain data parallelism (DDP, zero=0) only without other parallelism; "
@@ -691,11 +696,6 @@ static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const s
     sb_printf(b, "# not emitted: tokenizer and dataset (strata assumed a vocabulary of %" PRId64
                  "), optimizer, lr_scheduler, steps, checkpoint and metrics sections\n",
               m->vocab);
-    if (p->zero >= 1 && p->zero < 3)
-        sb_printf(b,
-                  "# note: FSDP2 shards parameters, gradients and optimizer states like ZeRO-3, so zero=%d "
-                  "runs as zero=3 here\n",
-                  p->zero);
     if (is16(p->dtype) && !(p->zero >= 1 && p->dp > 1) && p->cp == 1)
         sb_puts(b, "# note: torchtitan applies mixed_precision_param through FSDP2; without sharding "
                    "(data_parallel_shard_degree = 1, no cp) this release may train in float32\n");

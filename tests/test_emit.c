@@ -561,6 +561,7 @@ static const struct {
     {ST_EMIT_TORCHTITAN, mut_params_zero0, "offload", NULL},
     {ST_EMIT_TORCHTITAN, mut_fp16, "dtype", NULL},
     {ST_EMIT_TORCHTITAN, mut_ddp_tp, "zero", "FSDP"},
+    {ST_EMIT_TORCHTITAN, mut_zero2, "zero", "ZeRO-3"},
     {ST_EMIT_TORCHTITAN, mut_ga_no_pp, "mbs", NULL},
 };
 
@@ -572,6 +573,7 @@ START_TEST(test_emit_errors) {
     long n = -1;
     plan_llama(&p);
     model_llama8b(&m);
+    if (err_cases[_i].kind == ST_EMIT_TORCHTITAN) p.zero = 3; /* torchtitan's base plan is FSDP2 */
     err_cases[_i].mut(&p, &m);
     /* the unmodified plan emits */
     int rc = run_emit(err_cases[_i].kind, &p, &m, &err, &s, &n);
@@ -594,7 +596,11 @@ START_TEST(test_emit_base_plans_ok) {
     st_model m;
     plan_llama(&p);
     model_llama8b(&m);
-    for (int k = ST_EMIT_MEGATRON; k <= ST_EMIT_TORCHTITAN; k++) free(emit_ok((st_emit_kind)k, &p, &m));
+    for (int k = ST_EMIT_MEGATRON; k <= ST_EMIT_TORCHTITAN; k++) {
+        p.zero = k == ST_EMIT_TORCHTITAN ? 3 : 1; /* FSDP2 is ZeRO-3; Megatron has no ZeRO-3 */
+        free(emit_ok((st_emit_kind)k, &p, &m));
+    }
+    p.zero = 1;
     plan_gpt3(&p);
     model_gpt3(&m);
     free(emit_ok(ST_EMIT_MEGATRON, &p, &m));
@@ -794,6 +800,7 @@ START_TEST(test_deepspeed_escaping) {
     char *s = emit_ok(ST_EMIT_MEGATRON, &p, &m);
     check_megatron_shape(s);
     free(s);
+    p.zero = 3;
     s = emit_ok(ST_EMIT_TORCHTITAN, &p, &m);
     ck_assert_ptr_nonnull(strstr(s, "description = \"strata plan for a\\\"b\\\\c\\nd\\te\\u007f"));
     free(s);
@@ -808,6 +815,7 @@ START_TEST(test_torchtitan_degrees) {
     plan_llama(&p);
     model_llama8b(&m);
     p.cp = 2;
+    p.zero = 3; /* FSDP2 */
     char *s = emit_ok(ST_EMIT_TORCHTITAN, &p, &m);
     ck_assert_ptr_nonnull(strstr(s, "torchtitan v0.1.0"));
     ck_assert_msg(strncmp(s, "# strata plan: ", 15) == 0, "%s", s);
@@ -925,6 +933,7 @@ START_TEST(test_emit_deterministic) {
         /* interleaving where the target has it */
         p.vp = k == ST_EMIT_DEEPSPEED ? 1 : 2;
         p.schedule = k == ST_EMIT_DEEPSPEED ? ST_SCHED_1F1B : ST_SCHED_INTERLEAVED;
+        p.zero = k == ST_EMIT_TORCHTITAN ? 3 : 1;
         char *a = emit_ok((st_emit_kind)k, &p, &m);
         char *b = emit_ok((st_emit_kind)k, &p, &m);
         ck_assert_str_eq(a, b);
