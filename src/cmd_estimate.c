@@ -106,6 +106,8 @@ int st_cmd_estimate(int argc, char **argv, st_error *err) {
     st_plan_defaults(p);
     if ((rc = st_plan_resolve(plan_arg, p, err))) goto out;
     if ((rc = st_plan_finalize(p, &m, &c, 0, err->file[0] ? err->file : NULL, err))) goto out;
+    char note[256];
+    if (st_plan_origin_note(p, &m, &c, note, sizeof note)) fprintf(stderr, "strata estimate: note: %s\n", note);
 
     st_estimate e;
     if (!(ctx = st_cost_ctx_new(&m, &c, prof))) {

@@ -101,6 +101,15 @@ static int load_seed(const json_t *root, const char *path, uint64_t *seed, st_er
     return rc;
 }
 
+/* The {name, hash} a plan file records (informational: never an error). */
+static void origin(const json_t *v, char *name, size_t n, char hash[17]) {
+    name[0] = hash[0] = '\0';
+    if (!v) return;
+    const char *s = json_string_value(json_object_get(v, "name")), *h = json_string_value(json_object_get(v, "hash"));
+    if (s) snprintf(name, n, "%s", s);
+    if (h) snprintf(hash, 17, "%s", h);
+}
+
 int st_plan_load(const char *path, st_plan *out, st_error *err) {
     int rc;
     json_t *root = NULL, *v;
@@ -139,11 +148,13 @@ int st_plan_load(const char *path, st_plan *out, st_error *err) {
         rc = st_error_set(err, ST_EINVAL, path, "model", "expected an object {name, hash}");
         goto out;
     }
+    origin(v, p->for_model, sizeof p->for_model, p->for_model_hash);
     v = json_object_get(root, "cluster");
     if (v && !json_is_object(v)) {
         rc = st_error_set(err, ST_EINVAL, path, "cluster", "expected an object {name, hash}");
         goto out;
     }
+    origin(v, p->for_cluster, sizeof p->for_cluster, p->for_cluster_hash);
     CHECK(st__json_get_int(root, "gpus", 1, ST_MAX_GPUS, &gpus, path, NULL, err));
 
     CHECK(get_i(root, "tp", 1, ST_MAX_GPUS, &p->tp, path, err));
@@ -318,4 +329,21 @@ out:
     json_decref(keys);
     json_decref(root);
     return rc;
+}
+
+int st_plan_origin_note(const st_plan *p, const st_model *m, const st_cluster *c, char *buf, size_t n) {
+    char mh[17] = "", ch[17] = "";
+    json_t *d = st__model_to_json(m);
+    if (d) st__json_hash(d, mh), json_decref(d);
+    d = st__cluster_to_json(c);
+    if (d) st__json_hash(d, ch), json_decref(d);
+    int model_differs = p->for_model_hash[0] && strcmp(p->for_model_hash, mh) != 0;
+    int cluster_differs = p->for_cluster_hash[0] && strcmp(p->for_cluster_hash, ch) != 0;
+    if (!model_differs && !cluster_differs) return 0;
+    snprintf(buf, n, "the plan was made for %s%s%s%s%s, not this %s",
+             model_differs ? "model " : "", model_differs ? p->for_model : "",
+             model_differs && cluster_differs ? " and " : "", cluster_differs ? "cluster " : "",
+             cluster_differs ? p->for_cluster : "",
+             model_differs && cluster_differs ? "model and cluster" : model_differs ? "model" : "cluster");
+    return 1;
 }

@@ -268,6 +268,8 @@ typedef struct st_plan {
     int stage_layers[ST_MAX_STAGES];
     uint64_t seed;
     unsigned given; /* ST_GIVEN_* bits: keys the user set (dp and gbs are derived otherwise) */
+    /* what a loaded plan file says it was made for (empty when unknown) */
+    char for_model[64], for_model_hash[17], for_cluster[64], for_cluster_hash[17];
 } st_plan;
 
 enum {
@@ -296,6 +298,9 @@ void st_plan_chunk_layers(const st_plan *p, const st_model *m, int *out);
 int64_t st_plan_microbatches(const st_plan *p);
 /* Canonical inline spec. */
 void st_plan_format_spec(const st_plan *p, char *buf, size_t n);
+/* When a loaded plan file was made for another model or cluster than (m, c), writes a one-line
+ * note saying so and returns 1; else 0. (The plan may still be valid for them.) */
+int st_plan_origin_note(const st_plan *p, const st_model *m, const st_cluster *c, char *buf, size_t n);
 /* Writes the plan JSON atomically (temp file + rename). */
 int st_plan_save(const st_plan *p, const st_model *m, const st_cluster *c, const char *path, st_error *err);
 

@@ -119,6 +119,13 @@ if [ $rc -eq 0 ] && [ ! -s "$T/err" ] && flat "$T/out"; then
 else
 	nok "estimate --plan best.json" "exit $rc, expected 0, no stderr and one JSON object"
 fi
+# a plan file used for another model than it was made for: priced, with one note on stderr
+run estimate --model llama2-13b --cluster dgx-a100-80g --gpus 16 --plan "$B"
+if [ $rc -le 1 ] && [ "$(nlines "$T/err")" -eq 1 ] && grep -q 'note: the plan was made for model llama2-7b' "$T/err"; then
+	ok "estimate notes on stderr that best.json was made for llama2-7b, not llama2-13b"
+else
+	nok "plan origin note" "exit $rc, expected 0 or 1 (priced) and one stderr line naming llama2-7b"
+fi
 
 # ------------------------------------------------------------------ --emit
 # emit KIND NEEDLE ARGS...: the output of plan ARGS --emit KIND must contain NEEDLE, or the CLI must
