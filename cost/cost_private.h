@@ -97,6 +97,10 @@ struct st_cost_ctx {
 const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p);
 /* Blocks of each kind in layers [first, first + n). */
 void st__cost_count_blocks(const st_cost_ctx *ctx, int64_t first, int64_t n, int64_t *dense, int64_t *moe);
+/* Activations a block keeps for backward under a recompute mode (cost/memory.c). */
+double st__block_act(const st__pass *ps, st_recompute rc);
+/* Pipeline send/recv time of one activation between stages (cost/estimate.c). */
+double st__p2p_time(st_cost_ctx *ctx, const st_plan *p);
 /* Stage classes of plan p (cached for even splits). Never NULL unless out of memory. */
 const st__layout *st__cost_layout(st_cost_ctx *ctx, const st_plan *p);
 /* Fills one stage's class by scanning the chunks. */

@@ -239,6 +239,52 @@ double st_cost_model_flops(const st_model *m, int64_t gbs, int64_t seq) {
     return 3.0 * per_seq * (double)gbs;
 }
 
+/* Pipeline p2p: the activation [b, s/cp, h] per micro-batch; each tp rank sends its 1/tp slice
+ * and the receivers all-gather it (Megatron's scatter-gather optimisation, SC'21 Sec. 4.1). */
+double st__p2p_time(st_cost_ctx *ctx, const st_plan *p) {
+    const st_cluster *c = ctx->c;
+    st_group g;
+    st_cost_group(c, p, ST_GRP_PP, &g);
+    double act = (p->dtype == ST_DT_FP32 || p->dtype == ST_DT_TF32) ? 4 : 2;
+    double bytes = (double)p->mbs * (double)p->seq / p->cp * (double)ctx->m->hidden * act / p->tp;
+    double t = st_cost_collective(c, ctx->prof, ST_COLL_SENDRECV, &g, bytes);
+    if (p->tp > 1) {
+        st_group gt;
+        st_cost_group(c, p, ST_GRP_TP, &gt);
+        t += st_cost_collective(c, ctx->prof, ST_COLL_ALLGATHER, &gt, bytes * p->tp);
+    }
+    return t;
+}
+
+static void chunk_add(st_chunk_cost *o, const st__pass *ps, double count, st_recompute rc, int is_block) {
+    if (count <= 0) return;
+    o->fwd_s += count * ps->fwd_s;
+    o->bwd_s += count * ps->bwd_s;
+    if (is_block && rc == ST_REC_SELECTIVE) o->recompute_s += count * ps->sel_fwd_s;
+    if (is_block && rc == ST_REC_FULL) o->recompute_s += count * ps->fwd_s;
+    for (int g = 0; g < ST_GRP_COUNT; g++) {
+        o->comm_fwd_s += count * ps->fwd_comm_s[g];
+        o->comm_bwd_s += count * ps->bwd_comm_s[g];
+        if (is_block && rc == ST_REC_FULL) o->comm_recompute_s += count * ps->fwd_comm_s[g];
+    }
+    o->act_bytes += count * (is_block ? st__block_act(ps, rc) : ps->saved_bytes);
+}
+
+void st_cost_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, st_chunk_cost *out) {
+    memset(out, 0, sizeof *out);
+    int chunk_layers[ST_MAX_STAGES], chunks = p->pp * p->vp;
+    st_plan_chunk_layers(p, ctx->m, chunk_layers);
+    int64_t first = 0, nd, nm;
+    for (int i = 0; i < chunk; i++) first += chunk_layers[i];
+    st__cost_count_blocks(ctx, first, chunk_layers[chunk], &nd, &nm);
+    const st__shard_cost *sc = st__cost_shard(ctx, p);
+    chunk_add(out, &sc->dense, (double)nd, p->recompute, 1);
+    chunk_add(out, &sc->moe, (double)nm, p->recompute, 1);
+    if (chunk == 0) chunk_add(out, &sc->head, 1, p->recompute, 0);
+    if (chunk == chunks - 1) chunk_add(out, &sc->tail, 1, p->recompute, 0);
+    out->p2p_s = p->pp > 1 ? st__p2p_time(ctx, p) : 0;
+}
+
 /* A collective over `total` bytes issued in n equal pieces (buckets, or one per layer). */
 static double pieces(const st_cluster *c, const st_profile *prof, st_coll coll, const st_group *g, double total,
                      double n) {
@@ -292,21 +338,7 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
     const st__layout *L = st__cost_layout(ctx, p);
     if (!L) return ST_ENOMEM;
 
-    /* pipeline p2p: the activation [b, s/cp, h] per micro-batch, each way; with sp each tp rank
-     * sends its 1/tp slice (Megatron's scatter-gather optimisation, SC'21 Sec. 4.1) */
-    double p2p_s = 0;
-    if (pp > 1) {
-        st_group g;
-        st_cost_group(c, p, ST_GRP_PP, &g);
-        double act = (p->dtype == ST_DT_FP32 || p->dtype == ST_DT_TF32) ? 4 : 2;
-        double bytes = (double)p->mbs * (double)p->seq / p->cp * (double)m->hidden * act / p->tp;
-        p2p_s = st_cost_collective(c, ctx->prof, ST_COLL_SENDRECV, &g, bytes);
-        if (p->tp > 1) {
-            st_group gt;
-            st_cost_group(c, p, ST_GRP_TP, &gt);
-            p2p_s += st_cost_collective(c, ctx->prof, ST_COLL_ALLGATHER, &gt, bytes * p->tp);
-        }
-    }
+    double p2p_s = pp > 1 ? st__p2p_time(ctx, p) : 0;
 
     /* time per micro-batch of each stage class; the slowest stage sets the pace */
     double *t_cls = ctx->t_scratch;

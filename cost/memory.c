@@ -19,7 +19,7 @@
 
 #include <string.h>
 
-static double block_act(const st__pass *ps, st_recompute rc) {
+double st__block_act(const st__pass *ps, st_recompute rc) {
     switch (rc) {
     case ST_REC_SELECTIVE: return ps->saved_bytes - ps->sel_bytes;
     case ST_REC_FULL: return ps->input_bytes;
@@ -37,7 +37,7 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_c
     double nd = (double)cls->dense, nm = (double)cls->moe;
     double dense = nd * sc->dense.params + nm * sc->moe.params;
     double expert = nm * sc->moe.expert_params;
-    double act_mb = nd * block_act(&sc->dense, p->recompute) + nm * block_act(&sc->moe, p->recompute);
+    double act_mb = nd * st__block_act(&sc->dense, p->recompute) + nm * st__block_act(&sc->moe, p->recompute);
     double working = 0, block_max = 0;
     if (nd > 0) working = sc->dense.saved_bytes, block_max = sc->dense.params;
     if (nm > 0) {

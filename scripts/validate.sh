@@ -1,7 +1,7 @@
 #!/bin/sh
 # scripts/validate.sh: compare strata's predicted iteration times with published, measured ones.
 #
-#   scripts/validate.sh [--strata PATH] [--validation DIR] [--set sc21|vtrain|all]
+#   scripts/validate.sh [--strata PATH] [--validation DIR] [--set sc21|vtrain|all] [--csv FILE]
 #
 # Data (see DIR/README.md):
 #   sc21_table1.csv   Narayanan et al., SC'21, Table 1 (Megatron-LM weak scaling on Selene, DGX A100 80GB).
@@ -13,7 +13,8 @@
 #   strata estimate --model ROW.json --cluster C --gpus N --plan SPEC --json
 # and is reported as compared, "rejected: <strata's message>" (exit 2, excluded from the statistics),
 # "does not fit" (exit 1, excluded) or "error" (anything else, excluded). Output is deterministic.
-# Lines starting with "SUMMARY" and "TAU" are for tests/accuracy_*.sh.
+# Lines starting with "SUMMARY" and "TAU" are for tests/accuracy_*.sh. --csv FILE also writes the
+# compared rows as name,measured,predicted,set (seconds) for `strata plot accuracy`.
 #
 # Defaults: --strata ./strata if it exists, else $STRATA; --validation $VALIDATION, else
 # <source root>/../shared/validation; --set all. Exit status: 0 report printed, 2 usage or missing input.
@@ -27,12 +28,13 @@ prog=validate.sh
 
 usage() {
 	cat <<'EOF'
-usage: scripts/validate.sh [--strata PATH] [--validation DIR] [--set sc21|vtrain|all]
+usage: scripts/validate.sh [--strata PATH] [--validation DIR] [--set sc21|vtrain|all] [--csv FILE]
 
   --strata PATH     the strata binary (default: ./strata, else $STRATA)
   --validation DIR  folder with sc21_table1.csv and vtrain_multi.csv
                     (default: $VALIDATION, else <source root>/../shared/validation)
   --set S           sc21, vtrain or all (default all)
+  --csv FILE        also write the compared rows as name,measured,predicted,set (seconds)
 EOF
 }
 
@@ -47,6 +49,7 @@ srcroot=$(cd "$here/.." && pwd) || die "cannot find the source root"
 strata=""
 valdir=""
 which_set=all
+csv_out=""
 while [ $# -gt 0 ]; do
 	case $1 in
 	--strata) [ $# -ge 2 ] || die "--strata needs a value"; strata=$2; shift 2 ;;
@@ -55,6 +58,8 @@ while [ $# -gt 0 ]; do
 	--validation=*) valdir=${1#--validation=}; shift ;;
 	--set) [ $# -ge 2 ] || die "--set needs a value"; which_set=$2; shift 2 ;;
 	--set=*) which_set=${1#--set=}; shift ;;
+	--csv) [ $# -ge 2 ] || die "--csv needs a value"; csv_out=$2; shift 2 ;;
+	--csv=*) csv_out=${1#--csv=}; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; die "unknown argument '$1'" ;;
 	esac
@@ -151,6 +156,18 @@ run_est() {
 	esac
 }
 
+# csv_rows SET TSV DIVISOR: append the compared rows of TSV (columns: #, size or model, gpus, plan,
+# measured, status, predicted_s) to $tmp/acc.csv as name,measured_s,predicted_s,set; the measured
+# column is divided by DIVISOR (1000 for milliseconds). Names are quoted (RFC 4180).
+csv_rows() {
+	[ -n "$csv_out" ] || return 0
+	awk -F '\t' -v set="$1" -v div="$3" '$6 == "ok" {
+		name = set == "vtrain" ? $2 "B, " $3 " GPUs, " $4 : $2 ", " $3 " GPUs"
+		gsub(/"/, "\"\"", name)
+		printf "\"%s\",%.10g,%s,%s\n", name, $5 / div, $7, set
+	}' "$2" >>"$tmp/acc.csv"
+}
+
 # ------------------------------------------------------------------------------------------- SC'21
 sc21() {
 	csv=$valdir/sc21_table1.csv
@@ -229,6 +246,7 @@ sc21() {
 				rows, rej, nofit, err
 		}
 	}' "$out"
+	csv_rows sc21 "$out" 1
 }
 
 # ------------------------------------------------------------------------------------------ vTrain
@@ -353,11 +371,20 @@ vtrain() {
 			rows, ok, rej, nofit, err, mae
 		printf "%s", taus
 	}' "$out"
+	csv_rows vtrain "$out" 1000
 }
 
+[ -z "$csv_out" ] || echo "name,measured,predicted,set" >"$tmp/acc.csv"
 case $which_set in
 sc21) sc21 ;;
 vtrain) vtrain ;;
 all) sc21; echo; vtrain ;;
 esac
+if [ -n "$csv_out" ]; then
+	# beside the target, then renamed: a reader never sees half a file
+	if ! cp "$tmp/acc.csv" "$csv_out.tmp.$$" || ! mv -f "$csv_out.tmp.$$" "$csv_out"; then
+		rm -f "$csv_out.tmp.$$"
+		die "cannot write $csv_out"
+	fi
+fi
 exit 0

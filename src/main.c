@@ -13,6 +13,8 @@ static const char usage[] =
     "commands:\n"
     "  estimate   iteration time, throughput, MFU and memory of one plan\n"
     "  plan       search the hybrid-parallel space and rank the plans\n"
+    "  compare    the best plan on each of several clusters: time and cost to train\n"
+    "  plot       charts (gnuplot) of plan, compare and estimate results\n"
     "  models     list the model presets\n"
     "  clusters   list the cluster and GPU presets\n"
     "\n"
@@ -38,6 +40,8 @@ int main(int argc, char **argv) {
         int (*fn)(int, char **, st_error *);
     } cmds[] = {{"estimate", st_cmd_estimate},
                 {"plan", st_cmd_plan},
+                {"compare", st_cmd_compare},
+                {"plot", st_cmd_plot},
                 {"models", st_cmd_models},
                 {"clusters", st_cmd_clusters}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {

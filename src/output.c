@@ -4,6 +4,7 @@
  * no partial output. */
 #include "cli.h"
 #include "jsonutil.h"
+#include "program.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,7 @@ static int emit_doc(FILE *f, json_t *root, st_error *err) {
     return 0;
 }
 
-static json_t *breakdown_json(const st_breakdown *b) {
+json_t *st__breakdown_json(const st_breakdown *b) {
     json_t *o = json_object();
     json_object_set_new(o, "compute", json_real(b->compute_s));
     json_object_set_new(o, "recompute", json_real(b->recompute_s));
@@ -62,7 +63,7 @@ static void add_estimate(json_t *o, const st_plan *p, const st_estimate *e) {
     json_object_set_new(o, "peak_stage", json_integer(e->peak_stage));
     json_object_set_new(o, "fits", json_boolean(e->fits));
     if (p->offload != ST_OFF_NONE) json_object_set_new(o, "host_memory_per_node_gib", json_real(e->host_memory_bytes / GIB));
-    json_object_set_new(o, "breakdown_s", breakdown_json(&e->breakdown));
+    json_object_set_new(o, "breakdown_s", st__breakdown_json(&e->breakdown));
     json_object_set_new(o, "plan", st__plan_to_json(p));
 }
 
@@ -111,6 +112,51 @@ int st_out_plan_json(FILE *f, const st_model *m, const st_cluster *c, const st_s
         json_object_set_new(o, "emit_kind", json_string(emit_kind));
         json_object_set_new(o, "emit", json_string(emitted));
     }
+    return emit_doc(f, o, err);
+}
+
+int st_out_sim_json(FILE *f, const st_model *m, const st_cluster *c, const st_plan *p, const st_estimate *sim,
+                    const st_estimate *analytical, const st_sim_result *r, st_error *err) {
+    json_t *o = json_object();
+    if (!o) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    json_object_set_new(o, "model", json_string(m->name));
+    json_object_set_new(o, "cluster", json_string(c->name));
+    json_object_set_new(o, "gpu", json_string(c->gpu.name));
+    json_object_set_new(o, "gpu_memory_gib", json_real(c->gpu.memory_bytes / GIB));
+    add_estimate(o, p, sim);
+    /* the simulator's own split of the slowest-ending rank's time */
+    const st_rank_stats *slow = NULL;
+    for (int i = 0; i < r->nranks; i++)
+        if (!slow || r->ranks[i].end_s > slow->end_s) slow = &r->ranks[i];
+    if (slow) {
+        json_t *b = json_object();
+        json_object_set_new(b, "compute", json_real(slow->busy_s[ST_STREAM_COMPUTE]));
+        json_object_set_new(b, "pp_comm", json_real(slow->busy_s[ST_STREAM_P2P]));
+        json_object_set_new(b, "dp_comm", json_real(slow->busy_s[ST_STREAM_DP]));
+        json_object_set_new(b, "bubble", json_real(slow->bubble_s));
+        json_object_set_new(b, "idle", json_real(slow->compute_idle_s));
+        json_object_set_new(o, "breakdown_s", b);
+    }
+    json_t *a = json_object();
+    add_estimate(a, p, analytical);
+    json_object_del(a, "plan");
+    json_object_set_new(o, "analytical", a);
+    json_t *ranks = json_array();
+    for (int i = 0; i < r->nranks; i++) {
+        const st_rank_stats *s = &r->ranks[i];
+        json_t *e = json_object();
+        json_object_set_new(e, "rank", json_integer(i));
+        json_object_set_new(e, "busy_s", json_real(s->busy_s[ST_STREAM_COMPUTE]));
+        json_object_set_new(e, "idle_s", json_real(s->compute_idle_s));
+        json_object_set_new(e, "bubble_s", json_real(s->bubble_s));
+        json_object_set_new(e, "p2p_s", json_real(s->busy_s[ST_STREAM_P2P]));
+        json_object_set_new(e, "dp_s", json_real(s->busy_s[ST_STREAM_DP]));
+        json_object_set_new(e, "end_s", json_real(s->end_s));
+        json_object_set_new(e, "memory_peak_gib", json_real(s->memory_peak_bytes / GIB));
+        json_array_append_new(ranks, e);
+    }
+    json_object_set_new(o, "ranks", ranks);
+    json_object_set_new(o, "events", json_integer((json_int_t)r->events));
     return emit_doc(f, o, err);
 }
 

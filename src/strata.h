@@ -375,6 +375,14 @@ void st_cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, int stage, st_stag
  * given as fwd_s and bwd_s (tb = tw = bwd / 2). Writes the bubble to *bubble_s. */
 double st_cost_pipeline_s(const double *t_s, const int *count, int n, int vp, int64_t mb, st_schedule sched,
                           double fwd_s, double bwd_s, double *bubble_s);
+/* What one micro-batch costs in one pipeline chunk (the simulator's instruction durations). */
+typedef struct st_chunk_cost {
+    double fwd_s, bwd_s, recompute_s;                  /* compute */
+    double comm_fwd_s, comm_bwd_s, comm_recompute_s;   /* its inline tp/cp/ep collectives */
+    double act_bytes;                                  /* activations kept until its backward */
+    double p2p_s;                                      /* sending its output (or input gradient) */
+} st_chunk_cost;
+void st_cost_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, st_chunk_cost *out);
 /* Model FLOPs of one iteration (3 x forward, no recompute). */
 double st_cost_model_flops(const st_model *m, int64_t gbs, int64_t seq);
 
@@ -420,6 +428,54 @@ int st_emit_parse(const char *s, st_emit_kind *out);
 /* Writes framework configuration for the plan to f. */
 int st_emit(st_emit_kind kind, const st_plan *p, const st_model *m, const st_cluster *c, FILE *f,
             st_error *err);
+
+/* ------------------------------------------------------------ compare */
+
+/* One row of `strata compare`: the best plan of one cluster at one GPU count, and what it means
+ * for a training run of `tokens` tokens (search/compare.c). */
+typedef struct st_compare_row {
+    st_cluster cluster;        /* sized to `gpus` GPUs */
+    int64_t gpus;
+    int cluster_index;         /* position in the cluster list (the order prices follow) */
+    int order;                 /* position in the cross product clusters x gpus (ties keep it) */
+    int has_price;             /* price_per_gpu_hour was given */
+    double price_per_gpu_hour; /* currency units per GPU-hour */
+    int profiled;              /* the calibration profile applied (its GPU is this cluster's) */
+    int fits;                  /* a plan fits; best and the derived numbers are valid only then */
+    st_ranked best;
+    uint64_t evaluated;        /* configurations the search priced */
+    double search_time_s;
+    /* derived by st_compare_row_derive; 0 where they do not apply (no fit, no price) */
+    double time_to_train_s, time_to_train_h, time_to_train_days;
+    double cost_to_train;      /* time_h x gpus x price */
+    double tokens_per_dollar;  /* tokens_per_s x 3600 / (gpus x price) */
+    double headroom_bytes;     /* GPU memory minus the peak of the busiest stage */
+} st_compare_row;
+
+#define ST_COMPARE_MAX_LIST 64 /* clusters, GPU counts, prices */
+#define ST_COMPARE_DEFAULT_TOKENS 3e11 /* GPT-3's 300B training tokens (Brown et al. 2020, section 2.2) */
+
+/* "3e11", "300000000000", "300B", "15T", "2.5M", "40K" (decimal suffixes K M B T, either case) to
+ * finite count >= 1. Nothing else: no sign, spaces, hex, inf or nan. Returns 0 or ST_EINVAL (*out
+ * untouched). */
+int st_compare_parse_tokens(const char *s, double *out);
+/* Fills a row's derived numbers from best.est, gpus, price and the cluster's GPU memory. Pure. */
+void st_compare_row_derive(st_compare_row *r, double tokens);
+/* Orders rows best first: rows that fit by time to train, then the ones that do not; ties keep
+ * the input order (`order`), so output is deterministic. */
+void st_compare_rows_sort(st_compare_row *rows, int n);
+/* For each cluster argument (preset or cluster JSON) and each GPU count (cross product, clusters
+ * outer; gpus NULL or ngpus 0 = each cluster at its own size), resolves the cluster with
+ * st_cluster_resolve, searches with st_search_enumerate (o->top and o->gpus are ignored: top 1,
+ * all the row's GPUs) and derives the row. prices: NULL, or one per cluster. prof (may be NULL)
+ * applies to the rows whose GPU is the profile's; ST_EUSAGE if none is. Every cluster is resolved
+ * before any search, so bad input fails fast. A row where nothing fits is kept with fits = 0.
+ * Returns 0 with *rows (new; free with st_compare_rows_free) sorted by st_compare_rows_sort and
+ * *nrows set (none fits when (*rows)[0].fits is 0), or a negative code with *rows NULL. */
+int st_compare_run(const st_model *m, const char *const *cluster_args, int nclusters, const int64_t *gpus,
+                   int ngpus, const double *prices, const st_search_opts *o, double tokens, const st_profile *prof,
+                   st_compare_row **rows, int *nrows, st_error *err);
+void st_compare_rows_free(st_compare_row *rows);
 
 #ifdef __cplusplus
 }

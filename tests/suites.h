@@ -10,5 +10,7 @@ Suite *suite_cost(void);
 Suite *suite_search(void);
 Suite *suite_io(void);
 Suite *suite_emit(void);
+Suite *suite_compare(void);
+Suite *suite_plot(void);
 
 #endif

@@ -1,0 +1,177 @@
+/* compare.c: `strata compare` without the I/O: the best plan of each cluster at each GPU count,
+ * and what it costs to train a model on it.
+ *
+ * Each row is one st_search_enumerate call with top = 1 (the one cost path; a row's plan is the
+ * one `strata plan` would rank first for the same cluster, GPU count, gbs, seq and dtype). The
+ * derived numbers are plain arithmetic on that plan's estimate, kept in one pure function so the
+ * tests can check them by hand:
+ *   time to train  = tokens / tokens_per_s                      (s; / 3600 h; / 86400 days)
+ *   cost to train  = time_h x gpus x price_per_gpu_hour         (currency units)
+ *   tokens/dollar  = tokens_per_s x 3600 / (gpus x price)       (= tokens / cost)
+ *   headroom       = GPU memory - peak memory of the busiest stage
+ * The default of 300B tokens is what every GPT-3 model trained on (Brown et al. 2020, section 2.2).
+ *
+ * Rows where nothing fits are kept (fits = 0) and ranked last: "this cluster cannot train the
+ * model at this size" is an answer, not an error. Invariants: rows are ranked fits first, then by
+ * time to train, ties by input order (deterministic); every cluster argument is resolved before
+ * the first search, so a typo in the last cluster fails at once. */
+#include "strata.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int st_compare_parse_tokens(const char *s, double *out) {
+    if (!s) return ST_EINVAL;
+    size_t n = strlen(s);
+    if (n == 0) return ST_EINVAL;
+    double mult = 1;
+    switch (toupper((unsigned char)s[n - 1])) {
+    case 'K': mult = 1e3; break;
+    case 'M': mult = 1e6; break;
+    case 'B': mult = 1e9; break;
+    case 'T': mult = 1e12; break;
+    default: break;
+    }
+    if (mult != 1) n--;
+    char buf[64];
+    if (n == 0 || n >= sizeof buf) return ST_EINVAL;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    /* a plain decimal only: strtod alone would also take spaces, a sign, hex, inf and nan */
+    if (!isdigit((unsigned char)buf[0]) && buf[0] != '.') return ST_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!isdigit((unsigned char)buf[i]) && !strchr(".eE+-", buf[i])) return ST_EINVAL;
+    char *end;
+    errno = 0;
+    double v = strtod(buf, &end);
+    if (end == buf || *end || errno == ERANGE) return ST_EINVAL;
+    v *= mult;
+    if (!isfinite(v) || !(v >= 1)) return ST_EINVAL;
+    *out = v;
+    return 0;
+}
+
+void st_compare_row_derive(st_compare_row *r, double tokens) {
+    r->time_to_train_s = r->time_to_train_h = r->time_to_train_days = 0;
+    r->cost_to_train = r->tokens_per_dollar = r->headroom_bytes = 0;
+    double tokens_per_s = r->best.est.tokens_per_s;
+    if (!r->fits || !(tokens_per_s > 0)) return;
+    r->time_to_train_s = tokens / tokens_per_s;
+    r->time_to_train_h = r->time_to_train_s / 3600;
+    r->time_to_train_days = r->time_to_train_s / 86400;
+    r->headroom_bytes = r->cluster.gpu.memory_bytes - r->best.est.memory_peak_bytes;
+    if (r->has_price && r->price_per_gpu_hour > 0 && r->gpus > 0) {
+        r->cost_to_train = r->time_to_train_h * (double)r->gpus * r->price_per_gpu_hour;
+        r->tokens_per_dollar = tokens_per_s * 3600 / ((double)r->gpus * r->price_per_gpu_hour);
+    }
+}
+
+static int row_cmp(const void *a, const void *b) {
+    const st_compare_row *x = a, *y = b;
+    if (x->fits != y->fits) return x->fits ? -1 : 1;
+    if (x->fits && x->time_to_train_s != y->time_to_train_s) return x->time_to_train_s < y->time_to_train_s ? -1 : 1;
+    return (x->order > y->order) - (x->order < y->order);
+}
+
+void st_compare_rows_sort(st_compare_row *rows, int n) {
+    if (n > 1) qsort(rows, (size_t)n, sizeof *rows, row_cmp);
+}
+
+void st_compare_rows_free(st_compare_row *rows) { free(rows); }
+
+int st_compare_run(const st_model *m, const char *const *cluster_args, int nclusters, const int64_t *gpus,
+                   int ngpus, const double *prices, const st_search_opts *o, double tokens, const st_profile *prof,
+                   st_compare_row **rows, int *nrows, st_error *err) {
+    st_compare_row *r = NULL;
+    int rc = 0, n = 0;
+    *rows = NULL;
+    *nrows = 0;
+
+    if (nclusters < 1 || nclusters > ST_COMPARE_MAX_LIST) {
+        rc = st_error_set(err, ST_EUSAGE, NULL, "clusters", "1 to %d clusters, got %d", ST_COMPARE_MAX_LIST, nclusters);
+        goto out;
+    }
+    if (ngpus < 0 || ngpus > ST_COMPARE_MAX_LIST || (ngpus > 0 && !gpus)) {
+        rc = st_error_set(err, ST_EUSAGE, NULL, "gpus", "0 to %d GPU counts, got %d", ST_COMPARE_MAX_LIST, ngpus);
+        goto out;
+    }
+    if (!isfinite(tokens) || !(tokens >= 1)) {
+        rc = st_error_set(err, ST_EINVAL, NULL, "tokens", "must be a finite count >= 1 (got %g)", tokens);
+        goto out;
+    }
+    int per_cluster = ngpus > 0 ? ngpus : 1;
+    n = nclusters * per_cluster;
+    if (!(r = calloc((size_t)n, sizeof *r))) {
+        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+        goto out;
+    }
+
+    /* resolve everything first: bad input fails before the first search */
+    int profiled = 0;
+    for (int i = 0; i < nclusters; i++) {
+        if (prices && (!isfinite(prices[i]) || !(prices[i] > 0))) {
+            rc = st_error_set(err, ST_EINVAL, NULL, "price_per_gpu_hour", "must be a finite number > 0 (got %g)",
+                              prices[i]);
+            goto out;
+        }
+        for (int j = 0; j < per_cluster; j++) {
+            st_compare_row *row = &r[i * per_cluster + j];
+            if ((rc = st_cluster_resolve(cluster_args[i], ngpus > 0 ? gpus[j] : 0, &row->cluster, err))) goto out;
+            row->gpus = st_cluster_gpus(&row->cluster);
+            row->cluster_index = i;
+            row->order = i * per_cluster + j;
+            row->has_price = prices != NULL;
+            row->price_per_gpu_hour = prices ? prices[i] : 0;
+            row->profiled = prof && strcmp(st_profile_gpu(prof), row->cluster.gpu.name) == 0;
+            profiled += row->profiled;
+        }
+    }
+    if (prof && !profiled) {
+        rc = st_error_set(err, ST_EUSAGE, NULL, "profile",
+                          "the profile is for GPU '%s', which none of the clusters has (it would change nothing)",
+                          st_profile_gpu(prof));
+        goto out;
+    }
+
+    for (int k = 0; k < n; k++) {
+        st_compare_row *row = &r[k];
+        st_search_opts so = *o;
+        so.top = 1;
+        so.gpus = row->gpus;
+        st_search_result res;
+        st_error serr;
+        st_error_clear(&serr);
+        int src = st_search_enumerate(m, &row->cluster, row->profiled ? prof : NULL, &so, &res, &serr);
+        row->evaluated = res.evaluated;
+        row->search_time_s = res.search_time_s;
+        if (src == 0) {
+            row->fits = 1;
+            row->best = res.plans[0];
+        }
+        st_search_result_destroy(&res);
+        if (src && src != ST_ENOPLAN) {
+            /* not "nothing fits" but a question this cluster cannot answer (e.g. fp8 on an A100) */
+            if (err) {
+                *err = serr;
+                size_t len = strlen(err->text);
+                snprintf(err->text + len, sizeof err->text - len, " (cluster '%s', %lld GPUs)", row->cluster.name,
+                         (long long)row->gpus);
+            }
+            rc = src;
+            goto out;
+        }
+        st_compare_row_derive(row, tokens);
+    }
+    st_compare_rows_sort(r, n);
+out:
+    if (rc) {
+        free(r);
+    } else {
+        *rows = r;
+        *nrows = n;
+    }
+    return rc;
+}

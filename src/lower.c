@@ -1,0 +1,259 @@
+/* lower.c: a finalized plan becomes one program per pipeline stage (program.h).
+ *
+ * The tp, cp and dp ranks of a stage run identical programs on identical inputs, so each stage is
+ * lowered once, as a representative rank (program.h, "Symmetry"); the collectives Megatron runs
+ * inline (tp/cp/ep) are part of the compute instructions' durations, as on the real compute
+ * stream. Durations come from st_cost_chunk and st_cost_estimate: the simulator and the estimator
+ * price the same operators.
+ *
+ * Schedules, per stage d of pp with m micro-batches (Megatron-LM schedules.py, Narayanan et al.
+ * SC'21 Sec. 2.2; Qi et al. 2023 for ZB-H1):
+ * - gpipe: every forward, then every backward;
+ * - 1f1b: min(pp - d - 1, m) warm-up forwards, then one forward and one backward alternately,
+ *   then the remaining backwards;
+ * - interleaved (vp > 1): m*vp virtual micro-batches; the k-th forward runs chunk (k / pp) % vp
+ *   of micro-batch (k / (pp vp)) pp + k % pp, the k-th backward chunk vp - 1 - (k / pp) % vp;
+ *   (pp - d - 1) * 2 + (vp - 1) * pp warm-up forwards, then 1F1B;
+ * - zb (ZB-H1): 1F1B with the backward split into input and weight gradients; in the cool-down the
+ *   weight-gradient halves wait until every input gradient has been sent, filling the bubble.
+ * Each forward receives its input from the previous chunk's stage and sends its output on; each
+ * backward receives the output gradient and sends the input gradient back. After the last
+ * backward: the data-parallel reduction (its exposed time, as the estimator prices it, on the dp
+ * stream) and the optimizer step. */
+#include "program.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct builder {
+    st_program *pg;
+    int failed;
+} builder;
+
+static int emit(builder *b, const st_ins *in) {
+    st_program *pg = b->pg;
+    if (pg->n == pg->cap) {
+        int cap = pg->cap ? pg->cap * 2 : 64;
+        st_ins *grown = realloc(pg->ins, (size_t)cap * sizeof *grown);
+        if (!grown) {
+            b->failed = 1;
+            return -1;
+        }
+        pg->ins = grown;
+        pg->cap = cap;
+    }
+    pg->ins[pg->n] = *in;
+    return pg->n++;
+}
+
+static st_ins blank(st_ins_kind kind, int stream, int chunk, int mb, const char *label) {
+    st_ins in;
+    memset(&in, 0, sizeof in);
+    in.kind = kind;
+    in.stream = stream;
+    in.chunk = chunk;
+    in.mb = mb;
+    in.dep[0] = in.dep[1] = -1;
+    in.label = label;
+    in.phase = ST_PHASE_OTHER;
+    in.coll = ST_COLL_NONE;
+    in.peer = -1;
+    return in;
+}
+
+/* message tags: one per (destination chunk, micro-batch, direction) */
+static int tag_of(int chunk, int mb, int64_t m, int backward) { return (int)(((int64_t)chunk * m + mb) * 2 + backward); }
+
+typedef struct lower_ctx {
+    const st_plan *p;
+    int chunks;
+    int64_t m;
+    const st_chunk_cost *cc; /* per chunk */
+} lower_ctx;
+
+static void forward(builder *b, const lower_ctx *L, int j, int mb) {
+    const st_chunk_cost *c = &L->cc[j];
+    int pp = L->p->pp, recv = -1;
+    if (j > 0) {
+        st_ins r = blank(ST_INS_RECV, ST_STREAM_P2P, j, mb, "recv act");
+        r.peer = (j - 1) % pp;
+        r.tag = tag_of(j, mb, L->m, 0);
+        r.dur_s = c->p2p_s;
+        recv = emit(b, &r);
+    }
+    st_ins f = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, "fwd");
+    f.phase = ST_PHASE_FWD;
+    f.dur_s = c->fwd_s + c->comm_fwd_s;
+    f.alloc_bytes = c->act_bytes;
+    f.dep[0] = recv;
+    int fi = emit(b, &f);
+    if (j < L->chunks - 1) {
+        st_ins s = blank(ST_INS_SEND, ST_STREAM_P2P, j, mb, "send act");
+        s.peer = (j + 1) % pp;
+        s.tag = tag_of(j + 1, mb, L->m, 0);
+        s.dur_s = c->p2p_s;
+        s.dep[0] = fi;
+        emit(b, &s);
+    }
+}
+
+/* split: 0 whole backward, 1 input gradient only, 2 weight gradient only */
+static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
+    const st_chunk_cost *c = &L->cc[j];
+    int pp = L->p->pp, dep = -1;
+    if (split == 2) {
+        st_ins w = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, "bwd weight");
+        w.phase = ST_PHASE_BWD_WEIGHT;
+        w.dur_s = c->bwd_s / 2;
+        w.free_bytes = c->act_bytes;
+        return emit(b, &w);
+    }
+    if (j < L->chunks - 1) {
+        st_ins r = blank(ST_INS_RECV, ST_STREAM_P2P, j, mb, "recv grad");
+        r.peer = (j + 1) % pp;
+        r.tag = tag_of(j, mb, L->m, 1);
+        r.dur_s = c->p2p_s;
+        dep = emit(b, &r);
+    }
+    if (L->p->recompute != ST_REC_NONE && c->recompute_s > 0) {
+        st_ins rc = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, "recompute");
+        rc.phase = ST_PHASE_RECOMPUTE;
+        rc.dur_s = c->recompute_s + c->comm_recompute_s;
+        rc.dep[0] = dep;
+        dep = emit(b, &rc);
+    }
+    st_ins g = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, split ? "bwd input" : "bwd");
+    g.phase = split ? ST_PHASE_BWD_INPUT : ST_PHASE_BWD;
+    g.dur_s = (split ? c->bwd_s / 2 : c->bwd_s) + c->comm_bwd_s;
+    if (!split) g.free_bytes = c->act_bytes;
+    g.dep[0] = dep;
+    int gi = emit(b, &g);
+    if (j > 0) {
+        st_ins s = blank(ST_INS_SEND, ST_STREAM_P2P, j, mb, "send grad");
+        s.peer = (j - 1) % pp;
+        s.tag = tag_of(j - 1, mb, L->m, 1);
+        s.dur_s = c->p2p_s;
+        s.dep[0] = gi;
+        emit(b, &s);
+    }
+    return gi;
+}
+
+/* the k-th forward / backward of stage d under the interleaved schedule */
+static void virtual_mb(const st_plan *p, int d, int64_t k, int backward, int *chunk, int *mb) {
+    int64_t pp = p->pp, vp = p->vp;
+    int64_t local = (k / pp) % vp;
+    if (backward) local = vp - 1 - local;
+    *chunk = (int)(local * pp + d);
+    *mb = (int)((k / (pp * vp)) * pp + k % pp);
+}
+
+static int lower_stage(builder *b, const lower_ctx *L, int d) {
+    const st_plan *p = L->p;
+    int64_t m = L->m;
+    int last = -1;
+    if (p->schedule == ST_SCHED_GPIPE) {
+        for (int64_t i = 0; i < m; i++) forward(b, L, d, (int)i);
+        for (int64_t i = 0; i < m; i++) last = backward(b, L, d, (int)i, 0);
+        return last;
+    }
+    if (p->vp > 1) {
+        int64_t total = m * p->vp;
+        int64_t warm = (int64_t)(p->pp - d - 1) * 2 + (int64_t)(p->vp - 1) * p->pp;
+        if (warm > total) warm = total;
+        int c, mb;
+        for (int64_t k = 0; k < warm; k++) {
+            virtual_mb(p, d, k, 0, &c, &mb);
+            forward(b, L, c, mb);
+        }
+        for (int64_t i = 0; i < total - warm; i++) {
+            virtual_mb(p, d, warm + i, 0, &c, &mb);
+            forward(b, L, c, mb);
+            virtual_mb(p, d, i, 1, &c, &mb);
+            last = backward(b, L, c, mb, 0);
+        }
+        for (int64_t k = total - warm; k < total; k++) {
+            virtual_mb(p, d, k, 1, &c, &mb);
+            last = backward(b, L, c, mb, 0);
+        }
+        return last;
+    }
+    int zb = p->schedule == ST_SCHED_ZB;
+    int64_t warm = p->pp - d - 1 < m ? p->pp - d - 1 : m;
+    for (int64_t i = 0; i < warm; i++) forward(b, L, d, (int)i);
+    for (int64_t i = 0; i < m - warm; i++) {
+        forward(b, L, d, (int)(warm + i));
+        last = backward(b, L, d, (int)i, zb);
+        if (zb) last = backward(b, L, d, (int)i, 2);
+    }
+    for (int64_t i = m - warm; i < m; i++) last = backward(b, L, d, (int)i, zb);
+    if (zb)
+        for (int64_t i = m - warm; i < m; i++) last = backward(b, L, d, (int)i, 2);
+    return last;
+}
+
+void st_lowered_destroy(st_lowered *l) {
+    if (!l) return;
+    for (int i = 0; i < l->nranks; i++) free(l->progs[i].ins);
+    for (int i = 0; i < l->ngroups; i++) free(l->groups[i].ranks);
+    free(l->progs);
+    free(l->groups);
+    memset(l, 0, sizeof *l);
+}
+
+int st_lower(st_cost_ctx *ctx, const st_plan *p, st_lowered *out, st_error *err) {
+    memset(out, 0, sizeof *out);
+    int pp = p->pp, chunks = pp * p->vp, rc = 0;
+    st_chunk_cost *cc = calloc((size_t)chunks, sizeof *cc);
+    st_estimate est;
+    out->nranks = pp;
+    out->ngroups = pp;
+    out->microbatches = st_plan_microbatches(p);
+    out->progs = calloc((size_t)pp, sizeof *out->progs);
+    out->groups = calloc((size_t)pp, sizeof *out->groups);
+    if (!cc || !out->progs || !out->groups) goto nomem;
+    for (int j = 0; j < chunks; j++) st_cost_chunk(ctx, p, j, &cc[j]);
+    if ((rc = st_cost_estimate(ctx, p, &est))) {
+        st_error_set(err, rc, NULL, "plan", "the plan cannot be priced");
+        goto out;
+    }
+    lower_ctx L = {.p = p, .chunks = chunks, .m = out->microbatches, .cc = cc};
+    for (int d = 0; d < pp; d++) {
+        st_program *pg = &out->progs[d];
+        st_stage_memory sm;
+        pg->rank = d;
+        pg->stage = d;
+        pg->replicas = p->tp * p->dp * p->cp;
+        st_cost_stage_memory(ctx, p, d, &sm);
+        pg->base_bytes = sm.weights_bytes + sm.grads_bytes + sm.optimizer_bytes + sm.other_bytes;
+
+        /* a data-parallel group per stage: the representative stands for its replicas */
+        st_group_def *g = &out->groups[d];
+        g->kind = ST_GRP_DP;
+        g->n = 1;
+        if (!(g->ranks = malloc(sizeof(int)))) goto nomem;
+        g->ranks[0] = d;
+
+        builder b = {.pg = pg};
+        int last = lower_stage(&b, &L, d);
+        st_ins dpi = blank(ST_INS_COLL, ST_STREAM_DP, -1, -1, "dp reduce");
+        dpi.coll = p->zero == 0 ? ST_COLL_ALLREDUCE : ST_COLL_REDUCESCATTER;
+        dpi.group = d;
+        dpi.dur_s = est.breakdown.dp_comm_s;
+        dpi.dep[0] = last;
+        int di = emit(&b, &dpi);
+        st_ins opt = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, -1, -1, "optimizer");
+        opt.phase = ST_PHASE_OPTIMIZER;
+        opt.dur_s = est.breakdown.optimizer_s + est.breakdown.offload_s;
+        opt.dep[0] = di;
+        emit(&b, &opt);
+        if (b.failed) goto nomem;
+    }
+    goto out;
+nomem:
+    rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    st_lowered_destroy(out);
+out:
+    free(cc);
+    return rc;
+}
