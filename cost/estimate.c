@@ -283,6 +283,10 @@ void st_cost_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, st_chunk_cost 
     if (chunk == 0) chunk_add(out, &sc->head, 1, p->recompute, 0);
     if (chunk == chunks - 1) chunk_add(out, &sc->tail, 1, p->recompute, 0);
     out->p2p_s = p->pp > 1 ? st__p2p_time(ctx, p) : 0;
+    if (p->recompute == ST_REC_FULL) { /* memory.c's working set: the largest block of the chunk */
+        if (nd > 0) out->working_bytes = sc->dense.saved_bytes;
+        if (nm > 0 && sc->moe.saved_bytes > out->working_bytes) out->working_bytes = sc->moe.saved_bytes;
+    }
 }
 
 /* A collective over `total` bytes issued in n equal pieces (buckets, or one per layer). */

@@ -17,7 +17,9 @@
  * - zb (ZB-H1): 1F1B with the backward split into input and weight gradients; in the cool-down the
  *   weight-gradient halves wait until every input gradient has been sent, filling the bubble.
  * Each forward receives its input from the previous chunk's stage and sends its output on; each
- * backward receives the output gradient and sends the input gradient back. After the last
+ * backward receives the output gradient and sends the input gradient back. Receives block the
+ * compute stream (Megatron-LM's synchronous p2p); sends go out on the P2P stream, so a stage
+ * computes on while its output travels. After the last
  * backward: the data-parallel reduction (its exposed time, as the estimator prices it, on the dp
  * stream) and the optimizer step. */
 #include "program.h"
@@ -75,7 +77,7 @@ static void forward(builder *b, const lower_ctx *L, int j, int mb) {
     const st_chunk_cost *c = &L->cc[j];
     int pp = L->p->pp, recv = -1;
     if (j > 0) {
-        st_ins r = blank(ST_INS_RECV, ST_STREAM_P2P, j, mb, "recv act");
+        st_ins r = blank(ST_INS_RECV, ST_STREAM_COMPUTE, j, mb, "recv act"); /* blocking, as Megatron's */
         r.peer = (j - 1) % pp;
         r.tag = tag_of(j, mb, L->m, 0);
         r.dur_s = c->p2p_s;
@@ -109,7 +111,7 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
         return emit(b, &w);
     }
     if (j < L->chunks - 1) {
-        st_ins r = blank(ST_INS_RECV, ST_STREAM_P2P, j, mb, "recv grad");
+        st_ins r = blank(ST_INS_RECV, ST_STREAM_COMPUTE, j, mb, "recv grad");
         r.peer = (j + 1) % pp;
         r.tag = tag_of(j, mb, L->m, 1);
         r.dur_s = c->p2p_s;
@@ -119,13 +121,14 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
         st_ins rc = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, "recompute");
         rc.phase = ST_PHASE_RECOMPUTE;
         rc.dur_s = c->recompute_s + c->comm_recompute_s;
+        rc.alloc_bytes = c->working_bytes; /* freed when the backward ends */
         rc.dep[0] = dep;
         dep = emit(b, &rc);
     }
     st_ins g = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, split ? "bwd input" : "bwd");
     g.phase = split ? ST_PHASE_BWD_INPUT : ST_PHASE_BWD;
     g.dur_s = (split ? c->bwd_s / 2 : c->bwd_s) + c->comm_bwd_s;
-    if (!split) g.free_bytes = c->act_bytes;
+    g.free_bytes = (split ? 0 : c->act_bytes) + (L->p->recompute != ST_REC_NONE && c->recompute_s > 0 ? c->working_bytes : 0);
     g.dep[0] = dep;
     int gi = emit(b, &g);
     if (j > 0) {

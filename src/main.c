@@ -13,6 +13,7 @@ static const char usage[] =
     "commands:\n"
     "  estimate   iteration time, throughput, MFU and memory of one plan\n"
     "  plan       search the hybrid-parallel space and rank the plans\n"
+    "  sim        simulate one iteration of a plan on every rank (discrete-event)\n"
     "  compare    the best plan on each of several clusters: time and cost to train\n"
     "  plot       charts (gnuplot) of plan, compare and estimate results\n"
     "  models     list the model presets\n"
@@ -40,6 +41,7 @@ int main(int argc, char **argv) {
         int (*fn)(int, char **, st_error *);
     } cmds[] = {{"estimate", st_cmd_estimate},
                 {"plan", st_cmd_plan},
+                {"sim", st_cmd_sim},
                 {"compare", st_cmd_compare},
                 {"plot", st_cmd_plot},
                 {"models", st_cmd_models},

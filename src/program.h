@@ -7,15 +7,16 @@
  * Semantics every interpreter keeps:
  * - A rank has ST_STREAMS streams. Each stream runs its instructions one at a time, in program
  *   order (the order of `ins` restricted to that stream), like a CUDA stream.
- * - COMPUTE and COLL start when the previous COMPUTE/COLL instruction of their stream has ended,
- *   every dep[] of the same program has ended, and
+ * - An instruction starts when the previous instruction of its stream has ended, every dep[] of
+ *   the same program has ended, and
  *     COLL: every member rank of its group has reached the same collective (the k-th COLL of that
- *           group in each member's program, k counted per group): they start together.
- * - SEND and RECV are posted asynchronously, as Megatron-LM posts isend/irecv: they are NOT
- *   ordered by their stream; each starts when its dep[] have ended and the matching RECV/SEND
- *   (same sender, receiver and tag) is also ready: they start together (a rendezvous) and end
- *   dur_s later. Several may therefore be in flight on the P2P stream at once (a trace writer
- *   puts overlapping spans of one stream on separate lanes so that its events nest).
+ *           group in each member's program, k counted per group): they start together;
+ *     SEND/RECV: the matching RECV/SEND (same sender, receiver and tag) has been reached: they
+ *           start together (a rendezvous, as NCCL's send/recv) and end dur_s later.
+ *   Because streams are in order, the lowering must not let two ranks' streams wait on each
+ *   other in a circle: src/lower.c puts receives on the compute stream, right before the compute
+ *   that needs them (Megatron-LM's blocking p2p), and sends on the P2P stream after it.
+ * - Ranks are named by st_program.rank; peer and st_group_def.ranks[] hold those names.
  * - Memory: alloc_bytes are allocated when the instruction starts, free_bytes released when it
  *   ends; base_bytes (weights, gradients, optimizer states) are held throughout.
  *
@@ -138,5 +139,7 @@ void st_trace_memory(st_trace *t, int rank, double time_s, double bytes);
 int st_trace_close(st_trace *t, st_error *err);
 /* frees without writing anything (the run failed) */
 void st_trace_discard(st_trace *t);
+/* names a rank's row: "rank N (stage S)", or "(stage S, R replicas)" when it stands for several */
+void st_trace_rank(st_trace *t, int rank, int stage, int replicas);
 
 #endif

@@ -380,6 +380,8 @@ typedef struct st_chunk_cost {
     double fwd_s, bwd_s, recompute_s;                  /* compute */
     double comm_fwd_s, comm_bwd_s, comm_recompute_s;   /* its inline tp/cp/ep collectives */
     double act_bytes;                                  /* activations kept until its backward */
+    double working_bytes;                              /* full recompute: one block's activations, live
+                                                          while that backward recomputes them */
     double p2p_s;                                      /* sending its output (or input gradient) */
 } st_chunk_cost;
 void st_cost_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, st_chunk_cost *out);

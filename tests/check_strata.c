@@ -13,6 +13,8 @@ int main(void) {
     srunner_add_suite(sr, suite_emit());
     srunner_add_suite(sr, suite_compare());
     srunner_add_suite(sr, suite_plot());
+    srunner_add_suite(sr, suite_lower());
+    srunner_add_suite(sr, suite_sim());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

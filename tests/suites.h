@@ -12,5 +12,7 @@ Suite *suite_io(void);
 Suite *suite_emit(void);
 Suite *suite_compare(void);
 Suite *suite_plot(void);
+Suite *suite_lower(void);
+Suite *suite_sim(void);
 
 #endif

@@ -1,0 +1,913 @@
+/* sim.c: the discrete-event simulator, the first interpreter of a lowered plan (program.h).
+ *
+ * The engine only advances the clock (SimGrid's lesson): the one kind of event is "instruction g
+ * ends at time t"; everything else (an instruction becoming ready, a rendezvous completing, a
+ * stream moving on) happens while handling an end. Events sit in a binary heap keyed by (time,
+ * sequence number), so equal times pop in the order they were pushed and the same input gives the
+ * same run, the same statistics and the same trace bytes (libuv's timers do the same).
+ *
+ * Model (the semantics of program.h, nothing more):
+ * - An instruction is ready when the previous instruction of its stream and its deps have ended:
+ *   a counter `pending` per instruction (1 for a stream predecessor + 1 per distinct dep) is
+ *   decremented as those end; at 0 the instruction is "reached".
+ * - COMPUTE starts when reached and ends dur_s later.
+ * - COLL: the k-th COLL of group g in each member's program (k counted per group, in program order)
+ *   forms one rendezvous slot; when the last member reaches it, all members start at that moment
+ *   (the latest arrival, since events are handled in time order) and end max(dur_s) later.
+ * - SEND/RECV pair by (sender, receiver, tag); when both are reached they start together and end
+ *   max(dur_s) later. Duplicate keys pair in program order.
+ * - At equal times every end of the batch is applied (frees included) before anything it released
+ *   starts (allocations), so a free and an alloc at the same instant never add up to a false peak.
+ * - Memory: base_bytes + alloc_bytes at start - free_bytes at end, per rank. With a positive limit,
+ *   the first rank to exceed it stops the run: out->oom names the rank and the instruction (ins -1
+ *   when base_bytes alone exceed it). Returns 0: the caller decides what an OOM means; the
+ *   statistics then cover the run up to the stop.
+ * - When the heap runs dry with instructions not run, the programs deadlock: ST_EINVAL, with the
+ *   root cause found by following "waits for" links from the first instruction that never ran
+ *   (an unmatched send/recv, a collective a member never reaches, or a circular wait).
+ *
+ * Statistics per rank (st_rank_stats):
+ * - busy_s[s]: sum of (end - start) of the instructions of stream s; for COLL/SEND/RECV the
+ *   transfer only, not the wait for the peers (a stream waiting on a rendezvous is idle).
+ * - compute_idle_s = iteration_time_s - busy_s[compute]: the iteration is the same for all ranks.
+ * - bubble_s, the pipeline bubble: compute-stream idle time that a pipeline receive ended. An idle
+ *   gap before compute-stream instruction X (from the end of X's stream predecessor, or 0) counts
+ *   when X itself is a RECV (the whole gap up to the transfer's start), or when the last thing X
+ *   waited for was a RECV dependency (the gap up to that RECV's end). Waits for collectives, for
+ *   other deps and the idle tail after a rank's last compute are not bubble (they are in
+ *   compute_idle_s). For 1F1B with pp stages this gives (pp-1)(t_f+t_b) on the first stage, whose
+ *   every wait is for a gradient, and (pp-1)t_f on the last (its idle tail is drain, not receive).
+ *
+ * Workload facts behind the layout: the 1T-parameter model on 3,072 GPUs lowers (one
+ * representative rank per stage) to ~64 programs of ~10^4-10^5 instructions; the heap never holds
+ * more than one event per stream per rank (a stream runs one instruction at a time), so its
+ * capacity is nranks * ST_STREAMS and it is tiny; nothing is allocated per event. Instructions are
+ * numbered globally (gid = offset of the rank + index) and all runtime state is in flat arrays.
+ */
+#include "program.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { S_WAIT, S_REACHED, S_RUNNING, S_ENDED };
+/* node.state holds the S_* state in its low bits and these flags, so that the common path never
+ * touches the (large, cold) st_ins record */
+enum { F_ALLOC = 16, F_FREE = 32 };
+#define STATE(nd) ((nd)->state & 3)
+#define SET_STATE(nd, s) ((nd)->state = (uint8_t)(((nd)->state & ~3) | (s)))
+
+typedef struct node {
+    double dur_s;                         /* COLL/SEND/RECV: already the max over the rendezvous */
+    int32_t next;                         /* next instruction of the same stream on this rank, -1 */
+    int32_t link;                         /* SEND/RECV: partner gid (-1 unmatched); COLL: slot */
+    int32_t rdep0;                        /* reverse deps: rdeps[rdep0 .. nodes[gid + 1].rdep0) */
+    int32_t prog;                         /* program index */
+    uint8_t kind, stream, pending, state; /* state: S_* | F_* */
+} node;
+
+typedef struct slot {
+    int32_t arrived;
+    int32_t n;   /* group size */
+    int32_t mem; /* members' gids: slot_mem[mem .. mem + n), -1 where a member has no such COLL */
+} slot;
+
+typedef struct ev {
+    uint64_t t;   /* the time's IEEE-754 bits: times are >= 0, where the bits order as the values */
+    uint64_t key; /* sequence number << 32 | gid: equal times pop in push order */
+} ev;
+
+typedef struct sim {
+    const st_lowered *l;
+    double limit_bytes;
+    st_trace *trace;
+    st_sim_result *out;
+    int64_t total;
+    int32_t *off;    /* nranks + 1: gid of each program's first instruction */
+    node *nodes;     /* total + 1 (a sentinel closes the last rdep range) */
+    double *start_s; /* total */
+    int32_t *rdeps;
+    slot *slots;
+    int32_t nslots;
+    int32_t *slot_mem;
+    int32_t *slot_grp;        /* per slot: its group */
+    int32_t *slot_base;       /* per group (ngroups + 1): its first slot; slot - slot_base[group] = k */
+    double *mem;              /* nranks: current bytes */
+    double *last_end_compute; /* nranks */
+    ev *heap;
+    int32_t nheap;
+    int32_t *batch;
+    uint64_t seq;
+    int64_t ended;
+    int stop; /* OOM */
+} sim;
+
+/* ------------------------------------------------------------ heap */
+
+static inline uint64_t time_bits(double t) {
+    uint64_t b;
+    memcpy(&b, &t, sizeof b);
+    return b;
+}
+
+static inline double bits_time(uint64_t b) {
+    double t;
+    memcpy(&t, &b, sizeof t);
+    return t;
+}
+
+/* branch-free: the heap's comparisons are data-dependent and would be mispredicted half the time */
+static inline int ev_less(const ev *a, const ev *b) { return (a->t < b->t) | ((a->t == b->t) & (a->key < b->key)); }
+
+static inline void sift_up(sim *S, int32_t i, ev e) {
+    while (i > 0) {
+        int32_t p = (i - 1) >> 1;
+        if (!ev_less(&e, &S->heap[p]))
+            break;
+        S->heap[i] = S->heap[p];
+        i = p;
+    }
+    S->heap[i] = e;
+}
+
+static inline void heap_push(sim *S, double t, int32_t gid) {
+    ev e = {time_bits(t), (S->seq++ << 32) | (uint32_t)gid};
+    sift_up(S, S->nheap++, e);
+}
+
+/* Floyd's bottom-up pop: move the hole to a leaf along the smaller children (one comparison per
+ * level), then sift the last element up from there (it usually belongs near the bottom). */
+static inline ev heap_pop(sim *S) {
+    ev top = S->heap[0];
+    int32_t n = --S->nheap, i = 0;
+    if (n == 0)
+        return top;
+    for (;;) {
+        int32_t c = 2 * i + 1;
+        if (c >= n)
+            break;
+        c += (c + 1 < n) & ev_less(&S->heap[c + 1], &S->heap[c]);
+        S->heap[i] = S->heap[c];
+        i = c;
+    }
+    sift_up(S, i, S->heap[n]);
+    return top;
+}
+
+/* ------------------------------------------------------------ names for messages and traces */
+
+static const char *phase_cat(st_phase p) {
+    switch (p) {
+    case ST_PHASE_FWD: return "fwd";
+    case ST_PHASE_BWD: return "bwd";
+    case ST_PHASE_BWD_INPUT: return "bwd-input";
+    case ST_PHASE_BWD_WEIGHT: return "bwd-weight";
+    case ST_PHASE_RECOMPUTE: return "recompute";
+    case ST_PHASE_OPTIMIZER: return "optimizer";
+    default: return "other";
+    }
+}
+
+static const char *ins_cat(const st_ins *in) {
+    switch (in->kind) {
+    case ST_INS_COMPUTE: return phase_cat(in->phase);
+    case ST_INS_COLL: return "coll";
+    case ST_INS_SEND: return "send";
+    case ST_INS_RECV: return "recv";
+    }
+    return "other";
+}
+
+static const char *ins_label(const st_ins *in) { return in->label && in->label[0] ? in->label : ins_cat(in); }
+
+static const char *group_kind_name(st_group_kind k) {
+    static const char *const names[ST_GRP_COUNT] = {"tp", "cp", "ep", "dp", "pp"};
+    return (unsigned)k < ST_GRP_COUNT ? names[k] : "?";
+}
+
+static inline const st_ins *ins_of(const sim *S, int32_t gid) {
+    int32_t p = S->nodes[gid].prog;
+    return &S->l->progs[p].ins[gid - S->off[p]];
+}
+
+static inline int rank_of(const sim *S, int32_t gid) { return S->l->progs[S->nodes[gid].prog].rank; }
+
+/* "rank R instruction I (LABEL, mb M)" */
+static void describe(const sim *S, int32_t gid, char *buf, size_t n) {
+    const st_ins *in = ins_of(S, gid);
+    int p = S->nodes[gid].prog;
+    int len =
+        snprintf(buf, n, "rank %d instruction %d (%s", S->l->progs[p].rank, (int)(gid - S->off[p]), ins_label(in));
+    if (len < 0 || (size_t)len >= n)
+        return;
+    if (in->chunk > 0)
+        len += snprintf(buf + len, n - (size_t)len, ", chunk %d", in->chunk);
+    if ((size_t)len >= n)
+        return;
+    if (in->mb >= 0)
+        len += snprintf(buf + len, n - (size_t)len, ", mb %d", in->mb);
+    if ((size_t)len >= n)
+        return;
+    snprintf(buf + len, n - (size_t)len, ")");
+}
+
+/* ------------------------------------------------------------ the engine */
+
+static void start(sim *S, int32_t g, double t) {
+    node *nd = &S->nodes[g];
+    int32_t p = nd->prog;
+    SET_STATE(nd, S_RUNNING);
+    S->start_s[g] = t;
+    if (nd->state & F_ALLOC) {
+        const st_ins *in = &S->l->progs[p].ins[g - S->off[p]];
+        st_rank_stats *rs = &S->out->ranks[p];
+        double m = (S->mem[p] += in->alloc_bytes);
+        if (m > rs->memory_peak_bytes) {
+            rs->memory_peak_bytes = m;
+            rs->memory_peak_ins = (int)(g - S->off[p]);
+        }
+        if (S->trace)
+            st_trace_memory(S->trace, S->l->progs[p].rank, t, m);
+        if (S->limit_bytes > 0 && m > S->limit_bytes && !S->out->oom) {
+            S->out->oom = 1;
+            S->out->oom_rank = S->l->progs[p].rank;
+            S->out->oom_ins = (int)(g - S->off[p]);
+            S->stop = 1;
+        }
+    }
+    if (nd->kind == ST_INS_RECV && nd->stream == ST_STREAM_COMPUTE)
+        S->out->ranks[p].bubble_s += t - S->last_end_compute[p];
+    heap_push(S, t + nd->dur_s, g);
+}
+
+/* g's last wait ended at t, released by instruction `by` (-1: ready from the start). */
+static void reach(sim *S, int32_t g, double t, int32_t by) {
+    node *nd = &S->nodes[g];
+    int32_t p = nd->prog;
+    if (nd->stream == ST_STREAM_COMPUTE && by >= 0 && S->nodes[by].kind == ST_INS_RECV && nd->kind != ST_INS_RECV)
+        S->out->ranks[p].bubble_s += t - S->last_end_compute[p];
+    switch ((st_ins_kind)nd->kind) {
+    case ST_INS_COMPUTE: start(S, g, t); break;
+    case ST_INS_SEND:
+    case ST_INS_RECV: {
+        int32_t q = nd->link;
+        if (q >= 0 && STATE(&S->nodes[q]) == S_REACHED) {
+            int32_t snd = nd->kind == ST_INS_SEND ? g : q, rcv = nd->kind == ST_INS_SEND ? q : g;
+            start(S, snd, t);
+            start(S, rcv, t);
+            if (S->trace)
+                st_trace_flow(S->trace, rank_of(S, snd), S->nodes[snd].stream, t, rank_of(S, rcv), S->nodes[rcv].stream,
+                              t);
+        } else {
+            SET_STATE(nd, S_REACHED);
+        }
+        break;
+    }
+    case ST_INS_COLL: {
+        slot *sl = &S->slots[nd->link];
+        SET_STATE(nd, S_REACHED);
+        if (++sl->arrived == sl->n)
+            for (int32_t j = 0; j < sl->n; j++)
+                start(S, S->slot_mem[sl->mem + j], t);
+        break;
+    }
+    }
+}
+
+static void release(sim *S, int32_t g, double t) {
+    const node *nd = &S->nodes[g];
+    if (nd->next >= 0 && --S->nodes[nd->next].pending == 0)
+        reach(S, nd->next, t, g);
+    for (int32_t i = nd->rdep0, e = S->nodes[g + 1].rdep0; i < e; i++) {
+        int32_t d = S->rdeps[i];
+        if (--S->nodes[d].pending == 0)
+            reach(S, d, t, g);
+    }
+}
+
+static void finish(sim *S, int32_t g, double t) {
+    node *nd = &S->nodes[g];
+    int32_t p = nd->prog;
+    st_rank_stats *rs = &S->out->ranks[p];
+    double s = S->start_s[g];
+    SET_STATE(nd, S_ENDED);
+    S->ended++;
+    rs->busy_s[nd->stream] += t - s;
+    rs->end_s = t; /* events pop in time order */
+    if (nd->stream == ST_STREAM_COMPUTE)
+        S->last_end_compute[p] = t;
+    if (!(nd->state & F_FREE) && !S->trace)
+        return;
+    const st_ins *in = &S->l->progs[p].ins[g - S->off[p]];
+    if (nd->state & F_FREE) {
+        S->mem[p] -= in->free_bytes;
+        if (S->trace)
+            st_trace_memory(S->trace, S->l->progs[p].rank, t, S->mem[p]);
+    }
+    if (S->trace)
+        st_trace_span(S->trace, S->l->progs[p].rank, nd->stream, s, t, ins_cat(in), ins_label(in), in->chunk, in->mb);
+}
+
+static void run(sim *S) {
+    /* everything without predecessors is ready at 0, in (rank, program) order */
+    for (int64_t g = 0; g < S->total && !S->stop; g++)
+        if (S->nodes[g].pending == 0)
+            reach(S, (int32_t)g, 0.0, -1);
+    while (S->nheap > 0 && !S->stop) {
+        uint64_t tb = S->heap[0].t;
+        double t = bits_time(tb);
+        int32_t nb = 0;
+        while (S->nheap > 0 && S->heap[0].t == tb) {
+            ev e = heap_pop(S);
+            int32_t g = (int32_t)(uint32_t)e.key;
+            S->out->events++;
+            finish(S, g, t);
+            S->batch[nb++] = g;
+        }
+        for (int32_t i = 0; i < nb && !S->stop; i++)
+            release(S, S->batch[i], t);
+    }
+}
+
+/* ------------------------------------------------------------ deadlock diagnosis */
+
+/* What g waits for: another instruction (returned), or a root cause written to why (returns -1). */
+static int32_t blocker(const sim *S, int32_t g, char *why, size_t n) {
+    const node *nd = &S->nodes[g];
+    const st_ins *in = ins_of(S, g);
+    const st_lowered *l = S->l;
+    int32_t p = nd->prog, i = (int32_t)(g - S->off[p]);
+    why[0] = '\0';
+    if (STATE(nd) == S_WAIT) {
+        for (int32_t j = i - 1; j >= 0; j--)
+            if (l->progs[p].ins[j].stream == in->stream) {
+                if (STATE(&S->nodes[S->off[p] + j]) != S_ENDED)
+                    return S->off[p] + j;
+                break;
+            }
+        for (int k = 0; k < 2; k++)
+            if (in->dep[k] >= 0 && STATE(&S->nodes[S->off[p] + in->dep[k]]) != S_ENDED)
+                return S->off[p] + in->dep[k];
+        snprintf(why, n, "never becomes ready");
+        return -1;
+    }
+    if (nd->kind == ST_INS_SEND || nd->kind == ST_INS_RECV) {
+        if (nd->link >= 0)
+            return nd->link;
+        if (nd->kind == ST_INS_RECV)
+            snprintf(why, n, "waits for a send from rank %d (tag %d) that never comes", in->peer, in->tag);
+        else
+            snprintf(why, n, "waits for a receive on rank %d (tag %d) that is never posted", in->peer, in->tag);
+        return -1;
+    }
+    /* COLL */
+    const slot *sl = &S->slots[nd->link];
+    int32_t grp = S->slot_grp[nd->link];
+    const st_group_def *gd = &l->groups[grp];
+    for (int32_t j = 0; j < sl->n; j++)
+        if (S->slot_mem[sl->mem + j] < 0) {
+            snprintf(why, n, "waits for rank %d, which never reaches collective #%d of group %d (%s, %d ranks)",
+                     gd->ranks[j], nd->link - S->slot_base[grp], grp, group_kind_name(gd->kind), gd->n);
+            return -1;
+        }
+    for (int32_t j = 0; j < sl->n; j++) {
+        int32_t m = S->slot_mem[sl->mem + j];
+        if (STATE(&S->nodes[m]) == S_WAIT)
+            return m;
+    }
+    snprintf(why, n, "waits for a collective that never completes");
+    return -1;
+}
+
+static int diagnose(sim *S, st_error *err) {
+    int64_t never = S->total - S->ended;
+    int32_t g = 0;
+    while (g < S->total && STATE(&S->nodes[g]) == S_ENDED)
+        g++;
+    /* follow "waits for" from the first instruction that never ran until a root cause or a cycle */
+    char why[256], a[160], b[160], chain[1024];
+    uint8_t *seen = calloc((size_t)S->total, 1);
+    if (!seen)
+        return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    chain[0] = '\0';
+    int32_t cur = g;
+    int rc;
+    for (;;) {
+        seen[cur] = 1;
+        int32_t nx = blocker(S, cur, why, sizeof why);
+        describe(S, cur, a, sizeof a);
+        if (nx < 0) {
+            rc = st_error_set(err, ST_EINVAL, NULL, NULL, "deadlock: %s %s; %lld instructions never ran", a, why,
+                              (long long)never);
+            break;
+        }
+        if (seen[nx]) {
+            /* a circular wait: print it from nx round to nx */
+            size_t len = 0;
+            int32_t c = nx;
+            int steps = 0;
+            do {
+                describe(S, c, b, sizeof b);
+                int w = snprintf(chain + len, sizeof chain - len, "%s%s", steps ? " waits for " : "", b);
+                if (w < 0 || (size_t)w >= sizeof chain - len)
+                    break;
+                len += (size_t)w;
+                c = blocker(S, c, why, sizeof why);
+                steps++;
+            } while (c >= 0 && c != nx && steps < 8);
+            if (c == nx) {
+                describe(S, nx, b, sizeof b);
+                snprintf(chain + len, sizeof chain - len, " waits for %s", b);
+            } else if (c >= 0) {
+                snprintf(chain + len, sizeof chain - len, " waits for ...");
+            }
+            rc = st_error_set(err, ST_EINVAL, NULL, NULL, "deadlock: a circular wait: %s; %lld instructions never ran",
+                              chain, (long long)never);
+            break;
+        }
+        cur = nx;
+    }
+    free(seen);
+    return rc;
+}
+
+/* ------------------------------------------------------------ setup */
+
+/* send/recv matching: an open-addressing table keyed by (sender, receiver, tag); each entry holds
+ * the FIFO of its unmatched sends, chained through node.link until they are paired */
+typedef struct p2p_slot {
+    int32_t from, to, tag; /* from = -1: empty */
+    int32_t head, tail;
+} p2p_slot;
+
+static uint32_t p2p_hash(int32_t from, int32_t to, int32_t tag) {
+    uint32_t h = (uint32_t)from * 0x9e3779b1u ^ (uint32_t)to * 0x85ebca77u ^ (uint32_t)tag * 0xc2b2ae3du;
+    h ^= h >> 15;
+    h *= 0x2c1b3c6du;
+    h ^= h >> 12;
+    return h;
+}
+
+static p2p_slot *p2p_find(p2p_slot *tab, uint32_t mask, int32_t from, int32_t to, int32_t tag, int insert) {
+    for (uint32_t i = p2p_hash(from, to, tag) & mask;; i = (i + 1) & mask) {
+        p2p_slot *e = &tab[i];
+        if (e->from == from && e->to == to && e->tag == tag)
+            return e;
+        if (e->from < 0) {
+            if (!insert)
+                return NULL;
+            e->from = from;
+            e->to = to;
+            e->tag = tag;
+            e->head = e->tail = -1;
+            return e;
+        }
+    }
+}
+
+typedef struct rank_map {
+    int32_t rank, prog;
+} rank_map;
+
+static int rank_map_cmp(const void *x, const void *y) {
+    const rank_map *a = x, *b = y;
+    return (a->rank > b->rank) - (a->rank < b->rank);
+}
+
+/* program index of a rank number, -1 when no program has it */
+static int32_t find_prog(const rank_map *map, int nranks, int identity, int rank) {
+    if (identity)
+        return rank >= 0 && rank < nranks ? rank : -1;
+    rank_map key = {rank, 0};
+    const rank_map *m = bsearch(&key, map, (size_t)nranks, sizeof *map, rank_map_cmp);
+    return m ? m->prog : -1;
+}
+
+/* a growable list of int32 tuples, for what pass 1 collects */
+typedef struct ivec {
+    int32_t *v;
+    size_t n, cap;
+} ivec;
+
+static int ivec_push3(ivec *a, int32_t x, int32_t y, int32_t z) {
+    if (a->n + 3 > a->cap) {
+        size_t cap = a->cap ? 2 * a->cap : 3 * 1024;
+        int32_t *v = realloc(a->v, cap * sizeof *v);
+        if (!v)
+            return -1;
+        a->v = v;
+        a->cap = cap;
+    }
+    a->v[a->n++] = x;
+    a->v[a->n++] = y;
+    a->v[a->n++] = z;
+    return 0;
+}
+
+#define BAD(...)                                                                                                       \
+    do {                                                                                                               \
+        rc = st_error_set(err, ST_EINVAL, NULL, NULL, __VA_ARGS__);                                                    \
+        goto out;                                                                                                      \
+    } while (0)
+#define NOMEM()                                                                                                        \
+    do {                                                                                                               \
+        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");                                                \
+        goto out;                                                                                                      \
+    } while (0)
+
+static int setup(sim *S, st_error *err) {
+    const st_lowered *l = S->l;
+    int rc = 0, nr = l->nranks, identity = 1;
+    rank_map *map = NULL;
+    int32_t *last = NULL, *kcount = NULL, *posmap = NULL, *mship_off = NULL, *mship = NULL, *kmax = NULL;
+    int32_t *slot_base = NULL; /* = S->slot_base, owned by S */
+    p2p_slot *tab = NULL;
+    /* collected by pass 1, so that later passes need not walk the (large) instruction records again:
+     * deps (dep gid, gid, -), collectives (gid, group, k), sends and receives (gid, peer program, tag) */
+    ivec deps = {0}, colls = {0}, p2ps = {0};
+
+    if (nr <= 0 || !l->progs)
+        BAD("nothing to simulate: no ranks");
+    if (l->ngroups < 0 || (l->ngroups > 0 && !l->groups))
+        BAD("invalid group table");
+
+    /* ranks -> programs */
+    if (!(map = malloc((size_t)nr * sizeof *map)))
+        NOMEM();
+    for (int p = 0; p < nr; p++) {
+        if (l->progs[p].rank < 0)
+            BAD("program %d has a negative rank %d", p, l->progs[p].rank);
+        if (l->progs[p].rank != p)
+            identity = 0;
+        map[p].rank = l->progs[p].rank;
+        map[p].prog = p;
+    }
+    qsort(map, (size_t)nr, sizeof *map, rank_map_cmp);
+    for (int p = 1; p < nr; p++)
+        if (map[p].rank == map[p - 1].rank)
+            BAD("two programs claim rank %d", map[p].rank);
+
+    /* instruction numbering */
+    if (!(S->off = malloc((size_t)(nr + 1) * sizeof *S->off)))
+        NOMEM();
+    int64_t total = 0;
+    for (int p = 0; p < nr; p++) {
+        const st_program *pg = &l->progs[p];
+        if (pg->n < 0 || (pg->n > 0 && !pg->ins))
+            BAD("rank %d: invalid instruction list", pg->rank);
+        if (!isfinite(pg->base_bytes) || pg->base_bytes < 0)
+            BAD("rank %d: base_bytes must be finite and >= 0", pg->rank);
+        S->off[p] = (int32_t)total;
+        total += pg->n;
+        if (total >= INT32_MAX - 1)
+            BAD("too many instructions (%lld) to simulate", (long long)total);
+    }
+    S->off[nr] = (int32_t)total;
+    S->total = total;
+
+    /* group membership: for each rank, the (group, position) pairs it is in */
+    if (!(mship_off = calloc((size_t)nr + 1, sizeof *mship_off)))
+        NOMEM();
+    int64_t nmship = 0;
+    for (int g = 0; g < l->ngroups; g++) {
+        const st_group_def *gd = &l->groups[g];
+        if (gd->n < 1 || !gd->ranks)
+            BAD("group %d has no members", g);
+        for (int j = 0; j < gd->n; j++) {
+            int32_t p = find_prog(map, nr, identity, gd->ranks[j]);
+            if (p < 0)
+                BAD("group %d lists rank %d, which has no program", g, gd->ranks[j]);
+            mship_off[p + 1]++;
+            nmship++;
+        }
+    }
+    if (nmship >= INT32_MAX)
+        BAD("groups too large");
+    for (int p = 0; p < nr; p++)
+        mship_off[p + 1] += mship_off[p];
+    if (!(mship = malloc((size_t)(nmship > 0 ? nmship : 1) * 2 * sizeof *mship)))
+        NOMEM();
+    {
+        int32_t *fill = malloc((size_t)nr * sizeof *fill);
+        if (!fill)
+            NOMEM();
+        memcpy(fill, mship_off, (size_t)nr * sizeof *fill);
+        for (int g = 0; g < l->ngroups; g++)
+            for (int j = 0; j < l->groups[g].n; j++) {
+                int32_t p = find_prog(map, nr, identity, l->groups[g].ranks[j]);
+                int32_t at = fill[p]++;
+                mship[2 * at] = g;
+                mship[2 * at + 1] = j;
+            }
+        free(fill);
+    }
+
+    if (!(S->nodes = calloc((size_t)total + 1, sizeof *S->nodes)) ||
+        !(S->start_s = calloc((size_t)(total > 0 ? total : 1), sizeof *S->start_s)) ||
+        !(last = malloc((size_t)ST_STREAMS * sizeof *last)) ||
+        !(kcount = calloc((size_t)(l->ngroups > 0 ? l->ngroups : 1), sizeof *kcount)) ||
+        !(kmax = calloc((size_t)(l->ngroups > 0 ? l->ngroups : 1), sizeof *kmax)) ||
+        !(posmap = malloc((size_t)(l->ngroups > 0 ? l->ngroups : 1) * sizeof *posmap)))
+        NOMEM();
+    for (int g = 0; g < l->ngroups; g++)
+        posmap[g] = -1;
+
+    /* pass 1: validate, stream chains, pending counts, reverse-dep counts, k of each COLL */
+    int64_t nrdeps = 0, np2p = 0, nsend = 0;
+    for (int p = 0; p < nr; p++) {
+        const st_program *pg = &l->progs[p];
+        for (int s = 0; s < ST_STREAMS; s++)
+            last[s] = -1;
+        for (int32_t a = mship_off[p]; a < mship_off[p + 1]; a++) {
+            if (posmap[mship[2 * a]] >= 0)
+                BAD("group %d lists rank %d twice", mship[2 * a], pg->rank);
+            posmap[mship[2 * a]] = mship[2 * a + 1];
+        }
+        for (int i = 0; i < pg->n; i++) {
+            const st_ins *in = &pg->ins[i];
+            int32_t g = S->off[p] + i;
+            node *nd = &S->nodes[g];
+            if ((unsigned)in->kind > ST_INS_RECV)
+                BAD("rank %d instruction %d: unknown kind %d", pg->rank, i, (int)in->kind);
+            if (in->stream < 0 || in->stream >= ST_STREAMS)
+                BAD("rank %d instruction %d: stream %d out of range", pg->rank, i, in->stream);
+            if (!isfinite(in->dur_s) || in->dur_s < 0)
+                BAD("rank %d instruction %d: duration must be finite and >= 0", pg->rank, i);
+            if (!isfinite(in->alloc_bytes) || !isfinite(in->free_bytes) || in->alloc_bytes < 0 || in->free_bytes < 0)
+                BAD("rank %d instruction %d: alloc/free bytes must be finite and >= 0", pg->rank, i);
+            nd->kind = (uint8_t)in->kind;
+            nd->stream = (uint8_t)in->stream;
+            nd->prog = p;
+            nd->next = -1;
+            nd->link = -1;
+            nd->dur_s = in->dur_s + 0.0; /* -0.0 becomes +0.0: event times stay >= +0 */
+            nd->state = (uint8_t)((in->alloc_bytes != 0 ? F_ALLOC : 0) | (in->free_bytes != 0 ? F_FREE : 0));
+            if (last[in->stream] >= 0) {
+                S->nodes[last[in->stream]].next = g;
+                nd->pending++;
+            }
+            last[in->stream] = g;
+            for (int k = 0; k < 2; k++) {
+                int d = in->dep[k];
+                if (d == -1 || (k == 1 && d == in->dep[0]))
+                    continue;
+                if (d < 0 || d >= pg->n || d == i)
+                    BAD("rank %d instruction %d: dep %d out of range (the program has %d instructions)", pg->rank, i, d,
+                        pg->n);
+                nd->pending++;
+                S->nodes[S->off[p] + d].rdep0++; /* count for now */
+                nrdeps++;
+                if (ivec_push3(&deps, S->off[p] + d, g, 0))
+                    NOMEM();
+            }
+            if (in->kind == ST_INS_COLL) {
+                if (in->group < 0 || in->group >= l->ngroups)
+                    BAD("rank %d instruction %d: group %d out of range", pg->rank, i, in->group);
+                if (posmap[in->group] < 0)
+                    BAD("rank %d instruction %d: rank %d is not a member of group %d", pg->rank, i, pg->rank,
+                        in->group);
+                if (ivec_push3(&colls, g, in->group, kcount[in->group]++))
+                    NOMEM();
+                if (kcount[in->group] > kmax[in->group])
+                    kmax[in->group] = kcount[in->group];
+            } else if (in->kind == ST_INS_SEND || in->kind == ST_INS_RECV) {
+                int32_t q = find_prog(map, nr, identity, in->peer);
+                if (q < 0)
+                    BAD("rank %d instruction %d: peer rank %d has no program", pg->rank, i, in->peer);
+                if (q == p)
+                    BAD("rank %d instruction %d: a %s to itself", pg->rank, i,
+                        in->kind == ST_INS_SEND ? "send" : "receive");
+                if (ivec_push3(&p2ps, g, q, in->tag))
+                    NOMEM();
+                np2p++;
+                nsend += in->kind == ST_INS_SEND;
+            }
+        }
+        for (int32_t a = mship_off[p]; a < mship_off[p + 1]; a++) {
+            posmap[mship[2 * a]] = -1;
+            kcount[mship[2 * a]] = 0;
+        }
+        /* COLLs of groups the rank is not in were rejected above, so kcount is clean */
+    }
+    if (nrdeps >= INT32_MAX)
+        BAD("too many dependencies");
+
+    /* reverse deps (CSR): turn counts into offsets, then fill */
+    {
+        int32_t acc = 0;
+        for (int64_t g = 0; g < total; g++) {
+            int32_t c = S->nodes[g].rdep0;
+            S->nodes[g].rdep0 = acc;
+            acc += c;
+        }
+        S->nodes[total].rdep0 = acc;
+        if (!(S->rdeps = malloc((size_t)(acc > 0 ? acc : 1) * sizeof *S->rdeps)))
+            NOMEM();
+        /* the counts became offsets; fill in order, moving each offset on, then move them back */
+        for (size_t e = 0; e < deps.n; e += 3)
+            S->rdeps[S->nodes[deps.v[e]].rdep0++] = deps.v[e + 1];
+        for (size_t e = deps.n; e > 0; e -= 3)
+            S->nodes[deps.v[e - 3]].rdep0--;
+    }
+
+    /* collective slots: one per (group, k), members in the group's order */
+    if (!(slot_base = S->slot_base = malloc((size_t)(l->ngroups + 1) * sizeof *slot_base)))
+        NOMEM();
+    {
+        int64_t ns = 0, nm = 0;
+        for (int g = 0; g < l->ngroups; g++) {
+            slot_base[g] = (int32_t)ns;
+            ns += kmax[g];
+            nm += (int64_t)kmax[g] * l->groups[g].n;
+            if (nm >= INT32_MAX)
+                BAD("too many collectives");
+        }
+        slot_base[l->ngroups] = (int32_t)ns;
+        S->nslots = (int32_t)ns;
+        if (!(S->slots = calloc((size_t)(ns > 0 ? ns : 1), sizeof *S->slots)) ||
+            !(S->slot_grp = malloc((size_t)(ns > 0 ? ns : 1) * sizeof *S->slot_grp)) ||
+            !(S->slot_mem = malloc((size_t)(nm > 0 ? nm : 1) * sizeof *S->slot_mem)))
+            NOMEM();
+        int32_t m = 0;
+        for (int g = 0; g < l->ngroups; g++)
+            for (int k = 0; k < kmax[g]; k++) {
+                slot *sl = &S->slots[slot_base[g] + k];
+                sl->n = l->groups[g].n;
+                sl->mem = m;
+                S->slot_grp[slot_base[g] + k] = g;
+                for (int j = 0; j < sl->n; j++)
+                    S->slot_mem[m + j] = -1;
+                m += sl->n;
+            }
+        for (size_t c = 0, e; c < colls.n; c = e) {
+            /* the collectives of one program (gids ascend), with that program's positions in its groups */
+            int32_t p = S->nodes[colls.v[c]].prog;
+            for (e = c; e < colls.n && S->nodes[colls.v[e]].prog == p; e += 3) {
+            }
+            for (int32_t a = mship_off[p]; a < mship_off[p + 1]; a++)
+                posmap[mship[2 * a]] = mship[2 * a + 1];
+            for (size_t x = c; x < e; x += 3) {
+                int32_t g = colls.v[x], grp = colls.v[x + 1];
+                int32_t s = slot_base[grp] + colls.v[x + 2];
+                S->nodes[g].link = s;
+                S->slot_mem[S->slots[s].mem + posmap[grp]] = g;
+            }
+            for (int32_t a = mship_off[p]; a < mship_off[p + 1]; a++)
+                posmap[mship[2 * a]] = -1;
+        }
+        /* every member of a slot runs for the longest of their durations */
+        for (int32_t s = 0; s < S->nslots; s++) {
+            const slot *sl = &S->slots[s];
+            double d = 0;
+            for (int j = 0; j < sl->n; j++)
+                if (S->slot_mem[sl->mem + j] >= 0 && S->nodes[S->slot_mem[sl->mem + j]].dur_s > d)
+                    d = S->nodes[S->slot_mem[sl->mem + j]].dur_s;
+            for (int j = 0; j < sl->n; j++)
+                if (S->slot_mem[sl->mem + j] >= 0)
+                    S->nodes[S->slot_mem[sl->mem + j]].dur_s = d;
+        }
+    }
+
+    /* send/recv pairs: the i-th send of a (sender, receiver, tag) with the i-th receive, in program order */
+    if (np2p > 0) {
+        uint32_t cap = 16;
+        while (cap < 2 * (uint64_t)nsend) /* only sends are inserted */
+            cap *= 2;
+        if (!(tab = malloc((size_t)cap * sizeof *tab)))
+            NOMEM();
+        for (uint32_t i = 0; i < cap; i++)
+            tab[i].from = -1;
+        for (int pass = 0; pass < 2; pass++)
+            for (size_t x = 0; x < p2ps.n; x += 3) {
+                int32_t g = p2ps.v[x], q = p2ps.v[x + 1], tag = p2ps.v[x + 2], p = S->nodes[g].prog;
+                if (S->nodes[g].kind != (pass == 0 ? ST_INS_SEND : ST_INS_RECV))
+                    continue;
+                if (pass == 0) {
+                    p2p_slot *e = p2p_find(tab, cap - 1, p, q, tag, 1);
+                    if (e->tail >= 0)
+                        S->nodes[e->tail].link = g;
+                    else
+                        e->head = g;
+                    e->tail = g;
+                    continue;
+                }
+                p2p_slot *e = p2p_find(tab, cap - 1, q, p, tag, 0);
+                if (!e || e->head < 0)
+                    continue; /* unmatched: reported if it blocks the run */
+                int32_t snd = e->head;
+                e->head = S->nodes[snd].link;
+                if (e->head < 0)
+                    e->tail = -1;
+                double d = S->nodes[snd].dur_s > S->nodes[g].dur_s ? S->nodes[snd].dur_s : S->nodes[g].dur_s;
+                S->nodes[snd].link = g;
+                S->nodes[g].link = snd;
+                S->nodes[snd].dur_s = S->nodes[g].dur_s = d;
+            }
+        /* sends left in a FIFO have no receive: unchain them */
+        for (uint32_t i = 0; i < cap; i++)
+            if (tab[i].from >= 0)
+                for (int32_t g = tab[i].head; g >= 0;) {
+                    int32_t nx = S->nodes[g].link;
+                    S->nodes[g].link = -1;
+                    g = nx;
+                }
+    }
+
+    if (!(S->mem = malloc((size_t)nr * sizeof *S->mem)) ||
+        !(S->last_end_compute = calloc((size_t)nr, sizeof *S->last_end_compute)) ||
+        !(S->heap = malloc((size_t)nr * ST_STREAMS * sizeof *S->heap)) ||
+        !(S->batch = malloc((size_t)nr * ST_STREAMS * sizeof *S->batch)))
+        NOMEM();
+out:
+    free(map);
+    free(last);
+    free(kcount);
+    free(kmax);
+    free(posmap);
+    free(mship_off);
+    free(mship);
+    free(tab);
+    free(deps.v);
+    free(colls.v);
+    free(p2ps.v);
+    return rc;
+}
+
+static void sim_free(sim *S) {
+    free(S->off);
+    free(S->nodes);
+    free(S->start_s);
+    free(S->rdeps);
+    free(S->slots);
+    free(S->slot_mem);
+    free(S->slot_base);
+    free(S->slot_grp);
+    free(S->mem);
+    free(S->last_end_compute);
+    free(S->heap);
+    free(S->batch);
+}
+
+int st_sim_run(const st_lowered *l, double memory_limit_bytes, st_trace *trace, st_sim_result *out, st_error *err) {
+    int rc = 0;
+    sim S;
+    memset(&S, 0, sizeof S);
+    memset(out, 0, sizeof *out);
+    out->oom_rank = out->oom_ins = -1;
+    if (!l)
+        return st_error_set(err, ST_EINVAL, NULL, NULL, "nothing to simulate");
+    S.l = l;
+    S.limit_bytes = memory_limit_bytes;
+    S.trace = trace;
+    S.out = out;
+    if ((rc = setup(&S, err)))
+        goto out;
+    if (!(out->ranks = calloc((size_t)l->nranks, sizeof *out->ranks))) {
+        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+        goto out;
+    }
+    out->nranks = l->nranks;
+    for (int p = 0; p < l->nranks; p++) {
+        const st_program *pg = &l->progs[p];
+        S.mem[p] = pg->base_bytes;
+        out->ranks[p].memory_peak_bytes = pg->base_bytes;
+        out->ranks[p].memory_peak_ins = -1;
+        if (trace) {
+            st_trace_rank(trace, pg->rank, pg->stage, pg->replicas);
+            st_trace_memory(trace, pg->rank, 0.0, pg->base_bytes);
+        }
+        if (memory_limit_bytes > 0 && pg->base_bytes > memory_limit_bytes && !out->oom) {
+            out->oom = 1;
+            out->oom_rank = pg->rank;
+            out->oom_ins = -1;
+            S.stop = 1;
+        }
+    }
+
+    run(&S);
+
+    double T = 0;
+    for (int p = 0; p < l->nranks; p++)
+        if (out->ranks[p].end_s > T)
+            T = out->ranks[p].end_s;
+    out->iteration_time_s = T;
+    for (int p = 0; p < l->nranks; p++) {
+        double idle = T - out->ranks[p].busy_s[ST_STREAM_COMPUTE];
+        out->ranks[p].compute_idle_s = idle > 0 ? idle : 0;
+    }
+    if (!S.stop && S.ended < S.total)
+        rc = diagnose(&S, err);
+out:
+    sim_free(&S);
+    if (rc)
+        st_sim_result_destroy(out);
+    return rc;
+}
+
+void st_sim_result_destroy(st_sim_result *r) {
+    if (!r)
+        return;
+    free(r->ranks);
+    r->ranks = NULL;
+    r->nranks = 0;
+}

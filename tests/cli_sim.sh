@@ -1,0 +1,62 @@
+#!/bin/sh
+# tests/cli_sim.sh: `strata sim`: the estimate keys as simulated, beside the analytical ones; one
+# row per pipeline stage; a Chrome trace that is the same bytes for the same input; out of memory
+# reported with the rank (exit 1, no trace left behind); bad input exit 2.
+SRCDIR=${SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
+. "$SRCDIR/tests/lib.sh"
+start_tests cli-sim
+
+P="--model gpt3-175b --cluster dgx-a100-80g --gpus 64"
+PLAN="tp=8,pp=4,dp=2,vp=3,gbs=32,sp=1,recompute=selective,zero=1"
+
+run sim $P --plan "$PLAN"
+if [ $rc -eq 0 ] && [ ! -s "$T/err" ] && grep -q '^iteration time (s) ' "$T/out" &&
+	[ "$(grep -Ec '^ +[0-3] +[0-3] ' "$T/out")" -eq 4 ]; then
+	ok "sim prints simulated and analytical times and one row per pipeline stage (4)"
+else
+	nok "sim text" "exit $rc, expected 0, an 'iteration time' line and 4 rank rows"
+fi
+# simulated and analytical agree within 10% (the same operator costs)
+awk '/^iteration time \(s\)/ { d = $4 / $5 - 1; if (d < 0) d = -d; exit !(d < 0.10) }' "$T/out" &&
+	ok "simulated and analytical iteration times agree within 10%" ||
+	nok "sim vs estimate" "$(grep '^iteration time' "$T/out")"
+
+run sim $P --plan "$PLAN" --json
+missing=""
+for k in iteration_time_s tokens_per_s model_tflops_per_gpu mfu memory_peak_gib fits breakdown_s ranks events analytical; do
+	grep -q "\"$k\"" "$T/out" || missing="$missing $k"
+done
+if [ $rc -eq 0 ] && [ -z "$missing" ] && [ "$(head -c 1 "$T/out")" = "{" ]; then
+	ok "sim --json has the estimate keys plus ranks, events and analytical"
+else
+	nok "sim --json" "exit $rc; missing:${missing:- none}"
+fi
+
+run sim $P --plan "$PLAN" --trace "$T/a.json"
+run sim $P --plan "$PLAN" --trace "$T/b.json"
+if [ $rc -eq 0 ] && [ -s "$T/a.json" ] && cmp -s "$T/a.json" "$T/b.json" && head -c 16 "$T/a.json" | grep -q '{"traceEvents"' &&
+	grep -q '"ph":"X"' "$T/a.json" && grep -q '"ph":"s"' "$T/a.json" && grep -q '"ph":"C"' "$T/a.json"; then
+	ok "--trace writes a Chrome trace (spans, flows, memory counters), the same bytes twice"
+else
+	nok "sim --trace" "exit $rc; expected identical Chrome traces with X, flow and C events"
+fi
+
+# 95 GiB of model state per GPU before any activation: out of memory, named, nothing written
+run sim $P --plan "tp=8,pp=4,dp=2,vp=3,gbs=32,sp=1,recompute=selective,zero=0" --trace "$T/oom.json"
+if [ $rc -eq 1 ] && [ "$(nlines "$T/err")" -eq 1 ] && grep -q 'out of memory: rank 0 (stage 0)' "$T/err" &&
+	! ls "$T" | grep -q '^oom'; then # neither the trace nor a temporary file of it
+	ok "out of memory: exit 1, one line naming the rank and stage, no trace file"
+else
+	nok "sim out of memory" "exit $rc (want 1); files: $(ls "$T" | tr '\n' ' ')"
+fi
+
+run sim $P --plan "$PLAN" --bogus
+if [ $rc -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ] && [ ! -s "$T/out" ]; then
+	ok "an unknown option: exit 2, one line"
+else
+	nok "sim --bogus" "exit $rc, want 2 and one line"
+fi
+run sim $P
+if [ $rc -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ]; then ok "no --plan: exit 2, one line"; else nok "sim without --plan" "exit $rc"; fi
+
+finish_tests

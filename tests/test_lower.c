@@ -1,0 +1,209 @@
+/* test_lower.c: the lowering (plan -> per-stage programs) against what the schedules promise:
+ * every micro-batch runs forward and backward once in every chunk, every send has exactly one
+ * receive with the same tag on the other side, 1F1B warms up pp - d - 1 forwards and the
+ * interleaved schedule Megatron's count, activations allocated are freed, and instruction
+ * durations are the cost model's. */
+#include "../cost/cost_private.h"
+#include "program.h"
+#include "suites.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct env {
+    st_model m;
+    st_cluster c;
+    st_plan *p;
+    st_cost_ctx *ctx;
+    st_lowered l;
+} env;
+
+static void lower(env *e, const char *model, int64_t gpus, const char *spec) {
+    st_error err;
+    ck_assert_int_eq(st_model_preset(model, &e->m), 0);
+    ck_assert_int_eq(st_cluster_resolve("dgx-a100-80g", gpus, &e->c, NULL), 0);
+    e->p = malloc(sizeof *e->p);
+    st_plan_defaults(e->p);
+    ck_assert_int_eq(st_plan_parse_spec(spec, e->p, &err), 0);
+    ck_assert_msg(st_plan_finalize(e->p, &e->m, &e->c, 0, NULL, &err) == 0, "%s: %s", spec, err.text);
+    e->ctx = st_cost_ctx_new(&e->m, &e->c, NULL);
+    ck_assert_msg(st_lower(e->ctx, e->p, &e->l, &err) == 0, "%s", err.text);
+}
+
+static void done(env *e) {
+    st_lowered_destroy(&e->l);
+    st_cost_ctx_free(e->ctx);
+    free(e->p);
+}
+
+/* counts of phase per (chunk, mb) and send/recv matching */
+static void check_structure(env *e) {
+    const st_plan *p = e->p;
+    int chunks = p->pp * p->vp;
+    int64_t m = e->l.microbatches;
+    int *fwd = calloc((size_t)(chunks * m), sizeof(int)), *bwd = calloc((size_t)(chunks * m), sizeof(int));
+    ck_assert_int_eq(e->l.nranks, p->pp);
+    for (int r = 0; r < e->l.nranks; r++) {
+        const st_program *pg = &e->l.progs[r];
+        double live = 0;
+        for (int i = 0; i < pg->n; i++) {
+            const st_ins *in = &pg->ins[i];
+            if (in->kind == ST_INS_COMPUTE && in->chunk >= 0) {
+                ck_assert_int_eq(in->chunk % p->pp, r); /* chunk j lives on stage j % pp */
+                if (in->phase == ST_PHASE_FWD) fwd[in->chunk * m + in->mb]++;
+                if (in->phase == ST_PHASE_BWD || in->phase == ST_PHASE_BWD_INPUT) bwd[in->chunk * m + in->mb]++;
+            }
+            live += in->alloc_bytes - in->free_bytes;
+            for (int k = 0; k < 2; k++) ck_assert(in->dep[k] < i); /* deps point backwards */
+            if (in->kind == ST_INS_SEND) {
+                /* exactly one matching receive on the peer */
+                int found = 0;
+                const st_program *q = &e->l.progs[in->peer];
+                for (int j = 0; j < q->n; j++)
+                    if (q->ins[j].kind == ST_INS_RECV && q->ins[j].peer == r && q->ins[j].tag == in->tag) found++;
+                ck_assert_msg(found == 1, "rank %d send tag %d: %d receives", r, in->tag, found);
+            }
+        }
+        ck_assert_double_eq_tol(live, 0, 1); /* every activation freed */
+    }
+    for (int i = 0; i < chunks * m; i++) {
+        ck_assert_int_eq(fwd[i], 1);
+        ck_assert_int_eq(bwd[i], 1);
+    }
+    free(fwd);
+    free(bwd);
+}
+
+/* forwards before the first backward on each stage */
+static int warmup(const st_program *pg) {
+    int n = 0;
+    for (int i = 0; i < pg->n; i++) {
+        if (pg->ins[i].kind != ST_INS_COMPUTE) continue;
+        if (pg->ins[i].phase == ST_PHASE_BWD || pg->ins[i].phase == ST_PHASE_BWD_INPUT) break;
+        if (pg->ins[i].phase == ST_PHASE_FWD) n++;
+    }
+    return n;
+}
+
+START_TEST(test_1f1b) {
+    env e;
+    lower(&e, "gpt3-175b", 64, "tp=8,pp=8,mbs=1,gbs=32");
+    check_structure(&e);
+    for (int d = 0; d < 8; d++) ck_assert_int_eq(warmup(&e.l.progs[d]), 8 - d); /* pp-d-1 warm-up + the first 1F1B */
+    done(&e);
+}
+END_TEST
+
+START_TEST(test_interleaved) {
+    env e;
+    lower(&e, "gpt3-175b", 64, "tp=8,pp=4,dp=2,vp=3,mbs=1,gbs=32");
+    check_structure(&e);
+    for (int d = 0; d < 4; d++) /* Megatron: (pp - d - 1) * 2 + (vp - 1) * pp, then one more before the first backward */
+        ck_assert_int_eq(warmup(&e.l.progs[d]), (4 - d - 1) * 2 + 2 * 4 + 1);
+    done(&e);
+}
+END_TEST
+
+START_TEST(test_gpipe_and_zb) {
+    env e;
+    lower(&e, "gpt3-175b", 64, "tp=8,pp=8,mbs=1,gbs=32,schedule=gpipe");
+    check_structure(&e);
+    for (int d = 0; d < 8; d++) ck_assert_int_eq(warmup(&e.l.progs[d]), 32); /* all m forwards first */
+    done(&e);
+    lower(&e, "gpt3-175b", 64, "tp=8,pp=8,mbs=1,gbs=32,schedule=zb");
+    check_structure(&e);
+    /* every input-gradient half has its weight-gradient half */
+    for (int d = 0; d < 8; d++) {
+        int bi = 0, bw = 0;
+        for (int i = 0; i < e.l.progs[d].n; i++) {
+            bi += e.l.progs[d].ins[i].phase == ST_PHASE_BWD_INPUT;
+            bw += e.l.progs[d].ins[i].phase == ST_PHASE_BWD_WEIGHT;
+        }
+        ck_assert_int_eq(bi, 32);
+        ck_assert_int_eq(bw, 32);
+    }
+    done(&e);
+}
+END_TEST
+
+/* the instructions carry the cost model's numbers: a stage's compute per micro-batch equals the
+ * chunk cost, and the whole stage's compute equals m times it plus the optimizer */
+START_TEST(test_durations_are_the_cost_models) {
+    env e;
+    lower(&e, "gpt3-175b", 64, "tp=8,pp=4,dp=2,mbs=1,gbs=16,recompute=full");
+    for (int d = 0; d < 4; d++) {
+        st_chunk_cost cc;
+        st_cost_chunk(e.ctx, e.p, d, &cc);
+        double compute = 0, opt = 0;
+        for (int i = 0; i < e.l.progs[d].n; i++) {
+            const st_ins *in = &e.l.progs[d].ins[i];
+            if (in->kind != ST_INS_COMPUTE) continue;
+            if (in->phase == ST_PHASE_OPTIMIZER)
+                opt += in->dur_s;
+            else
+                compute += in->dur_s;
+        }
+        double per_mb = cc.fwd_s + cc.bwd_s + cc.recompute_s + cc.comm_fwd_s + cc.comm_bwd_s + cc.comm_recompute_s;
+        ck_assert_double_eq_tol(compute, 8 * per_mb, per_mb * 1e-9);
+        ck_assert(opt > 0);
+    }
+    done(&e);
+}
+END_TEST
+
+/* Issue 3: simulated and analytical iteration times agree within 10% on the SC'21 runs (the same
+ * operator costs, but the simulator finds the critical path itself) */
+START_TEST(test_sim_matches_estimate_sc21) {
+    static const struct {
+        const char *model;
+        int64_t gpus;
+        const char *spec;
+    } rows[] = {
+        {"gpt-1.7b", 32, "tp=1,pp=1,dp=32,mbs=16,gbs=512"},     {"gpt-3.6b", 64, "tp=2,pp=1,dp=32,mbs=16,gbs=512"},
+        {"gpt-7.5b", 128, "tp=4,pp=1,dp=32,mbs=16,gbs=512"},    {"gpt-18.4b", 256, "tp=8,pp=1,dp=32,mbs=8,gbs=1024"},
+        {"gpt-39.1b", 512, "tp=8,pp=2,dp=32,mbs=4,gbs=1536"},   {"gpt-76.1b", 1024, "tp=8,pp=4,dp=32,mbs=2,gbs=1792,vp=3"},
+        {"gpt-145.6b", 1536, "tp=8,pp=8,dp=24,mbs=2,gbs=2304,vp=2"},
+        {"gpt-310.1b", 1920, "tp=8,pp=16,dp=15,mbs=1,gbs=2160,vp=2"},
+        {"gpt-529.6b", 2520, "tp=8,pp=35,dp=9,mbs=1,gbs=2520,vp=3"},
+        {"gpt-1008b", 3072, "tp=8,pp=64,dp=6,mbs=1,gbs=3072"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        char spec[160];
+        snprintf(spec, sizeof spec, "%s,recompute=full,dtype=fp16", rows[i].spec);
+        env e;
+        lower(&e, rows[i].model, rows[i].gpus, spec);
+        st_estimate est;
+        st_sim_result r;
+        st_error err;
+        ck_assert_int_eq(st_cost_estimate(e.ctx, e.p, &est), 0);
+        ck_assert_msg(st_sim_run(&e.l, e.c.gpu.memory_bytes, NULL, &r, &err) == 0, "%s: %s", rows[i].model, err.text);
+        ck_assert_int_eq(r.oom, 0);
+        double rel = r.iteration_time_s / est.iteration_time_s - 1;
+        ck_assert_msg(rel > -0.10 && rel < 0.10, "%s: simulated %.3f s, analytical %.3f s", rows[i].model,
+                      r.iteration_time_s, est.iteration_time_s);
+        /* memory: the peak the simulator sees over time agrees with the analytical in-flight count
+         * (which averages the chunks' activations; the simulator sees each chunk) within 2% */
+        double peak = 0;
+        for (int k = 0; k < r.nranks; k++)
+            if (r.ranks[k].memory_peak_bytes > peak) peak = r.ranks[k].memory_peak_bytes;
+        double mrel = peak / est.memory_peak_bytes - 1;
+        ck_assert_msg(mrel > -0.02 && mrel < 0.02, "%s: simulated peak %.2f GiB, analytical %.2f GiB", rows[i].model,
+                      peak / 1073741824.0, est.memory_peak_bytes / 1073741824.0);
+        st_sim_result_destroy(&r);
+        done(&e);
+    }
+}
+END_TEST
+
+Suite *suite_lower(void) {
+    Suite *s = suite_create("lower");
+    TCase *tc = tcase_create("lower");
+    tcase_add_test(tc, test_1f1b);
+    tcase_add_test(tc, test_interleaved);
+    tcase_add_test(tc, test_gpipe_and_zb);
+    tcase_add_test(tc, test_durations_are_the_cost_models);
+    tcase_add_test(tc, test_sim_matches_estimate_sc21);
+    tcase_set_timeout(tc, 60);
+    suite_add_tcase(s, tc);
+    return s;
+}
