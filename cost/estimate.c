@@ -86,20 +86,13 @@ const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p) {
     }
     if (!e) e = &ctx->cache[h % ST_COST_CACHE]; /* table crowded: overwrite */
     memset(e, 0, sizeof *e);
-    st_shard s = {.tp = p->tp, .cp = p->cp, .ep = p->ep, .sp = p->sp, .mbs = p->mbs, .seq = p->seq,
-                  .dtype = p->dtype, .grad_bytes = p->grad_bytes};
+    st_shard s;
+    st_plan_shard(p, &s);
     st_op ops[ST_MAX_OPS];
     const st_model *m = ctx->m;
     int n;
-    /* a representative block of each kind within one MoE period */
-    int64_t dense_idx = -1, moe_idx = -1;
-    for (int64_t l = 0; l < m->moe_every && l < m->layers; l++) {
-        if (st_model_layer_is_moe(m, l)) {
-            if (moe_idx < 0) moe_idx = l;
-        } else if (dense_idx < 0) {
-            dense_idx = l;
-        }
-    }
+    int64_t dense_idx, moe_idx; /* one block of each kind */
+    st_model_block_kinds(m, &dense_idx, &moe_idx);
     if (dense_idx >= 0) {
         n = st_ops_layer(m, &s, dense_idx, ops, ST_MAX_OPS);
         pass_add_ops(ctx, p, ops, n, &e->dense);

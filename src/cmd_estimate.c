@@ -7,17 +7,10 @@
 
 /* --ops: what each operator of one block (and the head and tail) costs under this plan */
 static void print_ops(FILE *out, const st_model *m, const st_cluster *c, const st_profile *prof, const st_plan *p) {
-    st_shard s = {.tp = p->tp, .cp = p->cp, .ep = p->ep, .sp = p->sp, .mbs = p->mbs, .seq = p->seq,
-                  .dtype = p->dtype, .grad_bytes = p->grad_bytes};
-    /* one block of each kind within an MoE period */
-    int64_t dense_idx = -1, moe_idx = -1;
-    for (int64_t l = 0; l < m->moe_every && l < m->layers; l++) {
-        if (st_model_layer_is_moe(m, l)) {
-            if (moe_idx < 0) moe_idx = l;
-        } else if (dense_idx < 0) {
-            dense_idx = l;
-        }
-    }
+    st_shard s;
+    st_plan_shard(p, &s);
+    int64_t dense_idx, moe_idx; /* one block of each kind */
+    st_model_block_kinds(m, &dense_idx, &moe_idx);
     fprintf(out, "\noperators per micro-batch on one GPU (ms; TFLOP/s achieved; bound; saved MiB; collective)\n");
     for (int k = 0; k < 4; k++) {
         static const char *const titles[] = {"block", "MoE block", "embedding (first stage)", "output (last stage)"};

@@ -65,11 +65,5 @@ int st_out_compare_json(FILE *f, const st_model *m, const st_search_opts *so, do
     json_object_set_new(root, "results", arr);
     json_object_set_new(root, "search_time_s", json_real(search_time_s));
 
-    char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
-    json_decref(root);
-    if (!s) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
-    fputs(s, f);
-    fputc('\n', f);
-    free(s);
-    return 0;
+    return st__json_print(f, root, err);
 }

@@ -292,3 +292,14 @@ int st__preset_or_file_error(const char *arg, const char *key, const char *liste
                             lister);
     return err ? err->code : ST_EINVAL;
 }
+
+int st__json_print(FILE *f, json_t *root, st_error *err) {
+    if (!root) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+    json_decref(root);
+    if (!s) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    fputs(s, f);
+    fputc('\n', f);
+    free(s);
+    return 0;
+}

@@ -34,6 +34,9 @@ void st__json_hash(const json_t *v, char out[17]);
  * preset (listed by `lister`) nor a file. Returns err->code. */
 int st__preset_or_file_error(const char *arg, const char *key, const char *lister, st_error *err);
 
+/* Prints root (indented, a newline after) in one write and releases it (steals the reference;
+ * NULL means an allocation failed upstream). */
+int st__json_print(FILE *f, json_t *root, st_error *err);
 /* The breakdown_s object of every --json output (src/output.c); new reference. */
 json_t *st__breakdown_json(const st_breakdown *b);
 

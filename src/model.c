@@ -157,3 +157,14 @@ int st_model_layer_is_moe(const st_model *m, int64_t layer) {
      * group (GShard/Switch put MoE on every other layer starting with the second). */
     return m->experts > 0 && (layer % m->moe_every) == m->moe_every - 1;
 }
+
+void st_model_block_kinds(const st_model *m, int64_t *dense_idx, int64_t *moe_idx) {
+    *dense_idx = *moe_idx = -1;
+    for (int64_t l = 0; l < m->moe_every && l < m->layers; l++) {
+        if (st_model_layer_is_moe(m, l)) {
+            if (*moe_idx < 0) *moe_idx = l;
+        } else if (*dense_idx < 0) {
+            *dense_idx = l;
+        }
+    }
+}

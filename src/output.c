@@ -11,17 +11,6 @@
 
 #define GIB 1073741824.0
 
-static int emit_doc(FILE *f, json_t *root, st_error *err) {
-    if (!root) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
-    char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
-    json_decref(root);
-    if (!s) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
-    fputs(s, f);
-    fputc('\n', f);
-    free(s);
-    return 0;
-}
-
 json_t *st__breakdown_json(const st_breakdown *b) {
     json_t *o = json_object();
     json_object_set_new(o, "compute", json_real(b->compute_s));
@@ -82,7 +71,7 @@ int st_out_estimate_json(FILE *f, const st_model *m, const st_cluster *c, const 
     json_t *arr = json_array();
     for (int d = 0; d < nstages; d++) json_array_append_new(arr, stage_json(d, &stages[d]));
     json_object_set_new(o, "memory_gib", arr);
-    return emit_doc(f, o, err);
+    return st__json_print(f, o, err);
 }
 
 int st_out_plan_json(FILE *f, const st_model *m, const st_cluster *c, const st_search_opts *so,
@@ -112,7 +101,7 @@ int st_out_plan_json(FILE *f, const st_model *m, const st_cluster *c, const st_s
         json_object_set_new(o, "emit_kind", json_string(emit_kind));
         json_object_set_new(o, "emit", json_string(emitted));
     }
-    return emit_doc(f, o, err);
+    return st__json_print(f, o, err);
 }
 
 int st_out_sim_json(FILE *f, const st_model *m, const st_cluster *c, const st_plan *p, const st_estimate *sim,
@@ -157,7 +146,7 @@ int st_out_sim_json(FILE *f, const st_model *m, const st_cluster *c, const st_pl
     }
     json_object_set_new(o, "ranks", ranks);
     json_object_set_new(o, "events", json_integer((json_int_t)r->events));
-    return emit_doc(f, o, err);
+    return st__json_print(f, o, err);
 }
 
 int st_out_models_json(FILE *f, st_error *err) {
@@ -172,7 +161,7 @@ int st_out_models_json(FILE *f, st_error *err) {
     }
     json_t *root = json_object();
     json_object_set_new(root, "models", arr);
-    return emit_doc(f, root, err);
+    return st__json_print(f, root, err);
 }
 
 int st_out_clusters_json(FILE *f, st_error *err) {
@@ -186,5 +175,5 @@ int st_out_clusters_json(FILE *f, st_error *err) {
     }
     json_t *root = json_object();
     json_object_set_new(root, "clusters", arr);
-    return emit_doc(f, root, err);
+    return st__json_print(f, root, err);
 }

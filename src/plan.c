@@ -233,3 +233,9 @@ void st_plan_format_spec(const st_plan *p, char *buf, size_t n) {
     if (w > 0 && (size_t)w < n && p->overlap_grad_reduce) w += snprintf(buf + w, n - (size_t)w, ",overlap_grad_reduce=1");
     if (w > 0 && (size_t)w < n && p->grad_bytes != 4) snprintf(buf + w, n - (size_t)w, ",grad_bytes=%d", p->grad_bytes);
 }
+
+void st_plan_shard(const st_plan *p, st_shard *out) {
+    memset(out, 0, sizeof *out);
+    out->tp = p->tp, out->cp = p->cp, out->ep = p->ep, out->sp = p->sp;
+    out->mbs = p->mbs, out->seq = p->seq, out->dtype = p->dtype, out->grad_bytes = p->grad_bytes;
+}

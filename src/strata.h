@@ -203,6 +203,8 @@ typedef struct st_op {
 } st_op;
 
 #define ST_MAX_OPS 48
+/* One dense and one MoE block index within the first MoE period (-1 when the model has none). */
+void st_model_block_kinds(const st_model *m, int64_t *dense_idx, int64_t *moe_idx);
 /* Operators of block `layer` (0-based); returns the count (<= cap) or a negative code. */
 int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops, int cap);
 /* Embedding (+ learned positions) on the first stage. */
@@ -298,6 +300,8 @@ void st_plan_chunk_layers(const st_plan *p, const st_model *m, int *out);
 int64_t st_plan_microbatches(const st_plan *p);
 /* Canonical inline spec. */
 void st_plan_format_spec(const st_plan *p, char *buf, size_t n);
+/* The shard a plan runs its blocks with. */
+void st_plan_shard(const st_plan *p, st_shard *out);
 /* When a loaded plan file was made for another model or cluster than (m, c), writes a one-line
  * note saying so and returns 1; else 0. (The plan may still be valid for them.) */
 int st_plan_origin_note(const st_plan *p, const st_model *m, const st_cluster *c, char *buf, size_t n);
