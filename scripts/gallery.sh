@@ -9,8 +9,8 @@
 #                            --gpus 64,128,256,512 --gbs 512 --price-per-gpu-hour 1.8,2.99,3.79 --json
 #                            (illustrative prices in $ per GPU-hour); if this strata has no working
 #                            `compare`, the hand-written tests/data/plot/compare.json instead
-#   timeline               tests/data/plot/trace.json (hand-written: `strata sim --trace` does not
-#                            exist yet)
+#   timeline               strata sim --model gpt3-175b --cluster dgx-a100-80g --gpus 64
+#                            --plan tp=8,pp=4,dp=2,gbs=16,sp=1,recompute=selective,zero=1 --trace
 #   accuracy               scripts/validate.sh --set all --csv, when the validation data is there
 #                            (../shared/validation); else tests/data/plot/accuracy.csv
 #
@@ -73,7 +73,10 @@ plot breakdown "$tmp/plan.json" --top 6
 [ -s "$tmp/estimate.json" ] || die "strata estimate failed"
 plot memory "$tmp/estimate.json"
 
-plot timeline "$data/trace.json"
+"$strata" sim --model gpt3-175b --cluster dgx-a100-80g --gpus 64 \
+	--plan tp=8,pp=4,dp=2,gbs=16,sp=1,recompute=selective,zero=1 --trace "$tmp/trace.json" >/dev/null ||
+	die "strata sim failed"
+plot timeline "$tmp/trace.json"
 
 if "$strata" compare --model llama3-70b --clusters dgx-a100-80g,dgx-h100,dgx-h200 --gpus 64,128,256,512 \
 	--gbs 512 --price-per-gpu-hour 1.8,2.99,3.79 --json >"$tmp/compare.json" 2>/dev/null; then

@@ -8,7 +8,7 @@
 static const char help_text[] =
     "usage: strata plan --model M --cluster C [--gpus N] [--gbs B] [--seq S] [--top K] [--dtype D]\n"
     "                   [--max-tp T] [--out FILE] [--emit megatron|deepspeed|torchtitan] [--profile F]\n"
-    "                   [--seed N] [--json]\n"
+    "                   [--seed N] [--validate K] [--json]\n"
     "\n"
     "  --gpus N      GPUs to use (default: the whole cluster; sizes a preset to N / 8 nodes)\n"
     "  --gbs B       global batch in sequences (default 1536, GPT-3 175B's batch)\n"
@@ -18,6 +18,7 @@ static const char help_text[] =
     "  --max-tp T    largest tensor-parallel degree to try (default: heads)\n"
     "  --out FILE    write the best plan as plan JSON (for strata estimate --plan FILE)\n"
     "  --emit KIND   print the best plan as Megatron-LM arguments, a DeepSpeed config or a torchtitan TOML\n"
+    "  --validate K  simulate the top K plans (strata sim) and re-rank them by the simulated time\n"
     "  --json        one JSON object: {\"plans\": [...], \"evaluated\": N, \"search_time_s\": t, ...}\n"
     "\n"
     "Exit status: 0 success, 1 no plan fits, 2 bad input.\n";
@@ -40,12 +41,13 @@ static int emit_accepts(const st_plan *p, void *arg) {
 int st_cmd_plan(int argc, char **argv, st_error *err) {
     const char *model_arg = NULL, *cluster_arg = NULL, *gpus_arg = NULL, *gbs_arg = NULL, *seq_arg = NULL,
                *top_arg = NULL, *out_arg = NULL, *emit_arg = NULL, *profile_arg = NULL, *dtype_arg = NULL,
-               *maxtp_arg = NULL, *seed_arg = NULL;
+               *maxtp_arg = NULL, *seed_arg = NULL, *validate_arg = NULL;
     int json = 0, help = 0, rc;
     st_cli_opt opts[] = {{"model", &model_arg, NULL}, {"cluster", &cluster_arg, NULL}, {"gpus", &gpus_arg, NULL},
                          {"gbs", &gbs_arg, NULL},     {"seq", &seq_arg, NULL},         {"top", &top_arg, NULL},
                          {"out", &out_arg, NULL},     {"emit", &emit_arg, NULL},       {"profile", &profile_arg, NULL},
                          {"dtype", &dtype_arg, NULL}, {"max-tp", &maxtp_arg, NULL},    {"seed", &seed_arg, NULL},
+                         {"validate", &validate_arg, NULL},
                          {"json", NULL, &json},       {"help", NULL, &help},           {NULL, NULL, NULL}};
     st_model m;
     st_cluster c;
@@ -93,6 +95,8 @@ int st_cmd_plan(int argc, char **argv, st_error *err) {
         if ((rc = st_cli_int("seed", seed_arg, 0, INT64_MAX, &v, err))) goto out;
         so.seed = (uint64_t)v;
     }
+    int64_t validate = 0;
+    if (validate_arg && (rc = st_cli_int("validate", validate_arg, 1, 10000, &validate, err))) goto out;
     if (dtype_arg && st_dtype_parse(dtype_arg, &so.dtype)) {
         rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--dtype': '%s' is not one of fp32, tf32, fp16, bf16, fp8",
                           dtype_arg);
@@ -123,6 +127,7 @@ int st_cmd_plan(int argc, char **argv, st_error *err) {
         st_error_set(err, ST_ENOPLAN, NULL, "emit", "%llu plans fit, but none that %s can run",
                      (unsigned long long)res.feasible, emit_arg);
     if (rc) goto out;
+    if (validate && (rc = st_search_validate(&m, &c, prof, &res, (int)validate, err))) goto out;
     const st_ranked *best = &res.plans[0];
 
     if (emit_arg) {
@@ -152,17 +157,26 @@ int st_cmd_plan(int argc, char **argv, st_error *err) {
             (long long)best->plan.seq, st_dtype_name(so.dtype));
     if (emit_arg) fprintf(mem, "ranking only the plans that %s can run (--emit)\n", emit_arg);
     fputc('\n', mem);
-    fprintf(mem, "%4s %4s %4s %5s %3s %3s %3s %4s %2s %-9s %4s %-9s %3s %9s %10s %8s %6s %8s\n", "rank", "tp", "pp",
+    if (validate) fprintf(mem, "the top %lld re-ranked by simulated time (sim_s; - = not simulated, ! = could not run)\n\n", (long long)validate);
+    fprintf(mem, "%4s %4s %4s %5s %3s %3s %3s %4s %2s %-9s %4s %-9s %3s %9s %10s %8s %6s %8s%s\n", "rank", "tp", "pp",
             "dp", "cp", "ep", "vp", "mbs", "sp", "recompute", "zero", "offload", "ovl", "time_s", "tokens/s", "TFLOP/s",
-            "MFU%", "mem_GiB");
+            "MFU%", "mem_GiB", validate ? "     sim_s" : "");
     for (int i = 0; i < res.n; i++) {
         const st_plan *p = &res.plans[i].plan;
         const st_estimate *e = &res.plans[i].est;
-        fprintf(mem, "%4d %4d %4d %5d %3d %3d %3d %4lld %2d %-9s %4d %-9s %3d %9.3f %10.0f %8.1f %6.1f %8.1f\n",
+        char sim[32] = "";
+        if (validate) {
+            double t = res.plans[i].sim_time_s;
+            if (t > 0)
+                snprintf(sim, sizeof sim, " %9.3f", t);
+            else
+                snprintf(sim, sizeof sim, " %9s", t < 0 ? "!" : "-");
+        }
+        fprintf(mem, "%4d %4d %4d %5d %3d %3d %3d %4lld %2d %-9s %4d %-9s %3d %9.3f %10.0f %8.1f %6.1f %8.1f%s\n",
                 i + 1, p->tp, p->pp, p->dp, p->cp, p->ep, p->vp, (long long)p->mbs, p->sp,
                 st_recompute_name(p->recompute), p->zero, st_offload_name(p->offload), p->overlap_grad_reduce,
                 e->iteration_time_s, e->tokens_per_s, e->model_tflops_per_gpu, 100 * e->mfu,
-                e->memory_peak_bytes / GiB);
+                e->memory_peak_bytes / GiB, sim);
     }
     fprintf(mem, "\nevaluated %llu configurations (%llu fit) in %.3f s, %.0f per second\n",
             (unsigned long long)res.evaluated, (unsigned long long)res.feasible, res.search_time_s,

@@ -91,6 +91,10 @@ int st_out_plan_json(FILE *f, const st_model *m, const st_cluster *c, const st_s
         json_t *e = json_object();
         json_object_set_new(e, "rank", json_integer(i + 1));
         add_estimate(e, &r->plans[i].plan, &r->plans[i].est);
+        if (r->plans[i].sim_time_s > 0)
+            json_object_set_new(e, "simulated_iteration_time_s", json_real(r->plans[i].sim_time_s));
+        else if (r->plans[i].sim_time_s < 0)
+            json_object_set_new(e, "simulated_iteration_time_s", json_null()); /* could not run */
         json_array_append_new(arr, e);
     }
     json_object_set_new(o, "plans", arr);

@@ -410,6 +410,8 @@ typedef struct st_search_opts {
 typedef struct st_ranked {
     st_plan plan;
     st_estimate est;
+    double sim_time_s; /* simulated iteration time (st_search_validate); 0 = not simulated,
+                          < 0 = the simulation could not run it */
 } st_ranked;
 
 typedef struct st_search_result {
@@ -426,6 +428,10 @@ void st_search_opts_init(st_search_opts *o);
 int st_search_enumerate(const st_model *m, const st_cluster *c, const st_profile *prof,
                         const st_search_opts *o, st_search_result *res, st_error *err);
 void st_search_result_destroy(st_search_result *res);
+/* Simulates the first k plans of res (strata sim) and re-ranks those k by simulated time; plans the
+ * simulator cannot run go after them. */
+int st_search_validate(const st_model *m, const st_cluster *c, const st_profile *prof, st_search_result *res, int k,
+                       st_error *err);
 
 /* ------------------------------------------------------------ emit */
 

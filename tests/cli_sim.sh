@@ -50,6 +50,23 @@ else
 	nok "sim out of memory" "exit $rc (want 1); files: $(ls "$T" | tr '\n' ' ')"
 fi
 
+# plan --validate K: the top K simulated and re-ranked by the simulated time
+run plan --model llama2-13b --cluster dgx-a100-80g --gpus 32 --gbs 128 --top 5 --validate 3 --json
+sims=$(grep '"simulated_iteration_time_s"' "$T/out" | sed 's/.*: *//; s/,$//')
+nsim=$(printf '%s\n' "$sims" | grep -c '[0-9]')
+sorted=$(printf '%s\n' "$sims" | sort -g | tr '\n' ' ')
+if [ $rc -eq 0 ] && [ "$nsim" -eq 3 ] && [ "$(printf '%s\n' "$sims" | tr '\n' ' ')" = "$sorted" ]; then
+	ok "plan --validate 3: three plans simulated, ranked by simulated time ($sorted)"
+else
+	nok "plan --validate" "exit $rc; $nsim simulated times: $sims"
+fi
+run plan --model llama2-13b --cluster dgx-a100-80g --gpus 32 --gbs 128 --top 5 --json
+if [ $rc -eq 0 ] && ! grep -q simulated_iteration_time_s "$T/out"; then
+	ok "plan without --validate simulates nothing"
+else
+	nok "plan without --validate" "exit $rc"
+fi
+
 run sim $P --plan "$PLAN" --bogus
 if [ $rc -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ] && [ ! -s "$T/out" ]; then
 	ok "an unknown option: exit 2, one line"
