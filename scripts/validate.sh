@@ -29,12 +29,15 @@ prog=validate.sh
 usage() {
 	cat <<'EOF'
 usage: scripts/validate.sh [--strata PATH] [--validation DIR] [--set sc21|vtrain|all] [--csv FILE]
+                          [--command estimate|sim]
 
   --strata PATH     the strata binary (default: ./strata, else $STRATA)
   --validation DIR  folder with sc21_table1.csv and vtrain_multi.csv
                     (default: $VALIDATION, else <source root>/../shared/validation)
   --set S           sc21, vtrain or all (default all)
   --csv FILE        also write the compared rows as name,measured,predicted,set (seconds)
+  --command C       predict with `strata estimate` (analytical, default) or `strata sim`
+                    (the discrete-event simulator)
 EOF
 }
 
@@ -50,6 +53,7 @@ strata=""
 valdir=""
 which_set=all
 csv_out=""
+command=estimate
 while [ $# -gt 0 ]; do
 	case $1 in
 	--strata) [ $# -ge 2 ] || die "--strata needs a value"; strata=$2; shift 2 ;;
@@ -58,6 +62,8 @@ while [ $# -gt 0 ]; do
 	--validation=*) valdir=${1#--validation=}; shift ;;
 	--set) [ $# -ge 2 ] || die "--set needs a value"; which_set=$2; shift 2 ;;
 	--set=*) which_set=${1#--set=}; shift ;;
+	--command) [ $# -ge 2 ] || die "--command needs a value"; command=$2; shift 2 ;;
+	--command=*) command=${1#--command=}; shift ;;
 	--csv) [ $# -ge 2 ] || die "--csv needs a value"; csv_out=$2; shift 2 ;;
 	--csv=*) csv_out=${1#--csv=}; shift ;;
 	-h | --help) usage; exit 0 ;;
@@ -68,6 +74,10 @@ done
 case $which_set in
 sc21 | vtrain | all) ;;
 *) die "--set must be sc21, vtrain or all (got '$which_set')" ;;
+esac
+case $command in
+estimate | sim) ;;
+*) die "--command must be estimate or sim (got '$command')" ;;
 esac
 
 if [ -z "$strata" ]; then
@@ -119,7 +129,7 @@ EOF
 
 # run_est MODEL CLUSTER GPUS SPEC: sets st (ok | rejected | nofit | error), pred (seconds), msg
 run_est() {
-	"$strata" estimate --model "$1" --cluster "$2" --gpus "$3" --plan "$4" --json \
+	"$strata" "$command" --model "$1" --cluster "$2" --gpus "$3" --plan "$4" --json \
 		>"$tmp/out" 2>"$tmp/err"
 	rc=$?
 	pred=$(awk '/^[ ]*"iteration_time_s"[ ]*:/ {
@@ -128,7 +138,7 @@ run_est() {
 		v = $0; sub(/^[^:]*:[ ]*/, "", v); sub(/[ ,]*$/, "", v); printf "%.1f", v; exit }' "$tmp/out")
 	fits=$(awk '/^[ ]*"fits"[ ]*:/ {
 		v = $0; sub(/^[^:]*:[ ]*/, "", v); sub(/[ ,]*$/, "", v); print v; exit }' "$tmp/out")
-	msg=$(awk 'NF { sub(/^strata( estimate)?: /, ""); gsub(/\t/, " "); print; exit }' "$tmp/err")
+	msg=$(awk 'NF { sub(/^strata( [a-z]+)?: /, ""); gsub(/\t/, " "); print; exit }' "$tmp/err")
 	case $rc in
 	0)
 		if [ "$fits" = false ]; then
@@ -208,7 +218,7 @@ sc21() {
 	echo "data:    $csv"
 	echo "         (Narayanan et al., SC'21, Table 1, with per-row settings from Megatron-LM examples/sc21;"
 	echo "         measured = iteration_time_s_derived, from the paper's TFLOP/s per GPU and its eq. 3)"
-	echo "strata:  $strata estimate --cluster dgx-a100-80g --gpus <row's GPUs>, model JSON built from the"
+	echo "strata:  $strata $command --cluster dgx-a100-80g --gpus <row's GPUs>, model JSON built from the"
 	echo "         row (GPT: gelu, layernorm, learned positions, tied embeddings, bias, dropout),"
 	echo "         plan from the row; schedule interleaved when vp > 1, else 1f1b"
 	echo "plan:    other plan keys shown only where they differ from cp=1 sp=0 recompute=full zero=0 fp16"
@@ -281,7 +291,7 @@ vtrain() {
 	echo "== vTrain ground truth (Bang et al., MICRO'24): Megatron-DeepSpeed on A100 clusters (ranking test) =="
 	echo "data:    $csv"
 	echo "         (VIA-Research/vTrain data/ground_truth_multi.csv, commit f8dda84; measured = iteration time (ms))"
-	echo "strata:  $strata estimate --cluster $vtrain_cluster --gpus <row's GPUs>"
+	echo "strata:  $strata $command --cluster $vtrain_cluster --gpus <row's GPUs>"
 	echo "         (A100-SXM-80GB, 8 per node, NVLink 300 GB/s per direction, 4 x 200 Gb/s NICs per node),"
 	echo "         model JSON built from the row (GPT: ffn 4h, vocab 50257, gelu, layernorm, learned"
 	echo "         positions, tied embeddings, bias, dropout); plan recompute=full zero=0 sp=0 fp16 1f1b"
