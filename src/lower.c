@@ -71,27 +71,57 @@ typedef struct lower_ctx {
     int chunks;
     int64_t m;
     const st_chunk_cost *cc; /* per chunk */
+    int full;                /* every rank, with explicit tp collectives (st_lower_full) */
+    int tp_i, cp_i, dp_i;    /* this rank's coordinates (full) */
+    int tp_group;            /* this rank's tp group (full) */
 } lower_ctx;
+
+/* Megatron's rank order tp-cp-dp-pp: the rank of this lane's copy of `stage` */
+static int rank_at(const lower_ctx *L, int stage) {
+    const st_plan *p = L->p;
+    if (!L->full) return stage;
+    return L->tp_i + p->tp * (L->cp_i + p->cp * (L->dp_i + p->dp * stage));
+}
+
+/* A compute instruction and the tp/cp/ep collectives of its operators: inline in its duration
+ * (representatives), or as a collective of the tp group right after it (every rank). Returns the
+ * last of them. */
+static int compute(builder *b, const lower_ctx *L, st_ins *in, double comm_s) {
+    if (!L->full || L->p->tp == 1 || comm_s <= 0) {
+        in->dur_s += comm_s;
+        return emit(b, in);
+    }
+    double free_bytes = in->free_bytes;
+    in->free_bytes = 0;
+    int ci = emit(b, in);
+    st_ins c = blank(ST_INS_COLL, ST_STREAM_COMPUTE, in->chunk, in->mb, "tp collectives");
+    c.coll = ST_COLL_ALLREDUCE;
+    c.group = L->tp_group;
+    c.dur_s = comm_s;
+    c.free_bytes = free_bytes;
+    c.dep[0] = ci;
+    return emit(b, &c);
+}
 
 static void forward(builder *b, const lower_ctx *L, int j, int mb) {
     const st_chunk_cost *c = &L->cc[j];
     int pp = L->p->pp, recv = -1;
     if (j > 0) {
         st_ins r = blank(ST_INS_RECV, ST_STREAM_COMPUTE, j, mb, "recv act"); /* blocking, as Megatron's */
-        r.peer = (j - 1) % pp;
+        r.peer = rank_at(L, (j - 1) % pp);
         r.tag = tag_of(j, mb, L->m, 0);
         r.dur_s = c->p2p_s;
         recv = emit(b, &r);
     }
     st_ins f = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, "fwd");
     f.phase = ST_PHASE_FWD;
-    f.dur_s = c->fwd_s + c->comm_fwd_s;
+    f.dur_s = c->fwd_s;
     f.alloc_bytes = c->act_bytes;
     f.dep[0] = recv;
-    int fi = emit(b, &f);
+    int fi = compute(b, L, &f, c->comm_fwd_s);
     if (j < L->chunks - 1) {
         st_ins s = blank(ST_INS_SEND, ST_STREAM_P2P, j, mb, "send act");
-        s.peer = (j + 1) % pp;
+        s.peer = rank_at(L, (j + 1) % pp);
         s.tag = tag_of(j + 1, mb, L->m, 0);
         s.dur_s = c->p2p_s;
         s.dep[0] = fi;
@@ -112,7 +142,7 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
     }
     if (j < L->chunks - 1) {
         st_ins r = blank(ST_INS_RECV, ST_STREAM_COMPUTE, j, mb, "recv grad");
-        r.peer = (j + 1) % pp;
+        r.peer = rank_at(L, (j + 1) % pp);
         r.tag = tag_of(j, mb, L->m, 1);
         r.dur_s = c->p2p_s;
         dep = emit(b, &r);
@@ -120,20 +150,20 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
     if (L->p->recompute != ST_REC_NONE && c->recompute_s > 0) {
         st_ins rc = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, "recompute");
         rc.phase = ST_PHASE_RECOMPUTE;
-        rc.dur_s = c->recompute_s + c->comm_recompute_s;
+        rc.dur_s = c->recompute_s;
         rc.alloc_bytes = c->working_bytes; /* freed when the backward ends */
         rc.dep[0] = dep;
-        dep = emit(b, &rc);
+        dep = compute(b, L, &rc, c->comm_recompute_s);
     }
     st_ins g = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, split ? "bwd input" : "bwd");
     g.phase = split ? ST_PHASE_BWD_INPUT : ST_PHASE_BWD;
-    g.dur_s = (split ? c->bwd_s / 2 : c->bwd_s) + c->comm_bwd_s;
+    g.dur_s = split ? c->bwd_s / 2 : c->bwd_s;
     g.free_bytes = (split ? 0 : c->act_bytes) + (L->p->recompute != ST_REC_NONE && c->recompute_s > 0 ? c->working_bytes : 0);
     g.dep[0] = dep;
-    int gi = emit(b, &g);
+    int gi = compute(b, L, &g, c->comm_bwd_s);
     if (j > 0) {
         st_ins s = blank(ST_INS_SEND, ST_STREAM_P2P, j, mb, "send grad");
-        s.peer = (j - 1) % pp;
+        s.peer = rank_at(L, (j - 1) % pp);
         s.tag = tag_of(j - 1, mb, L->m, 1);
         s.dur_s = c->p2p_s;
         s.dep[0] = gi;
@@ -204,44 +234,62 @@ void st_lowered_destroy(st_lowered *l) {
     memset(l, 0, sizeof *l);
 }
 
-int st_lower(st_cost_ctx *ctx, const st_plan *p, st_lowered *out, st_error *err) {
+static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, st_error *err) {
     memset(out, 0, sizeof *out);
     int pp = p->pp, chunks = pp * p->vp, rc = 0;
+    int lanes = full ? p->tp * p->cp * p->dp : 1; /* ranks per stage */
+    int nranks = pp * lanes;
+    /* groups: one dp group per (stage, tp rank), and with every rank one tp group per (stage, cp, dp) */
+    int ndp = full ? pp * p->tp : pp, ntp = full && p->tp > 1 ? pp * p->cp * p->dp : 0;
     st_chunk_cost *cc = calloc((size_t)chunks, sizeof *cc);
     st_estimate est;
-    out->nranks = pp;
-    out->ngroups = pp;
+    out->nranks = nranks;
+    out->ngroups = ndp + ntp;
     out->microbatches = st_plan_microbatches(p);
-    out->progs = calloc((size_t)pp, sizeof *out->progs);
-    out->groups = calloc((size_t)pp, sizeof *out->groups);
+    out->progs = calloc((size_t)nranks, sizeof *out->progs);
+    out->groups = calloc((size_t)out->ngroups, sizeof *out->groups);
     if (!cc || !out->progs || !out->groups) goto nomem;
     for (int j = 0; j < chunks; j++) st_cost_chunk(ctx, p, j, &cc[j]);
     if ((rc = st_cost_estimate(ctx, p, &est))) {
         st_error_set(err, rc, NULL, "plan", "the plan cannot be priced");
         goto out;
     }
-    lower_ctx L = {.p = p, .chunks = chunks, .m = out->microbatches, .cc = cc};
-    for (int d = 0; d < pp; d++) {
-        st_program *pg = &out->progs[d];
+    lower_ctx L = {.p = p, .chunks = chunks, .m = out->microbatches, .cc = cc, .full = full};
+    /* group members, in rank order */
+    for (int d = 0; d < pp; d++)
+        for (int t = 0; t < (full ? p->tp : 1); t++) {
+            st_group_def *g = &out->groups[d * (full ? p->tp : 1) + t];
+            g->kind = ST_GRP_DP;
+            g->n = full ? p->cp * p->dp : 1;
+            if (!(g->ranks = malloc(sizeof(int) * (size_t)g->n))) goto nomem;
+            for (int k = 0; k < g->n; k++) g->ranks[k] = full ? t + p->tp * (k + p->cp * p->dp * d) : d;
+        }
+    for (int k = 0; k < ntp; k++) { /* k = lane (cp, dp) + cp*dp*stage */
+        st_group_def *g = &out->groups[ndp + k];
+        g->kind = ST_GRP_TP;
+        g->n = p->tp;
+        if (!(g->ranks = malloc(sizeof(int) * (size_t)g->n))) goto nomem;
+        for (int t = 0; t < p->tp; t++) g->ranks[t] = t + p->tp * k;
+    }
+    for (int r = 0; r < nranks; r++) {
+        int d = r / lanes, lane = r % lanes;
+        L.tp_i = full ? lane % p->tp : 0;
+        L.cp_i = full ? (lane / p->tp) % p->cp : 0;
+        L.dp_i = full ? lane / (p->tp * p->cp) : 0;
+        L.tp_group = ndp + (full ? lane / p->tp + p->cp * p->dp * d : 0);
+        st_program *pg = &out->progs[r];
         st_stage_memory sm;
-        pg->rank = d;
+        pg->rank = r;
         pg->stage = d;
-        pg->replicas = p->tp * p->dp * p->cp;
+        pg->replicas = full ? 1 : p->tp * p->dp * p->cp;
         st_cost_stage_memory(ctx, p, d, &sm);
         pg->base_bytes = sm.weights_bytes + sm.grads_bytes + sm.optimizer_bytes + sm.other_bytes;
-
-        /* a data-parallel group per stage: the representative stands for its replicas */
-        st_group_def *g = &out->groups[d];
-        g->kind = ST_GRP_DP;
-        g->n = 1;
-        if (!(g->ranks = malloc(sizeof(int)))) goto nomem;
-        g->ranks[0] = d;
 
         builder b = {.pg = pg};
         int last = lower_stage(&b, &L, d);
         st_ins dpi = blank(ST_INS_COLL, ST_STREAM_DP, -1, -1, "dp reduce");
         dpi.coll = p->zero == 0 ? ST_COLL_ALLREDUCE : ST_COLL_REDUCESCATTER;
-        dpi.group = d;
+        dpi.group = d * (full ? p->tp : 1) + L.tp_i;
         dpi.dur_s = est.breakdown.dp_comm_s;
         dpi.dep[0] = last;
         int di = emit(&b, &dpi);
@@ -259,4 +307,10 @@ nomem:
 out:
     free(cc);
     return rc;
+}
+
+int st_lower(st_cost_ctx *ctx, const st_plan *p, st_lowered *out, st_error *err) { return lower(ctx, p, 0, out, err); }
+
+int st_lower_full(st_cost_ctx *ctx, const st_plan *p, st_lowered *out, st_error *err) {
+    return lower(ctx, p, 1, out, err);
 }

@@ -195,6 +195,44 @@ START_TEST(test_sim_matches_estimate_sc21) {
 }
 END_TEST
 
+/* Issue 3's symmetry: one representative rank per stage simulates like every rank of the plan
+ * (explicit tp collectives in real tp groups, the dp reduction in real dp x cp groups, every send
+ * to its own peer): the same iteration time, and every rank ends, computes and peaks in memory as
+ * its stage's representative does. */
+START_TEST(test_representatives_equal_every_rank) {
+    static const char *const specs[] = {
+        "tp=2,pp=4,dp=2,mbs=1,gbs=16,recompute=selective",
+        "tp=2,pp=2,dp=2,cp=2,vp=2,mbs=1,gbs=8,sp=1,zero=1",
+        "tp=4,pp=4,dp=1,mbs=2,gbs=16,recompute=full,schedule=zb",
+        "tp=1,pp=4,dp=4,mbs=1,gbs=16,schedule=gpipe",
+    };
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        env e;
+        lower(&e, "gpt-7.5b", 16, specs[i]);
+        st_lowered full;
+        st_sim_result rr, rf;
+        st_error err;
+        ck_assert_int_eq(st_lower_full(e.ctx, e.p, &full, &err), 0);
+        ck_assert_int_eq(full.nranks, e.p->tp * e.p->cp * e.p->dp * e.p->pp);
+        ck_assert_int_eq(st_sim_run(&e.l, 0, NULL, &rr, &err), 0);
+        ck_assert_msg(st_sim_run(&full, 0, NULL, &rf, &err) == 0, "%s: %s", specs[i], err.text);
+        ck_assert_double_eq_tol(rf.iteration_time_s, rr.iteration_time_s, rr.iteration_time_s * 1e-9);
+        ck_assert(rf.events > rr.events);
+        for (int r = 0; r < full.nranks; r++) {
+            const st_rank_stats *a = &rf.ranks[r], *b = &rr.ranks[full.progs[r].stage];
+            ck_assert_msg(full.progs[r].stage == r / (full.nranks / e.p->pp), "rank order");
+            ck_assert_double_eq_tol(a->end_s, b->end_s, b->end_s * 1e-9);
+            ck_assert_double_eq_tol(a->busy_s[ST_STREAM_COMPUTE], b->busy_s[ST_STREAM_COMPUTE], b->end_s * 1e-9);
+            ck_assert_double_eq_tol(a->memory_peak_bytes, b->memory_peak_bytes, 1);
+        }
+        st_sim_result_destroy(&rr);
+        st_sim_result_destroy(&rf);
+        st_lowered_destroy(&full);
+        done(&e);
+    }
+}
+END_TEST
+
 Suite *suite_lower(void) {
     Suite *s = suite_create("lower");
     TCase *tc = tcase_create("lower");
@@ -203,6 +241,7 @@ Suite *suite_lower(void) {
     tcase_add_test(tc, test_gpipe_and_zb);
     tcase_add_test(tc, test_durations_are_the_cost_models);
     tcase_add_test(tc, test_sim_matches_estimate_sc21);
+    tcase_add_test(tc, test_representatives_equal_every_rank);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
     return s;
