@@ -8,8 +8,15 @@
  *     "collectives": [ {"op": "allreduce", "scope": "intra", "ranks": 8,
  *                       "points": [[bytes, bus_gb_per_s], ...]} ] }
  * x values are per kernel (or per collective call) and strictly increasing. Between points the
- * rate is interpolated linearly in log(x); outside, the nearest point holds. A profile measured on
- * another GPU type is scaled by the peak ratio by the caller (issue 6); this file reads tables. */
+ * rate is interpolated linearly in log(x); outside, the nearest point holds.
+ *
+ * Across hardware (issue 6, st_profile_retarget): a profile measured on one GPU type and used for
+ * a cluster of another keeps the efficiency shape of its tables, i.e. the achieved fraction of
+ * peak at each size: compute rates are multiplied by target/measured dense peak of the table's
+ * dtype, memory rates by target/measured HBM bandwidth. Collective tables stay as measured: the
+ * profile does not say which links the measuring machine had, so there is no ratio to apply.
+ * Both GPUs must be presets (st_gpu_preset) unless the names are equal, which means "same GPU,
+ * use as is". */
 #include "jsonutil.h"
 
 #include <math.h>
@@ -28,8 +35,10 @@ typedef struct table {
 
 struct st_profile {
     char gpu[48];
+    char file[256];        /* where it was loaded from, for messages */
+    char scaled_from[48];  /* the measured GPU after st_profile_retarget scaled it; else empty */
     int n;
-    table *t;
+    table *t; /* kind -1: dropped by st_profile_retarget (the target lacks the dtype) */
 };
 
 void st_profile_free(st_profile *p) {
@@ -158,7 +167,12 @@ int st_profile_load(const char *path, st_profile **out, st_error *err) {
         rc = st_error_set(err, ST_EINVAL, path, "gpu", "missing");
         goto out;
     }
+    if (strlen(gpu) >= sizeof p->gpu) {
+        rc = st_error_set(err, ST_EINVAL, path, "gpu", "longer than %zu characters", sizeof p->gpu - 1);
+        goto out;
+    }
     snprintf(p->gpu, sizeof p->gpu, "%s", gpu);
+    snprintf(p->file, sizeof p->file, "%s", path);
     if ((rc = load_tables(json_object_get(root, "compute"), 0, p, path, err)) < 0) goto out;
     if ((rc = load_tables(json_object_get(root, "memory"), 1, p, path, err)) < 0) goto out;
     if ((rc = load_tables(json_object_get(root, "collectives"), 2, p, path, err)) < 0) goto out;
@@ -207,3 +221,57 @@ double st_profile_bus_bytes_per_s(const st_profile *p, st_coll c, int intra, int
     }
     return best ? interp(best, bytes) : 0;
 }
+
+int st_profile_retarget(st_profile *p, const st_gpu *target, char *note, size_t n, st_error *err) {
+    if (note && n) note[0] = '\0';
+    if (strcmp(p->gpu, target->name) == 0) return 0;
+    st_gpu measured;
+    if (st_gpu_preset(p->gpu, &measured))
+        return st_error_set(err, ST_EINVAL, p->file[0] ? p->file : NULL, "gpu",
+                            "'%s' is not a GPU preset (strata clusters), so a profile measured on it cannot be "
+                            "scaled to the cluster's %s",
+                            p->gpu, target->name);
+    /* presets and finalized clusters have hbm_bytes_per_s > 0 */
+    double hbm = target->hbm_bytes_per_s / measured.hbm_bytes_per_s;
+    double ratio[ST_DT_COUNT] = {0};
+    int used[ST_DT_COUNT] = {0}, dropped = 0;
+    for (int d = 0; d < ST_DT_COUNT; d++)
+        if (measured.peak_flops[d] > 0 && target->peak_flops[d] > 0)
+            ratio[d] = target->peak_flops[d] / measured.peak_flops[d];
+    for (int i = 0; i < p->n; i++) {
+        table *t = &p->t[i];
+        double f = 1;
+        if (t->kind == 0) {
+            if (!(ratio[t->dtype] > 0)) {
+                t->kind = -1; /* the target cannot run this dtype (or the measured GPU could not) */
+                dropped++;
+                continue;
+            }
+            f = ratio[t->dtype];
+            used[t->dtype] = 1;
+        } else if (t->kind == 1) {
+            f = hbm;
+        }
+        for (int j = 0; j < t->n; j++) t->y[j] *= f;
+    }
+    if (note && n) {
+        size_t off = 0;
+#define ADD(...)                                                                                   \
+    do {                                                                                           \
+        int w_ = snprintf(note + off, off < n ? n - off : 0, __VA_ARGS__);                         \
+        if (w_ > 0) off += (size_t)w_;                                                             \
+    } while (0)
+        ADD("profile measured on %s, scaled to %s by peak ratio (", p->gpu, target->name);
+        for (int d = 0; d < ST_DT_COUNT; d++)
+            if (used[d]) ADD("%s compute x%.3g, ", st_dtype_name((st_dtype)d), ratio[d]);
+        ADD("memory x%.3g by HBM bandwidth; collectives as measured", hbm);
+        if (dropped) ADD("; %d compute table%s dropped: dtype not on both GPUs", dropped, dropped > 1 ? "s" : "");
+        ADD(")");
+#undef ADD
+    }
+    snprintf(p->scaled_from, sizeof p->scaled_from, "%s", p->gpu);
+    snprintf(p->gpu, sizeof p->gpu, "%s", target->name);
+    return 1;
+}
+
+const char *st_profile_scaled_from(const st_profile *p) { return p->scaled_from[0] ? p->scaled_from : NULL; }

@@ -92,6 +92,10 @@ int st_cmd_estimate(int argc, char **argv, st_error *err) {
     if ((rc = st_model_resolve(model_arg, &m, err))) goto out;
     if ((rc = st_cluster_resolve(cluster_arg, gpus, &c, err))) goto out;
     if (profile_arg && (rc = st_profile_load(profile_arg, &prof, err))) goto out;
+    /* a profile measured on another GPU type is scaled to this cluster's (said once the input is good) */
+    char pnote[512] = "";
+    if (prof && (rc = st_profile_retarget(prof, &c.gpu, pnote, sizeof pnote, err)) < 0) goto out;
+    rc = 0;
     if (!(p = malloc(sizeof *p))) {
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
         goto out;
@@ -101,6 +105,7 @@ int st_cmd_estimate(int argc, char **argv, st_error *err) {
     if ((rc = st_plan_finalize(p, &m, &c, 0, err->file[0] ? err->file : NULL, err))) goto out;
     char note[256];
     if (st_plan_origin_note(p, &m, &c, note, sizeof note)) fprintf(stderr, "strata estimate: note: %s\n", note);
+    if (pnote[0]) fprintf(stderr, "strata estimate: note: %s\n", pnote);
 
     st_estimate e;
     if (!(ctx = st_cost_ctx_new(&m, &c, prof))) {

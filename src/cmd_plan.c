@@ -110,6 +110,10 @@ int st_cmd_plan(int argc, char **argv, st_error *err) {
     if ((rc = st_model_resolve(model_arg, &m, err))) goto out;
     if ((rc = st_cluster_resolve(cluster_arg, so.gpus, &c, err))) goto out;
     if (profile_arg && (rc = st_profile_load(profile_arg, &prof, err))) goto out;
+    /* a profile measured on another GPU type is scaled to this cluster's (said once the input is good) */
+    char pnote[512] = "";
+    if (prof && (rc = st_profile_retarget(prof, &c.gpu, pnote, sizeof pnote, err)) < 0) goto out;
+    rc = 0;
     so.progress = !json;
     emit_filter filter = {.kind = ek, .m = &m, .c = &c};
     if (emit_arg) {
@@ -128,6 +132,7 @@ int st_cmd_plan(int argc, char **argv, st_error *err) {
                      (unsigned long long)res.feasible, emit_arg);
     if (rc) goto out;
     if (validate && (rc = st_search_validate(&m, &c, prof, &res, (int)validate, err))) goto out;
+    if (pnote[0]) fprintf(stderr, "strata plan: note: %s\n", pnote);
     const st_ranked *best = &res.plans[0];
 
     if (emit_arg) {

@@ -52,6 +52,9 @@ int st_cmd_sim(int argc, char **argv, st_error *err) {
     if ((rc = st_model_resolve(model_arg, &m, err))) goto done;
     if ((rc = st_cluster_resolve(cluster_arg, gpus, &c, err))) goto done;
     if (profile_arg && (rc = st_profile_load(profile_arg, &prof, err))) goto done;
+    char pnote[512] = "";
+    if (prof && (rc = st_profile_retarget(prof, &c.gpu, pnote, sizeof pnote, err)) < 0) goto done;
+    rc = 0;
     if (!(p = malloc(sizeof *p)) || !(ctx = st_cost_ctx_new(&m, &c, prof))) {
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
         goto done;
@@ -59,6 +62,7 @@ int st_cmd_sim(int argc, char **argv, st_error *err) {
     st_plan_defaults(p);
     if ((rc = st_plan_resolve(plan_arg, p, err))) goto done;
     if ((rc = st_plan_finalize(p, &m, &c, 0, err->file[0] ? err->file : NULL, err))) goto done;
+    if (pnote[0]) fprintf(stderr, "strata sim: note: %s\n", pnote);
 
     st_estimate est;
     if ((rc = st_cost_estimate(ctx, p, &est))) {

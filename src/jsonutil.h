@@ -1,5 +1,5 @@
 /* jsonutil.h: private helpers over Jansson for strata's own file formats. Only the I/O files
- * (the src/..._io.c files, src/output.c, cost/profile.c) include this header, and so Jansson.
+ * (the src/..._io.c files, src/output.c, cost/profile.c, profiler/kineto.c) include this header, and so Jansson.
  *
  * Getters return 1 when the key is present and valid, 0 when absent (out untouched), or a
  * negative ST_E* code with err naming file and key path ("prefix.key"). Range checks reject zero,

@@ -16,6 +16,7 @@ static const char usage[] =
     "  sim        simulate one iteration of a plan on every rank (discrete-event)\n"
     "  compare    the best plan on each of several clusters: time and cost to train\n"
     "  plot       charts (gnuplot) of plan, compare and estimate results\n"
+    "  calibrate  a calibration profile (--profile) from a PyTorch profiler trace\n"
     "  models     list the model presets\n"
     "  clusters   list the cluster and GPU presets\n"
     "\n"
@@ -44,6 +45,7 @@ int main(int argc, char **argv) {
                 {"sim", st_cmd_sim},
                 {"compare", st_cmd_compare},
                 {"plot", st_cmd_plot},
+                {"calibrate", st_cmd_calibrate},
                 {"models", st_cmd_models},
                 {"clusters", st_cmd_clusters}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {

@@ -321,6 +321,55 @@ double st_profile_bytes_per_s(const st_profile *p, st_opclass cls, double bytes)
 /* Bus bandwidth (bytes/s) of collective `c` over `ranks` ranks, intra (1) or inter (0) node. */
 double st_profile_bus_bytes_per_s(const st_profile *p, st_coll c, int intra, int ranks, double bytes);
 const char *st_profile_gpu(const st_profile *p);
+/* Makes a profile measured on one GPU type usable on `target` (issue 6, "Prediction across
+ * hardware"): compute rates x target/measured dense peak of the table's dtype, memory rates x
+ * target/measured HBM bandwidth, so each table keeps its efficiency shape; collective tables stay
+ * as measured (the profile does not record the measuring machine's links). Compute tables for a
+ * dtype one of the two GPUs lacks are dropped. Afterwards st_profile_gpu is target->name.
+ * Returns 0 (same GPU name: used as is, note empty), 1 (scaled; a one-line note saying so in
+ * note), or ST_EINVAL naming key "gpu" when the profile's GPU is not a preset. */
+int st_profile_retarget(st_profile *p, const st_gpu *target, char *note, size_t n, st_error *err);
+/* The GPU the tables were measured on when st_profile_retarget scaled them; else NULL. */
+const char *st_profile_scaled_from(const st_profile *p);
+
+/* ---- calibration import */
+
+/* `strata calibrate` (profiler/kineto.c): a PyTorch profiler (Kineto) trace to the tables of a
+ * calibration profile, without a GPU. */
+typedef struct st_calib_opts {
+    const char *gpu;   /* the profile's GPU (a preset name); NULL = from the trace's deviceProperties */
+    int gpus_per_node; /* collectives over more ranks (or over ranks on several nodes) are "inter" */
+    const char *date;  /* "YYYY-MM-DD" for the profile; NULL = today (UTC) or $SOURCE_DATE_EPOCH's day */
+} st_calib_opts;
+void st_calib_opts_init(st_calib_opts *o); /* gpu NULL, gpus_per_node 8, date NULL */
+
+/* What an import read and used. Kernels are counted once, in the first of used, unlinked,
+ * unclassified, no_shapes or untimed that applies. */
+typedef struct st_calib_summary {
+    char gpu[48];         /* the profile's GPU */
+    char device[128];     /* the trace's device name; empty when it has none */
+    int64_t events;       /* trace events */
+    int64_t kernels;      /* GPU kernels (cat "kernel") */
+    int64_t used;         /* kernels that went into a sample */
+    int64_t unlinked;     /* no CPU operator found by correlation or External id */
+    int64_t unclassified; /* their operator has no strata class (e.g. aten::sum) */
+    int64_t no_shapes;    /* class known, but shapes, dtypes or message sizes missing or unusable */
+    int64_t untimed;      /* no positive "dur" */
+    int64_t samples[3];   /* operator instances (calls) measured: compute, memory, collectives */
+    int64_t tables[3], points[3];
+} st_calib_summary;
+
+typedef struct st_calib st_calib;
+/* Reads a Kineto trace (Chrome trace JSON, plain or gzip) and fits the profile tables. Returns 0
+ * with *out new (free with st_calib_free), ST_EIO (cannot read) or ST_EINVAL (malformed JSON with
+ * line and column, not a Kineto trace, no GPU kernels, nothing measurable, unknown GPU). */
+int st_calib_import_kineto(const char *path, const st_calib_opts *o, st_calib **out, st_error *err);
+void st_calib_free(st_calib *c);
+const st_calib_summary *st_calib_get_summary(const st_calib *c); /* borrowed */
+/* One line per fitted table ("  gemm bf16: 3 points from 5 calls"), under headings. */
+void st_calib_describe(const st_calib *c, FILE *f);
+/* Writes the profile (st_profile_load's format) atomically; "-" = stdout. */
+int st_calib_save(const st_calib *c, const char *path, st_error *err);
 
 /* ------------------------------------------------------------ cost */
 

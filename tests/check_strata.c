@@ -15,6 +15,7 @@ int main(void) {
     srunner_add_suite(sr, suite_plot());
     srunner_add_suite(sr, suite_lower());
     srunner_add_suite(sr, suite_sim());
+    srunner_add_suite(sr, suite_calibrate());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -14,5 +14,6 @@ Suite *suite_compare(void);
 Suite *suite_plot(void);
 Suite *suite_lower(void);
 Suite *suite_sim(void);
+Suite *suite_calibrate(void);
 
 #endif

@@ -1,0 +1,1181 @@
+/* kineto.c: `strata calibrate`: a PyTorch profiler (Kineto) trace to a calibration profile
+ * (cost/profile.c), without a GPU.
+ *
+ * The trace (torch.profiler.profile(...).export_chrome_trace, PyTorch 2.x) is Chrome trace JSON:
+ * {"deviceProperties": [{"id", "name", ...}], "traceEvents": [...], ...}, plain or gzip (zlib; the
+ * file starts with 1f 8b). Complete events ("ph": "X", ts and dur in microseconds) of these "cat"s
+ * matter:
+ *   cpu_op, user_annotation  operators on a host thread (pid, tid), nested in time; args
+ *                            "External id", and with record_shapes "Input Dims" (one shape per
+ *                            input) and "Input type" ("c10::BFloat16", "c10::Half", "float", ...);
+ *                            record_param_comms (and nccl:* in newer versions) carry "Collective
+ *                            name", "In msg nelems", "Out msg nelems", "Group size", "dtype" and
+ *                            sometimes "Process Group Ranks";
+ *   cuda_runtime, cuda_driver  launches (cudaLaunchKernel, cuLaunchKernel, ...): "correlation" and
+ *                            the "External id" of the operator active when they ran;
+ *   kernel                   GPU kernels: "correlation", "External id", "device", "stream".
+ * Linking (what the PyTorch profiler itself does for its tables): kernel -> launch with the same
+ * correlation -> its External id -> the innermost operator with that id (on the launch's thread
+ * and spanning it, when there are several); without a launch, the kernel's own External id.
+ *
+ * A kernel is charged to the innermost operator on the way out from there that strata has a class
+ * for (at most MAX_WALK levels up: index_select -> embedding), and an operator call becomes one
+ * sample: its FLOPs or bytes over the summed time of its kernels (a split-K GEMM's two kernels
+ * are one GEMM, as the cost model prices it).
+ *   GEMM FLOPs from "Input Dims": mm [m,k]x[k,n] = 2mkn (addmm: inputs 1 and 2); bmm
+ *   [b,m,k]x[b,k,n] = 2bmkn (baddbmm: inputs 1 and 2); linear input [..., k], weight [n, k] =
+ *   2 prod(input[:-1]) k n; matmul by its broadcasting rules. dtype from the first matrix's type;
+ *   "float" is recorded as fp32 (the trace cannot tell whether TF32 was allowed).
+ *   Memory-bound bytes, an approximation: every tensor input read once plus one output the size of
+ *   the largest input (the broadcast shape; for backward ops the gradient of the largest input),
+ *   each at its own element size. Gathers touch less than their inputs: embedding forward counts
+ *   the rows it reads and writes (indices x 2 x hidden), nll_loss forward one element per target.
+ *   This matches how cost/ sizes these ops (src/opgraph.c: stream()) within small terms.
+ *   Collectives (NCCL kernels "ncclKernel_*", "ncclDevKernel_*", collective from the kernel name;
+ *   all-to-all from the operator, NCCL runs it as SendRecv): message bytes S as comm.c uses them
+ *   (all-reduce the buffer, all-gather the gathered output, reduce-scatter the input, all-to-all
+ *   what a rank sends), algBw = S / t, busBw = algBw x 2(n-1)/n for all-reduce, x (n-1)/n for
+ *   all-gather, reduce-scatter and all-to-all, x 1 for broadcast and send/recv (nccl-tests,
+ *   doc/PERFORMANCE.md). Scope intra when the group's ranks are on one node ("Process Group
+ *   Ranks" / gpus_per_node when recorded, else group size <= gpus_per_node); send/recv is 2 ranks.
+ *   A kernel's time includes waiting for the slowest peer, as it does in training.
+ * Fitting: samples grouped by (class, dtype), class, or (collective, scope, ranks); sizes binned by
+ * powers of two; per bin the median size and the median rate (any number of samples), points in
+ * increasing size. Medians make one outlier (a kernel slowed by an overlapping one) harmless.
+ *
+ * Invariants: any input gives a profile or one error, never a crash; the trace is never trusted
+ * for sizes (shapes are checked, products bounded); same trace and options, same bytes out.
+ */
+#include "jsonutil.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define MAX_TRACE_BYTES ((size_t)8 << 30) /* decompressed; Jansson's tree needs several times more */
+#define MAX_WALK 4                        /* operator levels a kernel may be charged up */
+#define MAX_COMM_WALK 8                   /* levels up from a NCCL launch to record_param_comms */
+#define MAX_DIMS 16
+#define MAX_NUMEL 1e15 /* larger tensors are not real: the shape is refused */
+
+enum { K_COMPUTE, K_MEMORY, K_COLL };
+
+/* ------------------------------------------------------------------ reading */
+
+typedef struct reader {
+    FILE *f;
+    gzFile gz;
+    size_t total;
+    int too_big, io_error, truncated;
+    char zmsg[96]; /* zlib's reason for corrupt data */
+} reader;
+
+/* json_load_callback source: bytes read, 0 at the end, (size_t)-1 to stop with an error */
+static size_t read_cb(void *buf, size_t len, void *arg) {
+    reader *r = arg;
+    size_t got;
+    if (len > (1u << 20)) len = 1u << 20;
+    if (r->gz) {
+        int n = gzread(r->gz, buf, (unsigned)len);
+        int zerr = Z_OK;
+        const char *msg = n <= 0 ? gzerror(r->gz, &zerr) : NULL;
+        if (zerr == Z_ERRNO) {
+            r->io_error = 1;
+            return (size_t)-1;
+        }
+        if (n < 0 || (zerr != Z_OK && zerr != Z_BUF_ERROR)) {
+            /* zlib prefixes its message with the "path" given to gzdopen, "<fd:N>: " */
+            const char *colon = msg && msg[0] == '<' ? strstr(msg, ">: ") : NULL;
+            if (colon) msg = colon + 3;
+            snprintf(r->zmsg, sizeof r->zmsg, "%s", msg && *msg ? msg : "corrupt data");
+            return (size_t)-1;
+        }
+        if (n == 0 && zerr == Z_BUF_ERROR) r->truncated = 1;
+        got = (size_t)n;
+    } else {
+        got = fread(buf, 1, len, r->f);
+        if (got == 0 && ferror(r->f)) {
+            r->io_error = 1;
+            return (size_t)-1;
+        }
+    }
+    r->total += got;
+    if (r->total > MAX_TRACE_BYTES) {
+        r->too_big = 1;
+        return (size_t)-1;
+    }
+    return got;
+}
+
+static int load_trace(const char *path, json_t **out, st_error *err) {
+    reader r = {0};
+    json_error_t jerr;
+    json_t *root = NULL;
+    struct stat st;
+    int rc = 0, gz = 0;
+    unsigned char magic[2];
+
+    *out = NULL;
+    if (!(r.f = fopen(path, "rb"))) {
+        rc = st_error_set(err, ST_EIO, path, NULL, "cannot open: %s", strerror(errno));
+        goto out;
+    }
+    if (fstat(fileno(r.f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        rc = st_error_set(err, ST_EIO, path, NULL, "cannot read: %s", strerror(EISDIR));
+        goto out;
+    }
+    gz = fread(magic, 1, 2, r.f) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+    if (ferror(r.f)) {
+        rc = st_error_set(err, ST_EIO, path, NULL, "cannot read: %s", strerror(errno));
+        goto out;
+    }
+    rewind(r.f);
+    if (gz) {
+        int fd = dup(fileno(r.f));
+        if (fd < 0 || !(r.gz = gzdopen(fd, "rb"))) {
+            if (fd >= 0) close(fd);
+            rc = st_error_set(err, ST_EIO, path, NULL, "cannot read the gzip stream: %s", strerror(errno));
+            goto out;
+        }
+    }
+    root = json_load_callback(read_cb, &r, 0, &jerr);
+    if (r.io_error) {
+        rc = st_error_set(err, ST_EIO, path, NULL, "cannot read: %s", strerror(errno ? errno : EIO));
+        goto out;
+    }
+    if (r.zmsg[0]) {
+        rc = st_error_set(err, ST_EINVAL, path, NULL, "not a valid gzip stream: %s", r.zmsg);
+        goto out;
+    }
+    if (r.too_big) {
+        rc = st_error_set(err, ST_EINVAL, path, NULL, "larger than %zu GiB%s: cut the profiling window",
+                          MAX_TRACE_BYTES >> 30, gz ? " decompressed" : "");
+        goto out;
+    }
+    if (r.truncated) {
+        rc = st_error_set(err, ST_EINVAL, path, NULL, "the gzip stream is truncated (unexpected end of file)");
+        goto out;
+    }
+    if (!root) {
+        rc = st_error_set(err, ST_EINVAL, path, NULL, "invalid JSON%s: %s", gz ? " (in the decompressed trace)" : "",
+                          jerr.text);
+        if (err) {
+            err->line = jerr.line > 0 ? jerr.line : 0;
+            err->column = jerr.column > 0 ? jerr.column : 0;
+        }
+        goto out;
+    }
+    *out = root;
+    root = NULL;
+out:
+    if (r.gz) gzclose(r.gz);
+    if (r.f) fclose(r.f);
+    json_decref(root);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ small readers */
+
+/* integer-valued number (or a string of digits: some exporters quote ids); 1 when found */
+static int get_i64(const json_t *o, const char *key, int64_t *out) {
+    const json_t *v = json_object_get(o, key);
+    if (json_is_integer(v)) {
+        *out = (int64_t)json_integer_value(v);
+        return 1;
+    }
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        if (isfinite(d) && d == floor(d) && fabs(d) < 9e15) {
+            *out = (int64_t)d;
+            return 1;
+        }
+        return 0;
+    }
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        char *end;
+        errno = 0;
+        long long x = strtoll(s, &end, 10);
+        if (end != s && !*end && !errno) {
+            *out = x;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int get_num(const json_t *o, const char *key, double *out) {
+    const json_t *v = json_object_get(o, key);
+    if (!json_is_number(v)) return 0;
+    double d = json_number_value(v);
+    if (!isfinite(d)) return 0;
+    *out = d;
+    return 1;
+}
+
+static const char *get_str(const json_t *o, const char *key) {
+    const json_t *v = json_object_get(o, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* 64-bit FNV-1a over pid and tid as text: the host thread (or GPU stream) an event ran on */
+static uint64_t fnv(uint64_t h, const char *s) {
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+    return h;
+}
+static uint64_t thread_of(const json_t *ev) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    const char *keys[] = {"pid", "tid"};
+    for (int i = 0; i < 2; i++) {
+        const json_t *v = json_object_get(ev, keys[i]);
+        char buf[32];
+        if (json_is_integer(v))
+            snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
+        else if (json_is_string(v))
+            h = fnv(h, json_string_value(v)), buf[0] = '\0';
+        else
+            snprintf(buf, sizeof buf, "?");
+        h = fnv(fnv(h, buf), "/");
+    }
+    return h;
+}
+
+/* bytes per element of a Kineto "Input type" / record_param_comms "dtype" string; 0 = not a tensor
+ * element type we know */
+static double elem_size(const char *t) {
+    static const struct {
+        const char *name;
+        double bytes;
+    } m[] = {{"c10::BFloat16", 2}, {"BFloat16", 2}, {"c10::Half", 2}, {"Half", 2}, {"float", 4}, {"Float", 4},
+             {"double", 8}, {"Double", 8}, {"long int", 8}, {"long", 8}, {"int64_t", 8}, {"Long", 8},
+             {"int", 4}, {"Int", 4}, {"short int", 2}, {"Short", 2}, {"signed char", 1}, {"Char", 1},
+             {"unsigned char", 1}, {"Byte", 1}, {"bool", 1}, {"Bool", 1}, {"c10::complex<float>", 8},
+             {"ComplexFloat", 8}};
+    if (!t) return 0;
+    if (strncmp(t, "c10::Float8", 11) == 0 || strncmp(t, "Float8", 6) == 0) return 1;
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+        if (strcmp(t, m[i].name) == 0) return m[i].bytes;
+    return 0;
+}
+
+static int gemm_dtype(const char *t, st_dtype *out) {
+    if (!t) return -1;
+    if (!strcmp(t, "c10::BFloat16"))
+        *out = ST_DT_BF16;
+    else if (!strcmp(t, "c10::Half"))
+        *out = ST_DT_FP16;
+    else if (!strcmp(t, "float"))
+        *out = ST_DT_FP32;
+    else if (!strncmp(t, "c10::Float8", 11))
+        *out = ST_DT_FP8;
+    else
+        return -1;
+    return 0;
+}
+
+/* A shape from "Input Dims"[i]: a list of at most MAX_DIMS integers >= 0 with a product below
+ * MAX_NUMEL. Returns the rank, or -1. */
+static int shape(const json_t *dims, size_t i, double *d, double *numel) {
+    const json_t *s = json_array_get(dims, i);
+    if (!json_is_array(s) || json_array_size(s) > MAX_DIMS) return -1;
+    int n = (int)json_array_size(s);
+    double p = 1;
+    for (int j = 0; j < n; j++) {
+        const json_t *v = json_array_get(s, (size_t)j);
+        if (!json_is_integer(v) || json_integer_value(v) < 0) return -1;
+        d[j] = (double)json_integer_value(v);
+        p *= d[j];
+        if (p > MAX_NUMEL) return -1;
+    }
+    if (numel) *numel = p;
+    return n;
+}
+
+static const char *input_type(const json_t *args, size_t i) {
+    const json_t *t = json_array_get(json_object_get(args, "Input type"), i);
+    return json_is_string(t) ? json_string_value(t) : NULL;
+}
+
+/* ------------------------------------------------------------------ operators */
+
+typedef struct cpuop {
+    double ts, end;
+    uint64_t thread;
+    int64_t ext;
+    int has_ext;
+    int parent, depth;
+    int idx; /* position in the trace: equal keys keep it */
+    const char *name;
+    const json_t *args; /* borrowed from the trace; may be NULL */
+    /* filled while charging kernels */
+    int state;  /* as an operator with a class: 0 not looked at, 1 measurable, 2 no usable shapes, 3 no class */
+    int cstate; /* as a communication operator: 0 not looked at, 1 usable sizes, 2 not */
+    int kind, cls, dtype, coll, intra, ranks;
+    double x;    /* FLOPs, bytes, or message bytes */
+    double gpu_s; /* time of the kernels charged to it */
+} cpuop;
+
+typedef struct launch {
+    int64_t corr, ext;
+    int has_ext;
+    uint64_t thread;
+    double ts;
+} launch;
+
+/* the operator's name after its namespace, without leading/trailing underscores */
+static void base_name(const char *name, char *out, size_t n) {
+    const char *b = name, *p;
+    while ((p = strstr(b, "::"))) b = p + 2;
+    while (*b == '_') b++;
+    snprintf(out, n, "%s", b);
+    size_t len = strlen(out);
+    while (len > 0 && out[len - 1] == '_') out[--len] = '\0';
+}
+
+/* strata's class of an operator name; -1 when none */
+static int op_class(const char *base) {
+    static const char *const gemm[] = {"mm", "addmm", "matmul", "linear", "scaled_mm"};
+    static const char *const elem_exact[] = {"add", "mul", "copy"};
+    static const char *const elem_prefix[] = {"gelu", "silu", "native_dropout", "dropout", "fused_dropout"};
+    for (size_t i = 0; i < sizeof gemm / sizeof gemm[0]; i++)
+        if (!strcmp(base, gemm[i])) return ST_OPC_GEMM;
+    if (!strcmp(base, "bmm") || !strcmp(base, "baddbmm")) return ST_OPC_BGEMM;
+    if (strstr(base, "layer_norm") || strstr(base, "rms_norm")) return ST_OPC_NORM;
+    /* log-softmax belongs to the cross-entropy (strata's loss class covers the whole of it) */
+    if (strstr(base, "log_softmax") || strstr(base, "cross_entropy") || strstr(base, "nll_loss")) return ST_OPC_LOSS;
+    if (strstr(base, "softmax")) return ST_OPC_SOFTMAX;
+    if (strstr(base, "embedding")) return ST_OPC_EMBED;
+    for (size_t i = 0; i < sizeof elem_exact / sizeof elem_exact[0]; i++)
+        if (!strcmp(base, elem_exact[i])) return ST_OPC_ELEMWISE;
+    for (size_t i = 0; i < sizeof elem_prefix / sizeof elem_prefix[0]; i++)
+        if (!strncmp(base, elem_prefix[i], strlen(elem_prefix[i]))) return ST_OPC_ELEMWISE;
+    return -1;
+}
+
+/* FLOPs, dtype and class of a GEMM call from its input shapes; 0 or -1 */
+static int gemm_shape(const char *base, const json_t *args, double *flops, st_dtype *dt, int *cls) {
+    const json_t *dims = json_object_get(args, "Input Dims");
+    double a[MAX_DIMS], b[MAX_DIMS];
+    size_t ia = 0, ib = 1;
+    if (!strcmp(base, "addmm") || !strcmp(base, "baddbmm")) ia = 1, ib = 2;
+    if (!json_is_array(dims)) return -1;
+    int na = shape(dims, ia, a, NULL), nb = shape(dims, ib, b, NULL);
+    if (na < 1 || nb < 1 || gemm_dtype(input_type(args, ia), dt)) return -1;
+    double f = 0;
+    *cls = ST_OPC_GEMM;
+    if (!strcmp(base, "mm") || !strcmp(base, "addmm") || !strcmp(base, "scaled_mm")) {
+        if (na != 2 || nb != 2 || a[1] != b[0]) return -1;
+        f = 2 * a[0] * a[1] * b[1];
+    } else if (!strcmp(base, "bmm") || !strcmp(base, "baddbmm")) {
+        if (na != 3 || nb != 3 || a[0] != b[0] || a[2] != b[1]) return -1;
+        f = 2 * a[0] * a[1] * a[2] * b[2];
+        *cls = ST_OPC_BGEMM;
+    } else if (!strcmp(base, "linear")) {
+        /* weight [n, k] */
+        if (nb != 2 || a[na - 1] != b[1]) return -1;
+        double rows = 1;
+        for (int i = 0; i < na - 1; i++) rows *= a[i];
+        f = 2 * rows * b[1] * b[0];
+    } else { /* matmul (torch.matmul's rules) */
+        double k = a[na - 1];
+        if (nb == 1) { /* matrix (or batch) x vector */
+            if (b[0] != k) return -1;
+            double rows = 1;
+            for (int i = 0; i < na - 1; i++) rows *= a[i];
+            f = 2 * rows * k;
+        } else if (nb == 2) { /* [..., m, k] x [k, n]: one GEMM over all rows */
+            if (b[0] != k) return -1;
+            double rows = 1;
+            for (int i = 0; i < na - 1; i++) rows *= a[i];
+            f = 2 * rows * k * b[1];
+        } else { /* batched, leading dimensions broadcast */
+            if (b[nb - 2] != k) return -1;
+            double m = na >= 2 ? a[na - 2] : 1, n = b[nb - 1], batch = 1;
+            int la = na >= 2 ? na - 2 : 0, lb = nb - 2, l = la > lb ? la : lb;
+            for (int i = 0; i < l; i++) {
+                double da = i < la ? a[la - 1 - i] : 1, db = i < lb ? b[lb - 1 - i] : 1;
+                if (da != db && da != 1 && db != 1) return -1;
+                batch *= da > db ? da : db;
+            }
+            f = 2 * batch * m * k * n;
+            *cls = ST_OPC_BGEMM;
+        }
+    }
+    if (!(f > 0) || !isfinite(f)) return -1;
+    *flops = f;
+    return 0;
+}
+
+/* HBM bytes of a memory-bound call (see the header for the approximation); 0 when unknown */
+static double stream_bytes(const char *base, const json_t *args) {
+    const json_t *dims = json_object_get(args, "Input Dims");
+    double d[MAX_DIMS], numel, sum = 0, largest = 0;
+    if (!json_is_array(dims)) return 0;
+    int backward = strstr(base, "backward") != NULL, embedding = !strcmp(base, "embedding");
+    if (!backward && (embedding || !strncmp(base, "nll_loss", 8))) {
+        /* gathers: embedding(weight [V, h], indices) reads and writes indices x h; nll_loss(input
+         * [T, V], target [T]) reads one element per target and writes one */
+        double w[MAX_DIMS], ni;
+        int nw = shape(dims, 0, w, NULL), nidx = shape(dims, 1, d, &ni);
+        double ew = elem_size(input_type(args, 0)), ei = elem_size(input_type(args, 1));
+        if (nw < 1 || nidx < 0 || !(ew > 0) || !(ei > 0)) return 0;
+        if (embedding) return nw == 2 ? ni * (ei + 2 * w[1] * ew) : 0;
+        return ni * (ei + 2 * ew);
+    }
+    for (size_t i = 0; i < json_array_size(dims); i++) {
+        double e = elem_size(input_type(args, i));
+        int n = shape(dims, i, d, &numel);
+        if (!(e > 0) || n < 1) continue; /* not a tensor, or a 0-d one (a few bytes) */
+        sum += numel * e;
+        if (numel * e > largest) largest = numel * e;
+    }
+    return sum + largest;
+}
+
+/* collective of a NCCL kernel name; ST_COLL_NONE when it says none (or is not NCCL) */
+static st_coll coll_of_kernel(const char *name) {
+    const char *p = NULL;
+    if (!strncmp(name, "ncclKernel_", 11))
+        p = name + 11;
+    else if (!strncmp(name, "ncclDevKernel_", 14))
+        p = name + 14;
+    if (!p) return ST_COLL_NONE;
+    static const struct {
+        const char *name;
+        st_coll c;
+    } m[] = {{"AllReduce", ST_COLL_ALLREDUCE},         {"AllGather", ST_COLL_ALLGATHER},
+             {"ReduceScatter", ST_COLL_REDUCESCATTER}, {"Broadcast", ST_COLL_BROADCAST},
+             {"SendRecv", ST_COLL_SENDRECV},           {"AllToAll", ST_COLL_ALLTOALL}};
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
+        size_t n = strlen(m[i].name);
+        if (!strncmp(p, m[i].name, n) && (p[n] == '_' || p[n] == '(' || p[n] == '\0')) return m[i].c;
+    }
+    return ST_COLL_NONE;
+}
+
+static int is_nccl_kernel(const char *name) {
+    return !strncmp(name, "ncclKernel_", 11) || !strncmp(name, "ncclDevKernel_", 14);
+}
+
+/* collective of a record_param_comms "Collective name" ("allreduce", "_allgather_base",
+ * "reduce_scatter_tensor", "all_to_allv", "send", ...): -1 for names strata cannot size
+ * (coalesced groups, barrier), ST_COLL_NONE when absent */
+static int coll_of_name(const char *s) {
+    char b[64];
+    size_t n = 0;
+    if (!s) return ST_COLL_NONE;
+    for (; *s && n + 1 < sizeof b; s++)
+        if (*s != '_') b[n++] = (char)(*s >= 'A' && *s <= 'Z' ? *s - 'A' + 'a' : *s);
+    b[n] = '\0';
+    if (strstr(b, "coalesced")) return -1;
+    if (strstr(b, "allreduce")) return ST_COLL_ALLREDUCE;
+    if (strstr(b, "allgather")) return ST_COLL_ALLGATHER;
+    if (strstr(b, "reducescatter")) return ST_COLL_REDUCESCATTER;
+    if (strstr(b, "alltoall")) return ST_COLL_ALLTOALL;
+    if (strstr(b, "broadcast")) return ST_COLL_BROADCAST;
+    if (strstr(b, "send") || strstr(b, "recv")) return ST_COLL_SENDRECV;
+    return -1;
+}
+
+/* whether the ranks of "Process Group Ranks" ("[0, 8, 16]" or a list) sit on one node: 1 yes, 0
+ * no, -1 not recorded */
+static int ranks_one_node(const json_t *args, int gpus_per_node) {
+    const json_t *v = json_object_get(args, "Process Group Ranks");
+    long long first = -1;
+    int n = 0, one = 1;
+    if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            const json_t *r = json_array_get(v, i);
+            if (!json_is_integer(r) || json_integer_value(r) < 0) return -1;
+            long long node = json_integer_value(r) / gpus_per_node;
+            if (n++ == 0) first = node;
+            one &= node == first;
+        }
+        return n ? one : -1;
+    }
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    if (!s) return -1;
+    while (*s == ' ' || *s == '[') s++;
+    while (*s && *s != ']') {
+        char *end;
+        errno = 0;
+        long long r = strtoll(s, &end, 10);
+        if (end == s || errno || r < 0) return -1;
+        long long node = r / gpus_per_node;
+        if (n++ == 0) first = node;
+        one &= node == first;
+        s = end;
+        while (*s == ' ' || *s == ',') s++;
+    }
+    return n ? one : -1;
+}
+
+/* sizes of a communication operator; 0 when usable */
+static int comm_shape(const json_t *args, st_coll kernel_coll, int gpus_per_node, cpuop *o) {
+    int64_t in = -1, out = -1, group = 0;
+    int named = coll_of_name(get_str(args, "Collective name"));
+    if (named < 0) return -1;
+    get_i64(args, "In msg nelems", &in);
+    get_i64(args, "Out msg nelems", &out);
+    if (!get_i64(args, "Group size", &group) || group < 1 || group > ST_MAX_GPUS) return -1;
+    double e = elem_size(get_str(args, "dtype"));
+    if (!(e > 0)) e = elem_size(input_type(args, 0));
+    if (!(e > 0) || (in < 0 && out < 0) || in > (int64_t)MAX_NUMEL || out > (int64_t)MAX_NUMEL) return -1;
+    /* NCCL runs all-to-all as grouped send/recv: the operator knows better than the kernel */
+    st_coll c = kernel_coll;
+    if (c == ST_COLL_NONE || (named == ST_COLL_ALLTOALL && c == ST_COLL_SENDRECV)) c = (st_coll)named;
+    if (c == ST_COLL_NONE) return -1;
+    double n = (double)group, i = in > 0 ? (double)in : 0, u = out > 0 ? (double)out : 0, S;
+    switch (c) {
+    case ST_COLL_ALLGATHER: S = fmax(u, i * n); break;      /* the gathered output */
+    case ST_COLL_REDUCESCATTER: S = fmax(i, u * n); break;  /* the input */
+    default: S = fmax(i, u); break;
+    }
+    S *= e;
+    int ranks = c == ST_COLL_SENDRECV ? 2 : (int)group;
+    if (!(S > 0) || ranks < 2) return -1;
+    int one = ranks_one_node(args, gpus_per_node);
+    o->kind = K_COLL;
+    o->coll = c;
+    o->intra = one >= 0 ? one : group <= gpus_per_node;
+    o->ranks = ranks;
+    o->x = S;
+    return 0;
+}
+
+/* busBw factor of nccl-tests (doc/PERFORMANCE.md) */
+static double bus_factor(st_coll c, double n) {
+    switch (c) {
+    case ST_COLL_ALLREDUCE: return 2 * (n - 1) / n;
+    case ST_COLL_ALLGATHER:
+    case ST_COLL_REDUCESCATTER:
+    case ST_COLL_ALLTOALL: return (n - 1) / n;
+    default: return 1;
+    }
+}
+
+/* Classifies operator i once (state, kind, class, size). */
+static void look_at(cpuop *o) {
+    if (o->state) return;
+    char base[128];
+    base_name(o->name, base, sizeof base);
+    int cls = op_class(base);
+    if (cls < 0) {
+        o->state = 3;
+        return;
+    }
+    o->cls = cls;
+    o->state = 2;
+    if (cls == ST_OPC_GEMM || cls == ST_OPC_BGEMM) {
+        st_dtype dt;
+        double flops;
+        if (gemm_shape(base, o->args, &flops, &dt, &o->cls)) return;
+        o->kind = K_COMPUTE;
+        o->dtype = (int)dt;
+        o->x = flops;
+    } else {
+        double bytes = stream_bytes(base, o->args);
+        if (!(bytes > 0)) return;
+        o->kind = K_MEMORY;
+        o->x = bytes;
+    }
+    o->state = 1;
+}
+
+/* ------------------------------------------------------------------ the import */
+
+typedef struct sample {
+    int kind, cls, dtype, coll, intra, ranks;
+    double x, y;
+} sample;
+
+typedef struct table {
+    int kind, cls, dtype, coll, intra, ranks;
+    int n, samples;
+    double *x, *y; /* SI: FLOPs -> FLOP/s, bytes -> bytes/s */
+} table;
+
+struct st_calib {
+    st_calib_summary sum;
+    char source[300], date[16], cuda[16];
+    int n;
+    table *t;
+};
+
+void st_calib_opts_init(st_calib_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->gpus_per_node = 8;
+}
+
+void st_calib_free(st_calib *c) {
+    if (!c) return;
+    for (int i = 0; i < c->n; i++) {
+        free(c->t[i].x);
+        free(c->t[i].y);
+    }
+    free(c->t);
+    free(c);
+}
+
+const st_calib_summary *st_calib_get_summary(const st_calib *c) { return &c->sum; }
+
+static int cmp_op(const void *pa, const void *pb) {
+    const cpuop *a = pa, *b = pb;
+    if (a->thread != b->thread) return a->thread < b->thread ? -1 : 1;
+    if (a->ts != b->ts) return a->ts < b->ts ? -1 : 1;
+    if (a->end != b->end) return a->end > b->end ? -1 : 1; /* the enclosing one first */
+    return a->idx - b->idx;
+}
+
+/* operators by External id, innermost first */
+typedef struct extref {
+    int64_t ext;
+    int depth, op;
+} extref;
+static int cmp_ext(const void *pa, const void *pb) {
+    const extref *a = pa, *b = pb;
+    if (a->ext != b->ext) return a->ext < b->ext ? -1 : 1;
+    if (a->depth != b->depth) return a->depth > b->depth ? -1 : 1;
+    return a->op - b->op;
+}
+
+static int cmp_launch(const void *pa, const void *pb) {
+    const launch *a = pa, *b = pb;
+    if (a->corr != b->corr) return a->corr < b->corr ? -1 : 1;
+    return a->ts < b->ts ? -1 : a->ts > b->ts;
+}
+
+static int cmp_sample(const void *pa, const void *pb) {
+    const sample *a = pa, *b = pb;
+    const int ka[] = {a->kind, a->cls, a->dtype, a->coll, -a->intra, a->ranks};
+    const int kb[] = {b->kind, b->cls, b->dtype, b->coll, -b->intra, b->ranks};
+    for (int i = 0; i < 6; i++)
+        if (ka[i] != kb[i]) return ka[i] < kb[i] ? -1 : 1;
+    if (a->x != b->x) return a->x < b->x ? -1 : 1;
+    return a->y < b->y ? -1 : a->y > b->y;
+}
+
+static int cmp_double(const void *pa, const void *pb) {
+    double a = *(const double *)pa, b = *(const double *)pb;
+    return a < b ? -1 : a > b;
+}
+
+static int same_group(const sample *a, const sample *b) {
+    return a->kind == b->kind && a->cls == b->cls && a->dtype == b->dtype && a->coll == b->coll &&
+           a->intra == b->intra && a->ranks == b->ranks;
+}
+
+/* the power-of-two bin of a size: [2^(e-1), 2^e) */
+static int bin_of(double x) {
+    int e;
+    frexp(x, &e);
+    return e;
+}
+
+static double median_sorted(const double *v, int n) { return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]); }
+
+/* Fits tables from samples (sorted here). */
+static int fit(st_calib *c, sample *s, int n) {
+    qsort(s, (size_t)n, sizeof *s, cmp_sample);
+    double *ys = malloc(((size_t)n + 1) * sizeof *ys);
+    if (!ys) return ST_ENOMEM;
+    int rc = 0;
+    for (int i = 0; i < n;) {
+        int j = i;
+        while (j < n && same_group(&s[i], &s[j])) j++;
+        table *grown = realloc(c->t, (size_t)(c->n + 1) * sizeof *grown);
+        if (!grown) {
+            rc = ST_ENOMEM;
+            break;
+        }
+        c->t = grown;
+        table *t = &c->t[c->n++];
+        memset(t, 0, sizeof *t);
+        t->kind = s[i].kind, t->cls = s[i].cls, t->dtype = s[i].dtype, t->coll = s[i].coll;
+        t->intra = s[i].intra, t->ranks = s[i].ranks, t->samples = j - i;
+        t->x = malloc((size_t)(j - i) * sizeof *t->x);
+        t->y = malloc((size_t)(j - i) * sizeof *t->y);
+        if (!t->x || !t->y) {
+            rc = ST_ENOMEM;
+            break;
+        }
+        /* power-of-two bins: [2^(e-1), 2^e) by frexp's exponent; x is sorted, so bins are runs */
+        for (int a = i; a < j;) {
+            int b = a;
+            while (b < j && bin_of(s[b].x) == bin_of(s[a].x)) b++;
+            for (int k = a; k < b; k++) ys[k - a] = s[k].y;
+            qsort(ys, (size_t)(b - a), sizeof *ys, cmp_double);
+            int m = b - a;
+            /* median size, rounded down so the point stays inside its bin (sizes are counts) */
+            double x = floor(m % 2 ? s[a + m / 2].x : 0.5 * (s[a + m / 2 - 1].x + s[a + m / 2].x));
+            if (x < s[a].x) x = s[a].x;
+            t->x[t->n] = x;
+            t->y[t->n] = median_sorted(ys, m);
+            t->n++;
+            a = b;
+        }
+        c->sum.tables[t->kind]++;
+        c->sum.points[t->kind] += t->n;
+        i = j;
+    }
+    free(ys);
+    return rc;
+}
+
+/* GPU preset of a CUDA device name (cudaDeviceProp.name as Kineto writes it) */
+static const char *preset_of_device(const char *dev) {
+    static const struct {
+        const char *dev, *preset;
+    } m[] = {{"NVIDIA A100-SXM4-80GB", "a100-sxm-80g"}, {"NVIDIA A100-SXM4-40GB", "a100-sxm-40g"},
+             {"NVIDIA H100 80GB HBM3", "h100-sxm-80g"}, {"NVIDIA H200", "h200-sxm-141g"},
+             {"NVIDIA L40S", "l40s"},                   {"NVIDIA A10", "a10"}};
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+        if (!strcmp(dev, m[i].dev)) return m[i].preset;
+    return NULL;
+}
+
+static void preset_list(char *buf, size_t n) {
+    size_t np, off = 0;
+    const st_gpu *g = st_gpu_presets(&np);
+    buf[0] = '\0';
+    for (size_t i = 0; i < np; i++) {
+        int w = snprintf(buf + off, off < n ? n - off : 0, "%s%s", i ? ", " : "", g[i].name);
+        if (w > 0) off += (size_t)w;
+    }
+}
+
+/* The profile's GPU: the option, else the trace's device (the one its kernels ran on) */
+static int resolve_gpu(st_calib *c, const json_t *root, const st_calib_opts *o, int64_t device, const char *path,
+                       st_error *err) {
+    const json_t *props = json_object_get(root, "deviceProperties");
+    const json_t *dev = NULL;
+    size_t at = 0;
+    for (size_t i = 0; json_is_array(props) && i < json_array_size(props); i++) {
+        int64_t id;
+        const json_t *p = json_array_get(props, i);
+        if (!dev && json_is_object(p)) dev = p, at = i; /* the first, unless one matches */
+        if (json_is_object(p) && get_i64(p, "id", &id) && id == device) {
+            dev = p, at = i;
+            break;
+        }
+    }
+    const char *name = dev ? get_str(dev, "name") : NULL;
+    if (name) snprintf(c->sum.device, sizeof c->sum.device, "%s", name);
+    if (o->gpu) {
+        snprintf(c->sum.gpu, sizeof c->sum.gpu, "%s", o->gpu);
+        return 0;
+    }
+    char list[256], key[64];
+    preset_list(list, sizeof list);
+    snprintf(key, sizeof key, "deviceProperties[%zu].name", at);
+    if (!name)
+        return st_error_set(err, ST_EINVAL, path, "deviceProperties",
+                            "the trace names no GPU: name it with --gpu (a preset: %s; or the gpu.name of your "
+                            "cluster JSON)",
+                            list);
+    const char *preset = preset_of_device(name);
+    if (!preset)
+        return st_error_set(err, ST_EINVAL, path, key,
+                            "strata has no preset for GPU '%s': name it with --gpu (a preset: %s; or the gpu.name "
+                            "of your cluster JSON)",
+                            name, list);
+    snprintf(c->sum.gpu, sizeof c->sum.gpu, "%s", preset);
+    return 0;
+}
+
+static void set_date(st_calib *c, const st_calib_opts *o) {
+    if (o->date) {
+        snprintf(c->date, sizeof c->date, "%s", o->date);
+        return;
+    }
+    /* reproducible builds' convention, so a committed profile can be regenerated byte for byte */
+    time_t now = time(NULL);
+    const char *sde = getenv("SOURCE_DATE_EPOCH");
+    if (sde && *sde) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(sde, &end, 10);
+        if (!*end && !errno && v >= 0) now = (time_t)v;
+    }
+    struct tm tm;
+    if (gmtime_r(&now, &tm))
+        strftime(c->date, sizeof c->date, "%Y-%m-%d", &tm);
+    else
+        snprintf(c->date, sizeof c->date, "unknown");
+}
+
+/* The events that matter, borrowed from the parsed trace. */
+typedef struct trace {
+    cpuop *ops; /* sorted by thread, start, enclosing first */
+    size_t nops;
+    launch *ls; /* sorted by correlation */
+    size_t nls;
+    const json_t **kernels; /* in trace order */
+    size_t nk;
+    extref *byext; /* operators by External id, innermost first */
+    size_t nbyext;
+} trace;
+
+static void trace_destroy(trace *t) {
+    free(t->ops);
+    free(t->ls);
+    free(t->kernels);
+    free(t->byext);
+}
+
+/* One pass over traceEvents: operators, launches, kernels. PyTorch 1.8/1.9 wrote the categories
+ * "Operator", "Runtime" and "Kernel". */
+static int trace_collect(trace *t, const json_t *events) {
+    size_t nev = json_array_size(events);
+    if (!(t->ops = malloc((nev + 1) * sizeof *t->ops)) || !(t->ls = malloc((nev + 1) * sizeof *t->ls)) ||
+        !(t->kernels = malloc((nev + 1) * sizeof *t->kernels)))
+        return ST_ENOMEM;
+    for (size_t i = 0; i < nev; i++) {
+        const json_t *ev = json_array_get(events, i);
+        const char *ph = get_str(ev, "ph"), *cat = get_str(ev, "cat"), *name = get_str(ev, "name");
+        const json_t *args = json_object_get(ev, "args");
+        double ts, dur = 0;
+        if (!ph || strcmp(ph, "X") || !cat || !name) continue;
+        if (!strcasecmp(cat, "kernel")) {
+            t->kernels[t->nk++] = ev;
+            continue;
+        }
+        if (!get_num(ev, "ts", &ts)) continue;
+        get_num(ev, "dur", &dur);
+        if (!strcasecmp(cat, "cpu_op") || !strcasecmp(cat, "user_annotation") || !strcasecmp(cat, "operator")) {
+            cpuop *o = &t->ops[t->nops];
+            memset(o, 0, sizeof *o);
+            o->idx = (int)t->nops++;
+            o->ts = ts;
+            o->end = ts + (dur > 0 ? dur : 0);
+            o->thread = thread_of(ev);
+            o->args = json_is_object(args) ? args : NULL;
+            o->has_ext = o->args && get_i64(args, "External id", &o->ext);
+            o->name = name;
+        } else if (!strcasecmp(cat, "cuda_runtime") || !strcasecmp(cat, "cuda_driver") || !strcasecmp(cat, "runtime")) {
+            launch *l = &t->ls[t->nls];
+            if (!json_is_object(args) || !get_i64(args, "correlation", &l->corr)) continue;
+            l->has_ext = get_i64(args, "External id", &l->ext);
+            l->thread = thread_of(ev);
+            l->ts = ts;
+            t->nls++;
+        }
+    }
+    return 0;
+}
+
+/* Parents by time nesting (per thread, a stack of the operators still open) and the indexes. */
+static int trace_nest(trace *t) {
+    int *stack = malloc((t->nops + 1) * sizeof *stack);
+    if (!stack || !(t->byext = malloc((t->nops + 1) * sizeof *t->byext))) {
+        free(stack);
+        return ST_ENOMEM;
+    }
+    qsort(t->ops, t->nops, sizeof *t->ops, cmp_op);
+    int sp = 0;
+    for (size_t i = 0; i < t->nops; i++) {
+        if (i > 0 && t->ops[i].thread != t->ops[i - 1].thread) sp = 0;
+        while (sp > 0 && t->ops[stack[sp - 1]].end <= t->ops[i].ts) sp--;
+        t->ops[i].parent = sp > 0 ? stack[sp - 1] : -1;
+        t->ops[i].depth = sp;
+        stack[sp++] = (int)i;
+    }
+    free(stack);
+    for (size_t i = 0; i < t->nops; i++)
+        if (t->ops[i].has_ext) t->byext[t->nbyext++] = (extref){t->ops[i].ext, t->ops[i].depth, (int)i};
+    qsort(t->byext, t->nbyext, sizeof *t->byext, cmp_ext);
+    qsort(t->ls, t->nls, sizeof *t->ls, cmp_launch);
+    return 0;
+}
+
+/* The device most kernels ran on (its deviceProperties entry names the GPU). */
+static int64_t main_device(const trace *t) {
+    int64_t dev[64], cnt[64], best = 0, bestn = 0;
+    int nd = 0;
+    for (size_t i = 0; i < t->nk; i++) {
+        int64_t d;
+        int j = 0;
+        if (!get_i64(json_object_get(t->kernels[i], "args"), "device", &d)) continue;
+        while (j < nd && dev[j] != d) j++;
+        if (j == nd && nd < 64) dev[nd] = d, cnt[nd++] = 0;
+        if (j < nd && ++cnt[j] > bestn) best = d, bestn = cnt[j];
+    }
+    return best;
+}
+
+/* The innermost operator a kernel belongs to: correlation -> launch -> External id (the launch's
+ * own thread and time decide between operators sharing the id), else the kernel's own External
+ * id. -1 when there is none. */
+static int trace_link(const trace *t, const json_t *kargs) {
+    int64_t corr, ext = 0;
+    const launch *l = NULL;
+    if (get_i64(kargs, "correlation", &corr)) {
+        size_t lo = 0, hi = t->nls;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (t->ls[mid].corr < corr)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo < t->nls && t->ls[lo].corr == corr && t->ls[lo].has_ext) l = &t->ls[lo];
+    }
+    if (l)
+        ext = l->ext;
+    else if (!get_i64(kargs, "External id", &ext))
+        return -1;
+    size_t lo = 0, hi = t->nbyext;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (t->byext[mid].ext < ext)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    int op = -1;
+    for (size_t i = lo; i < t->nbyext && t->byext[i].ext == ext; i++) {
+        const cpuop *o = &t->ops[t->byext[i].op];
+        if (op < 0) op = t->byext[i].op;
+        if (l && o->thread == l->thread && o->ts <= l->ts && l->ts <= o->end) return t->byext[i].op;
+    }
+    return op;
+}
+
+/* Charges one kernel (dur_s) to the operator whose sample it belongs to, counting it in sum. */
+static void charge(trace *t, int op, const char *kname, double dur_s, int gpus_per_node, st_calib_summary *sum) {
+    int charged = -1, shapeless = 0;
+    if (is_nccl_kernel(kname)) {
+        st_coll kc = coll_of_kernel(kname);
+        for (int j = op, up = 0; j >= 0 && up <= MAX_COMM_WALK; j = t->ops[j].parent, up++) {
+            cpuop *o = &t->ops[j];
+            if (strcmp(o->name, "record_param_comms") && strncmp(o->name, "nccl:", 5)) continue;
+            if (!o->cstate) o->cstate = o->args && !comm_shape(o->args, kc, gpus_per_node, o) ? 1 : 2;
+            if (o->cstate == 1) {
+                charged = j;
+                break;
+            }
+        }
+        shapeless = charged < 0;
+    } else {
+        for (int j = op, up = 0; j >= 0 && up <= MAX_WALK; j = t->ops[j].parent, up++) {
+            cpuop *o = &t->ops[j];
+            look_at(o);
+            if (o->state == 3) continue;
+            if (o->state == 1)
+                charged = j;
+            else
+                shapeless = 1;
+            break;
+        }
+    }
+    if (charged >= 0) {
+        t->ops[charged].gpu_s += dur_s;
+        sum->used++;
+    } else if (shapeless) {
+        sum->no_shapes++;
+    } else {
+        sum->unclassified++;
+    }
+}
+
+/* One sample per operator call that kernels were charged to; *n of them in *out (new). */
+static int take_samples(const trace *t, sample **out, int *n, st_calib_summary *sum) {
+    sample *s = malloc((t->nops + 1) * sizeof *s);
+    *out = s;
+    *n = 0;
+    if (!s) return ST_ENOMEM;
+    for (size_t i = 0; i < t->nops; i++) {
+        const cpuop *o = &t->ops[i];
+        if ((o->state != 1 && o->cstate != 1) || !(o->gpu_s > 0)) continue;
+        sample *p = &s[(*n)++];
+        memset(p, 0, sizeof *p);
+        p->kind = o->kind;
+        p->x = o->x;
+        if (o->kind == K_COLL) {
+            p->coll = o->coll, p->intra = o->intra, p->ranks = o->ranks;
+            p->y = o->x / o->gpu_s * bus_factor((st_coll)o->coll, o->ranks);
+        } else {
+            p->cls = o->cls;
+            p->dtype = o->kind == K_COMPUTE ? o->dtype : 0;
+            p->y = o->x / o->gpu_s;
+        }
+        sum->samples[o->kind]++;
+    }
+    return 0;
+}
+
+int st_calib_import_kineto(const char *path, const st_calib_opts *opts, st_calib **out, st_error *err) {
+    json_t *root = NULL;
+    st_calib *c = NULL;
+    trace t = {0};
+    sample *samples = NULL;
+    int rc = 0, nsamples = 0;
+    st_calib_opts dflt;
+
+    *out = NULL;
+    if (!opts) {
+        st_calib_opts_init(&dflt);
+        opts = &dflt;
+    }
+    if (opts->gpus_per_node < 1 || (opts->gpu && (!opts->gpu[0] || strlen(opts->gpu) >= sizeof c->sum.gpu))) {
+        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "gpus_per_node must be >= 1 and gpu 1 to 47 characters");
+        goto out;
+    }
+    if ((rc = load_trace(path, &root, err))) goto out;
+    const json_t *events = json_is_object(root) ? json_object_get(root, "traceEvents") : NULL;
+    if (!json_is_array(events)) {
+        rc = st_error_set(err, ST_EINVAL, path, "traceEvents",
+                          "not a Kineto trace: no \"traceEvents\" array (write one with torch.profiler's "
+                          "export_chrome_trace)");
+        goto out;
+    }
+    if (!(c = calloc(1, sizeof *c)) || trace_collect(&t, events)) {
+        rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
+        goto out;
+    }
+    c->sum.events = (int64_t)json_array_size(events);
+    c->sum.kernels = (int64_t)t.nk;
+    if (t.nk == 0) {
+        rc = st_error_set(err, ST_EINVAL, path, NULL,
+                          "no GPU kernels in the trace (no event with \"cat\": \"kernel\"): profile with "
+                          "ProfilerActivity.CUDA");
+        goto out;
+    }
+    if ((rc = resolve_gpu(c, root, opts, main_device(&t), path, err))) goto out;
+    if (trace_nest(&t)) {
+        rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
+        goto out;
+    }
+    for (size_t k = 0; k < t.nk; k++) {
+        const json_t *args = json_object_get(t.kernels[k], "args");
+        double dur;
+        if (!get_num(t.kernels[k], "dur", &dur) || !(dur > 0)) {
+            c->sum.untimed++;
+            continue;
+        }
+        int op = trace_link(&t, args);
+        if (op < 0)
+            c->sum.unlinked++;
+        else
+            charge(&t, op, get_str(t.kernels[k], "name"), dur * 1e-6, opts->gpus_per_node, &c->sum);
+    }
+    if (take_samples(&t, &samples, &nsamples, &c->sum)) {
+        rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
+        goto out;
+    }
+    if (nsamples == 0) {
+        rc = st_error_set(err, ST_EINVAL, path, NULL,
+                          "none of the %zu GPU kernels could be measured (%lld not linked to an operator, %lld of "
+                          "operators strata has no class for, %lld without shapes: record with record_shapes=True)",
+                          t.nk, (long long)c->sum.unlinked, (long long)c->sum.unclassified,
+                          (long long)c->sum.no_shapes);
+        goto out;
+    }
+    if (fit(c, samples, nsamples)) {
+        rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
+        goto out;
+    }
+    snprintf(c->source, sizeof c->source, "kineto import of %s", path);
+    set_date(c, opts);
+    int64_t v;
+    if (get_i64(root, "cuda_runtime_version", &v) && v > 0 && v < 1000000)
+        snprintf(c->cuda, sizeof c->cuda, "%lld.%lld", (long long)(v / 1000), (long long)(v % 1000 / 10));
+    *out = c;
+    c = NULL;
+out:
+    free(samples);
+    trace_destroy(&t);
+    st_calib_free(c);
+    json_decref(root);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ output */
+
+int st_calib_save(const st_calib *c, const char *path, st_error *err) {
+    json_t *root = json_object(), *sec[3] = {json_array(), json_array(), json_array()};
+    int rc = 0, bad = !root || !sec[0] || !sec[1] || !sec[2];
+    for (int i = 0; !bad && i < c->n; i++) {
+        const table *t = &c->t[i];
+        json_t *o = json_object(), *pts = json_array();
+        bad |= !o || !pts;
+        if (bad) {
+            json_decref(o);
+            json_decref(pts);
+            break;
+        }
+        if (t->kind == K_COLL) {
+            bad |= json_object_set_new(o, "op", json_string(st_coll_name((st_coll)t->coll)));
+            bad |= json_object_set_new(o, "scope", json_string(t->intra ? "intra" : "inter"));
+            bad |= json_object_set_new(o, "ranks", json_integer(t->ranks));
+        } else {
+            bad |= json_object_set_new(o, "class", json_string(st_opclass_name((st_opclass)t->cls)));
+            if (t->kind == K_COMPUTE)
+                bad |= json_object_set_new(o, "dtype", json_string(st_dtype_name((st_dtype)t->dtype)));
+        }
+        double unit = t->kind == K_COMPUTE ? 1e12 : 1e9;
+        for (int j = 0; j < t->n; j++) {
+            json_t *x = t->x[j] < 9e15 ? json_integer((json_int_t)t->x[j]) : json_real(t->x[j]);
+            bad |= json_array_append_new(pts, json_pack("[o, f]", x, t->y[j] / unit));
+        }
+        bad |= json_object_set_new(o, "points", pts);
+        bad |= json_array_append_new(sec[t->kind], o);
+    }
+    if (!bad) {
+        bad |= json_object_set_new(root, "strata_profile", json_integer(1));
+        bad |= json_object_set_new(root, "gpu", json_string(c->sum.gpu));
+        bad |= json_object_set_new(root, "source", json_string(c->source));
+        bad |= json_object_set_new(root, "date", json_string(c->date));
+        if (c->cuda[0]) bad |= json_object_set_new(root, "cuda", json_string(c->cuda));
+        bad |= json_object_set_new(root, "compute", sec[0]);
+        bad |= json_object_set_new(root, "memory", sec[1]);
+        bad |= json_object_set_new(root, "collectives", sec[2]);
+        sec[0] = sec[1] = sec[2] = NULL;
+    }
+    if (bad)
+        rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
+    else
+        rc = st__json_write_file(root, path, err);
+    for (int i = 0; i < 3; i++) json_decref(sec[i]);
+    json_decref(root);
+    return rc;
+}
+
+void st_calib_describe(const st_calib *c, FILE *f) {
+    static const char *const heads[] = {"compute", "memory", "collectives"};
+    static const char *const units[] = {"TFLOP/s", "GB/s", "bus GB/s"};
+    for (int kind = 0; kind < 3; kind++) {
+        int first = 1;
+        for (int i = 0; i < c->n; i++) {
+            const table *t = &c->t[i];
+            if (t->kind != kind) continue;
+            char what[64];
+            if (kind == K_COLL)
+                snprintf(what, sizeof what, "%s %s %d ranks", st_coll_name((st_coll)t->coll),
+                         t->intra ? "intra" : "inter", t->ranks);
+            else if (kind == K_COMPUTE)
+                snprintf(what, sizeof what, "%s %s", st_opclass_name((st_opclass)t->cls),
+                         st_dtype_name((st_dtype)t->dtype));
+            else
+                snprintf(what, sizeof what, "%s", st_opclass_name((st_opclass)t->cls));
+            double lo = t->y[0], hi = t->y[0], unit = kind == K_COMPUTE ? 1e12 : 1e9;
+            for (int j = 1; j < t->n; j++) lo = fmin(lo, t->y[j]), hi = fmax(hi, t->y[j]);
+            char range[64];
+            if (lo == hi)
+                snprintf(range, sizeof range, "%.4g %s", lo / unit, units[kind]);
+            else
+                snprintf(range, sizeof range, "%.4g to %.4g %s", lo / unit, hi / unit, units[kind]);
+            fprintf(f, "%-12s %-24s %2d point%s from %d call%s: %s\n", first ? heads[kind] : "", what, t->n,
+                    t->n == 1 ? "" : "s", t->samples, t->samples == 1 ? "" : "s", range);
+            first = 0;
+        }
+        if (first) fprintf(f, "%-12s none in the trace\n", heads[kind]);
+    }
+}
