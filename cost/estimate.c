@@ -34,6 +34,8 @@ st_cost_ctx *st_cost_ctx_new(const st_model *m, const st_cluster *c, const st_pr
     return ctx;
 }
 
+const st_cluster *st_cost_cluster(const st_cost_ctx *ctx) { return ctx->c; }
+
 void st_cost_ctx_free(st_cost_ctx *ctx) {
     if (!ctx) return;
     for (int i = 0; i < ST_LAYOUT_CACHE; i++) free(ctx->layouts[i].cls);
@@ -261,6 +263,7 @@ static void chunk_add(st_chunk_cost *o, const st__pass *ps, double count, st_rec
         if (is_block && rc == ST_REC_FULL) o->comm_recompute_s += count * ps->fwd_comm_s[g];
     }
     o->act_bytes += count * (is_block ? st__block_act(ps, rc) : ps->saved_bytes);
+    o->params += count * (ps->params + ps->expert_params);
 }
 
 void st_cost_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, st_chunk_cost *out) {
@@ -292,10 +295,34 @@ static double pieces(const st_cluster *c, const st_profile *prof, st_coll coll, 
 
 /* Compute slowed by a collective running beside it for `overlapped_s`: NCCL holds ST_NCCL_SMS of
  * the GPU's SMs meanwhile, so that much compute takes sms / (sms - nccl) longer. */
-static double overlap_tax(const st_cluster *c, double overlapped_s) {
+double st_cost_overlap_tax(const st_cluster *c, double overlapped_s) {
     int sms = c->gpu.sms;
     if (sms <= ST_NCCL_SMS || overlapped_s <= 0) return 0;
     return overlapped_s * (double)ST_NCCL_SMS / (double)(sms - ST_NCCL_SMS);
+}
+
+static double buckets(double params, double dp);
+
+/* Full (not overlapped) data-parallel times of a device holding `dense` and `expert` parameters,
+ * zero 0-2: the gradient reduction (all-reduce for zero 0, reduce-scatter for 1 and 2) and the
+ * 16-bit weight all-gather (1 and 2), in Megatron-LM's buckets (nb of them). */
+static void dp_times(st_cost_ctx *ctx, const st_plan *p, double dense, double expert, double *red_s,
+                     double *gat_s, double *nb) {
+    const st_cluster *c = ctx->c;
+    const st_profile *pr = ctx->prof;
+    st_group gdp, gex;
+    st_cost_group(c, p, ST_GRP_DP, &gdp);
+    gex = gdp;
+    gex.n = gdp.n / p->ep > 0 ? gdp.n / p->ep : 1;
+    gex.nodes = (gex.n + gex.per_node - 1) / gex.per_node;
+    double wbytes = st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype), gb = p->grad_bytes;
+    double nbd = buckets(dense, (double)gdp.n), nbe = buckets(expert, (double)gex.n);
+    st_coll red = p->zero == 0 ? ST_COLL_ALLREDUCE : ST_COLL_REDUCESCATTER;
+    *red_s = pieces(c, pr, red, &gdp, dense * gb, nbd) + pieces(c, pr, red, &gex, expert * gb, nbe);
+    *gat_s = p->zero == 0 ? 0
+                          : pieces(c, pr, ST_COLL_ALLGATHER, &gdp, dense * wbytes, nbd) +
+                                pieces(c, pr, ST_COLL_ALLGATHER, &gex, expert * wbytes, nbe);
+    *nb = nbd + (expert > 0 ? nbe : 0);
 }
 
 /* Megatron-LM's DDP buckets: max(40M, 1M x dp) parameters (distributed_data_parallel_config.py,
@@ -379,24 +406,18 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
     double gb = p->grad_bytes;
     double dp_s = 0;
     const st_profile *pr = ctx->prof;
-    double nbd = buckets(dense_max, (double)gdp.n), nbe = buckets(expert_max, (double)gex.n);
     if (p->zero <= 2) {
-        /* gradients: all-reduce (zero 0) or reduce-scatter (1, 2); then the updated 16-bit
-         * weights all-gathered (1, 2). With overlap_grad_reduce the reduction hides behind the
-         * last micro-batch's backward and the gather behind the next forward (Megatron-LM's
-         * --overlap-grad-reduce / --overlap-param-gather); the last bucket always shows. */
-        st_coll red = p->zero == 0 ? ST_COLL_ALLREDUCE : ST_COLL_REDUCESCATTER;
-        double red_s = pieces(c, pr, red, &gdp, dense_max * gb, nbd) + pieces(c, pr, red, &gex, expert_max * gb, nbe);
-        double gat_s = p->zero == 0 ? 0
-                                    : pieces(c, pr, ST_COLL_ALLGATHER, &gdp, dense_max * wbytes, nbd) +
-                                          pieces(c, pr, ST_COLL_ALLGATHER, &gex, expert_max * wbytes, nbe);
+        /* With overlap_grad_reduce the reduction hides behind the last micro-batch's backward and
+         * the gather behind the next forward (Megatron-LM's --overlap-grad-reduce /
+         * --overlap-param-gather); the last bucket always shows. */
+        double red_s, gat_s, nb;
+        dp_times(ctx, p, dense_max, expert_max, &red_s, &gat_s, &nb);
         if (p->overlap_grad_reduce) {
-            double nb = nbd + nbe;
             double red_x = red_s - slow.bwd_s > red_s / nb ? red_s - slow.bwd_s : red_s / nb;
             double gat_x = gat_s - slow.fwd_s > gat_s / nb ? gat_s - slow.fwd_s : gat_s / nb;
             /* what hid behind compute still slowed it */
-            red_s = red_x + overlap_tax(c, red_s - red_x);
-            gat_s = gat_x + overlap_tax(c, gat_s - gat_x);
+            red_s = red_x + st_cost_overlap_tax(c, red_s - red_x);
+            gat_s = gat_x + st_cost_overlap_tax(c, gat_s - gat_x);
         }
         dp_s = red_s + gat_s;
     } else {
@@ -410,7 +431,7 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
         double busy = slow.compute_s + slow.recompute_s;
         double excess = per_mb - busy;
         double hidden = excess > 0 ? busy : per_mb;
-        dp_s = (double)mb * ((excess > 0 ? excess : 0) + overlap_tax(c, hidden)) + per_mb / nl;
+        dp_s = (double)mb * ((excess > 0 ? excess : 0) + st_cost_overlap_tax(c, hidden)) + per_mb / nl;
     }
     if (m->tied_embeddings && pp > 1) {
         st_group ge = {.n = 2, .per_node = 1, .nodes = 2, .node_share = c->gpus_per_node};
@@ -469,4 +490,20 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
     b->optimizer_s = opt_s;
     b->offload_s = offload_s;
     return 0;
+}
+
+void st_cost_dp_stage(st_cost_ctx *ctx, const st_plan *p, int stage, double *reduce_s, double *gather_s,
+                      double *nbuckets) {
+    st__stage_class cls;
+    st_stage_memory sm;
+    double dense, expert;
+    st__cost_stage_class(ctx, p, stage, &cls);
+    st__cost_stage_memory(ctx, p, &cls, stage, &sm, &dense, &expert);
+    dp_times(ctx, p, dense, expert, reduce_s, gather_s, nbuckets);
+    /* the tied embedding's gradient is all-reduced between the first and the last stage */
+    if (ctx->m->tied_embeddings && p->pp > 1 && (cls.head || cls.tail)) {
+        st_group ge = {.n = 2, .per_node = 1, .nodes = 2, .node_share = ctx->c->gpus_per_node};
+        double emb = (double)st_model_padded_vocab(ctx->m, p->tp) / p->tp * (double)ctx->m->hidden;
+        *reduce_s += st_cost_collective(ctx->c, ctx->prof, ST_COLL_ALLREDUCE, &ge, emb * p->grad_bytes);
+    }
 }

@@ -19,9 +19,14 @@
  * Each forward receives its input from the previous chunk's stage and sends its output on; each
  * backward receives the output gradient and sends the input gradient back. Receives block the
  * compute stream (Megatron-LM's synchronous p2p); sends go out on the P2P stream, so a stage
- * computes on while its output travels. After the last
- * backward: the data-parallel reduction (its exposed time, as the estimator prices it, on the dp
- * stream) and the optimizer step. */
+ * computes on while its output travels.
+ *
+ * Data parallelism (zero 0-2) on the dp stream, with the cost model's full collective times: the
+ * gradient reduction after the whole backward, or, with overlap_grad_reduce, in buckets that the
+ * last micro-batch's backward of each chunk hands over as it goes (the backward runs in pieces
+ * for that); then the optimizer step, then (zero 1-2) the weight all-gather, of which only the
+ * last bucket shows with overlap (the rest hides behind the next iteration's forward). ZeRO-3's
+ * per-layer traffic is left to the estimator's exposed time for now. */
 #include "program.h"
 
 #include <stdlib.h>
@@ -30,6 +35,7 @@
 typedef struct builder {
     st_program *pg;
     int failed;
+    int last_dp; /* the last data-parallel bucket issued so far, -1 = none */
 } builder;
 
 static int emit(builder *b, const st_ins *in) {
@@ -74,6 +80,12 @@ typedef struct lower_ctx {
     int full;                /* every rank, with explicit tp collectives (st_lower_full) */
     int tp_i, cp_i, dp_i;    /* this rank's coordinates (full) */
     int tp_group;            /* this rank's tp group (full) */
+    int dp_group;            /* this rank's data-parallel group */
+    /* overlap_grad_reduce with zero 0-2: the reduction fires in buckets during the last
+     * micro-batch's backward of each chunk (Megatron-LM's DDP buckets) */
+    int dp_overlap;
+    double dp_reduce_s, dp_buckets, stage_params;
+    const st_cluster *c;
 } lower_ctx;
 
 /* Megatron's rank order tp-cp-dp-pp: the rank of this lane's copy of `stage` */
@@ -129,6 +141,34 @@ static void forward(builder *b, const lower_ctx *L, int j, int mb) {
     }
 }
 
+/* An instruction that produces weight gradients. In the last micro-batch with overlapped
+ * data-parallel reduction, it runs in pieces and each piece hands its share of the chunk's
+ * buckets to the dp stream, which reduces them while the rest of the backward computes. */
+static int grads(builder *b, const lower_ctx *L, st_ins *in, const st_chunk_cost *c, double comm_s) {
+    if (!L->dp_overlap || in->mb != L->m - 1 || L->stage_params <= 0) return compute(b, L, in, comm_s);
+    double share = c->params / L->stage_params;
+    int k = (int)(L->dp_buckets * share + 0.5);
+    if (k < 1) k = 1;
+    if (k > 8) k = 8; /* enough pieces to show the overlap */
+    double whole = in->dur_s, free_bytes = in->free_bytes, bucket_s = L->dp_reduce_s * share / k;
+    int last = -1;
+    for (int i = 0; i < k; i++) {
+        st_ins piece = *in;
+        /* from the second piece on, a bucket reduces beside it and holds NCCL's SMs */
+        piece.dur_s = whole / k + (i > 0 ? st_cost_overlap_tax(L->c, bucket_s) : 0);
+        piece.free_bytes = i == k - 1 ? free_bytes : 0;
+        if (i > 0) piece.dep[0] = piece.dep[1] = -1; /* the stream orders the pieces */
+        last = i == k - 1 ? compute(b, L, &piece, comm_s) : emit(b, &piece);
+        st_ins r = blank(ST_INS_COLL, ST_STREAM_DP, in->chunk, in->mb, "dp reduce bucket");
+        r.coll = L->p->zero == 0 ? ST_COLL_ALLREDUCE : ST_COLL_REDUCESCATTER;
+        r.group = L->dp_group;
+        r.dur_s = bucket_s;
+        r.dep[0] = last;
+        b->last_dp = emit(b, &r);
+    }
+    return last;
+}
+
 /* split: 0 whole backward, 1 input gradient only, 2 weight gradient only */
 static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
     const st_chunk_cost *c = &L->cc[j];
@@ -138,7 +178,7 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
         w.phase = ST_PHASE_BWD_WEIGHT;
         w.dur_s = c->bwd_s / 2;
         w.free_bytes = c->act_bytes;
-        return emit(b, &w);
+        return grads(b, L, &w, c, 0);
     }
     if (j < L->chunks - 1) {
         st_ins r = blank(ST_INS_RECV, ST_STREAM_COMPUTE, j, mb, "recv grad");
@@ -160,7 +200,7 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
     g.dur_s = split ? c->bwd_s / 2 : c->bwd_s;
     g.free_bytes = (split ? 0 : c->act_bytes) + (L->p->recompute != ST_REC_NONE && c->recompute_s > 0 ? c->working_bytes : 0);
     g.dep[0] = dep;
-    int gi = compute(b, L, &g, c->comm_bwd_s);
+    int gi = split ? compute(b, L, &g, c->comm_bwd_s) : grads(b, L, &g, c, c->comm_bwd_s);
     if (j > 0) {
         st_ins s = blank(ST_INS_SEND, ST_STREAM_P2P, j, mb, "send grad");
         s.peer = rank_at(L, (j - 1) % pp);
@@ -254,7 +294,7 @@ static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, 
         st_error_set(err, rc, NULL, "plan", "the plan cannot be priced");
         goto out;
     }
-    lower_ctx L = {.p = p, .chunks = chunks, .m = out->microbatches, .cc = cc, .full = full};
+    lower_ctx L = {.p = p, .chunks = chunks, .m = out->microbatches, .cc = cc, .full = full, .c = st_cost_cluster(ctx)};
     /* group members, in rank order */
     for (int d = 0; d < pp; d++)
         for (int t = 0; t < (full ? p->tp : 1); t++) {
@@ -285,19 +325,49 @@ static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, 
         st_cost_stage_memory(ctx, p, d, &sm);
         pg->base_bytes = sm.weights_bytes + sm.grads_bytes + sm.optimizer_bytes + sm.other_bytes;
 
-        builder b = {.pg = pg};
+        builder b = {.pg = pg, .last_dp = -1};
+        double gather_s = 0;
+        L.dp_group = d * (full ? p->tp : 1) + L.tp_i;
+        L.dp_overlap = 0;
+        if (p->zero <= 2) {
+            st_cost_dp_stage(ctx, p, d, &L.dp_reduce_s, &gather_s, &L.dp_buckets);
+            L.dp_overlap = p->overlap_grad_reduce;
+            L.stage_params = 0;
+            for (int j = d; j < chunks; j += pp) L.stage_params += cc[j].params;
+        }
         int last = lower_stage(&b, &L, d);
+        int before_opt = last;
         st_ins dpi = blank(ST_INS_COLL, ST_STREAM_DP, -1, -1, "dp reduce");
         dpi.coll = p->zero == 0 ? ST_COLL_ALLREDUCE : ST_COLL_REDUCESCATTER;
-        dpi.group = d * (full ? p->tp : 1) + L.tp_i;
-        dpi.dur_s = est.breakdown.dp_comm_s;
+        dpi.group = L.dp_group;
         dpi.dep[0] = last;
-        int di = emit(&b, &dpi);
+        if (p->zero == 3) {
+            /* ZeRO-3's per-layer gathers overlap the compute: its exposed time, as estimated */
+            dpi.dur_s = est.breakdown.dp_comm_s;
+            before_opt = emit(&b, &dpi);
+        } else if (!L.dp_overlap) {
+            dpi.dur_s = L.dp_reduce_s; /* after the whole backward (Megatron-LM's default) */
+            before_opt = emit(&b, &dpi);
+        } else if (b.last_dp >= 0) {
+            before_opt = b.last_dp; /* the buckets went out during the backward */
+        }
         st_ins opt = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, -1, -1, "optimizer");
         opt.phase = ST_PHASE_OPTIMIZER;
         opt.dur_s = est.breakdown.optimizer_s + est.breakdown.offload_s;
-        opt.dep[0] = di;
-        emit(&b, &opt);
+        opt.dep[0] = before_opt;
+        int oi = emit(&b, &opt);
+        if (p->zero >= 1 && p->zero <= 2 && gather_s > 0) {
+            /* the updated weights all-gathered; with --overlap-param-gather all but the last
+             * bucket hide behind the next iteration's forward */
+            st_ins g = blank(ST_INS_COLL, ST_STREAM_DP, -1, -1, "dp gather");
+            g.coll = ST_COLL_ALLGATHER;
+            g.group = L.dp_group;
+            /* (what hides still took NCCL's SMs from that forward) */
+            g.dur_s = L.dp_overlap ? gather_s / L.dp_buckets + st_cost_overlap_tax(L.c, gather_s - gather_s / L.dp_buckets)
+                                   : gather_s;
+            g.dep[0] = oi;
+            emit(&b, &g);
+        }
         if (b.failed) goto nomem;
     }
     goto out;

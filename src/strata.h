@@ -385,6 +385,8 @@ typedef struct st_cost_ctx st_cost_ctx;
 /* new; free with st_cost_ctx_free. model, cluster and profile are borrowed and must outlive it. */
 st_cost_ctx *st_cost_ctx_new(const st_model *m, const st_cluster *c, const st_profile *prof);
 void st_cost_ctx_free(st_cost_ctx *ctx);
+/* The cluster a context prices for (borrowed). */
+const st_cluster *st_cost_cluster(const st_cost_ctx *ctx);
 
 /* Compute time of one operator pass on one GPU (cost/compute.c). */
 double st_cost_op_time(const st_cluster *c, const st_profile *prof, const st_op *op, st_dtype dt, int backward);
@@ -436,8 +438,16 @@ typedef struct st_chunk_cost {
     double working_bytes;                              /* full recompute: one block's activations, live
                                                           while that backward recomputes them */
     double p2p_s;                                      /* sending its output (or input gradient) */
+    double params;                                     /* parameters it holds (its gradients' share) */
 } st_chunk_cost;
 void st_cost_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, st_chunk_cost *out);
+/* Compute time added while a collective of `overlapped_s` runs beside it (NCCL's SMs). */
+double st_cost_overlap_tax(const st_cluster *c, double overlapped_s);
+/* Full (not overlapped) data-parallel times of pipeline stage `stage` for zero 0-2: the gradient
+ * reduction (with the tied embedding's all-reduce on the end stages), the weight all-gather, and
+ * how many buckets Megatron-LM issues them in. */
+void st_cost_dp_stage(st_cost_ctx *ctx, const st_plan *p, int stage, double *reduce_s, double *gather_s,
+                      double *nbuckets);
 /* Model FLOPs of one iteration (3 x forward, no recompute). */
 double st_cost_model_flops(const st_model *m, int64_t gbs, int64_t seq);
 

@@ -202,7 +202,7 @@ END_TEST
 START_TEST(test_representatives_equal_every_rank) {
     static const char *const specs[] = {
         "tp=2,pp=4,dp=2,mbs=1,gbs=16,recompute=selective",
-        "tp=2,pp=2,dp=2,cp=2,vp=2,mbs=1,gbs=8,sp=1,zero=1",
+        "tp=2,pp=2,dp=2,cp=2,vp=2,mbs=1,gbs=8,sp=1,zero=1,overlap_grad_reduce=1",
         "tp=4,pp=4,dp=1,mbs=2,gbs=16,recompute=full,schedule=zb",
         "tp=1,pp=4,dp=4,mbs=1,gbs=16,schedule=gpipe",
     };
@@ -233,6 +233,38 @@ START_TEST(test_representatives_equal_every_rank) {
 }
 END_TEST
 
+/* With overlap_grad_reduce the last micro-batch's backward hands its gradients to the dp stream
+ * in buckets, and the iteration gets shorter than reducing after the backward */
+START_TEST(test_dp_buckets_overlap) {
+    env e;
+    lower(&e, "gpt-18.4b", 256, "tp=8,pp=2,dp=16,mbs=1,gbs=256,zero=1");
+    st_sim_result plain, over;
+    st_error err;
+    ck_assert_int_eq(st_sim_run(&e.l, 0, NULL, &plain, &err), 0);
+    st_lowered_destroy(&e.l);
+    e.p->overlap_grad_reduce = 1;
+    ck_assert_int_eq(st_lower(e.ctx, e.p, &e.l, &err), 0);
+    for (int r = 0; r < e.l.nranks; r++) {
+        int buckets = 0;
+        for (int i = 0; i < e.l.progs[r].n; i++)
+            buckets += e.l.progs[r].ins[i].kind == ST_INS_COLL && e.l.progs[r].ins[i].stream == ST_STREAM_DP &&
+                       e.l.progs[r].ins[i].mb >= 0;
+        ck_assert_int_gt(buckets, 1);
+    }
+    ck_assert_int_eq(st_sim_run(&e.l, 0, NULL, &over, &err), 0);
+    ck_assert(over.iteration_time_s < plain.iteration_time_s);
+    /* and the estimator agrees about the overlapped plan within 5% */
+    st_estimate est;
+    ck_assert_int_eq(st_cost_estimate(e.ctx, e.p, &est), 0);
+    double rel = over.iteration_time_s / est.iteration_time_s - 1;
+    ck_assert_msg(rel > -0.05 && rel < 0.05, "simulated %.3f s, analytical %.3f s", over.iteration_time_s,
+                  est.iteration_time_s);
+    st_sim_result_destroy(&plain);
+    st_sim_result_destroy(&over);
+    done(&e);
+}
+END_TEST
+
 Suite *suite_lower(void) {
     Suite *s = suite_create("lower");
     TCase *tc = tcase_create("lower");
@@ -242,6 +274,7 @@ Suite *suite_lower(void) {
     tcase_add_test(tc, test_durations_are_the_cost_models);
     tcase_add_test(tc, test_sim_matches_estimate_sc21);
     tcase_add_test(tc, test_representatives_equal_every_rank);
+    tcase_add_test(tc, test_dp_buckets_overlap);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
     return s;
