@@ -164,12 +164,7 @@ static int load_trace(const char *path, json_t **out, st_error *err) {
         goto out;
     }
     if (!root) {
-        rc = st_error_set(err, ST_EINVAL, path, NULL, "invalid JSON%s: %s", gz ? " (in the decompressed trace)" : "",
-                          jerr.text);
-        if (err) {
-            err->line = jerr.line > 0 ? jerr.line : 0;
-            err->column = jerr.column > 0 ? jerr.column : 0;
-        }
+        rc = st__json_syntax_error(err, path, &jerr, gz ? " (in the decompressed trace)" : "");
         goto out;
     }
     *out = root;

@@ -71,12 +71,7 @@ int st__json_load_file(const char *path, json_t **out, st_error *err) {
             rc = st_error_set(err, ST_EIO, path, NULL, "cannot read: %s", strerror(errno));
             goto out;
         }
-        /* file first, then the position: st_error_set keeps line/column only for the same file */
-        rc = st_error_set(err, ST_EINVAL, path, NULL, "invalid JSON: %s", jerr.text);
-        if (err) {
-            err->line = jerr.line > 0 ? jerr.line : 0;
-            err->column = jerr.column > 0 ? jerr.column : 0;
-        }
+        rc = st__json_syntax_error(err, path, &jerr, "");
         goto out;
     }
     *out = root;
@@ -302,4 +297,14 @@ int st__json_print(FILE *f, json_t *root, st_error *err) {
     fputc('\n', f);
     free(s);
     return 0;
+}
+
+int st__json_syntax_error(st_error *err, const char *path, const json_error_t *jerr, const char *where) {
+    /* file first, then the position: st_error_set keeps line/column only for the same file */
+    int rc = st_error_set(err, ST_EINVAL, path, NULL, "invalid JSON%s: %s", where, jerr->text);
+    if (err) {
+        err->line = jerr->line > 0 ? jerr->line : 0;
+        err->column = jerr->column > 0 ? jerr->column : 0;
+    }
+    return rc;
 }

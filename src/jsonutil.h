@@ -12,6 +12,9 @@
 
 /* Parses a file; syntax errors carry line and column. new reference in *out. */
 int st__json_load_file(const char *path, json_t **out, st_error *err);
+/* A JSON syntax error in `path` as ST_EINVAL with line and column; `where` qualifies the text
+ * (may be ""). */
+int st__json_syntax_error(st_error *err, const char *path, const json_error_t *jerr, const char *where);
 /* Rejects any key of obj not in `allowed` (NULL-terminated). */
 int st__json_check_keys(const json_t *obj, const char *const *allowed, const char *file, const char *prefix,
                         st_error *err);
