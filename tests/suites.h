@@ -15,5 +15,7 @@ Suite *suite_plot(void);
 Suite *suite_lower(void);
 Suite *suite_sim(void);
 Suite *suite_calibrate(void);
+Suite *suite_ilp(void);
+Suite *suite_stagedp(void);
 
 #endif

@@ -1,0 +1,2 @@
+/* ilp.c: see ilp.h (being written). */
+#include "ilp.h"

@@ -1,0 +1,2 @@
+/* stage_dp.c: see stage_dp.h (being written). */
+#include "stage_dp.h"

@@ -1,0 +1,5 @@
+#include "suites.h"
+Suite *suite_ilp(void) {
+    Suite *s = suite_create("ilp");
+    return s;
+}
