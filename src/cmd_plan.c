@@ -1,6 +1,6 @@
 /* cmd_plan.c: `strata plan`: search the hybrid-parallel space, print the best plans as an aligned
  * table, write the best plan JSON (--out) and the framework configuration for it (--emit). */
-#include "cli.h"
+#include "autoshard_cli.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +8,7 @@
 static const char help_text[] =
     "usage: strata plan --model M --cluster C [--gpus N] [--gbs B] [--seq S] [--top K] [--dtype D]\n"
     "                   [--max-tp T] [--out FILE] [--emit megatron|deepspeed|torchtitan] [--profile F]\n"
-    "                   [--seed N] [--validate K] [--json]\n"
+    "                   [--seed N] [--validate K] [--search enumerate|ilp] [--json]\n"
     "\n"
     "  --gpus N      GPUs to use (default: the whole cluster; sizes a preset to N / 8 nodes)\n"
     "  --gbs B       global batch in sequences (default 1536, GPT-3 175B's batch)\n"
@@ -19,6 +19,7 @@ static const char help_text[] =
     "  --out FILE    write the best plan as plan JSON (for strata estimate --plan FILE)\n"
     "  --emit KIND   print the best plan as Megatron-LM arguments, a DeepSpeed config or a torchtitan TOML\n"
     "  --validate K  simulate the top K plans (strata sim) and re-rank them by the simulated time\n"
+    "  --search ilp  operator-level auto-sharding (ILP + pipeline-stage DP); see strata plan --search ilp --help\n"
     "  --json        one JSON object: {\"plans\": [...], \"evaluated\": N, \"search_time_s\": t, ...}\n"
     "\n"
     "Exit status: 0 success, 1 no plan fits, 2 bad input.\n";
@@ -59,6 +60,21 @@ int st_cmd_plan(int argc, char **argv, st_error *err) {
     size_t emitted_len = 0, text_len = 0;
     FILE *mem = NULL;
 
+    /* --search ilp: the operator-level planner (src/cmd_plan_ilp.c) */
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *val = NULL;
+        if (strcmp(a, "--search") == 0) val = i + 1 < argc ? argv[i + 1] : "";
+        else if (strncmp(a, "--search=", 9) == 0) val = a + 9;
+        if (!val) continue;
+        if (strcmp(val, "ilp") == 0) return st__cmd_plan_ilp(argc, argv, err);
+        if (strcmp(val, "enumerate") != 0)
+            return st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--search': '%s' is not one of enumerate, ilp", val);
+        /* drop it: the enumerator's options follow */
+        int drop = strcmp(a, "--search") == 0 ? 2 : 1;
+        for (int j = i; j + drop < argc; j++) argv[j] = argv[j + drop];
+        argc -= drop;
+        break;
+    }
     if ((rc = st_cli_parse(argc, argv, opts, NULL, err))) goto out;
     if (help) {
         fputs(help_text, stdout);

@@ -395,6 +395,44 @@ double st_cost_collective(const st_cluster *c, const st_profile *prof, st_coll c
                           double bytes);
 /* Placement of a plan's group of kind k (Megatron order tp-cp-dp-pp; ep inside dp*cp). */
 void st_cost_group(const st_cluster *c, const st_plan *p, st_group_kind k, st_group *g);
+/* The links collectives are priced on, per direction, at the rates cost/comm.c gives them (for the
+ * simulator's shared links): a GPU's NVLink port, a NIC port (nic_ports per node, GPU i on port
+ * i * nic_ports / gpus_per_node), a node's link to the fabric (its NICs / oversubscription), and
+ * the share of its node's NICs one GPU gets across nodes when all of the node's GPUs communicate. */
+typedef struct st_net {
+    int64_t gpus_per_node, nic_ports;
+    double nvlink_bytes_per_s, nic_port_bytes_per_s, uplink_bytes_per_s, gpu_share_bytes_per_s;
+} st_net;
+void st_cost_net(const st_cluster *c, st_net *out);
+/* The same model and profile priced on *c0, a copy of ctx's cluster without latencies (c0 must
+ * outlive the result): T(ctx) - T(result) is the latency part of a time T. new; st_cost_ctx_free. */
+st_cost_ctx *st_cost_ctx_without_latency(const st_cost_ctx *ctx, st_cluster *c0);
+/* Bytes of the pipeline send/recv message per rank (what the p2p time of st_cost_chunk moves). */
+double st_cost_p2p_bytes(const st_cost_ctx *ctx, const st_plan *p);
+
+/* A logical device mesh of one or two axes over a sub-mesh of the cluster (issue 4): axis
+ * naxes - 1 is the innermost (consecutive GPUs), grp[a] places one group along axis a. */
+typedef struct st_mesh {
+    int naxes;
+    int size[2];
+    st_group grp[2];
+    int nodes, gpus; /* the physical sub-mesh: nodes x GPUs per node */
+} st_mesh;
+/* A tensor's layout on a mesh: ax[a] = the dimension axis a splits (-1: replicated along a);
+ * bit a of partial: the tensor holds partial sums along axis a (not split there). */
+typedef struct st_layout {
+    signed char ax[2];
+    unsigned char partial;
+} st_layout;
+/* Builds a mesh of `naxes` axes of the given sizes (product = nodes * gpus) on nodes x gpus GPUs
+ * of cluster c. */
+void st_mesh_init(st_mesh *m, const st_cluster *c, int nodes, int gpus, int naxes, const int *size);
+/* Cheapest sequence of collectives (Rink et al. 2021) that turns a tensor of `full_bytes` (unsharded)
+ * from layout src into dst on mesh m: per axis a slice (free), reduce-scatter, all-reduce, all-to-all
+ * or all-gather, tried in every order after the slices. steps (may be NULL) receives the
+ * collectives in order (at most 2), *nsteps their count. Returns seconds. */
+double st_cost_reshard(const st_cluster *c, const st_profile *prof, const st_mesh *m, double full_bytes, st_layout src,
+                       st_layout dst, st_coll *steps, int *nsteps);
 
 typedef struct st_breakdown {
     double compute_s, recompute_s;

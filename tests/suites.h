@@ -17,5 +17,6 @@ Suite *suite_sim(void);
 Suite *suite_calibrate(void);
 Suite *suite_ilp(void);
 Suite *suite_stagedp(void);
+Suite *suite_autoshard(void);
 
 #endif

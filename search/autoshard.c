@@ -1,0 +1,1260 @@
+/* autoshard.c: operator-level auto-sharding (see autoshard.h; issue 4).
+ *
+ * Per logical mesh, every operator gets its candidate shardings (one label per mesh axis); each is
+ * priced with cost/: compute on the local share (st_cost_op_time), the weight-gradient reduction
+ * over the axes whose split leaves a weight's gradient partial (the data-parallel all-reduce falls
+ * out of this rule: splitting the batch leaves every weight's gradient partial), memory (weights
+ * with 16-bit copy, fp32 gradient and Adam state; saved activations times the micro-batches in
+ * flight). Edges carry the resharding between the producer's output layout and the layout the
+ * consumer needs, forward, and backward the mirror: the consumer's input gradient (partial along
+ * the axes that split a label the input lacks, e.g. a column-parallel matmul's input) resharded to
+ * the producer's output layout. Megatron's f/g operators come out of these two rules by themselves.
+ *
+ * Size control (Alpa, section 4.2 and 6): element-wise operators with one activation input whose
+ * producer feeds only them follow that producer's layout and are merged into its ILP node (follow
+ * sets); the repeated transformer block appears once, its costs multiplied by its layers, the edge
+ * from one block's output to the next block's input counted layers - 1 times (block tying), so
+ * the ILP's size does not grow with depth.
+ *
+ * Pipelines: search/stage_dp.c cuts the layers into stages over sub-meshes. A stage's time for k
+ * layers comes from a small set of block assignments per (sub-mesh, logical mesh), the ILP's
+ * optima under a ladder of per-layer memory limits (the epsilon-constraint method), each priced
+ * exactly for the stage (k layers, head and tail with their own optimal sharding given the block's,
+ * the activations of the micro-batches 1F1B keeps in flight). The chosen stages are then solved
+ * once more, exactly, with their real memory limit: those ILPs are the reported plan. */
+#include "autoshard.h"
+#include "ilp.h"
+#include "stage_dp.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Model state per parameter with mixed precision and Adam: 16-bit weight (2), fp32 gradient
+ * accumulator (4, Megatron-LM's main_grad), fp32 master weight, momentum and variance (12):
+ * Rajbhandari et al. 2020 (ZeRO), section 3.1, with Megatron's fp32 gradients. */
+#define STATE_BYTES_PER_PARAM 18.0
+/* Gradient bytes the data-parallel reduction moves per parameter (fp32, Megatron-LM default). */
+#define GRAD_REDUCE_BYTES 4.0
+/* Backward adds each weight gradient into the accumulator: read the 16-bit gradient, read and write
+ * the fp32 accumulator (as src/opgraph.c's grad_accum). */
+#define GRAD_ACCUM_BYTES 10.0
+/* Framework headroom (cost/cost_private.h ST_RESERVED_BYTES: CUDA context, workspaces, NCCL). */
+#define RESERVED_BYTES (2.0 * 1073741824.0)
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void st_autoshard_opts_init(st_autoshard_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->gbs = 1536;
+    o->dtype = ST_DT_BF16;
+    o->microbatches = 1;
+}
+
+/* ------------------------------------------------------------ strategies */
+
+typedef struct strat {
+    char lab[2];
+    st_layout in[ST_G_MAXIN], out;
+    double fwd_s, bwd_s; /* compute */
+    double comm_s;       /* inside the op: the loss's statistics, an unresolved partial output */
+    double sync_s;       /* gradient reduction, once per iteration */
+    double state_bytes;  /* weights + gradients + optimizer state */
+    double saved_bytes;  /* activations kept for backward, one micro-batch */
+} strat;
+
+typedef struct opstrats {
+    int n;
+    strat *s;
+} opstrats;
+
+typedef struct ctx {
+    const st_graph *g;
+    const st_cluster *c;
+    const st_profile *prof;
+    st_mesh mesh;
+    st_dtype dt;
+    int64_t microbatches;
+    opstrats *ops; /* per graph op */
+    int *sink;     /* per op: its output leaves the ILP (graph output or stage boundary) */
+} ctx;
+
+static double numel(const st_gtensor *t) {
+    double n = 1;
+    for (int i = 0; i < t->ndim; i++) n *= (double)t->dim[i];
+    return n;
+}
+
+static int alias_of(const st_gop *o, char l) {
+    for (int i = 0; o->alias_from[i]; i++)
+        if (o->alias_from[i] == l) return o->alias_to[i];
+    return 0;
+}
+
+/* the dimension of a tensor with labels `lab` that label l (or its alias) splits, or -1 */
+static int dim_of(const st_gop *o, const char *lab, char l) {
+    const char *p = strchr(lab, l);
+    if (p && *p) return (int)(p - lab);
+    int a = alias_of(o, l);
+    if (a && (p = strchr(lab, a)) && *p) return (int)(p - lab);
+    return -1;
+}
+
+static int linear_type(st_gop_type t) {
+    return t == ST_GOP_MATMUL || t == ST_GOP_EMBEDDING || t == ST_GOP_LOSS || t == ST_GOP_CONV ||
+           t == ST_GOP_COMBINE;
+}
+
+/* fraction of a tensor one device holds under a layout */
+static double frac(const st_mesh *m, st_layout l) {
+    double f = 1;
+    for (int a = 0; a < m->naxes; a++)
+        if (l.ax[a] >= 0) f /= m->size[a];
+    return f;
+}
+
+/* Layout of a tensor (labels lab) under the op's per-axis labels; 0 if a dimension does not divide. */
+static int layout_of(const ctx *x, const st_gop *o, const char *lab, const st_gtensor *t, const char *split, int is_out,
+                     st_layout *l) {
+    l->ax[0] = l->ax[1] = -1;
+    l->partial = 0;
+    int64_t div[ST_G_MAXDIM];
+    for (int d = 0; d < ST_G_MAXDIM; d++) div[d] = 1;
+    for (int a = 0; a < x->mesh.naxes; a++) {
+        if (!split[a]) continue;
+        int d = dim_of(o, lab, split[a]);
+        if (d >= 0) {
+            l->ax[a] = (signed char)d;
+            div[d] *= x->mesh.size[a];
+        } else if (is_out) {
+            if (!linear_type(o->type)) return 0;
+            l->partial |= (unsigned char)(1u << a);
+        }
+    }
+    for (int d = 0; d < t->ndim; d++)
+        if (t->dim[d] % div[d]) return 0;
+    return 1;
+}
+
+static double role_div(const ctx *x, const char *role, const char *split) {
+    double f = 1;
+    for (int a = 0; a < x->mesh.naxes; a++)
+        if (split[a] && strchr(role, split[a])) f *= x->mesh.size[a];
+    return f;
+}
+
+static double label_size(const st_graph *g, const st_gop *o, char l) {
+    for (int i = 0; i <= o->nin; i++) {
+        const char *lab = i < o->nin ? o->lab[i] : o->lab_out;
+        const char *p = strchr(lab, l);
+        if (p && *p) return (double)g->t[i < o->nin ? o->in[i] : o->out].dim[p - lab];
+    }
+    return 1;
+}
+
+/* GEMM shape roles from the labels: batch in both inputs and the output, m in the first input and
+ * the output, n in the second and the output, k contracted. One-input "matmuls" (attention scores
+ * from the fused QKV tensor) use their own roles. */
+static void gemm_roles(const st_gop *o, char *rm, char *rn, char *rk, char *rb) {
+    rm[0] = rn[0] = rk[0] = rb[0] = 0;
+    /* the presets' attention reads the fused QKV tensor: scores [s x d] . [d x t] and context
+     * [s x t] . [t x d] per (batch, head), as src/opgraph.c shapes them */
+    if (strcmp(o->name, "scores") == 0 && o->nin == 1) {
+        strcpy(rm, "s"), strcpy(rn, "t"), strcpy(rb, "bn");
+        return;
+    }
+    if (strcmp(o->name, "context") == 0 && strcmp(o->lab_out, "bsnd") == 0) {
+        strcpy(rm, "s"), strcpy(rn, "d"), strcpy(rk, "t"), strcpy(rb, "bn");
+        return;
+    }
+    if (o->nin < 2) return;
+    const char *a = o->lab[0], *b = o->lab[1], *c = o->lab_out;
+    char seen[32] = "";
+    for (int i = 0; i < 3; i++)
+        for (const char *p = i == 0 ? a : i == 1 ? b : c; *p; p++) {
+            if (strchr(seen, *p)) continue;
+            size_t n = strlen(seen);
+            if (n + 1 >= sizeof seen) break;
+            seen[n] = *p, seen[n + 1] = 0;
+            int ia = strchr(a, *p) != NULL, ib = strchr(b, *p) != NULL, ic = strchr(c, *p) != NULL;
+            char *dst = ia && ib && ic ? rb : ia && ic ? rm : ib && ic ? rn : ia && ib ? rk : NULL;
+            if (dst) {
+                size_t k = strlen(dst);
+                dst[k] = *p, dst[k + 1] = 0;
+            }
+        }
+}
+
+static double role_size(const st_graph *g, const st_gop *o, const char *role) {
+    double s = 1;
+    for (const char *p = role; *p; p++) s *= label_size(g, o, *p);
+    return s;
+}
+
+static int price_strat(ctx *x, int oi, const char *split, strat *s) {
+    const st_graph *g = x->g;
+    const st_gop *o = &g->ops[oi];
+    const st_mesh *m = &x->mesh;
+    memset(s, 0, sizeof *s);
+    s->lab[0] = split[0], s->lab[1] = split[1];
+    for (int i = 0; i < o->nin; i++)
+        if (!layout_of(x, o, o->lab[i], &g->t[o->in[i]], split, 0, &s->in[i])) return 0;
+    if (!layout_of(x, o, o->lab_out, &g->t[o->out], split, 1, &s->out)) return 0;
+
+    double work = 1; /* each splitting axis divides the work */
+    for (int a = 0; a < m->naxes; a++)
+        if (split[a]) work *= m->size[a];
+    double full = numel(&g->t[o->out]) * st_dtype_bytes(g->t[o->out].dtype), local = full * frac(m, s->out);
+    double params_local = 0, state = 0;
+    for (int i = 0; i < o->nin; i++) {
+        const st_gtensor *t = &g->t[o->in[i]];
+        double tb = numel(t) * st_dtype_bytes(t->dtype);
+        full += tb;
+        local += tb * frac(m, s->in[i]);
+        if (!t->weight) continue;
+        double p = numel(t) * frac(m, s->in[i]);
+        params_local += p;
+        if (!t->shared) state += p * STATE_BYTES_PER_PARAM;
+        /* the gradient is partial along every axis whose label the weight lacks */
+        double bytes = p * GRAD_REDUCE_BYTES;
+        for (int a = 0; a < m->naxes; a++)
+            if (split[a] && dim_of(o, o->lab[i], split[a]) < 0)
+                s->sync_s += st_cost_collective(x->c, x->prof, ST_COLL_ALLREDUCE, &m->grp[a], bytes);
+    }
+    s->state_bytes = state;
+    double bfrac = full > 0 ? local / full : 1;
+
+    st_op op;
+    memset(&op, 0, sizeof op);
+    op.name = o->name;
+    op.cls = o->cls;
+    op.fwd_flops = o->fwd_flops / work;
+    op.bwd_flops = o->bwd_flops / work;
+    op.fwd_bytes = o->fwd_bytes * bfrac;
+    op.bwd_bytes = o->bwd_bytes * bfrac + params_local * GRAD_ACCUM_BYTES;
+    op.kernels_fwd = o->kernels_fwd;
+    op.kernels_bwd = o->kernels_bwd;
+    if (o->cls == ST_OPC_GEMM || o->cls == ST_OPC_BGEMM) {
+        char rm[8], rn[8], rk[8], rb[8];
+        gemm_roles(o, rm, rn, rk, rb);
+        const char *roles[4] = {rm, rn, rk, rb};
+        double dims[4];
+        for (int r = 0; r < 4; r++)
+            dims[r] = (o->gemm[r] > 0 ? o->gemm[r] : role_size(g, o, roles[r])) / role_div(x, roles[r], split);
+        op.m = dims[0], op.n = dims[1], op.k = dims[2], op.batch = dims[3];
+    }
+    s->fwd_s = st_cost_op_time(x->c, x->prof, &op, x->dt, 0);
+    s->bwd_s = st_cost_op_time(x->c, x->prof, &op, x->dt, 1);
+
+    /* saved activations, divided like the tensor they are measured on */
+    st_layout ref = o->save_ref >= o->nin ? s->out : s->in[o->save_ref];
+    s->saved_bytes = o->saved_bytes * frac(m, ref);
+
+    /* partial results that no edge resolves: the loss's max/sum/target statistics (Megatron's
+     * vocab-parallel cross-entropy all-reduces 3 fp32 numbers per token... src/opgraph.c: T x 4
+     * bytes), or an output that leaves the ILP */
+    if (s->out.partial) {
+        double bytes = o->type == ST_GOP_LOSS ? numel(&g->t[o->in[0]]) / label_size(g, o, 'v') * frac(m, s->in[0]) * 4
+                                              : 0;
+        for (int a = 0; a < m->naxes; a++)
+            if (s->out.partial & (1u << a) && o->type == ST_GOP_LOSS)
+                s->comm_s += st_cost_collective(x->c, x->prof, ST_COLL_ALLREDUCE, &m->grp[a], bytes);
+    }
+    return 1;
+}
+
+static int enum_strats(ctx *x, int oi, opstrats *out) {
+    const st_gop *o = &x->g->ops[oi];
+    char cand[24] = {0};
+    int nc = 0;
+    cand[nc++] = 0;
+    for (int i = 0; i <= o->nin; i++)
+        for (const char *p = i < o->nin ? o->lab[i] : o->lab_out; *p; p++) {
+            int dup = 0;
+            for (int k = 1; k < nc; k++) dup |= cand[k] == *p;
+            if (dup || strchr(o->nosplit, *p) || strchr(o->alias_to, *p) || nc >= 23) continue;
+            cand[nc++] = *p;
+        }
+    int n1 = x->mesh.naxes > 1 ? nc : 1;
+    out->s = calloc((size_t)nc * (size_t)n1, sizeof *out->s);
+    out->n = 0;
+    if (!out->s) return ST_ENOMEM;
+    for (int i = 0; i < nc; i++)
+        for (int j = 0; j < n1; j++) {
+            char split[2] = {cand[i], x->mesh.naxes > 1 ? cand[j] : 0};
+            /* an axis of size 1 splits nothing */
+            if ((split[0] && x->mesh.size[0] <= 1) || (split[1] && x->mesh.size[1] <= 1)) continue;
+            if (price_strat(x, oi, split, &out->s[out->n])) out->n++;
+        }
+    return out->n > 0 ? 0 : ST_ENOPLAN;
+}
+
+static void ctx_free(ctx *x) {
+    if (x->ops)
+        for (int i = 0; i < x->g->nops; i++) free(x->ops[i].s);
+    free(x->ops);
+    free(x->sink);
+    x->ops = NULL;
+    x->sink = NULL;
+}
+
+static int ctx_init(ctx *x, const st_graph *g, const st_cluster *c, const st_profile *prof, const st_mesh *mesh,
+                    st_dtype dt, int64_t microbatches, st_error *err) {
+    memset(x, 0, sizeof *x);
+    x->g = g, x->c = c, x->prof = prof, x->mesh = *mesh, x->dt = dt, x->microbatches = microbatches;
+    x->ops = calloc((size_t)g->nops, sizeof *x->ops);
+    x->sink = calloc((size_t)g->nops, sizeof *x->sink);
+    if (!x->ops || !x->sink) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    for (int i = 0; i < g->nops; i++) {
+        int rc = enum_strats(x, i, &x->ops[i]);
+        if (rc == ST_ENOMEM) return st_error_set(err, rc, NULL, NULL, "out of memory");
+        if (rc) {
+            /* cannot happen while "replicated" is always valid; kept as a guard */
+            return st_error_set(err, ST_ENOPLAN, NULL, g->ops[i].name, "no valid sharding of operator '%s'", g->ops[i].name);
+        }
+    }
+    return 0;
+}
+
+/* fwd + bwd resharding of tensor t from producer strategy a to consumer op c's input i, strategy b */
+static double edge_cost(const ctx *x, int t, const strat *a, const st_gop *co, int i, const strat *b) {
+    const st_gtensor *T = &x->g->t[t];
+    double bytes = numel(T) * st_dtype_bytes(T->dtype);
+    double fwd = st_cost_reshard(x->c, x->prof, &x->mesh, bytes, a->out, b->in[i], NULL, NULL);
+    /* backward: the input gradient is partial along axes that split a label the input lacks */
+    st_layout gsrc = b->in[i], gdst = a->out;
+    for (int ax = 0; ax < x->mesh.naxes; ax++)
+        if (b->lab[ax] && gsrc.ax[ax] < 0 && dim_of(co, co->lab[i], b->lab[ax]) < 0) gsrc.partial |= (unsigned char)(1u << ax);
+    gdst.partial = 0;
+    double bwd = st_cost_reshard(x->c, x->prof, &x->mesh, bytes, gsrc, gdst, NULL, NULL);
+    return fwd + bwd;
+}
+
+/* ------------------------------------------------------------ ILP assembly */
+
+/* Which ops take part and how often: mult[op] = 0 (absent), 1, or the layers of the block. */
+typedef struct scope {
+    double *mult;      /* per op */
+    int *fixed;        /* per op: -1 free, else the only strategy allowed */
+    double inflight;   /* micro-batches whose activations are alive at the peak */
+    double cross_mult; /* block output -> next block input edges (layers - 1) */
+    double mem_limit;  /* bytes, <= 0 none */
+    double time_limit_s;
+} scope;
+
+typedef struct problem {
+    int nnodes;
+    int *node_of;     /* per op: ILP node, -1 absent */
+    int *leader;      /* per node: its leading op */
+    int *follow_src;  /* per op: the op it follows (same node), or -1 */
+    int *nstrat;      /* per node */
+    int **sidx;       /* per node, per node strategy: the leader's strategy index */
+    int **fidx;       /* per op, per node strategy of its node: the op's own strategy index */
+    double **cost, **mem;
+    st_ilp_edge *edges;
+    int nedges, capedges;
+    double **ecost;   /* edge cost matrices */
+} problem;
+
+static void problem_free(problem *p, int nops) {
+    for (int i = 0; i < p->nnodes; i++) {
+        free(p->sidx[i]);
+        free(p->cost[i]);
+        free(p->mem[i]);
+    }
+    for (int i = 0; p->fidx && i < nops; i++) free(p->fidx[i]);
+    for (int i = 0; i < p->nedges; i++) free(p->ecost[i]);
+    free(p->node_of), free(p->leader), free(p->follow_src), free(p->nstrat), free(p->sidx), free(p->fidx);
+    free(p->cost), free(p->mem), free(p->edges), free(p->ecost);
+    memset(p, 0, sizeof *p);
+}
+
+/* the follower's strategy whose input layout is the producer's output without partial sums */
+static int follow_match(const ctx *x, int f, const strat *ps) {
+    const opstrats *fs = &x->ops[f];
+    st_layout want = ps->out;
+    want.partial = 0;
+    for (int k = 0; k < fs->n; k++) {
+        const st_layout *l = &fs->s[k].in[0];
+        if (l->ax[0] == want.ax[0] && (x->mesh.naxes < 2 || l->ax[1] == want.ax[1]) && fs->s[k].out.partial == 0) return k;
+    }
+    return -1;
+}
+
+static double strat_cost(const ctx *x, const strat *s) {
+    return s->fwd_s + s->bwd_s + s->comm_s + s->sync_s / (double)x->microbatches;
+}
+
+static double strat_mem(const strat *s, double inflight) { return s->state_bytes + s->saved_bytes * inflight; }
+
+static int add_edge(problem *p, int u, int v, double *mat) {
+    if (p->nedges == p->capedges) {
+        int cap = p->capedges ? 2 * p->capedges : 64;
+        st_ilp_edge *e = realloc(p->edges, (size_t)cap * sizeof *e);
+        if (!e) return ST_ENOMEM;
+        p->edges = e;
+        double **ec = realloc(p->ecost, (size_t)cap * sizeof *ec);
+        if (!ec) return ST_ENOMEM;
+        p->ecost = ec;
+        p->capedges = cap;
+    }
+    p->ecost[p->nedges] = mat;
+    p->edges[p->nedges] = (st_ilp_edge){u, v, mat};
+    p->nedges++;
+    return 0;
+}
+
+/* strategy of op `o` when its node takes node-strategy k */
+static const strat *op_strat(const ctx *x, const problem *p, int o, int k) {
+    return &x->ops[o].s[p->fidx[o][k]];
+}
+
+/* One edge (tensor t from producer op pr to consumer op co, input i), with multiplicity w. */
+static int tensor_edge(const ctx *x, problem *p, int t, int pr, int co, int i, double w) {
+    int u = p->node_of[pr], v = p->node_of[co];
+    const st_gop *cop = &x->g->ops[co];
+    if (u == v) {
+        /* inside one node (a follower, or a tied block whose output feeds its own input op) */
+        for (int k = 0; k < p->nstrat[u]; k++)
+            p->cost[u][k] += w * edge_cost(x, t, op_strat(x, p, pr, k), cop, i, op_strat(x, p, co, k));
+        return 0;
+    }
+    int nu = p->nstrat[u], nv = p->nstrat[v];
+    double *mat = malloc((size_t)nu * (size_t)nv * sizeof *mat);
+    if (!mat) return ST_ENOMEM;
+    for (int a = 0; a < nu; a++)
+        for (int b = 0; b < nv; b++) mat[a * nv + b] = w * edge_cost(x, t, op_strat(x, p, pr, a), cop, i, op_strat(x, p, co, b));
+    int rc = add_edge(p, u, v, mat);
+    if (rc) free(mat);
+    return rc;
+}
+
+static int build(const ctx *x, const scope *sc, problem *p) {
+    const st_graph *g = x->g;
+    int n = g->nops;
+    memset(p, 0, sizeof *p);
+    p->node_of = malloc((size_t)n * sizeof *p->node_of);
+    p->follow_src = malloc((size_t)n * sizeof *p->follow_src);
+    p->leader = malloc((size_t)n * sizeof *p->leader);
+    p->nstrat = calloc((size_t)n, sizeof *p->nstrat);
+    p->sidx = calloc((size_t)n, sizeof *p->sidx);
+    p->fidx = calloc((size_t)n, sizeof *p->fidx);
+    p->cost = calloc((size_t)n, sizeof *p->cost);
+    p->mem = calloc((size_t)n, sizeof *p->mem);
+    if (!p->node_of || !p->follow_src || !p->leader || !p->nstrat || !p->sidx || !p->fidx || !p->cost || !p->mem)
+        return ST_ENOMEM;
+    for (int i = 0; i < n; i++) p->node_of[i] = -1, p->follow_src[i] = -1;
+
+    /* nodes in topological order; followers join their producer's node */
+    for (int ti = 0; ti < n; ti++) {
+        int o = g->topo[ti];
+        if (sc->mult[o] <= 0) continue;
+        const st_gop *op = &g->ops[o];
+        int src = -1;
+        if (op->type == ST_GOP_ELEMWISE && op->nin == 1 && sc->fixed[o] < 0) {
+            const st_gtensor *t = &g->t[op->in[0]];
+            int pr = t->producer;
+            if (pr >= 0 && p->node_of[pr] >= 0 && t->nconsumers == 1 && sc->mult[pr] == sc->mult[o] &&
+                sc->fixed[p->leader[p->node_of[pr]]] < 0 && !x->sink[pr]) {
+                int ok = 1;
+                for (int k = 0; ok && k < p->nstrat[p->node_of[pr]]; k++)
+                    ok = follow_match(x, o, op_strat(x, p, pr, k)) >= 0;
+                if (ok) src = pr;
+            }
+        }
+        if (src >= 0) {
+            int u = p->node_of[src];
+            p->node_of[o] = u;
+            p->follow_src[o] = src;
+            p->fidx[o] = malloc((size_t)p->nstrat[u] * sizeof(int));
+            if (!p->fidx[o]) return ST_ENOMEM;
+            for (int k = 0; k < p->nstrat[u]; k++) p->fidx[o][k] = follow_match(x, o, op_strat(x, p, src, k));
+            continue;
+        }
+        int u = p->nnodes++;
+        p->node_of[o] = u;
+        p->leader[u] = o;
+        int ns = sc->fixed[o] >= 0 ? 1 : x->ops[o].n;
+        p->nstrat[u] = ns;
+        p->sidx[u] = malloc((size_t)ns * sizeof(int));
+        p->fidx[o] = malloc((size_t)ns * sizeof(int));
+        if (!p->sidx[u] || !p->fidx[o]) return ST_ENOMEM;
+        for (int k = 0; k < ns; k++) p->sidx[u][k] = p->fidx[o][k] = sc->fixed[o] >= 0 ? sc->fixed[o] : k;
+    }
+    for (int u = 0; u < p->nnodes; u++) {
+        p->cost[u] = calloc((size_t)p->nstrat[u], sizeof(double));
+        p->mem[u] = calloc((size_t)p->nstrat[u], sizeof(double));
+        if (!p->cost[u] || !p->mem[u]) return ST_ENOMEM;
+    }
+    /* node costs and memory: every op of the node */
+    for (int o = 0; o < n; o++) {
+        int u = p->node_of[o];
+        if (u < 0) continue;
+        for (int k = 0; k < p->nstrat[u]; k++) {
+            const strat *s = op_strat(x, p, o, k);
+            double c = strat_cost(x, s);
+            /* an output that leaves the ILP must be whole: resolve partial sums by all-reduce */
+            if (x->sink[o] && s->out.partial && g->ops[o].type != ST_GOP_LOSS) {
+                const st_gtensor *T = &g->t[g->ops[o].out];
+                st_layout dst = s->out;
+                dst.partial = 0;
+                c += st_cost_reshard(x->c, x->prof, &x->mesh, numel(T) * st_dtype_bytes(T->dtype), s->out, dst, NULL, NULL);
+            }
+            p->cost[u][k] += sc->mult[o] * c;
+            p->mem[u][k] += sc->mult[o] * strat_mem(s, sc->inflight);
+        }
+    }
+    /* edges */
+    for (int co = 0; co < n; co++) {
+        if (sc->mult[co] <= 0) continue;
+        const st_gop *op = &g->ops[co];
+        for (int i = 0; i < op->nin; i++) {
+            int t = op->in[i];
+            int pr = g->t[t].producer;
+            if (pr < 0 || sc->mult[pr] <= 0) continue;
+            double w = sc->mult[co] < sc->mult[pr] ? sc->mult[co] : sc->mult[pr];
+            int rc = tensor_edge(x, p, t, pr, co, i, w);
+            if (rc) return rc;
+        }
+        /* tied blocks: the last block's output feeds the next block's input consumers */
+        if (sc->cross_mult > 0 && g->block_in >= 0 && g->block_out >= 0 && op->block) {
+            for (int i = 0; i < op->nin; i++) {
+                if (op->in[i] != g->block_in) continue;
+                int pr = g->t[g->block_out].producer;
+                if (pr < 0 || sc->mult[pr] <= 0) continue;
+                int rc = tensor_edge(x, p, g->block_out, pr, co, i, sc->cross_mult);
+                if (rc) return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+typedef struct solved {
+    int *strat;   /* per op: strategy index, -1 absent */
+    double cost;  /* ILP objective */
+    double mem;
+    st_ilp_result r;
+} solved;
+
+static int solve(const ctx *x, const scope *sc, solved *out, st_error *err) {
+    problem p;
+    int n = x->g->nops;
+    memset(out, 0, sizeof *out);
+    int rc = build(x, sc, &p);
+    if (rc) {
+        problem_free(&p, n);
+        return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory building the ILP");
+    }
+    st_ilp ilp = {.n = p.nnodes,
+                  .nstrat = p.nstrat,
+                  .cost = (const double *const *)p.cost,
+                  .mem = (const double *const *)p.mem,
+                  .mem_limit = sc->mem_limit,
+                  .nedges = p.nedges,
+                  .edges = p.edges,
+                  .time_limit_s = sc->time_limit_s};
+    int *choice = malloc((size_t)(p.nnodes > 0 ? p.nnodes : 1) * sizeof *choice);
+    out->strat = malloc((size_t)n * sizeof *out->strat);
+    if (!choice || !out->strat) {
+        free(choice);
+        problem_free(&p, n);
+        return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    }
+    rc = p.nnodes > 0 ? st_ilp_solve(&ilp, choice, &out->r, err) : 0;
+    if (rc == 0) {
+        for (int o = 0; o < n; o++) out->strat[o] = p.node_of[o] >= 0 ? p.fidx[o][choice[p.node_of[o]]] : -1;
+        out->cost = out->r.objective;
+        out->mem = out->r.mem_bytes;
+    }
+    free(choice);
+    problem_free(&p, n);
+    if (rc) {
+        free(out->strat);
+        out->strat = NULL;
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------ pricing a fixed assignment */
+
+double st_autoshard_price(const st_graph *g, const st_cluster *c, const st_profile *prof, const st_mesh *mesh,
+                          st_dtype dt, int64_t microbatches, const char (*labels)[2], double *mem_bytes) {
+    ctx x;
+    double total = INFINITY;
+    if (ctx_init(&x, g, c, prof, mesh, dt, microbatches > 0 ? microbatches : 1, NULL)) goto out;
+    int n = g->nops;
+    double *mult = malloc((size_t)n * sizeof *mult);
+    int *fixed = malloc((size_t)n * sizeof *fixed);
+    if (!mult || !fixed) {
+        free(mult), free(fixed);
+        goto out;
+    }
+    int ok = 1;
+    for (int o = 0; o < n && ok; o++) {
+        mult[o] = g->ops[o].block ? (double)g->repeat : 1;
+        fixed[o] = -1;
+        for (int k = 0; k < x.ops[o].n; k++)
+            if (x.ops[o].s[k].lab[0] == labels[o][0] && (mesh->naxes < 2 || x.ops[o].s[k].lab[1] == labels[o][1]))
+                fixed[o] = k;
+        ok = fixed[o] >= 0;
+    }
+    if (ok) {
+        for (int o = 0; o < n; o++) x.sink[o] = g->t[g->ops[o].out].nconsumers == 0;
+        scope sc = {.mult = mult, .fixed = fixed, .inflight = 1, .cross_mult = (double)(g->repeat - 1), .time_limit_s = 10};
+        solved s;
+        if (solve(&x, &sc, &s, NULL) == 0) {
+            total = s.cost;
+            if (mem_bytes) *mem_bytes = s.mem;
+            free(s.strat);
+        }
+    }
+    free(mult), free(fixed);
+out:
+    ctx_free(&x);
+    return total;
+}
+
+/* ------------------------------------------------------------ logical meshes */
+
+/* The logical meshes tried on an n x m sub-mesh: one axis over all of it, and for several nodes
+ * nodes x GPUs (the inner axis on NVLink, the outer across NICs). */
+static int logical_meshes(const st_cluster *c, int nodes, int gpus, st_mesh *out) {
+    int k = 0;
+    int one[1] = {nodes * gpus};
+    st_mesh_init(&out[k++], c, nodes, gpus, 1, one);
+    if (nodes > 1 && gpus > 1) {
+        int two[2] = {nodes, gpus};
+        st_mesh_init(&out[k++], c, nodes, gpus, 2, two);
+    }
+    return k;
+}
+
+/* ------------------------------------------------------------ stage costs for the DP */
+
+typedef struct cand {
+    int *strat;           /* per op (block ops), -1 elsewhere */
+    double t_layer;       /* one layer, with the edge into the next layer */
+    double W, A;          /* per layer: model state, saved activations of one micro-batch */
+    double head_t, head_W, head_A, tail_t, tail_W, tail_A;
+    int have_head, have_tail;
+} cand;
+
+typedef struct lmesh {
+    ctx x;
+    int ncand;
+    cand c[8];
+} lmesh;
+
+typedef struct mcache {
+    int nodes, gpus, ready, nlog;
+    lmesh log[2];
+} mcache;
+
+typedef struct dpctx {
+    const st_graph *g;
+    const st_cluster *c;
+    const st_profile *prof;
+    st_dtype dt;
+    int64_t microbatches;
+    double mem_limit, time_limit_s;
+    mcache *cache;
+    int ncache, capcache;
+    int64_t solves;
+    int failed; /* out of memory or a solver error inside the callback */
+    st_error *err;
+} dpctx;
+
+static void scope_alloc(const st_graph *g, scope *sc, double *mult, int *fixed) {
+    memset(sc, 0, sizeof *sc);
+    sc->mult = mult;
+    sc->fixed = fixed;
+    for (int o = 0; o < g->nops; o++) mult[o] = 0, fixed[o] = -1;
+}
+
+static void sum_parts(const ctx *x, const int *idx, int want_block, double *W, double *A) {
+    *W = *A = 0;
+    for (int o = 0; o < x->g->nops; o++) {
+        if (idx[o] < 0 || x->g->ops[o].block != want_block) continue;
+        const strat *s = &x->ops[o].s[idx[o]];
+        *W += s->state_bytes;
+        *A += s->saved_bytes;
+    }
+}
+
+/* Head (want_head) or tail ops' best sharding given block candidate cd; fills the cand fields. */
+static int end_cost(dpctx *d, lmesh *lm, cand *cd, int head) {
+    const st_graph *g = d->g;
+    int n = g->nops;
+    double *mult = malloc((size_t)n * sizeof *mult);
+    int *fixed = malloc((size_t)n * sizeof *fixed);
+    if (!mult || !fixed) {
+        free(mult), free(fixed);
+        return ST_ENOMEM;
+    }
+    scope sc;
+    scope_alloc(g, &sc, mult, fixed);
+    sc.inflight = 1;
+    sc.time_limit_s = d->time_limit_s;
+    /* the head ops come before the block in topological order, the tail ops after */
+    int seen_block = 0;
+    for (int ti = 0; ti < n; ti++) {
+        int o = g->topo[ti];
+        if (g->ops[o].block) {
+            seen_block = 1;
+            mult[o] = 1;
+            fixed[o] = cd->strat[o];
+        } else if (head ? !seen_block : seen_block) {
+            mult[o] = 1;
+        }
+    }
+    for (int o = 0; o < n; o++) lm->x.sink[o] = g->t[g->ops[o].out].nconsumers == 0;
+    solved s;
+    int rc = solve(&lm->x, &sc, &s, d->err);
+    d->solves++;
+    if (rc == 0) {
+        /* what the end ops add beyond the fixed block (whose cost is t_layer less its cross edge) */
+        double bt = 0;
+        for (int o = 0; o < n; o++)
+            if (g->ops[o].block) bt += strat_cost(&lm->x, &lm->x.ops[o].s[cd->strat[o]]);
+        double t = s.cost - bt, W = 0, A = 0;
+        for (int o = 0; o < n; o++) {
+            if (g->ops[o].block || s.strat[o] < 0) continue;
+            const strat *st = &lm->x.ops[o].s[s.strat[o]];
+            W += st->state_bytes, A += st->saved_bytes;
+        }
+        if (head) cd->head_t = t, cd->head_W = W, cd->head_A = A, cd->have_head = 1;
+        else cd->tail_t = t, cd->tail_W = W, cd->tail_A = A, cd->have_tail = 1;
+        free(s.strat);
+    }
+    free(mult), free(fixed);
+    return rc;
+}
+
+/* Block assignments of one logical mesh: the ILP's optimum, then optima under a ladder of per-layer
+ * memory limits (epsilon-constraint), each a Pareto point of time against memory. */
+static int make_cands(dpctx *d, lmesh *lm) {
+    const st_graph *g = d->g;
+    int n = g->nops;
+    double *mult = malloc((size_t)n * sizeof *mult);
+    int *fixed = malloc((size_t)n * sizeof *fixed);
+    if (!mult || !fixed) {
+        free(mult), free(fixed);
+        return ST_ENOMEM;
+    }
+    scope sc;
+    scope_alloc(g, &sc, mult, fixed);
+    for (int o = 0; o < n; o++) mult[o] = g->ops[o].block ? 1 : 0;
+    sc.cross_mult = 1;
+    sc.inflight = 1;
+    sc.time_limit_s = d->time_limit_s;
+    for (int o = 0; o < n; o++) lm->x.sink[o] = 0;
+    double limit = 0;
+    int rc = 0;
+    for (int step = 0; step < 8 && lm->ncand < 8; step++) {
+        sc.mem_limit = limit;
+        solved s;
+        st_error e;
+        rc = solve(&lm->x, &sc, &s, &e);
+        d->solves++;
+        if (rc == ST_ENOPLAN) {
+            rc = 0;
+            break;
+        }
+        if (rc) break;
+        cand *cd = &lm->c[lm->ncand++];
+        memset(cd, 0, sizeof *cd);
+        cd->strat = s.strat;
+        cd->t_layer = s.cost;
+        sum_parts(&lm->x, s.strat, 1, &cd->W, &cd->A);
+        double mem = cd->W + cd->A;
+        if (mem <= 0) break;
+        limit = mem * 0.55; /* the next rung asks for a little over half the memory */
+    }
+    free(mult), free(fixed);
+    return rc;
+}
+
+static mcache *get_cache(dpctx *d, st_submesh sm) {
+    for (int i = 0; i < d->ncache; i++)
+        if (d->cache[i].nodes == sm.nodes && d->cache[i].gpus == sm.gpus) return &d->cache[i];
+    if (d->ncache == d->capcache) {
+        int cap = d->capcache ? 2 * d->capcache : 16;
+        mcache *c = realloc(d->cache, (size_t)cap * sizeof *c);
+        if (!c) return NULL;
+        d->cache = c;
+        d->capcache = cap;
+    }
+    mcache *mc = &d->cache[d->ncache++];
+    memset(mc, 0, sizeof *mc);
+    mc->nodes = sm.nodes;
+    mc->gpus = sm.gpus;
+    st_mesh meshes[2];
+    mc->nlog = logical_meshes(d->c, sm.nodes, sm.gpus, meshes);
+    for (int l = 0; l < mc->nlog; l++) {
+        if (ctx_init(&mc->log[l].x, d->g, d->c, d->prof, &meshes[l], d->dt, d->microbatches, d->err) ||
+            make_cands(d, &mc->log[l])) {
+            d->failed = 1;
+            mc->nlog = l + 1;
+            return mc;
+        }
+    }
+    mc->ready = 1;
+    return mc;
+}
+
+/* p2p between stages: the block's activation (forward) and its gradient (backward), each device
+ * sending its share (Zhuang et al. 2023: cross-mesh resharding spreads the transfer over the
+ * devices) across the nodes' NICs, or over NVLink when the stage is smaller than a node */
+static double p2p_s(const dpctx *d, st_submesh sm) {
+    const st_gtensor *t = &d->g->t[d->g->block_out];
+    double bytes = numel(t) * st_dtype_bytes(t->dtype) / (double)(sm.nodes * sm.gpus);
+    st_group g = {.n = 2, .per_node = sm.gpus < d->c->gpus_per_node ? 2 : 1, .nodes = 0, .node_share = d->c->gpus_per_node};
+    g.nodes = 2 / g.per_node;
+    return 2 * st_cost_collective(d->c, d->prof, ST_COLL_SENDRECV, &g, bytes);
+}
+
+/* best (time) candidate of a cache entry for k layers; *lm_out, *cd_out say which */
+static double stage_time(dpctx *d, mcache *mc, int first, int last, int stages_after, int L, int *lm_out, int *cd_out) {
+    double best = INFINITY;
+    int k = last - first, head = first == 0, tail = last == L;
+    double inflight = stages_after + 1;
+    for (int l = 0; l < mc->nlog; l++) {
+        lmesh *lm = &mc->log[l];
+        for (int ci = 0; ci < lm->ncand; ci++) {
+            cand *cd = &lm->c[ci];
+            if (head && !cd->have_head && end_cost(d, lm, cd, 1)) continue;
+            if (tail && !cd->have_tail && end_cost(d, lm, cd, 0)) continue;
+            double t = k * cd->t_layer, mem = k * (cd->W + cd->A * inflight);
+            if (head) t += cd->head_t, mem += cd->head_W + cd->head_A * inflight;
+            if (tail) t += cd->tail_t, mem += cd->tail_W + cd->tail_A * inflight;
+            if (d->mem_limit > 0 && mem > d->mem_limit) continue;
+            if (t < best) {
+                best = t;
+                if (lm_out) *lm_out = l;
+                if (cd_out) *cd_out = ci;
+            }
+        }
+    }
+    return best;
+}
+
+typedef struct dparg {
+    dpctx *d;
+    int L;
+} dparg;
+
+static double dp_cost(void *arg, int first, int last, st_submesh sm, int stages_after) {
+    dparg *a = arg;
+    dpctx *d = a->d;
+    if (d->failed) return INFINITY;
+    mcache *mc = get_cache(d, sm);
+    if (!mc || !mc->ready) {
+        d->failed = 1;
+        return INFINITY;
+    }
+    double t = stage_time(d, mc, first, last, stages_after, a->L, NULL, NULL);
+    /* a stage with a neighbour exchanges activations with it */
+    if (isfinite(t) && !(first == 0 && last == a->L)) t += p2p_s(d, sm);
+    return t;
+}
+
+static void dpctx_free(dpctx *d) {
+    for (int i = 0; i < d->ncache; i++)
+        for (int l = 0; l < d->cache[i].nlog; l++) {
+            for (int c = 0; c < d->cache[i].log[l].ncand; c++) free(d->cache[i].log[l].c[c].strat);
+            ctx_free(&d->cache[i].log[l].x);
+        }
+    free(d->cache);
+    memset(d, 0, sizeof *d);
+}
+
+/* ------------------------------------------------------------ the planner */
+
+void st_autoshard_result_free(st_autoshard_result *r) {
+    for (int i = 0; r->stage && i < r->nstages; i++) free(r->stage[i].choice);
+    free(r->stage);
+    st_graph_free(&r->graph);
+    memset(r, 0, sizeof *r);
+}
+
+/* Solves one stage exactly: layers [first, last) of the block on `mesh`, with the head and tail
+ * where they belong, `inflight` micro-batches of activations; fills st. */
+static int final_stage(const st_graph *g, const st_cluster *c, const st_profile *prof, const st_autoshard_opts *o,
+                       int64_t microbatches, double mem_limit, const st_mesh *mesh, int first, int last, int L,
+                       double inflight, st_as_stage *st, int64_t *solves, st_error *err) {
+    ctx x;
+    int rc = ctx_init(&x, g, c, prof, mesh, o->dtype, microbatches, err);
+    int n = g->nops;
+    double *mult = malloc((size_t)n * sizeof *mult);
+    int *fixed = malloc((size_t)n * sizeof *fixed);
+    if (!rc && (!mult || !fixed)) rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    if (rc) goto out;
+    scope sc;
+    scope_alloc(g, &sc, mult, fixed);
+    int k = last - first, seen_block = 0;
+    for (int ti = 0; ti < n; ti++) {
+        int op = g->topo[ti];
+        if (g->ops[op].block) seen_block = 1, mult[op] = k;
+        else if (!seen_block) mult[op] = first == 0;
+        else mult[op] = last == L;
+    }
+    if (g->repeat <= 1 && g->block_in < 0)
+        for (int op = 0; op < n; op++) mult[op] = 1; /* a custom graph: one stage holds it all */
+    for (int op = 0; op < n; op++) {
+        /* outputs leaving the stage must be whole */
+        const st_gtensor *t = &g->t[g->ops[op].out];
+        x.sink[op] = t->nconsumers == 0 || (op == g->t[g->block_out >= 0 ? g->block_out : 0].producer && last < L);
+    }
+    sc.inflight = inflight;
+    sc.cross_mult = k > 1 ? k - 1 : 0;
+    sc.mem_limit = mem_limit;
+    sc.time_limit_s = o->time_limit_s > 0 ? o->time_limit_s : 60;
+    solved s;
+    rc = solve(&x, &sc, &s, err);
+    (*solves)++;
+    if (rc) goto out;
+    st->first = first;
+    st->last = last;
+    st->mesh = *mesh;
+    st->time_s = s.cost;
+    st->memory_bytes = s.mem;
+    st->ilp_rows = s.r.rows, st->ilp_cols = s.r.cols, st->ilp_binaries = s.r.binaries;
+    st->ilp_optimal = s.r.optimal, st->ilp_gap = s.r.gap, st->ilp_time_s = s.r.solve_time_s;
+    st->choice = calloc((size_t)n, sizeof *st->choice);
+    if (!st->choice) {
+        free(s.strat);
+        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+        goto out;
+    }
+    double comp = 0, sync = 0, comm_in = 0;
+    for (int op = 0; op < n; op++) {
+        if (s.strat[op] < 0) {
+            st->choice[op].lab[0] = st->choice[op].lab[1] = '-';
+            continue;
+        }
+        const strat *sp = &x.ops[op].s[s.strat[op]];
+        st->choice[op].lab[0] = sp->lab[0];
+        st->choice[op].lab[1] = sp->lab[1];
+        st->choice[op].out = sp->out;
+        comp += mult[op] * (sp->fwd_s + sp->bwd_s);
+        sync += mult[op] * sp->sync_s / (double)microbatches;
+        comm_in += mult[op] * sp->comm_s;
+    }
+    st->compute_s = comp;
+    st->sync_s = sync;
+    st->comm_s = st->time_s - comp - sync;
+    (void)comm_in;
+    free(s.strat);
+out:
+    free(mult), free(fixed);
+    ctx_free(&x);
+    return rc;
+}
+
+static int plan_submesh(int64_t gpus, const st_cluster *c, int *nodes, int *per) {
+    int64_t G = c->gpus_per_node;
+    if (gpus >= G) {
+        if (gpus % G) return -1;
+        *nodes = (int)(gpus / G);
+        *per = (int)G;
+    } else {
+        if (G % gpus) return -1;
+        *nodes = 1;
+        *per = (int)gpus;
+    }
+    return 0;
+}
+
+/* one micro-batch size: fills r (stages etc.) when better than r->iteration_time_s */
+static int plan_one(const st_graph *g, const st_model *m, const st_cluster *c, const st_profile *prof,
+                    const st_autoshard_opts *o, int nodes, int per, int64_t mbs, int64_t microbatches, double mem_limit,
+                    st_autoshard_result *best, int *have, st_error *err) {
+    int L = (int)g->repeat;
+    int single = o->max_stages == 1 || L <= 1 || g->block_in < 0;
+    st_as_stage *stages = NULL;
+    int nst = 0, rc = 0;
+    double total = INFINITY;
+    int64_t solves = 0;
+    if (single) {
+        st_mesh meshes[2];
+        int nl = logical_meshes(c, nodes, per, meshes);
+        st_error first_err;
+        int first_rc = 0;
+        for (int l = 0; l < nl; l++) {
+            st_as_stage st;
+            memset(&st, 0, sizeof st);
+            st_error e;
+            rc = final_stage(g, c, prof, o, microbatches, mem_limit, &meshes[l], 0, L, L, 1, &st, &solves, &e);
+            best->evaluated++;
+            if (rc) {
+                if (!first_rc) first_rc = rc, first_err = e;
+                if (rc != ST_ENOPLAN) break;
+                continue;
+            }
+            double t = st.time_s * (double)microbatches;
+            if (t < total) {
+                if (stages) free(stages[0].choice);
+                free(stages);
+                stages = malloc(sizeof *stages);
+                if (!stages) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+                stages[0] = st;
+                nst = 1;
+                total = t;
+            } else {
+                free(st.choice);
+            }
+        }
+        if (!nst) {
+            if (err && first_rc) *err = first_err;
+            best->ilp_solves += solves;
+            return first_rc ? first_rc : ST_ENOPLAN;
+        }
+        rc = 0;
+    } else {
+        dpctx d = {.g = g, .c = c, .prof = prof, .dt = o->dtype, .microbatches = microbatches,
+                   .mem_limit = mem_limit, .time_limit_s = o->time_limit_s > 0 ? o->time_limit_s : 60, .err = err};
+        dparg a = {&d, L};
+        st_stage_dp_opts dpo = {.nlayers = L, .nodes = nodes, .gpus_per_node = per, .microbatches = microbatches,
+                                .max_stages = o->max_stages, .cost = dp_cost, .arg = &a};
+        st_stage_dp_result dr;
+        rc = st_stage_dp(&dpo, &dr, err);
+        solves += d.solves;
+        best->dp_cost_calls += dr.cost_calls;
+        best->evaluated += (uint64_t)dr.cost_calls;
+        if (d.failed && rc == 0) rc = err && err->code ? err->code : ST_EINTERNAL;
+        if (rc == 0) {
+            stages = calloc((size_t)dr.nstages, sizeof *stages);
+            if (!stages) rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+            for (int i = 0; !rc && i < dr.nstages; i++) {
+                /* the logical mesh the cost table preferred for this stage */
+                mcache *mc = get_cache(&d, dr.mesh[i]);
+                int lm = 0, cd = 0;
+                if (mc) stage_time(&d, mc, dr.first[i], dr.first[i + 1], dr.nstages - 1 - i, L, &lm, &cd);
+                st_mesh meshes[2];
+                logical_meshes(c, dr.mesh[i].nodes, dr.mesh[i].gpus, meshes);
+                rc = final_stage(g, c, prof, o, microbatches, mem_limit, &meshes[lm], dr.first[i], dr.first[i + 1], L,
+                                 (double)(dr.nstages - i), &stages[i], &solves, err);
+                if (!rc) {
+                    nst = i + 1;
+                    if (dr.nstages > 1) {
+                        stages[i].p2p_s = p2p_s(&d, dr.mesh[i]);
+                        stages[i].time_s += stages[i].p2p_s;
+                    }
+                }
+            }
+            if (!rc) {
+                double sum = 0, mx = 0;
+                for (int i = 0; i < nst; i++) {
+                    sum += stages[i].time_s;
+                    if (stages[i].time_s > mx) mx = stages[i].time_s;
+                }
+                total = sum + (double)(microbatches - 1) * mx;
+            }
+        }
+        dpctx_free(&d);
+    }
+    best->ilp_solves += solves;
+    if (rc) {
+        for (int i = 0; i < nst; i++) free(stages[i].choice);
+        free(stages);
+        return rc;
+    }
+    if (!*have || total < best->iteration_time_s) {
+        for (int i = 0; best->stage && i < best->nstages; i++) free(best->stage[i].choice);
+        free(best->stage);
+        st_graph_free(&best->graph);
+        best->stage = stages;
+        best->nstages = nst;
+        best->iteration_time_s = total;
+        best->mbs = mbs;
+        best->microbatches = microbatches;
+        best->memory_peak_bytes = 0;
+        for (int i = 0; i < nst; i++)
+            if (stages[i].memory_bytes > best->memory_peak_bytes) best->memory_peak_bytes = stages[i].memory_bytes;
+        *have = 1;
+        return 1; /* the caller keeps the graph */
+    }
+    for (int i = 0; i < nst; i++) free(stages[i].choice);
+    free(stages);
+    (void)m;
+    return 0;
+}
+
+int st_autoshard(const st_model *m, const st_graph *custom, const st_cluster *c, const st_profile *prof,
+                 const st_autoshard_opts *o, st_autoshard_result *r, st_error *err) {
+    double t0 = now_s();
+    memset(r, 0, sizeof *r);
+    int64_t gpus = o->gpus > 0 ? o->gpus : st_cluster_gpus(c);
+    int nodes, per;
+    if (gpus > st_cluster_gpus(c))
+        return st_error_set(err, ST_EINVAL, NULL, "gpus", "%lld GPUs asked for, the cluster has %lld", (long long)gpus,
+                            (long long)st_cluster_gpus(c));
+    if (plan_submesh(gpus, c, &nodes, &per))
+        return st_error_set(err, ST_EINVAL, NULL, "gpus",
+                            "%lld GPUs is neither whole nodes of %lld nor a divisor of a node's %lld", (long long)gpus,
+                            (long long)c->gpus_per_node, (long long)c->gpus_per_node);
+    if (per & (per - 1))
+        return st_error_set(err, ST_EINVAL, NULL, "gpus", "the GPUs used per node (%d) must be a power of two", per);
+    double mem_limit = o->mem_limit_bytes > 0 ? o->mem_limit_bytes : c->gpu.memory_bytes - RESERVED_BYTES;
+    int have = 0, rc = 0, last_rc = ST_ENOPLAN;
+    st_error last_err;
+    st_error_clear(&last_err);
+    last_err.code = ST_ENOPLAN;
+    snprintf(last_err.text, sizeof last_err.text, "no sharding fits");
+    if (custom) {
+        st_graph g = *custom;
+        int64_t B = o->microbatches > 0 ? o->microbatches : 1;
+        rc = plan_one(&g, NULL, c, prof, o, nodes, per, 0, B, mem_limit, r, &have, &last_err);
+        if (rc < 0) last_rc = rc;
+        r->g = custom; /* the caller's */
+    } else {
+        int64_t seq = o->seq > 0 ? o->seq : m->seq_len;
+        if (o->gbs < 1) return st_error_set(err, ST_EINVAL, NULL, "gbs", "must be at least 1");
+        for (int64_t mbs = o->mbs > 0 ? o->mbs : 1; mbs <= (o->mbs > 0 ? o->mbs : 8); mbs *= 2) {
+            if (o->gbs % mbs) continue;
+            st_graph g;
+            if ((rc = st_graph_from_model(m, mbs, seq, o->dtype, &g, err))) return rc;
+            st_error e;
+            rc = plan_one(&g, m, c, prof, o, nodes, per, mbs, o->gbs / mbs, mem_limit, r, &have, &e);
+            if (rc == 1) {
+                r->graph = g;
+                r->g = &r->graph;
+            } else {
+                st_graph_free(&g);
+                if (rc < 0) {
+                    last_rc = rc, last_err = e;
+                    if (rc != ST_ENOPLAN) break;
+                }
+            }
+        }
+        if (have) {
+            r->model_flops = st_cost_model_flops(m, o->gbs, seq);
+            r->tokens_per_s = (double)o->gbs * (double)seq / r->iteration_time_s;
+        }
+    }
+    if (!have) {
+        if (err) *err = last_err;
+        return last_rc;
+    }
+    if (custom) {
+        double f = 0;
+        for (int i = 0; i < custom->nops; i++) f += custom->ops[i].fwd_flops + custom->ops[i].bwd_flops;
+        r->model_flops = f * (double)r->microbatches;
+    }
+    r->model_tflops_per_gpu = r->model_flops / r->iteration_time_s / (double)gpus / 1e12;
+    double peak = c->gpu.peak_flops[o->dtype] > 0 ? c->gpu.peak_flops[o->dtype] : c->gpu.peak_flops[ST_DT_BF16];
+    r->mfu = peak > 0 ? r->model_tflops_per_gpu * 1e12 / peak : 0;
+    r->search_time_s = now_s() - t0;
+    return 0;
+}
+
+void st_autoshard_block_collectives(const st_autoshard_result *r, int stage, int counts[ST_COLL_COUNT]) {
+    memset(counts, 0, ST_COLL_COUNT * sizeof counts[0]);
+    if (stage < 0 || stage >= r->nstages) return;
+    const st_graph *g = r->g;
+    const st_as_stage *st = &r->stage[stage];
+    for (int co = 0; co < g->nops; co++) {
+        const st_gop *op = &g->ops[co];
+        if (!op->block || st->choice[co].lab[0] == '-') continue;
+        for (int i = 0; i < op->nin; i++) {
+            int t = op->in[i], pr = g->t[t].producer;
+            if (t == g->block_in) pr = g->t[g->block_out].producer; /* from the previous layer */
+            if (pr < 0 || st->choice[pr].lab[0] == '-') continue;
+            /* the consumer's input layout under its labels */
+            st_layout dst = {{-1, -1}, 0};
+            for (int a = 0; a < st->mesh.naxes; a++) {
+                char l = st->choice[co].lab[a];
+                if (l) dst.ax[a] = (signed char)dim_of(op, op->lab[i], l);
+            }
+            st_coll steps[2];
+            int ns = 0;
+            st_cost_reshard(NULL, NULL, &st->mesh, 0, st->choice[pr].out, dst, steps, &ns);
+            for (int k = 0; k < ns; k++) counts[steps[k]]++;
+        }
+    }
+}
+
+/* ------------------------------------------------------------ describing a result */
+
+static int weight_has(const st_graph *g, const st_gop *o, char l, int *in_out) {
+    int w = 0;
+    for (int i = 0; i < o->nin; i++)
+        if (g->t[o->in[i]].weight && dim_of(o, o->lab[i], l) >= 0) w = 1;
+    *in_out = dim_of(o, o->lab_out, l) >= 0;
+    return w;
+}
+
+const char *st_autoshard_role(const st_graph *g, int op, const st_as_choice *ch, int naxes) {
+    const st_gop *o = &g->ops[op];
+    int any = 0;
+    for (int a = 0; a < naxes; a++) any |= ch->lab[a] != 0;
+    if (!any) return "replicated";
+    /* describe the first splitting axis's label; 2-D choices say "2-D" */
+    char l = ch->lab[0] ? ch->lab[0] : ch->lab[1];
+    if (naxes > 1 && ch->lab[0] && ch->lab[1] && ch->lab[0] != ch->lab[1]) return "2-D split";
+    int in_out;
+    int w = weight_has(g, o, l, &in_out);
+    if (w && !in_out) return "row (partial sums)";
+    if (w && o->type == ST_GOP_MATMUL && strchr(o->lab[1], l) && o->nin > 1 && strchr(o->lab[0], l) && in_out)
+        return l == 'e' ? "experts" : "batched weights split";
+    if (w && in_out) return "column (output split)";
+    if (!in_out) return "partial sums";
+    if (o->nin > 0 && !g->t[o->in[0]].weight && o->lab[0][0] == l) return "data (batch split)";
+    if (l == 's') return "sequence";
+    if (l == 'n') return "heads";
+    if (l == 'c') return "tokens";
+    return "split";
+}
+
+static int op_index(const st_graph *g, const char *name) {
+    for (int i = 0; i < g->nops; i++)
+        if (strcmp(g->ops[i].name, name) == 0) return i;
+    return -1;
+}
+
+void st_autoshard_spec(const st_autoshard_result *r, char *buf, size_t n) {
+    const st_graph *g = r->g;
+    int qkv = op_index(g, "qkv"), ln1 = op_index(g, "ln1"), fc1 = op_index(g, "fc1");
+    if (qkv < 0 || r->nstages < 1) {
+        snprintf(buf, n, "custom (per-operator shardings)");
+        return;
+    }
+    int proj = op_index(g, "proj"), fc2 = op_index(g, "fc2");
+    if (fc1 < 0 || fc2 < 0 || proj < 0) {
+        snprintf(buf, n, "custom (MoE: per-operator shardings)");
+        return;
+    }
+    const st_as_stage *s0 = &r->stage[0];
+    int tp = 1, dp = 1, sp = 0;
+    for (int i = 0; i < r->nstages; i++) {
+        const st_as_stage *st = &r->stage[i];
+        if (st->mesh.naxes != s0->mesh.naxes || st->mesh.size[0] != s0->mesh.size[0] ||
+            (st->mesh.naxes > 1 && st->mesh.size[1] != s0->mesh.size[1])) {
+            snprintf(buf, n, "custom (stages on different meshes)");
+            return;
+        }
+    }
+    for (int a = 0; a < s0->mesh.naxes; a++) {
+        char l = s0->choice[qkv].lab[a];
+        if (l == 'n') tp *= s0->mesh.size[a];
+        else if (l == 'b') dp *= s0->mesh.size[a];
+        else if (l) {
+            snprintf(buf, n, "custom (qkv split on '%c')", l);
+            return;
+        }
+        if (ln1 >= 0 && s0->choice[ln1].lab[a] == 's') sp = 1;
+        if ((l == 'n' && (s0->choice[fc1].lab[a] != 'f' || s0->choice[fc2].lab[a] != 'f' ||
+                          s0->choice[proj].lab[a] != 'n')) ||
+            (l != 'n' && (s0->choice[fc1].lab[a] != l || s0->choice[fc2].lab[a] != l))) {
+            snprintf(buf, n, "custom (attention and MLP split differently)");
+            return;
+        }
+    }
+    snprintf(buf, n, "tp=%d,pp=%d,dp=%d,mbs=%lld,sp=%d", tp, r->nstages, dp, (long long)(r->mbs / dp > 0 ? r->mbs / dp : 1), sp);
+}

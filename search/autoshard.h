@@ -1,0 +1,84 @@
+/* autoshard.h: operator-level auto-sharding (issue 4, `strata plan --search ilp`).
+ *
+ * For each operator of a graph (graph.h) and each logical mesh over a sub-mesh of the cluster,
+ * the candidate shardings (one label per mesh axis) are priced with cost/ (compute: cost/compute.c
+ * on the operator's local share; communication: the resharding between a producer's layout and a
+ * consumer's, forward and the mirrored backward, cost/reshard.c; weight-gradient reduction along
+ * the axes that split the batch; memory: weights with their gradients and Adam state, and saved
+ * activations times the micro-batches in flight). search/ilp.c picks one sharding per operator;
+ * search/stage_dp.c cuts the repeated blocks into pipeline stages over sub-meshes (Alpa). */
+#ifndef STRATA_SEARCH_AUTOSHARD_H
+#define STRATA_SEARCH_AUTOSHARD_H
+
+#include "graph.h"
+
+typedef struct st_autoshard_opts {
+    int64_t gpus;            /* 0: the whole cluster */
+    int64_t gbs;             /* sequences per iteration (model graphs) */
+    int64_t mbs;             /* 0: try 1, 2, 4, ... (model graphs); custom graphs use their own batch */
+    int64_t seq;             /* 0: the model's */
+    int64_t microbatches;    /* custom graphs: micro-batches per iteration (default 1) */
+    st_dtype dtype;
+    double mem_limit_bytes;  /* 0: the GPU's memory less the framework reserve */
+    double time_limit_s;     /* per ILP solve (0: 60 s) */
+    int max_stages;          /* 0: choose (stage DP); 1: no pipeline */
+} st_autoshard_opts;
+
+void st_autoshard_opts_init(st_autoshard_opts *o);
+
+/* one operator's chosen sharding: the label each mesh axis splits (0 = none) */
+typedef struct st_as_choice {
+    char lab[2];
+    st_layout out;
+} st_as_choice;
+
+typedef struct st_as_stage {
+    int first, last;       /* repeated-block layers [first, last); stage 0 has the head, the last the tail */
+    st_mesh mesh;          /* logical mesh */
+    st_as_choice *choice;  /* per graph op; lab = {'-','-'} for ops not on this stage */
+    double time_s;         /* one micro-batch, forward + backward, with its communication */
+    double compute_s, comm_s, sync_s, p2p_s; /* parts of time_s (sync_s: gradient reduction / B) */
+    double memory_bytes;
+    int ilp_rows, ilp_cols, ilp_binaries, ilp_optimal;
+    double ilp_gap, ilp_time_s;
+} st_as_stage;
+
+typedef struct st_autoshard_result {
+    st_graph graph;        /* the graph of the chosen micro-batch size (model graphs; owned) */
+    const st_graph *g;     /* the graph the stages refer to: &graph, or the caller's custom graph */
+    int nstages;
+    st_as_stage *stage;
+    int64_t mbs, microbatches;
+    double iteration_time_s, tokens_per_s, model_flops, model_tflops_per_gpu, mfu, memory_peak_bytes;
+    int64_t ilp_solves;    /* ILPs solved in all */
+    int64_t dp_cost_calls;
+    double search_time_s;
+    uint64_t evaluated;    /* (micro-batch size, stage, sub-mesh, logical mesh) combinations priced */
+} st_autoshard_result;
+
+/* Plans graph-level sharding. Give a model (graphs are built per micro-batch size) or a custom
+ * graph (m NULL). Returns 0, ST_ENOPLAN (nothing fits: err says which limit and by how much), or
+ * ST_EINVAL. */
+int st_autoshard(const st_model *m, const st_graph *custom, const st_cluster *c, const st_profile *prof,
+                 const st_autoshard_opts *o, st_autoshard_result *r, st_error *err);
+void st_autoshard_result_free(st_autoshard_result *r);
+
+/* ---- lower-level pieces (tests, benchmarks) */
+
+/* The objective of a fixed assignment of a single-stage plan of graph g on mesh (labels per op,
+ * {0,0} = replicated), priced exactly as the ILP prices it; memory into *mem_bytes. Returns
+ * INFINITY when a label is not a valid sharding of its operator. */
+double st_autoshard_price(const st_graph *g, const st_cluster *c, const st_profile *prof, const st_mesh *mesh,
+                          st_dtype dt, int64_t microbatches, const char (*labels)[2], double *mem_bytes);
+
+/* The collectives one layer of the block implies in forward (for the summary): counts per kind. */
+void st_autoshard_block_collectives(const st_autoshard_result *r, int stage, int counts[ST_COLL_COUNT]);
+
+/* What a sharding does to an operator, in words: "replicated", "column (output split)", "row
+ * (partial sums)", "data (batch split)", "heads", "experts", ... (static string). */
+const char *st_autoshard_role(const st_graph *g, int op, const st_as_choice *ch, int naxes);
+/* The hand-written plan the result amounts to ("tp=8,pp=1,dp=1,mbs=1,sp=0"), when every stage
+ * shards like Megatron-LM over equal meshes; else a description of why not. */
+void st_autoshard_spec(const st_autoshard_result *r, char *buf, size_t n);
+
+#endif

@@ -1,0 +1,389 @@
+/* test_autoshard.c: operator graphs, resharding, and the operator-level planner (issue 4). */
+#include "autoshard.h"
+#include "suites.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef SRCDIR
+#define SRCDIR "."
+#endif
+
+static st_cluster cluster(const char *name, int64_t gpus) {
+    st_cluster c;
+    ck_assert_int_eq(st_cluster_resolve(name, gpus, &c, NULL), 0);
+    return c;
+}
+
+static int op_index(const st_graph *g, const char *name) {
+    for (int i = 0; i < g->nops; i++)
+        if (strcmp(g->ops[i].name, name) == 0) return i;
+    return -1;
+}
+
+/* ---------------------------------------------------------------- resharding closed forms */
+
+START_TEST(reshard_single_axis) {
+    st_cluster c = cluster("dgx-a100-80g", 8);
+    st_mesh m;
+    int size[1] = {8};
+    st_mesh_init(&m, &c, 1, 8, 1, size);
+    ck_assert_int_eq(m.grp[0].n, 8);
+    ck_assert_int_eq(m.grp[0].nodes, 1);
+    double S = 64e6;
+    st_layout rep = {{-1, -1}, 0}, part = {{-1, -1}, 1}, s0 = {{0, -1}, 0}, s1 = {{1, -1}, 0};
+    st_coll steps[2];
+    int n;
+    /* partial -> replicated: one all-reduce of the whole tensor */
+    double t = st_cost_reshard(&c, NULL, &m, S, part, rep, steps, &n);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(steps[0], ST_COLL_ALLREDUCE);
+    ck_assert_double_eq_tol(t, st_cost_collective(&c, NULL, ST_COLL_ALLREDUCE, &m.grp[0], S), 1e-12);
+    /* partial -> split: reduce-scatter, half an all-reduce's volume */
+    t = st_cost_reshard(&c, NULL, &m, S, part, s0, steps, &n);
+    ck_assert_int_eq(steps[0], ST_COLL_REDUCESCATTER);
+    ck_assert_double_eq_tol(t, st_cost_collective(&c, NULL, ST_COLL_REDUCESCATTER, &m.grp[0], S), 1e-12);
+    /* split -> replicated: all-gather into the full tensor */
+    t = st_cost_reshard(&c, NULL, &m, S, s0, rep, steps, &n);
+    ck_assert_int_eq(steps[0], ST_COLL_ALLGATHER);
+    ck_assert_double_eq_tol(t, st_cost_collective(&c, NULL, ST_COLL_ALLGATHER, &m.grp[0], S), 1e-12);
+    /* split on one dimension -> another: all-to-all of the local shard */
+    t = st_cost_reshard(&c, NULL, &m, S, s0, s1, steps, &n);
+    ck_assert_int_eq(steps[0], ST_COLL_ALLTOALL);
+    ck_assert_double_eq_tol(t, st_cost_collective(&c, NULL, ST_COLL_ALLTOALL, &m.grp[0], S / 8), 1e-12);
+    /* replicated -> split is a local slice; same layout is nothing */
+    ck_assert_double_eq(st_cost_reshard(&c, NULL, &m, S, rep, s0, steps, &n), 0);
+    ck_assert_int_eq(n, 0);
+    ck_assert_double_eq(st_cost_reshard(&c, NULL, &m, S, s1, s1, NULL, NULL), 0);
+}
+END_TEST
+
+START_TEST(reshard_two_axes_cheapest_order) {
+    st_cluster c = cluster("dgx-a100-80g", 16);
+    st_mesh m;
+    int size[2] = {2, 8};
+    st_mesh_init(&m, &c, 2, 8, 2, size);
+    ck_assert_int_eq(m.grp[1].nodes, 1);  /* inner axis inside a node */
+    ck_assert_int_eq(m.grp[0].nodes, 2);  /* outer axis across the two nodes */
+    double S = 128e6;
+    /* partial along the inner axis, split along the outer: to replicated needs an all-reduce
+     * inside the node and an all-gather across nodes; either order is priced, the cheaper wins */
+    st_layout src = {{0, -1}, 2}, dst = {{-1, -1}, 0};
+    st_coll steps[2];
+    int n;
+    double t = st_cost_reshard(&c, NULL, &m, S, src, dst, steps, &n);
+    ck_assert_int_eq(n, 2);
+    double local = S / 2;
+    double ar_then_ag = st_cost_collective(&c, NULL, ST_COLL_ALLREDUCE, &m.grp[1], local) +
+                        st_cost_collective(&c, NULL, ST_COLL_ALLGATHER, &m.grp[0], local * 2);
+    double ag_then_ar = st_cost_collective(&c, NULL, ST_COLL_ALLGATHER, &m.grp[0], local * 2) +
+                        st_cost_collective(&c, NULL, ST_COLL_ALLREDUCE, &m.grp[1], local * 2);
+    ck_assert_double_eq_tol(t, fmin(ar_then_ag, ag_then_ar), 1e-12);
+    ck_assert(ar_then_ag < ag_then_ar); /* reduce while small */
+    ck_assert_int_eq(steps[0], ST_COLL_ALLREDUCE);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- graphs */
+
+START_TEST(graph_from_preset) {
+    st_model m;
+    ck_assert_int_eq(st_model_preset("gpt3-175b", &m), 0);
+    st_graph g;
+    st_error err;
+    ck_assert_int_eq(st_graph_from_model(&m, 1, 2048, ST_DT_BF16, &g, &err), 0);
+    ck_assert_int_eq(g.repeat, 96);
+    ck_assert_int_ge(op_index(&g, "qkv"), 0);
+    ck_assert_int_ge(op_index(&g, "fc2"), 0);
+    ck_assert_int_ge(g.block_in, 0);
+    /* parameters of the tied graph are the model's, up to biases and the position table */
+    double p = st_graph_params(&g), want = st_model_params(&m);
+    ck_assert_msg(fabs(p - want) / want < 0.01, "graph %.4g vs model %.4g parameters", p, want);
+    /* topological order: every op after its producers */
+    int *pos = calloc((size_t)g.nops, sizeof *pos);
+    for (int i = 0; i < g.nops; i++) pos[g.topo[i]] = i;
+    for (int o = 0; o < g.nops; o++)
+        for (int i = 0; i < g.ops[o].nin; i++) {
+            int pr = g.t[g.ops[o].in[i]].producer;
+            if (pr >= 0) ck_assert_int_lt(pos[pr], pos[o]);
+        }
+    free(pos);
+    st_graph_free(&g);
+}
+END_TEST
+
+static int load_err(const char *json, st_error *err) {
+    char path[] = "/tmp/strata_graph_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    FILE *f = fdopen(fd, "w");
+    fputs(json, f);
+    fclose(f);
+    st_graph g;
+    int rc = st_graph_load(path, &g, err);
+    if (rc == 0) st_graph_free(&g);
+    remove(path);
+    return rc;
+}
+
+START_TEST(graph_bad_input) {
+    st_error err;
+    /* a cycle */
+    ck_assert_int_eq(load_err("{\"tensors\":[{\"name\":\"a\",\"shape\":[4,4]},{\"name\":\"b\",\"shape\":[4,4]},"
+                              "{\"name\":\"x\",\"shape\":[4,4],\"input\":true}],"
+                              "\"ops\":[{\"name\":\"f\",\"type\":\"elementwise\",\"inputs\":[\"x\",\"b\"],\"output\":\"a\"},"
+                              "{\"name\":\"g\",\"type\":\"elementwise\",\"inputs\":[\"a\"],\"output\":\"b\"}]}",
+                              &err),
+                     ST_EINVAL);
+    ck_assert_msg(strstr(err.text, "cycle"), "%s", err.text);
+    /* a dangling tensor: read, never written */
+    ck_assert_int_eq(load_err("{\"tensors\":[{\"name\":\"a\",\"shape\":[4]},{\"name\":\"b\",\"shape\":[4]}],"
+                              "\"ops\":[{\"name\":\"f\",\"type\":\"elementwise\",\"inputs\":[\"a\"],\"output\":\"b\"}]}",
+                              &err),
+                     ST_EINVAL);
+    ck_assert_msg(strstr(err.text, "dangling"), "%s", err.text);
+    /* shapes that do not match across a matmul */
+    ck_assert_int_eq(load_err("{\"tensors\":[{\"name\":\"x\",\"shape\":[8,16],\"input\":true},"
+                              "{\"name\":\"w\",\"shape\":[32,4],\"weight\":true},{\"name\":\"y\",\"shape\":[8,4]}],"
+                              "\"ops\":[{\"name\":\"mm\",\"type\":\"matmul\",\"inputs\":[\"x\",\"w\"],\"output\":\"y\"}]}",
+                              &err),
+                     ST_EINVAL);
+    ck_assert_msg(strstr(err.text, "do not match") && strstr(err.key, "mm"), "%s / %s", err.key, err.text);
+    /* unknown type, unknown key, unknown tensor, zero size */
+    ck_assert_int_eq(load_err("{\"tensors\":[{\"name\":\"x\",\"shape\":[8],\"input\":true},{\"name\":\"y\",\"shape\":[8]}],"
+                              "\"ops\":[{\"name\":\"f\",\"type\":\"fft\",\"inputs\":[\"x\"],\"output\":\"y\"}]}",
+                              &err),
+                     ST_EINVAL);
+    ck_assert_msg(strstr(err.text, "fft"), "%s", err.text);
+    ck_assert_int_eq(load_err("{\"tensors\":[],\"ops\":[],\"colour\":1}", &err), ST_EINVAL);
+    ck_assert_int_eq(load_err("{\"tensors\":[{\"name\":\"x\",\"shape\":[0]}],\"ops\":[]}", &err), ST_EINVAL);
+    ck_assert_int_eq(load_err("{\"tensors\":[{\"name\":\"x\",\"shape\":[4],\"input\":true},{\"name\":\"y\",\"shape\":[4]}],"
+                              "\"ops\":[{\"name\":\"f\",\"type\":\"elementwise\",\"inputs\":[\"z\"],\"output\":\"y\"}]}",
+                              &err),
+                     ST_EINVAL);
+    ck_assert_msg(strstr(err.text, "'z'"), "%s", err.text);
+    ck_assert_int_eq(load_err("{\"tensors\": [", &err), ST_EINVAL);
+    ck_assert_int_gt(err.line, 0);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- the planner */
+
+static void plan_model(const char *model, const char *cl, int64_t gpus, int64_t gbs, int64_t mbs, int64_t seq,
+                       int max_stages, st_autoshard_result *r) {
+    st_model m;
+    ck_assert_int_eq(st_model_preset(model, &m), 0);
+    st_cluster c = cluster(cl, gpus);
+    st_autoshard_opts o;
+    st_autoshard_opts_init(&o);
+    o.gbs = gbs, o.mbs = mbs, o.seq = seq, o.max_stages = max_stages;
+    st_error err;
+    int rc = st_autoshard(&m, NULL, &c, NULL, &o, r, &err);
+    ck_assert_msg(rc == 0, "%s: %s", model, err.text);
+}
+
+static char split1(const st_autoshard_result *r, const char *op) {
+    int i = op_index(r->g, op);
+    ck_assert_int_ge(i, 0);
+    return r->stage[0].choice[i].lab[0];
+}
+
+/* Megatron-LM's tensor parallelism, found by the ILP on its own: column-split QKV and fc1, row-split
+ * projection and fc2, so two reductions per layer in forward (all-reduces, or with sequence
+ * parallelism reduce-scatter + all-gather pairs of the same volume). */
+START_TEST(ilp_finds_megatron) {
+    st_autoshard_result r;
+    plan_model("gpt-18.4b", "dgx-a100-80g", 8, 8, 1, 2048, 1, &r);
+    ck_assert_int_eq(r.nstages, 1);
+    ck_assert_int_eq(r.stage[0].mesh.naxes, 1);
+    ck_assert_int_eq(split1(&r, "qkv"), 'n');
+    ck_assert_int_eq(split1(&r, "proj"), 'n');
+    ck_assert_int_eq(split1(&r, "fc1"), 'f');
+    ck_assert_int_eq(split1(&r, "fc2"), 'f');
+    ck_assert_str_eq(st_autoshard_role(r.g, op_index(r.g, "qkv"), &r.stage[0].choice[op_index(r.g, "qkv")], 1),
+                     "column (output split)");
+    ck_assert_str_eq(st_autoshard_role(r.g, op_index(r.g, "fc2"), &r.stage[0].choice[op_index(r.g, "fc2")], 1),
+                     "row (partial sums)");
+    int counts[ST_COLL_COUNT];
+    st_autoshard_block_collectives(&r, 0, counts);
+    int reductions = counts[ST_COLL_ALLREDUCE] + counts[ST_COLL_REDUCESCATTER];
+    ck_assert_int_eq(reductions, 2);
+    ck_assert_int_eq(counts[ST_COLL_ALLGATHER], counts[ST_COLL_REDUCESCATTER]);
+    ck_assert_int_eq(counts[ST_COLL_ALLTOALL], 0);
+
+    /* not worse than the hand-written pattern priced the same way (with and without sp) */
+    st_cluster c = cluster("dgx-a100-80g", 8);
+    for (int sp = 0; sp < 2; sp++) {
+        const st_graph *g = r.g;
+        char(*lab)[2] = calloc((size_t)g->nops, sizeof *lab);
+        for (int o = 0; o < g->nops; o++) {
+            const char *nm = g->ops[o].name;
+            if (!strcmp(nm, "qkv") || !strcmp(nm, "qkv_bias") || !strcmp(nm, "scores") || !strcmp(nm, "softmax") ||
+                !strcmp(nm, "attn_dropout") || !strcmp(nm, "context") || !strcmp(nm, "context_transpose") ||
+                !strcmp(nm, "proj"))
+                lab[o][0] = 'n';
+            else if (!strcmp(nm, "fc1") || !strcmp(nm, "act") || !strcmp(nm, "fc2"))
+                lab[o][0] = 'f';
+            else if (!strcmp(nm, "embedding"))
+                lab[o][0] = 'v';
+            else if (!strcmp(nm, "logits") || !strcmp(nm, "loss"))
+                lab[o][0] = 'v';
+            else if (sp && g->ops[o].block)
+                lab[o][0] = 's';
+        }
+        double mem = 0;
+        double hand = st_autoshard_price(g, &c, NULL, &r.stage[0].mesh, ST_DT_BF16, r.microbatches, (const char(*)[2])lab, &mem);
+        ck_assert_msg(isfinite(hand), "the Megatron assignment must be a valid sharding");
+        ck_assert_msg(r.stage[0].time_s <= hand * (1 + 1e-9), "ILP %.6f s vs Megatron%s %.6f s", r.stage[0].time_s,
+                      sp ? "-SP" : "", hand);
+        free(lab);
+    }
+
+    /* one cost path: the enumerator's estimate of the same plan agrees within 15% */
+    st_model m;
+    st_model_preset("gpt-18.4b", &m);
+    st_plan p;
+    st_plan_defaults(&p);
+    st_error err;
+    ck_assert_int_eq(st_plan_parse_spec("tp=8,pp=1,gbs=8,mbs=1,sp=1", &p, &err), 0);
+    ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 8, NULL, &err), 0);
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+    st_estimate e;
+    ck_assert_int_eq(st_cost_estimate(ctx, &p, &e), 0);
+    st_cost_ctx_free(ctx);
+    ck_assert_msg(fabs(r.iteration_time_s - e.iteration_time_s) / e.iteration_time_s < 0.15, "ILP %.3f s vs estimate %.3f s",
+                  r.iteration_time_s, e.iteration_time_s);
+    ck_assert_msg(fabs(r.memory_peak_bytes - e.memory_peak_bytes) / e.memory_peak_bytes < 0.10, "memory %.3g vs %.3g",
+                  r.memory_peak_bytes, e.memory_peak_bytes);
+    st_autoshard_result_free(&r);
+}
+END_TEST
+
+START_TEST(ilp_shards_experts) {
+    st_autoshard_result r;
+    plan_model("mixtral-8x7b", "dgx-h100", 16, 64, 0, 4096, 1, &r);
+    int e = op_index(r.g, "expert_fc1");
+    int found = 0;
+    for (int a = 0; a < r.stage[0].mesh.naxes; a++) found |= r.stage[0].choice[e].lab[a] == 'e';
+    ck_assert_msg(found, "expert_fc1 is not split over experts");
+    int counts[ST_COLL_COUNT];
+    st_autoshard_block_collectives(&r, 0, counts);
+    ck_assert_int_gt(counts[ST_COLL_ALLTOALL], 0);
+    ck_assert(r.memory_peak_bytes <= 78.0 * 1073741824.0);
+    st_autoshard_result_free(&r);
+}
+END_TEST
+
+static void plan_graph(const char *file, int64_t gpus) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/tests/data/%s", SRCDIR, file);
+    st_graph g;
+    st_error err;
+    ck_assert_msg(st_graph_load(path, &g, &err) == 0, "%s", err.text);
+    st_cluster c = cluster("dgx-a100-80g", gpus);
+    st_autoshard_opts o;
+    st_autoshard_opts_init(&o);
+    o.microbatches = 4;
+    st_autoshard_result r;
+    ck_assert_msg(st_autoshard(NULL, &g, &c, NULL, &o, &r, &err) == 0, "%s", err.text);
+    ck_assert_int_eq(r.nstages, 1);
+    ck_assert(isfinite(r.iteration_time_s) && r.iteration_time_s > 0);
+    /* every operator got a valid sharding whose splits divide its tensors */
+    for (int op = 0; op < g.nops; op++) {
+        ck_assert(r.stage[0].choice[op].lab[0] != '-');
+        const st_gtensor *t = &g.t[g.ops[op].out];
+        for (int a = 0; a < r.stage[0].mesh.naxes; a++) {
+            int d = r.stage[0].choice[op].out.ax[a];
+            if (d >= 0) ck_assert_int_eq(t->dim[d] % r.stage[0].mesh.size[a], 0);
+        }
+    }
+    /* with 8 GPUs it uses them: faster than one GPU's share of the work would allow otherwise */
+    ck_assert(r.mfu > 0.05);
+    st_autoshard_result_free(&r);
+    st_graph_free(&g);
+}
+
+START_TEST(ilp_custom_graphs) {
+    plan_graph("graph_wrn_block.json", 8);
+    plan_graph("graph_unet.json", 8);
+    plan_graph("graph_unet.json", 16);
+}
+END_TEST
+
+START_TEST(ilp_infeasible_memory) {
+    st_model m;
+    st_model_preset("gpt3-175b", &m);
+    st_cluster c = cluster("dgx-a100-80g", 8);
+    st_autoshard_opts o;
+    st_autoshard_opts_init(&o);
+    o.gbs = 8, o.mbs = 1, o.max_stages = 1;
+    st_autoshard_result r;
+    st_error err;
+    ck_assert_int_eq(st_autoshard(&m, NULL, &c, NULL, &o, &r, &err), ST_ENOPLAN);
+    ck_assert_msg(strstr(err.text, "memory limit") && strstr(err.text, "over"), "%s", err.text);
+}
+END_TEST
+
+/* block tying: the ILP does not grow with depth */
+START_TEST(ilp_size_independent_of_depth) {
+    st_autoshard_result a, b;
+    plan_model("gpt-1.7b", "dgx-a100-80g", 8, 8, 1, 2048, 1, &a);
+    st_model m;
+    st_model_preset("gpt-1.7b", &m);
+    m.layers = 96;
+    st_cluster c = cluster("dgx-a100-80g", 8);
+    st_autoshard_opts o;
+    st_autoshard_opts_init(&o);
+    o.gbs = 8, o.mbs = 1, o.max_stages = 1;
+    st_error err;
+    ck_assert_int_eq(st_autoshard(&m, NULL, &c, NULL, &o, &b, &err), 0);
+    ck_assert_int_eq(a.stage[0].ilp_rows, b.stage[0].ilp_rows);
+    ck_assert_int_eq(a.stage[0].ilp_cols, b.stage[0].ilp_cols);
+    st_autoshard_result_free(&a);
+    st_autoshard_result_free(&b);
+}
+END_TEST
+
+/* the stage DP over sub-meshes: GPT-3 on 64 GPUs is pipelined; stages cover the layers and use
+ * every GPU once, each within memory */
+START_TEST(ilp_pipeline_stages) {
+    st_autoshard_result r;
+    plan_model("gpt3-175b", "dgx-a100-80g", 64, 1536, 1, 2048, 0, &r);
+    ck_assert_int_gt(r.nstages, 1);
+    ck_assert_int_eq(r.stage[0].first, 0);
+    ck_assert_int_eq(r.stage[r.nstages - 1].last, 96);
+    int gpus = 0;
+    double sum = 0, mx = 0;
+    for (int i = 0; i < r.nstages; i++) {
+        if (i) ck_assert_int_eq(r.stage[i].first, r.stage[i - 1].last);
+        gpus += r.stage[i].mesh.nodes * r.stage[i].mesh.gpus;
+        ck_assert(r.stage[i].memory_bytes <= 78.0 * 1073741824.0);
+        sum += r.stage[i].time_s;
+        mx = fmax(mx, r.stage[i].time_s);
+    }
+    ck_assert_int_eq(gpus, 64);
+    ck_assert_double_eq_tol(r.iteration_time_s, sum + (double)(r.microbatches - 1) * mx, 1e-9 * r.iteration_time_s);
+    ck_assert(r.mfu > 0.2 && r.mfu < 0.8);
+    st_autoshard_result_free(&r);
+}
+END_TEST
+
+Suite *suite_autoshard(void) {
+    Suite *s = suite_create("autoshard");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, reshard_single_axis);
+    tcase_add_test(tc, reshard_two_axes_cheapest_order);
+    tcase_add_test(tc, graph_from_preset);
+    tcase_add_test(tc, graph_bad_input);
+    tcase_add_test(tc, ilp_finds_megatron);
+    tcase_add_test(tc, ilp_shards_experts);
+    tcase_add_test(tc, ilp_custom_graphs);
+    tcase_add_test(tc, ilp_infeasible_memory);
+    tcase_add_test(tc, ilp_size_independent_of_depth);
+    tcase_add_test(tc, ilp_pipeline_stages);
+    suite_add_tcase(s, tc);
+    return s;
+}
