@@ -536,6 +536,8 @@ static int build(const ctx *x, const scope *sc, problem *p) {
 }
 
 typedef struct solved {
+    int nodes;    /* ILP nodes, and its variables as formulated (one per strategy and per edge pair) */
+    int64_t vars;
     int *strat;   /* per op: strategy index, -1 absent */
     double cost;  /* ILP objective */
     double mem;
@@ -566,6 +568,9 @@ static int solve(const ctx *x, const scope *sc, solved *out, st_error *err) {
         problem_free(&p, n);
         return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
     }
+    out->nodes = p.nnodes;
+    for (int u = 0; u < p.nnodes; u++) out->vars += p.nstrat[u];
+    for (int e = 0; e < p.nedges; e++) out->vars += (int64_t)p.nstrat[p.edges[e].u] * p.nstrat[p.edges[e].v];
     rc = p.nnodes > 0 ? st_ilp_solve(&ilp, choice, &out->r, err) : 0;
     if (rc == 0) {
         for (int o = 0; o < n; o++) out->strat[o] = p.node_of[o] >= 0 ? p.fidx[o][choice[p.node_of[o]]] : -1;
@@ -654,6 +659,7 @@ typedef struct lmesh {
 typedef struct mcache {
     int nodes, gpus, ready, nlog;
     lmesh log[2];
+    double *memo; /* stage times by (units, head, tail, stages_after); NaN = not priced yet */
 } mcache;
 
 typedef struct dpctx {
@@ -844,9 +850,15 @@ static double stage_time(dpctx *d, mcache *mc, int first, int last, int stages_a
     return best;
 }
 
+/* The DP works on units of u layers (Alpa's layer clustering, section 5.2): at most MAX_UNITS
+ * units, so its cubic cost stays bounded for deep models; blocks are identical, so a stage's time
+ * depends only on its length, whether it holds the head or the tail, its sub-mesh and the stages
+ * after it, and is priced once per such combination. */
+#define MAX_UNITS 100
+
 typedef struct dparg {
     dpctx *d;
-    int L;
+    int L, u, units;
 } dparg;
 
 static double dp_cost(void *arg, int first, int last, st_submesh sm, int stages_after) {
@@ -858,9 +870,22 @@ static double dp_cost(void *arg, int first, int last, st_submesh sm, int stages_
         d->failed = 1;
         return INFINITY;
     }
-    double t = stage_time(d, mc, first, last, stages_after, a->L, NULL, NULL);
+    int U = a->units + 1, head = first == 0, tail = last == a->units;
+    if (!mc->memo) {
+        mc->memo = malloc((size_t)U * 4 * (size_t)U * sizeof *mc->memo);
+        if (!mc->memo) {
+            d->failed = 1;
+            return INFINITY;
+        }
+        for (size_t i = 0; i < (size_t)U * 4 * (size_t)U; i++) mc->memo[i] = NAN;
+    }
+    double *slot = &mc->memo[((size_t)(last - first) * 4 + (size_t)(head * 2 + tail)) * (size_t)U + (size_t)stages_after];
+    if (!isnan(*slot)) return *slot;
+    int f = first * a->u, l = last == a->units ? a->L : last * a->u;
+    double t = stage_time(d, mc, f, l, stages_after, a->L, NULL, NULL);
     /* a stage with a neighbour exchanges activations with it */
-    if (isfinite(t) && !(first == 0 && last == a->L)) t += p2p_s(d, sm);
+    if (isfinite(t) && !(head && tail)) t += p2p_s(d, sm);
+    *slot = t;
     return t;
 }
 
@@ -870,6 +895,7 @@ static void dpctx_free(dpctx *d) {
             for (int c = 0; c < d->cache[i].log[l].ncand; c++) free(d->cache[i].log[l].c[c].strat);
             ctx_free(&d->cache[i].log[l].x);
         }
+    for (int i = 0; i < d->ncache; i++) free(d->cache[i].memo);
     free(d->cache);
     memset(d, 0, sizeof *d);
 }
@@ -925,6 +951,7 @@ static int final_stage(const st_graph *g, const st_cluster *c, const st_profile 
     st->time_s = s.cost;
     st->memory_bytes = s.mem;
     st->ilp_rows = s.r.rows, st->ilp_cols = s.r.cols, st->ilp_binaries = s.r.binaries;
+    st->ilp_nodes = s.nodes, st->ilp_vars = s.vars;
     st->ilp_optimal = s.r.optimal, st->ilp_gap = s.r.gap, st->ilp_time_s = s.r.solve_time_s;
     st->choice = calloc((size_t)n, sizeof *st->choice);
     if (!st->choice) {
@@ -1019,8 +1046,10 @@ static int plan_one(const st_graph *g, const st_model *m, const st_cluster *c, c
     } else {
         dpctx d = {.g = g, .c = c, .prof = prof, .dt = o->dtype, .microbatches = microbatches,
                    .mem_limit = mem_limit, .time_limit_s = o->time_limit_s > 0 ? o->time_limit_s : 60, .err = err};
-        dparg a = {&d, L};
-        st_stage_dp_opts dpo = {.nlayers = L, .nodes = nodes, .gpus_per_node = per, .microbatches = microbatches,
+        int u = 1;
+        while ((L + u - 1) / u > MAX_UNITS) u++;
+        dparg a = {&d, L, u, (L + u - 1) / u};
+        st_stage_dp_opts dpo = {.nlayers = a.units, .nodes = nodes, .gpus_per_node = per, .microbatches = microbatches,
                                 .max_stages = o->max_stages, .cost = dp_cost, .arg = &a};
         st_stage_dp_result dr;
         rc = st_stage_dp(&dpo, &dr, err);
@@ -1031,6 +1060,7 @@ static int plan_one(const st_graph *g, const st_model *m, const st_cluster *c, c
         if (rc == 0) {
             stages = calloc((size_t)dr.nstages, sizeof *stages);
             if (!stages) rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+            for (int i = 0; i <= dr.nstages; i++) dr.first[i] = i == dr.nstages ? L : dr.first[i] * u;
             for (int i = 0; !rc && i < dr.nstages; i++) {
                 /* the logical mesh the cost table preferred for this stage */
                 mcache *mc = get_cache(&d, dr.mesh[i]);

@@ -39,7 +39,9 @@ typedef struct st_as_stage {
     double time_s;         /* one micro-batch, forward + backward, with its communication */
     double compute_s, comm_s, sync_s, p2p_s; /* parts of time_s (sync_s: gradient reduction / B) */
     double memory_bytes;
-    int ilp_rows, ilp_cols, ilp_binaries, ilp_optimal;
+    int ilp_nodes;         /* ILP nodes (operators after follow-set merging; one block for all layers) */
+    int64_t ilp_vars;      /* its variables as formulated: strategies + edge pairs */
+    int ilp_rows, ilp_cols, ilp_binaries, ilp_optimal; /* what GLPK got after search/ilp.c's reductions */
     double ilp_gap, ilp_time_s;
 } st_as_stage;
 

@@ -46,6 +46,8 @@ static json_t *stages_json(const st_autoshard_result *r) {
         }
         json_object_set_new(s, "ops", ops);
         json_t *ilp = json_object();
+        json_object_set_new(ilp, "nodes", json_integer(st->ilp_nodes));
+        json_object_set_new(ilp, "variables", json_integer((json_int_t)st->ilp_vars));
         json_object_set_new(ilp, "rows", json_integer(st->ilp_rows));
         json_object_set_new(ilp, "cols", json_integer(st->ilp_cols));
         json_object_set_new(ilp, "binaries", json_integer(st->ilp_binaries));

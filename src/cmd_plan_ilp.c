@@ -149,8 +149,8 @@ int st__cmd_plan_ilp(int argc, char **argv, st_error *err) {
         fprintf(mem, "graph %s (%d operators) on %lld x %s (%s), %lld micro-batches, %s: operator-level search\n",
                 custom.name, custom.nops, (long long)gpus, c.gpu.name, c.name, (long long)res.microbatches,
                 st_dtype_name(o.dtype));
-    fprintf(mem, "\n%5s %9s %-12s %12s %9s %8s %13s %7s\n", "stage", "layers", "mesh", "ms/microbatch", "mem_GiB",
-            "ILP_s", "rows x cols", "gap%");
+    fprintf(mem, "\n%5s %9s %-12s %12s %9s %8s %14s %13s %7s\n", "stage", "layers", "mesh", "ms/microbatch", "mem_GiB",
+            "ILP_s", "nodes/vars", "rows x cols", "gap%");
     for (int i = 0; i < res.nstages; i++) {
         const st_as_stage *st = &res.stage[i];
         char mesh_s[32], lay[32], rc_s[32];
@@ -160,8 +160,10 @@ int st__cmd_plan_ilp(int argc, char **argv, st_error *err) {
             snprintf(mesh_s, sizeof mesh_s, "%dx%d", st->mesh.size[0], st->mesh.size[1]);
         snprintf(lay, sizeof lay, "%d-%d", st->first, st->last - 1);
         snprintf(rc_s, sizeof rc_s, "%dx%d", st->ilp_rows, st->ilp_cols);
-        fprintf(mem, "%5d %9s %-12s %12.3f %9.1f %8.3f %13s %7.2f%s\n", i, g->repeat > 1 || g->block_in >= 0 ? lay : "all",
-                mesh_s, st->time_s * 1e3, st->memory_bytes / GiB, st->ilp_time_s, rc_s, 100 * st->ilp_gap,
+        char nv[32];
+        snprintf(nv, sizeof nv, "%d/%lld", st->ilp_nodes, (long long)st->ilp_vars);
+        fprintf(mem, "%5d %9s %-12s %12.3f %9.1f %8.3f %14s %13s %7.2f%s\n", i, g->repeat > 1 || g->block_in >= 0 ? lay : "all",
+                mesh_s, st->time_s * 1e3, st->memory_bytes / GiB, st->ilp_time_s, nv, rc_s, 100 * st->ilp_gap,
                 st->ilp_optimal ? "" : " (time limit)");
     }
     /* per-layer assignment of the first stage (the others are printed when they differ) */
