@@ -27,6 +27,7 @@ int st_cmd_compare(int argc, char **argv, st_error *err);
 int st_cmd_plot(int argc, char **argv, st_error *err);
 int st_cmd_sim(int argc, char **argv, st_error *err);
 int st_cmd_calibrate(int argc, char **argv, st_error *err);
+int st_cmd_profile(int argc, char **argv, st_error *err);
 
 /* Output (src/output.c). Each builds the whole document, then writes it in one go. */
 int st_out_estimate_json(FILE *f, const st_model *m, const st_cluster *c, const st_plan *p,

@@ -17,6 +17,7 @@ static const char usage[] =
     "  compare    the best plan on each of several clusters: time and cost to train\n"
     "  plot       charts (gnuplot) of plan, compare and estimate results\n"
     "  calibrate  a calibration profile (--profile) from a PyTorch profiler trace\n"
+    "  profile    a calibration profile (--profile) from microbenchmarks on this machine's GPUs\n"
     "  models     list the model presets\n"
     "  clusters   list the cluster and GPU presets\n"
     "\n"
@@ -46,6 +47,7 @@ int main(int argc, char **argv) {
                 {"compare", st_cmd_compare},
                 {"plot", st_cmd_plot},
                 {"calibrate", st_cmd_calibrate},
+                {"profile", st_cmd_profile},
                 {"models", st_cmd_models},
                 {"clusters", st_cmd_clusters}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
