@@ -728,6 +728,361 @@ START_TEST(test_mutations) {
 }
 END_TEST
 
+
+/* ------------------------------------------------------------ strata profile: the pure half */
+/* profiler/prof.c without a GPU: the shape grid against the presets' own operator shapes (every
+ * power-of-two FLOP bin a preset GEMM falls into is timed), a plan's shapes against st_ops_layer,
+ * fills decoded bit by bit, medians by hand, and fitted profiles through st_profile_load. */
+#include "../profiler/prof.h"
+
+/* the power-of-two bin of x, as prof.c and kineto.c bin: x in [2^(e-1), 2^e) */
+static int pbin(double x) {
+    int e;
+    frexp(x, &e);
+    return e;
+}
+
+static int grid_has(const st__prof_gemm *g, int n, st_opclass cls, int bin) {
+    for (int i = 0; i < n; i++)
+        if (g[i].cls == cls && pbin(g[i].flops) == bin) return 1;
+    return 0;
+}
+
+START_TEST(test_prof_grid_covers_presets) {
+    st__prof_gemm *g = NULL, *q = NULL;
+    int n = 0, nq = 0, checked = 0;
+    ck_assert_int_eq(st__prof_gemm_grid(0, 1e30, 2, &g, &n), 0);
+    ck_assert_int_ge(n, 20);
+    /* sorted by class then FLOPs; at most 3 per bin; FLOPs = 2 m n k batch */
+    for (int i = 0; i < n; i++) {
+        ck_assert_double_eq(g[i].flops, 2 * g[i].m * g[i].n * g[i].k * g[i].batch);
+        ck_assert(g[i].cls == ST_OPC_GEMM || g[i].cls == ST_OPC_BGEMM);
+        ck_assert_int_eq(g[i].plan, 0);
+        if (i > 0) ck_assert(g[i].cls > g[i - 1].cls || (g[i].cls == g[i - 1].cls && g[i].flops >= g[i - 1].flops));
+        int same = 0;
+        for (int j = 0; j < n; j++) same += g[j].cls == g[i].cls && pbin(g[j].flops) == pbin(g[i].flops);
+        ck_assert_int_le(same, 3);
+    }
+    /* every GEMM of every preset at tp 1, 2, 4, 8 and micro-batch 1, 4 lands in a timed bin */
+    size_t np;
+    const st_model *pm = st_model_presets(&np);
+    static const int tps[] = {1, 2, 4, 8};
+    for (size_t i = 0; i < np; i++)
+        for (int t = 0; t < 4; t++) {
+            if (pm[i].heads % tps[t] || pm[i].kv_heads % tps[t]) continue;
+            for (int64_t mbs = 1; mbs <= 4; mbs *= 4) {
+                st_shard sh = {.tp = tps[t], .cp = 1, .ep = 1, .mbs = mbs, .seq = pm[i].seq_len,
+                               .dtype = ST_DT_BF16, .grad_bytes = 4};
+                st_op ops[ST_MAX_OPS];
+                int64_t idx[2];
+                st_model_block_kinds(&pm[i], &idx[0], &idx[1]);
+                for (int part = 0; part < 3; part++) {
+                    int k = part < 2 ? (idx[part] < 0 ? 0 : st_ops_layer(&pm[i], &sh, idx[part], ops, ST_MAX_OPS))
+                                     : st_ops_tail(&pm[i], &sh, ops, ST_MAX_OPS);
+                    ck_assert_int_ge(k, 0);
+                    for (int o = 0; o < k; o++) {
+                        if (ops[o].cls != ST_OPC_GEMM && ops[o].cls != ST_OPC_BGEMM) continue;
+                        if (!grid_has(g, n, ops[o].cls, pbin(ops[o].fwd_flops)))
+                            ck_abort_msg("%s tp=%d mbs=%lld %s: %g FLOPs (bin 2^%d) not in the grid", pm[i].name,
+                                         tps[t], (long long)mbs, ops[o].name, ops[o].fwd_flops, pbin(ops[o].fwd_flops));
+                        checked++;
+                    }
+                }
+            }
+        }
+    ck_assert_int_gt(checked, 500);
+    /* --quick: a few shapes, none above 2^42 FLOPs, each one the full grid times too */
+    ck_assert_int_eq(st__prof_gemm_grid(1, 1e30, 2, &q, &nq), 0);
+    ck_assert_int_ge(nq, 3);
+    ck_assert_int_le(nq, 16);
+    for (int i = 0; i < nq; i++) {
+        ck_assert_double_le(q[i].flops, ldexp(1, 42));
+        int found = 0;
+        for (int j = 0; j < n && !found; j++)
+            found = q[i].cls == g[j].cls && q[i].m == g[j].m && q[i].n == g[j].n && q[i].k == g[j].k &&
+                    q[i].batch == g[j].batch;
+        ck_assert(found);
+    }
+    free(q);
+    /* a memory cap leaves out what does not fit, and keeps the bins a smaller shape covers */
+    double cap = 4.0 * 1073741824;
+    ck_assert_int_eq(st__prof_gemm_grid(0, cap, 4, &q, &nq), 0);
+    ck_assert_int_gt(nq, 10);
+    for (int i = 0; i < nq; i++) ck_assert_double_le(st__prof_gemm_bytes(&q[i], 4), cap);
+    free(q);
+    free(g);
+}
+END_TEST
+
+START_TEST(test_prof_median) {
+    double a[] = {5, 1, 3}, b[] = {4, 1, 3, 2}, c[] = {7}, d[] = {2, 2, 9, 1, 2};
+    ck_assert_double_eq(st__prof_median(a, 3), 3);
+    ck_assert_double_eq(st__prof_median(b, 4), 2.5);
+    ck_assert_double_eq(st__prof_median(c, 1), 7);
+    ck_assert_double_eq(st__prof_median(d, 5), 2);
+    ck_assert_double_eq(st__prof_median(NULL, 0), 0);
+}
+END_TEST
+
+/* value of one element of each format, decoded by hand */
+static double decode(st_dtype dt, const void *buf, size_t i) {
+    if (dt == ST_DT_FP32 || dt == ST_DT_TF32) {
+        float f;
+        memcpy(&f, (const char *)buf + 4 * i, 4);
+        return f;
+    }
+    if (dt == ST_DT_BF16) {
+        uint32_t u = (uint32_t)((const uint16_t *)buf)[i] << 16;
+        float f;
+        memcpy(&f, &u, 4);
+        return f;
+    }
+    int sign, e, m, bias, mbits, emax;
+    if (dt == ST_DT_FP16) {
+        uint16_t h = ((const uint16_t *)buf)[i];
+        sign = h >> 15, e = (h >> 10) & 31, m = h & 1023, bias = 15, mbits = 10, emax = 31;
+    } else {
+        uint8_t q = ((const uint8_t *)buf)[i];
+        sign = q >> 7, e = (q >> 3) & 15, m = q & 7, bias = 7, mbits = 3, emax = 15;
+        if (e == 15 && m == 7) return NAN; /* e4m3's only NaN */
+        emax = 16;                         /* e4m3 has no infinities */
+    }
+    if (e == emax) return m ? NAN : INFINITY;
+    double v = e ? ldexp(1 + m / ldexp(1, mbits), e - bias) : ldexp(m / ldexp(1, mbits), 1 - bias);
+    return sign ? -v : v;
+}
+
+START_TEST(test_prof_fill) {
+    static const st_dtype dts[] = {ST_DT_FP32, ST_DT_TF32, ST_DT_FP16, ST_DT_BF16, ST_DT_FP8};
+    enum { N = 4096 };
+    static uint32_t buf[N], again[N];
+    for (size_t d = 0; d < sizeof dts / sizeof dts[0]; d++)
+        for (int pos = 0; pos < 2; pos++) {
+            uint64_t seed = 42, seed2 = 42;
+            st__prof_fill(dts[d], pos, buf, N, &seed);
+            int neg = 0, distinct = 0;
+            double first = decode(dts[d], buf, 0);
+            for (size_t i = 0; i < N; i++) {
+                double v = decode(dts[d], buf, i);
+                ck_assert_msg(isfinite(v) && v != 0, "%s element %zu is %g", st_dtype_name(dts[d]), i, v);
+                ck_assert_double_ge(fabs(v), 1.0 / 16);
+                ck_assert_double_lt(fabs(v), 2);
+                neg += v < 0;
+                distinct += v != first;
+            }
+            if (pos)
+                ck_assert_int_eq(neg, 0);
+            else
+                ck_assert(neg > N / 4 && neg < 3 * N / 4);
+            ck_assert_int_gt(distinct, N / 2);
+            st__prof_fill(dts[d], pos, again, N, &seed2); /* same seed, same numbers */
+            ck_assert_int_eq(memcmp(buf, again, N * (dts[d] == ST_DT_FP8 ? 1 : (size_t)st_dtype_bytes(dts[d]))), 0);
+        }
+}
+END_TEST
+
+START_TEST(test_prof_plan_shapes) {
+    st_model m;
+    st_cluster c;
+    st_plan p;
+    st_error err;
+    st__prof_gemm *g = NULL;
+    st__prof_mem *mm = NULL;
+    int ng = 0, nm = 0;
+    st_error_clear(&err);
+    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
+    ck_assert_int_eq(st_cluster_resolve("dgx-h100", 8, &c, &err), 0);
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec("tp=8,mbs=2,sp=1", &p, &err), 0);
+    ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), 0);
+    ck_assert_int_eq(st__prof_plan_shapes(&m, &p, &g, &ng, &mm, &nm), 0);
+    /* the GEMMs one rank runs, by hand: T = 2 x 4096 tokens, h 4096, ffn 11008, 32 heads / 8 */
+    const double T = 8192, h = 4096;
+    const struct {
+        st_opclass cls;
+        double m, n, k, batch;
+    } want[] = {{ST_OPC_GEMM, T, 3 * h / 8, h, 1},           /* qkv */
+                {ST_OPC_GEMM, T, h, h / 8, 1},               /* proj */
+                {ST_OPC_GEMM, T, 2 * 11008 / 8, h, 1},       /* fc1: gate and up */
+                {ST_OPC_GEMM, T, h, 11008 / 8, 1},           /* fc2 */
+                {ST_OPC_GEMM, T, 32768 / 8, h, 1},           /* logits: 32000 padded to 128 x 8 */
+                {ST_OPC_BGEMM, 4096, 4096, 128, 2 * 32 / 8}, /* scores */
+                {ST_OPC_BGEMM, 4096, 128, 4096, 2 * 32 / 8}};
+    ck_assert_int_eq(ng, (int)(sizeof want / sizeof want[0]));
+    for (size_t w = 0; w < sizeof want / sizeof want[0]; w++) {
+        int found = 0;
+        for (int i = 0; i < ng; i++)
+            if (g[i].cls == want[w].cls && g[i].m == want[w].m && g[i].n == want[w].n && g[i].k == want[w].k &&
+                g[i].batch == want[w].batch) {
+                found = 1;
+                ck_assert_int_eq(g[i].plan, 1);
+                ck_assert_double_eq(g[i].flops, 2 * g[i].m * g[i].n * g[i].k * g[i].batch);
+            }
+        ck_assert_msg(found, "GEMM %zu missing", w);
+    }
+    /* memory-bound: one kernel per (class, bytes per kernel) of the plan's operators, sized to move
+     * those bytes, each x an operator's bytes per kernel as st_ops_layer counts them */
+    st_shard sh;
+    st_plan_shard(&p, &sh);
+    st_op ops[ST_MAX_OPS];
+    int n = st_ops_layer(&m, &sh, 0, ops, ST_MAX_OPS);
+    ck_assert_int_gt(n, 0);
+    int classes[ST_OPC_COUNT] = {0};
+    for (int i = 0; i < nm; i++) {
+        ck_assert_int_eq(mm[i].plan, 1);
+        st_opclass cls = st__prof_kernel_class(mm[i].kernel);
+        classes[cls]++;
+        REL(st__prof_mem_bytes(&mm[i]), mm[i].x, 1e-3);
+        for (int j = 0; j < i; j++) ck_assert(!(mm[j].x == mm[i].x && st__prof_kernel_class(mm[j].kernel) == cls));
+        if (cls == ST_OPC_NORM) {
+            ck_assert_int_eq(mm[i].kernel, ST_PROF_RMSNORM); /* Llama */
+            ck_assert_int_eq(mm[i].cols, 4096);
+        }
+        /* SwiGLU forward reads gate and up and writes one (3 x T x ffn/tp x 2 bytes); backward 1.5 x */
+        if (mm[i].kernel == ST_PROF_SWIGLU)
+            ck_assert(mm[i].x == 3 * T * 11008 / 8 * 2 || mm[i].x == 1.5 * 3 * T * 11008 / 8 * 2);
+    }
+    ck_assert_int_ge(classes[ST_OPC_NORM], 1);
+    ck_assert_int_ge(classes[ST_OPC_SOFTMAX], 1);
+    ck_assert_int_ge(classes[ST_OPC_ELEMWISE], 3);
+    for (int i = 0; i < n; i++) {
+        if (ops[i].cls != ST_OPC_NORM && ops[i].cls != ST_OPC_SOFTMAX && ops[i].cls != ST_OPC_ELEMWISE) continue;
+        if (ops[i].kernels_fwd < 1) continue;
+        int found = 0;
+        for (int j = 0; j < nm; j++)
+            found |= mm[j].x == ops[i].fwd_bytes / ops[i].kernels_fwd && st__prof_kernel_class(mm[j].kernel) == ops[i].cls;
+        ck_assert_msg(found, "op %s has no kernel at its bytes", ops[i].name);
+    }
+    free(g);
+    free(mm);
+}
+END_TEST
+
+START_TEST(test_prof_mem_grid) {
+    st__prof_mem *k = NULL;
+    int n = 0;
+    ck_assert_int_eq(st__prof_mem_grid(0, &k, &n), 0);
+    ck_assert_int_eq(n, ST_PROF_KERNELS * 7);
+    int per[ST_PROF_KERNELS] = {0};
+    for (int i = 0; i < n; i++) {
+        per[k[i].kernel]++;
+        ck_assert_double_eq(k[i].x, st__prof_mem_bytes(&k[i]));
+        /* 2^18 .. 2^30 bytes, each within a few percent of its power of two (whole rows) */
+        double e = round(log2(k[i].x));
+        ck_assert_double_ge(e, 18);
+        ck_assert_double_le(e, 30);
+        REL(k[i].x, ldexp(1, (int)e), 0.05);
+    }
+    for (int j = 0; j < ST_PROF_KERNELS; j++) ck_assert_int_eq(per[j], 7);
+    /* bytes as src/opgraph.c counts them: 2 x elements x 2 for norms, 3 x n x 2 for add, Adam 30 */
+    st__prof_mem ln = {ST_PROF_LAYERNORM, 8, 4096, 0, 0}, add = {ST_PROF_ADD, 1000, 1, 0, 0},
+                 adam = {ST_PROF_ADAM, 1000, 1, 0, 0};
+    ck_assert_double_eq(st__prof_mem_bytes(&ln), 8 * 4096 * 4);
+    ck_assert_double_eq(st__prof_mem_bytes(&add), 6000);
+    ck_assert_double_eq(st__prof_mem_bytes(&adam), 30000);
+    free(k);
+    ck_assert_int_eq(st__prof_mem_grid(1, &k, &n), 0);
+    ck_assert_int_eq(n, ST_PROF_KERNELS * 3);
+    free(k);
+}
+END_TEST
+
+static void add_sample(st__prof_result *r, int kind, st_opclass cls, st_dtype dt, st_coll coll, int ranks, int exact,
+                       double x, double y) {
+    st__prof_sample s = {.kind = kind, .cls = cls, .dtype = dt, .coll = coll, .ranks = ranks, .exact = exact,
+                         .x = x, .y = y};
+    ck_assert_int_eq(st__prof_add(r, &s), 0);
+}
+
+/* fitting by hand, then the file through st_profile_load: what --profile will read */
+START_TEST(test_prof_fit_roundtrip) {
+    st__prof_result r;
+    st_error err;
+    st_profile *p = NULL;
+    st_error_clear(&err);
+    st__prof_result_init(&r);
+    snprintf(r.gpu, sizeof r.gpu, "h100-sxm-80g");
+    snprintf(r.device, sizeof r.device, "NVIDIA H100 80GB HBM3");
+    snprintf(r.driver, sizeof r.driver, "580.159.04");
+    snprintf(r.cuda, sizeof r.cuda, "13.0");
+    snprintf(r.date, sizeof r.date, "2026-01-02");
+    snprintf(r.timer, sizeof r.timer, "CUPTI activity records");
+    st__prof_note(&r, "fp8 GEMMs skipped: a note");
+    /* gemm bf16: bin 2^31 three grid samples (median 2^30 + 2^29 size, median rate 300) */
+    add_sample(&r, ST_PROF_COMPUTE, ST_OPC_GEMM, ST_DT_BF16, 0, 0, 0, P2(30), 100e12);
+    add_sample(&r, ST_PROF_COMPUTE, ST_OPC_GEMM, ST_DT_BF16, 0, 0, 0, P2(30) + P2(29), 500e12);
+    add_sample(&r, ST_PROF_COMPUTE, ST_OPC_GEMM, ST_DT_BF16, 0, 0, 0, P2(31) - 2, 300e12);
+    /* bin 2^41: grid samples give way to two plan samples at one x (harmonic: 2 / (1/600 + 1/300) = 400)
+     * and one at another */
+    add_sample(&r, ST_PROF_COMPUTE, ST_OPC_GEMM, ST_DT_BF16, 0, 0, 0, P2(40) + 5, 900e12);
+    add_sample(&r, ST_PROF_COMPUTE, ST_OPC_GEMM, ST_DT_BF16, 0, 0, 1, 1.5 * P2(40), 600e12);
+    add_sample(&r, ST_PROF_COMPUTE, ST_OPC_GEMM, ST_DT_BF16, 0, 0, 1, 1.5 * P2(40), 300e12);
+    add_sample(&r, ST_PROF_COMPUTE, ST_OPC_GEMM, ST_DT_BF16, 0, 0, 1, 1.75 * P2(40) + 0.5, 700e12);
+    /* memory: elementwise two sizes; collectives: all-reduce over 8 */
+    add_sample(&r, ST_PROF_MEMORY, ST_OPC_ELEMWISE, 0, 0, 0, 0, P2(20), 1000e9);
+    add_sample(&r, ST_PROF_MEMORY, ST_OPC_ELEMWISE, 0, 0, 0, 0, P2(30), 3000e9);
+    add_sample(&r, ST_PROF_COLL, 0, 0, ST_COLL_ALLREDUCE, 8, 0, P2(26), 350e9);
+    /* not a point: infinite rate (a kernel the clock did not see) */
+    add_sample(&r, ST_PROF_MEMORY, ST_OPC_NORM, 0, 0, 0, 0, P2(20), INFINITY);
+    ck_assert_int_eq(st__prof_fit(&r), 0);
+    ck_assert_int_eq(r.nt, 3);
+    const st__prof_table *t = &r.t[0];
+    ck_assert_int_eq(t->kind, ST_PROF_COMPUTE);
+    ck_assert_int_eq(t->n, 3);
+    ck_assert_int_eq(t->exact, 2);
+    ck_assert_int_eq(t->samples, 7);
+    ck_assert_double_eq(t->x[0], P2(30) + P2(29));
+    ck_assert_double_eq(t->y[0], 300e12);
+    ck_assert_double_eq(t->x[1], 1.5 * P2(40));
+    REL(t->y[1], 400e12, 1e-12);
+    ck_assert_double_eq(t->x[2], 1.75 * P2(40) + 0.5);
+    ck_assert_double_eq(t->y[2], 700e12);
+
+    const char *path = tmp("p.json");
+    ck_assert_int_eq(st__prof_save(&r, path, &err), 0);
+    ck_assert_msg(st_profile_load(path, &p, &err) == 0, "%s", err.text);
+    ck_assert_str_eq(st_profile_gpu(p), "h100-sxm-80g");
+    /* the plan's x give exactly its measured rates; the grid point its median */
+    REL(st_profile_flops_per_s(p, ST_OPC_GEMM, ST_DT_BF16, 1.5 * P2(40)), 400e12, 1e-12);
+    REL(st_profile_flops_per_s(p, ST_OPC_GEMM, ST_DT_BF16, 1.75 * P2(40) + 0.5), 700e12, 1e-12);
+    REL(st_profile_flops_per_s(p, ST_OPC_GEMM, ST_DT_BF16, P2(30) + P2(29)), 300e12, 1e-12);
+    REL(st_profile_bytes_per_s(p, ST_OPC_ELEMWISE, P2(30)), 3000e9, 1e-12);
+    ck_assert_double_eq(st_profile_bytes_per_s(p, ST_OPC_NORM, P2(20)), 0);
+    REL(st_profile_bus_bytes_per_s(p, ST_COLL_ALLREDUCE, 1, 8, P2(26)), 350e9, 1e-12);
+    st_profile_free(p);
+    /* the header: driver, CUDA, date, and a source that says how it was timed, with the notes */
+    json_t *root = NULL;
+    ck_assert_int_eq(st__json_load_file(path, &root, &err), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(root, "driver")), "580.159.04");
+    ck_assert_str_eq(json_string_value(json_object_get(root, "cuda")), "13.0");
+    ck_assert_str_eq(json_string_value(json_object_get(root, "date")), "2026-01-02");
+    const char *src = json_string_value(json_object_get(root, "source"));
+    ck_assert_ptr_nonnull(strstr(src, "strata profile on NVIDIA H100 80GB HBM3: CUPTI activity records"));
+    ck_assert_ptr_nonnull(strstr(src, "fp8 GEMMs skipped: a note"));
+    json_decref(root);
+    st__prof_result_destroy(&r);
+}
+END_TEST
+
+START_TEST(test_prof_gpu_names) {
+    static const char *const devs[] = {"NVIDIA A100-SXM4-80GB", "NVIDIA A100-SXM4-40GB", "NVIDIA H100 80GB HBM3",
+                                       "NVIDIA H200", "NVIDIA L40S", "NVIDIA A10"};
+    for (size_t i = 0; i < sizeof devs / sizeof devs[0]; i++) {
+        const char *preset = st__prof_gpu_preset(devs[i]);
+        st_gpu g;
+        ck_assert_ptr_nonnull(preset);
+        ck_assert_int_eq(st_gpu_preset(preset, &g), 0);
+    }
+    ck_assert_str_eq(st__prof_gpu_preset("NVIDIA H100 80GB HBM3"), "h100-sxm-80g");
+    ck_assert_ptr_null(st__prof_gpu_preset("NVIDIA GeForce RTX 4090"));
+    ck_assert_ptr_null(st__prof_gpu_preset("NVIDIA H100 PCIe")); /* other memory and clocks than the SXM */
+}
+END_TEST
+
+/* the no-CUDA stub and the CUDA build answer the same way where there is no GPU: an error, no crash */
+START_TEST(test_prof_info) { ck_assert_ptr_nonnull(strstr(st__prof_build_info(), "built with")); }
+END_TEST
+
 Suite *suite_calibrate(void) {
     Suite *s = suite_create("calibrate");
     TCase *tc = tcase_create("kineto");
@@ -754,6 +1109,19 @@ Suite *suite_calibrate(void) {
     tcase_add_test(tc, test_retarget_same_gpu);
     tcase_add_test(tc, test_retarget_drops_missing_dtype);
     tcase_add_test(tc, test_retarget_unknown_gpu);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("profile");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_prof_grid_covers_presets);
+    tcase_add_test(tc, test_prof_median);
+    tcase_add_test(tc, test_prof_fill);
+    tcase_add_test(tc, test_prof_plan_shapes);
+    tcase_add_test(tc, test_prof_mem_grid);
+    tcase_add_test(tc, test_prof_fit_roundtrip);
+    tcase_add_test(tc, test_prof_gpu_names);
+    tcase_add_test(tc, test_prof_info);
     suite_add_tcase(s, tc);
     return s;
 }
