@@ -50,6 +50,26 @@ static double nic_share(const st_cluster *c, const st_group *g) {
 
 static double intra_bw(const st_cluster *c) { return c->intra_bytes_per_s * ST_NVLINK_EFFICIENCY; }
 
+/* The links behind the formulas above, at the rates they are priced at, for the simulator's shared
+ * links (src/program.h, "Network"): each GPU's NVLink port at the intra-node rate; the node's NICs
+ * as min(nics, G) ports (GPU i uses port i * ports / G; a GPU with several NICs has them as one
+ * port); the node's link to the fabric with the NICs' bandwidth / oversubscription; and the share
+ * nic_share gives a GPU when its whole node communicates. Concurrent transfers that each run at
+ * these rates fill the links exactly when all GPUs of a node communicate at once, as the formulas
+ * assume; anything more is contention. */
+void st_cost_net(const st_cluster *c, st_net *out) {
+    double node_bw = (double)c->nics_per_node * c->nic_bytes_per_s * ST_NIC_EFFICIENCY;
+    int64_t G = c->gpus_per_node > 0 ? c->gpus_per_node : 1;
+    st_group g = {.n = 2, .per_node = 1, .nodes = 2, .node_share = G};
+    out->gpus_per_node = G;
+    out->nic_ports = c->nics_per_node < G ? c->nics_per_node : G;
+    if (out->nic_ports < 1) out->nic_ports = 1;
+    out->nvlink_bytes_per_s = intra_bw(c);
+    out->nic_port_bytes_per_s = node_bw / (double)out->nic_ports;
+    out->uplink_bytes_per_s = node_bw / c->oversubscription;
+    out->gpu_share_bytes_per_s = nic_share(c, &g);
+}
+
 /* Profile bus bandwidth when the table covers this case, else `dflt`. */
 static double bus_bw(const st_cluster *c, const st_profile *prof, st_coll coll, int intra, int64_t n,
                      double bytes, double dflt) {
@@ -137,4 +157,22 @@ double st_cost_collective(const st_cluster *c, const st_profile *prof, st_coll c
         if (tree < best) best = tree;
     }
     return best;
+}
+
+/* For splitting a time into its latency terms and the rest (the simulator stretches only the
+ * rest): the same model and profile on a copy of ctx's cluster without latencies. The latency
+ * part of any time the cost model gives is then T(ctx) - T(result): at least 0, since dropping
+ * the latencies can only shorten every algorithm. */
+st_cost_ctx *st_cost_ctx_without_latency(const st_cost_ctx *ctx, st_cluster *c0) {
+    *c0 = *ctx->c;
+    c0->intra_latency_s = 0;
+    c0->inter_latency_s = 0;
+    return st_cost_ctx_new(ctx->m, c0, ctx->prof);
+}
+
+/* The pipeline message st__p2p_time prices: one micro-batch's activation [b, s/cp, h], the 1/tp
+ * slice each tp rank sends. */
+double st_cost_p2p_bytes(const st_cost_ctx *ctx, const st_plan *p) {
+    double act = (p->dtype == ST_DT_FP32 || p->dtype == ST_DT_TF32) ? 4 : 2;
+    return (double)p->mbs * (double)p->seq / p->cp * (double)ctx->m->hidden * act / p->tp;
 }

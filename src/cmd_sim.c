@@ -1,8 +1,9 @@
-/* cmd_sim.c: `strata sim`: lower a plan to per-stage programs and simulate one iteration
- * (program.h, src/lower.c, src/sim.c). Prints the keys of `strata estimate` as the simulator sees
- * them, the analytical estimate beside them, per-rank busy/idle/bubble times and the number of
- * events; --trace writes a Chrome trace. Exit 1 when the plan does not fit or cannot run (out of
- * memory, deadlock), with the rank, instruction and reason. */
+/* cmd_sim.c: `strata sim`: lower a plan to per-stage programs (or, with --every-rank, to one
+ * program per rank) and simulate one iteration (program.h, src/lower.c, src/sim.c). Prints the
+ * keys of `strata estimate` as the simulator sees them, the analytical estimate beside them,
+ * per-rank busy/idle/bubble times and the number of events; --trace writes a Chrome trace. Exit 1
+ * when the plan does not fit or cannot run (out of memory, deadlock), with the rank, instruction
+ * and reason. */
 #include "cli.h"
 #include "program.h"
 
@@ -10,10 +11,13 @@
 #include <string.h>
 
 static const char help_text[] =
-    "usage: strata sim --model M --cluster C --plan P [--gpus N] [--profile F] [--trace FILE] [--json]\n"
+    "usage: strata sim --model M --cluster C --plan P [--gpus N] [--profile F] [--every-rank] [--trace FILE]\n"
+    "                  [--json]\n"
     "\n"
     "Simulates one training iteration of the plan, event by event, on one representative rank per\n"
-    "pipeline stage (the tp, cp and dp ranks of a stage run the same program).\n"
+    "pipeline stage (the tp, cp and dp ranks of a stage run the same program). Transfers share the\n"
+    "NVLink ports, NICs and fabric links they cross, max-min fairly.\n"
+    "  --every-rank  simulate every rank (the same result, more events; for checking and benchmarks)\n"
     "  --trace FILE  write a Chrome trace (open it in Perfetto or chrome://tracing)\n"
     "  --json        one JSON object: the estimate keys, \"analytical\", \"ranks\", \"events\"\n"
     "\n"
@@ -22,10 +26,11 @@ static const char help_text[] =
 int st_cmd_sim(int argc, char **argv, st_error *err) {
     const char *model_arg = NULL, *cluster_arg = NULL, *plan_arg = NULL, *gpus_arg = NULL, *profile_arg = NULL,
                *trace_arg = NULL;
-    int json = 0, help = 0, rc;
+    int json = 0, help = 0, every = 0, rc;
     st_cli_opt opts[] = {{"model", &model_arg, NULL},   {"cluster", &cluster_arg, NULL}, {"plan", &plan_arg, NULL},
                          {"gpus", &gpus_arg, NULL},     {"profile", &profile_arg, NULL}, {"trace", &trace_arg, NULL},
-                         {"json", NULL, &json},         {"help", NULL, &help},           {NULL, NULL, NULL}};
+                         {"json", NULL, &json},         {"help", NULL, &help},           {"every-rank", NULL, &every},
+                         {NULL, NULL, NULL}};
     st_model m;
     st_cluster c;
     st_plan *p = NULL;
@@ -69,7 +74,7 @@ int st_cmd_sim(int argc, char **argv, st_error *err) {
         st_error_set(err, rc, NULL, "plan", "the plan cannot be priced");
         goto done;
     }
-    if ((rc = st_lower(ctx, p, &low, err))) goto done;
+    if ((rc = (every ? st_lower_full : st_lower)(ctx, p, &low, err))) goto done;
     if (trace_arg && !(trace = st_trace_open(trace_arg, err))) {
         rc = err->code ? err->code : ST_EIO;
         goto done;
@@ -127,8 +132,13 @@ int st_cmd_sim(int argc, char **argv, st_error *err) {
     fprintf(out, "model      %s (%.1fB parameters)\n", m.name, st_model_params(&m) / 1e9);
     fprintf(out, "cluster    %s: %lld x %lld %s\n", c.name, (long long)c.nodes, (long long)c.gpus_per_node, c.gpu.name);
     fprintf(out, "plan       %s\n", spec);
-    fprintf(out, "simulated  %d ranks (one per pipeline stage, each standing for %d), %llu events\n\n", res.nranks,
-            low.progs[0].replicas, (unsigned long long)res.events);
+    if (every)
+        fprintf(out, "simulated  %d ranks (every rank), %llu events\n", res.nranks, (unsigned long long)res.events);
+    else
+        fprintf(out, "simulated  %d ranks (one per pipeline stage, each standing for %d), %llu events\n", res.nranks,
+                low.progs[0].replicas, (unsigned long long)res.events);
+    fprintf(out, "network    %d links, %llu transfers as flows, %llu re-shared on full links\n\n", low.nlinks,
+            (unsigned long long)res.flows, (unsigned long long)res.reshares);
     fprintf(out, "%-20s %12s %12s\n", "", "simulated", "analytical");
     fprintf(out, "%-20s %12.3f %12.3f\n", "iteration time (s)", t, est.iteration_time_s);
     fprintf(out, "%-20s %12.0f %12.0f\n", "tokens/s", simd.tokens_per_s, est.tokens_per_s);

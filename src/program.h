@@ -20,9 +20,25 @@
  * - Memory: alloc_bytes are allocated when the instruction starts, free_bytes released when it
  *   ends; base_bytes (weights, gradients, optimizer states) are held throughout.
  *
+ * Network (optional: with no links every transfer simply takes its dur_s). The lowering describes
+ * the links of the cluster and, for each transfer, the links it crosses; an interpreter that has
+ * real links (the executor) ignores all of it.
+ * - A link (st_link) carries bytes one way at bytes_per_s: a GPU's NVLink port, a NIC port, a
+ *   node's link to the fabric above the nodes, each per direction.
+ * - A route (st_route) lists hops: a link and the number of ranks of the transfer whose traffic
+ *   crosses it (a collective of n ranks on one node crosses each member's port out and in once;
+ *   eight ranks of a node that talk across nodes cross its fabric link eight times).
+ * - A transfer (COLL, SEND/RECV) on route r has two parts: latency_s, a fixed part (per-step
+ *   latencies, which no link stretches), and dur_s - latency_s at the route's bytes_per_s alone:
+ *   each rank pushes (dur_s - latency_s) * bytes_per_s "bus bytes" through each of its hops. Alone
+ *   it takes dur_s. Transfers that share a link share its bandwidth (the simulator: max-min fair).
+ * - A collective's members all name the same route (the whole collective's links); a send and its
+ *   receive too.
+ *
  * Symmetry: ranks that would run identical programs on identical inputs (the tp, cp and dp
  * replicas of a pipeline stage) may be lowered once, as one representative rank per stage; the
  * group then lists that representative alone and `replicas` says how many ranks it stands for.
+ * Its routes cross the links of every rank it stands for (program.gpu .. gpu + replicas - 1).
  */
 #ifndef STRATA_PROGRAM_H
 #define STRATA_PROGRAM_H
@@ -51,25 +67,33 @@ enum {
     ST_STREAMS
 };
 
+/* Field types are narrow where a 1T-parameter model on 3,072 GPUs, lowered to every rank, has
+ * ~1.5e7 instructions. */
 typedef struct st_ins {
-    st_ins_kind kind;
-    st_phase phase;  /* COMPUTE */
-    int stream;      /* ST_STREAM_* */
-    int chunk, mb;   /* pipeline chunk and micro-batch; -1 when not about one */
-    double dur_s;    /* COMPUTE: duration; COLL/SEND/RECV: transfer time alone on its links */
-    st_coll coll;    /* COLL */
-    int group;       /* COLL: index into st_lowered.groups */
-    int peer, tag;   /* SEND/RECV: the other rank, and a tag unique per (sender, receiver) pair */
-    double bytes;    /* COLL/SEND/RECV: message size per rank */
+    double dur_s;      /* COMPUTE: duration; COLL/SEND/RECV: transfer time alone on its links */
+    double latency_s;  /* COLL/SEND/RECV: the part of dur_s that bandwidth sharing does not stretch */
+    double bytes;      /* COLL/SEND/RECV: message size per rank (st_cost_collective's `bytes`) */
     double alloc_bytes, free_bytes;
-    int dep[2];      /* instructions of this program that must end first; -1 = none */
     const char *label; /* static string, e.g. "fwd", "bwd", "send act", "dp reduce-scatter" */
+    int32_t chunk, mb; /* pipeline chunk and micro-batch; -1 when not about one */
+    union {
+        int32_t group; /* COLL: index into st_lowered.groups */
+        int32_t peer;  /* SEND/RECV: the other rank */
+    };
+    int32_t tag;       /* SEND/RECV: unique per (sender, receiver) pair */
+    int32_t route;     /* COLL/SEND/RECV: index into st_lowered.routes; -1 = crosses no modelled link */
+    int32_t dep[2];    /* instructions of this program that must end first; -1 = none */
+    uint8_t kind;      /* st_ins_kind */
+    uint8_t phase;     /* st_phase (COMPUTE) */
+    uint8_t stream;    /* ST_STREAM_* */
+    uint8_t coll;      /* st_coll (COLL) */
 } st_ins;
 
 typedef struct st_program {
     int rank;
     int stage;          /* pipeline stage of this rank */
     int replicas;       /* ranks this program stands for (symmetry) */
+    int gpu;            /* the GPU it runs on: ranks gpu .. gpu + replicas - 1 in the cluster's order */
     double base_bytes;  /* memory held for the whole iteration */
     int n, cap;
     st_ins *ins;        /* n instructions, owned */
@@ -81,21 +105,47 @@ typedef struct st_group_def {
     int *ranks;    /* owned */
 } st_group_def;
 
+typedef enum { ST_LINK_NVLINK, ST_LINK_NIC, ST_LINK_FABRIC } st_link_kind;
+
+typedef struct st_link {
+    int32_t kind;       /* st_link_kind */
+    int32_t dir;        /* 0: out of the GPU / NIC / node, 1: into it */
+    int32_t index;      /* the GPU (NVLINK), the node * ports + port (NIC), or the node (FABRIC) */
+    int32_t rank;       /* the rank whose trace shows it (its own GPU's or node's link); -1: none */
+    double bytes_per_s; /* capacity */
+    char name[24];      /* e.g. "nvlink 5 out", "nic 2.1 in", "fabric 3 up" */
+} st_link;
+
+typedef struct st_hop {
+    int32_t link;  /* index into st_lowered.links */
+    int32_t count; /* ranks of the transfer crossing it, >= 1 */
+} st_hop;
+
+typedef struct st_route {
+    int32_t first, n;   /* hops[first .. first + n) */
+    double bytes_per_s; /* what each crossing rank gets alone (a transfer's rate without contention) */
+} st_route;
+
 typedef struct st_lowered {
     int nranks;
     st_program *progs; /* nranks, owned */
     int ngroups;
     st_group_def *groups; /* owned */
     int64_t microbatches;
+    /* network (program.h, "Network"); all 0 / NULL when not modelled */
+    int nlinks, nroutes, nhops;
+    st_link *links;   /* owned */
+    st_route *routes; /* owned */
+    st_hop *hops;     /* owned */
 } st_lowered;
 
 /* Lowers a finalized plan (src/lower.c): one representative rank per pipeline stage. Durations
  * come from the cost context, so simulated and analytical numbers share their per-operator costs.
  * Fills out (free with st_lowered_destroy). */
 int st_lower(st_cost_ctx *ctx, const st_plan *p, st_lowered *out, st_error *err);
-/* Every rank (tp x cp x dp x pp, Megatron's rank order), with the tp collectives as collectives
- * of real tp groups and the dp reduction in real dp x cp groups: what the representatives stand
- * for; the tests prove both simulate alike. For small plans. */
+/* Every rank (tp x cp x dp x pp, Megatron's rank order), with the tp collectives in real tp
+ * groups and the dp reduction in real dp x cp groups: what the representatives stand for; the
+ * tests prove both simulate alike. */
 int st_lower_full(st_cost_ctx *ctx, const st_plan *p, st_lowered *out, st_error *err);
 void st_lowered_destroy(st_lowered *l);
 
@@ -112,7 +162,9 @@ typedef struct st_rank_stats {
 
 typedef struct st_sim_result {
     double iteration_time_s;   /* the last end over all ranks */
-    uint64_t events;           /* events the engine processed */
+    uint64_t events;           /* events the engine processed (instruction ends, flow completions) */
+    uint64_t flows;            /* transfers that ran as flows on shared links */
+    uint64_t reshares;         /* max-min recomputations (a flow started or ended on a full link) */
     int nranks;
     st_rank_stats *ranks;      /* nranks, owned */
     int oom;                   /* 1 when some rank exceeded memory_limit_bytes */
@@ -137,6 +189,12 @@ void st_trace_span(st_trace *t, int rank, int stream, double start_s, double end
 /* flow arrow from (rank_from at t_from) to (rank_to at t_to), e.g. a send to its receive */
 void st_trace_flow(st_trace *t, int rank_from, int stream_from, double t_from, int rank_to, int stream_to,
                    double t_to);
+/* names thread `tid` (>= ST_STREAMS: a link) of a rank's process */
+void st_trace_thread(st_trace *t, int rank, int tid, const char *name);
+/* a link busy from start to end with `flows` flows using `utilization` of its capacity; `name` is
+ * the flow's label when there is one, else "N flows" */
+void st_trace_link(st_trace *t, int rank, int tid, double start_s, double end_s, const char *name, int flows,
+                   double utilization);
 /* memory counter of a rank */
 void st_trace_memory(st_trace *t, int rank, double time_s, double bytes);
 /* writes and frees; returns 0 or an error (and leaves no partial file) */

@@ -26,6 +26,26 @@
  *   root cause found by following "waits for" links from the first instruction that never ran
  *   (an unmatched send/recv, a collective a member never reaches, or a circular wait).
  *
+ * Shared links (program.h, "Network"; only when the program describes links). A transfer whose
+ * route crosses links runs as a flow: its bandwidth part, dur_s - latency_s, is work at the
+ * route's rate (`speed` 1 = alone), followed by its latency part, which nothing stretches. Links
+ * are shared max-min fairly (progressive filling, the SimGrid/Bertsekas-Gallager fluid model):
+ * every flow gets the same rate until it reaches its own rate alone or one of its links fills,
+ * where a link with capacity c carries sum(count x rate) of the flows crossing it. Whenever a flow
+ * starts or ends, the rates are recomputed only where they can change and the completions of the
+ * flows whose rate changed are rescheduled:
+ * - a link is "full" when the flows crossing it, each at its rate alone, would exceed it
+ *   (demand > capacity); a link that is not full limits nobody;
+ * - a flow that starts on links that are not full runs alone (speed 1, no recomputation): the
+ *   common case, since the lowering gives each transfer the share of its links the cost model
+ *   assumes, which fills a link exactly when all GPUs of a node communicate at once;
+ * - otherwise the flows connected to it through full links (and, when a flow ends, those on the
+ *   links it left full) are re-shared, and only their completions move.
+ * Flows sit in their own indexed heap (finish time, sequence number); at equal times, flow
+ * completions are handled before instruction ends. Links that every route crosses alike (the
+ * ports of the ranks one representative stands for) carry the same load at all times; setup keeps
+ * one of each such set (exact, and it makes a representative's route as short as one rank's).
+ *
  * Statistics per rank (st_rank_stats):
  * - busy_s[s]: sum of (end - start) of the instructions of stream s; for COLL/SEND/RECV the
  *   transfer only, not the wait for the peers (a stream waiting on a rendezvous is idle).
@@ -38,11 +58,12 @@
  *   compute_idle_s). For 1F1B with pp stages this gives (pp-1)(t_f+t_b) on the first stage, whose
  *   every wait is for a gradient, and (pp-1)t_f on the last (its idle tail is drain, not receive).
  *
- * Workload facts behind the layout: the 1T-parameter model on 3,072 GPUs lowers (one
- * representative rank per stage) to ~64 programs of ~10^4-10^5 instructions; the heap never holds
- * more than one event per stream per rank (a stream runs one instruction at a time), so its
- * capacity is nranks * ST_STREAMS and it is tiny; nothing is allocated per event. Instructions are
- * numbered globally (gid = offset of the rank + index) and all runtime state is in flat arrays.
+ * Workload facts behind the layout: the 1T-parameter model on 3,072 GPUs lowers to 64 programs of
+ * ~5,000 instructions (one representative rank per stage) or to 3,072 of them (every rank, ~1.5e7
+ * instructions); the heap never holds more than one event per stream per rank (a stream runs one
+ * instruction at a time), so its capacity is nranks * ST_STREAMS; nothing is allocated per event.
+ * Instructions are numbered globally (gid = offset of the rank + index), all runtime state is in
+ * flat arrays, and per instruction it is one 32-byte node (start times are kept per stream).
  */
 #include "program.h"
 
@@ -58,18 +79,58 @@ enum { F_ALLOC = 16, F_FREE = 32 };
 #define SET_STATE(nd, s) ((nd)->state = (uint8_t)(((nd)->state & ~3) | (s)))
 
 typedef struct node {
-    double dur_s;                         /* COLL/SEND/RECV: already the max over the rendezvous */
+    /* COLL/SEND/RECV: the rendezvous' longest; when it runs as a flow (route >= 0) the send's holds
+     * the time of its data alone and the receive's the latency after the data (a collective keeps
+     * both in its slot) */
+    double dur_s;
     int32_t next;                         /* next instruction of the same stream on this rank, -1 */
     int32_t link;                         /* SEND/RECV: partner gid (-1 unmatched); COLL: slot */
     int32_t rdep0;                        /* reverse deps: rdeps[rdep0 .. nodes[gid + 1].rdep0) */
     int32_t prog;                         /* program index */
+    int32_t route;                        /* COLL/SEND/RECV that runs as a flow: its route; else -1 */
     uint8_t kind, stream, pending, state; /* state: S_* | F_* */
 } node;
 
+/* a flow in progress: the data of a collective slot or of a send/recv pair */
+typedef struct flow {
+    double rem_s;    /* work left, in seconds at speed 1 */
+    double speed;    /* rate / the route's rate alone, in (0, 1]; 0 = not yet scheduled */
+    double t_last;   /* when rem_s was brought up to date */
+    double finish;   /* t_last + rem_s / speed */
+    double rate;     /* bytes/s per crossing rank, alone (the route's) */
+    double new_rate; /* water-filling result */
+    double lat_s;    /* the latency part, after the data */
+    uint64_t seq;    /* equal finish times complete in scheduling order */
+    int32_t route;
+    int32_t slot;    /* COLL: its slot; else -1 */
+    int32_t a, b;    /* SEND/RECV: the send's and the receive's gids */
+    int32_t hpos, mark, frozen;
+    int32_t next_free;
+} flow;
+
+/* a (merged) link at run time */
+typedef struct lnk {
+    double cap;      /* bytes/s */
+    double demand;   /* sum of count x rate alone of the flows on it */
+    double rem, wsum; /* water-filling: capacity not taken by frozen flows, counts of the others */
+    int32_t n, capn; /* flows on it: fl[2k] = flow, fl[2k + 1] = count */
+    int32_t *fl;
+    int32_t mark;
+    int32_t rank, tid; /* trace: the rank's thread tid shows it; rank -1: not shown */
+    const char *name;  /* borrowed from the program's st_link */
+    /* trace: the interval being shown */
+    double since, util;
+    int32_t shown_n;
+    const char *shown_label;
+} lnk;
+
 typedef struct slot {
     int32_t arrived;
-    int32_t n;   /* group size */
-    int32_t mem; /* members' gids: slot_mem[mem .. mem + n), -1 where a member has no such COLL */
+    int32_t n;     /* group size */
+    int32_t mem;   /* members' gids: slot_mem[mem .. mem + n), -1 where a member has no such COLL */
+    int32_t route; /* runs as a flow on this route; -1: takes the members' longest duration */
+    double lat_s;  /* flow: the largest latency_s of its members, after the data */
+    double work_s; /* flow: the data alone (the longest duration - lat_s) */
 } slot;
 
 typedef struct ev {
@@ -85,7 +146,7 @@ typedef struct sim {
     int64_t total;
     int32_t *off;    /* nranks + 1: gid of each program's first instruction */
     node *nodes;     /* total + 1 (a sentinel closes the last rdep range) */
-    double *start_s; /* total */
+    double *start_s; /* nranks * ST_STREAMS: start of the instruction running on each stream */
     int32_t *rdeps;
     slot *slots;
     int32_t nslots;
@@ -100,6 +161,19 @@ typedef struct sim {
     uint64_t seq;
     int64_t ended;
     int stop; /* OOM */
+    /* shared links */
+    lnk *ln;
+    int32_t nln;
+    int32_t *rt_first, *rt_n; /* merged routes: hops in hop_link/hop_count[rt_first .. + rt_n) */
+    double *rt_rate;
+    int32_t *hop_link, *hop_count;
+    flow *fl;
+    int32_t capfl, free_fl; /* free_fl: head of the free list (chained through next_free), -1 */
+    int32_t *fh;                 /* flow heap: flow ids */
+    int32_t nfh;
+    int32_t stamp;
+    int32_t *q_fl, *q_ln; /* re-sharing work lists */
+    int32_t nq_fl, nq_ln, capq_fl, capq_ln;
 } sim;
 
 /* ------------------------------------------------------------ heap */
@@ -192,6 +266,13 @@ static inline const st_ins *ins_of(const sim *S, int32_t gid) {
 
 static inline int rank_of(const sim *S, int32_t gid) { return S->l->progs[S->nodes[gid].prog].rank; }
 
+static const char *flow_label(const sim *S, const flow *F) {
+    int32_t g = F->a;
+    if (F->slot >= 0) /* it runs: every member is there */
+        g = S->slot_mem[S->slots[F->slot].mem];
+    return ins_label(ins_of(S, g));
+}
+
 /* "rank R instruction I (LABEL, mb M)" */
 static void describe(const sim *S, int32_t gid, char *buf, size_t n) {
     const st_ins *in = ins_of(S, gid);
@@ -211,13 +292,328 @@ static void describe(const sim *S, int32_t gid, char *buf, size_t n) {
     snprintf(buf + len, n - (size_t)len, ")");
 }
 
+/* ------------------------------------------------------------ shared links */
+
+/* a link is full when its flows, each at its rate alone, would exceed it; the margin keeps links
+ * that the lowering fills exactly (every GPU of a node at its share) from counting as full */
+static inline int link_full(const lnk *L) { return L->demand > L->cap * (1 + 1e-9); }
+
+static inline int flow_less(const flow *a, const flow *b) {
+    return a->finish < b->finish || (a->finish == b->finish && a->seq < b->seq);
+}
+
+static void fh_set(sim *S, int32_t i, int32_t f) {
+    S->fh[i] = f;
+    S->fl[f].hpos = i;
+}
+
+static void fh_up(sim *S, int32_t i) {
+    int32_t f = S->fh[i];
+    while (i > 0) {
+        int32_t q = (i - 1) >> 1;
+        if (!flow_less(&S->fl[f], &S->fl[S->fh[q]]))
+            break;
+        fh_set(S, i, S->fh[q]);
+        i = q;
+    }
+    fh_set(S, i, f);
+}
+
+static void fh_down(sim *S, int32_t i) {
+    int32_t f = S->fh[i], n = S->nfh;
+    for (;;) {
+        int32_t c = 2 * i + 1;
+        if (c >= n)
+            break;
+        if (c + 1 < n && flow_less(&S->fl[S->fh[c + 1]], &S->fl[S->fh[c]]))
+            c++;
+        if (!flow_less(&S->fl[S->fh[c]], &S->fl[f]))
+            break;
+        fh_set(S, i, S->fh[c]);
+        i = c;
+    }
+    fh_set(S, i, f);
+}
+
+static int32_t fh_pop(sim *S) {
+    int32_t top = S->fh[0];
+    S->fl[top].hpos = -1;
+    if (--S->nfh > 0) {
+        fh_set(S, 0, S->fh[S->nfh]);
+        fh_down(S, 0);
+    }
+    return top;
+}
+
+/* a flow's new speed takes effect at t: bring its work up to date and move its completion */
+static void flow_schedule(sim *S, int32_t f, double speed, double t) {
+    flow *F = &S->fl[f];
+    if (F->speed > 0) {
+        F->rem_s -= (t - F->t_last) * F->speed;
+        if (F->rem_s < 0)
+            F->rem_s = 0;
+    }
+    F->t_last = t;
+    F->speed = speed;
+    F->finish = t + (speed == 1 ? F->rem_s : F->rem_s / speed);
+    F->seq = S->seq++;
+    if (F->hpos < 0) {
+        F->hpos = S->nfh++;
+        S->fh[F->hpos] = f;
+    }
+    fh_up(S, F->hpos);
+    fh_down(S, F->hpos);
+}
+
+static const char *flow_label(const sim *S, const flow *F);
+
+/* trace: the link's load changed at t; close the interval shown so far */
+static void link_show(sim *S, lnk *L, double t) {
+    double load = 0;
+    for (int32_t k = 0; k < L->n; k++) {
+        const flow *F = &S->fl[L->fl[2 * k]];
+        load += L->fl[2 * k + 1] * F->rate * F->speed;
+    }
+    double util = load / L->cap;
+    const char *label = L->n == 1 ? flow_label(S, &S->fl[L->fl[0]]) : NULL;
+    if (L->n == L->shown_n && label == L->shown_label && fabs(util - L->util) <= 1e-9)
+        return;
+    if (L->shown_n > 0 && t > L->since) {
+        char buf[32];
+        if (L->tid < 0) { /* first interval: name the thread */
+            L->tid = -L->tid;
+            st_trace_thread(S->trace, L->rank, L->tid, L->name);
+        }
+        if (!L->shown_label)
+            snprintf(buf, sizeof buf, "%d flows", (int)L->shown_n);
+        st_trace_link(S->trace, L->rank, L->tid, L->since, t, L->shown_label ? L->shown_label : buf, L->shown_n,
+                      L->util);
+    }
+    L->since = t;
+    L->shown_n = L->n;
+    L->util = util;
+    L->shown_label = label;
+}
+
+static void show_links_of(sim *S, int32_t f, double t) {
+    int32_t r = S->fl[f].route;
+    for (int32_t h = S->rt_first[r], e = h + S->rt_n[r]; h < e; h++) {
+        lnk *L = &S->ln[S->hop_link[h]];
+        if (L->rank >= 0)
+            link_show(S, L, t);
+    }
+}
+
+/* Max-min fair rates for the flows queued in q_fl (marked with the current stamp): first the flows
+ * and full links connected to them through full links, then progressive filling over those, then
+ * new completions for the flows whose speed changed. */
+static void reshare(sim *S, double t) {
+    int32_t stamp = S->stamp;
+    S->out->reshares++;
+    S->nq_ln = 0;
+    for (int32_t i = 0; i < S->nq_fl; i++) {
+        int32_t r = S->fl[S->q_fl[i]].route;
+        for (int32_t h = S->rt_first[r], e = h + S->rt_n[r]; h < e; h++) {
+            int32_t l = S->hop_link[h];
+            lnk *L = &S->ln[l];
+            if (L->mark == stamp || !link_full(L))
+                continue;
+            L->mark = stamp;
+            S->q_ln[S->nq_ln++] = l;
+            for (int32_t k = 0; k < L->n; k++) {
+                flow *G = &S->fl[L->fl[2 * k]];
+                if (G->mark != stamp) {
+                    G->mark = stamp;
+                    S->q_fl[S->nq_fl++] = L->fl[2 * k];
+                }
+            }
+        }
+    }
+    for (int32_t i = 0; i < S->nq_ln; i++) {
+        lnk *L = &S->ln[S->q_ln[i]];
+        L->rem = L->cap;
+        L->wsum = 0;
+        for (int32_t k = 0; k < L->n; k++)
+            L->wsum += L->fl[2 * k + 1];
+    }
+    for (int32_t i = 0; i < S->nq_fl; i++)
+        S->fl[S->q_fl[i]].frozen = 0;
+    /* progressive filling: every unfrozen flow has the same rate x; raise x until a flow reaches
+     * its rate alone or a link fills, freeze those flows, repeat */
+    int32_t left = S->nq_fl;
+    double level = 0;
+    while (left > 0) {
+        double x = INFINITY;
+        for (int32_t i = 0; i < S->nq_ln; i++) {
+            const lnk *L = &S->ln[S->q_ln[i]];
+            if (L->wsum > 0 && L->rem / L->wsum < x)
+                x = L->rem / L->wsum;
+        }
+        for (int32_t i = 0; i < S->nq_fl; i++) {
+            const flow *F = &S->fl[S->q_fl[i]];
+            if (!F->frozen && F->rate < x)
+                x = F->rate;
+        }
+        if (x < level)
+            x = level; /* rounding; the level never goes down */
+        level = x;
+        double lim = x * (1 + 1e-12);
+        for (int32_t i = 0; i < S->nq_fl; i++) {
+            flow *F = &S->fl[S->q_fl[i]];
+            if (F->frozen)
+                continue;
+            if (F->rate <= lim) {
+                F->new_rate = F->rate;
+                F->frozen = 2;
+                continue;
+            }
+            for (int32_t h = S->rt_first[F->route], e = h + S->rt_n[F->route]; h < e; h++) {
+                const lnk *L = &S->ln[S->hop_link[h]];
+                if (L->mark == stamp && L->wsum > 0 && L->rem / L->wsum <= lim) {
+                    F->new_rate = x;
+                    F->frozen = 2;
+                    break;
+                }
+            }
+        }
+        for (int32_t i = 0; i < S->nq_fl; i++) {
+            flow *F = &S->fl[S->q_fl[i]];
+            if (F->frozen != 2)
+                continue;
+            F->frozen = 1;
+            left--;
+            for (int32_t h = S->rt_first[F->route], e = h + S->rt_n[F->route]; h < e; h++) {
+                lnk *L = &S->ln[S->hop_link[h]];
+                if (L->mark == stamp) {
+                    L->rem -= S->hop_count[h] * F->new_rate;
+                    L->wsum -= S->hop_count[h];
+                }
+            }
+        }
+    }
+    for (int32_t i = 0; i < S->nq_fl; i++) {
+        int32_t f = S->q_fl[i];
+        flow *F = &S->fl[f];
+        double sp = F->new_rate >= F->rate ? 1.0 : F->new_rate / F->rate;
+        if (sp == F->speed)
+            continue;
+        flow_schedule(S, f, sp, t);
+        if (S->trace)
+            show_links_of(S, f, t);
+    }
+}
+
+static int link_add(sim *S, lnk *L, int32_t f, int32_t count) {
+    if (L->n == L->capn) {
+        int32_t cap = L->capn ? 2 * L->capn : 4;
+        int32_t *grown = realloc(L->fl, (size_t)cap * 2 * sizeof *grown);
+        if (!grown) {
+            S->stop = 2;
+            return -1;
+        }
+        L->fl = grown;
+        L->capn = cap;
+    }
+    L->fl[2 * L->n] = f;
+    L->fl[2 * L->n + 1] = count;
+    L->n++;
+    return 0;
+}
+
+/* the data of a rendezvous starts at t: of collective slot `slot`, or of the send a and receive b */
+static void flow_begin(sim *S, int32_t route, int32_t slot, int32_t a, int32_t b, double work_s, double lat_s,
+                       double t) {
+    int32_t f = S->free_fl;
+    flow *F = &S->fl[f];
+    S->free_fl = F->next_free;
+    memset(F, 0, sizeof *F);
+    F->rem_s = work_s;
+    F->lat_s = lat_s;
+    F->t_last = t;
+    F->rate = S->rt_rate[route];
+    F->route = route;
+    F->slot = slot;
+    F->a = a;
+    F->b = b;
+    F->hpos = -1;
+    S->out->flows++;
+    int full = 0;
+    for (int32_t h = S->rt_first[route], e = h + S->rt_n[route]; h < e; h++) {
+        lnk *L = &S->ln[S->hop_link[h]];
+        if (link_add(S, L, f, S->hop_count[h]))
+            return;
+        L->demand += S->hop_count[h] * F->rate;
+        full |= link_full(L);
+    }
+    if (!full) {
+        flow_schedule(S, f, 1.0, t); /* alone on every link it crosses */
+        if (S->trace)
+            show_links_of(S, f, t);
+        return;
+    }
+    S->stamp++;
+    F->mark = S->stamp;
+    S->q_fl[0] = f;
+    S->nq_fl = 1;
+    reshare(S, t);
+}
+
+/* the earliest flow's data ends at t: its members end after the latency part; the flows it shared
+ * full links with get its bandwidth */
+static void flow_end(sim *S, double t) {
+    int32_t f = fh_pop(S);
+    flow *F = &S->fl[f];
+    if (F->slot >= 0) {
+        const slot *sl = &S->slots[F->slot];
+        for (int32_t j = 0; j < sl->n; j++)
+            heap_push(S, t + F->lat_s, S->slot_mem[sl->mem + j]);
+    } else {
+        heap_push(S, t + F->lat_s, F->a);
+        heap_push(S, t + F->lat_s, F->b);
+    }
+    S->stamp++;
+    S->nq_fl = 0;
+    F->mark = S->stamp; /* not a seed itself */
+    for (int32_t h = S->rt_first[F->route], e = h + S->rt_n[F->route]; h < e; h++) {
+        lnk *L = &S->ln[S->hop_link[h]];
+        int was_full = link_full(L);
+        double demand = 0;
+        for (int32_t k = 0; k < L->n; k++) {
+            if (L->fl[2 * k] == f) { /* remove, keeping the others in order */
+                memmove(&L->fl[2 * k], &L->fl[2 * k + 2], (size_t)(L->n - k - 1) * 2 * sizeof *L->fl);
+                L->n--;
+                break;
+            }
+        }
+        for (int32_t k = 0; k < L->n; k++) /* summed afresh: no drift from adding and subtracting */
+            demand += L->fl[2 * k + 1] * S->fl[L->fl[2 * k]].rate;
+        L->demand = demand;
+        if (!was_full)
+            continue;
+        for (int32_t k = 0; k < L->n; k++) {
+            flow *G = &S->fl[L->fl[2 * k]];
+            if (G->mark != S->stamp) {
+                G->mark = S->stamp;
+                S->q_fl[S->nq_fl++] = L->fl[2 * k];
+            }
+        }
+    }
+    F->speed = 0;
+    if (S->trace)
+        show_links_of(S, f, t);
+    F->next_free = S->free_fl; /* back on the free list */
+    S->free_fl = f;
+    if (S->nq_fl > 0)
+        reshare(S, t);
+}
+
 /* ------------------------------------------------------------ the engine */
 
 static void start(sim *S, int32_t g, double t) {
     node *nd = &S->nodes[g];
     int32_t p = nd->prog;
     SET_STATE(nd, S_RUNNING);
-    S->start_s[g] = t;
+    S->start_s[p * ST_STREAMS + nd->stream] = t;
     if (nd->state & F_ALLOC) {
         const st_ins *in = &S->l->progs[p].ins[g - S->off[p]];
         st_rank_stats *rs = &S->out->ranks[p];
@@ -237,7 +633,15 @@ static void start(sim *S, int32_t g, double t) {
     }
     if (nd->kind == ST_INS_RECV && nd->stream == ST_STREAM_COMPUTE)
         S->out->ranks[p].bubble_s += t - S->last_end_compute[p];
-    heap_push(S, t + nd->dur_s, g);
+    if (nd->route < 0) /* else the end comes when its flow's data is through */
+        heap_push(S, t + nd->dur_s, g);
+    /* what its end will read: the next instructions and its reverse deps. Thousands of other
+     * events pass before then, each on another rank's stretch of these arrays, so without this
+     * every one of them is a miss to memory */
+    __builtin_prefetch(&S->nodes[g + 1]);
+    __builtin_prefetch(&S->nodes[g + 2]);
+    __builtin_prefetch(&S->rdeps[nd->rdep0]);
+    __builtin_prefetch(&S->l->progs[p].ins[g - S->off[p] + 1]);
 }
 
 /* g's last wait ended at t, released by instruction `by` (-1: ready from the start). */
@@ -255,6 +659,8 @@ static void reach(sim *S, int32_t g, double t, int32_t by) {
             int32_t snd = nd->kind == ST_INS_SEND ? g : q, rcv = nd->kind == ST_INS_SEND ? q : g;
             start(S, snd, t);
             start(S, rcv, t);
+            if (S->nodes[snd].route >= 0)
+                flow_begin(S, S->nodes[snd].route, -1, snd, rcv, S->nodes[snd].dur_s, S->nodes[rcv].dur_s, t);
             if (S->trace)
                 st_trace_flow(S->trace, rank_of(S, snd), S->nodes[snd].stream, t, rank_of(S, rcv), S->nodes[rcv].stream,
                               t);
@@ -266,9 +672,12 @@ static void reach(sim *S, int32_t g, double t, int32_t by) {
     case ST_INS_COLL: {
         slot *sl = &S->slots[nd->link];
         SET_STATE(nd, S_REACHED);
-        if (++sl->arrived == sl->n)
+        if (++sl->arrived == sl->n) {
             for (int32_t j = 0; j < sl->n; j++)
                 start(S, S->slot_mem[sl->mem + j], t);
+            if (sl->route >= 0)
+                flow_begin(S, sl->route, nd->link, -1, -1, sl->work_s, sl->lat_s, t);
+        }
         break;
     }
     }
@@ -289,7 +698,7 @@ static void finish(sim *S, int32_t g, double t) {
     node *nd = &S->nodes[g];
     int32_t p = nd->prog;
     st_rank_stats *rs = &S->out->ranks[p];
-    double s = S->start_s[g];
+    double s = S->start_s[p * ST_STREAMS + nd->stream];
     SET_STATE(nd, S_ENDED);
     S->ended++;
     rs->busy_s[nd->stream] += t - s;
@@ -313,9 +722,16 @@ static void run(sim *S) {
     for (int64_t g = 0; g < S->total && !S->stop; g++)
         if (S->nodes[g].pending == 0)
             reach(S, (int32_t)g, 0.0, -1);
-    while (S->nheap > 0 && !S->stop) {
-        uint64_t tb = S->heap[0].t;
-        double t = bits_time(tb);
+    while ((S->nheap > 0 || S->nfh > 0) && !S->stop) {
+        /* flows whose data is through first: their ends may fall on this instant */
+        double t = S->nheap > 0 ? bits_time(S->heap[0].t) : INFINITY;
+        if (S->nfh > 0 && S->fl[S->fh[0]].finish <= t)
+            t = S->fl[S->fh[0]].finish;
+        while (S->nfh > 0 && S->fl[S->fh[0]].finish == t && !S->stop) {
+            S->out->events++;
+            flow_end(S, t);
+        }
+        uint64_t tb = time_bits(t);
         int32_t nb = 0;
         while (S->nheap > 0 && S->heap[0].t == tb) {
             ev e = heap_pop(S);
@@ -483,15 +899,16 @@ static int32_t find_prog(const rank_map *map, int nranks, int identity, int rank
     return m ? m->prog : -1;
 }
 
-/* a growable list of int32 tuples, for what pass 1 collects */
+/* a growable list of int32 5-tuples, for what pass 1 collects */
+enum { IV = 5 };
 typedef struct ivec {
     int32_t *v;
     size_t n, cap;
 } ivec;
 
-static int ivec_push3(ivec *a, int32_t x, int32_t y, int32_t z) {
-    if (a->n + 3 > a->cap) {
-        size_t cap = a->cap ? 2 * a->cap : 3 * 1024;
+static int ivec_push(ivec *a, int32_t x, int32_t y, int32_t z, int32_t u, float w) {
+    if (a->n + IV > a->cap) {
+        size_t cap = a->cap ? 2 * a->cap : IV * 1024;
         int32_t *v = realloc(a->v, cap * sizeof *v);
         if (!v)
             return -1;
@@ -501,7 +918,16 @@ static int ivec_push3(ivec *a, int32_t x, int32_t y, int32_t z) {
     a->v[a->n++] = x;
     a->v[a->n++] = y;
     a->v[a->n++] = z;
+    a->v[a->n++] = u;
+    memcpy(&a->v[a->n++], &w, sizeof w);
     return 0;
+}
+
+/* the float in the 5th column */
+static inline float ivec_f(const ivec *a, size_t at) {
+    float w;
+    memcpy(&w, &a->v[at + 4], sizeof w);
+    return w;
 }
 
 #define BAD(...)                                                                                                       \
@@ -515,6 +941,151 @@ static int ivec_push3(ivec *a, int32_t x, int32_t y, int32_t z) {
         goto out;                                                                                                      \
     } while (0)
 
+/* a link's signature for merging: capacity, the routes crossing it and how often, and whether a
+ * trace shows it (shown ones lead their set) */
+typedef struct link_key {
+    uint64_t h;
+    double cap;
+    int32_t hidden, id;
+} link_key;
+
+static int link_key_cmp(const void *x, const void *y) {
+    const link_key *a = x, *b = y;
+    if (a->h != b->h)
+        return a->h < b->h ? -1 : 1;
+    if (a->cap != b->cap)
+        return a->cap < b->cap ? -1 : 1;
+    if (a->hidden != b->hidden)
+        return a->hidden - b->hidden;
+    return (a->id > b->id) - (a->id < b->id);
+}
+
+static int32_t find_prog(const rank_map *map, int nranks, int identity, int rank);
+
+/* The network of program.h: validated; links that exactly the same routes cross the same number of
+ * times (with the same capacity) merged into one, since their loads are equal at all times; the
+ * merged routes laid out flat. No links or no routes: no network, every transfer takes dur_s. */
+static int net_setup(sim *S, const rank_map *map, int identity, st_error *err) {
+    const st_lowered *l = S->l;
+    int rc = 0;
+    int32_t nl = l->nlinks, nrt = l->nroutes;
+    link_key *keys = NULL;
+    int32_t *off = NULL, *csr = NULL, *rep = NULL, *newid = NULL, *seen = NULL, *ntid = NULL, *leaders = NULL;
+    if (nl <= 0 || nrt <= 0)
+        return 0;
+    if (!l->links || !l->routes || l->nhops < 0 || (l->nhops > 0 && !l->hops))
+        BAD("invalid network description");
+    for (int32_t i = 0; i < nl; i++)
+        if (!isfinite(l->links[i].bytes_per_s) || l->links[i].bytes_per_s <= 0)
+            BAD("link %d: bytes_per_s must be finite and > 0", (int)i);
+    for (int32_t r = 0; r < nrt; r++) {
+        const st_route *rt = &l->routes[r];
+        if (rt->first < 0 || rt->n < 0 || (int64_t)rt->first + rt->n > l->nhops)
+            BAD("route %d: hops out of range", (int)r);
+        if (!isfinite(rt->bytes_per_s) || rt->bytes_per_s <= 0)
+            BAD("route %d: bytes_per_s must be finite and > 0", (int)r);
+        for (int32_t k = rt->first; k < rt->first + rt->n; k++) {
+            if (l->hops[k].link < 0 || l->hops[k].link >= nl)
+                BAD("route %d: link %d out of range", (int)r, (int)l->hops[k].link);
+            if (l->hops[k].count < 1)
+                BAD("route %d: a hop's count must be >= 1", (int)r);
+        }
+    }
+    /* per link, the (route, count) pairs crossing it, in route order */
+    if (!(off = calloc((size_t)nl + 1, sizeof *off)) || !(csr = malloc((size_t)(l->nhops + 1) * 2 * sizeof *csr)) ||
+        !(keys = malloc((size_t)nl * sizeof *keys)) || !(rep = malloc((size_t)nl * sizeof *rep)) ||
+        !(newid = malloc((size_t)nl * sizeof *newid)) || !(leaders = malloc((size_t)nl * sizeof *leaders)))
+        NOMEM();
+    for (int32_t k = 0; k < l->nhops; k++)
+        off[l->hops[k].link + 1]++;
+    for (int32_t i = 0; i < nl; i++)
+        off[i + 1] += off[i];
+    for (int32_t i = 0; i < nl; i++) {
+        uint64_t b;
+        memcpy(&b, &l->links[i].bytes_per_s, sizeof b);
+        keys[i].h = 1469598103934665603ULL ^ b;
+        keys[i].cap = l->links[i].bytes_per_s;
+        keys[i].hidden = l->links[i].rank < 0;
+        keys[i].id = i;
+        rep[i] = off[i]; /* fill position for now */
+    }
+    for (int32_t r = 0; r < nrt; r++)
+        for (int32_t k = l->routes[r].first; k < l->routes[r].first + l->routes[r].n; k++) {
+            int32_t i = l->hops[k].link, at = rep[i]++;
+            csr[2 * at] = r;
+            csr[2 * at + 1] = l->hops[k].count;
+            keys[i].h = (keys[i].h ^ ((uint64_t)(uint32_t)r << 32 | (uint32_t)l->hops[k].count)) * 1099511628211ULL;
+            keys[i].h ^= keys[i].h >> 29;
+        }
+    qsort(keys, (size_t)nl, sizeof *keys, link_key_cmp);
+    for (int32_t a = 0, b; a < nl; a = b) {
+        int32_t nlead = 0;
+        for (b = a; b < nl && keys[b].h == keys[a].h && keys[b].cap == keys[a].cap; b++) {
+            int32_t i = keys[b].id, j = -1;
+            for (int32_t q = 0; q < nlead && j < 0; q++) {
+                int32_t c = leaders[q];
+                if (off[c + 1] - off[c] == off[i + 1] - off[i] &&
+                    !memcmp(&csr[2 * off[c]], &csr[2 * off[i]], (size_t)(off[i + 1] - off[i]) * 2 * sizeof *csr))
+                    j = c;
+            }
+            if (j < 0)
+                leaders[nlead++] = j = i;
+            rep[i] = j;
+        }
+    }
+    /* merged links, in the order of their leaders; each rank's shown links get threads after its streams */
+    if (!(ntid = calloc((size_t)l->nranks, sizeof *ntid)))
+        NOMEM();
+    S->nln = 0;
+    for (int32_t i = 0; i < nl; i++)
+        newid[i] = rep[i] == i && off[i + 1] > off[i] ? S->nln++ : -1;
+    if (!(S->ln = calloc((size_t)(S->nln > 0 ? S->nln : 1), sizeof *S->ln)))
+        NOMEM();
+    for (int32_t i = 0; i < nl; i++) {
+        if (newid[i] < 0)
+            continue;
+        lnk *L = &S->ln[newid[i]];
+        int32_t p = l->links[i].rank >= 0 ? find_prog(map, l->nranks, identity, l->links[i].rank) : -1;
+        L->cap = l->links[i].bytes_per_s;
+        L->name = l->links[i].name;
+        L->rank = p >= 0 ? l->links[i].rank : -1;
+        L->tid = p >= 0 ? -(ST_STREAMS + ntid[p]++) : 0; /* negative: thread not named yet */
+    }
+    /* merged routes: hops on merged links, each link once */
+    if (!(S->rt_first = malloc((size_t)nrt * sizeof *S->rt_first)) ||
+        !(S->rt_n = malloc((size_t)nrt * sizeof *S->rt_n)) || !(S->rt_rate = malloc((size_t)nrt * sizeof *S->rt_rate)) ||
+        !(S->hop_link = malloc((size_t)(l->nhops + 1) * sizeof *S->hop_link)) ||
+        !(S->hop_count = malloc((size_t)(l->nhops + 1) * sizeof *S->hop_count)) ||
+        !(seen = malloc((size_t)(S->nln > 0 ? S->nln : 1) * sizeof *seen)))
+        NOMEM();
+    for (int32_t m = 0; m < S->nln; m++)
+        seen[m] = -1;
+    int32_t nh = 0;
+    for (int32_t r = 0; r < nrt; r++) {
+        S->rt_first[r] = nh;
+        S->rt_rate[r] = l->routes[r].bytes_per_s;
+        for (int32_t k = l->routes[r].first; k < l->routes[r].first + l->routes[r].n; k++) {
+            int32_t m = newid[rep[l->hops[k].link]];
+            if (seen[m] == r)
+                continue; /* an equal link of this route is already in */
+            seen[m] = r;
+            S->hop_link[nh] = m;
+            S->hop_count[nh++] = l->hops[k].count;
+        }
+        S->rt_n[r] = nh - S->rt_first[r];
+    }
+out:
+    free(keys);
+    free(off);
+    free(csr);
+    free(rep);
+    free(newid);
+    free(seen);
+    free(ntid);
+    free(leaders);
+    return rc;
+}
+
 static int setup(sim *S, st_error *err) {
     const st_lowered *l = S->l;
     int rc = 0, nr = l->nranks, identity = 1;
@@ -522,9 +1093,10 @@ static int setup(sim *S, st_error *err) {
     int32_t *last = NULL, *kcount = NULL, *posmap = NULL, *mship_off = NULL, *mship = NULL, *kmax = NULL;
     int32_t *slot_base = NULL; /* = S->slot_base, owned by S */
     p2p_slot *tab = NULL;
-    /* collected by pass 1, so that later passes need not walk the (large) instruction records again:
-     * deps (dep gid, gid, -), collectives (gid, group, k), sends and receives (gid, peer program, tag) */
-    ivec deps = {0}, colls = {0}, p2ps = {0};
+    /* collected by pass 1, so that later passes need not look the (large) instruction records up
+     * again: collectives (gid, group, k, route, latency) and sends and receives (gid, peer program,
+     * tag, route, latency); a latency only splits a time, so a float is precise enough */
+    ivec colls = {0}, p2ps = {0};
 
     if (nr <= 0 || !l->progs)
         BAD("nothing to simulate: no ranks");
@@ -603,7 +1175,7 @@ static int setup(sim *S, st_error *err) {
     }
 
     if (!(S->nodes = calloc((size_t)total + 1, sizeof *S->nodes)) ||
-        !(S->start_s = calloc((size_t)(total > 0 ? total : 1), sizeof *S->start_s)) ||
+        !(S->start_s = calloc((size_t)nr * ST_STREAMS, sizeof *S->start_s)) ||
         !(last = malloc((size_t)ST_STREAMS * sizeof *last)) ||
         !(kcount = calloc((size_t)(l->ngroups > 0 ? l->ngroups : 1), sizeof *kcount)) ||
         !(kmax = calloc((size_t)(l->ngroups > 0 ? l->ngroups : 1), sizeof *kmax)) ||
@@ -611,6 +1183,9 @@ static int setup(sim *S, st_error *err) {
         NOMEM();
     for (int g = 0; g < l->ngroups; g++)
         posmap[g] = -1;
+    if ((rc = net_setup(S, map, identity, err)))
+        goto out;
+    int net = S->nln > 0;
 
     /* pass 1: validate, stream chains, pending counts, reverse-dep counts, k of each COLL */
     int64_t nrdeps = 0, np2p = 0, nsend = 0;
@@ -629,17 +1204,24 @@ static int setup(sim *S, st_error *err) {
             node *nd = &S->nodes[g];
             if ((unsigned)in->kind > ST_INS_RECV)
                 BAD("rank %d instruction %d: unknown kind %d", pg->rank, i, (int)in->kind);
-            if (in->stream < 0 || in->stream >= ST_STREAMS)
+            if (in->stream >= ST_STREAMS)
                 BAD("rank %d instruction %d: stream %d out of range", pg->rank, i, in->stream);
             if (!isfinite(in->dur_s) || in->dur_s < 0)
                 BAD("rank %d instruction %d: duration must be finite and >= 0", pg->rank, i);
             if (!isfinite(in->alloc_bytes) || !isfinite(in->free_bytes) || in->alloc_bytes < 0 || in->free_bytes < 0)
                 BAD("rank %d instruction %d: alloc/free bytes must be finite and >= 0", pg->rank, i);
+            if (in->kind != ST_INS_COMPUTE) {
+                if (!isfinite(in->latency_s) || in->latency_s < 0 || in->latency_s > in->dur_s)
+                    BAD("rank %d instruction %d: latency must be finite, >= 0 and <= the duration", pg->rank, i);
+                if (net && (in->route < -1 || in->route >= l->nroutes))
+                    BAD("rank %d instruction %d: route %d out of range", pg->rank, i, (int)in->route);
+            }
             nd->kind = (uint8_t)in->kind;
             nd->stream = (uint8_t)in->stream;
             nd->prog = p;
             nd->next = -1;
             nd->link = -1;
+            nd->route = -1;
             nd->dur_s = in->dur_s + 0.0; /* -0.0 becomes +0.0: event times stay >= +0 */
             nd->state = (uint8_t)((in->alloc_bytes != 0 ? F_ALLOC : 0) | (in->free_bytes != 0 ? F_FREE : 0));
             if (last[in->stream] >= 0) {
@@ -657,8 +1239,6 @@ static int setup(sim *S, st_error *err) {
                 nd->pending++;
                 S->nodes[S->off[p] + d].rdep0++; /* count for now */
                 nrdeps++;
-                if (ivec_push3(&deps, S->off[p] + d, g, 0))
-                    NOMEM();
             }
             if (in->kind == ST_INS_COLL) {
                 if (in->group < 0 || in->group >= l->ngroups)
@@ -666,7 +1246,7 @@ static int setup(sim *S, st_error *err) {
                 if (posmap[in->group] < 0)
                     BAD("rank %d instruction %d: rank %d is not a member of group %d", pg->rank, i, pg->rank,
                         in->group);
-                if (ivec_push3(&colls, g, in->group, kcount[in->group]++))
+                if (ivec_push(&colls, g, in->group, kcount[in->group]++, net ? in->route : -1, (float)in->latency_s))
                     NOMEM();
                 if (kcount[in->group] > kmax[in->group])
                     kmax[in->group] = kcount[in->group];
@@ -677,7 +1257,7 @@ static int setup(sim *S, st_error *err) {
                 if (q == p)
                     BAD("rank %d instruction %d: a %s to itself", pg->rank, i,
                         in->kind == ST_INS_SEND ? "send" : "receive");
-                if (ivec_push3(&p2ps, g, q, in->tag))
+                if (ivec_push(&p2ps, g, q, in->tag, net ? in->route : -1, (float)in->latency_s))
                     NOMEM();
                 np2p++;
                 nsend += in->kind == ST_INS_SEND;
@@ -703,11 +1283,22 @@ static int setup(sim *S, st_error *err) {
         S->nodes[total].rdep0 = acc;
         if (!(S->rdeps = malloc((size_t)(acc > 0 ? acc : 1) * sizeof *S->rdeps)))
             NOMEM();
-        /* the counts became offsets; fill in order, moving each offset on, then move them back */
-        for (size_t e = 0; e < deps.n; e += 3)
-            S->rdeps[S->nodes[deps.v[e]].rdep0++] = deps.v[e + 1];
-        for (size_t e = deps.n; e > 0; e -= 3)
-            S->nodes[deps.v[e - 3]].rdep0--;
+        /* the counts became offsets; fill them in a second walk over the deps (cheaper than keeping a
+         * list of them), moving each offset on; then each offset is where the next node's starts */
+        for (int p = 0; p < nr; p++) {
+            const st_program *pg = &l->progs[p];
+            for (int i = 0; i < pg->n; i++)
+                for (int k = 0; k < 2; k++) {
+                    int d = pg->ins[i].dep[k];
+                    if (d == -1 || (k == 1 && d == pg->ins[i].dep[0]))
+                        continue;
+                    S->rdeps[S->nodes[S->off[p] + d].rdep0++] = S->off[p] + i;
+                }
+        }
+        for (int64_t g = total - 1; g > 0; g--)
+            S->nodes[g].rdep0 = S->nodes[g - 1].rdep0;
+        if (total > 0)
+            S->nodes[0].rdep0 = 0;
     }
 
     /* collective slots: one per (group, k), members in the group's order */
@@ -734,6 +1325,7 @@ static int setup(sim *S, st_error *err) {
                 slot *sl = &S->slots[slot_base[g] + k];
                 sl->n = l->groups[g].n;
                 sl->mem = m;
+                sl->route = -1;
                 S->slot_grp[slot_base[g] + k] = g;
                 for (int j = 0; j < sl->n; j++)
                     S->slot_mem[m + j] = -1;
@@ -742,43 +1334,58 @@ static int setup(sim *S, st_error *err) {
         for (size_t c = 0, e; c < colls.n; c = e) {
             /* the collectives of one program (gids ascend), with that program's positions in its groups */
             int32_t p = S->nodes[colls.v[c]].prog;
-            for (e = c; e < colls.n && S->nodes[colls.v[e]].prog == p; e += 3) {
+            for (e = c; e < colls.n && S->nodes[colls.v[e]].prog == p; e += IV) {
             }
             for (int32_t a = mship_off[p]; a < mship_off[p + 1]; a++)
                 posmap[mship[2 * a]] = mship[2 * a + 1];
-            for (size_t x = c; x < e; x += 3) {
+            for (size_t x = c; x < e; x += IV) {
                 int32_t g = colls.v[x], grp = colls.v[x + 1];
                 int32_t s = slot_base[grp] + colls.v[x + 2];
+                slot *sl = &S->slots[s];
                 S->nodes[g].link = s;
-                S->slot_mem[S->slots[s].mem + posmap[grp]] = g;
+                S->slot_mem[sl->mem + posmap[grp]] = g;
+                /* the route its members name, the longest latency */
+                if (sl->route < 0)
+                    sl->route = colls.v[x + 3];
+                if (ivec_f(&colls, x) > sl->lat_s)
+                    sl->lat_s = ivec_f(&colls, x);
             }
             for (int32_t a = mship_off[p]; a < mship_off[p + 1]; a++)
                 posmap[mship[2 * a]] = -1;
         }
-        /* every member of a slot runs for the longest of their durations */
+        /* every member of a slot runs for the longest of their durations; with links, the slot's
+         * data is one flow on the route its members name, with the longest latency after it */
         for (int32_t s = 0; s < S->nslots; s++) {
-            const slot *sl = &S->slots[s];
+            slot *sl = &S->slots[s];
             double d = 0;
+            for (int j = 0; j < sl->n; j++) {
+                int32_t g = S->slot_mem[sl->mem + j];
+                if (g >= 0 && S->nodes[g].dur_s > d)
+                    d = S->nodes[g].dur_s;
+            }
+            if (sl->route < 0 || S->rt_n[sl->route] == 0 || !(d - sl->lat_s > 0))
+                sl->route = -1;
+            else
+                sl->work_s = d - sl->lat_s;
             for (int j = 0; j < sl->n; j++)
-                if (S->slot_mem[sl->mem + j] >= 0 && S->nodes[S->slot_mem[sl->mem + j]].dur_s > d)
-                    d = S->nodes[S->slot_mem[sl->mem + j]].dur_s;
-            for (int j = 0; j < sl->n; j++)
-                if (S->slot_mem[sl->mem + j] >= 0)
+                if (S->slot_mem[sl->mem + j] >= 0) {
                     S->nodes[S->slot_mem[sl->mem + j]].dur_s = d;
+                    S->nodes[S->slot_mem[sl->mem + j]].route = sl->route;
+                }
         }
     }
 
     /* send/recv pairs: the i-th send of a (sender, receiver, tag) with the i-th receive, in program order */
     if (np2p > 0) {
         uint32_t cap = 16;
-        while (cap < 2 * (uint64_t)nsend) /* only sends are inserted */
+        while (cap < nsend + nsend / 4) /* only sends are inserted; load <= 0.8 */
             cap *= 2;
         if (!(tab = malloc((size_t)cap * sizeof *tab)))
             NOMEM();
         for (uint32_t i = 0; i < cap; i++)
             tab[i].from = -1;
         for (int pass = 0; pass < 2; pass++)
-            for (size_t x = 0; x < p2ps.n; x += 3) {
+            for (size_t x = 0; x < p2ps.n; x += IV) {
                 int32_t g = p2ps.v[x], q = p2ps.v[x + 1], tag = p2ps.v[x + 2], p = S->nodes[g].prog;
                 if (S->nodes[g].kind != (pass == 0 ? ST_INS_SEND : ST_INS_RECV))
                     continue;
@@ -789,6 +1396,7 @@ static int setup(sim *S, st_error *err) {
                     else
                         e->head = g;
                     e->tail = g;
+                    S->nodes[g].route = (int32_t)(x / IV); /* for now: where its route and latency are */
                     continue;
                 }
                 p2p_slot *e = p2p_find(tab, cap - 1, q, p, tag, 0);
@@ -799,9 +1407,19 @@ static int setup(sim *S, st_error *err) {
                 if (e->head < 0)
                     e->tail = -1;
                 double d = S->nodes[snd].dur_s > S->nodes[g].dur_s ? S->nodes[snd].dur_s : S->nodes[g].dur_s;
+                size_t sx = (size_t)S->nodes[snd].route * IV;
                 S->nodes[snd].link = g;
                 S->nodes[g].link = snd;
                 S->nodes[snd].dur_s = S->nodes[g].dur_s = d;
+                S->nodes[snd].route = -1;
+                /* with links: the send keeps the data's time alone, the receive the latency after it */
+                int32_t route = p2ps.v[sx + 3] >= 0 ? p2ps.v[sx + 3] : p2ps.v[x + 3];
+                double lat = ivec_f(&p2ps, sx) > ivec_f(&p2ps, x) ? ivec_f(&p2ps, sx) : ivec_f(&p2ps, x);
+                if (route >= 0 && S->rt_n[route] > 0 && d - lat > 0) {
+                    S->nodes[snd].route = S->nodes[g].route = route;
+                    S->nodes[snd].dur_s = d - lat;
+                    S->nodes[g].dur_s = lat;
+                }
             }
         /* sends left in a FIFO have no receive: unchain them */
         for (uint32_t i = 0; i < cap; i++)
@@ -809,6 +1427,7 @@ static int setup(sim *S, st_error *err) {
                 for (int32_t g = tab[i].head; g >= 0;) {
                     int32_t nx = S->nodes[g].link;
                     S->nodes[g].link = -1;
+                    S->nodes[g].route = -1;
                     g = nx;
                 }
     }
@@ -818,6 +1437,19 @@ static int setup(sim *S, st_error *err) {
         !(S->heap = malloc((size_t)nr * ST_STREAMS * sizeof *S->heap)) ||
         !(S->batch = malloc((size_t)nr * ST_STREAMS * sizeof *S->batch)))
         NOMEM();
+    if (net) {
+        /* a flow runs a rendezvous, which holds a stream of each member: at most one per stream */
+        int32_t cap = nr * ST_STREAMS;
+        if (!(S->fl = malloc((size_t)cap * sizeof *S->fl)) || !(S->fh = malloc((size_t)cap * sizeof *S->fh)) ||
+            !(S->q_fl = malloc((size_t)cap * sizeof *S->q_fl)) || !(S->q_ln = malloc((size_t)S->nln * sizeof *S->q_ln)))
+            NOMEM();
+        S->capfl = cap;
+        for (int32_t f = 0; f < cap; f++) {
+            S->fl[f].next_free = f + 1 < cap ? f + 1 : -1;
+            S->fl[f].mark = 0;
+        }
+        S->free_fl = 0;
+    }
 out:
     free(map);
     free(last);
@@ -827,7 +1459,6 @@ out:
     free(mship_off);
     free(mship);
     free(tab);
-    free(deps.v);
     free(colls.v);
     free(p2ps.v);
     return rc;
@@ -846,6 +1477,18 @@ static void sim_free(sim *S) {
     free(S->last_end_compute);
     free(S->heap);
     free(S->batch);
+    for (int32_t i = 0; i < S->nln; i++)
+        free(S->ln[i].fl);
+    free(S->ln);
+    free(S->rt_first);
+    free(S->rt_n);
+    free(S->rt_rate);
+    free(S->hop_link);
+    free(S->hop_count);
+    free(S->fl);
+    free(S->fh);
+    free(S->q_fl);
+    free(S->q_ln);
 }
 
 int st_sim_run(const st_lowered *l, double memory_limit_bytes, st_trace *trace, st_sim_result *out, st_error *err) {
@@ -895,7 +1538,9 @@ int st_sim_run(const st_lowered *l, double memory_limit_bytes, st_trace *trace, 
         double idle = T - out->ranks[p].busy_s[ST_STREAM_COMPUTE];
         out->ranks[p].compute_idle_s = idle > 0 ? idle : 0;
     }
-    if (!S.stop && S.ended < S.total)
+    if (S.stop == 2)
+        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    else if (!S.stop && S.ended < S.total)
         rc = diagnose(&S, err);
 out:
     sim_free(&S);

@@ -49,6 +49,9 @@ static void lw_free(st_lowered *l) {
         free(l->groups[g].ranks);
     free(l->progs);
     free(l->groups);
+    free(l->links);
+    free(l->routes);
+    free(l->hops);
     free(l);
 }
 
@@ -69,8 +72,8 @@ static int lw_add(st_lowered *l, int r, st_ins_kind kind, int stream, double dur
     in->chunk = 0;
     in->mb = -1;
     in->dur_s = dur_s;
-    in->group = -1;
-    in->peer = -1;
+    in->peer = -1; /* and group */
+    in->route = -1;
     in->dep[0] = dep0;
     in->dep[1] = dep1;
     in->label = label;
@@ -126,6 +129,44 @@ static void run_ok(const st_lowered *l, double limit, st_trace *tr, st_sim_resul
 
 #define EPS 1e-9
 #define ck_assert_time(x, y) ck_assert_double_eq_tol((x), (y), EPS)
+
+/* ---- network (program.h, "Network") */
+
+/* a link of capacity cap bytes/s, shown on `rank`'s trace (-1: nowhere); returns its index */
+static int lw_link(st_lowered *l, double cap, int rank, const char *name) {
+    l->links = realloc(l->links, (size_t)(l->nlinks + 1) * sizeof *l->links);
+    ck_assert_ptr_nonnull(l->links);
+    st_link *k = &l->links[l->nlinks];
+    memset(k, 0, sizeof *k);
+    k->bytes_per_s = cap;
+    k->rank = rank;
+    snprintf(k->name, sizeof k->name, "%s", name);
+    return l->nlinks++;
+}
+
+/* a route over links[i] crossed counts[i] times (NULL: once each), rate alone `rate` */
+static int lw_route(st_lowered *l, double rate, int n, const int *links, const int *counts) {
+    l->routes = realloc(l->routes, (size_t)(l->nroutes + 1) * sizeof *l->routes);
+    l->hops = realloc(l->hops, (size_t)(l->nhops + n + 1) * sizeof *l->hops);
+    ck_assert_ptr_nonnull(l->routes);
+    ck_assert_ptr_nonnull(l->hops);
+    l->routes[l->nroutes] = (st_route){l->nhops, n, rate};
+    for (int i = 0; i < n; i++)
+        l->hops[l->nhops++] = (st_hop){links[i], counts ? counts[i] : 1};
+    return l->nroutes++;
+}
+
+/* rank r: compute for `after` s, then a collective of its own one-rank group on `route` that
+ * takes dur_s alone, of which lat_s latency; returns the collective's index */
+static int lw_flow(st_lowered *l, int r, int route, double after, double dur_s, double lat_s) {
+    int g = lw_group(l, ST_GRP_DP, 1, &r);
+    int c = after > 0 ? lw_compute(l, r, ST_STREAM_COMPUTE, after, ST_PHASE_FWD, 0, -1, -1) : -1;
+    int i = lw_coll(l, r, ST_STREAM_DP, g, dur_s, c);
+    lw_ins(l, r, i)->route = route;
+    lw_ins(l, r, i)->latency_s = lat_s;
+    lw_ins(l, r, i)->label = "flow";
+    return i;
+}
 
 /* ------------------------------------------------------------ basic semantics */
 
@@ -732,6 +773,327 @@ START_TEST(oracle_random_programs) {
 }
 END_TEST
 
+
+/* ------------------------------------------------------------ shared links */
+
+START_TEST(link_two_flows_share) {
+    /* one link of 10 B/s; a flow that alone takes 2 s of data (20 bus bytes at 10 B/s) and 0.5 s
+     * of latency. Alone: 2.5 s. Two at once: each gets 5 B/s, 4 s of data, then the latency. */
+    for (int both = 0; both < 2; both++) {
+        st_lowered *l = lw_new(2);
+        int k = lw_link(l, 10, 0, "link");
+        int r = lw_route(l, 10, 1, &k, NULL);
+        lw_flow(l, 0, r, 0, 2.5, 0.5);
+        if (both)
+            lw_flow(l, 1, r, 0, 2.5, 0.5);
+        st_sim_result res;
+        run_ok(l, 0, NULL, &res);
+        ck_assert_time(res.ranks[0].end_s, both ? 4.5 : 2.5);
+        ck_assert_time(res.iteration_time_s, both ? 4.5 : 2.5);
+        ck_assert_uint_eq(res.flows, both ? 2 : 1);
+        ck_assert_uint_eq(res.events, both ? 4 : 2); /* per flow: the data's end, the instruction's */
+        ck_assert_time(res.ranks[0].busy_s[ST_STREAM_DP], both ? 4.5 : 2.5);
+        st_sim_result_destroy(&res);
+        lw_free(l);
+    }
+}
+END_TEST
+
+START_TEST(link_staggered_and_counted) {
+    /* a flow (10 bytes at up to 10 B/s, link 10 B/s) alone for 0.5 s; then a second, crossing
+     * the link twice (count 2: two ranks' traffic), joins: rates x with x + 2x = 10 -> 10/3 each.
+     * First: 5 bytes left at 10/3 -> ends at 0.5 + 1.5 = 2. Second: 5 bytes by then, 5 left alone
+     * at its rate 10 (2 x 10 > 10: the link allows 5) -> 1 s more: 3. */
+    st_lowered *l = lw_new(2);
+    int k = lw_link(l, 10, 0, "link");
+    int two = 2;
+    int r1 = lw_route(l, 10, 1, &k, NULL), r2 = lw_route(l, 10, 1, &k, &two);
+    lw_flow(l, 0, r1, 0, 1, 0);
+    lw_flow(l, 1, r2, 0.5, 1, 0);
+    st_sim_result res;
+    run_ok(l, 0, NULL, &res);
+    ck_assert_time(res.ranks[0].end_s, 2);
+    ck_assert_time(res.ranks[1].end_s, 3);
+    st_sim_result_destroy(&res);
+    lw_free(l);
+}
+END_TEST
+
+START_TEST(link_bottleneck) {
+    /* a flow crossing links of 10 and 4 B/s, its own rate no limit (100): it gets 4 B/s. 100 bus
+     * bytes (1 s alone at 100 B/s) take 25 s. */
+    st_lowered *l = lw_new(1);
+    int k[2] = {lw_link(l, 10, 0, "a"), lw_link(l, 4, 0, "b")};
+    int r = lw_route(l, 100, 2, k, NULL);
+    lw_flow(l, 0, r, 0, 1, 0);
+    st_sim_result res;
+    run_ok(l, 0, NULL, &res);
+    ck_assert_time(res.iteration_time_s, 25);
+    st_sim_result_destroy(&res);
+    lw_free(l);
+}
+END_TEST
+
+START_TEST(link_max_min_unequal) {
+    /* Bertsekas & Gallager's example: link A (1 B/s) carries f1 and f2, link B (3 B/s) carries f1
+     * and f3. Max-min: f1 = f2 = 0.5 (A is full), f3 = 3 - 0.5 = 2.5. Bytes 4, 10, 30 (rates
+     * alone 100, so only the links limit):
+     * - f1: 4 / 0.5 = 8 s;
+     * - f3: 20 bytes by 8 s, then alone on B at 3: 10 / 3 more -> 8 + 10/3;
+     * - f2: 4 bytes by 8 s, then alone on A at 1: 6 s more -> 14. */
+    st_lowered *l = lw_new(3);
+    int a = lw_link(l, 1, 0, "A"), b = lw_link(l, 3, 0, "B");
+    int ab[2] = {a, b};
+    int r1 = lw_route(l, 100, 2, ab, NULL), r2 = lw_route(l, 100, 1, &a, NULL), r3 = lw_route(l, 100, 1, &b, NULL);
+    lw_flow(l, 0, r1, 0, 0.04, 0);
+    lw_flow(l, 1, r2, 0, 0.10, 0);
+    lw_flow(l, 2, r3, 0, 0.30, 0);
+    st_sim_result res;
+    run_ok(l, 0, NULL, &res);
+    ck_assert_time(res.ranks[0].end_s, 8);
+    ck_assert_time(res.ranks[2].end_s, 8 + 10.0 / 3);
+    ck_assert_time(res.ranks[1].end_s, 14);
+    ck_assert_uint_ge(res.reshares, 1);
+    st_sim_result_destroy(&res);
+    lw_free(l);
+}
+END_TEST
+
+/* n GPUs of node 0 each send to the same GPU of node 1 at once, on the links the lowering makes
+ * for a cluster (st_cost_net): NIC ports and the nodes' fabric links; each transfer alone would
+ * fill its NIC (1 s). Returns the iteration time. */
+static double cross_node_sends(double oversubscription, int n) {
+    st_cluster c;
+    ck_assert_int_eq(st_cluster_preset("dgx-a100-80g", &c), 0);
+    c.oversubscription = oversubscription;
+    st_net net;
+    st_cost_net(&c, &net);
+    int G = (int)net.gpus_per_node;
+    ck_assert_int_eq(net.nic_ports, G); /* one NIC per GPU */
+    st_lowered *l = lw_new(2 * G);
+    int up = lw_link(l, net.uplink_bytes_per_s, 0, "fabric 0 up"), down = lw_link(l, net.uplink_bytes_per_s, G, "fabric 1 down");
+    for (int i = 0; i < n; i++) {
+        int k[4] = {lw_link(l, net.nic_port_bytes_per_s, i, "nic out"), up, down,
+                    lw_link(l, net.nic_port_bytes_per_s, G + i, "nic in")};
+        int r = lw_route(l, net.nic_port_bytes_per_s, 4, k, NULL);
+        int s = lw_p2p(l, i, ST_INS_SEND, ST_STREAM_P2P, G + i, 0, 1.0, "send", 0, -1);
+        int v = lw_p2p(l, G + i, ST_INS_RECV, ST_STREAM_COMPUTE, i, 0, 1.0, "recv", 0, -1);
+        lw_ins(l, i, s)->route = lw_ins(l, G + i, v)->route = r;
+    }
+    st_sim_result res;
+    run_ok(l, 0, NULL, &res);
+    double t = res.iteration_time_s;
+    st_sim_result_destroy(&res);
+    lw_free(l);
+    return t;
+}
+
+START_TEST(link_oversubscription) {
+    /* a node's fabric link carries its NICs' bandwidth / oversubscription: all 8 GPUs of a node
+     * sending across at once take that factor longer; one alone does not notice it */
+    for (double os = 1; os <= 4; os *= 2) {
+        ck_assert_double_eq_tol(cross_node_sends(os, 8), os, 1e-9);
+        ck_assert_double_eq_tol(cross_node_sends(os, 1), 1, 1e-9);
+    }
+    ck_assert_double_eq_tol(cross_node_sends(2, 4), 1, 1e-9); /* 4 NICs' worth: just fits */
+}
+END_TEST
+
+/* ---- oracle: flows with random starts on random links, against a fluid reference that
+ * recomputes max-min over every active flow and every link at every event (no incremental
+ * bookkeeping, no "full link" shortcut) */
+
+typedef struct rflow {
+    double start, bytes, rate, lat, end;
+    int n, link[3], count[3];
+} rflow;
+
+/* max-min rates of the active flows: progressive filling over all links */
+static void ref_rates(const rflow *f, int nf, const int *active, const double *cap, int nl, double *rate) {
+    int frozen[32] = {0}, left = 0;
+    double used[8] = {0};
+    for (int i = 0; i < nf; i++)
+        if (active[i])
+            left++;
+        else
+            frozen[i] = 1;
+    while (left > 0) {
+        double x = INFINITY;
+        for (int k = 0; k < nl; k++) {
+            double w = 0;
+            for (int i = 0; i < nf; i++)
+                for (int h = 0; h < f[i].n; h++)
+                    if (!frozen[i] && f[i].link[h] == k)
+                        w += f[i].count[h];
+            if (w > 0)
+                x = fmin(x, (cap[k] - used[k]) / w);
+        }
+        for (int i = 0; i < nf; i++)
+            if (!frozen[i])
+                x = fmin(x, f[i].rate);
+        int fr[32] = {0};
+        for (int i = 0; i < nf; i++) {
+            if (frozen[i])
+                continue;
+            if (f[i].rate <= x * (1 + 1e-12))
+                fr[i] = 1;
+            for (int h = 0; h < f[i].n; h++) {
+                int k = f[i].link[h];
+                double w = 0;
+                for (int j = 0; j < nf; j++)
+                    for (int g = 0; g < f[j].n; g++)
+                        if (!frozen[j] && f[j].link[g] == k)
+                            w += f[j].count[g];
+                if ((cap[k] - used[k]) / w <= x * (1 + 1e-12))
+                    fr[i] = 1;
+            }
+        }
+        for (int i = 0; i < nf; i++)
+            if (fr[i]) {
+                rate[i] = fmin(x, f[i].rate);
+                frozen[i] = 1;
+                left--;
+                for (int h = 0; h < f[i].n; h++)
+                    used[f[i].link[h]] += f[i].count[h] * rate[i];
+            }
+    }
+}
+
+static void ref_fluid(rflow *f, int nf, const double *cap, int nl) {
+    double left[32], rate[32], t = 0;
+    int active[32] = {0}, done[32] = {0}, ndone = 0;
+    for (int i = 0; i < nf; i++)
+        left[i] = f[i].bytes;
+    while (ndone < nf) {
+        ref_rates(f, nf, active, cap, nl, rate);
+        double next = INFINITY;
+        for (int i = 0; i < nf; i++) {
+            if (!active[i] && !done[i])
+                next = fmin(next, f[i].start);
+            if (active[i])
+                next = fmin(next, t + left[i] / rate[i]);
+        }
+        for (int i = 0; i < nf; i++)
+            if (active[i])
+                left[i] -= rate[i] * (next - t);
+        t = next;
+        for (int i = 0; i < nf; i++) {
+            if (active[i] && left[i] <= f[i].bytes * 1e-12) {
+                active[i] = 0;
+                done[i] = 1;
+                ndone++;
+                f[i].end = t + f[i].lat;
+            }
+            if (!active[i] && !done[i] && f[i].start <= t)
+                active[i] = 1;
+        }
+    }
+}
+
+START_TEST(link_oracle_random) {
+    for (int trial = 0; trial < 200; trial++) {
+        rng_state = 0x5851f42d4c957f2dull + (uint64_t)trial;
+        int nl = 1 + (int)rnd(6), nf = 2 + (int)rnd(12);
+        double cap[8];
+        rflow f[32];
+        st_lowered *l = lw_new(nf);
+        int ids[8];
+        for (int k = 0; k < nl; k++) {
+            cap[k] = 1 + rnd(8);
+            ids[k] = lw_link(l, cap[k], 0, "link");
+        }
+        for (int i = 0; i < nf; i++) {
+            rflow *x = &f[i];
+            x->start = 0.5 * rnd(6);
+            x->rate = 1 + rnd(10);
+            x->bytes = 1 + rnd(20);
+            x->lat = 0.25 * rnd(3);
+            x->n = 1 + (int)rnd((uint32_t)(nl < 3 ? nl : 3));
+            int used[8] = {0}, hl[3];
+            for (int h = 0; h < x->n; h++) {
+                int k;
+                do
+                    k = (int)rnd((uint32_t)nl);
+                while (used[k]);
+                used[k] = 1;
+                x->link[h] = k;
+                x->count[h] = 1 + (int)rnd(3);
+                hl[h] = ids[k];
+            }
+            int r = lw_route(l, x->rate, x->n, hl, x->count);
+            lw_flow(l, i, r, x->start, x->bytes / x->rate + x->lat, x->lat);
+        }
+        ref_fluid(f, nf, cap, nl);
+        st_sim_result res;
+        run_ok(l, 0, NULL, &res);
+        for (int i = 0; i < nf; i++)
+            ck_assert_msg(fabs(res.ranks[i].end_s - f[i].end) < 1e-9 * (1 + f[i].end),
+                          "trial %d flow %d: simulated %.17g, reference %.17g", trial, i, res.ranks[i].end_s, f[i].end);
+        ck_assert_uint_eq(res.flows, (uint64_t)nf);
+        st_sim_result_destroy(&res);
+        lw_free(l);
+    }
+}
+END_TEST
+
+START_TEST(link_equal_links_merge) {
+    /* 48 ranks' NIC ports that one representative stands for, crossed alike by its routes, are
+     * one link to the engine; the result is that of the route over all of them. A flow of 48
+     * ports and a fabric link crossed 48 times (capacity 24 x the rate): 48 x r <= 24 -> r = 0.5. */
+    st_lowered *l = lw_new(1);
+    int k[49], cnt[49];
+    for (int i = 0; i < 48; i++) {
+        k[i] = lw_link(l, 1, -1, "nic");
+        cnt[i] = 1;
+    }
+    k[48] = lw_link(l, 24, 0, "fabric");
+    cnt[48] = 48;
+    int r = lw_route(l, 1, 49, k, cnt);
+    lw_flow(l, 0, r, 0, 1, 0);
+    st_sim_result res;
+    run_ok(l, 0, NULL, &res);
+    ck_assert_time(res.iteration_time_s, 2);
+    st_sim_result_destroy(&res);
+    lw_free(l);
+}
+END_TEST
+
+START_TEST(link_bad_input) {
+    static const char *const cases[][2] = {
+        {"cap", "link 0: bytes_per_s"},   {"rate", "route 0: bytes_per_s"}, {"hop", "route 0: link 5 out of range"},
+        {"count", "count must be >= 1"},  {"route", "route 7 out of range"}, {"latency", "latency must be"},
+        {"first", "route 0: hops out of range"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        st_lowered *l = lw_new(1);
+        int k = lw_link(l, 10, 0, "link");
+        int r = lw_route(l, 10, 1, &k, NULL);
+        int i = lw_flow(l, 0, r, 0, 1, 0);
+        const char *w = cases[c][0];
+        if (!strcmp(w, "cap"))
+            l->links[0].bytes_per_s = 0;
+        if (!strcmp(w, "rate"))
+            l->routes[0].bytes_per_s = NAN;
+        if (!strcmp(w, "hop"))
+            l->hops[0].link = 5;
+        if (!strcmp(w, "count"))
+            l->hops[0].count = 0;
+        if (!strcmp(w, "route"))
+            lw_ins(l, 0, i)->route = 7;
+        if (!strcmp(w, "latency"))
+            lw_ins(l, 0, i)->latency_s = 2;
+        if (!strcmp(w, "first"))
+            l->routes[0].n = 3;
+        st_sim_result res;
+        st_error err;
+        st_error_clear(&err);
+        ck_assert_int_eq(st_sim_run(l, 0, NULL, &res, &err), ST_EINVAL);
+        ck_assert_msg(strstr(err.text, cases[c][1]) != NULL, "%s: %s", w, err.text);
+        lw_free(l);
+    }
+}
+END_TEST
+
 /* ------------------------------------------------------------ trace */
 
 static char *slurp(const char *path, size_t *len) {
@@ -945,6 +1307,17 @@ Suite *suite_sim(void) {
     tc = tcase_create("oracle");
     tcase_add_test(tc, oracle_random_programs);
     tcase_set_timeout(tc, 60);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("links");
+    tcase_add_test(tc, link_two_flows_share);
+    tcase_add_test(tc, link_staggered_and_counted);
+    tcase_add_test(tc, link_bottleneck);
+    tcase_add_test(tc, link_max_min_unequal);
+    tcase_add_test(tc, link_oversubscription);
+    tcase_add_test(tc, link_oracle_random);
+    tcase_add_test(tc, link_equal_links_merge);
+    tcase_add_test(tc, link_bad_input);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("trace");

@@ -2,10 +2,12 @@
  *
  * Format: the Trace Event Format (Google, "Trace Event Format", 2016), which chrome://tracing and
  * Perfetto load: {"traceEvents": [...], "displayTimeUnit": "ms"}. A process per rank (pid = the
- * rank), a thread per stream (tid = ST_STREAM_*: "compute", "p2p", "dp", "copy"); "M" metadata
- * names them and orders them; "X" complete events carry ts/dur in microseconds, "cat" the phase or
- * kind and "args" {chunk, mb}; a send and its receive are joined by a flow ("s", then "f" with
- * "bp":"e", same id); memory is a counter ("C", "memory", args {"GiB"}).
+ * rank), a thread per stream (tid = ST_STREAM_*: "compute", "p2p", "dp", "copy") and one per link
+ * of the rank's GPU or node (tid >= ST_STREAMS, named by the simulator: "nvlink out", ...); "M"
+ * metadata names them and orders them; "X" complete events carry ts/dur in microseconds, "cat" the
+ * phase or kind and "args" {chunk, mb}; on a link thread, one "X" event (cat "link") per interval
+ * of constant load, args {flows, utilization}; a send and its receive are joined by a flow ("s",
+ * then "f" with "bp":"e", same id); memory is a counter ("C", "memory", args {"GiB"}).
  *
  * Invariants:
  * - Same calls, same bytes: numbers are printed from integers (time in ns as microseconds with 3
@@ -325,6 +327,57 @@ void st_trace_span(st_trace *t, int rank, int stream, double start_s, double end
     put_int(t, chunk);
     put_lit(t, ",\"mb\":");
     put_int(t, mb);
+    put_lit(t, "}}");
+}
+
+void st_trace_thread(st_trace *t, int rank, int tid, const char *name) {
+    if (!t || mark_slot(t, rank))
+        return;
+    if (!(t->named[rank] & 0x80)) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "rank %d", rank);
+        name_process(t, rank, buf);
+    }
+    begin_event(t);
+    put_lit(t, "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":");
+    put_int(t, rank);
+    put_lit(t, ",\"tid\":");
+    put_int(t, tid);
+    put_lit(t, ",\"args\":{\"name\":");
+    put_str(t, name);
+    put_lit(t, "}}");
+    begin_event(t);
+    put_lit(t, "{\"name\":\"thread_sort_index\",\"ph\":\"M\",\"pid\":");
+    put_int(t, rank);
+    put_lit(t, ",\"tid\":");
+    put_int(t, tid);
+    put_lit(t, ",\"args\":{\"sort_index\":");
+    put_int(t, tid);
+    put_lit(t, "}}");
+}
+
+void st_trace_link(st_trace *t, int rank, int tid, double start_s, double end_s, const char *name, int flows,
+                   double utilization) {
+    if (!t)
+        return;
+    long long s = scaled(start_s, 1e9), e = scaled(end_s, 1e9);
+    if (e < s)
+        e = s;
+    begin_event(t);
+    put_lit(t, "{\"name\":");
+    put_str(t, name);
+    put_lit(t, ",\"cat\":\"link\",\"ph\":\"X\",\"pid\":");
+    put_int(t, rank);
+    put_lit(t, ",\"tid\":");
+    put_int(t, tid);
+    put_lit(t, ",\"ts\":");
+    put_us(t, s);
+    put_lit(t, ",\"dur\":");
+    put_us(t, e - s);
+    put_lit(t, ",\"args\":{\"flows\":");
+    put_int(t, flows);
+    put_lit(t, ",\"utilization\":");
+    put_fixed(t, scaled(utilization, 1e4), 4, 10000);
     put_lit(t, "}}");
 }
 
