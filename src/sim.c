@@ -118,6 +118,7 @@ typedef struct lnk {
     int32_t mark;
     int32_t rank, tid; /* trace: the rank's thread tid shows it; rank -1: not shown */
     const char *name;  /* borrowed from the program's st_link */
+    int32_t alike;     /* links of the program it stands for (merged: crossed alike) */
     /* trace: the interval being shown */
     double since, util;
     int32_t shown_n;
@@ -381,8 +382,13 @@ static void link_show(sim *S, lnk *L, double t) {
     if (L->shown_n > 0 && t > L->since) {
         char buf[32];
         if (L->tid < 0) { /* first interval: name the thread */
+            char name[64];
+            if (L->alike > 1)
+                snprintf(name, sizeof name, "%s (+%d alike)", L->name, (int)L->alike - 1);
+            else
+                snprintf(name, sizeof name, "%s", L->name);
             L->tid = -L->tid;
-            st_trace_thread(S->trace, L->rank, L->tid, L->name);
+            st_trace_thread(S->trace, L->rank, L->tid, name);
         }
         if (!L->shown_label)
             snprintf(buf, sizeof buf, "%d flows", (int)L->shown_n);
@@ -1041,6 +1047,9 @@ static int net_setup(sim *S, const rank_map *map, int identity, st_error *err) {
         newid[i] = rep[i] == i && off[i + 1] > off[i] ? S->nln++ : -1;
     if (!(S->ln = calloc((size_t)(S->nln > 0 ? S->nln : 1), sizeof *S->ln)))
         NOMEM();
+    for (int32_t i = 0; i < nl; i++)
+        if (newid[rep[i]] >= 0)
+            S->ln[newid[rep[i]]].alike++;
     for (int32_t i = 0; i < nl; i++) {
         if (newid[i] < 0)
             continue;

@@ -199,25 +199,35 @@ END_TEST
 
 /* Issue 3's symmetry: one representative rank per stage simulates like every rank of the plan
  * (explicit tp collectives in real tp groups, the dp reduction in real dp x cp groups, every send
- * to its own peer): the same iteration time, and every rank ends, computes and peaks in memory as
- * its stage's representative does. */
+ * to its own peer, each on its own links): the same iteration time, and every rank ends, computes
+ * and peaks in memory as its stage's representative does. The last plan's stages reduce their
+ * gradients across nodes while their last send is still on the same NICs: links are shared. */
 START_TEST(test_representatives_equal_every_rank) {
-    static const char *const specs[] = {
-        "tp=2,pp=4,dp=2,mbs=1,gbs=16,recompute=selective",
-        "tp=2,pp=2,dp=2,cp=2,vp=2,mbs=1,gbs=8,sp=1,zero=1,overlap_grad_reduce=1",
-        "tp=4,pp=4,dp=1,mbs=2,gbs=16,recompute=full,schedule=zb",
-        "tp=1,pp=4,dp=4,mbs=1,gbs=16,schedule=gpipe",
+    static const struct {
+        int64_t gpus;
+        const char *spec;
+        int contended;
+    } rows[] = {
+        {16, "tp=2,pp=4,dp=2,mbs=1,gbs=16,recompute=selective", 0},
+        {16, "tp=2,pp=2,dp=2,cp=2,vp=2,mbs=1,gbs=8,sp=1,zero=1,overlap_grad_reduce=1", 0},
+        {16, "tp=4,pp=4,dp=1,mbs=2,gbs=16,recompute=full,schedule=zb", 0},
+        {16, "tp=1,pp=4,dp=4,mbs=1,gbs=16,schedule=gpipe", 0},
+        {32, "tp=8,pp=2,dp=2,mbs=1,gbs=8", 1},
     };
-    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         env e;
-        lower(&e, "gpt-7.5b", 16, specs[i]);
+        lower(&e, "gpt-7.5b", rows[i].gpus, rows[i].spec);
         st_lowered full;
         st_sim_result rr, rf;
         st_error err;
         ck_assert_int_eq(st_lower_full(e.ctx, e.p, &full, &err), 0);
         ck_assert_int_eq(full.nranks, e.p->tp * e.p->cp * e.p->dp * e.p->pp);
         ck_assert_int_eq(st_sim_run(&e.l, 0, NULL, &rr, &err), 0);
-        ck_assert_msg(st_sim_run(&full, 0, NULL, &rf, &err) == 0, "%s: %s", specs[i], err.text);
+        ck_assert_msg(st_sim_run(&full, 0, NULL, &rf, &err) == 0, "%s: %s", rows[i].spec, err.text);
+        if (rows[i].contended) {
+            ck_assert_uint_gt(rr.reshares, 0);
+            ck_assert_uint_gt(rf.reshares, 0);
+        }
         ck_assert_double_eq_tol(rf.iteration_time_s, rr.iteration_time_s, rr.iteration_time_s * 1e-9);
         ck_assert(rf.events > rr.events);
         for (int r = 0; r < full.nranks; r++) {
@@ -232,6 +242,36 @@ START_TEST(test_representatives_equal_every_rank) {
         st_lowered_destroy(&full);
         done(&e);
     }
+}
+END_TEST
+
+/* Every transfer has a route and a latency part within its time, and a transfer alone takes the
+ * cost model's time: SC'21's first row reduces its gradients after the backward with nothing
+ * beside it, and the dp stream is busy exactly st_cost_dp_stage's reduction time. */
+START_TEST(test_transfers_alone_take_the_cost_models_time) {
+    env e;
+    lower(&e, "gpt-1.7b", 32, "tp=1,pp=1,dp=32,mbs=16,gbs=512,recompute=full,dtype=fp16");
+    ck_assert_int_gt(e.l.nlinks, 0);
+    int transfers = 0;
+    for (int r = 0; r < e.l.nranks; r++)
+        for (int i = 0; i < e.l.progs[r].n; i++) {
+            const st_ins *in = &e.l.progs[r].ins[i];
+            if (in->kind == ST_INS_COMPUTE || in->dur_s <= 0) continue;
+            transfers++;
+            ck_assert_int_ge(in->route, 0);
+            ck_assert_int_lt(in->route, e.l.nroutes);
+            ck_assert(in->latency_s > 0 && in->latency_s < in->dur_s);
+        }
+    ck_assert_int_eq(transfers, 1);
+    double reduce_s, gather_s, nb;
+    st_cost_dp_stage(e.ctx, e.p, 0, &reduce_s, &gather_s, &nb);
+    st_sim_result r;
+    st_error err;
+    ck_assert_int_eq(st_sim_run(&e.l, 0, NULL, &r, &err), 0);
+    ck_assert_uint_eq(r.flows, 1);
+    ck_assert_double_eq_tol(r.ranks[0].busy_s[ST_STREAM_DP], reduce_s, reduce_s * 1e-12);
+    st_sim_result_destroy(&r);
+    done(&e);
 }
 END_TEST
 
@@ -277,6 +317,7 @@ Suite *suite_lower(void) {
     tcase_add_test(tc, test_sim_matches_estimate_sc21);
     tcase_add_test(tc, test_representatives_equal_every_rank);
     tcase_add_test(tc, test_dp_buckets_overlap);
+    tcase_add_test(tc, test_transfers_alone_take_the_cost_models_time);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
     return s;

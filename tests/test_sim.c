@@ -1244,6 +1244,84 @@ START_TEST(trace_deterministic_and_valid) {
 }
 END_TEST
 
+START_TEST(trace_links) {
+    /* the max-min example, traced: a thread per shown link, one complete event per interval of
+     * constant load (the flow's name when alone, else "N flows"), the same bytes twice */
+    st_lowered *l = lw_new(3);
+    int a = lw_link(l, 1, 0, "A"), b = lw_link(l, 3, 2, "B");
+    int ab[2] = {a, b};
+    int r1 = lw_route(l, 100, 2, ab, NULL), r2 = lw_route(l, 100, 1, &a, NULL), r3 = lw_route(l, 100, 1, &b, NULL);
+    lw_flow(l, 0, r1, 0, 0.04, 0);
+    lw_flow(l, 1, r2, 0, 0.10, 0);
+    lw_flow(l, 2, r3, 0, 0.30, 0);
+    char dir[] = "/tmp/strata-sim-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char p1[64], p2[64];
+    snprintf(p1, sizeof p1, "%s/a.json", dir);
+    snprintf(p2, sizeof p2, "%s/b.json", dir);
+    write_trace(l, p1);
+    write_trace(l, p2);
+    size_t n1, n2;
+    char *b1 = slurp(p1, &n1), *b2 = slurp(p2, &n2);
+    ck_assert_uint_eq(n1, n2);
+    ck_assert_msg(memcmp(b1, b2, n1) == 0, "traces differ");
+    json_error_t jerr;
+    json_t *root = json_loads(b1, 0, &jerr);
+    ck_assert_msg(root != NULL, "invalid JSON: %s", jerr.text);
+    json_t *evs = json_object_get(root, "traceEvents"), *e;
+    size_t i;
+    int named_a = 0, named_b = 0, spans_a = 0, spans_b = 0;
+    double end_a = 0, end_b = 0;
+    json_array_foreach(evs, i, e) {
+        const char *ph = json_string_value(json_object_get(e, "ph"));
+        const char *name = json_string_value(json_object_get(e, "name"));
+        int pid = (int)json_integer_value(json_object_get(e, "pid"));
+        int tid = (int)json_integer_value(json_object_get(e, "tid"));
+        if (!strcmp(ph, "M") && !strcmp(name, "thread_name") && tid >= ST_STREAMS) {
+            const char *what = json_string_value(json_object_get(json_object_get(e, "args"), "name"));
+            named_a += pid == 0 && !strcmp(what, "A");
+            named_b += pid == 2 && !strcmp(what, "B");
+        }
+        if (strcmp(ph, "X") || strcmp(json_string_value(json_object_get(e, "cat")), "link"))
+            continue;
+        ck_assert_int_ge(tid, ST_STREAMS);
+        double ts = json_number_value(json_object_get(e, "ts")), dur = json_number_value(json_object_get(e, "dur"));
+        json_t *args = json_object_get(e, "args");
+        int flows = (int)json_integer_value(json_object_get(args, "flows"));
+        double util = json_number_value(json_object_get(args, "utilization"));
+        double *end = pid == 0 ? &end_a : &end_b;
+        ck_assert_msg(ts >= *end - 1e-6, "link spans overlap on pid %d", pid); /* in order, apart */
+        *end = ts + dur;
+        if (pid == 0) { /* A: f1 + f2 full until 8 s, then f2 alone at its 1 B/s */
+            spans_a++;
+            if (spans_a == 1) {
+                ck_assert_int_eq(flows, 2);
+                ck_assert_str_eq(name, "2 flows");
+                ck_assert_double_eq_tol(dur, 8e6, 1e-3);
+                ck_assert_double_eq_tol(util, 1, 1e-4);
+            } else {
+                ck_assert_int_eq(flows, 1);
+                ck_assert_str_eq(name, "flow");
+                ck_assert_double_eq_tol(ts + dur, 14e6, 1e-3);
+            }
+        } else {
+            spans_b++;
+        }
+    }
+    ck_assert_int_eq(named_a, 1);
+    ck_assert_int_eq(named_b, 1);
+    ck_assert_int_eq(spans_a, 2);
+    ck_assert_int_eq(spans_b, 2); /* f1 + f3, then f3 alone */
+    json_decref(root);
+    free(b1);
+    free(b2);
+    unlink(p1);
+    unlink(p2);
+    ck_assert_int_eq(rmdir(dir), 0);
+    lw_free(l);
+}
+END_TEST
+
 START_TEST(trace_errors_leave_nothing) {
     st_error err;
     st_error_clear(&err);
@@ -1322,6 +1400,7 @@ Suite *suite_sim(void) {
 
     tc = tcase_create("trace");
     tcase_add_test(tc, trace_deterministic_and_valid);
+    tcase_add_test(tc, trace_links);
     tcase_add_test(tc, trace_errors_leave_nothing);
     suite_add_tcase(s, tc);
     return s;
