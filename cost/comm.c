@@ -176,3 +176,34 @@ double st_cost_p2p_bytes(const st_cost_ctx *ctx, const st_plan *p) {
     double act = (p->dtype == ST_DT_FP32 || p->dtype == ST_DT_TF32) ? 4 : 2;
     return (double)p->mbs * (double)p->seq / p->cp * (double)ctx->m->hidden * act / p->tp;
 }
+
+/* ZeRO-3's traffic in pipeline chunk `chunk`, priced as st_cost_estimate prices it (zero = 3):
+ * parameters gathered layer by layer (the chunk's blocks, plus the embedding on the first chunk and
+ * the output layer on the last, each counted as a layer, with the chunk's parameters spread evenly
+ * over them), before the forward and again before the backward, and each layer's gradients
+ * reduce-scattered after its backward, over the dp x cp group (expert parameters too: a
+ * simplification for MoE). *layers: how many; *gather_s, *scatter_s: one layer's collectives;
+ * *embed_s: the tied embedding's gradient all-reduce between the end stages, on the first and the
+ * last chunk (0 elsewhere). */
+void st_cost_zero3_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, double *layers, double *gather_s,
+                         double *scatter_s, double *embed_s) {
+    const st_cluster *c = ctx->c;
+    int chunk_layers[ST_MAX_STAGES], chunks = p->pp * p->vp;
+    st_chunk_cost cc;
+    st_group g;
+    st_plan_chunk_layers(p, ctx->m, chunk_layers);
+    st_cost_chunk(ctx, p, chunk, &cc);
+    st_cost_group(c, p, ST_GRP_DP, &g);
+    double n = (double)chunk_layers[chunk] + (chunk == 0) + (chunk == chunks - 1);
+    if (n < 1) n = 1;
+    double wbytes = st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
+    *layers = n;
+    *gather_s = st_cost_collective(c, ctx->prof, ST_COLL_ALLGATHER, &g, cc.params / n * wbytes);
+    *scatter_s = st_cost_collective(c, ctx->prof, ST_COLL_REDUCESCATTER, &g, cc.params / n * p->grad_bytes);
+    *embed_s = 0;
+    if (ctx->m->tied_embeddings && p->pp > 1 && (chunk == 0 || chunk == chunks - 1)) {
+        st_group ge = {.n = 2, .per_node = 1, .nodes = 2, .node_share = c->gpus_per_node};
+        double emb = (double)st_model_padded_vocab(ctx->m, p->tp) / p->tp * (double)ctx->m->hidden;
+        *embed_s = st_cost_collective(c, ctx->prof, ST_COLL_ALLREDUCE, &ge, emb * p->grad_bytes);
+    }
+}

@@ -25,8 +25,11 @@
  * gradient reduction after the whole backward, or, with overlap_grad_reduce, in buckets that the
  * last micro-batch's backward of each chunk hands over as it goes (the backward runs in pieces
  * for that); then the optimizer step, then (zero 1-2) the weight all-gather, of which only the
- * last bucket shows with overlap (the rest hides behind the next iteration's forward). ZeRO-3's
- * per-layer traffic is left to the estimator's exposed time for now.
+ * last bucket shows with overlap (the rest hides behind the next iteration's forward). ZeRO-3
+ * (DeepSpeed's stage 3, Rajbhandari et al. 2020): every forward, recompute and backward runs layer
+ * by layer, each layer after the all-gather of its weights on a stream of its own, prefetched one
+ * layer ahead, and each layer's gradients are reduce-scattered on the dp stream after its backward
+ * (every micro-batch, as DeepSpeed does); the optimizer waits for the last of them.
  *
  * Network (program.h, "Network"). Links: each GPU's NVLink port, each NIC port, each node's link
  * to the fabric, per direction, at the rates cost/comm.c prices collectives at (st_cost_net).
@@ -56,6 +59,7 @@ typedef struct builder {
     st_program *pg;
     int failed;
     int last_dp; /* the last data-parallel bucket issued so far, -1 = none */
+    int zp[2];   /* ZeRO-3: the last two layer computes, older first (-1 = none) */
 } builder;
 
 static int emit(builder *b, const st_ins *in) {
@@ -272,7 +276,16 @@ typedef struct lower_ctx {
     int r_tp, r_dp;
     const int *r_fwd, *r_bwd; /* per program */
     const st_cluster *c;
+    const struct zchunk *z; /* ZeRO-3 (zero = 3): per chunk; NULL otherwise */
 } lower_ctx;
+
+/* ZeRO-3's per-layer traffic of a chunk (st_cost_zero3_chunk), with latency parts */
+typedef struct zchunk {
+    int layers;
+    double gather_s, gather_lat, gather_bytes;
+    double scatter_s, scatter_lat, scatter_bytes;
+    double embed_s, embed_lat;
+} zchunk;
 
 /* Megatron's rank order tp-cp-dp-pp: the rank of this lane's copy of `stage` */
 static int rank_at(const lower_ctx *L, int stage) {
@@ -311,6 +324,70 @@ static void p2p_fill(const lower_ctx *L, st_ins *in, int j, int route) {
     in->route = route;
 }
 
+/* ZeRO-3: `in` (a forward, recompute or backward of a whole chunk) runs layer by layer, each layer
+ * after the all-gather of its weights on the gather stream. A gather starts when the compute two
+ * layers back has ended (two layers' weights are held, as the memory model assumes: prefetch one
+ * layer ahead); with `scatter`, each layer's gradients are reduce-scattered on the dp stream after
+ * its backward. `re` (optional) is a recompute that runs layer by layer in step with it: layer i's
+ * recompute, then its backward, on one gather. The chunk's tp collectives follow the last layer.
+ * Compute beside a gather or scatter is charged for NCCL's SMs, as in the estimate. Returns the
+ * last instruction. */
+static int z_layers_re(builder *b, const lower_ctx *L, st_ins *in, st_ins *re, double comm_s, double lat_s, int gather,
+                       int scatter) {
+    const zchunk *z = &L->z[in->chunk];
+    int n = z->layers, last = -1;
+    double tax = st_cost_overlap_tax(L->c, (gather ? z->gather_s : 0) + (scatter ? z->scatter_s : 0));
+    for (int i = 0; i < n; i++) {
+        int gi = -1;
+        if (gather) {
+            st_ins g = blank(ST_INS_COLL, ST_STREAM_GATHER, in->chunk, in->mb, "zero-3 gather");
+            g.coll = ST_COLL_ALLGATHER;
+            g.group = L->dp_group;
+            g.route = L->r_dp;
+            g.dur_s = z->gather_s;
+            g.latency_s = z->gather_lat;
+            g.bytes = z->gather_bytes;
+            g.dep[0] = b->zp[0];
+            gi = emit(b, &g);
+        }
+        if (re) {
+            st_ins r = *re;
+            r.dur_s = re->dur_s / n;
+            r.alloc_bytes = i == 0 ? re->alloc_bytes : 0;
+            r.dep[0] = i == 0 ? re->dep[0] : -1;
+            r.dep[1] = gi;
+            gi = emit(b, &r); /* the backward follows it on the stream */
+        }
+        st_ins piece = *in;
+        piece.dur_s = in->dur_s / n + tax;
+        piece.alloc_bytes = i == 0 ? in->alloc_bytes : 0;
+        piece.free_bytes = i == n - 1 ? in->free_bytes : 0;
+        piece.dep[0] = i == 0 ? in->dep[0] : -1;
+        piece.dep[1] = gi;
+        last = i == n - 1 ? compute(b, L, &piece, comm_s, lat_s) : emit(b, &piece);
+        if (scatter) {
+            st_ins r = blank(ST_INS_COLL, ST_STREAM_DP, in->chunk, in->mb, "zero-3 reduce-scatter");
+            r.coll = ST_COLL_REDUCESCATTER;
+            r.group = L->dp_group;
+            r.route = L->r_dp;
+            r.dur_s = z->scatter_s;
+            r.latency_s = z->scatter_lat;
+            r.bytes = z->scatter_bytes;
+            r.dep[0] = last;
+            b->last_dp = emit(b, &r);
+        }
+        if (gather) {
+            b->zp[0] = b->zp[1];
+            b->zp[1] = last;
+        }
+    }
+    return last;
+}
+
+static int z_layers(builder *b, const lower_ctx *L, st_ins *in, double comm_s, double lat_s, int scatter) {
+    return z_layers_re(b, L, in, NULL, comm_s, lat_s, 1, scatter);
+}
+
 static void forward(builder *b, const lower_ctx *L, int j, int mb) {
     const st_chunk_cost *c = &L->cc[j];
     int pp = L->p->pp, recv = -1;
@@ -326,7 +403,8 @@ static void forward(builder *b, const lower_ctx *L, int j, int mb) {
     f.dur_s = c->fwd_s;
     f.alloc_bytes = c->act_bytes;
     f.dep[0] = recv;
-    int fi = compute(b, L, &f, c->comm_fwd_s, latency_of(c->comm_fwd_s, L->cc0[j].comm_fwd_s));
+    double lat = latency_of(c->comm_fwd_s, L->cc0[j].comm_fwd_s);
+    int fi = L->z ? z_layers(b, L, &f, c->comm_fwd_s, lat, 0) : compute(b, L, &f, c->comm_fwd_s, lat);
     if (j < L->chunks - 1) {
         st_ins s = blank(ST_INS_SEND, ST_STREAM_P2P, j, mb, "send act");
         s.peer = rank_at(L, (j + 1) % pp);
@@ -377,7 +455,8 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
         w.phase = ST_PHASE_BWD_WEIGHT;
         w.dur_s = c->bwd_s / 2;
         w.free_bytes = c->act_bytes;
-        return grads(b, L, &w, c, 0, 0);
+        /* ZeRO-3: weight gradients need no weights, and are scattered layer by layer */
+        return L->z ? z_layers_re(b, L, &w, NULL, 0, 0, 0, 1) : grads(b, L, &w, c, 0, 0);
     }
     if (j < L->chunks - 1) {
         st_ins r = blank(ST_INS_RECV, ST_STREAM_COMPUTE, j, mb, "recv grad");
@@ -386,21 +465,26 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
         p2p_fill(L, &r, j, L->r_bwd[r.peer]);
         dep = emit(b, &r);
     }
-    if (L->p->recompute != ST_REC_NONE && c->recompute_s > 0) {
-        st_ins rc = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, "recompute");
-        rc.phase = ST_PHASE_RECOMPUTE;
-        rc.dur_s = c->recompute_s;
-        rc.alloc_bytes = c->working_bytes; /* freed when the backward ends */
-        rc.dep[0] = dep;
-        dep = compute(b, L, &rc, c->comm_recompute_s, latency_of(c->comm_recompute_s, c0->comm_recompute_s));
-    }
+    int rec = L->p->recompute != ST_REC_NONE && c->recompute_s > 0;
+    st_ins rc = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, "recompute");
+    rc.phase = ST_PHASE_RECOMPUTE;
+    rc.dur_s = c->recompute_s;
+    rc.alloc_bytes = c->working_bytes; /* freed when the backward ends */
+    rc.dep[0] = dep;
+    double rc_lat = latency_of(c->comm_recompute_s, c0->comm_recompute_s);
+    if (rec && !L->z) dep = compute(b, L, &rc, c->comm_recompute_s, rc_lat);
     st_ins g = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, split ? "bwd input" : "bwd");
     g.phase = split ? ST_PHASE_BWD_INPUT : ST_PHASE_BWD;
     g.dur_s = split ? c->bwd_s / 2 : c->bwd_s;
-    g.free_bytes = (split ? 0 : c->act_bytes) + (L->p->recompute != ST_REC_NONE && c->recompute_s > 0 ? c->working_bytes : 0);
+    g.free_bytes = (split ? 0 : c->act_bytes) + (rec ? c->working_bytes : 0);
     g.dep[0] = dep;
     double lat = latency_of(c->comm_bwd_s, c0->comm_bwd_s);
-    int gi = split ? compute(b, L, &g, c->comm_bwd_s, lat) : grads(b, L, &g, c, c->comm_bwd_s, lat);
+    int gi;
+    if (L->z) /* layer by layer, the recompute in step; the chunk's tp collectives at the end */
+        gi = z_layers_re(b, L, &g, rec ? &rc : NULL, c->comm_bwd_s + (rec ? c->comm_recompute_s : 0),
+                         lat + (rec ? rc_lat : 0), 1, !split);
+    else
+        gi = split ? compute(b, L, &g, c->comm_bwd_s, lat) : grads(b, L, &g, c, c->comm_bwd_s, lat);
     if (j > 0) {
         st_ins s = blank(ST_INS_SEND, ST_STREAM_P2P, j, mb, "send grad");
         s.peer = rank_at(L, (j - 1) % pp);
@@ -491,6 +575,7 @@ static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, 
     int *r_fwd = malloc(sizeof(int) * (size_t)nranks), *r_bwd = malloc(sizeof(int) * (size_t)nranks);
     int *r_tpg = malloc(sizeof(int) * (size_t)(ntp + 1)), *r_dpg = malloc(sizeof(int) * (size_t)ndp);
     int *scratch = malloc(sizeof(int) * 2 * (size_t)width);
+    zchunk *z = p->zero == 3 ? calloc((size_t)chunks, sizeof *z) : NULL;
     st_cluster c0;
     st_cost_ctx *ctx0 = st_cost_ctx_without_latency(ctx, &c0);
     const st_cluster *c = st_cost_cluster(ctx);
@@ -501,18 +586,31 @@ static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, 
     out->microbatches = st_plan_microbatches(p);
     out->progs = calloc((size_t)nranks, sizeof *out->progs);
     out->groups = calloc((size_t)out->ngroups, sizeof *out->groups);
-    if (!cc || !cc0 || !r_fwd || !r_bwd || !r_tpg || !r_dpg || !scratch || !ctx0 || !out->progs || !out->groups)
+    if (!cc || !cc0 || !r_fwd || !r_bwd || !r_tpg || !r_dpg || !scratch || !ctx0 || !out->progs || !out->groups ||
+        (p->zero == 3 && !z))
         goto nomem;
     for (int j = 0; j < chunks; j++) {
         st_cost_chunk(ctx, p, j, &cc[j]);
         st_cost_chunk(ctx0, p, j, &cc0[j]);
+        if (z) {
+            double n, g0, s0, e0;
+            st_cost_zero3_chunk(ctx, p, j, &n, &z[j].gather_s, &z[j].scatter_s, &z[j].embed_s);
+            st_cost_zero3_chunk(ctx0, p, j, &n, &g0, &s0, &e0);
+            z[j].layers = (int)n;
+            z[j].gather_lat = latency_of(z[j].gather_s, g0);
+            z[j].scatter_lat = latency_of(z[j].scatter_s, s0);
+            z[j].embed_lat = latency_of(z[j].embed_s, e0);
+            z[j].gather_bytes = cc[j].params / n * st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
+            z[j].scatter_bytes = cc[j].params / n * p->grad_bytes;
+        }
     }
     if ((rc = st_cost_estimate(ctx, p, &est))) {
         st_error_set(err, rc, NULL, "plan", "the plan cannot be priced");
         goto out;
     }
     lower_ctx L = {.p = p, .chunks = chunks, .m = out->microbatches, .cc = cc, .cc0 = cc0, .full = full, .c = c,
-                   .r_fwd = r_fwd, .r_bwd = r_bwd, .p2p_bytes = st_cost_p2p_bytes(ctx, p), .grad_bytes = p->grad_bytes};
+                   .r_fwd = r_fwd, .r_bwd = r_bwd, .p2p_bytes = st_cost_p2p_bytes(ctx, p), .grad_bytes = p->grad_bytes,
+                   .z = z};
     /* group members, in rank order */
     for (int d = 0; d < pp; d++)
         for (int t = 0; t < (full ? p->tp : 1); t++) {
@@ -596,7 +694,7 @@ static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, 
         /* the lanes of a stage have as many instructions as its first: one allocation each */
         if (lane > 0 && !(pg->ins = malloc(sizeof *pg->ins * (size_t)out->progs[r - lane].n))) goto nomem;
         pg->cap = lane > 0 ? out->progs[r - lane].n : 0;
-        builder b = {.pg = pg, .last_dp = -1};
+        builder b = {.pg = pg, .last_dp = -1, .zp = {-1, -1}};
         double gather_s = 0, gather_lat = 0;
         L.dp_group = d * (full ? p->tp : 1) + L.tp_i;
         L.r_dp = r_dpg[L.dp_group];
@@ -618,9 +716,19 @@ static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, 
         dpi.group = L.dp_group;
         dpi.dep[0] = last;
         if (p->zero == 3) {
-            /* ZeRO-3's per-layer gathers overlap the compute: its exposed time, as estimated */
-            dpi.dur_s = est.breakdown.dp_comm_s;
-            before_opt = emit(&b, &dpi);
+            /* the layers' reduce-scatters went out during the backward; the end stages all-reduce
+             * the tied embedding's gradient after them */
+            double emb = 0, emb_lat = 0;
+            for (int j = d; j < chunks; j += pp) emb += z[j].embed_s, emb_lat += z[j].embed_lat;
+            before_opt = b.last_dp;
+            if (emb > 0) {
+                dpi.coll = ST_COLL_ALLREDUCE;
+                dpi.label = "embedding all-reduce";
+                dpi.dur_s = emb;
+                dpi.latency_s = emb_lat;
+                dpi.route = L.r_dp;
+                before_opt = emit(&b, &dpi);
+            }
         } else if (!L.dp_overlap) {
             dpi.dur_s = L.dp_reduce_s; /* after the whole backward (Megatron-LM's default) */
             dpi.latency_s = L.dp_reduce_lat;
@@ -674,6 +782,7 @@ out:
     free(r_tpg);
     free(r_dpg);
     free(scratch);
+    free(z);
     free(B.id);
     free(B.prog_of_gpu);
     free(B.tmp);

@@ -64,6 +64,7 @@ enum {
     ST_STREAM_P2P,     /* pipeline send/recv */
     ST_STREAM_DP,      /* data-parallel / ZeRO collectives */
     ST_STREAM_COPY,    /* host <-> device (offload) */
+    ST_STREAM_GATHER,  /* ZeRO-3's parameter all-gathers, ahead of the compute that needs them */
     ST_STREAMS
 };
 

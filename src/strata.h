@@ -409,6 +409,11 @@ void st_cost_net(const st_cluster *c, st_net *out);
 st_cost_ctx *st_cost_ctx_without_latency(const st_cost_ctx *ctx, st_cluster *c0);
 /* Bytes of the pipeline send/recv message per rank (what the p2p time of st_cost_chunk moves). */
 double st_cost_p2p_bytes(const st_cost_ctx *ctx, const st_plan *p);
+/* ZeRO-3 (zero = 3) in pipeline chunk `chunk`, as the estimate prices it: *layers gathered one by
+ * one, one layer's all-gather and reduce-scatter over the dp x cp group, and the tied embedding's
+ * all-reduce on the first and last chunk (0 elsewhere). */
+void st_cost_zero3_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, double *layers, double *gather_s,
+                         double *scatter_s, double *embed_s);
 
 /* A logical device mesh of one or two axes over a sub-mesh of the cluster (issue 4): axis
  * naxes - 1 is the innermost (consecutive GPUs), grp[a] places one group along axis a. */

@@ -2,7 +2,7 @@
  *
  * Format: the Trace Event Format (Google, "Trace Event Format", 2016), which chrome://tracing and
  * Perfetto load: {"traceEvents": [...], "displayTimeUnit": "ms"}. A process per rank (pid = the
- * rank), a thread per stream (tid = ST_STREAM_*: "compute", "p2p", "dp", "copy") and one per link
+ * rank), a thread per stream (tid = ST_STREAM_*: "compute", "p2p", "dp", "copy", "gather") and one per link
  * of the rank's GPU or node (tid >= ST_STREAMS, named by the simulator: "nvlink out", ...); "M"
  * metadata names them and orders them; "X" complete events carry ts/dur in microseconds, "cat" the
  * phase or kind and "args" {chunk, mb}; on a link thread, one "X" event (cat "link") per interval
@@ -46,7 +46,7 @@ struct st_trace {
     char buf[1 << 16]; /* events are formatted here by hand (printf would be the bottleneck) */
 };
 
-static const char *const stream_names[ST_STREAMS] = {"compute", "p2p", "dp", "copy"};
+static const char *const stream_names[ST_STREAMS] = {"compute", "p2p", "dp", "copy", "gather"};
 
 /* ------------------------------------------------------------ output helpers */
 
