@@ -613,7 +613,7 @@ void st__prof_describe(const st__prof_result *r, FILE *f) {
             else
                 snprintf(range, sizeof range, "%.4g to %.4g %s", lo / unit[kind], hi / unit[kind], units[kind]);
             if (t->exact) snprintf(plan, sizeof plan, " (%d at plan shapes)", t->exact);
-            fprintf(f, "%-12s %-24s %2d point%s from %d measurement%s: %s%s\n", first ? heads[kind] : "", what, t->n,
+            fprintf(f, "%-12s %-28s %2d point%s from %d measurement%s: %s%s\n", first ? heads[kind] : "", what, t->n,
                     t->n == 1 ? "" : "s", t->samples, t->samples == 1 ? "" : "s", range, plan);
             first = 0;
         }
