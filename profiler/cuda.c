@@ -748,13 +748,14 @@ static int gemm_one(bench *b, const st__prof_gemm *g, st_dtype dt, gemm_state *g
         }
         total += t[p];
     }
-    double run_flops = 2.0 * j.m * j.n * j.k * j.batch;
+    /* the operator's FLOPs over the time of the kernels that ran it (fp8 pads to multiples of 16,
+     * as Transformer Engine does: the padding costs the operator time, not work) */
     st__prof_sample s = {.kind = ST_PROF_COMPUTE,
                          .cls = g->cls,
                          .dtype = dt,
                          .exact = g->plan,
                          .x = g->flops,
-                         .y = total > 0 ? ST_PROF_PASSES * run_flops / total : 0};
+                         .y = total > 0 ? ST_PROF_PASSES * g->flops / total : 0};
     if (st__prof_add(b->r, &s)) rc = st_error_set(b->err, ST_ENOMEM, NULL, NULL, "out of memory");
 out:
 #ifdef HAVE_CUBLASLT
@@ -1166,14 +1167,14 @@ static int run_colls(bench *b) {
 /* ------------------------------------------------------------------ set-up */
 
 #ifdef HAVE_CUBLAS
+/* The versioned soname first, as the loader finds it (LD_LIBRARY_PATH, strata's run path, the
+ * cache), then in the CUDA folder configure used, then unversioned. */
 static void *open_lib(const char *base, int major, char *why, size_t n) {
     char names[4][512];
     int k = 0;
-#ifdef ST_CUDA_LIBDIR
-    snprintf(names[k++], sizeof names[0], "%s/%s.so.%d", ST_CUDA_LIBDIR, base, major);
-#endif
     snprintf(names[k++], sizeof names[0], "%s.so.%d", base, major);
 #ifdef ST_CUDA_LIBDIR
+    snprintf(names[k++], sizeof names[0], "%s/%s.so.%d", ST_CUDA_LIBDIR, base, major);
     snprintf(names[k++], sizeof names[0], "%s/%s.so", ST_CUDA_LIBDIR, base);
 #endif
     snprintf(names[k++], sizeof names[0], "%s.so", base);

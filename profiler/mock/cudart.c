@@ -1,0 +1,113 @@
+/* cudart.c: a fake libcudart for profiler/mock/run.sh: GPUs that do no work on a simulated clock.
+ * Device memory is host memory (MOCK_MEM_GB of it, default 1), kernels and copies advance the
+ * clock (a copy at 25 GB/s, a GEMM as mock_work says), events read the clock of the current
+ * device, and every launch or copy is reported to the fake CUPTI (cupti.c) when that is loaded.
+ * Environment: MOCK_NDEV (GPUs, default 2), MOCK_NAME (cudaDeviceProp.name), MOCK_MEM_GB. */
+#include <cuda_runtime_api.h>
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static double clk_ms, dev_ms[64]; /* the shared clock; collectives run on per-device clocks */
+static int cur;
+static size_t limit = (size_t)1 << 30;
+
+__attribute__((constructor)) static void init(void) {
+    const char *e = getenv("MOCK_MEM_GB");
+    if (e) limit = (size_t)(atof(e) * 1073741824.0);
+}
+
+static double now(void) { return dev_ms[cur] > clk_ms ? dev_ms[cur] : clk_ms; }
+
+static void activity(int kind, int dev, double start, double end) {
+    static void (*f)(int, int, double, double);
+    if (!f) f = (void (*)(int, int, double, double))dlsym(RTLD_DEFAULT, "mock_cupti_activity");
+    if (f) f(kind, dev, start, end);
+}
+
+/* a kernel of `ms` on the current stream: 4 us of launch gap that CUPTI does not count */
+void mock_work(double ms) {
+    double t0 = clk_ms;
+    clk_ms += ms + 0.004;
+    activity(10 /* CONCURRENT_KERNEL */, 0, t0 + 0.004, clk_ms);
+}
+
+/* a kernel on device `dev` of a collective: each device on its own clock */
+void mock_work_dev(int dev, double ms) {
+    double t0 = dev_ms[dev] > clk_ms ? dev_ms[dev] : clk_ms;
+    dev_ms[dev] = t0 + ms + 0.004;
+    activity(10, dev, t0 + 0.004, dev_ms[dev]);
+}
+
+cudaError_t cudaGetDeviceCount(int *n) {
+    const char *e = getenv("MOCK_NDEV");
+    *n = e ? atoi(e) : 2;
+    return cudaSuccess;
+}
+cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int d) {
+    const char *e = getenv("MOCK_NAME");
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s", e ? e : "NVIDIA H100 80GB HBM3");
+    p->major = 9, p->minor = 0;
+    return cudaSuccess;
+}
+cudaError_t cudaGetDeviceProperties_v2(struct cudaDeviceProp *p, int d) { return cudaGetDeviceProperties(p, d); }
+cudaError_t cudaRuntimeGetVersion(int *v) { *v = CUDART_VERSION; return cudaSuccess; }
+cudaError_t cudaDriverGetVersion(int *v) { *v = CUDART_VERSION; return cudaSuccess; }
+const char *cudaGetErrorString(cudaError_t e) { return e ? "mock error" : "no error"; }
+const char *cudaGetErrorName(cudaError_t e) { return "mock"; }
+cudaError_t cudaGetLastError(void) { return cudaSuccess; }
+cudaError_t cudaPeekAtLastError(void) { return cudaSuccess; }
+cudaError_t cudaSetDevice(int d) { cur = d; return cudaSuccess; }
+cudaError_t cudaGetDevice(int *d) { *d = cur; return cudaSuccess; }
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned f) { *s = malloc(8); return cudaSuccess; }
+cudaError_t cudaStreamDestroy(cudaStream_t s) { free(s); return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t s) { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+cudaError_t cudaMalloc(void **p, size_t n) {
+    *p = n > limit ? NULL : malloc(n);
+    return *p ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+cudaError_t cudaFree(void *p) { free(p); return cudaSuccess; }
+cudaError_t cudaMallocHost(void **p, size_t n) { *p = malloc(n); return *p ? cudaSuccess : cudaErrorMemoryAllocation; }
+cudaError_t cudaFreeHost(void *p) { free(p); return cudaSuccess; }
+cudaError_t cudaMemcpy(void *d, const void *s, size_t n, enum cudaMemcpyKind k) { memmove(d, s, n); return cudaSuccess; }
+cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, enum cudaMemcpyKind k, cudaStream_t st) {
+    memmove(d, s, n);
+    double t0 = clk_ms;
+    clk_ms += 0.005 + n / 25e6;
+    activity(1 /* MEMCPY */, 0, t0 + 0.002, clk_ms);
+    return cudaSuccess;
+}
+cudaError_t cudaMemGetInfo(size_t *f, size_t *t) { *f = *t = limit; return cudaSuccess; }
+cudaError_t cudaEventCreate(cudaEvent_t *e) { *e = calloc(1, sizeof(double)); return cudaSuccess; }
+cudaError_t cudaEventDestroy(cudaEvent_t e) { free(e); return cudaSuccess; }
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) { *(double *)e = now(); return cudaSuccess; }
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
+    *ms = (float)(*(double *)b - *(double *)a);
+    return cudaSuccess;
+}
+/* profiler/kernels.cu: 10 us + 1 ns per block */
+cudaError_t cudaLaunchKernel(const void *f, dim3 g, dim3 b, void **a, size_t sh, cudaStream_t s) {
+    double t0 = clk_ms;
+    clk_ms += 0.01 + 1e-6 * g.x;
+    activity(10, 0, t0 + 0.004, clk_ms);
+    return cudaSuccess;
+}
+/* what nvcc's host stubs call */
+void **__cudaRegisterFatBinary(void *f) { static void *h; return &h; }
+void __cudaRegisterFatBinaryEnd(void **h) {}
+void __cudaUnregisterFatBinary(void **h) {}
+void __cudaRegisterFunction(void **h, const char *a, char *b, const char *c, int d, void *e, void *f, void *g, void *i,
+                            int *j) {}
+static dim3 grid;
+unsigned __cudaPushCallConfiguration(dim3 g, dim3 b, size_t sh, void *st) { grid = g; return 0; }
+cudaError_t __cudaPopCallConfiguration(dim3 *g, dim3 *b, size_t *sh, void *st) {
+    *g = grid, b->x = 256, b->y = b->z = 1, *sh = 0;
+    return cudaSuccess;
+}
+cudaError_t __cudaLaunchKernel(const void *f, dim3 g, dim3 b, void **a, size_t sh, cudaStream_t s) {
+    return cudaLaunchKernel(f, g, b, a, sh, s);
+}
+cudaError_t __cudaGetKernel(void **k, const void *f) { *k = (void *)f; return cudaSuccess; }
