@@ -55,6 +55,10 @@
 #ifdef HAVE_CUBLASLT
 #include <cublasLt.h>
 #endif
+/* fp8 (e4m3) matmuls: cuBLASLt of CUDA 11.8 and later */
+#if defined(HAVE_CUBLAS) && defined(HAVE_CUBLASLT) && CUDART_VERSION >= 11080
+#define ST_FP8 1
+#endif
 #ifdef HAVE_NCCL
 #include <nccl.h>
 #endif
@@ -252,7 +256,7 @@ typedef struct blas {
     __typeof__(cublasSetMathMode) *set_math;
     __typeof__(cublasGemmEx) *gemm;
     __typeof__(cublasGemmStridedBatchedEx) *gemm_batched;
-#ifdef HAVE_CUBLASLT
+#ifdef ST_FP8
     cublasLtHandle_t lt;
     __typeof__(cublasLtCreate) *lt_create;
     __typeof__(cublasLtDestroy) *lt_destroy;
@@ -575,7 +579,7 @@ typedef struct gemm_job {
     st_dtype dt;
     int pass, m, n, k, batch; /* as run: fp8 sizes rounded up to 16 */
     void *x, *w, *dy, *out;   /* x [m, k], W [n, k], dy [m, n] per batch entry; out the largest */
-#ifdef HAVE_CUBLASLT
+#ifdef ST_FP8
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t la, lb, lc;
     cublasLtMatmulHeuristicResult_t heur;
@@ -606,7 +610,7 @@ static int gemm_launch(bench *b, void *arg) {
         sa = m * k, sb = m * n, sc = n * k;
         break;
     }
-#ifdef HAVE_CUBLASLT
+#ifdef ST_FP8
     if (j->dt == ST_DT_FP8) {
         /* TN with A = [K x M], B = [K x N]: the buffers of this pass in prepare_lt's order */
         const void *a8 = j->pass == ST_PROF_WGRAD ? j->x : j->w, *b8 = j->pass == ST_PROF_FWD ? j->x : j->dy;
@@ -630,7 +634,7 @@ static int gemm_launch(bench *b, void *arg) {
 }
 #endif
 
-#ifdef HAVE_CUBLASLT
+#ifdef ST_FP8
 static void release_lt(bench *b, gemm_job *j) {
     if (j->desc) b->bl.desc_destroy(j->desc);
     if (j->la) b->bl.layout_destroy(j->la);
@@ -722,14 +726,14 @@ static int gemm_one(bench *b, const st__prof_gemm *g, st_dtype dt, gemm_state *g
     double t[ST_PROF_PASSES], total = 0;
     for (int p = 0; p < ST_PROF_PASSES; p++) {
         j.pass = p;
-#ifdef HAVE_CUBLASLT
+#ifdef ST_FP8
         if (dt == ST_DT_FP8 && prepare_lt(b, &j)) {
             gs->failed++;
             goto out;
         }
 #endif
         int m = measure(b, gemm_launch, &j, &b->one, 1, !g->plan, &t[p]);
-#ifdef HAVE_CUBLASLT
+#ifdef ST_FP8
         if (dt == ST_DT_FP8) release_lt(b, &j);
 #endif
         if (m < 0) {
@@ -758,7 +762,7 @@ static int gemm_one(bench *b, const st__prof_gemm *g, st_dtype dt, gemm_state *g
                          .y = total > 0 ? ST_PROF_PASSES * g->flops / total : 0};
     if (st__prof_add(b->r, &s)) rc = st_error_set(b->err, ST_ENOMEM, NULL, NULL, "out of memory");
 out:
-#ifdef HAVE_CUBLASLT
+#ifdef ST_FP8
     if (dt == ST_DT_FP8) release_lt(b, &j);
 #endif
     cudaFree(j.x);
@@ -1224,7 +1228,7 @@ static int blas_open(bench *b) {
     b->bl.set_stream(b->bl.h, b->stream);
     b->bl.set_math(b->bl.h, CUBLAS_DEFAULT_MATH); /* fp32 stays fp32; tf32 only by its compute type */
     b->have_blas = 1;
-#ifdef HAVE_CUBLASLT
+#ifdef ST_FP8
     SYM(b->bl.liblt, lt_create, "cublasLtCreate");
     SYM(b->bl.liblt, lt_destroy, "cublasLtDestroy");
     SYM(b->bl.liblt, desc_create, "cublasLtMatmulDescCreate");
@@ -1252,7 +1256,7 @@ fail:
 }
 
 static void blas_close(bench *b) {
-#ifdef HAVE_CUBLASLT
+#ifdef ST_FP8
     if (b->have_lt) b->bl.lt_destroy(b->bl.lt);
 #endif
     if (b->have_blas) b->bl.destroy(b->bl.h);
@@ -1320,7 +1324,7 @@ const char *st__prof_build_info(void) {
 #else
     const char *timer = "CUDA events (built without CUPTI)";
 #endif
-#if defined(HAVE_CUBLASLT)
+#if defined(ST_FP8)
     const char *gemm = "cuBLAS and cuBLASLt (fp8)";
 #elif defined(HAVE_CUBLAS)
     const char *gemm = "cuBLAS (no cuBLASLt: no fp8)";
