@@ -103,6 +103,11 @@ fi
 echo "# GPU: $(nvidia-smi -L | head -1)"
 gpu_opt=
 run profile --quick --out "$P"
+if [ $rc -eq 2 ] && grep -q '^strata profile: no CUDA GPU: ' "$T/err"; then
+	# a driver older than the runtime, say: the machine's problem, not strata's
+	echo "# skip - nvidia-smi lists a GPU that this strata's CUDA runtime cannot use: $(cat "$T/err")"
+	finish_tests
+fi
 if [ $rc -eq 2 ] && grep -q 'has no preset for GPU' "$T/err"; then
 	echo "# this GPU has no strata preset: profiling as --gpu h100-sxm-80g"
 	gpu_opt="--gpu h100-sxm-80g"
