@@ -64,13 +64,15 @@ typedef struct builder {
 
 static int emit(builder *b, const st_ins *in) {
     st_program *pg = b->pg;
-    if (pg->n == pg->cap) {
-        int cap = pg->cap ? pg->cap * 2 : 64;
-        st_ins *grown = realloc(pg->ins, (size_t)cap * sizeof *grown);
+    if (pg->n == (pg->cap < 0 ? -pg->cap : pg->cap)) {
+        int cap = pg->n ? pg->n * 2 : 64;
+        /* memory in a shared block (cap < 0) is not the program's to grow: move out of it */
+        st_ins *grown = pg->cap < 0 ? malloc((size_t)cap * sizeof *grown) : realloc(pg->ins, (size_t)cap * sizeof *grown);
         if (!grown) {
             b->failed = 1;
             return -1;
         }
+        if (pg->cap < 0) memcpy(grown, pg->ins, (size_t)pg->n * sizeof *grown);
         pg->ins = grown;
         pg->cap = cap;
     }
@@ -551,7 +553,10 @@ static int lower_stage(builder *b, const lower_ctx *L, int d) {
 
 void st_lowered_destroy(st_lowered *l) {
     if (!l) return;
-    for (int i = 0; i < l->nranks; i++) free(l->progs[i].ins);
+    for (int i = 0; i < l->nranks; i++)
+        if (l->progs[i].cap >= 0) free(l->progs[i].ins);
+    for (int i = 0; i < l->nblocks; i++) free(l->blocks[i]);
+    free(l->blocks);
     for (int i = 0; i < l->ngroups; i++) free(l->groups[i].ranks);
     free(l->progs);
     free(l->groups);
@@ -586,7 +591,8 @@ static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, 
     out->microbatches = st_plan_microbatches(p);
     out->progs = calloc((size_t)nranks, sizeof *out->progs);
     out->groups = calloc((size_t)out->ngroups, sizeof *out->groups);
-    if (!cc || !cc0 || !r_fwd || !r_bwd || !r_tpg || !r_dpg || !scratch || !ctx0 || !out->progs || !out->groups ||
+    out->blocks = calloc((size_t)pp, sizeof *out->blocks);
+    if (!cc || !cc0 || !r_fwd || !r_bwd || !r_tpg || !r_dpg || !scratch || !ctx0 || !out->progs || !out->groups || !out->blocks ||
         (p->zero == 3 && !z))
         goto nomem;
     for (int j = 0; j < chunks; j++) {
@@ -691,9 +697,17 @@ static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, 
         st_cost_stage_memory(ctx, p, d, &sm);
         pg->base_bytes = sm.weights_bytes + sm.grads_bytes + sm.optimizer_bytes + sm.other_bytes;
 
-        /* the lanes of a stage have as many instructions as its first: one allocation each */
-        if (lane > 0 && !(pg->ins = malloc(sizeof *pg->ins * (size_t)out->progs[r - lane].n))) goto nomem;
-        pg->cap = lane > 0 ? out->progs[r - lane].n : 0;
+        /* the lanes of a stage have as many instructions as its first: they share one block */
+        if (lane == 1 && out->progs[r - 1].n > 0) {
+            int n0 = out->progs[r - 1].n;
+            st_ins *block = st__alloc_big(sizeof *block * (size_t)n0 * (size_t)(lanes - 1));
+            if (!block) goto nomem;
+            out->blocks[out->nblocks++] = block;
+            for (int k = 1; k < lanes; k++) {
+                out->progs[r - 1 + k].ins = block + (size_t)(k - 1) * (size_t)n0;
+                out->progs[r - 1 + k].cap = -n0;
+            }
+        }
         builder b = {.pg = pg, .last_dp = -1, .zp = {-1, -1}};
         double gather_s = 0, gather_lat = 0;
         L.dp_group = d * (full ? p->tp : 1) + L.tp_i;

@@ -96,8 +96,8 @@ typedef struct st_program {
     int replicas;       /* ranks this program stands for (symmetry) */
     int gpu;            /* the GPU it runs on: ranks gpu .. gpu + replicas - 1 in the cluster's order */
     double base_bytes;  /* memory held for the whole iteration */
-    int n, cap;
-    st_ins *ins;        /* n instructions, owned */
+    int n, cap;         /* cap < 0: ins lies in one of st_lowered.blocks (-cap slots), not owned */
+    st_ins *ins;        /* n instructions, owned (unless cap < 0) */
 } st_program;
 
 typedef struct st_group_def {
@@ -138,6 +138,8 @@ typedef struct st_lowered {
     st_link *links;   /* owned */
     st_route *routes; /* owned */
     st_hop *hops;     /* owned */
+    int nblocks;
+    void **blocks;    /* owned: memory that several programs' instructions lie in */
 } st_lowered;
 
 /* Lowers a finalized plan (src/lower.c): one representative rank per pipeline stage. Durations
@@ -149,6 +151,12 @@ int st_lower(st_cost_ctx *ctx, const st_plan *p, st_lowered *out, st_error *err)
  * tests prove both simulate alike. */
 int st_lower_full(st_cost_ctx *ctx, const st_plan *p, st_lowered *out, st_error *err);
 void st_lowered_destroy(st_lowered *l);
+
+/* Internal (src/lower.c, src/sim.c): `bytes` of uninitialized memory, free with free(). A large
+ * block is aligned for and asked to be backed by huge pages where the system has them (Linux's
+ * transparent huge pages on madvise): a lowering to every rank writes over a gigabyte, and
+ * faulting that in 4 KiB pages took longer than writing it. NULL when out of memory. */
+void *st__alloc_big(size_t bytes);
 
 /* ------------------------------------------------------------ simulation (src/sim.c) */
 

@@ -65,11 +65,13 @@
  * Instructions are numbered globally (gid = offset of the rank + index), all runtime state is in
  * flat arrays, and per instruction it is one 32-byte node (start times are kept per stream).
  */
+#define _DEFAULT_SOURCE /* madvise's MADV_HUGEPAGE */
 #include "program.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 enum { S_WAIT, S_REACHED, S_RUNNING, S_ENDED };
 /* node.state holds the S_* state in its low bits and these flags, so that the common path never
@@ -156,7 +158,8 @@ typedef struct sim {
     int32_t *slot_base;       /* per group (ngroups + 1): its first slot; slot - slot_base[group] = k */
     double *mem;              /* nranks: current bytes */
     double *last_end_compute; /* nranks */
-    ev *heap;
+    ev *heap;      /* heap_raw, placed so that heap + 1 starts a cache line */
+    void *heap_raw;
     int32_t nheap;
     int32_t *batch;
     uint64_t seq;
@@ -177,6 +180,19 @@ typedef struct sim {
     int32_t nq_fl, nq_ln, capq_fl, capq_ln;
 } sim;
 
+void *st__alloc_big(size_t bytes) {
+    const size_t huge = (size_t)2 << 20;
+    void *p = NULL;
+    if (bytes < 8 * huge)
+        return malloc(bytes ? bytes : 1);
+    if (posix_memalign(&p, huge, bytes))
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, bytes / huge * huge, MADV_HUGEPAGE); /* a hint: failing is fine */
+#endif
+    return p;
+}
+
 /* ------------------------------------------------------------ heap */
 
 static inline uint64_t time_bits(double t) {
@@ -194,9 +210,12 @@ static inline double bits_time(uint64_t b) {
 /* branch-free: the heap's comparisons are data-dependent and would be mispredicted half the time */
 static inline int ev_less(const ev *a, const ev *b) { return (a->t < b->t) | ((a->t == b->t) & (a->key < b->key)); }
 
+/* A 4-ary heap: the children of i are 4i+1 .. 4i+4, one cache line (setup places index 1 at the
+ * start of a line), so a level of a pop reads one line, and there are half as many levels as in
+ * a binary heap; with every rank's streams in it, the heap does not stay in the nearest cache. */
 static inline void sift_up(sim *S, int32_t i, ev e) {
     while (i > 0) {
-        int32_t p = (i - 1) >> 1;
+        int32_t p = (i - 1) >> 2;
         if (!ev_less(&e, &S->heap[p]))
             break;
         S->heap[i] = S->heap[p];
@@ -210,22 +229,30 @@ static inline void heap_push(sim *S, double t, int32_t gid) {
     sift_up(S, S->nheap++, e);
 }
 
-/* Floyd's bottom-up pop: move the hole to a leaf along the smaller children (one comparison per
- * level), then sift the last element up from there (it usually belongs near the bottom). */
+/* Floyd's bottom-up pop: move the hole to a leaf along the smallest children, then sift the last
+ * element up from there (it usually belongs near the bottom). */
 static inline ev heap_pop(sim *S) {
-    ev top = S->heap[0];
+    ev *h = S->heap, top = h[0];
     int32_t n = --S->nheap, i = 0;
     if (n == 0)
         return top;
     for (;;) {
-        int32_t c = 2 * i + 1;
-        if (c >= n)
-            break;
-        c += (c + 1 < n) & ev_less(&S->heap[c + 1], &S->heap[c]);
-        S->heap[i] = S->heap[c];
-        i = c;
+        int32_t c = 4 * i + 1, b = c;
+        if (c + 3 < n) {
+            int32_t b01 = c + ev_less(&h[c + 1], &h[c]), b23 = c + 2 + ev_less(&h[c + 3], &h[c + 2]);
+            int32_t take = ev_less(&h[b23], &h[b01]);
+            b = take * b23 + (1 - take) * b01;
+        } else {
+            if (c >= n)
+                break;
+            for (int32_t k = c + 1; k < n; k++)
+                if (ev_less(&h[k], &h[b]))
+                    b = k;
+        }
+        h[i] = h[b];
+        i = b;
     }
-    sift_up(S, i, S->heap[n]);
+    sift_up(S, i, h[n]);
     return top;
 }
 
@@ -644,8 +671,8 @@ static void start(sim *S, int32_t g, double t) {
     /* what its end will read: the next instructions and its reverse deps. Thousands of other
      * events pass before then, each on another rank's stretch of these arrays, so without this
      * every one of them is a miss to memory */
+    __builtin_prefetch(&S->nodes[nd->next >= 0 ? nd->next : g]);
     __builtin_prefetch(&S->nodes[g + 1]);
-    __builtin_prefetch(&S->nodes[g + 2]);
     __builtin_prefetch(&S->rdeps[nd->rdep0]);
     __builtin_prefetch(&S->l->progs[p].ins[g - S->off[p] + 1]);
 }
@@ -742,6 +769,8 @@ static void run(sim *S) {
         while (S->nheap > 0 && S->heap[0].t == tb) {
             ev e = heap_pop(S);
             int32_t g = (int32_t)(uint32_t)e.key;
+            if (S->nheap > 0) /* the next one's node, while this one is handled */
+                __builtin_prefetch(&S->nodes[(int32_t)(uint32_t)S->heap[0].key]);
             S->out->events++;
             finish(S, g, t);
             S->batch[nb++] = g;
@@ -855,36 +884,68 @@ static int diagnose(sim *S, st_error *err) {
 
 /* ------------------------------------------------------------ setup */
 
-/* send/recv matching: an open-addressing table keyed by (sender, receiver, tag); each entry holds
- * the FIFO of its unmatched sends, chained through node.link until they are paired */
-typedef struct p2p_slot {
-    int32_t from, to, tag; /* from = -1: empty */
-    int32_t head, tail;
-} p2p_slot;
+/* send/recv matching, by channel: a channel is a (sender, receiver) pair of programs. A small table
+ * numbers the channels; each channel's sends and receives, as (tag, position) keys in program
+ * order, are sorted when they are not in order already (the position breaks ties, so the i-th send
+ * of a tag meets the i-th receive of it) and merged. A channel's keys are few and together: one
+ * table of every send, looked up by (sender, receiver, tag), missed the cache at every lookup. */
+typedef struct chan_slot {
+    int32_t from, to, id; /* from = -1: empty */
+} chan_slot;
 
-static uint32_t p2p_hash(int32_t from, int32_t to, int32_t tag) {
-    uint32_t h = (uint32_t)from * 0x9e3779b1u ^ (uint32_t)to * 0x85ebca77u ^ (uint32_t)tag * 0xc2b2ae3du;
+typedef struct chan_tab {
+    chan_slot *v;
+    uint32_t cap;
+    int32_t n;
+} chan_tab;
+
+static uint32_t chan_hash(int32_t from, int32_t to) {
+    uint32_t h = (uint32_t)from * 0x9e3779b1u ^ (uint32_t)to * 0x85ebca77u;
     h ^= h >> 15;
     h *= 0x2c1b3c6du;
     h ^= h >> 12;
     return h;
 }
 
-static p2p_slot *p2p_find(p2p_slot *tab, uint32_t mask, int32_t from, int32_t to, int32_t tag, int insert) {
-    for (uint32_t i = p2p_hash(from, to, tag) & mask;; i = (i + 1) & mask) {
-        p2p_slot *e = &tab[i];
-        if (e->from == from && e->to == to && e->tag == tag)
-            return e;
+/* the channel (from, to), numbered in order of first appearance; -1 when out of memory */
+static int32_t chan_of(chan_tab *T, int32_t from, int32_t to) {
+    if (2 * (uint32_t)(T->n + 1) > T->cap) {
+        uint32_t cap = T->cap ? 2 * T->cap : 64;
+        chan_slot *v = malloc((size_t)cap * sizeof *v);
+        if (!v)
+            return -1;
+        for (uint32_t i = 0; i < cap; i++)
+            v[i].from = -1;
+        for (uint32_t k = 0; k < T->cap; k++)
+            if (T->v[k].from >= 0) {
+                uint32_t i = chan_hash(T->v[k].from, T->v[k].to) & (cap - 1);
+                while (v[i].from >= 0)
+                    i = (i + 1) & (cap - 1);
+                v[i] = T->v[k];
+            }
+        free(T->v);
+        T->v = v;
+        T->cap = cap;
+    }
+    for (uint32_t i = chan_hash(from, to) & (T->cap - 1);; i = (i + 1) & (T->cap - 1)) {
+        chan_slot *e = &T->v[i];
+        if (e->from == from && e->to == to)
+            return e->id;
         if (e->from < 0) {
-            if (!insert)
-                return NULL;
-            e->from = from;
-            e->to = to;
-            e->tag = tag;
-            e->head = e->tail = -1;
-            return e;
+            *e = (chan_slot){from, to, T->n};
+            return T->n++;
         }
     }
+}
+
+/* (tag, position) as one sortable number: tags order as signed integers */
+static inline uint64_t tag_key(int32_t tag, size_t pos) {
+    return (uint64_t)((uint32_t)tag ^ 0x80000000u) << 32 | (uint32_t)pos;
+}
+
+static int u64_cmp(const void *x, const void *y) {
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return (a > b) - (a < b);
 }
 
 typedef struct rank_map {
@@ -1101,7 +1162,9 @@ static int setup(sim *S, st_error *err) {
     rank_map *map = NULL;
     int32_t *last = NULL, *kcount = NULL, *posmap = NULL, *mship_off = NULL, *mship = NULL, *kmax = NULL;
     int32_t *slot_base = NULL; /* = S->slot_base, owned by S */
-    p2p_slot *tab = NULL;
+    chan_tab chans = {0};
+    int32_t *cid = NULL, *cs = NULL, *cr = NULL;
+    uint64_t *ks = NULL, *kr = NULL;
     /* collected by pass 1, so that later passes need not look the (large) instruction records up
      * again: collectives (gid, group, k, route, latency) and sends and receives (gid, peer program,
      * tag, route, latency); a latency only splits a time, so a float is precise enough */
@@ -1183,13 +1246,14 @@ static int setup(sim *S, st_error *err) {
         free(fill);
     }
 
-    if (!(S->nodes = calloc((size_t)total + 1, sizeof *S->nodes)) ||
+    if (!(S->nodes = st__alloc_big(((size_t)total + 1) * sizeof *S->nodes)) ||
         !(S->start_s = calloc((size_t)nr * ST_STREAMS, sizeof *S->start_s)) ||
         !(last = malloc((size_t)ST_STREAMS * sizeof *last)) ||
         !(kcount = calloc((size_t)(l->ngroups > 0 ? l->ngroups : 1), sizeof *kcount)) ||
         !(kmax = calloc((size_t)(l->ngroups > 0 ? l->ngroups : 1), sizeof *kmax)) ||
         !(posmap = malloc((size_t)(l->ngroups > 0 ? l->ngroups : 1) * sizeof *posmap)))
         NOMEM();
+    memset(S->nodes, 0, ((size_t)total + 1) * sizeof *S->nodes);
     for (int g = 0; g < l->ngroups; g++)
         posmap[g] = -1;
     if ((rc = net_setup(S, map, identity, err)))
@@ -1384,68 +1448,100 @@ static int setup(sim *S, st_error *err) {
         }
     }
 
+    free(colls.v); /* done with: room for what comes */
+    colls.v = NULL;
+
     /* send/recv pairs: the i-th send of a (sender, receiver, tag) with the i-th receive, in program order */
     if (np2p > 0) {
-        uint32_t cap = 16;
-        while (cap < nsend + nsend / 4) /* only sends are inserted; load <= 0.8 */
-            cap *= 2;
-        if (!(tab = malloc((size_t)cap * sizeof *tab)))
+        size_t n = p2ps.n / IV;
+        if (!(cid = malloc(n * sizeof *cid)))
             NOMEM();
-        for (uint32_t i = 0; i < cap; i++)
-            tab[i].from = -1;
-        for (int pass = 0; pass < 2; pass++)
-            for (size_t x = 0; x < p2ps.n; x += IV) {
-                int32_t g = p2ps.v[x], q = p2ps.v[x + 1], tag = p2ps.v[x + 2], p = S->nodes[g].prog;
-                if (S->nodes[g].kind != (pass == 0 ? ST_INS_SEND : ST_INS_RECV))
-                    continue;
-                if (pass == 0) {
-                    p2p_slot *e = p2p_find(tab, cap - 1, p, q, tag, 1);
-                    if (e->tail >= 0)
-                        S->nodes[e->tail].link = g;
+        for (size_t i = 0; i < n; i++) {
+            int32_t g = p2ps.v[i * IV], q = p2ps.v[i * IV + 1], p = S->nodes[g].prog;
+            int snd = S->nodes[g].kind == ST_INS_SEND;
+            if ((cid[i] = chan_of(&chans, snd ? p : q, snd ? q : p)) < 0)
+                NOMEM();
+        }
+        int32_t nc = chans.n;
+        if (!(cs = calloc((size_t)nc + 1, sizeof *cs)) || !(cr = calloc((size_t)nc + 1, sizeof *cr)) ||
+            !(ks = malloc((size_t)(nsend > 0 ? nsend : 1) * sizeof *ks)) ||
+            !(kr = malloc((size_t)(np2p - nsend > 0 ? np2p - nsend : 1) * sizeof *kr)))
+            NOMEM();
+        for (size_t i = 0; i < n; i++)
+            (S->nodes[p2ps.v[i * IV]].kind == ST_INS_SEND ? cs : cr)[cid[i] + 1]++;
+        for (int32_t c = 0; c < nc; c++) {
+            cs[c + 1] += cs[c];
+            cr[c + 1] += cr[c];
+        }
+        for (size_t i = 0; i < n; i++) { /* fill, moving each channel's start on */
+            int send = S->nodes[p2ps.v[i * IV]].kind == ST_INS_SEND;
+            uint64_t key = tag_key(p2ps.v[i * IV + 2], i);
+            if (send)
+                ks[cs[cid[i]]++] = key;
+            else
+                kr[cr[cid[i]]++] = key;
+        }
+        for (int32_t c = nc; c > 0; c--) { /* each start moved onto the next one's: move back */
+            cs[c] = cs[c - 1];
+            cr[c] = cr[c - 1];
+        }
+        cs[0] = cr[0] = 0;
+        for (int32_t c = 0; c < nc; c++) {
+            uint64_t *a = ks + cs[c], *b = kr + cr[c];
+            size_t na = (size_t)(cs[c + 1] - cs[c]), nb = (size_t)(cr[c + 1] - cr[c]), i = 0, j = 0;
+            for (size_t k = 1; k < na; k++)
+                if (a[k] < a[k - 1]) {
+                    qsort(a, na, sizeof *a, u64_cmp);
+                    break;
+                }
+            for (size_t k = 1; k < nb; k++)
+                if (b[k] < b[k - 1]) {
+                    qsort(b, nb, sizeof *b, u64_cmp);
+                    break;
+                }
+            while (i < na && j < nb) {
+                if (a[i] >> 32 != b[j] >> 32) { /* unmatched: reported if it blocks the run */
+                    if (a[i] >> 32 < b[j] >> 32)
+                        i++;
                     else
-                        e->head = g;
-                    e->tail = g;
-                    S->nodes[g].route = (int32_t)(x / IV); /* for now: where its route and latency are */
+                        j++;
                     continue;
                 }
-                p2p_slot *e = p2p_find(tab, cap - 1, q, p, tag, 0);
-                if (!e || e->head < 0)
-                    continue; /* unmatched: reported if it blocks the run */
-                int32_t snd = e->head;
-                e->head = S->nodes[snd].link;
-                if (e->head < 0)
-                    e->tail = -1;
+                size_t sx = (size_t)(uint32_t)a[i++] * IV, rx = (size_t)(uint32_t)b[j++] * IV;
+                int32_t snd = p2ps.v[sx], g = p2ps.v[rx];
                 double d = S->nodes[snd].dur_s > S->nodes[g].dur_s ? S->nodes[snd].dur_s : S->nodes[g].dur_s;
-                size_t sx = (size_t)S->nodes[snd].route * IV;
                 S->nodes[snd].link = g;
                 S->nodes[g].link = snd;
                 S->nodes[snd].dur_s = S->nodes[g].dur_s = d;
-                S->nodes[snd].route = -1;
                 /* with links: the send keeps the data's time alone, the receive the latency after it */
-                int32_t route = p2ps.v[sx + 3] >= 0 ? p2ps.v[sx + 3] : p2ps.v[x + 3];
-                double lat = ivec_f(&p2ps, sx) > ivec_f(&p2ps, x) ? ivec_f(&p2ps, sx) : ivec_f(&p2ps, x);
+                int32_t route = p2ps.v[sx + 3] >= 0 ? p2ps.v[sx + 3] : p2ps.v[rx + 3];
+                double lat = ivec_f(&p2ps, sx) > ivec_f(&p2ps, rx) ? ivec_f(&p2ps, sx) : ivec_f(&p2ps, rx);
                 if (route >= 0 && S->rt_n[route] > 0 && d - lat > 0) {
                     S->nodes[snd].route = S->nodes[g].route = route;
                     S->nodes[snd].dur_s = d - lat;
                     S->nodes[g].dur_s = lat;
                 }
             }
-        /* sends left in a FIFO have no receive: unchain them */
-        for (uint32_t i = 0; i < cap; i++)
-            if (tab[i].from >= 0)
-                for (int32_t g = tab[i].head; g >= 0;) {
-                    int32_t nx = S->nodes[g].link;
-                    S->nodes[g].link = -1;
-                    S->nodes[g].route = -1;
-                    g = nx;
-                }
+        }
     }
+    free(p2ps.v);
+    p2ps.v = NULL;
+    free(cid);
+    free(cs);
+    free(cr);
+    free(ks);
+    free(kr);
+    free(chans.v);
+    cid = cs = cr = NULL;
+    ks = kr = NULL;
+    chans.v = NULL;
 
     if (!(S->mem = malloc((size_t)nr * sizeof *S->mem)) ||
         !(S->last_end_compute = calloc((size_t)nr, sizeof *S->last_end_compute)) ||
-        !(S->heap = malloc((size_t)nr * ST_STREAMS * sizeof *S->heap)) ||
+        !(S->heap_raw = malloc((size_t)nr * ST_STREAMS * sizeof *S->heap + 128)) ||
         !(S->batch = malloc((size_t)nr * ST_STREAMS * sizeof *S->batch)))
         NOMEM();
+    S->heap = (ev *)(((uintptr_t)S->heap_raw + sizeof(ev) + 63) / 64 * 64 - sizeof(ev));
     if (net) {
         /* a flow runs a rendezvous, which holds a stream of each member: at most one per stream */
         int32_t cap = nr * ST_STREAMS;
@@ -1467,8 +1563,13 @@ out:
     free(posmap);
     free(mship_off);
     free(mship);
-    free(tab);
     free(colls.v);
+    free(cid);
+    free(cs);
+    free(cr);
+    free(ks);
+    free(kr);
+    free(chans.v);
     free(p2ps.v);
     return rc;
 }
@@ -1484,7 +1585,7 @@ static void sim_free(sim *S) {
     free(S->slot_grp);
     free(S->mem);
     free(S->last_end_compute);
-    free(S->heap);
+    free(S->heap_raw);
     free(S->batch);
     for (int32_t i = 0; i < S->nln; i++)
         free(S->ln[i].fl);
