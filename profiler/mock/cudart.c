@@ -41,7 +41,8 @@ void mock_work_dev(int dev, double ms) {
 }
 
 cudaError_t cudaGetDeviceCount(int *n) {
-    const char *e = getenv("MOCK_NDEV");
+    const char *v = getenv("CUDA_VISIBLE_DEVICES"), *e = getenv("MOCK_NDEV");
+    if (v && (!*v || *v == '-')) return cudaErrorNoDevice; /* as the real runtime with every GPU hidden */
     *n = e ? atoi(e) : 2;
     return cudaSuccess;
 }
@@ -55,7 +56,9 @@ cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int d) {
 cudaError_t cudaGetDeviceProperties_v2(struct cudaDeviceProp *p, int d) { return cudaGetDeviceProperties(p, d); }
 cudaError_t cudaRuntimeGetVersion(int *v) { *v = CUDART_VERSION; return cudaSuccess; }
 cudaError_t cudaDriverGetVersion(int *v) { *v = CUDART_VERSION; return cudaSuccess; }
-const char *cudaGetErrorString(cudaError_t e) { return e ? "mock error" : "no error"; }
+const char *cudaGetErrorString(cudaError_t e) {
+    return e == cudaErrorNoDevice ? "no CUDA-capable device is detected" : e ? "mock error" : "no error";
+}
 const char *cudaGetErrorName(cudaError_t e) { return "mock"; }
 cudaError_t cudaGetLastError(void) { return cudaSuccess; }
 cudaError_t cudaPeekAtLastError(void) { return cudaSuccess; }

@@ -131,6 +131,9 @@ export MOCK_CUPTI_REFUSE=1
 expect "CUPTI refused: the reason" 0 'CUPTI_ERROR_INSUFFICIENT_PRIVILEGES' \
 	-- profile --quick --out "$P"
 unset MOCK_CUPTI_REFUSE
+export CUDA_VISIBLE_DEVICES=-1
+expect "every GPU hidden" 2 '^strata profile: no CUDA GPU: no CUDA-capable device is detected$' -- profile --quick --out "$P"
+unset CUDA_VISIBLE_DEVICES
 expect "--timer events" 0 '^timer +CUDA events \(--timer events\)' -- profile --quick --out "$P" --timer events
 export MOCK_NAME="NVIDIA GeForce RTX 4090"
 expect "a GPU without a preset needs --gpu" 2 \
