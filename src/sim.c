@@ -1,10 +1,11 @@
 /* sim.c: the discrete-event simulator, the first interpreter of a lowered plan (program.h).
  *
- * The engine only advances the clock (SimGrid's lesson): the one kind of event is "instruction g
- * ends at time t"; everything else (an instruction becoming ready, a rendezvous completing, a
- * stream moving on) happens while handling an end. Events sit in a binary heap keyed by (time,
- * sequence number), so equal times pop in the order they were pushed and the same input gives the
- * same run, the same statistics and the same trace bytes (libuv's timers do the same).
+ * The engine only advances the clock (SimGrid's lesson): an event is "instruction g ends at time t"
+ * or "the data of flow f is through at time t"; everything else (an instruction becoming ready, a
+ * rendezvous completing, a stream moving on) happens while handling an end. Events sit in a queue
+ * ordered by time and, among equal times, by the order they were pushed (a radix heap with buckets
+ * in push order), so the same input gives the same run, the same statistics and the same trace
+ * bytes (libuv's timers order equal times by a sequence number for the same reason).
  *
  * Model (the semantics of program.h, nothing more):
  * - An instruction is ready when the previous instruction of its stream and its deps have ended:
@@ -22,7 +23,7 @@
  *   the first rank to exceed it stops the run: out->oom names the rank and the instruction (ins -1
  *   when base_bytes alone exceed it). Returns 0: the caller decides what an OOM means; the
  *   statistics then cover the run up to the stop.
- * - When the heap runs dry with instructions not run, the programs deadlock: ST_EINVAL, with the
+ * - When the queue runs dry with instructions not run, the programs deadlock: ST_EINVAL, with the
  *   root cause found by following "waits for" links from the first instruction that never ran
  *   (an unmatched send/recv, a collective a member never reaches, or a circular wait).
  *
@@ -41,10 +42,12 @@
  *   assumes, which fills a link exactly when all GPUs of a node communicate at once;
  * - otherwise the flows connected to it through full links (and, when a flow ends, those on the
  *   links it left full) are re-shared, and only their completions move.
- * Flows sit in their own indexed heap (finish time, sequence number); at equal times, flow
- * completions are handled before instruction ends. Links that every route crosses alike (the
- * ports of the ranks one representative stands for) carry the same load at all times; setup keeps
- * one of each such set (exact, and it makes a representative's route as short as one rank's).
+ * A flow whose completion moves pushes a new event and leaves the old one behind, stale (its
+ * version number tells). Every end at an instant, those of instructions whose flow ended at that
+ * instant included, is applied before anything it releases starts. Links that every route
+ * crosses alike (the ports of the ranks one representative stands for) carry the same load at all
+ * times; setup keeps one of each such set (exact, and it makes a representative's route as short
+ * as one rank's).
  *
  * Statistics per rank (st_rank_stats):
  * - busy_s[s]: sum of (end - start) of the instructions of stream s; for COLL/SEND/RECV the
@@ -60,8 +63,9 @@
  *
  * Workload facts behind the layout: the 1T-parameter model on 3,072 GPUs lowers to 64 programs of
  * ~5,000 instructions (one representative rank per stage) or to 3,072 of them (every rank, ~1.5e7
- * instructions); the heap never holds more than one event per stream per rank (a stream runs one
- * instruction at a time), so its capacity is nranks * ST_STREAMS; nothing is allocated per event.
+ * instructions); the queue holds about one event per stream per rank (a stream runs one
+ * instruction at a time) besides stale flow events, and its arrays only grow to that; nothing is
+ * allocated per event.
  * Instructions are numbered globally (gid = offset of the rank + index), all runtime state is in
  * flat arrays, and per instruction it is one 32-byte node (start times are kept per stream).
  */
@@ -102,11 +106,11 @@ typedef struct flow {
     double rate;     /* bytes/s per crossing rank, alone (the route's) */
     double new_rate; /* water-filling result */
     double lat_s;    /* the latency part, after the data */
-    uint64_t seq;    /* equal finish times complete in scheduling order */
     int32_t route;
     int32_t slot;    /* COLL: its slot; else -1 */
     int32_t a, b;    /* SEND/RECV: the send's and the receive's gids */
-    int32_t hpos, mark, frozen;
+    uint32_t ver;    /* its schedule: bumped whenever its completion moves */
+    int32_t mark, frozen;
     int32_t next_free;
 } flow;
 
@@ -137,9 +141,16 @@ typedef struct slot {
 } slot;
 
 typedef struct ev {
-    uint64_t t;   /* the time's IEEE-754 bits: times are >= 0, where the bits order as the values */
-    uint64_t key; /* sequence number << 32 | gid: equal times pop in push order */
+    uint64_t t;  /* the time's IEEE-754 bits: times are >= 0, where the bits order as the values */
+    int32_t id;  /* an instruction's gid; -1 - f: the data of flow f is through */
+    uint32_t ver; /* flow: its schedule when pushed (a later one makes this one stale) */
 } ev;
+
+/* the event queue's bucket: events, in push order */
+typedef struct bucket {
+    ev *v;
+    int32_t n, cap;
+} bucket;
 
 typedef struct sim {
     const st_lowered *l;
@@ -158,11 +169,12 @@ typedef struct sim {
     int32_t *slot_base;       /* per group (ngroups + 1): its first slot; slot - slot_base[group] = k */
     double *mem;              /* nranks: current bytes */
     double *last_end_compute; /* nranks */
-    ev *heap;      /* heap_raw, placed so that heap + 1 starts a cache line */
-    void *heap_raw;
-    int32_t nheap;
+    bucket q[65];     /* the event queue (a radix heap over the time bits, see below) */
+    int32_t q_head;   /* the next event of bucket 0 */
+    uint64_t q_last;  /* the time (bits) of the last event taken; every queued one is >= it */
+    uint64_t q_mask;  /* bit b - 1 set: bucket b (1..64) holds events */
+    int64_t nq;       /* events queued, stale flow events included */
     int32_t *batch;
-    uint64_t seq;
     int64_t ended;
     int stop; /* OOM */
     /* shared links */
@@ -173,8 +185,6 @@ typedef struct sim {
     int32_t *hop_link, *hop_count;
     flow *fl;
     int32_t capfl, free_fl; /* free_fl: head of the free list (chained through next_free), -1 */
-    int32_t *fh;                 /* flow heap: flow ids */
-    int32_t nfh;
     int32_t stamp;
     int32_t *q_fl, *q_ln; /* re-sharing work lists */
     int32_t nq_fl, nq_ln, capq_fl, capq_ln;
@@ -193,7 +203,7 @@ void *st__alloc_big(size_t bytes) {
     return p;
 }
 
-/* ------------------------------------------------------------ heap */
+/* ------------------------------------------------------------ event queue */
 
 static inline uint64_t time_bits(double t) {
     uint64_t b;
@@ -207,53 +217,66 @@ static inline double bits_time(uint64_t b) {
     return t;
 }
 
-/* branch-free: the heap's comparisons are data-dependent and would be mispredicted half the time */
-static inline int ev_less(const ev *a, const ev *b) { return (a->t < b->t) | ((a->t == b->t) & (a->key < b->key)); }
-
-/* A 4-ary heap: the children of i are 4i+1 .. 4i+4, one cache line (setup places index 1 at the
- * start of a line), so a level of a pop reads one line, and there are half as many levels as in
- * a binary heap; with every rank's streams in it, the heap does not stay in the nearest cache. */
-static inline void sift_up(sim *S, int32_t i, ev e) {
-    while (i > 0) {
-        int32_t p = (i - 1) >> 2;
-        if (!ev_less(&e, &S->heap[p]))
-            break;
-        S->heap[i] = S->heap[p];
-        i = p;
-    }
-    S->heap[i] = e;
+/* The event queue is a radix heap (Ahuja, Mehlhorn, Orlin and Tarjan 1990): event times never go
+ * below the last one taken (an instruction or a flow ends no earlier than now), so an event goes to
+ * bucket b = the highest bit in which its time's bits differ from the last taken time (0: equal),
+ * and taking an event only looks into bucket 0 until it is empty; then the lowest non-empty bucket
+ * is spread over the buckets below it around its smallest time. Each event moves a few times at
+ * most, along arrays it appends to in order, where a binary heap chased a pointer per level
+ * through a heap of every rank's streams. Buckets keep push order and spreading keeps it among
+ * equal times, so equal times come out in the order they were pushed. */
+static inline int q_bucket(uint64_t t, uint64_t last) {
+    uint64_t x = t ^ last;
+    return x ? 64 - __builtin_clzll(x) : 0;
 }
 
-static inline void heap_push(sim *S, double t, int32_t gid) {
-    ev e = {time_bits(t), (S->seq++ << 32) | (uint32_t)gid};
-    sift_up(S, S->nheap++, e);
-}
-
-/* Floyd's bottom-up pop: move the hole to a leaf along the smallest children, then sift the last
- * element up from there (it usually belongs near the bottom). */
-static inline ev heap_pop(sim *S) {
-    ev *h = S->heap, top = h[0];
-    int32_t n = --S->nheap, i = 0;
-    if (n == 0)
-        return top;
-    for (;;) {
-        int32_t c = 4 * i + 1, b = c;
-        if (c + 3 < n) {
-            int32_t b01 = c + ev_less(&h[c + 1], &h[c]), b23 = c + 2 + ev_less(&h[c + 3], &h[c + 2]);
-            int32_t take = ev_less(&h[b23], &h[b01]);
-            b = take * b23 + (1 - take) * b01;
-        } else {
-            if (c >= n)
-                break;
-            for (int32_t k = c + 1; k < n; k++)
-                if (ev_less(&h[k], &h[b]))
-                    b = k;
+static void q_push_ev(sim *S, ev e) {
+    bucket *B = &S->q[q_bucket(e.t, S->q_last)];
+    if (B->n == B->cap) {
+        int32_t cap = B->cap ? 2 * B->cap : 256;
+        ev *v = realloc(B->v, (size_t)cap * sizeof *v);
+        if (!v) {
+            S->stop = 2;
+            return;
         }
-        h[i] = h[b];
-        i = b;
+        B->v = v;
+        B->cap = cap;
     }
-    sift_up(S, i, h[n]);
-    return top;
+    B->v[B->n++] = e;
+    if (B != S->q)
+        S->q_mask |= 1ull << (B - S->q - 1);
+    S->nq++;
+}
+
+static inline void heap_push(sim *S, double t, int32_t gid) { q_push_ev(S, (ev){time_bits(t), gid, 0}); }
+
+/* the next event's time (bits), filling bucket 0 if it is empty; the queue must not be empty */
+static uint64_t q_top(sim *S) {
+    bucket *z = &S->q[0];
+    if (S->q_head < z->n)
+        return z->v[S->q_head].t;
+    z->n = S->q_head = 0;
+    int b = __builtin_ctzll(S->q_mask) + 1;
+    bucket *B = &S->q[b];
+    uint64_t m = B->v[0].t;
+    for (int32_t i = 1; i < B->n; i++)
+        if (B->v[i].t < m)
+            m = B->v[i].t;
+    S->q_last = m;
+    S->q_mask &= ~(1ull << (b - 1));
+    int32_t n = B->n;
+    B->n = 0;
+    for (int32_t i = 0; i < n; i++) { /* every one lands below b: push keeps order, no growth of B */
+        S->nq--;
+        q_push_ev(S, B->v[i]);
+    }
+    return m;
+}
+
+/* takes the next event (after q_top) */
+static inline ev q_pop(sim *S) {
+    S->nq--;
+    return S->q[0].v[S->q_head++];
 }
 
 /* ------------------------------------------------------------ names for messages and traces */
@@ -326,53 +349,6 @@ static void describe(const sim *S, int32_t gid, char *buf, size_t n) {
  * that the lowering fills exactly (every GPU of a node at its share) from counting as full */
 static inline int link_full(const lnk *L) { return L->demand > L->cap * (1 + 1e-9); }
 
-static inline int flow_less(const flow *a, const flow *b) {
-    return a->finish < b->finish || (a->finish == b->finish && a->seq < b->seq);
-}
-
-static void fh_set(sim *S, int32_t i, int32_t f) {
-    S->fh[i] = f;
-    S->fl[f].hpos = i;
-}
-
-static void fh_up(sim *S, int32_t i) {
-    int32_t f = S->fh[i];
-    while (i > 0) {
-        int32_t q = (i - 1) >> 1;
-        if (!flow_less(&S->fl[f], &S->fl[S->fh[q]]))
-            break;
-        fh_set(S, i, S->fh[q]);
-        i = q;
-    }
-    fh_set(S, i, f);
-}
-
-static void fh_down(sim *S, int32_t i) {
-    int32_t f = S->fh[i], n = S->nfh;
-    for (;;) {
-        int32_t c = 2 * i + 1;
-        if (c >= n)
-            break;
-        if (c + 1 < n && flow_less(&S->fl[S->fh[c + 1]], &S->fl[S->fh[c]]))
-            c++;
-        if (!flow_less(&S->fl[S->fh[c]], &S->fl[f]))
-            break;
-        fh_set(S, i, S->fh[c]);
-        i = c;
-    }
-    fh_set(S, i, f);
-}
-
-static int32_t fh_pop(sim *S) {
-    int32_t top = S->fh[0];
-    S->fl[top].hpos = -1;
-    if (--S->nfh > 0) {
-        fh_set(S, 0, S->fh[S->nfh]);
-        fh_down(S, 0);
-    }
-    return top;
-}
-
 /* a flow's new speed takes effect at t: bring its work up to date and move its completion */
 static void flow_schedule(sim *S, int32_t f, double speed, double t) {
     flow *F = &S->fl[f];
@@ -384,13 +360,7 @@ static void flow_schedule(sim *S, int32_t f, double speed, double t) {
     F->t_last = t;
     F->speed = speed;
     F->finish = t + (speed == 1 ? F->rem_s : F->rem_s / speed);
-    F->seq = S->seq++;
-    if (F->hpos < 0) {
-        F->hpos = S->nfh++;
-        S->fh[F->hpos] = f;
-    }
-    fh_up(S, F->hpos);
-    fh_down(S, F->hpos);
+    q_push_ev(S, (ev){time_bits(F->finish), -1 - f, ++F->ver});
 }
 
 static const char *flow_label(const sim *S, const flow *F);
@@ -559,7 +529,9 @@ static void flow_begin(sim *S, int32_t route, int32_t slot, int32_t a, int32_t b
     int32_t f = S->free_fl;
     flow *F = &S->fl[f];
     S->free_fl = F->next_free;
+    uint32_t ver = F->ver; /* events of its previous life stay stale */
     memset(F, 0, sizeof *F);
+    F->ver = ver;
     F->rem_s = work_s;
     F->lat_s = lat_s;
     F->t_last = t;
@@ -568,7 +540,6 @@ static void flow_begin(sim *S, int32_t route, int32_t slot, int32_t a, int32_t b
     F->slot = slot;
     F->a = a;
     F->b = b;
-    F->hpos = -1;
     S->out->flows++;
     int full = 0;
     for (int32_t h = S->rt_first[route], e = h + S->rt_n[route]; h < e; h++) {
@@ -591,10 +562,9 @@ static void flow_begin(sim *S, int32_t route, int32_t slot, int32_t a, int32_t b
     reshare(S, t);
 }
 
-/* the earliest flow's data ends at t: its members end after the latency part; the flows it shared
- * full links with get its bandwidth */
-static void flow_end(sim *S, double t) {
-    int32_t f = fh_pop(S);
+/* flow f's data ends at t: its members end after the latency part; the flows it shared full links
+ * with get its bandwidth */
+static void flow_end(sim *S, int32_t f, double t) {
     flow *F = &S->fl[f];
     if (F->slot >= 0) {
         const slot *sl = &S->slots[F->slot];
@@ -755,25 +725,28 @@ static void run(sim *S) {
     for (int64_t g = 0; g < S->total && !S->stop; g++)
         if (S->nodes[g].pending == 0)
             reach(S, (int32_t)g, 0.0, -1);
-    while ((S->nheap > 0 || S->nfh > 0) && !S->stop) {
-        /* flows whose data is through first: their ends may fall on this instant */
-        double t = S->nheap > 0 ? bits_time(S->heap[0].t) : INFINITY;
-        if (S->nfh > 0 && S->fl[S->fh[0]].finish <= t)
-            t = S->fl[S->fh[0]].finish;
-        while (S->nfh > 0 && S->fl[S->fh[0]].finish == t && !S->stop) {
-            S->out->events++;
-            flow_end(S, t);
-        }
-        uint64_t tb = time_bits(t);
+    while (S->nq > 0 && !S->stop) {
+        uint64_t tb = q_top(S);
+        double t = bits_time(tb);
         int32_t nb = 0;
-        while (S->nheap > 0 && S->heap[0].t == tb) {
-            ev e = heap_pop(S);
-            int32_t g = (int32_t)(uint32_t)e.key;
-            if (S->nheap > 0) /* the next one's node, while this one is handled */
-                __builtin_prefetch(&S->nodes[(int32_t)(uint32_t)S->heap[0].key]);
+        /* every end at t, those that flows ending at t add included, before anything they release:
+         * bucket 0 holds exactly the events at t (it is not refilled while times may still be
+         * pushed that fall between t and the next bucket's) */
+        while (S->q_head < S->q[0].n && !S->stop) {
+            ev e = q_pop(S);
+            if (e.id < 0) {
+                int32_t f = -1 - e.id;
+                if (e.ver != S->fl[f].ver || S->fl[f].speed == 0)
+                    continue; /* rescheduled, or long done */
+                S->out->events++;
+                flow_end(S, f, t);
+                continue;
+            }
+            if (S->q_head < S->q[0].n) /* the next one's node, while this one is handled */
+                __builtin_prefetch(&S->nodes[S->q[0].v[S->q_head].id >= 0 ? S->q[0].v[S->q_head].id : 0]);
             S->out->events++;
-            finish(S, g, t);
-            S->batch[nb++] = g;
+            finish(S, e.id, t);
+            S->batch[nb++] = e.id;
         }
         for (int32_t i = 0; i < nb && !S->stop; i++)
             release(S, S->batch[i], t);
@@ -1538,20 +1511,18 @@ static int setup(sim *S, st_error *err) {
 
     if (!(S->mem = malloc((size_t)nr * sizeof *S->mem)) ||
         !(S->last_end_compute = calloc((size_t)nr, sizeof *S->last_end_compute)) ||
-        !(S->heap_raw = malloc((size_t)nr * ST_STREAMS * sizeof *S->heap + 128)) ||
         !(S->batch = malloc((size_t)nr * ST_STREAMS * sizeof *S->batch)))
         NOMEM();
-    S->heap = (ev *)(((uintptr_t)S->heap_raw + sizeof(ev) + 63) / 64 * 64 - sizeof(ev));
     if (net) {
         /* a flow runs a rendezvous, which holds a stream of each member: at most one per stream */
         int32_t cap = nr * ST_STREAMS;
-        if (!(S->fl = malloc((size_t)cap * sizeof *S->fl)) || !(S->fh = malloc((size_t)cap * sizeof *S->fh)) ||
-            !(S->q_fl = malloc((size_t)cap * sizeof *S->q_fl)) || !(S->q_ln = malloc((size_t)S->nln * sizeof *S->q_ln)))
+        if (!(S->fl = malloc((size_t)cap * sizeof *S->fl)) || !(S->q_fl = malloc((size_t)cap * sizeof *S->q_fl)) || !(S->q_ln = malloc((size_t)S->nln * sizeof *S->q_ln)))
             NOMEM();
         S->capfl = cap;
         for (int32_t f = 0; f < cap; f++) {
             S->fl[f].next_free = f + 1 < cap ? f + 1 : -1;
             S->fl[f].mark = 0;
+            S->fl[f].ver = 0;
         }
         S->free_fl = 0;
     }
@@ -1585,7 +1556,8 @@ static void sim_free(sim *S) {
     free(S->slot_grp);
     free(S->mem);
     free(S->last_end_compute);
-    free(S->heap_raw);
+    for (int b = 0; b < 65; b++)
+        free(S->q[b].v);
     free(S->batch);
     for (int32_t i = 0; i < S->nln; i++)
         free(S->ln[i].fl);
@@ -1596,7 +1568,6 @@ static void sim_free(sim *S) {
     free(S->hop_link);
     free(S->hop_count);
     free(S->fl);
-    free(S->fh);
     free(S->q_fl);
     free(S->q_ln);
 }
