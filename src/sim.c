@@ -1285,6 +1285,11 @@ static int setup(sim *S, st_error *err) {
                 nd->pending++;
                 S->nodes[S->off[p] + d].rdep0++; /* count for now */
                 nrdeps++;
+                /* parked in fields that are still free, for the reverse-dep pass */
+                if (k == 0)
+                    nd->link = S->off[p] + d;
+                else
+                    nd->route = S->off[p] + d;
             }
             if (in->kind == ST_INS_COLL) {
                 if (in->group < 0 || in->group >= l->ngroups)
@@ -1329,17 +1334,15 @@ static int setup(sim *S, st_error *err) {
         S->nodes[total].rdep0 = acc;
         if (!(S->rdeps = malloc((size_t)(acc > 0 ? acc : 1) * sizeof *S->rdeps)))
             NOMEM();
-        /* the counts became offsets; fill them in a second walk over the deps (cheaper than keeping a
-         * list of them), moving each offset on; then each offset is where the next node's starts */
-        for (int p = 0; p < nr; p++) {
-            const st_program *pg = &l->progs[p];
-            for (int i = 0; i < pg->n; i++)
-                for (int k = 0; k < 2; k++) {
-                    int d = pg->ins[i].dep[k];
-                    if (d == -1 || (k == 1 && d == pg->ins[i].dep[0]))
-                        continue;
-                    S->rdeps[S->nodes[S->off[p] + d].rdep0++] = S->off[p] + i;
-                }
+        /* the counts became offsets; fill them from the deps parked in link and route, moving each
+         * offset on; then each offset is where the next node's starts */
+        for (int64_t g = 0; g < total; g++) {
+            node *nd = &S->nodes[g];
+            if (nd->link >= 0)
+                S->rdeps[S->nodes[nd->link].rdep0++] = (int32_t)g;
+            if (nd->route >= 0)
+                S->rdeps[S->nodes[nd->route].rdep0++] = (int32_t)g;
+            nd->link = nd->route = -1;
         }
         for (int64_t g = total - 1; g > 0; g--)
             S->nodes[g].rdep0 = S->nodes[g - 1].rdep0;
