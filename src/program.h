@@ -174,6 +174,9 @@ typedef struct st_sim_result {
     uint64_t events;           /* events the engine processed (instruction ends, flow completions) */
     uint64_t flows;            /* transfers that ran as flows on shared links */
     uint64_t reshares;         /* max-min recomputations (a flow started or ended on a full link) */
+    /* wall-clock seconds the engine took to set up and to run the events: for benchmarks, not part
+     * of the simulation's results (they differ from run to run) */
+    double setup_wall_s, run_wall_s;
     int nranks;
     st_rank_stats *ranks;      /* nranks, owned */
     int oom;                   /* 1 when some rank exceeded memory_limit_bytes */

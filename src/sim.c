@@ -76,6 +76,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 enum { S_WAIT, S_REACHED, S_RUNNING, S_ENDED };
 /* node.state holds the S_* state in its low bits and these flags, so that the common path never
@@ -201,6 +202,12 @@ void *st__alloc_big(size_t bytes) {
     (void)madvise(p, bytes / huge * huge, MADV_HUGEPAGE); /* a hint: failing is fine */
 #endif
     return p;
+}
+
+static double wall_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* ------------------------------------------------------------ event queue */
@@ -1587,6 +1594,7 @@ int st_sim_run(const st_lowered *l, double memory_limit_bytes, st_trace *trace, 
     S.limit_bytes = memory_limit_bytes;
     S.trace = trace;
     S.out = out;
+    double t0 = wall_s();
     if ((rc = setup(&S, err)))
         goto out;
     if (!(out->ranks = calloc((size_t)l->nranks, sizeof *out->ranks))) {
@@ -1611,7 +1619,10 @@ int st_sim_run(const st_lowered *l, double memory_limit_bytes, st_trace *trace, 
         }
     }
 
+    double t1 = wall_s();
     run(&S);
+    out->setup_wall_s = t1 - t0;
+    out->run_wall_s = wall_s() - t1;
 
     double T = 0;
     for (int p = 0; p < l->nranks; p++)
