@@ -13,6 +13,8 @@
  *           group in each member's program, k counted per group): they start together;
  *     SEND/RECV: the matching RECV/SEND (same sender, receiver and tag) has been reached: they
  *           start together (a rendezvous, as NCCL's send/recv) and end dur_s later.
+ *   The members of a rendezvous take the longest of their dur_s, or longer when links they share
+ *   with other transfers slow them ("Network" below).
  *   Because streams are in order, the lowering must not let two ranks' streams wait on each
  *   other in a circle: src/lower.c puts receives on the compute stream, right before the compute
  *   that needs them (Megatron-LM's blocking p2p), and sends on the P2P stream after it.
