@@ -204,6 +204,27 @@ void *st__alloc_big(size_t bytes) {
     return p;
 }
 
+/* GCC's and Clang's builtins, with plain C where a compiler lacks them */
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(p) __builtin_prefetch(p)
+static inline int high_bit(uint64_t x) { return 63 - __builtin_clzll(x); } /* x != 0 */
+static inline int low_bit(uint64_t x) { return __builtin_ctzll(x); }       /* x != 0 */
+#else
+#define PREFETCH(p) ((void)(p))
+static inline int high_bit(uint64_t x) {
+    int b = 0;
+    while (x >>= 1)
+        b++;
+    return b;
+}
+static inline int low_bit(uint64_t x) {
+    int b = 0;
+    while (!(x & 1))
+        x >>= 1, b++;
+    return b;
+}
+#endif
+
 static double wall_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -234,7 +255,7 @@ static inline double bits_time(uint64_t b) {
  * equal times, so equal times come out in the order they were pushed. */
 static inline int q_bucket(uint64_t t, uint64_t last) {
     uint64_t x = t ^ last;
-    return x ? 64 - __builtin_clzll(x) : 0;
+    return x ? high_bit(x) + 1 : 0;
 }
 
 static void q_push_ev(sim *S, ev e) {
@@ -263,7 +284,7 @@ static uint64_t q_top(sim *S) {
     if (S->q_head < z->n)
         return z->v[S->q_head].t;
     z->n = S->q_head = 0;
-    int b = __builtin_ctzll(S->q_mask) + 1;
+    int b = low_bit(S->q_mask) + 1;
     bucket *B = &S->q[b];
     uint64_t m = B->v[0].t;
     for (int32_t i = 1; i < B->n; i++)
@@ -648,10 +669,10 @@ static void start(sim *S, int32_t g, double t) {
     /* what its end will read: the next instructions and its reverse deps. Thousands of other
      * events pass before then, each on another rank's stretch of these arrays, so without this
      * every one of them is a miss to memory */
-    __builtin_prefetch(&S->nodes[nd->next >= 0 ? nd->next : g]);
-    __builtin_prefetch(&S->nodes[g + 1]);
-    __builtin_prefetch(&S->rdeps[nd->rdep0]);
-    __builtin_prefetch(&S->l->progs[p].ins[g - S->off[p] + 1]);
+    PREFETCH(&S->nodes[nd->next >= 0 ? nd->next : g]);
+    PREFETCH(&S->nodes[g + 1]);
+    PREFETCH(&S->rdeps[nd->rdep0]);
+    PREFETCH(&S->l->progs[p].ins[g - S->off[p] + 1]);
 }
 
 /* g's last wait ended at t, released by instruction `by` (-1: ready from the start). */
@@ -750,7 +771,7 @@ static void run(sim *S) {
                 continue;
             }
             if (S->q_head < S->q[0].n) /* the next one's node, while this one is handled */
-                __builtin_prefetch(&S->nodes[S->q[0].v[S->q_head].id >= 0 ? S->q[0].v[S->q_head].id : 0]);
+                PREFETCH(&S->nodes[S->q[0].v[S->q_head].id >= 0 ? S->q[0].v[S->q_head].id : 0]);
             S->out->events++;
             finish(S, e.id, t);
             S->batch[nb++] = e.id;
