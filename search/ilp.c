@@ -28,9 +28,23 @@
  *      series-parallel graphs, which is what operator graphs with residual branches are, vanish
  *      entirely; GLPK sees only a core in which every node has degree >= 3.
  * With a memory limit, the unconstrained optimum (7) is computed first: it is a relaxation, so
- * if it fits it is optimal. Otherwise the full ILP of the reduced problem goes to GLPK, and a
- * greedy repair of the unconstrained optimum followed by 1-opt descent stands by as the
- * incumbent in case the time limit expires first.
+ * if it fits it is optimal. Otherwise (and for a core without one):
+ *   8. Lagrangian relaxation of the memory row (Fisher 1981), L(lambda) = min cost + lambda
+ *      (memory - limit), evaluated exactly by (7) when elimination consumes the whole graph, else
+ *      on a series-parallel relaxation that drops a few edges after min-sum diffusion has moved
+ *      what they carry onto their nodes (Werner, PAMI 2007); the best lambda by Kelley's cutting
+ *      planes. Every minimiser met, repaired to fit and improved by 1-opt, is an incumbent;
+ *   9. reduced-cost fixing: the min-marginals of L at the best lambda (backward pass of the
+ *      elimination) bound every strategy and every pair; what cannot beat the incumbent goes;
+ *  10. if many pair columns remain, the LP relaxation by column generation (few columns priced
+ *      in by the row duals) and reduced-cost fixing with its duals; the LP is rounded for an
+ *      incumbent;
+ *  11. GLPK's branch and bound on what is left; the better of its answer and the incumbent.
+ * Measured (tests/test_ilp.c, one core of the development machine): a chain of 100 nodes x 40
+ * strategies with dense random edges solves in 5-10 ms without a memory limit and 15-170 ms with
+ * a binding one (GLPK alone: 20 s, 27 s); with 30 extra edges two or three nodes apart, 40-60 ms.
+ * Random long-range edges (treewidth well above 2) with a binding limit are hard for any solver:
+ * seconds to minutes, which is what time_limit_s is for.
  *
  * Numerics: GLPK sees the objective divided by its largest coefficient and the memory row
  * divided by the limit. The returned objective and memory are recomputed from the caller's
@@ -54,6 +68,7 @@ int st__ilp_reduce = 1;
 
 #define BRUTE_MAX_ASSIGNMENTS 1e7
 #define MAX_COLUMNS 50000000.0 /* GLPK indexes with int; far beyond anything solvable anyway */
+#define CG_MIN_PAIRS 4000      /* below this GLPK takes the whole model at once */
 #define MEM_SLACK 1e-9         /* relative: memory bounding never removes a borderline strategy */
 
 static double now_s(void) {
@@ -167,7 +182,7 @@ static int err_memory(const st_ilp *p, double least, st_error *err) {
                         need, over);
 }
 
-static int err_no_finite(const st_ilp *p, int node, st_error *err) {
+static int err_no_finite(int node, st_error *err) {
     if (node >= 0)
         return st_error_set(err, ST_ENOPLAN, NULL, "cost",
                             "every assignment has an infinite cost: no strategy of node %d can be combined with its "
@@ -208,7 +223,7 @@ int st_ilp_brute(const st_ilp *p, int *choice, st_ilp_result *r, st_error *err) 
         double lo = INFINITY;
         for (int s = 0; s < p->nstrat[i]; s++)
             if (isfinite(p->cost[i][s])) lo = fmin(lo, p->mem ? p->mem[i][s] : 0);
-        if (!isfinite(lo)) return err_no_finite(p, i, err);
+        if (!isfinite(lo)) return err_no_finite(i, err);
         least += lo;
     }
     if (mem_on(p) && least > p->mem_limit) return err_memory(p, least, err);
@@ -219,8 +234,10 @@ int st_ilp_brute(const st_ilp *p, int *choice, st_ilp_result *r, st_error *err) 
         goto out;
     }
     double best_cost = INFINITY;
+    int any_finite = 0;
     for (;;) {
         double c = eval_cost(p, x);
+        any_finite |= isfinite(c);
         if (c < best_cost && fits(p, x)) {
             best_cost = c;
             memcpy(best, x, (size_t)p->n * sizeof *best);
@@ -230,7 +247,7 @@ int st_ilp_brute(const st_ilp *p, int *choice, st_ilp_result *r, st_error *err) 
         if (i == p->n) break;
     }
     if (!isfinite(best_cost)) {
-        rc = mem_on(p) ? err_no_fit_finite(p, err) : err_no_finite(p, -1, err);
+        rc = any_finite ? err_no_fit_finite(p, err) : err_no_finite(-1, err);
         goto out;
     }
     memcpy(choice, best, (size_t)p->n * sizeof *choice);
@@ -398,7 +415,7 @@ static int rp_build(const st_ilp *p, rp *r, st_error *err) {
             if (r->m) r->m[i][kk] = p->mem[i][s];
             kk++;
         }
-        if (kk == 0) return err_no_finite(p, i, err);
+        if (kk == 0) return err_no_finite(i, err);
         r->k[i] = kk;
     }
     M = malloc((size_t)kmax * kmax * sizeof *M);
@@ -951,7 +968,7 @@ typedef struct lp_model {
     int rows, cols, nnz, binaries;
     int *ia, *ja;
     double *ar;
-    double *obj, *col_ub;
+    double *obj;
     unsigned char *binary;
     int *row_type;
     double *row_rhs;
@@ -967,7 +984,6 @@ static void lp_model_free(lp_model *m) {
     free(m->ja);
     free(m->ar);
     free(m->obj);
-    free(m->col_ub);
     free(m->binary);
     free(m->row_type);
     free(m->row_rhs);
@@ -1026,6 +1042,7 @@ static int glpk_run(lp_model *m, double tm_lim_s) {
     parm.presolve = GLP_ON;
     parm.cb_func = ilp_callback;
     parm.cb_info = m;
+    parm.br_tech = GLP_BR_MFV; /* measured on memory-bound chains: half the time of the default */
     if (tm_lim_s > 0) parm.tm_lim = tm_lim_s * 1000 < INT_MAX ? (int)ceil(tm_lim_s * 1000) : INT_MAX;
     m->bound = -INFINITY;
     m->ret = glp_intopt(P, &parm);
@@ -1099,18 +1116,18 @@ static int solve_glpk(const rp *r, int with_mem, double shrink, double tm_lim_s,
     m.row_rhs = calloc((size_t)rows + 1, sizeof *m.row_rhs);
     if (!m.ia || !m.ja || !m.ar || !m.obj || !m.binary || !m.x || !m.row_type || !m.row_rhs) goto nomem;
 
-    /* objective scale: the largest finite coefficient */
+    /* objective scale: the largest finite coefficient (diffusion may leave negative ones) */
     double scale = 0;
     for (int i = 0; i < n; i++) {
         if (r->gone[i]) continue;
         for (int s = 0; s < r->k[i]; s++)
-            if (scol[off[i] + s]) scale = fmax(scale, r->c[i][s]);
+            if (scol[off[i] + s]) scale = fmax(scale, fabs(r->c[i][s]));
     }
     for (int j = 0; j < r->ne; j++) {
         const rp_edge *e = &r->e[j];
         if (!e->live) continue;
         for (size_t t = 0; t < (size_t)r->k[e->u] * r->k[e->v]; t++)
-            if (isfinite(e->c[t])) scale = fmax(scale, e->c[t]);
+            if (isfinite(e->c[t])) scale = fmax(scale, fabs(e->c[t]));
     }
     if (!(scale > 0)) scale = 1;
 
@@ -1249,7 +1266,7 @@ static double rp_delta(const rp *r, const int *a, int i, int s) {
 /* From a finite-cost assignment of the live nodes of r: with a memory row, greedy repair until
  * it fits (least cost per byte saved first); then 1-opt descent that keeps it fitting. Returns
  * 0, or -1 when the start is infinite or the repair gets stuck. */
-static int heuristic(const rp *r, int *a, double deadline) {
+static int heuristic(const rp *r, int *a) {
     if (!isfinite(rp_cost(r, a))) return -1;
     double mem = r->m ? rp_mem(r, a) : 0;
     while (r->m && mem > r->limit) {
@@ -1268,7 +1285,7 @@ static int heuristic(const rp *r, int *a, double deadline) {
         mem += r->m[bi][bs] - r->m[bi][a[bi]];
         a[bi] = bs;
     }
-    for (int pass = 0; pass < 100 && now_s() < deadline; pass++) {
+    for (int pass = 0; pass < 100; pass++) { /* cheap: always runs, deadline or not */
         int improved = 0;
         for (int i = 0; i < r->n; i++) {
             if (r->gone[i]) continue;
@@ -1307,6 +1324,45 @@ static double trivial_bound(const rp *r) {
     return b;
 }
 
+typedef struct incumbent {
+    const rp *s;
+    const st_ilp *p; /* with a memory row: s->orig is p's numbering, and fits() has the last word */
+    double cost;     /* in s's objective; INFINITY when none */
+    int *x;          /* in s->orig's numbering */
+    int *tmp;
+} incumbent;
+
+/* The incumbent in s's current numbering (s renumbers as it is reduced). Returns -1 when one of
+ * its strategies is gone (dominated), 0 otherwise. */
+static int remap(const incumbent *in, int *a) {
+    const rp *s = in->s;
+    for (int i = 0; i < s->n; i++) {
+        a[i] = 0;
+        if (s->gone[i]) continue;
+        int found = -1;
+        for (int x = 0; x < s->k[i] && found < 0; x++)
+            if (s->orig[i][x] == in->x[i]) found = x;
+        if (found < 0) return -1;
+        a[i] = found;
+    }
+    return 0;
+}
+
+static void consider(incumbent *in, const int *a) {
+    double c = rp_cost(in->s, a);
+    if (!(c < in->cost)) return;
+    to_choice(in->s, a, in->tmp);
+    if (in->s->m && !fits(in->p, in->tmp)) return;
+    in->cost = c;
+    memcpy(in->x, in->tmp, (size_t)in->s->n * sizeof *in->x);
+}
+
+static void considerh(incumbent *in, const int *a, int *scratch) {
+    memcpy(scratch, a, (size_t)in->s->n * sizeof *scratch);
+    consider(in, a);
+    if (heuristic(in->s, scratch) == 0) consider(in, scratch);
+}
+
 /* ---------------------------------------------------------------- Lagrangian bounds and fixing */
 
 /* The memory row moved into the objective with a multiplier lambda >= 0 (Fisher 1981):
@@ -1323,15 +1379,97 @@ typedef struct lagr {
     int *emap;           /* edge id of s -> id in the evaluated copy */
 } lagr;
 
-typedef struct wedge {
-    double w;
-    int id;
-} wedge;
+/* Min-sum diffusion (Kovalevsky and Koval; Werner, PAMI 2007, section 6.3), in place: for each
+ * node, the node cost and the row minima of its edges are made equal, which keeps the cost of
+ * every assignment and never lowers the bound  sum_i min c_i + sum_edges min E. It converges to
+ * an arc-consistent reparametrisation whose bound is usually close to the LP's; edges dropped
+ * from the series-parallel relaxation afterwards lose only what diffusion left on them. s must
+ * be arc consistent (every row and column of every edge has a finite entry). Returns the bound. */
+static double diffusion_bound(const rp *s) {
+    double b = s->c0;
+    for (int i = 0; i < s->n; i++) {
+        if (s->gone[i]) continue;
+        double lo = INFINITY;
+        for (int a = 0; a < s->k[i]; a++) lo = fmin(lo, s->c[i][a]);
+        b += lo;
+    }
+    for (int j = 0; j < s->ne; j++) {
+        const rp_edge *e = &s->e[j];
+        if (!e->live) continue;
+        double lo = INFINITY;
+        for (size_t z = 0; z < (size_t)s->k[e->u] * s->k[e->v]; z++) lo = fmin(lo, e->c[z]);
+        b += lo;
+    }
+    return b;
+}
 
-static int wedge_cmp(const void *x, const void *y) {
-    const wedge *a = x, *b = y;
-    if (a->w != b->w) return a->w > b->w ? -1 : 1;
-    return a->id - b->id;
+static int diffuse(rp *s, double deadline, int max_sweeps) {
+    int kmax = 1, dmax = 1;
+    for (int i = 0; i < s->n; i++) kmax = s->k[i] > kmax ? s->k[i] : kmax, dmax = s->nadj[i] > dmax ? s->nadj[i] : dmax;
+    double *m = malloc((size_t)kmax * dmax * sizeof *m), *avg = malloc((size_t)kmax * sizeof *avg);
+    if (!m || !avg) {
+        free(m), free(avg);
+        return ST_ENOMEM;
+    }
+    double prev = diffusion_bound(s);
+    for (int sweep = 0; sweep < max_sweeps; sweep++) {
+        for (int i = 0; i < s->n; i++) {
+            if (s->gone[i]) continue;
+            int ki = s->k[i], nd = 0;
+            for (int a = 0; a < ki; a++) avg[a] = s->c[i][a];
+            for (int t = 0; t < s->nadj[i]; t++) {
+                const rp_edge *e = &s->e[s->adj[i][t]];
+                if (!e->live) continue;
+                int y = eother(e, i);
+                for (int a = 0; a < ki; a++) {
+                    double lo = INFINITY;
+                    for (int b = 0; b < s->k[y]; b++) lo = fmin(lo, ecost(s, e, i, a, b));
+                    m[(size_t)nd * ki + a] = lo;
+                    avg[a] += lo;
+                }
+                nd++;
+            }
+            if (!nd) continue;
+            for (int a = 0; a < ki; a++) avg[a] /= nd + 1;
+            nd = 0;
+            for (int t = 0; t < s->nadj[i]; t++) {
+                rp_edge *e = &s->e[s->adj[i][t]];
+                if (!e->live) continue;
+                int y = eother(e, i), ky = s->k[y];
+                for (int a = 0; a < ki; a++) {
+                    double d = avg[a] - m[(size_t)nd * ki + a];
+                    if (i == e->u)
+                        for (int b = 0; b < ky; b++) e->c[(size_t)a * ky + b] += d;
+                    else
+                        for (int b = 0; b < ky; b++) e->c[(size_t)b * ki + a] += d;
+                }
+                nd++;
+            }
+            for (int a = 0; a < ki; a++) s->c[i][a] = avg[a];
+        }
+        if (sweep % 10 == 9) {
+            double cur = diffusion_bound(s);
+            if (cur - prev <= 1e-7 * fabs(cur) || (deadline > 0 && now_s() > deadline)) break;
+            prev = cur;
+        }
+    }
+    free(m), free(avg);
+    return 0;
+}
+
+/* Chooses edges of s to leave out of the relaxation so that elimination consumes the rest
+ * completely (a series-parallel relaxation): while elimination gets stuck on a core, drop the
+ * lightest original edge behind an edge of a least-degree core node, and start again. Topology
+ * only, on an n x n matrix of origins; graphs too large for it get a maximum spanning forest. */
+static double edge_weight(const rp *s, const rp_edge *e) {
+    double sum = 0;
+    size_t cnt = 0, total = (size_t)s->k[e->u] * s->k[e->v];
+    for (size_t z = 0; z < total; z++) {
+        if (!isfinite(e->c[z])) return INFINITY; /* infinite pairs carry the most information */
+        sum += e->c[z];
+        cnt++;
+    }
+    return cnt ? sum / (double)cnt : 0;
 }
 
 static int uf_find(int *par, int i) {
@@ -1339,38 +1477,121 @@ static int uf_find(int *par, int i) {
     return i;
 }
 
-static int lagr_init(const rp *s, lagr *L) {
+static int spanning_forest(const rp *s, const double *w, unsigned char *drop) {
+    int *ids = malloc(((size_t)s->ne + 1) * sizeof *ids), *par = malloc((size_t)s->n * sizeof *par), nw = 0;
+    if (!ids || !par) {
+        free(ids), free(par);
+        return ST_ENOMEM;
+    }
+    for (int j = 0; j < s->ne; j++)
+        if (s->e[j].live) ids[nw++] = j;
+    /* heaviest first, ties by id: insertion sort is fine for the few hundred edges at stake */
+    for (int x = 1; x < nw; x++)
+        for (int y = x; y > 0 && (w[ids[y]] > w[ids[y - 1]] || (w[ids[y]] == w[ids[y - 1]] && ids[y] < ids[y - 1])); y--) {
+            int t = ids[y];
+            ids[y] = ids[y - 1], ids[y - 1] = t;
+        }
+    for (int i = 0; i < s->n; i++) par[i] = i;
+    for (int z = 0; z < nw; z++) {
+        const rp_edge *e = &s->e[ids[z]];
+        int a = uf_find(par, e->u), b = uf_find(par, e->v);
+        if (a == b)
+            drop[ids[z]] = 1;
+        else
+            par[a] = b;
+    }
+    free(ids), free(par);
+    return 0;
+}
+
+static int choose_drops(const rp *s, unsigned char *drop) {
+    int n = s->n, rc = 0;
+    double *w = malloc(((size_t)s->ne + 1) * sizeof *w);
+    if (!w) return ST_ENOMEM;
+    for (int j = 0; j < s->ne; j++) w[j] = s->e[j].live ? edge_weight(s, &s->e[j]) : 0;
+    if (n > 2000) {
+        rc = spanning_forest(s, w, drop);
+        free(w);
+        return rc;
+    }
+    int *O = malloc((size_t)n * n * sizeof *O), *deg = malloc((size_t)n * sizeof *deg);
+    int *stack = malloc((3 * (size_t)n + 4) * sizeof *stack);
+    unsigned char *gone = malloc((size_t)n);
+    if (!O || !deg || !stack || !gone) {
+        rc = ST_ENOMEM;
+        goto out;
+    }
+    for (int round = 0; round <= s->ne; round++) {
+        for (size_t z = 0; z < (size_t)n * n; z++) O[z] = -1;
+        for (int i = 0; i < n; i++) deg[i] = 0, gone[i] = s->gone[i] != 0;
+        for (int j = 0; j < s->ne; j++) {
+            const rp_edge *e = &s->e[j];
+            if (!e->live || drop[j]) continue;
+            O[(size_t)e->u * n + e->v] = O[(size_t)e->v * n + e->u] = j;
+            deg[e->u]++, deg[e->v]++;
+        }
+        int top = 0;
+        for (int i = n - 1; i >= 0; i--)
+            if (!gone[i]) stack[top++] = i;
+        while (top > 0) {
+            int v = stack[--top];
+            if (gone[v] || deg[v] > 2) continue;
+            int nb[2], ni = 0;
+            for (int y = 0; y < n && ni < deg[v]; y++)
+                if (O[(size_t)v * n + y] >= 0) nb[ni++] = y;
+            if (ni == 1) {
+                O[(size_t)v * n + nb[0]] = O[(size_t)nb[0] * n + v] = -1;
+                deg[nb[0]]--;
+                stack[top++] = nb[0];
+            } else if (ni == 2) {
+                int u = nb[0], x = nb[1], origin = O[(size_t)v * n + u];
+                O[(size_t)v * n + u] = O[(size_t)u * n + v] = O[(size_t)v * n + x] = O[(size_t)x * n + v] = -1;
+                deg[u]--, deg[x]--;
+                if (O[(size_t)u * n + x] < 0) {
+                    O[(size_t)u * n + x] = O[(size_t)x * n + u] = origin;
+                    deg[u]++, deg[x]++;
+                }
+                stack[top++] = u;
+                stack[top++] = x;
+            }
+            gone[v] = 1;
+            deg[v] = 0;
+        }
+        int mind = INT_MAX;
+        for (int i = 0; i < n; i++)
+            if (!gone[i] && deg[i] < mind) mind = deg[i];
+        if (mind == INT_MAX) goto out; /* eliminated completely */
+        int pick = -1;
+        for (int i = 0; i < n; i++) {
+            if (gone[i] || deg[i] != mind) continue;
+            for (int y = 0; y < n; y++) {
+                int o = O[(size_t)i * n + y];
+                if (o >= 0 && (pick < 0 || w[o] < w[pick] || (w[o] == w[pick] && o < pick))) pick = o;
+            }
+        }
+        drop[pick] = 1;
+    }
+    rc = spanning_forest(s, w, drop); /* not reached: each round drops an edge */
+out:
+    free(w), free(O), free(deg), free(stack), free(gone);
+    return rc;
+}
+
+static int lagr_init(rp *s, lagr *L, double deadline) {
     rp t = {0};
     elim_log lg = {0};
-    wedge *we = NULL;
-    int *par = NULL, rc = 0, core = 0;
+    int rc = 0, core = 0;
     L->s = s;
     L->drop = calloc((size_t)s->ne + 1, 1);
     L->emap = malloc(((size_t)s->ne + 1) * sizeof *L->emap);
     if (!L->drop || !L->emap) goto nomem;
     if (rp_clone(s, &t, 0, 1, NULL) || eliminate(&t, &lg, 0)) goto nomem;
     for (int i = 0; i < t.n; i++) core += t.gone[i] == 0;
-    if (!core) goto out;
-    we = malloc(((size_t)s->ne + 1) * sizeof *we);
-    par = malloc((size_t)s->n * sizeof *par);
-    if (!we || !par) goto nomem;
-    int nw = 0;
-    for (int j = 0; j < s->ne; j++) {
-        const rp_edge *e = &s->e[j];
-        if (!e->live) continue;
-        double w = 0;
-        for (size_t z = 0; z < (size_t)s->k[e->u] * s->k[e->v]; z++) w = fmax(w, e->c[z]);
-        we[nw++] = (wedge){w, j};
-    }
-    qsort(we, (size_t)nw, sizeof *we, wedge_cmp);
-    for (int i = 0; i < s->n; i++) par[i] = i;
-    for (int z = 0; z < nw; z++) {
-        const rp_edge *e = &s->e[we[z].id];
-        int a = uf_find(par, e->u), b = uf_find(par, e->v);
-        if (a == b)
-            L->drop[we[z].id] = 1;
-        else
-            par[a] = b;
+    if (core) {
+        /* some edges must go: first move what they carry onto the nodes */
+        if (diffuse(s, deadline, 1000)) goto nomem;
+        reparametrise(s);
+        if (choose_drops(s, L->drop)) goto nomem;
     }
     goto out;
 nomem:
@@ -1378,8 +1599,6 @@ nomem:
 out:
     rp_free(&t);
     elim_log_free(&lg);
-    free(we);
-    free(par);
     return rc;
 }
 
@@ -1390,7 +1609,7 @@ static void lagr_free(lagr *L) {
 
 /* Minimises cost + lambda (mem - limit) over the relaxation: *value the minimum (a lower bound
  * on the ILP), a the minimiser in s's numbering, cl and log the eliminated copy (factors kept
- * when keep). */
+ * when keep). Returns 0, ST_ENOMEM, or -1 if the elimination was not complete. */
 static int lagr_eval(const lagr *L, double lambda, int keep, rp *cl, elim_log *log, int *a, double *value) {
     const rp *s = L->s;
     if (rp_clone(s, cl, 0, 1, L->emap)) return ST_ENOMEM;
@@ -1403,6 +1622,8 @@ static int lagr_eval(const lagr *L, double lambda, int keep, rp *cl, elim_log *l
     for (int j = 0; j < s->ne; j++)
         if (L->drop[j] && L->emap[j] >= 0) cl->e[L->emap[j]].live = 0;
     if (eliminate(cl, log, keep)) return ST_ENOMEM;
+    for (int i = 0; i < s->n; i++)
+        if (!cl->gone[i]) return -1; /* not reducible after all: no bound from here */
     for (int i = 0; i < s->n; i++) a[i] = 0;
     elim_back(log, cl, a);
     *value = cl->c0;
@@ -1469,56 +1690,18 @@ out:
     return rc;
 }
 
-/* ---------------------------------------------------------------- the solver */
-
-typedef struct incumbent {
-    const rp *s;
-    const st_ilp *p; /* with a memory row: s->orig is p's numbering, and fits() has the last word */
-    double cost;     /* in s's objective; INFINITY when none */
-    int *x;          /* in s->orig's numbering */
-    int *tmp;
-} incumbent;
-
-static void consider(incumbent *in, const int *a) {
-    double c = rp_cost(in->s, a);
-    if (!(c < in->cost)) return;
-    to_choice(in->s, a, in->tmp);
-    if (in->s->m && !fits(in->p, in->tmp)) return;
-    in->cost = c;
-    memcpy(in->x, in->tmp, (size_t)in->s->n * sizeof *in->x);
-}
-
-static void considerh(incumbent *in, const int *a, int *scratch, double deadline) {
-    memcpy(scratch, a, (size_t)in->s->n * sizeof *scratch);
-    consider(in, a);
-    if (heuristic(in->s, scratch, deadline) == 0) consider(in, scratch);
-}
-
-/* Solves the live part of s, which it reduces in place. With a memory row, p is the caller's
- * problem and s->orig its numbering. start (s's numbering, may be NULL) seeds the incumbent.
- * plain: GLPK on s as it is (tests use it to check the full formulation). out receives the
- * answer in s->orig's numbering. */
-static int solve_sub(rp *s, const st_ilp *p, const int *start, double deadline, int plain, int *out, sub_out *o,
-                     st_error *err) {
-    int n = s->n, rc = 0, with_mem = s->m != NULL, glpk_optimal = 0, glpk_ran = 0;
-    lagr L = {0};
+/* Kelley's cutting planes on the concave, piecewise-linear L(lambda), from lambda = 0 (value v0,
+ * minimiser a). Every minimiser met is offered as an incumbent (repaired). *lb and *best receive
+ * the best bound and its lambda. a, b: scratch. */
+static int lagr_search(const lagr *L, incumbent *in, double v0, int *a, int *b, double deadline, double *lb,
+                       double *best) {
+    const rp *s = L->s;
+    int n = s->n, rc = 0, with_mem = s->m != NULL;
+    double hdead = deadline > 0 ? deadline : INFINITY;
     rp cl = {0};
     elim_log log = {0};
-    incumbent in = {s, p, INFINITY, calloc((size_t)n, sizeof(int)), calloc((size_t)n, sizeof(int))};
-    int *a = calloc((size_t)n, sizeof *a), *b = calloc((size_t)n, sizeof *b);
-    double LB = -INFINITY, hdead = deadline > 0 ? deadline : INFINITY;
-    memset(o, 0, sizeof *o);
-    o->bound = -INFINITY;
-    if (!in.x || !in.tmp || !a || !b) goto nomem;
-    if (plain) goto glpk;
-
-    if (start) considerh(&in, start, b, hdead);
-    if (lagr_init(s, &L)) goto nomem;
-    double v0, best_lambda = 0;
-    if (lagr_eval(&L, 0, 0, &cl, &log, a, &v0)) goto nomem;
-    rp_free(&cl), elim_log_free(&log);
-    LB = v0;
-    considerh(&in, a, b, hdead);
+    *lb = v0;
+    *best = 0;
     double g0 = with_mem ? rp_mem(s, a) - s->limit : 0;
     if (with_mem && g0 > 0) {
         /* lines C + lambda G of the minimisers on both sides of the optimal lambda */
@@ -1530,16 +1713,17 @@ static int solve_sub(rp *s, const st_ilp *p, const int *start, double deadline, 
             for (int x = 0; x < s->k[i]; x++) mn = fmin(mn, s->c[i][x]), mx = fmax(mx, s->c[i][x]);
             range += mx - mn;
         }
-        double lam = (isfinite(in.cost) ? fmax(in.cost - v0, 0) : 0) + range;
+        double lam = (isfinite(in->cost) ? fmax(in->cost - v0, 0) : 0) + range;
         lam = fmax(lam, 1e-300) / g0;
         int found = 0;
         for (int it = 0; it < 200 && !found && now_s() < hdead; it++, lam *= 4) {
             double v;
-            if (lagr_eval(&L, lam, 0, &cl, &log, a, &v)) goto nomem;
+            rc = lagr_eval(L, lam, 0, &cl, &log, a, &v);
             rp_free(&cl), elim_log_free(&log);
+            if (rc) return rc; /* -1 cannot happen: same structure as at lambda = 0 */
             double g = rp_mem(s, a) - s->limit;
-            if (v > LB) LB = v, best_lambda = lam;
-            considerh(&in, a, b, hdead);
+            if (v > *lb) *lb = v, *best = lam;
+            considerh(in, a, b);
             if (g <= 0)
                 found = 1, hi = lam, c_hi = v - lam * g, g_hi = g;
             else
@@ -1548,11 +1732,12 @@ static int solve_sub(rp *s, const st_ilp *p, const int *start, double deadline, 
         for (int it = 0; found && it < 100 && now_s() < hdead; it++) {
             double lam_x = (c_hi - c_lo) / (g_lo - g_hi), v;
             if (!(lam_x > lo && lam_x < hi)) break;
-            if (lagr_eval(&L, lam_x, 0, &cl, &log, a, &v)) goto nomem;
+            rc = lagr_eval(L, lam_x, 0, &cl, &log, a, &v);
             rp_free(&cl), elim_log_free(&log);
+            if (rc) return rc; /* -1 cannot happen: same structure as at lambda = 0 */
             double g = rp_mem(s, a) - s->limit, top = c_lo + lam_x * g_lo;
-            if (v > LB) LB = v, best_lambda = lam_x;
-            considerh(&in, a, b, hdead);
+            if (v > *lb) *lb = v, *best = lam_x;
+            considerh(in, a, b);
             if (v >= top - 1e-12 * (fabs(top) + lam_x * s->limit)) break; /* lam_x maximises L */
             if (g > 0)
                 lo = lam_x, c_lo = v - lam_x * g, g_lo = g;
@@ -1560,21 +1745,419 @@ static int solve_sub(rp *s, const st_ilp *p, const int *start, double deadline, 
                 hi = lam_x, c_hi = v - lam_x * g, g_hi = g;
         }
     }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- LP bound by column generation */
+
+/* The LP relaxation of the whole formulation is a bound for any graph, but most of its pair
+ * columns stay at zero and solving all of them is what makes GLPK slow (a 31-node core with 40
+ * strategies per node: 80,000 columns, seconds). So the LP starts from the pairs that are cheapest
+ * for each strategy (row and column minima) plus the incumbent's, and prices the rest with the
+ * row duals: a pair e[a][b] of edge (u, v) has reduced cost E[a][b] - y(u, a) - y(v, b). When no
+ * pair prices out the LP is solved over all of them. Its duals then bound every column: any
+ * assignment costs at least  y.b + sum of the reduced costs of the columns it uses  (columns
+ * only have lower bounds 0 here; the memory row's dual is <= 0), so a column whose reduced cost
+ * exceeds the gap to the incumbent is fixed to zero (reduced-cost fixing). */
+typedef struct cg {
+    const rp *s;
+    const int *inc; /* incumbent, s's numbering, or NULL */
+    int with_mem;
+    double scale, deadline;
+    int nrows, mem_row, maxlen;
+    int *row1;     /* per node: its one-hot row (0 for gone nodes) */
+    int *rmarg;    /* per edge: row before its u marginals; v's follow after k[u] of them */
+    size_t *soff, *eoff;
+    int *scol;     /* per node strategy: column, 0 when left out */
+    int *ecol;     /* per edge entry: column, 0 when not in the pool */
+    int *ind;
+    double *val;   /* one column, maxlen + 1 */
+    double *y;     /* row duals */
+    double *xs;    /* LP value per node strategy */
+    double *ds;    /* reduced cost per node strategy */
+    double *de;    /* reduced cost per edge entry */
+    double dual_obj; /* y.b, scaled */
+    int status;    /* 0 solved over all columns, 1 time limit, 2 failed */
+    int cols, rounds;
+} cg;
+
+static void cg_free(cg *g) {
+    free(g->row1), free(g->rmarg), free(g->soff), free(g->eoff), free(g->scol), free(g->ecol);
+    free(g->ind), free(g->val), free(g->y), free(g->xs), free(g->ds), free(g->de);
+}
+
+static int cg_alloc(cg *g) {
+    const rp *s = g->s;
+    int n = s->n;
+    g->row1 = calloc((size_t)n, sizeof *g->row1);
+    g->rmarg = calloc((size_t)s->ne + 1, sizeof *g->rmarg);
+    g->soff = malloc(((size_t)n + 1) * sizeof *g->soff);
+    g->eoff = malloc(((size_t)s->ne + 1) * sizeof *g->eoff);
+    if (!g->row1 || !g->rmarg || !g->soff || !g->eoff) return ST_ENOMEM;
+    int row = 0, maxdeg = 0;
+    g->soff[0] = 0;
+    for (int i = 0; i < n; i++) {
+        g->soff[i + 1] = g->soff[i] + (size_t)s->k[i];
+        if (!s->gone[i]) g->row1[i] = ++row;
+        maxdeg = s->nadj[i] > maxdeg ? s->nadj[i] : maxdeg;
+    }
+    g->eoff[0] = 0;
+    for (int j = 0; j < s->ne; j++) {
+        const rp_edge *e = &s->e[j];
+        g->eoff[j + 1] = g->eoff[j] + (e->live ? (size_t)s->k[e->u] * s->k[e->v] : 0);
+        if (e->live) g->rmarg[j] = row, row += s->k[e->u] + s->k[e->v];
+    }
+    g->mem_row = g->with_mem ? ++row : 0;
+    g->nrows = row;
+    g->maxlen = maxdeg + 3;
+    g->scol = calloc(g->soff[n] + 1, sizeof *g->scol);
+    g->ecol = calloc(g->eoff[s->ne] + 1, sizeof *g->ecol);
+    g->ind = malloc(((size_t)g->maxlen + 1) * sizeof *g->ind);
+    g->val = malloc(((size_t)g->maxlen + 1) * sizeof *g->val);
+    g->y = calloc((size_t)row + 1, sizeof *g->y);
+    g->xs = calloc(g->soff[n] + 1, sizeof *g->xs);
+    g->ds = calloc(g->soff[n] + 1, sizeof *g->ds);
+    g->de = calloc(g->eoff[s->ne] + 1, sizeof *g->de);
+    if (!g->scol || !g->ecol || !g->ind || !g->val || !g->y || !g->xs || !g->ds || !g->de) return ST_ENOMEM;
+    return 0;
+}
+
+static void cg_add_pair(cg *g, glp_prob *P, int j, int a, int b) {
+    const rp *s = g->s;
+    const rp_edge *e = &s->e[j];
+    int kv = s->k[e->v];
+    size_t z = g->eoff[j] + (size_t)a * kv + b;
+    if (g->ecol[z] || !isfinite(e->c[(size_t)a * kv + b])) return;
+    if (!g->scol[g->soff[e->u] + a] || !g->scol[g->soff[e->v] + b]) return;
+    int c = glp_add_cols(P, 1);
+    glp_set_col_bnds(P, c, GLP_LO, 0, 0);
+    glp_set_obj_coef(P, c, e->c[(size_t)a * kv + b] / g->scale);
+    g->ind[1] = g->rmarg[j] + 1 + a, g->val[1] = 1;
+    g->ind[2] = g->rmarg[j] + 1 + s->k[e->u] + b, g->val[2] = 1;
+    glp_set_mat_col(P, c, 2, g->ind, g->val);
+    g->ecol[z] = c;
+    g->cols++;
+}
+
+static double cg_price(const cg *g, int j, int a, int b) {
+    const rp *s = g->s;
+    const rp_edge *e = &s->e[j];
+    return e->c[(size_t)a * s->k[e->v] + b] / g->scale - g->y[g->rmarg[j] + 1 + a] - g->y[g->rmarg[j] + 1 + s->k[e->u] + b];
+}
+
+/* The GLPK part, protected like glpk_run. Returns 0, or -1 on a GLPK error. */
+static int cg_run(cg *g) {
+    jmp_buf jb;
+    if (setjmp(jb)) {
+        glp_error_hook(NULL, NULL);
+        glp_free_env();
+        return -1;
+    }
+    glp_error_hook(glpk_error_hook, &jb);
+    glp_term_out(GLP_OFF);
+    const rp *s = g->s;
+    glp_prob *P = glp_create_prob();
+    glp_set_obj_dir(P, GLP_MIN);
+    glp_add_rows(P, g->nrows);
+    for (int i = 1; i <= g->nrows; i++) glp_set_row_bnds(P, i, GLP_FX, 0, 0);
+    for (int i = 0; i < s->n; i++)
+        if (g->row1[i]) glp_set_row_bnds(P, g->row1[i], GLP_FX, 1, 1);
+    if (g->mem_row) glp_set_row_bnds(P, g->mem_row, GLP_UP, 0, (s->limit - s->m0) / s->limit);
+    for (int i = 0; i < s->n; i++) {
+        if (s->gone[i]) continue;
+        for (int a = 0; a < s->k[i]; a++) {
+            if (!isfinite(s->c[i][a])) continue;
+            int c = glp_add_cols(P, 1), len = 0;
+            glp_set_col_bnds(P, c, GLP_LO, 0, 0);
+            glp_set_obj_coef(P, c, s->c[i][a] / g->scale);
+            g->ind[++len] = g->row1[i], g->val[len] = 1;
+            for (int t = 0; t < s->nadj[i]; t++) {
+                int j = s->adj[i][t];
+                const rp_edge *e = &s->e[j];
+                if (!e->live) continue;
+                g->ind[++len] = g->rmarg[j] + 1 + (i == e->u ? a : s->k[e->u] + a), g->val[len] = -1;
+            }
+            if (g->mem_row && s->m[i][a] != 0) g->ind[++len] = g->mem_row, g->val[len] = s->m[i][a] / s->limit;
+            glp_set_mat_col(P, c, len, g->ind, g->val);
+            g->scol[g->soff[i] + a] = c;
+            g->cols++;
+        }
+    }
+    for (int j = 0; j < s->ne; j++) {
+        const rp_edge *e = &s->e[j];
+        if (!e->live) continue;
+        int ku = s->k[e->u], kv = s->k[e->v];
+        for (int a = 0; a < ku; a++) {
+            int arg = -1;
+            for (int b = 0; b < kv; b++)
+                if (isfinite(e->c[(size_t)a * kv + b]) && (arg < 0 || e->c[(size_t)a * kv + b] < e->c[(size_t)a * kv + arg])) arg = b;
+            if (arg >= 0) cg_add_pair(g, P, j, a, arg);
+        }
+        for (int b = 0; b < kv; b++) {
+            int arg = -1;
+            for (int a = 0; a < ku; a++)
+                if (isfinite(e->c[(size_t)a * kv + b]) && (arg < 0 || e->c[(size_t)a * kv + b] < e->c[(size_t)arg * kv + b])) arg = a;
+            if (arg >= 0) cg_add_pair(g, P, j, arg, b);
+        }
+        if (g->inc) cg_add_pair(g, P, j, g->inc[e->u], g->inc[e->v]);
+    }
+    g->status = 2;
+    for (g->rounds = 0; g->rounds < 500; g->rounds++) {
+        glp_smcp sm;
+        glp_init_smcp(&sm);
+        sm.msg_lev = GLP_MSG_OFF;
+        sm.meth = GLP_DUAL; /* measured: about twice as fast as primal here */
+        if (g->deadline > 0) {
+            double left = g->deadline - now_s();
+            if (left <= 0) {
+                g->status = 1;
+                break;
+            }
+            sm.tm_lim = left * 1000 < INT_MAX ? (int)ceil(left * 1000) : INT_MAX;
+        }
+        int ret = glp_simplex(P, &sm);
+        if (ret == GLP_ETMLIM) {
+            g->status = 1;
+            break;
+        }
+        if (ret != 0 || glp_get_status(P) != GLP_OPT) break; /* infeasible pool or failure */
+        for (int i = 1; i <= g->nrows; i++) g->y[i] = glp_get_row_dual(P, i);
+        /* per marginal row, its most negative pair: enough to move the duals, few columns */
+        int added = 0;
+        for (int j = 0; j < s->ne; j++) {
+            const rp_edge *e = &s->e[j];
+            if (!e->live) continue;
+            int ku = s->k[e->u], kv = s->k[e->v];
+            for (int a = 0; a < ku; a++) {
+                int arg = -1;
+                double lo = -1e-9;
+                for (int b = 0; b < kv; b++) {
+                    if (g->ecol[g->eoff[j] + (size_t)a * kv + b] || !isfinite(e->c[(size_t)a * kv + b])) continue;
+                    double d = cg_price(g, j, a, b);
+                    if (d < lo) lo = d, arg = b;
+                }
+                if (arg >= 0) {
+                    int before = g->cols;
+                    cg_add_pair(g, P, j, a, arg);
+                    added += g->cols > before;
+                }
+            }
+            for (int b = 0; b < kv; b++) {
+                int arg = -1;
+                double lo = -1e-9;
+                for (int a = 0; a < ku; a++) {
+                    if (g->ecol[g->eoff[j] + (size_t)a * kv + b] || !isfinite(e->c[(size_t)a * kv + b])) continue;
+                    double d = cg_price(g, j, a, b);
+                    if (d < lo) lo = d, arg = a;
+                }
+                if (arg >= 0) {
+                    int before = g->cols;
+                    cg_add_pair(g, P, j, arg, b);
+                    added += g->cols > before;
+                }
+            }
+        }
+        if (!added) {
+            g->status = 0;
+            break;
+        }
+    }
+    if (g->status == 0) {
+        double yb = 0;
+        for (int i = 0; i < s->n; i++)
+            if (g->row1[i]) yb += g->y[g->row1[i]];
+        if (g->mem_row) yb += g->y[g->mem_row] * ((s->limit - s->m0) / s->limit);
+        g->dual_obj = yb;
+        for (int i = 0; i < s->n; i++) {
+            if (s->gone[i]) continue;
+            for (int a = 0; a < s->k[i]; a++) {
+                int c = g->scol[g->soff[i] + a];
+                g->xs[g->soff[i] + a] = c ? glp_get_col_prim(P, c) : 0;
+                g->ds[g->soff[i] + a] = c ? glp_get_col_dual(P, c) : INFINITY;
+            }
+        }
+        for (int j = 0; j < s->ne; j++) {
+            const rp_edge *e = &s->e[j];
+            if (!e->live) continue;
+            int ku = s->k[e->u], kv = s->k[e->v];
+            for (int a = 0; a < ku; a++)
+                for (int b = 0; b < kv; b++) {
+                    size_t z = g->eoff[j] + (size_t)a * kv + b;
+                    g->de[z] = g->ecol[z] ? glp_get_col_dual(P, g->ecol[z])
+                               : isfinite(e->c[(size_t)a * kv + b]) ? cg_price(g, j, a, b)
+                                                                     : INFINITY;
+                }
+        }
+    }
+    glp_delete_prob(P);
+    glp_error_hook(NULL, NULL);
+    return 0;
+}
+
+/* LP bound of s by column generation; an assignment rounded from the LP joins the incumbents;
+ * then reduced-cost fixing against the incumbent. *lb receives the bound (-INFINITY if none),
+ * *fixed how many columns were removed. a and scratch: n ints each. */
+static int cg_fix(rp *s, incumbent *in, double deadline, double *lb, long *fixed, int *a, int *scratch) {
+    cg g = {0};
+    int rc = 0;
+    *lb = -INFINITY;
+    *fixed = 0;
+    g.s = s;
+    g.inc = isfinite(in->cost) && remap(in, a) == 0 ? a : NULL;
+    g.with_mem = s->m != NULL;
+    g.deadline = deadline;
+    g.scale = 0;
+    for (int i = 0; i < s->n; i++)
+        if (!s->gone[i])
+            for (int x = 0; x < s->k[i]; x++)
+                if (isfinite(s->c[i][x])) g.scale = fmax(g.scale, fabs(s->c[i][x]));
+    for (int j = 0; j < s->ne; j++)
+        if (s->e[j].live)
+            for (size_t z = 0; z < (size_t)s->k[s->e[j].u] * s->k[s->e[j].v]; z++)
+                if (isfinite(s->e[j].c[z])) g.scale = fmax(g.scale, fabs(s->e[j].c[z]));
+    if (!(g.scale > 0)) g.scale = 1;
+    if (cg_alloc(&g)) {
+        rc = ST_ENOMEM;
+        goto out;
+    }
+    if (cg_run(&g) != 0 || g.status != 0) goto out;
+    /* GLPK's duals are feasible within its tolerance (1e-7 per reduced cost), and an assignment
+     * uses one column per live node and per live edge: the bound gives that much back. */
+    int ncol1 = 0;
+    for (int i = 0; i < s->n; i++) ncol1 += !s->gone[i];
+    for (int j = 0; j < s->ne; j++) ncol1 += s->e[j].live;
+    double slack = 2e-7 * ncol1;
+    *lb = (g.dual_obj - slack) * g.scale + s->c0;
+    for (int i = 0; i < s->n; i++) {
+        if (s->gone[i]) continue;
+        int arg = 0;
+        for (int x = 1; x < s->k[i]; x++)
+            if (g.xs[g.soff[i] + x] > g.xs[g.soff[i] + arg]) arg = x;
+        a[i] = arg;
+    }
+    considerh(in, a, scratch);
+    if (!isfinite(in->cost)) goto out;
+    double cut = (in->cost - s->c0) / g.scale - (g.dual_obj - slack) + 1e-6;
+    for (int i = 0; i < s->n; i++) {
+        if (s->gone[i]) continue;
+        for (int x = 0; x < s->k[i]; x++)
+            if (g.ds[g.soff[i] + x] > cut) s->kill[i][x] = 1, (*fixed)++;
+    }
+    for (int j = 0; j < s->ne; j++) {
+        rp_edge *e = &s->e[j];
+        if (!e->live) continue;
+        size_t nz = (size_t)s->k[e->u] * s->k[e->v];
+        for (size_t z = 0; z < nz; z++)
+            if (isfinite(e->c[z]) && g.de[g.eoff[j] + z] > cut) e->c[z] = INFINITY, (*fixed)++;
+    }
+out:
+    cg_free(&g);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- the solver */
+
+/* Solves the live part of s, which it reduces in place. With a memory row, p is the caller's
+ * problem and s->orig its numbering. start (s's numbering, may be NULL) seeds the incumbent.
+ * plain: GLPK on s as it is (tests use it to check the full formulation). out receives the
+ * answer in s->orig's numbering. */
+static int solve_sub(rp *s, const st_ilp *p, const int *start, double deadline, int plain, int *out, sub_out *o,
+                     st_error *err) {
+    int n = s->n, rc = 0, with_mem = s->m != NULL, glpk_optimal = 0, glpk_ran = 0;
+    /* tests (st__ilp_reduce == 2): the incumbent only drives the fixing, the answer must come
+     * from GLPK on what the fixing left, so that a fixing that cut too deep shows */
+    int strict = st__ilp_reduce == 2;
+    lagr L = {0};
+    rp cl = {0};
+    elim_log log = {0};
+    incumbent in = {s, p, INFINITY, calloc((size_t)n, sizeof(int)), calloc((size_t)n, sizeof(int))};
+    int *a = calloc((size_t)n, sizeof *a), *b = calloc((size_t)n, sizeof *b);
+    double LB = -INFINITY;
+    memset(o, 0, sizeof *o);
+    o->bound = -INFINITY;
+    if (!in.x || !in.tmp || !a || !b) goto nomem;
+    if (plain) goto glpk;
+
+    if (start) considerh(&in, start, b);
+    if (lagr_init(s, &L, deadline)) goto nomem;
+    double v0, best_lambda = 0;
+    rc = lagr_eval(&L, 0, 0, &cl, &log, a, &v0);
+    rp_free(&cl), elim_log_free(&log);
+    if (rc == -1) {
+        rc = 0;
+        goto lp;
+    }
+    if (rc) goto nomem;
+    LB = v0;
+    considerh(&in, a, b);
+    rc = lagr_search(&L, &in, v0, a, b, deadline, &LB, &best_lambda);
+    if (rc) goto nomem;
+    int ndrop = 0;
+    for (int j = 0; j < s->ne; j++) ndrop += L.drop[j] && s->e[j].live;
+    if (with_mem && ndrop && best_lambda > 0 && !(isfinite(in.cost) && in.cost <= LB + 1e-10 * fabs(in.cost))) {
+        /* the diffusion balanced the costs at lambda = 0; balance them at the best lambda, where
+         * the memory terms moved the optimum, and search again */
+        for (int i = 0; i < n; i++)
+            if (!s->gone[i])
+                for (int x = 0; x < s->k[i]; x++) s->c[i][x] += best_lambda * s->m[i][x];
+        rc = diffuse(s, deadline, 1000);
+        for (int i = 0; i < n; i++)
+            if (!s->gone[i])
+                for (int x = 0; x < s->k[i]; x++) s->c[i][x] -= best_lambda * s->m[i][x];
+        if (rc) goto nomem;
+        reparametrise(s);
+        rc = lagr_eval(&L, 0, 0, &cl, &log, a, &v0);
+        rp_free(&cl), elim_log_free(&log);
+        if (rc) goto nomem;
+        considerh(&in, a, b);
+        double lb2, lam2;
+        rc = lagr_search(&L, &in, v0, a, b, deadline, &lb2, &lam2);
+        if (rc) goto nomem;
+        if (lb2 > LB) LB = lb2, best_lambda = lam2;
+    }
     o->bound = LB;
-    if (isfinite(in.cost) && in.cost <= LB + 1e-10 * fabs(in.cost)) goto done; /* the incumbent meets the bound */
+    if (!strict && isfinite(in.cost) && in.cost <= LB + 1e-10 * fabs(in.cost)) goto done; /* it meets the bound */
     if (isfinite(in.cost)) {
         double tol = 1e-9 * (fabs(in.cost) + (with_mem ? best_lambda * s->limit : 0)) + 1e-300;
         rc = lagr_fix(&L, s, best_lambda, in.cost, tol);
         if (rc) goto nomem;
         int empty;
         rc = rp_reduce(s, with_mem, &empty);
-        if (rc == ST_ENOPLAN) { /* nothing beats the incumbent */
+        if (rc == ST_ENOPLAN && !strict) { /* nothing beats the incumbent */
             rc = 0;
             o->bound = in.cost;
             goto done;
         }
+        if (rc == ST_ENOPLAN) goto overfixed;
         if (rc) goto nomem;
     }
+
+lp:;
+    /* still many pair columns (the relaxation dropped edges, or the bound was loose): the LP */
+    long pairs = 0;
+    for (int j = 0; j < s->ne; j++)
+        if (s->e[j].live)
+            for (size_t z = 0; z < (size_t)s->k[s->e[j].u] * s->k[s->e[j].v]; z++) pairs += isfinite(s->e[j].c[z]);
+    if (pairs > CG_MIN_PAIRS || (st__ilp_reduce == 2 && pairs > 0)) {
+        double lb;
+        long fixed;
+        rc = cg_fix(s, &in, deadline, &lb, &fixed, a, b);
+        if (rc) goto nomem;
+        o->bound = fmax(o->bound, lb);
+        if (!strict && isfinite(in.cost) && in.cost <= o->bound + 1e-10 * fabs(in.cost)) goto done;
+        if (fixed) {
+            int empty;
+            rc = rp_reduce(s, with_mem, &empty);
+            if (rc == ST_ENOPLAN && !strict) {
+                rc = 0;
+                o->bound = in.cost;
+                goto done;
+            }
+            if (rc == ST_ENOPLAN) goto overfixed;
+            if (rc) goto nomem;
+        }
+    }
+
 
 glpk:;
     /* GLPK accepts the memory row within its feasibility tolerance: an answer that does not fit
@@ -1583,6 +2166,7 @@ glpk:;
     int live = 0;
     for (int i = 0; i < n; i++) live += !s->gone[i];
     if (!live) { /* the reductions fixed everything */
+        if (strict) in.cost = INFINITY;
         consider(&in, a);
         glpk_optimal = 1;
     }
@@ -1593,6 +2177,7 @@ glpk:;
         if (rc) goto out;
         o->rows = g.rows, o->cols = g.cols, o->binaries = g.binaries;
         if (g.status == RUN_INFEASIBLE) {
+            if (strict && t == 0 && isfinite(in.cost)) goto overfixed;
             if (t == 0) glpk_optimal = glpk_ran = 1; /* nothing (better than the incumbent) exists */
             continue;
         }
@@ -1603,13 +2188,18 @@ glpk:;
                 glpk_ran = 1;
                 glpk_optimal = g.status == RUN_OPTIMAL && t == 0;
                 double c = rp_cost(s, a);
-                if (c < in.cost) {
+                if (c < in.cost || strict) {
                     in.cost = c;
                     memcpy(in.x, in.tmp, (size_t)n * sizeof *in.x);
                 }
             }
         }
         if (g.status == RUN_NONE) break;
+    }
+    if (strict && isfinite(in.cost) && o->bound > in.cost + 1e-9 * fabs(in.cost)) {
+        rc = st_error_set(err, ST_EINTERNAL, NULL, NULL, "ILP lower bound %.17g above the optimum %.17g", o->bound,
+                          in.cost);
+        goto out;
     }
     if (glpk_optimal) o->bound = in.cost;
 done:
@@ -1618,6 +2208,9 @@ done:
     else
         o->status = o->bound >= in.cost - 1e-10 * fabs(in.cost) ? RUN_OPTIMAL : RUN_FEASIBLE;
     if (isfinite(in.cost)) memcpy(out, in.x, (size_t)n * sizeof *out);
+    goto out;
+overfixed:
+    rc = st_error_set(err, ST_EINTERNAL, NULL, NULL, "ILP reductions removed every assignment as good as the incumbent");
     goto out;
 nomem:
     rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
@@ -1680,7 +2273,7 @@ int st_ilp_solve(const st_ilp *p, int *choice, st_ilp_result *r, st_error *err) 
     if (st__ilp_reduce) {
         rc = rp_reduce(&q, 0, &empty);
         if (rc == ST_ENOPLAN) {
-            rc = err_no_finite(p, empty, err);
+            rc = err_no_finite(empty, err);
             goto out;
         }
         if (rc) goto nomem;
@@ -1710,7 +2303,7 @@ int st_ilp_solve(const st_ilp *p, int *choice, st_ilp_result *r, st_error *err) 
         if (rc) goto out;
         r->rows = o.rows, r->cols = o.cols, r->binaries = o.binaries;
         if (o.status == RUN_INFEASIBLE) {
-            rc = err_no_finite(p, -1, err);
+            rc = err_no_finite(-1, err);
             goto out;
         }
         if (o.bound > -INFINITY) bound = fmax(bound, o.bound);
@@ -1726,7 +2319,7 @@ int st_ilp_solve(const st_ilp *p, int *choice, st_ilp_result *r, st_error *err) 
         if (rc) goto out;
         if (o.rows) r->rows = o.rows, r->cols = o.cols, r->binaries = o.binaries;
         if (o.status == RUN_INFEASIBLE) {
-            rc = memory ? err_no_fit_finite(p, err) : err_no_finite(p, -1, err);
+            rc = memory ? err_no_fit_finite(p, err) : err_no_finite(-1, err);
             goto out;
         }
         if (o.bound > -INFINITY) bound = fmax(bound, o.bound);
@@ -1737,7 +2330,7 @@ int st_ilp_solve(const st_ilp *p, int *choice, st_ilp_result *r, st_error *err) 
             rc = st_error_set(err, ST_ENOPLAN, NULL, "time_limit_s",
                               "the time limit of %g s expired before a feasible assignment was found", p->time_limit_s);
         else
-            rc = memory ? err_no_fit_finite(p, err) : err_no_finite(p, -1, err);
+            rc = memory ? err_no_fit_finite(p, err) : err_no_finite(-1, err);
         goto out;
     }
     memcpy(choice, x, (size_t)p->n * sizeof *choice);

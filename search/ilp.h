@@ -52,4 +52,10 @@ int st_ilp_solve(const st_ilp *p, int *choice, st_ilp_result *r, st_error *err);
  * Same contract as st_ilp_solve; r->optimal = 1. */
 int st_ilp_brute(const st_ilp *p, int *choice, st_ilp_result *r, st_error *err);
 
+/* Tests only. 1 (default): st_ilp_solve reduces the problem exactly before GLPK (search/ilp.c);
+ * 0: GLPK gets the plain formulation; 2: every stage runs, LP column generation included, and
+ * the answer must come from GLPK on what the reductions left (never from the heuristic
+ * incumbent), so that a reduction that removed too much fails the brute-force comparison. */
+extern int st__ilp_reduce;
+
 #endif
