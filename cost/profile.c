@@ -275,3 +275,84 @@ int st_profile_retarget(st_profile *p, const st_gpu *target, char *note, size_t 
 }
 
 const char *st_profile_scaled_from(const st_profile *p) { return p->scaled_from[0] ? p->scaled_from : NULL; }
+
+/* ------------------------------------------------------------ writing (calibrate, profile) */
+
+static const double unit_of[3] = {1e12, 1e9, 1e9}; /* TFLOP/s, GB/s, bus GB/s in the file */
+
+static json_t *number(double v) { return v == floor(v) && fabs(v) < 9e15 ? json_integer((json_int_t)v) : json_real(v); }
+
+int st__profile_write(const st__phead *h, const st__ptable *t, int n, const char *path, st_error *err) {
+    json_t *root = json_object(), *sec[3] = {json_array(), json_array(), json_array()};
+    int rc = 0, bad = !root || !sec[0] || !sec[1] || !sec[2];
+    for (int i = 0; !bad && i < n; i++) {
+        json_t *o = json_object(), *pts = json_array();
+        bad |= !o || !pts;
+        if (bad) {
+            json_decref(o);
+            json_decref(pts);
+            break;
+        }
+        if (t[i].kind == 2) {
+            bad |= json_object_set_new(o, "op", json_string(st_coll_name(t[i].coll)));
+            bad |= json_object_set_new(o, "scope", json_string(t[i].intra ? "intra" : "inter"));
+            bad |= json_object_set_new(o, "ranks", json_integer(t[i].ranks));
+        } else {
+            bad |= json_object_set_new(o, "class", json_string(st_opclass_name(t[i].cls)));
+            if (t[i].kind == 0) bad |= json_object_set_new(o, "dtype", json_string(st_dtype_name(t[i].dtype)));
+        }
+        for (int j = 0; j < t[i].n; j++)
+            bad |= json_array_append_new(pts, json_pack("[o, f]", number(t[i].x[j]), t[i].y[j] / unit_of[t[i].kind]));
+        bad |= json_object_set_new(o, "points", pts);
+        bad |= json_array_append_new(sec[t[i].kind], o);
+    }
+    if (!bad) {
+        bad |= json_object_set_new(root, "strata_profile", json_integer(1));
+        bad |= json_object_set_new(root, "gpu", json_string(h->gpu));
+        bad |= json_object_set_new(root, "source", json_string(h->source));
+        bad |= json_object_set_new(root, "date", json_string(h->date));
+        if (h->driver && h->driver[0]) bad |= json_object_set_new(root, "driver", json_string(h->driver));
+        if (h->cuda && h->cuda[0]) bad |= json_object_set_new(root, "cuda", json_string(h->cuda));
+        bad |= json_object_set_new(root, "compute", sec[0]);
+        bad |= json_object_set_new(root, "memory", sec[1]);
+        bad |= json_object_set_new(root, "collectives", sec[2]);
+        sec[0] = sec[1] = sec[2] = NULL;
+    }
+    if (bad)
+        rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
+    else
+        rc = st__json_write_file(root, path, err);
+    for (int i = 0; i < 3; i++) json_decref(sec[i]);
+    json_decref(root);
+    return rc;
+}
+
+void st__profile_describe(const st__ptable *t, int n, const char *per, const char *none, FILE *f) {
+    static const char *const heads[] = {"compute", "memory", "collectives"};
+    static const char *const units[] = {"TFLOP/s", "GB/s", "bus GB/s"};
+    for (int kind = 0; kind < 3; kind++) {
+        int first = 1;
+        for (int i = 0; i < n; i++) {
+            if (t[i].kind != kind) continue;
+            char what[64], range[64], plan[32] = "";
+            if (kind == 2)
+                snprintf(what, sizeof what, "%s %s %d ranks", st_coll_name(t[i].coll), t[i].intra ? "intra" : "inter",
+                         t[i].ranks);
+            else if (kind == 0)
+                snprintf(what, sizeof what, "%s %s", st_opclass_name(t[i].cls), st_dtype_name(t[i].dtype));
+            else
+                snprintf(what, sizeof what, "%s", st_opclass_name(t[i].cls));
+            double lo = t[i].y[0], hi = t[i].y[0];
+            for (int j = 1; j < t[i].n; j++) lo = fmin(lo, t[i].y[j]), hi = fmax(hi, t[i].y[j]);
+            if (lo == hi)
+                snprintf(range, sizeof range, "%.4g %s", lo / unit_of[kind], units[kind]);
+            else
+                snprintf(range, sizeof range, "%.4g to %.4g %s", lo / unit_of[kind], hi / unit_of[kind], units[kind]);
+            if (t[i].exact) snprintf(plan, sizeof plan, " (%d at plan shapes)", t[i].exact);
+            fprintf(f, "%-12s %-28s %2d point%s from %d %s%s: %s%s\n", first ? heads[kind] : "", what, t[i].n,
+                    t[i].n == 1 ? "" : "s", t[i].samples, per, t[i].samples == 1 ? "" : "s", range, plan);
+            first = 0;
+        }
+        if (first) fprintf(f, "%-12s %s\n", heads[kind], none);
+    }
+}

@@ -1094,83 +1094,29 @@ out:
 
 /* ------------------------------------------------------------------ output */
 
-int st_calib_save(const st_calib *c, const char *path, st_error *err) {
-    json_t *root = json_object(), *sec[3] = {json_array(), json_array(), json_array()};
-    int rc = 0, bad = !root || !sec[0] || !sec[1] || !sec[2];
-    for (int i = 0; !bad && i < c->n; i++) {
+/* the fitted tables in the writer's form (borrowed points); NULL when out of memory */
+static st__ptable *ptables(const st_calib *c) {
+    st__ptable *pt = calloc((size_t)(c->n > 0 ? c->n : 1), sizeof *pt);
+    for (int i = 0; pt && i < c->n; i++) {
         const table *t = &c->t[i];
-        json_t *o = json_object(), *pts = json_array();
-        bad |= !o || !pts;
-        if (bad) {
-            json_decref(o);
-            json_decref(pts);
-            break;
-        }
-        if (t->kind == K_COLL) {
-            bad |= json_object_set_new(o, "op", json_string(st_coll_name((st_coll)t->coll)));
-            bad |= json_object_set_new(o, "scope", json_string(t->intra ? "intra" : "inter"));
-            bad |= json_object_set_new(o, "ranks", json_integer(t->ranks));
-        } else {
-            bad |= json_object_set_new(o, "class", json_string(st_opclass_name((st_opclass)t->cls)));
-            if (t->kind == K_COMPUTE)
-                bad |= json_object_set_new(o, "dtype", json_string(st_dtype_name((st_dtype)t->dtype)));
-        }
-        double unit = t->kind == K_COMPUTE ? 1e12 : 1e9;
-        for (int j = 0; j < t->n; j++) {
-            json_t *x = t->x[j] < 9e15 ? json_integer((json_int_t)t->x[j]) : json_real(t->x[j]);
-            bad |= json_array_append_new(pts, json_pack("[o, f]", x, t->y[j] / unit));
-        }
-        bad |= json_object_set_new(o, "points", pts);
-        bad |= json_array_append_new(sec[t->kind], o);
+        pt[i] = (st__ptable){.kind = t->kind, .cls = (st_opclass)t->cls, .dtype = (st_dtype)t->dtype,
+                             .coll = (st_coll)t->coll, .intra = t->intra, .ranks = t->ranks, .n = t->n,
+                             .samples = t->samples, .x = t->x, .y = t->y};
     }
-    if (!bad) {
-        bad |= json_object_set_new(root, "strata_profile", json_integer(1));
-        bad |= json_object_set_new(root, "gpu", json_string(c->sum.gpu));
-        bad |= json_object_set_new(root, "source", json_string(c->source));
-        bad |= json_object_set_new(root, "date", json_string(c->date));
-        if (c->cuda[0]) bad |= json_object_set_new(root, "cuda", json_string(c->cuda));
-        bad |= json_object_set_new(root, "compute", sec[0]);
-        bad |= json_object_set_new(root, "memory", sec[1]);
-        bad |= json_object_set_new(root, "collectives", sec[2]);
-        sec[0] = sec[1] = sec[2] = NULL;
-    }
-    if (bad)
-        rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
-    else
-        rc = st__json_write_file(root, path, err);
-    for (int i = 0; i < 3; i++) json_decref(sec[i]);
-    json_decref(root);
+    return pt;
+}
+
+int st_calib_save(const st_calib *c, const char *path, st_error *err) {
+    st__ptable *pt = ptables(c);
+    if (!pt) return st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
+    st__phead h = {.gpu = c->sum.gpu, .source = c->source, .date = c->date, .cuda = c->cuda};
+    int rc = st__profile_write(&h, pt, c->n, path, err);
+    free(pt);
     return rc;
 }
 
 void st_calib_describe(const st_calib *c, FILE *f) {
-    static const char *const heads[] = {"compute", "memory", "collectives"};
-    static const char *const units[] = {"TFLOP/s", "GB/s", "bus GB/s"};
-    for (int kind = 0; kind < 3; kind++) {
-        int first = 1;
-        for (int i = 0; i < c->n; i++) {
-            const table *t = &c->t[i];
-            if (t->kind != kind) continue;
-            char what[64];
-            if (kind == K_COLL)
-                snprintf(what, sizeof what, "%s %s %d ranks", st_coll_name((st_coll)t->coll),
-                         t->intra ? "intra" : "inter", t->ranks);
-            else if (kind == K_COMPUTE)
-                snprintf(what, sizeof what, "%s %s", st_opclass_name((st_opclass)t->cls),
-                         st_dtype_name((st_dtype)t->dtype));
-            else
-                snprintf(what, sizeof what, "%s", st_opclass_name((st_opclass)t->cls));
-            double lo = t->y[0], hi = t->y[0], unit = kind == K_COMPUTE ? 1e12 : 1e9;
-            for (int j = 1; j < t->n; j++) lo = fmin(lo, t->y[j]), hi = fmax(hi, t->y[j]);
-            char range[64];
-            if (lo == hi)
-                snprintf(range, sizeof range, "%.4g %s", lo / unit, units[kind]);
-            else
-                snprintf(range, sizeof range, "%.4g to %.4g %s", lo / unit, hi / unit, units[kind]);
-            fprintf(f, "%-12s %-24s %2d point%s from %d call%s: %s\n", first ? heads[kind] : "", what, t->n,
-                    t->n == 1 ? "" : "s", t->samples, t->samples == 1 ? "" : "s", range);
-            first = 0;
-        }
-        if (first) fprintf(f, "%-12s none in the trace\n", heads[kind]);
-    }
+    st__ptable *pt = ptables(c);
+    if (pt) st__profile_describe(pt, c->n, "call", "none in the trace", f);
+    free(pt);
 }

@@ -527,14 +527,21 @@ const char *st__prof_gpu_preset(const char *device) {
 
 /* ------------------------------------------------------------------ output */
 
-static json_t *number(double v) { return v == floor(v) && fabs(v) < 9e15 ? json_integer((json_int_t)v) : json_real(v); }
+/* the fitted tables in the writer's form (borrowed points); NULL when out of memory */
+static st__ptable *ptables(const st__prof_result *r) {
+    st__ptable *pt = calloc((size_t)(r->nt > 0 ? r->nt : 1), sizeof *pt);
+    for (int i = 0; pt && i < r->nt; i++) {
+        const st__prof_table *t = &r->t[i];
+        /* one process measures one node: its collectives are intra-node */
+        pt[i] = (st__ptable){.kind = t->kind, .cls = t->cls, .dtype = t->dtype, .coll = t->coll, .intra = 1,
+                             .ranks = t->ranks, .n = t->n, .samples = t->samples, .exact = t->exact, .x = t->x, .y = t->y};
+    }
+    return pt;
+}
 
 int st__prof_save(const st__prof_result *r, const char *path, st_error *err) {
-    static const double unit[] = {1e12, 1e9, 1e9};
-    json_t *root = json_object(), *sec[3] = {json_array(), json_array(), json_array()};
     char source[4096];
     size_t off = 0;
-    int rc = 0, bad = !root || !sec[0] || !sec[1] || !sec[2];
 #define ADD(...)                                                                                                       \
     do {                                                                                                               \
         int w_ = snprintf(source + off, off < sizeof source ? sizeof source - off : 0, __VA_ARGS__);                   \
@@ -544,81 +551,18 @@ int st__prof_save(const st__prof_result *r, const char *path, st_error *err) {
     for (int i = 0; i < r->nnotes; i++)
         ADD("; %s", r->notes[i]);
 #undef ADD
-    for (int i = 0; !bad && i < r->nt; i++) {
-        const st__prof_table *t = &r->t[i];
-        json_t *o = json_object(), *pts = json_array();
-        bad |= !o || !pts;
-        if (bad) {
-            json_decref(o);
-            json_decref(pts);
-            break;
-        }
-        if (t->kind == ST_PROF_COLL) {
-            bad |= json_object_set_new(o, "op", json_string(st_coll_name(t->coll)));
-            bad |= json_object_set_new(o, "scope", json_string("intra"));
-            bad |= json_object_set_new(o, "ranks", json_integer(t->ranks));
-        } else {
-            bad |= json_object_set_new(o, "class", json_string(st_opclass_name(t->cls)));
-            if (t->kind == ST_PROF_COMPUTE)
-                bad |= json_object_set_new(o, "dtype", json_string(st_dtype_name(t->dtype)));
-        }
-        for (int j = 0; j < t->n; j++)
-            bad |= json_array_append_new(pts, json_pack("[o, f]", number(t->x[j]), t->y[j] / unit[t->kind]));
-        bad |= json_object_set_new(o, "points", pts);
-        bad |= json_array_append_new(sec[t->kind], o);
-    }
-    if (!bad) {
-        bad |= json_object_set_new(root, "strata_profile", json_integer(1));
-        bad |= json_object_set_new(root, "gpu", json_string(r->gpu));
-        bad |= json_object_set_new(root, "source", json_string(source));
-        bad |= json_object_set_new(root, "date", json_string(r->date));
-        if (r->driver[0]) bad |= json_object_set_new(root, "driver", json_string(r->driver));
-        if (r->cuda[0]) bad |= json_object_set_new(root, "cuda", json_string(r->cuda));
-        bad |= json_object_set_new(root, "compute", sec[0]);
-        bad |= json_object_set_new(root, "memory", sec[1]);
-        bad |= json_object_set_new(root, "collectives", sec[2]);
-        sec[0] = sec[1] = sec[2] = NULL;
-    }
-    if (bad)
-        rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
-    else
-        rc = st__json_write_file(root, path, err);
-    for (int i = 0; i < 3; i++)
-        json_decref(sec[i]);
-    json_decref(root);
+    st__ptable *pt = ptables(r);
+    if (!pt) return st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
+    st__phead h = {.gpu = r->gpu, .source = source, .date = r->date, .driver = r->driver, .cuda = r->cuda};
+    int rc = st__profile_write(&h, pt, r->nt, path, err);
+    free(pt);
     return rc;
 }
 
 void st__prof_describe(const st__prof_result *r, FILE *f) {
-    static const char *const heads[] = {"compute", "memory", "collectives"};
-    static const char *const units[] = {"TFLOP/s", "GB/s", "bus GB/s"};
-    static const double unit[] = {1e12, 1e9, 1e9};
-    for (int kind = 0; kind < 3; kind++) {
-        int first = 1;
-        for (int i = 0; i < r->nt; i++) {
-            const st__prof_table *t = &r->t[i];
-            if (t->kind != kind) continue;
-            char what[64], range[64], plan[32] = "";
-            if (kind == ST_PROF_COLL)
-                snprintf(what, sizeof what, "%s intra %d ranks", st_coll_name(t->coll), t->ranks);
-            else if (kind == ST_PROF_COMPUTE)
-                snprintf(what, sizeof what, "%s %s", st_opclass_name(t->cls), st_dtype_name(t->dtype));
-            else
-                snprintf(what, sizeof what, "%s", st_opclass_name(t->cls));
-            double lo = t->y[0], hi = t->y[0];
-            for (int j = 1; j < t->n; j++)
-                lo = fmin(lo, t->y[j]), hi = fmax(hi, t->y[j]);
-            if (lo == hi)
-                snprintf(range, sizeof range, "%.4g %s", lo / unit[kind], units[kind]);
-            else
-                snprintf(range, sizeof range, "%.4g to %.4g %s", lo / unit[kind], hi / unit[kind], units[kind]);
-            if (t->exact) snprintf(plan, sizeof plan, " (%d at plan shapes)", t->exact);
-            fprintf(f, "%-12s %-28s %2d point%s from %d measurement%s: %s%s\n", first ? heads[kind] : "", what, t->n,
-                    t->n == 1 ? "" : "s", t->samples, t->samples == 1 ? "" : "s", range, plan);
-            first = 0;
-        }
-        if (first) fprintf(f, "%-12s none measured\n", heads[kind]);
-    }
+    st__ptable *pt = ptables(r);
+    if (pt) st__profile_describe(pt, r->nt, "measurement", "none measured", f);
+    free(pt);
     if (r->copy_bytes > 0)
         fprintf(f,
                 "%-12s host->device %.4g GB/s, device->host %.4g GB/s (pinned, %.0f MiB; not a profile table: "

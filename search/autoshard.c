@@ -84,11 +84,6 @@ typedef struct ctx {
     int *sink;     /* per op: its output leaves the ILP (graph output or stage boundary) */
 } ctx;
 
-static double numel(const st_gtensor *t) {
-    double n = 1;
-    for (int i = 0; i < t->ndim; i++) n *= (double)t->dim[i];
-    return n;
-}
 
 static int alias_of(const st_gop *o, char l) {
     for (int i = 0; o->alias_from[i]; i++)
@@ -148,14 +143,6 @@ static double role_div(const ctx *x, const char *role, const char *split) {
     return f;
 }
 
-static double label_size(const st_graph *g, const st_gop *o, char l) {
-    for (int i = 0; i <= o->nin; i++) {
-        const char *lab = i < o->nin ? o->lab[i] : o->lab_out;
-        const char *p = strchr(lab, l);
-        if (p && *p) return (double)g->t[i < o->nin ? o->in[i] : o->out].dim[p - lab];
-    }
-    return 1;
-}
 
 /* GEMM shape roles from the labels: batch in both inputs and the output, m in the first input and
  * the output, n in the second and the output, k contracted. One-input "matmuls" (attention scores
@@ -192,7 +179,7 @@ static void gemm_roles(const st_gop *o, char *rm, char *rn, char *rk, char *rb) 
 
 static double role_size(const st_graph *g, const st_gop *o, const char *role) {
     double s = 1;
-    for (const char *p = role; *p; p++) s *= label_size(g, o, *p);
+    for (const char *p = role; *p; p++) s *= st_gop_label_size(g, o, *p);
     return s;
 }
 
@@ -209,15 +196,15 @@ static int price_strat(ctx *x, int oi, const char *split, strat *s) {
     double work = 1; /* each splitting axis divides the work */
     for (int a = 0; a < m->naxes; a++)
         if (split[a]) work *= m->size[a];
-    double full = numel(&g->t[o->out]) * st_dtype_bytes(g->t[o->out].dtype), local = full * frac(m, s->out);
+    double full = st_gtensor_numel(&g->t[o->out]) * st_dtype_bytes(g->t[o->out].dtype), local = full * frac(m, s->out);
     double params_local = 0, state = 0;
     for (int i = 0; i < o->nin; i++) {
         const st_gtensor *t = &g->t[o->in[i]];
-        double tb = numel(t) * st_dtype_bytes(t->dtype);
+        double tb = st_gtensor_numel(t) * st_dtype_bytes(t->dtype);
         full += tb;
         local += tb * frac(m, s->in[i]);
         if (!t->weight) continue;
-        double p = numel(t) * frac(m, s->in[i]);
+        double p = st_gtensor_numel(t) * frac(m, s->in[i]);
         params_local += p;
         if (!t->shared) state += p * STATE_BYTES_PER_PARAM;
         /* the gradient is partial along every axis whose label the weight lacks */
@@ -259,7 +246,7 @@ static int price_strat(ctx *x, int oi, const char *split, strat *s) {
      * vocab-parallel cross-entropy all-reduces 3 fp32 numbers per token... src/opgraph.c: T x 4
      * bytes), or an output that leaves the ILP */
     if (s->out.partial) {
-        double bytes = o->type == ST_GOP_LOSS ? numel(&g->t[o->in[0]]) / label_size(g, o, 'v') * frac(m, s->in[0]) * 4
+        double bytes = o->type == ST_GOP_LOSS ? st_gtensor_numel(&g->t[o->in[0]]) / st_gop_label_size(g, o, 'v') * frac(m, s->in[0]) * 4
                                               : 0;
         for (int a = 0; a < m->naxes; a++)
             if (s->out.partial & (1u << a) && o->type == ST_GOP_LOSS)
@@ -324,7 +311,7 @@ static int ctx_init(ctx *x, const st_graph *g, const st_cluster *c, const st_pro
 /* fwd + bwd resharding of tensor t from producer strategy a to consumer op c's input i, strategy b */
 static double edge_cost(const ctx *x, int t, const strat *a, const st_gop *co, int i, const strat *b) {
     const st_gtensor *T = &x->g->t[t];
-    double bytes = numel(T) * st_dtype_bytes(T->dtype);
+    double bytes = st_gtensor_numel(T) * st_dtype_bytes(T->dtype);
     double fwd = st_cost_reshard(x->c, x->prof, &x->mesh, bytes, a->out, b->in[i], NULL, NULL);
     /* backward: the input gradient is partial along axes that split a label the input lacks */
     st_layout gsrc = b->in[i], gdst = a->out;
@@ -503,7 +490,7 @@ static int build(const ctx *x, const scope *sc, problem *p) {
                 const st_gtensor *T = &g->t[g->ops[o].out];
                 st_layout dst = s->out;
                 dst.partial = 0;
-                c += st_cost_reshard(x->c, x->prof, &x->mesh, numel(T) * st_dtype_bytes(T->dtype), s->out, dst, NULL, NULL);
+                c += st_cost_reshard(x->c, x->prof, &x->mesh, st_gtensor_numel(T) * st_dtype_bytes(T->dtype), s->out, dst, NULL, NULL);
             }
             p->cost[u][k] += sc->mult[o] * c;
             p->mem[u][k] += sc->mult[o] * strat_mem(s, sc->inflight);
@@ -819,7 +806,7 @@ static mcache *get_cache(dpctx *d, st_submesh sm) {
  * devices) across the nodes' NICs, or over NVLink when the stage is smaller than a node */
 static double p2p_s(const dpctx *d, st_submesh sm) {
     const st_gtensor *t = &d->g->t[d->g->block_out];
-    double bytes = numel(t) * st_dtype_bytes(t->dtype) / (double)(sm.nodes * sm.gpus);
+    double bytes = st_gtensor_numel(t) * st_dtype_bytes(t->dtype) / (double)(sm.nodes * sm.gpus);
     st_group g = {.n = 2, .per_node = sm.gpus < d->c->gpus_per_node ? 2 : 1, .nodes = 0, .node_share = d->c->gpus_per_node};
     g.nodes = 2 / g.per_node;
     return 2 * st_cost_collective(d->c, d->prof, ST_COLL_SENDRECV, &g, bytes);
@@ -959,7 +946,7 @@ static int final_stage(const st_graph *g, const st_cluster *c, const st_profile 
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
         goto out;
     }
-    double comp = 0, sync = 0, comm_in = 0;
+    double comp = 0, sync = 0;
     for (int op = 0; op < n; op++) {
         if (s.strat[op] < 0) {
             st->choice[op].lab[0] = st->choice[op].lab[1] = '-';
@@ -971,12 +958,10 @@ static int final_stage(const st_graph *g, const st_cluster *c, const st_profile 
         st->choice[op].out = sp->out;
         comp += mult[op] * (sp->fwd_s + sp->bwd_s);
         sync += mult[op] * sp->sync_s / (double)microbatches;
-        comm_in += mult[op] * sp->comm_s;
     }
     st->compute_s = comp;
     st->sync_s = sync;
     st->comm_s = st->time_s - comp - sync;
-    (void)comm_in;
     free(s.strat);
 out:
     free(mult), free(fixed);
@@ -999,7 +984,7 @@ static int plan_submesh(int64_t gpus, const st_cluster *c, int *nodes, int *per)
 }
 
 /* one micro-batch size: fills r (stages etc.) when better than r->iteration_time_s */
-static int plan_one(const st_graph *g, const st_model *m, const st_cluster *c, const st_profile *prof,
+static int plan_one(const st_graph *g, const st_cluster *c, const st_profile *prof,
                     const st_autoshard_opts *o, int nodes, int per, int64_t mbs, int64_t microbatches, double mem_limit,
                     st_autoshard_result *best, int *have, st_error *err) {
     int L = (int)g->repeat;
@@ -1112,7 +1097,6 @@ static int plan_one(const st_graph *g, const st_model *m, const st_cluster *c, c
     }
     for (int i = 0; i < nst; i++) free(stages[i].choice);
     free(stages);
-    (void)m;
     return 0;
 }
 
@@ -1140,7 +1124,7 @@ int st_autoshard(const st_model *m, const st_graph *custom, const st_cluster *c,
     if (custom) {
         st_graph g = *custom;
         int64_t B = o->microbatches > 0 ? o->microbatches : 1;
-        rc = plan_one(&g, NULL, c, prof, o, nodes, per, 0, B, mem_limit, r, &have, &last_err);
+        rc = plan_one(&g, c, prof, o, nodes, per, 0, B, mem_limit, r, &have, &last_err);
         if (rc < 0) last_rc = rc;
         r->g = custom; /* the caller's */
     } else {
@@ -1151,7 +1135,7 @@ int st_autoshard(const st_model *m, const st_graph *custom, const st_cluster *c,
             st_graph g;
             if ((rc = st_graph_from_model(m, mbs, seq, o->dtype, &g, err))) return rc;
             st_error e;
-            rc = plan_one(&g, m, c, prof, o, nodes, per, mbs, o->gbs / mbs, mem_limit, r, &have, &e);
+            rc = plan_one(&g, c, prof, o, nodes, per, mbs, o->gbs / mbs, mem_limit, r, &have, &e);
             if (rc == 1) {
                 r->graph = g;
                 r->g = &r->graph;

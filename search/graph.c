@@ -37,13 +37,13 @@ void st_graph_free(st_graph *g) {
     g->nops = g->ntensors = 0;
 }
 
-static double numel(const st_gtensor *t) {
+double st_gtensor_numel(const st_gtensor *t) {
     double n = 1;
     for (int i = 0; i < t->ndim; i++) n *= (double)t->dim[i];
     return n;
 }
 
-static double tbytes(const st_gtensor *t) { return numel(t) * st_dtype_bytes(t->dtype); }
+static double tbytes(const st_gtensor *t) { return st_gtensor_numel(t) * st_dtype_bytes(t->dtype); }
 
 double st_graph_params(const st_graph *g) {
     double p = 0;
@@ -55,7 +55,7 @@ double st_graph_params(const st_graph *g) {
         for (int o = 0; o < g->nops && !in_block; o++)
             for (int k = 0; k < g->ops[o].nin; k++)
                 if (g->ops[o].in[k] == i && g->ops[o].block) in_block = 1;
-        p += numel(t) * (in_block ? (double)g->repeat : 1);
+        p += st_gtensor_numel(t) * (in_block ? (double)g->repeat : 1);
     }
     return p;
 }
@@ -501,8 +501,7 @@ static int derive_labels(st_graph *g, int oi, const char *file, st_error *err) {
     return 0;
 }
 
-/* size of label l in op o (first tensor that has it; aliases excluded) */
-static double label_size(const st_graph *g, const st_gop *o, char l) {
+double st_gop_label_size(const st_graph *g, const st_gop *o, char l) {
     for (int i = 0; i <= o->nin; i++) {
         const char *lab = i < o->nin ? o->lab[i] : o->lab_out;
         const st_gtensor *t = &g->t[i < o->nin ? o->in[i] : o->out];
@@ -534,7 +533,7 @@ static void derive_costs(st_graph *g, st_gop *o) {
                         size_t n = strlen(seen);
                         seen[n] = *p;
                         seen[n + 1] = 0;
-                        f *= label_size(g, o, *p);
+                        f *= st_gop_label_size(g, o, *p);
                     }
             }
             o->fwd_flops = f;
@@ -542,10 +541,10 @@ static void derive_costs(st_graph *g, st_gop *o) {
         }
         case ST_GOP_ATTENTION:
             /* QK^T and PV: 2 x 2 x b x s x s x heads x d (Dao et al. 2022, FlashAttention) */
-            o->fwd_flops = 4 * numel(in0) * (double)in0->dim[1];
+            o->fwd_flops = 4 * st_gtensor_numel(in0) * (double)in0->dim[1];
             break;
-        case ST_GOP_LOSS: o->fwd_flops = 5 * numel(in0); break;
-        default: o->fwd_flops = 4 * (numel(out) > numel(in0) ? numel(out) : numel(in0)); break;
+        case ST_GOP_LOSS: o->fwd_flops = 5 * st_gtensor_numel(in0); break;
+        default: o->fwd_flops = 4 * fmax(st_gtensor_numel(out), st_gtensor_numel(in0)); break;
         }
     }
     if (o->bwd_flops <= 0) o->bwd_flops = (o->type == ST_GOP_ATTENTION ? 2.5 : 2) * o->fwd_flops;

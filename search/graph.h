@@ -104,6 +104,10 @@ int st_graph_load(const char *path, st_graph *g, st_error *err);
  * tensors; fills topo. `file` names the source in errors. */
 int st_graph_check(st_graph *g, const char *file, st_error *err);
 
+/* Elements of a tensor; the size of label l in op o (the first of its tensors that has it; 1 if none). */
+double st_gtensor_numel(const st_gtensor *t);
+double st_gop_label_size(const st_graph *g, const st_gop *o, char l);
+
 /* Parameters of the whole model the graph stands for (the block counted `repeat` times). */
 double st_graph_params(const st_graph *g);
 

@@ -81,13 +81,10 @@ static json_t *plan_entry(const st_autoshard_result *r) {
     json_object_set_new(e, "mbs", json_integer((json_int_t)r->mbs));
     json_object_set_new(e, "microbatches", json_integer((json_int_t)r->microbatches));
     double comp = 0, comm = 0, sync = 0, p2p = 0, sum = 0, mx = 0;
+    /* the slowest stage runs every micro-batch; the rest of the others' time is the bubble */
     for (int i = 0; i < r->nstages; i++) {
-        const st_as_stage *st = &r->stage[i];
-        double k = (double)r->microbatches;
-        if (st->time_s > mx) mx = st->time_s;
-        sum += st->time_s;
-        /* the slowest stage runs every micro-batch; the others' share is the bubble */
-        (void)k;
+        if (r->stage[i].time_s > mx) mx = r->stage[i].time_s;
+        sum += r->stage[i].time_s;
     }
     for (int i = 0; i < r->nstages; i++)
         if (r->stage[i].time_s == mx) {

@@ -43,6 +43,26 @@ int st__json_print(FILE *f, json_t *root, st_error *err);
 /* The breakdown_s object of every --json output (src/output.c); new reference. */
 json_t *st__breakdown_json(const st_breakdown *b);
 
+/* One table of a calibration profile as `strata calibrate` and `strata profile` write it
+ * (cost/profile.c's format, written and described there). */
+typedef struct st__ptable {
+    int kind; /* 0 compute (FLOPs -> FLOP/s), 1 memory-bound (bytes -> bytes/s), 2 collective (bytes -> bus bytes/s) */
+    st_opclass cls;
+    st_dtype dtype;
+    st_coll coll;
+    int intra, ranks;
+    int n, samples, exact; /* points; measurements behind them; points at a plan's own shapes */
+    const double *x, *y;   /* SI */
+} st__ptable;
+typedef struct st__phead {
+    const char *gpu, *source, *date, *driver, *cuda; /* driver, cuda: NULL or "" = unknown */
+} st__phead;
+/* Writes the profile atomically ("-" = stdout). */
+int st__profile_write(const st__phead *h, const st__ptable *t, int n, const char *path, st_error *err);
+/* One line per table under the headings compute / memory / collectives; an empty heading says
+ * `none` ("none measured"); `per` names what samples count ("call", "measurement"). */
+void st__profile_describe(const st__ptable *t, int n, const char *per, const char *none, FILE *f);
+
 /* Canonical JSON of descriptions (new references). */
 json_t *st__model_to_json(const st_model *m);
 json_t *st__cluster_to_json(const st_cluster *c);
