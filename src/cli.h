@@ -5,6 +5,10 @@
 
 #include "strata.h"
 
+/* The global batch `plan` and `compare` search with unless --gbs says otherwise: GPT-3 175B's 3.2M
+ * tokens of 2048 (Brown et al. 2020, Table 2.1). */
+#define ST_CLI_DEFAULT_GBS 1536
+
 typedef struct st_cli_opt {
     const char *name;   /* long name without "--" */
     const char **value; /* set for options that take a value; NULL for flags */

@@ -36,7 +36,6 @@ static const char help_text[] =
     "\n"
     "Exit status: 0 success, 1 no plan fits on any cluster, 2 bad input.\n";
 
-#define DEFAULT_GBS 1536 /* as `strata plan`: GPT-3 175B, 3.2M tokens of 2048 (Brown et al. 2020) */
 
 /* Splits the comma-separated value of --opt into *items (pointers into *buf, new; free *buf).
  * Empty items and more than ST_COMPARE_MAX_LIST are usage errors naming the option. */
@@ -120,7 +119,7 @@ int st_cmd_compare(int argc, char **argv, st_error *err) {
         goto out;
     }
     st_search_opts_init(&so);
-    so.gbs = DEFAULT_GBS;
+    so.gbs = ST_CLI_DEFAULT_GBS;
     int64_t v;
     if ((rc = split_list("clusters", clusters_arg, &clusters_buf, clusters, &nclusters, err))) goto out;
     if (gpus_arg) {

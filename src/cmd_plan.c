@@ -24,7 +24,6 @@ static const char help_text[] =
     "\n"
     "Exit status: 0 success, 1 no plan fits, 2 bad input.\n";
 
-#define DEFAULT_GBS 1536 /* GPT-3 175B: 3.2M tokens of 2048 (Brown et al. 2020, Table 2.1) */
 
 /* --emit KIND ranks only the plans that KIND can run: the emitter is the judge */
 typedef struct emit_filter {
@@ -85,7 +84,7 @@ int st_cmd_plan(int argc, char **argv, st_error *err) {
         goto out;
     }
     st_search_opts_init(&so);
-    so.gbs = DEFAULT_GBS;
+    so.gbs = ST_CLI_DEFAULT_GBS;
     int64_t v;
     if (gpus_arg) {
         if ((rc = st_cli_int("gpus", gpus_arg, 1, ST_MAX_GPUS, &v, err))) goto out;

@@ -22,7 +22,6 @@ static const char help_text[] =
     "\n"
     "Exit status: 0 success, 1 nothing fits, 2 bad input.\n";
 
-#define DEFAULT_GBS 1536 /* as `strata plan` (GPT-3 175B's batch) */
 
 static int parse_pos(const char *opt, const char *s, double lo, double hi, double *out, st_error *err) {
     char *end;
@@ -70,7 +69,7 @@ int st__cmd_plan_ilp(int argc, char **argv, st_error *err) {
         goto out;
     }
     st_autoshard_opts_init(&o);
-    o.gbs = DEFAULT_GBS;
+    o.gbs = ST_CLI_DEFAULT_GBS;
     int64_t v;
     double d;
     if (gpus_arg) {
