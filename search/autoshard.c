@@ -51,7 +51,7 @@ static double now_s(void) {
 
 void st_autoshard_opts_init(st_autoshard_opts *o) {
     memset(o, 0, sizeof *o);
-    o->gbs = 1536;
+    o->gbs = 1536; /* as strata plan: GPT-3 175B, 3.2M tokens of 2048 (Brown et al. 2020, Table 2.1) */
     o->dtype = ST_DT_BF16;
     o->microbatches = 1;
 }
