@@ -41,28 +41,33 @@ typedef struct step {
     int axis;
 } step;
 
-static double run(const st_cluster *c, const st_profile *prof, const st_mesh *m, double bytes, const step *s, int n) {
+static double run(const st_cluster *c, const st_profile *prof, const st_mesh *m, double bytes, const step *s, int n,
+                  st_reshard_step *out) {
     double t = 0;
     for (int i = 0; i < n; i++) {
         double k = m->size[s[i].axis];
         const st_group *g = &m->grp[s[i].axis];
+        double ti, sent = bytes;
         switch (s[i].coll) {
         case ST_COLL_REDUCESCATTER:
-            t += st_cost_collective(c, prof, s[i].coll, g, bytes);
+            ti = st_cost_collective(c, prof, s[i].coll, g, bytes);
             bytes /= k;
             break;
         case ST_COLL_ALLGATHER:
             bytes *= k;
-            t += st_cost_collective(c, prof, s[i].coll, g, bytes);
+            sent = bytes;
+            ti = st_cost_collective(c, prof, s[i].coll, g, bytes);
             break;
-        default: t += st_cost_collective(c, prof, s[i].coll, g, bytes); break;
+        default: ti = st_cost_collective(c, prof, s[i].coll, g, bytes); break;
         }
+        if (out) out[i] = (st_reshard_step){s[i].coll, s[i].axis, sent, ti};
+        t += ti;
     }
     return t;
 }
 
-double st_cost_reshard(const st_cluster *c, const st_profile *prof, const st_mesh *m, double full_bytes, st_layout src,
-                       st_layout dst, st_coll *steps, int *nsteps) {
+double st_cost_reshard_steps(const st_cluster *c, const st_profile *prof, const st_mesh *m, double full_bytes,
+                             st_layout src, st_layout dst, st_reshard_step *steps, int *nsteps) {
     double bytes = full_bytes;
     step s[2] = {{ST_COLL_NONE, 0}, {ST_COLL_NONE, 0}};
     int n = 0;
@@ -82,17 +87,28 @@ double st_cost_reshard(const st_cluster *c, const st_profile *prof, const st_mes
         }
         if (k != ST_COLL_NONE) s[n++] = (step){k, a};
     }
-    double best = run(c, prof, m, bytes, s, n);
+    st_reshard_step d[2];
+    double best = run(c, prof, m, bytes, s, n, d);
     if (n == 2) {
         step r[2] = {s[1], s[0]};
-        double t = run(c, prof, m, bytes, r, 2);
+        st_reshard_step e[2];
+        double t = run(c, prof, m, bytes, r, 2, e);
         if (t < best) {
             best = t;
-            s[0] = r[0];
-            s[1] = r[1];
+            d[0] = e[0], d[1] = e[1];
         }
     }
     if (nsteps) *nsteps = n;
-    for (int i = 0; steps && i < n; i++) steps[i] = s[i].coll;
+    for (int i = 0; steps && i < n; i++) steps[i] = d[i];
     return best;
+}
+
+double st_cost_reshard(const st_cluster *c, const st_profile *prof, const st_mesh *m, double full_bytes, st_layout src,
+                       st_layout dst, st_coll *steps, int *nsteps) {
+    st_reshard_step d[2];
+    int n = 0;
+    double t = st_cost_reshard_steps(c, prof, m, full_bytes, src, dst, d, &n);
+    if (nsteps) *nsteps = n;
+    for (int i = 0; steps && i < n; i++) steps[i] = d[i].coll;
+    return t;
 }

@@ -49,6 +49,8 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+double st_autoshard_memory_limit(const st_cluster *c) { return c->gpu.memory_bytes - RESERVED_BYTES; }
+
 void st_autoshard_opts_init(st_autoshard_opts *o) {
     memset(o, 0, sizeof *o);
     o->gbs = 1536; /* as strata plan: GPT-3 175B, 3.2M tokens of 2048 (Brown et al. 2020, Table 2.1) */
@@ -183,6 +185,54 @@ static double role_size(const st_graph *g, const st_gop *o, const char *role) {
     return s;
 }
 
+/* Partial results inside an operator that no edge resolves: the loss's max/sum/target statistics
+ * (Megatron's vocab-parallel cross-entropy all-reduces them per token; src/opgraph.c: T x 4
+ * bytes), one all-reduce per axis that splits the vocabulary. steps (may be NULL) has room for 2. */
+static double loss_comm(const ctx *x, int oi, const strat *s, st_reshard_step *steps, int *nsteps) {
+    const st_graph *g = x->g;
+    const st_gop *o = &g->ops[oi];
+    double t = 0;
+    int n = 0;
+    if (s->out.partial && o->type == ST_GOP_LOSS) {
+        double bytes = st_gtensor_numel(&g->t[o->in[0]]) / st_gop_label_size(g, o, 'v') * frac(&x->mesh, s->in[0]) * 4;
+        for (int a = 0; a < x->mesh.naxes; a++)
+            if (s->out.partial & (1u << a)) {
+                double ti = st_cost_collective(x->c, x->prof, ST_COLL_ALLREDUCE, &x->mesh.grp[a], bytes);
+                if (steps) steps[n] = (st_reshard_step){ST_COLL_ALLREDUCE, a, bytes, ti};
+                n++;
+                t += ti;
+            }
+    }
+    if (nsteps) *nsteps = n;
+    return t;
+}
+
+/* The weight-gradient reduction of op oi under s, once per iteration: a weight's gradient is
+ * partial along every axis whose label the weight lacks, reduced there by all-reduce. time_s[a] and
+ * bytes[a] (may be NULL) receive each axis's part. */
+static double grad_sync(const ctx *x, int oi, const strat *s, double *time_s, double *bytes) {
+    const st_gop *o = &x->g->ops[oi];
+    const st_mesh *m = &x->mesh;
+    double t = 0;
+    for (int a = 0; a < m->naxes; a++) {
+        if (time_s) time_s[a] = 0;
+        if (bytes) bytes[a] = 0;
+    }
+    for (int i = 0; i < o->nin; i++) {
+        const st_gtensor *T = &x->g->t[o->in[i]];
+        if (!T->weight) continue;
+        double b = st_gtensor_numel(T) * frac(m, s->in[i]) * GRAD_REDUCE_BYTES;
+        for (int a = 0; a < m->naxes; a++)
+            if (s->lab[a] && dim_of(o, o->lab[i], s->lab[a]) < 0) {
+                double ti = st_cost_collective(x->c, x->prof, ST_COLL_ALLREDUCE, &m->grp[a], b);
+                t += ti;
+                if (time_s) time_s[a] += ti;
+                if (bytes) bytes[a] += b;
+            }
+    }
+    return t;
+}
+
 static int price_strat(ctx *x, int oi, const char *split, strat *s) {
     const st_graph *g = x->g;
     const st_gop *o = &g->ops[oi];
@@ -207,12 +257,8 @@ static int price_strat(ctx *x, int oi, const char *split, strat *s) {
         double p = st_gtensor_numel(t) * frac(m, s->in[i]);
         params_local += p;
         if (!t->shared) state += p * STATE_BYTES_PER_PARAM;
-        /* the gradient is partial along every axis whose label the weight lacks */
-        double bytes = p * GRAD_REDUCE_BYTES;
-        for (int a = 0; a < m->naxes; a++)
-            if (split[a] && dim_of(o, o->lab[i], split[a]) < 0)
-                s->sync_s += st_cost_collective(x->c, x->prof, ST_COLL_ALLREDUCE, &m->grp[a], bytes);
     }
+    s->sync_s = grad_sync(x, oi, s, NULL, NULL);
     s->state_bytes = state;
     double bfrac = full > 0 ? local / full : 1;
 
@@ -242,16 +288,7 @@ static int price_strat(ctx *x, int oi, const char *split, strat *s) {
     st_layout ref = o->save_ref >= o->nin ? s->out : s->in[o->save_ref];
     s->saved_bytes = o->saved_bytes * frac(m, ref);
 
-    /* partial results that no edge resolves: the loss's max/sum/target statistics (Megatron's
-     * vocab-parallel cross-entropy all-reduces 3 fp32 numbers per token... src/opgraph.c: T x 4
-     * bytes), or an output that leaves the ILP */
-    if (s->out.partial) {
-        double bytes = o->type == ST_GOP_LOSS ? st_gtensor_numel(&g->t[o->in[0]]) / st_gop_label_size(g, o, 'v') * frac(m, s->in[0]) * 4
-                                              : 0;
-        for (int a = 0; a < m->naxes; a++)
-            if (s->out.partial & (1u << a) && o->type == ST_GOP_LOSS)
-                s->comm_s += st_cost_collective(x->c, x->prof, ST_COLL_ALLREDUCE, &m->grp[a], bytes);
-    }
+    s->comm_s = loss_comm(x, oi, s, NULL, NULL);
     return 1;
 }
 
@@ -308,18 +345,24 @@ static int ctx_init(ctx *x, const st_graph *g, const st_cluster *c, const st_pro
     return 0;
 }
 
-/* fwd + bwd resharding of tensor t from producer strategy a to consumer op c's input i, strategy b */
-static double edge_cost(const ctx *x, int t, const strat *a, const st_gop *co, int i, const strat *b) {
+/* Resharding of tensor t from producer strategy a to consumer op c's input i, strategy b: forward
+ * into fwd[], backward (the input gradient, partial along the axes that split a label the input
+ * lacks, back to the producer's output layout) into bwd[] (each may be NULL, else room for 2);
+ * returns the two times' sum. */
+static double edge_steps(const ctx *x, int t, const strat *a, const st_gop *co, int i, const strat *b,
+                         st_reshard_step *fwd, int *nf, st_reshard_step *bwd, int *nb) {
     const st_gtensor *T = &x->g->t[t];
     double bytes = st_gtensor_numel(T) * st_dtype_bytes(T->dtype);
-    double fwd = st_cost_reshard(x->c, x->prof, &x->mesh, bytes, a->out, b->in[i], NULL, NULL);
-    /* backward: the input gradient is partial along axes that split a label the input lacks */
+    double tf = st_cost_reshard_steps(x->c, x->prof, &x->mesh, bytes, a->out, b->in[i], fwd, nf);
     st_layout gsrc = b->in[i], gdst = a->out;
     for (int ax = 0; ax < x->mesh.naxes; ax++)
         if (b->lab[ax] && gsrc.ax[ax] < 0 && dim_of(co, co->lab[i], b->lab[ax]) < 0) gsrc.partial |= (unsigned char)(1u << ax);
     gdst.partial = 0;
-    double bwd = st_cost_reshard(x->c, x->prof, &x->mesh, bytes, gsrc, gdst, NULL, NULL);
-    return fwd + bwd;
+    return tf + st_cost_reshard_steps(x->c, x->prof, &x->mesh, bytes, gsrc, gdst, bwd, nb);
+}
+
+static double edge_cost(const ctx *x, int t, const strat *a, const st_gop *co, int i, const strat *b) {
+    return edge_steps(x, t, a, co, i, b, NULL, NULL, NULL, NULL);
 }
 
 /* ------------------------------------------------------------ ILP assembly */
@@ -375,6 +418,19 @@ static int follow_match(const ctx *x, int f, const strat *ps) {
 
 static double strat_cost(const ctx *x, const strat *s) {
     return s->fwd_s + s->bwd_s + s->comm_s + s->sync_s / (double)x->microbatches;
+}
+
+/* Resolving the partial sums of op o's output when it leaves the ILP (x->sink); steps (may be NULL,
+ * room for 2) receive the collectives. */
+static double sink_cost(const ctx *x, int o, const strat *s, st_reshard_step *steps, int *nsteps) {
+    const st_gop *op = &x->g->ops[o];
+    if (nsteps) *nsteps = 0;
+    if (!x->sink[o] || !s->out.partial || op->type == ST_GOP_LOSS) return 0;
+    const st_gtensor *T = &x->g->t[op->out];
+    st_layout dst = s->out;
+    dst.partial = 0;
+    return st_cost_reshard_steps(x->c, x->prof, &x->mesh, st_gtensor_numel(T) * st_dtype_bytes(T->dtype), s->out, dst,
+                                 steps, nsteps);
 }
 
 static double strat_mem(const strat *s, double inflight) { return s->state_bytes + s->saved_bytes * inflight; }
@@ -484,15 +540,9 @@ static int build(const ctx *x, const scope *sc, problem *p) {
         if (u < 0) continue;
         for (int k = 0; k < p->nstrat[u]; k++) {
             const strat *s = op_strat(x, p, o, k);
-            double c = strat_cost(x, s);
-            /* an output that leaves the ILP must be whole: resolve partial sums by all-reduce */
-            if (x->sink[o] && s->out.partial && g->ops[o].type != ST_GOP_LOSS) {
-                const st_gtensor *T = &g->t[g->ops[o].out];
-                st_layout dst = s->out;
-                dst.partial = 0;
-                c += st_cost_reshard(x->c, x->prof, &x->mesh, st_gtensor_numel(T) * st_dtype_bytes(T->dtype), s->out, dst, NULL, NULL);
-            }
-            p->cost[u][k] += sc->mult[o] * c;
+            /* an output that leaves the ILP must be whole: resolve partial sums by all-reduce (once:
+             * only the stage's last layer's output leaves it) */
+            p->cost[u][k] += sc->mult[o] * strat_cost(x, s) + sink_cost(x, o, s, NULL, NULL);
             p->mem[u][k] += sc->mult[o] * strat_mem(s, sc->inflight);
         }
     }
@@ -804,12 +854,12 @@ static mcache *get_cache(dpctx *d, st_submesh sm) {
 /* p2p between stages: the block's activation (forward) and its gradient (backward), each device
  * sending its share (Zhuang et al. 2023: cross-mesh resharding spreads the transfer over the
  * devices) across the nodes' NICs, or over NVLink when the stage is smaller than a node */
-static double p2p_s(const dpctx *d, st_submesh sm) {
-    const st_gtensor *t = &d->g->t[d->g->block_out];
+static double p2p_s(const st_graph *G, const st_cluster *c, const st_profile *prof, st_submesh sm) {
+    const st_gtensor *t = &G->t[G->block_out];
     double bytes = st_gtensor_numel(t) * st_dtype_bytes(t->dtype) / (double)(sm.nodes * sm.gpus);
-    st_group g = {.n = 2, .per_node = sm.gpus < d->c->gpus_per_node ? 2 : 1, .nodes = 0, .node_share = d->c->gpus_per_node};
+    st_group g = {.n = 2, .per_node = sm.gpus < c->gpus_per_node ? 2 : 1, .nodes = 0, .node_share = c->gpus_per_node};
     g.nodes = 2 / g.per_node;
-    return 2 * st_cost_collective(d->c, d->prof, ST_COLL_SENDRECV, &g, bytes);
+    return 2 * st_cost_collective(c, prof, ST_COLL_SENDRECV, &g, bytes);
 }
 
 /* best (time) candidate of a cache entry for k layers; *lm_out, *cd_out say which */
@@ -871,7 +921,7 @@ static double dp_cost(void *arg, int first, int last, st_submesh sm, int stages_
     int f = first * a->u, l = last == a->units ? a->L : last * a->u;
     double t = stage_time(d, mc, f, l, stages_after, a->L, NULL, NULL);
     /* a stage with a neighbour exchanges activations with it */
-    if (isfinite(t) && !(head && tail)) t += p2p_s(d, sm);
+    if (isfinite(t) && !(head && tail)) t += p2p_s(d->g, d->c, d->prof, sm);
     *slot = t;
     return t;
 }
@@ -900,7 +950,7 @@ void st_autoshard_result_free(st_autoshard_result *r) {
  * where they belong, `inflight` micro-batches of activations; fills st. */
 static int final_stage(const st_graph *g, const st_cluster *c, const st_profile *prof, const st_autoshard_opts *o,
                        int64_t microbatches, double mem_limit, const st_mesh *mesh, int first, int last, int L,
-                       double inflight, st_as_stage *st, int64_t *solves, st_error *err) {
+                       double inflight, const st_as_choice *given, st_as_stage *st, int64_t *solves, st_error *err) {
     ctx x;
     int rc = ctx_init(&x, g, c, prof, mesh, o->dtype, microbatches, err);
     int n = g->nops;
@@ -924,6 +974,29 @@ static int final_stage(const st_graph *g, const st_cluster *c, const st_profile 
         const st_gtensor *t = &g->t[g->ops[op].out];
         x.sink[op] = t->nconsumers == 0 || (op == g->t[g->block_out >= 0 ? g->block_out : 0].producer && last < L);
     }
+    if (given) /* a plan being priced: every operator of the stage keeps its sharding */
+        for (int op = 0; op < n; op++) {
+            if (mult[op] <= 0) continue;
+            for (int j = 0; j < x.ops[op].n && fixed[op] < 0; j++)
+                if (x.ops[op].s[j].lab[0] == given[op].lab[0] && (mesh->naxes < 2 || x.ops[op].s[j].lab[1] == given[op].lab[1]))
+                    fixed[op] = j;
+            if (fixed[op] < 0) {
+                char want[8] = "", shape[32];
+                for (int a = 0; a < mesh->naxes; a++) {
+                    size_t len = strlen(want);
+                    snprintf(want + len, sizeof want - len, "%s%c", a ? "," : "", given[op].lab[a] ? given[op].lab[a] : '-');
+                }
+                if (mesh->naxes > 1) snprintf(shape, sizeof shape, "%d x %d", mesh->size[0], mesh->size[1]);
+                else snprintf(shape, sizeof shape, "%d", mesh->size[0]);
+                char key[96];
+                snprintf(key, sizeof key, "ops.%s.split", g->ops[op].name);
+                rc = st_error_set(err, ST_EINVAL, NULL, key,
+                                  "operator '%s': split [%s] is not a valid sharding of it on a mesh of %s GPUs "
+                                  "(a label it lacks, or a dimension the axis does not divide)",
+                                  g->ops[op].name, want, shape);
+                goto out;
+            }
+        }
     sc.inflight = inflight;
     sc.cross_mult = k > 1 ? k - 1 : 0;
     sc.mem_limit = mem_limit;
@@ -1002,7 +1075,7 @@ static int plan_one(const st_graph *g, const st_cluster *c, const st_profile *pr
             st_as_stage st;
             memset(&st, 0, sizeof st);
             st_error e;
-            rc = final_stage(g, c, prof, o, microbatches, mem_limit, &meshes[l], 0, L, L, 1, &st, &solves, &e);
+            rc = final_stage(g, c, prof, o, microbatches, mem_limit, &meshes[l], 0, L, L, 1, NULL, &st, &solves, &e);
             best->evaluated++;
             if (rc) {
                 if (!first_rc) first_rc = rc, first_err = e;
@@ -1054,11 +1127,11 @@ static int plan_one(const st_graph *g, const st_cluster *c, const st_profile *pr
                 st_mesh meshes[2];
                 logical_meshes(c, dr.mesh[i].nodes, dr.mesh[i].gpus, meshes);
                 rc = final_stage(g, c, prof, o, microbatches, mem_limit, &meshes[lm], dr.first[i], dr.first[i + 1], L,
-                                 (double)(dr.nstages - i), &stages[i], &solves, err);
+                                 (double)(dr.nstages - i), NULL, &stages[i], &solves, err);
                 if (!rc) {
                     nst = i + 1;
                     if (dr.nstages > 1) {
-                        stages[i].p2p_s = p2p_s(&d, dr.mesh[i]);
+                        stages[i].p2p_s = p2p_s(g, c, prof, dr.mesh[i]);
                         stages[i].time_s += stages[i].p2p_s;
                     }
                 }
@@ -1100,6 +1173,19 @@ static int plan_one(const st_graph *g, const st_cluster *c, const st_profile *pr
     return 0;
 }
 
+/* Throughput figures of a result whose iteration time (and, for models, model_flops and
+ * tokens_per_s) are set. */
+static void finish(st_autoshard_result *r, const st_graph *custom, const st_cluster *c, st_dtype dt, int64_t gpus) {
+    if (custom) {
+        double f = 0;
+        for (int i = 0; i < custom->nops; i++) f += custom->ops[i].fwd_flops + custom->ops[i].bwd_flops;
+        r->model_flops = f * (double)r->microbatches;
+    }
+    r->model_tflops_per_gpu = r->model_flops / r->iteration_time_s / (double)gpus / 1e12;
+    double peak = c->gpu.peak_flops[dt] > 0 ? c->gpu.peak_flops[dt] : c->gpu.peak_flops[ST_DT_BF16];
+    r->mfu = peak > 0 ? r->model_tflops_per_gpu * 1e12 / peak : 0;
+}
+
 int st_autoshard(const st_model *m, const st_graph *custom, const st_cluster *c, const st_profile *prof,
                  const st_autoshard_opts *o, st_autoshard_result *r, st_error *err) {
     double t0 = now_s();
@@ -1115,7 +1201,7 @@ int st_autoshard(const st_model *m, const st_graph *custom, const st_cluster *c,
                             (long long)c->gpus_per_node, (long long)c->gpus_per_node);
     if (per & (per - 1))
         return st_error_set(err, ST_EINVAL, NULL, "gpus", "the GPUs used per node (%d) must be a power of two", per);
-    double mem_limit = o->mem_limit_bytes > 0 ? o->mem_limit_bytes : c->gpu.memory_bytes - RESERVED_BYTES;
+    double mem_limit = o->mem_limit_bytes > 0 ? o->mem_limit_bytes : st_autoshard_memory_limit(c);
     int have = 0, rc = 0, last_rc = ST_ENOPLAN;
     st_error last_err;
     st_error_clear(&last_err);
@@ -1156,14 +1242,7 @@ int st_autoshard(const st_model *m, const st_graph *custom, const st_cluster *c,
         if (err) *err = last_err;
         return last_rc;
     }
-    if (custom) {
-        double f = 0;
-        for (int i = 0; i < custom->nops; i++) f += custom->ops[i].fwd_flops + custom->ops[i].bwd_flops;
-        r->model_flops = f * (double)r->microbatches;
-    }
-    r->model_tflops_per_gpu = r->model_flops / r->iteration_time_s / (double)gpus / 1e12;
-    double peak = c->gpu.peak_flops[o->dtype] > 0 ? c->gpu.peak_flops[o->dtype] : c->gpu.peak_flops[ST_DT_BF16];
-    r->mfu = peak > 0 ? r->model_tflops_per_gpu * 1e12 / peak : 0;
+    finish(r, custom, c, o->dtype, gpus);
     r->search_time_s = now_s() - t0;
     return 0;
 }
@@ -1271,4 +1350,196 @@ void st_autoshard_spec(const st_autoshard_result *r, char *buf, size_t n) {
         }
     }
     snprintf(buf, n, "tp=%d,pp=%d,dp=%d,mbs=%lld,sp=%d", tp, r->nstages, dp, (long long)(r->mbs / dp > 0 ? r->mbs / dp : 1), sp);
+}
+
+/* ------------------------------------------------------------ pricing a given plan */
+
+int st_autoshard_evaluate(const st_model *m, const st_cluster *c, const st_profile *prof, const st_autoshard_opts *o,
+                          st_autoshard_result *r, st_error *err) {
+    double t0 = now_s();
+    const st_graph *g = r->g;
+    int L = (int)g->repeat, n = r->nstages, rc = 0;
+    int64_t gpus = 0, solves = 0;
+    if (n < 1) return st_error_set(err, ST_EINVAL, NULL, "stages", "no stage");
+    for (int i = 0; i < n; i++) {
+        const st_as_stage *st = &r->stage[i];
+        gpus += (int64_t)st->mesh.nodes * st->mesh.gpus;
+        if (st->first != (i ? r->stage[i - 1].last : 0) || st->last <= st->first || (i == n - 1 && st->last != L))
+            return st_error_set(err, ST_EINVAL, NULL, "stages",
+                                "stage %d: layers [%d, %d) do not continue the stages before it (the %d layers must "
+                                "be cut into consecutive, non-empty ranges)",
+                                i, st->first, st->last, L);
+        if (n > 1 && g->block_in < 0)
+            return st_error_set(err, ST_EINVAL, NULL, "stages", "a graph without a repeated block has one stage");
+    }
+    if (gpus > st_cluster_gpus(c))
+        return st_error_set(err, ST_EINVAL, NULL, "mesh", "the stages' meshes hold %lld GPUs, the cluster has %lld",
+                            (long long)gpus, (long long)st_cluster_gpus(c));
+    st_autoshard_opts oo = *o;
+    oo.time_limit_s = 60;
+    double sum = 0, mx = 0;
+    r->memory_peak_bytes = 0;
+    for (int i = 0; i < n; i++) {
+        st_as_stage *st = &r->stage[i];
+        st_as_choice *given = st->choice;
+        st_as_stage out;
+        memset(&out, 0, sizeof out);
+        rc = final_stage(g, c, prof, &oo, r->microbatches, 0, &st->mesh, st->first, st->last, L, (double)(n - i), given,
+                         &out, &solves, err);
+        if (rc) {
+            if (err) { /* name the stage in the key: stages[i].ops.NAME.split */
+                char key[sizeof err->key];
+                snprintf(key, sizeof key, "%s", err->key);
+                snprintf(err->key, sizeof err->key, "stages[%d]%s%.100s", i % 1000, key[0] ? "." : "", key);
+            }
+            return rc;
+        }
+        /* the priced stage keeps the given labels; out.choice also has the layouts */
+        free(given);
+        *st = out;
+        if (n > 1) {
+            st_submesh sm = {st->mesh.nodes, st->mesh.gpus};
+            st->p2p_s = p2p_s(g, c, prof, sm);
+            st->time_s += st->p2p_s;
+        }
+        sum += st->time_s;
+        if (st->time_s > mx) mx = st->time_s;
+        if (st->memory_bytes > r->memory_peak_bytes) r->memory_peak_bytes = st->memory_bytes;
+    }
+    r->ilp_solves = solves;
+    r->iteration_time_s = sum + (double)(r->microbatches - 1) * mx;
+    if (m) {
+        int64_t seq = o->seq > 0 ? o->seq : m->seq_len;
+        r->model_flops = st_cost_model_flops(m, o->gbs, seq);
+        r->tokens_per_s = (double)o->gbs * (double)seq / r->iteration_time_s;
+    }
+    finish(r, m ? NULL : g, c, o->dtype, gpus);
+    r->evaluated = (uint64_t)n;
+    r->search_time_s = now_s() - t0;
+    return 0;
+}
+
+/* ------------------------------------------------------------ a stage's work, step by step */
+
+static int work_push(st_as_work *w, int part, int bwd, st_as_step st) {
+    int *n = &w->n[part][bwd], *cap = &w->cap[part][bwd];
+    if (*n == *cap) {
+        int nc = *cap ? 2 * *cap : 16;
+        st_as_step *p = realloc(w->step[part][bwd], (size_t)nc * sizeof *p);
+        if (!p) return ST_ENOMEM;
+        w->step[part][bwd] = p;
+        *cap = nc;
+    }
+    w->step[part][bwd][(*n)++] = st;
+    return 0;
+}
+
+static int push_colls(st_as_work *w, int part, int bwd, int op, const st_reshard_step *rs, int k) {
+    for (int i = 0; i < k; i++) {
+        st_as_step st = {.coll = rs[i].coll, .axis = rs[i].axis, .time_s = rs[i].time_s, .bytes = rs[i].bytes, .op = op};
+        if (work_push(w, part, bwd, st)) return ST_ENOMEM;
+    }
+    return 0;
+}
+
+void st_as_work_free(st_as_work *w) {
+    for (int p = 0; p < ST_AS_PARTS; p++)
+        for (int b = 0; b < 2; b++) free(w->step[p][b]);
+    memset(w, 0, sizeof *w);
+}
+
+int st_autoshard_work(const st_autoshard_result *r, int stage, const st_cluster *c, const st_profile *prof,
+                      st_dtype dt, st_as_work *w, st_error *err) {
+    memset(w, 0, sizeof *w);
+    const st_graph *g = r->g;
+    const st_as_stage *st = &r->stage[stage];
+    int n = g->nops, L = (int)g->repeat, k = st->last - st->first;
+    ctx x;
+    int rc = ctx_init(&x, g, c, prof, &st->mesh, dt, r->microbatches, err);
+    int *si = malloc((size_t)n * sizeof *si), *part = malloc((size_t)n * sizeof *part);
+    if (!rc && (!si || !part)) rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    if (rc) goto out;
+    /* each op's strategy and part (as final_stage scopes the stage) */
+    int seen_block = 0;
+    for (int ti = 0; ti < n; ti++) {
+        int o = g->topo[ti];
+        si[o] = -1;
+        if (g->ops[o].block) seen_block = 1, part[o] = ST_AS_LAYER;
+        else part[o] = seen_block ? ST_AS_TAIL : ST_AS_HEAD;
+        if (st->choice[o].lab[0] == '-') continue;
+        for (int j = 0; j < x.ops[o].n && si[o] < 0; j++)
+            if (x.ops[o].s[j].lab[0] == st->choice[o].lab[0] &&
+                (st->mesh.naxes < 2 || x.ops[o].s[j].lab[1] == st->choice[o].lab[1]))
+                si[o] = j;
+        if (si[o] < 0) {
+            rc = st_error_set(err, ST_EINVAL, NULL, g->ops[o].name, "operator '%s': not a valid sharding", g->ops[o].name);
+            goto out;
+        }
+    }
+    for (int o = 0; o < n; o++) {
+        const st_gtensor *t = &g->t[g->ops[o].out];
+        x.sink[o] = t->nconsumers == 0 || (g->block_out >= 0 && o == g->t[g->block_out].producer && st->last < L);
+    }
+    st_reshard_step rs[2], rb[2];
+    int nf, nb;
+    /* forward, in topological order: each input's resharding, then the op, then what it resolves */
+    for (int ti = 0; ti < n && !rc; ti++) {
+        int co = g->topo[ti];
+        if (si[co] < 0) continue;
+        const st_gop *op = &g->ops[co];
+        const strat *b = &x.ops[co].s[si[co]];
+        for (int i = 0; i < op->nin && !rc; i++) {
+            int t = op->in[i], pr = g->t[t].producer;
+            if (pr >= 0 && si[pr] >= 0) {
+                int pt = part[pr] == part[co] ? part[co] : part[co] == ST_AS_LAYER ? ST_AS_ENTER : ST_AS_LEAVE;
+                edge_steps(&x, t, &x.ops[pr].s[si[pr]], op, i, b, rs, &nf, rb, &nb);
+                rc = push_colls(w, pt, 0, co, rs, nf) || push_colls(w, pt, 1, co, rb, nb) ? ST_ENOMEM : 0;
+            }
+            if (!rc && t == g->block_in && k > 1 && g->block_out >= 0) { /* from the previous layer */
+                int lp = g->t[g->block_out].producer;
+                if (lp >= 0 && si[lp] >= 0) {
+                    edge_steps(&x, g->block_out, &x.ops[lp].s[si[lp]], op, i, b, rs, &nf, rb, &nb);
+                    rc = push_colls(w, ST_AS_CROSS, 0, co, rs, nf) || push_colls(w, ST_AS_CROSS, 1, co, rb, nb) ? ST_ENOMEM : 0;
+                }
+            }
+        }
+        if (rc) break;
+        st_as_step cs = {.coll = ST_COLL_NONE, .axis = -1, .time_s = b->fwd_s, .op = co};
+        if (work_push(w, part[co], 0, cs)) rc = ST_ENOMEM;
+        cs.time_s = b->bwd_s;
+        if (!rc && work_push(w, part[co], 1, cs)) rc = ST_ENOMEM;
+        int nl;
+        loss_comm(&x, co, b, rs, &nl);
+        if (!rc) rc = push_colls(w, part[co], 0, co, rs, nl);
+        sink_cost(&x, co, b, rs, &nf);
+        if (!rc) rc = push_colls(w, part[co] == ST_AS_LAYER ? ST_AS_LEAVE : part[co], 0, co, rs, nf);
+        double mult = g->ops[co].block ? (double)k : 1, ts[2], by[2];
+        grad_sync(&x, co, b, ts, by);
+        for (int a = 0; a < st->mesh.naxes; a++) w->sync_s[a] += mult * ts[a], w->sync_bytes[a] += mult * by[a];
+        w->state_bytes += mult * b->state_bytes;
+        w->saved_bytes += mult * b->saved_bytes;
+    }
+    if (rc) {
+        st_error_set(err, rc, NULL, NULL, "out of memory");
+        goto out;
+    }
+    /* backward runs each part's list in reverse: per op, [its inputs' resharding, its compute]
+     * becomes [its backward compute, its inputs' gradient resharding] */
+    for (int p = 0; p < ST_AS_PARTS; p++) {
+        st_as_step *v = w->step[p][1];
+        for (int i = 0, j = w->n[p][1] - 1; i < j; i++, j--) {
+            st_as_step tmp = v[i];
+            v[i] = v[j], v[j] = tmp;
+        }
+    }
+    w->p2p_s = st->p2p_s;
+    if (g->block_out >= 0) {
+        const st_gtensor *t = &g->t[g->block_out];
+        w->p2p_bytes = st_gtensor_numel(t) * st_dtype_bytes(t->dtype) / (double)(st->mesh.nodes * st->mesh.gpus);
+    }
+out:
+    if (rc) st_as_work_free(w);
+    free(si), free(part);
+    ctx_free(&x);
+    return rc;
 }

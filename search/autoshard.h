@@ -25,6 +25,8 @@ typedef struct st_autoshard_opts {
 } st_autoshard_opts;
 
 void st_autoshard_opts_init(st_autoshard_opts *o);
+/* Memory a GPU of c has for the plan: its memory less the framework's reserve (the default limit). */
+double st_autoshard_memory_limit(const st_cluster *c);
 
 /* one operator's chosen sharding: the label each mesh axis splits (0 = none) */
 typedef struct st_as_choice {
@@ -64,6 +66,42 @@ typedef struct st_autoshard_result {
 int st_autoshard(const st_model *m, const st_graph *custom, const st_cluster *c, const st_profile *prof,
                  const st_autoshard_opts *o, st_autoshard_result *r, st_error *err);
 void st_autoshard_result_free(st_autoshard_result *r);
+
+/* Prices a given plan (an ILP plan file) as st_autoshard prices its own. The caller fills r->g (the
+ * graph of r->mbs; r->graph may own it), r->mbs, r->microbatches, r->nstages and per stage first,
+ * last, mesh and choice[] (labels per graph op, '-' for ops not on it). o gives gbs, seq and dtype.
+ * Memory is not limited: r->memory_peak_bytes says whether it fits. Returns 0 or ST_EINVAL with
+ * err naming the stage and operator. */
+int st_autoshard_evaluate(const st_model *m, const st_cluster *c, const st_profile *prof, const st_autoshard_opts *o,
+                          st_autoshard_result *r, st_error *err);
+
+/* A stage's work for one micro-batch, step by step, as the simulator's lowering runs it: the
+ * operators' compute and the collectives between them (the resharding of every edge, forward and
+ * the backward mirror; the loss's statistics; partial sums resolved before leaving the stage), in
+ * parts: the head (stage 0), one layer of the block (run once per layer), the edges from one
+ * layer into the next (between layers), the edges into the first and out of the last layer, the
+ * tail (last stage). Forward runs HEAD, ENTER, LAYER (CROSS LAYER)..., LEAVE, TAIL; backward the
+ * same parts in reverse order, each part's steps as listed. The per-iteration gradient reduction
+ * is per mesh axis. Summed, the steps give st_as_stage's time_s less its p2p and sync parts. */
+enum { ST_AS_HEAD, ST_AS_ENTER, ST_AS_LAYER, ST_AS_CROSS, ST_AS_LEAVE, ST_AS_TAIL, ST_AS_PARTS };
+typedef struct st_as_step {
+    st_coll coll;   /* ST_COLL_NONE: compute */
+    int axis;       /* a collective's mesh axis */
+    double time_s;  /* alone */
+    double bytes;   /* a collective's bytes per rank (st_cost_collective's) */
+    int op;         /* the graph op it belongs to */
+} st_as_step;
+typedef struct st_as_work {
+    int n[ST_AS_PARTS][2], cap[ST_AS_PARTS][2]; /* [part][0 forward, 1 backward] */
+    st_as_step *step[ST_AS_PARTS][2];
+    double sync_s[2], sync_bytes[2]; /* gradient all-reduce per mesh axis, once per iteration */
+    double state_bytes;              /* weights, gradients, optimizer state */
+    double saved_bytes;              /* activations one micro-batch leaves for backward */
+    double p2p_s, p2p_bytes;         /* activation + gradient exchange with a neighbour stage; bytes per device, one way */
+} st_as_work;
+int st_autoshard_work(const st_autoshard_result *r, int stage, const st_cluster *c, const st_profile *prof,
+                      st_dtype dt, st_as_work *w, st_error *err);
+void st_as_work_free(st_as_work *w);
 
 /* ---- lower-level pieces (tests, benchmarks) */
 

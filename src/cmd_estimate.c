@@ -1,5 +1,6 @@
 /* cmd_estimate.c: `strata estimate`: the predicted iteration time, throughput, MFU and memory of
  * one plan, with a breakdown. Exit 1 (after printing) when the plan does not fit. */
+#include "autoshard_cli.h"
 #include "cli.h"
 
 #include <stdlib.h>
@@ -51,11 +52,14 @@ static void print_ops(FILE *out, const st_model *m, const st_cluster *c, const s
 
 static const char help_text[] =
     "usage: strata estimate --model M --cluster C --plan P [--gpus N] [--profile F] [--ops] [--json]\n"
+    "       strata estimate --graph FILE --cluster C --plan ILP_PLAN [...]\n"
     "\n"
     "  --model M     preset name (strata models), strata model JSON or HuggingFace config.json\n"
+    "  --graph FILE  a custom operator graph (with an operator-level plan of it)\n"
     "  --cluster C   preset name (strata clusters) or cluster JSON\n"
     "  --gpus N      size a cluster to N GPUs (N / gpus_per_node nodes)\n"
-    "  --plan P      inline spec 'tp=8,pp=8,mbs=1,gbs=512,...' or plan JSON (strata plan --out)\n"
+    "  --plan P      inline spec 'tp=8,pp=8,mbs=1,gbs=512,...' or plan JSON (strata plan --out); an\n"
+    "                operator-level plan (strata plan --search ilp --out) is priced operator by operator\n"
     "  --profile F   calibration profile replacing the default efficiency curves\n"
     "  --ops         also list what each operator of a block costs (time, TFLOP/s, bound, collective)\n"
     "  --json        one JSON object on stdout\n"
@@ -63,11 +67,13 @@ static const char help_text[] =
     "Exit status: 0 fits, 1 does not fit in GPU (or host) memory, 2 bad input.\n";
 
 int st_cmd_estimate(int argc, char **argv, st_error *err) {
-    const char *model_arg = NULL, *cluster_arg = NULL, *plan_arg = NULL, *gpus_arg = NULL, *profile_arg = NULL;
+    const char *model_arg = NULL, *cluster_arg = NULL, *plan_arg = NULL, *gpus_arg = NULL, *profile_arg = NULL,
+               *graph_arg = NULL;
     int json = 0, help = 0, show_ops = 0, rc;
     st_cli_opt opts[] = {{"model", &model_arg, NULL},     {"cluster", &cluster_arg, NULL}, {"plan", &plan_arg, NULL},
                          {"gpus", &gpus_arg, NULL},       {"profile", &profile_arg, NULL}, {"json", NULL, &json},
-                         {"ops", NULL, &show_ops},        {"help", NULL, &help},           {NULL, NULL, NULL}};
+                         {"ops", NULL, &show_ops},        {"help", NULL, &help},           {"graph", &graph_arg, NULL},
+                         {NULL, NULL, NULL}};
     st_model m;
     st_cluster c;
     st_plan *p = NULL;
@@ -81,6 +87,20 @@ int st_cmd_estimate(int argc, char **argv, st_error *err) {
     if ((rc = st_cli_parse(argc, argv, opts, NULL, err))) goto out;
     if (help) {
         fputs(help_text, stdout);
+        goto out;
+    }
+    if (st__plan_is_ilp(plan_arg)) {
+        if (show_ops) {
+            rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "--ops: the plan file lists each operator's split already");
+            goto out;
+        }
+        st_ilp_cmd a = {.model_arg = model_arg, .graph_arg = graph_arg, .cluster_arg = cluster_arg, .plan_arg = plan_arg,
+                        .gpus_arg = gpus_arg, .profile_arg = profile_arg, .json = json};
+        rc = st__estimate_ilp(&a, err);
+        goto out;
+    }
+    if (graph_arg) {
+        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "--graph goes with an operator-level plan (strata plan --search ilp --out)");
         goto out;
     }
     if (!model_arg || !cluster_arg || !plan_arg) {

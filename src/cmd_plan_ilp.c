@@ -129,7 +129,7 @@ int st__cmd_plan_ilp(int argc, char **argv, st_error *err) {
     const char *name = model_arg ? m.name : custom.name;
     int64_t gpus = o.gpus > 0 ? o.gpus : st_cluster_gpus(&c);
     int64_t seq = model_arg ? (o.seq > 0 ? o.seq : m.seq_len) : 0;
-    if (out_arg && (rc = st_autoshard_save(&res, name, NULL, &c, o.gbs, seq, o.dtype, out_arg, err))) goto out;
+    if (out_arg && (rc = st_autoshard_save(&res, model_arg ? &m : NULL, graph_arg, &c, o.gbs, seq, o.dtype, out_arg, err))) goto out;
     if (json) {
         rc = st_out_autoshard_json(stdout, name, &c, gpus, model_arg ? o.gbs : res.microbatches, seq, &res, err);
         goto out;

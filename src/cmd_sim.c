@@ -4,6 +4,7 @@
  * per-rank busy/idle/bubble times and the number of events; --trace writes a Chrome trace. Exit 1
  * when the plan does not fit or cannot run (out of memory, deadlock), with the rank, instruction
  * and reason. */
+#include "autoshard_cli.h"
 #include "cli.h"
 #include "program.h"
 
@@ -14,10 +15,13 @@
 static const char help_text[] =
     "usage: strata sim --model M --cluster C --plan P [--gpus N] [--profile F] [--every-rank] [--trace FILE]\n"
     "                  [--json]\n"
+    "       strata sim (--model M | --graph FILE) --cluster C --plan ILP_PLAN [...]\n"
     "\n"
     "Simulates one training iteration of the plan, event by event, on one representative rank per\n"
     "pipeline stage (the tp, cp and dp ranks of a stage run the same program). Transfers share the\n"
     "NVLink ports, NICs and fabric links they cross, max-min fairly.\n"
+    "An operator-level plan (strata plan --search ilp --out) runs its stages on their own meshes,\n"
+    "each operator's resharding collectives as instructions; --graph names its custom graph.\n"
     "  --every-rank  simulate every rank (the same result, more events; for checking and benchmarks)\n"
     "  --timing      print to stderr how long lowering, setting up and running the events took\n"
     "  --trace FILE  write a Chrome trace (open it in Perfetto or chrome://tracing)\n"
@@ -27,12 +31,12 @@ static const char help_text[] =
 
 int st_cmd_sim(int argc, char **argv, st_error *err) {
     const char *model_arg = NULL, *cluster_arg = NULL, *plan_arg = NULL, *gpus_arg = NULL, *profile_arg = NULL,
-               *trace_arg = NULL;
+               *trace_arg = NULL, *graph_arg = NULL;
     int json = 0, help = 0, every = 0, timing = 0, rc;
     st_cli_opt opts[] = {{"model", &model_arg, NULL},   {"cluster", &cluster_arg, NULL}, {"plan", &plan_arg, NULL},
                          {"gpus", &gpus_arg, NULL},     {"profile", &profile_arg, NULL}, {"trace", &trace_arg, NULL},
                          {"json", NULL, &json},         {"help", NULL, &help},           {"every-rank", NULL, &every},
-                         {"timing", NULL, &timing},     {NULL, NULL, NULL}};
+                         {"timing", NULL, &timing},     {"graph", &graph_arg, NULL},     {NULL, NULL, NULL}};
     st_model m;
     st_cluster c;
     st_plan *p = NULL;
@@ -48,6 +52,17 @@ int st_cmd_sim(int argc, char **argv, st_error *err) {
     if ((rc = st_cli_parse(argc, argv, opts, NULL, err))) goto done;
     if (help) {
         fputs(help_text, stdout);
+        goto done;
+    }
+    if (st__plan_is_ilp(plan_arg)) {
+        st_ilp_cmd a = {.model_arg = model_arg, .graph_arg = graph_arg, .cluster_arg = cluster_arg, .plan_arg = plan_arg,
+                        .gpus_arg = gpus_arg, .profile_arg = profile_arg, .trace_arg = trace_arg, .json = json,
+                        .every_rank = every, .timing = timing};
+        rc = st__sim_ilp(&a, err);
+        goto done;
+    }
+    if (graph_arg) {
+        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "--graph goes with an operator-level plan (strata plan --search ilp --out)");
         goto done;
     }
     if (!model_arg || !cluster_arg || !plan_arg) {

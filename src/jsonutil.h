@@ -32,6 +32,11 @@ int st__json_get_str(const json_t *obj, const char *key, const char **out, const
 int st__json_write_file(const json_t *root, const char *path, st_error *err);
 /* 64-bit FNV-1a of a JSON value's canonical (sorted, compact) dump, as 16 hex digits. */
 void st__json_hash(const json_t *v, char out[17]);
+/* {name, hash} of a description (a model's or cluster's canonical JSON, stolen), as plan files
+ * record what they were made for; NULL on allocation failure. */
+json_t *st__json_identity(const char *name, json_t *desc);
+/* Reads such a {name, hash} (informational: never an error; missing parts come back empty). */
+void st__json_origin(const json_t *v, char *name, size_t n, char hash[17]);
 
 /* After a failed load of `arg` that names no existing file: rewrite err to say that it is neither a
  * preset (listed by `lister`) nor a file. Returns err->code. */
@@ -42,6 +47,11 @@ int st__preset_or_file_error(const char *arg, const char *key, const char *liste
 int st__json_print(FILE *f, json_t *root, st_error *err);
 /* The breakdown_s object of every --json output (src/output.c); new reference. */
 json_t *st__breakdown_json(const st_breakdown *b);
+/* `strata sim --json`'s breakdown_s (the slowest-ending rank's streams; NULL with no rank) and its
+ * "ranks" array (src/output.c); new references. */
+struct st_sim_result;
+json_t *st__sim_breakdown_json(const struct st_sim_result *r);
+json_t *st__sim_ranks_json(const struct st_sim_result *r);
 
 /* One table of a calibration profile as `strata calibrate` and `strata profile` write it
  * (cost/profile.c's format, written and described there). */

@@ -108,32 +108,22 @@ int st_out_plan_json(FILE *f, const st_model *m, const st_cluster *c, const st_s
     return st__json_print(f, o, err);
 }
 
-int st_out_sim_json(FILE *f, const st_model *m, const st_cluster *c, const st_plan *p, const st_estimate *sim,
-                    const st_estimate *analytical, const st_sim_result *r, st_error *err) {
-    json_t *o = json_object();
-    if (!o) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
-    json_object_set_new(o, "model", json_string(m->name));
-    json_object_set_new(o, "cluster", json_string(c->name));
-    json_object_set_new(o, "gpu", json_string(c->gpu.name));
-    json_object_set_new(o, "gpu_memory_gib", json_real(c->gpu.memory_bytes / GIB));
-    add_estimate(o, p, sim);
+json_t *st__sim_breakdown_json(const st_sim_result *r) {
     /* the simulator's own split of the slowest-ending rank's time */
     const st_rank_stats *slow = NULL;
     for (int i = 0; i < r->nranks; i++)
         if (!slow || r->ranks[i].end_s > slow->end_s) slow = &r->ranks[i];
-    if (slow) {
-        json_t *b = json_object();
-        json_object_set_new(b, "compute", json_real(slow->busy_s[ST_STREAM_COMPUTE]));
-        json_object_set_new(b, "pp_comm", json_real(slow->busy_s[ST_STREAM_P2P]));
-        json_object_set_new(b, "dp_comm", json_real(slow->busy_s[ST_STREAM_DP]));
-        json_object_set_new(b, "bubble", json_real(slow->bubble_s));
-        json_object_set_new(b, "idle", json_real(slow->compute_idle_s));
-        json_object_set_new(o, "breakdown_s", b);
-    }
-    json_t *a = json_object();
-    add_estimate(a, p, analytical);
-    json_object_del(a, "plan");
-    json_object_set_new(o, "analytical", a);
+    if (!slow) return NULL;
+    json_t *b = json_object();
+    json_object_set_new(b, "compute", json_real(slow->busy_s[ST_STREAM_COMPUTE]));
+    json_object_set_new(b, "pp_comm", json_real(slow->busy_s[ST_STREAM_P2P]));
+    json_object_set_new(b, "dp_comm", json_real(slow->busy_s[ST_STREAM_DP]));
+    json_object_set_new(b, "bubble", json_real(slow->bubble_s));
+    json_object_set_new(b, "idle", json_real(slow->compute_idle_s));
+    return b;
+}
+
+json_t *st__sim_ranks_json(const st_sim_result *r) {
     json_t *ranks = json_array();
     for (int i = 0; i < r->nranks; i++) {
         const st_rank_stats *s = &r->ranks[i];
@@ -148,7 +138,25 @@ int st_out_sim_json(FILE *f, const st_model *m, const st_cluster *c, const st_pl
         json_object_set_new(e, "memory_peak_gib", json_real(s->memory_peak_bytes / GIB));
         json_array_append_new(ranks, e);
     }
-    json_object_set_new(o, "ranks", ranks);
+    return ranks;
+}
+
+int st_out_sim_json(FILE *f, const st_model *m, const st_cluster *c, const st_plan *p, const st_estimate *sim,
+                    const st_estimate *analytical, const st_sim_result *r, st_error *err) {
+    json_t *o = json_object();
+    if (!o) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    json_object_set_new(o, "model", json_string(m->name));
+    json_object_set_new(o, "cluster", json_string(c->name));
+    json_object_set_new(o, "gpu", json_string(c->gpu.name));
+    json_object_set_new(o, "gpu_memory_gib", json_real(c->gpu.memory_bytes / GIB));
+    add_estimate(o, p, sim);
+    json_t *b = st__sim_breakdown_json(r);
+    if (b) json_object_set_new(o, "breakdown_s", b);
+    json_t *a = json_object();
+    add_estimate(a, p, analytical);
+    json_object_del(a, "plan");
+    json_object_set_new(o, "analytical", a);
+    json_object_set_new(o, "ranks", st__sim_ranks_json(r));
     json_object_set_new(o, "events", json_integer((json_int_t)r->events));
     return st__json_print(f, o, err);
 }

@@ -18,8 +18,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define PLAN_FORMAT "strata-plan"
-
 static const char *const plan_keys[] = {
     "format", "version", "spec", "gpus", "model", "cluster", "tp", "pp", "dp", "cp", "ep", "vp", "mbs", "gbs", "seq",
     "sp", "recompute", "zero", "offload", "dtype", "schedule", "overlap_grad_reduce", "grad_bytes", "stage_layers",
@@ -101,8 +99,7 @@ static int load_seed(const json_t *root, const char *path, uint64_t *seed, st_er
     return rc;
 }
 
-/* The {name, hash} a plan file records (informational: never an error). */
-static void origin(const json_t *v, char *name, size_t n, char hash[17]) {
+void st__json_origin(const json_t *v, char *name, size_t n, char hash[17]) {
     name[0] = hash[0] = '\0';
     if (!v) return;
     const char *s = json_string_value(json_object_get(v, "name")), *h = json_string_value(json_object_get(v, "hash"));
@@ -122,6 +119,12 @@ int st_plan_load(const char *path, st_plan *out, st_error *err) {
         rc = st_error_set(err, ST_EINVAL, path, NULL, "expected a JSON object (a plan)");
         goto out;
     }
+    if (json_object_get(root, "stages") || json_object_get(root, "search")) {
+        rc = st_error_set(err, ST_EINVAL, path, "stages",
+                          "an operator-level plan (strata plan --search ilp): strata estimate and strata sim take it, "
+                          "this command takes a hybrid plan (tp, pp, dp, ...)");
+        goto out;
+    }
     CHECK(st__json_check_keys(root, plan_keys, path, NULL, err));
     p = malloc(sizeof *p); /* st_plan holds ST_MAX_STAGES stage sizes: keep it off the stack */
     if (!p) {
@@ -131,9 +134,9 @@ int st_plan_load(const char *path, st_plan *out, st_error *err) {
     *p = *out;
 
     CHECK(st__json_get_str(root, "format", &fmt, path, NULL, err));
-    if (rc == 1 && strcmp(fmt, PLAN_FORMAT) != 0) {
+    if (rc == 1 && strcmp(fmt, ST_PLAN_FORMAT) != 0) {
         rc = st_error_set(err, ST_EINVAL, path, "format", "'%s' is not a strata plan (expected \"%s\")", fmt,
-                          PLAN_FORMAT);
+                          ST_PLAN_FORMAT);
         goto out;
     }
     CHECK(st__json_get_int(root, "version", INT64_MIN, INT64_MAX, &x, path, NULL, err));
@@ -148,13 +151,13 @@ int st_plan_load(const char *path, st_plan *out, st_error *err) {
         rc = st_error_set(err, ST_EINVAL, path, "model", "expected an object {name, hash}");
         goto out;
     }
-    origin(v, p->for_model, sizeof p->for_model, p->for_model_hash);
+    st__json_origin(v, p->for_model, sizeof p->for_model, p->for_model_hash);
     v = json_object_get(root, "cluster");
     if (v && !json_is_object(v)) {
         rc = st_error_set(err, ST_EINVAL, path, "cluster", "expected an object {name, hash}");
         goto out;
     }
-    origin(v, p->for_cluster, sizeof p->for_cluster, p->for_cluster_hash);
+    st__json_origin(v, p->for_cluster, sizeof p->for_cluster, p->for_cluster_hash);
     CHECK(st__json_get_int(root, "gpus", 1, ST_MAX_GPUS, &gpus, path, NULL, err));
 
     CHECK(get_i(root, "tp", 1, ST_MAX_GPUS, &p->tp, path, err));
@@ -291,8 +294,7 @@ out:
     return o;
 }
 
-/* {name, hash} of a model or cluster description; NULL on allocation failure. */
-static json_t *identity(const char *name, json_t *desc) {
+json_t *st__json_identity(const char *name, json_t *desc) {
     char hash[17];
     json_t *o;
 
@@ -313,13 +315,13 @@ int st_plan_save(const st_plan *p, const st_model *m, const st_cluster *c, const
         goto out;
     }
     st_plan_format_spec(p, spec, sizeof spec);
-    bad |= json_object_set_new(root, "format", json_string(PLAN_FORMAT));
+    bad |= json_object_set_new(root, "format", json_string(ST_PLAN_FORMAT));
     bad |= json_object_set_new(root, "version", json_integer(ST_PLAN_FORMAT_VERSION));
     bad |= json_object_set_new(root, "spec", json_string(spec));
     bad |= json_object_set_new(root, "gpus", json_integer(plan_gpus(p)));
     bad |= json_object_update(root, keys);
-    if (m) bad |= json_object_set_new(root, "model", identity(m->name, st__model_to_json(m)));
-    if (c) bad |= json_object_set_new(root, "cluster", identity(c->name, st__cluster_to_json(c)));
+    if (m) bad |= json_object_set_new(root, "model", st__json_identity(m->name, st__model_to_json(m)));
+    if (c) bad |= json_object_set_new(root, "cluster", st__json_identity(c->name, st__cluster_to_json(c)));
     if (bad) {
         rc = st_error_set(err, ST_ENOMEM, path, NULL, "cannot build the plan JSON (out of memory)");
         goto out;

@@ -253,6 +253,7 @@ static inline int64_t st_cluster_gpus(const st_cluster *c) { return c->nodes * c
 /* ------------------------------------------------------------ plan */
 
 #define ST_PLAN_FORMAT_VERSION 1
+#define ST_PLAN_FORMAT "strata-plan" /* the plan JSON's "format" */
 #define ST_MAX_STAGES 512 /* pipeline chunks (pp * vp); more is refused naming pp or vp */
 
 typedef struct st_plan {
@@ -438,6 +439,15 @@ void st_mesh_init(st_mesh *m, const st_cluster *c, int nodes, int gpus, int naxe
  * collectives in order (at most 2), *nsteps their count. Returns seconds. */
 double st_cost_reshard(const st_cluster *c, const st_profile *prof, const st_mesh *m, double full_bytes, st_layout src,
                        st_layout dst, st_coll *steps, int *nsteps);
+/* The same, step by step: each collective with its mesh axis, the bytes per rank it is priced
+ * with (st_cost_collective's `bytes`) and its time alone. */
+typedef struct st_reshard_step {
+    st_coll coll;
+    int axis;
+    double bytes, time_s;
+} st_reshard_step;
+double st_cost_reshard_steps(const st_cluster *c, const st_profile *prof, const st_mesh *m, double full_bytes,
+                             st_layout src, st_layout dst, st_reshard_step *steps, int *nsteps);
 
 typedef struct st_breakdown {
     double compute_s, recompute_s;
