@@ -6,6 +6,10 @@
 #   - --json: the enumerator's shape (plans[].spec, iteration_time_s, ..., evaluated, search_time_s)
 #     plus the per-operator assignment; --out writes the plan JSON atomically;
 #   - a custom graph (tests/data/graph_unet.json) gives a plan;
+#   - strata estimate and strata sim take the plan file: the planner's time again (exactly, in
+#     simulation, for one stage; within 2% for a pipeline), the estimate keys, a trace with the
+#     resharding collectives; a custom graph's plan with --graph; an unknown operator, another
+#     model's plan and --every-rank are refused (exit 2, one line);
 #   - bad input: unknown --search, a cyclic graph, a graph with mismatched shapes (exit 2, one line,
 #     no output file), an infeasible memory limit (exit 1 naming the limit and the excess).
 #
@@ -57,6 +61,82 @@ if [ $rc -eq 0 ] && grep -q '^graph unet-small (11 operators)' "$T/out" && grep 
 	ok "a custom U-Net graph gets a plan"
 else
 	nok "custom graph plan expected"
+fi
+
+# ------------------------------------------------------------------ estimate and sim take the plan
+num() { awk -v k="$2" 'index($0, k) == 1 { sub(/^[^0-9]*/, "", $0); print $1 + 0; exit }' "$1"; }
+close_to() { awk -v a="$1" -v b="$2" -v tol="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d <= tol * b) }'; }
+EST="--model gpt-18.4b --cluster dgx-a100-80g --gpus 8"
+predicted=$(get "$T/plan.json.flat" .predicted_iteration_time_s)
+run estimate $EST --plan "$T/plan.json"
+t=$(num "$T/out" "iteration time")
+if [ $rc -eq 0 ] && [ ! -s "$T/err" ] && close_to "$t" "$predicted" 0.001 && grep -q 'amounts to: tp=8,pp=1,dp=1' "$T/out"; then
+	ok "estimate --plan ILP_PLAN: the planner's time ($t s), the equivalent spec"
+else
+	nok "estimate of the ILP plan: $t s, the planner said $predicted s" "$(cat "$T/err")"
+fi
+run estimate $EST --plan "$T/plan.json" --json
+if [ $rc -eq 0 ] && cp "$T/out" "$T/e.json" && flat "$T/e.json"; then
+	missing=""
+	for k in iteration_time_s tokens_per_s model_tflops_per_gpu mfu memory_peak_gib breakdown_s.compute; do
+		get "$T/e.json.flat" ".$k" | grep -Eq '^[0-9]' || missing="$missing $k"
+	done
+	get "$T/e.json.flat" .fits | grep -q true || missing="$missing fits"
+	get "$T/e.json.flat" '.stages[0].ops.fc1.split[0]' | grep -q '"f"' || missing="$missing stages"
+	if [ -z "$missing" ]; then ok "estimate --json of the ILP plan: the estimate keys and the stages"; else nok "estimate --json lacks:$missing"; fi
+else
+	nok "estimate --json of the ILP plan"
+fi
+run sim $EST --plan "$T/plan.json" --trace "$T/ilp.trace.json"
+t=$(num "$T/out" "iteration time (s)")
+if [ $rc -eq 0 ] && close_to "$t" "$predicted" 0.001 && grep -q '^simulated  1 ranks' "$T/out" && [ -s "$T/ilp.trace.json" ] &&
+	grep -q '"reducescatter"\|"allgather"' "$T/ilp.trace.json"; then
+	ok "sim --plan ILP_PLAN: one stage takes exactly the planner's time; its collectives are in the trace"
+else
+	nok "sim of the ILP plan: $t s, the planner said $predicted s" "$(cat "$T/err")"
+fi
+
+# a pipeline over sub-meshes of different sizes
+run plan --search ilp $EST --gbs 256 --out "$T/pipe.json"
+stages=$(grep -c '"layers"' "$T/pipe.json" 2>/dev/null)
+predicted=$(flat "$T/pipe.json" && get "$T/pipe.json.flat" .predicted_iteration_time_s)
+run sim $EST --plan "$T/pipe.json" --json
+if [ $rc -eq 0 ] && [ "${stages:-0}" -gt 1 ] && cp "$T/out" "$T/s.json" && flat "$T/s.json" &&
+	close_to "$(get "$T/s.json.flat" .iteration_time_s)" "$predicted" 0.02 &&
+	close_to "$(get "$T/s.json.flat" .analytical.iteration_time_s)" "$predicted" 0.000001 &&
+	get "$T/s.json.flat" .events | grep -Eq '^[1-9]'; then
+	ok "sim --json of a $stages-stage ILP plan: within 2% of the planner's 1F1B formula"
+else
+	nok "sim of the pipelined ILP plan ($stages stages)" "$(cat "$T/err")"
+fi
+
+run plan --search ilp --graph "$SRCDIR/tests/data/graph_unet.json" --cluster dgx-a100-80g --gpus 8 --microbatches 4 --out "$T/unet.json"
+run estimate --graph "$SRCDIR/tests/data/graph_unet.json" --cluster dgx-a100-80g --gpus 8 --plan "$T/unet.json"
+if [ $rc -eq 0 ] && grep -q '^graph      unet-small' "$T/out" && grep -q 'iteration time' "$T/out"; then
+	ok "estimate --graph with the custom graph's plan"
+else
+	nok "estimate of a custom graph's plan" "$(cat "$T/err")"
+fi
+
+# bad plans: exit 2, one line naming the file and key
+sed 's/"fc1"/"fc9"/' "$T/plan.json" >"$T/badop.json"
+run estimate $EST --plan "$T/badop.json"
+if [ $rc -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ] && grep -q "badop.json: key 'stages\[0\].ops.fc9'" "$T/err"; then
+	ok "ILP plan with an unknown operator: exit 2 naming stages[0].ops.fc9"
+else
+	nok "unknown operator in an ILP plan" "$(cat "$T/err")"
+fi
+run sim --model gpt3-175b --cluster dgx-a100-80g --gpus 8 --plan "$T/plan.json"
+if [ $rc -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ] && grep -q "made for model gpt-18.4b" "$T/err"; then
+	ok "ILP plan of another model: exit 2, says which model it was made for"
+else
+	nok "ILP plan of another model" "$(cat "$T/err")"
+fi
+run sim $EST --plan "$T/plan.json" --every-rank
+if [ $rc -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ] && grep -q "every-rank" "$T/err"; then
+	ok "sim --every-rank of an ILP plan: exit 2, one line (stages run one SPMD program per mesh)"
+else
+	nok "sim --every-rank of an ILP plan" "$(cat "$T/err")"
 fi
 
 # ------------------------------------------------------------------ bad input

@@ -1,5 +1,5 @@
 /* test_autoshard.c: operator graphs, resharding, and the operator-level planner (issue 4). */
-#include "autoshard.h"
+#include "autoshard_cli.h"
 #include "suites.h"
 
 #include <math.h>
@@ -370,6 +370,141 @@ START_TEST(ilp_pipeline_stages) {
 }
 END_TEST
 
+
+/* ---------------------------------------------------------------- a given plan: estimate and simulation */
+
+/* A copy of r's stage boundaries, meshes and labels only, as a plan file carries them. */
+static void given_copy(const st_autoshard_result *r, st_autoshard_result *g) {
+    memset(g, 0, sizeof *g);
+    g->g = r->g;
+    g->mbs = r->mbs;
+    g->microbatches = r->microbatches;
+    g->nstages = r->nstages;
+    g->stage = calloc((size_t)r->nstages, sizeof *g->stage);
+    ck_assert_ptr_nonnull(g->stage);
+    for (int i = 0; i < r->nstages; i++) {
+        g->stage[i].first = r->stage[i].first;
+        g->stage[i].last = r->stage[i].last;
+        g->stage[i].mesh = r->stage[i].mesh;
+        g->stage[i].choice = calloc((size_t)r->g->nops, sizeof *g->stage[i].choice);
+        ck_assert_ptr_nonnull(g->stage[i].choice);
+        for (int o = 0; o < r->g->nops; o++) {
+            g->stage[i].choice[o].lab[0] = r->stage[i].choice[o].lab[0];
+            g->stage[i].choice[o].lab[1] = r->stage[i].choice[o].lab[1];
+        }
+    }
+}
+
+static void given_free(st_autoshard_result *g) {
+    g->g = NULL; /* the planner's graph */
+    st_autoshard_result_free(g);
+}
+
+/* What the planner found, priced again from its labels alone: the same time and memory, stage by
+ * stage; and a stage's steps (st_autoshard_work) add up to its time. */
+static void check_reprice(const char *model, const char *cl, int64_t gpus, int64_t gbs, int64_t seq, int max_stages) {
+    st_model m;
+    ck_assert_int_eq(st_model_preset(model, &m), 0);
+    st_cluster c = cluster(cl, gpus);
+    st_autoshard_result r, g;
+    plan_model(model, cl, gpus, gbs, 0, seq, max_stages, &r);
+    given_copy(&r, &g);
+    st_autoshard_opts o;
+    st_autoshard_opts_init(&o);
+    o.gbs = gbs, o.seq = seq;
+    st_error err;
+    ck_assert_msg(st_autoshard_evaluate(&m, &c, NULL, &o, &g, &err) == 0, "%s: %s", model, err.text);
+    double tol = 1e-9 * r.iteration_time_s;
+    ck_assert_double_eq_tol(g.iteration_time_s, r.iteration_time_s, tol);
+    ck_assert_double_eq_tol(g.memory_peak_bytes, r.memory_peak_bytes, 1e-9 * r.memory_peak_bytes);
+    ck_assert_double_eq_tol(g.mfu, r.mfu, 1e-9);
+    for (int i = 0; i < r.nstages; i++) {
+        ck_assert_double_eq_tol(g.stage[i].time_s, r.stage[i].time_s, 1e-9 * r.stage[i].time_s);
+        st_as_work w;
+        ck_assert_int_eq(st_autoshard_work(&g, i, &c, NULL, o.dtype, &w, &err), 0);
+        int k = g.stage[i].last - g.stage[i].first;
+        double t = 0, mult[ST_AS_PARTS] = {1, 1, k, k - 1, 1, 1};
+        for (int p = 0; p < ST_AS_PARTS; p++)
+            for (int b = 0; b < 2; b++)
+                for (int j = 0; j < w.n[p][b]; j++) t += mult[p] * w.step[p][b][j].time_s;
+        t += (w.sync_s[0] + w.sync_s[1]) / (double)g.microbatches + w.p2p_s;
+        ck_assert_msg(fabs(t - g.stage[i].time_s) <= 1e-9 * t, "%s stage %d: steps %.9g s, stage %.9g s", model, i, t,
+                      g.stage[i].time_s);
+        /* memory: the state and the activations 1F1B keeps in flight on this stage */
+        double mem = w.state_bytes + w.saved_bytes * (double)(g.nstages - i);
+        ck_assert_double_eq_tol(mem, g.stage[i].memory_bytes, 1e-9 * mem);
+        st_as_work_free(&w);
+    }
+    given_free(&g);
+    st_autoshard_result_free(&r);
+}
+
+START_TEST(given_plan_prices_as_planned) {
+    check_reprice("gpt-18.4b", "dgx-a100-80g", 8, 64, 2048, 1);    /* Megatron-SP on one node */
+    check_reprice("gpt-18.4b", "dgx-a100-80g", 8, 1536, 2048, 0);  /* stages on different sub-meshes */
+    check_reprice("mixtral-8x7b", "dgx-h100", 16, 256, 4096, 0);   /* experts: all-to-all */
+    check_reprice("llama2-7b", "dgx-a100-80g", 16, 256, 4096, 1);  /* two axes: nodes x GPUs */
+}
+END_TEST
+
+/* A label an operator cannot split is refused, naming the stage and the operator. */
+START_TEST(given_plan_bad_label) {
+    st_model m;
+    ck_assert_int_eq(st_model_preset("gpt-18.4b", &m), 0);
+    st_cluster c = cluster("dgx-a100-80g", 8);
+    st_autoshard_result r, g;
+    plan_model("gpt-18.4b", "dgx-a100-80g", 8, 64, 1, 2048, 1, &r);
+    given_copy(&r, &g);
+    g.stage[0].choice[op_index(r.g, "fc1")].lab[0] = 'z';
+    st_autoshard_opts o;
+    st_autoshard_opts_init(&o);
+    o.gbs = 64, o.seq = 2048;
+    st_error err;
+    st_error_clear(&err);
+    ck_assert_int_eq(st_autoshard_evaluate(&m, &c, NULL, &o, &g, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "stages[0].ops.fc1.split");
+    ck_assert_ptr_nonnull(strstr(err.text, "'fc1'"));
+    given_free(&g);
+    st_autoshard_result_free(&r);
+}
+END_TEST
+
+static void sim_plan(const st_autoshard_result *r, const st_cluster *c, st_sim_result *res) {
+    st_lowered low;
+    st_error err;
+    ck_assert_msg(st_lower_autoshard(r, c, NULL, ST_DT_BF16, &low, &err) == 0, "%s", err.text);
+    ck_assert_msg(st_sim_run(&low, 0, NULL, res, &err) == 0, "%s", err.text);
+    st_lowered_destroy(&low);
+}
+
+/* The simulator runs the plan's steps: one stage (no pipeline) takes exactly the planner's time and
+ * memory; a pipeline's 1F1B agrees with sum + (micro-batches - 1) x slowest within 1%. */
+START_TEST(given_plan_simulates) {
+    st_cluster c = cluster("dgx-a100-80g", 8);
+    st_autoshard_result r;
+    st_sim_result res;
+    plan_model("gpt-18.4b", "dgx-a100-80g", 8, 64, 0, 2048, 1, &r);
+    sim_plan(&r, &c, &res);
+    ck_assert_int_eq(res.nranks, 1);
+    ck_assert_double_eq_tol(res.iteration_time_s, r.iteration_time_s, 1e-9 * r.iteration_time_s);
+    ck_assert_double_eq_tol(res.ranks[0].memory_peak_bytes, r.memory_peak_bytes, 1e-6 * r.memory_peak_bytes);
+    st_sim_result_destroy(&res);
+    st_autoshard_result_free(&r);
+
+    c = cluster("dgx-a100-80g", 64);
+    plan_model("gpt3-175b", "dgx-a100-80g", 64, 256, 1, 2048, 0, &r);
+    ck_assert_int_gt(r.nstages, 1);
+    sim_plan(&r, &c, &res);
+    ck_assert_int_eq(res.nranks, r.nstages);
+    ck_assert_msg(fabs(res.iteration_time_s / r.iteration_time_s - 1) < 0.01, "simulated %.3f s, planned %.3f s",
+                  res.iteration_time_s, r.iteration_time_s);
+    for (int i = 0; i < r.nstages; i++)
+        ck_assert_double_eq_tol(res.ranks[i].memory_peak_bytes, r.stage[i].memory_bytes, 1e-6 * r.stage[i].memory_bytes);
+    st_sim_result_destroy(&res);
+    st_autoshard_result_free(&r);
+}
+END_TEST
+
 Suite *suite_autoshard(void) {
     Suite *s = suite_create("autoshard");
     TCase *tc = tcase_create("core");
@@ -384,6 +519,9 @@ Suite *suite_autoshard(void) {
     tcase_add_test(tc, ilp_infeasible_memory);
     tcase_add_test(tc, ilp_size_independent_of_depth);
     tcase_add_test(tc, ilp_pipeline_stages);
+    tcase_add_test(tc, given_plan_prices_as_planned);
+    tcase_add_test(tc, given_plan_bad_label);
+    tcase_add_test(tc, given_plan_simulates);
     suite_add_tcase(s, tc);
     return s;
 }
