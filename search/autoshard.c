@@ -711,6 +711,8 @@ typedef struct dpctx {
     int64_t solves;
     int failed; /* out of memory or a solver error inside the callback */
     st_error *err;
+    struct cmemo *cmemo; /* custom graphs: stage times per sub-mesh */
+    int ncmemo;
 } dpctx;
 
 static void scope_alloc(const st_graph *g, scope *sc, double *mult, int *fixed) {
@@ -854,12 +856,22 @@ static mcache *get_cache(dpctx *d, st_submesh sm) {
 /* p2p between stages: the block's activation (forward) and its gradient (backward), each device
  * sending its share (Zhuang et al. 2023: cross-mesh resharding spreads the transfer over the
  * devices) across the nodes' NICs, or over NVLink when the stage is smaller than a node */
-static double p2p_s(const st_graph *G, const st_cluster *c, const st_profile *prof, st_submesh sm) {
-    const st_gtensor *t = &G->t[G->block_out];
+static double p2p_s(const st_graph *G, int tensor, const st_cluster *c, const st_profile *prof, st_submesh sm) {
+    if (tensor < 0) return 0;
+    const st_gtensor *t = &G->t[tensor];
     double bytes = st_gtensor_numel(t) * st_dtype_bytes(t->dtype) / (double)(sm.nodes * sm.gpus);
     st_group g = {.n = 2, .per_node = sm.gpus < c->gpus_per_node ? 2 : 1, .nodes = 0, .node_share = c->gpus_per_node};
     g.nodes = 2 / g.per_node;
     return 2 * st_cost_collective(c, prof, ST_COLL_SENDRECV, &g, bytes);
+}
+
+/* The exchange of a stage holding units [first, last) of L with its neighbours, priced on the tensor
+ * it sends on (the last stage: the one it receives); 0 for a stage that holds everything. */
+static double stage_p2p(const st_graph *G, int first, int last, const st_cluster *c, const st_profile *prof,
+                        st_submesh sm) {
+    int L = st_graph_units(G);
+    if (first == 0 && last == L) return 0;
+    return p2p_s(G, st_graph_unit_tensor(G, last < L ? last : first), c, prof, sm);
 }
 
 /* best (time) candidate of a cache entry for k layers; *lm_out, *cd_out say which */
@@ -921,12 +933,88 @@ static double dp_cost(void *arg, int first, int last, st_submesh sm, int stages_
     int f = first * a->u, l = last == a->units ? a->L : last * a->u;
     double t = stage_time(d, mc, f, l, stages_after, a->L, NULL, NULL);
     /* a stage with a neighbour exchanges activations with it */
-    if (isfinite(t) && !(head && tail)) t += p2p_s(d->g, d->c, d->prof, sm);
+    if (isfinite(t) && !(head && tail)) t += p2p_s(d->g, d->g->block_out, d->c, d->prof, sm);
+    *slot = t;
+    return t;
+}
+
+static int final_stage(const st_graph *g, const st_cluster *c, const st_profile *prof, const st_autoshard_opts *o,
+                       int64_t microbatches, double mem_limit, const st_mesh *mesh, int first, int last, int L,
+                       double inflight, const st_as_choice *given, st_as_stage *st, int64_t *solves, st_error *err);
+
+/* A custom graph's stage (segments, no tied block): each logical mesh's ILP over the stage's
+ * operators, exactly, memoised per (sub-mesh, first, last, stages after). */
+typedef struct cmemo {
+    int nodes, gpus;
+    double *t;
+} cmemo;
+
+static double custom_stage(dpctx *d, int first, int last, st_submesh sm, int stages_after, int *lm_out, st_as_stage *keep) {
+    const st_graph *g = d->g;
+    int L = st_graph_units(g);
+    st_mesh meshes[2];
+    int nl = logical_meshes(d->c, sm.nodes, sm.gpus, meshes), lm = -1;
+    double best = INFINITY;
+    st_autoshard_opts o;
+    st_autoshard_opts_init(&o);
+    o.dtype = d->dt;
+    o.time_limit_s = d->time_limit_s;
+    for (int l = 0; l < nl; l++) {
+        st_as_stage st;
+        memset(&st, 0, sizeof st);
+        st_error e;
+        int rc = final_stage(g, d->c, d->prof, &o, d->microbatches, d->mem_limit, &meshes[l], first, last, L,
+                             (double)(stages_after + 1), NULL, &st, &d->solves, &e);
+        if (rc == 0 && st.time_s < best) {
+            best = st.time_s, lm = l;
+            if (keep) {
+                free(keep->choice);
+                *keep = st;
+                continue;
+            }
+        } else if (rc && rc != ST_ENOPLAN) {
+            d->failed = 1;
+            if (d->err) *d->err = e;
+        }
+        free(st.choice);
+    }
+    if (lm_out) *lm_out = lm;
+    return best;
+}
+
+static double dp_cost_custom(void *arg, int first, int last, st_submesh sm, int stages_after) {
+    dparg *a = arg;
+    dpctx *d = a->d;
+    if (d->failed) return INFINITY;
+    int U = a->units + 1;
+    cmemo *cm = NULL;
+    for (int i = 0; i < d->ncmemo; i++)
+        if (d->cmemo[i].nodes == sm.nodes && d->cmemo[i].gpus == sm.gpus) cm = &d->cmemo[i];
+    if (!cm) {
+        cmemo *grown = realloc(d->cmemo, (size_t)(d->ncmemo + 1) * sizeof *grown);
+        double *t = grown ? malloc((size_t)U * U * U * sizeof *t) : NULL;
+        if (!t) {
+            if (grown) d->cmemo = grown;
+            d->failed = 1;
+            return INFINITY;
+        }
+        for (size_t i = 0; i < (size_t)U * U * U; i++) t[i] = NAN;
+        d->cmemo = grown;
+        cm = &d->cmemo[d->ncmemo++];
+        cm->nodes = sm.nodes, cm->gpus = sm.gpus, cm->t = t;
+    }
+    double *slot = &cm->t[((size_t)first * U + (size_t)last) * U + (size_t)stages_after];
+    if (!isnan(*slot)) return *slot;
+    int f = first * a->u, l = last == a->units ? a->L : last * a->u;
+    double t = custom_stage(d, f, l, sm, stages_after, NULL, NULL);
+    if (isfinite(t)) t += stage_p2p(d->g, f, l, d->c, d->prof, sm);
     *slot = t;
     return t;
 }
 
 static void dpctx_free(dpctx *d) {
+    for (int i = 0; i < d->ncmemo; i++) free(d->cmemo[i].t);
+    free(d->cmemo);
     for (int i = 0; i < d->ncache; i++)
         for (int l = 0; l < d->cache[i].nlog; l++) {
             for (int c = 0; c < d->cache[i].log[l].ncand; c++) free(d->cache[i].log[l].c[c].strat);
@@ -960,19 +1048,13 @@ static int final_stage(const st_graph *g, const st_cluster *c, const st_profile 
     if (rc) goto out;
     scope sc;
     scope_alloc(g, &sc, mult, fixed);
-    int k = last - first, seen_block = 0;
-    for (int ti = 0; ti < n; ti++) {
-        int op = g->topo[ti];
-        if (g->ops[op].block) seen_block = 1, mult[op] = k;
-        else if (!seen_block) mult[op] = first == 0;
-        else mult[op] = last == L;
-    }
-    if (g->repeat <= 1 && g->block_in < 0)
-        for (int op = 0; op < n; op++) mult[op] = 1; /* a custom graph: one stage holds it all */
+    int k = last - first;
+    for (int op = 0; op < n; op++) mult[op] = st_graph_op_mult(g, op, first, last);
+    int leaving = last < L ? st_graph_unit_tensor(g, last) : -1;
     for (int op = 0; op < n; op++) {
         /* outputs leaving the stage must be whole */
         const st_gtensor *t = &g->t[g->ops[op].out];
-        x.sink[op] = t->nconsumers == 0 || (op == g->t[g->block_out >= 0 ? g->block_out : 0].producer && last < L);
+        x.sink[op] = t->nconsumers == 0 || (leaving >= 0 && op == g->t[leaving].producer);
     }
     if (given) /* a plan being priced: every operator of the stage keeps its sharding */
         for (int op = 0; op < n; op++) {
@@ -1060,8 +1142,8 @@ static int plan_submesh(int64_t gpus, const st_cluster *c, int *nodes, int *per)
 static int plan_one(const st_graph *g, const st_cluster *c, const st_profile *prof,
                     const st_autoshard_opts *o, int nodes, int per, int64_t mbs, int64_t microbatches, double mem_limit,
                     st_autoshard_result *best, int *have, st_error *err) {
-    int L = (int)g->repeat;
-    int single = o->max_stages == 1 || L <= 1 || g->block_in < 0;
+    int L = st_graph_units(g), custom = g->block_in < 0;
+    int single = o->max_stages == 1 || L <= 1;
     st_as_stage *stages = NULL;
     int nst = 0, rc = 0;
     double total = INFINITY;
@@ -1108,7 +1190,7 @@ static int plan_one(const st_graph *g, const st_cluster *c, const st_profile *pr
         while ((L + u - 1) / u > MAX_UNITS) u++;
         dparg a = {&d, L, u, (L + u - 1) / u};
         st_stage_dp_opts dpo = {.nlayers = a.units, .nodes = nodes, .gpus_per_node = per, .microbatches = microbatches,
-                                .max_stages = o->max_stages, .cost = dp_cost, .arg = &a};
+                                .max_stages = o->max_stages, .cost = custom ? dp_cost_custom : dp_cost, .arg = &a};
         st_stage_dp_result dr;
         rc = st_stage_dp(&dpo, &dr, err);
         solves += d.solves;
@@ -1120,18 +1202,26 @@ static int plan_one(const st_graph *g, const st_cluster *c, const st_profile *pr
             if (!stages) rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
             for (int i = 0; i <= dr.nstages; i++) dr.first[i] = i == dr.nstages ? L : dr.first[i] * u;
             for (int i = 0; !rc && i < dr.nstages; i++) {
-                /* the logical mesh the cost table preferred for this stage */
-                mcache *mc = get_cache(&d, dr.mesh[i]);
-                int lm = 0, cd = 0;
-                if (mc) stage_time(&d, mc, dr.first[i], dr.first[i + 1], dr.nstages - 1 - i, L, &lm, &cd);
-                st_mesh meshes[2];
-                logical_meshes(c, dr.mesh[i].nodes, dr.mesh[i].gpus, meshes);
-                rc = final_stage(g, c, prof, o, microbatches, mem_limit, &meshes[lm], dr.first[i], dr.first[i + 1], L,
-                                 (double)(dr.nstages - i), NULL, &stages[i], &solves, err);
+                if (custom) { /* the best logical mesh, solved again exactly */
+                    int64_t before = d.solves;
+                    double t = custom_stage(&d, dr.first[i], dr.first[i + 1], dr.mesh[i], dr.nstages - 1 - i, NULL,
+                                            &stages[i]);
+                    solves += d.solves - before;
+                    if (!isfinite(t)) rc = d.failed && err && err->code ? err->code : ST_ENOPLAN;
+                } else {
+                    /* the logical mesh the cost table preferred for this stage */
+                    mcache *mc = get_cache(&d, dr.mesh[i]);
+                    int lm = 0, cd = 0;
+                    if (mc) stage_time(&d, mc, dr.first[i], dr.first[i + 1], dr.nstages - 1 - i, L, &lm, &cd);
+                    st_mesh meshes[2];
+                    logical_meshes(c, dr.mesh[i].nodes, dr.mesh[i].gpus, meshes);
+                    rc = final_stage(g, c, prof, o, microbatches, mem_limit, &meshes[lm], dr.first[i], dr.first[i + 1],
+                                     L, (double)(dr.nstages - i), NULL, &stages[i], &solves, err);
+                }
                 if (!rc) {
                     nst = i + 1;
                     if (dr.nstages > 1) {
-                        stages[i].p2p_s = p2p_s(g, c, prof, dr.mesh[i]);
+                        stages[i].p2p_s = stage_p2p(g, dr.first[i], dr.first[i + 1], c, prof, dr.mesh[i]);
                         stages[i].time_s += stages[i].p2p_s;
                     }
                 }
@@ -1358,7 +1448,7 @@ int st_autoshard_evaluate(const st_model *m, const st_cluster *c, const st_profi
                           st_autoshard_result *r, st_error *err) {
     double t0 = now_s();
     const st_graph *g = r->g;
-    int L = (int)g->repeat, n = r->nstages, rc = 0;
+    int L = st_graph_units(g), n = r->nstages, rc = 0;
     int64_t gpus = 0, solves = 0;
     if (n < 1) return st_error_set(err, ST_EINVAL, NULL, "stages", "no stage");
     for (int i = 0; i < n; i++) {
@@ -1369,8 +1459,6 @@ int st_autoshard_evaluate(const st_model *m, const st_cluster *c, const st_profi
                                 "stage %d: layers [%d, %d) do not continue the stages before it (the %d layers must "
                                 "be cut into consecutive, non-empty ranges)",
                                 i, st->first, st->last, L);
-        if (n > 1 && g->block_in < 0)
-            return st_error_set(err, ST_EINVAL, NULL, "stages", "a graph without a repeated block has one stage");
     }
     if (gpus > st_cluster_gpus(c))
         return st_error_set(err, ST_EINVAL, NULL, "mesh", "the stages' meshes hold %lld GPUs, the cluster has %lld",
@@ -1399,7 +1487,7 @@ int st_autoshard_evaluate(const st_model *m, const st_cluster *c, const st_profi
         *st = out;
         if (n > 1) {
             st_submesh sm = {st->mesh.nodes, st->mesh.gpus};
-            st->p2p_s = p2p_s(g, c, prof, sm);
+            st->p2p_s = stage_p2p(g, st->first, st->last, c, prof, sm);
             st->time_s += st->p2p_s;
         }
         sum += st->time_s;
@@ -1453,7 +1541,7 @@ int st_autoshard_work(const st_autoshard_result *r, int stage, const st_cluster 
     memset(w, 0, sizeof *w);
     const st_graph *g = r->g;
     const st_as_stage *st = &r->stage[stage];
-    int n = g->nops, L = (int)g->repeat, k = st->last - st->first;
+    int n = g->nops, L = st_graph_units(g), k = st->last - st->first;
     ctx x;
     int rc = ctx_init(&x, g, c, prof, &st->mesh, dt, r->microbatches, err);
     int *si = malloc((size_t)n * sizeof *si), *part = malloc((size_t)n * sizeof *part);
@@ -1476,9 +1564,10 @@ int st_autoshard_work(const st_autoshard_result *r, int stage, const st_cluster 
             goto out;
         }
     }
+    int leaving = st->last < L ? st_graph_unit_tensor(g, st->last) : -1;
     for (int o = 0; o < n; o++) {
         const st_gtensor *t = &g->t[g->ops[o].out];
-        x.sink[o] = t->nconsumers == 0 || (g->block_out >= 0 && o == g->t[g->block_out].producer && st->last < L);
+        x.sink[o] = t->nconsumers == 0 || (leaving >= 0 && o == g->t[leaving].producer);
     }
     st_reshard_step rs[2], rb[2];
     int nf, nb;
@@ -1533,8 +1622,9 @@ int st_autoshard_work(const st_autoshard_result *r, int stage, const st_cluster 
         }
     }
     w->p2p_s = st->p2p_s;
-    if (g->block_out >= 0) {
-        const st_gtensor *t = &g->t[g->block_out];
+    int sent = r->nstages > 1 ? st_graph_unit_tensor(g, st->last < L ? st->last : st->first) : -1;
+    if (sent >= 0) {
+        const st_gtensor *t = &g->t[sent];
         w->p2p_bytes = st_gtensor_numel(t) * st_dtype_bytes(t->dtype) / (double)(st->mesh.nodes * st->mesh.gpus);
     }
 out:

@@ -31,10 +31,37 @@ void st_graph_free(st_graph *g) {
     free(g->ops);
     free(g->t);
     free(g->topo);
+    free(g->seg);
+    free(g->seg_cut);
     g->ops = NULL;
     g->t = NULL;
     g->topo = NULL;
+    g->seg = g->seg_cut = NULL;
+    g->nsegs = 0;
     g->nops = g->ntensors = 0;
+}
+
+int st_graph_units(const st_graph *g) {
+    if (g->block_in >= 0) return (int)g->repeat;
+    return g->nsegs > 0 ? g->nsegs : 1;
+}
+
+int st_graph_unit_tensor(const st_graph *g, int u) {
+    if (g->block_in >= 0) return g->block_out;
+    if (u < 1 || u >= g->nsegs) return -1;
+    return g->ops[g->seg_cut[u - 1]].out;
+}
+
+int st_graph_op_mult(const st_graph *g, int op, int first, int last) {
+    if (g->block_in < 0) return g->nsegs > 0 ? g->seg[op] >= first && g->seg[op] < last : 1;
+    if (g->ops[op].block) return last - first;
+    /* head ops precede the block in topological order (a cheap test: the op's position) */
+    int pos = 0, bpos = -1;
+    for (int i = 0; i < g->nops; i++) {
+        if (g->topo[i] == op) pos = i;
+        if (bpos < 0 && g->ops[g->topo[i]].block) bpos = i;
+    }
+    return pos < bpos ? first == 0 : last == (int)g->repeat;
 }
 
 double st_gtensor_numel(const st_gtensor *t) {
@@ -591,6 +618,68 @@ static int on_cycle(const st_graph *g) {
     return r;
 }
 
+/* Cuts a graph without a repeated block into segments for the pipeline-stage DP (coarsening): the
+ * operators every path from the graph's inputs to its outputs goes through (they dominate a
+ * virtual sink fed by every output, in the dominator tree igraph builds from a virtual root that
+ * feeds every operator reading only inputs and weights). No edge skips such an operator, so its
+ * output is the only activation between the segment it ends and the next. g->topo must be set. */
+static int segments(st_graph *g, const char *file, st_error *err) {
+    int n = g->nops, root = n, sink = n + 1, ne = 0, rc = 0;
+    for (int oi = 0; oi < n; oi++) {
+        int from_op = 0;
+        for (int i = 0; i < g->ops[oi].nin; i++) from_op += g->t[g->ops[oi].in[i]].producer >= 0;
+        ne += from_op ? from_op : 1;
+        ne += g->t[g->ops[oi].out].nconsumers == 0;
+    }
+    igraph_vector_int_t edges, dom;
+    igraph_t ig;
+    if (igraph_vector_int_init(&edges, 2 * ne)) return st_error_set(err, ST_ENOMEM, file, NULL, "out of memory");
+    int k = 0;
+    for (int oi = 0; oi < n; oi++) {
+        int from_op = 0;
+        for (int i = 0; i < g->ops[oi].nin; i++) {
+            int p = g->t[g->ops[oi].in[i]].producer;
+            if (p < 0) continue;
+            VECTOR(edges)[k++] = p, VECTOR(edges)[k++] = oi;
+            from_op = 1;
+        }
+        if (!from_op) VECTOR(edges)[k++] = root, VECTOR(edges)[k++] = oi;
+        if (g->t[g->ops[oi].out].nconsumers == 0) VECTOR(edges)[k++] = oi, VECTOR(edges)[k++] = sink;
+    }
+    if (igraph_create(&ig, &edges, n + 2, IGRAPH_DIRECTED)) {
+        igraph_vector_int_destroy(&edges);
+        return st_error_set(err, ST_ENOMEM, file, NULL, "out of memory");
+    }
+    igraph_vector_int_destroy(&edges);
+    char *cut = calloc((size_t)n, 1);
+    free(g->seg), free(g->seg_cut);
+    g->seg = malloc((size_t)n * sizeof *g->seg);
+    g->seg_cut = malloc((size_t)n * sizeof *g->seg_cut);
+    if (!cut || !g->seg || !g->seg_cut || igraph_vector_int_init(&dom, n + 2)) {
+        free(cut);
+        igraph_destroy(&ig);
+        return st_error_set(err, ST_ENOMEM, file, NULL, "out of memory");
+    }
+    if (igraph_dominator_tree(&ig, root, &dom, NULL, NULL, IGRAPH_OUT) == IGRAPH_SUCCESS) {
+        /* the sink's dominators, up to the root; an operator whose output nothing reads ends the
+         * last segment rather than cutting one */
+        for (igraph_integer_t d = VECTOR(dom)[sink], hops = 0; d >= 0 && d < n && hops <= n; d = VECTOR(dom)[d], hops++)
+            if (g->t[g->ops[d].out].nconsumers > 0) cut[d] = 1;
+    }
+    int s = 0;
+    for (int i = 0; i < n; i++) {
+        int o = g->topo[i];
+        g->seg[o] = s;
+        if (cut[o]) g->seg_cut[s++] = o;
+    }
+    g->seg_cut[s] = -1; /* the last segment ends with the graph's outputs */
+    g->nsegs = s + 1;
+    free(cut);
+    igraph_vector_int_destroy(&dom);
+    igraph_destroy(&ig);
+    return rc;
+}
+
 int st_graph_check(st_graph *g, const char *file, st_error *err) {
     char key[96] = "";
     if (g->nops < 1) return st_error_set(err, ST_EINVAL, file, "ops", "the graph has no operators");
@@ -670,5 +759,6 @@ int st_graph_check(st_graph *g, const char *file, st_error *err) {
     igraph_vector_int_destroy(&order);
     igraph_destroy(&ig);
     if (g->repeat < 1) g->repeat = 1;
+    if (!rc && g->block_in < 0) rc = segments(g, file, err);
     return rc;
 }

@@ -87,6 +87,12 @@ typedef struct st_graph {
     int block_out;    /* tensor the last block writes, or -1 */
     int64_t mbs, seq; /* micro-batch shape the graph was built for (presets) */
     int *topo;        /* ops in topological order (st_graph_check fills it) */
+    /* Graphs without a repeated block (custom graphs): segments between the operators that every
+     * path from inputs to outputs crosses (igraph's dominator tree), the units the pipeline-stage
+     * DP cuts into stages; 0 / NULL for model graphs. seg_cut[s]: the op whose output is the only
+     * activation leaving segment s (-1 for the last). */
+    int nsegs;
+    int *seg, *seg_cut; /* per op; per segment */
 } st_graph;
 
 void st_graph_free(st_graph *g); /* frees the arrays; g itself is the caller's */
@@ -107,6 +113,17 @@ int st_graph_check(st_graph *g, const char *file, st_error *err);
 /* Elements of a tensor; the size of label l in op o (the first of its tensors that has it; 1 if none). */
 double st_gtensor_numel(const st_gtensor *t);
 double st_gop_label_size(const st_graph *g, const st_gop *o, char l);
+
+/* The units the pipeline-stage DP cuts a graph into: the repeated block's layers, or a custom
+ * graph's segments (at least 1). */
+int st_graph_units(const st_graph *g);
+/* The activation tensor that crosses from unit u - 1 into unit u (0 < u < units): the block's
+ * output, or the output of the operator that ends segment u - 1. */
+int st_graph_unit_tensor(const st_graph *g, int u);
+/* How many times operator op runs in a stage holding units [first, last): the block's ops once per
+ * layer, the head's on the first stage, the tail's on the last, a custom graph's in their segment's
+ * stage (0: not on this stage). */
+int st_graph_op_mult(const st_graph *g, int op, int first, int last);
 
 /* Parameters of the whole model the graph stands for (the block counted `repeat` times). */
 double st_graph_params(const st_graph *g);

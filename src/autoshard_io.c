@@ -238,11 +238,11 @@ static int load_stage(const json_t *js, size_t i, const char *path, const st_gra
     snprintf(pre, sizeof pre, "stages[%zu]", i);
     if (!json_is_object(js)) return st_error_set(err, ST_EINVAL, path, pre, "expected an object {layers, mesh, ops}");
     CHECK(st__json_check_keys(js, stage_keys, path, pre, err));
-    int L = (int)g->repeat;
+    int L = st_graph_units(g);
     json_t *lay = json_object_get(js, "layers");
     snprintf(key, sizeof key, "%s.layers", pre);
     if (!lay) {
-        if (g->block_in >= 0) return st_error_set(err, ST_EINVAL, path, key, "missing");
+        if (L > 1) return st_error_set(err, ST_EINVAL, path, key, "missing");
         st->first = 0, st->last = L;
     } else {
         if (!json_is_array(lay) || json_array_size(lay) != 2 || !json_is_integer(json_array_get(lay, 0)) ||
@@ -304,17 +304,13 @@ static int load_stage(const json_t *js, size_t i, const char *path, const st_gra
         rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
         goto out;
     }
-    int seen_block = 0;
     char *in_scope = calloc((size_t)g->nops, 1);
     if (!in_scope) {
         rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
         goto out;
     }
-    for (int ti = 0; ti < g->nops; ti++) {
-        int o = g->topo[ti];
-        if (g->ops[o].block) seen_block = 1, in_scope[o] = 1;
-        else if (g->block_in < 0) in_scope[o] = 1; /* a graph without a repeated block: one stage has it all */
-        else in_scope[o] = seen_block ? st->last == L : st->first == 0;
+    for (int o = 0; o < g->nops; o++) {
+        in_scope[o] = st_graph_op_mult(g, o, st->first, st->last) > 0;
         st->choice[o].lab[0] = st->choice[o].lab[1] = '-';
     }
     const char *name;
@@ -464,23 +460,23 @@ int st_autoshard_load(const char *path, const st_model *m, const st_graph *custo
         goto out;
     }
     /* the layer ranges first: a plan for another model is told as such, not as a stray operator */
-    if (r->g->block_in >= 0) {
-        json_int_t at = 0;
+    if (st_graph_units(r->g) > 1) {
+        json_int_t L = st_graph_units(r->g), at = 0;
         for (size_t i = 0; i < ns; i++) {
             json_t *lay = json_object_get(json_array_get(sv, i), "layers");
             json_t *a = json_array_get(lay, 0), *b = json_array_get(lay, 1);
             if (!json_is_integer(a) || !json_is_integer(b)) continue; /* load_stage says what is wrong */
             char key[48];
             snprintf(key, sizeof key, "stages[%zu].layers", i);
-            if (json_integer_value(a) != at || json_integer_value(b) <= at || (i == ns - 1 && json_integer_value(b) != r->g->repeat)) {
+            if (json_integer_value(a) != at || json_integer_value(b) <= at || (i == ns - 1 && json_integer_value(b) != L)) {
                 char made[200] = "";
                 if (orig->model[0] && m && strcmp(orig->model, m->name) != 0)
                     snprintf(made, sizeof made, " (the plan was made for model %s, not %s)", orig->model, m->name);
                 rc = st_error_set(err, ST_EINVAL, path, key,
-                                  "[%lld, %lld): the stages must cut the %lld layers into consecutive, non-empty "
+                                  "[%lld, %lld): the stages must cut the %lld %s into consecutive, non-empty "
                                   "ranges [0, a), [a, b), ..., [z, %lld)%s",
-                                  (long long)json_integer_value(a), (long long)json_integer_value(b),
-                                  (long long)r->g->repeat, (long long)r->g->repeat, made);
+                                  (long long)json_integer_value(a), (long long)json_integer_value(b), (long long)L,
+                                  r->g->block_in >= 0 ? "layers" : "segments", (long long)L, made);
                 goto out;
             }
             at = json_integer_value(b);

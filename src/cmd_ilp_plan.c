@@ -4,6 +4,7 @@
  * (st_autoshard_evaluate); the simulator runs it lowered by src/lower_as.c. */
 #include "autoshard_cli.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -99,10 +100,10 @@ static void print_stages(FILE *out, const st_autoshard_result *r) {
         char mesh_s[32], lay[32];
         if (st->mesh.naxes == 1) snprintf(mesh_s, sizeof mesh_s, "%d", st->mesh.size[0]);
         else snprintf(mesh_s, sizeof mesh_s, "%dx%d", st->mesh.size[0], st->mesh.size[1]);
-        if (r->g->block_in >= 0) snprintf(lay, sizeof lay, "%d-%d", st->first, st->last - 1);
+        if (st_graph_units(r->g) > 1) snprintf(lay, sizeof lay, "%d-%d", st->first, st->last - 1);
         else snprintf(lay, sizeof lay, "all");
         fprintf(out, "%5d %9s %-8s %12.3f %10.3f %10.3f %10.3f %10.3f %9.1f\n", i, lay, mesh_s, st->time_s * 1e3,
-                st->compute_s * 1e3, st->comm_s * 1e3, st->p2p_s * 1e3, st->sync_s * 1e3,
+                st->compute_s * 1e3, fmax(0, st->comm_s) * 1e3, st->p2p_s * 1e3, st->sync_s * 1e3,
                 st->memory_bytes / GIB);
     }
 }

@@ -161,7 +161,7 @@ int st__cmd_plan_ilp(int argc, char **argv, st_error *err) {
         snprintf(rc_s, sizeof rc_s, "%dx%d", st->ilp_rows, st->ilp_cols);
         char nv[32];
         snprintf(nv, sizeof nv, "%d/%lld", st->ilp_nodes, (long long)st->ilp_vars);
-        fprintf(mem, "%5d %9s %-12s %12.3f %9.1f %8.3f %14s %13s %7.2f%s\n", i, g->repeat > 1 || g->block_in >= 0 ? lay : "all",
+        fprintf(mem, "%5d %9s %-12s %12.3f %9.1f %8.3f %14s %13s %7.2f%s\n", i, st_graph_units(g) > 1 ? lay : "all",
                 mesh_s, st->time_s * 1e3, st->memory_bytes / GiB, st->ilp_time_s, nv, rc_s, 100 * st->ilp_gap,
                 st->ilp_optimal ? "" : " (time limit)");
     }

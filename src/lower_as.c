@@ -191,7 +191,8 @@ int st_lower_autoshard(const st_autoshard_result *r, const st_cluster *c, const 
         pg->base_bytes = w[i].state_bytes;
         stage_ctx X = {.w = &w[i], .rank = i, .nstages = S, .layers = st->last - st->first,
                        .has_head = st->first == 0, .has_tail = st->last == (int)r->g->repeat};
-        if (r->g->block_in < 0) X.layers = 0, X.has_tail = 0; /* a custom graph: all of it is in the head part */
+        if (r->g->block_in < 0) /* a custom graph: a stage's operators are all in the head part */
+            X.layers = 0, X.has_head = 1, X.has_tail = 0;
         for (int a = 0; a < 2; a++) { /* reshard group and gradient group per axis */
             for (int k = 0; k < 2; k++) {
                 st_group_def *gd = &out->groups[out->ngroups];

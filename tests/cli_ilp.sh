@@ -118,6 +118,18 @@ else
 	nok "estimate of a custom graph's plan" "$(cat "$T/err")"
 fi
 
+# a custom graph too big for one stage: pipelined over its segments, then estimated and simulated
+TOWER="--graph $SRCDIR/tests/data/graph_tower.json --cluster dgx-a100-80g --gpus 16"
+run plan --search ilp $TOWER --microbatches 64 --mem-limit 6 --out "$T/tower.json"
+stages=$(grep -c '"layers"' "$T/tower.json" 2>/dev/null)
+run sim $TOWER --plan "$T/tower.json" --json
+if [ $rc -eq 0 ] && [ "${stages:-0}" -gt 1 ] && cp "$T/out" "$T/ts.json" && flat "$T/ts.json" &&
+	close_to "$(get "$T/ts.json.flat" .iteration_time_s)" "$(get "$T/ts.json.flat" .analytical.iteration_time_s)" 0.01; then
+	ok "a custom graph over its memory limit: $stages pipeline stages over its segments, simulated within 1%"
+else
+	nok "custom graph pipeline ($stages stages)" "$(cat "$T/err")"
+fi
+
 # bad plans: exit 2, one line naming the file and key
 sed 's/"fc1"/"fc9"/' "$T/plan.json" >"$T/badop.json"
 run estimate $EST --plan "$T/badop.json"

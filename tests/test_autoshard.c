@@ -505,6 +505,90 @@ START_TEST(given_plan_simulates) {
 }
 END_TEST
 
+/* Coarsening a custom graph for the stage DP (igraph's dominator tree): segments end at the
+ * operators every path from the inputs to the outputs crosses. The wide-ResNet block is a chain
+ * (its residual reads the block's input, a graph input): every operator but the last ends one. In
+ * the U-Net the skip connection spans down .. up_proj, so those share one segment with the concat
+ * that closes it. */
+START_TEST(graph_segments) {
+    char path[512];
+    st_graph g;
+    st_error err;
+    snprintf(path, sizeof path, "%s/tests/data/graph_wrn_block.json", SRCDIR);
+    ck_assert_msg(st_graph_load(path, &g, &err) == 0, "%s", err.text);
+    ck_assert_int_eq(g.nsegs, 8);
+    ck_assert_int_eq(st_graph_units(&g), 8);
+    ck_assert_int_eq(g.seg_cut[g.nsegs - 1], -1);
+    ck_assert_int_eq(g.seg[op_index(&g, "pool")], 7);
+    ck_assert_int_eq(st_graph_unit_tensor(&g, 7), g.ops[op_index(&g, "residual")].out);
+    st_graph_free(&g);
+
+    snprintf(path, sizeof path, "%s/tests/data/graph_unet.json", SRCDIR);
+    ck_assert_msg(st_graph_load(path, &g, &err) == 0, "%s", err.text);
+    ck_assert_int_eq(g.nsegs, 6);
+    int s = g.seg[op_index(&g, "skip")];
+    const char *inside[] = {"down", "mid", "mid_act", "up", "up_proj"};
+    for (int i = 0; i < 5; i++) ck_assert_int_eq(g.seg[op_index(&g, inside[i])], s);
+    ck_assert_int_eq(g.seg_cut[s], op_index(&g, "skip"));
+    ck_assert_int_lt(g.seg[op_index(&g, "enc_act")], s);
+    ck_assert_int_gt(g.seg[op_index(&g, "dec")], s);
+    st_graph_free(&g);
+}
+END_TEST
+
+/* A custom graph too big for one stage's memory is pipelined over its segments; the stages cover
+ * them in order, fit, and the plan prices and simulates as planned. */
+START_TEST(ilp_custom_pipeline) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/tests/data/graph_tower.json", SRCDIR);
+    st_graph g;
+    st_error err;
+    ck_assert_msg(st_graph_load(path, &g, &err) == 0, "%s", err.text);
+    ck_assert_int_eq(g.nsegs, 16);
+    st_cluster c = cluster("dgx-a100-80g", 16);
+    st_autoshard_opts o;
+    st_autoshard_opts_init(&o);
+    o.microbatches = 64;
+    st_autoshard_result r;
+    ck_assert_msg(st_autoshard(NULL, &g, &c, NULL, &o, &r, &err) == 0, "%s", err.text);
+    ck_assert_int_eq(r.nstages, 1); /* plenty of memory: one stage */
+    double t1 = r.iteration_time_s;
+    st_autoshard_result_free(&r);
+    o.mem_limit_bytes = 6.0 * 1073741824.0;
+    ck_assert_msg(st_autoshard(NULL, &g, &c, NULL, &o, &r, &err) == 0, "%s", err.text);
+    ck_assert_int_gt(r.nstages, 1);
+    ck_assert(r.iteration_time_s >= t1 * (1 - 1e-9)); /* the tighter problem is no faster */
+    int gpus = 0;
+    for (int i = 0; i < r.nstages; i++) {
+        ck_assert_int_eq(r.stage[i].first, i ? r.stage[i - 1].last : 0);
+        ck_assert(r.stage[i].memory_bytes <= o.mem_limit_bytes);
+        gpus += r.stage[i].mesh.nodes * r.stage[i].mesh.gpus;
+        for (int op = 0; op < g.nops; op++) {
+            int here = g.seg[op] >= r.stage[i].first && g.seg[op] < r.stage[i].last;
+            ck_assert_int_eq(r.stage[i].choice[op].lab[0] != '-', here);
+        }
+    }
+    ck_assert_int_eq(r.stage[r.nstages - 1].last, 16);
+    ck_assert_int_eq(gpus, 16);
+    /* priced again from its labels, and simulated */
+    st_autoshard_result gv;
+    given_copy(&r, &gv);
+    st_autoshard_opts eo;
+    st_autoshard_opts_init(&eo);
+    ck_assert_msg(st_autoshard_evaluate(NULL, &c, NULL, &eo, &gv, &err) == 0, "%s", err.text);
+    ck_assert_double_eq_tol(gv.iteration_time_s, r.iteration_time_s, 1e-9 * r.iteration_time_s);
+    ck_assert_double_eq_tol(gv.memory_peak_bytes, r.memory_peak_bytes, 1e-9 * r.memory_peak_bytes);
+    given_free(&gv);
+    st_sim_result res;
+    sim_plan(&r, &c, &res);
+    ck_assert_msg(fabs(res.iteration_time_s / r.iteration_time_s - 1) < 0.01, "simulated %.4f s, planned %.4f s",
+                  res.iteration_time_s, r.iteration_time_s);
+    st_sim_result_destroy(&res);
+    st_autoshard_result_free(&r);
+    st_graph_free(&g);
+}
+END_TEST
+
 Suite *suite_autoshard(void) {
     Suite *s = suite_create("autoshard");
     TCase *tc = tcase_create("core");
@@ -522,6 +606,8 @@ Suite *suite_autoshard(void) {
     tcase_add_test(tc, given_plan_prices_as_planned);
     tcase_add_test(tc, given_plan_bad_label);
     tcase_add_test(tc, given_plan_simulates);
+    tcase_add_test(tc, graph_segments);
+    tcase_add_test(tc, ilp_custom_pipeline);
     suite_add_tcase(s, tc);
     return s;
 }
