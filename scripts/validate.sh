@@ -279,8 +279,12 @@ vtrain() {
 			else
 				write_model "$tmp/model.json" "vtrain-${size}b" "$layers" "$hidden" "$heads" \
 					$((4 * hidden)) 50257 "$seq"
+				# grad_bytes=2: Megatron-DeepSpeed hands the model and the bare optimizer to
+				# deepspeed.initialize, whose fp16 engine keeps the gradients in the fp16
+				# param.grad and all-reduces them in fp16 (DeepSpeed runtime/engine.py,
+				# communication_data_type; no fp32 main_grad as Megatron-LM's own DDP has)
 				spec="tp=$tp,pp=$pp,dp=$dp,cp=1,mbs=$mbs,gbs=$gbs,vp=1,seq=$seq,sp=0"
-				spec="$spec,recompute=full,zero=0,dtype=fp16,schedule=1f1b"
+				spec="$spec,recompute=full,zero=0,dtype=fp16,schedule=1f1b,grad_bytes=2"
 				run_est "$tmp/model.json" "$vtrain_cluster" "$gpus" "$spec"
 			fi
 			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$size" "$gpus" "$label" "$ms" \
@@ -295,6 +299,7 @@ vtrain() {
 	echo "         (A100-SXM-80GB, 8 per node, NVLink 300 GB/s per direction, 4 x 200 Gb/s NICs per node),"
 	echo "         model JSON built from the row (GPT: ffn 4h, vocab 50257, gelu, layernorm, learned"
 	echo "         positions, tied embeddings, bias, dropout); plan recompute=full zero=0 sp=0 fp16 1f1b"
+	echo "         grad_bytes=2 (DeepSpeed's fp16 engine keeps and all-reduces 16-bit gradients)"
 	echo "rank:    1 = fastest within the model size, among the compared rows (measured / predicted)"
 	echo
 	awk -F '\t' '
