@@ -84,6 +84,8 @@ typedef struct ctx {
     int64_t microbatches;
     opstrats *ops; /* per graph op */
     int *sink;     /* per op: its output leaves the ILP (graph output or stage boundary) */
+    int recompute; /* full activation recompute of the block's layers (Megatron-LM's "full"): each
+                      layer keeps only its input and runs its forward again before its backward */
 } ctx;
 
 
@@ -362,6 +364,12 @@ static double edge_steps(const ctx *x, int t, const strat *a, const st_gop *co, 
 }
 
 static double edge_cost(const ctx *x, int t, const strat *a, const st_gop *co, int i, const strat *b) {
+    if (x->recompute && co->block) { /* the recomputed forward reshards the input again */
+        const st_gtensor *T = &x->g->t[t];
+        double again = st_cost_reshard(x->c, x->prof, &x->mesh, st_gtensor_numel(T) * st_dtype_bytes(T->dtype), a->out,
+                                       b->in[i], NULL, NULL);
+        return again + edge_steps(x, t, a, co, i, b, NULL, NULL, NULL, NULL);
+    }
     return edge_steps(x, t, a, co, i, b, NULL, NULL, NULL, NULL);
 }
 
@@ -431,6 +439,13 @@ static double sink_cost(const ctx *x, int o, const strat *s, st_reshard_step *st
     dst.partial = 0;
     return st_cost_reshard_steps(x->c, x->prof, &x->mesh, st_gtensor_numel(T) * st_dtype_bytes(T->dtype), s->out, dst,
                                  steps, nsteps);
+}
+
+/* Bytes a layer keeps under full recompute: its input, the previous layer's output as the op that
+ * writes it (strategy s) holds it. */
+static double layer_input_bytes(const ctx *x, const strat *s) {
+    const st_gtensor *T = &x->g->t[x->g->block_out];
+    return st_gtensor_numel(T) * st_dtype_bytes(T->dtype) * frac(&x->mesh, s->out);
 }
 
 static double strat_mem(const strat *s, double inflight) { return s->state_bytes + s->saved_bytes * inflight; }
@@ -543,7 +558,17 @@ static int build(const ctx *x, const scope *sc, problem *p) {
             /* an output that leaves the ILP must be whole: resolve partial sums by all-reduce (once:
              * only the stage's last layer's output leaves it) */
             p->cost[u][k] += sc->mult[o] * strat_cost(x, s) + sink_cost(x, o, s, NULL, NULL);
-            p->mem[u][k] += sc->mult[o] * strat_mem(s, sc->inflight);
+            if (x->recompute && g->ops[o].block) {
+                /* the forward again; each layer keeps only its input (the previous layer's output,
+                 * counted at the op that writes it), and one layer's activations live while it is
+                 * recomputed and run backward */
+                p->cost[u][k] += sc->mult[o] * s->fwd_s;
+                p->mem[u][k] += sc->mult[o] * s->state_bytes + s->saved_bytes;
+                if (g->block_out >= 0 && o == g->t[g->block_out].producer)
+                    p->mem[u][k] += sc->mult[o] * sc->inflight * layer_input_bytes(x, s);
+            } else {
+                p->mem[u][k] += sc->mult[o] * strat_mem(s, sc->inflight);
+            }
         }
     }
     /* edges */
@@ -683,6 +708,7 @@ typedef struct cand {
     int *strat;           /* per op (block ops), -1 elsewhere */
     double t_layer;       /* one layer, with the edge into the next layer */
     double W, A;          /* per layer: model state, saved activations of one micro-batch */
+    double rc_t, rc_A;    /* full recompute: the time it adds per layer, and the input a layer keeps */
     double head_t, head_W, head_A, tail_t, tail_W, tail_A;
     int have_head, have_tail;
 } cand;
@@ -729,6 +755,31 @@ static void sum_parts(const ctx *x, const int *idx, int want_block, double *W, d
         const strat *s = &x->ops[o].s[idx[o]];
         *W += s->state_bytes;
         *A += s->saved_bytes;
+    }
+}
+
+/* What full recompute does to a block assignment: the forward again (its compute and the resharding
+ * into every block op, the edge from the previous layer included), and the layer input it keeps. */
+static void recompute_parts(const ctx *x, const int *idx, double *dt, double *ain) {
+    const st_graph *g = x->g;
+    *dt = *ain = 0;
+    for (int co = 0; co < g->nops; co++) {
+        if (idx[co] < 0 || !g->ops[co].block) continue;
+        const strat *b = &x->ops[co].s[idx[co]];
+        *dt += b->fwd_s;
+        const st_gop *op = &g->ops[co];
+        for (int i = 0; i < op->nin; i++) {
+            int t = op->in[i], pr = g->t[t].producer;
+            if (t == g->block_in && g->block_out >= 0) t = g->block_out, pr = g->t[t].producer;
+            if (pr < 0 || idx[pr] < 0 || !g->ops[pr].block) continue;
+            const st_gtensor *T = &g->t[t];
+            *dt += st_cost_reshard(x->c, x->prof, &x->mesh, st_gtensor_numel(T) * st_dtype_bytes(T->dtype),
+                                   x->ops[pr].s[idx[pr]].out, b->in[i], NULL, NULL);
+        }
+    }
+    if (g->block_out >= 0) {
+        int pr = g->t[g->block_out].producer;
+        if (pr >= 0 && idx[pr] >= 0) *ain = layer_input_bytes(x, &x->ops[pr].s[idx[pr]]);
     }
 }
 
@@ -817,6 +868,7 @@ static int make_cands(dpctx *d, lmesh *lm) {
         cd->strat = s.strat;
         cd->t_layer = s.cost;
         sum_parts(&lm->x, s.strat, 1, &cd->W, &cd->A);
+        recompute_parts(&lm->x, s.strat, &cd->rc_t, &cd->rc_A);
         double mem = cd->W + cd->A;
         if (mem <= 0) break;
         limit = mem * 0.55; /* the next rung asks for a little over half the memory */
@@ -875,7 +927,8 @@ static double stage_p2p(const st_graph *G, int first, int last, const st_cluster
 }
 
 /* best (time) candidate of a cache entry for k layers; *lm_out, *cd_out say which */
-static double stage_time(dpctx *d, mcache *mc, int first, int last, int stages_after, int L, int *lm_out, int *cd_out) {
+static double stage_time(dpctx *d, mcache *mc, int first, int last, int stages_after, int L, int *lm_out, int *cd_out,
+                         int *rc_out) {
     double best = INFINITY;
     int k = last - first, head = first == 0, tail = last == L;
     double inflight = stages_after + 1;
@@ -885,14 +938,18 @@ static double stage_time(dpctx *d, mcache *mc, int first, int last, int stages_a
             cand *cd = &lm->c[ci];
             if (head && !cd->have_head && end_cost(d, lm, cd, 1)) continue;
             if (tail && !cd->have_tail && end_cost(d, lm, cd, 0)) continue;
-            double t = k * cd->t_layer, mem = k * (cd->W + cd->A * inflight);
-            if (head) t += cd->head_t, mem += cd->head_W + cd->head_A * inflight;
-            if (tail) t += cd->tail_t, mem += cd->tail_W + cd->tail_A * inflight;
-            if (d->mem_limit > 0 && mem > d->mem_limit) continue;
-            if (t < best) {
-                best = t;
-                if (lm_out) *lm_out = l;
-                if (cd_out) *cd_out = ci;
+            for (int rc = 0; rc < 2; rc++) {
+                double t = k * (cd->t_layer + rc * cd->rc_t);
+                double mem = rc ? k * (cd->W + cd->rc_A * inflight) + cd->A : k * (cd->W + cd->A * inflight);
+                if (head) t += cd->head_t, mem += cd->head_W + cd->head_A * inflight;
+                if (tail) t += cd->tail_t, mem += cd->tail_W + cd->tail_A * inflight;
+                if (d->mem_limit > 0 && mem > d->mem_limit) continue;
+                if (t < best) {
+                    best = t;
+                    if (lm_out) *lm_out = l;
+                    if (cd_out) *cd_out = ci;
+                    if (rc_out) *rc_out = rc;
+                }
             }
         }
     }
@@ -931,7 +988,7 @@ static double dp_cost(void *arg, int first, int last, st_submesh sm, int stages_
     double *slot = &mc->memo[((size_t)(last - first) * 4 + (size_t)(head * 2 + tail)) * (size_t)U + (size_t)stages_after];
     if (!isnan(*slot)) return *slot;
     int f = first * a->u, l = last == a->units ? a->L : last * a->u;
-    double t = stage_time(d, mc, f, l, stages_after, a->L, NULL, NULL);
+    double t = stage_time(d, mc, f, l, stages_after, a->L, NULL, NULL, NULL);
     /* a stage with a neighbour exchanges activations with it */
     if (isfinite(t) && !(head && tail)) t += p2p_s(d->g, d->g->block_out, d->c, d->prof, sm);
     *slot = t;
@@ -940,7 +997,8 @@ static double dp_cost(void *arg, int first, int last, st_submesh sm, int stages_
 
 static int final_stage(const st_graph *g, const st_cluster *c, const st_profile *prof, const st_autoshard_opts *o,
                        int64_t microbatches, double mem_limit, const st_mesh *mesh, int first, int last, int L,
-                       double inflight, const st_as_choice *given, st_as_stage *st, int64_t *solves, st_error *err);
+                       double inflight, int recompute, const st_as_choice *given, st_as_stage *st, int64_t *solves,
+                       st_error *err);
 
 /* A custom graph's stage (segments, no tied block): each logical mesh's ILP over the stage's
  * operators, exactly, memoised per (sub-mesh, first, last, stages after). */
@@ -964,7 +1022,7 @@ static double custom_stage(dpctx *d, int first, int last, st_submesh sm, int sta
         memset(&st, 0, sizeof st);
         st_error e;
         int rc = final_stage(g, d->c, d->prof, &o, d->microbatches, d->mem_limit, &meshes[l], first, last, L,
-                             (double)(stages_after + 1), NULL, &st, &d->solves, &e);
+                             (double)(stages_after + 1), 0, NULL, &st, &d->solves, &e);
         if (rc == 0 && st.time_s < best) {
             best = st.time_s, lm = l;
             if (keep) {
@@ -1038,7 +1096,8 @@ void st_autoshard_result_free(st_autoshard_result *r) {
  * where they belong, `inflight` micro-batches of activations; fills st. */
 static int final_stage(const st_graph *g, const st_cluster *c, const st_profile *prof, const st_autoshard_opts *o,
                        int64_t microbatches, double mem_limit, const st_mesh *mesh, int first, int last, int L,
-                       double inflight, const st_as_choice *given, st_as_stage *st, int64_t *solves, st_error *err) {
+                       double inflight, int recompute, const st_as_choice *given, st_as_stage *st, int64_t *solves,
+                       st_error *err) {
     ctx x;
     int rc = ctx_init(&x, g, c, prof, mesh, o->dtype, microbatches, err);
     int n = g->nops;
@@ -1046,6 +1105,7 @@ static int final_stage(const st_graph *g, const st_cluster *c, const st_profile 
     int *fixed = malloc((size_t)n * sizeof *fixed);
     if (!rc && (!mult || !fixed)) rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
     if (rc) goto out;
+    x.recompute = recompute && g->block_in >= 0;
     scope sc;
     scope_alloc(g, &sc, mult, fixed);
     int k = last - first;
@@ -1089,6 +1149,7 @@ static int final_stage(const st_graph *g, const st_cluster *c, const st_profile 
     if (rc) goto out;
     st->first = first;
     st->last = last;
+    st->recompute = x.recompute;
     st->mesh = *mesh;
     st->time_s = s.cost;
     st->memory_bytes = s.mem;
@@ -1111,7 +1172,7 @@ static int final_stage(const st_graph *g, const st_cluster *c, const st_profile 
         st->choice[op].lab[0] = sp->lab[0];
         st->choice[op].lab[1] = sp->lab[1];
         st->choice[op].out = sp->out;
-        comp += mult[op] * (sp->fwd_s + sp->bwd_s);
+        comp += mult[op] * (sp->fwd_s + sp->bwd_s + (x.recompute && g->ops[op].block ? sp->fwd_s : 0));
         sync += mult[op] * sp->sync_s / (double)microbatches;
     }
     st->compute_s = comp;
@@ -1153,11 +1214,12 @@ static int plan_one(const st_graph *g, const st_cluster *c, const st_profile *pr
         int nl = logical_meshes(c, nodes, per, meshes);
         st_error first_err;
         int first_rc = 0;
-        for (int l = 0; l < nl; l++) {
+        for (int l = 0; l < nl * (custom ? 1 : 2); l++) {
             st_as_stage st;
             memset(&st, 0, sizeof st);
             st_error e;
-            rc = final_stage(g, c, prof, o, microbatches, mem_limit, &meshes[l], 0, L, L, 1, NULL, &st, &solves, &e);
+            rc = final_stage(g, c, prof, o, microbatches, mem_limit, &meshes[l % nl], 0, L, L, 1, l >= nl, NULL, &st,
+                             &solves, &e);
             best->evaluated++;
             if (rc) {
                 if (!first_rc) first_rc = rc, first_err = e;
@@ -1211,12 +1273,15 @@ static int plan_one(const st_graph *g, const st_cluster *c, const st_profile *pr
                 } else {
                     /* the logical mesh the cost table preferred for this stage */
                     mcache *mc = get_cache(&d, dr.mesh[i]);
-                    int lm = 0, cd = 0;
-                    if (mc) stage_time(&d, mc, dr.first[i], dr.first[i + 1], dr.nstages - 1 - i, L, &lm, &cd);
+                    int lm = 0, cd = 0, re = 0;
+                    if (mc) stage_time(&d, mc, dr.first[i], dr.first[i + 1], dr.nstages - 1 - i, L, &lm, &cd, &re);
                     st_mesh meshes[2];
                     logical_meshes(c, dr.mesh[i].nodes, dr.mesh[i].gpus, meshes);
                     rc = final_stage(g, c, prof, o, microbatches, mem_limit, &meshes[lm], dr.first[i], dr.first[i + 1],
-                                     L, (double)(dr.nstages - i), NULL, &stages[i], &solves, err);
+                                     L, (double)(dr.nstages - i), re, NULL, &stages[i], &solves, err);
+                    if (rc == ST_ENOPLAN && !re) /* the exact ILP needs more memory than the candidate did */
+                        rc = final_stage(g, c, prof, o, microbatches, mem_limit, &meshes[lm], dr.first[i],
+                                         dr.first[i + 1], L, (double)(dr.nstages - i), 1, NULL, &stages[i], &solves, err);
                 }
                 if (!rc) {
                     nst = i + 1;
@@ -1472,7 +1537,8 @@ int st_autoshard_evaluate(const st_model *m, const st_cluster *c, const st_profi
         st_as_choice *given = st->choice;
         st_as_stage out;
         memset(&out, 0, sizeof out);
-        rc = final_stage(g, c, prof, &oo, r->microbatches, 0, &st->mesh, st->first, st->last, L, (double)(n - i), given,
+        rc = final_stage(g, c, prof, &oo, r->microbatches, 0, &st->mesh, st->first, st->last, L, (double)(n - i),
+                         st->recompute, given,
                          &out, &solves, err);
         if (rc) {
             if (err) { /* name the stage in the key: stages[i].ops.NAME.split */
@@ -1544,6 +1610,7 @@ int st_autoshard_work(const st_autoshard_result *r, int stage, const st_cluster 
     int n = g->nops, L = st_graph_units(g), k = st->last - st->first;
     ctx x;
     int rc = ctx_init(&x, g, c, prof, &st->mesh, dt, r->microbatches, err);
+    x.recompute = st->recompute && g->block_in >= 0;
     int *si = malloc((size_t)n * sizeof *si), *part = malloc((size_t)n * sizeof *part);
     if (!rc && (!si || !part)) rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
     if (rc) goto out;
@@ -1606,8 +1673,14 @@ int st_autoshard_work(const st_autoshard_result *r, int stage, const st_cluster 
         grad_sync(&x, co, b, ts, by);
         for (int a = 0; a < st->mesh.naxes; a++) w->sync_s[a] += mult * ts[a], w->sync_bytes[a] += mult * by[a];
         w->state_bytes += mult * b->state_bytes;
-        w->saved_bytes += mult * b->saved_bytes;
+        if (x.recompute && g->ops[co].block) {
+            w->recompute_bytes += b->saved_bytes; /* one layer's, while it is recomputed */
+            if (co == g->t[g->block_out].producer) w->saved_bytes += mult * layer_input_bytes(&x, b);
+        } else {
+            w->saved_bytes += mult * b->saved_bytes;
+        }
     }
+    w->recompute = x.recompute;
     if (rc) {
         st_error_set(err, rc, NULL, NULL, "out of memory");
         goto out;

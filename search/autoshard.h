@@ -36,6 +36,7 @@ typedef struct st_as_choice {
 
 typedef struct st_as_stage {
     int first, last;       /* repeated-block layers [first, last); stage 0 has the head, the last the tail */
+    int recompute;         /* full activation recompute of its layers (keep each layer's input only) */
     st_mesh mesh;          /* logical mesh */
     st_as_choice *choice;  /* per graph op; lab = {'-','-'} for ops not on this stage */
     double time_s;         /* one micro-batch, forward + backward, with its communication */
@@ -81,7 +82,8 @@ int st_autoshard_evaluate(const st_model *m, const st_cluster *c, const st_profi
  * parts: the head (stage 0), one layer of the block (run once per layer), the edges from one
  * layer into the next (between layers), the edges into the first and out of the last layer, the
  * tail (last stage). Forward runs HEAD, ENTER, LAYER (CROSS LAYER)..., LEAVE, TAIL; backward the
- * same parts in reverse order, each part's steps as listed. The per-iteration gradient reduction
+ * same parts in reverse order, each part's steps as listed (with recompute, each layer's backward
+ * is preceded by its forward again, with the edge into it: CROSS, or ENTER for the first). The per-iteration gradient reduction
  * is per mesh axis. Summed, the steps give st_as_stage's time_s less its p2p and sync parts. */
 enum { ST_AS_HEAD, ST_AS_ENTER, ST_AS_LAYER, ST_AS_CROSS, ST_AS_LEAVE, ST_AS_TAIL, ST_AS_PARTS };
 typedef struct st_as_step {
@@ -97,6 +99,10 @@ typedef struct st_as_work {
     double sync_s[2], sync_bytes[2]; /* gradient all-reduce per mesh axis, once per iteration */
     double state_bytes;              /* weights, gradients, optimizer state */
     double saved_bytes;              /* activations one micro-batch leaves for backward */
+    int recompute;                   /* the stage recomputes each layer's forward (the LAYER forward
+                                        steps, with the CROSS or ENTER ones into it) before its backward */
+    double recompute_bytes;          /* then one layer's activations, alive from its recompute to the
+                                        end of its backward */
     double p2p_s, p2p_bytes;         /* activation + gradient exchange with a neighbour stage; bytes per device, one way */
 } st_as_work;
 int st_autoshard_work(const st_autoshard_result *r, int stage, const st_cluster *c, const st_profile *prof,

@@ -35,6 +35,7 @@ static json_t *stages_json(const st_autoshard_result *r) {
         for (int a = 0; a < st->mesh.naxes; a++) json_array_append_new(shape, json_integer(st->mesh.size[a]));
         json_object_set_new(mesh, "shape", shape);
         json_object_set_new(s, "mesh", mesh);
+        json_object_set_new(s, "recompute", json_string(st->recompute ? "full" : "none"));
         json_object_set_new(s, "time_per_microbatch_s", json_real(st->time_s));
         json_object_set_new(s, "memory_gib", json_real(st->memory_bytes / GIB));
         json_t *ops = json_object();
@@ -214,7 +215,7 @@ int st__plan_is_ilp(const char *arg) {
 static const char *const top_keys[] = {"format", "version", "search", "spec", "gpus", "pp", "mbs", "gbs", "seq",
                                        "microbatches", "dtype", "schedule", "predicted_iteration_time_s", "stages",
                                        "model", "graph", "cluster", NULL};
-static const char *const stage_keys[] = {"layers", "mesh", "ops", "time_per_microbatch_s", "memory_gib", "ilp",
+static const char *const stage_keys[] = {"layers", "mesh", "ops", "recompute", "time_per_microbatch_s", "memory_gib", "ilp",
                                          "collectives_per_layer_fwd", NULL};
 static const char *const mesh_keys[] = {"nodes", "gpus_per_node", "shape", NULL};
 static const char *const op_keys[] = {"split", "role", NULL};
@@ -253,6 +254,21 @@ static int load_stage(const json_t *js, size_t i, const char *path, const st_gra
             return st_error_set(err, ST_EINVAL, path, key, "[%lld, %lld) is not a non-empty range of the %d layers",
                                 (long long)a, (long long)b, L);
         st->first = (int)a, st->last = (int)b;
+    }
+    const char *re = NULL;
+    CHECK(st__json_get_str(js, "recompute", &re, path, pre, err));
+    if (re && strcmp(re, "none") != 0 && strcmp(re, "full") != 0) {
+        snprintf(key, sizeof key, "%s.recompute", pre);
+        rc = st_error_set(err, ST_EINVAL, path, key, "unknown value '%s' (expected none or full)", re);
+        goto out;
+    }
+    if (re && strcmp(re, "full") == 0) {
+        if (g->block_in < 0) {
+            snprintf(key, sizeof key, "%s.recompute", pre);
+            rc = st_error_set(err, ST_EINVAL, path, key, "a custom graph has no layers to recompute");
+            goto out;
+        }
+        st->recompute = 1;
     }
     /* mesh */
     json_t *mj = json_object_get(js, "mesh");

@@ -139,7 +139,21 @@ static int backward(pb *b, const stage_ctx *S, int mb) {
     if (S->has_tail) last = part(b, S, ST_AS_TAIL, 1, mb, last, &none);
     last = part(b, S, ST_AS_LEAVE, 1, mb, last, &none);
     for (int l = 0; l < S->layers; l++) {
+        if (S->w->recompute) { /* the layer's forward again, from the input it kept */
+            double alloc = S->w->recompute_bytes;
+            int first = b->pg->n;
+            if (l < S->layers - 1) last = part(b, S, ST_AS_CROSS, 0, mb, last, &alloc);
+            else if (S->has_head) last = part(b, S, ST_AS_ENTER, 0, mb, last, &alloc);
+            last = part(b, S, ST_AS_LAYER, 0, mb, last, &alloc);
+            for (int i = first; i < b->pg->n; i++)
+                if (b->pg->ins[i].kind == ST_INS_COMPUTE) {
+                    b->pg->ins[i].phase = ST_PHASE_RECOMPUTE;
+                    b->pg->ins[i].label = "recompute";
+                }
+        }
+        int before = b->pg->n;
         last = part(b, S, ST_AS_LAYER, 1, mb, last, &none);
+        if (S->w->recompute && last >= before) b->pg->ins[last].free_bytes += S->w->recompute_bytes;
         if (l < S->layers - 1) last = part(b, S, ST_AS_CROSS, 1, mb, last, &none);
     }
     if (S->has_head) last = part(b, S, ST_AS_ENTER, 1, mb, last, &none), last = part(b, S, ST_AS_HEAD, 1, mb, last, &none);

@@ -385,6 +385,7 @@ static void given_copy(const st_autoshard_result *r, st_autoshard_result *g) {
     for (int i = 0; i < r->nstages; i++) {
         g->stage[i].first = r->stage[i].first;
         g->stage[i].last = r->stage[i].last;
+        g->stage[i].recompute = r->stage[i].recompute;
         g->stage[i].mesh = r->stage[i].mesh;
         g->stage[i].choice = calloc((size_t)r->g->nops, sizeof *g->stage[i].choice);
         ck_assert_ptr_nonnull(g->stage[i].choice);
@@ -589,6 +590,49 @@ START_TEST(ilp_custom_pipeline) {
 }
 END_TEST
 
+/* Under a tight memory limit the stages recompute their layers' activations (full recompute): they
+ * keep each layer's input only, and run its forward again before its backward. The plan prices
+ * again as planned, and simulates to the same memory per stage (the replayed forward allocates one
+ * layer's activations) and time within 1%. */
+START_TEST(ilp_recompute) {
+    st_model m;
+    ck_assert_int_eq(st_model_preset("gpt3-175b", &m), 0);
+    st_cluster c = cluster("dgx-a100-80g", 64);
+    st_autoshard_opts o;
+    st_autoshard_opts_init(&o);
+    o.gbs = 256, o.mbs = 1, o.seq = 2048;
+    o.mem_limit_bytes = 60.0 * 1073741824.0;
+    st_autoshard_result r, loose, g;
+    st_error err;
+    ck_assert_msg(st_autoshard(&m, NULL, &c, NULL, &o, &r, &err) == 0, "%s", err.text);
+    int any = 0;
+    for (int i = 0; i < r.nstages; i++) {
+        any |= r.stage[i].recompute;
+        ck_assert(r.stage[i].memory_bytes <= o.mem_limit_bytes);
+    }
+    ck_assert_msg(any, "no stage recomputes under 60 GiB");
+    o.mem_limit_bytes = 0;
+    ck_assert_msg(st_autoshard(&m, NULL, &c, NULL, &o, &loose, &err) == 0, "%s", err.text);
+    ck_assert(loose.iteration_time_s < r.iteration_time_s); /* recompute costs time */
+    st_autoshard_result_free(&loose);
+    given_copy(&r, &g);
+    ck_assert_msg(st_autoshard_evaluate(&m, &c, NULL, &o, &g, &err) == 0, "%s", err.text);
+    ck_assert_double_eq_tol(g.iteration_time_s, r.iteration_time_s, 1e-9 * r.iteration_time_s);
+    ck_assert_double_eq_tol(g.memory_peak_bytes, r.memory_peak_bytes, 1e-9 * r.memory_peak_bytes);
+    given_free(&g);
+    st_sim_result res;
+    sim_plan(&r, &c, &res);
+    ck_assert_msg(fabs(res.iteration_time_s / r.iteration_time_s - 1) < 0.01, "simulated %.3f s, planned %.3f s",
+                  res.iteration_time_s, r.iteration_time_s);
+    for (int i = 0; i < r.nstages; i++)
+        ck_assert_msg(fabs(res.ranks[i].memory_peak_bytes / r.stage[i].memory_bytes - 1) < 1e-6,
+                      "stage %d (recompute %d): simulated %.3f GiB, planned %.3f GiB", i, r.stage[i].recompute,
+                      res.ranks[i].memory_peak_bytes / 1073741824.0, r.stage[i].memory_bytes / 1073741824.0);
+    st_sim_result_destroy(&res);
+    st_autoshard_result_free(&r);
+}
+END_TEST
+
 Suite *suite_autoshard(void) {
     Suite *s = suite_create("autoshard");
     TCase *tc = tcase_create("core");
@@ -608,6 +652,7 @@ Suite *suite_autoshard(void) {
     tcase_add_test(tc, given_plan_simulates);
     tcase_add_test(tc, graph_segments);
     tcase_add_test(tc, ilp_custom_pipeline);
+    tcase_add_test(tc, ilp_recompute);
     suite_add_tcase(s, tc);
     return s;
 }
