@@ -86,6 +86,7 @@ typedef struct ctx {
     int *sink;     /* per op: its output leaves the ILP (graph output or stage boundary) */
     int recompute; /* full activation recompute of the block's layers (Megatron-LM's "full"): each
                       layer keeps only its input and runs its forward again before its backward */
+    int entering;  /* the activation the stage receives from the previous stage's mesh, or -1 */
 } ctx;
 
 
@@ -333,6 +334,7 @@ static int ctx_init(ctx *x, const st_graph *g, const st_cluster *c, const st_pro
                     st_dtype dt, int64_t microbatches, st_error *err) {
     memset(x, 0, sizeof *x);
     x->g = g, x->c = c, x->prof = prof, x->mesh = *mesh, x->dt = dt, x->microbatches = microbatches;
+    x->entering = -1;
     x->ops = calloc((size_t)g->nops, sizeof *x->ops);
     x->sink = calloc((size_t)g->nops, sizeof *x->sink);
     if (!x->ops || !x->sink) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
@@ -361,6 +363,36 @@ static double edge_steps(const ctx *x, int t, const strat *a, const st_gop *co, 
         if (b->lab[ax] && gsrc.ax[ax] < 0 && dim_of(co, co->lab[i], b->lab[ax]) < 0) gsrc.partial |= (unsigned char)(1u << ax);
     gdst.partial = 0;
     return tf + st_cost_reshard_steps(x->c, x->prof, &x->mesh, bytes, gsrc, gdst, bwd, nb);
+}
+
+/* How an activation arrives from the previous stage's mesh (Zhuang et al. 2023, cross-mesh
+ * resharding with broadcast-based communication): every device of this mesh receives a distinct
+ * share, each axis splitting the first dimension that still divides (replicated along an axis that
+ * divides none). What the consumers need beyond that is a resharding inside this mesh (an
+ * all-gather on its fast links), priced as any edge; its producer is this strategy. */
+static strat arrival(const ctx *x, int t) {
+    strat a;
+    memset(&a, 0, sizeof a);
+    a.out.ax[0] = a.out.ax[1] = -1;
+    const st_gtensor *T = &x->g->t[t];
+    int64_t left[ST_G_MAXDIM];
+    for (int d = 0; d < T->ndim; d++) left[d] = T->dim[d];
+    for (int ax = 0; ax < x->mesh.naxes; ax++) {
+        if (x->mesh.size[ax] <= 1) continue;
+        for (int d = 0; d < T->ndim; d++)
+            if (left[d] % x->mesh.size[ax] == 0) {
+                a.out.ax[ax] = (signed char)d;
+                left[d] /= x->mesh.size[ax];
+                break;
+            }
+    }
+    return a;
+}
+
+/* Consumer co's input i reads the entering activation (its producer is on the previous stage). */
+static int reads_entering(const ctx *x, const double *mult, int co, int i) {
+    int t = x->g->ops[co].in[i], pr = x->g->t[t].producer;
+    return x->entering >= 0 && t == x->entering && (pr < 0 || !mult || mult[pr] <= 0);
 }
 
 static double edge_cost(const ctx *x, int t, const strat *a, const st_gop *co, int i, const strat *b) {
@@ -569,6 +601,17 @@ static int build(const ctx *x, const scope *sc, problem *p) {
             } else {
                 p->mem[u][k] += sc->mult[o] * strat_mem(s, sc->inflight);
             }
+        }
+    }
+    /* the activation from the previous stage, resharded from how it arrives (once: the first layer) */
+    for (int co = 0; co < n && x->entering >= 0; co++) {
+        if (sc->mult[co] <= 0) continue;
+        for (int i = 0; i < g->ops[co].nin; i++) {
+            if (!reads_entering(x, sc->mult, co, i)) continue;
+            strat a = arrival(x, g->ops[co].in[i]);
+            int u = p->node_of[co];
+            for (int k = 0; k < p->nstrat[u]; k++)
+                p->cost[u][k] += edge_cost(x, g->ops[co].in[i], &a, &g->ops[co], i, op_strat(x, p, co, k));
         }
     }
     /* edges */
@@ -917,8 +960,40 @@ static double p2p_s(const st_graph *G, int tensor, const st_cluster *c, const st
     return 2 * st_cost_collective(c, prof, ST_COLL_SENDRECV, &g, bytes);
 }
 
+/* The exchange between stages i and i + 1 of a plan, forward and backward: the activation crosses
+ * once (Zhuang et al. 2023: broadcast-based cross-mesh resharding sends each distinct share once),
+ * spread over min(senders, receivers) device pairs, over NVLink when both sub-meshes lie in one node
+ * (stages take consecutive GPUs), else across the NICs. *bytes: per device pair, one way. */
+static double pair_p2p(const st_graph *G, const st_as_stage *st, int i, const st_cluster *c, const st_profile *prof,
+                       double *bytes) {
+    int tensor = st_graph_unit_tensor(G, st[i].last);
+    if (bytes) *bytes = 0;
+    if (tensor < 0) return 0;
+    int gpu = 0;
+    for (int j = 0; j < i; j++) gpu += st[j].mesh.nodes * st[j].mesh.gpus;
+    int ns = st[i].mesh.nodes * st[i].mesh.gpus, nr = st[i + 1].mesh.nodes * st[i + 1].mesh.gpus;
+    int G_ = (int)c->gpus_per_node, one_node = gpu / G_ == (gpu + ns + nr - 1) / G_;
+    const st_gtensor *t = &G->t[tensor];
+    double b = st_gtensor_numel(t) * st_dtype_bytes(t->dtype) / (double)(ns < nr ? ns : nr);
+    if (bytes) *bytes = b;
+    st_group g = {.n = 2, .per_node = one_node ? 2 : 1, .nodes = one_node ? 1 : 2, .node_share = c->gpus_per_node};
+    return 2 * st_cost_collective(c, prof, ST_COLL_SENDRECV, &g, b);
+}
+
+/* Each stage's exchange time, added to its time: it waits for its input's activation from the
+ * stage before and for its output's gradient from the stage after (Megatron-LM's blocking receives;
+ * its own sends overlap its compute), one way each. */
+static void plan_p2p(const st_graph *G, st_as_stage *st, int n, const st_cluster *c, const st_profile *prof) {
+    for (int i = 0; i < n && n > 1; i++) {
+        st[i].p2p_s = (i > 0 ? pair_p2p(G, st, i - 1, c, prof, NULL) / 2 : 0) +
+                      (i < n - 1 ? pair_p2p(G, st, i, c, prof, NULL) / 2 : 0);
+        st[i].time_s += st[i].p2p_s;
+    }
+}
+
 /* The exchange of a stage holding units [first, last) of L with its neighbours, priced on the tensor
- * it sends on (the last stage: the one it receives); 0 for a stage that holds everything. */
+ * it sends on (the last stage: the one it receives) and its own sub-mesh, as the stage DP sees it
+ * before it knows the neighbours; 0 for a stage that holds everything. */
 static double stage_p2p(const st_graph *G, int first, int last, const st_cluster *c, const st_profile *prof,
                         st_submesh sm) {
     int L = st_graph_units(G);
@@ -1106,6 +1181,7 @@ static int final_stage(const st_graph *g, const st_cluster *c, const st_profile 
     if (!rc && (!mult || !fixed)) rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
     if (rc) goto out;
     x.recompute = recompute && g->block_in >= 0;
+    x.entering = first > 0 ? st_graph_unit_tensor(g, first) : -1;
     scope sc;
     scope_alloc(g, &sc, mult, fixed);
     int k = last - first;
@@ -1283,14 +1359,9 @@ static int plan_one(const st_graph *g, const st_cluster *c, const st_profile *pr
                         rc = final_stage(g, c, prof, o, microbatches, mem_limit, &meshes[lm], dr.first[i],
                                          dr.first[i + 1], L, (double)(dr.nstages - i), 1, NULL, &stages[i], &solves, err);
                 }
-                if (!rc) {
-                    nst = i + 1;
-                    if (dr.nstages > 1) {
-                        stages[i].p2p_s = stage_p2p(g, dr.first[i], dr.first[i + 1], c, prof, dr.mesh[i]);
-                        stages[i].time_s += stages[i].p2p_s;
-                    }
-                }
+                if (!rc) nst = i + 1;
             }
+            if (!rc) plan_p2p(g, stages, nst, c, prof);
             if (!rc) {
                 double sum = 0, mx = 0;
                 for (int i = 0; i < nst; i++) {
@@ -1551,11 +1622,10 @@ int st_autoshard_evaluate(const st_model *m, const st_cluster *c, const st_profi
         /* the priced stage keeps the given labels; out.choice also has the layouts */
         free(given);
         *st = out;
-        if (n > 1) {
-            st_submesh sm = {st->mesh.nodes, st->mesh.gpus};
-            st->p2p_s = stage_p2p(g, st->first, st->last, c, prof, sm);
-            st->time_s += st->p2p_s;
-        }
+    }
+    plan_p2p(g, r->stage, n, c, prof);
+    for (int i = 0; i < n; i++) {
+        const st_as_stage *st = &r->stage[i];
         sum += st->time_s;
         if (st->time_s > mx) mx = st->time_s;
         if (st->memory_bytes > r->memory_peak_bytes) r->memory_peak_bytes = st->memory_bytes;
@@ -1611,6 +1681,7 @@ int st_autoshard_work(const st_autoshard_result *r, int stage, const st_cluster 
     ctx x;
     int rc = ctx_init(&x, g, c, prof, &st->mesh, dt, r->microbatches, err);
     x.recompute = st->recompute && g->block_in >= 0;
+    x.entering = st->first > 0 ? st_graph_unit_tensor(g, st->first) : -1;
     int *si = malloc((size_t)n * sizeof *si), *part = malloc((size_t)n * sizeof *part);
     if (!rc && (!si || !part)) rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
     if (rc) goto out;
@@ -1646,6 +1717,13 @@ int st_autoshard_work(const st_autoshard_result *r, int stage, const st_cluster 
         const strat *b = &x.ops[co].s[si[co]];
         for (int i = 0; i < op->nin && !rc; i++) {
             int t = op->in[i], pr = g->t[t].producer;
+            if (x.entering >= 0 && t == x.entering && (pr < 0 || si[pr] < 0)) { /* from the previous stage */
+                strat a = arrival(&x, t);
+                int pt = part[co] == ST_AS_LAYER ? ST_AS_ENTER : part[co];
+                edge_steps(&x, t, &a, op, i, b, rs, &nf, rb, &nb);
+                rc = push_colls(w, pt, 0, co, rs, nf) || push_colls(w, pt, 1, co, rb, nb) ? ST_ENOMEM : 0;
+                if (rc) break;
+            }
             if (pr >= 0 && si[pr] >= 0) {
                 int pt = part[pr] == part[co] ? part[co] : part[co] == ST_AS_LAYER ? ST_AS_ENTER : ST_AS_LEAVE;
                 edge_steps(&x, t, &x.ops[pr].s[si[pr]], op, i, b, rs, &nf, rb, &nb);
@@ -1695,11 +1773,8 @@ int st_autoshard_work(const st_autoshard_result *r, int stage, const st_cluster 
         }
     }
     w->p2p_s = st->p2p_s;
-    int sent = r->nstages > 1 ? st_graph_unit_tensor(g, st->last < L ? st->last : st->first) : -1;
-    if (sent >= 0) {
-        const st_gtensor *t = &g->t[sent];
-        w->p2p_bytes = st_gtensor_numel(t) * st_dtype_bytes(t->dtype) / (double)(st->mesh.nodes * st->mesh.gpus);
-    }
+    if (stage > 0) w->p2p_in_s = pair_p2p(g, r->stage, stage - 1, c, prof, &w->p2p_in_bytes) / 2;
+    if (stage < r->nstages - 1) w->p2p_out_s = pair_p2p(g, r->stage, stage, c, prof, &w->p2p_out_bytes) / 2;
 out:
     if (rc) st_as_work_free(w);
     free(si), free(part);

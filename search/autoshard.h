@@ -103,7 +103,9 @@ typedef struct st_as_work {
                                         steps, with the CROSS or ENTER ones into it) before its backward */
     double recompute_bytes;          /* then one layer's activations, alive from its recompute to the
                                         end of its backward */
-    double p2p_s, p2p_bytes;         /* activation + gradient exchange with a neighbour stage; bytes per device, one way */
+    double p2p_s;                    /* the stage's exchange time per micro-batch (st_as_stage's p2p_s) */
+    double p2p_in_s, p2p_in_bytes;   /* with the stage before, one way (time; bytes per device pair) */
+    double p2p_out_s, p2p_out_bytes; /* with the stage after */
 } st_as_work;
 int st_autoshard_work(const st_autoshard_result *r, int stage, const st_cluster *c, const st_profile *prof,
                       st_dtype dt, st_as_work *w, st_error *err);

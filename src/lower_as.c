@@ -4,7 +4,8 @@
  * st_autoshard_work: the operators' compute, merged between collectives, and every resharding
  * collective as its own instruction on the compute stream, where frameworks issue them; the
  * activations and their gradients travel between neighbour stages as send/receive (Megatron-LM's
- * blocking receive on the compute stream, the send on the p2p stream); the weight gradients are
+ * blocking receive on the compute stream, the send on the p2p stream), each device pair moving its
+ * share, then resharded inside the receiving mesh as its first operators need (the ENTER steps); the weight gradients are
  * all-reduced once per iteration, per mesh axis, on the data-parallel stream after the stage's last
  * backward. 1F1B order, as the stage DP prices the pipeline.
  *
@@ -101,7 +102,8 @@ static void forward(pb *b, const stage_ctx *S, int mb) {
         r.bytes = S->bytes_prev;
         last = push(b, &r);
     }
-    if (S->has_head) last = part(b, S, ST_AS_HEAD, 0, mb, last, &alloc), last = part(b, S, ST_AS_ENTER, 0, mb, last, &alloc);
+    if (S->has_head) last = part(b, S, ST_AS_HEAD, 0, mb, last, &alloc);
+    last = part(b, S, ST_AS_ENTER, 0, mb, last, &alloc); /* into the first layer: from the head or the previous stage */
     for (int l = 0; l < S->layers; l++) {
         if (l > 0) last = part(b, S, ST_AS_CROSS, 0, mb, last, &alloc);
         last = part(b, S, ST_AS_LAYER, 0, mb, last, &alloc);
@@ -143,7 +145,7 @@ static int backward(pb *b, const stage_ctx *S, int mb) {
             double alloc = S->w->recompute_bytes;
             int first = b->pg->n;
             if (l < S->layers - 1) last = part(b, S, ST_AS_CROSS, 0, mb, last, &alloc);
-            else if (S->has_head) last = part(b, S, ST_AS_ENTER, 0, mb, last, &alloc);
+            else last = part(b, S, ST_AS_ENTER, 0, mb, last, &alloc);
             last = part(b, S, ST_AS_LAYER, 0, mb, last, &alloc);
             for (int i = first; i < b->pg->n; i++)
                 if (b->pg->ins[i].kind == ST_INS_COMPUTE) {
@@ -156,7 +158,8 @@ static int backward(pb *b, const stage_ctx *S, int mb) {
         if (S->w->recompute && last >= before) b->pg->ins[last].free_bytes += S->w->recompute_bytes;
         if (l < S->layers - 1) last = part(b, S, ST_AS_CROSS, 1, mb, last, &none);
     }
-    if (S->has_head) last = part(b, S, ST_AS_ENTER, 1, mb, last, &none), last = part(b, S, ST_AS_HEAD, 1, mb, last, &none);
+    last = part(b, S, ST_AS_ENTER, 1, mb, last, &none);
+    if (S->has_head) last = part(b, S, ST_AS_HEAD, 1, mb, last, &none);
     /* the micro-batch's activations are released when its backward ends */
     st_ins in = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, mb, "bwd");
     in.phase = ST_PHASE_BWD;
@@ -221,8 +224,8 @@ int st_lower_autoshard(const st_autoshard_result *r, const st_cluster *c, const 
             }
             X.group[a] = out->ngroups - 2;
         }
-        if (i > 0) X.p2p_prev = w[i - 1].p2p_s / 2, X.bytes_prev = w[i - 1].p2p_bytes;
-        if (i < S - 1) X.p2p_next = w[i].p2p_s / 2, X.bytes_next = w[i].p2p_bytes;
+        X.p2p_prev = w[i].p2p_in_s, X.bytes_prev = w[i].p2p_in_bytes;
+        X.p2p_next = w[i].p2p_out_s, X.bytes_next = w[i].p2p_out_bytes;
         pb b = {pg, 0};
         int64_t m = r->microbatches, warm = S - i - 1 < m ? S - i - 1 : m;
         int last = -1;
