@@ -331,7 +331,9 @@ static void p2p_fill(const lower_ctx *L, st_ins *in, int j, int route) {
  * layers back has ended (two layers' weights are held, as the memory model assumes: prefetch one
  * layer ahead); with `scatter`, each layer's gradients are reduce-scattered on the dp stream after
  * its backward. `re` (optional) is a recompute that runs layer by layer in step with it: layer i's
- * recompute, then its backward, on one gather. The chunk's tp collectives follow the last layer.
+ * recompute, then its backward, on one gather. Each layer's share of the chunk's tp collectives
+ * follows it, as Megatron issues them inside each layer (one lump at the end of the chunk would
+ * hold the next gather back, which waits for the layer two back to finish, collectives included).
  * Compute beside a gather or scatter is charged for NCCL's SMs, as in the estimate. Returns the
  * last instruction. */
 static int z_layers_re(builder *b, const lower_ctx *L, st_ins *in, st_ins *re, double comm_s, double lat_s, int gather,
@@ -366,7 +368,7 @@ static int z_layers_re(builder *b, const lower_ctx *L, st_ins *in, st_ins *re, d
         piece.free_bytes = i == n - 1 ? in->free_bytes : 0;
         piece.dep[0] = i == 0 ? in->dep[0] : -1;
         piece.dep[1] = gi;
-        last = i == n - 1 ? compute(b, L, &piece, comm_s, lat_s) : emit(b, &piece);
+        last = compute(b, L, &piece, comm_s / n, lat_s / n);
         if (scatter) {
             st_ins r = blank(ST_INS_COLL, ST_STREAM_DP, in->chunk, in->mb, "zero-3 reduce-scatter");
             r.coll = ST_COLL_REDUCESCATTER;
@@ -482,7 +484,7 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
     g.dep[0] = dep;
     double lat = latency_of(c->comm_bwd_s, c0->comm_bwd_s);
     int gi;
-    if (L->z) /* layer by layer, the recompute in step; the chunk's tp collectives at the end */
+    if (L->z) /* layer by layer, the recompute in step; the chunk's tp collectives spread over the layers */
         gi = z_layers_re(b, L, &g, rec ? &rc : NULL, c->comm_bwd_s + (rec ? c->comm_recompute_s : 0),
                          lat + (rec ? rc_lat : 0), 1, !split);
     else
