@@ -200,10 +200,5 @@ void st_cost_zero3_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, double *
     *layers = n;
     *gather_s = st_cost_collective(c, ctx->prof, ST_COLL_ALLGATHER, &g, cc.params / n * wbytes);
     *scatter_s = st_cost_collective(c, ctx->prof, ST_COLL_REDUCESCATTER, &g, cc.params / n * p->grad_bytes);
-    *embed_s = 0;
-    if (ctx->m->tied_embeddings && p->pp > 1 && (chunk == 0 || chunk == chunks - 1)) {
-        st_group ge = {.n = 2, .per_node = 1, .nodes = 2, .node_share = c->gpus_per_node};
-        double emb = (double)st_model_padded_vocab(ctx->m, p->tp) / p->tp * (double)ctx->m->hidden;
-        *embed_s = st_cost_collective(c, ctx->prof, ST_COLL_ALLREDUCE, &ge, emb * p->grad_bytes);
-    }
+    *embed_s = chunk == 0 || chunk == chunks - 1 ? st_cost_embedding_allreduce(ctx, p, NULL) : 0;
 }

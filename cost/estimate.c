@@ -236,20 +236,26 @@ double st_cost_model_flops(const st_model *m, int64_t gbs, int64_t seq) {
 }
 
 /* Pipeline p2p: the activation [b, s/cp, h] per micro-batch; each tp rank sends its 1/tp slice
- * and the receivers all-gather it (Megatron's scatter-gather optimisation, SC'21 Sec. 4.1). */
-double st__p2p_time(st_cost_ctx *ctx, const st_plan *p) {
+ * and the receivers all-gather it (Megatron's scatter-gather optimisation, SC'21 Sec. 4.1):
+ * *send_s and *gather_s, the two parts. */
+static void p2p_parts(st_cost_ctx *ctx, const st_plan *p, double *send_s, double *gather_s) {
     const st_cluster *c = ctx->c;
     st_group g;
     st_cost_group(c, p, ST_GRP_PP, &g);
-    double act = (p->dtype == ST_DT_FP32 || p->dtype == ST_DT_TF32) ? 4 : 2;
-    double bytes = (double)p->mbs * (double)p->seq / p->cp * (double)ctx->m->hidden * act / p->tp;
-    double t = st_cost_collective(c, ctx->prof, ST_COLL_SENDRECV, &g, bytes);
+    double bytes = st_cost_p2p_bytes(ctx, p);
+    *send_s = st_cost_collective(c, ctx->prof, ST_COLL_SENDRECV, &g, bytes);
+    *gather_s = 0;
     if (p->tp > 1) {
         st_group gt;
         st_cost_group(c, p, ST_GRP_TP, &gt);
-        t += st_cost_collective(c, ctx->prof, ST_COLL_ALLGATHER, &gt, bytes * p->tp);
+        *gather_s = st_cost_collective(c, ctx->prof, ST_COLL_ALLGATHER, &gt, bytes * p->tp);
     }
-    return t;
+}
+
+double st__p2p_time(st_cost_ctx *ctx, const st_plan *p) {
+    double s, g;
+    p2p_parts(ctx, p, &s, &g);
+    return s + g;
 }
 
 static void chunk_add(st_chunk_cost *o, const st__pass *ps, double count, st_recompute rc, int is_block) {
@@ -261,7 +267,12 @@ static void chunk_add(st_chunk_cost *o, const st__pass *ps, double count, st_rec
     for (int g = 0; g < ST_GRP_COUNT; g++) {
         o->comm_fwd_s += count * ps->fwd_comm_s[g];
         o->comm_bwd_s += count * ps->bwd_comm_s[g];
-        if (is_block && rc == ST_REC_FULL) o->comm_recompute_s += count * ps->fwd_comm_s[g];
+        o->comm_fwd_g[g] += count * ps->fwd_comm_s[g];
+        o->comm_bwd_g[g] += count * ps->bwd_comm_s[g];
+        if (is_block && rc == ST_REC_FULL) {
+            o->comm_recompute_s += count * ps->fwd_comm_s[g];
+            o->comm_recompute_g[g] += count * ps->fwd_comm_s[g];
+        }
     }
     o->act_bytes += count * (is_block ? st__block_act(ps, rc) : ps->saved_bytes);
     o->params += count * (ps->params + ps->expert_params);
@@ -279,7 +290,10 @@ void st_cost_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, st_chunk_cost 
     chunk_add(out, &sc->moe, (double)nm, p->recompute, 1);
     if (chunk == 0) chunk_add(out, &sc->head, 1, p->recompute, 0);
     if (chunk == chunks - 1) chunk_add(out, &sc->tail, 1, p->recompute, 0);
-    out->p2p_s = p->pp > 1 ? st__p2p_time(ctx, p) : 0;
+    if (p->pp > 1) {
+        p2p_parts(ctx, p, &out->p2p_send_s, &out->p2p_gather_s);
+        out->p2p_s = out->p2p_send_s + out->p2p_gather_s;
+    }
     if (p->recompute == ST_REC_FULL) { /* memory.c's working set: the largest block of the chunk */
         if (nd > 0) out->working_bytes = sc->dense.saved_bytes;
         if (nm > 0 && sc->moe.saved_bytes > out->working_bytes) out->working_bytes = sc->moe.saved_bytes;
@@ -469,11 +483,7 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
         /* the stretch of every micro-batch is in pipeline_s (reported here, not as compute) */
         dp_s = z_tail;
     }
-    if (m->tied_embeddings && pp > 1) {
-        st_group ge = {.n = 2, .per_node = 1, .nodes = 2, .node_share = c->gpus_per_node};
-        double emb = (double)st_model_padded_vocab(m, p->tp) / p->tp * (double)m->hidden;
-        dp_s += st_cost_collective(c, pr, ST_COLL_ALLREDUCE, &ge, emb * gb);
-    }
+    dp_s += st_cost_embedding_allreduce(ctx, p, NULL);
 
     double shard_dense = p->zero >= 1 ? (double)gdp.n : 1, shard_exp = p->zero >= 1 ? (double)gex.n : 1;
     double opt_params = dense_max / shard_dense + expert_max / shard_exp;
@@ -537,10 +547,18 @@ void st_cost_dp_stage(st_cost_ctx *ctx, const st_plan *p, int stage, double *red
     st__cost_stage_class(ctx, p, stage, &cls);
     st__cost_stage_memory(ctx, p, &cls, stage, &sm, &dense, &expert);
     dp_times(ctx, p, dense, expert, reduce_s, gather_s, nbuckets);
-    /* the tied embedding's gradient is all-reduced between the first and the last stage */
-    if (ctx->m->tied_embeddings && p->pp > 1 && (cls.head || cls.tail)) {
+}
+
+/* Megatron-LM's _allreduce_embedding_grads (finalize_model_grads.py): the word embedding's
+ * gradient, on the first stage, and its tied copy on the last, summed by an all-reduce of the
+ * two; priced as two ranks on two nodes, each with its GPU's share of its node's NICs. */
+double st_cost_embedding_allreduce(st_cost_ctx *ctx, const st_plan *p, double *bytes) {
+    double b = 0, t = 0;
+    if (ctx->m->tied_embeddings && p->pp > 1) {
         st_group ge = {.n = 2, .per_node = 1, .nodes = 2, .node_share = ctx->c->gpus_per_node};
-        double emb = (double)st_model_padded_vocab(ctx->m, p->tp) / p->tp * (double)ctx->m->hidden;
-        *reduce_s += st_cost_collective(ctx->c, ctx->prof, ST_COLL_ALLREDUCE, &ge, emb * p->grad_bytes);
+        b = (double)st_model_padded_vocab(ctx->m, p->tp) / p->tp * (double)ctx->m->hidden * p->grad_bytes;
+        t = st_cost_collective(ctx->c, ctx->prof, ST_COLL_ALLREDUCE, &ge, b);
     }
+    if (bytes) *bytes = b;
+    return t;
 }

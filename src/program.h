@@ -148,9 +148,10 @@ typedef struct st_lowered {
  * come from the cost context, so simulated and analytical numbers share their per-operator costs.
  * Fills out (free with st_lowered_destroy). */
 int st_lower(st_cost_ctx *ctx, const st_plan *p, st_lowered *out, st_error *err);
-/* Every rank (tp x cp x dp x pp, Megatron's rank order), with the tp collectives in real tp
- * groups and the dp reduction in real dp x cp groups: what the representatives stand for; the
- * tests prove both simulate alike. */
+/* Every rank (tp x cp x dp x pp, Megatron's rank order), with the tp, cp and ep collectives in
+ * real tp, cp and ep groups, the dp reduction in real dp x cp groups and the tied embedding's
+ * all-reduce in real pairs of end-stage ranks: what the representatives stand for; the tests
+ * prove both simulate alike. */
 int st_lower_full(st_cost_ctx *ctx, const st_plan *p, st_lowered *out, st_error *err);
 void st_lowered_destroy(st_lowered *l);
 

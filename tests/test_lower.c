@@ -136,9 +136,20 @@ START_TEST(test_durations_are_the_cost_models) {
     for (int d = 0; d < 4; d++) {
         st_chunk_cost cc;
         st_cost_chunk(e.ctx, e.p, d, &cc);
-        double compute = 0, opt = 0;
+        double compute = 0, opt = 0, gathers = 0;
+        int recvs = 0;
         for (int i = 0; i < e.l.progs[d].n; i++) {
             const st_ins *in = &e.l.progs[d].ins[i];
+            recvs += in->kind == ST_INS_RECV;
+            if (in->kind == ST_INS_COLL && !strcmp(in->label, "recv all-gather")) {
+                /* the receivers' tp all-gather of a pipeline message, on the tp group */
+                ck_assert_int_eq(e.l.groups[in->group].kind, ST_GRP_TP);
+                ck_assert_int_eq(i > 0 && e.l.progs[d].ins[i - 1].kind == ST_INS_RECV, 1);
+                gathers += in->dur_s;
+                continue;
+            }
+            if (in->kind == ST_INS_RECV || in->kind == ST_INS_SEND)
+                ck_assert_double_eq_tol(in->dur_s, cc.p2p_send_s, 1e-15);
             if (in->kind == ST_INS_COLL && in->stream == ST_STREAM_COMPUTE) compute += in->dur_s;
             if (in->kind != ST_INS_COMPUTE) continue;
             if (in->phase == ST_PHASE_OPTIMIZER)
@@ -148,6 +159,10 @@ START_TEST(test_durations_are_the_cost_models) {
         }
         double per_mb = cc.fwd_s + cc.bwd_s + cc.recompute_s + cc.comm_fwd_s + cc.comm_bwd_s + cc.comm_recompute_s;
         ck_assert_double_eq_tol(compute, 8 * per_mb, per_mb * 1e-9);
+        ck_assert_int_eq(recvs, 8 * ((d > 0) + (d < 3)));
+        ck_assert(cc.p2p_gather_s > 0 && cc.p2p_send_s > 0);
+        ck_assert_double_eq_tol(gathers, recvs * cc.p2p_gather_s, cc.p2p_gather_s * 1e-9);
+        ck_assert_double_eq_tol(cc.p2p_s, cc.p2p_send_s + cc.p2p_gather_s, 1e-15);
         ck_assert(opt > 0);
     }
     done(&e);
@@ -205,19 +220,25 @@ END_TEST
  * gradients across nodes while their last send is still on the same NICs: links are shared. */
 START_TEST(test_representatives_equal_every_rank) {
     static const struct {
+        const char *model;
         int64_t gpus;
         const char *spec;
         int contended;
     } rows[] = {
-        {16, "tp=2,pp=4,dp=2,mbs=1,gbs=16,recompute=selective", 0},
-        {16, "tp=2,pp=2,dp=2,cp=2,vp=2,mbs=1,gbs=8,sp=1,zero=1,overlap_grad_reduce=1", 0},
-        {16, "tp=4,pp=4,dp=1,mbs=2,gbs=16,recompute=full,schedule=zb", 0},
-        {16, "tp=1,pp=4,dp=4,mbs=1,gbs=16,schedule=gpipe", 0},
-        {32, "tp=8,pp=2,dp=2,mbs=1,gbs=8", 1},
+        {"gpt-7.5b", 16, "tp=2,pp=4,dp=2,mbs=1,gbs=16,recompute=selective", 0},
+        {"gpt-7.5b", 16, "tp=2,pp=2,dp=2,cp=2,vp=2,mbs=1,gbs=8,sp=1,zero=1,overlap_grad_reduce=1", 0},
+        {"gpt-7.5b", 16, "tp=4,pp=4,dp=1,mbs=2,gbs=16,recompute=full,schedule=zb", 0},
+        {"gpt-7.5b", 16, "tp=1,pp=4,dp=4,mbs=1,gbs=16,schedule=gpipe", 0},
+        {"gpt-7.5b", 32, "tp=8,pp=2,dp=2,mbs=1,gbs=8", 1},
+        /* cp and ep groups of real ranks (the ep group across two nodes), the tied embedding's
+         * pair, ZeRO-3 beside them */
+        {"mixtral-8x7b", 16, "tp=2,pp=2,dp=4,ep=4,mbs=1,gbs=16,seq=4096", 0},
+        {"mixtral-8x7b", 32, "tp=2,pp=2,dp=4,cp=2,ep=8,mbs=1,gbs=8,seq=4096,sp=1", 1},
+        {"gpt-7.5b", 32, "tp=2,pp=2,dp=4,cp=2,mbs=1,gbs=8,seq=4096,zero=3", 1},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         env e;
-        lower(&e, "gpt-7.5b", rows[i].gpus, rows[i].spec);
+        lower(&e, rows[i].model, rows[i].gpus, rows[i].spec);
         st_lowered full;
         st_sim_result rr, rf;
         st_error err;
@@ -229,7 +250,8 @@ START_TEST(test_representatives_equal_every_rank) {
             ck_assert_uint_gt(rr.reshares, 0);
             ck_assert_uint_gt(rf.reshares, 0);
         }
-        ck_assert_double_eq_tol(rf.iteration_time_s, rr.iteration_time_s, rr.iteration_time_s * 1e-9);
+        ck_assert_msg(fabs(rf.iteration_time_s / rr.iteration_time_s - 1) < 1e-9, "%s %s: every rank %.9f s, representatives %.9f s",
+                      rows[i].model, rows[i].spec, rf.iteration_time_s, rr.iteration_time_s);
         ck_assert(rf.events > rr.events);
         for (int r = 0; r < full.nranks; r++) {
             const st_rank_stats *a = &rf.ranks[r], *b = &rr.ranks[full.progs[r].stage];
@@ -243,6 +265,97 @@ START_TEST(test_representatives_equal_every_rank) {
         st_lowered_destroy(&full);
         done(&e);
     }
+}
+END_TEST
+
+/* Each kind of collective is an instruction of its own, in a group of its own kind, on that
+ * group's links: in the every-rank lowering the cp, ep, tp and embedding groups hold the ranks
+ * Megatron's order puts in them (tp-cp-dp-pp; an ep group is ep consecutive ranks of the dp x cp
+ * group), and each rank's collectives name its own group. */
+static void check_groups(const char *model, const char *spec, int want_ep, int want_emb) {
+    env e;
+    lower(&e, model, 32, spec);
+    st_lowered full;
+    st_error err;
+    ck_assert_int_eq(st_lower_full(e.ctx, e.p, &full, &err), 0);
+    const st_plan *p = e.p;
+    int seen[ST_GRP_COUNT] = {0};
+    for (int r = 0; r < full.nranks; r++) {
+        int t = r % p->tp, c = (r / p->tp) % p->cp, q = (r / (p->tp * p->cp)) % p->dp, d = r / 16;
+        int kk = c + p->cp * q; /* position in the dp x cp group */
+        for (int i = 0; i < full.progs[r].n; i++) {
+            const st_ins *in = &full.progs[r].ins[i];
+            if (in->kind != ST_INS_COLL) continue;
+            const st_group_def *g = &full.groups[in->group];
+            int me = -1;
+            for (int k = 0; k < g->n; k++)
+                if (g->ranks[k] == r) me = k;
+            ck_assert_int_ge(me, 0); /* a member of the group it talks in */
+            ck_assert_int_ge(in->route, 0);
+            seen[g->kind]++;
+            for (int k = 0; k < g->n; k++) {
+                int o = g->ranks[k];
+                int ot = o % p->tp, oc = (o / p->tp) % p->cp, oq = (o / (p->tp * p->cp)) % p->dp, od = o / 16;
+                switch (g->kind) {
+                case ST_GRP_TP: ck_assert(oc == c && oq == q && od == d); break;
+                case ST_GRP_CP: ck_assert(ot == t && oq == q && od == d); break;
+                case ST_GRP_EP: ck_assert(ot == t && od == d && (oc + p->cp * oq) / p->ep == kk / p->ep); break;
+                case ST_GRP_DP: ck_assert(ot == t && od == d); break;
+                case ST_GRP_PP: ck_assert(o % 16 == r % 16); break; /* the embedding pair: one lane */
+                default: ck_abort();
+                }
+            }
+            if (!strcmp(in->label, "ep all-to-all")) ck_assert_int_eq(g->kind, ST_GRP_EP);
+            if (!strcmp(in->label, "cp collectives")) ck_assert_int_eq(g->kind, ST_GRP_CP);
+            if (!strcmp(in->label, "embedding all-reduce")) ck_assert_int_eq(g->kind, ST_GRP_PP);
+        }
+    }
+    ck_assert_int_gt(seen[ST_GRP_TP], 0);
+    ck_assert_int_gt(seen[ST_GRP_CP], 0);
+    ck_assert_int_eq(seen[ST_GRP_EP] > 0, want_ep);
+    ck_assert_int_eq(seen[ST_GRP_PP], want_emb ? 32 : 0); /* every rank of both end stages, once */
+    st_lowered_destroy(&full);
+    done(&e);
+}
+
+START_TEST(test_collectives_in_their_own_groups) {
+    check_groups("mixtral-8x7b", "tp=2,pp=2,dp=4,cp=2,ep=4,mbs=1,gbs=8,seq=4096,sp=1", 1, 0); /* untied */
+    check_groups("gpt-7.5b", "tp=2,pp=2,dp=4,cp=2,mbs=1,gbs=8,seq=4096,sp=1", 0, 1);
+}
+END_TEST
+
+/* An ep all-to-all across nodes (8 ranks 2 apart: two nodes) and ZeRO-3's data-parallel traffic
+ * (each layer's gather and gradient reduce-scatter) share the NICs: with the all-to-alls on their
+ * own links they slow each other down (more flows re-shared), and the iteration takes longer than
+ * when the all-to-alls cross no modelled link. */
+START_TEST(test_ep_alltoall_contends_with_dp) {
+    env e;
+    lower(&e, "mixtral-8x7b", 16, "tp=2,pp=1,dp=8,ep=8,mbs=1,gbs=32,seq=512,zero=3"); /* traffic-bound */
+    st_sim_result with, without;
+    st_error err;
+    int a2a = 0;
+    for (int i = 0; i < e.l.progs[0].n; i++) {
+        const st_ins *in = &e.l.progs[0].ins[i];
+        if (in->kind != ST_INS_COLL || strcmp(in->label, "ep all-to-all")) continue;
+        a2a++;
+        ck_assert_int_eq(in->coll, ST_COLL_ALLTOALL);
+        ck_assert_int_eq(e.l.groups[in->group].kind, ST_GRP_EP);
+        const st_route *rt = &e.l.routes[in->route];
+        int nic = 0;
+        for (int h = rt->first; h < rt->first + rt->n; h++) nic += e.l.links[e.l.hops[h].link].kind == ST_LINK_NIC;
+        ck_assert_int_gt(nic, 0); /* across the nodes' NICs */
+    }
+    ck_assert_int_gt(a2a, 2 * (int)e.l.microbatches); /* in the layers' forwards and backwards */
+    ck_assert_int_eq(st_sim_run(&e.l, 0, NULL, &with, &err), 0);
+    for (int i = 0; i < e.l.progs[0].n; i++)
+        if (!strcmp(e.l.progs[0].ins[i].label, "ep all-to-all")) e.l.progs[0].ins[i].route = -1;
+    ck_assert_int_eq(st_sim_run(&e.l, 0, NULL, &without, &err), 0);
+    ck_assert_uint_gt(with.reshares, without.reshares);
+    ck_assert_msg(with.iteration_time_s > without.iteration_time_s * (1 + 1e-6), "with %.6f s, without %.6f s",
+                  with.iteration_time_s, without.iteration_time_s);
+    st_sim_result_destroy(&with);
+    st_sim_result_destroy(&without);
+    done(&e);
 }
 END_TEST
 
@@ -412,6 +525,8 @@ Suite *suite_lower(void) {
     tcase_add_test(tc, test_durations_are_the_cost_models);
     tcase_add_test(tc, test_sim_matches_estimate_sc21);
     tcase_add_test(tc, test_representatives_equal_every_rank);
+    tcase_add_test(tc, test_collectives_in_their_own_groups);
+    tcase_add_test(tc, test_ep_alltoall_contends_with_dp);
     tcase_add_test(tc, test_dp_buckets_overlap);
     tcase_add_test(tc, test_transfers_alone_take_the_cost_models_time);
     tcase_add_test(tc, test_zero3_layer_by_layer);
