@@ -276,6 +276,7 @@ static void chunk_add(st_chunk_cost *o, const st__pass *ps, double count, st_rec
     }
     o->act_bytes += count * (is_block ? st__block_act(ps, rc) : ps->saved_bytes);
     o->params += count * (ps->params + ps->expert_params);
+    o->expert_params += count * ps->expert_params;
 }
 
 void st_cost_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, st_chunk_cost *out) {
@@ -353,9 +354,7 @@ static void dp_times(st_cost_ctx *ctx, const st_plan *p, double dense, double ex
     const st_profile *pr = ctx->prof;
     st_group gdp, gex;
     st_cost_group(c, p, ST_GRP_DP, &gdp);
-    gex = gdp;
-    gex.n = gdp.n / p->ep > 0 ? gdp.n / p->ep : 1;
-    gex.nodes = (gex.n + gex.per_node - 1) / gex.per_node;
+    st_cost_group_edp(c, p, &gex);
     double wbytes = st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype), gb = p->grad_bytes;
     double nbd = buckets(dense, (double)gdp.n), nbe = buckets(expert, (double)gex.n);
     st_coll red = p->zero == 0 ? ST_COLL_ALLREDUCE : ST_COLL_REDUCESCATTER;
@@ -407,10 +406,7 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
 
     st_group gdp, gex;
     st_cost_group(c, p, ST_GRP_DP, &gdp);
-    gex = gdp;
-    gex.n = gdp.n / p->ep; /* expert weights are replicated over dp*cp/ep ranks */
-    if (gex.n < 1) gex.n = 1;
-    gex.nodes = (gex.n + gex.per_node - 1) / gex.per_node;
+    st_cost_group_edp(c, p, &gex); /* expert weights are replicated over dp*cp/ep ranks */
     double wbytes = st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
     double gb = p->grad_bytes;
     const st_profile *pr = ctx->prof;

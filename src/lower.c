@@ -276,6 +276,7 @@ typedef struct lower_ctx {
     /* this rank's group of each kind that talks inside a chunk (ST_GRP_TP, _CP, _EP; -1 none) and
      * its route */
     int grp[ST_GRP_COUNT], r_grp[ST_GRP_COUNT];
+    int edp_group, r_edp; /* ZeRO-3 with experts: this rank's expert-data-parallel group, its route */
     /* overlap_grad_reduce with zero 0-2: the reduction fires in buckets during the last
      * micro-batch's backward of each chunk (Megatron-LM's DDP buckets) */
     int dp_overlap;
@@ -293,6 +294,9 @@ typedef struct zchunk {
     int layers;
     double gather_s, gather_lat, gather_bytes;
     double scatter_s, scatter_lat, scatter_bytes;
+    /* the layer's expert parameters, over the expert-data-parallel group (0 without experts) */
+    double egather_s, egather_lat, egather_bytes;
+    double escatter_s, escatter_lat, escatter_bytes;
 } zchunk;
 
 /* Megatron's rank order tp-cp-dp-pp: the rank of this lane's copy of `stage` */
@@ -416,6 +420,15 @@ static int z_layers_re(builder *b, const lower_ctx *L, st_ins *in, st_ins *re, c
             g.bytes = z->gather_bytes;
             g.dep[0] = b->zp[0];
             gi = emit(b, &g);
+            if (z->egather_s > 0 && L->edp_group >= 0) { /* the experts' shards, after it on the stream */
+                g.label = "zero-3 expert gather";
+                g.group = L->edp_group;
+                g.route = L->r_edp;
+                g.dur_s = z->egather_s;
+                g.latency_s = z->egather_lat;
+                g.bytes = z->egather_bytes;
+                gi = emit(b, &g);
+            }
         }
         if (re) {
             st_ins r = *re;
@@ -442,6 +455,15 @@ static int z_layers_re(builder *b, const lower_ctx *L, st_ins *in, st_ins *re, c
             r.bytes = z->scatter_bytes;
             r.dep[0] = last;
             b->last_dp = emit(b, &r);
+            if (z->escatter_s > 0 && L->edp_group >= 0) {
+                r.label = "zero-3 expert reduce-scatter";
+                r.group = L->edp_group;
+                r.route = L->r_edp;
+                r.dur_s = z->escatter_s;
+                r.latency_s = z->escatter_lat;
+                r.bytes = z->escatter_bytes;
+                b->last_dp = emit(b, &r);
+            }
         }
         if (gather) {
             b->zp[0] = b->zp[1];
@@ -654,10 +676,20 @@ static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, 
     ngk[ST_GRP_CP] = p->cp > 1 ? (full ? pp * p->tp * p->dp : pp) : 0;
     ngk[ST_GRP_EP] = p->ep > 1 ? (full ? pp * p->tp * neg : pp) : 0;
     int nemb = st_cost_embedding_allreduce(ctx, p, NULL) > 0 ? (full ? width : 1) : 0;
+    /* ZeRO-3 with experts and ep > 1: one expert-data-parallel group per (stage, tp rank, position
+     * in the ep group) */
+    int nedp = 0;
+    if (p->zero == 3 && p->ep > 1) {
+        st_chunk_cost c1;
+        for (int j = 0; j < chunks && !nedp; j++) {
+            st_cost_chunk(ctx, p, j, &c1);
+            if (c1.expert_params > 0) nedp = full ? pp * p->tp * p->ep : pp;
+        }
+    }
     gbase[ST_GRP_TP] = ndp;
     gbase[ST_GRP_CP] = gbase[ST_GRP_TP] + ngk[ST_GRP_TP];
     gbase[ST_GRP_EP] = gbase[ST_GRP_CP] + ngk[ST_GRP_CP];
-    int embbase = gbase[ST_GRP_EP] + ngk[ST_GRP_EP], ngroups = embbase + nemb;
+    int embbase = gbase[ST_GRP_EP] + ngk[ST_GRP_EP], edpbase = embbase + nemb, ngroups = edpbase + nedp;
     st_chunk_cost *cc = calloc((size_t)chunks, sizeof *cc), *cc0 = calloc((size_t)chunks, sizeof *cc0);
     int *r_fwd = malloc(sizeof(int) * (size_t)nranks), *r_bwd = malloc(sizeof(int) * (size_t)nranks);
     int *r_g = malloc(sizeof(int) * (size_t)ngroups); /* each group's route */
@@ -687,8 +719,18 @@ static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, 
             z[j].layers = (int)n;
             z[j].gather_lat = latency_of(z[j].gather_s, g0);
             z[j].scatter_lat = latency_of(z[j].scatter_s, s0);
-            z[j].gather_bytes = cc[j].params / n * st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
-            z[j].scatter_bytes = cc[j].params / n * p->grad_bytes;
+            double dense = cc[j].params - (p->ep > 1 ? cc[j].expert_params : 0); /* st_cost_zero3_chunk's */
+            z[j].gather_bytes = dense / n * st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
+            z[j].scatter_bytes = dense / n * p->grad_bytes;
+            if (p->ep > 1) { /* ep = 1: the expert-data-parallel group is the dp group, priced as dense */
+                double eg0, es0;
+                st_cost_zero3_chunk_experts(ctx, p, j, &z[j].egather_s, &z[j].escatter_s);
+                st_cost_zero3_chunk_experts(ctx0, p, j, &eg0, &es0);
+                z[j].egather_lat = latency_of(z[j].egather_s, eg0);
+                z[j].escatter_lat = latency_of(z[j].escatter_s, es0);
+                z[j].egather_bytes = cc[j].expert_params / n * st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
+                z[j].escatter_bytes = cc[j].expert_params / n * p->grad_bytes;
+            }
         }
     }
     if ((rc = st_cost_estimate(ctx, p, &est))) {
@@ -731,6 +773,14 @@ static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, 
                 }
             }
         }
+    for (int k = 0; k < nedp; k++) { /* full: k = t + tp * (position in the ep group + ep * stage) */
+        st_group_def *g = &out->groups[edpbase + k];
+        g->kind = ST_GRP_DP;
+        g->n = full ? neg : 1;
+        if (!(g->ranks = malloc(sizeof(int) * (size_t)g->n))) goto nomem;
+        int t = k % p->tp, j = (k / p->tp) % p->ep, d = k / (p->tp * p->ep);
+        for (int e = 0; e < g->n; e++) g->ranks[e] = full ? t + p->tp * (e * p->ep + j + dpcp * d) : k;
+    }
     for (int k = 0; k < nemb; k++) { /* full: k = lane; else the two end stages' representatives */
         st_group_def *g = &out->groups[embbase + k];
         g->kind = ST_GRP_PP;
@@ -779,13 +829,16 @@ static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, 
         for (int k = 0; k < ngroups; k++) {
             const st_group_def *gd_k = &out->groups[k];
             int n = 0, nic;
-            if (k >= embbase) {
+            if (k >= embbase && k < edpbase) {
                 nic = 1;
                 for (int i = 0; i < 2; i++)
                     for (int l = 0; l < (full ? 1 : width); l++) a[n++] = full ? gd_k->ranks[i] : gd_k->ranks[i] * width + l;
             } else {
                 st_group gk;
-                st_cost_group(c, p, gd_k->kind, &gk);
+                if (k >= edpbase)
+                    st_cost_group_edp(c, p, &gk);
+                else
+                    st_cost_group(c, p, gd_k->kind, &gk);
                 nic = k < ndp ? gd.nodes > 1 : gk.nodes > 1;
                 if (full)
                     for (int i = 0; i < gd_k->n; i++) a[n++] = gd_k->ranks[i];
@@ -814,6 +867,8 @@ static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, 
             }
         }
         L.tp_group = L.grp[ST_GRP_TP];
+        L.edp_group = nedp ? edpbase + (full ? L.tp_i + p->tp * ((L.cp_i + p->cp * L.dp_i) % p->ep + p->ep * d) : d) : -1;
+        L.r_edp = L.edp_group >= 0 ? r_g[L.edp_group] : -1;
         int emb_group = nemb && (d == 0 || d == pp - 1) ? embbase + (full ? lane : 0) : -1;
         st_program *pg = &out->progs[r];
         st_stage_memory sm;

@@ -410,10 +410,17 @@ st_cost_ctx *st_cost_ctx_without_latency(const st_cost_ctx *ctx, st_cluster *c0)
 /* Bytes of the pipeline send/recv message per rank (what the p2p time of st_cost_chunk moves). */
 double st_cost_p2p_bytes(const st_cost_ctx *ctx, const st_plan *p);
 /* ZeRO-3 (zero = 3) in pipeline chunk `chunk`, as the estimate prices it: *layers gathered one by
- * one, one layer's all-gather and reduce-scatter over the dp x cp group, and the tied embedding's
- * all-reduce on the first and last chunk (0 elsewhere). */
+ * one, one layer's all-gather and reduce-scatter of its dense parameters over the dp x cp group,
+ * and the tied embedding's all-reduce on the first and last chunk (0 elsewhere). */
 void st_cost_zero3_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, double *layers, double *gather_s,
                          double *scatter_s, double *embed_s);
+/* The same for the chunk's expert parameters, sharded over the expert-data-parallel group
+ * (st_cost_group_edp): one layer's all-gather and reduce-scatter; 0 without experts or with ep 1
+ * (then they go with the dense ones). */
+void st_cost_zero3_chunk_experts(st_cost_ctx *ctx, const st_plan *p, int chunk, double *gather_s, double *scatter_s);
+/* The expert-data-parallel group: the dp x cp / ep ranks that hold the same experts (the same
+ * position in their ep groups), ep x tp apart in Megatron's rank order. */
+void st_cost_group_edp(const st_cluster *c, const st_plan *p, st_group *g);
 
 /* A logical device mesh of one or two axes over a sub-mesh of the cluster (issue 4): axis
  * naxes - 1 is the innermost (consecutive GPUs), grp[a] places one group along axis a. */
@@ -486,6 +493,8 @@ typedef struct st_chunk_cost {
     double p2p_send_s, p2p_gather_s;                   /* p2p_s's parts: the 1/tp slice's send, and
                                                           the receivers' tp all-gather of it */
     double params;                                     /* parameters it holds (its gradients' share) */
+    double expert_params;                              /* of which expert weights (ZeRO shards them
+                                                          over the expert-data-parallel group) */
 } st_chunk_cost;
 void st_cost_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, st_chunk_cost *out);
 /* Compute time added while a collective of `overlapped_s` runs beside it (NCCL's SMs). */
