@@ -41,6 +41,19 @@ void st_cost_group(const st_cluster *c, const st_plan *p, st_group_kind k, st_gr
     g->node_share = G;
 }
 
+void st_cost_group_edp(const st_cluster *c, const st_plan *p, st_group *g) {
+    int64_t stride = (int64_t)p->tp * p->ep, n = (int64_t)p->dp * p->cp / p->ep;
+    int64_t G = c->gpus_per_node;
+    int64_t k_per = stride >= G ? 1 : G / stride;
+    if (n < 1) n = 1;
+    if (k_per > n) k_per = n;
+    if (k_per < 1) k_per = 1;
+    g->n = n;
+    g->per_node = k_per;
+    g->nodes = (n + k_per - 1) / k_per;
+    g->node_share = G;
+}
+
 /* bytes/s one GPU gets through its node's NICs while all GPUs of the node communicate */
 static double nic_share(const st_cluster *c, const st_group *g) {
     double node_bw = (double)c->nics_per_node * c->nic_bytes_per_s * ST_NIC_EFFICIENCY;
@@ -181,8 +194,9 @@ double st_cost_p2p_bytes(const st_cost_ctx *ctx, const st_plan *p) {
  * parameters gathered layer by layer (the chunk's blocks, plus the embedding on the first chunk and
  * the output layer on the last, each counted as a layer, with the chunk's parameters spread evenly
  * over them), before the forward and again before the backward, and each layer's gradients
- * reduce-scattered after its backward, over the dp x cp group (expert parameters too: a
- * simplification for MoE). *layers: how many; *gather_s, *scatter_s: one layer's collectives;
+ * reduce-scattered after its backward, over the dp x cp group (expert parameters over their
+ * expert-data-parallel group: st_cost_zero3_chunk_experts). *layers: how many; *gather_s,
+ * *scatter_s: one layer's collectives;
  * *embed_s: the tied embedding's gradient all-reduce between the end stages, on the first and the
  * last chunk (0 elsewhere). */
 void st_cost_zero3_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, double *layers, double *gather_s,
@@ -198,12 +212,24 @@ void st_cost_zero3_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, double *
     if (n < 1) n = 1;
     double wbytes = st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
     *layers = n;
-    *gather_s = st_cost_collective(c, ctx->prof, ST_COLL_ALLGATHER, &g, cc.params / n * wbytes);
-    *scatter_s = st_cost_collective(c, ctx->prof, ST_COLL_REDUCESCATTER, &g, cc.params / n * p->grad_bytes);
-    *embed_s = 0;
-    if (ctx->m->tied_embeddings && p->pp > 1 && (chunk == 0 || chunk == chunks - 1)) {
-        st_group ge = {.n = 2, .per_node = 1, .nodes = 2, .node_share = c->gpus_per_node};
-        double emb = (double)st_model_padded_vocab(ctx->m, p->tp) / p->tp * (double)ctx->m->hidden;
-        *embed_s = st_cost_collective(c, ctx->prof, ST_COLL_ALLREDUCE, &ge, emb * p->grad_bytes);
-    }
+    double dense = cc.params - (p->ep > 1 ? cc.expert_params : 0); /* ep = 1: the experts' group is this one */
+    *gather_s = st_cost_collective(c, ctx->prof, ST_COLL_ALLGATHER, &g, dense / n * wbytes);
+    *scatter_s = st_cost_collective(c, ctx->prof, ST_COLL_REDUCESCATTER, &g, dense / n * p->grad_bytes);
+    *embed_s = chunk == 0 || chunk == chunks - 1 ? st_cost_embedding_allreduce(ctx, p, NULL) : 0;
+}
+
+void st_cost_zero3_chunk_experts(st_cost_ctx *ctx, const st_plan *p, int chunk, double *gather_s, double *scatter_s) {
+    int chunk_layers[ST_MAX_STAGES], chunks = p->pp * p->vp;
+    st_chunk_cost cc;
+    st_group g;
+    st_plan_chunk_layers(p, ctx->m, chunk_layers);
+    st_cost_chunk(ctx, p, chunk, &cc);
+    st_cost_group_edp(ctx->c, p, &g);
+    double n = (double)chunk_layers[chunk] + (chunk == 0) + (chunk == chunks - 1);
+    if (n < 1) n = 1;
+    double wbytes = st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
+    *gather_s = *scatter_s = 0;
+    if (p->ep <= 1) return; /* gathered with the dense ones */
+    *gather_s = st_cost_collective(ctx->c, ctx->prof, ST_COLL_ALLGATHER, &g, cc.expert_params / n * wbytes);
+    *scatter_s = st_cost_collective(ctx->c, ctx->prof, ST_COLL_REDUCESCATTER, &g, cc.expert_params / n * p->grad_bytes);
 }

@@ -16,9 +16,10 @@
  * Data parallelism after the last backward (Megatron's default; with overlap_grad_reduce only
  * what outlasts the last micro-batch's backward is exposed): all-reduce of the gradients (zero 0),
  * reduce-scatter of gradients + all-gather of 16-bit weights (zero 1, 2), and for zero 3 the
- * weight all-gathers of every micro-batch's forward and backward, overlapped with compute
- * (prefetch) so that only the excess is exposed. Tied embeddings with pp > 1 all-reduce the
- * embedding gradient between the first and the last stage. Then the optimizer step (Adam, HBM
+ * weight all-gathers of every micro-batch's forward and backward, overlapped with the compute
+ * stream's work (prefetch on a stream of its own) so that only the excess is exposed; that excess
+ * stretches every micro-batch, so it is part of the stage's time in the pipeline (zero3_mb). Tied
+ * embeddings with pp > 1 all-reduce the embedding gradient between the first and the last stage. Then the optimizer step (Adam, HBM
  * bound; on the CPU with offload=optimizer, after the gradients cross PCIe). */
 #include "cost_private.h"
 
@@ -235,20 +236,26 @@ double st_cost_model_flops(const st_model *m, int64_t gbs, int64_t seq) {
 }
 
 /* Pipeline p2p: the activation [b, s/cp, h] per micro-batch; each tp rank sends its 1/tp slice
- * and the receivers all-gather it (Megatron's scatter-gather optimisation, SC'21 Sec. 4.1). */
-double st__p2p_time(st_cost_ctx *ctx, const st_plan *p) {
+ * and the receivers all-gather it (Megatron's scatter-gather optimisation, SC'21 Sec. 4.1):
+ * *send_s and *gather_s, the two parts. */
+static void p2p_parts(st_cost_ctx *ctx, const st_plan *p, double *send_s, double *gather_s) {
     const st_cluster *c = ctx->c;
     st_group g;
     st_cost_group(c, p, ST_GRP_PP, &g);
-    double act = (p->dtype == ST_DT_FP32 || p->dtype == ST_DT_TF32) ? 4 : 2;
-    double bytes = (double)p->mbs * (double)p->seq / p->cp * (double)ctx->m->hidden * act / p->tp;
-    double t = st_cost_collective(c, ctx->prof, ST_COLL_SENDRECV, &g, bytes);
+    double bytes = st_cost_p2p_bytes(ctx, p);
+    *send_s = st_cost_collective(c, ctx->prof, ST_COLL_SENDRECV, &g, bytes);
+    *gather_s = 0;
     if (p->tp > 1) {
         st_group gt;
         st_cost_group(c, p, ST_GRP_TP, &gt);
-        t += st_cost_collective(c, ctx->prof, ST_COLL_ALLGATHER, &gt, bytes * p->tp);
+        *gather_s = st_cost_collective(c, ctx->prof, ST_COLL_ALLGATHER, &gt, bytes * p->tp);
     }
-    return t;
+}
+
+double st__p2p_time(st_cost_ctx *ctx, const st_plan *p) {
+    double s, g;
+    p2p_parts(ctx, p, &s, &g);
+    return s + g;
 }
 
 static void chunk_add(st_chunk_cost *o, const st__pass *ps, double count, st_recompute rc, int is_block) {
@@ -260,10 +267,16 @@ static void chunk_add(st_chunk_cost *o, const st__pass *ps, double count, st_rec
     for (int g = 0; g < ST_GRP_COUNT; g++) {
         o->comm_fwd_s += count * ps->fwd_comm_s[g];
         o->comm_bwd_s += count * ps->bwd_comm_s[g];
-        if (is_block && rc == ST_REC_FULL) o->comm_recompute_s += count * ps->fwd_comm_s[g];
+        o->comm_fwd_g[g] += count * ps->fwd_comm_s[g];
+        o->comm_bwd_g[g] += count * ps->bwd_comm_s[g];
+        if (is_block && rc == ST_REC_FULL) {
+            o->comm_recompute_s += count * ps->fwd_comm_s[g];
+            o->comm_recompute_g[g] += count * ps->fwd_comm_s[g];
+        }
     }
     o->act_bytes += count * (is_block ? st__block_act(ps, rc) : ps->saved_bytes);
     o->params += count * (ps->params + ps->expert_params);
+    o->expert_params += count * ps->expert_params;
 }
 
 void st_cost_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, st_chunk_cost *out) {
@@ -278,7 +291,10 @@ void st_cost_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, st_chunk_cost 
     chunk_add(out, &sc->moe, (double)nm, p->recompute, 1);
     if (chunk == 0) chunk_add(out, &sc->head, 1, p->recompute, 0);
     if (chunk == chunks - 1) chunk_add(out, &sc->tail, 1, p->recompute, 0);
-    out->p2p_s = p->pp > 1 ? st__p2p_time(ctx, p) : 0;
+    if (p->pp > 1) {
+        p2p_parts(ctx, p, &out->p2p_send_s, &out->p2p_gather_s);
+        out->p2p_s = out->p2p_send_s + out->p2p_gather_s;
+    }
     if (p->recompute == ST_REC_FULL) { /* memory.c's working set: the largest block of the chunk */
         if (nd > 0) out->working_bytes = sc->dense.saved_bytes;
         if (nm > 0 && sc->moe.saved_bytes > out->working_bytes) out->working_bytes = sc->moe.saved_bytes;
@@ -303,6 +319,32 @@ double st_cost_overlap_tax(const st_cluster *c, double overlapped_s) {
 
 static double buckets(double params, double dp);
 
+/* ZeRO-3's gathers and scatters run on streams of their own (DeepSpeed's partitioned-parameter
+ * coordinator all-gathers on a side stream, prefetching the next layers; the gradients are
+ * reduce-scattered on another), so they hide behind everything the compute stream does, its own
+ * collectives included: while a tp all-reduce runs on the compute stream, the gather stream's
+ * all-gather runs too. What a collective can hide is limited by the links: one on the links the
+ * dp group uses (both inside the NVLink domain, or both across the NICs) shares them with the
+ * ZeRO traffic and hides none of it; one on other links hides as much as compute does. Pipeline
+ * receives are left out (across nodes they share the NICs, and they are short). Compute beside
+ * the traffic is slowed by NCCL's SMs (st_cost_overlap_tax); when the traffic outlasts the
+ * compute, the compute stream waits for the gathers anyway, and the slowdown hides.
+ * Returns how much longer a micro-batch of the stage takes than its compute stream's work t,
+ * given its ZeRO-3 traffic per_mb (the collectives' times alone). */
+static double zero3_mb(const st_cluster *c, const st_plan *p, const stage_time *t, double per_mb) {
+    static const st_group_kind inline_groups[] = {ST_GRP_TP, ST_GRP_CP, ST_GRP_EP};
+    st_group gdp;
+    st_cost_group(c, p, ST_GRP_DP, &gdp);
+    double compute = t->compute_s + t->recompute_s, window = compute;
+    for (size_t i = 0; i < sizeof inline_groups / sizeof inline_groups[0]; i++) {
+        st_group g;
+        st_cost_group(c, p, inline_groups[i], &g);
+        if ((g.nodes > 1) != (gdp.nodes > 1)) window += t->comm_s[inline_groups[i]];
+    }
+    double slowed = window + st_cost_overlap_tax(c, compute < per_mb ? compute : per_mb);
+    return (per_mb > slowed ? per_mb : slowed) - window;
+}
+
 /* Full (not overlapped) data-parallel times of a device holding `dense` and `expert` parameters,
  * zero 0-2: the gradient reduction (all-reduce for zero 0, reduce-scatter for 1 and 2) and the
  * 16-bit weight all-gather (1 and 2), in Megatron-LM's buckets (nb of them). */
@@ -312,9 +354,7 @@ static void dp_times(st_cost_ctx *ctx, const st_plan *p, double dense, double ex
     const st_profile *pr = ctx->prof;
     st_group gdp, gex;
     st_cost_group(c, p, ST_GRP_DP, &gdp);
-    gex = gdp;
-    gex.n = gdp.n / p->ep > 0 ? gdp.n / p->ep : 1;
-    gex.nodes = (gex.n + gex.per_node - 1) / gex.per_node;
+    st_cost_group_edp(c, p, &gex);
     double wbytes = st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype), gb = p->grad_bytes;
     double nbd = buckets(dense, (double)gdp.n), nbe = buckets(expert, (double)gex.n);
     st_coll red = p->zero == 0 ? ST_COLL_ALLREDUCE : ST_COLL_REDUCESCATTER;
@@ -364,48 +404,63 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
 
     double p2p_s = pp > 1 ? st__p2p_time(ctx, p) : 0;
 
-    /* time per micro-batch of each stage class; the slowest stage sets the pace */
+    st_group gdp, gex;
+    st_cost_group(c, p, ST_GRP_DP, &gdp);
+    st_cost_group_edp(c, p, &gex); /* expert weights are replicated over dp*cp/ep ranks */
+    double wbytes = st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
+    double gb = p->grad_bytes;
+    const st_profile *pr = ctx->prof;
+
+    /* time per micro-batch of each stage class; the slowest stage sets the pace. ZeRO-3 stretches
+     * every micro-batch of a stage by what its gathers and scatters do not hide (zero3_mb), so it
+     * goes into the stage's time, where the pipeline's bubble grows with it. Model state per
+     * class: the most parameters set the data-parallel and optimizer times. */
     double *t_cls = ctx->t_scratch;
     int *n_cls = ctx->n_scratch;
-    double t_dev_max = -1;
+    double t_dev_max = -1, z_slow = 0, z_tail = 0;
     stage_time slow = {0};
-    int64_t blocks_slow = 1;
-    for (int k = 0; k < L->n; k++) {
-        stage_time t;
-        stage_cost(p, sc, &L->cls[k], p2p_s, &t);
-        t_cls[k] = t.total_s;
-        n_cls[k] = L->cls[k].count;
-        if (t.total_s > t_dev_max) {
-            t_dev_max = t.total_s;
-            slow = t;
-            blocks_slow = L->cls[k].dense + L->cls[k].moe;
-        }
-    }
-    double bubble;
-    double pipeline_s = st_cost_pipeline_s(t_cls, n_cls, L->n, vp, mb, p->schedule, slow.fwd_s, slow.bwd_s, &bubble);
-
-    /* ---- data parallel, ZeRO, optimizer, offload: on the device with the most parameters */
     double dense_max = 0, expert_max = 0, mem_peak = 0, params_max = 0;
     int peak_stage = 0;
     for (int k = 0; k < L->n; k++) {
+        stage_time t;
         st_stage_memory sm;
-        double dp_, ep_;
+        double dp_, ep_, z = 0, z_last = 0;
         int d = L->cls[k].first; /* the class's first stage holds the most micro-batches */
+        stage_cost(p, sc, &L->cls[k], p2p_s, &t);
         st__cost_stage_memory(ctx, p, &L->cls[k], d, &sm, &dp_, &ep_);
         if (sm.total_bytes > mem_peak || (sm.total_bytes == mem_peak && d < peak_stage))
             mem_peak = sm.total_bytes, peak_stage = d;
         if (dp_ + ep_ > params_max) params_max = dp_ + ep_, dense_max = dp_, expert_max = ep_;
+        if (p->zero == 3) {
+            /* every micro-batch, layer by layer (each block, the embedding and the output layer
+             * a layer, as the lowering gathers them): the weights gathered for the forward and
+             * again for the backward, the gradients reduce-scattered */
+            double nl = (double)(L->cls[k].dense + L->cls[k].moe + L->cls[k].head + L->cls[k].tail);
+            if (nl < 1) nl = 1;
+            double per_mb = 2 * pieces(c, pr, ST_COLL_ALLGATHER, &gdp, dp_ * wbytes, nl) +
+                            2 * pieces(c, pr, ST_COLL_ALLGATHER, &gex, ep_ * wbytes, nl) +
+                            pieces(c, pr, ST_COLL_REDUCESCATTER, &gdp, dp_ * gb, nl) +
+                            pieces(c, pr, ST_COLL_REDUCESCATTER, &gex, ep_ * gb, nl);
+            z = zero3_mb(c, p, &t, per_mb);
+            z_last = per_mb / nl; /* the first layer's gather, which nothing hides */
+        }
+        t_cls[k] = t.total_s + z;
+        n_cls[k] = L->cls[k].count;
+        if (t_cls[k] > t_dev_max) {
+            t_dev_max = t_cls[k];
+            slow = t;
+            z_slow = z;
+            z_tail = z_last;
+        }
     }
-    st_group gdp, gex;
-    st_cost_group(c, p, ST_GRP_DP, &gdp);
-    gex = gdp;
-    gex.n = gdp.n / p->ep; /* expert weights are replicated over dp*cp/ep ranks */
-    if (gex.n < 1) gex.n = 1;
-    gex.nodes = (gex.n + gex.per_node - 1) / gex.per_node;
-    double wbytes = st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
-    double gb = p->grad_bytes;
+    double bubble;
+    /* ZB-H1: the weight-gradient halves gather nothing; the stretch goes with the forward and the
+     * input-gradient halves, which (tF + tB - tW) / (tF + tB + tW) then weighs as it did before */
+    double pipeline_s =
+        st_cost_pipeline_s(t_cls, n_cls, L->n, vp, mb, p->schedule, slow.fwd_s + z_slow, slow.bwd_s, &bubble);
+
+    /* ---- data parallel, ZeRO, optimizer, offload: on the device with the most parameters */
     double dp_s = 0;
-    const st_profile *pr = ctx->prof;
     if (p->zero <= 2) {
         /* With overlap_grad_reduce the reduction hides behind the last micro-batch's backward and
          * the gather behind the next forward (Megatron-LM's --overlap-grad-reduce /
@@ -421,23 +476,10 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
         }
         dp_s = red_s + gat_s;
     } else {
-        /* every micro-batch, layer by layer: gather the weights for forward and again for
-         * backward, reduce-scatter the gradients; prefetching overlaps this with the compute */
-        double nl = (double)blocks_slow + 2;
-        double per_mb = 2 * pieces(c, pr, ST_COLL_ALLGATHER, &gdp, dense_max * wbytes, nl) +
-                        2 * pieces(c, pr, ST_COLL_ALLGATHER, &gex, expert_max * wbytes, nl) +
-                        pieces(c, pr, ST_COLL_REDUCESCATTER, &gdp, dense_max * gb, nl) +
-                        pieces(c, pr, ST_COLL_REDUCESCATTER, &gex, expert_max * gb, nl);
-        double busy = slow.compute_s + slow.recompute_s;
-        double excess = per_mb - busy;
-        double hidden = excess > 0 ? busy : per_mb;
-        dp_s = (double)mb * ((excess > 0 ? excess : 0) + st_cost_overlap_tax(c, hidden)) + per_mb / nl;
+        /* the stretch of every micro-batch is in pipeline_s (reported here, not as compute) */
+        dp_s = z_tail;
     }
-    if (m->tied_embeddings && pp > 1) {
-        st_group ge = {.n = 2, .per_node = 1, .nodes = 2, .node_share = c->gpus_per_node};
-        double emb = (double)st_model_padded_vocab(m, p->tp) / p->tp * (double)m->hidden;
-        dp_s += st_cost_collective(c, pr, ST_COLL_ALLREDUCE, &ge, emb * gb);
-    }
+    dp_s += st_cost_embedding_allreduce(ctx, p, NULL);
 
     double shard_dense = p->zero >= 1 ? (double)gdp.n : 1, shard_exp = p->zero >= 1 ? (double)gex.n : 1;
     double opt_params = dense_max / shard_dense + expert_max / shard_exp;
@@ -458,6 +500,7 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
     }
 
     out->iteration_time_s = pipeline_s + dp_s + opt_s + offload_s;
+    dp_s += (double)mb * z_slow; /* ZeRO-3's stretch of the micro-batches, inside pipeline_s */
     double gpus = (double)p->tp * p->pp * p->dp * p->cp;
     double tokens = (double)p->gbs * (double)p->seq;
     out->tokens_per_s = tokens / out->iteration_time_s;
@@ -500,10 +543,18 @@ void st_cost_dp_stage(st_cost_ctx *ctx, const st_plan *p, int stage, double *red
     st__cost_stage_class(ctx, p, stage, &cls);
     st__cost_stage_memory(ctx, p, &cls, stage, &sm, &dense, &expert);
     dp_times(ctx, p, dense, expert, reduce_s, gather_s, nbuckets);
-    /* the tied embedding's gradient is all-reduced between the first and the last stage */
-    if (ctx->m->tied_embeddings && p->pp > 1 && (cls.head || cls.tail)) {
+}
+
+/* Megatron-LM's _allreduce_embedding_grads (finalize_model_grads.py): the word embedding's
+ * gradient, on the first stage, and its tied copy on the last, summed by an all-reduce of the
+ * two; priced as two ranks on two nodes, each with its GPU's share of its node's NICs. */
+double st_cost_embedding_allreduce(st_cost_ctx *ctx, const st_plan *p, double *bytes) {
+    double b = 0, t = 0;
+    if (ctx->m->tied_embeddings && p->pp > 1) {
         st_group ge = {.n = 2, .per_node = 1, .nodes = 2, .node_share = ctx->c->gpus_per_node};
-        double emb = (double)st_model_padded_vocab(ctx->m, p->tp) / p->tp * (double)ctx->m->hidden;
-        *reduce_s += st_cost_collective(ctx->c, ctx->prof, ST_COLL_ALLREDUCE, &ge, emb * p->grad_bytes);
+        b = (double)st_model_padded_vocab(ctx->m, p->tp) / p->tp * (double)ctx->m->hidden * p->grad_bytes;
+        t = st_cost_collective(ctx->c, ctx->prof, ST_COLL_ALLREDUCE, &ge, b);
     }
+    if (bytes) *bytes = b;
+    return t;
 }

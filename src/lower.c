@@ -2,7 +2,9 @@
  *
  * The tp, cp and dp ranks of a stage run identical programs on identical inputs, so each stage is
  * lowered once, as a representative rank (program.h, "Symmetry"); st_lower_full lowers every
- * rank. The collectives Megatron runs inline (tp/cp/ep) follow each compute instruction on the
+ * rank, where the lanes of a stage run its first lane's instructions under their own names for
+ * groups, peers and routes (program.h, "Shared instructions": 48 times less instruction memory
+ * and lowering time for the 1T benchmark). The collectives Megatron runs inline (tp/cp/ep) follow each compute instruction on the
  * compute stream. Durations come from st_cost_chunk and st_cost_estimate: the simulator and the
  * estimator price the same operators.
  *
@@ -45,10 +47,14 @@
  * - latency part: the cost model's time minus the same time on the cluster without latencies;
  *   the rest is the bandwidth part, which contention stretches. Alone a transfer takes exactly
  *   the cost model's time.
- * Lumped transfers keep one route: a chunk's tp/cp/ep collectives run on the tp group's links
- * (they are a separate instruction right after the compute when tp > 1, inline otherwise), the
- * receivers' tp all-gather of a pipeline message (Megatron's scatter-gather) rides with the send,
- * and the tied embedding's all-reduce with the dp reduction. */
+ * Each kind of collective is an instruction of its own in a group of its kind, on that group's
+ * links: a chunk's tp, cp and ep collectives (one instruction per kind after the compute, as
+ * their operators' sum), the receivers' tp all-gather of a pipeline message (Megatron's
+ * scatter-gather) after the receive, and the tied embedding's all-reduce between the end stages
+ * after the data-parallel reduction. In the every-rank lowering the groups hold the ranks of
+ * Megatron's order (tp-cp-dp-pp; an ep group is ep consecutive ranks of the dp x cp group,
+ * st_cost_group's placement); a representative's groups hold it alone and its routes cross the
+ * links of every rank it stands for. */
 #include "program.h"
 
 #include <stdio.h>
@@ -269,13 +275,17 @@ typedef struct lower_ctx {
     int tp_i, cp_i, dp_i;     /* this rank's coordinates (full) */
     int tp_group;             /* this rank's tp group */
     int dp_group;             /* this rank's data-parallel group */
+    /* this rank's group of each kind that talks inside a chunk (ST_GRP_TP, _CP, _EP; -1 none) and
+     * its route */
+    int grp[ST_GRP_COUNT], r_grp[ST_GRP_COUNT];
+    int edp_group, r_edp; /* ZeRO-3 with experts: this rank's expert-data-parallel group, its route */
     /* overlap_grad_reduce with zero 0-2: the reduction fires in buckets during the last
      * micro-batch's backward of each chunk (Megatron-LM's DDP buckets) */
     int dp_overlap;
     double dp_reduce_s, dp_reduce_lat, dp_buckets, stage_params;
     double p2p_bytes, grad_bytes;
-    /* routes (-1: none): tp and dp collectives; sends forward (activations) and backward (gradients) */
-    int r_tp, r_dp;
+    /* routes (-1: none): dp collectives; sends forward (activations) and backward (gradients) */
+    int r_dp;
     const int *r_fwd, *r_bwd; /* per program */
     const st_cluster *c;
     const struct zchunk *z; /* ZeRO-3 (zero = 3): per chunk; NULL otherwise */
@@ -286,7 +296,9 @@ typedef struct zchunk {
     int layers;
     double gather_s, gather_lat, gather_bytes;
     double scatter_s, scatter_lat, scatter_bytes;
-    double embed_s, embed_lat;
+    /* the layer's expert parameters, over the expert-data-parallel group (0 without experts) */
+    double egather_s, egather_lat, egather_bytes;
+    double escatter_s, escatter_lat, escatter_bytes;
 } zchunk;
 
 /* Megatron's rank order tp-cp-dp-pp: the rank of this lane's copy of `stage` */
@@ -296,34 +308,90 @@ static int rank_at(const lower_ctx *L, int stage) {
     return L->tp_i + p->tp * (L->cp_i + p->cp * (L->dp_i + p->dp * stage));
 }
 
-/* A compute instruction and the tp/cp/ep collectives of its operators (comm_s, of which lat_s
- * latency): a collective of the tp group right after it, or inline in its duration when there is
- * no tp group. Returns the last of them. */
-static int compute(builder *b, const lower_ctx *L, st_ins *in, double comm_s, double lat_s) {
-    if (L->p->tp == 1 || comm_s <= 0) {
-        in->dur_s += comm_s;
-        return emit(b, in);
-    }
-    double free_bytes = in->free_bytes;
-    in->free_bytes = 0;
-    int ci = emit(b, in);
-    st_ins c = blank(ST_INS_COLL, ST_STREAM_COMPUTE, in->chunk, in->mb, "tp collectives");
-    c.coll = ST_COLL_ALLREDUCE;
-    c.group = L->tp_group;
-    c.dur_s = comm_s;
-    c.latency_s = lat_s;
-    c.route = L->r_tp;
-    c.free_bytes = free_bytes;
-    c.dep[0] = ci;
-    return emit(b, &c);
+/* the collectives of a compute instruction's operators, per group kind: times and latency parts */
+typedef struct comm_g {
+    double s[ST_GRP_COUNT], lat[ST_GRP_COUNT];
+} comm_g;
+
+static comm_g comm_of(const double *t, const double *t0) {
+    comm_g c;
+    for (int k = 0; k < ST_GRP_COUNT; k++) c.s[k] = t[k], c.lat[k] = latency_of(t[k], t0[k]);
+    return c;
 }
 
+static comm_g comm_sum(comm_g a, const comm_g *b) {
+    for (int k = 0; k < ST_GRP_COUNT; k++) a.s[k] += b->s[k], a.lat[k] += b->lat[k];
+    return a;
+}
+
+static comm_g comm_scaled(comm_g a, double f) {
+    for (int k = 0; k < ST_GRP_COUNT; k++) a.s[k] *= f, a.lat[k] *= f;
+    return a;
+}
+
+static const comm_g no_comm;
+
+/* A compute instruction and the collectives of its operators: one instruction per group kind
+ * that talks (tp, then cp, then ep), each in this rank's group of that kind and on its links, on
+ * the compute stream right after it (Megatron runs them inline). A kind without a group (size 1)
+ * costs nothing. Returns the last of them; *ci (optional) the compute instruction. */
+static int compute_at(builder *b, const lower_ctx *L, st_ins *in, const comm_g *cm, int *ci) {
+    static const char *const label[ST_GRP_COUNT] = {"tp collectives", "cp collectives", "ep all-to-all"};
+    static const uint8_t coll[ST_GRP_COUNT] = {ST_COLL_ALLREDUCE, ST_COLL_ALLGATHER, ST_COLL_ALLTOALL};
+    double free_bytes = in->free_bytes;
+    int n = 0;
+    for (int k = ST_GRP_TP; k <= ST_GRP_EP; k++) {
+        if (cm->s[k] <= 0) continue;
+        if (L->grp[k] < 0) in->dur_s += cm->s[k]; /* a group of one does not talk: not reached */
+        else n++;
+    }
+    if (n > 0) in->free_bytes = 0;
+    int last = emit(b, in);
+    if (ci) *ci = last;
+    for (int k = ST_GRP_TP; k <= ST_GRP_EP; k++) {
+        if (cm->s[k] <= 0 || L->grp[k] < 0) continue;
+        st_ins c = blank(ST_INS_COLL, ST_STREAM_COMPUTE, in->chunk, in->mb, label[k]);
+        c.coll = coll[k];
+        c.group = L->grp[k];
+        c.dur_s = cm->s[k];
+        c.latency_s = cm->lat[k];
+        c.route = L->r_grp[k];
+        c.free_bytes = --n == 0 ? free_bytes : 0;
+        c.dep[0] = last;
+        last = emit(b, &c);
+    }
+    return last;
+}
+
+static int compute(builder *b, const lower_ctx *L, st_ins *in, const comm_g *cm) {
+    return compute_at(b, L, in, cm, NULL);
+}
+
+/* a pipeline message's send or receive: the 1/tp slice (st_chunk_cost.p2p_send_s) */
 static void p2p_fill(const lower_ctx *L, st_ins *in, int j, int route) {
-    in->dur_s = L->cc[j].p2p_s;
-    in->latency_s = latency_of(L->cc[j].p2p_s, L->cc0[j].p2p_s);
+    in->dur_s = L->cc[j].p2p_send_s;
+    in->latency_s = latency_of(L->cc[j].p2p_send_s, L->cc0[j].p2p_send_s);
     in->bytes = L->p2p_bytes;
     in->coll = ST_COLL_SENDRECV;
     in->route = route;
+}
+
+/* A blocking receive on the compute stream and, with tp > 1, the receivers' all-gather of the
+ * slices in their tp group (Megatron's scatter-gather, SC'21 Sec. 4.1) on the tp links. Returns
+ * the last. */
+static int receive(builder *b, const lower_ctx *L, st_ins *r) {
+    const st_chunk_cost *c = &L->cc[r->chunk], *c0 = &L->cc0[r->chunk];
+    int ri = emit(b, r);
+    if (c->p2p_gather_s <= 0 || L->grp[ST_GRP_TP] < 0) return ri;
+    st_ins g = blank(ST_INS_COLL, ST_STREAM_COMPUTE, r->chunk, r->mb, "recv all-gather");
+    g.coll = ST_COLL_ALLGATHER;
+    g.group = L->grp[ST_GRP_TP];
+    g.route = L->r_grp[ST_GRP_TP];
+    g.dur_s = c->p2p_gather_s;
+    g.latency_s = latency_of(c->p2p_gather_s, c0->p2p_gather_s);
+    g.bytes = L->p2p_bytes * L->p->tp;
+    g.dep[0] = ri;
+    return emit(b, &g);
 }
 
 /* ZeRO-3: `in` (a forward, recompute or backward of a whole chunk) runs layer by layer, each layer
@@ -331,13 +399,16 @@ static void p2p_fill(const lower_ctx *L, st_ins *in, int j, int route) {
  * layers back has ended (two layers' weights are held, as the memory model assumes: prefetch one
  * layer ahead); with `scatter`, each layer's gradients are reduce-scattered on the dp stream after
  * its backward. `re` (optional) is a recompute that runs layer by layer in step with it: layer i's
- * recompute, then its backward, on one gather. The chunk's tp collectives follow the last layer.
+ * recompute, then its backward, on one gather. Each layer's share of the chunk's tp collectives
+ * follows it, as Megatron issues them inside each layer (one lump at the end of the chunk would
+ * hold the next gather back, which waits for the layer two back to finish, collectives included).
  * Compute beside a gather or scatter is charged for NCCL's SMs, as in the estimate. Returns the
  * last instruction. */
-static int z_layers_re(builder *b, const lower_ctx *L, st_ins *in, st_ins *re, double comm_s, double lat_s, int gather,
+static int z_layers_re(builder *b, const lower_ctx *L, st_ins *in, st_ins *re, const comm_g *cm, int gather,
                        int scatter) {
     const zchunk *z = &L->z[in->chunk];
     int n = z->layers, last = -1;
+    comm_g share = comm_scaled(*cm, 1.0 / n);
     double tax = st_cost_overlap_tax(L->c, (gather ? z->gather_s : 0) + (scatter ? z->scatter_s : 0));
     for (int i = 0; i < n; i++) {
         int gi = -1;
@@ -351,6 +422,15 @@ static int z_layers_re(builder *b, const lower_ctx *L, st_ins *in, st_ins *re, d
             g.bytes = z->gather_bytes;
             g.dep[0] = b->zp[0];
             gi = emit(b, &g);
+            if (z->egather_s > 0 && L->edp_group >= 0) { /* the experts' shards, after it on the stream */
+                g.label = "zero-3 expert gather";
+                g.group = L->edp_group;
+                g.route = L->r_edp;
+                g.dur_s = z->egather_s;
+                g.latency_s = z->egather_lat;
+                g.bytes = z->egather_bytes;
+                gi = emit(b, &g);
+            }
         }
         if (re) {
             st_ins r = *re;
@@ -366,7 +446,7 @@ static int z_layers_re(builder *b, const lower_ctx *L, st_ins *in, st_ins *re, d
         piece.free_bytes = i == n - 1 ? in->free_bytes : 0;
         piece.dep[0] = i == 0 ? in->dep[0] : -1;
         piece.dep[1] = gi;
-        last = i == n - 1 ? compute(b, L, &piece, comm_s, lat_s) : emit(b, &piece);
+        last = compute(b, L, &piece, &share);
         if (scatter) {
             st_ins r = blank(ST_INS_COLL, ST_STREAM_DP, in->chunk, in->mb, "zero-3 reduce-scatter");
             r.coll = ST_COLL_REDUCESCATTER;
@@ -377,6 +457,15 @@ static int z_layers_re(builder *b, const lower_ctx *L, st_ins *in, st_ins *re, d
             r.bytes = z->scatter_bytes;
             r.dep[0] = last;
             b->last_dp = emit(b, &r);
+            if (z->escatter_s > 0 && L->edp_group >= 0) {
+                r.label = "zero-3 expert reduce-scatter";
+                r.group = L->edp_group;
+                r.route = L->r_edp;
+                r.dur_s = z->escatter_s;
+                r.latency_s = z->escatter_lat;
+                r.bytes = z->escatter_bytes;
+                b->last_dp = emit(b, &r);
+            }
         }
         if (gather) {
             b->zp[0] = b->zp[1];
@@ -386,8 +475,8 @@ static int z_layers_re(builder *b, const lower_ctx *L, st_ins *in, st_ins *re, d
     return last;
 }
 
-static int z_layers(builder *b, const lower_ctx *L, st_ins *in, double comm_s, double lat_s, int scatter) {
-    return z_layers_re(b, L, in, NULL, comm_s, lat_s, 1, scatter);
+static int z_layers(builder *b, const lower_ctx *L, st_ins *in, const comm_g *cm, int scatter) {
+    return z_layers_re(b, L, in, NULL, cm, 1, scatter);
 }
 
 static void forward(builder *b, const lower_ctx *L, int j, int mb) {
@@ -398,15 +487,15 @@ static void forward(builder *b, const lower_ctx *L, int j, int mb) {
         r.peer = rank_at(L, (j - 1) % pp);
         r.tag = tag_of(j, mb, L->m, 0);
         p2p_fill(L, &r, j, L->r_fwd[r.peer]);
-        recv = emit(b, &r);
+        recv = receive(b, L, &r);
     }
     st_ins f = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, "fwd");
     f.phase = ST_PHASE_FWD;
     f.dur_s = c->fwd_s;
     f.alloc_bytes = c->act_bytes;
     f.dep[0] = recv;
-    double lat = latency_of(c->comm_fwd_s, L->cc0[j].comm_fwd_s);
-    int fi = L->z ? z_layers(b, L, &f, c->comm_fwd_s, lat, 0) : compute(b, L, &f, c->comm_fwd_s, lat);
+    comm_g cm = comm_of(c->comm_fwd_g, L->cc0[j].comm_fwd_g);
+    int fi = L->z ? z_layers(b, L, &f, &cm, 0) : compute(b, L, &f, &cm);
     if (j < L->chunks - 1) {
         st_ins s = blank(ST_INS_SEND, ST_STREAM_P2P, j, mb, "send act");
         s.peer = rank_at(L, (j + 1) % pp);
@@ -420,8 +509,8 @@ static void forward(builder *b, const lower_ctx *L, int j, int mb) {
 /* An instruction that produces weight gradients. In the last micro-batch with overlapped
  * data-parallel reduction, it runs in pieces and each piece hands its share of the chunk's
  * buckets to the dp stream, which reduces them while the rest of the backward computes. */
-static int grads(builder *b, const lower_ctx *L, st_ins *in, const st_chunk_cost *c, double comm_s, double lat_s) {
-    if (!L->dp_overlap || in->mb != L->m - 1 || L->stage_params <= 0) return compute(b, L, in, comm_s, lat_s);
+static int grads(builder *b, const lower_ctx *L, st_ins *in, const st_chunk_cost *c, const comm_g *cm) {
+    if (!L->dp_overlap || in->mb != L->m - 1 || L->stage_params <= 0) return compute(b, L, in, cm);
     double share = c->params / L->stage_params;
     int k = (int)(L->dp_buckets * share + 0.5);
     if (k < 1) k = 1;
@@ -434,7 +523,9 @@ static int grads(builder *b, const lower_ctx *L, st_ins *in, const st_chunk_cost
         piece.dur_s = whole / k + (i > 0 ? st_cost_overlap_tax(L->c, bucket_s) : 0);
         piece.free_bytes = i == k - 1 ? free_bytes : 0;
         if (i > 0) piece.dep[0] = piece.dep[1] = -1; /* the stream orders the pieces */
-        last = i == k - 1 ? compute(b, L, &piece, comm_s, lat_s) : emit(b, &piece);
+        /* the bucket's gradients are ready when the piece's kernels end, not its collectives */
+        int ci = -1;
+        last = i == k - 1 ? compute_at(b, L, &piece, cm, &ci) : (ci = emit(b, &piece));
         st_ins r = blank(ST_INS_COLL, ST_STREAM_DP, in->chunk, in->mb, "dp reduce bucket");
         r.coll = L->p->zero == 0 ? ST_COLL_ALLREDUCE : ST_COLL_REDUCESCATTER;
         r.group = L->dp_group;
@@ -442,7 +533,7 @@ static int grads(builder *b, const lower_ctx *L, st_ins *in, const st_chunk_cost
         r.latency_s = L->dp_reduce_lat * share / k;
         r.bytes = L->stage_params * L->grad_bytes * share / k;
         r.route = L->r_dp;
-        r.dep[0] = last;
+        r.dep[0] = ci;
         b->last_dp = emit(b, &r);
     }
     return last;
@@ -458,14 +549,14 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
         w.dur_s = c->bwd_s / 2;
         w.free_bytes = c->act_bytes;
         /* ZeRO-3: weight gradients need no weights, and are scattered layer by layer */
-        return L->z ? z_layers_re(b, L, &w, NULL, 0, 0, 0, 1) : grads(b, L, &w, c, 0, 0);
+        return L->z ? z_layers_re(b, L, &w, NULL, &no_comm, 0, 1) : grads(b, L, &w, c, &no_comm);
     }
     if (j < L->chunks - 1) {
         st_ins r = blank(ST_INS_RECV, ST_STREAM_COMPUTE, j, mb, "recv grad");
         r.peer = rank_at(L, (j + 1) % pp);
         r.tag = tag_of(j, mb, L->m, 1);
         p2p_fill(L, &r, j, L->r_bwd[r.peer]);
-        dep = emit(b, &r);
+        dep = receive(b, L, &r);
     }
     int rec = L->p->recompute != ST_REC_NONE && c->recompute_s > 0;
     st_ins rc = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, "recompute");
@@ -473,20 +564,21 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
     rc.dur_s = c->recompute_s;
     rc.alloc_bytes = c->working_bytes; /* freed when the backward ends */
     rc.dep[0] = dep;
-    double rc_lat = latency_of(c->comm_recompute_s, c0->comm_recompute_s);
-    if (rec && !L->z) dep = compute(b, L, &rc, c->comm_recompute_s, rc_lat);
+    comm_g rcm = comm_of(c->comm_recompute_g, c0->comm_recompute_g);
+    if (rec && !L->z) dep = compute(b, L, &rc, &rcm);
     st_ins g = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, split ? "bwd input" : "bwd");
     g.phase = split ? ST_PHASE_BWD_INPUT : ST_PHASE_BWD;
     g.dur_s = split ? c->bwd_s / 2 : c->bwd_s;
     g.free_bytes = (split ? 0 : c->act_bytes) + (rec ? c->working_bytes : 0);
     g.dep[0] = dep;
-    double lat = latency_of(c->comm_bwd_s, c0->comm_bwd_s);
+    comm_g cm = comm_of(c->comm_bwd_g, c0->comm_bwd_g);
     int gi;
-    if (L->z) /* layer by layer, the recompute in step; the chunk's tp collectives at the end */
-        gi = z_layers_re(b, L, &g, rec ? &rc : NULL, c->comm_bwd_s + (rec ? c->comm_recompute_s : 0),
-                         lat + (rec ? rc_lat : 0), 1, !split);
-    else
-        gi = split ? compute(b, L, &g, c->comm_bwd_s, lat) : grads(b, L, &g, c, c->comm_bwd_s, lat);
+    if (L->z) { /* layer by layer, the recompute in step; the chunk's collectives spread over the layers */
+        comm_g both = rec ? comm_sum(cm, &rcm) : cm;
+        gi = z_layers_re(b, L, &g, rec ? &rc : NULL, &both, 1, !split);
+    } else {
+        gi = split ? compute(b, L, &g, &cm) : grads(b, L, &g, c, &cm);
+    }
     if (j > 0) {
         st_ins s = blank(ST_INS_SEND, ST_STREAM_P2P, j, mb, "send grad");
         s.peer = rank_at(L, (j - 1) % pp);
@@ -553,8 +645,10 @@ static int lower_stage(builder *b, const lower_ctx *L, int d) {
 
 void st_lowered_destroy(st_lowered *l) {
     if (!l) return;
-    for (int i = 0; i < l->nranks; i++)
-        if (l->progs[i].cap >= 0) free(l->progs[i].ins);
+    for (int i = 0; i < l->nranks; i++) {
+        if (l->progs[i].cap >= 0 && !l->progs[i].like) free(l->progs[i].ins);
+        free(l->progs[i].renames);
+    }
     for (int i = 0; i < l->nblocks; i++) free(l->blocks[i]);
     free(l->blocks);
     for (int i = 0; i < l->ngroups; i++) free(l->groups[i].ranks);
@@ -566,6 +660,90 @@ void st_lowered_destroy(st_lowered *l) {
     memset(l, 0, sizeof *l);
 }
 
+int32_t st_program_rename(const st_program *pg, st_rename_what what, int32_t v) {
+    int lo = 0, hi = pg->like ? pg->nrenames : 0;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        const st_rename *x = &pg->renames[mid];
+        if (x->what < (int32_t)what || (x->what == (int32_t)what && x->from < v))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < (pg->like ? pg->nrenames : 0) && pg->renames[lo].what == (int32_t)what && pg->renames[lo].from == v
+               ? pg->renames[lo].to
+               : v;
+}
+
+void st_program_ins(const st_program *pg, int i, st_ins *out) {
+    *out = pg->ins[i];
+    if (!pg->like) return;
+    if (out->kind == ST_INS_COLL) out->group = st_program_rename(pg, ST_RENAME_GROUP, out->group);
+    if (out->kind == ST_INS_SEND || out->kind == ST_INS_RECV) out->peer = st_program_rename(pg, ST_RENAME_PEER, out->peer);
+    if (out->kind != ST_INS_COMPUTE && out->route >= 0) out->route = st_program_rename(pg, ST_RENAME_ROUTE, out->route);
+}
+
+static int rename_cmp(const void *x, const void *y) {
+    const st_rename *a = x, *b = y;
+    if (a->what != b->what) return a->what < b->what ? -1 : 1;
+    return (a->from > b->from) - (a->from < b->from);
+}
+
+/* the names a lane's program gives what its stage's lane 0 calls `from` */
+typedef struct lane_names {
+    int grp[8], ngrp;      /* its groups, in a fixed order (-1: none) */
+    int peer[2], route[8]; /* its peers (the lanes of the stages before and after it), its routes */
+    int nroute;
+} lane_names;
+
+static void names_of(const lower_ctx *L, int d, int emb_group, const int *r_g, lane_names *n) {
+    const st_plan *p = L->p;
+    int pp = p->pp, k = 0;
+    int g[] = {L->dp_group, L->grp[ST_GRP_TP], L->grp[ST_GRP_CP], L->grp[ST_GRP_EP], L->edp_group, emb_group};
+    n->ngrp = (int)(sizeof g / sizeof g[0]);
+    for (int i = 0; i < n->ngrp; i++) n->grp[i] = g[i];
+    n->peer[0] = rank_at(L, (d + pp - 1) % pp);
+    n->peer[1] = rank_at(L, (d + 1) % pp);
+    for (int i = 0; i < n->ngrp; i++) n->route[k++] = g[i] >= 0 ? r_g[g[i]] : -1;
+    n->nroute = k;
+}
+
+/* Lane `pg` of a stage runs lane 0's (`first`'s) instructions: the renames from lane 0's names to
+ * its own (groups, peers, the routes of groups and of sends and receives; each distinct, and the
+ * same name in both left out). Returns 0 or ST_ENOMEM. */
+static int share_lane(st_program *pg, const st_program *first, const lane_names *a, const lane_names *b,
+                      const int *r_fwd, const int *r_bwd) {
+    st_rename v[32];
+    int n = 0;
+    for (int i = 0; i < a->ngrp; i++)
+        if (a->grp[i] >= 0) v[n++] = (st_rename){ST_RENAME_GROUP, a->grp[i], b->grp[i]};
+    for (int i = 0; i < a->nroute; i++)
+        if (a->route[i] >= 0) v[n++] = (st_rename){ST_RENAME_ROUTE, a->route[i], b->route[i]};
+    int self0 = first->rank, self = pg->rank;
+    int x0[3] = {self0, a->peer[0], a->peer[1]}, x[3] = {self, b->peer[0], b->peer[1]};
+    for (int i = 0; i < 3; i++) { /* a send names its own route forward, a receive its sender's */
+        if (r_fwd[x0[i]] >= 0) v[n++] = (st_rename){ST_RENAME_ROUTE, r_fwd[x0[i]], r_fwd[x[i]]};
+        if (r_bwd[x0[i]] >= 0) v[n++] = (st_rename){ST_RENAME_ROUTE, r_bwd[x0[i]], r_bwd[x[i]]};
+    }
+    for (int i = 0; i < 2; i++) v[n++] = (st_rename){ST_RENAME_PEER, a->peer[i], b->peer[i]};
+    qsort(v, (size_t)n, sizeof *v, rename_cmp);
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        if (v[i].from == v[i].to) continue;
+        if (m > 0 && v[m - 1].what == v[i].what && v[m - 1].from == v[i].from) continue; /* the same twice */
+        v[m++] = v[i];
+    }
+    pg->like = first;
+    pg->ins = first->ins;
+    pg->n = first->n;
+    pg->cap = -first->n;
+    pg->nrenames = m;
+    if (m == 0) return 0;
+    if (!(pg->renames = malloc(sizeof *pg->renames * (size_t)m))) return ST_ENOMEM;
+    memcpy(pg->renames, v, sizeof *v * (size_t)m);
+    return 0;
+}
+
 static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, st_error *err) {
     memset(out, 0, sizeof *out);
     int pp = p->pp, chunks = pp * p->vp, rc = 0;
@@ -573,12 +751,36 @@ static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, 
     int lanes = full ? width : 1;          /* programs per stage */
     int nranks = pp * lanes;
     int gpus = width * pp;
-    /* groups: one dp group per (stage, tp rank) and, with tp > 1, one tp group per (stage, cp, dp);
-     * a representative's groups list it alone */
-    int ndp = full ? pp * p->tp : pp, ntp = p->tp > 1 ? (full ? pp * p->cp * p->dp : pp) : 0;
+    /* groups, in this order: one dp group per (stage, tp rank); with tp > 1 one tp group per
+     * (stage, cp, dp rank); with cp > 1 one cp group per (stage, tp, dp rank); with ep > 1 one ep
+     * group per (stage, tp rank, ep consecutive ranks of the dp x cp group); with tied embeddings
+     * and a pipeline one embedding group per lane (tp, cp, dp rank): its first and last stage. A
+     * representative's groups list it alone (one per stage), the embedding group its two end
+     * stages. */
+    int dpcp = p->dp * p->cp, neg = dpcp / p->ep; /* ep groups per (stage, tp rank) */
+    int ndp = full ? pp * p->tp : pp;
+    int ngk[ST_GRP_COUNT] = {0}, gbase[ST_GRP_COUNT] = {0};
+    ngk[ST_GRP_TP] = p->tp > 1 ? (full ? pp * dpcp : pp) : 0;
+    ngk[ST_GRP_CP] = p->cp > 1 ? (full ? pp * p->tp * p->dp : pp) : 0;
+    ngk[ST_GRP_EP] = p->ep > 1 ? (full ? pp * p->tp * neg : pp) : 0;
+    int nemb = st_cost_embedding_allreduce(ctx, p, NULL) > 0 ? (full ? width : 1) : 0;
+    /* ZeRO-3 with experts and ep > 1: one expert-data-parallel group per (stage, tp rank, position
+     * in the ep group) */
+    int nedp = 0;
+    if (p->zero == 3 && p->ep > 1) {
+        st_chunk_cost c1;
+        for (int j = 0; j < chunks && !nedp; j++) {
+            st_cost_chunk(ctx, p, j, &c1);
+            if (c1.expert_params > 0) nedp = full ? pp * p->tp * p->ep : pp;
+        }
+    }
+    gbase[ST_GRP_TP] = ndp;
+    gbase[ST_GRP_CP] = gbase[ST_GRP_TP] + ngk[ST_GRP_TP];
+    gbase[ST_GRP_EP] = gbase[ST_GRP_CP] + ngk[ST_GRP_CP];
+    int embbase = gbase[ST_GRP_EP] + ngk[ST_GRP_EP], edpbase = embbase + nemb, ngroups = edpbase + nedp;
     st_chunk_cost *cc = calloc((size_t)chunks, sizeof *cc), *cc0 = calloc((size_t)chunks, sizeof *cc0);
     int *r_fwd = malloc(sizeof(int) * (size_t)nranks), *r_bwd = malloc(sizeof(int) * (size_t)nranks);
-    int *r_tpg = malloc(sizeof(int) * (size_t)(ntp + 1)), *r_dpg = malloc(sizeof(int) * (size_t)ndp);
+    int *r_g = malloc(sizeof(int) * (size_t)ngroups); /* each group's route */
     int *scratch = malloc(sizeof(int) * 2 * (size_t)width);
     zchunk *z = p->zero == 3 ? calloc((size_t)chunks, sizeof *z) : NULL;
     st_cluster c0;
@@ -587,33 +789,45 @@ static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, 
     netb B = {.out = out, .gpus = gpus};
     st_estimate est;
     out->nranks = nranks;
-    out->ngroups = ndp + ntp;
+    out->ngroups = ngroups;
     out->microbatches = st_plan_microbatches(p);
     out->progs = calloc((size_t)nranks, sizeof *out->progs);
     out->groups = calloc((size_t)out->ngroups, sizeof *out->groups);
     out->blocks = calloc((size_t)pp, sizeof *out->blocks);
-    if (!cc || !cc0 || !r_fwd || !r_bwd || !r_tpg || !r_dpg || !scratch || !ctx0 || !out->progs || !out->groups || !out->blocks ||
+    if (!cc || !cc0 || !r_fwd || !r_bwd || !r_g || !scratch || !ctx0 || !out->progs || !out->groups || !out->blocks ||
         (p->zero == 3 && !z))
         goto nomem;
     for (int j = 0; j < chunks; j++) {
         st_cost_chunk(ctx, p, j, &cc[j]);
         st_cost_chunk(ctx0, p, j, &cc0[j]);
         if (z) {
-            double n, g0, s0, e0;
-            st_cost_zero3_chunk(ctx, p, j, &n, &z[j].gather_s, &z[j].scatter_s, &z[j].embed_s);
-            st_cost_zero3_chunk(ctx0, p, j, &n, &g0, &s0, &e0);
+            double n, g0, s0, e;
+            st_cost_zero3_chunk(ctx, p, j, &n, &z[j].gather_s, &z[j].scatter_s, &e);
+            st_cost_zero3_chunk(ctx0, p, j, &n, &g0, &s0, &e);
             z[j].layers = (int)n;
             z[j].gather_lat = latency_of(z[j].gather_s, g0);
             z[j].scatter_lat = latency_of(z[j].scatter_s, s0);
-            z[j].embed_lat = latency_of(z[j].embed_s, e0);
-            z[j].gather_bytes = cc[j].params / n * st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
-            z[j].scatter_bytes = cc[j].params / n * p->grad_bytes;
+            double dense = cc[j].params - (p->ep > 1 ? cc[j].expert_params : 0); /* st_cost_zero3_chunk's */
+            z[j].gather_bytes = dense / n * st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
+            z[j].scatter_bytes = dense / n * p->grad_bytes;
+            if (p->ep > 1) { /* ep = 1: the expert-data-parallel group is the dp group, priced as dense */
+                double eg0, es0;
+                st_cost_zero3_chunk_experts(ctx, p, j, &z[j].egather_s, &z[j].escatter_s);
+                st_cost_zero3_chunk_experts(ctx0, p, j, &eg0, &es0);
+                z[j].egather_lat = latency_of(z[j].egather_s, eg0);
+                z[j].escatter_lat = latency_of(z[j].escatter_s, es0);
+                z[j].egather_bytes = cc[j].expert_params / n * st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
+                z[j].escatter_bytes = cc[j].expert_params / n * p->grad_bytes;
+            }
         }
     }
     if ((rc = st_cost_estimate(ctx, p, &est))) {
         st_error_set(err, rc, NULL, "plan", "the plan cannot be priced");
         goto out;
     }
+    lane_names names0, names;
+    double emb_bytes, emb_s = st_cost_embedding_allreduce(ctx, p, &emb_bytes);
+    double emb_lat = latency_of(emb_s, st_cost_embedding_allreduce(ctx0, p, NULL));
     lower_ctx L = {.p = p, .chunks = chunks, .m = out->microbatches, .cc = cc, .cc0 = cc0, .full = full, .c = c,
                    .r_fwd = r_fwd, .r_bwd = r_bwd, .p2p_bytes = st_cost_p2p_bytes(ctx, p), .grad_bytes = p->grad_bytes,
                    .z = z};
@@ -626,12 +840,43 @@ static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, 
             if (!(g->ranks = malloc(sizeof(int) * (size_t)g->n))) goto nomem;
             for (int k = 0; k < g->n; k++) g->ranks[k] = full ? t + p->tp * (k + p->cp * p->dp * d) : d;
         }
-    for (int k = 0; k < ntp; k++) { /* full: k = lane (cp, dp) + cp*dp*stage; else k = stage */
-        st_group_def *g = &out->groups[ndp + k];
-        g->kind = ST_GRP_TP;
-        g->n = full ? p->tp : 1;
+    for (int kind = ST_GRP_TP; kind <= ST_GRP_EP; kind++)
+        for (int k = 0; k < ngk[kind]; k++) {
+            static const int size_of_kind[] = {[ST_GRP_TP] = 0, [ST_GRP_CP] = 1, [ST_GRP_EP] = 2};
+            int sizes[3] = {p->tp, p->cp, p->ep};
+            st_group_def *g = &out->groups[gbase[kind] + k];
+            g->kind = (st_group_kind)kind;
+            g->n = full ? sizes[size_of_kind[kind]] : 1;
+            if (!(g->ranks = malloc(sizeof(int) * (size_t)g->n))) goto nomem;
+            for (int i = 0; i < g->n; i++) {
+                if (!full) { /* one per stage */
+                    g->ranks[i] = k;
+                } else if (kind == ST_GRP_TP) { /* k = lane (cp, dp) + cp*dp*stage */
+                    g->ranks[i] = i + p->tp * k;
+                } else if (kind == ST_GRP_CP) { /* k = t + tp * (dp rank + dp * stage) */
+                    int t = k % p->tp, q = k / p->tp; /* q = dp rank + dp * stage */
+                    g->ranks[i] = t + p->tp * (i + p->cp * q);
+                } else { /* EP, k = t + tp * (e + neg * stage): ep consecutive ranks of the dp x cp group */
+                    int t = k % p->tp, e = (k / p->tp) % neg, d = k / (p->tp * neg);
+                    g->ranks[i] = t + p->tp * (e * p->ep + i + dpcp * d);
+                }
+            }
+        }
+    for (int k = 0; k < nedp; k++) { /* full: k = t + tp * (position in the ep group + ep * stage) */
+        st_group_def *g = &out->groups[edpbase + k];
+        g->kind = ST_GRP_DP;
+        g->n = full ? neg : 1;
         if (!(g->ranks = malloc(sizeof(int) * (size_t)g->n))) goto nomem;
-        for (int t = 0; t < g->n; t++) g->ranks[t] = full ? t + p->tp * k : k;
+        int t = k % p->tp, j = (k / p->tp) % p->ep, d = k / (p->tp * p->ep);
+        for (int e = 0; e < g->n; e++) g->ranks[e] = full ? t + p->tp * (e * p->ep + j + dpcp * d) : k;
+    }
+    for (int k = 0; k < nemb; k++) { /* full: k = lane; else the two end stages' representatives */
+        st_group_def *g = &out->groups[embbase + k];
+        g->kind = ST_GRP_PP;
+        g->n = 2;
+        if (!(g->ranks = malloc(sizeof(int) * 2))) goto nomem;
+        g->ranks[0] = full ? k : 0;
+        g->ranks[1] = full ? k + width * (pp - 1) : pp - 1;
     }
 
     /* the network: links made as routes cross them */
@@ -645,8 +890,7 @@ static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, 
     for (int i = 0; i < 2 * gpus + 2 * B.nodes * B.ports + 2 * B.nodes; i++) B.id[i] = -1;
     for (int g = 0; g < gpus; g++) B.prog_of_gpu[g] = full ? g : g % width == 0 ? g / width : -1;
     {
-        st_group gt, gd, gp;
-        st_cost_group(c, p, ST_GRP_TP, &gt);
+        st_group gd, gp;
         st_cost_group(c, p, ST_GRP_DP, &gd);
         st_cost_group(c, p, ST_GRP_PP, &gp);
         int *a = scratch, *z = scratch + width;
@@ -668,15 +912,29 @@ static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, 
                     r_bwd[r] = id;
             }
         }
-        for (int k = 0; k < ndp; k++) {
-            int n = full ? p->cp * p->dp : width;
-            for (int i = 0; i < n; i++) a[i] = full ? out->groups[k].ranks[i] : k * width + i;
-            r_dpg[k] = route_coll(&B, a, n, gd.nodes > 1);
-        }
-        for (int k = 0; k < ntp; k++) {
-            int n = full ? p->tp : width;
-            for (int i = 0; i < n; i++) a[i] = full ? out->groups[ndp + k].ranks[i] : k * width + i;
-            r_tpg[k] = route_coll(&B, a, n, gt.nodes > 1);
+        /* a group's links: its members' (full: a rank is its GPU), or every rank a representative
+         * stands for; inside the NVLink domain or across the NICs as cost/ prices the kind (the
+         * embedding's pair across nodes) */
+        for (int k = 0; k < ngroups; k++) {
+            const st_group_def *gd_k = &out->groups[k];
+            int n = 0, nic;
+            if (k >= embbase && k < edpbase) {
+                nic = 1;
+                for (int i = 0; i < 2; i++)
+                    for (int l = 0; l < (full ? 1 : width); l++) a[n++] = full ? gd_k->ranks[i] : gd_k->ranks[i] * width + l;
+            } else {
+                st_group gk;
+                if (k >= edpbase)
+                    st_cost_group_edp(c, p, &gk);
+                else
+                    st_cost_group(c, p, gd_k->kind, &gk);
+                nic = k < ndp ? gd.nodes > 1 : gk.nodes > 1;
+                if (full)
+                    for (int i = 0; i < gd_k->n; i++) a[n++] = gd_k->ranks[i];
+                else
+                    for (int i = 0; i < width; i++) a[n++] = gd_k->ranks[0] * width + i;
+            }
+            r_g[k] = route_coll(&B, a, n, nic);
         }
         if (B.failed) goto nomem;
     }
@@ -686,8 +944,21 @@ static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, 
         L.tp_i = full ? lane % p->tp : 0;
         L.cp_i = full ? (lane / p->tp) % p->cp : 0;
         L.dp_i = full ? lane / (p->tp * p->cp) : 0;
-        L.tp_group = ntp ? ndp + (full ? lane / p->tp + p->cp * p->dp * d : d) : -1;
-        L.r_tp = ntp ? r_tpg[L.tp_group - ndp] : -1;
+        {
+            int t = L.tp_i, q = L.dp_i, kk = L.cp_i + p->cp * L.dp_i; /* kk: position in the dp x cp group */
+            int idx[ST_GRP_COUNT] = {0};
+            idx[ST_GRP_TP] = full ? lane / p->tp + dpcp * d : d;
+            idx[ST_GRP_CP] = full ? t + p->tp * (q + p->dp * d) : d;
+            idx[ST_GRP_EP] = full ? t + p->tp * (kk / p->ep + neg * d) : d;
+            for (int kind = 0; kind < ST_GRP_COUNT; kind++) {
+                L.grp[kind] = kind <= ST_GRP_EP && ngk[kind] ? gbase[kind] + idx[kind] : -1;
+                L.r_grp[kind] = L.grp[kind] >= 0 ? r_g[L.grp[kind]] : -1;
+            }
+        }
+        L.tp_group = L.grp[ST_GRP_TP];
+        L.edp_group = nedp ? edpbase + (full ? L.tp_i + p->tp * ((L.cp_i + p->cp * L.dp_i) % p->ep + p->ep * d) : d) : -1;
+        L.r_edp = L.edp_group >= 0 ? r_g[L.edp_group] : -1;
+        int emb_group = nemb && (d == 0 || d == pp - 1) ? embbase + (full ? lane : 0) : -1;
         st_program *pg = &out->progs[r];
         st_stage_memory sm;
         pg->rank = r;
@@ -696,22 +967,20 @@ static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, 
         pg->gpu = full ? r : d * width;
         st_cost_stage_memory(ctx, p, d, &sm);
         pg->base_bytes = sm.weights_bytes + sm.grads_bytes + sm.optimizer_bytes + sm.other_bytes;
+        L.dp_group = d * (full ? p->tp : 1) + L.tp_i;
 
-        /* the lanes of a stage have as many instructions as its first: they share one block */
-        if (lane == 1 && out->progs[r - 1].n > 0) {
-            int n0 = out->progs[r - 1].n;
-            st_ins *block = st__alloc_big(sizeof *block * (size_t)n0 * (size_t)(lanes - 1));
-            if (!block) goto nomem;
-            out->blocks[out->nblocks++] = block;
-            for (int k = 1; k < lanes; k++) {
-                out->progs[r - 1 + k].ins = block + (size_t)(k - 1) * (size_t)n0;
-                out->progs[r - 1 + k].cap = -n0;
+        /* every rank: the lanes of a stage run the same instructions but for the names of their
+         * groups, peers and routes, so they share lane 0's (program.h, "Shared instructions") */
+        if (full) {
+            names_of(&L, d, emb_group, r_g, lane > 0 ? &names : &names0);
+            if (lane > 0) {
+                if (share_lane(pg, &out->progs[r - lane], &names0, &names, r_fwd, r_bwd)) goto nomem;
+                continue;
             }
         }
         builder b = {.pg = pg, .last_dp = -1, .zp = {-1, -1}};
         double gather_s = 0, gather_lat = 0;
-        L.dp_group = d * (full ? p->tp : 1) + L.tp_i;
-        L.r_dp = r_dpg[L.dp_group];
+        L.r_dp = r_g[L.dp_group];
         L.dp_overlap = 0;
         L.stage_params = 0;
         for (int j = d; j < chunks; j += pp) L.stage_params += cc[j].params;
@@ -730,19 +999,7 @@ static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, 
         dpi.group = L.dp_group;
         dpi.dep[0] = last;
         if (p->zero == 3) {
-            /* the layers' reduce-scatters went out during the backward; the end stages all-reduce
-             * the tied embedding's gradient after them */
-            double emb = 0, emb_lat = 0;
-            for (int j = d; j < chunks; j += pp) emb += z[j].embed_s, emb_lat += z[j].embed_lat;
-            before_opt = b.last_dp;
-            if (emb > 0) {
-                dpi.coll = ST_COLL_ALLREDUCE;
-                dpi.label = "embedding all-reduce";
-                dpi.dur_s = emb;
-                dpi.latency_s = emb_lat;
-                dpi.route = L.r_dp;
-                before_opt = emit(&b, &dpi);
-            }
+            before_opt = b.last_dp; /* the layers' reduce-scatters went out during the backward */
         } else if (!L.dp_overlap) {
             dpi.dur_s = L.dp_reduce_s; /* after the whole backward (Megatron-LM's default) */
             dpi.latency_s = L.dp_reduce_lat;
@@ -751,6 +1008,19 @@ static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, 
             before_opt = emit(&b, &dpi);
         } else if (b.last_dp >= 0) {
             before_opt = b.last_dp; /* the buckets went out during the backward */
+        }
+        if (emb_group >= 0) {
+            /* the end stages sum the tied embedding's gradient after the data-parallel reduction
+             * (Megatron-LM's finalize_model_grads), in a group of their own on their own links */
+            st_ins e = blank(ST_INS_COLL, ST_STREAM_DP, -1, -1, "embedding all-reduce");
+            e.coll = ST_COLL_ALLREDUCE;
+            e.group = emb_group;
+            e.route = r_g[emb_group];
+            e.dur_s = emb_s;
+            e.latency_s = emb_lat;
+            e.bytes = emb_bytes;
+            e.dep[0] = last;
+            before_opt = emit(&b, &e);
         }
         st_ins opt = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, -1, -1, "optimizer");
         opt.phase = ST_PHASE_OPTIMIZER;
@@ -793,8 +1063,7 @@ out:
     free(cc0);
     free(r_fwd);
     free(r_bwd);
-    free(r_tpg);
-    free(r_dpg);
+    free(r_g);
     free(scratch);
     free(z);
     free(B.id);

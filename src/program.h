@@ -37,6 +37,11 @@
  * - A collective's members all name the same route (the whole collective's links); a send and its
  *   receive too.
  *
+ * Shared instructions: ranks whose programs differ only in the names of their groups, peers and
+ * routes (the tp, cp and dp lanes of a pipeline stage, lowered to every rank) may share one
+ * instruction array: the program says whose (`like`) and how the names map (`renames`); an
+ * interpreter reads an instruction through st_program_ins.
+ *
  * Symmetry: ranks that would run identical programs on identical inputs (the tp, cp and dp
  * replicas of a pipeline stage) may be lowered once, as one representative rank per stage; the
  * group then lists that representative alone and `replicas` says how many ranks it stands for.
@@ -92,6 +97,14 @@ typedef struct st_ins {
     uint8_t coll;      /* st_coll (COLL) */
 } st_ins;
 
+/* A program that runs another's instructions under other names (program.h, "Shared
+ * instructions"): every `what` value `from` of the other program's instructions reads `to`. */
+typedef enum { ST_RENAME_GROUP, ST_RENAME_PEER, ST_RENAME_ROUTE } st_rename_what;
+typedef struct st_rename {
+    int32_t what; /* st_rename_what */
+    int32_t from, to;
+} st_rename;
+
 typedef struct st_program {
     int rank;
     int stage;          /* pipeline stage of this rank */
@@ -99,7 +112,14 @@ typedef struct st_program {
     int gpu;            /* the GPU it runs on: ranks gpu .. gpu + replicas - 1 in the cluster's order */
     double base_bytes;  /* memory held for the whole iteration */
     int n, cap;         /* cap < 0: ins lies in one of st_lowered.blocks (-cap slots), not owned */
-    st_ins *ins;        /* n instructions, owned (unless cap < 0) */
+    st_ins *ins;        /* n instructions, owned (unless cap < 0 or like) */
+    /* Shared instructions: non-NULL, a program of the same st_lowered (itself without `like`) whose
+     * instructions this one runs (ins and n are its, cap < 0), with the group, peer and route
+     * values listed in renames (sorted by what, then from; owned) read as their `to`; the
+     * other fields are the same. st_program_ins reads an instruction either way. */
+    const struct st_program *like;
+    int nrenames;
+    st_rename *renames;
 } st_program;
 
 typedef struct st_group_def {
@@ -148,11 +168,16 @@ typedef struct st_lowered {
  * come from the cost context, so simulated and analytical numbers share their per-operator costs.
  * Fills out (free with st_lowered_destroy). */
 int st_lower(st_cost_ctx *ctx, const st_plan *p, st_lowered *out, st_error *err);
-/* Every rank (tp x cp x dp x pp, Megatron's rank order), with the tp collectives in real tp
- * groups and the dp reduction in real dp x cp groups: what the representatives stand for; the
- * tests prove both simulate alike. */
+/* Every rank (tp x cp x dp x pp, Megatron's rank order), with the tp, cp and ep collectives in
+ * real tp, cp and ep groups, the dp reduction in real dp x cp groups and the tied embedding's
+ * all-reduce in real pairs of end-stage ranks: what the representatives stand for; the tests
+ * prove both simulate alike. */
 int st_lower_full(st_cost_ctx *ctx, const st_plan *p, st_lowered *out, st_error *err);
 void st_lowered_destroy(st_lowered *l);
+/* Instruction i of pg as it runs there (its `like`'s, renamed), into *out. */
+void st_program_ins(const st_program *pg, int i, st_ins *out);
+/* v renamed by pg's renames of kind `what` (v when pg shares nothing or v is not renamed) */
+int32_t st_program_rename(const st_program *pg, st_rename_what what, int32_t v);
 
 /* Internal (src/lower.c, src/sim.c): `bytes` of uninitialized memory, free with free(). A large
  * block is aligned for and asked to be backed by huge pages where the system has them (Linux's

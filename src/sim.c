@@ -73,6 +73,7 @@
 #include "program.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -806,10 +807,11 @@ static int32_t blocker(const sim *S, int32_t g, char *why, size_t n) {
     if (nd->kind == ST_INS_SEND || nd->kind == ST_INS_RECV) {
         if (nd->link >= 0)
             return nd->link;
+        int peer = st_program_rename(&l->progs[p], ST_RENAME_PEER, in->peer);
         if (nd->kind == ST_INS_RECV)
-            snprintf(why, n, "waits for a send from rank %d (tag %d) that never comes", in->peer, in->tag);
+            snprintf(why, n, "waits for a send from rank %d (tag %d) that never comes", peer, in->tag);
         else
-            snprintf(why, n, "waits for a receive on rank %d (tag %d) that is never posted", in->peer, in->tag);
+            snprintf(why, n, "waits for a receive on rank %d (tag %d) that is never posted", peer, in->tag);
         return -1;
     }
     /* COLL */
@@ -1200,6 +1202,17 @@ static int setup(sim *S, st_error *err) {
         const st_program *pg = &l->progs[p];
         if (pg->n < 0 || (pg->n > 0 && !pg->ins))
             BAD("rank %d: invalid instruction list", pg->rank);
+        if (pg->like) { /* shared instructions (program.h): another program's, renamed */
+            ptrdiff_t q = pg->like - l->progs;
+            if (q < 0 || q >= nr || pg->like->like || pg->like->ins != pg->ins || pg->like->n != pg->n)
+                BAD("rank %d: shares the instructions of a program it cannot", pg->rank);
+            if (pg->nrenames < 0 || (pg->nrenames > 0 && !pg->renames))
+                BAD("rank %d: invalid renames", pg->rank);
+            for (int k = 1; k < pg->nrenames; k++)
+                if (pg->renames[k].what < pg->renames[k - 1].what ||
+                    (pg->renames[k].what == pg->renames[k - 1].what && pg->renames[k].from <= pg->renames[k - 1].from))
+                    BAD("rank %d: renames not sorted by (what, from)", pg->rank);
+        }
         if (!isfinite(pg->base_bytes) || pg->base_bytes < 0)
             BAD("rank %d: base_bytes must be finite and >= 0", pg->rank);
         S->off[p] = (int32_t)total;
@@ -1274,6 +1287,11 @@ static int setup(sim *S, st_error *err) {
         }
         for (int i = 0; i < pg->n; i++) {
             const st_ins *in = &pg->ins[i];
+            st_ins renamed;
+            if (pg->like && in->kind != ST_INS_COMPUTE) { /* its own names for groups, peers, routes */
+                st_program_ins(pg, i, &renamed);
+                in = &renamed;
+            }
             int32_t g = S->off[p] + i;
             node *nd = &S->nodes[g];
             if ((unsigned)in->kind > ST_INS_RECV)

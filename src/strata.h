@@ -411,10 +411,17 @@ st_cost_ctx *st_cost_ctx_without_latency(const st_cost_ctx *ctx, st_cluster *c0)
 /* Bytes of the pipeline send/recv message per rank (what the p2p time of st_cost_chunk moves). */
 double st_cost_p2p_bytes(const st_cost_ctx *ctx, const st_plan *p);
 /* ZeRO-3 (zero = 3) in pipeline chunk `chunk`, as the estimate prices it: *layers gathered one by
- * one, one layer's all-gather and reduce-scatter over the dp x cp group, and the tied embedding's
- * all-reduce on the first and last chunk (0 elsewhere). */
+ * one, one layer's all-gather and reduce-scatter of its dense parameters over the dp x cp group,
+ * and the tied embedding's all-reduce on the first and last chunk (0 elsewhere). */
 void st_cost_zero3_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, double *layers, double *gather_s,
                          double *scatter_s, double *embed_s);
+/* The same for the chunk's expert parameters, sharded over the expert-data-parallel group
+ * (st_cost_group_edp): one layer's all-gather and reduce-scatter; 0 without experts or with ep 1
+ * (then they go with the dense ones). */
+void st_cost_zero3_chunk_experts(st_cost_ctx *ctx, const st_plan *p, int chunk, double *gather_s, double *scatter_s);
+/* The expert-data-parallel group: the dp x cp / ep ranks that hold the same experts (the same
+ * position in their ep groups), ep x tp apart in Megatron's rank order. */
+void st_cost_group_edp(const st_cluster *c, const st_plan *p, st_group *g);
 
 /* A logical device mesh of one or two axes over a sub-mesh of the cluster (issue 4): axis
  * naxes - 1 is the innermost (consecutive GPUs), grp[a] places one group along axis a. */
@@ -487,20 +494,29 @@ double st_cost_pipeline_s(const double *t_s, const int *count, int n, int vp, in
 typedef struct st_chunk_cost {
     double fwd_s, bwd_s, recompute_s;                  /* compute */
     double comm_fwd_s, comm_bwd_s, comm_recompute_s;   /* its inline tp/cp/ep collectives */
+    /* the same per group kind (ST_GRP_TP, ST_GRP_CP, ST_GRP_EP; the others 0) */
+    double comm_fwd_g[ST_GRP_COUNT], comm_bwd_g[ST_GRP_COUNT], comm_recompute_g[ST_GRP_COUNT];
     double act_bytes;                                  /* activations kept until its backward */
     double working_bytes;                              /* full recompute: one block's activations, live
                                                           while that backward recomputes them */
     double p2p_s;                                      /* sending its output (or input gradient) */
+    double p2p_send_s, p2p_gather_s;                   /* p2p_s's parts: the 1/tp slice's send, and
+                                                          the receivers' tp all-gather of it */
     double params;                                     /* parameters it holds (its gradients' share) */
+    double expert_params;                              /* of which expert weights (ZeRO shards them
+                                                          over the expert-data-parallel group) */
 } st_chunk_cost;
 void st_cost_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, st_chunk_cost *out);
 /* Compute time added while a collective of `overlapped_s` runs beside it (NCCL's SMs). */
 double st_cost_overlap_tax(const st_cluster *c, double overlapped_s);
 /* Full (not overlapped) data-parallel times of pipeline stage `stage` for zero 0-2: the gradient
- * reduction (with the tied embedding's all-reduce on the end stages), the weight all-gather, and
- * how many buckets Megatron-LM issues them in. */
+ * reduction, the weight all-gather, and how many buckets Megatron-LM issues them in. */
 void st_cost_dp_stage(st_cost_ctx *ctx, const st_plan *p, int stage, double *reduce_s, double *gather_s,
                       double *nbuckets);
+/* The tied embedding's gradient all-reduce between the first and the last pipeline stage (each tp
+ * rank its 1/tp of the padded vocabulary), after the data-parallel reduction; 0 without tied
+ * embeddings or without a pipeline. *bytes: its message per rank. */
+double st_cost_embedding_allreduce(st_cost_ctx *ctx, const st_plan *p, double *bytes);
 /* Model FLOPs of one iteration (3 x forward, no recompute). */
 double st_cost_model_flops(const st_model *m, int64_t gbs, int64_t seq);
 
