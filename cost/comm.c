@@ -21,16 +21,8 @@
 
 #include <math.h>
 
-void st_cost_group(const st_cluster *c, const st_plan *p, st_group_kind k, st_group *g) {
-    int64_t stride, n;
-    switch (k) {
-    case ST_GRP_TP: stride = 1, n = p->tp; break;
-    case ST_GRP_CP: stride = p->tp, n = p->cp; break;
-    case ST_GRP_EP: stride = p->tp, n = p->ep; break;
-    case ST_GRP_DP: stride = p->tp, n = (int64_t)p->dp * p->cp; break;
-    case ST_GRP_PP:
-    default: stride = (int64_t)p->tp * p->cp * p->dp, n = p->pp; break;
-    }
+/* n ranks `stride` apart in Megatron's rank order: how many share a node, over how many nodes */
+static void place(const st_cluster *c, int64_t stride, int64_t n, st_group *g) {
     int64_t G = c->gpus_per_node;
     int64_t k_per = stride >= G ? 1 : G / stride;
     if (k_per > n) k_per = n;
@@ -41,17 +33,23 @@ void st_cost_group(const st_cluster *c, const st_plan *p, st_group_kind k, st_gr
     g->node_share = G;
 }
 
+void st_cost_group(const st_cluster *c, const st_plan *p, st_group_kind k, st_group *g) {
+    int64_t stride, n;
+    switch (k) {
+    case ST_GRP_TP: stride = 1, n = p->tp; break;
+    case ST_GRP_CP: stride = p->tp, n = p->cp; break;
+    case ST_GRP_EP: stride = p->tp, n = p->ep; break;
+    case ST_GRP_DP: stride = p->tp, n = (int64_t)p->dp * p->cp; break;
+    case ST_GRP_PP:
+    default: stride = (int64_t)p->tp * p->cp * p->dp, n = p->pp; break;
+    }
+    place(c, stride, n, g);
+}
+
 void st_cost_group_edp(const st_cluster *c, const st_plan *p, st_group *g) {
     int64_t stride = (int64_t)p->tp * p->ep, n = (int64_t)p->dp * p->cp / p->ep;
-    int64_t G = c->gpus_per_node;
-    int64_t k_per = stride >= G ? 1 : G / stride;
     if (n < 1) n = 1;
-    if (k_per > n) k_per = n;
-    if (k_per < 1) k_per = 1;
-    g->n = n;
-    g->per_node = k_per;
-    g->nodes = (n + k_per - 1) / k_per;
-    g->node_share = G;
+    place(c, stride, n, g);
 }
 
 /* bytes/s one GPU gets through its node's NICs while all GPUs of the node communicate */

@@ -396,17 +396,7 @@ int st_autoshard_load(const char *path, const st_model *m, const st_graph *custo
         goto out;
     }
     CHECK(st__json_check_keys(root, top_keys, path, NULL, err));
-    CHECK(st__json_get_str(root, "format", &s, path, NULL, err));
-    if (rc == 1 && strcmp(s, ST_PLAN_FORMAT) != 0) {
-        rc = st_error_set(err, ST_EINVAL, path, "format", "'%s' is not a strata plan (expected \"%s\")", s, ST_PLAN_FORMAT);
-        goto out;
-    }
-    CHECK(st__json_get_int(root, "version", INT64_MIN, INT64_MAX, &x, path, NULL, err));
-    if (rc == 1 && x != ST_PLAN_FORMAT_VERSION) {
-        rc = st_error_set(err, ST_EINVAL, path, "version", "plan format version %lld is not supported (expected %d)",
-                          (long long)x, ST_PLAN_FORMAT_VERSION);
-        goto out;
-    }
+    CHECK(st__plan_check_format(root, path, err));
     CHECK(st__json_get_str(root, "search", &s, path, NULL, err));
     if (rc == 1 && strcmp(s, "ilp") != 0) {
         rc = st_error_set(err, ST_EINVAL, path, "search", "'%s': only operator-level plans (\"ilp\") have stages", s);

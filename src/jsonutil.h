@@ -35,6 +35,8 @@ void st__json_hash(const json_t *v, char out[17]);
 /* {name, hash} of a description (a model's or cluster's canonical JSON, stolen), as plan files
  * record what they were made for; NULL on allocation failure. */
 json_t *st__json_identity(const char *name, json_t *desc);
+/* A plan file's "format" and "version" (both optional): 0, or ST_EINVAL naming the key. */
+int st__plan_check_format(const json_t *root, const char *path, st_error *err);
 /* Reads such a {name, hash} (informational: never an error; missing parts come back empty). */
 void st__json_origin(const json_t *v, char *name, size_t n, char hash[17]);
 

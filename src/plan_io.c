@@ -107,6 +107,22 @@ void st__json_origin(const json_t *v, char *name, size_t n, char hash[17]) {
     if (h) snprintf(hash, 17, "%s", h);
 }
 
+int st__plan_check_format(const json_t *root, const char *path, st_error *err) {
+    const char *fmt = NULL;
+    int64_t x;
+    int rc = st__json_get_str(root, "format", &fmt, path, NULL, err);
+    if (rc < 0) return rc;
+    if (rc == 1 && strcmp(fmt, ST_PLAN_FORMAT) != 0)
+        return st_error_set(err, ST_EINVAL, path, "format", "'%s' is not a strata plan (expected \"%s\")", fmt,
+                            ST_PLAN_FORMAT);
+    rc = st__json_get_int(root, "version", INT64_MIN, INT64_MAX, &x, path, NULL, err);
+    if (rc < 0) return rc;
+    if (rc == 1 && x != ST_PLAN_FORMAT_VERSION)
+        return st_error_set(err, ST_EINVAL, path, "version", "plan format version %lld is not supported (expected %d)",
+                            (long long)x, ST_PLAN_FORMAT_VERSION);
+    return 0;
+}
+
 int st_plan_load(const char *path, st_plan *out, st_error *err) {
     int rc;
     json_t *root = NULL, *v;
@@ -133,18 +149,7 @@ int st_plan_load(const char *path, st_plan *out, st_error *err) {
     }
     *p = *out;
 
-    CHECK(st__json_get_str(root, "format", &fmt, path, NULL, err));
-    if (rc == 1 && strcmp(fmt, ST_PLAN_FORMAT) != 0) {
-        rc = st_error_set(err, ST_EINVAL, path, "format", "'%s' is not a strata plan (expected \"%s\")", fmt,
-                          ST_PLAN_FORMAT);
-        goto out;
-    }
-    CHECK(st__json_get_int(root, "version", INT64_MIN, INT64_MAX, &x, path, NULL, err));
-    if (rc == 1 && x != ST_PLAN_FORMAT_VERSION) {
-        rc = st_error_set(err, ST_EINVAL, path, "version", "plan format version %lld is not supported (expected %d)",
-                          (long long)x, ST_PLAN_FORMAT_VERSION);
-        goto out;
-    }
+    CHECK(st__plan_check_format(root, path, err));
     CHECK(st__json_get_str(root, "spec", &fmt, path, NULL, err)); /* informational */
     v = json_object_get(root, "model");
     if (v && !json_is_object(v)) {
