@@ -490,7 +490,9 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
     } else {
         double pcie = c->pcie_bytes_per_s * ST_PCIE_EFFICIENCY;
         opt_s = opt_params / ST_CPU_ADAM_PARAMS_PER_S;
-        offload_s = opt_params * (gb + wbytes) / pcie; /* gradients down, weights up */
+        out->offload_grads_s = opt_params * gb / pcie; /* gradients down, weights up */
+        out->offload_weights_s = opt_params * wbytes / pcie;
+        offload_s = out->offload_grads_s + out->offload_weights_s;
         if (p->offload == ST_OFF_PARAMS) {
             /* weights stream in over PCIe for every forward and backward, beside the compute */
             double per_mb = 2 * params_max / shard_dense * wbytes / pcie;

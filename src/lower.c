@@ -1022,11 +1022,27 @@ static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, 
             e.dep[0] = last;
             before_opt = emit(&b, &e);
         }
-        st_ins opt = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, -1, -1, "optimizer");
+        double stream_s = est.breakdown.offload_s - est.offload_grads_s - est.offload_weights_s;
+        if (est.offload_grads_s > 0) {
+            /* offload: the gradients go to the host over PCIe on the copy stream, the CPU runs
+             * Adam (the GPU waits), the updated weights come back (ZeRO-Offload, Ren et al. 2021) */
+            st_ins cp = blank(ST_INS_COMPUTE, ST_STREAM_COPY, -1, -1, "grads to host");
+            cp.dur_s = est.offload_grads_s;
+            cp.dep[0] = before_opt;
+            before_opt = emit(&b, &cp);
+        }
+        st_ins opt = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, -1, -1, est.offload_grads_s > 0 ? "optimizer (CPU)" : "optimizer");
         opt.phase = ST_PHASE_OPTIMIZER;
-        opt.dur_s = est.breakdown.optimizer_s + est.breakdown.offload_s;
+        /* params offload's weight streaming beside the micro-batches stays folded in here */
+        opt.dur_s = est.breakdown.optimizer_s + (stream_s > 0 ? stream_s : 0);
         opt.dep[0] = before_opt;
         int oi = emit(&b, &opt);
+        if (est.offload_weights_s > 0) {
+            st_ins cp = blank(ST_INS_COMPUTE, ST_STREAM_COPY, -1, -1, "weights to device");
+            cp.dur_s = est.offload_weights_s;
+            cp.dep[0] = oi;
+            oi = emit(&b, &cp);
+        }
         if (p->zero >= 1 && p->zero <= 2 && gather_s > 0) {
             /* the updated weights all-gathered; with --overlap-param-gather all but the last
              * bucket hide behind the next iteration's forward */

@@ -477,6 +477,9 @@ typedef struct st_estimate {
     int peak_stage;
     int fits;
     double host_memory_bytes; /* per node, for offload */
+    /* offload: the optimizer step's PCIe copies, gradients to the host and updated weights back
+     * (parts of breakdown.offload_s; the rest is params offload's weight streaming) */
+    double offload_grads_s, offload_weights_s;
     st_breakdown breakdown;
 } st_estimate;
 

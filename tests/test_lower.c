@@ -630,6 +630,45 @@ START_TEST(test_dp_buckets_overlap) {
 }
 END_TEST
 
+/* Optimizer offload (ZeRO-Offload): after the data-parallel reduction the gradients cross PCIe on
+ * the copy stream, the CPU runs Adam, the updated weights come back on the copy stream; the copies
+ * take the cost model's times, in that order, and the iteration agrees with the estimate. */
+START_TEST(test_offload_copies) {
+    env e;
+    lower(&e, "gpt3-175b", 128, "tp=8,pp=8,dp=2,mbs=1,gbs=256,zero=1,offload=optimizer");
+    st_estimate est;
+    ck_assert_int_eq(st_cost_estimate(e.ctx, e.p, &est), 0);
+    ck_assert(est.offload_grads_s > 0 && est.offload_weights_s > 0);
+    for (int r = 0; r < e.l.nranks; r++) {
+        const st_program *pg = &e.l.progs[r];
+        int down = -1, opt = -1, up = -1;
+        for (int i = 0; i < pg->n; i++) {
+            st_ins in;
+            st_program_ins(pg, i, &in);
+            if (in.stream == ST_STREAM_COPY && strcmp(in.label, "grads to host") == 0) down = i;
+            if (in.phase == ST_PHASE_OPTIMIZER && in.kind == ST_INS_COMPUTE && in.stream == ST_STREAM_COMPUTE) opt = i;
+            if (in.stream == ST_STREAM_COPY && strcmp(in.label, "weights to device") == 0) up = i;
+        }
+        ck_assert_msg(down >= 0 && opt > down && up > opt, "rank %d: copies %d, optimizer %d, copies %d", r, down, opt, up);
+        st_ins in;
+        st_program_ins(pg, down, &in);
+        ck_assert_double_eq_tol(in.dur_s, est.offload_grads_s, 1e-12);
+        st_program_ins(pg, up, &in);
+        ck_assert_double_eq_tol(in.dur_s, est.offload_weights_s, 1e-12);
+        st_program_ins(pg, opt, &in);
+        ck_assert_int_eq(in.dep[0], down);
+    }
+    st_sim_result res;
+    st_error err;
+    ck_assert_int_eq(st_sim_run(&e.l, 0, NULL, &res, &err), 0);
+    ck_assert(res.ranks[0].busy_s[ST_STREAM_COPY] >= est.offload_grads_s + est.offload_weights_s - 1e-9);
+    double rel = res.iteration_time_s / est.iteration_time_s - 1;
+    ck_assert_msg(fabs(rel) < 0.05, "simulated %.3f s, analytical %.3f s", res.iteration_time_s, est.iteration_time_s);
+    st_sim_result_destroy(&res);
+    done(&e);
+}
+END_TEST
+
 Suite *suite_lower(void) {
     Suite *s = suite_create("lower");
     TCase *tc = tcase_create("lower");
@@ -647,6 +686,7 @@ Suite *suite_lower(void) {
     tcase_add_test(tc, test_zero3_layer_by_layer);
     tcase_add_test(tc, test_zero3_pipeline_matches_estimate);
     tcase_add_test(tc, test_zero3_experts);
+    tcase_add_test(tc, test_offload_copies);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
     return s;
