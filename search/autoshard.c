@@ -1082,11 +1082,11 @@ typedef struct cmemo {
     double *t;
 } cmemo;
 
-static double custom_stage(dpctx *d, int first, int last, st_submesh sm, int stages_after, int *lm_out, st_as_stage *keep) {
+static double custom_stage(dpctx *d, int first, int last, st_submesh sm, int stages_after, st_as_stage *keep) {
     const st_graph *g = d->g;
     int L = st_graph_units(g);
     st_mesh meshes[2];
-    int nl = logical_meshes(d->c, sm.nodes, sm.gpus, meshes), lm = -1;
+    int nl = logical_meshes(d->c, sm.nodes, sm.gpus, meshes);
     double best = INFINITY;
     st_autoshard_opts o;
     st_autoshard_opts_init(&o);
@@ -1099,7 +1099,7 @@ static double custom_stage(dpctx *d, int first, int last, st_submesh sm, int sta
         int rc = final_stage(g, d->c, d->prof, &o, d->microbatches, d->mem_limit, &meshes[l], first, last, L,
                              (double)(stages_after + 1), 0, NULL, &st, &d->solves, &e);
         if (rc == 0 && st.time_s < best) {
-            best = st.time_s, lm = l;
+            best = st.time_s;
             if (keep) {
                 free(keep->choice);
                 *keep = st;
@@ -1111,7 +1111,6 @@ static double custom_stage(dpctx *d, int first, int last, st_submesh sm, int sta
         }
         free(st.choice);
     }
-    if (lm_out) *lm_out = lm;
     return best;
 }
 
@@ -1139,7 +1138,7 @@ static double dp_cost_custom(void *arg, int first, int last, st_submesh sm, int 
     double *slot = &cm->t[((size_t)first * U + (size_t)last) * U + (size_t)stages_after];
     if (!isnan(*slot)) return *slot;
     int f = first * a->u, l = last == a->units ? a->L : last * a->u;
-    double t = custom_stage(d, f, l, sm, stages_after, NULL, NULL);
+    double t = custom_stage(d, f, l, sm, stages_after, NULL);
     if (isfinite(t)) t += stage_p2p(d->g, f, l, d->c, d->prof, sm);
     *slot = t;
     return t;
@@ -1342,8 +1341,7 @@ static int plan_one(const st_graph *g, const st_cluster *c, const st_profile *pr
             for (int i = 0; !rc && i < dr.nstages; i++) {
                 if (custom) { /* the best logical mesh, solved again exactly */
                     int64_t before = d.solves;
-                    double t = custom_stage(&d, dr.first[i], dr.first[i + 1], dr.mesh[i], dr.nstages - 1 - i, NULL,
-                                            &stages[i]);
+                    double t = custom_stage(&d, dr.first[i], dr.first[i + 1], dr.mesh[i], dr.nstages - 1 - i, &stages[i]);
                     solves += d.solves - before;
                     if (!isfinite(t)) rc = d.failed && err && err->code ? err->code : ST_ENOPLAN;
                 } else {
@@ -1599,8 +1597,6 @@ int st_autoshard_evaluate(const st_model *m, const st_cluster *c, const st_profi
     if (gpus > st_cluster_gpus(c))
         return st_error_set(err, ST_EINVAL, NULL, "mesh", "the stages' meshes hold %lld GPUs, the cluster has %lld",
                             (long long)gpus, (long long)st_cluster_gpus(c));
-    st_autoshard_opts oo = *o;
-    oo.time_limit_s = 60;
     double sum = 0, mx = 0;
     r->memory_peak_bytes = 0;
     for (int i = 0; i < n; i++) {
@@ -1608,7 +1604,7 @@ int st_autoshard_evaluate(const st_model *m, const st_cluster *c, const st_profi
         st_as_choice *given = st->choice;
         st_as_stage out;
         memset(&out, 0, sizeof out);
-        rc = final_stage(g, c, prof, &oo, r->microbatches, 0, &st->mesh, st->first, st->last, L, (double)(n - i),
+        rc = final_stage(g, c, prof, o, r->microbatches, 0, &st->mesh, st->first, st->last, L, (double)(n - i),
                          st->recompute, given,
                          &out, &solves, err);
         if (rc) {

@@ -276,9 +276,11 @@ static int load_stage(const json_t *js, size_t i, const char *path, const st_gra
     if (!json_is_object(mj)) return st_error_set(err, ST_EINVAL, path, key, mj ? "expected an object {nodes, gpus_per_node, shape}" : "missing");
     CHECK(st__json_check_keys(mj, mesh_keys, path, key, err));
     int64_t nodes, per;
-    CHECK(need(st__json_get_int(mj, "nodes", 1, c->nodes, &nodes, path, key, err), path, "mesh.nodes", err));
-    CHECK(need(st__json_get_int(mj, "gpus_per_node", 1, c->gpus_per_node, &per, path, key, err), path,
-               "mesh.gpus_per_node", err));
+    char k2[160];
+    snprintf(k2, sizeof k2, "%s.nodes", key);
+    CHECK(need(st__json_get_int(mj, "nodes", 1, c->nodes, &nodes, path, key, err), path, k2, err));
+    snprintf(k2, sizeof k2, "%s.gpus_per_node", key);
+    CHECK(need(st__json_get_int(mj, "gpus_per_node", 1, c->gpus_per_node, &per, path, key, err), path, k2, err));
     if (c->gpus_per_node % per || (nodes > 1 && per != c->gpus_per_node)) {
         rc = st_error_set(err, ST_EINVAL, path, key,
                           "%lld node(s) x %lld GPUs is not a sub-mesh of nodes of %lld GPUs (a divisor of a node, or "
@@ -385,7 +387,6 @@ int st_autoshard_load(const char *path, const st_model *m, const st_graph *custo
                       st_autoshard_opts *o, st_autoshard_result *r, st_as_origin *orig, st_error *err) {
     json_t *root = NULL;
     int rc;
-    int64_t x;
     const char *s;
     memset(r, 0, sizeof *r);
     memset(orig, 0, sizeof *orig);
@@ -403,8 +404,9 @@ int st_autoshard_load(const char *path, const st_model *m, const st_graph *custo
         goto out;
     }
     CHECK(st__json_get_str(root, "spec", &s, path, NULL, err));
-    CHECK(st__json_get_int(root, "gpus", 1, ST_MAX_GPUS, &x, path, NULL, err));
-    CHECK(st__json_get_int(root, "pp", 1, ST_MAX_STAGES, &x, path, NULL, err));
+    int64_t gpus_key = 0, pp_key = 0;
+    CHECK(st__json_get_int(root, "gpus", 1, ST_MAX_GPUS, &gpus_key, path, NULL, err));
+    CHECK(st__json_get_int(root, "pp", 1, ST_MAX_STAGES, &pp_key, path, NULL, err));
     CHECK(st__json_get_num(root, "predicted_iteration_time_s", 0, 1e12, &orig->predicted_s, path, NULL, err));
     st__json_origin(json_object_get(root, "model"), orig->model, sizeof orig->model, orig->model_hash);
     st__json_origin(json_object_get(root, "cluster"), orig->cluster, sizeof orig->cluster, orig->cluster_hash);
@@ -493,8 +495,20 @@ int st_autoshard_load(const char *path, const st_model *m, const st_graph *custo
         goto out;
     }
     r->nstages = (int)ns;
-    for (size_t i = 0; i < ns; i++)
+    int64_t used = 0;
+    for (size_t i = 0; i < ns; i++) {
         if ((rc = load_stage(json_array_get(sv, i), i, path, r->g, c, &r->stage[i], err))) goto out;
+        used += (int64_t)r->stage[i].mesh.nodes * r->stage[i].mesh.gpus;
+    }
+    if (pp_key && pp_key != (int64_t)ns) {
+        rc = st_error_set(err, ST_EINVAL, path, "pp", "%lld, but the plan has %zu stages", (long long)pp_key, ns);
+        goto out;
+    }
+    if (gpus_key && gpus_key != used) {
+        rc = st_error_set(err, ST_EINVAL, path, "gpus", "%lld, but the stages' meshes hold %lld GPUs",
+                          (long long)gpus_key, (long long)used);
+        goto out;
+    }
     rc = 0;
 out:
     json_decref(root);

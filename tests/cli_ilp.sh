@@ -144,6 +144,13 @@ if [ $rc -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ] && grep -q "made for model gp
 else
 	nok "ILP plan of another model" "$(cat "$T/err")"
 fi
+sed 's/"pp": 1,/"pp": 2,/' "$T/plan.json" >"$T/badpp.json"
+run estimate $EST --plan "$T/badpp.json"
+if [ $rc -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ] && grep -q "key 'pp'.*1 stages" "$T/err"; then
+	ok "ILP plan whose pp disagrees with its stages: exit 2 naming pp"
+else
+	nok "pp against the stages" "$(cat "$T/err")"
+fi
 run sim $EST --plan "$T/plan.json" --every-rank
 if [ $rc -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ] && grep -q "every-rank" "$T/err"; then
 	ok "sim --every-rank of an ILP plan: exit 2, one line (stages run one SPMD program per mesh)"
