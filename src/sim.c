@@ -73,6 +73,8 @@
 #include "program.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +205,59 @@ void *st__alloc_big(size_t bytes) {
     (void)madvise(p, bytes / huge * huge, MADV_HUGEPAGE); /* a hint: failing is fine */
 #endif
     return p;
+}
+
+/* Faulting memory in costs: the kernel zeroes every page on first touch, and on a virtual machine
+ * that runs at about 1 GB/s, while setting up every rank of the 1T benchmark writes ~0.9 GB.
+ * So, while pass 1 fills its arrays from the front, a second thread faults them in ahead of it
+ * (MADV_POPULATE_WRITE, Linux 5.14: it maps pages without writing them, so it cannot race with
+ * the writes; elsewhere it does nothing), a slice of each array at a time. */
+enum { PF_REGIONS = 4, PF_SLICES = 128 };
+typedef struct prefault {
+    char *at[PF_REGIONS];
+    size_t len[PF_REGIONS];
+    atomic_int stop;
+    pthread_t thread;
+    int running;
+} prefault;
+
+static void *prefault_run(void *arg) {
+#ifdef MADV_POPULATE_WRITE
+    prefault *P = arg;
+    size_t page = 4096, done[PF_REGIONS] = {0};
+    for (int k = 0; k < PF_SLICES && !atomic_load_explicit(&P->stop, memory_order_relaxed); k++)
+        for (int r = 0; r < PF_REGIONS; r++) {
+            size_t end = (k + 1 == PF_SLICES ? P->len[r] : P->len[r] / PF_SLICES * (k + 1)) / page * page;
+            if (end > done[r] && madvise(P->at[r] + done[r], end - done[r], MADV_POPULATE_WRITE))
+                return NULL; /* not supported here, or out of memory: pass 1 faults its own pages */
+            if (end > done[r])
+                done[r] = end;
+        }
+#else
+    (void)arg;
+#endif
+    return NULL;
+}
+
+/* region r: from the first whole page of [p, p + bytes) on */
+static void prefault_add(prefault *P, int r, void *p, size_t bytes) {
+    uintptr_t a = (uintptr_t)p, b = a + bytes, page = 4096;
+    a = (a + page - 1) / page * page;
+    P->at[r] = (char *)a;
+    P->len[r] = b > a ? b - a : 0;
+}
+
+static void prefault_start(prefault *P) {
+    atomic_init(&P->stop, 0);
+    P->running = pthread_create(&P->thread, NULL, prefault_run, P) == 0;
+}
+
+static void prefault_stop(prefault *P) {
+    if (!P->running)
+        return;
+    atomic_store(&P->stop, 1);
+    pthread_join(P->thread, NULL);
+    P->running = 0;
 }
 
 /* GCC's and Clang's builtins, with plain C where a compiler lacks them */
@@ -1159,14 +1214,253 @@ out:
     return rc;
 }
 
+/* room for `more` int32s at the end of a */
+static int ivec_reserve(ivec *a, size_t more) {
+    if (a->n + more <= a->cap)
+        return 0;
+    size_t cap = a->cap ? 2 * a->cap : IV * 1024;
+    while (cap < a->n + more)
+        cap *= 2;
+    int32_t *v = realloc(a->v, cap * sizeof *v);
+    if (!v)
+        return -1;
+    a->v = v;
+    a->cap = cap;
+    return 0;
+}
+
+/* What pass 1 keeps of a program that others share (program.h, "Shared instructions"), so that
+ * each of them is set up by copying it under its own names instead of reading every instruction
+ * again: its collectives (i, local group, k, local route or -1, latency) and sends/receives
+ * (i, 2 x local peer + 1 for a send, tag, local route or -1, latency), where a local number
+ * indexes the values the program uses (gval, rval, pval). */
+typedef struct tmpl {
+    int made;
+    ivec colls, p2ps;
+    int32_t ng, nrt, npeer;
+    int32_t *gval, *gk; /* per local group: the group, its COLLs in the program */
+    int32_t *rval;      /* per local route: the route */
+    int32_t *pval;      /* per local peer: its rank */
+    uint8_t *pdir;      /* per local peer: 1 it receives from it, 2 it sends to it */
+    int64_t nrdeps, np2p, nsend;
+    int64_t rdep_base; /* its first reverse dep */
+} tmpl;
+
+/* pass 1's state beside the setup's own */
+typedef struct pass1 {
+    const rank_map *map;
+    int identity;
+    chan_tab chans;
+    int32_t *gmap, *rmap, *pmap; /* value -> local number while a template is made; -1 */
+    int32_t *gmark, stamp;       /* groups taken by a sharer's names */
+    int32_t *names;              /* the sharers' names per local number, and their channels */
+    size_t nnames, capnames;
+} pass1;
+
+/* how pass 1 set a program up, for the passes after it: the long way, with its collectives and
+ * sends/receives in the setup's lists; or from a template, under the names in pass1.names:
+ * groups[ng], routes[nrt], channels[2 x npeer] (receive from, send to each local peer) */
+typedef struct prog_rec {
+    int32_t via;   /* -1: the long way; else the program whose template it copies */
+    size_t names;  /* via >= 0: where its names start */
+    size_t c0, c1; /* via < 0: its collectives, colls.v[c0 .. c1) */
+    size_t x0, x1; /* via < 0: its sends and receives, p2ps.v[x0 .. x1) */
+} prog_rec;
+
+static void tmpl_free(tmpl *T) {
+    free(T->colls.v);
+    free(T->p2ps.v);
+    free(T->gval);
+    free(T->gk);
+    free(T->rval);
+    free(T->pval);
+    free(T->pdir);
+}
+
+/* the local number of value v in vals (map: value -> local, -1) */
+static inline int32_t local_of(int32_t *map, int32_t v, int32_t *vals, int32_t *n) {
+    if (map[v] < 0) {
+        vals[*n] = v;
+        map[v] = (*n)++;
+    }
+    return map[v];
+}
+
+/* Makes program p's template from what the long way just collected for it: its collectives
+ * colls[c0 ..), its sends/receives p2ps[q0 ..) and its reverse deps rdeps[base .. racc). */
+static int tmpl_make(sim *S, pass1 *P, tmpl *T, int32_t p, const ivec *colls, size_t c0, const ivec *p2ps, size_t q0,
+                     int64_t base, int64_t racc) {
+    const st_program *pg = &S->l->progs[p];
+    size_t nc = (colls->n - c0) / IV, np = (p2ps->n - q0) / IV;
+    T->rdep_base = base;
+    T->nrdeps = racc - base;
+    if (ivec_reserve(&T->colls, nc * IV) || ivec_reserve(&T->p2ps, np * IV) ||
+        !(T->gval = malloc((nc + 1) * sizeof *T->gval)) || !(T->gk = calloc(nc + 1, sizeof *T->gk)) ||
+        !(T->rval = malloc((nc + np + 1) * sizeof *T->rval)) || !(T->pval = malloc((np + 1) * sizeof *T->pval)) ||
+        !(T->pdir = calloc(np + 1, sizeof *T->pdir)))
+        return -1;
+    int32_t *lpeer = malloc((np + 1) * sizeof *lpeer); /* the peer programs met, to reset pmap */
+    if (!lpeer)
+        return -1;
+    for (size_t x = c0; x < colls->n; x += IV) {
+        const int32_t *v = &colls->v[x];
+        int32_t *t = &T->colls.v[T->colls.n];
+        int32_t lg = local_of(P->gmap, v[1], T->gval, &T->ng);
+        if (v[2] + 1 > T->gk[lg])
+            T->gk[lg] = v[2] + 1;
+        t[0] = v[0] - S->off[p];
+        t[1] = lg;
+        t[2] = v[2];
+        t[3] = v[3] >= 0 ? local_of(P->rmap, v[3], T->rval, &T->nrt) : -1;
+        t[4] = v[4];
+        T->colls.n += IV;
+    }
+    for (size_t x = q0; x < p2ps->n; x += IV) {
+        const int32_t *v = &p2ps->v[x];
+        int32_t *t = &T->p2ps.v[T->p2ps.n];
+        int32_t i = v[0] - S->off[p];
+        int snd = S->nodes[v[0]].kind == ST_INS_SEND;
+        int32_t q = find_prog(P->map, S->l->nranks, P->identity, pg->ins[i].peer); /* checked by the long way */
+        int32_t lp = local_of(P->pmap, q, lpeer, &T->npeer);
+        T->pval[lp] = pg->ins[i].peer;
+        T->pdir[lp] |= (uint8_t)(1 << snd);
+        t[0] = i;
+        t[1] = 2 * lp + snd;
+        t[2] = v[2];
+        t[3] = v[3] >= 0 ? local_of(P->rmap, v[3], T->rval, &T->nrt) : -1;
+        t[4] = v[4];
+        T->p2ps.n += IV;
+        T->np2p++;
+        T->nsend += snd;
+    }
+    for (int32_t k = 0; k < T->ng; k++)
+        P->gmap[T->gval[k]] = -1;
+    for (int32_t k = 0; k < T->nrt; k++)
+        P->rmap[T->rval[k]] = -1;
+    for (int32_t k = 0; k < T->npeer; k++)
+        P->pmap[lpeer[k]] = -1;
+    free(lpeer);
+    T->made = 1;
+    return 0;
+}
+
+/* Sets up program p, which runs q's instructions under its own names, from q's template T: the
+ * nodes and reverse deps copied to p's numbers, its names (groups, routes, channels) kept in
+ * P->names for the passes after this one (R). p's names are checked first, as the long way would:
+ * groups it is a member of (and distinct, so that each COLL keeps its k), routes in range, peers
+ * that have programs other than p. Returns 0; 1 when a name does not check out (nothing written:
+ * the long way then says what is wrong); -1 when out of memory. */
+static int share(sim *S, pass1 *P, const tmpl *T, int32_t q, int32_t p, const int32_t *posmap, int32_t *kmax,
+                 prog_rec *R, int64_t *racc) {
+    const st_lowered *l = S->l;
+    const st_program *pg = &l->progs[p];
+    int net = S->nln > 0;
+    size_t need = (size_t)T->ng + (size_t)T->nrt + 2 * (size_t)T->npeer;
+    if (P->nnames + need > P->capnames) {
+        size_t cap = P->capnames ? 2 * P->capnames : 4096;
+        while (cap < P->nnames + need)
+            cap *= 2;
+        int32_t *v = realloc(P->names, cap * sizeof *v);
+        if (!v)
+            return -1;
+        P->names = v;
+        P->capnames = cap;
+    }
+    int32_t *gto = P->names + P->nnames, *rto = gto + T->ng, *chs = rto + T->nrt;
+    if (++P->stamp == INT32_MAX) { /* (never in practice) */
+        memset(P->gmark, 0, (size_t)(l->ngroups > 0 ? l->ngroups : 1) * sizeof *P->gmark);
+        P->stamp = 1;
+    }
+    for (int32_t k = 0; k < T->ng; k++) {
+        int32_t v = st_program_rename(pg, ST_RENAME_GROUP, T->gval[k]);
+        if (v < 0 || v >= l->ngroups || posmap[v] < 0 || P->gmark[v] == P->stamp)
+            return 1;
+        P->gmark[v] = P->stamp;
+        gto[k] = v;
+    }
+    for (int32_t k = 0; k < T->nrt; k++) {
+        int32_t v = st_program_rename(pg, ST_RENAME_ROUTE, T->rval[k]);
+        if (net && (v < -1 || v >= l->nroutes))
+            return 1;
+        rto[k] = net ? v : -1;
+    }
+    for (int32_t k = 0; k < T->npeer; k++) {
+        int32_t v = find_prog(P->map, l->nranks, P->identity, st_program_rename(pg, ST_RENAME_PEER, T->pval[k]));
+        if (v < 0 || v == p)
+            return 1;
+        chs[2 * k] = chs[2 * k + 1] = -1;
+        if ((T->pdir[k] & 1) && (chs[2 * k] = chan_of(&P->chans, v, p)) < 0)
+            return -1;
+        if ((T->pdir[k] & 2) && (chs[2 * k + 1] = chan_of(&P->chans, p, v)) < 0)
+            return -1;
+    }
+    int32_t n = pg->n, dg = S->off[p] - S->off[q];
+    if (*racc + (int64_t)n * 2 >= INT32_MAX)
+        return 1; /* the long way says "too many dependencies" */
+    R->via = q;
+    R->names = P->nnames;
+    P->nnames += need;
+    for (int32_t k = 0; k < T->ng; k++)
+        if (T->gk[k] > kmax[gto[k]])
+            kmax[gto[k]] = T->gk[k];
+    int32_t dr = (int32_t)(*racc - T->rdep_base);
+    const node *src = &S->nodes[S->off[q]];
+    node *dst = &S->nodes[S->off[p]];
+    for (int32_t i = 0; i < n; i++) {
+        node x = src[i];
+        if (x.next >= 0)
+            x.next += dg;
+        x.rdep0 += dr;
+        x.prog = p;
+        dst[i] = x;
+    }
+    for (size_t x = 0; x < T->p2ps.n; x += IV) { /* the parked route, under p's name */
+        const int32_t *t = &T->p2ps.v[x];
+        dst[t[0]].route = t[3] >= 0 ? rto[t[3]] : -1;
+    }
+    const int32_t *rs = &S->rdeps[T->rdep_base];
+    int32_t *rd = &S->rdeps[*racc];
+    for (int64_t k = 0; k < T->nrdeps; k++)
+        rd[k] = rs[k] + dg;
+    *racc += T->nrdeps;
+    return 0;
+}
+
+/* A program's collectives or sends/receives as pass 1 recorded them (prog_rec): entries e[0 .. n)
+ * of IV int32s, where entry x names gid e[x] + base, and, when names is not NULL, local numbers
+ * read through it. */
+typedef struct entries {
+    const int32_t *e;
+    size_t n;
+    int32_t base;
+    const int32_t *names;
+} entries;
+
+static entries colls_of(const sim *S, const pass1 *P, const prog_rec *R, const tmpl *tm, const ivec *colls, int p) {
+    if (R->via < 0)
+        return (entries){colls->v + R->c0, R->c1 - R->c0, 0, NULL};
+    return (entries){tm[R->via].colls.v, tm[R->via].colls.n, S->off[p], P->names + R->names};
+}
+
+static entries p2ps_of(const sim *S, const pass1 *P, const prog_rec *R, const tmpl *tm, const ivec *p2ps, int p) {
+    if (R->via < 0)
+        return (entries){p2ps->v + R->x0, R->x1 - R->x0, 0, NULL};
+    const tmpl *T = &tm[R->via];
+    return (entries){T->p2ps.v, T->p2ps.n, S->off[p], P->names + R->names + T->ng + T->nrt};
+}
+
 static int setup(sim *S, st_error *err) {
     const st_lowered *l = S->l;
     int rc = 0, nr = l->nranks, identity = 1;
     rank_map *map = NULL;
     int32_t *last = NULL, *kcount = NULL, *posmap = NULL, *mship_off = NULL, *mship = NULL, *kmax = NULL;
     int32_t *slot_base = NULL; /* = S->slot_base, owned by S */
-    chan_tab chans = {0};
-    int32_t *cid = NULL, *cs = NULL, *cr = NULL;
+    pass1 P1 = {0};
+    prefault pf = {0};
+    tmpl *tm = NULL;
+    prog_rec *rec = NULL;
+    uint8_t *shared = NULL; /* per program: another shares its instructions */
+    int32_t *cs = NULL, *cr = NULL;
     uint64_t *ks = NULL, *kr = NULL;
     /* collected by pass 1, so that later passes need not look the (large) instruction records up
      * again: collectives (gid, group, k, route, latency) and sends and receives (gid, peer program,
@@ -1195,7 +1489,7 @@ static int setup(sim *S, st_error *err) {
             BAD("two programs claim rank %d", map[p].rank);
 
     /* instruction numbering */
-    if (!(S->off = malloc((size_t)(nr + 1) * sizeof *S->off)))
+    if (!(S->off = malloc((size_t)(nr + 1) * sizeof *S->off)) || !(shared = calloc((size_t)nr, sizeof *shared)))
         NOMEM();
     int64_t total = 0;
     for (int p = 0; p < nr; p++) {
@@ -1206,6 +1500,7 @@ static int setup(sim *S, st_error *err) {
             ptrdiff_t q = pg->like - l->progs;
             if (q < 0 || q >= nr || pg->like->like || pg->like->ins != pg->ins || pg->like->n != pg->n)
                 BAD("rank %d: shares the instructions of a program it cannot", pg->rank);
+            shared[q] = 1;
             if (pg->nrenames < 0 || (pg->nrenames > 0 && !pg->renames))
                 BAD("rank %d: invalid renames", pg->rank);
             for (int k = 1; k < pg->nrenames; k++)
@@ -1221,6 +1516,16 @@ static int setup(sim *S, st_error *err) {
             BAD("too many instructions (%lld) to simulate", (long long)total);
     }
     S->off[nr] = (int32_t)total;
+    /* pass 1's lists, sized once for the programs that share nobody's instructions (a sharer that
+     * must go the long way makes them grow) */
+    size_t ncoll = 0, nxfer = 0;
+    for (int p = 0; p < nr; p++)
+        if (!l->progs[p].like)
+            for (int i = 0; i < l->progs[p].n; i++) {
+                uint8_t k = l->progs[p].ins[i].kind;
+                ncoll += k == ST_INS_COLL;
+                nxfer += k == ST_INS_SEND || k == ST_INS_RECV;
+            }
     S->total = total;
 
     /* group membership: for each rank, the (group, position) pairs it is in */
@@ -1267,24 +1572,66 @@ static int setup(sim *S, st_error *err) {
         !(kmax = calloc((size_t)(l->ngroups > 0 ? l->ngroups : 1), sizeof *kmax)) ||
         !(posmap = malloc((size_t)(l->ngroups > 0 ? l->ngroups : 1) * sizeof *posmap)))
         NOMEM();
-    memset(S->nodes, 0, ((size_t)total + 1) * sizeof *S->nodes);
+    memset(&S->nodes[total], 0, sizeof *S->nodes); /* pass 1 writes the others */
+    if (!(S->rdeps = st__alloc_big(((size_t)2 * (size_t)total + 1) * sizeof *S->rdeps)) || /* <= 2 deps each */
+        !(colls.v = st__alloc_big((ncoll * IV + 1) * sizeof *colls.v)) ||
+        !(p2ps.v = st__alloc_big((nxfer * IV + 1) * sizeof *p2ps.v)))
+        NOMEM();
+    colls.cap = ncoll * IV + 1;
+    p2ps.cap = nxfer * IV + 1;
+    prefault_add(&pf, 0, S->nodes, (size_t)total * sizeof *S->nodes);
+    prefault_add(&pf, 1, S->rdeps, (size_t)total * sizeof *S->rdeps); /* about one dep each */
+    prefault_add(&pf, 2, colls.v, ncoll * IV * sizeof *colls.v);
+    prefault_add(&pf, 3, p2ps.v, nxfer * IV * sizeof *p2ps.v);
+    prefault_start(&pf);
     for (int g = 0; g < l->ngroups; g++)
         posmap[g] = -1;
     if ((rc = net_setup(S, map, identity, err)))
         goto out;
     int net = S->nln > 0;
+    {
+        size_t ng = (size_t)(l->ngroups > 0 ? l->ngroups : 1), nrt = (size_t)(net && l->nroutes > 0 ? l->nroutes : 1);
+        P1.map = map;
+        P1.identity = identity;
+        if (!(tm = calloc((size_t)nr, sizeof *tm)) || !(rec = malloc((size_t)nr * sizeof *rec)) || !(P1.gmap = malloc(ng * sizeof *P1.gmap)) ||
+            !(P1.gmark = calloc(ng, sizeof *P1.gmark)) || !(P1.rmap = malloc(nrt * sizeof *P1.rmap)) ||
+            !(P1.pmap = malloc((size_t)nr * sizeof *P1.pmap)))
+            NOMEM();
+        memset(P1.gmap, -1, ng * sizeof *P1.gmap);
+        memset(P1.rmap, -1, nrt * sizeof *P1.rmap);
+        memset(P1.pmap, -1, (size_t)nr * sizeof *P1.pmap);
+    }
 
-    /* pass 1: validate, stream chains, pending counts, reverse-dep counts, k of each COLL */
-    int64_t nrdeps = 0, np2p = 0, nsend = 0;
+    /* pass 1, program by program: validate, stream chains, pending counts, the reverse deps (CSR,
+     * laid out as each program ends, while its nodes are in cache), k of each COLL, the channel of
+     * each send/receive. A program that shares another's instructions is copied from that one's
+     * template under its own names (share()); only when a name does not check out does it go the
+     * long way, which then says what is wrong. */
+    int64_t nrdeps = 0, np2p = 0, nsend = 0, racc = 0;
     for (int p = 0; p < nr; p++) {
         const st_program *pg = &l->progs[p];
-        for (int s = 0; s < ST_STREAMS; s++)
-            last[s] = -1;
         for (int32_t a = mship_off[p]; a < mship_off[p + 1]; a++) {
             if (posmap[mship[2 * a]] >= 0)
                 BAD("group %d lists rank %d twice", mship[2 * a], pg->rank);
             posmap[mship[2 * a]] = mship[2 * a + 1];
         }
+        int32_t q = pg->like ? (int32_t)(pg->like - l->progs) : -1;
+        if (q >= 0 && q < p && tm[q].made) {
+            int r = share(S, &P1, &tm[q], q, p, posmap, kmax, &rec[p], &racc);
+            if (r < 0)
+                NOMEM();
+            if (r == 0) {
+                nrdeps += tm[q].nrdeps;
+                np2p += tm[q].np2p;
+                nsend += tm[q].nsend;
+                goto next_prog;
+            }
+        }
+        size_t c0 = colls.n, q0 = p2ps.n;
+        int64_t base = racc;
+        for (int s = 0; s < ST_STREAMS; s++)
+            last[s] = -1;
+        memset(&S->nodes[S->off[p]], 0, (size_t)pg->n * sizeof *S->nodes);
         for (int i = 0; i < pg->n; i++) {
             const st_ins *in = &pg->ins[i];
             st_ins renamed;
@@ -1348,53 +1695,61 @@ static int setup(sim *S, st_error *err) {
                 if (kcount[in->group] > kmax[in->group])
                     kmax[in->group] = kcount[in->group];
             } else if (in->kind == ST_INS_SEND || in->kind == ST_INS_RECV) {
-                int32_t q = find_prog(map, nr, identity, in->peer);
-                if (q < 0)
+                int32_t peer = find_prog(map, nr, identity, in->peer);
+                if (peer < 0)
                     BAD("rank %d instruction %d: peer rank %d has no program", pg->rank, i, in->peer);
-                if (q == p)
+                if (peer == p)
                     BAD("rank %d instruction %d: a %s to itself", pg->rank, i,
                         in->kind == ST_INS_SEND ? "send" : "receive");
-                if (ivec_push(&p2ps, g, q, in->tag, net ? in->route : -1, (float)in->latency_s))
+                int snd = in->kind == ST_INS_SEND;
+                int32_t ch = chan_of(&P1.chans, snd ? p : peer, snd ? peer : p);
+                if (ch < 0 || ivec_push(&p2ps, g, ch, in->tag, net ? in->route : -1, (float)in->latency_s))
                     NOMEM();
                 np2p++;
-                nsend += in->kind == ST_INS_SEND;
+                nsend += snd;
             }
         }
+        /* its reverse deps: counts to offsets, fill from the deps parked in link and route (moving
+         * each offset on), then each offset is where the next node's start */
+        {
+            int32_t a0 = S->off[p], a1 = S->off[p + 1];
+            if (racc + (a1 - a0) * 2 >= INT32_MAX)
+                BAD("too many dependencies");
+            for (int32_t g = a0; g < a1; g++) {
+                int32_t c = S->nodes[g].rdep0;
+                S->nodes[g].rdep0 = (int32_t)racc;
+                racc += c;
+            }
+            for (int32_t g = a0; g < a1; g++) {
+                node *nd = &S->nodes[g];
+                if (nd->link >= 0)
+                    S->rdeps[S->nodes[nd->link].rdep0++] = g;
+                if (nd->route >= 0)
+                    S->rdeps[S->nodes[nd->route].rdep0++] = g;
+                nd->link = nd->route = -1;
+            }
+            for (int32_t g = a1 - 1; g > a0; g--)
+                S->nodes[g].rdep0 = S->nodes[g - 1].rdep0;
+            if (a1 > a0)
+                S->nodes[a0].rdep0 = (int32_t)base;
+        }
+        rec[p] = (prog_rec){-1, 0, c0, colls.n, q0, p2ps.n};
+        for (size_t x = q0; x < p2ps.n; x += IV) { /* route and latency parked for the pairing pass */
+            S->nodes[p2ps.v[x]].route = p2ps.v[x + 3];
+            S->nodes[p2ps.v[x]].link = p2ps.v[x + 4];
+        }
+        if (shared[p] && !pg->like && tmpl_make(S, &P1, &tm[p], p, &colls, c0, &p2ps, q0, base, racc))
+            NOMEM();
+    next_prog:
         for (int32_t a = mship_off[p]; a < mship_off[p + 1]; a++) {
             posmap[mship[2 * a]] = -1;
             kcount[mship[2 * a]] = 0;
         }
         /* COLLs of groups the rank is not in were rejected above, so kcount is clean */
     }
-    if (nrdeps >= INT32_MAX)
-        BAD("too many dependencies");
-
-    /* reverse deps (CSR): turn counts into offsets, then fill */
-    {
-        int32_t acc = 0;
-        for (int64_t g = 0; g < total; g++) {
-            int32_t c = S->nodes[g].rdep0;
-            S->nodes[g].rdep0 = acc;
-            acc += c;
-        }
-        S->nodes[total].rdep0 = acc;
-        if (!(S->rdeps = malloc((size_t)(acc > 0 ? acc : 1) * sizeof *S->rdeps)))
-            NOMEM();
-        /* the counts became offsets; fill them from the deps parked in link and route, moving each
-         * offset on; then each offset is where the next node's starts */
-        for (int64_t g = 0; g < total; g++) {
-            node *nd = &S->nodes[g];
-            if (nd->link >= 0)
-                S->rdeps[S->nodes[nd->link].rdep0++] = (int32_t)g;
-            if (nd->route >= 0)
-                S->rdeps[S->nodes[nd->route].rdep0++] = (int32_t)g;
-            nd->link = nd->route = -1;
-        }
-        for (int64_t g = total - 1; g > 0; g--)
-            S->nodes[g].rdep0 = S->nodes[g - 1].rdep0;
-        if (total > 0)
-            S->nodes[0].rdep0 = 0;
-    }
+    S->nodes[total].rdep0 = (int32_t)racc;
+    (void)nrdeps;
+    prefault_stop(&pf);
 
     /* collective slots: one per (group, k), members in the group's order */
     if (!(slot_base = S->slot_base = malloc((size_t)(l->ngroups + 1) * sizeof *slot_base)))
@@ -1426,24 +1781,27 @@ static int setup(sim *S, st_error *err) {
                     S->slot_mem[m + j] = -1;
                 m += sl->n;
             }
-        for (size_t c = 0, e; c < colls.n; c = e) {
-            /* the collectives of one program (gids ascend), with that program's positions in its groups */
-            int32_t p = S->nodes[colls.v[c]].prog;
-            for (e = c; e < colls.n && S->nodes[colls.v[e]].prog == p; e += IV) {
-            }
+        for (int p = 0; p < nr; p++) {
+            /* the collectives of one program, with that program's positions in its groups */
+            entries E = colls_of(S, &P1, &rec[p], tm, &colls, p);
+            const int32_t *rto = E.names ? E.names + tm[rec[p].via].ng : NULL;
             for (int32_t a = mship_off[p]; a < mship_off[p + 1]; a++)
                 posmap[mship[2 * a]] = mship[2 * a + 1];
-            for (size_t x = c; x < e; x += IV) {
-                int32_t g = colls.v[x], grp = colls.v[x + 1];
-                int32_t s = slot_base[grp] + colls.v[x + 2];
+            for (size_t x = 0; x < E.n; x += IV) {
+                const int32_t *v = &E.e[x];
+                int32_t g = v[0] + E.base, grp = E.names ? E.names[v[1]] : v[1];
+                int32_t route = !E.names ? v[3] : v[3] >= 0 ? rto[v[3]] : -1;
+                float lat;
+                memcpy(&lat, &v[4], sizeof lat);
+                int32_t s = slot_base[grp] + v[2];
                 slot *sl = &S->slots[s];
                 S->nodes[g].link = s;
                 S->slot_mem[sl->mem + posmap[grp]] = g;
                 /* the route its members name, the longest latency */
                 if (sl->route < 0)
-                    sl->route = colls.v[x + 3];
-                if (ivec_f(&colls, x) > sl->lat_s)
-                    sl->lat_s = ivec_f(&colls, x);
+                    sl->route = route;
+                if (lat > sl->lat_s)
+                    sl->lat_s = lat;
             }
             for (int32_t a = mship_off[p]; a < mship_off[p + 1]; a++)
                 posmap[mship[2 * a]] = -1;
@@ -1473,35 +1831,38 @@ static int setup(sim *S, st_error *err) {
     free(colls.v); /* done with: room for what comes */
     colls.v = NULL;
 
-    /* send/recv pairs: the i-th send of a (sender, receiver, tag) with the i-th receive, in program order */
+    /* send/recv pairs: the i-th send of a (sender, receiver, tag) with the i-th receive, in program
+     * order. Pass 1 gave each its channel (sender, receiver) and parked its route in node.route and
+     * its latency (a float) in node.link; keys are (tag, gid), and gids ascend in program order. */
     if (np2p > 0) {
-        size_t n = p2ps.n / IV;
-        if (!(cid = malloc(n * sizeof *cid)))
-            NOMEM();
-        for (size_t i = 0; i < n; i++) {
-            int32_t g = p2ps.v[i * IV], q = p2ps.v[i * IV + 1], p = S->nodes[g].prog;
-            int snd = S->nodes[g].kind == ST_INS_SEND;
-            if ((cid[i] = chan_of(&chans, snd ? p : q, snd ? q : p)) < 0)
-                NOMEM();
-        }
-        int32_t nc = chans.n;
+        int32_t nc = P1.chans.n;
         if (!(cs = calloc((size_t)nc + 1, sizeof *cs)) || !(cr = calloc((size_t)nc + 1, sizeof *cr)) ||
             !(ks = malloc((size_t)(nsend > 0 ? nsend : 1) * sizeof *ks)) ||
             !(kr = malloc((size_t)(np2p - nsend > 0 ? np2p - nsend : 1) * sizeof *kr)))
             NOMEM();
-        for (size_t i = 0; i < n; i++)
-            (S->nodes[p2ps.v[i * IV]].kind == ST_INS_SEND ? cs : cr)[cid[i] + 1]++;
+        for (int p = 0; p < nr; p++) {
+            entries E = p2ps_of(S, &P1, &rec[p], tm, &p2ps, p);
+            for (size_t x = 0; x < E.n; x += IV) {
+                const int32_t *v = &E.e[x];
+                int32_t ch = E.names ? E.names[v[1]] : v[1];
+                (S->nodes[v[0] + E.base].kind == ST_INS_SEND ? cs : cr)[ch + 1]++;
+            }
+        }
         for (int32_t c = 0; c < nc; c++) {
             cs[c + 1] += cs[c];
             cr[c + 1] += cr[c];
         }
-        for (size_t i = 0; i < n; i++) { /* fill, moving each channel's start on */
-            int send = S->nodes[p2ps.v[i * IV]].kind == ST_INS_SEND;
-            uint64_t key = tag_key(p2ps.v[i * IV + 2], i);
-            if (send)
-                ks[cs[cid[i]]++] = key;
-            else
-                kr[cr[cid[i]]++] = key;
+        for (int p = 0; p < nr; p++) { /* fill, moving each channel's start on */
+            entries E = p2ps_of(S, &P1, &rec[p], tm, &p2ps, p);
+            for (size_t x = 0; x < E.n; x += IV) {
+                const int32_t *v = &E.e[x];
+                int32_t g = v[0] + E.base, ch = E.names ? E.names[v[1]] : v[1];
+                uint64_t key = tag_key(v[2], (size_t)g);
+                if (S->nodes[g].kind == ST_INS_SEND)
+                    ks[cs[ch]++] = key;
+                else
+                    kr[cr[ch]++] = key;
+            }
         }
         for (int32_t c = nc; c > 0; c--) { /* each start moved onto the next one's: move back */
             cs[c] = cs[c - 1];
@@ -1521,23 +1882,25 @@ static int setup(sim *S, st_error *err) {
                     qsort(b, nb, sizeof *b, u64_cmp);
                     break;
                 }
-            while (i < na && j < nb) {
-                if (a[i] >> 32 != b[j] >> 32) { /* unmatched: reported if it blocks the run */
-                    if (a[i] >> 32 < b[j] >> 32)
-                        i++;
-                    else
-                        j++;
+            while (i < na || j < nb) {
+                if (i == na || j == nb || a[i] >> 32 != b[j] >> 32) {
+                    /* unmatched (reported if it blocks the run): no partner, no flow */
+                    int32_t g = (int32_t)(uint32_t)(j == nb || (i < na && a[i] >> 32 < b[j] >> 32) ? a[i++] : b[j++]);
+                    S->nodes[g].link = S->nodes[g].route = -1;
                     continue;
                 }
-                size_t sx = (size_t)(uint32_t)a[i++] * IV, rx = (size_t)(uint32_t)b[j++] * IV;
-                int32_t snd = p2ps.v[sx], g = p2ps.v[rx];
+                int32_t snd = (int32_t)(uint32_t)a[i++], g = (int32_t)(uint32_t)b[j++];
+                float ls, lr;
+                memcpy(&ls, &S->nodes[snd].link, sizeof ls);
+                memcpy(&lr, &S->nodes[g].link, sizeof lr);
+                int32_t route = S->nodes[snd].route >= 0 ? S->nodes[snd].route : S->nodes[g].route;
                 double d = S->nodes[snd].dur_s > S->nodes[g].dur_s ? S->nodes[snd].dur_s : S->nodes[g].dur_s;
+                double lat = ls > lr ? ls : lr;
                 S->nodes[snd].link = g;
                 S->nodes[g].link = snd;
                 S->nodes[snd].dur_s = S->nodes[g].dur_s = d;
+                S->nodes[snd].route = S->nodes[g].route = -1;
                 /* with links: the send keeps the data's time alone, the receive the latency after it */
-                int32_t route = p2ps.v[sx + 3] >= 0 ? p2ps.v[sx + 3] : p2ps.v[rx + 3];
-                double lat = ivec_f(&p2ps, sx) > ivec_f(&p2ps, rx) ? ivec_f(&p2ps, sx) : ivec_f(&p2ps, rx);
                 if (route >= 0 && S->rt_n[route] > 0 && d - lat > 0) {
                     S->nodes[snd].route = S->nodes[g].route = route;
                     S->nodes[snd].dur_s = d - lat;
@@ -1548,15 +1911,12 @@ static int setup(sim *S, st_error *err) {
     }
     free(p2ps.v);
     p2ps.v = NULL;
-    free(cid);
     free(cs);
     free(cr);
     free(ks);
     free(kr);
-    free(chans.v);
-    cid = cs = cr = NULL;
+    cs = cr = NULL;
     ks = kr = NULL;
-    chans.v = NULL;
 
     if (!(S->mem = malloc((size_t)nr * sizeof *S->mem)) ||
         !(S->last_end_compute = calloc((size_t)nr, sizeof *S->last_end_compute)) ||
@@ -1576,6 +1936,7 @@ static int setup(sim *S, st_error *err) {
         S->free_fl = 0;
     }
 out:
+    prefault_stop(&pf);
     free(map);
     free(last);
     free(kcount);
@@ -1584,13 +1945,23 @@ out:
     free(mship_off);
     free(mship);
     free(colls.v);
-    free(cid);
     free(cs);
     free(cr);
     free(ks);
     free(kr);
-    free(chans.v);
     free(p2ps.v);
+    free(shared);
+    if (tm)
+        for (int p = 0; p < nr; p++)
+            tmpl_free(&tm[p]);
+    free(tm);
+    free(P1.chans.v);
+    free(P1.gmap);
+    free(P1.rmap);
+    free(P1.pmap);
+    free(P1.gmark);
+    free(P1.names);
+    free(rec);
     return rc;
 }
 

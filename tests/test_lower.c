@@ -362,6 +362,66 @@ START_TEST(test_lanes_share_instructions) {
     full.progs[2].like = &full.progs[0];
     ck_assert_int_eq(st_sim_run(&full, 0, NULL, &r, &err), 0);
     st_sim_result_destroy(&r);
+
+    /* The simulator sets a sharer up from its stage's first program under the sharer's names;
+     * when one of those names is wrong it reads the instructions one by one and says which. */
+    st_program *pg3 = &full.progs[3];
+    int tried[2] = {0, 0};
+    for (int k = 0; k < pg3->nrenames; k++) {
+        st_rename *rn = &pg3->renames[k];
+        int32_t keep = rn->to;
+        if (rn->what == ST_RENAME_GROUP) {
+            int other = -1; /* a group rank 3 is not in */
+            for (int g = 0; g < full.ngroups && other < 0; g++) {
+                int in = 0;
+                for (int j = 0; j < full.groups[g].n; j++) in |= full.groups[g].ranks[j] == pg3->rank;
+                if (!in) other = g;
+            }
+            ck_assert_int_ge(other, 0);
+            rn->to = other;
+            tried[0]++;
+            ck_assert_int_eq(st_sim_run(&full, 0, NULL, &r, &err), ST_EINVAL);
+            ck_assert_msg(strstr(err.text, "rank 3 instruction") && strstr(err.text, "is not a member of group"), "%s", err.text);
+        } else if (rn->what == ST_RENAME_PEER) {
+            rn->to = pg3->rank;
+            tried[1]++;
+            ck_assert_int_eq(st_sim_run(&full, 0, NULL, &r, &err), ST_EINVAL);
+            ck_assert_msg(strstr(err.text, "rank 3 instruction") && strstr(err.text, "to itself"), "%s", err.text);
+        }
+        rn->to = keep;
+    }
+    ck_assert(tried[0] > 0 && tried[1] > 0);
+
+    /* ... and a sharer runs exactly as the same program written out in full does */
+    st_lowered own;
+    ck_assert_int_eq(st_lower_full(e.ctx, e.p, &own, &err), 0);
+    for (int k = 0; k < own.nranks; k++) {
+        st_program *q = &own.progs[k];
+        if (!q->like) continue;
+        st_ins *ins = malloc((size_t)q->n * sizeof *ins);
+        for (int i = 0; i < q->n; i++) st_program_ins(q, i, &ins[i]);
+        free(q->renames);
+        q->renames = NULL;
+        q->nrenames = 0;
+        q->like = NULL;
+        q->ins = ins;
+        q->cap = q->n;
+    }
+    st_sim_result r2;
+    ck_assert_int_eq(st_sim_run(&full, 0, NULL, &r, &err), 0);
+    ck_assert_int_eq(st_sim_run(&own, 0, NULL, &r2, &err), 0);
+    ck_assert_msg(r.iteration_time_s == r2.iteration_time_s, "%.17g %.17g events %llu %llu", r.iteration_time_s, r2.iteration_time_s, (unsigned long long)r.events, (unsigned long long)r2.events);
+    ck_assert_uint_eq(r.events, r2.events);
+    ck_assert_uint_eq(r.flows, r2.flows);
+    for (int k = 0; k < full.nranks; k++) {
+        ck_assert(r.ranks[k].end_s == r2.ranks[k].end_s);
+        ck_assert(r.ranks[k].bubble_s == r2.ranks[k].bubble_s);
+        ck_assert(r.ranks[k].memory_peak_bytes == r2.ranks[k].memory_peak_bytes);
+        for (int s = 0; s < ST_STREAMS; s++) ck_assert(r.ranks[k].busy_s[s] == r2.ranks[k].busy_s[s]);
+    }
+    st_sim_result_destroy(&r2);
+    st_lowered_destroy(&own);
+    st_sim_result_destroy(&r);
     st_lowered_destroy(&full);
     done(&e);
 }
