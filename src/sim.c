@@ -68,6 +68,12 @@
  * allocated per event.
  * Instructions are numbered globally (gid = offset of the rank + index), all runtime state is in
  * flat arrays, and per instruction it is one 32-byte node (start times are kept per stream).
+ *
+ * Setup reads each instruction array once: a program that shares another's (program.h) is copied
+ * from that one's nodes under its own names, checked once per name (share()). The memory it fills
+ * is faulted in ahead of it by a second thread, and the sends and receives are paired on that
+ * thread while this one makes the collective slots: the run itself is one thread, and its result
+ * does not depend on the other (the same bytes either way).
  */
 #define _DEFAULT_SOURCE /* madvise's MADV_HUGEPAGE */
 #include "program.h"
@@ -1449,6 +1455,118 @@ static entries p2ps_of(const sim *S, const pass1 *P, const prog_rec *R, const tm
     return (entries){T->p2ps.v, T->p2ps.n, S->off[p], P->names + R->names + T->ng + T->nrt};
 }
 
+/* the pairing of sends and receives, which runs beside the collective slots' pass (they write
+ * different nodes) */
+typedef struct pairing {
+    sim *S;
+    const pass1 *P1;
+    const prog_rec *rec;
+    const tmpl *tm;
+    const ivec *p2ps;
+    int64_t np2p, nsend;
+    int rc; /* -1: out of memory */
+    pthread_t thread;
+    int running;
+} pairing;
+
+static void *pair_run(void *arg) {
+    pairing *X = arg;
+    sim *S = X->S;
+    const pass1 *P1 = X->P1;
+    const prog_rec *rec = X->rec;
+    const tmpl *tm = X->tm;
+    const ivec *p2ps = X->p2ps;
+    int64_t np2p = X->np2p, nsend = X->nsend;
+    int32_t *cs = NULL, *cr = NULL;
+    uint64_t *ks = NULL, *kr = NULL;
+    /* send/recv pairs: the i-th send of a (sender, receiver, tag) with the i-th receive, in program
+     * order. Pass 1 gave each its channel (sender, receiver) and parked its route in node.route and
+     * its latency (a float) in node.link; keys are (tag, gid), and gids ascend in program order. */
+    if (np2p > 0) {
+        int32_t nc = P1->chans.n;
+        if (!(cs = calloc((size_t)nc + 1, sizeof *cs)) || !(cr = calloc((size_t)nc + 1, sizeof *cr)) ||
+            !(ks = malloc((size_t)(nsend > 0 ? nsend : 1) * sizeof *ks)) ||
+            !(kr = malloc((size_t)(np2p - nsend > 0 ? np2p - nsend : 1) * sizeof *kr))) {
+            X->rc = -1;
+            goto out;
+        }
+        for (int p = 0; p < S->l->nranks; p++) {
+            entries E = p2ps_of(S, P1, &rec[p], tm, p2ps, p);
+            for (size_t x = 0; x < E.n; x += IV) {
+                const int32_t *v = &E.e[x];
+                int32_t ch = E.names ? E.names[v[1]] : v[1];
+                (S->nodes[v[0] + E.base].kind == ST_INS_SEND ? cs : cr)[ch + 1]++;
+            }
+        }
+        for (int32_t c = 0; c < nc; c++) {
+            cs[c + 1] += cs[c];
+            cr[c + 1] += cr[c];
+        }
+        for (int p = 0; p < S->l->nranks; p++) { /* fill, moving each channel's start on */
+            entries E = p2ps_of(S, P1, &rec[p], tm, p2ps, p);
+            for (size_t x = 0; x < E.n; x += IV) {
+                const int32_t *v = &E.e[x];
+                int32_t g = v[0] + E.base, ch = E.names ? E.names[v[1]] : v[1];
+                uint64_t key = tag_key(v[2], (size_t)g);
+                if (S->nodes[g].kind == ST_INS_SEND)
+                    ks[cs[ch]++] = key;
+                else
+                    kr[cr[ch]++] = key;
+            }
+        }
+        for (int32_t c = nc; c > 0; c--) { /* each start moved onto the next one's: move back */
+            cs[c] = cs[c - 1];
+            cr[c] = cr[c - 1];
+        }
+        cs[0] = cr[0] = 0;
+        for (int32_t c = 0; c < nc; c++) {
+            uint64_t *a = ks + cs[c], *b = kr + cr[c];
+            size_t na = (size_t)(cs[c + 1] - cs[c]), nb = (size_t)(cr[c + 1] - cr[c]), i = 0, j = 0;
+            for (size_t k = 1; k < na; k++)
+                if (a[k] < a[k - 1]) {
+                    qsort(a, na, sizeof *a, u64_cmp);
+                    break;
+                }
+            for (size_t k = 1; k < nb; k++)
+                if (b[k] < b[k - 1]) {
+                    qsort(b, nb, sizeof *b, u64_cmp);
+                    break;
+                }
+            while (i < na || j < nb) {
+                if (i == na || j == nb || a[i] >> 32 != b[j] >> 32) {
+                    /* unmatched (reported if it blocks the run): no partner, no flow */
+                    int32_t g = (int32_t)(uint32_t)(j == nb || (i < na && a[i] >> 32 < b[j] >> 32) ? a[i++] : b[j++]);
+                    S->nodes[g].link = S->nodes[g].route = -1;
+                    continue;
+                }
+                int32_t snd = (int32_t)(uint32_t)a[i++], g = (int32_t)(uint32_t)b[j++];
+                float ls, lr;
+                memcpy(&ls, &S->nodes[snd].link, sizeof ls);
+                memcpy(&lr, &S->nodes[g].link, sizeof lr);
+                int32_t route = S->nodes[snd].route >= 0 ? S->nodes[snd].route : S->nodes[g].route;
+                double d = S->nodes[snd].dur_s > S->nodes[g].dur_s ? S->nodes[snd].dur_s : S->nodes[g].dur_s;
+                double lat = ls > lr ? ls : lr;
+                S->nodes[snd].link = g;
+                S->nodes[g].link = snd;
+                S->nodes[snd].dur_s = S->nodes[g].dur_s = d;
+                S->nodes[snd].route = S->nodes[g].route = -1;
+                /* with links: the send keeps the data's time alone, the receive the latency after it */
+                if (route >= 0 && S->rt_n[route] > 0 && d - lat > 0) {
+                    S->nodes[snd].route = S->nodes[g].route = route;
+                    S->nodes[snd].dur_s = d - lat;
+                    S->nodes[g].dur_s = lat;
+                }
+            }
+        }
+    }
+out:
+    free(cs);
+    free(cr);
+    free(ks);
+    free(kr);
+    return NULL;
+}
+
 static int setup(sim *S, st_error *err) {
     const st_lowered *l = S->l;
     int rc = 0, nr = l->nranks, identity = 1;
@@ -1460,8 +1578,7 @@ static int setup(sim *S, st_error *err) {
     tmpl *tm = NULL;
     prog_rec *rec = NULL;
     uint8_t *shared = NULL; /* per program: another shares its instructions */
-    int32_t *cs = NULL, *cr = NULL;
-    uint64_t *ks = NULL, *kr = NULL;
+    pairing X = {0};
     /* collected by pass 1, so that later passes need not look the (large) instruction records up
      * again: collectives (gid, group, k, route, latency) and sends and receives (gid, peer program,
      * tag, route, latency); a latency only splits a time, so a float is precise enough */
@@ -1751,6 +1868,12 @@ static int setup(sim *S, st_error *err) {
     (void)nrdeps;
     prefault_stop(&pf);
 
+    /* the sends and receives are paired on a second thread while this one makes the slots */
+    X = (pairing){S, &P1, rec, tm, &p2ps, np2p, nsend, 0, 0, 0};
+    X.running = pthread_create(&X.thread, NULL, pair_run, &X) == 0;
+    if (!X.running)
+        pair_run(&X);
+
     /* collective slots: one per (group, k), members in the group's order */
     if (!(slot_base = S->slot_base = malloc((size_t)(l->ngroups + 1) * sizeof *slot_base)))
         NOMEM();
@@ -1830,93 +1953,14 @@ static int setup(sim *S, st_error *err) {
 
     free(colls.v); /* done with: room for what comes */
     colls.v = NULL;
+    if (X.running)
+        pthread_join(X.thread, NULL);
+    X.running = 0;
+    if (X.rc)
+        NOMEM();
 
-    /* send/recv pairs: the i-th send of a (sender, receiver, tag) with the i-th receive, in program
-     * order. Pass 1 gave each its channel (sender, receiver) and parked its route in node.route and
-     * its latency (a float) in node.link; keys are (tag, gid), and gids ascend in program order. */
-    if (np2p > 0) {
-        int32_t nc = P1.chans.n;
-        if (!(cs = calloc((size_t)nc + 1, sizeof *cs)) || !(cr = calloc((size_t)nc + 1, sizeof *cr)) ||
-            !(ks = malloc((size_t)(nsend > 0 ? nsend : 1) * sizeof *ks)) ||
-            !(kr = malloc((size_t)(np2p - nsend > 0 ? np2p - nsend : 1) * sizeof *kr)))
-            NOMEM();
-        for (int p = 0; p < nr; p++) {
-            entries E = p2ps_of(S, &P1, &rec[p], tm, &p2ps, p);
-            for (size_t x = 0; x < E.n; x += IV) {
-                const int32_t *v = &E.e[x];
-                int32_t ch = E.names ? E.names[v[1]] : v[1];
-                (S->nodes[v[0] + E.base].kind == ST_INS_SEND ? cs : cr)[ch + 1]++;
-            }
-        }
-        for (int32_t c = 0; c < nc; c++) {
-            cs[c + 1] += cs[c];
-            cr[c + 1] += cr[c];
-        }
-        for (int p = 0; p < nr; p++) { /* fill, moving each channel's start on */
-            entries E = p2ps_of(S, &P1, &rec[p], tm, &p2ps, p);
-            for (size_t x = 0; x < E.n; x += IV) {
-                const int32_t *v = &E.e[x];
-                int32_t g = v[0] + E.base, ch = E.names ? E.names[v[1]] : v[1];
-                uint64_t key = tag_key(v[2], (size_t)g);
-                if (S->nodes[g].kind == ST_INS_SEND)
-                    ks[cs[ch]++] = key;
-                else
-                    kr[cr[ch]++] = key;
-            }
-        }
-        for (int32_t c = nc; c > 0; c--) { /* each start moved onto the next one's: move back */
-            cs[c] = cs[c - 1];
-            cr[c] = cr[c - 1];
-        }
-        cs[0] = cr[0] = 0;
-        for (int32_t c = 0; c < nc; c++) {
-            uint64_t *a = ks + cs[c], *b = kr + cr[c];
-            size_t na = (size_t)(cs[c + 1] - cs[c]), nb = (size_t)(cr[c + 1] - cr[c]), i = 0, j = 0;
-            for (size_t k = 1; k < na; k++)
-                if (a[k] < a[k - 1]) {
-                    qsort(a, na, sizeof *a, u64_cmp);
-                    break;
-                }
-            for (size_t k = 1; k < nb; k++)
-                if (b[k] < b[k - 1]) {
-                    qsort(b, nb, sizeof *b, u64_cmp);
-                    break;
-                }
-            while (i < na || j < nb) {
-                if (i == na || j == nb || a[i] >> 32 != b[j] >> 32) {
-                    /* unmatched (reported if it blocks the run): no partner, no flow */
-                    int32_t g = (int32_t)(uint32_t)(j == nb || (i < na && a[i] >> 32 < b[j] >> 32) ? a[i++] : b[j++]);
-                    S->nodes[g].link = S->nodes[g].route = -1;
-                    continue;
-                }
-                int32_t snd = (int32_t)(uint32_t)a[i++], g = (int32_t)(uint32_t)b[j++];
-                float ls, lr;
-                memcpy(&ls, &S->nodes[snd].link, sizeof ls);
-                memcpy(&lr, &S->nodes[g].link, sizeof lr);
-                int32_t route = S->nodes[snd].route >= 0 ? S->nodes[snd].route : S->nodes[g].route;
-                double d = S->nodes[snd].dur_s > S->nodes[g].dur_s ? S->nodes[snd].dur_s : S->nodes[g].dur_s;
-                double lat = ls > lr ? ls : lr;
-                S->nodes[snd].link = g;
-                S->nodes[g].link = snd;
-                S->nodes[snd].dur_s = S->nodes[g].dur_s = d;
-                S->nodes[snd].route = S->nodes[g].route = -1;
-                /* with links: the send keeps the data's time alone, the receive the latency after it */
-                if (route >= 0 && S->rt_n[route] > 0 && d - lat > 0) {
-                    S->nodes[snd].route = S->nodes[g].route = route;
-                    S->nodes[snd].dur_s = d - lat;
-                    S->nodes[g].dur_s = lat;
-                }
-            }
-        }
-    }
     free(p2ps.v);
     p2ps.v = NULL;
-    free(cs);
-    free(cr);
-    free(ks);
-    free(kr);
-    cs = cr = NULL;
-    ks = kr = NULL;
 
     if (!(S->mem = malloc((size_t)nr * sizeof *S->mem)) ||
         !(S->last_end_compute = calloc((size_t)nr, sizeof *S->last_end_compute)) ||
@@ -1937,6 +1981,8 @@ static int setup(sim *S, st_error *err) {
     }
 out:
     prefault_stop(&pf);
+    if (X.running)
+        pthread_join(X.thread, NULL);
     free(map);
     free(last);
     free(kcount);
@@ -1945,10 +1991,6 @@ out:
     free(mship_off);
     free(mship);
     free(colls.v);
-    free(cs);
-    free(cr);
-    free(ks);
-    free(kr);
     free(p2ps.v);
     free(shared);
     if (tm)
