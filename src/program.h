@@ -187,8 +187,26 @@ void *st__alloc_big(size_t bytes);
 
 /* ------------------------------------------------------------ simulation (src/sim.c) */
 
+/* what an instruction's time counts as in a breakdown (st_breakdown's parts): compute and
+ * recompute by phase, a collective by its group's kind (on the data-parallel and gather streams:
+ * data-parallel), a send or receive as pipeline traffic, a copy-stream compute as offload */
+typedef enum {
+    ST_BD_COMPUTE,
+    ST_BD_RECOMPUTE,
+    ST_BD_TP,
+    ST_BD_CP,
+    ST_BD_EP,
+    ST_BD_PP,
+    ST_BD_DP,
+    ST_BD_OPTIMIZER,
+    ST_BD_OFFLOAD,
+    ST_BD_OTHER,
+    ST_BD_COUNT
+} st_bd;
+
 typedef struct st_rank_stats {
     double busy_s[ST_STREAMS];  /* time each stream was running something */
+    double bd_s[ST_BD_COUNT];   /* the same time by what it counts as (st_bd) */
     double compute_idle_s;      /* compute stream idle between the iteration's start and end */
     double bubble_s;            /* compute stream idle while waiting on pipeline receives */
     double end_s;               /* when its last instruction ended */

@@ -52,6 +52,9 @@
  * Statistics per rank (st_rank_stats):
  * - busy_s[s]: sum of (end - start) of the instructions of stream s; for COLL/SEND/RECV the
  *   transfer only, not the wait for the peers (a stream waiting on a rendezvous is idle).
+ * - bd_s[k]: the same time split by what it counts as (program.h, st_bd: the estimate's breakdown
+ *   parts), so the two breakdowns read alike; streams overlap, so the parts can add up to more
+ *   than the iteration.
  * - compute_idle_s = iteration_time_s - busy_s[compute]: the iteration is the same for all ranks.
  * - bubble_s, the pipeline bubble: compute-stream idle time that a pipeline receive ended. An idle
  *   gap before compute-stream instruction X (from the end of X's stream predecessor, or 0) counts
@@ -88,9 +91,9 @@
 #include <time.h>
 
 enum { S_WAIT, S_REACHED, S_RUNNING, S_ENDED };
-/* node.state holds the S_* state in its low bits and these flags, so that the common path never
- * touches the (large, cold) st_ins record */
-enum { F_ALLOC = 16, F_FREE = 32 };
+/* node.state holds the S_* state in its low bits, these flags, and in its high four bits what its
+ * time counts as (st_bd), so that the common path never touches the (large, cold) st_ins record */
+enum { F_ALLOC = 4, F_FREE = 8, BD_SHIFT = 4 };
 #define STATE(nd) ((nd)->state & 3)
 #define SET_STATE(nd, s) ((nd)->state = (uint8_t)(((nd)->state & ~3) | (s)))
 
@@ -795,6 +798,7 @@ static void finish(sim *S, int32_t g, double t) {
     SET_STATE(nd, S_ENDED);
     S->ended++;
     rs->busy_s[nd->stream] += t - s;
+    rs->bd_s[nd->state >> BD_SHIFT] += t - s;
     rs->end_s = t; /* events pop in time order */
     if (nd->stream == ST_STREAM_COMPUTE)
         S->last_end_compute[p] = t;
@@ -1220,6 +1224,36 @@ out:
     return rc;
 }
 
+/* what an instruction's time counts as (a valid one: pass 1 checks the group first) */
+static int bd_of(const st_lowered *l, const st_ins *in) {
+    switch (in->kind) {
+    case ST_INS_SEND:
+    case ST_INS_RECV: return ST_BD_PP;
+    case ST_INS_COLL:
+        if (in->stream == ST_STREAM_DP || in->stream == ST_STREAM_GATHER)
+            return ST_BD_DP; /* data-parallel and ZeRO traffic, the end stages' embedding sum */
+        if (in->group < 0 || in->group >= l->ngroups)
+            return ST_BD_OTHER;
+        switch (l->groups[in->group].kind) {
+        case ST_GRP_TP: return ST_BD_TP;
+        case ST_GRP_CP: return ST_BD_CP;
+        case ST_GRP_EP: return ST_BD_EP;
+        case ST_GRP_PP: return ST_BD_PP;
+        default: return ST_BD_DP;
+        }
+    default:
+        switch (in->phase) {
+        case ST_PHASE_FWD:
+        case ST_PHASE_BWD:
+        case ST_PHASE_BWD_INPUT:
+        case ST_PHASE_BWD_WEIGHT: return ST_BD_COMPUTE;
+        case ST_PHASE_RECOMPUTE: return ST_BD_RECOMPUTE;
+        case ST_PHASE_OPTIMIZER: return ST_BD_OPTIMIZER;
+        default: return in->stream == ST_STREAM_COPY ? ST_BD_OFFLOAD : ST_BD_OTHER;
+        }
+    }
+}
+
 /* room for `more` int32s at the end of a */
 static int ivec_reserve(ivec *a, size_t more) {
     if (a->n + more <= a->cap)
@@ -1379,7 +1413,8 @@ static int share(sim *S, pass1 *P, const tmpl *T, int32_t q, int32_t p, const in
     }
     for (int32_t k = 0; k < T->ng; k++) {
         int32_t v = st_program_rename(pg, ST_RENAME_GROUP, T->gval[k]);
-        if (v < 0 || v >= l->ngroups || posmap[v] < 0 || P->gmark[v] == P->stamp)
+        if (v < 0 || v >= l->ngroups || posmap[v] < 0 || P->gmark[v] == P->stamp ||
+            l->groups[v].kind != l->groups[T->gval[k]].kind) /* (what its time counts as) */
             return 1;
         P->gmark[v] = P->stamp;
         gto[k] = v;
@@ -1779,7 +1814,8 @@ static int setup(sim *S, st_error *err) {
             nd->link = -1;
             nd->route = -1;
             nd->dur_s = in->dur_s + 0.0; /* -0.0 becomes +0.0: event times stay >= +0 */
-            nd->state = (uint8_t)((in->alloc_bytes != 0 ? F_ALLOC : 0) | (in->free_bytes != 0 ? F_FREE : 0));
+            nd->state = (uint8_t)((in->alloc_bytes != 0 ? F_ALLOC : 0) | (in->free_bytes != 0 ? F_FREE : 0) |
+                                  bd_of(l, in) << BD_SHIFT);
             if (last[in->stream] >= 0) {
                 S->nodes[last[in->stream]].next = g;
                 nd->pending++;

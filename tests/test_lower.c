@@ -729,6 +729,44 @@ START_TEST(test_offload_copies) {
 }
 END_TEST
 
+/* The simulator's breakdown (st_rank_stats.bd_s) splits each rank's busy time by what it counts
+ * as, with the estimate's parts: it adds up to the streams' busy time, and where nothing overlaps
+ * (no overlapped reduction) a stage's compute, recompute, tp and optimizer time are the
+ * estimate's for that stage. */
+START_TEST(test_sim_breakdown) {
+    env e;
+    lower(&e, "gpt3-175b", 128, "tp=8,pp=4,dp=4,mbs=1,gbs=64,zero=1,recompute=full,overlap_grad_reduce=0");
+    st_estimate est;
+    ck_assert_int_eq(st_cost_estimate(e.ctx, e.p, &est), 0);
+    st_sim_result r;
+    st_error err;
+    ck_assert_int_eq(st_sim_run(&e.l, 0, NULL, &r, &err), 0);
+    int slow = -1;
+    for (int k = 0; k < r.nranks; k++) {
+        const st_rank_stats *s = &r.ranks[k];
+        double busy = 0, bd = 0;
+        for (int i = 0; i < ST_STREAMS; i++) busy += s->busy_s[i];
+        for (int i = 0; i < ST_BD_COUNT; i++) bd += s->bd_s[i];
+        ck_assert_msg(fabs(bd - busy) <= 1e-9 * busy, "rank %d: %.9f vs %.9f", k, bd, busy);
+        ck_assert(s->bd_s[ST_BD_COMPUTE] > 0 && s->bd_s[ST_BD_RECOMPUTE] > 0 && s->bd_s[ST_BD_TP] > 0);
+        ck_assert(s->bd_s[ST_BD_PP] > 0 && s->bd_s[ST_BD_DP] > 0 && s->bd_s[ST_BD_OPTIMIZER] > 0);
+        ck_assert(s->bd_s[ST_BD_OFFLOAD] == 0 && s->bd_s[ST_BD_CP] == 0 && s->bd_s[ST_BD_EP] == 0);
+        if (slow < 0 || s->bd_s[ST_BD_COMPUTE] > r.ranks[slow].bd_s[ST_BD_COMPUTE]) slow = k;
+    }
+    const st_rank_stats *s = &r.ranks[slow];
+    ck_assert_msg(fabs(s->bd_s[ST_BD_COMPUTE] / est.breakdown.compute_s - 1) < 1e-6, "compute %.6f vs %.6f",
+                  s->bd_s[ST_BD_COMPUTE], est.breakdown.compute_s);
+    ck_assert_msg(fabs(s->bd_s[ST_BD_RECOMPUTE] / est.breakdown.recompute_s - 1) < 1e-6, "recompute %.6f vs %.6f",
+                  s->bd_s[ST_BD_RECOMPUTE], est.breakdown.recompute_s);
+    ck_assert_msg(fabs(s->bd_s[ST_BD_OPTIMIZER] / est.breakdown.optimizer_s - 1) < 1e-6, "optimizer %.6f vs %.6f",
+                  s->bd_s[ST_BD_OPTIMIZER], est.breakdown.optimizer_s);
+    ck_assert_msg(fabs(s->bd_s[ST_BD_TP] / est.breakdown.tp_comm_s - 1) < 0.05, "tp %.6f vs %.6f", s->bd_s[ST_BD_TP],
+                  est.breakdown.tp_comm_s);
+    st_sim_result_destroy(&r);
+    done(&e);
+}
+END_TEST
+
 Suite *suite_lower(void) {
     Suite *s = suite_create("lower");
     TCase *tc = tcase_create("lower");
@@ -747,6 +785,7 @@ Suite *suite_lower(void) {
     tcase_add_test(tc, test_zero3_pipeline_matches_estimate);
     tcase_add_test(tc, test_zero3_experts);
     tcase_add_test(tc, test_offload_copies);
+    tcase_add_test(tc, test_sim_breakdown);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
     return s;
