@@ -495,7 +495,7 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
         offload_s = out->offload_grads_s + out->offload_weights_s;
         if (p->offload == ST_OFF_PARAMS) {
             /* weights stream in over PCIe for every forward and backward, beside the compute */
-            double per_mb = 2 * params_max / shard_dense * wbytes / pcie;
+            double per_mb = 2 * opt_params * wbytes / pcie;
             double busy = slow.compute_s + slow.recompute_s;
             offload_s += (double)mb * (per_mb > busy ? per_mb - busy : 0);
         }
@@ -518,7 +518,7 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
     out->fits = mem_peak <= c->gpu.memory_bytes;
     if (p->offload != ST_OFF_NONE) {
         /* fp32 master, m, v (+ weights for params offload) of all GPUs of a node in host memory */
-        double per_gpu = opt_params * 12 + (p->offload == ST_OFF_PARAMS ? params_max / shard_dense * wbytes : 0);
+        double per_gpu = opt_params * 12 + (p->offload == ST_OFF_PARAMS ? opt_params * wbytes : 0);
         out->host_memory_bytes = per_gpu * (double)c->gpus_per_node;
         if (out->host_memory_bytes > c->host_memory_bytes) out->fits = 0;
     }

@@ -202,6 +202,23 @@ START_TEST(test_estimate_bookkeeping) {
 }
 END_TEST
 
+/* offload=params keeps the GPU's ZeRO-3 shard of the weights in host memory, beside Adam's fp32
+ * states: dense weights over the dp x cp group, expert weights over the dp x cp / ep ranks that
+ * hold the same experts, so with ep > 1 the experts weigh ep times what a dp x cp shard would */
+START_TEST(test_offload_params_host_memory) {
+    env e;
+    env_init(&e, "mixtral-8x7b", 16, "tp=2,pp=1,dp=8,ep=4,mbs=1,gbs=32,seq=1024,zero=3,offload=params");
+    st_chunk_cost cc;
+    st_cost_chunk(e.ctx, e.p, 0, &cc);
+    ck_assert(cc.expert_params > 0);
+    double shard = (cc.params - cc.expert_params) / 8 + cc.expert_params / (8 / 4);
+    st_estimate est;
+    ck_assert_int_eq(st_cost_estimate(e.ctx, e.p, &est), 0);
+    REL(est.host_memory_bytes, shard * (12 + 2) * 8, 1e-12); /* per node: 8 GPUs */
+    env_free(&e);
+}
+END_TEST
+
 /* directions the model must get right */
 START_TEST(test_estimate_directions) {
     env e;
@@ -318,6 +335,7 @@ Suite *suite_cost(void) {
     tcase_add_test(tc, test_zero_memory);
     tcase_add_test(tc, test_estimate_bookkeeping);
     tcase_add_test(tc, test_estimate_directions);
+    tcase_add_test(tc, test_offload_params_host_memory);
     tcase_add_test(tc, test_overlap_takes_sms);
     tcase_add_test(tc, test_profile_tables);
     suite_add_tcase(s, tc);
