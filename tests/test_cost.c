@@ -178,8 +178,11 @@ END_TEST
 START_TEST(test_estimate_bookkeeping) {
     const char *specs[] = {"tp=8,pp=8,mbs=1,gbs=512,sp=1,recompute=selective",
                            "tp=4,pp=4,vp=2,dp=4,mbs=2,gbs=512,recompute=full,zero=1",
-                           "tp=8,pp=2,dp=4,mbs=1,gbs=256,zero=3", "tp=8,pp=8,mbs=1,gbs=512,schedule=zb"};
-    for (size_t i = 0; i < 4; i++) {
+                           "tp=8,pp=2,dp=4,mbs=1,gbs=256,zero=3", "tp=8,pp=8,mbs=1,gbs=512,schedule=zb",
+                           /* forward bound by its weights' PCIe copies */
+                           "tp=4,pp=8,dp=2,mbs=1,gbs=64,zero=3,offload=params",
+                           "tp=4,pp=8,dp=2,mbs=1,gbs=64,zero=3,offload=params,schedule=zb"};
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
         env e;
         env_init(&e, "gpt3-175b", 64, specs[i]);
         st_estimate est;
