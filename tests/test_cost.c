@@ -222,6 +222,28 @@ START_TEST(test_offload_params_host_memory) {
 }
 END_TEST
 
+/* offload=params where PCIe is the bottleneck (seq 256, dp = 2 inside a node): the copies
+ * stretch every micro-batch of a stage, so the pipeline's bubble grows with them (it did not when
+ * the streaming was added after the pipeline); a chunk's per-layer copy is its bytes at the PCIe
+ * rate, and nothing without offload=params */
+START_TEST(test_offload_params_stretch) {
+    env e;
+    env_init(&e, "gpt3-175b", 64, "tp=4,pp=8,dp=2,mbs=1,gbs=64,seq=256,zero=3,offload=params");
+    st_estimate par, opt;
+    ck_assert_int_eq(st_cost_estimate(e.ctx, e.p, &par), 0);
+    double bytes, t = st_cost_offload_chunk(e.ctx, e.p, 0, &bytes);
+    ck_assert(bytes > 0);
+    REL(t, bytes / (e.c.pcie_bytes_per_s * ST_PCIE_EFFICIENCY), 1e-12);
+    e.p->offload = ST_OFF_OPTIMIZER;
+    ck_assert_int_eq(st_cost_estimate(e.ctx, e.p, &opt), 0);
+    ck_assert_double_eq(st_cost_offload_chunk(e.ctx, e.p, 0, &bytes), 0);
+    ck_assert_double_eq(bytes, 0);
+    ck_assert_msg(par.breakdown.bubble_s > 3 * opt.breakdown.bubble_s, "bubble %.3f s, without streaming %.3f s",
+                  par.breakdown.bubble_s, opt.breakdown.bubble_s);
+    env_free(&e);
+}
+END_TEST
+
 /* directions the model must get right */
 START_TEST(test_estimate_directions) {
     env e;
@@ -339,6 +361,7 @@ Suite *suite_cost(void) {
     tcase_add_test(tc, test_estimate_bookkeeping);
     tcase_add_test(tc, test_estimate_directions);
     tcase_add_test(tc, test_offload_params_host_memory);
+    tcase_add_test(tc, test_offload_params_stretch);
     tcase_add_test(tc, test_overlap_takes_sms);
     tcase_add_test(tc, test_profile_tables);
     suite_add_tcase(s, tc);
