@@ -240,7 +240,8 @@ double st__offload_h2d_s(const st_cluster *c, const st_plan *p, double dense, do
     st_group gd, ge;
     st_cost_group(c, p, ST_GRP_DP, &gd);
     st_cost_group_edp(c, p, &ge);
-    double b = (dense / (double)gd.n + expert / (double)ge.n) * st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
+    double wbytes = st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
+    double b = (dense / (double)gd.n + expert / (double)ge.n) * wbytes;
     if (bytes) *bytes = b;
     return b / (c->pcie_bytes_per_s * ST_PCIE_EFFICIENCY);
 }

@@ -523,7 +523,8 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
         double pcie = c->pcie_bytes_per_s * ST_PCIE_EFFICIENCY;
         opt_s = opt_params / ST_CPU_ADAM_PARAMS_PER_S;
         out->offload_grads_s = opt_params * gb / pcie; /* gradients down, weights up */
-        out->offload_weights_s = st__offload_h2d_s(c, p, dense_max, expert_max, NULL); /* = opt_params * wbytes / pcie */
+        /* opt_params * wbytes / pcie, as the streaming prices it */
+        out->offload_weights_s = st__offload_h2d_s(c, p, dense_max, expert_max, NULL);
         /* params: the streaming's stretch of the micro-batches is in pipeline_s (offload_mb) */
         offload_s = out->offload_grads_s + out->offload_weights_s + o_tail;
     }

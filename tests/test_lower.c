@@ -713,7 +713,8 @@ START_TEST(test_offload_params_streams_layers) {
         for (int r = 0; r < e.l.nranks; r++) {
             const st_program *pg = &e.l.progs[r];
             double want_s = 0, copy_s = 0, layers;
-            for (int j = r; j < chunks; j += p->pp) want_s += (double)m * 2 * copy_bytes_by_hand(&e, j, &layers) * layers / pcie;
+            for (int j = r; j < chunks; j += p->pp)
+                want_s += (double)m * 2 * copy_bytes_by_hand(&e, j, &layers) * layers / pcie;
             int copies = 0, fwd = 0;
             for (int i = 0; i < pg->n; i++) {
                 const st_ins *in = &pg->ins[i];
@@ -730,9 +731,8 @@ START_TEST(test_offload_params_streams_layers) {
                     }
                     copy_s += in->dur_s;
                 }
-                if (in->kind == ST_INS_COMPUTE && in->stream == ST_STREAM_COMPUTE && in->chunk >= 0 &&
-                    in->phase != ST_PHASE_OTHER)
-                    if (r == 0) rank0_compute_s += in->dur_s;
+                if (r == 0 && in->kind == ST_INS_COMPUTE && in->stream == ST_STREAM_COMPUTE && in->chunk >= 0)
+                    rank0_compute_s += in->dur_s; /* forward, recompute and backward pieces */
                 if (in->kind != ST_INS_COMPUTE || in->phase != ST_PHASE_FWD) continue;
                 /* a layer's forward waits for its gather, the gather for its copy */
                 fwd++;
@@ -761,7 +761,8 @@ START_TEST(test_offload_params_streams_layers) {
         ck_assert_msg(st_sim_run(&e.l, e.c.gpu.memory_bytes, NULL, &res, &err) == 0, "%s", err.text);
         ck_assert_int_eq(res.oom, 0);
         /* the copy stream did the layers' copies and the optimizer's two */
-        double busy = res.ranks[0].busy_s[ST_STREAM_COPY], want = rank0_copy_s + est.offload_grads_s + est.offload_weights_s;
+        double busy = res.ranks[0].busy_s[ST_STREAM_COPY];
+        double want = rank0_copy_s + est.offload_grads_s + est.offload_weights_s;
         ck_assert_double_eq_tol(busy, want, want * 1e-9);
         double rel = res.iteration_time_s / est.iteration_time_s - 1;
         ck_assert_msg(fabs(rel) < 0.10, "%s: simulated %.4f s, analytical %.4f s", rows[row].spec, res.iteration_time_s,
