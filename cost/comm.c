@@ -231,3 +231,33 @@ void st_cost_zero3_chunk_experts(st_cost_ctx *ctx, const st_plan *p, int chunk, 
     *gather_s = st_cost_collective(ctx->c, ctx->prof, ST_COLL_ALLGATHER, &g, cc.expert_params / n * wbytes);
     *scatter_s = st_cost_collective(ctx->c, ctx->prof, ST_COLL_REDUCESCATTER, &g, cc.expert_params / n * p->grad_bytes);
 }
+
+/* offload=params (ZeRO-Infinity's parameter offload): the GPU's ZeRO-3 shard of its weights lives
+ * in host memory and crosses PCIe (host to device) before each all-gather; at the PCIe rate the
+ * optimizer's copies use. The shard is the one memory.c and the optimizer count: dense weights
+ * over the dp x cp group, expert weights over the expert-data-parallel group. */
+double st__offload_h2d_s(const st_cluster *c, const st_plan *p, double dense, double expert, double *bytes) {
+    st_group gd, ge;
+    st_cost_group(c, p, ST_GRP_DP, &gd);
+    st_cost_group_edp(c, p, &ge);
+    double wbytes = st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
+    double b = (dense / (double)gd.n + expert / (double)ge.n) * wbytes;
+    if (bytes) *bytes = b;
+    return b / (c->pcie_bytes_per_s * ST_PCIE_EFFICIENCY);
+}
+
+double st_cost_offload_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, double *bytes) {
+    int chunk_layers[ST_MAX_STAGES], chunks = p->pp * p->vp;
+    st_chunk_cost cc;
+    if (bytes) *bytes = 0;
+    if (p->offload != ST_OFF_PARAMS) return 0;
+    st_plan_chunk_layers(p, ctx->m, chunk_layers);
+    st_cost_chunk(ctx, p, chunk, &cc);
+    double n = (double)chunk_layers[chunk] + (chunk == 0) + (chunk == chunks - 1); /* st_cost_zero3_chunk's */
+    if (n < 1) n = 1;
+    double dense = cc.params - cc.expert_params, expert = cc.expert_params;
+    if (chunk == chunks - 1) dense += st__tied_copy_params(ctx->m, p); /* held, and streamed, like the rest */
+    double t = st__offload_h2d_s(ctx->c, p, dense, expert, bytes) / n;
+    if (bytes) *bytes /= n;
+    return t;
+}

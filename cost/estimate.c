@@ -20,7 +20,9 @@
  * stream's work (prefetch on a stream of its own) so that only the excess is exposed; that excess
  * stretches every micro-batch, so it is part of the stage's time in the pipeline (zero3_mb). Tied
  * embeddings with pp > 1 all-reduce the embedding gradient between the first and the last stage. Then the optimizer step (Adam, HBM
- * bound; on the CPU with offload=optimizer, after the gradients cross PCIe). */
+ * bound; on the CPU with offload=optimizer, after the gradients cross PCIe). With offload=params
+ * the weights also cross PCIe, layer by layer, before every forward and backward: what a pass's
+ * copies do not hide stretches the stage's micro-batches like ZeRO-3's traffic (offload_mb). */
 #include "cost_private.h"
 
 #include <stdlib.h>
@@ -188,6 +190,7 @@ const st__layout *st__cost_layout(st_cost_ctx *ctx, const st_plan *p) {
 /* Per-micro-batch time of a stage class, split by kind. */
 typedef struct stage_time {
     double compute_s, recompute_s, comm_s[ST_GRP_COUNT], fwd_s, bwd_s, total_s;
+    double fwd_comm_s; /* of comm_s, the forward's inline collectives (not the recomputed forward's) */
 } stage_time;
 
 static void add_pass(stage_time *t, const st__pass *ps, double count, st_recompute rc, int is_block) {
@@ -201,6 +204,7 @@ static void add_pass(stage_time *t, const st__pass *ps, double count, st_recompu
     t->recompute_s += count * rec;
     for (int g = 0; g < ST_GRP_COUNT; g++) {
         double c = ps->fwd_comm_s[g] + ps->bwd_comm_s[g];
+        t->fwd_comm_s += count * ps->fwd_comm_s[g];
         if (is_block && rc == ST_REC_FULL) c += ps->fwd_comm_s[g]; /* the recomputed forward talks again */
         t->comm_s[g] += count * c;
     }
@@ -345,6 +349,25 @@ static double zero3_mb(const st_cluster *c, const st_plan *p, const stage_time *
     return (per_mb > slowed ? per_mb : slowed) - window;
 }
 
+/* offload=params (ZeRO-Infinity): the weights come from the host layer by layer on the copy
+ * stream, each layer's shard ahead of its all-gather, for the forward and again for the backward
+ * (st_cost_offload_chunk; pass_s: one pass's copies of the stage, st__offload_h2d_s). A copy waits,
+ * like the gather it feeds, for the compute two layers back, so the copies run at most a layer
+ * ahead of the pass they feed: the forward's hide only behind the forward's work, the backward's
+ * behind the backward's (its recompute included), and ZB's weight-gradient halves copy nothing
+ * and hide nothing. They hide behind the compute stream's collectives and pipeline receives as
+ * behind its kernels (PCIe is no link those use, and copy engines take no SMs), and behind the
+ * pass's ZeRO-3 traffic (fwd_z_s: the forward's gathers; bwd_z_s: the backward's gathers and
+ * scatters), which runs on other links. Returns what the copies add to a micro-batch of the
+ * stage, beyond its compute stream's work t and ZeRO-3's stretch (zero3_mb). */
+static double offload_mb(const st_plan *p, const stage_time *t, double pass_s, double fwd_z_s, double bwd_z_s) {
+    double f = t->fwd_s + t->fwd_comm_s + t->comm_s[ST_GRP_PP] / 2; /* each chunk receives once per pass */
+    double w = p->schedule == ST_SCHED_ZB ? t->bwd_s / 2 : 0;
+    double b = t->total_s - f - w;
+    double fz = f > fwd_z_s ? f : fwd_z_s, bz = b > bwd_z_s ? b : bwd_z_s; /* each pass without the copies */
+    return (pass_s > fz ? pass_s - fz : 0) + (pass_s > bz ? pass_s - bz : 0);
+}
+
 /* Full (not overlapped) data-parallel times of a device holding `dense` and `expert` parameters,
  * zero 0-2: the gradient reduction (all-reduce for zero 0, reduce-scatter for 1 and 2) and the
  * 16-bit weight all-gather (1 and 2), in Megatron-LM's buckets (nb of them). */
@@ -417,14 +440,14 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
      * class: the most parameters set the data-parallel and optimizer times. */
     double *t_cls = ctx->t_scratch;
     int *n_cls = ctx->n_scratch;
-    double t_dev_max = -1, z_slow = 0, z_tail = 0;
+    double t_dev_max = -1, z_slow = 0, z_tail = 0, o_slow = 0, o_tail = 0;
     stage_time slow = {0};
     double dense_max = 0, expert_max = 0, mem_peak = 0, params_max = 0;
     int peak_stage = 0;
     for (int k = 0; k < L->n; k++) {
         stage_time t;
         st_stage_memory sm;
-        double dp_, ep_, z = 0, z_last = 0;
+        double dp_, ep_, z = 0, z_last = 0, o = 0, o_first = 0;
         int d = L->cls[k].first; /* the class's first stage holds the most micro-batches */
         stage_cost(p, sc, &L->cls[k], p2p_s, &t);
         st__cost_stage_memory(ctx, p, &L->cls[k], d, &sm, &dp_, &ep_);
@@ -437,27 +460,36 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
              * again for the backward, the gradients reduce-scattered */
             double nl = (double)(L->cls[k].dense + L->cls[k].moe + L->cls[k].head + L->cls[k].tail);
             if (nl < 1) nl = 1;
-            double per_mb = 2 * pieces(c, pr, ST_COLL_ALLGATHER, &gdp, dp_ * wbytes, nl) +
-                            2 * pieces(c, pr, ST_COLL_ALLGATHER, &gex, ep_ * wbytes, nl) +
-                            pieces(c, pr, ST_COLL_REDUCESCATTER, &gdp, dp_ * gb, nl) +
-                            pieces(c, pr, ST_COLL_REDUCESCATTER, &gex, ep_ * gb, nl);
+            double gather = pieces(c, pr, ST_COLL_ALLGATHER, &gdp, dp_ * wbytes, nl) +
+                            pieces(c, pr, ST_COLL_ALLGATHER, &gex, ep_ * wbytes, nl);
+            double scatter = pieces(c, pr, ST_COLL_REDUCESCATTER, &gdp, dp_ * gb, nl) +
+                             pieces(c, pr, ST_COLL_REDUCESCATTER, &gex, ep_ * gb, nl);
+            double per_mb = 2 * gather + scatter;
             z = zero3_mb(c, p, &t, per_mb);
             z_last = per_mb / nl; /* the first layer's gather, which nothing hides */
+            if (p->offload == ST_OFF_PARAMS) {
+                double pass_s = st__offload_h2d_s(c, p, dp_, ep_, NULL);
+                o = offload_mb(p, &t, pass_s, gather, gather + scatter);
+                o_first = pass_s / nl; /* the first layer's copy, before that gather */
+            }
         }
-        t_cls[k] = t.total_s + z;
+        t_cls[k] = t.total_s + z + o;
         n_cls[k] = L->cls[k].count;
         if (t_cls[k] > t_dev_max) {
             t_dev_max = t_cls[k];
             slow = t;
             z_slow = z;
             z_tail = z_last;
+            o_slow = o;
+            o_tail = o_first;
         }
     }
     double bubble;
-    /* ZB-H1: the weight-gradient halves gather nothing; the stretch goes with the forward and the
-     * input-gradient halves, which (tF + tB - tW) / (tF + tB + tW) then weighs as it did before */
-    double pipeline_s =
-        st_cost_pipeline_s(t_cls, n_cls, L->n, vp, mb, p->schedule, slow.fwd_s + z_slow, slow.bwd_s, &bubble);
+    /* ZB-H1: the weight-gradient halves gather and copy nothing; the stretch goes with the forward
+     * and the input-gradient halves, which (tF + tB - tW) / (tF + tB + tW) then weighs as it did
+     * before */
+    double pipeline_s = st_cost_pipeline_s(t_cls, n_cls, L->n, vp, mb, p->schedule, slow.fwd_s + z_slow + o_slow,
+                                           slow.bwd_s, &bubble);
 
     /* ---- data parallel, ZeRO, optimizer, offload: on the device with the most parameters */
     double dp_s = 0;
@@ -491,18 +523,15 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
         double pcie = c->pcie_bytes_per_s * ST_PCIE_EFFICIENCY;
         opt_s = opt_params / ST_CPU_ADAM_PARAMS_PER_S;
         out->offload_grads_s = opt_params * gb / pcie; /* gradients down, weights up */
-        out->offload_weights_s = opt_params * wbytes / pcie;
-        offload_s = out->offload_grads_s + out->offload_weights_s;
-        if (p->offload == ST_OFF_PARAMS) {
-            /* weights stream in over PCIe for every forward and backward, beside the compute */
-            double per_mb = 2 * params_max / shard_dense * wbytes / pcie;
-            double busy = slow.compute_s + slow.recompute_s;
-            offload_s += (double)mb * (per_mb > busy ? per_mb - busy : 0);
-        }
+        /* opt_params * wbytes / pcie, as the streaming prices it */
+        out->offload_weights_s = st__offload_h2d_s(c, p, dense_max, expert_max, NULL);
+        /* params: the streaming's stretch of the micro-batches is in pipeline_s (offload_mb) */
+        offload_s = out->offload_grads_s + out->offload_weights_s + o_tail;
     }
 
     out->iteration_time_s = pipeline_s + dp_s + opt_s + offload_s;
     dp_s += (double)mb * z_slow; /* ZeRO-3's stretch of the micro-batches, inside pipeline_s */
+    offload_s += (double)mb * o_slow; /* and the weight streaming's */
     double gpus = (double)p->tp * p->pp * p->dp * p->cp;
     double tokens = (double)p->gbs * (double)p->seq;
     out->tokens_per_s = tokens / out->iteration_time_s;
@@ -518,7 +547,7 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
     out->fits = mem_peak <= c->gpu.memory_bytes;
     if (p->offload != ST_OFF_NONE) {
         /* fp32 master, m, v (+ weights for params offload) of all GPUs of a node in host memory */
-        double per_gpu = opt_params * 12 + (p->offload == ST_OFF_PARAMS ? params_max / shard_dense * wbytes : 0);
+        double per_gpu = opt_params * 12 + (p->offload == ST_OFF_PARAMS ? opt_params * wbytes : 0);
         out->host_memory_bytes = per_gpu * (double)c->gpus_per_node;
         if (out->host_memory_bytes > c->host_memory_bytes) out->fits = 0;
     }

@@ -27,6 +27,12 @@ double st__block_act(const st__pass *ps, st_recompute rc) {
     }
 }
 
+/* tied output layer: Megatron keeps a copy of the embedding on the last stage */
+double st__tied_copy_params(const st_model *m, const st_plan *p) {
+    if (!m->tied_embeddings || p->pp <= 1) return 0;
+    return (double)st_model_padded_vocab(m, p->tp) / p->tp * (double)m->hidden;
+}
+
 void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_class *cls, int stage,
                            st_stage_memory *out, double *dense_params, double *expert_params) {
     const st_model *m = ctx->m;
@@ -51,8 +57,7 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_c
     if (cls->tail) {
         dense += sc->tail.params;
         act_mb += sc->tail.saved_bytes;
-        /* tied output layer: Megatron keeps a copy of the embedding on the last stage */
-        if (m->tied_embeddings && pp > 1) dense += (double)st_model_padded_vocab(m, p->tp) / p->tp * (double)m->hidden;
+        dense += st__tied_copy_params(m, p);
     }
 
     int64_t mb = st_plan_microbatches(p);

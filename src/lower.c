@@ -31,7 +31,11 @@
  * (DeepSpeed's stage 3, Rajbhandari et al. 2020): every forward, recompute and backward runs layer
  * by layer, each layer after the all-gather of its weights on a stream of its own, prefetched one
  * layer ahead, and each layer's gradients are reduce-scattered on the dp stream after its backward
- * (every micro-batch, as DeepSpeed does); the optimizer waits for the last of them.
+ * (every micro-batch, as DeepSpeed does); the optimizer waits for the last of them. With
+ * offload=params (ZeRO-Infinity, Rajbhandari et al. SC'21) each layer's shard first comes from the
+ * host over PCIe on the copy stream, under the same prefetch limit, and its gather waits for it.
+ * Offload's optimizer step: the gradients to the host on the copy stream, the CPU's Adam, the
+ * updated weights back (ZeRO-Offload, Ren et al. 2021).
  *
  * Network (program.h, "Network"). Links: each GPU's NVLink port, each NIC port, each node's link
  * to the fabric, per direction, at the rates cost/comm.c prices collectives at (st_cost_net).
@@ -299,6 +303,8 @@ typedef struct zchunk {
     /* the layer's expert parameters, over the expert-data-parallel group (0 without experts) */
     double egather_s, egather_lat, egather_bytes;
     double escatter_s, escatter_lat, escatter_bytes;
+    /* offload=params: the layer's weight shard copied from the host before its gather (0 without) */
+    double copy_s, copy_bytes;
 } zchunk;
 
 /* Megatron's rank order tp-cp-dp-pp: the rank of this lane's copy of `stage` */
@@ -397,13 +403,16 @@ static int receive(builder *b, const lower_ctx *L, st_ins *r) {
 /* ZeRO-3: `in` (a forward, recompute or backward of a whole chunk) runs layer by layer, each layer
  * after the all-gather of its weights on the gather stream. A gather starts when the compute two
  * layers back has ended (two layers' weights are held, as the memory model assumes: prefetch one
- * layer ahead); with `scatter`, each layer's gradients are reduce-scattered on the dp stream after
- * its backward. `re` (optional) is a recompute that runs layer by layer in step with it: layer i's
- * recompute, then its backward, on one gather. Each layer's share of the chunk's tp collectives
- * follows it, as Megatron issues them inside each layer (one lump at the end of the chunk would
- * hold the next gather back, which waits for the layer two back to finish, collectives included).
- * Compute beside a gather or scatter is charged for NCCL's SMs, as in the estimate. Returns the
- * last instruction. */
+ * layer ahead); with offload=params the layer's shard is copied from the host on the copy stream
+ * first, under the same limit, and the gather waits for the copy (st_cost_offload_chunk; the copy
+ * lands in memory the held weights already count). With `scatter`, each layer's gradients are
+ * reduce-scattered on the dp stream after its backward. `re` (optional) is a recompute that runs
+ * layer by layer in step with it: layer i's recompute, then its backward, on one gather (and one
+ * copy). Each layer's share of the chunk's tp collectives follows it, as Megatron issues them
+ * inside each layer (one lump at the end of the chunk would hold the next gather back, which waits
+ * for the layer two back to finish, collectives included). Compute beside a gather or scatter is
+ * charged for NCCL's SMs, as in the estimate (a copy takes none: copy engines). Returns the last
+ * instruction. */
 static int z_layers_re(builder *b, const lower_ctx *L, st_ins *in, st_ins *re, const comm_g *cm, int gather,
                        int scatter) {
     const zchunk *z = &L->z[in->chunk];
@@ -413,6 +422,14 @@ static int z_layers_re(builder *b, const lower_ctx *L, st_ins *in, st_ins *re, c
     for (int i = 0; i < n; i++) {
         int gi = -1;
         if (gather) {
+            int prior = b->zp[0]; /* two layers back: its weights' buffer is free */
+            if (z->copy_s > 0) { /* offload=params: the shard comes from the host first */
+                st_ins cp = blank(ST_INS_COMPUTE, ST_STREAM_COPY, in->chunk, in->mb, "weights to device (layer)");
+                cp.dur_s = z->copy_s;
+                cp.bytes = z->copy_bytes;
+                cp.dep[0] = prior;
+                prior = emit(b, &cp);
+            }
             st_ins g = blank(ST_INS_COLL, ST_STREAM_GATHER, in->chunk, in->mb, "zero-3 gather");
             g.coll = ST_COLL_ALLGATHER;
             g.group = L->dp_group;
@@ -420,7 +437,7 @@ static int z_layers_re(builder *b, const lower_ctx *L, st_ins *in, st_ins *re, c
             g.dur_s = z->gather_s;
             g.latency_s = z->gather_lat;
             g.bytes = z->gather_bytes;
-            g.dep[0] = b->zp[0];
+            g.dep[0] = prior;
             gi = emit(b, &g);
             if (z->egather_s > 0 && L->edp_group >= 0) { /* the experts' shards, after it on the stream */
                 g.label = "zero-3 expert gather";
@@ -819,6 +836,7 @@ static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, 
                 z[j].egather_bytes = cc[j].expert_params / n * st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
                 z[j].escatter_bytes = cc[j].expert_params / n * p->grad_bytes;
             }
+            z[j].copy_s = st_cost_offload_chunk(ctx, p, j, &z[j].copy_bytes);
         }
     }
     if ((rc = st_cost_estimate(ctx, p, &est))) {
@@ -1022,7 +1040,6 @@ static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, 
             e.dep[0] = last;
             before_opt = emit(&b, &e);
         }
-        double stream_s = est.breakdown.offload_s - est.offload_grads_s - est.offload_weights_s;
         if (est.offload_grads_s > 0) {
             /* offload: the gradients go to the host over PCIe on the copy stream, the CPU runs
              * Adam (the GPU waits), the updated weights come back (ZeRO-Offload, Ren et al. 2021) */
@@ -1033,8 +1050,7 @@ static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, 
         }
         st_ins opt = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, -1, -1, est.offload_grads_s > 0 ? "optimizer (CPU)" : "optimizer");
         opt.phase = ST_PHASE_OPTIMIZER;
-        /* params offload's weight streaming beside the micro-batches stays folded in here */
-        opt.dur_s = est.breakdown.optimizer_s + (stream_s > 0 ? stream_s : 0);
+        opt.dur_s = est.breakdown.optimizer_s;
         opt.dep[0] = before_opt;
         int oi = emit(&b, &opt);
         if (est.offload_weights_s > 0) {

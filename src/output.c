@@ -118,6 +118,8 @@ json_t *st__sim_breakdown_json(const st_sim_result *r) {
     json_object_set_new(b, "compute", json_real(slow->busy_s[ST_STREAM_COMPUTE]));
     json_object_set_new(b, "pp_comm", json_real(slow->busy_s[ST_STREAM_P2P]));
     json_object_set_new(b, "dp_comm", json_real(slow->busy_s[ST_STREAM_DP]));
+    /* host <-> device copies (offload), beside the compute: busy time, not time added */
+    json_object_set_new(b, "offload", json_real(slow->busy_s[ST_STREAM_COPY]));
     json_object_set_new(b, "bubble", json_real(slow->bubble_s));
     json_object_set_new(b, "idle", json_real(slow->compute_idle_s));
     return b;

@@ -80,7 +80,8 @@ enum {
 typedef struct st_ins {
     double dur_s;      /* COMPUTE: duration; COLL/SEND/RECV: transfer time alone on its links */
     double latency_s;  /* COLL/SEND/RECV: the part of dur_s that bandwidth sharing does not stretch */
-    double bytes;      /* COLL/SEND/RECV: message size per rank (st_cost_collective's `bytes`) */
+    double bytes;      /* COLL/SEND/RECV: message size per rank (st_cost_collective's `bytes`);
+                          a copy-stream COMPUTE: the bytes it copies (0 where not given) */
     double alloc_bytes, free_bytes;
     const char *label; /* static string, e.g. "fwd", "bwd", "send act", "dp reduce-scatter" */
     int32_t chunk, mb; /* pipeline chunk and micro-batch; -1 when not about one */

@@ -419,6 +419,13 @@ void st_cost_zero3_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, double *
  * (st_cost_group_edp): one layer's all-gather and reduce-scatter; 0 without experts or with ep 1
  * (then they go with the dense ones). */
 void st_cost_zero3_chunk_experts(st_cost_ctx *ctx, const st_plan *p, int chunk, double *gather_s, double *scatter_s);
+/* offload=params (zero = 3) in pipeline chunk `chunk`: the time to copy one layer's share of the
+ * GPU's weight shard from the host over PCIe (the chunk's parameters spread evenly over
+ * st_cost_zero3_chunk's layers; dense weights sharded over the dp x cp group, experts over the
+ * expert-data-parallel group; the last chunk with the tied embedding's copy), priced as the
+ * estimate prices the streaming; a layer's weights cross before its forward and again before its
+ * backward. *bytes (optional): the bytes one such copy moves. 0 without offload=params. */
+double st_cost_offload_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, double *bytes);
 /* The expert-data-parallel group: the dp x cp / ep ranks that hold the same experts (the same
  * position in their ep groups), ep x tp apart in Megatron's rank order. */
 void st_cost_group_edp(const st_cluster *c, const st_plan *p, st_group *g);

@@ -32,6 +32,17 @@ else
 	nok "sim --json" "exit $rc; missing:${missing:- none}"
 fi
 
+# the copy stream's busy time is in the simulated breakdown: always, 0 without offload (the plan
+# above), and more with offload=params, which streams every layer's weights in
+off0=$(sed -n '/"breakdown_s"/,/}/s/.*"offload": *\([0-9.e+-]*\).*/\1/p' "$T/out" | head -n 1)
+run sim $P --plan "tp=8,pp=4,dp=2,mbs=1,gbs=8,zero=3,offload=params" --json
+off=$(sed -n '/"breakdown_s"/,/}/s/.*"offload": *\([0-9.e+-]*\).*/\1/p' "$T/out" | head -n 1) # the simulated one, not the analytical
+if [ "$off0" = "0.0" ] && [ -n "$off" ] && awk -v o="$off" 'BEGIN { exit !(o > 0) }'; then
+	ok "sim --json breakdown_s.offload: the copy stream's busy time (0 without offload, $off s with offload=params)"
+else
+	nok "sim --json breakdown_s.offload" "without offload '$off0' (want 0.0), with offload=params '$off' (want > 0)"
+fi
+
 run sim $P --plan "$PLAN" --trace "$T/a.json"
 run sim $P --plan "$PLAN" --trace "$T/b.json"
 if [ $rc -eq 0 ] && [ -s "$T/a.json" ] && cmp -s "$T/a.json" "$T/b.json" && head -c 16 "$T/a.json" | grep -q '{"traceEvents"' &&

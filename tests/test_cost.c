@@ -178,8 +178,11 @@ END_TEST
 START_TEST(test_estimate_bookkeeping) {
     const char *specs[] = {"tp=8,pp=8,mbs=1,gbs=512,sp=1,recompute=selective",
                            "tp=4,pp=4,vp=2,dp=4,mbs=2,gbs=512,recompute=full,zero=1",
-                           "tp=8,pp=2,dp=4,mbs=1,gbs=256,zero=3", "tp=8,pp=8,mbs=1,gbs=512,schedule=zb"};
-    for (size_t i = 0; i < 4; i++) {
+                           "tp=8,pp=2,dp=4,mbs=1,gbs=256,zero=3", "tp=8,pp=8,mbs=1,gbs=512,schedule=zb",
+                           /* forward bound by its weights' PCIe copies */
+                           "tp=4,pp=8,dp=2,mbs=1,gbs=64,zero=3,offload=params",
+                           "tp=4,pp=8,dp=2,mbs=1,gbs=64,zero=3,offload=params,schedule=zb"};
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
         env e;
         env_init(&e, "gpt3-175b", 64, specs[i]);
         st_estimate est;
@@ -199,6 +202,45 @@ START_TEST(test_estimate_bookkeeping) {
         st_cost_ctx_free(fresh);
         env_free(&e);
     }
+}
+END_TEST
+
+/* offload=params keeps the GPU's ZeRO-3 shard of the weights in host memory, beside Adam's fp32
+ * states: dense weights over the dp x cp group, expert weights over the dp x cp / ep ranks that
+ * hold the same experts, so with ep > 1 the experts weigh ep times what a dp x cp shard would */
+START_TEST(test_offload_params_host_memory) {
+    env e;
+    env_init(&e, "mixtral-8x7b", 16, "tp=2,pp=1,dp=8,ep=4,mbs=1,gbs=32,seq=1024,zero=3,offload=params");
+    st_chunk_cost cc;
+    st_cost_chunk(e.ctx, e.p, 0, &cc);
+    ck_assert(cc.expert_params > 0);
+    double shard = (cc.params - cc.expert_params) / 8 + cc.expert_params / (8 / 4);
+    st_estimate est;
+    ck_assert_int_eq(st_cost_estimate(e.ctx, e.p, &est), 0);
+    REL(est.host_memory_bytes, shard * (12 + 2) * 8, 1e-12); /* per node: 8 GPUs */
+    env_free(&e);
+}
+END_TEST
+
+/* offload=params where PCIe is the bottleneck (seq 256, dp = 2 inside a node): the copies
+ * stretch every micro-batch of a stage, so the pipeline's bubble grows with them (it did not when
+ * the streaming was added after the pipeline); a chunk's per-layer copy is its bytes at the PCIe
+ * rate, and nothing without offload=params */
+START_TEST(test_offload_params_stretch) {
+    env e;
+    env_init(&e, "gpt3-175b", 64, "tp=4,pp=8,dp=2,mbs=1,gbs=64,seq=256,zero=3,offload=params");
+    st_estimate par, opt;
+    ck_assert_int_eq(st_cost_estimate(e.ctx, e.p, &par), 0);
+    double bytes, t = st_cost_offload_chunk(e.ctx, e.p, 0, &bytes);
+    ck_assert(bytes > 0);
+    REL(t, bytes / (e.c.pcie_bytes_per_s * ST_PCIE_EFFICIENCY), 1e-12);
+    e.p->offload = ST_OFF_OPTIMIZER;
+    ck_assert_int_eq(st_cost_estimate(e.ctx, e.p, &opt), 0);
+    ck_assert_double_eq(st_cost_offload_chunk(e.ctx, e.p, 0, &bytes), 0);
+    ck_assert_double_eq(bytes, 0);
+    ck_assert_msg(par.breakdown.bubble_s > 3 * opt.breakdown.bubble_s, "bubble %.3f s, without streaming %.3f s",
+                  par.breakdown.bubble_s, opt.breakdown.bubble_s);
+    env_free(&e);
 }
 END_TEST
 
@@ -318,6 +360,8 @@ Suite *suite_cost(void) {
     tcase_add_test(tc, test_zero_memory);
     tcase_add_test(tc, test_estimate_bookkeeping);
     tcase_add_test(tc, test_estimate_directions);
+    tcase_add_test(tc, test_offload_params_host_memory);
+    tcase_add_test(tc, test_offload_params_stretch);
     tcase_add_test(tc, test_overlap_takes_sms);
     tcase_add_test(tc, test_profile_tables);
     suite_add_tcase(s, tc);

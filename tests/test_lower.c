@@ -767,6 +767,164 @@ START_TEST(test_sim_breakdown) {
 }
 END_TEST
 
+/* offload=params by hand: the bytes of one layer's copy in chunk j, the GPU's ZeRO-3 shard of the
+ * chunk's weights (dense over dp x cp, experts over dp x cp / ep, the last chunk with the tied
+ * embedding's copy its output layer uses) in bf16, spread over its layers */
+static double copy_bytes_by_hand(env *e, int j, double *layers) {
+    const st_plan *p = e->p;
+    st_chunk_cost cc;
+    double g_s, s_s, emb;
+    st_cost_chunk(e->ctx, p, j, &cc);
+    st_cost_zero3_chunk(e->ctx, p, j, layers, &g_s, &s_s, &emb);
+    double dpn = (double)p->dp * p->cp, edpn = dpn / p->ep;
+    double dense = cc.params - cc.expert_params;
+    if (j == p->pp * p->vp - 1 && e->m.tied_embeddings && p->pp > 1)
+        dense += (double)st_model_padded_vocab(&e->m, p->tp) / p->tp * (double)e->m.hidden;
+    return (dense / dpn + cc.expert_params / edpn) * 2 / *layers;
+}
+
+/* Parameter offload (ZeRO-Infinity): every layer's weight shard crosses PCIe on the copy stream
+ * before the layer's all-gather, which waits for it, once for the forward and once for the
+ * backward (its recompute shares the backward's; ZB's weight-gradient halves need none), under the
+ * gathers' prefetch limit (the compute two layers back); a copy takes the shard's bytes at the
+ * PCIe rate, so each stage copies m x 2 x its shard per iteration. The simulator and the estimate
+ * agree within 10% where PCIe is the bottleneck (seq 256: little compute per layer; dp = 2 inside
+ * a node, so the gathers are short) and where the compute hides the copies (mbs 4, seq 2048, full
+ * recompute: the same iteration as with offload=optimizer, within 1%). */
+START_TEST(test_offload_params_streams_layers) {
+    static const struct {
+        const char *spec;
+        int pcie_bound;
+    } rows[] = {
+        {"tp=4,pp=8,dp=2,mbs=1,gbs=64,seq=256,zero=3,offload=params", 1},
+        {"tp=4,pp=8,dp=2,mbs=1,gbs=64,seq=256,zero=3,offload=params,schedule=zb", 1},
+        {"tp=4,pp=8,dp=2,mbs=4,gbs=64,seq=2048,zero=3,recompute=full,offload=params", 0},
+    };
+    for (size_t row = 0; row < sizeof rows / sizeof rows[0]; row++) {
+        env e;
+        lower(&e, "gpt3-175b", 64, rows[row].spec);
+        const st_plan *p = e.p;
+        double pcie = e.c.pcie_bytes_per_s * ST_PCIE_EFFICIENCY;
+        int64_t m = e.l.microbatches;
+        int chunks = p->pp * p->vp;
+        double rank0_copy_s = 0, rank0_compute_s = 0;
+        for (int r = 0; r < e.l.nranks; r++) {
+            const st_program *pg = &e.l.progs[r];
+            double want_s = 0, copy_s = 0, layers;
+            for (int j = r; j < chunks; j += p->pp)
+                want_s += (double)m * 2 * copy_bytes_by_hand(&e, j, &layers) * layers / pcie;
+            int copies = 0, fwd = 0;
+            for (int i = 0; i < pg->n; i++) {
+                const st_ins *in = &pg->ins[i];
+                if (in->stream == ST_STREAM_COPY && !strcmp(in->label, "weights to device (layer)")) {
+                    double bytes = copy_bytes_by_hand(&e, in->chunk, &layers);
+                    ck_assert_int_eq(in->kind, ST_INS_COMPUTE);
+                    ck_assert_int_eq(in->phase, ST_PHASE_OTHER);
+                    ck_assert_double_eq_tol(in->bytes, bytes, bytes * 1e-12);
+                    ck_assert_double_eq_tol(in->dur_s, bytes / pcie, bytes / pcie * 1e-12);
+                    ck_assert_double_eq(in->alloc_bytes, 0);
+                    if (++copies > 2) { /* one layer ahead, as the gathers */
+                        ck_assert_int_ge(in->dep[0], 0);
+                        ck_assert_int_eq(pg->ins[in->dep[0]].stream, ST_STREAM_COMPUTE);
+                    }
+                    copy_s += in->dur_s;
+                }
+                if (r == 0 && in->kind == ST_INS_COMPUTE && in->stream == ST_STREAM_COMPUTE && in->chunk >= 0)
+                    rank0_compute_s += in->dur_s; /* forward, recompute and backward pieces */
+                if (in->kind != ST_INS_COMPUTE || in->phase != ST_PHASE_FWD) continue;
+                /* a layer's forward waits for its gather, the gather for its copy */
+                fwd++;
+                ck_assert_int_ge(in->dep[1], 0);
+                const st_ins *g = &pg->ins[in->dep[1]];
+                ck_assert_int_eq(g->kind, ST_INS_COLL);
+                ck_assert_int_eq(g->stream, ST_STREAM_GATHER);
+                ck_assert_int_ge(g->dep[0], 0);
+                const st_ins *c = &pg->ins[g->dep[0]];
+                ck_assert_int_eq(c->stream, ST_STREAM_COPY);
+                ck_assert_str_eq(c->label, "weights to device (layer)");
+                ck_assert_int_eq(c->chunk, in->chunk);
+                ck_assert_int_eq(c->mb, in->mb);
+                double want = copy_bytes_by_hand(&e, in->chunk, &layers) / pcie;
+                ck_assert_double_eq_tol(c->dur_s, want, want * 1e-12);
+            }
+            ck_assert_int_eq(copies, 2 * fwd); /* the forward's and the backward's */
+            ck_assert_msg(fabs(copy_s / want_s - 1) < 1e-9, "rank %d: copies %.9f s, m x 2 x shard / pcie %.9f s", r,
+                          copy_s, want_s);
+            if (r == 0) rank0_copy_s = copy_s;
+        }
+        st_estimate est;
+        st_sim_result res;
+        st_error err;
+        ck_assert_int_eq(st_cost_estimate(e.ctx, e.p, &est), 0);
+        ck_assert_msg(st_sim_run(&e.l, e.c.gpu.memory_bytes, NULL, &res, &err) == 0, "%s", err.text);
+        ck_assert_int_eq(res.oom, 0);
+        /* the copy stream did the layers' copies and the optimizer's two */
+        double busy = res.ranks[0].busy_s[ST_STREAM_COPY];
+        double want = rank0_copy_s + est.offload_grads_s + est.offload_weights_s;
+        ck_assert_double_eq_tol(busy, want, want * 1e-9);
+        double rel = res.iteration_time_s / est.iteration_time_s - 1;
+        ck_assert_msg(fabs(rel) < 0.10, "%s: simulated %.4f s, analytical %.4f s", rows[row].spec, res.iteration_time_s,
+                      est.iteration_time_s);
+        if (rows[row].pcie_bound) {
+            ck_assert_msg(rank0_copy_s > 1.5 * rank0_compute_s, "copies %.3f s, compute %.3f s", rank0_copy_s,
+                          rank0_compute_s);
+        } else {
+            ck_assert_msg(rank0_copy_s < 0.5 * rank0_compute_s, "copies %.3f s, compute %.3f s", rank0_copy_s,
+                          rank0_compute_s);
+            /* hidden: the iteration is the one without streaming (offload=optimizer) */
+            st_lowered o;
+            st_sim_result ro;
+            e.p->offload = ST_OFF_OPTIMIZER;
+            ck_assert_int_eq(st_lower(e.ctx, e.p, &o, &err), 0);
+            ck_assert_int_eq(st_sim_run(&o, 0, NULL, &ro, &err), 0);
+            ck_assert_msg(fabs(res.iteration_time_s / ro.iteration_time_s - 1) < 0.01, "streamed %.4f s, not %.4f s",
+                          res.iteration_time_s, ro.iteration_time_s);
+            st_sim_result_destroy(&ro);
+            st_lowered_destroy(&o);
+        }
+        st_sim_result_destroy(&res);
+        done(&e);
+    }
+}
+END_TEST
+
+/* With ep > 1 a GPU holds its experts' shard over the expert-data-parallel group (dp x cp / ep),
+ * ep times the dp x cp shard: that is what its copies bring (1.9 times the bytes of a dp x cp shard
+ * of all weights here, where experts are 93% of them), and the simulator agrees with the
+ * estimate. */
+START_TEST(test_offload_params_experts) {
+    env e;
+    lower(&e, "mixtral-8x7b", 16, "tp=2,pp=1,dp=8,ep=2,mbs=1,gbs=32,seq=1024,zero=3,offload=params");
+    st_chunk_cost cc;
+    double layers, g_s, s_s, emb;
+    st_cost_chunk(e.ctx, e.p, 0, &cc);
+    st_cost_zero3_chunk(e.ctx, e.p, 0, &layers, &g_s, &s_s, &emb);
+    double want = ((cc.params - cc.expert_params) / 8 + cc.expert_params / 4) * 2 / layers;
+    double dp_shard = cc.params / 8 * 2 / layers; /* as if the experts were sharded like the rest */
+    ck_assert(want > 1.9 * dp_shard);
+    double pcie = e.c.pcie_bytes_per_s * ST_PCIE_EFFICIENCY;
+    const st_program *pg = &e.l.progs[0];
+    int copies = 0;
+    for (int i = 0; i < pg->n; i++) {
+        const st_ins *in = &pg->ins[i];
+        if (in->stream != ST_STREAM_COPY || strcmp(in->label, "weights to device (layer)")) continue;
+        copies++;
+        ck_assert_double_eq_tol(in->bytes, want, want * 1e-12);
+        ck_assert_double_eq_tol(in->dur_s, want / pcie, want / pcie * 1e-12);
+    }
+    ck_assert_int_eq(copies, (int)(2 * layers * e.l.microbatches));
+    st_estimate est;
+    st_sim_result res;
+    st_error err;
+    ck_assert_int_eq(st_cost_estimate(e.ctx, e.p, &est), 0);
+    ck_assert_int_eq(st_sim_run(&e.l, e.c.gpu.memory_bytes, NULL, &res, &err), 0);
+    double rel = res.iteration_time_s / est.iteration_time_s - 1;
+    ck_assert_msg(fabs(rel) < 0.10, "simulated %.4f s, analytical %.4f s", res.iteration_time_s, est.iteration_time_s);
+    st_sim_result_destroy(&res);
+    done(&e);
+}
+END_TEST
+
 Suite *suite_lower(void) {
     Suite *s = suite_create("lower");
     TCase *tc = tcase_create("lower");
@@ -786,6 +944,8 @@ Suite *suite_lower(void) {
     tcase_add_test(tc, test_zero3_experts);
     tcase_add_test(tc, test_offload_copies);
     tcase_add_test(tc, test_sim_breakdown);
+    tcase_add_test(tc, test_offload_params_streams_layers);
+    tcase_add_test(tc, test_offload_params_experts);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
     return s;
