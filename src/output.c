@@ -109,18 +109,24 @@ int st_out_plan_json(FILE *f, const st_model *m, const st_cluster *c, const st_s
 }
 
 json_t *st__sim_breakdown_json(const st_sim_result *r) {
-    /* the simulator's own split of the slowest-ending rank's time */
+    /* the slowest-ending rank's busy time with the estimate's keys (st_bd), the pipeline bubble,
+     * and its compute stream's idle time; streams overlap, so the parts are busy time, not time
+     * added (dp_comm and offload can hide behind the compute) */
     const st_rank_stats *slow = NULL;
     for (int i = 0; i < r->nranks; i++)
         if (!slow || r->ranks[i].end_s > slow->end_s) slow = &r->ranks[i];
     if (!slow) return NULL;
     json_t *b = json_object();
-    json_object_set_new(b, "compute", json_real(slow->busy_s[ST_STREAM_COMPUTE]));
-    json_object_set_new(b, "pp_comm", json_real(slow->busy_s[ST_STREAM_P2P]));
-    json_object_set_new(b, "dp_comm", json_real(slow->busy_s[ST_STREAM_DP]));
-    /* host <-> device copies (offload), beside the compute: busy time, not time added */
-    json_object_set_new(b, "offload", json_real(slow->busy_s[ST_STREAM_COPY]));
+    json_object_set_new(b, "compute", json_real(slow->bd_s[ST_BD_COMPUTE] + slow->bd_s[ST_BD_OTHER]));
+    json_object_set_new(b, "recompute", json_real(slow->bd_s[ST_BD_RECOMPUTE]));
+    json_object_set_new(b, "tp_comm", json_real(slow->bd_s[ST_BD_TP]));
+    json_object_set_new(b, "cp_comm", json_real(slow->bd_s[ST_BD_CP]));
+    json_object_set_new(b, "ep_comm", json_real(slow->bd_s[ST_BD_EP]));
+    json_object_set_new(b, "pp_comm", json_real(slow->bd_s[ST_BD_PP]));
     json_object_set_new(b, "bubble", json_real(slow->bubble_s));
+    json_object_set_new(b, "dp_comm", json_real(slow->bd_s[ST_BD_DP]));
+    json_object_set_new(b, "optimizer", json_real(slow->bd_s[ST_BD_OPTIMIZER]));
+    json_object_set_new(b, "offload", json_real(slow->bd_s[ST_BD_OFFLOAD]));
     json_object_set_new(b, "idle", json_real(slow->compute_idle_s));
     return b;
 }
