@@ -175,13 +175,23 @@ int st_cmd_sim(int argc, char **argv, st_error *err) {
     fprintf(out, "%-20s %12.1f %12.1f\n", "model TFLOP/s/GPU", simd.model_tflops_per_gpu, est.model_tflops_per_gpu);
     fprintf(out, "%-20s %12.1f %12.1f\n", "MFU (%)", 100 * simd.mfu, 100 * est.mfu);
     fprintf(out, "%-20s %12.1f %12.1f\n", "memory peak (GiB)", peak / GiB, est.memory_peak_bytes / GiB);
-    fprintf(out, "\n%4s %5s %11s %11s %11s %11s %11s %10s\n", "rank", "stage", "compute_s", "p2p_s", "dp_s", "idle_s",
-            "bubble_s", "mem_GiB");
+    /* ZeRO-3's gather stream and the offload copy stream get columns when some rank used them */
+    int gather = 0, copy = 0;
+    for (int r = 0; r < res.nranks; r++) {
+        gather |= res.ranks[r].busy_s[ST_STREAM_GATHER] > 0;
+        copy |= res.ranks[r].busy_s[ST_STREAM_COPY] > 0;
+    }
+    fprintf(out, "\n%4s %5s %11s %11s %11s", "rank", "stage", "compute_s", "p2p_s", "dp_s");
+    if (gather) fprintf(out, " %11s", "gather_s");
+    if (copy) fprintf(out, " %11s", "copy_s");
+    fprintf(out, " %11s %11s %10s\n", "idle_s", "bubble_s", "mem_GiB");
     for (int r = 0; r < res.nranks; r++) {
         const st_rank_stats *s = &res.ranks[r];
-        fprintf(out, "%4d %5d %11.3f %11.3f %11.3f %11.3f %11.3f %10.1f\n", r, low.progs[r].stage,
-                s->busy_s[ST_STREAM_COMPUTE], s->busy_s[ST_STREAM_P2P], s->busy_s[ST_STREAM_DP], s->compute_idle_s,
-                s->bubble_s, s->memory_peak_bytes / GiB);
+        fprintf(out, "%4d %5d %11.3f %11.3f %11.3f", r, low.progs[r].stage, s->busy_s[ST_STREAM_COMPUTE],
+                s->busy_s[ST_STREAM_P2P], s->busy_s[ST_STREAM_DP]);
+        if (gather) fprintf(out, " %11.3f", s->busy_s[ST_STREAM_GATHER]);
+        if (copy) fprintf(out, " %11.3f", s->busy_s[ST_STREAM_COPY]);
+        fprintf(out, " %11.3f %11.3f %10.1f\n", s->compute_idle_s, s->bubble_s, s->memory_peak_bytes / GiB);
     }
     if (trace_arg) fprintf(out, "\nwrote %s\n", trace_arg);
     fclose(out);

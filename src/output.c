@@ -142,6 +142,8 @@ json_t *st__sim_ranks_json(const st_sim_result *r) {
         json_object_set_new(e, "bubble_s", json_real(s->bubble_s));
         json_object_set_new(e, "p2p_s", json_real(s->busy_s[ST_STREAM_P2P]));
         json_object_set_new(e, "dp_s", json_real(s->busy_s[ST_STREAM_DP]));
+        json_object_set_new(e, "gather_s", json_real(s->busy_s[ST_STREAM_GATHER])); /* ZeRO-3's all-gathers */
+        json_object_set_new(e, "copy_s", json_real(s->busy_s[ST_STREAM_COPY]));     /* host <-> device */
         json_object_set_new(e, "end_s", json_real(s->end_s));
         json_object_set_new(e, "memory_peak_gib", json_real(s->memory_peak_bytes / GIB));
         json_array_append_new(ranks, e);

@@ -42,6 +42,14 @@ if [ "$off0" = "0.0" ] && [ -n "$off" ] && awk -v o="$off" 'BEGIN { exit !(o > 0
 else
 	nok "sim --json breakdown_s.offload" "without offload '$off0' (want 0.0), with offload=params '$off' (want > 0)"
 fi
+# ... and per rank: every rank's copy stream and ZeRO-3 gather stream, in the JSON and the table
+copies=$(grep -c '"copy_s": [1-9]' "$T/out")
+run sim $P --plan "tp=8,pp=4,dp=2,mbs=1,gbs=8,zero=3,offload=params"
+if [ "$copies" -eq 4 ] && grep -q '^rank .* dp_s *gather_s *copy_s *idle_s' "$T/out"; then
+	ok "sim: per-rank copy_s and gather_s (JSON and table) with offload=params"
+else
+	nok "sim: per-rank copy_s" "$copies ranks with copy_s > 0 (want 4); table header: $(grep '^rank' "$T/out")"
+fi
 
 run sim $P --plan "$PLAN" --trace "$T/a.json"
 run sim $P --plan "$PLAN" --trace "$T/b.json"
