@@ -1293,8 +1293,7 @@ typedef struct pass1 {
     chan_tab chans;
     int32_t *gmap, *rmap, *pmap; /* value -> local number while a template is made; -1 */
     int32_t *gmark, stamp;       /* groups taken by a sharer's names */
-    int32_t *names;              /* the sharers' names per local number, and their channels */
-    size_t nnames, capnames;
+    ivec names;                  /* the sharers' names per local number, and their channels */
 } pass1;
 
 /* how pass 1 set a program up, for the passes after it: the long way, with its collectives and
@@ -1396,17 +1395,9 @@ static int share(sim *S, pass1 *P, const tmpl *T, int32_t q, int32_t p, const in
     const st_program *pg = &l->progs[p];
     int net = S->nln > 0;
     size_t need = (size_t)T->ng + (size_t)T->nrt + 2 * (size_t)T->npeer;
-    if (P->nnames + need > P->capnames) {
-        size_t cap = P->capnames ? 2 * P->capnames : 4096;
-        while (cap < P->nnames + need)
-            cap *= 2;
-        int32_t *v = realloc(P->names, cap * sizeof *v);
-        if (!v)
-            return -1;
-        P->names = v;
-        P->capnames = cap;
-    }
-    int32_t *gto = P->names + P->nnames, *rto = gto + T->ng, *chs = rto + T->nrt;
+    if (ivec_reserve(&P->names, need))
+        return -1;
+    int32_t *gto = P->names.v + P->names.n, *rto = gto + T->ng, *chs = rto + T->nrt;
     if (++P->stamp == INT32_MAX) { /* (never in practice) */
         memset(P->gmark, 0, (size_t)(l->ngroups > 0 ? l->ngroups : 1) * sizeof *P->gmark);
         P->stamp = 1;
@@ -1439,8 +1430,8 @@ static int share(sim *S, pass1 *P, const tmpl *T, int32_t q, int32_t p, const in
     if (*racc + (int64_t)n * 2 >= INT32_MAX)
         return 1; /* the long way says "too many dependencies" */
     R->via = q;
-    R->names = P->nnames;
-    P->nnames += need;
+    R->names = P->names.n;
+    P->names.n += need;
     for (int32_t k = 0; k < T->ng; k++)
         if (T->gk[k] > kmax[gto[k]])
             kmax[gto[k]] = T->gk[k];
@@ -1480,14 +1471,14 @@ typedef struct entries {
 static entries colls_of(const sim *S, const pass1 *P, const prog_rec *R, const tmpl *tm, const ivec *colls, int p) {
     if (R->via < 0)
         return (entries){colls->v + R->c0, R->c1 - R->c0, 0, NULL};
-    return (entries){tm[R->via].colls.v, tm[R->via].colls.n, S->off[p], P->names + R->names};
+    return (entries){tm[R->via].colls.v, tm[R->via].colls.n, S->off[p], P->names.v + R->names};
 }
 
 static entries p2ps_of(const sim *S, const pass1 *P, const prog_rec *R, const tmpl *tm, const ivec *p2ps, int p) {
     if (R->via < 0)
         return (entries){p2ps->v + R->x0, R->x1 - R->x0, 0, NULL};
     const tmpl *T = &tm[R->via];
-    return (entries){T->p2ps.v, T->p2ps.n, S->off[p], P->names + R->names + T->ng + T->nrt};
+    return (entries){T->p2ps.v, T->p2ps.n, S->off[p], P->names.v + R->names + T->ng + T->nrt};
 }
 
 /* the pairing of sends and receives, which runs beside the collective slots' pass (they write
@@ -2038,7 +2029,7 @@ out:
     free(P1.rmap);
     free(P1.pmap);
     free(P1.gmark);
-    free(P1.names);
+    free(P1.names.v);
     free(rec);
     return rc;
 }
