@@ -1171,11 +1171,12 @@ static int net_setup(sim *S, const rank_map *map, int identity, st_error *err) {
     /* merged links, in the order of their leaders; each rank's shown links get threads after its streams */
     if (!(ntid = calloc((size_t)l->nranks, sizeof *ntid)))
         NOMEM();
-    S->nln = 0;
+    int32_t nln = 0;
     for (int32_t i = 0; i < nl; i++)
-        newid[i] = rep[i] == i && off[i + 1] > off[i] ? S->nln++ : -1;
-    if (!(S->ln = calloc((size_t)(S->nln > 0 ? S->nln : 1), sizeof *S->ln)))
-        NOMEM();
+        newid[i] = rep[i] == i && off[i + 1] > off[i] ? nln++ : -1;
+    if (!(S->ln = calloc((size_t)(nln > 0 ? nln : 1), sizeof *S->ln)))
+        NOMEM(); /* (S->nln stays 0: sim_free walks ln[0 .. nln)) */
+    S->nln = nln;
     for (int32_t i = 0; i < nl; i++)
         if (newid[rep[i]] >= 0)
             S->ln[newid[rep[i]]].alike++;
@@ -1387,8 +1388,9 @@ static int tmpl_make(sim *S, pass1 *P, tmpl *T, int32_t p, const ivec *colls, si
  * nodes and reverse deps copied to p's numbers, its names (groups, routes, channels) kept in
  * P->names for the passes after this one (R). p's names are checked first, as the long way would:
  * groups it is a member of (and distinct, so that each COLL keeps its k), routes in range, peers
- * that have programs other than p. Returns 0; 1 when a name does not check out (nothing written:
- * the long way then says what is wrong); -1 when out of memory. */
+ * that have programs other than p. Returns 0; 1 when a name does not check out (nothing written
+ * but perhaps a channel, which costs nothing while empty: the long way then says what is wrong);
+ * -1 when out of memory. */
 static int share(sim *S, pass1 *P, const tmpl *T, int32_t q, int32_t p, const int32_t *posmap, int32_t *kmax,
                  prog_rec *R, int64_t *racc) {
     const st_lowered *l = S->l;
@@ -1427,7 +1429,7 @@ static int share(sim *S, pass1 *P, const tmpl *T, int32_t q, int32_t p, const in
             return -1;
     }
     int32_t n = pg->n, dg = S->off[p] - S->off[q];
-    if (*racc + (int64_t)n * 2 >= INT32_MAX)
+    if (*racc + T->nrdeps >= INT32_MAX)
         return 1; /* the long way says "too many dependencies" */
     R->via = q;
     R->names = P->names.n;
@@ -1770,8 +1772,10 @@ static int setup(sim *S, st_error *err) {
                 goto next_prog;
             }
         }
+        if (pg->like) /* a sharer the long way may grow the lists: the prefaulter must not follow them */
+            prefault_stop(&pf);
         size_t c0 = colls.n, q0 = p2ps.n;
-        int64_t base = racc;
+        int64_t base = racc, nd0 = nrdeps;
         for (int s = 0; s < ST_STREAMS; s++)
             last[s] = -1;
         memset(&S->nodes[S->off[p]], 0, (size_t)pg->n * sizeof *S->nodes);
@@ -1857,7 +1861,7 @@ static int setup(sim *S, st_error *err) {
          * each offset on), then each offset is where the next node's start */
         {
             int32_t a0 = S->off[p], a1 = S->off[p + 1];
-            if (racc + (a1 - a0) * 2 >= INT32_MAX)
+            if (racc + (nrdeps - nd0) >= INT32_MAX)
                 BAD("too many dependencies");
             for (int32_t g = a0; g < a1; g++) {
                 int32_t c = S->nodes[g].rdep0;
@@ -1892,11 +1896,10 @@ static int setup(sim *S, st_error *err) {
         /* COLLs of groups the rank is not in were rejected above, so kcount is clean */
     }
     S->nodes[total].rdep0 = (int32_t)racc;
-    (void)nrdeps;
     prefault_stop(&pf);
 
     /* the sends and receives are paired on a second thread while this one makes the slots */
-    X = (pairing){S, &P1, rec, tm, &p2ps, np2p, nsend, 0, 0, 0};
+    X = (pairing){.S = S, .P1 = &P1, .rec = rec, .tm = tm, .p2ps = &p2ps, .np2p = np2p, .nsend = nsend};
     X.running = pthread_create(&X.thread, NULL, pair_run, &X) == 0;
     if (!X.running)
         pair_run(&X);
