@@ -863,6 +863,27 @@ static void elim_back(const elim_log *log, const rp *r, int *a) {
  * ST_ENOMEM. */
 static double mm_out(double total, double part) { return isfinite(total) ? total - part : INFINITY; }
 
+/* Stores the rows x cols table P (P[a * cols + b]) as edge e's, in the edge's orientation:
+ * as is, or transposed when the edge runs the other way. Takes P. Returns 0, or ST_ENOMEM with
+ * P freed and the edge's table NULL (the caller frees every edge's table). */
+static int store_edge(double **PMM, int e, double *P, int rows, int cols, int as_is) {
+    free(PMM[e]);
+    PMM[e] = NULL;
+    if (!as_is) {
+        double *T = malloc((size_t)rows * cols * sizeof *T);
+        if (!T) {
+            free(P);
+            return ST_ENOMEM;
+        }
+        for (int a = 0; a < rows; a++)
+            for (int b = 0; b < cols; b++) T[(size_t)b * rows + a] = P[(size_t)a * cols + b];
+        free(P);
+        P = T;
+    }
+    PMM[e] = P;
+    return 0;
+}
+
 static int min_marginals(const rp *r, const elim_log *log, double **MM, double **PMM) {
     double *out = NULL;
     int rc = 0;
@@ -917,22 +938,9 @@ static int min_marginals(const rp *r, const elim_log *log, double **MM, double *
                     for (int a = 0; a < ku; a++) lo = fmin(lo, x->E1[(size_t)a * kv + b] + out[(size_t)a * kw + c]);
                     P2[(size_t)b * kw + c] = x->cv[b] + x->E2[(size_t)b * kw + c] + lo;
                 }
-            /* store P2 in e2's orientation */
-            free(PMM[x->e2]);
-            if (e2->u == v)
-                PMM[x->e2] = P2;
-            else {
-                double *T = malloc((size_t)kv * kw * sizeof *T);
-                if (!T) {
-                    free(P1);
-                    free(P2);
-                    rc = ST_ENOMEM;
-                    goto done;
-                }
-                for (int b = 0; b < kv; b++)
-                    for (int c = 0; c < kw; c++) T[(size_t)c * kv + b] = P2[(size_t)b * kw + c];
-                free(P2);
-                PMM[x->e2] = T;
+            if ((rc = store_edge(PMM, x->e2, P2, kv, kw, e2->u == v))) {
+                free(P1);
+                goto done;
             }
         }
         for (int b = 0; b < kv; b++) {
@@ -940,21 +948,7 @@ static int min_marginals(const rp *r, const elim_log *log, double **MM, double *
             for (int a = 0; a < ku; a++) lo = fmin(lo, P1[(size_t)a * kv + b]);
             MM[v][b] = lo;
         }
-        free(PMM[x->e1]);
-        if (e1->u == u)
-            PMM[x->e1] = P1;
-        else {
-            double *T = malloc((size_t)ku * kv * sizeof *T);
-            if (!T) {
-                free(P1);
-                rc = ST_ENOMEM;
-                goto done;
-            }
-            for (int a = 0; a < ku; a++)
-                for (int b = 0; b < kv; b++) T[(size_t)b * ku + a] = P1[(size_t)a * kv + b];
-            free(P1);
-            PMM[x->e1] = T;
-        }
+        if ((rc = store_edge(PMM, x->e1, P1, ku, kv, e1->u == u))) goto done;
     }
 done:
     free(out);
