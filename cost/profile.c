@@ -19,9 +19,11 @@
  * use as is". */
 #include "jsonutil.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef struct table {
     int kind; /* 0 compute, 1 memory, 2 collective */
@@ -183,6 +185,120 @@ out:
     st_profile_free(p);
     json_decref(root);
     return rc;
+}
+
+/* Shipped profiles (issue 6: profiles measured on real GPUs "are committed under traces/ and can
+ * be chosen by name"). A --profile argument with no '/' that is no existing file is a name: NAME.json
+ * in the first of these folders that has one: each folder of $STRATA_PROFILE_PATH (':'-separated,
+ * as PATH), the installed $(pkgdatadir)/profiles (`make install` copies the traces/ profiles there), and
+ * the source tree's traces/ (a strata run from its build folder). */
+#ifndef ST_PROFILEDIR
+#define ST_PROFILEDIR ""
+#endif
+#ifndef ST_SRC_PROFILEDIR
+#define ST_SRC_PROFILEDIR ""
+#endif
+enum { MAX_DIRS = 32 };
+
+/* The search folders, in order; `buf` holds the copies of $STRATA_PROFILE_PATH's parts. */
+static int profile_dirs(const char **dirs, char *buf, size_t bufn) {
+    int n = 0;
+    const char *env = getenv("STRATA_PROFILE_PATH");
+    if (env && strlen(env) < bufn) {
+        strcpy(buf, env);
+        for (char *s = buf, *colon; s && n < MAX_DIRS - 2; s = colon ? colon + 1 : NULL) {
+            if ((colon = strchr(s, ':'))) *colon = 0;
+            if (*s) dirs[n++] = s;
+        }
+    }
+    if (*ST_PROFILEDIR) dirs[n++] = ST_PROFILEDIR;
+    if (*ST_SRC_PROFILEDIR && strcmp(ST_SRC_PROFILEDIR, ST_PROFILEDIR)) dirs[n++] = ST_SRC_PROFILEDIR;
+    return n;
+}
+
+/* A name is letters, digits, '.', '_' and '-', not starting with '.' (no way out of the folder). */
+static int profile_name_ok(const char *s) {
+    if (!*s || *s == '.' || strlen(s) > 200) return 0;
+    for (; *s; s++)
+        if (!(('a' <= *s && *s <= 'z') || ('A' <= *s && *s <= 'Z') || ('0' <= *s && *s <= '9') || *s == '.' ||
+              *s == '_' || *s == '-'))
+            return 0;
+    return 1;
+}
+
+int st_profile_open(const char *arg, st_profile **out, st_error *err) {
+    struct stat st;
+    if (strchr(arg, '/') || stat(arg, &st) == 0 || !profile_name_ok(arg)) return st_profile_load(arg, out, err);
+    char buf[4096], path[4400];
+    const char *dirs[MAX_DIRS];
+    int nd = profile_dirs(dirs, buf, sizeof buf);
+    size_t len = strlen(arg);
+    int has_ext = len > 5 && !strcmp(arg + len - 5, ".json");
+    for (int i = 0; i < nd; i++) {
+        snprintf(path, sizeof path, "%s/%s%s", dirs[i], arg, has_ext ? "" : ".json");
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) return st_profile_load(path, out, err);
+    }
+    return st_error_set(err, ST_EINVAL, NULL, "profile",
+                        "'%s' is neither an existing file nor a shipped profile (see strata profiles)", arg);
+}
+
+int st_profile_shipped(st_profile_entry **out, size_t *nout, st_error *err) {
+    char buf[4096];
+    const char *dirs[MAX_DIRS];
+    int nd = profile_dirs(dirs, buf, sizeof buf);
+    st_profile_entry *e = NULL;
+    size_t n = 0, cap = 0;
+    for (int i = 0; i < nd; i++) {
+        DIR *d = opendir(dirs[i]);
+        if (!d) continue;
+        for (struct dirent *de; (de = readdir(d));) {
+            size_t len = strlen(de->d_name);
+            if (len <= 5 || strcmp(de->d_name + len - 5, ".json") || !profile_name_ok(de->d_name) ||
+                len - 5 >= sizeof e->name)
+                continue;
+            int dup = 0;
+            for (size_t k = 0; k < n; k++) dup |= strlen(e[k].name) == len - 5 && !strncmp(e[k].name, de->d_name, len - 5);
+            if (dup) continue; /* an earlier folder's profile of that name wins, as st_profile_open finds it */
+            if (n == cap) {
+                st_profile_entry *g = realloc(e, (cap = cap ? 2 * cap : 8) * sizeof *e);
+                if (!g) {
+                    closedir(d);
+                    free(e);
+                    return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+                }
+                e = g;
+            }
+            st_profile_entry *x = &e[n++];
+            memset(x, 0, sizeof *x);
+            snprintf(x->name, sizeof x->name, "%.*s", (int)(len - 5), de->d_name);
+            snprintf(x->path, sizeof x->path, "%s/%s", dirs[i], de->d_name);
+            st_profile *p = NULL;
+            st_error e2;
+            st_error_clear(&e2);
+            if (st_profile_load(x->path, &p, &e2)) {
+                snprintf(x->error, sizeof x->error, "%s", e2.text);
+                continue;
+            }
+            st_profile_free(p);
+            json_t *root = json_load_file(x->path, 0, NULL); /* loaded once already: only the labels */
+            const char *s;
+            if ((s = json_string_value(json_object_get(root, "gpu")))) snprintf(x->gpu, sizeof x->gpu, "%s", s);
+            if ((s = json_string_value(json_object_get(root, "date")))) snprintf(x->date, sizeof x->date, "%s", s);
+            if ((s = json_string_value(json_object_get(root, "source"))))
+                snprintf(x->source, sizeof x->source, "%s", s);
+            json_decref(root);
+        }
+        closedir(d);
+    }
+    for (size_t i = 1; i < n; i++) /* by name: readdir's order is the file system's */
+        for (size_t j = i; j > 0 && strcmp(e[j - 1].name, e[j].name) > 0; j--) {
+            st_profile_entry t = e[j];
+            e[j] = e[j - 1];
+            e[j - 1] = t;
+        }
+    *out = e;
+    *nout = n;
+    return 0;
 }
 
 static double interp(const table *t, double x) {

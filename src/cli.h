@@ -27,6 +27,7 @@ int st_cmd_estimate(int argc, char **argv, st_error *err);
 int st_cmd_plan(int argc, char **argv, st_error *err);
 int st_cmd_models(int argc, char **argv, st_error *err);
 int st_cmd_clusters(int argc, char **argv, st_error *err);
+int st_cmd_profiles(int argc, char **argv, st_error *err);
 int st_cmd_compare(int argc, char **argv, st_error *err);
 int st_cmd_plot(int argc, char **argv, st_error *err);
 int st_cmd_sim(int argc, char **argv, st_error *err);

@@ -28,7 +28,8 @@ static const char help_text[] =
     "  --price-per-gpu-hour P,...\n"
     "                    one price per cluster, in --clusters order (currency units per GPU-hour):\n"
     "                    adds the cost to train (hours x GPUs x price) and tokens per currency unit\n"
-    "  --profile F       calibration profile, applied to the clusters with the profile's GPU\n"
+    "  --profile F       calibration profile (file or shipped name, strata profiles), applied to the\n"
+    "                    clusters with the profile's GPU\n"
     "  --json            one JSON object: {\"model\", \"tokens\", \"results\": [...], ...}\n"
     "\n"
     "Columns: time_s is one iteration, mem_GiB the peak of the busiest stage, headroom_GiB the GPU\n"
@@ -159,7 +160,7 @@ int st_cmd_compare(int argc, char **argv, st_error *err) {
         goto out;
     }
     if ((rc = st_model_resolve(model_arg, &m, err))) goto out;
-    if (profile_arg && (rc = st_profile_load(profile_arg, &prof, err))) goto out;
+    if (profile_arg && (rc = st_profile_open(profile_arg, &prof, err))) goto out;
 
     if ((rc = st_compare_run(&m, clusters, nclusters, gpus_arg ? gpus : NULL, ngpus, prices_arg ? prices : NULL, &so,
                              tokens, prof, &rows, &nrows, err)))

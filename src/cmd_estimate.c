@@ -60,7 +60,8 @@ static const char help_text[] =
     "  --gpus N      size a cluster to N GPUs (N / gpus_per_node nodes)\n"
     "  --plan P      inline spec 'tp=8,pp=8,mbs=1,gbs=512,...' or plan JSON (strata plan --out); an\n"
     "                operator-level plan (strata plan --search ilp --out) is priced operator by operator\n"
-    "  --profile F   calibration profile replacing the default efficiency curves\n"
+    "  --profile F   calibration profile replacing the default efficiency curves: a file, or the name\n"
+    "                of a shipped one (strata profiles)\n"
     "  --ops         also list what each operator of a block costs (time, TFLOP/s, bound, collective)\n"
     "  --json        one JSON object on stdout\n"
     "\n"
@@ -111,7 +112,7 @@ int st_cmd_estimate(int argc, char **argv, st_error *err) {
     if (gpus_arg && (rc = st_cli_int("gpus", gpus_arg, 1, ST_MAX_GPUS, &gpus, err))) goto out;
     if ((rc = st_model_resolve(model_arg, &m, err))) goto out;
     if ((rc = st_cluster_resolve(cluster_arg, gpus, &c, err))) goto out;
-    if (profile_arg && (rc = st_profile_load(profile_arg, &prof, err))) goto out;
+    if (profile_arg && (rc = st_profile_open(profile_arg, &prof, err))) goto out;
     /* a profile measured on another GPU type is scaled to this cluster's (said once the input is good) */
     char pnote[512] = "";
     if (prof && (rc = st_profile_retarget(prof, &c.gpu, pnote, sizeof pnote, err)) < 0) goto out;

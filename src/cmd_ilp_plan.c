@@ -50,7 +50,7 @@ static int load_all(const st_ilp_cmd *a, const char *cmd, loaded *L, st_error *e
         L->name = L->custom.name;
     }
     if ((rc = st_cluster_resolve(a->cluster_arg, gpus, &L->c, err))) return rc;
-    if (a->profile_arg && (rc = st_profile_load(a->profile_arg, &L->prof, err))) return rc;
+    if (a->profile_arg && (rc = st_profile_open(a->profile_arg, &L->prof, err))) return rc;
     char pnote[512] = "";
     if (L->prof && (rc = st_profile_retarget(L->prof, &L->c.gpu, pnote, sizeof pnote, err)) < 0) return rc;
     if ((rc = st_autoshard_load(a->plan_arg, L->have_model ? &L->m : NULL, L->have_custom ? &L->custom : NULL, &L->c,

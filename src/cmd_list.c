@@ -1,6 +1,10 @@
 /* cmd_list.c: `strata models` and `strata clusters`: the presets, with parameter counts computed
- * from the operator graph (never typed in) and the spec numbers each cluster preset carries. */
+ * from the operator graph (never typed in) and the spec numbers each cluster preset carries;
+ * `strata profiles`: the shipped calibration profiles --profile can name. */
 #include "cli.h"
+#include "jsonutil.h"
+
+#include <stdlib.h>
 
 #include <string.h>
 
@@ -61,5 +65,49 @@ int st_cmd_clusters(int argc, char **argv, st_error *err) {
                g->hbm_bytes_per_s / 1e9, g->peak_flops[ST_DT_BF16] / 1e12, g->peak_flops[ST_DT_FP8] / 1e12,
                g->peak_flops[ST_DT_FP32] / 1e12, g->gemm_efficiency, g->source);
     }
+    return 0;
+}
+
+int st_cmd_profiles(int argc, char **argv, st_error *err) {
+    int json = 0, help = 0;
+    st_cli_opt opts[] = {{"json", NULL, &json}, {"help", NULL, &help}, {NULL, NULL, NULL}};
+    int rc = st_cli_parse(argc, argv, opts, NULL, err);
+    if (rc) return rc;
+    if (help) {
+        puts("usage: strata profiles [--json]\n\nLists the shipped calibration profiles, which --profile takes by name:\n"
+             "NAME.json in each folder of $STRATA_PROFILE_PATH (':'-separated), then in the installed\n"
+             "profiles folder, then in the source tree's traces/. The first folder with a name wins.");
+        return 0;
+    }
+    st_profile_entry *e;
+    size_t n;
+    if ((rc = st_profile_shipped(&e, &n, err))) return rc;
+    if (json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; arr && i < n; i++) {
+            json_t *o = e[i].error[0] ? json_pack("{s:s, s:s, s:s}", "name", e[i].name, "path", e[i].path, "error",
+                                                  e[i].error)
+                                      : json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", e[i].name, "path", e[i].path,
+                                                  "gpu", e[i].gpu, "date", e[i].date, "source", e[i].source);
+            if (!o || json_array_append_new(arr, o)) {
+                json_decref(arr);
+                arr = NULL;
+            }
+        }
+        json_t *root = arr ? json_pack("{s:o}", "profiles", arr) : NULL;
+        free(e);
+        return st__json_print(stdout, root, err);
+    }
+    if (n == 0)
+        puts("no shipped profiles (profiles measured on a GPU go under traces/; STRATA_PROFILE_PATH adds folders)");
+    else
+        printf("%-24s %-14s %-20s %s\n", "name", "gpu", "date", "source / path");
+    for (size_t i = 0; i < n; i++) {
+        if (e[i].error[0])
+            printf("%-24s %-14s %-20s %s: does not load: %s\n", e[i].name, "-", "-", e[i].path, e[i].error);
+        else
+            printf("%-24s %-14s %-20s %s (%s)\n", e[i].name, e[i].gpu, e[i].date, e[i].source, e[i].path);
+    }
+    free(e);
     return 0;
 }

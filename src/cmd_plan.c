@@ -124,7 +124,7 @@ int st_cmd_plan(int argc, char **argv, st_error *err) {
     }
     if ((rc = st_model_resolve(model_arg, &m, err))) goto out;
     if ((rc = st_cluster_resolve(cluster_arg, so.gpus, &c, err))) goto out;
-    if (profile_arg && (rc = st_profile_load(profile_arg, &prof, err))) goto out;
+    if (profile_arg && (rc = st_profile_open(profile_arg, &prof, err))) goto out;
     /* a profile measured on another GPU type is scaled to this cluster's (said once the input is good) */
     char pnote[512] = "";
     if (prof && (rc = st_profile_retarget(prof, &c.gpu, pnote, sizeof pnote, err)) < 0) goto out;

@@ -115,7 +115,7 @@ int st__cmd_plan_ilp(int argc, char **argv, st_error *err) {
         have_custom = 1;
     }
     if ((rc = st_cluster_resolve(cluster_arg, o.gpus, &c, err))) goto out;
-    if (profile_arg && (rc = st_profile_load(profile_arg, &prof, err))) goto out;
+    if (profile_arg && (rc = st_profile_open(profile_arg, &prof, err))) goto out;
     char pnote[512] = "";
     if (prof && (rc = st_profile_retarget(prof, &c.gpu, pnote, sizeof pnote, err)) < 0) goto out;
     if (model_arg && o.mbs > 0 && o.gbs % o.mbs) {

@@ -73,7 +73,7 @@ int st_cmd_sim(int argc, char **argv, st_error *err) {
     if (gpus_arg && (rc = st_cli_int("gpus", gpus_arg, 1, ST_MAX_GPUS, &gpus, err))) goto done;
     if ((rc = st_model_resolve(model_arg, &m, err))) goto done;
     if ((rc = st_cluster_resolve(cluster_arg, gpus, &c, err))) goto done;
-    if (profile_arg && (rc = st_profile_load(profile_arg, &prof, err))) goto done;
+    if (profile_arg && (rc = st_profile_open(profile_arg, &prof, err))) goto done;
     char pnote[512] = "";
     if (prof && (rc = st_profile_retarget(prof, &c.gpu, pnote, sizeof pnote, err)) < 0) goto done;
     rc = 0;

@@ -20,6 +20,7 @@ static const char usage[] =
     "  profile    a calibration profile (--profile) from microbenchmarks on this machine's GPUs\n"
     "  models     list the model presets\n"
     "  clusters   list the cluster and GPU presets\n"
+    "  profiles   list the shipped calibration profiles (--profile NAME)\n"
     "\n"
     "Run 'strata COMMAND --help' for a command's options. Exit status: 0 success, 1 no feasible plan\n"
     "or the plan does not fit, 2 bad input or usage.\n";
@@ -49,7 +50,8 @@ int main(int argc, char **argv) {
                 {"calibrate", st_cmd_calibrate},
                 {"profile", st_cmd_profile},
                 {"models", st_cmd_models},
-                {"clusters", st_cmd_clusters}};
+                {"clusters", st_cmd_clusters},
+                {"profiles", st_cmd_profiles}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         if (strcmp(cmd, cmds[i].name)) continue;
         st_error err;

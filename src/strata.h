@@ -314,6 +314,14 @@ int st_plan_save(const st_plan *p, const st_model *m, const st_cluster *c, const
 /* A calibration profile: measured throughput tables (cost/profile.c, format in README). */
 typedef struct st_profile st_profile;
 int st_profile_load(const char *path, st_profile **out, st_error *err); /* new; st_profile_free */
+/* What --profile takes: a file, or the name of a shipped profile (NAME.json in $STRATA_PROFILE_PATH's
+ * folders, the installed $(pkgdatadir)/profiles, or the source tree's traces/). */
+int st_profile_open(const char *arg, st_profile **out, st_error *err);
+/* The shipped profiles, sorted by name (free() the array); a file that does not load has `error` set. */
+typedef struct st_profile_entry {
+    char name[64], path[512], gpu[48], date[64], source[256], error[512];
+} st_profile_entry;
+int st_profile_shipped(st_profile_entry **out, size_t *n, st_error *err);
 void st_profile_free(st_profile *p);
 /* Achieved FLOP/s for a kernel of this class and dtype doing `flops`; 0 when the table is silent. */
 double st_profile_flops_per_s(const st_profile *p, st_opclass cls, st_dtype dt, double flops);

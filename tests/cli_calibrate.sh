@@ -7,6 +7,8 @@
 #   - `strata estimate --profile` takes the profile: on A100s as is (no note) and with an
 #     iteration time other than the default curves'; on H100s scaled, with exactly one note line
 #     on stderr; `strata plan --profile` says the same;
+#   - a profile in a folder of $STRATA_PROFILE_PATH is listed by `strata profiles` and taken by
+#     name (--profile NAME) as by path; an unknown name exits 2 with one line;
 #   - a profile for a GPU that is no preset (calibrate --gpu mygpu) cannot be scaled: exit 2, one
 #     line naming key 'gpu';
 #   - bad input (missing, truncated, malformed, foreign or kernel-less traces, unknown GPU, bad
@@ -108,6 +110,40 @@ if [ $rc -eq 0 ] && [ "$(nlines "$T/err")" -eq 1 ] && grep -qF "strata plan: not
 else
 	nok "plan --profile (H100)" "exit $rc; expected exit 0 and one note line on stderr"
 fi
+
+# --profile NAME: a profile in a folder of $STRATA_PROFILE_PATH (as under traces/), by its file name
+mkdir -p "$T/shipped" && cp "$T/p.json" "$T/shipped/a100-test.json"
+STRATA_PROFILE_PATH="$T/shipped"
+export STRATA_PROFILE_PATH
+run profiles
+if [ $rc -eq 0 ] && [ ! -s "$T/err" ] && grep -q "^a100-test  *a100-sxm-80g .*($T/shipped/a100-test.json)\$" "$T/out"; then
+	ok "profiles lists the shipped profile with its GPU and path"
+else
+	nok "profiles" "exit $rc; expected a line for a100-test"
+fi
+run $EST --cluster dgx-h100 --profile a100-test
+t_named=$(iter)
+if [ $rc -eq 0 ] && [ "$t_named" = "$t_h100p" ] && grep -qF "$note" "$T/err"; then
+	ok "estimate --profile a100-test: the shipped profile by name, as by path ($t_named s)"
+else
+	nok "estimate --profile a100-test" "exit $rc, iteration '$t_named' vs '$t_h100p' by path"
+fi
+run sim --model llama2-7b --gpus 8 --plan tp=8 --cluster dgx-a100-80g --profile a100-test
+if [ $rc -eq 0 ] && [ ! -s "$T/err" ]; then ok "sim --profile a100-test"; else nok "sim --profile a100-test" "exit $rc"; fi
+run $EST --cluster dgx-a100-80g --profile a100-nope
+if [ $rc -eq 2 ] && [ ! -s "$T/out" ] && [ "$(nlines "$T/err")" -eq 1 ] && grep -q "key 'profile': 'a100-nope' is neither an existing file nor a shipped profile" "$T/err"; then
+	ok "an unknown profile name: exit 2, one line ($(cat "$T/err"))"
+else
+	nok "estimate --profile a100-nope" "exit $rc; expected 2, one line naming key 'profile'"
+fi
+STRATA_PROFILE_PATH="$T/nowhere"
+run profiles --json
+if [ $rc -eq 0 ] && ! grep -q "a100-test" "$T/out" && grep -q '"profiles"' "$T/out"; then
+	ok "profiles --json without the folder: no a100-test"
+else
+	nok "profiles --json" "exit $rc"
+fi
+unset STRATA_PROFILE_PATH
 
 run calibrate --kineto "$D/small.json" --out "$T/mygpu.json" --gpu mygpu
 if [ $rc -eq 0 ] && [ "$(nlines "$T/err")" -eq 1 ] && grep -q "not a GPU preset" "$T/err" && grep -q '"gpu": "mygpu"' "$T/mygpu.json"; then

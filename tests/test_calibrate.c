@@ -15,6 +15,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef SRCDIR
@@ -1083,6 +1084,97 @@ END_TEST
 START_TEST(test_prof_info) { ck_assert_ptr_nonnull(strstr(st__prof_build_info(), "built with")); }
 END_TEST
 
+/* --profile NAME (issue 6: shipped profiles "can be chosen by name"): NAME.json in the folders of
+ * $STRATA_PROFILE_PATH, the first folder with the name winning; a path or an unknown name errs. */
+static void mkprofile(const char *dir, const char *name, const char *gpu, double tflops) {
+    char path[600], text[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int n = snprintf(text, sizeof text,
+                     "{\"strata_profile\": 1, \"gpu\": \"%s\", \"source\": \"test %s\", \"date\": \"2026-11-22\","
+                     " \"compute\": [{\"class\": \"gemm\", \"dtype\": \"bf16\", \"points\": [[1e9, %g], [1e12, %g]]}]}",
+                     gpu, name, tflops, tflops);
+    write_file(path, text, (size_t)n);
+}
+
+START_TEST(test_profile_by_name) {
+    char a[300], b[300];
+    snprintf(a, sizeof a, "%s/a", tmpdir);
+    snprintf(b, sizeof b, "%s/b", tmpdir);
+    ck_assert_int_eq(mkdir(a, 0700), 0);
+    ck_assert_int_eq(mkdir(b, 0700), 0);
+    mkprofile(a, "x.json", "a100-sxm-80g", 100);
+    mkprofile(b, "x.json", "h100-sxm-80g", 300);
+    mkprofile(b, "y.json", "h100-sxm-80g", 400);
+    mkprofile(b, ".hidden.json", "h100-sxm-80g", 1);
+    mkprofile(b, "z.txt", "h100-sxm-80g", 1);
+    char broken[320];
+    snprintf(broken, sizeof broken, "%s/broken.json", b);
+    write_file(broken, "{\"strata_profile\": 1,", 21);
+    char env[700];
+    snprintf(env, sizeof env, "%s::%s", a, b); /* an empty part is skipped, as in PATH */
+    ck_assert_int_eq(setenv("STRATA_PROFILE_PATH", env, 1), 0);
+
+    st_profile *p = NULL;
+    st_error err;
+    st_error_clear(&err);
+    ck_assert_msg(st_profile_open("x", &p, &err) == 0, "%s", err.text);
+    ck_assert_str_eq(st_profile_gpu(p), "a100-sxm-80g"); /* a/ comes first */
+    ck_assert_double_eq_tol(st_profile_flops_per_s(p, ST_OPC_GEMM, ST_DT_BF16, 1e10), 100e12, 1e3);
+    st_profile_free(p);
+    ck_assert_msg(st_profile_open("x.json", &p, &err) == 0, "%s", err.text);
+    ck_assert_str_eq(st_profile_gpu(p), "a100-sxm-80g");
+    st_profile_free(p);
+    ck_assert_msg(st_profile_open("y", &p, &err) == 0, "%s", err.text);
+    ck_assert_double_eq_tol(st_profile_flops_per_s(p, ST_OPC_GEMM, ST_DT_BF16, 1e10), 400e12, 1e3);
+    st_profile_free(p);
+
+    p = NULL;
+    ck_assert_int_eq(st_profile_open("nope", &p, &err), ST_EINVAL);
+    ck_assert_ptr_null(p);
+    ck_assert_str_eq(err.key, "profile");
+    ck_assert_ptr_nonnull(strstr(err.text, "'nope'"));
+    st_error_clear(&err);
+    ck_assert_int_eq(st_profile_open(".hidden", &p, &err) < 0, 1); /* no name starts with '.' */
+    ck_assert_ptr_null(p);
+    st_error_clear(&err);
+    ck_assert_int_eq(st_profile_open("broken", &p, &err), ST_EINVAL); /* found, then refused: says the file */
+    ck_assert_ptr_nonnull(strstr(err.file, "broken.json"));
+    st_error_clear(&err);
+    ck_assert_int_lt(st_profile_open("b/y", &p, &err), 0); /* a path is a path, never a name */
+    ck_assert_ptr_null(p);
+
+    st_profile_entry *e;
+    size_t n;
+    ck_assert_int_eq(st_profile_shipped(&e, &n, &err), 0);
+    const char *want[] = {"broken", "x", "y"};
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(e[i].path, tmpdir, strlen(tmpdir))) continue; /* the installed and source ones */
+        ck_assert_uint_lt(k, 3);
+        ck_assert_str_eq(e[i].name, want[k]);
+        if (k == 0) ck_assert_uint_gt(strlen(e[i].error), 0);
+        if (k == 1) {
+            ck_assert_ptr_nonnull(strstr(e[i].path, "/a/x.json")); /* the one --profile x reads */
+            ck_assert_str_eq(e[i].gpu, "a100-sxm-80g");
+            ck_assert_str_eq(e[i].date, "2026-11-22");
+            ck_assert_str_eq(e[i].error, "");
+        }
+        k++;
+    }
+    ck_assert_uint_eq(k, 3);
+    free(e);
+    unsetenv("STRATA_PROFILE_PATH");
+    static const char *const files[] = {"a/x.json", "b/x.json", "b/y.json", "b/.hidden.json", "b/z.txt", "b/broken.json"};
+    char path[600];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", tmpdir, files[i]);
+        unlink(path);
+    }
+    rmdir(a);
+    rmdir(b);
+}
+END_TEST
+
 Suite *suite_calibrate(void) {
     Suite *s = suite_create("calibrate");
     TCase *tc = tcase_create("kineto");
@@ -1109,6 +1201,7 @@ Suite *suite_calibrate(void) {
     tcase_add_test(tc, test_retarget_same_gpu);
     tcase_add_test(tc, test_retarget_drops_missing_dtype);
     tcase_add_test(tc, test_retarget_unknown_gpu);
+    tcase_add_test(tc, test_profile_by_name);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("profile");
