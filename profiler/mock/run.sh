@@ -15,8 +15,9 @@
 # layouts, NCCL over 2 and 8 GPUs, plan shapes, the memory and time caps), and that what it writes
 # loads with `strata estimate --profile`. What it cannot check: real timings, CUPTI's real
 # behaviour, kernels' correctness. --full adds the full grid (half a minute, ~4 GiB of memory).
-# Not part of `make check`: the fakes must match the CUDA the strata was built with, and replacing
-# libcudart relies on GNU ld and glibc. Exit 0 when every check passes, 1 otherwise.
+# `make check` runs it (tests/profile_mock.sh) with the CUDA strata was configured with, which the
+# fakes must match. Replacing libcudart relies on GNU ld and glibc. Exit 0 when every check passes,
+# 1 otherwise, 99 when the fakes do not build.
 set -u
 full=0
 if [ "${1:-}" = --full ]; then
