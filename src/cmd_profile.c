@@ -33,20 +33,32 @@ static const char help_text[] =
     "\n"
     "Exit status: 0 success, 2 bad input, no CUDA GPU, or a build without CUDA (nothing is written).\n";
 
-/* A file can be created next to `path` (the atomic write puts its temporary there). */
-static int check_writable(const char *path, st_error *err) {
-    if (!strcmp(path, "-")) return 0;
+/* `path` can be replaced (st__out_target) and a file created next to it (the atomic write puts its
+ * temporary there): asked before anything is measured. */
+static int check_writable(const char *arg, st_error *err) {
+    if (!strcmp(arg, "-")) return 0;
+    char *target = st__out_target(arg, err);
+    if (!target) return err->code;
+    int rc = 0;
+    const char *path = target;
     char tmp[4096];
     const char *slash = strrchr(path, '/');
     int dirlen = slash ? (int)(slash - path) : 0;
-    if (snprintf(tmp, sizeof tmp, "%.*s%s.strata-profile-XXXXXX", dirlen, path, slash ? "/" : "") >= (int)sizeof tmp)
-        return st_error_set(err, ST_EIO, path, NULL, "the path is too long");
+    if (snprintf(tmp, sizeof tmp, "%.*s%s.strata-profile-XXXXXX", dirlen, path, slash ? "/" : "") >= (int)sizeof tmp) {
+        rc = st_error_set(err, ST_EIO, arg, NULL, "the path is too long");
+        goto out;
+    }
     if (slash && dirlen == 0) snprintf(tmp, sizeof tmp, "/.strata-profile-XXXXXX");
     int fd = mkstemp(tmp);
-    if (fd < 0) return st_error_set(err, ST_EIO, path, NULL, "cannot write there: %s", strerror(errno));
+    if (fd < 0) {
+        rc = st_error_set(err, ST_EIO, arg, NULL, "cannot write there: %s", strerror(errno));
+        goto out;
+    }
     close(fd);
     unlink(tmp);
-    return 0;
+out:
+    free(target);
+    return rc;
 }
 
 /* The plan's per-rank shapes. Without --cluster, the plan is finalized on as many H100 nodes as it

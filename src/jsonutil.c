@@ -13,6 +13,7 @@
  * - st__json_hash is FNV-1a 64 (Fowler, Noll, Vo; offset basis 0xcbf29ce484222325, prime
  *   0x100000001b3) over the compact dump with sorted keys, so key order does not change it.
  */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include "jsonutil.h"
 
 #include <errno.h>
@@ -195,9 +196,41 @@ static int write_all(FILE *f, const char *buf, size_t n) {
     return 0;
 }
 
+char *st__out_target(const char *path, st_error *err) {
+    struct stat st;
+    char *target = NULL;
+    if (lstat(path, &st) != 0) {
+        if (errno != ENOENT) {
+            st_error_set(err, ST_EIO, path, NULL, "cannot write: %s", strerror(errno));
+            return NULL;
+        }
+        target = strdup(path); /* a new file */
+    } else if (S_ISLNK(st.st_mode)) {
+        if (!(target = realpath(path, NULL)) || stat(target, &st) != 0) {
+            st_error_set(err, ST_EIO, path, NULL, "a symbolic link to a missing file; name the file itself");
+            free(target);
+            return NULL;
+        }
+    } else {
+        target = strdup(path);
+    }
+    if (!target) {
+        st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
+        return NULL;
+    }
+    if (stat(target, &st) == 0 && !S_ISREG(st.st_mode)) {
+        st_error_set(err, ST_EIO, path, NULL, "%s, not a regular file: strata replaces the file it writes (- is standard output)",
+                     S_ISDIR(st.st_mode) ? "a folder" : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                     : S_ISFIFO(st.st_mode) ? "a FIFO" : "a special file");
+        free(target);
+        return NULL;
+    }
+    return target;
+}
+
 int st__json_write_file(const json_t *root, const char *path, st_error *err) {
     int rc = 0, fd = -1;
-    char *text = NULL, *tmp = NULL;
+    char *text = NULL, *tmp = NULL, *target = NULL;
     FILE *f = NULL;
     size_t len;
     mode_t mask;
@@ -217,12 +250,16 @@ int st__json_write_file(const json_t *root, const char *path, st_error *err) {
             rc = st_error_set(err, ST_EIO, "-", NULL, "cannot write to standard output: %s", strerror(errno));
         goto out;
     }
-    tmp = malloc(strlen(path) + sizeof ".tmp.XXXXXX");
+    if (!(target = st__out_target(path, err))) {
+        rc = err ? err->code : ST_EIO;
+        goto out;
+    }
+    tmp = malloc(strlen(target) + sizeof ".tmp.XXXXXX");
     if (!tmp) {
         rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
         goto out;
     }
-    strcpy(tmp, path);
+    strcpy(tmp, target);
     strcat(tmp, ".tmp.XXXXXX");
     fd = mkstemp(tmp);
     if (fd < 0) {
@@ -251,7 +288,7 @@ int st__json_write_file(const json_t *root, const char *path, st_error *err) {
         goto out;
     }
     f = NULL;
-    if (rename(tmp, path) != 0) {
+    if (rename(tmp, target) != 0) {
         rc = st_error_set(err, ST_EIO, path, NULL, "cannot replace file: %s", strerror(errno));
         goto out;
     }
@@ -264,6 +301,7 @@ out:
         unlink(tmp);
         free(tmp);
     }
+    free(target);
     free(text);
     return rc;
 }

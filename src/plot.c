@@ -1339,15 +1339,21 @@ int st_plot_write_script(FILE *f, const st_plot_data *d, const st_plot_opts *o, 
 
 /* Writes text to path through "<path>.tmp.XXXXXX" and rename(2). */
 static int write_atomic(const char *path, const char *text, size_t len, st_error *err) {
-    size_t n = strlen(path) + sizeof ".tmp.XXXXXX";
+    char *target = st__out_target(path, err);
+    if (!target) return err ? err->code : ST_EIO;
+    size_t n = strlen(target) + sizeof ".tmp.XXXXXX";
     char *tmp = malloc(n);
     int rc = 0, fd;
     FILE *f = NULL;
-    if (!tmp) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
-    snprintf(tmp, n, "%s.tmp.XXXXXX", path);
+    if (!tmp) {
+        free(target);
+        return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    }
+    snprintf(tmp, n, "%s.tmp.XXXXXX", target);
     if ((fd = mkstemp(tmp)) < 0) {
         rc = st_error_set(err, ST_EIO, path, NULL, "cannot create a temporary file beside it: %s", strerror(errno));
         free(tmp);
+        free(target);
         return rc;
     }
     mode_t mask = umask(0);
@@ -1367,10 +1373,11 @@ static int write_atomic(const char *path, const char *text, size_t len, st_error
         rc = st_error_set(err, ST_EIO, path, NULL, "cannot write: %s", strerror(errno));
         goto out;
     }
-    if (rename(tmp, path) != 0) rc = st_error_set(err, ST_EIO, path, NULL, "cannot replace: %s", strerror(errno));
+    if (rename(tmp, target) != 0) rc = st_error_set(err, ST_EIO, path, NULL, "cannot replace: %s", strerror(errno));
 out:
     if (rc) unlink(tmp);
     free(tmp);
+    free(target);
     return rc;
 }
 
@@ -1526,7 +1533,7 @@ static char *gp_single_quoted(const char *s) {
 static int run_gnuplot(const st_plot_opts *o, const char *gp, const char *dat, st_error *err) {
     const char *cands[3];
     int nc = 0, rc = 0;
-    char *tmp = NULL, *assign = NULL, *quoted = NULL, *output = NULL;
+    char *tmp = NULL, *assign = NULL, *quoted = NULL, *output = NULL, *target = NULL;
     const char *env = getenv("STRATA_GNUPLOT");
     if (o->gnuplot)
         cands[nc++] = o->gnuplot;
@@ -1539,12 +1546,16 @@ static int run_gnuplot(const st_plot_opts *o, const char *gp, const char *dat, s
         cands[nc++] = "gnuplot";
     }
 
-    size_t n = strlen(o->out) + sizeof ".tmp.XXXXXX";
+    if (!(target = st__out_target(o->out, err))) {
+        rc = err ? err->code : ST_EIO;
+        goto out;
+    }
+    size_t n = strlen(target) + sizeof ".tmp.XXXXXX";
     if (!(tmp = malloc(n))) {
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
         goto out;
     }
-    snprintf(tmp, n, "%s.tmp.XXXXXX", o->out);
+    snprintf(tmp, n, "%s.tmp.XXXXXX", target);
     int fd = mkstemp(tmp);
     if (fd < 0) {
         rc = st_error_set(err, ST_EIO, o->out, NULL, "cannot create a temporary file beside it: %s", strerror(errno));
@@ -1602,7 +1613,7 @@ static int run_gnuplot(const st_plot_opts *o, const char *gp, const char *dat, s
         rc = st_error_set(err, ST_EIO, NULL, NULL, "gnuplot drew nothing from %s", gp);
         goto out;
     }
-    if (rename(tmp, o->out) != 0) {
+    if (rename(tmp, target) != 0) {
         rc = st_error_set(err, ST_EIO, o->out, NULL, "cannot replace: %s", strerror(errno));
         goto out;
     }
@@ -1611,6 +1622,7 @@ static int run_gnuplot(const st_plot_opts *o, const char *gp, const char *dat, s
 out:
     if (tmp) unlink(tmp);
     free(tmp);
+    free(target);
     free(quoted);
     free(assign);
     free(output);

@@ -309,6 +309,12 @@ int st_plan_origin_note(const st_plan *p, const st_model *m, const st_cluster *c
 /* Writes the plan JSON atomically (temp file + rename). */
 int st_plan_save(const st_plan *p, const st_model *m, const st_cluster *c, const char *path, st_error *err);
 
+/* The file an atomic write (temp file + rename) of `path` replaces: `path`, or for a symbolic link
+ * the file it points to (the link stays a link). An existing target that is no regular file (a
+ * device, a FIFO, a folder) is refused: rename(2) would replace it rather than write into it (as
+ * root, --out /dev/full replaced the device). New string (free()), or NULL with err set. */
+char *st__out_target(const char *path, st_error *err);
+
 /* ------------------------------------------------------- calibration */
 
 /* A calibration profile: measured throughput tables (cost/profile.c, format in README). */

@@ -256,6 +256,26 @@ else
 	nok "--emit failure with --out" "${why:-files left: $(ls -A "$T/o3" | tr '\n' ' ')}"
 fi
 
+# --out and --trace replace a file through rename(2): a device or FIFO there must be refused (as
+# root, rename once replaced /dev/full), and a symbolic link must stay a link to the new file
+mkdir "$T/o4"
+if mkfifo "$T/o4/fifo" 2>/dev/null; then
+	bad "--out naming a FIFO" "a FIFO, not a regular file" $OKPLAN --out "$T/o4/fifo"
+	bad "sim --trace naming a FIFO" "a FIFO, not a regular file" sim --model llama2-7b --cluster dgx-a100-80g --gpus 8 --plan tp=8 --trace "$T/o4/fifo"
+	if [ -p "$T/o4/fifo" ] && [ "$(ls -A "$T/o4")" = fifo ]; then ok "  ... the FIFO is still a FIFO, nothing left beside it"; else nok "--out FIFO" "$(ls -lA "$T/o4")"; fi
+	rm -f "$T/o4/fifo"
+fi
+echo old >"$T/o4/real.json"
+ln -s real.json "$T/o4/link.json"
+run $OKPLAN --out "$T/o4/link.json"
+if [ $rc -eq 0 ] && [ -L "$T/o4/link.json" ] && grep -q '"strata-plan"' "$T/o4/real.json" && [ "$(ls -A "$T/o4" | tr '\n' ' ')" = "link.json real.json " ]; then
+	ok "--out through a symbolic link: the link stays, its file gets the plan"
+else
+	nok "--out through a symbolic link" "exit $rc; $(ls -lA "$T/o4" | tr '\n' ' ')"
+fi
+ln -s missing.json "$T/o4/dangling.json"
+bad "--out naming a dangling symbolic link" "a symbolic link to a missing file" $OKPLAN --out "$T/o4/dangling.json"
+
 
 echo "# --- a failed write to stdout is an error, not a silent success"
 # BUG checks: today every command exits 0 when stdout cannot be written (the result is lost, and a

@@ -1332,18 +1332,25 @@ START_TEST(trace_errors_leave_nothing) {
     ck_assert_ptr_null(st_trace_open("", &err));
     ck_assert_int_eq(st_trace_close(NULL, &err), 0);
 
-    /* a rename that fails (the target is a non-empty directory) removes the temporary file */
+    /* a folder there is refused when the trace is opened (st__out_target) */
     char dir[] = "/tmp/strata-sim-XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(dir));
+    st_error_clear(&err);
+    ck_assert_ptr_null(st_trace_open(dir, &err));
+    ck_assert_int_eq(err.code, ST_EIO);
+    ck_assert_ptr_nonnull(strstr(err.text, "a folder"));
+
+    /* a rename that fails (the target became a non-empty directory meanwhile) removes the
+     * temporary file */
     char target[64], inner[80];
     snprintf(target, sizeof target, "%s/t.json", dir);
     snprintf(inner, sizeof inner, "%s/t.json/keep", dir);
+    st_trace *tr = st_trace_open(target, &err);
+    ck_assert_ptr_nonnull(tr);
     ck_assert_int_eq(mkdir(target, 0700), 0);
     FILE *f = fopen(inner, "w");
     ck_assert_ptr_nonnull(f);
     fclose(f);
-    st_trace *tr = st_trace_open(target, &err);
-    ck_assert_ptr_nonnull(tr);
     st_trace_span(tr, 0, 0, 0, 1, "fwd", "fwd", 0, 0);
     ck_assert_int_eq(st_trace_close(tr, &err), ST_EIO);
     unlink(inner);

@@ -249,9 +249,12 @@ st_trace *st_trace_open(const char *path, st_error *err) {
     if (strcmp(path, "-") == 0) {
         t->f = stdout;
     } else {
-        if (!(t->tmp = malloc(strlen(path) + sizeof ".tmp.XXXXXX")))
+        free(t->path); /* renamed onto: a link's file, and never a device (st__out_target) */
+        if (!(t->path = st__out_target(path, err)))
+            goto fail;
+        if (!(t->tmp = malloc(strlen(t->path) + sizeof ".tmp.XXXXXX")))
             goto nomem;
-        strcpy(t->tmp, path);
+        strcpy(t->tmp, t->path);
         strcat(t->tmp, ".tmp.XXXXXX");
         fd = mkstemp(t->tmp);
         if (fd < 0) {
