@@ -55,6 +55,32 @@ void st_profile_free(st_profile *p) {
 
 const char *st_profile_gpu(const st_profile *p) { return p->gpu; }
 
+st_profile *st_profile_copy(const st_profile *p) {
+    st_profile *c = malloc(sizeof *c);
+    if (!c) return NULL;
+    *c = *p;
+    c->t = calloc((size_t)(p->n > 0 ? p->n : 1), sizeof *c->t);
+    int ok = c->t != NULL;
+    for (int i = 0; ok && i < p->n; i++) {
+        c->t[i] = p->t[i];
+        c->t[i].x = malloc((size_t)p->t[i].n * sizeof(double) + 1);
+        c->t[i].y = malloc((size_t)p->t[i].n * sizeof(double) + 1);
+        if (!c->t[i].x || !c->t[i].y) {
+            c->n = i + 1; /* st_profile_free frees what was copied */
+            ok = 0;
+            break;
+        }
+        memcpy(c->t[i].x, p->t[i].x, (size_t)p->t[i].n * sizeof(double));
+        memcpy(c->t[i].y, p->t[i].y, (size_t)p->t[i].n * sizeof(double));
+    }
+    if (!ok) {
+        if (!c->t) c->n = 0;
+        st_profile_free(c);
+        return NULL;
+    }
+    return c;
+}
+
 static int load_points(const json_t *arr, double yscale, table *t, const char *file, const char *key, st_error *err) {
     if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > 100000)
         return st_error_set(err, ST_EINVAL, file, key, "expected a non-empty array of [x, y] pairs");
@@ -140,6 +166,68 @@ static int load_tables(const json_t *arr, int kind, st_profile *p, const char *f
     return 0;
 }
 
+/* Bounds on a profile's rates, so a broken measurement or a hand-edited typo fails with its key
+ * rather than predicting an iteration of 1e300 seconds:
+ * - no point may imply a kernel or collective of over an hour (x / rate > 3600 s);
+ * - compute: at most twice the GPU's dense peak for the dtype when the GPU is a preset (twice
+ *   dense is the structured-sparsity peak of NVIDIA's datasheets, which no dense kernel reaches),
+ *   else 1e17 FLOP/s;
+ * - memory-bound kernels: 1e14 B/s, over ten times the fastest HBM (B200, 8 TB/s, NVIDIA
+ *   datasheet), leaving room for small kernels that run from L2;
+ * - collectives: 1e13 B/s of bus bandwidth, over five times NVLink 5 (1.8 TB/s, NVIDIA). */
+#define MAX_POINT_S 3600.0
+#define MAX_FLOPS_NO_PRESET 1e17
+#define MAX_MEM_BYTES_PER_S 1e14
+#define MAX_BUS_BYTES_PER_S 1e13
+
+static int same_table(const table *a, const table *b) {
+    if (a->kind != b->kind) return 0;
+    switch (a->kind) {
+    case 0: return a->cls == b->cls && a->dtype == b->dtype;
+    case 1: return a->cls == b->cls;
+    case 2: return a->coll == b->coll && a->intra == b->intra && a->ranks == b->ranks;
+    default: return 0;
+    }
+}
+
+static int check_tables(const st_profile *p, const char *file, st_error *err) {
+    static const char *const names[] = {"compute", "memory", "collectives"};
+    int index[3] = {0, 0, 0};
+    st_gpu g;
+    int preset = st_gpu_preset(p->gpu, &g) == 0;
+    if (p->n == 0)
+        return st_error_set(err, ST_EINVAL, file, NULL, "no tables: a profile needs \"compute\", \"memory\" or \"collectives\"");
+    for (int i = 0; i < p->n; i++) {
+        const table *t = &p->t[i];
+        if (t->kind < 0 || t->kind > 2) continue;
+        char key[96];
+        snprintf(key, sizeof key, "%s[%d]", names[t->kind], index[t->kind]);
+        for (int j = 0, k = 0; j < i; j++) {
+            if (p->t[j].kind != t->kind) continue;
+            if (same_table(&p->t[j], t))
+                return st_error_set(err, ST_EINVAL, file, key, "the same table as %s[%d]", names[t->kind], k);
+            k++;
+        }
+        index[t->kind]++;
+        double max = t->kind == 1 ? MAX_MEM_BYTES_PER_S : t->kind == 2 ? MAX_BUS_BYTES_PER_S : MAX_FLOPS_NO_PRESET;
+        if (t->kind == 0 && preset && g.peak_flops[t->dtype] > 0) max = 2 * g.peak_flops[t->dtype];
+        double unit = t->kind == 0 ? 1e12 : 1e9;
+        const char *uname = t->kind == 0 ? "TFLOP/s" : "GB/s";
+        strncat(key, ".points", sizeof key - strlen(key) - 1);
+        for (int k = 0; k < t->n; k++) {
+            if (t->y[k] > max)
+                return st_error_set(err, ST_EINVAL, file, key, "point %d: %g %s is over the bound of %g%s%s", k,
+                                    t->y[k] / unit, uname, max / unit, t->kind == 0 && preset ? " for " : "",
+                                    t->kind == 0 && preset ? p->gpu : "");
+            if (t->x[k] / t->y[k] > MAX_POINT_S)
+                return st_error_set(err, ST_EINVAL, file, key, "point %d: %g %s implies %.3g s for one %s, over an hour",
+                                    k, t->y[k] / unit, uname, t->x[k] / t->y[k],
+                                    t->kind == 2 ? "collective" : "kernel");
+        }
+    }
+    return 0;
+}
+
 int st_profile_load(const char *path, st_profile **out, st_error *err) {
     static const char *const keys[] = {"strata_profile", "gpu", "source", "date", "driver", "cuda",
                                        "compute", "memory", "collectives", "scaled_from", NULL};
@@ -149,6 +237,12 @@ int st_profile_load(const char *path, st_profile **out, st_error *err) {
     if (rc < 0) goto out;
     if (!json_is_object(root)) {
         rc = st_error_set(err, ST_EINVAL, path, NULL, "a calibration profile is a JSON object");
+        goto out;
+    }
+    if (json_object_get(root, "traceEvents")) {
+        rc = st_error_set(err, ST_EINVAL, path, NULL,
+                          "a PyTorch profiler trace, not a calibration profile: make one with strata calibrate "
+                          "--kineto TRACE --out PROFILE.json");
         goto out;
     }
     if ((rc = st__json_check_keys(root, keys, path, NULL, err)) < 0) goto out;
@@ -178,6 +272,7 @@ int st_profile_load(const char *path, st_profile **out, st_error *err) {
     if ((rc = load_tables(json_object_get(root, "compute"), 0, p, path, err)) < 0) goto out;
     if ((rc = load_tables(json_object_get(root, "memory"), 1, p, path, err)) < 0) goto out;
     if ((rc = load_tables(json_object_get(root, "collectives"), 2, p, path, err)) < 0) goto out;
+    if ((rc = check_tables(p, path, err)) < 0) goto out;
     *out = p;
     p = NULL;
     rc = 0;

@@ -1356,6 +1356,14 @@ int st__prof_run(const st__prof_opts *o, st__prof_result *r, st_error *err) {
     r->quick = o->quick;
 
     cudaError_t ce = cudaGetDeviceCount(&b->ndev);
+    if (ce == cudaErrorInsufficientDriver) { /* also what the runtime says when there is no driver at all */
+        int drv = 0;
+        if (cudaDriverGetVersion(&drv) != cudaSuccess || drv == 0)
+            return st_error_set(err, ST_EINVAL, NULL, NULL, "no CUDA GPU: no NVIDIA driver is installed (libcuda.so not found)");
+        return st_error_set(err, ST_EINVAL, NULL, NULL,
+                            "no CUDA GPU: the NVIDIA driver supports CUDA %d.%d, older than this strata's CUDA runtime %d.%d",
+                            drv / 1000, drv % 1000 / 10, CUDART_VERSION / 1000, CUDART_VERSION % 1000 / 10);
+    }
     if (ce != cudaSuccess) return st_error_set(err, ST_EINVAL, NULL, NULL, "no CUDA GPU: %s", cudaGetErrorString(ce));
     if (b->ndev < 1) return st_error_set(err, ST_EINVAL, NULL, NULL, "no CUDA GPU: no device is visible");
     if (o->device >= b->ndev)

@@ -2,7 +2,7 @@
 # shellcheck disable=SC2086 # fixed argument lists are split on purpose
 # Golden CLI test: `strata calibrate` and profiles across GPUs.
 #   - the hand-written Kineto trace tests/data/kineto/small.json calibrates to the golden profile
-#     small.profile.json (SOURCE_DATE_EPOCH=0 fixes the date; the source line names the path);
+#     small.profile.json (dated by the trace's baseTimeNanoseconds; the source line names the path);
 #     its gzip copy to the same profile; a summary on stdout, nothing on stderr;
 #   - `strata estimate --profile` takes the profile: on A100s as is (no note) and with an
 #     iteration time other than the default curves'; on H100s scaled, with exactly one note line

@@ -617,6 +617,8 @@ static const bad_case bad_cases[] = {
     {"truncated gzip", ST_EINVAL, "", "truncated", 0},
     {"corrupt gzip", ST_EINVAL, "", "gzip", 0},
     {"empty file", ST_EINVAL, "", "invalid JSON", 2},
+    {"a kernel of over an hour", ST_EINVAL, "dur", "over an hour", 0},
+    {"kernels without a duration", ST_EINVAL, "", "1 without a positive \"dur\"", 0},
     {"a directory", ST_EIO, "", "cannot read", 0},
 };
 
@@ -660,6 +662,14 @@ static const char *bad_input(int i) {
         return tmp("t.json.gz");
     }
     case 11: write_file(t, "", 0); return t;
+    case 12:
+    case 13: {
+        tb b;
+        tb_begin(&b, "NVIDIA A100-SXM4-80GB");
+        tb_call(&b, "aten::mm", MM_A, BF2, NULL, "k", i == 12 ? 1e10 : -1);
+        tb_end(&b, t);
+        return t;
+    }
     default: return tmpdir;
     }
 }
@@ -1175,6 +1185,64 @@ START_TEST(test_profile_by_name) {
 }
 END_TEST
 
+/* bad profiles: one error naming the key, never a profile (the loader every --profile goes
+ * through); rates beyond what the hardware can do or implying hour-long kernels are refused */
+#define PH "{\"strata_profile\": 1, \"gpu\": \"a100-sxm-80g\", "
+#define GEMM(pts) "{\"class\": \"gemm\", \"dtype\": \"bf16\", \"points\": " pts "}"
+static const struct {
+    const char *text, *key, *needle;
+} bad_profiles[] = {
+    {"{\"traceEvents\": []}", "", "a PyTorch profiler trace, not a calibration profile"},
+    {PH "\"compute\": []}", "", "no tables"},
+    {PH "\"compute\": [" GEMM("[[1e9, 100]]") ", " GEMM("[[1e10, 200]]") "]}", "compute[1]", "the same table as compute[0]"},
+    {PH "\"compute\": [" GEMM("[[1e9, 100], [1e12, 700]]") "]}", "compute[0].points", "point 1: 700 TFLOP/s is over the bound of 624"},
+    {PH "\"compute\": [" GEMM("[[1e9, 1e-300]]") "]}", "compute[0].points", "over an hour"},
+    {PH "\"memory\": [{\"class\": \"norm\", \"points\": [[1e6, 1e6]]}]}", "memory[0].points", "over the bound"},
+    {PH "\"collectives\": [{\"op\": \"allreduce\", \"scope\": \"intra\", \"ranks\": 8, \"points\": [[1e6, 2e4]]}]}",
+     "collectives[0].points", "over the bound"},
+    {PH "\"collectives\": [{\"op\": \"allreduce\", \"scope\": \"intra\", \"ranks\": 8, \"points\": [[1e6, 50]]}, "
+        "{\"op\": \"allreduce\", \"scope\": \"intra\", \"ranks\": 8, \"points\": [[1e7, 60]]}]}",
+     "collectives[1]", "the same table as collectives[0]"},
+    {PH "\"compute\": [" GEMM("[[1e10, 100], [1e9, 200]]") "]}", "compute[0].points", "x values must increase"},
+    {PH "\"compute\": [" GEMM("[[1e10, 0]]") "]}", "compute[0].points", "y > 0"},
+    {PH "\"compute\": [{\"class\": \"gem\", \"dtype\": \"bf16\", \"points\": [[1e9, 1]]}]}", "compute[0].class", "unknown"},
+    {PH "\"collectives\": [{\"op\": \"allreduce\", \"scope\": \"intra\", \"ranks\": 1, \"points\": [[1e6, 50]]}]}",
+     "collectives[0].ranks", ""},
+    {PH "\"compute\": [" GEMM("[[1e9, 100]]") "], \"extra\": 1}", "extra", "unknown"},
+    {"{\"strata_profile\": 1, \"compute\": [" GEMM("[[1e9, 100]]") "]}", "gpu", "missing"},
+    {"{\"strata_profile\": 2, \"gpu\": \"a100-sxm-80g\"}", "strata_profile", ""},
+};
+
+START_TEST(test_profile_bad) {
+    const char *text = bad_profiles[_i].text;
+    write_file(tmp("q.json"), text, strlen(text));
+    st_profile *p = NULL;
+    st_error err;
+    st_error_clear(&err);
+    int rc = st_profile_load(tmp("q.json"), &p, &err);
+    ck_assert_msg(rc == ST_EINVAL, "case %d: rc %d (%s)", _i, rc, err.text);
+    ck_assert_ptr_null(p);
+    ck_assert_str_eq(err.file, tmp("q.json"));
+    ck_assert_msg(!strcmp(err.key, bad_profiles[_i].key), "case %d: key '%s', expected '%s' (%s)", _i, err.key,
+                  bad_profiles[_i].key, err.text);
+    ck_assert_msg(strstr(err.text, bad_profiles[_i].needle), "case %d: '%s' lacks '%s'", _i, err.text,
+                  bad_profiles[_i].needle);
+}
+END_TEST
+
+/* the bounds let real rates through: a GPU that is no preset is bounded by 1e17 FLOP/s only */
+START_TEST(test_profile_bounds_pass) {
+    static const char ok[] = "{\"strata_profile\": 1, \"gpu\": \"mygpu\", \"compute\": ["
+                             "{\"class\": \"gemm\", \"dtype\": \"bf16\", \"points\": [[1e3, 1e-6], [1e15, 9e4]]}]}";
+    write_file(tmp("q.json"), ok, sizeof ok - 1);
+    st_profile *p = NULL;
+    st_error err;
+    st_error_clear(&err);
+    ck_assert_msg(st_profile_load(tmp("q.json"), &p, &err) == 0, "%s", err.text);
+    st_profile_free(p);
+}
+END_TEST
+
 Suite *suite_calibrate(void) {
     Suite *s = suite_create("calibrate");
     TCase *tc = tcase_create("kineto");
@@ -1202,6 +1270,8 @@ Suite *suite_calibrate(void) {
     tcase_add_test(tc, test_retarget_drops_missing_dtype);
     tcase_add_test(tc, test_retarget_unknown_gpu);
     tcase_add_test(tc, test_profile_by_name);
+    tcase_add_loop_test(tc, test_profile_bad, 0, (int)(sizeof bad_profiles / sizeof bad_profiles[0]));
+    tcase_add_test(tc, test_profile_bounds_pass);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("profile");
