@@ -82,11 +82,54 @@ void st_compare_rows_sort(st_compare_row *rows, int n) {
 
 void st_compare_rows_free(st_compare_row *rows) { free(rows); }
 
+/* The profile each row's GPU gets (issue 6, "Prediction across hardware"): the profile as measured
+ * for its own GPU, a copy scaled by st_profile_retarget for another, one copy per GPU type. */
+typedef struct profile_cache {
+    int n;
+    char gpu[ST_COMPARE_MAX_LIST][48];
+    st_profile *p[ST_COMPARE_MAX_LIST];
+    char note[ST_COMPARE_MAX_LIST][320];
+} profile_cache;
+
+static int profile_for(const st_profile *prof, st_compare_row *row, profile_cache *pc, st_error *err) {
+    const char *g = row->cluster.gpu.name;
+    if (!strcmp(st_profile_gpu(prof), g)) {
+        row->profiled = 1;
+        return 0;
+    }
+    int i = 0;
+    while (i < pc->n && strcmp(pc->gpu[i], g)) i++;
+    if (i == pc->n) { /* at most one GPU type per cluster, so at most ST_COMPARE_MAX_LIST */
+        st_profile *c = st_profile_copy(prof);
+        if (!c) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+        int rc = st_profile_retarget(c, &row->cluster.gpu, pc->note[i], sizeof pc->note[i], err);
+        if (rc < 0) {
+            st_profile_free(c);
+            return rc;
+        }
+        snprintf(pc->gpu[i], sizeof pc->gpu[i], "%s", g);
+        pc->p[i] = c;
+        pc->n++;
+    }
+    row->profiled = 2;
+    snprintf(row->profile_note, sizeof row->profile_note, "%s", pc->note[i]);
+    return 0;
+}
+
+static const st_profile *row_profile(const st_profile *prof, const st_compare_row *row, const profile_cache *pc) {
+    if (row->profiled == 1) return prof;
+    for (int i = 0; row->profiled == 2 && i < pc->n; i++)
+        if (!strcmp(pc->gpu[i], row->cluster.gpu.name)) return pc->p[i];
+    return NULL;
+}
+
 int st_compare_run(const st_model *m, const char *const *cluster_args, int nclusters, const int64_t *gpus,
                    int ngpus, const double *prices, const st_search_opts *o, double tokens, const st_profile *prof,
                    st_compare_row **rows, int *nrows, st_error *err) {
     st_compare_row *r = NULL;
     int rc = 0, n = 0;
+    profile_cache cache; /* ~24 KiB */
+    cache.n = 0;
     *rows = NULL;
     *nrows = 0;
 
@@ -110,7 +153,6 @@ int st_compare_run(const st_model *m, const char *const *cluster_args, int nclus
     }
 
     /* resolve everything first: bad input fails before the first search */
-    int profiled = 0;
     for (int i = 0; i < nclusters; i++) {
         if (prices && (!isfinite(prices[i]) || !(prices[i] > 0))) {
             rc = st_error_set(err, ST_EINVAL, NULL, "price_per_gpu_hour", "must be a finite number > 0 (got %g)",
@@ -125,15 +167,8 @@ int st_compare_run(const st_model *m, const char *const *cluster_args, int nclus
             row->order = i * per_cluster + j;
             row->has_price = prices != NULL;
             row->price_per_gpu_hour = prices ? prices[i] : 0;
-            row->profiled = prof && strcmp(st_profile_gpu(prof), row->cluster.gpu.name) == 0;
-            profiled += row->profiled;
+            if (prof && (rc = profile_for(prof, row, &cache, err))) goto out;
         }
-    }
-    if (prof && !profiled) {
-        rc = st_error_set(err, ST_EUSAGE, NULL, "profile",
-                          "the profile is for GPU '%s', which none of the clusters has (it would change nothing)",
-                          st_profile_gpu(prof));
-        goto out;
     }
 
     for (int k = 0; k < n; k++) {
@@ -144,7 +179,7 @@ int st_compare_run(const st_model *m, const char *const *cluster_args, int nclus
         st_search_result res;
         st_error serr;
         st_error_clear(&serr);
-        int src = st_search_enumerate(m, &row->cluster, row->profiled ? prof : NULL, &so, &res, &serr);
+        int src = st_search_enumerate(m, &row->cluster, row_profile(prof, row, &cache), &so, &res, &serr);
         row->evaluated = res.evaluated;
         row->search_time_s = res.search_time_s;
         if (src == 0) {
@@ -167,6 +202,7 @@ int st_compare_run(const st_model *m, const char *const *cluster_args, int nclus
     }
     st_compare_rows_sort(r, n);
 out:
+    for (int i = 0; i < cache.n; i++) st_profile_free(cache.p[i]);
     if (rc) {
         free(r);
     } else {

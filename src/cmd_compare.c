@@ -28,8 +28,8 @@ static const char help_text[] =
     "  --price-per-gpu-hour P,...\n"
     "                    one price per cluster, in --clusters order (currency units per GPU-hour):\n"
     "                    adds the cost to train (hours x GPUs x price) and tokens per currency unit\n"
-    "  --profile F       calibration profile (file or shipped name, strata profiles), applied to the\n"
-    "                    clusters with the profile's GPU\n"
+    "  --profile F       calibration profile (file or shipped name, strata profiles): as measured on\n"
+    "                    the clusters with the profile's GPU, scaled by peak ratio on the others\n"
     "  --json            one JSON object: {\"model\", \"tokens\", \"results\": [...], ...}\n"
     "\n"
     "Columns: time_s is one iteration, mem_GiB the peak of the busiest stage, headroom_GiB the GPU\n"
@@ -182,7 +182,19 @@ int st_cmd_compare(int argc, char **argv, st_error *err) {
     fprintf(mem, "model %s (%.1fB parameters), gbs %lld, seq %lld, %s, training on %s tokens\n", m.name,
             st_model_params(&m) / 1e9, (long long)so.gbs, (long long)(so.seq > 0 ? so.seq : m.seq_len),
             st_dtype_name(so.dtype), tok);
-    if (prof) fprintf(mem, "profile %s applied to the %s rows\n", profile_arg, st_profile_gpu(prof));
+    if (prof) {
+        int measured = 0;
+        for (int i = 0; i < nrows; i++) measured |= rows[i].profiled == 1;
+        fprintf(mem, "profile %s", profile_arg);
+        if (measured) fprintf(mem, ": as measured on the %s rows", st_profile_gpu(prof));
+        for (int i = 0; i < nrows; i++) { /* one line per GPU type it was scaled to */
+            int seen = rows[i].profiled != 2;
+            for (int j = 0; j < i && !seen; j++)
+                seen = rows[j].profiled == 2 && !strcmp(rows[j].cluster.gpu.name, rows[i].cluster.gpu.name);
+            if (!seen) fprintf(mem, "\n  %s", rows[i].profile_note);
+        }
+        fputc('\n', mem);
+    }
     fputc('\n', mem);
     int wc = 7, wg = 3, wr = 4;
     for (int i = 0; i < nrows; i++) {

@@ -23,6 +23,7 @@ static json_t *row_json(int rank, const st_compare_row *r) {
     json_object_set_new(o, "gpu", json_string(r->cluster.gpu.name));
     json_object_set_new(o, "gpus", json_integer((json_int_t)r->gpus));
     json_object_set_new(o, "fits", json_boolean(fit));
+    if (r->profiled) json_object_set_new(o, "profile", json_string(r->profiled == 1 ? "as measured" : "scaled"));
     if (fit) {
         char spec[512];
         st_plan_format_spec(&r->best.plan, spec, sizeof spec);

@@ -336,6 +336,8 @@ double st_profile_bytes_per_s(const st_profile *p, st_opclass cls, double bytes)
 /* Bus bandwidth (bytes/s) of collective `c` over `ranks` ranks, intra (1) or inter (0) node. */
 double st_profile_bus_bytes_per_s(const st_profile *p, st_coll c, int intra, int ranks, double bytes);
 const char *st_profile_gpu(const st_profile *p);
+/* A deep copy (st_profile_free), or NULL when out of memory. */
+st_profile *st_profile_copy(const st_profile *p);
 /* Makes a profile measured on one GPU type usable on `target` (issue 6, "Prediction across
  * hardware"): compute rates x target/measured dense peak of the table's dtype, memory rates x
  * target/measured HBM bandwidth, so each table keeps its efficiency shape; collective tables stay
@@ -604,7 +606,9 @@ typedef struct st_compare_row {
     int order;                 /* position in the cross product clusters x gpus (ties keep it) */
     int has_price;             /* price_per_gpu_hour was given */
     double price_per_gpu_hour; /* currency units per GPU-hour */
-    int profiled;              /* the calibration profile applied (its GPU is this cluster's) */
+    int profiled;              /* the calibration profile: 0 none, 1 applied as measured (its GPU is this
+                                  cluster's), 2 scaled to this cluster's GPU (st_profile_retarget) */
+    char profile_note[320];    /* when scaled: st_profile_retarget's note */
     int fits;                  /* a plan fits; best and the derived numbers are valid only then */
     st_ranked best;
     uint64_t evaluated;        /* configurations the search priced */

@@ -7,7 +7,9 @@
 #include "suites.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define GIB 1073741824.0
 
@@ -286,13 +288,15 @@ START_TEST(test_run_errors) {
 }
 END_TEST
 
-/* a profile for a GPU none of the clusters has would silently change nothing: refused */
-START_TEST(test_profile_mismatch) {
+/* a profile is used as measured on its own GPU's rows and scaled by peak ratio on the others
+ * (issue 6, "Prediction across hardware"), exactly as strata plan would scale it; a profile for a
+ * GPU that is no preset cannot be scaled */
+START_TEST(test_profile_scaled) {
     const char *const cl[] = {"dgx-h100"};
     st_model m;
     st_search_opts o;
     st_error err;
-    st_profile *prof = NULL;
+    st_profile *prof = NULL, *scaled = NULL;
     st_compare_row *rows = NULL;
     int n;
     st_error_clear(&err);
@@ -300,14 +304,55 @@ START_TEST(test_profile_mismatch) {
     ck_assert_int_eq(st_profile_load(SRCDIR "/tests/data/profile/a100_test.json", &prof, &err), 0);
     st_search_opts_init(&o);
     o.gbs = 64;
-    ck_assert_int_eq(st_compare_run(&m, cl, 1, NULL, 0, NULL, &o, 3e11, prof, &rows, &n, &err), ST_EUSAGE);
-    ck_assert_str_eq(err.key, "profile");
-    ck_assert_ptr_null(rows);
-    /* with an A100 cluster beside it, the profile applies to that row only */
-    const char *const both[] = {"dgx-h100", "dgx-a100-80g"};
-    ck_assert_int_eq(st_compare_run(&m, both, 2, NULL, 0, NULL, &o, 3e11, prof, &rows, &n, &err), 0);
-    for (int i = 0; i < n; i++) ck_assert_int_eq(rows[i].profiled, strcmp(rows[i].cluster.name, "dgx-a100-80g") == 0);
+    ck_assert_msg(st_compare_run(&m, cl, 1, NULL, 0, NULL, &o, 3e11, prof, &rows, &n, &err) == 0, "%s", err.text);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(rows[0].profiled, 2);
+    ck_assert_ptr_nonnull(strstr(rows[0].profile_note, "scaled to h100-sxm-80g"));
+    /* the same as the search with a profile scaled by hand */
+    char note[320];
+    ck_assert_ptr_nonnull(scaled = st_profile_copy(prof));
+    ck_assert_int_eq(st_profile_retarget(scaled, &rows[0].cluster.gpu, note, sizeof note, &err), 1);
+    ck_assert_str_eq(note, rows[0].profile_note);
+    st_search_opts so = o;
+    so.top = 1;
+    so.gpus = rows[0].gpus;
+    st_search_result res;
+    ck_assert_int_eq(st_search_enumerate(&m, &rows[0].cluster, scaled, &so, &res, &err), 0);
+    ck_assert_double_eq(res.plans[0].est.iteration_time_s, rows[0].best.est.iteration_time_s);
+    st_search_result_destroy(&res);
+    st_profile_free(scaled);
+    /* ... and differs from the default curves */
+    st_compare_row *plain = NULL;
+    ck_assert_int_eq(st_compare_run(&m, cl, 1, NULL, 0, NULL, &o, 3e11, NULL, &plain, &n, &err), 0);
+    ck_assert_int_eq(plain[0].profiled, 0);
+    ck_assert(plain[0].best.est.iteration_time_s != rows[0].best.est.iteration_time_s);
+    st_compare_rows_free(plain);
     st_compare_rows_free(rows);
+
+    /* with an A100 cluster beside it: as measured there, scaled on the H100s */
+    const char *const both[] = {"dgx-h100", "dgx-a100-80g", "dgx-h100"};
+    int64_t g[] = {8, 16};
+    ck_assert_int_eq(st_compare_run(&m, both, 3, g, 2, NULL, &o, 3e11, prof, &rows, &n, &err), 0);
+    ck_assert_int_eq(n, 6);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(rows[i].profiled, strcmp(rows[i].cluster.name, "dgx-a100-80g") == 0 ? 1 : 2);
+    st_compare_rows_free(rows);
+    st_profile_free(prof);
+
+    /* a GPU without a preset: no peak to scale by */
+    static const char mine[] = "{\"strata_profile\": 1, \"gpu\": \"mygpu\", \"compute\": [{\"class\": \"gemm\", "
+                               "\"dtype\": \"bf16\", \"points\": [[1e9, 100]]}]}";
+    char path[] = "/tmp/strata-cmp-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, mine, sizeof mine - 1), (ssize_t)(sizeof mine - 1));
+    close(fd);
+    ck_assert_int_eq(st_profile_load(path, &prof, &err), 0);
+    unlink(path);
+    rows = (st_compare_row *)1;
+    ck_assert_int_eq(st_compare_run(&m, cl, 1, NULL, 0, NULL, &o, 3e11, prof, &rows, &n, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "gpu");
+    ck_assert_ptr_null(rows);
     st_profile_free(prof);
 }
 END_TEST
@@ -329,7 +374,7 @@ Suite *suite_compare(void) {
     tcase_add_test(tc, test_cross_product_prices);
     tcase_add_test(tc, test_default_size);
     tcase_add_loop_test(tc, test_run_errors, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));
-    tcase_add_test(tc, test_profile_mismatch);
+    tcase_add_test(tc, test_profile_scaled);
     suite_add_tcase(s, tc);
     return s;
 }
