@@ -120,7 +120,7 @@ fi
 
 # a custom graph too big for one stage: pipelined over its segments, then estimated and simulated
 TOWER="--graph $SRCDIR/tests/data/graph_tower.json --cluster dgx-a100-80g --gpus 16"
-run plan --search ilp $TOWER --microbatches 64 --mem-limit 6 --out "$T/tower.json"
+run plan --search ilp $TOWER --microbatches 64 --mem-limit 6 --zero 0 --out "$T/tower.json"
 stages=$(grep -c '"layers"' "$T/tower.json" 2>/dev/null)
 run sim $TOWER --plan "$T/tower.json" --json
 if [ $rc -eq 0 ] && [ "${stages:-0}" -gt 1 ] && cp "$T/out" "$T/ts.json" && flat "$T/ts.json" &&
