@@ -134,13 +134,17 @@ else
 fi
 
 # bad plans: exit 2, one line naming the file and key
+# refused DESC FILE PATTERN ESTIMATE_ARGS...: strata estimate of the plan FILE exits 2 with one line
+# on stderr that matches PATTERN
+refused() {
+	desc=$1 file=$2 pat=$3
+	shift 3
+	run estimate "$@" --plan "$file"
+	if [ $rc -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ] && grep -q "$pat" "$T/err"; then ok "$desc"; else nok "$desc" "$(cat "$T/err")"; fi
+}
 sed 's/"fc1"/"fc9"/' "$T/plan.json" >"$T/badop.json"
-run estimate $EST --plan "$T/badop.json"
-if [ $rc -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ] && grep -q "badop.json: key 'stages\[0\].ops.fc9'" "$T/err"; then
-	ok "ILP plan with an unknown operator: exit 2 naming stages[0].ops.fc9"
-else
-	nok "unknown operator in an ILP plan" "$(cat "$T/err")"
-fi
+refused "ILP plan with an unknown operator: exit 2 naming stages[0].ops.fc9" "$T/badop.json" \
+	"badop.json: key 'stages\[0\].ops.fc9'" $EST
 run sim --model gpt3-175b --cluster dgx-a100-80g --gpus 8 --plan "$T/plan.json"
 if [ $rc -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ] && grep -q "made for model gpt-18.4b" "$T/err"; then
 	ok "ILP plan of another model: exit 2, says which model it was made for"
@@ -148,12 +152,7 @@ else
 	nok "ILP plan of another model" "$(cat "$T/err")"
 fi
 sed 's/"pp": 1,/"pp": 2,/' "$T/plan.json" >"$T/badpp.json"
-run estimate $EST --plan "$T/badpp.json"
-if [ $rc -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ] && grep -q "key 'pp'.*1 stages" "$T/err"; then
-	ok "ILP plan whose pp disagrees with its stages: exit 2 naming pp"
-else
-	nok "pp against the stages" "$(cat "$T/err")"
-fi
+refused "ILP plan whose pp disagrees with its stages: exit 2 naming pp" "$T/badpp.json" "key 'pp'.*1 stages" $EST
 run sim $EST --plan "$T/plan.json" --every-rank
 if [ $rc -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ] && grep -q "every-rank" "$T/err"; then
 	ok "sim --every-rank of an ILP plan: exit 2, one line (stages run one SPMD program per mesh)"
@@ -189,12 +188,8 @@ else
 fi
 for bad in '2' '"yes"'; do
 	sed "s/\"zero\": 1,/\"zero\": $bad,/" "$T/zero.json" >"$T/badzero.json"
-	run estimate $ZEST --plan "$T/badzero.json"
-	if [ $rc -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ] && grep -q "badzero.json: key 'stages\[0\].zero'" "$T/err"; then
-		ok "ILP plan with \"zero\": $bad: exit 2 naming stages[0].zero"
-	else
-		nok "\"zero\": $bad in an ILP plan" "$(cat "$T/err")"
-	fi
+	refused "ILP plan with \"zero\": $bad: exit 2 naming stages[0].zero" "$T/badzero.json" \
+		"badzero.json: key 'stages\[0\].zero'" $ZEST
 done
 run plan $ZERO --zero 2 --out "$T/nope3.json"
 if [ $rc -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ] && grep -q "'--zero'" "$T/err" && [ ! -e "$T/nope3.json" ]; then

@@ -487,6 +487,30 @@ static void sim_plan(const st_autoshard_result *r, const st_cluster *c, st_sim_r
     st_lowered_destroy(&low);
 }
 
+/* A plan the planner found (model m, or a custom graph with m NULL; o gives gbs and seq), priced
+ * again from its labels alone: the same time and memory; and simulated: within sim_tol of its time
+ * (relative), each stage's memory as planned. */
+static void check_replay(const st_model *m, const st_cluster *c, const st_autoshard_opts *o,
+                         const st_autoshard_result *r, double sim_tol) {
+    st_autoshard_result g;
+    st_error err;
+    given_copy(r, &g);
+    ck_assert_msg(st_autoshard_evaluate(m, c, NULL, o, &g, &err) == 0, "%s", err.text);
+    ck_assert_double_eq_tol(g.iteration_time_s, r->iteration_time_s, 1e-9 * r->iteration_time_s);
+    ck_assert_double_eq_tol(g.memory_peak_bytes, r->memory_peak_bytes, 1e-9 * r->memory_peak_bytes);
+    given_free(&g);
+    st_sim_result res;
+    sim_plan(r, c, &res);
+    ck_assert_msg(fabs(res.iteration_time_s / r->iteration_time_s - 1) <= sim_tol, "simulated %.4f s, planned %.4f s",
+                  res.iteration_time_s, r->iteration_time_s);
+    for (int i = 0; i < r->nstages; i++)
+        ck_assert_msg(fabs(res.ranks[i].memory_peak_bytes / r->stage[i].memory_bytes - 1) < 1e-6,
+                      "stage %d (recompute %d, zero %d): simulated %.3f GiB, planned %.3f GiB", i, r->stage[i].recompute,
+                      r->stage[i].zero, res.ranks[i].memory_peak_bytes / 1073741824.0,
+                      r->stage[i].memory_bytes / 1073741824.0);
+    st_sim_result_destroy(&res);
+}
+
 /* The simulator runs the plan's steps: one stage (no pipeline) takes exactly the planner's time and
  * memory; a pipeline's 1F1B agrees with sum + (micro-batches - 1) x slowest within 1%. */
 START_TEST(given_plan_simulates) {
@@ -582,19 +606,9 @@ START_TEST(ilp_custom_pipeline) {
     ck_assert_int_eq(r.stage[r.nstages - 1].last, 16);
     ck_assert_int_eq(gpus, 16);
     /* priced again from its labels, and simulated */
-    st_autoshard_result gv;
-    given_copy(&r, &gv);
     st_autoshard_opts eo;
     st_autoshard_opts_init(&eo);
-    ck_assert_msg(st_autoshard_evaluate(NULL, &c, NULL, &eo, &gv, &err) == 0, "%s", err.text);
-    ck_assert_double_eq_tol(gv.iteration_time_s, r.iteration_time_s, 1e-9 * r.iteration_time_s);
-    ck_assert_double_eq_tol(gv.memory_peak_bytes, r.memory_peak_bytes, 1e-9 * r.memory_peak_bytes);
-    given_free(&gv);
-    st_sim_result res;
-    sim_plan(&r, &c, &res);
-    ck_assert_msg(fabs(res.iteration_time_s / r.iteration_time_s - 1) < 0.01, "simulated %.4f s, planned %.4f s",
-                  res.iteration_time_s, r.iteration_time_s);
-    st_sim_result_destroy(&res);
+    check_replay(NULL, &c, &eo, &r, 0.01);
     st_autoshard_result_free(&r);
     st_graph_free(&g);
 }
@@ -612,7 +626,7 @@ START_TEST(ilp_recompute) {
     st_autoshard_opts_init(&o);
     o.gbs = 256, o.mbs = 1, o.seq = 2048;
     o.mem_limit_bytes = 60.0 * 1073741824.0;
-    st_autoshard_result r, loose, g;
+    st_autoshard_result r, loose;
     st_error err;
     ck_assert_msg(st_autoshard(&m, NULL, &c, NULL, &o, &r, &err) == 0, "%s", err.text);
     int any = 0;
@@ -625,20 +639,7 @@ START_TEST(ilp_recompute) {
     ck_assert_msg(st_autoshard(&m, NULL, &c, NULL, &o, &loose, &err) == 0, "%s", err.text);
     ck_assert(loose.iteration_time_s < r.iteration_time_s); /* recompute costs time */
     st_autoshard_result_free(&loose);
-    given_copy(&r, &g);
-    ck_assert_msg(st_autoshard_evaluate(&m, &c, NULL, &o, &g, &err) == 0, "%s", err.text);
-    ck_assert_double_eq_tol(g.iteration_time_s, r.iteration_time_s, 1e-9 * r.iteration_time_s);
-    ck_assert_double_eq_tol(g.memory_peak_bytes, r.memory_peak_bytes, 1e-9 * r.memory_peak_bytes);
-    given_free(&g);
-    st_sim_result res;
-    sim_plan(&r, &c, &res);
-    ck_assert_msg(fabs(res.iteration_time_s / r.iteration_time_s - 1) < 0.01, "simulated %.3f s, planned %.3f s",
-                  res.iteration_time_s, r.iteration_time_s);
-    for (int i = 0; i < r.nstages; i++)
-        ck_assert_msg(fabs(res.ranks[i].memory_peak_bytes / r.stage[i].memory_bytes - 1) < 1e-6,
-                      "stage %d (recompute %d): simulated %.3f GiB, planned %.3f GiB", i, r.stage[i].recompute,
-                      res.ranks[i].memory_peak_bytes / 1073741824.0, r.stage[i].memory_bytes / 1073741824.0);
-    st_sim_result_destroy(&res);
+    check_replay(&m, &c, &o, &r, 0.01);
     st_autoshard_result_free(&r);
 }
 END_TEST
@@ -809,7 +810,7 @@ static void plan_zero(const char *model, int64_t gpus, int64_t gbs, int max_stag
  * it, and is faster than --zero 0; the plan prices again and simulates as planned. On GPT-3 175B
  * over 64 A100s (README), auto is never slower than --zero 0 (and --zero 1 is honoured). */
 START_TEST(ilp_zero_auto_pays) {
-    st_autoshard_result a, z0, g;
+    st_autoshard_result a, z0;
     plan_zero("llama2-7b", 16, 256, 1, ST_AS_ZERO_AUTO, &a);
     plan_zero("llama2-7b", 16, 256, 1, 0, &z0);
     ck_assert_int_eq(a.stage[0].zero, 1);
@@ -820,20 +821,10 @@ START_TEST(ilp_zero_auto_pays) {
     ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
     st_cluster c = cluster("dgx-a100-80g", 16);
     ck_assert(a.memory_peak_bytes <= st_autoshard_memory_limit(&c));
-    given_copy(&a, &g);
     st_autoshard_opts o;
     st_autoshard_opts_init(&o);
     o.gbs = 256, o.seq = 2048;
-    st_error err;
-    ck_assert_msg(st_autoshard_evaluate(&m, &c, NULL, &o, &g, &err) == 0, "%s", err.text);
-    ck_assert_double_eq_tol(g.iteration_time_s, a.iteration_time_s, 1e-9 * a.iteration_time_s);
-    ck_assert_double_eq_tol(g.memory_peak_bytes, a.memory_peak_bytes, 1e-9 * a.memory_peak_bytes);
-    given_free(&g);
-    st_sim_result res;
-    sim_plan(&a, &c, &res);
-    ck_assert_double_eq_tol(res.iteration_time_s, a.iteration_time_s, 1e-9 * a.iteration_time_s);
-    ck_assert_double_eq_tol(res.ranks[0].memory_peak_bytes, a.memory_peak_bytes, 1e-6 * a.memory_peak_bytes);
-    st_sim_result_destroy(&res);
+    check_replay(&m, &c, &o, &a, 1e-9); /* one stage: exactly the planner's time */
     st_autoshard_result_free(&a), st_autoshard_result_free(&z0);
 
     st_autoshard_result one;
