@@ -3,9 +3,11 @@
  * Per logical mesh, every operator gets its candidate shardings (one label per mesh axis); each is
  * priced with cost/: compute on the local share (st_cost_op_time), the weight-gradient reduction
  * over the axes whose split leaves a weight's gradient partial (the data-parallel all-reduce falls
- * out of this rule: splitting the batch leaves every weight's gradient partial), memory (weights
- * with 16-bit copy, fp32 gradient and Adam state; saved activations times the micro-batches in
- * flight). Edges carry the resharding between the producer's output layout and the layout the
+ * out of this rule: splitting the batch leaves every weight's gradient partial; with the
+ * distributed optimizer a reduce-scatter and the weights' all-gather), memory (weights with 16-bit
+ * copy, fp32 gradient and Adam state, the last sharded over the reduction group with ZeRO-1; saved
+ * activations times the micro-batches in flight). Each strategy is priced for both ZeRO stages;
+ * ctx.zero says which counts. Edges carry the resharding between the producer's output layout and the layout the
  * consumer needs, forward, and backward the mirror: the consumer's input gradient (partial along
  * the axes that split a label the input lacks, e.g. a column-parallel matmul's input) resharded to
  * the producer's output layout. Megatron's f/g operators come out of these two rules by themselves.
