@@ -3,9 +3,11 @@
  * Per logical mesh, every operator gets its candidate shardings (one label per mesh axis); each is
  * priced with cost/: compute on the local share (st_cost_op_time), the weight-gradient reduction
  * over the axes whose split leaves a weight's gradient partial (the data-parallel all-reduce falls
- * out of this rule: splitting the batch leaves every weight's gradient partial), memory (weights
- * with 16-bit copy, fp32 gradient and Adam state; saved activations times the micro-batches in
- * flight). Edges carry the resharding between the producer's output layout and the layout the
+ * out of this rule: splitting the batch leaves every weight's gradient partial; with the
+ * distributed optimizer a reduce-scatter and the weights' all-gather), memory (weights with 16-bit
+ * copy, fp32 gradient and Adam state, the last sharded over the reduction group with ZeRO-1; saved
+ * activations times the micro-batches in flight). Each strategy is priced for both ZeRO stages;
+ * ctx.zero says which counts. Edges carry the resharding between the producer's output layout and the layout the
  * consumer needs, forward, and backward the mirror: the consumer's input gradient (partial along
  * the axes that split a label the input lacks, e.g. a column-parallel matmul's input) resharded to
  * the producer's output layout. Megatron's f/g operators come out of these two rules by themselves.
@@ -33,10 +35,17 @@
 
 /* Model state per parameter with mixed precision and Adam: 16-bit weight (2), fp32 gradient
  * accumulator (4, Megatron-LM's main_grad), fp32 master weight, momentum and variance (12):
- * Rajbhandari et al. 2020 (ZeRO), section 3.1, with Megatron's fp32 gradients. */
-#define STATE_BYTES_PER_PARAM 18.0
-/* Gradient bytes the data-parallel reduction moves per parameter (fp32, Megatron-LM default). */
-#define GRAD_REDUCE_BYTES 4.0
+ * Rajbhandari et al. 2020 (ZeRO), section 3.1, with Megatron's fp32 gradients; cost/memory.c
+ * prices the enumerator's plans with the same three parts. */
+#define WEIGHT_BYTES 2.0
+#define GRAD_BYTES 4.0
+#define OPTIM_BYTES 12.0
+/* Gradient bytes the data-parallel reduction moves per parameter (fp32, Megatron-LM default), and
+ * with the distributed optimizer the bytes of the updated 16-bit weights gathered after the step:
+ * Megatron-LM docs/source/distrib_optimizer.md (reduce-scatter the fp32 gradients, all-gather the
+ * bf16 parameters), as cost/estimate.c's dp_times prices zero=1. */
+#define GRAD_REDUCE_BYTES GRAD_BYTES
+#define PARAM_GATHER_BYTES WEIGHT_BYTES
 /* Backward adds each weight gradient into the accumulator: read the 16-bit gradient, read and write
  * the fp32 accumulator (as src/opgraph.c's grad_accum). */
 #define GRAD_ACCUM_BYTES 10.0
@@ -56,6 +65,7 @@ void st_autoshard_opts_init(st_autoshard_opts *o) {
     o->gbs = 1536; /* as strata plan: GPT-3 175B, 3.2M tokens of 2048 (Brown et al. 2020, Table 2.1) */
     o->dtype = ST_DT_BF16;
     o->microbatches = 1;
+    o->zero = ST_AS_ZERO_AUTO;
 }
 
 /* ------------------------------------------------------------ strategies */
@@ -65,8 +75,8 @@ typedef struct strat {
     st_layout in[ST_G_MAXIN], out;
     double fwd_s, bwd_s; /* compute */
     double comm_s;       /* inside the op: the loss's statistics, an unresolved partial output */
-    double sync_s;       /* gradient reduction, once per iteration */
-    double state_bytes;  /* weights + gradients + optimizer state */
+    double sync_s[2];      /* gradient reduction, once per iteration [zero 0, zero 1] */
+    double state_bytes[2]; /* weights + gradients + optimizer state [zero 0, zero 1] */
     double saved_bytes;  /* activations kept for backward, one micro-batch */
 } strat;
 
@@ -87,6 +97,7 @@ typedef struct ctx {
     int recompute; /* full activation recompute of the block's layers (Megatron-LM's "full"): each
                       layer keeps only its input and runs its forward again before its backward */
     int entering;  /* the activation the stage receives from the previous stage's mesh, or -1 */
+    int zero;      /* distributed optimizer (ZeRO-1): which of a strategy's sync_s and state_bytes count */
 } ctx;
 
 
@@ -210,30 +221,67 @@ static double loss_comm(const ctx *x, int oi, const strat *s, st_reshard_step *s
     return t;
 }
 
-/* The weight-gradient reduction of op oi under s, once per iteration: a weight's gradient is
- * partial along every axis whose label the weight lacks, reduced there by all-reduce. time_s[a] and
- * bytes[a] (may be NULL) receive each axis's part. */
-static double grad_sync(const ctx *x, int oi, const strat *s, double *time_s, double *bytes) {
+/* The mesh axes along which input i (a weight) of op o is reduced under s: those whose label the
+ * weight lacks, which leave its gradient partial (the rule that is data parallelism). An axis that
+ * splits nothing leaves every device the whole gradient: nothing to reduce there. */
+static unsigned reduce_axes(const ctx *x, const st_gop *o, int i, const strat *s) {
+    unsigned m = 0;
+    for (int a = 0; a < x->mesh.naxes; a++)
+        if (s->lab[a] && dim_of(o, o->lab[i], s->lab[a]) < 0) m |= 1u << a;
+    return m;
+}
+
+/* The weight-gradient reduction of op oi under s, once per iteration, for ZeRO stage `zero`. Zero 0:
+ * each weight's gradient (GRAD_REDUCE_BYTES per local parameter) is all-reduced along every axis
+ * of reduce_axes. Zero 1 (Megatron-LM's distributed optimizer; Rajbhandari et al. 2020, section
+ * 5.1): reduce-scattered instead, axis by axis from the innermost (the full gradient on the fastest
+ * links, the outer axes on what is left: 1/size of it per axis done), and after the optimizer step
+ * the updated 16-bit weights (PARAM_GATHER_BYTES) are all-gathered back in the reverse order. With
+ * the ring model (cost/comm.c) each axis then moves 3/4 of the all-reduce's bytes at most, in as
+ * many latency steps; across nodes NCCL's tree all-reduce has fewer latency steps, so for small
+ * weights zero 1 can be slower, and the stage's choice of zero weighs that. red_s[a], red_b[a],
+ * gat_s[a], gat_b[a] (each may be NULL) receive each axis's parts: the reduction (all-reduce or
+ * reduce-scatter) and the gather (zero 1). Returns the sum. */
+static double grad_sync(const ctx *x, int oi, const strat *s, int zero, double *red_s, double *red_b, double *gat_s,
+                        double *gat_b) {
     const st_gop *o = &x->g->ops[oi];
     const st_mesh *m = &x->mesh;
     double t = 0;
     for (int a = 0; a < m->naxes; a++) {
-        if (time_s) time_s[a] = 0;
-        if (bytes) bytes[a] = 0;
+        if (red_s) red_s[a] = 0;
+        if (red_b) red_b[a] = 0;
+        if (gat_s) gat_s[a] = 0;
+        if (gat_b) gat_b[a] = 0;
     }
     for (int i = 0; i < o->nin; i++) {
         const st_gtensor *T = &x->g->t[o->in[i]];
         if (!T->weight) continue;
-        double b = st_gtensor_numel(T) * frac(m, s->in[i]) * GRAD_REDUCE_BYTES;
-        for (int a = 0; a < m->naxes; a++)
-            if (s->lab[a] && dim_of(o, o->lab[i], s->lab[a]) < 0) {
-                double ti = st_cost_collective(x->c, x->prof, ST_COLL_ALLREDUCE, &m->grp[a], b);
-                t += ti;
-                if (time_s) time_s[a] += ti;
-                if (bytes) bytes[a] += b;
-            }
+        unsigned axes = reduce_axes(x, o, i, s);
+        double p = st_gtensor_numel(T) * frac(m, s->in[i]), left = 1; /* share of the gradient still whole */
+        for (int a = m->naxes - 1; a >= 0; a--) {
+            if (!(axes & (1u << a))) continue;
+            double rb = p * GRAD_REDUCE_BYTES * (zero ? left : 1), gb = p * PARAM_GATHER_BYTES * left;
+            double rt = st_cost_collective(x->c, x->prof, zero ? ST_COLL_REDUCESCATTER : ST_COLL_ALLREDUCE, &m->grp[a], rb);
+            double gt = zero ? st_cost_collective(x->c, x->prof, ST_COLL_ALLGATHER, &m->grp[a], gb) : 0;
+            t += rt + gt;
+            if (red_s) red_s[a] += rt;
+            if (red_b) red_b[a] += rb;
+            if (gat_s) gat_s[a] += gt;
+            if (gat_b && zero) gat_b[a] += gb;
+            left /= m->size[a];
+        }
     }
     return t;
+}
+
+/* The size of the group input i's gradient is reduced over (1: none): ZeRO-1 shards the optimizer
+ * state over it. */
+static double reduce_group(const ctx *x, const st_gop *o, int i, const strat *s) {
+    unsigned axes = reduce_axes(x, o, i, s);
+    double d = 1;
+    for (int a = 0; a < x->mesh.naxes; a++)
+        if (axes & (1u << a)) d *= x->mesh.size[a];
+    return d;
 }
 
 static int price_strat(ctx *x, int oi, const char *split, strat *s) {
@@ -250,7 +298,7 @@ static int price_strat(ctx *x, int oi, const char *split, strat *s) {
     for (int a = 0; a < m->naxes; a++)
         if (split[a]) work *= m->size[a];
     double full = st_gtensor_numel(&g->t[o->out]) * st_dtype_bytes(g->t[o->out].dtype), local = full * frac(m, s->out);
-    double params_local = 0, state = 0;
+    double params_local = 0, state[2] = {0, 0};
     for (int i = 0; i < o->nin; i++) {
         const st_gtensor *t = &g->t[o->in[i]];
         double tb = st_gtensor_numel(t) * st_dtype_bytes(t->dtype);
@@ -259,10 +307,16 @@ static int price_strat(ctx *x, int oi, const char *split, strat *s) {
         if (!t->weight) continue;
         double p = st_gtensor_numel(t) * frac(m, s->in[i]);
         params_local += p;
-        if (!t->shared) state += p * STATE_BYTES_PER_PARAM;
+        if (t->shared) continue; /* its state is counted where the weight is first used */
+        /* ZeRO-1: the optimizer state sharded over the gradient-reduction group (Megatron-LM
+         * docs/source/distrib_optimizer.md: 6 + 12/d bytes per parameter with fp32 gradients) */
+        state[0] += p * (WEIGHT_BYTES + GRAD_BYTES + OPTIM_BYTES);
+        state[1] += p * (WEIGHT_BYTES + GRAD_BYTES + OPTIM_BYTES / reduce_group(x, o, i, s));
     }
-    s->sync_s = grad_sync(x, oi, s, NULL, NULL);
-    s->state_bytes = state;
+    for (int z = 0; z < 2; z++) {
+        s->sync_s[z] = grad_sync(x, oi, s, z, NULL, NULL, NULL, NULL);
+        s->state_bytes[z] = state[z];
+    }
     double bfrac = full > 0 ? local / full : 1;
 
     st_op op;
@@ -457,7 +511,7 @@ static int follow_match(const ctx *x, int f, const strat *ps) {
 }
 
 static double strat_cost(const ctx *x, const strat *s) {
-    return s->fwd_s + s->bwd_s + s->comm_s + s->sync_s / (double)x->microbatches;
+    return s->fwd_s + s->bwd_s + s->comm_s + s->sync_s[x->zero] / (double)x->microbatches;
 }
 
 /* Resolving the partial sums of op o's output when it leaves the ILP (x->sink); steps (may be NULL,
@@ -480,7 +534,9 @@ static double layer_input_bytes(const ctx *x, const strat *s) {
     return st_gtensor_numel(T) * st_dtype_bytes(T->dtype) * frac(&x->mesh, s->out);
 }
 
-static double strat_mem(const strat *s, double inflight) { return s->state_bytes + s->saved_bytes * inflight; }
+static double strat_mem(const ctx *x, const strat *s, double inflight) {
+    return s->state_bytes[x->zero] + s->saved_bytes * inflight;
+}
 
 static int add_edge(problem *p, int u, int v, double *mat) {
     if (p->nedges == p->capedges) {
@@ -595,11 +651,11 @@ static int build(const ctx *x, const scope *sc, problem *p) {
                  * counted at the op that writes it), and one layer's activations live while it is
                  * recomputed and run backward */
                 p->cost[u][k] += sc->mult[o] * s->fwd_s;
-                p->mem[u][k] += sc->mult[o] * s->state_bytes + s->saved_bytes;
+                p->mem[u][k] += sc->mult[o] * s->state_bytes[x->zero] + s->saved_bytes;
                 if (g->block_out >= 0 && o == g->t[g->block_out].producer)
                     p->mem[u][k] += sc->mult[o] * sc->inflight * layer_input_bytes(x, s);
             } else {
-                p->mem[u][k] += sc->mult[o] * strat_mem(s, sc->inflight);
+                p->mem[u][k] += sc->mult[o] * strat_mem(x, s, sc->inflight);
             }
         }
     }
@@ -754,12 +810,16 @@ typedef struct cand {
     double rc_t, rc_A;    /* full recompute: the time it adds per layer, and the input a layer keeps */
     double head_t, head_W, head_A, tail_t, tail_W, tail_A;
     int have_head, have_tail;
+    int zero;             /* priced with the distributed optimizer (ZeRO-1) */
 } cand;
+
+/* the memory ladder's rungs per ZeRO stage */
+#define LADDER 8
 
 typedef struct lmesh {
     ctx x;
     int ncand;
-    cand c[8];
+    cand c[2 * LADDER];
 } lmesh;
 
 typedef struct mcache {
@@ -775,6 +835,7 @@ typedef struct dpctx {
     st_dtype dt;
     int64_t microbatches;
     double mem_limit, time_limit_s;
+    int zero_lo, zero_hi; /* the ZeRO stages tried per stage */
     mcache *cache;
     int ncache, capcache;
     int64_t solves;
@@ -796,7 +857,7 @@ static void sum_parts(const ctx *x, const int *idx, int want_block, double *W, d
     for (int o = 0; o < x->g->nops; o++) {
         if (idx[o] < 0 || x->g->ops[o].block != want_block) continue;
         const strat *s = &x->ops[o].s[idx[o]];
-        *W += s->state_bytes;
+        *W += s->state_bytes[x->zero];
         *A += s->saved_bytes;
     }
 }
@@ -840,6 +901,7 @@ static int end_cost(dpctx *d, lmesh *lm, cand *cd, int head) {
     scope_alloc(g, &sc, mult, fixed);
     sc.inflight = 1;
     sc.time_limit_s = d->time_limit_s;
+    lm->x.zero = cd->zero;
     /* the head ops come before the block in topological order, the tail ops after */
     int seen_block = 0;
     for (int ti = 0; ti < n; ti++) {
@@ -865,7 +927,7 @@ static int end_cost(dpctx *d, lmesh *lm, cand *cd, int head) {
         for (int o = 0; o < n; o++) {
             if (g->ops[o].block || s.strat[o] < 0) continue;
             const strat *st = &lm->x.ops[o].s[s.strat[o]];
-            W += st->state_bytes, A += st->saved_bytes;
+            W += st->state_bytes[lm->x.zero], A += st->saved_bytes;
         }
         if (head) cd->head_t = t, cd->head_W = W, cd->head_A = A, cd->have_head = 1;
         else cd->tail_t = t, cd->tail_W = W, cd->tail_A = A, cd->have_tail = 1;
@@ -876,7 +938,9 @@ static int end_cost(dpctx *d, lmesh *lm, cand *cd, int head) {
 }
 
 /* Block assignments of one logical mesh: the ILP's optimum, then optima under a ladder of per-layer
- * memory limits (epsilon-constraint), each a Pareto point of time against memory. */
+ * memory limits (epsilon-constraint), each a Pareto point of time against memory; one ladder per
+ * ZeRO stage tried (the distributed optimizer changes both the time and the memory a sharding
+ * costs, so the other stage's optima need not be its). */
 static int make_cands(dpctx *d, lmesh *lm) {
     const st_graph *g = d->g;
     int n = g->nops;
@@ -893,28 +957,32 @@ static int make_cands(dpctx *d, lmesh *lm) {
     sc.inflight = 1;
     sc.time_limit_s = d->time_limit_s;
     for (int o = 0; o < n; o++) lm->x.sink[o] = 0;
-    double limit = 0;
     int rc = 0;
-    for (int step = 0; step < 8 && lm->ncand < 8; step++) {
-        sc.mem_limit = limit;
-        solved s;
-        st_error e;
-        rc = solve(&lm->x, &sc, &s, &e);
-        d->solves++;
-        if (rc == ST_ENOPLAN) {
-            rc = 0;
-            break;
+    for (int z = d->zero_lo; z <= d->zero_hi && !rc; z++) {
+        lm->x.zero = z;
+        double limit = 0;
+        for (int step = 0; step < LADDER; step++) {
+            sc.mem_limit = limit;
+            solved s;
+            st_error e;
+            rc = solve(&lm->x, &sc, &s, &e);
+            d->solves++;
+            if (rc == ST_ENOPLAN) {
+                rc = 0;
+                break;
+            }
+            if (rc) break;
+            cand *cd = &lm->c[lm->ncand++];
+            memset(cd, 0, sizeof *cd);
+            cd->strat = s.strat;
+            cd->t_layer = s.cost;
+            cd->zero = z;
+            sum_parts(&lm->x, s.strat, 1, &cd->W, &cd->A);
+            recompute_parts(&lm->x, s.strat, &cd->rc_t, &cd->rc_A);
+            double mem = cd->W + cd->A;
+            if (mem <= 0) break;
+            limit = mem * 0.55; /* the next rung asks for a little over half the memory */
         }
-        if (rc) break;
-        cand *cd = &lm->c[lm->ncand++];
-        memset(cd, 0, sizeof *cd);
-        cd->strat = s.strat;
-        cd->t_layer = s.cost;
-        sum_parts(&lm->x, s.strat, 1, &cd->W, &cd->A);
-        recompute_parts(&lm->x, s.strat, &cd->rc_t, &cd->rc_A);
-        double mem = cd->W + cd->A;
-        if (mem <= 0) break;
-        limit = mem * 0.55; /* the next rung asks for a little over half the memory */
     }
     free(mult), free(fixed);
     return rc;
@@ -1072,11 +1140,11 @@ static double dp_cost(void *arg, int first, int last, st_submesh sm, int stages_
 
 static int final_stage(const st_graph *g, const st_cluster *c, const st_profile *prof, const st_autoshard_opts *o,
                        int64_t microbatches, double mem_limit, const st_mesh *mesh, int first, int last, int L,
-                       double inflight, int recompute, const st_as_choice *given, st_as_stage *st, int64_t *solves,
-                       st_error *err);
+                       double inflight, int recompute, int zero, const st_as_choice *given, st_as_stage *st,
+                       int64_t *solves, st_error *err);
 
 /* A custom graph's stage (segments, no tied block): each logical mesh's ILP over the stage's
- * operators, exactly, memoised per (sub-mesh, first, last, stages after). */
+ * operators, exactly, with each ZeRO stage tried, memoised per (sub-mesh, first, last, stages after). */
 typedef struct cmemo {
     int nodes, gpus;
     double *t;
@@ -1092,12 +1160,12 @@ static double custom_stage(dpctx *d, int first, int last, st_submesh sm, int sta
     st_autoshard_opts_init(&o);
     o.dtype = d->dt;
     o.time_limit_s = d->time_limit_s;
-    for (int l = 0; l < nl; l++) {
+    for (int l = 0; l < nl * (d->zero_hi - d->zero_lo + 1); l++) {
         st_as_stage st;
         memset(&st, 0, sizeof st);
         st_error e;
-        int rc = final_stage(g, d->c, d->prof, &o, d->microbatches, d->mem_limit, &meshes[l], first, last, L,
-                             (double)(stages_after + 1), 0, NULL, &st, &d->solves, &e);
+        int rc = final_stage(g, d->c, d->prof, &o, d->microbatches, d->mem_limit, &meshes[l % nl], first, last, L,
+                             (double)(stages_after + 1), 0, d->zero_lo + l / nl, NULL, &st, &d->solves, &e);
         if (rc == 0 && st.time_s < best) {
             best = st.time_s;
             if (keep) {
@@ -1167,11 +1235,12 @@ void st_autoshard_result_free(st_autoshard_result *r) {
 }
 
 /* Solves one stage exactly: layers [first, last) of the block on `mesh`, with the head and tail
- * where they belong, `inflight` micro-batches of activations; fills st. */
+ * where they belong, `inflight` micro-batches of activations, full recompute or not, ZeRO stage
+ * `zero` (0 or 1); fills st. */
 static int final_stage(const st_graph *g, const st_cluster *c, const st_profile *prof, const st_autoshard_opts *o,
                        int64_t microbatches, double mem_limit, const st_mesh *mesh, int first, int last, int L,
-                       double inflight, int recompute, const st_as_choice *given, st_as_stage *st, int64_t *solves,
-                       st_error *err) {
+                       double inflight, int recompute, int zero, const st_as_choice *given, st_as_stage *st,
+                       int64_t *solves, st_error *err) {
     ctx x;
     int rc = ctx_init(&x, g, c, prof, mesh, o->dtype, microbatches, err);
     int n = g->nops;
@@ -1180,6 +1249,7 @@ static int final_stage(const st_graph *g, const st_cluster *c, const st_profile 
     if (!rc && (!mult || !fixed)) rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
     if (rc) goto out;
     x.recompute = recompute && g->block_in >= 0;
+    x.zero = zero;
     x.entering = first > 0 ? st_graph_unit_tensor(g, first) : -1;
     scope sc;
     scope_alloc(g, &sc, mult, fixed);
@@ -1225,6 +1295,7 @@ static int final_stage(const st_graph *g, const st_cluster *c, const st_profile 
     st->first = first;
     st->last = last;
     st->recompute = x.recompute;
+    st->zero = x.zero;
     st->mesh = *mesh;
     st->time_s = s.cost;
     st->memory_bytes = s.mem;
@@ -1248,7 +1319,7 @@ static int final_stage(const st_graph *g, const st_cluster *c, const st_profile 
         st->choice[op].lab[1] = sp->lab[1];
         st->choice[op].out = sp->out;
         comp += mult[op] * (sp->fwd_s + sp->bwd_s + (x.recompute && g->ops[op].block ? sp->fwd_s : 0));
-        sync += mult[op] * sp->sync_s / (double)microbatches;
+        sync += mult[op] * sp->sync_s[x.zero] / (double)microbatches;
     }
     st->compute_s = comp;
     st->sync_s = sync;
@@ -1280,6 +1351,7 @@ static int plan_one(const st_graph *g, const st_cluster *c, const st_profile *pr
                     st_autoshard_result *best, int *have, st_error *err) {
     int L = st_graph_units(g), custom = g->block_in < 0;
     int single = o->max_stages == 1 || L <= 1;
+    int zlo = o->zero == ST_AS_ZERO_AUTO ? 0 : o->zero, zhi = o->zero == ST_AS_ZERO_AUTO ? 1 : o->zero;
     st_as_stage *stages = NULL;
     int nst = 0, rc = 0;
     double total = INFINITY;
@@ -1289,12 +1361,14 @@ static int plan_one(const st_graph *g, const st_cluster *c, const st_profile *pr
         int nl = logical_meshes(c, nodes, per, meshes);
         st_error first_err;
         int first_rc = 0;
-        for (int l = 0; l < nl * (custom ? 1 : 2); l++) {
+        /* every logical mesh, with and without recompute (model graphs), with each ZeRO stage tried */
+        int nre = custom ? 1 : 2, nz = zhi - zlo + 1;
+        for (int l = 0; l < nl * nre * nz; l++) {
             st_as_stage st;
             memset(&st, 0, sizeof st);
             st_error e;
-            rc = final_stage(g, c, prof, o, microbatches, mem_limit, &meshes[l % nl], 0, L, L, 1, l >= nl, NULL, &st,
-                             &solves, &e);
+            rc = final_stage(g, c, prof, o, microbatches, mem_limit, &meshes[l % nl], 0, L, L, 1, l / nl % nre,
+                             zlo + l / (nl * nre), NULL, &st, &solves, &e);
             best->evaluated++;
             if (rc) {
                 if (!first_rc) first_rc = rc, first_err = e;
@@ -1322,7 +1396,8 @@ static int plan_one(const st_graph *g, const st_cluster *c, const st_profile *pr
         rc = 0;
     } else {
         dpctx d = {.g = g, .c = c, .prof = prof, .dt = o->dtype, .microbatches = microbatches,
-                   .mem_limit = mem_limit, .time_limit_s = o->time_limit_s > 0 ? o->time_limit_s : 60, .err = err};
+                   .mem_limit = mem_limit, .time_limit_s = o->time_limit_s > 0 ? o->time_limit_s : 60,
+                   .zero_lo = zlo, .zero_hi = zhi, .err = err};
         int u = 1;
         while ((L + u - 1) / u > MAX_UNITS) u++;
         dparg a = {&d, L, u, (L + u - 1) / u};
@@ -1349,13 +1424,20 @@ static int plan_one(const st_graph *g, const st_cluster *c, const st_profile *pr
                     mcache *mc = get_cache(&d, dr.mesh[i]);
                     int lm = 0, cd = 0, re = 0;
                     if (mc) stage_time(&d, mc, dr.first[i], dr.first[i + 1], dr.nstages - 1 - i, L, &lm, &cd, &re);
+                    int z = mc ? mc->log[lm].c[cd].zero : zlo;
                     st_mesh meshes[2];
                     logical_meshes(c, dr.mesh[i].nodes, dr.mesh[i].gpus, meshes);
                     rc = final_stage(g, c, prof, o, microbatches, mem_limit, &meshes[lm], dr.first[i], dr.first[i + 1],
-                                     L, (double)(dr.nstages - i), re, NULL, &stages[i], &solves, err);
-                    if (rc == ST_ENOPLAN && !re) /* the exact ILP needs more memory than the candidate did */
+                                     L, (double)(dr.nstages - i), re, z, NULL, &stages[i], &solves, err);
+                    /* the exact ILP needs more memory than the candidate did: recompute, then (when the
+                     * choice is ours) the distributed optimizer too */
+                    if (rc == ST_ENOPLAN && !re)
                         rc = final_stage(g, c, prof, o, microbatches, mem_limit, &meshes[lm], dr.first[i],
-                                         dr.first[i + 1], L, (double)(dr.nstages - i), 1, NULL, &stages[i], &solves, err);
+                                         dr.first[i + 1], L, (double)(dr.nstages - i), 1, z, NULL, &stages[i], &solves, err);
+                    if (rc == ST_ENOPLAN && z < zhi)
+                        rc = final_stage(g, c, prof, o, microbatches, mem_limit, &meshes[lm], dr.first[i],
+                                         dr.first[i + 1], L, (double)(dr.nstages - i), 1, zhi, NULL, &stages[i], &solves,
+                                         err);
                 }
                 if (!rc) nst = i + 1;
             }
@@ -1431,11 +1513,23 @@ int st_autoshard(const st_model *m, const st_graph *custom, const st_cluster *c,
     st_error_clear(&last_err);
     last_err.code = ST_ENOPLAN;
     snprintf(last_err.text, sizeof last_err.text, "no sharding fits");
+    /* With the ZeRO stage ours to choose, the stage DP weighs each stage with and without the
+     * distributed optimizer; the search also runs without it, and the faster plan is kept. The DP
+     * prices a stage's exchange with its neighbours on its own sub-mesh (README, "Not yet"), so a
+     * choice that looks faster there can come out slower once the chosen stages are priced pair by
+     * pair (GPT-3 175B on 64 A100s: a two-node stage in the middle, 0.1% slower); this way auto is
+     * never slower than plain data parallelism. Ties go to plain data parallelism (it runs first). */
+    st_autoshard_opts modes[2] = {*o, *o};
+    int nmodes = 1;
+    if (o->zero == ST_AS_ZERO_AUTO) modes[0].zero = 0, nmodes = 2;
     if (custom) {
         st_graph g = *custom;
         int64_t B = o->microbatches > 0 ? o->microbatches : 1;
-        rc = plan_one(&g, c, prof, o, nodes, per, 0, B, mem_limit, r, &have, &last_err);
-        if (rc < 0) last_rc = rc;
+        for (int k = 0; k < nmodes; k++) {
+            rc = plan_one(&g, c, prof, &modes[k], nodes, per, 0, B, mem_limit, r, &have, &last_err);
+            if (rc < 0) last_rc = rc;
+            if (rc < 0 && rc != ST_ENOPLAN) break;
+        }
         r->g = custom; /* the caller's */
     } else {
         int64_t seq = o->seq > 0 ? o->seq : m->seq_len;
@@ -1444,18 +1538,18 @@ int st_autoshard(const st_model *m, const st_graph *custom, const st_cluster *c,
             if (o->gbs % mbs) continue;
             st_graph g;
             if ((rc = st_graph_from_model(m, mbs, seq, o->dtype, &g, err))) return rc;
-            st_error e;
-            rc = plan_one(&g, c, prof, o, nodes, per, mbs, o->gbs / mbs, mem_limit, r, &have, &e);
-            if (rc == 1) {
-                r->graph = g;
-                r->g = &r->graph;
-            } else {
-                st_graph_free(&g);
-                if (rc < 0) {
-                    last_rc = rc, last_err = e;
-                    if (rc != ST_ENOPLAN) break;
-                }
+            int took = 0; /* r holds g (plan_one frees the graph of a result it replaces: not g) */
+            for (int k = 0; k < nmodes; k++) {
+                st_error e;
+                if (took) memset(&r->graph, 0, sizeof r->graph);
+                rc = plan_one(&g, c, prof, &modes[k], nodes, per, mbs, o->gbs / mbs, mem_limit, r, &have, &e);
+                took |= rc == 1;
+                if (took) r->graph = g, r->g = &r->graph;
+                if (rc < 0) last_rc = rc, last_err = e;
+                if (rc < 0 && rc != ST_ENOPLAN) break;
             }
+            if (!took) st_graph_free(&g);
+            if (rc < 0 && rc != ST_ENOPLAN) break;
         }
         if (have) {
             r->model_flops = st_cost_model_flops(m, o->gbs, seq);
@@ -1605,8 +1699,7 @@ int st_autoshard_evaluate(const st_model *m, const st_cluster *c, const st_profi
         st_as_stage out;
         memset(&out, 0, sizeof out);
         rc = final_stage(g, c, prof, o, r->microbatches, 0, &st->mesh, st->first, st->last, L, (double)(n - i),
-                         st->recompute, given,
-                         &out, &solves, err);
+                         st->recompute, st->zero, given, &out, &solves, err);
         if (rc) {
             if (err) { /* name the stage in the key: stages[i].ops.NAME.split */
                 char key[sizeof err->key];
@@ -1677,6 +1770,7 @@ int st_autoshard_work(const st_autoshard_result *r, int stage, const st_cluster 
     ctx x;
     int rc = ctx_init(&x, g, c, prof, &st->mesh, dt, r->microbatches, err);
     x.recompute = st->recompute && g->block_in >= 0;
+    x.zero = st->zero;
     x.entering = st->first > 0 ? st_graph_unit_tensor(g, st->first) : -1;
     int *si = malloc((size_t)n * sizeof *si), *part = malloc((size_t)n * sizeof *part);
     if (!rc && (!si || !part)) rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
@@ -1743,10 +1837,13 @@ int st_autoshard_work(const st_autoshard_result *r, int stage, const st_cluster 
         if (!rc) rc = push_colls(w, part[co], 0, co, rs, nl);
         sink_cost(&x, co, b, rs, &nf);
         if (!rc) rc = push_colls(w, part[co] == ST_AS_LAYER ? ST_AS_LEAVE : part[co], 0, co, rs, nf);
-        double mult = g->ops[co].block ? (double)k : 1, ts[2], by[2];
-        grad_sync(&x, co, b, ts, by);
-        for (int a = 0; a < st->mesh.naxes; a++) w->sync_s[a] += mult * ts[a], w->sync_bytes[a] += mult * by[a];
-        w->state_bytes += mult * b->state_bytes;
+        double mult = g->ops[co].block ? (double)k : 1, ts[2], by[2], gs[2], gb[2];
+        grad_sync(&x, co, b, x.zero, ts, by, gs, gb);
+        for (int a = 0; a < st->mesh.naxes; a++) {
+            w->sync_s[a] += mult * ts[a], w->sync_bytes[a] += mult * by[a];
+            w->gather_s[a] += mult * gs[a], w->gather_bytes[a] += mult * gb[a];
+        }
+        w->state_bytes += mult * b->state_bytes[x.zero];
         if (x.recompute && g->ops[co].block) {
             w->recompute_bytes += b->saved_bytes; /* one layer's, while it is recomputed */
             if (co == g->t[g->block_out].producer) w->saved_bytes += mult * layer_input_bytes(&x, b);
@@ -1755,6 +1852,7 @@ int st_autoshard_work(const st_autoshard_result *r, int stage, const st_cluster 
         }
     }
     w->recompute = x.recompute;
+    w->zero = x.zero;
     if (rc) {
         st_error_set(err, rc, NULL, NULL, "out of memory");
         goto out;

@@ -22,7 +22,11 @@ typedef struct st_autoshard_opts {
     double mem_limit_bytes;  /* 0: the GPU's memory less the framework reserve */
     double time_limit_s;     /* per ILP solve (0: 60 s) */
     int max_stages;          /* 0: choose (stage DP); 1: no pipeline */
+    int zero;                /* ST_AS_ZERO_AUTO: each stage with and without the distributed optimizer,
+                                the faster that fits; 0: plain data parallelism; 1: ZeRO-1 everywhere */
 } st_autoshard_opts;
+
+#define ST_AS_ZERO_AUTO (-1)
 
 void st_autoshard_opts_init(st_autoshard_opts *o);
 /* Memory a GPU of c has for the plan: its memory less the framework's reserve (the default limit). */
@@ -37,6 +41,7 @@ typedef struct st_as_choice {
 typedef struct st_as_stage {
     int first, last;       /* repeated-block layers [first, last); stage 0 has the head, the last the tail */
     int recompute;         /* full activation recompute of its layers (keep each layer's input only) */
+    int zero;              /* 1: distributed optimizer (ZeRO-1) over each weight's gradient-reduction group */
     st_mesh mesh;          /* logical mesh */
     st_as_choice *choice;  /* per graph op; lab = {'-','-'} for ops not on this stage */
     double time_s;         /* one micro-batch, forward + backward, with its communication */
@@ -96,7 +101,11 @@ typedef struct st_as_step {
 typedef struct st_as_work {
     int n[ST_AS_PARTS][2], cap[ST_AS_PARTS][2]; /* [part][0 forward, 1 backward] */
     st_as_step *step[ST_AS_PARTS][2];
-    double sync_s[2], sync_bytes[2]; /* gradient all-reduce per mesh axis, once per iteration */
+    int zero;                        /* the stage's ZeRO stage (0 or 1) */
+    double sync_s[2], sync_bytes[2]; /* gradient reduction per mesh axis, once per iteration: all-reduce
+                                        (zero 0) or reduce-scatter (zero 1, innermost axis first) */
+    double gather_s[2], gather_bytes[2]; /* zero 1: the updated 16-bit weights' all-gather per mesh axis,
+                                            after the optimizer step (outermost axis first) */
     double state_bytes;              /* weights, gradients, optimizer state */
     double saved_bytes;              /* activations one micro-batch leaves for backward */
     int recompute;                   /* the stage recomputes each layer's forward (the LAYER forward

@@ -36,7 +36,9 @@ static json_t *stages_json(const st_autoshard_result *r) {
         json_object_set_new(mesh, "shape", shape);
         json_object_set_new(s, "mesh", mesh);
         json_object_set_new(s, "recompute", json_string(st->recompute ? "full" : "none"));
+        json_object_set_new(s, "zero", json_integer(st->zero));
         json_object_set_new(s, "time_per_microbatch_s", json_real(st->time_s));
+        json_object_set_new(s, "grad_sync_s", json_real(st->sync_s));
         json_object_set_new(s, "memory_gib", json_real(st->memory_bytes / GIB));
         json_t *ops = json_object();
         for (int o = 0; o < g->nops; o++) {
@@ -215,8 +217,8 @@ int st__plan_is_ilp(const char *arg) {
 static const char *const top_keys[] = {"format", "version", "search", "spec", "gpus", "pp", "mbs", "gbs", "seq",
                                        "microbatches", "dtype", "schedule", "predicted_iteration_time_s", "stages",
                                        "model", "graph", "cluster", NULL};
-static const char *const stage_keys[] = {"layers", "mesh", "ops", "recompute", "time_per_microbatch_s", "memory_gib", "ilp",
-                                         "collectives_per_layer_fwd", NULL};
+static const char *const stage_keys[] = {"layers", "mesh", "ops", "recompute", "zero", "time_per_microbatch_s",
+                                         "grad_sync_s", "memory_gib", "ilp", "collectives_per_layer_fwd", NULL};
 static const char *const mesh_keys[] = {"nodes", "gpus_per_node", "shape", NULL};
 static const char *const op_keys[] = {"split", "role", NULL};
 
@@ -270,6 +272,10 @@ static int load_stage(const json_t *js, size_t i, const char *path, const st_gra
         }
         st->recompute = 1;
     }
+    /* the distributed optimizer; files written before it was planned have no key: plain data parallelism */
+    int64_t zero = 0;
+    CHECK(st__json_get_int(js, "zero", 0, 1, &zero, path, pre, err));
+    st->zero = (int)zero;
     /* mesh */
     json_t *mj = json_object_get(js, "mesh");
     snprintf(key, sizeof key, "%s.mesh", pre);

@@ -93,8 +93,8 @@ static void print_head(FILE *out, const loaded *L, const char *plan_path) {
 }
 
 static void print_stages(FILE *out, const st_autoshard_result *r) {
-    fprintf(out, "\n%5s %9s %-8s %12s %10s %10s %10s %10s %9s\n", "stage", "layers", "mesh", "ms/microbatch",
-            "compute", "comm", "p2p", "grad_sync", "mem_GiB");
+    fprintf(out, "\n%5s %9s %-8s %12s %10s %10s %10s %10s %9s %4s\n", "stage", "layers", "mesh", "ms/microbatch",
+            "compute", "comm", "p2p", "grad_sync", "mem_GiB", "zero");
     for (int i = 0; i < r->nstages; i++) {
         const st_as_stage *st = &r->stage[i];
         char mesh_s[32], lay[32];
@@ -102,9 +102,9 @@ static void print_stages(FILE *out, const st_autoshard_result *r) {
         else snprintf(mesh_s, sizeof mesh_s, "%dx%d", st->mesh.size[0], st->mesh.size[1]);
         if (st_graph_units(r->g) > 1) snprintf(lay, sizeof lay, "%d-%d", st->first, st->last - 1);
         else snprintf(lay, sizeof lay, "all");
-        fprintf(out, "%5d %9s %-8s %12.3f %10.3f %10.3f %10.3f %10.3f %9.1f\n", i, lay, mesh_s, st->time_s * 1e3,
+        fprintf(out, "%5d %9s %-8s %12.3f %10.3f %10.3f %10.3f %10.3f %9.1f %4d\n", i, lay, mesh_s, st->time_s * 1e3,
                 st->compute_s * 1e3, fmax(0, st->comm_s) * 1e3, st->p2p_s * 1e3, st->sync_s * 1e3,
-                st->memory_bytes / GIB);
+                st->memory_bytes / GIB, st->zero);
     }
 }
 
@@ -137,7 +137,7 @@ int st__estimate_ilp(const st_ilp_cmd *a, st_error *err) {
             L.fits ? "fits" : "DOES NOT FIT");
     print_stages(out, r);
     fprintf(out, "\nper micro-batch and stage, forward + backward (ms); grad_sync is the stage's gradient all-reduce "
-                 "spread over the micro-batches; iteration = sum of stage times + (micro-batches - 1) x the slowest\n");
+                 "(zero 1: reduce-scatter, and the weights' all-gather) spread over the micro-batches; iteration = sum of stage times + (micro-batches - 1) x the slowest\n");
     fclose(out);
     out = NULL;
     fwrite(text, 1, len, stdout);

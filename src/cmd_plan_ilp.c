@@ -9,7 +9,7 @@
 static const char help_text[] =
     "usage: strata plan --search ilp (--model M | --graph FILE) --cluster C [--gpus N] [--gbs B] [--seq S]\n"
     "                   [--mbs B] [--microbatches K] [--max-stages S] [--mem-limit GIB] [--time-limit SEC]\n"
-    "                   [--dtype D] [--profile F] [--out FILE] [--json]\n"
+    "                   [--zero 0|1|auto] [--dtype D] [--profile F] [--out FILE] [--json]\n"
     "\n"
     "  --graph FILE      a custom operator graph (JSON, see README) instead of a model\n"
     "  --mbs B           sequences per micro-batch (default: try 1, 2, 4, 8)\n"
@@ -17,6 +17,9 @@ static const char help_text[] =
     "  --max-stages S    pipeline stages at most (1 = no pipeline; default: the stage DP chooses)\n"
     "  --mem-limit GIB   memory per GPU (default: the GPU's less 2 GiB)\n"
     "  --time-limit SEC  per ILP solve; on expiry the best assignment found is used and its gap reported\n"
+    "  --zero 0|1|auto   the distributed optimizer (ZeRO-1: optimizer state sharded over each weight's\n"
+    "                    data-parallel group, gradients reduce-scattered, weights all-gathered); auto\n"
+    "                    (default) tries each stage with and without it and keeps the faster that fits\n"
     "  --out FILE        write the plan (per-operator shardings, stages, meshes) as JSON\n"
     "  --json            one JSON object: {\"plans\": [...], \"evaluated\": N, \"search_time_s\": t, ...}\n"
     "\n"
@@ -35,14 +38,15 @@ static int parse_pos(const char *opt, const char *s, double lo, double hi, doubl
 int st__cmd_plan_ilp(int argc, char **argv, st_error *err) {
     const char *model_arg = NULL, *cluster_arg = NULL, *gpus_arg = NULL, *gbs_arg = NULL, *seq_arg = NULL,
                *mbs_arg = NULL, *mb_arg = NULL, *stages_arg = NULL, *mem_arg = NULL, *tl_arg = NULL, *dtype_arg = NULL,
-               *profile_arg = NULL, *out_arg = NULL, *graph_arg = NULL, *search_arg = NULL;
+               *profile_arg = NULL, *out_arg = NULL, *graph_arg = NULL, *search_arg = NULL, *zero_arg = NULL;
     int json = 0, help = 0, rc;
     st_cli_opt opts[] = {{"model", &model_arg, NULL},     {"cluster", &cluster_arg, NULL}, {"gpus", &gpus_arg, NULL},
                          {"gbs", &gbs_arg, NULL},         {"seq", &seq_arg, NULL},         {"mbs", &mbs_arg, NULL},
                          {"microbatches", &mb_arg, NULL}, {"max-stages", &stages_arg, NULL},
                          {"mem-limit", &mem_arg, NULL},   {"time-limit", &tl_arg, NULL},   {"dtype", &dtype_arg, NULL},
                          {"profile", &profile_arg, NULL}, {"out", &out_arg, NULL},         {"graph", &graph_arg, NULL},
-                         {"search", &search_arg, NULL},   {"json", NULL, &json},           {"help", NULL, &help},
+                         {"search", &search_arg, NULL},   {"zero", &zero_arg, NULL},       {"json", NULL, &json},
+                         {"help", NULL, &help},
                          {NULL, NULL, NULL}};
     st_model m;
     st_cluster c;
@@ -104,6 +108,14 @@ int st__cmd_plan_ilp(int argc, char **argv, st_error *err) {
         if ((rc = parse_pos("time-limit", tl_arg, 0.001, 86400, &d, err))) goto out;
         o.time_limit_s = d;
     }
+    if (zero_arg) {
+        if (strcmp(zero_arg, "auto") == 0) o.zero = ST_AS_ZERO_AUTO;
+        else if (strcmp(zero_arg, "0") == 0 || strcmp(zero_arg, "1") == 0) o.zero = zero_arg[0] - '0';
+        else {
+            rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--zero': '%s' is not one of 0, 1, auto", zero_arg);
+            goto out;
+        }
+    }
     if (dtype_arg && st_dtype_parse(dtype_arg, &o.dtype)) {
         rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--dtype': '%s' is not one of fp32, tf32, fp16, bf16, fp8",
                           dtype_arg);
@@ -148,8 +160,8 @@ int st__cmd_plan_ilp(int argc, char **argv, st_error *err) {
         fprintf(mem, "graph %s (%d operators) on %lld x %s (%s), %lld micro-batches, %s: operator-level search\n",
                 custom.name, custom.nops, (long long)gpus, c.gpu.name, c.name, (long long)res.microbatches,
                 st_dtype_name(o.dtype));
-    fprintf(mem, "\n%5s %9s %-12s %12s %9s %8s %14s %13s %7s\n", "stage", "layers", "mesh", "ms/microbatch", "mem_GiB",
-            "ILP_s", "nodes/vars", "rows x cols", "gap%");
+    fprintf(mem, "\n%5s %9s %-12s %12s %9s %4s %9s %8s %14s %13s %7s\n", "stage", "layers", "mesh", "ms/microbatch",
+            "mem_GiB", "zero", "recompute", "ILP_s", "nodes/vars", "rows x cols", "gap%");
     for (int i = 0; i < res.nstages; i++) {
         const st_as_stage *st = &res.stage[i];
         char mesh_s[32], lay[32], rc_s[32];
@@ -161,8 +173,9 @@ int st__cmd_plan_ilp(int argc, char **argv, st_error *err) {
         snprintf(rc_s, sizeof rc_s, "%dx%d", st->ilp_rows, st->ilp_cols);
         char nv[32];
         snprintf(nv, sizeof nv, "%d/%lld", st->ilp_nodes, (long long)st->ilp_vars);
-        fprintf(mem, "%5d %9s %-12s %12.3f %9.1f %8.3f %14s %13s %7.2f%s\n", i, st_graph_units(g) > 1 ? lay : "all",
-                mesh_s, st->time_s * 1e3, st->memory_bytes / GiB, st->ilp_time_s, nv, rc_s, 100 * st->ilp_gap,
+        fprintf(mem, "%5d %9s %-12s %12.3f %9.1f %4d %9s %8.3f %14s %13s %7.2f%s\n", i,
+                st_graph_units(g) > 1 ? lay : "all", mesh_s, st->time_s * 1e3, st->memory_bytes / GiB, st->zero,
+                st->recompute ? "full" : "none", st->ilp_time_s, nv, rc_s, 100 * st->ilp_gap,
                 st->ilp_optimal ? "" : " (time limit)");
     }
     /* per-layer assignment of the first stage (the others are printed when they differ) */

@@ -7,11 +7,13 @@
  * blocking receive on the compute stream, the send on the p2p stream), each device pair moving its
  * share, then resharded inside the receiving mesh as its first operators need (the ENTER steps); the weight gradients are
  * all-reduced once per iteration, per mesh axis, on the data-parallel stream after the stage's last
- * backward. 1F1B order, as the stage DP prices the pipeline.
+ * backward; with the distributed optimizer (zero 1) reduce-scattered instead, innermost axis first,
+ * and the updated weights all-gathered back, outermost axis first, where the optimizer step would
+ * end (Megatron-LM's distributed optimizer). 1F1B order, as the stage DP prices the pipeline.
  *
  * Not modelled here (yet): the links (transfers take their time alone: a stage's collectives run
- * one at a time on its compute stream, and stages use disjoint GPUs), the optimizer step (the ILP
- * does not price it either). */
+ * one at a time on its compute stream, and stages use disjoint GPUs), the optimizer step between
+ * the reduction and the gather (the ILP does not price it either). */
 #include "autoshard_cli.h"
 #include "program.h"
 
@@ -235,13 +237,21 @@ int st_lower_autoshard(const st_autoshard_result *r, const st_cluster *c, const 
             last = backward(&b, &X, (int)k);
         }
         for (int64_t k = m - warm; k < m; k++) last = backward(&b, &X, (int)k);
-        for (int a = 0; a < st->mesh.naxes; a++) {
-            if (w[i].sync_s[a] <= 0) continue;
-            st_ins in = blank(ST_INS_COLL, ST_STREAM_DP, -1, "grad all-reduce");
-            in.coll = ST_COLL_ALLREDUCE;
+        /* the gradients' reduction, then (zero 1) the weights' gather, on the data-parallel stream in
+         * this order: zero 1 reduce-scatters from the innermost axis and gathers from the outermost
+         * (st_as_work) */
+        int na = st->mesh.naxes;
+        for (int k = 0; k < 2 * na; k++) {
+            int gather = k >= na, a = gather ? k - na : w[i].zero ? na - 1 - k : k;
+            double t = gather ? w[i].gather_s[a] : w[i].sync_s[a];
+            if (t <= 0) continue;
+            st_coll coll = gather ? ST_COLL_ALLGATHER : w[i].zero ? ST_COLL_REDUCESCATTER : ST_COLL_ALLREDUCE;
+            st_ins in = blank(ST_INS_COLL, ST_STREAM_DP, -1,
+                              gather ? "param all-gather" : w[i].zero ? "grad reduce-scatter" : "grad all-reduce");
+            in.coll = (uint8_t)coll;
             in.group = X.group[a] + 1;
-            in.dur_s = w[i].sync_s[a];
-            in.bytes = w[i].sync_bytes[a];
+            in.dur_s = t;
+            in.bytes = gather ? w[i].gather_bytes[a] : w[i].sync_bytes[a];
             in.dep[0] = last;
             push(&b, &in);
         }

@@ -10,6 +10,9 @@
 #     simulation, for one stage; within 2% for a pipeline), the estimate keys, a trace with the
 #     resharding collectives; a custom graph's plan with --graph; an unknown operator, another
 #     model's plan and --every-rank are refused (exit 2, one line);
+#   - the distributed optimizer: auto takes ZeRO-1 where memory is tight, the plan file carries
+#     stages[].zero and sim runs its reduce-scatter and all-gather; bad --zero and "zero" values
+#     exit 2 with one line;
 #   - bad input: unknown --search, a cyclic graph, a graph with mismatched shapes (exit 2, one line,
 #     no output file), an infeasible memory limit (exit 1 naming the limit and the excess).
 #
@@ -120,7 +123,7 @@ fi
 
 # a custom graph too big for one stage: pipelined over its segments, then estimated and simulated
 TOWER="--graph $SRCDIR/tests/data/graph_tower.json --cluster dgx-a100-80g --gpus 16"
-run plan --search ilp $TOWER --microbatches 64 --mem-limit 6 --out "$T/tower.json"
+run plan --search ilp $TOWER --microbatches 64 --mem-limit 6 --zero 0 --out "$T/tower.json"
 stages=$(grep -c '"layers"' "$T/tower.json" 2>/dev/null)
 run sim $TOWER --plan "$T/tower.json" --json
 if [ $rc -eq 0 ] && [ "${stages:-0}" -gt 1 ] && cp "$T/out" "$T/ts.json" && flat "$T/ts.json" &&
@@ -131,13 +134,17 @@ else
 fi
 
 # bad plans: exit 2, one line naming the file and key
+# refused DESC FILE PATTERN ESTIMATE_ARGS...: strata estimate of the plan FILE exits 2 with one line
+# on stderr that matches PATTERN
+refused() {
+	desc=$1 file=$2 pat=$3
+	shift 3
+	run estimate "$@" --plan "$file"
+	if [ $rc -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ] && grep -q "$pat" "$T/err"; then ok "$desc"; else nok "$desc" "$(cat "$T/err")"; fi
+}
 sed 's/"fc1"/"fc9"/' "$T/plan.json" >"$T/badop.json"
-run estimate $EST --plan "$T/badop.json"
-if [ $rc -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ] && grep -q "badop.json: key 'stages\[0\].ops.fc9'" "$T/err"; then
-	ok "ILP plan with an unknown operator: exit 2 naming stages[0].ops.fc9"
-else
-	nok "unknown operator in an ILP plan" "$(cat "$T/err")"
-fi
+refused "ILP plan with an unknown operator: exit 2 naming stages[0].ops.fc9" "$T/badop.json" \
+	"badop.json: key 'stages\[0\].ops.fc9'" $EST
 run sim --model gpt3-175b --cluster dgx-a100-80g --gpus 8 --plan "$T/plan.json"
 if [ $rc -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ] && grep -q "made for model gpt-18.4b" "$T/err"; then
 	ok "ILP plan of another model: exit 2, says which model it was made for"
@@ -145,17 +152,50 @@ else
 	nok "ILP plan of another model" "$(cat "$T/err")"
 fi
 sed 's/"pp": 1,/"pp": 2,/' "$T/plan.json" >"$T/badpp.json"
-run estimate $EST --plan "$T/badpp.json"
-if [ $rc -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ] && grep -q "key 'pp'.*1 stages" "$T/err"; then
-	ok "ILP plan whose pp disagrees with its stages: exit 2 naming pp"
-else
-	nok "pp against the stages" "$(cat "$T/err")"
-fi
+refused "ILP plan whose pp disagrees with its stages: exit 2 naming pp" "$T/badpp.json" "key 'pp'.*1 stages" $EST
 run sim $EST --plan "$T/plan.json" --every-rank
 if [ $rc -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ] && grep -q "every-rank" "$T/err"; then
 	ok "sim --every-rank of an ILP plan: exit 2, one line (stages run one SPMD program per mesh)"
 else
 	nok "sim --every-rank of an ILP plan" "$(cat "$T/err")"
+fi
+
+# ------------------------------------------------------------------ the distributed optimizer (ZeRO-1)
+# Llama-2 7B on 16 A100s without a pipeline: memory is tight at 18 bytes per parameter, and auto
+# (the default) takes ZeRO-1; --zero 0 is slower. The plan file carries stages[].zero; sim runs
+# the reduce-scatter and the weights' all-gather and takes exactly the planner's time.
+ZERO="--search ilp --model llama2-7b --cluster dgx-a100-80g --gpus 16 --gbs 256 --max-stages 1"
+ZEST="--model llama2-7b --cluster dgx-a100-80g --gpus 16"
+run plan $ZERO --zero 0
+t0=$(num "$T/out" "iteration")
+run plan $ZERO --out "$T/zero.json"
+t1=$(num "$T/out" "iteration")
+if [ $rc -eq 0 ] && grep -Eq '^ +0 +0-31 +2x8 +[0-9.]+ +[0-9.]+ +1 +none' "$T/out" && flat "$T/zero.json" &&
+	get "$T/zero.json.flat" '.stages[0].zero' | grep -q '^1$' &&
+	awk -v a="$t1" -v b="$t0" 'BEGIN { exit !(a > 0 && a < b) }'; then
+	ok "ZeRO-1 chosen where memory is tight: $t1 s against $t0 s with --zero 0; stages[].zero in the plan file"
+else
+	nok "auto should choose zero 1 for llama2-7b on 16 GPUs ($t1 s vs $t0 s)" "$(cat "$T/err")"
+fi
+predicted=$(get "$T/zero.json.flat" .predicted_iteration_time_s)
+run sim $ZEST --plan "$T/zero.json" --trace "$T/zero.trace.json"
+t=$(num "$T/out" "iteration time (s)")
+if [ $rc -eq 0 ] && close_to "$t" "$predicted" 0.001 && grep -q '"grad reduce-scatter"' "$T/zero.trace.json" &&
+	grep -q '"param all-gather"' "$T/zero.trace.json" && ! grep -q '"grad all-reduce"' "$T/zero.trace.json"; then
+	ok "sim of a ZeRO-1 ILP plan: the planner's time ($t s); reduce-scatter and all-gather, no all-reduce"
+else
+	nok "sim of the ZeRO-1 plan: $t s, the planner said $predicted s" "$(cat "$T/err")"
+fi
+for bad in '2' '"yes"'; do
+	sed "s/\"zero\": 1,/\"zero\": $bad,/" "$T/zero.json" >"$T/badzero.json"
+	refused "ILP plan with \"zero\": $bad: exit 2 naming stages[0].zero" "$T/badzero.json" \
+		"badzero.json: key 'stages\[0\].zero'" $ZEST
+done
+run plan $ZERO --zero 2 --out "$T/nope3.json"
+if [ $rc -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ] && grep -q "'--zero'" "$T/err" && [ ! -e "$T/nope3.json" ]; then
+	ok "--zero 2: exit 2, one line"
+else
+	nok "--zero 2" "$(cat "$T/err")"
 fi
 
 # ------------------------------------------------------------------ bad input

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef SRCDIR
 #define SRCDIR "."
@@ -114,17 +115,24 @@ START_TEST(graph_from_preset) {
 }
 END_TEST
 
-static int load_err(const char *json, st_error *err) {
+/* A custom graph from JSON text (through a temporary file, as `--graph` reads it); on success *g
+ * holds it (st_graph_free). */
+static int load_json(const char *json, st_graph *g, st_error *err) {
     char path[] = "/tmp/strata_graph_XXXXXX";
     int fd = mkstemp(path);
     ck_assert_int_ge(fd, 0);
     FILE *f = fdopen(fd, "w");
     fputs(json, f);
     fclose(f);
-    st_graph g;
-    int rc = st_graph_load(path, &g, err);
-    if (rc == 0) st_graph_free(&g);
+    int rc = st_graph_load(path, g, err);
     remove(path);
+    return rc;
+}
+
+static int load_err(const char *json, st_error *err) {
+    st_graph g;
+    int rc = load_json(json, &g, err);
+    if (rc == 0) st_graph_free(&g);
     return rc;
 }
 
@@ -386,6 +394,7 @@ static void given_copy(const st_autoshard_result *r, st_autoshard_result *g) {
         g->stage[i].first = r->stage[i].first;
         g->stage[i].last = r->stage[i].last;
         g->stage[i].recompute = r->stage[i].recompute;
+        g->stage[i].zero = r->stage[i].zero;
         g->stage[i].mesh = r->stage[i].mesh;
         g->stage[i].choice = calloc((size_t)r->g->nops, sizeof *g->stage[i].choice);
         ck_assert_ptr_nonnull(g->stage[i].choice);
@@ -428,7 +437,7 @@ static void check_reprice(const char *model, const char *cl, int64_t gpus, int64
         for (int p = 0; p < ST_AS_PARTS; p++)
             for (int b = 0; b < 2; b++)
                 for (int j = 0; j < w.n[p][b]; j++) t += mult[p] * w.step[p][b][j].time_s;
-        t += (w.sync_s[0] + w.sync_s[1]) / (double)g.microbatches + w.p2p_s;
+        t += (w.sync_s[0] + w.sync_s[1] + w.gather_s[0] + w.gather_s[1]) / (double)g.microbatches + w.p2p_s;
         ck_assert_msg(fabs(t - g.stage[i].time_s) <= 1e-9 * t, "%s stage %d: steps %.9g s, stage %.9g s", model, i, t,
                       g.stage[i].time_s);
         /* memory: the state and the activations 1F1B keeps in flight on this stage */
@@ -476,6 +485,30 @@ static void sim_plan(const st_autoshard_result *r, const st_cluster *c, st_sim_r
     ck_assert_msg(st_lower_autoshard(r, c, NULL, ST_DT_BF16, &low, &err) == 0, "%s", err.text);
     ck_assert_msg(st_sim_run(&low, 0, NULL, res, &err) == 0, "%s", err.text);
     st_lowered_destroy(&low);
+}
+
+/* A plan the planner found (model m, or a custom graph with m NULL; o gives gbs and seq), priced
+ * again from its labels alone: the same time and memory; and simulated: within sim_tol of its time
+ * (relative), each stage's memory as planned. */
+static void check_replay(const st_model *m, const st_cluster *c, const st_autoshard_opts *o,
+                         const st_autoshard_result *r, double sim_tol) {
+    st_autoshard_result g;
+    st_error err;
+    given_copy(r, &g);
+    ck_assert_msg(st_autoshard_evaluate(m, c, NULL, o, &g, &err) == 0, "%s", err.text);
+    ck_assert_double_eq_tol(g.iteration_time_s, r->iteration_time_s, 1e-9 * r->iteration_time_s);
+    ck_assert_double_eq_tol(g.memory_peak_bytes, r->memory_peak_bytes, 1e-9 * r->memory_peak_bytes);
+    given_free(&g);
+    st_sim_result res;
+    sim_plan(r, c, &res);
+    ck_assert_msg(fabs(res.iteration_time_s / r->iteration_time_s - 1) <= sim_tol, "simulated %.4f s, planned %.4f s",
+                  res.iteration_time_s, r->iteration_time_s);
+    for (int i = 0; i < r->nstages; i++)
+        ck_assert_msg(fabs(res.ranks[i].memory_peak_bytes / r->stage[i].memory_bytes - 1) < 1e-6,
+                      "stage %d (recompute %d, zero %d): simulated %.3f GiB, planned %.3f GiB", i, r->stage[i].recompute,
+                      r->stage[i].zero, res.ranks[i].memory_peak_bytes / 1073741824.0,
+                      r->stage[i].memory_bytes / 1073741824.0);
+    st_sim_result_destroy(&res);
 }
 
 /* The simulator runs the plan's steps: one stage (no pipeline) takes exactly the planner's time and
@@ -550,6 +583,7 @@ START_TEST(ilp_custom_pipeline) {
     st_autoshard_opts o;
     st_autoshard_opts_init(&o);
     o.microbatches = 64;
+    o.zero = 0; /* with the distributed optimizer the tower fits one stage (ilp_zero_fits_tower) */
     st_autoshard_result r;
     ck_assert_msg(st_autoshard(NULL, &g, &c, NULL, &o, &r, &err) == 0, "%s", err.text);
     ck_assert_int_eq(r.nstages, 1); /* plenty of memory: one stage */
@@ -572,19 +606,9 @@ START_TEST(ilp_custom_pipeline) {
     ck_assert_int_eq(r.stage[r.nstages - 1].last, 16);
     ck_assert_int_eq(gpus, 16);
     /* priced again from its labels, and simulated */
-    st_autoshard_result gv;
-    given_copy(&r, &gv);
     st_autoshard_opts eo;
     st_autoshard_opts_init(&eo);
-    ck_assert_msg(st_autoshard_evaluate(NULL, &c, NULL, &eo, &gv, &err) == 0, "%s", err.text);
-    ck_assert_double_eq_tol(gv.iteration_time_s, r.iteration_time_s, 1e-9 * r.iteration_time_s);
-    ck_assert_double_eq_tol(gv.memory_peak_bytes, r.memory_peak_bytes, 1e-9 * r.memory_peak_bytes);
-    given_free(&gv);
-    st_sim_result res;
-    sim_plan(&r, &c, &res);
-    ck_assert_msg(fabs(res.iteration_time_s / r.iteration_time_s - 1) < 0.01, "simulated %.4f s, planned %.4f s",
-                  res.iteration_time_s, r.iteration_time_s);
-    st_sim_result_destroy(&res);
+    check_replay(NULL, &c, &eo, &r, 0.01);
     st_autoshard_result_free(&r);
     st_graph_free(&g);
 }
@@ -602,7 +626,7 @@ START_TEST(ilp_recompute) {
     st_autoshard_opts_init(&o);
     o.gbs = 256, o.mbs = 1, o.seq = 2048;
     o.mem_limit_bytes = 60.0 * 1073741824.0;
-    st_autoshard_result r, loose, g;
+    st_autoshard_result r, loose;
     st_error err;
     ck_assert_msg(st_autoshard(&m, NULL, &c, NULL, &o, &r, &err) == 0, "%s", err.text);
     int any = 0;
@@ -615,21 +639,270 @@ START_TEST(ilp_recompute) {
     ck_assert_msg(st_autoshard(&m, NULL, &c, NULL, &o, &loose, &err) == 0, "%s", err.text);
     ck_assert(loose.iteration_time_s < r.iteration_time_s); /* recompute costs time */
     st_autoshard_result_free(&loose);
-    given_copy(&r, &g);
-    ck_assert_msg(st_autoshard_evaluate(&m, &c, NULL, &o, &g, &err) == 0, "%s", err.text);
-    ck_assert_double_eq_tol(g.iteration_time_s, r.iteration_time_s, 1e-9 * r.iteration_time_s);
-    ck_assert_double_eq_tol(g.memory_peak_bytes, r.memory_peak_bytes, 1e-9 * r.memory_peak_bytes);
-    given_free(&g);
-    st_sim_result res;
-    sim_plan(&r, &c, &res);
-    ck_assert_msg(fabs(res.iteration_time_s / r.iteration_time_s - 1) < 0.01, "simulated %.3f s, planned %.3f s",
-                  res.iteration_time_s, r.iteration_time_s);
-    for (int i = 0; i < r.nstages; i++)
-        ck_assert_msg(fabs(res.ranks[i].memory_peak_bytes / r.stage[i].memory_bytes - 1) < 1e-6,
-                      "stage %d (recompute %d): simulated %.3f GiB, planned %.3f GiB", i, r.stage[i].recompute,
-                      res.ranks[i].memory_peak_bytes / 1073741824.0, r.stage[i].memory_bytes / 1073741824.0);
-    st_sim_result_destroy(&res);
+    check_replay(&m, &c, &o, &r, 0.01);
     st_autoshard_result_free(&r);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- the distributed optimizer (ZeRO-1) */
+
+/* A one-stage plan of graph g on mesh, labels per op (lab[o][0], lab[o][1]), priced by
+ * st_autoshard_evaluate with ZeRO stage `zero`; r is the priced result (st_autoshard_result_free,
+ * after setting r->g = NULL when g is the caller's: given_free). */
+static void price_given(const st_model *m, const st_graph *g, const st_cluster *c, const st_mesh *mesh,
+                        const char (*lab)[2], int zero, int64_t mbs, int64_t microbatches, st_autoshard_result *r) {
+    memset(r, 0, sizeof *r);
+    r->g = g;
+    r->mbs = mbs;
+    r->microbatches = microbatches;
+    r->nstages = 1;
+    r->stage = calloc(1, sizeof *r->stage);
+    ck_assert_ptr_nonnull(r->stage);
+    r->stage[0].first = 0;
+    r->stage[0].last = st_graph_units(g);
+    r->stage[0].mesh = *mesh;
+    r->stage[0].zero = zero;
+    r->stage[0].choice = calloc((size_t)g->nops, sizeof *r->stage[0].choice);
+    ck_assert_ptr_nonnull(r->stage[0].choice);
+    for (int o = 0; o < g->nops; o++) r->stage[0].choice[o].lab[0] = lab[o][0], r->stage[0].choice[o].lab[1] = lab[o][1];
+    st_autoshard_opts o;
+    st_autoshard_opts_init(&o);
+    o.gbs = mbs * microbatches, o.seq = 2048;
+    st_error err;
+    ck_assert_msg(st_autoshard_evaluate(m, c, NULL, &o, r, &err) == 0, "%s", err.text);
+    ck_assert_int_eq(r->stage[0].zero, zero);
+}
+
+/* One matmul, batch split over the 8 GPUs of a node: its weight (P parameters) is replicated 8
+ * times. Plain data parallelism keeps 18 bytes per parameter and all-reduces the fp32 gradient;
+ * the distributed optimizer keeps 2 + 4 + 12/8 and reduce-scatters the gradient (4P bytes), then
+ * all-gathers the bf16 weights (2P bytes). The ring on NVLink (cost/comm.c): a collective of S
+ * bytes over n ranks takes (n-1)/n S/B per pass (two for the all-reduce) + (n-1) latencies per pass;
+ * B follows from the all-reduce's time, and the reduce-scatter + all-gather must then take
+ * 6/8 of its bandwidth term in as many latencies. */
+START_TEST(ilp_zero_hand_computed) {
+    st_graph g;
+    st_error err;
+    ck_assert_msg(load_json("{\"name\": \"one-mm\", \"tensors\": [{\"name\": \"x\", \"shape\": [64, 1024], \"input\": true},"
+                            "{\"name\": \"w\", \"shape\": [1024, 4096], \"weight\": true}, {\"name\": \"y\", \"shape\": [64, 4096]}],"
+                            "\"ops\": [{\"name\": \"mm\", \"type\": \"matmul\", \"inputs\": [\"x\", \"w\"], \"output\": \"y\"}]}",
+                            &g, &err) == 0,
+                  "%s", err.text);
+    st_cluster c = cluster("dgx-a100-80g", 8);
+    st_mesh mesh;
+    int size[1] = {8};
+    st_mesh_init(&mesh, &c, 1, 8, 1, size);
+    char lab[1][2] = {{g.ops[0].lab[0][0], 0}}; /* the batch label */
+    const double P = 1024.0 * 4096.0, n = 8, lat = c.intra_latency_s;
+    const int64_t B = 4; /* micro-batches */
+    double state[2], sync[2], ar = 0;
+    for (int z = 0; z < 2; z++) {
+        st_autoshard_result r;
+        price_given(NULL, &g, &c, &mesh, (const char(*)[2])lab, z, 0, B, &r);
+        st_as_work w;
+        ck_assert_int_eq(st_autoshard_work(&r, 0, &c, NULL, ST_DT_BF16, &w, &err), 0);
+        ck_assert_int_eq(w.zero, z);
+        state[z] = w.state_bytes;
+        sync[z] = w.sync_s[0] + w.gather_s[0];
+        ck_assert_double_eq_tol(r.stage[0].sync_s * (double)B, sync[z], 1e-12);
+        ck_assert_double_eq_tol(r.stage[0].memory_bytes, w.state_bytes + w.saved_bytes, 1e-6);
+        if (z == 0) {
+            ck_assert_double_eq_tol(state[0], 18 * P, 1e-6);
+            ck_assert_double_eq(w.sync_bytes[0], 4 * P);
+            ck_assert_double_eq(w.gather_s[0], 0);
+            ar = w.sync_s[0];
+        } else {
+            ck_assert_double_eq_tol(state[1], (2 + 4 + 12 / n) * P, 1e-6);
+            ck_assert_double_eq(w.sync_bytes[0], 4 * P);
+            ck_assert_double_eq(w.gather_bytes[0], 2 * P);
+            double bw = 2 * (n - 1) / n * 4 * P / (ar - 2 * (n - 1) * lat); /* from the all-reduce */
+            ck_assert_double_eq_tol(w.sync_s[0], (n - 1) / n * 4 * P / bw + (n - 1) * lat, 1e-12);
+            ck_assert_double_eq_tol(w.gather_s[0], (n - 1) / n * 2 * P / bw + (n - 1) * lat, 1e-12);
+        }
+        st_as_work_free(&w);
+        given_free(&r);
+    }
+    ck_assert(sync[1] < sync[0]);
+    /* replicated along no axis (the weight split over the mesh): nothing to shard, nothing to reduce */
+    char col[1][2] = {{g.ops[0].lab[1][1], 0}};
+    for (int z = 0; z < 2; z++) {
+        st_autoshard_result r;
+        price_given(NULL, &g, &c, &mesh, (const char(*)[2])col, z, 0, B, &r);
+        st_as_work w;
+        ck_assert_int_eq(st_autoshard_work(&r, 0, &c, NULL, ST_DT_BF16, &w, &err), 0);
+        ck_assert_double_eq_tol(w.state_bytes, 18 * P / n, 1e-6);
+        ck_assert_double_eq(w.sync_s[0] + w.gather_s[0], 0);
+        st_as_work_free(&w);
+        given_free(&r);
+    }
+    st_graph_free(&g);
+}
+END_TEST
+
+/* For the same sharding, the distributed optimizer never costs more gradient-sync time (on one
+ * node's ring: 6/8 of the all-reduce's bytes, as many latencies) nor memory. A GPT layer fully data
+ * parallel (every operator splits the batch): every weight but the tied output layer's is
+ * replicated 8 times, so the state shrinks exactly by (2 + 4 + 12/8) / 18; under Megatron's tensor
+ * and sequence parallelism only the norms' weights and some biases are. */
+START_TEST(ilp_zero_never_slower) {
+    st_model m;
+    ck_assert_int_eq(st_model_preset("gpt-1.7b", &m), 0);
+    st_cluster c = cluster("dgx-a100-80g", 8);
+    st_graph g;
+    st_error err;
+    ck_assert_int_eq(st_graph_from_model(&m, 8, 2048, ST_DT_BF16, &g, &err), 0);
+    st_mesh mesh;
+    int size[1] = {8};
+    st_mesh_init(&mesh, &c, 1, 8, 1, size);
+    char(*lab)[2] = calloc((size_t)g.nops, sizeof *lab);
+    ck_assert_ptr_nonnull(lab);
+    for (int pattern = 0; pattern < 2; pattern++) {
+        for (int o = 0; o < g.nops; o++) {
+            const char *nm = g.ops[o].name;
+            lab[o][0] = 'b';
+            if (pattern == 1 && (!strcmp(nm, "qkv") || !strcmp(nm, "qkv_bias") || !strcmp(nm, "scores") ||
+                                 !strcmp(nm, "softmax") || !strcmp(nm, "attn_dropout") || !strcmp(nm, "context") ||
+                                 !strcmp(nm, "context_transpose") || !strcmp(nm, "proj")))
+                lab[o][0] = 'n';
+            else if (pattern == 1 && (!strcmp(nm, "fc1") || !strcmp(nm, "act") || !strcmp(nm, "fc2")))
+                lab[o][0] = 'f';
+            else if (pattern == 1 && (!strcmp(nm, "embedding") || !strcmp(nm, "logits") || !strcmp(nm, "loss")))
+                lab[o][0] = 'v';
+            else if (pattern == 1)
+                lab[o][0] = g.ops[o].block ? 's' : 0; /* Megatron-SP: norms split the sequence */
+        }
+        st_autoshard_result r0, r1;
+        price_given(&m, &g, &c, &mesh, (const char(*)[2])lab, 0, 8, 8, &r0);
+        price_given(&m, &g, &c, &mesh, (const char(*)[2])lab, 1, 8, 8, &r1);
+        st_as_work w0, w1;
+        ck_assert_int_eq(st_autoshard_work(&r0, 0, &c, NULL, ST_DT_BF16, &w0, &err), 0);
+        ck_assert_int_eq(st_autoshard_work(&r1, 0, &c, NULL, ST_DT_BF16, &w1, &err), 0);
+        double s0 = w0.sync_s[0], s1 = w1.sync_s[0] + w1.gather_s[0];
+        ck_assert_msg(s0 > 0 && s1 <= s0, "pattern %d: zero 1 syncs in %.6g s, zero 0 in %.6g s", pattern, s1, s0);
+        ck_assert(w1.state_bytes < w0.state_bytes);
+        ck_assert(r1.iteration_time_s <= r0.iteration_time_s);
+        ck_assert(r1.memory_peak_bytes < r0.memory_peak_bytes);
+        if (pattern == 0) {
+            ck_assert_double_eq_tol(w1.state_bytes, w0.state_bytes * (2 + 4 + 12.0 / 8) / 18, 1e-6 * w0.state_bytes);
+            ck_assert_msg(s1 < 0.8 * s0, "data parallel: zero 1 %.6g s, zero 0 %.6g s", s1, s0);
+        }
+        st_as_work_free(&w0), st_as_work_free(&w1);
+        given_free(&r0), given_free(&r1);
+    }
+    free(lab);
+    st_graph_free(&g);
+}
+END_TEST
+
+static void plan_zero(const char *model, int64_t gpus, int64_t gbs, int max_stages, int zero, st_autoshard_result *r) {
+    st_model m;
+    ck_assert_int_eq(st_model_preset(model, &m), 0);
+    st_cluster c = cluster("dgx-a100-80g", gpus);
+    st_autoshard_opts o;
+    st_autoshard_opts_init(&o);
+    o.gbs = gbs, o.seq = 2048, o.max_stages = max_stages, o.zero = zero;
+    st_error err;
+    ck_assert_msg(st_autoshard(&m, NULL, &c, NULL, &o, r, &err) == 0, "%s: %s", model, err.text);
+}
+
+/* Where memory is tight the choice pays: Llama-2 7B on 16 A100s without a pipeline needs more
+ * tensor parallelism to hold 18 bytes per parameter than with the distributed optimizer. auto picks
+ * it, and is faster than --zero 0; the plan prices again and simulates as planned. On GPT-3 175B
+ * over 64 A100s (README), auto is never slower than --zero 0 (and --zero 1 is honoured). */
+START_TEST(ilp_zero_auto_pays) {
+    st_autoshard_result a, z0;
+    plan_zero("llama2-7b", 16, 256, 1, ST_AS_ZERO_AUTO, &a);
+    plan_zero("llama2-7b", 16, 256, 1, 0, &z0);
+    ck_assert_int_eq(a.stage[0].zero, 1);
+    ck_assert_int_eq(z0.stage[0].zero, 0);
+    ck_assert_msg(a.iteration_time_s < 0.97 * z0.iteration_time_s, "auto %.3f s, zero 0 %.3f s", a.iteration_time_s,
+                  z0.iteration_time_s);
+    st_model m;
+    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
+    st_cluster c = cluster("dgx-a100-80g", 16);
+    ck_assert(a.memory_peak_bytes <= st_autoshard_memory_limit(&c));
+    st_autoshard_opts o;
+    st_autoshard_opts_init(&o);
+    o.gbs = 256, o.seq = 2048;
+    check_replay(&m, &c, &o, &a, 1e-9); /* one stage: exactly the planner's time */
+    st_autoshard_result_free(&a), st_autoshard_result_free(&z0);
+
+    st_autoshard_result one;
+    plan_zero("gpt3-175b", 64, 1536, 0, ST_AS_ZERO_AUTO, &a);
+    plan_zero("gpt3-175b", 64, 1536, 0, 0, &z0);
+    plan_zero("gpt3-175b", 64, 1536, 0, 1, &one);
+    ck_assert(a.iteration_time_s <= z0.iteration_time_s);
+    for (int i = 0; i < one.nstages; i++) ck_assert_int_eq(one.stage[i].zero, 1);
+    st_autoshard_result_free(&a), st_autoshard_result_free(&z0), st_autoshard_result_free(&one);
+}
+END_TEST
+
+/* A custom graph too big for one stage with 18 bytes per parameter fits one with ZeRO-1: the tower
+ * (ilp_custom_pipeline) under 6 GiB on 16 GPUs, fully data parallel, faster than its pipeline. */
+START_TEST(ilp_zero_fits_tower) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/tests/data/graph_tower.json", SRCDIR);
+    st_graph g;
+    st_error err;
+    ck_assert_msg(st_graph_load(path, &g, &err) == 0, "%s", err.text);
+    st_cluster c = cluster("dgx-a100-80g", 16);
+    st_autoshard_opts o;
+    st_autoshard_opts_init(&o);
+    o.microbatches = 64;
+    o.mem_limit_bytes = 6.0 * 1073741824.0;
+    st_autoshard_result a, z0;
+    ck_assert_msg(st_autoshard(NULL, &g, &c, NULL, &o, &a, &err) == 0, "%s", err.text);
+    o.zero = 0;
+    ck_assert_msg(st_autoshard(NULL, &g, &c, NULL, &o, &z0, &err) == 0, "%s", err.text);
+    ck_assert_int_gt(z0.nstages, 1);
+    ck_assert_int_eq(a.nstages, 1);
+    ck_assert_int_eq(a.stage[0].zero, 1);
+    ck_assert(a.memory_peak_bytes <= o.mem_limit_bytes);
+    ck_assert(a.iteration_time_s < z0.iteration_time_s);
+    st_autoshard_result_free(&a), st_autoshard_result_free(&z0);
+    st_graph_free(&g);
+}
+END_TEST
+
+/* The plan file carries each stage's choice: written and read back, the stages keep zero and
+ * price the same; a file without the key (written before ZeRO-1 was planned) reads as zero 0. */
+START_TEST(ilp_zero_plan_file) {
+    st_model m;
+    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
+    st_cluster c = cluster("dgx-a100-80g", 16);
+    st_autoshard_result a, back;
+    plan_zero("llama2-7b", 16, 256, 1, ST_AS_ZERO_AUTO, &a);
+    char path[] = "/tmp/strata_zero_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    st_error err;
+    ck_assert_msg(st_autoshard_save(&a, &m, NULL, &c, 256, 2048, ST_DT_BF16, path, &err) == 0, "%s", err.text);
+    st_autoshard_opts o;
+    st_as_origin orig;
+    ck_assert_msg(st_autoshard_load(path, &m, NULL, &c, &o, &back, &orig, &err) == 0, "%s", err.text);
+    ck_assert_int_eq(back.stage[0].zero, 1);
+    ck_assert_msg(st_autoshard_evaluate(&m, &c, NULL, &o, &back, &err) == 0, "%s", err.text);
+    ck_assert_double_eq_tol(back.iteration_time_s, a.iteration_time_s, 1e-9 * a.iteration_time_s);
+    st_autoshard_result_free(&back);
+    /* without the key */
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    char buf[1 << 16];
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = 0;
+    char *k = strstr(buf, "\"zero\": 1,");
+    ck_assert_ptr_nonnull(k);
+    memmove(k, k + 10, strlen(k + 10) + 1);
+    f = fopen(path, "w");
+    fputs(buf, f);
+    fclose(f);
+    ck_assert_msg(st_autoshard_load(path, &m, NULL, &c, &o, &back, &orig, &err) == 0, "%s", err.text);
+    ck_assert_int_eq(back.stage[0].zero, 0);
+    st_autoshard_result_free(&back);
+    remove(path);
+    st_autoshard_result_free(&a);
 }
 END_TEST
 
@@ -653,6 +926,11 @@ Suite *suite_autoshard(void) {
     tcase_add_test(tc, graph_segments);
     tcase_add_test(tc, ilp_custom_pipeline);
     tcase_add_test(tc, ilp_recompute);
+    tcase_add_test(tc, ilp_zero_hand_computed);
+    tcase_add_test(tc, ilp_zero_never_slower);
+    tcase_add_test(tc, ilp_zero_auto_pays);
+    tcase_add_test(tc, ilp_zero_fits_tower);
+    tcase_add_test(tc, ilp_zero_plan_file);
     suite_add_tcase(s, tc);
     return s;
 }
