@@ -54,6 +54,7 @@ void st_profile_free(st_profile *p) {
 }
 
 const char *st_profile_gpu(const st_profile *p) { return p->gpu; }
+const char *st_profile_file(const st_profile *p) { return p->file; }
 
 st_profile *st_profile_copy(const st_profile *p) {
     st_profile *c = malloc(sizeof *c);

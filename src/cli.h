@@ -34,16 +34,21 @@ int st_cmd_sim(int argc, char **argv, st_error *err);
 int st_cmd_calibrate(int argc, char **argv, st_error *err);
 int st_cmd_profile(int argc, char **argv, st_error *err);
 
-/* Output (src/output.c). Each builds the whole document, then writes it in one go. */
+/* Output (src/output.c). Each builds the whole document, then writes it in one go. With a
+ * calibration profile (prof, may be NULL) the document says which: "profile": {"file", "gpu",
+ * "scaled_from" (null when used as measured)}. */
 int st_out_estimate_json(FILE *f, const st_model *m, const st_cluster *c, const st_plan *p,
-                         const st_estimate *e, const st_stage_memory *stages, int nstages, st_error *err);
+                         const st_estimate *e, const st_stage_memory *stages, int nstages, const st_profile *prof,
+                         st_error *err);
 int st_out_plan_json(FILE *f, const st_model *m, const st_cluster *c, const st_search_opts *o,
-                     const st_search_result *r, const char *emitted, const char *emit_kind, st_error *err);
+                     const st_search_result *r, const char *emitted, const char *emit_kind, const st_profile *prof,
+                     st_error *err);
 struct st_sim_result;
 /* `strata sim --json`: the estimate keys as simulated (sim), the analytical estimate beside them,
  * per-rank stats and the event count */
 int st_out_sim_json(FILE *f, const st_model *m, const st_cluster *c, const st_plan *p, const st_estimate *sim,
-                    const st_estimate *analytical, const struct st_sim_result *r, st_error *err);
+                    const st_estimate *analytical, const struct st_sim_result *r, const st_profile *prof,
+                    st_error *err);
 int st_out_models_json(FILE *f, st_error *err);
 int st_out_clusters_json(FILE *f, st_error *err);
 /* src/compare_io.c: `strata compare --json`, the rows in the order st_compare_run ranked them. */

@@ -144,7 +144,7 @@ int st_cmd_estimate(int argc, char **argv, st_error *err) {
     for (int d = 0; d < p->pp; d++) st_cost_stage_memory(ctx, p, d, &stages[d]);
 
     if (json) {
-        if ((rc = st_out_estimate_json(stdout, &m, &c, p, &e, stages, p->pp, err))) goto out;
+        if ((rc = st_out_estimate_json(stdout, &m, &c, p, &e, stages, p->pp, prof, err))) goto out;
     } else {
         if (!(out = open_memstream(&text, &text_len))) {
             rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");

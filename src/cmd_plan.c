@@ -163,7 +163,7 @@ int st_cmd_plan(int argc, char **argv, st_error *err) {
     if (out_arg && (rc = st_plan_save(&best->plan, &m, &c, out_arg, err))) goto out;
 
     if (json) {
-        rc = st_out_plan_json(stdout, &m, &c, &so, &res, emitted, emit_arg, err);
+        rc = st_out_plan_json(stdout, &m, &c, &so, &res, emitted, emit_arg, prof, err);
         goto out;
     }
     if (!(mem = open_memstream(&text, &text_len))) {

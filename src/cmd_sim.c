@@ -149,7 +149,7 @@ int st_cmd_sim(int argc, char **argv, st_error *err) {
     simd.memory_peak_bytes = peak;
     simd.fits = peak <= c.gpu.memory_bytes;
     if (json) {
-        rc = st_out_sim_json(stdout, &m, &c, p, &simd, &est, &res, err);
+        rc = st_out_sim_json(stdout, &m, &c, p, &simd, &est, &res, prof, err);
         goto done;
     }
     if (!(out = open_memstream(&text, &text_len))) {

@@ -56,8 +56,17 @@ static void add_estimate(json_t *o, const st_plan *p, const st_estimate *e) {
     json_object_set_new(o, "plan", st__plan_to_json(p));
 }
 
+/* which calibration profile priced the document, when one did */
+static void add_profile(json_t *o, const st_profile *prof) {
+    if (!prof) return;
+    const char *from = st_profile_scaled_from(prof);
+    json_object_set_new(o, "profile", json_pack("{s:s, s:s, s:o}", "file", st_profile_file(prof), "gpu",
+                                                from ? from : st_profile_gpu(prof), "scaled_from",
+                                                from ? json_string(from) : json_null()));
+}
+
 int st_out_estimate_json(FILE *f, const st_model *m, const st_cluster *c, const st_plan *p, const st_estimate *e,
-                         const st_stage_memory *stages, int nstages, st_error *err) {
+                         const st_stage_memory *stages, int nstages, const st_profile *prof, st_error *err) {
     json_t *o = json_object();
     if (!o) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
     json_object_set_new(o, "model", json_string(m->name));
@@ -71,11 +80,13 @@ int st_out_estimate_json(FILE *f, const st_model *m, const st_cluster *c, const 
     json_t *arr = json_array();
     for (int d = 0; d < nstages; d++) json_array_append_new(arr, stage_json(d, &stages[d]));
     json_object_set_new(o, "memory_gib", arr);
+    add_profile(o, prof);
     return st__json_print(f, o, err);
 }
 
 int st_out_plan_json(FILE *f, const st_model *m, const st_cluster *c, const st_search_opts *so,
-                     const st_search_result *r, const char *emitted, const char *emit_kind, st_error *err) {
+                     const st_search_result *r, const char *emitted, const char *emit_kind, const st_profile *prof,
+                     st_error *err) {
     json_t *o = json_object();
     if (!o) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
     json_object_set_new(o, "model", json_string(m->name));
@@ -105,6 +116,7 @@ int st_out_plan_json(FILE *f, const st_model *m, const st_cluster *c, const st_s
         json_object_set_new(o, "emit_kind", json_string(emit_kind));
         json_object_set_new(o, "emit", json_string(emitted));
     }
+    add_profile(o, prof);
     return st__json_print(f, o, err);
 }
 
@@ -152,7 +164,7 @@ json_t *st__sim_ranks_json(const st_sim_result *r) {
 }
 
 int st_out_sim_json(FILE *f, const st_model *m, const st_cluster *c, const st_plan *p, const st_estimate *sim,
-                    const st_estimate *analytical, const st_sim_result *r, st_error *err) {
+                    const st_estimate *analytical, const st_sim_result *r, const st_profile *prof, st_error *err) {
     json_t *o = json_object();
     if (!o) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
     json_object_set_new(o, "model", json_string(m->name));
@@ -168,6 +180,7 @@ int st_out_sim_json(FILE *f, const st_model *m, const st_cluster *c, const st_pl
     json_object_set_new(o, "analytical", a);
     json_object_set_new(o, "ranks", st__sim_ranks_json(r));
     json_object_set_new(o, "events", json_integer((json_int_t)r->events));
+    add_profile(o, prof);
     return st__json_print(f, o, err);
 }
 

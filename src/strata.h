@@ -336,6 +336,7 @@ double st_profile_bytes_per_s(const st_profile *p, st_opclass cls, double bytes)
 /* Bus bandwidth (bytes/s) of collective `c` over `ranks` ranks, intra (1) or inter (0) node. */
 double st_profile_bus_bytes_per_s(const st_profile *p, st_coll c, int intra, int ranks, double bytes);
 const char *st_profile_gpu(const st_profile *p);
+const char *st_profile_file(const st_profile *p); /* the path it was loaded from */
 /* A deep copy (st_profile_free), or NULL when out of memory. */
 st_profile *st_profile_copy(const st_profile *p);
 /* Makes a profile measured on one GPU type usable on `target` (issue 6, "Prediction across

@@ -96,6 +96,19 @@ else
 	nok "scaled profile" "H100 $t_h100p s is not below A100 $t_profile s"
 fi
 
+run $EST --cluster dgx-h100 --profile "$T/p.json" --json
+if [ $rc -eq 0 ] && tr -d ' \n' <"$T/out" | grep -qF "\"profile\":{\"file\":\"$T/p.json\",\"gpu\":\"a100-sxm-80g\",\"scaled_from\":\"a100-sxm-80g\"}"; then
+	ok "estimate --json says which profile priced it, and that it was scaled"
+else
+	nok "estimate --json --profile (H100)" "exit $rc; expected a \"profile\" object with scaled_from a100-sxm-80g"
+fi
+run sim --model llama2-7b --gpus 8 --plan tp=8 --cluster dgx-a100-80g --profile "$T/p.json" --json
+if [ $rc -eq 0 ] && tr -d ' \n' <"$T/out" | grep -qF '"gpu":"a100-sxm-80g","scaled_from":null}'; then
+	ok "sim --json on A100s: the profile as measured (scaled_from null)"
+else
+	nok "sim --json --profile (A100)" "exit $rc; expected a \"profile\" object with scaled_from null"
+fi
+
 # the note comes once the input is good: a bad plan with a scaled profile is still one line
 run $EST --cluster dgx-h100 --profile "$T/p.json" --plan tp=3
 if [ $rc -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ] && ! grep -q "note:" "$T/err"; then
