@@ -6,15 +6,19 @@
  *     "compute":     [ {"class": "gemm", "dtype": "bf16", "points": [[flops, tflop_per_s], ...]} ],
  *     "memory":      [ {"class": "elementwise", "points": [[bytes, gb_per_s], ...]} ],
  *     "collectives": [ {"op": "allreduce", "scope": "intra", "ranks": 8,
- *                       "points": [[bytes, bus_gb_per_s], ...]} ] }
- * x values are per kernel (or per collective call) and strictly increasing. Between points the
- * rate is interpolated linearly in log(x); outside, the nearest point holds.
+ *                       "points": [[bytes, bus_gb_per_s], ...]} ],
+ *     "copies":      [ {"dir": "h2d", "points": [[bytes, gb_per_s], ...]}, {"dir": "d2h", ...} ] }
+ * x values are per kernel (or per collective call, or per copy) and strictly increasing. Between
+ * points the rate is interpolated linearly in log(x); outside, the nearest point holds. "copies"
+ * (pinned host memory to one GPU and back, cudaMemcpyAsync) is optional: a profile without it
+ * leaves the cluster's host.pcie_gb_per_s in charge of offload copies.
  *
  * Across hardware (issue 6, st_profile_retarget): a profile measured on one GPU type and used for
  * a cluster of another keeps the efficiency shape of its tables, i.e. the achieved fraction of
  * peak at each size: compute rates are multiplied by target/measured dense peak of the table's
- * dtype, memory rates by target/measured HBM bandwidth. Collective tables stay as measured: the
- * profile does not say which links the measuring machine had, so there is no ratio to apply.
+ * dtype, memory rates by target/measured HBM bandwidth. Collective and copy tables stay as
+ * measured: the profile does not say which links (NVLink, NICs, the host's PCIe) the measuring
+ * machine had, so there is no ratio to apply, and a copy's rate is the host link's, not the GPU's.
  * Both GPUs must be presets (st_gpu_preset) unless the names are equal, which means "same GPU,
  * use as is". */
 #include "jsonutil.h"
@@ -26,11 +30,12 @@
 #include <sys/stat.h>
 
 typedef struct table {
-    int kind; /* 0 compute, 1 memory, 2 collective */
+    int kind; /* 0 compute, 1 memory, 2 collective, 3 copy */
     st_opclass cls;
     st_dtype dtype;
     st_coll coll;
     int intra, ranks;
+    st_copy_dir dir;
     int n;
     double *x, *y; /* y in SI: FLOP/s or bytes/s */
 } table;
@@ -54,6 +59,10 @@ void st_profile_free(st_profile *p) {
 }
 
 const char *st_profile_gpu(const st_profile *p) { return p->gpu; }
+
+static const char *const copy_dirs[ST_COPY_COUNT] = {"h2d", "d2h"};
+
+const char *st_copy_dir_name(st_copy_dir d) { return (unsigned)d < ST_COPY_COUNT ? copy_dirs[d] : "?"; }
 
 static int load_points(const json_t *arr, double yscale, table *t, const char *file, const char *key, st_error *err) {
     if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > 100000)
@@ -80,10 +89,12 @@ static int load_points(const json_t *arr, double yscale, table *t, const char *f
 }
 
 static int load_tables(const json_t *arr, int kind, st_profile *p, const char *file, st_error *err) {
-    static const char *const names[] = {"compute", "memory", "collectives"};
+    static const char *const names[] = {"compute", "memory", "collectives", "copies"};
     static const char *const keys_compute[] = {"class", "dtype", "points", NULL};
     static const char *const keys_memory[] = {"class", "points", NULL};
     static const char *const keys_coll[] = {"op", "scope", "ranks", "points", NULL};
+    static const char *const keys_copy[] = {"dir", "points", NULL};
+    static const char *const *const allowed_of[] = {keys_compute, keys_memory, keys_coll, keys_copy};
     const char *top = names[kind];
     if (!arr) return 0;
     if (!json_is_array(arr)) return st_error_set(err, ST_EINVAL, file, top, "expected an array");
@@ -100,8 +111,7 @@ static int load_tables(const json_t *arr, int kind, st_profile *p, const char *f
         p->n++;
         t->kind = kind;
         if (!json_is_object(o)) return st_error_set(err, ST_EINVAL, file, prefix, "expected an object");
-        const char *const *allowed = kind == 0 ? keys_compute : kind == 1 ? keys_memory : keys_coll;
-        int rc = st__json_check_keys(o, allowed, file, prefix, err);
+        int rc = st__json_check_keys(o, allowed_of[kind], file, prefix, err);
         if (rc < 0) return rc;
         const char *s = NULL;
         char key[96];
@@ -133,6 +143,15 @@ static int load_tables(const json_t *arr, int kind, st_profile *p, const char *f
             if (rc == 0) return st_error_set(err, ST_EINVAL, file, key, "missing");
             t->ranks = (int)r;
         }
+        if (kind == 3) {
+            if ((rc = st__json_get_str(o, "dir", &s, file, prefix, err)) < 0) return rc;
+            snprintf(key, sizeof key, "%s.dir", prefix);
+            int d = 0;
+            while (rc == 1 && d < ST_COPY_COUNT && strcmp(s, copy_dirs[d])) d++;
+            if (rc == 0 || d == ST_COPY_COUNT)
+                return st_error_set(err, ST_EINVAL, file, key, "must be \"h2d\" or \"d2h\"");
+            t->dir = (st_copy_dir)d;
+        }
         snprintf(key, sizeof key, "%s.points", prefix);
         double scale = kind == 0 ? 1e12 : 1e9;
         if ((rc = load_points(json_object_get(o, "points"), scale, t, file, key, err)) < 0) return rc;
@@ -142,7 +161,7 @@ static int load_tables(const json_t *arr, int kind, st_profile *p, const char *f
 
 int st_profile_load(const char *path, st_profile **out, st_error *err) {
     static const char *const keys[] = {"strata_profile", "gpu", "source", "date", "driver", "cuda",
-                                       "compute", "memory", "collectives", "scaled_from", NULL};
+                                       "compute", "memory", "collectives", "copies", "scaled_from", NULL};
     json_t *root = NULL;
     st_profile *p = NULL;
     int rc = st__json_load_file(path, &root, err);
@@ -178,6 +197,7 @@ int st_profile_load(const char *path, st_profile **out, st_error *err) {
     if ((rc = load_tables(json_object_get(root, "compute"), 0, p, path, err)) < 0) goto out;
     if ((rc = load_tables(json_object_get(root, "memory"), 1, p, path, err)) < 0) goto out;
     if ((rc = load_tables(json_object_get(root, "collectives"), 2, p, path, err)) < 0) goto out;
+    if ((rc = load_tables(json_object_get(root, "copies"), 3, p, path, err)) < 0) goto out;
     *out = p;
     p = NULL;
     rc = 0;
@@ -338,6 +358,12 @@ double st_profile_bus_bytes_per_s(const st_profile *p, st_coll c, int intra, int
     return best ? interp(best, bytes) : 0;
 }
 
+double st_profile_copy_bytes_per_s(const st_profile *p, st_copy_dir d, double bytes) {
+    for (int i = 0; i < p->n; i++)
+        if (p->t[i].kind == 3 && p->t[i].dir == d) return interp(&p->t[i], bytes);
+    return 0;
+}
+
 int st_profile_retarget(st_profile *p, const st_gpu *target, char *note, size_t n, st_error *err) {
     if (note && n) note[0] = '\0';
     if (strcmp(p->gpu, target->name) == 0) return 0;
@@ -380,7 +406,7 @@ int st_profile_retarget(st_profile *p, const st_gpu *target, char *note, size_t 
         ADD("profile measured on %s, scaled to %s by peak ratio (", p->gpu, target->name);
         for (int d = 0; d < ST_DT_COUNT; d++)
             if (used[d]) ADD("%s compute x%.3g, ", st_dtype_name((st_dtype)d), ratio[d]);
-        ADD("memory x%.3g by HBM bandwidth; collectives as measured", hbm);
+        ADD("memory x%.3g by HBM bandwidth; collectives and host copies as measured", hbm);
         if (dropped) ADD("; %d compute table%s dropped: dtype not on both GPUs", dropped, dropped > 1 ? "s" : "");
         ADD(")");
 #undef ADD
@@ -394,13 +420,14 @@ const char *st_profile_scaled_from(const st_profile *p) { return p->scaled_from[
 
 /* ------------------------------------------------------------ writing (calibrate, profile) */
 
-static const double unit_of[3] = {1e12, 1e9, 1e9}; /* TFLOP/s, GB/s, bus GB/s in the file */
+static const double unit_of[4] = {1e12, 1e9, 1e9, 1e9}; /* TFLOP/s, GB/s, bus GB/s, GB/s in the file */
+static const char *const sections[4] = {"compute", "memory", "collectives", "copies"};
 
 static json_t *number(double v) { return v == floor(v) && fabs(v) < 9e15 ? json_integer((json_int_t)v) : json_real(v); }
 
 int st__profile_write(const st__phead *h, const st__ptable *t, int n, const char *path, st_error *err) {
-    json_t *root = json_object(), *sec[3] = {json_array(), json_array(), json_array()};
-    int rc = 0, bad = !root || !sec[0] || !sec[1] || !sec[2];
+    json_t *root = json_object(), *sec[4] = {json_array(), json_array(), json_array(), json_array()};
+    int rc = 0, bad = !root || !sec[0] || !sec[1] || !sec[2] || !sec[3];
     for (int i = 0; !bad && i < n; i++) {
         json_t *o = json_object(), *pts = json_array();
         bad |= !o || !pts;
@@ -413,6 +440,8 @@ int st__profile_write(const st__phead *h, const st__ptable *t, int n, const char
             bad |= json_object_set_new(o, "op", json_string(st_coll_name(t[i].coll)));
             bad |= json_object_set_new(o, "scope", json_string(t[i].intra ? "intra" : "inter"));
             bad |= json_object_set_new(o, "ranks", json_integer(t[i].ranks));
+        } else if (t[i].kind == 3) {
+            bad |= json_object_set_new(o, "dir", json_string(st_copy_dir_name(t[i].dir)));
         } else {
             bad |= json_object_set_new(o, "class", json_string(st_opclass_name(t[i].cls)));
             if (t[i].kind == 0) bad |= json_object_set_new(o, "dtype", json_string(st_dtype_name(t[i].dtype)));
@@ -429,24 +458,23 @@ int st__profile_write(const st__phead *h, const st__ptable *t, int n, const char
         bad |= json_object_set_new(root, "date", json_string(h->date));
         if (h->driver && h->driver[0]) bad |= json_object_set_new(root, "driver", json_string(h->driver));
         if (h->cuda && h->cuda[0]) bad |= json_object_set_new(root, "cuda", json_string(h->cuda));
-        bad |= json_object_set_new(root, "compute", sec[0]);
-        bad |= json_object_set_new(root, "memory", sec[1]);
-        bad |= json_object_set_new(root, "collectives", sec[2]);
-        sec[0] = sec[1] = sec[2] = NULL;
+        for (int k = 0; k < 4; k++) {
+            bad |= json_object_set_new(root, sections[k], sec[k]);
+            sec[k] = NULL;
+        }
     }
     if (bad)
         rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
     else
         rc = st__json_write_file(root, path, err);
-    for (int i = 0; i < 3; i++) json_decref(sec[i]);
+    for (int i = 0; i < 4; i++) json_decref(sec[i]);
     json_decref(root);
     return rc;
 }
 
 void st__profile_describe(const st__ptable *t, int n, const char *per, const char *none, FILE *f) {
-    static const char *const heads[] = {"compute", "memory", "collectives"};
-    static const char *const units[] = {"TFLOP/s", "GB/s", "bus GB/s"};
-    for (int kind = 0; kind < 3; kind++) {
+    static const char *const units[] = {"TFLOP/s", "GB/s", "bus GB/s", "GB/s"};
+    for (int kind = 0; kind < 4; kind++) {
         int first = 1;
         for (int i = 0; i < n; i++) {
             if (t[i].kind != kind) continue;
@@ -454,6 +482,8 @@ void st__profile_describe(const st__ptable *t, int n, const char *per, const cha
             if (kind == 2)
                 snprintf(what, sizeof what, "%s %s %d ranks", st_coll_name(t[i].coll), t[i].intra ? "intra" : "inter",
                          t[i].ranks);
+            else if (kind == 3)
+                snprintf(what, sizeof what, "%s pinned", st_copy_dir_name(t[i].dir));
             else if (kind == 0)
                 snprintf(what, sizeof what, "%s %s", st_opclass_name(t[i].cls), st_dtype_name(t[i].dtype));
             else
@@ -465,10 +495,10 @@ void st__profile_describe(const st__ptable *t, int n, const char *per, const cha
             else
                 snprintf(range, sizeof range, "%.4g to %.4g %s", lo / unit_of[kind], hi / unit_of[kind], units[kind]);
             if (t[i].exact) snprintf(plan, sizeof plan, " (%d at plan shapes)", t[i].exact);
-            fprintf(f, "%-12s %-28s %2d point%s from %d %s%s: %s%s\n", first ? heads[kind] : "", what, t[i].n,
+            fprintf(f, "%-12s %-28s %2d point%s from %d %s%s: %s%s\n", first ? sections[kind] : "", what, t[i].n,
                     t[i].n == 1 ? "" : "s", t[i].samples, per, t[i].samples == 1 ? "" : "s", range, plan);
             first = 0;
         }
-        if (first) fprintf(f, "%-12s %s\n", heads[kind], none);
+        if (first) fprintf(f, "%-12s %s\n", sections[kind], none);
     }
 }

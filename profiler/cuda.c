@@ -10,7 +10,8 @@
  *               ~85 ms of start-up (libcublasLt is ~500 MB of relocations), for one command's sake.
  *   memory      the kernels of profiler/kernels.cu (when configure found nvcc; else skipped with
  *               a note): rate = bytes as cost/ counts them over the time.
- *   copies      cudaMemcpyAsync between pinned host memory and the device, both directions.
+ *   copies      cudaMemcpyAsync between pinned host memory and the device, both directions, 64 KiB
+ *               to 1 GiB (quick: 1 and 64 MiB): the profile's copy tables, which price offload.
  *   collectives NCCL over 2, 4, 8 ... of the visible GPUs (one process, ncclCommInitAll, group
  *               calls): all-reduce, all-gather, reduce-scatter, all-to-all (send/recv to every
  *               peer), and send/recv between two; busBw as nccl-tests defines it.
@@ -1005,8 +1006,14 @@ static int run_copies(bench *b) {
                 goto out;
             }
             if (m == M_OK && t > 0) {
-                *(dir ? &b->r->d2h_bytes_per_s : &b->r->h2d_bytes_per_s) = (double)bytes / t;
-                b->r->copy_bytes = (double)bytes;
+                st__prof_sample s = {.kind = ST_PROF_COPY,
+                                     .dir = dir ? ST_COPY_D2H : ST_COPY_H2D,
+                                     .x = (double)bytes,
+                                     .y = (double)bytes / t};
+                if (st__prof_add(b->r, &s)) {
+                    rc = st_error_set(b->err, ST_ENOMEM, NULL, NULL, "out of memory");
+                    goto out;
+                }
             }
         }
     }

@@ -94,17 +94,18 @@ double st__prof_median(double *v, int n);
 
 /* ------------------------------------------------------------------ results */
 
-enum { ST_PROF_COMPUTE, ST_PROF_MEMORY, ST_PROF_COLL };
+enum { ST_PROF_COMPUTE, ST_PROF_MEMORY, ST_PROF_COLL, ST_PROF_COPY }; /* the profile's table kinds 0..3 */
 
 typedef struct st__prof_sample {
-    int kind;       /* ST_PROF_COMPUTE, _MEMORY or _COLL */
-    st_opclass cls; /* compute and memory */
-    st_dtype dtype; /* compute */
-    st_coll coll;   /* collectives (intra-node: one machine) */
+    int kind;        /* ST_PROF_COMPUTE, _MEMORY, _COLL or _COPY */
+    st_opclass cls;  /* compute and memory */
+    st_dtype dtype;  /* compute */
+    st_coll coll;    /* collectives (intra-node: one machine) */
     int ranks;
-    int exact; /* a --plan shape: its own point at exactly x */
-    double x;  /* FLOPs, bytes, or message bytes per kernel / call */
-    double y;  /* FLOP/s, bytes/s, or bus bytes/s (nccl-tests' busBw) */
+    st_copy_dir dir; /* copies (pinned host memory <-> one GPU) */
+    int exact;       /* a --plan shape: its own point at exactly x */
+    double x;        /* FLOPs, bytes, or message bytes per kernel / call / copy */
+    double y;        /* FLOP/s, bytes/s, or bus bytes/s (nccl-tests' busBw) */
 } st__prof_sample;
 
 typedef struct st__prof_table {
@@ -113,6 +114,7 @@ typedef struct st__prof_table {
     st_dtype dtype;
     st_coll coll;
     int ranks;
+    st_copy_dir dir;
     int n, samples, exact; /* points; samples behind them; points at plan shapes */
     double *x, *y;
 } st__prof_table;
@@ -131,7 +133,6 @@ typedef struct st__prof_result {
     int ns, cap;
     st__prof_table *t; /* after st__prof_fit */
     int nt;
-    double h2d_bytes_per_s, d2h_bytes_per_s, copy_bytes; /* the largest pinned copy, 0 if none */
     char notes[ST_PROF_NOTES][240];
     int nnotes;
 } st__prof_result;
@@ -144,7 +145,7 @@ void st__prof_note(st__prof_result *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
-/* Samples to tables, one per (class, dtype), class or (collective, ranks). Grid samples are binned
+/* Samples to tables, one per (class, dtype), class, (collective, ranks) or copy direction. Grid samples are binned
  * by powers of two of x, each bin one point (median x rounded down, median rate); plan samples
  * are points at their exact x (several at one x: total work over total time), and a grid bin that
  * holds a plan point gives way to it. x strictly increases in every table. 0 or ST_ENOMEM. */

@@ -58,11 +58,13 @@ json_t *st__sim_ranks_json(const struct st_sim_result *r);
 /* One table of a calibration profile as `strata calibrate` and `strata profile` write it
  * (cost/profile.c's format, written and described there). */
 typedef struct st__ptable {
-    int kind; /* 0 compute (FLOPs -> FLOP/s), 1 memory-bound (bytes -> bytes/s), 2 collective (bytes -> bus bytes/s) */
+    int kind; /* 0 compute (FLOPs -> FLOP/s), 1 memory-bound (bytes -> bytes/s), 2 collective (bytes -> bus bytes/s),
+               * 3 host<->device copy (bytes -> bytes/s) */
     st_opclass cls;
     st_dtype dtype;
     st_coll coll;
     int intra, ranks;
+    st_copy_dir dir; /* copies */
     int n, samples, exact; /* points; measurements behind them; points at a plan's own shapes */
     const double *x, *y;   /* SI */
 } st__ptable;
@@ -71,7 +73,7 @@ typedef struct st__phead {
 } st__phead;
 /* Writes the profile atomically ("-" = stdout). */
 int st__profile_write(const st__phead *h, const st__ptable *t, int n, const char *path, st_error *err);
-/* One line per table under the headings compute / memory / collectives; an empty heading says
+/* One line per table under the headings compute / memory / collectives / copies; an empty heading says
  * `none` ("none measured"); `per` names what samples count ("call", "measurement"). */
 void st__profile_describe(const st__ptable *t, int n, const char *per, const char *none, FILE *f);
 

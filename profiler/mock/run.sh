@@ -98,8 +98,14 @@ expect "quick profile, CUPTI records grouped by external correlation" 0 \
 	'^timer +CUPTI activity records \(kernel and memcpy GPU time\), median' \
 	'^compute +gemm bf16 .*: 800 to 800 TFLOP/s' '^ +bgemm bf16 .*: 400 to 400 TFLOP/s' \
 	'allreduce intra 2 ranks .* 100 to 100 bus GB/s' 'alltoall intra 2 ranks .* 100 to 100 bus GB/s' \
-	'sendrecv intra 2 ranks .* 100 to 100 bus GB/s' '^copies +host->device 2[45]\.[0-9]* GB/s' \
+	'sendrecv intra 2 ranks .* 100 to 100 bus GB/s' \
+	'^copies +h2d pinned +2 points from 2 measurements: 23\.33 to 24\.97 GB/s' \
+	'^ +d2h pinned +2 points from 2 measurements: 23\.33 to 24\.97 GB/s' \
 	-- profile --quick --out "$P"
+# the fake copies take 5 us + bytes / 25 GB/s, of which CUPTI sees 3 us + bytes / 25 GB/s: 1 MiB at
+# 1048576 B / 44.94 us = 23.33 GB/s, 64 MiB at 24.97 GB/s
+expect "the copy tables in the profile, at both sizes" 0 '"copies": \[' '"dir": "h2d"' '"dir": "d2h"' \
+	'^ +1048576,$' '^ +23\.33[0-9]*$' '^ +67108864,$' '^ +24\.97[0-9]*$' -- profile --quick --out -
 expect "the profile loads" 0 '^model ' -- $EST --profile "$P"
 case $("$S" profile --help | tail -1) in
 *"memory-bound kernels: yes"*)
