@@ -40,7 +40,14 @@ typedef struct table {
     double *x, *y; /* y in SI: FLOP/s or bytes/s */
 } table;
 
+/* what a recording profile (st__profile_recorder_new) was asked: distinct collective lookups */
+typedef struct recorder {
+    st__coll_lookup *v;
+    int n, cap, full;
+} recorder;
+
 struct st_profile {
+    recorder *rec; /* a recorder: no tables, lookups noted (cost/ reads profiles as const) */
     char gpu[48];
     char file[256];        /* where it was loaded from, for messages */
     char scaled_from[48];  /* the measured GPU after st_profile_retarget scaled it; else empty */
@@ -55,7 +62,49 @@ void st_profile_free(st_profile *p) {
         free(p->t[i].y);
     }
     free(p->t);
+    if (p->rec) free(p->rec->v);
+    free(p->rec);
     free(p);
+}
+
+st_profile *st__profile_recorder_new(void) {
+    st_profile *p = calloc(1, sizeof *p);
+    if (p && !(p->rec = calloc(1, sizeof *p->rec))) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void record(recorder *r, st_coll c, int intra, int ranks, double bytes) {
+    for (int i = 0; i < r->n; i++)
+        if (r->v[i].coll == c && r->v[i].intra == intra && r->v[i].ranks == ranks && r->v[i].bytes == bytes) return;
+    if (r->n == r->cap) {
+        int cap = r->cap ? 2 * r->cap : 64;
+        st__coll_lookup *g = cap <= 65536 ? realloc(r->v, (size_t)cap * sizeof *g) : NULL;
+        if (!g) {
+            r->full = 1;
+            return;
+        }
+        r->v = g, r->cap = cap;
+    }
+    r->v[r->n++] = (st__coll_lookup){c, intra, ranks, bytes};
+}
+
+static int cmp_lookup(const void *pa, const void *pb) {
+    const st__coll_lookup *a = pa, *b = pb;
+    if (a->coll != b->coll) return a->coll < b->coll ? -1 : 1;
+    if (a->intra != b->intra) return b->intra - a->intra; /* intra first */
+    if (a->ranks != b->ranks) return a->ranks - b->ranks;
+    return a->bytes < b->bytes ? -1 : a->bytes > b->bytes;
+}
+
+const st__coll_lookup *st__profile_recorded(const st_profile *p, int *n, int *lost) {
+    *n = p->rec ? p->rec->n : 0;
+    if (lost) *lost = p->rec && p->rec->full;
+    if (!p->rec || !p->rec->n) return NULL;
+    qsort(p->rec->v, (size_t)p->rec->n, sizeof *p->rec->v, cmp_lookup);
+    return p->rec->v;
 }
 
 const char *st_profile_gpu(const st_profile *p) { return p->gpu; }
@@ -350,6 +399,7 @@ double st_profile_bytes_per_s(const st_profile *p, st_opclass cls, double bytes)
 
 double st_profile_bus_bytes_per_s(const st_profile *p, st_coll c, int intra, int ranks, double bytes) {
     const table *best = NULL;
+    if (p->rec) record(p->rec, c, intra, ranks, bytes);
     for (int i = 0; i < p->n; i++) {
         const table *t = &p->t[i];
         if (t->kind != 2 || t->coll != c || t->intra != intra) continue;

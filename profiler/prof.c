@@ -330,6 +330,52 @@ out:
     return rc;
 }
 
+static int cmp_coll(const void *pa, const void *pb) {
+    const st__prof_coll *a = pa, *b = pb;
+    if (a->coll != b->coll) return a->coll < b->coll ? -1 : 1;
+    if (a->ranks != b->ranks) return a->ranks - b->ranks;
+    return a->bytes < b->bytes ? -1 : a->bytes > b->bytes;
+}
+
+int st__prof_plan_colls(const st_model *m, const st_cluster *c, const st_plan *p, st__prof_coll **out, int *nout,
+                        int *inter) {
+    st_profile *rec = st__profile_recorder_new();
+    st_cost_ctx *ctx = rec ? st_cost_ctx_new(m, c, rec) : NULL;
+    st__prof_coll *v = NULL;
+    st_estimate est;
+    int rc = 0, n = 0, lost = 0, k = 0;
+    *out = NULL, *nout = 0, *inter = 0;
+    if (!ctx) {
+        rc = ST_ENOMEM;
+        goto out;
+    }
+    if ((rc = st_cost_estimate(ctx, p, &est)) < 0) goto out;
+    const st__coll_lookup *l = st__profile_recorded(rec, &k, &lost);
+    if (lost || !(v = malloc((size_t)(k > 0 ? k : 1) * sizeof *v))) {
+        rc = ST_ENOMEM;
+        goto out;
+    }
+    for (int i = 0; i < k; i++) {
+        if (!l[i].intra) {
+            (*inter)++;
+            continue;
+        }
+        /* the send/recv table is measured between two, and a lookup takes the nearest ranks */
+        st__prof_coll x = {l[i].coll, l[i].coll == ST_COLL_SENDRECV ? 2 : l[i].ranks, l[i].bytes};
+        int dup = 0;
+        for (int j = 0; j < n && !dup; j++) dup = v[j].coll == x.coll && v[j].ranks == x.ranks && v[j].bytes == x.bytes;
+        if (!dup) v[n++] = x;
+    }
+    qsort(v, (size_t)n, sizeof *v, cmp_coll);
+    *out = v, *nout = n;
+    v = NULL;
+out:
+    free(v);
+    st_cost_ctx_free(ctx);
+    st_profile_free(rec);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ numbers */
 
 static uint64_t xorshift(uint64_t *s) {

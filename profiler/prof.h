@@ -83,6 +83,22 @@ int st__prof_mem_grid(int quick, st__prof_mem **out, int *n);
  * here. New arrays in *g and *mm (free()); returns 0 or ST_ENOMEM. */
 int st__prof_plan_shapes(const st_model *m, const st_plan *p, st__prof_gemm **g, int *ng, st__prof_mem **mm, int *nm);
 
+/* One collective call of a plan: `ranks` GPUs of one node, `bytes` as cost/comm.c takes them. */
+typedef struct st__prof_coll {
+    st_coll coll;
+    int ranks; /* send/recv: 2, the ranks its table is measured over */
+    double bytes;
+} st__prof_coll;
+/* The collectives of one finalized plan on cluster c, exactly as the estimator looks them up in a
+ * profile: st_cost_estimate runs against a recording profile (st__profile_recorder_new), so the
+ * sizes and group sizes are those of cost/estimate.c and cost/comm.c (tp/cp/ep collectives of
+ * the operators, data-parallel buckets, ZeRO-3's per-layer gathers and scatters, pipeline
+ * send/recv, the tied embedding's all-reduce). Those inside one node (intra) go to *out, distinct
+ * and sorted by collective, ranks, bytes; *inter counts the distinct ones across nodes, which one
+ * machine cannot measure. New array in *out (free()); 0, ST_ENOMEM or the estimate's error. */
+int st__prof_plan_colls(const st_model *m, const st_cluster *c, const st_plan *p, st__prof_coll **out, int *n,
+                        int *inter);
+
 /* ------------------------------------------------------------------ numbers */
 
 /* Fills n elements of dtype dt with random values from the xorshift state *seed: sign random
@@ -129,6 +145,7 @@ typedef struct st__prof_result {
     char date[16];
     char timer[512];    /* how the points were timed, for "source" and the summary */
     int quick, devices; /* devices: GPUs the collectives ran over (1: none) */
+    int plan_colls_timed; /* of st__prof_opts.plan_colls: how many were timed */
     st__prof_sample *s;
     int ns, cap;
     st__prof_table *t; /* after st__prof_fit */
@@ -170,6 +187,8 @@ typedef struct st__prof_opts {
     int nplan_gemms;
     const st__prof_mem *plan_mems;
     int nplan_mems;
+    const st__prof_coll *plan_colls; /* intra-node collectives of the plan (st__prof_plan_colls) */
+    int nplan_colls;
     st_dtype plan_dtype;
     FILE *progress; /* one line per section, or NULL */
 } st__prof_opts;

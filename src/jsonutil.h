@@ -77,6 +77,19 @@ int st__profile_write(const st__phead *h, const st__ptable *t, int n, const char
  * `none` ("none measured"); `per` names what samples count ("call", "measurement"). */
 void st__profile_describe(const st__ptable *t, int n, const char *per, const char *none, FILE *f);
 
+/* A profile without tables that notes the collective lookups cost/ makes of it (each answered 0,
+ * so the pricing is the default one): the (collective, scope, ranks, bytes) the estimator asks a
+ * profile's collective tables for, exactly. New; st_profile_free. NULL when out of memory. */
+typedef struct st__coll_lookup {
+    st_coll coll;
+    int intra, ranks;
+    double bytes;
+} st__coll_lookup;
+st_profile *st__profile_recorder_new(void);
+/* The distinct lookups so far, sorted by collective, scope (intra first), ranks, bytes; borrowed,
+ * valid until the next lookup. *lost: some were not kept (out of memory). */
+const st__coll_lookup *st__profile_recorded(const st_profile *p, int *n, int *lost);
+
 /* Canonical JSON of descriptions (new references). */
 json_t *st__model_to_json(const st_model *m);
 json_t *st__cluster_to_json(const st_cluster *c);

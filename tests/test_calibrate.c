@@ -1050,6 +1050,84 @@ static void add_copy(st__prof_result *r, st_copy_dir d, double x, double y) {
     ck_assert_int_eq(st__prof_add(r, &s), 0);
 }
 
+static int has_coll(const st__prof_coll *v, int n, st_coll c, int ranks, double bytes) {
+    for (int i = 0; i < n; i++)
+        if (v[i].coll == c && v[i].ranks == ranks && v[i].bytes == bytes) return 1;
+    return 0;
+}
+
+/* A plan's collectives, as the estimator looks them up: llama2-7b, tp=4, pp=2 on one DGX H100
+ * (tp and pp inside the node; dp = 1): the tp all-reduce of the activations [4096, 4096] bf16 =
+ * 32 MiB over 4, the pipeline send/recv of their 1/tp slice (8 MiB) as the 2-rank table has it,
+ * and every operator collective that st_ops_* imply. With dp = 2 across two nodes (tp=8), the
+ * gradient reduction is inter-node: counted, not listed. With dp = 4 inside the node, zero 0:
+ * the gradients all-reduced in Megatron's buckets of 40M parameters, fp32 (80 to 160 MB each). */
+START_TEST(test_prof_plan_colls) {
+    st_model m;
+    st_cluster c;
+    st_plan p;
+    st_error err;
+    st__prof_coll *v = NULL;
+    int n = 0, inter = -1;
+    st_error_clear(&err);
+    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
+    ck_assert_int_eq(st_cluster_resolve("dgx-h100", 8, &c, &err), 0);
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec("tp=4,pp=2,mbs=1,gbs=64,seq=4096", &p, &err), 0);
+    ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), 0);
+    ck_assert_int_eq(st__prof_plan_colls(&m, &c, &p, &v, &n, &inter), 0);
+    ck_assert_int_eq(inter, 0);
+    ck_assert(has_coll(v, n, ST_COLL_ALLREDUCE, 4, 4096.0 * 4096 * 2));
+    ck_assert(has_coll(v, n, ST_COLL_SENDRECV, 2, 4096.0 * 4096 * 2 / 4));
+    /* every collective an operator implies, at its group's size */
+    st_shard sh;
+    st_op ops[ST_MAX_OPS];
+    st_plan_shard(&p, &sh);
+    for (int part = 0; part < 3; part++) {
+        int k = part == 0 ? st_ops_layer(&m, &sh, 0, ops, ST_MAX_OPS)
+                          : part == 1 ? st_ops_head(&m, &sh, ops, ST_MAX_OPS) : st_ops_tail(&m, &sh, ops, ST_MAX_OPS);
+        for (int i = 0; i < k; i++) {
+            st_group g;
+            st_cost_group(&c, &p, ops[i].coll_group, &g);
+            if (ops[i].fwd_coll != ST_COLL_NONE)
+                ck_assert_msg(has_coll(v, n, ops[i].fwd_coll, (int)g.n, ops[i].coll_bytes), "%s", ops[i].name);
+            if (ops[i].bwd_coll != ST_COLL_NONE)
+                ck_assert_msg(has_coll(v, n, ops[i].bwd_coll, (int)g.n, ops[i].coll_bytes), "%s", ops[i].name);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        ck_assert(v[i].ranks == 2 || v[i].ranks == 4); /* nothing over more than the plan's groups */
+        ck_assert(v[i].bytes > 0);
+        if (i) ck_assert(v[i - 1].coll < v[i].coll || (v[i - 1].coll == v[i].coll && (v[i - 1].ranks < v[i].ranks ||
+                         (v[i - 1].ranks == v[i].ranks && v[i - 1].bytes < v[i].bytes))));
+    }
+    free(v);
+
+    /* dp across nodes: counted as inter-node, and nothing over 2 ranks listed for it */
+    ck_assert_int_eq(st_cluster_resolve("dgx-h100", 16, &c, &err), 0);
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec("tp=8,dp=2,mbs=1,gbs=64,seq=4096,zero=0", &p, &err), 0);
+    ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), 0);
+    ck_assert_int_eq(st__prof_plan_colls(&m, &c, &p, &v, &n, &inter), 0);
+    ck_assert_int_gt(inter, 0);
+    for (int i = 0; i < n; i++) ck_assert_int_eq(v[i].ranks, 8);
+    free(v);
+
+    /* dp inside the node: the DDP buckets */
+    ck_assert_int_eq(st_cluster_resolve("dgx-h100", 8, &c, &err), 0);
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec("tp=2,dp=4,mbs=1,gbs=64,seq=4096,zero=0", &p, &err), 0);
+    ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), 0);
+    ck_assert_int_eq(st__prof_plan_colls(&m, &c, &p, &v, &n, &inter), 0);
+    ck_assert_int_eq(inter, 0);
+    int buckets = 0;
+    for (int i = 0; i < n; i++)
+        buckets += v[i].coll == ST_COLL_ALLREDUCE && v[i].ranks == 4 && v[i].bytes > 80e6 && v[i].bytes <= 160e6;
+    ck_assert_int_eq(buckets, 1);
+    free(v);
+}
+END_TEST
+
 /* fitting by hand, then the file through st_profile_load: what --profile will read */
 START_TEST(test_prof_fit_roundtrip) {
     st__prof_result r;
@@ -1291,6 +1369,7 @@ Suite *suite_calibrate(void) {
     tcase_add_test(tc, test_prof_median);
     tcase_add_test(tc, test_prof_fill);
     tcase_add_test(tc, test_prof_plan_shapes);
+    tcase_add_test(tc, test_prof_plan_colls);
     tcase_add_test(tc, test_prof_mem_grid);
     tcase_add_test(tc, test_prof_fit_roundtrip);
     tcase_add_test(tc, test_prof_gpu_names);
