@@ -232,18 +232,30 @@ void st_cost_zero3_chunk_experts(st_cost_ctx *ctx, const st_plan *p, int chunk, 
     *scatter_s = st_cost_collective(ctx->c, ctx->prof, ST_COLL_REDUCESCATTER, &g, cc.expert_params / n * p->grad_bytes);
 }
 
+/* Host <-> device copies: `pieces` equal copies of `bytes` in all, each at the profile's measured
+ * rate for its size when the profile has a copy table for the direction, else at the cluster's
+ * PCIe rate (the same for every size, so the pieces do not matter and the time is exactly
+ * bytes / rate, as before copy tables existed). */
+double st__copy_s(const st_cluster *c, const st_profile *prof, st_copy_dir d, double bytes, double pieces) {
+    double rate = prof && bytes > 0 ? st_profile_copy_bytes_per_s(prof, d, bytes / (pieces > 1 ? pieces : 1)) : 0;
+    if (!(rate > 0)) rate = c->pcie_bytes_per_s * ST_PCIE_EFFICIENCY;
+    return bytes / rate;
+}
+
 /* offload=params (ZeRO-Infinity's parameter offload): the GPU's ZeRO-3 shard of its weights lives
- * in host memory and crosses PCIe (host to device) before each all-gather; at the PCIe rate the
- * optimizer's copies use. The shard is the one memory.c and the optimizer count: dense weights
- * over the dp x cp group, expert weights over the expert-data-parallel group. */
-double st__offload_h2d_s(const st_cluster *c, const st_plan *p, double dense, double expert, double *bytes) {
+ * in host memory and crosses PCIe (host to device) before each all-gather, in `pieces` copies (one
+ * per layer); at the rate the optimizer's copies use. The shard is the one memory.c and the
+ * optimizer count: dense weights over the dp x cp group, expert weights over the
+ * expert-data-parallel group. */
+double st__offload_h2d_s(const st_cluster *c, const st_profile *prof, const st_plan *p, double dense, double expert,
+                         double pieces, double *bytes) {
     st_group gd, ge;
     st_cost_group(c, p, ST_GRP_DP, &gd);
     st_cost_group_edp(c, p, &ge);
     double wbytes = st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
     double b = (dense / (double)gd.n + expert / (double)ge.n) * wbytes;
     if (bytes) *bytes = b;
-    return b / (c->pcie_bytes_per_s * ST_PCIE_EFFICIENCY);
+    return st__copy_s(c, prof, ST_COPY_H2D, b, pieces);
 }
 
 double st_cost_offload_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, double *bytes) {
@@ -257,7 +269,7 @@ double st_cost_offload_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, doub
     if (n < 1) n = 1;
     double dense = cc.params - cc.expert_params, expert = cc.expert_params;
     if (chunk == chunks - 1) dense += st__tied_copy_params(ctx->m, p); /* held, and streamed, like the rest */
-    double t = st__offload_h2d_s(ctx->c, p, dense, expert, bytes) / n;
+    double t = st__offload_h2d_s(ctx->c, ctx->prof, p, dense, expert, n, bytes) / n;
     if (bytes) *bytes /= n;
     return t;
 }

@@ -110,11 +110,15 @@ void st__cost_stage_class(st_cost_ctx *ctx, const st_plan *p, int stage, st__sta
 void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_class *cls, int stage,
                            st_stage_memory *out, double *dense_params, double *expert_params);
 
+/* Seconds for `pieces` equal host<->device copies of `bytes` in all: at the profile's copy table's
+ * rate for bytes / pieces, else at the cluster's PCIe rate x ST_PCIE_EFFICIENCY (cost/comm.c). */
+double st__copy_s(const st_cluster *c, const st_profile *prof, st_copy_dir d, double bytes, double pieces);
 /* offload=params: seconds to bring the GPU's ZeRO-3 shard of `dense` and `expert` parameters
  * (dense over the dp x cp group, experts over the expert-data-parallel group) from the host over
- * PCIe as 16-bit weights; *bytes (optional) what crosses (cost/comm.c). The estimate and
- * st_cost_offload_chunk both price the weight streaming with it. */
-double st__offload_h2d_s(const st_cluster *c, const st_plan *p, double dense, double expert, double *bytes);
+ * PCIe as 16-bit weights, in `pieces` copies (st__copy_s); *bytes (optional) what crosses in all
+ * (cost/comm.c). The estimate and st_cost_offload_chunk both price the weight streaming with it. */
+double st__offload_h2d_s(const st_cluster *c, const st_profile *prof, const st_plan *p, double dense, double expert,
+                         double pieces, double *bytes);
 /* Parameters of the copy of the tied embedding that the last stage keeps for its output layer
  * (tied embeddings and pp > 1; else 0) per tp rank: held like its own weights (cost/memory.c). */
 double st__tied_copy_params(const st_model *m, const st_plan *p);

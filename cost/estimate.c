@@ -468,7 +468,7 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
             z = zero3_mb(c, p, &t, per_mb);
             z_last = per_mb / nl; /* the first layer's gather, which nothing hides */
             if (p->offload == ST_OFF_PARAMS) {
-                double pass_s = st__offload_h2d_s(c, p, dp_, ep_, NULL);
+                double pass_s = st__offload_h2d_s(c, pr, p, dp_, ep_, nl, NULL); /* a copy per layer */
                 o = offload_mb(p, &t, pass_s, gather, gather + scatter);
                 o_first = pass_s / nl; /* the first layer's copy, before that gather */
             }
@@ -520,11 +520,12 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
         opt_s = opt_params * (ST_ADAM_BYTES_PER_PARAM + gb - 4) / (c->gpu.hbm_bytes_per_s * ST_HBM_EFFICIENCY) +
                 8 * ST_KERNEL_OVERHEAD_S;
     } else {
-        double pcie = c->pcie_bytes_per_s * ST_PCIE_EFFICIENCY;
         opt_s = opt_params / ST_CPU_ADAM_PARAMS_PER_S;
-        out->offload_grads_s = opt_params * gb / pcie; /* gradients down, weights up */
+        /* gradients down, weights up, each priced as one copy of the GPU's shard (with a copy
+         * table: its rate at that size, which for shards of hundreds of MB is the table's plateau) */
+        out->offload_grads_s = st__copy_s(c, pr, ST_COPY_D2H, opt_params * gb, 1);
         /* opt_params * wbytes / pcie, as the streaming prices it */
-        out->offload_weights_s = st__offload_h2d_s(c, p, dense_max, expert_max, NULL);
+        out->offload_weights_s = st__offload_h2d_s(c, pr, p, dense_max, expert_max, 1, NULL);
         /* params: the streaming's stretch of the micro-batches is in pipeline_s (offload_mb) */
         offload_s = out->offload_grads_s + out->offload_weights_s + o_tail;
     }

@@ -6,15 +6,19 @@
  *     "compute":     [ {"class": "gemm", "dtype": "bf16", "points": [[flops, tflop_per_s], ...]} ],
  *     "memory":      [ {"class": "elementwise", "points": [[bytes, gb_per_s], ...]} ],
  *     "collectives": [ {"op": "allreduce", "scope": "intra", "ranks": 8,
- *                       "points": [[bytes, bus_gb_per_s], ...]} ] }
- * x values are per kernel (or per collective call) and strictly increasing. Between points the
- * rate is interpolated linearly in log(x); outside, the nearest point holds.
+ *                       "points": [[bytes, bus_gb_per_s], ...]} ],
+ *     "copies":      [ {"dir": "h2d", "points": [[bytes, gb_per_s], ...]}, {"dir": "d2h", ...} ] }
+ * x values are per kernel (or per collective call, or per copy) and strictly increasing. Between
+ * points the rate is interpolated linearly in log(x); outside, the nearest point holds. "copies"
+ * (pinned host memory to one GPU and back, cudaMemcpyAsync) is optional: a profile without it
+ * leaves the cluster's host.pcie_gb_per_s in charge of offload copies.
  *
  * Across hardware (issue 6, st_profile_retarget): a profile measured on one GPU type and used for
  * a cluster of another keeps the efficiency shape of its tables, i.e. the achieved fraction of
  * peak at each size: compute rates are multiplied by target/measured dense peak of the table's
- * dtype, memory rates by target/measured HBM bandwidth. Collective tables stay as measured: the
- * profile does not say which links the measuring machine had, so there is no ratio to apply.
+ * dtype, memory rates by target/measured HBM bandwidth. Collective and copy tables stay as
+ * measured: the profile does not say which links (NVLink, NICs, the host's PCIe) the measuring
+ * machine had, so there is no ratio to apply, and a copy's rate is the host link's, not the GPU's.
  * Both GPUs must be presets (st_gpu_preset) unless the names are equal, which means "same GPU,
  * use as is". */
 #include "jsonutil.h"
@@ -26,16 +30,24 @@
 #include <sys/stat.h>
 
 typedef struct table {
-    int kind; /* 0 compute, 1 memory, 2 collective */
+    int kind; /* 0 compute, 1 memory, 2 collective, 3 copy */
     st_opclass cls;
     st_dtype dtype;
     st_coll coll;
     int intra, ranks;
+    st_copy_dir dir;
     int n;
     double *x, *y; /* y in SI: FLOP/s or bytes/s */
 } table;
 
+/* what a recording profile (st__profile_recorder_new) was asked: distinct collective lookups */
+typedef struct recorder {
+    st__coll_lookup *v;
+    int n, cap, full;
+} recorder;
+
 struct st_profile {
+    recorder *rec; /* a recorder: no tables, lookups noted (cost/ reads profiles as const) */
     char gpu[48];
     char file[256];        /* where it was loaded from, for messages */
     char scaled_from[48];  /* the measured GPU after st_profile_retarget scaled it; else empty */
@@ -50,13 +62,55 @@ void st_profile_free(st_profile *p) {
         free(p->t[i].y);
     }
     free(p->t);
+    if (p->rec) free(p->rec->v);
+    free(p->rec);
     free(p);
+}
+
+st_profile *st__profile_recorder_new(void) {
+    st_profile *p = calloc(1, sizeof *p);
+    if (p && !(p->rec = calloc(1, sizeof *p->rec))) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void record(recorder *r, st_coll c, int intra, int ranks, double bytes) {
+    for (int i = 0; i < r->n; i++)
+        if (r->v[i].coll == c && r->v[i].intra == intra && r->v[i].ranks == ranks && r->v[i].bytes == bytes) return;
+    if (r->n == r->cap) {
+        int cap = r->cap ? 2 * r->cap : 64;
+        st__coll_lookup *g = cap <= 65536 ? realloc(r->v, (size_t)cap * sizeof *g) : NULL;
+        if (!g) {
+            r->full = 1;
+            return;
+        }
+        r->v = g, r->cap = cap;
+    }
+    r->v[r->n++] = (st__coll_lookup){c, intra, ranks, bytes};
+}
+
+static int cmp_lookup(const void *pa, const void *pb) {
+    const st__coll_lookup *a = pa, *b = pb;
+    if (a->coll != b->coll) return a->coll < b->coll ? -1 : 1;
+    if (a->intra != b->intra) return b->intra - a->intra; /* intra first */
+    if (a->ranks != b->ranks) return a->ranks - b->ranks;
+    return a->bytes < b->bytes ? -1 : a->bytes > b->bytes;
+}
+
+const st__coll_lookup *st__profile_recorded(const st_profile *p, int *n, int *lost) {
+    *n = p->rec ? p->rec->n : 0;
+    if (lost) *lost = p->rec && p->rec->full;
+    if (!p->rec || !p->rec->n) return NULL;
+    qsort(p->rec->v, (size_t)p->rec->n, sizeof *p->rec->v, cmp_lookup);
+    return p->rec->v;
 }
 
 const char *st_profile_gpu(const st_profile *p) { return p->gpu; }
 const char *st_profile_file(const st_profile *p) { return p->file; }
 
-st_profile *st_profile_copy(const st_profile *p) {
+st_profile *st_profile_dup(const st_profile *p) {
     st_profile *c = malloc(sizeof *c);
     if (!c) return NULL;
     *c = *p;
@@ -81,6 +135,10 @@ st_profile *st_profile_copy(const st_profile *p) {
     }
     return c;
 }
+
+static const char *const copy_dirs[ST_COPY_COUNT] = {"h2d", "d2h"};
+
+const char *st_copy_dir_name(st_copy_dir d) { return (unsigned)d < ST_COPY_COUNT ? copy_dirs[d] : "?"; }
 
 static int load_points(const json_t *arr, double yscale, table *t, const char *file, const char *key, st_error *err) {
     if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > 100000)
@@ -107,10 +165,12 @@ static int load_points(const json_t *arr, double yscale, table *t, const char *f
 }
 
 static int load_tables(const json_t *arr, int kind, st_profile *p, const char *file, st_error *err) {
-    static const char *const names[] = {"compute", "memory", "collectives"};
+    static const char *const names[] = {"compute", "memory", "collectives", "copies"};
     static const char *const keys_compute[] = {"class", "dtype", "points", NULL};
     static const char *const keys_memory[] = {"class", "points", NULL};
     static const char *const keys_coll[] = {"op", "scope", "ranks", "points", NULL};
+    static const char *const keys_copy[] = {"dir", "points", NULL};
+    static const char *const *const allowed_of[] = {keys_compute, keys_memory, keys_coll, keys_copy};
     const char *top = names[kind];
     if (!arr) return 0;
     if (!json_is_array(arr)) return st_error_set(err, ST_EINVAL, file, top, "expected an array");
@@ -127,8 +187,7 @@ static int load_tables(const json_t *arr, int kind, st_profile *p, const char *f
         p->n++;
         t->kind = kind;
         if (!json_is_object(o)) return st_error_set(err, ST_EINVAL, file, prefix, "expected an object");
-        const char *const *allowed = kind == 0 ? keys_compute : kind == 1 ? keys_memory : keys_coll;
-        int rc = st__json_check_keys(o, allowed, file, prefix, err);
+        int rc = st__json_check_keys(o, allowed_of[kind], file, prefix, err);
         if (rc < 0) return rc;
         const char *s = NULL;
         char key[96];
@@ -160,6 +219,15 @@ static int load_tables(const json_t *arr, int kind, st_profile *p, const char *f
             if (rc == 0) return st_error_set(err, ST_EINVAL, file, key, "missing");
             t->ranks = (int)r;
         }
+        if (kind == 3) {
+            if ((rc = st__json_get_str(o, "dir", &s, file, prefix, err)) < 0) return rc;
+            snprintf(key, sizeof key, "%s.dir", prefix);
+            int d = 0;
+            while (rc == 1 && d < ST_COPY_COUNT && strcmp(s, copy_dirs[d])) d++;
+            if (rc == 0 || d == ST_COPY_COUNT)
+                return st_error_set(err, ST_EINVAL, file, key, "must be \"h2d\" or \"d2h\"");
+            t->dir = (st_copy_dir)d;
+        }
         snprintf(key, sizeof key, "%s.points", prefix);
         double scale = kind == 0 ? 1e12 : 1e9;
         if ((rc = load_points(json_object_get(o, "points"), scale, t, file, key, err)) < 0) return rc;
@@ -175,7 +243,9 @@ static int load_tables(const json_t *arr, int kind, st_profile *p, const char *f
  *   else 1e17 FLOP/s;
  * - memory-bound kernels: 1e14 B/s, over ten times the fastest HBM (B200, 8 TB/s, NVIDIA
  *   datasheet), leaving room for small kernels that run from L2;
- * - collectives: 1e13 B/s of bus bandwidth, over five times NVLink 5 (1.8 TB/s, NVIDIA). */
+ * - collectives: 1e13 B/s of bus bandwidth, over five times NVLink 5 (1.8 TB/s, NVIDIA);
+ * - host<->device copies: 1e13 B/s as well, over ten times NVLink-C2C (900 GB/s, NVIDIA GH200),
+ *   the fastest host link there is. */
 #define MAX_POINT_S 3600.0
 #define MAX_FLOPS_NO_PRESET 1e17
 #define MAX_MEM_BYTES_PER_S 1e14
@@ -187,20 +257,23 @@ static int same_table(const table *a, const table *b) {
     case 0: return a->cls == b->cls && a->dtype == b->dtype;
     case 1: return a->cls == b->cls;
     case 2: return a->coll == b->coll && a->intra == b->intra && a->ranks == b->ranks;
+    case 3: return a->dir == b->dir;
     default: return 0;
     }
 }
 
-static int check_tables(const st_profile *p, const char *file, st_error *err) {
-    static const char *const names[] = {"compute", "memory", "collectives"};
-    int index[3] = {0, 0, 0};
+static int check_tables(const st_profile *p, const char *file, int *bad, st_error *err) {
+    static const char *const names[] = {"compute", "memory", "collectives", "copies"};
+    int index[4] = {0, 0, 0, 0};
     st_gpu g;
     int preset = st_gpu_preset(p->gpu, &g) == 0;
     if (p->n == 0)
-        return st_error_set(err, ST_EINVAL, file, NULL, "no tables: a profile needs \"compute\", \"memory\" or \"collectives\"");
+        return st_error_set(err, ST_EINVAL, file, NULL,
+                            "no tables: a profile needs \"compute\", \"memory\", \"collectives\" or \"copies\"");
     for (int i = 0; i < p->n; i++) {
         const table *t = &p->t[i];
-        if (t->kind < 0 || t->kind > 2) continue;
+        if (t->kind < 0 || t->kind > 3) continue;
+        if (bad) *bad = i;
         char key[96];
         snprintf(key, sizeof key, "%s[%d]", names[t->kind], index[t->kind]);
         for (int j = 0, k = 0; j < i; j++) {
@@ -210,7 +283,7 @@ static int check_tables(const st_profile *p, const char *file, st_error *err) {
             k++;
         }
         index[t->kind]++;
-        double max = t->kind == 1 ? MAX_MEM_BYTES_PER_S : t->kind == 2 ? MAX_BUS_BYTES_PER_S : MAX_FLOPS_NO_PRESET;
+        double max = t->kind == 1 ? MAX_MEM_BYTES_PER_S : t->kind >= 2 ? MAX_BUS_BYTES_PER_S : MAX_FLOPS_NO_PRESET;
         if (t->kind == 0 && preset && g.peak_flops[t->dtype] > 0) max = 2 * g.peak_flops[t->dtype];
         double unit = t->kind == 0 ? 1e12 : 1e9;
         const char *uname = t->kind == 0 ? "TFLOP/s" : "GB/s";
@@ -223,7 +296,7 @@ static int check_tables(const st_profile *p, const char *file, st_error *err) {
             if (t->x[k] / t->y[k] > MAX_POINT_S)
                 return st_error_set(err, ST_EINVAL, file, key, "point %d: %g %s implies %.3g s for one %s, over an hour",
                                     k, t->y[k] / unit, uname, t->x[k] / t->y[k],
-                                    t->kind == 2 ? "collective" : "kernel");
+                                    t->kind == 2 ? "collective" : t->kind == 3 ? "copy" : "kernel");
         }
     }
     return 0;
@@ -231,7 +304,7 @@ static int check_tables(const st_profile *p, const char *file, st_error *err) {
 
 int st_profile_load(const char *path, st_profile **out, st_error *err) {
     static const char *const keys[] = {"strata_profile", "gpu", "source", "date", "driver", "cuda",
-                                       "compute", "memory", "collectives", "scaled_from", NULL};
+                                       "compute", "memory", "collectives", "copies", "scaled_from", NULL};
     json_t *root = NULL;
     st_profile *p = NULL;
     int rc = st__json_load_file(path, &root, err);
@@ -273,7 +346,8 @@ int st_profile_load(const char *path, st_profile **out, st_error *err) {
     if ((rc = load_tables(json_object_get(root, "compute"), 0, p, path, err)) < 0) goto out;
     if ((rc = load_tables(json_object_get(root, "memory"), 1, p, path, err)) < 0) goto out;
     if ((rc = load_tables(json_object_get(root, "collectives"), 2, p, path, err)) < 0) goto out;
-    if ((rc = check_tables(p, path, err)) < 0) goto out;
+    if ((rc = load_tables(json_object_get(root, "copies"), 3, p, path, err)) < 0) goto out;
+    if ((rc = check_tables(p, path, NULL, err)) < 0) goto out;
     *out = p;
     p = NULL;
     rc = 0;
@@ -426,12 +500,19 @@ double st_profile_bytes_per_s(const st_profile *p, st_opclass cls, double bytes)
 
 double st_profile_bus_bytes_per_s(const st_profile *p, st_coll c, int intra, int ranks, double bytes) {
     const table *best = NULL;
+    if (p->rec) record(p->rec, c, intra, ranks, bytes);
     for (int i = 0; i < p->n; i++) {
         const table *t = &p->t[i];
         if (t->kind != 2 || t->coll != c || t->intra != intra) continue;
         if (!best || abs(t->ranks - ranks) < abs(best->ranks - ranks)) best = t;
     }
     return best ? interp(best, bytes) : 0;
+}
+
+double st_profile_copy_bytes_per_s(const st_profile *p, st_copy_dir d, double bytes) {
+    for (int i = 0; i < p->n; i++)
+        if (p->t[i].kind == 3 && p->t[i].dir == d) return interp(&p->t[i], bytes);
+    return 0;
 }
 
 int st_profile_retarget(st_profile *p, const st_gpu *target, char *note, size_t n, st_error *err) {
@@ -476,7 +557,7 @@ int st_profile_retarget(st_profile *p, const st_gpu *target, char *note, size_t 
         ADD("profile measured on %s, scaled to %s by peak ratio (", p->gpu, target->name);
         for (int d = 0; d < ST_DT_COUNT; d++)
             if (used[d]) ADD("%s compute x%.3g, ", st_dtype_name((st_dtype)d), ratio[d]);
-        ADD("memory x%.3g by HBM bandwidth; collectives as measured", hbm);
+        ADD("memory x%.3g by HBM bandwidth; collectives and host copies as measured", hbm);
         if (dropped) ADD("; %d compute table%s dropped: dtype not on both GPUs", dropped, dropped > 1 ? "s" : "");
         ADD(")");
 #undef ADD
@@ -490,13 +571,42 @@ const char *st_profile_scaled_from(const st_profile *p) { return p->scaled_from[
 
 /* ------------------------------------------------------------ writing (calibrate, profile) */
 
-static const double unit_of[3] = {1e12, 1e9, 1e9}; /* TFLOP/s, GB/s, bus GB/s in the file */
+static const double unit_of[4] = {1e12, 1e9, 1e9, 1e9}; /* TFLOP/s, GB/s, bus GB/s, GB/s in the file */
+static const char *const sections[4] = {"compute", "memory", "collectives", "copies"};
 
 static json_t *number(double v) { return v == floor(v) && fabs(v) < 9e15 ? json_integer((json_int_t)v) : json_real(v); }
 
+int st__profile_check(const st__phead *h, const st__ptable *t, int n, st_error *err) {
+    st_profile p;
+    memset(&p, 0, sizeof p);
+    snprintf(p.gpu, sizeof p.gpu, "%s", h->gpu ? h->gpu : "");
+    if (!(p.t = calloc((size_t)(n > 0 ? n : 1), sizeof *p.t))) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    p.n = n;
+    for (int i = 0; i < n; i++) /* borrowed points: p.t alone is freed */
+        p.t[i] = (table){.kind = t[i].kind, .cls = t[i].cls, .dtype = t[i].dtype, .coll = t[i].coll,
+                         .intra = t[i].intra, .ranks = t[i].ranks, .dir = t[i].dir, .n = t[i].n,
+                         .x = (double *)t[i].x, .y = (double *)t[i].y};
+    st_error e;
+    st_error_clear(&e);
+    int i = 0, rc = check_tables(&p, NULL, &i, &e);
+    free(p.t);
+    if (rc >= 0) return 0;
+    char what[96] = "";
+    if (n > 0) {
+        const st__ptable *b = &t[i];
+        if (b->kind == 0) snprintf(what, sizeof what, "%s %s ", st_opclass_name(b->cls), st_dtype_name(b->dtype));
+        else if (b->kind == 1) snprintf(what, sizeof what, "%s ", st_opclass_name(b->cls));
+        else if (b->kind == 2) snprintf(what, sizeof what, "%s %s %d-rank ", st_coll_name(b->coll), b->intra ? "intra" : "inter", b->ranks);
+        else snprintf(what, sizeof what, "%s copy ", st_copy_dir_name(b->dir));
+    }
+    return st_error_set(err, ST_EINVAL, NULL, NULL, "the measured %stable is not physical (%s): nothing written", what, e.text);
+}
+
 int st__profile_write(const st__phead *h, const st__ptable *t, int n, const char *path, st_error *err) {
-    json_t *root = json_object(), *sec[3] = {json_array(), json_array(), json_array()};
-    int rc = 0, bad = !root || !sec[0] || !sec[1] || !sec[2];
+    int checked = st__profile_check(h, t, n, err);
+    if (checked < 0) return checked;
+    json_t *root = json_object(), *sec[4] = {json_array(), json_array(), json_array(), json_array()};
+    int rc = 0, bad = !root || !sec[0] || !sec[1] || !sec[2] || !sec[3];
     for (int i = 0; !bad && i < n; i++) {
         json_t *o = json_object(), *pts = json_array();
         bad |= !o || !pts;
@@ -509,6 +619,8 @@ int st__profile_write(const st__phead *h, const st__ptable *t, int n, const char
             bad |= json_object_set_new(o, "op", json_string(st_coll_name(t[i].coll)));
             bad |= json_object_set_new(o, "scope", json_string(t[i].intra ? "intra" : "inter"));
             bad |= json_object_set_new(o, "ranks", json_integer(t[i].ranks));
+        } else if (t[i].kind == 3) {
+            bad |= json_object_set_new(o, "dir", json_string(st_copy_dir_name(t[i].dir)));
         } else {
             bad |= json_object_set_new(o, "class", json_string(st_opclass_name(t[i].cls)));
             if (t[i].kind == 0) bad |= json_object_set_new(o, "dtype", json_string(st_dtype_name(t[i].dtype)));
@@ -525,24 +637,23 @@ int st__profile_write(const st__phead *h, const st__ptable *t, int n, const char
         bad |= json_object_set_new(root, "date", json_string(h->date));
         if (h->driver && h->driver[0]) bad |= json_object_set_new(root, "driver", json_string(h->driver));
         if (h->cuda && h->cuda[0]) bad |= json_object_set_new(root, "cuda", json_string(h->cuda));
-        bad |= json_object_set_new(root, "compute", sec[0]);
-        bad |= json_object_set_new(root, "memory", sec[1]);
-        bad |= json_object_set_new(root, "collectives", sec[2]);
-        sec[0] = sec[1] = sec[2] = NULL;
+        for (int k = 0; k < 4; k++) {
+            bad |= json_object_set_new(root, sections[k], sec[k]);
+            sec[k] = NULL;
+        }
     }
     if (bad)
         rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
     else
         rc = st__json_write_file(root, path, err);
-    for (int i = 0; i < 3; i++) json_decref(sec[i]);
+    for (int i = 0; i < 4; i++) json_decref(sec[i]);
     json_decref(root);
     return rc;
 }
 
 void st__profile_describe(const st__ptable *t, int n, const char *per, const char *none, FILE *f) {
-    static const char *const heads[] = {"compute", "memory", "collectives"};
-    static const char *const units[] = {"TFLOP/s", "GB/s", "bus GB/s"};
-    for (int kind = 0; kind < 3; kind++) {
+    static const char *const units[] = {"TFLOP/s", "GB/s", "bus GB/s", "GB/s"};
+    for (int kind = 0; kind < 4; kind++) {
         int first = 1;
         for (int i = 0; i < n; i++) {
             if (t[i].kind != kind) continue;
@@ -550,6 +661,8 @@ void st__profile_describe(const st__ptable *t, int n, const char *per, const cha
             if (kind == 2)
                 snprintf(what, sizeof what, "%s %s %d ranks", st_coll_name(t[i].coll), t[i].intra ? "intra" : "inter",
                          t[i].ranks);
+            else if (kind == 3)
+                snprintf(what, sizeof what, "%s pinned", st_copy_dir_name(t[i].dir));
             else if (kind == 0)
                 snprintf(what, sizeof what, "%s %s", st_opclass_name(t[i].cls), st_dtype_name(t[i].dtype));
             else
@@ -561,10 +674,10 @@ void st__profile_describe(const st__ptable *t, int n, const char *per, const cha
             else
                 snprintf(range, sizeof range, "%.4g to %.4g %s", lo / unit_of[kind], hi / unit_of[kind], units[kind]);
             if (t[i].exact) snprintf(plan, sizeof plan, " (%d at plan shapes)", t[i].exact);
-            fprintf(f, "%-12s %-28s %2d point%s from %d %s%s: %s%s\n", first ? heads[kind] : "", what, t[i].n,
+            fprintf(f, "%-12s %-28s %2d point%s from %d %s%s: %s%s\n", first ? sections[kind] : "", what, t[i].n,
                     t[i].n == 1 ? "" : "s", t[i].samples, per, t[i].samples == 1 ? "" : "s", range, plan);
             first = 0;
         }
-        if (first) fprintf(f, "%-12s %s\n", heads[kind], none);
+        if (first) fprintf(f, "%-12s %s\n", sections[kind], none);
     }
 }

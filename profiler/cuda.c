@@ -10,10 +10,13 @@
  *               ~85 ms of start-up (libcublasLt is ~500 MB of relocations), for one command's sake.
  *   memory      the kernels of profiler/kernels.cu (when configure found nvcc; else skipped with
  *               a note): rate = bytes as cost/ counts them over the time.
- *   copies      cudaMemcpyAsync between pinned host memory and the device, both directions.
+ *   copies      cudaMemcpyAsync between pinned host memory and the device, both directions, 64 KiB
+ *               to 1 GiB (quick: 1 and 64 MiB): the profile's copy tables, which price offload.
  *   collectives NCCL over 2, 4, 8 ... of the visible GPUs (one process, ncclCommInitAll, group
  *               calls): all-reduce, all-gather, reduce-scatter, all-to-all (send/recv to every
- *               peer), and send/recv between two; busBw as nccl-tests defines it.
+ *               peer), and send/recv between two; busBw as nccl-tests defines it. With --plan,
+ *               also the plan's intra-node collectives (st__prof_plan_colls) over their group
+ *               sizes, where the visible GPUs are enough, as exact points.
  *
  * Timing: every repetition is bracketed by CUDA events on its stream(s) and, when CUPTI can be
  * used, by an external correlation id (cuptiActivityPushExternalCorrelationId, CUSTOM0). CUPTI's
@@ -70,6 +73,9 @@
 #define MAX_REPS 32
 #define STAGE_ELEMS ((size_t)1 << 22)   /* random host block per dtype, repeated on the device */
 #define LT_WORKSPACE ((size_t)32 << 20) /* cuBLASLt workspace (Transformer Engine uses 32 MiB on Hopper) */
+/* A plan collective larger than this is not timed: two such buffers per GPU would crowd out
+ * the 80 GB of an A100/H100, and the table holds flat beyond its largest point anyway. */
+#define PLAN_COLL_MAX ((size_t)8 << 30)
 
 /* ------------------------------------------------------------------ CUPTI records */
 
@@ -1005,8 +1011,14 @@ static int run_copies(bench *b) {
                 goto out;
             }
             if (m == M_OK && t > 0) {
-                *(dir ? &b->r->d2h_bytes_per_s : &b->r->h2d_bytes_per_s) = (double)bytes / t;
-                b->r->copy_bytes = (double)bytes;
+                st__prof_sample s = {.kind = ST_PROF_COPY,
+                                     .dir = dir ? ST_COPY_D2H : ST_COPY_H2D,
+                                     .x = (double)bytes,
+                                     .y = (double)bytes / t};
+                if (st__prof_add(b->r, &s)) {
+                    rc = st_error_set(b->err, ST_ENOMEM, NULL, NULL, "out of memory");
+                    goto out;
+                }
             }
         }
     }
@@ -1070,12 +1082,40 @@ static double bus_factor(st_coll c, double n) {
     }
 }
 
+/* one collective of j->bytes (whole fp16 elements per rank) timed; its sample at x (exact: a
+ * --plan size). 0, 1 when NCCL failed (said in a note), or a negative error. */
+static int coll_one(bench *b, coll_job *j, double x, int exact) {
+    double sec = 0;
+    int m = measure(b, coll_launch, j, j->t, j->n, 0, &sec);
+    if (m < 0) return m;
+    if (m == M_SKIP) {
+        st__prof_note(b->r, "NCCL %s over %d GPUs failed: %s", st_coll_name(j->c), j->n, ncclGetErrorString(j->status));
+        return 1;
+    }
+    if (m == M_OK && sec > 0) {
+        st__prof_sample s = {.kind = ST_PROF_COLL,
+                             .coll = j->c,
+                             .ranks = j->n,
+                             .exact = exact,
+                             .x = x,
+                             .y = (double)j->bytes / sec * bus_factor(j->c, j->n)};
+        if (st__prof_add(b->r, &s)) return st_error_set(b->err, ST_ENOMEM, NULL, NULL, "out of memory");
+        b->r->plan_colls_timed += exact;
+    }
+    return 0;
+}
+
 static int coll_group(bench *b, int n) {
     ncclComm_t comms[MAX_DEV] = {0};
     target t[MAX_DEV];
     void *send[MAX_DEV] = {0}, *recv[MAX_DEV] = {0};
     int devs[MAX_DEV], rc = 0, made = 0;
-    size_t max = b->o->quick ? (size_t)64 << 20 : (size_t)1 << 30;
+    size_t max = b->o->quick ? (size_t)64 << 20 : (size_t)1 << 30, grid_max = max;
+    /* the plan's sizes over n GPUs may be larger than the grid's: room for the largest, if any */
+    for (int i = 0; i < b->o->nplan_colls; i++)
+        if (b->o->plan_colls[i].ranks == n && b->o->plan_colls[i].bytes > (double)max &&
+            b->o->plan_colls[i].bytes <= (double)PLAN_COLL_MAX)
+            max = (size_t)b->o->plan_colls[i].bytes + 2 * (size_t)n;
     memset(t, 0, sizeof t);
     for (int d = 0; d < n; d++)
         devs[d] = d;
@@ -1083,15 +1123,33 @@ static int coll_group(bench *b, int n) {
         CUDA_OK(cudaSetDevice(d), "cudaSetDevice");
         CUDA_OK(cudaStreamCreateWithFlags(&t[d].s, cudaStreamNonBlocking), "cudaStreamCreate");
         t[d].dev = d;
+    }
+    for (int d = 0; d < n; d++) {
+        CUDA_OK(cudaSetDevice(d), "cudaSetDevice");
         int a;
         if ((a = dalloc(b, &send[d], max)) || (a = dalloc(b, &recv[d], max))) {
             if (a < 0) {
                 rc = a;
                 goto out;
             }
+            if (max > grid_max) { /* the plan's largest does not fit: start again with the grid's */
+                st__prof_note(b->r, "plan collectives over %d GPUs above %zu MiB not timed: no room for two buffers",
+                              n, grid_max >> 20);
+                for (int e = 0; e <= d; e++) {
+                    cudaSetDevice(e);
+                    cudaFree(send[e]), cudaFree(recv[e]);
+                    send[e] = recv[e] = NULL;
+                }
+                max = grid_max;
+                d = -1;
+                continue;
+            }
             st__prof_note(b->r, "NCCL over %d GPUs not timed: no room for two %zu MiB buffers", n, max >> 20);
             goto out;
         }
+    }
+    for (int d = 0; d < n; d++) {
+        CUDA_OK(cudaSetDevice(d), "cudaSetDevice");
         if ((rc = fill(b, ST_DT_FP16, 0, send[d], max / 2))) goto out;
         CUDA_OK(cudaDeviceSynchronize(), "filling inputs");
     }
@@ -1105,33 +1163,25 @@ static int coll_group(bench *b, int n) {
                                   ST_COLL_SENDRECV};
     for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
         if (ops[o] == ST_COLL_SENDRECV && n != 2) continue; /* the table's send/recv is between two */
-        for (size_t bytes = b->o->quick ? (size_t)1 << 20 : (size_t)1 << 16; bytes <= max;
+        for (size_t bytes = b->o->quick ? (size_t)1 << 20 : (size_t)1 << 16; bytes <= grid_max;
              bytes *= b->o->quick ? 64 : 4) {
             coll_job j = {ops[o], n, comms, t, send, recv, 0, ncclSuccess};
             j.bytes = bytes / (2 * (size_t)n) * 2 * (size_t)n; /* whole elements per rank */
-            double sec = 0;
-            int m = measure(b, coll_launch, &j, t, n, 0, &sec);
-            if (m < 0) {
-                rc = m;
-                goto out;
-            }
-            if (m == M_SKIP) {
-                st__prof_note(b->r, "NCCL %s over %d GPUs failed: %s", st_coll_name(ops[o]), n,
-                              ncclGetErrorString(j.status));
-                break;
-            }
-            if (m == M_OK && sec > 0) {
-                st__prof_sample s = {.kind = ST_PROF_COLL,
-                                     .coll = ops[o],
-                                     .ranks = n,
-                                     .x = (double)j.bytes,
-                                     .y = (double)j.bytes / sec * bus_factor(ops[o], n)};
-                if (st__prof_add(b->r, &s)) {
-                    rc = st_error_set(b->err, ST_ENOMEM, NULL, NULL, "out of memory");
-                    goto out;
-                }
-            }
+            if ((rc = coll_one(b, &j, (double)j.bytes, 0)) < 0) goto out;
+            if (rc) break;
         }
+        rc = 0;
+    }
+    /* the plan's own collectives over n GPUs, at the exact sizes the estimator asks with (the
+     * call moves whole fp16 elements per rank: at most 2n - 1 bytes less) */
+    for (int i = 0; i < b->o->nplan_colls; i++) {
+        const st__prof_coll *pc = &b->o->plan_colls[i];
+        if (pc->ranks != n || pc->bytes > (double)max) continue;
+        coll_job j = {pc->coll, n, comms, t, send, recv, 0, ncclSuccess};
+        j.bytes = (size_t)pc->bytes / (2 * (size_t)n) * 2 * (size_t)n;
+        if (j.bytes == 0) j.bytes = 2 * (size_t)n;
+        if ((rc = coll_one(b, &j, pc->bytes, 1)) < 0) goto out;
+        rc = 0;
     }
 out:
     if (made)
@@ -1152,10 +1202,16 @@ static int run_colls(bench *b) {
     if (b->ndev < 2) return 0;
 #ifdef HAVE_NCCL
     int n = b->ndev > MAX_DEV ? MAX_DEV : b->ndev, rc = 0;
-    int sizes[8], ns = 0;
+    int sizes[MAX_DEV], ns = 0;
     for (int k = 2; k <= n; k *= 2)
         if (!b->o->quick || k == 2) sizes[ns++] = k;
     if (sizes[ns - 1] != n) sizes[ns++] = n;
+    /* and every group size of the plan that the GPUs here allow */
+    for (int i = 0; i < b->o->nplan_colls; i++) {
+        int k = b->o->plan_colls[i].ranks, have = 0;
+        for (int s = 0; s < ns; s++) have |= sizes[s] == k;
+        if (!have && k <= n) sizes[ns++] = k;
+    }
     b->r->devices = n;
     for (int i = 0; i < ns && rc == 0; i++) {
         progress(b, "%s collectives over %d GPUs", "NCCL", sizes[i]);

@@ -13,7 +13,10 @@
  *                            sometimes "Process Group Ranks";
  *   cuda_runtime, cuda_driver  launches (cudaLaunchKernel, cuLaunchKernel, ...): "correlation" and
  *                            the "External id" of the operator active when they ran;
- *   kernel                   GPU kernels: "correlation", "External id", "device", "stream".
+ *   kernel                   GPU kernels: "correlation", "External id", "device", "stream";
+ *   gpu_memcpy               copies ("Memcpy" in PyTorch 1.8/1.9), named "Memcpy HtoD (Pinned ->
+ *                            Device)", "Memcpy DtoH (Device -> Pinned)", ... (Kineto's memcpy
+ *                            names: kind, then source and destination memory); args "bytes".
  * Linking (what the PyTorch profiler itself does for its tables): kernel -> launch with the same
  * correlation -> its External id -> the innermost operator with that id (on the launch's thread
  * and spanning it, when there are several); without a launch, the kernel's own External id.
@@ -39,7 +42,10 @@
  *   doc/PERFORMANCE.md). Scope intra when the group's ranks are on one node ("Process Group
  *   Ranks" / gpus_per_node when recorded, else group size <= gpus_per_node); send/recv is 2 ranks.
  *   A kernel's time includes waiting for the slowest peer, as it does in training.
- * Fitting: samples grouped by (class, dtype), class, or (collective, scope, ranks); sizes binned by
+ *   Copies: each pinned host-to-device or device-to-host copy is a sample of its own, bytes over
+ *   its duration (offload copies pinned memory; pageable and device-to-device copies are not
+ *   what the copy tables price, and are not used).
+ * Fitting: samples grouped by (class, dtype), class, (collective, scope, ranks) or copy direction; sizes binned by
  * powers of two; per bin the median size and the median rate (any number of samples), points in
  * increasing size. Medians make one outlier (a kernel slowed by an overlapping one) harmless.
  *
@@ -66,7 +72,7 @@
 #define MAX_NUMEL 1e15 /* larger tensors are not real: the shape is refused */
 #define MAX_KERNEL_US 3.6e9 /* an hour: no kernel of a training step lasts that long; longer is a broken trace */
 
-enum { K_COMPUTE, K_MEMORY, K_COLL };
+enum { K_COMPUTE, K_MEMORY, K_COLL, K_COPY }; /* the profile's table kinds 0..3 */
 
 /* ------------------------------------------------------------------ reading */
 
@@ -588,12 +594,12 @@ static void look_at(cpuop *o) {
 /* ------------------------------------------------------------------ the import */
 
 typedef struct sample {
-    int kind, cls, dtype, coll, intra, ranks;
+    int kind, cls, dtype, coll, intra, ranks, dir;
     double x, y;
 } sample;
 
 typedef struct table {
-    int kind, cls, dtype, coll, intra, ranks;
+    int kind, cls, dtype, coll, intra, ranks, dir;
     int n, samples;
     double *x, *y; /* SI: FLOPs -> FLOP/s, bytes -> bytes/s */
 } table;
@@ -650,9 +656,9 @@ static int cmp_launch(const void *pa, const void *pb) {
 
 static int cmp_sample(const void *pa, const void *pb) {
     const sample *a = pa, *b = pb;
-    const int ka[] = {a->kind, a->cls, a->dtype, a->coll, -a->intra, a->ranks};
-    const int kb[] = {b->kind, b->cls, b->dtype, b->coll, -b->intra, b->ranks};
-    for (int i = 0; i < 6; i++)
+    const int ka[] = {a->kind, a->cls, a->dtype, a->coll, -a->intra, a->ranks, a->dir};
+    const int kb[] = {b->kind, b->cls, b->dtype, b->coll, -b->intra, b->ranks, b->dir};
+    for (int i = 0; i < 7; i++)
         if (ka[i] != kb[i]) return ka[i] < kb[i] ? -1 : 1;
     if (a->x != b->x) return a->x < b->x ? -1 : 1;
     return a->y < b->y ? -1 : a->y > b->y;
@@ -665,7 +671,7 @@ static int cmp_double(const void *pa, const void *pb) {
 
 static int same_group(const sample *a, const sample *b) {
     return a->kind == b->kind && a->cls == b->cls && a->dtype == b->dtype && a->coll == b->coll &&
-           a->intra == b->intra && a->ranks == b->ranks;
+           a->intra == b->intra && a->ranks == b->ranks && a->dir == b->dir;
 }
 
 /* the power-of-two bin of a size: [2^(e-1), 2^e) */
@@ -695,7 +701,7 @@ static int fit(st_calib *c, sample *s, int n) {
         table *t = &c->t[c->n++];
         memset(t, 0, sizeof *t);
         t->kind = s[i].kind, t->cls = s[i].cls, t->dtype = s[i].dtype, t->coll = s[i].coll;
-        t->intra = s[i].intra, t->ranks = s[i].ranks, t->samples = j - i;
+        t->intra = s[i].intra, t->ranks = s[i].ranks, t->dir = s[i].dir, t->samples = j - i;
         t->x = malloc((size_t)(j - i) * sizeof *t->x);
         t->y = malloc((size_t)(j - i) * sizeof *t->y);
         if (!t->x || !t->y) {
@@ -827,6 +833,8 @@ typedef struct trace {
     size_t nls;
     const json_t **kernels; /* in trace order */
     size_t nk;
+    const json_t **copies; /* memcpy events, in trace order */
+    size_t ncopies;
     extref *byext; /* operators by External id, innermost first */
     size_t nbyext;
 } trace;
@@ -835,6 +843,7 @@ static void trace_destroy(trace *t) {
     free(t->ops);
     free(t->ls);
     free(t->kernels);
+    free(t->copies);
     free(t->byext);
 }
 
@@ -843,7 +852,7 @@ static void trace_destroy(trace *t) {
 static int trace_collect(trace *t, const json_t *events) {
     size_t nev = json_array_size(events);
     if (!(t->ops = malloc((nev + 1) * sizeof *t->ops)) || !(t->ls = malloc((nev + 1) * sizeof *t->ls)) ||
-        !(t->kernels = malloc((nev + 1) * sizeof *t->kernels)))
+        !(t->kernels = malloc((nev + 1) * sizeof *t->kernels)) || !(t->copies = malloc((nev + 1) * sizeof *t->copies)))
         return ST_ENOMEM;
     for (size_t i = 0; i < nev; i++) {
         const json_t *ev = json_array_get(events, i);
@@ -853,6 +862,10 @@ static int trace_collect(trace *t, const json_t *events) {
         if (!ph || strcmp(ph, "X") || !cat || !name) continue;
         if (!strcasecmp(cat, "kernel")) {
             t->kernels[t->nk++] = ev;
+            continue;
+        }
+        if (!strcasecmp(cat, "gpu_memcpy") || !strcasecmp(cat, "memcpy")) {
+            t->copies[t->ncopies++] = ev;
             continue;
         }
         if (!get_num(ev, "ts", &ts)) continue;
@@ -993,9 +1006,19 @@ static void charge(trace *t, int op, const char *kname, double dur_s, int gpus_p
     }
 }
 
-/* One sample per operator call that kernels were charged to; *n of them in *out (new). */
+/* The direction of a Kineto memcpy event that the copy tables price: "Memcpy HtoD (Pinned ->
+ * Device)" or "Memcpy DtoH (Device -> Pinned)"; -1 for any other (pageable, device to device). */
+static int copy_dir(const char *name) {
+    if (!name) return -1;
+    if (!strcmp(name, "Memcpy HtoD (Pinned -> Device)")) return ST_COPY_H2D;
+    if (!strcmp(name, "Memcpy DtoH (Device -> Pinned)")) return ST_COPY_D2H;
+    return -1;
+}
+
+/* One sample per operator call that kernels were charged to, and one per pinned copy; *n of them
+ * in *out (new). */
 static int take_samples(const trace *t, sample **out, int *n, st_calib_summary *sum) {
-    sample *s = malloc((t->nops + 1) * sizeof *s);
+    sample *s = malloc((t->nops + t->ncopies + 1) * sizeof *s);
     *out = s;
     *n = 0;
     if (!s) return ST_ENOMEM;
@@ -1016,8 +1039,24 @@ static int take_samples(const trace *t, sample **out, int *n, st_calib_summary *
         }
         sum->samples[o->kind]++;
     }
+    for (size_t i = 0; i < t->ncopies; i++) {
+        double bytes, dur;
+        int d = copy_dir(get_str(t->copies[i], "name"));
+        if (d < 0 || !get_num(t->copies[i], "dur", &dur) || !(dur > 0) ||
+            !get_num(json_object_get(t->copies[i], "args"), "bytes", &bytes) || !(bytes >= 1) || bytes > MAX_NUMEL)
+            continue;
+        sample *p = &s[(*n)++];
+        memset(p, 0, sizeof *p);
+        p->kind = K_COPY;
+        p->dir = d;
+        p->x = bytes;
+        p->y = bytes / (dur * 1e-6);
+        sum->samples[K_COPY]++;
+    }
     return 0;
 }
+
+static st__ptable *ptables(const st_calib *c);
 
 int st_calib_import_kineto(const char *path, const st_calib_opts *opts, st_calib **out, st_error *err) {
     json_t *root = NULL;
@@ -1084,7 +1123,8 @@ int st_calib_import_kineto(const char *path, const st_calib_opts *opts, st_calib
         rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
         goto out;
     }
-    if (nsamples == 0) {
+    if (c->sum.samples[K_COMPUTE] + c->sum.samples[K_MEMORY] + c->sum.samples[K_COLL] == 0) {
+        /* copies alone are no calibration: the trace was recorded without what the tables need */
         rc = st_error_set(err, ST_EINVAL, path, NULL,
                           "none of the %zu GPU kernels could be measured (%lld without a positive \"dur\", %lld not "
                           "linked to an operator, %lld of operators strata has no class for, %lld without shapes: "
@@ -1095,6 +1135,14 @@ int st_calib_import_kineto(const char *path, const st_calib_opts *opts, st_calib
     }
     if (fit(c, samples, nsamples)) {
         rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
+        goto out;
+    }
+    st__ptable *pt = ptables(c); /* what the trace measured must be possible, as --profile will check */
+    rc = pt ? st__profile_check(&(st__phead){.gpu = c->sum.gpu}, pt, c->n, err)
+            : st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
+    free(pt);
+    if (rc < 0) {
+        if (err && !err->file[0]) snprintf(err->file, sizeof err->file, "%s", path);
         goto out;
     }
     snprintf(c->source, sizeof c->source, "kineto import of %s", path);
@@ -1123,7 +1171,8 @@ static st__ptable *ptables(const st_calib *c) {
     for (int i = 0; pt && i < c->n; i++) {
         const table *t = &c->t[i];
         pt[i] = (st__ptable){.kind = t->kind, .cls = (st_opclass)t->cls, .dtype = (st_dtype)t->dtype,
-                             .coll = (st_coll)t->coll, .intra = t->intra, .ranks = t->ranks, .n = t->n,
+                             .coll = (st_coll)t->coll, .intra = t->intra, .ranks = t->ranks,
+                             .dir = (st_copy_dir)t->dir, .n = t->n,
                              .samples = t->samples, .x = t->x, .y = t->y};
     }
     return pt;

@@ -330,6 +330,52 @@ out:
     return rc;
 }
 
+static int cmp_coll(const void *pa, const void *pb) {
+    const st__prof_coll *a = pa, *b = pb;
+    if (a->coll != b->coll) return a->coll < b->coll ? -1 : 1;
+    if (a->ranks != b->ranks) return a->ranks - b->ranks;
+    return a->bytes < b->bytes ? -1 : a->bytes > b->bytes;
+}
+
+int st__prof_plan_colls(const st_model *m, const st_cluster *c, const st_plan *p, st__prof_coll **out, int *nout,
+                        int *inter) {
+    st_profile *rec = st__profile_recorder_new();
+    st_cost_ctx *ctx = rec ? st_cost_ctx_new(m, c, rec) : NULL;
+    st__prof_coll *v = NULL;
+    st_estimate est;
+    int rc = 0, n = 0, lost = 0, k = 0;
+    *out = NULL, *nout = 0, *inter = 0;
+    if (!ctx) {
+        rc = ST_ENOMEM;
+        goto out;
+    }
+    if ((rc = st_cost_estimate(ctx, p, &est)) < 0) goto out;
+    const st__coll_lookup *l = st__profile_recorded(rec, &k, &lost);
+    if (lost || !(v = malloc((size_t)(k > 0 ? k : 1) * sizeof *v))) {
+        rc = ST_ENOMEM;
+        goto out;
+    }
+    for (int i = 0; i < k; i++) {
+        if (!l[i].intra) {
+            (*inter)++;
+            continue;
+        }
+        /* the send/recv table is measured between two, and a lookup takes the nearest ranks */
+        st__prof_coll x = {l[i].coll, l[i].coll == ST_COLL_SENDRECV ? 2 : l[i].ranks, l[i].bytes};
+        int dup = 0;
+        for (int j = 0; j < n && !dup; j++) dup = v[j].coll == x.coll && v[j].ranks == x.ranks && v[j].bytes == x.bytes;
+        if (!dup) v[n++] = x;
+    }
+    qsort(v, (size_t)n, sizeof *v, cmp_coll);
+    *out = v, *nout = n;
+    v = NULL;
+out:
+    free(v);
+    st_cost_ctx_free(ctx);
+    st_profile_free(rec);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ numbers */
 
 static uint64_t xorshift(uint64_t *s) {
@@ -400,9 +446,9 @@ void st__prof_note(st__prof_result *r, const char *fmt, ...) {
 
 static int cmp_sample(const void *pa, const void *pb) {
     const st__prof_sample *a = pa, *b = pb;
-    const int ka[] = {a->kind, a->cls, a->dtype, a->coll, a->ranks};
-    const int kb[] = {b->kind, b->cls, b->dtype, b->coll, b->ranks};
-    for (int i = 0; i < 5; i++)
+    const int ka[] = {a->kind, a->cls, a->dtype, a->coll, a->ranks, a->dir};
+    const int kb[] = {b->kind, b->cls, b->dtype, b->coll, b->ranks, b->dir};
+    for (int i = 0; i < 6; i++)
         if (ka[i] != kb[i]) return ka[i] < kb[i] ? -1 : 1;
     if (a->x != b->x) return a->x < b->x ? -1 : 1;
     if (a->exact != b->exact) return a->exact - b->exact;
@@ -410,13 +456,15 @@ static int cmp_sample(const void *pa, const void *pb) {
 }
 
 static int same_table(const st__prof_sample *a, const st__prof_sample *b) {
-    return a->kind == b->kind && a->cls == b->cls && a->dtype == b->dtype && a->coll == b->coll && a->ranks == b->ranks;
+    return a->kind == b->kind && a->cls == b->cls && a->dtype == b->dtype && a->coll == b->coll &&
+           a->ranks == b->ranks && a->dir == b->dir;
 }
 
 /* one table from the samples s[0..n-1] of one key, sorted by x */
 static int fit_one(st__prof_table *t, const st__prof_sample *s, int n, double *ys) {
     memset(t, 0, sizeof *t);
     t->kind = s[0].kind, t->cls = s[0].cls, t->dtype = s[0].dtype, t->coll = s[0].coll, t->ranks = s[0].ranks;
+    t->dir = s[0].dir;
     t->samples = n;
     t->x = malloc((size_t)n * sizeof *t->x);
     t->y = malloc((size_t)n * sizeof *t->y);
@@ -534,7 +582,8 @@ static st__ptable *ptables(const st__prof_result *r) {
         const st__prof_table *t = &r->t[i];
         /* one process measures one node: its collectives are intra-node */
         pt[i] = (st__ptable){.kind = t->kind, .cls = t->cls, .dtype = t->dtype, .coll = t->coll, .intra = 1,
-                             .ranks = t->ranks, .n = t->n, .samples = t->samples, .exact = t->exact, .x = t->x, .y = t->y};
+                             .ranks = t->ranks, .dir = t->dir, .n = t->n, .samples = t->samples, .exact = t->exact,
+                             .x = t->x, .y = t->y};
     }
     return pt;
 }
@@ -563,9 +612,4 @@ void st__prof_describe(const st__prof_result *r, FILE *f) {
     st__ptable *pt = ptables(r);
     if (pt) st__profile_describe(pt, r->nt, "measurement", "none measured", f);
     free(pt);
-    if (r->copy_bytes > 0)
-        fprintf(f,
-                "%-12s host->device %.4g GB/s, device->host %.4g GB/s (pinned, %.0f MiB; not a profile table: "
-                "host.pcie_gb_per_s of a cluster JSON)\n",
-                "copies", r->h2d_bytes_per_s / 1e9, r->d2h_bytes_per_s / 1e9, r->copy_bytes / 1048576.0);
 }

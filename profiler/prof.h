@@ -83,6 +83,22 @@ int st__prof_mem_grid(int quick, st__prof_mem **out, int *n);
  * here. New arrays in *g and *mm (free()); returns 0 or ST_ENOMEM. */
 int st__prof_plan_shapes(const st_model *m, const st_plan *p, st__prof_gemm **g, int *ng, st__prof_mem **mm, int *nm);
 
+/* One collective call of a plan: `ranks` GPUs of one node, `bytes` as cost/comm.c takes them. */
+typedef struct st__prof_coll {
+    st_coll coll;
+    int ranks; /* send/recv: 2, the ranks its table is measured over */
+    double bytes;
+} st__prof_coll;
+/* The collectives of one finalized plan on cluster c, exactly as the estimator looks them up in a
+ * profile: st_cost_estimate runs against a recording profile (st__profile_recorder_new), so the
+ * sizes and group sizes are those of cost/estimate.c and cost/comm.c (tp/cp/ep collectives of
+ * the operators, data-parallel buckets, ZeRO-3's per-layer gathers and scatters, pipeline
+ * send/recv, the tied embedding's all-reduce). Those inside one node (intra) go to *out, distinct
+ * and sorted by collective, ranks, bytes; *inter counts the distinct ones across nodes, which one
+ * machine cannot measure. New array in *out (free()); 0, ST_ENOMEM or the estimate's error. */
+int st__prof_plan_colls(const st_model *m, const st_cluster *c, const st_plan *p, st__prof_coll **out, int *n,
+                        int *inter);
+
 /* ------------------------------------------------------------------ numbers */
 
 /* Fills n elements of dtype dt with random values from the xorshift state *seed: sign random
@@ -94,17 +110,18 @@ double st__prof_median(double *v, int n);
 
 /* ------------------------------------------------------------------ results */
 
-enum { ST_PROF_COMPUTE, ST_PROF_MEMORY, ST_PROF_COLL };
+enum { ST_PROF_COMPUTE, ST_PROF_MEMORY, ST_PROF_COLL, ST_PROF_COPY }; /* the profile's table kinds 0..3 */
 
 typedef struct st__prof_sample {
-    int kind;       /* ST_PROF_COMPUTE, _MEMORY or _COLL */
-    st_opclass cls; /* compute and memory */
-    st_dtype dtype; /* compute */
-    st_coll coll;   /* collectives (intra-node: one machine) */
+    int kind;        /* ST_PROF_COMPUTE, _MEMORY, _COLL or _COPY */
+    st_opclass cls;  /* compute and memory */
+    st_dtype dtype;  /* compute */
+    st_coll coll;    /* collectives (intra-node: one machine) */
     int ranks;
-    int exact; /* a --plan shape: its own point at exactly x */
-    double x;  /* FLOPs, bytes, or message bytes per kernel / call */
-    double y;  /* FLOP/s, bytes/s, or bus bytes/s (nccl-tests' busBw) */
+    st_copy_dir dir; /* copies (pinned host memory <-> one GPU) */
+    int exact;       /* a --plan shape: its own point at exactly x */
+    double x;        /* FLOPs, bytes, or message bytes per kernel / call / copy */
+    double y;        /* FLOP/s, bytes/s, or bus bytes/s (nccl-tests' busBw) */
 } st__prof_sample;
 
 typedef struct st__prof_table {
@@ -113,6 +130,7 @@ typedef struct st__prof_table {
     st_dtype dtype;
     st_coll coll;
     int ranks;
+    st_copy_dir dir;
     int n, samples, exact; /* points; samples behind them; points at plan shapes */
     double *x, *y;
 } st__prof_table;
@@ -127,11 +145,11 @@ typedef struct st__prof_result {
     char date[16];
     char timer[512];    /* how the points were timed, for "source" and the summary */
     int quick, devices; /* devices: GPUs the collectives ran over (1: none) */
+    int plan_colls_timed; /* of st__prof_opts.plan_colls: how many were timed */
     st__prof_sample *s;
     int ns, cap;
     st__prof_table *t; /* after st__prof_fit */
     int nt;
-    double h2d_bytes_per_s, d2h_bytes_per_s, copy_bytes; /* the largest pinned copy, 0 if none */
     char notes[ST_PROF_NOTES][240];
     int nnotes;
 } st__prof_result;
@@ -144,7 +162,7 @@ void st__prof_note(st__prof_result *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
-/* Samples to tables, one per (class, dtype), class or (collective, ranks). Grid samples are binned
+/* Samples to tables, one per (class, dtype), class, (collective, ranks) or copy direction. Grid samples are binned
  * by powers of two of x, each bin one point (median x rounded down, median rate); plan samples
  * are points at their exact x (several at one x: total work over total time), and a grid bin that
  * holds a plan point gives way to it. x strictly increases in every table. 0 or ST_ENOMEM. */
@@ -169,6 +187,8 @@ typedef struct st__prof_opts {
     int nplan_gemms;
     const st__prof_mem *plan_mems;
     int nplan_mems;
+    const st__prof_coll *plan_colls; /* intra-node collectives of the plan (st__prof_plan_colls) */
+    int nplan_colls;
     st_dtype plan_dtype;
     FILE *progress; /* one line per section, or NULL */
 } st__prof_opts;

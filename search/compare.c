@@ -100,7 +100,7 @@ static int profile_for(const st_profile *prof, st_compare_row *row, profile_cach
     int i = 0;
     while (i < pc->n && strcmp(pc->gpu[i], g)) i++;
     if (i == pc->n) { /* at most one GPU type per cluster, so at most ST_COMPARE_MAX_LIST */
-        st_profile *c = st_profile_copy(prof);
+        st_profile *c = st_profile_dup(prof);
         if (!c) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
         int rc = st_profile_retarget(c, &row->cluster.gpu, pc->note[i], sizeof pc->note[i], err);
         if (rc < 0) {

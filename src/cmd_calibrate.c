@@ -78,6 +78,7 @@ int st_cmd_calibrate(int argc, char **argv, st_error *err) {
     fprintf(mem, "gpu          %s%s\n", s->gpu, gpu_arg ? " (--gpu)" : "");
     fprintf(mem, "used         %lld kernels in %lld calls", (long long)s->used,
             (long long)(s->samples[0] + s->samples[1] + s->samples[2]));
+    if (s->samples[3]) fprintf(mem, " and %lld pinned host<->device copies", (long long)s->samples[3]);
     const struct {
         int64_t n;
         const char *why;

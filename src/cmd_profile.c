@@ -65,7 +65,7 @@ out:
  * needs (dp = ep unless given): the cluster changes no shape (st_shard holds tp, cp, ep, sp, mbs,
  * seq and dtype). */
 static int plan_shapes(const char *model_arg, const char *plan_arg, const char *cluster_arg, st__prof_opts *o,
-                       st__prof_gemm **g, st__prof_mem **mm, st_error *err) {
+                       st__prof_gemm **g, st__prof_mem **mm, st__prof_coll **pc, int *inter, st_error *err) {
     st_model m;
     st_cluster c;
     st_plan *p = malloc(sizeof *p);
@@ -93,8 +93,15 @@ static int plan_shapes(const char *model_arg, const char *plan_arg, const char *
         rc = st_error_set(err, rc, NULL, "plan", "the plan's operators cannot be listed");
         goto out;
     }
+    /* the collectives, as the estimator prices them on this cluster (which decides what is inside
+     * a node) */
+    if ((rc = st__prof_plan_colls(&m, &c, p, pc, &o->nplan_colls, inter)) < 0) {
+        rc = st_error_set(err, rc, NULL, "plan", "the plan's collectives cannot be listed");
+        goto out;
+    }
     o->plan_gemms = *g;
     o->plan_mems = *mm;
+    o->plan_colls = *pc;
     o->plan_dtype = p->dtype;
 out:
     free(p);
@@ -114,6 +121,8 @@ int st_cmd_profile(int argc, char **argv, st_error *err) {
     st__prof_result r;
     st__prof_gemm *pg = NULL;
     st__prof_mem *pm = NULL;
+    st__prof_coll *pc = NULL;
+    int inter = 0;
     char *text = NULL;
     size_t text_len = 0;
     FILE *mem = NULL;
@@ -167,7 +176,7 @@ int st_cmd_profile(int argc, char **argv, st_error *err) {
         }
         o.gpu = gpu_arg;
     }
-    if (plan_arg && (rc = plan_shapes(model_arg, plan_arg, cluster_arg, &o, &pg, &pm, err))) goto out;
+    if (plan_arg && (rc = plan_shapes(model_arg, plan_arg, cluster_arg, &o, &pg, &pm, &pc, &inter, err))) goto out;
     if ((rc = check_writable(out_arg, err))) goto out;
     if (isatty(STDERR_FILENO)) o.progress = stderr;
 
@@ -200,9 +209,19 @@ int st_cmd_profile(int argc, char **argv, st_error *err) {
     fprintf(mem, "gpu          %s (%s; driver %s, CUDA %s)\n", r.gpu, r.device, r.driver[0] ? r.driver : "unknown",
             r.cuda[0] ? r.cuda : "unknown");
     fprintf(mem, "timer        %s\n", r.timer);
-    if (plan_arg)
-        fprintf(mem, "plan         %s on %s: %d GEMM shapes, %d memory-bound sizes\n", plan_arg, model_arg,
-                o.nplan_gemms, o.nplan_mems);
+    if (plan_arg) {
+        fprintf(mem, "plan         %s on %s: %d GEMM shapes, %d memory-bound sizes, %d collective sizes", plan_arg,
+                model_arg, o.nplan_gemms, o.nplan_mems, o.nplan_colls + inter);
+        /* what one machine could not measure: groups larger than its GPUs, groups across nodes */
+        int big = 0, most = 0;
+        for (int i = 0; i < o.nplan_colls; i++)
+            if (pc[i].ranks > r.devices) big++, most = pc[i].ranks > most ? pc[i].ranks : most;
+        fprintf(mem, " (%d timed", r.plan_colls_timed);
+        if (big)
+            fprintf(mem, "; %d over up to %d GPUs, more than the %d here, not", big, most, r.devices);
+        if (inter) fprintf(mem, "; %d across nodes not: one machine is one node", inter);
+        fprintf(mem, ")\n");
+    }
     st__prof_describe(&r, mem);
     fprintf(mem, "wrote %s\n", out_arg);
     fclose(mem);
@@ -213,6 +232,7 @@ out:
     free(text);
     free(pg);
     free(pm);
+    free(pc);
     st__prof_result_destroy(&r);
     return rc;
 }

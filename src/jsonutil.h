@@ -58,22 +58,42 @@ json_t *st__sim_ranks_json(const struct st_sim_result *r);
 /* One table of a calibration profile as `strata calibrate` and `strata profile` write it
  * (cost/profile.c's format, written and described there). */
 typedef struct st__ptable {
-    int kind; /* 0 compute (FLOPs -> FLOP/s), 1 memory-bound (bytes -> bytes/s), 2 collective (bytes -> bus bytes/s) */
+    int kind; /* 0 compute (FLOPs -> FLOP/s), 1 memory-bound (bytes -> bytes/s), 2 collective (bytes -> bus bytes/s),
+               * 3 host<->device copy (bytes -> bytes/s) */
     st_opclass cls;
     st_dtype dtype;
     st_coll coll;
     int intra, ranks;
+    st_copy_dir dir; /* copies */
     int n, samples, exact; /* points; measurements behind them; points at a plan's own shapes */
     const double *x, *y;   /* SI */
 } st__ptable;
 typedef struct st__phead {
     const char *gpu, *source, *date, *driver, *cuda; /* driver, cuda: NULL or "" = unknown */
 } st__phead;
+/* The bounds st_profile_load applies (no rate beyond the hardware, no point implying a kernel of
+ * over an hour, no table twice), on tables about to be written: 0, or ST_EINVAL saying which
+ * measured table is not physical. st__profile_write checks first, so no command writes a profile
+ * that --profile would refuse. */
+int st__profile_check(const st__phead *h, const st__ptable *t, int n, st_error *err);
 /* Writes the profile atomically ("-" = stdout). */
 int st__profile_write(const st__phead *h, const st__ptable *t, int n, const char *path, st_error *err);
-/* One line per table under the headings compute / memory / collectives; an empty heading says
+/* One line per table under the headings compute / memory / collectives / copies; an empty heading says
  * `none` ("none measured"); `per` names what samples count ("call", "measurement"). */
 void st__profile_describe(const st__ptable *t, int n, const char *per, const char *none, FILE *f);
+
+/* A profile without tables that notes the collective lookups cost/ makes of it (each answered 0,
+ * so the pricing is the default one): the (collective, scope, ranks, bytes) the estimator asks a
+ * profile's collective tables for, exactly. New; st_profile_free. NULL when out of memory. */
+typedef struct st__coll_lookup {
+    st_coll coll;
+    int intra, ranks;
+    double bytes;
+} st__coll_lookup;
+st_profile *st__profile_recorder_new(void);
+/* The distinct lookups so far, sorted by collective, scope (intra first), ranks, bytes; borrowed,
+ * valid until the next lookup. *lost: some were not kept (out of memory). */
+const st__coll_lookup *st__profile_recorded(const st_profile *p, int *n, int *lost);
 
 /* Canonical JSON of descriptions (new references). */
 json_t *st__model_to_json(const st_model *m);

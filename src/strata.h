@@ -335,14 +335,20 @@ double st_profile_flops_per_s(const st_profile *p, st_opclass cls, st_dtype dt, 
 double st_profile_bytes_per_s(const st_profile *p, st_opclass cls, double bytes);
 /* Bus bandwidth (bytes/s) of collective `c` over `ranks` ranks, intra (1) or inter (0) node. */
 double st_profile_bus_bytes_per_s(const st_profile *p, st_coll c, int intra, int ranks, double bytes);
+/* Copies between pinned host memory and one GPU, the directions of a profile's "copies" tables. */
+typedef enum { ST_COPY_H2D, ST_COPY_D2H, ST_COPY_COUNT } st_copy_dir;
+const char *st_copy_dir_name(st_copy_dir d); /* "h2d", "d2h" */
+/* Achieved bytes/s of one copy of `bytes` in direction d; 0 when the profile has no table for it. */
+double st_profile_copy_bytes_per_s(const st_profile *p, st_copy_dir d, double bytes);
 const char *st_profile_gpu(const st_profile *p);
 const char *st_profile_file(const st_profile *p); /* the path it was loaded from */
 /* A deep copy (st_profile_free), or NULL when out of memory. */
-st_profile *st_profile_copy(const st_profile *p);
+st_profile *st_profile_dup(const st_profile *p);
 /* Makes a profile measured on one GPU type usable on `target` (issue 6, "Prediction across
  * hardware"): compute rates x target/measured dense peak of the table's dtype, memory rates x
- * target/measured HBM bandwidth, so each table keeps its efficiency shape; collective tables stay
- * as measured (the profile does not record the measuring machine's links). Compute tables for a
+ * target/measured HBM bandwidth, so each table keeps its efficiency shape; collective and copy
+ * tables stay as measured (the profile does not record the measuring machine's links, NVLink,
+ * NICs or the host's PCIe, and copies do not depend on the GPU type). Compute tables for a
  * dtype one of the two GPUs lacks are dropped. Afterwards st_profile_gpu is target->name.
  * Returns 0 (same GPU name: used as is, note empty), 1 (scaled; a one-line note saying so in
  * note), or ST_EINVAL naming key "gpu" when the profile's GPU is not a preset. */
@@ -373,8 +379,8 @@ typedef struct st_calib_summary {
     int64_t unclassified; /* their operator has no strata class (e.g. aten::sum) */
     int64_t no_shapes;    /* class known, but shapes, dtypes or message sizes missing or unusable */
     int64_t untimed;      /* no positive "dur" */
-    int64_t samples[3];   /* operator instances (calls) measured: compute, memory, collectives */
-    int64_t tables[3], points[3];
+    int64_t samples[4];   /* measured: operator calls (compute, memory, collectives), pinned copies */
+    int64_t tables[4], points[4];
 } st_calib_summary;
 
 typedef struct st_calib st_calib;

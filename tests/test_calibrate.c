@@ -208,6 +208,9 @@ START_TEST(test_fixture_fit) {
     ck_assert_int_eq(s.tables[1], 5);
     ck_assert_int_eq(s.points[1], 7);
     ck_assert_int_eq(s.tables[2], 1);
+    ck_assert_int_eq(s.samples[3], 3); /* pinned copies; the pageable and device-to-device ones are not */
+    ck_assert_int_eq(s.tables[3], 2);
+    ck_assert_int_eq(s.points[3], 3);
 
     const double r = 1e-12;
     REL(st_profile_flops_per_s(p, ST_OPC_GEMM, ST_DT_BF16, P2(35)), P2(35) / 160e-6, r);
@@ -236,6 +239,13 @@ START_TEST(test_fixture_fit) {
     /* all-reduce of 4194304 bf16 over 8 ranks in 100 us: algBw 83.886 GB/s, busBw x 2 x 7 / 8 */
     REL(st_profile_bus_bytes_per_s(p, ST_COLL_ALLREDUCE, 1, 8, 8388608), 146.80064e9, r);
     ck_assert_double_eq(st_profile_bus_bytes_per_s(p, ST_COLL_ALLREDUCE, 0, 8, 8388608), 0);
+    /* copies: HtoD (Pinned -> Device) 64 KiB in 3.2 us and 64 MiB in 2800 us; DtoH (Device ->
+     * Pinned) 1 MiB in 50 us. The pageable HtoD of 1 MiB in 200 us would be a point at 2^20. */
+    double lo = P2(16) / 3.2e-6, hi = P2(26) / 2800e-6;
+    REL(st_profile_copy_bytes_per_s(p, ST_COPY_H2D, P2(16)), lo, r);
+    REL(st_profile_copy_bytes_per_s(p, ST_COPY_H2D, P2(26)), hi, r);
+    REL(st_profile_copy_bytes_per_s(p, ST_COPY_H2D, P2(20)), lo + 0.4 * (hi - lo), r);
+    REL(st_profile_copy_bytes_per_s(p, ST_COPY_D2H, P2(20)), P2(20) / 50e-6, r);
     st_profile_free(p);
 }
 END_TEST
@@ -514,20 +524,60 @@ START_TEST(test_retarget_scales) {
     ck_assert_str_eq(st_profile_gpu(p), "h100-sxm-80g");
     ck_assert_str_eq(st_profile_scaled_from(p), "a100-sxm-80g");
     ck_assert_ptr_nonnull(strstr(note, "profile measured on a100-sxm-80g, scaled to h100-sxm-80g by peak ratio"));
-    ck_assert_ptr_nonnull(strstr(note, "collectives as measured"));
+    ck_assert_ptr_nonnull(strstr(note, "collectives and host copies as measured"));
     /* bf16 peak 989.4 / 312 at every point; the efficiency shape is kept */
     REL(st_profile_flops_per_s(p, ST_OPC_GEMM, ST_DT_BF16, 1e9), 50e12 * 989.4 / 312, 1e-12);
     REL(st_profile_flops_per_s(p, ST_OPC_GEMM, ST_DT_BF16, 1e11), 200e12 * 989.4 / 312, 1e-12);
     REL(st_profile_flops_per_s(p, ST_OPC_GEMM, ST_DT_BF16, 1e13), 250e12 * 989.4 / 312, 1e-12);
     /* HBM 3350 / 2039 */
     REL(st_profile_bytes_per_s(p, ST_OPC_ELEMWISE, 1e9), 1600e9 * 3350 / 2039, 1e-12);
-    /* collectives as measured */
+    /* collectives and copies as measured (the host's link, not the GPU) */
     REL(st_profile_bus_bytes_per_s(p, ST_COLL_ALLREDUCE, 1, 8, 1e9), 230e9, 1e-12);
+    REL(st_profile_copy_bytes_per_s(p, ST_COPY_H2D, 1e9), 22e9, 1e-12);
+    REL(st_profile_copy_bytes_per_s(p, ST_COPY_D2H, 1e9), 20e9, 1e-12);
     /* now it is an H100 profile: a second call leaves it */
     ck_assert_int_eq(st_profile_retarget(p, &h100, note, sizeof note, &err), 0);
     ck_assert_str_eq(note, "");
     REL(st_profile_flops_per_s(p, ST_OPC_GEMM, ST_DT_BF16, 1e11), 200e12 * 989.4 / 312, 1e-12);
     st_profile_free(p);
+}
+END_TEST
+
+/* bad copy tables: exit 2 (ST_EINVAL) naming the key, as the other tables */
+static const struct {
+    const char *copies, *key, *needle;
+} bad_copies[] = {
+    {"{\"points\": [[1, 2]]}", "copies[0].dir", "\"h2d\" or \"d2h\""},
+    {"{\"dir\": \"h2d\", \"points\": [[1, 2]]}, {\"dir\": \"up\", \"points\": [[1, 2]]}", "copies[1].dir",
+     "\"h2d\" or \"d2h\""},
+    {"{\"dir\": 3, \"points\": [[1, 2]]}", "copies[0].dir", ""},
+    {"{\"dir\": \"d2h\"}", "copies[0].points", "non-empty array"},
+    {"{\"dir\": \"d2h\", \"points\": [[2, 1], [1, 1]]}", "copies[0].points", "must increase"},
+    {"{\"dir\": \"d2h\", \"points\": [[1, 0]]}", "copies[0].points", "y > 0"},
+    {"{\"dir\": \"d2h\", \"points\": [[1, 2]], \"gb_per_s\": 3}", "copies[0].gb_per_s", "unknown key"},
+    {"\"h2d\"", "copies[0]", "object"},
+};
+
+START_TEST(test_profile_bad_copies) {
+    char text[512];
+    st_profile *p = NULL;
+    st_error err;
+    st_error_clear(&err);
+    int n = snprintf(text, sizeof text, "{\"strata_profile\": 1, \"gpu\": \"a100-sxm-80g\", \"copies\": [%s]}",
+                     bad_copies[_i].copies);
+    write_file(tmp("q.json"), text, (size_t)n);
+    ck_assert_int_eq(st_profile_load(tmp("q.json"), &p, &err), ST_EINVAL);
+    ck_assert_ptr_null(p);
+    ck_assert_str_eq(err.file, tmp("q.json"));
+    ck_assert_str_eq(err.key, bad_copies[_i].key);
+    ck_assert_msg(strstr(err.text, bad_copies[_i].needle), "'%s' lacks '%s'", err.text, bad_copies[_i].needle);
+    ck_assert(!strchr(err.text, '\n'));
+    /* not an array at all */
+    static const char obj[] = "{\"strata_profile\": 1, \"gpu\": \"x\", \"copies\": {}}";
+    write_file(tmp("q.json"), obj, sizeof obj - 1);
+    st_error_clear(&err);
+    ck_assert_int_eq(st_profile_load(tmp("q.json"), &p, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "copies");
 }
 END_TEST
 
@@ -619,6 +669,7 @@ static const bad_case bad_cases[] = {
     {"empty file", ST_EINVAL, "", "invalid JSON", 2},
     {"a kernel of over an hour", ST_EINVAL, "dur", "over an hour", 0},
     {"kernels without a duration", ST_EINVAL, "", "1 without a positive \"dur\"", 0},
+    {"a kernel faster than the GPU can be", ST_EINVAL, "", "not physical", 0},
     {"a directory", ST_EIO, "", "cannot read", 0},
 };
 
@@ -663,10 +714,11 @@ static const char *bad_input(int i) {
     }
     case 11: write_file(t, "", 0); return t;
     case 12:
-    case 13: {
+    case 13:
+    case 14: { /* 14: 4.2 MFLOP in 1 ns, 4,194 TFLOP/s on an A100 */
         tb b;
         tb_begin(&b, "NVIDIA A100-SXM4-80GB");
-        tb_call(&b, "aten::mm", MM_A, BF2, NULL, "k", i == 12 ? 1e10 : -1);
+        tb_call(&b, "aten::mm", MM_A, BF2, NULL, "k", i == 12 ? 1e10 : i == 13 ? -1 : 1e-3);
         tb_end(&b, t);
         return t;
     }
@@ -1005,6 +1057,89 @@ static void add_sample(st__prof_result *r, int kind, st_opclass cls, st_dtype dt
     ck_assert_int_eq(st__prof_add(r, &s), 0);
 }
 
+static void add_copy(st__prof_result *r, st_copy_dir d, double x, double y) {
+    st__prof_sample s = {.kind = ST_PROF_COPY, .dir = d, .x = x, .y = y};
+    ck_assert_int_eq(st__prof_add(r, &s), 0);
+}
+
+static int has_coll(const st__prof_coll *v, int n, st_coll c, int ranks, double bytes) {
+    for (int i = 0; i < n; i++)
+        if (v[i].coll == c && v[i].ranks == ranks && v[i].bytes == bytes) return 1;
+    return 0;
+}
+
+/* A plan's collectives, as the estimator looks them up: llama2-7b, tp=4, pp=2 on one DGX H100
+ * (tp and pp inside the node; dp = 1): the tp all-reduce of the activations [4096, 4096] bf16 =
+ * 32 MiB over 4, the pipeline send/recv of their 1/tp slice (8 MiB) as the 2-rank table has it,
+ * and every operator collective that st_ops_* imply. With dp = 2 across two nodes (tp=8), the
+ * gradient reduction is inter-node: counted, not listed. With dp = 4 inside the node, zero 0:
+ * the gradients all-reduced in Megatron's buckets of 40M parameters, fp32 (80 to 160 MB each). */
+START_TEST(test_prof_plan_colls) {
+    st_model m;
+    st_cluster c;
+    st_plan p;
+    st_error err;
+    st__prof_coll *v = NULL;
+    int n = 0, inter = -1;
+    st_error_clear(&err);
+    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
+    ck_assert_int_eq(st_cluster_resolve("dgx-h100", 8, &c, &err), 0);
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec("tp=4,pp=2,mbs=1,gbs=64,seq=4096", &p, &err), 0);
+    ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), 0);
+    ck_assert_int_eq(st__prof_plan_colls(&m, &c, &p, &v, &n, &inter), 0);
+    ck_assert_int_eq(inter, 0);
+    ck_assert(has_coll(v, n, ST_COLL_ALLREDUCE, 4, 4096.0 * 4096 * 2));
+    ck_assert(has_coll(v, n, ST_COLL_SENDRECV, 2, 4096.0 * 4096 * 2 / 4));
+    /* every collective an operator implies, at its group's size */
+    st_shard sh;
+    st_op ops[ST_MAX_OPS];
+    st_plan_shard(&p, &sh);
+    for (int part = 0; part < 3; part++) {
+        int k = part == 0 ? st_ops_layer(&m, &sh, 0, ops, ST_MAX_OPS)
+                          : part == 1 ? st_ops_head(&m, &sh, ops, ST_MAX_OPS) : st_ops_tail(&m, &sh, ops, ST_MAX_OPS);
+        for (int i = 0; i < k; i++) {
+            st_group g;
+            st_cost_group(&c, &p, ops[i].coll_group, &g);
+            if (ops[i].fwd_coll != ST_COLL_NONE)
+                ck_assert_msg(has_coll(v, n, ops[i].fwd_coll, (int)g.n, ops[i].coll_bytes), "%s", ops[i].name);
+            if (ops[i].bwd_coll != ST_COLL_NONE)
+                ck_assert_msg(has_coll(v, n, ops[i].bwd_coll, (int)g.n, ops[i].coll_bytes), "%s", ops[i].name);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        ck_assert(v[i].ranks == 2 || v[i].ranks == 4); /* nothing over more than the plan's groups */
+        ck_assert(v[i].bytes > 0);
+        if (i) ck_assert(v[i - 1].coll < v[i].coll || (v[i - 1].coll == v[i].coll && (v[i - 1].ranks < v[i].ranks ||
+                         (v[i - 1].ranks == v[i].ranks && v[i - 1].bytes < v[i].bytes))));
+    }
+    free(v);
+
+    /* dp across nodes: counted as inter-node, and nothing over 2 ranks listed for it */
+    ck_assert_int_eq(st_cluster_resolve("dgx-h100", 16, &c, &err), 0);
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec("tp=8,dp=2,mbs=1,gbs=64,seq=4096,zero=0", &p, &err), 0);
+    ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), 0);
+    ck_assert_int_eq(st__prof_plan_colls(&m, &c, &p, &v, &n, &inter), 0);
+    ck_assert_int_gt(inter, 0);
+    for (int i = 0; i < n; i++) ck_assert_int_eq(v[i].ranks, 8);
+    free(v);
+
+    /* dp inside the node: the DDP buckets */
+    ck_assert_int_eq(st_cluster_resolve("dgx-h100", 8, &c, &err), 0);
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec("tp=2,dp=4,mbs=1,gbs=64,seq=4096,zero=0", &p, &err), 0);
+    ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), 0);
+    ck_assert_int_eq(st__prof_plan_colls(&m, &c, &p, &v, &n, &inter), 0);
+    ck_assert_int_eq(inter, 0);
+    int buckets = 0;
+    for (int i = 0; i < n; i++)
+        buckets += v[i].coll == ST_COLL_ALLREDUCE && v[i].ranks == 4 && v[i].bytes > 80e6 && v[i].bytes <= 160e6;
+    ck_assert_int_eq(buckets, 1);
+    free(v);
+}
+END_TEST
+
 /* fitting by hand, then the file through st_profile_load: what --profile will read */
 START_TEST(test_prof_fit_roundtrip) {
     st__prof_result r;
@@ -1033,10 +1168,19 @@ START_TEST(test_prof_fit_roundtrip) {
     add_sample(&r, ST_PROF_MEMORY, ST_OPC_ELEMWISE, 0, 0, 0, 0, P2(20), 1000e9);
     add_sample(&r, ST_PROF_MEMORY, ST_OPC_ELEMWISE, 0, 0, 0, 0, P2(30), 3000e9);
     add_sample(&r, ST_PROF_COLL, 0, 0, ST_COLL_ALLREDUCE, 8, 0, P2(26), 350e9);
+    /* copies, as strata profile times them: sizes 4x apart, each its own point, per direction */
+    add_copy(&r, ST_COPY_D2H, P2(20), 20e9);
+    add_copy(&r, ST_COPY_H2D, P2(26), 24e9);
+    add_copy(&r, ST_COPY_H2D, P2(20), 22e9);
+    add_copy(&r, ST_COPY_D2H, P2(26), 26e9);
     /* not a point: infinite rate (a kernel the clock did not see) */
     add_sample(&r, ST_PROF_MEMORY, ST_OPC_NORM, 0, 0, 0, 0, P2(20), INFINITY);
     ck_assert_int_eq(st__prof_fit(&r), 0);
-    ck_assert_int_eq(r.nt, 3);
+    ck_assert_int_eq(r.nt, 5);
+    ck_assert_int_eq(r.t[3].kind, ST_PROF_COPY);
+    ck_assert_int_eq(r.t[3].dir, ST_COPY_H2D);
+    ck_assert_int_eq(r.t[3].n, 2);
+    ck_assert_int_eq(r.t[4].dir, ST_COPY_D2H);
     const st__prof_table *t = &r.t[0];
     ck_assert_int_eq(t->kind, ST_PROF_COMPUTE);
     ck_assert_int_eq(t->n, 3);
@@ -1060,7 +1204,22 @@ START_TEST(test_prof_fit_roundtrip) {
     REL(st_profile_bytes_per_s(p, ST_OPC_ELEMWISE, P2(30)), 3000e9, 1e-12);
     ck_assert_double_eq(st_profile_bytes_per_s(p, ST_OPC_NORM, P2(20)), 0);
     REL(st_profile_bus_bytes_per_s(p, ST_COLL_ALLREDUCE, 1, 8, P2(26)), 350e9, 1e-12);
+    REL(st_profile_copy_bytes_per_s(p, ST_COPY_H2D, P2(20)), 22e9, 1e-12);
+    REL(st_profile_copy_bytes_per_s(p, ST_COPY_H2D, P2(23)), 23e9, 1e-12);
+    REL(st_profile_copy_bytes_per_s(p, ST_COPY_D2H, P2(26)), 26e9, 1e-12);
     st_profile_free(p);
+    /* the summary: one line per direction under "copies" */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    ck_assert_ptr_nonnull(f);
+    st__prof_describe(&r, f);
+    fclose(f);
+    ck_assert_ptr_nonnull(
+        strstr(text, "\ncopies       h2d pinned                    2 points from 2 measurements: 22 to 24 GB/s\n"));
+    ck_assert_ptr_nonnull(
+        strstr(text, "\n             d2h pinned                    2 points from 2 measurements: 20 to 26 GB/s\n"));
+    free(text);
     /* the header: driver, CUDA, date, and a source that says how it was timed, with the notes */
     json_t *root = NULL;
     ck_assert_int_eq(st__json_load_file(path, &root, &err), 0);
@@ -1267,6 +1426,7 @@ Suite *suite_calibrate(void) {
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_retarget_scales);
     tcase_add_test(tc, test_retarget_same_gpu);
+    tcase_add_loop_test(tc, test_profile_bad_copies, 0, (int)(sizeof bad_copies / sizeof bad_copies[0]));
     tcase_add_test(tc, test_retarget_drops_missing_dtype);
     tcase_add_test(tc, test_retarget_unknown_gpu);
     tcase_add_test(tc, test_profile_by_name);
@@ -1281,6 +1441,7 @@ Suite *suite_calibrate(void) {
     tcase_add_test(tc, test_prof_median);
     tcase_add_test(tc, test_prof_fill);
     tcase_add_test(tc, test_prof_plan_shapes);
+    tcase_add_test(tc, test_prof_plan_colls);
     tcase_add_test(tc, test_prof_mem_grid);
     tcase_add_test(tc, test_prof_fit_roundtrip);
     tcase_add_test(tc, test_prof_gpu_names);

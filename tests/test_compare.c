@@ -310,7 +310,7 @@ START_TEST(test_profile_scaled) {
     ck_assert_ptr_nonnull(strstr(rows[0].profile_note, "scaled to h100-sxm-80g"));
     /* the same as the search with a profile scaled by hand */
     char note[320];
-    ck_assert_ptr_nonnull(scaled = st_profile_copy(prof));
+    ck_assert_ptr_nonnull(scaled = st_profile_dup(prof));
     ck_assert_int_eq(st_profile_retarget(scaled, &rows[0].cluster.gpu, note, sizeof note, &err), 1);
     ck_assert_str_eq(note, rows[0].profile_note);
     st_search_opts so = o;

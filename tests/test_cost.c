@@ -5,8 +5,10 @@
 #include "suites.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define REL(a, b, r) ck_assert_double_eq_tol((a), (b), fabs(b) * (r) + 1e-15)
 
@@ -318,6 +320,95 @@ START_TEST(test_overlap_takes_sms) {
 }
 END_TEST
 
+/* a profile from JSON text, through a file as --profile reads it (new) */
+static st_profile *profile_text(const char *fmt, ...) {
+    char path[512], text[2048];
+    const char *base = getenv("TMPDIR");
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    ck_assert(n > 0 && n < (int)sizeof text);
+    snprintf(path, sizeof path, "%s/strata-cost-XXXXXX", base && base[0] ? base : "/tmp");
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, (size_t)n), n);
+    close(fd);
+    st_profile *p = NULL;
+    st_error err;
+    st_error_clear(&err);
+    int rc = st_profile_load(path, &p, &err);
+    unlink(path);
+    ck_assert_msg(rc == 0, "%s", err.text);
+    return p;
+}
+
+#define COPIES(tables) "{\"strata_profile\": 1, \"gpu\": \"a100-sxm-80g\", \"copies\": [" tables "]}"
+
+/* Offload copies with a profile's copy tables: each copy at the measured rate for its size
+ * (offload=params: one layer's shard, as st_cost_offload_chunk copies it; offload=optimizer: the
+ * gradients down and the weights up, one copy of the shard each), interpolated between points;
+ * without copy tables exactly the PCIe rate of before. */
+START_TEST(test_offload_copy_tables) {
+    env e;
+    env_init(&e, "gpt3-175b", 64, "tp=4,pp=8,dp=2,mbs=1,gbs=64,seq=256,zero=3,offload=params");
+    double b, b2;
+    double t0 = st_cost_offload_chunk(e.ctx, e.p, 3, &b);
+    st_estimate none, with;
+    ck_assert_int_eq(st_cost_estimate(e.ctx, e.p, &none), 0);
+
+    /* at a table point: the measured rate */
+    st_profile *prof = profile_text(COPIES("{\"dir\": \"h2d\", \"points\": [[%.17g, 10]]}"), b);
+    st_cost_ctx *ctx = st_cost_ctx_new(&e.m, &e.c, prof);
+    REL(st_cost_offload_chunk(ctx, e.p, 3, &b2), b / 10e9, 1e-12);
+    ck_assert_double_eq(b2, b);
+    ck_assert(fabs(b / 10e9 - t0) > 0.1 * t0); /* differs from the PCIe rate (25 GB/s x 0.8) */
+    st_cost_ctx_free(ctx);
+    st_profile_free(prof);
+
+    /* between points: linear in log size (b is the log midpoint of b/4 and 4b) */
+    prof = profile_text(COPIES("{\"dir\": \"h2d\", \"points\": [[%.17g, 10], [%.17g, 30]]}"), b / 4, b * 4);
+    ctx = st_cost_ctx_new(&e.m, &e.c, prof);
+    REL(st_cost_offload_chunk(ctx, e.p, 3, NULL), b / 20e9, 1e-12);
+    /* the estimate's weights after the optimizer step: the whole shard in one copy, beyond 4b */
+    double shard = none.offload_weights_s * e.c.pcie_bytes_per_s * ST_PCIE_EFFICIENCY;
+    ck_assert(shard > 4 * b);
+    ck_assert_int_eq(st_cost_estimate(ctx, e.p, &with), 0);
+    REL(with.offload_weights_s, shard / 30e9, 1e-12);
+    ck_assert(with.iteration_time_s != none.iteration_time_s);
+    st_cost_ctx_free(ctx);
+    st_profile_free(prof);
+
+    /* offload=optimizer: the gradients down at the d2h table's rate, the weights up at h2d's */
+    e.p->offload = ST_OFF_OPTIMIZER;
+    ck_assert_int_eq(st_cost_estimate(e.ctx, e.p, &none), 0);
+    double grads = none.offload_grads_s * e.c.pcie_bytes_per_s * ST_PCIE_EFFICIENCY;
+    prof = profile_text(COPIES("{\"dir\": \"d2h\", \"points\": [[%.17g, 5], [%.17g, 15]]},"
+                               " {\"dir\": \"h2d\", \"points\": [[1, 40]]}"),
+                        grads / 2, grads * 2);
+    ctx = st_cost_ctx_new(&e.m, &e.c, prof);
+    ck_assert_int_eq(st_cost_estimate(ctx, e.p, &with), 0);
+    REL(with.offload_grads_s, grads / 10e9, 1e-12);
+    REL(with.offload_weights_s, shard / 40e9, 1e-12);
+    st_cost_ctx_free(ctx);
+    st_profile_free(prof);
+
+    /* a profile without copy tables leaves every copy at the PCIe rate, to the bit */
+    prof = profile_text("{\"strata_profile\": 1, \"gpu\": \"a100-sxm-80g\", \"memory\": "
+                        "[{\"class\": \"elementwise\", \"points\": [[1e6, 300]]}]}");
+    ctx = st_cost_ctx_new(&e.m, &e.c, prof);
+    ck_assert_int_eq(st_cost_estimate(ctx, e.p, &with), 0);
+    ck_assert_double_eq(with.offload_grads_s, none.offload_grads_s);
+    ck_assert_double_eq(with.offload_weights_s, none.offload_weights_s);
+    REL(none.offload_grads_s, grads / (25e9 * 0.8), 1e-12); /* dgx-a100-80g: host.pcie_gb_per_s 25 */
+    e.p->offload = ST_OFF_PARAMS;
+    ck_assert_double_eq(st_cost_offload_chunk(ctx, e.p, 3, NULL), t0);
+    st_cost_ctx_free(ctx);
+    st_profile_free(prof);
+    env_free(&e);
+}
+END_TEST
+
 START_TEST(test_profile_tables) {
     st_profile *prof = NULL;
     st_error err;
@@ -332,6 +423,10 @@ START_TEST(test_profile_tables) {
     REL(st_profile_bytes_per_s(prof, ST_OPC_ELEMWISE, 1e9), 1600e9, 1e-12);
     REL(st_profile_bus_bytes_per_s(prof, ST_COLL_ALLREDUCE, 1, 8, 1e9), 230e9, 1e-12);
     ck_assert_double_eq(st_profile_bus_bytes_per_s(prof, ST_COLL_ALLGATHER, 1, 8, 1e9), 0);
+    REL(st_profile_copy_bytes_per_s(prof, ST_COPY_H2D, 1e6), 10e9, 1e-12);
+    REL(st_profile_copy_bytes_per_s(prof, ST_COPY_H2D, sqrt(1e6 * 1e9)), 16e9, 1e-12); /* log midpoint */
+    REL(st_profile_copy_bytes_per_s(prof, ST_COPY_H2D, 1e12), 22e9, 1e-12);
+    REL(st_profile_copy_bytes_per_s(prof, ST_COPY_D2H, 1e3), 20e9, 1e-12); /* one point: flat */
     /* the cost model uses them */
     st_cluster c = cluster("dgx-a100-80g", 8);
     st_op op;
@@ -364,6 +459,7 @@ Suite *suite_cost(void) {
     tcase_add_test(tc, test_offload_params_stretch);
     tcase_add_test(tc, test_overlap_takes_sms);
     tcase_add_test(tc, test_profile_tables);
+    tcase_add_test(tc, test_offload_copy_tables);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -98,8 +98,14 @@ expect "quick profile, CUPTI records grouped by external correlation" 0 \
 	'^timer +CUPTI activity records \(kernel and memcpy GPU time\), median' \
 	'^compute +gemm bf16 .*: 800 to 800 TFLOP/s' '^ +bgemm bf16 .*: 400 to 400 TFLOP/s' \
 	'allreduce intra 2 ranks .* 100 to 100 bus GB/s' 'alltoall intra 2 ranks .* 100 to 100 bus GB/s' \
-	'sendrecv intra 2 ranks .* 100 to 100 bus GB/s' '^copies +host->device 2[45]\.[0-9]* GB/s' \
+	'sendrecv intra 2 ranks .* 100 to 100 bus GB/s' \
+	'^copies +h2d pinned +2 points from 2 measurements: 23\.33 to 24\.97 GB/s' \
+	'^ +d2h pinned +2 points from 2 measurements: 23\.33 to 24\.97 GB/s' \
 	-- profile --quick --out "$P"
+# the fake copies take 5 us + bytes / 25 GB/s, of which CUPTI sees 3 us + bytes / 25 GB/s: 1 MiB at
+# 1048576 B / 44.94 us = 23.33 GB/s, 64 MiB at 24.97 GB/s
+expect "the copy tables in the profile, at both sizes" 0 '"copies": \[' '"dir": "h2d"' '"dir": "d2h"' \
+	'^ +1048576,$' '^ +23\.33[0-9]*$' '^ +67108864,$' '^ +24\.97[0-9]*$' -- profile --quick --out -
 expect "the profile loads" 0 '^model ' -- $EST --profile "$P"
 case $("$S" profile --help | tail -1) in
 *"memory-bound kernels: yes"*)
@@ -114,6 +120,22 @@ export MOCK_NDEV
 expect "8 GPUs: collectives over 2 and 8" 0 'allgather intra 2 ranks .* 100 to 100' \
 	'allgather intra 8 ranks .* 100 to 100' 'reducescatter intra 8 ranks .* 100 to 100' \
 	-- profile --quick --out "$P"
+# a plan's collectives at the sizes the estimator asks with (test_prof_plan_colls lists them), on
+# one node of 8: the tp all-reduce of [4096, 4096] bf16 activations (33554432 B) over 2 and the
+# data-parallel buckets over 2, the send/recv of the activations' half (16777216 B) as the 2-rank
+# table, each its own point
+PLAN=tp=2,pp=2,dp=2,mbs=1,gbs=64,zero=0
+expect "8 GPUs and a plan: its collectives as exact points" 0 \
+	"^plan +$PLAN on llama2-7b: .* [0-9]+ collective sizes \\([0-9]+ timed\\)\$" \
+	' allreduce intra 2 ranks .* \(([2-9]|[1-9][0-9]+) at plan shapes\)' \
+	'^ +sendrecv intra 2 ranks .* \(1 at plan shapes\)' \
+	-- profile --quick --out "$P" --model llama2-7b --plan $PLAN
+expect "... in the profile at exactly those sizes" 0 '^ +33554432,$' '^ +16777216,$' \
+	-- profile --quick --out - --model llama2-7b --plan $PLAN
+MOCK_NDEV=2
+expect "2 GPUs: a plan's 4-rank groups cannot be measured, said" 0 \
+	'^plan .*\([0-9]+ timed; [0-9]+ over up to 4 GPUs, more than the 2 here, not\)$' \
+	-- profile --quick --out "$P" --model llama2-7b --plan tp=4,pp=2,mbs=1,gbs=64
 MOCK_NDEV=1
 expect "1 GPU: no collectives" 0 '^collectives +none measured' -- profile --quick --out "$P"
 export MOCK_NOEXT=1
