@@ -51,6 +51,7 @@ struct st_profile {
     char gpu[48];
     char file[256];        /* where it was loaded from, for messages */
     char scaled_from[48];  /* the measured GPU after st_profile_retarget scaled it; else empty */
+    char date[64], source[256]; /* labels, for strata profiles (empty when absent) */
     int n;
     table *t; /* kind -1: dropped by st_profile_retarget (the target lacks the dtype) */
 };
@@ -343,6 +344,9 @@ int st_profile_load(const char *path, st_profile **out, st_error *err) {
     }
     snprintf(p->gpu, sizeof p->gpu, "%s", gpu);
     snprintf(p->file, sizeof p->file, "%s", path);
+    const char *label = NULL; /* the labels strata profiles shows: none when absent or not a string */
+    if ((label = json_string_value(json_object_get(root, "date")))) snprintf(p->date, sizeof p->date, "%s", label);
+    if ((label = json_string_value(json_object_get(root, "source")))) snprintf(p->source, sizeof p->source, "%s", label);
     if ((rc = load_tables(json_object_get(root, "compute"), 0, p, path, err)) < 0) goto out;
     if ((rc = load_tables(json_object_get(root, "memory"), 1, p, path, err)) < 0) goto out;
     if ((rc = load_tables(json_object_get(root, "collectives"), 2, p, path, err)) < 0) goto out;
@@ -449,14 +453,10 @@ int st_profile_shipped(st_profile_entry **out, size_t *nout, st_error *err) {
                 snprintf(x->error, sizeof x->error, "%s", e2.text);
                 continue;
             }
+            snprintf(x->gpu, sizeof x->gpu, "%s", p->gpu);
+            snprintf(x->date, sizeof x->date, "%s", p->date);
+            snprintf(x->source, sizeof x->source, "%s", p->source);
             st_profile_free(p);
-            json_t *root = json_load_file(x->path, 0, NULL); /* loaded once already: only the labels */
-            const char *s;
-            if ((s = json_string_value(json_object_get(root, "gpu")))) snprintf(x->gpu, sizeof x->gpu, "%s", s);
-            if ((s = json_string_value(json_object_get(root, "date")))) snprintf(x->date, sizeof x->date, "%s", s);
-            if ((s = json_string_value(json_object_get(root, "source"))))
-                snprintf(x->source, sizeof x->source, "%s", s);
-            json_decref(root);
         }
         closedir(d);
     }

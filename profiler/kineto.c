@@ -803,7 +803,7 @@ static void set_date(st_calib *c, const st_calib_opts *o, const json_t *root) {
     time_t now = time(NULL);
     int64_t base;
     struct tm tm;
-    /* 2001..2200: a clock, not a counter since boot */
+    /* after 2001 (and before ~2116, INT64_MAX / 2 ns): a wall clock, not a counter since boot */
     if (get_i64(root, "baseTimeNanoseconds", &base) && base > 978307200LL * 1000000000 && base < INT64_MAX / 2) {
         now = (time_t)(base / 1000000000);
         if (gmtime_r(&now, &tm)) {
