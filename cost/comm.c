@@ -62,7 +62,7 @@ static double nic_share(const st_cluster *c, const st_group *g) {
 static double intra_bw(const st_cluster *c) { return c->intra_bytes_per_s * ST_NVLINK_EFFICIENCY; }
 
 /* The links behind the formulas above, at the rates they are priced at, for the simulator's shared
- * links (src/program.h, "Network"): each GPU's NVLink port at the intra-node rate; the node's NICs
+ * links (src/lower/program.h, "Network"): each GPU's NVLink port at the intra-node rate; the node's NICs
  * as min(nics, G) ports (GPU i uses port i * ports / G; a GPU with several NICs has them as one
  * port); the node's link to the fabric with the NICs' bandwidth / oversubscription; and the share
  * nic_share gives a GPU when its whole node communicates. Concurrent transfers that each run at

@@ -4,7 +4,7 @@
 #ifndef STRATA_COST_PRIVATE_H
 #define STRATA_COST_PRIVATE_H
 
-#include "strata.h"
+#include "cost/cost.h"
 
 /* Constants with their sources (DESIGN.md: "every constant in cost/ names its source"). */
 

@@ -1,4 +1,4 @@
-/* cuda.c: the measuring half of `strata profile` (profiler/prof.h), built only with CUDA.
+/* cuda.c: the measuring half of `strata profile` (profiler/profiler.h), built only with CUDA.
  *
  * What runs (shapes and sizes from profiler/prof.c):
  *   GEMMs       cuBLAS cublasGemmEx / cublasGemmStridedBatchedEx for bf16, fp16 (fp32 accumulate,
@@ -38,7 +38,7 @@
  * Record structs follow CUPTI_API_VERSION (below); only the fields every version shares at the
  * same offsets are read (start, end, deviceId, correlationId; checked by _Static_assert). */
 #include "config.h"
-#include "prof.h"
+#include "profiler/profiler.h"
 
 #include <cuda_runtime_api.h>
 #include <dlfcn.h>

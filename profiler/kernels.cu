@@ -5,7 +5,7 @@
  * second pass), grid-stride loops for the element-wise ones.
  *
  * Sizes are the caller's: the profiler chooses rows x cols so that the bytes moved match an
- * operator of src/opgraph.c (profiler/prof.c, st__prof_mem_bytes). The values are random
+ * operator of src/core/opgraph.c (profiler/prof.c, st__prof_mem_bytes). The values are random
  * (st__prof_fill), so no kernel sees zeros or infinities. */
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>

@@ -33,7 +33,7 @@
  *   the largest input (the broadcast shape; for backward ops the gradient of the largest input),
  *   each at its own element size. Gathers touch less than their inputs: embedding forward counts
  *   the rows it reads and writes (indices x 2 x hidden), nll_loss forward one element per target.
- *   This matches how cost/ sizes these ops (src/opgraph.c: stream()) within small terms.
+ *   This matches how cost/ sizes these ops (src/core/opgraph.c: stream()) within small terms.
  *   Collectives (NCCL kernels "ncclKernel_*", "ncclDevKernel_*", collective from the kernel name;
  *   all-to-all from the operator, NCCL runs it as SendRecv): message bytes S as comm.c uses them
  *   (all-reduce the buffer, all-gather the gathered output, reduce-scatter the input, all-to-all
@@ -52,7 +52,8 @@
  * Invariants: any input gives a profile or one error, never a crash; the trace is never trusted
  * for sizes (shapes are checked, products bounded); same trace and options, same bytes out.
  */
-#include "jsonutil.h"
+#include "profiler/profiler.h"
+#include "src/io/jsonutil.h"
 
 #include <errno.h>
 #include <limits.h>

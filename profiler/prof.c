@@ -1,4 +1,4 @@
-/* prof.c: the pure half of `strata profile` (profiler/prof.h): what to time, and what to make of
+/* prof.c: the pure half of `strata profile` (profiler/profiler.h): what to time, and what to make of
  * the times. Built with or without CUDA; the Check suite tests it without a GPU.
  *
  * Shapes come from the operator graph itself (st_ops_layer, st_ops_tail), so the grid covers what
@@ -13,8 +13,8 @@
  * and fc2 do the same FLOPs) give total work over total time, which is what the estimator sums.
  *
  * Invariants: same input, same grid and same bytes out; fills are never zero, inf or NaN. */
-#include "prof.h"
-#include "jsonutil.h"
+#include "profiler/profiler.h"
+#include "src/io/jsonutil.h"
 
 #include <errno.h>
 #include <math.h>
@@ -558,7 +558,7 @@ void st__prof_date(char *buf, size_t n) {
 }
 
 const char *st__prof_gpu_preset(const char *device) {
-    /* cudaDeviceProp.name of the GPUs src/cluster.c has presets for (the names Kineto also
+    /* cudaDeviceProp.name of the GPUs src/core/cluster.c has presets for (the names Kineto also
      * writes into deviceProperties, see profiler/kineto.c) */
     static const struct {
         const char *dev, *preset;

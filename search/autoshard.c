@@ -24,7 +24,7 @@
  * exactly for the stage (k layers, head and tail with their own optimal sharding given the block's,
  * the activations of the micro-batches 1F1B keeps in flight). The chosen stages are then solved
  * once more, exactly, with their real memory limit: those ILPs are the reported plan. */
-#include "autoshard.h"
+#include "search/search.h"
 #include "ilp.h"
 #include "stage_dp.h"
 
@@ -47,7 +47,7 @@
 #define GRAD_REDUCE_BYTES GRAD_BYTES
 #define PARAM_GATHER_BYTES WEIGHT_BYTES
 /* Backward adds each weight gradient into the accumulator: read the 16-bit gradient, read and write
- * the fp32 accumulator (as src/opgraph.c's grad_accum). */
+ * the fp32 accumulator (as src/core/opgraph.c's grad_accum). */
 #define GRAD_ACCUM_BYTES 10.0
 /* Framework headroom (cost/cost_private.h ST_RESERVED_BYTES: CUDA context, workspaces, NCCL). */
 #define RESERVED_BYTES (2.0 * 1073741824.0)
@@ -166,7 +166,7 @@ static double role_div(const ctx *x, const char *role, const char *split) {
 static void gemm_roles(const st_gop *o, char *rm, char *rn, char *rk, char *rb) {
     rm[0] = rn[0] = rk[0] = rb[0] = 0;
     /* the presets' attention reads the fused QKV tensor: scores [s x d] . [d x t] and context
-     * [s x t] . [t x d] per (batch, head), as src/opgraph.c shapes them */
+     * [s x t] . [t x d] per (batch, head), as src/core/opgraph.c shapes them */
     if (strcmp(o->name, "scores") == 0 && o->nin == 1) {
         strcpy(rm, "s"), strcpy(rn, "t"), strcpy(rb, "bn");
         return;
@@ -200,7 +200,7 @@ static double role_size(const st_graph *g, const st_gop *o, const char *role) {
 }
 
 /* Partial results inside an operator that no edge resolves: the loss's max/sum/target statistics
- * (Megatron's vocab-parallel cross-entropy all-reduces them per token; src/opgraph.c: T x 4
+ * (Megatron's vocab-parallel cross-entropy all-reduces them per token; src/core/opgraph.c: T x 4
  * bytes), one all-reduce per axis that splits the vocabulary. steps (may be NULL) has room for 2. */
 static double loss_comm(const ctx *x, int oi, const strat *s, st_reshard_step *steps, int *nsteps) {
     const st_graph *g = x->g;

@@ -15,7 +15,7 @@
  * model at this size" is an answer, not an error. Invariants: rows are ranked fits first, then by
  * time to train, ties by input order (deterministic); every cluster argument is resolved before
  * the first search, so a typo in the last cluster fails at once. */
-#include "strata.h"
+#include "search/search.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -123,9 +123,14 @@ static const st_profile *row_profile(const st_profile *prof, const st_compare_ro
     return NULL;
 }
 
-int st_compare_run(const st_model *m, const char *const *cluster_args, int nclusters, const int64_t *gpus,
-                   int ngpus, const double *prices, const st_search_opts *o, double tokens, const st_profile *prof,
-                   st_compare_row **rows, int *nrows, st_error *err) {
+int st_compare_check_price(double price, st_error *err) {
+    if (isfinite(price) && price > 0) return 0;
+    return st_error_set(err, ST_EINVAL, NULL, "price_per_gpu_hour", "must be a finite number > 0 (got %g)", price);
+}
+
+int st_compare_run(const st_model *m, const st_cluster *clusters, int nclusters, int ngpus, const double *prices,
+                   const st_search_opts *o, double tokens, const st_profile *prof, st_compare_row **rows, int *nrows,
+                   st_error *err) {
     st_compare_row *r = NULL;
     int rc = 0, n = 0;
     profile_cache cache; /* ~24 KiB */
@@ -137,7 +142,7 @@ int st_compare_run(const st_model *m, const char *const *cluster_args, int nclus
         rc = st_error_set(err, ST_EUSAGE, NULL, "clusters", "1 to %d clusters, got %d", ST_COMPARE_MAX_LIST, nclusters);
         goto out;
     }
-    if (ngpus < 0 || ngpus > ST_COMPARE_MAX_LIST || (ngpus > 0 && !gpus)) {
+    if (ngpus < 0 || ngpus > ST_COMPARE_MAX_LIST) {
         rc = st_error_set(err, ST_EUSAGE, NULL, "gpus", "0 to %d GPU counts, got %d", ST_COMPARE_MAX_LIST, ngpus);
         goto out;
     }
@@ -152,16 +157,12 @@ int st_compare_run(const st_model *m, const char *const *cluster_args, int nclus
         goto out;
     }
 
-    /* resolve everything first: bad input fails before the first search */
+    /* check everything first: bad input fails before the first search */
     for (int i = 0; i < nclusters; i++) {
-        if (prices && (!isfinite(prices[i]) || !(prices[i] > 0))) {
-            rc = st_error_set(err, ST_EINVAL, NULL, "price_per_gpu_hour", "must be a finite number > 0 (got %g)",
-                              prices[i]);
-            goto out;
-        }
+        if (prices && (rc = st_compare_check_price(prices[i], err))) goto out;
         for (int j = 0; j < per_cluster; j++) {
             st_compare_row *row = &r[i * per_cluster + j];
-            if ((rc = st_cluster_resolve(cluster_args[i], ngpus > 0 ? gpus[j] : 0, &row->cluster, err))) goto out;
+            row->cluster = clusters[i * per_cluster + j];
             row->gpus = st_cluster_gpus(&row->cluster);
             row->cluster_index = i;
             row->order = i * per_cluster + j;

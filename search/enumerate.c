@@ -14,7 +14,7 @@
  * stage classes turn the pipeline walk into a handful of terms, so a point costs about a
  * microsecond. Ties are broken by memory and then by enumeration order, so output is
  * deterministic. */
-#include "strata.h"
+#include "search/search.h"
 
 #include <stdlib.h>
 #include <string.h>

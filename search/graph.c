@@ -1,45 +1,17 @@
-/* graph.c: tensor-level operator graphs for the auto-sharding ILP (see graph.h).
+/* graph.c: tensor-level operator graphs for the auto-sharding ILP (types: src/core/core.h; the only
+ * file of strata that includes igraph.h).
  *
  * st_graph_from_model turns a model description into tensors and labelled operators, taking each
- * operator's FLOPs, bytes and saved activations from src/opgraph.c (tp = 1), so that the ILP and
+ * operator's FLOPs, bytes and saved activations from src/core/opgraph.c (tp = 1), so that the ILP and
  * the enumerator price the same work. st_graph_check derives what a custom graph leaves out
  * (labels from the operator type and shapes, FLOPs and bytes by the rules below), checks the
  * shapes across every edge, and uses igraph for the rest: acyclicity and a topological order. */
-#include "graph.h"
+#include "search/search.h"
 
 #include <igraph.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const char *const type_names[ST_GOP_COUNT] = {"matmul", "elementwise", "norm",   "softmax",
-                                                     "attention", "embedding", "loss",   "conv",
-                                                     "resize",    "concat",    "dispatch", "combine"};
-
-const char *st_gop_type_name(st_gop_type t) { return t < ST_GOP_COUNT ? type_names[t] : "?"; }
-
-int st_gop_type_parse(const char *s, st_gop_type *out) {
-    for (int i = 0; i < ST_GOP_COUNT; i++)
-        if (strcmp(s, type_names[i]) == 0) {
-            *out = (st_gop_type)i;
-            return 0;
-        }
-    return ST_EINVAL;
-}
-
-void st_graph_free(st_graph *g) {
-    free(g->ops);
-    free(g->t);
-    free(g->topo);
-    free(g->seg);
-    free(g->seg_cut);
-    g->ops = NULL;
-    g->t = NULL;
-    g->topo = NULL;
-    g->seg = g->seg_cut = NULL;
-    g->nsegs = 0;
-    g->nops = g->ntensors = 0;
-}
 
 int st_graph_units(const st_graph *g) {
     if (g->block_in >= 0) return (int)g->repeat;
@@ -62,12 +34,6 @@ int st_graph_op_mult(const st_graph *g, int op, int first, int last) {
         if (bpos < 0 && g->ops[g->topo[i]].block) bpos = i;
     }
     return pos < bpos ? first == 0 : last == (int)g->repeat;
-}
-
-double st_gtensor_numel(const st_gtensor *t) {
-    double n = 1;
-    for (int i = 0; i < t->ndim; i++) n *= (double)t->dim[i];
-    return n;
 }
 
 static double tbytes(const st_gtensor *t) { return st_gtensor_numel(t) * st_dtype_bytes(t->dtype); }

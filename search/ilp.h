@@ -12,7 +12,7 @@
 #ifndef STRATA_SEARCH_ILP_H
 #define STRATA_SEARCH_ILP_H
 
-#include "strata.h"
+#include "search/search.h"
 
 typedef struct st_ilp_edge {
     int u, v;           /* node indices, u != v */

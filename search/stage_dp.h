@@ -13,7 +13,7 @@
 #ifndef STRATA_SEARCH_STAGE_DP_H
 #define STRATA_SEARCH_STAGE_DP_H
 
-#include "strata.h"
+#include "search/search.h"
 
 typedef struct st_submesh {
     int nodes; /* n */

@@ -1,5 +1,5 @@
 /* test_autoshard.c: operator graphs, resharding, and the operator-level planner (issue 4). */
-#include "autoshard_cli.h"
+#include "src/cli/cli.h"
 #include "suites.h"
 
 #include <math.h>
@@ -124,7 +124,7 @@ static int load_json(const char *json, st_graph *g, st_error *err) {
     FILE *f = fdopen(fd, "w");
     fputs(json, f);
     fclose(f);
-    int rc = st_graph_load(path, g, err);
+    int rc = st_cli_graph_load(path, g, err);
     remove(path);
     return rc;
 }
@@ -289,7 +289,7 @@ static void plan_graph(const char *file, int64_t gpus) {
     snprintf(path, sizeof path, "%s/tests/data/%s", SRCDIR, file);
     st_graph g;
     st_error err;
-    ck_assert_msg(st_graph_load(path, &g, &err) == 0, "%s", err.text);
+    ck_assert_msg(st_cli_graph_load(path, &g, &err) == 0, "%s", err.text);
     st_cluster c = cluster("dgx-a100-80g", gpus);
     st_autoshard_opts o;
     st_autoshard_opts_init(&o);
@@ -549,7 +549,7 @@ START_TEST(graph_segments) {
     st_graph g;
     st_error err;
     snprintf(path, sizeof path, "%s/tests/data/graph_wrn_block.json", SRCDIR);
-    ck_assert_msg(st_graph_load(path, &g, &err) == 0, "%s", err.text);
+    ck_assert_msg(st_cli_graph_load(path, &g, &err) == 0, "%s", err.text);
     ck_assert_int_eq(g.nsegs, 8);
     ck_assert_int_eq(st_graph_units(&g), 8);
     ck_assert_int_eq(g.seg_cut[g.nsegs - 1], -1);
@@ -558,7 +558,7 @@ START_TEST(graph_segments) {
     st_graph_free(&g);
 
     snprintf(path, sizeof path, "%s/tests/data/graph_unet.json", SRCDIR);
-    ck_assert_msg(st_graph_load(path, &g, &err) == 0, "%s", err.text);
+    ck_assert_msg(st_cli_graph_load(path, &g, &err) == 0, "%s", err.text);
     ck_assert_int_eq(g.nsegs, 6);
     int s = g.seg[op_index(&g, "skip")];
     const char *inside[] = {"down", "mid", "mid_act", "up", "up_proj"};
@@ -577,7 +577,7 @@ START_TEST(ilp_custom_pipeline) {
     snprintf(path, sizeof path, "%s/tests/data/graph_tower.json", SRCDIR);
     st_graph g;
     st_error err;
-    ck_assert_msg(st_graph_load(path, &g, &err) == 0, "%s", err.text);
+    ck_assert_msg(st_cli_graph_load(path, &g, &err) == 0, "%s", err.text);
     ck_assert_int_eq(g.nsegs, 16);
     st_cluster c = cluster("dgx-a100-80g", 16);
     st_autoshard_opts o;
@@ -844,7 +844,7 @@ START_TEST(ilp_zero_fits_tower) {
     snprintf(path, sizeof path, "%s/tests/data/graph_tower.json", SRCDIR);
     st_graph g;
     st_error err;
-    ck_assert_msg(st_graph_load(path, &g, &err) == 0, "%s", err.text);
+    ck_assert_msg(st_cli_graph_load(path, &g, &err) == 0, "%s", err.text);
     st_cluster c = cluster("dgx-a100-80g", 16);
     st_autoshard_opts o;
     st_autoshard_opts_init(&o);

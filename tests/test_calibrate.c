@@ -3,13 +3,14 @@
  *
  * Oracles are by hand: FLOPs from the shapes (2mkn), rates as FLOPs over the kernel durations
  * written into the traces, bus bandwidth by nccl-tests' definition, medians of three or two
- * samples, peak ratios from the datasheet numbers of src/cluster.c. Every fitted profile goes
+ * samples, peak ratios from the datasheet numbers of src/core/cluster.c. Every fitted profile goes
  * through st_profile_load, so what is checked is what --profile will read. The hand-written
  * Kineto trace tests/data/kineto/small.json (PyTorch 2.x export_chrome_trace layout) carries the
  * durations the expected numbers below are computed from; tiny traces written here isolate one
  * rule each.
  */
-#include "jsonutil.h"
+#include "src/strata.h"
+#include "src/io/jsonutil.h"
 #include "suites.h"
 
 #include <math.h>
@@ -796,7 +797,7 @@ END_TEST
 /* profiler/prof.c without a GPU: the shape grid against the presets' own operator shapes (every
  * power-of-two FLOP bin a preset GEMM falls into is timed), a plan's shapes against st_ops_layer,
  * fills decoded bit by bit, medians by hand, and fitted profiles through st_profile_load. */
-#include "../profiler/prof.h"
+
 
 /* the power-of-two bin of x, as prof.c and kineto.c bin: x in [2^(e-1), 2^e) */
 static int pbin(double x) {
@@ -1037,7 +1038,7 @@ START_TEST(test_prof_mem_grid) {
         REL(k[i].x, ldexp(1, (int)e), 0.05);
     }
     for (int j = 0; j < ST_PROF_KERNELS; j++) ck_assert_int_eq(per[j], 7);
-    /* bytes as src/opgraph.c counts them: 2 x elements x 2 for norms, 3 x n x 2 for add, Adam 30 */
+    /* bytes as src/core/opgraph.c counts them: 2 x elements x 2 for norms, 3 x n x 2 for add, Adam 30 */
     st__prof_mem ln = {ST_PROF_LAYERNORM, 8, 4096, 0, 0}, add = {ST_PROF_ADD, 1000, 1, 0, 0},
                  adam = {ST_PROF_ADAM, 1000, 1, 0, 0};
     ck_assert_double_eq(st__prof_mem_bytes(&ln), 8 * 4096 * 4);

@@ -1,5 +1,5 @@
 /* test_cluster.c: cluster and GPU presets, resizing, group placement. */
-#include "strata.h"
+#include "src/strata.h"
 #include "suites.h"
 
 START_TEST(test_presets) {

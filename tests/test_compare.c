@@ -3,7 +3,7 @@
  * refuse), the ranking (a faster cluster above a slower one; rows where nothing fits kept and
  * ranked last; ties in input order), each row's plan equal to what st_search_enumerate ranks first
  * (one cost path), and bad input rejected naming the key. */
-#include "strata.h"
+#include "src/strata.h"
 #include "suites.h"
 
 #include <math.h>
@@ -62,6 +62,22 @@ END_TEST
 
 /* ------------------------------------------------------------ tokens */
 
+/* st_compare_run of cluster names (presets or files), resolved as strata compare resolves them */
+static int compare_names(const st_model *m, const char *const *names, int nclusters, const int64_t *gpus, int ngpus,
+                         const double *prices, const st_search_opts *o, double tokens, const st_profile *prof,
+                         st_compare_row **rows, int *nrows, st_error *err) {
+    int per = ngpus > 0 ? ngpus : 1, rc = 0;
+    st_cluster *c = calloc((size_t)(nclusters > 0 ? nclusters * per : 1), sizeof *c);
+    ck_assert_ptr_nonnull(c);
+    *rows = NULL;
+    *nrows = 0;
+    for (int i = 0; !rc && i < nclusters && i < ST_COMPARE_MAX_LIST; i++)
+        for (int j = 0; !rc && j < per; j++) rc = st_cluster_resolve(names[i], ngpus > 0 ? gpus[j] : 0, &c[i * per + j], err);
+    if (!rc) rc = st_compare_run(m, c, nclusters, ngpus, prices, o, tokens, prof, rows, nrows, err);
+    free(c);
+    return rc;
+}
+
 static const struct {
     const char *s;
     double v;
@@ -109,7 +125,7 @@ static void run_ok(const char *model, const char *const *clusters, int nclusters
     st_search_opts o;
     st_search_opts_init(&o);
     o.gbs = gbs;
-    int rc = st_compare_run(m, clusters, nclusters, gpus, ngpus, prices, &o, 3e11, NULL, rows, nrows, &err);
+    int rc = compare_names(m, clusters, nclusters, gpus, ngpus, prices, &o, 3e11, NULL, rows, nrows, &err);
     ck_assert_msg(rc == 0, "rc %d: %s", rc, err.text);
     ck_assert_ptr_nonnull(*rows);
 }
@@ -279,7 +295,7 @@ START_TEST(test_run_errors) {
     st_search_opts_init(&o);
     o.gbs = 64;
     o.dtype = bad_cases[_i].dtype;
-    int rc = st_compare_run(&m, cl, 2, gpus, 1, prices, &o, bad_cases[_i].tokens, NULL, &rows, &n, &err);
+    int rc = compare_names(&m, cl, 2, gpus, 1, prices, &o, bad_cases[_i].tokens, NULL, &rows, &n, &err);
     ck_assert_msg(rc < 0, "case %d accepted", _i);
     ck_assert_ptr_null(rows);
     ck_assert_int_eq(n, 0);
@@ -304,7 +320,7 @@ START_TEST(test_profile_scaled) {
     ck_assert_int_eq(st_profile_load(SRCDIR "/tests/data/profile/a100_test.json", &prof, &err), 0);
     st_search_opts_init(&o);
     o.gbs = 64;
-    ck_assert_msg(st_compare_run(&m, cl, 1, NULL, 0, NULL, &o, 3e11, prof, &rows, &n, &err) == 0, "%s", err.text);
+    ck_assert_msg(compare_names(&m, cl, 1, NULL, 0, NULL, &o, 3e11, prof, &rows, &n, &err) == 0, "%s", err.text);
     ck_assert_int_eq(n, 1);
     ck_assert_int_eq(rows[0].profiled, 2);
     ck_assert_ptr_nonnull(strstr(rows[0].profile_note, "scaled to h100-sxm-80g"));
@@ -323,7 +339,7 @@ START_TEST(test_profile_scaled) {
     st_profile_free(scaled);
     /* ... and differs from the default curves */
     st_compare_row *plain = NULL;
-    ck_assert_int_eq(st_compare_run(&m, cl, 1, NULL, 0, NULL, &o, 3e11, NULL, &plain, &n, &err), 0);
+    ck_assert_int_eq(compare_names(&m, cl, 1, NULL, 0, NULL, &o, 3e11, NULL, &plain, &n, &err), 0);
     ck_assert_int_eq(plain[0].profiled, 0);
     ck_assert(plain[0].best.est.iteration_time_s != rows[0].best.est.iteration_time_s);
     st_compare_rows_free(plain);
@@ -332,7 +348,7 @@ START_TEST(test_profile_scaled) {
     /* with an A100 cluster beside it: as measured there, scaled on the H100s */
     const char *const both[] = {"dgx-h100", "dgx-a100-80g", "dgx-h100"};
     int64_t g[] = {8, 16};
-    ck_assert_int_eq(st_compare_run(&m, both, 3, g, 2, NULL, &o, 3e11, prof, &rows, &n, &err), 0);
+    ck_assert_int_eq(compare_names(&m, both, 3, g, 2, NULL, &o, 3e11, prof, &rows, &n, &err), 0);
     ck_assert_int_eq(n, 6);
     for (int i = 0; i < n; i++)
         ck_assert_int_eq(rows[i].profiled, strcmp(rows[i].cluster.name, "dgx-a100-80g") == 0 ? 1 : 2);
@@ -350,7 +366,7 @@ START_TEST(test_profile_scaled) {
     ck_assert_int_eq(st_profile_load(path, &prof, &err), 0);
     unlink(path);
     rows = (st_compare_row *)1;
-    ck_assert_int_eq(st_compare_run(&m, cl, 1, NULL, 0, NULL, &o, 3e11, prof, &rows, &n, &err), ST_EINVAL);
+    ck_assert_int_eq(compare_names(&m, cl, 1, NULL, 0, NULL, &o, 3e11, prof, &rows, &n, &err), ST_EINVAL);
     ck_assert_str_eq(err.key, "gpu");
     ck_assert_ptr_null(rows);
     st_profile_free(prof);

@@ -1,7 +1,7 @@
 /* test_cost.c: the cost model against closed forms: one op on one GPU, ring collectives, pipeline
  * bubbles, memory of schedules and ZeRO stages, calibration tables, and the estimate's own
  * bookkeeping (breakdown sums to the iteration time, MFU by its definition). */
-#include "../cost/cost_private.h"
+#include "cost/cost_private.h"
 #include "suites.h"
 
 #include <math.h>

@@ -5,7 +5,7 @@
  * SC'21: tp 8, pp 8, 3 virtual stages -> 4 layers per virtual stage), arithmetic of the DeepSpeed
  * batch keys checked on the parsed JSON, one case per error naming its key and leaving the
  * stream untouched. */
-#include "strata.h"
+#include "src/strata.h"
 
 #include <check.h>
 #include <jansson.h>

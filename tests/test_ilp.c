@@ -7,7 +7,7 @@
  * limits (validity only: the timing is the machine's); chains of single-strategy nodes; and the
  * workload of the design (a 100-node chain with 40 strategies per node). Each returned
  * assignment is re-priced here, independently of the solver. */
-#include "ilp.h"
+#include "search/ilp.h"
 #include "suites.h"
 
 #include <math.h>

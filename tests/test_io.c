@@ -1,4 +1,4 @@
-/* test_io.c: the Check suite of strata's JSON input and output (src/jsonutil.c, model_io.c,
+/* test_io.c: the Check suite of strata's JSON input and output (src/io/jsonutil.c, model_io.c,
  * cluster_io.c, plan_io.c).
  *
  * Data-driven in Jansson's manner: tests/data/io/valid/ and hf/ hold files that must load, with
@@ -7,7 +7,7 @@
  * HuggingFace configs are copies of the published config.json files; their parameter counts are
  * the ones the model cards and `sum(p.numel())` give, checked through st_model_params().
  */
-#include "jsonutil.h"
+#include "src/io/jsonutil.h"
 
 #include <check.h>
 #include <dirent.h>

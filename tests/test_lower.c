@@ -3,8 +3,8 @@
  * receive with the same tag on the other side, 1F1B warms up pp - d - 1 forwards and the
  * interleaved schedule Megatron's count, activations allocated are freed, and instruction
  * durations are the cost model's. */
-#include "../cost/cost_private.h"
-#include "program.h"
+#include "cost/cost_private.h"
+#include "src/sim/sim.h"
 #include "suites.h"
 
 #include <math.h>

@@ -1,6 +1,6 @@
 /* test_model.c: presets, derived defaults, parameter counts and the operator graph against the
  * closed forms they generalise (Korthikanti et al. 2022 activation memory, the GPT FLOPs formula). */
-#include "strata.h"
+#include "src/strata.h"
 #include "suites.h"
 
 #include <math.h>

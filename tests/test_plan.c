@@ -1,6 +1,6 @@
 /* test_plan.c: the inline spec, defaults, the checks that reject impossible plans naming the
  * key, and the layer split across pipeline chunks. */
-#include "strata.h"
+#include "src/strata.h"
 #include "suites.h"
 
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* test_plot.c: the Check suite of `strata plot` (src/plot_io.c, src/plot.c).
+/* test_plot.c: the Check suite of `strata plot` (src/report/plot_io.c, src/report/plot.c).
  *
  * Inputs are fixed files in tests/data/plot/: plan.json and estimate.json were written once by
  * `strata plan --model llama2-7b --cluster dgx-a100-80g --gpus 16 --gbs 64 --json` and `strata
@@ -12,7 +12,7 @@
  * and its numbers must equal the input's exactly. gnuplot itself is not needed here: the error
  * paths run a missing program and stand-in scripts that fail like gnuplot does.
  */
-#include "plot.h"
+#include "src/report/report.h"
 #include "suites.h"
 
 #include <dirent.h>

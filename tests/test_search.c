@@ -2,7 +2,7 @@
  * accepts, re-pricing it alone gives the same numbers (one cost path), the ranking is sorted, the
  * best is the minimum of everything that fits, output is deterministic, and "nothing fits" is
  * reported as ST_ENOPLAN. */
-#include "strata.h"
+#include "src/strata.h"
 #include "suites.h"
 
 #include <stdlib.h>

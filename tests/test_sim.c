@@ -1,4 +1,4 @@
-/* test_sim.c: the Check suite of the discrete-event simulator (src/sim.c) and the Chrome trace
+/* test_sim.c: the Check suite of the discrete-event simulator (src/sim/sim.c) and the Chrome trace
  * writer (traces/chrome.c).
  *
  * Programs are built by hand with a tiny builder (no lowering involved), so each test states its
@@ -15,7 +15,7 @@
  * - the trace: same input, same bytes; valid JSON with metadata, complete, flow and counter events,
  *   and no two complete events of one (pid, tid) overlapping.
  */
-#include "program.h"
+#include "src/sim/sim.h"
 #include "suites.h"
 
 #include <jansson.h>
@@ -1114,7 +1114,7 @@ static char *slurp(const char *path, size_t *len) {
 static void write_trace(const st_lowered *l, const char *path) {
     st_error err;
     st_error_clear(&err);
-    st_trace *tr = st_trace_open(path, &err);
+    st_trace *tr = st_trace_open(path, st_stream_names, ST_STREAMS, &err);
     ck_assert_msg(tr != NULL, "%s", err.text);
     st_sim_result res;
     run_ok(l, 0, tr, &res);
@@ -1325,18 +1325,18 @@ END_TEST
 START_TEST(trace_errors_leave_nothing) {
     st_error err;
     st_error_clear(&err);
-    ck_assert_ptr_null(st_trace_open("/nonexistent-dir/x/trace.json", &err));
+    ck_assert_ptr_null(st_trace_open("/nonexistent-dir/x/trace.json", st_stream_names, ST_STREAMS, &err));
     ck_assert_int_eq(err.code, ST_EIO);
     ck_assert_str_eq(err.file, "/nonexistent-dir/x/trace.json");
     st_error_clear(&err);
-    ck_assert_ptr_null(st_trace_open("", &err));
+    ck_assert_ptr_null(st_trace_open("", st_stream_names, ST_STREAMS, &err));
     ck_assert_int_eq(st_trace_close(NULL, &err), 0);
 
     /* a folder there is refused when the trace is opened (st__out_target) */
     char dir[] = "/tmp/strata-sim-XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(dir));
     st_error_clear(&err);
-    ck_assert_ptr_null(st_trace_open(dir, &err));
+    ck_assert_ptr_null(st_trace_open(dir, st_stream_names, ST_STREAMS, &err));
     ck_assert_int_eq(err.code, ST_EIO);
     ck_assert_ptr_nonnull(strstr(err.text, "a folder"));
 
@@ -1345,7 +1345,7 @@ START_TEST(trace_errors_leave_nothing) {
     char target[64], inner[80];
     snprintf(target, sizeof target, "%s/t.json", dir);
     snprintf(inner, sizeof inner, "%s/t.json/keep", dir);
-    st_trace *tr = st_trace_open(target, &err);
+    st_trace *tr = st_trace_open(target, st_stream_names, ST_STREAMS, &err);
     ck_assert_ptr_nonnull(tr);
     ck_assert_int_eq(mkdir(target, 0700), 0);
     FILE *f = fopen(inner, "w");

@@ -3,7 +3,7 @@
  * memory-like infeasibility that grows with the stages after), every returned cut re-checked
  * against the callback and the 1F1B formula, closed-form cases, memoisation (each tuple priced
  * once), determinism, the stage cap, "nothing fits" and bad options. */
-#include "stage_dp.h"
+#include "search/stage_dp.h"
 #include "suites.h"
 
 #include <math.h>

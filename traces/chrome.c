@@ -2,8 +2,9 @@
  *
  * Format: the Trace Event Format (Google, "Trace Event Format", 2016), which chrome://tracing and
  * Perfetto load: {"traceEvents": [...], "displayTimeUnit": "ms"}. A process per rank (pid = the
- * rank), a thread per stream (tid = ST_STREAM_*: "compute", "p2p", "dp", "copy", "gather") and one per link
- * of the rank's GPU or node (tid >= ST_STREAMS, named by the simulator: "nvlink out", ...); "M"
+ * rank), a thread per stream (tid = the stream, named as st_trace_open was told: program.h's
+ * "compute", "p2p", "dp", "copy", "gather" for the simulator) and one per link of the rank's GPU or
+ * node (tid >= the streams, named by the simulator: "nvlink out", ...); "M"
  * metadata names them and orders them; "X" complete events carry ts/dur in microseconds, "cat" the
  * phase or kind and "args" {chunk, mb}; on a link thread, one "X" event (cat "link") per interval
  * of constant load, args {flows, utilization}; a send and its receive are joined by a flow ("s",
@@ -24,7 +25,7 @@
  * 64 KiB buffer: a traced 230k-event run took 0.22 s with fprintf per event and 0.125 s this way,
  * and both versions wrote identical bytes.
  */
-#include "program.h"
+#include "traces/traces.h"
 
 #include <errno.h>
 #include <math.h>
@@ -38,6 +39,8 @@ struct st_trace {
     char *path;
     char *tmp;  /* NULL when writing to stdout */
     int err_no; /* first failure (errno value), 0 = none */
+    const char *const *stream_names; /* the first nstreams thread ids, named as they are first used */
+    int nstreams;
     int nevents;
     uint64_t flow_id;
     unsigned char *named; /* per pid: bit s = thread s named, bit 7 = process named */
@@ -46,7 +49,6 @@ struct st_trace {
     char buf[1 << 16]; /* events are formatted here by hand (printf would be the bottleneck) */
 };
 
-static const char *const stream_names[ST_STREAMS] = {"compute", "p2p", "dp", "copy", "gather"};
 
 /* ------------------------------------------------------------ output helpers */
 
@@ -205,7 +207,7 @@ static void name_process(st_trace *t, int pid, const char *name) {
 }
 
 static void name_thread(st_trace *t, int pid, int tid) {
-    if (tid < 0 || tid >= ST_STREAMS)
+    if (tid < 0 || tid >= t->nstreams)
         return;
     if (mark_slot(t, pid))
         return;
@@ -223,7 +225,7 @@ static void name_thread(st_trace *t, int pid, int tid) {
     put_lit(t, ",\"tid\":");
     put_int(t, tid);
     put_lit(t, ",\"args\":{\"name\":");
-    put_str(t, stream_names[tid]);
+    put_str(t, t->stream_names[tid]);
     put_lit(t, "}}");
     begin_event(t);
     put_lit(t, "{\"name\":\"thread_sort_index\",\"ph\":\"M\",\"pid\":");
@@ -237,15 +239,20 @@ static void name_thread(st_trace *t, int pid, int tid) {
 
 /* ------------------------------------------------------------ API */
 
-st_trace *st_trace_open(const char *path, st_error *err) {
+st_trace *st_trace_open(const char *path, const char *const *stream_names, int nstreams, st_error *err) {
     st_trace *t = NULL;
     int fd = -1;
+    if (nstreams < 0 || nstreams > ST_TRACE_MAX_STREAMS) {
+        st_error_set(err, ST_EINTERNAL, NULL, NULL, "%d streams: a trace names at most %d", nstreams, ST_TRACE_MAX_STREAMS);
+        return NULL;
+    }
     if (!path || !path[0]) {
         st_error_set(err, ST_EIO, NULL, NULL, "no trace file name given");
         return NULL;
     }
     if (!(t = calloc(1, sizeof *t)) || !(t->path = strdup(path)))
         goto nomem;
+    t->stream_names = stream_names, t->nstreams = nstreams;
     if (strcmp(path, "-") == 0) {
         t->f = stdout;
     } else {
@@ -293,7 +300,7 @@ fail:
     return NULL;
 }
 
-/* internal (src/sim.c): names the process of a rank; replicas > 1 when it stands for several */
+/* internal (src/sim/sim.c): names the process of a rank; replicas > 1 when it stands for several */
 void st_trace_rank(st_trace *t, int rank, int stage, int replicas) {
     char buf[96];
     if (!t)

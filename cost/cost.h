@@ -1,0 +1,248 @@
+/* cost.h: the cost layer (cost/): compute, collectives, memory, the estimate, resharding, and the
+ * calibration profile's tables and lookups. Every price in strata comes from here (DESIGN.md, "one
+ * cost path"). Uses src/core/ only; reading and writing profiles as files is src/io/'s. */
+#ifndef STRATA_COST_H
+#define STRATA_COST_H
+
+#include "src/core/core.h"
+
+/* ------------------------------------------------------- calibration */
+
+/* A calibration profile: measured throughput tables (cost/profile.c, format in README). */
+typedef struct st_profile st_profile;
+void st_profile_free(st_profile *p);
+/* Achieved FLOP/s for a kernel of this class and dtype doing `flops`; 0 when the table is silent. */
+double st_profile_flops_per_s(const st_profile *p, st_opclass cls, st_dtype dt, double flops);
+/* Achieved bytes/s for a memory-bound kernel moving `bytes`; 0 when silent. */
+double st_profile_bytes_per_s(const st_profile *p, st_opclass cls, double bytes);
+/* Bus bandwidth (bytes/s) of collective `c` over `ranks` ranks, intra (1) or inter (0) node. */
+double st_profile_bus_bytes_per_s(const st_profile *p, st_coll c, int intra, int ranks, double bytes);
+/* Copies between pinned host memory and one GPU, the directions of a profile's "copies" tables. */
+typedef enum { ST_COPY_H2D, ST_COPY_D2H, ST_COPY_COUNT } st_copy_dir;
+const char *st_copy_dir_name(st_copy_dir d); /* "h2d", "d2h" */
+/* Achieved bytes/s of one copy of `bytes` in direction d; 0 when the profile has no table for it. */
+double st_profile_copy_bytes_per_s(const st_profile *p, st_copy_dir d, double bytes);
+const char *st_profile_gpu(const st_profile *p);
+const char *st_profile_file(const st_profile *p); /* the path it was loaded from */
+/* The file's "date" and "source" labels (empty when it has none), as `strata profiles` lists them. */
+const char *st_profile_date(const st_profile *p);
+const char *st_profile_source(const st_profile *p);
+/* A deep copy (st_profile_free), or NULL when out of memory. */
+st_profile *st_profile_dup(const st_profile *p);
+/* Makes a profile measured on one GPU type usable on `target` (issue 6, "Prediction across
+ * hardware"): compute rates x target/measured dense peak of the table's dtype, memory rates x
+ * target/measured HBM bandwidth, so each table keeps its efficiency shape; collective and copy
+ * tables stay as measured (the profile does not record the measuring machine's links, NVLink,
+ * NICs or the host's PCIe, and copies do not depend on the GPU type). Compute tables for a
+ * dtype one of the two GPUs lacks are dropped. Afterwards st_profile_gpu is target->name.
+ * Returns 0 (same GPU name: used as is, note empty), 1 (scaled; a one-line note saying so in
+ * note), or ST_EINVAL naming key "gpu" when the profile's GPU is not a preset. */
+int st_profile_retarget(st_profile *p, const st_gpu *target, char *note, size_t n, st_error *err);
+/* The GPU the tables were measured on when st_profile_retarget scaled them; else NULL. */
+const char *st_profile_scaled_from(const st_profile *p);
+
+/* ------------------------------------------------------------ cost */
+
+/* Where one group's ranks sit: n ranks, k of them per node, over n/k nodes; `node_share` = how
+ * many GPUs of a node use the node's NICs at the same time for this kind of collective. */
+typedef struct st_group {
+    int64_t n, per_node, nodes;
+    int64_t node_share;
+} st_group;
+
+typedef struct st_cost_ctx st_cost_ctx;
+
+/* new; free with st_cost_ctx_free. model, cluster and profile are borrowed and must outlive it. */
+st_cost_ctx *st_cost_ctx_new(const st_model *m, const st_cluster *c, const st_profile *prof);
+void st_cost_ctx_free(st_cost_ctx *ctx);
+/* The cluster a context prices for (borrowed). */
+const st_cluster *st_cost_cluster(const st_cost_ctx *ctx);
+
+/* Compute time of one operator pass on one GPU (cost/compute.c). */
+double st_cost_op_time(const st_cluster *c, const st_profile *prof, const st_op *op, st_dtype dt, int backward);
+/* Collective time for `bytes` per rank (cost/comm.c). */
+double st_cost_collective(const st_cluster *c, const st_profile *prof, st_coll coll, const st_group *g,
+                          double bytes);
+/* Placement of a plan's group of kind k (Megatron order tp-cp-dp-pp; ep inside dp*cp). */
+void st_cost_group(const st_cluster *c, const st_plan *p, st_group_kind k, st_group *g);
+/* The links collectives are priced on, per direction, at the rates cost/comm.c gives them (for the
+ * simulator's shared links): a GPU's NVLink port, a NIC port (nic_ports per node, GPU i on port
+ * i * nic_ports / gpus_per_node), a node's link to the fabric (its NICs / oversubscription), and
+ * the share of its node's NICs one GPU gets across nodes when all of the node's GPUs communicate. */
+typedef struct st_net {
+    int64_t gpus_per_node, nic_ports;
+    double nvlink_bytes_per_s, nic_port_bytes_per_s, uplink_bytes_per_s, gpu_share_bytes_per_s;
+} st_net;
+void st_cost_net(const st_cluster *c, st_net *out);
+/* The same model and profile priced on *c0, a copy of ctx's cluster without latencies (c0 must
+ * outlive the result): T(ctx) - T(result) is the latency part of a time T. new; st_cost_ctx_free. */
+st_cost_ctx *st_cost_ctx_without_latency(const st_cost_ctx *ctx, st_cluster *c0);
+/* Bytes of the pipeline send/recv message per rank (what the p2p time of st_cost_chunk moves). */
+double st_cost_p2p_bytes(const st_cost_ctx *ctx, const st_plan *p);
+/* ZeRO-3 (zero = 3) in pipeline chunk `chunk`, as the estimate prices it: *layers gathered one by
+ * one, one layer's all-gather and reduce-scatter of its dense parameters over the dp x cp group,
+ * and the tied embedding's all-reduce on the first and last chunk (0 elsewhere). */
+void st_cost_zero3_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, double *layers, double *gather_s,
+                         double *scatter_s, double *embed_s);
+/* The same for the chunk's expert parameters, sharded over the expert-data-parallel group
+ * (st_cost_group_edp): one layer's all-gather and reduce-scatter; 0 without experts or with ep 1
+ * (then they go with the dense ones). */
+void st_cost_zero3_chunk_experts(st_cost_ctx *ctx, const st_plan *p, int chunk, double *gather_s, double *scatter_s);
+/* offload=params (zero = 3) in pipeline chunk `chunk`: the time to copy one layer's share of the
+ * GPU's weight shard from the host over PCIe (the chunk's parameters spread evenly over
+ * st_cost_zero3_chunk's layers; dense weights sharded over the dp x cp group, experts over the
+ * expert-data-parallel group; the last chunk with the tied embedding's copy), priced as the
+ * estimate prices the streaming; a layer's weights cross before its forward and again before its
+ * backward. *bytes (optional): the bytes one such copy moves. 0 without offload=params. */
+double st_cost_offload_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, double *bytes);
+/* The expert-data-parallel group: the dp x cp / ep ranks that hold the same experts (the same
+ * position in their ep groups), ep x tp apart in Megatron's rank order. */
+void st_cost_group_edp(const st_cluster *c, const st_plan *p, st_group *g);
+
+/* A logical device mesh of one or two axes over a sub-mesh of the cluster (issue 4): axis
+ * naxes - 1 is the innermost (consecutive GPUs), grp[a] places one group along axis a. */
+typedef struct st_mesh {
+    int naxes;
+    int size[2];
+    st_group grp[2];
+    int nodes, gpus; /* the physical sub-mesh: nodes x GPUs per node */
+} st_mesh;
+/* A tensor's layout on a mesh: ax[a] = the dimension axis a splits (-1: replicated along a);
+ * bit a of partial: the tensor holds partial sums along axis a (not split there). */
+typedef struct st_layout {
+    signed char ax[2];
+    unsigned char partial;
+} st_layout;
+/* Builds a mesh of `naxes` axes of the given sizes (product = nodes * gpus) on nodes x gpus GPUs
+ * of cluster c. */
+void st_mesh_init(st_mesh *m, const st_cluster *c, int nodes, int gpus, int naxes, const int *size);
+/* Cheapest sequence of collectives (Rink et al. 2021) that turns a tensor of `full_bytes` (unsharded)
+ * from layout src into dst on mesh m: per axis a slice (free), reduce-scatter, all-reduce, all-to-all
+ * or all-gather, tried in every order after the slices. steps (may be NULL) receives the
+ * collectives in order (at most 2), *nsteps their count. Returns seconds. */
+double st_cost_reshard(const st_cluster *c, const st_profile *prof, const st_mesh *m, double full_bytes, st_layout src,
+                       st_layout dst, st_coll *steps, int *nsteps);
+/* The same, step by step: each collective with its mesh axis, the bytes per rank it is priced
+ * with (st_cost_collective's `bytes`) and its time alone. */
+typedef struct st_reshard_step {
+    st_coll coll;
+    int axis;
+    double bytes, time_s;
+} st_reshard_step;
+double st_cost_reshard_steps(const st_cluster *c, const st_profile *prof, const st_mesh *m, double full_bytes,
+                             st_layout src, st_layout dst, st_reshard_step *steps, int *nsteps);
+
+typedef struct st_breakdown {
+    double compute_s, recompute_s;
+    double tp_comm_s, cp_comm_s, ep_comm_s, pp_comm_s, dp_comm_s;
+    double bubble_s, optimizer_s, offload_s;
+} st_breakdown;
+
+typedef struct st_stage_memory {
+    double weights_bytes, grads_bytes, optimizer_bytes, activations_bytes, other_bytes;
+    double total_bytes;
+} st_stage_memory;
+
+typedef struct st_estimate {
+    double iteration_time_s;
+    double tokens_per_s;
+    double model_flops; /* per iteration, no recompute (DESIGN.md definition) */
+    double model_tflops_per_gpu;
+    double mfu;
+    double memory_peak_bytes; /* max over stages */
+    int peak_stage;
+    int fits;
+    double host_memory_bytes; /* per node, for offload */
+    /* offload: the optimizer step's PCIe copies, gradients to the host and updated weights back
+     * (parts of breakdown.offload_s; the rest is params offload's weight streaming) */
+    double offload_grads_s, offload_weights_s;
+    st_breakdown breakdown;
+} st_estimate;
+
+/* Prices a finalized plan. Returns 0, or ST_EINVAL when the plan cannot be costed. */
+int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out);
+/* Memory of pipeline stage `stage` (0-based). */
+void st_cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, int stage, st_stage_memory *out);
+/* Pipeline time of mb micro-batches over stages of n kinds: kind k has count[k] stages taking
+ * t_s[k] per micro-batch (all their chunks). m * max + (sum - max) / vp (Narayanan et al.
+ * SC'21); ZB-H1 shrinks the bubble by (tf + tb - tw) / (tf + tb + tw) of the slowest stage,
+ * given as fwd_s and bwd_s (tb = tw = bwd / 2). Writes the bubble to *bubble_s. */
+double st_cost_pipeline_s(const double *t_s, const int *count, int n, int vp, int64_t mb, st_schedule sched,
+                          double fwd_s, double bwd_s, double *bubble_s);
+/* What one micro-batch costs in one pipeline chunk (the simulator's instruction durations). */
+typedef struct st_chunk_cost {
+    double fwd_s, bwd_s, recompute_s;                  /* compute */
+    double comm_fwd_s, comm_bwd_s, comm_recompute_s;   /* its inline tp/cp/ep collectives */
+    /* the same per group kind (ST_GRP_TP, ST_GRP_CP, ST_GRP_EP; the others 0) */
+    double comm_fwd_g[ST_GRP_COUNT], comm_bwd_g[ST_GRP_COUNT], comm_recompute_g[ST_GRP_COUNT];
+    double act_bytes;                                  /* activations kept until its backward */
+    double working_bytes;                              /* full recompute: one block's activations, live
+                                                          while that backward recomputes them */
+    double p2p_s;                                      /* sending its output (or input gradient) */
+    double p2p_send_s, p2p_gather_s;                   /* p2p_s's parts: the 1/tp slice's send, and
+                                                          the receivers' tp all-gather of it */
+    double params;                                     /* parameters it holds (its gradients' share) */
+    double expert_params;                              /* of which expert weights (ZeRO shards them
+                                                          over the expert-data-parallel group) */
+} st_chunk_cost;
+void st_cost_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, st_chunk_cost *out);
+/* Compute time added while a collective of `overlapped_s` runs beside it (NCCL's SMs). */
+double st_cost_overlap_tax(const st_cluster *c, double overlapped_s);
+/* Full (not overlapped) data-parallel times of pipeline stage `stage` for zero 0-2: the gradient
+ * reduction, the weight all-gather, and how many buckets Megatron-LM issues them in. */
+void st_cost_dp_stage(st_cost_ctx *ctx, const st_plan *p, int stage, double *reduce_s, double *gather_s,
+                      double *nbuckets);
+/* The tied embedding's gradient all-reduce between the first and the last pipeline stage (each tp
+ * rank its 1/tp of the padded vocabulary), after the data-parallel reduction; 0 without tied
+ * embeddings or without a pipeline. *bytes: its message per rank. */
+double st_cost_embedding_allreduce(st_cost_ctx *ctx, const st_plan *p, double *bytes);
+/* Model FLOPs of one iteration (3 x forward, no recompute). */
+double st_cost_model_flops(const st_model *m, int64_t gbs, int64_t seq);
+
+/* ------------------------------------------------------------ building profiles (internal) */
+
+/* One table of a calibration profile as `strata calibrate` and `strata profile` write it
+ * (cost/profile.c's format, written and described there). */
+typedef struct st__ptable {
+    int kind; /* 0 compute (FLOPs -> FLOP/s), 1 memory-bound (bytes -> bytes/s), 2 collective (bytes -> bus bytes/s),
+               * 3 host<->device copy (bytes -> bytes/s) */
+    st_opclass cls;
+    st_dtype dtype;
+    st_coll coll;
+    int intra, ranks;
+    st_copy_dir dir; /* copies */
+    int n, samples, exact; /* points; measurements behind them; points at a plan's own shapes */
+    const double *x, *y;   /* SI */
+} st__ptable;
+typedef struct st__phead {
+    const char *gpu, *source, *date, *driver, *cuda; /* driver, cuda: NULL or "" = unknown */
+} st__phead;
+/* The bounds st_profile_load applies (no rate beyond the hardware, no point implying a kernel of
+ * over an hour, no table twice), on tables about to be written: 0, or ST_EINVAL saying which
+ * measured table is not physical. st__profile_write checks first, so no command writes a profile
+ * that --profile would refuse. */
+int st__profile_check(const st__phead *h, const st__ptable *t, int n, st_error *err);
+/* One line per table under the headings compute / memory / collectives / copies; an empty heading says
+ * `none` ("none measured"); `per` names what samples count ("call", "measurement"). */
+void st__profile_describe(const st__ptable *t, int n, const char *per, const char *none, FILE *f);
+/* A profile from tables (points copied) under a header, as st_profile_load builds one from a file
+ * (`file`: its path, for messages and st_profile_file; may be NULL): the tables must pass the
+ * bounds above, errors naming `file` and the table's key ("compute[0].points"). *out new
+ * (st_profile_free). */
+int st__profile_new(const st__phead *h, const char *file, const st__ptable *t, int n, st_profile **out,
+                    st_error *err);
+
+/* A profile without tables that notes the collective lookups cost/ makes of it (each answered 0,
+ * so the pricing is the default one): the (collective, scope, ranks, bytes) the estimator asks a
+ * profile's collective tables for, exactly. New; st_profile_free. NULL when out of memory. */
+typedef struct st__coll_lookup {
+    st_coll coll;
+    int intra, ranks;
+    double bytes;
+} st__coll_lookup;
+st_profile *st__profile_recorder_new(void);
+/* The distinct lookups so far, sorted by collective, scope (intra first), ranks, bytes; borrowed,
+ * valid until the next lookup. *lost: some were not kept (out of memory). */
+const st__coll_lookup *st__profile_recorded(const st_profile *p, int *n, int *lost);
+
+#endif

@@ -1,0 +1,270 @@
+/* cmd_compare.c: `strata compare`: the best plan of one model on each of several clusters and GPU
+ * counts, ranked by the time to train a token budget, with the cost of doing so when prices are
+ * given. The work is in search/compare.c (st_compare_run); this file parses the lists, prints the
+ * table (or the JSON of src/report/compare_io.c) and picks the exit status: 0 when at least one row has
+ * a plan, 1 when none has (the table is still printed), 2 for bad input. */
+#include "src/cli/cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char help_text[] =
+    "usage: strata compare --model M --clusters C1,C2,... [--gpus N1,N2,...] [--gbs B] [--seq S] [--dtype D]\n"
+    "                      [--tokens T] [--price-per-gpu-hour P1,P2,...] [--profile F] [--json]\n"
+    "\n"
+    "For each cluster and each GPU count, the best plan (as `strata plan` would rank it first) and\n"
+    "what it means for a training run: ranked by the time to train T tokens, fastest first.\n"
+    "\n"
+    "  --clusters C,...  presets (see strata clusters) or cluster JSON files\n"
+    "  --gpus N,...      GPU counts to try on every cluster (default: each cluster's own size;\n"
+    "                    sizes a preset to N / 8 nodes)\n"
+    "  --gbs B           global batch in sequences (default 1536, GPT-3 175B's batch)\n"
+    "  --seq S           sequence length (default: the model's seq_len)\n"
+    "  --dtype D         bf16 (default), fp16, fp8, fp32\n"
+    "  --tokens T        tokens to train on: 3e11, 300000000000, 300B, 15T (K M B T = 10^3 10^6 10^9\n"
+    "                    10^12); default 300B, the GPT-3 training run (Brown et al. 2020)\n"
+    "  --price-per-gpu-hour P,...\n"
+    "                    one price per cluster, in --clusters order (currency units per GPU-hour):\n"
+    "                    adds the cost to train (hours x GPUs x price) and tokens per currency unit\n"
+    "  --profile F       calibration profile (file or shipped name, strata profiles): as measured on\n"
+    "                    the clusters with the profile's GPU, scaled by peak ratio on the others\n"
+    "  --json            one JSON object: {\"model\", \"tokens\", \"results\": [...], ...}\n"
+    "\n"
+    "Columns: time_s is one iteration, mem_GiB the peak of the busiest stage, headroom_GiB the GPU\n"
+    "memory left, days the time to train T tokens. A cluster where nothing fits is listed last.\n"
+    "\n"
+    "Exit status: 0 success, 1 no plan fits on any cluster, 2 bad input.\n";
+
+
+/* Splits the comma-separated value of --opt into *items (pointers into *buf, new; free *buf).
+ * Empty items and more than ST_COMPARE_MAX_LIST are usage errors naming the option. */
+static int split_list(const char *opt, const char *s, char **buf, const char **items, int *n, st_error *err) {
+    *n = 0;
+    if (!(*buf = strdup(s))) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    for (char *p = *buf;;) {
+        char *comma = strchr(p, ',');
+        if (comma) *comma = '\0';
+        if (!*p) return st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--%s': empty item in '%s'", opt, s);
+        if (*n == ST_COMPARE_MAX_LIST)
+            return st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--%s': more than %d items", opt,
+                                ST_COMPARE_MAX_LIST);
+        items[(*n)++] = p;
+        if (!comma) return 0;
+        p = comma + 1;
+    }
+}
+
+static int parse_price(const char *s, double *out, st_error *err) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno || !isfinite(v) || !(v > 0))
+        return st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--price-per-gpu-hour': expected a price > 0, got '%s'",
+                            s);
+    *out = v;
+    return 0;
+}
+
+/* 3e11 -> "300B": the header's reading of the token budget */
+static void format_tokens(double t, char *buf, size_t n) {
+    static const struct {
+        double v;
+        const char *s;
+    } units[] = {{1e12, "T"}, {1e9, "B"}, {1e6, "M"}, {1e3, "K"}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (t >= units[i].v) {
+            snprintf(buf, n, "%.4g%s", t / units[i].v, units[i].s);
+            return;
+        }
+    snprintf(buf, n, "%.0f", t);
+}
+
+int st_cmd_compare(int argc, char **argv, st_error *err) {
+    const char *model_arg = NULL, *clusters_arg = NULL, *gpus_arg = NULL, *gbs_arg = NULL, *seq_arg = NULL,
+               *dtype_arg = NULL, *tokens_arg = NULL, *prices_arg = NULL, *profile_arg = NULL;
+    int json = 0, help = 0, rc;
+    st_cli_opt opts[] = {{"model", &model_arg, NULL},
+                         {"clusters", &clusters_arg, NULL},
+                         {"gpus", &gpus_arg, NULL},
+                         {"gbs", &gbs_arg, NULL},
+                         {"seq", &seq_arg, NULL},
+                         {"dtype", &dtype_arg, NULL},
+                         {"tokens", &tokens_arg, NULL},
+                         {"price-per-gpu-hour", &prices_arg, NULL},
+                         {"profile", &profile_arg, NULL},
+                         {"json", NULL, &json},
+                         {"help", NULL, &help},
+                         {NULL, NULL, NULL}};
+    const char *clusters[ST_COMPARE_MAX_LIST], *items[ST_COMPARE_MAX_LIST];
+    int64_t gpus[ST_COMPARE_MAX_LIST];
+    double prices[ST_COMPARE_MAX_LIST];
+    int nclusters = 0, ngpus = 0, nprices = 0, nrows = 0;
+    char *clusters_buf = NULL, *gpus_buf = NULL, *prices_buf = NULL, *text = NULL;
+    size_t text_len = 0;
+    FILE *mem = NULL;
+    st_model m;
+    st_profile *prof = NULL;
+    st_compare_row *rows = NULL;
+    st_cluster *resolved = NULL;
+    st_search_opts so;
+    double tokens = ST_COMPARE_DEFAULT_TOKENS;
+
+    if ((rc = st_cli_parse(argc, argv, opts, NULL, err))) goto out;
+    if (help) {
+        fputs(help_text, stdout);
+        goto out;
+    }
+    if (!model_arg || !clusters_arg) {
+        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "--model and --clusters are required (see --help)");
+        goto out;
+    }
+    st_search_opts_init(&so);
+    so.gbs = ST_CLI_DEFAULT_GBS;
+    int64_t v;
+    if ((rc = split_list("clusters", clusters_arg, &clusters_buf, clusters, &nclusters, err))) goto out;
+    if (gpus_arg) {
+        if ((rc = split_list("gpus", gpus_arg, &gpus_buf, items, &ngpus, err))) goto out;
+        for (int i = 0; i < ngpus; i++)
+            if ((rc = st_cli_int("gpus", items[i], 1, ST_MAX_GPUS, &gpus[i], err))) goto out;
+    }
+    if (prices_arg) {
+        if ((rc = split_list("price-per-gpu-hour", prices_arg, &prices_buf, items, &nprices, err))) goto out;
+        if (nprices != nclusters) {
+            rc = st_error_set(err, ST_EUSAGE, NULL, NULL,
+                              "option '--price-per-gpu-hour': %d price%s for %d cluster%s (one per cluster, in "
+                              "--clusters order)",
+                              nprices, nprices == 1 ? "" : "s", nclusters, nclusters == 1 ? "" : "s");
+            goto out;
+        }
+        for (int i = 0; i < nprices; i++)
+            if ((rc = parse_price(items[i], &prices[i], err))) goto out;
+    }
+    if (gbs_arg) {
+        if ((rc = st_cli_int("gbs", gbs_arg, 1, 1 << 30, &v, err))) goto out;
+        so.gbs = v;
+    }
+    if (seq_arg) {
+        if ((rc = st_cli_int("seq", seq_arg, 1, ST_MAX_SEQ, &v, err))) goto out;
+        so.seq = v;
+    }
+    if (dtype_arg && st_dtype_parse(dtype_arg, &so.dtype)) {
+        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--dtype': '%s' is not one of fp32, tf32, fp16, bf16, fp8",
+                          dtype_arg);
+        goto out;
+    }
+    if (tokens_arg && st_compare_parse_tokens(tokens_arg, &tokens)) {
+        rc = st_error_set(err, ST_EUSAGE, NULL, NULL,
+                          "option '--tokens': expected a count >= 1 such as 3e11, 300000000000, 300B or 15T, got '%s'",
+                          tokens_arg);
+        goto out;
+    }
+    if ((rc = st_model_resolve(model_arg, &m, err))) goto out;
+    if (profile_arg && (rc = st_profile_open(profile_arg, &prof, err))) goto out;
+
+    /* every cluster at every GPU count, resolved before any search: bad input fails fast */
+    int per_cluster = ngpus > 0 ? ngpus : 1;
+    if (!(resolved = calloc((size_t)(nclusters * per_cluster), sizeof *resolved))) {
+        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < nclusters; i++)
+        for (int j = 0; j < per_cluster; j++)
+            if ((rc = st_cluster_resolve(clusters[i], ngpus > 0 ? gpus[j] : 0, &resolved[i * per_cluster + j], err)))
+                goto out;
+    if ((rc = st_compare_run(&m, resolved, nclusters, ngpus, prices_arg ? prices : NULL, &so, tokens, prof, &rows,
+                             &nrows, err)))
+        goto out;
+    int any_fits = rows[0].fits; /* ranked: the rows that fit come first */
+
+    if (json) {
+        if ((rc = st_out_compare_json(stdout, &m, &so, tokens, rows, nrows, err))) goto out;
+        rc = any_fits ? 0 : 1;
+        goto out;
+    }
+    if (!(mem = open_memstream(&text, &text_len))) {
+        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+        goto out;
+    }
+    const double GiB = 1073741824.0;
+    char tok[32];
+    format_tokens(tokens, tok, sizeof tok);
+    fprintf(mem, "model %s (%.1fB parameters), gbs %lld, seq %lld, %s, training on %s tokens\n", m.name,
+            st_model_params(&m) / 1e9, (long long)so.gbs, (long long)(so.seq > 0 ? so.seq : m.seq_len),
+            st_dtype_name(so.dtype), tok);
+    if (prof) {
+        int measured = 0;
+        for (int i = 0; i < nrows; i++) measured |= rows[i].profiled == 1;
+        fprintf(mem, "profile %s", profile_arg);
+        if (measured) fprintf(mem, ": as measured on the %s rows", st_profile_gpu(prof));
+        for (int i = 0; i < nrows; i++) { /* one line per GPU type it was scaled to */
+            int seen = rows[i].profiled != 2;
+            for (int j = 0; j < i && !seen; j++)
+                seen = rows[j].profiled == 2 && !strcmp(rows[j].cluster.gpu.name, rows[i].cluster.gpu.name);
+            if (!seen) fprintf(mem, "\n  %s", rows[i].profile_note);
+        }
+        fputc('\n', mem);
+    }
+    fputc('\n', mem);
+    int wc = 7, wg = 3, wr = 4;
+    for (int i = 0; i < nrows; i++) {
+        int a = (int)strlen(rows[i].cluster.name), b = (int)strlen(rows[i].cluster.gpu.name);
+        if (a > wc) wc = a;
+        if (b > wg) wg = b;
+    }
+    if (nrows >= 1000) wr = 5;
+    int priced = prices_arg != NULL;
+    fprintf(mem, "%*s %-*s %-*s %6s %9s %10s %6s %8s %12s %9s", wr, "rank", wc, "cluster", wg, "gpu", "gpus", "time_s",
+            "tokens/s", "MFU%", "mem_GiB", "headroom_GiB", "days");
+    if (priced) fprintf(mem, " %13s %12s", "cost", "tokens/$");
+    fputc('\n', mem);
+    uint64_t evaluated = 0;
+    double search_time_s = 0;
+    for (int i = 0; i < nrows; i++) {
+        const st_compare_row *r = &rows[i];
+        const st_estimate *e = &r->best.est;
+        evaluated += r->evaluated;
+        search_time_s += r->search_time_s;
+        fprintf(mem, "%*d %-*s %-*s %6lld ", wr, i + 1, wc, r->cluster.name, wg, r->cluster.gpu.name,
+                (long long)r->gpus);
+        if (r->fits)
+            fprintf(mem, "%9.3f %10.0f %6.1f %8.1f %12.1f %9.2f", e->iteration_time_s, e->tokens_per_s, 100 * e->mfu,
+                    e->memory_peak_bytes / GiB, r->headroom_bytes / GiB, r->time_to_train_days);
+        else
+            fprintf(mem, "%9s %10s %6s %8s %12s %9s", "-", "-", "-", "-", "-", "-");
+        if (priced && r->fits) fprintf(mem, " %13.0f %12.0f", r->cost_to_train, r->tokens_per_dollar);
+        if (priced && !r->fits) fprintf(mem, " %13s %12s", "-", "-");
+        fputc('\n', mem);
+    }
+    fputc('\n', mem);
+    for (int i = 0; i < nrows; i++) {
+        const st_compare_row *r = &rows[i];
+        fprintf(mem, "%d. %s x %lld: ", i + 1, r->cluster.name, (long long)r->gpus);
+        if (r->fits) {
+            char spec[512];
+            st_plan_format_spec(&r->best.plan, spec, sizeof spec);
+            fprintf(mem, "%s\n", spec);
+        } else {
+            fprintf(mem, "no plan fits (%llu configurations evaluated, none fits in %.1f GiB)\n",
+                    (unsigned long long)r->evaluated, r->cluster.gpu.memory_bytes / GiB);
+        }
+    }
+    fprintf(mem, "\nevaluated %llu configurations on %d cluster size%s in %.3f s\n", (unsigned long long)evaluated, nrows,
+            nrows == 1 ? "" : "s", search_time_s);
+    if (!any_fits) fprintf(mem, "no plan fits on any of the clusters\n");
+    fclose(mem);
+    mem = NULL;
+    fwrite(text, 1, text_len, stdout);
+    rc = any_fits ? 0 : 1;
+out:
+    if (mem) fclose(mem);
+    free(text);
+    free(clusters_buf);
+    free(gpus_buf);
+    free(prices_buf);
+    free(resolved);
+    st_compare_rows_free(rows);
+    st_profile_free(prof);
+    return rc;
+}

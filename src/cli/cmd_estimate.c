@@ -1,0 +1,191 @@
+/* cmd_estimate.c: `strata estimate`: the predicted iteration time, throughput, MFU and memory of
+ * one plan, with a breakdown. Exit 1 (after printing) when the plan does not fit. */
+#include "src/cli/cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* --ops: what each operator of one block (and the head and tail) costs under this plan */
+static void print_ops(FILE *out, const st_model *m, const st_cluster *c, const st_profile *prof, const st_plan *p) {
+    st_shard s;
+    st_plan_shard(p, &s);
+    int64_t dense_idx, moe_idx; /* one block of each kind */
+    st_model_block_kinds(m, &dense_idx, &moe_idx);
+    fprintf(out, "\noperators per micro-batch on one GPU (ms; TFLOP/s achieved; bound; saved MiB; collective)\n");
+    for (int k = 0; k < 4; k++) {
+        static const char *const titles[] = {"block", "MoE block", "embedding (first stage)", "output (last stage)"};
+        st_op ops[ST_MAX_OPS];
+        int n;
+        if (k == 0 && dense_idx >= 0)
+            n = st_ops_layer(m, &s, dense_idx, ops, ST_MAX_OPS);
+        else if (k == 1 && moe_idx >= 0)
+            n = st_ops_layer(m, &s, moe_idx, ops, ST_MAX_OPS);
+        else if (k == 2)
+            n = st_ops_head(m, &s, ops, ST_MAX_OPS);
+        else if (k == 3)
+            n = st_ops_tail(m, &s, ops, ST_MAX_OPS);
+        else
+            continue;
+        fprintf(out, "  %s\n  %-18s %-11s %8s %8s %8s %-7s %9s  %s\n", titles[k], "op", "class", "fwd", "bwd",
+                "TFLOP/s", "bound", "saved", "collective (fwd+bwd ms)");
+        for (int i = 0; i < n; i++) {
+            const st_op *o = &ops[i];
+            double tf = st_cost_op_time(c, prof, o, p->dtype, 0), tb = st_cost_op_time(c, prof, o, p->dtype, 1);
+            double tflops = tf + tb > 0 ? (o->fwd_flops + o->bwd_flops) / (tf + tb) / 1e12 : 0;
+            int compute = o->cls == ST_OPC_GEMM || o->cls == ST_OPC_BGEMM;
+            char coll[96] = "";
+            if (o->fwd_coll != ST_COLL_NONE || o->bwd_coll != ST_COLL_NONE) {
+                st_group g;
+                st_cost_group(c, p, o->coll_group, &g);
+                double t = st_cost_collective(c, prof, o->fwd_coll, &g, o->coll_bytes) +
+                           st_cost_collective(c, prof, o->bwd_coll, &g, o->coll_bytes);
+                static const char *const grp[] = {"tp", "cp", "ep", "dp", "pp"};
+                snprintf(coll, sizeof coll, "%s %s/%s %.3f", grp[o->coll_group], st_coll_name(o->fwd_coll),
+                         st_coll_name(o->bwd_coll), t * 1e3);
+            }
+            fprintf(out, "  %-18s %-11s %8.3f %8.3f %8.1f %-7s %9.1f  %s\n", o->name, st_opclass_name(o->cls), tf * 1e3,
+                    tb * 1e3, tflops, compute ? "compute" : "memory", o->saved_bytes / 1048576.0, coll);
+        }
+    }
+}
+
+static const char help_text[] =
+    "usage: strata estimate --model M --cluster C --plan P [--gpus N] [--profile F] [--ops] [--json]\n"
+    "       strata estimate --graph FILE --cluster C --plan ILP_PLAN [...]\n"
+    "\n"
+    "  --model M     preset name (strata models), strata model JSON or HuggingFace config.json\n"
+    "  --graph FILE  a custom operator graph (with an operator-level plan of it)\n"
+    "  --cluster C   preset name (strata clusters) or cluster JSON\n"
+    "  --gpus N      size a cluster to N GPUs (N / gpus_per_node nodes)\n"
+    "  --plan P      inline spec 'tp=8,pp=8,mbs=1,gbs=512,...' or plan JSON (strata plan --out); an\n"
+    "                operator-level plan (strata plan --search ilp --out) is priced operator by operator\n"
+    "  --profile F   calibration profile replacing the default efficiency curves: a file, or the name\n"
+    "                of a shipped one (strata profiles)\n"
+    "  --ops         also list what each operator of a block costs (time, TFLOP/s, bound, collective)\n"
+    "  --json        one JSON object on stdout\n"
+    "\n"
+    "Exit status: 0 fits, 1 does not fit in GPU (or host) memory, 2 bad input.\n";
+
+int st_cmd_estimate(int argc, char **argv, st_error *err) {
+    const char *model_arg = NULL, *cluster_arg = NULL, *plan_arg = NULL, *gpus_arg = NULL, *profile_arg = NULL,
+               *graph_arg = NULL;
+    int json = 0, help = 0, show_ops = 0, rc;
+    st_cli_opt opts[] = {{"model", &model_arg, NULL},     {"cluster", &cluster_arg, NULL}, {"plan", &plan_arg, NULL},
+                         {"gpus", &gpus_arg, NULL},       {"profile", &profile_arg, NULL}, {"json", NULL, &json},
+                         {"ops", NULL, &show_ops},        {"help", NULL, &help},           {"graph", &graph_arg, NULL},
+                         {NULL, NULL, NULL}};
+    st_model m;
+    st_cluster c;
+    st_plan *p = NULL;
+    st_profile *prof = NULL;
+    st_cost_ctx *ctx = NULL;
+    st_stage_memory *stages = NULL;
+    char *text = NULL;
+    size_t text_len = 0;
+    FILE *out = NULL;
+
+    if ((rc = st_cli_parse(argc, argv, opts, NULL, err))) goto out;
+    if (help) {
+        fputs(help_text, stdout);
+        goto out;
+    }
+    if (st__plan_is_ilp(plan_arg)) {
+        if (show_ops) {
+            rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "--ops: the plan file lists each operator's split already");
+            goto out;
+        }
+        st_ilp_cmd a = {.model_arg = model_arg, .graph_arg = graph_arg, .cluster_arg = cluster_arg, .plan_arg = plan_arg,
+                        .gpus_arg = gpus_arg, .profile_arg = profile_arg, .json = json};
+        rc = st__estimate_ilp(&a, err);
+        goto out;
+    }
+    if (graph_arg) {
+        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "--graph goes with an operator-level plan (strata plan --search ilp --out)");
+        goto out;
+    }
+    if (!model_arg || !cluster_arg || !plan_arg) {
+        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "--model, --cluster and --plan are required (see --help)");
+        goto out;
+    }
+    int64_t gpus = 0;
+    if (gpus_arg && (rc = st_cli_int("gpus", gpus_arg, 1, ST_MAX_GPUS, &gpus, err))) goto out;
+    if ((rc = st_model_resolve(model_arg, &m, err))) goto out;
+    if ((rc = st_cluster_resolve(cluster_arg, gpus, &c, err))) goto out;
+    if (profile_arg && (rc = st_profile_open(profile_arg, &prof, err))) goto out;
+    /* a profile measured on another GPU type is scaled to this cluster's (said once the input is good) */
+    char pnote[512] = "";
+    if (prof && (rc = st_profile_retarget(prof, &c.gpu, pnote, sizeof pnote, err)) < 0) goto out;
+    rc = 0;
+    if (!(p = malloc(sizeof *p))) {
+        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+        goto out;
+    }
+    st_plan_defaults(p);
+    if ((rc = st_plan_resolve(plan_arg, p, err))) goto out;
+    if ((rc = st_plan_finalize(p, &m, &c, 0, err->file[0] ? err->file : NULL, err))) goto out;
+    char note[256];
+    if (st_plan_origin_note(p, &m, &c, note, sizeof note)) fprintf(stderr, "strata estimate: note: %s\n", note);
+    if (pnote[0]) fprintf(stderr, "strata estimate: note: %s\n", pnote);
+
+    st_estimate e;
+    if (!(ctx = st_cost_ctx_new(&m, &c, prof))) {
+        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+        goto out;
+    }
+    if ((rc = st_cost_estimate(ctx, p, &e))) {
+        st_error_set(err, rc, NULL, "plan", "the plan cannot be priced");
+        goto out;
+    }
+    if (!(stages = calloc((size_t)p->pp, sizeof *stages))) {
+        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+        goto out;
+    }
+    for (int d = 0; d < p->pp; d++) st_cost_stage_memory(ctx, p, d, &stages[d]);
+
+    if (json) {
+        if ((rc = st_out_estimate_json(stdout, &m, &c, p, &e, stages, p->pp, prof, err))) goto out;
+    } else {
+        if (!(out = open_memstream(&text, &text_len))) {
+            rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+            goto out;
+        }
+        char spec[512];
+        st_plan_format_spec(p, spec, sizeof spec);
+        const double GiB = 1073741824.0;
+        int64_t used = (int64_t)p->tp * p->pp * p->dp * p->cp;
+        fprintf(out, "model      %s (%.1fB parameters, %lld layers, hidden %lld)\n", m.name, st_model_params(&m) / 1e9,
+                (long long)m.layers, (long long)m.hidden);
+        fprintf(out, "cluster    %s: %lld x %lld %s (%lld GPUs, plan uses %lld)\n", c.name, (long long)c.nodes,
+                (long long)c.gpus_per_node, c.gpu.name, (long long)st_cluster_gpus(&c), (long long)used);
+        fprintf(out, "plan       %s\n", spec);
+        fprintf(out, "           %lld micro-batches per iteration\n\n", (long long)st_plan_microbatches(p));
+        fprintf(out, "iteration time      %10.3f s\n", e.iteration_time_s);
+        fprintf(out, "tokens/s            %10.0f\n", e.tokens_per_s);
+        fprintf(out, "model TFLOP/s/GPU   %10.1f\n", e.model_tflops_per_gpu);
+        fprintf(out, "MFU                 %10.1f %%\n", 100 * e.mfu);
+        fprintf(out, "memory peak         %10.1f GiB of %.1f (stage %d): %s\n", e.memory_peak_bytes / GiB,
+                c.gpu.memory_bytes / GiB, e.peak_stage, e.fits ? "fits" : "DOES NOT FIT");
+        if (p->offload != ST_OFF_NONE)
+            fprintf(out, "host memory/node    %10.1f GiB of %.1f\n", e.host_memory_bytes / GiB, c.host_memory_bytes / GiB);
+        fprintf(out, "\nbreakdown (the slowest stage, whole iteration)\n");
+        st_print_breakdown(out, &e.breakdown, "  ");
+        const st_stage_memory *s = &stages[e.peak_stage];
+        fprintf(out, "\nmemory of stage %d (GiB)\n", e.peak_stage);
+        fprintf(out, "  weights %.2f, gradients %.2f, optimizer %.2f, activations %.2f, other %.2f\n",
+                s->weights_bytes / GiB, s->grads_bytes / GiB, s->optimizer_bytes / GiB, s->activations_bytes / GiB,
+                s->other_bytes / GiB);
+        if (show_ops) print_ops(out, &m, &c, prof, p);
+        fclose(out);
+        out = NULL;
+        fwrite(text, 1, text_len, stdout);
+    }
+    rc = e.fits ? 0 : 1;
+out:
+    if (out) fclose(out);
+    free(text);
+    free(stages);
+    st_cost_ctx_free(ctx);
+    st_profile_free(prof);
+    free(p);
+    return rc;
+}

@@ -1,0 +1,101 @@
+/* cmd_list.c: `strata models` and `strata clusters`: the presets, with parameter counts computed
+ * from the operator graph (never typed in) and the spec numbers each cluster preset carries;
+ * `strata profiles`: the shipped calibration profiles --profile can name. */
+#include "src/cli/cli.h"
+
+#include <stdlib.h>
+
+#include <string.h>
+
+int st_cmd_models(int argc, char **argv, st_error *err) {
+    int json = 0, help = 0;
+    st_cli_opt opts[] = {{"json", NULL, &json}, {"help", NULL, &help}, {NULL, NULL, NULL}};
+    int rc = st_cli_parse(argc, argv, opts, NULL, err);
+    if (rc) return rc;
+    if (help) {
+        puts("usage: strata models [--json]\n\nLists the model presets; parameters are counted from the operator graph.");
+        return 0;
+    }
+    if (json) return st_out_models_json(stdout, err);
+    size_t n;
+    const st_model *ms = st_model_presets(&n);
+    printf("%-14s %6s %6s %5s %4s %6s %7s %6s %7s %9s  %s\n", "name", "layers", "hidden", "heads", "kv", "ffn",
+           "vocab", "seq", "experts", "params", "source");
+    for (size_t i = 0; i < n; i++) {
+        const st_model *m = &ms[i];
+        char experts[32] = "-";
+        if (m->experts) snprintf(experts, sizeof experts, "%lldx%lld", (long long)m->experts, (long long)m->experts_topk);
+        printf("%-14s %6lld %6lld %5lld %4lld %6lld %7lld %6lld %7s %8.1fB  %s\n", m->name, (long long)m->layers,
+               (long long)m->hidden, (long long)m->heads, (long long)m->kv_heads, (long long)m->ffn,
+               (long long)m->vocab, (long long)m->seq_len, experts, st_model_params(m) / 1e9, m->source);
+    }
+    return 0;
+}
+
+int st_cmd_clusters(int argc, char **argv, st_error *err) {
+    int json = 0, help = 0;
+    st_cli_opt opts[] = {{"json", NULL, &json}, {"help", NULL, &help}, {NULL, NULL, NULL}};
+    int rc = st_cli_parse(argc, argv, opts, NULL, err);
+    if (rc) return rc;
+    if (help) {
+        puts("usage: strata clusters [--json]\n\nLists the cluster presets (one node each; size them with --gpus N)\n"
+             "and the GPU presets a cluster JSON can name.");
+        return 0;
+    }
+    if (json) return st_out_clusters_json(stdout, err);
+    size_t n;
+    const st_cluster *cs = st_cluster_presets(&n);
+    printf("%-13s %-14s %4s %12s %14s %10s  %s\n", "cluster", "gpu", "gpus", "intra GB/s", "NICs x Gb/s",
+           "host GiB", "source");
+    for (size_t i = 0; i < n; i++) {
+        const st_cluster *c = &cs[i];
+        char nics[32];
+        snprintf(nics, sizeof nics, "%lld x %.0f", (long long)c->nics_per_node, c->nic_bytes_per_s * 8 / 1e9);
+        printf("%-13s %-14s %4lld %12.0f %14s %10.0f  %s\n", c->name, c->gpu.name, (long long)c->gpus_per_node,
+               c->intra_bytes_per_s / 1e9, nics, c->host_memory_bytes / 1073741824.0, c->source);
+    }
+    size_t ng;
+    const st_gpu *gs = st_gpu_presets(&ng);
+    printf("\n%-14s %8s %9s %10s %10s %10s %9s  %s\n", "gpu", "mem GiB", "HBM GB/s", "bf16 TF/s", "fp8 TF/s",
+           "fp32 TF/s", "GEMM eff", "source");
+    for (size_t i = 0; i < ng; i++) {
+        const st_gpu *g = &gs[i];
+        printf("%-14s %8.1f %9.0f %10.1f %10.1f %10.1f %9.3f  %s\n", g->name, g->memory_bytes / 1073741824.0,
+               g->hbm_bytes_per_s / 1e9, g->peak_flops[ST_DT_BF16] / 1e12, g->peak_flops[ST_DT_FP8] / 1e12,
+               g->peak_flops[ST_DT_FP32] / 1e12, g->gemm_efficiency, g->source);
+    }
+    return 0;
+}
+
+int st_cmd_profiles(int argc, char **argv, st_error *err) {
+    int json = 0, help = 0;
+    st_cli_opt opts[] = {{"json", NULL, &json}, {"help", NULL, &help}, {NULL, NULL, NULL}};
+    int rc = st_cli_parse(argc, argv, opts, NULL, err);
+    if (rc) return rc;
+    if (help) {
+        puts("usage: strata profiles [--json]\n\nLists the shipped calibration profiles, which --profile takes by name:\n"
+             "NAME.json in each folder of $STRATA_PROFILE_PATH (':'-separated), then in the installed\n"
+             "profiles folder, then in the source tree's traces/. The first folder with a name wins.");
+        return 0;
+    }
+    st_profile_entry *e;
+    size_t n;
+    if ((rc = st_profile_shipped(&e, &n, err))) return rc;
+    if (json) {
+        rc = st_out_profiles_json(stdout, e, n, err);
+        free(e);
+        return rc;
+    }
+    if (n == 0)
+        puts("no shipped profiles (profiles measured on a GPU go under traces/; STRATA_PROFILE_PATH adds folders)");
+    else
+        printf("%-24s %-14s %-20s %s\n", "name", "gpu", "date", "source / path");
+    for (size_t i = 0; i < n; i++) {
+        if (e[i].error[0])
+            printf("%-24s %-14s %-20s %s: does not load: %s\n", e[i].name, "-", "-", e[i].path, e[i].error);
+        else
+            printf("%-24s %-14s %-20s %s (%s)\n", e[i].name, e[i].gpu, e[i].date, e[i].source, e[i].path);
+    }
+    free(e);
+    return 0;
+}

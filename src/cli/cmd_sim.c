@@ -1,0 +1,209 @@
+/* cmd_sim.c: `strata sim`: lower a plan to per-stage programs (or, with --every-rank, to one
+ * program per rank) and simulate one iteration (program.h, src/lower/lower.c, src/sim/sim.c). Prints the
+ * keys of `strata estimate` as the simulator sees them, the analytical estimate beside them,
+ * per-rank busy/idle/bubble times and the number of events; --trace writes a Chrome trace. Exit 1
+ * when the plan does not fit or cannot run (out of memory, deadlock), with the rank, instruction
+ * and reason. */
+#include "src/cli/cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char help_text[] =
+    "usage: strata sim --model M --cluster C --plan P [--gpus N] [--profile F] [--every-rank] [--trace FILE]\n"
+    "                  [--json]\n"
+    "       strata sim (--model M | --graph FILE) --cluster C --plan ILP_PLAN [...]\n"
+    "\n"
+    "Simulates one training iteration of the plan, event by event, on one representative rank per\n"
+    "pipeline stage (the tp, cp and dp ranks of a stage run the same program). Transfers share the\n"
+    "NVLink ports, NICs and fabric links they cross, max-min fairly.\n"
+    "An operator-level plan (strata plan --search ilp --out) runs its stages on their own meshes,\n"
+    "each operator's resharding collectives as instructions; --graph names its custom graph.\n"
+    "  --every-rank  simulate every rank (the same result, more events; for checking and benchmarks)\n"
+    "  --timing      print to stderr how long lowering, setting up and running the events took\n"
+    "  --trace FILE  write a Chrome trace (open it in Perfetto or chrome://tracing)\n"
+    "  --json        one JSON object: the estimate keys, \"analytical\", \"ranks\", \"events\"\n"
+    "\n"
+    "Exit status: 0 success, 1 out of memory or the schedule cannot run, 2 bad input.\n";
+
+int st_cmd_sim(int argc, char **argv, st_error *err) {
+    const char *model_arg = NULL, *cluster_arg = NULL, *plan_arg = NULL, *gpus_arg = NULL, *profile_arg = NULL,
+               *trace_arg = NULL, *graph_arg = NULL;
+    int json = 0, help = 0, every = 0, timing = 0, rc;
+    st_cli_opt opts[] = {{"model", &model_arg, NULL},   {"cluster", &cluster_arg, NULL}, {"plan", &plan_arg, NULL},
+                         {"gpus", &gpus_arg, NULL},     {"profile", &profile_arg, NULL}, {"trace", &trace_arg, NULL},
+                         {"json", NULL, &json},         {"help", NULL, &help},           {"every-rank", NULL, &every},
+                         {"timing", NULL, &timing},     {"graph", &graph_arg, NULL},     {NULL, NULL, NULL}};
+    st_model m;
+    st_cluster c;
+    st_plan *p = NULL;
+    st_profile *prof = NULL;
+    st_cost_ctx *ctx = NULL;
+    st_lowered low = {0};
+    st_sim_result res = {0};
+    st_trace *trace = NULL;
+    char *text = NULL;
+    size_t text_len = 0;
+    FILE *out = NULL;
+
+    if ((rc = st_cli_parse(argc, argv, opts, NULL, err))) goto done;
+    if (help) {
+        fputs(help_text, stdout);
+        goto done;
+    }
+    if (st__plan_is_ilp(plan_arg)) {
+        st_ilp_cmd a = {.model_arg = model_arg, .graph_arg = graph_arg, .cluster_arg = cluster_arg, .plan_arg = plan_arg,
+                        .gpus_arg = gpus_arg, .profile_arg = profile_arg, .trace_arg = trace_arg, .json = json,
+                        .every_rank = every, .timing = timing};
+        rc = st__sim_ilp(&a, err);
+        goto done;
+    }
+    if (graph_arg) {
+        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "--graph goes with an operator-level plan (strata plan --search ilp --out)");
+        goto done;
+    }
+    if (!model_arg || !cluster_arg || !plan_arg) {
+        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "--model, --cluster and --plan are required (see --help)");
+        goto done;
+    }
+    int64_t gpus = 0;
+    if (gpus_arg && (rc = st_cli_int("gpus", gpus_arg, 1, ST_MAX_GPUS, &gpus, err))) goto done;
+    if ((rc = st_model_resolve(model_arg, &m, err))) goto done;
+    if ((rc = st_cluster_resolve(cluster_arg, gpus, &c, err))) goto done;
+    if (profile_arg && (rc = st_profile_open(profile_arg, &prof, err))) goto done;
+    char pnote[512] = "";
+    if (prof && (rc = st_profile_retarget(prof, &c.gpu, pnote, sizeof pnote, err)) < 0) goto done;
+    rc = 0;
+    if (!(p = malloc(sizeof *p)) || !(ctx = st_cost_ctx_new(&m, &c, prof))) {
+        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+        goto done;
+    }
+    st_plan_defaults(p);
+    if ((rc = st_plan_resolve(plan_arg, p, err))) goto done;
+    if ((rc = st_plan_finalize(p, &m, &c, 0, err->file[0] ? err->file : NULL, err))) goto done;
+    if (pnote[0]) fprintf(stderr, "strata sim: note: %s\n", pnote);
+
+    st_estimate est;
+    if ((rc = st_cost_estimate(ctx, p, &est))) {
+        st_error_set(err, rc, NULL, "plan", "the plan cannot be priced");
+        goto done;
+    }
+    struct timespec ts0, ts1;
+    clock_gettime(CLOCK_MONOTONIC, &ts0);
+    if ((rc = (every ? st_lower_full : st_lower)(ctx, p, &low, err))) goto done;
+    clock_gettime(CLOCK_MONOTONIC, &ts1);
+    if (trace_arg && !(trace = st_trace_open(trace_arg, st_stream_names, ST_STREAMS, err))) {
+        rc = err->code ? err->code : ST_EIO;
+        goto done;
+    }
+    if ((rc = st_sim_run(&low, c.gpu.memory_bytes, trace, &res, err))) {
+        /* a schedule that cannot run is the plan's failure, not bad input */
+        rc = ST_ENOPLAN;
+        goto done;
+    }
+    if (timing) { /* stderr: stdout stays the same bytes for the same input */
+        double lower_s = (double)(ts1.tv_sec - ts0.tv_sec) + 1e-9 * (double)(ts1.tv_nsec - ts0.tv_nsec);
+        fprintf(stderr,
+                "strata sim: timing: lowering %.3f s, setup %.3f s, events %.3f s (%llu events, %.1fM events/s; "
+                "%.1fM events/s with setup)\n",
+                lower_s, res.setup_wall_s, res.run_wall_s, (unsigned long long)res.events,
+                res.run_wall_s > 0 ? (double)res.events / res.run_wall_s / 1e6 : 0,
+                res.setup_wall_s + res.run_wall_s > 0 ? (double)res.events / (res.setup_wall_s + res.run_wall_s) / 1e6
+                                                      : 0);
+    }
+    if (res.oom) {
+        const st_program *pg = &low.progs[res.oom_rank];
+        if (res.oom_ins < 0 || res.oom_ins >= pg->n) {
+            rc = st_error_set(err, ST_ENOFIT, NULL, "plan",
+                              "out of memory: rank %d (stage %d) holds %.1f GiB of weights, gradients and optimizer "
+                              "states before any activation; the GPU has %.1f GiB",
+                              res.oom_rank, pg->stage, pg->base_bytes / 1073741824.0, c.gpu.memory_bytes / 1073741824.0);
+        } else {
+            const st_ins *in = &pg->ins[res.oom_ins];
+            rc = st_error_set(err, ST_ENOFIT, NULL, "plan",
+                              "out of memory: rank %d (stage %d) at instruction %d (%s, chunk %d, micro-batch %d) "
+                              "exceeds %.1f GiB",
+                              res.oom_rank, pg->stage, res.oom_ins, in->label, in->chunk, in->mb,
+                              c.gpu.memory_bytes / 1073741824.0);
+        }
+        goto done; /* the trace is discarded below: no partial output */
+    }
+    if (trace) {
+        rc = st_trace_close(trace, err);
+        trace = NULL;
+        if (rc) goto done;
+    }
+
+    double gpus_used = (double)p->tp * p->pp * p->dp * p->cp;
+    double t = res.iteration_time_s, peak = 0;
+    for (int r = 0; r < res.nranks; r++)
+        if (res.ranks[r].memory_peak_bytes > peak) peak = res.ranks[r].memory_peak_bytes;
+    st_estimate simd = est; /* the simulator's view of the same keys */
+    simd.iteration_time_s = t;
+    simd.tokens_per_s = (double)p->gbs * (double)p->seq / t;
+    simd.model_tflops_per_gpu = est.model_flops / t / gpus_used / 1e12;
+    simd.mfu = est.model_flops / t / gpus_used / c.gpu.peak_flops[p->dtype];
+    simd.memory_peak_bytes = peak;
+    simd.fits = peak <= c.gpu.memory_bytes;
+    if (json) {
+        rc = st_out_sim_json(stdout, &m, &c, p, &simd, &est, &res, prof, err);
+        goto done;
+    }
+    if (!(out = open_memstream(&text, &text_len))) {
+        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+        goto done;
+    }
+    char spec[512];
+    st_plan_format_spec(p, spec, sizeof spec);
+    const double GiB = 1073741824.0;
+    fprintf(out, "model      %s (%.1fB parameters)\n", m.name, st_model_params(&m) / 1e9);
+    fprintf(out, "cluster    %s: %lld x %lld %s\n", c.name, (long long)c.nodes, (long long)c.gpus_per_node, c.gpu.name);
+    fprintf(out, "plan       %s\n", spec);
+    if (every)
+        fprintf(out, "simulated  %d ranks (every rank), %llu events\n", res.nranks, (unsigned long long)res.events);
+    else
+        fprintf(out, "simulated  %d ranks (one per pipeline stage, each standing for %d), %llu events\n", res.nranks,
+                low.progs[0].replicas, (unsigned long long)res.events);
+    fprintf(out, "network    %d links, %llu transfers as flows, %llu re-shared on full links\n\n", low.nlinks,
+            (unsigned long long)res.flows, (unsigned long long)res.reshares);
+    fprintf(out, "%-20s %12s %12s\n", "", "simulated", "analytical");
+    fprintf(out, "%-20s %12.3f %12.3f\n", "iteration time (s)", t, est.iteration_time_s);
+    fprintf(out, "%-20s %12.0f %12.0f\n", "tokens/s", simd.tokens_per_s, est.tokens_per_s);
+    fprintf(out, "%-20s %12.1f %12.1f\n", "model TFLOP/s/GPU", simd.model_tflops_per_gpu, est.model_tflops_per_gpu);
+    fprintf(out, "%-20s %12.1f %12.1f\n", "MFU (%)", 100 * simd.mfu, 100 * est.mfu);
+    fprintf(out, "%-20s %12.1f %12.1f\n", "memory peak (GiB)", peak / GiB, est.memory_peak_bytes / GiB);
+    /* ZeRO-3's gather stream and the offload copy stream get columns when some rank used them */
+    int gather = 0, copy = 0;
+    for (int r = 0; r < res.nranks; r++) {
+        gather |= res.ranks[r].busy_s[ST_STREAM_GATHER] > 0;
+        copy |= res.ranks[r].busy_s[ST_STREAM_COPY] > 0;
+    }
+    fprintf(out, "\n%4s %5s %11s %11s %11s", "rank", "stage", "compute_s", "p2p_s", "dp_s");
+    if (gather) fprintf(out, " %11s", "gather_s");
+    if (copy) fprintf(out, " %11s", "copy_s");
+    fprintf(out, " %11s %11s %10s\n", "idle_s", "bubble_s", "mem_GiB");
+    for (int r = 0; r < res.nranks; r++) {
+        const st_rank_stats *s = &res.ranks[r];
+        fprintf(out, "%4d %5d %11.3f %11.3f %11.3f", r, low.progs[r].stage, s->busy_s[ST_STREAM_COMPUTE],
+                s->busy_s[ST_STREAM_P2P], s->busy_s[ST_STREAM_DP]);
+        if (gather) fprintf(out, " %11.3f", s->busy_s[ST_STREAM_GATHER]);
+        if (copy) fprintf(out, " %11.3f", s->busy_s[ST_STREAM_COPY]);
+        fprintf(out, " %11.3f %11.3f %10.1f\n", s->compute_idle_s, s->bubble_s, s->memory_peak_bytes / GiB);
+    }
+    if (trace_arg) fprintf(out, "\nwrote %s\n", trace_arg);
+    fclose(out);
+    out = NULL;
+    fwrite(text, 1, text_len, stdout);
+    rc = simd.fits ? 0 : 1;
+done:
+    if (out) fclose(out);
+    free(text);
+    if (trace) st_trace_discard(trace); /* the run failed: no partial trace */
+    st_sim_result_destroy(&res);
+    st_lowered_destroy(&low);
+    st_cost_ctx_free(ctx);
+    st_profile_free(prof);
+    free(p);
+    return rc;
+}

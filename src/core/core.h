@@ -1,0 +1,411 @@
+/* core.h: the core layer of strata (src/core/), the descriptions every other layer speaks.
+ *
+ * The data model of DESIGN.md: a model description becomes an operator graph (one transformer
+ * block as a list of operators, plus the embedding head and the logits/loss tail); a cluster is a
+ * hierarchical topology (GPUs in NVLink domains, nodes joined by NICs); a plan is a sharding of
+ * that graph (tp/sp/cp/ep inside operators, pp across layers, dp/ZeRO across replicas). Types and
+ * their logic only: reading and writing them as JSON is src/io/'s, pricing them cost/'s.
+ * This layer uses nothing of strata's but itself (README "Architecture").
+ *
+ * Conventions (STYLE.md): public symbols st_, macros ST_; sizes are int64_t, times and FLOPs
+ * double; SI units inside the code, units in every name (_s, _bytes, _bytes_per_s, _flops).
+ * Fallible functions return 0 or a negative ST_E* code and fill an st_error.
+ */
+#ifndef STRATA_CORE_H
+#define STRATA_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- errors */
+
+/* One list of error codes (libuv's X-macro). Exit status in main.c: EINVAL/EIO/EUSAGE -> 2,
+ * ENOFIT/ENOPLAN -> 1. */
+#define ST_ERRNO_MAP(XX)                                                                           \
+    XX(EINVAL, -1, "invalid input")                                                                \
+    XX(ENOMEM, -2, "out of memory")                                                                \
+    XX(EIO, -3, "input/output error")                                                              \
+    XX(EUSAGE, -4, "usage error")                                                                  \
+    XX(ENOFIT, -5, "plan does not fit in memory")                                                  \
+    XX(ENOPLAN, -6, "no feasible plan")                                                            \
+    XX(EINTERNAL, -7, "internal error")
+
+enum {
+    ST_OK = 0,
+#define XX(name, val, text) ST_##name = val,
+    ST_ERRNO_MAP(XX)
+#undef XX
+};
+
+/* Where and why input was rejected. file/key empty and line/column 0 when unknown. */
+typedef struct st_error {
+    int code;
+    char file[256];
+    int line, column; /* 1-based position in `file` (JSON syntax errors) */
+    char key[128];    /* dotted key path, e.g. "inter_node.nic_gbit_per_s" */
+    char text[512];
+} st_error;
+
+const char *st_strerror(int code);
+void st_error_clear(st_error *err);
+/* Fills err (when non-NULL) and returns code. file and key may be NULL. */
+int st_error_set(st_error *err, int code, const char *file, const char *key, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+/* One line: "FILE:LINE:COL: key 'KEY': TEXT" with absent parts left out. */
+void st_error_format(const st_error *err, char *buf, size_t n);
+
+/* ------------------------------------------------------------ enums */
+
+typedef enum { ST_DT_FP32, ST_DT_TF32, ST_DT_FP16, ST_DT_BF16, ST_DT_FP8, ST_DT_COUNT } st_dtype;
+typedef enum { ST_ACT_GELU, ST_ACT_RELU, ST_ACT_SWIGLU } st_activation;
+typedef enum { ST_NORM_LAYERNORM, ST_NORM_RMSNORM } st_norm;
+typedef enum { ST_POS_LEARNED, ST_POS_ROPE, ST_POS_ALIBI } st_position;
+typedef enum { ST_REC_NONE, ST_REC_SELECTIVE, ST_REC_FULL } st_recompute;
+typedef enum { ST_OFF_NONE, ST_OFF_OPTIMIZER, ST_OFF_PARAMS } st_offload;
+typedef enum { ST_SCHED_GPIPE, ST_SCHED_1F1B, ST_SCHED_INTERLEAVED, ST_SCHED_ZB } st_schedule;
+
+const char *st_dtype_name(st_dtype d);
+int st_dtype_parse(const char *s, st_dtype *out); /* 0 or ST_EINVAL */
+double st_dtype_bytes(st_dtype d);                /* bytes per element (tf32 stored as 4) */
+const char *st_activation_name(st_activation a);
+int st_activation_parse(const char *s, st_activation *out);
+const char *st_norm_name(st_norm n);
+int st_norm_parse(const char *s, st_norm *out);
+const char *st_position_name(st_position p);
+int st_position_parse(const char *s, st_position *out);
+const char *st_recompute_name(st_recompute r);
+int st_recompute_parse(const char *s, st_recompute *out);
+const char *st_offload_name(st_offload o);
+int st_offload_parse(const char *s, st_offload *out);
+const char *st_schedule_name(st_schedule s);
+int st_schedule_parse(const char *s, st_schedule *out);
+
+/* ------------------------------------------------------------ model */
+
+/* Absurd-size guards shared by every loader (10^12 layers must be refused, not allocated). */
+#define ST_MAX_LAYERS 100000
+#define ST_MAX_HIDDEN (1 << 20)
+#define ST_MAX_HEADS 65536
+#define ST_MAX_VOCAB (1 << 24)
+#define ST_MAX_SEQ (1 << 24)
+#define ST_MAX_EXPERTS 4096
+#define ST_MAX_GPUS (1 << 20)
+
+typedef struct st_model {
+    char name[64];
+    int64_t layers;   /* transformer blocks */
+    int64_t hidden;   /* h */
+    int64_t heads;    /* a, query heads */
+    int64_t kv_heads; /* GQA/MQA key-value heads; = heads for MHA */
+    int64_t head_dim; /* hidden / heads unless the model says otherwise */
+    int64_t ffn;      /* MLP inner size (per expert for MoE) */
+    int64_t vocab;    /* unpadded vocabulary */
+    int64_t seq_len;  /* default training sequence length */
+    st_activation activation;
+    st_norm norm;
+    st_position position;
+    int tied_embeddings;        /* output layer shares the input embedding */
+    int dropout;                /* dropout after attention probs and residual branches */
+    int bias;                   /* linear layers carry biases (GPT-2/3, OPT, BLOOM) */
+    int64_t experts;            /* 0 = dense */
+    int64_t experts_topk;       /* experts a token visits */
+    int64_t moe_every;          /* every n-th block is MoE (1 = all) */
+    int64_t vocab_pad_multiple; /* Megatron --make-vocab-size-divisible-by; pad to this x tp; 1 = none */
+    char source[200];           /* citation for presets; file path for loaded models */
+} st_model;
+
+/* Presets (src/core/model.c). Returned arrays are static; borrowed. */
+const st_model *st_model_presets(size_t *n);
+int st_model_preset(const char *name, st_model *out); /* 0 or ST_EINVAL */
+/* Fills defaults that derive from other fields (kv_heads, head_dim, ffn, ...) and checks ranges.
+ * `file` names the source for messages (may be NULL). */
+int st_model_finalize(st_model *m, const char *file, st_error *err);
+/* Megatron-LM's padded vocabulary: round up to vocab_pad_multiple * tp. */
+int64_t st_model_padded_vocab(const st_model *m, int tp);
+/* Total parameters, counted from the operator graph at tp = 1 (no padding when pad is NULL). */
+double st_model_params(const st_model *m);
+/* Whether block `layer` (0-based) is an MoE block. */
+int st_model_layer_is_moe(const st_model *m, int64_t layer);
+
+/* ------------------------------------------------------- operator graph */
+
+typedef enum {
+    ST_OPC_GEMM,     /* dense matmul with weights */
+    ST_OPC_BGEMM,    /* batched matmul without weights (attention scores / context) */
+    ST_OPC_SOFTMAX,  /* scale + mask + softmax */
+    ST_OPC_NORM,     /* layernorm / rmsnorm */
+    ST_OPC_ELEMWISE, /* bias, activation, dropout, residual add, rope */
+    ST_OPC_EMBED,    /* embedding lookup */
+    ST_OPC_LOSS,     /* (vocab-parallel) cross-entropy */
+    ST_OPC_COUNT
+} st_opclass;
+const char *st_opclass_name(st_opclass c);
+int st_opclass_parse(const char *s, st_opclass *out);
+
+typedef enum {
+    ST_COLL_NONE,
+    ST_COLL_ALLREDUCE,
+    ST_COLL_ALLGATHER,
+    ST_COLL_REDUCESCATTER,
+    ST_COLL_ALLTOALL,
+    ST_COLL_BROADCAST,
+    ST_COLL_SENDRECV,
+    ST_COLL_COUNT
+} st_coll;
+const char *st_coll_name(st_coll c);
+int st_coll_parse(const char *s, st_coll *out);
+
+/* The process groups a collective runs in. */
+typedef enum { ST_GRP_TP, ST_GRP_CP, ST_GRP_EP, ST_GRP_DP, ST_GRP_PP, ST_GRP_COUNT } st_group_kind;
+
+/* Which tensor split divides an operator's work (bit set). */
+enum { ST_SPLIT_TP = 1, ST_SPLIT_SP = 2, ST_SPLIT_CP = 4, ST_SPLIT_EP = 8 };
+
+/* How one rank runs a layer: the intra-operator degrees and the micro-batch shape. */
+typedef struct st_shard {
+    int tp, cp, ep; /* ep = 1 for dense models */
+    int sp;         /* Megatron sequence parallelism (only with tp > 1) */
+    int64_t mbs;    /* sequences per micro-batch */
+    int64_t seq;    /* sequence length */
+    st_dtype dtype; /* compute/activation dtype */
+    int grad_bytes; /* gradient accumulator width (4 = fp32 main_grad as in Megatron-LM) */
+} st_shard;
+
+/* One operator as one rank runs it for one micro-batch (numbers already divided by the shard). */
+typedef struct st_op {
+    const char *name; /* static string: "qkv", "fc1", ... */
+    st_opclass cls;
+    double fwd_flops, bwd_flops; /* this rank's FLOPs */
+    double fwd_bytes, bwd_bytes; /* this rank's HBM traffic */
+    double m, n, k, batch;       /* GEMM/BGEMM shape (batch of m x k by k x n) */
+    int kernels_fwd, kernels_bwd;
+    double params;      /* parameters held by this rank */
+    double saved_bytes; /* activation bytes stored for backward (no recompute) */
+    int selective;      /* dropped (recomputed) under selective recompute */
+    unsigned splits;    /* ST_SPLIT_* that divide this op's work */
+    int expert;         /* weights belong to experts (sharded by ep, reduced over dp*cp/ep) */
+    /* collective implied after this op in forward and in backward, in group coll_group */
+    st_coll fwd_coll, bwd_coll;
+    st_group_kind coll_group;
+    double coll_bytes; /* full (unsharded-over-group) message size per rank */
+} st_op;
+
+#define ST_MAX_OPS 48
+/* One dense and one MoE block index within the first MoE period (-1 when the model has none). */
+void st_model_block_kinds(const st_model *m, int64_t *dense_idx, int64_t *moe_idx);
+/* Operators of block `layer` (0-based); returns the count (<= cap) or a negative code. */
+int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops, int cap);
+/* Embedding (+ learned positions) on the first stage. */
+int st_ops_head(const st_model *m, const st_shard *s, st_op *ops, int cap);
+/* Final norm, logits, loss on the last stage. */
+int st_ops_tail(const st_model *m, const st_shard *s, st_op *ops, int cap);
+
+/* ------------------------------------------------------------ cluster */
+
+typedef struct st_gpu {
+    char name[48];
+    double memory_bytes;
+    double hbm_bytes_per_s;
+    double peak_flops[ST_DT_COUNT]; /* dense peak per dtype, 0 = unsupported */
+    double gemm_efficiency;         /* best achievable fraction of peak for large GEMMs */
+    int sms;                        /* streaming multiprocessors; 0 = unknown (no contention modelled) */
+    char source[200];
+} st_gpu;
+
+typedef struct st_cluster {
+    char name[64];
+    int64_t nodes;
+    int64_t gpus_per_node;
+    st_gpu gpu;
+    double intra_bytes_per_s; /* per GPU per direction inside the NVLink domain */
+    double intra_latency_s;
+    int64_t nics_per_node;
+    double nic_bytes_per_s; /* per NIC per direction */
+    double inter_latency_s;
+    double oversubscription; /* fabric above the nodes: 1 = full bisection */
+    double host_memory_bytes;
+    double pcie_bytes_per_s; /* per GPU per direction */
+    char source[300];
+} st_cluster;
+
+const st_gpu *st_gpu_presets(size_t *n);
+int st_gpu_preset(const char *name, st_gpu *out);
+const st_cluster *st_cluster_presets(size_t *n);
+int st_cluster_preset(const char *name, st_cluster *out);
+int st_cluster_finalize(st_cluster *c, const char *file, st_error *err);
+static inline int64_t st_cluster_gpus(const st_cluster *c) { return c->nodes * c->gpus_per_node; }
+
+/* ------------------------------------------------------------ plan */
+
+#define ST_PLAN_FORMAT_VERSION 1
+#define ST_PLAN_FORMAT "strata-plan" /* the plan JSON's "format" */
+#define ST_MAX_STAGES 512 /* pipeline chunks (pp * vp); more is refused naming pp or vp */
+
+typedef struct st_plan {
+    int tp, pp, dp, cp, ep, vp;
+    int64_t mbs, gbs, seq;
+    int sp;
+    st_recompute recompute;
+    int zero; /* 0..3 */
+    st_offload offload;
+    st_dtype dtype;
+    st_schedule schedule;
+    int overlap_grad_reduce; /* DP reduce overlapped with backward (Megatron --overlap-grad-reduce) */
+    int grad_bytes;          /* 4: fp32 gradient accumulation (Megatron), 2: 16-bit */
+    int nstage_layers;       /* 0 = spread evenly; else pp*vp entries */
+    int stage_layers[ST_MAX_STAGES];
+    uint64_t seed;
+    unsigned given; /* ST_GIVEN_* bits: keys the user set (dp and gbs are derived otherwise) */
+    /* what a loaded plan file says it was made for (empty when unknown) */
+    char for_model[64], for_model_hash[17], for_cluster[64], for_cluster_hash[17];
+} st_plan;
+
+enum {
+    ST_GIVEN_DP = 1,
+    ST_GIVEN_GBS = 2,
+    ST_GIVEN_SEQ = 4,
+    ST_GIVEN_SCHEDULE = 8,
+    ST_GIVEN_GPUS = 16,
+    ST_GIVEN_GRAD = 32
+};
+
+void st_plan_defaults(st_plan *p);
+/* "tp=8,pp=8,..." over the current values of p. */
+int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err);
+/* Derives dp/gbs/seq/schedule and rejects impossible plans naming the key. `gpus` is the count
+ * the plan must use (0 = at most the cluster's). */
+int st_plan_finalize(st_plan *p, const st_model *m, const st_cluster *c, int64_t gpus, const char *file,
+                     st_error *err);
+/* Layers of each of the pp*vp chunks, in chunk order (chunk j lives on stage j % pp). Spreads
+ * evenly, counting the embedding toward the first stage and the output layer toward the last. */
+void st_plan_chunk_layers(const st_plan *p, const st_model *m, int *out);
+int64_t st_plan_microbatches(const st_plan *p);
+/* Canonical inline spec. */
+void st_plan_format_spec(const st_plan *p, char *buf, size_t n);
+/* The shard a plan runs its blocks with. */
+void st_plan_shard(const st_plan *p, st_shard *out);
+/* When a loaded plan file was made for another model or cluster than (m, c), writes a one-line
+ * note saying so and returns 1; else 0. (The plan may still be valid for them.) */
+int st_plan_origin_note(const st_plan *p, const st_model *m, const st_cluster *c, char *buf, size_t n);
+
+/* The file an atomic write (temp file + rename) of `path` replaces: `path`, or for a symbolic link
+ * the file it points to (the link stays a link). An existing target that is no regular file (a
+ * device, a FIFO, a folder) is refused: rename(2) would replace it rather than write into it (as
+ * root, --out /dev/full replaced the device). New string (free()), or NULL with err set. */
+char *st__out_target(const char *path, st_error *err);
+/* Internal (src/core/util.c; the lowering and the simulator): `bytes` of uninitialized memory, free with free(). A large
+ * block is aligned for and asked to be backed by huge pages where the system has them (Linux's
+ * transparent huge pages on madvise): a lowering to every rank writes over a gigabyte, and
+ * faulting that in 4 KiB pages took longer than writing it. NULL when out of memory. */
+void *st__alloc_big(size_t bytes);
+
+/* ------------------------------------------------- tensor-level graph */
+
+/* The tensor-level operator graph the auto-sharding ILP works on (issue 4).
+ *
+ * An operator reads up to ST_G_MAXIN tensors and writes one. Every tensor dimension an operator
+ * touches carries a one-letter label, in einsum style: a matmul is "bsh,hf->bsf". A sharding of
+ * the operator picks, for each axis of the device mesh, one label to split (or none); the layouts
+ * of its inputs and output follow from the labels (Zheng et al. OSDI'22, Alpa, section 4.1: the
+ * "S0/S1/R" specs are these per-axis choices). A label the output lacks (a contraction) leaves the
+ * output partial along that axis: a later all-reduce or reduce-scatter resolves it. Labels that an
+ * operator cannot split locally (the normalised dimension of a norm or softmax, the spatial
+ * dimensions of a convolution) are listed in `nosplit`. `alias` maps a label the operator splits
+ * onto the label it becomes in another tensor (MoE dispatch: the token dimensions b and s become
+ * the capacity dimension c of the dispatched [experts, capacity, hidden] tensor).
+ *
+ * Graphs come from the model presets and HuggingFace configs (st_graph_from_model: one
+ * transformer block, tied: it stands for all `repeat` layers, plus the embedding head and the
+ * logits/loss tail, with the per-operator FLOPs and bytes of src/core/opgraph.c so that both planners
+ * price the same operators) or from a custom graph JSON (src/io/graph_io.c). search/graph.c checks
+ * them with igraph: cycles, dangling tensors, shapes that do not match across an edge. */
+#define ST_G_MAXDIM 6
+#define ST_G_MAXIN 3
+#define ST_G_NAME 48
+
+typedef enum {
+    ST_GOP_MATMUL,    /* x[..., k] . w[k, n] (or batched [.., k, n]) -> [..., n] */
+    ST_GOP_ELEMWISE,  /* same-shape inputs and output: add, mul, activation, dropout, bias */
+    ST_GOP_NORM,      /* layer/RMS norm over the last dimension (+ optional weight [last]) */
+    ST_GOP_SOFTMAX,   /* softmax over the last dimension */
+    ST_GOP_ATTENTION, /* fused attention: q, k, v [b, s, heads, d] -> [b, s, heads, d] */
+    ST_GOP_EMBEDDING, /* ids [...] . table [v, h] -> [..., h] */
+    ST_GOP_LOSS,      /* cross-entropy over the last dimension of logits -> scalar */
+    ST_GOP_CONV,      /* 2-D convolution: x [n, c, h, w], w [o, c, kh, kw] -> [n, o, h', w'] */
+    ST_GOP_RESIZE,    /* pooling / up-sampling: [n, c, h, w] -> [n, c, h', w'] */
+    ST_GOP_CONCAT,    /* concatenation along dimension 1 (channels) */
+    ST_GOP_DISPATCH,  /* MoE: tokens [..., h] (+ router [..., e]) -> [e, c, h] */
+    ST_GOP_COMBINE,   /* MoE: [e, c, h] (+ router [..., e]) -> tokens [..., h] */
+    ST_GOP_COUNT
+} st_gop_type;
+
+const char *st_gop_type_name(st_gop_type t);
+int st_gop_type_parse(const char *s, st_gop_type *out); /* 0 or ST_EINVAL */
+
+typedef struct st_gtensor {
+    char name[ST_G_NAME];
+    int ndim; /* 0 = scalar */
+    int64_t dim[ST_G_MAXDIM];
+    st_dtype dtype;
+    int weight;     /* a parameter: gradients, optimizer state, synchronised when replicated */
+    int input;      /* fed from outside (token ids, images): any layout for free */
+    int shared;     /* a weight already counted elsewhere (tied embeddings): no memory here */
+    int producer;   /* op index, -1 for weights and inputs */
+    int nconsumers;
+} st_gtensor;
+
+typedef struct st_gop {
+    char name[ST_G_NAME];
+    st_gop_type type;
+    st_opclass cls; /* the cost class cost/compute.c prices it with */
+    int nin;
+    int in[ST_G_MAXIN];
+    int out;
+    char lab[ST_G_MAXIN][ST_G_MAXDIM + 1]; /* labels of each input's dimensions */
+    char lab_out[ST_G_MAXDIM + 1];
+    char nosplit[16];
+    char alias_from[4], alias_to[4]; /* split alias_from[i] appears as alias_to[i] elsewhere */
+    /* whole operator, unsharded, one micro-batch */
+    double fwd_flops, bwd_flops, fwd_bytes, bwd_bytes;
+    int kernels_fwd, kernels_bwd;
+    double gemm[4];     /* m, n, k, batch of a GEMM-class op, unsharded (0: from the labels) */
+    double saved_bytes; /* activation bytes kept for backward, unsharded */
+    int save_ref;       /* the tensor whose sharding divides saved_bytes: an input index, or
+                           ST_G_MAXIN for the output */
+    int block;              /* 1: part of the repeated transformer block */
+} st_gop;
+
+typedef struct st_graph {
+    char name[64];
+    int nops, ntensors;
+    st_gop *ops;
+    st_gtensor *t;
+    int64_t repeat;   /* the block's layers (1 = no repeated block) */
+    int block_in;     /* tensor the first block reads (the previous block's output), or -1 */
+    int block_out;    /* tensor the last block writes, or -1 */
+    int64_t mbs, seq; /* micro-batch shape the graph was built for (presets) */
+    int *topo;        /* ops in topological order (st_graph_check fills it) */
+    /* Graphs without a repeated block (custom graphs): segments between the operators that every
+     * path from inputs to outputs crosses (igraph's dominator tree), the units the pipeline-stage
+     * DP cuts into stages; 0 / NULL for model graphs. seg_cut[s]: the op whose output is the only
+     * activation leaving segment s (-1 for the last). */
+    int nsegs;
+    int *seg, *seg_cut; /* per op; per segment */
+} st_graph;
+
+void st_graph_free(st_graph *g); /* frees the arrays; g itself is the caller's */
+/* Elements of a tensor. */
+double st_gtensor_numel(const st_gtensor *t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

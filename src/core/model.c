@@ -1,0 +1,170 @@
+/* model.c: model presets, derived defaults and cross-field checks.
+ *
+ * Every preset cites where its shape comes from. Parameter counts are never typed in: `strata
+ * models` computes them from the operator graph (st_model_params in opgraph.c), so a preset that
+ * disagrees with its paper's count shows up in the list.
+ *
+ * Defaults (DESIGN.md "Model: strata JSON"): kv_heads = heads; head_dim = hidden / heads;
+ * ffn = 4h for gelu/relu, Llama's rounding of 8/3 h up to a multiple of 256 for swiglu;
+ * seq_len 2048; tied embeddings; dropout and linear biases on for GPT-style (gelu/relu +
+ * layernorm) models and off for Llama-style ones; vocabulary padded as Megatron-LM pads it, to a
+ * multiple of 128 x tp (--make-vocab-size-divisible-by 128). */
+#include "src/core/core.h"
+
+#include <string.h>
+
+/* Unset markers used by the loaders: 0 for sizes, -1 for booleans. */
+#define GPT(nm, l, h, a, src)                                                                      \
+    {.name = nm, .layers = l, .hidden = h, .heads = a, .vocab = 51200, .seq_len = 2048,             \
+     .activation = ST_ACT_GELU, .norm = ST_NORM_LAYERNORM, .position = ST_POS_LEARNED,              \
+     .tied_embeddings = 1, .dropout = 1, .bias = 1, .source = src}
+#define LLAMA(nm, l, h, a, kv, f, v, s, src)                                                       \
+    {.name = nm, .layers = l, .hidden = h, .heads = a, .kv_heads = kv, .ffn = f, .vocab = v,        \
+     .seq_len = s, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM, .position = ST_POS_ROPE,   \
+     .tied_embeddings = 0, .dropout = 0, .bias = 0, .source = src}
+
+#define SC21 "Narayanan et al., SC'21, Table 1 (vocab 51200, seq 2048)"
+#define KORT "Korthikanti et al., 2022, Table 3 (vocab 51200, seq 2048)"
+
+static const st_model presets[] = {
+    GPT("gpt-1.7b", 24, 2304, 24, SC21),
+    GPT("gpt-3.6b", 30, 3072, 32, SC21),
+    GPT("gpt-7.5b", 36, 4096, 32, SC21),
+    GPT("gpt-18.4b", 40, 6144, 48, SC21),
+    GPT("gpt-39.1b", 48, 8192, 64, SC21),
+    GPT("gpt-76.1b", 60, 10240, 80, SC21),
+    GPT("gpt-145.6b", 80, 12288, 96, SC21),
+    GPT("gpt-310.1b", 96, 16384, 128, SC21),
+    GPT("gpt-529.6b", 105, 20480, 128, SC21),
+    GPT("gpt-1008b", 128, 25600, 160, SC21),
+    GPT("gpt-22b", 48, 6144, 64, KORT),
+    GPT("gpt-175b", 96, 12288, 96, KORT),
+    GPT("gpt-530b", 105, 20480, 128, KORT),
+    GPT("gpt-1t", 128, 25600, 160, KORT),
+    {.name = "gpt3-175b", .layers = 96, .hidden = 12288, .heads = 96, .vocab = 50257, .seq_len = 2048,
+     .activation = ST_ACT_GELU, .norm = ST_NORM_LAYERNORM, .position = ST_POS_LEARNED,
+     .tied_embeddings = 1, .dropout = 1, .bias = 1,
+     .source = "Brown et al., 2020, Table 2.1 (GPT-2 BPE vocab 50257, context 2048)"},
+    LLAMA("llama2-7b", 32, 4096, 32, 32, 11008, 32000, 4096,
+          "Touvron et al., 2023 (Llama 2), Table 1; HF meta-llama/Llama-2-7b-hf config.json"),
+    LLAMA("llama2-13b", 40, 5120, 40, 40, 13824, 32000, 4096,
+          "Touvron et al., 2023 (Llama 2); HF meta-llama/Llama-2-13b-hf config.json"),
+    LLAMA("llama2-70b", 80, 8192, 64, 8, 28672, 32000, 4096,
+          "Touvron et al., 2023 (Llama 2, GQA 8 groups); HF meta-llama/Llama-2-70b-hf config.json"),
+    LLAMA("llama3-8b", 32, 4096, 32, 8, 14336, 128256, 8192,
+          "Llama 3 Herd of Models, 2024, Table 3; HF meta-llama/Meta-Llama-3-8B config.json"),
+    LLAMA("llama3-70b", 80, 8192, 64, 8, 28672, 128256, 8192,
+          "Llama 3 Herd of Models, 2024, Table 3; HF meta-llama/Meta-Llama-3-70B config.json"),
+    LLAMA("llama3-405b", 126, 16384, 128, 8, 53248, 128256, 8192,
+          "Llama 3 Herd of Models, 2024, Table 3; HF meta-llama/Llama-3.1-405B config.json"),
+    {.name = "mixtral-8x7b", .layers = 32, .hidden = 4096, .heads = 32, .kv_heads = 8, .ffn = 14336,
+     .vocab = 32000, .seq_len = 32768, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM,
+     .position = ST_POS_ROPE, .tied_embeddings = 0, .dropout = 0, .bias = 0, .experts = 8,
+     .experts_topk = 2, .moe_every = 1,
+     .source = "Jiang et al., 2024 (Mixtral of Experts), Table 1; HF mistralai/Mixtral-8x7B-v0.1"},
+    {.name = "bloom-176b", .layers = 70, .hidden = 14336, .heads = 112, .vocab = 250880,
+     .seq_len = 2048, .activation = ST_ACT_GELU, .norm = ST_NORM_LAYERNORM, .position = ST_POS_ALIBI,
+     .tied_embeddings = 1, .dropout = 1, .bias = 1,
+     .source = "BigScience, 2022 (BLOOM), Table 3; HF bigscience/bloom config.json"},
+    {.name = "opt-175b", .layers = 96, .hidden = 12288, .heads = 96, .vocab = 50272, .seq_len = 2048,
+     .activation = ST_ACT_RELU, .norm = ST_NORM_LAYERNORM, .position = ST_POS_LEARNED,
+     .tied_embeddings = 1, .dropout = 1, .bias = 1,
+     .source = "Zhang et al., 2022 (OPT), Table 1; HF facebook/opt-175b (vocab 50272)"},
+};
+
+const st_model *st_model_presets(size_t *n) {
+    static st_model finalized[sizeof presets / sizeof presets[0]];
+    static int done;
+    if (!done) {
+        for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
+            finalized[i] = presets[i];
+            int rc = st_model_finalize(&finalized[i], NULL, NULL);
+            (void)rc;
+        }
+        done = 1;
+    }
+    *n = sizeof presets / sizeof presets[0];
+    return finalized;
+}
+
+int st_model_preset(const char *name, st_model *out) {
+    size_t n;
+    const st_model *p = st_model_presets(&n);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(p[i].name, name) == 0) {
+            *out = p[i];
+            return 0;
+        }
+    return ST_EINVAL;
+}
+
+int st_model_finalize(st_model *m, const char *file, st_error *err) {
+#define BAD(key, ...) return st_error_set(err, ST_EINVAL, file, key, __VA_ARGS__)
+    if (m->layers < 1 || m->layers > ST_MAX_LAYERS) BAD("layers", "must be 1..%d", ST_MAX_LAYERS);
+    if (m->hidden < 1 || m->hidden > ST_MAX_HIDDEN) BAD("hidden", "must be 1..%d", ST_MAX_HIDDEN);
+    if (m->heads < 1 || m->heads > ST_MAX_HEADS) BAD("heads", "must be 1..%d", ST_MAX_HEADS);
+    if (m->vocab < 1 || m->vocab > ST_MAX_VOCAB) BAD("vocab", "must be 1..%d", ST_MAX_VOCAB);
+    if (m->kv_heads <= 0) m->kv_heads = m->heads;
+    if (m->kv_heads > m->heads) BAD("kv_heads", "%lld exceeds heads (%lld)", (long long)m->kv_heads, (long long)m->heads);
+    if (m->heads % m->kv_heads)
+        BAD("kv_heads", "heads (%lld) must be a multiple of kv_heads (%lld)", (long long)m->heads,
+            (long long)m->kv_heads);
+    if (m->head_dim <= 0) {
+        if (m->hidden % m->heads)
+            BAD("heads", "hidden (%lld) is not divisible by heads (%lld); give head_dim",
+                (long long)m->hidden, (long long)m->heads);
+        m->head_dim = m->hidden / m->heads;
+    }
+    if (m->ffn <= 0) {
+        if (m->activation == ST_ACT_SWIGLU) {
+            /* Llama: int(2 * 4h / 3) rounded up to a multiple of 256 (Touvron et al. 2023, code) */
+            int64_t f = 2 * 4 * m->hidden / 3;
+            m->ffn = (f + 255) / 256 * 256;
+        } else {
+            m->ffn = 4 * m->hidden;
+        }
+    }
+    if (m->seq_len <= 0) m->seq_len = 2048;
+    if (m->seq_len > ST_MAX_SEQ) BAD("seq_len", "must be 1..%d", ST_MAX_SEQ);
+    int gpt_style = m->activation != ST_ACT_SWIGLU && m->norm == ST_NORM_LAYERNORM;
+    if (m->tied_embeddings < 0) m->tied_embeddings = 1;
+    if (m->dropout < 0) m->dropout = gpt_style;
+    if (m->bias < 0) m->bias = gpt_style;
+    if (m->experts < 0 || m->experts > ST_MAX_EXPERTS) BAD("experts", "must be 0..%d", ST_MAX_EXPERTS);
+    if (m->experts > 0) {
+        if (m->experts_topk < 1 || m->experts_topk > m->experts)
+            BAD("experts_topk", "must be 1..experts (%lld) for an MoE model", (long long)m->experts);
+        if (m->moe_every <= 0) m->moe_every = 1;
+        if (m->moe_every > m->layers) BAD("moe_every", "exceeds layers (%lld)", (long long)m->layers);
+    } else {
+        if (m->experts_topk > 0) BAD("experts_topk", "set but experts is 0");
+        m->experts_topk = 0;
+        if (m->moe_every <= 0) m->moe_every = 1;
+    }
+    if (m->vocab_pad_multiple <= 0) m->vocab_pad_multiple = 128;
+    if (!m->name[0]) snprintf(m->name, sizeof m->name, "custom");
+    return 0;
+#undef BAD
+}
+
+int64_t st_model_padded_vocab(const st_model *m, int tp) {
+    int64_t mult = m->vocab_pad_multiple * (tp > 0 ? tp : 1);
+    return (m->vocab + mult - 1) / mult * mult;
+}
+
+int st_model_layer_is_moe(const st_model *m, int64_t layer) {
+    /* Mixtral and Switch-style models: every moe_every-th block, counting from the last of each
+     * group (GShard/Switch put MoE on every other layer starting with the second). */
+    return m->experts > 0 && (layer % m->moe_every) == m->moe_every - 1;
+}
+
+void st_model_block_kinds(const st_model *m, int64_t *dense_idx, int64_t *moe_idx) {
+    *dense_idx = *moe_idx = -1;
+    for (int64_t l = 0; l < m->moe_every && l < m->layers; l++) {
+        if (st_model_layer_is_moe(m, l)) {
+            if (*moe_idx < 0) *moe_idx = l;
+        } else if (*dense_idx < 0) {
+            *dense_idx = l;
+        }
+    }
+}

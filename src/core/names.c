@@ -1,0 +1,44 @@
+/* names.c: the spelling of every enum in files and on the command line, in one table each, so
+ * that parsing and printing cannot disagree. */
+#include "src/core/core.h"
+
+#include <string.h>
+
+#define NAME_TABLE(type, fn_name, fn_parse, ...)                                                   \
+    static const char *const fn_name##_tab[] = {__VA_ARGS__};                                      \
+    const char *fn_name(type v) {                                                                  \
+        size_t n = sizeof fn_name##_tab / sizeof fn_name##_tab[0];                                 \
+        return ((size_t)v < n) ? fn_name##_tab[v] : "?";                                           \
+    }                                                                                              \
+    int fn_parse(const char *s, type *out) {                                                       \
+        size_t n = sizeof fn_name##_tab / sizeof fn_name##_tab[0];                                 \
+        for (size_t i = 0; s && i < n; i++)                                                        \
+            if (strcmp(s, fn_name##_tab[i]) == 0) {                                                \
+                *out = (type)i;                                                                    \
+                return 0;                                                                          \
+            }                                                                                      \
+        return ST_EINVAL;                                                                          \
+    }
+
+NAME_TABLE(st_dtype, st_dtype_name, st_dtype_parse, "fp32", "tf32", "fp16", "bf16", "fp8")
+NAME_TABLE(st_activation, st_activation_name, st_activation_parse, "gelu", "relu", "swiglu")
+NAME_TABLE(st_norm, st_norm_name, st_norm_parse, "layernorm", "rmsnorm")
+NAME_TABLE(st_position, st_position_name, st_position_parse, "learned", "rope", "alibi")
+NAME_TABLE(st_recompute, st_recompute_name, st_recompute_parse, "none", "selective", "full")
+NAME_TABLE(st_offload, st_offload_name, st_offload_parse, "none", "optimizer", "params")
+NAME_TABLE(st_schedule, st_schedule_name, st_schedule_parse, "gpipe", "1f1b", "interleaved", "zb")
+NAME_TABLE(st_opclass, st_opclass_name, st_opclass_parse, "gemm", "bgemm", "softmax", "norm",
+           "elementwise", "embedding", "loss")
+NAME_TABLE(st_coll, st_coll_name, st_coll_parse, "none", "allreduce", "allgather", "reducescatter",
+           "alltoall", "broadcast", "sendrecv")
+
+double st_dtype_bytes(st_dtype d) {
+    switch (d) {
+    case ST_DT_FP32:
+    case ST_DT_TF32: return 4;
+    case ST_DT_FP16:
+    case ST_DT_BF16: return 2;
+    case ST_DT_FP8: return 1;
+    default: return 2;
+    }
+}

@@ -1,0 +1,386 @@
+/* opgraph.c: a model as operators, as one rank runs them for one micro-batch.
+ *
+ * One transformer block is the list below (Megatron-LM's GPT block; Llama's differs in norm,
+ * SwiGLU and RoPE; MoE replaces the MLP with router + experts). Each operator carries this
+ * rank's FLOPs and HBM bytes (already divided by the shard), its GEMM shape for the efficiency
+ * curve, its local parameters, the activation bytes it stores for backward, and the collective
+ * that the sharding implies after it.
+ *
+ * Activation bytes follow Korthikanti et al. 2022, Sec. 4 (16-bit): per block
+ * s*b*h*(34 + 5*a*s/h) without parallelism: LN inputs 2+2, QKV input 2, Q and K 4, softmax output
+ * 2as/h, dropout mask as/h and output 2as/h, V 2, projection input 2, dropout mask 1, fc1 input 2,
+ * GeLU input 8, fc2 input 8, dropout mask 1. Tensor parallelism divides the terms inside the
+ * attention and MLP; sequence parallelism also divides the LN/dropout terms; the 5as/h terms are
+ * the ones selective recompute drops. GQA, SwiGLU and MoE change the individual terms.
+ *
+ * Collectives (Shoeybi et al. 2019, Fig. 3; Korthikanti et al. 2022, Fig. 5): without sp, the
+ * "g" all-reduce after the row-parallel projection and fc2 in forward, the "f" all-reduce before
+ * the column-parallel QKV and fc1 in backward; with sp, all-gather / reduce-scatter in their
+ * place. Expert parallelism adds the dispatch and combine all-to-alls (Lepikhin et al. 2020).
+ */
+#include "src/core/core.h"
+
+#include <string.h>
+
+typedef struct dims {
+    double b, s, sl; /* micro-batch, sequence, local sequence (s / cp) */
+    double t;        /* tp */
+    double T;        /* tokens on this rank before the tp/sp split: b * s / cp */
+    double Tn;       /* tokens of the replicated (norm/dropout) regions: T / tp with sp */
+    double act;      /* bytes per activation element */
+    double h, a_l, kv_l, d, f;
+    double gacc; /* bytes per parameter of one gradient accumulation pass */
+} dims;
+
+static void dims_init(dims *x, const st_model *m, const st_shard *s) {
+    x->b = (double)s->mbs;
+    x->s = (double)s->seq;
+    x->sl = x->s / s->cp;
+    x->t = s->tp;
+    x->T = x->b * x->sl;
+    x->Tn = s->sp && s->tp > 1 ? x->T / x->t : x->T;
+    /* fp8 training keeps activations in 16 bits between GEMMs (Transformer Engine) */
+    x->act = s->dtype == ST_DT_FP32 || s->dtype == ST_DT_TF32 ? 4 : 2;
+    x->h = (double)m->hidden;
+    x->a_l = (double)m->heads / s->tp;
+    x->kv_l = (double)m->kv_heads / s->tp;
+    x->d = (double)m->head_dim;
+    x->f = (double)m->ffn;
+    /* backward adds each weight gradient into the accumulator: read the 16-bit gradient, read and
+     * write the accumulator (Megatron-LM's main_grad hook; PyTorch's AccumulateGrad for 16-bit) */
+    x->gacc = 2 + 2 * (s->grad_bytes > 0 ? s->grad_bytes : 4);
+}
+
+static st_op *push(st_op *ops, int *n, int cap, const char *name, st_opclass cls) {
+    if (*n >= cap) return NULL;
+    st_op *o = &ops[(*n)++];
+    memset(o, 0, sizeof *o);
+    o->name = name;
+    o->cls = cls;
+    o->kernels_fwd = 1;
+    o->kernels_bwd = 1;
+    o->coll_group = ST_GRP_TP;
+    return o;
+}
+
+/* GEMM [m x k] x [k x n]: backward computes the input and the weight gradients (2x). */
+static void gemm(st_op *o, const dims *x, double m, double n, double k, double batch) {
+    o->m = m;
+    o->n = n;
+    o->k = k;
+    o->batch = batch;
+    o->fwd_flops = 2 * m * n * k * batch;
+    o->bwd_flops = 2 * o->fwd_flops;
+    double wbytes = k * n * batch * x->act; /* one weight (or second operand) per batch entry */
+    o->fwd_bytes = (m * k * batch + m * n * batch) * x->act + wbytes;
+    o->bwd_bytes = 2 * o->fwd_bytes + wbytes;
+    o->kernels_bwd = 2;
+}
+
+/* A memory-bound op reading `in` and writing `out` elements (+ extra bytes). Backward reads the
+ * output gradient and what it saved, and writes the input gradient: about 1.5x the traffic. */
+static void stream(st_op *o, const dims *x, double in, double out, double extra_bytes) {
+    o->fwd_bytes = (in + out) * x->act + extra_bytes;
+    o->bwd_bytes = 1.5 * o->fwd_bytes;
+    o->fwd_flops = 4 * (in > out ? in : out); /* a handful of flops per element */
+    o->bwd_flops = 2 * o->fwd_flops;
+}
+
+/* The tp collective of Megatron's f/g operators on a [Tfull x h] activation. */
+static void tp_coll_before(st_op *o, const st_shard *s, const dims *x) {
+    if (s->tp <= 1) return;
+    o->coll_group = ST_GRP_TP;
+    o->coll_bytes = x->T * x->h * x->act;
+    if (s->sp) {
+        o->fwd_coll = ST_COLL_ALLGATHER;
+        o->bwd_coll = ST_COLL_REDUCESCATTER;
+    } else {
+        o->bwd_coll = ST_COLL_ALLREDUCE;
+    }
+}
+
+static void tp_coll_after(st_op *o, const st_shard *s, const dims *x) {
+    if (s->tp <= 1) return;
+    o->coll_group = ST_GRP_TP;
+    o->coll_bytes = x->T * x->h * x->act;
+    if (s->sp) {
+        o->fwd_coll = ST_COLL_REDUCESCATTER;
+        o->bwd_coll = ST_COLL_ALLGATHER;
+    } else {
+        o->fwd_coll = ST_COLL_ALLREDUCE;
+    }
+}
+
+static void norm(st_op *o, const st_model *m, const st_shard *s, const dims *x) {
+    stream(o, x, x->Tn * x->h, x->Tn * x->h, 0);
+    o->params = (m->norm == ST_NORM_LAYERNORM ? 2 : 1) * x->h;
+    o->saved_bytes = x->Tn * x->h * x->act;
+    o->splits = s->sp ? ST_SPLIT_SP : 0;
+}
+
+/* dropout (optional) + residual add, fused as Megatron's bias_dropout_add */
+static void residual(st_op *o, const st_model *m, const st_shard *s, const dims *x) {
+    double mask = m->dropout ? x->Tn * x->h : 0; /* 1-byte mask */
+    stream(o, x, 2 * x->Tn * x->h, x->Tn * x->h, mask);
+    /* bias-dropout-add: backward also reduces the output gradient into the preceding bias */
+    if (m->bias) o->bwd_bytes += x->Tn * x->h * x->act;
+    o->saved_bytes = mask;
+    o->splits = s->sp ? ST_SPLIT_SP : 0;
+}
+
+#define PUSH(name, cls)                                                                            \
+    do {                                                                                           \
+        if (!(o = push(ops, &n, cap, name, cls))) return ST_EINTERNAL;                             \
+    } while (0)
+
+int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops, int cap) {
+    dims x;
+    dims_init(&x, m, s);
+    int n = 0;
+    st_op *o;
+    double q_out = (double)m->heads * x.d, kv_out = (double)m->kv_heads * x.d;
+    double qkv_l = (q_out + 2 * kv_out) / x.t;
+    double bias = m->bias ? 1 : 0;
+
+    /* ---- attention */
+    PUSH("ln1", ST_OPC_NORM);
+    norm(o, m, s, &x);
+    tp_coll_before(o, s, &x);
+
+    PUSH("qkv", ST_OPC_GEMM);
+    gemm(o, &x, x.T, qkv_l, x.h, 1);
+    o->params = x.h * qkv_l + bias * qkv_l;
+    o->saved_bytes = x.Tn * x.h * x.act; /* sp ranks keep their shard and re-gather */
+    o->splits = ST_SPLIT_TP;
+    if (m->bias) {
+        /* the linear's bias: broadcast into the output before the GEMM, its gradient reduced */
+        PUSH("qkv_bias", ST_OPC_ELEMWISE);
+        stream(o, &x, 0, x.T * qkv_l, 0);
+        o->bwd_bytes = x.T * qkv_l * x.act;
+        o->splits = ST_SPLIT_TP;
+    }
+
+    if (m->position == ST_POS_ROPE) {
+        PUSH("rope", ST_OPC_ELEMWISE);
+        double e = x.T * (q_out + kv_out) / x.t;
+        stream(o, &x, e, e, 0);
+        o->splits = ST_SPLIT_TP;
+    }
+
+    /* Unfused attention (Megatron's core attention): scores over the full key length; with cp the
+     * keys and values of the other ranks arrive by all-gather in the cp group (ring exchange). */
+    double E = x.b * x.a_l * x.sl * x.s; /* score elements */
+    PUSH("scores", ST_OPC_BGEMM);
+    gemm(o, &x, x.sl, x.s, x.d, x.b * x.a_l);
+    o->saved_bytes = x.T * (q_out + kv_out) / x.t * x.act; /* Q and K */
+    o->splits = ST_SPLIT_TP | ST_SPLIT_CP;
+    if (s->cp > 1) {
+        o->coll_group = ST_GRP_CP;
+        o->coll_bytes = x.b * x.s * 2 * kv_out / x.t * x.act;
+        o->fwd_coll = ST_COLL_ALLGATHER;
+        o->bwd_coll = ST_COLL_REDUCESCATTER;
+    }
+
+    PUSH("softmax", ST_OPC_SOFTMAX);
+    stream(o, &x, E, E, 0);
+    o->saved_bytes = E * x.act;
+    o->selective = 1;
+    o->splits = ST_SPLIT_TP | ST_SPLIT_CP;
+
+    if (m->dropout) {
+        PUSH("attn_dropout", ST_OPC_ELEMWISE);
+        stream(o, &x, E, E, E);
+        o->saved_bytes = E * (1 + x.act); /* mask + output */
+        o->selective = 1;
+        o->splits = ST_SPLIT_TP | ST_SPLIT_CP;
+    }
+
+    PUSH("context", ST_OPC_BGEMM);
+    gemm(o, &x, x.sl, x.d, x.s, x.b * x.a_l);
+    o->saved_bytes = x.T * kv_out / x.t * x.act; /* V */
+    o->splits = ST_SPLIT_TP | ST_SPLIT_CP;
+
+    /* [b*heads, s, d] -> [s, b, heads*d]: the contiguous() copy before the projection */
+    PUSH("context_transpose", ST_OPC_ELEMWISE);
+    stream(o, &x, x.T * q_out / x.t, x.T * q_out / x.t, 0);
+    o->splits = ST_SPLIT_TP;
+
+    PUSH("proj", ST_OPC_GEMM);
+    gemm(o, &x, x.T, x.h, q_out / x.t, 1);
+    o->params = q_out / x.t * x.h + bias * x.h;
+    o->saved_bytes = x.T * q_out / x.t * x.act;
+    o->splits = ST_SPLIT_TP;
+    tp_coll_after(o, s, &x);
+
+    PUSH("attn_residual", ST_OPC_ELEMWISE);
+    residual(o, m, s, &x);
+
+    /* ---- MLP or MoE */
+    PUSH("ln2", ST_OPC_NORM);
+    norm(o, m, s, &x);
+    tp_coll_before(o, s, &x);
+
+    double gate = m->activation == ST_ACT_SWIGLU ? 2 : 1;
+    double f_l = x.f / x.t;
+    if (!st_model_layer_is_moe(m, layer)) {
+        PUSH("fc1", ST_OPC_GEMM);
+        gemm(o, &x, x.T, gate * f_l, x.h, 1);
+        o->params = x.h * gate * f_l + bias * gate * f_l;
+        o->saved_bytes = x.Tn * x.h * x.act;
+        o->splits = ST_SPLIT_TP;
+
+        PUSH("act", ST_OPC_ELEMWISE);
+        stream(o, &x, gate * x.T * f_l, x.T * f_l, 0);
+        if (m->bias) o->bwd_bytes += gate * x.T * f_l * x.act; /* bias-gelu: fc1's bias gradient */
+        o->saved_bytes = gate * x.T * f_l * x.act;
+        o->splits = ST_SPLIT_TP;
+
+        PUSH("fc2", ST_OPC_GEMM);
+        gemm(o, &x, x.T, x.h, f_l, 1);
+        o->params = f_l * x.h + bias * x.h;
+        o->saved_bytes = x.T * f_l * x.act;
+        o->splits = ST_SPLIT_TP;
+        tp_coll_after(o, s, &x);
+    } else {
+        double E_all = (double)m->experts, k = (double)m->experts_topk;
+        double e_l = E_all / s->ep; /* experts on this rank */
+        double Tk = x.T * k;        /* routed token copies on this rank, balanced over ep */
+        PUSH("router", ST_OPC_GEMM);
+        gemm(o, &x, x.T, E_all, x.h, 1);
+        o->params = x.h * E_all;
+        o->saved_bytes = x.T * E_all * 4; /* fp32 router probabilities */
+        if (s->ep > 1) {
+            o->coll_group = ST_GRP_EP;
+            o->coll_bytes = Tk * x.h * x.act;
+            o->fwd_coll = ST_COLL_ALLTOALL; /* dispatch */
+            o->bwd_coll = ST_COLL_ALLTOALL;
+        }
+
+        PUSH("expert_fc1", ST_OPC_GEMM);
+        gemm(o, &x, Tk / e_l, gate * f_l, x.h, e_l);
+        o->params = e_l * (x.h * gate * f_l + bias * gate * f_l);
+        o->saved_bytes = Tk * x.h * x.act;
+        o->expert = 1;
+        o->splits = ST_SPLIT_TP | ST_SPLIT_EP;
+
+        PUSH("expert_act", ST_OPC_ELEMWISE);
+        stream(o, &x, gate * Tk * f_l, Tk * f_l, 0);
+        o->saved_bytes = gate * Tk * f_l * x.act;
+        o->splits = ST_SPLIT_TP | ST_SPLIT_EP;
+
+        PUSH("expert_fc2", ST_OPC_GEMM);
+        gemm(o, &x, Tk / e_l, x.h, f_l, e_l);
+        o->params = e_l * (f_l * x.h + bias * x.h);
+        o->saved_bytes = Tk * f_l * x.act;
+        o->expert = 1;
+        o->splits = ST_SPLIT_TP | ST_SPLIT_EP;
+        if (s->ep > 1) {
+            o->coll_group = ST_GRP_EP;
+            o->coll_bytes = Tk * x.h * x.act;
+            o->fwd_coll = ST_COLL_ALLTOALL; /* combine */
+            o->bwd_coll = ST_COLL_ALLTOALL;
+        }
+
+        /* weighted sum of the k expert outputs; carries the tp reduction of the expert MLP */
+        PUSH("moe_combine", ST_OPC_ELEMWISE);
+        stream(o, &x, Tk * x.h, x.T * x.h, 0);
+        o->saved_bytes = x.T * k * 4;
+        tp_coll_after(o, s, &x);
+    }
+
+    PUSH("mlp_residual", ST_OPC_ELEMWISE);
+    residual(o, m, s, &x);
+
+    /* accumulate this micro-batch's weight gradients (backward only) */
+    double p_layer = 0;
+    for (int i = 0; i < n; i++) p_layer += ops[i].params;
+    PUSH("grad_accum", ST_OPC_ELEMWISE);
+    o->bwd_bytes = p_layer * x.gacc;
+    o->kernels_fwd = 0;
+    o->kernels_bwd = 1;
+    return n;
+}
+
+int st_ops_head(const st_model *m, const st_shard *s, st_op *ops, int cap) {
+    dims x;
+    dims_init(&x, m, s);
+    int n = 0;
+    st_op *o;
+    double v_l = (double)st_model_padded_vocab(m, s->tp) / x.t;
+
+    /* vocab-parallel embedding: each tp rank looks up its slice, then an all-reduce (sp:
+     * reduce-scatter) combines them (Megatron VocabParallelEmbedding) */
+    PUSH("embedding", ST_OPC_EMBED);
+    o->fwd_bytes = x.T * x.h * x.act * 2 + x.T * 8;
+    o->bwd_bytes = 2 * x.T * x.h * x.act + v_l * x.h * x.act; /* scatter-add + zeroing the grad */
+    o->params = v_l * x.h + (m->position == ST_POS_LEARNED ? x.s * x.h : 0);
+    o->splits = ST_SPLIT_TP;
+    tp_coll_after(o, s, &x);
+
+    if (m->dropout) {
+        PUSH("embed_dropout", ST_OPC_ELEMWISE);
+        stream(o, &x, x.Tn * x.h, x.Tn * x.h, x.Tn * x.h);
+        o->saved_bytes = x.Tn * x.h;
+        o->splits = s->sp ? ST_SPLIT_SP : 0;
+    }
+    return n;
+}
+
+int st_ops_tail(const st_model *m, const st_shard *s, st_op *ops, int cap) {
+    dims x;
+    dims_init(&x, m, s);
+    int n = 0;
+    st_op *o;
+    double v_l = (double)st_model_padded_vocab(m, s->tp) / x.t;
+
+    PUSH("final_norm", ST_OPC_NORM);
+    norm(o, m, s, &x);
+    tp_coll_before(o, s, &x);
+
+    /* the output layer's weights: a separate matrix when untied; when tied, Megatron keeps a copy
+     * of the embedding on the last stage for pp > 1 (counted by the memory model, not here) */
+    PUSH("logits", ST_OPC_GEMM);
+    gemm(o, &x, x.T, v_l, x.h, 1);
+    o->params = m->tied_embeddings ? 0 : v_l * x.h;
+    o->saved_bytes = x.Tn * x.h * x.act;
+    o->splits = ST_SPLIT_TP;
+
+    /* vocab-parallel cross-entropy in fp32 (Megatron): keeps the fp32 softmax for backward
+     * (Korthikanti et al. 2022, Sec. 4.3: 4sbv/t) and all-reduces max, sum and target logit */
+    PUSH("loss", ST_OPC_LOSS);
+    o->fwd_bytes = x.T * v_l * (x.act + 4 + 4);
+    o->bwd_bytes = x.T * v_l * (4 + x.act);
+    o->fwd_flops = 5 * x.T * v_l;
+    o->bwd_flops = 2 * x.T * v_l;
+    o->saved_bytes = x.T * v_l * 4;
+    o->kernels_fwd = 4;
+    o->splits = ST_SPLIT_TP;
+    if (s->tp > 1) {
+        o->coll_group = ST_GRP_TP;
+        o->coll_bytes = x.T * 4;
+        o->fwd_coll = ST_COLL_ALLREDUCE;
+    }
+    return n;
+}
+
+double st_model_params(const st_model *m) {
+    st_shard s = {.tp = 1, .cp = 1, .ep = 1, .sp = 0, .mbs = 1, .seq = m->seq_len, .dtype = ST_DT_BF16};
+    st_op ops[ST_MAX_OPS];
+    st_model u = *m;
+    u.vocab_pad_multiple = 1; /* the model's own vocabulary, not Megatron's padding */
+    double total = 0;
+    int n = st_ops_head(&u, &s, ops, ST_MAX_OPS);
+    for (int i = 0; i < n; i++) total += ops[i].params;
+    n = st_ops_tail(&u, &s, ops, ST_MAX_OPS);
+    for (int i = 0; i < n; i++) total += ops[i].params;
+    /* blocks repeat with period moe_every */
+    int64_t period = m->experts > 0 ? m->moe_every : 1;
+    for (int64_t l = 0; l < period && l < m->layers; l++) {
+        int64_t count = (m->layers - l + period - 1) / period;
+        n = st_ops_layer(&u, &s, l, ops, ST_MAX_OPS);
+        double p = 0;
+        for (int i = 0; i < n; i++) p += ops[i].params;
+        total += p * (double)count;
+    }
+    return total;
+}

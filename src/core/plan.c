@@ -1,0 +1,241 @@
+/* plan.c: plans as the user writes them (inline spec), their defaults, the checks that reject
+ * impossible plans naming the key, and the split of layers into pipeline chunks.
+ *
+ * Defaults (README "Plans"): tp=pp=cp=ep=vp=1, dp = GPUs / (tp*pp*cp), mbs=1, gbs = dp*mbs,
+ * seq = the model's seq_len, sp=0, recompute=none, zero=0, offload=none, dtype=bf16,
+ * schedule=1f1b (interleaved when vp > 1), overlap_grad_reduce=0 (Megatron-LM's default),
+ * grad_bytes=4 (Megatron-LM accumulates gradients in fp32).
+ *
+ * Uneven pipelines: when pp*vp does not divide the layers, the middle chunks get ceil(L / n)
+ * layers and the first and last chunks, which also carry the embedding and the output layer,
+ * share the rest; Llama 3 405B put 126 layers on 16 stages that way (7 on the first and last, 8
+ * between; Llama 3 Herd of Models, 2024, Sec. 3.3.2), and it is the form Megatron-LM's
+ * --decoder-first/last-pipeline-num-layers can express. */
+#include "src/core/core.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+void st_plan_defaults(st_plan *p) {
+    memset(p, 0, sizeof *p);
+    p->tp = p->pp = p->dp = p->cp = p->ep = p->vp = 1;
+    p->mbs = 1;
+    p->recompute = ST_REC_NONE;
+    p->offload = ST_OFF_NONE;
+    p->dtype = ST_DT_BF16;
+    p->schedule = ST_SCHED_1F1B;
+    p->grad_bytes = 4;
+}
+
+static int parse_int(const char *v, int64_t lo, int64_t hi, int64_t *out, const char *key, st_error *err) {
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (end == v || *end || errno)
+        return st_error_set(err, ST_EINVAL, NULL, key, "expected an integer, got '%s'", v);
+    if (x < lo || x > hi)
+        return st_error_set(err, ST_EINVAL, NULL, key, "%lld is out of range %lld..%lld", x, (long long)lo,
+                            (long long)hi);
+    *out = x;
+    return 0;
+}
+
+#define SPEC_KEYS                                                                                  \
+    "tp, pp, dp, cp, ep, vp, mbs, gbs, seq, sp, recompute, zero, offload, dtype, schedule, "      \
+    "overlap_grad_reduce, grad_bytes, seed"
+
+int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err) {
+    char buf[1024];
+    if (!spec || strlen(spec) >= sizeof buf)
+        return st_error_set(err, ST_EINVAL, NULL, "plan", "inline plan spec missing or too long");
+    snprintf(buf, sizeof buf, "%s", spec);
+    if (!buf[0]) return st_error_set(err, ST_EINVAL, NULL, "plan", "empty plan spec");
+    char seen[1024] = ","; /* ",key1,key2," to refuse a key given twice */
+    char *tok = buf;
+    for (;;) {
+        char *comma = strchr(tok, ',');
+        if (comma) *comma = '\0';
+        char *eq = strchr(tok, '=');
+        if (!eq || eq == tok || !eq[1])
+            return st_error_set(err, ST_EINVAL, NULL, "plan", "expected key=value, got '%s'", tok);
+        *eq = '\0';
+        const char *k = tok, *v = eq + 1;
+        char probe[sizeof buf + 2];
+        snprintf(probe, sizeof probe, ",%s,", k);
+        if (strstr(seen, probe)) return st_error_set(err, ST_EINVAL, NULL, k, "given twice");
+        if (strlen(seen) + strlen(k) + 2 < sizeof seen) strcat(strcat(seen, k), ",");
+        tok = comma ? comma + 1 : NULL;
+        int64_t x;
+        int rc = 0;
+#define INTKEY(name, lo, hi, field, flag)                                                          \
+    if (strcmp(k, name) == 0) {                                                                    \
+        if ((rc = parse_int(v, lo, hi, &x, name, err))) return rc;                                 \
+        p->field = x;                                                                              \
+        p->given |= flag;                                                                          \
+        goto next;                                                                                 \
+    }
+#define ENUMKEY(name, fn, field, flag, choices)                                                    \
+    if (strcmp(k, name) == 0) {                                                                    \
+        if (fn(v, &p->field))                                                                      \
+            return st_error_set(err, ST_EINVAL, NULL, name, "'%s' is not one of " choices, v);      \
+        p->given |= flag;                                                                          \
+        goto next;                                                                                 \
+    }
+        INTKEY("tp", 1, ST_MAX_GPUS, tp, 0)
+        INTKEY("pp", 1, ST_MAX_GPUS, pp, 0)
+        INTKEY("dp", 1, ST_MAX_GPUS, dp, ST_GIVEN_DP)
+        INTKEY("cp", 1, ST_MAX_GPUS, cp, 0)
+        INTKEY("ep", 1, ST_MAX_GPUS, ep, 0)
+        INTKEY("vp", 1, ST_MAX_LAYERS, vp, 0)
+        INTKEY("mbs", 1, 1 << 30, mbs, 0)
+        INTKEY("gbs", 1, 1 << 30, gbs, ST_GIVEN_GBS)
+        INTKEY("seq", 1, ST_MAX_SEQ, seq, ST_GIVEN_SEQ)
+        INTKEY("sp", 0, 1, sp, 0)
+        INTKEY("zero", 0, 3, zero, 0)
+        INTKEY("overlap_grad_reduce", 0, 1, overlap_grad_reduce, 0)
+        INTKEY("grad_bytes", 2, 4, grad_bytes, ST_GIVEN_GRAD)
+        INTKEY("seed", 0, INT64_MAX, seed, 0)
+        ENUMKEY("recompute", st_recompute_parse, recompute, 0, "none, selective, full")
+        ENUMKEY("offload", st_offload_parse, offload, 0, "none, optimizer, params")
+        ENUMKEY("dtype", st_dtype_parse, dtype, 0, "fp32, tf32, fp16, bf16, fp8")
+        ENUMKEY("schedule", st_schedule_parse, schedule, ST_GIVEN_SCHEDULE, "gpipe, 1f1b, interleaved, zb")
+#undef INTKEY
+#undef ENUMKEY
+        return st_error_set(err, ST_EINVAL, NULL, k, "unknown plan key (known: " SPEC_KEYS ")");
+    next:
+        if (!tok) break;
+    }
+    if (p->grad_bytes == 3) return st_error_set(err, ST_EINVAL, NULL, "grad_bytes", "must be 2 or 4");
+    return 0;
+}
+
+int64_t st_plan_microbatches(const st_plan *p) { return p->gbs / ((int64_t)p->dp * p->mbs); }
+
+int st_plan_finalize(st_plan *p, const st_model *m, const st_cluster *c, int64_t gpus, const char *file,
+                     st_error *err) {
+#define BAD(key, ...) return st_error_set(err, ST_EINVAL, file, key, __VA_ARGS__)
+    int64_t have = st_cluster_gpus(c);
+    int64_t want = gpus > 0 ? gpus : have;
+    if (!(p->given & ST_GIVEN_SEQ)) p->seq = m->seq_len;
+    int64_t shard = (int64_t)p->tp * p->pp * p->cp;
+    if (shard > ST_MAX_GPUS) {
+        const char *key = p->pp >= p->tp && p->pp >= p->cp ? "pp" : p->cp > p->tp ? "cp" : "tp";
+        BAD(key, "tp*pp*cp = %lld exceeds %d GPUs", (long long)shard, ST_MAX_GPUS);
+    }
+    if (!(p->given & ST_GIVEN_DP)) {
+        if (want % shard)
+            BAD("dp", "tp*pp*cp = %lld does not divide the %lld GPUs; give dp", (long long)shard,
+                (long long)want);
+        p->dp = (int)(want / shard);
+    }
+    int64_t used = shard * p->dp;
+    if (used > have)
+        BAD("dp", "the plan uses tp*pp*dp*cp = %lld GPUs but the cluster %s has %lld (use --gpus)",
+            (long long)used, c->name, (long long)have);
+    if (gpus > 0 && used != gpus)
+        BAD("dp", "tp*pp*dp*cp = %lld GPUs, but %lld were asked for", (long long)used, (long long)gpus);
+    if (!(p->given & ST_GIVEN_GBS)) p->gbs = (int64_t)p->dp * p->mbs;
+    if (p->gbs % ((int64_t)p->dp * p->mbs))
+        BAD("gbs", "%lld is not divisible by dp*mbs = %lld", (long long)p->gbs, (long long)p->dp * p->mbs);
+    int64_t mb = st_plan_microbatches(p);
+
+    if (m->heads % p->tp) BAD("tp", "heads (%lld) not divisible by tp (%d)", (long long)m->heads, p->tp);
+    if (m->kv_heads % p->tp)
+        BAD("tp", "kv_heads (%lld) not divisible by tp (%d)", (long long)m->kv_heads, p->tp);
+    if (p->tp == 1) p->sp = 0; /* Megatron-LM turns sequence parallelism off without tp */
+    if (p->cp > 1 && p->seq % (2 * p->cp))
+        BAD("cp", "seq (%lld) must be divisible by 2*cp = %d (load-balanced causal context parallelism)",
+            (long long)p->seq, 2 * p->cp);
+    if (p->seq > ST_MAX_SEQ) BAD("seq", "must be 1..%d", ST_MAX_SEQ);
+
+    if (m->experts == 0 && p->ep > 1) BAD("ep", "ep = %d but the model has no experts", p->ep);
+    if (p->ep > 1) {
+        if (((int64_t)p->dp * p->cp) % p->ep) BAD("ep", "ep (%d) must divide dp*cp (%d)", p->ep, p->dp * p->cp);
+        if (m->experts % p->ep) BAD("ep", "ep (%d) must divide experts (%lld)", p->ep, (long long)m->experts);
+    }
+
+    if (p->pp > m->layers) BAD("pp", "pp (%d) exceeds layers (%lld)", p->pp, (long long)m->layers);
+    if (p->pp > ST_MAX_STAGES) BAD("pp", "pp (%d) exceeds %d pipeline stages", p->pp, ST_MAX_STAGES);
+    if (p->vp > 1 && p->pp == 1) BAD("vp", "vp > 1 needs pp > 1");
+    if ((int64_t)p->pp * p->vp > m->layers)
+        BAD("vp", "pp*vp = %lld pipeline chunks exceed layers (%lld)", (long long)p->pp * p->vp,
+            (long long)m->layers);
+    if ((int64_t)p->pp * p->vp > ST_MAX_STAGES) BAD("vp", "pp*vp exceeds %d chunks", ST_MAX_STAGES);
+    if (p->vp > 1) {
+        if ((p->given & ST_GIVEN_SCHEDULE) && p->schedule != ST_SCHED_INTERLEAVED)
+            BAD("schedule", "vp > 1 runs the interleaved schedule, not %s", st_schedule_name(p->schedule));
+        p->schedule = ST_SCHED_INTERLEAVED;
+        if (mb % p->pp)
+            BAD("gbs", "the interleaved schedule needs micro-batches (%lld) divisible by pp (%d)", (long long)mb,
+                p->pp);
+    } else if (p->schedule == ST_SCHED_INTERLEAVED) {
+        BAD("schedule", "interleaved needs vp > 1");
+    }
+    if (p->pp > 1 && mb < 1) BAD("gbs", "no micro-batch per pipeline");
+
+    if (p->zero < 0 || p->zero > 3) BAD("zero", "must be 0..3");
+    if (p->offload == ST_OFF_PARAMS && p->zero != 3) BAD("offload", "offload=params needs zero=3");
+    if (p->offload == ST_OFF_OPTIMIZER && p->zero < 1) BAD("offload", "offload=optimizer needs zero >= 1");
+    if (!(c->gpu.peak_flops[p->dtype] > 0))
+        BAD("dtype", "%s has no %s tensor throughput", c->gpu.name, st_dtype_name(p->dtype));
+    if (!(p->given & ST_GIVEN_GRAD)) p->grad_bytes = 4;
+    if (p->grad_bytes != 2 && p->grad_bytes != 4) BAD("grad_bytes", "must be 2 or 4");
+
+    if (p->nstage_layers) {
+        int64_t chunks = (int64_t)p->pp * p->vp, sum = 0;
+        if (p->nstage_layers != chunks)
+            BAD("stage_layers", "has %d entries, but pp*vp = %lld", p->nstage_layers, (long long)chunks);
+        for (int i = 0; i < p->nstage_layers; i++) {
+            if (p->stage_layers[i] < 0) BAD("stage_layers", "entry %d is negative", i);
+            sum += p->stage_layers[i];
+        }
+        if (sum != m->layers)
+            BAD("stage_layers", "sums to %lld layers, the model has %lld", (long long)sum, (long long)m->layers);
+    }
+    return 0;
+#undef BAD
+}
+
+void st_plan_chunk_layers(const st_plan *p, const st_model *m, int *out) {
+    int n = p->pp * p->vp;
+    if (p->nstage_layers == n) {
+        memcpy(out, p->stage_layers, sizeof(int) * (size_t)n);
+        return;
+    }
+    int64_t L = m->layers, base = L / n, rem = L % n;
+    for (int i = 0; i < n; i++) out[i] = (int)base;
+    if (rem == 0) return;
+    /* Megatron-LM's uneven form (--decoder-first/last-pipeline-num-layers): the middle chunks get
+     * ceil(L / n) each, the first and last share the rest (the first, whose embedding is cheaper
+     * than the output layer, takes the odd one). */
+    int64_t mid = base + 1, restl = L - (int64_t)(n - 2) * mid;
+    if (n >= 3 && restl >= 2 && restl <= 2 * mid) {
+        for (int i = 1; i < n - 1; i++) out[i] = (int)mid;
+        out[0] = (int)((restl + 1) / 2);
+        out[n - 1] = (int)(restl / 2);
+        return;
+    }
+    /* otherwise (few layers per chunk): the extra layers to the middle chunks, then the ends */
+    for (int i = 1; i < n - 1 && rem > 0; i++, rem--) out[i]++;
+    if (rem > 0 && n > 1) out[n - 1]++, rem--;
+    if (rem > 0) out[0]++, rem--;
+}
+
+void st_plan_format_spec(const st_plan *p, char *buf, size_t n) {
+    int w = snprintf(buf, n,
+             "tp=%d,pp=%d,dp=%d,cp=%d,ep=%d,vp=%d,mbs=%lld,gbs=%lld,seq=%lld,sp=%d,recompute=%s,zero=%d,"
+             "offload=%s,dtype=%s,schedule=%s",
+             p->tp, p->pp, p->dp, p->cp, p->ep, p->vp, (long long)p->mbs, (long long)p->gbs, (long long)p->seq,
+             p->sp, st_recompute_name(p->recompute), p->zero, st_offload_name(p->offload),
+             st_dtype_name(p->dtype), st_schedule_name(p->schedule));
+    /* keys left at their defaults are not written */
+    if (w > 0 && (size_t)w < n && p->overlap_grad_reduce) w += snprintf(buf + w, n - (size_t)w, ",overlap_grad_reduce=1");
+    if (w > 0 && (size_t)w < n && p->grad_bytes != 4) snprintf(buf + w, n - (size_t)w, ",grad_bytes=%d", p->grad_bytes);
+}
+
+void st_plan_shard(const st_plan *p, st_shard *out) {
+    memset(out, 0, sizeof *out);
+    out->tp = p->tp, out->cp = p->cp, out->ep = p->ep, out->sp = p->sp;
+    out->mbs = p->mbs, out->seq = p->seq, out->dtype = p->dtype, out->grad_bytes = p->grad_bytes;
+}

@@ -1,0 +1,39 @@
+/* io.h: the I/O layer (src/io/): strata's file formats read and written as JSON (Jansson): models
+ * (strata JSON and HuggingFace config.json), clusters, plans, calibration profiles, operator
+ * graphs. Every loader names the file, the position or the key of what it refuses. Uses core and
+ * cost; the only layer (with the trace reader in traces/ and the report writers) that includes
+ * jansson.h. */
+#ifndef STRATA_IO_H
+#define STRATA_IO_H
+
+#include "cost/cost.h"
+#include "src/core/core.h"
+
+/* Loads a strata model JSON or a HuggingFace config.json (src/io/model_io.c). */
+int st_model_load(const char *path, st_model *out, st_error *err);
+/* A preset name, else a path. */
+int st_model_resolve(const char *arg, st_model *out, st_error *err);
+int st_cluster_load(const char *path, st_cluster *out, st_error *err);
+/* A preset name or a path; gpus > 0 resizes to gpus / gpus_per_node nodes (must divide). */
+int st_cluster_resolve(const char *arg, int64_t gpus, st_cluster *out, st_error *err);
+/* Loads a plan JSON (src/io/plan_io.c). Unknown keys are errors. */
+int st_plan_load(const char *path, st_plan *p, st_error *err);
+/* A path to a plan JSON if such a file exists, else an inline spec. */
+int st_plan_resolve(const char *arg, st_plan *p, st_error *err);
+/* Writes the plan JSON atomically (temp file + rename). */
+int st_plan_save(const st_plan *p, const st_model *m, const st_cluster *c, const char *path, st_error *err);
+int st_profile_load(const char *path, st_profile **out, st_error *err); /* new; st_profile_free */
+/* What --profile takes: a file, or the name of a shipped profile (NAME.json in $STRATA_PROFILE_PATH's
+ * folders, the installed $(pkgdatadir)/profiles, or the source tree's traces/). */
+int st_profile_open(const char *arg, st_profile **out, st_error *err);
+/* The shipped profiles, sorted by name (free() the array); a file that does not load has `error` set. */
+typedef struct st_profile_entry {
+    char name[64], path[512], gpu[48], date[64], source[256], error[512];
+} st_profile_entry;
+int st_profile_shipped(st_profile_entry **out, size_t *n, st_error *err);
+/* Loads a custom graph JSON (src/io/graph_io.c; format in README): its tensors and operators as
+ * written, not yet checked: st_graph_check (search/) derives what the file leaves out and refuses
+ * cycles, dangling tensors and shapes that do not match. */
+int st_graph_load(const char *path, st_graph *g, st_error *err);
+
+#endif

@@ -1,0 +1,27 @@
+/* lower.h: the lowering layer (src/lower/): a plan becomes one program per rank (program.h, the
+ * format both interpreters run: src/sim/ and exec/). Durations come from cost/, so simulated and
+ * analytical numbers share their per-operator costs. Uses core, cost and search (the ILP plans it
+ * lowers). */
+#ifndef STRATA_LOWER_H
+#define STRATA_LOWER_H
+
+#include "cost/cost.h"
+#include "search/search.h"
+#include "src/core/core.h"
+#include "src/lower/program.h"
+
+/* Lowers a finalized plan (src/lower/lower.c): one representative rank per pipeline stage. Durations
+ * come from the cost context, so simulated and analytical numbers share their per-operator costs.
+ * Fills out (free with st_lowered_destroy). */
+int st_lower(st_cost_ctx *ctx, const st_plan *p, st_lowered *out, st_error *err);
+/* Every rank (tp x cp x dp x pp, Megatron's rank order), with the tp, cp and ep collectives in
+ * real tp, cp and ep groups, the dp reduction in real dp x cp groups and the tied embedding's
+ * all-reduce in real pairs of end-stage ranks: what the representatives stand for; the tests
+ * prove both simulate alike. */
+int st_lower_full(st_cost_ctx *ctx, const st_plan *p, st_lowered *out, st_error *err);
+/* Lowers an ILP plan (st_autoshard_evaluate's result) to one representative program per stage
+ * (src/lower/lower_as.c). */
+int st_lower_autoshard(const st_autoshard_result *r, const st_cluster *c, const st_profile *prof, st_dtype dt,
+                       st_lowered *out, st_error *err);
+
+#endif

@@ -1,0 +1,264 @@
+/* lower_as.c: lowers an operator-level (ILP) plan to programs (program.h) for the simulator:
+ * one representative rank per pipeline stage, standing for the devices of the stage's mesh (they
+ * run one SPMD program). Each micro-batch's forward and backward are the stage's steps from
+ * st_autoshard_work: the operators' compute, merged between collectives, and every resharding
+ * collective as its own instruction on the compute stream, where frameworks issue them; the
+ * activations and their gradients travel between neighbour stages as send/receive (Megatron-LM's
+ * blocking receive on the compute stream, the send on the p2p stream), each device pair moving its
+ * share, then resharded inside the receiving mesh as its first operators need (the ENTER steps); the weight gradients are
+ * all-reduced once per iteration, per mesh axis, on the data-parallel stream after the stage's last
+ * backward; with the distributed optimizer (zero 1) reduce-scattered instead, innermost axis first,
+ * and the updated weights all-gathered back, outermost axis first, where the optimizer step would
+ * end (Megatron-LM's distributed optimizer). 1F1B order, as the stage DP prices the pipeline.
+ *
+ * Not modelled here (yet): the links (transfers take their time alone: a stage's collectives run
+ * one at a time on its compute stream, and stages use disjoint GPUs), the optimizer step between
+ * the reduction and the gather (the ILP does not price it either). */
+#include "src/lower/lower.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct pb {
+    st_program *pg;
+    int failed;
+} pb;
+
+static int push(pb *b, const st_ins *in) {
+    st_program *pg = b->pg;
+    if (pg->n == pg->cap) {
+        int cap = pg->cap ? 2 * pg->cap : 256;
+        st_ins *p = realloc(pg->ins, (size_t)cap * sizeof *p);
+        if (!p) {
+            b->failed = 1;
+            return -1;
+        }
+        pg->ins = p;
+        pg->cap = cap;
+    }
+    pg->ins[pg->n] = *in;
+    return pg->n++;
+}
+
+static st_ins blank(st_ins_kind kind, int stream, int mb, const char *label) {
+    st_ins in;
+    memset(&in, 0, sizeof in);
+    in.kind = (uint8_t)kind;
+    in.stream = (uint8_t)stream;
+    in.chunk = 0;
+    in.mb = mb;
+    in.dep[0] = in.dep[1] = -1;
+    in.label = label;
+    in.phase = ST_PHASE_OTHER;
+    in.coll = ST_COLL_NONE;
+    in.peer = -1;
+    in.route = -1;
+    return in;
+}
+
+typedef struct stage_ctx {
+    const st_as_work *w;
+    int rank, nstages, layers, has_head, has_tail;
+    int group[2];           /* the stage's collective group per mesh axis */
+    double p2p_prev, p2p_next; /* one-way send time to / from the neighbour (the sender's) */
+    double bytes_prev, bytes_next;
+} stage_ctx;
+
+/* Emits one part's steps (forward or backward list), merging consecutive compute. Returns the last
+ * instruction, or `last` when the part is empty. */
+static int part(pb *b, const stage_ctx *S, int p, int bwd, int mb, int last, double *alloc) {
+    const st_as_work *w = S->w;
+    const st_as_step *v = w->step[p][bwd];
+    int n = w->n[p][bwd];
+    for (int i = 0; i < n;) {
+        st_ins in;
+        if (v[i].coll == ST_COLL_NONE) {
+            double t = 0;
+            while (i < n && v[i].coll == ST_COLL_NONE) t += v[i++].time_s;
+            in = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, mb, bwd ? "bwd" : "fwd");
+            in.phase = (uint8_t)(bwd ? ST_PHASE_BWD : ST_PHASE_FWD);
+            in.dur_s = t;
+        } else {
+            in = blank(ST_INS_COLL, ST_STREAM_COMPUTE, mb, st_coll_name(v[i].coll));
+            in.coll = (uint8_t)v[i].coll;
+            in.group = S->group[v[i].axis];
+            in.dur_s = v[i].time_s;
+            in.bytes = v[i].bytes;
+            i++;
+        }
+        if (*alloc > 0) in.alloc_bytes = *alloc, *alloc = 0;
+        last = push(b, &in);
+    }
+    return last;
+}
+
+static void forward(pb *b, const stage_ctx *S, int mb) {
+    double alloc = S->w->saved_bytes;
+    int last = -1;
+    if (S->rank > 0) {
+        st_ins r = blank(ST_INS_RECV, ST_STREAM_COMPUTE, mb, "recv act");
+        r.peer = S->rank - 1;
+        r.tag = mb * 2;
+        r.dur_s = S->p2p_prev;
+        r.bytes = S->bytes_prev;
+        last = push(b, &r);
+    }
+    if (S->has_head) last = part(b, S, ST_AS_HEAD, 0, mb, last, &alloc);
+    last = part(b, S, ST_AS_ENTER, 0, mb, last, &alloc); /* into the first layer: from the head or the previous stage */
+    for (int l = 0; l < S->layers; l++) {
+        if (l > 0) last = part(b, S, ST_AS_CROSS, 0, mb, last, &alloc);
+        last = part(b, S, ST_AS_LAYER, 0, mb, last, &alloc);
+    }
+    last = part(b, S, ST_AS_LEAVE, 0, mb, last, &alloc);
+    if (S->has_tail) last = part(b, S, ST_AS_TAIL, 0, mb, last, &alloc);
+    if (alloc > 0) { /* a stage without steps still holds its activations */
+        st_ins in = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, mb, "fwd");
+        in.phase = ST_PHASE_FWD;
+        in.alloc_bytes = alloc;
+        last = push(b, &in);
+    }
+    if (S->rank < S->nstages - 1) {
+        st_ins s = blank(ST_INS_SEND, ST_STREAM_P2P, mb, "send act");
+        s.peer = S->rank + 1;
+        s.tag = mb * 2;
+        s.dur_s = S->p2p_next;
+        s.bytes = S->bytes_next;
+        s.dep[0] = last;
+        push(b, &s);
+    }
+}
+
+static int backward(pb *b, const stage_ctx *S, int mb) {
+    double none = 0;
+    int last = -1;
+    if (S->rank < S->nstages - 1) {
+        st_ins r = blank(ST_INS_RECV, ST_STREAM_COMPUTE, mb, "recv grad");
+        r.peer = S->rank + 1;
+        r.tag = mb * 2 + 1;
+        r.dur_s = S->p2p_next;
+        r.bytes = S->bytes_next;
+        last = push(b, &r);
+    }
+    if (S->has_tail) last = part(b, S, ST_AS_TAIL, 1, mb, last, &none);
+    last = part(b, S, ST_AS_LEAVE, 1, mb, last, &none);
+    for (int l = 0; l < S->layers; l++) {
+        if (S->w->recompute) { /* the layer's forward again, from the input it kept */
+            double alloc = S->w->recompute_bytes;
+            int first = b->pg->n;
+            if (l < S->layers - 1) last = part(b, S, ST_AS_CROSS, 0, mb, last, &alloc);
+            else last = part(b, S, ST_AS_ENTER, 0, mb, last, &alloc);
+            last = part(b, S, ST_AS_LAYER, 0, mb, last, &alloc);
+            for (int i = first; i < b->pg->n; i++)
+                if (b->pg->ins[i].kind == ST_INS_COMPUTE) {
+                    b->pg->ins[i].phase = ST_PHASE_RECOMPUTE;
+                    b->pg->ins[i].label = "recompute";
+                }
+        }
+        int before = b->pg->n;
+        last = part(b, S, ST_AS_LAYER, 1, mb, last, &none);
+        if (S->w->recompute && last >= before) b->pg->ins[last].free_bytes += S->w->recompute_bytes;
+        if (l < S->layers - 1) last = part(b, S, ST_AS_CROSS, 1, mb, last, &none);
+    }
+    last = part(b, S, ST_AS_ENTER, 1, mb, last, &none);
+    if (S->has_head) last = part(b, S, ST_AS_HEAD, 1, mb, last, &none);
+    /* the micro-batch's activations are released when its backward ends */
+    st_ins in = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, mb, "bwd");
+    in.phase = ST_PHASE_BWD;
+    in.free_bytes = S->w->saved_bytes;
+    if (last >= 0 && b->pg->ins[last].kind == ST_INS_COMPUTE && b->pg->ins[last].stream == ST_STREAM_COMPUTE &&
+        b->pg->ins[last].free_bytes == 0)
+        b->pg->ins[last].free_bytes = S->w->saved_bytes;
+    else
+        last = push(b, &in);
+    if (S->rank > 0) {
+        st_ins s = blank(ST_INS_SEND, ST_STREAM_P2P, mb, "send grad");
+        s.peer = S->rank - 1;
+        s.tag = mb * 2 + 1;
+        s.dur_s = S->p2p_prev;
+        s.bytes = S->bytes_prev;
+        s.dep[0] = last;
+        push(b, &s);
+    }
+    return last;
+}
+
+int st_lower_autoshard(const st_autoshard_result *r, const st_cluster *c, const st_profile *prof, st_dtype dt,
+                       st_lowered *out, st_error *err) {
+    memset(out, 0, sizeof *out);
+    int S = r->nstages, rc = 0;
+    st_as_work *w = calloc((size_t)S, sizeof *w);
+    out->progs = calloc((size_t)S, sizeof *out->progs);
+    out->groups = calloc((size_t)S * 4, sizeof *out->groups);
+    if (!w || !out->progs || !out->groups) {
+        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+        goto done;
+    }
+    out->nranks = S;
+    out->microbatches = r->microbatches;
+    for (int i = 0; i < S && !rc; i++) rc = st_autoshard_work(r, i, c, prof, dt, &w[i], err);
+    if (rc) goto done;
+    int gpu = 0;
+    for (int i = 0; i < S && !rc; i++) {
+        const st_as_stage *st = &r->stage[i];
+        st_program *pg = &out->progs[i];
+        pg->rank = i;
+        pg->stage = i;
+        pg->replicas = st->mesh.nodes * st->mesh.gpus;
+        pg->gpu = gpu;
+        gpu += pg->replicas;
+        pg->base_bytes = w[i].state_bytes;
+        stage_ctx X = {.w = &w[i], .rank = i, .nstages = S, .layers = st->last - st->first,
+                       .has_head = st->first == 0, .has_tail = st->last == (int)r->g->repeat};
+        if (r->g->block_in < 0) /* a custom graph: a stage's operators are all in the head part */
+            X.layers = 0, X.has_head = 1, X.has_tail = 0;
+        for (int a = 0; a < 2; a++) { /* reshard group and gradient group per axis */
+            for (int k = 0; k < 2; k++) {
+                st_group_def *gd = &out->groups[out->ngroups];
+                gd->kind = k ? ST_GRP_DP : ST_GRP_TP;
+                gd->n = 1;
+                if (!(gd->ranks = malloc(sizeof *gd->ranks))) {
+                    rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+                    goto done;
+                }
+                gd->ranks[0] = i;
+                out->ngroups++;
+            }
+            X.group[a] = out->ngroups - 2;
+        }
+        X.p2p_prev = w[i].p2p_in_s, X.bytes_prev = w[i].p2p_in_bytes;
+        X.p2p_next = w[i].p2p_out_s, X.bytes_next = w[i].p2p_out_bytes;
+        pb b = {pg, 0};
+        int64_t m = r->microbatches, warm = S - i - 1 < m ? S - i - 1 : m;
+        int last = -1;
+        for (int64_t k = 0; k < warm; k++) forward(&b, &X, (int)k);
+        for (int64_t k = 0; k < m - warm; k++) {
+            forward(&b, &X, (int)(warm + k));
+            last = backward(&b, &X, (int)k);
+        }
+        for (int64_t k = m - warm; k < m; k++) last = backward(&b, &X, (int)k);
+        /* the gradients' reduction, then (zero 1) the weights' gather, on the data-parallel stream in
+         * this order: zero 1 reduce-scatters from the innermost axis and gathers from the outermost
+         * (st_as_work) */
+        int na = st->mesh.naxes;
+        for (int k = 0; k < 2 * na; k++) {
+            int gather = k >= na, a = gather ? k - na : w[i].zero ? na - 1 - k : k;
+            double t = gather ? w[i].gather_s[a] : w[i].sync_s[a];
+            if (t <= 0) continue;
+            st_coll coll = gather ? ST_COLL_ALLGATHER : w[i].zero ? ST_COLL_REDUCESCATTER : ST_COLL_ALLREDUCE;
+            st_ins in = blank(ST_INS_COLL, ST_STREAM_DP, -1,
+                              gather ? "param all-gather" : w[i].zero ? "grad reduce-scatter" : "grad all-reduce");
+            in.coll = (uint8_t)coll;
+            in.group = X.group[a] + 1;
+            in.dur_s = t;
+            in.bytes = gather ? w[i].gather_bytes[a] : w[i].sync_bytes[a];
+            in.dep[0] = last;
+            push(&b, &in);
+        }
+        if (b.failed) rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory lowering stage %d", i);
+    }
+done:
+    for (int i = 0; w && i < S; i++) st_as_work_free(&w[i]);
+    free(w);
+    if (rc) st_lowered_destroy(out);
+    return rc;
+}

@@ -1,0 +1,179 @@
+/* program.h: a lowered plan: one program per rank, the ordered instructions of one training
+ * iteration, each with its stream and its dependencies (DESIGN.md, "one program, two
+ * interpreters"). The lowering (src/lower/lower.c) writes it; the discrete-event simulator (src/sim/sim.c)
+ * runs it with durations from cost/; the executor (exec/) will run it with real kernels. Nothing
+ * here knows about either interpreter.
+ *
+ * Semantics every interpreter keeps:
+ * - A rank has ST_STREAMS streams. Each stream runs its instructions one at a time, in program
+ *   order (the order of `ins` restricted to that stream), like a CUDA stream.
+ * - An instruction starts when the previous instruction of its stream has ended, every dep[] of
+ *   the same program has ended, and
+ *     COLL: every member rank of its group has reached the same collective (the k-th COLL of that
+ *           group in each member's program, k counted per group): they start together;
+ *     SEND/RECV: the matching RECV/SEND (same sender, receiver and tag) has been reached: they
+ *           start together (a rendezvous, as NCCL's send/recv) and end dur_s later.
+ *   The members of a rendezvous take the longest of their dur_s, or longer when links they share
+ *   with other transfers slow them ("Network" below).
+ *   Because streams are in order, the lowering must not let two ranks' streams wait on each
+ *   other in a circle: src/lower/lower.c puts receives on the compute stream, right before the compute
+ *   that needs them (Megatron-LM's blocking p2p), and sends on the P2P stream after it.
+ * - Ranks are named by st_program.rank; peer and st_group_def.ranks[] hold those names.
+ * - Memory: alloc_bytes are allocated when the instruction starts, free_bytes released when it
+ *   ends; base_bytes (weights, gradients, optimizer states) are held throughout.
+ *
+ * Network (optional: with no links every transfer simply takes its dur_s). The lowering describes
+ * the links of the cluster and, for each transfer, the links it crosses; an interpreter that has
+ * real links (the executor) ignores all of it.
+ * - A link (st_link) carries bytes one way at bytes_per_s: a GPU's NVLink port, a NIC port, a
+ *   node's link to the fabric above the nodes, each per direction.
+ * - A route (st_route) lists hops: a link and the number of ranks of the transfer whose traffic
+ *   crosses it (a collective of n ranks on one node crosses each member's port out and in once;
+ *   eight ranks of a node that talk across nodes cross its fabric link eight times).
+ * - A transfer (COLL, SEND/RECV) on route r has two parts: latency_s, a fixed part (per-step
+ *   latencies, which no link stretches), and dur_s - latency_s at the route's bytes_per_s alone:
+ *   each rank pushes (dur_s - latency_s) * bytes_per_s "bus bytes" through each of its hops. Alone
+ *   it takes dur_s. Transfers that share a link share its bandwidth (the simulator: max-min fair).
+ * - A collective's members all name the same route (the whole collective's links); a send and its
+ *   receive too.
+ *
+ * Shared instructions: ranks whose programs differ only in the names of their groups, peers and
+ * routes (the tp, cp and dp lanes of a pipeline stage, lowered to every rank) may share one
+ * instruction array: the program says whose (`like`) and how the names map (`renames`); an
+ * interpreter reads an instruction through st_program_ins.
+ *
+ * Symmetry: ranks that would run identical programs on identical inputs (the tp, cp and dp
+ * replicas of a pipeline stage) may be lowered once, as one representative rank per stage; the
+ * group then lists that representative alone and `replicas` says how many ranks it stands for.
+ * Its routes cross the links of every rank it stands for (program.gpu .. gpu + replicas - 1).
+ */
+#ifndef STRATA_PROGRAM_H
+#define STRATA_PROGRAM_H
+
+#include "src/core/core.h"
+
+
+typedef enum { ST_INS_COMPUTE, ST_INS_COLL, ST_INS_SEND, ST_INS_RECV } st_ins_kind;
+
+/* what a COMPUTE instruction does (and the colour of its box in a trace) */
+typedef enum {
+    ST_PHASE_FWD,
+    ST_PHASE_BWD,       /* input and weight gradients */
+    ST_PHASE_BWD_INPUT, /* zero-bubble schedules split backward */
+    ST_PHASE_BWD_WEIGHT,
+    ST_PHASE_RECOMPUTE,
+    ST_PHASE_OPTIMIZER,
+    ST_PHASE_OTHER,
+    ST_PHASE_COUNT
+} st_phase;
+
+enum {
+    ST_STREAM_COMPUTE, /* kernels, and the tp/cp/ep collectives Megatron runs inline */
+    ST_STREAM_P2P,     /* pipeline send/recv */
+    ST_STREAM_DP,      /* data-parallel / ZeRO collectives */
+    ST_STREAM_COPY,    /* host <-> device (offload) */
+    ST_STREAM_GATHER,  /* ZeRO-3's parameter all-gathers, ahead of the compute that needs them */
+    ST_STREAMS
+};
+/* the streams' names, as traces show them ("compute", "p2p", "dp", "copy", "gather") */
+extern const char *const st_stream_names[ST_STREAMS];
+
+/* Field types are narrow where a 1T-parameter model on 3,072 GPUs, lowered to every rank, has
+ * ~1.5e7 instructions. */
+typedef struct st_ins {
+    double dur_s;      /* COMPUTE: duration; COLL/SEND/RECV: transfer time alone on its links */
+    double latency_s;  /* COLL/SEND/RECV: the part of dur_s that bandwidth sharing does not stretch */
+    double bytes;      /* COLL/SEND/RECV: message size per rank (st_cost_collective's `bytes`);
+                          a copy-stream COMPUTE: the bytes it copies (0 where not given) */
+    double alloc_bytes, free_bytes;
+    const char *label; /* static string, e.g. "fwd", "bwd", "send act", "dp reduce-scatter" */
+    int32_t chunk, mb; /* pipeline chunk and micro-batch; -1 when not about one */
+    union {
+        int32_t group; /* COLL: index into st_lowered.groups */
+        int32_t peer;  /* SEND/RECV: the other rank */
+    };
+    int32_t tag;       /* SEND/RECV: unique per (sender, receiver) pair */
+    int32_t route;     /* COLL/SEND/RECV: index into st_lowered.routes; -1 = crosses no modelled link */
+    int32_t dep[2];    /* instructions of this program that must end first; -1 = none */
+    uint8_t kind;      /* st_ins_kind */
+    uint8_t phase;     /* st_phase (COMPUTE) */
+    uint8_t stream;    /* ST_STREAM_* */
+    uint8_t coll;      /* st_coll (COLL) */
+} st_ins;
+
+/* A program that runs another's instructions under other names (program.h, "Shared
+ * instructions"): every `what` value `from` of the other program's instructions reads `to`. */
+typedef enum { ST_RENAME_GROUP, ST_RENAME_PEER, ST_RENAME_ROUTE } st_rename_what;
+typedef struct st_rename {
+    int32_t what; /* st_rename_what */
+    int32_t from, to;
+} st_rename;
+
+typedef struct st_program {
+    int rank;
+    int stage;          /* pipeline stage of this rank */
+    int replicas;       /* ranks this program stands for (symmetry) */
+    int gpu;            /* the GPU it runs on: ranks gpu .. gpu + replicas - 1 in the cluster's order */
+    double base_bytes;  /* memory held for the whole iteration */
+    int n, cap;         /* cap < 0: ins lies in one of st_lowered.blocks (-cap slots), not owned */
+    st_ins *ins;        /* n instructions, owned (unless cap < 0 or like) */
+    /* Shared instructions: non-NULL, a program of the same st_lowered (itself without `like`) whose
+     * instructions this one runs (ins and n are its, cap < 0), with the group, peer and route
+     * values listed in renames (sorted by what, then from; owned) read as their `to`; the
+     * other fields are the same. st_program_ins reads an instruction either way. */
+    const struct st_program *like;
+    int nrenames;
+    st_rename *renames;
+} st_program;
+
+typedef struct st_group_def {
+    st_group_kind kind;
+    int n;         /* member ranks (in this lowering) */
+    int *ranks;    /* owned */
+} st_group_def;
+
+typedef enum { ST_LINK_NVLINK, ST_LINK_NIC, ST_LINK_FABRIC } st_link_kind;
+
+typedef struct st_link {
+    int32_t kind;       /* st_link_kind */
+    int32_t dir;        /* 0: out of the GPU / NIC / node, 1: into it */
+    int32_t index;      /* the GPU (NVLINK), the node * ports + port (NIC), or the node (FABRIC) */
+    int32_t rank;       /* the rank whose trace shows it (its own GPU's or node's link); -1: none */
+    double bytes_per_s; /* capacity */
+    char name[24];      /* e.g. "nvlink 5 out", "nic 2.1 in", "fabric 3 up" */
+} st_link;
+
+typedef struct st_hop {
+    int32_t link;  /* index into st_lowered.links */
+    int32_t count; /* ranks of the transfer crossing it, >= 1 */
+} st_hop;
+
+typedef struct st_route {
+    int32_t first, n;   /* hops[first .. first + n) */
+    double bytes_per_s; /* what each crossing rank gets alone (a transfer's rate without contention) */
+} st_route;
+
+typedef struct st_lowered {
+    int nranks;
+    st_program *progs; /* nranks, owned */
+    int ngroups;
+    st_group_def *groups; /* owned */
+    int64_t microbatches;
+    /* network (program.h, "Network"); all 0 / NULL when not modelled */
+    int nlinks, nroutes, nhops;
+    st_link *links;   /* owned */
+    st_route *routes; /* owned */
+    st_hop *hops;     /* owned */
+    int nblocks;
+    void **blocks;    /* owned: memory that several programs' instructions lie in */
+} st_lowered;
+
+/* Frees what a lowering filled (src/lower/program.c). */
+void st_lowered_destroy(st_lowered *l);
+/* Instruction i of pg as it runs there (its `like`'s, renamed), into *out. */
+void st_program_ins(const st_program *pg, int i, st_ins *out);
+/* v renamed by pg's renames of kind `what` (v when pg shares nothing or v is not renamed) */
+int32_t st_program_rename(const st_program *pg, st_rename_what what, int32_t v);
+
+
+#endif

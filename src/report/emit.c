@@ -1,0 +1,806 @@
+/* emit.c: a finalized strata plan as what users hand to their training framework.
+ *
+ * Targets (each emitted text names its target again in a header comment or, for JSON, in the
+ * "strata" object):
+ *   megatron   Megatron-LM core_r0.10.0: the command-line arguments of pretrain_gpt.py
+ *              (megatron/training/arguments.py of that release), one flag per line with
+ *              trailing backslashes, after "# ..." comment lines.
+ *   deepspeed  DeepSpeed 0.14.x: a ds_config JSON (train_batch_size, zero_optimization, bf16/fp16,
+ *              activation_checkpointing, ...). tp/pp/cp/ep/vp/sp are not ds_config keys (they are
+ *              launch flags of Megatron-DeepSpeed); they go into a top-level "strata" object.
+ *              DeepSpeedConfig._initialize_params reads only the keys it knows with get_*
+ *              look-ups and never walks the top level, so an unknown top-level key is ignored.
+ *              Sub-objects are different: zero_optimization is a pydantic DeepSpeedConfigModel
+ *              with extra="forbid", so only documented keys go in there.
+ *   torchtitan torchtitan v0.1.0: a job config TOML in the train_configs/ layout of that release
+ *              ([job], [model], [training] with batch_size = local batch, [parallelism] with
+ *              data_parallel_{replicate,shard}_degree, tensor/pipeline/context degrees,
+ *              pipeline_parallel_schedule, _split_points and _microbatch_size,
+ *              [activation_checkpoint]).
+ *
+ * Rule: only keys and flags that exist in the named release are emitted. What cannot be
+ * expressed there is an ST_EINVAL naming the plan (or model) key; what strata is unsure of is left
+ * out and said in a comment of the emitted text. Output is built in memory and written only on
+ * success, so an error leaves f untouched; the same input gives the same bytes.
+ *
+ * Facts the mappings rest on (from the releases named above):
+ *  - Megatron-LM: the distributed optimizer is ZeRO-1; there is no ZeRO-2/3, no CPU offload, and
+ *    its pipeline schedules are 1F1B and interleaved 1F1B (no GPipe, no zero-bubble). --bf16 turns
+ *    on fp32 gradient accumulation by itself (validate_args). Uneven pipelines are expressed only
+ *    as a different first and/or last stage (--decoder-{first,last}-pipeline-num-layers, the rest
+ *    split evenly) and not together with interleaving. Activations: gelu (default) and --swiglu;
+ *    there is no plain-ReLU flag and no ALiBi.
+ *  - DeepSpeed: offload_param is valid only with ZeRO stage 3, offload_optimizer with stages 1-3;
+ *    the pipeline engine asserts ZeRO stage < 2 and runs one non-interleaved 1F1B-style schedule.
+ *  - torchtitan: FSDP2 (fully_shard) shards parameters, gradients and optimizer states: zero=3;
+ *    zero 1/2 are refused (strata would have priced them at another cost); zero 0 becomes DDP,
+ *    which that release refuses together with any other parallelism. TP always includes sequence parallelism. Without pipeline
+ *    parallelism a local batch is one step (no gradient accumulation in that release).
+ *    training.enable_cpu_offload offloads parameters, gradients and optimizer states together.
+ */
+#include "src/report/report.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MEGATRON_TARGET "Megatron-LM core_r0.10.0"
+#define DEEPSPEED_TARGET "DeepSpeed 0.14.x"
+#define TORCHTITAN_TARGET "torchtitan v0.1.0"
+
+#define SPEC_BYTES 65536
+
+/* ------------------------------------------------------------ growable text buffer */
+
+typedef struct sbuf {
+    char *s;
+    size_t len, cap;
+    int oom;
+} sbuf;
+
+static void sb_reserve(sbuf *b, size_t extra) {
+    if (b->oom) return;
+    if (b->len + extra + 1 <= b->cap) return;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + extra + 1) cap *= 2;
+    char *s = realloc(b->s, cap);
+    if (!s) {
+        b->oom = 1;
+        return;
+    }
+    b->s = s;
+    b->cap = cap;
+}
+
+static void sb_printf(sbuf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+static void sb_printf(sbuf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        b->oom = 1;
+        return;
+    }
+    sb_reserve(b, (size_t)n);
+    if (b->oom) return;
+    va_start(ap, fmt);
+    vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+static void sb_putc(sbuf *b, char c) {
+    sb_reserve(b, 1);
+    if (b->oom) return;
+    b->s[b->len++] = c;
+    b->s[b->len] = '\0';
+}
+
+static void sb_puts(sbuf *b, const char *s) { sb_printf(b, "%s", s); }
+
+/* Length of the valid UTF-8 sequence at s, 0 when s does not start one. */
+static size_t utf8_len(const unsigned char *s) {
+    unsigned c = s[0], cp, min;
+    size_t n;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) n = 2, min = 0x80, cp = c & 0x1F;
+    else if ((c & 0xF0) == 0xE0) n = 3, min = 0x800, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4) n = 4, min = 0x10000, cp = c & 0x07;
+    else return 0;
+    for (size_t i = 1; i < n; i++) { /* a NUL fails the test before anything past it is read */
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return n;
+}
+
+/* A double-quoted string valid in both JSON and TOML (basic string): \" \\ \b \t \n \f \r and
+ * \u00XX for other control characters and DEL; invalid UTF-8 becomes U+FFFD. */
+static void sb_quoted(sbuf *b, const char *str) {
+    const unsigned char *s = (const unsigned char *)(str ? str : "");
+    sb_putc(b, '"');
+    while (*s) {
+        unsigned c = *s;
+        size_t n = utf8_len(s);
+        if (n == 0) {
+            sb_puts(b, "\\ufffd");
+            s++;
+            continue;
+        }
+        if (n > 1) {
+            for (size_t i = 0; i < n; i++) sb_putc(b, (char)s[i]);
+            s += n;
+            continue;
+        }
+        switch (c) {
+        case '"': sb_puts(b, "\\\""); break;
+        case '\\': sb_puts(b, "\\\\"); break;
+        case '\b': sb_puts(b, "\\b"); break;
+        case '\t': sb_puts(b, "\\t"); break;
+        case '\n': sb_puts(b, "\\n"); break;
+        case '\f': sb_puts(b, "\\f"); break;
+        case '\r': sb_puts(b, "\\r"); break;
+        default:
+            if (c < 0x20 || c == 0x7F) sb_printf(b, "\\u%04x", c);
+            else sb_putc(b, (char)c);
+        }
+        s++;
+    }
+    sb_putc(b, '"');
+}
+
+/* Text inside a "# ..." comment line: one line, valid UTF-8, no control characters. */
+static void sb_comment_text(sbuf *b, const char *str) {
+    const unsigned char *s = (const unsigned char *)(str ? str : "");
+    while (*s) {
+        size_t n = utf8_len(s);
+        if (n == 0) {
+            sb_putc(b, '?');
+            s++;
+        } else if (n == 1) {
+            sb_putc(b, (*s < 0x20 || *s == 0x7F) ? ' ' : (char)*s);
+            s++;
+        } else {
+            for (size_t i = 0; i < n; i++) sb_putc(b, (char)s[i]);
+            s += n;
+        }
+    }
+}
+
+/* ------------------------------------------------------------ shared checks */
+
+int st_emit_parse(const char *s, st_emit_kind *out) {
+    static const char *const names[] = {"megatron", "deepspeed", "torchtitan"};
+    for (size_t i = 0; s && i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(s, names[i]) == 0) {
+            if (out) *out = (st_emit_kind)i;
+            return 0;
+        }
+    return ST_EINVAL;
+}
+
+static const char *model_name(const st_model *m) { return m->name[0] ? m->name : "(unnamed model)"; }
+
+static int is16(st_dtype d) { return d == ST_DT_BF16 || d == ST_DT_FP16 || d == ST_DT_FP8; }
+
+/* The arithmetic every target relies on; a finalized plan passes, a hand-made one may not. */
+static int check_plan(const st_plan *p, const st_model *m, st_error *err) {
+    const struct {
+        const char *key;
+        int v;
+    } deg[] = {{"tp", p->tp}, {"pp", p->pp}, {"dp", p->dp}, {"cp", p->cp}, {"ep", p->ep}, {"vp", p->vp}};
+    for (size_t i = 0; i < sizeof deg / sizeof deg[0]; i++)
+        if (deg[i].v < 1 || deg[i].v > ST_MAX_GPUS)
+            return st_error_set(err, ST_EINVAL, NULL, deg[i].key, "must be between 1 and %d, got %d",
+                                ST_MAX_GPUS, deg[i].v);
+    if (p->mbs < 1) return st_error_set(err, ST_EINVAL, NULL, "mbs", "must be at least 1");
+    if (p->gbs < 1) return st_error_set(err, ST_EINVAL, NULL, "gbs", "must be at least 1");
+    if (p->seq < 1 || p->seq > ST_MAX_SEQ)
+        return st_error_set(err, ST_EINVAL, NULL, "seq", "must be between 1 and %d", ST_MAX_SEQ);
+    if (p->gbs % ((int64_t)p->dp * p->mbs) != 0)
+        return st_error_set(err, ST_EINVAL, NULL, "gbs",
+                            "global batch %" PRId64 " is not a multiple of dp*mbs = %d*%" PRId64, p->gbs,
+                            p->dp, p->mbs);
+    if (p->zero < 0 || p->zero > 3) return st_error_set(err, ST_EINVAL, NULL, "zero", "must be 0..3");
+    if ((unsigned)p->recompute > ST_REC_FULL)
+        return st_error_set(err, ST_EINVAL, NULL, "recompute", "unknown recompute mode");
+    if ((unsigned)p->offload > ST_OFF_PARAMS)
+        return st_error_set(err, ST_EINVAL, NULL, "offload", "unknown offload mode");
+    if ((unsigned)p->dtype >= ST_DT_COUNT) return st_error_set(err, ST_EINVAL, NULL, "dtype", "unknown dtype");
+    if ((unsigned)p->schedule > ST_SCHED_ZB)
+        return st_error_set(err, ST_EINVAL, NULL, "schedule", "unknown schedule");
+    if (m->layers < 1 || m->layers > ST_MAX_LAYERS)
+        return st_error_set(err, ST_EINVAL, NULL, "layers", "model must have 1..%d layers", ST_MAX_LAYERS);
+    if ((int64_t)p->pp * p->vp > ST_MAX_STAGES)
+        return st_error_set(err, ST_EINVAL, NULL, "vp", "pp*vp = %" PRId64 " exceeds %d pipeline chunks",
+                            (int64_t)p->pp * p->vp, ST_MAX_STAGES);
+    if (p->vp > 1 && p->pp == 1)
+        return st_error_set(err, ST_EINVAL, NULL, "vp", "virtual pipeline stages need pp > 1");
+    if (p->nstage_layers != 0) {
+        if (p->nstage_layers != p->pp * p->vp)
+            return st_error_set(err, ST_EINVAL, NULL, "stage_layers",
+                                "has %d entries, expected pp*vp = %d", p->nstage_layers, p->pp * p->vp);
+        int64_t sum = 0;
+        for (int i = 0; i < p->nstage_layers; i++) {
+            if (p->stage_layers[i] < 0)
+                return st_error_set(err, ST_EINVAL, NULL, "stage_layers", "entry %d is negative", i);
+            sum += p->stage_layers[i];
+        }
+        if (sum != m->layers)
+            return st_error_set(err, ST_EINVAL, NULL, "stage_layers",
+                                "entries sum to %" PRId64 ", the model has %" PRId64 " layers", sum, m->layers);
+    }
+    return 0;
+}
+
+/* Transformer layers of each of the pp*vp chunks in chunk order (chunk j on stage j % pp): the
+ * plan's explicit split, else an even one, else the split the estimator used. *out is new; free. */
+static int chunk_layers(const st_plan *p, const st_model *m, int **out, st_error *err) {
+    int n = p->pp * p->vp;
+    int *c = calloc((size_t)n, sizeof *c);
+    if (!c) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    if (p->nstage_layers == n) memcpy(c, p->stage_layers, (size_t)n * sizeof *c);
+    else if (m->layers % n == 0)
+        for (int i = 0; i < n; i++) c[i] = (int)(m->layers / n);
+    else st_plan_chunk_layers(p, m, c);
+    int64_t sum = 0;
+    for (int i = 0; i < n; i++) sum += c[i];
+    if (sum != m->layers) {
+        free(c);
+        return st_error_set(err, ST_EINTERNAL, NULL, "stage_layers",
+                            "pipeline chunks hold %" PRId64 " layers, the model has %" PRId64, sum, m->layers);
+    }
+    *out = c;
+    return 0;
+}
+
+static int64_t plan_gpus(const st_plan *p) { return (int64_t)p->tp * p->pp * p->dp * p->cp; }
+
+/* "# cluster: NAME, N nodes x G GPUs" when the plan's GPU count fills whole nodes. */
+static void comment_cluster(sbuf *b, const st_plan *p, const st_cluster *c) {
+    if (!c || c->gpus_per_node < 1) return;
+    int64_t gpus = plan_gpus(p);
+    sb_puts(b, "# cluster: ");
+    sb_comment_text(b, c->name[0] ? c->name : "(unnamed cluster)");
+    if (gpus % c->gpus_per_node == 0)
+        sb_printf(b, ", %" PRId64 " nodes x %" PRId64 " GPUs\n", gpus / c->gpus_per_node, c->gpus_per_node);
+    else sb_printf(b, ", %" PRId64 " GPUs per node\n", c->gpus_per_node);
+}
+
+static void comment_model(sbuf *b, const st_model *m) {
+    sb_puts(b, "# model: ");
+    sb_comment_text(b, model_name(m));
+    sb_printf(b, ": %" PRId64 " layers, hidden %" PRId64 ", %" PRId64 " heads (%" PRId64
+                 " kv), ffn %" PRId64 ", vocab %" PRId64,
+              m->layers, m->hidden, m->heads, m->kv_heads, m->ffn, m->vocab);
+    if (m->experts > 0) sb_printf(b, ", %" PRId64 " experts top-%" PRId64, m->experts, m->experts_topk);
+    sb_puts(b, "\n");
+}
+
+/* ------------------------------------------------------------ megatron */
+
+typedef struct flagw {
+    sbuf *b;
+    int n;
+} flagw;
+
+static void flag(flagw *w, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* One flag per line; every line but the last ends in " \" (written when the next flag comes). */
+static void flag(flagw *w, const char *fmt, ...) {
+    char line[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (w->n++ > 0) sb_puts(w->b, " \\\n");
+    sb_puts(w->b, line);
+}
+
+static const char *const suggest = "use --emit deepspeed or --emit torchtitan";
+
+static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_cluster *c,
+                         const char *spec, st_error *err) {
+    int rc = 0;
+    int *chunks = NULL;
+    int first = 0, last = 0; /* uneven first/last stage layer counts, 0 = not set */
+
+    if (p->zero >= 2)
+        return st_error_set(err, ST_EINVAL, NULL, "zero",
+                            "%s has no ZeRO stage %d (its distributed optimizer is ZeRO-1); %s",
+                            MEGATRON_TARGET, p->zero, suggest);
+    if (p->offload != ST_OFF_NONE)
+        return st_error_set(err, ST_EINVAL, NULL, "offload", "%s does not offload %s to CPU memory; %s",
+                            MEGATRON_TARGET, p->offload == ST_OFF_PARAMS ? "parameters" : "optimizer states",
+                            suggest);
+    if (p->pp > 1 && (p->schedule == ST_SCHED_GPIPE || p->schedule == ST_SCHED_ZB))
+        return st_error_set(err, ST_EINVAL, NULL, "schedule",
+                            "%s runs 1F1B and interleaved 1F1B only, not %s; %s", MEGATRON_TARGET,
+                            p->schedule == ST_SCHED_GPIPE ? "GPipe" : "zero-bubble", suggest);
+    if (m->position == ST_POS_ALIBI)
+        return st_error_set(err, ST_EINVAL, NULL, "position",
+                            "%s has no ALiBi position embedding (learned_absolute or rope only)",
+                            MEGATRON_TARGET);
+    if (m->activation == ST_ACT_RELU)
+        return st_error_set(err, ST_EINVAL, NULL, "activation",
+                            "%s's GPT model has no plain ReLU MLP flag (gelu by default, --swiglu)",
+                            MEGATRON_TARGET);
+    if (m->experts <= 0 && p->ep > 1)
+        return st_error_set(err, ST_EINVAL, NULL, "ep", "expert parallelism needs an MoE model");
+
+    if ((rc = chunk_layers(p, m, &chunks, err)) != 0) goto out;
+    {
+        int n = p->pp * p->vp, even = 1;
+        for (int i = 0; i < n; i++) {
+            if (chunks[i] < 1) {
+                rc = st_error_set(err, ST_EINVAL, NULL, "stage_layers",
+                                  "pipeline chunk %d has no transformer layer, which %s cannot express", i,
+                                  MEGATRON_TARGET);
+                goto out;
+            }
+            if (chunks[i] != chunks[0]) even = 0;
+        }
+        if (!even && p->vp > 1) {
+            rc = st_error_set(err, ST_EINVAL, NULL, "stage_layers",
+                              "%s interleaves only equal virtual stages (layers per chunk must be equal)",
+                              MEGATRON_TARGET);
+            goto out;
+        }
+        if (!even && p->pp == 2) {
+            first = chunks[0]; /* the last stage takes the rest */
+        } else if (!even) {
+            int mid = chunks[1];
+            for (int i = 2; i < p->pp - 1; i++)
+                if (chunks[i] != mid) {
+                    char list[128];
+                    size_t off = 0;
+                    for (int j = 0; j < p->pp && off < sizeof list; j++) {
+                        int w_ = snprintf(list + off, sizeof list - off, "%s%d", j ? "," : "", chunks[j]);
+                        if (w_ < 0) break;
+                        off += (size_t)w_;
+                    }
+                    rc = st_error_set(err, ST_EINVAL, NULL, "stage_layers",
+                                      "split %s is not expressible in %s: only the first and last stage may "
+                                      "differ from the evenly split middle stages; give stage_layers with "
+                                      "equal middle stages",
+                                      list, MEGATRON_TARGET);
+                    goto out;
+                }
+            if (chunks[0] != mid) first = chunks[0];
+            if (chunks[p->pp - 1] != mid) last = chunks[p->pp - 1];
+        }
+    }
+
+    /* header */
+    sb_puts(b, "# strata plan: ");
+    sb_comment_text(b, spec);
+    sb_puts(b, "\n");
+    comment_model(b, m);
+    sb_puts(b, "# target: " MEGATRON_TARGET ", pretrain_gpt.py arguments (megatron/training/arguments.py)\n");
+    sb_printf(b,
+              "# world size %" PRId64 " GPUs = tp %d x pp %d x cp %d x dp %d; Megatron-LM derives the "
+              "data-parallel size %d from the world size\n",
+              plan_gpus(p), p->tp, p->pp, p->cp, p->dp, p->dp);
+    comment_cluster(b, p, c);
+    sb_printf(b, "# not emitted: data, tokenizer (strata assumed a vocabulary of %" PRId64
+                 "), optimizer, learning-rate, iteration and checkpoint flags\n",
+              m->vocab);
+    if (p->sp && p->tp == 1) sb_puts(b, "# note: sp=1 without tensor parallelism does nothing; left out\n");
+    if (p->dtype == ST_DT_BF16 || p->dtype == ST_DT_FP8) {
+        if (p->grad_bytes == 2)
+            sb_puts(b, "# note: --bf16 makes Megatron-LM accumulate and all-reduce gradients in fp32 "
+                       "(4 bytes); the plan assumed 2-byte gradients\n");
+    }
+    if (p->dtype == ST_DT_TF32)
+        sb_puts(b, "# note: tf32 is a PyTorch matmul setting, not a Megatron-LM flag; parameters stay fp32\n");
+    if (m->experts > 0 && m->moe_every > 1)
+        sb_printf(b,
+                  "# note: the model has an MoE block every %" PRId64 " blocks; this is not emitted "
+                  "(check --moe-layer-freq in your release), so as written every block is MoE\n",
+                  m->moe_every);
+
+    flagw w = {b, 0};
+    /* parallelism */
+    flag(&w, "--tensor-model-parallel-size %d", p->tp);
+    flag(&w, "--pipeline-model-parallel-size %d", p->pp);
+    if (p->vp > 1) flag(&w, "--num-layers-per-virtual-pipeline-stage %d", chunks[0]);
+    if (first) flag(&w, "--decoder-first-pipeline-num-layers %d", first);
+    if (last) flag(&w, "--decoder-last-pipeline-num-layers %d", last);
+    flag(&w, "--context-parallel-size %d", p->cp);
+    if (m->experts > 0) flag(&w, "--expert-model-parallel-size %d", p->ep);
+    if (p->sp && p->tp > 1) flag(&w, "--sequence-parallel");
+    /* batch and sequence */
+    flag(&w, "--micro-batch-size %" PRId64, p->mbs);
+    flag(&w, "--global-batch-size %" PRId64, p->gbs);
+    flag(&w, "--seq-length %" PRId64, p->seq);
+    flag(&w, "--max-position-embeddings %" PRId64, p->seq > m->seq_len ? p->seq : m->seq_len);
+    /* model shape */
+    flag(&w, "--num-layers %" PRId64, m->layers);
+    flag(&w, "--hidden-size %" PRId64, m->hidden);
+    flag(&w, "--num-attention-heads %" PRId64, m->heads);
+    if (m->kv_heads > 0 && m->kv_heads < m->heads) {
+        flag(&w, "--group-query-attention");
+        flag(&w, "--num-query-groups %" PRId64, m->kv_heads);
+    }
+    if (m->head_dim > 0 && m->head_dim * m->heads != m->hidden) flag(&w, "--kv-channels %" PRId64, m->head_dim);
+    flag(&w, "--ffn-hidden-size %" PRId64, m->ffn);
+    if (m->activation == ST_ACT_SWIGLU) flag(&w, "--swiglu");
+    if (m->norm == ST_NORM_RMSNORM) flag(&w, "--normalization RMSNorm");
+    flag(&w, "--position-embedding-type %s", m->position == ST_POS_ROPE ? "rope" : "learned_absolute");
+    if (!m->tied_embeddings) flag(&w, "--untie-embeddings-and-output-weights");
+    if (!m->bias) flag(&w, "--disable-bias-linear");
+    if (!m->dropout) {
+        flag(&w, "--attention-dropout 0");
+        flag(&w, "--hidden-dropout 0");
+    }
+    if (m->experts > 0) {
+        flag(&w, "--num-experts %" PRId64, m->experts);
+        flag(&w, "--moe-router-topk %" PRId64, m->experts_topk > 0 ? m->experts_topk : 1);
+    }
+    /* memory */
+    if (p->recompute == ST_REC_SELECTIVE) flag(&w, "--recompute-activations");
+    if (p->recompute == ST_REC_FULL) {
+        flag(&w, "--recompute-granularity full");
+        flag(&w, "--recompute-method uniform");
+        flag(&w, "--recompute-num-layers 1");
+    }
+    if (p->zero == 1) flag(&w, "--use-distributed-optimizer");
+    /* precision */
+    if (p->dtype == ST_DT_BF16 || p->dtype == ST_DT_FP8) flag(&w, "--bf16");
+    if (p->dtype == ST_DT_FP16) flag(&w, "--fp16");
+    if (p->dtype == ST_DT_FP8) flag(&w, "--fp8-format hybrid");
+    if (p->grad_bytes == 4 && is16(p->dtype)) flag(&w, "--accumulate-allreduce-grads-in-fp32");
+    if (p->overlap_grad_reduce) flag(&w, "--overlap-grad-reduce");
+    /* strata's cost of an overlapped ZeRO-1 also hides the weight all-gather behind the next
+     * forward, which is this flag (it needs the distributed optimizer) */
+    if (p->overlap_grad_reduce && p->zero == 1) flag(&w, "--overlap-param-gather");
+    if (m->vocab_pad_multiple >= 1) flag(&w, "--make-vocab-size-divisible-by %" PRId64, m->vocab_pad_multiple);
+    sb_puts(b, "\n");
+
+out:
+    free(chunks);
+    return rc;
+}
+
+/* ------------------------------------------------------------ deepspeed */
+
+static const char *jbool(int v) { return v ? "true" : "false"; }
+
+static int emit_deepspeed(sbuf *b, const st_plan *p, const st_model *m, const st_cluster *c,
+                          const char *spec, st_error *err) {
+    if (p->offload != ST_OFF_NONE && p->zero == 0)
+        return st_error_set(err, ST_EINVAL, NULL, "offload",
+                            "%s offloads only under ZeRO (offload_optimizer needs zero >= 1)", DEEPSPEED_TARGET);
+    if (p->offload == ST_OFF_PARAMS && p->zero < 3)
+        return st_error_set(err, ST_EINVAL, NULL, "offload",
+                            "%s offloads parameters (offload_param) only with ZeRO stage 3, plan has zero=%d",
+                            DEEPSPEED_TARGET, p->zero);
+    if (p->pp > 1) {
+        if (p->zero >= 2)
+            return st_error_set(err, ST_EINVAL, NULL, "zero",
+                                "%s's pipeline engine supports ZeRO stage 0 or 1 only (pp=%d); use "
+                                "--emit torchtitan or pp=1",
+                                DEEPSPEED_TARGET, p->pp);
+        if (p->vp > 1)
+            return st_error_set(err, ST_EINVAL, NULL, "vp",
+                                "%s's pipeline engine does not interleave virtual stages; use --emit "
+                                "megatron or --emit torchtitan",
+                                DEEPSPEED_TARGET);
+        if (p->schedule == ST_SCHED_GPIPE || p->schedule == ST_SCHED_ZB)
+            return st_error_set(err, ST_EINVAL, NULL, "schedule",
+                                "%s's pipeline engine runs its own 1F1B schedule only, not %s; use --emit "
+                                "torchtitan",
+                                DEEPSPEED_TARGET, p->schedule == ST_SCHED_GPIPE ? "GPipe" : "zero-bubble");
+    }
+    int64_t gas = p->gbs / ((int64_t)p->dp * p->mbs);
+    int partition = p->recompute == ST_REC_FULL && p->tp > 1 && !p->sp;
+
+    sb_puts(b, "{\n");
+    sb_printf(b, "  \"train_batch_size\": %" PRId64 ",\n", p->gbs);
+    sb_printf(b, "  \"train_micro_batch_size_per_gpu\": %" PRId64 ",\n", p->mbs);
+    sb_printf(b, "  \"gradient_accumulation_steps\": %" PRId64 ",\n", gas);
+    sb_puts(b, "  \"steps_per_print\": 10,\n");
+    sb_puts(b, "  \"gradient_clipping\": 1.0,\n");
+    sb_puts(b, "  \"zero_optimization\": {\n");
+    sb_printf(b, "    \"stage\": %d", p->zero);
+    if (p->zero >= 1) {
+        sb_printf(b, ",\n    \"overlap_comm\": %s", jbool(p->overlap_grad_reduce));
+        sb_puts(b, ",\n    \"contiguous_gradients\": true");
+    }
+    if (p->offload != ST_OFF_NONE)
+        sb_puts(b, ",\n    \"offload_optimizer\": {\n      \"device\": \"cpu\",\n      \"pin_memory\": true\n    }");
+    if (p->offload == ST_OFF_PARAMS)
+        sb_puts(b, ",\n    \"offload_param\": {\n      \"device\": \"cpu\",\n      \"pin_memory\": true\n    }");
+    sb_puts(b, "\n  },\n");
+    if (p->dtype == ST_DT_BF16 || p->dtype == ST_DT_FP8) sb_puts(b, "  \"bf16\": {\n    \"enabled\": true\n  },\n");
+    if (p->dtype == ST_DT_FP16)
+        sb_puts(b, "  \"fp16\": {\n    \"enabled\": true,\n    \"loss_scale\": 0,\n"
+                   "    \"initial_scale_power\": 16,\n    \"loss_scale_window\": 1000,\n"
+                   "    \"hysteresis\": 2,\n    \"min_loss_scale\": 1\n  },\n");
+    if (p->recompute != ST_REC_NONE) {
+        sb_puts(b, "  \"activation_checkpointing\": {\n");
+        sb_printf(b, "    \"partition_activations\": %s,\n", jbool(partition));
+        sb_puts(b, "    \"cpu_checkpointing\": false,\n    \"contiguous_memory_optimization\": false,\n"
+                   "    \"synchronize_checkpoint_boundary\": false,\n    \"profile\": false\n  },\n");
+    }
+    sb_puts(b, "  \"wall_clock_breakdown\": false,\n");
+
+    /* everything DeepSpeed itself does not read */
+    sb_puts(b, "  \"strata\": {\n");
+    sb_puts(b, "    \"target\": \"" DEEPSPEED_TARGET " ds_config; the parallel degrees below are launch "
+               "flags of Megatron-DeepSpeed; DeepSpeed ignores this key\",\n");
+    sb_puts(b, "    \"spec\": ");
+    sb_quoted(b, spec);
+    sb_puts(b, ",\n    \"model\": ");
+    sb_quoted(b, m->name);
+    sb_puts(b, ",\n");
+    if (c) {
+        sb_puts(b, "    \"cluster\": ");
+        sb_quoted(b, c->name);
+        sb_puts(b, ",\n");
+    }
+    sb_printf(b, "    \"gpus\": %" PRId64 ",\n", plan_gpus(p));
+    sb_printf(b, "    \"tp\": %d,\n    \"pp\": %d,\n    \"dp\": %d,\n    \"cp\": %d,\n    \"ep\": %d,\n"
+                 "    \"vp\": %d,\n",
+              p->tp, p->pp, p->dp, p->cp, p->ep, p->vp);
+    sb_printf(b, "    \"sp\": %s,\n", jbool(p->sp && p->tp > 1));
+    sb_printf(b, "    \"seq\": %" PRId64 ",\n", p->seq);
+    sb_puts(b, "    \"recompute\": ");
+    sb_quoted(b, st_recompute_name(p->recompute));
+    sb_puts(b, ",\n    \"dtype\": ");
+    sb_quoted(b, st_dtype_name(p->dtype));
+    sb_puts(b, ",\n");
+    if (p->nstage_layers > 0) {
+        sb_puts(b, "    \"stage_layers\": [");
+        for (int i = 0; i < p->nstage_layers; i++) sb_printf(b, "%s%d", i ? ", " : "", p->stage_layers[i]);
+        sb_puts(b, "],\n");
+    }
+    sb_puts(b, "    \"notes\": [\n      \"train_batch_size = train_micro_batch_size_per_gpu x "
+               "gradient_accumulation_steps x dp\"");
+    if (p->recompute == ST_REC_SELECTIVE)
+        sb_puts(b, ",\n      \"recompute=selective is Megatron's granularity (attention core only); set "
+                   "it with the Megatron-DeepSpeed flags, activation_checkpointing configures full-layer "
+                   "checkpoints\"");
+    if (p->cp > 1)
+        sb_puts(b, ",\n      \"cp > 1: strata priced ring context parallelism; Megatron-DeepSpeed's "
+                   "sequence parallelism (DeepSpeed-Ulysses) is a different algorithm\"");
+    if (p->dtype == ST_DT_FP8)
+        sb_puts(b, ",\n      \"dtype fp8: ds_config has no FP8 switch in this release; bf16 is emitted, "
+                   "enable FP8 (Transformer Engine) in the model code\"");
+    if (p->dtype == ST_DT_TF32)
+        sb_puts(b, ",\n      \"dtype tf32: a PyTorch matmul setting, not a ds_config key; fp32 is emitted\"");
+    if (p->zero == 0 && p->overlap_grad_reduce)
+        sb_puts(b, ",\n      \"overlap_grad_reduce: overlap_comm is a ZeRO option; not set under zero=0\"");
+    if (p->nstage_layers > 0)
+        sb_puts(b, ",\n      \"stage_layers: pick the matching pipeline partition in your Megatron-DeepSpeed "
+                   "launch; ds_config has no key for it\"");
+    if (m->experts > 0)
+        sb_puts(b, ",\n      \"MoE: pass ep as the expert-parallel size of DeepSpeed's MoE layers\"");
+    sb_puts(b, "\n    ]\n  }\n}\n");
+    return 0;
+}
+
+/* ------------------------------------------------------------ torchtitan */
+
+/* torchtitan's llama3 flavors (torchtitan/models/llama/__init__.py): FFN size from dim,
+ * ffn_dim_multiplier and multiple_of. */
+static const struct {
+    const char *flavor;
+    int64_t layers, hidden, heads, kv_heads, ffn;
+} titan_flavors[] = {
+    {"8B", 32, 4096, 32, 8, 14336},
+    {"70B", 80, 8192, 64, 8, 28672},
+    {"405B", 126, 16384, 128, 8, 53248},
+};
+
+static const char *titan_schedule(const st_plan *p) {
+    switch (p->schedule) {
+    case ST_SCHED_GPIPE: return "GPipe";
+    case ST_SCHED_ZB: return "InterleavedZeroBubble";
+    case ST_SCHED_INTERLEAVED: return "Interleaved1F1B";
+    case ST_SCHED_1F1B:
+    default: return p->vp > 1 ? "Interleaved1F1B" : "1F1B";
+    }
+}
+
+static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const st_cluster *c,
+                           const char *spec, st_error *err) {
+    int rc = 0;
+    int *chunks = NULL;
+    const char *why = NULL;
+    int64_t local = p->gbs / p->dp;
+
+    if (p->ep > 1)
+        return st_error_set(err, ST_EINVAL, NULL, "ep", "%s's llama3 model has no expert parallelism",
+                            TORCHTITAN_TARGET);
+    if (m->experts > 0) why = "is a mixture of experts (llama3 is dense)";
+    else if (m->activation != ST_ACT_SWIGLU) why = "does not use SwiGLU";
+    else if (m->norm != ST_NORM_RMSNORM) why = "does not use RMSNorm";
+    else if (m->position != ST_POS_ROPE) why = "does not use rotary position embeddings";
+    else if (m->bias) why = "has biases in its linear layers";
+    else if (m->tied_embeddings) why = "ties input and output embeddings";
+    if (why)
+        return st_error_set(err, ST_EINVAL, NULL, "model",
+                            "%s has no such architecture: model %s %s; its llama3 model is the one strata "
+                            "can target",
+                            TORCHTITAN_TARGET, model_name(m), why);
+    if (p->dtype == ST_DT_FP16)
+        return st_error_set(err, ST_EINVAL, NULL, "dtype",
+                            "%s trains in bfloat16 or float32 (training.mixed_precision_param), not fp16",
+                            TORCHTITAN_TARGET);
+    if (p->offload == ST_OFF_OPTIMIZER)
+        return st_error_set(err, ST_EINVAL, NULL, "offload",
+                            "%s offloads parameters, gradients and optimizer states together "
+                            "(training.enable_cpu_offload), not the optimizer alone; use offload=params or "
+                            "--emit deepspeed",
+                            TORCHTITAN_TARGET);
+    if (p->offload == ST_OFF_PARAMS && p->zero == 0)
+        return st_error_set(err, ST_EINVAL, NULL, "offload",
+                            "%s offloads through FSDP2, which needs zero >= 1", TORCHTITAN_TARGET);
+    /* strata prices zero 1 and 2 as what they are; FSDP2 would run them as ZeRO-3 at another cost */
+    if (p->zero == 1 || p->zero == 2)
+        return st_error_set(err, ST_EINVAL, NULL, "zero",
+                            "%s shards with FSDP2, which is ZeRO-3 (zero=3); zero=%d has no equivalent there",
+                            TORCHTITAN_TARGET, p->zero);
+    if (p->zero == 0 && p->dp > 1 && (p->tp > 1 || p->pp > 1 || p->cp > 1))
+        return st_error_set(err, ST_EINVAL, NULL, "zero",
+                            "%s runs plain data parallelism (DDP, zero=0) only without other parallelism; "
+                            "use zero >= 1 (FSDP2)",
+                            TORCHTITAN_TARGET);
+    if (p->pp == 1 && p->mbs != local)
+        return st_error_set(err, ST_EINVAL, NULL, "mbs",
+                            "%s has no gradient accumulation without pipeline parallelism: the local batch "
+                            "gbs/dp = %" PRId64 " runs as one micro-batch, the plan has mbs=%" PRId64,
+                            TORCHTITAN_TARGET, local, p->mbs);
+    if (p->pp > 1) {
+        if ((rc = chunk_layers(p, m, &chunks, err)) != 0) goto out;
+        for (int i = 0; i < p->pp * p->vp; i++)
+            if (chunks[i] < 1) {
+                rc = st_error_set(err, ST_EINVAL, NULL, "stage_layers",
+                                  "pipeline chunk %d has no transformer layer; split points cannot express it",
+                                  i);
+                goto out;
+            }
+    }
+
+    const char *flavor = NULL;
+    for (size_t i = 0; i < sizeof titan_flavors / sizeof titan_flavors[0]; i++)
+        if (m->layers == titan_flavors[i].layers && m->hidden == titan_flavors[i].hidden &&
+            m->heads == titan_flavors[i].heads && m->kv_heads == titan_flavors[i].kv_heads &&
+            m->ffn == titan_flavors[i].ffn)
+            flavor = titan_flavors[i].flavor;
+
+    /* header */
+    sb_puts(b, "# strata plan: ");
+    sb_comment_text(b, spec);
+    sb_puts(b, "\n");
+    comment_model(b, m);
+    sb_puts(b, "# target: " TORCHTITAN_TARGET " job config TOML (train_configs/ layout: [parallelism] section, "
+               "training.batch_size = local batch, parallelism.pipeline_parallel_microbatch_size)\n");
+    sb_printf(b,
+              "# GPUs %" PRId64 " = data-parallel replicate %d x shard %d x cp %d x tp %d x pp %d\n",
+              plan_gpus(p), p->zero >= 1 ? 1 : p->dp, p->zero >= 1 ? p->dp : 1, p->cp, p->tp, p->pp);
+    comment_cluster(b, p, c);
+    sb_printf(b, "# not emitted: tokenizer and dataset (strata assumed a vocabulary of %" PRId64
+                 "), optimizer, lr_scheduler, steps, checkpoint and metrics sections\n",
+              m->vocab);
+    if (is16(p->dtype) && !(p->zero >= 1 && p->dp > 1) && p->cp == 1)
+        sb_puts(b, "# note: torchtitan applies mixed_precision_param through FSDP2; without sharding "
+                   "(data_parallel_shard_degree = 1, no cp) this release may train in float32\n");
+    if (p->tp > 1 && !p->sp)
+        sb_puts(b, "# note: torchtitan's tensor parallelism always shards activations along the sequence "
+                   "(sp=1); the plan has sp=0\n");
+    if (p->dtype == ST_DT_FP8)
+        sb_puts(b, "# note: dtype fp8: float8 training is enabled through torchtitan's float8 options, "
+                   "whose keys changed between releases; left out, bfloat16 is emitted\n");
+    if (p->dtype == ST_DT_TF32)
+        sb_puts(b, "# note: tf32 is a PyTorch matmul setting; float32 is emitted\n");
+    if (p->recompute == ST_REC_SELECTIVE)
+        sb_puts(b, "# note: selective_ac_option = \"op\" saves matmul outputs and recomputes the rest; "
+                   "close to, not the same as, Megatron's selective recompute\n");
+    if (p->schedule == ST_SCHED_ZB && p->pp > 1)
+        sb_puts(b, "# note: InterleavedZeroBubble is a schedule of torch.distributed.pipelining (PyTorch "
+                   ">= 2.6)\n");
+    if (m->dropout) sb_puts(b, "# note: the model has dropout; torchtitan's llama3 has none\n");
+
+    sb_puts(b, "\n[job]\ndescription = ");
+    {
+        char desc[512];
+        snprintf(desc, sizeof desc, "strata plan for %s", model_name(m));
+        sb_quoted(b, desc);
+    }
+    sb_puts(b, "\n\n[model]\nname = \"llama3\"\n");
+    if (flavor) {
+        sb_puts(b, "flavor = ");
+        sb_quoted(b, flavor);
+        sb_puts(b, "\n");
+    } else {
+        sb_printf(b,
+                  "# no built-in llama3 flavor has these shapes: add one under this name with dim=%" PRId64
+                  ", n_layers=%" PRId64 ", n_heads=%" PRId64 ", n_kv_heads=%" PRId64 " and an FFN size of %" PRId64
+                  "\n",
+                  m->hidden, m->layers, m->heads, m->kv_heads, m->ffn);
+        sb_puts(b, "flavor = ");
+        sb_quoted(b, m->name[0] ? m->name : "strata");
+        sb_puts(b, "\n");
+    }
+
+    sb_puts(b, "\n[training]\n");
+    sb_printf(b, "batch_size = %" PRId64 "\n", local);
+    sb_printf(b, "seq_len = %" PRId64 "\n", p->seq);
+    sb_printf(b, "mixed_precision_param = \"%s\"\n", is16(p->dtype) ? "bfloat16" : "float32");
+    if (p->offload == ST_OFF_PARAMS) sb_puts(b, "enable_cpu_offload = true\n");
+
+    sb_puts(b, "\n[parallelism]\n");
+    sb_printf(b, "data_parallel_replicate_degree = %d\n", p->zero >= 1 ? 1 : p->dp);
+    sb_printf(b, "data_parallel_shard_degree = %d\n", p->zero >= 1 ? p->dp : 1);
+    sb_printf(b, "tensor_parallel_degree = %d\n", p->tp);
+    sb_printf(b, "pipeline_parallel_degree = %d\n", p->pp);
+    if (p->pp > 1) {
+        sb_printf(b, "pipeline_parallel_schedule = \"%s\"\n", titan_schedule(p));
+        sb_printf(b, "pipeline_parallel_microbatch_size = %" PRId64 "  # %" PRId64 " micro-batches\n", p->mbs,
+                  local / p->mbs);
+        sb_puts(b, "pipeline_parallel_split_points = [");
+        int64_t at = 0;
+        for (int i = 0; i + 1 < p->pp * p->vp; i++) {
+            at += chunks[i];
+            sb_printf(b, "%s\"layers.%" PRId64 "\"", i ? ", " : "", at);
+        }
+        sb_puts(b, "]\n");
+    }
+    sb_printf(b, "context_parallel_degree = %d\n", p->cp);
+
+    sb_puts(b, "\n[activation_checkpoint]\n");
+    sb_printf(b, "mode = \"%s\"\n", st_recompute_name(p->recompute));
+    if (p->recompute == ST_REC_SELECTIVE) sb_puts(b, "selective_ac_option = \"op\"\n");
+
+out:
+    free(chunks);
+    return rc;
+}
+
+/* ------------------------------------------------------------ entry */
+
+int st_emit(st_emit_kind kind, const st_plan *p, const st_model *m, const st_cluster *c, FILE *f,
+            st_error *err) {
+    sbuf b = {0};
+    char *spec = NULL;
+    int rc;
+
+    if (!p || !m || !f) return st_error_set(err, ST_EINVAL, NULL, NULL, "st_emit: no plan, model or stream");
+    if ((rc = check_plan(p, m, err)) != 0) return rc;
+    if (!(spec = malloc(SPEC_BYTES))) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    st_plan_format_spec(p, spec, SPEC_BYTES);
+    spec[SPEC_BYTES - 1] = '\0';
+
+    switch (kind) {
+    case ST_EMIT_MEGATRON: rc = emit_megatron(&b, p, m, c, spec, err); break;
+    case ST_EMIT_DEEPSPEED: rc = emit_deepspeed(&b, p, m, c, spec, err); break;
+    case ST_EMIT_TORCHTITAN: rc = emit_torchtitan(&b, p, m, c, spec, err); break;
+    default: rc = st_error_set(err, ST_EINVAL, NULL, NULL, "unknown emit kind %d", (int)kind);
+    }
+    if (rc != 0) goto out;
+    if (b.oom || !b.s) {
+        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+        goto out;
+    }
+    if (fwrite(b.s, 1, b.len, f) != b.len || fflush(f) != 0)
+        rc = st_error_set(err, ST_EIO, NULL, NULL, "cannot write the %s configuration",
+                          kind == ST_EMIT_MEGATRON ? "Megatron-LM" : kind == ST_EMIT_DEEPSPEED ? "DeepSpeed" : "torchtitan");
+out:
+    free(b.s);
+    free(spec);
+    return rc;
+}

@@ -1,0 +1,66 @@
+/* sim.h: the simulation layer (src/sim/): the discrete-event interpreter of the per-rank programs
+ * (program.h) with max-min fair sharing of the links, and the re-ranking of searched plans by
+ * simulation. Uses core, cost, lower and traces. */
+#ifndef STRATA_SIM_H
+#define STRATA_SIM_H
+
+#include "cost/cost.h"
+#include "search/search.h"
+#include "src/core/core.h"
+#include "src/lower/lower.h"
+#include "traces/traces.h"
+
+
+/* what an instruction's time counts as in a breakdown (st_breakdown's parts): compute and
+ * recompute by phase, a collective by its group's kind (on the data-parallel and gather streams:
+ * data-parallel), a send or receive as pipeline traffic, a copy-stream compute as offload */
+typedef enum {
+    ST_BD_COMPUTE,
+    ST_BD_RECOMPUTE,
+    ST_BD_TP,
+    ST_BD_CP,
+    ST_BD_EP,
+    ST_BD_PP,
+    ST_BD_DP,
+    ST_BD_OPTIMIZER,
+    ST_BD_OFFLOAD,
+    ST_BD_OTHER,
+    ST_BD_COUNT
+} st_bd;
+
+typedef struct st_rank_stats {
+    double busy_s[ST_STREAMS];  /* time each stream was running something */
+    double bd_s[ST_BD_COUNT];   /* the same time by what it counts as (st_bd) */
+    double compute_idle_s;      /* compute stream idle between the iteration's start and end */
+    double bubble_s;            /* compute stream idle while waiting on pipeline receives */
+    double end_s;               /* when its last instruction ended */
+    double memory_peak_bytes;
+    int memory_peak_ins;        /* the instruction at which memory peaked */
+} st_rank_stats;
+
+typedef struct st_sim_result {
+    double iteration_time_s;   /* the last end over all ranks */
+    uint64_t events;           /* events the engine processed (instruction ends, flow completions) */
+    uint64_t flows;            /* transfers that ran as flows on shared links */
+    uint64_t reshares;         /* max-min recomputations (a flow started or ended on a full link) */
+    /* wall-clock seconds the engine took to set up and to run the events: for benchmarks, not part
+     * of the simulation's results (they differ from run to run) */
+    double setup_wall_s, run_wall_s;
+    int nranks;
+    st_rank_stats *ranks;      /* nranks, owned */
+    int oom;                   /* 1 when some rank exceeded memory_limit_bytes */
+    int oom_rank, oom_ins;
+} st_sim_result;
+
+/* Runs the programs. memory_limit_bytes <= 0 disables the out-of-memory check. Returns 0, or
+ * ST_EINVAL with err naming the rank and instruction when the programs deadlock (a receive
+ * without a send, a collective some member never reaches). */
+int st_sim_run(const st_lowered *l, double memory_limit_bytes, st_trace *trace, st_sim_result *out, st_error *err);
+void st_sim_result_destroy(st_sim_result *r);
+
+/* Simulates the first k plans of res (strata sim) and re-ranks those k by simulated time; plans the
+ * simulator cannot run go after them (src/sim/validate.c). */
+int st_search_validate(const st_model *m, const st_cluster *c, const st_profile *prof, st_search_result *res, int k,
+                       st_error *err);
+
+#endif
