@@ -646,6 +646,14 @@ static int segments(st_graph *g, const char *file, st_error *err) {
     return rc;
 }
 
+/* igraph's default error handler prints and aborts the process (igraph_error.h); strata checks
+ * every igraph call's status instead, so its errors come back as codes, silently, and its warnings
+ * are not printed over strata's output. */
+void st__graph_init(void) {
+    igraph_set_error_handler(igraph_error_handler_ignore);
+    igraph_set_warning_handler(igraph_warning_handler_ignore);
+}
+
 int st_graph_check(st_graph *g, const char *file, st_error *err) {
     char key[96] = "";
     if (g->nops < 1) return st_error_set(err, ST_EINVAL, file, "ops", "the graph has no operators");
@@ -710,17 +718,24 @@ int st_graph_check(st_graph *g, const char *file, st_error *err) {
     }
     igraph_vector_int_destroy(&edges);
     igraph_bool_t dag = 0;
-    igraph_is_dag(&ig, &dag);
+    if (igraph_is_dag(&ig, &dag) != IGRAPH_SUCCESS) {
+        igraph_destroy(&ig);
+        return st_error_set(err, ST_ENOMEM, file, NULL, "out of memory checking the graph for cycles");
+    }
     if (!dag) {
         igraph_destroy(&ig);
         return st_error_set(err, ST_EINVAL, file, "ops", "the graph has a cycle through operator '%s'",
                             g->ops[on_cycle(g)].name);
     }
-    igraph_vector_int_init(&order, g->nops);
-    igraph_topological_sorting(&ig, &order, IGRAPH_OUT);
+    if (igraph_vector_int_init(&order, g->nops) != IGRAPH_SUCCESS) {
+        igraph_destroy(&ig);
+        return st_error_set(err, ST_ENOMEM, file, NULL, "out of memory");
+    }
     free(g->topo);
     g->topo = malloc((size_t)g->nops * sizeof *g->topo);
-    if (!g->topo) rc = st_error_set(err, ST_ENOMEM, file, NULL, "out of memory");
+    if (!g->topo || igraph_topological_sorting(&ig, &order, IGRAPH_OUT) != IGRAPH_SUCCESS ||
+        igraph_vector_int_size(&order) != g->nops)
+        rc = st_error_set(err, ST_ENOMEM, file, NULL, "out of memory ordering the graph");
     for (int i = 0; !rc && i < g->nops; i++) g->topo[i] = (int)VECTOR(order)[i];
     igraph_vector_int_destroy(&order);
     igraph_destroy(&ig);

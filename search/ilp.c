@@ -1006,6 +1006,9 @@ static void ilp_callback(glp_tree *T, void *info) {
 
 static void glpk_error_hook(void *info) { longjmp(*(jmp_buf *)info, 1); }
 
+/* GLPK prints nothing of its own (strata reports what a solve gave); its error hook is set per solve. */
+void st__ilp_init(void) { glp_term_out(GLP_OFF); }
+
 /* Loads and solves m. Returns 0, or -1 when GLPK raised an error (its environment is freed). */
 static int glpk_run(lp_model *m, double tm_lim_s) {
     jmp_buf jb;

@@ -95,6 +95,15 @@ int st_compare_run(const st_model *m, const st_cluster *clusters, int nclusters,
                    const st_search_opts *o, double tokens, const st_profile *prof, st_compare_row **rows, int *nrows,
                    st_error *err);
 void st_compare_rows_free(st_compare_row *rows);
+/* Installs the error hooks of the libraries search/ uses, once, at start-up (STYLE.md rule 5):
+ * igraph's error handler returns error codes instead of aborting the process, and its warnings are
+ * not printed; GLPK prints nothing (its error hook is installed again before each solve, since
+ * igraph's replaces it: search/ilp.c). main() and the test runner call it first. */
+void st_search_init(void);
+/* its parts (search/graph.c, search/ilp.c) */
+void st__graph_init(void);
+void st__ilp_init(void);
+
 /* ------------------------------------------------- tensor-level graph (search/graph.c) */
 
 /* The graph of a model preset / model JSON for one micro-batch of `mbs` sequences of `seq`

@@ -1,9 +1,11 @@
 /* check_strata.c: the one Check runner. CK_RUN_SUITE=name runs one suite (Check's own variable). */
+#include "search/search.h"
 #include "suites.h"
 
 #include <stdlib.h>
 
 int main(void) {
+    st_search_init(); /* as strata's main() does: the libraries' error hooks first */
     SRunner *sr = srunner_create(suite_model());
     srunner_add_suite(sr, suite_cluster());
     srunner_add_suite(sr, suite_plan());
@@ -19,6 +21,7 @@ int main(void) {
     srunner_add_suite(sr, suite_ilp());
     srunner_add_suite(sr, suite_stagedp());
     srunner_add_suite(sr, suite_autoshard());
+    srunner_add_suite(sr, suite_exec());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -2,6 +2,8 @@
 #include "src/cli/cli.h"
 #include "suites.h"
 
+#include <igraph.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -906,11 +908,25 @@ START_TEST(ilp_zero_plan_file) {
 }
 END_TEST
 
+/* igraph's default error handler aborts the process; st_search_init (main() and the runner call it
+ * first) makes an igraph error a return code, so st_graph_check can report it as one. */
+START_TEST(igraph_errors_return) {
+    igraph_vector_int_t edges;
+    ck_assert_int_eq(igraph_vector_int_init(&edges, 2), IGRAPH_SUCCESS);
+    VECTOR(edges)[0] = 0;
+    VECTOR(edges)[1] = -1; /* no vertex has a negative id */
+    igraph_t g;
+    ck_assert_int_ne(igraph_create(&g, &edges, 2, IGRAPH_DIRECTED), IGRAPH_SUCCESS);
+    igraph_vector_int_destroy(&edges);
+}
+END_TEST
+
 Suite *suite_autoshard(void) {
     Suite *s = suite_create("autoshard");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, reshard_single_axis);
+    tcase_add_test(tc, igraph_errors_return);
     tcase_add_test(tc, reshard_two_axes_cheapest_order);
     tcase_add_test(tc, graph_from_preset);
     tcase_add_test(tc, graph_bad_input);

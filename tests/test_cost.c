@@ -2,6 +2,7 @@
  * bubbles, memory of schedules and ZeRO stages, calibration tables, and the estimate's own
  * bookkeeping (breakdown sums to the iteration time, MFU by its definition). */
 #include "cost/cost_private.h"
+#include "src/strata.h"
 #include "suites.h"
 
 #include <math.h>

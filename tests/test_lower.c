@@ -4,7 +4,7 @@
  * interleaved schedule Megatron's count, activations allocated are freed, and instruction
  * durations are the cost model's. */
 #include "cost/cost_private.h"
-#include "src/sim/sim.h"
+#include "src/strata.h"
 #include "suites.h"
 
 #include <math.h>

@@ -26,6 +26,7 @@ static const char usage[] =
     "or the plan does not fit, 2 bad input or usage.\n";
 
 int main(int argc, char **argv) {
+    st_search_init();
     if (argc < 2) {
         fputs(usage, stderr);
         return 2;

@@ -1,0 +1,71 @@
+/* test_exec.c: the executor layer (exec/exec.h): backends by name, and the arena measure pass. */
+#include "src/strata.h"
+#include "suites.h"
+
+#include <stdlib.h>
+
+START_TEST(backend_names) {
+    st_exec_backend b;
+    for (int i = 0; i < ST_EXEC_COUNT; i++) {
+        ck_assert_int_eq(st_exec_backend_parse(st_exec_backend_name((st_exec_backend)i), &b), 0);
+        ck_assert_int_eq(b, i);
+    }
+    ck_assert_str_eq(st_exec_backend_name(ST_EXEC_CUDA), "cuda");
+    ck_assert_int_eq(st_exec_backend_parse("rocm", &b), ST_EINVAL);
+    ck_assert_int_eq(st_exec_backend_parse("", &b), ST_EINVAL);
+}
+END_TEST
+
+/* a hand-made program: the peak of base + allocations so far - frees so far, an allocation counted
+ * before its own instruction's free */
+START_TEST(arena_hand_made) {
+    st_ins ins[4] = {{.alloc_bytes = 50}, {.alloc_bytes = 30, .free_bytes = 80}, {.alloc_bytes = 10},
+                     {.free_bytes = 10}};
+    st_program pg = {.base_bytes = 100, .n = 4, .ins = ins, .replicas = 1};
+    ck_assert_double_eq(st_exec_arena_bytes(&pg), 180); /* 100 + 50 + 30 */
+    pg.n = 0;
+    ck_assert_double_eq(st_exec_arena_bytes(&pg), 100);
+}
+END_TEST
+
+/* On real lowerings: every rank needs at least its base bytes, and an arena sized in program order
+ * holds what the simulator's busiest moment holds when nothing runs beside the compute stream
+ * (gpipe, no data parallelism, no offload: allocations and frees all happen on that stream, in
+ * program order, so the two peaks are the same number). */
+START_TEST(arena_real_lowering) {
+    st_model m;
+    st_cluster c;
+    st_plan p;
+    st_error err;
+    ck_assert_int_eq(st_model_preset("gpt-1.7b", &m), 0);
+    ck_assert_int_eq(st_cluster_preset("dgx-a100-80g", &c), 0);
+    c.nodes = 1;
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec("tp=2,pp=2,dp=1,gbs=8,schedule=gpipe", &p, &err), 0);
+    ck_assert_msg(st_plan_finalize(&p, &m, &c, 4, NULL, &err) == 0, "%s", err.text);
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+    st_lowered l;
+    ck_assert_msg(st_lower(ctx, &p, &l, &err) == 0, "%s", err.text);
+    st_sim_result r;
+    ck_assert_msg(st_sim_run(&l, 0, NULL, &r, &err) == 0, "%s", err.text);
+    for (int i = 0; i < l.nranks; i++) {
+        double arena = st_exec_arena_bytes(&l.progs[i]);
+        ck_assert(arena >= l.progs[i].base_bytes);
+        ck_assert_msg(arena == r.ranks[i].memory_peak_bytes, "rank %d: arena %.17g, simulated peak %.17g", i, arena,
+                      r.ranks[i].memory_peak_bytes);
+    }
+    st_sim_result_destroy(&r);
+    st_lowered_destroy(&l);
+    st_cost_ctx_free(ctx);
+}
+END_TEST
+
+Suite *suite_exec(void) {
+    Suite *s = suite_create("exec");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, backend_names);
+    tcase_add_test(tc, arena_hand_made);
+    tcase_add_test(tc, arena_real_lowering);
+    suite_add_tcase(s, tc);
+    return s;
+}
