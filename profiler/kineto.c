@@ -2,7 +2,7 @@
  * (cost/profile.c), without a GPU.
  *
  * The trace (torch.profiler.profile(...).export_chrome_trace, PyTorch 2.x) is Chrome trace JSON:
- * {"deviceProperties": [{"id", "name", ...}], "traceEvents": [...], ...}, plain or gzip (zlib; the
+ * {"deviceProperties": [{"id", "name", ...}], "traceEvents": [...], ...}, plain or gzip (read by traces/reader.c; the
  * file starts with 1f 8b). Complete events ("ph": "X", ts and dur in microseconds) of these "cat"s
  * matter:
  *   cpu_op, user_annotation  operators on a host thread (pid, tid), nested in time; args
@@ -54,6 +54,7 @@
  */
 #include "profiler/profiler.h"
 #include "src/io/jsonutil.h"
+#include "traces/traces.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -64,9 +65,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
-#define MAX_TRACE_BYTES ((size_t)8 << 30) /* decompressed; Jansson's tree needs several times more */
 #define MAX_WALK 4                        /* operator levels a kernel may be charged up */
 #define MAX_COMM_WALK 8                   /* levels up from a NCCL launch to record_param_comms */
 #define MAX_DIMS 16
@@ -76,113 +75,6 @@
 enum { K_COMPUTE, K_MEMORY, K_COLL, K_COPY }; /* the profile's table kinds 0..3 */
 
 /* ------------------------------------------------------------------ reading */
-
-typedef struct reader {
-    FILE *f;
-    gzFile gz;
-    size_t total;
-    int too_big, io_error, truncated;
-    char zmsg[96]; /* zlib's reason for corrupt data */
-} reader;
-
-/* json_load_callback source: bytes read, 0 at the end, (size_t)-1 to stop with an error */
-static size_t read_cb(void *buf, size_t len, void *arg) {
-    reader *r = arg;
-    size_t got;
-    if (len > (1u << 20)) len = 1u << 20;
-    if (r->gz) {
-        int n = gzread(r->gz, buf, (unsigned)len);
-        int zerr = Z_OK;
-        const char *msg = n <= 0 ? gzerror(r->gz, &zerr) : NULL;
-        if (zerr == Z_ERRNO) {
-            r->io_error = 1;
-            return (size_t)-1;
-        }
-        if (n < 0 || (zerr != Z_OK && zerr != Z_BUF_ERROR)) {
-            /* zlib prefixes its message with the "path" given to gzdopen, "<fd:N>: " */
-            const char *colon = msg && msg[0] == '<' ? strstr(msg, ">: ") : NULL;
-            if (colon) msg = colon + 3;
-            snprintf(r->zmsg, sizeof r->zmsg, "%s", msg && *msg ? msg : "corrupt data");
-            return (size_t)-1;
-        }
-        if (n == 0 && zerr == Z_BUF_ERROR) r->truncated = 1;
-        got = (size_t)n;
-    } else {
-        got = fread(buf, 1, len, r->f);
-        if (got == 0 && ferror(r->f)) {
-            r->io_error = 1;
-            return (size_t)-1;
-        }
-    }
-    r->total += got;
-    if (r->total > MAX_TRACE_BYTES) {
-        r->too_big = 1;
-        return (size_t)-1;
-    }
-    return got;
-}
-
-static int load_trace(const char *path, json_t **out, st_error *err) {
-    reader r = {0};
-    json_error_t jerr;
-    json_t *root = NULL;
-    struct stat st;
-    int rc = 0, gz = 0;
-    unsigned char magic[2];
-
-    *out = NULL;
-    if (!(r.f = fopen(path, "rb"))) {
-        rc = st_error_set(err, ST_EIO, path, NULL, "cannot open: %s", strerror(errno));
-        goto out;
-    }
-    if (fstat(fileno(r.f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        rc = st_error_set(err, ST_EIO, path, NULL, "cannot read: %s", strerror(EISDIR));
-        goto out;
-    }
-    gz = fread(magic, 1, 2, r.f) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
-    if (ferror(r.f)) {
-        rc = st_error_set(err, ST_EIO, path, NULL, "cannot read: %s", strerror(errno));
-        goto out;
-    }
-    rewind(r.f);
-    if (gz) {
-        int fd = dup(fileno(r.f));
-        if (fd < 0 || !(r.gz = gzdopen(fd, "rb"))) {
-            if (fd >= 0) close(fd);
-            rc = st_error_set(err, ST_EIO, path, NULL, "cannot read the gzip stream: %s", strerror(errno));
-            goto out;
-        }
-    }
-    root = json_load_callback(read_cb, &r, 0, &jerr);
-    if (r.io_error) {
-        rc = st_error_set(err, ST_EIO, path, NULL, "cannot read: %s", strerror(errno ? errno : EIO));
-        goto out;
-    }
-    if (r.zmsg[0]) {
-        rc = st_error_set(err, ST_EINVAL, path, NULL, "not a valid gzip stream: %s", r.zmsg);
-        goto out;
-    }
-    if (r.too_big) {
-        rc = st_error_set(err, ST_EINVAL, path, NULL, "larger than %zu GiB%s: cut the profiling window",
-                          MAX_TRACE_BYTES >> 30, gz ? " decompressed" : "");
-        goto out;
-    }
-    if (r.truncated) {
-        rc = st_error_set(err, ST_EINVAL, path, NULL, "the gzip stream is truncated (unexpected end of file)");
-        goto out;
-    }
-    if (!root) {
-        rc = st__json_syntax_error(err, path, &jerr, gz ? " (in the decompressed trace)" : "");
-        goto out;
-    }
-    *out = root;
-    root = NULL;
-out:
-    if (r.gz) gzclose(r.gz);
-    if (r.f) fclose(r.f);
-    json_decref(root);
-    return rc;
-}
 
 /* ------------------------------------------------------------------ small readers */
 
@@ -1076,7 +968,7 @@ int st_calib_import_kineto(const char *path, const st_calib_opts *opts, st_calib
         rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "gpus_per_node must be >= 1 and gpu 1 to 47 characters");
         goto out;
     }
-    if ((rc = load_trace(path, &root, err))) goto out;
+    if ((rc = st_trace_load(path, &root, err))) goto out;
     const json_t *events = json_is_object(root) ? json_object_get(root, "traceEvents") : NULL;
     if (!json_is_array(events)) {
         rc = st_error_set(err, ST_EINVAL, path, "traceEvents",

@@ -7,7 +7,7 @@
 #     the SVG as written (no enhanced-text mangling);
 #   - the .dat holds the numbers the text commands print: iteration times of `strata plan --json`
 #     (and its table), the breakdown and per-stage memory of `strata estimate --json`;
-#   - timeline --top 2 says "showing 2 of 4 rows";
+#   - timeline --top 2 says "showing 2 of 4 rows"; a gzip-compressed trace plots as the plain one;
 #   - STRATA_GNUPLOT=/nonexistent: exit 2, one line, the .gp and .dat written, no image;
 #     a gnuplot that fails: exit 2 with its first error line;
 #   - unknown kind, bad extension, missing or wrong input: exit 2, one line naming the problem.
@@ -178,6 +178,20 @@ else
 	nok "timeline --top 2" "no 'showing 2 of 4 rows' in t.gp or no '# rows 4, shown 2' in t.dat"
 fi
 
+# ------------------------------------------------------------------ timeline of a gzip trace
+# traces/reader.c reads Chrome traces plain or gzip-compressed (as strata calibrate reads Kineto's):
+# the same data either way
+gzip -c "$D/trace.json" >"$T/trace.json.gz"
+rm -rf "$O" && mkdir "$O"
+STRATA_GNUPLOT=/nonexistent "$STRATA" plot timeline --input "$D/trace.json" --out "$O/plain.png" >/dev/null 2>&1
+STRATA_GNUPLOT=/nonexistent "$STRATA" plot timeline --input "$T/trace.json.gz" --out "$O/gz.png" >/dev/null 2>&1
+# (line 1 names the input file)
+if [ -s "$O/plain.dat" ] && [ "$(tail -n +2 "$O/plain.dat")" = "$(tail -n +2 "$O/gz.dat")" ]; then
+	ok "timeline of a gzip-compressed trace: the same data as of the plain one"
+else
+	nok "timeline of a gzip trace" "gz.dat missing or different from plain.dat"
+fi
+
 # ------------------------------------------------------------------ without gnuplot, a failing gnuplot
 rm -rf "$O" && mkdir "$O"
 cmd="STRATA_GNUPLOT=/nonexistent strata plot memory --input estimate.json --out 'my plots/m.png'"
@@ -230,6 +244,8 @@ bad "missing --input" "--input and --out are required" plot strategies --out "$O
 bad "missing input file" "$T/nope.json: cannot open" plot strategies --input "$T/nope.json" --out "$O/x.png"
 bad "wrong input for the kind" "key 'memory_gib': missing (memory reads the output of strata estimate --json)" \
 	plot memory --input "$D/plan.json" --out "$O/x.png"
+head -c 100 "$T/trace.json.gz" >"$T/cut.json.gz"
+bad "truncated gzip trace" "$T/cut.json.gz: the gzip stream is truncated" plot timeline --input "$T/cut.json.gz" --out "$O/x.png"
 bad "CSV without a column" "key 'predicted'" plot accuracy --input "$D/invalid/csv_no_predicted.csv" --out "$O/x.png"
 bad "--top 0" "option '--top'" plot timeline --input "$D/trace.json" --out "$O/x.png" --top 0
 if [ -z "$(ls -A "$O")" ]; then ok "the refused runs wrote nothing"; else nok "refused runs" "they left: $(ls -A "$O" | tr '\n' ' ')"; fi

@@ -1,9 +1,12 @@
 /* traces.h: Chrome/Perfetto traces (traces/): the writer `strata sim --trace` streams through and
- * the one reader that `strata plot timeline` and `strata calibrate` parse traces with. Uses core. */
+ * the one reader that `strata plot timeline` and `strata calibrate` read traces with. Uses core
+ * (and Jansson and zlib, to read). */
 #ifndef STRATA_TRACES_H
 #define STRATA_TRACES_H
 
 #include "src/core/core.h"
+
+struct json_t; /* Jansson's value: only the files that read traces look inside */
 
 typedef struct st_trace st_trace; /* trace sink (traces/chrome.c); NULL = no trace */
 
@@ -33,5 +36,13 @@ void st_trace_discard(st_trace *t);
 /* names a rank's row: "rank N (stage S)", or "(stage S, R replicas)" when it stands for several */
 void st_trace_rank(st_trace *t, int rank, int stage, int replicas);
 
+
+/* ------------------------------------------------------------ reading (traces/reader.c) */
+
+/* Reads a Chrome trace file, plain or gzip-compressed, as JSON: *out a new reference to its root
+ * (an object with "traceEvents", or a bare array of events: the caller checks which). 0, ST_EIO
+ * (cannot open or read) or ST_EINVAL (not a valid gzip stream, truncated, over 8 GiB decompressed,
+ * malformed JSON with line and column), err naming the file. */
+int st_trace_load(const char *path, struct json_t **out, st_error *err);
 
 #endif

@@ -778,7 +778,8 @@ int st_plot_load(st_plot_kind kind, const char *path, st_plot_data **out, st_err
         if (!rc) rc = load_csv(path, d, err);
         goto out;
     }
-    if ((rc = st__json_load_file(path, &root, err))) goto out;
+    if ((rc = kind == ST_PLOT_TIMELINE ? st_trace_load(path, &root, err) : st__json_load_file(path, &root, err)))
+        goto out;
     if (!(d->subject = json_is_object(root) ? subject_of(root) : dup(""))) {
         rc = oom(err);
         goto out;
