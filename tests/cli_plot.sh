@@ -192,6 +192,22 @@ else
 	nok "timeline of a gzip trace" "gz.dat missing or different from plain.dat"
 fi
 
+# the time axis gets at most five steps of 1, 2 or 5 x 10^k (gnuplot's default put ten labels over
+# each other at the gallery's size), in seconds once the trace spans a second
+step=$(awk '$1 == "set" && $2 == "xtics" && $3 + 0 > 0 { print $3 }' "$O/plain.gp")
+span=$(awk 'match($0, /[0-9.]+ ms/) { print substr($0, RSTART, RLENGTH - 3); exit }' "$O/plain.gp")
+unit=$(awk -F'"' '/^set xlabel/ { print $2 }' "$O/plain.gp")
+if [ -n "$step" ] && [ -n "$span" ] && awk -v st="$step" -v sp="$span" -v u="$unit" 'BEGIN {
+	per = (u == "time (s)") ? 1000 : 1
+	if ((sp >= 1000) != (per == 1000)) exit 1
+	n = sp / per / st; m = st / 10 ^ int(log(st) / log(10) + (st < 1 ? -1 : 0) + 1e-9)
+	exit !(n <= 5 && n > 1 && (m == 1 || m == 2 || m == 5))
+}'; then
+	ok "timeline: $unit, ticks every $step over $span ms"
+else
+	nok "timeline ticks" "set xtics '$step', span '$span' ms, xlabel '$unit'"
+fi
+
 # ------------------------------------------------------------------ without gnuplot, a failing gnuplot
 rm -rf "$O" && mkdir "$O"
 cmd="STRATA_GNUPLOT=/nonexistent strata plot memory --input estimate.json --out 'my plots/m.png'"

@@ -369,6 +369,18 @@ static int tick_step(int n) {
     return 1000;
 }
 
+/* The 1, 2 or 5 times a power of ten that cuts `range` into at most `max` steps: tick labels on a
+ * continuous axis (at the gallery's 800 px, with a timeline's row labels beside the plot, six
+ * labels of up to five digits fit; the default of gnuplot put ten there, over each other). */
+static double nice_step(double range, int max) {
+    if (!(range > 0) || !isfinite(range)) return 1;
+    double p = pow(10, floor(log10(range / max)));
+    static const double m[] = {1, 2, 5, 10};
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+        if (range / (m[i] * p) <= max) return m[i] * p;
+    return 10 * p;
+}
+
 /* "WHAT\nSUBJECT" (or WHAT alone). */
 static void two_lines(char *buf, size_t n, const char *what, const char *subject) {
     snprintf(buf, n, "%s%s%s", what, subject && subject[0] ? "\n" : "", subject ? subject : "");
@@ -705,8 +717,12 @@ static void gp_timeline(FILE *f, const st_plot_data *d, const st_plot_opts *o) {
         fprintf(f, " %d", r);
     }
     fprintf(f, ") font \",%d\"\n", nr > 24 ? 7 : 9);
-    fputs("set xlabel \"time (ms)\"\n"
-          "set xrange [0:*]\n"
+    /* the .dat holds milliseconds; a trace of a second or more is drawn in seconds, so that its tick
+     * labels stay short beside long row labels */
+    double span_ms = (s.t1_us - s.t0_us) / 1000, per = span_ms >= 1000 ? 1000 : 1;
+    fprintf(f, "set xtics %.17g\n", nice_step(span_ms / per, 5));
+    fprintf(f, "set xlabel \"time (%s)\"\n", per > 1 ? "s" : "ms");
+    fputs("set xrange [0:*]\n"
           "set grid xtics lc rgb \"#dddddd\"\n"
           "set ytics nomirror\n"
           "set key outside right top vertical\n",
@@ -717,8 +733,10 @@ static void gp_timeline(FILE *f, const st_plot_data *d, const st_plot_opts *o) {
     int block = 1, first = 1;
     for (int c = 0; c < d->ncats; c++) {
         if (!used[c]) continue;
-        fprintf(f, "%sdat index %d using (($4+$5)/2):1:4:5:($1-0.38):($1+0.38) with boxxyerror lc rgb \"%s\" title ",
-                first ? "" : ", \\\n     ", block++, palette[c % NPALETTE]);
+        fprintf(f,
+                "%sdat index %d using (($4+$5)/2/%g):1:($4/%g):($5/%g):($1-0.38):($1+0.38) with boxxyerror lc rgb "
+                "\"%s\" title ",
+                first ? "" : ", \\\n     ", block++, per, per, per, palette[c % NPALETTE]);
         put_gstr(f, d->cats[c]);
         first = 0;
     }
