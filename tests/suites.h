@@ -18,5 +18,6 @@ Suite *suite_calibrate(void);
 Suite *suite_ilp(void);
 Suite *suite_stagedp(void);
 Suite *suite_autoshard(void);
+Suite *suite_cli(void);
 
 #endif

@@ -31,9 +31,9 @@ static int gather_opts(st_cli_args *a, unsigned take, const st_cli_opt *own, st_
                   {ST_CLI_OPT_SEQ, {"seq", &a->seq, NULL}},
                   {ST_CLI_OPT_DTYPE, {"dtype", &a->dtype, NULL}},
                   {ST_CLI_OPT_GPU, {"gpu", &a->gpu, NULL}},
-                  {ST_CLI_OPT_JSON, {"json", NULL, &a->json}},
-                  {~0u, {"help", NULL, &a->help}}};
+                  {ST_CLI_OPT_JSON, {"json", NULL, &a->json}}};
     int n = 0;
+    o[n++] = (st_cli_opt){"help", NULL, &a->help};
     for (size_t i = 0; i < sizeof shared / sizeof shared[0]; i++)
         if (take & shared[i].bit) o[n++] = shared[i].opt;
     for (const st_cli_opt *q = own; q && q->name; q++) {
