@@ -15,8 +15,8 @@
 /* the shared options and the most a command adds of its own */
 #define MAX_OPTS 32
 
-/* *o = the shared options `take` names, then own's; returns their count */
-static int gather_opts(st_cli_args *a, unsigned take, const st_cli_opt *own, st_cli_opt *o) {
+/* o = --help, the shared options `take` names, then own's, ended by a NULL name */
+static void gather_opts(st_cli_args *a, unsigned take, const st_cli_opt *own, st_cli_opt *o) {
     const struct {
         unsigned bit;
         st_cli_opt opt;
@@ -41,7 +41,6 @@ static int gather_opts(st_cli_args *a, unsigned take, const st_cli_opt *own, st_
         o[n++] = *q;
     }
     o[n] = (st_cli_opt){NULL, NULL, NULL};
-    return n;
 }
 
 int st_cli_parse(int argc, char **argv, unsigned take, const st_cli_opt *own, st_cli_args *a,
