@@ -19,5 +19,6 @@ Suite *suite_ilp(void);
 Suite *suite_stagedp(void);
 Suite *suite_autoshard(void);
 Suite *suite_exec(void);
+Suite *suite_cli(void);
 
 #endif

@@ -1,5 +1,7 @@
-/* cli.h: what the subcommands share: option parsing, resolving --model/--cluster/--plan/--profile,
- * and the output writers (src/report/output.c, the only CLI file that includes Jansson). */
+/* cli.h: what the subcommands share: option parsing (the options several commands take, and each
+ * command's own), resolving --model/--graph/--cluster/--gpus/--plan/--profile in one order, notes on
+ * stderr, text output written in one piece, and the output writers (src/report/output.c, the only
+ * CLI file that includes Jansson). */
 #ifndef STRATA_CLI_H
 #define STRATA_CLI_H
 
@@ -16,16 +18,110 @@ typedef struct st_cli_opt {
     int *flag;          /* set to 1 for flags */
 } st_cli_opt;
 
-/* Parses argv[1..] (argv[0] is the subcommand). Positional arguments are refused unless
- * `positional` is non-NULL, which then receives the first one. Returns 0 or ST_EUSAGE. */
-int st_cli_parse(int argc, char **argv, const st_cli_opt *opts, const char **positional, st_error *err);
+/* The options that mean the same in every command that takes them; NULL / 0 when not given. */
+typedef struct st_cli_args {
+    const char *model, *graph, *cluster, *gpus, *plan, *profile; /* the inputs (st_cli_inputs) */
+    const char *out, *gbs, *seq, *dtype, *gpu;
+    int json, help;
+} st_cli_args;
+
+/* Which of the shared options a command takes (a mask; --help is always taken). */
+enum {
+    ST_CLI_OPT_MODEL = 1 << 0,
+    ST_CLI_OPT_GRAPH = 1 << 1,
+    ST_CLI_OPT_CLUSTER = 1 << 2,
+    ST_CLI_OPT_GPUS = 1 << 3,
+    ST_CLI_OPT_PLAN = 1 << 4,
+    ST_CLI_OPT_PROFILE = 1 << 5,
+    ST_CLI_OPT_OUT = 1 << 6,
+    ST_CLI_OPT_GBS = 1 << 7,
+    ST_CLI_OPT_SEQ = 1 << 8,
+    ST_CLI_OPT_DTYPE = 1 << 9,
+    ST_CLI_OPT_GPU = 1 << 10,
+    ST_CLI_OPT_JSON = 1 << 11
+};
+
+/* Parses argv[1..] (argv[0] is the subcommand): "--name value", "--name=value" and flags, of the
+ * shared options in `take` (into *a, zeroed first) and the command's own (`own`, ended by a NULL
+ * name; may be NULL). Positional arguments are refused unless `positional` is non-NULL, which then
+ * receives the first one. With --help, prints help_text on stdout once the whole line parsed.
+ * Returns 0 or ST_EUSAGE naming the option. */
+int st_cli_parse(int argc, char **argv, unsigned take, const st_cli_opt *own, st_cli_args *a,
+                 const char **positional, const char *help_text, st_error *err);
 /* Strict integer/number parsing of an option value, naming the option on error. */
 int st_cli_int(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out, st_error *err);
+/* ST_EUSAGE "--a, --b and --c are required (see --help)" unless every option is given. Arguments:
+ * pairs (const char *name as the message writes it, const char *value, NULL when missing), ended
+ * by a NULL name. */
+int st_cli_require(st_error *err, ...);
+/* --gbs (1..2^30 sequences) and --seq (1..ST_MAX_SEQ tokens) into *gbs and *seq, each when given. */
+int st_cli_batch(const st_cli_args *a, int64_t *gbs, int64_t *seq, st_error *err);
+/* --dtype into *dt when given. */
+int st_cli_dtype(const st_cli_args *a, st_dtype *dt, st_error *err);
+/* --gpu: a name a profile can be filed under (a preset, or a cluster JSON's gpu.name). */
+int st_cli_gpu_name(const st_cli_args *a, st_error *err);
+/* After a profile was written for --gpu: the note that a name that is no preset cannot be scaled. */
+void st_cli_gpu_note(const char *cmd, const st_cli_args *a);
 /* A custom graph JSON (--graph), read (st_graph_load) and checked (st_graph_check); on failure g is
  * left empty. */
 int st_cli_graph_load(const char *path, st_graph *g, st_error *err);
 /* Prints the error line "strata CMD: ..." on stderr. */
 void st_cli_report(const char *cmd, const st_error *err);
+/* Prints "strata CMD: note: ..." on stderr. */
+void st_cli_note(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* What st_cli_inputs_check and st_cli_inputs_resolve are asked for (a mask). */
+enum {
+    ST_CLI_MODEL = 1 << 0,    /* --model: required, resolved (a preset, model JSON or HF config) */
+    ST_CLI_GRAPH = 1 << 1,    /* with ST_CLI_MODEL: --graph (a custom operator graph) instead of it */
+    ST_CLI_CLUSTER = 1 << 2,  /* --cluster: required, resolved and sized to --gpus */
+    ST_CLI_PLAN = 1 << 3,     /* --plan: required, resolved and finalized for the model on the cluster */
+    ST_CLI_ILP_PLAN = 1 << 4, /* --plan: required, an operator-level plan the command loads itself */
+    ST_CLI_PROFILE = 1 << 5,  /* --profile when given: opened, scaled to the cluster's GPU (if any) */
+    ST_CLI_ORIGIN = 1 << 6    /* with ST_CLI_PLAN: a note when the plan file was made for other inputs */
+};
+
+/* The inputs of a command, resolved; zeroed ({0}) before st_cli_inputs_resolve. */
+typedef struct st_cli_inputs {
+    int64_t gpus;            /* --gpus (st_cli_inputs_check), 0 when not given */
+    st_model model;          /* when have_model */
+    st_graph graph;          /* when have_graph: checked (st_cli_graph_load) */
+    int have_model, have_graph;
+    st_cluster cluster;      /* with ST_CLI_CLUSTER */
+    st_plan *plan;           /* with ST_CLI_PLAN: owned */
+    st_profile *profile;     /* when --profile was given: owned */
+    char origin_note[256];   /* with ST_CLI_ORIGIN: st_plan_origin_note's, or empty */
+    char profile_note[512];  /* st_profile_retarget's when it scaled the profile, or empty */
+} st_cli_inputs;
+
+/* What needs no file: the options `want` requires are given (in the order model, cluster, plan;
+ * "give --model or --graph, not both"; --graph refused where `want` has no ST_CLI_GRAPH), and
+ * --gpus is a count (into in->gpus). Commands check their own numbers after this. */
+int st_cli_inputs_check(const st_cli_args *a, unsigned want, st_cli_inputs *in, st_error *err);
+/* The files, in the order model, graph, cluster, profile (and its scaling), plan; the first bad
+ * one is the error. Expects the options checked (st_cli_inputs_check or the command's own). */
+int st_cli_inputs_resolve(const st_cli_args *a, unsigned want, st_cli_inputs *in, st_error *err);
+/* The notes the inputs gave (origin, then profile), under `cmd`'s name. Called once the input is
+ * known to be good, so a failing command prints one line. */
+void st_cli_inputs_notes(const st_cli_inputs *in, const char *cmd);
+void st_cli_inputs_destroy(st_cli_inputs *in);
+
+/* Text output built in memory and written to stdout in one piece once complete, so that a
+ * command failing half-way prints nothing. Zeroed ({0}) before st_cli_text_open. */
+typedef struct st_cli_text {
+    FILE *f;   /* write here until st_cli_text_close */
+    char *buf; /* after st_cli_text_close: len bytes and a NUL */
+    size_t len;
+} st_cli_text;
+int st_cli_text_open(st_cli_text *t, st_error *err);
+void st_cli_text_close(st_cli_text *t);
+/* st_cli_text_close, then the text to stdout. */
+void st_cli_text_print(st_cli_text *t);
+void st_cli_text_destroy(st_cli_text *t);
 
 int st_cmd_estimate(int argc, char **argv, st_error *err);
 int st_cmd_plan(int argc, char **argv, st_error *err);
@@ -38,14 +134,9 @@ int st_cmd_sim(int argc, char **argv, st_error *err);
 int st_cmd_calibrate(int argc, char **argv, st_error *err);
 int st_cmd_profile(int argc, char **argv, st_error *err);
 
-
 /* `strata estimate` and `strata sim` of an operator-level plan (src/cli/cmd_ilp_plan.c). */
-typedef struct st_ilp_cmd {
-    const char *model_arg, *graph_arg, *cluster_arg, *plan_arg, *gpus_arg, *profile_arg, *trace_arg;
-    int json, every_rank, timing;
-} st_ilp_cmd;
-int st__estimate_ilp(const st_ilp_cmd *a, st_error *err);
-int st__sim_ilp(const st_ilp_cmd *a, st_error *err);
+int st__estimate_ilp(const st_cli_args *a, st_error *err);
+int st__sim_ilp(const st_cli_args *a, const char *trace_path, int every_rank, int timing, st_error *err);
 /* `strata plan --search ilp ...`: argv as st_cmd_plan got it. */
 int st__cmd_plan_ilp(int argc, char **argv, st_error *err);
 

@@ -81,118 +81,54 @@ static void format_tokens(double t, char *buf, size_t n) {
     snprintf(buf, n, "%.0f", t);
 }
 
-int st_cmd_compare(int argc, char **argv, st_error *err) {
-    const char *model_arg = NULL, *clusters_arg = NULL, *gpus_arg = NULL, *gbs_arg = NULL, *seq_arg = NULL,
-               *dtype_arg = NULL, *tokens_arg = NULL, *prices_arg = NULL, *profile_arg = NULL;
-    int json = 0, help = 0, rc;
-    st_cli_opt opts[] = {{"model", &model_arg, NULL},
-                         {"clusters", &clusters_arg, NULL},
-                         {"gpus", &gpus_arg, NULL},
-                         {"gbs", &gbs_arg, NULL},
-                         {"seq", &seq_arg, NULL},
-                         {"dtype", &dtype_arg, NULL},
-                         {"tokens", &tokens_arg, NULL},
-                         {"price-per-gpu-hour", &prices_arg, NULL},
-                         {"profile", &profile_arg, NULL},
-                         {"json", NULL, &json},
-                         {"help", NULL, &help},
-                         {NULL, NULL, NULL}};
-    const char *clusters[ST_COMPARE_MAX_LIST], *items[ST_COMPARE_MAX_LIST];
+/* The comma-separated lists of compare (pointers into the buffers, which they own). */
+typedef struct lists {
+    const char *clusters[ST_COMPARE_MAX_LIST];
     int64_t gpus[ST_COMPARE_MAX_LIST];
     double prices[ST_COMPARE_MAX_LIST];
-    int nclusters = 0, ngpus = 0, nprices = 0, nrows = 0;
-    char *clusters_buf = NULL, *gpus_buf = NULL, *prices_buf = NULL, *text = NULL;
-    size_t text_len = 0;
-    FILE *mem = NULL;
-    st_model m;
-    st_profile *prof = NULL;
-    st_compare_row *rows = NULL;
-    st_cluster *resolved = NULL;
-    st_search_opts so;
-    double tokens = ST_COMPARE_DEFAULT_TOKENS;
+    int nclusters, ngpus, nprices;
+    char *clusters_buf, *gpus_buf, *prices_buf;
+} lists;
 
-    if ((rc = st_cli_parse(argc, argv, opts, NULL, err))) goto out;
-    if (help) {
-        fputs(help_text, stdout);
-        goto out;
-    }
-    if (!model_arg || !clusters_arg) {
-        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "--model and --clusters are required (see --help)");
-        goto out;
-    }
-    st_search_opts_init(&so);
-    so.gbs = ST_CLI_DEFAULT_GBS;
-    int64_t v;
-    if ((rc = split_list("clusters", clusters_arg, &clusters_buf, clusters, &nclusters, err))) goto out;
+static void lists_destroy(lists *l) {
+    free(l->clusters_buf);
+    free(l->gpus_buf);
+    free(l->prices_buf);
+}
+
+/* --clusters, --gpus and --price-per-gpu-hour, in that order; one price per cluster */
+static int parse_lists(const char *clusters_arg, const char *gpus_arg, const char *prices_arg, lists *l,
+                       st_error *err) {
+    const char *items[ST_COMPARE_MAX_LIST];
+    int rc;
+    if ((rc = split_list("clusters", clusters_arg, &l->clusters_buf, l->clusters, &l->nclusters, err))) return rc;
     if (gpus_arg) {
-        if ((rc = split_list("gpus", gpus_arg, &gpus_buf, items, &ngpus, err))) goto out;
-        for (int i = 0; i < ngpus; i++)
-            if ((rc = st_cli_int("gpus", items[i], 1, ST_MAX_GPUS, &gpus[i], err))) goto out;
+        if ((rc = split_list("gpus", gpus_arg, &l->gpus_buf, items, &l->ngpus, err))) return rc;
+        for (int i = 0; i < l->ngpus; i++)
+            if ((rc = st_cli_int("gpus", items[i], 1, ST_MAX_GPUS, &l->gpus[i], err))) return rc;
     }
     if (prices_arg) {
-        if ((rc = split_list("price-per-gpu-hour", prices_arg, &prices_buf, items, &nprices, err))) goto out;
-        if (nprices != nclusters) {
-            rc = st_error_set(err, ST_EUSAGE, NULL, NULL,
-                              "option '--price-per-gpu-hour': %d price%s for %d cluster%s (one per cluster, in "
-                              "--clusters order)",
-                              nprices, nprices == 1 ? "" : "s", nclusters, nclusters == 1 ? "" : "s");
-            goto out;
-        }
-        for (int i = 0; i < nprices; i++)
-            if ((rc = parse_price(items[i], &prices[i], err))) goto out;
+        if ((rc = split_list("price-per-gpu-hour", prices_arg, &l->prices_buf, items, &l->nprices, err))) return rc;
+        if (l->nprices != l->nclusters)
+            return st_error_set(err, ST_EUSAGE, NULL, NULL,
+                                "option '--price-per-gpu-hour': %d price%s for %d cluster%s (one per cluster, in "
+                                "--clusters order)",
+                                l->nprices, l->nprices == 1 ? "" : "s", l->nclusters, l->nclusters == 1 ? "" : "s");
+        for (int i = 0; i < l->nprices; i++)
+            if ((rc = parse_price(items[i], &l->prices[i], err))) return rc;
     }
-    if (gbs_arg) {
-        if ((rc = st_cli_int("gbs", gbs_arg, 1, 1 << 30, &v, err))) goto out;
-        so.gbs = v;
-    }
-    if (seq_arg) {
-        if ((rc = st_cli_int("seq", seq_arg, 1, ST_MAX_SEQ, &v, err))) goto out;
-        so.seq = v;
-    }
-    if (dtype_arg && st_dtype_parse(dtype_arg, &so.dtype)) {
-        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--dtype': '%s' is not one of fp32, tf32, fp16, bf16, fp8",
-                          dtype_arg);
-        goto out;
-    }
-    if (tokens_arg && st_compare_parse_tokens(tokens_arg, &tokens)) {
-        rc = st_error_set(err, ST_EUSAGE, NULL, NULL,
-                          "option '--tokens': expected a count >= 1 such as 3e11, 300000000000, 300B or 15T, got '%s'",
-                          tokens_arg);
-        goto out;
-    }
-    if ((rc = st_model_resolve(model_arg, &m, err))) goto out;
-    if (profile_arg && (rc = st_profile_open(profile_arg, &prof, err))) goto out;
+    return 0;
+}
 
-    /* every cluster at every GPU count, resolved before any search: bad input fails fast */
-    int per_cluster = ngpus > 0 ? ngpus : 1;
-    if (!(resolved = calloc((size_t)(nclusters * per_cluster), sizeof *resolved))) {
-        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
-        goto out;
-    }
-    for (int i = 0; i < nclusters; i++)
-        for (int j = 0; j < per_cluster; j++)
-            if ((rc = st_cluster_resolve(clusters[i], ngpus > 0 ? gpus[j] : 0, &resolved[i * per_cluster + j], err)))
-                goto out;
-    if ((rc = st_compare_run(&m, resolved, nclusters, ngpus, prices_arg ? prices : NULL, &so, tokens, prof, &rows,
-                             &nrows, err)))
-        goto out;
-    int any_fits = rows[0].fits; /* ranked: the rows that fit come first */
-
-    if (json) {
-        if ((rc = st_out_compare_json(stdout, &m, &so, tokens, rows, nrows, err))) goto out;
-        rc = any_fits ? 0 : 1;
-        goto out;
-    }
-    if (!(mem = open_memstream(&text, &text_len))) {
-        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
-        goto out;
-    }
+/* the header (and the profile's reach), the ranked table, each row's plan, the totals */
+static void print_compare(FILE *mem, const st_model *m, const st_search_opts *so, double tokens, const st_profile *prof,
+                          const char *profile_arg, const st_compare_row *rows, int nrows, int priced) {
     const double GiB = 1073741824.0;
     char tok[32];
     format_tokens(tokens, tok, sizeof tok);
-    fprintf(mem, "model %s (%.1fB parameters), gbs %lld, seq %lld, %s, training on %s tokens\n", m.name,
-            st_model_params(&m) / 1e9, (long long)so.gbs, (long long)(so.seq > 0 ? so.seq : m.seq_len),
-            st_dtype_name(so.dtype), tok);
+    fprintf(mem, "model %s (%.1fB parameters), gbs %lld, seq %lld, %s, training on %s tokens\n", m->name,
+            st_model_params(m) / 1e9, (long long)so->gbs, (long long)(so->seq > 0 ? so->seq : m->seq_len),
+            st_dtype_name(so->dtype), tok);
     if (prof) {
         int measured = 0;
         for (int i = 0; i < nrows; i++) measured |= rows[i].profiled == 1;
@@ -214,7 +150,6 @@ int st_cmd_compare(int argc, char **argv, st_error *err) {
         if (b > wg) wg = b;
     }
     if (nrows >= 1000) wr = 5;
-    int priced = prices_arg != NULL;
     fprintf(mem, "%*s %-*s %-*s %6s %9s %10s %6s %8s %12s %9s", wr, "rank", wc, "cluster", wg, "gpu", "gpus", "time_s",
             "tokens/s", "MFU%", "mem_GiB", "headroom_GiB", "days");
     if (priced) fprintf(mem, " %13s %12s", "cost", "tokens/$");
@@ -250,21 +185,77 @@ int st_cmd_compare(int argc, char **argv, st_error *err) {
                     (unsigned long long)r->evaluated, r->cluster.gpu.memory_bytes / GiB);
         }
     }
-    fprintf(mem, "\nevaluated %llu configurations on %d cluster size%s in %.3f s\n", (unsigned long long)evaluated, nrows,
-            nrows == 1 ? "" : "s", search_time_s);
-    if (!any_fits) fprintf(mem, "no plan fits on any of the clusters\n");
-    fclose(mem);
-    mem = NULL;
-    fwrite(text, 1, text_len, stdout);
+    fprintf(mem, "\nevaluated %llu configurations on %d cluster size%s in %.3f s\n", (unsigned long long)evaluated,
+            nrows, nrows == 1 ? "" : "s", search_time_s);
+    if (!rows[0].fits) fprintf(mem, "no plan fits on any of the clusters\n");
+}
+
+int st_cmd_compare(int argc, char **argv, st_error *err) {
+    st_cli_args a;
+    const char *clusters_arg = NULL, *gpus_arg = NULL, *tokens_arg = NULL, *prices_arg = NULL;
+    int rc;
+    /* --gpus is a list here: each cluster at each count */
+    const st_cli_opt own[] = {{"clusters", &clusters_arg, NULL},
+                              {"gpus", &gpus_arg, NULL},
+                              {"tokens", &tokens_arg, NULL},
+                              {"price-per-gpu-hour", &prices_arg, NULL},
+                              {NULL, NULL, NULL}};
+    const unsigned take = ST_CLI_OPT_MODEL | ST_CLI_OPT_GBS | ST_CLI_OPT_SEQ | ST_CLI_OPT_DTYPE | ST_CLI_OPT_PROFILE |
+                          ST_CLI_OPT_JSON;
+    const unsigned want = ST_CLI_MODEL | ST_CLI_PROFILE; /* the clusters are resolved below, each at each count */
+    lists l = {0};
+    st_cli_inputs in = {0};
+    st_cli_text text = {0};
+    st_compare_row *rows = NULL;
+    int nrows = 0;
+    st_cluster *resolved = NULL;
+    st_search_opts so;
+    double tokens = ST_COMPARE_DEFAULT_TOKENS;
+
+    if ((rc = st_cli_parse(argc, argv, take, own, &a, NULL, help_text, err)) || a.help) goto out;
+    if ((rc = st_cli_require(err, "--model", a.model, "--clusters", clusters_arg, (const char *)NULL))) goto out;
+    st_search_opts_init(&so);
+    so.gbs = ST_CLI_DEFAULT_GBS;
+    if ((rc = parse_lists(clusters_arg, gpus_arg, prices_arg, &l, err))) goto out;
+    if ((rc = st_cli_batch(&a, &so.gbs, &so.seq, err)) || (rc = st_cli_dtype(&a, &so.dtype, err))) goto out;
+    if (tokens_arg && st_compare_parse_tokens(tokens_arg, &tokens)) {
+        rc = st_error_set(err, ST_EUSAGE, NULL, NULL,
+                          "option '--tokens': expected a count >= 1 such as 3e11, 300000000000, 300B or 15T, got '%s'",
+                          tokens_arg);
+        goto out;
+    }
+    if ((rc = st_cli_inputs_resolve(&a, want, &in, err))) goto out;
+
+    /* every cluster at every GPU count, resolved before any search: bad input fails fast */
+    int per_cluster = l.ngpus > 0 ? l.ngpus : 1;
+    if (!(resolved = calloc((size_t)(l.nclusters * per_cluster), sizeof *resolved))) {
+        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < l.nclusters; i++)
+        for (int j = 0; j < per_cluster; j++)
+            if ((rc = st_cluster_resolve(l.clusters[i], l.ngpus > 0 ? l.gpus[j] : 0, &resolved[i * per_cluster + j],
+                                         err)))
+                goto out;
+    if ((rc = st_compare_run(&in.model, resolved, l.nclusters, l.ngpus, prices_arg ? l.prices : NULL, &so, tokens,
+                             in.profile, &rows, &nrows, err)))
+        goto out;
+    int any_fits = rows[0].fits; /* ranked: the rows that fit come first */
+
+    if (a.json) {
+        if ((rc = st_out_compare_json(stdout, &in.model, &so, tokens, rows, nrows, err))) goto out;
+        rc = any_fits ? 0 : 1;
+        goto out;
+    }
+    if ((rc = st_cli_text_open(&text, err))) goto out;
+    print_compare(text.f, &in.model, &so, tokens, in.profile, a.profile, rows, nrows, prices_arg != NULL);
+    st_cli_text_print(&text);
     rc = any_fits ? 0 : 1;
 out:
-    if (mem) fclose(mem);
-    free(text);
-    free(clusters_buf);
-    free(gpus_buf);
-    free(prices_buf);
+    st_cli_text_destroy(&text);
+    lists_destroy(&l);
     free(resolved);
     st_compare_rows_free(rows);
-    st_profile_free(prof);
+    st_cli_inputs_destroy(&in);
     return rc;
 }

@@ -3,7 +3,6 @@
 #include "src/cli/cli.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 /* --ops: what each operator of one block (and the head and tail) costs under this plan */
 static void print_ops(FILE *out, const st_model *m, const st_cluster *c, const st_profile *prof, const st_plan *p) {
@@ -66,69 +65,67 @@ static const char help_text[] =
     "\n"
     "Exit status: 0 fits, 1 does not fit in GPU (or host) memory, 2 bad input.\n";
 
+/* the estimate as text: inputs, the keys, the breakdown, the peak stage's memory (and --ops) */
+static void print_estimate(FILE *out, const st_cli_inputs *in, const st_estimate *e, const st_stage_memory *stages,
+                           int show_ops) {
+    const st_model *m = &in->model;
+    const st_cluster *c = &in->cluster;
+    const st_plan *p = in->plan;
+    char spec[512];
+    st_plan_format_spec(p, spec, sizeof spec);
+    const double GiB = 1073741824.0;
+    int64_t used = (int64_t)p->tp * p->pp * p->dp * p->cp;
+    fprintf(out, "model      %s (%.1fB parameters, %lld layers, hidden %lld)\n", m->name, st_model_params(m) / 1e9,
+            (long long)m->layers, (long long)m->hidden);
+    fprintf(out, "cluster    %s: %lld x %lld %s (%lld GPUs, plan uses %lld)\n", c->name, (long long)c->nodes,
+            (long long)c->gpus_per_node, c->gpu.name, (long long)st_cluster_gpus(c), (long long)used);
+    fprintf(out, "plan       %s\n", spec);
+    fprintf(out, "           %lld micro-batches per iteration\n\n", (long long)st_plan_microbatches(p));
+    fprintf(out, "iteration time      %10.3f s\n", e->iteration_time_s);
+    fprintf(out, "tokens/s            %10.0f\n", e->tokens_per_s);
+    fprintf(out, "model TFLOP/s/GPU   %10.1f\n", e->model_tflops_per_gpu);
+    fprintf(out, "MFU                 %10.1f %%\n", 100 * e->mfu);
+    fprintf(out, "memory peak         %10.1f GiB of %.1f (stage %d): %s\n", e->memory_peak_bytes / GiB,
+            c->gpu.memory_bytes / GiB, e->peak_stage, e->fits ? "fits" : "DOES NOT FIT");
+    if (p->offload != ST_OFF_NONE)
+        fprintf(out, "host memory/node    %10.1f GiB of %.1f\n", e->host_memory_bytes / GiB,
+                c->host_memory_bytes / GiB);
+    fprintf(out, "\nbreakdown (the slowest stage, whole iteration)\n");
+    st_print_breakdown(out, &e->breakdown, "  ");
+    const st_stage_memory *s = &stages[e->peak_stage];
+    fprintf(out, "\nmemory of stage %d (GiB)\n", e->peak_stage);
+    fprintf(out, "  weights %.2f, gradients %.2f, optimizer %.2f, activations %.2f, other %.2f\n",
+            s->weights_bytes / GiB, s->grads_bytes / GiB, s->optimizer_bytes / GiB, s->activations_bytes / GiB,
+            s->other_bytes / GiB);
+    if (show_ops) print_ops(out, m, c, in->profile, p);
+}
+
 int st_cmd_estimate(int argc, char **argv, st_error *err) {
-    const char *model_arg = NULL, *cluster_arg = NULL, *plan_arg = NULL, *gpus_arg = NULL, *profile_arg = NULL,
-               *graph_arg = NULL;
-    int json = 0, help = 0, show_ops = 0, rc;
-    st_cli_opt opts[] = {{"model", &model_arg, NULL},     {"cluster", &cluster_arg, NULL}, {"plan", &plan_arg, NULL},
-                         {"gpus", &gpus_arg, NULL},       {"profile", &profile_arg, NULL}, {"json", NULL, &json},
-                         {"ops", NULL, &show_ops},        {"help", NULL, &help},           {"graph", &graph_arg, NULL},
-                         {NULL, NULL, NULL}};
-    st_model m;
-    st_cluster c;
-    st_plan *p = NULL;
-    st_profile *prof = NULL;
+    st_cli_args a;
+    int show_ops = 0, rc;
+    const st_cli_opt own[] = {{"ops", NULL, &show_ops}, {NULL, NULL, NULL}};
+    const unsigned take = ST_CLI_OPT_MODEL | ST_CLI_OPT_GRAPH | ST_CLI_OPT_CLUSTER | ST_CLI_OPT_GPUS | ST_CLI_OPT_PLAN |
+                          ST_CLI_OPT_PROFILE | ST_CLI_OPT_JSON;
+    const unsigned want = ST_CLI_MODEL | ST_CLI_CLUSTER | ST_CLI_PLAN | ST_CLI_PROFILE | ST_CLI_ORIGIN;
+    st_cli_inputs in = {0};
     st_cost_ctx *ctx = NULL;
     st_stage_memory *stages = NULL;
-    char *text = NULL;
-    size_t text_len = 0;
-    FILE *out = NULL;
+    st_cli_text text = {0};
 
-    if ((rc = st_cli_parse(argc, argv, opts, NULL, err))) goto out;
-    if (help) {
-        fputs(help_text, stdout);
-        goto out;
-    }
-    if (st__plan_is_ilp(plan_arg)) {
-        if (show_ops) {
+    if ((rc = st_cli_parse(argc, argv, take, own, &a, NULL, help_text, err)) || a.help) goto out;
+    if (st__plan_is_ilp(a.plan)) {
+        if (show_ops)
             rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "--ops: the plan file lists each operator's split already");
-            goto out;
-        }
-        st_ilp_cmd a = {.model_arg = model_arg, .graph_arg = graph_arg, .cluster_arg = cluster_arg, .plan_arg = plan_arg,
-                        .gpus_arg = gpus_arg, .profile_arg = profile_arg, .json = json};
-        rc = st__estimate_ilp(&a, err);
+        else
+            rc = st__estimate_ilp(&a, err);
         goto out;
     }
-    if (graph_arg) {
-        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "--graph goes with an operator-level plan (strata plan --search ilp --out)");
-        goto out;
-    }
-    if (!model_arg || !cluster_arg || !plan_arg) {
-        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "--model, --cluster and --plan are required (see --help)");
-        goto out;
-    }
-    int64_t gpus = 0;
-    if (gpus_arg && (rc = st_cli_int("gpus", gpus_arg, 1, ST_MAX_GPUS, &gpus, err))) goto out;
-    if ((rc = st_model_resolve(model_arg, &m, err))) goto out;
-    if ((rc = st_cluster_resolve(cluster_arg, gpus, &c, err))) goto out;
-    if (profile_arg && (rc = st_profile_open(profile_arg, &prof, err))) goto out;
-    /* a profile measured on another GPU type is scaled to this cluster's (said once the input is good) */
-    char pnote[512] = "";
-    if (prof && (rc = st_profile_retarget(prof, &c.gpu, pnote, sizeof pnote, err)) < 0) goto out;
-    rc = 0;
-    if (!(p = malloc(sizeof *p))) {
-        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
-        goto out;
-    }
-    st_plan_defaults(p);
-    if ((rc = st_plan_resolve(plan_arg, p, err))) goto out;
-    if ((rc = st_plan_finalize(p, &m, &c, 0, err->file[0] ? err->file : NULL, err))) goto out;
-    char note[256];
-    if (st_plan_origin_note(p, &m, &c, note, sizeof note)) fprintf(stderr, "strata estimate: note: %s\n", note);
-    if (pnote[0]) fprintf(stderr, "strata estimate: note: %s\n", pnote);
+    if ((rc = st_cli_inputs_check(&a, want, &in, err)) || (rc = st_cli_inputs_resolve(&a, want, &in, err))) goto out;
+    st_cli_inputs_notes(&in, "estimate");
 
+    const st_plan *p = in.plan;
     st_estimate e;
-    if (!(ctx = st_cost_ctx_new(&m, &c, prof))) {
+    if (!(ctx = st_cost_ctx_new(&in.model, &in.cluster, in.profile))) {
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
         goto out;
     }
@@ -142,50 +139,19 @@ int st_cmd_estimate(int argc, char **argv, st_error *err) {
     }
     for (int d = 0; d < p->pp; d++) st_cost_stage_memory(ctx, p, d, &stages[d]);
 
-    if (json) {
-        if ((rc = st_out_estimate_json(stdout, &m, &c, p, &e, stages, p->pp, prof, err))) goto out;
+    if (a.json) {
+        rc = st_out_estimate_json(stdout, &in.model, &in.cluster, p, &e, stages, p->pp, in.profile, err);
+        if (rc) goto out;
     } else {
-        if (!(out = open_memstream(&text, &text_len))) {
-            rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
-            goto out;
-        }
-        char spec[512];
-        st_plan_format_spec(p, spec, sizeof spec);
-        const double GiB = 1073741824.0;
-        int64_t used = (int64_t)p->tp * p->pp * p->dp * p->cp;
-        fprintf(out, "model      %s (%.1fB parameters, %lld layers, hidden %lld)\n", m.name, st_model_params(&m) / 1e9,
-                (long long)m.layers, (long long)m.hidden);
-        fprintf(out, "cluster    %s: %lld x %lld %s (%lld GPUs, plan uses %lld)\n", c.name, (long long)c.nodes,
-                (long long)c.gpus_per_node, c.gpu.name, (long long)st_cluster_gpus(&c), (long long)used);
-        fprintf(out, "plan       %s\n", spec);
-        fprintf(out, "           %lld micro-batches per iteration\n\n", (long long)st_plan_microbatches(p));
-        fprintf(out, "iteration time      %10.3f s\n", e.iteration_time_s);
-        fprintf(out, "tokens/s            %10.0f\n", e.tokens_per_s);
-        fprintf(out, "model TFLOP/s/GPU   %10.1f\n", e.model_tflops_per_gpu);
-        fprintf(out, "MFU                 %10.1f %%\n", 100 * e.mfu);
-        fprintf(out, "memory peak         %10.1f GiB of %.1f (stage %d): %s\n", e.memory_peak_bytes / GiB,
-                c.gpu.memory_bytes / GiB, e.peak_stage, e.fits ? "fits" : "DOES NOT FIT");
-        if (p->offload != ST_OFF_NONE)
-            fprintf(out, "host memory/node    %10.1f GiB of %.1f\n", e.host_memory_bytes / GiB, c.host_memory_bytes / GiB);
-        fprintf(out, "\nbreakdown (the slowest stage, whole iteration)\n");
-        st_print_breakdown(out, &e.breakdown, "  ");
-        const st_stage_memory *s = &stages[e.peak_stage];
-        fprintf(out, "\nmemory of stage %d (GiB)\n", e.peak_stage);
-        fprintf(out, "  weights %.2f, gradients %.2f, optimizer %.2f, activations %.2f, other %.2f\n",
-                s->weights_bytes / GiB, s->grads_bytes / GiB, s->optimizer_bytes / GiB, s->activations_bytes / GiB,
-                s->other_bytes / GiB);
-        if (show_ops) print_ops(out, &m, &c, prof, p);
-        fclose(out);
-        out = NULL;
-        fwrite(text, 1, text_len, stdout);
+        if ((rc = st_cli_text_open(&text, err))) goto out;
+        print_estimate(text.f, &in, &e, stages, show_ops);
+        st_cli_text_print(&text);
     }
     rc = e.fits ? 0 : 1;
 out:
-    if (out) fclose(out);
-    free(text);
+    st_cli_text_destroy(&text);
     free(stages);
     st_cost_ctx_free(ctx);
-    st_profile_free(prof);
-    free(p);
+    st_cli_inputs_destroy(&in);
     return rc;
 }

@@ -7,16 +7,29 @@
 
 #include <string.h>
 
+static const char models_help[] =
+    "usage: strata models [--json]\n"
+    "\n"
+    "Lists the model presets; parameters are counted from the operator graph.\n";
+
+static const char clusters_help[] =
+    "usage: strata clusters [--json]\n"
+    "\n"
+    "Lists the cluster presets (one node each; size them with --gpus N)\n"
+    "and the GPU presets a cluster JSON can name.\n";
+
+static const char profiles_help[] =
+    "usage: strata profiles [--json]\n"
+    "\n"
+    "Lists the shipped calibration profiles, which --profile takes by name:\n"
+    "NAME.json in each folder of $STRATA_PROFILE_PATH (':'-separated), then in the installed\n"
+    "profiles folder, then in the source tree's traces/. The first folder with a name wins.\n";
+
 int st_cmd_models(int argc, char **argv, st_error *err) {
-    int json = 0, help = 0;
-    st_cli_opt opts[] = {{"json", NULL, &json}, {"help", NULL, &help}, {NULL, NULL, NULL}};
-    int rc = st_cli_parse(argc, argv, opts, NULL, err);
-    if (rc) return rc;
-    if (help) {
-        puts("usage: strata models [--json]\n\nLists the model presets; parameters are counted from the operator graph.");
-        return 0;
-    }
-    if (json) return st_out_models_json(stdout, err);
+    st_cli_args a;
+    int rc = st_cli_parse(argc, argv, ST_CLI_OPT_JSON, NULL, &a, NULL, models_help, err);
+    if (rc || a.help) return rc;
+    if (a.json) return st_out_models_json(stdout, err);
     size_t n;
     const st_model *ms = st_model_presets(&n);
     printf("%-14s %6s %6s %5s %4s %6s %7s %6s %7s %9s  %s\n", "name", "layers", "hidden", "heads", "kv", "ffn",
@@ -33,16 +46,10 @@ int st_cmd_models(int argc, char **argv, st_error *err) {
 }
 
 int st_cmd_clusters(int argc, char **argv, st_error *err) {
-    int json = 0, help = 0;
-    st_cli_opt opts[] = {{"json", NULL, &json}, {"help", NULL, &help}, {NULL, NULL, NULL}};
-    int rc = st_cli_parse(argc, argv, opts, NULL, err);
-    if (rc) return rc;
-    if (help) {
-        puts("usage: strata clusters [--json]\n\nLists the cluster presets (one node each; size them with --gpus N)\n"
-             "and the GPU presets a cluster JSON can name.");
-        return 0;
-    }
-    if (json) return st_out_clusters_json(stdout, err);
+    st_cli_args a;
+    int rc = st_cli_parse(argc, argv, ST_CLI_OPT_JSON, NULL, &a, NULL, clusters_help, err);
+    if (rc || a.help) return rc;
+    if (a.json) return st_out_clusters_json(stdout, err);
     size_t n;
     const st_cluster *cs = st_cluster_presets(&n);
     printf("%-13s %-14s %4s %12s %14s %10s  %s\n", "cluster", "gpu", "gpus", "intra GB/s", "NICs x Gb/s",
@@ -68,20 +75,13 @@ int st_cmd_clusters(int argc, char **argv, st_error *err) {
 }
 
 int st_cmd_profiles(int argc, char **argv, st_error *err) {
-    int json = 0, help = 0;
-    st_cli_opt opts[] = {{"json", NULL, &json}, {"help", NULL, &help}, {NULL, NULL, NULL}};
-    int rc = st_cli_parse(argc, argv, opts, NULL, err);
-    if (rc) return rc;
-    if (help) {
-        puts("usage: strata profiles [--json]\n\nLists the shipped calibration profiles, which --profile takes by name:\n"
-             "NAME.json in each folder of $STRATA_PROFILE_PATH (':'-separated), then in the installed\n"
-             "profiles folder, then in the source tree's traces/. The first folder with a name wins.");
-        return 0;
-    }
+    st_cli_args a;
+    int rc = st_cli_parse(argc, argv, ST_CLI_OPT_JSON, NULL, &a, NULL, profiles_help, err);
+    if (rc || a.help) return rc;
     st_profile_entry *e;
     size_t n;
     if ((rc = st_profile_shipped(&e, &n, err))) return rc;
-    if (json) {
+    if (a.json) {
         rc = st_out_profiles_json(stdout, e, n, err);
         free(e);
         return rc;

@@ -2,7 +2,6 @@
  * table, write the best plan JSON (--out) and the framework configuration for it (--emit). */
 #include "src/cli/cli.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 static const char help_text[] =
@@ -38,155 +37,84 @@ static int emit_accepts(const st_plan *p, void *arg) {
     return st_emit(f->kind, p, f->m, f->c, f->sink, NULL) == 0;
 }
 
-int st_cmd_plan(int argc, char **argv, st_error *err) {
-    const char *model_arg = NULL, *cluster_arg = NULL, *gpus_arg = NULL, *gbs_arg = NULL, *seq_arg = NULL,
-               *top_arg = NULL, *out_arg = NULL, *emit_arg = NULL, *profile_arg = NULL, *dtype_arg = NULL,
-               *maxtp_arg = NULL, *seed_arg = NULL, *validate_arg = NULL;
-    int json = 0, help = 0, rc;
-    st_cli_opt opts[] = {{"model", &model_arg, NULL}, {"cluster", &cluster_arg, NULL}, {"gpus", &gpus_arg, NULL},
-                         {"gbs", &gbs_arg, NULL},     {"seq", &seq_arg, NULL},         {"top", &top_arg, NULL},
-                         {"out", &out_arg, NULL},     {"emit", &emit_arg, NULL},       {"profile", &profile_arg, NULL},
-                         {"dtype", &dtype_arg, NULL}, {"max-tp", &maxtp_arg, NULL},    {"seed", &seed_arg, NULL},
-                         {"validate", &validate_arg, NULL},
-                         {"json", NULL, &json},       {"help", NULL, &help},           {NULL, NULL, NULL}};
-    st_model m;
-    st_cluster c;
-    st_profile *prof = NULL;
-    st_search_result res = {0};
-    st_search_opts so;
-    st_emit_kind ek = ST_EMIT_MEGATRON;
-    char *emitted = NULL, *text = NULL;
-    size_t emitted_len = 0, text_len = 0;
-    FILE *mem = NULL;
+/* What only the enumerator takes. */
+typedef struct plan_args {
+    const char *top, *emit, *max_tp, *seed, *validate;
+} plan_args;
 
-    /* --search ilp: the operator-level planner (src/cli/cmd_plan_ilp.c) */
-    for (int i = 1; i < argc; i++) {
+/* --search: 1 for ilp (the operator-level planner, src/cli/cmd_plan_ilp.c, takes the line as it
+ * is), 0 for enumerate or none (--search enumerate is then dropped from argv: the enumerator's
+ * options follow), or ST_EUSAGE */
+static int search_kind(int *argc, char **argv, st_error *err) {
+    for (int i = 1; i < *argc; i++) {
         const char *a = argv[i], *val = NULL;
-        if (strcmp(a, "--search") == 0) val = i + 1 < argc ? argv[i + 1] : "";
+        if (strcmp(a, "--search") == 0) val = i + 1 < *argc ? argv[i + 1] : "";
         else if (strncmp(a, "--search=", 9) == 0) val = a + 9;
         if (!val) continue;
-        if (strcmp(val, "ilp") == 0) return st__cmd_plan_ilp(argc, argv, err);
+        if (strcmp(val, "ilp") == 0) return 1;
         if (strcmp(val, "enumerate") != 0)
-            return st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--search': '%s' is not one of enumerate, ilp", val);
-        /* drop it: the enumerator's options follow */
+            return st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--search': '%s' is not one of enumerate, ilp",
+                                val);
         int drop = strcmp(a, "--search") == 0 ? 2 : 1;
-        for (int j = i; j + drop < argc; j++) argv[j] = argv[j + drop];
-        argc -= drop;
-        break;
+        for (int j = i; j + drop < *argc; j++) argv[j] = argv[j + drop];
+        *argc -= drop;
+        return 0;
     }
-    if ((rc = st_cli_parse(argc, argv, opts, NULL, err))) goto out;
-    if (help) {
-        fputs(help_text, stdout);
-        goto out;
-    }
-    if (!model_arg || !cluster_arg) {
-        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "--model and --cluster are required (see --help)");
-        goto out;
-    }
-    st_search_opts_init(&so);
-    so.gbs = ST_CLI_DEFAULT_GBS;
+    return 0;
+}
+
+/* the search's options after --gpus, in the order they are checked */
+static int search_opts(const st_cli_args *a, const plan_args *o, st_search_opts *so, int64_t *validate,
+                       st_emit_kind *ek, st_error *err) {
     int64_t v;
-    if (gpus_arg) {
-        if ((rc = st_cli_int("gpus", gpus_arg, 1, ST_MAX_GPUS, &v, err))) goto out;
-        so.gpus = v;
+    int rc;
+    if ((rc = st_cli_batch(a, &so->gbs, &so->seq, err))) return rc;
+    if (o->top) {
+        if ((rc = st_cli_int("top", o->top, 1, 10000, &v, err))) return rc;
+        so->top = (int)v;
     }
-    if (gbs_arg) {
-        if ((rc = st_cli_int("gbs", gbs_arg, 1, 1 << 30, &v, err))) goto out;
-        so.gbs = v;
+    if (o->max_tp) {
+        if ((rc = st_cli_int("max-tp", o->max_tp, 1, ST_MAX_HEADS, &v, err))) return rc;
+        so->max_tp = (int)v;
     }
-    if (seq_arg) {
-        if ((rc = st_cli_int("seq", seq_arg, 1, ST_MAX_SEQ, &v, err))) goto out;
-        so.seq = v;
+    if (o->seed) {
+        if ((rc = st_cli_int("seed", o->seed, 0, INT64_MAX, &v, err))) return rc;
+        so->seed = (uint64_t)v;
     }
-    if (top_arg) {
-        if ((rc = st_cli_int("top", top_arg, 1, 10000, &v, err))) goto out;
-        so.top = (int)v;
-    }
-    if (maxtp_arg) {
-        if ((rc = st_cli_int("max-tp", maxtp_arg, 1, ST_MAX_HEADS, &v, err))) goto out;
-        so.max_tp = (int)v;
-    }
-    if (seed_arg) {
-        if ((rc = st_cli_int("seed", seed_arg, 0, INT64_MAX, &v, err))) goto out;
-        so.seed = (uint64_t)v;
-    }
-    int64_t validate = 0;
-    if (validate_arg && (rc = st_cli_int("validate", validate_arg, 1, 10000, &validate, err))) goto out;
-    if (dtype_arg && st_dtype_parse(dtype_arg, &so.dtype)) {
-        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--dtype': '%s' is not one of fp32, tf32, fp16, bf16, fp8",
-                          dtype_arg);
-        goto out;
-    }
-    if (emit_arg && st_emit_parse(emit_arg, &ek)) {
-        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--emit': '%s' is not one of megatron, deepspeed, torchtitan",
-                          emit_arg);
-        goto out;
-    }
-    if ((rc = st_model_resolve(model_arg, &m, err))) goto out;
-    if ((rc = st_cluster_resolve(cluster_arg, so.gpus, &c, err))) goto out;
-    if (profile_arg && (rc = st_profile_open(profile_arg, &prof, err))) goto out;
-    /* a profile measured on another GPU type is scaled to this cluster's (said once the input is good) */
-    char pnote[512] = "";
-    if (prof && (rc = st_profile_retarget(prof, &c.gpu, pnote, sizeof pnote, err)) < 0) goto out;
-    rc = 0;
-    so.progress = !json;
-    emit_filter filter = {.kind = ek, .m = &m, .c = &c};
-    if (emit_arg) {
-        if (!(filter.sink = fopen("/dev/null", "w"))) {
-            rc = st_error_set(err, ST_EIO, "/dev/null", NULL, "cannot open");
-            goto out;
-        }
-        so.accept = emit_accepts;
-        so.accept_arg = &filter;
-    }
+    if (o->validate && (rc = st_cli_int("validate", o->validate, 1, 10000, validate, err))) return rc;
+    if ((rc = st_cli_dtype(a, &so->dtype, err))) return rc;
+    if (o->emit && st_emit_parse(o->emit, ek))
+        return st_error_set(err, ST_EUSAGE, NULL, NULL,
+                            "option '--emit': '%s' is not one of megatron, deepspeed, torchtitan", o->emit);
+    return 0;
+}
 
-    rc = st_search_enumerate(&m, &c, prof, &so, &res, err);
-    if (filter.sink) fclose(filter.sink);
-    if (rc && rc == ST_ENOPLAN && emit_arg && res.feasible > 0)
-        st_error_set(err, ST_ENOPLAN, NULL, "emit", "%llu plans fit, but none that %s can run",
-                     (unsigned long long)res.feasible, emit_arg);
-    if (rc) goto out;
-    if (validate && (rc = st_search_validate(&m, &c, prof, &res, (int)validate, err))) goto out;
-    if (pnote[0]) fprintf(stderr, "strata plan: note: %s\n", pnote);
-    const st_ranked *best = &res.plans[0];
-
-    if (emit_arg) {
-        if (!(mem = open_memstream(&emitted, &emitted_len))) {
-            rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
-            goto out;
-        }
-        rc = st_emit(ek, &best->plan, &m, &c, mem, err);
-        fclose(mem);
-        mem = NULL;
-        if (rc) goto out;
-    }
-    if (out_arg && (rc = st_plan_save(&best->plan, &m, &c, out_arg, err))) goto out;
-
-    if (json) {
-        rc = st_out_plan_json(stdout, &m, &c, &so, &res, emitted, emit_arg, prof, err);
-        goto out;
-    }
-    if (!(mem = open_memstream(&text, &text_len))) {
-        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
-        goto out;
-    }
+/* the ranked plans as an aligned table, the search's counts, the best plan (and what --out and
+ * --emit made of it) */
+static void print_plans(FILE *mem, const st_cli_inputs *in, const st_search_opts *so, const st_search_result *res,
+                        const char *emit_arg, const char *emitted, const char *out_arg, int64_t validate) {
     const double GiB = 1073741824.0;
-    int64_t gpus = so.gpus > 0 ? so.gpus : st_cluster_gpus(&c);
-    fprintf(mem, "model %s (%.1fB parameters) on %lld x %s (%s), gbs %lld, seq %lld, %s\n", m.name,
-            st_model_params(&m) / 1e9, (long long)gpus, c.gpu.name, c.name, (long long)so.gbs,
-            (long long)best->plan.seq, st_dtype_name(so.dtype));
+    const st_model *m = &in->model;
+    const st_cluster *c = &in->cluster;
+    const st_ranked *best = &res->plans[0];
+    int64_t gpus = so->gpus > 0 ? so->gpus : st_cluster_gpus(c);
+    fprintf(mem, "model %s (%.1fB parameters) on %lld x %s (%s), gbs %lld, seq %lld, %s\n", m->name,
+            st_model_params(m) / 1e9, (long long)gpus, c->gpu.name, c->name, (long long)so->gbs,
+            (long long)best->plan.seq, st_dtype_name(so->dtype));
     if (emit_arg) fprintf(mem, "ranking only the plans that %s can run (--emit)\n", emit_arg);
     fputc('\n', mem);
-    if (validate) fprintf(mem, "the top %lld re-ranked by simulated time (sim_s; - = not simulated, ! = could not run)\n\n", (long long)validate);
+    if (validate)
+        fprintf(mem, "the top %lld re-ranked by simulated time (sim_s; - = not simulated, ! = could not run)\n\n",
+                (long long)validate);
     fprintf(mem, "%4s %4s %4s %5s %3s %3s %3s %4s %2s %-9s %4s %-9s %3s %9s %10s %8s %6s %8s%s\n", "rank", "tp", "pp",
             "dp", "cp", "ep", "vp", "mbs", "sp", "recompute", "zero", "offload", "ovl", "time_s", "tokens/s", "TFLOP/s",
             "MFU%", "mem_GiB", validate ? "     sim_s" : "");
-    for (int i = 0; i < res.n; i++) {
-        const st_plan *p = &res.plans[i].plan;
-        const st_estimate *e = &res.plans[i].est;
+    for (int i = 0; i < res->n; i++) {
+        const st_plan *p = &res->plans[i].plan;
+        const st_estimate *e = &res->plans[i].est;
         char sim[32] = "";
         if (validate) {
-            double t = res.plans[i].sim_time_s;
+            double t = res->plans[i].sim_time_s;
             if (t > 0)
                 snprintf(sim, sizeof sim, " %9.3f", t);
             else
@@ -199,21 +127,83 @@ int st_cmd_plan(int argc, char **argv, st_error *err) {
                 e->memory_peak_bytes / GiB, sim);
     }
     fprintf(mem, "\nevaluated %llu configurations (%llu fit) in %.3f s, %.0f per second\n",
-            (unsigned long long)res.evaluated, (unsigned long long)res.feasible, res.search_time_s,
-            res.search_time_s > 0 ? (double)res.evaluated / res.search_time_s : 0.0);
+            (unsigned long long)res->evaluated, (unsigned long long)res->feasible, res->search_time_s,
+            res->search_time_s > 0 ? (double)res->evaluated / res->search_time_s : 0.0);
     char spec[512];
     st_plan_format_spec(&best->plan, spec, sizeof spec);
     fprintf(mem, "best: %s\n", spec);
     if (out_arg) fprintf(mem, "wrote %s\n", out_arg);
     if (emitted) fprintf(mem, "\n%s", emitted);
-    fclose(mem);
-    mem = NULL;
-    fwrite(text, 1, text_len, stdout);
+}
+
+int st_cmd_plan(int argc, char **argv, st_error *err) {
+    st_cli_args a;
+    plan_args o = {0};
+    int rc;
+    const st_cli_opt own[] = {{"top", &o.top, NULL},       {"emit", &o.emit, NULL},
+                              {"max-tp", &o.max_tp, NULL}, {"seed", &o.seed, NULL},
+                              {"validate", &o.validate, NULL}, {NULL, NULL, NULL}};
+    const unsigned take = ST_CLI_OPT_MODEL | ST_CLI_OPT_CLUSTER | ST_CLI_OPT_GPUS | ST_CLI_OPT_GBS | ST_CLI_OPT_SEQ |
+                          ST_CLI_OPT_OUT | ST_CLI_OPT_PROFILE | ST_CLI_OPT_DTYPE | ST_CLI_OPT_JSON;
+    const unsigned want = ST_CLI_MODEL | ST_CLI_CLUSTER | ST_CLI_PROFILE;
+    st_cli_inputs in = {0};
+    st_search_result res = {0};
+    st_search_opts so;
+    st_emit_kind ek = ST_EMIT_MEGATRON;
+    st_cli_text emitted = {0}, text = {0};
+    int64_t validate = 0;
+
+    if ((rc = search_kind(&argc, argv, err)) < 0) return rc;
+    if (rc) return st__cmd_plan_ilp(argc, argv, err);
+    if ((rc = st_cli_parse(argc, argv, take, own, &a, NULL, help_text, err)) || a.help) goto out;
+    if ((rc = st_cli_inputs_check(&a, want, &in, err))) goto out;
+    st_search_opts_init(&so);
+    so.gbs = ST_CLI_DEFAULT_GBS;
+    so.gpus = in.gpus;
+    if ((rc = search_opts(&a, &o, &so, &validate, &ek, err))) goto out;
+    if ((rc = st_cli_inputs_resolve(&a, want, &in, err))) goto out;
+    const st_model *m = &in.model;
+    const st_cluster *c = &in.cluster;
+    so.progress = !a.json;
+    emit_filter filter = {.kind = ek, .m = m, .c = c};
+    if (o.emit) {
+        if (!(filter.sink = fopen("/dev/null", "w"))) {
+            rc = st_error_set(err, ST_EIO, "/dev/null", NULL, "cannot open");
+            goto out;
+        }
+        so.accept = emit_accepts;
+        so.accept_arg = &filter;
+    }
+
+    rc = st_search_enumerate(m, c, in.profile, &so, &res, err);
+    if (filter.sink) fclose(filter.sink);
+    if (rc && rc == ST_ENOPLAN && o.emit && res.feasible > 0)
+        st_error_set(err, ST_ENOPLAN, NULL, "emit", "%llu plans fit, but none that %s can run",
+                     (unsigned long long)res.feasible, o.emit);
+    if (rc) goto out;
+    if (validate && (rc = st_search_validate(m, c, in.profile, &res, (int)validate, err))) goto out;
+    st_cli_inputs_notes(&in, "plan");
+    const st_ranked *best = &res.plans[0];
+
+    if (o.emit) {
+        if ((rc = st_cli_text_open(&emitted, err))) goto out;
+        rc = st_emit(ek, &best->plan, m, c, emitted.f, err);
+        st_cli_text_close(&emitted);
+        if (rc) goto out;
+    }
+    if (a.out && (rc = st_plan_save(&best->plan, m, c, a.out, err))) goto out;
+
+    if (a.json) {
+        rc = st_out_plan_json(stdout, m, c, &so, &res, emitted.buf, o.emit, in.profile, err);
+        goto out;
+    }
+    if ((rc = st_cli_text_open(&text, err))) goto out;
+    print_plans(text.f, &in, &so, &res, o.emit, emitted.buf, a.out, validate);
+    st_cli_text_print(&text);
 out:
-    if (mem) fclose(mem);
-    free(text);
-    free(emitted);
+    st_cli_text_destroy(&text);
+    st_cli_text_destroy(&emitted);
     st_search_result_destroy(&res);
-    st_profile_free(prof);
+    st_cli_inputs_destroy(&in);
     return rc;
 }

@@ -35,135 +35,59 @@ static int parse_pos(const char *opt, const char *s, double lo, double hi, doubl
     return 0;
 }
 
-int st__cmd_plan_ilp(int argc, char **argv, st_error *err) {
-    const char *model_arg = NULL, *cluster_arg = NULL, *gpus_arg = NULL, *gbs_arg = NULL, *seq_arg = NULL,
-               *mbs_arg = NULL, *mb_arg = NULL, *stages_arg = NULL, *mem_arg = NULL, *tl_arg = NULL, *dtype_arg = NULL,
-               *profile_arg = NULL, *out_arg = NULL, *graph_arg = NULL, *search_arg = NULL, *zero_arg = NULL;
-    int json = 0, help = 0, rc;
-    st_cli_opt opts[] = {{"model", &model_arg, NULL},     {"cluster", &cluster_arg, NULL}, {"gpus", &gpus_arg, NULL},
-                         {"gbs", &gbs_arg, NULL},         {"seq", &seq_arg, NULL},         {"mbs", &mbs_arg, NULL},
-                         {"microbatches", &mb_arg, NULL}, {"max-stages", &stages_arg, NULL},
-                         {"mem-limit", &mem_arg, NULL},   {"time-limit", &tl_arg, NULL},   {"dtype", &dtype_arg, NULL},
-                         {"profile", &profile_arg, NULL}, {"out", &out_arg, NULL},         {"graph", &graph_arg, NULL},
-                         {"search", &search_arg, NULL},   {"zero", &zero_arg, NULL},       {"json", NULL, &json},
-                         {"help", NULL, &help},
-                         {NULL, NULL, NULL}};
-    st_model m;
-    st_cluster c;
-    st_profile *prof = NULL;
-    st_graph custom = {0};
-    st_autoshard_result res = {0};
-    st_autoshard_opts o;
-    char *text = NULL;
-    size_t text_len = 0;
-    FILE *mem = NULL;
-    int have_custom = 0;
+/* What only the operator-level planner takes. */
+typedef struct ilp_args {
+    const char *mbs, *microbatches, *max_stages, *mem_limit, *time_limit, *zero, *search;
+} ilp_args;
 
-    if ((rc = st_cli_parse(argc, argv, opts, NULL, err))) goto out;
-    if (help) {
-        fputs(help_text, stdout);
-        goto out;
-    }
-    if ((!model_arg && !graph_arg) || !cluster_arg) {
-        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "--model (or --graph) and --cluster are required (see --help)");
-        goto out;
-    }
-    if (model_arg && graph_arg) {
-        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "give --model or --graph, not both");
-        goto out;
-    }
-    st_autoshard_opts_init(&o);
-    o.gbs = ST_CLI_DEFAULT_GBS;
+/* the planner's options after --gpus, in the order they are checked */
+static int autoshard_opts(const st_cli_args *a, const ilp_args *own, st_autoshard_opts *o, st_error *err) {
     int64_t v;
     double d;
-    if (gpus_arg) {
-        if ((rc = st_cli_int("gpus", gpus_arg, 1, ST_MAX_GPUS, &v, err))) goto out;
-        o.gpus = v;
+    int rc;
+    if ((rc = st_cli_batch(a, &o->gbs, &o->seq, err))) return rc;
+    if (own->mbs && (rc = st_cli_int("mbs", own->mbs, 1, 1 << 20, &o->mbs, err))) return rc;
+    if (own->microbatches && (rc = st_cli_int("microbatches", own->microbatches, 1, 1 << 20, &o->microbatches, err)))
+        return rc;
+    if (own->max_stages) {
+        if ((rc = st_cli_int("max-stages", own->max_stages, 1, ST_MAX_STAGES, &v, err))) return rc;
+        o->max_stages = (int)v;
     }
-    if (gbs_arg) {
-        if ((rc = st_cli_int("gbs", gbs_arg, 1, 1 << 30, &v, err))) goto out;
-        o.gbs = v;
+    if (own->mem_limit) {
+        if ((rc = parse_pos("mem-limit", own->mem_limit, 0.001, 1e6, &d, err))) return rc;
+        o->mem_limit_bytes = d * 1073741824.0;
     }
-    if (seq_arg) {
-        if ((rc = st_cli_int("seq", seq_arg, 1, ST_MAX_SEQ, &v, err))) goto out;
-        o.seq = v;
+    if (own->time_limit && (rc = parse_pos("time-limit", own->time_limit, 0.001, 86400, &o->time_limit_s, err)))
+        return rc;
+    if (own->zero) {
+        if (strcmp(own->zero, "auto") == 0) o->zero = ST_AS_ZERO_AUTO;
+        else if (strcmp(own->zero, "0") == 0 || strcmp(own->zero, "1") == 0) o->zero = own->zero[0] - '0';
+        else
+            return st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--zero': '%s' is not one of 0, 1, auto",
+                                own->zero);
     }
-    if (mbs_arg) {
-        if ((rc = st_cli_int("mbs", mbs_arg, 1, 1 << 20, &v, err))) goto out;
-        o.mbs = v;
-    }
-    if (mb_arg) {
-        if ((rc = st_cli_int("microbatches", mb_arg, 1, 1 << 20, &v, err))) goto out;
-        o.microbatches = v;
-    }
-    if (stages_arg) {
-        if ((rc = st_cli_int("max-stages", stages_arg, 1, ST_MAX_STAGES, &v, err))) goto out;
-        o.max_stages = (int)v;
-    }
-    if (mem_arg) {
-        if ((rc = parse_pos("mem-limit", mem_arg, 0.001, 1e6, &d, err))) goto out;
-        o.mem_limit_bytes = d * 1073741824.0;
-    }
-    if (tl_arg) {
-        if ((rc = parse_pos("time-limit", tl_arg, 0.001, 86400, &d, err))) goto out;
-        o.time_limit_s = d;
-    }
-    if (zero_arg) {
-        if (strcmp(zero_arg, "auto") == 0) o.zero = ST_AS_ZERO_AUTO;
-        else if (strcmp(zero_arg, "0") == 0 || strcmp(zero_arg, "1") == 0) o.zero = zero_arg[0] - '0';
-        else {
-            rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--zero': '%s' is not one of 0, 1, auto", zero_arg);
-            goto out;
-        }
-    }
-    if (dtype_arg && st_dtype_parse(dtype_arg, &o.dtype)) {
-        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--dtype': '%s' is not one of fp32, tf32, fp16, bf16, fp8",
-                          dtype_arg);
-        goto out;
-    }
-    if (model_arg && (rc = st_model_resolve(model_arg, &m, err))) goto out;
-    if (graph_arg) {
-        if ((rc = st_cli_graph_load(graph_arg, &custom, err))) goto out;
-        have_custom = 1;
-    }
-    if ((rc = st_cluster_resolve(cluster_arg, o.gpus, &c, err))) goto out;
-    if (profile_arg && (rc = st_profile_open(profile_arg, &prof, err))) goto out;
-    char pnote[512] = "";
-    if (prof && (rc = st_profile_retarget(prof, &c.gpu, pnote, sizeof pnote, err)) < 0) goto out;
-    if (model_arg && o.mbs > 0 && o.gbs % o.mbs) {
-        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--mbs': %lld does not divide gbs %lld", (long long)o.mbs,
-                          (long long)o.gbs);
-        goto out;
-    }
-    rc = st_autoshard(model_arg ? &m : NULL, have_custom ? &custom : NULL, &c, prof, &o, &res, err);
-    if (rc) goto out;
-    if (pnote[0]) fprintf(stderr, "strata plan: note: %s\n", pnote);
-    const char *name = model_arg ? m.name : custom.name;
-    int64_t gpus = o.gpus > 0 ? o.gpus : st_cluster_gpus(&c);
-    int64_t seq = model_arg ? (o.seq > 0 ? o.seq : m.seq_len) : 0;
-    if (out_arg && (rc = st_autoshard_save(&res, model_arg ? &m : NULL, graph_arg, &c, o.gbs, seq, o.dtype, out_arg, err))) goto out;
-    if (json) {
-        rc = st_out_autoshard_json(stdout, name, &c, gpus, model_arg ? o.gbs : res.microbatches, seq, &res, err);
-        goto out;
-    }
-    if (!(mem = open_memstream(&text, &text_len))) {
-        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
-        goto out;
-    }
+    return st_cli_dtype(a, &o->dtype, err);
+}
+
+/* the stages, each operator's split (of the first stage, and of the others where they differ), the
+ * collectives per layer and the totals */
+static void print_result(FILE *mem, const st_cli_inputs *in, const st_autoshard_opts *o, st_autoshard_result *res,
+                         int64_t gpus, int64_t seq, const char *out_arg) {
     const double GiB = 1073741824.0;
-    const st_graph *g = res.g;
-    if (model_arg)
+    const st_graph *g = res->g;
+    const st_cluster *c = &in->cluster;
+    if (in->have_model)
         fprintf(mem, "model %s (%.1fB parameters) on %lld x %s (%s), gbs %lld, seq %lld, %s: operator-level search\n",
-                m.name, st_model_params(&m) / 1e9, (long long)gpus, c.gpu.name, c.name, (long long)o.gbs, (long long)seq,
-                st_dtype_name(o.dtype));
+                in->model.name, st_model_params(&in->model) / 1e9, (long long)gpus, c->gpu.name, c->name,
+                (long long)o->gbs, (long long)seq, st_dtype_name(o->dtype));
     else
         fprintf(mem, "graph %s (%d operators) on %lld x %s (%s), %lld micro-batches, %s: operator-level search\n",
-                custom.name, custom.nops, (long long)gpus, c.gpu.name, c.name, (long long)res.microbatches,
-                st_dtype_name(o.dtype));
+                in->graph.name, in->graph.nops, (long long)gpus, c->gpu.name, c->name, (long long)res->microbatches,
+                st_dtype_name(o->dtype));
     fprintf(mem, "\n%5s %9s %-12s %12s %9s %4s %9s %8s %14s %13s %7s\n", "stage", "layers", "mesh", "ms/microbatch",
             "mem_GiB", "zero", "recompute", "ILP_s", "nodes/vars", "rows x cols", "gap%");
-    for (int i = 0; i < res.nstages; i++) {
-        const st_as_stage *st = &res.stage[i];
+    for (int i = 0; i < res->nstages; i++) {
+        const st_as_stage *st = &res->stage[i];
         char mesh_s[32], lay[32], rc_s[32];
         if (st->mesh.naxes == 1)
             snprintf(mesh_s, sizeof mesh_s, "%d", st->mesh.size[0]);
@@ -179,13 +103,13 @@ int st__cmd_plan_ilp(int argc, char **argv, st_error *err) {
                 st->ilp_optimal ? "" : " (time limit)");
     }
     /* per-layer assignment of the first stage (the others are printed when they differ) */
-    for (int i = 0; i < res.nstages; i++) {
-        const st_as_stage *st = &res.stage[i];
+    for (int i = 0; i < res->nstages; i++) {
+        const st_as_stage *st = &res->stage[i];
         int differs = i == 0;
         for (int op = 0; i > 0 && op < g->nops; op++)
             if (g->ops[op].block && st->choice[op].lab[0] != '-' &&
-                (st->choice[op].lab[0] != res.stage[0].choice[op].lab[0] ||
-                 st->choice[op].lab[1] != res.stage[0].choice[op].lab[1]))
+                (st->choice[op].lab[0] != res->stage[0].choice[op].lab[0] ||
+                 st->choice[op].lab[1] != res->stage[0].choice[op].lab[1]))
                 differs = 1;
         if (!differs) continue;
         fprintf(mem, "\nstage %d: each operator's split (one label per mesh axis, - = not split)\n", i);
@@ -200,7 +124,7 @@ int st__cmd_plan_ilp(int argc, char **argv, st_error *err) {
         }
         if (g->block_in >= 0) {
             int counts[ST_COLL_COUNT];
-            st_autoshard_block_collectives(&res, i, counts);
+            st_autoshard_block_collectives(res, i, counts);
             fprintf(mem, "  collectives per layer, forward:");
             int any = 0;
             for (int k = 1; k < ST_COLL_COUNT; k++)
@@ -209,26 +133,70 @@ int st__cmd_plan_ilp(int argc, char **argv, st_error *err) {
         }
     }
     char spec[256];
-    st_autoshard_spec(&res, spec, sizeof spec);
-    if (!model_arg) res.tokens_per_s = 0;
+    st_autoshard_spec(res, spec, sizeof spec);
+    if (!in->have_model) res->tokens_per_s = 0;
     fprintf(mem, "\niteration %.3f s, %.0f tokens/s, %.1f TFLOP/s per GPU, MFU %.1f%%, peak memory %.1f GiB\n",
-            res.iteration_time_s, res.tokens_per_s, res.model_tflops_per_gpu, 100 * res.mfu, res.memory_peak_bytes / GiB);
-    if (model_arg)
-        fprintf(mem, "micro-batch %lld sequences x %lld micro-batches; amounts to: %s\n", (long long)res.mbs,
-                (long long)res.microbatches, spec);
+            res->iteration_time_s, res->tokens_per_s, res->model_tflops_per_gpu, 100 * res->mfu,
+            res->memory_peak_bytes / GiB);
+    if (in->have_model)
+        fprintf(mem, "micro-batch %lld sequences x %lld micro-batches; amounts to: %s\n", (long long)res->mbs,
+                (long long)res->microbatches, spec);
     else
-        fprintf(mem, "%lld micro-batches of the graph's batch\n", (long long)res.microbatches);
+        fprintf(mem, "%lld micro-batches of the graph's batch\n", (long long)res->microbatches);
     fprintf(mem, "searched in %.3f s: %llu (micro-batch, stage, mesh) combinations, %lld ILPs solved\n",
-            res.search_time_s, (unsigned long long)res.evaluated, (long long)res.ilp_solves);
+            res->search_time_s, (unsigned long long)res->evaluated, (long long)res->ilp_solves);
     if (out_arg) fprintf(mem, "wrote %s\n", out_arg);
-    fclose(mem);
-    mem = NULL;
-    fwrite(text, 1, text_len, stdout);
+}
+
+int st__cmd_plan_ilp(int argc, char **argv, st_error *err) {
+    st_cli_args a;
+    ilp_args own = {0};
+    int rc;
+    const st_cli_opt own_opts[] = {{"mbs", &own.mbs, NULL},
+                                   {"microbatches", &own.microbatches, NULL},
+                                   {"max-stages", &own.max_stages, NULL},
+                                   {"mem-limit", &own.mem_limit, NULL},
+                                   {"time-limit", &own.time_limit, NULL},
+                                   {"zero", &own.zero, NULL},
+                                   {"search", &own.search, NULL}, /* ilp: st_cmd_plan came here for it */
+                                   {NULL, NULL, NULL}};
+    const unsigned take = ST_CLI_OPT_MODEL | ST_CLI_OPT_GRAPH | ST_CLI_OPT_CLUSTER | ST_CLI_OPT_GPUS | ST_CLI_OPT_GBS |
+                          ST_CLI_OPT_SEQ | ST_CLI_OPT_DTYPE | ST_CLI_OPT_PROFILE | ST_CLI_OPT_OUT | ST_CLI_OPT_JSON;
+    const unsigned want = ST_CLI_MODEL | ST_CLI_GRAPH | ST_CLI_CLUSTER | ST_CLI_PROFILE;
+    st_cli_inputs in = {0};
+    st_autoshard_result res = {0};
+    st_autoshard_opts o;
+    st_cli_text text = {0};
+
+    if ((rc = st_cli_parse(argc, argv, take, own_opts, &a, NULL, help_text, err)) || a.help) goto out;
+    if ((rc = st_cli_inputs_check(&a, want, &in, err))) goto out;
+    st_autoshard_opts_init(&o);
+    o.gbs = ST_CLI_DEFAULT_GBS;
+    o.gpus = in.gpus;
+    if ((rc = autoshard_opts(&a, &own, &o, err))) goto out;
+    if ((rc = st_cli_inputs_resolve(&a, want, &in, err))) goto out;
+    const st_model *m = in.have_model ? &in.model : NULL;
+    if (m && o.mbs > 0 && o.gbs % o.mbs) {
+        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--mbs': %lld does not divide gbs %lld", (long long)o.mbs,
+                          (long long)o.gbs);
+        goto out;
+    }
+    if ((rc = st_autoshard(m, in.have_graph ? &in.graph : NULL, &in.cluster, in.profile, &o, &res, err))) goto out;
+    st_cli_inputs_notes(&in, "plan");
+    const char *name = m ? m->name : in.graph.name;
+    int64_t gpus = o.gpus > 0 ? o.gpus : st_cluster_gpus(&in.cluster);
+    int64_t seq = m ? (o.seq > 0 ? o.seq : m->seq_len) : 0;
+    if (a.out && (rc = st_autoshard_save(&res, m, a.graph, &in.cluster, o.gbs, seq, o.dtype, a.out, err))) goto out;
+    if (a.json) {
+        rc = st_out_autoshard_json(stdout, name, &in.cluster, gpus, m ? o.gbs : res.microbatches, seq, &res, err);
+        goto out;
+    }
+    if ((rc = st_cli_text_open(&text, err))) goto out;
+    print_result(text.f, &in, &o, &res, gpus, seq, a.out);
+    st_cli_text_print(&text);
 out:
-    if (mem) fclose(mem);
-    free(text);
+    st_cli_text_destroy(&text);
     st_autoshard_result_free(&res);
-    if (have_custom) st_graph_free(&custom);
-    st_profile_free(prof);
+    st_cli_inputs_destroy(&in);
     return rc;
 }

@@ -30,20 +30,17 @@ static const char help_text[] =
     "Exit status: 0 success, 2 bad input or usage, or gnuplot missing or failing.\n";
 
 int st_cmd_plot(int argc, char **argv, st_error *err) {
-    const char *kind_arg = NULL, *input_arg = NULL, *out_arg = NULL, *top_arg = NULL, *title_arg = NULL;
-    int help = 0, rc;
-    st_cli_opt opts[] = {{"input", &input_arg, NULL}, {"out", &out_arg, NULL}, {"top", &top_arg, NULL},
-                         {"title", &title_arg, NULL}, {"help", NULL, &help},   {NULL, NULL, NULL}};
+    st_cli_args a;
+    const char *kind_arg = NULL, *input_arg = NULL, *top_arg = NULL, *title_arg = NULL;
+    int rc;
+    const st_cli_opt own[] = {{"input", &input_arg, NULL}, {"top", &top_arg, NULL}, {"title", &title_arg, NULL},
+                              {NULL, NULL, NULL}};
     st_plot_kind kind;
     st_plot_opts po;
     st_plot_data *d = NULL;
     char *gp = NULL, *dat = NULL;
 
-    if ((rc = st_cli_parse(argc, argv, opts, &kind_arg, err))) goto out;
-    if (help) {
-        fputs(help_text, stdout);
-        goto out;
-    }
+    if ((rc = st_cli_parse(argc, argv, ST_CLI_OPT_OUT, own, &a, &kind_arg, help_text, err)) || a.help) goto out;
     if (!kind_arg) {
         rc = st_error_set(err, ST_EUSAGE, NULL, NULL,
                           "which plot? strategies, breakdown, memory, timeline, scaling, hardware or accuracy "
@@ -57,15 +54,12 @@ int st_cmd_plot(int argc, char **argv, st_error *err) {
                           kind_arg);
         goto out;
     }
-    if (!input_arg || !out_arg) {
-        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "--input and --out are required (see --help)");
-        goto out;
-    }
+    if ((rc = st_cli_require(err, "--input", input_arg, "--out", a.out, (const char *)NULL))) goto out;
     st_plot_opts_init(&po);
-    po.out = out_arg;
+    po.out = a.out;
     po.title = title_arg;
-    if (!st_plot_terminal(out_arg)) {
-        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--out': '%s' must end in .png, .svg or .pdf", out_arg);
+    if (!st_plot_terminal(a.out)) {
+        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--out': '%s' must end in .png, .svg or .pdf", a.out);
         goto out;
     }
     if (top_arg) {
@@ -75,7 +69,7 @@ int st_cmd_plot(int argc, char **argv, st_error *err) {
     }
     if ((rc = st_plot_load(kind, input_arg, &d, err))) goto out;
     if ((rc = st_plot_render(d, &po, &gp, &dat, err))) goto out;
-    printf("wrote %s (script %s, data %s)\n", out_arg, gp, dat);
+    printf("wrote %s (script %s, data %s)\n", a.out, gp, dat);
 out:
     free(gp);
     free(dat);

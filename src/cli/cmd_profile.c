@@ -108,76 +108,86 @@ out:
     return rc;
 }
 
+/* --timer and --device, then --gpu, in that order */
+static int prof_opts(const st_cli_args *a, const char *timer_arg, const char *device_arg, st__prof_opts *o,
+                     st_error *err) {
+    int rc;
+    if (timer_arg) {
+        if (!strcmp(timer_arg, "events"))
+            o->events = 1;
+        else if (strcmp(timer_arg, "cupti"))
+            return st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--timer': expected cupti or events, got '%s'",
+                                timer_arg);
+    }
+    if (device_arg) {
+        int64_t v;
+        if ((rc = st_cli_int("device", device_arg, 0, 1023, &v, err))) return rc;
+        o->device = (int)v;
+    }
+    /* a preset, or the gpu.name of a cluster JSON, as strata calibrate --gpu */
+    if (a->gpu && (rc = st_cli_gpu_name(a, err))) return rc;
+    o->gpu = a->gpu;
+    return 0;
+}
+
+/* the device, the timer, the plan's shapes (and what one machine could not time), the tables */
+static void print_summary(FILE *mem, const st_cli_args *a, const st__prof_opts *o, const st__prof_result *r,
+                          const st__prof_coll *pc, int inter) {
+    fprintf(mem, "gpu          %s (%s; driver %s, CUDA %s)\n", r->gpu, r->device, r->driver[0] ? r->driver : "unknown",
+            r->cuda[0] ? r->cuda : "unknown");
+    fprintf(mem, "timer        %s\n", r->timer);
+    if (a->plan) {
+        fprintf(mem, "plan         %s on %s: %d GEMM shapes, %d memory-bound sizes, %d collective sizes", a->plan,
+                a->model, o->nplan_gemms, o->nplan_mems, o->nplan_colls + inter);
+        /* what one machine could not measure: groups larger than its GPUs, groups across nodes */
+        int big = 0, most = 0;
+        for (int i = 0; i < o->nplan_colls; i++)
+            if (pc[i].ranks > r->devices) big++, most = pc[i].ranks > most ? pc[i].ranks : most;
+        fprintf(mem, " (%d timed", r->plan_colls_timed);
+        if (big)
+            fprintf(mem, "; %d over up to %d GPUs, more than the %d here, not", big, most, r->devices);
+        if (inter) fprintf(mem, "; %d across nodes not: one machine is one node", inter);
+        fprintf(mem, ")\n");
+    }
+    st__prof_describe(r, mem);
+    fprintf(mem, "wrote %s\n", a->out);
+}
+
 int st_cmd_profile(int argc, char **argv, st_error *err) {
-    const char *out_arg = NULL, *model_arg = NULL, *plan_arg = NULL, *cluster_arg = NULL, *gpu_arg = NULL;
+    st_cli_args a;
     const char *device_arg = NULL, *timer_arg = NULL;
-    int help = 0, quick = 0, rc;
-    st_cli_opt opts[] = {{"out", &out_arg, NULL},     {"model", &model_arg, NULL},
-                         {"plan", &plan_arg, NULL},   {"cluster", &cluster_arg, NULL},
-                         {"gpu", &gpu_arg, NULL},     {"device", &device_arg, NULL},
-                         {"timer", &timer_arg, NULL}, {"quick", NULL, &quick},
-                         {"help", NULL, &help},       {NULL, NULL, NULL}};
+    int quick = 0, rc;
+    const st_cli_opt own[] = {{"device", &device_arg, NULL}, {"timer", &timer_arg, NULL},
+                              {"quick", NULL, &quick},       {NULL, NULL, NULL}};
     st__prof_opts o;
     st__prof_result r;
     st__prof_gemm *pg = NULL;
     st__prof_mem *pm = NULL;
     st__prof_coll *pc = NULL;
     int inter = 0;
-    char *text = NULL;
-    size_t text_len = 0;
-    FILE *mem = NULL;
+    st_cli_text text = {0};
 
     memset(&o, 0, sizeof o);
     st__prof_result_init(&r);
-    if ((rc = st_cli_parse(argc, argv, opts, NULL, err))) goto out;
-    if (help) {
-        fputs(help_text, stdout);
+    const unsigned take = ST_CLI_OPT_OUT | ST_CLI_OPT_MODEL | ST_CLI_OPT_PLAN | ST_CLI_OPT_CLUSTER | ST_CLI_OPT_GPU;
+    if ((rc = st_cli_parse(argc, argv, take, own, &a, NULL, help_text, err))) goto out;
+    if (a.help) {
         printf("\nThis strata: %s.\n", st__prof_build_info());
         goto out;
     }
-    if (!out_arg) {
-        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "--out is required (see --help)");
-        goto out;
-    }
-    if (!model_arg != !plan_arg) {
+    if ((rc = st_cli_require(err, "--out", a.out, (const char *)NULL))) goto out;
+    if (!a.model != !a.plan) {
         rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "--model and --plan go together (see --help)");
         goto out;
     }
-    if (cluster_arg && !plan_arg) {
+    if (a.cluster && !a.plan) {
         rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "--cluster only says what --plan is for (see --help)");
         goto out;
     }
     o.quick = quick;
-    if (timer_arg) {
-        if (!strcmp(timer_arg, "events")) {
-            o.events = 1;
-        } else if (strcmp(timer_arg, "cupti")) {
-            rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--timer': expected cupti or events, got '%s'",
-                              timer_arg);
-            goto out;
-        }
-    }
-    if (device_arg) {
-        int64_t v;
-        if ((rc = st_cli_int("device", device_arg, 0, 1023, &v, err))) goto out;
-        o.device = (int)v;
-    }
-    if (gpu_arg) {
-        /* a preset, or the gpu.name of a cluster JSON, as strata calibrate --gpu */
-        size_t len = strlen(gpu_arg);
-        int ok = len < sizeof r.gpu;
-        for (const char *s = gpu_arg; ok && *s; s++)
-            ok = *s > ' ' && *s < 127 && *s != '"' && *s != '\\';
-        if (!ok) {
-            rc = st_error_set(err, ST_EUSAGE, NULL, NULL,
-                              "option '--gpu': '%s' is not a GPU name (1 to %zu printable characters, no spaces)",
-                              gpu_arg, sizeof r.gpu - 1);
-            goto out;
-        }
-        o.gpu = gpu_arg;
-    }
-    if (plan_arg && (rc = plan_shapes(model_arg, plan_arg, cluster_arg, &o, &pg, &pm, &pc, &inter, err))) goto out;
-    if ((rc = check_writable(out_arg, err))) goto out;
+    if ((rc = prof_opts(&a, timer_arg, device_arg, &o, err))) goto out;
+    if (a.plan && (rc = plan_shapes(a.model, a.plan, a.cluster, &o, &pg, &pm, &pc, &inter, err))) goto out;
+    if ((rc = check_writable(a.out, err))) goto out;
     if (isatty(STDERR_FILENO)) o.progress = stderr;
 
     if ((rc = st__prof_run(&o, &r, err))) goto out;
@@ -191,45 +201,16 @@ int st_cmd_profile(int argc, char **argv, st_error *err) {
                           r.nnotes ? r.notes[0] : "");
         goto out;
     }
-    if ((rc = st__prof_save(&r, out_arg, err))) goto out;
-    for (int i = 0; i < r.nnotes; i++)
-        fprintf(stderr, "strata profile: note: %s\n", r.notes[i]);
-    st_gpu preset;
-    if (gpu_arg && st_gpu_preset(gpu_arg, &preset))
-        fprintf(stderr,
-                "strata profile: note: '%s' is not a GPU preset: the profile applies to clusters whose gpu.name is "
-                "'%s' and cannot be scaled to other GPUs\n",
-                gpu_arg, gpu_arg);
-    if (!strcmp(out_arg, "-")) goto out; /* the profile was the output */
+    if ((rc = st__prof_save(&r, a.out, err))) goto out;
+    for (int i = 0; i < r.nnotes; i++) st_cli_note("profile", "%s", r.notes[i]);
+    st_cli_gpu_note("profile", &a);
+    if (!strcmp(a.out, "-")) goto out; /* the profile was the output */
 
-    if (!(mem = open_memstream(&text, &text_len))) {
-        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
-        goto out;
-    }
-    fprintf(mem, "gpu          %s (%s; driver %s, CUDA %s)\n", r.gpu, r.device, r.driver[0] ? r.driver : "unknown",
-            r.cuda[0] ? r.cuda : "unknown");
-    fprintf(mem, "timer        %s\n", r.timer);
-    if (plan_arg) {
-        fprintf(mem, "plan         %s on %s: %d GEMM shapes, %d memory-bound sizes, %d collective sizes", plan_arg,
-                model_arg, o.nplan_gemms, o.nplan_mems, o.nplan_colls + inter);
-        /* what one machine could not measure: groups larger than its GPUs, groups across nodes */
-        int big = 0, most = 0;
-        for (int i = 0; i < o.nplan_colls; i++)
-            if (pc[i].ranks > r.devices) big++, most = pc[i].ranks > most ? pc[i].ranks : most;
-        fprintf(mem, " (%d timed", r.plan_colls_timed);
-        if (big)
-            fprintf(mem, "; %d over up to %d GPUs, more than the %d here, not", big, most, r.devices);
-        if (inter) fprintf(mem, "; %d across nodes not: one machine is one node", inter);
-        fprintf(mem, ")\n");
-    }
-    st__prof_describe(&r, mem);
-    fprintf(mem, "wrote %s\n", out_arg);
-    fclose(mem);
-    mem = NULL;
-    fwrite(text, 1, text_len, stdout);
+    if ((rc = st_cli_text_open(&text, err))) goto out;
+    print_summary(text.f, &a, &o, &r, pc, inter);
+    st_cli_text_print(&text);
 out:
-    if (mem) fclose(mem);
-    free(text);
+    st_cli_text_destroy(&text);
     free(pg);
     free(pm);
     free(pc);

@@ -6,8 +6,6 @@
  * and reason. */
 #include "src/cli/cli.h"
 
-#include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
 static const char help_text[] =
@@ -27,62 +25,118 @@ static const char help_text[] =
     "\n"
     "Exit status: 0 success, 1 out of memory or the schedule cannot run, 2 bad input.\n";
 
+/* The simulator's view of the estimate's keys: its time and peak memory, the rest derived from them */
+static st_estimate sim_view(const st_estimate *est, const st_sim_result *res, const st_plan *p, const st_cluster *c) {
+    double gpus_used = (double)p->tp * p->pp * p->dp * p->cp;
+    double t = res->iteration_time_s, peak = 0;
+    for (int r = 0; r < res->nranks; r++)
+        if (res->ranks[r].memory_peak_bytes > peak) peak = res->ranks[r].memory_peak_bytes;
+    st_estimate simd = *est;
+    simd.iteration_time_s = t;
+    simd.tokens_per_s = (double)p->gbs * (double)p->seq / t;
+    simd.model_tflops_per_gpu = est->model_flops / t / gpus_used / 1e12;
+    simd.mfu = est->model_flops / t / gpus_used / c->gpu.peak_flops[p->dtype];
+    simd.memory_peak_bytes = peak;
+    simd.fits = peak <= c->gpu.memory_bytes;
+    return simd;
+}
+
+/* ST_ENOFIT naming the rank, and the instruction where one ran out of memory */
+static int oom_error(const st_lowered *low, const st_sim_result *res, const st_cluster *c, st_error *err) {
+    const st_program *pg = &low->progs[res->oom_rank];
+    if (res->oom_ins < 0 || res->oom_ins >= pg->n)
+        return st_error_set(err, ST_ENOFIT, NULL, "plan",
+                            "out of memory: rank %d (stage %d) holds %.1f GiB of weights, gradients and optimizer "
+                            "states before any activation; the GPU has %.1f GiB",
+                            res->oom_rank, pg->stage, pg->base_bytes / 1073741824.0,
+                            c->gpu.memory_bytes / 1073741824.0);
+    const st_ins *in = &pg->ins[res->oom_ins];
+    return st_error_set(err, ST_ENOFIT, NULL, "plan",
+                        "out of memory: rank %d (stage %d) at instruction %d (%s, chunk %d, micro-batch %d) "
+                        "exceeds %.1f GiB",
+                        res->oom_rank, pg->stage, res->oom_ins, in->label, in->chunk, in->mb,
+                        c->gpu.memory_bytes / 1073741824.0);
+}
+
+/* the simulated and the analytical keys side by side, then each rank's times */
+static void print_sim(FILE *out, const st_cli_inputs *in, const st_lowered *low, const st_sim_result *res,
+                      const st_estimate *simd, const st_estimate *est, int every, const char *trace_path) {
+    const st_model *m = &in->model;
+    const st_cluster *c = &in->cluster;
+    char spec[512];
+    st_plan_format_spec(in->plan, spec, sizeof spec);
+    const double GiB = 1073741824.0;
+    fprintf(out, "model      %s (%.1fB parameters)\n", m->name, st_model_params(m) / 1e9);
+    fprintf(out, "cluster    %s: %lld x %lld %s\n", c->name, (long long)c->nodes, (long long)c->gpus_per_node,
+            c->gpu.name);
+    fprintf(out, "plan       %s\n", spec);
+    if (every)
+        fprintf(out, "simulated  %d ranks (every rank), %llu events\n", res->nranks, (unsigned long long)res->events);
+    else
+        fprintf(out, "simulated  %d ranks (one per pipeline stage, each standing for %d), %llu events\n", res->nranks,
+                low->progs[0].replicas, (unsigned long long)res->events);
+    fprintf(out, "network    %d links, %llu transfers as flows, %llu re-shared on full links\n\n", low->nlinks,
+            (unsigned long long)res->flows, (unsigned long long)res->reshares);
+    fprintf(out, "%-20s %12s %12s\n", "", "simulated", "analytical");
+    fprintf(out, "%-20s %12.3f %12.3f\n", "iteration time (s)", simd->iteration_time_s, est->iteration_time_s);
+    fprintf(out, "%-20s %12.0f %12.0f\n", "tokens/s", simd->tokens_per_s, est->tokens_per_s);
+    fprintf(out, "%-20s %12.1f %12.1f\n", "model TFLOP/s/GPU", simd->model_tflops_per_gpu, est->model_tflops_per_gpu);
+    fprintf(out, "%-20s %12.1f %12.1f\n", "MFU (%)", 100 * simd->mfu, 100 * est->mfu);
+    fprintf(out, "%-20s %12.1f %12.1f\n", "memory peak (GiB)", simd->memory_peak_bytes / GiB,
+            est->memory_peak_bytes / GiB);
+    /* ZeRO-3's gather stream and the offload copy stream get columns when some rank used them */
+    int gather = 0, copy = 0;
+    for (int r = 0; r < res->nranks; r++) {
+        gather |= res->ranks[r].busy_s[ST_STREAM_GATHER] > 0;
+        copy |= res->ranks[r].busy_s[ST_STREAM_COPY] > 0;
+    }
+    fprintf(out, "\n%4s %5s %11s %11s %11s", "rank", "stage", "compute_s", "p2p_s", "dp_s");
+    if (gather) fprintf(out, " %11s", "gather_s");
+    if (copy) fprintf(out, " %11s", "copy_s");
+    fprintf(out, " %11s %11s %10s\n", "idle_s", "bubble_s", "mem_GiB");
+    for (int r = 0; r < res->nranks; r++) {
+        const st_rank_stats *s = &res->ranks[r];
+        fprintf(out, "%4d %5d %11.3f %11.3f %11.3f", r, low->progs[r].stage, s->busy_s[ST_STREAM_COMPUTE],
+                s->busy_s[ST_STREAM_P2P], s->busy_s[ST_STREAM_DP]);
+        if (gather) fprintf(out, " %11.3f", s->busy_s[ST_STREAM_GATHER]);
+        if (copy) fprintf(out, " %11.3f", s->busy_s[ST_STREAM_COPY]);
+        fprintf(out, " %11.3f %11.3f %10.1f\n", s->compute_idle_s, s->bubble_s, s->memory_peak_bytes / GiB);
+    }
+    if (trace_path) fprintf(out, "\nwrote %s\n", trace_path);
+}
+
 int st_cmd_sim(int argc, char **argv, st_error *err) {
-    const char *model_arg = NULL, *cluster_arg = NULL, *plan_arg = NULL, *gpus_arg = NULL, *profile_arg = NULL,
-               *trace_arg = NULL, *graph_arg = NULL;
-    int json = 0, help = 0, every = 0, timing = 0, rc;
-    st_cli_opt opts[] = {{"model", &model_arg, NULL},   {"cluster", &cluster_arg, NULL}, {"plan", &plan_arg, NULL},
-                         {"gpus", &gpus_arg, NULL},     {"profile", &profile_arg, NULL}, {"trace", &trace_arg, NULL},
-                         {"json", NULL, &json},         {"help", NULL, &help},           {"every-rank", NULL, &every},
-                         {"timing", NULL, &timing},     {"graph", &graph_arg, NULL},     {NULL, NULL, NULL}};
-    st_model m;
-    st_cluster c;
-    st_plan *p = NULL;
-    st_profile *prof = NULL;
+    st_cli_args a;
+    const char *trace_arg = NULL;
+    int every = 0, timing = 0, rc;
+    const st_cli_opt own[] = {{"trace", &trace_arg, NULL},
+                              {"every-rank", NULL, &every},
+                              {"timing", NULL, &timing},
+                              {NULL, NULL, NULL}};
+    /* no ST_CLI_ORIGIN: unlike estimate, sim has not said when a plan file was made for other inputs */
+    const unsigned take = ST_CLI_OPT_MODEL | ST_CLI_OPT_GRAPH | ST_CLI_OPT_CLUSTER | ST_CLI_OPT_GPUS | ST_CLI_OPT_PLAN |
+                          ST_CLI_OPT_PROFILE | ST_CLI_OPT_JSON;
+    const unsigned want = ST_CLI_MODEL | ST_CLI_CLUSTER | ST_CLI_PLAN | ST_CLI_PROFILE;
+    st_cli_inputs in = {0};
     st_cost_ctx *ctx = NULL;
     st_lowered low = {0};
     st_sim_result res = {0};
     st_trace *trace = NULL;
-    char *text = NULL;
-    size_t text_len = 0;
-    FILE *out = NULL;
+    st_cli_text text = {0};
 
-    if ((rc = st_cli_parse(argc, argv, opts, NULL, err))) goto done;
-    if (help) {
-        fputs(help_text, stdout);
+    if ((rc = st_cli_parse(argc, argv, take, own, &a, NULL, help_text, err)) || a.help) goto done;
+    if (st__plan_is_ilp(a.plan)) {
+        rc = st__sim_ilp(&a, trace_arg, every, timing, err);
         goto done;
     }
-    if (st__plan_is_ilp(plan_arg)) {
-        st_ilp_cmd a = {.model_arg = model_arg, .graph_arg = graph_arg, .cluster_arg = cluster_arg, .plan_arg = plan_arg,
-                        .gpus_arg = gpus_arg, .profile_arg = profile_arg, .trace_arg = trace_arg, .json = json,
-                        .every_rank = every, .timing = timing};
-        rc = st__sim_ilp(&a, err);
-        goto done;
-    }
-    if (graph_arg) {
-        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "--graph goes with an operator-level plan (strata plan --search ilp --out)");
-        goto done;
-    }
-    if (!model_arg || !cluster_arg || !plan_arg) {
-        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "--model, --cluster and --plan are required (see --help)");
-        goto done;
-    }
-    int64_t gpus = 0;
-    if (gpus_arg && (rc = st_cli_int("gpus", gpus_arg, 1, ST_MAX_GPUS, &gpus, err))) goto done;
-    if ((rc = st_model_resolve(model_arg, &m, err))) goto done;
-    if ((rc = st_cluster_resolve(cluster_arg, gpus, &c, err))) goto done;
-    if (profile_arg && (rc = st_profile_open(profile_arg, &prof, err))) goto done;
-    char pnote[512] = "";
-    if (prof && (rc = st_profile_retarget(prof, &c.gpu, pnote, sizeof pnote, err)) < 0) goto done;
-    rc = 0;
-    if (!(p = malloc(sizeof *p)) || !(ctx = st_cost_ctx_new(&m, &c, prof))) {
+    if ((rc = st_cli_inputs_check(&a, want, &in, err)) || (rc = st_cli_inputs_resolve(&a, want, &in, err))) goto done;
+    const st_plan *p = in.plan;
+    const st_cluster *c = &in.cluster;
+    if (!(ctx = st_cost_ctx_new(&in.model, c, in.profile))) {
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
         goto done;
     }
-    st_plan_defaults(p);
-    if ((rc = st_plan_resolve(plan_arg, p, err))) goto done;
-    if ((rc = st_plan_finalize(p, &m, &c, 0, err->file[0] ? err->file : NULL, err))) goto done;
-    if (pnote[0]) fprintf(stderr, "strata sim: note: %s\n", pnote);
+    st_cli_inputs_notes(&in, "sim");
 
     st_estimate est;
     if ((rc = st_cost_estimate(ctx, p, &est))) {
@@ -97,7 +151,7 @@ int st_cmd_sim(int argc, char **argv, st_error *err) {
         rc = err->code ? err->code : ST_EIO;
         goto done;
     }
-    if ((rc = st_sim_run(&low, c.gpu.memory_bytes, trace, &res, err))) {
+    if ((rc = st_sim_run(&low, c->gpu.memory_bytes, trace, &res, err))) {
         /* a schedule that cannot run is the plan's failure, not bad input */
         rc = ST_ENOPLAN;
         goto done;
@@ -113,20 +167,7 @@ int st_cmd_sim(int argc, char **argv, st_error *err) {
                                                       : 0);
     }
     if (res.oom) {
-        const st_program *pg = &low.progs[res.oom_rank];
-        if (res.oom_ins < 0 || res.oom_ins >= pg->n) {
-            rc = st_error_set(err, ST_ENOFIT, NULL, "plan",
-                              "out of memory: rank %d (stage %d) holds %.1f GiB of weights, gradients and optimizer "
-                              "states before any activation; the GPU has %.1f GiB",
-                              res.oom_rank, pg->stage, pg->base_bytes / 1073741824.0, c.gpu.memory_bytes / 1073741824.0);
-        } else {
-            const st_ins *in = &pg->ins[res.oom_ins];
-            rc = st_error_set(err, ST_ENOFIT, NULL, "plan",
-                              "out of memory: rank %d (stage %d) at instruction %d (%s, chunk %d, micro-batch %d) "
-                              "exceeds %.1f GiB",
-                              res.oom_rank, pg->stage, res.oom_ins, in->label, in->chunk, in->mb,
-                              c.gpu.memory_bytes / 1073741824.0);
-        }
+        rc = oom_error(&low, &res, c, err);
         goto done; /* the trace is discarded below: no partial output */
     }
     if (trace) {
@@ -134,76 +175,21 @@ int st_cmd_sim(int argc, char **argv, st_error *err) {
         trace = NULL;
         if (rc) goto done;
     }
-
-    double gpus_used = (double)p->tp * p->pp * p->dp * p->cp;
-    double t = res.iteration_time_s, peak = 0;
-    for (int r = 0; r < res.nranks; r++)
-        if (res.ranks[r].memory_peak_bytes > peak) peak = res.ranks[r].memory_peak_bytes;
-    st_estimate simd = est; /* the simulator's view of the same keys */
-    simd.iteration_time_s = t;
-    simd.tokens_per_s = (double)p->gbs * (double)p->seq / t;
-    simd.model_tflops_per_gpu = est.model_flops / t / gpus_used / 1e12;
-    simd.mfu = est.model_flops / t / gpus_used / c.gpu.peak_flops[p->dtype];
-    simd.memory_peak_bytes = peak;
-    simd.fits = peak <= c.gpu.memory_bytes;
-    if (json) {
-        rc = st_out_sim_json(stdout, &m, &c, p, &simd, &est, &res, prof, err);
+    st_estimate simd = sim_view(&est, &res, p, c);
+    if (a.json) {
+        rc = st_out_sim_json(stdout, &in.model, c, p, &simd, &est, &res, in.profile, err);
         goto done;
     }
-    if (!(out = open_memstream(&text, &text_len))) {
-        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
-        goto done;
-    }
-    char spec[512];
-    st_plan_format_spec(p, spec, sizeof spec);
-    const double GiB = 1073741824.0;
-    fprintf(out, "model      %s (%.1fB parameters)\n", m.name, st_model_params(&m) / 1e9);
-    fprintf(out, "cluster    %s: %lld x %lld %s\n", c.name, (long long)c.nodes, (long long)c.gpus_per_node, c.gpu.name);
-    fprintf(out, "plan       %s\n", spec);
-    if (every)
-        fprintf(out, "simulated  %d ranks (every rank), %llu events\n", res.nranks, (unsigned long long)res.events);
-    else
-        fprintf(out, "simulated  %d ranks (one per pipeline stage, each standing for %d), %llu events\n", res.nranks,
-                low.progs[0].replicas, (unsigned long long)res.events);
-    fprintf(out, "network    %d links, %llu transfers as flows, %llu re-shared on full links\n\n", low.nlinks,
-            (unsigned long long)res.flows, (unsigned long long)res.reshares);
-    fprintf(out, "%-20s %12s %12s\n", "", "simulated", "analytical");
-    fprintf(out, "%-20s %12.3f %12.3f\n", "iteration time (s)", t, est.iteration_time_s);
-    fprintf(out, "%-20s %12.0f %12.0f\n", "tokens/s", simd.tokens_per_s, est.tokens_per_s);
-    fprintf(out, "%-20s %12.1f %12.1f\n", "model TFLOP/s/GPU", simd.model_tflops_per_gpu, est.model_tflops_per_gpu);
-    fprintf(out, "%-20s %12.1f %12.1f\n", "MFU (%)", 100 * simd.mfu, 100 * est.mfu);
-    fprintf(out, "%-20s %12.1f %12.1f\n", "memory peak (GiB)", peak / GiB, est.memory_peak_bytes / GiB);
-    /* ZeRO-3's gather stream and the offload copy stream get columns when some rank used them */
-    int gather = 0, copy = 0;
-    for (int r = 0; r < res.nranks; r++) {
-        gather |= res.ranks[r].busy_s[ST_STREAM_GATHER] > 0;
-        copy |= res.ranks[r].busy_s[ST_STREAM_COPY] > 0;
-    }
-    fprintf(out, "\n%4s %5s %11s %11s %11s", "rank", "stage", "compute_s", "p2p_s", "dp_s");
-    if (gather) fprintf(out, " %11s", "gather_s");
-    if (copy) fprintf(out, " %11s", "copy_s");
-    fprintf(out, " %11s %11s %10s\n", "idle_s", "bubble_s", "mem_GiB");
-    for (int r = 0; r < res.nranks; r++) {
-        const st_rank_stats *s = &res.ranks[r];
-        fprintf(out, "%4d %5d %11.3f %11.3f %11.3f", r, low.progs[r].stage, s->busy_s[ST_STREAM_COMPUTE],
-                s->busy_s[ST_STREAM_P2P], s->busy_s[ST_STREAM_DP]);
-        if (gather) fprintf(out, " %11.3f", s->busy_s[ST_STREAM_GATHER]);
-        if (copy) fprintf(out, " %11.3f", s->busy_s[ST_STREAM_COPY]);
-        fprintf(out, " %11.3f %11.3f %10.1f\n", s->compute_idle_s, s->bubble_s, s->memory_peak_bytes / GiB);
-    }
-    if (trace_arg) fprintf(out, "\nwrote %s\n", trace_arg);
-    fclose(out);
-    out = NULL;
-    fwrite(text, 1, text_len, stdout);
+    if ((rc = st_cli_text_open(&text, err))) goto done;
+    print_sim(text.f, &in, &low, &res, &simd, &est, every, trace_arg);
+    st_cli_text_print(&text);
     rc = simd.fits ? 0 : 1;
 done:
-    if (out) fclose(out);
-    free(text);
+    st_cli_text_destroy(&text);
     if (trace) st_trace_discard(trace); /* the run failed: no partial trace */
     st_sim_result_destroy(&res);
     st_lowered_destroy(&low);
     st_cost_ctx_free(ctx);
-    st_profile_free(prof);
-    free(p);
+    st_cli_inputs_destroy(&in);
     return rc;
 }
