@@ -163,12 +163,13 @@ typedef struct st_stage_memory {
  * the weights take in memory and what gathering or copying them moves. */
 double st_cost_weight_bytes(st_dtype dt);
 /* Model state one GPU holds per parameter, training with Adam (DESIGN.md "Definitions";
- * Rajbhandari et al. 2020, ZeRO, Sec. 3.1): weights (st_cost_weight_bytes), the gradient accumulator (grad_bytes: 4 = fp32 as Megatron-LM's main_grad, or 2), and
- * the optimizer states: fp32 master weights, m and v (12) with 16-bit weights, m and v alone (8)
- * with fp32 (or tf32) weights, which are their own master copy. ZeRO stage `zero` shards them over
- * `shard` ranks (the gradient-reduction group): 1 the optimizer states, 2 the gradients too, 3 the
- * weights too. Offload moves the optimizer states (ST_OFF_OPTIMIZER), and the weights too
- * (ST_OFF_PARAMS), to host memory: 0 here. total = weights + grads + optimizer. */
+ * Rajbhandari et al. 2020, ZeRO, Sec. 3.1): weights (st_cost_weight_bytes), the gradient
+ * accumulator (grad_bytes: 4 = fp32 as Megatron-LM's main_grad, or 2), and the optimizer states:
+ * fp32 master weights, m and v (12) with 16-bit weights, m and v alone (8) with fp32 (or tf32)
+ * weights, which are their own master copy. ZeRO stage `zero` shards them over `shard` ranks (the
+ * gradient-reduction group): 1 the optimizer states, 2 the gradients too, 3 the weights too.
+ * Offload moves the optimizer states (ST_OFF_OPTIMIZER), and the weights too (ST_OFF_PARAMS), to
+ * host memory: 0 here. total = weights + grads + optimizer. */
 typedef struct st_state_bytes {
     double weights, grads, optimizer, total;
 } st_state_bytes;

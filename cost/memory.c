@@ -97,7 +97,8 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_c
     out->weights_bytes = dense * sd.weights + expert * se.weights;
     /* ZeRO-3 and offload=params gather (or copy in) a block's weights while the one before runs:
      * a window of two blocks' full weights */
-    if (p->zero >= 3 || p->offload == ST_OFF_PARAMS) out->weights_bytes += 2 * block_max * st_cost_weight_bytes(p->dtype);
+    if (p->zero >= 3 || p->offload == ST_OFF_PARAMS)
+        out->weights_bytes += 2 * block_max * st_cost_weight_bytes(p->dtype);
     out->grads_bytes = dense * sd.grads + expert * se.grads;
     out->optimizer_bytes = dense * sd.optimizer + expert * se.optimizer;
     out->activations_bytes = act_mb * inflight + (p->recompute == ST_REC_FULL ? working : 0);
