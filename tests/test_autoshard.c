@@ -570,19 +570,28 @@ START_TEST(graph_segments) {
 }
 END_TEST
 
+/* The tower graph (tests/data/graph_tower.json: 16 segments) on 16 A100s, and options with
+ * `microbatches` micro-batches and a memory limit of `limit_gib` (0: the GPU's). */
+static void tower(st_graph *g, st_cluster *c, st_autoshard_opts *o, int64_t microbatches, double limit_gib) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/tests/data/graph_tower.json", SRCDIR);
+    st_error err;
+    ck_assert_msg(st_cli_graph_load(path, g, &err) == 0, "%s", err.text);
+    *c = cluster("dgx-a100-80g", 16);
+    st_autoshard_opts_init(o);
+    o->microbatches = microbatches;
+    o->mem_limit_bytes = limit_gib * 1073741824.0;
+}
+
 /* A custom graph too big for one stage's memory is pipelined over its segments; the stages cover
  * them in order, fit, and the plan prices and simulates as planned. */
 START_TEST(ilp_custom_pipeline) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/tests/data/graph_tower.json", SRCDIR);
     st_graph g;
-    st_error err;
-    ck_assert_msg(st_cli_graph_load(path, &g, &err) == 0, "%s", err.text);
-    ck_assert_int_eq(g.nsegs, 16);
-    st_cluster c = cluster("dgx-a100-80g", 16);
+    st_cluster c;
     st_autoshard_opts o;
-    st_autoshard_opts_init(&o);
-    o.microbatches = 64;
+    st_error err;
+    tower(&g, &c, &o, 64, 0);
+    ck_assert_int_eq(g.nsegs, 16);
     o.zero = 0; /* with the distributed optimizer the tower fits one stage (ilp_zero_fits_tower) */
     st_autoshard_result r;
     ck_assert_msg(st_autoshard(NULL, &g, &c, NULL, &o, &r, &err) == 0, "%s", err.text);
@@ -739,6 +748,18 @@ START_TEST(ilp_zero_hand_computed) {
 }
 END_TEST
 
+/* Model m's graph for 8 sequences of 2048 tokens on one node of 8 A100s, a one-axis mesh, and room
+ * for a label per operator (free). */
+static void one_node(const st_model *m, st_cluster *c, st_graph *g, st_mesh *mesh, char (**lab)[2]) {
+    st_error err;
+    *c = cluster("dgx-a100-80g", 8);
+    ck_assert_int_eq(st_graph_from_model(m, 8, 2048, ST_DT_BF16, g, &err), 0);
+    int size[1] = {8};
+    st_mesh_init(mesh, c, 1, 8, 1, size);
+    *lab = calloc((size_t)g->nops, sizeof **lab);
+    ck_assert_ptr_nonnull(*lab);
+}
+
 /* Labels of a GPT model's graph on a one-axis mesh: every operator splits the batch (pattern 0,
  * data parallel), or Megatron's tensor parallelism, the norms splitting the sequence (pattern 1). */
 static void layer_labels(const st_graph *g, int pattern, char (*lab)[2]) {
@@ -767,15 +788,12 @@ static void layer_labels(const st_graph *g, int pattern, char (*lab)[2]) {
 START_TEST(ilp_zero_never_slower) {
     st_model m;
     ck_assert_int_eq(st_model_preset("gpt-1.7b", &m), 0);
-    st_cluster c = cluster("dgx-a100-80g", 8);
+    st_cluster c;
     st_graph g;
-    st_error err;
-    ck_assert_int_eq(st_graph_from_model(&m, 8, 2048, ST_DT_BF16, &g, &err), 0);
     st_mesh mesh;
-    int size[1] = {8};
-    st_mesh_init(&mesh, &c, 1, 8, 1, size);
-    char(*lab)[2] = calloc((size_t)g.nops, sizeof *lab);
-    ck_assert_ptr_nonnull(lab);
+    char(*lab)[2];
+    st_error err;
+    one_node(&m, &c, &g, &mesh, &lab);
     for (int pattern = 0; pattern < 2; pattern++) {
         layer_labels(&g, pattern, lab);
         st_autoshard_result r0, r1;
@@ -814,15 +832,12 @@ START_TEST(ilp_state_as_estimate) {
     st_model m;
     ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
     m.vocab = 32768;
-    st_cluster c = cluster("dgx-a100-80g", 8);
+    st_cluster c;
     st_graph g;
-    st_error err;
-    ck_assert_int_eq(st_graph_from_model(&m, 8, 2048, ST_DT_BF16, &g, &err), 0);
     st_mesh mesh;
-    int size[1] = {8};
-    st_mesh_init(&mesh, &c, 1, 8, 1, size);
-    char(*lab)[2] = calloc((size_t)g.nops, sizeof *lab);
-    ck_assert_ptr_nonnull(lab);
+    char(*lab)[2];
+    st_error err;
+    one_node(&m, &c, &g, &mesh, &lab);
     st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
     const char *spec[2] = {"tp=1,pp=1,dp=8,mbs=1,gbs=64,seq=2048,zero=%d",
                            "tp=8,pp=1,dp=1,sp=1,mbs=8,gbs=64,seq=2048,zero=%d"};
@@ -861,17 +876,12 @@ END_TEST
  * each stage's memory as its state and one micro-batch's activations, and the simulator, which
  * runs the schedule, peaks there. */
 START_TEST(ilp_inflight_few_microbatches) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/tests/data/graph_tower.json", SRCDIR);
     st_graph g;
-    st_error err;
-    ck_assert_msg(st_cli_graph_load(path, &g, &err) == 0, "%s", err.text);
-    st_cluster c = cluster("dgx-a100-80g", 16);
+    st_cluster c;
     st_autoshard_opts o;
-    st_autoshard_opts_init(&o);
-    o.microbatches = 4;
+    st_error err;
+    tower(&g, &c, &o, 4, 6);
     o.zero = 0;
-    o.mem_limit_bytes = 6.0 * 1073741824.0;
     st_autoshard_result r, one;
     ck_assert_msg(st_autoshard(NULL, &g, &c, NULL, &o, &r, &err) == 0, "%s", err.text);
     ck_assert_int_gt(r.nstages, 1);
@@ -947,16 +957,11 @@ END_TEST
 /* A custom graph too big for one stage with 18 bytes per parameter fits one with ZeRO-1: the tower
  * (ilp_custom_pipeline) under 6 GiB on 16 GPUs, fully data parallel, faster than its pipeline. */
 START_TEST(ilp_zero_fits_tower) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/tests/data/graph_tower.json", SRCDIR);
     st_graph g;
-    st_error err;
-    ck_assert_msg(st_cli_graph_load(path, &g, &err) == 0, "%s", err.text);
-    st_cluster c = cluster("dgx-a100-80g", 16);
+    st_cluster c;
     st_autoshard_opts o;
-    st_autoshard_opts_init(&o);
-    o.microbatches = 64;
-    o.mem_limit_bytes = 6.0 * 1073741824.0;
+    st_error err;
+    tower(&g, &c, &o, 64, 6);
     st_autoshard_result a, z0;
     ck_assert_msg(st_autoshard(NULL, &g, &c, NULL, &o, &a, &err) == 0, "%s", err.text);
     o.zero = 0;
