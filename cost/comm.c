@@ -90,8 +90,8 @@ static double bus_bw(const st_cluster *c, const st_profile *prof, st_coll coll, 
     return b > 0 ? b : dflt;
 }
 
-/* ring / reduce-scatter / all-gather "steps": all-reduce moves 2(n-1)/n of S per rank */
-static double volume_factor(st_coll coll, double n) {
+/* In a ring each rank moves the bus factor times S over its link: all-reduce 2(n-1)/n of S */
+double st_cost_bus_factor(st_coll coll, double n) {
     switch (coll) {
     case ST_COLL_ALLREDUCE: return 2 * (n - 1) / n;
     case ST_COLL_ALLGATHER:
@@ -125,7 +125,7 @@ double st_cost_collective(const st_cluster *c, const st_profile *prof, st_coll c
     if (g->nodes <= 1) {
         /* one NVLink domain: ring */
         double b = bus_bw(c, prof, coll, 1, g->n, bytes, bi);
-        return volume_factor(coll, n) * bytes / b + latency_steps(coll, n) * lat_i;
+        return st_cost_bus_factor(coll, n) * bytes / b + latency_steps(coll, n) * lat_i;
     }
 
     double k = (double)g->per_node, m = (double)g->nodes;
@@ -144,12 +144,12 @@ double st_cost_collective(const st_cluster *c, const st_profile *prof, st_coll c
     /* ring over all n ranks: each node boundary carries the ring; the group's k ranks per node use
      * k NIC shares */
     double ring_bw = bus_bw(c, prof, coll, 0, g->n, bytes, fmin(bi, k * share));
-    double ring = volume_factor(coll, n) * bytes / ring_bw + latency_steps(coll, n) * lat_x;
+    double ring = st_cost_bus_factor(coll, n) * bytes / ring_bw + latency_steps(coll, n) * lat_x;
 
     /* hierarchical: in-node phase on S, cross-node phase on S/k per rank */
     double hier;
     {
-        double vb = volume_factor(coll, m) * (bytes / k) / bus_bw(c, prof, coll, 0, g->nodes, bytes / k, share);
+        double vb = st_cost_bus_factor(coll, m) * (bytes / k) / bus_bw(c, prof, coll, 0, g->nodes, bytes / k, share);
         double lat = latency_steps(coll, m) * lat_x;
         double in_node = 0;
         if (k > 1) {
@@ -208,7 +208,7 @@ void st_cost_zero3_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, double *
     st_cost_group(c, p, ST_GRP_DP, &g);
     double n = (double)chunk_layers[chunk] + (chunk == 0) + (chunk == chunks - 1);
     if (n < 1) n = 1;
-    double wbytes = st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
+    double wbytes = st_cost_weight_bytes(p->dtype);
     *layers = n;
     double dense = cc.params - (p->ep > 1 ? cc.expert_params : 0); /* ep = 1: the experts' group is this one */
     *gather_s = st_cost_collective(c, ctx->prof, ST_COLL_ALLGATHER, &g, dense / n * wbytes);
@@ -225,7 +225,7 @@ void st_cost_zero3_chunk_experts(st_cost_ctx *ctx, const st_plan *p, int chunk, 
     st_cost_group_edp(ctx->c, p, &g);
     double n = (double)chunk_layers[chunk] + (chunk == 0) + (chunk == chunks - 1);
     if (n < 1) n = 1;
-    double wbytes = st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
+    double wbytes = st_cost_weight_bytes(p->dtype);
     *gather_s = *scatter_s = 0;
     if (p->ep <= 1) return; /* gathered with the dense ones */
     *gather_s = st_cost_collective(ctx->c, ctx->prof, ST_COLL_ALLGATHER, &g, cc.expert_params / n * wbytes);
@@ -252,7 +252,7 @@ double st__offload_h2d_s(const st_cluster *c, const st_profile *prof, const st_p
     st_group gd, ge;
     st_cost_group(c, p, ST_GRP_DP, &gd);
     st_cost_group_edp(c, p, &ge);
-    double wbytes = st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
+    double wbytes = st_cost_weight_bytes(p->dtype);
     double b = (dense / (double)gd.n + expert / (double)ge.n) * wbytes;
     if (bytes) *bytes = b;
     return st__copy_s(c, prof, ST_COPY_H2D, b, pieces);

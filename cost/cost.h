@@ -60,6 +60,13 @@ const st_cluster *st_cost_cluster(const st_cost_ctx *ctx);
 
 /* Compute time of one operator pass on one GPU (cost/compute.c). */
 double st_cost_op_time(const st_cluster *c, const st_profile *prof, const st_op *op, st_dtype dt, int backward);
+/* nccl-tests' bus-bandwidth factor for collective `coll` over n ranks (doc/PERFORMANCE.md): busBw
+ * = algBw x factor, algBw being the collective's size S over its time: all-reduce 2(n-1)/n,
+ * all-gather, reduce-scatter and all-to-all (n-1)/n, broadcast and send/recv 1 (ST_COLL_NONE 0).
+ * It is the share of S each rank moves over its link in a ring: st_cost_collective prices a
+ * collective with it from a bus bandwidth, and profiler/ turns a measured time into a bus bandwidth
+ * with it (cost/comm.c). */
+double st_cost_bus_factor(st_coll coll, double n);
 /* Collective time for `bytes` per rank (cost/comm.c). */
 double st_cost_collective(const st_cluster *c, const st_profile *prof, st_coll coll, const st_group *g,
                           double bytes);
@@ -142,6 +149,38 @@ typedef struct st_stage_memory {
     double weights_bytes, grads_bytes, optimizer_bytes, activations_bytes, other_bytes;
     double total_bytes;
 } st_stage_memory;
+
+/* The memory rules that the estimate (st_cost_stage_memory) and the operator-level ILP planner
+ * (search/autoshard.c) share, so that both price memory the one way (cost/memory.c). */
+
+/* Memory the framework holds besides model state and activations: CUDA context, cuBLAS
+ * workspaces, NCCL buffers, allocator fragmentation. PyTorch's CUDA context alone takes about
+ * 0.5 GiB on A100/H100 (PyTorch "CUDA semantics" notes); 2 GiB in all is the usual headroom
+ * Megatron-LM users leave. */
+#define ST_RESERVED_BYTES (2.0 * 1073741824.0)
+/* Bytes of one stored weight when training in dtype dt: its own size, except that fp8 training
+ * keeps 16-bit (bf16) weights and casts them to fp8 per GEMM (NVIDIA Transformer Engine). What
+ * the weights take in memory and what gathering or copying them moves. */
+double st_cost_weight_bytes(st_dtype dt);
+/* Model state one GPU holds per parameter, training with Adam (DESIGN.md "Definitions";
+ * Rajbhandari et al. 2020, ZeRO, Sec. 3.1): weights (st_cost_weight_bytes), the gradient
+ * accumulator (grad_bytes: 4 = fp32 as Megatron-LM's main_grad, or 2), and the optimizer states:
+ * fp32 master weights, m and v (12) with 16-bit weights, m and v alone (8) with fp32 (or tf32)
+ * weights, which are their own master copy. ZeRO stage `zero` shards them over `shard` ranks (the
+ * gradient-reduction group): 1 the optimizer states, 2 the gradients too, 3 the weights too.
+ * Offload moves the optimizer states (ST_OFF_OPTIMIZER), and the weights too (ST_OFF_PARAMS), to
+ * host memory: 0 here. total = weights + grads + optimizer. */
+typedef struct st_state_bytes {
+    double weights, grads, optimizer, total;
+} st_state_bytes;
+void st_cost_state_bytes(st_dtype dt, int grad_bytes, int zero, st_offload off, double shard, st_state_bytes *out);
+/* Micro-batches whose activations pipeline stage `stage` (0-based) of pp holds at its peak under
+ * schedule s with m micro-batches per iteration and vp chunks per stage (Megatron-LM's
+ * schedules.py): GPipe all m; 1F1B and ZB-H1 warm up pp - stage - 1, so min(pp - stage, m);
+ * interleaved (pp - stage - 1) * 2 + (vp - 1) * pp + 1 chunks (at most m * vp), over vp, which for
+ * stage 0 is Korthikanti et al. 2022's pp * (1 + (pp - 1) / (pp * vp)). In units of the stage's
+ * activations of one micro-batch (all its chunks). */
+double st_cost_inflight(st_schedule s, int pp, int vp, int stage, int64_t m);
 
 typedef struct st_estimate {
     double iteration_time_s;

@@ -28,11 +28,6 @@
 #define ST_NVLINK_EFFICIENCY 0.78
 #define ST_NIC_EFFICIENCY 0.9
 #define ST_PCIE_EFFICIENCY 0.8
-/* Memory the framework holds besides model state and activations: CUDA context, cuBLAS
- * workspaces, NCCL buffers, allocator fragmentation. PyTorch's CUDA context alone takes about
- * 0.5 GiB on A100/H100 (PyTorch "CUDA semantics" notes); 2 GiB in all is the usual headroom
- * Megatron-LM users leave. */
-#define ST_RESERVED_BYTES (2.0 * 1073741824.0)
 /* CPU Adam (DeepSpeed's vectorised implementation) updates about 1e9 parameters per second per
  * GPU's share of a dual-socket host (Ren et al., ZeRO-Offload, 2021, Sec. 5.1, order of
  * magnitude); a calibration profile should replace it. */

@@ -378,7 +378,7 @@ static void dp_times(st_cost_ctx *ctx, const st_plan *p, double dense, double ex
     st_group gdp, gex;
     st_cost_group(c, p, ST_GRP_DP, &gdp);
     st_cost_group_edp(c, p, &gex);
-    double wbytes = st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype), gb = p->grad_bytes;
+    double wbytes = st_cost_weight_bytes(p->dtype), gb = p->grad_bytes;
     double nbd = buckets(dense, (double)gdp.n), nbe = buckets(expert, (double)gex.n);
     st_coll red = p->zero == 0 ? ST_COLL_ALLREDUCE : ST_COLL_REDUCESCATTER;
     *red_s = pieces(c, pr, red, &gdp, dense * gb, nbd) + pieces(c, pr, red, &gex, expert * gb, nbe);
@@ -430,7 +430,7 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
     st_group gdp, gex;
     st_cost_group(c, p, ST_GRP_DP, &gdp);
     st_cost_group_edp(c, p, &gex); /* expert weights are replicated over dp*cp/ep ranks */
-    double wbytes = st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
+    double wbytes = st_cost_weight_bytes(p->dtype);
     double gb = p->grad_bytes;
     const st_profile *pr = ctx->prof;
 
@@ -547,8 +547,11 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
     out->peak_stage = peak_stage;
     out->fits = mem_peak <= c->gpu.memory_bytes;
     if (p->offload != ST_OFF_NONE) {
-        /* fp32 master, m, v (+ weights for params offload) of all GPUs of a node in host memory */
-        double per_gpu = opt_params * 12 + (p->offload == ST_OFF_PARAMS ? opt_params * wbytes : 0);
+        /* the optimizer states (+ weights for params offload) of the GPU's shard, for all GPUs of a
+         * node, in host memory */
+        st_state_bytes full;
+        st_cost_state_bytes(p->dtype, p->grad_bytes, 0, ST_OFF_NONE, 1, &full);
+        double per_gpu = opt_params * full.optimizer + (p->offload == ST_OFF_PARAMS ? opt_params * full.weights : 0);
         out->host_memory_bytes = per_gpu * (double)c->gpus_per_node;
         if (out->host_memory_bytes > c->host_memory_bytes) out->fits = 0;
     }

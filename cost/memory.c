@@ -1,4 +1,6 @@
-/* memory.c: GPU memory of one pipeline stage.
+/* memory.c: GPU memory of one pipeline stage, and the rules behind it that the operator-level ILP
+ * planner (search/autoshard.c) prices its stages with too (st_cost_weight_bytes,
+ * st_cost_state_bytes, st_cost_inflight, ST_RESERVED_BYTES in cost.h): one memory model.
  *
  * Model state (Rajbhandari et al. 2020, ZeRO, Sec. 3): 16-bit weights (2 bytes), gradients
  * (grad_bytes: 4 where Megatron-LM accumulates in fp32), Adam's fp32 master weights, m and v (12;
@@ -11,13 +13,38 @@
  * block and micro-batch the saved bytes of its operators; selective recompute drops the attention
  * core (softmax, dropout); full recompute keeps only the block input and needs one block's full
  * activations while it recomputes. In-flight micro-batches follow Megatron-LM's schedules
- * (schedules.py): 1F1B warms up pp - d - 1 micro-batches on stage d, so holds pp - d; the
- * interleaved schedule holds (pp - d - 1) * 2 + (vp - 1) * pp + 1 chunk activations, which for
- * d = 0 is Korthikanti's pp * (1 + (pp - 1) / (pp * vp)); GPipe holds all m. The embedding's
- * dropout mask lives on the first stage, logits and the fp32 softmax of the loss on the last. */
+ * (schedules.py): 1F1B warms up pp - d - 1 micro-batches on stage d, so holds pp - d (all m when
+ * there are fewer); the interleaved schedule holds (pp - d - 1) * 2 + (vp - 1) * pp + 1 chunk
+ * activations, which for d = 0 is Korthikanti's pp * (1 + (pp - 1) / (pp * vp)); GPipe holds all
+ * m. The embedding's dropout mask lives on the first stage, logits and the fp32 softmax of the
+ * loss on the last. */
 #include "cost_private.h"
 
 #include <string.h>
+
+double st_cost_weight_bytes(st_dtype dt) { return st_dtype_bytes(dt == ST_DT_FP8 ? ST_DT_BF16 : dt); }
+
+void st_cost_state_bytes(st_dtype dt, int grad_bytes, int zero, st_offload off, double shard, st_state_bytes *out) {
+    /* 16-bit weights need an fp32 master copy beside Adam's m and v; fp32 weights are their own */
+    double opt = dt != ST_DT_FP32 && dt != ST_DT_TF32 ? 12 : 8;
+    double w = st_cost_weight_bytes(dt);
+    out->weights = off == ST_OFF_PARAMS ? 0 : zero >= 3 ? w / shard : w;
+    out->grads = zero >= 2 ? grad_bytes / shard : grad_bytes;
+    out->optimizer = off != ST_OFF_NONE ? 0 : zero >= 1 ? opt / shard : opt;
+    out->total = out->weights + out->grads + out->optimizer;
+}
+
+double st_cost_inflight(st_schedule s, int pp, int vp, int stage, int64_t m) {
+    switch (s) {
+    case ST_SCHED_GPIPE: return (double)m;
+    case ST_SCHED_INTERLEAVED: {
+        double ch = (double)(pp - stage - 1) * 2 + (double)(vp - 1) * pp + 1;
+        if (ch > (double)m * vp) ch = (double)m * vp;
+        return ch / vp;
+    }
+    default: return (double)(pp - stage) < (double)m ? (double)(pp - stage) : (double)m;
+    }
+}
 
 double st__block_act(const st__pass *ps, st_recompute rc) {
     switch (rc) {
@@ -60,38 +87,20 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_c
         dense += st__tied_copy_params(m, p);
     }
 
-    int64_t mb = st_plan_microbatches(p);
-    double inflight;
-    switch (p->schedule) {
-    case ST_SCHED_GPIPE: inflight = (double)mb; break;
-    case ST_SCHED_INTERLEAVED: {
-        double ch = (double)(pp - stage - 1) * 2 + (double)(vp - 1) * pp + 1;
-        if (ch > (double)mb * vp) ch = (double)mb * vp;
-        inflight = ch / vp;
-        break;
-    }
-    default: inflight = (double)(pp - stage) < (double)mb ? (double)(pp - stage) : (double)mb; break;
-    }
-
+    double inflight = st_cost_inflight(p->schedule, pp, vp, stage, st_plan_microbatches(p));
     double dpn = (double)p->dp * p->cp, epn = dpn / p->ep;
     if (epn < 1) epn = 1;
-    double wbytes = st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
-    int mixed = p->dtype != ST_DT_FP32 && p->dtype != ST_DT_TF32;
-    double opt_per_param = mixed ? 12 : 8;
-
-    if (p->offload == ST_OFF_PARAMS) {
-        out->weights_bytes = 2 * block_max * wbytes;
-    } else if (p->zero >= 3) {
-        out->weights_bytes = (dense / dpn + expert / epn) * wbytes + 2 * block_max * wbytes;
-    } else {
-        out->weights_bytes = (dense + expert) * wbytes;
-    }
-    double gshard_d = p->zero >= 2 ? dpn : 1, gshard_e = p->zero >= 2 ? epn : 1;
-    out->grads_bytes = (dense / gshard_d + expert / gshard_e) * p->grad_bytes;
-    if (p->offload == ST_OFF_NONE) {
-        double od = p->zero >= 1 ? dpn : 1, oe = p->zero >= 1 ? epn : 1;
-        out->optimizer_bytes = (dense / od + expert / oe) * opt_per_param;
-    }
+    /* per parameter: dense weights sharded over the dp x cp group, experts over their own */
+    st_state_bytes sd, se;
+    st_cost_state_bytes(p->dtype, p->grad_bytes, p->zero, p->offload, dpn, &sd);
+    st_cost_state_bytes(p->dtype, p->grad_bytes, p->zero, p->offload, epn, &se);
+    out->weights_bytes = dense * sd.weights + expert * se.weights;
+    /* ZeRO-3 and offload=params gather (or copy in) a block's weights while the one before runs:
+     * a window of two blocks' full weights */
+    if (p->zero >= 3 || p->offload == ST_OFF_PARAMS)
+        out->weights_bytes += 2 * block_max * st_cost_weight_bytes(p->dtype);
+    out->grads_bytes = dense * sd.grads + expert * se.grads;
+    out->optimizer_bytes = dense * sd.optimizer + expert * se.optimizer;
     out->activations_bytes = act_mb * inflight + (p->recompute == ST_REC_FULL ? working : 0);
     out->other_bytes = ST_RESERVED_BYTES;
     out->total_bytes = out->weights_bytes + out->grads_bytes + out->optimizer_bytes + out->activations_bytes +

@@ -1072,16 +1072,6 @@ static int coll_launch(bench *b, void *arg) {
     return j->status == ncclSuccess ? 0 : 1;
 }
 
-static double bus_factor(st_coll c, double n) {
-    switch (c) {
-    case ST_COLL_ALLREDUCE: return 2 * (n - 1) / n;
-    case ST_COLL_ALLGATHER:
-    case ST_COLL_REDUCESCATTER:
-    case ST_COLL_ALLTOALL: return (n - 1) / n;
-    default: return 1;
-    }
-}
-
 /* one collective of j->bytes (whole fp16 elements per rank) timed; its sample at x (exact: a
  * --plan size). 0, 1 when NCCL failed (said in a note), or a negative error. */
 static int coll_one(bench *b, coll_job *j, double x, int exact) {
@@ -1098,7 +1088,7 @@ static int coll_one(bench *b, coll_job *j, double x, int exact) {
                              .ranks = j->n,
                              .exact = exact,
                              .x = x,
-                             .y = (double)j->bytes / sec * bus_factor(j->c, j->n)};
+                             .y = (double)j->bytes / sec * st_cost_bus_factor(j->c, j->n)};
         if (st__prof_add(b->r, &s)) return st_error_set(b->err, ST_ENOMEM, NULL, NULL, "out of memory");
         b->r->plan_colls_timed += exact;
     }

@@ -445,17 +445,6 @@ static int comm_shape(const json_t *args, st_coll kernel_coll, int gpus_per_node
     return 0;
 }
 
-/* busBw factor of nccl-tests (doc/PERFORMANCE.md) */
-static double bus_factor(st_coll c, double n) {
-    switch (c) {
-    case ST_COLL_ALLREDUCE: return 2 * (n - 1) / n;
-    case ST_COLL_ALLGATHER:
-    case ST_COLL_REDUCESCATTER:
-    case ST_COLL_ALLTOALL: return (n - 1) / n;
-    default: return 1;
-    }
-}
-
 /* Classifies operator i once (state, kind, class, size). */
 static void look_at(cpuop *o) {
     if (o->state) return;
@@ -924,7 +913,7 @@ static int take_samples(const trace *t, sample **out, int *n, st_calib_summary *
         p->x = o->x;
         if (o->kind == K_COLL) {
             p->coll = o->coll, p->intra = o->intra, p->ranks = o->ranks;
-            p->y = o->x / o->gpu_s * bus_factor((st_coll)o->coll, o->ranks);
+            p->y = o->x / o->gpu_s * st_cost_bus_factor((st_coll)o->coll, o->ranks);
         } else {
             p->cls = o->cls;
             p->dtype = o->kind == K_COMPUTE ? o->dtype : 0;

@@ -4,9 +4,10 @@
  * priced with cost/: compute on the local share (st_cost_op_time), the weight-gradient reduction
  * over the axes whose split leaves a weight's gradient partial (the data-parallel all-reduce falls
  * out of this rule: splitting the batch leaves every weight's gradient partial; with the
- * distributed optimizer a reduce-scatter and the weights' all-gather), memory (weights with 16-bit
- * copy, fp32 gradient and Adam state, the last sharded over the reduction group with ZeRO-1; saved
- * activations times the micro-batches in flight). Each strategy is priced for both ZeRO stages;
+ * distributed optimizer a reduce-scatter and the weights' all-gather), memory (weights, fp32
+ * gradient and Adam state, the last sharded over the reduction group with ZeRO-1: cost/'s
+ * st_cost_state_bytes; saved activations times the micro-batches 1F1B keeps in flight:
+ * st_cost_inflight). Each strategy is priced for both ZeRO stages;
  * ctx.zero says which counts. Edges carry the resharding between the producer's output layout and the layout the
  * consumer needs, forward, and backward the mirror: the consumer's input gradient (partial along
  * the axes that split a label the input lacks, e.g. a column-parallel matmul's input) resharded to
@@ -33,24 +34,18 @@
 #include <string.h>
 #include <time.h>
 
-/* Model state per parameter with mixed precision and Adam: 16-bit weight (2), fp32 gradient
- * accumulator (4, Megatron-LM's main_grad), fp32 master weight, momentum and variance (12):
- * Rajbhandari et al. 2020 (ZeRO), section 3.1, with Megatron's fp32 gradients; cost/memory.c
- * prices the enumerator's plans with the same three parts. */
-#define WEIGHT_BYTES 2.0
-#define GRAD_BYTES 4.0
-#define OPTIM_BYTES 12.0
-/* Gradient bytes the data-parallel reduction moves per parameter (fp32, Megatron-LM default), and
- * with the distributed optimizer the bytes of the updated 16-bit weights gathered after the step:
+/* The gradient accumulator's width: fp32, Megatron-LM's main_grad (as plans' default grad_bytes).
+ * Model state per parameter (weights, this accumulator, Adam's states; sharded by ZeRO-1) comes
+ * from cost/'s st_cost_state_bytes, as the estimate's does. */
+#define GRAD_BYTES 4
+/* Gradient bytes the data-parallel reduction moves per parameter (the fp32 accumulator), and with
+ * the distributed optimizer the updated weights gathered after the step (st_cost_weight_bytes):
  * Megatron-LM docs/source/distrib_optimizer.md (reduce-scatter the fp32 gradients, all-gather the
  * bf16 parameters), as cost/estimate.c's dp_times prices zero=1. */
 #define GRAD_REDUCE_BYTES GRAD_BYTES
-#define PARAM_GATHER_BYTES WEIGHT_BYTES
 /* Backward adds each weight gradient into the accumulator: read the 16-bit gradient, read and write
  * the fp32 accumulator (as src/core/opgraph.c's grad_accum). */
 #define GRAD_ACCUM_BYTES 10.0
-/* Framework headroom (cost/cost_private.h ST_RESERVED_BYTES: CUDA context, workspaces, NCCL). */
-#define RESERVED_BYTES (2.0 * 1073741824.0)
 
 static double now_s(void) {
     struct timespec ts;
@@ -58,7 +53,14 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-double st_autoshard_memory_limit(const st_cluster *c) { return c->gpu.memory_bytes - RESERVED_BYTES; }
+/* Micro-batches of activations a stage holds at its peak with `stages_after` stages after it:
+ * 1F1B's, as for the first of stages_after + 1 stages (cost/'s st_cost_inflight). */
+static double held_microbatches(int stages_after, int64_t microbatches) {
+    return st_cost_inflight(ST_SCHED_1F1B, stages_after + 1, 1, 0, microbatches);
+}
+
+/* the framework's headroom (cost.h) is not the plan's to use */
+double st_autoshard_memory_limit(const st_cluster *c) { return c->gpu.memory_bytes - ST_RESERVED_BYTES; }
 
 void st_autoshard_opts_init(st_autoshard_opts *o) {
     memset(o, 0, sizeof *o);
@@ -236,7 +238,7 @@ static unsigned reduce_axes(const ctx *x, const st_gop *o, int i, const strat *s
  * of reduce_axes. Zero 1 (Megatron-LM's distributed optimizer; Rajbhandari et al. 2020, section
  * 5.1): reduce-scattered instead, axis by axis from the innermost (the full gradient on the fastest
  * links, the outer axes on what is left: 1/size of it per axis done), and after the optimizer step
- * the updated 16-bit weights (PARAM_GATHER_BYTES) are all-gathered back in the reverse order. With
+ * the updated weights (st_cost_weight_bytes each) are all-gathered back in the reverse order. With
  * the ring model (cost/comm.c) each axis then moves 3/4 of the all-reduce's bytes at most, in as
  * many latency steps; across nodes NCCL's tree all-reduce has fewer latency steps, so for small
  * weights zero 1 can be slower, and the stage's choice of zero weighs that. red_s[a], red_b[a],
@@ -260,7 +262,7 @@ static double grad_sync(const ctx *x, int oi, const strat *s, int zero, double *
         double p = st_gtensor_numel(T) * frac(m, s->in[i]), left = 1; /* share of the gradient still whole */
         for (int a = m->naxes - 1; a >= 0; a--) {
             if (!(axes & (1u << a))) continue;
-            double rb = p * GRAD_REDUCE_BYTES * (zero ? left : 1), gb = p * PARAM_GATHER_BYTES * left;
+            double rb = p * GRAD_REDUCE_BYTES * (zero ? left : 1), gb = p * st_cost_weight_bytes(x->dt) * left;
             double rt = st_cost_collective(x->c, x->prof, zero ? ST_COLL_REDUCESCATTER : ST_COLL_ALLREDUCE, &m->grp[a], rb);
             double gt = zero ? st_cost_collective(x->c, x->prof, ST_COLL_ALLGATHER, &m->grp[a], gb) : 0;
             t += rt + gt;
@@ -310,8 +312,11 @@ static int price_strat(ctx *x, int oi, const char *split, strat *s) {
         if (t->shared) continue; /* its state is counted where the weight is first used */
         /* ZeRO-1: the optimizer state sharded over the gradient-reduction group (Megatron-LM
          * docs/source/distrib_optimizer.md: 6 + 12/d bytes per parameter with fp32 gradients) */
-        state[0] += p * (WEIGHT_BYTES + GRAD_BYTES + OPTIM_BYTES);
-        state[1] += p * (WEIGHT_BYTES + GRAD_BYTES + OPTIM_BYTES / reduce_group(x, o, i, s));
+        st_state_bytes z0, z1;
+        st_cost_state_bytes(x->dt, GRAD_BYTES, 0, ST_OFF_NONE, 1, &z0);
+        st_cost_state_bytes(x->dt, GRAD_BYTES, 1, ST_OFF_NONE, reduce_group(x, o, i, s), &z1);
+        state[0] += p * z0.total;
+        state[1] += p * z1.total;
     }
     for (int z = 0; z < 2; z++) {
         s->sync_s[z] = grad_sync(x, oi, s, z, NULL, NULL, NULL, NULL);
@@ -1074,7 +1079,7 @@ static double stage_time(dpctx *d, mcache *mc, int first, int last, int stages_a
                          int *rc_out) {
     double best = INFINITY;
     int k = last - first, head = first == 0, tail = last == L;
-    double inflight = stages_after + 1;
+    double inflight = held_microbatches(stages_after, d->microbatches);
     for (int l = 0; l < mc->nlog; l++) {
         lmesh *lm = &mc->log[l];
         for (int ci = 0; ci < lm->ncand; ci++) {
@@ -1140,7 +1145,7 @@ static double dp_cost(void *arg, int first, int last, st_submesh sm, int stages_
 
 static int final_stage(const st_graph *g, const st_cluster *c, const st_profile *prof, const st_autoshard_opts *o,
                        int64_t microbatches, double mem_limit, const st_mesh *mesh, int first, int last, int L,
-                       double inflight, int recompute, int zero, const st_as_choice *given, st_as_stage *st,
+                       int stages_after, int recompute, int zero, const st_as_choice *given, st_as_stage *st,
                        int64_t *solves, st_error *err);
 
 /* A custom graph's stage (segments, no tied block): each logical mesh's ILP over the stage's
@@ -1165,7 +1170,7 @@ static double custom_stage(dpctx *d, int first, int last, st_submesh sm, int sta
         memset(&st, 0, sizeof st);
         st_error e;
         int rc = final_stage(g, d->c, d->prof, &o, d->microbatches, d->mem_limit, &meshes[l % nl], first, last, L,
-                             (double)(stages_after + 1), 0, d->zero_lo + l / nl, NULL, &st, &d->solves, &e);
+                             stages_after, 0, d->zero_lo + l / nl, NULL, &st, &d->solves, &e);
         if (rc == 0 && st.time_s < best) {
             best = st.time_s;
             if (keep) {
@@ -1235,11 +1240,11 @@ void st_autoshard_result_free(st_autoshard_result *r) {
 }
 
 /* Solves one stage exactly: layers [first, last) of the block on `mesh`, with the head and tail
- * where they belong, `inflight` micro-batches of activations, full recompute or not, ZeRO stage
- * `zero` (0 or 1); fills st. */
+ * where they belong, `stages_after` pipeline stages after it (the activations 1F1B keeps in flight:
+ * held_microbatches), full recompute or not, ZeRO stage `zero` (0 or 1); fills st. */
 static int final_stage(const st_graph *g, const st_cluster *c, const st_profile *prof, const st_autoshard_opts *o,
                        int64_t microbatches, double mem_limit, const st_mesh *mesh, int first, int last, int L,
-                       double inflight, int recompute, int zero, const st_as_choice *given, st_as_stage *st,
+                       int stages_after, int recompute, int zero, const st_as_choice *given, st_as_stage *st,
                        int64_t *solves, st_error *err) {
     ctx x;
     int rc = ctx_init(&x, g, c, prof, mesh, o->dtype, microbatches, err);
@@ -1284,7 +1289,7 @@ static int final_stage(const st_graph *g, const st_cluster *c, const st_profile 
                 goto out;
             }
         }
-    sc.inflight = inflight;
+    sc.inflight = held_microbatches(stages_after, microbatches);
     sc.cross_mult = k > 1 ? k - 1 : 0;
     sc.mem_limit = mem_limit;
     sc.time_limit_s = o->time_limit_s > 0 ? o->time_limit_s : 60;
@@ -1367,7 +1372,7 @@ static int plan_one(const st_graph *g, const st_cluster *c, const st_profile *pr
             st_as_stage st;
             memset(&st, 0, sizeof st);
             st_error e;
-            rc = final_stage(g, c, prof, o, microbatches, mem_limit, &meshes[l % nl], 0, L, L, 1, l / nl % nre,
+            rc = final_stage(g, c, prof, o, microbatches, mem_limit, &meshes[l % nl], 0, L, L, 0, l / nl % nre,
                              zlo + l / (nl * nre), NULL, &st, &solves, &e);
             best->evaluated++;
             if (rc) {
@@ -1428,15 +1433,15 @@ static int plan_one(const st_graph *g, const st_cluster *c, const st_profile *pr
                     st_mesh meshes[2];
                     logical_meshes(c, dr.mesh[i].nodes, dr.mesh[i].gpus, meshes);
                     rc = final_stage(g, c, prof, o, microbatches, mem_limit, &meshes[lm], dr.first[i], dr.first[i + 1],
-                                     L, (double)(dr.nstages - i), re, z, NULL, &stages[i], &solves, err);
+                                     L, dr.nstages - 1 - i, re, z, NULL, &stages[i], &solves, err);
                     /* the exact ILP needs more memory than the candidate did: recompute, then (when the
                      * choice is ours) the distributed optimizer too */
                     if (rc == ST_ENOPLAN && !re)
                         rc = final_stage(g, c, prof, o, microbatches, mem_limit, &meshes[lm], dr.first[i],
-                                         dr.first[i + 1], L, (double)(dr.nstages - i), 1, z, NULL, &stages[i], &solves, err);
+                                         dr.first[i + 1], L, dr.nstages - 1 - i, 1, z, NULL, &stages[i], &solves, err);
                     if (rc == ST_ENOPLAN && z < zhi)
                         rc = final_stage(g, c, prof, o, microbatches, mem_limit, &meshes[lm], dr.first[i],
-                                         dr.first[i + 1], L, (double)(dr.nstages - i), 1, zhi, NULL, &stages[i], &solves,
+                                         dr.first[i + 1], L, dr.nstages - 1 - i, 1, zhi, NULL, &stages[i], &solves,
                                          err);
                 }
                 if (!rc) nst = i + 1;
@@ -1698,7 +1703,7 @@ int st_autoshard_evaluate(const st_model *m, const st_cluster *c, const st_profi
         st_as_choice *given = st->choice;
         st_as_stage out;
         memset(&out, 0, sizeof out);
-        rc = final_stage(g, c, prof, o, r->microbatches, 0, &st->mesh, st->first, st->last, L, (double)(n - i),
+        rc = final_stage(g, c, prof, o, r->microbatches, 0, &st->mesh, st->first, st->last, L, n - 1 - i,
                          st->recompute, st->zero, given, &out, &solves, err);
         if (rc) {
             if (err) { /* name the stage in the key: stages[i].ops.NAME.split */

@@ -105,6 +105,99 @@ START_TEST(test_pipeline_closed_forms) {
 }
 END_TEST
 
+/* nccl-tests' busBw factors (doc/PERFORMANCE.md), and the ring times of st_cost_collective use them */
+START_TEST(test_bus_factor) {
+    REL(st_cost_bus_factor(ST_COLL_ALLREDUCE, 8), 2.0 * 7 / 8, 1e-15);
+    REL(st_cost_bus_factor(ST_COLL_ALLGATHER, 8), 7.0 / 8, 1e-15);
+    REL(st_cost_bus_factor(ST_COLL_REDUCESCATTER, 4), 3.0 / 4, 1e-15);
+    REL(st_cost_bus_factor(ST_COLL_ALLTOALL, 16), 15.0 / 16, 1e-15);
+    ck_assert_double_eq(st_cost_bus_factor(ST_COLL_BROADCAST, 8), 1);
+    ck_assert_double_eq(st_cost_bus_factor(ST_COLL_SENDRECV, 2), 1);
+    ck_assert_double_eq(st_cost_bus_factor(ST_COLL_NONE, 8), 0);
+    ck_assert_double_eq(st_cost_bus_factor(ST_COLL_ALLREDUCE, 1), 0); /* one rank moves nothing */
+    /* one NVLink domain without latency: the time is factor x S / the bus bandwidth */
+    st_cluster c = cluster("dgx-a100-80g", 8);
+    c.intra_latency_s = 0;
+    st_group g = {.n = 4, .per_node = 4, .nodes = 1, .node_share = 8};
+    for (int k = ST_COLL_ALLREDUCE; k < ST_COLL_COUNT; k++)
+        REL(st_cost_collective(&c, NULL, (st_coll)k, &g, 1e9),
+            st_cost_bus_factor((st_coll)k, 4) * 1e9 / (300e9 * ST_NVLINK_EFFICIENCY), 1e-12);
+}
+END_TEST
+
+/* Bytes of model state per parameter (Rajbhandari et al. 2020, ZeRO, Sec. 3.1 and Fig. 1) */
+START_TEST(test_state_bytes) {
+    ck_assert_double_eq(st_cost_weight_bytes(ST_DT_BF16), 2);
+    ck_assert_double_eq(st_cost_weight_bytes(ST_DT_FP16), 2);
+    ck_assert_double_eq(st_cost_weight_bytes(ST_DT_FP8), 2); /* fp8 GEMMs, bf16 weights */
+    ck_assert_double_eq(st_cost_weight_bytes(ST_DT_FP32), 4);
+    ck_assert_double_eq(st_cost_weight_bytes(ST_DT_TF32), 4);
+    st_state_bytes b;
+    /* bf16 weights, fp32 gradients (Megatron-LM), Adam: 2 + 4 + 12 = 18, the shard ignored at zero 0 */
+    st_cost_state_bytes(ST_DT_BF16, 4, 0, ST_OFF_NONE, 64, &b);
+    ck_assert_double_eq(b.weights, 2);
+    ck_assert_double_eq(b.grads, 4);
+    ck_assert_double_eq(b.optimizer, 12);
+    ck_assert_double_eq(b.total, 18);
+    /* ZeRO-1 over d ranks: 6 + 12/d (Megatron-LM docs/source/distrib_optimizer.md); 2: 2 + 16/d;
+     * 3: 18/d */
+    for (double d = 1; d <= 64; d *= 2) {
+        st_cost_state_bytes(ST_DT_BF16, 4, 1, ST_OFF_NONE, d, &b);
+        REL(b.total, 6 + 12 / d, 1e-15);
+        REL(b.optimizer, 12 / d, 1e-15);
+        st_cost_state_bytes(ST_DT_BF16, 4, 2, ST_OFF_NONE, d, &b);
+        REL(b.total, 2 + 16 / d, 1e-15);
+        st_cost_state_bytes(ST_DT_BF16, 4, 3, ST_OFF_NONE, d, &b);
+        REL(b.total, 18 / d, 1e-15);
+    }
+    /* the paper's Figure 1: 7.5B parameters, 16-bit gradients (K = 12), 64 GPUs: 120 GB, 31.4 GB,
+     * 16.6 GB, 1.9 GB per GPU */
+    const double P = 7.5e9, want[4] = {120e9, 31.4e9, 16.6e9, 1.9e9};
+    for (int z = 0; z < 4; z++) {
+        st_cost_state_bytes(ST_DT_FP16, 2, z, ST_OFF_NONE, 64, &b);
+        REL(P * b.total, want[z], 0.02);
+    }
+    st_cost_state_bytes(ST_DT_FP16, 2, 0, ST_OFF_NONE, 1, &b);
+    ck_assert_double_eq(b.total, 16); /* 2 + 2 + 12: the paper's 16 Psi */
+    /* fp32 weights are their own master copy: 4 + 4 + m, v (8) */
+    st_cost_state_bytes(ST_DT_FP32, 4, 0, ST_OFF_NONE, 8, &b);
+    ck_assert_double_eq(b.optimizer, 8);
+    ck_assert_double_eq(b.total, 16);
+    st_cost_state_bytes(ST_DT_TF32, 4, 1, ST_OFF_NONE, 4, &b);
+    ck_assert_double_eq(b.total, 4 + 4 + 8.0 / 4);
+    st_cost_state_bytes(ST_DT_FP8, 4, 0, ST_OFF_NONE, 1, &b);
+    ck_assert_double_eq(b.total, 18);
+    /* offload: the optimizer states (and the weights) live on the host */
+    st_cost_state_bytes(ST_DT_BF16, 4, 1, ST_OFF_OPTIMIZER, 8, &b);
+    ck_assert_double_eq(b.optimizer, 0);
+    ck_assert_double_eq(b.total, 6);
+    st_cost_state_bytes(ST_DT_BF16, 4, 3, ST_OFF_PARAMS, 8, &b);
+    ck_assert_double_eq(b.weights, 0);
+    ck_assert_double_eq(b.optimizer, 0);
+    ck_assert_double_eq(b.total, 4.0 / 8);
+}
+END_TEST
+
+/* Micro-batches held in flight (Megatron-LM schedules.py; Korthikanti et al. 2022, Sec. 4.2.3) */
+START_TEST(test_inflight) {
+    for (int pp = 1; pp <= 16; pp *= 2)
+        for (int d = 0; d < pp; d++) {
+            ck_assert_double_eq(st_cost_inflight(ST_SCHED_1F1B, pp, 1, d, 64), pp - d);
+            ck_assert_double_eq(st_cost_inflight(ST_SCHED_ZB, pp, 1, d, 64), pp - d);
+            ck_assert_double_eq(st_cost_inflight(ST_SCHED_1F1B, pp, 1, d, 2), pp - d < 2 ? pp - d : 2);
+            ck_assert_double_eq(st_cost_inflight(ST_SCHED_GPIPE, pp, 1, d, 24), 24);
+        }
+    /* interleaved, first stage: pp (1 + (pp - 1) / (pp vp)); last: ((vp - 1) pp + 1) / vp chunks */
+    for (int pp = 2; pp <= 16; pp *= 2)
+        for (int vp = 2; vp <= 4; vp++) {
+            REL(st_cost_inflight(ST_SCHED_INTERLEAVED, pp, vp, 0, 256), pp * (1 + (pp - 1.0) / (pp * vp)), 1e-15);
+            REL(st_cost_inflight(ST_SCHED_INTERLEAVED, pp, vp, pp - 1, 256), ((vp - 1.0) * pp + 1) / vp, 1e-15);
+        }
+    /* no more than the m micro-batches there are */
+    ck_assert_double_eq(st_cost_inflight(ST_SCHED_INTERLEAVED, 4, 2, 0, 2), 2);
+}
+END_TEST
+
 typedef struct env {
     st_model m;
     st_cluster c;
@@ -452,6 +545,9 @@ Suite *suite_cost(void) {
     tcase_add_test(tc, test_ring_allreduce_one_node);
     tcase_add_test(tc, test_ring_across_nodes);
     tcase_add_test(tc, test_pipeline_closed_forms);
+    tcase_add_test(tc, test_bus_factor);
+    tcase_add_test(tc, test_state_bytes);
+    tcase_add_test(tc, test_inflight);
     tcase_add_test(tc, test_gpipe_vs_1f1b_memory);
     tcase_add_test(tc, test_zero_memory);
     tcase_add_test(tc, test_estimate_bookkeeping);
