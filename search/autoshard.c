@@ -47,12 +47,6 @@
  * the fp32 accumulator (as src/core/opgraph.c's grad_accum). */
 #define GRAD_ACCUM_BYTES 10.0
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Micro-batches of activations a stage holds at its peak with `stages_after` stages after it:
  * 1F1B's, as for the first of stages_after + 1 stages (cost/'s st_cost_inflight). */
 static double held_microbatches(int stages_after, int64_t microbatches) {
@@ -1499,7 +1493,7 @@ static void finish(st_autoshard_result *r, const st_graph *custom, const st_clus
 
 int st_autoshard(const st_model *m, const st_graph *custom, const st_cluster *c, const st_profile *prof,
                  const st_autoshard_opts *o, st_autoshard_result *r, st_error *err) {
-    double t0 = now_s();
+    double t0 = st_clock_s();
     memset(r, 0, sizeof *r);
     int64_t gpus = o->gpus > 0 ? o->gpus : st_cluster_gpus(c);
     int nodes, per;
@@ -1566,7 +1560,7 @@ int st_autoshard(const st_model *m, const st_graph *custom, const st_cluster *c,
         return last_rc;
     }
     finish(r, custom, c, o->dtype, gpus);
-    r->search_time_s = now_s() - t0;
+    r->search_time_s = st_clock_s() - t0;
     return 0;
 }
 
@@ -1679,7 +1673,7 @@ void st_autoshard_spec(const st_autoshard_result *r, char *buf, size_t n) {
 
 int st_autoshard_evaluate(const st_model *m, const st_cluster *c, const st_profile *prof, const st_autoshard_opts *o,
                           st_autoshard_result *r, st_error *err) {
-    double t0 = now_s();
+    double t0 = st_clock_s();
     const st_graph *g = r->g;
     int L = st_graph_units(g), n = r->nstages, rc = 0;
     int64_t gpus = 0, solves = 0;
@@ -1733,7 +1727,7 @@ int st_autoshard_evaluate(const st_model *m, const st_cluster *c, const st_profi
     }
     finish(r, m ? NULL : g, c, o->dtype, gpus);
     r->evaluated = (uint64_t)n;
-    r->search_time_s = now_s() - t0;
+    r->search_time_s = st_clock_s() - t0;
     return 0;
 }
 

@@ -31,12 +31,6 @@ void st_search_result_destroy(st_search_result *res) {
     memset(res, 0, sizeof *res);
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* The kept plans: a max-heap on (time, memory, order) holding the K best, so the worst kept is at
  * the root and a better plan replaces it in O(log K). */
 typedef struct keep {
@@ -119,7 +113,7 @@ typedef struct search {
 
 static void progress(search *s) {
     if (!s->o->progress) return;
-    double t = now_s();
+    double t = st_clock_s();
     if (t < s->next_report) return;
     s->next_report = t + 0.5;
     fprintf(stderr, "\rsearching: %llu configurations evaluated, %llu fit, %.1f s", (unsigned long long)s->evaluated,
@@ -187,7 +181,7 @@ int st_search_enumerate(const st_model *m, const st_cluster *c, const st_profile
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
         goto out;
     }
-    s.t0 = now_s();
+    s.t0 = st_clock_s();
     s.next_report = s.t0 + 1.0;
 
     st_plan *p = malloc(sizeof *p);
@@ -246,7 +240,7 @@ int st_search_enumerate(const st_model *m, const st_cluster *c, const st_profile
     k->v = NULL;
     res->evaluated = s.evaluated;
     res->feasible = s.feasible;
-    res->search_time_s = now_s() - s.t0;
+    res->search_time_s = st_clock_s() - s.t0;
     if (n == 0)
         rc = st_error_set(err, ST_ENOPLAN, NULL, NULL,
                           "no plan fits: %llu configurations of %s on %lld x %s evaluated, none fits in %.0f GiB",

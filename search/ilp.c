@@ -71,12 +71,6 @@ int st__ilp_reduce = 1;
 #define CG_MIN_PAIRS 4000      /* below this GLPK takes the whole model at once */
 #define MEM_SLACK 1e-9         /* relative: memory bounding never removes a borderline strategy */
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static int mem_on(const st_ilp *p) { return p->mem != NULL && p->mem_limit > 0 && isfinite(p->mem_limit); }
 
 /* "40.0 GiB", "512 B" */
@@ -210,7 +204,7 @@ static void fill_result(const st_ilp *p, const int *x, st_ilp_result *r) {
 int st_ilp_brute(const st_ilp *p, int *choice, st_ilp_result *r, st_error *err) {
     int rc = validate(p, choice, r, err);
     if (rc) return rc;
-    double t0 = now_s();
+    double t0 = st_clock_s();
     memset(r, 0, sizeof *r);
     double product = 1;
     for (int i = 0; i < p->n; i++) product *= p->nstrat[i];
@@ -254,7 +248,7 @@ int st_ilp_brute(const st_ilp *p, int *choice, st_ilp_result *r, st_error *err) 
     fill_result(p, best, r);
     r->bound = r->objective;
     r->optimal = 1;
-    r->solve_time_s = now_s() - t0;
+    r->solve_time_s = st_clock_s() - t0;
 out:
     free(x);
     free(best);
@@ -1446,7 +1440,7 @@ static int diffuse(rp *s, double deadline, int max_sweeps) {
         }
         if (sweep % 10 == 9) {
             double cur = diffusion_bound(s);
-            if (cur - prev <= 1e-7 * fabs(cur) || (deadline > 0 && now_s() > deadline)) break;
+            if (cur - prev <= 1e-7 * fabs(cur) || (deadline > 0 && st_clock_s() > deadline)) break;
             prev = cur;
         }
     }
@@ -1713,7 +1707,7 @@ static int lagr_search(const lagr *L, incumbent *in, double v0, int *a, int *b, 
         double lam = (isfinite(in->cost) ? fmax(in->cost - v0, 0) : 0) + range;
         lam = fmax(lam, 1e-300) / g0;
         int found = 0;
-        for (int it = 0; it < 200 && !found && now_s() < hdead; it++, lam *= 4) {
+        for (int it = 0; it < 200 && !found && st_clock_s() < hdead; it++, lam *= 4) {
             double v;
             rc = lagr_eval(L, lam, 0, &cl, &log, a, &v);
             rp_free(&cl), elim_log_free(&log);
@@ -1726,7 +1720,7 @@ static int lagr_search(const lagr *L, incumbent *in, double v0, int *a, int *b, 
             else
                 lo = lam, c_lo = v - lam * g, g_lo = g;
         }
-        for (int it = 0; found && it < 100 && now_s() < hdead; it++) {
+        for (int it = 0; found && it < 100 && st_clock_s() < hdead; it++) {
             double lam_x = (c_hi - c_lo) / (g_lo - g_hi), v;
             if (!(lam_x > lo && lam_x < hi)) break;
             rc = lagr_eval(L, lam_x, 0, &cl, &log, a, &v);
@@ -1905,7 +1899,7 @@ static int cg_run(cg *g) {
         sm.msg_lev = GLP_MSG_OFF;
         sm.meth = GLP_DUAL; /* measured: about twice as fast as primal here */
         if (g->deadline > 0) {
-            double left = g->deadline - now_s();
+            double left = g->deadline - st_clock_s();
             if (left <= 0) {
                 g->status = 1;
                 break;
@@ -2167,9 +2161,9 @@ glpk:;
         consider(&in, a);
         glpk_optimal = 1;
     }
-    for (int t = 0; t < 3 && live && !glpk_ran && (deadline <= 0 || now_s() < deadline); t++) {
+    for (int t = 0; t < 3 && live && !glpk_ran && (deadline <= 0 || st_clock_s() < deadline); t++) {
         sub_out g;
-        double left = deadline > 0 ? fmax(deadline - now_s(), 1e-3) : 0;
+        double left = deadline > 0 ? fmax(deadline - st_clock_s(), 1e-3) : 0;
         rc = solve_glpk(s, with_mem, shrink[t], left, a, &g, err);
         if (rc) goto out;
         o->rows = g.rows, o->cols = g.cols, o->binaries = g.binaries;
@@ -2255,7 +2249,7 @@ out:
 int st_ilp_solve(const st_ilp *p, int *choice, st_ilp_result *r, st_error *err) {
     int rc = validate(p, choice, r, err);
     if (rc) return rc;
-    double t0 = now_s(), deadline = p->time_limit_s > 0 ? t0 + p->time_limit_s : 0;
+    double t0 = st_clock_s(), deadline = p->time_limit_s > 0 ? t0 + p->time_limit_s : 0;
     memset(r, 0, sizeof *r);
     rp q = {0};
     int *a = NULL, *x = NULL, empty = -1;
@@ -2323,7 +2317,7 @@ int st_ilp_solve(const st_ilp *p, int *choice, st_ilp_result *r, st_error *err) 
         if (o.status == RUN_OPTIMAL || o.status == RUN_FEASIBLE) have = 1, optimal = o.status == RUN_OPTIMAL;
     }
     if (!have) {
-        if (deadline > 0 && now_s() >= deadline - 1e-3)
+        if (deadline > 0 && st_clock_s() >= deadline - 1e-3)
             rc = st_error_set(err, ST_ENOPLAN, NULL, "time_limit_s",
                               "the time limit of %g s expired before a feasible assignment was found", p->time_limit_s);
         else
@@ -2340,7 +2334,7 @@ int st_ilp_solve(const st_ilp *p, int *choice, st_ilp_result *r, st_error *err) 
         r->bound = fmin(fmax(bound, 0), r->objective);
         r->gap = (r->objective - r->bound) / fmax(r->objective, 1e-300);
     }
-    r->solve_time_s = now_s() - t0;
+    r->solve_time_s = st_clock_s() - t0;
     goto out;
 nomem:
     rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");

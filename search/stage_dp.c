@@ -40,12 +40,6 @@
 /* Guard on the reference: sequences of (composition, shapes) it may walk. */
 #define BRUTE_MAX 2e7
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static int validate(const st_stage_dp_opts *o, st_error *err) {
     if (!o) return st_error_set(err, ST_EINVAL, NULL, NULL, "no options given");
     if (o->nlayers < 1 || o->nlayers > ST_MAX_LAYERS)
@@ -380,7 +374,7 @@ typedef struct range {
 } range;
 
 int st_stage_dp(const st_stage_dp_opts *o, st_stage_dp_result *out, st_error *err) {
-    double t0 = now_s();
+    double t0 = st_clock_s();
     dp w;
     memset(&w, 0, sizeof w);
     range *rs = NULL;
@@ -463,7 +457,7 @@ out:
     if (out) {
         if (rc) memset(out, 0, sizeof *out);
         out->cost_calls = w.calls;
-        out->solve_time_s = now_s() - t0;
+        out->solve_time_s = st_clock_s() - t0;
     }
     free(cur);
     free(rs);
@@ -543,7 +537,7 @@ static double brute_count(const brute *b) {
 }
 
 int st_stage_dp_brute(const st_stage_dp_opts *o, st_stage_dp_result *out, st_error *err) {
-    double t0 = now_s();
+    double t0 = st_clock_s();
     brute b;
     memset(&b, 0, sizeof b);
     if (out) memset(out, 0, sizeof *out);
@@ -591,7 +585,7 @@ out:
     if (out) {
         if (rc) memset(out, 0, sizeof *out);
         out->cost_calls = b.calls;
-        out->solve_time_s = now_s() - t0;
+        out->solve_time_s = st_clock_s() - t0;
     }
     free(b.shape);
     free(b.cur);

@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 static st_model preset(const char *name) {
     st_model m;
@@ -207,10 +208,21 @@ START_TEST(test_tp_collectives) {
 }
 END_TEST
 
+/* src/core/util.c's clock: monotonic, in seconds (a 20 ms sleep reads as 20 ms, not 20 s or 0) */
+START_TEST(test_clock) {
+    double t0 = st_clock_s();
+    struct timespec d = {0, 20000000};
+    while (nanosleep(&d, &d) != 0) {}
+    double t1 = st_clock_s();
+    ck_assert_msg(t1 - t0 >= 0.019 && t1 - t0 < 5, "slept 20 ms, the clock says %g s", t1 - t0);
+}
+END_TEST
+
 Suite *suite_model(void) {
     Suite *s = suite_create("model");
     TCase *tc = tcase_create("model");
     tcase_add_test(tc, test_presets_finalize);
+    tcase_add_test(tc, test_clock);
     tcase_add_test(tc, test_params_gpt_closed_form);
     tcase_add_test(tc, test_params_published);
     tcase_add_test(tc, test_defaults);

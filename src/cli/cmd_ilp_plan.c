@@ -181,10 +181,9 @@ int st__sim_ilp(const st_cli_args *a, const char *trace_path, int every_rank, in
         goto done;
     }
     if ((rc = load_all(a, "sim", &L, err))) goto done;
-    struct timespec ts0, ts1;
-    clock_gettime(CLOCK_MONOTONIC, &ts0);
+    double lower_t0 = st_clock_s();
     if ((rc = st_lower_autoshard(&L.r, &L.in.cluster, L.in.profile, L.o.dtype, &low, err))) goto done;
-    clock_gettime(CLOCK_MONOTONIC, &ts1);
+    double lower_s = st_clock_s() - lower_t0;
     if (trace_path && !(trace = st_trace_open(trace_path, st_stream_names, ST_STREAMS, err))) {
         rc = err->code ? err->code : ST_EIO;
         goto done;
@@ -195,7 +194,7 @@ int st__sim_ilp(const st_cli_args *a, const char *trace_path, int every_rank, in
     }
     if (timing)
         fprintf(stderr, "strata sim: timing: lowering %.3f s, setup %.3f s, events %.3f s (%llu events)\n",
-                (double)(ts1.tv_sec - ts0.tv_sec) + 1e-9 * (double)(ts1.tv_nsec - ts0.tv_nsec), res.setup_wall_s,
+                lower_s, res.setup_wall_s,
                 res.run_wall_s, (unsigned long long)res.events);
     if (res.oom) {
         rc = oom_error(&low, &res, L.mem_limit, err);

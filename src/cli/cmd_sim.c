@@ -143,10 +143,9 @@ int st_cmd_sim(int argc, char **argv, st_error *err) {
         st_error_set(err, rc, NULL, "plan", "the plan cannot be priced");
         goto done;
     }
-    struct timespec ts0, ts1;
-    clock_gettime(CLOCK_MONOTONIC, &ts0);
+    double lower_t0 = st_clock_s();
     if ((rc = (every ? st_lower_full : st_lower)(ctx, p, &low, err))) goto done;
-    clock_gettime(CLOCK_MONOTONIC, &ts1);
+    double lower_s = st_clock_s() - lower_t0;
     if (trace_arg && !(trace = st_trace_open(trace_arg, st_stream_names, ST_STREAMS, err))) {
         rc = err->code ? err->code : ST_EIO;
         goto done;
@@ -157,7 +156,6 @@ int st_cmd_sim(int argc, char **argv, st_error *err) {
         goto done;
     }
     if (timing) { /* stderr: stdout stays the same bytes for the same input */
-        double lower_s = (double)(ts1.tv_sec - ts0.tv_sec) + 1e-9 * (double)(ts1.tv_nsec - ts0.tv_nsec);
         fprintf(stderr,
                 "strata sim: timing: lowering %.3f s, setup %.3f s, events %.3f s (%llu events, %.1fM events/s; "
                 "%.1fM events/s with setup)\n",

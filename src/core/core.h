@@ -301,6 +301,8 @@ int st_plan_origin_note(const st_plan *p, const st_model *m, const st_cluster *c
  * device, a FIFO, a folder) is refused: rename(2) would replace it rather than write into it (as
  * root, --out /dev/full replaced the device). New string (free()), or NULL with err set. */
 char *st__out_target(const char *path, st_error *err);
+/* Seconds on the monotonic clock (CLOCK_MONOTONIC): for time limits and the wall times strata reports. */
+double st_clock_s(void);
 /* Internal (src/core/util.c; the lowering and the simulator): `bytes` of uninitialized memory, free with free(). A large
  * block is aligned for and asked to be backed by huge pages where the system has them (Linux's
  * transparent huge pages on madvise): a lowering to every rank writes over a gigabyte, and

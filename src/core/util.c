@@ -1,5 +1,5 @@
-/* util.c: small utilities every layer may use: the target of an atomic file write, and large
- * allocations backed by huge pages.
+/* util.c: small utilities every layer may use: the target of an atomic file write, large
+ * allocations backed by huge pages, and the monotonic clock.
  *
  * Invariants: st__out_target refuses what rename(2) would replace rather than write into (devices,
  * FIFOs, folders) and follows a symbolic link to the file it names, so the link stays a link. */
@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 char *st__out_target(const char *path, st_error *err) {
@@ -57,4 +58,10 @@ void *st__alloc_big(size_t bytes) {
     (void)madvise(p, bytes / huge * huge, MADV_HUGEPAGE); /* a hint: failing is fine */
 #endif
     return p;
+}
+
+double st_clock_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
