@@ -58,8 +58,20 @@ void st_cost_ctx_free(st_cost_ctx *ctx);
 /* The cluster a context prices for (borrowed). */
 const st_cluster *st_cost_cluster(const st_cost_ctx *ctx);
 
+/* The model a context prices (borrowed). */
+const st_model *st_cost_model(const st_cost_ctx *ctx);
+
 /* Compute time of one operator pass on one GPU (cost/compute.c). */
 double st_cost_op_time(const st_cluster *c, const st_profile *prof, const st_op *op, st_dtype dt, int backward);
+/* One operator's prices on one rank for one micro-batch, as the estimate sums them (the lowering's
+ * per-operator instructions take theirs from here too): its forward and backward compute
+ * (st_cost_op_time) and the collectives its sharding implies at it (st_op.fwd_coll and bwd_coll in
+ * the plan's group of kind coll_group, st_cost_collective; 0 where it has none). */
+typedef struct st_op_cost {
+    double fwd_s, bwd_s;
+    double fwd_coll_s, bwd_coll_s;
+} st_op_cost;
+void st_cost_op(const st_cost_ctx *ctx, const st_plan *p, const st_op *op, st_op_cost *out);
 /* Collective time for `bytes` per rank (cost/comm.c). */
 double st_cost_collective(const st_cluster *c, const st_profile *prof, st_coll coll, const st_group *g,
                           double bytes);

@@ -38,6 +38,7 @@ st_cost_ctx *st_cost_ctx_new(const st_model *m, const st_cluster *c, const st_pr
 }
 
 const st_cluster *st_cost_cluster(const st_cost_ctx *ctx) { return ctx->c; }
+const st_model *st_cost_model(const st_cost_ctx *ctx) { return ctx->m; }
 
 void st_cost_ctx_free(st_cost_ctx *ctx) {
     if (!ctx) return;
@@ -46,16 +47,28 @@ void st_cost_ctx_free(st_cost_ctx *ctx) {
     free(ctx);
 }
 
+void st_cost_op(const st_cost_ctx *ctx, const st_plan *p, const st_op *op, st_op_cost *out) {
+    out->fwd_s = st_cost_op_time(ctx->c, ctx->prof, op, p->dtype, 0);
+    out->bwd_s = st_cost_op_time(ctx->c, ctx->prof, op, p->dtype, 1);
+    out->fwd_coll_s = out->bwd_coll_s = 0;
+    if (op->fwd_coll != ST_COLL_NONE || op->bwd_coll != ST_COLL_NONE) {
+        st_group g;
+        st_cost_group(ctx->c, p, op->coll_group, &g);
+        out->fwd_coll_s = st_cost_collective(ctx->c, ctx->prof, op->fwd_coll, &g, op->coll_bytes);
+        out->bwd_coll_s = st_cost_collective(ctx->c, ctx->prof, op->bwd_coll, &g, op->coll_bytes);
+    }
+}
+
 static void pass_add_ops(st_cost_ctx *ctx, const st_plan *p, const st_op *ops, int n, st__pass *out) {
     memset(out, 0, sizeof *out);
     for (int i = 0; i < n; i++) {
         const st_op *o = &ops[i];
-        double tf = st_cost_op_time(ctx->c, ctx->prof, o, p->dtype, 0);
-        double tb = st_cost_op_time(ctx->c, ctx->prof, o, p->dtype, 1);
-        out->fwd_s += tf;
-        out->bwd_s += tb;
+        st_op_cost oc;
+        st_cost_op(ctx, p, o, &oc);
+        out->fwd_s += oc.fwd_s;
+        out->bwd_s += oc.bwd_s;
         if (o->selective) {
-            out->sel_fwd_s += tf;
+            out->sel_fwd_s += oc.fwd_s;
             out->sel_bytes += o->saved_bytes;
         }
         out->saved_bytes += o->saved_bytes;
@@ -64,12 +77,8 @@ static void pass_add_ops(st_cost_ctx *ctx, const st_plan *p, const st_op *ops, i
         else
             out->params += o->params;
         out->kernels += o->kernels_fwd + o->kernels_bwd;
-        if (o->fwd_coll != ST_COLL_NONE || o->bwd_coll != ST_COLL_NONE) {
-            st_group g;
-            st_cost_group(ctx->c, p, o->coll_group, &g);
-            out->fwd_comm_s[o->coll_group] += st_cost_collective(ctx->c, ctx->prof, o->fwd_coll, &g, o->coll_bytes);
-            out->bwd_comm_s[o->coll_group] += st_cost_collective(ctx->c, ctx->prof, o->bwd_coll, &g, o->coll_bytes);
-        }
+        out->fwd_comm_s[o->coll_group] += oc.fwd_coll_s;
+        out->bwd_comm_s[o->coll_group] += oc.bwd_coll_s;
     }
     if (n > 0) out->input_bytes = ops[0].saved_bytes; /* the first op's input is the block input */
 }
