@@ -190,9 +190,8 @@ typedef struct st_chunk_cost {
     double act_bytes;                                  /* activations kept until its backward */
     double working_bytes;                              /* full recompute: one block's activations, live
                                                           while that backward recomputes them */
-    double p2p_s;                                      /* sending its output (or input gradient) */
-    double p2p_send_s, p2p_gather_s;                   /* p2p_s's parts: the 1/tp slice's send, and
-                                                          the receivers' tp all-gather of it */
+    double p2p_s;                                      /* sending its output (or input gradient):
+                                                          one message, st_cost_p2p_bytes */
     double params;                                     /* parameters it holds (its gradients' share) */
     double expert_params;                              /* of which expert weights (ZeRO shards them
                                                           over the expert-data-parallel group) */

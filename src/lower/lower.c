@@ -32,9 +32,10 @@
  * - zb (ZB-H1): 1F1B with the backward split into input and weight gradients; in the cool-down the
  *   weight-gradient halves wait until every input gradient has been sent, filling the bubble.
  * Each forward receives its input from the previous chunk's stage and sends its output on; each
- * backward receives the output gradient and sends the input gradient back. Receives block the
- * compute stream (Megatron-LM's synchronous p2p); sends go out on the P2P stream, so a stage
- * computes on while its output travels.
+ * backward receives the output gradient and sends the input gradient back, each tp rank its whole
+ * message, used as it arrives (Megatron-Core's, st_cost_p2p_bytes). Receives block the compute
+ * stream (Megatron-LM's synchronous p2p); sends go out on the P2P stream, so a stage computes on
+ * while its output travels.
  *
  * Data parallelism (zero 0-2) on the dp stream, with the cost model's full collective times: the
  * gradient reduction after the whole backward, or, with overlap_grad_reduce, in buckets that the
@@ -54,8 +55,7 @@
  * route and a latency part: the cost model's time minus the same time on the cluster without
  * latencies; the rest is the bandwidth part, which contention stretches. Alone a transfer takes
  * exactly the cost model's time. Each kind of collective is an instruction of its own in a group
- * of its kind, on that group's links: a chunk's tp, cp and ep collectives, the receivers' tp
- * all-gather of a pipeline message (Megatron's scatter-gather) after the receive, and the tied
+ * of its kind, on that group's links: a chunk's tp, cp and ep collectives and the tied
  * embedding's all-reduce between the end stages after the data-parallel reduction. In the
  * every-rank lowering the groups hold the ranks of Megatron's order (tp-cp-dp-pp; an ep group is
  * ep consecutive ranks of the dp x cp group, st_cost_group's placement); a representative's groups
@@ -305,31 +305,14 @@ static int compute(builder *b, const lower_ctx *L, st_ins *in, const comm_g *cm)
     return compute_at(b, L, in, cm, 0, NULL);
 }
 
-/* a pipeline message's send or receive: the 1/tp slice (st_chunk_cost.p2p_send_s) */
+/* a pipeline message's send or receive: Megatron-Core's whole message from every tp rank, used as
+ * it comes (st_cost_p2p_bytes, st_chunk_cost.p2p_s) */
 static void p2p_fill(const lower_ctx *L, st_ins *in, int j, int route) {
-    in->dur_s = L->cc[j].p2p_send_s;
-    in->latency_s = st__latency_of(L->cc[j].p2p_send_s, L->cc0[j].p2p_send_s);
+    in->dur_s = L->cc[j].p2p_s;
+    in->latency_s = st__latency_of(L->cc[j].p2p_s, L->cc0[j].p2p_s);
     in->bytes = L->p2p_bytes;
     in->coll = ST_COLL_SENDRECV;
     in->route = route;
-}
-
-/* A blocking receive on the compute stream and, with tp > 1, the receivers' all-gather of the
- * slices in their tp group (Megatron's scatter-gather, SC'21 Sec. 4.1) on the tp links. Returns
- * the last. */
-static int receive(builder *b, const lower_ctx *L, st_ins *r) {
-    const st_chunk_cost *c = &L->cc[r->chunk], *c0 = &L->cc0[r->chunk];
-    int ri = emit(b, r);
-    if (c->p2p_gather_s <= 0 || L->grp[ST_GRP_TP] < 0) return ri;
-    st_ins g = blank(ST_INS_COLL, ST_STREAM_COMPUTE, r->chunk, r->mb, "recv all-gather");
-    g.coll = ST_COLL_ALLGATHER;
-    g.group = L->grp[ST_GRP_TP];
-    g.route = L->r_grp[ST_GRP_TP];
-    g.dur_s = c->p2p_gather_s;
-    g.latency_s = st__latency_of(c->p2p_gather_s, c0->p2p_gather_s);
-    g.bytes = L->p2p_bytes * L->p->tp;
-    g.dep[0] = ri;
-    return emit(b, &g);
 }
 
 /* ZeRO-3: a layer's weights all-gathered on the gather stream (dense parts in the dp group, then
@@ -456,7 +439,7 @@ static void forward(builder *b, const lower_ctx *L, int j, int mb) {
         r.peer = rank_at(L, (j - 1) % pp);
         r.tag = tag_of(j, mb, L->m, 0);
         p2p_fill(L, &r, j, L->r_fwd[r.peer]);
-        recv = receive(b, L, &r);
+        recv = emit(b, &r);
     }
     st_ins f = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, "fwd");
     f.phase = ST_PHASE_FWD;
@@ -542,7 +525,7 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
         r.peer = rank_at(L, (j + 1) % pp);
         r.tag = tag_of(j, mb, L->m, 1);
         p2p_fill(L, &r, j, L->r_bwd[r.peer]);
-        dep = receive(b, L, &r);
+        dep = emit(b, &r);
     }
     int rec = L->p->recompute != ST_REC_NONE && c->recompute_s > 0;
     st_ins rc = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, "recompute");
