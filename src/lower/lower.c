@@ -315,6 +315,21 @@ static void p2p_fill(const lower_ctx *L, st_ins *in, int j, int route) {
     in->route = route;
 }
 
+/* ZeRO-3: one collective of a layer's weights or gradients (time s, latency part lat, bytes) in
+ * group g on route rt, after dep, for `in`'s chunk and micro-batch */
+static int z_coll(builder *b, const st_ins *in, int stream, st_coll coll, const char *label, double s, double lat,
+                  double bytes, int g, int rt, int dep) {
+    st_ins c = blank(ST_INS_COLL, stream, in->chunk, in->mb, label);
+    c.coll = (uint8_t)coll;
+    c.group = g;
+    c.route = rt;
+    c.dur_s = s;
+    c.latency_s = lat;
+    c.bytes = bytes;
+    c.dep[0] = dep;
+    return emit(b, &c);
+}
+
 /* ZeRO-3: a layer's weights all-gathered on the gather stream (dense parts in the dp group, then
  * the experts' in the expert-data-parallel group), after `prior`, and with offload=params first
  * copied from the host on the copy stream. Returns the last gather. */
@@ -326,48 +341,22 @@ static int z_gather(builder *b, const lower_ctx *L, const st_ins *in, const zchu
         cp.dep[0] = prior;
         prior = emit(b, &cp);
     }
-    st_ins g = blank(ST_INS_COLL, ST_STREAM_GATHER, in->chunk, in->mb, "zero-3 gather");
-    g.coll = ST_COLL_ALLGATHER;
-    g.group = L->dp_group;
-    g.route = L->r_dp;
-    g.dur_s = z->gather_s;
-    g.latency_s = z->gather_lat;
-    g.bytes = z->gather_bytes;
-    g.dep[0] = prior;
-    int gi = emit(b, &g);
-    if (z->egather_s > 0 && L->edp_group >= 0) { /* the experts' shards, after it on the stream */
-        g.label = "zero-3 expert gather";
-        g.group = L->edp_group;
-        g.route = L->r_edp;
-        g.dur_s = z->egather_s;
-        g.latency_s = z->egather_lat;
-        g.bytes = z->egather_bytes;
-        gi = emit(b, &g);
-    }
+    int gi = z_coll(b, in, ST_STREAM_GATHER, ST_COLL_ALLGATHER, "zero-3 gather", z->gather_s, z->gather_lat,
+                    z->gather_bytes, L->dp_group, L->r_dp, prior);
+    if (z->egather_s > 0 && L->edp_group >= 0) /* the experts' shards, after it on the stream */
+        gi = z_coll(b, in, ST_STREAM_GATHER, ST_COLL_ALLGATHER, "zero-3 expert gather", z->egather_s, z->egather_lat,
+                    z->egather_bytes, L->edp_group, L->r_edp, prior);
     return gi;
 }
 
 /* ZeRO-3: a layer's gradients reduce-scattered on the dp stream after `after` (dense, then
  * experts'); b->last_dp is the last. */
 static void z_scatter(builder *b, const lower_ctx *L, const st_ins *in, const zchunk *z, int after) {
-    st_ins r = blank(ST_INS_COLL, ST_STREAM_DP, in->chunk, in->mb, "zero-3 reduce-scatter");
-    r.coll = ST_COLL_REDUCESCATTER;
-    r.group = L->dp_group;
-    r.route = L->r_dp;
-    r.dur_s = z->scatter_s;
-    r.latency_s = z->scatter_lat;
-    r.bytes = z->scatter_bytes;
-    r.dep[0] = after;
-    b->last_dp = emit(b, &r);
-    if (z->escatter_s > 0 && L->edp_group >= 0) {
-        r.label = "zero-3 expert reduce-scatter";
-        r.group = L->edp_group;
-        r.route = L->r_edp;
-        r.dur_s = z->escatter_s;
-        r.latency_s = z->escatter_lat;
-        r.bytes = z->escatter_bytes;
-        b->last_dp = emit(b, &r);
-    }
+    b->last_dp = z_coll(b, in, ST_STREAM_DP, ST_COLL_REDUCESCATTER, "zero-3 reduce-scatter", z->scatter_s,
+                        z->scatter_lat, z->scatter_bytes, L->dp_group, L->r_dp, after);
+    if (z->escatter_s > 0 && L->edp_group >= 0)
+        b->last_dp = z_coll(b, in, ST_STREAM_DP, ST_COLL_REDUCESCATTER, "zero-3 expert reduce-scatter",
+                            z->escatter_s, z->escatter_lat, z->escatter_bytes, L->edp_group, L->r_edp, after);
 }
 
 /* ZeRO-3: `in` (a forward, recompute or backward of a whole chunk) runs layer by layer, each layer
