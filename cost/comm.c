@@ -181,11 +181,17 @@ st_cost_ctx *st_cost_ctx_without_latency(const st_cost_ctx *ctx, st_cluster *c0)
     return st_cost_ctx_new(ctx->m, c0, ctx->prof);
 }
 
-/* The pipeline message st__p2p_time prices: one micro-batch's activation [b, s/cp, h], the 1/tp
- * slice each tp rank sends. */
+/* The pipeline message st__p2p_time prices, as Megatron-Core r0.10+ / main as of 2026 sends it
+ * (megatron/core/pipeline_parallel/schedules.py, get_tensor_shapes; p2p_communication.py): every
+ * tp rank sends one micro-batch's activation (seq / cp, mbs, hidden), its own 1/tp of the sequence
+ * with sequence parallelism, in pipeline_dtype (the 16-bit or fp32 activations), and the receiver
+ * uses it as it comes. (The older --scatter-gather-tensors-in-pipeline, 1/tp of it sent and
+ * all-gathered over tp after the receive, Narayanan et al. SC'21 Sec. 4.1, left Megatron-LM in
+ * 2023, commits 39b83c795 and 3c92fa93b.) */
 double st_cost_p2p_bytes(const st_cost_ctx *ctx, const st_plan *p) {
     double act = (p->dtype == ST_DT_FP32 || p->dtype == ST_DT_TF32) ? 4 : 2;
-    return (double)p->mbs * (double)p->seq / p->cp * (double)ctx->m->hidden * act / p->tp;
+    double sp = p->sp && p->tp > 1 ? p->tp : 1;
+    return (double)p->mbs * (double)p->seq / p->cp / sp * (double)ctx->m->hidden * act;
 }
 
 /* ZeRO-3's traffic in pipeline chunk `chunk`, priced as st_cost_estimate prices it (zero = 3):

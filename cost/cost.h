@@ -58,6 +58,9 @@ void st_cost_ctx_free(st_cost_ctx *ctx);
 /* The cluster a context prices for (borrowed). */
 const st_cluster *st_cost_cluster(const st_cost_ctx *ctx);
 
+/* The model a context prices (borrowed). */
+const st_model *st_cost_model(const st_cost_ctx *ctx);
+
 /* Compute time of one operator pass on one GPU (cost/compute.c). */
 double st_cost_op_time(const st_cluster *c, const st_profile *prof, const st_op *op, st_dtype dt, int backward);
 /* nccl-tests' bus-bandwidth factor for collective `coll` over n ranks (doc/PERFORMANCE.md): busBw
@@ -67,6 +70,15 @@ double st_cost_op_time(const st_cluster *c, const st_profile *prof, const st_op 
  * collective with it from a bus bandwidth, and profiler/ turns a measured time into a bus bandwidth
  * with it (cost/comm.c). */
 double st_cost_bus_factor(st_coll coll, double n);
+/* One operator's prices on one rank for one micro-batch, as the estimate sums them (the lowering's
+ * per-operator instructions take theirs from here too): its forward and backward compute
+ * (st_cost_op_time) and the collectives its sharding implies at it (st_op.fwd_coll and bwd_coll in
+ * the plan's group of kind coll_group, st_cost_collective; 0 where it has none). */
+typedef struct st_op_cost {
+    double fwd_s, bwd_s;
+    double fwd_coll_s, bwd_coll_s;
+} st_op_cost;
+void st_cost_op(const st_cost_ctx *ctx, const st_plan *p, const st_op *op, st_op_cost *out);
 /* Collective time for `bytes` per rank (cost/comm.c). */
 double st_cost_collective(const st_cluster *c, const st_profile *prof, st_coll coll, const st_group *g,
                           double bytes);
@@ -217,9 +229,8 @@ typedef struct st_chunk_cost {
     double act_bytes;                                  /* activations kept until its backward */
     double working_bytes;                              /* full recompute: one block's activations, live
                                                           while that backward recomputes them */
-    double p2p_s;                                      /* sending its output (or input gradient) */
-    double p2p_send_s, p2p_gather_s;                   /* p2p_s's parts: the 1/tp slice's send, and
-                                                          the receivers' tp all-gather of it */
+    double p2p_s;                                      /* sending its output (or input gradient):
+                                                          one message, st_cost_p2p_bytes */
     double params;                                     /* parameters it holds (its gradients' share) */
     double expert_params;                              /* of which expert weights (ZeRO shards them
                                                           over the expert-data-parallel group) */

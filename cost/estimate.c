@@ -38,6 +38,7 @@ st_cost_ctx *st_cost_ctx_new(const st_model *m, const st_cluster *c, const st_pr
 }
 
 const st_cluster *st_cost_cluster(const st_cost_ctx *ctx) { return ctx->c; }
+const st_model *st_cost_model(const st_cost_ctx *ctx) { return ctx->m; }
 
 void st_cost_ctx_free(st_cost_ctx *ctx) {
     if (!ctx) return;
@@ -46,16 +47,28 @@ void st_cost_ctx_free(st_cost_ctx *ctx) {
     free(ctx);
 }
 
+void st_cost_op(const st_cost_ctx *ctx, const st_plan *p, const st_op *op, st_op_cost *out) {
+    out->fwd_s = st_cost_op_time(ctx->c, ctx->prof, op, p->dtype, 0);
+    out->bwd_s = st_cost_op_time(ctx->c, ctx->prof, op, p->dtype, 1);
+    out->fwd_coll_s = out->bwd_coll_s = 0;
+    if (op->fwd_coll != ST_COLL_NONE || op->bwd_coll != ST_COLL_NONE) {
+        st_group g;
+        st_cost_group(ctx->c, p, op->coll_group, &g);
+        out->fwd_coll_s = st_cost_collective(ctx->c, ctx->prof, op->fwd_coll, &g, op->coll_bytes);
+        out->bwd_coll_s = st_cost_collective(ctx->c, ctx->prof, op->bwd_coll, &g, op->coll_bytes);
+    }
+}
+
 static void pass_add_ops(st_cost_ctx *ctx, const st_plan *p, const st_op *ops, int n, st__pass *out) {
     memset(out, 0, sizeof *out);
     for (int i = 0; i < n; i++) {
         const st_op *o = &ops[i];
-        double tf = st_cost_op_time(ctx->c, ctx->prof, o, p->dtype, 0);
-        double tb = st_cost_op_time(ctx->c, ctx->prof, o, p->dtype, 1);
-        out->fwd_s += tf;
-        out->bwd_s += tb;
+        st_op_cost oc;
+        st_cost_op(ctx, p, o, &oc);
+        out->fwd_s += oc.fwd_s;
+        out->bwd_s += oc.bwd_s;
         if (o->selective) {
-            out->sel_fwd_s += tf;
+            out->sel_fwd_s += oc.fwd_s;
             out->sel_bytes += o->saved_bytes;
         }
         out->saved_bytes += o->saved_bytes;
@@ -64,12 +77,8 @@ static void pass_add_ops(st_cost_ctx *ctx, const st_plan *p, const st_op *ops, i
         else
             out->params += o->params;
         out->kernels += o->kernels_fwd + o->kernels_bwd;
-        if (o->fwd_coll != ST_COLL_NONE || o->bwd_coll != ST_COLL_NONE) {
-            st_group g;
-            st_cost_group(ctx->c, p, o->coll_group, &g);
-            out->fwd_comm_s[o->coll_group] += st_cost_collective(ctx->c, ctx->prof, o->fwd_coll, &g, o->coll_bytes);
-            out->bwd_comm_s[o->coll_group] += st_cost_collective(ctx->c, ctx->prof, o->bwd_coll, &g, o->coll_bytes);
-        }
+        out->fwd_comm_s[o->coll_group] += oc.fwd_coll_s;
+        out->bwd_comm_s[o->coll_group] += oc.bwd_coll_s;
     }
     if (n > 0) out->input_bytes = ops[0].saved_bytes; /* the first op's input is the block input */
 }
@@ -239,27 +248,12 @@ double st_cost_model_flops(const st_model *m, int64_t gbs, int64_t seq) {
     return 3.0 * per_seq * (double)gbs;
 }
 
-/* Pipeline p2p: the activation [b, s/cp, h] per micro-batch; each tp rank sends its 1/tp slice
- * and the receivers all-gather it (Megatron's scatter-gather optimisation, SC'21 Sec. 4.1):
- * *send_s and *gather_s, the two parts. */
-static void p2p_parts(st_cost_ctx *ctx, const st_plan *p, double *send_s, double *gather_s) {
-    const st_cluster *c = ctx->c;
-    st_group g;
-    st_cost_group(c, p, ST_GRP_PP, &g);
-    double bytes = st_cost_p2p_bytes(ctx, p);
-    *send_s = st_cost_collective(c, ctx->prof, ST_COLL_SENDRECV, &g, bytes);
-    *gather_s = 0;
-    if (p->tp > 1) {
-        st_group gt;
-        st_cost_group(c, p, ST_GRP_TP, &gt);
-        *gather_s = st_cost_collective(c, ctx->prof, ST_COLL_ALLGATHER, &gt, bytes * p->tp);
-    }
-}
-
+/* Pipeline p2p: one micro-batch's message (st_cost_p2p_bytes: Megatron-Core's, which every tp rank
+ * sends whole and nobody gathers) between neighbour stages, every GPU of a node sending at once. */
 double st__p2p_time(st_cost_ctx *ctx, const st_plan *p) {
-    double s, g;
-    p2p_parts(ctx, p, &s, &g);
-    return s + g;
+    st_group g;
+    st_cost_group(ctx->c, p, ST_GRP_PP, &g);
+    return st_cost_collective(ctx->c, ctx->prof, ST_COLL_SENDRECV, &g, st_cost_p2p_bytes(ctx, p));
 }
 
 static void chunk_add(st_chunk_cost *o, const st__pass *ps, double count, st_recompute rc, int is_block) {
@@ -295,10 +289,7 @@ void st_cost_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, st_chunk_cost 
     chunk_add(out, &sc->moe, (double)nm, p->recompute, 1);
     if (chunk == 0) chunk_add(out, &sc->head, 1, p->recompute, 0);
     if (chunk == chunks - 1) chunk_add(out, &sc->tail, 1, p->recompute, 0);
-    if (p->pp > 1) {
-        p2p_parts(ctx, p, &out->p2p_send_s, &out->p2p_gather_s);
-        out->p2p_s = out->p2p_send_s + out->p2p_gather_s;
-    }
+    if (p->pp > 1) out->p2p_s = st__p2p_time(ctx, p);
     if (p->recompute == ST_REC_FULL) { /* memory.c's working set: the largest block of the chunk */
         if (nd > 0) out->working_bytes = sc->dense.saved_bytes;
         if (nm > 0 && sc->moe.saved_bytes > out->working_bytes) out->working_bytes = sc->moe.saved_bytes;

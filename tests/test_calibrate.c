@@ -1071,7 +1071,8 @@ static int has_coll(const st__prof_coll *v, int n, st_coll c, int ranks, double 
 
 /* A plan's collectives, as the estimator looks them up: llama2-7b, tp=4, pp=2 on one DGX H100
  * (tp and pp inside the node; dp = 1): the tp all-reduce of the activations [4096, 4096] bf16 =
- * 32 MiB over 4, the pipeline send/recv of their 1/tp slice (8 MiB) as the 2-rank table has it,
+ * 32 MiB over 4, the pipeline send/recv of the whole activation (32 MiB: every tp rank sends it,
+ * Megatron-Core) as the 2-rank table has it,
  * and every operator collective that st_ops_* imply. With dp = 2 across two nodes (tp=8), the
  * gradient reduction is inter-node: counted, not listed. With dp = 4 inside the node, zero 0:
  * the gradients all-reduced in Megatron's buckets of 40M parameters, fp32 (80 to 160 MB each). */
@@ -1091,7 +1092,7 @@ START_TEST(test_prof_plan_colls) {
     ck_assert_int_eq(st__prof_plan_colls(&m, &c, &p, &v, &n, &inter), 0);
     ck_assert_int_eq(inter, 0);
     ck_assert(has_coll(v, n, ST_COLL_ALLREDUCE, 4, 4096.0 * 4096 * 2));
-    ck_assert(has_coll(v, n, ST_COLL_SENDRECV, 2, 4096.0 * 4096 * 2 / 4));
+    ck_assert(has_coll(v, n, ST_COLL_SENDRECV, 2, 4096.0 * 4096 * 2));
     /* every collective an operator implies, at its group's size */
     st_shard sh;
     st_op ops[ST_MAX_OPS];

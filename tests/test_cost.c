@@ -40,6 +40,51 @@ START_TEST(test_gemm_one_gpu) {
 }
 END_TEST
 
+/* st_cost_op is the estimate's own per-operator price (the per-operator lowering takes its times
+ * from it): each operator's compute and collectives, and a chunk of one block costs their sum. */
+START_TEST(test_op_prices_sum_to_the_chunk) {
+    st_model m;
+    st_cluster c = cluster("dgx-a100-80g", 16);
+    st_plan p;
+    st_error err;
+    ck_assert_int_eq(st_model_preset("gpt-7.5b", &m), 0); /* 36 blocks: 36 chunks of one */
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec("tp=4,pp=4,vp=9,mbs=1,gbs=16,sp=1", &p, &err), 0);
+    ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), 0);
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+    ck_assert_ptr_eq(st_cost_model(ctx), &m);
+    st_shard sh;
+    st_op ops[ST_MAX_OPS];
+    st_plan_shard(&p, &sh);
+    int n = st_ops_layer(&m, &sh, 1, ops, ST_MAX_OPS);
+    double fwd = 0, bwd = 0, coll[2][ST_GRP_COUNT] = {{0}};
+    for (int i = 0; i < n; i++) {
+        st_op_cost oc;
+        st_group g;
+        st_cost_op(ctx, &p, &ops[i], &oc);
+        st_cost_group(&c, &p, ops[i].coll_group, &g);
+        ck_assert(oc.fwd_s == st_cost_op_time(&c, NULL, &ops[i], p.dtype, 0));
+        ck_assert(oc.bwd_s == st_cost_op_time(&c, NULL, &ops[i], p.dtype, 1));
+        ck_assert(oc.fwd_coll_s == st_cost_collective(&c, NULL, ops[i].fwd_coll, &g, ops[i].coll_bytes));
+        ck_assert(oc.bwd_coll_s == st_cost_collective(&c, NULL, ops[i].bwd_coll, &g, ops[i].coll_bytes));
+        fwd += oc.fwd_s;
+        bwd += oc.bwd_s;
+        coll[0][ops[i].coll_group] += oc.fwd_coll_s;
+        coll[1][ops[i].coll_group] += oc.bwd_coll_s;
+    }
+    st_chunk_cost cc;
+    st_cost_chunk(ctx, &p, 1, &cc);
+    REL(cc.fwd_s, fwd, 1e-12);
+    REL(cc.bwd_s, bwd, 1e-12);
+    ck_assert(coll[0][ST_GRP_TP] > 0 && coll[1][ST_GRP_TP] > 0);
+    for (int g = 0; g < ST_GRP_COUNT; g++) {
+        REL(cc.comm_fwd_g[g], coll[0][g], 1e-12);
+        REL(cc.comm_bwd_g[g], coll[1][g], 1e-12);
+    }
+    st_cost_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(test_ring_allreduce_one_node) {
     st_cluster c = cluster("dgx-a100-80g", 8);
     double S = 1e9;
@@ -542,6 +587,7 @@ Suite *suite_cost(void) {
     Suite *s = suite_create("cost");
     TCase *tc = tcase_create("cost");
     tcase_add_test(tc, test_gemm_one_gpu);
+    tcase_add_test(tc, test_op_prices_sum_to_the_chunk);
     tcase_add_test(tc, test_ring_allreduce_one_node);
     tcase_add_test(tc, test_ring_across_nodes);
     tcase_add_test(tc, test_pipeline_closed_forms);

@@ -192,7 +192,8 @@ typedef struct st_op {
     int selective;      /* dropped (recomputed) under selective recompute */
     unsigned splits;    /* ST_SPLIT_* that divide this op's work */
     int expert;         /* weights belong to experts (sharded by ep, reduced over dp*cp/ep) */
-    /* collective implied after this op in forward and in backward, in group coll_group */
+    /* collective implied after this op in forward, and at the same boundary in backward (before
+     * this op's backward), in group coll_group */
     st_coll fwd_coll, bwd_coll;
     st_group_kind coll_group;
     double coll_bytes; /* full (unsharded-over-group) message size per rank */

@@ -17,6 +17,9 @@
  * "g" all-reduce after the row-parallel projection and fc2 in forward, the "f" all-reduce before
  * the column-parallel QKV and fc1 in backward; with sp, all-gather / reduce-scatter in their
  * place. Expert parallelism adds the dispatch and combine all-to-alls (Lepikhin et al. 2020).
+ * Each collective belongs to the operator it follows in forward; in backward it runs at the same
+ * boundary, before that operator's backward (the per-operator lowering, src/lower/lower_ops.c,
+ * places them so).
  */
 #include "src/core/core.h"
 
@@ -168,18 +171,20 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
     }
 
     /* Unfused attention (Megatron's core attention): scores over the full key length; with cp the
-     * keys and values of the other ranks arrive by all-gather in the cp group (ring exchange). */
-    double E = x.b * x.a_l * x.sl * x.s; /* score elements */
-    PUSH("scores", ST_OPC_BGEMM);
-    gemm(o, &x, x.sl, x.s, x.d, x.b * x.a_l);
-    o->saved_bytes = x.T * (q_out + kv_out) / x.t * x.act; /* Q and K */
-    o->splits = ST_SPLIT_TP | ST_SPLIT_CP;
+     * keys and values of the other ranks arrive by all-gather in the cp group (ring exchange)
+     * before it, and their gradients go back by reduce-scatter after its backward: the collective
+     * of the operator that makes them (qkv, its bias or rope), which it follows. */
     if (s->cp > 1) {
         o->coll_group = ST_GRP_CP;
         o->coll_bytes = x.b * x.s * 2 * kv_out / x.t * x.act;
         o->fwd_coll = ST_COLL_ALLGATHER;
         o->bwd_coll = ST_COLL_REDUCESCATTER;
     }
+    double E = x.b * x.a_l * x.sl * x.s; /* score elements */
+    PUSH("scores", ST_OPC_BGEMM);
+    gemm(o, &x, x.sl, x.s, x.d, x.b * x.a_l);
+    o->saved_bytes = x.T * (q_out + kv_out) / x.t * x.act; /* Q and K */
+    o->splits = ST_SPLIT_TP | ST_SPLIT_CP;
 
     PUSH("softmax", ST_OPC_SOFTMAX);
     stream(o, &x, E, E, 0);

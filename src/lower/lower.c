@@ -4,9 +4,22 @@
  * lowered once, as a representative rank (program.h, "Symmetry"); st_lower_full lowers every
  * rank, where the lanes of a stage run its first lane's instructions under their own names for
  * groups, peers and routes (program.h, "Shared instructions": 48 times less instruction memory
- * and lowering time for the 1T benchmark). The collectives Megatron runs inline (tp/cp/ep) follow each compute instruction on the
- * compute stream. Durations come from st_cost_chunk and st_cost_estimate: the simulator and the
- * estimator price the same operators.
+ * and lowering time for the 1T benchmark). Durations come from st_cost_chunk, st_cost_op and
+ * st_cost_estimate: the simulator and the estimator price the same operators.
+ *
+ * Compute instructions name the operators they run (program.h, "Operators"; the table is
+ * lower_ops.c's). The collectives Megatron runs inline (tp/cp/ep) go on the compute stream in one
+ * of two forms, from the same code (st_lower_opts.per_op):
+ * - fused (the default, the simulator's fast form): a chunk's forward, recompute or backward of a
+ *   micro-batch is one compute instruction, followed by one collective per group kind that talks
+ *   (tp, then cp, then ep) timed as the sum of its operators' collectives;
+ * - per operator (an executor's form): each collective right where Megatron-LM issues it, after
+ *   (forward) or before (backward) its operator, the compute between two collectives one
+ *   instruction. The same times in another order: on the compute stream, which runs one thing at
+ *   a time, the sum is the same, so the simulated iteration matches the fused form's up to
+ *   rounding unless links shared with other streams' transfers (or ZeRO-3's layer pieces and the
+ *   data-parallel buckets, which follow the operators rather than equal shares) make the order
+ *   matter.
  *
  * Schedules, per stage d of pp with m micro-batches (Megatron-LM schedules.py, Narayanan et al.
  * SC'21 Sec. 2.2; Qi et al. 2023 for ZB-H1):
@@ -19,49 +32,36 @@
  * - zb (ZB-H1): 1F1B with the backward split into input and weight gradients; in the cool-down the
  *   weight-gradient halves wait until every input gradient has been sent, filling the bubble.
  * Each forward receives its input from the previous chunk's stage and sends its output on; each
- * backward receives the output gradient and sends the input gradient back. Receives block the
- * compute stream (Megatron-LM's synchronous p2p); sends go out on the P2P stream, so a stage
- * computes on while its output travels.
+ * backward receives the output gradient and sends the input gradient back, each tp rank its whole
+ * message, used as it arrives (Megatron-Core's, st_cost_p2p_bytes). Receives block the compute
+ * stream (Megatron-LM's synchronous p2p); sends go out on the P2P stream, so a stage computes on
+ * while its output travels.
  *
  * Data parallelism (zero 0-2) on the dp stream, with the cost model's full collective times: the
  * gradient reduction after the whole backward, or, with overlap_grad_reduce, in buckets that the
  * last micro-batch's backward of each chunk hands over as it goes (the backward runs in pieces
- * for that); then the optimizer step, then (zero 1-2) the weight all-gather, of which only the
- * last bucket shows with overlap (the rest hides behind the next iteration's forward). ZeRO-3
- * (DeepSpeed's stage 3, Rajbhandari et al. 2020): every forward, recompute and backward runs layer
- * by layer, each layer after the all-gather of its weights on a stream of its own, prefetched one
- * layer ahead, and each layer's gradients are reduce-scattered on the dp stream after its backward
- * (every micro-batch, as DeepSpeed does); the optimizer waits for the last of them. With
- * offload=params (ZeRO-Infinity, Rajbhandari et al. SC'21) each layer's shard first comes from the
- * host over PCIe on the copy stream, under the same prefetch limit, and its gather waits for it.
- * Offload's optimizer step: the gradients to the host on the copy stream, the CPU's Adam, the
- * updated weights back (ZeRO-Offload, Ren et al. 2021).
+ * for that, each a share of its operators); then the optimizer step, then (zero 1-2) the weight
+ * all-gather, of which only the last bucket shows with overlap (the rest hides behind the next
+ * iteration's forward). ZeRO-3 (DeepSpeed's stage 3, Rajbhandari et al. 2020): every forward,
+ * recompute and backward runs layer by layer, each layer after the all-gather of its weights on a
+ * stream of its own, prefetched one layer ahead, and each layer's gradients are reduce-scattered
+ * on the dp stream after its backward (every micro-batch, as DeepSpeed does); the optimizer waits
+ * for the last of them. With offload=params (ZeRO-Infinity, Rajbhandari et al. SC'21) each layer's
+ * shard first comes from the host over PCIe on the copy stream, under the same prefetch limit, and
+ * its gather waits for it. Offload's optimizer step: the gradients to the host on the copy stream,
+ * the CPU's Adam, the updated weights back (ZeRO-Offload, Ren et al. 2021).
  *
- * Network (program.h, "Network"). Links: each GPU's NVLink port, each NIC port, each node's link
- * to the fabric, per direction, at the rates cost/comm.c prices collectives at (st_cost_net).
- * Every transfer gets a route and a latency part:
- * - route: a group's collective crosses, for every rank it stands for (the group's members, or a
- *   representative's replicas), that rank's NVLink port when cost/ prices the group inside a node,
- *   else its NIC port and, when the ranks span nodes, its node's fabric link (so a node's fabric
- *   link is crossed once per rank of the node); a send crosses the sender's port out and the
- *   receiver's port in (and the fabric links between their nodes);
- * - rate alone: the NVLink rate inside a node, the GPU's share of its node's NICs across nodes
- *   (what cost/ gives a GPU while its whole node communicates): so the transfers of all GPUs of
- *   a node at once fill a NIC or fabric link exactly, and only more than that is contention;
- * - latency part: the cost model's time minus the same time on the cluster without latencies;
- *   the rest is the bandwidth part, which contention stretches. Alone a transfer takes exactly
- *   the cost model's time.
- * Each kind of collective is an instruction of its own in a group of its kind, on that group's
- * links: a chunk's tp, cp and ep collectives (one instruction per kind after the compute, as
- * their operators' sum), the receivers' tp all-gather of a pipeline message (Megatron's
- * scatter-gather) after the receive, and the tied embedding's all-reduce between the end stages
- * after the data-parallel reduction. In the every-rank lowering the groups hold the ranks of
- * Megatron's order (tp-cp-dp-pp; an ep group is ep consecutive ranks of the dp x cp group,
- * st_cost_group's placement); a representative's groups hold it alone and its routes cross the
- * links of every rank it stands for. */
-#include "src/lower/lower.h"
+ * Network (program.h, "Network"; the links and routes are lower_net.c's). Every transfer gets a
+ * route and a latency part: the cost model's time minus the same time on the cluster without
+ * latencies; the rest is the bandwidth part, which contention stretches. Alone a transfer takes
+ * exactly the cost model's time. Each kind of collective is an instruction of its own in a group
+ * of its kind, on that group's links: a chunk's tp, cp and ep collectives and the tied
+ * embedding's all-reduce between the end stages after the data-parallel reduction. In the
+ * every-rank lowering the groups hold the ranks of Megatron's order (tp-cp-dp-pp; an ep group is
+ * ep consecutive ranks of the dp x cp group, st_cost_group's placement); a representative's groups
+ * hold it alone and its routes cross the links of every rank it stands for. */
+#include "lower_private.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,171 +101,14 @@ static st_ins blank(st_ins_kind kind, int stream, int chunk, int mb, const char 
     in.label = label;
     in.phase = ST_PHASE_OTHER;
     in.coll = ST_COLL_NONE;
-    in.peer = -1; /* and group: they share a field */
+    in.peer = -1; /* and group and op: they share a field */
+    if (kind == ST_INS_COLL) in.coll_op = -1; /* (a COMPUTE's nops, in the same field, stays 0: no operators) */
     in.route = -1;
     return in;
 }
 
-/* the latency part of a time t whose latency-free twin is t0 (st_cost_ctx_without_latency) */
-static double latency_of(double t, double t0) {
-    double lat = t - t0;
-    return lat < 0 ? 0 : lat > t ? t : lat;
-}
-
 /* message tags: one per (destination chunk, micro-batch, direction) */
 static int tag_of(int chunk, int mb, int64_t m, int backward) { return (int)(((int64_t)chunk * m + mb) * 2 + backward); }
-
-/* ------------------------------------------------------------ network */
-
-typedef struct netb {
-    st_lowered *out;
-    st_net net;
-    int G, ports, gpus, nodes;
-    int32_t *id;      /* link id per (kind, index, dir) slot, -1 = not made yet */
-    int *prog_of_gpu; /* rank number of the program running on a GPU, -1 */
-    st_hop *tmp;      /* hops of the route being built */
-    int ntmp, captmp, caplinks, caproutes, caphops;
-    int failed;
-} netb;
-
-static int node_of(const netb *B, int gpu) { return gpu / B->G; }
-static int port_of(const netb *B, int gpu) { return node_of(B, gpu) * B->ports + (gpu % B->G) * B->ports / B->G; }
-
-/* which rank's trace shows a link: its GPU's program, or the first program on its NIC port or node */
-static int shown_by(const netb *B, st_link_kind kind, int index) {
-    if (kind == ST_LINK_NVLINK) return B->prog_of_gpu[index];
-    int node = kind == ST_LINK_NIC ? index / B->ports : index;
-    for (int g = node * B->G; g < (node + 1) * B->G && g < B->gpus; g++)
-        if (B->prog_of_gpu[g] >= 0 && (kind == ST_LINK_FABRIC || port_of(B, g) == index)) return B->prog_of_gpu[g];
-    return -1;
-}
-
-static void hop(netb *B, st_link_kind kind, int index, int dir) {
-    int slot = kind == ST_LINK_NVLINK ? index * 2 + dir
-               : kind == ST_LINK_NIC  ? 2 * B->gpus + index * 2 + dir
-                                      : 2 * B->gpus + 2 * B->nodes * B->ports + index * 2 + dir;
-    st_lowered *o = B->out;
-    if (B->id[slot] < 0) {
-        if (o->nlinks == B->caplinks) {
-            int cap = B->caplinks ? 2 * B->caplinks : 256;
-            st_link *grown = realloc(o->links, (size_t)cap * sizeof *grown);
-            if (!grown) {
-                B->failed = 1;
-                return;
-            }
-            o->links = grown;
-            B->caplinks = cap;
-        }
-        st_link *lk = &o->links[o->nlinks];
-        memset(lk, 0, sizeof *lk);
-        lk->kind = kind;
-        lk->dir = dir;
-        lk->index = index;
-        lk->rank = shown_by(B, kind, index);
-        if (kind == ST_LINK_NVLINK) {
-            lk->bytes_per_s = B->net.nvlink_bytes_per_s;
-            snprintf(lk->name, sizeof lk->name, "nvlink %d %s", index, dir ? "in" : "out");
-        } else if (kind == ST_LINK_NIC) {
-            lk->bytes_per_s = B->net.nic_port_bytes_per_s;
-            snprintf(lk->name, sizeof lk->name, "nic %d.%d %s", index / B->ports, index % B->ports, dir ? "in" : "out");
-        } else {
-            lk->bytes_per_s = B->net.uplink_bytes_per_s;
-            snprintf(lk->name, sizeof lk->name, "fabric %d %s", index, dir ? "down" : "up");
-        }
-        B->id[slot] = o->nlinks++;
-    }
-    if (B->ntmp == B->captmp) {
-        int cap = B->captmp ? 2 * B->captmp : 64;
-        st_hop *grown = realloc(B->tmp, (size_t)cap * sizeof *grown);
-        if (!grown) {
-            B->failed = 1;
-            return;
-        }
-        B->tmp = grown;
-        B->captmp = cap;
-    }
-    B->tmp[B->ntmp++] = (st_hop){B->id[slot], 1};
-}
-
-static int hop_cmp(const void *x, const void *y) {
-    const st_hop *a = x, *b = y;
-    return (a->link > b->link) - (a->link < b->link);
-}
-
-/* the hops gathered so far, each link once with its count, become a route; returns its index */
-static int route_end(netb *B, int nic) {
-    st_lowered *o = B->out;
-    if (B->failed) return -1;
-    qsort(B->tmp, (size_t)B->ntmp, sizeof *B->tmp, hop_cmp);
-    int n = 0;
-    for (int i = 0; i < B->ntmp; i++) {
-        if (n > 0 && B->tmp[n - 1].link == B->tmp[i].link)
-            B->tmp[n - 1].count++;
-        else
-            B->tmp[n++] = B->tmp[i];
-    }
-    B->ntmp = 0;
-    if (o->nroutes == B->caproutes) {
-        int cap = B->caproutes ? 2 * B->caproutes : 64;
-        st_route *grown = realloc(o->routes, (size_t)cap * sizeof *grown);
-        if (!grown) goto nomem;
-        o->routes = grown;
-        B->caproutes = cap;
-    }
-    while (o->nhops + n > B->caphops) {
-        int cap = B->caphops ? 2 * B->caphops : 256;
-        st_hop *grown = realloc(o->hops, (size_t)cap * sizeof *grown);
-        if (!grown) goto nomem;
-        o->hops = grown;
-        B->caphops = cap;
-    }
-    memcpy(o->hops + o->nhops, B->tmp, (size_t)n * sizeof *B->tmp);
-    o->routes[o->nroutes] = (st_route){o->nhops, n, nic ? B->net.gpu_share_bytes_per_s : B->net.nvlink_bytes_per_s};
-    o->nhops += n;
-    return o->nroutes++;
-nomem:
-    B->failed = 1;
-    return -1;
-}
-
-/* a collective of the ranks on gpus[0..n): every one pushes its data out and takes it in */
-static int route_coll(netb *B, const int *gpus, int n, int nic) {
-    int spans = 0;
-    for (int i = 1; i < n; i++) spans |= node_of(B, gpus[i]) != node_of(B, gpus[0]);
-    for (int i = 0; i < n; i++) {
-        int g = gpus[i];
-        if (!nic) {
-            hop(B, ST_LINK_NVLINK, g, 0);
-            hop(B, ST_LINK_NVLINK, g, 1);
-            continue;
-        }
-        hop(B, ST_LINK_NIC, port_of(B, g), 0);
-        hop(B, ST_LINK_NIC, port_of(B, g), 1);
-        if (spans) {
-            hop(B, ST_LINK_FABRIC, node_of(B, g), 0);
-            hop(B, ST_LINK_FABRIC, node_of(B, g), 1);
-        }
-    }
-    return route_end(B, nic);
-}
-
-/* n sends, from[i] to to[i] */
-static int route_p2p(netb *B, const int *from, const int *to, int n, int nic) {
-    for (int i = 0; i < n; i++) {
-        if (!nic) {
-            hop(B, ST_LINK_NVLINK, from[i], 0);
-            hop(B, ST_LINK_NVLINK, to[i], 1);
-            continue;
-        }
-        hop(B, ST_LINK_NIC, port_of(B, from[i]), 0);
-        hop(B, ST_LINK_NIC, port_of(B, to[i]), 1);
-        if (node_of(B, from[i]) != node_of(B, to[i])) {
-            hop(B, ST_LINK_FABRIC, node_of(B, from[i]), 0);
-            hop(B, ST_LINK_FABRIC, node_of(B, to[i]), 1);
-        }
-    }
-    return route_end(B, nic);
-}
 
 /* ------------------------------------------------------------ programs */
 
@@ -276,8 +119,8 @@ typedef struct lower_ctx {
     const st_chunk_cost *cc;  /* per chunk */
     const st_chunk_cost *cc0; /* per chunk, without latencies */
     int full;                 /* every rank, with explicit tp collectives (st_lower_full) */
+    int per_op;               /* each collective at its operator (st_lower_opts.per_op) */
     int tp_i, cp_i, dp_i;     /* this rank's coordinates (full) */
-    int tp_group;             /* this rank's tp group */
     int dp_group;             /* this rank's data-parallel group */
     /* this rank's group of each kind that talks inside a chunk (ST_GRP_TP, _CP, _EP; -1 none) and
      * its route */
@@ -293,6 +136,10 @@ typedef struct lower_ctx {
     const int *r_fwd, *r_bwd; /* per program */
     const st_cluster *c;
     const struct zchunk *z; /* ZeRO-3 (zero = 3): per chunk; NULL otherwise */
+    /* the operator table (lower_ops.c): entries, their collectives, each (chunk, phase)'s range */
+    const st_lowered_op *ops;
+    const st__opcoll *oc;
+    const st__span *span;
 } lower_ctx;
 
 /* ZeRO-3's per-layer traffic of a chunk (st_cost_zero3_chunk), with latency parts */
@@ -314,6 +161,15 @@ static int rank_at(const lower_ctx *L, int stage) {
     return L->tp_i + p->tp * (L->cp_i + p->cp * (L->dp_i + p->dp * stage));
 }
 
+/* the operators chunk j runs in `phase`, named by in */
+static void name_ops(const lower_ctx *L, st_ins *in, int j, int phase) {
+    st__span s = L->span[j * ST__PHASES + phase];
+    in->op = s.op;
+    in->nops = s.n;
+}
+
+static st__span ops_of(const st_ins *in) { return (st__span){in->op, in->nops}; }
+
 /* the collectives of a compute instruction's operators, per group kind: times and latency parts */
 typedef struct comm_g {
     double s[ST_GRP_COUNT], lat[ST_GRP_COUNT];
@@ -321,7 +177,7 @@ typedef struct comm_g {
 
 static comm_g comm_of(const double *t, const double *t0) {
     comm_g c;
-    for (int k = 0; k < ST_GRP_COUNT; k++) c.s[k] = t[k], c.lat[k] = latency_of(t[k], t0[k]);
+    for (int k = 0; k < ST_GRP_COUNT; k++) c.s[k] = t[k], c.lat[k] = st__latency_of(t[k], t0[k]);
     return c;
 }
 
@@ -337,11 +193,11 @@ static comm_g comm_scaled(comm_g a, double f) {
 
 static const comm_g no_comm;
 
-/* A compute instruction and the collectives of its operators: one instruction per group kind
- * that talks (tp, then cp, then ep), each in this rank's group of that kind and on its links, on
- * the compute stream right after it (Megatron runs them inline). A kind without a group (size 1)
- * costs nothing. Returns the last of them; *ci (optional) the compute instruction. */
-static int compute_at(builder *b, const lower_ctx *L, st_ins *in, const comm_g *cm, int *ci) {
+/* The fused form: the compute instruction and the collectives of its operators, one instruction
+ * per group kind that talks (tp, then cp, then ep), each in this rank's group of that kind and on
+ * its links, on the compute stream right after it (Megatron runs them inline). A kind without a
+ * group (size 1) costs nothing. Returns the last of them; *ci (optional) the compute instruction. */
+static int fused_at(builder *b, const lower_ctx *L, st_ins *in, const comm_g *cm, int *ci) {
     static const char *const label[ST_GRP_COUNT] = {"tp collectives", "cp collectives", "ep all-to-all"};
     static const uint8_t coll[ST_GRP_COUNT] = {ST_COLL_ALLREDUCE, ST_COLL_ALLGATHER, ST_COLL_ALLTOALL};
     double free_bytes = in->free_bytes;
@@ -369,35 +225,138 @@ static int compute_at(builder *b, const lower_ctx *L, st_ins *in, const comm_g *
     return last;
 }
 
-static int compute(builder *b, const lower_ctx *L, st_ins *in, const comm_g *cm) {
-    return compute_at(b, L, in, cm, NULL);
+/* a per-operator collective's label: its group kind and collective */
+static const char *coll_label(uint8_t group, uint8_t coll) {
+    static const char *const label[ST_GRP_COUNT][ST_COLL_COUNT] = {
+        [ST_GRP_TP] = {[ST_COLL_ALLREDUCE] = "tp all-reduce", [ST_COLL_ALLGATHER] = "tp all-gather",
+                       [ST_COLL_REDUCESCATTER] = "tp reduce-scatter"},
+        [ST_GRP_CP] = {[ST_COLL_ALLGATHER] = "cp all-gather", [ST_COLL_REDUCESCATTER] = "cp reduce-scatter"},
+        [ST_GRP_EP] = {[ST_COLL_ALLTOALL] = "ep all-to-all"},
+    };
+    return label[group][coll] ? label[group][coll] : st_coll_name((st_coll)coll);
 }
 
-/* a pipeline message's send or receive: the 1/tp slice (st_chunk_cost.p2p_send_s) */
+/* the next instruction of a per-operator sequence for template `in`: the first takes in's deps and
+ * allocation, the rest follow it on the stream */
+static int ops_next(builder *b, const st_ins *in, st_ins *x, int *count) {
+    x->dep[0] = *count == 0 ? in->dep[0] : -1;
+    x->dep[1] = *count == 0 ? in->dep[1] : -1;
+    x->alloc_bytes = *count == 0 ? in->alloc_bytes : 0;
+    x->free_bytes = 0;
+    (*count)++;
+    return emit(b, x);
+}
+
+/* The per-operator form of `in` (its operators, its labels, deps and memory): the operators' own
+ * times (plus extra_s on the first compute: NCCL's SMs beside overlapped traffic), each
+ * collective of theirs (lower_ops.c: after its operator in a forward, before it in a backward) an
+ * instruction in this rank's group of its kind, the compute between two collectives one
+ * instruction; in's free goes with the last. A collective of a group of one adds its time to the
+ * compute, as in the fused form. Returns the last; *ci (optional) the last compute instruction. */
+static int ops_at(builder *b, const lower_ctx *L, const st_ins *in, double extra_s, int *ci) {
+    st_ins run = *in;
+    int count = 0, last = -1, c = -1;
+    run.nops = 0;
+    run.dur_s = extra_s;
+    for (int32_t e = in->op; e < in->op + in->nops; e++) {
+        const st__opcoll *x = &L->oc[e];
+        int talks = x->coll != ST_COLL_NONE && x->s > 0, grp = talks ? L->grp[x->group] : -1;
+        st_ins coll = blank(ST_INS_COLL, ST_STREAM_COMPUTE, in->chunk, in->mb, coll_label(x->group, x->coll));
+        coll.coll = x->coll;
+        coll.group = grp;
+        coll.route = grp >= 0 ? L->r_grp[x->group] : -1;
+        coll.dur_s = x->s;
+        coll.latency_s = x->latency_s;
+        coll.bytes = x->bytes;
+        coll.coll_op = e;
+        if (talks && grp < 0) run.dur_s += x->s; /* not reached */
+        if (grp >= 0 && x->before) {
+            if (run.nops > 0) { /* (a leading one keeps extra_s for the compute after it) */
+                last = c = ops_next(b, in, &run, &count);
+                run.nops = 0;
+                run.dur_s = 0;
+            }
+            last = ops_next(b, in, &coll, &count);
+        }
+        if (run.nops++ == 0) run.op = e;
+        run.dur_s += L->ops[e].dur_s;
+        if (grp >= 0 && !x->before) {
+            last = c = ops_next(b, in, &run, &count);
+            run.nops = 0;
+            run.dur_s = 0;
+            last = ops_next(b, in, &coll, &count);
+        }
+    }
+    if (run.nops > 0 || count == 0) last = c = ops_next(b, in, &run, &count);
+    if (last >= 0) b->pg->ins[last].free_bytes = in->free_bytes;
+    if (ci) *ci = c;
+    return last;
+}
+
+/* A compute instruction `in` (naming its operators) and its collectives, in the lowering's form:
+ * fused, `in` as given with cm after it; per operator, its operators' times plus extra_s, what
+ * in->dur_s adds to the fused share of its operators' time (0, or NCCL's SMs beside overlapped
+ * traffic). Returns the last; *ci (optional) the last compute instruction. */
+static int compute_at(builder *b, const lower_ctx *L, st_ins *in, const comm_g *cm, double extra_s, int *ci) {
+    return L->per_op ? ops_at(b, L, in, extra_s, ci) : fused_at(b, L, in, cm, ci);
+}
+
+static int compute(builder *b, const lower_ctx *L, st_ins *in, const comm_g *cm) {
+    return compute_at(b, L, in, cm, 0, NULL);
+}
+
+/* a pipeline message's send or receive: Megatron-Core's whole message from every tp rank, used as
+ * it comes (st_cost_p2p_bytes, st_chunk_cost.p2p_s) */
 static void p2p_fill(const lower_ctx *L, st_ins *in, int j, int route) {
-    in->dur_s = L->cc[j].p2p_send_s;
-    in->latency_s = latency_of(L->cc[j].p2p_send_s, L->cc0[j].p2p_send_s);
+    in->dur_s = L->cc[j].p2p_s;
+    in->latency_s = st__latency_of(L->cc[j].p2p_s, L->cc0[j].p2p_s);
     in->bytes = L->p2p_bytes;
     in->coll = ST_COLL_SENDRECV;
     in->route = route;
 }
 
-/* A blocking receive on the compute stream and, with tp > 1, the receivers' all-gather of the
- * slices in their tp group (Megatron's scatter-gather, SC'21 Sec. 4.1) on the tp links. Returns
- * the last. */
-static int receive(builder *b, const lower_ctx *L, st_ins *r) {
-    const st_chunk_cost *c = &L->cc[r->chunk], *c0 = &L->cc0[r->chunk];
-    int ri = emit(b, r);
-    if (c->p2p_gather_s <= 0 || L->grp[ST_GRP_TP] < 0) return ri;
-    st_ins g = blank(ST_INS_COLL, ST_STREAM_COMPUTE, r->chunk, r->mb, "recv all-gather");
-    g.coll = ST_COLL_ALLGATHER;
-    g.group = L->grp[ST_GRP_TP];
-    g.route = L->r_grp[ST_GRP_TP];
-    g.dur_s = c->p2p_gather_s;
-    g.latency_s = latency_of(c->p2p_gather_s, c0->p2p_gather_s);
-    g.bytes = L->p2p_bytes * L->p->tp;
-    g.dep[0] = ri;
-    return emit(b, &g);
+/* ZeRO-3: one collective of a layer's weights or gradients (time s, latency part lat, bytes) in
+ * group g on route rt, after dep, for `in`'s chunk and micro-batch */
+static int z_coll(builder *b, const st_ins *in, int stream, st_coll coll, const char *label, double s, double lat,
+                  double bytes, int g, int rt, int dep) {
+    st_ins c = blank(ST_INS_COLL, stream, in->chunk, in->mb, label);
+    c.coll = (uint8_t)coll;
+    c.group = g;
+    c.route = rt;
+    c.dur_s = s;
+    c.latency_s = lat;
+    c.bytes = bytes;
+    c.dep[0] = dep;
+    return emit(b, &c);
+}
+
+/* ZeRO-3: a layer's weights all-gathered on the gather stream (dense parts in the dp group, then
+ * the experts' in the expert-data-parallel group), after `prior`, and with offload=params first
+ * copied from the host on the copy stream. Returns the last gather. */
+static int z_gather(builder *b, const lower_ctx *L, const st_ins *in, const zchunk *z, int prior) {
+    if (z->copy_s > 0) { /* offload=params: the shard comes from the host first */
+        st_ins cp = blank(ST_INS_COMPUTE, ST_STREAM_COPY, in->chunk, in->mb, "weights to device (layer)");
+        cp.dur_s = z->copy_s;
+        cp.bytes = z->copy_bytes;
+        cp.dep[0] = prior;
+        prior = emit(b, &cp);
+    }
+    int gi = z_coll(b, in, ST_STREAM_GATHER, ST_COLL_ALLGATHER, "zero-3 gather", z->gather_s, z->gather_lat,
+                    z->gather_bytes, L->dp_group, L->r_dp, prior);
+    if (z->egather_s > 0 && L->edp_group >= 0) /* the experts' shards, after it on the stream */
+        gi = z_coll(b, in, ST_STREAM_GATHER, ST_COLL_ALLGATHER, "zero-3 expert gather", z->egather_s, z->egather_lat,
+                    z->egather_bytes, L->edp_group, L->r_edp, prior);
+    return gi;
+}
+
+/* ZeRO-3: a layer's gradients reduce-scattered on the dp stream after `after` (dense, then
+ * experts'); b->last_dp is the last. */
+static void z_scatter(builder *b, const lower_ctx *L, const st_ins *in, const zchunk *z, int after) {
+    b->last_dp = z_coll(b, in, ST_STREAM_DP, ST_COLL_REDUCESCATTER, "zero-3 reduce-scatter", z->scatter_s,
+                        z->scatter_lat, z->scatter_bytes, L->dp_group, L->r_dp, after);
+    if (z->escatter_s > 0 && L->edp_group >= 0)
+        b->last_dp = z_coll(b, in, ST_STREAM_DP, ST_COLL_REDUCESCATTER, "zero-3 expert reduce-scatter",
+                            z->escatter_s, z->escatter_lat, z->escatter_bytes, L->edp_group, L->r_edp, after);
 }
 
 /* ZeRO-3: `in` (a forward, recompute or backward of a whole chunk) runs layer by layer, each layer
@@ -408,54 +367,36 @@ static int receive(builder *b, const lower_ctx *L, st_ins *r) {
  * lands in memory the held weights already count). With `scatter`, each layer's gradients are
  * reduce-scattered on the dp stream after its backward. `re` (optional) is a recompute that runs
  * layer by layer in step with it: layer i's recompute, then its backward, on one gather (and one
- * copy). Each layer's share of the chunk's tp collectives follows it, as Megatron issues them
- * inside each layer (one lump at the end of the chunk would hold the next gather back, which waits
- * for the layer two back to finish, collectives included). Compute beside a gather or scatter is
- * charged for NCCL's SMs, as in the estimate (a copy takes none: copy engines). Returns the last
- * instruction. */
+ * copy). Each piece names its layer's operators (the embedding and the output layer count as
+ * layers, as st_cost_zero3_chunk counts them). Fused, each piece takes an equal share of the
+ * chunk's time and its collectives follow it, as Megatron issues them inside each layer (one lump
+ * at the end of the chunk would hold the next gather back, which waits for the layer two back to
+ * finish, collectives included); per operator, each layer its own. Compute beside a gather or
+ * scatter is charged for NCCL's SMs, as in the estimate (a copy takes none: copy engines).
+ * Returns the last instruction. */
 static int z_layers_re(builder *b, const lower_ctx *L, st_ins *in, st_ins *re, const comm_g *cm, int gather,
                        int scatter) {
     const zchunk *z = &L->z[in->chunk];
     int n = z->layers, last = -1;
     comm_g share = comm_scaled(*cm, 1.0 / n);
     double tax = st_cost_overlap_tax(L->c, (gather ? z->gather_s : 0) + (scatter ? z->scatter_s : 0));
+    st__span all = ops_of(in), part = {all.op, 0};
     for (int i = 0; i < n; i++) {
+        part = st__span_part(L->ops, all, part.op + part.n); /* the layer's operators, in the order `in` runs them */
         int gi = -1;
-        if (gather) {
-            int prior = b->zp[0]; /* two layers back: its weights' buffer is free */
-            if (z->copy_s > 0) { /* offload=params: the shard comes from the host first */
-                st_ins cp = blank(ST_INS_COMPUTE, ST_STREAM_COPY, in->chunk, in->mb, "weights to device (layer)");
-                cp.dur_s = z->copy_s;
-                cp.bytes = z->copy_bytes;
-                cp.dep[0] = prior;
-                prior = emit(b, &cp);
-            }
-            st_ins g = blank(ST_INS_COLL, ST_STREAM_GATHER, in->chunk, in->mb, "zero-3 gather");
-            g.coll = ST_COLL_ALLGATHER;
-            g.group = L->dp_group;
-            g.route = L->r_dp;
-            g.dur_s = z->gather_s;
-            g.latency_s = z->gather_lat;
-            g.bytes = z->gather_bytes;
-            g.dep[0] = prior;
-            gi = emit(b, &g);
-            if (z->egather_s > 0 && L->edp_group >= 0) { /* the experts' shards, after it on the stream */
-                g.label = "zero-3 expert gather";
-                g.group = L->edp_group;
-                g.route = L->r_edp;
-                g.dur_s = z->egather_s;
-                g.latency_s = z->egather_lat;
-                g.bytes = z->egather_bytes;
-                gi = emit(b, &g);
-            }
-        }
+        if (gather) gi = z_gather(b, L, in, z, b->zp[0]); /* after two layers back: its weights' buffer is free */
         if (re) {
+            st__span rs = {re->op, 0}; /* its layer's recompute */
+            if (part.n > 0) rs = st__span_layer(L->ops, ops_of(re), L->ops[part.op].layer);
             st_ins r = *re;
             r.dur_s = re->dur_s / n;
             r.alloc_bytes = i == 0 ? re->alloc_bytes : 0;
             r.dep[0] = i == 0 ? re->dep[0] : -1;
             r.dep[1] = gi;
-            gi = emit(b, &r); /* the backward follows it on the stream */
+            r.op = rs.op;
+            r.nops = rs.n;
+            /* the backward follows it on the stream; fused, its collectives come with the backward's */
+            gi = L->per_op ? ops_at(b, L, &r, 0, NULL) : emit(b, &r);
         }
         st_ins piece = *in;
         piece.dur_s = in->dur_s / n + tax;
@@ -463,27 +404,10 @@ static int z_layers_re(builder *b, const lower_ctx *L, st_ins *in, st_ins *re, c
         piece.free_bytes = i == n - 1 ? in->free_bytes : 0;
         piece.dep[0] = i == 0 ? in->dep[0] : -1;
         piece.dep[1] = gi;
-        last = compute(b, L, &piece, &share);
-        if (scatter) {
-            st_ins r = blank(ST_INS_COLL, ST_STREAM_DP, in->chunk, in->mb, "zero-3 reduce-scatter");
-            r.coll = ST_COLL_REDUCESCATTER;
-            r.group = L->dp_group;
-            r.route = L->r_dp;
-            r.dur_s = z->scatter_s;
-            r.latency_s = z->scatter_lat;
-            r.bytes = z->scatter_bytes;
-            r.dep[0] = last;
-            b->last_dp = emit(b, &r);
-            if (z->escatter_s > 0 && L->edp_group >= 0) {
-                r.label = "zero-3 expert reduce-scatter";
-                r.group = L->edp_group;
-                r.route = L->r_edp;
-                r.dur_s = z->escatter_s;
-                r.latency_s = z->escatter_lat;
-                r.bytes = z->escatter_bytes;
-                b->last_dp = emit(b, &r);
-            }
-        }
+        piece.op = part.op;
+        piece.nops = part.n;
+        last = compute_at(b, L, &piece, &share, tax, NULL);
+        if (scatter) z_scatter(b, L, in, z, last);
         if (gather) {
             b->zp[0] = b->zp[1];
             b->zp[1] = last;
@@ -504,13 +428,14 @@ static void forward(builder *b, const lower_ctx *L, int j, int mb) {
         r.peer = rank_at(L, (j - 1) % pp);
         r.tag = tag_of(j, mb, L->m, 0);
         p2p_fill(L, &r, j, L->r_fwd[r.peer]);
-        recv = receive(b, L, &r);
+        recv = emit(b, &r);
     }
     st_ins f = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, "fwd");
     f.phase = ST_PHASE_FWD;
     f.dur_s = c->fwd_s;
     f.alloc_bytes = c->act_bytes;
     f.dep[0] = recv;
+    name_ops(L, &f, j, ST_PHASE_FWD);
     comm_g cm = comm_of(c->comm_fwd_g, L->cc0[j].comm_fwd_g);
     int fi = L->z ? z_layers(b, L, &f, &cm, 0) : compute(b, L, &f, &cm);
     if (j < L->chunks - 1) {
@@ -524,8 +449,9 @@ static void forward(builder *b, const lower_ctx *L, int j, int mb) {
 }
 
 /* An instruction that produces weight gradients. In the last micro-batch with overlapped
- * data-parallel reduction, it runs in pieces and each piece hands its share of the chunk's
- * buckets to the dp stream, which reduces them while the rest of the backward computes. */
+ * data-parallel reduction, it runs in pieces, each a share of its operators, and each piece hands
+ * its share of the chunk's buckets to the dp stream, which reduces them while the rest of the
+ * backward computes. */
 static int grads(builder *b, const lower_ctx *L, st_ins *in, const st_chunk_cost *c, const comm_g *cm) {
     if (!L->dp_overlap || in->mb != L->m - 1 || L->stage_params <= 0) return compute(b, L, in, cm);
     double share = c->params / L->stage_params;
@@ -533,16 +459,30 @@ static int grads(builder *b, const lower_ctx *L, st_ins *in, const st_chunk_cost
     if (k < 1) k = 1;
     if (k > 8) k = 8; /* enough pieces to show the overlap */
     double whole = in->dur_s, free_bytes = in->free_bytes, bucket_s = L->dp_reduce_s * share / k;
+    st__span all = ops_of(in);
+    double ops_s = 0, done_s = 0; /* the operators' time, and of those in the pieces so far */
+    for (int32_t e = all.op; e < all.op + all.n; e++) ops_s += L->ops[e].dur_s;
+    int32_t next = all.op;
     int last = -1;
     for (int i = 0; i < k; i++) {
         st_ins piece = *in;
         /* from the second piece on, a bucket reduces beside it and holds NCCL's SMs */
-        piece.dur_s = whole / k + (i > 0 ? st_cost_overlap_tax(L->c, bucket_s) : 0);
+        double tax = i > 0 ? st_cost_overlap_tax(L->c, bucket_s) : 0;
+        piece.dur_s = whole / k + tax;
         piece.free_bytes = i == k - 1 ? free_bytes : 0;
+        /* its operators: up to where they reach (i + 1) / k of the time (the last: the rest) */
+        piece.op = next;
+        while (next < all.op + all.n && (i == k - 1 || done_s + L->ops[next].dur_s <= ops_s * (i + 1) / k))
+            done_s += L->ops[next++].dur_s;
+        piece.nops = next - piece.op;
         if (i > 0) piece.dep[0] = piece.dep[1] = -1; /* the stream orders the pieces */
-        /* the bucket's gradients are ready when the piece's kernels end, not its collectives */
+        /* the bucket's gradients are ready when the piece's kernels end, not its collectives
+         * (fused, the chunk's collectives all follow the last piece) */
         int ci = -1;
-        last = i == k - 1 ? compute_at(b, L, &piece, cm, &ci) : (ci = emit(b, &piece));
+        if (!L->per_op && i < k - 1)
+            last = ci = emit(b, &piece);
+        else
+            last = compute_at(b, L, &piece, cm, tax, &ci);
         st_ins r = blank(ST_INS_COLL, ST_STREAM_DP, in->chunk, in->mb, "dp reduce bucket");
         r.coll = L->p->zero == 0 ? ST_COLL_ALLREDUCE : ST_COLL_REDUCESCATTER;
         r.group = L->dp_group;
@@ -565,6 +505,7 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
         w.phase = ST_PHASE_BWD_WEIGHT;
         w.dur_s = c->bwd_s / 2;
         w.free_bytes = c->act_bytes;
+        name_ops(L, &w, j, ST_PHASE_BWD_WEIGHT);
         /* ZeRO-3: weight gradients need no weights, and are scattered layer by layer */
         return L->z ? z_layers_re(b, L, &w, NULL, &no_comm, 0, 1) : grads(b, L, &w, c, &no_comm);
     }
@@ -573,7 +514,7 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
         r.peer = rank_at(L, (j + 1) % pp);
         r.tag = tag_of(j, mb, L->m, 1);
         p2p_fill(L, &r, j, L->r_bwd[r.peer]);
-        dep = receive(b, L, &r);
+        dep = emit(b, &r);
     }
     int rec = L->p->recompute != ST_REC_NONE && c->recompute_s > 0;
     st_ins rc = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, "recompute");
@@ -581,6 +522,7 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
     rc.dur_s = c->recompute_s;
     rc.alloc_bytes = c->working_bytes; /* freed when the backward ends */
     rc.dep[0] = dep;
+    if (rec) name_ops(L, &rc, j, ST_PHASE_RECOMPUTE);
     comm_g rcm = comm_of(c->comm_recompute_g, c0->comm_recompute_g);
     if (rec && !L->z) dep = compute(b, L, &rc, &rcm);
     st_ins g = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, split ? "bwd input" : "bwd");
@@ -588,6 +530,7 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
     g.dur_s = split ? c->bwd_s / 2 : c->bwd_s;
     g.free_bytes = (split ? 0 : c->act_bytes) + (rec ? c->working_bytes : 0);
     g.dep[0] = dep;
+    name_ops(L, &g, j, g.phase);
     comm_g cm = comm_of(c->comm_bwd_g, c0->comm_bwd_g);
     int gi;
     if (L->z) { /* layer by layer, the recompute in step; the chunk's collectives spread over the layers */
@@ -721,111 +664,72 @@ static int share_lane(st_program *pg, const st_program *first, const lane_names 
     return 0;
 }
 
-static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, st_error *err) {
-    memset(out, 0, sizeof *out);
-    int pp = p->pp, chunks = pp * p->vp, rc = 0;
-    int width = p->tp * p->cp * p->dp;     /* ranks per stage */
-    int lanes = full ? width : 1;          /* programs per stage */
-    int nranks = pp * lanes;
-    int gpus = width * pp;
-    /* groups, in this order: one dp group per (stage, tp rank); with tp > 1 one tp group per
-     * (stage, cp, dp rank); with cp > 1 one cp group per (stage, tp, dp rank); with ep > 1 one ep
-     * group per (stage, tp rank, ep consecutive ranks of the dp x cp group); with tied embeddings
-     * and a pipeline one embedding group per lane (tp, cp, dp rank): its first and last stage. A
-     * representative's groups list it alone (one per stage), the embedding group its two end
-     * stages. */
-    int dpcp = p->dp * p->cp, neg = dpcp / p->ep; /* ep groups per (stage, tp rank) */
-    int ndp = full ? pp * p->tp : pp;
-    int ngk[ST_GRP_COUNT] = {0}, gbase[ST_GRP_COUNT] = {0};
-    ngk[ST_GRP_TP] = p->tp > 1 ? (full ? pp * dpcp : pp) : 0;
-    ngk[ST_GRP_CP] = p->cp > 1 ? (full ? pp * p->tp * p->dp : pp) : 0;
-    ngk[ST_GRP_EP] = p->ep > 1 ? (full ? pp * p->tp * neg : pp) : 0;
-    int nemb = st_cost_embedding_allreduce(ctx, p, NULL) > 0 ? (full ? width : 1) : 0;
-    /* ZeRO-3 with experts and ep > 1: one expert-data-parallel group per (stage, tp rank, position
-     * in the ep group) */
-    int nedp = 0;
+
+/* ------------------------------------------------------------ the lowering, step by step */
+
+/* The groups of a lowering, in this order: one dp group per (stage, tp rank); with tp > 1 one tp
+ * group per (stage, cp, dp rank); with cp > 1 one cp group per (stage, tp, dp rank); with ep > 1
+ * one ep group per (stage, tp rank, ep consecutive ranks of the dp x cp group); with tied
+ * embeddings and a pipeline one embedding group per lane (tp, cp, dp rank): its first and last
+ * stage; with ZeRO-3, experts and ep > 1, one expert-data-parallel group per (stage, tp rank,
+ * position in the ep group). A representative's groups list it alone (one per stage), the
+ * embedding group its two end stages. */
+typedef struct group_layout {
+    int ndp;                                    /* dp groups, from 0 */
+    int ngk[ST_GRP_COUNT], gbase[ST_GRP_COUNT]; /* tp, cp and ep groups: how many, the first */
+    int nemb, embbase;                          /* the embedding's end-stage pairs */
+    int nedp, edpbase;                          /* expert-data-parallel groups */
+    int ngroups;
+    int dpcp, neg; /* dp x cp; ep groups per (stage, tp rank) */
+} group_layout;
+
+static void layout_groups(st_cost_ctx *ctx, const st_plan *p, int full, group_layout *G) {
+    int pp = p->pp, chunks = pp * p->vp, width = p->tp * p->cp * p->dp;
+    memset(G, 0, sizeof *G);
+    G->dpcp = p->dp * p->cp;
+    G->neg = G->dpcp / p->ep;
+    G->ndp = full ? pp * p->tp : pp;
+    G->ngk[ST_GRP_TP] = p->tp > 1 ? (full ? pp * G->dpcp : pp) : 0;
+    G->ngk[ST_GRP_CP] = p->cp > 1 ? (full ? pp * p->tp * p->dp : pp) : 0;
+    G->ngk[ST_GRP_EP] = p->ep > 1 ? (full ? pp * p->tp * G->neg : pp) : 0;
+    G->nemb = st_cost_embedding_allreduce(ctx, p, NULL) > 0 ? (full ? width : 1) : 0;
     if (p->zero == 3 && p->ep > 1) {
         st_chunk_cost c1;
-        for (int j = 0; j < chunks && !nedp; j++) {
+        for (int j = 0; j < chunks && !G->nedp; j++) {
             st_cost_chunk(ctx, p, j, &c1);
-            if (c1.expert_params > 0) nedp = full ? pp * p->tp * p->ep : pp;
+            if (c1.expert_params > 0) G->nedp = full ? pp * p->tp * p->ep : pp;
         }
     }
-    gbase[ST_GRP_TP] = ndp;
-    gbase[ST_GRP_CP] = gbase[ST_GRP_TP] + ngk[ST_GRP_TP];
-    gbase[ST_GRP_EP] = gbase[ST_GRP_CP] + ngk[ST_GRP_CP];
-    int embbase = gbase[ST_GRP_EP] + ngk[ST_GRP_EP], edpbase = embbase + nemb, ngroups = edpbase + nedp;
-    st_chunk_cost *cc = calloc((size_t)chunks, sizeof *cc), *cc0 = calloc((size_t)chunks, sizeof *cc0);
-    int *r_fwd = malloc(sizeof(int) * (size_t)nranks), *r_bwd = malloc(sizeof(int) * (size_t)nranks);
-    int *r_g = malloc(sizeof(int) * (size_t)ngroups); /* each group's route */
-    int *scratch = malloc(sizeof(int) * 2 * (size_t)width);
-    zchunk *z = p->zero == 3 ? calloc((size_t)chunks, sizeof *z) : NULL;
-    st_cluster c0;
-    st_cost_ctx *ctx0 = st_cost_ctx_without_latency(ctx, &c0);
-    const st_cluster *c = st_cost_cluster(ctx);
-    netb B = {.out = out, .gpus = gpus};
-    st_estimate est;
-    out->nranks = nranks;
-    out->ngroups = ngroups;
-    out->microbatches = st_plan_microbatches(p);
-    out->progs = calloc((size_t)nranks, sizeof *out->progs);
-    out->groups = calloc((size_t)out->ngroups, sizeof *out->groups);
-    out->blocks = calloc((size_t)pp, sizeof *out->blocks);
-    if (!cc || !cc0 || !r_fwd || !r_bwd || !r_g || !scratch || !ctx0 || !out->progs || !out->groups || !out->blocks ||
-        (p->zero == 3 && !z))
-        goto nomem;
-    for (int j = 0; j < chunks; j++) {
-        st_cost_chunk(ctx, p, j, &cc[j]);
-        st_cost_chunk(ctx0, p, j, &cc0[j]);
-        if (z) {
-            double n, g0, s0, e;
-            st_cost_zero3_chunk(ctx, p, j, &n, &z[j].gather_s, &z[j].scatter_s, &e);
-            st_cost_zero3_chunk(ctx0, p, j, &n, &g0, &s0, &e);
-            z[j].layers = (int)n;
-            z[j].gather_lat = latency_of(z[j].gather_s, g0);
-            z[j].scatter_lat = latency_of(z[j].scatter_s, s0);
-            double dense = cc[j].params - (p->ep > 1 ? cc[j].expert_params : 0); /* st_cost_zero3_chunk's */
-            z[j].gather_bytes = dense / n * st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
-            z[j].scatter_bytes = dense / n * p->grad_bytes;
-            if (p->ep > 1) { /* ep = 1: the expert-data-parallel group is the dp group, priced as dense */
-                double eg0, es0;
-                st_cost_zero3_chunk_experts(ctx, p, j, &z[j].egather_s, &z[j].escatter_s);
-                st_cost_zero3_chunk_experts(ctx0, p, j, &eg0, &es0);
-                z[j].egather_lat = latency_of(z[j].egather_s, eg0);
-                z[j].escatter_lat = latency_of(z[j].escatter_s, es0);
-                z[j].egather_bytes = cc[j].expert_params / n * st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
-                z[j].escatter_bytes = cc[j].expert_params / n * p->grad_bytes;
-            }
-            z[j].copy_s = st_cost_offload_chunk(ctx, p, j, &z[j].copy_bytes);
-        }
-    }
-    if ((rc = st_cost_estimate(ctx, p, &est))) {
-        st_error_set(err, rc, NULL, "plan", "the plan cannot be priced");
-        goto out;
-    }
-    lane_names names0, names;
-    double emb_bytes, emb_s = st_cost_embedding_allreduce(ctx, p, &emb_bytes);
-    double emb_lat = latency_of(emb_s, st_cost_embedding_allreduce(ctx0, p, NULL));
-    lower_ctx L = {.p = p, .chunks = chunks, .m = out->microbatches, .cc = cc, .cc0 = cc0, .full = full, .c = c,
-                   .r_fwd = r_fwd, .r_bwd = r_bwd, .p2p_bytes = st_cost_p2p_bytes(ctx, p), .grad_bytes = p->grad_bytes,
-                   .z = z};
-    /* group members, in rank order */
+    G->gbase[ST_GRP_TP] = G->ndp;
+    G->gbase[ST_GRP_CP] = G->gbase[ST_GRP_TP] + G->ngk[ST_GRP_TP];
+    G->gbase[ST_GRP_EP] = G->gbase[ST_GRP_CP] + G->ngk[ST_GRP_CP];
+    G->embbase = G->gbase[ST_GRP_EP] + G->ngk[ST_GRP_EP];
+    G->edpbase = G->embbase + G->nemb;
+    G->ngroups = G->edpbase + G->nedp;
+}
+
+static int group_alloc(st_group_def *g, st_group_kind kind, int n) {
+    g->kind = kind;
+    g->n = n;
+    g->ranks = malloc(sizeof(int) * (size_t)n);
+    return g->ranks ? 0 : ST_ENOMEM;
+}
+
+/* each group's members, in rank order (Megatron's tp-cp-dp-pp) */
+static int fill_groups(st_lowered *out, const st_plan *p, int full, const group_layout *G) {
+    int pp = p->pp, width = p->tp * p->cp * p->dp, dpcp = G->dpcp, neg = G->neg;
     for (int d = 0; d < pp; d++)
         for (int t = 0; t < (full ? p->tp : 1); t++) {
             st_group_def *g = &out->groups[d * (full ? p->tp : 1) + t];
-            g->kind = ST_GRP_DP;
-            g->n = full ? p->cp * p->dp : 1;
-            if (!(g->ranks = malloc(sizeof(int) * (size_t)g->n))) goto nomem;
-            for (int k = 0; k < g->n; k++) g->ranks[k] = full ? t + p->tp * (k + p->cp * p->dp * d) : d;
+            if (group_alloc(g, ST_GRP_DP, full ? dpcp : 1)) return ST_ENOMEM;
+            for (int k = 0; k < g->n; k++) g->ranks[k] = full ? t + p->tp * (k + dpcp * d) : d;
         }
     for (int kind = ST_GRP_TP; kind <= ST_GRP_EP; kind++)
-        for (int k = 0; k < ngk[kind]; k++) {
+        for (int k = 0; k < G->ngk[kind]; k++) {
             static const int size_of_kind[] = {[ST_GRP_TP] = 0, [ST_GRP_CP] = 1, [ST_GRP_EP] = 2};
             int sizes[3] = {p->tp, p->cp, p->ep};
-            st_group_def *g = &out->groups[gbase[kind] + k];
-            g->kind = (st_group_kind)kind;
-            g->n = full ? sizes[size_of_kind[kind]] : 1;
-            if (!(g->ranks = malloc(sizeof(int) * (size_t)g->n))) goto nomem;
+            st_group_def *g = &out->groups[G->gbase[kind] + k];
+            if (group_alloc(g, (st_group_kind)kind, full ? sizes[size_of_kind[kind]] : 1)) return ST_ENOMEM;
             for (int i = 0; i < g->n; i++) {
                 if (!full) { /* one per stage */
                     g->ranks[i] = k;
@@ -840,211 +744,333 @@ static int lower(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *out, 
                 }
             }
         }
-    for (int k = 0; k < nedp; k++) { /* full: k = t + tp * (position in the ep group + ep * stage) */
-        st_group_def *g = &out->groups[edpbase + k];
-        g->kind = ST_GRP_DP;
-        g->n = full ? neg : 1;
-        if (!(g->ranks = malloc(sizeof(int) * (size_t)g->n))) goto nomem;
+    for (int k = 0; k < G->nedp; k++) { /* full: k = t + tp * (position in the ep group + ep * stage) */
+        st_group_def *g = &out->groups[G->edpbase + k];
+        if (group_alloc(g, ST_GRP_DP, full ? neg : 1)) return ST_ENOMEM;
         int t = k % p->tp, j = (k / p->tp) % p->ep, d = k / (p->tp * p->ep);
         for (int e = 0; e < g->n; e++) g->ranks[e] = full ? t + p->tp * (e * p->ep + j + dpcp * d) : k;
     }
-    for (int k = 0; k < nemb; k++) { /* full: k = lane; else the two end stages' representatives */
-        st_group_def *g = &out->groups[embbase + k];
-        g->kind = ST_GRP_PP;
-        g->n = 2;
-        if (!(g->ranks = malloc(sizeof(int) * 2))) goto nomem;
+    for (int k = 0; k < G->nemb; k++) { /* full: k = lane; else the two end stages' representatives */
+        st_group_def *g = &out->groups[G->embbase + k];
+        if (group_alloc(g, ST_GRP_PP, 2)) return ST_ENOMEM;
         g->ranks[0] = full ? k : 0;
         g->ranks[1] = full ? k + width * (pp - 1) : pp - 1;
     }
+    return 0;
+}
 
-    /* the network: links made as routes cross them */
-    st_cost_net(c, &B.net);
-    B.G = (int)B.net.gpus_per_node;
-    B.ports = (int)B.net.nic_ports;
-    B.nodes = (gpus + B.G - 1) / B.G;
-    B.id = malloc(sizeof *B.id * (size_t)(2 * gpus + 2 * B.nodes * B.ports + 2 * B.nodes));
-    B.prog_of_gpu = malloc(sizeof *B.prog_of_gpu * (size_t)gpus);
-    if (!B.id || !B.prog_of_gpu) goto nomem;
-    for (int i = 0; i < 2 * gpus + 2 * B.nodes * B.ports + 2 * B.nodes; i++) B.id[i] = -1;
-    for (int g = 0; g < gpus; g++) B.prog_of_gpu[g] = full ? g : g % width == 0 ? g / width : -1;
-    {
-        st_group gd, gp;
-        st_cost_group(c, p, ST_GRP_DP, &gd);
-        st_cost_group(c, p, ST_GRP_PP, &gp);
-        int *a = scratch, *z = scratch + width;
-        /* a program's replicas (or itself): ranks gpu .. gpu + replicas - 1 */
-        for (int r = 0; r < nranks; r++) {
-            int d = r / lanes, n = full ? 1 : width;
-            r_fwd[r] = r_bwd[r] = -1;
-            if (pp == 1) continue;
-            for (int dir = 0; dir < 2; dir++) {
-                int e = dir == 0 ? (d + 1) % pp : (d + pp - 1) % pp; /* forward to the next stage, back to the previous */
-                for (int i = 0; i < n; i++) {
-                    a[i] = (full ? r : d * width) + i;
-                    z[i] = a[i] + (e - d) * width; /* the same lane of stage e */
-                }
-                int id = route_p2p(&B, a, z, n, gp.nodes > 1);
-                if (dir == 0)
-                    r_fwd[r] = id;
-                else
-                    r_bwd[r] = id;
-            }
+/* each chunk's costs (cc; cc0 without latencies) and, with ZeRO-3, its per-layer traffic */
+static void price_chunks(st_cost_ctx *ctx, st_cost_ctx *ctx0, const st_plan *p, st_chunk_cost *cc,
+                         st_chunk_cost *cc0, zchunk *z) {
+    double wbytes = st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
+    for (int j = 0; j < p->pp * p->vp; j++) {
+        st_cost_chunk(ctx, p, j, &cc[j]);
+        st_cost_chunk(ctx0, p, j, &cc0[j]);
+        if (!z) continue;
+        double n, g0, s0, e;
+        st_cost_zero3_chunk(ctx, p, j, &n, &z[j].gather_s, &z[j].scatter_s, &e);
+        st_cost_zero3_chunk(ctx0, p, j, &n, &g0, &s0, &e);
+        z[j].layers = (int)n;
+        z[j].gather_lat = st__latency_of(z[j].gather_s, g0);
+        z[j].scatter_lat = st__latency_of(z[j].scatter_s, s0);
+        double dense = cc[j].params - (p->ep > 1 ? cc[j].expert_params : 0); /* st_cost_zero3_chunk's */
+        z[j].gather_bytes = dense / n * wbytes;
+        z[j].scatter_bytes = dense / n * p->grad_bytes;
+        if (p->ep > 1) { /* ep = 1: the expert-data-parallel group is the dp group, priced as dense */
+            double eg0, es0;
+            st_cost_zero3_chunk_experts(ctx, p, j, &z[j].egather_s, &z[j].escatter_s);
+            st_cost_zero3_chunk_experts(ctx0, p, j, &eg0, &es0);
+            z[j].egather_lat = st__latency_of(z[j].egather_s, eg0);
+            z[j].escatter_lat = st__latency_of(z[j].escatter_s, es0);
+            z[j].egather_bytes = cc[j].expert_params / n * wbytes;
+            z[j].escatter_bytes = cc[j].expert_params / n * p->grad_bytes;
         }
-        /* a group's links: its members' (full: a rank is its GPU), or every rank a representative
-         * stands for; inside the NVLink domain or across the NICs as cost/ prices the kind (the
-         * embedding's pair across nodes) */
-        for (int k = 0; k < ngroups; k++) {
-            const st_group_def *gd_k = &out->groups[k];
-            int n = 0, nic;
-            if (k >= embbase && k < edpbase) {
-                nic = 1;
-                for (int i = 0; i < 2; i++)
-                    for (int l = 0; l < (full ? 1 : width); l++) a[n++] = full ? gd_k->ranks[i] : gd_k->ranks[i] * width + l;
-            } else {
-                st_group gk;
-                if (k >= edpbase)
-                    st_cost_group_edp(c, p, &gk);
-                else
-                    st_cost_group(c, p, gd_k->kind, &gk);
-                nic = k < ndp ? gd.nodes > 1 : gk.nodes > 1;
-                if (full)
-                    for (int i = 0; i < gd_k->n; i++) a[n++] = gd_k->ranks[i];
-                else
-                    for (int i = 0; i < width; i++) a[n++] = gd_k->ranks[0] * width + i;
-            }
-            r_g[k] = route_coll(&B, a, n, nic);
-        }
-        if (B.failed) goto nomem;
+        z[j].copy_s = st_cost_offload_chunk(ctx, p, j, &z[j].copy_bytes);
     }
+}
 
+/* Every route: each program's sends forward and backward (r_fwd, r_bwd: its replicas', or its own,
+ * to the same lanes of the next and previous stage) and each group's (r_g), on the links that
+ * cost/ prices them on. 0 or ST_ENOMEM. */
+static int make_routes(st__lnet *B, const st_lowered *out, const st_cluster *c, const st_plan *p, int full,
+                       const group_layout *G, int *r_fwd, int *r_bwd, int *r_g) {
+    int pp = p->pp, width = p->tp * p->cp * p->dp, lanes = full ? width : 1;
+    int *a = malloc(sizeof(int) * 2 * (size_t)width), *z = a + width;
+    if (!a) return ST_ENOMEM;
+    st_group gd, gp;
+    st_cost_group(c, p, ST_GRP_DP, &gd);
+    st_cost_group(c, p, ST_GRP_PP, &gp);
+    /* a program's replicas (or itself): ranks gpu .. gpu + replicas - 1 */
+    for (int r = 0; r < out->nranks; r++) {
+        int d = r / lanes, n = full ? 1 : width;
+        r_fwd[r] = r_bwd[r] = -1;
+        if (pp == 1) continue;
+        for (int dir = 0; dir < 2; dir++) {
+            int e = dir == 0 ? (d + 1) % pp : (d + pp - 1) % pp; /* forward to the next stage, back to the previous */
+            for (int i = 0; i < n; i++) {
+                a[i] = (full ? r : d * width) + i;
+                z[i] = a[i] + (e - d) * width; /* the same lane of stage e */
+            }
+            int id = st__lnet_p2p(B, a, z, n, gp.nodes > 1);
+            if (dir == 0)
+                r_fwd[r] = id;
+            else
+                r_bwd[r] = id;
+        }
+    }
+    /* a group's links: its members' (full: a rank is its GPU), or every rank a representative
+     * stands for; inside the NVLink domain or across the NICs as cost/ prices the kind (the
+     * embedding's pair across nodes) */
+    for (int k = 0; k < G->ngroups; k++) {
+        const st_group_def *gd_k = &out->groups[k];
+        int n = 0, nic;
+        if (k >= G->embbase && k < G->edpbase) {
+            nic = 1;
+            for (int i = 0; i < 2; i++)
+                for (int l = 0; l < (full ? 1 : width); l++)
+                    a[n++] = full ? gd_k->ranks[i] : gd_k->ranks[i] * width + l;
+        } else {
+            st_group gk;
+            if (k >= G->edpbase)
+                st_cost_group_edp(c, p, &gk);
+            else
+                st_cost_group(c, p, gd_k->kind, &gk);
+            nic = k < G->ndp ? gd.nodes > 1 : gk.nodes > 1;
+            if (full)
+                for (int i = 0; i < gd_k->n; i++) a[n++] = gd_k->ranks[i];
+            else
+                for (int i = 0; i < width; i++) a[n++] = gd_k->ranks[0] * width + i;
+        }
+        r_g[k] = st__lnet_coll(B, a, n, nic);
+    }
+    free(a);
+    return B->failed ? ST_ENOMEM : 0;
+}
+
+/* Program r's coordinates, groups and routes into L; returns its embedding group (-1: none). */
+static int rank_names(lower_ctx *L, const group_layout *G, const int *r_g, int r) {
+    const st_plan *p = L->p;
+    int full = L->full, lanes = full ? p->tp * p->cp * p->dp : 1, d = r / lanes, lane = r % lanes;
+    L->tp_i = full ? lane % p->tp : 0;
+    L->cp_i = full ? (lane / p->tp) % p->cp : 0;
+    L->dp_i = full ? lane / (p->tp * p->cp) : 0;
+    int t = L->tp_i, q = L->dp_i, kk = L->cp_i + p->cp * L->dp_i; /* kk: position in the dp x cp group */
+    int idx[ST_GRP_COUNT] = {0};
+    idx[ST_GRP_TP] = full ? lane / p->tp + G->dpcp * d : d;
+    idx[ST_GRP_CP] = full ? t + p->tp * (q + p->dp * d) : d;
+    idx[ST_GRP_EP] = full ? t + p->tp * (kk / p->ep + G->neg * d) : d;
+    for (int kind = 0; kind < ST_GRP_COUNT; kind++) {
+        L->grp[kind] = kind <= ST_GRP_EP && G->ngk[kind] ? G->gbase[kind] + idx[kind] : -1;
+        L->r_grp[kind] = L->grp[kind] >= 0 ? r_g[L->grp[kind]] : -1;
+    }
+    L->edp_group = G->nedp ? G->edpbase + (full ? t + p->tp * (kk % p->ep + p->ep * d) : d) : -1;
+    L->r_edp = L->edp_group >= 0 ? r_g[L->edp_group] : -1;
+    L->dp_group = d * (full ? p->tp : 1) + t;
+    L->r_dp = r_g[L->dp_group];
+    return G->nemb && (d == 0 || d == p->pp - 1) ? G->embbase + (full ? lane : 0) : -1;
+}
+
+/* What ends an iteration (what the estimate prices after the pipeline) */
+typedef struct iteration_end {
+    const st_estimate *est;
+    double emb_s, emb_lat, emb_bytes; /* the tied embedding's all-reduce */
+    int emb_group, emb_route;         /* this program's (-1: none) */
+    double gather_s, gather_lat;      /* zero 1-2: the weight all-gather */
+} iteration_end;
+
+/* After the stage's last instruction `last`: the data-parallel reduction (unless it went out in
+ * buckets or layer by layer during the backward) and the tied embedding's all-reduce. Returns
+ * what the optimizer step waits for. */
+static int reduce_grads(builder *b, const lower_ctx *L, const iteration_end *E, int last) {
+    const st_plan *p = L->p;
+    int before_opt = last;
+    if (p->zero == 3) {
+        before_opt = b->last_dp; /* the layers' reduce-scatters went out during the backward */
+    } else if (!L->dp_overlap) {
+        st_ins dpi = blank(ST_INS_COLL, ST_STREAM_DP, -1, -1, "dp reduce");
+        dpi.coll = p->zero == 0 ? ST_COLL_ALLREDUCE : ST_COLL_REDUCESCATTER;
+        dpi.group = L->dp_group;
+        dpi.dep[0] = last;
+        dpi.dur_s = L->dp_reduce_s; /* after the whole backward (Megatron-LM's default) */
+        dpi.latency_s = L->dp_reduce_lat;
+        dpi.bytes = L->stage_params * L->grad_bytes;
+        dpi.route = L->r_dp;
+        before_opt = emit(b, &dpi);
+    } else if (b->last_dp >= 0) {
+        before_opt = b->last_dp; /* the buckets went out during the backward */
+    }
+    if (E->emb_group >= 0) {
+        /* the end stages sum the tied embedding's gradient after the data-parallel reduction
+         * (Megatron-LM's finalize_model_grads), in a group of their own on their own links */
+        st_ins e = blank(ST_INS_COLL, ST_STREAM_DP, -1, -1, "embedding all-reduce");
+        e.coll = ST_COLL_ALLREDUCE;
+        e.group = E->emb_group;
+        e.route = E->emb_route;
+        e.dur_s = E->emb_s;
+        e.latency_s = E->emb_lat;
+        e.bytes = E->emb_bytes;
+        e.dep[0] = last;
+        before_opt = emit(b, &e);
+    }
+    return before_opt;
+}
+
+/* The optimizer step after before_opt, with offload's copies around it, then (zero 1-2) the
+ * weight all-gather. */
+static void step_optimizer(builder *b, const lower_ctx *L, const iteration_end *E, int before_opt) {
+    const st_plan *p = L->p;
+    const st_estimate *est = E->est;
+    if (est->offload_grads_s > 0) {
+        /* offload: the gradients go to the host over PCIe on the copy stream, the CPU runs
+         * Adam (the GPU waits), the updated weights come back (ZeRO-Offload, Ren et al. 2021) */
+        st_ins cp = blank(ST_INS_COMPUTE, ST_STREAM_COPY, -1, -1, "grads to host");
+        cp.dur_s = est->offload_grads_s;
+        cp.dep[0] = before_opt;
+        before_opt = emit(b, &cp);
+    }
+    const char *opt_label = est->offload_grads_s > 0 ? "optimizer (CPU)" : "optimizer";
+    st_ins opt = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, -1, -1, opt_label);
+    opt.phase = ST_PHASE_OPTIMIZER;
+    opt.dur_s = est->breakdown.optimizer_s;
+    opt.dep[0] = before_opt;
+    int oi = emit(b, &opt);
+    if (est->offload_weights_s > 0) {
+        st_ins cp = blank(ST_INS_COMPUTE, ST_STREAM_COPY, -1, -1, "weights to device");
+        cp.dur_s = est->offload_weights_s;
+        cp.dep[0] = oi;
+        oi = emit(b, &cp);
+    }
+    if (p->zero >= 1 && p->zero <= 2 && E->gather_s > 0) {
+        /* the updated weights all-gathered; with --overlap-param-gather all but the last
+         * bucket hide behind the next iteration's forward */
+        st_ins g = blank(ST_INS_COLL, ST_STREAM_DP, -1, -1, "dp gather");
+        g.coll = ST_COLL_ALLGATHER;
+        g.group = L->dp_group;
+        g.route = L->r_dp;
+        g.bytes = L->stage_params * st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
+        if (L->dp_overlap) {
+            /* (what hides still took NCCL's SMs from that forward: a fixed part) */
+            double tax = st_cost_overlap_tax(L->c, E->gather_s - E->gather_s / L->dp_buckets);
+            g.dur_s = E->gather_s / L->dp_buckets + tax;
+            g.latency_s = E->gather_lat / L->dp_buckets + tax;
+            g.bytes /= L->dp_buckets;
+        } else {
+            g.dur_s = E->gather_s;
+            g.latency_s = E->gather_lat;
+        }
+        g.dep[0] = oi;
+        emit(b, &g);
+    }
+}
+
+/* Program pg (stage d, its names in L): the stage's schedule, then the end of the iteration.
+ * 0 or ST_ENOMEM. */
+static int lower_program(st_cost_ctx *ctx, st_cost_ctx *ctx0, lower_ctx *L, iteration_end *E, st_program *pg, int d) {
+    const st_plan *p = L->p;
+    builder b = {.pg = pg, .last_dp = -1, .zp = {-1, -1}};
+    L->dp_overlap = 0;
+    L->stage_params = 0;
+    for (int j = d; j < L->chunks; j += p->pp) L->stage_params += L->cc[j].params;
+    E->gather_s = E->gather_lat = 0;
+    if (p->zero <= 2) {
+        double red0, gat0, nb0;
+        st_cost_dp_stage(ctx, p, d, &L->dp_reduce_s, &E->gather_s, &L->dp_buckets);
+        st_cost_dp_stage(ctx0, p, d, &red0, &gat0, &nb0);
+        L->dp_reduce_lat = st__latency_of(L->dp_reduce_s, red0);
+        E->gather_lat = st__latency_of(E->gather_s, gat0);
+        L->dp_overlap = p->overlap_grad_reduce;
+    }
+    step_optimizer(&b, L, E, reduce_grads(&b, L, E, lower_stage(&b, L, d)));
+    if (b.failed) return ST_ENOMEM;
+    if (pg->cap > pg->n && pg->n > 0) { /* give back what doubling left over */
+        st_ins *fit = realloc(pg->ins, sizeof *pg->ins * (size_t)pg->n);
+        if (fit) pg->ins = fit, pg->cap = pg->n;
+    }
+    return 0;
+}
+
+/* the phases whose operators the programs name: lower_stage's schedules */
+static unsigned phases_of(const st_plan *p) {
+    int zb = p->schedule == ST_SCHED_ZB && p->vp <= 1; /* (vp > 1 runs interleaved) */
+    unsigned ph = 1u << ST_PHASE_FWD | (zb ? 1u << ST_PHASE_BWD_INPUT | 1u << ST_PHASE_BWD_WEIGHT : 1u << ST_PHASE_BWD);
+    if (p->recompute != ST_REC_NONE) ph |= 1u << ST_PHASE_RECOMPUTE;
+    return ph;
+}
+
+void st_lower_opts_init(st_lower_opts *o) { memset(o, 0, sizeof *o); }
+
+int st_lower_plan(st_cost_ctx *ctx, const st_plan *p, const st_lower_opts *o, st_lowered *out, st_error *err) {
+    memset(out, 0, sizeof *out);
+    int full = o->every_rank;
+    int pp = p->pp, chunks = pp * p->vp, rc = 0;
+    int width = p->tp * p->cp * p->dp; /* ranks per stage */
+    int lanes = full ? width : 1;      /* programs per stage */
+    int nranks = pp * lanes;
+    group_layout G;
+    layout_groups(ctx, p, full, &G);
+    st_chunk_cost *cc = calloc((size_t)chunks, sizeof *cc), *cc0 = calloc((size_t)chunks, sizeof *cc0);
+    int *r_fwd = malloc(sizeof(int) * (size_t)nranks), *r_bwd = malloc(sizeof(int) * (size_t)nranks);
+    int *r_g = malloc(sizeof(int) * (size_t)G.ngroups); /* each group's route */
+    zchunk *z = p->zero == 3 ? calloc((size_t)chunks, sizeof *z) : NULL;
+    st__span *span = malloc(sizeof *span * (size_t)chunks * ST__PHASES);
+    st__opcoll *oc = NULL;
+    st_cluster c0;
+    st_cost_ctx *ctx0 = st_cost_ctx_without_latency(ctx, &c0);
+    const st_cluster *c = st_cost_cluster(ctx);
+    st__lnet B;
+    st_estimate est;
+    out->nranks = nranks;
+    out->ngroups = G.ngroups;
+    out->microbatches = st_plan_microbatches(p);
+    out->progs = calloc((size_t)nranks, sizeof *out->progs);
+    out->groups = calloc((size_t)out->ngroups, sizeof *out->groups);
+    out->blocks = calloc((size_t)pp, sizeof *out->blocks);
+    if (st__lnet_init(&B, out, c, width * pp, width, full) || !cc || !cc0 || !r_fwd || !r_bwd || !r_g || !span ||
+        !ctx0 || !out->progs || !out->groups || !out->blocks || (p->zero == 3 && !z))
+        goto nomem;
+    price_chunks(ctx, ctx0, p, cc, cc0, z);
+    if ((rc = st_cost_estimate(ctx, p, &est))) {
+        st_error_set(err, rc, NULL, "plan", "the plan cannot be priced");
+        st_lowered_destroy(out);
+        goto out;
+    }
+    if ((rc = st__lower_ops(ctx, ctx0, p, phases_of(p), out, span, &oc))) {
+        if (rc == ST_ENOMEM) goto nomem;
+        st_error_set(err, rc, NULL, "model", "a block has more operators than strata's limit (%d)", ST_MAX_OPS);
+        st_lowered_destroy(out);
+        goto out;
+    }
+    if (fill_groups(out, p, full, &G) || make_routes(&B, out, c, p, full, &G, r_fwd, r_bwd, r_g)) goto nomem;
+
+    lower_ctx L = {.p = p, .chunks = chunks, .m = out->microbatches, .cc = cc, .cc0 = cc0, .full = full,
+                   .per_op = o->per_op, .c = c, .r_fwd = r_fwd, .r_bwd = r_bwd, .p2p_bytes = st_cost_p2p_bytes(ctx, p),
+                   .grad_bytes = p->grad_bytes, .z = z, .ops = out->ops, .oc = oc, .span = span};
+    iteration_end E = {.est = &est};
+    E.emb_s = st_cost_embedding_allreduce(ctx, p, &E.emb_bytes);
+    E.emb_lat = st__latency_of(E.emb_s, st_cost_embedding_allreduce(ctx0, p, NULL));
+    lane_names names0, names;
     for (int r = 0; r < nranks; r++) {
         int d = r / lanes, lane = r % lanes;
-        L.tp_i = full ? lane % p->tp : 0;
-        L.cp_i = full ? (lane / p->tp) % p->cp : 0;
-        L.dp_i = full ? lane / (p->tp * p->cp) : 0;
-        {
-            int t = L.tp_i, q = L.dp_i, kk = L.cp_i + p->cp * L.dp_i; /* kk: position in the dp x cp group */
-            int idx[ST_GRP_COUNT] = {0};
-            idx[ST_GRP_TP] = full ? lane / p->tp + dpcp * d : d;
-            idx[ST_GRP_CP] = full ? t + p->tp * (q + p->dp * d) : d;
-            idx[ST_GRP_EP] = full ? t + p->tp * (kk / p->ep + neg * d) : d;
-            for (int kind = 0; kind < ST_GRP_COUNT; kind++) {
-                L.grp[kind] = kind <= ST_GRP_EP && ngk[kind] ? gbase[kind] + idx[kind] : -1;
-                L.r_grp[kind] = L.grp[kind] >= 0 ? r_g[L.grp[kind]] : -1;
-            }
-        }
-        L.tp_group = L.grp[ST_GRP_TP];
-        L.edp_group = nedp ? edpbase + (full ? L.tp_i + p->tp * ((L.cp_i + p->cp * L.dp_i) % p->ep + p->ep * d) : d) : -1;
-        L.r_edp = L.edp_group >= 0 ? r_g[L.edp_group] : -1;
-        int emb_group = nemb && (d == 0 || d == pp - 1) ? embbase + (full ? lane : 0) : -1;
         st_program *pg = &out->progs[r];
         st_stage_memory sm;
+        E.emb_group = rank_names(&L, &G, r_g, r);
+        E.emb_route = E.emb_group >= 0 ? r_g[E.emb_group] : -1;
         pg->rank = r;
         pg->stage = d;
         pg->replicas = full ? 1 : width;
         pg->gpu = full ? r : d * width;
         st_cost_stage_memory(ctx, p, d, &sm);
         pg->base_bytes = sm.weights_bytes + sm.grads_bytes + sm.optimizer_bytes + sm.other_bytes;
-        L.dp_group = d * (full ? p->tp : 1) + L.tp_i;
-
         /* every rank: the lanes of a stage run the same instructions but for the names of their
          * groups, peers and routes, so they share lane 0's (program.h, "Shared instructions") */
         if (full) {
-            names_of(&L, d, emb_group, r_g, lane > 0 ? &names : &names0);
+            names_of(&L, d, E.emb_group, r_g, lane > 0 ? &names : &names0);
             if (lane > 0) {
                 if (share_lane(pg, &out->progs[r - lane], &names0, &names, r_fwd, r_bwd)) goto nomem;
                 continue;
             }
         }
-        builder b = {.pg = pg, .last_dp = -1, .zp = {-1, -1}};
-        double gather_s = 0, gather_lat = 0;
-        L.r_dp = r_g[L.dp_group];
-        L.dp_overlap = 0;
-        L.stage_params = 0;
-        for (int j = d; j < chunks; j += pp) L.stage_params += cc[j].params;
-        if (p->zero <= 2) {
-            double red0, gat0, nb0;
-            st_cost_dp_stage(ctx, p, d, &L.dp_reduce_s, &gather_s, &L.dp_buckets);
-            st_cost_dp_stage(ctx0, p, d, &red0, &gat0, &nb0);
-            L.dp_reduce_lat = latency_of(L.dp_reduce_s, red0);
-            gather_lat = latency_of(gather_s, gat0);
-            L.dp_overlap = p->overlap_grad_reduce;
-        }
-        int last = lower_stage(&b, &L, d);
-        int before_opt = last;
-        st_ins dpi = blank(ST_INS_COLL, ST_STREAM_DP, -1, -1, "dp reduce");
-        dpi.coll = p->zero == 0 ? ST_COLL_ALLREDUCE : ST_COLL_REDUCESCATTER;
-        dpi.group = L.dp_group;
-        dpi.dep[0] = last;
-        if (p->zero == 3) {
-            before_opt = b.last_dp; /* the layers' reduce-scatters went out during the backward */
-        } else if (!L.dp_overlap) {
-            dpi.dur_s = L.dp_reduce_s; /* after the whole backward (Megatron-LM's default) */
-            dpi.latency_s = L.dp_reduce_lat;
-            dpi.bytes = L.stage_params * L.grad_bytes;
-            dpi.route = L.r_dp;
-            before_opt = emit(&b, &dpi);
-        } else if (b.last_dp >= 0) {
-            before_opt = b.last_dp; /* the buckets went out during the backward */
-        }
-        if (emb_group >= 0) {
-            /* the end stages sum the tied embedding's gradient after the data-parallel reduction
-             * (Megatron-LM's finalize_model_grads), in a group of their own on their own links */
-            st_ins e = blank(ST_INS_COLL, ST_STREAM_DP, -1, -1, "embedding all-reduce");
-            e.coll = ST_COLL_ALLREDUCE;
-            e.group = emb_group;
-            e.route = r_g[emb_group];
-            e.dur_s = emb_s;
-            e.latency_s = emb_lat;
-            e.bytes = emb_bytes;
-            e.dep[0] = last;
-            before_opt = emit(&b, &e);
-        }
-        if (est.offload_grads_s > 0) {
-            /* offload: the gradients go to the host over PCIe on the copy stream, the CPU runs
-             * Adam (the GPU waits), the updated weights come back (ZeRO-Offload, Ren et al. 2021) */
-            st_ins cp = blank(ST_INS_COMPUTE, ST_STREAM_COPY, -1, -1, "grads to host");
-            cp.dur_s = est.offload_grads_s;
-            cp.dep[0] = before_opt;
-            before_opt = emit(&b, &cp);
-        }
-        st_ins opt = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, -1, -1, est.offload_grads_s > 0 ? "optimizer (CPU)" : "optimizer");
-        opt.phase = ST_PHASE_OPTIMIZER;
-        opt.dur_s = est.breakdown.optimizer_s;
-        opt.dep[0] = before_opt;
-        int oi = emit(&b, &opt);
-        if (est.offload_weights_s > 0) {
-            st_ins cp = blank(ST_INS_COMPUTE, ST_STREAM_COPY, -1, -1, "weights to device");
-            cp.dur_s = est.offload_weights_s;
-            cp.dep[0] = oi;
-            oi = emit(&b, &cp);
-        }
-        if (p->zero >= 1 && p->zero <= 2 && gather_s > 0) {
-            /* the updated weights all-gathered; with --overlap-param-gather all but the last
-             * bucket hide behind the next iteration's forward */
-            st_ins g = blank(ST_INS_COLL, ST_STREAM_DP, -1, -1, "dp gather");
-            g.coll = ST_COLL_ALLGATHER;
-            g.group = L.dp_group;
-            g.route = L.r_dp;
-            g.bytes = L.stage_params * st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
-            if (L.dp_overlap) {
-                /* (what hides still took NCCL's SMs from that forward: a fixed part) */
-                double tax = st_cost_overlap_tax(L.c, gather_s - gather_s / L.dp_buckets);
-                g.dur_s = gather_s / L.dp_buckets + tax;
-                g.latency_s = gather_lat / L.dp_buckets + tax;
-                g.bytes /= L.dp_buckets;
-            } else {
-                g.dur_s = gather_s;
-                g.latency_s = gather_lat;
-            }
-            g.dep[0] = oi;
-            emit(&b, &g);
-        }
-        if (b.failed) goto nomem;
-        if (pg->cap > pg->n && pg->n > 0) { /* give back what doubling left over */
-            st_ins *fit = realloc(pg->ins, sizeof *pg->ins * (size_t)pg->n);
-            if (fit) pg->ins = fit, pg->cap = pg->n;
-        }
+        if (lower_program(ctx, ctx0, &L, &E, pg, d)) goto nomem;
     }
     goto out;
 nomem:
@@ -1056,17 +1082,23 @@ out:
     free(r_fwd);
     free(r_bwd);
     free(r_g);
-    free(scratch);
     free(z);
-    free(B.id);
-    free(B.prog_of_gpu);
-    free(B.tmp);
+    free(span);
+    free(oc);
+    st__lnet_destroy(&B);
     st_cost_ctx_free(ctx0);
     return rc;
 }
 
-int st_lower(st_cost_ctx *ctx, const st_plan *p, st_lowered *out, st_error *err) { return lower(ctx, p, 0, out, err); }
+int st_lower(st_cost_ctx *ctx, const st_plan *p, st_lowered *out, st_error *err) {
+    st_lower_opts o;
+    st_lower_opts_init(&o);
+    return st_lower_plan(ctx, p, &o, out, err);
+}
 
 int st_lower_full(st_cost_ctx *ctx, const st_plan *p, st_lowered *out, st_error *err) {
-    return lower(ctx, p, 1, out, err);
+    st_lower_opts o;
+    st_lower_opts_init(&o);
+    o.every_rank = 1;
+    return st_lower_plan(ctx, p, &o, out, err);
 }

@@ -51,7 +51,8 @@ static st_ins blank(st_ins_kind kind, int stream, int mb, const char *label) {
     in.label = label;
     in.phase = ST_PHASE_OTHER;
     in.coll = ST_COLL_NONE;
-    in.peer = -1;
+    in.peer = -1; /* and group and op: they share a field */
+    if (kind == ST_INS_COLL) in.coll_op = -1; /* (a COMPUTE's nops, in the same field, stays 0: no operators) */
     in.route = -1;
     return in;
 }

@@ -21,6 +21,7 @@ void st_lowered_destroy(st_lowered *l) {
     free(l->links);
     free(l->routes);
     free(l->hops);
+    free(l->ops);
     memset(l, 0, sizeof *l);
 }
 

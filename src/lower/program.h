@@ -46,6 +46,17 @@
  * replicas of a pipeline stage) may be lowered once, as one representative rank per stage; the
  * group then lists that representative alone and `replicas` says how many ranks it stands for.
  * Its routes cross the links of every rank it stands for (program.gpu .. gpu + replicas - 1).
+ *
+ * Operators (what an executor computes): a lowering may list the operators its COMPUTE
+ * instructions run, in st_lowered.ops (one table for all programs: the ranks of a stage run the
+ * same operators on their own shards). A COMPUTE instruction runs ops[op .. op + nops) one after
+ * the other (nops = 0: it names none, e.g. the optimizer step); each entry is one operator of the
+ * model's operator graph (src/core/opgraph.c: st_ops_head, st_ops_layer, st_ops_tail) in one phase,
+ * with its shape on this rank after sharding. The table lists a backward's operators in the order
+ * they run (last layer first). Where the lowering places each collective of the sharding at its
+ * operator (st_lower_opts.per_op), the COMPUTE instructions stop at every collective and the COLL
+ * names its operator (coll_op); in the fused form a chunk's collectives follow its whole compute,
+ * summed per group kind (coll_op -1), which times alike but is not executable.
  */
 #ifndef STRATA_PROGRAM_H
 #define STRATA_PROGRAM_H
@@ -91,8 +102,14 @@ typedef struct st_ins {
     union {
         int32_t group; /* COLL: index into st_lowered.groups */
         int32_t peer;  /* SEND/RECV: the other rank */
+        int32_t op;    /* COMPUTE: its first operator, an index into st_lowered.ops (with nops) */
     };
-    int32_t tag;       /* SEND/RECV: unique per (sender, receiver) pair */
+    union {
+        int32_t tag;     /* SEND/RECV: unique per (sender, receiver) pair */
+        int32_t nops;    /* COMPUTE: it runs ops[op .. op + nops); 0 = names none */
+        int32_t coll_op; /* COLL: the operator whose collective it is (index into st_lowered.ops); -1 = a
+                            sum of several, or none (dp, ZeRO, pipeline, embedding) */
+    };
     int32_t route;     /* COLL/SEND/RECV: index into st_lowered.routes; -1 = crosses no modelled link */
     int32_t dep[2];    /* instructions of this program that must end first; -1 = none */
     uint8_t kind;      /* st_ins_kind */
@@ -153,11 +170,27 @@ typedef struct st_route {
     double bytes_per_s; /* what each crossing rank gets alone (a transfer's rate without contention) */
 } st_route;
 
+/* One operator in one phase, as a COMPUTE instruction runs it (program.h, "Operators"). */
+typedef struct st_lowered_op {
+    const char *name;      /* static: the operator graph's name ("qkv", "fc1", "loss", ...) */
+    int32_t layer;         /* its block (0-based); -1: the embedding (st_ops_head), the model's layer
+                              count: the output layer (st_ops_tail) */
+    int16_t index;         /* its position in that block's (head's, tail's) operator list */
+    uint8_t cls;           /* st_opclass */
+    uint8_t phase;         /* st_phase: FWD, BWD, BWD_INPUT, BWD_WEIGHT (the halves of a split
+                              backward, each half the work as cost/ splits it) or RECOMPUTE */
+    double m, n, k, batch; /* GEMM shape on this rank (batch of m x k by k x n); 0 for other classes */
+    double flops, bytes;   /* this phase's FLOPs and HBM bytes on this rank */
+    double dur_s;          /* its time alone, as cost/ prices it */
+} st_lowered_op;
+
 typedef struct st_lowered {
     int nranks;
     st_program *progs; /* nranks, owned */
     int ngroups;
     st_group_def *groups; /* owned */
+    int nops;
+    st_lowered_op *ops; /* owned; NULL (nops 0) when the lowering names no operators */
     int64_t microbatches;
     /* network (program.h, "Network"); all 0 / NULL when not modelled */
     int nlinks, nroutes, nhops;

@@ -1,0 +1,183 @@
+/* lower_net.c: the links a lowering's transfers cross and each transfer's route (program.h,
+ * "Network").
+ *
+ * Links: each GPU's NVLink port, each NIC port, each node's link to the fabric, per direction, at
+ * the rates cost/comm.c prices collectives at (st_cost_net). A link is made when the first route
+ * crosses it, so a lowering lists only the links its transfers use.
+ * - route: a group's collective crosses, for every rank it stands for (the group's members, or a
+ *   representative's replicas), that rank's NVLink port when cost/ prices the group inside a node,
+ *   else its NIC port and, when the ranks span nodes, its node's fabric link (so a node's fabric
+ *   link is crossed once per rank of the node); a send crosses the sender's port out and the
+ *   receiver's port in (and the fabric links between their nodes);
+ * - rate alone: the NVLink rate inside a node, the GPU's share of its node's NICs across nodes
+ *   (what cost/ gives a GPU while its whole node communicates): so the transfers of all GPUs of
+ *   a node at once fill a NIC or fabric link exactly, and only more than that is contention. */
+#include "lower_private.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int st__lnet_init(st__lnet *B, st_lowered *out, const st_cluster *c, int gpus, int width, int full) {
+    memset(B, 0, sizeof *B);
+    B->out = out;
+    B->gpus = gpus;
+    st_cost_net(c, &B->net);
+    B->G = (int)B->net.gpus_per_node;
+    B->ports = (int)B->net.nic_ports;
+    B->nodes = (gpus + B->G - 1) / B->G;
+    int slots = 2 * gpus + 2 * B->nodes * B->ports + 2 * B->nodes;
+    B->id = malloc(sizeof *B->id * (size_t)slots);
+    B->prog_of_gpu = malloc(sizeof *B->prog_of_gpu * (size_t)gpus);
+    if (!B->id || !B->prog_of_gpu) return ST_ENOMEM;
+    for (int i = 0; i < slots; i++) B->id[i] = -1;
+    /* every rank: a rank is its GPU; else a stage's representative runs on its first GPU */
+    for (int g = 0; g < gpus; g++) B->prog_of_gpu[g] = full ? g : g % width == 0 ? g / width : -1;
+    return 0;
+}
+
+void st__lnet_destroy(st__lnet *B) {
+    free(B->id);
+    free(B->prog_of_gpu);
+    free(B->tmp);
+    B->id = NULL;
+    B->prog_of_gpu = NULL;
+    B->tmp = NULL;
+}
+
+static int node_of(const st__lnet *B, int gpu) { return gpu / B->G; }
+static int port_of(const st__lnet *B, int gpu) { return node_of(B, gpu) * B->ports + (gpu % B->G) * B->ports / B->G; }
+
+/* which rank's trace shows a link: its GPU's program, or the first program on its NIC port or node */
+static int shown_by(const st__lnet *B, st_link_kind kind, int index) {
+    if (kind == ST_LINK_NVLINK) return B->prog_of_gpu[index];
+    int node = kind == ST_LINK_NIC ? index / B->ports : index;
+    for (int g = node * B->G; g < (node + 1) * B->G && g < B->gpus; g++)
+        if (B->prog_of_gpu[g] >= 0 && (kind == ST_LINK_FABRIC || port_of(B, g) == index)) return B->prog_of_gpu[g];
+    return -1;
+}
+
+static void hop(st__lnet *B, st_link_kind kind, int index, int dir) {
+    int slot = kind == ST_LINK_NVLINK ? index * 2 + dir
+               : kind == ST_LINK_NIC  ? 2 * B->gpus + index * 2 + dir
+                                      : 2 * B->gpus + 2 * B->nodes * B->ports + index * 2 + dir;
+    st_lowered *o = B->out;
+    if (B->id[slot] < 0) {
+        if (o->nlinks == B->caplinks) {
+            int cap = B->caplinks ? 2 * B->caplinks : 256;
+            st_link *grown = realloc(o->links, (size_t)cap * sizeof *grown);
+            if (!grown) {
+                B->failed = 1;
+                return;
+            }
+            o->links = grown;
+            B->caplinks = cap;
+        }
+        st_link *lk = &o->links[o->nlinks];
+        memset(lk, 0, sizeof *lk);
+        lk->kind = kind;
+        lk->dir = dir;
+        lk->index = index;
+        lk->rank = shown_by(B, kind, index);
+        if (kind == ST_LINK_NVLINK) {
+            lk->bytes_per_s = B->net.nvlink_bytes_per_s;
+            snprintf(lk->name, sizeof lk->name, "nvlink %d %s", index, dir ? "in" : "out");
+        } else if (kind == ST_LINK_NIC) {
+            lk->bytes_per_s = B->net.nic_port_bytes_per_s;
+            snprintf(lk->name, sizeof lk->name, "nic %d.%d %s", index / B->ports, index % B->ports, dir ? "in" : "out");
+        } else {
+            lk->bytes_per_s = B->net.uplink_bytes_per_s;
+            snprintf(lk->name, sizeof lk->name, "fabric %d %s", index, dir ? "down" : "up");
+        }
+        B->id[slot] = o->nlinks++;
+    }
+    if (B->ntmp == B->captmp) {
+        int cap = B->captmp ? 2 * B->captmp : 64;
+        st_hop *grown = realloc(B->tmp, (size_t)cap * sizeof *grown);
+        if (!grown) {
+            B->failed = 1;
+            return;
+        }
+        B->tmp = grown;
+        B->captmp = cap;
+    }
+    B->tmp[B->ntmp++] = (st_hop){B->id[slot], 1};
+}
+
+static int hop_cmp(const void *x, const void *y) {
+    const st_hop *a = x, *b = y;
+    return (a->link > b->link) - (a->link < b->link);
+}
+
+/* the hops gathered so far, each link once with its count, become a route; returns its index */
+static int route_end(st__lnet *B, int nic) {
+    st_lowered *o = B->out;
+    if (B->failed) return -1;
+    qsort(B->tmp, (size_t)B->ntmp, sizeof *B->tmp, hop_cmp);
+    int n = 0;
+    for (int i = 0; i < B->ntmp; i++) {
+        if (n > 0 && B->tmp[n - 1].link == B->tmp[i].link)
+            B->tmp[n - 1].count++;
+        else
+            B->tmp[n++] = B->tmp[i];
+    }
+    B->ntmp = 0;
+    if (o->nroutes == B->caproutes) {
+        int cap = B->caproutes ? 2 * B->caproutes : 64;
+        st_route *grown = realloc(o->routes, (size_t)cap * sizeof *grown);
+        if (!grown) goto nomem;
+        o->routes = grown;
+        B->caproutes = cap;
+    }
+    while (o->nhops + n > B->caphops) {
+        int cap = B->caphops ? 2 * B->caphops : 256;
+        st_hop *grown = realloc(o->hops, (size_t)cap * sizeof *grown);
+        if (!grown) goto nomem;
+        o->hops = grown;
+        B->caphops = cap;
+    }
+    memcpy(o->hops + o->nhops, B->tmp, (size_t)n * sizeof *B->tmp);
+    o->routes[o->nroutes] = (st_route){o->nhops, n, nic ? B->net.gpu_share_bytes_per_s : B->net.nvlink_bytes_per_s};
+    o->nhops += n;
+    return o->nroutes++;
+nomem:
+    B->failed = 1;
+    return -1;
+}
+
+int st__lnet_coll(st__lnet *B, const int *gpus, int n, int nic) {
+    int spans = 0;
+    for (int i = 1; i < n; i++) spans |= node_of(B, gpus[i]) != node_of(B, gpus[0]);
+    for (int i = 0; i < n; i++) {
+        int g = gpus[i];
+        if (!nic) {
+            hop(B, ST_LINK_NVLINK, g, 0);
+            hop(B, ST_LINK_NVLINK, g, 1);
+            continue;
+        }
+        hop(B, ST_LINK_NIC, port_of(B, g), 0);
+        hop(B, ST_LINK_NIC, port_of(B, g), 1);
+        if (spans) {
+            hop(B, ST_LINK_FABRIC, node_of(B, g), 0);
+            hop(B, ST_LINK_FABRIC, node_of(B, g), 1);
+        }
+    }
+    return route_end(B, nic);
+}
+
+int st__lnet_p2p(st__lnet *B, const int *from, const int *to, int n, int nic) {
+    for (int i = 0; i < n; i++) {
+        if (!nic) {
+            hop(B, ST_LINK_NVLINK, from[i], 0);
+            hop(B, ST_LINK_NVLINK, to[i], 1);
+            continue;
+        }
+        hop(B, ST_LINK_NIC, port_of(B, from[i]), 0);
+        hop(B, ST_LINK_NIC, port_of(B, to[i]), 1);
+        if (node_of(B, from[i]) != node_of(B, to[i])) {
+            hop(B, ST_LINK_FABRIC, node_of(B, from[i]), 0);
+            hop(B, ST_LINK_FABRIC, node_of(B, to[i]), 1);
+        }
+    }
+    return route_end(B, nic);
+}
