@@ -16,6 +16,7 @@ int main(void) {
     srunner_add_suite(sr, suite_compare());
     srunner_add_suite(sr, suite_plot());
     srunner_add_suite(sr, suite_lower());
+    srunner_add_suite(sr, suite_validate());
     srunner_add_suite(sr, suite_sim());
     srunner_add_suite(sr, suite_calibrate());
     srunner_add_suite(sr, suite_ilp());

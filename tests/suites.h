@@ -13,6 +13,7 @@ Suite *suite_emit(void);
 Suite *suite_compare(void);
 Suite *suite_plot(void);
 Suite *suite_lower(void);
+Suite *suite_validate(void);
 Suite *suite_sim(void);
 Suite *suite_calibrate(void);
 Suite *suite_ilp(void);

@@ -673,7 +673,7 @@ START_TEST(test_lanes_share_instructions) {
     ck_assert_int_eq(st_sim_run(&full, 0, NULL, &r, &err), 0);
     st_sim_result_destroy(&r);
 
-    /* The simulator sets a sharer up from its stage's first program under the sharer's names;
+    /* The validator (st_sim_run calls it) checks a sharer by its names, read under its renames;
      * when one of those names is wrong it reads the instructions one by one and says which. */
     st_program *pg3 = &full.progs[3];
     int tried[2] = {0, 0};

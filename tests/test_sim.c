@@ -1,5 +1,5 @@
-/* test_sim.c: the Check suite of the discrete-event simulator (src/sim/sim.c) and the Chrome trace
- * writer (traces/chrome.c).
+/* test_sim.c: the Check suite of the discrete-event simulator (src/sim/: the engine, its setup, the
+ * network and its max-min sharing) and the Chrome trace writer (traces/chrome.c).
  *
  * Programs are built by hand with a tiny builder (no lowering involved), so each test states its
  * schedule. Oracles:
@@ -11,11 +11,15 @@
  *   order (compute on one rank, a collective on all, a send/recv pair between two), every wait
  *   points to an earlier operation, so start times follow by one pass in that order; the engine
  *   must agree exactly;
- * - bad input: a deadlock and an out-of-memory stop must name the rank and the instruction;
+ * - max-min sharing (maxmin.c), through the engine and alone: a fluid reference that recomputes
+ *   every rate over every flow and link at every event;
+ * - bad input: a deadlock and an out-of-memory stop must name the rank and the instruction (the
+ *   validator's own rules: test_validate.c);
  * - the trace: same input, same bytes; valid JSON with metadata, complete, flow and counter events,
  *   and no two complete events of one (pid, tid) overlapping.
  */
 #include "src/sim/sim.h"
+#include "src/sim/sim_private.h"
 #include "suites.h"
 
 #include <jansson.h>
@@ -990,6 +994,36 @@ static void ref_fluid(rflow *f, int nf, const double *cap, int nl) {
     }
 }
 
+/* nl random links (capacities in cap) and nf flows on 1..3 distinct ones of them, each crossed 1..3
+ * times, with a start, a rate alone, bytes and a latency; their routes in route */
+static void random_flows(st_lowered *l, int nl, int nf, double *cap, rflow *f, int *route) {
+    int ids[8];
+    for (int k = 0; k < nl; k++) {
+        cap[k] = 1 + rnd(8);
+        ids[k] = lw_link(l, cap[k], 0, "link");
+    }
+    for (int i = 0; i < nf; i++) {
+        rflow *x = &f[i];
+        x->start = 0.5 * rnd(6);
+        x->rate = 1 + rnd(10);
+        x->bytes = 1 + rnd(20);
+        x->lat = 0.25 * rnd(3);
+        x->n = 1 + (int)rnd((uint32_t)(nl < 3 ? nl : 3));
+        int used[8] = {0}, hl[3];
+        for (int h = 0; h < x->n; h++) {
+            int k;
+            do
+                k = (int)rnd((uint32_t)nl);
+            while (used[k]);
+            used[k] = 1;
+            x->link[h] = k;
+            x->count[h] = 1 + (int)rnd(3);
+            hl[h] = ids[k];
+        }
+        route[i] = lw_route(l, x->rate, x->n, hl, x->count);
+    }
+}
+
 START_TEST(link_oracle_random) {
     for (int trial = 0; trial < 200; trial++) {
         rng_state = 0x5851f42d4c957f2dull + (uint64_t)trial;
@@ -997,32 +1031,10 @@ START_TEST(link_oracle_random) {
         double cap[8];
         rflow f[32];
         st_lowered *l = lw_new(nf);
-        int ids[8];
-        for (int k = 0; k < nl; k++) {
-            cap[k] = 1 + rnd(8);
-            ids[k] = lw_link(l, cap[k], 0, "link");
-        }
-        for (int i = 0; i < nf; i++) {
-            rflow *x = &f[i];
-            x->start = 0.5 * rnd(6);
-            x->rate = 1 + rnd(10);
-            x->bytes = 1 + rnd(20);
-            x->lat = 0.25 * rnd(3);
-            x->n = 1 + (int)rnd((uint32_t)(nl < 3 ? nl : 3));
-            int used[8] = {0}, hl[3];
-            for (int h = 0; h < x->n; h++) {
-                int k;
-                do
-                    k = (int)rnd((uint32_t)nl);
-                while (used[k]);
-                used[k] = 1;
-                x->link[h] = k;
-                x->count[h] = 1 + (int)rnd(3);
-                hl[h] = ids[k];
-            }
-            int r = lw_route(l, x->rate, x->n, hl, x->count);
-            lw_flow(l, i, r, x->start, x->bytes / x->rate + x->lat, x->lat);
-        }
+        int route[32];
+        random_flows(l, nl, nf, cap, f, route);
+        for (int i = 0; i < nf; i++)
+            lw_flow(l, i, route[i], f[i].start, f[i].bytes / f[i].rate + f[i].lat, f[i].lat);
         ref_fluid(f, nf, cap, nl);
         st_sim_result res;
         run_ok(l, 0, NULL, &res);
@@ -1033,6 +1045,80 @@ START_TEST(link_oracle_random) {
         st_sim_result_destroy(&res);
         lw_free(l);
     }
+}
+END_TEST
+
+/* ---- oracle for maxmin.c alone: random flows on random links, started and ended by hand; after
+ * every start and end, the rate of every active flow (its rate alone x its speed) must be the
+ * reference's, which recomputes max-min over every flow and link (ref_rates) */
+
+/* starts or ends the next flow (the earliest end, else the earliest start); returns the time */
+static double maxmin_step(st__net *N, const rflow *f, int nf, const int *route, int *id, int *active, int *done,
+                          double t) {
+    int fi = -1, si = -1;
+    for (int i = 0; i < nf; i++) {
+        if (active[i] && (fi < 0 || N->fl[id[i]].finish < N->fl[id[fi]].finish))
+            fi = i;
+        if (!active[i] && !done[i] && (si < 0 || f[i].start < f[si].start))
+            si = i;
+    }
+    if (fi >= 0 && (si < 0 || N->fl[id[fi]].finish <= f[si].start)) {
+        t = N->fl[id[fi]].finish;
+        st__flow_end(N, id[fi]);
+        active[fi] = 0;
+        done[fi] = 1;
+    } else {
+        t = fmax(t, f[si].start);
+        id[si] = st__flow_start(N, route[si], f[si].bytes / f[si].rate, t);
+        ck_assert_int_ge(id[si], 0);
+        active[si] = 1;
+    }
+    for (int k = 0; k < N->nchg; k++)
+        st__flow_set_speed(N, N->q_fl[k], t);
+    return t;
+}
+
+START_TEST(maxmin_oracle_rates) {
+    uint64_t reshares = 0;
+    int slowed = 0;
+    for (int trial = 0; trial < 200; trial++) {
+        rng_state = 0x2545f4914f6cdd1dull + (uint64_t)trial;
+        int nl = 1 + (int)rnd(6), nf = 2 + (int)rnd(20);
+        double cap[8];
+        rflow f[32];
+        int route[32], id[32], active[32] = {0}, done[32] = {0};
+        st_lowered *l = lw_new(1);
+        random_flows(l, nl, nf, cap, f, route);
+        st_rank_index ix;
+        st_error err;
+        st__net N;
+        memset(&N, 0, sizeof N);
+        ck_assert_int_eq(st_rank_index_init(&ix, l, &err), 0);
+        ck_assert_int_eq(st__net_build(&N, l, &ix, &err), 0);
+        ck_assert_int_eq(st__net_alloc_flows(&N, nf), 0);
+        double t = 0;
+        for (int step = 0; step < 2 * nf; step++) { /* each flow starts once and ends once */
+            t = maxmin_step(&N, f, nf, route, id, active, done, t);
+            double want[32];
+            ref_rates(f, nf, active, cap, nl, want);
+            for (int i = 0; i < nf; i++) {
+                if (!active[i])
+                    continue;
+                double got = N.fl[id[i]].rate * N.fl[id[i]].speed;
+                ck_assert_msg(fabs(got - want[i]) <= 1e-9 * want[i],
+                              "trial %d flow %d at %g: rate %.17g, reference %.17g", trial, i, t, got, want[i]);
+                slowed += N.fl[id[i]].speed < 1;
+            }
+        }
+        for (int i = 0; i < nf; i++)
+            ck_assert(done[i]);
+        reshares += N.reshares;
+        st__net_free(&N);
+        st_rank_index_destroy(&ix);
+        lw_free(l);
+    }
+    ck_assert_uint_gt(reshares, 0); /* the oracle saw re-sharing, and flows slowed by it */
+    ck_assert_int_gt(slowed, 0);
 }
 END_TEST
 
@@ -1401,6 +1487,7 @@ Suite *suite_sim(void) {
     tcase_add_test(tc, link_max_min_unequal);
     tcase_add_test(tc, link_oversubscription);
     tcase_add_test(tc, link_oracle_random);
+    tcase_add_test(tc, maxmin_oracle_rates);
     tcase_add_test(tc, link_equal_links_merge);
     tcase_add_test(tc, link_bad_input);
     suite_add_tcase(s, tc);

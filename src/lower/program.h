@@ -208,5 +208,26 @@ void st_program_ins(const st_program *pg, int i, st_ins *out);
 /* v renamed by pg's renames of kind `what` (v when pg shares nothing or v is not renamed) */
 int32_t st_program_rename(const st_program *pg, st_rename_what what, int32_t v);
 
+/* Checking a lowering before running it (src/lower/validate.c) */
+
+/* Checks that l keeps the rules above that an interpreter indexes by (ranks, groups, peers, routes,
+ * deps, links and hops in range; durations, bytes and latencies finite; what a shared program
+ * shares and its renames sorted). Returns 0, or ST_EINVAL with err naming the program, group,
+ * link or route, or the rank and instruction that breaks one (ST_ENOMEM). */
+int st_program_validate(const st_lowered *l, st_error *err);
+
+/* Programs by rank number (st_program.rank names ranks; interpreters index programs). */
+typedef struct st_rank_index {
+    int n;          /* programs */
+    int identity;   /* every program p has rank p: no table */
+    int32_t *pairs; /* unless identity: n (rank, program) pairs sorted by rank, owned */
+} st_rank_index;
+/* Fills x for l's programs (l->nranks >= 0, progs valid): 0, or ST_EINVAL when a rank is negative or
+ * two programs claim one (ST_ENOMEM). Free with st_rank_index_destroy (also after a failure). */
+int st_rank_index_init(st_rank_index *x, const st_lowered *l, st_error *err);
+void st_rank_index_destroy(st_rank_index *x);
+/* the program that has rank `rank`, -1 when none */
+int st_rank_index_find(const st_rank_index *x, int rank);
+
 
 #endif

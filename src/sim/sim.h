@@ -53,8 +53,9 @@ typedef struct st_sim_result {
 } st_sim_result;
 
 /* Runs the programs. memory_limit_bytes <= 0 disables the out-of-memory check. Returns 0, or
- * ST_EINVAL with err naming the rank and instruction when the programs deadlock (a receive
- * without a send, a collective some member never reaches). */
+ * ST_EINVAL with err naming the rank and instruction when the programs break the format's rules
+ * (st_program_validate's message) or deadlock (a receive without a send, a collective some member
+ * never reaches). */
 int st_sim_run(const st_lowered *l, double memory_limit_bytes, st_trace *trace, st_sim_result *out, st_error *err);
 void st_sim_result_destroy(st_sim_result *r);
 

@@ -1,0 +1,230 @@
+/* maxmin.c: flows on shared links and their max-min fair rates (program.h, "Network"), for the
+ * engine (sim.c), which schedules the completions.
+ *
+ * A transfer whose route crosses links runs as a flow: its bandwidth part is work at the route's
+ * rate alone (`speed` 1 = alone). Links are shared max-min fairly (progressive filling, the
+ * SimGrid / Bertsekas-Gallager fluid model, "Data Networks" section 6.5.2): every flow gets the
+ * same rate until it reaches its own rate alone or one of its links fills, where a link of
+ * capacity c carries sum(count x rate) of the flows crossing it. Whenever a flow starts or ends,
+ * the rates are recomputed only where they can change:
+ * - a link is "full" when the flows crossing it, each at its rate alone, would exceed it
+ *   (demand > capacity); a link that is not full limits nobody;
+ * - a flow that starts on links that are not full runs alone (speed 1, no recomputation): the
+ *   common case, since the lowering gives each transfer the share of its links the cost model
+ *   assumes, which fills a link exactly when all GPUs of a node communicate at once;
+ * - otherwise the flows connected to it through full links (and, when a flow ends, those on the
+ *   links it left full) are re-shared.
+ * The flows whose speed changes are listed, in the order they were reached, for the engine to
+ * apply (st__flow_set_speed) and reschedule one by one. tests/test_sim.c checks the rates after
+ * every start and end against a reference that recomputes max-min over every flow and link. */
+#include "sim_private.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int st__net_alloc_flows(st__net *N, int32_t cap) {
+    if (!(N->fl = malloc((size_t)cap * sizeof *N->fl)) || !(N->q_fl = malloc((size_t)cap * sizeof *N->q_fl)) ||
+        !(N->q_ln = malloc((size_t)(N->nln > 0 ? N->nln : 1) * sizeof *N->q_ln)))
+        return -1;
+    N->capfl = cap;
+    for (int32_t f = 0; f < cap; f++) {
+        N->fl[f].next_free = f + 1 < cap ? f + 1 : -1;
+        N->fl[f].mark = 0;
+        N->fl[f].ver = 0;
+    }
+    N->free_fl = cap > 0 ? 0 : -1;
+    return 0;
+}
+
+/* a link is full when its flows, each at its rate alone, would exceed it; the margin keeps links
+ * that the lowering fills exactly (every GPU of a node at its share) from counting as full */
+static inline int link_full(const st__link *L) { return L->demand > L->cap * (1 + 1e-9); }
+
+/* queues the flows on full link L not queued yet in this round (marked with the stamp) */
+static void queue_flows_of(st__net *N, const st__link *L) {
+    for (int32_t k = 0; k < L->n; k++) {
+        st__flow *G = &N->fl[L->fl[2 * k]];
+        if (G->mark != N->stamp) {
+            G->mark = N->stamp;
+            N->q_fl[N->nq_fl++] = L->fl[2 * k];
+        }
+    }
+}
+
+/* progressive filling over the queued flows and links: every unfrozen flow has the same rate x;
+ * raise x until a flow reaches its rate alone or a link fills, freeze those flows, repeat */
+static void fill(st__net *N) {
+    int32_t stamp = N->stamp, left = N->nq_fl;
+    double level = 0;
+    for (int32_t i = 0; i < N->nq_fl; i++)
+        N->fl[N->q_fl[i]].frozen = 0;
+    while (left > 0) {
+        double x = INFINITY;
+        for (int32_t i = 0; i < N->nq_ln; i++) {
+            const st__link *L = &N->ln[N->q_ln[i]];
+            if (L->wsum > 0 && L->rem / L->wsum < x)
+                x = L->rem / L->wsum;
+        }
+        for (int32_t i = 0; i < N->nq_fl; i++) {
+            const st__flow *F = &N->fl[N->q_fl[i]];
+            if (!F->frozen && F->rate < x)
+                x = F->rate;
+        }
+        if (x < level)
+            x = level; /* rounding; the level never goes down */
+        level = x;
+        double lim = x * (1 + 1e-12);
+        for (int32_t i = 0; i < N->nq_fl; i++) {
+            st__flow *F = &N->fl[N->q_fl[i]];
+            if (F->frozen)
+                continue;
+            if (F->rate <= lim) {
+                F->new_rate = F->rate;
+                F->frozen = 2;
+                continue;
+            }
+            for (int32_t h = N->rt_first[F->route], e = h + N->rt_n[F->route]; h < e; h++) {
+                const st__link *L = &N->ln[N->hop_link[h]];
+                if (L->mark == stamp && L->wsum > 0 && L->rem / L->wsum <= lim) {
+                    F->new_rate = x;
+                    F->frozen = 2;
+                    break;
+                }
+            }
+        }
+        for (int32_t i = 0; i < N->nq_fl; i++) {
+            st__flow *F = &N->fl[N->q_fl[i]];
+            if (F->frozen != 2)
+                continue;
+            F->frozen = 1;
+            left--;
+            for (int32_t h = N->rt_first[F->route], e = h + N->rt_n[F->route]; h < e; h++) {
+                st__link *L = &N->ln[N->hop_link[h]];
+                if (L->mark == stamp) {
+                    L->rem -= N->hop_count[h] * F->new_rate;
+                    L->wsum -= N->hop_count[h];
+                }
+            }
+        }
+    }
+}
+
+/* Max-min fair rates for the flows queued in q_fl (marked with the current stamp): first the flows
+ * and full links connected to them through full links, then progressive filling over those; the
+ * flows whose speed changes end up in q_fl[0 .. nchg). */
+static void reshare(st__net *N) {
+    int32_t stamp = N->stamp;
+    N->reshares++;
+    N->nq_ln = 0;
+    for (int32_t i = 0; i < N->nq_fl; i++) {
+        int32_t r = N->fl[N->q_fl[i]].route;
+        for (int32_t h = N->rt_first[r], e = h + N->rt_n[r]; h < e; h++) {
+            int32_t l = N->hop_link[h];
+            st__link *L = &N->ln[l];
+            if (L->mark == stamp || !link_full(L))
+                continue;
+            L->mark = stamp;
+            N->q_ln[N->nq_ln++] = l;
+            queue_flows_of(N, L);
+        }
+    }
+    for (int32_t i = 0; i < N->nq_ln; i++) {
+        st__link *L = &N->ln[N->q_ln[i]];
+        L->rem = L->cap;
+        L->wsum = 0;
+        for (int32_t k = 0; k < L->n; k++)
+            L->wsum += L->fl[2 * k + 1];
+    }
+    fill(N);
+    N->nchg = 0;
+    for (int32_t i = 0; i < N->nq_fl; i++) { /* (nchg <= i: compacting in place keeps the order) */
+        int32_t f = N->q_fl[i];
+        st__flow *F = &N->fl[f];
+        double sp = F->new_rate >= F->rate ? 1.0 : F->new_rate / F->rate;
+        if (sp == F->speed)
+            continue;
+        F->new_speed = sp;
+        N->q_fl[N->nchg++] = f;
+    }
+}
+
+static int link_add(st__link *L, int32_t f, int32_t count) {
+    if (L->n == L->capn) {
+        int32_t cap = L->capn ? 2 * L->capn : 4;
+        int32_t *grown = realloc(L->fl, (size_t)cap * 2 * sizeof *grown);
+        if (!grown)
+            return -1;
+        L->fl = grown;
+        L->capn = cap;
+    }
+    L->fl[2 * L->n] = f;
+    L->fl[2 * L->n + 1] = count;
+    L->n++;
+    return 0;
+}
+
+int32_t st__flow_start(st__net *N, int32_t route, double work_s, double t) {
+    int32_t f = N->free_fl;
+    st__flow *F = &N->fl[f];
+    N->free_fl = F->next_free;
+    /* its fields, one by one (ver goes on: events of its previous life stay stale; the engine sets
+     * its own) */
+    F->rem_s = work_s;
+    F->speed = 0;
+    F->t_last = F->finish = t;
+    F->rate = N->rt_rate[route];
+    F->new_rate = F->new_speed = 0;
+    F->route = route;
+    F->mark = F->frozen = 0;
+    int full = 0;
+    for (int32_t h = N->rt_first[route], e = h + N->rt_n[route]; h < e; h++) {
+        st__link *L = &N->ln[N->hop_link[h]];
+        if (link_add(L, f, N->hop_count[h]))
+            return -1;
+        L->demand += N->hop_count[h] * F->rate;
+        full |= link_full(L);
+    }
+    if (!full) { /* alone on every link it crosses */
+        F->new_speed = 1.0;
+        N->q_fl[0] = f;
+        N->nchg = 1;
+        return f;
+    }
+    N->stamp++;
+    F->mark = N->stamp;
+    N->q_fl[0] = f;
+    N->nq_fl = 1;
+    reshare(N);
+    return f;
+}
+
+void st__flow_end(st__net *N, int32_t f) {
+    st__flow *F = &N->fl[f];
+    N->stamp++;
+    N->nq_fl = 0;
+    F->mark = N->stamp; /* not a seed itself */
+    for (int32_t h = N->rt_first[F->route], e = h + N->rt_n[F->route]; h < e; h++) {
+        st__link *L = &N->ln[N->hop_link[h]];
+        int was_full = link_full(L);
+        double demand = 0;
+        for (int32_t k = 0; k < L->n; k++) {
+            if (L->fl[2 * k] == f) { /* remove, keeping the others in order */
+                memmove(&L->fl[2 * k], &L->fl[2 * k + 2], (size_t)(L->n - k - 1) * 2 * sizeof *L->fl);
+                L->n--;
+                break;
+            }
+        }
+        for (int32_t k = 0; k < L->n; k++) /* summed afresh: no drift from adding and subtracting */
+            demand += L->fl[2 * k + 1] * N->fl[L->fl[2 * k]].rate;
+        L->demand = demand;
+        if (was_full)
+            queue_flows_of(N, L);
+    }
+    F->speed = 0;
+    F->next_free = N->free_fl; /* back on the free list */
+    N->free_fl = f;
+    N->nchg = 0;
+    if (N->nq_fl > 0)
+        reshare(N);
+}
