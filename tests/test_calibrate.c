@@ -957,7 +957,7 @@ START_TEST(test_prof_plan_shapes) {
     ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
     ck_assert_int_eq(st_cluster_resolve("dgx-h100", 8, &c, &err), 0);
     st_plan_defaults(&p);
-    ck_assert_int_eq(st_plan_parse_spec("tp=8,mbs=2,sp=1", &p, &err), 0);
+    ck_assert_int_eq(st_plan_parse_spec("tp=8,mbs=2,sp=1,attention=unfused", &p, &err), 0);
     ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), 0);
     ck_assert_int_eq(st__prof_plan_shapes(&m, &p, &g, &ng, &mm, &nm), 0);
     /* the GEMMs one rank runs, by hand: T = 2 x 4096 tokens, h 4096, ffn 11008, 32 heads / 8 */

@@ -424,7 +424,9 @@ END_TEST
  * SM count nothing is charged, with fewer SMs more is charged, and without overlap nothing. (The
  * ZeRO-3 plan is compute-bound: mbs 4 gives each gather four times the compute to hide behind.) */
 START_TEST(test_overlap_takes_sms) {
-    const char *specs[] = {"tp=4,dp=16,mbs=4,gbs=256,zero=3", "tp=4,pp=2,dp=8,mbs=1,gbs=64,zero=1,overlap_grad_reduce=1"};
+    /* unfused attention: its compute is what these plans' overlap was sized against */
+    const char *specs[] = {"tp=4,dp=16,mbs=4,gbs=256,zero=3,attention=unfused",
+                           "tp=4,pp=2,dp=8,mbs=1,gbs=64,zero=1,overlap_grad_reduce=1,attention=unfused"};
     for (int i = 0; i < 2; i++) {
         env e;
         env_init(&e, "llama2-13b", 64, specs[i]);
@@ -445,7 +447,7 @@ START_TEST(test_overlap_takes_sms) {
     /* ZeRO-3 bound by its traffic (mbs 1): the compute stream waits for the gathers anyway, so a
      * small charge hides, and a large one shows only as far as it outlasts the traffic */
     env e;
-    env_init(&e, "llama2-13b", 64, "tp=4,dp=16,mbs=1,gbs=64,zero=3");
+    env_init(&e, "llama2-13b", 64, "tp=4,dp=16,mbs=1,gbs=64,zero=3,attention=unfused");
     st_estimate none, many, few;
     e.c.gpu.sms = 0;
     ck_assert_int_eq(st_cost_estimate(e.ctx, e.p, &none), 0);
