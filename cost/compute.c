@@ -5,8 +5,101 @@
  * calibration profile when one is given and covers the op's class; otherwise from the default
  * curve: the GPU's best achievable GEMM fraction (st_gpu.gemm_efficiency, measured MAMF) times a
  * tile-quantisation factor per GEMM dimension. Element-wise work runs on the CUDA cores (fp32
- * peak) and is almost always bound by HBM. */
+ * peak) and is almost always bound by HBM. Fused attention runs at the rates the FlashAttention
+ * papers measured (attention_tables below), by sequence length, head dimension, causal or not and
+ * pass. */
 #include "cost_private.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Fused attention, TFLOP/s at sequence lengths 512, 1k, 2k, 4k, 8k, 16k (the benchmarks' grid:
+ * batch x seq = 16k tokens, hidden 2048), FLOPs counted as the papers do: 4 b s^2 heads d forward,
+ * halved with a causal mask, backward 2.5x forward (Dao 2023, Sec. 4.1). Indexed [head dim 64,
+ * 128][non-causal, causal][forward, backward]. Between points the rate is interpolated linearly in
+ * log2(seq) and in the head dimension; outside, the nearest point holds. Never fitted to a
+ * validation row.
+ *
+ * ampere: FlashAttention-2 on A100 80GB SXM4, fp16/bf16 (Dao 2023, arXiv:2307.08691).
+ *   Published: Fig. 4a (forward+backward, non-causal, d 64) 132 153 162 171 175 176; Fig. 4c
+ *   (causal, d 64) 88 119 140 156 165 171 (values printed on the bars; 4c read from the figure's
+ *   vector text layer); Figs. 5-6 at 16k: forward 192 (d 64) 223 (d 128), causal 183, 197;
+ *   backward 170, 196, causal 166, 186.
+ *   Derived here: forward(s) = fwdbwd(s) x forward(16k) / fwdbwd(16k), likewise backward, which
+ *   keeps each sequence length's measured forward+backward time (the 16k split between the passes
+ *   holds at every length); head dim 128, for which only the 16k points are at hand, follows the
+ *   d 64 curve's shape: its 16k value x fwdbwd_d64(s) / fwdbwd_d64(16k).
+ * hopper: FlashAttention-3 on H100 80GB SXM5, bf16 (Shah et al. 2024, arXiv:2407.08608). Published:
+ *   Fig. 5 (forward): non-causal d 64 333 392 460 476 496 497, d 128 467 565 625 638 646 648;
+ *   causal d 64 197 265 371 420 460 473, d 128 292 423 521 579 602 616. Fig. 6 (backward,
+ *   non-causal): d 64 272 363 422 453 472 474, d 128 316 424 501 542 559 561.
+ *   Derived here: causal backward (not in the paper) = non-causal backward x causal / non-causal
+ *   forward at the same length.
+ * Other GPUs use the table of their generation, scaled by their dense peak over the reference
+ * GPU's (Ampere-class GPUs and every GPU not named below: A100's 312 TFLOP/s; Hopper: H100 SXM's
+ * 989.4): the kernels keep their fraction of peak, an assumption a calibration profile (class
+ * "attention") replaces. fp32/tf32 plans run PyTorch's memory-efficient kernel (FlashAttention is
+ * 16-bit only), priced at the same fraction of that dtype's peak. */
+static const double attn_seq[6] = {512, 1024, 2048, 4096, 8192, 16384};
+
+typedef struct attn_table {
+    double peak_flops;   /* the reference GPU's dense bf16 peak */
+    double tflops[2][2][2][6];
+} attn_table;
+
+static const attn_table attn_ampere = {
+    312e12,
+    {{{{144.0, 166.9, 176.7, 186.5, 190.9, 192.0},   /* d 64, non-causal, forward: Fig. 4a x 192/176 */
+       {127.5, 147.8, 156.5, 165.2, 169.0, 170.0}},  /*                   backward: Fig. 4a x 170/176 */
+      {{94.2, 127.4, 149.8, 166.9, 176.6, 183.0},    /* d 64, causal, forward: Fig. 4c x 183/171 */
+       {85.4, 115.5, 135.9, 151.4, 160.2, 166.0}}},  /*               backward: Fig. 4c x 166/171 */
+     {{{167.2, 193.9, 205.3, 216.7, 221.7, 223.0},   /* d 128, non-causal, forward: 223 x Fig. 4a / 176 */
+       {147.0, 170.4, 180.4, 190.4, 194.9, 196.0}},  /*                    backward: 196 x Fig. 4a / 176 */
+      {{101.4, 137.1, 161.3, 179.7, 190.1, 197.0},   /* d 128, causal, forward: 197 x Fig. 4c / 171 */
+       {95.7, 129.4, 152.3, 169.7, 179.5, 186.0}}}}, /*                backward: 186 x Fig. 4c / 171 */
+};
+
+static const attn_table attn_hopper = {
+    989.4e12,
+    {{{{333, 392, 460, 476, 496, 497},               /* d 64, non-causal, forward: Fig. 5 */
+       {272, 363, 422, 453, 472, 474}},              /*                   backward: Fig. 6 */
+      {{197, 265, 371, 420, 460, 473},               /* d 64, causal, forward: Fig. 5 */
+       {160.9, 245.4, 340.4, 399.7, 437.7, 451.1}}}, /*               backward: Fig. 6 x causal/non-causal fwd */
+     {{{467, 565, 625, 638, 646, 648},               /* d 128, non-causal, forward: Fig. 5 */
+       {316, 424, 501, 542, 559, 561}},              /*                    backward: Fig. 6 */
+      {{292, 423, 521, 579, 602, 616},               /* d 128, causal, forward: Fig. 5 */
+       {197.6, 317.4, 417.6, 491.9, 520.9, 533.3}}}}, /*               backward: Fig. 6 x causal/non-causal fwd */
+};
+
+/* Hopper GPUs (FlashAttention-3 needs sm90): the presets' and NVIDIA's names for them */
+static int is_hopper(const st_gpu *g) {
+    static const char *const names[] = {"h100", "h200", "h800", "gh200"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strncmp(g->name, names[i], strlen(names[i])) == 0) return 1;
+    return 0;
+}
+
+/* one curve at `seq`: linear in log2(seq) between the grid points */
+static double attn_curve(const double *v, double seq) {
+    if (!(seq > attn_seq[0])) return v[0];
+    if (seq >= attn_seq[5]) return v[5];
+    int i = 0;
+    while (seq > attn_seq[i + 1]) i++;
+    double f = log2(seq / attn_seq[i]); /* the grid doubles */
+    return v[i] + f * (v[i + 1] - v[i]);
+}
+
+double st_cost_attention_flops_per_s(const st_gpu *g, st_dtype dt, double seq, double head_dim, int causal,
+                                     int backward) {
+    const attn_table *t = is_hopper(g) ? &attn_hopper : &attn_ampere;
+    st_dtype adt = dt == ST_DT_FP8 ? ST_DT_BF16 : dt;
+    double peak = g->peak_flops[adt] > 0 ? g->peak_flops[adt] : g->peak_flops[ST_DT_BF16];
+    int c = causal ? 1 : 0, b = backward ? 1 : 0;
+    double r64 = attn_curve(t->tflops[0][c][b], seq), r128 = attn_curve(t->tflops[1][c][b], seq);
+    double f = (head_dim - 64) / 64;
+    f = f < 0 ? 0 : f > 1 ? 1 : f;
+    return (r64 + f * (r128 - r64)) * 1e12 * (peak / t->peak_flops);
+}
 
 static double dim_factor(double d) { return d / (d + ST_GEMM_HALF_DIM); }
 
@@ -17,7 +110,13 @@ double st_cost_op_time(const st_cluster *c, const st_profile *prof, const st_op 
     if (flops <= 0 && bytes <= 0) return 0;
     const st_gpu *g = &c->gpu;
     double t_flops = 0, t_bytes;
-    if (op->cls == ST_OPC_GEMM || op->cls == ST_OPC_BGEMM) {
+    if (op->cls == ST_OPC_ATTENTION) {
+        /* fp8 recipes keep attention in bf16 (Transformer Engine's default, fp8_dpa off) */
+        st_dtype adt = dt == ST_DT_FP8 ? ST_DT_BF16 : dt;
+        double rate = prof ? st_profile_flops_per_s(prof, op->cls, adt, flops / kernels) : 0;
+        if (!(rate > 0)) rate = st_cost_attention_flops_per_s(g, adt, op->m, op->k, op->causal, backward);
+        t_flops = flops / rate;
+    } else if (op->cls == ST_OPC_GEMM || op->cls == ST_OPC_BGEMM) {
         /* fp8 recipes (Transformer Engine) run the linear layers in fp8, attention in bf16 */
         st_dtype gdt = (dt == ST_DT_FP8 && op->cls == ST_OPC_BGEMM) ? ST_DT_BF16 : dt;
         double peak = g->peak_flops[gdt] > 0 ? g->peak_flops[gdt] : g->peak_flops[ST_DT_BF16];

@@ -55,6 +55,7 @@ typedef struct st__shard_cost {
     int64_t mbs, seq;
     st_dtype dtype;
     int grad_bytes;
+    st_attention attention;
     st__pass dense, moe, head, tail;
 } st__shard_cost;
 

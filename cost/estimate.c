@@ -2,10 +2,10 @@
  *
  * Per micro-batch and pipeline chunk: forward and backward compute of its blocks (plus the
  * embedding on the first chunk, logits and loss on the last), recompute (selective: the
- * attention core; full: the whole forward again, with its collectives), and the tp/cp/ep
- * collectives, which Megatron-LM runs on the critical path (no overlap by default). Pipeline
- * send/recv of the activations (fwd and bwd) between stages, also blocking in Megatron's
- * schedules.
+ * attention core, i.e. softmax and dropout unfused, the fused kernel's forward with flash; full:
+ * the whole forward again, with its collectives), and the tp/cp/ep collectives, which
+ * Megatron-LM runs on the critical path (no overlap by default). Pipeline send/recv of the
+ * activations (fwd and bwd) between stages, also blocking in Megatron's schedules.
  *
  * Pipeline (Narayanan et al. SC'21, Sec. 2.2): with t_d the time of device d per micro-batch and
  * m micro-batches, T = m * max_d t_d + (sum_d t_d - max_d t_d) / vp; for equal stages this is
@@ -69,7 +69,7 @@ static void pass_add_ops(st_cost_ctx *ctx, const st_plan *p, const st_op *ops, i
         out->bwd_s += oc.bwd_s;
         if (o->selective) {
             out->sel_fwd_s += oc.fwd_s;
-            out->sel_bytes += o->saved_bytes;
+            out->sel_bytes += o->saved_bytes - o->ckpt_kept_bytes;
         }
         out->saved_bytes += o->saved_bytes;
         if (o->expert)
@@ -85,8 +85,8 @@ static void pass_add_ops(st_cost_ctx *ctx, const st_plan *p, const st_op *ops, i
 
 const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p) {
     uint64_t h = 1469598103934665603ULL;
-    int64_t key[8] = {p->tp, p->cp, p->ep, p->sp, p->mbs, p->seq, p->dtype, p->grad_bytes};
-    for (int i = 0; i < 8; i++) h = (h ^ (uint64_t)key[i]) * 1099511628211ULL;
+    int64_t key[9] = {p->tp, p->cp, p->ep, p->sp, p->mbs, p->seq, p->dtype, p->grad_bytes, p->attention};
+    for (int i = 0; i < 9; i++) h = (h ^ (uint64_t)key[i]) * 1099511628211ULL;
     st__shard_cost *e = NULL;
     for (int probe = 0; probe < 8; probe++) {
         st__shard_cost *c = &ctx->cache[(h + (uint64_t)probe) % ST_COST_CACHE];
@@ -95,7 +95,8 @@ const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p) {
             break;
         }
         if (c->tp == p->tp && c->cp == p->cp && c->ep == p->ep && c->sp == p->sp && c->mbs == p->mbs &&
-            c->seq == p->seq && c->dtype == p->dtype && c->grad_bytes == p->grad_bytes)
+            c->seq == p->seq && c->dtype == p->dtype && c->grad_bytes == p->grad_bytes &&
+            c->attention == p->attention)
             return c;
     }
     if (!e) e = &ctx->cache[h % ST_COST_CACHE]; /* table crowded: overwrite */
@@ -122,6 +123,7 @@ const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p) {
     e->used = 1;
     e->tp = p->tp, e->cp = p->cp, e->ep = p->ep, e->sp = p->sp;
     e->mbs = p->mbs, e->seq = p->seq, e->dtype = p->dtype, e->grad_bytes = p->grad_bytes;
+    e->attention = p->attention;
     return e;
 }
 
@@ -231,8 +233,12 @@ static void stage_cost(const st_plan *p, const st__shard_cost *sc, const st__sta
     for (int g = 0; g < ST_GRP_COUNT; g++) t->total_s += t->comm_s[g];
 }
 
+/* Model FLOPs count the full s x s attention whatever kernel runs it (DESIGN.md "Definitions",
+ * Megatron-LM's num_floating_point_operations; Dao 2023, Sec. 4.2, keeps that convention for
+ * FlashAttention too): the unfused operator list's GEMMs and batched GEMMs are exactly that. */
 double st_cost_model_flops(const st_model *m, int64_t gbs, int64_t seq) {
-    st_shard s = {.tp = 1, .cp = 1, .ep = 1, .sp = 0, .mbs = 1, .seq = seq, .dtype = ST_DT_BF16};
+    st_shard s = {.tp = 1, .cp = 1, .ep = 1, .sp = 0, .mbs = 1, .seq = seq, .dtype = ST_DT_BF16,
+                  .attention = ST_ATTN_UNFUSED};
     st_op ops[ST_MAX_OPS];
     double per_seq = 0;
     int64_t period = m->experts > 0 ? m->moe_every : 1;

@@ -11,7 +11,8 @@
  *
  * Activations (Korthikanti et al. 2022, Sec. 4 and 5, generalised per operator in opgraph.c): per
  * block and micro-batch the saved bytes of its operators; selective recompute drops the attention
- * core (softmax, dropout); full recompute keeps only the block input and needs one block's full
+ * core (unfused: softmax and dropout; fused: only the log-sum-exp, as the checkpoint keeps q, k, v
+ * and the projection keeps the output); full recompute keeps only the block input and needs one block's full
  * activations while it recomputes. In-flight micro-batches follow Megatron-LM's schedules
  * (schedules.py): 1F1B warms up pp - d - 1 micro-batches on stage d, so holds pp - d (all m when
  * there are fewer); the interleaved schedule holds (pp - d - 1) * 2 + (vp - 1) * pp + 1 chunk

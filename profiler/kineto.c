@@ -25,6 +25,9 @@
  * for (at most MAX_WALK levels up: index_select -> embedding), and an operator call becomes one
  * sample: its FLOPs or bytes over the summed time of its kernels (a split-K GEMM's two kernels
  * are one GEMM, as the cost model prices it).
+ *   Fused attention (aten::_scaled_dot_product_flash_attention, _efficient_attention and their
+ *   backward): FLOPs as cost/ counts them, 4 b heads s_q s_k d forward (q [b, heads, s_q, d], k
+ *   [b, kv_heads, s_k, d]), halved when "Concrete Inputs" says is_causal, 2.5x for backward.
  *   GEMM FLOPs from "Input Dims": mm [m,k]x[k,n] = 2mkn (addmm: inputs 1 and 2); bmm
  *   [b,m,k]x[b,k,n] = 2bmkn (baddbmm: inputs 1 and 2); linear input [..., k], weight [n, k] =
  *   2 prod(input[:-1]) k n; matmul by its broadcasting rules. dtype from the first matrix's type;
@@ -234,6 +237,26 @@ static void base_name(const char *name, char *out, size_t n) {
     while (len > 0 && out[len - 1] == '_') out[--len] = '\0';
 }
 
+/* PyTorch's fused attention operators (aten, native_functions.yaml), layout [b, heads, s, d]: where
+ * query and key are among the inputs and which input is is_causal. F.scaled_dot_product_attention
+ * records one of these inside it (flash for 16-bit on CUDA, memory-efficient otherwise); their
+ * kernels are charged to them. */
+static const struct {
+    const char *name;
+    int q, k, causal, backward;
+} attn_ops[] = {
+    {"scaled_dot_product_flash_attention", 0, 1, 4, 0},
+    {"scaled_dot_product_flash_attention_backward", 1, 2, 11, 1},
+    {"scaled_dot_product_efficient_attention", 0, 1, 6, 0},
+    {"scaled_dot_product_efficient_attention_backward", 1, 2, 11, 1},
+};
+
+static int attn_op(const char *base) {
+    for (size_t i = 0; i < sizeof attn_ops / sizeof attn_ops[0]; i++)
+        if (!strcmp(base, attn_ops[i].name)) return (int)i;
+    return -1;
+}
+
 /* strata's class of an operator name; -1 when none */
 static int op_class(const char *base) {
     static const char *const gemm[] = {"mm", "addmm", "matmul", "linear", "scaled_mm"};
@@ -242,6 +265,7 @@ static int op_class(const char *base) {
     for (size_t i = 0; i < sizeof gemm / sizeof gemm[0]; i++)
         if (!strcmp(base, gemm[i])) return ST_OPC_GEMM;
     if (!strcmp(base, "bmm") || !strcmp(base, "baddbmm")) return ST_OPC_BGEMM;
+    if (attn_op(base) >= 0) return ST_OPC_ATTENTION;
     if (strstr(base, "layer_norm") || strstr(base, "rms_norm")) return ST_OPC_NORM;
     /* log-softmax belongs to the cross-entropy (strata's loss class covers the whole of it) */
     if (strstr(base, "log_softmax") || strstr(base, "cross_entropy") || strstr(base, "nll_loss")) return ST_OPC_LOSS;
@@ -303,6 +327,27 @@ static int gemm_shape(const char *base, const json_t *args, double *flops, st_dt
             *cls = ST_OPC_BGEMM;
         }
     }
+    if (!(f > 0) || !isfinite(f)) return -1;
+    *flops = f;
+    return 0;
+}
+
+/* FLOPs and dtype of a fused attention call, counted as cost/ counts them (src/core/opgraph.c,
+ * flash()): 4 b heads s_q s_k d forward, half of it with a causal mask, backward 2.5x. The mask is
+ * the is_causal argument, which the trace records in "Concrete Inputs" ("True"/"False"); without it
+ * the call's work is unknown. 0 or -1. */
+static int attention_shape(const char *base, const json_t *args, double *flops, st_dtype *dt) {
+    int i = attn_op(base);
+    const json_t *dims = json_object_get(args, "Input Dims");
+    const json_t *c = json_array_get(json_object_get(args, "Concrete Inputs"), (size_t)attn_ops[i].causal);
+    double q[MAX_DIMS], k[MAX_DIMS];
+    if (!json_is_array(dims) || !json_is_string(c)) return -1;
+    int causal = !strcmp(json_string_value(c), "True");
+    if (!causal && strcmp(json_string_value(c), "False")) return -1;
+    if (shape(dims, (size_t)attn_ops[i].q, q, NULL) != 4 || shape(dims, (size_t)attn_ops[i].k, k, NULL) != 4 ||
+        q[0] != k[0] || q[3] != k[3] || gemm_dtype(input_type(args, (size_t)attn_ops[i].q), dt))
+        return -1;
+    double f = 4 * q[0] * q[1] * q[2] * k[2] * q[3] * (causal ? 0.5 : 1) * (attn_ops[i].backward ? 2.5 : 1);
     if (!(f > 0) || !isfinite(f)) return -1;
     *flops = f;
     return 0;
@@ -457,10 +502,12 @@ static void look_at(cpuop *o) {
     }
     o->cls = cls;
     o->state = 2;
-    if (cls == ST_OPC_GEMM || cls == ST_OPC_BGEMM) {
+    if (cls == ST_OPC_GEMM || cls == ST_OPC_BGEMM || cls == ST_OPC_ATTENTION) {
         st_dtype dt;
         double flops;
-        if (gemm_shape(base, o->args, &flops, &dt, &o->cls)) return;
+        if (cls == ST_OPC_ATTENTION ? attention_shape(base, o->args, &flops, &dt)
+                                    : gemm_shape(base, o->args, &flops, &dt, &o->cls))
+            return;
         o->kind = K_COMPUTE;
         o->dtype = (int)dt;
         o->x = flops;

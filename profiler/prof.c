@@ -3,9 +3,12 @@
  *
  * Shapes come from the operator graph itself (st_ops_layer, st_ops_tail), so the grid covers what
  * the estimator will ask for: every GEMM of every preset under tp = 1, 2, 4, 8 and micro-batch 1
- * and 4. The profile looks GEMMs up by FLOPs alone, so shapes are binned by FLOPs in powers of two
- * and a few per bin are timed; bins are the unit of coverage (tests/test_calibrate.c checks that
- * every bin a preset shape falls into is timed).
+ * and 4 (attention unfused, so that its batched GEMMs are timed; a fused attention kernel is not
+ * among strata's kernels, and a plan with attention=flash has no shape of that class here: its
+ * rate stays cost/compute.c's table unless a Kineto import measured it). The profile looks GEMMs
+ * up by FLOPs alone, so shapes are binned by FLOPs in powers of two and a few per bin are timed;
+ * bins are the unit of coverage (tests/test_calibrate.c checks that every bin a preset shape falls
+ * into is timed).
  *
  * Fitting follows profiler/kineto.c (the same tables from a PyTorch trace): power-of-two bins of
  * x, per bin the median x and the median rate. Plan shapes (--model/--plan) are kept as points at
@@ -158,7 +161,10 @@ int st__prof_gemm_grid(int quick, double cap_bytes, double elem_bytes, st__prof_
                               .mbs = mbss[b],
                               .seq = m->seq_len,
                               .dtype = ST_DT_BF16,
-                              .grad_bytes = 4};
+                              .grad_bytes = 4,
+                              /* the batched GEMMs of unfused attention; strata has no fused
+                               * attention kernel to time (a Kineto import calibrates that class) */
+                              .attention = ST_ATTN_UNFUSED};
                 if ((rc = model_gemms(m, &s, &all, 0)) < 0) goto out;
             }
         }

@@ -206,7 +206,7 @@ sc21() {
 				if [ "$vp" -gt 1 ]; then sched=interleaved; else sched=1f1b; fi
 				write_model "$tmp/model.json" "$model" "$layers" "$hidden" "$heads" "$ffn" "$vocab" "$seq"
 				spec="tp=$tp,pp=$pp,dp=$dp,cp=$cp,mbs=$mbs,gbs=$gbs,vp=$vp,seq=$seq,sp=$sp"
-				spec="$spec,recompute=$recompute,zero=$zero,dtype=$dtype,schedule=$sched"
+				spec="$spec,recompute=$recompute,zero=$zero,dtype=$dtype,schedule=$sched,attention=unfused"
 				run_est "$tmp/model.json" dgx-a100-80g "$gpus" "$spec"
 			fi
 			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$model" "$gpus" "$label" "$iter" \
@@ -220,7 +220,8 @@ sc21() {
 	echo "         measured = iteration_time_s_derived, from the paper's TFLOP/s per GPU and its eq. 3)"
 	echo "strata:  $strata $command --cluster dgx-a100-80g --gpus <row's GPUs>, model JSON built from the"
 	echo "         row (GPT: gelu, layernorm, learned positions, tied embeddings, bias, dropout),"
-	echo "         plan from the row; schedule interleaved when vp > 1, else 1f1b"
+	echo "         plan from the row; schedule interleaved when vp > 1, else 1f1b; attention=unfused"
+	echo "         (Megatron-LM of 2021 ran scores, softmax, dropout and context as separate kernels)"
 	echo "plan:    other plan keys shown only where they differ from cp=1 sp=0 recompute=full zero=0 fp16"
 	echo
 	awk -F '\t' '
@@ -284,7 +285,7 @@ vtrain() {
 				# param.grad and all-reduces them in fp16 (DeepSpeed runtime/engine.py,
 				# communication_data_type; no fp32 main_grad as Megatron-LM's own DDP has)
 				spec="tp=$tp,pp=$pp,dp=$dp,cp=1,mbs=$mbs,gbs=$gbs,vp=1,seq=$seq,sp=0"
-				spec="$spec,recompute=full,zero=0,dtype=fp16,schedule=1f1b,grad_bytes=2"
+				spec="$spec,recompute=full,zero=0,dtype=fp16,schedule=1f1b,grad_bytes=2,attention=unfused"
 				run_est "$tmp/model.json" "$vtrain_cluster" "$gpus" "$spec"
 			fi
 			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$size" "$gpus" "$label" "$ms" \
@@ -300,6 +301,7 @@ vtrain() {
 	echo "         model JSON built from the row (GPT: ffn 4h, vocab 50257, gelu, layernorm, learned"
 	echo "         positions, tied embeddings, bias, dropout); plan recompute=full zero=0 sp=0 fp16 1f1b"
 	echo "         grad_bytes=2 (DeepSpeed's fp16 engine keeps and all-reduces 16-bit gradients)"
+	echo "         attention=unfused (Megatron-DeepSpeed's core attention of 2022, without FlashAttention)"
 	echo "rank:    1 = fastest within the model size, among the compared rows (measured / predicted)"
 	echo
 	awk -F '\t' '

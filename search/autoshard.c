@@ -60,6 +60,7 @@ void st_autoshard_opts_init(st_autoshard_opts *o) {
     memset(o, 0, sizeof *o);
     o->gbs = 1536; /* as strata plan: GPT-3 175B, 3.2M tokens of 2048 (Brown et al. 2020, Table 2.1) */
     o->dtype = ST_DT_BF16;
+    o->attention = ST_ATTN_DEFAULT;
     o->microbatches = 1;
     o->zero = ST_AS_ZERO_AUTO;
 }
@@ -328,7 +329,13 @@ static int price_strat(ctx *x, int oi, const char *split, strat *s) {
     op.bwd_bytes = o->bwd_bytes * bfrac + params_local * GRAD_ACCUM_BYTES;
     op.kernels_fwd = o->kernels_fwd;
     op.kernels_bwd = o->kernels_bwd;
-    if (o->cls == ST_OPC_GEMM || o->cls == ST_OPC_BGEMM) {
+    if (o->cls == ST_OPC_ATTENTION) {
+        /* the fused kernel's shape (graph.c: query and key lengths, head dim, batch x heads);
+         * shardings split the batch or the heads, never a sequence or the head dim (nosplit) */
+        op.m = o->gemm[0], op.n = o->gemm[1], op.k = o->gemm[2];
+        op.batch = o->gemm[3] / role_div(x, "bn", split);
+        op.causal = o->causal;
+    } else if (o->cls == ST_OPC_GEMM || o->cls == ST_OPC_BGEMM) {
         char rm[8], rn[8], rk[8], rb[8];
         gemm_roles(o, rm, rn, rk, rb);
         const char *roles[4] = {rm, rn, rk, rb};
@@ -1536,7 +1543,7 @@ int st_autoshard(const st_model *m, const st_graph *custom, const st_cluster *c,
         for (int64_t mbs = o->mbs > 0 ? o->mbs : 1; mbs <= (o->mbs > 0 ? o->mbs : 8); mbs *= 2) {
             if (o->gbs % mbs) continue;
             st_graph g;
-            if ((rc = st_graph_from_model(m, mbs, seq, o->dtype, &g, err))) return rc;
+            if ((rc = st_graph_from_model(m, mbs, seq, o->dtype, o->attention, &g, err))) return rc;
             int took = 0; /* r holds g (plan_one frees the graph of a result it replaces: not g) */
             for (int k = 0; k < nmodes; k++) {
                 st_error e;
@@ -1560,6 +1567,7 @@ int st_autoshard(const st_model *m, const st_graph *custom, const st_cluster *c,
         return last_rc;
     }
     finish(r, custom, c, o->dtype, gpus);
+    r->attention = o->attention;
     r->search_time_s = st_clock_s() - t0;
     return 0;
 }

@@ -7,7 +7,9 @@
  * layers (what Megatron-LM's interleaved schedule accepts) and the micro-batches divide by pp;
  * uneven layer splits only for vp = 1; offload=optimizer needs ZeRO >= 1, offload=params ZeRO-3.
  * gpipe and zb schedules are priced by `strata estimate` but not enumerated (no framework that we
- * emit for runs them from a flag).
+ * emit for runs them from a flag). The attention kernel is the options' (st_search_opts.attention),
+ * not a searched dimension: frameworks choose their attention kernel by release and hardware, not
+ * per plan, and searching it would double the space for a choice nobody makes there.
  *
  * Speed (the workload behind the design): the 530B model on 5,120 GPUs is about a million
  * points. Per point the shard cache (cost/estimate.c) turns the operator walk into a lookup, and
@@ -24,6 +26,7 @@ void st_search_opts_init(st_search_opts *o) {
     memset(o, 0, sizeof *o);
     o->top = 10;
     o->dtype = ST_DT_BF16;
+    o->attention = ST_ATTN_DEFAULT;
 }
 
 void st_search_result_destroy(st_search_result *res) {
@@ -191,6 +194,7 @@ int st_search_enumerate(const st_model *m, const st_cluster *c, const st_profile
     }
     st_plan_defaults(p);
     p->dtype = o->dtype;
+    p->attention = o->attention;
     p->seq = seq;
     p->gbs = gbs;
     p->seed = o->seed;

@@ -136,9 +136,10 @@ static void take_costs(st_gop *o, const st_op *src, int save_ref) {
     o->kernels_bwd = src->kernels_bwd;
     o->saved_bytes = src->saved_bytes;
     o->save_ref = save_ref;
-    if (src->cls == ST_OPC_GEMM || src->cls == ST_OPC_BGEMM) {
+    if (src->cls == ST_OPC_GEMM || src->cls == ST_OPC_BGEMM || src->cls == ST_OPC_ATTENTION) {
         o->gemm[0] = src->m, o->gemm[1] = src->n, o->gemm[2] = src->k, o->gemm[3] = src->batch;
     }
+    o->causal = src->causal;
 }
 
 #define OP(name, type, cls, out, spec, nosplit, ...)                                                         \
@@ -163,10 +164,11 @@ static int chain(builder *bp, const st_op *ops, int n, const char *name, int x, 
     return y;
 }
 
-int st_graph_from_model(const st_model *m, int64_t mbs, int64_t seq, st_dtype dt, st_graph *g, st_error *err) {
+int st_graph_from_model(const st_model *m, int64_t mbs, int64_t seq, st_dtype dt, st_attention attn, st_graph *g,
+                        st_error *err) {
     memset(g, 0, sizeof *g);
     builder B = {.g = g, .dt = dt};
-    st_shard s = {.tp = 1, .cp = 1, .ep = 1, .mbs = mbs, .seq = seq, .dtype = dt, .grad_bytes = 4};
+    st_shard s = {.tp = 1, .cp = 1, .ep = 1, .mbs = mbs, .seq = seq, .dtype = dt, .grad_bytes = 4, .attention = attn};
     st_op head[ST_MAX_OPS], blk[ST_MAX_OPS], tail[ST_MAX_OPS];
     int64_t dense_idx, moe_idx;
     st_model_block_kinds(m, &dense_idx, &moe_idx);
@@ -207,17 +209,25 @@ int st_graph_from_model(const st_model *m, int64_t mbs, int64_t seq, st_dtype dt
     take_costs(&g->ops[o], find_op(blk, nb, "qkv"), 0);
     q = chain(&B, blk, nb, "qkv_bias", q, "bsne");
     q = chain(&B, blk, nb, "rope", q, "bsne");
-    int sc = T("scores_out", 0, b, heads, S, S);
-    o = OP("scores", ST_GOP_MATMUL, ST_OPC_BGEMM, sc, "bsne->bnst", "est", q);
-    take_costs(&g->ops[o], find_op(blk, nb, "scores"), 0);
-    int pr = T("softmax_out", 0, b, heads, S, S);
-    o = OP("softmax", ST_GOP_SOFTMAX, ST_OPC_SOFTMAX, pr, "bnst->bnst", "t", sc);
-    take_costs(&g->ops[o], find_op(blk, nb, "softmax"), ST_G_MAXIN);
-    pr = chain(&B, blk, nb, "attn_dropout", pr, "bnst");
-    int ctx = T("context_out", 0, b, S, heads, d);
-    o = OP("context", ST_GOP_MATMUL, ST_OPC_BGEMM, ctx, "bnst,bsne->bsnd", "estd", pr, q);
-    take_costs(&g->ops[o], find_op(blk, nb, "context"), 1);
-    ctx = chain(&B, blk, nb, "context_transpose", ctx, "bsnd");
+    int ctx;
+    if (attn == ST_ATTN_FLASH) {
+        /* one fused kernel from the QKV tensor to the context, in the layout the projection reads */
+        ctx = T("attention_out", 0, b, S, heads, d);
+        o = OP("attention", ST_GOP_ATTENTION, ST_OPC_ATTENTION, ctx, "bsne->bsnd", "esd", q);
+        take_costs(&g->ops[o], find_op(blk, nb, "attention"), 0);
+    } else {
+        int sc = T("scores_out", 0, b, heads, S, S);
+        o = OP("scores", ST_GOP_MATMUL, ST_OPC_BGEMM, sc, "bsne->bnst", "est", q);
+        take_costs(&g->ops[o], find_op(blk, nb, "scores"), 0);
+        int pr = T("softmax_out", 0, b, heads, S, S);
+        o = OP("softmax", ST_GOP_SOFTMAX, ST_OPC_SOFTMAX, pr, "bnst->bnst", "t", sc);
+        take_costs(&g->ops[o], find_op(blk, nb, "softmax"), ST_G_MAXIN);
+        pr = chain(&B, blk, nb, "attn_dropout", pr, "bnst");
+        ctx = T("context_out", 0, b, S, heads, d);
+        o = OP("context", ST_GOP_MATMUL, ST_OPC_BGEMM, ctx, "bnst,bsne->bsnd", "estd", pr, q);
+        take_costs(&g->ops[o], find_op(blk, nb, "context"), 1);
+        ctx = chain(&B, blk, nb, "context_transpose", ctx, "bsnd");
+    }
     int wproj = T("proj.weight", 1, heads, d, h);
     int po = T("proj_out", 0, b, S, h);
     o = OP("proj", ST_GOP_MATMUL, ST_OPC_GEMM, po, "bsnd,ndh->bsh", "", ctx, wproj);
@@ -533,14 +543,20 @@ static void derive_costs(st_graph *g, st_gop *o) {
             break;
         }
         case ST_GOP_ATTENTION:
-            /* QK^T and PV: 2 x 2 x b x s x s x heads x d (Dao et al. 2022, FlashAttention) */
-            o->fwd_flops = 4 * st_gtensor_numel(in0) * (double)in0->dim[1];
+            /* QK^T and PV: 2 x 2 x b x s x s_kv x heads x d (Dao et al. 2022, FlashAttention); a
+             * custom graph's attention has no causal mask (it says nothing of one) */
+            o->fwd_flops = 4 * st_gtensor_numel(in0) * (double)g->t[o->in[1]].dim[1];
             break;
         case ST_GOP_LOSS: o->fwd_flops = 5 * st_gtensor_numel(in0); break;
         default: o->fwd_flops = 4 * fmax(st_gtensor_numel(out), st_gtensor_numel(in0)); break;
         }
     }
     if (o->bwd_flops <= 0) o->bwd_flops = (o->type == ST_GOP_ATTENTION ? 2.5 : 2) * o->fwd_flops;
+    if (o->type == ST_GOP_ATTENTION && !(o->gemm[0] > 0)) {
+        /* the kernel's shape, for cost/compute.c's rate tables: query and key lengths, head dim */
+        o->gemm[0] = (double)in0->dim[1], o->gemm[1] = (double)g->t[o->in[1]].dim[1];
+        o->gemm[2] = (double)in0->dim[3], o->gemm[3] = (double)in0->dim[0] * (double)in0->dim[2];
+    }
     if (o->fwd_bytes <= 0) o->fwd_bytes = bytes;
     if (o->bwd_bytes <= 0)
         o->bwd_bytes = (o->type == ST_GOP_MATMUL || o->type == ST_GOP_CONV) ? 2 * bytes + wbytes : 1.5 * bytes;

@@ -13,6 +13,7 @@ typedef struct st_search_opts {
     int64_t gpus, gbs, seq;
     int top;          /* plans kept */
     st_dtype dtype;
+    st_attention attention; /* every plan's (not searched; ST_ATTN_DEFAULT) */
     int max_tp;       /* 0 = heads */
     int progress;     /* progress line on stderr after 1 s */
     uint64_t seed;
@@ -108,8 +109,10 @@ void st__ilp_init(void);
 
 /* The graph of a model preset / model JSON for one micro-batch of `mbs` sequences of `seq`
  * tokens: head, one block of each kind in the model (dense; MoE models use their MoE block), tail.
- * Per-operator FLOPs and bytes are src/core/opgraph.c's at tp = 1. */
-int st_graph_from_model(const st_model *m, int64_t mbs, int64_t seq, st_dtype dt, st_graph *g, st_error *err);
+ * Per-operator FLOPs and bytes are src/core/opgraph.c's at tp = 1; attention is one fused operator
+ * (attn = ST_ATTN_FLASH) or scores, softmax, dropout and context (ST_ATTN_UNFUSED). */
+int st_graph_from_model(const st_model *m, int64_t mbs, int64_t seq, st_dtype dt, st_attention attn, st_graph *g,
+                        st_error *err);
 
 /* Derives labels, FLOPs and bytes from the operator types where the file did not give them,
  * checks shapes across edges, and (with igraph) that the graph is acyclic and has no dangling
@@ -152,6 +155,7 @@ typedef struct st_autoshard_opts {
     int64_t seq;             /* 0: the model's */
     int64_t microbatches;    /* custom graphs: micro-batches per iteration (default 1) */
     st_dtype dtype;
+    st_attention attention;  /* how model graphs run attention (ST_ATTN_DEFAULT) */
     double mem_limit_bytes;  /* 0: the GPU's memory less the framework reserve */
     double time_limit_s;     /* per ILP solve (0: 60 s) */
     int max_stages;          /* 0: choose (stage DP); 1: no pipeline */
@@ -191,6 +195,7 @@ typedef struct st_autoshard_result {
     const st_graph *g;     /* the graph the stages refer to: &graph, or the caller's custom graph */
     int nstages;
     st_as_stage *stage;
+    st_attention attention; /* how the model graph runs attention (st_autoshard_opts.attention) */
     int64_t mbs, microbatches;
     double iteration_time_s, tokens_per_s, model_flops, model_tflops_per_gpu, mfu, memory_peak_bytes;
     int64_t ilp_solves;    /* ILPs solved in all */

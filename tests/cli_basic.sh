@@ -152,7 +152,8 @@ done
 if [ -z "$missing" ]; then ok "clusters --json: \"clusters\" array names every preset"; else nok "clusters --json names every preset" "missing:$missing"; fi
 
 # ------------------------------------------------------------------ estimate: contract and determinism
-E1="--model gpt3-175b --cluster dgx-a100-80g --gpus 1024 --plan tp=8,pp=8,mbs=1,gbs=1536,sp=1,recompute=selective"
+# attention=unfused: the golden file and the --ops list below are Megatron-LM's 2021 core attention
+E1="--model gpt3-175b --cluster dgx-a100-80g --gpus 1024 --plan tp=8,pp=8,mbs=1,gbs=1536,sp=1,recompute=selective,attention=unfused"
 run estimate $E1
 cp "$T/out" "$T/e1.txt"
 if [ $rc -eq 0 ] && [ ! -s "$T/err" ] && grep -q 'iteration time' "$T/e1.txt" && grep -q 'MFU' "$T/e1.txt"; then
@@ -201,6 +202,15 @@ if [ $rc -eq 0 ] && cmp -s "$T/out" "$T/e1.txt"; then ok "estimate text output i
 run estimate $E1 --json
 if [ $rc -eq 0 ] && cmp -s "$T/out" "$T/e1.json"; then ok "estimate --json output is deterministic (identical bytes twice)"; else nok "estimate --json determinism" "second run differs from the first (exit $rc)"; fi
 
+# with fused attention (the default) one operator replaces scores, softmax, dropout and context
+run estimate --model gpt3-175b --cluster dgx-a100-80g --gpus 1024 --plan tp=8,pp=8,mbs=1,gbs=1536,sp=1 --ops
+if [ $rc -eq 0 ] && grep -Eq '^  attention +attention ' "$T/out" &&
+	! grep -Eq '^  (scores|softmax|attn_dropout|context|context_transpose) ' "$T/out"; then
+	ok "estimate --ops with attention=flash lists one fused attention operator"
+else
+	nok "estimate --ops with attention=flash" "exit $rc; want an 'attention' operator of class attention and no unfused ones"
+fi
+
 # ------------------------------------------------------------------ golden files
 # golden NAME ARGS...: run `strata estimate ARGS --json` and compare it with tests/golden/NAME.json
 # (or rewrite that file when STRATA_REGOLD=1). The exit status must be 0 when "fits" is true and 1
@@ -243,6 +253,8 @@ golden() {
 
 golden estimate_gpt3-175b_a100x1024 $E1
 # mbs=2 without recompute does not fit in 80 GB: checks the exit-1 path of --json as well
-golden estimate_llama2-7b_h100x8 --model llama2-7b --cluster dgx-h100 --plan tp=1,dp=8,mbs=2,gbs=64,zero=1
+golden estimate_llama2-7b_h100x8 --model llama2-7b --cluster dgx-h100 --plan tp=1,dp=8,mbs=2,gbs=64,zero=1,attention=unfused
+# the same with fused attention, the default (no 4096 x 4096 scores, but still over 80 GB)
+golden estimate_llama2-7b_h100x8_flash --model llama2-7b --cluster dgx-h100 --plan tp=1,dp=8,mbs=2,gbs=64,zero=1
 
 finish_tests

@@ -96,7 +96,7 @@ START_TEST(graph_from_preset) {
     ck_assert_int_eq(st_model_preset("gpt3-175b", &m), 0);
     st_graph g;
     st_error err;
-    ck_assert_int_eq(st_graph_from_model(&m, 1, 2048, ST_DT_BF16, &g, &err), 0);
+    ck_assert_int_eq(st_graph_from_model(&m, 1, 2048, ST_DT_BF16, ST_ATTN_UNFUSED, &g, &err), 0);
     ck_assert_int_eq(g.repeat, 96);
     ck_assert_int_ge(op_index(&g, "qkv"), 0);
     ck_assert_int_ge(op_index(&g, "fc2"), 0);
@@ -114,6 +114,42 @@ START_TEST(graph_from_preset) {
         }
     free(pos);
     st_graph_free(&g);
+}
+END_TEST
+
+/* attention=flash: one fused operator from the QKV tensor to the context, with opgraph.c's costs at
+ * tp = 1 (its FLOPs, the kernel's shape for the rate tables, causal), and nothing of the unfused
+ * core attention; the weights are the unfused graph's. */
+START_TEST(graph_flash_from_preset) {
+    st_model m;
+    ck_assert_int_eq(st_model_preset("gpt3-175b", &m), 0);
+    st_graph g, u;
+    st_error err;
+    ck_assert_int_eq(st_graph_from_model(&m, 2, 2048, ST_DT_BF16, ST_ATTN_FLASH, &g, &err), 0);
+    ck_assert_int_eq(st_graph_from_model(&m, 2, 2048, ST_DT_BF16, ST_ATTN_UNFUSED, &u, &err), 0);
+    int a = op_index(&g, "attention");
+    ck_assert_int_ge(a, 0);
+    for (const char *const *n = (const char *const[]){"scores", "softmax", "attn_dropout", "context",
+                                                       "context_transpose", NULL};
+         *n; n++) {
+        ck_assert_int_lt(op_index(&g, *n), 0);
+        ck_assert_int_ge(op_index(&u, *n), 0);
+    }
+    const st_gop *o = &g.ops[a];
+    ck_assert_int_eq(o->type, ST_GOP_ATTENTION);
+    ck_assert_int_eq(o->cls, ST_OPC_ATTENTION);
+    ck_assert_int_eq(o->causal, 1);
+    ck_assert(o->block);
+    ck_assert_double_eq(o->gemm[0], 2048);
+    ck_assert_double_eq(o->gemm[1], 2048);
+    ck_assert_double_eq(o->gemm[2], 128);
+    ck_assert_double_eq(o->gemm[3], 2 * 96);
+    ck_assert_double_eq_tol(o->fwd_flops, 4.0 * 2 * 2048 * 2048 * 12288 / 2, 1);
+    ck_assert_double_eq_tol(o->bwd_flops, 2.5 * o->fwd_flops, 1);
+    ck_assert_int_eq(g.ops[op_index(&g, "proj")].in[0], o->out); /* the projection reads its output */
+    ck_assert_double_eq(st_graph_params(&g), st_graph_params(&u));
+    st_graph_free(&g);
+    st_graph_free(&u);
 }
 END_TEST
 
@@ -230,9 +266,7 @@ START_TEST(ilp_finds_megatron) {
         char(*lab)[2] = calloc((size_t)g->nops, sizeof *lab);
         for (int o = 0; o < g->nops; o++) {
             const char *nm = g->ops[o].name;
-            if (!strcmp(nm, "qkv") || !strcmp(nm, "qkv_bias") || !strcmp(nm, "scores") || !strcmp(nm, "softmax") ||
-                !strcmp(nm, "attn_dropout") || !strcmp(nm, "context") || !strcmp(nm, "context_transpose") ||
-                !strcmp(nm, "proj"))
+            if (!strcmp(nm, "qkv") || !strcmp(nm, "qkv_bias") || !strcmp(nm, "attention") || !strcmp(nm, "proj"))
                 lab[o][0] = 'n';
             else if (!strcmp(nm, "fc1") || !strcmp(nm, "act") || !strcmp(nm, "fc2"))
                 lab[o][0] = 'f';
@@ -636,6 +670,7 @@ START_TEST(ilp_recompute) {
     st_autoshard_opts o;
     st_autoshard_opts_init(&o);
     o.gbs = 256, o.mbs = 1, o.seq = 2048;
+    o.attention = ST_ATTN_UNFUSED; /* its s x s scores are what overflow 60 GiB */
     o.mem_limit_bytes = 60.0 * 1073741824.0;
     st_autoshard_result r, loose;
     st_error err;
@@ -755,7 +790,7 @@ END_TEST
 static void one_node(const st_model *m, st_cluster *c, st_graph *g, st_mesh *mesh, char (**lab)[2]) {
     st_error err;
     *c = cluster("dgx-a100-80g", 8);
-    ck_assert_int_eq(st_graph_from_model(m, 8, 2048, ST_DT_BF16, g, &err), 0);
+    ck_assert_int_eq(st_graph_from_model(m, 8, 2048, ST_DT_BF16, ST_ATTN_UNFUSED, g, &err), 0);
     int size[1] = {8};
     st_mesh_init(mesh, c, 1, 8, 1, size);
     *lab = calloc((size_t)g->nops, sizeof **lab);
@@ -1020,6 +1055,57 @@ START_TEST(ilp_zero_plan_file) {
 }
 END_TEST
 
+/* The plan file says how its model graph ran attention: written and read back, flash stays flash
+ * (and prices the same); a file without the key, written before it existed, names the unfused
+ * operators in its stages and reads as unfused. */
+START_TEST(ilp_attention_plan_file) {
+    st_model m;
+    ck_assert_int_eq(st_model_preset("gpt-1.7b", &m), 0);
+    st_cluster c = cluster("dgx-a100-80g", 8);
+    char path[] = "/tmp/strata_attn_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    for (int kind = 0; kind < 2; kind++) {
+        st_autoshard_opts o;
+        st_autoshard_opts_init(&o);
+        ck_assert_int_eq(o.attention, ST_ATTN_FLASH);
+        o.gbs = 64, o.mbs = 1, o.seq = 2048, o.max_stages = 1;
+        o.attention = kind ? ST_ATTN_UNFUSED : ST_ATTN_FLASH;
+        st_autoshard_result a, back;
+        st_as_origin orig;
+        st_error err;
+        ck_assert_msg(st_autoshard(&m, NULL, &c, NULL, &o, &a, &err) == 0, "%s", err.text);
+        ck_assert_int_eq(a.attention, o.attention);
+        ck_assert_int_eq(op_index(a.g, kind ? "scores" : "attention") >= 0, 1);
+        ck_assert_msg(st_autoshard_save(&a, &m, NULL, &c, 64, 2048, ST_DT_BF16, path, &err) == 0, "%s", err.text);
+        FILE *f = fopen(path, "r");
+        char buf[1 << 16];
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = 0;
+        const char *key = kind ? "\"attention\": \"unfused\"," : "\"attention\": \"flash\",";
+        char *k = strstr(buf, key);
+        ck_assert_ptr_nonnull(k);
+        if (kind) { /* as an older strata wrote it */
+            memmove(k, k + strlen(key), strlen(k + strlen(key)) + 1);
+            f = fopen(path, "w");
+            fputs(buf, f);
+            fclose(f);
+        }
+        st_autoshard_opts lo;
+        ck_assert_msg(st_autoshard_load(path, &m, NULL, &c, &lo, &back, &orig, &err) == 0, "%s", err.text);
+        ck_assert_int_eq(lo.attention, o.attention);
+        ck_assert_int_eq(back.attention, o.attention);
+        ck_assert_msg(st_autoshard_evaluate(&m, &c, NULL, &lo, &back, &err) == 0, "%s", err.text);
+        ck_assert_double_eq_tol(back.iteration_time_s, a.iteration_time_s, 1e-9 * a.iteration_time_s);
+        st_autoshard_result_free(&back);
+        st_autoshard_result_free(&a);
+    }
+    remove(path);
+}
+END_TEST
+
 /* igraph's default error handler aborts the process; st_search_init (main() and the runner call it
  * first) makes an igraph error a return code, so st_graph_check can report it as one. */
 START_TEST(igraph_errors_return) {
@@ -1041,6 +1127,7 @@ Suite *suite_autoshard(void) {
     tcase_add_test(tc, igraph_errors_return);
     tcase_add_test(tc, reshard_two_axes_cheapest_order);
     tcase_add_test(tc, graph_from_preset);
+    tcase_add_test(tc, graph_flash_from_preset);
     tcase_add_test(tc, graph_bad_input);
     tcase_add_test(tc, ilp_finds_megatron);
     tcase_add_test(tc, ilp_shards_experts);
@@ -1059,6 +1146,7 @@ Suite *suite_autoshard(void) {
     tcase_add_test(tc, ilp_zero_auto_pays);
     tcase_add_test(tc, ilp_zero_fits_tower);
     tcase_add_test(tc, ilp_zero_plan_file);
+    tcase_add_test(tc, ilp_attention_plan_file);
     tcase_add_test(tc, ilp_state_as_estimate);
     tcase_add_test(tc, ilp_inflight_few_microbatches);
     suite_add_tcase(s, tc);

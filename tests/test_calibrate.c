@@ -434,6 +434,56 @@ START_TEST(test_flops_and_dtypes) {
 }
 END_TEST
 
+/* Fused attention (SDPA's flash and memory-efficient operators, forward and backward) becomes the
+ * attention class, FLOPs counted as cost/ counts the fused operator: 4 b heads s_q s_k d, halved
+ * when is_causal ("Concrete Inputs"), x2.5 backward; its kernels (launched from the aten flash
+ * operator inside) charged to it. Without the is_causal value the work is unknown: no sample. */
+START_TEST(test_attention_import) {
+    tb b;
+    tb_begin(&b, "NVIDIA H100 80GB HBM3");
+    const char *q4 = "[[2, 16, 1024, 64], [2, 16, 1024, 64], [2, 16, 1024, 64], [], [], [], []]";
+    const char *t4 = "[" BF ", " BF ", " BF ", \"double\", \"bool\", \"bool\", \"\"]";
+    /* forward, causal: the kernel runs inside aten::_flash_attention_forward */
+    int ext = 100;
+    tb_op(&b, "aten::_scaled_dot_product_flash_attention", ext, 100, q4, t4,
+          "\"Concrete Inputs\": [\"\", \"\", \"\", \"0.\", \"True\", \"False\", \"\"]");
+    tb_event(&b, "cpu_op", "aten::_flash_attention_forward", 1, 110, 30, "\"External id\": 101");
+    tb_kernel(&b, ext + 1, ext + 1, 120, "flash_fwd_kernel", 1000);
+    b.n = 1; /* the calls below take the windows after it */
+    /* backward, causal: grad_out, query, key, value, ...; is_causal is input 11 */
+    tb_call(&b, "aten::_scaled_dot_product_flash_attention_backward",
+            "[[2, 16, 1024, 64], [2, 16, 1024, 64], [2, 16, 1024, 64], [2, 16, 1024, 64], [2, 16, 1024, 64], "
+            "[2, 16, 1024], [], [], [], [], [], [], [], []]",
+            "[" BF ", " BF ", " BF ", " BF ", " BF ", \"float\", \"\", \"\", \"\", \"\", \"double\", \"bool\", "
+            "\"\", \"\"]",
+            "\"Concrete Inputs\": [\"\", \"\", \"\", \"\", \"\", \"\", \"\", \"\", \"\", \"\", \"0.\", \"True\", "
+            "\"\", \"\"]",
+            "flash_bwd_kernel", 1000);
+    /* memory-efficient, fp32, not causal (is_causal is input 6), 4 kv heads of 8 queries */
+    tb_call(&b, "aten::_scaled_dot_product_efficient_attention",
+            "[[1, 8, 512, 128], [1, 4, 2048, 128], [1, 4, 2048, 128], [], [], [], [], []]",
+            "[\"float\", \"float\", \"float\", \"\", \"bool\", \"double\", \"bool\", \"\"]",
+            "\"Concrete Inputs\": [\"\", \"\", \"\", \"\", \"True\", \"0.\", \"False\", \"\"]", "efficient_kernel",
+            1000);
+    /* no Concrete Inputs: unknown mask, no sample */
+    tb_call(&b, "aten::_scaled_dot_product_flash_attention", q4, t4, NULL, "flash_fwd_kernel", 1000);
+    tb_end(&b, tmp("t.json"));
+    st_calib_summary s;
+    st_profile *p = import_load(tmp("t.json"), NULL, 0, &s);
+    ck_assert_int_eq(s.used, 3);
+    ck_assert_int_eq(s.no_shapes, 1);
+    const double r = 1e-12;
+    double f = 4.0 * 2 * 16 * 1024 * 1024 * 64 / 2; /* every call 1 ms: TFLOP/s = FLOPs / 1e9 */
+    REL(st_profile_flops_per_s(p, ST_OPC_ATTENTION, ST_DT_BF16, f), f / 1e-3, r);
+    REL(st_profile_flops_per_s(p, ST_OPC_ATTENTION, ST_DT_BF16, 2.5 * f), 2.5 * f / 1e-3, r);
+    f = 4.0 * 1 * 8 * 512 * 2048 * 128;
+    REL(st_profile_flops_per_s(p, ST_OPC_ATTENTION, ST_DT_FP32, f), f / 1e-3, r);
+    double x[8], y[8];
+    ck_assert_int_eq(points_of("compute", "class", "attention", x, y, 8), 2); /* bf16: forward and backward */
+    st_profile_free(p);
+}
+END_TEST
+
 /* ------------------------------------------------------------ binning */
 
 /* three sizes in [2^31, 2^32) and one at 2^32 exactly: two points, the first at the median size
@@ -957,7 +1007,7 @@ START_TEST(test_prof_plan_shapes) {
     ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
     ck_assert_int_eq(st_cluster_resolve("dgx-h100", 8, &c, &err), 0);
     st_plan_defaults(&p);
-    ck_assert_int_eq(st_plan_parse_spec("tp=8,mbs=2,sp=1", &p, &err), 0);
+    ck_assert_int_eq(st_plan_parse_spec("tp=8,mbs=2,sp=1,attention=unfused", &p, &err), 0);
     ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), 0);
     ck_assert_int_eq(st__prof_plan_shapes(&m, &p, &g, &ng, &mm, &nm), 0);
     /* the GEMMs one rank runs, by hand: T = 2 x 4096 tokens, h 4096, ffn 11008, 32 heads / 8 */
@@ -1418,6 +1468,7 @@ Suite *suite_calibrate(void) {
     tcase_add_test(tc, test_link_launch_thread);
     tcase_add_test(tc, test_charge_up);
     tcase_add_test(tc, test_flops_and_dtypes);
+    tcase_add_test(tc, test_attention_import);
     tcase_add_test(tc, test_binning_median);
     tcase_add_test(tc, test_nccl_busbw);
     tcase_add_loop_test(tc, test_bad_input, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));

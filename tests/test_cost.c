@@ -424,7 +424,9 @@ END_TEST
  * SM count nothing is charged, with fewer SMs more is charged, and without overlap nothing. (The
  * ZeRO-3 plan is compute-bound: mbs 4 gives each gather four times the compute to hide behind.) */
 START_TEST(test_overlap_takes_sms) {
-    const char *specs[] = {"tp=4,dp=16,mbs=4,gbs=256,zero=3", "tp=4,pp=2,dp=8,mbs=1,gbs=64,zero=1,overlap_grad_reduce=1"};
+    /* unfused attention: its compute is what these plans' overlap was sized against */
+    const char *specs[] = {"tp=4,dp=16,mbs=4,gbs=256,zero=3,attention=unfused",
+                           "tp=4,pp=2,dp=8,mbs=1,gbs=64,zero=1,overlap_grad_reduce=1,attention=unfused"};
     for (int i = 0; i < 2; i++) {
         env e;
         env_init(&e, "llama2-13b", 64, specs[i]);
@@ -445,7 +447,7 @@ START_TEST(test_overlap_takes_sms) {
     /* ZeRO-3 bound by its traffic (mbs 1): the compute stream waits for the gathers anyway, so a
      * small charge hides, and a large one shows only as far as it outlasts the traffic */
     env e;
-    env_init(&e, "llama2-13b", 64, "tp=4,dp=16,mbs=1,gbs=64,zero=3");
+    env_init(&e, "llama2-13b", 64, "tp=4,dp=16,mbs=1,gbs=64,zero=3,attention=unfused");
     st_estimate none, many, few;
     e.c.gpu.sms = 0;
     ck_assert_int_eq(st_cost_estimate(e.ctx, e.p, &none), 0);
@@ -483,6 +485,94 @@ static st_profile *profile_text(const char *fmt, ...) {
 }
 
 #define COPIES(tables) "{\"strata_profile\": 1, \"gpu\": \"a100-sxm-80g\", \"copies\": [" tables "]}"
+
+/* Fused attention's rates (cost/compute.c): at the table's points the table's values (FA2 on A100,
+ * FA3 on H100, TFLOP/s; derived entries included), linear in log2(seq) and in the head dim between
+ * them, the nearest point outside; other GPUs by their generation's table x their dense peak over
+ * the reference GPU's; fp8 runs attention in bf16. */
+START_TEST(test_attention_rates) {
+    st_gpu a100, h100, h200, l40s;
+    ck_assert_int_eq(st_gpu_preset("a100-sxm-80g", &a100), 0);
+    ck_assert_int_eq(st_gpu_preset("h100-sxm-80g", &h100), 0);
+    ck_assert_int_eq(st_gpu_preset("h200-sxm-141g", &h200), 0);
+    ck_assert_int_eq(st_gpu_preset("l40s", &l40s), 0);
+    const double T = 1e12, r = 1e-12;
+    /* published points: FA2 Fig. 4a/4c-derived (A100), FA3 Figs. 5 and 6 (H100) */
+    REL(st_cost_attention_flops_per_s(&a100, ST_DT_BF16, 16384, 64, 0, 0), 192.0 * T, r);
+    REL(st_cost_attention_flops_per_s(&a100, ST_DT_BF16, 16384, 128, 1, 1), 186.0 * T, r);
+    REL(st_cost_attention_flops_per_s(&a100, ST_DT_FP16, 2048, 128, 1, 0), 161.3 * T, r);
+    REL(st_cost_attention_flops_per_s(&a100, ST_DT_BF16, 512, 64, 1, 1), 85.4 * T, r);
+    REL(st_cost_attention_flops_per_s(&h100, ST_DT_BF16, 512, 64, 0, 1), 272.0 * T, r);
+    REL(st_cost_attention_flops_per_s(&h100, ST_DT_BF16, 4096, 128, 1, 0), 579.0 * T, r);
+    REL(st_cost_attention_flops_per_s(&h100, ST_DT_BF16, 8192, 128, 0, 0), 646.0 * T, r);
+    REL(st_cost_attention_flops_per_s(&h100, ST_DT_BF16, 1024, 128, 1, 1), 317.4 * T, r);
+    /* between points: halfway in log2(seq), halfway in the head dim */
+    REL(st_cost_attention_flops_per_s(&h100, ST_DT_BF16, 1024 * sqrt(2.0), 128, 0, 0), (565.0 + 625.0) / 2 * T, r);
+    REL(st_cost_attention_flops_per_s(&h100, ST_DT_BF16, 2048, 96, 0, 0), (460.0 + 625.0) / 2 * T, r);
+    /* outside: the nearest point */
+    REL(st_cost_attention_flops_per_s(&h100, ST_DT_BF16, 128, 32, 0, 0), 333.0 * T, r);
+    REL(st_cost_attention_flops_per_s(&h100, ST_DT_BF16, 131072, 256, 1, 0), 616.0 * T, r);
+    /* fp8 plans run attention in bf16; H200 is a Hopper with H100's peak; L40S takes the Ampere
+     * table at its peak over A100's */
+    REL(st_cost_attention_flops_per_s(&h100, ST_DT_FP8, 4096, 128, 1, 0), 579.0 * T, r);
+    REL(st_cost_attention_flops_per_s(&h200, ST_DT_BF16, 4096, 128, 1, 0), 579.0 * T, r);
+    REL(st_cost_attention_flops_per_s(&l40s, ST_DT_BF16, 4096, 128, 1, 0), 179.7 * T * 362.05 / 312, r);
+    /* fp32: the same fraction of the fp32 peak */
+    REL(st_cost_attention_flops_per_s(&a100, ST_DT_FP32, 4096, 128, 1, 0), 179.7 * T * 19.5 / 312, r);
+
+    /* the operator's time: its FLOPs at that rate (compute-bound), plus one launch; a calibration
+     * profile's attention table replaces the rate */
+    st_cluster c = cluster("dgx-h100", 8);
+    st_op op;
+    memset(&op, 0, sizeof op);
+    op.cls = ST_OPC_ATTENTION;
+    op.m = op.n = 4096, op.k = 128, op.batch = 32, op.causal = 1;
+    op.fwd_flops = 4.0 * 32 * 4096 * 4096 * 128 / 2;
+    op.bwd_flops = 2.5 * op.fwd_flops;
+    op.fwd_bytes = 4.0 * 4096 * 32 * 128 * 2;
+    op.kernels_fwd = op.kernels_bwd = 1;
+    REL(st_cost_op_time(&c, NULL, &op, ST_DT_BF16, 0), op.fwd_flops / (579.0 * T) + ST_KERNEL_OVERHEAD_S, r);
+    REL(st_cost_op_time(&c, NULL, &op, ST_DT_BF16, 1), op.bwd_flops / (491.9 * T) + ST_KERNEL_OVERHEAD_S, r);
+    st_profile *p = profile_text("{\"strata_profile\": 1, \"gpu\": \"h100-sxm-80g\", \"compute\": [{\"class\": "
+                                 "\"attention\", \"dtype\": \"bf16\", \"points\": [[1e9, 300], [1e15, 300]]}]}");
+    REL(st_cost_op_time(&c, p, &op, ST_DT_BF16, 0), op.fwd_flops / (300.0 * T) + ST_KERNEL_OVERHEAD_S, r);
+    REL(st_cost_op_time(&c, p, &op, ST_DT_FP8, 1), op.bwd_flops / (300.0 * T) + ST_KERNEL_OVERHEAD_S, r);
+    st_profile_free(p);
+}
+END_TEST
+
+/* attention=flash against unfused on one plan: model FLOPs (hence MFU's numerator) the same, the
+ * activations smaller by the score terms; selective recompute re-runs the fused kernel's forward
+ * (Megatron-Core checkpoints the core attention) and saves almost nothing with it. */
+START_TEST(test_flash_estimate) {
+    env u, f;
+    env_init(&u, "gpt3-175b", 64, "tp=8,pp=8,mbs=1,gbs=64,sp=1,attention=unfused");
+    env_init(&f, "gpt3-175b", 64, "tp=8,pp=8,mbs=1,gbs=64,sp=1");
+    ck_assert_int_eq(f.p->attention, ST_ATTN_FLASH);
+    st_estimate eu, ef;
+    ck_assert_int_eq(st_cost_estimate(u.ctx, u.p, &eu), 0);
+    ck_assert_int_eq(st_cost_estimate(f.ctx, f.p, &ef), 0);
+    REL(ef.model_flops, eu.model_flops, 1e-12);
+    ck_assert(ef.iteration_time_s < eu.iteration_time_s);
+    ck_assert(ef.memory_peak_bytes < eu.memory_peak_bytes);
+    st_chunk_cost none, sel;
+    st_cost_chunk(f.ctx, f.p, 1, &none);
+    f.p->recompute = ST_REC_SELECTIVE;
+    st_cost_chunk(f.ctx, f.p, 1, &sel);
+    /* per block: one fused forward again, the LSE (fp32, 96 heads / 8, 2048 queries) dropped */
+    st_shard sh;
+    st_op ops[ST_MAX_OPS];
+    st_plan_shard(f.p, &sh);
+    int n = st_ops_layer(&f.m, &sh, 1, ops, ST_MAX_OPS), i;
+    for (i = 0; i < n && strcmp(ops[i].name, "attention"); i++) continue;
+    ck_assert_int_lt(i, n);
+    double blocks = 96.0 / 8;
+    REL(sel.recompute_s, blocks * st_cost_op_time(&f.c, NULL, &ops[i], ST_DT_BF16, 0), 1e-9);
+    REL(none.act_bytes - sel.act_bytes, blocks * 4.0 * 2048 * 96 / 8, 1e-9);
+    env_free(&u);
+    env_free(&f);
+}
+END_TEST
 
 /* Offload copies with a profile's copy tables: each copy at the measured rate for its size
  * (offload=params: one layer's shard, as st_cost_offload_chunk copies it; offload=optimizer: the
@@ -603,6 +693,8 @@ Suite *suite_cost(void) {
     tcase_add_test(tc, test_overlap_takes_sms);
     tcase_add_test(tc, test_profile_tables);
     tcase_add_test(tc, test_offload_copy_tables);
+    tcase_add_test(tc, test_attention_rates);
+    tcase_add_test(tc, test_flash_estimate);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -276,6 +276,7 @@ START_TEST(test_megatron_gpt3) {
     ASSERT_LINE(s, "--overlap-grad-reduce");
     ASSERT_LINE(s, "--overlap-param-gather"); /* zero 1 + overlap: the gather hides too */
     ASSERT_LINE(s, "--make-vocab-size-divisible-by 128");
+    ASSERT_LINE(s, "--attention-backend flash"); /* the plan's fused attention */
     /* GPT-3 is MHA, GeLU, LayerNorm, tied, with biases and dropout: none of these */
     ASSERT_NO_FLAG(s, "--group-query-attention");
     ASSERT_NO_FLAG(s, "--num-query-groups");
@@ -292,6 +293,11 @@ START_TEST(test_megatron_gpt3) {
     ASSERT_NO_FLAG(s, "--fp16");
     ASSERT_NO_FLAG(s, "--fp8-format");
     ASSERT_NO_FLAG(s, "--decoder-");
+    free(s);
+    /* unfused attention, as Megatron-LM ran it in 2021 */
+    p.attention = ST_ATTN_UNFUSED;
+    s = emit_ok(ST_EMIT_MEGATRON, &p, &m);
+    ASSERT_LINE(s, "--attention-backend unfused");
     free(s);
 }
 END_TEST
@@ -517,6 +523,7 @@ static void mut_moe(st_plan *p, st_model *m) {
     m->experts_topk = 2;
 }
 static void mut_fp16(st_plan *p, st_model *m) { p->dtype = ST_DT_FP16; }
+static void mut_unfused(st_plan *p, st_model *m) { p->attention = ST_ATTN_UNFUSED; }
 static void mut_ddp_tp(st_plan *p, st_model *m) { p->zero = 0; }
 static void mut_ga_no_pp(st_plan *p, st_model *m) {
     p->pp = 1;
@@ -560,6 +567,7 @@ static const struct {
     {ST_EMIT_TORCHTITAN, mut_off_opt, "offload", NULL},
     {ST_EMIT_TORCHTITAN, mut_params_zero0, "offload", NULL},
     {ST_EMIT_TORCHTITAN, mut_fp16, "dtype", NULL},
+    {ST_EMIT_TORCHTITAN, mut_unfused, "attention", "scaled_dot_product_attention"},
     {ST_EMIT_TORCHTITAN, mut_ddp_tp, "zero", "FSDP"},
     {ST_EMIT_TORCHTITAN, mut_zero2, "zero", "ZeRO-3"},
     {ST_EMIT_TORCHTITAN, mut_ga_no_pp, "mbs", NULL},
@@ -701,6 +709,11 @@ START_TEST(test_deepspeed_arith) {
     ck_assert_str_eq(json_string_value(json_object_get(st, "model")), "llama3-8b");
     ck_assert(strstr(json_string_value(json_object_get(st, "target")), "DeepSpeed 0.14") != NULL);
     ck_assert(json_is_array(json_object_get(st, "notes")));
+    /* attention is a launch flag of Megatron-DeepSpeed, said in the notes */
+    ck_assert_str_eq(json_string_value(json_object_get(st, "attention")), "flash");
+    char *notes = json_dumps(json_object_get(st, "notes"), 0);
+    ck_assert_ptr_nonnull(strstr(notes, "--use-flash-attn-v2"));
+    free(notes);
     json_decref(root);
 }
 END_TEST

@@ -105,6 +105,7 @@ static void assert_plans_equal(const st_plan *a, const st_plan *b) {
     ck_assert_int_eq(a->offload, b->offload);
     ck_assert_int_eq(a->dtype, b->dtype);
     ck_assert_int_eq(a->schedule, b->schedule);
+    ck_assert_int_eq(a->attention, b->attention);
     ck_assert_int_eq(a->overlap_grad_reduce, b->overlap_grad_reduce);
     ck_assert_int_eq(a->grad_bytes, b->grad_bytes);
     ck_assert_int_eq(a->nstage_layers, b->nstage_layers);
@@ -525,6 +526,7 @@ START_TEST(plan_load_full) {
     ck_assert_int_eq(p.offload, ST_OFF_NONE);
     ck_assert_int_eq(p.dtype, ST_DT_BF16);
     ck_assert_int_eq(p.schedule, ST_SCHED_INTERLEAVED);
+    ck_assert_int_eq(p.attention, ST_ATTN_UNFUSED);
     ck_assert_int_eq(p.overlap_grad_reduce, 1);
     ck_assert_int_eq(p.grad_bytes, 2);
     ck_assert_int_eq(p.nstage_layers, 8);
@@ -544,7 +546,8 @@ START_TEST(plan_load_minimal) {
     d.pp = 2;
     st_error_clear(&err);
     ck_assert_int_eq(st_plan_load(DATA("valid/plan_minimal.json"), &p, &err), 0);
-    assert_plans_equal(&p, &d);
+    assert_plans_equal(&p, &d); /* no "attention" (files older than the key): the default, flash */
+    ck_assert_int_eq(p.attention, ST_ATTN_FLASH);
     ck_assert_uint_eq(p.given, 0);
 }
 END_TEST
@@ -576,6 +579,7 @@ START_TEST(plan_save_load_round_trip) {
     a.offload = ST_OFF_OPTIMIZER;
     a.dtype = ST_DT_FP8;
     a.schedule = ST_SCHED_ZB;
+    a.attention = ST_ATTN_UNFUSED;
     a.overlap_grad_reduce = 1;
     a.grad_bytes = 2;
     a.nstage_layers = 8;
@@ -625,6 +629,7 @@ START_TEST(plan_save_load_round_trip) {
     ck_assert_ptr_null(json_object_get(j, "model"));
     ck_assert_ptr_null(json_object_get(j, "format"));
     ck_assert_int_eq(json_integer_value(json_object_get(j, "tp")), 4);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "attention")), "unfused");
     json_decref(j);
     ck_assert_int_eq(count_entries(dir), 1); /* plan.json, no temporary files */
     rm_dir(dir);
@@ -910,6 +915,7 @@ static const struct bad_case {
     {K_PLAN, "invalid/plan_version.json", ST_EINVAL, "version", 0, 0},
     {K_PLAN, "invalid/plan_gpus_mismatch.json", ST_EINVAL, "gpus", 0, 0},
     {K_PLAN, "invalid/plan_tp_zero.json", ST_EINVAL, "tp", 0, 0},
+    {K_PLAN, "invalid/plan_attention.json", ST_EINVAL, "attention", 0, 0},
     {K_PLAN, "invalid/plan_tp_fraction.json", ST_EINVAL, "tp", 0, 0},
     {K_PLAN, "invalid/plan_pp_string.json", ST_EINVAL, "pp", 0, 0},
     {K_PLAN, "invalid/plan_absurd_gbs.json", ST_EINVAL, "gbs", 0, 0},

@@ -192,79 +192,85 @@ END_TEST
 /* Compute instructions name what they compute (program.h, "Operators"): each range lies in the
  * table and holds operators of the instruction's own phase; a chunk's forward runs its layers in
  * order (the embedding first on the first chunk, the output layer last on the last), its backward
- * the same in reverse, selective recompute only the operators it drops (softmax, dropout); the
- * table's shapes, FLOPs and times are the operator graph's and cost/'s; and the fused instruction
- * takes the sum of its operators' times. */
+ * the same in reverse, selective recompute only the operators it drops (unfused: softmax, dropout;
+ * attention=flash: the fused kernel); the table's shapes, FLOPs and times are the operator graph's
+ * and cost/'s; and the fused instruction takes the sum of its operators' times. */
 START_TEST(test_compute_names_its_operators) {
-    env e;
-    lower(&e, "gpt3-175b", 64, "tp=8,pp=4,dp=2,mbs=1,gbs=16,sp=1,recompute=selective");
-    const st_model *m = &e.m;
-    int chunk_layers[ST_MAX_STAGES], chunks = e.p->pp * e.p->vp;
-    st_plan_chunk_layers(e.p, m, chunk_layers);
-    int named = 0;
-    for (int r = 0; r < e.l.nranks; r++)
-        for (int i = 0; i < e.l.progs[r].n; i++) {
-            const st_ins *in = &e.l.progs[r].ins[i];
-            if (in->kind != ST_INS_COMPUTE) continue;
-            if (in->phase == ST_PHASE_OPTIMIZER) {
-                ck_assert_int_eq(in->nops, 0);
-                continue;
-            }
-            named++;
-            ck_assert_int_gt(in->nops, 0);
-            ck_assert(in->op >= 0 && in->op + in->nops <= e.l.nops);
-            int first = 0;
-            for (int j = 0; j < in->chunk; j++) first += chunk_layers[j];
-            int32_t lo = in->chunk == 0 ? -1 : first; /* the embedding, or the first block */
-            int32_t hi = in->chunk == chunks - 1 ? (int32_t)m->layers : first + chunk_layers[in->chunk] - 1;
-            int back = in->phase == ST_PHASE_BWD;
-            double sum = 0;
-            for (int k = in->op; k < in->op + in->nops; k++) {
-                const st_lowered_op *o = &e.l.ops[k];
-                ck_assert_int_eq(o->phase, in->phase);
-                sum += o->dur_s;
-                if (k > in->op) { /* layer by layer, in the order the phase runs them */
-                    int32_t prev = e.l.ops[k - 1].layer;
-                    ck_assert(back ? o->layer <= prev : o->layer >= prev);
-                    int16_t was = e.l.ops[k - 1].index;
-                    if (o->layer == prev) ck_assert(back ? o->index < was : o->index > was);
+    for (int flash = 0; flash < 2; flash++) {
+        env e;
+        lower(&e, "gpt3-175b", 64,
+              flash ? "tp=8,pp=4,dp=2,mbs=1,gbs=16,sp=1,recompute=selective"
+                    : "tp=8,pp=4,dp=2,mbs=1,gbs=16,sp=1,recompute=selective,attention=unfused");
+        const st_model *m = &e.m;
+        int chunk_layers[ST_MAX_STAGES], chunks = e.p->pp * e.p->vp;
+        st_plan_chunk_layers(e.p, m, chunk_layers);
+        int named = 0;
+        for (int r = 0; r < e.l.nranks; r++)
+            for (int i = 0; i < e.l.progs[r].n; i++) {
+                const st_ins *in = &e.l.progs[r].ins[i];
+                if (in->kind != ST_INS_COMPUTE) continue;
+                if (in->phase == ST_PHASE_OPTIMIZER) {
+                    ck_assert_int_eq(in->nops, 0);
+                    continue;
                 }
-                if (in->phase == ST_PHASE_RECOMPUTE) {
-                    ck_assert(!strcmp(o->name, "softmax") || !strcmp(o->name, "attn_dropout"));
-                    ck_assert(o->layer >= first && o->layer < first + chunk_layers[in->chunk]);
+                named++;
+                ck_assert_int_gt(in->nops, 0);
+                ck_assert(in->op >= 0 && in->op + in->nops <= e.l.nops);
+                int first = 0;
+                for (int j = 0; j < in->chunk; j++) first += chunk_layers[j];
+                int32_t lo = in->chunk == 0 ? -1 : first; /* the embedding, or the first block */
+                int32_t hi = in->chunk == chunks - 1 ? (int32_t)m->layers : first + chunk_layers[in->chunk] - 1;
+                int back = in->phase == ST_PHASE_BWD;
+                double sum = 0;
+                for (int k = in->op; k < in->op + in->nops; k++) {
+                    const st_lowered_op *o = &e.l.ops[k];
+                    ck_assert_int_eq(o->phase, in->phase);
+                    sum += o->dur_s;
+                    if (k > in->op) { /* layer by layer, in the order the phase runs them */
+                        int32_t prev = e.l.ops[k - 1].layer;
+                        ck_assert(back ? o->layer <= prev : o->layer >= prev);
+                        int16_t was = e.l.ops[k - 1].index;
+                        if (o->layer == prev) ck_assert(back ? o->index < was : o->index > was);
+                    }
+                    if (in->phase == ST_PHASE_RECOMPUTE) {
+                        ck_assert(flash ? !strcmp(o->name, "attention")
+                                        : !strcmp(o->name, "softmax") || !strcmp(o->name, "attn_dropout"));
+                        ck_assert(o->layer >= first && o->layer < first + chunk_layers[in->chunk]);
+                    }
                 }
+                if (in->phase != ST_PHASE_RECOMPUTE) { /* the whole chunk, ends included */
+                    ck_assert_int_eq(e.l.ops[back ? in->op + in->nops - 1 : in->op].layer, lo);
+                    ck_assert_int_eq(e.l.ops[back ? in->op : in->op + in->nops - 1].layer, hi);
+                }
+                ck_assert_double_eq_tol(sum, in->dur_s, in->dur_s * 1e-12);
             }
-            if (in->phase != ST_PHASE_RECOMPUTE) { /* the whole chunk, ends included */
-                ck_assert_int_eq(e.l.ops[back ? in->op + in->nops - 1 : in->op].layer, lo);
-                ck_assert_int_eq(e.l.ops[back ? in->op : in->op + in->nops - 1].layer, hi);
+        ck_assert_int_eq(named, (int)(e.l.microbatches * chunks * 3)); /* forward, recompute, backward */
+        /* the table's entries are the operator graph's, priced by cost/ */
+        st_shard sh;
+        st_op ops[ST_MAX_OPS];
+        st_plan_shard(e.p, &sh);
+        int n = st_ops_layer(m, &sh, 5, ops, ST_MAX_OPS), seen = 0;
+        for (int k = 0; k < e.l.nops; k++) {
+            const st_lowered_op *o = &e.l.ops[k];
+            if (o->layer != 5) continue;
+            ck_assert(o->index >= 0 && o->index < n);
+            const st_op *g = &ops[o->index];
+            ck_assert_str_eq(o->name, g->name);
+            ck_assert_int_eq(o->cls, g->cls);
+            ck_assert(o->m == g->m && o->n == g->n && o->k == g->k && o->batch == g->batch);
+            int bwd = o->phase == ST_PHASE_BWD;
+            ck_assert(o->flops == (bwd ? g->bwd_flops : g->fwd_flops) && o->bytes == (bwd ? g->bwd_bytes : g->fwd_bytes));
+            ck_assert(o->dur_s == st_cost_op_time(&e.c, NULL, g, e.p->dtype, bwd));
+            if (!strcmp(o->name, "qkv") && o->phase == ST_PHASE_FWD) { /* [b s, h] x [h, 3h / tp] */
+                ck_assert(o->m == 2048 && o->k == 12288 && o->n == 3 * 12288 / 8);
+                ck_assert(o->flops == 2.0 * 2048 * 12288 * (3 * 12288 / 8));
             }
-            ck_assert_double_eq_tol(sum, in->dur_s, in->dur_s * 1e-12);
+            seen++;
         }
-    ck_assert_int_eq(named, (int)(e.l.microbatches * chunks * 3)); /* forward, recompute, backward */
-    /* the table's entries are the operator graph's, priced by cost/ */
-    st_shard sh;
-    st_op ops[ST_MAX_OPS];
-    st_plan_shard(e.p, &sh);
-    int n = st_ops_layer(m, &sh, 5, ops, ST_MAX_OPS), seen = 0;
-    for (int k = 0; k < e.l.nops; k++) {
-        const st_lowered_op *o = &e.l.ops[k];
-        if (o->layer != 5) continue;
-        ck_assert(o->index >= 0 && o->index < n);
-        const st_op *g = &ops[o->index];
-        ck_assert_str_eq(o->name, g->name);
-        ck_assert_int_eq(o->cls, g->cls);
-        ck_assert(o->m == g->m && o->n == g->n && o->k == g->k && o->batch == g->batch);
-        int bwd = o->phase == ST_PHASE_BWD;
-        ck_assert(o->flops == (bwd ? g->bwd_flops : g->fwd_flops) && o->bytes == (bwd ? g->bwd_bytes : g->fwd_bytes));
-        ck_assert(o->dur_s == st_cost_op_time(&e.c, NULL, g, e.p->dtype, bwd));
-        if (!strcmp(o->name, "qkv") && o->phase == ST_PHASE_FWD) { /* [b s, h] x [h, 3h / tp] */
-            ck_assert(o->m == 2048 && o->k == 12288 && o->n == 3 * 12288 / 8);
-            ck_assert(o->flops == 2.0 * 2048 * 12288 * (3 * 12288 / 8));
-        }
-        seen++;
+        /* forward (grad_accum has none), backward, recompute */
+        ck_assert_int_eq(seen, (n - 1) + n + (flash ? 1 : 2));
+        done(&e);
     }
-    ck_assert_int_eq(seen, (n - 1) + n + 2); /* forward (grad_accum has none), backward, recompute */
-    done(&e);
 }
 END_TEST
 

@@ -125,7 +125,8 @@ static double layer_sum(const st_model *m, const st_shard *s, int what) {
 START_TEST(test_activations_korthikanti) {
     st_model m = preset("gpt-175b");
     double s = 2048, b = 2, h = (double)m.hidden, a = (double)m.heads;
-    st_shard sh = {.tp = 1, .cp = 1, .ep = 1, .sp = 0, .mbs = 2, .seq = 2048, .dtype = ST_DT_BF16, .grad_bytes = 4};
+    st_shard sh = {.tp = 1, .cp = 1, .ep = 1, .sp = 0, .mbs = 2, .seq = 2048, .dtype = ST_DT_BF16, .grad_bytes = 4,
+                   .attention = ST_ATTN_UNFUSED};
     double sbh = s * b * h;
     ck_assert_double_eq_tol(layer_sum(&m, &sh, 0), sbh * (34 + 5 * a * s / h), 1);
     ck_assert_double_eq_tol(layer_sum(&m, &sh, 1), sbh * 34, 1);
@@ -142,7 +143,8 @@ END_TEST
 START_TEST(test_flops_closed_form) {
     st_model m = preset("gpt-1t");
     double s = 2048, h = (double)m.hidden, l = (double)m.layers, V = (double)st_model_padded_vocab(&m, 1);
-    st_shard sh = {.tp = 1, .cp = 1, .ep = 1, .mbs = 1, .seq = 2048, .dtype = ST_DT_BF16, .grad_bytes = 4};
+    st_shard sh = {.tp = 1, .cp = 1, .ep = 1, .mbs = 1, .seq = 2048, .dtype = ST_DT_BF16, .grad_bytes = 4,
+                   .attention = ST_ATTN_UNFUSED};
     double fwd = layer_sum(&m, &sh, 2);
     ck_assert_double_eq_tol(fwd, 24 * s * h * h * (1 + s / (6 * h)), fwd * 1e-12);
     double B = 512;
@@ -153,6 +155,78 @@ START_TEST(test_flops_closed_form) {
     ck_assert_double_eq_tol(layer_sum(&m, &sh, 2), fwd / 8, fwd * 1e-12);
     sh.tp = 1, sh.cp = 4;
     ck_assert_double_eq_tol(layer_sum(&m, &sh, 2), fwd / 4, fwd * 1e-12);
+}
+END_TEST
+
+static const st_op *find(const st_op *ops, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(ops[i].name, name)) return &ops[i];
+    return NULL;
+}
+
+/* Fused attention (attention=flash): no s x s tensor. Per layer s*b*h*34 bytes (Korthikanti's
+ * 11sbh of the attention block without its 5as^2b score terms, plus the 24sbh of the rest) plus
+ * the log-sum-exp, 4*a*s*b bytes (fp32 per head and query row); with tp t and sp everything /t.
+ * Selective recompute re-runs the kernel and drops the LSE only (the checkpoint keeps q, k, v; the
+ * projection keeps the output): s*b*h*34 remains. */
+START_TEST(test_flash_activations) {
+    st_model m = preset("gpt-175b");
+    double s = 2048, b = 2, h = (double)m.hidden, a = (double)m.heads, sbh = s * b * h;
+    st_shard sh = {.tp = 1, .cp = 1, .ep = 1, .sp = 0, .mbs = 2, .seq = 2048, .dtype = ST_DT_BF16, .grad_bytes = 4,
+                   .attention = ST_ATTN_FLASH};
+    ck_assert_double_eq_tol(layer_sum(&m, &sh, 0), sbh * 34 + 4 * a * s * b, 1);
+    /* the ops not marked selective: all but the fused one (q, k, v and the LSE) */
+    ck_assert_double_eq_tol(layer_sum(&m, &sh, 1), sbh * 34 - (2 + 2 + 2) * sbh, 1);
+    st_op ops[ST_MAX_OPS];
+    int n = st_ops_layer(&m, &sh, 0, ops, ST_MAX_OPS);
+    const st_op *f = find(ops, n, "attention");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(f->cls, ST_OPC_ATTENTION);
+    ck_assert(f->selective);
+    ck_assert_double_eq_tol(f->saved_bytes - f->ckpt_kept_bytes, 4 * a * s * b, 1e-6); /* selective drops the LSE */
+    ck_assert_ptr_null(find(ops, n, "scores"));
+    ck_assert_ptr_null(find(ops, n, "softmax"));
+    ck_assert_ptr_null(find(ops, n, "context_transpose"));
+    sh.tp = 8, sh.sp = 1;
+    ck_assert_double_eq_tol(layer_sum(&m, &sh, 0), (sbh * 34 + 4 * a * s * b) / 8, 1);
+}
+END_TEST
+
+/* The fused operator's work: forward 4*b*s^2*h FLOPs for the full s x s (QK^T and PV), of which a
+ * causal kernel does half (the FA2/FA3 benchmark count); backward 2.5x forward; HBM: forward q, k,
+ * v read, o written (b*s*h 16-bit elements each; MHA), LSE written; backward q, k, v, o, do read
+ * and dq, dk, dv written, LSE read. Context parallelism: each rank has 1/cp of the causal
+ * work over all the keys. */
+START_TEST(test_flash_flops) {
+    st_model m = preset("gpt-175b");
+    double s = 2048, b = 1, h = (double)m.hidden, a = (double)m.heads;
+    st_shard sh = {.tp = 1, .cp = 1, .ep = 1, .mbs = 1, .seq = 2048, .dtype = ST_DT_BF16, .grad_bytes = 4};
+    st_op ops[ST_MAX_OPS];
+    int n = st_ops_layer(&m, &sh, 0, ops, ST_MAX_OPS);
+    const st_op *f = find(ops, n, "attention");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(f->causal, 1);
+    double full = 4 * b * s * s * h;
+    ck_assert_double_eq_tol(f->fwd_flops, full / 2, full * 1e-12);
+    ck_assert_double_eq_tol(f->bwd_flops, 2.5 * f->fwd_flops, full * 1e-12);
+    double lse = 4 * a * s * b;
+    ck_assert_double_eq_tol(f->fwd_bytes, 4 * b * s * h * 2 + lse, 1e-3);
+    ck_assert_double_eq_tol(f->bwd_bytes, 8 * b * s * h * 2 + lse, 1e-3);
+    ck_assert_double_eq(f->m, s);
+    ck_assert_double_eq(f->n, s);
+    ck_assert_double_eq(f->k, h / a);
+    ck_assert_double_eq(f->batch, b * a);
+    /* the unfused path's GEMM and batched-GEMM FLOPs are the full count: the same total */
+    sh.attention = ST_ATTN_UNFUSED;
+    double unfused = layer_sum(&m, &sh, 2);
+    sh.attention = ST_ATTN_FLASH;
+    ck_assert_double_eq_tol(layer_sum(&m, &sh, 2) + 2 * f->fwd_flops, unfused, unfused * 1e-12);
+    sh.tp = 8, sh.cp = 4;
+    n = st_ops_layer(&m, &sh, 0, ops, ST_MAX_OPS);
+    f = find(ops, n, "attention");
+    ck_assert_double_eq_tol(f->fwd_flops, full / 2 / 32, full * 1e-12);
+    ck_assert_double_eq(f->m, s / 4);
+    ck_assert_double_eq(f->n, s);
 }
 END_TEST
 
@@ -230,6 +304,8 @@ Suite *suite_model(void) {
     tcase_add_test(tc, test_padded_vocab);
     tcase_add_test(tc, test_activations_korthikanti);
     tcase_add_test(tc, test_flops_closed_form);
+    tcase_add_test(tc, test_flash_activations);
+    tcase_add_test(tc, test_flash_flops);
     tcase_add_test(tc, test_moe_ops);
     tcase_add_test(tc, test_tp_collectives);
     suite_add_tcase(s, tc);

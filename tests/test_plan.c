@@ -42,6 +42,7 @@ START_TEST(test_defaults_and_derivation) {
     ck_assert_int_eq(f.p->gbs, 32);
     ck_assert_int_eq(f.p->seq, 2048);
     ck_assert_int_eq(f.p->schedule, ST_SCHED_1F1B);
+    ck_assert_int_eq(f.p->attention, ST_ATTN_FLASH);
     ck_assert_int_eq(f.p->grad_bytes, 4);
     ck_assert_int_eq(st_plan_microbatches(f.p), 1);
     char spec[512];
@@ -56,6 +57,23 @@ START_TEST(test_defaults_and_derivation) {
     ck_assert_int_eq(q->dp, f.p->dp);
     ck_assert_int_eq(q->gbs, f.p->gbs);
     free(q);
+    /* attention=unfused is written (the default, flash, is not) and parses back */
+    st_plan_defaults(f.p);
+    ck_assert_int_eq(st_plan_parse_spec("tp=8,pp=8,attention=unfused", f.p, &err), 0);
+    ck_assert_int_eq(f.p->attention, ST_ATTN_UNFUSED);
+    ck_assert_int_eq(st_plan_finalize(f.p, &f.m, &f.c, 0, NULL, &err), 0);
+    st_plan_format_spec(f.p, spec, sizeof spec);
+    ck_assert_ptr_nonnull(strstr(spec, ",schedule=1f1b,attention=unfused"));
+    q = malloc(sizeof *q);
+    st_plan_defaults(q);
+    ck_assert_int_eq(st_plan_parse_spec(spec, q, &err), 0);
+    ck_assert_int_eq(q->attention, ST_ATTN_UNFUSED);
+    free(q);
+    st_shard sh;
+    st_plan_shard(f.p, &sh);
+    ck_assert_int_eq(sh.attention, ST_ATTN_UNFUSED);
+    ck_assert_int_eq(st_plan_parse_spec("attention=flash", f.p, &err), 0);
+    ck_assert_int_eq(f.p->attention, ST_ATTN_FLASH);
     /* vp > 1 implies interleaved */
     st_plan_defaults(f.p);
     ck_assert_int_eq(st_plan_parse_spec("tp=8,pp=8,vp=3,gbs=1536", f.p, &err), 0);
@@ -91,6 +109,7 @@ START_TEST(test_rejects_naming_key) {
         {"gpt3-175b", 64, "gbs=-1", "gbs"},
         {"gpt3-175b", 64, "tp=8,bogus=1", "bogus"},
         {"gpt3-175b", 64, "recompute=some", "recompute"},
+        {"gpt3-175b", 64, "attention=fused", "attention"},   /* flash or unfused */
         {"gpt3-175b", 64, "pp=200", "dp"},                     /* 200 does not divide 64 */
         {"gpt3-175b", 64, "tp=8,pp=97,dp=1", "dp"},
     };

@@ -74,6 +74,38 @@ START_TEST(test_top_k_is_prefix_and_deterministic) {
 }
 END_TEST
 
+/* The attention kernel is the options' (flash unless they say otherwise), every plan's, not searched:
+ * the same space either way, every kept plan carrying it and repricing alone to the same time. */
+START_TEST(test_attention_is_the_options) {
+    st_model m;
+    st_cluster c;
+    st_error err;
+    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
+    ck_assert_int_eq(st_cluster_resolve("dgx-h100", 16, &c, NULL), 0);
+    st_search_result r[2];
+    for (int k = 0; k < 2; k++) {
+        st_search_opts o;
+        st_search_opts_init(&o);
+        ck_assert_int_eq(o.attention, ST_ATTN_FLASH);
+        o.gbs = 64, o.top = 20;
+        o.attention = k ? ST_ATTN_UNFUSED : ST_ATTN_FLASH;
+        ck_assert_int_eq(st_search_enumerate(&m, &c, NULL, &o, &r[k], &err), 0);
+        st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+        for (int i = 0; i < r[k].n; i++) {
+            ck_assert_int_eq(r[k].plans[i].plan.attention, o.attention);
+            st_estimate e;
+            ck_assert_int_eq(st_cost_estimate(ctx, &r[k].plans[i].plan, &e), 0);
+            ck_assert_double_eq(e.iteration_time_s, r[k].plans[i].est.iteration_time_s);
+        }
+        st_cost_ctx_free(ctx);
+    }
+    ck_assert_int_eq(r[0].evaluated, r[1].evaluated);
+    ck_assert(r[0].plans[0].est.iteration_time_s < r[1].plans[0].est.iteration_time_s);
+    st_search_result_destroy(&r[0]);
+    st_search_result_destroy(&r[1]);
+}
+END_TEST
+
 START_TEST(test_moe_uses_expert_parallelism) {
     st_model m;
     st_cluster c;
@@ -104,6 +136,7 @@ Suite *suite_search(void) {
     tcase_add_test(tc, test_kept_plans_are_valid_and_repriced);
     tcase_add_test(tc, test_top_k_is_prefix_and_deterministic);
     tcase_add_test(tc, test_moe_uses_expert_parallelism);
+    tcase_add_test(tc, test_attention_is_the_options);
     tcase_add_test(tc, test_nothing_fits);
     suite_add_tcase(s, tc);
     return s;

@@ -171,9 +171,12 @@ expect "... and takes it" 0 "note: 'rtx4090' is not a GPU preset" \
 	-- profile --quick --out "$P" --gpu rtx4090
 unset MOCK_NAME
 expect "--device beyond the GPUs" 2 "option '--device': 3, but 1 GPU is visible" -- profile --quick --out "$P" --device 3
-expect "a plan's shapes: exact points (fp8 GEMMs through cuBLASLt, attention in bf16)" 0 \
-	'^plan +tp=8,mbs=1,gbs=64,dtype=fp8 on llama2-7b: 7 GEMM shapes' \
+expect "a plan's shapes: exact points (fp8 GEMMs through cuBLASLt, unfused attention's in bf16)" 0 \
+	'^plan +tp=8,mbs=1,gbs=64,dtype=fp8,attention=unfused on llama2-7b: 7 GEMM shapes' \
 	'^ +gemm fp8 .* 1600 to 1600 TFLOP/s \(5 at plan shapes\)' '^ +bgemm bf16 .*\(1 at plan shapes\)' \
+	-- profile --quick --out "$P" --model llama2-7b --plan tp=8,mbs=1,gbs=64,dtype=fp8,attention=unfused
+expect "a plan with fused attention: its GEMMs only (no kernel of strata's runs fused attention)" 0 \
+	'^plan +tp=8,mbs=1,gbs=64,dtype=fp8 on llama2-7b: 5 GEMM shapes' \
 	-- profile --quick --out "$P" --model llama2-7b --plan tp=8,mbs=1,gbs=64,dtype=fp8
 expect "the plan profile loads" 0 '^model ' -- $EST --profile "$P"
 expect "MoE plan (batched expert GEMMs in fp8; the router padded to 16)" 0 '^ +gemm fp8 .* [0-9.]+ to 1600 TFLOP/s' \

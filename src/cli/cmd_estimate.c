@@ -58,6 +58,8 @@ static const char help_text[] =
     "  --gpus N      size a cluster to N GPUs (N / gpus_per_node nodes)\n"
     "  --plan P      inline spec 'tp=8,pp=8,mbs=1,gbs=512,...' or plan JSON (strata plan --out); an\n"
     "                operator-level plan (strata plan --search ilp --out) is priced operator by operator\n"
+    "                attention=flash (default: one fused kernel, as current stacks run it) or\n"
+    "                attention=unfused (Megatron-LM 2021-22: scores, softmax, dropout, context)\n"
     "  --profile F   calibration profile replacing the default efficiency curves: a file, or the name\n"
     "                of a shipped one (strata profiles)\n"
     "  --ops         also list what each operator of a block costs (time, TFLOP/s, bound, collective)\n"

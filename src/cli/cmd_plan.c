@@ -14,6 +14,7 @@ static const char help_text[] =
     "  --seq S       sequence length (default: the model's seq_len)\n"
     "  --top K       plans to print (default 10)\n"
     "  --dtype D     bf16 (default), fp16, fp8, fp32\n"
+    "                (every plan runs attention fused, attention=flash; the search does not vary it)\n"
     "  --max-tp T    largest tensor-parallel degree to try (default: heads)\n"
     "  --out FILE    write the best plan as plan JSON (for strata estimate --plan FILE)\n"
     "  --emit KIND   print the best plan as Megatron-LM arguments, a DeepSpeed config or a torchtitan TOML\n"

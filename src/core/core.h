@@ -71,6 +71,11 @@ typedef enum { ST_POS_LEARNED, ST_POS_ROPE, ST_POS_ALIBI } st_position;
 typedef enum { ST_REC_NONE, ST_REC_SELECTIVE, ST_REC_FULL } st_recompute;
 typedef enum { ST_OFF_NONE, ST_OFF_OPTIMIZER, ST_OFF_PARAMS } st_offload;
 typedef enum { ST_SCHED_GPIPE, ST_SCHED_1F1B, ST_SCHED_INTERLEAVED, ST_SCHED_ZB } st_schedule;
+/* How attention runs: one fused FlashAttention-style kernel (what Megatron-Core/Transformer Engine,
+ * NeMo, torchtitan and DeepSpeed run today) or Megatron-LM's unfused core attention of 2021-22
+ * (scores, softmax, dropout and context as separate kernels, the s x s scores kept for backward). */
+typedef enum { ST_ATTN_FLASH, ST_ATTN_UNFUSED } st_attention;
+#define ST_ATTN_DEFAULT ST_ATTN_FLASH /* what a plan that does not say gets */
 
 const char *st_dtype_name(st_dtype d);
 int st_dtype_parse(const char *s, st_dtype *out); /* 0 or ST_EINVAL */
@@ -87,6 +92,8 @@ const char *st_offload_name(st_offload o);
 int st_offload_parse(const char *s, st_offload *out);
 const char *st_schedule_name(st_schedule s);
 int st_schedule_parse(const char *s, st_schedule *out);
+const char *st_attention_name(st_attention a);
+int st_attention_parse(const char *s, st_attention *out);
 
 /* ------------------------------------------------------------ model */
 
@@ -145,6 +152,7 @@ typedef enum {
     ST_OPC_ELEMWISE, /* bias, activation, dropout, residual add, rope */
     ST_OPC_EMBED,    /* embedding lookup */
     ST_OPC_LOSS,     /* (vocab-parallel) cross-entropy */
+    ST_OPC_ATTENTION, /* fused attention (FlashAttention): QK^T, softmax, dropout and PV in one kernel */
     ST_OPC_COUNT
 } st_opclass;
 const char *st_opclass_name(st_opclass c);
@@ -177,6 +185,7 @@ typedef struct st_shard {
     int64_t seq;    /* sequence length */
     st_dtype dtype; /* compute/activation dtype */
     int grad_bytes; /* gradient accumulator width (4 = fp32 main_grad as in Megatron-LM) */
+    st_attention attention;
 } st_shard;
 
 /* One operator as one rank runs it for one micro-batch (numbers already divided by the shard). */
@@ -185,11 +194,15 @@ typedef struct st_op {
     st_opclass cls;
     double fwd_flops, bwd_flops; /* this rank's FLOPs */
     double fwd_bytes, bwd_bytes; /* this rank's HBM traffic */
-    double m, n, k, batch;       /* GEMM/BGEMM shape (batch of m x k by k x n) */
+    double m, n, k, batch;       /* GEMM/BGEMM shape (batch of m x k by k x n); fused attention: query
+                                    length, key length, head dim, batch x heads */
+    int causal;                  /* fused attention with a causal mask (the kernel skips masked blocks) */
     int kernels_fwd, kernels_bwd;
     double params;      /* parameters held by this rank */
     double saved_bytes; /* activation bytes stored for backward (no recompute) */
-    int selective;      /* dropped (recomputed) under selective recompute */
+    int selective;      /* recomputed under selective recompute, dropping its saved_bytes ... */
+    double ckpt_kept_bytes; /* ... less these: the inputs the checkpoint keeps (a checkpointed fused
+                               attention keeps q, k and v) */
     unsigned splits;    /* ST_SPLIT_* that divide this op's work */
     int expert;         /* weights belong to experts (sharded by ep, reduced over dp*cp/ep) */
     /* collective implied after this op in forward, and at the same boundary in backward (before
@@ -259,6 +272,7 @@ typedef struct st_plan {
     st_offload offload;
     st_dtype dtype;
     st_schedule schedule;
+    st_attention attention;
     int overlap_grad_reduce; /* DP reduce overlapped with backward (Megatron --overlap-grad-reduce) */
     int grad_bytes;          /* 4: fp32 gradient accumulation (Megatron), 2: 16-bit */
     int nstage_layers;       /* 0 = spread evenly; else pp*vp entries */
@@ -379,7 +393,9 @@ typedef struct st_gop {
     /* whole operator, unsharded, one micro-batch */
     double fwd_flops, bwd_flops, fwd_bytes, bwd_bytes;
     int kernels_fwd, kernels_bwd;
-    double gemm[4];     /* m, n, k, batch of a GEMM-class op, unsharded (0: from the labels) */
+    double gemm[4];     /* m, n, k, batch of a GEMM-class op, unsharded (0: from the labels); fused
+                           attention: query length, key length, head dim, batch x heads */
+    int causal;         /* fused attention with a causal mask */
     double saved_bytes; /* activation bytes kept for backward, unsharded */
     int save_ref;       /* the tensor whose sharding divides saved_bytes: an input index, or
                            ST_G_MAXIN for the output */

@@ -27,8 +27,9 @@ NAME_TABLE(st_position, st_position_name, st_position_parse, "learned", "rope", 
 NAME_TABLE(st_recompute, st_recompute_name, st_recompute_parse, "none", "selective", "full")
 NAME_TABLE(st_offload, st_offload_name, st_offload_parse, "none", "optimizer", "params")
 NAME_TABLE(st_schedule, st_schedule_name, st_schedule_parse, "gpipe", "1f1b", "interleaved", "zb")
+NAME_TABLE(st_attention, st_attention_name, st_attention_parse, "flash", "unfused")
 NAME_TABLE(st_opclass, st_opclass_name, st_opclass_parse, "gemm", "bgemm", "softmax", "norm",
-           "elementwise", "embedding", "loss")
+           "elementwise", "embedding", "loss", "attention")
 NAME_TABLE(st_coll, st_coll_name, st_coll_parse, "none", "allreduce", "allgather", "reducescatter",
            "alltoall", "broadcast", "sendrecv")
 

@@ -11,7 +11,10 @@
  * 2as/h, dropout mask as/h and output 2as/h, V 2, projection input 2, dropout mask 1, fc1 input 2,
  * GeLU input 8, fc2 input 8, dropout mask 1. Tensor parallelism divides the terms inside the
  * attention and MLP; sequence parallelism also divides the LN/dropout terms; the 5as/h terms are
- * the ones selective recompute drops. GQA, SwiGLU and MoE change the individual terms.
+ * the ones selective recompute drops. GQA, SwiGLU and MoE change the individual terms. That is
+ * Megatron-LM's unfused core attention (plan key attention=unfused). With fused attention
+ * (attention=flash, the default) no s x s tensor exists: the block keeps s*b*h*34 + 4*a*s*b bytes
+ * (the log-sum-exp, fp32 per head and query) and the 5as/h terms are gone; see flash() below.
  *
  * Collectives (Shoeybi et al. 2019, Fig. 3; Korthikanti et al. 2022, Fig. 5): without sp, the
  * "g" all-reduce after the row-parallel projection and fc2 in forward, the "f" all-reduce before
@@ -131,6 +134,38 @@ static void residual(st_op *o, const st_model *m, const st_shard *s, const dims 
     o->splits = s->sp ? ST_SPLIT_SP : 0;
 }
 
+/* Fused attention (FlashAttention-2, Dao 2023; FlashAttention-3, Shah et al. 2024) of the local
+ * queries over all keys: QK^T and PV, 2 x 2 x b x heads x s_q x s_kv x d FLOPs (Dao 2023, Sec. 4.1).
+ * The models strata knows are causal decoders: the kernel skips the key blocks wholly above the
+ * diagonal (FA2 Sec. 3.1.1) and masks the diagonal ones, about half of the work; the FLOPs here are
+ * half the full count, the convention of the FA2/FA3 benchmarks whose rates cost/compute.c uses
+ * (the diagonal blocks' extra work is inside those measured rates). With load-balanced context
+ * parallelism every rank does 1/cp of the causal work. Backward 2.5x forward: five matmuls against
+ * two, S and P recomputed inside the kernel (Dao 2023, Sec. 4.1). HBM: forward reads q, k, v and
+ * writes o and the log-sum-exp (fp32 per query row and head); backward reads q, k, v, o, do and the
+ * LSE and writes dq, dk, dv. The two small backward helpers (the rowsum of do x o, the dq
+ * conversion) are inside the measured backward rate; one launch each way. Saved for backward:
+ * q, k, v (the caller adds them) and the LSE; o is the projection's saved input already. Dropout
+ * keeps no mask: the kernel regenerates it from the Philox seed. Selective recompute
+ * (Megatron-Core checkpoints the core attention whatever its backend: attention.py,
+ * checkpoint_core_attention) re-runs the kernel's forward and drops only the LSE. */
+static void flash(st_op *o, const dims *x) {
+    double q = x->T * x->a_l * x->d, kv = x->b * x->s * x->kv_l * x->d; /* elements; keys over all of s */
+    double lse = x->b * x->a_l * x->sl * 4;
+    o->m = x->sl;
+    o->n = x->s;
+    o->k = x->d;
+    o->batch = x->b * x->a_l;
+    o->causal = 1;
+    o->fwd_flops = 4 * o->batch * o->m * o->n * o->k / 2;
+    o->bwd_flops = 2.5 * o->fwd_flops;
+    o->fwd_bytes = (2 * q + 2 * kv) * x->act + lse;
+    o->bwd_bytes = (4 * q + 4 * kv) * x->act + lse;
+    o->saved_bytes = lse;
+    o->selective = 1;
+    o->splits = ST_SPLIT_TP | ST_SPLIT_CP;
+}
+
 #define PUSH(name, cls)                                                                            \
     do {                                                                                           \
         if (!(o = push(ops, &n, cap, name, cls))) return ST_EINTERNAL;                             \
@@ -170,45 +205,56 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
         o->splits = ST_SPLIT_TP;
     }
 
-    /* Unfused attention (Megatron's core attention): scores over the full key length; with cp the
-     * keys and values of the other ranks arrive by all-gather in the cp group (ring exchange)
-     * before it, and their gradients go back by reduce-scatter after its backward: the collective
-     * of the operator that makes them (qkv, its bias or rope), which it follows. */
+    /* Core attention over the full key length; with cp the keys and values of the other ranks
+     * arrive by all-gather in the cp group (ring exchange) before it, and their gradients go back by
+     * reduce-scatter after its backward: the collective of the operator that makes them (qkv, its
+     * bias or rope), which it follows. */
     if (s->cp > 1) {
         o->coll_group = ST_GRP_CP;
         o->coll_bytes = x.b * x.s * 2 * kv_out / x.t * x.act;
         o->fwd_coll = ST_COLL_ALLGATHER;
         o->bwd_coll = ST_COLL_REDUCESCATTER;
     }
-    double E = x.b * x.a_l * x.sl * x.s; /* score elements */
-    PUSH("scores", ST_OPC_BGEMM);
-    gemm(o, &x, x.sl, x.s, x.d, x.b * x.a_l);
-    o->saved_bytes = x.T * (q_out + kv_out) / x.t * x.act; /* Q and K */
-    o->splits = ST_SPLIT_TP | ST_SPLIT_CP;
+    double qk_saved = x.T * (q_out + kv_out) / x.t * x.act, v_saved = x.T * kv_out / x.t * x.act;
+    if (s->attention == ST_ATTN_FLASH) {
+        PUSH("attention", ST_OPC_ATTENTION);
+        flash(o, &x);
+        o->saved_bytes += qk_saved + v_saved;
+        o->ckpt_kept_bytes = qk_saved + v_saved;
+    } else {
+        /* Megatron-LM's unfused core attention: the s x s scores materialised */
+        double E = x.b * x.a_l * x.sl * x.s; /* score elements */
+        PUSH("scores", ST_OPC_BGEMM);
+        gemm(o, &x, x.sl, x.s, x.d, x.b * x.a_l);
+        o->saved_bytes = qk_saved; /* Q and K */
+        o->splits = ST_SPLIT_TP | ST_SPLIT_CP;
 
-    PUSH("softmax", ST_OPC_SOFTMAX);
-    stream(o, &x, E, E, 0);
-    o->saved_bytes = E * x.act;
-    o->selective = 1;
-    o->splits = ST_SPLIT_TP | ST_SPLIT_CP;
-
-    if (m->dropout) {
-        PUSH("attn_dropout", ST_OPC_ELEMWISE);
-        stream(o, &x, E, E, E);
-        o->saved_bytes = E * (1 + x.act); /* mask + output */
+        PUSH("softmax", ST_OPC_SOFTMAX);
+        stream(o, &x, E, E, 0);
+        o->saved_bytes = E * x.act;
         o->selective = 1;
         o->splits = ST_SPLIT_TP | ST_SPLIT_CP;
+
+        if (m->dropout) {
+            PUSH("attn_dropout", ST_OPC_ELEMWISE);
+            stream(o, &x, E, E, E);
+            o->saved_bytes = E * (1 + x.act); /* mask + output */
+            o->selective = 1;
+            o->splits = ST_SPLIT_TP | ST_SPLIT_CP;
+        }
+
+        PUSH("context", ST_OPC_BGEMM);
+        gemm(o, &x, x.sl, x.d, x.s, x.b * x.a_l);
+        o->saved_bytes = v_saved; /* V */
+        o->splits = ST_SPLIT_TP | ST_SPLIT_CP;
+
+        /* [b*heads, s, d] -> [s, b, heads*d]: the contiguous() copy before the projection (the
+         * fused kernels read and write the [s, b, heads*d] layout itself: Transformer Engine's
+         * sbhd format) */
+        PUSH("context_transpose", ST_OPC_ELEMWISE);
+        stream(o, &x, x.T * q_out / x.t, x.T * q_out / x.t, 0);
+        o->splits = ST_SPLIT_TP;
     }
-
-    PUSH("context", ST_OPC_BGEMM);
-    gemm(o, &x, x.sl, x.d, x.s, x.b * x.a_l);
-    o->saved_bytes = x.T * kv_out / x.t * x.act; /* V */
-    o->splits = ST_SPLIT_TP | ST_SPLIT_CP;
-
-    /* [b*heads, s, d] -> [s, b, heads*d]: the contiguous() copy before the projection */
-    PUSH("context_transpose", ST_OPC_ELEMWISE);
-    stream(o, &x, x.T * q_out / x.t, x.T * q_out / x.t, 0);
-    o->splits = ST_SPLIT_TP;
 
     PUSH("proj", ST_OPC_GEMM);
     gemm(o, &x, x.T, x.h, q_out / x.t, 1);

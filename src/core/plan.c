@@ -3,8 +3,9 @@
  *
  * Defaults (README "Plans"): tp=pp=cp=ep=vp=1, dp = GPUs / (tp*pp*cp), mbs=1, gbs = dp*mbs,
  * seq = the model's seq_len, sp=0, recompute=none, zero=0, offload=none, dtype=bf16,
- * schedule=1f1b (interleaved when vp > 1), overlap_grad_reduce=0 (Megatron-LM's default),
- * grad_bytes=4 (Megatron-LM accumulates gradients in fp32).
+ * schedule=1f1b (interleaved when vp > 1), attention=flash (fused, what every current stack runs;
+ * the 2021-22 Megatron-LM runs of the validation sets say attention=unfused), overlap_grad_reduce=0
+ * (Megatron-LM's default), grad_bytes=4 (Megatron-LM accumulates gradients in fp32).
  *
  * Uneven pipelines: when pp*vp does not divide the layers, the middle chunks get ceil(L / n)
  * layers and the first and last chunks, which also carry the embedding and the output layer,
@@ -25,6 +26,7 @@ void st_plan_defaults(st_plan *p) {
     p->offload = ST_OFF_NONE;
     p->dtype = ST_DT_BF16;
     p->schedule = ST_SCHED_1F1B;
+    p->attention = ST_ATTN_DEFAULT;
     p->grad_bytes = 4;
 }
 
@@ -43,7 +45,7 @@ static int parse_int(const char *v, int64_t lo, int64_t hi, int64_t *out, const 
 
 #define SPEC_KEYS                                                                                  \
     "tp, pp, dp, cp, ep, vp, mbs, gbs, seq, sp, recompute, zero, offload, dtype, schedule, "      \
-    "overlap_grad_reduce, grad_bytes, seed"
+    "attention, overlap_grad_reduce, grad_bytes, seed"
 
 int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err) {
     char buf[1024];
@@ -100,6 +102,7 @@ int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err) {
         ENUMKEY("offload", st_offload_parse, offload, 0, "none, optimizer, params")
         ENUMKEY("dtype", st_dtype_parse, dtype, 0, "fp32, tf32, fp16, bf16, fp8")
         ENUMKEY("schedule", st_schedule_parse, schedule, ST_GIVEN_SCHEDULE, "gpipe, 1f1b, interleaved, zb")
+        ENUMKEY("attention", st_attention_parse, attention, 0, "flash, unfused")
 #undef INTKEY
 #undef ENUMKEY
         return st_error_set(err, ST_EINVAL, NULL, k, "unknown plan key (known: " SPEC_KEYS ")");
@@ -230,6 +233,8 @@ void st_plan_format_spec(const st_plan *p, char *buf, size_t n) {
              p->sp, st_recompute_name(p->recompute), p->zero, st_offload_name(p->offload),
              st_dtype_name(p->dtype), st_schedule_name(p->schedule));
     /* keys left at their defaults are not written */
+    if (w > 0 && (size_t)w < n && p->attention != ST_ATTN_DEFAULT)
+        w += snprintf(buf + w, n - (size_t)w, ",attention=%s", st_attention_name(p->attention));
     if (w > 0 && (size_t)w < n && p->overlap_grad_reduce) w += snprintf(buf + w, n - (size_t)w, ",overlap_grad_reduce=1");
     if (w > 0 && (size_t)w < n && p->grad_bytes != 4) snprintf(buf + w, n - (size_t)w, ",grad_bytes=%d", p->grad_bytes);
 }
@@ -238,4 +243,5 @@ void st_plan_shard(const st_plan *p, st_shard *out) {
     memset(out, 0, sizeof *out);
     out->tp = p->tp, out->cp = p->cp, out->ep = p->ep, out->sp = p->sp;
     out->mbs = p->mbs, out->seq = p->seq, out->dtype = p->dtype, out->grad_bytes = p->grad_bytes;
+    out->attention = p->attention;
 }

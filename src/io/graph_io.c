@@ -91,9 +91,9 @@ static int load_op(const json_t *jo, int i, const char *path, st_graph *g, st_er
         return st_error_set(err, ST_EINVAL, path, prefix, "\"type\" %s%s%s must be one of %s", rc ? "'" : "",
                             rc ? type : "missing", rc ? "'" : "", list);
     }
-    static const st_opclass cls[ST_GOP_COUNT] = {ST_OPC_GEMM,  ST_OPC_ELEMWISE, ST_OPC_NORM,     ST_OPC_SOFTMAX,
-                                                 ST_OPC_BGEMM, ST_OPC_EMBED,    ST_OPC_LOSS,     ST_OPC_GEMM,
-                                                 ST_OPC_ELEMWISE, ST_OPC_ELEMWISE, ST_OPC_ELEMWISE, ST_OPC_ELEMWISE};
+    static const st_opclass cls[ST_GOP_COUNT] = {ST_OPC_GEMM,      ST_OPC_ELEMWISE, ST_OPC_NORM,     ST_OPC_SOFTMAX,
+                                                 ST_OPC_ATTENTION, ST_OPC_EMBED,    ST_OPC_LOSS,     ST_OPC_GEMM,
+                                                 ST_OPC_ELEMWISE,  ST_OPC_ELEMWISE, ST_OPC_ELEMWISE, ST_OPC_ELEMWISE};
     o->cls = cls[o->type];
     const json_t *ins = json_object_get(jo, "inputs");
     char ikey[64];

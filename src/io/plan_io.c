@@ -5,6 +5,9 @@
  * count, every key of st_plan, and the name and content hash of the model and cluster it was made
  * for. Loading checks format, version and the GPU count, rejects unknown keys, and accepts the
  * model/cluster/spec entries without using them (the command line names the model and cluster).
+ * A file without "attention" (written before strata had the key, when it priced attention unfused)
+ * gets the caller's value, st_plan_defaults' flash: the key's default, as for an inline spec that
+ * does not name it; such a file meant for the 2021-22 unfused pricing needs "attention": "unfused".
  *
  * Invariants: load starts from the caller's plan (st_plan_defaults first) and writes it back only
  * when the whole file was accepted; save then load gives back the same plan fields (given bits
@@ -20,8 +23,8 @@
 
 static const char *const plan_keys[] = {
     "format", "version", "spec", "gpus", "model", "cluster", "tp", "pp", "dp", "cp", "ep", "vp", "mbs", "gbs", "seq",
-    "sp", "recompute", "zero", "offload", "dtype", "schedule", "overlap_grad_reduce", "grad_bytes", "stage_layers",
-    "seed", NULL};
+    "sp", "recompute", "zero", "offload", "dtype", "schedule", "attention", "overlap_grad_reduce", "grad_bytes",
+    "stage_layers", "seed", NULL};
 
 /* A flag: true/false or the integers 0/1. 1 present, 0 absent, <0 error. */
 static int get_flag(const json_t *o, const char *key, int *out, const char *file, st_error *err) {
@@ -184,6 +187,7 @@ int st_plan_load(const char *path, st_plan *out, st_error *err) {
     GET_ENUM("dtype", st_dtype, st_dtype_parse, "fp32, tf32, fp16, bf16 or fp8", &p->dtype);
     GET_ENUM("schedule", st_schedule, st_schedule_parse, "gpipe, 1f1b, interleaved or zb", &p->schedule);
     if (rc == 1) p->given |= ST_GIVEN_SCHEDULE;
+    GET_ENUM("attention", st_attention, st_attention_parse, "flash or unfused", &p->attention);
     CHECK(get_flag(root, "overlap_grad_reduce", &p->overlap_grad_reduce, path, err));
     CHECK(st__json_get_int(root, "grad_bytes", 2, 4, &x, path, NULL, err));
     if (rc == 1) {
@@ -274,6 +278,7 @@ json_t *st__plan_to_json(const st_plan *p) {
     SET("offload", json_string(st_offload_name(p->offload)));
     SET("dtype", json_string(st_dtype_name(p->dtype)));
     SET("schedule", json_string(st_schedule_name(p->schedule)));
+    SET("attention", json_string(st_attention_name(p->attention)));
     SET("overlap_grad_reduce", json_boolean(p->overlap_grad_reduce));
     SET("grad_bytes", json_integer(p->grad_bytes));
     if (p->nstage_layers > 0 && p->nstage_layers <= ST_MAX_STAGES) {

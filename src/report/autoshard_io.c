@@ -183,6 +183,7 @@ int st_autoshard_save(const st_autoshard_result *r, const st_model *m, const cha
         SET("microbatches", json_integer((json_int_t)r->microbatches));
     }
     SET("dtype", json_string(st_dtype_name(dt)));
+    if (m) SET("attention", json_string(st_attention_name(r->attention)));
     SET("schedule", json_string("1f1b"));
     SET("predicted_iteration_time_s", json_real(r->iteration_time_s));
     SET("stages", stages_json(r));
@@ -214,8 +215,8 @@ int st__plan_is_ilp(const char *arg) {
 }
 
 static const char *const top_keys[] = {"format", "version", "search", "spec", "gpus", "pp", "mbs", "gbs", "seq",
-                                       "microbatches", "dtype", "schedule", "predicted_iteration_time_s", "stages",
-                                       "model", "graph", "cluster", NULL};
+                                       "microbatches", "dtype", "attention", "schedule", "predicted_iteration_time_s",
+                                       "stages", "model", "graph", "cluster", NULL};
 static const char *const stage_keys[] = {"layers", "mesh", "ops", "recompute", "zero", "time_per_microbatch_s",
                                          "grad_sync_s", "memory_gib", "ilp", "collectives_per_layer_fwd", NULL};
 static const char *const mesh_keys[] = {"nodes", "gpus_per_node", "shape", NULL};
@@ -421,6 +422,19 @@ int st_autoshard_load(const char *path, const st_model *m, const st_graph *custo
         rc = st_error_set(err, ST_EINVAL, path, "dtype", "unknown value '%s' (expected fp32, tf32, fp16, bf16 or fp8)", s);
         goto out;
     }
+    /* a model's plan file from before the key was priced with unfused attention, and its shardings
+     * name the unfused operators (scores, softmax, context): without the key, unfused */
+    o->attention = ST_ATTN_UNFUSED;
+    CHECK(st__json_get_str(root, "attention", &s, path, NULL, err));
+    if (rc == 1 && st_attention_parse(s, &o->attention)) {
+        rc = st_error_set(err, ST_EINVAL, path, "attention", "unknown value '%s' (expected flash or unfused)", s);
+        goto out;
+    }
+    if (rc == 1 && !m) {
+        rc = st_error_set(err, ST_EINVAL, path, "attention", "a custom graph's plan has no attention key (its "
+                          "graph says how attention runs)");
+        goto out;
+    }
     CHECK(st__json_get_str(root, "schedule", &s, path, NULL, err));
     if (rc == 1 && strcmp(s, "1f1b") != 0) {
         rc = st_error_set(err, ST_EINVAL, path, "schedule", "'%s': operator-level plans run 1F1B", s);
@@ -450,8 +464,9 @@ int st_autoshard_load(const char *path, const st_model *m, const st_graph *custo
                               (long long)o->gbs);
             goto out;
         }
-        if ((rc = st_graph_from_model(m, o->mbs, o->seq, o->dtype, &r->graph, err))) goto out;
+        if ((rc = st_graph_from_model(m, o->mbs, o->seq, o->dtype, o->attention, &r->graph, err))) goto out;
         r->g = &r->graph;
+        r->attention = o->attention;
         r->mbs = o->mbs;
         r->microbatches = o->gbs / o->mbs;
     } else {

@@ -32,6 +32,9 @@
  *    there is no plain-ReLU flag and no ALiBi.
  *  - DeepSpeed: offload_param is valid only with ZeRO stage 3, offload_optimizer with stages 1-3;
  *    the pipeline engine asserts ZeRO stage < 2 and runs one non-interleaved 1F1B-style schedule.
+ *  - Attention: Megatron-LM's --attention-backend (flash, fused, unfused, local, auto; Transformer
+ *    Engine's backends), Megatron-DeepSpeed's --use-flash-attn-v2, torchtitan's llama3 always
+ *    F.scaled_dot_product_attention (no unfused path).
  *  - torchtitan: FSDP2 (fully_shard) shards parameters, gradients and optimizer states: zero=3;
  *    zero 1/2 are refused (strata would have priced them at another cost); zero 0 becomes DDP,
  *    which that release refuses together with any other parallelism. TP always includes sequence parallelism. Without pipeline
@@ -217,6 +220,8 @@ static int check_plan(const st_plan *p, const st_model *m, st_error *err) {
     if ((unsigned)p->dtype >= ST_DT_COUNT) return st_error_set(err, ST_EINVAL, NULL, "dtype", "unknown dtype");
     if ((unsigned)p->schedule > ST_SCHED_ZB)
         return st_error_set(err, ST_EINVAL, NULL, "schedule", "unknown schedule");
+    if ((unsigned)p->attention > ST_ATTN_UNFUSED)
+        return st_error_set(err, ST_EINVAL, NULL, "attention", "unknown attention kind");
     if (m->layers < 1 || m->layers > ST_MAX_LAYERS)
         return st_error_set(err, ST_EINVAL, NULL, "layers", "model must have 1..%d layers", ST_MAX_LAYERS);
     if ((int64_t)p->pp * p->vp > ST_MAX_STAGES)
@@ -449,6 +454,9 @@ static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_
         flag(&w, "--num-experts %" PRId64, m->experts);
         flag(&w, "--moe-router-topk %" PRId64, m->experts_topk > 0 ? m->experts_topk : 1);
     }
+    /* Transformer Engine's attention: FlashAttention's kernels, or the unfused core attention
+     * (the default, auto, lets TE pick among flash, cuDNN's fused and unfused) */
+    flag(&w, "--attention-backend %s", p->attention == ST_ATTN_FLASH ? "flash" : "unfused");
     /* memory */
     if (p->recompute == ST_REC_SELECTIVE) flag(&w, "--recompute-activations");
     if (p->recompute == ST_REC_FULL) {
@@ -561,6 +569,8 @@ static int emit_deepspeed(sbuf *b, const st_plan *p, const st_model *m, const st
     sb_quoted(b, st_recompute_name(p->recompute));
     sb_puts(b, ",\n    \"dtype\": ");
     sb_quoted(b, st_dtype_name(p->dtype));
+    sb_puts(b, ",\n    \"attention\": ");
+    sb_quoted(b, st_attention_name(p->attention));
     sb_puts(b, ",\n");
     if (p->nstage_layers > 0) {
         sb_puts(b, "    \"stage_layers\": [");
@@ -573,6 +583,12 @@ static int emit_deepspeed(sbuf *b, const st_plan *p, const st_model *m, const st
         sb_puts(b, ",\n      \"recompute=selective is Megatron's granularity (attention core only); set "
                    "it with the Megatron-DeepSpeed flags, activation_checkpointing configures full-layer "
                    "checkpoints\"");
+    if (p->attention == ST_ATTN_FLASH)
+        sb_puts(b, ",\n      \"attention=flash: launch Megatron-DeepSpeed with --use-flash-attn-v2; ds_config "
+                   "has no attention key\"");
+    else
+        sb_puts(b, ",\n      \"attention=unfused: Megatron-DeepSpeed's own core attention, no --use-flash-attn-* "
+                   "flag\"");
     if (p->cp > 1)
         sb_puts(b, ",\n      \"cp > 1: strata priced ring context parallelism; Megatron-DeepSpeed's "
                    "sequence parallelism (DeepSpeed-Ulysses) is a different algorithm\"");
@@ -639,6 +655,11 @@ static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const s
     if (p->dtype == ST_DT_FP16)
         return st_error_set(err, ST_EINVAL, NULL, "dtype",
                             "%s trains in bfloat16 or float32 (training.mixed_precision_param), not fp16",
+                            TORCHTITAN_TARGET);
+    if (p->attention == ST_ATTN_UNFUSED)
+        return st_error_set(err, ST_EINVAL, NULL, "attention",
+                            "%s's llama3 runs attention as F.scaled_dot_product_attention (fused), it has no "
+                            "unfused attention; use attention=flash",
                             TORCHTITAN_TARGET);
     if (p->offload == ST_OFF_OPTIMIZER)
         return st_error_set(err, ST_EINVAL, NULL, "offload",
@@ -714,6 +735,8 @@ static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const s
         sb_puts(b, "# note: InterleavedZeroBubble is a schedule of torch.distributed.pipelining (PyTorch "
                    ">= 2.6)\n");
     if (m->dropout) sb_puts(b, "# note: the model has dropout; torchtitan's llama3 has none\n");
+    sb_puts(b, "# note: attention runs as F.scaled_dot_product_attention, whose flash backend is FlashAttention-2 "
+               "(strata priced FlashAttention-3 on Hopper GPUs)\n");
 
     sb_puts(b, "\n[job]\ndescription = ");
     {
