@@ -31,7 +31,7 @@ static void print_ops(FILE *out, const st_model *m, const st_cluster *c, const s
             const st_op *o = &ops[i];
             double tf = st_cost_op_time(c, prof, o, p->dtype, 0), tb = st_cost_op_time(c, prof, o, p->dtype, 1);
             double tflops = tf + tb > 0 ? (o->fwd_flops + o->bwd_flops) / (tf + tb) / 1e12 : 0;
-            int compute = o->cls == ST_OPC_GEMM || o->cls == ST_OPC_BGEMM;
+            int compute = o->cls == ST_OPC_GEMM || o->cls == ST_OPC_BGEMM || o->cls == ST_OPC_ATTENTION;
             char coll[96] = "";
             if (o->fwd_coll != ST_COLL_NONE || o->bwd_coll != ST_COLL_NONE) {
                 st_group g;
