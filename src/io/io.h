@@ -14,8 +14,12 @@ int st_model_load(const char *path, st_model *out, st_error *err);
 /* A preset name, else a path. */
 int st_model_resolve(const char *arg, st_model *out, st_error *err);
 int st_cluster_load(const char *path, st_cluster *out, st_error *err);
-/* A preset name or a path; gpus > 0 resizes to gpus / gpus_per_node nodes (must divide). */
+/* A preset name or a path; gpus > 0 resizes to gpus / gpus_per_node nodes (st_cluster_size). */
 int st_cluster_resolve(const char *arg, int64_t gpus, st_cluster *out, st_error *err);
+/* Resizes c to gpus / gpus_per_node nodes: gpus must be 1..ST_MAX_GPUS, a multiple of the GPUs per
+ * node, and a single node when the cluster has no NICs; else ST_EINVAL with key "gpus" in `file`
+ * (may be NULL) and c untouched. */
+int st_cluster_size(st_cluster *c, int64_t gpus, const char *file, st_error *err);
 /* Loads a plan JSON (src/io/plan_io.c). Unknown keys are errors. */
 int st_plan_load(const char *path, st_plan *p, st_error *err);
 /* A path to a plan JSON if such a file exists, else an inline spec. */
