@@ -20,5 +20,6 @@ Suite *suite_stagedp(void);
 Suite *suite_autoshard(void);
 Suite *suite_exec(void);
 Suite *suite_cli(void);
+Suite *suite_validation(void);
 
 #endif

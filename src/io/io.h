@@ -35,6 +35,38 @@ typedef struct st_profile_entry {
     char name[64], path[512], gpu[48], date[64], source[256], error[512];
 } st_profile_entry;
 int st_profile_shipped(st_profile_entry **out, size_t *n, st_error *err);
+/* Validation bundles (src/io/validation_io.c): published, measured training runs with the model,
+ * cluster and plan each used, for `strata validate`. The format is in validation_io.c's header. */
+typedef enum { ST_VSET_STRICT, ST_VSET_LOOSE } st_vset; /* every setting published | some assumed */
+const char *st_vset_name(st_vset s);
+int st_vset_parse(const char *s, st_vset *out); /* 0 or ST_EINVAL */
+
+typedef struct st_validation_point {
+    char *id;
+    st_vset set;
+    int model, cluster;  /* indices into the bundle's models and clusters */
+    int64_t gpus;        /* the cluster is sized to these; the plan must use them all */
+    char *plan;          /* inline plan spec as written; parsed when the point runs */
+    double measured_s;   /* seconds per iteration */
+    char *rank_group;    /* points whose order is compared (Kendall tau-b); NULL: none */
+    char *source, *conversion, *measured_metric, *note; /* provenance; NULL when absent */
+} st_validation_point;
+
+typedef struct st_validation {
+    char *file;
+    char *about; /* NULL when absent */
+    int nmodels, nclusters, npoints;
+    char **model_keys, **cluster_keys; /* in file order */
+    st_model *models;                  /* finalized, as st_model_load gives them */
+    st_cluster *clusters;              /* finalized, at the size the file describes */
+    st_validation_point *points;       /* in file order */
+} st_validation;
+
+/* Reads a bundle; every error names the file and the key path ("points[3].model"). Returns new in
+ * *out (free with st_validation_free), or a negative ST_E* code and *out NULL. */
+int st_validation_load(const char *path, st_validation **out, st_error *err);
+void st_validation_free(st_validation *b);
+
 /* Loads a custom graph JSON (src/io/graph_io.c; format in README): its tensors and operators as
  * written, not yet checked: st_graph_check (search/) derives what the file leaves out and refuses
  * cycles, dangling tensors and shapes that do not match. */
