@@ -155,7 +155,8 @@ int st_cmd_validate(int argc, char **argv, st_error *err) {
     r.command = "estimate";
     if (command) {
         if (strcmp(command, "estimate") && strcmp(command, "sim")) {
-            rc = st_error_set(err, ST_EUSAGE, NULL, "command", "expected estimate or sim, got '%s'", command);
+            rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--command': '%s' is not one of estimate, sim",
+                              command);
             goto out;
         }
         sim = !strcmp(command, "sim");
@@ -164,7 +165,7 @@ int st_cmd_validate(int argc, char **argv, st_error *err) {
     r.all_sets = 1;
     if (set && strcmp(set, "all")) {
         if (st_vset_parse(set, &r.set)) {
-            rc = st_error_set(err, ST_EUSAGE, NULL, "set", "expected strict, loose or all, got '%s'", set);
+            rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--set': '%s' is not one of strict, loose, all", set);
             goto out;
         }
         r.all_sets = 0;
