@@ -430,6 +430,20 @@ END_TEST
 
 /* st_cluster_size directly (st_cluster_resolve's sizing; a validation point's): the file it is
  * given is named, a refused size leaves the cluster as it was. */
+/* a description's name after its file: basename, no ".json", printable ASCII, cut, a default */
+START_TEST(json_name_from_path) {
+    char out[8];
+    st__json_name_from_path(out, sizeof out, "/a/b/x.json", "model");
+    ck_assert_str_eq(out, "x");
+    st__json_name_from_path(out, sizeof out, "dir/", "cluster");
+    ck_assert_str_eq(out, "cluster");
+    st__json_name_from_path(out, sizeof out, "m\xc3\xa9 1", "model");
+    ck_assert_str_eq(out, "m___1");
+    st__json_name_from_path(out, sizeof out, "abcdefghij.json", "model");
+    ck_assert_str_eq(out, "abcdefg");
+}
+END_TEST
+
 START_TEST(cluster_size) {
     st_cluster c, keep;
     st_error err;
@@ -1118,6 +1132,7 @@ Suite *suite_io(void) {
     tcase_add_test(tc, cluster_gpu_object);
     tcase_add_test(tc, cluster_single_node_defaults);
     tcase_add_test(tc, cluster_size);
+    tcase_add_test(tc, json_name_from_path);
     tcase_add_test(tc, cluster_resolve_resize);
     tcase_add_test(tc, cluster_json_round_trip);
     suite_add_tcase(s, tc);

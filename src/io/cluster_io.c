@@ -122,19 +122,6 @@ out:
     return rc;
 }
 
-/* The file's basename without ".json", printable ASCII only (file names need not be UTF-8). */
-static void name_from_path(char *out, size_t n, const char *path) {
-    const char *base = strrchr(path, '/');
-    size_t len;
-    base = base ? base + 1 : path;
-    len = strlen(base);
-    if (len > 5 && strcmp(base + len - 5, ".json") == 0) len -= 5;
-    if (len >= n) len = n - 1;
-    for (size_t i = 0; i < len; i++) out[i] = (base[i] > 0x20 && base[i] < 0x7f) ? base[i] : '_';
-    out[len] = '\0';
-    if (!out[0]) snprintf(out, n, "cluster");
-}
-
 int st__cluster_from_json(const json_t *root, const char *file, const char *prefix, const char *fallback,
                           st_cluster *out, st_error *err) {
     int rc;
@@ -168,7 +155,7 @@ int st__cluster_from_json(const json_t *root, const char *file, const char *pref
     } else if (fallback) {
         snprintf(c.name, sizeof c.name, "%s", fallback);
     } else {
-        name_from_path(c.name, sizeof c.name, file);
+        st__json_name_from_path(c.name, sizeof c.name, file, "cluster");
     }
 
     rc = st__json_get_int(root, "nodes", 1, ST_MAX_GPUS, &c.nodes, file, prefix, err);

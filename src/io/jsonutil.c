@@ -31,6 +31,20 @@ const char *st__json_key_path(char *buf, size_t n, const char *prefix, const cha
     return buf;
 }
 
+void st__json_name_from_path(char *out, size_t n, const char *path, const char *dflt) {
+    const char *base = strrchr(path, '/');
+    size_t len;
+
+    base = base ? base + 1 : path;
+    len = strlen(base);
+    if (len > 5 && strcmp(base + len - 5, ".json") == 0) len -= 5;
+    if (len >= n) len = n - 1;
+    /* file names need not be UTF-8; names go into JSON, so keep printable ASCII only */
+    for (size_t i = 0; i < len; i++) out[i] = (base[i] > 0x20 && base[i] < 0x7f) ? base[i] : '_';
+    out[len] = '\0';
+    if (!out[0]) snprintf(out, n, "%s", dflt);
+}
+
 void st__json_prefix_error(st_error *err, const char *prefix) {
     char path[sizeof err->key];
     if (!err || !prefix || !prefix[0]) return;

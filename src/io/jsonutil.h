@@ -20,6 +20,9 @@ int st__json_syntax_error(st_error *err, const char *path, const json_error_t *j
 /* "prefix.key" into buf, or "key" when prefix is NULL or empty; returns buf. Key paths longer than
  * n - 1 are cut (st_error.key holds 127 characters). */
 const char *st__json_key_path(char *buf, size_t n, const char *prefix, const char *key);
+/* A description's name after its file, when the file gives none: the basename without ".json",
+ * printable ASCII only (file names need not be UTF-8), cut to n - 1 bytes; `dflt` when empty. */
+void st__json_name_from_path(char *out, size_t n, const char *path, const char *dflt);
 /* After a check that named keys relative to an object (st_model_finalize, st_cluster_finalize):
  * puts the object's key path `prefix` in front of err's key (or makes it the key, when err named
  * none). Nothing when prefix is NULL or empty. */

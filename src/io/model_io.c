@@ -58,21 +58,6 @@ static void model_unset(st_model *m) {
     m->dropout = m->bias = m->tied_embeddings = -1;
 }
 
-/* The file's basename without a ".json" suffix, as a fallback name. */
-static void name_from_path(char *out, size_t n, const char *path) {
-    const char *base = strrchr(path, '/');
-    size_t len;
-
-    base = base ? base + 1 : path;
-    len = strlen(base);
-    if (len > 5 && strcmp(base + len - 5, ".json") == 0) len -= 5;
-    if (len >= n) len = n - 1;
-    /* file names need not be UTF-8; names go into JSON, so keep printable ASCII only */
-    for (size_t i = 0; i < len; i++) out[i] = (base[i] > 0x20 && base[i] < 0x7f) ? base[i] : '_';
-    out[len] = '\0';
-    if (!out[0]) snprintf(out, n, "model");
-}
-
 /* Copies a UTF-8 string, cutting it (when too long) at a character boundary. */
 static void copy_utf8(char *out, size_t n, const char *s) {
     size_t len = strlen(s);
@@ -147,7 +132,7 @@ static int load_strata(const json_t *root, const char *file, const char *prefix,
     } else if (fallback) {
         copy_utf8(m->name, sizeof m->name, fallback);
     } else {
-        name_from_path(m->name, sizeof m->name, file);
+        st__json_name_from_path(m->name, sizeof m->name, file, "model");
     }
     GET_INT(root, "layers", 1, ST_MAX_LAYERS, &m->layers, 1);
     GET_INT(root, "hidden", 1, ST_MAX_HIDDEN, &m->hidden, 1);
@@ -428,7 +413,7 @@ static int load_hf(const json_t *root, const char *file, st_model *m, st_error *
         if (rc < 0) goto out;
         if (name && name[0]) copy_utf8(m->name, sizeof m->name, name);
     }
-    if (!m->name[0]) name_from_path(m->name, sizeof m->name, file);
+    if (!m->name[0]) st__json_name_from_path(m->name, sizeof m->name, file, "model");
     rc = 0;
 out:
     return rc;
