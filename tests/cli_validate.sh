@@ -186,7 +186,8 @@ model_hf models.m
 cluster_nested clusters.c.inter_node.nic_gbps
 cluster_gpu_peak clusters.c.gpu.peak_tflops.bf16
 EOF
-n=$(ls "$BAD" | grep -c '\.json$')
+n=0
+for f in "$BAD"/*.json; do [ -f "$f" ] && n=$((n + 1)); done
 if [ "$n" -eq 20 ]; then
 	ok "every bad bundle under tests/data/validation/bad is checked above ($n)"
 else
