@@ -1,15 +1,20 @@
 #!/bin/sh
 # scripts/validate.sh: compare strata's predicted iteration times with published, measured ones.
 #
-#   scripts/validate.sh [--strata PATH] [--validation DIR] [--set sc21|vtrain|all] [--csv FILE]
+#   scripts/validate.sh [--strata PATH] [--validation DIR] [--set sc21|vtrain|modern|all] [--csv FILE]
+#                       [--command estimate|sim]
 #
 # Data (see DIR/README.md):
 #   sc21_table1.csv   Narayanan et al., SC'21, Table 1 (Megatron-LM weak scaling on Selene, DGX A100 80GB).
 #                     Absolute test: error of each row, MAE and max |error|.
 #   vtrain_multi.csv  vTrain (Bang et al., MICRO'24) ground truth, Megatron-DeepSpeed on A100 clusters.
 #                     Ranking test: Kendall's tau-b between measured and predicted per model size.
+#   modern_public.json  today's published runs (Megatron-LM and Megatron-Core on H100, torchtitan on
+#                     H100 and A100) in strata's own formats: `strata validate --points` reads and runs
+#                     it; its SUMMARY and TAU lines come out as the sets modern (all points),
+#                     modern-strict and modern-loose, and TAU modern group=G.
 #
-# Every model is built from the row's own columns (no presets). Each row runs
+# sc21 and vtrain: every model is built from the row's own columns (no presets). Each row runs
 #   strata estimate --model ROW.json --cluster C --gpus N --plan SPEC --json
 # and is reported as compared, "rejected: <strata's message>" (exit 2, excluded from the statistics),
 # "does not fit" (exit 1, excluded) or "error" (anything else, excluded). Output is deterministic.
@@ -28,13 +33,13 @@ prog=validate.sh
 
 usage() {
 	cat <<'EOF'
-usage: scripts/validate.sh [--strata PATH] [--validation DIR] [--set sc21|vtrain|all] [--csv FILE]
-                          [--command estimate|sim]
+usage: scripts/validate.sh [--strata PATH] [--validation DIR] [--set sc21|vtrain|modern|all]
+                          [--csv FILE] [--command estimate|sim]
 
   --strata PATH     the strata binary (default: ./strata, else $STRATA)
-  --validation DIR  folder with sc21_table1.csv and vtrain_multi.csv
+  --validation DIR  folder with sc21_table1.csv, vtrain_multi.csv and modern_public.json
                     (default: $VALIDATION, else <source root>/../shared/validation)
-  --set S           sc21, vtrain or all (default all)
+  --set S           sc21, vtrain, modern or all (default all)
   --csv FILE        also write the compared rows as name,measured,predicted,set (seconds)
   --command C       predict with `strata estimate` (analytical, default) or `strata sim`
                     (the discrete-event simulator)
@@ -72,8 +77,8 @@ while [ $# -gt 0 ]; do
 done
 
 case $which_set in
-sc21 | vtrain | all) ;;
-*) die "--set must be sc21, vtrain or all (got '$which_set')" ;;
+sc21 | vtrain | modern | all) ;;
+*) die "--set must be sc21, vtrain, modern or all (got '$which_set')" ;;
 esac
 case $command in
 estimate | sim) ;;
@@ -391,11 +396,31 @@ vtrain() {
 	csv_rows vtrain "$out" 1000
 }
 
+# ------------------------------------------------------------------------------------------ modern
+modern() {
+	bundle=$valdir/modern_public.json
+	[ -r "$bundle" ] || die "cannot read $bundle"
+	echo "== Today's runs: Megatron-LM/Megatron-Core on H100, torchtitan on H100 and A100 (absolute and ranking test) =="
+	echo "data:    $bundle"
+	echo "strata:  $strata validate --points <data> --command $command"
+	echo
+	if ! "$strata" validate --points "$bundle" --command "$command" ${csv_out:+--csv "$tmp/modern.csv"} \
+		>"$tmp/modern.txt" 2>"$tmp/err"; then
+		die "strata validate failed: $(awk 'NF { print; exit }' "$tmp/err")"
+	fi
+	# strata's sets are this script's modern-strict and modern-loose, its "all" the set modern
+	awk '$1 == "SUMMARY" { $2 = $2 == "all" ? "modern" : "modern-" $2 }
+	$1 == "TAU" { $1 = "TAU modern" }
+	{ print }' "$tmp/modern.txt"
+	[ -z "$csv_out" ] || awk 'NR > 1 { sub(/,[^,]*$/, ",modern"); print }' "$tmp/modern.csv" >>"$tmp/acc.csv"
+}
+
 [ -z "$csv_out" ] || echo "name,measured,predicted,set" >"$tmp/acc.csv"
 case $which_set in
 sc21) sc21 ;;
 vtrain) vtrain ;;
-all) sc21; echo; vtrain ;;
+modern) modern ;;
+all) sc21; echo; vtrain; echo; modern ;;
 esac
 if [ -n "$csv_out" ]; then
 	# beside the target, then renamed: a reader never sees half a file

@@ -73,7 +73,7 @@ searched dtype int4 "option '--dtype': 'int4' is not one of fp32, tf32, fp16, bf
 line="option '--gpu': 'h100 sxm' is not a GPU name (1 to 47 printable characters, no spaces)"
 refused calibrate "$line" calibrate --kineto "$T/none.json" --out "$T/p.json" --gpu "h100 sxm"
 refused profile "$line" profile --out "$T/p.json" --gpu "h100 sxm"
-for c in estimate sim plan compare models clusters profiles; do
+for c in estimate sim plan compare models clusters profiles validate; do
 	refused $c "option '--json' takes no value" $c --json=1
 done
 refused plan "option '--json' takes no value" plan --search ilp --json=1
@@ -94,6 +94,7 @@ refused compare "--model and --clusters are required (see --help)" compare --mod
 refused calibrate "--kineto and --out are required (see --help)" calibrate --out "$T/p.json"
 refused plot "--input and --out are required (see --help)" plot memory --out "$T/m.png"
 refused profile "--out is required (see --help)" profile --quick
+refused validate "--points is required (see --help)" validate --command sim
 
 echo "# --- several bad inputs: the model is named first, then the cluster, the profile, the plan"
 M="key 'model': 'nosuch' is neither a preset (see strata models) nor an existing file"
@@ -140,7 +141,7 @@ for c in "1|estimate $H --plan tp=8" "1|sim $H --plan tp=8" "1|plan $H --gbs 64 
 done
 
 echo "# --- --help: the command's usage on stdout"
-for c in estimate sim plan compare plot calibrate profile models clusters profiles "plan --search ilp"; do
+for c in estimate sim plan compare plot calibrate profile models clusters profiles validate "plan --search ilp"; do
 	run $c --help
 	if [ $rc -eq 0 ] && [ ! -s "$T/err" ] && head -n 1 "$T/out" | grep -q "^usage: strata $c "; then
 		ok "strata $c --help"

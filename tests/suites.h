@@ -21,5 +21,6 @@ Suite *suite_stagedp(void);
 Suite *suite_autoshard(void);
 Suite *suite_exec(void);
 Suite *suite_cli(void);
+Suite *suite_validation(void);
 
 #endif

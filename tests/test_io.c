@@ -429,6 +429,41 @@ START_TEST(cluster_single_node_defaults) {
 }
 END_TEST
 
+/* st_cluster_size directly (st_cluster_resolve's sizing; a validation point's): the file it is
+ * given is named, a refused size leaves the cluster as it was. */
+/* a description's name after its file: basename, no ".json", printable ASCII, cut, a default */
+START_TEST(json_name_from_path) {
+    char out[8];
+    st__json_name_from_path(out, sizeof out, "/a/b/x.json", "model");
+    ck_assert_str_eq(out, "x");
+    st__json_name_from_path(out, sizeof out, "dir/", "cluster");
+    ck_assert_str_eq(out, "cluster");
+    st__json_name_from_path(out, sizeof out, "m\xc3\xa9 1", "model");
+    ck_assert_str_eq(out, "m___1");
+    st__json_name_from_path(out, sizeof out, "abcdefghij.json", "model");
+    ck_assert_str_eq(out, "abcdefg");
+}
+END_TEST
+
+START_TEST(cluster_size) {
+    st_cluster c, keep;
+    st_error err;
+    ck_assert_int_eq(st_cluster_preset("dgx-h100", &c), 0);
+    st_error_clear(&err);
+    ck_assert_int_eq(st_cluster_size(&c, 4096, "bundle.json", &err), 0);
+    ck_assert_int_eq(c.nodes, 512);
+    keep = c;
+    const int64_t bad[] = {0, -8, 12, (int64_t)ST_MAX_GPUS + 8};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        st_error_clear(&err);
+        ck_assert_int_eq(st_cluster_size(&c, bad[i], "bundle.json", &err), ST_EINVAL);
+        ck_assert_str_eq(err.key, "gpus");
+        ck_assert_str_eq(err.file, "bundle.json");
+        ck_assert_int_eq(c.nodes, keep.nodes);
+    }
+}
+END_TEST
+
 START_TEST(cluster_resolve_resize) {
     size_t n;
     const st_cluster *presets = st_cluster_presets(&n);
@@ -956,6 +991,78 @@ START_TEST(bad_input) {
 }
 END_TEST
 
+/* The same files as objects inside another file (st__model_from_json, st__cluster_from_json, as a
+ * validation bundle holds them): the same code, the key under the object's path, the file named.
+ * A HuggingFace config is refused as a whole there. Syntax errors and missing files are the outer
+ * file's, not the object's, and plans have no such entry. */
+START_TEST(bad_input_nested) {
+    const struct bad_case *c = &bad_cases[_i];
+    static const char prefix[] = "outer[2].obj";
+    char path[512], want[256];
+    json_t *root = NULL;
+    st_error err;
+    st_model m;
+    st_cluster cl;
+    int rc, hf = strstr(c->file, "/hf_") != NULL;
+
+    if (c->k == K_PLAN || c->code == ST_EIO || c->line > 0) return;
+    snprintf(path, sizeof path, DATA("%s"), c->file);
+    st_error_clear(&err);
+    ck_assert_int_eq(st__json_load_file(path, &root, &err), 0);
+    rc = c->k == K_MODEL ? st__model_from_json(root, path, prefix, "fallback", &m, &err)
+                         : st__cluster_from_json(root, path, prefix, "fallback", &cl, &err);
+    json_decref(root);
+    ck_assert_msg(rc == (hf ? ST_EINVAL : c->code), "%s: code %d (%s)", c->file, rc, err.text);
+    if (hf || !c->key[0])
+        snprintf(want, sizeof want, "%s", prefix);
+    else
+        snprintf(want, sizeof want, "%s.%s", prefix, c->key);
+    ck_assert_msg(strcmp(err.key, want) == 0, "%s: key '%s', want '%s' (%s)", c->file, err.key, want, err.text);
+    ck_assert_str_eq(err.file, path);
+}
+END_TEST
+
+/* A valid file's object gives what the file gives (canonical JSON equal); without a "name" the
+ * object is called by the fallback (a bundle's key) where the file is called after itself. */
+START_TEST(nested_equals_file) {
+    static const char *const files[] = {"valid/model_gpt3.json", "valid/model_minimal.json",
+                                        "valid/model_all_keys.json", "valid/cluster_selene.json",
+                                        "valid/cluster_gpu_object.json", "valid/cluster_single_node.json"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char path[512];
+        json_t *root = NULL, *ja, *jb;
+        st_error err;
+        int model = strstr(files[i], "model_") != NULL, named;
+        st_model ma, mb;
+        st_cluster ca, cb;
+
+        snprintf(path, sizeof path, DATA("%s"), files[i]);
+        st_error_clear(&err);
+        ck_assert_int_eq(st__json_load_file(path, &root, &err), 0);
+        named = json_object_get(root, "name") != NULL;
+        if (model) {
+            ck_assert_int_eq(st_model_load(path, &ma, &err), 0);
+            ck_assert_int_eq(st__model_from_json(root, path, "models.k", "the-key", &mb, &err), 0);
+            if (!named) ck_assert_str_eq(mb.name, "the-key");
+            snprintf(mb.name, sizeof mb.name, "%s", ma.name);
+            ja = st__model_to_json(&ma);
+            jb = st__model_to_json(&mb);
+        } else {
+            ck_assert_int_eq(st_cluster_load(path, &ca, &err), 0);
+            ck_assert_int_eq(st__cluster_from_json(root, path, "clusters.k", "the-key", &cb, &err), 0);
+            if (!named) ck_assert_str_eq(cb.name, "the-key");
+            snprintf(cb.name, sizeof cb.name, "%s", ca.name);
+            ja = st__cluster_to_json(&ca);
+            jb = st__cluster_to_json(&cb);
+        }
+        ck_assert_msg(json_equal(ja, jb), "%s: the object differs from the file", files[i]);
+        json_decref(ja);
+        json_decref(jb);
+        json_decref(root);
+    }
+}
+END_TEST
+
 /* Every data file through every loader, and every prefix of some files: each call returns 0 or a
  * negative code with a message, and never crashes. */
 START_TEST(never_crash) {
@@ -1030,6 +1137,8 @@ Suite *suite_io(void) {
     tcase_add_test(tc, cluster_preset_gpu);
     tcase_add_test(tc, cluster_gpu_object);
     tcase_add_test(tc, cluster_single_node_defaults);
+    tcase_add_test(tc, cluster_size);
+    tcase_add_test(tc, json_name_from_path);
     tcase_add_test(tc, cluster_resolve_resize);
     tcase_add_test(tc, cluster_json_round_trip);
     suite_add_tcase(s, tc);
@@ -1050,6 +1159,8 @@ Suite *suite_io(void) {
 
     tc = tcase_create("bad_input");
     tcase_add_loop_test(tc, bad_input, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));
+    tcase_add_loop_test(tc, bad_input_nested, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));
+    tcase_add_test(tc, nested_equals_file);
     tcase_add_test(tc, never_crash);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);

@@ -15,6 +15,7 @@ static const char usage[] =
     "  plan       search the hybrid-parallel space and rank the plans\n"
     "  sim        simulate one iteration of a plan on every rank (discrete-event)\n"
     "  compare    the best plan on each of several clusters: time and cost to train\n"
+    "  validate   predicted against measured iteration times of published runs (a points file)\n"
     "  plot       charts (gnuplot) of plan, compare and estimate results\n"
     "  calibrate  a calibration profile (--profile) from a PyTorch profiler trace\n"
     "  profile    a calibration profile (--profile) from microbenchmarks on this machine's GPUs\n"
@@ -47,6 +48,7 @@ int main(int argc, char **argv) {
                 {"plan", st_cmd_plan},
                 {"sim", st_cmd_sim},
                 {"compare", st_cmd_compare},
+                {"validate", st_cmd_validate},
                 {"plot", st_cmd_plot},
                 {"calibrate", st_cmd_calibrate},
                 {"profile", st_cmd_profile},

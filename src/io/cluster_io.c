@@ -5,9 +5,10 @@
  * Gbit = 1e9 bits (/8 for bytes), TFLOPS = 1e12 FLOP/s, us = 1e-6 s. Bandwidths are per GPU and per
  * direction inside a node, per NIC and per direction between nodes.
  *
- * Invariants: every level rejects unknown keys with the dotted path; every size is bounded so that
- * absurd inputs (10^9 nodes) are refused before anything is sized from them; *out is written only
- * after st_cluster_finalize accepted the result.
+ * Invariants: every level rejects unknown keys with the dotted path (under the object's own path
+ * when the cluster is an object inside another file: st__cluster_from_json, "clusters.KEY.gpu");
+ * every size is bounded so that absurd inputs (10^9 nodes) are refused before anything is sized
+ * from them; *out is written only after st_cluster_finalize accepted the result.
  */
 #include "jsonutil.h"
 
@@ -31,11 +32,8 @@ _Static_assert(ST_DT_FP32 == 0 && ST_DT_TF32 == 1 && ST_DT_FP16 == 2 && ST_DT_BF
 
 static int missing(const char *file, const char *prefix, const char *key, st_error *err) {
     char path[128];
-    if (prefix)
-        snprintf(path, sizeof path, "%s.%s", prefix, key);
-    else
-        snprintf(path, sizeof path, "%s", key);
-    return st_error_set(err, ST_EINVAL, file, path, "missing required key");
+    return st_error_set(err, ST_EINVAL, file, st__json_key_path(path, sizeof path, prefix, key),
+                        "missing required key");
 }
 
 /* A number in (0, hi]: zero is refused with its own message, negative ones by the range. */
@@ -47,71 +45,75 @@ static int get_pos(const json_t *o, const char *key, double hi, double *out, int
 
     if (rc < 0) return rc;
     if (rc == 0) return req ? missing(file, prefix, key, err) : 0;
-    if (x <= 0) {
-        snprintf(path, sizeof path, "%s%s%s", prefix ? prefix : "", prefix ? "." : "", key);
-        return st_error_set(err, ST_EINVAL, file, path, "must be greater than 0 (allowed up to %g)", hi);
-    }
+    if (x <= 0)
+        return st_error_set(err, ST_EINVAL, file, st__json_key_path(path, sizeof path, prefix, key),
+                            "must be greater than 0 (allowed up to %g)", hi);
     *out = x;
     return 1;
 }
 
-/* A sub-object: 1 present (an object, keys checked), 0 absent, <0 error. */
-static int get_obj(const json_t *o, const char *key, const char *const *allowed, json_t **out, const char *file,
-                   st_error *err) {
+/* A sub-object at prefix.key: 1 present (an object, keys checked), 0 absent, <0 error. */
+static int get_obj(const json_t *o, const char *prefix, const char *key, const char *const *allowed, json_t **out,
+                   const char *file, st_error *err) {
     json_t *v = json_object_get(o, key);
+    char path[128];
     int rc;
 
     if (!v) return 0;
-    rc = st__json_check_keys(v, allowed, file, key, err);
+    rc = st__json_check_keys(v, allowed, file, st__json_key_path(path, sizeof path, prefix, key), err);
     if (rc < 0) return rc;
     *out = v;
     return 1;
 }
 
-static int load_gpu_object(const json_t *g, const char *file, st_gpu *gpu, st_error *err) {
+/* The GPU object at key path gpre ("gpu", or "clusters.KEY.gpu" in a bundle). */
+static int load_gpu_object(const json_t *g, const char *file, const char *gpre, st_gpu *gpu, st_error *err) {
     int rc;
     const char *name = NULL;
     json_t *peak = json_object_get(g, "peak_tflops");
     double x;
+    char ppre[128], path[160];
 
     memset(gpu, 0, sizeof *gpu);
-    rc = st__json_check_keys(g, gpu_keys, file, "gpu", err);
+    st__json_key_path(ppre, sizeof ppre, gpre, "peak_tflops");
+    rc = st__json_check_keys(g, gpu_keys, file, gpre, err);
     if (rc < 0) goto out;
-    rc = st__json_get_str(g, "name", &name, file, "gpu", err);
+    rc = st__json_get_str(g, "name", &name, file, gpre, err);
     if (rc < 0) goto out;
     if (rc == 1 && (!name[0] || strlen(name) >= sizeof gpu->name)) {
-        rc = st_error_set(err, ST_EINVAL, file, "gpu.name", "must be 1 to %zu characters", sizeof gpu->name - 1);
+        rc = st_error_set(err, ST_EINVAL, file, st__json_key_path(path, sizeof path, gpre, "name"),
+                          "must be 1 to %zu characters", sizeof gpu->name - 1);
         goto out;
     }
     snprintf(gpu->name, sizeof gpu->name, "%s", name ? name : "custom");
-    rc = get_pos(g, "memory_gib", 65536, &x, 1, file, "gpu", err);
+    rc = get_pos(g, "memory_gib", 65536, &x, 1, file, gpre, err);
     if (rc < 0) goto out;
     gpu->memory_bytes = x * GIB;
-    rc = get_pos(g, "hbm_gb_per_s", MAX_BW_GB, &x, 1, file, "gpu", err);
+    rc = get_pos(g, "hbm_gb_per_s", MAX_BW_GB, &x, 1, file, gpre, err);
     if (rc < 0) goto out;
     gpu->hbm_bytes_per_s = x * 1e9;
     if (!peak) {
-        rc = missing(file, "gpu", "peak_tflops", err);
+        rc = missing(file, gpre, "peak_tflops", err);
         goto out;
     }
-    rc = st__json_check_keys(peak, peak_keys, file, "gpu.peak_tflops", err);
+    rc = st__json_check_keys(peak, peak_keys, file, ppre, err);
     if (rc < 0) goto out;
     for (int d = 0; d < ST_DT_COUNT; d++) {
         x = 0;
-        rc = st__json_get_num(peak, peak_keys[d], 0, 1e6, &x, file, "gpu.peak_tflops", err);
+        rc = st__json_get_num(peak, peak_keys[d], 0, 1e6, &x, file, ppre, err);
         if (rc < 0) goto out;
         gpu->peak_flops[d] = x * 1e12;
     }
     if (gpu->peak_flops[ST_DT_BF16] <= 0 && gpu->peak_flops[ST_DT_FP16] <= 0) {
-        rc = st_error_set(err, ST_EINVAL, file, "gpu.peak_tflops.bf16",
+        rc = st_error_set(err, ST_EINVAL, file, st__json_key_path(path, sizeof path, ppre, "bf16"),
                           "a GPU needs a 16-bit peak: bf16 or fp16 must be greater than 0");
         goto out;
     }
     gpu->gemm_efficiency = 0.8;
-    rc = get_pos(g, "gemm_efficiency", 1, &gpu->gemm_efficiency, 0, file, "gpu", err);
+    rc = get_pos(g, "gemm_efficiency", 1, &gpu->gemm_efficiency, 0, file, gpre, err);
     if (rc < 0) goto out;
     int64_t sms = 0;
-    rc = st__json_get_int(g, "sms", 1, 4096, &sms, file, "gpu", err);
+    rc = st__json_get_int(g, "sms", 1, 4096, &sms, file, gpre, err);
     if (rc < 0) goto out;
     gpu->sms = (int)sms;
     snprintf(gpu->source, sizeof gpu->source, "%s", file);
@@ -120,147 +122,173 @@ out:
     return rc;
 }
 
-int st_cluster_load(const char *path, st_cluster *out, st_error *err) {
+int st__cluster_from_json(const json_t *root, const char *file, const char *prefix, const char *fallback,
+                          st_cluster *out, st_error *err) {
     int rc;
-    json_t *root = NULL, *gv, *sub = NULL;
+    json_t *gv, *sub = NULL;
     const char *name = NULL;
     st_cluster c;
     double x;
+    char path[128], p_gpu[128], p_intra[128], p_inter[128], p_host[128];
 
     memset(&c, 0, sizeof c);
-    rc = st__json_load_file(path, &root, err);
-    if (rc < 0) goto out;
     if (!json_is_object(root)) {
-        rc = st_error_set(err, ST_EINVAL, path, NULL, "expected a JSON object (a cluster description)");
+        rc = st_error_set(err, ST_EINVAL, file, prefix, "expected a JSON object (a cluster description)");
         goto out;
     }
-    rc = st__json_check_keys(root, top_keys, path, NULL, err);
+    st__json_key_path(p_gpu, sizeof p_gpu, prefix, "gpu");
+    st__json_key_path(p_intra, sizeof p_intra, prefix, "intra_node");
+    st__json_key_path(p_inter, sizeof p_inter, prefix, "inter_node");
+    st__json_key_path(p_host, sizeof p_host, prefix, "host");
+    rc = st__json_check_keys(root, top_keys, file, prefix, err);
     if (rc < 0) goto out;
 
-    rc = st__json_get_str(root, "name", &name, path, NULL, err);
+    rc = st__json_get_str(root, "name", &name, file, prefix, err);
     if (rc < 0) goto out;
     if (rc == 1) {
         if (!name[0] || strlen(name) >= sizeof c.name) {
-            rc = st_error_set(err, ST_EINVAL, path, "name", "must be 1 to %zu characters", sizeof c.name - 1);
+            rc = st_error_set(err, ST_EINVAL, file, st__json_key_path(path, sizeof path, prefix, "name"),
+                              "must be 1 to %zu characters", sizeof c.name - 1);
             goto out;
         }
         snprintf(c.name, sizeof c.name, "%s", name);
+    } else if (fallback) {
+        snprintf(c.name, sizeof c.name, "%s", fallback);
     } else {
-        const char *base = strrchr(path, '/');
-        size_t len;
-        base = base ? base + 1 : path;
-        len = strlen(base);
-        if (len > 5 && strcmp(base + len - 5, ".json") == 0) len -= 5;
-        if (len >= sizeof c.name) len = sizeof c.name - 1;
-        for (size_t i = 0; i < len; i++) /* printable ASCII: file names need not be UTF-8 */
-            c.name[i] = (base[i] > 0x20 && base[i] < 0x7f) ? base[i] : '_';
-        c.name[len] = '\0';
-        if (!c.name[0]) snprintf(c.name, sizeof c.name, "cluster");
+        st__json_name_from_path(c.name, sizeof c.name, file, "cluster");
     }
 
-    rc = st__json_get_int(root, "nodes", 1, ST_MAX_GPUS, &c.nodes, path, NULL, err);
+    rc = st__json_get_int(root, "nodes", 1, ST_MAX_GPUS, &c.nodes, file, prefix, err);
     if (rc < 0) goto out;
     if (rc == 0) {
-        rc = missing(path, NULL, "nodes", err);
+        rc = missing(file, prefix, "nodes", err);
         goto out;
     }
-    rc = st__json_get_int(root, "gpus_per_node", 1, 64, &c.gpus_per_node, path, NULL, err);
+    rc = st__json_get_int(root, "gpus_per_node", 1, 64, &c.gpus_per_node, file, prefix, err);
     if (rc < 0) goto out;
     if (rc == 0) {
-        rc = missing(path, NULL, "gpus_per_node", err);
+        rc = missing(file, prefix, "gpus_per_node", err);
         goto out;
     }
     if (c.nodes * c.gpus_per_node > ST_MAX_GPUS) {
-        rc = st_error_set(err, ST_EINVAL, path, "nodes", "%lld nodes x %lld GPUs exceeds the limit of %d GPUs",
-                          (long long)c.nodes, (long long)c.gpus_per_node, ST_MAX_GPUS);
+        rc = st_error_set(err, ST_EINVAL, file, st__json_key_path(path, sizeof path, prefix, "nodes"),
+                          "%lld nodes x %lld GPUs exceeds the limit of %d GPUs", (long long)c.nodes,
+                          (long long)c.gpus_per_node, ST_MAX_GPUS);
         goto out;
     }
 
     gv = json_object_get(root, "gpu");
     if (!gv) {
-        rc = missing(path, NULL, "gpu", err);
+        rc = missing(file, prefix, "gpu", err);
         goto out;
     }
     if (json_is_string(gv)) {
         if (st_gpu_preset(json_string_value(gv), &c.gpu) != 0) {
-            rc = st_error_set(err, ST_EINVAL, path, "gpu", "unknown GPU '%s' (see `strata clusters`)",
+            rc = st_error_set(err, ST_EINVAL, file, p_gpu, "unknown GPU '%s' (see `strata clusters`)",
                               json_string_value(gv));
             goto out;
         }
     } else if (json_is_object(gv)) {
-        rc = load_gpu_object(gv, path, &c.gpu, err);
+        rc = load_gpu_object(gv, file, p_gpu, &c.gpu, err);
         if (rc < 0) goto out;
     } else {
-        rc = st_error_set(err, ST_EINVAL, path, "gpu", "expected a GPU name or an object");
+        rc = st_error_set(err, ST_EINVAL, file, p_gpu, "expected a GPU name or an object");
         goto out;
     }
 
-    rc = get_obj(root, "intra_node", intra_keys, &sub, path, err);
+    rc = get_obj(root, prefix, "intra_node", intra_keys, &sub, file, err);
     if (rc < 0) goto out;
     if (rc == 0) {
-        rc = missing(path, "intra_node", "bandwidth_gb_per_s", err);
+        rc = missing(file, p_intra, "bandwidth_gb_per_s", err);
         goto out;
     }
-    rc = get_pos(sub, "bandwidth_gb_per_s", MAX_BW_GB, &x, 1, path, "intra_node", err);
+    rc = get_pos(sub, "bandwidth_gb_per_s", MAX_BW_GB, &x, 1, file, p_intra, err);
     if (rc < 0) goto out;
     c.intra_bytes_per_s = x * 1e9;
     x = 2;
-    rc = st__json_get_num(sub, "latency_us", 0, 1e6, &x, path, "intra_node", err);
+    rc = st__json_get_num(sub, "latency_us", 0, 1e6, &x, file, p_intra, err);
     if (rc < 0) goto out;
     c.intra_latency_s = x * 1e-6;
 
-    rc = get_obj(root, "inter_node", inter_keys, &sub, path, err);
+    rc = get_obj(root, prefix, "inter_node", inter_keys, &sub, file, err);
     if (rc < 0) goto out;
     if (rc == 0) {
-        rc = missing(path, "inter_node", "nics_per_node", err);
+        rc = missing(file, p_inter, "nics_per_node", err);
         goto out;
     }
-    rc = st__json_get_int(sub, "nics_per_node", 0, 64, &c.nics_per_node, path, "inter_node", err);
+    rc = st__json_get_int(sub, "nics_per_node", 0, 64, &c.nics_per_node, file, p_inter, err);
     if (rc < 0) goto out;
     if (rc == 0) {
-        rc = missing(path, "inter_node", "nics_per_node", err);
+        rc = missing(file, p_inter, "nics_per_node", err);
         goto out;
     }
     if (c.nics_per_node == 0 && c.nodes > 1) {
-        rc = st_error_set(err, ST_EINVAL, path, "inter_node.nics_per_node",
+        rc = st_error_set(err, ST_EINVAL, file, st__json_key_path(path, sizeof path, p_inter, "nics_per_node"),
                           "0 NICs is allowed only for a single node (nodes is %lld)", (long long)c.nodes);
         goto out;
     }
-    rc = get_pos(sub, "nic_gbit_per_s", MAX_BW_GB * 8, &x, 1, path, "inter_node", err);
+    rc = get_pos(sub, "nic_gbit_per_s", MAX_BW_GB * 8, &x, 1, file, p_inter, err);
     if (rc < 0) goto out;
     c.nic_bytes_per_s = x * 1e9 / 8;
     x = 5;
-    rc = st__json_get_num(sub, "latency_us", 0, 1e6, &x, path, "inter_node", err);
+    rc = st__json_get_num(sub, "latency_us", 0, 1e6, &x, file, p_inter, err);
     if (rc < 0) goto out;
     c.inter_latency_s = x * 1e-6;
     c.oversubscription = 1;
-    rc = st__json_get_num(sub, "oversubscription", 1, 1000, &c.oversubscription, path, "inter_node", err);
+    rc = st__json_get_num(sub, "oversubscription", 1, 1000, &c.oversubscription, file, p_inter, err);
     if (rc < 0) goto out;
 
     x = 1024;
     sub = NULL;
-    rc = get_obj(root, "host", host_keys, &sub, path, err);
+    rc = get_obj(root, prefix, "host", host_keys, &sub, file, err);
     if (rc < 0) goto out;
     if (sub) {
-        rc = get_pos(sub, "memory_gib", 1 << 20, &x, 0, path, "host", err);
+        rc = get_pos(sub, "memory_gib", 1 << 20, &x, 0, file, p_host, err);
         if (rc < 0) goto out;
     }
     c.host_memory_bytes = x * GIB;
     x = 25;
     if (sub) {
-        rc = get_pos(sub, "pcie_gb_per_s", MAX_BW_GB, &x, 0, path, "host", err);
+        rc = get_pos(sub, "pcie_gb_per_s", MAX_BW_GB, &x, 0, file, p_host, err);
         if (rc < 0) goto out;
     }
     c.pcie_bytes_per_s = x * 1e9;
 
-    snprintf(c.source, sizeof c.source, "%s", path);
-    rc = st_cluster_finalize(&c, path, err);
-    if (rc < 0) goto out;
+    snprintf(c.source, sizeof c.source, "%s", file);
+    rc = st_cluster_finalize(&c, file, err);
+    if (rc < 0) {
+        st__json_prefix_error(err, prefix);
+        goto out;
+    }
     *out = c;
     rc = 0;
 out:
+    return rc;
+}
+
+int st_cluster_load(const char *path, st_cluster *out, st_error *err) {
+    json_t *root = NULL;
+    int rc = st__json_load_file(path, &root, err);
+    if (rc == 0) rc = st__cluster_from_json(root, path, NULL, NULL, out, err);
     json_decref(root);
     return rc;
+}
+
+int st_cluster_size(st_cluster *c, int64_t gpus, const char *file, st_error *err) {
+    if (gpus <= 0) return st_error_set(err, ST_EINVAL, file, "gpus", "must be positive (got %lld)", (long long)gpus);
+    if (gpus > ST_MAX_GPUS)
+        return st_error_set(err, ST_EINVAL, file, "gpus", "%lld exceeds the limit of %d GPUs", (long long)gpus,
+                            ST_MAX_GPUS);
+    if (gpus % c->gpus_per_node != 0)
+        return st_error_set(err, ST_EINVAL, file, "gpus",
+                            "%lld is not a multiple of the %lld GPUs per node of cluster '%s'", (long long)gpus,
+                            (long long)c->gpus_per_node, c->name);
+    if (gpus / c->gpus_per_node > 1 && c->nics_per_node == 0)
+        return st_error_set(err, ST_EINVAL, file, "gpus",
+                            "%lld GPUs need %lld nodes but cluster '%s' has no NICs between nodes", (long long)gpus,
+                            (long long)(gpus / c->gpus_per_node), c->name);
+    c->nodes = gpus / c->gpus_per_node;
+    return 0;
 }
 
 int st_cluster_resolve(const char *arg, int64_t gpus, st_cluster *out, st_error *err) {
@@ -280,29 +308,9 @@ int st_cluster_resolve(const char *arg, int64_t gpus, st_cluster *out, st_error 
         }
         file = arg;
     }
-    if (gpus < 0) {
-        rc = st_error_set(err, ST_EINVAL, file, "gpus", "must be positive (got %lld)", (long long)gpus);
-        goto out;
-    }
-    if (gpus > 0) {
-        if (gpus > ST_MAX_GPUS) {
-            rc = st_error_set(err, ST_EINVAL, file, "gpus", "%lld exceeds the limit of %d GPUs", (long long)gpus,
-                              ST_MAX_GPUS);
-            goto out;
-        }
-        if (gpus % c.gpus_per_node != 0) {
-            rc = st_error_set(err, ST_EINVAL, file, "gpus",
-                              "%lld is not a multiple of the %lld GPUs per node of cluster '%s'", (long long)gpus,
-                              (long long)c.gpus_per_node, c.name);
-            goto out;
-        }
-        if (gpus / c.gpus_per_node > 1 && c.nics_per_node == 0) {
-            rc = st_error_set(err, ST_EINVAL, file, "gpus",
-                              "%lld GPUs need %lld nodes but cluster '%s' has no NICs between nodes", (long long)gpus,
-                              (long long)(gpus / c.gpus_per_node), c.name);
-            goto out;
-        }
-        c.nodes = gpus / c.gpus_per_node;
+    if (gpus != 0) { /* 0: as described */
+        rc = st_cluster_size(&c, gpus, file, err);
+        if (rc < 0) goto out;
     }
     *out = c;
     rc = 0;

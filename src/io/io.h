@@ -14,8 +14,12 @@ int st_model_load(const char *path, st_model *out, st_error *err);
 /* A preset name, else a path. */
 int st_model_resolve(const char *arg, st_model *out, st_error *err);
 int st_cluster_load(const char *path, st_cluster *out, st_error *err);
-/* A preset name or a path; gpus > 0 resizes to gpus / gpus_per_node nodes (must divide). */
+/* A preset name or a path; gpus > 0 resizes to gpus / gpus_per_node nodes (st_cluster_size). */
 int st_cluster_resolve(const char *arg, int64_t gpus, st_cluster *out, st_error *err);
+/* Resizes c to gpus / gpus_per_node nodes: gpus must be 1..ST_MAX_GPUS, a multiple of the GPUs per
+ * node, and a single node when the cluster has no NICs; else ST_EINVAL with key "gpus" in `file`
+ * (may be NULL) and c untouched. */
+int st_cluster_size(st_cluster *c, int64_t gpus, const char *file, st_error *err);
 /* Loads a plan JSON (src/io/plan_io.c). Unknown keys are errors. */
 int st_plan_load(const char *path, st_plan *p, st_error *err);
 /* A path to a plan JSON if such a file exists, else an inline spec. */
@@ -31,6 +35,38 @@ typedef struct st_profile_entry {
     char name[64], path[512], gpu[48], date[64], source[256], error[512];
 } st_profile_entry;
 int st_profile_shipped(st_profile_entry **out, size_t *n, st_error *err);
+/* Validation bundles (src/io/validation_io.c): published, measured training runs with the model,
+ * cluster and plan each used, for `strata validate`. The format is in validation_io.c's header. */
+typedef enum { ST_VSET_STRICT, ST_VSET_LOOSE } st_vset; /* every setting published | some assumed */
+const char *st_vset_name(st_vset s);
+int st_vset_parse(const char *s, st_vset *out); /* 0 or ST_EINVAL */
+
+typedef struct st_validation_point {
+    char *id;
+    st_vset set;
+    int model, cluster;  /* indices into the bundle's models and clusters */
+    int64_t gpus;        /* the cluster is sized to these; the plan must use them all */
+    char *plan;          /* inline plan spec as written; parsed when the point runs */
+    double measured_s;   /* seconds per iteration */
+    char *rank_group;    /* points whose order is compared (Kendall tau-b); NULL: none */
+    char *source, *conversion, *measured_metric, *note; /* provenance; NULL when absent */
+} st_validation_point;
+
+typedef struct st_validation {
+    char *file;
+    char *about; /* NULL when absent */
+    int nmodels, nclusters, npoints;
+    char **model_keys, **cluster_keys; /* in file order */
+    st_model *models;                  /* finalized, as st_model_load gives them */
+    st_cluster *clusters;              /* finalized, at the size the file describes */
+    st_validation_point *points;       /* in file order */
+} st_validation;
+
+/* Reads a bundle; every error names the file and the key path ("points[3].model"). Returns new in
+ * *out (free with st_validation_free), or a negative ST_E* code and *out NULL. */
+int st_validation_load(const char *path, st_validation **out, st_error *err);
+void st_validation_free(st_validation *b);
+
 /* Loads a custom graph JSON (src/io/graph_io.c; format in README): its tensors and operators as
  * written, not yet checked: st_graph_check (search/) derives what the file leaves out and refuses
  * cycles, dangling tensors and shapes that do not match. */

@@ -23,12 +23,35 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* "prefix.key", or "key" when there is no prefix. */
-static void key_path(char *buf, size_t n, const char *prefix, const char *key) {
+const char *st__json_key_path(char *buf, size_t n, const char *prefix, const char *key) {
     if (prefix && prefix[0])
         snprintf(buf, n, "%s.%s", prefix, key);
     else
         snprintf(buf, n, "%s", key);
+    return buf;
+}
+
+void st__json_name_from_path(char *out, size_t n, const char *path, const char *dflt) {
+    const char *base = strrchr(path, '/');
+    size_t len;
+
+    base = base ? base + 1 : path;
+    len = strlen(base);
+    if (len > 5 && strcmp(base + len - 5, ".json") == 0) len -= 5;
+    if (len >= n) len = n - 1;
+    /* file names need not be UTF-8; names go into JSON, so keep printable ASCII only */
+    for (size_t i = 0; i < len; i++) out[i] = (base[i] > 0x20 && base[i] < 0x7f) ? base[i] : '_';
+    out[len] = '\0';
+    if (!out[0]) snprintf(out, n, "%s", dflt);
+}
+
+void st__json_prefix_error(st_error *err, const char *prefix) {
+    char path[sizeof err->key];
+    if (!err || !prefix || !prefix[0]) return;
+    /* a path longer than the key's room is cut, as every key path is */
+    int w = err->key[0] ? snprintf(path, sizeof path, "%s.%s", prefix, err->key)
+                        : snprintf(path, sizeof path, "%s", prefix);
+    if (w > 0) memcpy(err->key, path, sizeof path);
 }
 
 static const char *json_type_name(const json_t *v) {
@@ -100,7 +123,7 @@ int st__json_check_keys(const json_t *obj, const char *const *allowed, const cha
                 break;
             }
         if (!known) {
-            key_path(path, sizeof path, prefix, key);
+            st__json_key_path(path, sizeof path, prefix, key);
             return st_error_set(err, ST_EINVAL, file, path, "unknown key");
         }
     }
@@ -131,7 +154,7 @@ int st__json_get_int(const json_t *obj, const char *key, int64_t min, int64_t ma
     int64_t x;
 
     if (!v) return 0;
-    key_path(path, sizeof path, prefix, key);
+    st__json_key_path(path, sizeof path, prefix, key);
     if (!as_int64(v, &x)) {
         if (json_is_real(v))
             return st_error_set(err, ST_EINVAL, file, path, "expected an integer, got %.17g", json_real_value(v));
@@ -151,7 +174,7 @@ int st__json_get_num(const json_t *obj, const char *key, double min, double max,
     double x;
 
     if (!v) return 0;
-    key_path(path, sizeof path, prefix, key);
+    st__json_key_path(path, sizeof path, prefix, key);
     if (!json_is_number(v))
         return st_error_set(err, ST_EINVAL, file, path, "expected a number, got %s", json_type_name(v));
     x = json_number_value(v);
@@ -168,7 +191,7 @@ int st__json_get_bool(const json_t *obj, const char *key, int *out, const char *
 
     if (!v) return 0;
     if (!json_is_boolean(v)) {
-        key_path(path, sizeof path, prefix, key);
+        st__json_key_path(path, sizeof path, prefix, key);
         return st_error_set(err, ST_EINVAL, file, path, "expected true or false, got %s", json_type_name(v));
     }
     *out = json_is_true(v) ? 1 : 0;
@@ -182,7 +205,7 @@ int st__json_get_str(const json_t *obj, const char *key, const char **out, const
 
     if (!v) return 0;
     if (!json_is_string(v)) {
-        key_path(path, sizeof path, prefix, key);
+        st__json_key_path(path, sizeof path, prefix, key);
         return st_error_set(err, ST_EINVAL, file, path, "expected a string, got %s", json_type_name(v));
     }
     *out = json_string_value(v);

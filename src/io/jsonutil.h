@@ -17,6 +17,16 @@ int st__json_load_file(const char *path, json_t **out, st_error *err);
 /* A JSON syntax error in `path` as ST_EINVAL with line and column; `where` qualifies the text
  * (may be ""). */
 int st__json_syntax_error(st_error *err, const char *path, const json_error_t *jerr, const char *where);
+/* "prefix.key" into buf, or "key" when prefix is NULL or empty; returns buf. Key paths longer than
+ * n - 1 are cut (st_error.key holds 127 characters). */
+const char *st__json_key_path(char *buf, size_t n, const char *prefix, const char *key);
+/* A description's name after its file, when the file gives none: the basename without ".json",
+ * printable ASCII only (file names need not be UTF-8), cut to n - 1 bytes; `dflt` when empty. */
+void st__json_name_from_path(char *out, size_t n, const char *path, const char *dflt);
+/* After a check that named keys relative to an object (st_model_finalize, st_cluster_finalize):
+ * puts the object's key path `prefix` in front of err's key (or makes it the key, when err named
+ * none). Nothing when prefix is NULL or empty. */
+void st__json_prefix_error(st_error *err, const char *prefix);
 /* Rejects any key of obj not in `allowed` (NULL-terminated). */
 int st__json_check_keys(const json_t *obj, const char *const *allowed, const char *file, const char *prefix,
                         st_error *err);
@@ -55,6 +65,18 @@ int st__json_print(FILE *f, json_t *root, st_error *err);
  * st_profile_load reads, atomically ("-" = stdout); checks them first with st__profile_check, so no
  * command writes a profile that --profile would refuse (src/io/profile_io.c). */
 int st__profile_write(const st__phead *h, const st__ptable *t, int n, const char *path, st_error *err);
+
+/* A strata model JSON object (DESIGN.md, "Model: strata JSON"; not a HuggingFace config) found at
+ * key path `prefix` of `file`, as st_model_load reads a whole file: the same keys, checks and
+ * defaults, errors naming "prefix.key". Without a "name" the model is called `fallback` (NULL:
+ * after the file). *out is written only on success. */
+int st__model_from_json(const json_t *obj, const char *file, const char *prefix, const char *fallback, st_model *out,
+                        st_error *err);
+/* A cluster JSON object at key path `prefix` of `file`, as st_cluster_load reads a whole file
+ * (same keys, checks and errors, named "prefix.key"); without a "name" the cluster is called
+ * `fallback` (NULL: after the file). *out is written only on success. */
+int st__cluster_from_json(const json_t *obj, const char *file, const char *prefix, const char *fallback,
+                          st_cluster *out, st_error *err);
 
 /* Canonical JSON of descriptions (new references). */
 json_t *st__model_to_json(const st_model *m);

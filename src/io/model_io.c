@@ -7,7 +7,8 @@
  *   tied_embeddings -1 = derive) and hand it to st_model_finalize, which derives defaults and
  *   checks cross-field constraints; *out is written only on success.
  * - strata JSON is strict: unknown keys, wrong types and out-of-range values are errors naming the
- *   key. A HuggingFace config ignores keys it does not need, but the keys it reads are checked
+ *   key. The same reader serves model objects inside other files (st__model_from_json: a
+ *   validation bundle's "models"), naming the key under the object's path ("models.KEY.layers"). A HuggingFace config ignores keys it does not need, but the keys it reads are checked
  *   the same way (a JSON null counts as absent, as transformers treats it).
  *
  * HuggingFace key sets (transformers' configuration_*.py and the published config.json files):
@@ -57,21 +58,6 @@ static void model_unset(st_model *m) {
     m->dropout = m->bias = m->tied_embeddings = -1;
 }
 
-/* The file's basename without a ".json" suffix, as a fallback name. */
-static void name_from_path(char *out, size_t n, const char *path) {
-    const char *base = strrchr(path, '/');
-    size_t len;
-
-    base = base ? base + 1 : path;
-    len = strlen(base);
-    if (len > 5 && strcmp(base + len - 5, ".json") == 0) len -= 5;
-    if (len >= n) len = n - 1;
-    /* file names need not be UTF-8; names go into JSON, so keep printable ASCII only */
-    for (size_t i = 0; i < len; i++) out[i] = (base[i] > 0x20 && base[i] < 0x7f) ? base[i] : '_';
-    out[len] = '\0';
-    if (!out[0]) snprintf(out, n, "model");
-}
-
 /* Copies a UTF-8 string, cutting it (when too long) at a character boundary. */
 static void copy_utf8(char *out, size_t n, const char *s) {
     size_t len = strlen(s);
@@ -92,17 +78,18 @@ static int set_name(st_model *m, const char *s, const char *file, const char *ke
     return 0;
 }
 
-/* Reads an enum-valued string key with parse(); 1 set, 0 absent, <0 error. */
+/* Reads an enum-valued string key with parse(); 1 set, 0 absent, <0 error. These macros read
+ * `file`, `prefix` (the object's key path, NULL at the top of a file) and `err` from the caller. */
 #define GET_ENUM(obj, key, type, parse, choices, outp)                                             \
     do {                                                                                           \
         const char *s_ = NULL;                                                                     \
         type v_;                                                                                   \
-        rc = st__json_get_str(obj, key, &s_, file, NULL, err);                                     \
+        rc = st__json_get_str(obj, key, &s_, file, prefix, err);                                   \
         if (rc < 0) goto out;                                                                      \
         if (rc == 1) {                                                                             \
             if (parse(s_, &v_) != 0) {                                                             \
-                rc = st_error_set(err, ST_EINVAL, file, key, "unknown value '%s' (expected %s)", s_, \
-                                  choices);                                                        \
+                rc = st_error_set(err, ST_EINVAL, file, st__json_key_path(kp_, sizeof kp_, prefix, key), \
+                                  "unknown value '%s' (expected %s)", s_, choices);                \
                 goto out;                                                                          \
             }                                                                                      \
             *(outp) = v_;                                                                          \
@@ -112,33 +99,40 @@ static int set_name(st_model *m, const char *s, const char *file, const char *ke
 /* Reads an integer key with a range; `req` makes absence an error. */
 #define GET_INT(obj, key, lo, hi, outp, req)                                                       \
     do {                                                                                           \
-        rc = st__json_get_int(obj, key, lo, hi, outp, file, NULL, err);                           \
+        rc = st__json_get_int(obj, key, lo, hi, outp, file, prefix, err);                         \
         if (rc < 0) goto out;                                                                      \
         if (rc == 0 && (req)) {                                                                    \
-            rc = st_error_set(err, ST_EINVAL, file, key, "missing required key");                  \
+            rc = st_error_set(err, ST_EINVAL, file, st__json_key_path(kp_, sizeof kp_, prefix, key), \
+                              "missing required key");                                             \
             goto out;                                                                              \
         }                                                                                          \
     } while (0)
 
 #define GET_BOOL(obj, key, outp)                                                                   \
     do {                                                                                           \
-        rc = st__json_get_bool(obj, key, outp, file, NULL, err);                                   \
+        rc = st__json_get_bool(obj, key, outp, file, prefix, err);                                 \
         if (rc < 0) goto out;                                                                      \
     } while (0)
 
-static int load_strata(const json_t *root, const char *file, st_model *m, st_error *err) {
+/* A strata model object at key path `prefix` of `file` (NULL: the whole file); without a "name",
+ * the model is called `fallback` (NULL: after the file). */
+static int load_strata(const json_t *root, const char *file, const char *prefix, const char *fallback, st_model *m,
+                       st_error *err) {
     int rc;
     const char *name = NULL;
+    char kp_[128];
 
-    rc = st__json_check_keys(root, strata_keys, file, NULL, err);
+    rc = st__json_check_keys(root, strata_keys, file, prefix, err);
     if (rc < 0) goto out;
-    rc = st__json_get_str(root, "name", &name, file, NULL, err);
+    rc = st__json_get_str(root, "name", &name, file, prefix, err);
     if (rc < 0) goto out;
     if (rc == 1) {
-        rc = set_name(m, name, file, "name", err);
+        rc = set_name(m, name, file, st__json_key_path(kp_, sizeof kp_, prefix, "name"), err);
         if (rc < 0) goto out;
+    } else if (fallback) {
+        copy_utf8(m->name, sizeof m->name, fallback);
     } else {
-        name_from_path(m->name, sizeof m->name, file);
+        st__json_name_from_path(m->name, sizeof m->name, file, "model");
     }
     GET_INT(root, "layers", 1, ST_MAX_LAYERS, &m->layers, 1);
     GET_INT(root, "hidden", 1, ST_MAX_HIDDEN, &m->hidden, 1);
@@ -419,7 +413,7 @@ static int load_hf(const json_t *root, const char *file, st_model *m, st_error *
         if (rc < 0) goto out;
         if (name && name[0]) copy_utf8(m->name, sizeof m->name, name);
     }
-    if (!m->name[0]) name_from_path(m->name, sizeof m->name, file);
+    if (!m->name[0]) st__json_name_from_path(m->name, sizeof m->name, file, "model");
     rc = 0;
 out:
     return rc;
@@ -443,7 +437,7 @@ int st_model_load(const char *path, st_model *out, st_error *err) {
         rc = st_error_set(err, ST_EINVAL, path, NULL, "expected a JSON object (a model description)");
         goto out;
     }
-    rc = is_hf(root) ? load_hf(root, path, &m, err) : load_strata(root, path, &m, err);
+    rc = is_hf(root) ? load_hf(root, path, &m, err) : load_strata(root, path, NULL, NULL, &m, err);
     if (rc < 0) goto out;
     snprintf(m.source, sizeof m.source, "%s", path);
     rc = st_model_finalize(&m, path, err);
@@ -452,6 +446,35 @@ int st_model_load(const char *path, st_model *out, st_error *err) {
     rc = 0;
 out:
     json_decref(root);
+    return rc;
+}
+
+int st__model_from_json(const json_t *obj, const char *file, const char *prefix, const char *fallback, st_model *out,
+                        st_error *err) {
+    int rc;
+    st_model m;
+
+    model_unset(&m);
+    if (!json_is_object(obj)) {
+        rc = st_error_set(err, ST_EINVAL, file, prefix, "expected a JSON object (a model description)");
+        goto out;
+    }
+    if (is_hf(obj)) { /* the HuggingFace key sets are read from config.json files only */
+        rc = st_error_set(err, ST_EINVAL, file, prefix,
+                          "a HuggingFace config; write the model with strata's keys (layers, hidden, heads, ...)");
+        goto out;
+    }
+    rc = load_strata(obj, file, prefix, fallback, &m, err);
+    if (rc < 0) goto out;
+    snprintf(m.source, sizeof m.source, "%s", file);
+    rc = st_model_finalize(&m, file, err);
+    if (rc < 0) {
+        st__json_prefix_error(err, prefix);
+        goto out;
+    }
+    *out = m;
+    rc = 0;
+out:
     return rc;
 }
 

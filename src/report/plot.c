@@ -1355,8 +1355,7 @@ int st_plot_write_script(FILE *f, const st_plot_data *d, const st_plot_opts *o, 
 
 /* ------------------------------------------------------------ files */
 
-/* Writes text to path through "<path>.tmp.XXXXXX" and rename(2). */
-static int write_atomic(const char *path, const char *text, size_t len, st_error *err) {
+int st__write_atomic(const char *path, const char *text, size_t len, st_error *err) {
     char *target = st__out_target(path, err);
     if (!target) return err ? err->code : ST_EIO;
     size_t n = strlen(target) + sizeof ".tmp.XXXXXX";
@@ -1411,7 +1410,7 @@ static int write_file(const char *path,
     if (!mem) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
     rc = fn(mem, d, o, a, b, err);
     if (fclose(mem) != 0 && !rc) rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
-    if (!rc) rc = write_atomic(path, text, len, err);
+    if (!rc) rc = st__write_atomic(path, text, len, err);
     free(text);
     return rc;
 }

@@ -46,6 +46,79 @@ int st_out_compare_json(FILE *f, const st_model *m, const st_search_opts *o, dou
 /* Text helpers shared by the commands. */
 void st_print_breakdown(FILE *f, const st_breakdown *b, const char *indent);
 
+/* ------------------------------------------------------------ validation (src/report/validation.c) */
+
+/* Kendall's tau-b between x and y over n pairs (Kendall 1945; with ties: tau_b = (C - D) /
+ * sqrt((N0 - Tx) (N0 - Ty)), N0 = n(n-1)/2 pairs, Tx and Ty the pairs tied in x and in y, a pair
+ * tied in both counted in each), as scripts/validate.sh computes it for vTrain. */
+typedef struct st_tau {
+    double tau_b; /* NAN when n < 2 or every pair is tied in x or in y */
+    int64_t pairs, concordant, discordant, tied_x, tied_y;
+} st_tau;
+/* Fills *out and returns out->tau_b. O(n^2): the groups are small. */
+double st_tau_b(const double *x, const double *y, int n, st_tau *out);
+
+/* What became of one point of a validation bundle (st_validation, src/io/io.h). */
+typedef enum { ST_VROW_OK, ST_VROW_NOFIT, ST_VROW_REJECTED, ST_VROW_ERROR } st_vrow_status;
+
+typedef struct st_vrow {
+    const st_validation_point *pt; /* borrowed from the bundle */
+    st_vrow_status status;
+    char spec[512];     /* the finalized plan's canonical spec; "" when strata refused the plan */
+    char label[96];     /* the plan for tables: layout, batch, recompute; "-" when refused */
+    double predicted_s; /* OK, NOFIT: the predicted iteration time; else NAN */
+    double peak_gib;    /* OK, NOFIT: the predicted memory peak; else NAN */
+    double gpu_gib;     /* the GPU's memory */
+    char message[640];  /* NOFIT: what exceeds what ("95.7 GiB > 89.4 GiB"); REJECTED, ERROR: strata's
+                           reason; one line; "" for OK */
+} st_vrow;
+
+/* The rows of one set (or of all), compared = status OK; error = (predicted - measured) / measured. */
+typedef struct st_vsummary {
+    int rows, compared, rejected, nofit, errors;
+    double mae_pct, max_abs_pct; /* NAN when no row was compared */
+    int max_row;                 /* the row (index into st_vreport.rows) of max |error|; -1 when none */
+} st_vsummary;
+
+/* The rows of one rank group: tau-b over the compared ones when there are at least 3. */
+typedef struct st_vgroup {
+    const char *name; /* borrowed from the bundle */
+    int rows, compared;
+    st_tau tau; /* tau.tau_b NAN with fewer than 3 compared rows */
+} st_vgroup;
+
+#define ST_VGROUP_MIN 3 /* compared rows a rank group needs for its tau-b */
+
+/* A validation run: the caller fills b, command, all_sets/set, rows and nrows (rows in the
+ * bundle's order, the points of the chosen sets only), then st_vreport_summarize fills the rest. */
+typedef struct st_vreport {
+    const st_validation *b;
+    const char *command; /* "estimate" or "sim" */
+    int all_sets;        /* 1: every set; else only `set` */
+    st_vset set;
+    st_vrow *rows;       /* owned: free() */
+    int nrows;
+    st_vsummary sets[2]; /* by st_vset */
+    st_vsummary all;
+    st_vgroup *groups;   /* owned; in order of first appearance */
+    int ngroups;
+    int ungrouped;       /* rows without a rank group */
+} st_vreport;
+
+/* The summaries and rank groups of r's rows; 0 or ST_ENOMEM. */
+int st_vreport_summarize(st_vreport *r, st_error *err);
+void st_vreport_destroy(st_vreport *r); /* frees rows and groups */
+/* The text report: a header, one line per row, the summary per set, tau-b per rank group, and
+ * the lines "SUMMARY SET k=v ..." and "TAU group=G k=v ..." for scripts (scripts/validate.sh). */
+int st_vreport_print(FILE *f, const st_vreport *r, st_error *err);
+/* `strata validate --json`: {file, about, command, set, rows, summary, rank_groups}. */
+int st_out_validation_json(FILE *f, const st_vreport *r, st_error *err);
+/* The compared rows as the CSV `strata plot accuracy` reads (name,measured,predicted,set: the id,
+ * seconds, seconds, the point's set), written atomically. */
+int st_vreport_write_csv(const st_vreport *r, const char *path, st_error *err);
+/* Writes len bytes of text to path through "<path>.tmp.XXXXXX" and rename(2) (src/report/plot.c). */
+int st__write_atomic(const char *path, const char *text, size_t len, st_error *err);
+
 /* ------------------------------------------------------------ ILP plans (src/report/autoshard_io.c) */
 
 int st_out_autoshard_json(FILE *f, const char *model, const st_cluster *c, int64_t gpus, int64_t gbs, int64_t seq,
