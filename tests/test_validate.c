@@ -242,6 +242,69 @@ START_TEST(instructions) {
 }
 END_TEST
 
+
+/* ---- the operator table COMPUTE instructions name (program.h, "Operators") */
+static void with_ops(st_lowered *l) {
+    l->nops = 2;
+    l->ops = calloc(2, sizeof *l->ops);
+    ck_assert_ptr_nonnull(l->ops);
+    for (int i = 0; i < 2; i++)
+        l->ops[i] = (st_lowered_op){.name = i ? "fc2" : "fc1", .layer = 0, .index = (int16_t)i, .cls = ST_OPC_GEMM,
+                                    .phase = ST_PHASE_FWD, .m = 8, .n = 8, .k = 8, .batch = 1, .flops = 1024,
+                                    .bytes = 384, .dur_s = 0.5};
+    for (int p = 0; p < 2; p++) { /* the owners: compute runs both, the collective follows fc2 */
+        l->progs[p].ins[0].op = 0;
+        l->progs[p].ins[0].nops = 2;
+        l->progs[p].ins[1].coll_op = 1;
+    }
+}
+static void ops_range(st_lowered *l) {
+    with_ops(l);
+    l->progs[1].ins[0].op = 1; /* [1, 3) of 2 */
+}
+static void ops_negative(st_lowered *l) {
+    with_ops(l);
+    l->progs[1].ins[0].nops = -1;
+}
+static void coll_op_range(st_lowered *l) {
+    with_ops(l);
+    l->progs[1].ins[1].coll_op = 2;
+}
+static void op_phase(st_lowered *l) {
+    with_ops(l);
+    l->ops[1].phase = ST_PHASE_OPTIMIZER;
+}
+static void op_class(st_lowered *l) {
+    with_ops(l);
+    l->ops[0].cls = ST_OPC_COUNT;
+}
+static void op_nan(st_lowered *l) {
+    with_ops(l);
+    l->ops[1].flops = NAN;
+}
+static void op_table_missing(st_lowered *l) {
+    with_ops(l);
+    free(l->ops);
+    l->ops = NULL;
+}
+
+START_TEST(operators) {
+    st_lowered *l = fixture();
+    with_ops(l);
+    st_error err;
+    st_error_clear(&err);
+    ck_assert_msg(st_program_validate(l, &err) == 0, "%s", err.text);
+    fixture_free(l);
+    refused(ops_range, "rank 1 instruction 0: operators [1, 3) out of range (the lowering names 2)");
+    refused(ops_negative, "rank 1 instruction 0: operators [0, -1) out of range");
+    refused(coll_op_range, "rank 1 instruction 1: collective of operator 2 out of range (the lowering names 2)");
+    refused(op_phase, "operator 1 (fc2): needs a name, a known class, a forward/backward/recompute phase");
+    refused(op_class, "operator 0 (fc1): needs");
+    refused(op_nan, "operator 1 (fc2): needs");
+    refused(op_table_missing, "invalid operator table (2 operators)");
+}
+END_TEST
+
 /* ---- a sharer's names (rank 2 shares rank 0's instructions, rank 3 rank 1's) */
 static void sharer_group(st_lowered *l) { l->progs[2].renames[0].to = 0; }
 static void sharer_group_range(st_lowered *l) { l->progs[2].renames[0].to = 7; }
@@ -315,6 +378,7 @@ Suite *suite_validate(void) {
     tcase_add_test(tc, groups);
     tcase_add_test(tc, network);
     tcase_add_test(tc, instructions);
+    tcase_add_test(tc, operators);
     tcase_add_test(tc, sharers);
     tcase_add_test(tc, no_network_no_routes);
     tcase_add_test(tc, rank_index);

@@ -108,7 +108,8 @@ typedef struct st_ins {
         int32_t tag;     /* SEND/RECV: unique per (sender, receiver) pair */
         int32_t nops;    /* COMPUTE: it runs ops[op .. op + nops); 0 = names none */
         int32_t coll_op; /* COLL: the operator whose collective it is (index into st_lowered.ops); -1 = a
-                            sum of several, or none (dp, ZeRO, pipeline, embedding) */
+                            sum of several, or none (dp, ZeRO, pipeline, embedding); read only when
+                            the lowering names operators (st_lowered.nops > 0) */
     };
     int32_t route;     /* COLL/SEND/RECV: index into st_lowered.routes; -1 = crosses no modelled link */
     int32_t dep[2];    /* instructions of this program that must end first; -1 = none */

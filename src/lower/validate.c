@@ -228,6 +228,27 @@ static int collect(vstate *V, int32_t q, st_rename_what what, int32_t v, int32_t
 /* Program p, instruction by instruction (under its own names when it shares another's), with
  * V->member marking p's groups. An owner whose instructions others share also collects the
  * names they use (collect()). */
+/* The operator table COMPUTE instructions name (program.h, "Operators"): what an executor runs must
+ * be a known operator class in a forward, backward or recompute phase, with finite, non-negative
+ * shapes, work and time. */
+static int check_ops(const st_lowered *l, st_error *err) {
+    if (l->nops < 0 || (l->nops > 0 && !l->ops))
+        return st_error_set(err, ST_EINVAL, NULL, NULL, "invalid operator table (%d operators)", l->nops);
+    for (int i = 0; i < l->nops; i++) {
+        const st_lowered_op *o = &l->ops[i];
+        int phase_ok = o->phase == ST_PHASE_FWD || o->phase == ST_PHASE_BWD || o->phase == ST_PHASE_BWD_INPUT ||
+                       o->phase == ST_PHASE_BWD_WEIGHT || o->phase == ST_PHASE_RECOMPUTE;
+        double v[] = {o->m, o->n, o->k, o->batch, o->flops, o->bytes, o->dur_s};
+        int finite = 1;
+        for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) finite &= isfinite(v[k]) && v[k] >= 0;
+        if (!o->name || o->cls >= ST_OPC_COUNT || !phase_ok || !finite)
+            return st_error_set(err, ST_EINVAL, NULL, NULL,
+                                "operator %d (%s): needs a name, a known class, a forward/backward/recompute phase "
+                                "and finite sizes, work and time >= 0", i, o->name ? o->name : "unnamed");
+    }
+    return 0;
+}
+
 static int check_each(vstate *V, int p, st_error *err) {
     const st_lowered *l = V->l;
     const st_program *pg = &l->progs[p];
@@ -265,6 +286,15 @@ static int check_each(vstate *V, int p, st_error *err) {
                 BAD("rank %d instruction %d: dep %d out of range (the program has %d instructions)", pg->rank, i, d,
                     pg->n);
         }
+        if (in->kind == ST_INS_COMPUTE &&
+            (in->nops < 0 || (in->nops > 0 && (in->op < 0 || (int64_t)in->op + in->nops > l->nops))))
+            BAD("rank %d instruction %d: operators [%d, %lld) out of range (the lowering names %d)", pg->rank, i,
+                (int)in->op, (long long)in->op + in->nops, l->nops);
+        /* coll_op means something only where the lowering names operators (hand-made programs,
+         * and the ILP's lowering, leave it 0 with no table) */
+        if (in->kind == ST_INS_COLL && l->nops > 0 && (in->coll_op < -1 || in->coll_op >= l->nops))
+            BAD("rank %d instruction %d: collective of operator %d out of range (the lowering names %d)", pg->rank, i,
+                (int)in->coll_op, l->nops);
         if (in->kind == ST_INS_COLL) {
             if (in->group < 0 || in->group >= l->ngroups)
                 BAD("rank %d instruction %d: group %d out of range", pg->rank, i, in->group);
@@ -331,7 +361,8 @@ int st_program_validate(const st_lowered *l, st_error *err) {
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
         goto out;
     }
-    if ((rc = check_programs(&V, err)) || (rc = check_groups(&V, err)) || (rc = check_network(&V, err)))
+    if ((rc = check_ops(l, err)) || (rc = check_programs(&V, err)) || (rc = check_groups(&V, err)) ||
+        (rc = check_network(&V, err)))
         goto out;
     if (!(V.seen[ST_RENAME_ROUTE] = calloc((size_t)(V.net ? l->nroutes : 1), sizeof(int32_t)))) {
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
