@@ -171,15 +171,16 @@ typedef struct st_stage_memory {
 /* The memory rules that the estimate (st_cost_stage_memory) and the operator-level ILP planner
  * (search/autoshard.c) share, so that both price memory the one way (cost/memory.c). */
 
-/* Memory the framework holds besides model state and activations: CUDA context, cuBLAS
- * workspaces, NCCL buffers, allocator fragmentation. PyTorch's CUDA context alone takes about
- * 0.5 GiB on A100/H100 (PyTorch "CUDA semantics" notes); 2 GiB in all is the usual headroom
- * Megatron-LM users leave. */
-#define ST_RESERVED_BYTES (2.0 * 1073741824.0)
 /* Bytes of one stored weight when training in dtype dt: its own size, except that fp8 training
  * keeps 16-bit (bf16) weights and casts them to fp8 per GEMM (NVIDIA Transformer Engine). What
  * the weights take in memory and what gathering or copying them moves. */
 double st_cost_weight_bytes(st_dtype dt);
+/* The share of block operator o's forward that recompute mode rc runs again (0..1): selective the
+ * ops st_op.selective marks, full all, op st_op.op_recompute (opgraph.c). *coll (optional): whether
+ * its forward collective runs again too: under full, and under op unless the policy saved its
+ * output (torchtitan's _save_list holds the functional reduce-scatter). One rule for the estimate
+ * (cost/estimate.c) and the per-operator lowering (src/lower/lower_ops.c). */
+double st_cost_op_recompute(const st_op *o, st_recompute rc, int *coll);
 /* Model state one GPU holds per parameter, training with Adam (DESIGN.md "Definitions";
  * Rajbhandari et al. 2020, ZeRO, Sec. 3.1): weights (st_cost_weight_bytes), the gradient
  * accumulator (grad_bytes: 4 = fp32 as Megatron-LM's main_grad, or 2), and the optimizer states:

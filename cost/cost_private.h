@@ -40,10 +40,13 @@
 typedef struct st__pass {
     double fwd_s, bwd_s;    /* compute */
     double sel_fwd_s;       /* forward time of the ops that selective recompute redoes */
+    double op_fwd_s;        /* ... that recompute=op redoes (st_cost_op_recompute) */
+    double op_comm_s[ST_GRP_COUNT]; /* and the forward collectives it runs again */
     double fwd_comm_s[ST_GRP_COUNT], bwd_comm_s[ST_GRP_COUNT];
     double saved_bytes;     /* activations stored with recompute = none */
     double sel_bytes;       /* of which selective recompute drops */
     double input_bytes;     /* the block input, what full recompute keeps */
+    double op_bytes;        /* the outputs recompute=op saves (besides the input) */
     double params;          /* dense parameters on this rank */
     double expert_params;   /* expert parameters on this rank */
     int kernels;
@@ -95,6 +98,9 @@ const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p);
 void st__cost_count_blocks(const st_cost_ctx *ctx, int64_t first, int64_t n, int64_t *dense, int64_t *moe);
 /* Activations a block keeps for backward under a recompute mode (cost/memory.c). */
 double st__block_act(const st__pass *ps, st_recompute rc);
+/* What a block's recompute restores while its backward runs (full: the whole block; op: what the
+ * policy did not save; else 0), on top of what st__block_act keeps (cost/memory.c). */
+double st__block_working(const st__pass *ps, st_recompute rc);
 /* Pipeline send/recv time of one activation between stages (cost/estimate.c). */
 double st__p2p_time(st_cost_ctx *ctx, const st_plan *p);
 /* Stage classes of plan p (cached for even splits). Never NULL unless out of memory. */

@@ -59,6 +59,22 @@ void st_cost_op(const st_cost_ctx *ctx, const st_plan *p, const st_op *op, st_op
     }
 }
 
+double st_cost_op_recompute(const st_op *o, st_recompute rc, int *coll) {
+    int c = 0;
+    double f = 0;
+    switch (rc) {
+    case ST_REC_SELECTIVE: f = o->selective ? 1 : 0; break;
+    case ST_REC_FULL: f = 1, c = 1; break;
+    case ST_REC_OP:
+        f = o->op_recompute;
+        c = f > 0 && o->fwd_coll != ST_COLL_REDUCESCATTER;
+        break;
+    default: break;
+    }
+    if (coll) *coll = c;
+    return f;
+}
+
 static void pass_add_ops(st_cost_ctx *ctx, const st_plan *p, const st_op *ops, int n, st__pass *out) {
     memset(out, 0, sizeof *out);
     for (int i = 0; i < n; i++) {
@@ -72,6 +88,10 @@ static void pass_add_ops(st_cost_ctx *ctx, const st_plan *p, const st_op *ops, i
             out->sel_bytes += o->saved_bytes - o->ckpt_kept_bytes;
         }
         out->saved_bytes += o->saved_bytes;
+        int coll;
+        out->op_fwd_s += st_cost_op_recompute(o, ST_REC_OP, &coll) * oc.fwd_s;
+        if (coll) out->op_comm_s[o->coll_group] += oc.fwd_coll_s;
+        out->op_bytes += o->op_saved_bytes;
         if (o->expert)
             out->expert_params += o->params;
         else
@@ -212,11 +232,13 @@ static void add_pass(stage_time *t, const st__pass *ps, double count, st_recompu
     double rec = 0;
     if (is_block && rc == ST_REC_SELECTIVE) rec = ps->sel_fwd_s;
     if (is_block && rc == ST_REC_FULL) rec = ps->fwd_s;
+    if (is_block && rc == ST_REC_OP) rec = ps->op_fwd_s;
     t->recompute_s += count * rec;
     for (int g = 0; g < ST_GRP_COUNT; g++) {
         double c = ps->fwd_comm_s[g] + ps->bwd_comm_s[g];
         t->fwd_comm_s += count * ps->fwd_comm_s[g];
         if (is_block && rc == ST_REC_FULL) c += ps->fwd_comm_s[g]; /* the recomputed forward talks again */
+        if (is_block && rc == ST_REC_OP) c += ps->op_comm_s[g];
         t->comm_s[g] += count * c;
     }
 }
@@ -268,6 +290,7 @@ static void chunk_add(st_chunk_cost *o, const st__pass *ps, double count, st_rec
     o->bwd_s += count * ps->bwd_s;
     if (is_block && rc == ST_REC_SELECTIVE) o->recompute_s += count * ps->sel_fwd_s;
     if (is_block && rc == ST_REC_FULL) o->recompute_s += count * ps->fwd_s;
+    if (is_block && rc == ST_REC_OP) o->recompute_s += count * ps->op_fwd_s;
     for (int g = 0; g < ST_GRP_COUNT; g++) {
         o->comm_fwd_s += count * ps->fwd_comm_s[g];
         o->comm_bwd_s += count * ps->bwd_comm_s[g];
@@ -276,6 +299,10 @@ static void chunk_add(st_chunk_cost *o, const st__pass *ps, double count, st_rec
         if (is_block && rc == ST_REC_FULL) {
             o->comm_recompute_s += count * ps->fwd_comm_s[g];
             o->comm_recompute_g[g] += count * ps->fwd_comm_s[g];
+        }
+        if (is_block && rc == ST_REC_OP) {
+            o->comm_recompute_s += count * ps->op_comm_s[g];
+            o->comm_recompute_g[g] += count * ps->op_comm_s[g];
         }
     }
     o->act_bytes += count * (is_block ? st__block_act(ps, rc) : ps->saved_bytes);
@@ -296,10 +323,10 @@ void st_cost_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, st_chunk_cost 
     if (chunk == 0) chunk_add(out, &sc->head, 1, p->recompute, 0);
     if (chunk == chunks - 1) chunk_add(out, &sc->tail, 1, p->recompute, 0);
     if (p->pp > 1) out->p2p_s = st__p2p_time(ctx, p);
-    if (p->recompute == ST_REC_FULL) { /* memory.c's working set: the largest block of the chunk */
-        if (nd > 0) out->working_bytes = sc->dense.saved_bytes;
-        if (nm > 0 && sc->moe.saved_bytes > out->working_bytes) out->working_bytes = sc->moe.saved_bytes;
-    }
+    /* memory.c's working set: the largest block of the chunk */
+    if (nd > 0) out->working_bytes = st__block_working(&sc->dense, p->recompute);
+    if (nm > 0 && st__block_working(&sc->moe, p->recompute) > out->working_bytes)
+        out->working_bytes = st__block_working(&sc->moe, p->recompute);
 }
 
 /* A collective over `total` bytes issued in n equal pieces (buckets, or one per layer). */

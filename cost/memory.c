@@ -1,19 +1,23 @@
 /* memory.c: GPU memory of one pipeline stage, and the rules behind it that the operator-level ILP
  * planner (search/autoshard.c) prices its stages with too (st_cost_weight_bytes,
- * st_cost_state_bytes, st_cost_inflight, ST_RESERVED_BYTES in cost.h): one memory model.
+ * st_cost_state_bytes, st_cost_inflight, st_cluster_reserved_bytes in core.h): one memory model.
  *
  * Model state (Rajbhandari et al. 2020, ZeRO, Sec. 3): 16-bit weights (2 bytes), gradients
  * (grad_bytes: 4 where Megatron-LM accumulates in fp32), Adam's fp32 master weights, m and v (12;
  * 8 for fp32 training, which needs no master copy). ZeRO-1 shards the optimizer states over the
  * gradient-reduction group (dp x cp; dp x cp / ep for expert weights), ZeRO-2 the gradients too,
- * ZeRO-3 the weights too (plus a prefetch window of two gathered blocks). Offload moves the
- * optimizer states (and with offload=params the weights) to host memory.
+ * ZeRO-3 the weights too (plus a prefetch window of two gathered blocks). ZeRO-3 with fp32
+ * gradients is priced as FSDP2 runs it in torchtitan: fp32 sharded weights that are Adam's master
+ * copy, one block's unsharded gradients and reduce-scatter input, the root group (embedding and
+ * output layer) gathered all step. Offload moves the optimizer states (and with offload=params the
+ * weights) to host memory.
  *
  * Activations (Korthikanti et al. 2022, Sec. 4 and 5, generalised per operator in opgraph.c): per
  * block and micro-batch the saved bytes of its operators; selective recompute drops the attention
  * core (unfused: softmax and dropout; fused: only the log-sum-exp, as the checkpoint keeps q, k, v
  * and the projection keeps the output); full recompute keeps only the block input and needs one block's full
- * activations while it recomputes. In-flight micro-batches follow Megatron-LM's schedules
+ * activations while it recomputes; recompute=op (torchtitan's op-level policy) keeps the block input
+ * and the outputs the policy saves, and restores the rest while the block's backward runs. In-flight micro-batches follow Megatron-LM's schedules
  * (schedules.py): 1F1B warms up pp - d - 1 micro-batches on stage d, so holds pp - d (all m when
  * there are fewer); the interleaved schedule holds (pp - d - 1) * 2 + (vp - 1) * pp + 1 chunk
  * activations, which for d = 0 is Korthikanti's pp * (1 + (pp - 1) / (pp * vp)); GPipe holds all
@@ -32,6 +36,17 @@ void st_cost_state_bytes(st_dtype dt, int grad_bytes, int zero, st_offload off, 
     out->weights = off == ST_OFF_PARAMS ? 0 : zero >= 3 ? w / shard : w;
     out->grads = zero >= 2 ? grad_bytes / shard : grad_bytes;
     out->optimizer = off != ST_OFF_NONE ? 0 : zero >= 1 ? opt / shard : opt;
+    /* FSDP2, torchtitan's ZeRO-3 (torch fully_shard with MixedPrecisionPolicy(param_dtype=bf16,
+     * reduce_dtype=fp32), torchtitan's training.mixed_precision_param/_reduce defaults): the sharded
+     * parameters are fp32 and are what Adam updates, so the master copy is the weights and no sharded
+     * 16-bit copy exists; 16-bit weights live only gathered (st__cost_stage_memory's window). 4 + 8
+     * (+ grad_bytes) per parameter over the shard: the 16 / d bytes of ZeRO's Sec. 3.1 with fp32 grads.
+     * With 16-bit gradients (grad_bytes = 2) the layout stays ZeRO's (DeepSpeed stage 3 keeps 16-bit
+     * parameter and gradient partitions beside the fp32 master: 2 + 2 + 12). */
+    if (zero >= 3 && off == ST_OFF_NONE && opt == 12 && grad_bytes == 4) {
+        out->weights = 4 / shard;
+        out->optimizer = 8 / shard;
+    }
     out->total = out->weights + out->grads + out->optimizer;
 }
 
@@ -51,7 +66,16 @@ double st__block_act(const st__pass *ps, st_recompute rc) {
     switch (rc) {
     case ST_REC_SELECTIVE: return ps->saved_bytes - ps->sel_bytes;
     case ST_REC_FULL: return ps->input_bytes;
+    case ST_REC_OP: return ps->input_bytes + ps->op_bytes;
     default: return ps->saved_bytes;
+    }
+}
+
+double st__block_working(const st__pass *ps, st_recompute rc) {
+    switch (rc) {
+    case ST_REC_FULL: return ps->saved_bytes;
+    case ST_REC_OP: return ps->saved_bytes - st__block_act(ps, rc);
+    default: return 0;
     }
 }
 
@@ -73,9 +97,9 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_c
     double expert = nm * sc->moe.expert_params;
     double act_mb = nd * st__block_act(&sc->dense, p->recompute) + nm * st__block_act(&sc->moe, p->recompute);
     double working = 0, block_max = 0;
-    if (nd > 0) working = sc->dense.saved_bytes, block_max = sc->dense.params;
+    if (nd > 0) working = st__block_working(&sc->dense, p->recompute), block_max = sc->dense.params;
     if (nm > 0) {
-        if (sc->moe.saved_bytes > working) working = sc->moe.saved_bytes;
+        if (st__block_working(&sc->moe, p->recompute) > working) working = st__block_working(&sc->moe, p->recompute);
         if (sc->moe.params + sc->moe.expert_params > block_max) block_max = sc->moe.params + sc->moe.expert_params;
     }
     if (cls->head) {
@@ -98,12 +122,24 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_c
     out->weights_bytes = dense * sd.weights + expert * se.weights;
     /* ZeRO-3 and offload=params gather (or copy in) a block's weights while the one before runs:
      * a window of two blocks' full weights */
-    if (p->zero >= 3 || p->offload == ST_OFF_PARAMS)
-        out->weights_bytes += 2 * block_max * st_cost_weight_bytes(p->dtype);
+    double wb = st_cost_weight_bytes(p->dtype);
+    if (p->zero >= 3 || p->offload == ST_OFF_PARAMS) out->weights_bytes += 2 * block_max * wb;
     out->grads_bytes = dense * sd.grads + expert * se.grads;
+    if (p->zero >= 3 && p->offload == ST_OFF_NONE) {
+        /* FSDP2 (torch/distributed/fsdp/_fully_shard/_fsdp_collectives.py, foreach_reduce): a block's
+         * backward leaves its unsharded 16-bit gradients, copied into a reduce-scatter input in the
+         * reduce dtype (grad_bytes) before they are freed; that input lives until the next block's
+         * post-backward waits for its reduce-scatter, while that block's 16-bit gradients appear: one
+         * block's 16-bit gradients and one reduce-scatter input at a time */
+        out->grads_bytes += block_max * (wb + p->grad_bytes);
+        /* torchtitan wraps the embedding, final norm and output layer in the root fully_shard group
+         * (apply_fsdp): gathered for the whole forward and again for the whole backward */
+        double root = (cls->head ? sc->head.params : 0) + (cls->tail ? sc->tail.params : 0);
+        out->weights_bytes += root * wb;
+    }
     out->optimizer_bytes = dense * sd.optimizer + expert * se.optimizer;
-    out->activations_bytes = act_mb * inflight + (p->recompute == ST_REC_FULL ? working : 0);
-    out->other_bytes = ST_RESERVED_BYTES;
+    out->activations_bytes = act_mb * inflight + working;
+    out->other_bytes = st_cluster_reserved_bytes(ctx->c);
     out->total_bytes = out->weights_bytes + out->grads_bytes + out->optimizer_bytes + out->activations_bytes +
                        out->other_bytes;
     *dense_params = dense;

@@ -54,7 +54,7 @@ static double held_microbatches(int stages_after, int64_t microbatches) {
 }
 
 /* the framework's headroom (cost.h) is not the plan's to use */
-double st_autoshard_memory_limit(const st_cluster *c) { return c->gpu.memory_bytes - ST_RESERVED_BYTES; }
+double st_autoshard_memory_limit(const st_cluster *c) { return c->gpu.memory_bytes - st_cluster_reserved_bytes(c); }
 
 void st_autoshard_opts_init(st_autoshard_opts *o) {
     memset(o, 0, sizeof *o);

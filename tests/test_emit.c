@@ -867,6 +867,20 @@ START_TEST(test_torchtitan_degrees) {
     ASSERT_NO_FLAG(s, "selective_ac_option");
     free(s);
 
+    /* recompute=op is torchtitan's selective mode with the op-level policy; Megatron has no flag */
+    p.recompute = ST_REC_OP;
+    s = emit_ok(ST_EMIT_TORCHTITAN, &p, &m);
+    ASSERT_LINE(s, "mode = \"selective\"");
+    ASSERT_LINE(s, "selective_ac_option = \"op\"");
+    free(s);
+    st_plan q = p;
+    q.zero = 1;
+    s = emit_ok(ST_EMIT_MEGATRON, &q, &m);
+    ASSERT_NO_FLAG(s, "--recompute");
+    ck_assert_ptr_nonnull(strstr(s, "recompute=op is torchtitan's"));
+    free(s);
+    p.recompute = ST_REC_FULL;
+
     /* explicit uneven split */
     p.vp = 1;
     p.pp = 4;

@@ -134,6 +134,7 @@ static void assert_clusters_equal(const st_cluster *a, const st_cluster *b) {
     ASSERT_CLOSE(b->oversubscription, a->oversubscription);
     ASSERT_CLOSE(b->host_memory_bytes, a->host_memory_bytes);
     ASSERT_CLOSE(b->pcie_bytes_per_s, a->pcie_bytes_per_s);
+    ASSERT_CLOSE(b->reserved_bytes, a->reserved_bytes);
 }
 
 /* ------------------------------------------------------------ models */
@@ -429,6 +430,28 @@ START_TEST(cluster_single_node_defaults) {
 }
 END_TEST
 
+/* the framework's reserve: read from "framework", written back only when set (a cluster without
+ * it writes, and hashes for plan files, as before the key existed), the default where absent */
+START_TEST(cluster_framework_reserved) {
+    st_cluster c;
+    st_error err;
+
+    st_error_clear(&err);
+    ck_assert_int_eq(st_cluster_load(DATA("valid/cluster_framework.json"), &c, &err), 0);
+    ck_assert_double_eq(c.reserved_bytes, 3.5 * 1073741824.0);
+    ck_assert_double_eq(st_cluster_reserved_bytes(&c), 3.5 * 1073741824.0);
+    json_t *j = st__cluster_to_json(&c);
+    ck_assert_double_eq(json_real_value(json_object_get(json_object_get(j, "framework"), "reserved_gib")), 3.5);
+    json_decref(j);
+    ck_assert_int_eq(st_cluster_load(DATA("valid/cluster_gpu_object.json"), &c, &err), 0);
+    ck_assert_double_eq(c.reserved_bytes, 0);
+    ck_assert_double_eq(st_cluster_reserved_bytes(&c), ST_RESERVED_DEFAULT_BYTES);
+    j = st__cluster_to_json(&c);
+    ck_assert_ptr_null(json_object_get(j, "framework"));
+    json_decref(j);
+}
+END_TEST
+
 /* st_cluster_size directly (st_cluster_resolve's sizing; a validation point's): the file it is
  * given is named, a refused size leaves the cluster as it was. */
 /* a description's name after its file: basename, no ".json", printable ASCII, cut, a default */
@@ -507,7 +530,7 @@ END_TEST
 
 START_TEST(cluster_json_round_trip) {
     static const char *const files[] = {"valid/cluster_selene.json", "valid/cluster_gpu_object.json",
-                                        "valid/cluster_single_node.json"};
+                                        "valid/cluster_single_node.json", "valid/cluster_framework.json"};
     char dir[256], path[300], src[512];
     st_cluster a, b;
     st_error err;
@@ -940,6 +963,9 @@ static const struct bad_case {
     {K_CLUSTER, "invalid/cluster_missing_intra.json", ST_EINVAL, "intra_node.bandwidth_gb_per_s", 0, 0},
     {K_CLUSTER, "invalid/cluster_missing_gpu_memory.json", ST_EINVAL, "gpu.memory_gib", 0, 0},
     {K_CLUSTER, "invalid/cluster_unknown_gpu.json", ST_EINVAL, "gpu", 0, 0},
+    {K_CLUSTER, "invalid/cluster_framework_zero.json", ST_EINVAL, "framework.reserved_gib", 0, 0},
+    {K_CLUSTER, "invalid/cluster_framework_big.json", ST_EINVAL, "framework.reserved_gib", 0, 0},
+    {K_CLUSTER, "invalid/cluster_framework_unknown.json", ST_EINVAL, "framework.reserved_gb", 0, 0},
     {K_CLUSTER, "invalid/cluster_no_16bit.json", ST_EINVAL, "gpu.peak_tflops.bf16", 0, 0},
     {K_CLUSTER, "invalid/cluster_gemm_efficiency.json", ST_EINVAL, "gpu.gemm_efficiency", 0, 0},
     {K_CLUSTER, "invalid/cluster_nics_zero_multinode.json", ST_EINVAL, "inter_node.nics_per_node", 0, 0},
@@ -1141,6 +1167,7 @@ Suite *suite_io(void) {
     tcase_add_test(tc, json_name_from_path);
     tcase_add_test(tc, cluster_resolve_resize);
     tcase_add_test(tc, cluster_json_round_trip);
+    tcase_add_test(tc, cluster_framework_reserved);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("plan");

@@ -377,6 +377,16 @@ START_TEST(test_per_op_collectives_where_megatron_issues_them) {
         {B, "embedding", AG, 1}, {B, "final_norm", RS, 1},
     };
     check_per_op("gpt-1.7b", 8, "tp=2,pp=1,dp=4,mbs=1,gbs=4,recompute=full,sp=1", ST_GRP_TP, sp, 17);
+    /* recompute=op (torchtitan's policy): the recompute gathers the norms' outputs again, but the
+     * reduce-scatters' outputs are on the save list: proj's and fc2's are not issued again */
+    static const coll_count op[] = {
+        {F, "ln1", AG, 24}, {F, "proj", RS, 24}, {F, "ln2", AG, 24}, {F, "fc2", RS, 24},
+        {F, "embedding", RS, 1}, {F, "final_norm", AG, 1}, {F, "loss", AR, 1},
+        {R, "ln1", AG, 24}, {R, "ln2", AG, 24},
+        {B, "ln1", RS, 24}, {B, "proj", AG, 24}, {B, "ln2", RS, 24}, {B, "fc2", AG, 24},
+        {B, "embedding", AG, 1}, {B, "final_norm", RS, 1},
+    };
+    check_per_op("gpt-1.7b", 8, "tp=2,pp=1,dp=4,mbs=1,gbs=4,recompute=op,sp=1", ST_GRP_TP, op, 15);
     /* cp: the keys and values gathered before the scores (after rope, which makes them), their
      * gradients reduce-scattered after the scores' backward; llama2-7b: 32 blocks */
     static const coll_count cp[] = {{F, "rope", AG, 32}, {B, "rope", RS, 32}};
@@ -407,6 +417,7 @@ START_TEST(test_per_op_simulates_like_fused) {
         {"gpt-7.5b", 16, "tp=2,pp=2,dp=2,cp=2,vp=2,mbs=1,gbs=8,sp=1,zero=1", 1},
         {"gpt-7.5b", 16, "tp=4,pp=4,dp=1,mbs=2,gbs=16,recompute=full,schedule=zb", 0},
         {"mixtral-8x7b", 32, "tp=2,pp=2,dp=4,cp=2,ep=8,mbs=1,gbs=8,seq=4096,sp=1", 0},
+        {"llama2-7b", 16, "tp=2,pp=2,dp=4,mbs=1,gbs=16,sp=1,recompute=op", 0},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         env e;

@@ -60,6 +60,8 @@ static const char help_text[] =
     "                operator-level plan (strata plan --search ilp --out) is priced operator by operator\n"
     "                attention=flash (default: one fused kernel, as current stacks run it) or\n"
     "                attention=unfused (Megatron-LM 2021-22: scores, softmax, dropout, context)\n"
+    "                recompute=none|selective (Megatron: attention core)|full (whole blocks)|op\n"
+    "                (torchtitan's op-level selective AC: every other matmul output saved)\n"
     "  --profile F   calibration profile replacing the default efficiency curves: a file, or the name\n"
     "                of a shipped one (strata profiles)\n"
     "  --ops         also list what each operator of a block costs (time, TFLOP/s, bound, collective)\n"

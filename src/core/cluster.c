@@ -130,6 +130,10 @@ const st_cluster *st_cluster_presets(size_t *n) {
     return out;
 }
 
+double st_cluster_reserved_bytes(const st_cluster *c) {
+    return c->reserved_bytes > 0 ? c->reserved_bytes : ST_RESERVED_DEFAULT_BYTES;
+}
+
 int st_cluster_preset(const char *name, st_cluster *out) {
     size_t n;
     const st_cluster *p = st_cluster_presets(&n);
@@ -160,6 +164,8 @@ int st_cluster_finalize(st_cluster *c, const char *file, st_error *err) {
     if (!(c->oversubscription >= 1)) BAD("inter_node.oversubscription", "must be >= 1");
     if (!(c->pcie_bytes_per_s > 0)) BAD("host.pcie_gb_per_s", "must be > 0");
     if (!(c->host_memory_bytes > 0)) BAD("host.memory_gib", "must be > 0");
+    if (!(c->reserved_bytes >= 0 && c->reserved_bytes < c->gpu.memory_bytes))
+        BAD("framework.reserved_gib", "must be below the GPU's memory");
     if (!c->name[0]) snprintf(c->name, sizeof c->name, "custom");
     return 0;
 #undef BAD

@@ -68,7 +68,11 @@ typedef enum { ST_DT_FP32, ST_DT_TF32, ST_DT_FP16, ST_DT_BF16, ST_DT_FP8, ST_DT_
 typedef enum { ST_ACT_GELU, ST_ACT_RELU, ST_ACT_SWIGLU } st_activation;
 typedef enum { ST_NORM_LAYERNORM, ST_NORM_RMSNORM } st_norm;
 typedef enum { ST_POS_LEARNED, ST_POS_ROPE, ST_POS_ALIBI } st_position;
-typedef enum { ST_REC_NONE, ST_REC_SELECTIVE, ST_REC_FULL } st_recompute;
+/* Activation recompute: none; selective = Megatron-LM's core-attention recompute
+ * (--recompute-activations); full = whole blocks from their input (--recompute-granularity full);
+ * op = torchtitan's op-level selective AC (selective_ac_option = "op"): every block checkpointed,
+ * the outputs of every other matmul and of the attention kernel saved, the rest recomputed. */
+typedef enum { ST_REC_NONE, ST_REC_SELECTIVE, ST_REC_FULL, ST_REC_OP } st_recompute;
 typedef enum { ST_OFF_NONE, ST_OFF_OPTIMIZER, ST_OFF_PARAMS } st_offload;
 typedef enum { ST_SCHED_GPIPE, ST_SCHED_1F1B, ST_SCHED_INTERLEAVED, ST_SCHED_ZB } st_schedule;
 /* How attention runs: one fused FlashAttention-style kernel (what Megatron-Core/Transformer Engine,
@@ -203,6 +207,9 @@ typedef struct st_op {
     int selective;      /* recomputed under selective recompute, dropping its saved_bytes ... */
     double ckpt_kept_bytes; /* ... less these: the inputs the checkpoint keeps (a checkpointed fused
                                attention keeps q, k and v) */
+    /* recompute=op (torchtitan's op-level selective AC): the output bytes the policy saves, and
+     * the fraction of this op's forward that the block's recompute runs again (0..1) */
+    double op_saved_bytes, op_recompute;
     unsigned splits;    /* ST_SPLIT_* that divide this op's work */
     int expert;         /* weights belong to experts (sharded by ep, reduced over dp*cp/ep) */
     /* collective implied after this op in forward, and at the same boundary in backward (before
@@ -247,6 +254,10 @@ typedef struct st_cluster {
     double oversubscription; /* fabric above the nodes: 1 = full bisection */
     double host_memory_bytes;
     double pcie_bytes_per_s; /* per GPU per direction */
+    /* memory the training framework holds besides model state and activations (CUDA context,
+     * NCCL and cuBLAS buffers, allocator fragmentation): cluster JSON "framework.reserved_gib";
+     * 0 = the default (st_cluster_reserved_bytes) */
+    double reserved_bytes;
     char source[300];
 } st_cluster;
 
@@ -256,6 +267,14 @@ const st_cluster *st_cluster_presets(size_t *n);
 int st_cluster_preset(const char *name, st_cluster *out);
 int st_cluster_finalize(st_cluster *c, const char *file, st_error *err);
 static inline int64_t st_cluster_gpus(const st_cluster *c) { return c->nodes * c->gpus_per_node; }
+/* The default of st_cluster.reserved_bytes. PyTorch's CUDA context alone takes about 0.5 GiB on
+ * A100/H100 (PyTorch "CUDA semantics" notes); cuBLAS workspaces, NCCL's buffers and the caching
+ * allocator's fragmentation take the rest of the 2 GiB headroom Megatron-LM users leave. A cluster
+ * JSON replaces it (framework.reserved_gib) where a measurement of the stack says otherwise. */
+#define ST_RESERVED_DEFAULT_BYTES (2.0 * 1073741824.0)
+/* Memory the framework reserves per GPU besides model state and activations: the cluster's
+ * reserved_bytes, or ST_RESERVED_DEFAULT_BYTES where it does not say. */
+double st_cluster_reserved_bytes(const st_cluster *c);
 
 /* ------------------------------------------------------------ plan */
 

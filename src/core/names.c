@@ -24,7 +24,7 @@ NAME_TABLE(st_dtype, st_dtype_name, st_dtype_parse, "fp32", "tf32", "fp16", "bf1
 NAME_TABLE(st_activation, st_activation_name, st_activation_parse, "gelu", "relu", "swiglu")
 NAME_TABLE(st_norm, st_norm_name, st_norm_parse, "layernorm", "rmsnorm")
 NAME_TABLE(st_position, st_position_name, st_position_parse, "learned", "rope", "alibi")
-NAME_TABLE(st_recompute, st_recompute_name, st_recompute_parse, "none", "selective", "full")
+NAME_TABLE(st_recompute, st_recompute_name, st_recompute_parse, "none", "selective", "full", "op")
 NAME_TABLE(st_offload, st_offload_name, st_offload_parse, "none", "optimizer", "params")
 NAME_TABLE(st_schedule, st_schedule_name, st_schedule_parse, "gpipe", "1f1b", "interleaved", "zb")
 NAME_TABLE(st_attention, st_attention_name, st_attention_parse, "flash", "unfused")

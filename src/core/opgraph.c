@@ -16,6 +16,15 @@
  * (attention=flash, the default) no s x s tensor exists: the block keeps s*b*h*34 + 4*a*s*b bytes
  * (the log-sum-exp, fp32 per head and query) and the 5as/h terms are gone; see flash() below.
  *
+ * recompute=op is torchtitan's op-level selective activation checkpointing (torchtitan
+ * parallelisms/parallelize_llama.py, _apply_ac_to_transformer_block, Dec 2024): each block runs under
+ * torch.utils.checkpoint with a policy that saves the outputs of the ops in _save_list (aten.mm, the
+ * SDPA flash/efficient kernels, the functional reduce-scatter) except every second aten.mm of the
+ * block, and recomputes everything else from the block input. torchtitan's Llama runs wq, wk, wv,
+ * wo, then w1, w3, w2 as separate linears, one aten.mm each, so the saved ones are wq, wv, w1, w2
+ * (and wk, wo, w3 recomputed); strata's fused qkv and SwiGLU fc1 split their outputs accordingly
+ * (op_sac below). Every other operator is recomputed whole and keeps nothing.
+ *
  * Collectives (Shoeybi et al. 2019, Fig. 3; Korthikanti et al. 2022, Fig. 5): without sp, the
  * "g" all-reduce after the row-parallel projection and fc2 in forward, the "f" all-reduce before
  * the column-parallel QKV and fc1 in backward; with sp, all-gather / reduce-scatter in their
@@ -66,7 +75,21 @@ static st_op *push(st_op *ops, int *n, int cap, const char *name, st_opclass cls
     o->kernels_fwd = 1;
     o->kernels_bwd = 1;
     o->coll_group = ST_GRP_TP;
+    o->op_recompute = 1; /* recompute=op re-runs what its policy does not save */
     return o;
+}
+
+/* recompute=op on an op that stands for `nmm` consecutive aten.mm calls of torchtitan's block with
+ * outputs of out[i] elements each (same k, so FLOPs in proportion): the policy saves the output of
+ * the odd-numbered ones (*mm counts the block's calls so far) and recomputes the even ones. */
+static void op_sac(st_op *o, const dims *x, int *mm, int nmm, const double *out) {
+    double saved = 0, all = 0;
+    for (int i = 0; i < nmm; i++) {
+        all += out[i];
+        if (++*mm % 2) saved += out[i];
+    }
+    o->op_saved_bytes = saved * x->act;
+    o->op_recompute = all > 0 ? 1 - saved / all : 0;
 }
 
 /* GEMM [m x k] x [k x n]: backward computes the input and the weight gradients (2x). */
@@ -163,6 +186,9 @@ static void flash(st_op *o, const dims *x) {
     o->bwd_bytes = (4 * q + 4 * kv) * x->act + lse;
     o->saved_bytes = lse;
     o->selective = 1;
+    /* recompute=op: SDPA is on the save list; its outputs are o and the LSE */
+    o->op_saved_bytes = q * x->act + lse;
+    o->op_recompute = 0;
     o->splits = ST_SPLIT_TP | ST_SPLIT_CP;
 }
 
@@ -174,7 +200,7 @@ static void flash(st_op *o, const dims *x) {
 int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops, int cap) {
     dims x;
     dims_init(&x, m, s);
-    int n = 0;
+    int n = 0, mm = 0; /* mm: the block's aten.mm calls so far (recompute=op) */
     st_op *o;
     double q_out = (double)m->heads * x.d, kv_out = (double)m->kv_heads * x.d;
     double qkv_l = (q_out + 2 * kv_out) / x.t;
@@ -190,6 +216,7 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
     o->params = x.h * qkv_l + bias * qkv_l;
     o->saved_bytes = x.Tn * x.h * x.act; /* sp ranks keep their shard and re-gather */
     o->splits = ST_SPLIT_TP;
+    op_sac(o, &x, &mm, 3, (double[]){x.T * q_out / x.t, x.T * kv_out / x.t, x.T * kv_out / x.t}); /* wq wk wv */
     if (m->bias) {
         /* the linear's bias: broadcast into the output before the GEMM, its gradient reduced */
         PUSH("qkv_bias", ST_OPC_ELEMWISE);
@@ -261,7 +288,9 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
     o->params = q_out / x.t * x.h + bias * x.h;
     o->saved_bytes = x.T * q_out / x.t * x.act;
     o->splits = ST_SPLIT_TP;
+    op_sac(o, &x, &mm, 1, (double[]){x.T * x.h}); /* wo */
     tp_coll_after(o, s, &x);
+    if (s->sp && s->tp > 1) o->op_saved_bytes += x.Tn * x.h * x.act; /* the reduce-scatter's output: saved */
 
     PUSH("attn_residual", ST_OPC_ELEMWISE);
     residual(o, m, s, &x);
@@ -279,6 +308,7 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
         o->params = x.h * gate * f_l + bias * gate * f_l;
         o->saved_bytes = x.Tn * x.h * x.act;
         o->splits = ST_SPLIT_TP;
+        op_sac(o, &x, &mm, (int)gate, (double[]){x.T * f_l, x.T * f_l}); /* w1 (and w3) */
 
         PUSH("act", ST_OPC_ELEMWISE);
         stream(o, &x, gate * x.T * f_l, x.T * f_l, 0);
@@ -291,7 +321,9 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
         o->params = f_l * x.h + bias * x.h;
         o->saved_bytes = x.T * f_l * x.act;
         o->splits = ST_SPLIT_TP;
+        op_sac(o, &x, &mm, 1, (double[]){x.T * x.h}); /* w2 */
         tp_coll_after(o, s, &x);
+        if (s->sp && s->tp > 1) o->op_saved_bytes += x.Tn * x.h * x.act;
     } else {
         double E_all = (double)m->experts, k = (double)m->experts_topk;
         double e_l = E_all / s->ep; /* experts on this rank */
@@ -300,6 +332,7 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
         gemm(o, &x, x.T, E_all, x.h, 1);
         o->params = x.h * E_all;
         o->saved_bytes = x.T * E_all * 4; /* fp32 router probabilities */
+        op_sac(o, &x, &mm, 1, (double[]){x.T * E_all});
         if (s->ep > 1) {
             o->coll_group = ST_GRP_EP;
             o->coll_bytes = Tk * x.h * x.act;
@@ -313,6 +346,7 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
         o->saved_bytes = Tk * x.h * x.act;
         o->expert = 1;
         o->splits = ST_SPLIT_TP | ST_SPLIT_EP;
+        op_sac(o, &x, &mm, (int)gate, (double[]){Tk * f_l, Tk * f_l});
 
         PUSH("expert_act", ST_OPC_ELEMWISE);
         stream(o, &x, gate * Tk * f_l, Tk * f_l, 0);
@@ -325,6 +359,7 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
         o->saved_bytes = Tk * f_l * x.act;
         o->expert = 1;
         o->splits = ST_SPLIT_TP | ST_SPLIT_EP;
+        op_sac(o, &x, &mm, 1, (double[]){Tk * x.h});
         if (s->ep > 1) {
             o->coll_group = ST_GRP_EP;
             o->coll_bytes = Tk * x.h * x.act;

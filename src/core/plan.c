@@ -98,7 +98,7 @@ int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err) {
         INTKEY("overlap_grad_reduce", 0, 1, overlap_grad_reduce, 0)
         INTKEY("grad_bytes", 2, 4, grad_bytes, ST_GIVEN_GRAD)
         INTKEY("seed", 0, INT64_MAX, seed, 0)
-        ENUMKEY("recompute", st_recompute_parse, recompute, 0, "none, selective, full")
+        ENUMKEY("recompute", st_recompute_parse, recompute, 0, "none, selective, full, op")
         ENUMKEY("offload", st_offload_parse, offload, 0, "none, optimizer, params")
         ENUMKEY("dtype", st_dtype_parse, dtype, 0, "fp32, tf32, fp16, bf16, fp8")
         ENUMKEY("schedule", st_schedule_parse, schedule, ST_GIVEN_SCHEDULE, "gpipe, 1f1b, interleaved, zb")

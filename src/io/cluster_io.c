@@ -18,13 +18,14 @@
 #define MAX_BW_GB 1e6    /* 1 PB/s per GPU or NIC: beyond any hardware */
 
 static const char *const top_keys[] = {"name", "nodes", "gpus_per_node", "gpu", "intra_node", "inter_node", "host",
-                                       NULL};
+                                       "framework", NULL};
 static const char *const gpu_keys[] = {"name", "memory_gib", "hbm_gb_per_s", "peak_tflops", "gemm_efficiency",
                                        "sms", NULL};
 static const char *const peak_keys[] = {"fp32", "tf32", "fp16", "bf16", "fp8", NULL};
 static const char *const intra_keys[] = {"bandwidth_gb_per_s", "latency_us", NULL};
 static const char *const inter_keys[] = {"nics_per_node", "nic_gbit_per_s", "latency_us", "oversubscription", NULL};
 static const char *const host_keys[] = {"memory_gib", "pcie_gb_per_s", NULL};
+static const char *const framework_keys[] = {"reserved_gib", NULL};
 
 /* dtype order of peak_keys matches st_dtype */
 _Static_assert(ST_DT_FP32 == 0 && ST_DT_TF32 == 1 && ST_DT_FP16 == 2 && ST_DT_BF16 == 3 && ST_DT_FP8 == 4,
@@ -254,6 +255,19 @@ int st__cluster_from_json(const json_t *root, const char *file, const char *pref
     }
     c.pcie_bytes_per_s = x * 1e9;
 
+    /* what the training stack holds besides the model (absent: st_cluster_reserved_bytes's default) */
+    sub = NULL;
+    rc = get_obj(root, prefix, "framework", framework_keys, &sub, file, err);
+    if (rc < 0) goto out;
+    if (sub) {
+        char p_fw[128];
+        st__json_key_path(p_fw, sizeof p_fw, prefix, "framework");
+        x = 0;
+        rc = get_pos(sub, "reserved_gib", 1 << 20, &x, 0, file, p_fw, err);
+        if (rc < 0) goto out;
+        c.reserved_bytes = x * GIB;
+    }
+
     snprintf(c.source, sizeof c.source, "%s", file);
     rc = st_cluster_finalize(&c, file, err);
     if (rc < 0) {
@@ -322,8 +336,8 @@ out:
 
 json_t *st__cluster_to_json(const st_cluster *c) {
     json_t *o = json_object(), *g = json_object(), *peak = json_object(), *intra = json_object(),
-           *inter = json_object(), *host = json_object();
-    int bad = !o || !g || !peak || !intra || !inter || !host;
+           *inter = json_object(), *host = json_object(), *fw = json_object();
+    int bad = !o || !g || !peak || !intra || !inter || !host || !fw;
 
     if (bad) goto out;
     /* divide by the exact unit constants (2^30, 1e9, 1e12) so whole numbers come back whole */
@@ -350,7 +364,13 @@ json_t *st__cluster_to_json(const st_cluster *c) {
     bad |= json_object_set_new(host, "memory_gib", json_real(c->host_memory_bytes / GIB));
     bad |= json_object_set_new(host, "pcie_gb_per_s", json_real(c->pcie_bytes_per_s / 1e9));
     bad |= json_object_set(o, "host", host);
+    /* only when set: a cluster that keeps the default writes (and hashes) as before */
+    if (c->reserved_bytes > 0) {
+        bad |= json_object_set_new(fw, "reserved_gib", json_real(c->reserved_bytes / GIB));
+        bad |= json_object_set(o, "framework", fw);
+    }
 out:
+    json_decref(fw);
     json_decref(g);
     json_decref(peak);
     json_decref(intra);

@@ -181,7 +181,7 @@ int st_plan_load(const char *path, st_plan *out, st_error *err) {
     CHECK(st__json_get_int(root, "seq", 1, ST_MAX_SEQ, &p->seq, path, NULL, err));
     if (rc == 1) p->given |= ST_GIVEN_SEQ;
     CHECK(get_flag(root, "sp", &p->sp, path, err));
-    GET_ENUM("recompute", st_recompute, st_recompute_parse, "none, selective or full", &p->recompute);
+    GET_ENUM("recompute", st_recompute, st_recompute_parse, "none, selective, full or op", &p->recompute);
     CHECK(get_i(root, "zero", 0, 3, &p->zero, path, err));
     GET_ENUM("offload", st_offload, st_offload_parse, "none, optimizer or params", &p->offload);
     GET_ENUM("dtype", st_dtype, st_dtype_parse, "fp32, tf32, fp16, bf16 or fp8", &p->dtype);

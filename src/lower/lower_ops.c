@@ -4,8 +4,9 @@
  * (the embedding's on the first chunk, each of its blocks', the output layer's on the last:
  * st_ops_head, st_ops_layer, st_ops_tail with the plan's shard) in the order that phase runs them:
  * forward and recompute first to last, backward last to first. Recompute runs the blocks'
- * operators that cost/estimate.c prices as recomputed (selective: those st_op.selective marks;
- * full: all of them); each half of ZB's split backward lists every operator at half the work, as
+ * operators that cost/estimate.c prices as recomputed, each for the share of its forward that
+ * st_cost_op_recompute gives (selective: those st_op.selective marks; full: all of them; op: what
+ * torchtitan's op-level policy does not save); each half of ZB's split backward lists every operator at half the work, as
  * cost/ splits it. An operator with no work in a phase (grad_accum's forward) is left out of it.
  *
  * Collectives: the operator graph attaches each to the operator it follows in forward
@@ -47,13 +48,14 @@ static int is_backward(int phase) {
     return phase == ST_PHASE_BWD || phase == ST_PHASE_BWD_INPUT || phase == ST_PHASE_BWD_WEIGHT;
 }
 
-/* appends o in `phase` (full: the plan recomputes whole blocks) */
-static int push(table *t, const chunk_op *o, int phase, int full) {
+/* appends o in `phase`; in a recompute, the share `part` of its forward that the plan's recompute
+ * runs again, and its forward collective too when `coll` (st_cost_op_recompute) */
+static int push(table *t, const chunk_op *o, int phase, double part, int coll) {
     st_lowered *out = t->out;
     int bwd = is_backward(phase);
-    double part = phase == ST_PHASE_BWD_INPUT || phase == ST_PHASE_BWD_WEIGHT ? 0.5 : 1;
+    if (phase == ST_PHASE_BWD_INPUT || phase == ST_PHASE_BWD_WEIGHT) part = 0.5;
     st__opcoll x = {.coll = ST_COLL_NONE, .group = (uint8_t)o->op.coll_group};
-    if (phase == ST_PHASE_FWD || (phase == ST_PHASE_RECOMPUTE && full)) {
+    if (phase == ST_PHASE_FWD || (phase == ST_PHASE_RECOMPUTE && coll)) {
         x.coll = (uint8_t)o->op.fwd_coll;
         x.s = o->c.fwd_coll_s;
         x.latency_s = st__latency_of(o->c.fwd_coll_s, o->c0.fwd_coll_s);
@@ -139,7 +141,6 @@ int st__lower_ops(st_cost_ctx *ctx, st_cost_ctx *ctx0, const st_plan *p, unsigne
     int chunks = p->pp * p->vp, chunk_layers[ST_MAX_STAGES], rc = 0;
     table t = {.out = out};
     chunk_op *ops = NULL;
-    int full = p->recompute == ST_REC_FULL;
     st_plan_chunk_layers(p, m, chunk_layers);
     for (int j = 0; j < chunks && !rc; j++) {
         int n;
@@ -151,11 +152,13 @@ int st__lower_ops(st_cost_ctx *ctx, st_cost_ctx *ctx0, const st_plan *p, unsigne
             if (!(phases >> ph & 1)) continue;
             for (int i = 0; i < n && !rc; i++) {
                 const chunk_op *o = &ops[is_backward(ph) ? n - 1 - i : i];
+                double part = 1;
+                int coll = 0;
                 if (ph == ST_PHASE_RECOMPUTE) {
                     int block = o->layer >= 0 && o->layer < m->layers;
-                    if (!block || (!full && !o->op.selective)) continue;
+                    if (!block || !(part = st_cost_op_recompute(&o->op, p->recompute, &coll))) continue;
                 }
-                rc = push(&t, o, ph, full);
+                rc = push(&t, o, ph, part, coll);
             }
             s->n = out->nops - s->op;
         }

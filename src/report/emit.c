@@ -213,7 +213,7 @@ static int check_plan(const st_plan *p, const st_model *m, st_error *err) {
                             "global batch %" PRId64 " is not a multiple of dp*mbs = %d*%" PRId64, p->gbs,
                             p->dp, p->mbs);
     if (p->zero < 0 || p->zero > 3) return st_error_set(err, ST_EINVAL, NULL, "zero", "must be 0..3");
-    if ((unsigned)p->recompute > ST_REC_FULL)
+    if ((unsigned)p->recompute > ST_REC_OP)
         return st_error_set(err, ST_EINVAL, NULL, "recompute", "unknown recompute mode");
     if ((unsigned)p->offload > ST_OFF_PARAMS)
         return st_error_set(err, ST_EINVAL, NULL, "offload", "unknown offload mode");
@@ -403,6 +403,9 @@ static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_
                  "), optimizer, learning-rate, iteration and checkpoint flags\n",
               m->vocab);
     if (p->sp && p->tp == 1) sb_puts(b, "# note: sp=1 without tensor parallelism does nothing; left out\n");
+    if (p->recompute == ST_REC_OP)
+        sb_puts(b, "# note: recompute=op is torchtitan's op-level selective checkpointing; Megatron-LM has no "
+                   "such flag, so none is emitted\n");
     if (p->dtype == ST_DT_BF16 || p->dtype == ST_DT_FP8) {
         if (p->grad_bytes == 2)
             sb_puts(b, "# note: --bf16 makes Megatron-LM accumulate and all-reduce gradients in fp32 "
@@ -579,6 +582,9 @@ static int emit_deepspeed(sbuf *b, const st_plan *p, const st_model *m, const st
     }
     sb_puts(b, "    \"notes\": [\n      \"train_batch_size = train_micro_batch_size_per_gpu x "
                "gradient_accumulation_steps x dp\"");
+    if (p->recompute == ST_REC_OP)
+        sb_puts(b, ",\n      \"recompute=op is torchtitan's op-level selective checkpointing; activation_checkpointing "
+                   "configures full-layer checkpoints instead\"");
     if (p->recompute == ST_REC_SELECTIVE)
         sb_puts(b, ",\n      \"recompute=selective is Megatron's granularity (attention core only); set "
                    "it with the Megatron-DeepSpeed flags, activation_checkpointing configures full-layer "
@@ -786,8 +792,9 @@ static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const s
     sb_printf(b, "context_parallel_degree = %d\n", p->cp);
 
     sb_puts(b, "\n[activation_checkpoint]\n");
-    sb_printf(b, "mode = \"%s\"\n", st_recompute_name(p->recompute));
-    if (p->recompute == ST_REC_SELECTIVE) sb_puts(b, "selective_ac_option = \"op\"\n");
+    /* recompute=op is torchtitan's selective mode with the op-level policy */
+    sb_printf(b, "mode = \"%s\"\n", st_recompute_name(p->recompute == ST_REC_OP ? ST_REC_SELECTIVE : p->recompute));
+    if (p->recompute == ST_REC_SELECTIVE || p->recompute == ST_REC_OP) sb_puts(b, "selective_ac_option = \"op\"\n");
 
 out:
     free(chunks);
