@@ -46,6 +46,7 @@ typedef struct st__pass {
     double input_bytes;     /* the block input, what full recompute keeps */
     double params;          /* dense parameters on this rank */
     double expert_params;   /* expert parameters on this rank */
+    double fp8_params;      /* of both, those of the linear layers fp8 training runs in fp8 (st_op.fp8) */
     int kernels;
 } st__pass;
 
@@ -95,6 +96,8 @@ const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p);
 void st__cost_count_blocks(const st_cost_ctx *ctx, int64_t first, int64_t n, int64_t *dense, int64_t *moe);
 /* Activations a block keeps for backward under a recompute mode (cost/memory.c). */
 double st__block_act(const st__pass *ps, st_recompute rc);
+/* Parameters of a stage of class cls that fp8 training casts to fp8 (0 unless dtype is fp8). */
+double st__fp8_params(const st__shard_cost *sc, const st__stage_class *cls);
 /* Pipeline send/recv time of one activation between stages (cost/estimate.c). */
 double st__p2p_time(st_cost_ctx *ctx, const st_plan *p);
 /* Stage classes of plan p (cached for even splits). Never NULL unless out of memory. */

@@ -18,7 +18,9 @@
  * there are fewer); the interleaved schedule holds (pp - d - 1) * 2 + (vp - 1) * pp + 1 chunk
  * activations, which for d = 0 is Korthikanti's pp * (1 + (pp - 1) / (pp * vp)); GPipe holds all
  * m. The embedding's dropout mask lives on the first stage, logits and the fp32 softmax of the
- * loss on the last. */
+ * loss on the last. fp8 training adds Transformer Engine's cached fp8 weight copies
+ * (ST_FP8_WEIGHT_COPY_BYTES per parameter of its fp8 linear layers); its fp8 saved inputs are in
+ * the operators' saved bytes (opgraph.c). */
 #include "cost_private.h"
 
 #include <string.h>
@@ -53,6 +55,10 @@ double st__block_act(const st__pass *ps, st_recompute rc) {
     case ST_REC_FULL: return ps->input_bytes;
     default: return ps->saved_bytes;
     }
+}
+
+double st__fp8_params(const st__shard_cost *sc, const st__stage_class *cls) {
+    return (double)cls->dense * sc->dense.fp8_params + (double)cls->moe * sc->moe.fp8_params;
 }
 
 /* tied output layer: Megatron keeps a copy of the embedding on the last stage */
@@ -100,6 +106,9 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_c
      * a window of two blocks' full weights */
     if (p->zero >= 3 || p->offload == ST_OFF_PARAMS)
         out->weights_bytes += 2 * block_max * st_cost_weight_bytes(p->dtype);
+    /* fp8 training: the cached fp8 weights and their transposes, whole on every rank (TE casts the
+     * weights it computes with, after any ZeRO gather) */
+    out->weights_bytes += ST_FP8_WEIGHT_COPY_BYTES * st__fp8_params(sc, cls);
     out->grads_bytes = dense * sd.grads + expert * se.grads;
     out->optimizer_bytes = dense * sd.optimizer + expert * se.optimizer;
     out->activations_bytes = act_mb * inflight + (p->recompute == ST_REC_FULL ? working : 0);
