@@ -106,9 +106,16 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_c
      * a window of two blocks' full weights */
     if (p->zero >= 3 || p->offload == ST_OFF_PARAMS)
         out->weights_bytes += 2 * block_max * st_cost_weight_bytes(p->dtype);
-    /* fp8 training: the cached fp8 weights and their transposes, whole on every rank (TE casts the
-     * weights it computes with, after any ZeRO gather) */
-    out->weights_bytes += ST_FP8_WEIGHT_COPY_BYTES * st__fp8_params(sc, cls);
+    /* fp8 training: the cached fp8 weights and their transposes of the weights the GPU computes
+     * with: all of its layers', or with ZeRO-3 and offload=params only those of the two gathered
+     * blocks (the copies live and go with the gathered weights) */
+    double fp8_w = st__fp8_params(sc, cls);
+    if (p->zero >= 3 || p->offload == ST_OFF_PARAMS) {
+        double b8 = nd > 0 ? sc->dense.fp8_params : 0;
+        if (nm > 0 && sc->moe.fp8_params > b8) b8 = sc->moe.fp8_params;
+        if (2 * b8 < fp8_w) fp8_w = 2 * b8;
+    }
+    out->weights_bytes += ST_FP8_WEIGHT_COPY_BYTES * fp8_w;
     out->grads_bytes = dense * sd.grads + expert * se.grads;
     out->optimizer_bytes = dense * sd.optimizer + expert * se.optimizer;
     out->activations_bytes = act_mb * inflight + (p->recompute == ST_REC_FULL ? working : 0);

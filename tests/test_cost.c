@@ -789,6 +789,11 @@ START_TEST(test_fp8_memory_and_weight_casts) {
     ck_assert_int_eq(st_cost_estimate(ctx, &p8, &e8), 0);
     ck_assert_int_eq(st_cost_estimate(ctx, &p16, &e16), 0);
     REL(e8.breakdown.optimizer_s - e16.breakdown.optimizer_s, 4 * w8 * layers / (3350e9 * ST_HBM_EFFICIENCY), 1e-9);
+    /* ZeRO-3: only the two gathered blocks have fp8 copies */
+    p8.zero = p16.zero = 3;
+    st_cost_stage_memory(ctx, &p8, 1, &a);
+    st_cost_stage_memory(ctx, &p16, 1, &b);
+    REL(a.weights_bytes - b.weights_bytes, 2 * 2 * w8, 1e-12);
     st_cost_ctx_free(ctx);
 }
 END_TEST
