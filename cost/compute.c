@@ -3,8 +3,8 @@
  * t = max(FLOPs / (peak x efficiency), bytes / (HBM bandwidth x efficiency)) + kernels x overhead
  * (a roofline with achievable rather than datasheet ceilings). Efficiency comes from a
  * calibration profile when one is given and covers the op's class; otherwise from the default
- * curve: the GPU's best achievable GEMM fraction (st_gpu.gemm_efficiency, measured MAMF) times a
- * tile-quantisation factor per GEMM dimension. Element-wise work runs on the CUDA cores (fp32
+ * curve: the GPU's best achievable GEMM fraction (st_gpu_gemm_efficiency: measured MAMF, bf16 or
+ * fp8) times a tile-quantisation factor per GEMM dimension. Element-wise work runs on the CUDA cores (fp32
  * peak) and is almost always bound by HBM. Fused attention runs at the rates the FlashAttention
  * papers measured (attention_tables below), by sequence length, head dimension, causal or not and
  * pass. */
@@ -117,12 +117,15 @@ double st_cost_op_time(const st_cluster *c, const st_profile *prof, const st_op 
         if (!(rate > 0)) rate = st_cost_attention_flops_per_s(g, adt, op->m, op->k, op->causal, backward);
         t_flops = flops / rate;
     } else if (op->cls == ST_OPC_GEMM || op->cls == ST_OPC_BGEMM) {
-        /* fp8 recipes (Transformer Engine) run the linear layers in fp8, attention in bf16 */
-        st_dtype gdt = (dt == ST_DT_FP8 && op->cls == ST_OPC_BGEMM) ? ST_DT_BF16 : dt;
-        double peak = g->peak_flops[gdt] > 0 ? g->peak_flops[gdt] : g->peak_flops[ST_DT_BF16];
+        /* fp8 recipes run only the blocks' linear layers in fp8 (st_op.fp8: forward, dgrad and wgrad
+         * GEMMs, e4m3 x e4m3 forward and e5m2 x e4m3 backward, one tensor-core rate on Hopper);
+         * attention, the router and the output layer stay bf16 (src/core/opgraph.c says why) */
+        st_dtype gdt = (dt == ST_DT_FP8 && !op->fp8) ? ST_DT_BF16 : dt;
+        st_dtype pdt = g->peak_flops[gdt] > 0 ? gdt : ST_DT_BF16; /* a dtype the GPU lacks runs as bf16 */
         double rate = prof ? st_profile_flops_per_s(prof, op->cls, gdt, flops / kernels) : 0;
         if (!(rate > 0))
-            rate = peak * g->gemm_efficiency * dim_factor(op->m) * dim_factor(op->n) * dim_factor(op->k);
+            rate = g->peak_flops[pdt] * st_gpu_gemm_efficiency(g, pdt) * dim_factor(op->m) * dim_factor(op->n) *
+                   dim_factor(op->k);
         t_flops = flops / rate;
     } else if (flops > 0 && g->peak_flops[ST_DT_FP32] > 0) {
         t_flops = flops / g->peak_flops[ST_DT_FP32];

@@ -171,6 +171,13 @@ typedef struct st_stage_memory {
 /* The memory rules that the estimate (st_cost_stage_memory) and the operator-level ILP planner
  * (search/autoshard.c) share, so that both price memory the one way (cost/memory.c). */
 
+/* fp8 training: Transformer Engine keeps, beside each fp8 linear layer's 16-bit weight, its fp8
+ * copy and that copy's transpose (the dgrad GEMM's operand on Hopper, where cuBLASLt runs fp8 only
+ * as TN): 1 + 1 bytes per parameter, made on the first micro-batch and cached for the rest
+ * (transformer_engine/pytorch/module/linear.py, get_weight_workspace with is_first_microbatch;
+ * Megatron-Core passes is_first_microbatch). Making them reads the 16-bit weight: 2 + 2 bytes of
+ * HBM traffic per parameter per iteration. */
+#define ST_FP8_WEIGHT_COPY_BYTES 2.0
 /* Bytes of one stored weight when training in dtype dt: its own size, except that fp8 training
  * keeps 16-bit (bf16) weights and casts them to fp8 per GEMM (NVIDIA Transformer Engine). What
  * the weights take in memory and what gathering or copying them moves. */

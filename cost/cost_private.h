@@ -49,6 +49,7 @@ typedef struct st__pass {
     double op_bytes;        /* the outputs recompute=op saves (besides the input) */
     double params;          /* dense parameters on this rank */
     double expert_params;   /* expert parameters on this rank */
+    double fp8_params;      /* of both, those of the linear layers fp8 training runs in fp8 (st_op.fp8) */
     int kernels;
 } st__pass;
 
@@ -101,6 +102,8 @@ double st__block_act(const st__pass *ps, st_recompute rc);
 /* What a block's recompute restores while its backward runs (full: the whole block; op: what the
  * policy did not save; else 0), on top of what st__block_act keeps (cost/memory.c). */
 double st__block_working(const st__pass *ps, st_recompute rc);
+/* Parameters of a stage of class cls that fp8 training casts to fp8 (0 unless dtype is fp8). */
+double st__fp8_params(const st__shard_cost *sc, const st__stage_class *cls);
 /* Pipeline send/recv time of one activation between stages (cost/estimate.c). */
 double st__p2p_time(st_cost_ctx *ctx, const st_plan *p);
 /* Stage classes of plan p (cached for even splits). Never NULL unless out of memory. */

@@ -96,6 +96,7 @@ static void pass_add_ops(st_cost_ctx *ctx, const st_plan *p, const st_op *ops, i
             out->expert_params += o->params;
         else
             out->params += o->params;
+        if (o->fp8) out->fp8_params += o->params;
         out->kernels += o->kernels_fwd + o->kernels_bwd;
         out->fwd_comm_s[o->coll_group] += oc.fwd_coll_s;
         out->bwd_comm_s[o->coll_group] += oc.bwd_coll_s;
@@ -466,7 +467,7 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
     int *n_cls = ctx->n_scratch;
     double t_dev_max = -1, z_slow = 0, z_tail = 0, o_slow = 0, o_tail = 0;
     stage_time slow = {0};
-    double dense_max = 0, expert_max = 0, mem_peak = 0, params_max = 0;
+    double dense_max = 0, expert_max = 0, mem_peak = 0, params_max = 0, fp8_max = 0;
     int peak_stage = 0;
     for (int k = 0; k < L->n; k++) {
         stage_time t;
@@ -477,7 +478,8 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
         st__cost_stage_memory(ctx, p, &L->cls[k], d, &sm, &dp_, &ep_);
         if (sm.total_bytes > mem_peak || (sm.total_bytes == mem_peak && d < peak_stage))
             mem_peak = sm.total_bytes, peak_stage = d;
-        if (dp_ + ep_ > params_max) params_max = dp_ + ep_, dense_max = dp_, expert_max = ep_;
+        if (dp_ + ep_ > params_max)
+            params_max = dp_ + ep_, dense_max = dp_, expert_max = ep_, fp8_max = st__fp8_params(sc, &L->cls[k]);
         if (p->zero == 3) {
             /* every micro-batch, layer by layer (each block, the embedding and the output layer
              * a layer, as the lowering gathers them): the weights gathered for the forward and
@@ -554,6 +556,9 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
         offload_s = out->offload_grads_s + out->offload_weights_s + o_tail;
     }
 
+    /* fp8: the weights' fp8 copies, remade once per iteration after the step (read 2, write 1 + 1
+     * bytes per parameter; cost.h, ST_FP8_WEIGHT_COPY_BYTES), counted with the optimizer step */
+    opt_s += fp8_max * (2 + ST_FP8_WEIGHT_COPY_BYTES) / (c->gpu.hbm_bytes_per_s * ST_HBM_EFFICIENCY);
     out->iteration_time_s = pipeline_s + dp_s + opt_s + offload_s;
     dp_s += (double)mb * z_slow; /* ZeRO-3's stretch of the micro-batches, inside pipeline_s */
     offload_s += (double)mb * o_slow; /* and the weight streaming's */

@@ -22,7 +22,9 @@
  * there are fewer); the interleaved schedule holds (pp - d - 1) * 2 + (vp - 1) * pp + 1 chunk
  * activations, which for d = 0 is Korthikanti's pp * (1 + (pp - 1) / (pp * vp)); GPipe holds all
  * m. The embedding's dropout mask lives on the first stage, logits and the fp32 softmax of the
- * loss on the last. */
+ * loss on the last. fp8 training adds Transformer Engine's cached fp8 weight copies
+ * (ST_FP8_WEIGHT_COPY_BYTES per parameter of its fp8 linear layers); its fp8 saved inputs are in
+ * the operators' saved bytes (opgraph.c). */
 #include "cost_private.h"
 
 #include <string.h>
@@ -79,6 +81,10 @@ double st__block_working(const st__pass *ps, st_recompute rc) {
     }
 }
 
+double st__fp8_params(const st__shard_cost *sc, const st__stage_class *cls) {
+    return (double)cls->dense * sc->dense.fp8_params + (double)cls->moe * sc->moe.fp8_params;
+}
+
 /* tied output layer: Megatron keeps a copy of the embedding on the last stage */
 double st__tied_copy_params(const st_model *m, const st_plan *p) {
     if (!m->tied_embeddings || p->pp <= 1) return 0;
@@ -124,6 +130,16 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_c
      * a window of two blocks' full weights */
     double wb = st_cost_weight_bytes(p->dtype);
     if (p->zero >= 3 || p->offload == ST_OFF_PARAMS) out->weights_bytes += 2 * block_max * wb;
+    /* fp8 training: the cached fp8 weights and their transposes of the weights the GPU computes
+     * with: all of its layers', or with ZeRO-3 and offload=params only those of the two gathered
+     * blocks (the copies live and go with the gathered weights) */
+    double fp8_w = st__fp8_params(sc, cls);
+    if (p->zero >= 3 || p->offload == ST_OFF_PARAMS) {
+        double b8 = nd > 0 ? sc->dense.fp8_params : 0;
+        if (nm > 0 && sc->moe.fp8_params > b8) b8 = sc->moe.fp8_params;
+        if (2 * b8 < fp8_w) fp8_w = 2 * b8;
+    }
+    out->weights_bytes += ST_FP8_WEIGHT_COPY_BYTES * fp8_w;
     out->grads_bytes = dense * sd.grads + expert * se.grads;
     if (p->zero >= 3 && p->offload == ST_OFF_NONE) {
         /* FSDP2 (torch/distributed/fsdp/_fully_shard/_fsdp_collectives.py, foreach_reduce): a block's

@@ -755,6 +755,131 @@ START_TEST(test_profile_tables) {
 }
 END_TEST
 
+/* fp8: a linear layer's GEMM at the fp8 MAMF (H100 SXM 1402.6 of 1978.9 TFLOP/s), not at 2x bf16;
+ * the same shape not marked fp8 (output layer, router) at bf16's; a GPU without a published fp8
+ * MAMF gets its bf16 efficiency x H100's fp8/bf16 ratio; a GPU without fp8 runs bf16. */
+START_TEST(test_fp8_gemm_rate) {
+    st_cluster c = cluster("dgx-h100", 8);
+    st_op op;
+    memset(&op, 0, sizeof op);
+    op.cls = ST_OPC_GEMM;
+    op.m = op.n = op.k = 16384, op.batch = 1;
+    op.fwd_flops = 2.0 * 16384 * 16384 * 16384;
+    op.bwd_flops = 2 * op.fwd_flops;
+    op.kernels_fwd = 1, op.kernels_bwd = 2;
+    op.fp8 = 1;
+    double f = 16384.0 / (16384 + ST_GEMM_HALF_DIM), q = f * f * f;
+    REL(st_cost_op_time(&c, NULL, &op, ST_DT_FP8, 0), op.fwd_flops / (1402.6e12 * q) + ST_KERNEL_OVERHEAD_S, 1e-12);
+    /* dgrad and wgrad in fp8 too */
+    REL(st_cost_op_time(&c, NULL, &op, ST_DT_FP8, 1), op.bwd_flops / (1402.6e12 * q) + 2 * ST_KERNEL_OVERHEAD_S,
+        1e-12);
+    double bf = st_cost_op_time(&c, NULL, &op, ST_DT_BF16, 0);
+    REL(bf, op.fwd_flops / (792.1e12 * q) + ST_KERNEL_OVERHEAD_S, 1e-12);
+    op.fp8 = 0;
+    REL(st_cost_op_time(&c, NULL, &op, ST_DT_FP8, 0), bf, 1e-12);
+    st_gpu g;
+    ck_assert_int_eq(st_gpu_preset("l40s", &g), 0);
+    ck_assert_double_eq(g.gemm_efficiency_fp8, 0);
+    REL(st_gpu_gemm_efficiency(&g, ST_DT_FP8), 0.83 * (1402.6 / 1979) / (794.5 / 989), 1e-12);
+    REL(st_gpu_gemm_efficiency(&g, ST_DT_BF16), 0.83, 1e-12);
+    ck_assert_int_eq(st_gpu_preset("h200-sxm-141g", &g), 0);
+    REL(st_gpu_gemm_efficiency(&g, ST_DT_FP8), 1453.4 / 1978.9, 1e-12);
+    st_cluster a = cluster("dgx-a100-80g", 8);
+    op.fp8 = 1;
+    REL(st_cost_op_time(&a, NULL, &op, ST_DT_FP8, 0), st_cost_op_time(&a, NULL, &op, ST_DT_BF16, 0), 1e-12);
+}
+END_TEST
+
+static const st_op *find(const st_op *ops, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(ops[i].name, name) == 0) return &ops[i];
+    return NULL;
+}
+
+/* fp8's block: the four linear layers marked fp8, each after a cast_transpose that reads the 16-bit
+ * tensor and writes it twice in fp8 (input forward, output gradient backward), their inputs saved
+ * in one byte; the output layer bf16; a bf16 block unchanged (no casts, nothing marked). */
+START_TEST(test_fp8_block_ops) {
+    st_model m;
+    ck_assert_int_eq(st_model_preset("llama3-70b", &m), 0);
+    st_shard s = {.tp = 8, .cp = 1, .ep = 1, .sp = 1, .mbs = 1, .seq = 8192, .dtype = ST_DT_FP8, .grad_bytes = 4};
+    st_op ops[ST_MAX_OPS], b16[ST_MAX_OPS], tail[ST_MAX_OPS];
+    int n = st_ops_layer(&m, &s, 0, ops, ST_MAX_OPS);
+    int nt = st_ops_tail(&m, &s, tail, ST_MAX_OPS);
+    s.dtype = ST_DT_BF16;
+    int nb = st_ops_layer(&m, &s, 0, b16, ST_MAX_OPS);
+    ck_assert_int_eq(n, nb + 4);
+    double T = 8192, h = 8192, f_l = 28672.0 / 8, q_l = 8192.0 / 8, qkv_l = (8192.0 + 2 * 1024) / 8;
+    const char *gemms[] = {"qkv", "proj", "fc1", "fc2"};
+    const double in[] = {T * h, T * q_l, T * h, T * f_l}, out[] = {T * qkv_l, T * h, T * 2 * f_l, T * h};
+    for (int i = 0; i < 4; i++) {
+        char cname[32];
+        snprintf(cname, sizeof cname, "%s_cast", gemms[i]);
+        const st_op *g = find(ops, n, gemms[i]), *cst = find(ops, n, cname), *g16 = find(b16, nb, gemms[i]);
+        ck_assert_ptr_nonnull(g);
+        ck_assert_ptr_nonnull(cst);
+        ck_assert_ptr_null(find(b16, nb, cname));
+        ck_assert_int_eq(g->fp8, 1);
+        ck_assert_int_eq(g16->fp8, 0);
+        ck_assert_ptr_eq(cst + 1, g); /* right before its GEMM */
+        REL(cst->fwd_bytes, in[i] * (2 + 1 + 1), 1e-12);
+        REL(cst->bwd_bytes, out[i] * (2 + 1 + 1), 1e-12);
+        REL(g->saved_bytes, g16->saved_bytes / 2, 1e-12);
+        REL(g->fwd_flops, g16->fwd_flops, 1e-12);
+    }
+    /* the attention keeps its 16-bit output, which the projection kept before */
+    REL(find(ops, n, "attention")->saved_bytes - find(b16, nb, "attention")->saved_bytes, T * q_l * 2, 1e-12);
+    ck_assert_int_eq(find(tail, nt, "logits")->fp8, 0);
+}
+END_TEST
+
+/* fp8's memory: TE's cached fp8 weights and transposes, 2 bytes per parameter of the fp8 linear
+ * layers on top of bf16's model state; activations differ by the one-byte saved inputs; the
+ * optimizer step carries remaking the copies (read 2, write 2 bytes per such parameter). */
+START_TEST(test_fp8_memory_and_weight_casts) {
+    st_model m;
+    st_cluster c = cluster("dgx-h100", 64);
+    st_plan p8, p16;
+    st_error err;
+    ck_assert_int_eq(st_model_preset("llama3-70b", &m), 0);
+    st_plan_defaults(&p8);
+    ck_assert_int_eq(st_plan_parse_spec("tp=8,pp=4,mbs=1,gbs=64,sp=1,recompute=selective,zero=1,dtype=fp8", &p8, &err),
+                     0);
+    ck_assert_int_eq(st_plan_finalize(&p8, &m, &c, 0, NULL, &err), 0);
+    p16 = p8;
+    p16.dtype = ST_DT_BF16;
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+    st_stage_memory a, b;
+    st_cost_stage_memory(ctx, &p8, 1, &a); /* a middle stage: blocks only */
+    st_cost_stage_memory(ctx, &p16, 1, &b);
+    st_shard s;
+    st_plan_shard(&p8, &s);
+    st_op ops[ST_MAX_OPS];
+    int n = st_ops_layer(&m, &s, 0, ops, ST_MAX_OPS);
+    double w8 = 0, sel8 = 0;
+    for (int i = 0; i < n; i++) {
+        if (ops[i].fp8) w8 += ops[i].params;
+        sel8 += ops[i].saved_bytes - (ops[i].selective ? ops[i].saved_bytes - ops[i].ckpt_kept_bytes : 0);
+    }
+    double layers = 80.0 / 4;
+    REL(a.weights_bytes - b.weights_bytes, 2 * w8 * layers, 1e-12);
+    REL(a.grads_bytes, b.grads_bytes, 1e-12);
+    REL(a.optimizer_bytes, b.optimizer_bytes, 1e-12);
+    REL(a.activations_bytes, sel8 * layers * st_cost_inflight(p8.schedule, 4, 1, 1, st_plan_microbatches(&p8)), 1e-12);
+    ck_assert(a.activations_bytes < b.activations_bytes);
+    st_estimate e8, e16;
+    ck_assert_int_eq(st_cost_estimate(ctx, &p8, &e8), 0);
+    ck_assert_int_eq(st_cost_estimate(ctx, &p16, &e16), 0);
+    REL(e8.breakdown.optimizer_s - e16.breakdown.optimizer_s, 4 * w8 * layers / (3350e9 * ST_HBM_EFFICIENCY), 1e-9);
+    /* ZeRO-3: only the two gathered blocks have fp8 copies */
+    p8.zero = p16.zero = 3;
+    st_cost_stage_memory(ctx, &p8, 1, &a);
+    st_cost_stage_memory(ctx, &p16, 1, &b);
+    REL(a.weights_bytes - b.weights_bytes, 2 * 2 * w8, 1e-12);
+    st_cost_ctx_free(ctx);
+}
+END_TEST
+
 Suite *suite_cost(void) {
     Suite *s = suite_create("cost");
     TCase *tc = tcase_create("cost");
@@ -779,6 +904,9 @@ Suite *suite_cost(void) {
     tcase_add_test(tc, test_offload_copy_tables);
     tcase_add_test(tc, test_attention_rates);
     tcase_add_test(tc, test_flash_estimate);
+    tcase_add_test(tc, test_fp8_gemm_rate);
+    tcase_add_test(tc, test_fp8_block_ops);
+    tcase_add_test(tc, test_fp8_memory_and_weight_casts);
     suite_add_tcase(s, tc);
     return s;
 }

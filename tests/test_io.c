@@ -126,6 +126,7 @@ static void assert_clusters_equal(const st_cluster *a, const st_cluster *b) {
     for (int d = 0; d < ST_DT_COUNT; d++)
         ASSERT_CLOSE(b->gpu.peak_flops[d], a->gpu.peak_flops[d]);
     ASSERT_CLOSE(b->gpu.gemm_efficiency, a->gpu.gemm_efficiency);
+    ASSERT_CLOSE(b->gpu.gemm_efficiency_fp8, a->gpu.gemm_efficiency_fp8); /* 0 (derived) stays 0 */
     ASSERT_CLOSE(b->intra_bytes_per_s, a->intra_bytes_per_s);
     ASSERT_CLOSE(b->intra_latency_s, a->intra_latency_s);
     ck_assert_int_eq(a->nics_per_node, b->nics_per_node);
@@ -968,6 +969,7 @@ static const struct bad_case {
     {K_CLUSTER, "invalid/cluster_framework_unknown.json", ST_EINVAL, "framework.reserved_gb", 0, 0},
     {K_CLUSTER, "invalid/cluster_no_16bit.json", ST_EINVAL, "gpu.peak_tflops.bf16", 0, 0},
     {K_CLUSTER, "invalid/cluster_gemm_efficiency.json", ST_EINVAL, "gpu.gemm_efficiency", 0, 0},
+    {K_CLUSTER, "invalid/cluster_gemm_efficiency_fp8.json", ST_EINVAL, "gpu.gemm_efficiency_fp8", 0, 0},
     {K_CLUSTER, "invalid/cluster_nics_zero_multinode.json", ST_EINVAL, "inter_node.nics_per_node", 0, 0},
     {K_CLUSTER, "invalid/cluster_oversubscription.json", ST_EINVAL, "inter_node.oversubscription", 0, 0},
     /* plan */

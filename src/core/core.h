@@ -212,6 +212,7 @@ typedef struct st_op {
     double op_saved_bytes, op_recompute;
     unsigned splits;    /* ST_SPLIT_* that divide this op's work */
     int expert;         /* weights belong to experts (sharded by ep, reduced over dp*cp/ep) */
+    int fp8;            /* a linear layer that fp8 training runs in fp8 (forward, dgrad and wgrad GEMMs) */
     /* collective implied after this op in forward, and at the same boundary in backward (before
      * this op's backward), in group coll_group */
     st_coll fwd_coll, bwd_coll;
@@ -237,6 +238,7 @@ typedef struct st_gpu {
     double hbm_bytes_per_s;
     double peak_flops[ST_DT_COUNT]; /* dense peak per dtype, 0 = unsupported */
     double gemm_efficiency;         /* best achievable fraction of peak for large GEMMs */
+    double gemm_efficiency_fp8;     /* the same for fp8 GEMMs; 0 = unknown (st_gpu_gemm_efficiency) */
     int sms;                        /* streaming multiprocessors; 0 = unknown (no contention modelled) */
     char source[200];
 } st_gpu;
@@ -262,6 +264,10 @@ typedef struct st_cluster {
 } st_cluster;
 
 const st_gpu *st_gpu_presets(size_t *n);
+/* The achievable fraction of peak_flops[dt] for large GEMMs: gemm_efficiency_fp8 for fp8 where
+ * known, else gemm_efficiency times H100 SXM's measured fp8/bf16 ratio (src/core/cluster.c);
+ * gemm_efficiency for the other dtypes. */
+double st_gpu_gemm_efficiency(const st_gpu *g, st_dtype dt);
 int st_gpu_preset(const char *name, st_gpu *out);
 const st_cluster *st_cluster_presets(size_t *n);
 int st_cluster_preset(const char *name, st_cluster *out);
@@ -415,6 +421,7 @@ typedef struct st_gop {
     double gemm[4];     /* m, n, k, batch of a GEMM-class op, unsharded (0: from the labels); fused
                            attention: query length, key length, head dim, batch x heads */
     int causal;         /* fused attention with a causal mask */
+    int fp8;            /* a GEMM that fp8 training runs in fp8 (st_op.fp8) */
     double saved_bytes; /* activation bytes kept for backward, unsharded */
     int save_ref;       /* the tensor whose sharding divides saved_bytes: an input index, or
                            ST_G_MAXIN for the output */

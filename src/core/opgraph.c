@@ -43,6 +43,8 @@ typedef struct dims {
     double T;        /* tokens on this rank before the tp/sp split: b * s / cp */
     double Tn;       /* tokens of the replicated (norm/dropout) regions: T / tp with sp */
     double act;      /* bytes per activation element */
+    int fp8;         /* fp8 training: the linear layers run in fp8 (fp8_cast) */
+    double in8;      /* bytes per element of a linear layer's saved input: 1 under fp8, else act */
     double h, a_l, kv_l, d, f;
     double gacc; /* bytes per parameter of one gradient accumulation pass */
 } dims;
@@ -56,6 +58,8 @@ static void dims_init(dims *x, const st_model *m, const st_shard *s) {
     x->Tn = s->sp && s->tp > 1 ? x->T / x->t : x->T;
     /* fp8 training keeps activations in 16 bits between GEMMs (Transformer Engine) */
     x->act = s->dtype == ST_DT_FP32 || s->dtype == ST_DT_TF32 ? 4 : 2;
+    x->fp8 = s->dtype == ST_DT_FP8;
+    x->in8 = x->fp8 ? 1 : x->act;
     x->h = (double)m->hidden;
     x->a_l = (double)m->heads / s->tp;
     x->kv_l = (double)m->kv_heads / s->tp;
@@ -192,6 +196,29 @@ static void flash(st_op *o, const dims *x) {
     o->splits = ST_SPLIT_TP | ST_SPLIT_CP;
 }
 
+/* fp8 training as Transformer Engine runs it (Megatron-LM --fp8-format hybrid: e4m3 forward, e5m2
+ * gradients; TE's DelayedScaling recipe): the blocks' linear layers (qkv, proj, fc1, fc2 and the
+ * experts' fc1/fc2: TE's Linear, LayerNormLinear and GroupedLinear) run their forward, dgrad and
+ * wgrad GEMMs in fp8 (st_op.fp8). The output layer stays bf16: Megatron-Core builds it as its own
+ * tensor_parallel.ColumnParallelLinear, not a TE module (megatron/core/models/gpt/gpt_model.py),
+ * and so does the MoE router (a plain linear in router.py); attention stays bf16 (TE's fp8_dpa is
+ * off by default). Around each fp8 GEMM, memory-bound kernels this op carries
+ * (transformer_engine/pytorch/module/linear.py, _Linear.forward and backward):
+ *   forward: the input quantised with its transpose for wgrad (TE's fused cast_transpose, which
+ *     records the amax as it goes): read `act` bytes, write 1 + 1 per input element;
+ *   backward: the output gradient likewise (grad_output_preprocess: cast_transpose to e5m2).
+ * The weights' fp8 copies (with their transposes) are made once per iteration, on the first
+ * micro-batch (TE's weight workspace, is_first_microbatch, which Megatron-Core passes), priced
+ * with the optimizer step (cost/estimate.c) and held in memory (cost/memory.c). TE saves the
+ * quantised input for backward: 1 byte per element (x->in8) instead of act. With sequence
+ * parallelism TE quantises the shard and gathers fp8; this model keeps the all-gather's bytes at
+ * act (the wire format is left to the tp-communication model). */
+static void fp8_cast(st_op *o, const dims *x, double in_elems, double out_elems, unsigned splits) {
+    o->fwd_bytes = in_elems * (x->act + 2);
+    o->bwd_bytes = out_elems * (x->act + 2);
+    o->splits = splits;
+}
+
 #define PUSH(name, cls)                                                                            \
     do {                                                                                           \
         if (!(o = push(ops, &n, cap, name, cls))) return ST_EINTERNAL;                             \
@@ -211,10 +238,15 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
     norm(o, m, s, &x);
     tp_coll_before(o, s, &x);
 
+    if (x.fp8) {
+        PUSH("qkv_cast", ST_OPC_ELEMWISE);
+        fp8_cast(o, &x, x.T * x.h, x.T * qkv_l, ST_SPLIT_TP);
+    }
     PUSH("qkv", ST_OPC_GEMM);
     gemm(o, &x, x.T, qkv_l, x.h, 1);
+    o->fp8 = x.fp8;
     o->params = x.h * qkv_l + bias * qkv_l;
-    o->saved_bytes = x.Tn * x.h * x.act; /* sp ranks keep their shard and re-gather */
+    o->saved_bytes = x.Tn * x.h * x.in8; /* sp ranks keep their shard and re-gather */
     o->splits = ST_SPLIT_TP;
     op_sac(o, &x, &mm, 3, (double[]){x.T * q_out / x.t, x.T * kv_out / x.t, x.T * kv_out / x.t}); /* wq wk wv */
     if (m->bias) {
@@ -247,6 +279,9 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
         PUSH("attention", ST_OPC_ATTENTION);
         flash(o, &x);
         o->saved_bytes += qk_saved + v_saved;
+        /* the kernel's backward reads its output o in 16 bits; without fp8 that is the projection's
+         * saved input, under fp8 the projection keeps an fp8 copy and the attention keeps o */
+        if (x.fp8) o->saved_bytes += x.T * q_out / x.t * x.act;
         o->ckpt_kept_bytes = qk_saved + v_saved;
     } else {
         /* Megatron-LM's unfused core attention: the s x s scores materialised */
@@ -283,10 +318,15 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
         o->splits = ST_SPLIT_TP;
     }
 
+    if (x.fp8) {
+        PUSH("proj_cast", ST_OPC_ELEMWISE);
+        fp8_cast(o, &x, x.T * q_out / x.t, x.T * x.h, ST_SPLIT_TP);
+    }
     PUSH("proj", ST_OPC_GEMM);
     gemm(o, &x, x.T, x.h, q_out / x.t, 1);
+    o->fp8 = x.fp8;
     o->params = q_out / x.t * x.h + bias * x.h;
-    o->saved_bytes = x.T * q_out / x.t * x.act;
+    o->saved_bytes = x.T * q_out / x.t * x.in8;
     o->splits = ST_SPLIT_TP;
     op_sac(o, &x, &mm, 1, (double[]){x.T * x.h}); /* wo */
     tp_coll_after(o, s, &x);
@@ -303,10 +343,15 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
     double gate = m->activation == ST_ACT_SWIGLU ? 2 : 1;
     double f_l = x.f / x.t;
     if (!st_model_layer_is_moe(m, layer)) {
+        if (x.fp8) {
+            PUSH("fc1_cast", ST_OPC_ELEMWISE);
+            fp8_cast(o, &x, x.T * x.h, x.T * gate * f_l, ST_SPLIT_TP);
+        }
         PUSH("fc1", ST_OPC_GEMM);
         gemm(o, &x, x.T, gate * f_l, x.h, 1);
+        o->fp8 = x.fp8;
         o->params = x.h * gate * f_l + bias * gate * f_l;
-        o->saved_bytes = x.Tn * x.h * x.act;
+        o->saved_bytes = x.Tn * x.h * x.in8;
         o->splits = ST_SPLIT_TP;
         op_sac(o, &x, &mm, (int)gate, (double[]){x.T * f_l, x.T * f_l}); /* w1 (and w3) */
 
@@ -316,10 +361,15 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
         o->saved_bytes = gate * x.T * f_l * x.act;
         o->splits = ST_SPLIT_TP;
 
+        if (x.fp8) {
+            PUSH("fc2_cast", ST_OPC_ELEMWISE);
+            fp8_cast(o, &x, x.T * f_l, x.T * x.h, ST_SPLIT_TP);
+        }
         PUSH("fc2", ST_OPC_GEMM);
         gemm(o, &x, x.T, x.h, f_l, 1);
+        o->fp8 = x.fp8;
         o->params = f_l * x.h + bias * x.h;
-        o->saved_bytes = x.T * f_l * x.act;
+        o->saved_bytes = x.T * f_l * x.in8;
         o->splits = ST_SPLIT_TP;
         op_sac(o, &x, &mm, 1, (double[]){x.T * x.h}); /* w2 */
         tp_coll_after(o, s, &x);
@@ -340,10 +390,15 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
             o->bwd_coll = ST_COLL_ALLTOALL;
         }
 
+        if (x.fp8) {
+            PUSH("expert_fc1_cast", ST_OPC_ELEMWISE);
+            fp8_cast(o, &x, Tk * x.h, Tk * gate * f_l, ST_SPLIT_TP | ST_SPLIT_EP);
+        }
         PUSH("expert_fc1", ST_OPC_GEMM);
         gemm(o, &x, Tk / e_l, gate * f_l, x.h, e_l);
+        o->fp8 = x.fp8;
         o->params = e_l * (x.h * gate * f_l + bias * gate * f_l);
-        o->saved_bytes = Tk * x.h * x.act;
+        o->saved_bytes = Tk * x.h * x.in8;
         o->expert = 1;
         o->splits = ST_SPLIT_TP | ST_SPLIT_EP;
         op_sac(o, &x, &mm, (int)gate, (double[]){Tk * f_l, Tk * f_l});
@@ -353,10 +408,15 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
         o->saved_bytes = gate * Tk * f_l * x.act;
         o->splits = ST_SPLIT_TP | ST_SPLIT_EP;
 
+        if (x.fp8) {
+            PUSH("expert_fc2_cast", ST_OPC_ELEMWISE);
+            fp8_cast(o, &x, Tk * f_l, Tk * x.h, ST_SPLIT_TP | ST_SPLIT_EP);
+        }
         PUSH("expert_fc2", ST_OPC_GEMM);
         gemm(o, &x, Tk / e_l, x.h, f_l, e_l);
+        o->fp8 = x.fp8;
         o->params = e_l * (f_l * x.h + bias * x.h);
-        o->saved_bytes = Tk * f_l * x.act;
+        o->saved_bytes = Tk * f_l * x.in8;
         o->expert = 1;
         o->splits = ST_SPLIT_TP | ST_SPLIT_EP;
         op_sac(o, &x, &mm, 1, (double[]){Tk * x.h});

@@ -20,7 +20,7 @@
 static const char *const top_keys[] = {"name", "nodes", "gpus_per_node", "gpu", "intra_node", "inter_node", "host",
                                        "framework", NULL};
 static const char *const gpu_keys[] = {"name", "memory_gib", "hbm_gb_per_s", "peak_tflops", "gemm_efficiency",
-                                       "sms", NULL};
+                                       "gemm_efficiency_fp8", "sms", NULL};
 static const char *const peak_keys[] = {"fp32", "tf32", "fp16", "bf16", "fp8", NULL};
 static const char *const intra_keys[] = {"bandwidth_gb_per_s", "latency_us", NULL};
 static const char *const inter_keys[] = {"nics_per_node", "nic_gbit_per_s", "latency_us", "oversubscription", NULL};
@@ -112,6 +112,9 @@ static int load_gpu_object(const json_t *g, const char *file, const char *gpre, 
     }
     gpu->gemm_efficiency = 0.8;
     rc = get_pos(g, "gemm_efficiency", 1, &gpu->gemm_efficiency, 0, file, gpre, err);
+    if (rc < 0) goto out;
+    /* optional: without it fp8 GEMMs get st_gpu_gemm_efficiency's derived value */
+    rc = get_pos(g, "gemm_efficiency_fp8", 1, &gpu->gemm_efficiency_fp8, 0, file, gpre, err);
     if (rc < 0) goto out;
     int64_t sms = 0;
     rc = st__json_get_int(g, "sms", 1, 4096, &sms, file, gpre, err);
@@ -351,6 +354,8 @@ json_t *st__cluster_to_json(const st_cluster *c) {
         bad |= json_object_set_new(peak, peak_keys[d], json_real(c->gpu.peak_flops[d] / 1e12));
     bad |= json_object_set(g, "peak_tflops", peak);
     bad |= json_object_set_new(g, "gemm_efficiency", json_real(c->gpu.gemm_efficiency));
+    if (c->gpu.gemm_efficiency_fp8 > 0)
+        bad |= json_object_set_new(g, "gemm_efficiency_fp8", json_real(c->gpu.gemm_efficiency_fp8));
     if (c->gpu.sms > 0) bad |= json_object_set_new(g, "sms", json_integer(c->gpu.sms));
     bad |= json_object_set(o, "gpu", g);
     bad |= json_object_set_new(intra, "bandwidth_gb_per_s", json_real(c->intra_bytes_per_s / 1e9));

@@ -95,6 +95,9 @@ static int load_op(const json_t *jo, int i, const char *path, st_graph *g, st_er
                                                  ST_OPC_ATTENTION, ST_OPC_EMBED,    ST_OPC_LOSS,     ST_OPC_GEMM,
                                                  ST_OPC_ELEMWISE,  ST_OPC_ELEMWISE, ST_OPC_ELEMWISE, ST_OPC_ELEMWISE};
     o->cls = cls[o->type];
+    /* a graph file does not say which matmuls are linear layers: under dtype fp8 all with weights
+     * (class gemm) run in fp8, as strata priced every graph before it told them apart */
+    o->fp8 = o->cls == ST_OPC_GEMM;
     const json_t *ins = json_object_get(jo, "inputs");
     char ikey[64];
     snprintf(ikey, sizeof ikey, "%s.inputs", prefix);
