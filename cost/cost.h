@@ -256,6 +256,15 @@ double st_cost_overlap_tax_sms(const st_cluster *c, double overlapped_s, int com
  * reduction, the weight all-gather, and how many buckets Megatron-LM issues them in. */
 void st_cost_dp_stage(st_cost_ctx *ctx, const st_plan *p, int stage, double *reduce_s, double *gather_s,
                       double *nbuckets);
+/* overlap_param_gather (Megatron-LM's --overlap-param-gather): what the weight all-gather after the
+ * optimizer step, gather_s in nbuckets buckets, leaves exposed when the next iteration's first
+ * forward takes fwd_s: the first bucket's gather (optimizer.zero_grad dispatches it; nothing runs
+ * beside it), then each next bucket's beside the previous bucket's layers (the forward pre-hooks
+ * dispatch it), so gather_s / nb + (nb - 1) / nb x max(0, gather_s - fwd_s); *tax_s the time the
+ * hidden part's SMs add to that forward (st_cost_overlap_tax). The estimate and the lowering price
+ * the gather with it. */
+double st_cost_param_gather_exposed(const st_cluster *c, double gather_s, double nbuckets, double fwd_s,
+                                    double *tax_s);
 /* The tied embedding's gradient all-reduce between the first and the last pipeline stage (each tp
  * rank its 1/tp of the padded vocabulary), after the data-parallel reduction; 0 without tied
  * embeddings or without a pipeline. *bytes: its message per rank. */

@@ -14,7 +14,8 @@
  * halves and shrinks the bubble by (t_F + t_B - t_W) / (t_F + t_B + t_W).
  *
  * Data parallelism after the last backward (Megatron's default; with overlap_grad_reduce only
- * what outlasts the last micro-batch's backward is exposed): all-reduce of the gradients (zero 0),
+ * what outlasts the last micro-batch's backward is exposed, with overlap_param_gather the gather's
+ * first bucket and what outlasts the next forward, st_cost_param_gather_exposed): all-reduce of the gradients (zero 0),
  * reduce-scatter of gradients + all-gather of 16-bit weights (zero 1, 2), and for zero 3 the
  * weight all-gathers of every micro-batch's forward and backward, overlapped with the compute
  * stream's work (prefetch on a stream of its own) so that only the excess is exposed; that excess
@@ -595,8 +596,8 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
             red_s = red_x + st_cost_overlap_tax(c, red_s - red_x);
         }
         if (p->overlap_param_gather) {
-            double gat_x = gat_s - slow.fwd_s > gat_s / nb ? gat_s - slow.fwd_s : gat_s / nb;
-            gat_s = gat_x + st_cost_overlap_tax(c, gat_s - gat_x);
+            double tax;
+            gat_s = st_cost_param_gather_exposed(c, gat_s, nb, slow.fwd_s, &tax) + tax;
         }
         dp_s = red_s + gat_s;
     } else {
@@ -670,6 +671,14 @@ void st_cost_dp_stage(st_cost_ctx *ctx, const st_plan *p, int stage, double *red
     st__cost_stage_class(ctx, p, stage, &cls);
     st__cost_stage_memory(ctx, p, &cls, stage, &sm, &dense, &expert);
     dp_times(ctx, p, dense, expert, reduce_s, gather_s, nbuckets);
+}
+
+double st_cost_param_gather_exposed(const st_cluster *c, double gather_s, double nbuckets, double fwd_s,
+                                    double *tax_s) {
+    double nb = nbuckets < 1 ? 1 : nbuckets;
+    double exposed = gather_s / nb + (nb - 1) / nb * max0(gather_s - fwd_s);
+    *tax_s = st_cost_overlap_tax(c, gather_s - exposed);
+    return exposed;
 }
 
 /* Megatron-LM's _allreduce_embedding_grads (finalize_model_grads.py): the word embedding's

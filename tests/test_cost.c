@@ -536,8 +536,8 @@ START_TEST(test_tp_overlap_closed_form) {
 END_TEST
 
 /* overlap_param_gather is a flag of its own: overlap_grad_reduce alone hides the reduction, not
- * the weight all-gather after the step; with both, the gather shows its last bucket (and the SMs
- * the rest took from the next forward) */
+ * the weight all-gather after the step; with both, the gather shows its first bucket and what of
+ * the rest outlasts the next forward (and the SMs the hidden part took from that forward) */
 START_TEST(test_param_gather_overlap) {
     env e;
     env_init(&e, "llama2-13b", 64, "tp=8,dp=8,mbs=16,gbs=512,zero=1,overlap_grad_reduce=1");
@@ -548,8 +548,16 @@ START_TEST(test_param_gather_overlap) {
     ck_assert(gather_s > 0 && nb >= 1);
     e.p->overlap_param_gather = 1;
     ck_assert_int_eq(st_cost_estimate(e.ctx, e.p, &both), 0);
-    double hidden = gather_s - gather_s / nb; /* mbs 16: the forward covers all but the last bucket */
+    double hidden = gather_s - gather_s / nb; /* mbs 16: the forward covers all but the first bucket */
     REL(red.breakdown.dp_comm_s - both.breakdown.dp_comm_s, hidden - st_cost_overlap_tax(&e.c, hidden), 1e-9);
+    /* bucket by bucket: the first shows; each next one beside the previous one's layers */
+    double tax;
+    REL(st_cost_param_gather_exposed(&e.c, 1.0, 4, 2.0, &tax), 0.25, 1e-12);
+    REL(tax, st_cost_overlap_tax(&e.c, 0.75), 1e-12);
+    REL(st_cost_param_gather_exposed(&e.c, 1.0, 4, 0.4, &tax), 0.25 + 0.75 * 0.6, 1e-12);
+    REL(tax, st_cost_overlap_tax(&e.c, 0.3), 1e-12);
+    REL(st_cost_param_gather_exposed(&e.c, 1.0, 1, 0.4, &tax), 1.0, 1e-12); /* one bucket hides nothing */
+    ck_assert_double_eq(tax, 0);
     env_free(&e);
 }
 END_TEST
