@@ -15,8 +15,8 @@
  *
  * Data parallelism after the last backward (Megatron's default; with overlap_grad_reduce only
  * what outlasts the last micro-batch's backward is exposed, with overlap_param_gather the gather's
- * first bucket and what outlasts the next forward, st_cost_param_gather_exposed): all-reduce of the gradients (zero 0),
- * reduce-scatter of gradients + all-gather of 16-bit weights (zero 1, 2), and for zero 3 the
+ * first bucket and what outlasts the next forward, st_cost_param_gather_exposed): all-reduce of
+ * the gradients (zero 0), reduce-scatter of gradients + all-gather of 16-bit weights (zero 1, 2), and for zero 3 the
  * weight all-gathers of every micro-batch's forward and backward, overlapped with the compute
  * stream's work (prefetch on a stream of its own) so that only the excess is exposed; that excess
  * stretches every micro-batch, so it is part of the stage's time in the pipeline (zero3_mb). Tied
@@ -35,8 +35,8 @@
  * of qkv's and fc1's input gradient, in bulk beside their weight-gradient GEMM). TE's other two,
  * qkv_dgrad and fc1_dgrad, re-gather the saved input for the weight gradient, which strata does not
  * price. The embedding's, the output layer's and the loss's collectives and MoE layers stay as they
- * are (no TE userbuffers there). What a collective of time c beside a GEMM of time g exposes (ub_exposed):
- * bulk max(0, c - g); ring exchange in n = tp pieces max(0, c - g (n - 1) / n) (the last GEMM piece
+ * are (no TE userbuffers there). What a collective of time c beside a GEMM of time g exposes
+ * (ub_exposed): bulk max(0, c - g); ring exchange in n = tp pieces max(0, c - g (n - 1) / n) (the last GEMM piece
  * has no transfer beside it); pipelined in n pieces c / n + (n - 1) / n max(0, c - g) (the first
  * GEMM piece and the last reduce-scatter run alone). On top: the GEMM cut into n pieces, priced as n
  * GEMMs of 1/n of its rows (st_cost_op_time), less the whole; and the SMs the communication holds
