@@ -85,6 +85,12 @@ typedef struct st_op_cost {
     double fwd_coll_s, bwd_coll_s;
 } st_op_cost;
 void st_cost_op(const st_cost_ctx *ctx, const st_plan *p, const st_op *op, st_op_cost *out);
+/* The operators of one list as st_ops_layer, st_ops_head or st_ops_tail give them, priced in
+ * order: out[i] is st_cost_op of ops[i], except that with tp_overlap the tp collectives that
+ * Transformer Engine's userbuffers overlap with a GEMM of the block (cost/estimate.c, "tp_overlap")
+ * are priced at what they leave exposed, the GEMM's slowdown beside them included. The estimate and
+ * the lowering's operators both take their prices from here. */
+void st_cost_ops(const st_cost_ctx *ctx, const st_plan *p, const st_op *ops, int n, st_op_cost *out);
 /* Collective time for `bytes` per rank (cost/comm.c). */
 double st_cost_collective(const st_cluster *c, const st_profile *prof, st_coll coll, const st_group *g,
                           double bytes);
@@ -252,10 +258,21 @@ typedef struct st_chunk_cost {
 void st_cost_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, st_chunk_cost *out);
 /* Compute time added while a collective of `overlapped_s` runs beside it (NCCL's SMs). */
 double st_cost_overlap_tax(const st_cluster *c, double overlapped_s);
+/* The same for communication kernels that hold `comm_sms` SMs (st_cost_overlap_tax: NCCL's). */
+double st_cost_overlap_tax_sms(const st_cluster *c, double overlapped_s, int comm_sms);
 /* Full (not overlapped) data-parallel times of pipeline stage `stage` for zero 0-2: the gradient
  * reduction, the weight all-gather, and how many buckets Megatron-LM issues them in. */
 void st_cost_dp_stage(st_cost_ctx *ctx, const st_plan *p, int stage, double *reduce_s, double *gather_s,
                       double *nbuckets);
+/* overlap_param_gather (Megatron-LM's --overlap-param-gather): what the weight all-gather after the
+ * optimizer step, gather_s in nbuckets buckets, leaves exposed when the next iteration's first
+ * forward takes fwd_s: the first bucket's gather (optimizer.zero_grad dispatches it; nothing runs
+ * beside it), then each next bucket's beside the previous bucket's layers (the forward pre-hooks
+ * dispatch it), so gather_s / nb + (nb - 1) / nb x max(0, gather_s - fwd_s); *tax_s the time the
+ * hidden part's SMs add to that forward (st_cost_overlap_tax). The estimate and the lowering price
+ * the gather with it. */
+double st_cost_param_gather_exposed(const st_cluster *c, double gather_s, double nbuckets, double fwd_s,
+                                    double *tax_s);
 /* The tied embedding's gradient all-reduce between the first and the last pipeline stage (each tp
  * rank its 1/tp of the padded vocabulary), after the data-parallel reduction; 0 without tied
  * embeddings or without a pipeline. *bytes: its message per rank. */

@@ -25,6 +25,15 @@
  * docs, NCCL_MIN/MAX_NCHANNELS), and NCCL's log (NCCL_DEBUG=INFO) shows 16 channels for rings over
  * the 8 NICs of a DGX A100/H100. Compute that shares the GPU with them runs on the rest. */
 #define ST_NCCL_SMS 16
+/* Transformer Engine's userbuffers (tp_overlap), its defaults in initialize_ub's
+ * get_default_config (transformer_engine/pytorch/module/base.py): the ring-exchange overlaps
+ * (qkv_fprop, fc1_fprop, proj_dgrad, fc2_dgrad) move data with the copy engines and take num_sm 1
+ * SM, in num_splits = tp pieces, with set_sm_margin off; the pipelined ones (proj_fprop, fc2_fprop)
+ * take num_sm 16 SMs in num_splits 4 pieces and the bulk ones (qkv_wgrad, fc1_wgrad) 16 SMs, both
+ * with set_sm_margin on: the GEMM runs on the other SMs for all of its time. */
+#define ST_UB_RING_SMS 1
+#define ST_UB_SMS 16
+#define ST_UB_PIPELINE_SPLITS 4
 #define ST_NVLINK_EFFICIENCY 0.78
 #define ST_NIC_EFFICIENCY 0.9
 #define ST_PCIE_EFFICIENCY 0.8
@@ -55,7 +64,7 @@ typedef struct st__pass {
 
 typedef struct st__shard_cost {
     int used;
-    int tp, cp, ep, sp;
+    int tp, cp, ep, sp, tp_overlap;
     int64_t mbs, seq;
     st_dtype dtype;
     int grad_bytes;

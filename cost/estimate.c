@@ -14,15 +14,34 @@
  * halves and shrinks the bubble by (t_F + t_B - t_W) / (t_F + t_B + t_W).
  *
  * Data parallelism after the last backward (Megatron's default; with overlap_grad_reduce only
- * what outlasts the last micro-batch's backward is exposed): all-reduce of the gradients (zero 0),
- * reduce-scatter of gradients + all-gather of 16-bit weights (zero 1, 2), and for zero 3 the
+ * what outlasts the last micro-batch's backward is exposed, with overlap_param_gather the gather's
+ * first bucket and what outlasts the next forward, st_cost_param_gather_exposed): all-reduce of
+ * the gradients (zero 0), reduce-scatter of gradients + all-gather of 16-bit weights (zero 1, 2), and for zero 3 the
  * weight all-gathers of every micro-batch's forward and backward, overlapped with the compute
  * stream's work (prefetch on a stream of its own) so that only the excess is exposed; that excess
  * stretches every micro-batch, so it is part of the stage's time in the pipeline (zero3_mb). Tied
  * embeddings with pp > 1 all-reduce the embedding gradient between the first and the last stage. Then the optimizer step (Adam, HBM
  * bound; on the CPU with offload=optimizer, after the gradients cross PCIe). With offload=params
  * the weights also cross PCIe, layer by layer, before every forward and backward: what a pass's
- * copies do not hide stretches the stage's micro-batches like ZeRO-3's traffic (offload_mb). */
+ * copies do not hide stretches the stage's micro-batches like ZeRO-3's traffic (offload_mb).
+ *
+ * tp_overlap (Megatron-LM --tp-comm-overlap: Transformer Engine's userbuffers; torchtitan's async
+ * TP does the same with symmetric memory): with sp, each tp all-gather and reduce-scatter of a
+ * block's attention and MLP runs beside a GEMM, cut into pieces, as TE's ub configurations pair
+ * them (transformer_engine/pytorch/module/base.py, initialize_ub): qkv_fprop and fc1_fprop (the
+ * all-gather before qkv and fc1, ring exchange), proj_fprop and fc2_fprop (the reduce-scatter after
+ * proj and fc2, pipelined), proj_dgrad and fc2_dgrad (backward's all-gather of the output gradient,
+ * ring exchange beside the input-gradient GEMM), qkv_wgrad and fc1_wgrad (backward's reduce-scatter
+ * of qkv's and fc1's input gradient, in bulk beside their weight-gradient GEMM). TE's other two,
+ * qkv_dgrad and fc1_dgrad, re-gather the saved input for the weight gradient, which strata does not
+ * price. The embedding's, the output layer's and the loss's collectives and MoE layers stay as they
+ * are (no TE userbuffers there). What a collective of time c beside a GEMM of time g exposes
+ * (ub_exposed): bulk max(0, c - g); ring exchange in n = tp pieces max(0, c - g (n - 1) / n) (the last GEMM piece
+ * has no transfer beside it); pipelined in n pieces c / n + (n - 1) / n max(0, c - g) (the first
+ * GEMM piece and the last reduce-scatter run alone). On top: the GEMM cut into n pieces, priced as n
+ * GEMMs of 1/n of its rows (st_cost_op_time), less the whole; and the SMs the communication holds
+ * (st_cost_overlap_tax_sms: ST_UB_SMS for the whole GEMM where TE sets an SM margin, ST_UB_RING_SMS
+ * while the ring's transfers run). The result is the collective's time in the breakdown's tp part. */
 #include "cost_private.h"
 
 #include <stdlib.h>
@@ -75,12 +94,81 @@ double st_cost_op_recompute(const st_op *o, st_recompute rc, int *coll) {
     return f;
 }
 
+static double max0(double x) { return x > 0 ? x : 0; }
+
+/* ---- tp_overlap (file comment) */
+
+typedef enum { UB_RING, UB_PIPELINE, UB_BULK } ub_method;
+
+/* TE's pairs: the operator whose collective (st_op.fwd_coll / bwd_coll) overlaps, the GEMM it
+ * overlaps, and how in forward (fprop) and backward (dgrad for ring exchange, wgrad for bulk) */
+static const struct ub_pair {
+    const char *at, *gemm;
+    ub_method fwd, bwd;
+} ub_pairs[] = {
+    {"ln1", "qkv", UB_RING, UB_BULK},      /* qkv_fprop all-gather, qkv_wgrad reduce-scatter */
+    {"proj", "proj", UB_PIPELINE, UB_RING}, /* proj_fprop reduce-scatter, proj_dgrad all-gather */
+    {"ln2", "fc1", UB_RING, UB_BULK},      /* fc1_fprop, fc1_wgrad */
+    {"fc2", "fc2", UB_PIPELINE, UB_RING},   /* fc2_fprop, fc2_dgrad */
+};
+
+/* what a collective of c_s beside a GEMM of g_s leaves exposed, in n pieces (file comment) */
+static double ub_exposed(ub_method m, double c_s, double g_s, double n) {
+    if (m == UB_RING) return max0(c_s - g_s * (n - 1) / n);
+    if (m == UB_PIPELINE) return c_s / n + (n - 1) / n * max0(c_s - g_s);
+    return max0(c_s - g_s);
+}
+
+/* A tp collective of c_s overlapped with GEMM gemm (g_s of it: its forward, or half its backward,
+ * the input- or the weight-gradient GEMM of equal FLOPs): its exposed time, the GEMM's cutting into
+ * pieces (forward-shaped: the input gradient has the same dimensions and FLOPs) and the SMs the
+ * communication takes from it. */
+static double ub_price(const st_cost_ctx *ctx, const st_plan *p, ub_method m, double c_s, const st_op *gemm,
+                       double g_s) {
+    if (c_s <= 0) return 0;
+    double n = m == UB_RING ? p->tp : m == UB_PIPELINE ? ST_UB_PIPELINE_SPLITS : 1, cut_s = 0;
+    if (n > 1) {
+        /* n GEMMs of m / n rows; the bytes scale alike (each piece re-reads the weight: left out,
+         * the GEMMs TE overlaps are compute-bound). Not the launches: TE issues the pieces from C++
+         * on streams of their own (_NUM_MAX_UB_STREAMS of them, base.py), each launched while
+         * another runs, so only the smaller pieces' lower efficiency counts. */
+        st_op piece = *gemm;
+        piece.m /= n;
+        piece.fwd_flops /= n;
+        piece.fwd_bytes /= n;
+        cut_s = max0(n * st_cost_op_time(ctx->c, ctx->prof, &piece, p->dtype, 0) -
+                     st_cost_op_time(ctx->c, ctx->prof, gemm, p->dtype, 0) -
+                     (n - 1) * gemm->kernels_fwd * ST_KERNEL_OVERHEAD_S);
+    }
+    double tax_s = m == UB_RING ? st_cost_overlap_tax_sms(ctx->c, c_s < g_s ? c_s : g_s, ST_UB_RING_SMS)
+                                : st_cost_overlap_tax_sms(ctx->c, g_s, ST_UB_SMS);
+    return ub_exposed(m, c_s, g_s, n) + cut_s + tax_s;
+}
+
+static int op_index(const st_op *ops, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(ops[i].name, name) == 0) return i;
+    return -1;
+}
+
+void st_cost_ops(const st_cost_ctx *ctx, const st_plan *p, const st_op *ops, int n, st_op_cost *out) {
+    for (int i = 0; i < n; i++) st_cost_op(ctx, p, &ops[i], &out[i]);
+    if (!p->tp_overlap || p->tp < 2 || !p->sp) return;
+    for (size_t k = 0; k < sizeof ub_pairs / sizeof ub_pairs[0]; k++) {
+        int a = op_index(ops, n, ub_pairs[k].at), g = op_index(ops, n, ub_pairs[k].gemm);
+        if (a < 0 || g < 0 || ops[a].coll_group != ST_GRP_TP) continue; /* (an MoE layer has no fc1) */
+        out[a].fwd_coll_s = ub_price(ctx, p, ub_pairs[k].fwd, out[a].fwd_coll_s, &ops[g], out[g].fwd_s);
+        out[a].bwd_coll_s = ub_price(ctx, p, ub_pairs[k].bwd, out[a].bwd_coll_s, &ops[g], out[g].bwd_s / 2);
+    }
+}
+
 static void pass_add_ops(st_cost_ctx *ctx, const st_plan *p, const st_op *ops, int n, st__pass *out) {
+    st_op_cost costs[ST_MAX_OPS];
     memset(out, 0, sizeof *out);
+    st_cost_ops(ctx, p, ops, n, costs);
     for (int i = 0; i < n; i++) {
         const st_op *o = &ops[i];
-        st_op_cost oc;
-        st_cost_op(ctx, p, o, &oc);
+        const st_op_cost oc = costs[i];
         out->fwd_s += oc.fwd_s;
         out->bwd_s += oc.bwd_s;
         if (o->selective) {
@@ -106,8 +194,9 @@ static void pass_add_ops(st_cost_ctx *ctx, const st_plan *p, const st_op *ops, i
 
 const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p) {
     uint64_t h = 1469598103934665603ULL;
-    int64_t key[9] = {p->tp, p->cp, p->ep, p->sp, p->mbs, p->seq, p->dtype, p->grad_bytes, p->attention};
-    for (int i = 0; i < 9; i++) h = (h ^ (uint64_t)key[i]) * 1099511628211ULL;
+    int64_t key[10] = {p->tp, p->cp, p->ep, p->sp, p->mbs, p->seq, p->dtype, p->grad_bytes, p->attention,
+                       p->tp_overlap};
+    for (int i = 0; i < 10; i++) h = (h ^ (uint64_t)key[i]) * 1099511628211ULL;
     st__shard_cost *e = NULL;
     for (int probe = 0; probe < 8; probe++) {
         st__shard_cost *c = &ctx->cache[(h + (uint64_t)probe) % ST_COST_CACHE];
@@ -117,7 +206,7 @@ const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p) {
         }
         if (c->tp == p->tp && c->cp == p->cp && c->ep == p->ep && c->sp == p->sp && c->mbs == p->mbs &&
             c->seq == p->seq && c->dtype == p->dtype && c->grad_bytes == p->grad_bytes &&
-            c->attention == p->attention)
+            c->attention == p->attention && c->tp_overlap == p->tp_overlap)
             return c;
     }
     if (!e) e = &ctx->cache[h % ST_COST_CACHE]; /* table crowded: overwrite */
@@ -145,6 +234,7 @@ const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p) {
     e->tp = p->tp, e->cp = p->cp, e->ep = p->ep, e->sp = p->sp;
     e->mbs = p->mbs, e->seq = p->seq, e->dtype = p->dtype, e->grad_bytes = p->grad_bytes;
     e->attention = p->attention;
+    e->tp_overlap = p->tp_overlap;
     return e;
 }
 
@@ -341,9 +431,13 @@ static double pieces(const st_cluster *c, const st_profile *prof, st_coll coll, 
 /* Compute slowed by a collective running beside it for `overlapped_s`: NCCL holds ST_NCCL_SMS of
  * the GPU's SMs meanwhile, so that much compute takes sms / (sms - nccl) longer. */
 double st_cost_overlap_tax(const st_cluster *c, double overlapped_s) {
+    return st_cost_overlap_tax_sms(c, overlapped_s, ST_NCCL_SMS);
+}
+
+double st_cost_overlap_tax_sms(const st_cluster *c, double overlapped_s, int comm_sms) {
     int sms = c->gpu.sms;
-    if (sms <= ST_NCCL_SMS || overlapped_s <= 0) return 0;
-    return overlapped_s * (double)ST_NCCL_SMS / (double)(sms - ST_NCCL_SMS);
+    if (sms <= comm_sms || overlapped_s <= 0) return 0;
+    return overlapped_s * (double)comm_sms / (double)(sms - comm_sms);
 }
 
 static double buckets(double params, double dp);
@@ -520,17 +614,19 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
     /* ---- data parallel, ZeRO, optimizer, offload: on the device with the most parameters */
     double dp_s = 0;
     if (p->zero <= 2) {
-        /* With overlap_grad_reduce the reduction hides behind the last micro-batch's backward and
-         * the gather behind the next forward (Megatron-LM's --overlap-grad-reduce /
-         * --overlap-param-gather); the last bucket always shows. */
+        /* With overlap_grad_reduce the reduction hides behind the last micro-batch's backward
+         * (Megatron-LM's --overlap-grad-reduce), with overlap_param_gather the gather behind the
+         * next forward (--overlap-param-gather, a flag of its own); the last bucket always shows. */
         double red_s, gat_s, nb;
         dp_times(ctx, p, dense_max, expert_max, &red_s, &gat_s, &nb);
         if (p->overlap_grad_reduce) {
             double red_x = red_s - slow.bwd_s > red_s / nb ? red_s - slow.bwd_s : red_s / nb;
-            double gat_x = gat_s - slow.fwd_s > gat_s / nb ? gat_s - slow.fwd_s : gat_s / nb;
             /* what hid behind compute still slowed it */
             red_s = red_x + st_cost_overlap_tax(c, red_s - red_x);
-            gat_s = gat_x + st_cost_overlap_tax(c, gat_s - gat_x);
+        }
+        if (p->overlap_param_gather) {
+            double tax;
+            gat_s = st_cost_param_gather_exposed(c, gat_s, nb, slow.fwd_s, &tax) + tax;
         }
         dp_s = red_s + gat_s;
     } else {
@@ -607,6 +703,14 @@ void st_cost_dp_stage(st_cost_ctx *ctx, const st_plan *p, int stage, double *red
     st__cost_stage_class(ctx, p, stage, &cls);
     st__cost_stage_memory(ctx, p, &cls, stage, &sm, &dense, &expert);
     dp_times(ctx, p, dense, expert, reduce_s, gather_s, nbuckets);
+}
+
+double st_cost_param_gather_exposed(const st_cluster *c, double gather_s, double nbuckets, double fwd_s,
+                                    double *tax_s) {
+    double nb = nbuckets < 1 ? 1 : nbuckets;
+    double exposed = gather_s / nb + (nb - 1) / nb * max0(gather_s - fwd_s);
+    *tax_s = st_cost_overlap_tax(c, gather_s - exposed);
+    return exposed;
 }
 
 /* Megatron-LM's _allreduce_embedding_grads (finalize_model_grads.py): the word embedding's

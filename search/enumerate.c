@@ -148,9 +148,11 @@ static void inner(search *s, st_plan *p) {
                     if (off == ST_OFF_OPTIMIZER && z < 1) continue;
                     if (off == ST_OFF_PARAMS && z != 3) continue;
                     p->offload = (st_offload)off;
-                    /* ZeRO-3 always overlaps (prefetch); the others with or without the flag */
+                    /* ZeRO-3 always overlaps (prefetch); the others with or without the flags,
+                     * Megatron-LM's two together (its --overlap-param-gather needs the other) */
                     for (int ov = 0; ov <= (z < 3); ov++) {
                         p->overlap_grad_reduce = ov;
+                        p->overlap_param_gather = ov && z >= 1;
                         price(s, p);
                     }
                 }

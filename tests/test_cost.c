@@ -543,6 +543,107 @@ START_TEST(test_overlap_takes_sms) {
 }
 END_TEST
 
+/* tp_overlap's closed forms (cost/estimate.c): the reduce-scatter of qkv's input gradient runs in
+ * bulk beside qkv's weight-gradient GEMM (TE's qkv_wgrad, 16 SMs held for the whole GEMM), so it
+ * exposes max(0, c - g) plus that GEMM's slowdown, 16 / (sms - 16) of it: only the slowdown where
+ * the GEMM covers it (GPT-3's GEMMs at tp 2 inside a node), c - g more where it does not (Llama 2
+ * 7B's at tp 16 across two nodes' NICs). The pipelined reduce-scatter after proj shows at least a
+ * quarter of itself (its last piece), the ring all-gather before fc1 less than itself (1 SM); the
+ * output layer's and the loss's collectives (no TE userbuffers) and every collective without the
+ * key stay as priced alone. */
+START_TEST(test_tp_overlap_closed_form) {
+    const char *models[] = {"gpt3-175b", "llama2-7b"};
+    const char *specs[] = {"tp=2,dp=8,mbs=4,gbs=64,sp=1,tp_overlap=1", "tp=16,mbs=1,gbs=16,sp=1,tp_overlap=1"};
+    for (int k = 0; k < 2; k++) {
+        env e;
+        env_init(&e, models[k], 16, specs[k]);
+        st_shard sh;
+        st_plan_shard(e.p, &sh);
+        st_op ops[ST_MAX_OPS];
+        st_op_cost plain[ST_MAX_OPS], over[ST_MAX_OPS];
+        int n = st_ops_layer(&e.m, &sh, 0, ops, ST_MAX_OPS);
+        ck_assert_int_gt(n, 0);
+        for (int i = 0; i < n; i++) st_cost_op(e.ctx, e.p, &ops[i], &plain[i]);
+        st_cost_ops(e.ctx, e.p, ops, n, over);
+        int ln1 = -1, qkv = -1, proj = -1, ln2 = -1;
+        for (int i = 0; i < n; i++) {
+            if (!strcmp(ops[i].name, "ln1")) ln1 = i;
+            if (!strcmp(ops[i].name, "qkv")) qkv = i;
+            if (!strcmp(ops[i].name, "proj")) proj = i;
+            if (!strcmp(ops[i].name, "ln2")) ln2 = i;
+            ck_assert_double_eq(over[i].fwd_s, plain[i].fwd_s); /* compute stays as it is */
+            ck_assert_double_eq(over[i].bwd_s, plain[i].bwd_s);
+        }
+        double c = plain[ln1].bwd_coll_s, g = plain[qkv].bwd_s / 2;
+        double tax = g * 16.0 / (e.c.gpu.sms - 16);
+        ck_assert_double_eq_tol(st_cost_overlap_tax_sms(&e.c, g, 16), tax, tax * 1e-12);
+        if (k == 0) {
+            ck_assert(c < g);
+            REL(over[ln1].bwd_coll_s, tax, 1e-12);
+        } else {
+            ck_assert(c > g);
+            REL(over[ln1].bwd_coll_s, c - g + tax, 1e-12);
+        }
+        ck_assert(over[proj].fwd_coll_s >= plain[proj].fwd_coll_s / 4);
+        if (k == 0) ck_assert(over[ln2].fwd_coll_s < plain[ln2].fwd_coll_s);
+        n = st_ops_tail(&e.m, &sh, ops, ST_MAX_OPS);
+        st_cost_ops(e.ctx, e.p, ops, n, over);
+        for (int i = 0; i < n; i++) {
+            st_cost_op(e.ctx, e.p, &ops[i], &plain[i]);
+            ck_assert_double_eq(over[i].fwd_coll_s, plain[i].fwd_coll_s);
+            ck_assert_double_eq(over[i].bwd_coll_s, plain[i].bwd_coll_s);
+        }
+        /* without the key: st_cost_op's prices, and a slower iteration */
+        st_estimate on, off;
+        ck_assert_int_eq(st_cost_estimate(e.ctx, e.p, &on), 0);
+        e.p->tp_overlap = 0;
+        n = st_ops_layer(&e.m, &sh, 0, ops, ST_MAX_OPS);
+        st_cost_ops(e.ctx, e.p, ops, n, over);
+        for (int i = 0; i < n; i++) {
+            st_cost_op(e.ctx, e.p, &ops[i], &plain[i]);
+            ck_assert_double_eq(over[i].bwd_coll_s, plain[i].bwd_coll_s);
+            ck_assert_double_eq(over[i].fwd_coll_s, plain[i].fwd_coll_s);
+        }
+        ck_assert_int_eq(st_cost_estimate(e.ctx, e.p, &off), 0);
+        /* across nodes the overlap hides much; at tp 2 in a node there is little to hide, and the
+         * SMs TE's defaults set aside beside half of the GEMMs cost more than that */
+        if (k == 1)
+            ck_assert(on.breakdown.tp_comm_s < off.breakdown.tp_comm_s);
+        else
+            ck_assert(on.breakdown.tp_comm_s > off.breakdown.tp_comm_s);
+        ck_assert_double_eq(on.breakdown.compute_s, off.breakdown.compute_s);
+        env_free(&e);
+    }
+}
+END_TEST
+
+/* overlap_param_gather is a flag of its own: overlap_grad_reduce alone hides the reduction, not
+ * the weight all-gather after the step; with both, the gather shows its first bucket and what of
+ * the rest outlasts the next forward (and the SMs the hidden part took from that forward) */
+START_TEST(test_param_gather_overlap) {
+    env e;
+    env_init(&e, "llama2-13b", 64, "tp=8,dp=8,mbs=16,gbs=512,zero=1,overlap_grad_reduce=1");
+    st_estimate red, both;
+    ck_assert_int_eq(st_cost_estimate(e.ctx, e.p, &red), 0);
+    double reduce_s, gather_s, nb;
+    st_cost_dp_stage(e.ctx, e.p, 0, &reduce_s, &gather_s, &nb);
+    ck_assert(gather_s > 0 && nb >= 1);
+    e.p->overlap_param_gather = 1;
+    ck_assert_int_eq(st_cost_estimate(e.ctx, e.p, &both), 0);
+    double hidden = gather_s - gather_s / nb; /* mbs 16: the forward covers all but the first bucket */
+    REL(red.breakdown.dp_comm_s - both.breakdown.dp_comm_s, hidden - st_cost_overlap_tax(&e.c, hidden), 1e-9);
+    /* bucket by bucket: the first shows; each next one beside the previous one's layers */
+    double tax;
+    REL(st_cost_param_gather_exposed(&e.c, 1.0, 4, 2.0, &tax), 0.25, 1e-12);
+    REL(tax, st_cost_overlap_tax(&e.c, 0.75), 1e-12);
+    REL(st_cost_param_gather_exposed(&e.c, 1.0, 4, 0.4, &tax), 0.25 + 0.75 * 0.6, 1e-12);
+    REL(tax, st_cost_overlap_tax(&e.c, 0.3), 1e-12);
+    REL(st_cost_param_gather_exposed(&e.c, 1.0, 1, 0.4, &tax), 1.0, 1e-12); /* one bucket hides nothing */
+    ck_assert_double_eq(tax, 0);
+    env_free(&e);
+}
+END_TEST
+
 /* a profile from JSON text, through a file as --profile reads it (new) */
 static st_profile *profile_text(const char *fmt, ...) {
     char path[512], text[2048];
@@ -900,6 +1001,8 @@ Suite *suite_cost(void) {
     tcase_add_test(tc, test_offload_params_host_memory);
     tcase_add_test(tc, test_offload_params_stretch);
     tcase_add_test(tc, test_overlap_takes_sms);
+    tcase_add_test(tc, test_tp_overlap_closed_form);
+    tcase_add_test(tc, test_param_gather_overlap);
     tcase_add_test(tc, test_profile_tables);
     tcase_add_test(tc, test_offload_copy_tables);
     tcase_add_test(tc, test_attention_rates);

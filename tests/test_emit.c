@@ -98,6 +98,7 @@ static void plan_gpt3(st_plan *p) {
     p->zero = 1;
     p->schedule = ST_SCHED_INTERLEAVED;
     p->overlap_grad_reduce = 1;
+    p->overlap_param_gather = 1;
 }
 
 /* Llama 3 8B on 16 GPUs: tp 2, pp 2, dp 4 with FSDP. */
@@ -274,7 +275,8 @@ START_TEST(test_megatron_gpt3) {
     ASSERT_LINE(s, "--bf16");
     ASSERT_LINE(s, "--accumulate-allreduce-grads-in-fp32");
     ASSERT_LINE(s, "--overlap-grad-reduce");
-    ASSERT_LINE(s, "--overlap-param-gather"); /* zero 1 + overlap: the gather hides too */
+    ASSERT_LINE(s, "--overlap-param-gather");
+    ASSERT_NO_FLAG(s, "--tp-comm-overlap");
     ASSERT_LINE(s, "--make-vocab-size-divisible-by 128");
     ASSERT_LINE(s, "--attention-backend flash"); /* the plan's fused attention */
     /* GPT-3 is MHA, GeLU, LayerNorm, tied, with biases and dropout: none of these */
@@ -298,6 +300,14 @@ START_TEST(test_megatron_gpt3) {
     p.attention = ST_ATTN_UNFUSED;
     s = emit_ok(ST_EMIT_MEGATRON, &p, &m);
     ASSERT_LINE(s, "--attention-backend unfused");
+    free(s);
+    /* the overlaps are two flags of their own: the gather's only with its key */
+    p.overlap_param_gather = 0;
+    p.tp_overlap = 1;
+    s = emit_ok(ST_EMIT_MEGATRON, &p, &m);
+    ASSERT_LINE(s, "--overlap-grad-reduce");
+    ASSERT_NO_FLAG(s, "--overlap-param-gather");
+    ASSERT_LINE(s, "--tp-comm-overlap");
     free(s);
 }
 END_TEST
@@ -645,6 +655,16 @@ static json_t *emit_json(const st_plan *p, const st_model *m) {
     return root;
 }
 
+/* whether the "strata" object's notes hold one that starts with `prefix` */
+static int has_note(const json_t *root, const char *prefix) {
+    const json_t *notes = json_object_get(json_object_get(root, "strata"), "notes");
+    for (size_t i = 0; i < json_array_size(notes); i++) {
+        const char *t = json_string_value(json_array_get(notes, i));
+        if (t && strncmp(t, prefix, strlen(prefix)) == 0) return 1;
+    }
+    return 0;
+}
+
 static json_int_t jint(const json_t *o, const char *key) {
     json_t *v = json_object_get(o, key);
     ck_assert_msg(json_is_integer(v), "'%s' is not an integer", key);
@@ -793,6 +813,17 @@ START_TEST(test_deepspeed_variants) {
     ck_assert_int_eq(json_integer_value(json_array_get(o, 1)), 17);
     ck_assert_int_eq(jint(root, "gradient_accumulation_steps"), 16); /* 64 / (4 * 1) */
     json_decref(root);
+
+    /* the overlaps DeepSpeed has no key for are said in the notes */
+    root = emit_json(&p, &m);
+    ck_assert(!has_note(root, "tp_overlap: ") && !has_note(root, "overlap_param_gather: "));
+    json_decref(root);
+    p.tp_overlap = 1;
+    p.overlap_grad_reduce = 1;
+    p.overlap_param_gather = 1;
+    root = emit_json(&p, &m);
+    ck_assert(has_note(root, "tp_overlap: ") && has_note(root, "overlap_param_gather: "));
+    json_decref(root);
 }
 END_TEST
 
@@ -853,7 +884,17 @@ START_TEST(test_torchtitan_degrees) {
     ASSERT_LINE(s, "mode = \"selective\"");
     ASSERT_LINE(s, "selective_ac_option = \"op\"");
     ASSERT_NO_FLAG(s, "enable_cpu_offload");
+    ASSERT_NO_FLAG(s, "enable_async_tensor_parallel");
+    ASSERT_NO_FLAG(s, "compile");
     free(s);
+
+    /* tp_overlap is async TP, which needs torch.compile */
+    p.tp_overlap = 1;
+    s = emit_ok(ST_EMIT_TORCHTITAN, &p, &m);
+    ASSERT_LINE(s, "enable_async_tensor_parallel = true");
+    ASSERT_LINE(s, "compile = true");
+    free(s);
+    p.tp_overlap = 0;
 
     /* interleaved: pp*vp stages, split evenly */
     p.cp = 1;

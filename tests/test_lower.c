@@ -418,6 +418,9 @@ START_TEST(test_per_op_simulates_like_fused) {
         {"gpt-7.5b", 16, "tp=4,pp=4,dp=1,mbs=2,gbs=16,recompute=full,schedule=zb", 0},
         {"mixtral-8x7b", 32, "tp=2,pp=2,dp=4,cp=2,ep=8,mbs=1,gbs=8,seq=4096,sp=1", 0},
         {"llama2-7b", 16, "tp=2,pp=2,dp=4,mbs=1,gbs=16,sp=1,recompute=op", 0},
+        /* tp_overlap: each collective its exposed time, at its operator or lumped alike */
+        {"gpt-39.1b", 512, "tp=8,pp=2,dp=32,mbs=4,gbs=1536,sp=1,recompute=full,dtype=fp16,tp_overlap=1", 0},
+        {"mixtral-8x7b", 32, "tp=2,pp=2,dp=8,ep=8,mbs=1,gbs=8,seq=4096,sp=1,tp_overlap=1", 1},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         env e;
@@ -1024,6 +1027,48 @@ START_TEST(test_dp_buckets_overlap) {
 }
 END_TEST
 
+/* tp_overlap and overlap_param_gather in the programs: the tp collectives take the exposed times
+ * the estimate charges (their sum over the iteration is its tp part), the weight all-gather after
+ * the step shows its last bucket (and the SMs the others took) only with overlap_param_gather, and
+ * the simulation agrees with the estimate. */
+START_TEST(test_overlaps_in_programs) {
+    static const char *const specs[] = {
+        "tp=8,pp=1,dp=32,mbs=8,gbs=1024,sp=1,zero=1,overlap_grad_reduce=1,tp_overlap=1",
+        "tp=8,pp=1,dp=32,mbs=8,gbs=1024,sp=1,zero=1,overlap_grad_reduce=1,overlap_param_gather=1,tp_overlap=1",
+    };
+    double gather[2];
+    for (int k = 0; k < 2; k++) {
+        env e;
+        lower(&e, "gpt-18.4b", 256, specs[k]);
+        st_estimate est;
+        ck_assert_int_eq(st_cost_estimate(e.ctx, e.p, &est), 0);
+        double tp_s = 0;
+        gather[k] = -1;
+        for (int i = 0; i < e.l.progs[0].n; i++) {
+            const st_ins *in = &e.l.progs[0].ins[i];
+            if (in->kind == ST_INS_COLL && in->stream == ST_STREAM_COMPUTE && in->group >= 0 &&
+                e.l.groups[in->group].kind == ST_GRP_TP)
+                tp_s += in->dur_s;
+            if (in->kind == ST_INS_COLL && strcmp(in->label, "dp gather") == 0) gather[k] = in->dur_s;
+        }
+        ck_assert_double_eq_tol(tp_s, est.breakdown.tp_comm_s, est.breakdown.tp_comm_s * 1e-9);
+        double reduce_s, gather_s, nb;
+        st_cost_dp_stage(e.ctx, e.p, 0, &reduce_s, &gather_s, &nb);
+        double want = k == 0 ? gather_s : gather_s / nb + st_cost_overlap_tax(&e.c, gather_s - gather_s / nb);
+        ck_assert_double_eq_tol(gather[k], want, want * 1e-9);
+        st_sim_result r;
+        st_error err;
+        ck_assert_int_eq(st_sim_run(&e.l, 0, NULL, &r, &err), 0);
+        double rel = r.iteration_time_s / est.iteration_time_s - 1;
+        ck_assert_msg(fabs(rel) < 0.05, "%s: simulated %.3f s, analytical %.3f s", specs[k], r.iteration_time_s,
+                      est.iteration_time_s);
+        st_sim_result_destroy(&r);
+        done(&e);
+    }
+    ck_assert(gather[1] < gather[0]);
+}
+END_TEST
+
 /* Optimizer offload (ZeRO-Offload): after the data-parallel reduction the gradients cross PCIe on
  * the copy stream, the CPU runs Adam, the updated weights come back on the copy stream; the copies
  * take the cost model's times, in that order, and the iteration agrees with the estimate. */
@@ -1277,6 +1322,7 @@ Suite *suite_lower(void) {
     tcase_add_test(tc, test_lanes_share_instructions);
     tcase_add_test(tc, test_ep_alltoall_contends_with_dp);
     tcase_add_test(tc, test_dp_buckets_overlap);
+    tcase_add_test(tc, test_overlaps_in_programs);
     tcase_add_test(tc, test_transfers_alone_take_the_cost_models_time);
     tcase_add_test(tc, test_zero3_layer_by_layer);
     tcase_add_test(tc, test_zero3_pipeline_matches_estimate);

@@ -185,6 +185,51 @@ START_TEST(test_explicit_stage_layers) {
 }
 END_TEST
 
+/* The overlap keys: off by default, refused where the frameworks refuse them (naming the key),
+ * written into the canonical spec only when on, and read back from it. */
+START_TEST(test_overlap_keys) {
+    char key[64];
+    ck_assert_int_eq(try_plan("gpt3-175b", 64, "tp=8,sp=1,tp_overlap=1", key), 0);
+    ck_assert_int_eq(try_plan("gpt3-175b", 64, "tp=8,sp=0,tp_overlap=1", key), ST_EINVAL);
+    ck_assert_str_eq(key, "tp_overlap");
+    ck_assert_int_eq(try_plan("gpt3-175b", 64, "tp=1,sp=1,tp_overlap=1", key), ST_EINVAL);
+    ck_assert_str_eq(key, "tp_overlap");
+    ck_assert_int_eq(try_plan("gpt3-175b", 64, "tp=8,zero=1,overlap_grad_reduce=1,overlap_param_gather=1", key), 0);
+    ck_assert_int_eq(try_plan("gpt3-175b", 64, "tp=8,zero=2,overlap_grad_reduce=1,overlap_param_gather=1", key), 0);
+    ck_assert_int_eq(try_plan("gpt3-175b", 64, "tp=8,zero=1,overlap_param_gather=1", key), ST_EINVAL);
+    ck_assert_str_eq(key, "overlap_param_gather");
+    ck_assert_int_eq(try_plan("gpt3-175b", 64, "tp=8,zero=0,overlap_grad_reduce=1,overlap_param_gather=1", key),
+                     ST_EINVAL);
+    ck_assert_str_eq(key, "overlap_param_gather");
+    ck_assert_int_eq(try_plan("gpt3-175b", 64, "tp=8,zero=3,overlap_grad_reduce=1,overlap_param_gather=1", key),
+                     ST_EINVAL);
+    ck_assert_str_eq(key, "overlap_param_gather");
+    ck_assert_int_eq(try_plan("gpt3-175b", 64, "tp=8,tp_overlap=2", key), ST_EINVAL);
+    ck_assert_str_eq(key, "tp_overlap");
+
+    fixture f;
+    st_error err;
+    char spec[512];
+    setup(&f, "gpt3-175b", 64);
+    ck_assert_int_eq(f.p->tp_overlap, 0);
+    ck_assert_int_eq(f.p->overlap_param_gather, 0);
+    ck_assert_int_eq(st_plan_parse_spec("tp=8,sp=1,zero=1,overlap_grad_reduce=1,overlap_param_gather=1,tp_overlap=1",
+                                        f.p, &err), 0);
+    ck_assert_int_eq(st_plan_finalize(f.p, &f.m, &f.c, 0, NULL, &err), 0);
+    st_plan_format_spec(f.p, spec, sizeof spec);
+    ck_assert_ptr_nonnull(strstr(spec, ",overlap_grad_reduce=1,overlap_param_gather=1,tp_overlap=1"));
+    st_plan_defaults(f.p);
+    ck_assert_int_eq(st_plan_parse_spec(spec, f.p, &err), 0);
+    ck_assert_int_eq(f.p->tp_overlap, 1);
+    ck_assert_int_eq(f.p->overlap_param_gather, 1);
+    f.p->tp_overlap = f.p->overlap_param_gather = 0;
+    st_plan_format_spec(f.p, spec, sizeof spec);
+    ck_assert_ptr_null(strstr(spec, "tp_overlap"));
+    ck_assert_ptr_null(strstr(spec, "overlap_param_gather"));
+    free(f.p);
+}
+END_TEST
+
 Suite *suite_plan(void) {
     Suite *s = suite_create("plan");
     TCase *tc = tcase_create("plan");
@@ -192,6 +237,7 @@ Suite *suite_plan(void) {
     tcase_add_test(tc, test_rejects_naming_key);
     tcase_add_test(tc, test_chunk_layers);
     tcase_add_test(tc, test_explicit_stage_layers);
+    tcase_add_test(tc, test_overlap_keys);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -11,6 +11,8 @@ static void print_ops(FILE *out, const st_model *m, const st_cluster *c, const s
     int64_t dense_idx, moe_idx; /* one block of each kind */
     st_model_block_kinds(m, &dense_idx, &moe_idx);
     fprintf(out, "\noperators per micro-batch on one GPU (ms; TFLOP/s achieved; bound; saved MiB; collective)\n");
+    /* with tp_overlap: what each collective leaves exposed beside its GEMM (st_cost_ops) */
+    st_cost_ctx *ctx = p->tp_overlap ? st_cost_ctx_new(m, c, prof) : NULL;
     for (int k = 0; k < 4; k++) {
         static const char *const titles[] = {"block", "MoE block", "embedding (first stage)", "output (last stage)"};
         st_op ops[ST_MAX_OPS];
@@ -27,6 +29,8 @@ static void print_ops(FILE *out, const st_model *m, const st_cluster *c, const s
             continue;
         fprintf(out, "  %s\n  %-18s %-11s %8s %8s %8s %-7s %9s  %s\n", titles[k], "op", "class", "fwd", "bwd",
                 "TFLOP/s", "bound", "saved", "collective (fwd+bwd ms)");
+        st_op_cost exposed[ST_MAX_OPS];
+        if (ctx) st_cost_ops(ctx, p, ops, n, exposed);
         for (int i = 0; i < n; i++) {
             const st_op *o = &ops[i];
             double tf = st_cost_op_time(c, prof, o, p->dtype, 0), tb = st_cost_op_time(c, prof, o, p->dtype, 1);
@@ -39,13 +43,17 @@ static void print_ops(FILE *out, const st_model *m, const st_cluster *c, const s
                 double t = st_cost_collective(c, prof, o->fwd_coll, &g, o->coll_bytes) +
                            st_cost_collective(c, prof, o->bwd_coll, &g, o->coll_bytes);
                 static const char *const grp[] = {"tp", "cp", "ep", "dp", "pp"};
-                snprintf(coll, sizeof coll, "%s %s/%s %.3f", grp[o->coll_group], st_coll_name(o->fwd_coll),
-                         st_coll_name(o->bwd_coll), t * 1e3);
+                int w = snprintf(coll, sizeof coll, "%s %s/%s %.3f", grp[o->coll_group], st_coll_name(o->fwd_coll),
+                                 st_coll_name(o->bwd_coll), t * 1e3);
+                double x = ctx ? exposed[i].fwd_coll_s + exposed[i].bwd_coll_s : t;
+                if (x != t && w > 0 && (size_t)w < sizeof coll)
+                    snprintf(coll + w, sizeof coll - (size_t)w, ", exposed %.3f (tp_overlap)", x * 1e3);
             }
             fprintf(out, "  %-18s %-11s %8.3f %8.3f %8.1f %-7s %9.1f  %s\n", o->name, st_opclass_name(o->cls), tf * 1e3,
                     tb * 1e3, tflops, compute ? "compute" : "memory", o->saved_bytes / 1048576.0, coll);
         }
     }
+    st_cost_ctx_free(ctx);
 }
 
 static const char help_text[] =
@@ -62,6 +70,9 @@ static const char help_text[] =
     "                attention=unfused (Megatron-LM 2021-22: scores, softmax, dropout, context)\n"
     "                recompute=none|selective (Megatron: attention core)|full (whole blocks)|op\n"
     "                (torchtitan's op-level selective AC: every other matmul output saved)\n"
+    "                overlaps, all off by default as in Megatron-LM: overlap_grad_reduce=1,\n"
+    "                overlap_param_gather=1 (zero 1-2, with overlap_grad_reduce), tp_overlap=1 (tp > 1\n"
+    "                and sp=1: Transformer Engine's userbuffers, --tp-comm-overlap; torchtitan's async TP)\n"
     "  --profile F   calibration profile replacing the default efficiency curves: a file, or the name\n"
     "                of a shipped one (strata profiles)\n"
     "  --ops         also list what each operator of a block costs (time, TFLOP/s, bound, collective)\n"

@@ -299,6 +299,12 @@ typedef struct st_plan {
     st_schedule schedule;
     st_attention attention;
     int overlap_grad_reduce; /* DP reduce overlapped with backward (Megatron --overlap-grad-reduce) */
+    /* zero 1-2: the weight all-gather after the optimizer step overlapped with the next forward,
+     * bucket by bucket (Megatron --overlap-param-gather; needs overlap_grad_reduce, as there) */
+    int overlap_param_gather;
+    /* sp's tp all-gathers and reduce-scatters overlapped with the GEMMs beside them (Megatron
+     * --tp-comm-overlap, Transformer Engine's userbuffers; torchtitan's async TP): tp > 1, sp = 1 */
+    int tp_overlap;
     int grad_bytes;          /* 4: fp32 gradient accumulation (Megatron), 2: 16-bit */
     int nstage_layers;       /* 0 = spread evenly; else pp*vp entries */
     int stage_layers[ST_MAX_STAGES];

@@ -4,8 +4,9 @@
  * Defaults (README "Plans"): tp=pp=cp=ep=vp=1, dp = GPUs / (tp*pp*cp), mbs=1, gbs = dp*mbs,
  * seq = the model's seq_len, sp=0, recompute=none, zero=0, offload=none, dtype=bf16,
  * schedule=1f1b (interleaved when vp > 1), attention=flash (fused, what every current stack runs;
- * the 2021-22 Megatron-LM runs of the validation sets say attention=unfused), overlap_grad_reduce=0
- * (Megatron-LM's default), grad_bytes=4 (Megatron-LM accumulates gradients in fp32).
+ * the 2021-22 Megatron-LM runs of the validation sets say attention=unfused), overlap_grad_reduce=0,
+ * overlap_param_gather=0, tp_overlap=0 (Megatron-LM's defaults), grad_bytes=4 (Megatron-LM
+ * accumulates gradients in fp32).
  *
  * Uneven pipelines: when pp*vp does not divide the layers, the middle chunks get ceil(L / n)
  * layers and the first and last chunks, which also carry the embedding and the output layer,
@@ -45,7 +46,7 @@ static int parse_int(const char *v, int64_t lo, int64_t hi, int64_t *out, const 
 
 #define SPEC_KEYS                                                                                  \
     "tp, pp, dp, cp, ep, vp, mbs, gbs, seq, sp, recompute, zero, offload, dtype, schedule, "      \
-    "attention, overlap_grad_reduce, grad_bytes, seed"
+    "attention, overlap_grad_reduce, overlap_param_gather, tp_overlap, grad_bytes, seed"
 
 int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err) {
     char buf[1024];
@@ -96,6 +97,8 @@ int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err) {
         INTKEY("sp", 0, 1, sp, 0)
         INTKEY("zero", 0, 3, zero, 0)
         INTKEY("overlap_grad_reduce", 0, 1, overlap_grad_reduce, 0)
+        INTKEY("overlap_param_gather", 0, 1, overlap_param_gather, 0)
+        INTKEY("tp_overlap", 0, 1, tp_overlap, 0)
         INTKEY("grad_bytes", 2, 4, grad_bytes, ST_GIVEN_GRAD)
         INTKEY("seed", 0, INT64_MAX, seed, 0)
         ENUMKEY("recompute", st_recompute_parse, recompute, 0, "none, selective, full, op")
@@ -146,6 +149,10 @@ int st_plan_finalize(st_plan *p, const st_model *m, const st_cluster *c, int64_t
     if (m->heads % p->tp) BAD("tp", "heads (%lld) not divisible by tp (%d)", (long long)m->heads, p->tp);
     if (m->kv_heads % p->tp)
         BAD("tp", "kv_heads (%lld) not divisible by tp (%d)", (long long)m->kv_heads, p->tp);
+    /* Megatron-LM's validate_args: "Tensor parallel communication/GEMM overlap can happen only when
+     * sequence parallelism is enabled" (and Transformer Engine's userbuffers need a tp group) */
+    if (p->tp_overlap && (p->tp < 2 || !p->sp))
+        BAD("tp_overlap", "tp_overlap=1 needs tp > 1 and sp=1 (the plan has tp=%d, sp=%d)", p->tp, p->sp);
     if (p->tp == 1) p->sp = 0; /* Megatron-LM turns sequence parallelism off without tp */
     if (p->cp > 1 && p->seq % (2 * p->cp))
         BAD("cp", "seq (%lld) must be divisible by 2*cp = %d (load-balanced causal context parallelism)",
@@ -180,6 +187,11 @@ int st_plan_finalize(st_plan *p, const st_model *m, const st_cluster *c, int64_t
     if (p->zero < 0 || p->zero > 3) BAD("zero", "must be 0..3");
     if (p->offload == ST_OFF_PARAMS && p->zero != 3) BAD("offload", "offload=params needs zero=3");
     if (p->offload == ST_OFF_OPTIMIZER && p->zero < 1) BAD("offload", "offload=optimizer needs zero >= 1");
+    /* Megatron-LM's validate_args: --overlap-param-gather needs the distributed optimizer and
+     * --overlap-grad-reduce; strata's zero 2 has the same all-gather after the step */
+    if (p->overlap_param_gather && (p->zero < 1 || p->zero > 2 || !p->overlap_grad_reduce))
+        BAD("overlap_param_gather", "overlap_param_gather=1 needs zero 1 or 2 and overlap_grad_reduce=1 (the plan "
+            "has zero=%d, overlap_grad_reduce=%d)", p->zero, p->overlap_grad_reduce);
     if (!(c->gpu.peak_flops[p->dtype] > 0))
         BAD("dtype", "%s has no %s tensor throughput", c->gpu.name, st_dtype_name(p->dtype));
     if (!(p->given & ST_GIVEN_GRAD)) p->grad_bytes = 4;
@@ -236,6 +248,9 @@ void st_plan_format_spec(const st_plan *p, char *buf, size_t n) {
     if (w > 0 && (size_t)w < n && p->attention != ST_ATTN_DEFAULT)
         w += snprintf(buf + w, n - (size_t)w, ",attention=%s", st_attention_name(p->attention));
     if (w > 0 && (size_t)w < n && p->overlap_grad_reduce) w += snprintf(buf + w, n - (size_t)w, ",overlap_grad_reduce=1");
+    if (w > 0 && (size_t)w < n && p->overlap_param_gather)
+        w += snprintf(buf + w, n - (size_t)w, ",overlap_param_gather=1");
+    if (w > 0 && (size_t)w < n && p->tp_overlap) w += snprintf(buf + w, n - (size_t)w, ",tp_overlap=1");
     if (w > 0 && (size_t)w < n && p->grad_bytes != 4) snprintf(buf + w, n - (size_t)w, ",grad_bytes=%d", p->grad_bytes);
 }
 

@@ -8,6 +8,8 @@
  * A file without "attention" (written before strata had the key, when it priced attention unfused)
  * gets the caller's value, st_plan_defaults' flash: the key's default, as for an inline spec that
  * does not name it; such a file meant for the 2021-22 unfused pricing needs "attention": "unfused".
+ * "overlap_param_gather" and "tp_overlap" are written only when on (a file without them means off,
+ * their default), so that the files of plans that leave them off read as before the keys existed.
  *
  * Invariants: load starts from the caller's plan (st_plan_defaults first) and writes it back only
  * when the whole file was accepted; save then load gives back the same plan fields (given bits
@@ -24,7 +26,7 @@
 static const char *const plan_keys[] = {
     "format", "version", "spec", "gpus", "model", "cluster", "tp", "pp", "dp", "cp", "ep", "vp", "mbs", "gbs", "seq",
     "sp", "recompute", "zero", "offload", "dtype", "schedule", "attention", "overlap_grad_reduce", "grad_bytes",
-    "stage_layers", "seed", NULL};
+    "stage_layers", "seed", "overlap_param_gather", "tp_overlap", NULL};
 
 /* A flag: true/false or the integers 0/1. 1 present, 0 absent, <0 error. */
 static int get_flag(const json_t *o, const char *key, int *out, const char *file, st_error *err) {
@@ -189,6 +191,8 @@ int st_plan_load(const char *path, st_plan *out, st_error *err) {
     if (rc == 1) p->given |= ST_GIVEN_SCHEDULE;
     GET_ENUM("attention", st_attention, st_attention_parse, "flash or unfused", &p->attention);
     CHECK(get_flag(root, "overlap_grad_reduce", &p->overlap_grad_reduce, path, err));
+    CHECK(get_flag(root, "overlap_param_gather", &p->overlap_param_gather, path, err));
+    CHECK(get_flag(root, "tp_overlap", &p->tp_overlap, path, err));
     CHECK(st__json_get_int(root, "grad_bytes", 2, 4, &x, path, NULL, err));
     if (rc == 1) {
         if (x == 3) {
@@ -280,6 +284,9 @@ json_t *st__plan_to_json(const st_plan *p) {
     SET("schedule", json_string(st_schedule_name(p->schedule)));
     SET("attention", json_string(st_attention_name(p->attention)));
     SET("overlap_grad_reduce", json_boolean(p->overlap_grad_reduce));
+    /* written only when on, so that files of plans without them stay as they were */
+    if (p->overlap_param_gather) SET("overlap_param_gather", json_true());
+    if (p->tp_overlap) SET("tp_overlap", json_true());
     SET("grad_bytes", json_integer(p->grad_bytes));
     if (p->nstage_layers > 0 && p->nstage_layers <= ST_MAX_STAGES) {
         st = json_array();

@@ -41,8 +41,8 @@
  * gradient reduction after the whole backward, or, with overlap_grad_reduce, in buckets that the
  * last micro-batch's backward of each chunk hands over as it goes (the backward runs in pieces
  * for that, each a share of its operators); then the optimizer step, then (zero 1-2) the weight
- * all-gather, of which only the last bucket shows with overlap (the rest hides behind the next
- * iteration's forward). ZeRO-3 (DeepSpeed's stage 3, Rajbhandari et al. 2020): every forward,
+ * all-gather, of which with overlap_param_gather only what the next iteration's first forward does
+ * not hide shows (st_cost_param_gather_exposed: the first bucket, and the rest's excess). ZeRO-3 (DeepSpeed's stage 3, Rajbhandari et al. 2020): every forward,
  * recompute and backward runs layer by layer, each layer after the all-gather of its weights on a
  * stream of its own, prefetched one layer ahead, and each layer's gradients are reduce-scattered
  * on the dp stream after its backward (every micro-batch, as DeepSpeed does); the optimizer waits
@@ -127,9 +127,11 @@ typedef struct lower_ctx {
     int grp[ST_GRP_COUNT], r_grp[ST_GRP_COUNT];
     int edp_group, r_edp; /* ZeRO-3 with experts: this rank's expert-data-parallel group, its route */
     /* overlap_grad_reduce with zero 0-2: the reduction fires in buckets during the last
-     * micro-batch's backward of each chunk (Megatron-LM's DDP buckets) */
-    int dp_overlap;
+     * micro-batch's backward of each chunk (Megatron-LM's DDP buckets); overlap_param_gather
+     * (zero 1-2): the weight all-gather hides behind the next forward but for its last bucket */
+    int dp_overlap, gather_overlap;
     double dp_reduce_s, dp_reduce_lat, dp_buckets, stage_params;
+    double stage_fwd_s; /* one micro-batch's forward compute on the stage (what the gather hides behind) */
     double p2p_bytes, grad_bytes;
     /* routes (-1: none): dp collectives; sends forward (activations) and backward (gradients) */
     int r_dp;
@@ -941,19 +943,21 @@ static void step_optimizer(builder *b, const lower_ctx *L, const iteration_end *
         oi = emit(b, &cp);
     }
     if (p->zero >= 1 && p->zero <= 2 && E->gather_s > 0) {
-        /* the updated weights all-gathered; with --overlap-param-gather all but the last
-         * bucket hide behind the next iteration's forward */
+        /* the updated weights all-gathered; with overlap_param_gather (--overlap-param-gather)
+         * all but the last bucket hide behind the next iteration's forward */
         st_ins g = blank(ST_INS_COLL, ST_STREAM_DP, -1, -1, "dp gather");
         g.coll = ST_COLL_ALLGATHER;
         g.group = L->dp_group;
         g.route = L->r_dp;
         g.bytes = L->stage_params * st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
-        if (L->dp_overlap) {
-            /* (what hides still took NCCL's SMs from that forward: a fixed part) */
-            double tax = st_cost_overlap_tax(L->c, E->gather_s - E->gather_s / L->dp_buckets);
-            g.dur_s = E->gather_s / L->dp_buckets + tax;
-            g.latency_s = E->gather_lat / L->dp_buckets + tax;
-            g.bytes /= L->dp_buckets;
+        if (L->gather_overlap) {
+            /* what the next iteration's first forward does not hide (st_cost_param_gather_exposed),
+             * its share of the latency and bytes; what hides still took NCCL's SMs from that
+             * forward: a fixed part, like a latency */
+            double tax, x = st_cost_param_gather_exposed(L->c, E->gather_s, L->dp_buckets, L->stage_fwd_s, &tax);
+            g.dur_s = x + tax;
+            g.latency_s = E->gather_lat * x / E->gather_s + tax;
+            g.bytes *= x / E->gather_s;
         } else {
             g.dur_s = E->gather_s;
             g.latency_s = E->gather_lat;
@@ -968,9 +972,9 @@ static void step_optimizer(builder *b, const lower_ctx *L, const iteration_end *
 static int lower_program(st_cost_ctx *ctx, st_cost_ctx *ctx0, lower_ctx *L, iteration_end *E, st_program *pg, int d) {
     const st_plan *p = L->p;
     builder b = {.pg = pg, .last_dp = -1, .zp = {-1, -1}};
-    L->dp_overlap = 0;
-    L->stage_params = 0;
-    for (int j = d; j < L->chunks; j += p->pp) L->stage_params += L->cc[j].params;
+    L->dp_overlap = L->gather_overlap = 0;
+    L->stage_params = L->stage_fwd_s = 0;
+    for (int j = d; j < L->chunks; j += p->pp) L->stage_params += L->cc[j].params, L->stage_fwd_s += L->cc[j].fwd_s;
     E->gather_s = E->gather_lat = 0;
     if (p->zero <= 2) {
         double red0, gat0, nb0;
@@ -979,6 +983,7 @@ static int lower_program(st_cost_ctx *ctx, st_cost_ctx *ctx0, lower_ctx *L, iter
         L->dp_reduce_lat = st__latency_of(L->dp_reduce_s, red0);
         E->gather_lat = st__latency_of(E->gather_s, gat0);
         L->dp_overlap = p->overlap_grad_reduce;
+        L->gather_overlap = p->overlap_param_gather;
     }
     step_optimizer(&b, L, E, reduce_grads(&b, L, E, lower_stage(&b, L, d)));
     if (b.failed) return ST_ENOMEM;

@@ -20,8 +20,9 @@
  * backward the all-gather of the output gradient before proj's and fc2's and the reduce-scatter of
  * qkv's and fc1's input gradient; the vocab-parallel embedding's all-reduce (reduce-scatter) and
  * the cross-entropy's; cp's key-value exchange and ep's all-to-alls likewise. Selective recompute's
- * operators talk to no one, and neither does ZB's weight-gradient half. Times: st_cost_op, the
- * estimate's own per-operator prices.
+ * operators talk to no one, and neither does ZB's weight-gradient half. Times: st_cost_ops, the
+ * estimate's own per-operator prices (with tp_overlap, a collective's time is what it leaves
+ * exposed beside its GEMM).
  *
  * Not here, because cost/ does not price it: with sp, Megatron-LM all-gathers the column-parallel
  * GEMMs' saved input again for their weight gradient (overlapped with the input-gradient GEMM). */
@@ -97,13 +98,16 @@ static int push(table *t, const chunk_op *o, int phase, double part, int coll) {
 /* the operators of one list (head, block or tail), priced, appended to ops[*n] */
 static void add_list(st_cost_ctx *ctx, st_cost_ctx *ctx0, const st_plan *p, const st_op *list, int count,
                      int32_t layer, chunk_op *ops, int *n) {
+    st_op_cost c[ST_MAX_OPS], c0[ST_MAX_OPS];
+    st_cost_ops(ctx, p, list, count, c);
+    st_cost_ops(ctx0, p, list, count, c0);
     for (int i = 0; i < count; i++) {
         chunk_op *o = &ops[(*n)++];
         o->op = list[i];
         o->layer = layer;
         o->index = (int16_t)i;
-        st_cost_op(ctx, p, &list[i], &o->c);
-        st_cost_op(ctx0, p, &list[i], &o->c0);
+        o->c = c[i];
+        o->c0 = c0[i];
     }
 }
 

@@ -40,6 +40,10 @@
  *    which that release refuses together with any other parallelism. TP always includes sequence parallelism. Without pipeline
  *    parallelism a local batch is one step (no gradient accumulation in that release).
  *    training.enable_cpu_offload offloads parameters, gradients and optimizer states together.
+ *  - Overlaps: Megatron-LM's --tp-comm-overlap (Transformer Engine's userbuffers; validate_args
+ *    asserts sequence parallelism) and --overlap-param-gather (asserts the distributed optimizer and
+ *    --overlap-grad-reduce); torchtitan's parallelism.enable_async_tensor_parallel, which raises
+ *    "Async TP requires --training.compile" without training.compile; DeepSpeed has neither.
  */
 #include "src/report/report.h"
 
@@ -474,9 +478,10 @@ static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_
     if (p->dtype == ST_DT_FP8) flag(&w, "--fp8-format hybrid");
     if (p->grad_bytes == 4 && is16(p->dtype)) flag(&w, "--accumulate-allreduce-grads-in-fp32");
     if (p->overlap_grad_reduce) flag(&w, "--overlap-grad-reduce");
-    /* strata's cost of an overlapped ZeRO-1 also hides the weight all-gather behind the next
-     * forward, which is this flag (it needs the distributed optimizer) */
-    if (p->overlap_grad_reduce && p->zero == 1) flag(&w, "--overlap-param-gather");
+    /* (plan.c refuses it without zero 1-2 and overlap_grad_reduce, as validate_args does) */
+    if (p->overlap_param_gather) flag(&w, "--overlap-param-gather");
+    /* Transformer Engine's userbuffers with their default configurations (sp is on: plan.c) */
+    if (p->tp_overlap) flag(&w, "--tp-comm-overlap");
     if (m->vocab_pad_multiple >= 1) flag(&w, "--make-vocab-size-divisible-by %" PRId64, m->vocab_pad_multiple);
     sb_puts(b, "\n");
 
@@ -605,6 +610,12 @@ static int emit_deepspeed(sbuf *b, const st_plan *p, const st_model *m, const st
         sb_puts(b, ",\n      \"dtype tf32: a PyTorch matmul setting, not a ds_config key; fp32 is emitted\"");
     if (p->zero == 0 && p->overlap_grad_reduce)
         sb_puts(b, ",\n      \"overlap_grad_reduce: overlap_comm is a ZeRO option; not set under zero=0\"");
+    if (p->overlap_param_gather)
+        sb_puts(b, ",\n      \"overlap_param_gather: DeepSpeed all-gathers the updated weights inside its "
+                   "optimizer step, with no key to overlap it with the next forward; strata priced it hidden\"");
+    if (p->tp_overlap)
+        sb_puts(b, ",\n      \"tp_overlap: ds_config has no tensor-parallel overlap; launch Megatron-DeepSpeed "
+                   "with Transformer Engine's userbuffers if your release has them, else the tp collectives show\"");
     if (p->nstage_layers > 0)
         sb_puts(b, ",\n      \"stage_layers: pick the matching pipeline partition in your Megatron-DeepSpeed "
                    "launch; ds_config has no key for it\"");
@@ -729,6 +740,9 @@ static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const s
     if (p->tp > 1 && !p->sp)
         sb_puts(b, "# note: torchtitan's tensor parallelism always shards activations along the sequence "
                    "(sp=1); the plan has sp=0\n");
+    if (p->tp_overlap)
+        sb_puts(b, "# note: tp_overlap is async TP (parallelism.enable_async_tensor_parallel), which "
+                   "needs torch.compile (training.compile)\n");
     if (p->dtype == ST_DT_FP8)
         sb_puts(b, "# note: dtype fp8: float8 training is enabled through torchtitan's float8 options, "
                    "whose keys changed between releases; left out, bfloat16 is emitted\n");
@@ -771,11 +785,13 @@ static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const s
     sb_printf(b, "seq_len = %" PRId64 "\n", p->seq);
     sb_printf(b, "mixed_precision_param = \"%s\"\n", is16(p->dtype) ? "bfloat16" : "float32");
     if (p->offload == ST_OFF_PARAMS) sb_puts(b, "enable_cpu_offload = true\n");
+    if (p->tp_overlap) sb_puts(b, "compile = true\n");
 
     sb_puts(b, "\n[parallelism]\n");
     sb_printf(b, "data_parallel_replicate_degree = %d\n", p->zero >= 1 ? 1 : p->dp);
     sb_printf(b, "data_parallel_shard_degree = %d\n", p->zero >= 1 ? p->dp : 1);
     sb_printf(b, "tensor_parallel_degree = %d\n", p->tp);
+    if (p->tp_overlap) sb_puts(b, "enable_async_tensor_parallel = true\n");
     sb_printf(b, "pipeline_parallel_degree = %d\n", p->pp);
     if (p->pp > 1) {
         sb_printf(b, "pipeline_parallel_schedule = \"%s\"\n", titan_schedule(p));
