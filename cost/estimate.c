@@ -61,10 +61,21 @@ void st_cost_op(const st_cost_ctx *ctx, const st_plan *p, const st_op *op, st_op
 
 static void pass_add_ops(st_cost_ctx *ctx, const st_plan *p, const st_op *ops, int n, st__pass *out) {
     memset(out, 0, sizeof *out);
+    st_op_cost cost[ST_MAX_OPS];
+    double gpu_fwd_s = 0, gpu_bwd_s = 0;
+    for (int i = 0; i < n; i++) {
+        st_cost_op(ctx, p, &ops[i], &cost[i]);
+        gpu_fwd_s += cost[i].fwd_s;
+        gpu_bwd_s += cost[i].bwd_s;
+    }
+    /* a host-bound block stretches each of its operators alike (the lowering scales them so too) */
+    double stretch_fwd = st_cost_host_stretch(ops, n, gpu_fwd_s, 0);
+    double stretch_bwd = st_cost_host_stretch(ops, n, gpu_bwd_s, 1);
     for (int i = 0; i < n; i++) {
         const st_op *o = &ops[i];
-        st_op_cost oc;
-        st_cost_op(ctx, p, o, &oc);
+        st_op_cost oc = cost[i];
+        oc.fwd_s *= stretch_fwd;
+        oc.bwd_s *= stretch_bwd;
         out->fwd_s += oc.fwd_s;
         out->bwd_s += oc.bwd_s;
         if (o->selective) {

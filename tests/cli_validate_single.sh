@@ -87,7 +87,10 @@ else
 fi
 
 # ---------------------------------------------------------------- measured in reverse order
-fixture "$T/rev" "$(ms "$p3")" "$(ms "$p2")" "$(ms "$p1")"
+# C - p reverses every pair's order whatever order the three predictions come in
+C=$(awk -v a="$p1" -v b="$p2" -v c="$p3" 'BEGIN { printf "%.17g", a + b + c }')
+rev() { awk -v c="$C" -v s="$1" 'BEGIN { printf "%.9f", (c - s) * 1000 }'; }
+fixture "$T/rev" "$(rev "$p1")" "$(rev "$p2")" "$(rev "$p3")"
 cmd="validate.sh --set vtrain_single (reverse order)"
 sh "$VAL" --strata "$STRATA" --validation "$T/rev" --set vtrain_single >"$T/out" 2>"$T/err"
 rc=$?

@@ -20,7 +20,8 @@
  * qkv's and fc1's input gradient; the vocab-parallel embedding's all-reduce (reduce-scatter) and
  * the cross-entropy's; cp's key-value exchange and ep's all-to-alls likewise. Selective recompute's
  * operators talk to no one, and neither does ZB's weight-gradient half. Times: st_cost_op, the
- * estimate's own per-operator prices.
+ * estimate's own per-operator prices, each list (head, block, tail) stretched where the host's
+ * issue time outlasts its GPU time (st_cost_host_stretch), as the estimate stretches it.
  *
  * Not here, because cost/ does not price it: with sp, Megatron-LM all-gathers the column-parallel
  * GEMMs' saved input again for their weight gradient (overlapped with the input-gradient GEMM). */
@@ -95,6 +96,8 @@ static int push(table *t, const chunk_op *o, int phase, int full) {
 /* the operators of one list (head, block or tail), priced, appended to ops[*n] */
 static void add_list(st_cost_ctx *ctx, st_cost_ctx *ctx0, const st_plan *p, const st_op *list, int count,
                      int32_t layer, chunk_op *ops, int *n) {
+    chunk_op *first = &ops[*n];
+    double gpu_fwd_s = 0, gpu_bwd_s = 0;
     for (int i = 0; i < count; i++) {
         chunk_op *o = &ops[(*n)++];
         o->op = list[i];
@@ -102,6 +105,15 @@ static void add_list(st_cost_ctx *ctx, st_cost_ctx *ctx0, const st_plan *p, cons
         o->index = (int16_t)i;
         st_cost_op(ctx, p, &list[i], &o->c);
         st_cost_op(ctx0, p, &list[i], &o->c0);
+        gpu_fwd_s += o->c.fwd_s;
+        gpu_bwd_s += o->c.bwd_s;
+    }
+    /* a host-bound list stretches each of its operators alike, as cost/estimate.c prices it */
+    double stretch_fwd = st_cost_host_stretch(list, count, gpu_fwd_s, 0);
+    double stretch_bwd = st_cost_host_stretch(list, count, gpu_bwd_s, 1);
+    for (int i = 0; i < count; i++) {
+        first[i].c.fwd_s *= stretch_fwd, first[i].c0.fwd_s *= stretch_fwd;
+        first[i].c.bwd_s *= stretch_bwd, first[i].c0.bwd_s *= stretch_bwd;
     }
 }
 
