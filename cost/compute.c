@@ -7,7 +7,10 @@
  * fp8) times a tile-quantisation factor per GEMM dimension. Element-wise work runs on the CUDA cores (fp32
  * peak) and is almost always bound by HBM. Fused attention runs at the rates the FlashAttention
  * papers measured (attention_tables below), by sequence length, head dimension, causal or not and
- * pass. */
+ * pass. The host's time to issue the kernels from eager PyTorch is priced apart, per list of
+ * operators (st_cost_host_stretch): the host runs ahead of the GPU, so a block takes the longer of
+ * its GPU time and its host time, and small models whose kernels are shorter than the host's work
+ * per kernel are host-bound (ST_HOST_S_PER_KERNEL, cost_private.h). */
 #include "cost_private.h"
 
 #include <math.h>
@@ -99,6 +102,12 @@ double st_cost_attention_flops_per_s(const st_gpu *g, st_dtype dt, double seq, d
     double f = (head_dim - 64) / 64;
     f = f < 0 ? 0 : f > 1 ? 1 : f;
     return (r64 + f * (r128 - r64)) * 1e12 * (peak / t->peak_flops);
+}
+
+double st_cost_host_stretch(const st_op *ops, int n, double gpu_s, int backward) {
+    double host_s = 0;
+    for (int i = 0; i < n; i++) host_s += (backward ? ops[i].kernels_bwd : ops[i].kernels_fwd) * ST_HOST_S_PER_KERNEL;
+    return gpu_s > 0 && host_s > gpu_s ? host_s / gpu_s : 1;
 }
 
 static double dim_factor(double d) { return d / (d + ST_GEMM_HALF_DIM); }

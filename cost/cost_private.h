@@ -14,6 +14,13 @@
 /* Time a GPU stays idle per kernel launched from eager PyTorch: 4 us (the "few microseconds per
  * launch" measured in NVIDIA's "Getting Started with CUDA Graphs", 2019, plus dispatch). */
 #define ST_KERNEL_OVERHEAD_S 4e-6
+/* Host time eager PyTorch spends per kernel it launches from Python model code (the Python of the
+ * layer, autograd, the dispatcher, the caching allocator, cudaLaunchKernel): 45 us, measured by
+ * profiling eager SAM2 inference (facebookresearch/sam2 issue #768: 53.7 ms per frame for 1,185
+ * launches while the GPU was busy 7.27 ms; captured as a CUDA graph, 12 ms). The host runs ahead
+ * of the GPU through a block's operators, so a block takes max(its GPU time, its kernels x this),
+ * not their sum: small models whose kernels are shorter than the host's work are host-bound. */
+#define ST_HOST_S_PER_KERNEL 45e-6
 /* GEMM tile quantisation: efficiency factor d / (d + ST_GEMM_HALF_DIM) per dimension, a smooth
  * stand-in for the 64-128 wide tiles of cuBLAS (NVIDIA Matrix Multiplication Background guide,
  * "Tile Quantization"): a 64-wide dimension runs at half the rate of a large one. */

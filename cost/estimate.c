@@ -166,9 +166,16 @@ static void pass_add_ops(st_cost_ctx *ctx, const st_plan *p, const st_op *ops, i
     st_op_cost costs[ST_MAX_OPS];
     memset(out, 0, sizeof *out);
     st_cost_ops(ctx, p, ops, n, costs);
+    double gpu_fwd_s = 0, gpu_bwd_s = 0;
+    for (int i = 0; i < n; i++) gpu_fwd_s += costs[i].fwd_s, gpu_bwd_s += costs[i].bwd_s;
+    /* a host-bound block stretches each of its operators alike (the lowering scales them so too) */
+    double stretch_fwd = st_cost_host_stretch(ops, n, gpu_fwd_s, 0);
+    double stretch_bwd = st_cost_host_stretch(ops, n, gpu_bwd_s, 1);
     for (int i = 0; i < n; i++) {
         const st_op *o = &ops[i];
-        const st_op_cost oc = costs[i];
+        st_op_cost oc = costs[i];
+        oc.fwd_s *= stretch_fwd;
+        oc.bwd_s *= stretch_bwd;
         out->fwd_s += oc.fwd_s;
         out->bwd_s += oc.bwd_s;
         if (o->selective) {

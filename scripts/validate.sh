@@ -1,20 +1,24 @@
 #!/bin/sh
 # scripts/validate.sh: compare strata's predicted iteration times with published, measured ones.
 #
-#   scripts/validate.sh [--strata PATH] [--validation DIR] [--set sc21|vtrain|modern|all] [--csv FILE]
-#                       [--command estimate|sim]
+#   scripts/validate.sh [--strata PATH] [--validation DIR] [--set sc21|vtrain|vtrain_single|modern|all]
+#                       [--csv FILE] [--command estimate|sim]
 #
 # Data (see DIR/README.md):
 #   sc21_table1.csv   Narayanan et al., SC'21, Table 1 (Megatron-LM weak scaling on Selene, DGX A100 80GB).
 #                     Absolute test: error of each row, MAE and max |error|.
 #   vtrain_multi.csv  vTrain (Bang et al., MICRO'24) ground truth, Megatron-DeepSpeed on A100 clusters.
 #                     Ranking test: Kendall's tau-b between measured and predicted per model size.
+#   vtrain_single.csv vTrain ground truth of 1,440 runs of 0.4-1.3B models on one node of 2-8 A100.
+#                     Ranking test: tau-b per group of rows with the same model, GPUs and global batch
+#                     (they differ in tp, pp, dp and micro-batch); mean, median and share >= 0.5.
 #   modern_public.json  today's published runs (Megatron-LM and Megatron-Core on H100, torchtitan on
 #                     H100 and A100) in strata's own formats: `strata validate --points` reads and runs
 #                     it; its SUMMARY and TAU lines come out as the sets modern (all points),
 #                     modern-strict and modern-loose, and TAU modern group=G.
 #
-# sc21 and vtrain: every model is built from the row's own columns (no presets). Each row runs
+# sc21, vtrain and vtrain_single: every model is built from the row's own columns (no presets). Each
+# row runs
 #   strata estimate --model ROW.json --cluster C --gpus N --plan SPEC --json
 # and is reported as compared, "rejected: <strata's message>" (exit 2, excluded from the statistics),
 # "does not fit" (exit 1, excluded) or "error" (anything else, excluded). Output is deterministic.
@@ -33,13 +37,14 @@ prog=validate.sh
 
 usage() {
 	cat <<'EOF'
-usage: scripts/validate.sh [--strata PATH] [--validation DIR] [--set sc21|vtrain|modern|all]
-                          [--csv FILE] [--command estimate|sim]
+usage: scripts/validate.sh [--strata PATH] [--validation DIR]
+                          [--set sc21|vtrain|vtrain_single|modern|all] [--csv FILE] [--command estimate|sim]
 
   --strata PATH     the strata binary (default: ./strata, else $STRATA)
-  --validation DIR  folder with sc21_table1.csv, vtrain_multi.csv and modern_public.json
+  --validation DIR  folder with sc21_table1.csv, vtrain_multi.csv, vtrain_single.csv and
+                    modern_public.json
                     (default: $VALIDATION, else <source root>/../shared/validation)
-  --set S           sc21, vtrain, modern or all (default all)
+  --set S           sc21, vtrain, vtrain_single, modern or all (default all)
   --csv FILE        also write the compared rows as name,measured,predicted,set (seconds)
   --command C       predict with `strata estimate` (analytical, default) or `strata sim`
                     (the discrete-event simulator)
@@ -77,8 +82,8 @@ while [ $# -gt 0 ]; do
 done
 
 case $which_set in
-sc21 | vtrain | modern | all) ;;
-*) die "--set must be sc21, vtrain, modern or all (got '$which_set')" ;;
+sc21 | vtrain | vtrain_single | modern | all) ;;
+*) die "--set must be sc21, vtrain, vtrain_single, modern or all (got '$which_set')" ;;
 esac
 case $command in
 estimate | sim) ;;
@@ -137,13 +142,20 @@ run_est() {
 	"$strata" "$command" --model "$1" --cluster "$2" --gpus "$3" --plan "$4" --json \
 		>"$tmp/out" 2>"$tmp/err"
 	rc=$?
-	pred=$(awk '/^[ ]*"iteration_time_s"[ ]*:/ {
-		v = $0; sub(/^[^:]*:[ ]*/, "", v); sub(/[ ,]*$/, "", v); print v; exit }' "$tmp/out")
-	peak=$(awk '/^[ ]*"memory_peak_gib"[ ]*:/ {
-		v = $0; sub(/^[^:]*:[ ]*/, "", v); sub(/[ ,]*$/, "", v); printf "%.1f", v; exit }' "$tmp/out")
-	fits=$(awk '/^[ ]*"fits"[ ]*:/ {
-		v = $0; sub(/^[^:]*:[ ]*/, "", v); sub(/[ ,]*$/, "", v); print v; exit }' "$tmp/out")
-	msg=$(awk 'NF { sub(/^strata( [a-z]+)?: /, ""); gsub(/\t/, " "); print; exit }' "$tmp/err")
+	# one awk for the four fields (1,440 rows in the single-node set): the first value of each key
+	# in the JSON, the first non-empty line of stderr; printed as pred|peak|fits|msg
+	res=$(awk 'function val(v) { v = $0; sub(/^[^:]*:[ ]*/, "", v); sub(/[ ,]*$/, "", v); return v }
+	FILENAME == ARGV[1] {
+		if (!("p" in f) && /^[ ]*"iteration_time_s"[ ]*:/) f["p"] = val()
+		if (!("m" in f) && /^[ ]*"memory_peak_gib"[ ]*:/) f["m"] = sprintf("%.1f", val())
+		if (!("f" in f) && /^[ ]*"fits"[ ]*:/) f["f"] = val()
+		next
+	}
+	NF && !("e" in f) { sub(/^strata( [a-z]+)?: /, ""); gsub(/\t/, " "); f["e"] = $0 }
+	END { print f["p"] "|" f["m"] "|" f["f"] "|" f["e"] }' "$tmp/out" "$tmp/err")
+	IFS='|' read -r pred peak fits msg <<EOF
+$res
+EOF
 	case $rc in
 	0)
 		if [ "$fits" = false ]; then
@@ -170,6 +182,37 @@ run_est() {
 		;;
 	esac
 }
+
+# run_vtrain NAME LAYERS HIDDEN HEADS SEQ GPUS TP PP DP MBS GBS: run_est on one vTrain row (multi or
+# single node), the model built from the row's columns, the plan from its parallel degrees
+run_vtrain() {
+	write_model "$tmp/model.json" "$1" "$2" "$3" "$4" $((4 * $3)) 50257 "$5"
+	# grad_bytes=2: Megatron-DeepSpeed hands the model and the bare optimizer to
+	# deepspeed.initialize, whose fp16 engine keeps the gradients in the fp16
+	# param.grad and all-reduces them in fp16 (DeepSpeed runtime/engine.py,
+	# communication_data_type; no fp32 main_grad as Megatron-LM's own DDP has)
+	spec="tp=$7,pp=$8,dp=$9,cp=1,mbs=${10},gbs=${11},vp=1,seq=$5,sp=0"
+	spec="$spec,recompute=full,zero=0,dtype=fp16,schedule=1f1b,grad_bytes=2,attention=unfused"
+	run_est "$tmp/model.json" "$vtrain_cluster" "$6" "$spec"
+}
+
+# awk function taub(n, x, y): Kendall's tau-b between x[1..n] and y[1..n], "nan" when n < 2 or one
+# side is all tied; leaves the pair counts in tb_pairs, tb_conc, tb_disc, tb_tx, tb_ty
+taub_awk='
+function taub(n, x, y,   i, j, sx, sy, den) {
+	tb_conc = 0; tb_disc = 0; tb_tx = 0; tb_ty = 0; tb_pairs = n * (n - 1) / 2
+	for (i = 1; i < n; i++)
+		for (j = i + 1; j <= n; j++) {
+			sx = x[i] - x[j]; sx = sx > 0 ? 1 : (sx < 0 ? -1 : 0)
+			sy = y[i] - y[j]; sy = sy > 0 ? 1 : (sy < 0 ? -1 : 0)
+			if (sx == 0) tb_tx++
+			if (sy == 0) tb_ty++
+			if (sx * sy > 0) tb_conc++
+			else if (sx * sy < 0) tb_disc++
+		}
+	den = (tb_pairs - tb_tx) * (tb_pairs - tb_ty)
+	return n >= 2 && den > 0 ? (tb_conc - tb_disc) / sqrt(den) : "nan"
+}'
 
 # csv_rows SET TSV DIVISOR: append the compared rows of TSV (columns: #, size or model, gpus, plan,
 # measured, status, predicted_s) to $tmp/acc.csv as name,measured_s,predicted_s,set; the measured
@@ -283,15 +326,8 @@ vtrain() {
 			elif [ $((tp * pp * dp)) -ne "$gpus" ]; then
 				st=error pred="" msg="data: tp*pp*dp = $((tp * pp * dp)) != # GPUs $gpus"
 			else
-				write_model "$tmp/model.json" "vtrain-${size}b" "$layers" "$hidden" "$heads" \
-					$((4 * hidden)) 50257 "$seq"
-				# grad_bytes=2: Megatron-DeepSpeed hands the model and the bare optimizer to
-				# deepspeed.initialize, whose fp16 engine keeps the gradients in the fp16
-				# param.grad and all-reduces them in fp16 (DeepSpeed runtime/engine.py,
-				# communication_data_type; no fp32 main_grad as Megatron-LM's own DDP has)
-				spec="tp=$tp,pp=$pp,dp=$dp,cp=1,mbs=$mbs,gbs=$gbs,vp=1,seq=$seq,sp=0"
-				spec="$spec,recompute=full,zero=0,dtype=fp16,schedule=1f1b,grad_bytes=2,attention=unfused"
-				run_est "$tmp/model.json" "$vtrain_cluster" "$gpus" "$spec"
+				run_vtrain "vtrain-${size}b" "$layers" "$hidden" "$heads" "$seq" "$gpus" "$tp" "$pp" "$dp" \
+					"$mbs" "$gbs"
 			fi
 			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$size" "$gpus" "$label" "$ms" \
 				"$st" "${pred:--}" "${msg:--}" >>"$out"
@@ -309,9 +345,8 @@ vtrain() {
 	echo "         attention=unfused (Megatron-DeepSpeed's core attention of 2022, without FlashAttention)"
 	echo "rank:    1 = fastest within the model size, among the compared rows (measured / predicted)"
 	echo
-	awk -F '\t' '
+	awk -F '\t' "$taub_awk"'
 	function abs(x) { return x < 0 ? -x : x }
-	function sgn(x) { return x > 0 ? 1 : (x < 0 ? -1 : 0) }
 	{
 		rows++
 		r = rows
@@ -359,20 +394,10 @@ vtrain() {
 				tot++
 				if (st[i] == "ok") { n++; x[n] = meas[i]; y[n] = pred[i] }
 			}
-			c = 0; d = 0; tx = 0; ty = 0; n0 = n * (n - 1) / 2
-			for (i = 1; i < n; i++)
-				for (j = i + 1; j <= n; j++) {
-					sx = sgn(x[i] - x[j]); sy = sgn(y[i] - y[j])
-					if (sx == 0) tx++
-					if (sy == 0) ty++
-					if (sx * sy > 0) c++
-					else if (sx * sy < 0) d++
-				}
-			den = (n0 - tx) * (n0 - ty)
-			if (n >= 2 && den > 0) {
-				tau = (c - d) / sqrt(den)
+			tau = taub(n, x, y)
+			if (tau != "nan") {
 				printf "  %6s  rows %3d, compared %3d: tau-b %+.3f  (pairs %d: concordant %d, discordant %d, tied measured %d, tied predicted %d)\n",
-					group[g] "B", tot, n, tau, n0, c, d, tx, ty
+					group[g] "B", tot, n, tau, tb_pairs, tb_conc, tb_disc, tb_tx, tb_ty
 				taus = taus sprintf("TAU vtrain size=%s rows=%d compared=%d tau_b=%.4f\n", group[g], tot, n, tau)
 			} else {
 				printf "  %6s  rows %3d, compared %3d: tau-b n/a (too few rows or all tied)\n",
@@ -394,6 +419,114 @@ vtrain() {
 		printf "%s", taus
 	}' "$out"
 	csv_rows vtrain "$out" 1000
+}
+
+# ------------------------------------------------------------------------------- vTrain single node
+vtrain_single() {
+	csv=$valdir/vtrain_single.csv
+	[ -r "$csv" ] || die "cannot read $csv"
+	[ -r "$vtrain_cluster" ] || die "cannot read $vtrain_cluster"
+	out=$tmp/vtrain_single.tsv
+	: >"$out"
+	n=0
+	tail -n +2 "$csv" | tr -d '\r' | {
+		while IFS=, read -r gpus gbs mbs hidden heads layers seq tp dp pp ms rest; do
+			[ -n "$gpus" ] || continue
+			n=$((n + 1))
+			if ! isnum "$gpus" "$gbs" "$mbs" "$hidden" "$heads" "$layers" "$seq" "$tp" "$dp" "$pp"; then
+				st=error pred="" msg="malformed row in the CSV"
+			elif [ $((tp * pp * dp)) -ne "$gpus" ]; then
+				st=error pred="" msg="data: tp*pp*dp = $((tp * pp * dp)) != # GPUs $gpus"
+			else
+				# the row's GPUs as one node of the vTrain cluster (2 and 4 GPUs are not a multiple
+				# of its 8 per node): same GPU and NVLink, no inter-node links used
+				cl=$tmp/cluster-$gpus.json
+				[ -r "$cl" ] || sed -e 's/"nodes": *[0-9]*/"nodes": 1/' \
+					-e "s/\"gpus_per_node\": *[0-9]*/\"gpus_per_node\": $gpus/" "$vtrain_cluster" >"$cl"
+				vtrain_cluster=$cl run_vtrain "vtrain-l${layers}-h$hidden" "$layers" "$hidden" "$heads" "$seq" "$gpus" "$tp" \
+					"$pp" "$dp" "$mbs" "$gbs"
+			fi
+			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "l=$layers h=$hidden a=$heads s=$seq" \
+				"$gpus" "$gbs" "tp=$tp pp=$pp dp=$dp mbs=$mbs" "$tp" "$ms" "$st" "${pred:--}" "${msg:--}" \
+				>>"$out"
+		done
+	}
+
+	echo "== vTrain single-node ground truth (Bang et al., MICRO'24): 0.4-1.3B models on 2-8 A100 (ranking test) =="
+	echo "data:    $csv"
+	echo "         (VIA-Research/vTrain data/ground_truth_single.csv, commit f8dda84; measured = iteration time (ms))"
+	echo "strata:  $strata $command --cluster <$vtrain_cluster as one node"
+	echo "         of the row's GPUs> --gpus <row's GPUs>, model and plan built from the row as for the"
+	echo "         multi-node set (vtrain)"
+	echo "groups:  rows of the same model, GPU count and global batch: they differ only in tp, pp, dp and"
+	echo "         micro-batch; Kendall tau-b between measured and predicted iteration time per group"
+	echo
+	awk -F '\t' "$taub_awk"'
+	function abs(x) { return x < 0 ? -x : x }
+	{
+		rows++
+		key = $2 SUBSEP $3 SUBSEP $4
+		if (!(key in gi)) { ng++; gi[key] = ng; gname[ng] = $2 " gpus=" $3 " gbs=" $4 }
+		g = gi[key]; gtot[g]++
+		if ($8 != "ok") {
+			if ($8 == "rejected") { rej++; what = "rejected: " $10 }
+			else if ($8 == "nofit") { nofit++; what = "does not fit: " $10 }
+			else { err++; what = "error: " $10 }
+			printf "%5d  %-26s gpus=%d gbs=%-4d %-26s %9.1f ms  %s\n", $1, $2, $3, $4, $5, $7, what
+			next
+		}
+		e = ($9 * 1000 - $7) / $7 * 100
+		ok++; sum += abs(e)
+		gn[g]++; gx[g, gn[g]] = $7; gy[g, gn[g]] = $9; gsum[g] += abs(e)
+		tpn[$6]++; tpsum[$6] += e; tpabs[$6] += abs(e)
+	}
+	END {
+		if (rej + nofit + err > 0) print ""
+		printf "%-44s %5s %8s %7s %7s\n", "group", "rows", "compared", "tau-b", "MAE_%"
+		nt = 0
+		for (g = 1; g <= ng; g++) {
+			n = gn[g] + 0
+			for (i = 1; i <= n; i++) { x[i] = gx[g, i]; y[i] = gy[g, i] }
+			tau = taub(n, x, y)
+			if (tau != "nan") {
+				nt++; t[nt] = tau; tsum += tau
+				if (tau >= 0.5) nge++
+				printf "%-44s %5d %8d %+7.3f %7.1f\n", gname[g], gtot[g], n, tau, gsum[g] / n
+			} else {
+				printf "%-44s %5d %8d %7s %7s\n", gname[g], gtot[g], n, "n/a", n ? sprintf("%.1f", gsum[g] / n) : "-"
+			}
+		}
+		print ""
+		print "error by tensor parallel degree (information: the cluster is not published):"
+		for (tp = 1; tp <= 64; tp *= 2)
+			if (tpn[tp]) printf "  tp=%-2d  rows %4d: mean error %+6.1f %%, MAE %5.1f %%\n", tp, tpn[tp],
+				tpsum[tp] / tpn[tp], tpabs[tp] / tpn[tp]
+		print ""
+		printf "rows %d: compared %d, rejected %d, did not fit %d, errors %d\n", rows, ok, rej, nofit, err
+		mae = ok > 0 ? sprintf("%.3f", sum / ok) : "nan"
+		if (ok > 0) printf "MAE %.1f %% over the compared rows (information only)\n", sum / ok
+		if (nt > 0) {
+			for (i = 2; i <= nt; i++) {   # insertion sort for the median
+				v = t[i]
+				for (j = i - 1; j >= 1 && t[j] > v; j--) t[j + 1] = t[j]
+				t[j + 1] = v
+			}
+			med = nt % 2 ? t[(nt + 1) / 2] : (t[nt / 2] + t[nt / 2 + 1]) / 2
+			printf "groups %d, with tau-b %d: mean tau-b %+.3f, median %+.3f, tau-b >= 0.5 in %d (%.0f %%)\n",
+				ng, nt, tsum / nt, med, nge, 100 * nge / nt
+			tmean = sprintf("%.4f", tsum / nt); tmed = sprintf("%.4f", med)
+			tfrac = sprintf("%.4f", nge / nt)
+		} else {
+			printf "groups %d, none with a computable tau-b\n", ng
+			tmean = "nan"; tmed = "nan"; tfrac = "nan"
+		}
+		printf "SUMMARY vtrain_single rows=%d compared=%d rejected=%d nofit=%d errors=%d mae_pct=%s groups=%d tau_groups=%d tau_mean=%s tau_median=%s tau_ge_0_5=%s\n",
+			rows, ok, rej, nofit, err, mae, ng, nt, tmean, tmed, tfrac
+	}' "$out"
+	[ -z "$csv_out" ] || awk -F '\t' '$8 == "ok" {
+		name = $2 ", " $3 " GPUs, gbs=" $4 ", " $5
+		printf "\"%s\",%.10g,%s,vtrain_single\n", name, $7 / 1000, $9
+	}' "$out" >>"$tmp/acc.csv"
 }
 
 # ------------------------------------------------------------------------------------------ modern
@@ -419,8 +552,9 @@ modern() {
 case $which_set in
 sc21) sc21 ;;
 vtrain) vtrain ;;
+vtrain_single) vtrain_single ;;
 modern) modern ;;
-all) sc21; echo; vtrain; echo; modern ;;
+all) sc21; echo; vtrain; echo; vtrain_single; echo; modern ;;
 esac
 if [ -n "$csv_out" ]; then
 	# beside the target, then renamed: a reader never sees half a file

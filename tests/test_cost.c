@@ -85,6 +85,46 @@ START_TEST(test_op_prices_sum_to_the_chunk) {
 }
 END_TEST
 
+/* Eager PyTorch's host issues a block's kernels at ST_HOST_S_PER_KERNEL each while the GPU runs
+ * them: a list takes max(GPU time, host time), the stretch being host / GPU where the host is
+ * slower. A small model cut eight ways (gpt-1.7b, tp 8, one 1,024-token sequence) is host-bound:
+ * a chunk of its blocks costs its kernels x ST_HOST_S_PER_KERNEL, forward and backward. */
+START_TEST(test_host_bound_block) {
+    st_op three[3];
+    memset(three, 0, sizeof three);
+    for (int i = 0; i < 3; i++) three[i].kernels_fwd = 1, three[i].kernels_bwd = 2;
+    REL(st_cost_host_stretch(three, 3, 10e-6, 0), 3 * ST_HOST_S_PER_KERNEL / 10e-6, 1e-12);
+    REL(st_cost_host_stretch(three, 3, 100e-6, 1), 6 * ST_HOST_S_PER_KERNEL / 100e-6, 1e-12);
+    ck_assert(st_cost_host_stretch(three, 3, 1.0, 1) == 1);  /* GPU-bound: no stretch */
+    ck_assert(st_cost_host_stretch(three, 3, 0.0, 0) == 1);  /* nothing to stretch */
+    st_model m;
+    st_cluster c = cluster("dgx-a100-80g", 24);
+    st_plan p;
+    st_error err;
+    ck_assert_int_eq(st_model_preset("gpt-1.7b", &m), 0); /* 24 blocks: 8 per stage */
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec("tp=8,pp=3,mbs=1,gbs=8,seq=1024,recompute=full", &p, &err), 0);
+    ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), 0);
+    st_shard sh;
+    st_op ops[ST_MAX_OPS];
+    st_plan_shard(&p, &sh);
+    int n = st_ops_layer(&m, &sh, 8, ops, ST_MAX_OPS);
+    double gpu[2] = {0, 0}, host[2] = {0, 0};
+    for (int i = 0; i < n; i++)
+        for (int b = 0; b < 2; b++) {
+            gpu[b] += st_cost_op_time(&c, NULL, &ops[i], p.dtype, b);
+            host[b] += (b ? ops[i].kernels_bwd : ops[i].kernels_fwd) * ST_HOST_S_PER_KERNEL;
+        }
+    ck_assert(gpu[0] < host[0] && gpu[1] < host[1]); /* the premise: host-bound both ways */
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+    st_chunk_cost cc;
+    st_cost_chunk(ctx, &p, 1, &cc);
+    REL(cc.fwd_s, 8 * host[0], 1e-12);
+    REL(cc.bwd_s, 8 * host[1], 1e-12);
+    st_cost_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(test_ring_allreduce_one_node) {
     st_cluster c = cluster("dgx-a100-80g", 8);
     double S = 1e9;
@@ -986,6 +1026,7 @@ Suite *suite_cost(void) {
     TCase *tc = tcase_create("cost");
     tcase_add_test(tc, test_gemm_one_gpu);
     tcase_add_test(tc, test_op_prices_sum_to_the_chunk);
+    tcase_add_test(tc, test_host_bound_block);
     tcase_add_test(tc, test_ring_allreduce_one_node);
     tcase_add_test(tc, test_ring_across_nodes);
     tcase_add_test(tc, test_pipeline_closed_forms);

@@ -22,7 +22,8 @@
  * the cross-entropy's; cp's key-value exchange and ep's all-to-alls likewise. Selective recompute's
  * operators talk to no one, and neither does ZB's weight-gradient half. Times: st_cost_ops, the
  * estimate's own per-operator prices (with tp_overlap, a collective's time is what it leaves
- * exposed beside its GEMM).
+ * exposed beside its GEMM), each list (head, block, tail) stretched where the host's issue time
+ * outlasts its GPU time (st_cost_host_stretch), as the estimate stretches it.
  *
  * Not here, because cost/ does not price it: with sp, Megatron-LM all-gathers the column-parallel
  * GEMMs' saved input again for their weight gradient (overlapped with the input-gradient GEMM). */
@@ -101,6 +102,11 @@ static void add_list(st_cost_ctx *ctx, st_cost_ctx *ctx0, const st_plan *p, cons
     st_op_cost c[ST_MAX_OPS], c0[ST_MAX_OPS];
     st_cost_ops(ctx, p, list, count, c);
     st_cost_ops(ctx0, p, list, count, c0);
+    double gpu_fwd_s = 0, gpu_bwd_s = 0;
+    for (int i = 0; i < count; i++) gpu_fwd_s += c[i].fwd_s, gpu_bwd_s += c[i].bwd_s;
+    /* a host-bound list stretches each of its operators alike, as cost/estimate.c prices it */
+    double stretch_fwd = st_cost_host_stretch(list, count, gpu_fwd_s, 0);
+    double stretch_bwd = st_cost_host_stretch(list, count, gpu_bwd_s, 1);
     for (int i = 0; i < count; i++) {
         chunk_op *o = &ops[(*n)++];
         o->op = list[i];
@@ -108,6 +114,8 @@ static void add_list(st_cost_ctx *ctx, st_cost_ctx *ctx0, const st_plan *p, cons
         o->index = (int16_t)i;
         o->c = c[i];
         o->c0 = c0[i];
+        o->c.fwd_s *= stretch_fwd, o->c0.fwd_s *= stretch_fwd;
+        o->c.bwd_s *= stretch_bwd, o->c0.bwd_s *= stretch_bwd;
     }
 }
 
