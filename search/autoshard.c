@@ -281,6 +281,55 @@ static double reduce_group(const ctx *x, const st_gop *o, int i, const strat *s)
     return d;
 }
 
+/* The operator oi as one device of the mesh runs it under s (its labels and layouts): the work
+ * divided by every axis that splits a label, HBM bytes by the share of its tensors the device holds
+ * (plus the local weights' gradient accumulation in backward), a GEMM's shape by the axes that
+ * split each of its roles. The ILP prices this; the lowering names it (st_as_step). */
+static void local_op(const ctx *x, int oi, const strat *s, st_op *op) {
+    const st_graph *g = x->g;
+    const st_gop *o = &g->ops[oi];
+    const st_mesh *m = &x->mesh;
+    const char *split = s->lab;
+    double work = 1; /* each splitting axis divides the work */
+    for (int a = 0; a < m->naxes; a++)
+        if (split[a]) work *= m->size[a];
+    double full = st_gtensor_numel(&g->t[o->out]) * st_dtype_bytes(g->t[o->out].dtype), local = full * frac(m, s->out);
+    double params_local = 0;
+    for (int i = 0; i < o->nin; i++) {
+        const st_gtensor *t = &g->t[o->in[i]];
+        double tb = st_gtensor_numel(t) * st_dtype_bytes(t->dtype);
+        full += tb;
+        local += tb * frac(m, s->in[i]);
+        if (t->weight) params_local += st_gtensor_numel(t) * frac(m, s->in[i]);
+    }
+    double bfrac = full > 0 ? local / full : 1;
+    memset(op, 0, sizeof *op);
+    op->name = o->name;
+    op->cls = o->cls;
+    op->fwd_flops = o->fwd_flops / work;
+    op->bwd_flops = o->bwd_flops / work;
+    op->fwd_bytes = o->fwd_bytes * bfrac;
+    op->bwd_bytes = o->bwd_bytes * bfrac + params_local * GRAD_ACCUM_BYTES;
+    op->kernels_fwd = o->kernels_fwd;
+    op->kernels_bwd = o->kernels_bwd;
+    op->fp8 = o->fp8;
+    if (o->cls == ST_OPC_ATTENTION) {
+        /* the fused kernel's shape (graph.c: query and key lengths, head dim, batch x heads);
+         * shardings split the batch or the heads, never a sequence or the head dim (nosplit) */
+        op->m = o->gemm[0], op->n = o->gemm[1], op->k = o->gemm[2];
+        op->batch = o->gemm[3] / role_div(x, "bn", split);
+        op->causal = o->causal;
+    } else if (o->cls == ST_OPC_GEMM || o->cls == ST_OPC_BGEMM) {
+        char rm[8], rn[8], rk[8], rb[8];
+        gemm_roles(o, rm, rn, rk, rb);
+        const char *roles[4] = {rm, rn, rk, rb};
+        double dims[4];
+        for (int r = 0; r < 4; r++)
+            dims[r] = (o->gemm[r] > 0 ? o->gemm[r] : role_size(g, o, roles[r])) / role_div(x, roles[r], split);
+        op->m = dims[0], op->n = dims[1], op->k = dims[2], op->batch = dims[3];
+    }
+}
+
 static int price_strat(ctx *x, int oi, const char *split, strat *s) {
     const st_graph *g = x->g;
     const st_gop *o = &g->ops[oi];
@@ -291,20 +340,11 @@ static int price_strat(ctx *x, int oi, const char *split, strat *s) {
         if (!layout_of(x, o, o->lab[i], &g->t[o->in[i]], split, 0, &s->in[i])) return 0;
     if (!layout_of(x, o, o->lab_out, &g->t[o->out], split, 1, &s->out)) return 0;
 
-    double work = 1; /* each splitting axis divides the work */
-    for (int a = 0; a < m->naxes; a++)
-        if (split[a]) work *= m->size[a];
-    double full = st_gtensor_numel(&g->t[o->out]) * st_dtype_bytes(g->t[o->out].dtype), local = full * frac(m, s->out);
-    double params_local = 0, state[2] = {0, 0};
+    double state[2] = {0, 0};
     for (int i = 0; i < o->nin; i++) {
         const st_gtensor *t = &g->t[o->in[i]];
-        double tb = st_gtensor_numel(t) * st_dtype_bytes(t->dtype);
-        full += tb;
-        local += tb * frac(m, s->in[i]);
-        if (!t->weight) continue;
+        if (!t->weight || t->shared) continue; /* a shared weight's state is counted where it is first used */
         double p = st_gtensor_numel(t) * frac(m, s->in[i]);
-        params_local += p;
-        if (t->shared) continue; /* its state is counted where the weight is first used */
         /* ZeRO-1: the optimizer state sharded over the gradient-reduction group (Megatron-LM
          * docs/source/distrib_optimizer.md: 6 + 12/d bytes per parameter with fp32 gradients) */
         st_state_bytes z0, z1;
@@ -317,34 +357,8 @@ static int price_strat(ctx *x, int oi, const char *split, strat *s) {
         s->sync_s[z] = grad_sync(x, oi, s, z, NULL, NULL, NULL, NULL);
         s->state_bytes[z] = state[z];
     }
-    double bfrac = full > 0 ? local / full : 1;
-
     st_op op;
-    memset(&op, 0, sizeof op);
-    op.name = o->name;
-    op.cls = o->cls;
-    op.fwd_flops = o->fwd_flops / work;
-    op.bwd_flops = o->bwd_flops / work;
-    op.fwd_bytes = o->fwd_bytes * bfrac;
-    op.bwd_bytes = o->bwd_bytes * bfrac + params_local * GRAD_ACCUM_BYTES;
-    op.kernels_fwd = o->kernels_fwd;
-    op.kernels_bwd = o->kernels_bwd;
-    op.fp8 = o->fp8;
-    if (o->cls == ST_OPC_ATTENTION) {
-        /* the fused kernel's shape (graph.c: query and key lengths, head dim, batch x heads);
-         * shardings split the batch or the heads, never a sequence or the head dim (nosplit) */
-        op.m = o->gemm[0], op.n = o->gemm[1], op.k = o->gemm[2];
-        op.batch = o->gemm[3] / role_div(x, "bn", split);
-        op.causal = o->causal;
-    } else if (o->cls == ST_OPC_GEMM || o->cls == ST_OPC_BGEMM) {
-        char rm[8], rn[8], rk[8], rb[8];
-        gemm_roles(o, rm, rn, rk, rb);
-        const char *roles[4] = {rm, rn, rk, rb};
-        double dims[4];
-        for (int r = 0; r < 4; r++)
-            dims[r] = (o->gemm[r] > 0 ? o->gemm[r] : role_size(g, o, roles[r])) / role_div(x, roles[r], split);
-        op.m = dims[0], op.n = dims[1], op.k = dims[2], op.batch = dims[3];
-    }
+    local_op(x, oi, s, &op);
     s->fwd_s = st_cost_op_time(x->c, x->prof, &op, x->dt, 0);
     s->bwd_s = st_cost_op_time(x->c, x->prof, &op, x->dt, 1);
 
@@ -1755,9 +1769,10 @@ static int work_push(st_as_work *w, int part, int bwd, st_as_step st) {
     return 0;
 }
 
-static int push_colls(st_as_work *w, int part, int bwd, int op, const st_reshard_step *rs, int k) {
+static int push_colls(st_as_work *w, int part, int bwd, int op, int src, const st_reshard_step *rs, int k) {
     for (int i = 0; i < k; i++) {
-        st_as_step st = {.coll = rs[i].coll, .axis = rs[i].axis, .time_s = rs[i].time_s, .bytes = rs[i].bytes, .op = op};
+        st_as_step st = {.coll = rs[i].coll, .axis = rs[i].axis, .time_s = rs[i].time_s, .bytes = rs[i].bytes, .op = op,
+                         .src = src};
         if (work_push(w, part, bwd, st)) return ST_ENOMEM;
     }
     return 0;
@@ -1819,32 +1834,37 @@ int st_autoshard_work(const st_autoshard_result *r, int stage, const st_cluster 
                 strat a = arrival(&x, t);
                 int pt = part[co] == ST_AS_LAYER ? ST_AS_ENTER : part[co];
                 edge_steps(&x, t, &a, op, i, b, rs, &nf, rb, &nb);
-                rc = push_colls(w, pt, 0, co, rs, nf) || push_colls(w, pt, 1, co, rb, nb) ? ST_ENOMEM : 0;
+                rc = push_colls(w, pt, 0, co, -1, rs, nf) || push_colls(w, pt, 1, co, -1, rb, nb) ? ST_ENOMEM : 0;
                 if (rc) break;
             }
             if (pr >= 0 && si[pr] >= 0) {
                 int pt = part[pr] == part[co] ? part[co] : part[co] == ST_AS_LAYER ? ST_AS_ENTER : ST_AS_LEAVE;
                 edge_steps(&x, t, &x.ops[pr].s[si[pr]], op, i, b, rs, &nf, rb, &nb);
-                rc = push_colls(w, pt, 0, co, rs, nf) || push_colls(w, pt, 1, co, rb, nb) ? ST_ENOMEM : 0;
+                rc = push_colls(w, pt, 0, co, pr, rs, nf) || push_colls(w, pt, 1, co, pr, rb, nb) ? ST_ENOMEM : 0;
             }
             if (!rc && t == g->block_in && k > 1 && g->block_out >= 0) { /* from the previous layer */
                 int lp = g->t[g->block_out].producer;
                 if (lp >= 0 && si[lp] >= 0) {
                     edge_steps(&x, g->block_out, &x.ops[lp].s[si[lp]], op, i, b, rs, &nf, rb, &nb);
-                    rc = push_colls(w, ST_AS_CROSS, 0, co, rs, nf) || push_colls(w, ST_AS_CROSS, 1, co, rb, nb) ? ST_ENOMEM : 0;
+                    rc = push_colls(w, ST_AS_CROSS, 0, co, lp, rs, nf) || push_colls(w, ST_AS_CROSS, 1, co, lp, rb, nb)
+                         ? ST_ENOMEM
+                         : 0;
                 }
             }
         }
         if (rc) break;
-        st_as_step cs = {.coll = ST_COLL_NONE, .axis = -1, .time_s = b->fwd_s, .op = co};
+        st_op lo; /* what one device runs, as the ILP priced it */
+        local_op(&x, co, b, &lo);
+        st_as_step cs = {.coll = ST_COLL_NONE, .axis = -1, .time_s = b->fwd_s, .bytes = lo.fwd_bytes, .op = co,
+                         .src = -1, .m = lo.m, .n = lo.n, .k = lo.k, .batch = lo.batch, .flops = lo.fwd_flops};
         if (work_push(w, part[co], 0, cs)) rc = ST_ENOMEM;
-        cs.time_s = b->bwd_s;
+        cs.time_s = b->bwd_s, cs.bytes = lo.bwd_bytes, cs.flops = lo.bwd_flops;
         if (!rc && work_push(w, part[co], 1, cs)) rc = ST_ENOMEM;
         int nl;
         loss_comm(&x, co, b, rs, &nl);
-        if (!rc) rc = push_colls(w, part[co], 0, co, rs, nl);
+        if (!rc) rc = push_colls(w, part[co], 0, co, co, rs, nl);
         sink_cost(&x, co, b, rs, &nf);
-        if (!rc) rc = push_colls(w, part[co] == ST_AS_LAYER ? ST_AS_LEAVE : part[co], 0, co, rs, nf);
+        if (!rc) rc = push_colls(w, part[co] == ST_AS_LAYER ? ST_AS_LEAVE : part[co], 0, co, co, rs, nf);
         double mult = g->ops[co].block ? (double)k : 1, ts[2], by[2], gs[2], gb[2];
         grad_sync(&x, co, b, x.zero, ts, by, gs, gb);
         for (int a = 0; a < st->mesh.naxes; a++) {

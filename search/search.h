@@ -233,8 +233,14 @@ typedef struct st_as_step {
     st_coll coll;   /* ST_COLL_NONE: compute */
     int axis;       /* a collective's mesh axis */
     double time_s;  /* alone */
-    double bytes;   /* a collective's bytes per rank (st_cost_collective's) */
-    int op;         /* the graph op it belongs to */
+    double bytes;   /* a collective's bytes per rank (st_cost_collective's); compute: this phase's HBM
+                       bytes on one device */
+    int op;         /* the graph op it belongs to (an edge's resharding: the consumer's) */
+    int src;        /* a collective's: the graph op whose output it reshards (in backward, that output's
+                       gradient), -1 when the tensor arrives from the previous stage */
+    double m, n, k, batch; /* compute: the GEMM (fused attention) shape on one device, after the
+                              sharding (st_op's); 0 for other classes */
+    double flops;   /* compute: this phase's FLOPs on one device */
 } st_as_step;
 typedef struct st_as_work {
     int n[ST_AS_PARTS][2], cap[ST_AS_PARTS][2]; /* [part][0 forward, 1 backward] */

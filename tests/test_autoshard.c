@@ -515,10 +515,89 @@ START_TEST(given_plan_bad_label) {
 }
 END_TEST
 
+/* The operators an ILP plan's lowering names (program.h, "Operators"), stage by stage, in one
+ * micro-batch: every operator of the stage runs once per layer it holds (the head's and tail's once,
+ * a custom graph's in its segment) in forward and in backward, and with recompute each block
+ * operator's forward once more per layer; each entry is one device's share of the whole operator,
+ * its FLOPs times the devices that split it giving the unsharded operator's (and a GEMM's shape
+ * 2 m n k batch of them), its time what the instruction takes. A collective that names an
+ * operator follows it in forward (and recompute) and precedes it in backward. Returns the
+ * collectives that name one. */
+static int check_ops_named(const st_autoshard_result *r, const st_lowered *low) {
+    const st_graph *g = r->g;
+    const uint8_t phases[3] = {ST_PHASE_FWD, ST_PHASE_BWD, ST_PHASE_RECOMPUTE};
+    int named = 0;
+    ck_assert_int_gt(low->nops, 0);
+    int *first = malloc(sizeof *first * (size_t)low->nops), *last = malloc(sizeof *last * (size_t)low->nops);
+    ck_assert(first && last);
+    for (int i = 0; i < r->nstages; i++) {
+        const st_as_stage *st = &r->stage[i];
+        const st_program *pg = &low->progs[i];
+        int layers = g->block_in < 0 ? 1 : st->last - st->first;
+        int *seen = calloc((size_t)g->nops * (size_t)layers * 3, sizeof *seen);
+        ck_assert_ptr_nonnull(seen);
+        for (int e = 0; e < low->nops; e++) first[e] = last[e] = -1;
+        for (int k = 0; k < pg->n; k++) {
+            const st_ins *in = &pg->ins[k];
+            if (in->kind != ST_INS_COMPUTE || in->mb != 0) continue;
+            double t = 0;
+            for (int e = in->op; e < in->op + in->nops; e++) {
+                const st_lowered_op *o = &low->ops[e];
+                const st_gop *go = &g->ops[o->index];
+                ck_assert_int_eq(o->phase, in->phase);
+                ck_assert_str_eq(o->name, go->name);
+                ck_assert_int_eq(o->cls, go->cls);
+                ck_assert_int_eq(first[e], -1); /* once per micro-batch */
+                first[e] = last[e] = k;
+                t += o->dur_s;
+                int l = g->block_in < 0 ? 0 : go->block ? o->layer - st->first : 0;
+                if (g->block_in < 0) ck_assert_int_eq(o->layer, g->seg[o->index]);
+                else if (go->block) ck_assert(o->layer >= st->first && o->layer < st->last);
+                else ck_assert_int_eq(o->layer, st_graph_op_mult(g, o->index, 0, 1) ? -1 : (int)g->repeat);
+                int ph = o->phase == ST_PHASE_FWD ? 0 : o->phase == ST_PHASE_BWD ? 1 : 2;
+                seen[((size_t)o->index * (size_t)layers + (size_t)l) * 3 + (size_t)ph]++;
+                double split = 1;
+                for (int a = 0; a < st->mesh.naxes; a++)
+                    if (st->choice[o->index].lab[a]) split *= st->mesh.size[a];
+                double whole = ph == 1 ? go->bwd_flops : go->fwd_flops;
+                ck_assert_msg(fabs(o->flops * split - whole) <= 1e-9 * whole, "%s: %g x %g FLOPs, whole %g", o->name,
+                              o->flops, split, whole);
+                if (o->cls == ST_OPC_GEMM && ph != 1)
+                    ck_assert_msg(fabs(2 * o->m * o->n * o->k * o->batch * split - whole) <= 1e-9 * whole,
+                                  "%s: shape %g x %g x %g x %g on %g devices, %g FLOPs", o->name, o->m, o->n, o->k,
+                                  o->batch, split, whole);
+            }
+            ck_assert(fabs(t - in->dur_s) <= 1e-12 * in->dur_s);
+        }
+        for (int o = 0; o < g->nops; o++)
+            for (int l = 0; l < layers; l++) {
+                int here = st->choice[o].lab[0] != '-' && (g->block_in < 0 || g->ops[o].block || l == 0);
+                int rec = here && st->recompute && g->block_in >= 0 && g->ops[o].block;
+                const int *n = &seen[((size_t)o * (size_t)layers + (size_t)l) * 3];
+                ck_assert_msg(n[0] == here && n[1] == here && n[2] == rec, "stage %d %s layer %d: %d %d %d", i,
+                              g->ops[o].name, l, n[0], n[1], n[2]);
+            }
+        for (int k = 0; k < pg->n; k++) { /* where the collectives sit */
+            const st_ins *in = &pg->ins[k];
+            if (in->kind != ST_INS_COLL || in->mb != 0 || in->coll_op < 0) continue;
+            named++;
+            uint8_t ph = low->ops[in->coll_op].phase;
+            ck_assert(ph == phases[0] || ph == phases[1] || ph == phases[2]);
+            if (ph == ST_PHASE_BWD) ck_assert_int_gt(last[in->coll_op], k);
+            else ck_assert(first[in->coll_op] >= 0 && first[in->coll_op] < k);
+        }
+        free(seen);
+    }
+    free(first), free(last);
+    return named;
+}
+
 static void sim_plan(const st_autoshard_result *r, const st_cluster *c, st_sim_result *res) {
     st_lowered low;
     st_error err;
     ck_assert_msg(st_lower_autoshard(r, c, NULL, ST_DT_BF16, &low, &err) == 0, "%s", err.text);
+    ck_assert_msg(st_program_validate(&low, &err) == 0, "%s", err.text);
+    check_ops_named(r, &low);
     ck_assert_msg(st_sim_run(&low, 0, NULL, res, &err) == 0, "%s", err.text);
     st_lowered_destroy(&low);
 }
@@ -686,6 +765,31 @@ START_TEST(ilp_recompute) {
     ck_assert(loose.iteration_time_s < r.iteration_time_s); /* recompute costs time */
     st_autoshard_result_free(&loose);
     check_replay(&m, &c, &o, &r, 0.01);
+    st_autoshard_result_free(&r);
+}
+END_TEST
+
+/* An executor can run an ILP plan's programs: Megatron's split found by the ILP, lowered, names its
+ * operators (check_ops_named), and the forward's reduction after the row-parallel fc2 names fc2. */
+START_TEST(ilp_lowering_names_operators) {
+    st_cluster c = cluster("dgx-a100-80g", 8);
+    st_autoshard_result r;
+    plan_model("gpt-18.4b", "dgx-a100-80g", 8, 8, 1, 2048, 1, &r);
+    ck_assert_int_eq(split1(&r, "fc2"), 'f');
+    st_lowered low;
+    st_error err;
+    ck_assert_msg(st_lower_autoshard(&r, &c, NULL, ST_DT_BF16, &low, &err) == 0, "%s", err.text);
+    ck_assert_msg(st_program_validate(&low, &err) == 0, "%s", err.text);
+    ck_assert_int_gt(check_ops_named(&r, &low), 0);
+    int fc2 = 0;
+    for (int k = 0; k < low.progs[0].n; k++) {
+        const st_ins *in = &low.progs[0].ins[k];
+        if (in->kind == ST_INS_COLL && in->coll_op >= 0 && low.ops[in->coll_op].phase == ST_PHASE_FWD &&
+            strcmp(low.ops[in->coll_op].name, "fc2") == 0)
+            fc2++;
+    }
+    ck_assert_int_gt(fc2, 0);
+    st_lowered_destroy(&low);
     st_autoshard_result_free(&r);
 }
 END_TEST
@@ -1141,6 +1245,7 @@ Suite *suite_autoshard(void) {
     tcase_add_test(tc, graph_segments);
     tcase_add_test(tc, ilp_custom_pipeline);
     tcase_add_test(tc, ilp_recompute);
+    tcase_add_test(tc, ilp_lowering_names_operators);
     tcase_add_test(tc, ilp_zero_hand_computed);
     tcase_add_test(tc, ilp_zero_never_slower);
     tcase_add_test(tc, ilp_zero_auto_pays);

@@ -56,7 +56,10 @@
  * they run (last layer first). Where the lowering places each collective of the sharding at its
  * operator (st_lower_opts.per_op), the COMPUTE instructions stop at every collective and the COLL
  * names its operator (coll_op); in the fused form a chunk's collectives follow its whole compute,
- * summed per group kind (coll_op -1), which times alike but is not executable.
+ * summed per group kind (coll_op -1), which times alike but is not executable. An ILP plan's
+ * lowering (src/lower/lower_as.c) names the tensor-level graph's operators (st_graph.ops) and
+ * always places each resharding collective at its operator: the COLL names the operator whose
+ * output (in backward, whose output's gradient) it reshards.
  */
 #ifndef STRATA_PROGRAM_H
 #define STRATA_PROGRAM_H
@@ -173,10 +176,13 @@ typedef struct st_route {
 
 /* One operator in one phase, as a COMPUTE instruction runs it (program.h, "Operators"). */
 typedef struct st_lowered_op {
-    const char *name;      /* static: the operator graph's name ("qkv", "fc1", "loss", ...) */
+    const char *name;      /* the operator graph's name ("qkv", "fc1", "loss", ...): static, or (ILP
+                              plans) in one of st_lowered.blocks */
     int32_t layer;         /* its block (0-based); -1: the embedding (st_ops_head), the model's layer
-                              count: the output layer (st_ops_tail) */
-    int16_t index;         /* its position in that block's (head's, tail's) operator list */
+                              count: the output layer (st_ops_tail); ILP plans: the same for the
+                              graph's head and tail (st_graph.repeat), a custom graph's segment */
+    int16_t index;         /* its position in that block's (head's, tail's) operator list; ILP plans:
+                              the operator in st_graph.ops */
     uint8_t cls;           /* st_opclass */
     uint8_t phase;         /* st_phase: FWD, BWD, BWD_INPUT, BWD_WEIGHT (the halves of a split
                               backward, each half the work as cost/ splits it) or RECOMPUTE */
@@ -199,7 +205,7 @@ typedef struct st_lowered {
     st_route *routes; /* owned */
     st_hop *hops;     /* owned */
     int nblocks;
-    void **blocks;    /* owned: memory that several programs' instructions lie in */
+    void **blocks;    /* owned: memory that several programs' instructions (or ops' names) lie in */
 } st_lowered;
 
 /* Frees what a lowering filled (src/lower/program.c). */

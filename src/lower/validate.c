@@ -290,8 +290,8 @@ static int check_each(vstate *V, int p, st_error *err) {
             (in->nops < 0 || (in->nops > 0 && (in->op < 0 || (int64_t)in->op + in->nops > l->nops))))
             BAD("rank %d instruction %d: operators [%d, %lld) out of range (the lowering names %d)", pg->rank, i,
                 (int)in->op, (long long)in->op + in->nops, l->nops);
-        /* coll_op means something only where the lowering names operators (hand-made programs,
-         * and the ILP's lowering, leave it 0 with no table) */
+        /* coll_op means something only where the lowering names operators (hand-made programs
+         * leave it 0 with no table) */
         if (in->kind == ST_INS_COLL && l->nops > 0 && (in->coll_op < -1 || in->coll_op >= l->nops))
             BAD("rank %d instruction %d: collective of operator %d out of range (the lowering names %d)", pg->rank, i,
                 (int)in->coll_op, l->nops);
