@@ -10,7 +10,11 @@
  * pass. The host's time to issue the kernels from eager PyTorch is priced apart, per list of
  * operators (st_cost_host_stretch): the host runs ahead of the GPU, so a block takes the longer of
  * its GPU time and its host time, and small models whose kernels are shorter than the host's work
- * per kernel are host-bound (ST_HOST_S_PER_KERNEL, cost_private.h). */
+ * per kernel are host-bound (ST_HOST_S_PER_KERNEL, cost_private.h). Context parallelism's ring
+ * (cp=p2p) runs cp kernels a pass: the first on the rank's own two chunks, causal, at the query
+ * length s / cp; the others one chunk of s / 2cp against two or two against one, unmasked. Each of
+ * those is as slow as the slower shape, whose inner loop runs over s / 2cp (keys in forward,
+ * queries in backward): they are priced at the unmasked rate for s / 2cp (st__ring_step). */
 #include "cost_private.h"
 
 #include <math.h>
@@ -112,7 +116,25 @@ double st_cost_host_stretch(const st_op *ops, int n, double gpu_s, int backward)
 
 static double dim_factor(double d) { return d / (d + ST_GEMM_HALF_DIM); }
 
+void st__ring_step(const st_op *op, int first, st_op *out) {
+    double n = op->ring_steps > 1 ? op->ring_steps : 1;
+    *out = *op;
+    out->ring_steps = 0;
+    out->fwd_flops /= n, out->bwd_flops /= n;
+    out->fwd_bytes /= n, out->bwd_bytes /= n;
+    out->kernels_fwd = out->kernels_bwd = 1;
+    if (!first) out->m /= 2, out->causal = 0;
+}
+
 double st_cost_op_time(const st_cluster *c, const st_profile *prof, const st_op *op, st_dtype dt, int backward) {
+    if (op->cls == ST_OPC_ATTENTION && op->ring_steps > 1) {
+        /* cp=p2p: the ring's steps, each at its own blocks' rate (opgraph.c) */
+        st_op first, other;
+        st__ring_step(op, 1, &first);
+        st__ring_step(op, 0, &other);
+        return st_cost_op_time(c, prof, &first, dt, backward) +
+               (op->ring_steps - 1) * st_cost_op_time(c, prof, &other, dt, backward);
+    }
     double flops = backward ? op->bwd_flops : op->fwd_flops;
     double bytes = backward ? op->bwd_bytes : op->fwd_bytes;
     int kernels = backward ? op->kernels_bwd : op->kernels_fwd;

@@ -97,6 +97,13 @@ void st_cost_op(const st_cost_ctx *ctx, const st_plan *p, const st_op *op, st_op
  * are priced at what they leave exposed, the GEMM's slowdown beside them included. The estimate and
  * the lowering's operators both take their prices from here. */
 void st_cost_ops(const st_cost_ctx *ctx, const st_plan *p, const st_op *ops, int n, st_op_cost *out);
+/* cp=p2p (Transformer Engine's ring; src/core/opgraph.c): what n ring steps leave exposed of their
+ * transfers, each of x_s (one K/V block) or x2_s (K/V with dK/dV, backward's middle steps) beside
+ * an attention step of first_s (the causal one) or other_s, plus the compute NCCL's SMs slow while
+ * the hidden part runs (st_cost_overlap_tax). Forward: x_s beside steps 0 .. n-2; backward: x_s,
+ * then x2_s n-2 times, then x_s beside the causal step. st_cost_ops prices the exchange so. */
+double st_cost_cp_ring_exposed(const st_cluster *c, double x_s, double x2_s, double first_s, double other_s,
+                               double n, int backward);
 /* Collective time for `bytes` per rank (cost/comm.c). */
 double st_cost_collective(const st_cluster *c, const st_profile *prof, st_coll coll, const st_group *g,
                           double bytes);
@@ -255,6 +262,9 @@ typedef struct st_chunk_cost {
     double act_bytes;                                  /* activations kept until its backward */
     double working_bytes;                              /* full recompute: one block's activations, live
                                                           while that backward recomputes them */
+    double work_bytes;                                 /* the largest block's st_op.work_bytes (cp's
+                                                          K/V buffers), live while its forward and
+                                                          again while its backward runs */
     double p2p_s;                                      /* sending its output (or input gradient):
                                                           one message, st_cost_p2p_bytes */
     double params;                                     /* parameters it holds (its gradients' share) */

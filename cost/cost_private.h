@@ -66,12 +66,14 @@ typedef struct st__pass {
     double params;          /* dense parameters on this rank */
     double expert_params;   /* expert parameters on this rank */
     double fp8_params;      /* of both, those of the linear layers fp8 training runs in fp8 (st_op.fp8) */
+    double work_bytes;      /* the largest st_op.work_bytes: held while that operator runs */
     int kernels;
 } st__pass;
 
 typedef struct st__shard_cost {
     int used;
     int tp, cp, ep, sp, tp_overlap;
+    st_cp_comm cp_comm;
     int64_t mbs, seq;
     st_dtype dtype;
     int grad_bytes;
@@ -118,6 +120,10 @@ double st__block_act(const st__pass *ps, st_recompute rc);
 /* What a block's recompute restores while its backward runs (full: the whole block; op: what the
  * policy did not save; else 0), on top of what st__block_act keeps (cost/memory.c). */
 double st__block_working(const st__pass *ps, st_recompute rc);
+/* One step of a cp=p2p fused attention (st_op.ring_steps; compute.c): the first (first = 1: the
+ * causal one on the rank's own blocks) or any other (unmasked, half-length blocks), each 1/steps of
+ * the work, one kernel. */
+void st__ring_step(const st_op *op, int first, st_op *out);
 /* Parameters of a stage of class cls that fp8 training casts to fp8 (0 unless dtype is fp8). */
 double st__fp8_params(const st__shard_cost *sc, const st__stage_class *cls);
 /* Pipeline send/recv time of one activation between stages (cost/estimate.c). */

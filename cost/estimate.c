@@ -41,9 +41,16 @@
  * GEMM piece and the last reduce-scatter run alone). On top: the GEMM cut into n pieces, priced as n
  * GEMMs of 1/n of its rows (st_cost_op_time), less the whole; and the SMs the communication holds
  * (st_cost_overlap_tax_sms: ST_UB_SMS for the whole GEMM where TE sets an SM margin, ST_UB_RING_SMS
- * while the ring's transfers run). The result is the collective's time in the breakdown's tp part. */
+ * while the ring's transfers run). The result is the collective's time in the breakdown's tp part.
+ *
+ * cp=p2p (Transformer Engine's ring, src/core/opgraph.c): the cp exchange's all-gather and
+ * reduce-scatter are priced as the ring runs them, one send/recv per step beside the attention on
+ * the block in hand (cp_ring, st_cost_cp_ring_exposed): each step exposes max(0, transfer - step)
+ * and NCCL's SMs slow the step by the hidden part (st_cost_overlap_tax). all_gather and a2a run
+ * their collectives exposed, as TE does. */
 #include "cost_private.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,8 +158,56 @@ static int op_index(const st_op *ops, int n, const char *name) {
     return -1;
 }
 
+/* ---- cp=p2p's ring (file comment; src/core/opgraph.c, "Context parallelism") */
+
+double st_cost_cp_ring_exposed(const st_cluster *c, double x_s, double x2_s, double first_s, double other_s,
+                               double n, int backward) {
+    double exposed, hidden;
+    if (n < 2) return 0;
+    if (!backward) { /* kvb beside steps 0 (causal) .. n - 2 */
+        exposed = max0(x_s - first_s) + (n - 2) * max0(x_s - other_s);
+        hidden = fmin(x_s, first_s) + (n - 2) * fmin(x_s, other_s);
+    } else { /* kvb beside step 0, 2 kvb beside steps 1 .. n - 2, kvb beside the causal last */
+        exposed = max0(x_s - other_s) + (n - 2) * max0(x2_s - other_s) + max0(x_s - first_s);
+        hidden = fmin(x_s, other_s) + (n - 2) * fmin(x2_s, other_s) + fmin(x_s, first_s);
+    }
+    return exposed + st_cost_overlap_tax(c, hidden);
+}
+
+/* The ring's exposed time in place of the exchange's collective times (ops[x]): its transfers
+ * beside the core attention's steps (the operators cp splits; an unfused core's time is cut into
+ * cp equal steps). */
+static void cp_ring(const st_cost_ctx *ctx, const st_plan *p, const st_op *ops, int n, int x, st_op_cost *out) {
+    double first[2] = {0, 0}, other[2] = {0, 0}, cp = p->cp;
+    for (int i = 0; i < n; i++) {
+        if (!(ops[i].splits & ST_SPLIT_CP)) continue;
+        for (int b = 0; b < 2; b++) {
+            double t = b ? out[i].bwd_s : out[i].fwd_s;
+            if (ops[i].ring_steps > 1) {
+                st_op a, o;
+                st__ring_step(&ops[i], 1, &a);
+                st__ring_step(&ops[i], 0, &o);
+                first[b] += st_cost_op_time(ctx->c, ctx->prof, &a, p->dtype, b);
+                other[b] += st_cost_op_time(ctx->c, ctx->prof, &o, p->dtype, b);
+            } else {
+                first[b] += t / cp, other[b] += t / cp;
+            }
+        }
+    }
+    st_group g;
+    st_cost_group(ctx->c, p, ST_GRP_CP, &g);
+    double kvb = ops[x].coll_bytes / cp;
+    double x1 = st_cost_collective(ctx->c, ctx->prof, ST_COLL_SENDRECV, &g, kvb);
+    double x2 = st_cost_collective(ctx->c, ctx->prof, ST_COLL_SENDRECV, &g, 2 * kvb);
+    out[x].fwd_coll_s = st_cost_cp_ring_exposed(ctx->c, x1, x2, first[0], other[0], cp, 0);
+    out[x].bwd_coll_s = st_cost_cp_ring_exposed(ctx->c, x1, x2, first[1], other[1], cp, 1);
+}
+
 void st_cost_ops(const st_cost_ctx *ctx, const st_plan *p, const st_op *ops, int n, st_op_cost *out) {
     for (int i = 0; i < n; i++) st_cost_op(ctx, p, &ops[i], &out[i]);
+    if (p->cp > 1 && p->cp_comm == ST_CP_P2P)
+        for (int i = 0; i < n; i++)
+            if (ops[i].coll_group == ST_GRP_CP && ops[i].fwd_coll == ST_COLL_ALLGATHER) cp_ring(ctx, p, ops, n, i, out);
     if (!p->tp_overlap || p->tp < 2 || !p->sp) return;
     for (size_t k = 0; k < sizeof ub_pairs / sizeof ub_pairs[0]; k++) {
         int a = op_index(ops, n, ub_pairs[k].at), g = op_index(ops, n, ub_pairs[k].gemm);
@@ -192,6 +247,7 @@ static void pass_add_ops(st_cost_ctx *ctx, const st_plan *p, const st_op *ops, i
         else
             out->params += o->params;
         if (o->fp8) out->fp8_params += o->params;
+        if (o->work_bytes > out->work_bytes) out->work_bytes = o->work_bytes;
         out->kernels += o->kernels_fwd + o->kernels_bwd;
         out->fwd_comm_s[o->coll_group] += oc.fwd_coll_s;
         out->bwd_comm_s[o->coll_group] += oc.bwd_coll_s;
@@ -201,9 +257,9 @@ static void pass_add_ops(st_cost_ctx *ctx, const st_plan *p, const st_op *ops, i
 
 const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p) {
     uint64_t h = 1469598103934665603ULL;
-    int64_t key[10] = {p->tp, p->cp, p->ep, p->sp, p->mbs, p->seq, p->dtype, p->grad_bytes, p->attention,
-                       p->tp_overlap};
-    for (int i = 0; i < 10; i++) h = (h ^ (uint64_t)key[i]) * 1099511628211ULL;
+    int64_t key[11] = {p->tp, p->cp, p->ep, p->sp, p->mbs, p->seq, p->dtype, p->grad_bytes, p->attention,
+                       p->tp_overlap, p->cp_comm};
+    for (int i = 0; i < 11; i++) h = (h ^ (uint64_t)key[i]) * 1099511628211ULL;
     st__shard_cost *e = NULL;
     for (int probe = 0; probe < 8; probe++) {
         st__shard_cost *c = &ctx->cache[(h + (uint64_t)probe) % ST_COST_CACHE];
@@ -213,7 +269,7 @@ const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p) {
         }
         if (c->tp == p->tp && c->cp == p->cp && c->ep == p->ep && c->sp == p->sp && c->mbs == p->mbs &&
             c->seq == p->seq && c->dtype == p->dtype && c->grad_bytes == p->grad_bytes &&
-            c->attention == p->attention && c->tp_overlap == p->tp_overlap)
+            c->attention == p->attention && c->tp_overlap == p->tp_overlap && c->cp_comm == p->cp_comm)
             return c;
     }
     if (!e) e = &ctx->cache[h % ST_COST_CACHE]; /* table crowded: overwrite */
@@ -242,6 +298,7 @@ const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p) {
     e->mbs = p->mbs, e->seq = p->seq, e->dtype = p->dtype, e->grad_bytes = p->grad_bytes;
     e->attention = p->attention;
     e->tp_overlap = p->tp_overlap;
+    e->cp_comm = p->cp_comm;
     return e;
 }
 
@@ -425,6 +482,8 @@ void st_cost_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, st_chunk_cost 
     if (nd > 0) out->working_bytes = st__block_working(&sc->dense, p->recompute);
     if (nm > 0 && st__block_working(&sc->moe, p->recompute) > out->working_bytes)
         out->working_bytes = st__block_working(&sc->moe, p->recompute);
+    if (nd > 0) out->work_bytes = sc->dense.work_bytes;
+    if (nm > 0 && sc->moe.work_bytes > out->work_bytes) out->work_bytes = sc->moe.work_bytes;
 }
 
 /* A collective over `total` bytes issued in n equal pieces (buckets, or one per layer). */

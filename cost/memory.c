@@ -24,7 +24,8 @@
  * m. The embedding's dropout mask lives on the first stage, logits and the fp32 softmax of the
  * loss on the last. fp8 training adds Transformer Engine's cached fp8 weight copies
  * (ST_FP8_WEIGHT_COPY_BYTES per parameter of its fp8 linear layers); its fp8 saved inputs are in
- * the operators' saved bytes (opgraph.c). */
+ * the operators' saved bytes (opgraph.c). Context parallelism's key/value buffers (opgraph.c,
+ * st_op.work_bytes) live only while attention runs: the largest block's, once, on top. */
 #include "cost_private.h"
 
 #include <string.h>
@@ -104,6 +105,9 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_c
     double act_mb = nd * st__block_act(&sc->dense, p->recompute) + nm * st__block_act(&sc->moe, p->recompute);
     double working = 0, block_max = 0;
     if (nd > 0) working = st__block_working(&sc->dense, p->recompute), block_max = sc->dense.params;
+    /* cp's K/V buffers (st_op.work_bytes), live while the largest block's attention runs */
+    double work = nd > 0 ? sc->dense.work_bytes : 0;
+    if (nm > 0 && sc->moe.work_bytes > work) work = sc->moe.work_bytes;
     if (nm > 0) {
         if (st__block_working(&sc->moe, p->recompute) > working) working = st__block_working(&sc->moe, p->recompute);
         if (sc->moe.params + sc->moe.expert_params > block_max) block_max = sc->moe.params + sc->moe.expert_params;
@@ -154,7 +158,7 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_c
         out->weights_bytes += root * wb;
     }
     out->optimizer_bytes = dense * sd.optimizer + expert * se.optimizer;
-    out->activations_bytes = act_mb * inflight + working;
+    out->activations_bytes = act_mb * inflight + working + work;
     out->other_bytes = st_cluster_reserved_bytes(ctx->c);
     out->total_bytes = out->weights_bytes + out->grads_bytes + out->optimizer_bytes + out->activations_bytes +
                        out->other_bytes;

@@ -583,6 +583,98 @@ START_TEST(test_overlap_takes_sms) {
 }
 END_TEST
 
+/* cp_comm (src/core/opgraph.c, "Context parallelism"; cost/estimate.c, cp_ring). The ring's closed
+ * forms: a transfer shorter than its step hides, leaving only NCCL's SMs' slowdown of the step;
+ * a longer one exposes transfer - step, per step. The exchange moves the sequence's K/V
+ * (b s 2 kv_heads/tp d x 2 bytes), (cp-1)/cp of it over each rank's links, as all_gather does. The
+ * ring's fused attention is its steps' sum; all_gather gathers again before the backward; a2a
+ * all-to-alls around attention. Memory: the ring's cp blocks (at least 4), all_gather's 2 cp. */
+START_TEST(test_cp_comm) {
+    st_cluster c = cluster("dgx-h100", 16);
+    double n = 8, x = 1e-3, tax = st_cost_overlap_tax(&c, (n - 1) * x);
+    REL(st_cost_cp_ring_exposed(&c, x, 2 * x, 5e-3, 3e-3, n, 0), tax, 1e-12);
+    ck_assert(tax > 0);
+    REL(st_cost_cp_ring_exposed(&c, x, 2 * x, 5e-3, 3e-3, n, 1), st_cost_overlap_tax(&c, x + 6 * 2 * x + x), 1e-12);
+    double big = 10e-3, exp_f = (big - 5e-3) + (n - 2) * (big - 3e-3) + st_cost_overlap_tax(&c, 5e-3 + 6 * 3e-3);
+    REL(st_cost_cp_ring_exposed(&c, big, 2 * big, 5e-3, 3e-3, n, 0), exp_f, 1e-12);
+    double exp_b = (big - 3e-3) + (n - 2) * (2 * big - 3e-3) + (big - 5e-3) + st_cost_overlap_tax(&c, 3e-3 * 7 + 5e-3);
+    REL(st_cost_cp_ring_exposed(&c, big, 2 * big, 5e-3, 3e-3, n, 1), exp_b, 1e-12);
+    ck_assert_double_eq(st_cost_cp_ring_exposed(&c, big, 2 * big, 5e-3, 3e-3, 1, 0), 0);
+
+    const char *modes[] = {"p2p", "all_gather", "a2a"};
+    double act[3], kvb = 0;
+    for (int k = 0; k < 3; k++) {
+        char spec[128];
+        /* a2a: llama3-70b's 8 kv heads split over cp = 8 only without tp */
+        snprintf(spec, sizeof spec, "tp=%d,cp=8,mbs=1,gbs=16,seq=65536,sp=1,cp_comm=%s", k < 2 ? 8 : 1, modes[k]);
+        env e;
+        env_init(&e, "llama3-70b", 128, spec);
+        st_shard sh;
+        st_plan_shard(e.p, &sh);
+        st_op ops[ST_MAX_OPS];
+        st_op_cost plain[ST_MAX_OPS], priced[ST_MAX_OPS];
+        int nops = st_ops_layer(&e.m, &sh, 0, ops, ST_MAX_OPS), xi = -1, ai = -1;
+        for (int i = 0; i < nops; i++) {
+            st_cost_op(e.ctx, e.p, &ops[i], &plain[i]);
+            if (ops[i].coll_group == ST_GRP_CP && xi < 0) xi = i;
+            if (!strcmp(ops[i].name, "attention")) ai = i;
+        }
+        st_cost_ops(e.ctx, e.p, ops, nops, priced);
+        ck_assert_int_ge(xi, 0);
+        ck_assert_int_eq(xi, ai - 1); /* the operator that makes K and V (rope) */
+        double seq_kv = 65536.0 * 2 * 8 / 8 * 128 * 2; /* b s 2 kv_heads/tp d bytes */
+        st_group g;
+        st_cost_group(&e.c, e.p, ST_GRP_CP, &g);
+        ck_assert_int_eq(g.n, 8);
+        if (k < 2) {
+            REL(ops[xi].coll_bytes, seq_kv, 1e-12);
+            REL(st_cost_bus_factor(ST_COLL_ALLGATHER, 8) * ops[xi].coll_bytes, 7.0 / 8 * seq_kv, 1e-12);
+            kvb = seq_kv / 8;
+        }
+        if (k == 0) {
+            /* the ring: its steps' kernels, and what its send/recvs leave exposed beside them */
+            ck_assert_int_eq(ops[ai].ring_steps, 8);
+            st_op first, other;
+            st__ring_step(&ops[ai], 1, &first);
+            st__ring_step(&ops[ai], 0, &other);
+            ck_assert_int_eq(first.causal, 1);
+            ck_assert_int_eq(other.causal, 0);
+            REL(other.m, 65536.0 / 16, 1e-12);
+            for (int b = 0; b < 2; b++) {
+                double f = st_cost_op_time(&e.c, NULL, &first, e.p->dtype, b);
+                double o = st_cost_op_time(&e.c, NULL, &other, e.p->dtype, b);
+                REL(b ? plain[ai].bwd_s : plain[ai].fwd_s, f + 7 * o, 1e-12);
+                double x1 = st_cost_collective(&e.c, NULL, ST_COLL_SENDRECV, &g, kvb);
+                double x2 = st_cost_collective(&e.c, NULL, ST_COLL_SENDRECV, &g, 2 * kvb);
+                double want = st_cost_cp_ring_exposed(&e.c, x1, x2, f, o, 8, b);
+                REL(b ? priced[xi].bwd_coll_s : priced[xi].fwd_coll_s, want, 1e-12);
+                ck_assert(want < (b ? plain[xi].bwd_coll_s : plain[xi].fwd_coll_s));
+            }
+            REL(ops[xi].work_bytes, 8 * kvb, 1e-12);
+        } else if (k == 1) {
+            ck_assert_double_eq(priced[xi].fwd_coll_s, plain[xi].fwd_coll_s); /* exposed */
+            ck_assert_int_eq(ops[ai].bwd_coll, ST_COLL_ALLGATHER);            /* gathered again */
+            ck_assert_int_eq(ops[ai].fwd_coll, ST_COLL_NONE);
+            REL(ops[ai].coll_bytes, seq_kv, 1e-12);
+            REL(ops[xi].work_bytes, 16 * kvb, 1e-12);
+            ck_assert_int_eq(ops[ai].kernels_fwd, 2);
+        } else {
+            ck_assert_int_eq(ops[xi].fwd_coll, ST_COLL_ALLTOALL);
+            ck_assert_int_eq(ops[ai].fwd_coll, ST_COLL_ALLTOALL);
+            ck_assert_int_eq(ops[ai].bwd_coll, ST_COLL_ALLTOALL);
+            REL(ops[ai].batch, 64.0 / 8, 1e-12); /* heads / cp */
+            REL(ops[ai].m, 65536, 1e-12);
+        }
+        st_stage_memory sm;
+        st_cost_stage_memory(e.ctx, e.p, 0, &sm);
+        act[k] = sm.activations_bytes;
+        env_free(&e);
+    }
+    /* the same saved activations; the buffers differ by 2 cp - cp blocks */
+    REL(act[1] - act[0], 8 * kvb, 1e-9);
+}
+END_TEST
+
 /* tp_overlap's closed forms (cost/estimate.c): the reduce-scatter of qkv's input gradient runs in
  * bulk beside qkv's weight-gradient GEMM (TE's qkv_wgrad, 16 SMs held for the whole GEMM), so it
  * exposes max(0, c - g) plus that GEMM's slowdown, 16 / (sms - 16) of it: only the slowdown where
@@ -1043,6 +1135,7 @@ Suite *suite_cost(void) {
     tcase_add_test(tc, test_offload_params_stretch);
     tcase_add_test(tc, test_overlap_takes_sms);
     tcase_add_test(tc, test_tp_overlap_closed_form);
+    tcase_add_test(tc, test_cp_comm);
     tcase_add_test(tc, test_param_gather_overlap);
     tcase_add_test(tc, test_profile_tables);
     tcase_add_test(tc, test_offload_copy_tables);

@@ -851,6 +851,40 @@ START_TEST(test_deepspeed_escaping) {
 }
 END_TEST
 
+/* cp_comm in both emitters: Megatron's --cp-comm-type only off its default (p2p), torchtitan's
+ * rotate method "alltoall" for the ring and "allgather" for all_gather, none for a2a */
+START_TEST(test_emit_cp_comm) {
+    st_plan p;
+    st_model m;
+    plan_llama(&p);
+    model_llama8b(&m);
+    p.cp = 2;
+    char *s = emit_ok(ST_EMIT_MEGATRON, &p, &m);
+    ASSERT_NO_FLAG(s, "--cp-comm-type");
+    free(s);
+    p.cp_comm = ST_CP_ALLGATHER;
+    s = emit_ok(ST_EMIT_MEGATRON, &p, &m);
+    ASSERT_LINE(s, "--cp-comm-type all_gather");
+    free(s);
+    p.zero = 3; /* torchtitan's FSDP2 */
+    s = emit_ok(ST_EMIT_TORCHTITAN, &p, &m);
+    ASSERT_LINE(s, "context_parallel_rotate_method = \"allgather\"");
+    free(s);
+    p.cp_comm = ST_CP_A2A;
+    s = emit_ok(ST_EMIT_TORCHTITAN, &p, &m);
+    ASSERT_NO_FLAG(s, "context_parallel_rotate_method");
+    free(s);
+    p.zero = 0;
+    s = emit_ok(ST_EMIT_MEGATRON, &p, &m);
+    ASSERT_LINE(s, "--cp-comm-type a2a");
+    free(s);
+    p.cp = 1; /* nothing to say without cp */
+    s = emit_ok(ST_EMIT_MEGATRON, &p, &m);
+    ASSERT_NO_FLAG(s, "--cp-comm-type");
+    free(s);
+}
+END_TEST
+
 /* ------------------------------------------------------------ torchtitan */
 
 START_TEST(test_torchtitan_degrees) {
@@ -880,6 +914,7 @@ START_TEST(test_torchtitan_degrees) {
     ck_assert(has_prefix(s, "pipeline_parallel_microbatch_size = 1  #"));
     ASSERT_LINE(s, "pipeline_parallel_split_points = [\"layers.16\"]");
     ASSERT_LINE(s, "context_parallel_degree = 2");
+    ASSERT_LINE(s, "context_parallel_rotate_method = \"alltoall\""); /* cp_comm=p2p: the ring */
     ASSERT_LINE(s, "[activation_checkpoint]");
     ASSERT_LINE(s, "mode = \"selective\"");
     ASSERT_LINE(s, "selective_ac_option = \"op\"");
@@ -1036,6 +1071,7 @@ Suite *suite_emit(void) {
 
     tc = tcase_create("torchtitan");
     tcase_add_test(tc, test_torchtitan_degrees);
+    tcase_add_test(tc, test_emit_cp_comm);
     tcase_add_test(tc, test_torchtitan_ddp_flavor);
     tcase_add_test(tc, test_emit_deterministic);
     suite_add_tcase(s, tc);

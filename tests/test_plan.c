@@ -230,6 +230,41 @@ START_TEST(test_overlap_keys) {
 }
 END_TEST
 
+/* cp_comm: p2p by default (and not written), the other two written and read back; an unknown value
+ * is refused naming the key; a2a needs the heads per tp rank divisible by cp; at cp = 1 any value
+ * is accepted (Megatron takes --cp-comm-type without cp too) and prices nothing. */
+START_TEST(test_cp_comm_key) {
+    char key[64];
+    ck_assert_int_eq(try_plan("llama3-70b", 64, "tp=8,cp=4,cp_comm=all_gather", key), 0);
+    ck_assert_int_eq(try_plan("llama3-70b", 64, "tp=8,cp_comm=a2a", key), 0);
+    ck_assert_int_eq(try_plan("llama3-70b", 64, "tp=8,cp=4,cp_comm=ring", key), ST_EINVAL);
+    ck_assert_str_eq(key, "cp_comm");
+    /* llama3-70b: 8 kv heads, 1 per rank at tp=8 */
+    ck_assert_int_eq(try_plan("llama3-70b", 64, "tp=8,cp=2,cp_comm=a2a", key), ST_EINVAL);
+    ck_assert_str_eq(key, "cp_comm");
+    ck_assert_int_eq(try_plan("llama3-70b", 64, "tp=2,cp=4,cp_comm=a2a", key), 0);
+
+    fixture f;
+    st_error err;
+    char spec[512];
+    setup(&f, "llama3-70b", 64);
+    ck_assert_int_eq(f.p->cp_comm, ST_CP_P2P);
+    st_plan_format_spec(f.p, spec, sizeof spec);
+    ck_assert_ptr_null(strstr(spec, "cp_comm"));
+    ck_assert_int_eq(st_plan_parse_spec("tp=8,cp=4,cp_comm=all_gather", f.p, &err), 0);
+    ck_assert_int_eq(st_plan_finalize(f.p, &f.m, &f.c, 0, NULL, &err), 0);
+    st_plan_format_spec(f.p, spec, sizeof spec);
+    ck_assert_ptr_nonnull(strstr(spec, ",cp_comm=all_gather"));
+    st_plan_defaults(f.p);
+    ck_assert_int_eq(st_plan_parse_spec(spec, f.p, &err), 0);
+    ck_assert_int_eq(f.p->cp_comm, ST_CP_ALLGATHER);
+    st_shard sh;
+    st_plan_shard(f.p, &sh);
+    ck_assert_int_eq(sh.cp_comm, ST_CP_ALLGATHER);
+    free(f.p);
+}
+END_TEST
+
 Suite *suite_plan(void) {
     Suite *s = suite_create("plan");
     TCase *tc = tcase_create("plan");
@@ -238,6 +273,7 @@ Suite *suite_plan(void) {
     tcase_add_test(tc, test_chunk_layers);
     tcase_add_test(tc, test_explicit_stage_layers);
     tcase_add_test(tc, test_overlap_keys);
+    tcase_add_test(tc, test_cp_comm_key);
     suite_add_tcase(s, tc);
     return s;
 }

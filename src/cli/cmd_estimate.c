@@ -11,8 +11,10 @@ static void print_ops(FILE *out, const st_model *m, const st_cluster *c, const s
     int64_t dense_idx, moe_idx; /* one block of each kind */
     st_model_block_kinds(m, &dense_idx, &moe_idx);
     fprintf(out, "\noperators per micro-batch on one GPU (ms; TFLOP/s achieved; bound; saved MiB; collective)\n");
-    /* with tp_overlap: what each collective leaves exposed beside its GEMM (st_cost_ops) */
-    st_cost_ctx *ctx = p->tp_overlap ? st_cost_ctx_new(m, c, prof) : NULL;
+    /* with tp_overlap: what each collective leaves exposed beside its GEMM; with cp's ring, what the
+     * exchange leaves exposed beside the attention's steps (st_cost_ops) */
+    int ring = p->cp > 1 && p->cp_comm == ST_CP_P2P;
+    st_cost_ctx *ctx = p->tp_overlap || ring ? st_cost_ctx_new(m, c, prof) : NULL;
     for (int k = 0; k < 4; k++) {
         static const char *const titles[] = {"block", "MoE block", "embedding (first stage)", "output (last stage)"};
         st_op ops[ST_MAX_OPS];
@@ -47,7 +49,8 @@ static void print_ops(FILE *out, const st_model *m, const st_cluster *c, const s
                                  st_coll_name(o->bwd_coll), t * 1e3);
                 double x = ctx ? exposed[i].fwd_coll_s + exposed[i].bwd_coll_s : t;
                 if (x != t && w > 0 && (size_t)w < sizeof coll)
-                    snprintf(coll + w, sizeof coll - (size_t)w, ", exposed %.3f (tp_overlap)", x * 1e3);
+                    snprintf(coll + w, sizeof coll - (size_t)w, ", exposed %.3f (%s)", x * 1e3,
+                             o->coll_group == ST_GRP_CP ? "cp ring" : "tp_overlap");
             }
             fprintf(out, "  %-18s %-11s %8.3f %8.3f %8.1f %-7s %9.1f  %s\n", o->name, st_opclass_name(o->cls), tf * 1e3,
                     tb * 1e3, tflops, compute ? "compute" : "memory", o->saved_bytes / 1048576.0, coll);
@@ -73,6 +76,8 @@ static const char help_text[] =
     "                overlaps, all off by default as in Megatron-LM: overlap_grad_reduce=1,\n"
     "                overlap_param_gather=1 (zero 1-2, with overlap_grad_reduce), tp_overlap=1 (tp > 1\n"
     "                and sp=1: Transformer Engine's userbuffers, --tp-comm-overlap; torchtitan's async TP)\n"
+    "                cp_comm=p2p (default: the K/V ring beside the attention steps, Transformer Engine's),\n"
+    "                all_gather (Llama 3's: K/V gathered, exposed) or a2a (Ulysses; heads/tp divisible by cp)\n"
     "  --profile F   calibration profile replacing the default efficiency curves: a file, or the name\n"
     "                of a shipped one (strata profiles)\n"
     "  --ops         also list what each operator of a block costs (time, TFLOP/s, bound, collective)\n"

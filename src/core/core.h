@@ -80,6 +80,12 @@ typedef enum { ST_SCHED_GPIPE, ST_SCHED_1F1B, ST_SCHED_INTERLEAVED, ST_SCHED_ZB 
  * (scores, softmax, dropout and context as separate kernels, the s x s scores kept for backward). */
 typedef enum { ST_ATTN_FLASH, ST_ATTN_UNFUSED } st_attention;
 #define ST_ATTN_DEFAULT ST_ATTN_FLASH /* what a plan that does not say gets */
+/* How context parallelism exchanges keys and values (Megatron-LM --cp-comm-type, Transformer
+ * Engine's cp_comm_type; src/core/opgraph.c): p2p, the ring of K/V blocks overlapped with the
+ * attention steps (TE's default); all_gather, K/V all-gathered before attention and dK/dV
+ * reduce-scattered after it (Llama 3, Sec. 3.3.2); a2a, Ulysses-style all-to-alls that trade the
+ * sequence split for a head split around attention. */
+typedef enum { ST_CP_P2P, ST_CP_ALLGATHER, ST_CP_A2A } st_cp_comm;
 
 const char *st_dtype_name(st_dtype d);
 int st_dtype_parse(const char *s, st_dtype *out); /* 0 or ST_EINVAL */
@@ -98,6 +104,8 @@ const char *st_schedule_name(st_schedule s);
 int st_schedule_parse(const char *s, st_schedule *out);
 const char *st_attention_name(st_attention a);
 int st_attention_parse(const char *s, st_attention *out);
+const char *st_cp_comm_name(st_cp_comm c);
+int st_cp_comm_parse(const char *s, st_cp_comm *out);
 
 /* ------------------------------------------------------------ model */
 
@@ -190,6 +198,7 @@ typedef struct st_shard {
     st_dtype dtype; /* compute/activation dtype */
     int grad_bytes; /* gradient accumulator width (4 = fp32 main_grad as in Megatron-LM) */
     st_attention attention;
+    st_cp_comm cp_comm; /* with cp > 1 */
 } st_shard;
 
 /* One operator as one rank runs it for one micro-batch (numbers already divided by the shard). */
@@ -201,6 +210,9 @@ typedef struct st_op {
     double m, n, k, batch;       /* GEMM/BGEMM shape (batch of m x k by k x n); fused attention: query
                                     length, key length, head dim, batch x heads */
     int causal;                  /* fused attention with a causal mask (the kernel skips masked blocks) */
+    /* fused attention under cp=p2p: the ring's steps (cp kernels each way: the first causal at query
+     * and key length m, the others unmasked on half-length blocks; cost/compute.c); 0: one kernel */
+    int ring_steps;
     int kernels_fwd, kernels_bwd;
     double params;      /* parameters held by this rank */
     double saved_bytes; /* activation bytes stored for backward (no recompute) */
@@ -218,6 +230,9 @@ typedef struct st_op {
     st_coll fwd_coll, bwd_coll;
     st_group_kind coll_group;
     double coll_bytes; /* full (unsharded-over-group) message size per rank */
+    /* bytes held only while this op runs (forward or backward, the larger): context parallelism's
+     * key/value buffers (opgraph.c); part of the block's working set (cost/memory.c) */
+    double work_bytes;
 } st_op;
 
 #define ST_MAX_OPS 48
@@ -298,6 +313,7 @@ typedef struct st_plan {
     st_dtype dtype;
     st_schedule schedule;
     st_attention attention;
+    st_cp_comm cp_comm; /* how cp > 1 exchanges keys and values (default p2p) */
     int overlap_grad_reduce; /* DP reduce overlapped with backward (Megatron --overlap-grad-reduce) */
     /* zero 1-2: the weight all-gather after the optimizer step overlapped with the next forward,
      * bucket by bucket (Megatron --overlap-param-gather; needs overlap_grad_reduce, as there) */

@@ -176,7 +176,7 @@ static void residual(st_op *o, const st_model *m, const st_shard *s, const dims 
  * keeps no mask: the kernel regenerates it from the Philox seed. Selective recompute
  * (Megatron-Core checkpoints the core attention whatever its backend: attention.py,
  * checkpoint_core_attention) re-runs the kernel's forward and drops only the LSE. */
-static void flash(st_op *o, const dims *x) {
+static void flash(st_op *o, const st_shard *s, const dims *x) {
     double q = x->T * x->a_l * x->d, kv = x->b * x->s * x->kv_l * x->d; /* elements; keys over all of s */
     double lse = x->b * x->a_l * x->sl * 4;
     o->m = x->sl;
@@ -194,6 +194,76 @@ static void flash(st_op *o, const dims *x) {
     o->op_saved_bytes = q * x->act + lse;
     o->op_recompute = 0;
     o->splits = ST_SPLIT_TP | ST_SPLIT_CP;
+    if (s->cp <= 1) return;
+    /* the kernels context parallelism runs instead (file comment, "Context parallelism"); the
+     * FLOPs and bytes stay this rank's share. m is the length the rate is looked up at. */
+    if (s->cp_comm == ST_CP_P2P) {
+        o->ring_steps = s->cp; /* the causal step on the rank's own blocks (m = s / cp), then cp - 1 */
+        o->kernels_fwd = o->kernels_bwd = s->cp;
+    } else if (s->cp_comm == ST_CP_ALLGATHER) {
+        /* two kernels, one per local query chunk (s / 2cp queries), against the keys up to its end:
+         * (i + 1) and (2cp - i) chunks, on average s (2cp + 1) / 4cp keys, all but the last chunk
+         * unmasked */
+        o->m = x->s * (2 * s->cp + 1) / (4 * s->cp);
+        o->causal = 0;
+        o->kernels_fwd = o->kernels_bwd = 2;
+    } else {
+        o->m = x->s; /* a2a: the whole sequence, heads / cp of them */
+        o->batch = x->b * x->a_l / s->cp;
+    }
+}
+
+/* Context parallelism (cp > 1; Megatron-LM --cp-comm-type, Transformer Engine's cp_comm_type, in
+ * transformer_engine/pytorch/attention/dot_product_attention/context_parallel.py). The sequence is
+ * cut into 2cp chunks and rank r holds chunks r and 2cp - 1 - r (load balance under the causal
+ * mask). kvb below: the rank's own K and V, b x s/cp x 2 x kv heads/tp x d.
+ * - p2p (AttnFuncWithCPAndKVP2P, the default): K/V blocks travel around the cp ring, one
+ *   send/recv per step beside the attention on the block in hand: cp steps each way, each 1/cp of
+ *   the rank's causal work (step 0 its own blocks, causal; the others one half block against the
+ *   other's full one, unmasked). Forward: cp - 1 transfers of kvb, beside steps 0 .. cp - 2;
+ *   backward: kvb beside the first step, K/V and dK/dV (2 kvb) beside the next cp - 2, dK/dV
+ *   (kvb) beside the last (causal) one. What the ring leaves exposed is priced in
+ *   cost/estimate.c (cp_ring); here the exchange is the all-gather / reduce-scatter of the
+ *   sequence's K/V that it amounts to. Memory: the forward keeps every received block in its
+ *   p2p_comm_buffers list until it returns (cp kvb; it saves the last one for backward), the
+ *   backward two buffers of K/V and dK/dV (4 kvb).
+ * - all_gather (AttnFuncWithCPAndKVAllGather: "KV all-gather between CP ranks is exposed"; Llama 3,
+ *   Dubey et al. 2024, Sec. 3.3.2): K and V all-gathered before the forward, and again before the
+ *   backward (only the local ones are saved), dK/dV reduce-scattered after it. Memory: the
+ *   sequence's K/V (cp kvb) in forward, and with its dK/dV (2 cp kvb) in backward; the reordering
+ *   copies (index_select) are left out.
+ * - a2a (AttnFuncWithCPAndQKVOA2A, flash_attn_a2a_communicate; DeepSpeed Ulysses, Jacobs et al. 2023):
+ *   all-to-all of q, k, v before attention (sequence split -> head split) and of its output after
+ *   it, the gradients alike in backward; the attention runs over all of s on heads / cp. Memory:
+ *   one copy of q, k, v while the all-to-all runs. */
+static void cp_exchange(st_op *o, const st_shard *s, const dims *x, double q_out, double kv_out) {
+    double kvb = x->T * 2 * kv_out / x->t * x->act;
+    o->coll_group = ST_GRP_CP;
+    if (s->cp_comm == ST_CP_A2A) {
+        o->coll_bytes = x->T * (q_out + 2 * kv_out) / x->t * x->act;
+        o->fwd_coll = o->bwd_coll = ST_COLL_ALLTOALL;
+        o->work_bytes = o->coll_bytes;
+        return;
+    }
+    o->coll_bytes = kvb * s->cp; /* the sequence's K/V: the gathered output */
+    o->fwd_coll = ST_COLL_ALLGATHER;
+    o->bwd_coll = ST_COLL_REDUCESCATTER;
+    o->work_bytes = s->cp_comm == ST_CP_P2P ? (s->cp > 4 ? s->cp : 4) * kvb : 2 * s->cp * kvb;
+}
+
+/* The collective context parallelism adds at the core attention's last operator (cp_exchange):
+ * all_gather's second K/V all-gather before the backward; a2a's output all-to-all (and its
+ * gradient's before the backward). */
+static void cp_core(st_op *o, const st_shard *s, const dims *x, double q_out, double kv_out) {
+    if (s->cp_comm == ST_CP_P2P) return;
+    o->coll_group = ST_GRP_CP;
+    if (s->cp_comm == ST_CP_ALLGATHER) {
+        o->coll_bytes = x->T * 2 * kv_out / x->t * x->act * s->cp;
+        o->bwd_coll = ST_COLL_ALLGATHER;
+    } else {
+        o->coll_bytes = x->T * q_out / x->t * x->act;
+        o->fwd_coll = o->bwd_coll = ST_COLL_ALLTOALL;
+    }
 }
 
 /* fp8 training as Transformer Engine runs it (Megatron-LM --fp8-format hybrid: e4m3 forward, e5m2
@@ -228,7 +298,7 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
     dims x;
     dims_init(&x, m, s);
     int n = 0, mm = 0; /* mm: the block's aten.mm calls so far (recompute=op) */
-    st_op *o;
+    st_op *o, *core_last = NULL; /* core_last: the core attention's last operator */
     double q_out = (double)m->heads * x.d, kv_out = (double)m->kv_heads * x.d;
     double qkv_l = (q_out + 2 * kv_out) / x.t;
     double bias = m->bias ? 1 : 0;
@@ -265,19 +335,14 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
     }
 
     /* Core attention over the full key length; with cp the keys and values of the other ranks
-     * arrive by all-gather in the cp group (ring exchange) before it, and their gradients go back by
-     * reduce-scatter after its backward: the collective of the operator that makes them (qkv, its
-     * bias or rope), which it follows. */
-    if (s->cp > 1) {
-        o->coll_group = ST_GRP_CP;
-        o->coll_bytes = x.b * x.s * 2 * kv_out / x.t * x.act;
-        o->fwd_coll = ST_COLL_ALLGATHER;
-        o->bwd_coll = ST_COLL_REDUCESCATTER;
-    }
+     * arrive before it and their gradients go back after its backward (cp_exchange): the
+     * collective of the operator that makes them (qkv, its bias or rope), which it follows. */
+    if (s->cp > 1) cp_exchange(o, s, &x, q_out, kv_out);
     double qk_saved = x.T * (q_out + kv_out) / x.t * x.act, v_saved = x.T * kv_out / x.t * x.act;
     if (s->attention == ST_ATTN_FLASH) {
         PUSH("attention", ST_OPC_ATTENTION);
-        flash(o, &x);
+        flash(o, s, &x);
+        core_last = o;
         o->saved_bytes += qk_saved + v_saved;
         /* the kernel's backward reads its output o in 16 bits; without fp8 that is the projection's
          * saved input, under fp8 the projection keeps an fp8 copy and the attention keeps o */
@@ -309,6 +374,7 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
         gemm(o, &x, x.sl, x.d, x.s, x.b * x.a_l);
         o->saved_bytes = v_saved; /* V */
         o->splits = ST_SPLIT_TP | ST_SPLIT_CP;
+        core_last = o;
 
         /* [b*heads, s, d] -> [s, b, heads*d]: the contiguous() copy before the projection (the
          * fused kernels read and write the [s, b, heads*d] layout itself: Transformer Engine's
@@ -317,6 +383,8 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
         stream(o, &x, x.T * q_out / x.t, x.T * q_out / x.t, 0);
         o->splits = ST_SPLIT_TP;
     }
+
+    if (s->cp > 1) cp_core(core_last, s, &x, q_out, kv_out);
 
     if (x.fp8) {
         PUSH("proj_cast", ST_OPC_ELEMWISE);

@@ -6,7 +6,9 @@
  * schedule=1f1b (interleaved when vp > 1), attention=flash (fused, what every current stack runs;
  * the 2021-22 Megatron-LM runs of the validation sets say attention=unfused), overlap_grad_reduce=0,
  * overlap_param_gather=0, tp_overlap=0 (Megatron-LM's defaults), grad_bytes=4 (Megatron-LM
- * accumulates gradients in fp32).
+ * accumulates gradients in fp32), cp_comm=p2p (Megatron-LM's --cp-comm-type default, Transformer
+ * Engine's ring; a plan without cp > 1 may name it: Megatron accepts the flag at cp=1 and it
+ * changes nothing there).
  *
  * Uneven pipelines: when pp*vp does not divide the layers, the middle chunks get ceil(L / n)
  * layers and the first and last chunks, which also carry the embedding and the output layer,
@@ -46,7 +48,7 @@ static int parse_int(const char *v, int64_t lo, int64_t hi, int64_t *out, const 
 
 #define SPEC_KEYS                                                                                  \
     "tp, pp, dp, cp, ep, vp, mbs, gbs, seq, sp, recompute, zero, offload, dtype, schedule, "      \
-    "attention, overlap_grad_reduce, overlap_param_gather, tp_overlap, grad_bytes, seed"
+    "attention, cp_comm, overlap_grad_reduce, overlap_param_gather, tp_overlap, grad_bytes, seed"
 
 int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err) {
     char buf[1024];
@@ -106,6 +108,7 @@ int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err) {
         ENUMKEY("dtype", st_dtype_parse, dtype, 0, "fp32, tf32, fp16, bf16, fp8")
         ENUMKEY("schedule", st_schedule_parse, schedule, ST_GIVEN_SCHEDULE, "gpipe, 1f1b, interleaved, zb")
         ENUMKEY("attention", st_attention_parse, attention, 0, "flash, unfused")
+        ENUMKEY("cp_comm", st_cp_comm_parse, cp_comm, 0, "p2p, all_gather, a2a")
 #undef INTKEY
 #undef ENUMKEY
         return st_error_set(err, ST_EINVAL, NULL, k, "unknown plan key (known: " SPEC_KEYS ")");
@@ -157,6 +160,11 @@ int st_plan_finalize(st_plan *p, const st_model *m, const st_cluster *c, int64_t
     if (p->cp > 1 && p->seq % (2 * p->cp))
         BAD("cp", "seq (%lld) must be divisible by 2*cp = %d (load-balanced causal context parallelism)",
             (long long)p->seq, 2 * p->cp);
+    /* Transformer Engine's a2a splits the tp rank's heads over the cp group (context_parallel.py,
+     * flash_attn_a2a_communicate asserts heads % cp_size == 0) */
+    if (p->cp > 1 && p->cp_comm == ST_CP_A2A && (m->heads / p->tp % p->cp || m->kv_heads / p->tp % p->cp))
+        BAD("cp_comm", "cp_comm=a2a needs the heads (%lld) and kv_heads (%lld) per tp rank divisible by cp (%d)",
+            (long long)(m->heads / p->tp), (long long)(m->kv_heads / p->tp), p->cp);
     if (p->seq > ST_MAX_SEQ) BAD("seq", "must be 1..%d", ST_MAX_SEQ);
 
     if (m->experts == 0 && p->ep > 1) BAD("ep", "ep = %d but the model has no experts", p->ep);
@@ -247,6 +255,8 @@ void st_plan_format_spec(const st_plan *p, char *buf, size_t n) {
     /* keys left at their defaults are not written */
     if (w > 0 && (size_t)w < n && p->attention != ST_ATTN_DEFAULT)
         w += snprintf(buf + w, n - (size_t)w, ",attention=%s", st_attention_name(p->attention));
+    if (w > 0 && (size_t)w < n && p->cp_comm != ST_CP_P2P)
+        w += snprintf(buf + w, n - (size_t)w, ",cp_comm=%s", st_cp_comm_name(p->cp_comm));
     if (w > 0 && (size_t)w < n && p->overlap_grad_reduce) w += snprintf(buf + w, n - (size_t)w, ",overlap_grad_reduce=1");
     if (w > 0 && (size_t)w < n && p->overlap_param_gather)
         w += snprintf(buf + w, n - (size_t)w, ",overlap_param_gather=1");
@@ -259,4 +269,5 @@ void st_plan_shard(const st_plan *p, st_shard *out) {
     out->tp = p->tp, out->cp = p->cp, out->ep = p->ep, out->sp = p->sp;
     out->mbs = p->mbs, out->seq = p->seq, out->dtype = p->dtype, out->grad_bytes = p->grad_bytes;
     out->attention = p->attention;
+    out->cp_comm = p->cp_comm;
 }

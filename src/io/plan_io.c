@@ -9,7 +9,8 @@
  * gets the caller's value, st_plan_defaults' flash: the key's default, as for an inline spec that
  * does not name it; such a file meant for the 2021-22 unfused pricing needs "attention": "unfused".
  * "overlap_param_gather" and "tp_overlap" are written only when on (a file without them means off,
- * their default), so that the files of plans that leave them off read as before the keys existed.
+ * their default), so that the files of plans that leave them off read as before the keys existed;
+ * "cp_comm" likewise only when not p2p, its default (a file without it gets p2p).
  *
  * Invariants: load starts from the caller's plan (st_plan_defaults first) and writes it back only
  * when the whole file was accepted; save then load gives back the same plan fields (given bits
@@ -26,7 +27,7 @@
 static const char *const plan_keys[] = {
     "format", "version", "spec", "gpus", "model", "cluster", "tp", "pp", "dp", "cp", "ep", "vp", "mbs", "gbs", "seq",
     "sp", "recompute", "zero", "offload", "dtype", "schedule", "attention", "overlap_grad_reduce", "grad_bytes",
-    "stage_layers", "seed", "overlap_param_gather", "tp_overlap", NULL};
+    "stage_layers", "seed", "overlap_param_gather", "tp_overlap", "cp_comm", NULL};
 
 /* A flag: true/false or the integers 0/1. 1 present, 0 absent, <0 error. */
 static int get_flag(const json_t *o, const char *key, int *out, const char *file, st_error *err) {
@@ -190,6 +191,7 @@ int st_plan_load(const char *path, st_plan *out, st_error *err) {
     GET_ENUM("schedule", st_schedule, st_schedule_parse, "gpipe, 1f1b, interleaved or zb", &p->schedule);
     if (rc == 1) p->given |= ST_GIVEN_SCHEDULE;
     GET_ENUM("attention", st_attention, st_attention_parse, "flash or unfused", &p->attention);
+    GET_ENUM("cp_comm", st_cp_comm, st_cp_comm_parse, "p2p, all_gather or a2a", &p->cp_comm);
     CHECK(get_flag(root, "overlap_grad_reduce", &p->overlap_grad_reduce, path, err));
     CHECK(get_flag(root, "overlap_param_gather", &p->overlap_param_gather, path, err));
     CHECK(get_flag(root, "tp_overlap", &p->tp_overlap, path, err));
@@ -287,6 +289,7 @@ json_t *st__plan_to_json(const st_plan *p) {
     /* written only when on, so that files of plans without them stay as they were */
     if (p->overlap_param_gather) SET("overlap_param_gather", json_true());
     if (p->tp_overlap) SET("tp_overlap", json_true());
+    if (p->cp_comm != ST_CP_P2P) SET("cp_comm", json_string(st_cp_comm_name(p->cp_comm)));
     SET("grad_bytes", json_integer(p->grad_bytes));
     if (p->nstage_layers > 0 && p->nstage_layers <= ST_MAX_STAGES) {
         st = json_array();

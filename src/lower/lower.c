@@ -232,7 +232,8 @@ static const char *coll_label(uint8_t group, uint8_t coll) {
     static const char *const label[ST_GRP_COUNT][ST_COLL_COUNT] = {
         [ST_GRP_TP] = {[ST_COLL_ALLREDUCE] = "tp all-reduce", [ST_COLL_ALLGATHER] = "tp all-gather",
                        [ST_COLL_REDUCESCATTER] = "tp reduce-scatter"},
-        [ST_GRP_CP] = {[ST_COLL_ALLGATHER] = "cp all-gather", [ST_COLL_REDUCESCATTER] = "cp reduce-scatter"},
+        [ST_GRP_CP] = {[ST_COLL_ALLGATHER] = "cp all-gather", [ST_COLL_REDUCESCATTER] = "cp reduce-scatter",
+                       [ST_COLL_ALLTOALL] = "cp all-to-all"},
         [ST_GRP_EP] = {[ST_COLL_ALLTOALL] = "ep all-to-all"},
     };
     return label[group][coll] ? label[group][coll] : st_coll_name((st_coll)coll);
@@ -435,7 +436,8 @@ static void forward(builder *b, const lower_ctx *L, int j, int mb) {
     st_ins f = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, "fwd");
     f.phase = ST_PHASE_FWD;
     f.dur_s = c->fwd_s;
-    f.alloc_bytes = c->act_bytes;
+    f.alloc_bytes = c->act_bytes + c->work_bytes; /* cp's K/V buffers live while it runs */
+    f.free_bytes = c->work_bytes;
     f.dep[0] = recv;
     name_ops(L, &f, j, ST_PHASE_FWD);
     comm_g cm = comm_of(c->comm_fwd_g, L->cc0[j].comm_fwd_g);
@@ -471,6 +473,7 @@ static int grads(builder *b, const lower_ctx *L, st_ins *in, const st_chunk_cost
         /* from the second piece on, a bucket reduces beside it and holds NCCL's SMs */
         double tax = i > 0 ? st_cost_overlap_tax(L->c, bucket_s) : 0;
         piece.dur_s = whole / k + tax;
+        piece.alloc_bytes = i == 0 ? in->alloc_bytes : 0;
         piece.free_bytes = i == k - 1 ? free_bytes : 0;
         /* its operators: up to where they reach (i + 1) / k of the time (the last: the rest) */
         piece.op = next;
@@ -522,7 +525,7 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
     st_ins rc = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, "recompute");
     rc.phase = ST_PHASE_RECOMPUTE;
     rc.dur_s = c->recompute_s;
-    rc.alloc_bytes = c->working_bytes; /* freed when the backward ends */
+    rc.alloc_bytes = c->working_bytes + c->work_bytes; /* freed when the backward ends */
     rc.dep[0] = dep;
     if (rec) name_ops(L, &rc, j, ST_PHASE_RECOMPUTE);
     comm_g rcm = comm_of(c->comm_recompute_g, c0->comm_recompute_g);
@@ -530,7 +533,8 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
     st_ins g = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, split ? "bwd input" : "bwd");
     g.phase = split ? ST_PHASE_BWD_INPUT : ST_PHASE_BWD;
     g.dur_s = split ? c->bwd_s / 2 : c->bwd_s;
-    g.free_bytes = (split ? 0 : c->act_bytes) + (rec ? c->working_bytes : 0);
+    g.alloc_bytes = rec ? 0 : c->work_bytes; /* cp's K/V buffers, with the recompute's otherwise */
+    g.free_bytes = (split ? 0 : c->act_bytes) + (rec ? c->working_bytes : 0) + c->work_bytes;
     g.dep[0] = dep;
     name_ops(L, &g, j, g.phase);
     comm_g cm = comm_of(c->comm_bwd_g, c0->comm_bwd_g);

@@ -22,7 +22,8 @@
  * the cross-entropy's; cp's key-value exchange and ep's all-to-alls likewise. Selective recompute's
  * operators talk to no one, and neither does ZB's weight-gradient half. Times: st_cost_ops, the
  * estimate's own per-operator prices (with tp_overlap, a collective's time is what it leaves
- * exposed beside its GEMM), each list (head, block, tail) stretched where the host's issue time
+ * exposed beside its GEMM; with cp=p2p, the cp exchange's is what the ring leaves exposed beside the
+ * attention's steps, st_cost_cp_ring_exposed), each list (head, block, tail) stretched where the host's issue time
  * outlasts its GPU time (st_cost_host_stretch), as the estimate stretches it.
  *
  * Not here, because cost/ does not price it: with sp, Megatron-LM all-gathers the column-parallel

@@ -431,6 +431,8 @@ static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_
     if (first) flag(&w, "--decoder-first-pipeline-num-layers %d", first);
     if (last) flag(&w, "--decoder-last-pipeline-num-layers %d", last);
     flag(&w, "--context-parallel-size %d", p->cp);
+    /* Megatron-LM's --cp-comm-type takes strata's cp_comm spellings (p2p is its default) */
+    if (p->cp > 1 && p->cp_comm != ST_CP_P2P) flag(&w, "--cp-comm-type %s", st_cp_comm_name(p->cp_comm));
     if (m->experts > 0) flag(&w, "--expert-model-parallel-size %d", p->ep);
     if (p->sp && p->tp > 1) flag(&w, "--sequence-parallel");
     /* batch and sequence */
@@ -601,8 +603,11 @@ static int emit_deepspeed(sbuf *b, const st_plan *p, const st_model *m, const st
         sb_puts(b, ",\n      \"attention=unfused: Megatron-DeepSpeed's own core attention, no --use-flash-attn-* "
                    "flag\"");
     if (p->cp > 1)
-        sb_puts(b, ",\n      \"cp > 1: strata priced ring context parallelism; Megatron-DeepSpeed's "
-                   "sequence parallelism (DeepSpeed-Ulysses) is a different algorithm\"");
+        sb_puts(b, p->cp_comm == ST_CP_A2A
+                       ? ",\n      \"cp > 1, cp_comm=a2a: strata priced all-to-all context parallelism, as "
+                         "Megatron-DeepSpeed's sequence parallelism (DeepSpeed-Ulysses) runs it\""
+                       : ",\n      \"cp > 1: strata priced ring or all-gather context parallelism; "
+                         "Megatron-DeepSpeed's sequence parallelism (DeepSpeed-Ulysses) is cp_comm=a2a\"");
     if (p->dtype == ST_DT_FP8)
         sb_puts(b, ",\n      \"dtype fp8: ds_config has no FP8 switch in this release; bf16 is emitted, "
                    "enable FP8 (Transformer Engine) in the model code\"");
@@ -806,6 +811,13 @@ static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const s
         sb_puts(b, "]\n");
     }
     sb_printf(b, "context_parallel_degree = %d\n", p->cp);
+    /* torchtitan's kv exchange (parallelism.context_parallel_rotate_method): "alltoall" passes the
+     * shards around step by step (strata's p2p ring), "allgather" gathers them all (all_gather);
+     * torchtitan has no Ulysses-style head split */
+    if (p->cp > 1 && p->cp_comm != ST_CP_A2A)
+        sb_printf(b, "context_parallel_rotate_method = \"%s\"\n", p->cp_comm == ST_CP_P2P ? "alltoall" : "allgather");
+    if (p->cp > 1 && p->cp_comm == ST_CP_A2A)
+        sb_puts(b, "# cp_comm=a2a: torchtitan has no all-to-all (Ulysses) context parallelism\n");
 
     sb_puts(b, "\n[activation_checkpoint]\n");
     /* recompute=op is torchtitan's selective mode with the op-level policy */
