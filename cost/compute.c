@@ -19,6 +19,7 @@
 
 #include <math.h>
 #include <string.h>
+#include <strings.h>
 
 /* Fused attention, TFLOP/s at sequence lengths 512, 1k, 2k, 4k, 8k, 16k (the benchmarks' grid:
  * batch x seq = 16k tokens, hidden 2048), FLOPs counted as the papers do: 4 b s^2 heads d forward,
@@ -78,11 +79,15 @@ static const attn_table attn_hopper = {
        {197.6, 317.4, 417.6, 491.9, 520.9, 533.3}}}}, /*               backward: Fig. 6 x causal/non-causal fwd */
 };
 
-/* Hopper GPUs (FlashAttention-3 needs sm90): the presets' and NVIDIA's names for them */
+/* Hopper GPUs (FlashAttention-3 needs sm90): the presets' and NVIDIA's names for them, in any case
+ * and after an optional "nvidia-" or "nvidia " ("H100", "nvidia-h100-sxm"); any other GPU gets the
+ * Ampere (FlashAttention-2) table scaled by its dense peak */
 static int is_hopper(const st_gpu *g) {
     static const char *const names[] = {"h100", "h200", "h800", "gh200"};
+    const char *s = g->name;
+    if (strncasecmp(s, "nvidia", 6) == 0 && (s[6] == '-' || s[6] == ' ' || s[6] == '_')) s += 7;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strncmp(g->name, names[i], strlen(names[i])) == 0) return 1;
+        if (strncasecmp(s, names[i], strlen(names[i])) == 0) return 1;
     return 0;
 }
 

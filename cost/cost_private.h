@@ -28,6 +28,13 @@
 /* Bus bandwidth NCCL reaches, as a fraction of the link rate: ~230-240 of 300 GB/s on DGX A100
  * NVSwitch and ~90% of InfiniBand line rate (nccl-tests all_reduce_perf results published by
  * NVIDIA for DGX A100/H100). */
+#define ST_NVLINK_EFFICIENCY 0.78
+#define ST_NIC_EFFICIENCY 0.9
+/* Host<->device copies over PCIe, as a fraction of the link rate: the protocol's 128b/130b
+ * encoding and packet headers (PCIe 4.0/5.0, 256-byte maximum payload: 256 of ~280 bytes on the
+ * wire) leave about 90% for data, and a DMA copy's request turnaround takes a little more. A
+ * calibration profile's "copies" table replaces it (cost/comm.c, st__copy_s). */
+#define ST_PCIE_EFFICIENCY 0.8
 /* SMs that NCCL occupies while a collective overlaps compute: one CUDA block per channel (NCCL
  * docs, NCCL_MIN/MAX_NCHANNELS), and NCCL's log (NCCL_DEBUG=INFO) shows 16 channels for rings over
  * the 8 NICs of a DGX A100/H100. Compute that shares the GPU with them runs on the rest. */
@@ -41,9 +48,6 @@
 #define ST_UB_RING_SMS 1
 #define ST_UB_SMS 16
 #define ST_UB_PIPELINE_SPLITS 4
-#define ST_NVLINK_EFFICIENCY 0.78
-#define ST_NIC_EFFICIENCY 0.9
-#define ST_PCIE_EFFICIENCY 0.8
 /* CPU Adam (DeepSpeed's vectorised implementation) updates about 1e9 parameters per second per
  * GPU's share of a dual-socket host (Ren et al., ZeRO-Offload, 2021, Sec. 5.1, order of
  * magnitude); a calibration profile should replace it. */

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define REL(a, b, r) ck_assert_double_eq_tol((a), (b), fabs(b) * (r) + 1e-15)
+#define REL(a, b, r) ck_assert_double_eq_tol((a), (b), fabs((double)(b)) * (r) + 1e-15)
 
 static st_cluster cluster(const char *name, int64_t gpus) {
     st_cluster c;
@@ -706,6 +706,7 @@ START_TEST(test_tp_overlap_closed_form) {
             ck_assert_double_eq(over[i].fwd_s, plain[i].fwd_s); /* compute stays as it is */
             ck_assert_double_eq(over[i].bwd_s, plain[i].bwd_s);
         }
+        ck_assert(ln1 >= 0 && qkv >= 0 && proj >= 0 && ln2 >= 0); /* a renamed operator fails here */
         double c = plain[ln1].bwd_coll_s, g = plain[qkv].bwd_s / 2;
         double tax = g * 16.0 / (e.c.gpu.sms - 16);
         ck_assert_double_eq_tol(st_cost_overlap_tax_sms(&e.c, g, 16), tax, tax * 1e-12);
@@ -834,6 +835,16 @@ START_TEST(test_attention_rates) {
     REL(st_cost_attention_flops_per_s(&l40s, ST_DT_BF16, 4096, 128, 1, 0), 179.7 * T * 362.05 / 312, r);
     /* fp32: the same fraction of the fp32 peak */
     REL(st_cost_attention_flops_per_s(&a100, ST_DT_FP32, 4096, 128, 1, 0), 179.7 * T * 19.5 / 312, r);
+    /* a custom GPU named as NVIDIA names it is still a Hopper (in any case, after "NVIDIA"); an
+     * unknown name with H100's peaks gets the Ampere table scaled by its peak */
+    st_gpu named = h100;
+    snprintf(named.name, sizeof named.name, "NVIDIA H100 80GB HBM3");
+    REL(st_cost_attention_flops_per_s(&named, ST_DT_BF16, 4096, 128, 1, 0), 579.0 * T, r);
+    snprintf(named.name, sizeof named.name, "nvidia-h200-sxm");
+    REL(st_cost_attention_flops_per_s(&named, ST_DT_BF16, 4096, 128, 1, 0), 579.0 * T, r);
+    snprintf(named.name, sizeof named.name, "x100");
+    REL(st_cost_attention_flops_per_s(&named, ST_DT_BF16, 4096, 128, 1, 0),
+        179.7 * T * named.peak_flops[ST_DT_BF16] / (312 * T), r);
 
     /* the operator's time: its FLOPs at that rate (compute-bound), plus one launch; a calibration
      * profile's attention table replaces the rate */

@@ -986,6 +986,9 @@ static const struct bad_case {
     {K_CLUSTER, "invalid/cluster_no_16bit.json", ST_EINVAL, "gpu.peak_tflops.bf16", 0, 0},
     {K_CLUSTER, "invalid/cluster_gemm_efficiency.json", ST_EINVAL, "gpu.gemm_efficiency", 0, 0},
     {K_CLUSTER, "invalid/cluster_gemm_efficiency_fp8.json", ST_EINVAL, "gpu.gemm_efficiency_fp8", 0, 0},
+    /* a subnormal efficiency made every time infinite and printed NaN with exit 0 */
+    {K_CLUSTER, "invalid/cluster_gemm_efficiency_subnormal.json", ST_EINVAL, "gpu.gemm_efficiency", 0, 0},
+    {K_CLUSTER, "invalid/cluster_gemm_efficiency_fp8_low.json", ST_EINVAL, "gpu.gemm_efficiency_fp8", 0, 0},
     {K_CLUSTER, "invalid/cluster_nics_zero_multinode.json", ST_EINVAL, "inter_node.nics_per_node", 0, 0},
     {K_CLUSTER, "invalid/cluster_oversubscription.json", ST_EINVAL, "inter_node.oversubscription", 0, 0},
     /* plan */

@@ -177,7 +177,7 @@ static int load_point(const json_t *p, int idx, const char *file, st_validation 
     }
     if ((rc = get_text(p, "plan", 1, 0, &pt->plan, file, prefix, err)) < 0) goto out;
     /* a day of seconds per iteration is beyond any run that was measured */
-    if ((rc = st__json_get_num(p, "measured_s", 0, 86400, &pt->measured_s, file, prefix, err)) < 0) goto out;
+    if ((rc = st__json_get_num(p, "measured_s", 1e-4, 86400, &pt->measured_s, file, prefix, err)) < 0) goto out;
     st__json_key_path(path, sizeof path, prefix, "measured_s");
     if (rc == 0) {
         rc = st_error_set(err, ST_EINVAL, file, path, "missing required key");
