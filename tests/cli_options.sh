@@ -126,6 +126,7 @@ H="--model llama2-7b --cluster dgx-h100 --gpus 16 --profile $PROF"
 HI="--model gpt-18.4b --cluster dgx-h100 --gpus 8 --profile $PROF"
 for c in "1|estimate $H --plan tp=8" "1|sim $H --plan tp=8" "1|plan $H --gbs 64 --top 1" \
 	"1|plan --search ilp $HI --gbs 8 --mbs 1 --max-stages 1" "2|estimate $H --plan $T/hybrid.json" \
+	"2|sim $H --plan $T/hybrid.json" \
 	"2|estimate $HI --plan $T/ilp.json" "2|sim $HI --plan $T/ilp.json"; do
 	n=${c%%|*}
 	c=${c#*|}

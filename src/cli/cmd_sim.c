@@ -113,10 +113,10 @@ int st_cmd_sim(int argc, char **argv, st_error *err) {
                               {"every-rank", NULL, &every},
                               {"timing", NULL, &timing},
                               {NULL, NULL, NULL}};
-    /* no ST_CLI_ORIGIN: unlike estimate, sim has not said when a plan file was made for other inputs */
     const unsigned take = ST_CLI_OPT_MODEL | ST_CLI_OPT_GRAPH | ST_CLI_OPT_CLUSTER | ST_CLI_OPT_GPUS | ST_CLI_OPT_PLAN |
                           ST_CLI_OPT_PROFILE | ST_CLI_OPT_JSON;
-    const unsigned want = ST_CLI_MODEL | ST_CLI_CLUSTER | ST_CLI_PLAN | ST_CLI_PROFILE;
+    /* a plan file made for another model or cluster is said, as estimate and the ILP's sim say it */
+    const unsigned want = ST_CLI_MODEL | ST_CLI_CLUSTER | ST_CLI_PLAN | ST_CLI_PROFILE | ST_CLI_ORIGIN;
     st_cli_inputs in = {0};
     st_cost_ctx *ctx = NULL;
     st_lowered low = {0};
