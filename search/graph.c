@@ -136,11 +136,23 @@ static void take_costs(st_gop *o, const st_op *src, int save_ref) {
     o->kernels_bwd = src->kernels_bwd;
     o->saved_bytes = src->saved_bytes;
     o->save_ref = save_ref;
+    o->saved_given = 1; /* opgraph.c's 0 means it keeps nothing (rope, the layout copy) */
     if (src->cls == ST_OPC_GEMM || src->cls == ST_OPC_BGEMM || src->cls == ST_OPC_ATTENTION) {
         o->gemm[0] = src->m, o->gemm[1] = src->n, o->gemm[2] = src->k, o->gemm[3] = src->batch;
     }
     o->causal = src->causal;
     o->fp8 = src->fp8;
+}
+
+/* The saved input of the column-parallel linear after a norm (qkv, fc1, the output layer) is the
+ * norm's output, kept as the norm leaves it: Megatron-LM with sequence parallelism saves the
+ * sequence shard and all-gathers it again in backward (Korthikanti et al. 2022, Sec. 4.2.2), as
+ * opgraph.c counts it (x->Tn); without it the norm's output is whole on every tp rank anyway. The
+ * bytes move to the norm, whose input and output split alike (it never splits h), so that they
+ * divide like the norm's layout rather than like the gathered copy the linear reads. */
+static void save_at_norm(st_gop *norm, st_gop *linear) {
+    norm->saved_bytes += linear->saved_bytes;
+    linear->saved_bytes = 0;
 }
 
 #define OP(name, type, cls, out, spec, nosplit, ...)                                                         \
@@ -204,10 +216,12 @@ int st_graph_from_model(const st_model *m, int64_t mbs, int64_t seq, st_dtype dt
     int a1 = T("ln1_out", 0, b, S, h);
     o = OP("ln1", ST_GOP_NORM, ST_OPC_NORM, a1, "bsh,h->bsh", "h", x, wln1);
     take_costs(&g->ops[o], find_op(blk, nb, "ln1"), 0);
+    int norm = o;
     int wqkv = T("qkv.weight", 1, h, kv, e_qkv);
     int q = T("qkv_out", 0, b, S, kv, e_qkv);
     o = OP("qkv", ST_GOP_MATMUL, ST_OPC_GEMM, q, "bsh,hne->bsne", "", a1, wqkv);
     take_costs(&g->ops[o], find_op(blk, nb, "qkv"), 0);
+    save_at_norm(&g->ops[norm], &g->ops[o]);
     q = chain(&B, blk, nb, "qkv_bias", q, "bsne");
     q = chain(&B, blk, nb, "rope", q, "bsne");
     int ctx;
@@ -240,12 +254,14 @@ int st_graph_from_model(const st_model *m, int64_t mbs, int64_t seq, st_dtype dt
     int a2 = T("ln2_out", 0, b, S, h);
     o = OP("ln2", ST_GOP_NORM, ST_OPC_NORM, a2, "bsh,h->bsh", "h", xm, wln2);
     take_costs(&g->ops[o], find_op(blk, nb, "ln2"), 0);
+    norm = o;
     int mo;
     if (!find_op(blk, nb, "router")) {
         int w1 = T("fc1.weight", 1, h, gate * f);
         int f1 = T("fc1_out", 0, b, S, gate * f);
         o = OP("fc1", ST_GOP_MATMUL, ST_OPC_GEMM, f1, "bsh,hf->bsf", "", a2, w1);
         take_costs(&g->ops[o], find_op(blk, nb, "fc1"), 0);
+        save_at_norm(&g->ops[norm], &g->ops[o]);
         int g1 = T("act_out", 0, b, S, f);
         o = OP("act", ST_GOP_ELEMWISE, ST_OPC_ELEMWISE, g1, "bsf->bsf", "", f1);
         take_costs(&g->ops[o], find_op(blk, nb, "act"), 0);
@@ -296,11 +312,13 @@ int st_graph_from_model(const st_model *m, int64_t mbs, int64_t seq, st_dtype dt
     int fn = T("final_norm_out", 0, b, S, h);
     o = OP("final_norm", ST_GOP_NORM, ST_OPC_NORM, fn, "bsh,h->bsh", "h", xo, wfn);
     take_costs(&g->ops[o], find_op(tail, nt, "final_norm"), 0);
+    norm = o;
     int wout = T("output.weight", 1, h, v);
     g->t[wout].shared = m->tied_embeddings;
     int lg = T("logits_out", 0, b, S, v);
     o = OP("logits", ST_GOP_MATMUL, ST_OPC_GEMM, lg, "bsh,hv->bsv", "", fn, wout);
     take_costs(&g->ops[o], find_op(tail, nt, "logits"), 0);
+    save_at_norm(&g->ops[norm], &g->ops[o]);
     int loss = add_tensor(&B, "loss", 0, NULL, 0);
     o = OP("loss", ST_GOP_LOSS, ST_OPC_LOSS, loss, "bsv->", "", lg);
     take_costs(&g->ops[o], find_op(tail, nt, "loss"), 0);
@@ -562,7 +580,7 @@ static void derive_costs(st_graph *g, st_gop *o) {
     if (o->bwd_bytes <= 0)
         o->bwd_bytes = (o->type == ST_GOP_MATMUL || o->type == ST_GOP_CONV) ? 2 * bytes + wbytes : 1.5 * bytes;
     if (o->type == ST_GOP_MATMUL || o->type == ST_GOP_CONV) o->kernels_bwd = 2;
-    if (o->saved_bytes <= 0) {
+    if (o->saved_bytes <= 0 && !o->saved_given) {
         /* what autograd keeps: a matmul's or norm's activation input, a softmax's output; a
          * two-input element-wise op (add) keeps nothing */
         if (o->type == ST_GOP_SOFTMAX) {

@@ -891,10 +891,11 @@ END_TEST
 
 /* Model m's graph for 8 sequences of 2048 tokens on one node of 8 A100s, a one-axis mesh, and room
  * for a label per operator (free). */
-static void one_node(const st_model *m, st_cluster *c, st_graph *g, st_mesh *mesh, char (**lab)[2]) {
+static void one_node(const st_model *m, st_attention attn, st_cluster *c, st_graph *g, st_mesh *mesh,
+                     char (**lab)[2]) {
     st_error err;
     *c = cluster("dgx-a100-80g", 8);
-    ck_assert_int_eq(st_graph_from_model(m, 8, 2048, ST_DT_BF16, ST_ATTN_UNFUSED, g, &err), 0);
+    ck_assert_int_eq(st_graph_from_model(m, 8, 2048, ST_DT_BF16, attn, g, &err), 0);
     int size[1] = {8};
     st_mesh_init(mesh, c, 1, 8, 1, size);
     *lab = calloc((size_t)g->nops, sizeof **lab);
@@ -902,22 +903,24 @@ static void one_node(const st_model *m, st_cluster *c, st_graph *g, st_mesh *mes
 }
 
 /* Labels of a GPT model's graph on a one-axis mesh: every operator splits the batch (pattern 0,
- * data parallel), or Megatron's tensor parallelism, the norms splitting the sequence (pattern 1). */
+ * data parallel), or Megatron's tensor parallelism, the norms and residuals (the final norm too)
+ * splitting the sequence (pattern 1, sequence parallelism) or whole on every rank (pattern 2). */
 static void layer_labels(const st_graph *g, int pattern, char (*lab)[2]) {
     for (int o = 0; o < g->nops; o++) {
         const char *nm = g->ops[o].name;
         lab[o][0] = 'b';
         lab[o][1] = 0;
-        if (pattern == 1 && (!strcmp(nm, "qkv") || !strcmp(nm, "qkv_bias") || !strcmp(nm, "scores") ||
-                             !strcmp(nm, "softmax") || !strcmp(nm, "attn_dropout") || !strcmp(nm, "context") ||
-                             !strcmp(nm, "context_transpose") || !strcmp(nm, "proj")))
+        if (pattern == 0) continue;
+        if (!strcmp(nm, "qkv") || !strcmp(nm, "qkv_bias") || !strcmp(nm, "rope") || !strcmp(nm, "scores") ||
+            !strcmp(nm, "softmax") || !strcmp(nm, "attn_dropout") || !strcmp(nm, "context") ||
+            !strcmp(nm, "context_transpose") || !strcmp(nm, "attention") || !strcmp(nm, "proj"))
             lab[o][0] = 'n';
-        else if (pattern == 1 && (!strcmp(nm, "fc1") || !strcmp(nm, "act") || !strcmp(nm, "fc2")))
+        else if (!strcmp(nm, "fc1") || !strcmp(nm, "act") || !strcmp(nm, "fc2"))
             lab[o][0] = 'f';
-        else if (pattern == 1 && (!strcmp(nm, "embedding") || !strcmp(nm, "logits") || !strcmp(nm, "loss")))
+        else if (!strcmp(nm, "embedding") || !strcmp(nm, "logits") || !strcmp(nm, "loss"))
             lab[o][0] = 'v';
-        else if (pattern == 1)
-            lab[o][0] = g->ops[o].block ? 's' : 0; /* Megatron-SP: norms split the sequence */
+        else
+            lab[o][0] = pattern == 1 && (g->ops[o].block || g->ops[o].type == ST_GOP_NORM) ? 's' : 0;
     }
 }
 
@@ -934,7 +937,7 @@ START_TEST(ilp_zero_never_slower) {
     st_mesh mesh;
     char(*lab)[2];
     st_error err;
-    one_node(&m, &c, &g, &mesh, &lab);
+    one_node(&m, ST_ATTN_UNFUSED, &c, &g, &mesh, &lab);
     for (int pattern = 0; pattern < 2; pattern++) {
         layer_labels(&g, pattern, lab);
         st_autoshard_result r0, r1;
@@ -966,49 +969,56 @@ END_TEST
  * estimate's weights. Fully data parallel on 8 GPUs its state is the estimate's for tp=1, dp=8 with
  * zero 0 and 1; under Megatron's tensor parallelism the estimate's for tp=8 with zero 0 (with zero
  * 1 the ILP also shards the state of the norms' weights, which tp replicates, over the tp group,
- * where Megatron-LM's distributed optimizer shards over dp only). Activations are not compared:
- * the graph's operators keep their own saved tensors (search/graph.c), which the estimate counts
- * per block (Korthikanti et al. 2022): on this model, seq 2048, 18.3 GiB against 16.3 GiB. */
+ * where Megatron-LM's distributed optimizer shards over dp only). The activations the stage keeps
+ * (one micro-batch in flight) are the estimate's too, unfused and fused attention, with and without
+ * sequence parallelism: the graph's operators keep opgraph.c's saved bytes (search/graph.c). */
 START_TEST(ilp_state_as_estimate) {
     st_model m;
     ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
     m.vocab = 32768;
-    st_cluster c;
-    st_graph g;
-    st_mesh mesh;
-    char(*lab)[2];
-    st_error err;
-    one_node(&m, &c, &g, &mesh, &lab);
-    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
-    const char *spec[2] = {"tp=1,pp=1,dp=8,mbs=1,gbs=64,seq=2048,zero=%d",
-                           "tp=8,pp=1,dp=1,sp=1,mbs=8,gbs=64,seq=2048,zero=%d"};
-    for (int pattern = 0; pattern < 2; pattern++) {
-        layer_labels(&g, pattern, lab);
-        for (int z = 0; z < 2 - pattern; z++) {
-            st_autoshard_result r;
-            price_given(&m, &g, &c, &mesh, (const char(*)[2])lab, z, 8, 8, &r);
-            st_as_work w;
-            ck_assert_int_eq(st_autoshard_work(&r, 0, &c, NULL, ST_DT_BF16, &w, &err), 0);
-            st_plan p;
-            char text[96];
-            snprintf(text, sizeof text, spec[pattern], z);
-            st_plan_defaults(&p);
-            ck_assert_int_eq(st_plan_parse_spec(text, &p, &err), 0);
-            ck_assert_msg(st_plan_finalize(&p, &m, &c, 8, NULL, &err) == 0, "%s: %s", text, err.text);
-            st_stage_memory sm;
-            st_cost_stage_memory(ctx, &p, 0, &sm);
-            double state = sm.weights_bytes + sm.grads_bytes + sm.optimizer_bytes;
-            ck_assert_msg(fabs(w.state_bytes / state - 1) < 1e-12, "%s: ILP %.6f GiB of state, estimate %.6f GiB", text,
-                          w.state_bytes / 1073741824.0, state / 1073741824.0);
-            /* and what the ILP keeps free of the GPU is what the estimate reserves */
-            ck_assert_double_eq(st_autoshard_memory_limit(&c), c.gpu.memory_bytes - sm.other_bytes);
-            st_as_work_free(&w);
-            given_free(&r);
+    const char *spec[3] = {"tp=1,pp=1,dp=8,mbs=1,gbs=64,seq=2048,zero=%d,attention=%s",
+                           "tp=8,pp=1,dp=1,sp=1,mbs=8,gbs=64,seq=2048,zero=%d,attention=%s",
+                           "tp=8,pp=1,dp=1,sp=0,mbs=8,gbs=64,seq=2048,zero=%d,attention=%s"};
+    for (int fused = 0; fused < 2; fused++) {
+        st_cluster c;
+        st_graph g;
+        st_mesh mesh;
+        char(*lab)[2];
+        st_error err;
+        one_node(&m, fused ? ST_ATTN_FLASH : ST_ATTN_UNFUSED, &c, &g, &mesh, &lab);
+        st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+        for (int pattern = 0; pattern < 3; pattern++) {
+            layer_labels(&g, pattern, lab);
+            for (int z = 0; z < (pattern ? 1 : 2); z++) {
+                st_autoshard_result r;
+                price_given(&m, &g, &c, &mesh, (const char(*)[2])lab, z, 8, 8, &r);
+                st_as_work w;
+                ck_assert_int_eq(st_autoshard_work(&r, 0, &c, NULL, ST_DT_BF16, &w, &err), 0);
+                st_plan p;
+                char text[96];
+                snprintf(text, sizeof text, spec[pattern], z, fused ? "flash" : "unfused");
+                st_plan_defaults(&p);
+                ck_assert_int_eq(st_plan_parse_spec(text, &p, &err), 0);
+                ck_assert_msg(st_plan_finalize(&p, &m, &c, 8, NULL, &err) == 0, "%s: %s", text, err.text);
+                st_stage_memory sm;
+                st_cost_stage_memory(ctx, &p, 0, &sm);
+                double state = sm.weights_bytes + sm.grads_bytes + sm.optimizer_bytes;
+                ck_assert_msg(fabs(w.state_bytes / state - 1) < 1e-12, "%s: ILP %.6f GiB of state, estimate %.6f GiB",
+                              text, w.state_bytes / 1073741824.0, state / 1073741824.0);
+                double act = r.stage[0].memory_bytes - w.state_bytes;
+                ck_assert_msg(fabs(act / sm.activations_bytes - 1) < 1e-9,
+                              "%s: ILP %.6f GiB of activations, estimate %.6f GiB", text, act / 1073741824.0,
+                              sm.activations_bytes / 1073741824.0);
+                /* and what the ILP keeps free of the GPU is what the estimate reserves */
+                ck_assert_double_eq(st_autoshard_memory_limit(&c), c.gpu.memory_bytes - sm.other_bytes);
+                st_as_work_free(&w);
+                given_free(&r);
+            }
         }
+        st_cost_ctx_free(ctx);
+        free(lab);
+        st_graph_free(&g);
     }
-    st_cost_ctx_free(ctx);
-    free(lab);
-    st_graph_free(&g);
 }
 END_TEST
 

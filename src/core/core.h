@@ -447,6 +447,7 @@ typedef struct st_gop {
     double saved_bytes; /* activation bytes kept for backward, unsharded */
     int save_ref;       /* the tensor whose sharding divides saved_bytes: an input index, or
                            ST_G_MAXIN for the output */
+    int saved_given;    /* saved_bytes is the operator's own (opgraph.c's, even 0): not derived */
     int block;              /* 1: part of the repeated transformer block */
 } st_gop;
 
