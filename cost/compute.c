@@ -43,6 +43,19 @@
  *   non-causal): d 64 272 363 422 453 472 474, d 128 316 424 501 542 559 561.
  *   Derived here: causal backward (not in the paper) = non-causal backward x causal / non-causal
  *   forward at the same length.
+ *   The same figures measure two other kernels on the same H100, derived the same way:
+ *   FlashAttention-2 (attention=fa2: flash-attn 2.x, and PyTorch SDPA's flash backend, which is
+ *   what torch runs on Hopper by default: cuDNN attention was made opt-in after torch 2.5,
+ *   pytorch/pytorch#138522; pytorch/pytorch#142132 measures the default SDPA at 329 TFLOP/s against
+ *   cuDNN's 631 on an H100, Dec 2024): Fig. 5 non-causal d 64 282 306 318 321 322 324, d 128 309 350
+ *   362 368 370 370; causal d 64 180 229 262 284 295 299, d 128 191 260 298 319 333 335; Fig. 6 d 64
+ *   198 238 264 279 287 291, d 128 214 260 291 310 318 322. cuDNN (attention=cudnn: Transformer
+ *   Engine's FusedAttention, which TE picks over FlashAttention on Hopper, dot_product_attention
+ *   utils.get_attention_backend, "give FusedAttention preference on Hopper+"): Fig. 5 non-causal
+ *   d 64 335 373 395 408 412 413, d 128 497 574 617 609 600 595; causal d 64 225 288 334 363 379 388,
+ *   d 128 315 410 484 518 529 539; Fig. 6 d 64 266 348 395 417 432 433, d 128 305 408 465 499 518
+ *   516. FlashAttention-3 needs sm90, and no cuDNN numbers for A100 on this grid are published:
+ *   off Hopper every fused kind uses the FlashAttention-2 table.
  * Other GPUs use the table of their generation, scaled by their dense peak over the reference
  * GPU's (Ampere-class GPUs and every GPU not named below: A100's 312 TFLOP/s; Hopper: H100 SXM's
  * 989.4): the kernels keep their fraction of peak, an assumption a calibration profile (class
@@ -79,6 +92,30 @@ static const attn_table attn_hopper = {
        {197.6, 317.4, 417.6, 491.9, 520.9, 533.3}}}}, /*               backward: Fig. 6 x causal/non-causal fwd */
 };
 
+static const attn_table attn_hopper_fa2 = {
+    989.4e12,
+    {{{{282, 306, 318, 321, 322, 324},               /* d 64, non-causal, forward: Fig. 5 */
+       {198, 238, 264, 279, 287, 291}},              /*                   backward: Fig. 6 */
+      {{180, 229, 262, 284, 295, 299},               /* d 64, causal, forward: Fig. 5 */
+       {126.4, 178.1, 217.5, 246.8, 262.9, 268.5}}}, /*               backward: Fig. 6 x causal/non-causal fwd */
+     {{{309, 350, 362, 368, 370, 370},               /* d 128, non-causal, forward: Fig. 5 */
+       {214, 260, 291, 310, 318, 322}},              /*                    backward: Fig. 6 */
+      {{191, 260, 298, 319, 333, 335},               /* d 128, causal, forward: Fig. 5 */
+       {132.3, 193.1, 239.6, 268.7, 286.2, 291.5}}}}, /*               backward: Fig. 6 x causal/non-causal fwd */
+};
+
+static const attn_table attn_hopper_cudnn = {
+    989.4e12,
+    {{{{335, 373, 395, 408, 412, 413},               /* d 64, non-causal, forward: Fig. 5 */
+       {266, 348, 395, 417, 432, 433}},              /*                   backward: Fig. 6 */
+      {{225, 288, 334, 363, 379, 388},               /* d 64, causal, forward: Fig. 5 */
+       {178.7, 268.7, 334.0, 371.0, 397.4, 406.8}}}, /*               backward: Fig. 6 x causal/non-causal fwd */
+     {{{497, 574, 617, 609, 600, 595},               /* d 128, non-causal, forward: Fig. 5 */
+       {305, 408, 465, 499, 518, 516}},              /*                    backward: Fig. 6 */
+      {{315, 410, 484, 518, 529, 539},               /* d 128, causal, forward: Fig. 5 */
+       {193.3, 291.4, 364.8, 424.4, 456.7, 467.4}}}}, /*               backward: Fig. 6 x causal/non-causal fwd */
+};
+
 /* Hopper GPUs (FlashAttention-3 needs sm90): the presets' and NVIDIA's names for them, in any case
  * and after an optional "nvidia-" or "nvidia " ("H100", "nvidia-h100-sxm"); any other GPU gets the
  * Ampere (FlashAttention-2) table scaled by its dense peak */
@@ -101,9 +138,11 @@ static double attn_curve(const double *v, double seq) {
     return v[i] + f * (v[i + 1] - v[i]);
 }
 
-double st_cost_attention_flops_per_s(const st_gpu *g, st_dtype dt, double seq, double head_dim, int causal,
-                                     int backward) {
-    const attn_table *t = is_hopper(g) ? &attn_hopper : &attn_ampere;
+double st_cost_attention_flops_per_s(const st_gpu *g, st_attention kernel, st_dtype dt, double seq,
+                                     double head_dim, int causal, int backward) {
+    const attn_table *t = &attn_ampere;
+    if (is_hopper(g))
+        t = kernel == ST_ATTN_FA2 ? &attn_hopper_fa2 : kernel == ST_ATTN_CUDNN ? &attn_hopper_cudnn : &attn_hopper;
     st_dtype adt = dt == ST_DT_FP8 ? ST_DT_BF16 : dt;
     double peak = g->peak_flops[adt] > 0 ? g->peak_flops[adt] : g->peak_flops[ST_DT_BF16];
     int c = causal ? 1 : 0, b = backward ? 1 : 0;
@@ -150,7 +189,7 @@ double st_cost_op_time(const st_cluster *c, const st_profile *prof, const st_op 
         /* fp8 recipes keep attention in bf16 (Transformer Engine's default, fp8_dpa off) */
         st_dtype adt = dt == ST_DT_FP8 ? ST_DT_BF16 : dt;
         double rate = prof ? st_profile_flops_per_s(prof, op->cls, adt, flops / kernels) : 0;
-        if (!(rate > 0)) rate = st_cost_attention_flops_per_s(g, adt, op->m, op->k, op->causal, backward);
+        if (!(rate > 0)) rate = st_cost_attention_flops_per_s(g, op->kernel, adt, op->m, op->k, op->causal, backward);
         t_flops = flops / rate;
     } else if (op->cls == ST_OPC_GEMM || op->cls == ST_OPC_BGEMM) {
         /* fp8 recipes run only the blocks' linear layers in fp8 (st_op.fp8: forward, dgrad and wgrad

@@ -69,12 +69,13 @@ double st_cost_op_time(const st_cluster *c, const st_profile *prof, const st_op 
  * over gpu_s (>= 1; 1 when gpu_s is 0). The estimate and the per-operator lowering scale each
  * operator's time by it, so both price the list alike (cost/compute.c). */
 double st_cost_host_stretch(const st_op *ops, int n, double gpu_s, int backward);
-/* Achieved FLOP/s of a fused attention kernel (FlashAttention-2 on Ampere and others, -3 on Hopper)
- * on GPU g in dtype dt (fp8 runs attention in bf16), at `seq` tokens per sequence, head dimension
- * `head_dim`, causal or not, forward or backward, from the published benchmark tables of
- * cost/compute.c; FLOPs counted as those benchmarks count them (causal: half of 4 b s^2 h d). */
-double st_cost_attention_flops_per_s(const st_gpu *g, st_dtype dt, double seq, double head_dim, int causal,
-                                     int backward);
+/* Achieved FLOP/s of fused attention kernel `kernel` (attention=flash: FlashAttention-3 on Hopper,
+ * FlashAttention-2 elsewhere; fa2; cudnn) on GPU g in dtype dt (fp8 runs attention in bf16), at `seq`
+ * tokens per sequence, head dimension `head_dim`, causal or not, forward or backward, from the
+ * published benchmark tables of cost/compute.c; FLOPs counted as those benchmarks count them
+ * (causal: half of 4 b s^2 h d). */
+double st_cost_attention_flops_per_s(const st_gpu *g, st_attention kernel, st_dtype dt, double seq, double head_dim,
+                                     int causal, int backward);
 /* nccl-tests' bus-bandwidth factor for collective `coll` over n ranks (doc/PERFORMANCE.md): busBw
  * = algBw x factor, algBw being the collective's size S over its time: all-reduce 2(n-1)/n,
  * all-gather, reduce-scatter and all-to-all (n-1)/n, broadcast and send/recv 1 (ST_COLL_NONE 0).

@@ -225,7 +225,7 @@ int st_graph_from_model(const st_model *m, int64_t mbs, int64_t seq, st_dtype dt
     q = chain(&B, blk, nb, "qkv_bias", q, "bsne");
     q = chain(&B, blk, nb, "rope", q, "bsne");
     int ctx;
-    if (attn == ST_ATTN_FLASH) {
+    if (st_attention_fused(attn)) {
         /* one fused kernel from the QKV tensor to the context, in the layout the projection reads */
         ctx = T("attention_out", 0, b, S, heads, d);
         o = OP("attention", ST_GOP_ATTENTION, ST_OPC_ATTENTION, ctx, "bsne->bsnd", "esd", q);

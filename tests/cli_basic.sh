@@ -211,6 +211,42 @@ else
 	nok "estimate --ops with attention=flash" "exit $rc; want an 'attention' operator of class attention and no unfused ones"
 fi
 
+# the fused kinds differ only in the kernel's rate: on an H100 (d 128, causal, 4k) FlashAttention-3
+# (flash) 579 TFLOP/s forward, cuDNN's 518, FlashAttention-2's 319 (cost/compute.c); same memory
+attn_fwd() { awk '$1 == "attention" && $2 == "attention" { print $3 }' "$T/out"; }
+attn_mem() { awk '$1 == "memory" && $2 == "peak" { print $3 }' "$T/out"; }
+A="--model llama2-7b --cluster dgx-h100 --gpus 8 --ops --plan tp=1,dp=8,mbs=1,gbs=64,zero=1,recompute=full"
+run estimate $A; f_flash=$(attn_fwd); m_flash=$(attn_mem)
+run estimate $A,attention=cudnn; f_cudnn=$(attn_fwd); m_cudnn=$(attn_mem)
+run estimate $A,attention=fa2; f_fa2=$(attn_fwd); m_fa2=$(attn_mem)
+if [ $rc -eq 0 ] && [ -n "$f_flash" ] && [ -n "$f_cudnn" ] && [ -n "$f_fa2" ] &&
+	awk -v a="$f_flash" -v b="$f_cudnn" -v c="$f_fa2" 'BEGIN { exit !(a < b && b < c &&
+		b / a > 579 / 518 * 0.99 && b / a < 579 / 518 * 1.01 && c / a > 579 / 319 * 0.99 && c / a < 579 / 319 * 1.01) }' &&
+	[ "$m_flash" = "$m_cudnn" ] && [ "$m_flash" = "$m_fa2" ]; then
+	ok "attention=flash|cudnn|fa2 on H100: forward times in the ratio of the kernels' rates, same memory"
+else
+	nok "attention kernels on H100" "forward ms flash $f_flash cudnn $f_cudnn fa2 $f_fa2; memory $m_flash $m_cudnn $m_fa2"
+fi
+run estimate --model llama2-7b --cluster dgx-a100-80g --gpus 8 --plan tp=1,dp=8,mbs=1,gbs=64,zero=1,recompute=full,attention=cudnn --ops
+f_a_cudnn=$(attn_fwd)
+run estimate --model llama2-7b --cluster dgx-a100-80g --gpus 8 --plan tp=1,dp=8,mbs=1,gbs=64,zero=1,recompute=full --ops
+if [ $rc -eq 0 ] && [ -n "$f_a_cudnn" ] && [ "$f_a_cudnn" = "$(attn_fwd)" ]; then
+	ok "attention=cudnn on A100 is priced as FlashAttention-2 (no published cuDNN table there)"
+else
+	nok "attention=cudnn on A100" "cudnn $f_a_cudnn vs flash $(attn_fwd) ms"
+fi
+# plan --attention: every plan runs that kernel, and the emitted Megatron-LM flags name it
+run plan --model llama2-7b --cluster dgx-h100 --gpus 8 --gbs 64 --top 1 --attention cudnn --emit megatron
+if [ $rc -eq 0 ] && grep -q -- '--attention-backend fused' "$T/out" && grep -q '^best: .*attention=cudnn' "$T/out"; then
+	ok "plan --attention cudnn: the best plan runs cuDNN's kernel, Megatron-LM gets --attention-backend fused"
+else
+	nok "plan --attention cudnn" "exit $rc; want best: ...attention=cudnn and --attention-backend fused"
+fi
+run plan --model llama2-7b --cluster dgx-h100 --gpus 8 --gbs 64 --attention fa3
+if [ $rc -eq 2 ] && grep -q -- "--attention" "$T/err"; then ok "plan --attention fa3: exit 2 naming the option"; else nok "plan --attention fa3" "exit $rc"; fi
+run estimate --model llama2-7b --cluster dgx-h100 --gpus 8 --plan tp=1,dp=8,mbs=1,gbs=64,attention=bogus
+if [ $rc -eq 2 ] && grep -q "attention" "$T/err"; then ok "attention=bogus: exit 2 naming the key"; else nok "attention=bogus" "exit $rc"; fi
+
 # ------------------------------------------------------------------ golden files
 # golden NAME ARGS...: run `strata estimate ARGS --json` and compare it with tests/golden/NAME.json
 # (or rewrite that file when STRATA_REGOLD=1). The exit status must be 0 when "fits" is true and 1

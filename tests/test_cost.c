@@ -814,36 +814,47 @@ START_TEST(test_attention_rates) {
     ck_assert_int_eq(st_gpu_preset("l40s", &l40s), 0);
     const double T = 1e12, r = 1e-12;
     /* published points: FA2 Fig. 4a/4c-derived (A100), FA3 Figs. 5 and 6 (H100) */
-    REL(st_cost_attention_flops_per_s(&a100, ST_DT_BF16, 16384, 64, 0, 0), 192.0 * T, r);
-    REL(st_cost_attention_flops_per_s(&a100, ST_DT_BF16, 16384, 128, 1, 1), 186.0 * T, r);
-    REL(st_cost_attention_flops_per_s(&a100, ST_DT_FP16, 2048, 128, 1, 0), 161.3 * T, r);
-    REL(st_cost_attention_flops_per_s(&a100, ST_DT_BF16, 512, 64, 1, 1), 85.4 * T, r);
-    REL(st_cost_attention_flops_per_s(&h100, ST_DT_BF16, 512, 64, 0, 1), 272.0 * T, r);
-    REL(st_cost_attention_flops_per_s(&h100, ST_DT_BF16, 4096, 128, 1, 0), 579.0 * T, r);
-    REL(st_cost_attention_flops_per_s(&h100, ST_DT_BF16, 8192, 128, 0, 0), 646.0 * T, r);
-    REL(st_cost_attention_flops_per_s(&h100, ST_DT_BF16, 1024, 128, 1, 1), 317.4 * T, r);
+    REL(st_cost_attention_flops_per_s(&a100, ST_ATTN_FLASH, ST_DT_BF16, 16384, 64, 0, 0), 192.0 * T, r);
+    REL(st_cost_attention_flops_per_s(&a100, ST_ATTN_FLASH, ST_DT_BF16, 16384, 128, 1, 1), 186.0 * T, r);
+    REL(st_cost_attention_flops_per_s(&a100, ST_ATTN_FLASH, ST_DT_FP16, 2048, 128, 1, 0), 161.3 * T, r);
+    REL(st_cost_attention_flops_per_s(&a100, ST_ATTN_FLASH, ST_DT_BF16, 512, 64, 1, 1), 85.4 * T, r);
+    REL(st_cost_attention_flops_per_s(&h100, ST_ATTN_FLASH, ST_DT_BF16, 512, 64, 0, 1), 272.0 * T, r);
+    REL(st_cost_attention_flops_per_s(&h100, ST_ATTN_FLASH, ST_DT_BF16, 4096, 128, 1, 0), 579.0 * T, r);
+    REL(st_cost_attention_flops_per_s(&h100, ST_ATTN_FLASH, ST_DT_BF16, 8192, 128, 0, 0), 646.0 * T, r);
+    REL(st_cost_attention_flops_per_s(&h100, ST_ATTN_FLASH, ST_DT_BF16, 1024, 128, 1, 1), 317.4 * T, r);
     /* between points: halfway in log2(seq), halfway in the head dim */
-    REL(st_cost_attention_flops_per_s(&h100, ST_DT_BF16, 1024 * sqrt(2.0), 128, 0, 0), (565.0 + 625.0) / 2 * T, r);
-    REL(st_cost_attention_flops_per_s(&h100, ST_DT_BF16, 2048, 96, 0, 0), (460.0 + 625.0) / 2 * T, r);
+    REL(st_cost_attention_flops_per_s(&h100, ST_ATTN_FLASH, ST_DT_BF16, 1024 * sqrt(2.0), 128, 0, 0), (565.0 + 625.0) / 2 * T, r);
+    REL(st_cost_attention_flops_per_s(&h100, ST_ATTN_FLASH, ST_DT_BF16, 2048, 96, 0, 0), (460.0 + 625.0) / 2 * T, r);
     /* outside: the nearest point */
-    REL(st_cost_attention_flops_per_s(&h100, ST_DT_BF16, 128, 32, 0, 0), 333.0 * T, r);
-    REL(st_cost_attention_flops_per_s(&h100, ST_DT_BF16, 131072, 256, 1, 0), 616.0 * T, r);
+    REL(st_cost_attention_flops_per_s(&h100, ST_ATTN_FLASH, ST_DT_BF16, 128, 32, 0, 0), 333.0 * T, r);
+    REL(st_cost_attention_flops_per_s(&h100, ST_ATTN_FLASH, ST_DT_BF16, 131072, 256, 1, 0), 616.0 * T, r);
     /* fp8 plans run attention in bf16; H200 is a Hopper with H100's peak; L40S takes the Ampere
      * table at its peak over A100's */
-    REL(st_cost_attention_flops_per_s(&h100, ST_DT_FP8, 4096, 128, 1, 0), 579.0 * T, r);
-    REL(st_cost_attention_flops_per_s(&h200, ST_DT_BF16, 4096, 128, 1, 0), 579.0 * T, r);
-    REL(st_cost_attention_flops_per_s(&l40s, ST_DT_BF16, 4096, 128, 1, 0), 179.7 * T * 362.05 / 312, r);
+    REL(st_cost_attention_flops_per_s(&h100, ST_ATTN_FLASH, ST_DT_FP8, 4096, 128, 1, 0), 579.0 * T, r);
+    REL(st_cost_attention_flops_per_s(&h200, ST_ATTN_FLASH, ST_DT_BF16, 4096, 128, 1, 0), 579.0 * T, r);
+    REL(st_cost_attention_flops_per_s(&l40s, ST_ATTN_FLASH, ST_DT_BF16, 4096, 128, 1, 0), 179.7 * T * 362.05 / 312, r);
+    /* the other kernels of the FA3 paper's figures on H100: FlashAttention-2 (PyTorch SDPA's
+     * default) and cuDNN (Transformer Engine's choice on Hopper), published and derived points;
+     * off Hopper every fused kind is FlashAttention-2 */
+    REL(st_cost_attention_flops_per_s(&h100, ST_ATTN_FA2, ST_DT_BF16, 8192, 128, 1, 0), 333.0 * T, r);
+    REL(st_cost_attention_flops_per_s(&h100, ST_ATTN_FA2, ST_DT_BF16, 512, 64, 0, 1), 198.0 * T, r);
+    REL(st_cost_attention_flops_per_s(&h100, ST_ATTN_FA2, ST_DT_BF16, 4096, 128, 1, 1), 268.7 * T, r);
+    REL(st_cost_attention_flops_per_s(&h100, ST_ATTN_CUDNN, ST_DT_BF16, 4096, 128, 1, 0), 518.0 * T, r);
+    REL(st_cost_attention_flops_per_s(&h100, ST_ATTN_CUDNN, ST_DT_BF16, 2048, 128, 0, 0), 617.0 * T, r);
+    REL(st_cost_attention_flops_per_s(&h100, ST_ATTN_CUDNN, ST_DT_BF16, 16384, 64, 1, 1), 406.8 * T, r);
+    REL(st_cost_attention_flops_per_s(&a100, ST_ATTN_FA2, ST_DT_BF16, 16384, 128, 1, 1), 186.0 * T, r);
+    REL(st_cost_attention_flops_per_s(&a100, ST_ATTN_CUDNN, ST_DT_BF16, 16384, 128, 1, 1), 186.0 * T, r);
     /* fp32: the same fraction of the fp32 peak */
-    REL(st_cost_attention_flops_per_s(&a100, ST_DT_FP32, 4096, 128, 1, 0), 179.7 * T * 19.5 / 312, r);
+    REL(st_cost_attention_flops_per_s(&a100, ST_ATTN_FLASH, ST_DT_FP32, 4096, 128, 1, 0), 179.7 * T * 19.5 / 312, r);
     /* a custom GPU named as NVIDIA names it is still a Hopper (in any case, after "NVIDIA"); an
      * unknown name with H100's peaks gets the Ampere table scaled by its peak */
     st_gpu named = h100;
     snprintf(named.name, sizeof named.name, "NVIDIA H100 80GB HBM3");
-    REL(st_cost_attention_flops_per_s(&named, ST_DT_BF16, 4096, 128, 1, 0), 579.0 * T, r);
+    REL(st_cost_attention_flops_per_s(&named, ST_ATTN_FLASH, ST_DT_BF16, 4096, 128, 1, 0), 579.0 * T, r);
     snprintf(named.name, sizeof named.name, "nvidia-h200-sxm");
-    REL(st_cost_attention_flops_per_s(&named, ST_DT_BF16, 4096, 128, 1, 0), 579.0 * T, r);
+    REL(st_cost_attention_flops_per_s(&named, ST_ATTN_FLASH, ST_DT_BF16, 4096, 128, 1, 0), 579.0 * T, r);
     snprintf(named.name, sizeof named.name, "x100");
-    REL(st_cost_attention_flops_per_s(&named, ST_DT_BF16, 4096, 128, 1, 0),
+    REL(st_cost_attention_flops_per_s(&named, ST_ATTN_FLASH, ST_DT_BF16, 4096, 128, 1, 0),
         179.7 * T * named.peak_flops[ST_DT_BF16] / (312 * T), r);
 
     /* the operator's time: its FLOPs at that rate (compute-bound), plus one launch; a calibration

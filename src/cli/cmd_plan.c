@@ -7,14 +7,16 @@
 static const char help_text[] =
     "usage: strata plan --model M --cluster C [--gpus N] [--gbs B] [--seq S] [--top K] [--dtype D]\n"
     "                   [--max-tp T] [--out FILE] [--emit megatron|deepspeed|torchtitan] [--profile F]\n"
-    "                   [--seed N] [--validate K] [--search enumerate|ilp] [--json]\n"
+    "                   [--attention K] [--seed N] [--validate K] [--search enumerate|ilp] [--json]\n"
     "\n"
     "  --gpus N      GPUs to use (default: the whole cluster; sizes a preset to N / 8 nodes)\n"
     "  --gbs B       global batch in sequences (default 1536, GPT-3 175B's batch)\n"
     "  --seq S       sequence length (default: the model's seq_len)\n"
     "  --top K       plans to print (default 10)\n"
     "  --dtype D     bf16 (default), fp16, fp8, fp32\n"
-    "                (every plan runs attention fused, attention=flash; the search does not vary it)\n"
+    "  --attention K flash (default), fa2, cudnn or unfused: the attention kernel every plan runs\n"
+    "                (the stack's choice, not searched: torchtitan's SDPA runs fa2 on Hopper, Transformer\n"
+    "                Engine picks cudnn there)\n"
     "  --max-tp T    largest tensor-parallel degree to try (default: heads)\n"
     "  --out FILE    write the best plan as plan JSON (for strata estimate --plan FILE)\n"
     "  --emit KIND   print the best plan as Megatron-LM arguments, a DeepSpeed config or a torchtitan TOML\n"
@@ -40,7 +42,7 @@ static int emit_accepts(const st_plan *p, void *arg) {
 
 /* What only the enumerator takes. */
 typedef struct plan_args {
-    const char *top, *emit, *max_tp, *seed, *validate;
+    const char *top, *emit, *max_tp, *seed, *validate, *attention;
 } plan_args;
 
 /* --search: 1 for ilp (the operator-level planner, src/cli/cmd_plan_ilp.c, takes the line as it
@@ -84,6 +86,9 @@ static int search_opts(const st_cli_args *a, const plan_args *o, st_search_opts 
     }
     if (o->validate && (rc = st_cli_int("validate", o->validate, 1, 10000, validate, err))) return rc;
     if ((rc = st_cli_dtype(a, &so->dtype, err))) return rc;
+    if (o->attention && st_attention_parse(o->attention, &so->attention))
+        return st_error_set(err, ST_EUSAGE, NULL, NULL,
+                            "option '--attention': '%s' is not one of flash, unfused, fa2, cudnn", o->attention);
     if (o->emit && st_emit_parse(o->emit, ek))
         return st_error_set(err, ST_EUSAGE, NULL, NULL,
                             "option '--emit': '%s' is not one of megatron, deepspeed, torchtitan", o->emit);
@@ -143,7 +148,8 @@ int st_cmd_plan(int argc, char **argv, st_error *err) {
     int rc;
     const st_cli_opt own[] = {{"top", &o.top, NULL},       {"emit", &o.emit, NULL},
                               {"max-tp", &o.max_tp, NULL}, {"seed", &o.seed, NULL},
-                              {"validate", &o.validate, NULL}, {NULL, NULL, NULL}};
+                              {"validate", &o.validate, NULL}, {"attention", &o.attention, NULL},
+                              {NULL, NULL, NULL}};
     const unsigned take = ST_CLI_OPT_MODEL | ST_CLI_OPT_CLUSTER | ST_CLI_OPT_GPUS | ST_CLI_OPT_GBS | ST_CLI_OPT_SEQ |
                           ST_CLI_OPT_OUT | ST_CLI_OPT_PROFILE | ST_CLI_OPT_DTYPE | ST_CLI_OPT_JSON;
     const unsigned want = ST_CLI_MODEL | ST_CLI_CLUSTER | ST_CLI_PROFILE;

@@ -77,9 +77,17 @@ typedef enum { ST_OFF_NONE, ST_OFF_OPTIMIZER, ST_OFF_PARAMS } st_offload;
 typedef enum { ST_SCHED_GPIPE, ST_SCHED_1F1B, ST_SCHED_INTERLEAVED, ST_SCHED_ZB } st_schedule;
 /* How attention runs: one fused FlashAttention-style kernel (what Megatron-Core/Transformer Engine,
  * NeMo, torchtitan and DeepSpeed run today) or Megatron-LM's unfused core attention of 2021-22
- * (scores, softmax, dropout and context as separate kernels, the s x s scores kept for backward). */
-typedef enum { ST_ATTN_FLASH, ST_ATTN_UNFUSED } st_attention;
+ * (scores, softmax, dropout and context as separate kernels, the s x s scores kept for backward).
+ * The fused kinds differ only in the kernel's speed (cost/compute.c): flash, the fastest
+ * FlashAttention for the GPU (FlashAttention-3 on Hopper, FlashAttention-2 elsewhere); fa2,
+ * FlashAttention-2 on every GPU (flash-attn 2.x, PyTorch SDPA's flash backend: what torch runs on
+ * Hopper unless cuDNN is asked for); cudnn, cuDNN's fused attention (Transformer Engine's
+ * FusedAttention, which TE prefers on Hopper; Megatron-LM --attention-backend fused; SDPA's cuDNN
+ * backend). Memory and FLOPs are the same for all three. */
+typedef enum { ST_ATTN_FLASH, ST_ATTN_UNFUSED, ST_ATTN_FA2, ST_ATTN_CUDNN, ST_ATTN_COUNT } st_attention;
 #define ST_ATTN_DEFAULT ST_ATTN_FLASH /* what a plan that does not say gets */
+/* Whether attention runs as one fused kernel (every kind but unfused). */
+static inline int st_attention_fused(st_attention a) { return a != ST_ATTN_UNFUSED; }
 /* How context parallelism exchanges keys and values (Megatron-LM --cp-comm-type, Transformer
  * Engine's cp_comm_type; src/core/opgraph.c): p2p, the ring of K/V blocks overlapped with the
  * attention steps (TE's default); all_gather, K/V all-gathered before attention and dK/dV
@@ -210,6 +218,7 @@ typedef struct st_op {
     double m, n, k, batch;       /* GEMM/BGEMM shape (batch of m x k by k x n); fused attention: query
                                     length, key length, head dim, batch x heads */
     int causal;                  /* fused attention with a causal mask (the kernel skips masked blocks) */
+    st_attention kernel;         /* fused attention: which kernel runs it (its rates, cost/compute.c) */
     /* fused attention under cp=p2p: the ring's steps (cp kernels each way: the first causal at query
      * and key length m, the others unmasked on half-length blocks; cost/compute.c); 0: one kernel */
     int ring_steps;

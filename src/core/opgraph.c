@@ -184,6 +184,7 @@ static void flash(st_op *o, const st_shard *s, const dims *x) {
     o->k = x->d;
     o->batch = x->b * x->a_l;
     o->causal = 1;
+    o->kernel = s->attention;
     o->fwd_flops = 4 * o->batch * o->m * o->n * o->k / 2;
     o->bwd_flops = 2.5 * o->fwd_flops;
     o->fwd_bytes = (2 * q + 2 * kv) * x->act + lse;
@@ -339,7 +340,7 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
      * collective of the operator that makes them (qkv, its bias or rope), which it follows. */
     if (s->cp > 1) cp_exchange(o, s, &x, q_out, kv_out);
     double qk_saved = x.T * (q_out + kv_out) / x.t * x.act, v_saved = x.T * kv_out / x.t * x.act;
-    if (s->attention == ST_ATTN_FLASH) {
+    if (st_attention_fused(s->attention)) {
         PUSH("attention", ST_OPC_ATTENTION);
         flash(o, s, &x);
         core_last = o;

@@ -190,7 +190,7 @@ int st_plan_load(const char *path, st_plan *out, st_error *err) {
     GET_ENUM("dtype", st_dtype, st_dtype_parse, "fp32, tf32, fp16, bf16 or fp8", &p->dtype);
     GET_ENUM("schedule", st_schedule, st_schedule_parse, "gpipe, 1f1b, interleaved or zb", &p->schedule);
     if (rc == 1) p->given |= ST_GIVEN_SCHEDULE;
-    GET_ENUM("attention", st_attention, st_attention_parse, "flash or unfused", &p->attention);
+    GET_ENUM("attention", st_attention, st_attention_parse, "flash, unfused, fa2 or cudnn", &p->attention);
     GET_ENUM("cp_comm", st_cp_comm, st_cp_comm_parse, "p2p, all_gather or a2a", &p->cp_comm);
     CHECK(get_flag(root, "overlap_grad_reduce", &p->overlap_grad_reduce, path, err));
     CHECK(get_flag(root, "overlap_param_gather", &p->overlap_param_gather, path, err));

@@ -427,7 +427,7 @@ int st_autoshard_load(const char *path, const st_model *m, const st_graph *custo
     o->attention = ST_ATTN_UNFUSED;
     CHECK(st__json_get_str(root, "attention", &s, path, NULL, err));
     if (rc == 1 && st_attention_parse(s, &o->attention)) {
-        rc = st_error_set(err, ST_EINVAL, path, "attention", "unknown value '%s' (expected flash or unfused)", s);
+        rc = st_error_set(err, ST_EINVAL, path, "attention", "unknown value '%s' (expected flash, unfused, fa2 or cudnn)", s);
         goto out;
     }
     if (rc == 1 && !m) {

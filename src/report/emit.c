@@ -224,7 +224,7 @@ static int check_plan(const st_plan *p, const st_model *m, st_error *err) {
     if ((unsigned)p->dtype >= ST_DT_COUNT) return st_error_set(err, ST_EINVAL, NULL, "dtype", "unknown dtype");
     if ((unsigned)p->schedule > ST_SCHED_ZB)
         return st_error_set(err, ST_EINVAL, NULL, "schedule", "unknown schedule");
-    if ((unsigned)p->attention > ST_ATTN_UNFUSED)
+    if ((unsigned)p->attention >= ST_ATTN_COUNT)
         return st_error_set(err, ST_EINVAL, NULL, "attention", "unknown attention kind");
     if (m->layers < 1 || m->layers > ST_MAX_LAYERS)
         return st_error_set(err, ST_EINVAL, NULL, "layers", "model must have 1..%d layers", ST_MAX_LAYERS);
@@ -463,9 +463,11 @@ static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_
         flag(&w, "--num-experts %" PRId64, m->experts);
         flag(&w, "--moe-router-topk %" PRId64, m->experts_topk > 0 ? m->experts_topk : 1);
     }
-    /* Transformer Engine's attention: FlashAttention's kernels, or the unfused core attention
-     * (the default, auto, lets TE pick among flash, cuDNN's fused and unfused) */
-    flag(&w, "--attention-backend %s", p->attention == ST_ATTN_FLASH ? "flash" : "unfused");
+    /* Transformer Engine's attention: FlashAttention's kernels (flash, fa2), cuDNN's fused
+     * attention (cudnn) or the unfused core attention (the default, auto, lets TE pick among them,
+     * and on Hopper it picks cuDNN's) */
+    flag(&w, "--attention-backend %s",
+         p->attention == ST_ATTN_UNFUSED ? "unfused" : p->attention == ST_ATTN_CUDNN ? "fused" : "flash");
     /* memory */
     if (p->recompute == ST_REC_SELECTIVE) flag(&w, "--recompute-activations");
     if (p->recompute == ST_REC_FULL) {
@@ -596,9 +598,12 @@ static int emit_deepspeed(sbuf *b, const st_plan *p, const st_model *m, const st
         sb_puts(b, ",\n      \"recompute=selective is Megatron's granularity (attention core only); set "
                    "it with the Megatron-DeepSpeed flags, activation_checkpointing configures full-layer "
                    "checkpoints\"");
-    if (p->attention == ST_ATTN_FLASH)
+    if (p->attention == ST_ATTN_FLASH || p->attention == ST_ATTN_FA2)
         sb_puts(b, ",\n      \"attention=flash: launch Megatron-DeepSpeed with --use-flash-attn-v2; ds_config "
                    "has no attention key\"");
+    else if (p->attention == ST_ATTN_CUDNN)
+        sb_puts(b, ",\n      \"attention=cudnn: Megatron-DeepSpeed has no cuDNN fused attention; "
+                   "--use-flash-attn-v2 runs FlashAttention-2 (price it with attention=fa2)\"");
     else
         sb_puts(b, ",\n      \"attention=unfused: Megatron-DeepSpeed's own core attention, no --use-flash-attn-* "
                    "flag\"");
@@ -760,8 +765,14 @@ static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const s
         sb_puts(b, "# note: InterleavedZeroBubble is a schedule of torch.distributed.pipelining (PyTorch "
                    ">= 2.6)\n");
     if (m->dropout) sb_puts(b, "# note: the model has dropout; torchtitan's llama3 has none\n");
-    sb_puts(b, "# note: attention runs as F.scaled_dot_product_attention, whose flash backend is FlashAttention-2 "
-               "(strata priced FlashAttention-3 on Hopper GPUs)\n");
+    if (p->attention == ST_ATTN_FLASH)
+        sb_puts(b, "# note: attention runs as F.scaled_dot_product_attention, whose flash backend is "
+                   "FlashAttention-2 (strata priced FlashAttention-3 on Hopper GPUs; attention=fa2 prices "
+                   "SDPA's kernel)\n");
+    else if (p->attention == ST_ATTN_CUDNN)
+        sb_puts(b, "# note: attention=cudnn: SDPA runs cuDNN's kernel only when asked for "
+                   "(torch.nn.attention.sdpa_kernel(SDPBackend.CUDNN_ATTENTION)) or by default from torch 2.11 "
+                   "on Hopper\n");
 
     sb_puts(b, "\n[job]\ndescription = ");
     {
