@@ -266,6 +266,9 @@ typedef struct st_chunk_cost {
     double work_bytes;                                 /* the largest block's st_op.work_bytes (cp's
                                                           K/V buffers), live while its forward and
                                                           again while its backward runs */
+    double tail_work_bytes;                            /* the last chunk's: the output layer's (the
+                                                          eager loss's logits and their fp32 copy),
+                                                          live while its forward runs */
     double p2p_s;                                      /* sending its output (or input gradient):
                                                           one message, st_cost_p2p_bytes */
     double params;                                     /* parameters it holds (its gradients' share) */

@@ -82,6 +82,7 @@ typedef struct st__shard_cost {
     st_dtype dtype;
     int grad_bytes;
     st_attention attention;
+    st_kernels kernels;
     st__pass dense, moe, head, tail;
 } st__shard_cost;
 

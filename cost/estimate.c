@@ -252,14 +252,14 @@ static void pass_add_ops(st_cost_ctx *ctx, const st_plan *p, const st_op *ops, i
         out->fwd_comm_s[o->coll_group] += oc.fwd_coll_s;
         out->bwd_comm_s[o->coll_group] += oc.bwd_coll_s;
     }
-    if (n > 0) out->input_bytes = ops[0].saved_bytes; /* the first op's input is the block input */
+    if (n > 0) out->input_bytes = ops[0].input_bytes; /* a block opens with its norm, whose input it is */
 }
 
 const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p) {
     uint64_t h = 1469598103934665603ULL;
-    int64_t key[11] = {p->tp, p->cp, p->ep, p->sp, p->mbs, p->seq, p->dtype, p->grad_bytes, p->attention,
-                       p->tp_overlap, p->cp_comm};
-    for (int i = 0; i < 11; i++) h = (h ^ (uint64_t)key[i]) * 1099511628211ULL;
+    int64_t key[12] = {p->tp, p->cp, p->ep, p->sp, p->mbs, p->seq, p->dtype, p->grad_bytes, p->attention,
+                       p->tp_overlap, p->cp_comm, p->kernels};
+    for (int i = 0; i < 12; i++) h = (h ^ (uint64_t)key[i]) * 1099511628211ULL;
     st__shard_cost *e = NULL;
     for (int probe = 0; probe < 8; probe++) {
         st__shard_cost *c = &ctx->cache[(h + (uint64_t)probe) % ST_COST_CACHE];
@@ -269,7 +269,7 @@ const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p) {
         }
         if (c->tp == p->tp && c->cp == p->cp && c->ep == p->ep && c->sp == p->sp && c->mbs == p->mbs &&
             c->seq == p->seq && c->dtype == p->dtype && c->grad_bytes == p->grad_bytes &&
-            c->attention == p->attention && c->tp_overlap == p->tp_overlap && c->cp_comm == p->cp_comm)
+            c->attention == p->attention && c->kernels == p->kernels && c->tp_overlap == p->tp_overlap && c->cp_comm == p->cp_comm)
             return c;
     }
     if (!e) e = &ctx->cache[h % ST_COST_CACHE]; /* table crowded: overwrite */
@@ -297,6 +297,7 @@ const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p) {
     e->tp = p->tp, e->cp = p->cp, e->ep = p->ep, e->sp = p->sp;
     e->mbs = p->mbs, e->seq = p->seq, e->dtype = p->dtype, e->grad_bytes = p->grad_bytes;
     e->attention = p->attention;
+    e->kernels = p->kernels;
     e->tp_overlap = p->tp_overlap;
     e->cp_comm = p->cp_comm;
     return e;
@@ -484,6 +485,7 @@ void st_cost_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, st_chunk_cost 
         out->working_bytes = st__block_working(&sc->moe, p->recompute);
     if (nd > 0) out->work_bytes = sc->dense.work_bytes;
     if (nm > 0 && sc->moe.work_bytes > out->work_bytes) out->work_bytes = sc->moe.work_bytes;
+    if (chunk == chunks - 1) out->tail_work_bytes = sc->tail.work_bytes;
 }
 
 /* A collective over `total` bytes issued in n equal pieces (buckets, or one per layer). */

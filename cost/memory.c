@@ -158,7 +158,11 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_c
         out->weights_bytes += root * wb;
     }
     out->optimizer_bytes = dense * sd.optimizer + expert * se.optimizer;
-    out->activations_bytes = act_mb * inflight + working + work;
+    /* the eager loss's 16-bit logits and fp32 copy (the tail's work_bytes) live while it runs,
+     * after the last block's forward: beside the saved activations, not the blocks' working set */
+    double peak_extra = working + work;
+    if (cls->tail && sc->tail.work_bytes > peak_extra) peak_extra = sc->tail.work_bytes;
+    out->activations_bytes = act_mb * inflight + peak_extra;
     out->other_bytes = st_cluster_reserved_bytes(ctx->c);
     out->total_bytes = out->weights_bytes + out->grads_bytes + out->optimizer_bytes + out->activations_bytes +
                        out->other_bytes;

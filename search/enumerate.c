@@ -197,6 +197,7 @@ int st_search_enumerate(const st_model *m, const st_cluster *c, const st_profile
     st_plan_defaults(p);
     p->dtype = o->dtype;
     p->attention = o->attention;
+    p->kernels = o->kernels;
     p->seq = seq;
     p->gbs = gbs;
     p->seed = o->seed;

@@ -14,6 +14,7 @@ typedef struct st_search_opts {
     int top;          /* plans kept */
     st_dtype dtype;
     st_attention attention; /* every plan's (not searched; ST_ATTN_DEFAULT) */
+    st_kernels kernels;     /* every plan's (not searched; fused) */
     int max_tp;       /* 0 = heads */
     int progress;     /* progress line on stderr after 1 s */
     uint64_t seed;

@@ -235,6 +235,23 @@ if [ $rc -eq 0 ] && [ -n "$f_a_cudnn" ] && [ "$f_a_cudnn" = "$(attn_fwd)" ]; the
 else
 	nok "attention=cudnn on A100" "cudnn $f_a_cudnn vs flash $(attn_fwd) ms"
 fi
+# kernels=eager: PyTorch's eager chains cost time and memory; sim and estimate agree on both
+K="--model llama3-8b --cluster dgx-h100 --gpus 8 --plan tp=1,pp=2,dp=4,mbs=1,gbs=16,seq=8192,zero=1,recompute=full"
+tm() { awk '$1 == "iteration" && $2 == "time" { print ($3 == "(s)" ? $4 : $3) } $1 == "memory" && $2 == "peak" { print ($3 == "(GiB)" ? $4 : $3) }' "$T/out" | tr '\n' ' '; }
+run estimate $K; e_fused=$(tm)
+run estimate $K,kernels=eager; e_eager=$(tm)
+run sim $K,kernels=eager; s_eager=$(tm)
+if [ $rc -eq 0 ] && awk -v f="$e_fused" -v e="$e_eager" -v s="$s_eager" 'BEGIN { split(f, a, " "); split(e, b, " ");
+	split(s, c, " "); exit !(b[1] > a[1] * 1.05 && b[2] > a[2] + 3 && c[2] == b[2] && c[1] > b[1] * 0.9 && c[1] < b[1] * 1.1) }'; then
+	ok "kernels=eager: slower and more memory than fused; sim's memory peak equals the estimate's"
+else
+	nok "kernels=eager" "fused (time, GiB) $e_fused, eager $e_eager, sim eager $s_eager"
+fi
+run estimate $K,kernels=jit
+if [ $rc -eq 2 ] && grep -q "kernels" "$T/err"; then ok "kernels=jit: exit 2 naming the key"; else nok "kernels=jit" "exit $rc"; fi
+run plan --model llama3-8b --cluster dgx-h100 --gpus 8 --gbs 16 --top 1 --kernels eager
+if [ $rc -eq 0 ] && grep -q '^best: .*kernels=eager' "$T/out"; then ok "plan --kernels eager: the best plan runs eager kernels"; else nok "plan --kernels eager" "exit $rc"; fi
+
 # plan --attention: every plan runs that kernel, and the emitted Megatron-LM flags name it
 run plan --model llama2-7b --cluster dgx-h100 --gpus 8 --gbs 64 --top 1 --attention cudnn --emit megatron
 if [ $rc -eq 0 ] && grep -q -- '--attention-backend fused' "$T/out" && grep -q '^best: .*attention=cudnn' "$T/out"; then

@@ -230,6 +230,53 @@ START_TEST(test_flash_flops) {
 }
 END_TEST
 
+/* kernels=eager (PyTorch eager, torchtitan's Llama without torch.compile), in closed form per layer
+ * of Llama 3 8B (T tokens, E = T h norm elements, F = T f SwiGLU elements, bf16: act 2):
+ * - saved bytes: each RMSNorm keeps its fp32 input and 16-bit output (6 E) where the fused norm
+ *   keeps its 2 E input; SwiGLU keeps w1 x, w3 x and silu's output (6 F, fused 4 F); SDPA keeps K
+ *   and V repeated to every head (2 T (q_out - kv_out) x 2 more): a layer keeps
+ *   fused + 2 x 4 E + 2 F + 4 T (q_out - kv_out) bytes;
+ * - HBM: norm forward (4 act + 28) E = 36 E, backward (8 act + 56) E = 72 E; rope (2 act + 16) =
+ *   20 bytes per q and k element each way; SwiGLU 5 act F = 10 F forward, 8 act F = 16 F backward;
+ * - the GEMMs' FLOPs are unchanged (the chains move bytes), and full recompute keeps the same block input (the 16-bit residual stream, 2 E). */
+START_TEST(test_eager_kernels) {
+    st_model m = preset("llama3-8b");
+    double T = 8192, h = (double)m.hidden, f = (double)m.ffn, E = T * h, F = T * f;
+    double q_out = (double)m.heads * m.head_dim, kv_out = (double)m.kv_heads * m.head_dim;
+    st_shard sh = {.tp = 1, .cp = 1, .ep = 1, .mbs = 1, .seq = 8192, .dtype = ST_DT_BF16, .grad_bytes = 4,
+                   .attention = ST_ATTN_FLASH, .kernels = ST_KERN_FUSED};
+    double fused_saved = layer_sum(&m, &sh, 0), fused_flops = layer_sum(&m, &sh, 2);
+    st_op fo[ST_MAX_OPS];
+    int fn = st_ops_layer(&m, &sh, 0, fo, ST_MAX_OPS);
+    sh.kernels = ST_KERN_EAGER;
+    ck_assert_double_eq_tol(layer_sum(&m, &sh, 0), fused_saved + 8 * E + 2 * F + 4 * T * (q_out - kv_out), 1);
+    ck_assert_double_eq_tol(layer_sum(&m, &sh, 2), fused_flops, fused_flops * 1e-12); /* the GEMMs' FLOPs */
+    st_op ops[ST_MAX_OPS];
+    int n = st_ops_layer(&m, &sh, 0, ops, ST_MAX_OPS);
+    const st_op *ln = find(ops, n, "ln1"), *rope = find(ops, n, "rope"), *act = find(ops, n, "act");
+    ck_assert_ptr_nonnull(ln);
+    ck_assert_ptr_nonnull(rope);
+    ck_assert_ptr_nonnull(act);
+    ck_assert_ptr_nonnull(find(ops, n, "repeat_kv"));
+    ck_assert_ptr_null(find(fo, fn, "repeat_kv"));
+    ck_assert_double_eq_tol(ln->fwd_bytes, 36 * E, 1e-3);
+    ck_assert_double_eq_tol(ln->bwd_bytes, 72 * E, 1e-3);
+    ck_assert_double_eq_tol(ln->input_bytes, 2 * E, 1e-3); /* what a checkpoint keeps, as fused */
+    ck_assert_double_eq_tol(rope->fwd_bytes, 20 * T * (q_out + kv_out), 1e-3);
+    ck_assert_double_eq_tol(act->fwd_bytes, 10 * F, 1e-3);
+    ck_assert_double_eq_tol(act->bwd_bytes, 16 * F, 1e-3);
+    /* the loss on an fp32 copy: its 16-bit logits and the copy live while it runs */
+    st_op t[ST_MAX_OPS];
+    n = st_ops_tail(&m, &sh, t, ST_MAX_OPS);
+    const st_op *loss = find(t, n, "loss");
+    ck_assert_ptr_nonnull(loss);
+    ck_assert_double_eq_tol(loss->work_bytes, T * (double)m.vocab * (2 + 4), 1);
+    sh.kernels = ST_KERN_FUSED;
+    n = st_ops_tail(&m, &sh, t, ST_MAX_OPS);
+    ck_assert_double_eq(find(t, n, "loss")->work_bytes, 0);
+}
+END_TEST
+
 /* MoE: each token visits topk experts, so expert FLOPs are topk x a dense MLP of the same ffn,
  * and experts are split over ep */
 START_TEST(test_moe_ops) {
@@ -306,6 +353,7 @@ Suite *suite_model(void) {
     tcase_add_test(tc, test_flops_closed_form);
     tcase_add_test(tc, test_flash_activations);
     tcase_add_test(tc, test_flash_flops);
+    tcase_add_test(tc, test_eager_kernels);
     tcase_add_test(tc, test_moe_ops);
     tcase_add_test(tc, test_tp_collectives);
     suite_add_tcase(s, tc);

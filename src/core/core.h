@@ -86,6 +86,13 @@ typedef enum { ST_SCHED_GPIPE, ST_SCHED_1F1B, ST_SCHED_INTERLEAVED, ST_SCHED_ZB 
  * backend). Memory and FLOPs are the same for all three. */
 typedef enum { ST_ATTN_FLASH, ST_ATTN_UNFUSED, ST_ATTN_FA2, ST_ATTN_CUDNN, ST_ATTN_COUNT } st_attention;
 #define ST_ATTN_DEFAULT ST_ATTN_FLASH /* what a plan that does not say gets */
+/* How the element-wise work around the GEMMs runs (src/core/opgraph.c): fused, as Megatron-LM and
+ * Transformer Engine (fused RMSNorm/LayerNorm, RoPE, SwiGLU, bias-dropout-add, vocab-parallel
+ * cross-entropy) or torch.compile run it, one kernel per operator; eager, as PyTorch runs
+ * torchtitan's Llama without torch.compile: RMSNorm, rotary embedding and SwiGLU as chains of
+ * element-wise kernels with fp32 intermediates, grouped-query K/V repeated to every head before
+ * SDPA, the loss on an fp32 copy of the logits. */
+typedef enum { ST_KERN_FUSED, ST_KERN_EAGER } st_kernels;
 /* Whether attention runs as one fused kernel (every kind but unfused). */
 static inline int st_attention_fused(st_attention a) { return a != ST_ATTN_UNFUSED; }
 /* How context parallelism exchanges keys and values (Megatron-LM --cp-comm-type, Transformer
@@ -112,6 +119,8 @@ const char *st_schedule_name(st_schedule s);
 int st_schedule_parse(const char *s, st_schedule *out);
 const char *st_attention_name(st_attention a);
 int st_attention_parse(const char *s, st_attention *out);
+const char *st_kernels_name(st_kernels k);
+int st_kernels_parse(const char *s, st_kernels *out);
 const char *st_cp_comm_name(st_cp_comm c);
 int st_cp_comm_parse(const char *s, st_cp_comm *out);
 
@@ -207,6 +216,7 @@ typedef struct st_shard {
     int grad_bytes; /* gradient accumulator width (4 = fp32 main_grad as in Megatron-LM) */
     st_attention attention;
     st_cp_comm cp_comm; /* with cp > 1 */
+    st_kernels kernels;
 } st_shard;
 
 /* One operator as one rank runs it for one micro-batch (numbers already divided by the shard). */
@@ -225,6 +235,7 @@ typedef struct st_op {
     int kernels_fwd, kernels_bwd;
     double params;      /* parameters held by this rank */
     double saved_bytes; /* activation bytes stored for backward (no recompute) */
+    double input_bytes; /* a block's first operator (its norm): the block input, what a checkpoint keeps */
     int selective;      /* recomputed under selective recompute, dropping its saved_bytes ... */
     double ckpt_kept_bytes; /* ... less these: the inputs the checkpoint keeps (a checkpointed fused
                                attention keeps q, k and v) */
@@ -322,6 +333,7 @@ typedef struct st_plan {
     st_dtype dtype;
     st_schedule schedule;
     st_attention attention;
+    st_kernels kernels; /* fused (default) or eager element-wise kernels */
     st_cp_comm cp_comm; /* how cp > 1 exchanges keys and values (default p2p) */
     int overlap_grad_reduce; /* DP reduce overlapped with backward (Megatron --overlap-grad-reduce) */
     /* zero 1-2: the weight all-gather after the optimizer step overlapped with the next forward,

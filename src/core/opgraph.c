@@ -25,6 +25,31 @@
  * (and wk, wo, w3 recomputed); strata's fused qkv and SwiGLU fc1 split their outputs accordingly
  * (op_sac below). Every other operator is recomputed whole and keeps nothing.
  *
+ * kernels=eager is PyTorch's eager mode as torchtitan's Llama runs without torch.compile (torchtitan
+ * models/llama/model.py and models/norms.py, Dec 2024; torch's nn.RMSNorm is a composite of ATen
+ * ops, not one kernel): each chain below is priced by the bytes its kernels read and write, act
+ * bytes per 16-bit element and 4 per fp32 one (opmath), over E elements (eager_* below):
+ * - RMSNorm (torchtitan's RMSNorm: _norm(x.float()).type_as(x) * weight): x.float(), pow(2),
+ *   mean(-1), + eps, rsqrt, x * rsqrt, type_as, * weight: 8 kernels, (4 act + 28) E bytes forward;
+ *   autograd runs the chain back (the weight product's input and weight gradients, the cast, x *
+ *   rsqrt's two gradients, the mean's expand into pow's gradient, the two paths into x summed, the
+ *   cast): 12 kernels, (8 act + 56) E. It saves the fp32 input (pow and the product) and the 16-bit
+ *   normalised output (the weight product): (4 + act) E bytes, where the fused kernel keeps its
+ *   act E input (LayerNorm is one ATen kernel in eager mode too: unchanged).
+ * - Rotary embedding of q and k: float(), view_as_complex * freqs_cis, view_as_real, type_as: 3
+ *   kernels each, (2 act + 16) E bytes each way; it saves nothing large (freqs_cis only).
+ * - Grouped-query attention: repeat_kv expands K and V to every query head before SDPA (a copy,
+ *   reading kv heads and writing all heads, and the sum back in backward); SDPA then keeps the
+ *   expanded K and V for its backward.
+ * - SwiGLU: silu(w1 x) then * (w3 x): 2 kernels, 5 act F bytes forward (F elements of the hidden
+ *   layer); backward 3 kernels (the product's two gradients, silu's), 8 act F; it saves w1 x, w3 x
+ *   and the silu output: 3 act F (fused: 2 act F).
+ * - Loss: cross_entropy(logits.float()): the fp32 copy (act + 4), log_softmax (max, sum of exps,
+ *   write: 16), nll; backward nll's scatter (4), log_softmax's (16), the cast back (4 + act). It
+ *   keeps the fp32 log-softmax (4 per logit, as the fused loss keeps its softmax) and, while it
+ *   runs, the 16-bit logits and their fp32 copy (act + 4 per logit: st_op.work_bytes).
+ * Residual adds, GELU and LayerNorm are single kernels in eager mode as well.
+ *
  * Collectives (Shoeybi et al. 2019, Fig. 3; Korthikanti et al. 2022, Fig. 5): without sp, the
  * "g" all-reduce after the row-parallel projection and fc2 in forward, the "f" all-reduce before
  * the column-parallel QKV and fc1 in backward; with sp, all-gather / reduce-scatter in their
@@ -44,6 +69,7 @@ typedef struct dims {
     double Tn;       /* tokens of the replicated (norm/dropout) regions: T / tp with sp */
     double act;      /* bytes per activation element */
     int fp8;         /* fp8 training: the linear layers run in fp8 (fp8_cast) */
+    int eager;       /* kernels=eager: PyTorch eager chains for RMSNorm, RoPE, SwiGLU and the loss */
     double in8;      /* bytes per element of a linear layer's saved input: 1 under fp8, else act */
     double h, a_l, kv_l, d, f;
     double gacc; /* bytes per parameter of one gradient accumulation pass */
@@ -59,6 +85,7 @@ static void dims_init(dims *x, const st_model *m, const st_shard *s) {
     /* fp8 training keeps activations in 16 bits between GEMMs (Transformer Engine) */
     x->act = s->dtype == ST_DT_FP32 || s->dtype == ST_DT_TF32 ? 4 : 2;
     x->fp8 = s->dtype == ST_DT_FP8;
+    x->eager = s->kernels == ST_KERN_EAGER;
     x->in8 = x->fp8 ? 1 : x->act;
     x->h = (double)m->hidden;
     x->a_l = (double)m->heads / s->tp;
@@ -145,10 +172,19 @@ static void tp_coll_after(st_op *o, const st_shard *s, const dims *x) {
 }
 
 static void norm(st_op *o, const st_model *m, const st_shard *s, const dims *x) {
-    stream(o, x, x->Tn * x->h, x->Tn * x->h, 0);
+    double e = x->Tn * x->h;
+    stream(o, x, e, e, 0);
     o->params = (m->norm == ST_NORM_LAYERNORM ? 2 : 1) * x->h;
-    o->saved_bytes = x->Tn * x->h * x->act;
+    o->saved_bytes = o->input_bytes = e * x->act;
     o->splits = s->sp ? ST_SPLIT_SP : 0;
+    if (x->eager && m->norm == ST_NORM_RMSNORM) {
+        /* torch's composite RMSNorm (file comment, "kernels=eager") */
+        o->fwd_bytes = e * (4 * x->act + 28);
+        o->bwd_bytes = e * (8 * x->act + 56);
+        o->kernels_fwd = 8;
+        o->kernels_bwd = 12;
+        o->saved_bytes = e * (4 + x->act);
+    }
 }
 
 /* dropout (optional) + residual add, fused as Megatron's bias_dropout_add */
@@ -333,6 +369,23 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
         double e = x.T * (q_out + kv_out) / x.t;
         stream(o, &x, e, e, 0);
         o->splits = ST_SPLIT_TP;
+        if (x.eager) {
+            /* complex multiply in fp32 (file comment, "kernels=eager") */
+            o->fwd_bytes = o->bwd_bytes = e * (2 * x.act + 16);
+            o->kernels_fwd = o->kernels_bwd = 6;
+        }
+    }
+    if (x.eager && st_attention_fused(s->attention) && m->kv_heads < m->heads) {
+        /* repeat_kv: K and V copied out to every query head, summed back in backward; SDPA keeps
+         * the copies, beyond the kv heads' K and V the attention operator counts */
+        PUSH("repeat_kv", ST_OPC_ELEMWISE);
+        double e = x.T * (kv_out + q_out) / x.t;
+        o->fwd_bytes = o->bwd_bytes = 2 * e * x.act;
+        o->fwd_flops = 0;
+        o->bwd_flops = 2 * x.T * q_out / x.t;
+        o->kernels_fwd = o->kernels_bwd = 2;
+        o->saved_bytes = 2 * x.T * (q_out - kv_out) / x.t * x.act;
+        o->splits = ST_SPLIT_TP | ST_SPLIT_CP;
     }
 
     /* Core attention over the full key length; with cp the keys and values of the other ranks
@@ -429,6 +482,14 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
         if (m->bias) o->bwd_bytes += gate * x.T * f_l * x.act; /* bias-gelu: fc1's bias gradient */
         o->saved_bytes = gate * x.T * f_l * x.act;
         o->splits = ST_SPLIT_TP;
+        if (x.eager && gate == 2) {
+            /* silu(w1 x) * (w3 x) as two kernels (file comment, "kernels=eager") */
+            o->fwd_bytes = 5 * x.T * f_l * x.act;
+            o->bwd_bytes = 8 * x.T * f_l * x.act;
+            o->kernels_fwd = 2;
+            o->kernels_bwd = 3;
+            o->saved_bytes = 3 * x.T * f_l * x.act;
+        }
 
         if (x.fp8) {
             PUSH("fc2_cast", ST_OPC_ELEMWISE);
@@ -570,6 +631,14 @@ int st_ops_tail(const st_model *m, const st_shard *s, st_op *ops, int cap) {
     o->saved_bytes = x.T * v_l * 4;
     o->kernels_fwd = 4;
     o->splits = ST_SPLIT_TP;
+    if (x.eager) {
+        /* cross_entropy(logits.float()) (file comment, "kernels=eager") */
+        o->fwd_bytes = x.T * v_l * (x.act + 20);
+        o->bwd_bytes = x.T * v_l * (x.act + 24);
+        o->kernels_fwd = 5;
+        o->kernels_bwd = 4;
+        o->work_bytes = x.T * v_l * (x.act + 4);
+    }
     if (s->tp > 1) {
         o->coll_group = ST_GRP_TP;
         o->coll_bytes = x.T * 4;

@@ -8,7 +8,7 @@
  * overlap_param_gather=0, tp_overlap=0 (Megatron-LM's defaults), grad_bytes=4 (Megatron-LM
  * accumulates gradients in fp32), cp_comm=p2p (Megatron-LM's --cp-comm-type default, Transformer
  * Engine's ring; a plan without cp > 1 may name it: Megatron accepts the flag at cp=1 and it
- * changes nothing there).
+ * changes nothing there), kernels=fused (Megatron-LM's fused kernels, or torch.compile's).
  *
  * Uneven pipelines: when pp*vp does not divide the layers, the middle chunks get ceil(L / n)
  * layers and the first and last chunks, which also carry the embedding and the output layer,
@@ -48,7 +48,7 @@ static int parse_int(const char *v, int64_t lo, int64_t hi, int64_t *out, const 
 
 #define SPEC_KEYS                                                                                  \
     "tp, pp, dp, cp, ep, vp, mbs, gbs, seq, sp, recompute, zero, offload, dtype, schedule, "      \
-    "attention, cp_comm, overlap_grad_reduce, overlap_param_gather, tp_overlap, grad_bytes, seed"
+    "attention, kernels, cp_comm, overlap_grad_reduce, overlap_param_gather, tp_overlap, grad_bytes, seed"
 
 int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err) {
     char buf[1024];
@@ -109,6 +109,7 @@ int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err) {
         ENUMKEY("schedule", st_schedule_parse, schedule, ST_GIVEN_SCHEDULE, "gpipe, 1f1b, interleaved, zb")
         ENUMKEY("attention", st_attention_parse, attention, 0, "flash, unfused, fa2, cudnn")
         ENUMKEY("cp_comm", st_cp_comm_parse, cp_comm, 0, "p2p, all_gather, a2a")
+        ENUMKEY("kernels", st_kernels_parse, kernels, 0, "fused, eager")
 #undef INTKEY
 #undef ENUMKEY
         return st_error_set(err, ST_EINVAL, NULL, k, "unknown plan key (known: " SPEC_KEYS ")");
@@ -255,6 +256,8 @@ void st_plan_format_spec(const st_plan *p, char *buf, size_t n) {
     /* keys left at their defaults are not written */
     if (w > 0 && (size_t)w < n && p->attention != ST_ATTN_DEFAULT)
         w += snprintf(buf + w, n - (size_t)w, ",attention=%s", st_attention_name(p->attention));
+    if (w > 0 && (size_t)w < n && p->kernels != ST_KERN_FUSED)
+        w += snprintf(buf + w, n - (size_t)w, ",kernels=%s", st_kernels_name(p->kernels));
     if (w > 0 && (size_t)w < n && p->cp_comm != ST_CP_P2P)
         w += snprintf(buf + w, n - (size_t)w, ",cp_comm=%s", st_cp_comm_name(p->cp_comm));
     if (w > 0 && (size_t)w < n && p->overlap_grad_reduce) w += snprintf(buf + w, n - (size_t)w, ",overlap_grad_reduce=1");
@@ -270,4 +273,5 @@ void st_plan_shard(const st_plan *p, st_shard *out) {
     out->mbs = p->mbs, out->seq = p->seq, out->dtype = p->dtype, out->grad_bytes = p->grad_bytes;
     out->attention = p->attention;
     out->cp_comm = p->cp_comm;
+    out->kernels = p->kernels;
 }

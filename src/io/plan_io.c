@@ -27,7 +27,7 @@
 static const char *const plan_keys[] = {
     "format", "version", "spec", "gpus", "model", "cluster", "tp", "pp", "dp", "cp", "ep", "vp", "mbs", "gbs", "seq",
     "sp", "recompute", "zero", "offload", "dtype", "schedule", "attention", "overlap_grad_reduce", "grad_bytes",
-    "stage_layers", "seed", "overlap_param_gather", "tp_overlap", "cp_comm", NULL};
+    "stage_layers", "seed", "overlap_param_gather", "tp_overlap", "cp_comm", "kernels", NULL};
 
 /* A flag: true/false or the integers 0/1. 1 present, 0 absent, <0 error. */
 static int get_flag(const json_t *o, const char *key, int *out, const char *file, st_error *err) {
@@ -192,6 +192,7 @@ int st_plan_load(const char *path, st_plan *out, st_error *err) {
     if (rc == 1) p->given |= ST_GIVEN_SCHEDULE;
     GET_ENUM("attention", st_attention, st_attention_parse, "flash, unfused, fa2 or cudnn", &p->attention);
     GET_ENUM("cp_comm", st_cp_comm, st_cp_comm_parse, "p2p, all_gather or a2a", &p->cp_comm);
+    GET_ENUM("kernels", st_kernels, st_kernels_parse, "fused or eager", &p->kernels);
     CHECK(get_flag(root, "overlap_grad_reduce", &p->overlap_grad_reduce, path, err));
     CHECK(get_flag(root, "overlap_param_gather", &p->overlap_param_gather, path, err));
     CHECK(get_flag(root, "tp_overlap", &p->tp_overlap, path, err));
@@ -290,6 +291,7 @@ json_t *st__plan_to_json(const st_plan *p) {
     if (p->overlap_param_gather) SET("overlap_param_gather", json_true());
     if (p->tp_overlap) SET("tp_overlap", json_true());
     if (p->cp_comm != ST_CP_P2P) SET("cp_comm", json_string(st_cp_comm_name(p->cp_comm)));
+    if (p->kernels != ST_KERN_FUSED) SET("kernels", json_string(st_kernels_name(p->kernels)));
     SET("grad_bytes", json_integer(p->grad_bytes));
     if (p->nstage_layers > 0 && p->nstage_layers <= ST_MAX_STAGES) {
         st = json_array();

@@ -436,8 +436,10 @@ static void forward(builder *b, const lower_ctx *L, int j, int mb) {
     st_ins f = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, "fwd");
     f.phase = ST_PHASE_FWD;
     f.dur_s = c->fwd_s;
-    f.alloc_bytes = c->act_bytes + c->work_bytes; /* cp's K/V buffers live while it runs */
-    f.free_bytes = c->work_bytes;
+    /* cp's K/V buffers, or on the last chunk the eager loss's logits, live while it runs (memory.c) */
+    double fwd_work = c->tail_work_bytes > c->work_bytes ? c->tail_work_bytes : c->work_bytes;
+    f.alloc_bytes = c->act_bytes + fwd_work;
+    f.free_bytes = fwd_work;
     f.dep[0] = recv;
     name_ops(L, &f, j, ST_PHASE_FWD);
     comm_g cm = comm_of(c->comm_fwd_g, L->cc0[j].comm_fwd_g);
