@@ -859,38 +859,6 @@ START_TEST(test_deepspeed_variants) {
 }
 END_TEST
 
-/* DeepSpeed's MoE is a launch-time layer: the values go to the "strata" object and the notes */
-START_TEST(test_deepspeed_moe) {
-    st_plan p;
-    st_model m;
-    plan_llama(&p);
-    model_llama8b(&m);
-    p.pp = 1;
-    p.dp = 8;
-    p.gbs = 64;
-    m.experts = 8;
-    m.experts_topk = 2;
-    p.ep = 4;
-    json_t *root = emit_json(&p, &m);
-    json_t *moe = json_object_get(json_object_get(root, "strata"), "moe");
-    ck_assert(json_is_object(moe));
-    ck_assert_int_eq(jint(moe, "num_experts"), 8);
-    ck_assert_int_eq(jint(moe, "ep_size"), 4);
-    ck_assert_int_eq(jint(moe, "k"), 2);
-    ck_assert_int_eq(jint(moe, "moe_every"), 1);
-    ck_assert(has_note(root, "MoE: DeepSpeed's MoE is a model layer"));
-    ck_assert(has_note(root, "MoE: DeepSpeed gates with a capacity factor"));
-    ck_assert_ptr_null(json_object_get(root, "moe")); /* not a ds_config key */
-    json_decref(root);
-    model_llama8b(&m);
-    p.ep = 1;
-    root = emit_json(&p, &m);
-    ck_assert_ptr_null(json_object_get(json_object_get(root, "strata"), "moe"));
-    ck_assert(!has_note(root, "MoE: "));
-    json_decref(root);
-}
-END_TEST
-
 START_TEST(test_deepspeed_escaping) {
     st_plan p;
     st_model m;
@@ -1314,6 +1282,35 @@ START_TEST(test_torchtitan_float8) {
     ASSERT_NO_FLAG(s, "converters");
     ASSERT_NO_FLAG(s, "[float8]");
     free(s);
+}
+END_TEST
+
+/* DeepSpeed's MoE is a launch-time layer: the values go to the "strata" object and the notes */
+START_TEST(test_deepspeed_moe) {
+    st_plan p;
+    st_model m;
+    plan_llama(&p);
+    model_llama8b(&m);
+    rel_fsdp(&p, &m);
+    rel_moe(&p, &m);
+    m.moe_every = 1;
+    json_t *root = emit_json(&p, &m);
+    json_t *moe = json_object_get(json_object_get(root, "strata"), "moe");
+    ck_assert(json_is_object(moe));
+    ck_assert_int_eq(jint(moe, "num_experts"), 8);
+    ck_assert_int_eq(jint(moe, "ep_size"), 4);
+    ck_assert_int_eq(jint(moe, "k"), 2);
+    ck_assert_int_eq(jint(moe, "moe_every"), 1);
+    ck_assert(has_note(root, "MoE: DeepSpeed's MoE is a model layer"));
+    ck_assert(has_note(root, "MoE: DeepSpeed gates with a capacity factor"));
+    ck_assert_ptr_null(json_object_get(root, "moe")); /* not a ds_config key */
+    json_decref(root);
+    model_llama8b(&m);
+    p.ep = 1;
+    root = emit_json(&p, &m);
+    ck_assert_ptr_null(json_object_get(json_object_get(root, "strata"), "moe"));
+    ck_assert(!has_note(root, "MoE: "));
+    json_decref(root);
 }
 END_TEST
 
