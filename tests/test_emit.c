@@ -4,7 +4,9 @@
  * but emit.c and the enum names. Exact flags for known plans (GPT-3 175B as in Narayanan et al.
  * SC'21: tp 8, pp 8, 3 virtual stages -> 4 layers per virtual stage), arithmetic of the DeepSpeed
  * batch keys checked on the parsed JSON, one case per error naming its key and leaving the
- * stream untouched. */
+ * stream untouched. Every key and flag emitted for a spread of plans is checked against the
+ * targeted releases' lists in tests/data/emit (torchtitan's JobConfig keys, Megatron-LM's flags),
+ * and torchtitan's batch keys against the plan's gbs, mbs and dp. */
 #include "src/strata.h"
 
 #include <check.h>
@@ -408,9 +410,35 @@ START_TEST(test_megatron_moe) {
     ASSERT_LINE(s, "--num-experts 8");
     ASSERT_LINE(s, "--moe-router-topk 2");
     ASSERT_LINE(s, "--expert-model-parallel-size 4");
+    ASSERT_LINE(s, "--moe-layer-freq 1");
+    ASSERT_LINE(s, "--moe-token-dispatcher-type alltoall"); /* not the default allgather */
+    ASSERT_LINE(s, "--moe-grouped-gemm");
+    ASSERT_LINE(s, "--moe-router-load-balancing-type aux_loss");
+    ASSERT_LINE(s, "--moe-aux-loss-coeff 1e-2");
+    free(s);
+
+    /* every other block MoE, strata's the second of each pair: Megatron's list form, quoted */
+    m.moe_every = 2;
+    for (int64_t l = 0; l < 4; l++) ck_assert_int_eq(st_model_layer_is_moe(&m, l), l % 2 == 1);
+    s = emit_ok(ST_EMIT_MEGATRON, &p, &m);
+    ASSERT_LINE(s, "--moe-layer-freq '([0]*1+[1])*16'");
+    free(s);
+    m.moe_every = 3; /* 32 blocks: ten groups of three and two dense blocks left over */
+    s = emit_ok(ST_EMIT_MEGATRON, &p, &m);
+    ASSERT_LINE(s, "--moe-layer-freq '([0]*2+[1])*10+[0]*2'");
+    free(s);
+
+    /* dense models carry none of the MoE flags */
+    model_llama8b(&m);
+    p.ep = 1;
+    s = emit_ok(ST_EMIT_MEGATRON, &p, &m);
+    ASSERT_NO_FLAG(s, "--moe-");
+    ASSERT_NO_FLAG(s, "--num-experts");
+    ck_assert_ptr_nonnull(strstr(s, "--rotary-base is not emitted"));
     free(s);
 }
 END_TEST
+
 
 static void set_stages(st_plan *p, int n, const int *v) {
     p->nstage_layers = n;
@@ -533,12 +561,15 @@ static void mut_moe(st_plan *p, st_model *m) {
     m->experts_topk = 2;
 }
 static void mut_fp16(st_plan *p, st_model *m) { p->dtype = ST_DT_FP16; }
+static void mut_moe_pp(st_plan *p, st_model *m) { mut_moe_ep(p, m); } /* the base plan has pp 2 */
+static void mut_moe_ep_cp(st_plan *p, st_model *m) {
+    mut_moe(p, m);
+    p->pp = 1;
+    p->cp = 2;
+    p->ep = 8; /* divides dp*cp = 8, not dp = 4 */
+}
 static void mut_unfused(st_plan *p, st_model *m) { p->attention = ST_ATTN_UNFUSED; }
 static void mut_ddp_tp(st_plan *p, st_model *m) { p->zero = 0; }
-static void mut_ga_no_pp(st_plan *p, st_model *m) {
-    p->pp = 1;
-    p->mbs = 2; /* local batch 8 */
-}
 static void mut_params_zero0(st_plan *p, st_model *m) {
     p->zero = 0;
     p->tp = 1;
@@ -580,7 +611,8 @@ static const struct {
     {ST_EMIT_TORCHTITAN, mut_unfused, "attention", "scaled_dot_product_attention"},
     {ST_EMIT_TORCHTITAN, mut_ddp_tp, "zero", "FSDP"},
     {ST_EMIT_TORCHTITAN, mut_zero2, "zero", "ZeRO-3"},
-    {ST_EMIT_TORCHTITAN, mut_ga_no_pp, "mbs", NULL},
+    {ST_EMIT_DEEPSPEED, mut_moe_pp, "pp", "--no-pipeline-parallel"},
+    {ST_EMIT_DEEPSPEED, mut_moe_ep_cp, "ep", "divide dp"},
 };
 
 START_TEST(test_emit_errors) {
@@ -902,7 +934,9 @@ START_TEST(test_torchtitan_degrees) {
     ASSERT_LINE(s, "name = \"llama3\"");
     ASSERT_LINE(s, "flavor = \"8B\"");
     ASSERT_LINE(s, "[training]");
-    ASSERT_LINE(s, "batch_size = 8"); /* 32 / dp 4 */
+    ASSERT_LINE(s, "local_batch_size = 8"); /* 32 / dp 4, one step of 8 micro-batches */
+    ASSERT_LINE(s, "global_batch_size = 32");
+    ASSERT_NO_FLAG(s, "batch_size");
     ASSERT_LINE(s, "seq_len = 8192");
     ASSERT_LINE(s, "mixed_precision_param = \"bfloat16\"");
     ASSERT_LINE(s, "[parallelism]");
@@ -911,7 +945,7 @@ START_TEST(test_torchtitan_degrees) {
     ASSERT_LINE(s, "tensor_parallel_degree = 2");
     ASSERT_LINE(s, "pipeline_parallel_degree = 2");
     ASSERT_LINE(s, "pipeline_parallel_schedule = \"1F1B\"");
-    ck_assert(has_prefix(s, "pipeline_parallel_microbatch_size = 1  #"));
+    ASSERT_LINE(s, "pipeline_parallel_microbatch_size = 1");
     ASSERT_LINE(s, "pipeline_parallel_split_points = [\"layers.16\"]");
     ASSERT_LINE(s, "context_parallel_degree = 2");
     ASSERT_LINE(s, "context_parallel_rotate_method = \"alltoall\""); /* cp_comm=p2p: the ring */
@@ -967,7 +1001,8 @@ START_TEST(test_torchtitan_degrees) {
     s = emit_ok(ST_EMIT_TORCHTITAN, &p, &m);
     ASSERT_LINE(s, "pipeline_parallel_schedule = \"GPipe\"");
     ASSERT_LINE(s, "pipeline_parallel_split_points = [\"layers.7\", \"layers.16\", \"layers.25\"]");
-    ASSERT_LINE(s, "batch_size = 8");
+    ASSERT_LINE(s, "local_batch_size = 8");
+    ASSERT_LINE(s, "global_batch_size = 16");
     free(s);
 
     p.nstage_layers = 0;
@@ -1000,7 +1035,8 @@ START_TEST(test_torchtitan_ddp_flavor) {
     char *s = emit_ok(ST_EMIT_TORCHTITAN, &p, &m);
     ASSERT_LINE(s, "data_parallel_replicate_degree = 8");
     ASSERT_LINE(s, "data_parallel_shard_degree = 1");
-    ASSERT_LINE(s, "batch_size = 2");
+    ASSERT_LINE(s, "local_batch_size = 2");
+    ASSERT_LINE(s, "global_batch_size = 16"); /* one step: 16 / (2 x 8) */
     ASSERT_LINE(s, "mixed_precision_param = \"float32\"");
     ASSERT_LINE(s, "pipeline_parallel_degree = 1");
     ASSERT_NO_FLAG(s, "pipeline_parallel_schedule");
@@ -1022,6 +1058,259 @@ START_TEST(test_torchtitan_ddp_flavor) {
     s = emit_ok(ST_EMIT_TORCHTITAN, &p, &m);
     ASSERT_LINE(s, "flavor = \"70B\"");
     free(s);
+}
+END_TEST
+
+/* ------------------------------------------------------------ release key lists */
+
+/* The names in tests/data/emit/FILE (one a line, '#' comment lines skipped); free with keys_free. */
+typedef struct keys {
+    char **k;
+    size_t n;
+} keys;
+
+static void keys_load(keys *l, const char *file) {
+    char path[1024], line[512];
+    snprintf(path, sizeof path, "%s/tests/data/emit/%s", SRCDIR, file);
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    l->k = NULL;
+    l->n = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0] == '\0' || line[0] == '#') continue;
+        l->k = realloc(l->k, (l->n + 1) * sizeof *l->k);
+        ck_assert_ptr_nonnull(l->k);
+        l->k[l->n++] = strdup(line);
+    }
+    fclose(f);
+    ck_assert_uint_gt(l->n, 20);
+}
+
+static void keys_free(keys *l) {
+    for (size_t i = 0; i < l->n; i++) free(l->k[i]);
+    free(l->k);
+}
+
+static int keys_has(const keys *l, const char *key) {
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->k[i], key) == 0) return 1;
+    return 0;
+}
+
+/* Every "--flag" line of a Megatron output names a flag of the list; returns how many it checked. */
+static int check_megatron_flags(const char *text, const keys *l) {
+    int n = 0;
+    for (const char *s = text; *s;) {
+        const char *e = strchr(s, '\n');
+        ck_assert_ptr_nonnull(e);
+        if (s[0] == '-') {
+            char name[128];
+            size_t len = strcspn(s, " \n");
+            ck_assert_uint_lt(len, sizeof name);
+            memcpy(name, s, len);
+            name[len] = '\0';
+            ck_assert_msg(keys_has(l, name), "%s is not a flag of the targeted release:\n%s", name, text);
+            n++;
+        }
+        s = e + 1;
+    }
+    return n;
+}
+
+/* Every key of a torchtitan TOML is a section.key of the list, and the batch keys run the plan's
+ * batch: global_batch_size = gbs, gradient accumulation and pipeline micro-batches as planned. */
+static void check_torchtitan_keys(const char *text, const keys *l, const st_plan *p) {
+    char section[64] = "";
+    int64_t local = -1, global = -1, rep = 1, shard = 1, mbsz = 1;
+    for (const char *s = text; *s;) {
+        const char *e = strchr(s, '\n');
+        ck_assert_ptr_nonnull(e);
+        size_t len = (size_t)(e - s);
+        if (len == 0 || s[0] == '#') {
+        } else if (s[0] == '[') {
+            ck_assert_msg(s[len - 1] == ']' && len - 2 < sizeof section, "bad section line %.*s", (int)len, s);
+            memcpy(section, s + 1, len - 2);
+            section[len - 2] = '\0';
+        } else {
+            const char *eq = strstr(s, " = ");
+            ck_assert_msg(eq && eq < e, "not a key line: %.*s", (int)len, s);
+            char key[160];
+            snprintf(key, sizeof key, "%s.%.*s", section, (int)(eq - s), s);
+            ck_assert_msg(keys_has(l, key), "%s is not a key of the targeted release:\n%s", key, text);
+            long long v = atoll(eq + 3);
+            if (strcmp(key, "training.local_batch_size") == 0) local = v;
+            if (strcmp(key, "training.global_batch_size") == 0) global = v;
+            if (strcmp(key, "parallelism.data_parallel_replicate_degree") == 0) rep = v;
+            if (strcmp(key, "parallelism.data_parallel_shard_degree") == 0) shard = v;
+            if (strcmp(key, "parallelism.pipeline_parallel_microbatch_size") == 0) mbsz = v;
+        }
+        s = e + 1;
+    }
+    int64_t micro = p->gbs / ((int64_t)p->dp * p->mbs); /* micro-batches per rank and step */
+    ck_assert_int_eq(global, p->gbs);
+    ck_assert_int_eq(rep * shard, p->dp);
+    ck_assert_int_gt(local, 0);
+    ck_assert_int_eq(global % (local * rep * shard), 0);
+    int64_t accum = global / (local * rep * shard);
+    if (p->pp > 1) {
+        ck_assert_int_eq(mbsz, p->mbs);
+        ck_assert_int_eq(local % mbsz, 0);
+        ck_assert_int_eq(accum * (local / mbsz), micro);
+    } else {
+        ck_assert_int_eq(local, p->mbs);
+        ck_assert_int_eq(accum, micro);
+    }
+}
+
+/* Plans across what each emitter writes: every parallelism, schedule, recompute mode, dtype,
+ * overlap and batch split. Each starts from plan_llama and model_llama8b. */
+static void rel_fsdp(st_plan *p, st_model *m) {
+    p->tp = p->pp = 1;
+    p->dp = 8;
+    p->gbs = 64; /* 8 accumulation steps */
+}
+static void rel_tp(st_plan *p, st_model *m) {
+    p->pp = 1;
+    p->tp = 4;
+    p->dp = 2;
+    p->mbs = 2;
+    p->gbs = 16;
+    p->tp_overlap = 1;
+}
+static void rel_pp(st_plan *p, st_model *m) { p->gbs = 64; }
+static void rel_interleaved(st_plan *p, st_model *m) {
+    p->vp = 2;
+    p->schedule = ST_SCHED_INTERLEAVED;
+    p->recompute = ST_REC_FULL;
+}
+static void rel_uneven(st_plan *p, st_model *m) {
+    p->pp = 4;
+    p->dp = 2;
+    p->gbs = 32;
+    p->mbs = 2;
+    set_stages(p, 4, (int[]){7, 9, 9, 7});
+}
+static void rel_cp(st_plan *p, st_model *m) {
+    p->cp = 2;
+    p->cp_comm = ST_CP_ALLGATHER;
+}
+static void rel_fp8(st_plan *p, st_model *m) {
+    p->dtype = ST_DT_FP8;
+    p->pp = 1;
+    p->mbs = 2;
+}
+static void rel_op(st_plan *p, st_model *m) { p->recompute = ST_REC_OP; }
+static void rel_none(st_plan *p, st_model *m) { p->recompute = ST_REC_NONE; }
+static void rel_fp32_single(st_plan *p, st_model *m) {
+    p->tp = p->pp = p->dp = 1;
+    p->gbs = 4;
+    p->dtype = ST_DT_FP32;
+}
+static void rel_moe(st_plan *p, st_model *m) {
+    m->experts = 8;
+    m->experts_topk = 2;
+    m->moe_every = 2;
+    p->ep = 4;
+}
+static void rel_gpt3(st_plan *p, st_model *m) {
+    plan_gpt3(p);
+    model_gpt3(m);
+}
+
+static const struct {
+    void (*mut)(st_plan *, st_model *);
+    int titan; /* also a torchtitan plan (dense llama3) */
+} rel_plans[] = {
+    {rel_fsdp, 1}, {rel_tp, 1},   {rel_pp, 1},   {rel_interleaved, 1}, {rel_uneven, 1},   {rel_cp, 1},
+    {rel_fp8, 1},  {rel_op, 1},   {rel_none, 1}, {rel_fp32_single, 1}, {rel_moe, 0},      {rel_gpt3, 0},
+};
+
+START_TEST(test_emit_release_keys) {
+    st_plan p;
+    st_model m;
+    keys titan, mega;
+    keys_load(&titan, "torchtitan_v0.1.0_keys.txt");
+    keys_load(&mega, "megatron_core_r0.10.0_flags.txt");
+    plan_llama(&p);
+    model_llama8b(&m);
+    rel_plans[_i].mut(&p, &m);
+    st_plan q = p;
+    if (q.zero > 1) q.zero = 1; /* Megatron's distributed optimizer */
+    char *s = emit_ok(ST_EMIT_MEGATRON, &q, &m);
+    ck_assert_int_gt(check_megatron_flags(s, &mega), 10);
+    free(s);
+    if (rel_plans[_i].titan) {
+        q = p;
+        q.zero = q.dp > 1 ? 3 : 0; /* FSDP2, or one GPU */
+        q.sp = q.tp > 1;
+        s = emit_ok(ST_EMIT_TORCHTITAN, &q, &m);
+        check_torchtitan_keys(s, &titan, &q);
+        free(s);
+    }
+    keys_free(&titan);
+    keys_free(&mega);
+}
+END_TEST
+
+/* float8 is torchao's converter with its own section; the all-gather options only under FSDP */
+START_TEST(test_torchtitan_float8) {
+    st_plan p;
+    st_model m;
+    plan_llama(&p);
+    model_llama8b(&m);
+    rel_fp8(&p, &m);
+    p.zero = 3;
+    char *s = emit_ok(ST_EMIT_TORCHTITAN, &p, &m);
+    ASSERT_LINE(s, "converters = [\"float8\"]");
+    ASSERT_LINE(s, "[float8]");
+    ASSERT_LINE(s, "recipe_name = \"tensorwise\"");
+    ASSERT_LINE(s, "enable_fsdp_float8_all_gather = true");
+    ASSERT_LINE(s, "precompute_float8_dynamic_scale_for_fsdp = true");
+    ASSERT_LINE(s, "mixed_precision_param = \"bfloat16\"");
+    free(s);
+    p.tp = 8; /* tensor parallelism alone: no FSDP to gather in float8 */
+    p.dp = 1;
+    p.gbs = 4;
+    s = emit_ok(ST_EMIT_TORCHTITAN, &p, &m);
+    ASSERT_LINE(s, "[float8]");
+    ASSERT_NO_FLAG(s, "enable_fsdp_float8_all_gather");
+    ck_assert_ptr_nonnull(strstr(s, "with tp or pp alone this release trains in float32"));
+    free(s);
+    p.dtype = ST_DT_BF16;
+    s = emit_ok(ST_EMIT_TORCHTITAN, &p, &m);
+    ASSERT_NO_FLAG(s, "converters");
+    ASSERT_NO_FLAG(s, "[float8]");
+    free(s);
+}
+END_TEST
+
+/* DeepSpeed's MoE is a launch-time layer: the values go to the "strata" object and the notes */
+START_TEST(test_deepspeed_moe) {
+    st_plan p;
+    st_model m;
+    plan_llama(&p);
+    model_llama8b(&m);
+    rel_fsdp(&p, &m);
+    rel_moe(&p, &m);
+    m.moe_every = 1;
+    json_t *root = emit_json(&p, &m);
+    json_t *moe = json_object_get(json_object_get(root, "strata"), "moe");
+    ck_assert(json_is_object(moe));
+    ck_assert_int_eq(jint(moe, "num_experts"), 8);
+    ck_assert_int_eq(jint(moe, "ep_size"), 4);
+    ck_assert_int_eq(jint(moe, "k"), 2);
+    ck_assert_int_eq(jint(moe, "moe_every"), 1);
+    ck_assert(has_note(root, "MoE: DeepSpeed's MoE is a model layer"));
+    ck_assert(has_note(root, "MoE: DeepSpeed gates with a capacity factor"));
+    ck_assert_ptr_null(json_object_get(root, "moe")); /* not a ds_config key */
+    json_decref(root);
+    model_llama8b(&m);
+    p.ep = 1;
+    root = emit_json(&p, &m);
+    ck_assert_ptr_null(json_object_get(json_object_get(root, "strata"), "moe"));
+    ck_assert(!has_note(root, "MoE: "));
+    json_decref(root);
 }
 END_TEST
 
@@ -1067,6 +1356,7 @@ Suite *suite_emit(void) {
     tcase_add_test(tc, test_deepspeed_arith);
     tcase_add_test(tc, test_deepspeed_variants);
     tcase_add_test(tc, test_deepspeed_escaping);
+    tcase_add_test(tc, test_deepspeed_moe);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("torchtitan");
@@ -1074,6 +1364,8 @@ Suite *suite_emit(void) {
     tcase_add_test(tc, test_emit_cp_comm);
     tcase_add_test(tc, test_torchtitan_ddp_flavor);
     tcase_add_test(tc, test_emit_deterministic);
+    tcase_add_test(tc, test_torchtitan_float8);
+    tcase_add_loop_test(tc, test_emit_release_keys, 0, (int)(sizeof rel_plans / sizeof rel_plans[0]));
     suite_add_tcase(s, tc);
     return s;
 }

@@ -13,10 +13,13 @@
  *              Sub-objects are different: zero_optimization is a pydantic DeepSpeedConfigModel
  *              with extra="forbid", so only documented keys go in there.
  *   torchtitan torchtitan v0.1.0: a job config TOML in the train_configs/ layout of that release
- *              ([job], [model], [training] with batch_size = local batch, [parallelism] with
- *              data_parallel_{replicate,shard}_degree, tensor/pipeline/context degrees,
- *              pipeline_parallel_schedule, _split_points and _microbatch_size,
- *              [activation_checkpoint]).
+ *              ([job], [model], [training] with local_batch_size and global_batch_size,
+ *              [parallelism] with data_parallel_{replicate,shard}_degree, tensor/pipeline/context
+ *              degrees, pipeline_parallel_schedule, _split_points and _microbatch_size,
+ *              [activation_checkpoint], [float8]). Keys are those of the JobConfig dataclasses in
+ *              torchtitan/config/job_config.py (tests/data/emit/torchtitan_v0.1.0_keys.txt names the
+ *              commit); v0.2.x no longer accepts pipeline_parallel_split_points, and no release
+ *              has training.batch_size.
  *
  * Rule: only keys and flags that exist in the named release are emitted. What cannot be
  * expressed there is an ST_EINVAL naming the plan (or model) key; what strata is unsure of is left
@@ -30,15 +33,23 @@
  *    as a different first and/or last stage (--decoder-{first,last}-pipeline-num-layers, the rest
  *    split evenly) and not together with interleaving. Activations: gelu (default) and --swiglu;
  *    there is no plain-ReLU flag and no ALiBi.
+ *  - Megatron-LM MoE defaults that differ from what strata prices: --moe-token-dispatcher-type
+ *    allgather (strata: all-to-all), --moe-layer-freq 1 (every block MoE), --moe-aux-loss-coeff 0
+ *    (no load balancing); --rotary-base defaults to 10000. tests/data/emit/megatron_core_r0.10.0_flags.txt
+ *    lists the flags this file may write.
  *  - DeepSpeed: offload_param is valid only with ZeRO stage 3, offload_optimizer with stages 1-3;
  *    the pipeline engine asserts ZeRO stage < 2 and runs one non-interleaved 1F1B-style schedule.
+ *    MoE is a model layer (deepspeed.moe.layer.MoE: capacity-factor gating, expert-parallel groups
+ *    carved out of data parallelism); Megatron-DeepSpeed runs it without pipeline parallelism.
  *  - Attention: Megatron-LM's --attention-backend (flash, fused, unfused, local, auto; Transformer
  *    Engine's backends), Megatron-DeepSpeed's --use-flash-attn-v2, torchtitan's llama3 always
  *    F.scaled_dot_product_attention (no unfused path).
  *  - torchtitan: FSDP2 (fully_shard) shards parameters, gradients and optimizer states: zero=3;
  *    zero 1/2 are refused (strata would have priced them at another cost); zero 0 becomes DDP,
- *    which that release refuses together with any other parallelism. TP always includes sequence parallelism. Without pipeline
- *    parallelism a local batch is one step (no gradient accumulation in that release).
+ *    which that release refuses together with any other parallelism. TP always includes sequence
+ *    parallelism. Batch: gradient accumulation steps = global_batch_size / (local_batch_size x
+ *    data-parallel degree), and with pipeline parallelism a local batch is split into
+ *    local_batch_size / pipeline_parallel_microbatch_size micro-batches of one schedule.
  *    training.enable_cpu_offload offloads parameters, gradients and optimizer states together.
  *  - Overlaps: Megatron-LM's --tp-comm-overlap (Transformer Engine's userbuffers; validate_args
  *    asserts sequence parallelism) and --overlap-param-gather (asserts the distributed optimizer and
@@ -318,6 +329,22 @@ static void flag(flagw *w, const char *fmt, ...) {
     sb_puts(w->b, line);
 }
 
+/* --moe-layer-freq: an integer N makes block i MoE when i % N == 0 (the first of each group);
+ * strata's MoE blocks are the last of each group (st_model_layer_is_moe), which needs Megatron-LM's
+ * list form, a Python expression of one 0/1 entry per block, quoted for the shell. */
+static void moe_layer_freq(flagw *w, const st_model *m) {
+    int64_t n = m->moe_every > 0 ? m->moe_every : 1;
+    if (n == 1) {
+        flag(w, "--moe-layer-freq 1");
+        return;
+    }
+    if (m->layers % n == 0)
+        flag(w, "--moe-layer-freq '([0]*%" PRId64 "+[1])*%" PRId64 "'", n - 1, m->layers / n);
+    else
+        flag(w, "--moe-layer-freq '([0]*%" PRId64 "+[1])*%" PRId64 "+[0]*%" PRId64 "'", n - 1, m->layers / n,
+             m->layers % n);
+}
+
 static const char *const suggest = "use --emit deepspeed or --emit torchtitan";
 
 static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_cluster *c,
@@ -417,11 +444,13 @@ static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_
     }
     if (p->dtype == ST_DT_TF32)
         sb_puts(b, "# note: tf32 is a PyTorch matmul setting, not a Megatron-LM flag; parameters stay fp32\n");
-    if (m->experts > 0 && m->moe_every > 1)
-        sb_printf(b,
-                  "# note: the model has an MoE block every %" PRId64 " blocks; this is not emitted "
-                  "(check --moe-layer-freq in your release), so as written every block is MoE\n",
-                  m->moe_every);
+    if (m->position == ST_POS_ROPE)
+        sb_puts(b, "# note: --rotary-base is not emitted: strata's model has no RoPE base and prices none; "
+                   "Megatron-LM's default is 10000, set the model's own (Llama 3: 500000)\n");
+    if (m->experts > 0)
+        sb_puts(b, "# note: MoE as strata priced it: all-to-all token dispatch, grouped expert GEMMs (Transformer "
+                   "Engine or the grouped_gemm package), balanced expert loads (the aux-loss coefficient is "
+                   "Megatron-LM's examples' 1e-2, a training choice)\n");
 
     flagw w = {b, 0};
     /* parallelism */
@@ -462,6 +491,13 @@ static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_
     if (m->experts > 0) {
         flag(&w, "--num-experts %" PRId64, m->experts);
         flag(&w, "--moe-router-topk %" PRId64, m->experts_topk > 0 ? m->experts_topk : 1);
+        moe_layer_freq(&w, m);
+        /* the default dispatcher (allgather) gathers every token on every ep rank; strata priced
+         * the all-to-all exchange */
+        flag(&w, "--moe-token-dispatcher-type alltoall");
+        flag(&w, "--moe-grouped-gemm");
+        flag(&w, "--moe-router-load-balancing-type aux_loss");
+        flag(&w, "--moe-aux-loss-coeff 1e-2");
     }
     /* Transformer Engine's attention: FlashAttention's kernels (flash, fa2), cuDNN's fused
      * attention (cudnn) or the unfused core attention (the default, auto, lets TE pick among them,
@@ -507,7 +543,18 @@ static int emit_deepspeed(sbuf *b, const st_plan *p, const st_model *m, const st
         return st_error_set(err, ST_EINVAL, NULL, "offload",
                             "%s offloads parameters (offload_param) only with ZeRO stage 3, plan has zero=%d",
                             DEEPSPEED_TARGET, p->zero);
+    if (m->experts > 0 && p->dp % p->ep != 0)
+        return st_error_set(err, ST_EINVAL, NULL, "ep",
+                            "%s forms expert-parallel groups inside data parallelism, so ep must divide dp; the "
+                            "plan's ep=%d spans context-parallel ranks (dp=%d); use --emit megatron",
+                            DEEPSPEED_TARGET, p->ep, p->dp);
     if (p->pp > 1) {
+        if (m->experts > 0)
+            return st_error_set(err, ST_EINVAL, NULL, "pp",
+                                "%s's MoE layers run without pipeline parallelism in Megatron-DeepSpeed (its MoE "
+                                "examples set PP_SIZE=1 and --no-pipeline-parallel), the plan has pp=%d; use "
+                                "--emit megatron",
+                                DEEPSPEED_TARGET, p->pp);
         if (p->zero >= 2)
             return st_error_set(err, ST_EINVAL, NULL, "zero",
                                 "%s's pipeline engine supports ZeRO stage 0 or 1 only (pp=%d); use "
@@ -584,6 +631,11 @@ static int emit_deepspeed(sbuf *b, const st_plan *p, const st_model *m, const st
     sb_puts(b, ",\n    \"attention\": ");
     sb_quoted(b, st_attention_name(p->attention));
     sb_puts(b, ",\n");
+    if (m->experts > 0)
+        sb_printf(b,
+                  "    \"moe\": {\n      \"num_experts\": %" PRId64 ",\n      \"ep_size\": %d,\n      \"k\": %" PRId64
+                  ",\n      \"moe_every\": %" PRId64 "\n    },\n",
+                  m->experts, p->ep, m->experts_topk > 0 ? m->experts_topk : 1, m->moe_every > 0 ? m->moe_every : 1);
     if (p->nstage_layers > 0) {
         sb_puts(b, "    \"stage_layers\": [");
         for (int i = 0; i < p->nstage_layers; i++) sb_printf(b, "%s%d", i ? ", " : "", p->stage_layers[i]);
@@ -629,8 +681,17 @@ static int emit_deepspeed(sbuf *b, const st_plan *p, const st_model *m, const st
     if (p->nstage_layers > 0)
         sb_puts(b, ",\n      \"stage_layers: pick the matching pipeline partition in your Megatron-DeepSpeed "
                    "launch; ds_config has no key for it\"");
-    if (m->experts > 0)
-        sb_puts(b, ",\n      \"MoE: pass ep as the expert-parallel size of DeepSpeed's MoE layers\"");
+    if (m->experts > 0) {
+        sb_printf(b,
+                  ",\n      \"MoE: DeepSpeed's MoE is a model layer (deepspeed.moe.layer.MoE), not a ds_config key: "
+                  "launch Megatron-DeepSpeed with --num-experts %" PRId64 " --moe-expert-parallel-size %d --topk %"
+                  PRId64 "%s\"",
+                  m->experts, p->ep, m->experts_topk > 0 ? m->experts_topk : 1,
+                  m->moe_every > 1 ? ", and an MoE layer every moe_every blocks (strata: the last of each group)" : "");
+        sb_puts(b, ",\n      \"MoE: DeepSpeed gates with a capacity factor (1.0 in training by default) and drops "
+                   "tokens past it, where strata priced every routed token; raise --moe-train-capacity-factor if "
+                   "loads are uneven\"");
+    }
     sb_puts(b, "\n    ]\n  }\n}\n");
     return 0;
 }
@@ -663,7 +724,11 @@ static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const s
     int rc = 0;
     int *chunks = NULL;
     const char *why = NULL;
+    /* Sequences one data-parallel rank takes per optimizer step, and how torchtitan gets there:
+     * without a pipeline, gbs/(dp*mbs) accumulation steps of local_batch_size = mbs; with one,
+     * a single step whose local batch the schedule splits into micro-batches of mbs. */
     int64_t local = p->gbs / p->dp;
+    int64_t local_batch = p->pp > 1 ? local : p->mbs;
 
     if (p->ep > 1)
         return st_error_set(err, ST_EINVAL, NULL, "ep", "%s's llama3 model has no expert parallelism",
@@ -707,11 +772,6 @@ static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const s
                             "%s runs plain data parallelism (DDP, zero=0) only without other parallelism; "
                             "use zero >= 1 (FSDP2)",
                             TORCHTITAN_TARGET);
-    if (p->pp == 1 && p->mbs != local)
-        return st_error_set(err, ST_EINVAL, NULL, "mbs",
-                            "%s has no gradient accumulation without pipeline parallelism: the local batch "
-                            "gbs/dp = %" PRId64 " runs as one micro-batch, the plan has mbs=%" PRId64,
-                            TORCHTITAN_TARGET, local, p->mbs);
     if (p->pp > 1) {
         if ((rc = chunk_layers(p, m, &chunks, err)) != 0) goto out;
         for (int i = 0; i < p->pp * p->vp; i++)
@@ -736,7 +796,11 @@ static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const s
     sb_puts(b, "\n");
     comment_model(b, m);
     sb_puts(b, "# target: " TORCHTITAN_TARGET " job config TOML (train_configs/ layout: [parallelism] section, "
-               "training.batch_size = local batch, parallelism.pipeline_parallel_microbatch_size)\n");
+               "training.local_batch_size and global_batch_size, parallelism.pipeline_parallel_microbatch_size)\n");
+    sb_printf(b,
+              "# batch: global %" PRId64 " = local %" PRId64 " x data-parallel %d x %" PRId64
+              " gradient-accumulation steps; %" PRId64 " micro-batches of %" PRId64 " per rank and step\n",
+              p->gbs, local_batch, p->dp, local / local_batch, local / p->mbs, p->mbs);
     sb_printf(b,
               "# GPUs %" PRId64 " = data-parallel replicate %d x shard %d x cp %d x tp %d x pp %d\n",
               plan_gpus(p), p->zero >= 1 ? 1 : p->dp, p->zero >= 1 ? p->dp : 1, p->cp, p->tp, p->pp);
@@ -744,9 +808,11 @@ static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const s
     sb_printf(b, "# not emitted: tokenizer and dataset (strata assumed a vocabulary of %" PRId64
                  "), optimizer, lr_scheduler, steps, checkpoint and metrics sections\n",
               m->vocab);
-    if (is16(p->dtype) && !(p->zero >= 1 && p->dp > 1) && p->cp == 1)
-        sb_puts(b, "# note: torchtitan applies mixed_precision_param through FSDP2; without sharding "
-                   "(data_parallel_shard_degree = 1, no cp) this release may train in float32\n");
+    /* training.mixed_precision_param's docstring: applied by fully_shard when the shard degree or cp
+     * is > 1, by torch.autocast under DDP or on one device, so not at all with tp or pp alone */
+    if (is16(p->dtype) && !(p->zero >= 1 && p->dp > 1) && p->cp == 1 && (p->tp > 1 || p->pp > 1))
+        sb_puts(b, "# note: torchtitan applies mixed_precision_param through FSDP2 (shard degree or cp > 1) or "
+                   "autocast (DDP or one GPU); with tp or pp alone this release trains in float32\n");
     if (p->tp > 1 && !p->sp)
         sb_puts(b, "# note: torchtitan's tensor parallelism always shards activations along the sequence "
                    "(sp=1); the plan has sp=0\n");
@@ -754,8 +820,8 @@ static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const s
         sb_puts(b, "# note: tp_overlap is async TP (parallelism.enable_async_tensor_parallel), which "
                    "needs torch.compile (training.compile)\n");
     if (p->dtype == ST_DT_FP8)
-        sb_puts(b, "# note: dtype fp8: float8 training is enabled through torchtitan's float8 options, "
-                   "whose keys changed between releases; left out, bfloat16 is emitted\n");
+        sb_puts(b, "# note: dtype fp8 is torchao's float8 training (model.converters = [\"float8\"], tensorwise "
+                   "scaling): it needs torchao installed and a GPU with FP8 tensor cores; the rest runs in bfloat16\n");
     if (p->dtype == ST_DT_TF32)
         sb_puts(b, "# note: tf32 is a PyTorch matmul setting; float32 is emitted\n");
     if (p->recompute == ST_REC_SELECTIVE)
@@ -795,9 +861,11 @@ static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const s
         sb_quoted(b, m->name[0] ? m->name : "strata");
         sb_puts(b, "\n");
     }
+    if (p->dtype == ST_DT_FP8) sb_puts(b, "converters = [\"float8\"]\n");
 
     sb_puts(b, "\n[training]\n");
-    sb_printf(b, "batch_size = %" PRId64 "\n", local);
+    sb_printf(b, "local_batch_size = %" PRId64 "\n", local_batch);
+    sb_printf(b, "global_batch_size = %" PRId64 "\n", p->gbs);
     sb_printf(b, "seq_len = %" PRId64 "\n", p->seq);
     sb_printf(b, "mixed_precision_param = \"%s\"\n", is16(p->dtype) ? "bfloat16" : "float32");
     if (p->offload == ST_OFF_PARAMS) sb_puts(b, "enable_cpu_offload = true\n");
@@ -811,8 +879,7 @@ static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const s
     sb_printf(b, "pipeline_parallel_degree = %d\n", p->pp);
     if (p->pp > 1) {
         sb_printf(b, "pipeline_parallel_schedule = \"%s\"\n", titan_schedule(p));
-        sb_printf(b, "pipeline_parallel_microbatch_size = %" PRId64 "  # %" PRId64 " micro-batches\n", p->mbs,
-                  local / p->mbs);
+        sb_printf(b, "pipeline_parallel_microbatch_size = %" PRId64 "\n", p->mbs);
         sb_puts(b, "pipeline_parallel_split_points = [");
         int64_t at = 0;
         for (int i = 0; i + 1 < p->pp * p->vp; i++) {
@@ -834,6 +901,14 @@ static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const s
     /* recompute=op is torchtitan's selective mode with the op-level policy */
     sb_printf(b, "mode = \"%s\"\n", st_recompute_name(p->recompute == ST_REC_OP ? ST_REC_SELECTIVE : p->recompute));
     if (p->recompute == ST_REC_SELECTIVE || p->recompute == ST_REC_OP) sb_puts(b, "selective_ac_option = \"op\"\n");
+
+    if (p->dtype == ST_DT_FP8) {
+        /* tensorwise scaling, with the float8 all-gather FSDP2 offers for it when parameters are
+         * sharded (the recipe torchtitan recommends those two options for) */
+        sb_puts(b, "\n[float8]\nrecipe_name = \"tensorwise\"\n");
+        if (p->zero >= 1 && p->dp > 1)
+            sb_puts(b, "enable_fsdp_float8_all_gather = true\nprecompute_float8_dynamic_scale_for_fsdp = true\n");
+    }
 
 out:
     free(chunks);
