@@ -252,6 +252,21 @@ if [ $rc -eq 2 ] && grep -q "kernels" "$T/err"; then ok "kernels=jit: exit 2 nam
 run plan --model llama3-8b --cluster dgx-h100 --gpus 8 --gbs 16 --top 1 --kernels eager
 if [ $rc -eq 0 ] && grep -q '^best: .*kernels=eager' "$T/out"; then ok "plan --kernels eager: the best plan runs eager kernels"; else nok "plan --kernels eager" "exit $rc"; fi
 
+run plan --model llama3-8b --cluster dgx-h100 --gpus 8 --gbs 16 --top 1 --kernels eager --emit torchtitan
+k_eager=$(grep -c '^compile = false$' "$T/out")
+run plan --model llama3-8b --cluster dgx-h100 --gpus 8 --gbs 16 --top 1 --emit torchtitan
+if [ $rc -eq 0 ] && [ "$k_eager" = 1 ] && grep -q '^compile = true$' "$T/out"; then
+	ok "--emit torchtitan: compile = false for kernels=eager, true for fused kernels"
+else
+	nok "--emit torchtitan compile" "exit $rc; eager plan's 'compile = false' lines: $k_eager"
+fi
+run plan --model llama3-8b --cluster dgx-h100 --gpus 8 --gbs 16 --top 1 --kernels eager --emit megatron
+if [ $rc -eq 1 ] && grep -q "none that megatron can run" "$T/err"; then
+	ok "--emit megatron with --kernels eager: no plan Megatron-LM can run (it has no eager mode)"
+else
+	nok "--emit megatron --kernels eager" "exit $rc"
+fi
+
 # plan --attention: every plan runs that kernel, and the emitted Megatron-LM flags name it
 run plan --model llama2-7b --cluster dgx-h100 --gpus 8 --gbs 64 --top 1 --attention cudnn --emit megatron
 if [ $rc -eq 0 ] && grep -q -- '--attention-backend fused' "$T/out" && grep -q '^best: .*attention=cudnn' "$T/out"; then

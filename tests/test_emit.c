@@ -954,8 +954,13 @@ START_TEST(test_torchtitan_degrees) {
     ASSERT_LINE(s, "selective_ac_option = \"op\"");
     ASSERT_NO_FLAG(s, "enable_cpu_offload");
     ASSERT_NO_FLAG(s, "enable_async_tensor_parallel");
-    ASSERT_NO_FLAG(s, "compile");
+    ASSERT_LINE(s, "compile = true"); /* kernels=fused: the blocks as torch.compile fuses them */
     free(s);
+    p.kernels = ST_KERN_EAGER;
+    s = emit_ok(ST_EMIT_TORCHTITAN, &p, &m);
+    ASSERT_LINE(s, "compile = false");
+    free(s);
+    p.kernels = ST_KERN_FUSED;
 
     /* tp_overlap is async TP, which needs torch.compile */
     p.tp_overlap = 1;

@@ -237,6 +237,8 @@ static int check_plan(const st_plan *p, const st_model *m, st_error *err) {
         return st_error_set(err, ST_EINVAL, NULL, "schedule", "unknown schedule");
     if ((unsigned)p->attention >= ST_ATTN_COUNT)
         return st_error_set(err, ST_EINVAL, NULL, "attention", "unknown attention kind");
+    if ((unsigned)p->kernels > ST_KERN_EAGER)
+        return st_error_set(err, ST_EINVAL, NULL, "kernels", "unknown kernels kind");
     if (m->layers < 1 || m->layers > ST_MAX_LAYERS)
         return st_error_set(err, ST_EINVAL, NULL, "layers", "model must have 1..%d layers", ST_MAX_LAYERS);
     if ((int64_t)p->pp * p->vp > ST_MAX_STAGES)
@@ -353,6 +355,11 @@ static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_
     int *chunks = NULL;
     int first = 0, last = 0; /* uneven first/last stage layer counts, 0 = not set */
 
+    if (p->kernels == ST_KERN_EAGER)
+        return st_error_set(err, ST_EINVAL, NULL, "kernels",
+                            "%s runs fused kernels (Transformer Engine's); kernels=eager is PyTorch eager mode "
+                            "(torchtitan without torch.compile); %s",
+                            MEGATRON_TARGET, suggest);
     if (p->zero >= 2)
         return st_error_set(err, ST_EINVAL, NULL, "zero",
                             "%s has no ZeRO stage %d (its distributed optimizer is ZeRO-1); %s",
@@ -536,6 +543,11 @@ static const char *jbool(int v) { return v ? "true" : "false"; }
 
 static int emit_deepspeed(sbuf *b, const st_plan *p, const st_model *m, const st_cluster *c,
                           const char *spec, st_error *err) {
+    if (p->kernels == ST_KERN_EAGER)
+        return st_error_set(err, ST_EINVAL, NULL, "kernels",
+                            "%s runs Megatron-DeepSpeed's fused kernels; kernels=eager is PyTorch eager mode "
+                            "(torchtitan without torch.compile)",
+                            DEEPSPEED_TARGET);
     if (p->offload != ST_OFF_NONE && p->zero == 0)
         return st_error_set(err, ST_EINVAL, NULL, "offload",
                             "%s offloads only under ZeRO (offload_optimizer needs zero >= 1)", DEEPSPEED_TARGET);
@@ -733,6 +745,9 @@ static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const s
     if (p->ep > 1)
         return st_error_set(err, ST_EINVAL, NULL, "ep", "%s's llama3 model has no expert parallelism",
                             TORCHTITAN_TARGET);
+    if (p->tp_overlap && p->kernels == ST_KERN_EAGER)
+        return st_error_set(err, ST_EINVAL, NULL, "tp_overlap",
+                            "%s's async TP needs torch.compile, which kernels=eager turns off", TORCHTITAN_TARGET);
     if (m->experts > 0) why = "is a mixture of experts (llama3 is dense)";
     else if (m->activation != ST_ACT_SWIGLU) why = "does not use SwiGLU";
     else if (m->norm != ST_NORM_RMSNORM) why = "does not use RMSNorm";
@@ -869,7 +884,8 @@ static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const s
     sb_printf(b, "seq_len = %" PRId64 "\n", p->seq);
     sb_printf(b, "mixed_precision_param = \"%s\"\n", is16(p->dtype) ? "bfloat16" : "float32");
     if (p->offload == ST_OFF_PARAMS) sb_puts(b, "enable_cpu_offload = true\n");
-    if (p->tp_overlap) sb_puts(b, "compile = true\n");
+    /* kernels=fused prices the blocks as torch.compile fuses them; eager as PyTorch runs them */
+    sb_printf(b, "compile = %s\n", p->kernels == ST_KERN_EAGER ? "false" : "true");
 
     sb_puts(b, "\n[parallelism]\n");
     sb_printf(b, "data_parallel_replicate_degree = %d\n", p->zero >= 1 ? 1 : p->dp);
