@@ -1,7 +1,8 @@
 #!/bin/sh
 # scripts/validate.sh: compare strata's predicted iteration times with published, measured ones.
 #
-#   scripts/validate.sh [--strata PATH] [--validation DIR] [--set sc21|vtrain|vtrain_single|modern|all]
+#   scripts/validate.sh [--strata PATH] [--validation DIR]
+#                       [--set sc21|vtrain|vtrain_single|modern|modern_settings|all]
 #                       [--csv FILE] [--command estimate|sim]
 #
 # Data (see DIR/README.md):
@@ -16,6 +17,10 @@
 #                     H100 and A100) in strata's own formats: `strata validate --points` reads and runs
 #                     it; its SUMMARY and TAU lines come out as the sets modern (all points),
 #                     modern-strict and modern-loose, and TAU modern group=G.
+#   modern_settings   the same points with the settings their sources state and their plans leave
+#                     out (scripts/modern_settings.tsv, `strata validate --settings`: overlap flags,
+#                     the attention kernel, torchtitan's op-level AC and eager kernels); sets
+#                     modern_settings, modern_settings-strict and -loose.
 #
 # sc21, vtrain and vtrain_single: every model is built from the row's own columns (no presets). Each
 # row runs
@@ -38,13 +43,15 @@ prog=validate.sh
 usage() {
 	cat <<'EOF'
 usage: scripts/validate.sh [--strata PATH] [--validation DIR]
-                          [--set sc21|vtrain|vtrain_single|modern|all] [--csv FILE] [--command estimate|sim]
+                          [--set sc21|vtrain|vtrain_single|modern|modern_settings|all] [--csv FILE]
+                          [--command estimate|sim]
 
   --strata PATH     the strata binary (default: ./strata, else $STRATA)
   --validation DIR  folder with sc21_table1.csv, vtrain_multi.csv, vtrain_single.csv and
                     modern_public.json
                     (default: $VALIDATION, else <source root>/../shared/validation)
-  --set S           sc21, vtrain, vtrain_single, modern or all (default all)
+  --set S           sc21, vtrain, vtrain_single, modern, modern_settings (modern with the settings
+                    scripts/modern_settings.tsv names) or all (default all)
   --csv FILE        also write the compared rows as name,measured,predicted,set (seconds)
   --command C       predict with `strata estimate` (analytical, default) or `strata sim`
                     (the discrete-event simulator)
@@ -82,8 +89,8 @@ while [ $# -gt 0 ]; do
 done
 
 case $which_set in
-sc21 | vtrain | vtrain_single | modern | all) ;;
-*) die "--set must be sc21, vtrain, vtrain_single, modern or all (got '$which_set')" ;;
+sc21 | vtrain | vtrain_single | modern | modern_settings | all) ;;
+*) die "--set must be sc21, vtrain, vtrain_single, modern, modern_settings or all (got '$which_set')" ;;
 esac
 case $command in
 estimate | sim) ;;
@@ -530,22 +537,35 @@ vtrain_single() {
 }
 
 # ------------------------------------------------------------------------------------------ modern
+# modern [settings]: the bundle as published (set modern) or with scripts/modern_settings.tsv
+# (set modern_settings)
 modern() {
 	bundle=$valdir/modern_public.json
 	[ -r "$bundle" ] || die "cannot read $bundle"
-	echo "== Today's runs: Megatron-LM/Megatron-Core on H100, torchtitan on H100 and A100 (absolute and ranking test) =="
+	name=modern
+	mode=${1:-}
+	set --
+	if [ "$mode" = settings ]; then
+		name=modern_settings
+		settings=$(dirname "$0")/modern_settings.tsv
+		[ -r "$settings" ] || die "cannot read $settings"
+		set -- --settings "$settings"
+		echo "== Today's runs with the settings their sources state (scripts/modern_settings.tsv) =="
+	else
+		echo "== Today's runs: Megatron-LM/Megatron-Core on H100, torchtitan on H100 and A100 (absolute and ranking test) =="
+	fi
 	echo "data:    $bundle"
-	echo "strata:  $strata validate --points <data> --command $command"
+	echo "strata:  $strata validate --points <data>${1:+ --settings $2} --command $command"
 	echo
-	if ! "$strata" validate --points "$bundle" --command "$command" ${csv_out:+--csv "$tmp/modern.csv"} \
-		>"$tmp/modern.txt" 2>"$tmp/err"; then
+	if ! "$strata" validate --points "$bundle" "$@" --command "$command" ${csv_out:+--csv "$tmp/$name.csv"} \
+		>"$tmp/$name.txt" 2>"$tmp/err"; then
 		die "strata validate failed: $(awk 'NF { print; exit }' "$tmp/err")"
 	fi
-	# strata's sets are this script's modern-strict and modern-loose, its "all" the set modern
-	awk '$1 == "SUMMARY" { $2 = $2 == "all" ? "modern" : "modern-" $2 }
-	$1 == "TAU" { $1 = "TAU modern" }
-	{ print }' "$tmp/modern.txt"
-	[ -z "$csv_out" ] || awk 'NR > 1 { sub(/,[^,]*$/, ",modern"); print }' "$tmp/modern.csv" >>"$tmp/acc.csv"
+	# strata's sets are this script's NAME-strict and NAME-loose, its "all" the set NAME
+	awk -v n="$name" '$1 == "SUMMARY" { $2 = $2 == "all" ? n : n "-" $2 }
+	$1 == "TAU" { $1 = "TAU " n }
+	{ print }' "$tmp/$name.txt"
+	[ -z "$csv_out" ] || awk -v n="$name" 'NR > 1 { sub(/,[^,]*$/, "," n); print }' "$tmp/$name.csv" >>"$tmp/acc.csv"
 }
 
 [ -z "$csv_out" ] || echo "name,measured,predicted,set" >"$tmp/acc.csv"
@@ -554,7 +574,8 @@ sc21) sc21 ;;
 vtrain) vtrain ;;
 vtrain_single) vtrain_single ;;
 modern) modern ;;
-all) sc21; echo; vtrain; echo; vtrain_single; echo; modern ;;
+modern_settings) modern settings ;;
+all) sc21; echo; vtrain; echo; vtrain_single; echo; modern; echo; modern settings ;;
 esac
 if [ -n "$csv_out" ]; then
 	# beside the target, then renamed: a reader never sees half a file

@@ -12,13 +12,14 @@ SRCDIR=${SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
 . "$SRCDIR/tests/lib_accuracy.sh"
 
 fail=0
+for set in modern modern_settings; do
 for command in estimate sim; do
-	echo "==== strata $command"
-	run_validation modern modern_public.json --command "$command"
+	echo "==== $set: strata $command"
+	run_validation "$set" modern_public.json --command "$command"
 	# the points in the file: each has one "id" (models and clusters have none)
 	npoints=$(grep -o '"id"[ ]*:' "$VALIDATION/modern_public.json" | wc -l | tr -d ' ')
 	echo
-	printf '%s\n' "$out" | awk -v cmd="$command" -v npoints="$npoints" '
+	printf '%s\n' "$out" | awk -v cmd="$set: $command" -v set="$set" -v npoints="$npoints" '
 	# the rows: from the table header ("id ... error_%") to the blank line after it
 	/^id .* measured_s  predicted_s  error_%$/ { inrows = 1; next }
 	inrows && NF == 0 { inrows = 0 }
@@ -32,12 +33,12 @@ for command in estimate sim; do
 		else if ($0 ~ / rejected: [^ ]/) rejected++
 		else { printf "FAIL: %s: a row neither compared, nor not fitting, nor rejected with a reason: %s\n", cmd, $0; bad = 1 }
 	}
-	$1 == "SUMMARY" && $2 == "modern" {
+	$1 == "SUMMARY" && $2 == set {
 		for (i = 3; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
 		summary = 1
 	}
 	END {
-		if (!summary) { printf "FAIL: %s: no SUMMARY modern line\n", cmd; bad = 1 }
+		if (!summary) { printf "FAIL: %s: no SUMMARY %s line\n", cmd, set; bad = 1 }
 		if (rows != npoints) { printf "FAIL: %s: %d rows for %d points\n", cmd, rows, npoints; bad = 1 }
 		if (v["rows"] != rows || v["compared"] != compared || v["nofit"] != nofit || v["rejected"] != rejected) {
 			printf "FAIL: %s: SUMMARY says rows=%s compared=%s nofit=%s rejected=%s, the table %d %d %d %d\n", cmd,
@@ -55,6 +56,7 @@ for command in estimate sim; do
 		exit bad
 	}' || fail=1
 	echo
+done
 done
 [ $fail -eq 0 ] && echo "PASS: accuracy_modern (a report: the errors above are not judged)" || echo "FAIL: accuracy_modern"
 exit $fail

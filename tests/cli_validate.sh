@@ -205,6 +205,50 @@ for args in "" "--points $FIX --command simulate" "--points $FIX --set medium" "
 		nok "validate $args" "exit $rc (want 2, one line on stderr)"
 	fi
 done
+# --settings: keys a point's plan leaves out, replacing or adding; the same numbers as the amended
+# plan given to estimate; each bad line refused naming the file and the line
+printf '# comment\n\nfx-gbs64\trecompute=full,kernels=eager\tmade up for this test\n' >"$T/set.tsv"
+run validate --points "$FIX" --settings "$T/set.tsv" --json
+awk "$FLATTEN" "$T/out" >"$T/out.flat" 2>/dev/null
+amended=$(field ".rows[0].plan")
+got=$(field ".rows[0].predicted_s")
+untouched=$(field ".rows[1].settings")
+run estimate --model "$T/l7.json" --cluster "$T/h100.json" --gpus 8 --json \
+	--plan tp=1,pp=1,dp=8,mbs=1,gbs=64,zero=1,recompute=full,kernels=eager
+awk "$FLATTEN" "$T/out" >"$T/out.flat"
+want=$(field ".iteration_time_s")
+if [ "$amended" = '"tp=1,pp=1,dp=8,mbs=1,gbs=64,zero=1,recompute=full,kernels=eager"' ] && [ -n "$want" ] &&
+	[ "$got" = "$want" ] && [ "$untouched" = null ]; then
+	ok "validate --settings: the key replaced, the key added, the prediction the amended plan's"
+else
+	nok "validate --settings" "plan $amended, predicted $got (estimate $want), other row's settings $untouched"
+fi
+run validate --points "$FIX" --settings "$T/set.tsv"
+if [ $rc -eq 0 ] && grep -q "^settings: $T/set.tsv amended 1 point' plans" "$T/out"; then
+	ok "validate --settings: the text report names the file and the points it amended"
+else
+	nok "validate --settings text" "exit $rc"
+fi
+i=0
+for line in 'fx-gbs64	recompute=full' 'fx-gbs64	recompute=full	' 'no-such	recompute=full	src' \
+	'fx-gbs64	recompute=fast	src' 'fx-gbs64	tp=1	a	b'; do
+	i=$((i + 1))
+	printf '# header\n%s\n' "$line" >"$T/bad$i.tsv"
+	run validate --points "$FIX" --settings "$T/bad$i.tsv"
+	if [ $rc -eq 2 ] && [ ! -s "$T/out" ] && [ "$(nlines "$T/err")" -eq 1 ] && grep -q "bad$i.tsv:2: " "$T/err"; then
+		ok "validate --settings, bad line $i: exit 2, one line naming the file and line 2"
+	else
+		nok "validate --settings, bad line $i" "exit $rc: $(cat "$T/err")"
+	fi
+done
+printf 'fx-gbs64\trecompute=full\ts\nfx-gbs64\tzero=2\ts\n' >"$T/twice.tsv"
+run validate --points "$FIX" --settings "$T/twice.tsv"
+if [ $rc -eq 2 ] && grep -q "twice.tsv:2: key 'id': the point is amended twice" "$T/err"; then
+	ok "validate --settings: a point amended twice is refused at its second line"
+else
+	nok "validate --settings twice" "exit $rc: $(cat "$T/err")"
+fi
+
 run validate --help
 if [ $rc -eq 0 ] && grep -q '^usage: strata validate --points FILE' "$T/out"; then
 	ok "validate --help"

@@ -18,8 +18,8 @@
 #define GIB 1073741824.0
 
 static const char help_text[] =
-    "usage: strata validate --points FILE [--command estimate|sim] [--set strict|loose|all] [--csv FILE]\n"
-    "                       [--json]\n"
+    "usage: strata validate --points FILE [--settings TSV] [--command estimate|sim] [--set strict|loose|all]\n"
+    "                       [--csv FILE] [--json]\n"
     "\n"
     "Compares strata's predicted iteration times with measured ones: for each point of a validation\n"
     "bundle (published runs with the model, cluster, GPU count and plan each used, in strata's formats;\n"
@@ -31,6 +31,8 @@ static const char help_text[] =
     "\n"
     "  --points FILE  the bundle: {\"models\": {KEY: model}, \"clusters\": {KEY: cluster}, \"points\": [{\"id\",\n"
     "                 \"set\", \"model\", \"cluster\", \"gpus\", \"plan\", \"measured_s\", \"rank_group\", ...}]}\n"
+    "  --settings TSV settings the points' plans leave out but their sources state, one line per point:\n"
+    "                 ID<TAB>KEYS<TAB>SOURCE, KEYS replacing or adding plan keys (scripts/modern_settings.tsv)\n"
     "  --command C    estimate (the analytical model, default) or sim (the discrete-event simulator)\n"
     "  --set S        strict (every setting published), loose (some assumed) or all (default)\n"
     "  --csv FILE     also write the compared rows as name,measured,predicted,set (strata plot accuracy)\n"
@@ -139,8 +141,8 @@ out:
 
 int st_cmd_validate(int argc, char **argv, st_error *err) {
     st_cli_args a;
-    const char *points = NULL, *command = NULL, *set = NULL, *csv = NULL;
-    const st_cli_opt own[] = {{"points", &points, NULL},
+    const char *points = NULL, *command = NULL, *set = NULL, *csv = NULL, *settings = NULL;
+    const st_cli_opt own[] = {{"points", &points, NULL}, {"settings", &settings, NULL},
                               {"command", &command, NULL},
                               {"set", &set, NULL},
                               {"csv", &csv, NULL},
@@ -171,6 +173,7 @@ int st_cmd_validate(int argc, char **argv, st_error *err) {
         r.all_sets = 0;
     }
     if ((rc = st_validation_load(points, &b, err))) goto out;
+    if (settings && (rc = st_validation_amend(b, settings, err))) goto out;
     r.b = b;
     if (!(r.rows = calloc((size_t)b->npoints, sizeof *r.rows))) {
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");

@@ -50,6 +50,8 @@ typedef struct st_validation_point {
     double measured_s;   /* seconds per iteration */
     char *rank_group;    /* points whose order is compared (Kendall tau-b); NULL: none */
     char *source, *conversion, *measured_metric, *note; /* provenance; NULL when absent */
+    char *settings;        /* keys st_validation_amend added to plan (NULL: none) ... */
+    char *settings_source; /* ... and the source that states them */
 } st_validation_point;
 
 typedef struct st_validation {
@@ -60,12 +62,20 @@ typedef struct st_validation {
     st_model *models;                  /* finalized, as st_model_load gives them */
     st_cluster *clusters;              /* finalized, at the size the file describes */
     st_validation_point *points;       /* in file order */
+    char *settings_file;               /* st_validation_amend's file; NULL when none */
+    int amended;                       /* points it amended */
 } st_validation;
 
 /* Reads a bundle; every error names the file and the key path ("points[3].model"). Returns new in
  * *out (free with st_validation_free), or a negative ST_E* code and *out NULL. */
 int st_validation_load(const char *path, st_validation **out, st_error *err);
 void st_validation_free(st_validation *b);
+/* Settings a bundle's plans leave out but their sources state, from a tab-separated file: one line
+ * per point, `ID<TAB>KEYS<TAB>SOURCE` (KEYS an inline plan spec fragment such as
+ * "recompute=op,kernels=eager", SOURCE where the setting is stated; '#' lines and empty lines are
+ * skipped). Each KEYS replaces or adds those keys in the point's plan. An unknown id, a point named
+ * twice, a bad key or a missing source is an error naming the file and line; 0 or a negative code. */
+int st_validation_amend(st_validation *b, const char *path, st_error *err);
 
 /* Loads a custom graph JSON (src/io/graph_io.c; format in README): its tensors and operators as
  * written, not yet checked: st_graph_check (search/) derives what the file leaves out and refuses

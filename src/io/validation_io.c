@@ -24,8 +24,11 @@
  */
 #include "jsonutil.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 /* bounds that refuse absurd files before anything is sized from them */
 #define MAX_ENTRIES 100000
@@ -246,10 +249,114 @@ out:
     return rc;
 }
 
+/* The error at line `line` of `path`. */
+static int at_line(st_error *err, int code, const char *path, int line, const char *key, const char *what) {
+    st_error_set(err, code, path, key, "%s", what);
+    if (err) err->line = line;
+    return code;
+}
+
+/* plan with each key of keys set to keys' value: the plan's other keys in their order, then keys */
+static char *merge_spec(const char *plan, const char *keys) {
+    size_t n = strlen(plan) + strlen(keys) + 2;
+    char *out = malloc(n), *buf = strdup(plan);
+    if (!out || !buf) {
+        free(out);
+        free(buf);
+        return NULL;
+    }
+    out[0] = '\0';
+    for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+        size_t klen = strcspn(kv, "=");
+        int replaced = 0;
+        /* does keys set this key? match "key=" at the start of keys or after a comma */
+        for (const char *q = keys; *q; q += strcspn(q, ",") + (q[strcspn(q, ",")] ? 1 : 0))
+            if (strncmp(q, kv, klen) == 0 && q[klen] == '=') replaced = 1;
+        if (replaced) continue;
+        if (out[0]) strcat(out, ",");
+        strcat(out, kv);
+    }
+    if (out[0]) strcat(out, ",");
+    strcat(out, keys);
+    free(buf);
+    return out;
+}
+
+int st_validation_amend(st_validation *b, const char *path, st_error *err) {
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    int rc = 0, lineno = 0;
+    if (!f) return st_error_set(err, ST_EIO, path, NULL, "cannot open: %s", strerror(errno));
+    for (ssize_t len; (len = getline(&line, &cap, f)) >= 0;) {
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
+        if (!line[0] || line[0] == '#') continue;
+        if ((size_t)len != strlen(line)) {
+            rc = at_line(err, ST_EINVAL, path, lineno, NULL, "a NUL byte in the line");
+            goto out;
+        }
+        char *id = line, *keys = strchr(id, '\t'), *src = keys ? strchr(keys + 1, '\t') : NULL;
+        if (!keys || !src || strchr(src + 1, '\t')) {
+            rc = at_line(err, ST_EINVAL, path, lineno, NULL, "expected ID<TAB>KEYS<TAB>SOURCE");
+            goto out;
+        }
+        *keys++ = '\0', *src++ = '\0';
+        if (!src[0]) {
+            rc = at_line(err, ST_EINVAL, path, lineno, "source", "every setting needs the source that states it");
+            goto out;
+        }
+        st_validation_point *pt = NULL;
+        for (int i = 0; i < b->npoints && !pt; i++)
+            if (strcmp(b->points[i].id, id) == 0) pt = &b->points[i];
+        if (!pt) {
+            char what[512];
+            snprintf(what, sizeof what, "no point '%.200s' in %.200s", id, b->file);
+            rc = at_line(err, ST_EINVAL, path, lineno, "id", what);
+            goto out;
+        }
+        if (pt->settings) {
+            rc = at_line(err, ST_EINVAL, path, lineno, "id", "the point is amended twice");
+            goto out;
+        }
+        st_plan scratch;
+        st_error why;
+        st_error_clear(&why);
+        st_plan_defaults(&scratch);
+        if (st_plan_parse_spec(keys, &scratch, &why)) {
+            char what[512];
+            st_error_format(&why, what, sizeof what);
+            rc = at_line(err, ST_EINVAL, path, lineno, "keys", what);
+            goto out;
+        }
+        char *merged = merge_spec(pt->plan, keys);
+        if (!merged || !(pt->settings = strdup(keys)) || !(pt->settings_source = strdup(src))) {
+            free(merged);
+            rc = oom(err);
+            goto out;
+        }
+        free(pt->plan);
+        pt->plan = merged;
+        b->amended++;
+    }
+    if (ferror(f)) {
+        rc = st_error_set(err, ST_EIO, path, NULL, "read error");
+        goto out;
+    }
+    if (!(b->settings_file = strdup(path))) rc = oom(err);
+out:
+    free(line);
+    fclose(f);
+    return rc;
+}
+
 void st_validation_free(st_validation *b) {
     if (!b) return;
+    free(b->settings_file);
     for (int i = 0; i < b->npoints; i++) {
         st_validation_point *p = &b->points[i];
+        free(p->settings);
+        free(p->settings_source);
         free(p->id);
         free(p->plan);
         free(p->rank_group);

@@ -208,7 +208,12 @@ int st_vreport_print(FILE *f, const st_vreport *r, st_error *err) {
     if (r->b->about) print_wrapped(f, "about:  ", r->b->about, 104);
     fprintf(f, "each:   the point's model and cluster from the file, the cluster sized to the point's GPUs, its plan\n"
                "        as written (it must use those GPUs); error = (predicted - measured) / measured\n"
-               "plan:   tp pp dp, then cp ep vp where > 1, mbs gbs, recompute where on (--json has every key)\n\n");
+               "plan:   tp pp dp, then cp ep vp where > 1, mbs gbs, recompute where on (--json has every key)\n");
+    if (r->b->settings_file)
+        fprintf(f, "settings: %s amended %d point%s' plans with settings their sources state (id, keys and\n"
+                   "        source in that file; --json has each row's)\n",
+                r->b->settings_file, r->b->amended, r->b->amended == 1 ? "" : "s");
+    fputc('\n', f);
     fprintf(f, "%-*s  %-6s  %-*s  %-*s  %6s  %-*s  %10s  %11s  %7s\n", w[0], "id", "set", w[1], "group", w[2], "model",
             "gpus", w[3], "plan", "measured_s", "predicted_s", "error_%");
     for (int i = 0; i < r->nrows; i++) print_row(f, r, &r->rows[i], w);
@@ -273,6 +278,8 @@ static json_t *row_json(const st_vreport *r, const st_vrow *row) {
     json_object_set_new(o, "cluster_name", json_string(r->b->clusters[pt->cluster].name));
     json_object_set_new(o, "gpus", json_integer((json_int_t)pt->gpus));
     json_object_set_new(o, "plan", json_string(pt->plan));
+    json_object_set_new(o, "settings", str_or_null(pt->settings));
+    json_object_set_new(o, "settings_source", str_or_null(pt->settings_source));
     json_object_set_new(o, "spec", row->spec[0] ? json_string(row->spec) : json_null());
     json_object_set_new(o, "measured_s", json_real(pt->measured_s));
     json_object_set_new(o, "status", json_string(status[row->status]));
@@ -306,6 +313,7 @@ int st_out_validation_json(FILE *f, const st_vreport *r, st_error *err) {
         return oom(err);
     }
     json_object_set_new(o, "file", json_string(r->b->file));
+    json_object_set_new(o, "settings_file", str_or_null(r->b->settings_file));
     json_object_set_new(o, "about", str_or_null(r->b->about));
     json_object_set_new(o, "command", json_string(r->command));
     json_object_set_new(o, "set", json_string(r->all_sets ? "all" : st_vset_name(r->set)));
