@@ -6,6 +6,7 @@
  * the GPUs; dp*mbs divides gbs; ep divides experts and dp*cp; vp > 1 only where pp*vp divides the
  * layers (what Megatron-LM's interleaved schedule accepts) and the micro-batches divide by pp;
  * uneven layer splits only for vp = 1; offload=optimizer needs ZeRO >= 1, offload=params ZeRO-3.
+ * The overlaps are one dimension (inner()): off, or every one the plan allows.
  * gpipe and zb schedules are priced by `strata estimate` but not enumerated (no framework that we
  * emit for runs them from a flag). The attention kernel is the options' (st_search_opts.attention),
  * not a searched dimension: frameworks choose their attention kernel by release and hardware, not
@@ -148,11 +149,16 @@ static void inner(search *s, st_plan *p) {
                     if (off == ST_OFF_OPTIMIZER && z < 1) continue;
                     if (off == ST_OFF_PARAMS && z != 3) continue;
                     p->offload = (st_offload)off;
-                    /* ZeRO-3 always overlaps (prefetch); the others with or without the flags,
-                     * Megatron-LM's two together (its --overlap-param-gather needs the other) */
-                    for (int ov = 0; ov <= (z < 3); ov++) {
-                        p->overlap_grad_reduce = ov;
-                        p->overlap_param_gather = ov && z >= 1;
+                    /* with or without the overlaps, all together as Megatron-LM's performance
+                     * configurations set them (its --overlap-param-gather needs
+                     * --overlap-grad-reduce; --tp-comm-overlap needs sequence parallelism): the
+                     * data-parallel reduction and gather (ZeRO-3 always overlaps, prefetching) and
+                     * with tp > 1 and sp the tensor-parallel traffic (tp_overlap) */
+                    int tpo = p->tp > 1 && sp && p->tp <= s->c->gpus_per_node; /* plan.c's rule */
+                    for (int ov = 0; ov <= (z < 3 || tpo); ov++) {
+                        p->overlap_grad_reduce = ov && z < 3;
+                        p->overlap_param_gather = ov && z >= 1 && z < 3;
+                        p->tp_overlap = ov && tpo;
                         price(s, p);
                     }
                 }

@@ -267,6 +267,23 @@ else
 	nok "--emit megatron --kernels eager" "exit $rc"
 fi
 
+# the search's overlap dimension turns on every overlap a plan allows: with tp > 1 and sp inside a
+# node that includes tp_overlap (TE's userbuffers: one node's tp group only, so plans refuse it
+# beyond a node)
+run plan --model gpt3-175b --cluster dgx-a100-80g --gpus 64 --gbs 64 --top 100 --max-tp 16
+if [ $rc -eq 0 ] && awk '$1 ~ /^[0-9]+$/ && NF >= 17 { n++; if ($13 == 1 && $2 > 1 && $9 == 1) ov++ } END { exit !(n > 10 && ov > 0) }' "$T/out" &&
+	grep -q '^best: .*tp_overlap=1' "$T/out"; then
+	ok "plan: the overlap dimension includes tp_overlap where tp > 1 and sp (the best plan has it)"
+else
+	nok "plan overlap dimension" "exit $rc; want plans with ovl 1 at tp > 1, sp 1 and tp_overlap=1 in the best"
+fi
+run estimate --model llama2-7b --cluster dgx-h100 --gpus 16 --plan tp=16,mbs=1,gbs=16,sp=1,tp_overlap=1
+if [ $rc -eq 2 ] && grep -q "tp_overlap.*inside one node" "$T/err"; then
+	ok "tp_overlap=1 with tp=16 over two 8-GPU nodes: exit 2 naming the key"
+else
+	nok "tp_overlap across nodes" "exit $rc: $(cat "$T/err")"
+fi
+
 # plan --attention: every plan runs that kernel, and the emitted Megatron-LM flags name it
 run plan --model llama2-7b --cluster dgx-h100 --gpus 8 --gbs 64 --top 1 --attention cudnn --emit megatron
 if [ $rc -eq 0 ] && grep -q -- '--attention-backend fused' "$T/out" && grep -q '^best: .*attention=cudnn' "$T/out"; then

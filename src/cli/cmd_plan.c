@@ -133,7 +133,8 @@ static void print_plans(FILE *mem, const st_cli_inputs *in, const st_search_opts
         }
         fprintf(mem, "%4d %4d %4d %5d %3d %3d %3d %4lld %2d %-9s %4d %-9s %3d %9.3f %10.0f %8.1f %6.1f %8.1f%s\n",
                 i + 1, p->tp, p->pp, p->dp, p->cp, p->ep, p->vp, (long long)p->mbs, p->sp,
-                st_recompute_name(p->recompute), p->zero, st_offload_name(p->offload), p->overlap_grad_reduce,
+                st_recompute_name(p->recompute), p->zero, st_offload_name(p->offload),
+                p->overlap_grad_reduce || p->tp_overlap,
                 e->iteration_time_s, e->tokens_per_s, e->model_tflops_per_gpu, 100 * e->mfu,
                 e->memory_peak_bytes / GiB, sim);
     }

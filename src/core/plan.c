@@ -157,6 +157,12 @@ int st_plan_finalize(st_plan *p, const st_model *m, const st_cluster *c, int64_t
      * sequence parallelism is enabled" (and Transformer Engine's userbuffers need a tp group) */
     if (p->tp_overlap && (p->tp < 2 || !p->sp))
         BAD("tp_overlap", "tp_overlap=1 needs tp > 1 and sp=1 (the plan has tp=%d, sp=%d)", p->tp, p->sp);
+    /* userbuffers (and torchtitan's symmetric memory) map the tp group's buffers into each other's
+     * GPUs: one node's NVLink domain only (TransformerEngine issue 1071: "comm+GEMM overlap is
+     * currently only possible with single-node tensor-parallelism") */
+    if (p->tp_overlap && p->tp > c->gpus_per_node)
+        BAD("tp_overlap", "tp_overlap=1 needs the tp group inside one node (tp=%d, %lld GPUs per node)", p->tp,
+            (long long)c->gpus_per_node);
     if (p->tp == 1) p->sp = 0; /* Megatron-LM turns sequence parallelism off without tp */
     if (p->cp > 1 && p->seq % (2 * p->cp))
         BAD("cp", "seq (%lld) must be divisible by 2*cp = %d (load-balanced causal context parallelism)",
