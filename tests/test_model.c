@@ -274,6 +274,15 @@ START_TEST(test_eager_kernels) {
     sh.kernels = ST_KERN_FUSED;
     n = st_ops_tail(&m, &sh, t, ST_MAX_OPS);
     ck_assert_double_eq(find(t, n, "loss")->work_bytes, 0);
+    /* kernels=compile (torchtitan's torch.compile per block): the blocks fused but SDPA still fed
+     * by repeat_kv's copies; the final norm and the loss outside, eager */
+    sh.kernels = ST_KERN_COMPILE;
+    n = st_ops_layer(&m, &sh, 0, ops, ST_MAX_OPS);
+    ck_assert_double_eq_tol(layer_sum(&m, &sh, 0), fused_saved + 4 * T * (q_out - kv_out), 1);
+    ck_assert_double_eq_tol(find(ops, n, "ln1")->fwd_bytes, 2 * 2 * E, 1e-3);
+    n = st_ops_tail(&m, &sh, t, ST_MAX_OPS);
+    ck_assert_double_eq_tol(find(t, n, "loss")->work_bytes, T * (double)m.vocab * (2 + 4), 1);
+    ck_assert_double_eq_tol(find(t, n, "final_norm")->fwd_bytes, 36 * E, 1e-3);
 }
 END_TEST
 

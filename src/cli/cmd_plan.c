@@ -7,7 +7,7 @@
 static const char help_text[] =
     "usage: strata plan --model M --cluster C [--gpus N] [--gbs B] [--seq S] [--top K] [--dtype D]\n"
     "                   [--max-tp T] [--out FILE] [--emit megatron|deepspeed|torchtitan] [--profile F]\n"
-    "                   [--attention K] [--kernels fused|eager] [--seed N] [--validate K] [--search enumerate|ilp] [--json]\n"
+    "                   [--attention K] [--kernels K] [--seed N] [--validate K] [--search enumerate|ilp] [--json]\n"
     "\n"
     "  --gpus N      GPUs to use (default: the whole cluster; sizes a preset to N / 8 nodes)\n"
     "  --gbs B       global batch in sequences (default 1536, GPT-3 175B's batch)\n"
@@ -17,8 +17,8 @@ static const char help_text[] =
     "  --attention K flash (default), fa2, cudnn or unfused: the attention kernel every plan runs\n"
     "                (the stack's choice, not searched: torchtitan's SDPA runs fa2 on Hopper, Transformer\n"
     "                Engine picks cudnn there)\n"
-    "  --kernels K   fused (default: Megatron-LM's kernels, or torch.compile's) or eager (PyTorch eager:\n"
-    "                torchtitan without torch.compile): how every plan runs its element-wise work\n"
+    "  --kernels K   fused (default: Megatron-LM's kernels), compile (torchtitan with torch.compile) or\n"
+    "                eager (torchtitan without it): how every plan runs its element-wise work\n"
     "  --max-tp T    largest tensor-parallel degree to try (default: heads)\n"
     "  --out FILE    write the best plan as plan JSON (for strata estimate --plan FILE)\n"
     "  --emit KIND   print the best plan as Megatron-LM arguments, a DeepSpeed config or a torchtitan TOML\n"
@@ -92,7 +92,7 @@ static int search_opts(const st_cli_args *a, const plan_args *o, st_search_opts 
         return st_error_set(err, ST_EUSAGE, NULL, NULL,
                             "option '--attention': '%s' is not one of flash, unfused, fa2, cudnn", o->attention);
     if (o->kernels && st_kernels_parse(o->kernels, &so->kernels))
-        return st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--kernels': '%s' is not one of fused, eager",
+        return st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--kernels': '%s' is not one of fused, eager, compile",
                             o->kernels);
     if (o->emit && st_emit_parse(o->emit, ek))
         return st_error_set(err, ST_EUSAGE, NULL, NULL,

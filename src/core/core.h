@@ -91,8 +91,10 @@ typedef enum { ST_ATTN_FLASH, ST_ATTN_UNFUSED, ST_ATTN_FA2, ST_ATTN_CUDNN, ST_AT
  * cross-entropy) or torch.compile run it, one kernel per operator; eager, as PyTorch runs
  * torchtitan's Llama without torch.compile: RMSNorm, rotary embedding and SwiGLU as chains of
  * element-wise kernels with fp32 intermediates, grouped-query K/V repeated to every head before
- * SDPA, the loss on an fp32 copy of the logits. */
-typedef enum { ST_KERN_FUSED, ST_KERN_EAGER } st_kernels;
+ * SDPA, the loss on an fp32 copy of the logits; compile, as torchtitan runs torch.compile (each
+ * transformer block compiled, so fused, its repeat_kv copies kept; the final norm and the loss
+ * outside, eager). */
+typedef enum { ST_KERN_FUSED, ST_KERN_EAGER, ST_KERN_COMPILE } st_kernels;
 /* Whether attention runs as one fused kernel (every kind but unfused). */
 static inline int st_attention_fused(st_attention a) { return a != ST_ATTN_UNFUSED; }
 /* How context parallelism exchanges keys and values (Megatron-LM --cp-comm-type, Transformer

@@ -28,7 +28,7 @@ NAME_TABLE(st_recompute, st_recompute_name, st_recompute_parse, "none", "selecti
 NAME_TABLE(st_offload, st_offload_name, st_offload_parse, "none", "optimizer", "params")
 NAME_TABLE(st_schedule, st_schedule_name, st_schedule_parse, "gpipe", "1f1b", "interleaved", "zb")
 NAME_TABLE(st_attention, st_attention_name, st_attention_parse, "flash", "unfused", "fa2", "cudnn")
-NAME_TABLE(st_kernels, st_kernels_name, st_kernels_parse, "fused", "eager")
+NAME_TABLE(st_kernels, st_kernels_name, st_kernels_parse, "fused", "eager", "compile")
 /* Megatron-LM's --cp-comm-type spellings */
 NAME_TABLE(st_cp_comm, st_cp_comm_name, st_cp_comm_parse, "p2p", "all_gather", "a2a")
 NAME_TABLE(st_opclass, st_opclass_name, st_opclass_parse, "gemm", "bgemm", "softmax", "norm",

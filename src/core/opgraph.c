@@ -48,7 +48,10 @@
  *   write: 16), nll; backward nll's scatter (4), log_softmax's (16), the cast back (4 + act). It
  *   keeps the fp32 log-softmax (4 per logit, as the fused loss keeps its softmax) and, while it
  *   runs, the 16-bit logits and their fp32 copy (act + 4 per logit: st_op.work_bytes).
- * Residual adds, GELU and LayerNorm are single kernels in eager mode as well.
+ * Residual adds, GELU and LayerNorm are single kernels in eager mode as well. kernels=compile is
+ * torchtitan with torch.compile (parallelize_llama.py apply_compile: each TransformerBlock compiled
+ * on its own): the blocks fused, except that SDPA, a kernel the compiler calls, still reads K and V
+ * copied out by repeat_kv; the final norm and the loss run outside, eager.
  *
  * Collectives (Shoeybi et al. 2019, Fig. 3; Korthikanti et al. 2022, Fig. 5): without sp, the
  * "g" all-reduce after the row-parallel projection and fc2 in forward, the "f" all-reduce before
@@ -70,6 +73,8 @@ typedef struct dims {
     double act;      /* bytes per activation element */
     int fp8;         /* fp8 training: the linear layers run in fp8 (fp8_cast) */
     int eager;       /* kernels=eager: PyTorch eager chains for RMSNorm, RoPE, SwiGLU and the loss */
+    int eager_tail;  /* the final norm and the loss eager (kernels=eager or compile) */
+    int repeat_kv;   /* GQA's K/V copied out before SDPA (torchtitan's model: eager or compiled) */
     double in8;      /* bytes per element of a linear layer's saved input: 1 under fp8, else act */
     double h, a_l, kv_l, d, f;
     double gacc; /* bytes per parameter of one gradient accumulation pass */
@@ -86,6 +91,8 @@ static void dims_init(dims *x, const st_model *m, const st_shard *s) {
     x->act = s->dtype == ST_DT_FP32 || s->dtype == ST_DT_TF32 ? 4 : 2;
     x->fp8 = s->dtype == ST_DT_FP8;
     x->eager = s->kernels == ST_KERN_EAGER;
+    x->eager_tail = s->kernels == ST_KERN_EAGER || s->kernels == ST_KERN_COMPILE;
+    x->repeat_kv = x->eager_tail;
     x->in8 = x->fp8 ? 1 : x->act;
     x->h = (double)m->hidden;
     x->a_l = (double)m->heads / s->tp;
@@ -171,13 +178,13 @@ static void tp_coll_after(st_op *o, const st_shard *s, const dims *x) {
     }
 }
 
-static void norm(st_op *o, const st_model *m, const st_shard *s, const dims *x) {
+static void norm(st_op *o, const st_model *m, const st_shard *s, const dims *x, int eager) {
     double e = x->Tn * x->h;
     stream(o, x, e, e, 0);
     o->params = (m->norm == ST_NORM_LAYERNORM ? 2 : 1) * x->h;
     o->saved_bytes = o->input_bytes = e * x->act;
     o->splits = s->sp ? ST_SPLIT_SP : 0;
-    if (x->eager && m->norm == ST_NORM_RMSNORM) {
+    if (eager && m->norm == ST_NORM_RMSNORM) {
         /* torch's composite RMSNorm (file comment, "kernels=eager") */
         o->fwd_bytes = e * (4 * x->act + 28);
         o->bwd_bytes = e * (8 * x->act + 56);
@@ -342,7 +349,7 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
 
     /* ---- attention */
     PUSH("ln1", ST_OPC_NORM);
-    norm(o, m, s, &x);
+    norm(o, m, s, &x, x.eager);
     tp_coll_before(o, s, &x);
 
     if (x.fp8) {
@@ -375,7 +382,7 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
             o->kernels_fwd = o->kernels_bwd = 6;
         }
     }
-    if (x.eager && st_attention_fused(s->attention) && m->kv_heads < m->heads) {
+    if (x.repeat_kv && st_attention_fused(s->attention) && m->kv_heads < m->heads) {
         /* repeat_kv: K and V copied out to every query head, summed back in backward; SDPA keeps
          * the copies, beyond the kv heads' K and V the attention operator counts */
         PUSH("repeat_kv", ST_OPC_ELEMWISE);
@@ -459,7 +466,7 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
 
     /* ---- MLP or MoE */
     PUSH("ln2", ST_OPC_NORM);
-    norm(o, m, s, &x);
+    norm(o, m, s, &x, x.eager);
     tp_coll_before(o, s, &x);
 
     double gate = m->activation == ST_ACT_SWIGLU ? 2 : 1;
@@ -610,7 +617,7 @@ int st_ops_tail(const st_model *m, const st_shard *s, st_op *ops, int cap) {
     double v_l = (double)st_model_padded_vocab(m, s->tp) / x.t;
 
     PUSH("final_norm", ST_OPC_NORM);
-    norm(o, m, s, &x);
+    norm(o, m, s, &x, x.eager_tail);
     tp_coll_before(o, s, &x);
 
     /* the output layer's weights: a separate matrix when untied; when tied, Megatron keeps a copy
@@ -631,7 +638,7 @@ int st_ops_tail(const st_model *m, const st_shard *s, st_op *ops, int cap) {
     o->saved_bytes = x.T * v_l * 4;
     o->kernels_fwd = 4;
     o->splits = ST_SPLIT_TP;
-    if (x.eager) {
+    if (x.eager_tail) {
         /* cross_entropy(logits.float()) (file comment, "kernels=eager") */
         o->fwd_bytes = x.T * v_l * (x.act + 20);
         o->bwd_bytes = x.T * v_l * (x.act + 24);

@@ -109,7 +109,7 @@ int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err) {
         ENUMKEY("schedule", st_schedule_parse, schedule, ST_GIVEN_SCHEDULE, "gpipe, 1f1b, interleaved, zb")
         ENUMKEY("attention", st_attention_parse, attention, 0, "flash, unfused, fa2, cudnn")
         ENUMKEY("cp_comm", st_cp_comm_parse, cp_comm, 0, "p2p, all_gather, a2a")
-        ENUMKEY("kernels", st_kernels_parse, kernels, 0, "fused, eager")
+        ENUMKEY("kernels", st_kernels_parse, kernels, 0, "fused, eager, compile")
 #undef INTKEY
 #undef ENUMKEY
         return st_error_set(err, ST_EINVAL, NULL, k, "unknown plan key (known: " SPEC_KEYS ")");

@@ -192,7 +192,7 @@ int st_plan_load(const char *path, st_plan *out, st_error *err) {
     if (rc == 1) p->given |= ST_GIVEN_SCHEDULE;
     GET_ENUM("attention", st_attention, st_attention_parse, "flash, unfused, fa2 or cudnn", &p->attention);
     GET_ENUM("cp_comm", st_cp_comm, st_cp_comm_parse, "p2p, all_gather or a2a", &p->cp_comm);
-    GET_ENUM("kernels", st_kernels, st_kernels_parse, "fused or eager", &p->kernels);
+    GET_ENUM("kernels", st_kernels, st_kernels_parse, "fused, eager or compile", &p->kernels);
     CHECK(get_flag(root, "overlap_grad_reduce", &p->overlap_grad_reduce, path, err));
     CHECK(get_flag(root, "overlap_param_gather", &p->overlap_param_gather, path, err));
     CHECK(get_flag(root, "tp_overlap", &p->tp_overlap, path, err));

@@ -237,7 +237,7 @@ static int check_plan(const st_plan *p, const st_model *m, st_error *err) {
         return st_error_set(err, ST_EINVAL, NULL, "schedule", "unknown schedule");
     if ((unsigned)p->attention >= ST_ATTN_COUNT)
         return st_error_set(err, ST_EINVAL, NULL, "attention", "unknown attention kind");
-    if ((unsigned)p->kernels > ST_KERN_EAGER)
+    if ((unsigned)p->kernels > ST_KERN_COMPILE)
         return st_error_set(err, ST_EINVAL, NULL, "kernels", "unknown kernels kind");
     if (m->layers < 1 || m->layers > ST_MAX_LAYERS)
         return st_error_set(err, ST_EINVAL, NULL, "layers", "model must have 1..%d layers", ST_MAX_LAYERS);
@@ -355,11 +355,12 @@ static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_
     int *chunks = NULL;
     int first = 0, last = 0; /* uneven first/last stage layer counts, 0 = not set */
 
-    if (p->kernels == ST_KERN_EAGER)
+    if (p->kernels != ST_KERN_FUSED)
         return st_error_set(err, ST_EINVAL, NULL, "kernels",
-                            "%s runs fused kernels (Transformer Engine's); kernels=eager is PyTorch eager mode "
-                            "(torchtitan without torch.compile); %s",
-                            MEGATRON_TARGET, suggest);
+                            "%s runs fused kernels (Transformer Engine's); kernels=%s is torchtitan's (%s); %s",
+                            MEGATRON_TARGET, st_kernels_name(p->kernels),
+                            p->kernels == ST_KERN_EAGER ? "without torch.compile" : "torch.compile per block",
+                            suggest);
     if (p->zero >= 2)
         return st_error_set(err, ST_EINVAL, NULL, "zero",
                             "%s has no ZeRO stage %d (its distributed optimizer is ZeRO-1); %s",
@@ -543,11 +544,10 @@ static const char *jbool(int v) { return v ? "true" : "false"; }
 
 static int emit_deepspeed(sbuf *b, const st_plan *p, const st_model *m, const st_cluster *c,
                           const char *spec, st_error *err) {
-    if (p->kernels == ST_KERN_EAGER)
+    if (p->kernels != ST_KERN_FUSED)
         return st_error_set(err, ST_EINVAL, NULL, "kernels",
-                            "%s runs Megatron-DeepSpeed's fused kernels; kernels=eager is PyTorch eager mode "
-                            "(torchtitan without torch.compile)",
-                            DEEPSPEED_TARGET);
+                            "%s runs Megatron-DeepSpeed's fused kernels; kernels=%s is torchtitan's",
+                            DEEPSPEED_TARGET, st_kernels_name(p->kernels));
     if (p->offload != ST_OFF_NONE && p->zero == 0)
         return st_error_set(err, ST_EINVAL, NULL, "offload",
                             "%s offloads only under ZeRO (offload_optimizer needs zero >= 1)", DEEPSPEED_TARGET);
@@ -834,6 +834,9 @@ static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const s
     if (p->tp_overlap)
         sb_puts(b, "# note: tp_overlap is async TP (parallelism.enable_async_tensor_parallel), which "
                    "needs torch.compile (training.compile)\n");
+    if (p->kernels == ST_KERN_FUSED)
+        sb_puts(b, "# note: torch.compile compiles each block; the final norm and the loss run eager outside "
+                   "them, which kernels=compile prices (kernels=fused prices them fused)\n");
     if (p->dtype == ST_DT_FP8)
         sb_puts(b, "# note: dtype fp8 is torchao's float8 training (model.converters = [\"float8\"], tensorwise "
                    "scaling): it needs torchao installed and a GPU with FP8 tensor cores; the rest runs in bfloat16\n");
@@ -884,7 +887,7 @@ static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const s
     sb_printf(b, "seq_len = %" PRId64 "\n", p->seq);
     sb_printf(b, "mixed_precision_param = \"%s\"\n", is16(p->dtype) ? "bfloat16" : "float32");
     if (p->offload == ST_OFF_PARAMS) sb_puts(b, "enable_cpu_offload = true\n");
-    /* kernels=fused prices the blocks as torch.compile fuses them; eager as PyTorch runs them */
+    /* kernels=compile is torchtitan's torch.compile (and fused the nearest to it), eager is without */
     sb_printf(b, "compile = %s\n", p->kernels == ST_KERN_EAGER ? "false" : "true");
 
     sb_puts(b, "\n[parallelism]\n");
