@@ -1,12 +1,21 @@
-/* comm.c: collectives on a hierarchical topology (GPUs in an NVLink domain per node, nodes joined
- * by NICs), latency + size / bandwidth, with the bandwidth the group's placement actually gets.
+/* comm.c: collectives on a hierarchical topology (GPUs in a scale-up domain: the host node's
+ * NVLink, or a rack-scale NVLink domain of several host nodes, or an xGMI mesh; domains joined by
+ * the host nodes' NICs), latency + size / bandwidth, with the bandwidth the group's placement gets.
  *
  * Placement (Megatron-LM's rank order tp-cp-dp-pp, initialize_model_parallel): a group of kind k
- * has ranks `stride` apart; with G GPUs per node, min(n, G / stride) of its ranks share a node.
- * The dp group is the gradient-reduction group dp x cp (Megatron's "data parallel group with
- * context parallel"), stride tp; the ep group is ep consecutive ranks of it, stride tp.
+ * has ranks `stride` apart; with D GPUs per scale-up domain, min(n, D / stride) of its ranks share
+ * a domain ("node" below and in st_group: the domain, the host node where the cluster has no
+ * other). The dp group is the gradient-reduction group dp x cp (Megatron's "data parallel group with
+ * context parallel"), stride tp; the ep group is ep consecutive ranks of it, stride tp. A group
+ * inside one domain is priced on the domain's fabric even when it spans host nodes (NVL72).
  *
- * Bandwidth: inside a node each GPU has its NVLink rate to the switch. Across nodes every GPU of a
+ * Domain fabric: NVSwitch (and a PCIe switch): each GPU has its port rate to the switch whatever
+ * the peers. xGMI (AMD Instinct platforms): 7 point-to-point links per GPU, one to each other GPU of
+ * the 8; a collective over n of them runs over n - 1 links (RCCL's rings use every direct link),
+ * so a GPU gets (n - 1) / (D - 1) of its links' total (AMD Instinct MI300X platform datasheet: 7 x
+ * 128 GB/s, 896 GB/s aggregate peer-to-peer per GPU).
+ *
+ * Bandwidth: inside a domain each GPU has the rate above. Across domains every GPU of a
  * node runs the same kind of collective at the same time (all tp/dp/pp groups work in lockstep),
  * so a GPU gets nics * nic_rate / G of its node's NICs, divided by the fabric's
  * oversubscription; a group with k ranks per node gets k such shares through the NICs it uses.
@@ -21,16 +30,28 @@
 
 #include <math.h>
 
-/* n ranks `stride` apart in Megatron's rank order: how many share a node, over how many nodes */
+/* n ranks `stride` apart in Megatron's rank order: how many share a scale-up domain, over how many
+ * domains; the GPUs of a host node share its NICs */
 static void place(const st_cluster *c, int64_t stride, int64_t n, st_group *g) {
-    int64_t G = c->gpus_per_node;
-    int64_t k_per = stride >= G ? 1 : G / stride;
+    int64_t D = st_cluster_domain(c), span = stride * n;
+    int64_t k_per = stride >= D ? 1 : D / stride;
+    /* with more GPUs than one domain, groups that straddle a domain boundary (a group spans neither
+     * a divisor nor a multiple of the domain: tp 16 on 144 GPUs of NVL72) split at multiples of
+     * gcd(D, span); all groups work in lockstep, so the most split one sets the pace */
+    if (stride < D && D % span != 0 && span % D != 0 && st_cluster_gpus(c) > D) {
+        int64_t a = D, b = span;
+        while (b) {
+            int64_t t = a % b;
+            a = b, b = t;
+        }
+        k_per = a / stride;
+    }
     if (k_per > n) k_per = n;
     if (k_per < 1) k_per = 1;
     g->n = n;
     g->per_node = k_per;
     g->nodes = (n + k_per - 1) / k_per;
-    g->node_share = G;
+    g->node_share = c->gpus_per_node;
 }
 
 void st_cost_group(const st_cluster *c, const st_plan *p, st_group_kind k, st_group *g) {
@@ -59,10 +80,20 @@ static double nic_share(const st_cluster *c, const st_group *g) {
     return node_bw / share / c->oversubscription;
 }
 
-static double intra_bw(const st_cluster *c) { return c->intra_bytes_per_s * ST_NVLINK_EFFICIENCY; }
+/* The domain rate a GPU gets in a collective with `peers` ranks of its domain (itself included) */
+double st_cost_domain_bytes_per_s(const st_cluster *c, int64_t peers) {
+    double b = c->intra_bytes_per_s * ST_NVLINK_EFFICIENCY;
+    if (c->fabric != ST_FABRIC_XGMI) return b;
+    int64_t links = st_cluster_domain(c) - 1, used = peers - 1;
+    if (links < 1) links = 1;
+    if (used < 1) used = 1; /* a send uses one link */
+    if (used > links) used = links;
+    return b * (double)used / (double)links;
+}
 
 /* The links behind the formulas above, at the rates they are priced at, for the simulator's shared
- * links (src/lower/program.h, "Network"): each GPU's NVLink port at the intra-node rate; the node's NICs
+ * links (src/lower/program.h, "Network"): each GPU's port into its scale-up domain at the domain
+ * rate (xGMI: all its links; a route over fewer peers runs at st_cost_domain_bytes_per_s); the node's NICs
  * as min(nics, G) ports (GPU i uses port i * ports / G; a GPU with several NICs has them as one
  * port); the node's link to the fabric with the NICs' bandwidth / oversubscription; and the share
  * nic_share gives a GPU when its whole node communicates. Concurrent transfers that each run at
@@ -75,7 +106,7 @@ void st_cost_net(const st_cluster *c, st_net *out) {
     out->gpus_per_node = G;
     out->nic_ports = c->nics_per_node < G ? c->nics_per_node : G;
     if (out->nic_ports < 1) out->nic_ports = 1;
-    out->nvlink_bytes_per_s = intra_bw(c);
+    out->nvlink_bytes_per_s = st_cost_domain_bytes_per_s(c, st_cluster_domain(c));
     out->nic_port_bytes_per_s = node_bw / (double)out->nic_ports;
     out->uplink_bytes_per_s = node_bw / c->oversubscription;
     out->gpu_share_bytes_per_s = nic_share(c, &g);
@@ -121,15 +152,16 @@ double st_cost_collective(const st_cluster *c, const st_profile *prof, st_coll c
     double n = (double)g->n;
     if (coll != ST_COLL_SENDRECV && g->n <= 1) return 0;
 
-    double bi = intra_bw(c), lat_i = c->intra_latency_s, lat_x = c->inter_latency_s;
+    double lat_i = c->intra_latency_s, lat_x = c->inter_latency_s;
     if (g->nodes <= 1) {
-        /* one NVLink domain: ring */
+        /* one scale-up domain: ring */
+        double bi = st_cost_domain_bytes_per_s(c, g->n);
         double b = bus_bw(c, prof, coll, 1, g->n, bytes, bi);
         return st_cost_bus_factor(coll, n) * bytes / b + latency_steps(coll, n) * lat_i;
     }
 
     double k = (double)g->per_node, m = (double)g->nodes;
-    double share = nic_share(c, g);
+    double share = nic_share(c, g), bi = st_cost_domain_bytes_per_s(c, g->per_node);
     if (coll == ST_COLL_SENDRECV) {
         double b = bus_bw(c, prof, coll, 0, 2, bytes, share);
         return bytes / b + lat_x;

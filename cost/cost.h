@@ -108,6 +108,10 @@ double st_cost_cp_ring_exposed(const st_cluster *c, double x_s, double x2_s, dou
 /* Collective time for `bytes` per rank (cost/comm.c). */
 double st_cost_collective(const st_cluster *c, const st_profile *prof, st_coll coll, const st_group *g,
                           double bytes);
+/* The scale-up domain's rate (bytes/s per direction, NCCL's efficiency applied) that a GPU gets in a
+ * collective over `peers` ranks of its domain: the port rate on a switch; on an xGMI mesh the
+ * peers - 1 links of its domain - 1 that the collective uses (cost/comm.c). */
+double st_cost_domain_bytes_per_s(const st_cluster *c, int64_t peers);
 /* Placement of a plan's group of kind k (Megatron order tp-cp-dp-pp; ep inside dp*cp). */
 void st_cost_group(const st_cluster *c, const st_plan *p, st_group_kind k, st_group *g);
 /* The links collectives are priced on, per direction, at the rates cost/comm.c gives them (for the

@@ -9,6 +9,12 @@
  *   cost to train  = time_h x gpus x price_per_gpu_hour         (currency units)
  *   tokens/dollar  = tokens_per_s x 3600 / (gpus x price)       (= tokens / cost)
  *   headroom       = GPU memory - peak memory of the busiest stage
+ * Energy (when asked for; st_compare_row_energy):
+ *   power          = (gpus x TDP x power_fraction + host nodes x node_watts) x PUE   (W at the wall)
+ *   energy         = power x time to train                      (J; / 3.6e9 MWh)
+ *   energy cost    = MWh x 1000 x price_per_kwh;  total cost = GPU-hour cost + energy cost
+ *   tokens/joule   = tokens / energy
+ * A job on part of a host node pays that part of its node power (gpus / gpus_per_node nodes).
  * The default of 300B tokens is what every GPT-3 model trained on (Brown et al. 2020, section 2.2).
  *
  * Rows where nothing fits are kept (fits = 0) and ranked last: "this cluster cannot train the
@@ -67,6 +73,32 @@ void st_compare_row_derive(st_compare_row *r, double tokens) {
         r->cost_to_train = r->time_to_train_h * (double)r->gpus * r->price_per_gpu_hour;
         r->tokens_per_dollar = tokens_per_s * 3600 / ((double)r->gpus * r->price_per_gpu_hour);
     }
+}
+
+void st_compare_energy_init(st_compare_energy *e) {
+    e->power_fraction = 1;
+    e->node_watts = -1;
+    e->pue = ST_COMPARE_DEFAULT_PUE;
+    e->price_per_kwh = 0;
+}
+
+int st_compare_row_energy(st_compare_row *r, double tokens, const st_compare_energy *e, st_error *err) {
+    r->has_energy = 1;
+    r->power_w = r->energy_mwh = r->energy_cost = r->total_cost = r->tokens_per_joule = 0;
+    if (!(r->cluster.gpu.tdp_watts > 0))
+        return st_error_set(err, ST_EINVAL, r->cluster.source, "gpu.tdp_watts",
+                            "GPU '%s' of cluster '%s' has no TDP: give gpu.tdp_watts for energy", r->cluster.gpu.name,
+                            r->cluster.name);
+    if (!r->fits) return 0;
+    double gpus = (double)r->gpus, per = (double)r->cluster.gpus_per_node;
+    double node_w = e->node_watts >= 0 ? e->node_watts : ST_COMPARE_NODE_W_PER_GPU * per;
+    r->power_w = (gpus * r->cluster.gpu.tdp_watts * e->power_fraction + gpus / per * node_w) * e->pue;
+    double joules = r->power_w * r->time_to_train_s;
+    r->energy_mwh = joules / 3.6e9;
+    r->energy_cost = r->energy_mwh * 1000 * e->price_per_kwh;
+    r->total_cost = r->cost_to_train + r->energy_cost;
+    r->tokens_per_joule = joules > 0 ? tokens / joules : 0;
+    return 0;
 }
 
 static int row_cmp(const void *a, const void *b) {

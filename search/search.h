@@ -69,7 +69,34 @@ typedef struct st_compare_row {
     double cost_to_train;      /* time_h x gpus x price */
     double tokens_per_dollar;  /* tokens_per_s x 3600 / (gpus x price) */
     double headroom_bytes;     /* GPU memory minus the peak of the busiest stage */
+    /* derived by st_compare_row_energy when energy is asked for (has_energy); 0 where they do not
+     * apply (no fit; no price per kWh for the costs) */
+    int has_energy;
+    double power_w;            /* the row's GPUs and host nodes, at the wall (PUE included) */
+    double energy_mwh;         /* to train `tokens` tokens */
+    double energy_cost;        /* energy_mwh x 1000 x price_per_kwh */
+    double total_cost;         /* cost_to_train (GPU-hours) + energy_cost */
+    double tokens_per_joule;
 } st_compare_row;
+
+/* What `strata compare` needs to put energy and its cost on a row (search/compare.c). */
+typedef struct st_compare_energy {
+    double power_fraction; /* average GPU power as a fraction of TDP (measured; 1 = TDP) */
+    double node_watts;     /* a host node's power besides its GPUs; < 0: ST_COMPARE_NODE_W_PER_GPU each */
+    double pue;            /* data-center power usage effectiveness */
+    double price_per_kwh;  /* currency units per kWh; 0 = no energy cost */
+} st_compare_energy;
+/* DGX H100 datasheet: 10.2 kW system maximum, 8 x 700 W of it the GPUs: 4.6 kW for the rest of the
+ * node (CPUs, memory, NICs, switches, fans), 575 W per GPU. */
+#define ST_COMPARE_NODE_W_PER_GPU 575.0
+/* PUE of a modern liquid-cooled AI data center: hyperscalers report ~1.1 fleet-wide (Google 2023
+ * environmental report: 1.10), the Uptime Institute's 2023 survey average over all sites is 1.58;
+ * 1.2 is between them and stated as an assumption where it is used. */
+#define ST_COMPARE_DEFAULT_PUE 1.2
+void st_compare_energy_init(st_compare_energy *e); /* fraction 1 (TDP), default node watts and PUE */
+/* Fills a row's energy numbers from its time to train (st_compare_row_derive first), its GPUs'
+ * TDP and host nodes; ST_EINVAL naming key "gpu.tdp_watts" when the GPU has no TDP. Pure. */
+int st_compare_row_energy(st_compare_row *r, double tokens, const st_compare_energy *e, st_error *err);
 
 #define ST_COMPARE_MAX_LIST 64 /* clusters, GPU counts, prices */
 #define ST_COMPARE_DEFAULT_TOKENS 3e11 /* GPT-3's 300B training tokens (Brown et al. 2020, section 2.2) */

@@ -123,7 +123,8 @@ done
 if [ -z "$missing" ]; then ok "models --json: \"models\" array names every preset"; else nok "models --json names every preset" "missing:$missing"; fi
 
 # ------------------------------------------------------------------ clusters
-CLUSTERS="dgx-a100-40g dgx-a100-80g dgx-h100 dgx-h200 l40s-pcie-8 a10-pcie-8"
+CLUSTERS="dgx-a100-40g dgx-a100-80g dgx-h100 dgx-h200 l40s-pcie-8 a10-pcie-8 hgx-h800 hgx-h20 dgx-b200 dgx-b300
+gb200-nvl72 gb300-nvl72 mi300x mi355x"
 run clusters
 cp "$T/out" "$T/clusters.txt"
 missing=
@@ -131,7 +132,7 @@ for c in $CLUSTERS; do
 	awk -v c="$c" '$1 == c { f = 1 } END { exit !f }' "$T/clusters.txt" || missing="$missing $c"
 done
 if [ $rc -eq 0 ] && [ ! -s "$T/err" ] && [ -z "$missing" ]; then
-	ok "clusters exits 0 and lists all 6 presets"
+	ok "clusters exits 0 and lists all 14 presets"
 else
 	nok "clusters" "exit $rc (expected 0); missing:${missing:- none}"
 fi

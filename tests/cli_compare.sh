@@ -221,6 +221,24 @@ bad "key 'cluster': 'no-such-cluster'" --model llama2-7b --clusters dgx-h100,no-
 bad "--price-per-gpu-hour" $MAIN --price-per-gpu-hour 1.5
 bad "--tokens" --model llama2-7b --clusters dgx-h100 --tokens 12X
 bad "key 'gpus': 12" --model llama2-7b --clusters dgx-h100 --gpus 12
+bad "option '--pue'" --model llama2-7b --clusters dgx-h100 --pue 0.5
+bad "option '--power-fraction'" --model llama2-7b --clusters dgx-h100 --power-fraction 1.5
+
+# energy and its cost (issue 16): the columns appear only when asked for, the JSON gains "energy"
+run compare --model llama2-7b --clusters dgx-h100,gb200-nvl72 --gpus 8 --gbs 64 --price-per-kwh 0.1
+if [ $rc -eq 0 ] && grep -q "tokens/J" "$T/out" && grep -q "total_cost" "$T/out" && grep -q "PUE 1.20" "$T/out"; then
+	ok "compare --price-per-kwh: power, MWh, tokens/J and costs, assumptions stated"
+else
+	nok "compare energy" "exit $rc"
+fi
+run compare --model llama2-7b --clusters dgx-h100 --gpus 8 --gbs 64 --energy --json
+if [ $rc -eq 0 ] && grep -q '"energy_mwh"' "$T/out" && grep -q '"tokens_per_joule"' "$T/out"; then
+	ok "compare --energy --json: each row carries its energy"
+else
+	nok "compare --energy --json" "exit $rc"
+fi
+run compare --model llama2-7b --clusters dgx-h100 --gpus 8 --gbs 64 --json
+if [ $rc -eq 0 ] && ! grep -q '"energy"' "$T/out"; then ok "compare without energy options: no energy"; else nok "compare no energy" "exit $rc"; fi
 bad "--clusters" --model llama2-7b --clusters dgx-h100,
 bad "--clusters" --model llama2-7b
 bad "key 'model'" --model no-such-model --clusters dgx-h100

@@ -86,6 +86,24 @@ else
 	nok "plan without --validate" "exit $rc"
 fi
 
+# a rack-scale NVLink domain: tp 8 groups span two 4-GPU trays of GB200 NVL72 and the simulator
+# shares the same domain links the estimate prices (issue 16: within 10%)
+NVL="--model llama3-8b --cluster gb200-nvl72 --gpus 72 --plan tp=8,pp=3,gbs=72,sp=1"
+run estimate $NVL --json
+est=$(sed -n 's/^ *"iteration_time_s": *\([0-9.e+-]*\).*/\1/p' "$T/out" | head -1)
+run sim $NVL --every-rank --json
+simt=$(sed -n 's/^ *"iteration_time_s": *\([0-9.e+-]*\).*/\1/p' "$T/out" | head -1)
+if [ $rc -eq 0 ] && awk -v a="$est" -v b="$simt" 'BEGIN { d = (b - a) / a; exit !(a > 0 && d < 0.1 && d > -0.1) }'; then
+	ok "GB200 NVL72: sim $simt s within 10% of estimate $est s"
+else
+	nok "GB200 NVL72 sim vs estimate" "exit $rc; sim $simt, estimate $est"
+fi
+# part of a node: 4 GPUs of an 8-GPU DGX H100, and of an MI300X xGMI mesh
+for cl in dgx-h100 mi300x; do
+	run sim --model llama2-7b --cluster $cl --gpus 4 --plan tp=2,pp=2,gbs=16 --every-rank --json
+	if [ $rc -eq 0 ]; then ok "--gpus 4 on 8-GPU $cl: simulated"; else nok "--gpus 4 on $cl" "exit $rc: $(cat "$T/err")"; fi
+done
+
 run sim $P --plan "$PLAN" --bogus
 if [ $rc -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ] && [ ! -s "$T/out" ]; then
 	ok "an unknown option: exit 2, one line"

@@ -680,15 +680,15 @@ START_TEST(test_retarget_unknown_gpu) {
     st_error err;
     st_gpu g;
     st_error_clear(&err);
-    snprintf(text, sizeof text, fp8_profile, "mi300x");
+    snprintf(text, sizeof text, fp8_profile, "gaudi3");
     write_file(tmp("q.json"), text, strlen(text));
     ck_assert_int_eq(st_gpu_preset("h100-sxm-80g", &g), 0);
     ck_assert_int_eq(st_profile_load(tmp("q.json"), &p, &err), 0);
     ck_assert_int_eq(st_profile_retarget(p, &g, note, sizeof note, &err), ST_EINVAL);
     ck_assert_str_eq(err.key, "gpu");
     ck_assert_str_eq(err.file, tmp("q.json"));
-    ck_assert_ptr_nonnull(strstr(err.text, "mi300x"));
-    snprintf(g.name, sizeof g.name, "mi300x");
+    ck_assert_ptr_nonnull(strstr(err.text, "gaudi3"));
+    snprintf(g.name, sizeof g.name, "gaudi3");
     ck_assert_int_eq(st_profile_retarget(p, &g, note, sizeof note, &err), 0);
     REL(st_profile_flops_per_s(p, ST_OPC_GEMM, ST_DT_FP8, 1e12), 1200e12, 1e-12);
     st_profile_free(p);

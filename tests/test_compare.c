@@ -17,6 +17,41 @@
 
 /* tokens_per_s 1e6 on 1024 GPUs at 2.0 per GPU-hour, 3.6e12 tokens: 3.6e6 s = 1000 h = 41.67 days;
  * cost 1000 h x 1024 x 2.0 = 2,048,000; tokens per unit 1e6 x 3600 / (1024 x 2) = 1,757,812.5 */
+/* energy by hand: 64 GPUs of 1,000 W on 8 nodes of 8, 4,600 W each besides the GPUs, PUE 1.25, 100 h:
+ * (64 kW + 36.8 kW) x 1.25 = 126 kW; x 100 h = 12.6 MWh; at 0.1 per kWh 1,260; tokens per joule */
+START_TEST(test_energy_by_hand) {
+    st_compare_row r;
+    st_compare_energy e;
+    st_error err;
+    memset(&r, 0, sizeof r);
+    r.fits = 1;
+    r.gpus = 64;
+    r.cluster.gpus_per_node = 8;
+    r.cluster.gpu.tdp_watts = 1000;
+    r.best.est.tokens_per_s = 1e6;
+    r.has_price = 1;
+    r.price_per_gpu_hour = 2;
+    st_compare_row_derive(&r, 3.6e11); /* 100 h */
+    st_compare_energy_init(&e);
+    ck_assert_double_eq(e.power_fraction, 1);
+    e.pue = 1.25, e.price_per_kwh = 0.1;
+    ck_assert_int_eq(st_compare_row_energy(&r, 3.6e11, &e, &err), 0);
+    ck_assert_double_eq_tol(r.power_w, 126000, 1e-6);
+    ck_assert_double_eq_tol(r.energy_mwh, 12.6, 1e-9);
+    ck_assert_double_eq_tol(r.energy_cost, 1260, 1e-6);
+    ck_assert_double_eq_tol(r.total_cost, 64 * 100 * 2 + 1260, 1e-6);
+    ck_assert_double_eq_tol(r.tokens_per_joule, 3.6e11 / (126000 * 3.6e5), 1e-12);
+    /* a measured fraction and an explicit node power */
+    e.power_fraction = 0.5, e.node_watts = 0, e.pue = 1;
+    ck_assert_int_eq(st_compare_row_energy(&r, 3.6e11, &e, &err), 0);
+    ck_assert_double_eq_tol(r.power_w, 32000, 1e-6);
+    /* a GPU without a TDP is refused naming the key */
+    r.cluster.gpu.tdp_watts = 0;
+    ck_assert_int_eq(st_compare_row_energy(&r, 3.6e11, &e, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "gpu.tdp_watts");
+}
+END_TEST
+
 START_TEST(test_derive_by_hand) {
     st_compare_row r;
     memset(&r, 0, sizeof r);
@@ -377,6 +412,7 @@ Suite *suite_compare(void) {
     Suite *s = suite_create("compare");
     TCase *tc = tcase_create("arithmetic");
     tcase_add_test(tc, test_derive_by_hand);
+    tcase_add_test(tc, test_energy_by_hand);
     tcase_add_loop_test(tc, test_tokens_ok, 0, (int)(sizeof tokens_ok / sizeof tokens_ok[0]));
     tcase_add_loop_test(tc, test_tokens_bad, 0, (int)(sizeof tokens_bad / sizeof tokens_bad[0]));
     tcase_add_test(tc, test_sort_order);

@@ -163,6 +163,94 @@ START_TEST(test_ring_across_nodes) {
 }
 END_TEST
 
+/* Issue 16's closed forms. An all-reduce of n GPUs inside a GB200 NVL72 domain (18 host nodes of 4)
+ * costs what n GPUs on one NVSwitch cost: the ring on the domain's 900 GB/s ports, whatever host
+ * nodes the ranks sit on; a DGX B200 (same NVLink 5 rate) gives the same time for n <= 8. */
+START_TEST(test_nvl72_domain_allreduce) {
+    st_cluster c = cluster("gb200-nvl72", 72), b = cluster("dgx-b200", 72);
+    st_plan p;
+    double S = 1e9, bw = 900e9 * ST_NVLINK_EFFICIENCY;
+    ck_assert_int_eq(c.nodes, 18);
+    ck_assert_int_eq(st_cluster_domain(&c), 72);
+    st_plan_defaults(&p);
+    for (int n = 2; n <= 72; n++) {
+        if (72 % n) continue;
+        st_group g;
+        p.tp = 72 / n, p.dp = n, p.pp = 1, p.cp = 1;
+        st_cost_group(&c, &p, ST_GRP_DP, &g); /* n ranks 72/n apart: over 18/(72/n)... host nodes */
+        ck_assert_int_eq(g.n, n);
+        ck_assert_int_eq(g.nodes, 1);
+        double want = 2.0 * (n - 1) / n * S / bw + 2.0 * (n - 1) * 2e-6;
+        REL(st_cost_collective(&c, NULL, ST_COLL_ALLREDUCE, &g, S), want, 1e-12);
+        if (n <= 8) {
+            st_group one = {.n = n, .per_node = n, .nodes = 1, .node_share = 8};
+            REL(st_cost_collective(&b, NULL, ST_COLL_ALLREDUCE, &one, S), want, 1e-12);
+        }
+    }
+    /* beyond the domain: 144 GPUs, dp 144 spans two domains and pays the NICs */
+    st_cluster c2 = cluster("gb200-nvl72", 144);
+    st_group g2;
+    p.tp = 1, p.dp = 144;
+    st_cost_group(&c2, &p, ST_GRP_DP, &g2);
+    ck_assert_int_eq(g2.nodes, 2);
+    ck_assert_int_eq(g2.per_node, 72);
+    ck_assert(st_cost_collective(&c2, NULL, ST_COLL_ALLREDUCE, &g2, S) > 2.0 * 143 / 144 * S / bw);
+}
+END_TEST
+
+/* An 8-GPU MI300X xGMI mesh: a collective over n of the 8 GPUs runs on n - 1 of each GPU's 7 links
+ * of 64 GB/s per direction (448 in all): ring all-reduce 2(n-1)/n S / ((n-1) 64 GB/s x eff) */
+START_TEST(test_xgmi_mesh_allreduce) {
+    st_cluster c = cluster("mi300x", 8);
+    double S = 1e9, link = 448e9 / 7 * ST_NVLINK_EFFICIENCY;
+    ck_assert_int_eq(c.fabric, ST_FABRIC_XGMI);
+    for (int n = 2; n <= 8; n++) {
+        st_group g = {.n = n, .per_node = n, .nodes = 1, .node_share = 8};
+        double want = 2.0 * (n - 1) / n * S / ((n - 1) * link) + 2.0 * (n - 1) * 2e-6;
+        REL(st_cost_collective(&c, NULL, ST_COLL_ALLREDUCE, &g, S), want, 1e-12);
+        REL(st_cost_domain_bytes_per_s(&c, n), (n - 1) * link, 1e-12);
+    }
+    /* the switch of an NVSwitch node gives every group the whole port */
+    st_cluster h = cluster("dgx-h100", 8);
+    REL(st_cost_domain_bytes_per_s(&h, 2), st_cost_domain_bytes_per_s(&h, 8), 1e-15);
+    /* the simulator's port carries all 7 links */
+    st_net net;
+    st_cost_net(&c, &net);
+    REL(net.nvlink_bytes_per_s, 7 * link, 1e-12);
+}
+END_TEST
+
+/* An MoE model of 64 experts (Mixtral's blocks with 64 experts, 8 per token) on 64 GPUs, ep = 64:
+ * on GB200 NVL72 the expert-parallel all-to-all stays on NVLink (one domain, 16 host nodes), on DGX
+ * B200 it crosses 8 nodes' NICs; the estimate and the simulator agree on NVL72. */
+START_TEST(test_moe_alltoall_nvl72) {
+    st_model m;
+    st_error err;
+    ck_assert_int_eq(st_model_preset("mixtral-8x7b", &m), 0);
+    m.experts = 64, m.experts_topk = 8, m.layers = 4, m.seq_len = 4096;
+    ck_assert_int_eq(st_model_finalize(&m, NULL, &err), 0);
+    double ep_s[2], it_s[2];
+    const char *names[] = {"gb200-nvl72", "dgx-b200"};
+    for (int i = 0; i < 2; i++) {
+        st_cluster c = cluster(names[i], 64);
+        st_plan p;
+        st_estimate e;
+        st_group g;
+        st_plan_defaults(&p);
+        ck_assert_int_eq(st_plan_parse_spec("tp=1,pp=1,ep=64,gbs=64", &p, &err), 0);
+        ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), 0);
+        st_cost_group(&c, &p, ST_GRP_EP, &g);
+        ck_assert_int_eq(g.nodes, i == 0 ? 1 : 8);
+        st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+        ck_assert_int_eq(st_cost_estimate(ctx, &p, &e), 0);
+        ep_s[i] = e.breakdown.ep_comm_s, it_s[i] = e.iteration_time_s;
+        st_cost_ctx_free(ctx);
+    }
+    ck_assert(ep_s[0] > 0 && ep_s[0] < ep_s[1] / 5);
+    ck_assert(it_s[0] < it_s[1]);
+}
+END_TEST
+
 START_TEST(test_pipeline_closed_forms) {
     double t = 0.25, bubble;
     for (int pp = 1; pp <= 16; pp *= 2)
@@ -1169,6 +1257,9 @@ Suite *suite_cost(void) {
     tcase_add_test(tc, test_offload_copy_tables);
     tcase_add_test(tc, test_attention_rates);
     tcase_add_test(tc, test_flash_estimate);
+    tcase_add_test(tc, test_nvl72_domain_allreduce);
+    tcase_add_test(tc, test_xgmi_mesh_allreduce);
+    tcase_add_test(tc, test_moe_alltoall_nvl72);
     tcase_add_test(tc, test_fp8_gemm_rate);
     tcase_add_test(tc, test_fp8_block_ops);
     tcase_add_test(tc, test_fp8_memory_and_weight_casts);

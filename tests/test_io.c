@@ -991,6 +991,11 @@ static const struct bad_case {
     {K_CLUSTER, "invalid/cluster_gemm_efficiency_fp8_low.json", ST_EINVAL, "gpu.gemm_efficiency_fp8", 0, 0},
     {K_CLUSTER, "invalid/cluster_nics_zero_multinode.json", ST_EINVAL, "inter_node.nics_per_node", 0, 0},
     {K_CLUSTER, "invalid/cluster_oversubscription.json", ST_EINVAL, "inter_node.oversubscription", 0, 0},
+    {K_CLUSTER, "invalid/cluster_scale_up_too_big.json", ST_EINVAL, "scale_up.gpus", 0, 0},
+    {K_CLUSTER, "invalid/cluster_scale_up_not_dividing.json", ST_EINVAL, "scale_up.gpus", 0, 0},
+    {K_CLUSTER, "invalid/cluster_scale_up_fabric.json", ST_EINVAL, "scale_up.fabric", 0, 0},
+    {K_CLUSTER, "invalid/cluster_scale_up_bandwidth.json", ST_EINVAL, "scale_up.bandwidth_gb_per_s", 0, 0},
+    {K_CLUSTER, "invalid/cluster_scale_up_no_gpus.json", ST_EINVAL, "scale_up.gpus", 0, 0},
     /* plan */
     {K_PLAN, "invalid/plan_unknown_key.json", ST_EINVAL, "tensor_parallel", 0, 0},
     {K_PLAN, "invalid/plan_format.json", ST_EINVAL, "format", 0, 0},
@@ -1074,7 +1079,8 @@ END_TEST
 START_TEST(nested_equals_file) {
     static const char *const files[] = {"valid/model_gpt3.json", "valid/model_minimal.json",
                                         "valid/model_all_keys.json", "valid/cluster_selene.json",
-                                        "valid/cluster_gpu_object.json", "valid/cluster_single_node.json"};
+                                        "valid/cluster_gpu_object.json", "valid/cluster_single_node.json",
+                                        "valid/cluster_nvl72.json"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char path[512];
         json_t *root = NULL, *ja, *jb;

@@ -13,6 +13,7 @@
 static const char help_text[] =
     "usage: strata compare --model M --clusters C1,C2,... [--gpus N1,N2,...] [--gbs B] [--seq S] [--dtype D]\n"
     "                      [--tokens T] [--price-per-gpu-hour P1,P2,...] [--profile F] [--json]\n"
+    "                      [--energy] [--power-fraction F] [--node-watts W] [--pue P] [--price-per-kwh C]\n"
     "\n"
     "For each cluster and each GPU count, the best plan (as `strata plan` would rank it first) and\n"
     "what it means for a training run: ranked by the time to train T tokens, fastest first.\n"
@@ -28,6 +29,16 @@ static const char help_text[] =
     "  --price-per-gpu-hour P,...\n"
     "                    one price per cluster, in --clusters order (currency units per GPU-hour):\n"
     "                    adds the cost to train (hours x GPUs x price) and tokens per currency unit\n"
+    "  --energy          adds power, energy and its cost per row (implied by the four options below):\n"
+    "                    power = (GPUs x TDP x F + host nodes x W) x P at the wall; MWh to train T\n"
+    "                    tokens; tokens per joule; energy cost and total cost (GPU-hours + energy)\n"
+    "  --power-fraction F  average GPU power as a fraction of TDP, as measured (default 1: TDP, an\n"
+    "                    upper bound; training runs near 0.7-0.9 of it)\n"
+    "  --node-watts W    a host node's power besides its GPUs (default 575 W per GPU of the node:\n"
+    "                    DGX H100's 10.2 kW maximum less its 8 x 700 W GPUs)\n"
+    "  --pue P           data-center power usage effectiveness (default 1.2)\n"
+    "  --price-per-kwh C currency units per kWh: adds the energy cost (a cloud GPU-hour price usually\n"
+    "                    includes power; give this for owned hardware)\n"
     "  --profile F       calibration profile (file or shipped name, strata profiles): as measured on\n"
     "                    the clusters with the profile's GPU, scaled by peak ratio on the others\n"
     "  --json            one JSON object: {\"model\", \"tokens\", \"results\": [...], ...}\n"
@@ -64,6 +75,35 @@ static int parse_price(const char *s, double *out, st_error *err) {
         return st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--price-per-gpu-hour': expected a price > 0, got '%s'",
                             s);
     *out = v;
+    return 0;
+}
+
+/* --OPT's number in [lo, hi] (lo excluded when open_lo) */
+static int parse_num(const char *opt, const char *s, double lo, double hi, int open_lo, double *out, st_error *err) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno || !isfinite(v) || v < lo || (open_lo && v == lo) || v > hi)
+        return st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--%s': expected a number %s %g and <= %g, got '%s'",
+                            opt, open_lo ? ">" : ">=", lo, hi, s);
+    *out = v;
+    return 0;
+}
+
+/* --energy and its options: *on when any is given */
+static int parse_energy(int flag, const char *const args[4], st_compare_energy *e, int *on, st_error *err) {
+    static const char *const opts[4] = {"power-fraction", "node-watts", "pue", "price-per-kwh"};
+    static const double lo[4] = {0, 0, 1, 0}, hi[4] = {1, 1e6, 10, 1e6};
+    static const int open_lo[4] = {1, 0, 0, 1};
+    double *dst[4] = {&e->power_fraction, &e->node_watts, &e->pue, &e->price_per_kwh};
+    int rc;
+    st_compare_energy_init(e);
+    *on = flag;
+    for (int i = 0; i < 4; i++) {
+        if (!args[i]) continue;
+        if ((rc = parse_num(opts[i], args[i], lo[i], hi[i], open_lo[i], dst[i], err))) return rc;
+        *on = 1;
+    }
     return 0;
 }
 
@@ -122,7 +162,8 @@ static int parse_lists(const char *clusters_arg, const char *gpus_arg, const cha
 
 /* the header (and the profile's reach), the ranked table, each row's plan, the totals */
 static void print_compare(FILE *mem, const st_model *m, const st_search_opts *so, double tokens, const st_profile *prof,
-                          const char *profile_arg, const st_compare_row *rows, int nrows, int priced) {
+                          const char *profile_arg, const st_compare_row *rows, int nrows, int priced,
+                          const st_compare_energy *en) {
     const double GiB = 1073741824.0;
     char tok[32];
     format_tokens(tokens, tok, sizeof tok);
@@ -142,6 +183,17 @@ static void print_compare(FILE *mem, const st_model *m, const st_search_opts *so
         }
         fputc('\n', mem);
     }
+    if (en) {
+        char node[64];
+        if (en->node_watts >= 0)
+            snprintf(node, sizeof node, "%.0f W", en->node_watts);
+        else
+            snprintf(node, sizeof node, "%.0f W per GPU", ST_COMPARE_NODE_W_PER_GPU);
+        fprintf(mem, "energy: GPUs at %.2f of TDP, host nodes %s besides their GPUs, PUE %.2f", en->power_fraction,
+                node, en->pue);
+        if (en->price_per_kwh > 0) fprintf(mem, ", %g per kWh", en->price_per_kwh);
+        fputc('\n', mem);
+    }
     fputc('\n', mem);
     int wc = 7, wg = 3, wr = 4;
     for (int i = 0; i < nrows; i++) {
@@ -153,6 +205,8 @@ static void print_compare(FILE *mem, const st_model *m, const st_search_opts *so
     fprintf(mem, "%*s %-*s %-*s %6s %9s %10s %6s %8s %12s %9s", wr, "rank", wc, "cluster", wg, "gpu", "gpus", "time_s",
             "tokens/s", "MFU%", "mem_GiB", "headroom_GiB", "days");
     if (priced) fprintf(mem, " %13s %12s", "cost", "tokens/$");
+    if (en) fprintf(mem, " %8s %9s %9s", "kW", "MWh", "tokens/J");
+    if (en && en->price_per_kwh > 0) fprintf(mem, " %12s %13s", "energy_cost", "total_cost");
     fputc('\n', mem);
     uint64_t evaluated = 0;
     double search_time_s = 0;
@@ -170,6 +224,10 @@ static void print_compare(FILE *mem, const st_model *m, const st_search_opts *so
             fprintf(mem, "%9s %10s %6s %8s %12s %9s", "-", "-", "-", "-", "-", "-");
         if (priced && r->fits) fprintf(mem, " %13.0f %12.0f", r->cost_to_train, r->tokens_per_dollar);
         if (priced && !r->fits) fprintf(mem, " %13s %12s", "-", "-");
+        if (en && r->fits) fprintf(mem, " %8.1f %9.1f %9.2f", r->power_w / 1e3, r->energy_mwh, r->tokens_per_joule);
+        if (en && !r->fits) fprintf(mem, " %8s %9s %9s", "-", "-", "-");
+        if (en && en->price_per_kwh > 0 && r->fits) fprintf(mem, " %12.0f %13.0f", r->energy_cost, r->total_cost);
+        if (en && en->price_per_kwh > 0 && !r->fits) fprintf(mem, " %12s %13s", "-", "-");
         fputc('\n', mem);
     }
     fputc('\n', mem);
@@ -193,12 +251,19 @@ static void print_compare(FILE *mem, const st_model *m, const st_search_opts *so
 int st_cmd_compare(int argc, char **argv, st_error *err) {
     st_cli_args a;
     const char *clusters_arg = NULL, *gpus_arg = NULL, *tokens_arg = NULL, *prices_arg = NULL;
-    int rc;
+    const char *energy_args[4] = {NULL, NULL, NULL, NULL};
+    int rc, energy = 0, energy_flag = 0;
+    st_compare_energy en;
     /* --gpus is a list here: each cluster at each count */
     const st_cli_opt own[] = {{"clusters", &clusters_arg, NULL},
                               {"gpus", &gpus_arg, NULL},
                               {"tokens", &tokens_arg, NULL},
                               {"price-per-gpu-hour", &prices_arg, NULL},
+                              {"energy", NULL, &energy_flag},
+                              {"power-fraction", &energy_args[0], NULL},
+                              {"node-watts", &energy_args[1], NULL},
+                              {"pue", &energy_args[2], NULL},
+                              {"price-per-kwh", &energy_args[3], NULL},
                               {NULL, NULL, NULL}};
     const unsigned take = ST_CLI_OPT_MODEL | ST_CLI_OPT_GBS | ST_CLI_OPT_SEQ | ST_CLI_OPT_DTYPE | ST_CLI_OPT_PROFILE |
                           ST_CLI_OPT_JSON;
@@ -217,6 +282,7 @@ int st_cmd_compare(int argc, char **argv, st_error *err) {
     st_search_opts_init(&so);
     so.gbs = ST_CLI_DEFAULT_GBS;
     if ((rc = parse_lists(clusters_arg, gpus_arg, prices_arg, &l, err))) goto out;
+    if ((rc = parse_energy(energy_flag, energy_args, &en, &energy, err))) goto out;
     if ((rc = st_cli_batch(&a, &so.gbs, &so.seq, err)) || (rc = st_cli_dtype(&a, &so.dtype, err))) goto out;
     if (tokens_arg && st_compare_parse_tokens(tokens_arg, &tokens)) {
         rc = st_error_set(err, ST_EUSAGE, NULL, NULL,
@@ -240,6 +306,8 @@ int st_cmd_compare(int argc, char **argv, st_error *err) {
     if ((rc = st_compare_run(&in.model, resolved, l.nclusters, l.ngpus, prices_arg ? l.prices : NULL, &so, tokens,
                              in.profile, &rows, &nrows, err)))
         goto out;
+    for (int i = 0; energy && i < nrows; i++)
+        if ((rc = st_compare_row_energy(&rows[i], tokens, &en, err))) goto out;
     int any_fits = rows[0].fits; /* ranked: the rows that fit come first */
 
     if (a.json) {
@@ -248,7 +316,8 @@ int st_cmd_compare(int argc, char **argv, st_error *err) {
         goto out;
     }
     if ((rc = st_cli_text_open(&text, err))) goto out;
-    print_compare(text.f, &in.model, &so, tokens, in.profile, a.profile, rows, nrows, prices_arg != NULL);
+    print_compare(text.f, &in.model, &so, tokens, in.profile, a.profile, rows, nrows, prices_arg != NULL,
+                  energy ? &en : NULL);
     st_cli_text_print(&text);
     rc = any_fits ? 0 : 1;
 out:

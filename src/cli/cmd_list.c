@@ -52,24 +52,25 @@ int st_cmd_clusters(int argc, char **argv, st_error *err) {
     if (a.json) return st_out_clusters_json(stdout, err);
     size_t n;
     const st_cluster *cs = st_cluster_presets(&n);
-    printf("%-13s %-14s %4s %12s %14s %10s  %s\n", "cluster", "gpu", "gpus", "intra GB/s", "NICs x Gb/s",
-           "host GiB", "source");
+    printf("%-13s %-14s %4s %-14s %12s %14s %10s  %s\n", "cluster", "gpu", "gpus", "scale-up", "intra GB/s",
+           "NICs x Gb/s", "host GiB", "source");
     for (size_t i = 0; i < n; i++) {
         const st_cluster *c = &cs[i];
-        char nics[32];
+        char nics[32], dom[32];
         snprintf(nics, sizeof nics, "%lld x %.0f", (long long)c->nics_per_node, c->nic_bytes_per_s * 8 / 1e9);
-        printf("%-13s %-14s %4lld %12.0f %14s %10.0f  %s\n", c->name, c->gpu.name, (long long)c->gpus_per_node,
-               c->intra_bytes_per_s / 1e9, nics, c->host_memory_bytes / 1073741824.0, c->source);
+        snprintf(dom, sizeof dom, "%lld %s", (long long)st_cluster_domain(c), st_fabric_name(c->fabric));
+        printf("%-13s %-14s %4lld %-14s %12.0f %14s %10.0f  %s\n", c->name, c->gpu.name, (long long)c->gpus_per_node,
+               dom, c->intra_bytes_per_s / 1e9, nics, c->host_memory_bytes / 1073741824.0, c->source);
     }
     size_t ng;
     const st_gpu *gs = st_gpu_presets(&ng);
-    printf("\n%-14s %8s %9s %10s %10s %10s %9s  %s\n", "gpu", "mem GiB", "HBM GB/s", "bf16 TF/s", "fp8 TF/s",
-           "fp32 TF/s", "GEMM eff", "source");
+    printf("\n%-14s %8s %9s %10s %10s %10s %9s %5s %6s  %s\n", "gpu", "mem GiB", "HBM GB/s", "bf16 TF/s",
+           "fp8 TF/s", "fp32 TF/s", "GEMM eff", "SMs", "TDP W", "source");
     for (size_t i = 0; i < ng; i++) {
         const st_gpu *g = &gs[i];
-        printf("%-14s %8.1f %9.0f %10.1f %10.1f %10.1f %9.3f  %s\n", g->name, g->memory_bytes / 1073741824.0,
+        printf("%-14s %8.1f %9.0f %10.1f %10.1f %10.1f %9.3f %5d %6.0f  %s\n", g->name, g->memory_bytes / 1073741824.0,
                g->hbm_bytes_per_s / 1e9, g->peak_flops[ST_DT_BF16] / 1e12, g->peak_flops[ST_DT_FP8] / 1e12,
-               g->peak_flops[ST_DT_FP32] / 1e12, g->gemm_efficiency, g->source);
+               g->peak_flops[ST_DT_FP32] / 1e12, g->gemm_efficiency, g->sms, g->tdp_watts, g->source);
     }
     return 0;
 }

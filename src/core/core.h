@@ -276,16 +276,33 @@ typedef struct st_gpu {
     double peak_flops[ST_DT_COUNT]; /* dense peak per dtype, 0 = unsupported */
     double gemm_efficiency;         /* best achievable fraction of peak for large GEMMs */
     double gemm_efficiency_fp8;     /* the same for fp8 GEMMs; 0 = unknown (st_gpu_gemm_efficiency) */
-    int sms;                        /* streaming multiprocessors; 0 = unknown (no contention modelled) */
+    int sms;                        /* SMs (AMD: compute units); 0 = unknown (no contention modelled) */
+    double tdp_watts;               /* board power limit (datasheet TDP/TBP); 0 = unknown */
     char source[200];
 } st_gpu;
 
+/* How the GPUs of one scale-up domain reach each other (src/core/cluster.c, cost/comm.c): through
+ * switches, every GPU at its full port rate to any other (NVSwitch; a PCIe switch); or AMD xGMI, a
+ * fully connected mesh of point-to-point links, domain - 1 per GPU, of which a collective over n
+ * ranks of the domain uses n - 1. */
+typedef enum { ST_FABRIC_NVSWITCH, ST_FABRIC_XGMI, ST_FABRIC_PCIE, ST_FABRIC_COUNT } st_fabric;
+const char *st_fabric_name(st_fabric f);
+int st_fabric_parse(const char *s, st_fabric *out); /* 0 or ST_EINVAL */
+
 typedef struct st_cluster {
     char name[64];
-    int64_t nodes;
-    int64_t gpus_per_node;
+    int64_t nodes;         /* host nodes */
+    int64_t gpus_per_node; /* GPUs of one host node (its NICs, host memory and PCIe) */
+    /* GPUs the job uses when fewer than nodes x gpus_per_node: part of a node, or of a scale-up
+     * domain, placed on the first GPUs as a launcher places them; 0 = all */
+    int64_t gpus_used;
+    /* the scale-up domain: domain_gpus GPUs (a multiple of gpus_per_node, spanning domain_gpus /
+     * gpus_per_node host nodes; 0 = one host node) joined by `fabric`; collectives whose ranks lie
+     * in one domain use it even across host nodes */
+    int64_t domain_gpus;
+    st_fabric fabric;
     st_gpu gpu;
-    double intra_bytes_per_s; /* per GPU per direction inside the NVLink domain */
+    double intra_bytes_per_s; /* per GPU per direction inside the scale-up domain (xGMI: all its links) */
     double intra_latency_s;
     int64_t nics_per_node;
     double nic_bytes_per_s; /* per NIC per direction */
@@ -309,7 +326,16 @@ int st_gpu_preset(const char *name, st_gpu *out);
 const st_cluster *st_cluster_presets(size_t *n);
 int st_cluster_preset(const char *name, st_cluster *out);
 int st_cluster_finalize(st_cluster *c, const char *file, st_error *err);
-static inline int64_t st_cluster_gpus(const st_cluster *c) { return c->nodes * c->gpus_per_node; }
+static inline int64_t st_cluster_gpus(const st_cluster *c) {
+    return c->gpus_used > 0 ? c->gpus_used : c->nodes * c->gpus_per_node;
+}
+/* GPUs of one scale-up domain: domain_gpus, or the host node's where it is not set. */
+static inline int64_t st_cluster_domain(const st_cluster *c) {
+    return c->domain_gpus > 0 ? c->domain_gpus : c->gpus_per_node;
+}
+/* The most GPUs one host node or scale-up domain may have: 576, NVIDIA's largest announced NVLink
+ * domain (NVL576); more is a typo. */
+#define ST_MAX_DOMAIN_GPUS 576
 /* The default of st_cluster.reserved_bytes. PyTorch's CUDA context alone takes about 0.5 GiB on
  * A100/H100 (PyTorch "CUDA semantics" notes); cuBLAS workspaces, NCCL's buffers and the caching
  * allocator's fragmentation take the rest of the 2 GiB headroom Megatron-LM users leave. A cluster

@@ -27,6 +27,7 @@ NAME_TABLE(st_position, st_position_name, st_position_parse, "learned", "rope", 
 NAME_TABLE(st_recompute, st_recompute_name, st_recompute_parse, "none", "selective", "full", "op")
 NAME_TABLE(st_offload, st_offload_name, st_offload_parse, "none", "optimizer", "params")
 NAME_TABLE(st_schedule, st_schedule_name, st_schedule_parse, "gpipe", "1f1b", "interleaved", "zb")
+NAME_TABLE(st_fabric, st_fabric_name, st_fabric_parse, "nvswitch", "xgmi", "pcie")
 NAME_TABLE(st_attention, st_attention_name, st_attention_parse, "flash", "unfused", "fa2", "cudnn")
 NAME_TABLE(st_kernels, st_kernels_name, st_kernels_parse, "fused", "eager", "compile")
 /* Megatron-LM's --cp-comm-type spellings */

@@ -5,6 +5,13 @@
  * Gbit = 1e9 bits (/8 for bytes), TFLOPS = 1e12 FLOP/s, us = 1e-6 s. Bandwidths are per GPU and per
  * direction inside a node, per NIC and per direction between nodes.
  *
+ * The scale-up domain ("scale_up": gpus, fabric, bandwidth_gb_per_s) is optional: without it the
+ * domain is the host node on its intra_node link, as before the key existed, and the canonical
+ * JSON leaves it out, so old files keep their meaning and their hash. With it, the domain's
+ * bandwidth is the GPUs' one rate inside it (a host node's GPUs use the same fabric), so where
+ * both keys give one they must agree. tdp_watts is left out of the canonical JSON: no time depends
+ * on it, and plans made before it existed keep their hash.
+ *
  * Invariants: every level rejects unknown keys with the dotted path (under the object's own path
  * when the cluster is an object inside another file: st__cluster_from_json, "clusters.KEY.gpu");
  * every size is bounded so that absurd inputs (10^9 nodes) are refused before anything is sized
@@ -17,10 +24,11 @@
 #define GIB 1073741824.0 /* 2^30 bytes */
 #define MAX_BW_GB 1e6    /* 1 PB/s per GPU or NIC: beyond any hardware */
 
-static const char *const top_keys[] = {"name", "nodes", "gpus_per_node", "gpu", "intra_node", "inter_node", "host",
-                                       "framework", NULL};
+static const char *const top_keys[] = {"name", "nodes", "gpus_per_node", "gpu", "intra_node", "scale_up",
+                                       "inter_node", "host", "framework", NULL};
 static const char *const gpu_keys[] = {"name", "memory_gib", "hbm_gb_per_s", "peak_tflops", "gemm_efficiency",
-                                       "gemm_efficiency_fp8", "sms", NULL};
+                                       "gemm_efficiency_fp8", "sms", "tdp_watts", NULL};
+static const char *const scale_up_keys[] = {"gpus", "fabric", "bandwidth_gb_per_s", NULL};
 static const char *const peak_keys[] = {"fp32", "tf32", "fp16", "bf16", "fp8", NULL};
 static const char *const intra_keys[] = {"bandwidth_gb_per_s", "latency_us", NULL};
 static const char *const inter_keys[] = {"nics_per_node", "nic_gbit_per_s", "latency_us", "oversubscription", NULL};
@@ -132,10 +140,46 @@ static int load_gpu_object(const json_t *g, const char *file, const char *gpre, 
     rc = st__json_get_int(g, "sms", 1, 4096, &sms, file, gpre, err);
     if (rc < 0) goto out;
     gpu->sms = (int)sms;
+    rc = get_pos(g, "tdp_watts", 100000, &gpu->tdp_watts, 0, file, gpre, err);
+    if (rc < 0) goto out;
     snprintf(gpu->source, sizeof gpu->source, "%s", file);
     rc = 0;
 out:
     return rc;
+}
+
+/* "scale_up": the domain's GPUs (dividing the cluster's, a multiple of the host node's), fabric
+ * and bandwidth into c (nodes and gpus_per_node already read); 0 when absent or read, <0 error. */
+static int load_scale_up(const json_t *root, const char *file, const char *prefix, st_cluster *c, st_error *err) {
+    json_t *su = NULL;
+    const char *fab = NULL;
+    char pre[128], path[160];
+    double x = 0;
+    int64_t all = c->nodes * c->gpus_per_node;
+    int rc = get_obj(root, prefix, "scale_up", scale_up_keys, &su, file, err);
+
+    if (rc <= 0) return rc;
+    st__json_key_path(pre, sizeof pre, prefix, "scale_up");
+    rc = st__json_get_int(su, "gpus", 1, ST_MAX_DOMAIN_GPUS, &c->domain_gpus, file, pre, err);
+    if (rc < 0) return rc;
+    if (rc == 0) return missing(file, pre, "gpus", err);
+    st__json_key_path(path, sizeof path, pre, "gpus");
+    if (c->domain_gpus > all)
+        return st_error_set(err, ST_EINVAL, file, path, "%lld is larger than the cluster (%lld nodes x %lld GPUs)",
+                            (long long)c->domain_gpus, (long long)c->nodes, (long long)c->gpus_per_node);
+    if (all % c->domain_gpus != 0 || c->domain_gpus % c->gpus_per_node != 0)
+        return st_error_set(err, ST_EINVAL, file, path,
+                            "%lld must divide the cluster's %lld GPUs and be a multiple of gpus_per_node (%lld)",
+                            (long long)c->domain_gpus, (long long)all, (long long)c->gpus_per_node);
+    rc = st__json_get_str(su, "fabric", &fab, file, pre, err);
+    if (rc < 0) return rc;
+    if (rc == 1 && st_fabric_parse(fab, &c->fabric) != 0)
+        return st_error_set(err, ST_EINVAL, file, st__json_key_path(path, sizeof path, pre, "fabric"),
+                            "unknown fabric '%s' (nvswitch, xgmi or pcie)", fab);
+    rc = get_pos(su, "bandwidth_gb_per_s", MAX_BW_GB, &x, 0, file, pre, err);
+    if (rc < 0) return rc;
+    c->intra_bytes_per_s = x * 1e9;
+    return 0;
 }
 
 int st__cluster_from_json(const json_t *root, const char *file, const char *prefix, const char *fallback,
@@ -180,7 +224,7 @@ int st__cluster_from_json(const json_t *root, const char *file, const char *pref
         rc = missing(file, prefix, "nodes", err);
         goto out;
     }
-    rc = st__json_get_int(root, "gpus_per_node", 1, 64, &c.gpus_per_node, file, prefix, err);
+    rc = st__json_get_int(root, "gpus_per_node", 1, ST_MAX_DOMAIN_GPUS, &c.gpus_per_node, file, prefix, err);
     if (rc < 0) goto out;
     if (rc == 0) {
         rc = missing(file, prefix, "gpus_per_node", err);
@@ -212,18 +256,33 @@ int st__cluster_from_json(const json_t *root, const char *file, const char *pref
         goto out;
     }
 
+    rc = load_scale_up(root, file, prefix, &c, err);
+    if (rc < 0) goto out;
+    sub = NULL;
     rc = get_obj(root, prefix, "intra_node", intra_keys, &sub, file, err);
     if (rc < 0) goto out;
-    if (rc == 0) {
+    if (rc == 0 && !(c.intra_bytes_per_s > 0)) {
         rc = missing(file, p_intra, "bandwidth_gb_per_s", err);
         goto out;
     }
-    rc = get_pos(sub, "bandwidth_gb_per_s", MAX_BW_GB, &x, 1, file, p_intra, err);
-    if (rc < 0) goto out;
-    c.intra_bytes_per_s = x * 1e9;
+    x = 0;
+    if (sub) {
+        rc = get_pos(sub, "bandwidth_gb_per_s", MAX_BW_GB, &x, !(c.intra_bytes_per_s > 0), file, p_intra, err);
+        if (rc < 0) goto out;
+    }
+    if (x > 0 && c.intra_bytes_per_s > 0 && x * 1e9 != c.intra_bytes_per_s) {
+        st__json_key_path(path, sizeof path, prefix, "scale_up.bandwidth_gb_per_s");
+        rc = st_error_set(err, ST_EINVAL, file, path,
+                          "%g differs from intra_node.bandwidth_gb_per_s %g: a host node's GPUs use the domain's "
+                          "fabric, give one", c.intra_bytes_per_s / 1e9, x);
+        goto out;
+    }
+    if (x > 0) c.intra_bytes_per_s = x * 1e9;
     x = 2;
-    rc = st__json_get_num(sub, "latency_us", 0, 1e6, &x, file, p_intra, err);
-    if (rc < 0) goto out;
+    if (sub) {
+        rc = st__json_get_num(sub, "latency_us", 0, 1e6, &x, file, p_intra, err);
+        if (rc < 0) goto out;
+    }
     c.intra_latency_s = x * 1e-6;
 
     rc = get_obj(root, prefix, "inter_node", inter_keys, &sub, file, err);
@@ -304,19 +363,28 @@ int st_cluster_load(const char *path, st_cluster *out, st_error *err) {
 }
 
 int st_cluster_size(st_cluster *c, int64_t gpus, const char *file, st_error *err) {
+    int64_t per = c->gpus_per_node, dom = st_cluster_domain(c);
     if (gpus <= 0) return st_error_set(err, ST_EINVAL, file, "gpus", "must be positive (got %lld)", (long long)gpus);
     if (gpus > ST_MAX_GPUS)
         return st_error_set(err, ST_EINVAL, file, "gpus", "%lld exceeds the limit of %d GPUs", (long long)gpus,
                             ST_MAX_GPUS);
-    if (gpus % c->gpus_per_node != 0)
+    /* fewer GPUs than one node or domain: the first ones, as a launcher places them */
+    if (gpus > dom && gpus % dom != 0) {
+        if (dom == per)
+            return st_error_set(err, ST_EINVAL, file, "gpus",
+                                "%lld is not a multiple of the %lld GPUs per node of cluster '%s'", (long long)gpus,
+                                (long long)per, c->name);
         return st_error_set(err, ST_EINVAL, file, "gpus",
-                            "%lld is not a multiple of the %lld GPUs per node of cluster '%s'", (long long)gpus,
-                            (long long)c->gpus_per_node, c->name);
-    if (gpus / c->gpus_per_node > 1 && c->nics_per_node == 0)
+                            "%lld is not a multiple of the %lld GPUs of a scale-up domain of cluster '%s'",
+                            (long long)gpus, (long long)dom, c->name);
+    }
+    int64_t nodes = (gpus + per - 1) / per;
+    if (gpus > dom && c->nics_per_node == 0)
         return st_error_set(err, ST_EINVAL, file, "gpus",
                             "%lld GPUs need %lld nodes but cluster '%s' has no NICs between nodes", (long long)gpus,
-                            (long long)(gpus / c->gpus_per_node), c->name);
-    c->nodes = gpus / c->gpus_per_node;
+                            (long long)nodes, c->name);
+    c->nodes = nodes;
+    c->gpus_used = gpus % per ? gpus : 0;
     return 0;
 }
 
@@ -373,6 +441,13 @@ json_t *st__cluster_to_json(const st_cluster *c) {
     bad |= json_object_set_new(intra, "bandwidth_gb_per_s", json_real(c->intra_bytes_per_s / 1e9));
     bad |= json_object_set_new(intra, "latency_us", json_real(c->intra_latency_s * 1e6));
     bad |= json_object_set(o, "intra_node", intra);
+    /* only when set: a cluster whose domain is its host node writes (and hashes) as before */
+    if (c->domain_gpus > 0 || c->fabric != ST_FABRIC_NVSWITCH) {
+        json_t *su = json_object();
+        bad |= !su || json_object_set_new(su, "gpus", json_integer(st_cluster_domain(c)));
+        bad |= !su || json_object_set_new(su, "fabric", json_string(st_fabric_name(c->fabric)));
+        bad |= json_object_set_new(o, "scale_up", su);
+    }
     bad |= json_object_set_new(inter, "nics_per_node", json_integer(c->nics_per_node));
     bad |= json_object_set_new(inter, "nic_gbit_per_s", json_real(c->nic_bytes_per_s * 8 / 1e9));
     bad |= json_object_set_new(inter, "latency_us", json_real(c->inter_latency_s * 1e6));

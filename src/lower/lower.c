@@ -831,7 +831,7 @@ static int make_routes(st__lnet *B, const st_lowered *out, const st_cluster *c, 
      * embedding's pair across nodes) */
     for (int k = 0; k < G->ngroups; k++) {
         const st_group_def *gd_k = &out->groups[k];
-        int n = 0, nic;
+        int n = 0, nic, peers = 2;
         if (k >= G->embbase && k < G->edpbase) {
             nic = 1;
             for (int i = 0; i < 2; i++)
@@ -844,12 +844,13 @@ static int make_routes(st__lnet *B, const st_lowered *out, const st_cluster *c, 
             else
                 st_cost_group(c, p, gd_k->kind, &gk);
             nic = k < G->ndp ? gd.nodes > 1 : gk.nodes > 1;
+            peers = (int)(k < G->ndp ? gd.n : gk.n);
             if (full)
                 for (int i = 0; i < gd_k->n; i++) a[n++] = gd_k->ranks[i];
             else
                 for (int i = 0; i < width; i++) a[n++] = gd_k->ranks[0] * width + i;
         }
-        r_g[k] = st__lnet_coll(B, a, n, nic);
+        r_g[k] = st__lnet_coll(B, a, n, nic, peers);
     }
     free(a);
     return B->failed ? ST_ENOMEM : 0;

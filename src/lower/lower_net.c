@@ -1,15 +1,17 @@
 /* lower_net.c: the links a lowering's transfers cross and each transfer's route (program.h,
  * "Network").
  *
- * Links: each GPU's NVLink port, each NIC port, each node's link to the fabric, per direction, at
- * the rates cost/comm.c prices collectives at (st_cost_net). A link is made when the first route
- * crosses it, so a lowering lists only the links its transfers use.
+ * Links: each GPU's port into its scale-up domain ("nvlink"; the domain may span host nodes, as
+ * NVL72's does), each NIC port, each host node's link to the fabric, per direction, at the rates
+ * cost/comm.c prices collectives at (st_cost_net). A link is made when the first route crosses it,
+ * so a lowering lists only the links its transfers use.
  * - route: a group's collective crosses, for every rank it stands for (the group's members, or a
  *   representative's replicas), that rank's NVLink port when cost/ prices the group inside a node,
  *   else its NIC port and, when the ranks span nodes, its node's fabric link (so a node's fabric
  *   link is crossed once per rank of the node); a send crosses the sender's port out and the
  *   receiver's port in (and the fabric links between their nodes);
- * - rate alone: the NVLink rate inside a node, the GPU's share of its node's NICs across nodes
+ * - rate alone: the domain rate for the route's peers inside a domain (st_cost_domain_bytes_per_s:
+ *   the port rate on a switch, n - 1 links of an xGMI mesh), the GPU's share of its node's NICs across nodes
  *   (what cost/ gives a GPU while its whole node communicates): so the transfers of all GPUs of
  *   a node at once fill a NIC or fabric link exactly, and only more than that is contention. */
 #include "lower_private.h"
@@ -22,6 +24,7 @@ int st__lnet_init(st__lnet *B, st_lowered *out, const st_cluster *c, int gpus, i
     memset(B, 0, sizeof *B);
     B->out = out;
     B->gpus = gpus;
+    B->c = c;
     st_cost_net(c, &B->net);
     B->G = (int)B->net.gpus_per_node;
     B->ports = (int)B->net.nic_ports;
@@ -110,7 +113,7 @@ static int hop_cmp(const void *x, const void *y) {
 }
 
 /* the hops gathered so far, each link once with its count, become a route; returns its index */
-static int route_end(st__lnet *B, int nic) {
+static int route_end(st__lnet *B, double rate) {
     st_lowered *o = B->out;
     if (B->failed) return -1;
     qsort(B->tmp, (size_t)B->ntmp, sizeof *B->tmp, hop_cmp);
@@ -137,7 +140,7 @@ static int route_end(st__lnet *B, int nic) {
         B->caphops = cap;
     }
     memcpy(o->hops + o->nhops, B->tmp, (size_t)n * sizeof *B->tmp);
-    o->routes[o->nroutes] = (st_route){o->nhops, n, nic ? B->net.gpu_share_bytes_per_s : B->net.nvlink_bytes_per_s};
+    o->routes[o->nroutes] = (st_route){o->nhops, n, rate};
     o->nhops += n;
     return o->nroutes++;
 nomem:
@@ -145,7 +148,12 @@ nomem:
     return -1;
 }
 
-int st__lnet_coll(st__lnet *B, const int *gpus, int n, int nic) {
+/* the rate of a route alone: the GPU's NIC share, or the domain rate over `peers` ranks */
+static double route_rate(const st__lnet *B, int nic, int peers) {
+    return nic ? B->net.gpu_share_bytes_per_s : st_cost_domain_bytes_per_s(B->c, peers);
+}
+
+int st__lnet_coll(st__lnet *B, const int *gpus, int n, int nic, int peers) {
     int spans = 0;
     for (int i = 1; i < n; i++) spans |= node_of(B, gpus[i]) != node_of(B, gpus[0]);
     for (int i = 0; i < n; i++) {
@@ -162,7 +170,7 @@ int st__lnet_coll(st__lnet *B, const int *gpus, int n, int nic) {
             hop(B, ST_LINK_FABRIC, node_of(B, g), 1);
         }
     }
-    return route_end(B, nic);
+    return route_end(B, route_rate(B, nic, peers));
 }
 
 int st__lnet_p2p(st__lnet *B, const int *from, const int *to, int n, int nic) {
@@ -179,5 +187,5 @@ int st__lnet_p2p(st__lnet *B, const int *from, const int *to, int n, int nic) {
             hop(B, ST_LINK_FABRIC, node_of(B, to[i]), 1);
         }
     }
-    return route_end(B, nic);
+    return route_end(B, route_rate(B, nic, 2));
 }

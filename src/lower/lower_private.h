@@ -18,6 +18,7 @@ static inline double st__latency_of(double t, double t0) {
 typedef struct st__lnet {
     st_lowered *out;  /* where links, routes and hops go */
     st_net net;
+    const st_cluster *c; /* borrowed: the domain rate of a route (st_cost_domain_bytes_per_s) */
     int G, ports, gpus, nodes;
     int32_t *id;      /* link id per (kind, index, dir) slot, -1 = not made yet */
     int *prog_of_gpu; /* rank number of the program running on a GPU, -1 */
@@ -32,8 +33,9 @@ typedef struct st__lnet {
 int st__lnet_init(st__lnet *B, st_lowered *out, const st_cluster *c, int gpus, int width, int full);
 void st__lnet_destroy(st__lnet *B);
 /* The route of a collective of the ranks on gpus[0..n) (each pushes its data out and takes it in),
- * across the NICs (nic) or inside the NVLink domain; its index, or -1 once B->failed. */
-int st__lnet_coll(st__lnet *B, const int *gpus, int n, int nic);
+ * across the NICs (nic) or inside the scale-up domain, where each of its groups has `peers` ranks
+ * (the rate on an xGMI mesh depends on it); its index, or -1 once B->failed. */
+int st__lnet_coll(st__lnet *B, const int *gpus, int n, int nic, int peers);
 /* The route of n sends at once, from[i] to to[i]. */
 int st__lnet_p2p(st__lnet *B, const int *from, const int *to, int n, int nic);
 

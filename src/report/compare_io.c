@@ -43,6 +43,16 @@ static json_t *row_json(int rank, const st_compare_row *r) {
     json_object_set_new(o, "cost_to_train", num_or_null(fit && r->has_price, r->cost_to_train));
     json_object_set_new(o, "tokens_per_dollar", num_or_null(fit && r->has_price, r->tokens_per_dollar));
     json_object_set_new(o, "breakdown_s", fit ? st__breakdown_json(&e->breakdown) : json_null());
+    if (r->has_energy) { /* only when asked for: the document without it is as before */
+        json_t *en = json_object();
+        json_object_set_new(en, "tdp_watts", json_real(r->cluster.gpu.tdp_watts));
+        json_object_set_new(en, "power_kw", num_or_null(fit, r->power_w / 1e3));
+        json_object_set_new(en, "energy_mwh", num_or_null(fit, r->energy_mwh));
+        json_object_set_new(en, "energy_cost", num_or_null(fit && r->energy_cost > 0, r->energy_cost));
+        json_object_set_new(en, "total_cost", num_or_null(fit && r->total_cost > 0, r->total_cost));
+        json_object_set_new(en, "tokens_per_joule", num_or_null(fit, r->tokens_per_joule));
+        json_object_set_new(o, "energy", en);
+    }
     json_object_set_new(o, "evaluated", json_integer((json_int_t)r->evaluated));
     return o;
 }

@@ -204,6 +204,8 @@ int st_out_clusters_json(FILE *f, st_error *err) {
     for (size_t i = 0; i < n; i++) {
         json_t *o = st__cluster_to_json(&cs[i]);
         json_object_set_new(o, "source", json_string(cs[i].source));
+        /* not in the canonical description (no time depends on it; src/io/cluster_io.c) */
+        json_object_set_new(json_object_get(o, "gpu"), "tdp_watts", json_real(cs[i].gpu.tdp_watts));
         json_array_append_new(arr, o);
     }
     json_t *root = json_object();
