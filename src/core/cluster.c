@@ -221,9 +221,9 @@ static const cluster_spec specs[] = {
      1, 8, 0, ST_FABRIC_NVSWITCH},
     {"l40s-pcie-8", "l40s", 25, 5, 4, 200, 5, 1024, 25,
      "8x L40S PCIe Gen4 server (no NVLink; GPU-GPU over PCIe ~25 GB/s), 4x 200 Gb/s NICs: a typical "
-     "OEM configuration, check your vendor's", 1, 8, 0, ST_FABRIC_NVSWITCH},
+     "OEM configuration, check your vendor's", 1, 8, 0, ST_FABRIC_PCIE},
     {"a10-pcie-8", "a10", 25, 5, 2, 100, 5, 512, 25,
-     "8x A10 PCIe Gen4 server (no NVLink), 2x 100 Gb/s NICs: a typical OEM configuration", 1, 8, 0, ST_FABRIC_NVSWITCH},
+     "8x A10 PCIe Gen4 server (no NVLink), 2x 100 Gb/s NICs: a typical OEM configuration", 1, 8, 0, ST_FABRIC_PCIE},
     {"hgx-h800", "h800-sxm-80g", 200, 2, 8, 400, 5, 2048, 50,
      "HGX H800 8-GPU server: 8x H800 SXM5, NVLink 400 GB/s, 8x 400 Gb/s NICs, 2 TB: a typical OEM "
      "configuration", 1, 8, 0, ST_FABRIC_NVSWITCH},
