@@ -129,6 +129,46 @@ START_TEST(test_nothing_fits) {
 }
 END_TEST
 
+/* a rate that slipped past the loaders (1e-320 B/s) makes NaN times: the search refuses them with
+ * an error naming the number, never ranks them (a NaN compared as the best) */
+START_TEST(test_nonfinite_is_an_error) {
+    st_model m;
+    st_cluster c;
+    st_search_result r;
+    st_error err;
+    ck_assert_int_eq(st_model_preset("gpt-1.7b", &m), 0);
+    ck_assert_int_eq(st_cluster_resolve("dgx-a100-80g", 8, &c, NULL), 0);
+    c.intra_bytes_per_s = 1e-320;
+    st_search_opts o;
+    st_search_opts_init(&o);
+    o.gbs = 64;
+    o.top = 10;
+    ck_assert_int_eq(st_search_enumerate(&m, &c, NULL, &o, &r, &err), ST_EINVAL);
+    ck_assert_msg(strstr(err.text, "not finite") && strstr(err.text, "tp="), "%s", err.text);
+    ck_assert(err.key[0]);
+    st_search_result_destroy(&r);
+}
+END_TEST
+
+/* a million GPUs: nothing divides (dp would have to divide gbs), which is not "nothing fits" */
+START_TEST(test_nothing_divides) {
+    st_model m;
+    st_cluster c;
+    st_search_result r;
+    st_error err;
+    ck_assert_int_eq(st_model_preset("gpt-1.7b", &m), 0);
+    ck_assert_int_eq(st_cluster_resolve("dgx-a100-80g", 1000000, &c, NULL), 0);
+    st_search_opts o;
+    st_search_opts_init(&o);
+    o.gbs = 1536;
+    ck_assert_int_eq(st_search_enumerate(&m, &c, NULL, &o, &r, &err), ST_ENOPLAN);
+    ck_assert_int_eq(r.evaluated, 0);
+    ck_assert_str_eq(err.key, "gpus");
+    ck_assert_msg(strstr(err.text, "no configuration divides"), "%s", err.text);
+    st_search_result_destroy(&r);
+}
+END_TEST
+
 Suite *suite_search(void) {
     Suite *s = suite_create("search");
     TCase *tc = tcase_create("search");
@@ -138,6 +178,8 @@ Suite *suite_search(void) {
     tcase_add_test(tc, test_moe_uses_expert_parallelism);
     tcase_add_test(tc, test_attention_is_the_options);
     tcase_add_test(tc, test_nothing_fits);
+    tcase_add_test(tc, test_nonfinite_is_an_error);
+    tcase_add_test(tc, test_nothing_divides);
     suite_add_tcase(s, tc);
     return s;
 }

