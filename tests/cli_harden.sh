@@ -53,6 +53,50 @@ else
 	nok "the floor itself (1 MB/s links) gives finite times"
 fi
 
+echo "# --- 2: a lowering too big for memory is refused before it starts, and stops at the first failed store"
+# now_ms: milliseconds on the wall clock (GNU date), empty where date has no %N
+now_ms() { _t=$(date +%s%N 2>/dev/null); case $_t in *N | '') ;; *) echo $((_t / 1000000)) ;; esac; }
+SIM1="sim --model gpt-1.7b --cluster dgx-a100-80g --plan tp=1,pp=1"
+# limited KB ARGS...: strata ARGS under ulimit -v KB (KB empty: no limit), as run() does; sets $ms
+limited() {
+	_kb=$1
+	shift
+	cmd="(ulimit -v $_kb; strata $*)"
+	_t0=$(now_ms)
+	(
+		[ -z "$_kb" ] || ulimit -v "$_kb"
+		"$STRATA" "$@" >"$T/out" 2>"$T/err"
+		echo $? >"$T/rc"
+	)
+	_t1=$(now_ms)
+	rc=$(cat "$T/rc")
+	ms=
+	[ -z "$_t0" ] || ms=$((_t1 - _t0))
+}
+# in_time MS DESC: the last limited run took less than MS milliseconds (skipped without date %N)
+in_time() {
+	[ -n "$ms" ] || return 0
+	if [ "$ms" -lt "$1" ]; then ok "$2: $ms ms"; else nok "$2: $ms ms, limit $1"; fi
+}
+# 1e9 needs 30 GB of programs: refused on any machine with less (a 16 GB limit makes sure of it), in
+# milliseconds; it ran for minutes and was killed for memory. Under 1.5 GB, 5e7 is refused by its
+# size; 4e7 passes the estimate (a lower bound) and runs out of memory while lowering: one line and
+# exit 2 within a second (carrying on after the first failed store took 5 s here)
+if (ulimit -v 16000000) 2>/dev/null; then
+	limited 16000000 $SIM1,gbs=1000000000
+	if one_line_error 2 "key 'gbs'
+GiB"; then ok "gbs=1e9: refused by size: $(cat "$T/err")"; else nok "gbs=1e9 refused by size" "$why"; fi
+	in_time 2000 "gbs=1e9 refused fast"
+	limited 1500000 $SIM1,gbs=50000000
+	if one_line_error 2 "key 'gbs'
+this process may use"; then ok "ulimit -v 1.5 GB, gbs=5e7: refused by size"; else nok "ulimit -v 1.5 GB, gbs=5e7" "$why"; fi
+	limited 1500000 $SIM1,gbs=40000000
+	if one_line_error 2 "out of memory"; then ok "ulimit -v 1.5 GB, gbs=4e7: out of memory, exit 2"; else nok "ulimit -v 1.5 GB, gbs=4e7" "$why"; fi
+	in_time 3000 "ulimit -v 1.5 GB, gbs=4e7: stopped at the first failed store"
+else
+	echo "skip - ulimit -v not available"
+fi
+
 echo "# --- 6: an empty plan space says which constraint emptied it"
 run plan --model gpt-1.7b --cluster dgx-a100-80g --gpus 1000000
 if [ $rc -eq 1 ] && grep -q "no configuration divides: 1000000 GPUs" "$T/err" && ! grep -q "none fits" "$T/err"; then

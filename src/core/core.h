@@ -363,6 +363,10 @@ int st_plan_origin_note(const st_plan *p, const st_model *m, const st_cluster *c
  * device, a FIFO, a folder) is refused: rename(2) would replace it rather than write into it (as
  * root, --out /dev/full replaced the device). New string (free()), or NULL with err set. */
 char *st__out_target(const char *path, st_error *err);
+/* The most memory this process can take (src/core/util.c): the machine's physical memory, or less
+ * where a limit (ulimit -v, RLIMIT_AS or RLIMIT_DATA) says so. What a run is sized against before
+ * it allocates (the lowering refuses programs that cannot fit rather than swap or fail after minutes). */
+double st_memory_limit_bytes(void);
 /* Seconds on the monotonic clock (CLOCK_MONOTONIC): for time limits and the wall times strata reports. */
 double st_clock_s(void);
 /* Internal (src/core/util.c; the lowering and the simulator): `bytes` of uninitialized memory, free with free(). A large

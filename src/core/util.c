@@ -1,5 +1,5 @@
 /* util.c: small utilities every layer may use: the target of an atomic file write, large
- * allocations backed by huge pages, and the monotonic clock.
+ * allocations backed by huge pages, the memory a run may take, and the monotonic clock.
  *
  * Invariants: st__out_target refuses what rename(2) would replace rather than write into (devices,
  * FIFOs, folders) and follows a symbolic link to the file it names, so the link stays a link. */
@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,6 +59,18 @@ void *st__alloc_big(size_t bytes) {
     (void)madvise(p, bytes / huge * huge, MADV_HUGEPAGE); /* a hint: failing is fine */
 #endif
     return p;
+}
+
+double st_memory_limit_bytes(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    double lim = pages > 0 && page > 0 ? (double)pages * (double)page : 1e300;
+    static const int which[] = {RLIMIT_AS, RLIMIT_DATA};
+    for (int i = 0; i < 2; i++) {
+        struct rlimit rl;
+        if (getrlimit(which[i], &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (double)rl.rlim_cur < lim)
+            lim = (double)rl.rlim_cur;
+    }
+    return lim;
 }
 
 double st_clock_s(void) {
