@@ -97,6 +97,44 @@ else
 	echo "skip - ulimit -v not available"
 fi
 
+echo "# --- 3: a fatal signal leaves no temporary file, and strata dies by it"
+# interrupted SIG ARGS...: strata ARGS in the background (SIGINT not ignored: a shell without job
+# control ignores it in background jobs, so perl resets it), SIG after 0.3 s; sets $rc, $left
+interrupted() {
+	_sig=$1
+	shift
+	cmd="strata $* (then SIG$_sig)"
+	perl -e '$SIG{INT} = "DEFAULT"; exec @ARGV or exit 127' "$STRATA" "$@" >"$T/out" 2>"$T/err" &
+	_pid=$!
+	sleep 0.3
+	kill -s "$_sig" $_pid 2>/dev/null
+	wait $_pid
+	rc=$?
+	left=$(ls "$T/sig" | tr '\n' ' ')
+}
+if command -v perl >/dev/null 2>&1; then
+	mkdir "$T/sig"
+	for s in INT:2 TERM:15 HUP:1; do # the numbers are XSI's, the same everywhere
+		sig=${s%:*}
+		n=${s#*:}
+		# a run of ~0.7 s writing a 400 MB trace; if it ended first, a longer one
+		for gbs in 1536 6144; do
+			interrupted "$sig" sim --model gpt3-175b --cluster dgx-a100-80g --gpus 1024 \
+				--plan tp=8,pp=16,gbs=$gbs,sp=1 --every-rank --trace "$T/sig/big.json"
+			[ $rc -eq 0 ] || break
+			rm -f "$T/sig/big.json"
+		done
+		if [ $rc -eq $((128 + n)) ] && [ -z "$left" ]; then
+			ok "sim --trace, SIG$sig: exit $rc (by the signal), nothing left"
+		else
+			nok "sim --trace, SIG$sig must die by the signal and leave nothing" "exit $rc, left: $left"
+		fi
+		rm -f "$T/sig/"*
+	done
+else
+	echo "skip - perl not found: interrupt checks skipped"
+fi
+
 echo "# --- 6: an empty plan space says which constraint emptied it"
 run plan --model gpt-1.7b --cluster dgx-a100-80g --gpus 1000000
 if [ $rc -eq 1 ] && grep -q "no configuration divides: 1000000 GPUs" "$T/err" && ! grep -q "none fits" "$T/err"; then
