@@ -135,6 +135,54 @@ else
 	echo "skip - perl not found: interrupt checks skipped"
 fi
 
+echo "# --- 4: control characters in echoed names are replaced (text); JSON escapes them"
+printf '{"name":"evil\\nname\\u001b[31m","layers":4,"hidden":256,"heads":4,"vocab":1000}\n' >"$T/evil.json"
+cluster "$T/evilc.json" '{"name":"g\u0007pu","memory_gib":80,"hbm_gb_per_s":2039,"peak_tflops":{"bf16":312}}' 300 200 "$HOST"
+sed 's/^{/{"name":"cl\\u001bus",/' "$T/evilc.json" >"$T/evilc2.json"
+for args in "estimate --plan tp=1" "sim --plan tp=1" "plan --gbs 8 --top 3"; do
+	run $args --model "$T/evil.json" --cluster "$T/evilc2.json"
+	if [ $rc -eq 0 ] && ! LC_ALL=C grep -q "$(printf '[\001-\010\013-\037\177]')" "$T/out" "$T/err" &&
+		grep -q '^model  *evil?name?\[31m\|^model evil?name?\[31m' "$T/out" && grep -q 'cl?us' "$T/out" &&
+		grep -q 'g?pu' "$T/out"; then
+		ok "$args: names printed with '?' for control characters"
+	else
+		nok "$args: control characters must not reach the text output"
+	fi
+done
+run estimate --plan tp=1 --model "$T/evil.json" --cluster "$T/evilc2.json" --json
+if [ $rc -eq 0 ] && awk "$FLATTEN" "$T/out" >/dev/null && ! LC_ALL=C grep -q "$(printf '[\001-\011\013-\037\177]')" "$T/out"; then
+	ok "estimate --json: well-formed, no raw control character"
+else
+	nok "estimate --json must stay well-formed JSON without raw control characters"
+fi
+run estimate --plan tp=1 --cluster dgx-a100-80g --model "$T/$(printf 'x\033[31m').json"
+if [ $rc -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ] && ! LC_ALL=C grep -q "$(printf '\033')" "$T/err"; then
+	ok "an ESC in a missing file's name: one line, no ESC"
+else
+	nok "an ESC in a file name must not reach the terminal"
+fi
+
+echo "# --- 5: an output that names an input (the same file) is refused before anything is written"
+cp "$T/evil.json" "$T/m.json"
+ln -s m.json "$T/link.json"
+cp "$T/m.json" "$T/m.orig"
+PLAN8="plan --cluster dgx-a100-80g --gpus 8 --gbs 8"
+bad "plan --out = --model" "option '--out'
+--model" $PLAN8 --model "$T/m.json" --out "$T/m.json"
+bad "plan --out = a link to --model" "option '--out'
+--model" $PLAN8 --model "$T/m.json" --out "$T/link.json"
+bad "sim --trace = --model" "option '--trace'
+--model" sim --cluster dgx-a100-80g --plan tp=1 --model "$T/m.json" --trace "$T/m.json"
+run $PLAN8 --model "$T/m.json" --out "$T/p.json"
+bad "plan --out = --profile" "option '--out'
+--profile" $PLAN8 --model "$T/m.json" --profile "$T/p.json" --out "$T/p.json"
+cp "$T/evilc.json" "$T/c.json"
+bad "plan --out = --cluster" "option '--out'
+--cluster" plan --model gpt-1.7b --cluster "$T/c.json" --gbs 8 --out "$T/c.json"
+bad "plot --out = --input" "option '--out'
+--input" plot timeline --input "$T/p.json" --out "$T/p.json"
+if cmp -s "$T/m.json" "$T/m.orig"; then ok "the model file is untouched"; else nok "the model file was overwritten"; fi
+
 echo "# --- 6: an empty plan space says which constraint emptied it"
 run plan --model gpt-1.7b --cluster dgx-a100-80g --gpus 1000000
 if [ $rc -eq 1 ] && grep -q "no configuration divides: 1000000 GPUs" "$T/err" && ! grep -q "none fits" "$T/err"; then

@@ -125,6 +125,7 @@ int st_cmd_sim(int argc, char **argv, st_error *err) {
     st_cli_text text = {0};
 
     if ((rc = st_cli_parse(argc, argv, take, own, &a, NULL, help_text, err)) || a.help) goto done;
+    if (trace_arg && (rc = st_cli_out_check("trace", trace_arg, &a, NULL, NULL, err))) goto done;
     if (st__plan_is_ilp(a.plan)) {
         rc = st__sim_ilp(&a, trace_arg, every, timing, err);
         goto done;

@@ -377,6 +377,11 @@ void st__child_register(int pid);
 /* Installs the handler of SIGINT, SIGTERM and SIGHUP that removes the registered temporaries and
  * re-raises the signal (main.c, once at start-up). Signals that were ignored stay ignored. */
 void st_signals_install(void);
+/* Replaces every control character of s (bytes below 0x20, and DEL) with '?', in place; returns s
+ * (src/core/util.c). For every name strata echoes as text: a model named "evil\nname" split the
+ * output, an ESC in a name reached the terminal. Names are cleaned where models and clusters are
+ * finalized, messages where they are printed; JSON output escapes by itself (Jansson). */
+char *st_text_clean(char *s);
 /* The most memory this process can take (src/core/util.c): the machine's physical memory, or less
  * where a limit (ulimit -v, RLIMIT_AS or RLIMIT_DATA) says so. What a run is sized against before
  * it allocates (the lowering refuses programs that cannot fit rather than swap or fail after minutes). */

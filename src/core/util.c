@@ -1,6 +1,6 @@
 /* util.c: small utilities every layer may use: the atomic file write's target and temporary file,
- * the removal of those temporaries on a fatal signal, large allocations backed by huge pages, the
- * memory a run may take, and the monotonic clock.
+ * the removal of those temporaries on a fatal signal, names made safe to print, large allocations
+ * backed by huge pages, the memory a run may take, and the monotonic clock.
  *
  * Invariants: st__out_target refuses what rename(2) would replace rather than write into (devices,
  * FIFOs, folders) and follows a symbolic link to the file it names, so the link stays a link. Every
@@ -158,6 +158,12 @@ void *st__alloc_big(size_t bytes) {
     (void)madvise(p, bytes / huge * huge, MADV_HUGEPAGE); /* a hint: failing is fine */
 #endif
     return p;
+}
+
+char *st_text_clean(char *s) {
+    for (unsigned char *p = (unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f) *p = '?';
+    return s;
 }
 
 double st_memory_limit_bytes(void) {
