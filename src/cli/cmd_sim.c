@@ -152,7 +152,9 @@ int st_cmd_sim(int argc, char **argv, st_error *err) {
         rc = err->code ? err->code : ST_EIO;
         goto done;
     }
-    if ((rc = st_sim_run(&low, c->gpu.memory_bytes, trace, &res, err))) {
+    /* a progress line on stderr after a second, as plan prints one (not with --json) */
+    FILE *progress = a.json ? NULL : stderr;
+    if ((rc = st_sim_run_progress(&low, c->gpu.memory_bytes, trace, progress, &res, err))) {
         /* a schedule that cannot run is the plan's failure, not bad input */
         rc = ST_ENOPLAN;
         goto done;
