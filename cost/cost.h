@@ -250,6 +250,9 @@ typedef struct st_estimate {
 
 /* Prices a finalized plan. Returns 0, or ST_EINVAL when the plan cannot be costed. */
 int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out);
+/* 0 when every number of e is finite, else ST_EINVAL naming the first that is not (its JSON key)
+ * (cost/check.c): what estimate, plan, sim and compare call before they print or rank a result. */
+int st_estimate_check(const st_estimate *e, st_error *err);
 /* Memory of pipeline stage `stage` (0-based). */
 void st_cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, int stage, st_stage_memory *out);
 /* Pipeline time of mb micro-batches over stages of n kinds: kind k has count[k] stages taking

@@ -113,6 +113,9 @@ typedef struct search {
     uint64_t evaluated, feasible;
     double t0, next_report;
     int reported;
+    uint64_t nonfinite; /* estimates with a non-finite number: never ranked, an error at the end */
+    st_error first_nonfinite;
+    char first_nonfinite_spec[512];
 } search;
 
 static void progress(search *s) {
@@ -130,6 +133,10 @@ static void price(search *s, st_plan *p) {
     s->evaluated++;
     if ((s->evaluated & 0xffff) == 0) progress(s);
     if (st_cost_estimate(s->ctx, p, &e)) return;
+    if (st_estimate_check(&e, s->nonfinite ? NULL : &s->first_nonfinite)) {
+        if (!s->nonfinite++) st_plan_format_spec(p, s->first_nonfinite_spec, sizeof s->first_nonfinite_spec);
+        return;
+    }
     if (!e.fits) return;
     s->feasible++;
     if (s->o->accept && admits(&s->kept, &e) && !s->o->accept(p, s->o->accept_arg)) return;
@@ -254,7 +261,16 @@ int st_search_enumerate(const st_model *m, const st_cluster *c, const st_profile
     res->evaluated = s.evaluated;
     res->feasible = s.feasible;
     res->search_time_s = st_clock_s() - s.t0;
-    if (n == 0)
+    if (s.nonfinite)
+        rc = st_error_set(err, ST_EINVAL, NULL, s.first_nonfinite.key, "%s (%llu configurations, the first %s)",
+                          s.first_nonfinite.text, (unsigned long long)s.nonfinite, s.first_nonfinite_spec);
+    else if (s.evaluated == 0)
+        rc = st_error_set(err, ST_ENOPLAN, NULL, "gpus",
+                          "no configuration divides: %lld GPUs cannot be split as tp*cp*pp*dp with tp dividing the "
+                          "%lld heads and %lld KV heads, pp <= %lld layers (and <= %d), dp dividing gbs %lld",
+                          (long long)gpus, (long long)m->heads, (long long)m->kv_heads, (long long)m->layers,
+                          ST_MAX_STAGES, (long long)gbs);
+    else if (n == 0)
         rc = st_error_set(err, ST_ENOPLAN, NULL, NULL,
                           "no plan fits: %llu configurations of %s on %lld x %s evaluated, none fits in %.0f GiB",
                           (unsigned long long)s.evaluated, m->name, (long long)gpus, c->gpu.name,

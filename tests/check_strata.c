@@ -25,6 +25,7 @@ int main(void) {
     srunner_add_suite(sr, suite_exec());
     srunner_add_suite(sr, suite_cli());
     srunner_add_suite(sr, suite_validation());
+    srunner_add_suite(sr, suite_util());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

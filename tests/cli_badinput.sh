@@ -22,39 +22,6 @@ if [ ! -d "$D/invalid" ]; then
 	exit 99
 fi
 
-# one_line_error STATUS NEEDLES: checks the last run: exit STATUS, empty stdout, one stderr line
-# containing every needle (newline-separated; fixed strings, or an ERE after "re:"). Sets $why.
-one_line_error() {
-	want=$1
-	why=
-	[ "$rc" -eq "$want" ] || why="exit status $rc, expected $want"
-	[ -s "$T/out" ] && why="${why:+$why; }stdout not empty ($(wc -c <"$T/out") bytes)"
-	n=$(nlines "$T/err")
-	if [ "$n" -ne 1 ] || [ "$(wc -l <"$T/err")" -ne 1 ]; then why="${why:+$why; }$n lines on stderr, expected exactly one"; fi
-	set -f
-	_ifs=$IFS
-	IFS='
-'
-	for needle in $2; do
-		case $needle in
-		re:*) grep -Eq -e "${needle#re:}" "$T/err" || why="${why:+$why; }the message does not match /${needle#re:}/" ;;
-		*) grep -Fq -e "$needle" "$T/err" || why="${why:+$why; }the message does not name '$needle'" ;;
-		esac
-	done
-	IFS=$_ifs
-	set +f
-	[ -z "$why" ]
-}
-
-# bad DESCRIPTION NEEDLES ARGS...: strata ARGS must fail with exit 2 and one line naming NEEDLES
-bad() {
-	desc=$1
-	needles=$2
-	shift 2
-	run "$@"
-	if one_line_error 2 "$needles"; then ok "$desc: exit 2, one line: $(cat "$T/err")"; else nok "$desc" "$why"; fi
-}
-
 INV=$D/invalid
 EST_M="estimate --cluster dgx-a100-80g --gpus 8 --plan tp=8"              # + --model FILE
 EST_C="estimate --model llama2-7b --plan tp=8"                            # + --cluster FILE

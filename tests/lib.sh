@@ -64,6 +64,39 @@ nok() {
 # nlines FILE: the number of lines, counting an unterminated last line
 nlines() { awk 'END { print NR }' "$1"; }
 
+# one_line_error STATUS NEEDLES: checks the last run: exit STATUS, empty stdout, one stderr line
+# containing every needle (newline-separated; fixed strings, or an ERE after "re:"). Sets $why.
+one_line_error() {
+	want=$1
+	why=
+	[ "$rc" -eq "$want" ] || why="exit status $rc, expected $want"
+	[ -s "$T/out" ] && why="${why:+$why; }stdout not empty ($(wc -c <"$T/out") bytes)"
+	n=$(nlines "$T/err")
+	if [ "$n" -ne 1 ] || [ "$(wc -l <"$T/err")" -ne 1 ]; then why="${why:+$why; }$n lines on stderr, expected exactly one"; fi
+	set -f
+	_ifs=$IFS
+	IFS='
+'
+	for needle in $2; do
+		case $needle in
+		re:*) grep -Eq -e "${needle#re:}" "$T/err" || why="${why:+$why; }the message does not match /${needle#re:}/" ;;
+		*) grep -Fq -e "$needle" "$T/err" || why="${why:+$why; }the message does not name '$needle'" ;;
+		esac
+	done
+	IFS=$_ifs
+	set +f
+	[ -z "$why" ]
+}
+
+# bad DESCRIPTION NEEDLES ARGS...: strata ARGS must fail with exit 2 and one line naming NEEDLES
+bad() {
+	desc=$1
+	needles=$2
+	shift 2
+	run "$@"
+	if one_line_error 2 "$needles"; then ok "$desc: exit 2, one line: $(cat "$T/err")"; else nok "$desc" "$why"; fi
+}
+
 # JSON flattener: one line "PATH VALUE" per scalar (PATH like .plans[0].spec, VALUE as printed);
 # empty containers print {} or []. Exits 2 on anything that is not one well-formed JSON value.
 # Use: awk "$FLATTEN" FILE

@@ -721,6 +721,7 @@ static const bad_case bad_cases[] = {
     {"a kernel of over an hour", ST_EINVAL, "dur", "over an hour", 0},
     {"kernels without a duration", ST_EINVAL, "", "1 without a positive \"dur\"", 0},
     {"a kernel faster than the GPU can be", ST_EINVAL, "", "not physical", 0},
+    {"garbage after the gzip member", ST_EINVAL, "", "after the end of the gzip stream", 0},
     {"a directory", ST_EIO, "", "cannot read", 0},
 };
 
@@ -772,6 +773,16 @@ static const char *bad_input(int i) {
         tb_call(&b, "aten::mm", MM_A, BF2, NULL, "k", i == 12 ? 1e10 : i == 13 ? -1 : 1e-3);
         tb_end(&b, t);
         return t;
+    }
+    case 15: { /* a valid member, then bytes gzread ignored */
+        s = read_file(KDATA("small.json.gz"), &len);
+        char *g = malloc(len + 8);
+        memcpy(g, s, len);
+        memcpy(g + len, "garbage\n", 8);
+        write_file(tmp("t.json.gz"), g, len + 8);
+        free(g);
+        free(s);
+        return tmp("t.json.gz");
     }
     default: return tmpdir;
     }

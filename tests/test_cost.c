@@ -1229,10 +1229,37 @@ START_TEST(test_fp8_memory_and_weight_casts) {
 }
 END_TEST
 
+/* st_estimate_check passes a real estimate and names the first non-finite number by its JSON key */
+START_TEST(test_estimate_check_names_nonfinite) {
+    st_model m;
+    st_cluster c;
+    st_plan p;
+    st_error err;
+    ck_assert_int_eq(st_model_preset("gpt-1.7b", &m), 0);
+    ck_assert_int_eq(st_cluster_resolve("dgx-a100-80g", 8, &c, NULL), 0);
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec("tp=2,pp=2", &p, &err), 0);
+    ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 8, NULL, &err), 0);
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+    st_estimate e;
+    ck_assert_int_eq(st_cost_estimate(ctx, &p, &e), 0);
+    ck_assert_int_eq(st_estimate_check(&e, &err), 0);
+    st_estimate bad = e;
+    bad.breakdown.bubble_s = NAN;
+    ck_assert_int_eq(st_estimate_check(&bad, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "breakdown_s.bubble");
+    bad.tokens_per_s = INFINITY;
+    ck_assert_int_eq(st_estimate_check(&bad, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "tokens_per_s");
+    st_cost_ctx_free(ctx);
+}
+END_TEST
+
 Suite *suite_cost(void) {
     Suite *s = suite_create("cost");
     TCase *tc = tcase_create("cost");
     tcase_add_test(tc, test_gemm_one_gpu);
+    tcase_add_test(tc, test_estimate_check_names_nonfinite);
     tcase_add_test(tc, test_op_prices_sum_to_the_chunk);
     tcase_add_test(tc, test_host_bound_block);
     tcase_add_test(tc, test_ring_allreduce_one_node);

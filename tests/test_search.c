@@ -8,17 +8,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void run(const char *model, const char *cl, int64_t gpus, int64_t gbs, int top, st_model *m, st_cluster *c,
-                st_search_result *r, int expect) {
-    st_error err;
-    ck_assert_int_eq(st_model_preset(model, m), 0);
-    ck_assert_int_eq(st_cluster_resolve(cl, gpus, c, NULL), 0);
+static st_error run_err; /* the last run's error */
+
+static int enumerate(const st_model *m, const st_cluster *c, int64_t gbs, int top, st_search_result *r) {
     st_search_opts o;
     st_search_opts_init(&o);
     o.gbs = gbs;
     o.top = top;
-    int rc = st_search_enumerate(m, c, NULL, &o, r, &err);
-    ck_assert_msg(rc == expect, "rc %d: %s", rc, err.text);
+    return st_search_enumerate(m, c, NULL, &o, r, &run_err);
+}
+
+static void run(const char *model, const char *cl, int64_t gpus, int64_t gbs, int top, st_model *m, st_cluster *c,
+                st_search_result *r, int expect) {
+    ck_assert_int_eq(st_model_preset(model, m), 0);
+    ck_assert_int_eq(st_cluster_resolve(cl, gpus, c, NULL), 0);
+    int rc = enumerate(m, c, gbs, top, r);
+    ck_assert_msg(rc == expect, "rc %d: %s", rc, run_err.text);
 }
 
 START_TEST(test_kept_plans_are_valid_and_repriced) {
@@ -129,6 +134,35 @@ START_TEST(test_nothing_fits) {
 }
 END_TEST
 
+/* a rate that slipped past the loaders (1e-320 B/s) makes NaN times: the search refuses them with
+ * an error naming the number, never ranks them (a NaN compared as the best) */
+START_TEST(test_nonfinite_is_an_error) {
+    st_model m;
+    st_cluster c;
+    st_search_result r;
+    run("gpt-1.7b", "dgx-a100-80g", 8, 64, 10, &m, &c, &r, 0);
+    st_search_result_destroy(&r);
+    c.intra_bytes_per_s = 1e-320;
+    ck_assert_int_eq(enumerate(&m, &c, 64, 10, &r), ST_EINVAL);
+    ck_assert_msg(strstr(run_err.text, "not finite") && strstr(run_err.text, "tp="), "%s", run_err.text);
+    ck_assert(run_err.key[0]);
+    st_search_result_destroy(&r);
+}
+END_TEST
+
+/* a million GPUs: nothing divides (dp would have to divide gbs), which is not "nothing fits" */
+START_TEST(test_nothing_divides) {
+    st_model m;
+    st_cluster c;
+    st_search_result r;
+    run("gpt-1.7b", "dgx-a100-80g", 1000000, 1536, 10, &m, &c, &r, ST_ENOPLAN);
+    ck_assert_int_eq(r.evaluated, 0);
+    ck_assert_str_eq(run_err.key, "gpus");
+    ck_assert_msg(strstr(run_err.text, "no configuration divides"), "%s", run_err.text);
+    st_search_result_destroy(&r);
+}
+END_TEST
+
 Suite *suite_search(void) {
     Suite *s = suite_create("search");
     TCase *tc = tcase_create("search");
@@ -138,6 +172,8 @@ Suite *suite_search(void) {
     tcase_add_test(tc, test_moe_uses_expert_parallelism);
     tcase_add_test(tc, test_attention_is_the_options);
     tcase_add_test(tc, test_nothing_fits);
+    tcase_add_test(tc, test_nonfinite_is_an_error);
+    tcase_add_test(tc, test_nothing_divides);
     suite_add_tcase(s, tc);
     return s;
 }

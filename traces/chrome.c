@@ -259,21 +259,8 @@ st_trace *st_trace_open(const char *path, const char *const *stream_names, int n
         free(t->path); /* renamed onto: a link's file, and never a device (st__out_target) */
         if (!(t->path = st__out_target(path, err)))
             goto fail;
-        if (!(t->tmp = malloc(strlen(t->path) + sizeof ".tmp.XXXXXX")))
-            goto nomem;
-        strcpy(t->tmp, t->path);
-        strcat(t->tmp, ".tmp.XXXXXX");
-        fd = mkstemp(t->tmp);
-        if (fd < 0) {
-            st_error_set(err, ST_EIO, path, NULL, "cannot create temporary file: %s", strerror(errno));
-            free(t->tmp);
-            t->tmp = NULL;
+        if ((fd = st__tmp_create(t->path, path, &t->tmp, err)) < 0)
             goto fail;
-        }
-        /* mkstemp creates 0600; give the result the mode a plain fopen would have */
-        mode_t mask = umask(0);
-        umask(mask);
-        (void)fchmod(fd, 0666 & ~mask);
         if (!(t->f = fdopen(fd, "w"))) {
             st_error_set(err, ST_EIO, path, NULL, "cannot write: %s", strerror(errno));
             goto fail;
@@ -439,10 +426,7 @@ void st_trace_discard(st_trace *t) {
         return;
     if (t->f && t->f != stdout)
         fclose(t->f);
-    if (t->tmp) {
-        unlink(t->tmp);
-        free(t->tmp);
-    }
+    st__tmp_discard(t->tmp);
     free(t->path);
     free(t->named);
     free(t);
@@ -471,12 +455,8 @@ int st_trace_close(st_trace *t, st_error *err) {
         rc = st_error_set(err, ST_EIO, t->path, NULL, "cannot write: %s", strerror(errno));
         goto out;
     }
-    if (rename(t->tmp, t->path) != 0) {
-        rc = st_error_set(err, ST_EIO, t->path, NULL, "cannot replace file: %s", strerror(errno));
-        goto out;
-    }
-    free(t->tmp);
-    t->tmp = NULL; /* renamed: nothing to unlink */
+    rc = st__tmp_commit(t->tmp, t->path, t->path, err);
+    t->tmp = NULL; /* renamed, or removed */
 out:
     st_trace_discard(t);
     return rc;

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* the shared options and the most a command adds of its own */
 #define MAX_OPTS 32
@@ -75,6 +76,10 @@ int st_cli_parse(int argc, char **argv, unsigned take, const st_cli_opt *own, st
             *o->value = argv[++i];
         }
         if (!**o->value) return st_error_set(err, ST_EUSAGE, NULL, NULL, "option '--%s' has an empty value", o->name);
+    }
+    if (a->out) {
+        int rc = st_cli_out_check("out", a->out, a, NULL, NULL, err);
+        if (rc) return rc;
     }
     if (a->help) fputs(help_text, stdout);
     return 0;
@@ -155,6 +160,20 @@ void st_cli_gpu_note(const char *cmd, const st_cli_args *a) {
                     a->gpu, a->gpu);
 }
 
+int st_cli_out_check(const char *opt, const char *out, const st_cli_args *a, const char *extra_opt, const char *extra,
+                     st_error *err) {
+    struct stat so, si;
+    if (!strcmp(out, "-") || stat(out, &so) != 0) return 0; /* standard output, or a new file */
+    const char *names[] = {"model", "graph", "cluster", "plan", "profile", extra_opt};
+    const char *paths[] = {a->model, a->graph, a->cluster, a->plan, a->profile, extra};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (paths[i] && names[i] && stat(paths[i], &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
+            return st_error_set(err, ST_EUSAGE, NULL, NULL,
+                                "option '--%s': '%s' is the --%s file ('%s'): writing would destroy it; name another file",
+                                opt, out, names[i], paths[i]);
+    return 0;
+}
+
 void st_cli_report(const char *cmd, const st_error *err) {
     char buf[1024];
     st_error_format(err, buf, sizeof buf);
@@ -162,12 +181,12 @@ void st_cli_report(const char *cmd, const st_error *err) {
 }
 
 void st_cli_note(const char *cmd, const char *fmt, ...) {
+    char buf[1024];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "strata %s: note: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "strata %s: note: %s\n", cmd, st_text_clean(buf)); /* names and paths echoed in it */
 }
 
 int st_cli_inputs_check(const st_cli_args *a, unsigned want, st_cli_inputs *in, st_error *err) {

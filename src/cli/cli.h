@@ -48,6 +48,12 @@ enum {
  * Returns 0 or ST_EUSAGE naming the option. */
 int st_cli_parse(int argc, char **argv, unsigned take, const st_cli_opt *own, st_cli_args *a,
                  const char **positional, const char *help_text, st_error *err);
+/* 0, or ST_EUSAGE when the output `out` of option --opt is the same file (device and inode, through
+ * links) as one of the inputs: a's model, graph, cluster, plan and profile and the command's own
+ * extra (--extra_opt; NULL: none). `--out model.json --model model.json` overwrote the model with
+ * the plan. st_cli_parse checks --out against the shared inputs itself. */
+int st_cli_out_check(const char *opt, const char *out, const st_cli_args *a, const char *extra_opt, const char *extra,
+                     st_error *err);
 /* Strict integer/number parsing of an option value, naming the option on error. */
 int st_cli_int(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out, st_error *err);
 /* ST_EUSAGE "--a, --b and --c are required (see --help)" unless every option is given. Arguments:

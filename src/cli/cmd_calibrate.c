@@ -56,6 +56,7 @@ int st_cmd_calibrate(int argc, char **argv, st_error *err) {
     if ((rc = st_cli_parse(argc, argv, ST_CLI_OPT_OUT | ST_CLI_OPT_GPU, own, &a, NULL, help_text, err)) || a.help)
         goto out;
     if ((rc = st_cli_require(err, "--kineto", kineto_arg, "--out", a.out, (const char *)NULL))) goto out;
+    if ((rc = st_cli_out_check("out", a.out, &a, "kineto", kineto_arg, err))) goto out;
     st_calib_opts_init(&co);
     int64_t v;
     if (gpn_arg) {

@@ -158,6 +158,7 @@ int st_cmd_estimate(int argc, char **argv, st_error *err) {
         st_error_set(err, rc, NULL, "plan", "the plan cannot be priced");
         goto out;
     }
+    if ((rc = st_estimate_check(&e, err))) goto out;
     if (!(stages = calloc((size_t)p->pp, sizeof *stages))) {
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
         goto out;

@@ -55,6 +55,7 @@ int st_cmd_plot(int argc, char **argv, st_error *err) {
         goto out;
     }
     if ((rc = st_cli_require(err, "--input", input_arg, "--out", a.out, (const char *)NULL))) goto out;
+    if ((rc = st_cli_out_check("out", a.out, &a, "input", input_arg, err))) goto out;
     st_plot_opts_init(&po);
     po.out = a.out;
     po.title = title_arg;

@@ -37,28 +37,14 @@ static const char help_text[] =
  * temporary there): asked before anything is measured. */
 static int check_writable(const char *arg, st_error *err) {
     if (!strcmp(arg, "-")) return 0;
-    char *target = st__out_target(arg, err);
+    char *target = st__out_target(arg, err), *tmp = NULL;
     if (!target) return err->code;
-    int rc = 0;
-    const char *path = target;
-    char tmp[4096];
-    const char *slash = strrchr(path, '/');
-    int dirlen = slash ? (int)(slash - path) : 0;
-    if (snprintf(tmp, sizeof tmp, "%.*s%s.strata-profile-XXXXXX", dirlen, path, slash ? "/" : "") >= (int)sizeof tmp) {
-        rc = st_error_set(err, ST_EIO, arg, NULL, "the path is too long");
-        goto out;
-    }
-    if (slash && dirlen == 0) snprintf(tmp, sizeof tmp, "/.strata-profile-XXXXXX");
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        rc = st_error_set(err, ST_EIO, arg, NULL, "cannot write there: %s", strerror(errno));
-        goto out;
-    }
-    close(fd);
-    unlink(tmp);
-out:
+    int fd = st__tmp_create(target, arg, &tmp, err);
     free(target);
-    return rc;
+    if (fd < 0) return err->code;
+    close(fd);
+    st__tmp_discard(tmp);
+    return 0;
 }
 
 /* The plan's per-rank shapes. Without --cluster, the plan is finalized on as many H100 nodes as it

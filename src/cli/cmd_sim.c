@@ -125,6 +125,7 @@ int st_cmd_sim(int argc, char **argv, st_error *err) {
     st_cli_text text = {0};
 
     if ((rc = st_cli_parse(argc, argv, take, own, &a, NULL, help_text, err)) || a.help) goto done;
+    if (trace_arg && (rc = st_cli_out_check("trace", trace_arg, &a, NULL, NULL, err))) goto done;
     if (st__plan_is_ilp(a.plan)) {
         rc = st__sim_ilp(&a, trace_arg, every, timing, err);
         goto done;
@@ -143,6 +144,7 @@ int st_cmd_sim(int argc, char **argv, st_error *err) {
         st_error_set(err, rc, NULL, "plan", "the plan cannot be priced");
         goto done;
     }
+    if ((rc = st_estimate_check(&est, err))) goto done;
     double lower_t0 = st_clock_s();
     if ((rc = (every ? st_lower_full : st_lower)(ctx, p, &low, err))) goto done;
     double lower_s = st_clock_s() - lower_t0;
@@ -150,7 +152,9 @@ int st_cmd_sim(int argc, char **argv, st_error *err) {
         rc = err->code ? err->code : ST_EIO;
         goto done;
     }
-    if ((rc = st_sim_run(&low, c->gpu.memory_bytes, trace, &res, err))) {
+    /* a progress line on stderr after a second, as plan prints one (not with --json) */
+    FILE *progress = a.json ? NULL : stderr;
+    if ((rc = st_sim_run_progress(&low, c->gpu.memory_bytes, trace, progress, &res, err))) {
         /* a schedule that cannot run is the plan's failure, not bad input */
         rc = ST_ENOPLAN;
         goto done;
@@ -174,6 +178,7 @@ int st_cmd_sim(int argc, char **argv, st_error *err) {
         if (rc) goto done;
     }
     st_estimate simd = sim_view(&est, &res, p, c);
+    if ((rc = st_estimate_check(&simd, err))) goto done;
     if (a.json) {
         rc = st_out_sim_json(stdout, &in.model, c, p, &simd, &est, &res, in.profile, err);
         goto done;

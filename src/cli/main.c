@@ -28,6 +28,7 @@ static const char usage[] =
 
 int main(int argc, char **argv) {
     st_search_init();
+    st_signals_install(); /* Ctrl-C leaves no temporary file behind */
     if (argc < 2) {
         fputs(usage, stderr);
         return 2;

@@ -329,6 +329,8 @@ int st_cluster_finalize(st_cluster *c, const char *file, st_error *err) {
     if (!(c->reserved_bytes >= 0 && c->reserved_bytes < c->gpu.memory_bytes))
         BAD("framework.reserved_gib", "must be below the GPU's memory");
     if (!c->name[0]) snprintf(c->name, sizeof c->name, "custom");
+    st_text_clean(c->name); /* printed as text: no control characters */
+    st_text_clean(c->gpu.name);
     return 0;
 #undef BAD
 }

@@ -412,6 +412,29 @@ int st_plan_origin_note(const st_plan *p, const st_model *m, const st_cluster *c
  * device, a FIFO, a folder) is refused: rename(2) would replace it rather than write into it (as
  * root, --out /dev/full replaced the device). New string (free()), or NULL with err set. */
 char *st__out_target(const char *path, st_error *err);
+/* Temporary files of the atomic writes (src/core/util.c). st__tmp_create makes "<target>.tmp.XXXXXX"
+ * beside target (mode 0666 & ~umask) and registers it for removal on SIGINT, SIGTERM or SIGHUP;
+ * returns an open descriptor and *tmp (new; give it to st__tmp_commit or st__tmp_discard), or -1
+ * with err set (naming `shown`). st__tmp_commit renames tmp onto target (0, or ST_EIO with the
+ * temporary removed); both consume tmp. st__tmp_discard(NULL) does nothing. */
+int st__tmp_create(const char *target, const char *shown, char **tmp, st_error *err);
+int st__tmp_commit(char *tmp, const char *target, const char *shown, st_error *err);
+void st__tmp_discard(char *tmp);
+/* A child process writing a registered temporary (gnuplot drawing the image), 0 = none: a fatal
+ * signal ends and reaps it before the temporaries go. */
+void st__child_register(int pid);
+/* Installs the handler of SIGINT, SIGTERM and SIGHUP that removes the registered temporaries and
+ * re-raises the signal (main.c, once at start-up). Signals that were ignored stay ignored. */
+void st_signals_install(void);
+/* Replaces every control character of s (bytes below 0x20, and DEL) with '?', in place; returns s
+ * (src/core/util.c). For every name strata echoes as text: a model named "evil\nname" split the
+ * output, an ESC in a name reached the terminal. Names are cleaned where models and clusters are
+ * finalized, messages where they are printed; JSON output escapes by itself (Jansson). */
+char *st_text_clean(char *s);
+/* The most memory this process can take (src/core/util.c): the machine's physical memory, or less
+ * where a limit (ulimit -v, RLIMIT_AS or RLIMIT_DATA) says so. What a run is sized against before
+ * it allocates (the lowering refuses programs that cannot fit rather than swap or fail after minutes). */
+double st_memory_limit_bytes(void);
 /* Seconds on the monotonic clock (CLOCK_MONOTONIC): for time limits and the wall times strata reports. */
 double st_clock_s(void);
 /* Internal (src/core/util.c; the lowering and the simulator): `bytes` of uninitialized memory, free with free(). A large

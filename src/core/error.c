@@ -57,7 +57,8 @@ void st_error_format(const st_error *err, char *buf, size_t n) {
     if (err->key[0]) ADD("key '%s': ", err->key);
     ADD("%s", err->text[0] ? err->text : st_strerror(err->code));
 #undef ADD
-    /* one line, always */
+    /* one line, always, and nothing the terminal would act on (an ESC in a file name) */
     for (char *p = buf; *p; p++)
         if (*p == '\n' || *p == '\r') *p = ' ';
+    st_text_clean(buf);
 }

@@ -143,6 +143,7 @@ int st_model_finalize(st_model *m, const char *file, st_error *err) {
     }
     if (m->vocab_pad_multiple <= 0) m->vocab_pad_multiple = 128;
     if (!m->name[0]) snprintf(m->name, sizeof m->name, "custom");
+    st_text_clean(m->name); /* printed as text: no control characters */
     return 0;
 #undef BAD
 }

@@ -23,6 +23,12 @@
 
 #define GIB 1073741824.0 /* 2^30 bytes */
 #define MAX_BW_GB 1e6    /* 1 PB/s per GPU or NIC: beyond any hardware */
+/* The physical floor of every rate and size: 1 MB/s (8 Mbit/s) for a link, 1 GFLOP/s for a peak,
+ * 1 MiB for a memory. Below them a number is a typo, and a subnormal one (1e-320) made every time
+ * that divides by it infinite: NaN answers with exit 0. */
+#define MIN_BW_GB 1e-3
+#define MIN_TFLOPS 1e-3
+#define MIN_GIB (1.0 / 1024)
 
 static const char *const top_keys[] = {"name", "nodes", "gpus_per_node", "gpu", "intra_node", "scale_up",
                                        "inter_node", "host", "framework", NULL};
@@ -46,8 +52,8 @@ static int missing(const char *file, const char *prefix, const char *key, st_err
                         "missing required key");
 }
 
-/* A number in (0, hi]: zero is refused with its own message, negative ones by the range. */
-static int get_pos(const json_t *o, const char *key, double hi, double *out, int req, const char *file,
+/* A number in (0, hi] and >= lo: zero is refused with its own message, negative ones by the range. */
+static int get_pos(const json_t *o, const char *key, double lo, double hi, double *out, int req, const char *file,
                    const char *prefix, st_error *err) {
     double x;
     int rc = st__json_get_num(o, key, 0, hi, &x, file, prefix, err);
@@ -58,6 +64,9 @@ static int get_pos(const json_t *o, const char *key, double hi, double *out, int
     if (x <= 0)
         return st_error_set(err, ST_EINVAL, file, st__json_key_path(path, sizeof path, prefix, key),
                             "must be greater than 0 (allowed up to %g)", hi);
+    if (x < lo)
+        return st_error_set(err, ST_EINVAL, file, st__json_key_path(path, sizeof path, prefix, key),
+                            "%g is below the physical floor (allowed %g..%g)", x, lo, hi);
     *out = x;
     return 1;
 }
@@ -96,10 +105,10 @@ static int load_gpu_object(const json_t *g, const char *file, const char *gpre, 
         goto out;
     }
     snprintf(gpu->name, sizeof gpu->name, "%s", name ? name : "custom");
-    rc = get_pos(g, "memory_gib", 65536, &x, 1, file, gpre, err);
+    rc = get_pos(g, "memory_gib", MIN_GIB, 65536, &x, 1, file, gpre, err);
     if (rc < 0) goto out;
     gpu->memory_bytes = x * GIB;
-    rc = get_pos(g, "hbm_gb_per_s", MAX_BW_GB, &x, 1, file, gpre, err);
+    rc = get_pos(g, "hbm_gb_per_s", MIN_BW_GB, MAX_BW_GB, &x, 1, file, gpre, err);
     if (rc < 0) goto out;
     gpu->hbm_bytes_per_s = x * 1e9;
     if (!peak) {
@@ -112,6 +121,11 @@ static int load_gpu_object(const json_t *g, const char *file, const char *gpre, 
         x = 0;
         rc = st__json_get_num(peak, peak_keys[d], 0, 1e6, &x, file, ppre, err);
         if (rc < 0) goto out;
+        if (x > 0 && x < MIN_TFLOPS) { /* 0 says the GPU lacks the dtype */
+            rc = st_error_set(err, ST_EINVAL, file, st__json_key_path(path, sizeof path, ppre, peak_keys[d]),
+                              "%g is below the physical floor (allowed 0, or %g..%g)", x, MIN_TFLOPS, 1e6);
+            goto out;
+        }
         gpu->peak_flops[d] = x * 1e12;
     }
     if (gpu->peak_flops[ST_DT_BF16] <= 0 && gpu->peak_flops[ST_DT_FP16] <= 0) {
@@ -127,7 +141,7 @@ static int load_gpu_object(const json_t *g, const char *file, const char *gpre, 
     static const char *const eff_keys[] = {"gemm_efficiency", "gemm_efficiency_fp8"};
     double *eff[] = {&gpu->gemm_efficiency, &gpu->gemm_efficiency_fp8};
     for (int k = 0; k < 2; k++) {
-        rc = get_pos(g, eff_keys[k], 1, eff[k], 0, file, gpre, err);
+        rc = get_pos(g, eff_keys[k], 0, 1, eff[k], 0, file, gpre, err);
         if (rc < 0) goto out;
         if (rc == 1 && *eff[k] < MIN_GEMM_EFFICIENCY) {
             rc = st_error_set(err, ST_EINVAL, file, st__json_key_path(path, sizeof path, gpre, eff_keys[k]),
@@ -140,7 +154,7 @@ static int load_gpu_object(const json_t *g, const char *file, const char *gpre, 
     rc = st__json_get_int(g, "sms", 1, 4096, &sms, file, gpre, err);
     if (rc < 0) goto out;
     gpu->sms = (int)sms;
-    rc = get_pos(g, "tdp_watts", 100000, &gpu->tdp_watts, 0, file, gpre, err);
+    rc = get_pos(g, "tdp_watts", 1, 100000, &gpu->tdp_watts, 0, file, gpre, err);
     if (rc < 0) goto out;
     snprintf(gpu->source, sizeof gpu->source, "%s", file);
     rc = 0;
@@ -176,7 +190,7 @@ static int load_scale_up(const json_t *root, const char *file, const char *prefi
     if (rc == 1 && st_fabric_parse(fab, &c->fabric) != 0)
         return st_error_set(err, ST_EINVAL, file, st__json_key_path(path, sizeof path, pre, "fabric"),
                             "unknown fabric '%s' (nvswitch, xgmi or pcie)", fab);
-    rc = get_pos(su, "bandwidth_gb_per_s", MAX_BW_GB, &x, 0, file, pre, err);
+    rc = get_pos(su, "bandwidth_gb_per_s", MIN_BW_GB, MAX_BW_GB, &x, 0, file, pre, err);
     if (rc < 0) return rc;
     c->intra_bytes_per_s = x * 1e9;
     return 0;
@@ -267,7 +281,8 @@ int st__cluster_from_json(const json_t *root, const char *file, const char *pref
     }
     x = 0;
     if (sub) {
-        rc = get_pos(sub, "bandwidth_gb_per_s", MAX_BW_GB, &x, !(c.intra_bytes_per_s > 0), file, p_intra, err);
+        rc = get_pos(sub, "bandwidth_gb_per_s", MIN_BW_GB, MAX_BW_GB, &x, !(c.intra_bytes_per_s > 0), file, p_intra,
+                     err);
         if (rc < 0) goto out;
     }
     if (x > 0 && c.intra_bytes_per_s > 0 && x * 1e9 != c.intra_bytes_per_s) {
@@ -302,7 +317,7 @@ int st__cluster_from_json(const json_t *root, const char *file, const char *pref
                           "0 NICs is allowed only for a single node (nodes is %lld)", (long long)c.nodes);
         goto out;
     }
-    rc = get_pos(sub, "nic_gbit_per_s", MAX_BW_GB * 8, &x, 1, file, p_inter, err);
+    rc = get_pos(sub, "nic_gbit_per_s", MIN_BW_GB * 8, MAX_BW_GB * 8, &x, 1, file, p_inter, err);
     if (rc < 0) goto out;
     c.nic_bytes_per_s = x * 1e9 / 8;
     x = 5;
@@ -318,13 +333,13 @@ int st__cluster_from_json(const json_t *root, const char *file, const char *pref
     rc = get_obj(root, prefix, "host", host_keys, &sub, file, err);
     if (rc < 0) goto out;
     if (sub) {
-        rc = get_pos(sub, "memory_gib", 1 << 20, &x, 0, file, p_host, err);
+        rc = get_pos(sub, "memory_gib", MIN_GIB, 1 << 20, &x, 0, file, p_host, err);
         if (rc < 0) goto out;
     }
     c.host_memory_bytes = x * GIB;
     x = 25;
     if (sub) {
-        rc = get_pos(sub, "pcie_gb_per_s", MAX_BW_GB, &x, 0, file, p_host, err);
+        rc = get_pos(sub, "pcie_gb_per_s", MIN_BW_GB, MAX_BW_GB, &x, 0, file, p_host, err);
         if (rc < 0) goto out;
     }
     c.pcie_bytes_per_s = x * 1e9;
@@ -337,7 +352,7 @@ int st__cluster_from_json(const json_t *root, const char *file, const char *pref
         char p_fw[128];
         st__json_key_path(p_fw, sizeof p_fw, prefix, "framework");
         x = 0;
-        rc = get_pos(sub, "reserved_gib", 1 << 20, &x, 0, file, p_fw, err);
+        rc = get_pos(sub, "reserved_gib", MIN_GIB, 1 << 20, &x, 0, file, p_fw, err);
         if (rc < 0) goto out;
         c.reserved_bytes = x * GIB;
     }

@@ -133,6 +133,7 @@ int st_graph_load(const char *path, st_graph *g, st_error *err) {
     st_dtype dt = ST_DT_BF16;
     if ((rc = st__json_get_str(root, "name", &name, path, NULL, err)) < 0) goto out;
     snprintf(g->name, sizeof g->name, "%s", rc == 1 ? name : "custom");
+    st_text_clean(g->name); /* printed as text */
     if ((rc = st__json_get_str(root, "dtype", &dts, path, NULL, err)) < 0) goto out;
     if (rc == 1 && st_dtype_parse(dts, &dt)) {
         rc = st_error_set(err, ST_EINVAL, path, "dtype", "'%s' is not one of fp32, tf32, fp16, bf16, fp8", dts);

@@ -225,7 +225,6 @@ int st__json_write_file(const json_t *root, const char *path, st_error *err) {
     char *text = NULL, *tmp = NULL, *target = NULL;
     FILE *f = NULL;
     size_t len;
-    mode_t mask;
 
     if (!path || !path[0]) {
         rc = st_error_set(err, ST_EIO, NULL, NULL, "no output file name given");
@@ -246,24 +245,10 @@ int st__json_write_file(const json_t *root, const char *path, st_error *err) {
         rc = err ? err->code : ST_EIO;
         goto out;
     }
-    tmp = malloc(strlen(target) + sizeof ".tmp.XXXXXX");
-    if (!tmp) {
-        rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
+    if ((fd = st__tmp_create(target, path, &tmp, err)) < 0) {
+        rc = err ? err->code : ST_EIO;
         goto out;
     }
-    strcpy(tmp, target);
-    strcat(tmp, ".tmp.XXXXXX");
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        rc = st_error_set(err, ST_EIO, path, NULL, "cannot create temporary file: %s", strerror(errno));
-        free(tmp);
-        tmp = NULL; /* nothing to unlink */
-        goto out;
-    }
-    /* mkstemp creates 0600; give the result the mode a plain fopen would have */
-    mask = umask(0);
-    umask(mask);
-    (void)fchmod(fd, 0666 & ~mask);
     f = fdopen(fd, "w");
     if (!f) {
         rc = st_error_set(err, ST_EIO, path, NULL, "cannot write: %s", strerror(errno));
@@ -280,19 +265,12 @@ int st__json_write_file(const json_t *root, const char *path, st_error *err) {
         goto out;
     }
     f = NULL;
-    if (rename(tmp, target) != 0) {
-        rc = st_error_set(err, ST_EIO, path, NULL, "cannot replace file: %s", strerror(errno));
-        goto out;
-    }
-    free(tmp);
-    tmp = NULL; /* renamed: nothing to unlink */
+    rc = st__tmp_commit(tmp, target, path, err);
+    tmp = NULL; /* renamed, or removed */
 out:
     if (f) fclose(f);
     if (fd >= 0) close(fd);
-    if (tmp) {
-        unlink(tmp);
-        free(tmp);
-    }
+    st__tmp_discard(tmp);
     free(target);
     free(text);
     return rc;

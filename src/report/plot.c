@@ -1356,26 +1356,14 @@ int st_plot_write_script(FILE *f, const st_plot_data *d, const st_plot_opts *o, 
 /* ------------------------------------------------------------ files */
 
 int st__write_atomic(const char *path, const char *text, size_t len, st_error *err) {
-    char *target = st__out_target(path, err);
+    char *target = st__out_target(path, err), *tmp = NULL;
     if (!target) return err ? err->code : ST_EIO;
-    size_t n = strlen(target) + sizeof ".tmp.XXXXXX";
-    char *tmp = malloc(n);
     int rc = 0, fd;
     FILE *f = NULL;
-    if (!tmp) {
-        free(target);
-        return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    if ((fd = st__tmp_create(target, path, &tmp, err)) < 0) {
+        rc = err ? err->code : ST_EIO;
+        goto out;
     }
-    snprintf(tmp, n, "%s.tmp.XXXXXX", target);
-    if ((fd = mkstemp(tmp)) < 0) {
-        rc = st_error_set(err, ST_EIO, path, NULL, "cannot create a temporary file beside it: %s", strerror(errno));
-        free(tmp);
-        free(target);
-        return rc;
-    }
-    mode_t mask = umask(0);
-    umask(mask);
-    (void)fchmod(fd, 0666 & ~mask);
     if (!(f = fdopen(fd, "w"))) {
         close(fd);
         rc = st_error_set(err, ST_EIO, path, NULL, "cannot write: %s", strerror(errno));
@@ -1390,10 +1378,10 @@ int st__write_atomic(const char *path, const char *text, size_t len, st_error *e
         rc = st_error_set(err, ST_EIO, path, NULL, "cannot write: %s", strerror(errno));
         goto out;
     }
-    if (rename(tmp, target) != 0) rc = st_error_set(err, ST_EIO, path, NULL, "cannot replace: %s", strerror(errno));
+    rc = st__tmp_commit(tmp, target, path, err);
+    tmp = NULL; /* renamed, or removed */
 out:
-    if (rc) unlink(tmp);
-    free(tmp);
+    st__tmp_discard(tmp);
     free(target);
     return rc;
 }
@@ -1471,6 +1459,7 @@ static int spawn(const char *prog, char *const argv[], int *status, int *exec_er
     (void)fcntl(outp[0], F_SETFD, FD_CLOEXEC);
     fflush(NULL);
     pid = fork();
+    if (pid > 0) st__child_register(pid); /* a fatal signal ends it before removing what it writes */
     if (pid < 0) {
         rc = st_error_set(err, ST_EIO, NULL, NULL, "cannot start %s: %s", prog, strerror(errno));
         goto out;
@@ -1520,6 +1509,7 @@ static int spawn(const char *prog, char *const argv[], int *status, int *exec_er
             goto out;
         }
     }
+    st__child_register(0);
     *output = buf;
     buf = NULL;
 out:
@@ -1567,23 +1557,11 @@ static int run_gnuplot(const st_plot_opts *o, const char *gp, const char *dat, s
         rc = err ? err->code : ST_EIO;
         goto out;
     }
-    size_t n = strlen(target) + sizeof ".tmp.XXXXXX";
-    if (!(tmp = malloc(n))) {
-        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
-        goto out;
-    }
-    snprintf(tmp, n, "%s.tmp.XXXXXX", target);
-    int fd = mkstemp(tmp);
+    int fd = st__tmp_create(target, o->out, &tmp, err);
     if (fd < 0) {
-        rc = st_error_set(err, ST_EIO, o->out, NULL, "cannot create a temporary file beside it: %s", strerror(errno));
-        free(tmp);
-        tmp = NULL;
+        rc = err ? err->code : ST_EIO;
         goto out;
     }
-    /* mkstemp makes 0600; the image gets the mode a plain fopen would give it */
-    mode_t mask = umask(0);
-    umask(mask);
-    (void)fchmod(fd, 0666 & ~mask);
     close(fd);
     if (!(quoted = gp_single_quoted(tmp)) || !(assign = malloc(strlen(quoted) + 16))) {
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
@@ -1630,15 +1608,10 @@ static int run_gnuplot(const st_plot_opts *o, const char *gp, const char *dat, s
         rc = st_error_set(err, ST_EIO, NULL, NULL, "gnuplot drew nothing from %s", gp);
         goto out;
     }
-    if (rename(tmp, target) != 0) {
-        rc = st_error_set(err, ST_EIO, o->out, NULL, "cannot replace: %s", strerror(errno));
-        goto out;
-    }
-    free(tmp);
-    tmp = NULL;
+    rc = st__tmp_commit(tmp, target, o->out, err);
+    tmp = NULL; /* renamed, or removed */
 out:
-    if (tmp) unlink(tmp);
-    free(tmp);
+    st__tmp_discard(tmp);
     free(target);
     free(quoted);
     free(assign);

@@ -394,6 +394,17 @@ static void finish(st__sim *S, int32_t g, double t) {
         st_trace_span(S->trace, S->l->progs[p].rank, nd->stream, s, t, ins_cat(in), ins_label(in), in->chunk, in->mb);
 }
 
+/* the progress line, at most twice a second after the first second (as the search prints its own) */
+static void progress(st__sim *S, double t) {
+    double now = st_clock_s();
+    if (now < S->next_report_s) return;
+    S->next_report_s = now + 0.5;
+    fprintf(S->progress, "\rsimulating: %llu events, %.3f s simulated, %.1f s", (unsigned long long)S->out->events, t,
+            now - S->t0_s);
+    fflush(S->progress);
+    S->reported = 1;
+}
+
 static void run(st__sim *S) {
     /* everything without predecessors is ready at 0, in (rank, program) order */
     for (int64_t g = 0; g < S->total && !S->stop; g++)
@@ -424,7 +435,12 @@ static void run(st__sim *S) {
         }
         for (int32_t i = 0; i < nb && !S->stop; i++)
             release(S, S->batch[i], t);
+        if (S->progress && S->out->events >= S->next_check) { /* the clock every 64Ki events */
+            S->next_check = S->out->events + 65536;
+            progress(S, t);
+        }
     }
+    if (S->reported) fprintf(S->progress, "\r%*s\r", 72, "");
 }
 
 /* ------------------------------------------------------------ deadlock diagnosis */
@@ -548,9 +564,17 @@ static void sim_free(st__sim *S) {
 }
 
 int st_sim_run(const st_lowered *l, double memory_limit_bytes, st_trace *trace, st_sim_result *out, st_error *err) {
+    return st_sim_run_progress(l, memory_limit_bytes, trace, NULL, out, err);
+}
+
+int st_sim_run_progress(const st_lowered *l, double memory_limit_bytes, st_trace *trace, FILE *progress,
+                        st_sim_result *out, st_error *err) {
     int rc = 0;
     st__sim S;
     memset(&S, 0, sizeof S);
+    S.progress = progress;
+    S.t0_s = st_clock_s();
+    S.next_report_s = S.t0_s + 1.0;
     memset(out, 0, sizeof *out);
     out->oom_rank = out->oom_ins = -1;
     if (!l)

@@ -57,6 +57,11 @@ typedef struct st_sim_result {
  * (st_program_validate's message) or deadlock (a receive without a send, a collective some member
  * never reaches). */
 int st_sim_run(const st_lowered *l, double memory_limit_bytes, st_trace *trace, st_sim_result *out, st_error *err);
+/* st_sim_run with a progress line on `progress` (NULL: none) once the events have run for a second,
+ * refreshed twice a second and erased at the end: `sim --every-rank` on a million GPUs ran for
+ * minutes without a word. */
+int st_sim_run_progress(const st_lowered *l, double memory_limit_bytes, st_trace *trace, FILE *progress,
+                        st_sim_result *out, st_error *err);
 void st_sim_result_destroy(st_sim_result *r);
 
 /* Simulates the first k plans of res (strata sim) and re-ranks those k by simulated time; plans the

@@ -169,6 +169,10 @@ typedef struct st__sim {
     int64_t ended;
     int stop;         /* 1: out of memory on the device (the run's result); 2: out of host memory */
     st__net net;      /* shared links; nln 0: none */
+    FILE *progress;   /* a progress line here after 1 s of events (NULL: none) */
+    double next_report_s, t0_s;
+    uint64_t next_check; /* events after which the clock is read again */
+    int reported;
 } st__sim;
 
 /* setup.c: validates S->l and fills S's arrays for run(); 0, or ST_EINVAL / ST_ENOMEM with err.
