@@ -132,6 +132,7 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
     int64_t v;
 
     if ((rc = st_cli_parse(argc, argv, take, own, &a, NULL, help_text, err)) || a.help) goto done;
+    if ((rc = st_cli_require(err, "--model", a.model, "--plan", a.plan, NULL))) goto done;
     if ((rc = st_exec_mpi_init(&rank, &size, err))) goto done;
     mpi = 1;
     if (steps_arg && (rc = st_cli_int("steps", steps_arg, 1, 100000, &v, err))) goto done;
@@ -140,7 +141,6 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
     if (seed_arg) o.seed = (uint64_t)v;
     o.check = check, o.reference_kernels = refk;
     if (!a.cluster) a.cluster = "dgx-a100-80g";
-    if ((rc = st_cli_require(err, "--model", a.model, "--plan", a.plan, NULL))) goto done;
     if ((rc = st_cli_inputs_check(&a, want, &in, err)) || (rc = st_cli_inputs_resolve(&a, want, &in, err))) goto done;
     if (!(ctx = st_cost_ctx_new(&in.model, &in.cluster, NULL))) {
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
