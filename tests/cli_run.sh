@@ -91,6 +91,9 @@ if awk "$FLATTEN" "$T/trace.json" >"$T/tflat" 2>/dev/null &&
 	grep -q '"dp reduce"' "$T/tflat" && grep -q '"embedding all-reduce"' "$T/tflat"; then
 	ok "trace: four ranks, their sends, dp and embedding collectives"
 else nok "trace: four ranks, their sends, dp and embedding collectives"; fi
+run plot timeline --input "$T/trace.json" --out "$T/timeline.svg"
+if [ "$rc" -eq 0 ] && [ -s "$T/timeline.dat" ]; then ok "strata plot timeline draws the run's trace"
+else nok "strata plot timeline draws the run's trace"; fi
 
 # refusals: one line from rank 0, exit 2 from every rank, no hang
 mpi 2 --model tiny-gpt --plan tp=2,pp=2,dp=1,gbs=4,seq=32
