@@ -1,6 +1,8 @@
-/* exec.c: the executor's backends by name and its measure pass (exec.h). */
+/* exec.c: what the executor says with or without its runtime built (exec.h): the backends, the
+ * measured kinds and compared tensors by name, the result's destructor, and the measure pass. */
 #include "exec/exec.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const backend_names[ST_EXEC_COUNT] = {"cpu", "cuda"};
@@ -27,3 +29,20 @@ double st_exec_arena_bytes(const st_program *pg) {
     }
     return peak;
 }
+
+const char *const st_exec_tensor_names[ST_EXEC_TENSORS] = {
+    "wte", "wpe", "ln1_w", "ln1_b", "wq", "wk", "wv", "bq", "bk", "bv", "wo",
+    "bo",  "ln2_w", "ln2_b", "w1", "b1", "w3", "w2", "b2", "lnf_w", "lnf_b", "lm_head"};
+
+static const char *const kind_names[ST_EXEC_KINDS] = {"fwd",     "bwd",     "optimizer", "coll tp",
+                                                      "coll dp", "coll pp", "send",      "recv"};
+const char *st_exec_kind_name(st_exec_kind k) { return (unsigned)k < ST_EXEC_KINDS ? kind_names[k] : "?"; }
+
+void st_exec_result_destroy(st_exec_result *r) {
+    free(r->loss);
+    free(r->iteration_s);
+    free(r->kind_s);
+    free(r->ref_loss);
+    r->loss = r->iteration_s = r->kind_s = r->ref_loss = NULL;
+}
+

@@ -2,7 +2,7 @@
  * running them for real: one process per rank, MPI + BLAS on CPU, NCCL + cuBLAS on GPU (DESIGN.md,
  * "one program, two interpreters"; issue 18 builds the runtime). Uses core, cost, lower and traces.
  *
- * What is here now: the backends by name, and the measure pass an executor runs before anything
+ * What is here: the backends by name, the CPU runtime (below), and the measure pass an executor runs before anything
  * else (ggml's and llm.c's "one arena per rank, sized before running"): the memory a rank's
  * program needs, from the lowering's alloc/free bytes, in the order the rank issues them. */
 #ifndef STRATA_EXEC_H
@@ -14,6 +14,71 @@
 typedef enum { ST_EXEC_CPU, ST_EXEC_CUDA, ST_EXEC_COUNT } st_exec_backend;
 const char *st_exec_backend_name(st_exec_backend b); /* "cpu", "cuda" */
 int st_exec_backend_parse(const char *s, st_exec_backend *out); /* 0 or ST_EINVAL */
+
+/* ---------------------------------------------------------------- running (exec/cpu.c)
+ *
+ * `strata run` under mpirun: one process per rank of a plan lowered with every rank and the fused
+ * collectives (st_lower_plan, every_rank 1, per_op 0). Each rank interprets its program in program
+ * order on one host thread (what one CPU process can issue, and a valid order: the lowering puts
+ * receives right before the compute that needs them and sends after it): COMPUTE forward, backward
+ * and optimizer instructions run the stage's part of a real decoder (exec/model.c) on the micro-batch
+ * the instruction names; SEND/RECV move its activations and gradients (MPI_Isend, MPI_Recv); COLL run
+ * in communicators made from the program's groups: the dp all-reduce, or ZeRO-1's reduce-scatter and
+ * all-gather, and the tied embedding's all-reduce. The tp collectives run inside the compute, where
+ * Megatron-LM issues them (exec/model.c); the fused lowering's "tp collectives" instruction after each
+ * compute is shown with their measured time. Built when configure found MPI and a CBLAS; otherwise
+ * st_exec_mpi_init says what is missing (exec/nompi.c). */
+
+/* the measured kinds of instruction, the rows of st_exec_result.kind_s */
+typedef enum {
+    ST_EXEC_FWD,
+    ST_EXEC_BWD,
+    ST_EXEC_OPTIMIZER,
+    ST_EXEC_COLL_TP,
+    ST_EXEC_COLL_DP,
+    ST_EXEC_COLL_PP,
+    ST_EXEC_SEND,
+    ST_EXEC_RECV,
+    ST_EXEC_KINDS
+} st_exec_kind;
+const char *st_exec_kind_name(st_exec_kind k); /* "fwd", ..., "coll tp", ..., "recv" */
+
+/* the tensors --check compares (every block's of one name together) */
+#define ST_EXEC_TENSORS 22
+extern const char *const st_exec_tensor_names[ST_EXEC_TENSORS];
+
+typedef struct st_exec_opts {
+    int steps;         /* iterations, >= 1 */
+    uint64_t seed;     /* weights and tokens */
+    int check;         /* also run the single-rank reference and compare */
+    const char *trace; /* Chrome trace of the last iteration (rank 0 writes it), or NULL */
+    int reference_kernels; /* the plain C GEMMs instead of BLAS */
+} st_exec_opts;
+
+/* What rank 0 learns (the other ranks' copies hold only rank and nranks). */
+typedef struct st_exec_result {
+    int rank, nranks, steps;
+    double params;       /* the model's parameters */
+    double *loss;        /* steps: the iteration's mean loss (owned) */
+    double *iteration_s; /* steps: the slowest rank's time from the common start (owned) */
+    double *kind_s;      /* nranks x ST_EXEC_KINDS: seconds of each kind in the last iteration (owned) */
+    /* --check: the largest |sharded - reference| over steps: the loss, and per tensor the reduced
+     * gradients (-1: no rank holds one of that name), beside the reference's largest |gradient| */
+    double loss_diff, grad_diff[ST_EXEC_TENSORS], grad_ref[ST_EXEC_TENSORS];
+    double *ref_loss; /* steps: the reference's loss (owned; with check) */
+} st_exec_result;
+
+/* MPI_Init: this process's rank and the job's size. Without the executor built, ST_EINVAL saying
+ * what configure did not find. */
+int st_exec_mpi_init(int *rank, int *size, st_error *err);
+void st_exec_mpi_finalize(void);
+/* Runs opts->steps iterations of l (lowered from plan p of model m as above) on this rank. Every
+ * rank returns the same code: ST_EINVAL when the job's size is not the plan's ranks or the plan asks
+ * for what this executor does not run (err says which; the same text on every rank), ST_ENOMEM,
+ * ST_EIO (the trace). Fills r (free with st_exec_result_destroy, also after a failure). */
+int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const st_exec_opts *opts,
+                st_exec_result *r, st_error *err);
+void st_exec_result_destroy(st_exec_result *r);
 
 /* The arena a rank's program needs when its instructions run one after another in program order
  * (the order one host thread issues them in): its base bytes plus the highest running sum of

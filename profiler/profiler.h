@@ -113,6 +113,9 @@ double st__prof_mem_bytes(const st__prof_mem *k);
  * a bin keeps a shape that fits where one exists. --quick keeps every third bin up to 2^42 FLOPs.
  * Sorted by class, then FLOPs. *out new (free()); returns 0 or ST_ENOMEM. */
 int st__prof_gemm_grid(int quick, double cap_bytes, double elem_bytes, st__prof_gemm **out, int *n);
+/* the grid's presets are those at least this wide: the narrower ones are strata run's CPU test
+ * models (tiny-gpt, tiny-llama), which no GPU trains */
+#define ST_PROF_MIN_HIDDEN 1024
 /* Device bytes the three kernels of g need: x, W, dy and one output of the largest. */
 double st__prof_gemm_bytes(const st__prof_gemm *g, double elem_bytes);
 /* The memory-bound grid: each kernel at 2^18 ... 2^30 bytes in steps of 4 (quick: 2^20, 2^24,

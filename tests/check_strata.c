@@ -1,4 +1,5 @@
 /* check_strata.c: the one Check runner. CK_RUN_SUITE=name runs one suite (Check's own variable). */
+#include "config.h"
 #include "search/search.h"
 #include "suites.h"
 
@@ -23,6 +24,9 @@ int main(void) {
     srunner_add_suite(sr, suite_stagedp());
     srunner_add_suite(sr, suite_autoshard());
     srunner_add_suite(sr, suite_exec());
+#ifdef HAVE_EXEC_CPU
+    srunner_add_suite(sr, suite_exec_cpu()); /* built with the executor only (tests/test_exec_cpu.c) */
+#endif
     srunner_add_suite(sr, suite_cli());
     srunner_add_suite(sr, suite_validation());
     srunner_add_suite(sr, suite_util());

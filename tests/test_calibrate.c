@@ -888,13 +888,13 @@ START_TEST(test_prof_grid_covers_presets) {
         for (int j = 0; j < n; j++) same += g[j].cls == g[i].cls && pbin(g[j].flops) == pbin(g[i].flops);
         ck_assert_int_le(same, 3);
     }
-    /* every GEMM of every preset at tp 1, 2, 4, 8 and micro-batch 1, 4 lands in a timed bin */
+    /* every GEMM of every preset the grid is for at tp 1, 2, 4, 8 and micro-batch 1, 4 lands in a timed bin */
     size_t np;
     const st_model *pm = st_model_presets(&np);
     static const int tps[] = {1, 2, 4, 8};
     for (size_t i = 0; i < np; i++)
         for (int t = 0; t < 4; t++) {
-            if (pm[i].heads % tps[t] || pm[i].kv_heads % tps[t]) continue;
+            if (pm[i].heads % tps[t] || pm[i].kv_heads % tps[t] || pm[i].hidden < ST_PROF_MIN_HIDDEN) continue;
             for (int64_t mbs = 1; mbs <= 4; mbs *= 4) {
                 st_shard sh = {.tp = tps[t], .cp = 1, .ep = 1, .mbs = mbs, .seq = pm[i].seq_len,
                                .dtype = ST_DT_BF16, .grad_bytes = 4};

@@ -140,6 +140,7 @@ int st_cmd_sim(int argc, char **argv, st_error *err);
 int st_cmd_calibrate(int argc, char **argv, st_error *err);
 int st_cmd_profile(int argc, char **argv, st_error *err);
 int st_cmd_validate(int argc, char **argv, st_error *err);
+int st_cmd_run(int argc, char **argv, st_error *err);
 
 /* `strata estimate` and `strata sim` of an operator-level plan (src/cli/cmd_ilp_plan.c). */
 int st__estimate_ilp(const st_cli_args *a, st_error *err);

@@ -70,6 +70,12 @@ static const st_model presets[] = {
      .activation = ST_ACT_RELU, .norm = ST_NORM_LAYERNORM, .position = ST_POS_LEARNED,
      .tied_embeddings = 1, .dropout = 1, .bias = 1,
      .source = "Zhang et al., 2022 (OPT), Table 1; HF facebook/opt-175b (vocab 50272)"},
+    /* small enough for strata run's tests on a few CPU cores; heads, kv heads, ffn and vocabulary
+     * divide by 1, 2 and 4 (tp); no dropout, which the executor does not run */
+    {.name = "tiny-gpt", .layers = 4, .hidden = 128, .heads = 4, .vocab = 512, .seq_len = 64,
+     .activation = ST_ACT_GELU, .norm = ST_NORM_LAYERNORM, .position = ST_POS_LEARNED, .tied_embeddings = 1,
+     .dropout = 0, .bias = 1, .source = "strata's test model (GPT-2 style blocks) for strata run"},
+    LLAMA("tiny-llama", 4, 128, 4, 2, 352, 512, 64, "strata's test model (Llama style, GQA) for strata run"),
 };
 
 const st_model *st_model_presets(size_t *n) {

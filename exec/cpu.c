@@ -1,0 +1,658 @@
+/* cpu.c: the CPU executor's runtime (exec.h, "running"): one MPI process per rank interprets its
+ * lowered program with the decoder of exec/model.c, Open MPI for every transfer and OpenBLAS for the
+ * GEMMs, and --check runs the single-rank reference beside it.
+ *
+ * Parallelism as Megatron-LM runs it: tp inside the model (exec/model.c); pp by the program's sends
+ * and receives in its schedule's order (1F1B or GPipe, from the lowering); dp by summing the
+ * gradients over the dp group (the loss gradient already carries 1/(micro-batches x dp), so the sum
+ * is Megatron's average); ZeRO-1 (Rajbhandari et al. 2020; Megatron-LM's distributed optimizer) by a
+ * reduce-scatter of the gradients, Adam on this rank's shard, and an all-gather of the parameters.
+ * The tied embedding's gradient is all-reduced between the first and last stage (Megatron-LM's
+ * embedding group). ZeRO shards each region of the flat buffers on its own: the tied embedding
+ * (same size on both end stages, so the pair holds the same shard of it and can all-reduce just
+ * that) and the rest.
+ *
+ * Data: dp rank r's micro-batch j holds samples (r * m + j) * mbs .. + mbs of the iteration's gbs
+ * (contiguous per dp rank, as Megatron-LM's sampler hands them out); the reference runs the same
+ * gbs samples as gbs / mbs micro-batches on one rank, so both compute the mean loss of the same
+ * tokens and its gradient.
+ *
+ * Timing: CLOCK_MONOTONIC after a barrier at each iteration's start; a receive counts its wait for
+ * the sender, a send only its start (MPI_Isend), a collective its wait for the slowest member. */
+#include "exec/exec.h"
+#include "exec/exec_private.h"
+#include "traces/traces.h"
+
+#include <math.h>
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Adam's settings: GPT-3's betas (Brown et al. 2020, Sec. C), a learning rate for models this small */
+#define ADAM_LR 1e-3f
+#define ADAM_B1 0.9f
+#define ADAM_B2 0.95f
+#define ADAM_EPS 1e-8f
+
+int st_exec_mpi_init(int *rank, int *size, st_error *err) {
+    int inited = 0;
+    MPI_Initialized(&inited);
+    if (!inited && MPI_Init(NULL, NULL) != MPI_SUCCESS)
+        return st_error_set(err, ST_EINVAL, NULL, NULL, "MPI_Init failed");
+    MPI_Comm_rank(MPI_COMM_WORLD, rank);
+    MPI_Comm_size(MPI_COMM_WORLD, size);
+    return 0;
+}
+
+void st_exec_mpi_finalize(void) {
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (!fin) MPI_Finalize();
+}
+
+static double now_s(void) { return MPI_Wtime(); }
+
+/* ---------------------------------------------------------------- the rank's state */
+
+typedef struct region {
+    int64_t off, n;  /* in the flat buffers */
+    int64_t lo, hi;  /* the part this rank's Adam updates (all of it without ZeRO) */
+    int64_t mv;      /* its Adam moments at m + mv, v + mv */
+} region;
+
+typedef struct rank_state {
+    const st_lowered *l;
+    const st_program *pg;
+    int rank, tp, tr, dp, dr, zero;
+    int64_t M, N, T, gbs;   /* micro-batches per dp rank, tokens per micro-batch, sequence, batch */
+    MPI_Comm *comms;        /* per group: its communicator where this rank is a member, else MPI_COMM_NULL */
+    MPI_Comm tpc;
+    st__xmodel x;
+    int nreg;
+    region reg[2];
+    float *m, *v;           /* Adam moments of the owned parts */
+    int64_t nmv;
+    int wte_reg;            /* the region of the tied embedding, -1 when none is shared across stages */
+    st__xacts **acts;       /* per micro-batch, between its forward and backward */
+    float **act_in, **grad_in; /* received, per micro-batch */
+    const float **fwd_out;  /* the forward's output, until sent */
+    int *bwd_done;
+    float *din;             /* the backward's input gradient, until sent (a copy) */
+    int nsends;
+    MPI_Request *reqs;      /* this iteration's sends */
+    float **sendbufs;
+    double tp_s;            /* tp collectives' time so far */
+    double pending_tp_s;    /* the tp collectives' time in the instruction before */
+    int32_t *tokens;
+    double loss_sum;
+} rank_state;
+
+static void tp_allreduce(void *ctx, float *buf, int64_t n, int max) {
+    rank_state *S = ctx;
+    double t0 = now_s();
+    MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, max ? MPI_MAX : MPI_SUM, S->tpc);
+    S->tp_s += now_s() - t0;
+}
+
+/* the group of kind k that holds `rank`, and rank's place in it (-1 when none) */
+static int find_group(const st_lowered *l, st_group_kind k, int rank, int *pos) {
+    for (int g = 0; g < l->ngroups; g++) {
+        if (l->groups[g].kind != k) continue;
+        for (int i = 0; i < l->groups[g].n; i++)
+            if (l->groups[g].ranks[i] == rank) {
+                *pos = i;
+                return g;
+            }
+    }
+    *pos = 0;
+    return -1;
+}
+
+/* What this executor runs; the same answer on every rank (it reads only the plan and the lowering). */
+static int check_plan(const st_plan *p, const st_lowered *l, int size, st_error *err) {
+    if (size != l->nranks)
+        return st_error_set(err, ST_EINVAL, NULL, "plan",
+                            "the plan runs on %d ranks (tp x pp x dp x cp); mpirun started %d (mpirun -np %d)",
+                            l->nranks, size, l->nranks);
+    const char *why = p->vp > 1                          ? "interleaved schedules (vp > 1)"
+                      : p->cp > 1                        ? "context parallelism (cp > 1)"
+                      : p->ep > 1                        ? "expert parallelism (ep > 1)"
+                      : p->sp                            ? "sequence parallelism (sp=1)"
+                      : p->zero > 1                      ? "ZeRO stages 2 and 3"
+                      : p->offload != ST_OFF_NONE        ? "offloading"
+                      : p->recompute != ST_REC_NONE      ? "activation recompute"
+                      : p->schedule == ST_SCHED_ZB       ? "zero-bubble schedules"
+                      : l->nops == 0 || l->progs == NULL ? "a lowering without operators"
+                                                         : NULL;
+    if (why) return st_error_set(err, ST_EINVAL, NULL, "plan", "the cpu executor does not run %s yet", why);
+    for (int i = 0; i < l->nranks; i++)
+        if (l->progs[i].replicas != 1 || l->progs[i].rank != i)
+            return st_error_set(err, ST_EINVAL, NULL, "plan", "the cpu executor needs every rank lowered, in order");
+    return 0;
+}
+
+/* the blocks of the stage and whether it holds the embedding and the loss, from the operators its
+ * forward instructions run */
+static void stage_layers(const st_lowered *l, const st_program *pg, int64_t L, int *l0, int *l1, int *first,
+                         int *last) {
+    *l0 = (int)L, *l1 = 0, *first = *last = 0;
+    for (int i = 0; i < pg->n; i++) {
+        st_ins in;
+        st_program_ins(pg, i, &in);
+        if (in.kind != ST_INS_COMPUTE || in.phase != ST_PHASE_FWD) continue;
+        for (int k = 0; k < in.nops; k++) {
+            int32_t y = l->ops[in.op + k].layer;
+            if (y < 0) *first = 1;
+            else if (y >= L) *last = 1;
+            else {
+                if (y < *l0) *l0 = y;
+                if (y + 1 > *l1) *l1 = y + 1;
+            }
+        }
+    }
+    if (*l1 < *l0) *l0 = *l1 = 0;
+}
+
+/* the regions and the owned part of each (ZeRO-1: this dp rank's share, each region on its own) */
+static int setup_regions(rank_state *S) {
+    st__xmodel *x = &S->x;
+    S->wte_reg = -1;
+    int64_t woff = -1, wn = 0;
+    if (x->tied && !(x->first && x->last))
+        for (int i = 0; i < x->ntensors; i++)
+            if (!strcmp(x->tensors[i].name, "wte")) {
+                woff = x->tensors[i].off;
+                wn = x->tensors[i].nrows * x->tensors[i].ncols;
+            }
+    S->nreg = 0;
+    if (woff >= 0) {
+        /* the embedding lies at one end of the buffer (first in the table, or last) */
+        S->wte_reg = S->nreg;
+        S->reg[S->nreg++] = (region){.off = woff, .n = wn};
+        S->reg[S->nreg++] = (region){.off = woff == 0 ? wn : 0, .n = x->nparams - wn};
+    } else {
+        S->reg[S->nreg++] = (region){.off = 0, .n = x->nparams};
+    }
+    S->nmv = 0;
+    for (int i = 0; i < S->nreg; i++) {
+        region *g = &S->reg[i];
+        int64_t share = (g->n + S->dp - 1) / S->dp;
+        g->lo = S->zero ? g->off + (int64_t)S->dr * share : g->off;
+        g->hi = S->zero ? g->lo + share : g->off + g->n;
+        if (g->lo > g->off + g->n) g->lo = g->off + g->n;
+        if (g->hi > g->off + g->n) g->hi = g->off + g->n;
+        g->mv = S->nmv;
+        S->nmv += g->hi - g->lo;
+    }
+    S->m = calloc((size_t)(S->nmv ? S->nmv : 1), sizeof(float));
+    S->v = calloc((size_t)(S->nmv ? S->nmv : 1), sizeof(float));
+    return S->m && S->v ? 0 : ST_ENOMEM;
+}
+
+/* the counts and displacements of a region's shares, for MPI's v-collectives */
+static void shares(const rank_state *S, const region *g, int *counts, int *displs) {
+    int64_t share = (g->n + S->dp - 1) / S->dp;
+    for (int r = 0; r < S->dp; r++) {
+        int64_t lo = (int64_t)r * share, hi = lo + share;
+        if (lo > g->n) lo = g->n;
+        if (hi > g->n) hi = g->n;
+        counts[r] = (int)(hi - lo);
+        displs[r] = (int)lo;
+    }
+}
+
+/* ---------------------------------------------------------------- one instruction */
+
+static void gen_tokens(rank_state *S, int64_t step, int64_t first_sample, uint64_t seed) {
+    int64_t B = S->x.B, T = S->T;
+    for (int64_t b = 0; b < B; b++) st__xtokens(S->tokens + b * (T + 1), T, S->x.V, seed, step, first_sample + b);
+}
+
+static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_exec_opts *o, int *kind) {
+    int mb = in->mb;
+    if (in->phase == ST_PHASE_OPTIMIZER) {
+        *kind = ST_EXEC_OPTIMIZER;
+        for (int i = 0; i < S->nreg; i++) {
+            region *g = &S->reg[i];
+            st__xadam(S->x.params + g->lo, S->x.grads + g->lo, S->m + g->mv, S->v + g->mv, g->hi - g->lo, (int)step + 1,
+                      ADAM_LR, ADAM_B1, ADAM_B2, ADAM_EPS);
+        }
+        return 0;
+    }
+    if (mb < 0 || mb >= S->M || (in->phase != ST_PHASE_FWD && in->phase != ST_PHASE_BWD)) return ST_EINVAL;
+    if (S->x.first || S->x.last) gen_tokens(S, step, ((int64_t)S->dr * S->M + mb) * S->x.B, o->seed);
+    if (in->phase == ST_PHASE_FWD) {
+        *kind = ST_EXEC_FWD;
+        if (S->acts[mb] || (!S->x.first && !S->act_in[mb])) return ST_EINVAL;
+        double loss = 0;
+        if (!(S->acts[mb] = st__xmodel_forward(&S->x, S->tokens, S->act_in[mb], &S->fwd_out[mb], &loss)))
+            return ST_ENOMEM;
+        S->loss_sum += loss;
+        free(S->act_in[mb]);
+        S->act_in[mb] = NULL;
+        return 0;
+    }
+    *kind = ST_EXEC_BWD;
+    if (!S->acts[mb] || (!S->x.last && !S->grad_in[mb])) return ST_EINVAL;
+    const float *din = NULL;
+    st__xmodel_backward(&S->x, S->acts[mb], S->grad_in[mb], 1.0 / (double)(S->M * S->dp), &din);
+    st__xacts_free(S->acts[mb]);
+    S->acts[mb] = NULL;
+    S->fwd_out[mb] = NULL;
+    free(S->grad_in[mb]);
+    S->grad_in[mb] = NULL;
+    S->bwd_done[mb] = 1;
+    if (din) {
+        free(S->din);
+        if (!(S->din = malloc((size_t)(S->N * S->x.h) * sizeof(float)))) return ST_ENOMEM;
+        memcpy(S->din, din, (size_t)(S->N * S->x.h) * sizeof(float));
+    }
+    return 0;
+}
+
+/* a send moves the forward's output of its micro-batch until that micro-batch's backward ran, then
+ * the backward's input gradient (the lowering sends each right after the compute that makes it) */
+static int run_p2p(rank_state *S, const st_ins *in) {
+    int mb = in->mb;
+    int64_t n = S->N * S->x.h;
+    if (mb < 0 || mb >= S->M) return ST_EINVAL;
+    if (in->kind == ST_INS_SEND) {
+        const float *src = S->bwd_done[mb] ? S->din : S->fwd_out[mb];
+        float *buf = src ? malloc((size_t)n * sizeof *buf) : NULL;
+        if (!src) return ST_EINVAL;
+        if (!buf) return ST_ENOMEM;
+        memcpy(buf, src, (size_t)n * sizeof *buf);
+        S->sendbufs[S->nsends] = buf;
+        MPI_Isend(buf, (int)n, MPI_FLOAT, in->peer, in->tag, MPI_COMM_WORLD, &S->reqs[S->nsends++]);
+        return 0;
+    }
+    float **slot = S->acts[mb] ? &S->grad_in[mb] : &S->act_in[mb];
+    if (*slot) return ST_EINVAL;
+    if (!(*slot = malloc((size_t)n * sizeof **slot))) return ST_ENOMEM;
+    MPI_Recv(*slot, (int)n, MPI_FLOAT, in->peer, in->tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    return 0;
+}
+
+static int run_coll(rank_state *S, const st_ins *in, int *kind) {
+    const st_group_def *gd = &S->l->groups[in->group];
+    MPI_Comm c = S->comms[in->group];
+    float *gr = S->x.grads, *pa = S->x.params;
+    if (gd->kind == ST_GRP_TP) { /* ran inside the compute before it (exec.h) */
+        *kind = ST_EXEC_COLL_TP;
+        return 0;
+    }
+    if (c == MPI_COMM_NULL) return ST_EINVAL;
+    if (gd->kind == ST_GRP_PP) { /* the tied embedding's gradient, the owned part of it */
+        *kind = ST_EXEC_COLL_PP;
+        if (S->wte_reg < 0) return ST_EINVAL;
+        const region *g = &S->reg[S->wte_reg];
+        MPI_Allreduce(MPI_IN_PLACE, gr + g->lo, (int)(g->hi - g->lo), MPI_FLOAT, MPI_SUM, c);
+        return 0;
+    }
+    if (gd->kind != ST_GRP_DP) return ST_EINVAL;
+    *kind = ST_EXEC_COLL_DP;
+    int *counts = malloc((size_t)S->dp * sizeof *counts), *displs = malloc((size_t)S->dp * sizeof *displs);
+    int rc = counts && displs ? 0 : ST_ENOMEM;
+    for (int i = 0; !rc && i < S->nreg; i++) {
+        const region *g = &S->reg[i];
+        shares(S, g, counts, displs);
+        if (in->coll == ST_COLL_ALLREDUCE && !S->zero) {
+            MPI_Allreduce(MPI_IN_PLACE, gr + g->off, (int)g->n, MPI_FLOAT, MPI_SUM, c);
+        } else if (in->coll == ST_COLL_REDUCESCATTER && S->zero) {
+            float *tmp = malloc((size_t)(counts[S->dr] ? counts[S->dr] : 1) * sizeof *tmp);
+            if (!tmp) {
+                rc = ST_ENOMEM;
+                break;
+            }
+            MPI_Reduce_scatter(gr + g->off, tmp, counts, MPI_FLOAT, MPI_SUM, c);
+            memcpy(gr + g->lo, tmp, (size_t)counts[S->dr] * sizeof *tmp);
+            free(tmp);
+        } else if (in->coll == ST_COLL_ALLGATHER && S->zero) {
+            MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, pa + g->off, counts, displs, MPI_FLOAT, c);
+        } else {
+            rc = ST_EINVAL;
+        }
+    }
+    free(counts);
+    free(displs);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- --check */
+
+typedef struct reference {
+    st__xmodel x;
+    float *m, *v;
+    double loss;
+} reference;
+
+static int name_index(const char *s) {
+    for (int i = 0; i < ST_EXEC_TENSORS; i++)
+        if (!strcmp(st_exec_tensor_names[i], s)) return i;
+    return -1;
+}
+
+/* one iteration of the reference: every micro-batch of the global batch, then its gradients stay
+ * for the comparison and Adam runs after it (ref_step) */
+static int ref_grads(reference *R, const rank_state *S, int64_t step, uint64_t seed, int32_t *tokens) {
+    int64_t mref = S->gbs / R->x.B, T = S->T;
+    memset(R->x.grads, 0, (size_t)R->x.nparams * sizeof(float));
+    R->loss = 0;
+    for (int64_t j = 0; j < mref; j++) {
+        for (int64_t b = 0; b < R->x.B; b++)
+            st__xtokens(tokens + b * (T + 1), T, R->x.V, seed, step, j * R->x.B + b);
+        double loss = 0;
+        const float *o;
+        st__xacts *a = st__xmodel_forward(&R->x, tokens, NULL, &o, &loss);
+        if (!a) return ST_ENOMEM;
+        st__xmodel_backward(&R->x, a, NULL, 1.0 / (double)mref, &o);
+        st__xacts_free(a);
+        R->loss += loss / (double)mref;
+    }
+    return 0;
+}
+
+/* the largest differences of this rank's reduced gradients (owned parts) from the reference's */
+static void ref_compare(const reference *R, const rank_state *S, double *diff, double *refmax) {
+    const st__xmodel *x = &S->x;
+    for (int i = 0; i < x->ntensors; i++) {
+        const st__xtensor *t = &x->tensors[i];
+        int k = name_index(t->name);
+        const st__xtensor *u = NULL;
+        for (int j = 0; j < R->x.ntensors && !u; j++)
+            if (R->x.tensors[j].layer == t->layer && !strcmp(R->x.tensors[j].name, t->name)) u = &R->x.tensors[j];
+        if (k < 0 || !u) continue;
+        for (int64_t r = 0; r < t->nrows; r++)
+            for (int64_t c = 0; c < t->ncols; c++) {
+                int64_t e = t->off + r * t->ncols + c, owned = 0;
+                for (int g = 0; g < S->nreg; g++) owned |= e >= S->reg[g].lo && e < S->reg[g].hi;
+                if (!owned) continue;
+                double ref = R->x.grads[u->off + (t->row0 + r) * u->ncols + t->col0 + c];
+                double d = fabs((double)x->grads[e] - ref);
+                if (d > diff[k]) diff[k] = d;
+                if (fabs(ref) > refmax[k]) refmax[k] = fabs(ref);
+            }
+    }
+}
+
+static void ref_step(reference *R, int64_t step) {
+    st__xadam(R->x.params, R->x.grads, R->m, R->v, R->x.nparams, (int)step + 1, ADAM_LR, ADAM_B1, ADAM_B2, ADAM_EPS);
+}
+
+/* ---------------------------------------------------------------- the run */
+
+/* rank 0: the last iteration's spans of every rank, in the simulator's processes and threads */
+static int write_trace(const rank_state *S, const double *all, const char *path, st_error *err) {
+    const st_lowered *l = S->l;
+    st_trace *t = st_trace_open(path, st_stream_names, ST_STREAMS, err);
+    if (!t) return err->code ? err->code : ST_EIO;
+    for (int r = 0, k = 0; r < l->nranks; r++) {
+        const st_program *pg = &l->progs[r];
+        st_trace_rank(t, pg->rank, pg->stage, 1);
+        for (int i = 0; i < pg->n; i++, k += 2) {
+            st_ins in;
+            st_program_ins(pg, i, &in);
+            const char *cat = in.kind == ST_INS_COLL ? "coll"
+                              : in.kind == ST_INS_SEND ? "send"
+                              : in.kind == ST_INS_RECV ? "recv"
+                              : in.phase == ST_PHASE_FWD ? "fwd"
+                              : in.phase == ST_PHASE_BWD ? "bwd"
+                                                          : "optimizer";
+            st_trace_span(t, pg->rank, in.stream, all[k], all[k + 1], cat, in.label ? in.label : cat, in.chunk, in.mb);
+        }
+    }
+    return st_trace_close(t, err);
+}
+
+static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec_result *res, double *spans,
+                     double *kind_s, st_error *err) {
+    const st_program *pg = S->pg;
+    int rc = 0;
+    for (int64_t step = 0; step < o->steps; step++) {
+        memset(S->x.grads, 0, (size_t)S->x.nparams * sizeof(float));
+        memset(S->bwd_done, 0, (size_t)S->M * sizeof *S->bwd_done);
+        memset(kind_s, 0, ST_EXEC_KINDS * sizeof *kind_s);
+        S->loss_sum = 0;
+        S->nsends = 0;
+        if (R && (rc = ref_grads(R, S, step, o->seed, S->tokens + S->x.B * (S->T + 1)))) break;
+        MPI_Barrier(MPI_COMM_WORLD);
+        double t0 = now_s(), tp_before = 0;
+        for (int i = 0; i < pg->n && !rc; i++) {
+            st_ins in;
+            st_program_ins(pg, i, &in);
+            double s = now_s();
+            int kind = ST_EXEC_FWD;
+            if (in.kind == ST_INS_COMPUTE && in.phase == ST_PHASE_OPTIMIZER && R)
+                ref_compare(R, S, res->grad_diff, res->grad_ref);
+            tp_before = S->tp_s;
+            switch (in.kind) {
+            case ST_INS_COMPUTE: rc = run_compute(S, &in, step, o, &kind); break;
+            case ST_INS_COLL: rc = run_coll(S, &in, &kind); break;
+            default: rc = run_p2p(S, &in); kind = in.kind == ST_INS_SEND ? ST_EXEC_SEND : ST_EXEC_RECV;
+            }
+            double e = now_s(), tp = S->tp_s - tp_before;
+            /* the compute's own time; its tp collectives go to the "tp collectives" after it */
+            kind_s[kind] += e - s - tp;
+            kind_s[ST_EXEC_COLL_TP] += tp;
+            spans[2 * i] = s - t0;
+            spans[2 * i + 1] = e - t0 - tp;
+            if (in.kind == ST_INS_COLL && kind == ST_EXEC_COLL_TP && i > 0) {
+                /* shown right after the compute it ran in, with the time it took there */
+                spans[2 * i] = spans[2 * i - 1];
+                spans[2 * i + 1] = spans[2 * i] + S->pending_tp_s;
+            }
+            S->pending_tp_s = tp;
+            if (rc)
+                st_error_set(err, rc, NULL, "plan", "rank %d instruction %d (%s, micro-batch %d) cannot run", S->rank, i,
+                             in.label ? in.label : "?", in.mb);
+        }
+        MPI_Waitall(S->nsends, S->reqs, MPI_STATUSES_IGNORE);
+        for (int i = 0; i < S->nsends; i++) free(S->sendbufs[i]);
+        S->nsends = 0;
+        double t = now_s() - t0, tmax = 0, loss = 0;
+        /* one rank's failure stops every rank: agree before the next collective that could hang */
+        int bad = rc != 0, anybad = 0;
+        MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+        if (anybad) {
+            if (!rc) rc = st_error_set(err, ST_EINVAL, NULL, "plan", "another rank failed (its message is above)");
+            break;
+        }
+        double mine = S->x.last && S->tr == 0 ? S->loss_sum / (double)(S->M * S->dp) : 0;
+        MPI_Reduce(&t, &tmax, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
+        MPI_Reduce(&mine, &loss, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+        if (S->rank == 0) {
+            res->loss[step] = loss;
+            res->iteration_s[step] = tmax;
+            if (R) {
+                res->ref_loss[step] = R->loss;
+                if (fabs(loss - R->loss) > res->loss_diff) res->loss_diff = fabs(loss - R->loss);
+            }
+        }
+        if (R) ref_step(R, step);
+    }
+    return rc;
+}
+
+static void state_destroy(rank_state *S) {
+    if (S->comms)
+        for (int g = 0; g < S->l->ngroups; g++)
+            if (S->comms[g] != MPI_COMM_NULL) MPI_Comm_free(&S->comms[g]);
+    for (int64_t j = 0; S->acts && j < S->M; j++) {
+        st__xacts_free(S->acts[j]);
+        free(S->act_in[j]);
+        free(S->grad_in[j]);
+    }
+    free(S->comms);
+    free(S->acts);
+    free(S->act_in);
+    free(S->grad_in);
+    free(S->fwd_out);
+    free(S->bwd_done);
+    free(S->din);
+    free(S->reqs);
+    free(S->sendbufs);
+    free(S->tokens);
+    free(S->m);
+    free(S->v);
+    st__xmodel_destroy(&S->x);
+}
+
+/* communicators of the groups this rank is in, in the lowering's group order (MPI_Comm_create_group
+ * is collective over the group's members only, so every member makes the same ones in the same
+ * order) */
+static int make_comms(rank_state *S) {
+    const st_lowered *l = S->l;
+    MPI_Group world;
+    MPI_Comm_group(MPI_COMM_WORLD, &world);
+    for (int g = 0; g < l->ngroups; g++) {
+        S->comms[g] = MPI_COMM_NULL;
+        int in = 0;
+        for (int i = 0; i < l->groups[g].n; i++) in |= l->groups[g].ranks[i] == S->rank;
+        if (!in) continue;
+        MPI_Group grp;
+        MPI_Group_incl(world, l->groups[g].n, l->groups[g].ranks, &grp);
+        int rc = MPI_Comm_create_group(MPI_COMM_WORLD, grp, g, &S->comms[g]);
+        MPI_Group_free(&grp);
+        if (rc != MPI_SUCCESS) {
+            MPI_Group_free(&world);
+            return ST_EINVAL;
+        }
+    }
+    MPI_Group_free(&world);
+    return 0;
+}
+
+/* every rank's (rank, kind_s) and the last iteration's spans to rank 0 */
+static int gather(const rank_state *S, const st_exec_opts *o, const double *spans, const double *kind_s,
+                  st_exec_result *res, st_error *err) {
+    const st_lowered *l = S->l;
+    int n = l->nranks, rc = 0, *counts = NULL, *displs = NULL;
+    double *all = NULL;
+    MPI_Gather(kind_s, ST_EXEC_KINDS, MPI_DOUBLE, res->kind_s, ST_EXEC_KINDS, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    if (!o->trace) return 0;
+    int64_t total = 0;
+    if (S->rank == 0) {
+        counts = malloc((size_t)n * sizeof *counts);
+        displs = malloc((size_t)n * sizeof *displs);
+        for (int r = 0; counts && displs && r < n; r++) {
+            counts[r] = 2 * l->progs[r].n;
+            displs[r] = (int)total;
+            total += counts[r];
+        }
+        all = malloc((size_t)(total ? total : 1) * sizeof *all);
+    }
+    /* the other ranks take part whatever rank 0 could allocate: a gather into nothing would hang */
+    int ok = S->rank != 0 || (counts && displs && all);
+    MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (!ok) {
+        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory for the trace");
+        goto out;
+    }
+    MPI_Gatherv(spans, 2 * S->pg->n, MPI_DOUBLE, all, counts, displs, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    if (S->rank == 0) rc = write_trace(S, all, o->trace, err);
+    MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (rc && S->rank != 0) st_error_set(err, rc, o->trace, NULL, "rank 0 could not write the trace");
+out:
+    free(counts);
+    free(displs);
+    free(all);
+    return rc;
+}
+
+int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const st_exec_opts *o,
+                st_exec_result *res, st_error *err) {
+    rank_state S = {0};
+    reference R = {0}, *Rp = NULL;
+    double *spans = NULL, kind_s[ST_EXEC_KINDS] = {0};
+    int rc = 0, size = 0;
+    memset(res, 0, sizeof *res);
+    MPI_Comm_rank(MPI_COMM_WORLD, &S.rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    res->rank = S.rank, res->nranks = size, res->steps = o->steps;
+    if ((rc = check_plan(p, l, size, err))) return rc;
+    st__xkernels_reference = o->reference_kernels;
+    st__xkernels_threads(1); /* one core per rank (the ranks are the parallelism) */
+    S.l = l;
+    S.pg = &l->progs[S.rank];
+    S.M = l->microbatches, S.T = p->seq, S.gbs = p->gbs, S.zero = p->zero == 1;
+    S.N = p->mbs * p->seq;
+    int gt = find_group(l, ST_GRP_TP, S.rank, &S.tr), gd = find_group(l, ST_GRP_DP, S.rank, &S.dr);
+    S.tp = gt >= 0 ? l->groups[gt].n : 1;
+    S.dp = gd >= 0 ? l->groups[gd].n : 1;
+    int l0, l1, first, last;
+    stage_layers(l, S.pg, m->layers, &l0, &l1, &first, &last);
+    /* a refusal of the model's shape is every rank's (each checks the same numbers); running out of
+     * memory may be one rank's: all of them learn it below before any collective that could hang */
+    rc = st__xmodel_init(&S.x, m, p->mbs, p->seq, S.tp, S.tr, l0, l1, first, last, o->seed, err);
+    if (!rc && ((int64_t)S.N * m->hidden > 0x7fffffff || S.x.nparams > 0x7fffffff))
+        rc = st_error_set(err, ST_EINVAL, NULL, "model", "the cpu executor moves at most 2^31 floats in one message");
+    S.comms = calloc((size_t)(l->ngroups ? l->ngroups : 1), sizeof *S.comms);
+    size_t M = (size_t)S.M;
+    S.acts = calloc(M, sizeof *S.acts);
+    S.act_in = calloc(M, sizeof *S.act_in);
+    S.grad_in = calloc(M, sizeof *S.grad_in);
+    S.fwd_out = calloc(M, sizeof *S.fwd_out);
+    S.bwd_done = calloc(M, sizeof *S.bwd_done);
+    S.reqs = calloc((size_t)S.pg->n + 1, sizeof *S.reqs);
+    S.sendbufs = calloc((size_t)S.pg->n + 1, sizeof *S.sendbufs);
+    S.tokens = malloc((size_t)(2 * p->mbs * (p->seq + 1)) * sizeof *S.tokens);
+    spans = calloc((size_t)(2 * S.pg->n + 1), sizeof *spans);
+    if (S.rank == 0) {
+        res->loss = calloc((size_t)o->steps, sizeof *res->loss);
+        res->iteration_s = calloc((size_t)o->steps, sizeof *res->iteration_s);
+        res->kind_s = calloc((size_t)size * ST_EXEC_KINDS, sizeof *res->kind_s);
+        res->ref_loss = calloc((size_t)o->steps, sizeof *res->ref_loss);
+    }
+    int bad = rc || !S.comms || !S.acts || !S.act_in || !S.grad_in || !S.fwd_out || !S.bwd_done || !S.reqs ||
+              !S.sendbufs || !S.tokens || !spans || (S.rank == 0 && (!res->loss || !res->iteration_s ||
+              !res->kind_s || !res->ref_loss)) || setup_regions(&S);
+    if (!bad && o->check) {
+        Rp = &R;
+        bad = (rc = st__xmodel_init(&R.x, m, p->mbs, p->seq, 1, 0, 0, (int)m->layers, 1, 1, o->seed, err)) != 0;
+        R.m = calloc((size_t)R.x.nparams + 1, sizeof *R.m);
+        R.v = calloc((size_t)R.x.nparams + 1, sizeof *R.v);
+        bad |= !R.m || !R.v;
+    }
+    int anybad = 0;
+    MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (anybad) {
+        if (!rc) rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory setting up a rank's model");
+        goto out;
+    }
+    if ((rc = make_comms(&S))) {
+        st_error_set(err, rc, NULL, NULL, "MPI could not make the program's communicators");
+        goto out;
+    }
+    S.tpc = gt >= 0 ? S.comms[gt] : MPI_COMM_NULL;
+    S.x.comm = (st__xcomm){tp_allreduce, &S};
+    for (int i = 0; i < ST_EXEC_TENSORS; i++) res->grad_diff[i] = res->grad_ref[i] = -1;
+    if ((rc = run_steps(&S, o, Rp, res, spans, kind_s, err))) goto out;
+    if (o->check) { /* the largest over ranks, at rank 0 */
+        double d[2 * ST_EXEC_TENSORS], dmax[2 * ST_EXEC_TENSORS];
+        memcpy(d, res->grad_diff, sizeof res->grad_diff);
+        memcpy(d + ST_EXEC_TENSORS, res->grad_ref, sizeof res->grad_ref);
+        MPI_Reduce(d, dmax, 2 * ST_EXEC_TENSORS, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
+        memcpy(res->grad_diff, dmax, sizeof res->grad_diff);
+        memcpy(res->grad_ref, dmax + ST_EXEC_TENSORS, sizeof res->grad_ref);
+    }
+    double np = (double)S.x.nparams, nptot = 0;
+    /* each parameter once: tp rank shards add up, replicated ones (norms, biases after a
+     * row-parallel GEMM, positions) counted on tp rank 0 only, dp replicas not at all */
+    for (int i = 0; i < S.x.ntensors; i++) {
+        const st__xtensor *t = &S.x.tensors[i];
+        int replicated = t->nrows == t->rows && t->ncols == t->cols;
+        if (replicated && S.tr != 0) np -= (double)(t->nrows * t->ncols);
+        if (!strcmp(t->name, "wte") && !S.x.first) np -= (double)(t->nrows * t->ncols); /* the tied copy */
+    }
+    if (S.dr != 0) np = 0;
+    MPI_Reduce(&np, &nptot, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+    res->params = nptot;
+    rc = gather(&S, o, spans, kind_s, res, err);
+out:
+    free(spans);
+    st__xmodel_destroy(&R.x);
+    free(R.m);
+    free(R.v);
+    state_destroy(&S);
+    return rc;
+}

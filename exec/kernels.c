@@ -1,0 +1,244 @@
+/* kernels.c: the CPU executor's fp32 kernels (exec_private.h): GEMMs through CBLAS with a plain C
+ * reference beside them, and plain C kernels for the rest, after llm.c's train_gpt2.c (LayerNorm,
+ * GELU (tanh form, Hendrycks and Gimpel 2016), causal attention with saved probabilities) plus
+ * RMSNorm (Zhang and Sennrich 2019), SwiGLU (Shazeer 2020), rotary embedding (Su et al. 2021) and
+ * Adam (Kingma and Ba 2015). Sums run in float like the GPU kernels they stand for, except the
+ * norms' row statistics (double: a row of thousands). */
+#include "config.h"
+#include "exec/exec_private.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+int st__xkernels_reference;
+
+void st__xkernels_threads(int n) {
+#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
+    openblas_set_num_threads(n);
+#else
+    (void)n; /* another CBLAS: its own settings (e.g. OMP_NUM_THREADS) decide */
+#endif
+}
+
+void st__xmm_fwd_ref(float *out, const float *inp, const float *w, const float *bias, int64_t N, int64_t C,
+                     int64_t OC, int accumulate) {
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t o = 0; o < OC; o++) {
+            float s = bias ? bias[o] : 0.0f;
+            const float *x = inp + n * C, *wr = w + o * C;
+            for (int64_t c = 0; c < C; c++) s += x[c] * wr[c];
+            out[n * OC + o] = accumulate ? out[n * OC + o] + s : s;
+        }
+}
+
+void st__xmm_bwd_ref(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
+                     int64_t N, int64_t C, int64_t OC) {
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t o = 0; o < OC; o++) {
+            float g = dout[n * OC + o];
+            for (int64_t c = 0; c < C; c++) {
+                if (dinp) dinp[n * C + c] += g * w[o * C + c];
+                dw[o * C + c] += g * inp[n * C + c];
+            }
+            if (dbias) dbias[o] += g;
+        }
+}
+
+void st__xmm_fwd(float *out, const float *inp, const float *w, const float *bias, int64_t N, int64_t C, int64_t OC,
+                 int accumulate) {
+    if (st__xkernels_reference) {
+        st__xmm_fwd_ref(out, inp, w, bias, N, C, OC, accumulate);
+        return;
+    }
+    if (bias) {
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t o = 0; o < OC; o++) out[n * OC + o] = (accumulate ? out[n * OC + o] : 0) + bias[o];
+        accumulate = 1;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)OC, (int)C, 1.0f, inp, (int)C, w, (int)C,
+                accumulate ? 1.0f : 0.0f, out, (int)OC);
+}
+
+void st__xmm_bwd(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w, int64_t N,
+                 int64_t C, int64_t OC) {
+    if (st__xkernels_reference) {
+        st__xmm_bwd_ref(dinp, dw, dbias, dout, inp, w, N, C, OC);
+        return;
+    }
+    if (dinp)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)C, (int)OC, 1.0f, dout, (int)OC, w,
+                    (int)C, 1.0f, dinp, (int)C);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)OC, (int)C, (int)N, 1.0f, dout, (int)OC, inp, (int)C,
+                1.0f, dw, (int)C);
+    if (dbias)
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t o = 0; o < OC; o++) dbias[o] += dout[n * OC + o];
+}
+
+#define NORM_EPS 1e-5
+
+void st__xnorm_fwd(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b, int64_t N,
+                   int64_t C) {
+    for (int64_t n = 0; n < N; n++) {
+        const float *x = inp + n * C;
+        double mu = 0, var = 0;
+        if (b) {
+            for (int64_t c = 0; c < C; c++) mu += x[c];
+            mu /= (double)C;
+        }
+        for (int64_t c = 0; c < C; c++) var += (x[c] - mu) * (x[c] - mu);
+        double r = 1.0 / sqrt(var / (double)C + NORM_EPS);
+        for (int64_t c = 0; c < C; c++)
+            out[n * C + c] = (float)((x[c] - mu) * r) * w[c] + (b ? b[c] : 0.0f);
+        if (mean) mean[n] = (float)mu;
+        rstd[n] = (float)r;
+    }
+}
+
+void st__xnorm_bwd(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                   const float *mean, const float *rstd, int64_t N, int64_t C) {
+    for (int64_t n = 0; n < N; n++) {
+        const float *x = inp + n * C, *dy = dout + n * C;
+        float mu = db ? mean[n] : 0.0f, r = rstd[n];
+        double sum_d = 0, sum_dx = 0; /* of dxhat and of dxhat * xhat */
+        for (int64_t c = 0; c < C; c++) {
+            float xhat = (x[c] - mu) * r, dxhat = dy[c] * w[c];
+            sum_d += dxhat;
+            sum_dx += dxhat * xhat;
+        }
+        float md = db ? (float)(sum_d / (double)C) : 0.0f, mdx = (float)(sum_dx / (double)C);
+        for (int64_t c = 0; c < C; c++) {
+            float xhat = (x[c] - mu) * r, dxhat = dy[c] * w[c];
+            dw[c] += dy[c] * xhat;
+            if (db) db[c] += dy[c];
+            dinp[n * C + c] += r * (dxhat - md - xhat * mdx);
+        }
+    }
+}
+
+#define GELU_SCALE 0.7978845608028654f /* sqrt(2 / pi) */
+
+void st__xact_fwd(float *out, const float *inp, int64_t n, st__xact a) {
+    for (int64_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = a == ST__XACT_RELU ? (x > 0 ? x : 0)
+                                    : 0.5f * x * (1.0f + tanhf(GELU_SCALE * (x + 0.044715f * x * x * x)));
+    }
+}
+
+void st__xact_bwd(float *dinp, const float *inp, const float *dout, int64_t n, st__xact a) {
+    for (int64_t i = 0; i < n; i++) {
+        float x = inp[i], g;
+        if (a == ST__XACT_RELU) {
+            g = x > 0 ? 1.0f : 0.0f;
+        } else {
+            float u = GELU_SCALE * (x + 0.044715f * x * x * x), th = tanhf(u);
+            g = 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
+        }
+        dinp[i] = g * dout[i];
+    }
+}
+
+void st__xswiglu_fwd(float *out, const float *a, const float *b, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
+}
+
+void st__xswiglu_bwd(float *da, float *db, const float *a, const float *b, const float *dout, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float s = 1.0f / (1.0f + expf(-a[i])), silu = a[i] * s;
+        db[i] = dout[i] * silu;
+        da[i] = dout[i] * b[i] * (s + silu * (1.0f - s));
+    }
+}
+
+void st__xrope(float *x, int64_t N, int64_t T, int64_t heads, int64_t d, int64_t stride, int sign) {
+    int64_t half = d / 2;
+    for (int64_t n = 0; n < N; n++) {
+        double pos = (double)(n % T);
+        for (int64_t hd = 0; hd < heads; hd++) {
+            float *v = x + n * stride + hd * d;
+            for (int64_t i = 0; i < half; i++) {
+                double th = pos * pow(10000.0, -2.0 * (double)i / (double)d);
+                float c = (float)cos(th), s = (float)sin(th) * (float)sign;
+                float x1 = v[i], x2 = v[i + half];
+                v[i] = x1 * c - x2 * s;
+                v[i + half] = x1 * s + x2 * c;
+            }
+        }
+    }
+}
+
+void st__xattn_fwd(float *out, float *probs, const float *q, const float *k, const float *v, int64_t B, int64_t T,
+                   int64_t hq, int64_t hkv, int64_t d) {
+    float scale = 1.0f / sqrtf((float)d);
+    int64_t group = hq / hkv, qs = hq * d, ks = hkv * d;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < hq; h++) {
+            int64_t kh = h / group;
+            for (int64_t t = 0; t < T; t++) {
+                const float *qt = q + (b * T + t) * qs + h * d;
+                float *p = probs + ((b * hq + h) * T + t) * T, mx = -INFINITY;
+                for (int64_t t2 = 0; t2 <= t; t2++) {
+                    const float *kt = k + (b * T + t2) * ks + kh * d;
+                    float s = 0;
+                    for (int64_t i = 0; i < d; i++) s += qt[i] * kt[i];
+                    p[t2] = s * scale;
+                    if (p[t2] > mx) mx = p[t2];
+                }
+                float sum = 0;
+                for (int64_t t2 = 0; t2 <= t; t2++) sum += p[t2] = expf(p[t2] - mx);
+                for (int64_t t2 = 0; t2 < T; t2++) p[t2] = t2 <= t ? p[t2] / sum : 0.0f;
+                float *o = out + (b * T + t) * qs + h * d;
+                memset(o, 0, (size_t)d * sizeof *o);
+                for (int64_t t2 = 0; t2 <= t; t2++) {
+                    const float *vt = v + (b * T + t2) * ks + kh * d;
+                    for (int64_t i = 0; i < d; i++) o[i] += p[t2] * vt[i];
+                }
+            }
+        }
+}
+
+void st__xattn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
+                   const float *k, const float *v, int64_t B, int64_t T, int64_t hq, int64_t hkv, int64_t d) {
+    float scale = 1.0f / sqrtf((float)d);
+    int64_t group = hq / hkv, qs = hq * d, ks = hkv * d;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < hq; h++) {
+            int64_t kh = h / group;
+            for (int64_t t = 0; t < T; t++) {
+                const float *p = probs + ((b * hq + h) * T + t) * T, *dot = dout + (b * T + t) * qs + h * d;
+                const float *qt = q + (b * T + t) * qs + h * d;
+                float *dqt = dq + (b * T + t) * qs + h * d;
+                /* dP = dO V^T, then the softmax's backward dS = P (dP - sum P dP) */
+                float dp[T > 0 ? T : 1], dot_sum = 0;
+                for (int64_t t2 = 0; t2 <= t; t2++) {
+                    const float *vt = v + (b * T + t2) * ks + kh * d;
+                    float s = 0;
+                    for (int64_t i = 0; i < d; i++) s += dot[i] * vt[i];
+                    dp[t2] = s;
+                    dot_sum += p[t2] * s;
+                }
+                for (int64_t t2 = 0; t2 <= t; t2++) {
+                    const float *kt = k + (b * T + t2) * ks + kh * d;
+                    float *dkt = dk + (b * T + t2) * ks + kh * d, *dvt = dv + (b * T + t2) * ks + kh * d;
+                    float ds = p[t2] * (dp[t2] - dot_sum) * scale;
+                    for (int64_t i = 0; i < d; i++) {
+                        dvt[i] += p[t2] * dot[i];
+                        dqt[i] += ds * kt[i];
+                        dkt[i] += ds * qt[i];
+                    }
+                }
+            }
+        }
+}
+
+void st__xadam(float *p, const float *g, float *m, float *v, int64_t n, int t, float lr, float b1, float b2,
+               float eps) {
+    float c1 = 1.0f - powf(b1, (float)t), c2 = 1.0f - powf(b2, (float)t);
+    for (int64_t i = 0; i < n; i++) {
+        m[i] = b1 * m[i] + (1.0f - b1) * g[i];
+        v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+        p[i] -= lr * (m[i] / c1) / (sqrtf(v[i] / c2) + eps);
+    }
+}

@@ -1,0 +1,438 @@
+/* model.c: the decoder the CPU executor trains (exec_private.h), one pipeline stage's part of it on
+ * one tensor-parallel shard, in fp32: GPT blocks (LayerNorm, learned positions, GELU MLP, biases)
+ * and Llama blocks (RMSNorm, rotary embedding, SwiGLU, grouped-query attention), pre-norm with
+ * residuals, a token embedding, a final norm, the output layer (tied to the embedding or not) and
+ * cross-entropy. Dropout is not run (p = 0): the numbers stay the same on every sharding.
+ *
+ * Tensor parallelism as Megatron-LM runs it (Shoeybi et al. 2019, Sec. 3 and Fig. 3): q, k, v and
+ * fc1 (w1, w3) column-parallel by heads and ffn columns, the projection and fc2 row-parallel with
+ * their partial outputs all-reduced in forward (g) and the norms' output gradients all-reduced in
+ * backward (f); the embedding and the output layer vocab-parallel, the embedding's partial lookups
+ * all-reduced, the cross-entropy from the all-reduced row maximum, sum of exponentials and target
+ * logit (Megatron-LM's VocabParallelEmbedding and vocab_parallel_cross_entropy). The vocabulary is
+ * the model's own, without Megatron's padding: it must divide by tp.
+ *
+ * Weights start from a counter-based hash of (seed, tensor name, block, element's place in the full
+ * tensor), uniform with standard deviation 0.02 (GPT-2's), norms' weights 1 and biases 0: every
+ * sharding holds slices of the same full tensors. */
+#include "exec/exec_private.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t splitmix64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+static uint64_t name_hash(const char *s) {
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+void st__xtokens(int32_t *out, int64_t T, int64_t V, uint64_t seed, int64_t step, int64_t sample) {
+    /* an arithmetic sequence from a seeded start and stride: random enough to start at ln V, and a
+     * pattern attention can learn, so the loss per step shows training */
+    uint64_t h = splitmix64(seed ^ splitmix64((uint64_t)step * 1000003u + (uint64_t)sample));
+    int64_t start = (int64_t)(h % (uint64_t)V), stride = 1 + (int64_t)((h >> 32) % 7);
+    for (int64_t i = 0; i <= T; i++) out[i] = (int32_t)((start + i * stride) % V);
+}
+
+/* ---------------------------------------------------------------- the tensors */
+
+static int add(st__xmodel *x, int cap, const char *name, int layer, int64_t rows, int64_t cols, int64_t row0,
+               int64_t nrows, int64_t col0, int64_t ncols, int init) {
+    if (x->ntensors >= cap) return -1;
+    st__xtensor *t = &x->tensors[x->ntensors++];
+    *t = (st__xtensor){name, layer, rows, cols, row0, nrows, col0, ncols, init, x->nparams};
+    x->nparams += nrows * ncols;
+    return x->ntensors - 1;
+}
+/* full vector of n, replicated */
+#define VEC(name, layer, n, init) add(x, cap, name, layer, n, 1, 0, n, 0, 1, init)
+/* rows r0 .. r0 + nr of a rows x cols matrix (column-parallel, vocab-parallel) */
+#define ROWS(name, layer, rows, cols, r0, nr) add(x, cap, name, layer, rows, cols, r0, nr, 0, cols, 0)
+/* columns c0 .. c0 + nc (row-parallel) */
+#define COLS(name, layer, rows, cols, c0, nc) add(x, cap, name, layer, rows, cols, 0, rows, c0, nc, 0)
+/* a bias sliced like its column-parallel weight */
+#define BIAS(name, layer, rows, r0, nr) add(x, cap, name, layer, rows, 1, r0, nr, 0, 1, 2)
+
+/* the table (indices into x->tensors per block field: idx[layer][field]); -1 when absent */
+enum { F_LN1W, F_LN1B, F_WQ, F_WK, F_WV, F_BQ, F_BK, F_BV, F_WO, F_BO, F_LN2W, F_LN2B, F_W1, F_B1, F_W3, F_W2, F_B2,
+       F_COUNT };
+enum { H_WTE, H_WPE, H_LNFW, H_LNFB, H_LM, H_COUNT };
+
+static int build_table(st__xmodel *x, int cap, int (*idx)[F_COUNT], int *hidx) {
+    int64_t h = x->h, qd = x->a * x->d, kd = x->kv * x->d, ql = x->a_l * x->d, kl = x->kv_l * x->d;
+    for (int i = 0; i < H_COUNT; i++) hidx[i] = -1;
+    if (x->first) {
+        hidx[H_WTE] = ROWS("wte", -1, x->V, h, x->v0, x->V_l);
+        if (!x->rope) hidx[H_WPE] = ROWS("wpe", -1, x->T, h, 0, x->T);
+    }
+    for (int l = x->l0; l < x->l1; l++) {
+        int *f = idx[l - x->l0];
+        for (int i = 0; i < F_COUNT; i++) f[i] = -1;
+        f[F_LN1W] = VEC("ln1_w", l, h, 1);
+        if (!x->rmsnorm) f[F_LN1B] = VEC("ln1_b", l, h, 2);
+        f[F_WQ] = ROWS("wq", l, qd, h, x->tr * ql, ql);
+        f[F_WK] = ROWS("wk", l, kd, h, x->tr * kl, kl);
+        f[F_WV] = ROWS("wv", l, kd, h, x->tr * kl, kl);
+        if (x->bias) {
+            f[F_BQ] = BIAS("bq", l, qd, x->tr * ql, ql);
+            f[F_BK] = BIAS("bk", l, kd, x->tr * kl, kl);
+            f[F_BV] = BIAS("bv", l, kd, x->tr * kl, kl);
+        }
+        f[F_WO] = COLS("wo", l, h, qd, x->tr * ql, ql);
+        if (x->bias) f[F_BO] = VEC("bo", l, h, 2);
+        f[F_LN2W] = VEC("ln2_w", l, h, 1);
+        if (!x->rmsnorm) f[F_LN2B] = VEC("ln2_b", l, h, 2);
+        f[F_W1] = ROWS("w1", l, x->f, h, x->tr * x->f_l, x->f_l);
+        if (x->bias) f[F_B1] = BIAS("b1", l, x->f, x->tr * x->f_l, x->f_l);
+        if (x->swiglu) f[F_W3] = ROWS("w3", l, x->f, h, x->tr * x->f_l, x->f_l);
+        f[F_W2] = COLS("w2", l, h, x->f, x->tr * x->f_l, x->f_l);
+        if (x->bias) f[F_B2] = VEC("b2", l, h, 2);
+    }
+    if (x->last) {
+        hidx[H_LNFW] = VEC("lnf_w", -1, h, 1);
+        if (!x->rmsnorm) hidx[H_LNFB] = VEC("lnf_b", -1, h, 2);
+        /* tied: the first stage's embedding, or on a later last stage its copy (Megatron-LM keeps
+         * one there and all-reduces the two gradients: the program's embedding all-reduce) */
+        if (!x->tied) hidx[H_LM] = ROWS("lm_head", -1, x->V, h, x->v0, x->V_l);
+        else if (!x->first) hidx[H_LM] = ROWS("wte", -1, x->V, h, x->v0, x->V_l);
+    }
+    return x->ntensors < cap ? 0 : -1;
+}
+
+static float *at(float *base, int i, const st__xmodel *x) { return i < 0 ? NULL : base + x->tensors[i].off; }
+
+static void point(st__xmodel *x, float *base, st__xlayer *lay, int (*idx)[F_COUNT], const int *hidx, float **wte,
+                  float **wpe, float **lnf_w, float **lnf_b, float **lm) {
+    for (int l = 0; l < x->l1 - x->l0; l++) {
+        int *f = idx[l];
+        lay[l] = (st__xlayer){at(base, f[F_LN1W], x), at(base, f[F_LN1B], x), at(base, f[F_WQ], x),
+                              at(base, f[F_WK], x),   at(base, f[F_WV], x),   at(base, f[F_BQ], x),
+                              at(base, f[F_BK], x),   at(base, f[F_BV], x),   at(base, f[F_WO], x),
+                              at(base, f[F_BO], x),   at(base, f[F_LN2W], x), at(base, f[F_LN2B], x),
+                              at(base, f[F_W1], x),   at(base, f[F_B1], x),   at(base, f[F_W3], x),
+                              at(base, f[F_W2], x),   at(base, f[F_B2], x)};
+    }
+    *wte = at(base, hidx[H_WTE], x);
+    *wpe = at(base, hidx[H_WPE], x);
+    *lnf_w = at(base, hidx[H_LNFW], x);
+    *lnf_b = at(base, hidx[H_LNFB], x);
+    *lm = x->last ? (hidx[H_LM] >= 0 ? at(base, hidx[H_LM], x) : *wte) : NULL;
+}
+
+static void init_values(st__xmodel *x, uint64_t seed) {
+    const float a = 0.02f * 1.7320508f; /* uniform on [-a, a): standard deviation 0.02 */
+    for (int i = 0; i < x->ntensors; i++) {
+        const st__xtensor *t = &x->tensors[i];
+        float *p = x->params + t->off;
+        uint64_t key = splitmix64(seed ^ name_hash(t->name) ^ splitmix64((uint64_t)(t->layer + 2)));
+        for (int64_t r = 0; r < t->nrows; r++)
+            for (int64_t c = 0; c < t->ncols; c++) {
+                uint64_t g = (uint64_t)((t->row0 + r) * t->cols + t->col0 + c);
+                float u = (float)((double)(splitmix64(key + g) >> 11) * 0x1.0p-53); /* [0, 1) */
+                p[r * t->ncols + c] = t->init == 1 ? 1.0f : t->init == 2 ? 0.0f : a * (2.0f * u - 1.0f);
+            }
+    }
+}
+
+static int64_t work_floats(const st__xmodel *x) {
+    int64_t N = x->B * x->T, ql = x->a_l * x->d, kl = x->kv_l * x->d;
+    return 4 * N * x->h + 2 * N * ql + 2 * N * kl + 3 * N * x->f_l;
+}
+
+int st__xmodel_init(st__xmodel *x, const st_model *m, int64_t B, int64_t T, int tp, int tr, int l0, int l1, int first,
+                    int last, uint64_t seed, st_error *err) {
+    int rc = 0;
+    int(*idx)[F_COUNT] = NULL;
+    memset(x, 0, sizeof *x);
+    x->L = m->layers, x->h = m->hidden, x->a = m->heads, x->kv = m->kv_heads, x->d = m->head_dim;
+    x->f = m->ffn, x->V = m->vocab, x->B = B, x->T = T;
+    x->swiglu = m->activation == ST_ACT_SWIGLU, x->rmsnorm = m->norm == ST_NORM_RMSNORM;
+    x->rope = m->position == ST_POS_ROPE, x->bias = m->bias, x->tied = m->tied_embeddings;
+    x->act = m->activation == ST_ACT_RELU ? ST__XACT_RELU : ST__XACT_GELU;
+    x->tp = tp, x->tr = tr, x->l0 = l0, x->l1 = l1, x->first = first, x->last = last;
+    if (m->experts > 0)
+        return st_error_set(err, ST_EINVAL, NULL, "model", "the cpu executor runs dense models only (experts = %lld)",
+                            (long long)m->experts);
+    if (m->position == ST_POS_ALIBI)
+        return st_error_set(err, ST_EINVAL, NULL, "model", "the cpu executor runs learned or rotary positions, not alibi");
+    if (x->a % tp || x->kv % tp || x->f % tp || x->V % tp)
+        return st_error_set(err, ST_EINVAL, NULL, "plan",
+                            "tp=%d must divide the heads (%lld), kv heads (%lld), ffn (%lld) and vocabulary (%lld)", tp,
+                            (long long)x->a, (long long)x->kv, (long long)x->f, (long long)x->V);
+    if (x->rope && x->d % 2)
+        return st_error_set(err, ST_EINVAL, NULL, "model", "rotary embedding needs an even head dimension");
+    x->a_l = x->a / tp, x->kv_l = x->kv / tp, x->f_l = x->f / tp, x->V_l = x->V / tp, x->v0 = tr * x->V_l;
+    int nl = l1 - l0, cap = nl * F_COUNT + H_COUNT + 1, hidx[H_COUNT];
+    x->tensors = calloc((size_t)cap, sizeof *x->tensors);
+    idx = calloc((size_t)(nl > 0 ? nl : 1), sizeof *idx);
+    x->lp = calloc((size_t)(nl > 0 ? nl : 1), sizeof *x->lp);
+    x->lg = calloc((size_t)(nl > 0 ? nl : 1), sizeof *x->lg);
+    if (!x->tensors || !idx || !x->lp || !x->lg || build_table(x, cap, idx, hidx)) {
+        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+        goto out;
+    }
+    x->params = malloc((size_t)(x->nparams ? x->nparams : 1) * sizeof(float));
+    x->grads = calloc((size_t)(x->nparams ? x->nparams : 1), sizeof(float));
+    x->work = malloc((size_t)work_floats(x) * sizeof(float));
+    if (!x->params || !x->grads || !x->work) {
+        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory for %lld parameters", (long long)x->nparams);
+        goto out;
+    }
+    point(x, x->params, x->lp, idx, hidx, &x->wte, &x->wpe, &x->lnf_w, &x->lnf_b, &x->lm);
+    point(x, x->grads, x->lg, idx, hidx, &x->gwte, &x->gwpe, &x->glnf_w, &x->glnf_b, &x->glm);
+    init_values(x, seed);
+out:
+    free(idx);
+    if (rc) st__xmodel_destroy(x);
+    return rc;
+}
+
+void st__xmodel_destroy(st__xmodel *x) {
+    free(x->tensors);
+    free(x->lp);
+    free(x->lg);
+    free(x->params);
+    free(x->grads);
+    free(x->work);
+    memset(x, 0, sizeof *x);
+}
+
+/* ---------------------------------------------------------------- activations */
+
+typedef struct xlayer_acts {
+    float *x, *n1, *mean1, *rstd1, *q, *k, *v, *probs, *ao, *x2, *n2, *mean2, *rstd2, *h1, *h3, *g;
+} xlayer_acts;
+
+struct st__xacts {
+    float *mem;
+    int32_t *tokens;  /* B x (T + 1), first and last stage */
+    xlayer_acts *lay; /* per block; lay[i + 1].x is block i's output, in `out` after the last */
+    float *out, *nf, *meanf, *rstdf, *logits; /* logits hold the probabilities after the forward */
+};
+
+static float *carve(float **p, int64_t n) {
+    float *r = *p;
+    *p += n;
+    return r;
+}
+
+/* sizes (mem NULL: counts the floats) or carves a micro-batch's activations */
+static int64_t layout(const st__xmodel *x, st__xacts *a, float *mem) {
+    int64_t N = x->B * x->T, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d;
+    float *p = mem;
+    for (int l = 0; l < x->l1 - x->l0; l++) {
+        xlayer_acts t;
+        t.x = carve(&p, N * h), t.n1 = carve(&p, N * h), t.mean1 = carve(&p, N), t.rstd1 = carve(&p, N);
+        t.q = carve(&p, N * ql), t.k = carve(&p, N * kl), t.v = carve(&p, N * kl);
+        t.probs = carve(&p, x->B * x->a_l * x->T * x->T), t.ao = carve(&p, N * ql);
+        t.x2 = carve(&p, N * h), t.n2 = carve(&p, N * h), t.mean2 = carve(&p, N), t.rstd2 = carve(&p, N);
+        t.h1 = carve(&p, N * x->f_l), t.h3 = x->swiglu ? carve(&p, N * x->f_l) : NULL, t.g = carve(&p, N * x->f_l);
+        if (mem) a->lay[l] = t;
+    }
+    float *out = carve(&p, N * h);
+    float *nf = NULL, *meanf = NULL, *rstdf = NULL, *logits = NULL;
+    if (x->last) nf = carve(&p, N * h), meanf = carve(&p, N), rstdf = carve(&p, N), logits = carve(&p, N * x->V_l);
+    if (mem) a->out = out, a->nf = nf, a->meanf = meanf, a->rstdf = rstdf, a->logits = logits;
+    return p - mem;
+}
+
+void st__xacts_free(st__xacts *a) {
+    if (!a) return;
+    free(a->mem);
+    free(a->tokens);
+    free(a->lay);
+    free(a);
+}
+
+/* ---------------------------------------------------------------- forward */
+
+static void allreduce(st__xmodel *x, float *buf, int64_t n, int max) {
+    if (x->tp > 1 && x->comm.allreduce) x->comm.allreduce(x->comm.ctx, buf, n, max);
+}
+
+static void add_bias(float *out, const float *b, int64_t N, int64_t C) {
+    if (!b) return;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t c = 0; c < C; c++) out[n * C + c] += b[c];
+}
+
+static void block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *out) {
+    int64_t N = x->B * x->T, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d;
+    st__xnorm_fwd(t->n1, t->mean1, t->rstd1, t->x, w->ln1_w, w->ln1_b, N, h);
+    st__xmm_fwd(t->q, t->n1, w->wq, w->bq, N, h, ql, 0);
+    st__xmm_fwd(t->k, t->n1, w->wk, w->bk, N, h, kl, 0);
+    st__xmm_fwd(t->v, t->n1, w->wv, w->bv, N, h, kl, 0);
+    if (x->rope) {
+        st__xrope(t->q, N, x->T, x->a_l, x->d, ql, 1);
+        st__xrope(t->k, N, x->T, x->kv_l, x->d, kl, 1);
+    }
+    st__xattn_fwd(t->ao, t->probs, t->q, t->k, t->v, x->B, x->T, x->a_l, x->kv_l, x->d);
+    /* row-parallel projection: partial sums, all-reduced (g), then the bias once */
+    st__xmm_fwd(t->x2, t->ao, w->wo, NULL, N, ql, h, 0);
+    allreduce(x, t->x2, N * h, 0);
+    add_bias(t->x2, w->bo, N, h);
+    for (int64_t i = 0; i < N * h; i++) t->x2[i] += t->x[i];
+    st__xnorm_fwd(t->n2, t->mean2, t->rstd2, t->x2, w->ln2_w, w->ln2_b, N, h);
+    st__xmm_fwd(t->h1, t->n2, w->w1, w->b1, N, h, x->f_l, 0);
+    if (x->swiglu) {
+        st__xmm_fwd(t->h3, t->n2, w->w3, NULL, N, h, x->f_l, 0);
+        st__xswiglu_fwd(t->g, t->h1, t->h3, N * x->f_l);
+    } else {
+        st__xact_fwd(t->g, t->h1, N * x->f_l, x->act);
+    }
+    st__xmm_fwd(out, t->g, w->w2, NULL, N, x->f_l, h, 0);
+    allreduce(x, out, N * h, 0);
+    add_bias(out, w->b2, N, h);
+    for (int64_t i = 0; i < N * h; i++) out[i] += t->x2[i];
+}
+
+/* vocab-parallel cross-entropy of the logits [N x V_l]: the mean loss; the logits become the
+ * softmax probabilities (the backward's) */
+static double cross_entropy(st__xmodel *x, float *logits, const int32_t *tokens) {
+    int64_t N = x->B * x->T, T = x->T, V_l = x->V_l;
+    float *mx = x->work, *st = mx + N; /* st: N sums of exponentials, then N target logits */
+    for (int64_t n = 0; n < N; n++) {
+        float m = -INFINITY;
+        for (int64_t j = 0; j < V_l; j++) m = logits[n * V_l + j] > m ? logits[n * V_l + j] : m;
+        mx[n] = m;
+    }
+    allreduce(x, mx, N, 1);
+    for (int64_t n = 0; n < N; n++) {
+        int64_t tgt = tokens[(n / T) * (T + 1) + n % T + 1] - x->v0;
+        st[N + n] = tgt >= 0 && tgt < V_l ? logits[n * V_l + tgt] - mx[n] : 0.0f; /* target logit - max */
+        float s = 0;
+        for (int64_t j = 0; j < V_l; j++) s += logits[n * V_l + j] = expf(logits[n * V_l + j] - mx[n]);
+        st[n] = s;
+    }
+    allreduce(x, st, 2 * N, 0);
+    double loss = 0;
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t j = 0; j < V_l; j++) logits[n * V_l + j] /= st[n];
+        loss += logf(st[n]) - st[N + n];
+    }
+    return loss / (double)N;
+}
+
+st__xacts *st__xmodel_forward(st__xmodel *x, const int32_t *tokens, const float *in, const float **out,
+                              double *loss) {
+    int64_t N = x->B * x->T, h = x->h, T = x->T, nl = x->l1 - x->l0;
+    st__xacts *a = calloc(1, sizeof *a);
+    if (!a) return NULL;
+    a->lay = calloc((size_t)(nl > 0 ? nl : 1), sizeof *a->lay);
+    a->mem = malloc((size_t)layout(x, a, NULL) * sizeof(float));
+    a->tokens = malloc((size_t)(x->B * (T + 1)) * sizeof *a->tokens);
+    if (!a->lay || !a->mem || !a->tokens) {
+        st__xacts_free(a);
+        return NULL;
+    }
+    layout(x, a, a->mem);
+    float *x0 = nl > 0 ? a->lay[0].x : a->out;
+    if (x->first || x->last) memcpy(a->tokens, tokens, (size_t)(x->B * (T + 1)) * sizeof *a->tokens);
+    if (x->first) {
+        memset(x0, 0, (size_t)(N * h) * sizeof *x0);
+        for (int64_t n = 0; n < N; n++) {
+            int64_t r = a->tokens[(n / T) * (T + 1) + n % T] - x->v0;
+            if (r >= 0 && r < x->V_l) memcpy(x0 + n * h, x->wte + r * h, (size_t)h * sizeof *x0);
+        }
+        allreduce(x, x0, N * h, 0);
+        if (x->wpe)
+            for (int64_t n = 0; n < N; n++)
+                for (int64_t c = 0; c < h; c++) x0[n * h + c] += x->wpe[(n % T) * h + c];
+    } else {
+        memcpy(x0, in, (size_t)(N * h) * sizeof *x0);
+    }
+    for (int64_t l = 0; l < nl; l++) block_fwd(x, &x->lp[l], &a->lay[l], l + 1 < nl ? a->lay[l + 1].x : a->out);
+    if (x->last) {
+        st__xnorm_fwd(a->nf, a->meanf, a->rstdf, a->out, x->lnf_w, x->lnf_b, N, h);
+        st__xmm_fwd(a->logits, a->nf, x->lm, NULL, N, h, x->V_l, 0);
+        *loss = cross_entropy(x, a->logits, a->tokens);
+    } else {
+        *out = a->out;
+    }
+    return a;
+}
+
+/* ---------------------------------------------------------------- backward */
+
+static void block_bwd(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const xlayer_acts *t, const float *dout,
+                      float *din) {
+    int64_t N = x->B * x->T, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d, F = N * x->f_l;
+    float *dn = x->work + 2 * N * h, *dx2 = dn + N * h, *dao = dx2 + N * h, *dq = dao + N * ql, *dk = dq + N * ql;
+    float *dv = dk + N * kl, *dg = dv + N * kl, *dh1 = dg + F, *dh3 = dh1 + F;
+    size_t hb = (size_t)(N * h) * sizeof(float);
+    /* MLP */
+    memset(dg, 0, (size_t)F * sizeof *dg);
+    st__xmm_bwd(dg, gw->w2, gw->b2, dout, t->g, w->w2, N, x->f_l, h);
+    if (x->swiglu) st__xswiglu_bwd(dh1, dh3, t->h1, t->h3, dg, F);
+    else st__xact_bwd(dh1, t->h1, dg, F, x->act);
+    memset(dn, 0, hb);
+    st__xmm_bwd(dn, gw->w1, gw->b1, dh1, t->n2, w->w1, N, h, x->f_l);
+    if (x->swiglu) st__xmm_bwd(dn, gw->w3, NULL, dh3, t->n2, w->w3, N, h, x->f_l);
+    allreduce(x, dn, N * h, 0); /* f */
+    memcpy(dx2, dout, hb);
+    st__xnorm_bwd(dx2, gw->ln2_w, gw->ln2_b, dn, t->x2, w->ln2_w, t->mean2, t->rstd2, N, h);
+    /* attention */
+    memset(dao, 0, (size_t)(N * ql) * sizeof *dao);
+    st__xmm_bwd(dao, gw->wo, gw->bo, dx2, t->ao, w->wo, N, ql, h);
+    memset(dq, 0, (size_t)(N * (ql + 2 * kl)) * sizeof *dq);
+    st__xattn_bwd(dq, dk, dv, dao, t->probs, t->q, t->k, t->v, x->B, x->T, x->a_l, x->kv_l, x->d);
+    if (x->rope) {
+        st__xrope(dq, N, x->T, x->a_l, x->d, ql, -1);
+        st__xrope(dk, N, x->T, x->kv_l, x->d, kl, -1);
+    }
+    memset(dn, 0, hb);
+    st__xmm_bwd(dn, gw->wq, gw->bq, dq, t->n1, w->wq, N, h, ql);
+    st__xmm_bwd(dn, gw->wk, gw->bk, dk, t->n1, w->wk, N, h, kl);
+    st__xmm_bwd(dn, gw->wv, gw->bv, dv, t->n1, w->wv, N, h, kl);
+    allreduce(x, dn, N * h, 0); /* f */
+    memcpy(din, dx2, hb);
+    st__xnorm_bwd(din, gw->ln1_w, gw->ln1_b, dn, t->x, w->ln1_w, t->mean1, t->rstd1, N, h);
+}
+
+void st__xmodel_backward(st__xmodel *x, st__xacts *a, const float *dout, double loss_scale, const float **din) {
+    int64_t N = x->B * x->T, h = x->h, T = x->T, nl = x->l1 - x->l0;
+    float *d0 = x->work, *d1 = d0 + N * h; /* the residual stream's gradient, in turn */
+    size_t hb = (size_t)(N * h) * sizeof(float);
+    if (x->last) {
+        /* d loss / d logits = (p - onehot) / N per micro-batch, times loss_scale */
+        float s = (float)(loss_scale / (double)N);
+        for (int64_t n = 0; n < N; n++) {
+            int64_t tgt = a->tokens[(n / T) * (T + 1) + n % T + 1] - x->v0;
+            float *p = a->logits + n * x->V_l;
+            if (tgt >= 0 && tgt < x->V_l) p[tgt] -= 1.0f;
+            for (int64_t j = 0; j < x->V_l; j++) p[j] *= s;
+        }
+        float *dn = x->work + 2 * N * h;
+        memset(dn, 0, hb);
+        st__xmm_bwd(dn, x->glm, NULL, a->logits, a->nf, x->lm, N, h, x->V_l);
+        allreduce(x, dn, N * h, 0); /* f of the output layer */
+        memset(d0, 0, hb);
+        st__xnorm_bwd(d0, x->glnf_w, x->glnf_b, dn, a->out, x->lnf_w, a->meanf, a->rstdf, N, h);
+    } else {
+        memcpy(d0, dout, hb);
+    }
+    for (int64_t l = nl - 1; l >= 0; l--) {
+        block_bwd(x, &x->lp[l], &x->lg[l], &a->lay[l], d0, d1);
+        float *t = d0;
+        d0 = d1, d1 = t;
+    }
+    if (x->first) {
+        for (int64_t n = 0; n < N; n++) {
+            int64_t r = a->tokens[(n / T) * (T + 1) + n % T] - x->v0;
+            if (r >= 0 && r < x->V_l)
+                for (int64_t c = 0; c < h; c++) x->gwte[r * h + c] += d0[n * h + c];
+            if (x->gwpe)
+                for (int64_t c = 0; c < h; c++) x->gwpe[(n % T) * h + c] += d0[n * h + c];
+        }
+    } else {
+        *din = d0;
+    }
+}

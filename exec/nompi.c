@@ -1,0 +1,25 @@
+/* nompi.c: the executor in a strata built without MPI or a CBLAS (configure found no mpicc or no
+ * cblas.h with a library that has cblas_sgemm): `strata run` parses its options like everywhere
+ * else and then says what is missing (curl's way, as profiler/nocuda.c). */
+#include "config.h"
+#include "exec/exec.h"
+
+#include <stdlib.h>
+
+int st_exec_mpi_init(int *rank, int *size, st_error *err) {
+    /* under mpirun (Open MPI, or PMI's launchers) only rank 0 names the error */
+    const char *r = getenv("OMPI_COMM_WORLD_RANK");
+    if (!r) r = getenv("PMI_RANK");
+    *rank = r ? atoi(r) : 0, *size = 1;
+    return st_error_set(err, ST_EINVAL, NULL, NULL,
+                        "strata was built without the executor: configure found %s; install them (Debian: "
+                        "openmpi-bin libopenmpi-dev libopenblas-dev) and run configure again",
+                        ST_EXEC_MISSING);
+}
+
+void st_exec_mpi_finalize(void) {}
+
+int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const st_exec_opts *opts,
+                st_exec_result *r, st_error *err) {
+    return st_exec_mpi_init(&r->rank, &r->nranks, err);
+}

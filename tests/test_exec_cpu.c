@@ -1,0 +1,206 @@
+/* test_exec_cpu.c: the CPU executor's kernels and decoder (exec/kernels.c, exec/model.c) on one rank,
+ * without MPI: BLAS GEMMs against the plain C ones, the attention's causality, rotary embedding's
+ * inverse, Adam's first step in closed form, the seeded tokens, and every tensor's gradient against
+ * central finite differences of the loss (the oracle of the whole backward). Built with the
+ * executor only (configure found MPI and a CBLAS); the sharded runs are tests/cli_run.sh's. */
+#include "exec/exec_private.h"
+#include "src/strata.h"
+#include "suites.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+static void fill(float *x, int64_t n, unsigned seed) {
+    srand(seed);
+    for (int64_t i = 0; i < n; i++) x[i] = (float)rand() / (float)RAND_MAX - 0.5f;
+}
+
+static double maxdiff(const float *a, const float *b, int64_t n) {
+    double m = 0;
+    for (int64_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i] - b[i]));
+    return m;
+}
+
+/* BLAS and the plain loops agree on the forward (with bias and accumulation) and both gradients */
+START_TEST(gemm_blas_vs_reference) {
+    enum { N = 7, C = 13, OC = 5 };
+    float inp[N * C], w[OC * C], b[OC], out1[N * OC], out2[N * OC], dout[N * OC];
+    float di1[N * C] = {0}, di2[N * C] = {0}, dw1[OC * C] = {0}, dw2[OC * C] = {0}, db1[OC] = {0}, db2[OC] = {0};
+    fill(inp, N * C, 1), fill(w, OC * C, 2), fill(b, OC, 3), fill(dout, N * OC, 4), fill(out1, N * OC, 5);
+    for (int i = 0; i < N * OC; i++) out2[i] = out1[i];
+    st__xkernels_reference = 0;
+    st__xmm_fwd(out1, inp, w, b, N, C, OC, 1);
+    st__xmm_bwd(di1, dw1, db1, dout, inp, w, N, C, OC);
+    st__xmm_fwd_ref(out2, inp, w, b, N, C, OC, 1);
+    st__xmm_bwd_ref(di2, dw2, db2, dout, inp, w, N, C, OC);
+    ck_assert_double_le(maxdiff(out1, out2, N * OC), 1e-5);
+    ck_assert_double_le(maxdiff(di1, di2, N * C), 1e-5);
+    ck_assert_double_le(maxdiff(dw1, dw2, OC * C), 1e-5);
+    ck_assert_double_le(maxdiff(db1, db2, OC), 1e-5);
+    /* out = x W^T by hand for one element */
+    float o[N * OC];
+    st__xmm_fwd_ref(o, inp, w, NULL, N, C, OC, 0);
+    double s = 0;
+    for (int c = 0; c < C; c++) s += (double)inp[2 * C + c] * w[3 * C + c];
+    ck_assert_double_eq_tol(o[2 * OC + 3], s, 1e-5);
+}
+END_TEST
+
+/* a token's output does not move when a later token's key or value does; rows of P sum to 1 */
+START_TEST(attention_causal) {
+    enum { B = 1, T = 5, HQ = 2, HKV = 1, D = 4 };
+    float q[T * HQ * D], k[T * HKV * D], v[T * HKV * D], o1[T * HQ * D], o2[T * HQ * D], p[B * HQ * T * T];
+    fill(q, T * HQ * D, 6), fill(k, T * HKV * D, 7), fill(v, T * HKV * D, 8);
+    st__xattn_fwd(o1, p, q, k, v, B, T, HQ, HKV, D);
+    for (int r = 0; r < HQ * T; r++) {
+        double s = 0;
+        for (int t = 0; t < T; t++) s += p[r * T + t];
+        ck_assert_double_eq_tol(s, 1.0, 1e-6);
+        ck_assert(p[r * T + T - 1] == 0 || r % T == T - 1);
+    }
+    k[(T - 1) * D] += 1.0f, v[(T - 1) * D] += 1.0f;
+    st__xattn_fwd(o2, p, q, k, v, B, T, HQ, HKV, D);
+    ck_assert_double_eq(maxdiff(o1, o2, (T - 1) * HQ * D), 0);
+    ck_assert_double_gt(maxdiff(o1, o2, T * HQ * D), 0);
+}
+END_TEST
+
+START_TEST(rope_inverse) {
+    enum { N = 6, T = 3, H = 2, D = 8 };
+    float x[N * H * D], y[N * H * D];
+    fill(x, N * H * D, 9);
+    for (int i = 0; i < N * H * D; i++) y[i] = x[i];
+    st__xrope(y, N, T, H, D, H * D, 1);
+    ck_assert_double_gt(maxdiff(x + H * D, y + H * D, (N - 1) * H * D), 1e-3); /* position 0 is not moved */
+    ck_assert_double_eq(maxdiff(x, y, H * D), 0);
+    st__xrope(y, N, T, H, D, H * D, -1);
+    ck_assert_double_le(maxdiff(x, y, N * H * D), 1e-6);
+}
+END_TEST
+
+/* Adam's first step moves each weight by lr against its gradient's sign (m / sqrt(v) = g / |g|) */
+START_TEST(adam_first_step) {
+    float p[3] = {1, 1, 1}, g[3] = {0.5f, -2.0f, 1e-3f}, m[3] = {0}, v[3] = {0};
+    st__xadam(p, g, m, v, 3, 1, 0.1f, 0.9f, 0.95f, 1e-8f);
+    ck_assert_double_eq_tol(p[0], 0.9, 1e-6);
+    ck_assert_double_eq_tol(p[1], 1.1, 1e-6);
+    ck_assert_double_eq_tol(p[2], 0.9, 1e-4);
+}
+END_TEST
+
+START_TEST(tokens_seeded) {
+    int32_t a[17], b[17], c[17];
+    st__xtokens(a, 16, 50, 7, 2, 3);
+    st__xtokens(b, 16, 50, 7, 2, 3);
+    st__xtokens(c, 16, 50, 7, 2, 4);
+    int same = 1, differ = 0;
+    for (int i = 0; i < 17; i++) {
+        ck_assert(a[i] >= 0 && a[i] < 50);
+        same &= a[i] == b[i];
+        differ |= a[i] != c[i];
+    }
+    ck_assert(same && differ);
+}
+END_TEST
+
+static double loss_of(st__xmodel *x, const int32_t *tok) {
+    double loss = 0;
+    const float *o;
+    st__xacts *a = st__xmodel_forward(x, tok, NULL, &o, &loss);
+    ck_assert_ptr_nonnull(a);
+    st__xacts_free(a);
+    return loss;
+}
+
+/* every tensor's largest gradient against (L(w + e) - L(w - e)) / 2e, in double where it counts:
+ * the loss is a mean of float per-token losses, so rounding adds about u L / e ~ 4e-5 */
+static void finite_differences(const char *preset) {
+    st_model m;
+    st_error err;
+    ck_assert_int_eq(st_model_preset(preset, &m), 0);
+    m.layers = 2, m.hidden = 16, m.heads = 4, m.head_dim = 4, m.vocab = 32;
+    m.kv_heads = m.kv_heads < m.heads ? 2 : 4;
+    m.ffn = 24;
+    enum { B = 2, T = 6 };
+    st__xmodel x;
+    ck_assert_msg(st__xmodel_init(&x, &m, B, T, 1, 0, 0, 2, 1, 1, 42, &err) == 0, "%s", err.text);
+    st__xkernels_reference = 1;
+    int32_t tok[B * (T + 1)];
+    for (int b = 0; b < B; b++) st__xtokens(tok + b * (T + 1), T, m.vocab, 5, 0, b);
+    /* weights and biases away from their 1 and 0 starts, so no gradient is zero by symmetry alone */
+    for (int64_t i = 0; i < x.nparams; i++) x.params[i] += 0.1f * (float)sin((double)i);
+    double loss = 0;
+    const float *o;
+    st__xacts *a = st__xmodel_forward(&x, tok, NULL, &o, &loss);
+    st__xmodel_backward(&x, a, NULL, 1.0, &o);
+    st__xacts_free(a);
+    ck_assert(loss > 0 && isfinite(loss));
+    for (int i = 0; i < x.ntensors; i++) {
+        const st__xtensor *t = &x.tensors[i];
+        int64_t n = t->nrows * t->ncols, best = t->off;
+        for (int64_t e = t->off; e < t->off + n; e++)
+            if (fabsf(x.grads[e]) > fabsf(x.grads[best])) best = e;
+        float w = x.params[best], eps = 1e-2f;
+        x.params[best] = w + eps;
+        double up = loss_of(&x, tok);
+        x.params[best] = w - eps;
+        double down = loss_of(&x, tok);
+        x.params[best] = w;
+        double fd = (up - down) / (2 * (double)eps), g = x.grads[best];
+        ck_assert_msg(fabs(fd - g) <= 0.02 * fabs(g) + 2e-4, "%s %s layer %d: backward %.6g, finite differences %.6g",
+                      preset, t->name, t->layer, g, fd);
+    }
+    st__xkernels_reference = 0;
+    st__xmodel_destroy(&x);
+}
+
+START_TEST(gradients_gpt) { finite_differences("tiny-gpt"); }
+END_TEST
+
+START_TEST(gradients_llama) { finite_differences("tiny-llama"); }
+END_TEST
+
+/* the shards of tp = 2 hold the full model's numbers at their places, and refuse what does not divide */
+START_TEST(shards_slice_the_full_tensors) {
+    st_model m;
+    st_error err;
+    ck_assert_int_eq(st_model_preset("tiny-llama", &m), 0);
+    st__xmodel full, half;
+    ck_assert_int_eq(st__xmodel_init(&full, &m, 1, 8, 1, 0, 0, 4, 1, 1, 3, &err), 0);
+    ck_assert_int_eq(st__xmodel_init(&half, &m, 1, 8, 2, 1, 2, 4, 0, 1, 3, &err), 0);
+    int checked = 0;
+    for (int i = 0; i < half.ntensors; i++) {
+        const st__xtensor *t = &half.tensors[i];
+        for (int j = 0; j < full.ntensors; j++) {
+            const st__xtensor *u = &full.tensors[j];
+            if (u->layer != t->layer || strcmp(u->name, t->name)) continue;
+            for (int64_t r = 0; r < t->nrows; r++)
+                for (int64_t c = 0; c < t->ncols; c++)
+                    ck_assert(half.params[t->off + r * t->ncols + c] ==
+                              full.params[u->off + (t->row0 + r) * u->ncols + t->col0 + c]);
+            checked++;
+        }
+    }
+    ck_assert_int_eq(checked, half.ntensors);
+    ck_assert_ptr_null(half.wte); /* not the first stage */
+    st__xmodel_destroy(&full);
+    st__xmodel_destroy(&half);
+    m.vocab = 511;
+    ck_assert_int_eq(st__xmodel_init(&half, &m, 1, 8, 2, 0, 0, 4, 1, 1, 3, &err), ST_EINVAL);
+}
+END_TEST
+
+Suite *suite_exec_cpu(void) {
+    Suite *s = suite_create("exec_cpu");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, gemm_blas_vs_reference);
+    tcase_add_test(tc, attention_causal);
+    tcase_add_test(tc, rope_inverse);
+    tcase_add_test(tc, adam_first_step);
+    tcase_add_test(tc, tokens_seeded);
+    tcase_add_test(tc, gradients_gpt);
+    tcase_add_test(tc, gradients_llama);
+    tcase_add_test(tc, shards_slice_the_full_tensors);
+    suite_add_tcase(s, tc);
+    return s;
+}
