@@ -98,6 +98,66 @@ int st_model_preset(const char *name, st_model *out) {
     return ST_EINVAL;
 }
 
+static int find_kinds(const st_model *m, int64_t *rep, st_layer *kind, int cap);
+
+/* The fields of issue 15's structure (MoE shapes, MLA, windows, Mamba-2, per-block kinds). */
+static int finalize_structure(st_model *m, const char *file, st_error *err) {
+#define BAD(key, ...) return st_error_set(err, ST_EINVAL, file, key, __VA_ARGS__)
+    const int64_t big = 1 << 24;
+    if (m->moe_ffn < 0 || m->moe_ffn > big) BAD("moe_ffn", "must be 0..%lld", (long long)big);
+    if (m->shared_ffn < 0 || m->shared_ffn > big) BAD("shared_ffn", "must be 0..%lld", (long long)big);
+    if (m->shared_experts < 0 || m->shared_experts > ST_MAX_EXPERTS)
+        BAD("shared_experts", "must be 0..%d", ST_MAX_EXPERTS);
+    if (m->first_dense < 0 || m->first_dense > m->layers)
+        BAD("first_dense", "must be 0..layers (%lld)", (long long)m->layers);
+    if (m->experts == 0 && (m->moe_ffn || m->shared_experts || m->first_dense))
+        BAD(m->moe_ffn ? "moe_ffn" : m->shared_experts ? "shared_experts" : "first_dense", "set but experts is 0");
+    if (m->experts > 0 && m->moe_ffn == 0) m->moe_ffn = m->ffn;
+    if (m->shared_experts > 0 && m->shared_ffn == 0) m->shared_ffn = m->moe_ffn;
+    if (!(m->capacity_factor >= 0) || m->capacity_factor > 64) BAD("capacity_factor", "must be 0 (dropless) .. 64");
+    if (m->moe_imbalance == 0) m->moe_imbalance = 1;
+    if (!(m->moe_imbalance >= 1) || m->moe_imbalance > 64) BAD("moe_imbalance", "must be 1..64");
+    int64_t *mla[] = {&m->q_lora_rank, &m->kv_lora_rank, &m->qk_nope_dim, &m->qk_rope_dim, &m->v_head_dim};
+    static const char *const mla_keys[] = {"q_lora_rank", "kv_lora_rank", "qk_nope_dim", "qk_rope_dim", "v_head_dim"};
+    for (int i = 0; i < 5; i++)
+        if (*mla[i] < 0 || *mla[i] > big) BAD(mla_keys[i], "must be 0..%lld", (long long)big);
+    if (m->kv_lora_rank > 0) {
+        if (m->qk_nope_dim + m->qk_rope_dim < 1 || m->v_head_dim < 1)
+            BAD("kv_lora_rank", "multi-head latent attention needs qk_nope_dim + qk_rope_dim and v_head_dim");
+    } else if (m->q_lora_rank || m->qk_nope_dim || m->qk_rope_dim || m->v_head_dim) {
+        BAD("kv_lora_rank", "the latent attention keys need kv_lora_rank");
+    }
+    if (m->window < 0 || m->window > ST_MAX_SEQ) BAD("window", "must be 0..%d", ST_MAX_SEQ);
+    if (m->global_every < 0 || m->global_every > m->layers)
+        BAD("global_every", "must be 0..layers (%lld)", (long long)m->layers);
+    if (m->qk_norm < 0 || m->qk_norm > 2) BAD("qk_norm", "must be 0 (none), 1 (per head) or 2 (full width)");
+    if (m->mtp_layers < 0 || m->mtp_layers > 16) BAD("mtp_layers", "must be 0..16");
+    size_t np = strlen(m->layer_pattern);
+    if (np) {
+        if ((int64_t)np != m->layers)
+            BAD("layer_pattern", "has %zu letters for %lld layers", np, (long long)m->layers);
+        if (strspn(m->layer_pattern, "TM*-E") != np) BAD("layer_pattern", "letters are T, M, *, - and E");
+        if (strchr(m->layer_pattern, 'E') && m->experts == 0) BAD("layer_pattern", "'E' blocks but experts is 0");
+    }
+    int64_t ssm[] = {m->ssm_heads, m->ssm_head_dim, m->ssm_state, m->ssm_groups, m->ssm_conv};
+    static const char *const ssm_keys[] = {"ssm_heads", "ssm_head_dim", "ssm_state", "ssm_groups", "ssm_conv"};
+    for (int i = 0; i < 5; i++) {
+        if (ssm[i] < 0 || ssm[i] > big) BAD(ssm_keys[i], "must be 0..%lld", (long long)big);
+        if (np && strchr(m->layer_pattern, 'M') && ssm[i] < 1) BAD(ssm_keys[i], "Mamba-2 blocks ('M') need it");
+    }
+    if (m->ssm_groups > 0 && m->ssm_heads % m->ssm_groups)
+        BAD("ssm_groups", "must divide ssm_heads (%lld)", (long long)m->ssm_heads);
+    for (int64_t l = 0; l < ST_MAX_PATTERN; l++)
+        if (m->layer_ffn[l] < 0 || (m->layer_ffn[l] > 0 && l >= m->layers))
+            BAD("layer_ffn", "entry %lld: sizes are positive, one per layer", (long long)l);
+    int64_t rep[ST_MAX_KINDS];
+    st_layer kind[ST_MAX_KINDS];
+    if (find_kinds(m, rep, kind, ST_MAX_KINDS) > ST_MAX_KINDS)
+        BAD("layer_pattern", "more than %d distinct kinds of block", ST_MAX_KINDS);
+    return 0;
+#undef BAD
+}
+
 int st_model_finalize(st_model *m, const char *file, st_error *err) {
 #define BAD(key, ...) return st_error_set(err, ST_EINVAL, file, key, __VA_ARGS__)
     if (m->layers < 1 || m->layers > ST_MAX_LAYERS) BAD("layers", "must be 1..%d", ST_MAX_LAYERS);
@@ -143,7 +203,7 @@ int st_model_finalize(st_model *m, const char *file, st_error *err) {
     }
     if (m->vocab_pad_multiple <= 0) m->vocab_pad_multiple = 128;
     if (!m->name[0]) snprintf(m->name, sizeof m->name, "custom");
-    return 0;
+    return finalize_structure(m, file, err);
 #undef BAD
 }
 
@@ -152,19 +212,88 @@ int64_t st_model_padded_vocab(const st_model *m, int tp) {
     return (m->vocab + mult - 1) / mult * mult;
 }
 
+/* The pattern letter of block `layer` ('T' without a pattern). */
+static char pattern_at(const st_model *m, int64_t layer) {
+    return m->layer_pattern[0] && layer < ST_MAX_PATTERN ? m->layer_pattern[layer] : 'T';
+}
+
 int st_model_layer_is_moe(const st_model *m, int64_t layer) {
+    char c = pattern_at(m, layer);
+    if (c == 'E') return m->experts > 0;
+    if (c != 'T' || layer < m->first_dense) return 0;
     /* Mixtral and Switch-style models: every moe_every-th block, counting from the last of each
-     * group (GShard/Switch put MoE on every other layer starting with the second). */
+     * group (GShard/Switch put MoE on every other layer starting with the second; Llama 4's
+     * interleave_moe_layer_step and Qwen2-MoE's decoder_sparse_step count the same way). */
     return m->experts > 0 && (layer % m->moe_every) == m->moe_every - 1;
 }
 
+void st_model_layer(const st_model *m, int64_t layer, st_layer *out) {
+    char c = pattern_at(m, layer);
+    memset(out, 0, sizeof *out);
+    out->mixer = c == 'M' ? ST_MIX_MAMBA : (c == '-' || c == 'E') ? ST_MIX_NONE : ST_MIX_ATTN;
+    if (c == 'M' || c == '*')
+        out->mlp = ST_MLP_NONE;
+    else
+        out->mlp = st_model_layer_is_moe(m, layer) ? ST_MLP_MOE : ST_MLP_DENSE;
+    /* windowed unless the block is one of the global ones (the last of each global_every) */
+    int global = m->global_every > 0 && layer % m->global_every == m->global_every - 1;
+    if (out->mixer == ST_MIX_ATTN && m->window > 0 && !global) out->window = m->window;
+    if (out->mlp == ST_MLP_DENSE)
+        out->ffn = layer < ST_MAX_PATTERN && m->layer_ffn[layer] > 0 ? m->layer_ffn[layer] : m->ffn;
+}
+
+static int same_layer(const st_layer *a, const st_layer *b) {
+    return a->mixer == b->mixer && a->mlp == b->mlp && a->window == b->window && a->ffn == b->ffn;
+}
+
+/* The kinds (first blocks and what they are), up to ST_MAX_KINDS + 1 so that callers see too many. */
+static int find_kinds(const st_model *m, int64_t *rep, st_layer *kind, int cap) {
+    int n = 0;
+    for (int64_t l = 0; l < m->layers; l++) {
+        st_layer x;
+        st_model_layer(m, l, &x);
+        int k = 0;
+        while (k < n && !same_layer(&kind[k], &x)) k++;
+        if (k < n) continue;
+        if (n == cap) return n + 1;
+        rep[n] = l;
+        kind[n++] = x;
+    }
+    return n;
+}
+
+int st_model_kinds(const st_model *m, int64_t rep[ST_MAX_KINDS]) {
+    st_layer kind[ST_MAX_KINDS];
+    int n = find_kinds(m, rep, kind, ST_MAX_KINDS);
+    return n > ST_MAX_KINDS ? ST_MAX_KINDS : n;
+}
+
+void st_model_count_kinds(const st_model *m, int64_t first, int64_t n, int64_t count[ST_MAX_KINDS]) {
+    int64_t rep[ST_MAX_KINDS];
+    st_layer kind[ST_MAX_KINDS];
+    int nk = find_kinds(m, rep, kind, ST_MAX_KINDS);
+    memset(count, 0, sizeof(int64_t) * ST_MAX_KINDS);
+    if (nk == 1) { /* one kind (every model before per-block kinds): no walk */
+        count[0] = n;
+        return;
+    }
+    for (int64_t l = first; l < first + n && l < m->layers; l++) {
+        st_layer x;
+        st_model_layer(m, l, &x);
+        for (int k = 0; k < nk && k < ST_MAX_KINDS; k++)
+            if (same_layer(&kind[k], &x)) {
+                count[k]++;
+                break;
+            }
+    }
+}
+
 void st_model_block_kinds(const st_model *m, int64_t *dense_idx, int64_t *moe_idx) {
+    int64_t rep[ST_MAX_KINDS];
+    int n = st_model_kinds(m, rep);
     *dense_idx = *moe_idx = -1;
-    for (int64_t l = 0; l < m->moe_every && l < m->layers; l++) {
-        if (st_model_layer_is_moe(m, l)) {
-            if (*moe_idx < 0) *moe_idx = l;
-        } else if (*dense_idx < 0) {
-            *dense_idx = l;
-        }
+    for (int k = 0; k < n; k++) {
+        int64_t *idx = st_model_layer_is_moe(m, rep[k]) ? moe_idx : dense_idx;
+        if (*idx < 0) *idx = rep[k];
     }
 }
