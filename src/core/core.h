@@ -284,7 +284,7 @@ typedef struct st_op {
     double work_bytes;
 } st_op;
 
-#define ST_MAX_OPS 48
+#define ST_MAX_OPS 64
 /* The first block without and the first with an MoE MLP (-1 when the model has none). */
 void st_model_block_kinds(const st_model *m, int64_t *dense_idx, int64_t *moe_idx);
 /* Operators of block `layer` (0-based); returns the count (<= cap) or a negative code. */
