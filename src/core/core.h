@@ -164,6 +164,7 @@ typedef struct st_model {
     char layer_pattern[ST_MAX_PATTERN + 1];
     int32_t layer_ffn[ST_MAX_PATTERN]; /* per-block dense FFN size (0 = ffn): Nemotron-NAS block_configs */
     char source[200];           /* citation for presets; file path for loaded models */
+    char note[480];             /* what an import assumed or left out (HuggingFace configs), said on stderr */
 } st_model;
 
 /* What one block is: its mixer, its MLP, its attention window and dense FFN size. Blocks that are
