@@ -452,10 +452,11 @@ static int hf_refuse_unpriced(const hf *c) {
 
 /* The training sequence length a config implies (issue 15): the pre-training context it records
  * (rope_scaling's or rope_parameters' original_max_position_embeddings, Phi-3's top-level one,
- * gpt-oss's initial_context_length), else 4096. max_position_embeddings is the context the model
- * was extended to for inference (32K to 10M today) after pre-training at 4K-8K (Llama 3: 8K,
- * Dubey et al. 2024, Sec. 3.4; DeepSeek-V3: 4K, Sec. 4.3; Qwen3: 4K in its first two stages):
- * planning at it makes nearly every plan "not fit". A smaller max_position_embeddings caps it. */
+ * gpt-oss's initial_context_length); else max_position_embeddings up to 8192, the pre-training
+ * lengths of today (Llama 3 and Gemma 2 trained at 8K with max_position_embeddings 8192); else 4096.
+ * A larger max_position_embeddings is the context the model was extended to for inference (32K to
+ * 10M) after pre-training at 4K-8K (Llama 3: 8K, Dubey et al. 2024, Sec. 3.4; DeepSeek-V3: 4K,
+ * Sec. 4.3; Qwen3: 4K in its first two stages): planning at it makes nearly every plan "not fit". */
 static int hf_seq(const hf *c) {
     int rc = 0;
     int64_t mx = 0, orig = 0;
@@ -485,7 +486,7 @@ static int hf_seq(const hf *c) {
     if (from) {
         m->seq_len = orig;
         note_add(m, "seq_len %lld from %s (--seq sets another)", (long long)orig, from);
-    } else if (mx > 0 && mx <= 4096) {
+    } else if (mx > 0 && mx <= 8192) {
         m->seq_len = mx;
     } else {
         m->seq_len = 4096;
@@ -589,7 +590,12 @@ static int hf_moe(const hf *c, const char *type) {
     int rc = 0;
     st_model *m = c->m;
     GETI(0, ST_MAX_EXPERTS, &m->experts, "num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts");
-    if (m->experts == 0) goto out;
+    if (m->experts == 0) {
+        if (hf_on(c, "num_experts_per_tok"))
+            rc = st_error_set(c->err, ST_EINVAL, c->file, "num_local_experts",
+                              "missing: num_experts_per_tok is set but no expert count");
+        goto out;
+    }
     GETI(1, ST_MAX_EXPERTS, &m->experts_topk, "num_experts_per_tok", "experts_per_token", "top_k_experts",
          "moe_topk");
     if (m->experts_topk == 0) {
