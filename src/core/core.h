@@ -203,6 +203,9 @@ void st_model_count_kinds(const st_model *m, int64_t first, int64_t n, int64_t c
  * everything else, embedding and output layer included; MTP left out). */
 double st_model_mtp_params(const st_model *m);
 double st_model_active_params(const st_model *m);
+/* One line on the structure beyond a plain transformer (MLA, MoE shape, windows, block kinds, Mamba-2,
+ * MTP); empty for a plain one. */
+void st_model_describe(const st_model *m, char *buf, size_t n);
 
 /* ------------------------------------------------------- operator graph */
 

@@ -70,6 +70,54 @@ static const st_model presets[] = {
      .activation = ST_ACT_RELU, .norm = ST_NORM_LAYERNORM, .position = ST_POS_LEARNED,
      .tied_embeddings = 1, .dropout = 1, .bias = 1,
      .source = "Zhang et al., 2022 (OPT), Table 1; HF facebook/opt-175b (vocab 50272)"},
+    /* issue 15: the models trained today, from their config.json (../shared/ecosystem/hf where the
+     * file is there); seq_len is the pre-training context, not max_position_embeddings */
+    {.name = "deepseek-v3", .layers = 61, .hidden = 7168, .heads = 128, .kv_heads = 128, .ffn = 18432,
+     .vocab = 129280, .seq_len = 4096, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM,
+     .position = ST_POS_ROPE, .tied_embeddings = 0, .dropout = 0, .bias = 0, .experts = 256, .experts_topk = 8,
+     .moe_every = 1, .moe_ffn = 2048, .shared_experts = 1, .shared_ffn = 2048, .first_dense = 3,
+     .q_lora_rank = 1536, .kv_lora_rank = 512, .qk_nope_dim = 128, .qk_rope_dim = 64, .v_head_dim = 128,
+     .mtp_layers = 1,
+     .source = "HF deepseek-ai/DeepSeek-V3 config.json; DeepSeek-V3 report, Sec. 4.2 (pre-trained at 4K)"},
+    {.name = "kimi-k2", .layers = 61, .hidden = 7168, .heads = 64, .kv_heads = 64, .ffn = 18432, .vocab = 163840,
+     .seq_len = 4096, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM, .position = ST_POS_ROPE,
+     .tied_embeddings = 0, .dropout = 0, .bias = 0, .experts = 384, .experts_topk = 8, .moe_every = 1,
+     .moe_ffn = 2048, .shared_experts = 1, .shared_ffn = 2048, .first_dense = 1, .q_lora_rank = 1536,
+     .kv_lora_rank = 512, .qk_nope_dim = 128, .qk_rope_dim = 64, .v_head_dim = 128,
+     .source = "HF moonshotai/Kimi-K2-Instruct config.json (DeepSeek-V3 architecture; 4K pre-training context)"},
+    {.name = "qwen3-235b-a22b", .layers = 94, .hidden = 4096, .heads = 64, .kv_heads = 4, .head_dim = 128,
+     .ffn = 12288, .vocab = 151936, .seq_len = 4096, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM,
+     .position = ST_POS_ROPE, .tied_embeddings = 0, .dropout = 0, .bias = 0, .experts = 128, .experts_topk = 8,
+     .moe_every = 1, .moe_ffn = 1536, .qk_norm = 1,
+     .source = "HF Qwen/Qwen3-235B-A22B config.json; Qwen3 report, Sec. 3.2 (4K context in stages 1-2)"},
+    {.name = "qwen3-32b", .layers = 64, .hidden = 5120, .heads = 64, .kv_heads = 8, .head_dim = 128, .ffn = 25600,
+     .vocab = 151936, .seq_len = 4096, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM,
+     .position = ST_POS_ROPE, .tied_embeddings = 0, .dropout = 0, .bias = 0, .qk_norm = 1,
+     .source = "HF Qwen/Qwen3-32B config.json; Qwen3 report, Sec. 3.2 (4K context in stages 1-2)"},
+    {.name = "gpt-oss-120b", .layers = 36, .hidden = 2880, .heads = 64, .kv_heads = 8, .head_dim = 64, .ffn = 2880,
+     .vocab = 201088, .seq_len = 4096, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM,
+     .position = ST_POS_ROPE, .tied_embeddings = 0, .dropout = 0, .bias = 1, .experts = 128, .experts_topk = 4,
+     .moe_every = 1, .window = 128, .global_every = 2, .attn_sinks = 1,
+     .source = "HF openai/gpt-oss-120b config.json (initial_context_length 4096; sliding 128 / full alternate)"},
+    {.name = "llama4-maverick", .layers = 48, .hidden = 5120, .heads = 40, .kv_heads = 8, .head_dim = 128,
+     .ffn = 16384, .vocab = 202048, .seq_len = 8192, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM,
+     .position = ST_POS_ROPE, .tied_embeddings = 0, .dropout = 0, .bias = 0, .experts = 128, .experts_topk = 1,
+     .moe_every = 2, .moe_ffn = 8192, .shared_experts = 1, .shared_ffn = 8192, .window = 8192, .global_every = 4,
+     .source = "HF meta-llama/Llama-4-Maverick-17B-128E config.json text_config (interleave_moe_layer_step 2, "
+               "attention_chunk_size 8192 as a window)"},
+    {.name = "gemma3-27b", .layers = 62, .hidden = 5376, .heads = 32, .kv_heads = 16, .head_dim = 128,
+     .ffn = 21504, .vocab = 262208, .seq_len = 32768, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM,
+     .position = ST_POS_ROPE, .tied_embeddings = 1, .dropout = 0, .bias = 0, .window = 1024, .global_every = 6,
+     .qk_norm = 1,
+     .source = "HF google/gemma-3-27b-pt config.json text_config (GeGLU priced as SwiGLU); Gemma 3 report, "
+               "Sec. 2 (pre-trained at 32K)"},
+    {.name = "nemotron-h-56b", .layers = 118, .hidden = 8192, .heads = 64, .kv_heads = 8, .head_dim = 128,
+     .ffn = 32768, .vocab = 131072, .seq_len = 8192, .activation = ST_ACT_RELU, .norm = ST_NORM_RMSNORM,
+     .position = ST_POS_ROPE, .tied_embeddings = 0, .dropout = 0, .bias = 0, .ssm_heads = 256, .ssm_head_dim = 64,
+     .ssm_state = 256, .ssm_groups = 8, .ssm_conv = 4,
+     .layer_pattern = "M-M-M-M*-M-M-M-M-M*-M-M-M-M-M*-M-M-M-M-M*-M-M-M-M-M*-M-M-M-M-M*-M-M-M-M-M*-M-M-M-M-M*-"
+                      "M-M-M-M-M*-M-M-M-M-M*-M-M-M-M-M-",
+     .source = "HF nvidia/Nemotron-H-56B-Base-8K config.json (hybrid_override_pattern; relu^2 MLP)"},
 };
 
 const st_model *st_model_presets(size_t *n) {
@@ -296,4 +344,49 @@ void st_model_block_kinds(const st_model *m, int64_t *dense_idx, int64_t *moe_id
         int64_t *idx = st_model_layer_is_moe(m, rep[k]) ? moe_idx : dense_idx;
         if (*idx < 0) *idx = rep[k];
     }
+}
+
+void st_model_describe(const st_model *m, char *buf, size_t n) {
+    size_t len = 0;
+    buf[0] = '\0';
+#define ADD(...)                                                                                   \
+    do {                                                                                           \
+        if (len < n) len += (size_t)snprintf(buf + len, n - len, __VA_ARGS__);                     \
+    } while (0)
+    if (m->kv_lora_rank > 0)
+        ADD("MLA (q_lora %lld, kv_lora %lld, qk %lld+%lld, v %lld); ", (long long)m->q_lora_rank,
+            (long long)m->kv_lora_rank, (long long)m->qk_nope_dim, (long long)m->qk_rope_dim, (long long)m->v_head_dim);
+    if (m->experts > 0) {
+        ADD("%lld experts top-%lld (ffn %lld)", (long long)m->experts, (long long)m->experts_topk, (long long)m->moe_ffn);
+        if (m->shared_experts > 0) ADD(" + %lld shared (ffn %lld)", (long long)m->shared_experts, (long long)m->shared_ffn);
+        if (m->first_dense > 0) ADD(", first %lld dense", (long long)m->first_dense);
+        if (m->moe_every > 1) ADD(", every %lld", (long long)m->moe_every);
+        if (m->capacity_factor > 0) ADD(", capacity %.2f", m->capacity_factor);
+        if (m->moe_imbalance > 1) ADD(", imbalance %.2f", m->moe_imbalance);
+        ADD(", %.1fB active; ", st_model_active_params(m) / 1e9);
+    }
+    if (m->window > 0) {
+        ADD("window %lld", (long long)m->window);
+        if (m->global_every > 0) ADD(", global every %lld", (long long)m->global_every);
+        ADD("; ");
+    }
+    if (m->qk_norm) ADD("qk-norm (%s); ", m->qk_norm == 1 ? "per head" : "full width");
+    if (m->attn_sinks) ADD("attention sinks; ");
+    if (m->qkv_bias) ADD("q/k/v biases; ");
+    if (m->layer_pattern[0]) {
+        int64_t count[ST_MAX_KINDS], rep[ST_MAX_KINDS];
+        int nk = st_model_kinds(m, rep);
+        st_model_count_kinds(m, 0, m->layers, count);
+        ADD("%d block kinds (", nk);
+        for (int k = 0; k < nk; k++) ADD("%s%lld '%c'", k ? ", " : "", (long long)count[k], m->layer_pattern[rep[k]]);
+        ADD("); ");
+    }
+    if (m->ssm_heads > 0)
+        ADD("Mamba-2 (%lld heads x %lld, state %lld, %lld groups); ", (long long)m->ssm_heads, (long long)m->ssm_head_dim,
+            (long long)m->ssm_state, (long long)m->ssm_groups);
+    if (m->mtp_layers > 0)
+        ADD("MTP %lld (%.2fB apart); ", (long long)m->mtp_layers, st_model_mtp_params(m) / 1e9);
+#undef ADD
+    len = strlen(buf);
+    if (len >= 2 && buf[len - 2] == ';') buf[len - 2] = '\0';
 }
