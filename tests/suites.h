@@ -22,5 +22,6 @@ Suite *suite_autoshard(void);
 Suite *suite_exec(void);
 Suite *suite_cli(void);
 Suite *suite_validation(void);
+Suite *suite_structure(void);
 
 #endif
