@@ -8,7 +8,13 @@
  * ffn = 4h for gelu/relu, Llama's rounding of 8/3 h up to a multiple of 256 for swiglu;
  * seq_len 2048; tied embeddings; dropout and linear biases on for GPT-style (gelu/relu +
  * layernorm) models and off for Llama-style ones; vocabulary padded as Megatron-LM pads it, to a
- * multiple of 128 x tp (--make-vocab-size-divisible-by 128). */
+ * multiple of 128 x tp (--make-vocab-size-divisible-by 128).
+ *
+ * Blocks may differ (issue 15): st_model_layer says what block l is from the MoE rules (first_dense,
+ * moe_every), the window rule (global_every) and the per-block pattern and FFN sizes; blocks that
+ * are equal form one kind, and the cost layer prices one block of each kind (at most
+ * ST_MAX_KINDS) and counts them. A model without these fields has the kinds it always had
+ * (dense, or dense and MoE), in the same order, so its numbers do not change. */
 #include "src/core/core.h"
 
 #include <string.h>

@@ -1,7 +1,10 @@
 /* opgraph.c: a model as operators, as one rank runs them for one micro-batch.
  *
  * One transformer block is the list below (Megatron-LM's GPT block; Llama's differs in norm,
- * SwiGLU and RoPE; MoE replaces the MLP with router + experts). Each operator carries this
+ * SwiGLU and RoPE; MoE replaces the MLP with router + experts). Blocks differ by kind (st_layer:
+ * core.h): attention (ordinary or latent: mla_ops), a Mamba-2 mixer (mamba_ops) or none, then a
+ * dense MLP of the block's size, an MoE with shared experts (moe_ops) or none; windowed attention
+ * is priced by its window (flash). The tail carries the MTP modules (mtp_ops). Each operator carries this
  * rank's FLOPs and HBM bytes (already divided by the shard), its GEMM shape for the efficiency
  * curve, its local parameters, the activation bytes it stores for backward, and the collective
  * that the sharding implies after it.
@@ -325,6 +328,24 @@ static st_op *linear(oplist *L, const char *cast_name, const char *name, const d
     return o;
 }
 
+/* A low-rank projection: down to `down_n` outputs (replicated on the tp ranks), a norm over the
+ * first `rank` of them, up to `up_n` (split by tp); `down_saved` the bytes the down-projection keeps. */
+static int lora_ops(oplist *L, const dims *x, const char *const names[5], double down_n, double rank, double up_n,
+                    double down_saved) {
+    st_op *o;
+    if (!(o = linear(L, names[0], names[1], x, x->T, down_n, x->h, 0))) return ST_EINTERNAL;
+    o->params = x->h * down_n;
+    o->saved_bytes = down_saved;
+    PUSH(names[2], ST_OPC_NORM);
+    stream(o, x, x->T * rank, x->T * rank, 0);
+    o->params = rank;
+    o->saved_bytes = x->T * rank * x->act;
+    if (!(o = linear(L, names[3], names[4], x, x->T, up_n, rank, ST_SPLIT_TP))) return ST_EINTERNAL;
+    o->params = rank * up_n;
+    o->saved_bytes = x->T * rank * x->in8;
+    return 0;
+}
+
 /* Multi-head latent attention's projections (DeepSeek-V2, Sec. 2.1.2-2.1.3; HF modeling_deepseek):
  * queries through a low-rank bottleneck (q_lora_rank; 0 = one projection), keys and values from a
  * shared latent of kv_lora_rank plus one rotary key of qk_rope_dim shared by the heads; up-projected
@@ -335,32 +356,18 @@ static int mla_ops(oplist *L, const st_model *m, const dims *x) {
     st_op *o;
     double ql = (double)m->q_lora_rank, kvl = (double)m->kv_lora_rank, dr = (double)m->qk_rope_dim;
     double dqk = (double)(m->qk_nope_dim + m->qk_rope_dim), dkv = (double)(m->qk_nope_dim + m->v_head_dim);
+    static const char *const q_names[] = {"q_down_cast", "q_down", "q_norm", "q_up_cast", "q_up"};
+    static const char *const kv_names[] = {"kv_down_cast", "kv_down", "kv_norm", "kv_up_cast", "kv_up"};
+    int rc;
     if (ql > 0) {
-        if (!(o = linear(L, "q_down_cast", "q_down", x, x->T, ql, x->h, 0))) return ST_EINTERNAL;
-        o->params = x->h * ql;
-        o->saved_bytes = x->T * x->h * x->in8;
-        PUSH("q_norm", ST_OPC_NORM);
-        stream(o, x, x->T * ql, x->T * ql, 0);
-        o->params = ql;
-        o->saved_bytes = x->T * ql * x->act;
-        if (!(o = linear(L, "q_up_cast", "q_up", x, x->T, x->a_l * dqk, ql, ST_SPLIT_TP))) return ST_EINTERNAL;
-        o->params = ql * x->a_l * dqk;
-        o->saved_bytes = x->T * ql * x->in8;
+        if ((rc = lora_ops(L, x, q_names, ql, ql, x->a_l * dqk, x->T * x->h * x->in8))) return rc;
     } else {
         if (!(o = linear(L, "q_proj_cast", "q_proj", x, x->T, x->a_l * dqk, x->h, ST_SPLIT_TP))) return ST_EINTERNAL;
         o->params = x->h * x->a_l * dqk;
         o->saved_bytes = x->Tn * x->h * x->in8;
     }
-    if (!(o = linear(L, "kv_down_cast", "kv_down", x, x->T, kvl + dr, x->h, 0))) return ST_EINTERNAL;
-    o->params = x->h * (kvl + dr);
-    o->saved_bytes = ql > 0 ? 0 : x->T * x->h * x->in8; /* the same input as q_down's */
-    PUSH("kv_norm", ST_OPC_NORM);
-    stream(o, x, x->T * kvl, x->T * kvl, 0);
-    o->params = kvl;
-    o->saved_bytes = x->T * kvl * x->act;
-    if (!(o = linear(L, "kv_up_cast", "kv_up", x, x->T, x->a_l * dkv, kvl, ST_SPLIT_TP))) return ST_EINTERNAL;
-    o->params = kvl * x->a_l * dkv;
-    o->saved_bytes = x->T * kvl * x->in8;
+    /* the keys' down-projection reads q_down's input (saved once) */
+    if ((rc = lora_ops(L, x, kv_names, kvl + dr, kvl, x->a_l * dkv, ql > 0 ? 0 : x->T * x->h * x->in8))) return rc;
     PUSH("rope", ST_OPC_ELEMWISE); /* the queries' rotary part and the shared rotary key */
     stream(o, x, x->T * (x->a_l + 1) * dr, x->T * (x->a_l + 1) * dr, 0);
     o->splits = ST_SPLIT_TP;

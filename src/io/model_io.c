@@ -1,6 +1,7 @@
 /* model_io.c: model descriptions from files: strata's own model JSON (DESIGN.md, "Model: strata
- * JSON") and HuggingFace config.json files of the Llama, Mistral, Mixtral, Qwen2, GPT-2, OPT and
- * BLOOM families, plus the canonical JSON of a model (its content hash goes into saved plans).
+ * JSON", with issue 15's keys for MoE shapes, latent attention, windows, Mamba-2 blocks, per-block
+ * kinds and MTP; core.h's st_model says what each means) and HuggingFace config.json files, plus
+ * the canonical JSON of a model (its content hash goes into saved plans).
  *
  * Invariants:
  * - The loaders fill a private st_model that starts "unset" (all zero; dropout, bias and
@@ -8,23 +9,22 @@
  *   checks cross-field constraints; *out is written only on success.
  * - strata JSON is strict: unknown keys, wrong types and out-of-range values are errors naming the
  *   key. The same reader serves model objects inside other files (st__model_from_json: a
- *   validation bundle's "models"), naming the key under the object's path ("models.KEY.layers"). A HuggingFace config ignores keys it does not need, but the keys it reads are checked
- *   the same way (a JSON null counts as absent, as transformers treats it).
+ *   validation bundle's "models"), naming the key under the object's path ("models.KEY.layers").
+ *   A HuggingFace config ignores keys it does not need, but the keys it reads are checked the same
+ *   way (a JSON null counts as absent, as transformers treats it); it may hold Python's Infinity,
+ *   -Infinity and NaN (read as null), strata JSON may not.
+ * - The canonical JSON writes issue 15's keys only where they differ from their defaults, so the
+ *   models that existed before them keep their hashes.
  *
- * HuggingFace key sets (transformers' configuration_*.py and the published config.json files):
- * - Llama/Mistral/Mixtral/Qwen2: hidden_size, num_hidden_layers, num_attention_heads,
- *   num_key_value_heads (absent = MHA), intermediate_size, vocab_size, head_dim (newer configs),
- *   hidden_act "silu" (a SwiGLU MLP), RMSNorm, RoPE, tie_word_embeddings (default false),
- *   attention_bias (default false; Qwen2's q/k/v biases are too small to matter and are ignored),
- *   max_position_embeddings, or rope_scaling.original_max_position_embeddings for context-extended
- *   models (Llama 3.1: trained at 8192, extended to 131072); Mixtral adds num_local_experts and
- *   num_experts_per_tok.
- * - GPT-2: n_embd, n_layer, n_head, n_inner (null = 4h), vocab_size, n_positions; GELU, LayerNorm,
- *   learned positions, tied embeddings, biases, dropout.
- * - OPT: hidden_size, num_hidden_layers, num_attention_heads, ffn_dim, vocab_size,
- *   max_position_embeddings, activation_function; LayerNorm, learned positions, tied by default.
- * - BLOOM: hidden_size (or n_embed), n_layer, n_head (or num_attention_heads), vocab_size; MLP 4h,
- *   GELU, LayerNorm, ALiBi, trained at 2048 tokens (seq_length when given), tied embeddings.
+ * HuggingFace configs (transformers' configuration_*.py and modeling_*.py, the published files):
+ * - GPT-2, OPT and BLOOM keep their own key sets (n_embd ...; ffn_dim; n_embed, ALiBi).
+ * - Every other decoder is read by meaning (hf_decoder): the standard keys wherever a family puts
+ *   them (text_config first: a *ForConditionalGeneration's language model), then a family's own
+ *   (hf_known: gated MLP, default tying, LayerNorm, biases, qk-norm, window alternation, sinks),
+ *   the MoE keys (hf_moe), latent attention, Mamba-2 patterns, NAS block_configs and MTP modules
+ *   (hf_structure), the window layout (hf_window) and the training length (hf_seq). An unknown
+ *   model_type is read the same way with a note; structure strata cannot price is refused naming
+ *   its keys (hf_unpriced). What an import assumed goes into st_model.note.
  */
 #include "jsonutil.h"
 
@@ -32,15 +32,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { FAM_LLAMA, FAM_MISTRAL, FAM_MIXTRAL, FAM_QWEN2, FAM_GPT2, FAM_OPT, FAM_BLOOM } hf_family;
+/* FAM_DECODER: every config read by meaning (hf_decoder); the others keep their key sets */
+typedef enum { FAM_DECODER, FAM_GPT2, FAM_OPT, FAM_BLOOM } hf_family;
 
 static const struct {
     const char *model_type;
     const char *architecture;
     hf_family fam;
 } hf_families[] = {
-    {"llama", "LlamaForCausalLM", FAM_LLAMA},      {"mistral", "MistralForCausalLM", FAM_MISTRAL},
-    {"mixtral", "MixtralForCausalLM", FAM_MIXTRAL}, {"qwen2", "Qwen2ForCausalLM", FAM_QWEN2},
+    {"llama", "LlamaForCausalLM", FAM_DECODER},      {"mistral", "MistralForCausalLM", FAM_DECODER},
+    {"mixtral", "MixtralForCausalLM", FAM_DECODER}, {"qwen2", "Qwen2ForCausalLM", FAM_DECODER},
     {"gpt2", "GPT2LMHeadModel", FAM_GPT2},          {"opt", "OPTForCausalLM", FAM_OPT},
     {"bloom", "BloomForCausalLM", FAM_BLOOM},
 };
@@ -276,7 +277,7 @@ static int hf_detect(const json_t *root, const char *file, hf_family *fam, st_er
                 *fam = hf_families[i].fam;
                 return 0;
             }
-        *fam = FAM_LLAMA; /* any other: read by meaning (hf_decoder) */
+        *fam = FAM_DECODER; /* any other: read by meaning */
         return 0;
     }
     if (arch && !json_is_null(arch)) {
@@ -288,7 +289,7 @@ static int hf_detect(const json_t *root, const char *file, hf_family *fam, st_er
                 *fam = hf_families[i].fam;
                 return 0;
             }
-        *fam = FAM_LLAMA;
+        *fam = FAM_DECODER;
         return 0;
     }
     if (json_object_get(root, "n_embd"))
@@ -297,10 +298,8 @@ static int hf_detect(const json_t *root, const char *file, hf_family *fam, st_er
         *fam = FAM_BLOOM;
     else if (json_object_get(root, "ffn_dim"))
         *fam = FAM_OPT;
-    else if (json_object_get(root, "num_local_experts"))
-        *fam = FAM_MIXTRAL;
     else
-        *fam = FAM_LLAMA;
+        *fam = FAM_DECODER;
     return 0;
 }
 
@@ -825,7 +824,7 @@ out:
 
 static int load_hf(const json_t *root, const char *file, st_model *m, st_error *err) {
     int rc;
-    hf_family fam = FAM_LLAMA;
+    hf_family fam = FAM_DECODER;
     const char *name = NULL;
 
     rc = hf_detect(root, file, &fam, err);
