@@ -76,4 +76,11 @@ if grep -q '"active_params"' "$T/out" && grep -q '"mtp_params"' "$T/out" && grep
 else
 	nok "want active_params, mtp_params and layer_pattern"
 fi
+run estimate --model nemotron-h-56b --cluster dgx-h100 --gpus 64 --plan tp=8,pp=8,gbs=64 --ops
+if grep -q "block: Mamba-2, no MLP (54 of 118)" "$T/out" && grep -q "block: attention, no MLP (10 of 118)" "$T/out" &&
+	grep -q "ssd_scan" "$T/out"; then
+	ok "estimate --ops lists every kind of block"
+else
+	nok "want the three kinds of Nemotron-H's blocks in --ops"
+fi
 finish_tests

@@ -363,8 +363,10 @@ void st_model_describe(const st_model *m, char *buf, size_t n) {
         ADD("MLA (q_lora %lld, kv_lora %lld, qk %lld+%lld, v %lld); ", (long long)m->q_lora_rank,
             (long long)m->kv_lora_rank, (long long)m->qk_nope_dim, (long long)m->qk_rope_dim, (long long)m->v_head_dim);
     if (m->experts > 0) {
-        ADD("%lld experts top-%lld (ffn %lld)", (long long)m->experts, (long long)m->experts_topk, (long long)m->moe_ffn);
-        if (m->shared_experts > 0) ADD(" + %lld shared (ffn %lld)", (long long)m->shared_experts, (long long)m->shared_ffn);
+        ADD("%lld experts top-%lld (ffn %lld)", (long long)m->experts, (long long)m->experts_topk,
+            (long long)m->moe_ffn);
+        if (m->shared_experts > 0)
+            ADD(" + %lld shared (ffn %lld)", (long long)m->shared_experts, (long long)m->shared_ffn);
         if (m->first_dense > 0) ADD(", first %lld dense", (long long)m->first_dense);
         if (m->moe_every > 1) ADD(", every %lld", (long long)m->moe_every);
         if (m->capacity_factor > 0) ADD(", capacity %.2f", m->capacity_factor);
