@@ -7,6 +7,7 @@
  *   + per attention block 2 heads (dqk + dv) keys, keys = s / 2 (causal) or w - w^2 / (2 s) (a window w)
  *   + per Mamba-2 block 2 (G Q N + H Q P + 2 H N P) (the SSD scan, Q = 256)
  * counted over the GEMMs, batched GEMMs and fused attention of the operator graph (tp = 1). */
+#include "profiler/profiler.h"
 #include "src/io/jsonutil.h"
 #include "src/strata.h"
 #include "suites.h"
@@ -320,6 +321,32 @@ START_TEST(test_ecosystem) {
 }
 END_TEST
 
+/* the profiler's grid for a plan covers every kind of block: Nemotron-H's Mamba in_proj and SSD scan */
+START_TEST(test_profiler_kinds) {
+    st_model m = preset("nemotron-h-56b");
+    st_plan p;
+    st_plan_defaults(&p);
+    st_error err;
+    ck_assert_int_eq(st_plan_parse_spec("tp=8,pp=1,gbs=8,seq=4096", &p, &err), 0);
+    st_cluster c;
+    ck_assert_int_eq(st_cluster_preset("dgx-h100", &c), 0);
+    ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 8, NULL, &err), 0);
+    st__prof_gemm *g;
+    st__prof_mem *mm;
+    int ng, nm, in_proj = 0, scan = 0, fc1 = 0;
+    ck_assert_int_eq(st__prof_plan_shapes(&m, &p, &g, &ng, &mm, &nm), 0);
+    double in_l = (2 * 16384 + 2 * 8 * 256 + 256) / 8.0;
+    for (int i = 0; i < ng; i++) {
+        in_proj |= g[i].cls == ST_OPC_GEMM && g[i].n == in_l && g[i].k == 8192;
+        scan |= g[i].cls == ST_OPC_BGEMM && g[i].m == 256 && g[i].n == 64 && g[i].k == 256;
+        fc1 |= g[i].cls == ST_OPC_GEMM && g[i].n == 32768 / 8 && g[i].k == 8192;
+    }
+    ck_assert(in_proj && scan && fc1);
+    free(g);
+    free(mm);
+}
+END_TEST
+
 Suite *suite_structure(void) {
     Suite *s = suite_create("structure");
     TCase *tc = tcase_create("structure");
@@ -331,6 +358,7 @@ Suite *suite_structure(void) {
     tcase_add_test(tc, test_structure_rejects);
     tcase_add_test(tc, test_json_roundtrip);
     tcase_add_test(tc, test_ecosystem);
+    tcase_add_test(tc, test_profiler_kinds);
     suite_add_tcase(s, tc);
     return s;
 }
