@@ -347,6 +347,21 @@ START_TEST(test_profiler_kinds) {
 }
 END_TEST
 
+/* the operator-level planner refuses what its one repeated block cannot hold, naming it */
+START_TEST(test_graph_refuses) {
+    st_graph g;
+    st_error err;
+    st_model m = preset("deepseek-v3");
+    ck_assert_int_eq(st_graph_from_model(&m, 1, 4096, ST_DT_BF16, ST_ATTN_FLASH, &g, &err), ST_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.text, "latent attention"));
+    m = preset("nemotron-h-56b");
+    ck_assert_int_eq(st_graph_from_model(&m, 1, 4096, ST_DT_BF16, ST_ATTN_FLASH, &g, &err), ST_EINVAL);
+    m = preset("qwen3-32b");
+    ck_assert_int_eq(st_graph_from_model(&m, 1, 4096, ST_DT_BF16, ST_ATTN_FLASH, &g, &err), 0);
+    st_graph_free(&g);
+}
+END_TEST
+
 Suite *suite_structure(void) {
     Suite *s = suite_create("structure");
     TCase *tc = tcase_create("structure");
@@ -359,6 +374,7 @@ Suite *suite_structure(void) {
     tcase_add_test(tc, test_json_roundtrip);
     tcase_add_test(tc, test_ecosystem);
     tcase_add_test(tc, test_profiler_kinds);
+    tcase_add_test(tc, test_graph_refuses);
     suite_add_tcase(s, tc);
     return s;
 }
