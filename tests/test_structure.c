@@ -80,6 +80,36 @@ START_TEST(test_kinds) {
 }
 END_TEST
 
+/* st_model_count_kinds (closed forms where the kinds follow from moe_every) against a walk over the
+ * blocks comparing st_model_layer with each kind's first block */
+START_TEST(test_count_oracle) {
+    const char *names[] = {"llama3-8b", "mixtral-8x7b", "deepseek-v3", "llama4-maverick", "gemma3-27b",
+                           "nemotron-h-56b", "gpt-oss-120b"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0] + 2; i++) {
+        st_model m = preset(i < 7 ? names[i] : "mixtral-8x7b");
+        if (i >= 7) m.moe_every = i == 7 ? 2 : 3; /* Switch-style every other / third block */
+        int64_t rep[ST_MAX_KINDS], got[ST_MAX_KINDS];
+        int nk = st_model_kinds(&m, rep);
+        for (int64_t first = 0; first < m.layers; first += 7) {
+            int64_t n = first + 13 <= m.layers ? 13 : m.layers - first, want[ST_MAX_KINDS] = {0};
+            for (int64_t l = first; l < first + n; l++) {
+                st_layer a, b;
+                st_model_layer(&m, l, &a);
+                for (int k = 0; k < nk; k++) {
+                    st_model_layer(&m, rep[k], &b);
+                    if (!memcmp(&a, &b, sizeof a)) want[k]++;
+                }
+            }
+            st_model_count_kinds(&m, first, n, got);
+            for (int k = 0; k < ST_MAX_KINDS; k++)
+                ck_assert_msg(got[k] == want[k], "%s moe_every %lld [%lld, +%lld) kind %d: %lld, walk %lld", m.name,
+                              (long long)m.moe_every, (long long)first, (long long)n, k, (long long)got[k],
+                              (long long)want[k]);
+        }
+    }
+}
+END_TEST
+
 /* DeepSeek-V3's count in closed form: MLA, dense and MoE MLPs, untied embeddings; MTP apart */
 START_TEST(test_params_deepseek) {
     st_model m = preset("deepseek-v3");
@@ -366,6 +396,7 @@ Suite *suite_structure(void) {
     Suite *s = suite_create("structure");
     TCase *tc = tcase_create("structure");
     tcase_add_test(tc, test_kinds);
+    tcase_add_test(tc, test_count_oracle);
     tcase_add_test(tc, test_params_deepseek);
     tcase_add_test(tc, test_attention_flops);
     tcase_add_test(tc, test_mamba);

@@ -323,14 +323,23 @@ int st_model_kinds(const st_model *m, int64_t rep[ST_MAX_KINDS]) {
 }
 
 void st_model_count_kinds(const st_model *m, int64_t first, int64_t n, int64_t count[ST_MAX_KINDS]) {
-    int64_t rep[ST_MAX_KINDS];
-    st_layer kind[ST_MAX_KINDS];
-    int nk = find_kinds(m, rep, kind, ST_MAX_KINDS);
     memset(count, 0, sizeof(int64_t) * ST_MAX_KINDS);
-    if (nk == 1) { /* one kind (every model before per-block kinds): no walk */
+    /* the search counts blocks per stage for every plan it prices: the models whose kinds follow
+     * from moe_every alone (every model before per-block kinds) are counted without a walk */
+    int simple = !m->layer_pattern[0] && !m->layer_ffn[0] && m->first_dense == 0 &&
+                 !(m->window > 0 && m->global_every > 0);
+    if (simple && (m->experts == 0 || m->moe_every == 1)) {
         count[0] = n;
         return;
     }
+    if (simple) { /* MoE blocks are those with l % e == e - 1; there are x / e of them below x */
+        int64_t e = m->moe_every, moe = (first + n) / e - first / e;
+        count[0] = n - moe, count[1] = moe; /* block 0 is dense: the dense kind comes first */
+        return;
+    }
+    int64_t rep[ST_MAX_KINDS];
+    st_layer kind[ST_MAX_KINDS];
+    int nk = find_kinds(m, rep, kind, ST_MAX_KINDS);
     for (int64_t l = first; l < first + n && l < m->layers; l++) {
         st_layer x;
         st_model_layer(m, l, &x);
