@@ -186,6 +186,7 @@ static const char *unbuilt_structure(const st_model *m) {
     if (m->shared_experts > 0) return "shared experts";
     if (m->first_dense > 0) return "dense blocks before the MoE ones";
     if (m->window > 0 && m->global_every > 0) return "windowed and global blocks";
+    if (m->parallel_block) return "attention and MLP in parallel";
     return NULL;
 }
 

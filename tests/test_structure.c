@@ -377,6 +377,26 @@ START_TEST(test_profiler_kinds) {
 }
 END_TEST
 
+/* a parallel block: one norm and one residual add fewer, the last one reading three inputs */
+START_TEST(test_parallel_block) {
+    st_model m = preset("llama3-8b"), p = m;
+    p.parallel_block = 1;
+    ck_assert_double_eq_tol(st_model_params(&m) - st_model_params(&p), (double)(m.layers * m.hidden), 1e-3);
+    st_op a[ST_MAX_OPS], b[ST_MAX_OPS];
+    st_shard s = shard1(8192);
+    s.tp = 8, s.sp = 1;
+    int na = st_ops_layer(&m, &s, 0, a, ST_MAX_OPS), nb = st_ops_layer(&p, &s, 0, b, ST_MAX_OPS);
+    ck_assert_int_eq(na - nb, 2);
+    ck_assert_ptr_null(find(b, nb, "ln2"));
+    ck_assert_ptr_null(find(b, nb, "attn_residual"));
+    double x = 8192.0 / 8 * 4096 * 2; /* one sp shard of the block input, 16 bits */
+    ck_assert_double_eq_tol(find(b, nb, "mlp_residual")->fwd_bytes - find(a, na, "mlp_residual")->fwd_bytes, x, 1e-6);
+    int colls = 0;
+    for (int i = 0; i < nb; i++) colls += b[i].fwd_coll != ST_COLL_NONE;
+    ck_assert_int_eq(colls, 3); /* ln1's all-gather, proj's and fc2's reduce-scatters */
+}
+END_TEST
+
 /* the operator-level planner refuses what its one repeated block cannot hold, naming it */
 START_TEST(test_graph_refuses) {
     st_graph g;
@@ -406,6 +426,7 @@ Suite *suite_structure(void) {
     tcase_add_test(tc, test_ecosystem);
     tcase_add_test(tc, test_profiler_kinds);
     tcase_add_test(tc, test_graph_refuses);
+    tcase_add_test(tc, test_parallel_block);
     suite_add_tcase(s, tc);
     return s;
 }

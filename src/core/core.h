@@ -156,6 +156,7 @@ typedef struct st_model {
     int qk_norm;             /* norms on queries and keys: 0 none, 1 per head (Qwen3, Gemma 3), 2 full width (OLMo 2) */
     int attn_sinks;          /* one learned sink logit per head (gpt-oss) */
     int qkv_bias;            /* biases on q, k and v only (Qwen2) */
+    int parallel_block;      /* attention and MLP side by side on one norm's output (GPT-J, GPT-NeoX, Cohere) */
     /* Mamba-2 mixers (Dao & Gu 2024, "Transformers are SSMs", Sec. 7 and Listing 1) */
     int64_t ssm_heads, ssm_head_dim, ssm_state, ssm_groups, ssm_conv;
     int64_t mtp_layers;      /* multi-token prediction modules (DeepSeek-V3 Sec. 2.2); priced, counted apart */

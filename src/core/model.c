@@ -390,6 +390,7 @@ void st_model_describe(const st_model *m, char *buf, size_t n) {
     if (m->qk_norm) ADD("qk-norm (%s); ", m->qk_norm == 1 ? "per head" : "full width");
     if (m->attn_sinks) ADD("attention sinks; ");
     if (m->qkv_bias) ADD("q/k/v biases; ");
+    if (m->parallel_block) ADD("parallel attention + MLP; ");
     if (m->layer_pattern[0]) {
         int64_t count[ST_MAX_KINDS], rep[ST_MAX_KINDS];
         int nk = st_model_kinds(m, rep);

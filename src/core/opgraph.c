@@ -388,7 +388,7 @@ static int qk_norm_op(oplist *L, const st_model *m, const dims *x, double q_out,
 }
 
 /* The attention half of a block: norm, projections, core attention, output projection, residual. */
-static int attention_ops(oplist *L, const st_model *m, const st_shard *s, const dims *x_, double window) {
+static int attention_ops(oplist *L, const st_model *m, const st_shard *s, const dims *x_, double window, int parallel) {
     dims xv = *x_, *x = &xv;
     st_op *o, *core_last = NULL; /* core_last: the core attention's last operator */
     int mla = m->kv_lora_rank > 0;
@@ -495,6 +495,7 @@ static int attention_ops(oplist *L, const st_model *m, const st_shard *s, const 
     tp_coll_after(o, s, x);
     if (s->sp && s->tp > 1) o->op_saved_bytes += x->Tn * x->h * x->act; /* the reduce-scatter's output: saved */
 
+    if (parallel) return 0; /* one residual add after the MLP takes both branches */
     PUSH("attn_residual", ST_OPC_ELEMWISE);
     residual(o, m, s, x);
     return 0;
@@ -678,16 +679,23 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
     st_layer kind;
     int rc = 0;
     st_model_layer(m, layer, &kind);
+    /* a parallel block (GPT-J; Black et al. 2022, GPT-NeoX, Sec. 2.1): the MLP reads the same norm's
+     * output as attention, so there is no second norm (and its tp collective: the first one's
+     * gathers the input and reduces the gradient for both), and one residual add sums the block
+     * input and both branches */
+    int parallel = m->parallel_block && kind.mixer == ST_MIX_ATTN && kind.mlp != ST_MLP_NONE;
 
-    if (kind.mixer == ST_MIX_ATTN) rc = attention_ops(L, m, s, &x, (double)kind.window);
+    if (kind.mixer == ST_MIX_ATTN) rc = attention_ops(L, m, s, &x, (double)kind.window, parallel);
     if (kind.mixer == ST_MIX_MAMBA) rc = mamba_ops(L, m, s, &x);
     if (rc) return rc;
 
     /* ---- MLP or MoE */
     if (kind.mlp != ST_MLP_NONE) {
-        PUSH("ln2", ST_OPC_NORM);
-        norm(o, m, s, &x);
-        tp_coll_before(o, s, &x);
+        if (!parallel) {
+            PUSH("ln2", ST_OPC_NORM);
+            norm(o, m, s, &x);
+            tp_coll_before(o, s, &x);
+        }
         if (kind.mlp == ST_MLP_DENSE) {
             if ((rc = mlp_ops(L, m, &x, x.T, (double)kind.ffn, dense, ST_SPLIT_TP, 0))) return rc;
             o = &ops[L->n - 1];
@@ -698,6 +706,7 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
         }
         PUSH("mlp_residual", ST_OPC_ELEMWISE);
         residual(o, m, s, &x);
+        if (parallel) o->fwd_bytes += x.Tn * x.h * x.act, o->bwd_bytes += x.Tn * x.h * x.act; /* a third input */
     }
 
     /* accumulate this micro-batch's weight gradients (backward only) */

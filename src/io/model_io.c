@@ -58,7 +58,8 @@ static const char *const strata_keys[] = {
     /* issue 15's structure (core.h, st_model) */
     "moe_ffn", "shared_experts", "shared_ffn", "first_dense", "capacity_factor", "moe_imbalance", "q_lora_rank",
     "kv_lora_rank", "qk_nope_dim", "qk_rope_dim", "v_head_dim", "window", "global_every", "qk_norm", "attn_sinks",
-    "qkv_bias", "ssm_heads", "ssm_head_dim", "ssm_state", "ssm_groups", "ssm_conv", "mtp_layers", "layer_pattern",
+    "qkv_bias", "parallel_block", "ssm_heads", "ssm_head_dim", "ssm_state", "ssm_groups", "ssm_conv", "mtp_layers",
+    "layer_pattern",
     "layer_ffn", NULL};
 
 /* The integer keys of issue 15's structure, their ranges checked again by st_model_finalize. */
@@ -197,6 +198,7 @@ static int load_strata(const json_t *root, const char *file, const char *prefix,
     }
     GET_BOOL(root, "attn_sinks", &m->attn_sinks);
     GET_BOOL(root, "qkv_bias", &m->qkv_bias);
+    GET_BOOL(root, "parallel_block", &m->parallel_block);
     {
         const char *pat = NULL;
         rc = st__json_get_str(root, "layer_pattern", &pat, file, prefix, err);
@@ -317,6 +319,7 @@ enum {
     K_SINKS = 256,    /* learned attention sinks */
     K_LEARNED = 512,  /* learned absolute positions */
     K_CHUNKED = 1024, /* attention_chunk_size: 3 of every 4 blocks local (Llama 4's NoPE blocks global) */
+    K_PARALLEL = 2048, /* attention and MLP in parallel on one norm (use_parallel_residual can say no) */
 };
 static const struct {
     const char *type;
@@ -329,8 +332,9 @@ static const struct {
     {"llama4", K_GATED | K_CHUNKED}, {"llama4_text", K_GATED | K_CHUNKED}, {"gemma", K_GATED | K_TIED},
     {"gemma2", K_GATED | K_TIED | K_ALT2}, {"gemma3", K_GATED | K_TIED | K_QKN_HEAD},
     {"gemma3_text", K_GATED | K_TIED | K_QKN_HEAD}, {"phi3", K_GATED}, {"olmo2", K_GATED | K_QKN_FULL},
-    {"cohere", K_GATED | K_TIED | K_LN}, {"internlm2", K_GATED}, {"starcoder2", K_TIED | K_LN},
-    {"gpt_neox", K_LN | K_BIAS}, {"gptj", K_LN}, {"gpt_bigcode", K_TIED | K_LN | K_BIAS | K_LEARNED},
+    {"cohere", K_GATED | K_TIED | K_LN | K_PARALLEL}, {"internlm2", K_GATED}, {"starcoder2", K_TIED | K_LN},
+    {"gpt_neox", K_LN | K_BIAS | K_PARALLEL}, {"gptj", K_LN | K_PARALLEL},
+    {"gpt_bigcode", K_TIED | K_LN | K_BIAS | K_LEARNED},
     {"nemotron_h", 0}, {"nemotron-nas", K_GATED},
 };
 
@@ -729,6 +733,8 @@ static int hf_decoder(const json_t *root, const char *file, st_model *m, st_erro
         m->qk_norm = qt && !strcmp(qt, "per_layer") ? 2 : 1;
     }
     m->attn_sinks = (known & K_SINKS) != 0;
+    m->parallel_block = (known & K_PARALLEL) || hf_true(c, "parallel_attn") || hf_true(c, "use_parallel_residual");
+    if (json_is_false(hf_at(c, "use_parallel_residual", &prefix))) m->parallel_block = 0;
     if ((rc = hf_moe(c, type)) < 0) goto out;
     if ((rc = hf_window(c, known)) < 0) goto out;
     if ((rc = hf_structure(c)) < 0) goto out;
@@ -1010,6 +1016,7 @@ json_t *st__model_to_json(const st_model *m) {
     if (m->qk_norm) SET("qk_norm", json_integer(m->qk_norm));
     if (m->attn_sinks) SET("attn_sinks", json_true());
     if (m->qkv_bias) SET("qkv_bias", json_true());
+    if (m->parallel_block) SET("parallel_block", json_true());
     if (m->layer_pattern[0]) SET("layer_pattern", json_string(m->layer_pattern));
     int64_t nf = 0;
     for (int64_t l = 0; l < ST_MAX_PATTERN; l++)
