@@ -83,7 +83,8 @@ typedef struct st__shard_cost {
     int grad_bytes;
     st_attention attention;
     st_kernels kernels;
-    st__pass dense, moe, head, tail;
+    st__pass kind[ST_MAX_KINDS]; /* one block of each kind (st_model_kinds) */
+    st__pass head, tail;
 } st__shard_cost;
 
 #define ST_COST_CACHE 4096
@@ -91,7 +92,7 @@ typedef struct st__shard_cost {
 /* Pipeline stages that cost the same: equal block counts, same end (embedding / output layer).
  * first = the lowest stage index of the class (the one holding the most micro-batches). */
 typedef struct st__stage_class {
-    int64_t dense, moe; /* blocks of each kind on the stage, over all its chunks */
+    int64_t n[ST_MAX_KINDS]; /* blocks of each kind (st_model_kinds) on the stage, over all its chunks */
     int head, tail;
     int first, count;
 } st__stage_class;
@@ -119,7 +120,7 @@ struct st_cost_ctx {
 /* Shard costs for plan p (cached). Never NULL. */
 const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p);
 /* Blocks of each kind in layers [first, first + n). */
-void st__cost_count_blocks(const st_cost_ctx *ctx, int64_t first, int64_t n, int64_t *dense, int64_t *moe);
+void st__cost_count_blocks(const st_cost_ctx *ctx, int64_t first, int64_t n, int64_t count[ST_MAX_KINDS]);
 /* Activations a block keeps for backward under a recompute mode (cost/memory.c). */
 double st__block_act(const st__pass *ps, st_recompute rc);
 /* What a block's recompute restores while its backward runs (full: the whole block; op: what the

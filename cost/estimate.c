@@ -279,15 +279,11 @@ const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p) {
     st_op ops[ST_MAX_OPS];
     const st_model *m = ctx->m;
     int n;
-    int64_t dense_idx, moe_idx; /* one block of each kind */
-    st_model_block_kinds(m, &dense_idx, &moe_idx);
-    if (dense_idx >= 0) {
-        n = st_ops_layer(m, &s, dense_idx, ops, ST_MAX_OPS);
-        pass_add_ops(ctx, p, ops, n, &e->dense);
-    }
-    if (moe_idx >= 0) {
-        n = st_ops_layer(m, &s, moe_idx, ops, ST_MAX_OPS);
-        pass_add_ops(ctx, p, ops, n, &e->moe);
+    int64_t rep[ST_MAX_KINDS]; /* one block of each kind */
+    int nk = st_model_kinds(m, rep);
+    for (int k = 0; k < nk; k++) {
+        n = st_ops_layer(m, &s, rep[k], ops, ST_MAX_OPS);
+        pass_add_ops(ctx, p, ops, n, &e->kind[k]);
     }
     n = st_ops_head(m, &s, ops, ST_MAX_OPS);
     pass_add_ops(ctx, p, ops, n, &e->head);
@@ -303,16 +299,8 @@ const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p) {
     return e;
 }
 
-void st__cost_count_blocks(const st_cost_ctx *ctx, int64_t first, int64_t n, int64_t *dense, int64_t *moe) {
-    const st_model *m = ctx->m;
-    if (m->experts == 0) {
-        *dense = n, *moe = 0;
-        return;
-    }
-    /* MoE blocks are those with l % e == e - 1; there are x / e of them below x */
-    int64_t e = m->moe_every;
-    *moe = (first + n) / e - first / e;
-    *dense = n - *moe;
+void st__cost_count_blocks(const st_cost_ctx *ctx, int64_t first, int64_t n, int64_t count[ST_MAX_KINDS]) {
+    st_model_count_kinds(ctx->m, first, n, count);
 }
 
 /* ---- stage classes */
@@ -323,10 +311,9 @@ static void fill_class(st_cost_ctx *ctx, const st_plan *p, const int *chunk_laye
     int64_t first = 0;
     for (int j = 0; j < chunks; j++) {
         if (j % p->pp == stage) {
-            int64_t nd, nm;
-            st__cost_count_blocks(ctx, first, chunk_layers[j], &nd, &nm);
-            c->dense += nd;
-            c->moe += nm;
+            int64_t nk[ST_MAX_KINDS];
+            st__cost_count_blocks(ctx, first, chunk_layers[j], nk);
+            for (int k = 0; k < ST_MAX_KINDS; k++) c->n[k] += nk[k];
             if (j == 0) c->head = 1;
             if (j == chunks - 1) c->tail = 1;
         }
@@ -353,7 +340,7 @@ static int build_layout(st_cost_ctx *ctx, const st_plan *p, st__layout *L) {
         fill_class(ctx, p, chunk_layers, d, &c);
         int k;
         for (k = 0; k < n; k++)
-            if (cls[k].dense == c.dense && cls[k].moe == c.moe && cls[k].head == c.head && cls[k].tail == c.tail) break;
+            if (!memcmp(cls[k].n, c.n, sizeof c.n) && cls[k].head == c.head && cls[k].tail == c.tail) break;
         if (k < n)
             cls[k].count++;
         else
@@ -402,8 +389,7 @@ static void add_pass(stage_time *t, const st__pass *ps, double count, st_recompu
 static void stage_cost(const st_plan *p, const st__shard_cost *sc, const st__stage_class *c, double p2p_s,
                        stage_time *t) {
     memset(t, 0, sizeof *t);
-    add_pass(t, &sc->dense, (double)c->dense, p->recompute, 1);
-    add_pass(t, &sc->moe, (double)c->moe, p->recompute, 1);
+    for (int k = 0; k < ST_MAX_KINDS; k++) add_pass(t, &sc->kind[k], (double)c->n[k], p->recompute, 1);
     if (c->head) add_pass(t, &sc->head, 1, p->recompute, 0);
     if (c->tail) add_pass(t, &sc->tail, 1, p->recompute, 0);
     if (p->pp > 1) t->comm_s[ST_GRP_PP] += 2 * p->vp * p2p_s; /* each chunk receives and sends, both ways */
@@ -419,10 +405,12 @@ double st_cost_model_flops(const st_model *m, int64_t gbs, int64_t seq) {
                   .attention = ST_ATTN_UNFUSED};
     st_op ops[ST_MAX_OPS];
     double per_seq = 0;
-    int64_t period = m->experts > 0 ? m->moe_every : 1;
-    for (int64_t l = 0; l < period && l < m->layers; l++) {
-        int64_t count = (m->layers - l + period - 1) / period;
-        int n = st_ops_layer(m, &s, l, ops, ST_MAX_OPS);
+    int64_t rep[ST_MAX_KINDS], counts[ST_MAX_KINDS];
+    int nk = st_model_kinds(m, rep);
+    st_model_count_kinds(m, 0, m->layers, counts);
+    for (int k = 0; k < nk; k++) {
+        int64_t count = counts[k];
+        int n = st_ops_layer(m, &s, rep[k], ops, ST_MAX_OPS);
         for (int i = 0; i < n; i++)
             if (ops[i].cls == ST_OPC_GEMM || ops[i].cls == ST_OPC_BGEMM) per_seq += ops[i].fwd_flops * (double)count;
     }
@@ -470,21 +458,21 @@ void st_cost_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, st_chunk_cost 
     memset(out, 0, sizeof *out);
     int chunk_layers[ST_MAX_STAGES], chunks = p->pp * p->vp;
     st_plan_chunk_layers(p, ctx->m, chunk_layers);
-    int64_t first = 0, nd, nm;
+    int64_t first = 0, nk[ST_MAX_KINDS];
     for (int i = 0; i < chunk; i++) first += chunk_layers[i];
-    st__cost_count_blocks(ctx, first, chunk_layers[chunk], &nd, &nm);
+    st__cost_count_blocks(ctx, first, chunk_layers[chunk], nk);
     const st__shard_cost *sc = st__cost_shard(ctx, p);
-    chunk_add(out, &sc->dense, (double)nd, p->recompute, 1);
-    chunk_add(out, &sc->moe, (double)nm, p->recompute, 1);
+    for (int k = 0; k < ST_MAX_KINDS; k++) chunk_add(out, &sc->kind[k], (double)nk[k], p->recompute, 1);
     if (chunk == 0) chunk_add(out, &sc->head, 1, p->recompute, 0);
     if (chunk == chunks - 1) chunk_add(out, &sc->tail, 1, p->recompute, 0);
     if (p->pp > 1) out->p2p_s = st__p2p_time(ctx, p);
     /* memory.c's working set: the largest block of the chunk */
-    if (nd > 0) out->working_bytes = st__block_working(&sc->dense, p->recompute);
-    if (nm > 0 && st__block_working(&sc->moe, p->recompute) > out->working_bytes)
-        out->working_bytes = st__block_working(&sc->moe, p->recompute);
-    if (nd > 0) out->work_bytes = sc->dense.work_bytes;
-    if (nm > 0 && sc->moe.work_bytes > out->work_bytes) out->work_bytes = sc->moe.work_bytes;
+    for (int k = 0; k < ST_MAX_KINDS; k++) {
+        if (nk[k] <= 0) continue;
+        if (st__block_working(&sc->kind[k], p->recompute) > out->working_bytes)
+            out->working_bytes = st__block_working(&sc->kind[k], p->recompute);
+        if (sc->kind[k].work_bytes > out->work_bytes) out->work_bytes = sc->kind[k].work_bytes;
+    }
     if (chunk == chunks - 1) out->tail_work_bytes = sc->tail.work_bytes;
 }
 
@@ -646,7 +634,8 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
             /* every micro-batch, layer by layer (each block, the embedding and the output layer
              * a layer, as the lowering gathers them): the weights gathered for the forward and
              * again for the backward, the gradients reduce-scattered */
-            double nl = (double)(L->cls[k].dense + L->cls[k].moe + L->cls[k].head + L->cls[k].tail);
+            double nl = (double)(L->cls[k].head + L->cls[k].tail);
+            for (int j = 0; j < ST_MAX_KINDS; j++) nl += (double)L->cls[k].n[j];
             if (nl < 1) nl = 1;
             double gather = pieces(c, pr, ST_COLL_ALLGATHER, &gdp, dp_ * wbytes, nl) +
                             pieces(c, pr, ST_COLL_ALLGATHER, &gex, ep_ * wbytes, nl);

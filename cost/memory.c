@@ -83,7 +83,9 @@ double st__block_working(const st__pass *ps, st_recompute rc) {
 }
 
 double st__fp8_params(const st__shard_cost *sc, const st__stage_class *cls) {
-    return (double)cls->dense * sc->dense.fp8_params + (double)cls->moe * sc->moe.fp8_params;
+    double b = 0;
+    for (int k = 0; k < ST_MAX_KINDS; k++) b += (double)cls->n[k] * sc->kind[k].fp8_params;
+    return b;
 }
 
 /* tied output layer: Megatron keeps a copy of the embedding on the last stage */
@@ -99,18 +101,21 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_c
     int pp = p->pp, vp = p->vp;
     memset(out, 0, sizeof *out);
 
-    double nd = (double)cls->dense, nm = (double)cls->moe;
-    double dense = nd * sc->dense.params + nm * sc->moe.params;
-    double expert = nm * sc->moe.expert_params;
-    double act_mb = nd * st__block_act(&sc->dense, p->recompute) + nm * st__block_act(&sc->moe, p->recompute);
-    double working = 0, block_max = 0;
-    if (nd > 0) working = st__block_working(&sc->dense, p->recompute), block_max = sc->dense.params;
-    /* cp's K/V buffers (st_op.work_bytes), live while the largest block's attention runs */
-    double work = nd > 0 ? sc->dense.work_bytes : 0;
-    if (nm > 0 && sc->moe.work_bytes > work) work = sc->moe.work_bytes;
-    if (nm > 0) {
-        if (st__block_working(&sc->moe, p->recompute) > working) working = st__block_working(&sc->moe, p->recompute);
-        if (sc->moe.params + sc->moe.expert_params > block_max) block_max = sc->moe.params + sc->moe.expert_params;
+    double dense = 0, expert = 0, act_mb = 0;
+    /* the largest block's working set, weights, and cp's K/V buffers (st_op.work_bytes, live while
+     * its attention runs) */
+    double working = 0, block_max = 0, work = 0, b8 = 0;
+    for (int k = 0; k < ST_MAX_KINDS; k++) {
+        const st__pass *ps = &sc->kind[k];
+        double nb = (double)cls->n[k];
+        dense += nb * ps->params;
+        expert += nb * ps->expert_params;
+        act_mb += nb * st__block_act(ps, p->recompute);
+        if (nb <= 0) continue;
+        if (st__block_working(ps, p->recompute) > working) working = st__block_working(ps, p->recompute);
+        if (ps->params + ps->expert_params > block_max) block_max = ps->params + ps->expert_params;
+        if (ps->work_bytes > work) work = ps->work_bytes;
+        if (ps->fp8_params > b8) b8 = ps->fp8_params;
     }
     if (cls->head) {
         dense += sc->head.params;
@@ -139,8 +144,6 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_c
      * blocks (the copies live and go with the gathered weights) */
     double fp8_w = st__fp8_params(sc, cls);
     if (p->zero >= 3 || p->offload == ST_OFF_PARAMS) {
-        double b8 = nd > 0 ? sc->dense.fp8_params : 0;
-        if (nm > 0 && sc->moe.fp8_params > b8) b8 = sc->moe.fp8_params;
         if (2 * b8 < fp8_w) fp8_w = 2 * b8;
     }
     out->weights_bytes += ST_FP8_WEIGHT_COPY_BYTES * fp8_w;

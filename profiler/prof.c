@@ -107,13 +107,12 @@ static void unique_gemms(gvec *g) {
     g->n = w;
 }
 
-/* the GEMMs one rank runs per micro-batch: a dense block, an MoE block, the logits */
+/* the GEMMs one rank runs per micro-batch: one block of each kind (st_model_kinds), the logits */
 static int model_gemms(const st_model *m, const st_shard *s, gvec *g, int plan) {
     st_op ops[ST_MAX_OPS];
-    int64_t idx[2];
-    st_model_block_kinds(m, &idx[0], &idx[1]);
-    for (int b = 0; b < 2; b++) {
-        if (idx[b] < 0) continue;
+    int64_t idx[ST_MAX_KINDS];
+    int nk = st_model_kinds(m, idx);
+    for (int b = 0; b < nk; b++) {
         int n = st_ops_layer(m, s, idx[b], ops, ST_MAX_OPS);
         if (n < 0) return n;
         for (int i = 0; i < n; i++)
@@ -305,19 +304,18 @@ int st__prof_plan_shapes(const st_model *m, const st_plan *p, st__prof_gemm **g,
     st_shard s;
     st_op ops[ST_MAX_OPS];
     int rc = 0;
-    int64_t idx[2];
+    int64_t idx[ST_MAX_KINDS];
 
     *g = NULL, *mm = NULL, *ng = 0, *nm = 0;
     st_plan_shard(p, &s);
     if ((rc = model_gemms(m, &s, &gv, 1)) < 0) goto out;
     unique_gemms(&gv);
-    st_model_block_kinds(m, &idx[0], &idx[1]);
-    for (int part = 0; part < 4; part++) {
+    int nk = st_model_kinds(m, idx);
+    for (int part = 0; part < nk + 2; part++) {
         int n;
-        if (part < 2) {
-            if (idx[part] < 0) continue;
+        if (part < nk) {
             n = st_ops_layer(m, &s, idx[part], ops, ST_MAX_OPS);
-        } else if (part == 2) {
+        } else if (part == nk) {
             n = st_ops_head(m, &s, ops, ST_MAX_OPS);
         } else {
             n = st_ops_tail(m, &s, ops, ST_MAX_OPS);

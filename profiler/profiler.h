@@ -121,8 +121,8 @@ double st__prof_gemm_bytes(const st__prof_gemm *g, double elem_bytes);
 /* The memory-bound grid: each kernel at 2^18 ... 2^30 bytes in steps of 4 (quick: 2^20, 2^24,
  * 2^28); norms over rows of 4096, softmax over rows of 2048 (a sequence). *out new (free()). */
 int st__prof_mem_grid(int quick, st__prof_mem **out, int *n);
-/* The per-rank operator shapes of one finalized plan (st_plan_shard; st_ops_layer for a dense and
- * an MoE block, st_ops_head, st_ops_tail): its GEMMs and batched GEMMs (distinct shapes), and one
+/* The per-rank operator shapes of one finalized plan (st_plan_shard; st_ops_layer for one block of
+ * each kind (st_model_kinds), st_ops_head, st_ops_tail): its GEMMs and batched GEMMs (distinct shapes), and one
  * memory-bound kernel per distinct (class, bytes per kernel) of its norm, softmax and elementwise
  * operators, forward and backward: a norm by the model's norm, the MLP activation by GeLU or
  * SwiGLU, everything else by a residual add of the same bytes. Embedding and loss have no kernel

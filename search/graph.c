@@ -177,9 +177,28 @@ static int chain(builder *bp, const st_op *ops, int n, const char *name, int x, 
     return y;
 }
 
+/* Issue 15's structure that the tensor graph below (Megatron's GPT/Llama block: qkv, attention,
+ * proj, an MLP or routed experts, the same in every layer) has no operators for, or NULL. */
+static const char *unbuilt_structure(const st_model *m) {
+    if (m->kv_lora_rank > 0) return "latent attention";
+    if (m->layer_pattern[0]) return "blocks of several kinds (layer_pattern)";
+    if (m->layer_ffn[0] > 0) return "per-block FFN sizes";
+    if (m->shared_experts > 0) return "shared experts";
+    if (m->first_dense > 0) return "dense blocks before the MoE ones";
+    if (m->window > 0 && m->global_every > 0) return "windowed and global blocks";
+    if (m->parallel_block) return "attention and MLP in parallel";
+    return NULL;
+}
+
 int st_graph_from_model(const st_model *m, int64_t mbs, int64_t seq, st_dtype dt, st_attention attn, st_graph *g,
                         st_error *err) {
     memset(g, 0, sizeof *g);
+    const char *other = unbuilt_structure(m);
+    if (other)
+        return st_error_set(err, ST_EINVAL, NULL, "model",
+                            "the operator-level planner builds one repeated transformer block; %s has %s "
+                            "(plan it with the default search)",
+                            m->name, other);
     builder B = {.g = g, .dt = dt};
     st_shard s = {.tp = 1, .cp = 1, .ep = 1, .mbs = mbs, .seq = seq, .dtype = dt, .grad_bytes = 4, .attention = attn};
     st_op head[ST_MAX_OPS], blk[ST_MAX_OPS], tail[ST_MAX_OPS];

@@ -138,7 +138,9 @@ void st__ilp_init(void);
 /* The graph of a model preset / model JSON for one micro-batch of `mbs` sequences of `seq`
  * tokens: head, one block of each kind in the model (dense; MoE models use their MoE block), tail.
  * Per-operator FLOPs and bytes are src/core/opgraph.c's at tp = 1; attention is one fused operator
- * (attn = ST_ATTN_FLASH) or scores, softmax, dropout and context (ST_ATTN_UNFUSED). */
+ * (attn = ST_ATTN_FLASH) or scores, softmax, dropout and context (ST_ATTN_UNFUSED). A model with
+ * structure the block does not build (latent attention, several kinds of block, shared experts,
+ * dense-first or window/global layers) is refused with ST_EINVAL naming it. */
 int st_graph_from_model(const st_model *m, int64_t mbs, int64_t seq, st_dtype dt, st_attention attn, st_graph *g,
                         st_error *err);
 

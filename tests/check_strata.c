@@ -13,6 +13,7 @@ int main(void) {
     srunner_add_suite(sr, suite_cost());
     srunner_add_suite(sr, suite_search());
     srunner_add_suite(sr, suite_io());
+    srunner_add_suite(sr, suite_structure());
     srunner_add_suite(sr, suite_emit());
     srunner_add_suite(sr, suite_compare());
     srunner_add_suite(sr, suite_plot());

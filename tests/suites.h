@@ -24,5 +24,6 @@ Suite *suite_exec_cpu(void); /* with HAVE_EXEC_CPU */
 Suite *suite_cli(void);
 Suite *suite_validation(void);
 Suite *suite_util(void);
+Suite *suite_structure(void);
 
 #endif

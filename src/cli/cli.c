@@ -242,6 +242,7 @@ int st_cli_inputs_resolve(const st_cli_args *a, unsigned want, st_cli_inputs *in
 }
 
 void st_cli_inputs_notes(const st_cli_inputs *in, const char *cmd) {
+    if (in->have_model && in->model.note[0]) st_cli_note(cmd, "%s: %s", in->model.name, in->model.note);
     if (in->origin_note[0]) st_cli_note(cmd, "%s", in->origin_note);
     if (in->profile_note[0]) st_cli_note(cmd, "%s", in->profile_note);
 }

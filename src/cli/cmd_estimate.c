@@ -8,28 +8,37 @@
 static void print_ops(FILE *out, const st_model *m, const st_cluster *c, const st_profile *prof, const st_plan *p) {
     st_shard s;
     st_plan_shard(p, &s);
-    int64_t dense_idx, moe_idx; /* one block of each kind */
-    st_model_block_kinds(m, &dense_idx, &moe_idx);
+    int64_t rep[ST_MAX_KINDS], count[ST_MAX_KINDS]; /* one block of each kind */
+    int nk = st_model_kinds(m, rep);
+    st_model_count_kinds(m, 0, m->layers, count);
     fprintf(out, "\noperators per micro-batch on one GPU (ms; TFLOP/s achieved; bound; saved MiB; collective)\n");
     /* with tp_overlap: what each collective leaves exposed beside its GEMM; with cp's ring, what the
      * exchange leaves exposed beside the attention's steps (st_cost_ops) */
     int ring = p->cp > 1 && p->cp_comm == ST_CP_P2P;
     st_cost_ctx *ctx = p->tp_overlap || ring ? st_cost_ctx_new(m, c, prof) : NULL;
-    for (int k = 0; k < 4; k++) {
-        static const char *const titles[] = {"block", "MoE block", "embedding (first stage)", "output (last stage)"};
+    for (int k = 0; k < nk + 2; k++) {
         st_op ops[ST_MAX_OPS];
+        char title[96];
         int n;
-        if (k == 0 && dense_idx >= 0)
-            n = st_ops_layer(m, &s, dense_idx, ops, ST_MAX_OPS);
-        else if (k == 1 && moe_idx >= 0)
-            n = st_ops_layer(m, &s, moe_idx, ops, ST_MAX_OPS);
-        else if (k == 2)
+        if (k < nk) {
+            st_layer L;
+            st_model_layer(m, rep[k], &L);
+            static const char *const mixer[] = {"attention", "no mixer", "Mamba-2"};
+            static const char *const mlp[] = {"MLP", "MoE", "no MLP"};
+            if (m->layer_pattern[0] || m->window > 0 || m->first_dense > 0 || nk > 2)
+                snprintf(title, sizeof title, "block: %s%s, %s (%lld of %lld)", mixer[L.mixer],
+                         L.window > 0 ? " (windowed)" : "", mlp[L.mlp], (long long)count[k], (long long)m->layers);
+            else /* dense, MoE: as the list has always said */
+                snprintf(title, sizeof title, "%s", L.mlp == ST_MLP_MOE ? "MoE block" : "block");
+            n = st_ops_layer(m, &s, rep[k], ops, ST_MAX_OPS);
+        } else if (k == nk) {
+            snprintf(title, sizeof title, "embedding (first stage)");
             n = st_ops_head(m, &s, ops, ST_MAX_OPS);
-        else if (k == 3)
+        } else {
+            snprintf(title, sizeof title, "output (last stage)");
             n = st_ops_tail(m, &s, ops, ST_MAX_OPS);
-        else
-            continue;
-        fprintf(out, "  %s\n  %-18s %-11s %8s %8s %8s %-7s %9s  %s\n", titles[k], "op", "class", "fwd", "bwd",
+        }
+        fprintf(out, "  %s\n  %-18s %-11s %8s %8s %8s %-7s %9s  %s\n", title, "op", "class", "fwd", "bwd",
                 "TFLOP/s", "bound", "saved", "collective (fwd+bwd ms)");
         st_op_cost exposed[ST_MAX_OPS];
         if (ctx) st_cost_ops(ctx, p, ops, n, exposed);

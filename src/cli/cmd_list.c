@@ -41,6 +41,9 @@ int st_cmd_models(int argc, char **argv, st_error *err) {
         printf("%-14s %6lld %6lld %5lld %4lld %6lld %7lld %6lld %7s %8.1fB  %s\n", m->name, (long long)m->layers,
                (long long)m->hidden, (long long)m->heads, (long long)m->kv_heads, (long long)m->ffn,
                (long long)m->vocab, (long long)m->seq_len, experts, st_model_params(m) / 1e9, m->source);
+        char structure[400];
+        st_model_describe(m, structure, sizeof structure);
+        if (structure[0]) printf("%-14s %s\n", "", structure);
     }
     return 0;
 }

@@ -136,6 +136,7 @@ int st_cp_comm_parse(const char *s, st_cp_comm *out);
 #define ST_MAX_SEQ (1 << 24)
 #define ST_MAX_EXPERTS 4096
 #define ST_MAX_GPUS (1 << 20)
+#define ST_MAX_PATTERN 1024 /* blocks a per-block pattern (layer_pattern, layer_ffn) describes */
 
 typedef struct st_model {
     char name[64];
@@ -157,8 +158,46 @@ typedef struct st_model {
     int64_t experts_topk;       /* experts a token visits */
     int64_t moe_every;          /* every n-th block is MoE (1 = all) */
     int64_t vocab_pad_multiple; /* Megatron --make-vocab-size-divisible-by; pad to this x tp; 1 = none */
+    /* MoE as DeepSeek and Qwen build it (DeepSeekMoE, Dai et al. 2024; DeepSeek-V3 report Sec. 2.1.2) */
+    int64_t moe_ffn;         /* a routed expert's FFN size; 0 = ffn */
+    int64_t shared_experts;  /* experts every token visits besides its top-k (0 = none) */
+    int64_t shared_ffn;      /* one shared expert's FFN size; 0 = moe_ffn */
+    int64_t first_dense;     /* the first k blocks keep a dense MLP (first_k_dense_replace) */
+    double capacity_factor;  /* tokens an expert takes / its balanced share; 0 = dropless */
+    double moe_imbalance;    /* tokens of the busiest expert rank / the mean; 1 = balanced (0 = 1) */
+    /* multi-head latent attention (DeepSeek-V2, Sec. 2.1); kv_lora_rank 0 = ordinary attention */
+    int64_t q_lora_rank;     /* 0 = queries projected directly */
+    int64_t kv_lora_rank;
+    int64_t qk_nope_dim, qk_rope_dim, v_head_dim;
+    /* sliding-window attention (Mistral; Gemma 2/3, gpt-oss alternate it with global layers) */
+    int64_t window;          /* keys a query sees in windowed blocks; 0 = all */
+    int64_t global_every;    /* with a window: every n-th block (the last of each n) attends to all; 0 = none */
+    int qk_norm;             /* norms on queries and keys: 0 none, 1 per head (Qwen3, Gemma 3), 2 full width (OLMo 2) */
+    int attn_sinks;          /* one learned sink logit per head (gpt-oss) */
+    int qkv_bias;            /* biases on q, k and v only (Qwen2) */
+    int parallel_block;      /* attention and MLP side by side on one norm's output (GPT-J, GPT-NeoX, Cohere) */
+    /* Mamba-2 mixers (Dao & Gu 2024, "Transformers are SSMs", Sec. 7 and Listing 1) */
+    int64_t ssm_heads, ssm_head_dim, ssm_state, ssm_groups, ssm_conv;
+    int64_t mtp_layers;      /* multi-token prediction modules (DeepSeek-V3 Sec. 2.2); priced, counted apart */
+    /* per-block kinds, one character a block (empty = every block 'T'): 'T' attention + MLP, 'M' Mamba-2
+     * mixer alone, '*' attention alone, '-' MLP alone, 'E' MoE MLP alone (Nemotron-H's letters) */
+    char layer_pattern[ST_MAX_PATTERN + 1];
+    int32_t layer_ffn[ST_MAX_PATTERN]; /* per-block dense FFN size (0 = ffn): Nemotron-NAS block_configs */
     char source[200];           /* citation for presets; file path for loaded models */
+    char note[480];             /* what an import assumed or left out (HuggingFace configs), said on stderr */
 } st_model;
+
+/* What one block is: its mixer, its MLP, its attention window and dense FFN size. Blocks that are
+ * equal cost the same; the cost layer prices one of each kind and counts them (st_model_kinds). */
+typedef enum { ST_MIX_ATTN, ST_MIX_NONE, ST_MIX_MAMBA } st_mixer;
+typedef enum { ST_MLP_DENSE, ST_MLP_MOE, ST_MLP_NONE } st_mlp;
+typedef struct st_layer {
+    st_mixer mixer;
+    st_mlp mlp;
+    int64_t window; /* 0 = full attention */
+    int64_t ffn;    /* dense MLP size */
+} st_layer;
+#define ST_MAX_KINDS 8
 
 /* Presets (src/core/model.c). Returned arrays are static; borrowed. */
 const st_model *st_model_presets(size_t *n);
@@ -172,6 +211,21 @@ int64_t st_model_padded_vocab(const st_model *m, int tp);
 double st_model_params(const st_model *m);
 /* Whether block `layer` (0-based) is an MoE block. */
 int st_model_layer_is_moe(const st_model *m, int64_t layer);
+/* What block `layer` (0-based) is. */
+void st_model_layer(const st_model *m, int64_t layer, st_layer *out);
+/* The distinct block kinds in order of first appearance, each by the index of its first block
+ * (rep[k]); returns their count (1..ST_MAX_KINDS; st_model_finalize refuses more). */
+int st_model_kinds(const st_model *m, int64_t rep[ST_MAX_KINDS]);
+/* Blocks of each kind (st_model_kinds' order) among blocks [first, first + n). */
+void st_model_count_kinds(const st_model *m, int64_t first, int64_t n, int64_t count[ST_MAX_KINDS]);
+/* Parameters of the multi-token prediction modules (st_model_params leaves them out, as DeepSeek's
+ * 671B does), and the parameters one token uses (its top-k routed experts, the shared experts and
+ * everything else, embedding and output layer included; MTP left out). */
+double st_model_mtp_params(const st_model *m);
+double st_model_active_params(const st_model *m);
+/* One line on the structure beyond a plain transformer (MLA, MoE shape, windows, block kinds, Mamba-2,
+ * MTP); empty for a plain one. */
+void st_model_describe(const st_model *m, char *buf, size_t n);
 
 /* ------------------------------------------------------- operator graph */
 
@@ -257,8 +311,8 @@ typedef struct st_op {
     double work_bytes;
 } st_op;
 
-#define ST_MAX_OPS 48
-/* One dense and one MoE block index within the first MoE period (-1 when the model has none). */
+#define ST_MAX_OPS 64
+/* The first block without and the first with an MoE MLP (-1 when the model has none). */
 void st_model_block_kinds(const st_model *m, int64_t *dense_idx, int64_t *moe_idx);
 /* Operators of block `layer` (0-based); returns the count (<= cap) or a negative code. */
 int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops, int cap);

@@ -8,7 +8,13 @@
  * ffn = 4h for gelu/relu, Llama's rounding of 8/3 h up to a multiple of 256 for swiglu;
  * seq_len 2048; tied embeddings; dropout and linear biases on for GPT-style (gelu/relu +
  * layernorm) models and off for Llama-style ones; vocabulary padded as Megatron-LM pads it, to a
- * multiple of 128 x tp (--make-vocab-size-divisible-by 128). */
+ * multiple of 128 x tp (--make-vocab-size-divisible-by 128).
+ *
+ * Blocks may differ (issue 15): st_model_layer says what block l is from the MoE rules (first_dense,
+ * moe_every), the window rule (global_every) and the per-block pattern and FFN sizes; blocks that
+ * are equal form one kind, and the cost layer prices one block of each kind (at most
+ * ST_MAX_KINDS) and counts them. A model without these fields has the kinds it always had
+ * (dense, or dense and MoE), in the same order, so its numbers do not change. */
 #include "src/core/core.h"
 
 #include <string.h>
@@ -70,6 +76,54 @@ static const st_model presets[] = {
      .activation = ST_ACT_RELU, .norm = ST_NORM_LAYERNORM, .position = ST_POS_LEARNED,
      .tied_embeddings = 1, .dropout = 1, .bias = 1,
      .source = "Zhang et al., 2022 (OPT), Table 1; HF facebook/opt-175b (vocab 50272)"},
+    /* issue 15: the models trained today, from their config.json (../shared/ecosystem/hf where the
+     * file is there); seq_len is the pre-training context, not max_position_embeddings */
+    {.name = "deepseek-v3", .layers = 61, .hidden = 7168, .heads = 128, .kv_heads = 128, .ffn = 18432,
+     .vocab = 129280, .seq_len = 4096, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM,
+     .position = ST_POS_ROPE, .tied_embeddings = 0, .dropout = 0, .bias = 0, .experts = 256, .experts_topk = 8,
+     .moe_every = 1, .moe_ffn = 2048, .shared_experts = 1, .shared_ffn = 2048, .first_dense = 3,
+     .q_lora_rank = 1536, .kv_lora_rank = 512, .qk_nope_dim = 128, .qk_rope_dim = 64, .v_head_dim = 128,
+     .mtp_layers = 1,
+     .source = "HF deepseek-ai/DeepSeek-V3 config.json; DeepSeek-V3 report, Sec. 4.2 (pre-trained at 4K)"},
+    {.name = "kimi-k2", .layers = 61, .hidden = 7168, .heads = 64, .kv_heads = 64, .ffn = 18432, .vocab = 163840,
+     .seq_len = 4096, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM, .position = ST_POS_ROPE,
+     .tied_embeddings = 0, .dropout = 0, .bias = 0, .experts = 384, .experts_topk = 8, .moe_every = 1,
+     .moe_ffn = 2048, .shared_experts = 1, .shared_ffn = 2048, .first_dense = 1, .q_lora_rank = 1536,
+     .kv_lora_rank = 512, .qk_nope_dim = 128, .qk_rope_dim = 64, .v_head_dim = 128,
+     .source = "HF moonshotai/Kimi-K2-Instruct config.json (DeepSeek-V3 architecture; 4K pre-training context)"},
+    {.name = "qwen3-235b-a22b", .layers = 94, .hidden = 4096, .heads = 64, .kv_heads = 4, .head_dim = 128,
+     .ffn = 12288, .vocab = 151936, .seq_len = 4096, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM,
+     .position = ST_POS_ROPE, .tied_embeddings = 0, .dropout = 0, .bias = 0, .experts = 128, .experts_topk = 8,
+     .moe_every = 1, .moe_ffn = 1536, .qk_norm = 1,
+     .source = "HF Qwen/Qwen3-235B-A22B config.json; Qwen3 report, Sec. 3.2 (4K context in stages 1-2)"},
+    {.name = "qwen3-32b", .layers = 64, .hidden = 5120, .heads = 64, .kv_heads = 8, .head_dim = 128, .ffn = 25600,
+     .vocab = 151936, .seq_len = 4096, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM,
+     .position = ST_POS_ROPE, .tied_embeddings = 0, .dropout = 0, .bias = 0, .qk_norm = 1,
+     .source = "HF Qwen/Qwen3-32B config.json; Qwen3 report, Sec. 3.2 (4K context in stages 1-2)"},
+    {.name = "gpt-oss-120b", .layers = 36, .hidden = 2880, .heads = 64, .kv_heads = 8, .head_dim = 64, .ffn = 2880,
+     .vocab = 201088, .seq_len = 4096, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM,
+     .position = ST_POS_ROPE, .tied_embeddings = 0, .dropout = 0, .bias = 1, .experts = 128, .experts_topk = 4,
+     .moe_every = 1, .window = 128, .global_every = 2, .attn_sinks = 1,
+     .source = "HF openai/gpt-oss-120b config.json (initial_context_length 4096; sliding 128 / full alternate)"},
+    {.name = "llama4-maverick", .layers = 48, .hidden = 5120, .heads = 40, .kv_heads = 8, .head_dim = 128,
+     .ffn = 16384, .vocab = 202048, .seq_len = 8192, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM,
+     .position = ST_POS_ROPE, .tied_embeddings = 0, .dropout = 0, .bias = 0, .experts = 128, .experts_topk = 1,
+     .moe_every = 2, .moe_ffn = 8192, .shared_experts = 1, .shared_ffn = 8192, .window = 8192, .global_every = 4,
+     .source = "HF meta-llama/Llama-4-Maverick-17B-128E config.json text_config (interleave_moe_layer_step 2, "
+               "attention_chunk_size 8192 as a window)"},
+    {.name = "gemma3-27b", .layers = 62, .hidden = 5376, .heads = 32, .kv_heads = 16, .head_dim = 128,
+     .ffn = 21504, .vocab = 262208, .seq_len = 32768, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM,
+     .position = ST_POS_ROPE, .tied_embeddings = 1, .dropout = 0, .bias = 0, .window = 1024, .global_every = 6,
+     .qk_norm = 1,
+     .source = "HF google/gemma-3-27b-pt config.json text_config (GeGLU priced as SwiGLU); Gemma 3 report, "
+               "Sec. 2 (pre-trained at 32K)"},
+    {.name = "nemotron-h-56b", .layers = 118, .hidden = 8192, .heads = 64, .kv_heads = 8, .head_dim = 128,
+     .ffn = 32768, .vocab = 131072, .seq_len = 8192, .activation = ST_ACT_RELU, .norm = ST_NORM_RMSNORM,
+     .position = ST_POS_ROPE, .tied_embeddings = 0, .dropout = 0, .bias = 0, .ssm_heads = 256, .ssm_head_dim = 64,
+     .ssm_state = 256, .ssm_groups = 8, .ssm_conv = 4,
+     .layer_pattern = "M-M-M-M*-M-M-M-M-M*-M-M-M-M-M*-M-M-M-M-M*-M-M-M-M-M*-M-M-M-M-M*-M-M-M-M-M*-M-M-M-M-M*-"
+                      "M-M-M-M-M*-M-M-M-M-M*-M-M-M-M-M-",
+     .source = "HF nvidia/Nemotron-H-56B-Base-8K config.json (hybrid_override_pattern; relu^2 MLP)"},
     /* small enough for strata run's tests on a few CPU cores; heads, kv heads, ffn and vocabulary
      * divide by 1, 2 and 4 (tp); no dropout, which the executor does not run */
     {.name = "tiny-gpt", .layers = 4, .hidden = 128, .heads = 4, .vocab = 512, .seq_len = 64,
@@ -102,6 +156,66 @@ int st_model_preset(const char *name, st_model *out) {
             return 0;
         }
     return ST_EINVAL;
+}
+
+static int find_kinds(const st_model *m, int64_t *rep, st_layer *kind, int cap);
+
+/* The fields of issue 15's structure (MoE shapes, MLA, windows, Mamba-2, per-block kinds). */
+static int finalize_structure(st_model *m, const char *file, st_error *err) {
+#define BAD(key, ...) return st_error_set(err, ST_EINVAL, file, key, __VA_ARGS__)
+    const int64_t big = 1 << 24;
+    if (m->moe_ffn < 0 || m->moe_ffn > big) BAD("moe_ffn", "must be 0..%lld", (long long)big);
+    if (m->shared_ffn < 0 || m->shared_ffn > big) BAD("shared_ffn", "must be 0..%lld", (long long)big);
+    if (m->shared_experts < 0 || m->shared_experts > ST_MAX_EXPERTS)
+        BAD("shared_experts", "must be 0..%d", ST_MAX_EXPERTS);
+    if (m->first_dense < 0 || m->first_dense > m->layers)
+        BAD("first_dense", "must be 0..layers (%lld)", (long long)m->layers);
+    if (m->experts == 0 && (m->moe_ffn || m->shared_experts || m->first_dense))
+        BAD(m->moe_ffn ? "moe_ffn" : m->shared_experts ? "shared_experts" : "first_dense", "set but experts is 0");
+    if (m->experts > 0 && m->moe_ffn == 0) m->moe_ffn = m->ffn;
+    if (m->shared_experts > 0 && m->shared_ffn == 0) m->shared_ffn = m->moe_ffn;
+    if (!(m->capacity_factor >= 0) || m->capacity_factor > 64) BAD("capacity_factor", "must be 0 (dropless) .. 64");
+    if (m->moe_imbalance == 0) m->moe_imbalance = 1;
+    if (!(m->moe_imbalance >= 1) || m->moe_imbalance > 64) BAD("moe_imbalance", "must be 1..64");
+    int64_t *mla[] = {&m->q_lora_rank, &m->kv_lora_rank, &m->qk_nope_dim, &m->qk_rope_dim, &m->v_head_dim};
+    static const char *const mla_keys[] = {"q_lora_rank", "kv_lora_rank", "qk_nope_dim", "qk_rope_dim", "v_head_dim"};
+    for (int i = 0; i < 5; i++)
+        if (*mla[i] < 0 || *mla[i] > big) BAD(mla_keys[i], "must be 0..%lld", (long long)big);
+    if (m->kv_lora_rank > 0) {
+        if (m->qk_nope_dim + m->qk_rope_dim < 1 || m->v_head_dim < 1)
+            BAD("kv_lora_rank", "multi-head latent attention needs qk_nope_dim + qk_rope_dim and v_head_dim");
+    } else if (m->q_lora_rank || m->qk_nope_dim || m->qk_rope_dim || m->v_head_dim) {
+        BAD("kv_lora_rank", "the latent attention keys need kv_lora_rank");
+    }
+    if (m->window < 0 || m->window > ST_MAX_SEQ) BAD("window", "must be 0..%d", ST_MAX_SEQ);
+    if (m->global_every < 0 || m->global_every > m->layers)
+        BAD("global_every", "must be 0..layers (%lld)", (long long)m->layers);
+    if (m->qk_norm < 0 || m->qk_norm > 2) BAD("qk_norm", "must be 0 (none), 1 (per head) or 2 (full width)");
+    if (m->mtp_layers < 0 || m->mtp_layers > 16) BAD("mtp_layers", "must be 0..16");
+    size_t np = strlen(m->layer_pattern);
+    if (np) {
+        if ((int64_t)np != m->layers)
+            BAD("layer_pattern", "has %zu letters for %lld layers", np, (long long)m->layers);
+        if (strspn(m->layer_pattern, "TM*-E") != np) BAD("layer_pattern", "letters are T, M, *, - and E");
+        if (strchr(m->layer_pattern, 'E') && m->experts == 0) BAD("layer_pattern", "'E' blocks but experts is 0");
+    }
+    int64_t ssm[] = {m->ssm_heads, m->ssm_head_dim, m->ssm_state, m->ssm_groups, m->ssm_conv};
+    static const char *const ssm_keys[] = {"ssm_heads", "ssm_head_dim", "ssm_state", "ssm_groups", "ssm_conv"};
+    for (int i = 0; i < 5; i++) {
+        if (ssm[i] < 0 || ssm[i] > big) BAD(ssm_keys[i], "must be 0..%lld", (long long)big);
+        if (np && strchr(m->layer_pattern, 'M') && ssm[i] < 1) BAD(ssm_keys[i], "Mamba-2 blocks ('M') need it");
+    }
+    if (m->ssm_groups > 0 && m->ssm_heads % m->ssm_groups)
+        BAD("ssm_groups", "must divide ssm_heads (%lld)", (long long)m->ssm_heads);
+    for (int64_t l = 0; l < ST_MAX_PATTERN; l++)
+        if (m->layer_ffn[l] < 0 || (m->layer_ffn[l] > 0 && l >= m->layers))
+            BAD("layer_ffn", "entry %lld: sizes are positive, one per layer", (long long)l);
+    int64_t rep[ST_MAX_KINDS];
+    st_layer kind[ST_MAX_KINDS];
+    if (find_kinds(m, rep, kind, ST_MAX_KINDS) > ST_MAX_KINDS)
+        BAD("layer_pattern", "more than %d distinct kinds of block", ST_MAX_KINDS);
+    return 0;
+#undef BAD
 }
 
 int st_model_finalize(st_model *m, const char *file, st_error *err) {
@@ -150,7 +264,7 @@ int st_model_finalize(st_model *m, const char *file, st_error *err) {
     if (m->vocab_pad_multiple <= 0) m->vocab_pad_multiple = 128;
     if (!m->name[0]) snprintf(m->name, sizeof m->name, "custom");
     st_text_clean(m->name); /* printed as text: no control characters */
-    return 0;
+    return finalize_structure(m, file, err);
 #undef BAD
 }
 
@@ -159,19 +273,145 @@ int64_t st_model_padded_vocab(const st_model *m, int tp) {
     return (m->vocab + mult - 1) / mult * mult;
 }
 
+/* The pattern letter of block `layer` ('T' without a pattern). */
+static char pattern_at(const st_model *m, int64_t layer) {
+    return m->layer_pattern[0] && layer < ST_MAX_PATTERN ? m->layer_pattern[layer] : 'T';
+}
+
 int st_model_layer_is_moe(const st_model *m, int64_t layer) {
+    char c = pattern_at(m, layer);
+    if (c == 'E') return m->experts > 0;
+    if (c != 'T' || layer < m->first_dense) return 0;
     /* Mixtral and Switch-style models: every moe_every-th block, counting from the last of each
-     * group (GShard/Switch put MoE on every other layer starting with the second). */
+     * group (GShard/Switch put MoE on every other layer starting with the second; Llama 4's
+     * interleave_moe_layer_step and Qwen2-MoE's decoder_sparse_step count the same way). */
     return m->experts > 0 && (layer % m->moe_every) == m->moe_every - 1;
 }
 
-void st_model_block_kinds(const st_model *m, int64_t *dense_idx, int64_t *moe_idx) {
-    *dense_idx = *moe_idx = -1;
-    for (int64_t l = 0; l < m->moe_every && l < m->layers; l++) {
-        if (st_model_layer_is_moe(m, l)) {
-            if (*moe_idx < 0) *moe_idx = l;
-        } else if (*dense_idx < 0) {
-            *dense_idx = l;
-        }
+void st_model_layer(const st_model *m, int64_t layer, st_layer *out) {
+    char c = pattern_at(m, layer);
+    memset(out, 0, sizeof *out);
+    out->mixer = c == 'M' ? ST_MIX_MAMBA : (c == '-' || c == 'E') ? ST_MIX_NONE : ST_MIX_ATTN;
+    if (c == 'M' || c == '*')
+        out->mlp = ST_MLP_NONE;
+    else
+        out->mlp = st_model_layer_is_moe(m, layer) ? ST_MLP_MOE : ST_MLP_DENSE;
+    /* windowed unless the block is one of the global ones (the last of each global_every) */
+    int global = m->global_every > 0 && layer % m->global_every == m->global_every - 1;
+    if (out->mixer == ST_MIX_ATTN && m->window > 0 && !global) out->window = m->window;
+    if (out->mlp == ST_MLP_DENSE)
+        out->ffn = layer < ST_MAX_PATTERN && m->layer_ffn[layer] > 0 ? m->layer_ffn[layer] : m->ffn;
+}
+
+static int same_layer(const st_layer *a, const st_layer *b) {
+    return a->mixer == b->mixer && a->mlp == b->mlp && a->window == b->window && a->ffn == b->ffn;
+}
+
+/* The kinds (first blocks and what they are), up to ST_MAX_KINDS + 1 so that callers see too many. */
+static int find_kinds(const st_model *m, int64_t *rep, st_layer *kind, int cap) {
+    int n = 0;
+    for (int64_t l = 0; l < m->layers; l++) {
+        st_layer x;
+        st_model_layer(m, l, &x);
+        int k = 0;
+        while (k < n && !same_layer(&kind[k], &x)) k++;
+        if (k < n) continue;
+        if (n == cap) return n + 1;
+        rep[n] = l;
+        kind[n++] = x;
     }
+    return n;
+}
+
+int st_model_kinds(const st_model *m, int64_t rep[ST_MAX_KINDS]) {
+    st_layer kind[ST_MAX_KINDS];
+    int n = find_kinds(m, rep, kind, ST_MAX_KINDS);
+    return n > ST_MAX_KINDS ? ST_MAX_KINDS : n;
+}
+
+void st_model_count_kinds(const st_model *m, int64_t first, int64_t n, int64_t count[ST_MAX_KINDS]) {
+    memset(count, 0, sizeof(int64_t) * ST_MAX_KINDS);
+    /* the search counts blocks per stage for every plan it prices: the models whose kinds follow
+     * from moe_every alone (every model before per-block kinds) are counted without a walk */
+    int simple = !m->layer_pattern[0] && !m->layer_ffn[0] && m->first_dense == 0 &&
+                 !(m->window > 0 && m->global_every > 0);
+    if (simple && (m->experts == 0 || m->moe_every == 1)) {
+        count[0] = n;
+        return;
+    }
+    if (simple) { /* MoE blocks are those with l % e == e - 1; there are x / e of them below x */
+        int64_t e = m->moe_every, moe = (first + n) / e - first / e;
+        count[0] = n - moe, count[1] = moe; /* block 0 is dense: the dense kind comes first */
+        return;
+    }
+    int64_t rep[ST_MAX_KINDS];
+    st_layer kind[ST_MAX_KINDS];
+    int nk = find_kinds(m, rep, kind, ST_MAX_KINDS);
+    for (int64_t l = first; l < first + n && l < m->layers; l++) {
+        st_layer x;
+        st_model_layer(m, l, &x);
+        for (int k = 0; k < nk && k < ST_MAX_KINDS; k++)
+            if (same_layer(&kind[k], &x)) {
+                count[k]++;
+                break;
+            }
+    }
+}
+
+void st_model_block_kinds(const st_model *m, int64_t *dense_idx, int64_t *moe_idx) {
+    int64_t rep[ST_MAX_KINDS];
+    int n = st_model_kinds(m, rep);
+    *dense_idx = *moe_idx = -1;
+    for (int k = 0; k < n; k++) {
+        int64_t *idx = st_model_layer_is_moe(m, rep[k]) ? moe_idx : dense_idx;
+        if (*idx < 0) *idx = rep[k];
+    }
+}
+
+void st_model_describe(const st_model *m, char *buf, size_t n) {
+    size_t len = 0;
+    buf[0] = '\0';
+#define ADD(...)                                                                                   \
+    do {                                                                                           \
+        if (len < n) len += (size_t)snprintf(buf + len, n - len, __VA_ARGS__);                     \
+    } while (0)
+    if (m->kv_lora_rank > 0)
+        ADD("MLA (q_lora %lld, kv_lora %lld, qk %lld+%lld, v %lld); ", (long long)m->q_lora_rank,
+            (long long)m->kv_lora_rank, (long long)m->qk_nope_dim, (long long)m->qk_rope_dim, (long long)m->v_head_dim);
+    if (m->experts > 0) {
+        ADD("%lld experts top-%lld (ffn %lld)", (long long)m->experts, (long long)m->experts_topk,
+            (long long)m->moe_ffn);
+        if (m->shared_experts > 0)
+            ADD(" + %lld shared (ffn %lld)", (long long)m->shared_experts, (long long)m->shared_ffn);
+        if (m->first_dense > 0) ADD(", first %lld dense", (long long)m->first_dense);
+        if (m->moe_every > 1) ADD(", every %lld", (long long)m->moe_every);
+        if (m->capacity_factor > 0) ADD(", capacity %.2f", m->capacity_factor);
+        if (m->moe_imbalance > 1) ADD(", imbalance %.2f", m->moe_imbalance);
+        ADD(", %.1fB active; ", st_model_active_params(m) / 1e9);
+    }
+    if (m->window > 0) {
+        ADD("window %lld", (long long)m->window);
+        if (m->global_every > 0) ADD(", global every %lld", (long long)m->global_every);
+        ADD("; ");
+    }
+    if (m->qk_norm) ADD("qk-norm (%s); ", m->qk_norm == 1 ? "per head" : "full width");
+    if (m->attn_sinks) ADD("attention sinks; ");
+    if (m->qkv_bias) ADD("q/k/v biases; ");
+    if (m->parallel_block) ADD("parallel attention + MLP; ");
+    if (m->layer_pattern[0]) {
+        int64_t count[ST_MAX_KINDS], rep[ST_MAX_KINDS];
+        int nk = st_model_kinds(m, rep);
+        st_model_count_kinds(m, 0, m->layers, count);
+        ADD("%d block kinds (", nk);
+        for (int k = 0; k < nk; k++) ADD("%s%lld '%c'", k ? ", " : "", (long long)count[k], m->layer_pattern[rep[k]]);
+        ADD("); ");
+    }
+    if (m->ssm_heads > 0)
+        ADD("Mamba-2 (%lld heads x %lld, state %lld, %lld groups); ", (long long)m->ssm_heads, (long long)m->ssm_head_dim,
+            (long long)m->ssm_state, (long long)m->ssm_groups);
+    if (m->mtp_layers > 0)
+        ADD("MTP %lld (%.2fB apart); ", (long long)m->mtp_layers, st_model_mtp_params(m) / 1e9);
+#undef ADD
+    len = strlen(buf);
+    if (len >= 2 && buf[len - 2] == ';') buf[len - 2] = '\0';
 }

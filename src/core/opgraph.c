@@ -1,7 +1,10 @@
 /* opgraph.c: a model as operators, as one rank runs them for one micro-batch.
  *
  * One transformer block is the list below (Megatron-LM's GPT block; Llama's differs in norm,
- * SwiGLU and RoPE; MoE replaces the MLP with router + experts). Each operator carries this
+ * SwiGLU and RoPE; MoE replaces the MLP with router + experts). Blocks differ by kind (st_layer:
+ * core.h): attention (ordinary or latent: mla_ops), a Mamba-2 mixer (mamba_ops) or none, then a
+ * dense MLP of the block's size, an MoE with shared experts (moe_ops) or none; windowed attention
+ * is priced by its window (flash). The tail carries the MTP modules (mtp_ops). Each operator carries this
  * rank's FLOPs and HBM bytes (already divided by the shard), its GEMM shape for the efficiency
  * curve, its local parameters, the activation bytes it stores for backward, and the collective
  * that the sharding implies after it.
@@ -218,17 +221,26 @@ static void residual(st_op *o, const st_model *m, const st_shard *s, const dims 
  * q, k, v (the caller adds them) and the LSE; o is the projection's saved input already. Dropout
  * keeps no mask: the kernel regenerates it from the Philox seed. Selective recompute
  * (Megatron-Core checkpoints the core attention whatever its backend: attention.py,
- * checkpoint_core_attention) re-runs the kernel's forward and drops only the LSE. */
-static void flash(st_op *o, const st_shard *s, const dims *x) {
-    double q = x->T * x->a_l * x->d, kv = x->b * x->s * x->kv_l * x->d; /* elements; keys over all of s */
+ * checkpoint_core_attention) re-runs the kernel's forward and drops only the LSE.
+ * Heads whose query-key and value dimensions differ (latent attention: dqk = qk_nope + qk_rope,
+ * dv = v_head_dim) do 2 x pairs x (dqk + dv) FLOPs a head, the same count with d = (dqk + dv) / 2.
+ * A causal window of w keys over s queries has s w - w^2 / 2 query-key pairs instead of s^2 / 2
+ * (w < s); the kernel (FA2's window_size, Mistral and Gemma 2 use it) skips the blocks outside. */
+static void flash(st_op *o, const st_shard *s, const dims *x, double dqk, double dv, double kv_l, double window) {
+    double d = (dqk + dv) / 2;
+    double q = x->T * x->a_l * d, kv = x->b * x->s * kv_l * d; /* elements; keys over all of s */
     double lse = x->b * x->a_l * x->sl * 4;
     o->m = x->sl;
     o->n = x->s;
-    o->k = x->d;
+    o->k = d;
     o->batch = x->b * x->a_l;
     o->causal = 1;
     o->kernel = s->attention;
     o->fwd_flops = 4 * o->batch * o->m * o->n * o->k / 2;
+    if (window > 0 && window < x->s) {
+        o->n = window;
+        o->fwd_flops = 4 * o->batch * (x->s * window - window * window / 2) / s->cp * o->k;
+    }
     o->bwd_flops = 2.5 * o->fwd_flops;
     o->fwd_bytes = (2 * q + 2 * kv) * x->act + lse;
     o->bwd_bytes = (4 * q + 4 * kv) * x->act + lse;
@@ -333,106 +345,196 @@ static void fp8_cast(st_op *o, const dims *x, double in_elems, double out_elems,
     o->splits = splits;
 }
 
+/* The operator list being built: ops[0 .. n) of cap, and the block's aten.mm calls so far (op_sac). */
+typedef struct oplist {
+    st_op *ops;
+    int n, cap, mm;
+} oplist;
+
 #define PUSH(name, cls)                                                                            \
     do {                                                                                           \
-        if (!(o = push(ops, &n, cap, name, cls))) return ST_EINTERNAL;                             \
+        if (!(o = push(L->ops, &L->n, L->cap, name, cls))) return ST_EINTERNAL;                    \
     } while (0)
 
-int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops, int cap) {
-    dims x;
-    dims_init(&x, m, s);
-    int n = 0, mm = 0; /* mm: the block's aten.mm calls so far (recompute=op) */
+/* A linear layer of T tokens, k inputs and n outputs (this rank's), fp8-cast first under fp8. The
+ * caller sets params, saved bytes and the split. */
+static st_op *linear(oplist *L, const char *cast_name, const char *name, const dims *x, double T, double n, double k,
+                     unsigned splits) {
+    st_op *o;
+    if (x->fp8) {
+        if (!(o = push(L->ops, &L->n, L->cap, cast_name, ST_OPC_ELEMWISE))) return NULL;
+        fp8_cast(o, x, T * k, T * n, splits);
+    }
+    if (!(o = push(L->ops, &L->n, L->cap, name, ST_OPC_GEMM))) return NULL;
+    gemm(o, x, T, n, k, 1);
+    o->fp8 = x->fp8;
+    o->splits = splits;
+    return o;
+}
+
+/* A low-rank projection: down to `down_n` outputs (replicated on the tp ranks), a norm over the
+ * first `rank` of them, up to `up_n` (split by tp); `down_saved` the bytes the down-projection keeps. */
+static int lora_ops(oplist *L, const dims *x, const char *const names[5], double down_n, double rank, double up_n,
+                    double down_saved) {
+    st_op *o;
+    if (!(o = linear(L, names[0], names[1], x, x->T, down_n, x->h, 0))) return ST_EINTERNAL;
+    o->params = x->h * down_n;
+    o->saved_bytes = down_saved;
+    PUSH(names[2], ST_OPC_NORM);
+    stream(o, x, x->T * rank, x->T * rank, 0);
+    o->params = rank;
+    o->saved_bytes = x->T * rank * x->act;
+    if (!(o = linear(L, names[3], names[4], x, x->T, up_n, rank, ST_SPLIT_TP))) return ST_EINTERNAL;
+    o->params = rank * up_n;
+    o->saved_bytes = x->T * rank * x->in8;
+    return 0;
+}
+
+/* Multi-head latent attention's projections (DeepSeek-V2, Sec. 2.1.2-2.1.3; HF modeling_deepseek):
+ * queries through a low-rank bottleneck (q_lora_rank; 0 = one projection), keys and values from a
+ * shared latent of kv_lora_rank plus one rotary key of qk_rope_dim shared by the heads; up-projected
+ * per head to qk_nope (+ qk_rope from the queries) and v_head_dim. The down-projections are small
+ * and replicated on the tp ranks (Megatron-Core's MLA builds them "duplicated"); the up-projections
+ * and the output projection are split by heads like Megatron's column/row-parallel linears. */
+static int mla_ops(oplist *L, const st_model *m, const dims *x) {
+    st_op *o;
+    double ql = (double)m->q_lora_rank, kvl = (double)m->kv_lora_rank, dr = (double)m->qk_rope_dim;
+    double dqk = (double)(m->qk_nope_dim + m->qk_rope_dim), dkv = (double)(m->qk_nope_dim + m->v_head_dim);
+    static const char *const q_names[] = {"q_down_cast", "q_down", "q_norm", "q_up_cast", "q_up"};
+    static const char *const kv_names[] = {"kv_down_cast", "kv_down", "kv_norm", "kv_up_cast", "kv_up"};
+    int rc;
+    if (ql > 0) {
+        if ((rc = lora_ops(L, x, q_names, ql, ql, x->a_l * dqk, x->T * x->h * x->in8))) return rc;
+    } else {
+        if (!(o = linear(L, "q_proj_cast", "q_proj", x, x->T, x->a_l * dqk, x->h, ST_SPLIT_TP))) return ST_EINTERNAL;
+        o->params = x->h * x->a_l * dqk;
+        o->saved_bytes = x->Tn * x->h * x->in8;
+    }
+    /* the keys' down-projection reads q_down's input (saved once) */
+    if ((rc = lora_ops(L, x, kv_names, kvl + dr, kvl, x->a_l * dkv, ql > 0 ? 0 : x->T * x->h * x->in8))) return rc;
+    PUSH("rope", ST_OPC_ELEMWISE); /* the queries' rotary part and the shared rotary key */
+    stream(o, x, x->T * (x->a_l + 1) * dr, x->T * (x->a_l + 1) * dr, 0);
+    o->splits = ST_SPLIT_TP;
+    return 0;
+}
+
+/* Query and key norms (Qwen3, OLMo 2, Gemma 3: RMSNorm of each head's q and k, or of the whole
+ * projections) between the projection and rope: memory-bound, their input saved. */
+static int qk_norm_op(oplist *L, const st_model *m, const dims *x, double q_out, double kv_out) {
+    st_op *o;
+    double e = x->T * (q_out + kv_out) / x->t;
+    PUSH("qk_norm", ST_OPC_NORM);
+    stream(o, x, e, e, 0);
+    o->params = m->qk_norm == 1 ? 2 * x->d : (q_out + kv_out) / x->t;
+    o->saved_bytes = e * x->act;
+    o->splits = ST_SPLIT_TP;
+    return 0;
+}
+
+/* The attention half of a block: norm, projections, core attention, output projection, residual. */
+static int attention_ops(oplist *L, const st_model *m, const st_shard *s, const dims *x_, double window, int parallel) {
+    dims xv = *x_, *x = &xv;
     st_op *o, *core_last = NULL; /* core_last: the core attention's last operator */
-    double q_out = (double)m->heads * x.d, kv_out = (double)m->kv_heads * x.d;
-    double qkv_l = (q_out + 2 * kv_out) / x.t;
+    int mla = m->kv_lora_rank > 0;
+    double dqk = mla ? (double)(m->qk_nope_dim + m->qk_rope_dim) : x->d, dv = mla ? (double)m->v_head_dim : x->d;
+    double q_out = (double)m->heads * x->d, kv_out = (double)m->kv_heads * x->d, v_out = q_out;
+    if (mla) { /* every head has its own key and value after the up-projection */
+        x->kv_l = x->a_l;
+        q_out = (double)m->heads * dqk, kv_out = (double)m->heads * (dqk + dv) / 2, v_out = (double)m->heads * dv;
+    }
+    double qkv_l = (q_out + 2 * kv_out) / x->t;
     double bias = m->bias ? 1 : 0;
 
-    /* ---- attention */
     PUSH("ln1", ST_OPC_NORM);
-    norm(o, m, s, &x, x.eager);
-    tp_coll_before(o, s, &x);
+    norm(o, m, s, x, x->eager);
+    tp_coll_before(o, s, x);
 
-    if (x.fp8) {
-        PUSH("qkv_cast", ST_OPC_ELEMWISE);
-        fp8_cast(o, &x, x.T * x.h, x.T * qkv_l, ST_SPLIT_TP);
-    }
-    PUSH("qkv", ST_OPC_GEMM);
-    gemm(o, &x, x.T, qkv_l, x.h, 1);
-    o->fp8 = x.fp8;
-    o->params = x.h * qkv_l + bias * qkv_l;
-    o->saved_bytes = x.Tn * x.h * x.in8; /* sp ranks keep their shard and re-gather */
-    o->splits = ST_SPLIT_TP;
-    op_sac(o, &x, &mm, 3, (double[]){x.T * q_out / x.t, x.T * kv_out / x.t, x.T * kv_out / x.t}); /* wq wk wv */
-    if (m->bias) {
-        /* the linear's bias: broadcast into the output before the GEMM, its gradient reduced */
-        PUSH("qkv_bias", ST_OPC_ELEMWISE);
-        stream(o, &x, 0, x.T * qkv_l, 0);
-        o->bwd_bytes = x.T * qkv_l * x.act;
-        o->splits = ST_SPLIT_TP;
-    }
-
-    if (m->position == ST_POS_ROPE) {
-        PUSH("rope", ST_OPC_ELEMWISE);
-        double e = x.T * (q_out + kv_out) / x.t;
-        stream(o, &x, e, e, 0);
-        o->splits = ST_SPLIT_TP;
-        if (x.eager) {
-            /* complex multiply in fp32 (file comment, "kernels=eager") */
-            o->fwd_bytes = o->bwd_bytes = e * (2 * x.act + 16);
-            o->kernels_fwd = o->kernels_bwd = 6;
+    if (mla) {
+        int rc = mla_ops(L, m, x);
+        if (rc) return rc;
+        o = &L->ops[L->n - 1];
+    } else {
+        if (!(o = linear(L, "qkv_cast", "qkv", x, x->T, qkv_l, x->h, ST_SPLIT_TP))) return ST_EINTERNAL;
+        o->params = x->h * qkv_l + (m->bias || m->qkv_bias ? qkv_l : 0);
+        o->saved_bytes = x->Tn * x->h * x->in8; /* sp ranks keep their shard and re-gather */
+        op_sac(o, x, &L->mm, 3,
+               (double[]){x->T * q_out / x->t, x->T * kv_out / x->t, x->T * kv_out / x->t}); /* wq wk wv */
+        if (m->bias || m->qkv_bias) {
+            /* the linear's bias: broadcast into the output before the GEMM, its gradient reduced */
+            PUSH("qkv_bias", ST_OPC_ELEMWISE);
+            stream(o, x, 0, x->T * qkv_l, 0);
+            o->bwd_bytes = x->T * qkv_l * x->act;
+            o->splits = ST_SPLIT_TP;
         }
-    }
-    if (x.repeat_kv && st_attention_fused(s->attention) && m->kv_heads < m->heads) {
-        /* repeat_kv: K and V copied out to every query head, summed back in backward; SDPA keeps
-         * the copies, beyond the kv heads' K and V the attention operator counts */
-        PUSH("repeat_kv", ST_OPC_ELEMWISE);
-        double e = x.T * (kv_out + q_out) / x.t;
-        o->fwd_bytes = o->bwd_bytes = 2 * e * x.act;
-        o->fwd_flops = 0;
-        o->bwd_flops = 2 * x.T * q_out / x.t;
-        o->kernels_fwd = o->kernels_bwd = 2;
-        o->saved_bytes = 2 * x.T * (q_out - kv_out) / x.t * x.act;
-        o->splits = ST_SPLIT_TP | ST_SPLIT_CP;
+        if (m->qk_norm) {
+            int rc = qk_norm_op(L, m, x, q_out, kv_out);
+            if (rc) return rc;
+        }
+        if (m->position == ST_POS_ROPE) {
+            PUSH("rope", ST_OPC_ELEMWISE);
+            double e = x->T * (q_out + kv_out) / x->t;
+            stream(o, x, e, e, 0);
+            o->splits = ST_SPLIT_TP;
+            if (x->eager) {
+                /* complex multiply in fp32 (file comment, "kernels=eager") */
+                o->fwd_bytes = o->bwd_bytes = e * (2 * x->act + 16);
+                o->kernels_fwd = o->kernels_bwd = 6;
+            }
+        }
+        if (x->repeat_kv && st_attention_fused(s->attention) && m->kv_heads < m->heads) {
+            /* repeat_kv: K and V copied out to every query head, summed back in backward; SDPA keeps
+             * the copies, beyond the kv heads' K and V the attention operator counts */
+            PUSH("repeat_kv", ST_OPC_ELEMWISE);
+            double e = x->T * (kv_out + q_out) / x->t;
+            o->fwd_bytes = o->bwd_bytes = 2 * e * x->act;
+            o->fwd_flops = 0;
+            o->bwd_flops = 2 * x->T * q_out / x->t;
+            o->kernels_fwd = o->kernels_bwd = 2;
+            o->saved_bytes = 2 * x->T * (q_out - kv_out) / x->t * x->act;
+            o->splits = ST_SPLIT_TP | ST_SPLIT_CP;
+        }
     }
 
     /* Core attention over the full key length; with cp the keys and values of the other ranks
      * arrive before it and their gradients go back after its backward (cp_exchange): the
      * collective of the operator that makes them (qkv, its bias or rope), which it follows. */
-    if (s->cp > 1) cp_exchange(o, s, &x, q_out, kv_out);
-    double qk_saved = x.T * (q_out + kv_out) / x.t * x.act, v_saved = x.T * kv_out / x.t * x.act;
+    if (s->cp > 1) cp_exchange(o, s, x, q_out, kv_out);
+    double qk_saved = x->T * (q_out + kv_out) / x->t * x->act, v_saved = x->T * kv_out / x->t * x->act;
     if (st_attention_fused(s->attention)) {
         PUSH("attention", ST_OPC_ATTENTION);
-        flash(o, s, &x);
+        flash(o, s, x, dqk, dv, x->kv_l, window);
         core_last = o;
         o->saved_bytes += qk_saved + v_saved;
         /* the kernel's backward reads its output o in 16 bits; without fp8 that is the projection's
          * saved input, under fp8 the projection keeps an fp8 copy and the attention keeps o */
-        if (x.fp8) o->saved_bytes += x.T * q_out / x.t * x.act;
+        if (x->fp8) o->saved_bytes += x->T * v_out / x->t * x->act;
         o->ckpt_kept_bytes = qk_saved + v_saved;
+        if (m->attn_sinks) o->params = x->a_l; /* gpt-oss: one sink logit per head */
     } else {
         /* Megatron-LM's unfused core attention: the s x s scores materialised */
-        double E = x.b * x.a_l * x.sl * x.s; /* score elements */
+        double E = x->b * x->a_l * x->sl * x->s; /* score elements */
         PUSH("scores", ST_OPC_BGEMM);
-        gemm(o, &x, x.sl, x.s, x.d, x.b * x.a_l);
+        gemm(o, x, x->sl, x->s, dqk, x->b * x->a_l);
         o->saved_bytes = qk_saved; /* Q and K */
         o->splits = ST_SPLIT_TP | ST_SPLIT_CP;
+        if (m->attn_sinks) o->params = x->a_l;
 
         PUSH("softmax", ST_OPC_SOFTMAX);
-        stream(o, &x, E, E, 0);
-        o->saved_bytes = E * x.act;
+        stream(o, x, E, E, 0);
+        o->saved_bytes = E * x->act;
         o->selective = 1;
         o->splits = ST_SPLIT_TP | ST_SPLIT_CP;
 
         if (m->dropout) {
             PUSH("attn_dropout", ST_OPC_ELEMWISE);
-            stream(o, &x, E, E, E);
-            o->saved_bytes = E * (1 + x.act); /* mask + output */
+            stream(o, x, E, E, E);
+            o->saved_bytes = E * (1 + x->act); /* mask + output */
             o->selective = 1;
             o->splits = ST_SPLIT_TP | ST_SPLIT_CP;
         }
 
         PUSH("context", ST_OPC_BGEMM);
-        gemm(o, &x, x.sl, x.d, x.s, x.b * x.a_l);
+        gemm(o, x, x->sl, dv, x->s, x->b * x->a_l);
         o->saved_bytes = v_saved; /* V */
         o->splits = ST_SPLIT_TP | ST_SPLIT_CP;
         core_last = o;
@@ -441,153 +543,255 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
          * fused kernels read and write the [s, b, heads*d] layout itself: Transformer Engine's
          * sbhd format) */
         PUSH("context_transpose", ST_OPC_ELEMWISE);
-        stream(o, &x, x.T * q_out / x.t, x.T * q_out / x.t, 0);
+        stream(o, x, x->T * v_out / x->t, x->T * v_out / x->t, 0);
         o->splits = ST_SPLIT_TP;
     }
 
-    if (s->cp > 1) cp_core(core_last, s, &x, q_out, kv_out);
+    if (s->cp > 1) cp_core(core_last, s, x, q_out, kv_out);
 
-    if (x.fp8) {
-        PUSH("proj_cast", ST_OPC_ELEMWISE);
-        fp8_cast(o, &x, x.T * q_out / x.t, x.T * x.h, ST_SPLIT_TP);
-    }
-    PUSH("proj", ST_OPC_GEMM);
-    gemm(o, &x, x.T, x.h, q_out / x.t, 1);
-    o->fp8 = x.fp8;
-    o->params = q_out / x.t * x.h + bias * x.h;
-    o->saved_bytes = x.T * q_out / x.t * x.in8;
-    o->splits = ST_SPLIT_TP;
-    op_sac(o, &x, &mm, 1, (double[]){x.T * x.h}); /* wo */
-    tp_coll_after(o, s, &x);
-    if (s->sp && s->tp > 1) o->op_saved_bytes += x.Tn * x.h * x.act; /* the reduce-scatter's output: saved */
+    if (!(o = linear(L, "proj_cast", "proj", x, x->T, x->h, v_out / x->t, ST_SPLIT_TP))) return ST_EINTERNAL;
+    o->params = v_out / x->t * x->h + bias * x->h;
+    o->saved_bytes = x->T * v_out / x->t * x->in8;
+    op_sac(o, x, &L->mm, 1, (double[]){x->T * x->h}); /* wo */
+    tp_coll_after(o, s, x);
+    if (s->sp && s->tp > 1) o->op_saved_bytes += x->Tn * x->h * x->act; /* the reduce-scatter's output: saved */
 
+    if (parallel) return 0; /* one residual add after the MLP takes both branches */
     PUSH("attn_residual", ST_OPC_ELEMWISE);
-    residual(o, m, s, &x);
+    residual(o, m, s, x);
+    return 0;
+}
+
+/* A Mamba-2 mixer (Dao & Gu 2024, "Transformers are SSMs", Sec. 7.1 and mamba_ssm's Mamba2; the
+ * block Nemotron-H uses): in_proj from h to z, x, B, C and dt (2 d_inner + 2 groups N + heads), a
+ * depthwise causal conv1d of width ssm_conv over x, B, C, the SSD scan, a gated RMSNorm over
+ * d_inner and out_proj back to h. Heads split over tp like attention's (Megatron-Core's MambaMixer:
+ * in_proj column-, out_proj row-parallel; groups split with them), so the tp collectives are
+ * attention's. The scan runs the chunked SSD algorithm (Sec. 6) with chunks of Q = 256 tokens
+ * (mamba_ssm's default chunk_size): per group the intra-chunk C B^T (T Q N multiply-adds), per head
+ * its masked product with x (T Q P), the chunk states (T N P) and the outputs from the states
+ * (T N P): 2 (G T Q N + H T Q P + 2 H T N P) FLOPs forward, backward twice that; it reads x, B, C
+ * and dt and writes y, and keeps fp32 chunk states (T / Q x H x P x N) for backward. Priced as a
+ * batched GEMM of the intra-chunk shape (Q x P by N) since that is where the FLOPs are. */
+static int mamba_ops(oplist *L, const st_model *m, const st_shard *s, const dims *x) {
+    st_op *o;
+    const double Q = 256;
+    double H = (double)m->ssm_heads / x->t, P = (double)m->ssm_head_dim, N = (double)m->ssm_state;
+    double G = (double)m->ssm_groups / x->t, di = H * P, conv = di + 2 * G * N, k = (double)m->ssm_conv;
+    double in_l = 2 * di + 2 * G * N + H, bias = m->bias ? 1 : 0;
+
+    PUSH("ln1", ST_OPC_NORM);
+    norm(o, m, s, x, x->eager);
+    tp_coll_before(o, s, x);
+    if (!(o = linear(L, "in_proj_cast", "in_proj", x, x->T, in_l, x->h, ST_SPLIT_TP))) return ST_EINTERNAL;
+    o->params = x->h * in_l + bias * in_l;
+    o->saved_bytes = x->Tn * x->h * x->in8;
+    op_sac(o, x, &L->mm, 1, (double[]){x->T * in_l});
+
+    PUSH("conv1d", ST_OPC_ELEMWISE);
+    stream(o, x, x->T * conv, x->T * conv, 0);
+    o->fwd_flops = 2 * k * x->T * conv;
+    o->bwd_flops = 2 * o->fwd_flops;
+    o->params = conv * (k + 1) + 3 * H; /* weights and bias; dt_bias, A_log and D per head */
+    o->saved_bytes = x->T * conv * x->act;
+    o->splits = ST_SPLIT_TP;
+
+    PUSH("ssd_scan", ST_OPC_BGEMM);
+    gemm(o, x, Q, P, N, x->b * x->sl / Q * H);
+    o->fwd_flops = 2 * (G * x->T * Q * N + H * x->T * Q * P + 2 * H * x->T * N * P);
+    o->bwd_flops = 2 * o->fwd_flops;
+    o->fwd_bytes = x->T * (conv + H + di) * x->act + x->T / Q * H * P * N * 4;
+    o->bwd_bytes = 2 * o->fwd_bytes;
+    o->kernels_fwd = 3, o->kernels_bwd = 5; /* mamba_chunk_scan_combined's chunk cumsum, states, scan */
+    o->saved_bytes = x->T * (conv + H) * x->act + x->T / Q * H * P * N * 4;
+    o->splits = ST_SPLIT_TP;
+
+    PUSH("gated_norm", ST_OPC_NORM);
+    stream(o, x, 2 * x->T * di, x->T * di, 0);
+    o->params = di;
+    o->saved_bytes = 2 * x->T * di * x->act; /* y and the gate z */
+    o->splits = ST_SPLIT_TP;
+
+    if (!(o = linear(L, "out_proj_cast", "out_proj", x, x->T, x->h, di, ST_SPLIT_TP))) return ST_EINTERNAL;
+    o->params = di * x->h + bias * x->h;
+    o->saved_bytes = x->T * di * x->in8;
+    op_sac(o, x, &L->mm, 1, (double[]){x->T * x->h});
+    tp_coll_after(o, s, x);
+    if (s->sp && s->tp > 1) o->op_saved_bytes += x->Tn * x->h * x->act;
+
+    PUSH("mixer_residual", ST_OPC_ELEMWISE);
+    residual(o, m, s, x);
+    return 0;
+}
+
+/* A dense MLP of inner size f on Tt tokens (fc1, activation, fc2); names[] gives the three ops'
+ * names (and fc1's and fc2's casts). The tp collective after fc2 is the caller's. */
+static int mlp_ops(oplist *L, const st_model *m, const dims *x, double Tt, double f, const char *const names[5],
+                   unsigned splits, int expert) {
+    st_op *o;
+    double gate = m->activation == ST_ACT_SWIGLU ? 2 : 1;
+    double f_l = f / x->t, bias = m->bias ? 1 : 0;
+    if (!(o = linear(L, names[0], names[1], x, Tt, gate * f_l, x->h, splits))) return ST_EINTERNAL;
+    o->params = x->h * gate * f_l + bias * gate * f_l;
+    o->saved_bytes = (expert ? Tt : x->Tn) * x->h * x->in8;
+    o->expert = expert;
+    op_sac(o, x, &L->mm, (int)gate, (double[]){Tt * f_l, Tt * f_l}); /* w1 (and w3) */
+
+    PUSH(names[2], ST_OPC_ELEMWISE);
+    stream(o, x, gate * Tt * f_l, Tt * f_l, 0);
+    if (m->bias && !expert) o->bwd_bytes += gate * Tt * f_l * x->act; /* bias-gelu: fc1's bias gradient */
+    o->saved_bytes = gate * Tt * f_l * x->act;
+    o->splits = splits;
+    if (x->eager && gate == 2) {
+        /* silu(w1 x) * (w3 x) as two kernels (file comment, "kernels=eager") */
+        o->fwd_bytes = 5 * Tt * f_l * x->act;
+        o->bwd_bytes = 8 * Tt * f_l * x->act;
+        o->kernels_fwd = 2;
+        o->kernels_bwd = 3;
+        o->saved_bytes = 3 * Tt * f_l * x->act;
+    }
+
+    if (!(o = linear(L, names[3], names[4], x, Tt, x->h, f_l, splits))) return ST_EINTERNAL;
+    o->params = f_l * x->h + bias * x->h;
+    o->saved_bytes = Tt * f_l * x->in8;
+    o->expert = expert;
+    op_sac(o, x, &L->mm, 1, (double[]){Tt * x->h}); /* w2 */
+    return 0;
+}
+
+/* MoE (Lepikhin et al. 2020; DeepSeekMoE, Dai et al. 2024): a router, the routed experts of
+ * moe_ffn each (top-k a token), and shared experts every token visits (shared_experts x
+ * shared_ffn, run as one dense MLP beside them, split by tp like the dense MLP; Megatron-Core's
+ * SharedExpertMLP). The routed tokens on the busiest ep rank set the pace: the balanced share times
+ * moe_imbalance when dropless, times capacity_factor when experts take a fixed capacity (the
+ * buffers padded to it, as GShard and Switch run them). */
+static int moe_ops(oplist *L, const st_model *m, const st_shard *s, const dims *x) {
+    static const char *const routed[] = {"expert_fc1_cast", "expert_fc1", "expert_act", "expert_fc2_cast",
+                                         "expert_fc2"};
+    static const char *const shared[] = {"shared_fc1_cast", "shared_fc1", "shared_act", "shared_fc2_cast",
+                                         "shared_fc2"};
+    st_op *o;
+    double E_all = (double)m->experts, k = (double)m->experts_topk;
+    double e_l = E_all / s->ep; /* experts on this rank */
+    double load = m->capacity_factor > 0 ? m->capacity_factor : m->moe_imbalance;
+    double Tk = x->T * k * load; /* routed token copies on this rank (balanced over ep: load 1) */
+    double f_l = (double)m->moe_ffn / x->t, gate = m->activation == ST_ACT_SWIGLU ? 2 : 1;
+
+    if (m->shared_experts > 0) {
+        int rc = mlp_ops(L, m, x, x->T, (double)(m->shared_experts * m->shared_ffn), shared, ST_SPLIT_TP, 0);
+        if (rc) return rc;
+    }
+    PUSH("router", ST_OPC_GEMM);
+    gemm(o, x, x->T, E_all, x->h, 1);
+    o->params = x->h * E_all;
+    o->saved_bytes = x->T * E_all * 4; /* fp32 router probabilities */
+    op_sac(o, x, &L->mm, 1, (double[]){x->T * E_all});
+    if (s->ep > 1) {
+        o->coll_group = ST_GRP_EP;
+        o->coll_bytes = Tk * x->h * x->act;
+        o->fwd_coll = ST_COLL_ALLTOALL; /* dispatch */
+        o->bwd_coll = ST_COLL_ALLTOALL;
+    }
+
+    if (x->fp8) {
+        PUSH("expert_fc1_cast", ST_OPC_ELEMWISE);
+        fp8_cast(o, x, Tk * x->h, Tk * gate * f_l, ST_SPLIT_TP | ST_SPLIT_EP);
+    }
+    PUSH("expert_fc1", ST_OPC_GEMM);
+    gemm(o, x, Tk / e_l, gate * f_l, x->h, e_l);
+    o->fp8 = x->fp8;
+    o->params = e_l * (x->h * gate * f_l + (m->bias ? gate * f_l : 0));
+    o->saved_bytes = Tk * x->h * x->in8;
+    o->expert = 1;
+    o->splits = ST_SPLIT_TP | ST_SPLIT_EP;
+    op_sac(o, x, &L->mm, (int)gate, (double[]){Tk * f_l, Tk * f_l});
+
+    PUSH(routed[2], ST_OPC_ELEMWISE);
+    stream(o, x, gate * Tk * f_l, Tk * f_l, 0);
+    o->saved_bytes = gate * Tk * f_l * x->act;
+    o->splits = ST_SPLIT_TP | ST_SPLIT_EP;
+
+    if (x->fp8) {
+        PUSH(routed[3], ST_OPC_ELEMWISE);
+        fp8_cast(o, x, Tk * f_l, Tk * x->h, ST_SPLIT_TP | ST_SPLIT_EP);
+    }
+    PUSH(routed[4], ST_OPC_GEMM);
+    gemm(o, x, Tk / e_l, x->h, f_l, e_l);
+    o->fp8 = x->fp8;
+    o->params = e_l * (f_l * x->h + (m->bias ? x->h : 0));
+    o->saved_bytes = Tk * f_l * x->in8;
+    o->expert = 1;
+    o->splits = ST_SPLIT_TP | ST_SPLIT_EP;
+    op_sac(o, x, &L->mm, 1, (double[]){Tk * x->h});
+    if (s->ep > 1) {
+        o->coll_group = ST_GRP_EP;
+        o->coll_bytes = Tk * x->h * x->act;
+        o->fwd_coll = ST_COLL_ALLTOALL; /* combine */
+        o->bwd_coll = ST_COLL_ALLTOALL;
+    }
+
+    /* weighted sum of the k expert outputs (and the shared experts'); carries the tp reduction of
+     * the expert MLP */
+    PUSH("moe_combine", ST_OPC_ELEMWISE);
+    stream(o, x, Tk * x->h, x->T * x->h, 0);
+    o->saved_bytes = x->T * k * 4;
+    tp_coll_after(o, s, x);
+    return 0;
+}
+
+int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops, int cap) {
+    static const char *const dense[] = {"fc1_cast", "fc1", "act", "fc2_cast", "fc2"};
+    dims x;
+    dims_init(&x, m, s);
+    oplist Lst = {.ops = ops, .cap = cap}, *L = &Lst; /* the PUSH macro's list */
+    st_op *o;
+    st_layer kind;
+    int rc = 0;
+    st_model_layer(m, layer, &kind);
+    /* a parallel block (GPT-J; Black et al. 2022, GPT-NeoX, Sec. 2.1): the MLP reads the same norm's
+     * output as attention, so there is no second norm (and its tp collective: the first one's
+     * gathers the input and reduces the gradient for both), and one residual add sums the block
+     * input and both branches */
+    int parallel = m->parallel_block && kind.mixer == ST_MIX_ATTN && kind.mlp != ST_MLP_NONE;
+
+    if (kind.mixer == ST_MIX_ATTN) rc = attention_ops(L, m, s, &x, (double)kind.window, parallel);
+    if (kind.mixer == ST_MIX_MAMBA) rc = mamba_ops(L, m, s, &x);
+    if (rc) return rc;
 
     /* ---- MLP or MoE */
-    PUSH("ln2", ST_OPC_NORM);
-    norm(o, m, s, &x, x.eager);
-    tp_coll_before(o, s, &x);
-
-    double gate = m->activation == ST_ACT_SWIGLU ? 2 : 1;
-    double f_l = x.f / x.t;
-    if (!st_model_layer_is_moe(m, layer)) {
-        if (x.fp8) {
-            PUSH("fc1_cast", ST_OPC_ELEMWISE);
-            fp8_cast(o, &x, x.T * x.h, x.T * gate * f_l, ST_SPLIT_TP);
+    if (kind.mlp != ST_MLP_NONE) {
+        if (!parallel) {
+            PUSH("ln2", ST_OPC_NORM);
+            norm(o, m, s, &x, x.eager);
+            tp_coll_before(o, s, &x);
         }
-        PUSH("fc1", ST_OPC_GEMM);
-        gemm(o, &x, x.T, gate * f_l, x.h, 1);
-        o->fp8 = x.fp8;
-        o->params = x.h * gate * f_l + bias * gate * f_l;
-        o->saved_bytes = x.Tn * x.h * x.in8;
-        o->splits = ST_SPLIT_TP;
-        op_sac(o, &x, &mm, (int)gate, (double[]){x.T * f_l, x.T * f_l}); /* w1 (and w3) */
-
-        PUSH("act", ST_OPC_ELEMWISE);
-        stream(o, &x, gate * x.T * f_l, x.T * f_l, 0);
-        if (m->bias) o->bwd_bytes += gate * x.T * f_l * x.act; /* bias-gelu: fc1's bias gradient */
-        o->saved_bytes = gate * x.T * f_l * x.act;
-        o->splits = ST_SPLIT_TP;
-        if (x.eager && gate == 2) {
-            /* silu(w1 x) * (w3 x) as two kernels (file comment, "kernels=eager") */
-            o->fwd_bytes = 5 * x.T * f_l * x.act;
-            o->bwd_bytes = 8 * x.T * f_l * x.act;
-            o->kernels_fwd = 2;
-            o->kernels_bwd = 3;
-            o->saved_bytes = 3 * x.T * f_l * x.act;
+        if (kind.mlp == ST_MLP_DENSE) {
+            if ((rc = mlp_ops(L, m, &x, x.T, (double)kind.ffn, dense, ST_SPLIT_TP, 0))) return rc;
+            o = &ops[L->n - 1];
+            tp_coll_after(o, s, &x);
+            if (s->sp && s->tp > 1) o->op_saved_bytes += x.Tn * x.h * x.act;
+        } else if ((rc = moe_ops(L, m, s, &x))) {
+            return rc;
         }
-
-        if (x.fp8) {
-            PUSH("fc2_cast", ST_OPC_ELEMWISE);
-            fp8_cast(o, &x, x.T * f_l, x.T * x.h, ST_SPLIT_TP);
-        }
-        PUSH("fc2", ST_OPC_GEMM);
-        gemm(o, &x, x.T, x.h, f_l, 1);
-        o->fp8 = x.fp8;
-        o->params = f_l * x.h + bias * x.h;
-        o->saved_bytes = x.T * f_l * x.in8;
-        o->splits = ST_SPLIT_TP;
-        op_sac(o, &x, &mm, 1, (double[]){x.T * x.h}); /* w2 */
-        tp_coll_after(o, s, &x);
-        if (s->sp && s->tp > 1) o->op_saved_bytes += x.Tn * x.h * x.act;
-    } else {
-        double E_all = (double)m->experts, k = (double)m->experts_topk;
-        double e_l = E_all / s->ep; /* experts on this rank */
-        double Tk = x.T * k;        /* routed token copies on this rank, balanced over ep */
-        PUSH("router", ST_OPC_GEMM);
-        gemm(o, &x, x.T, E_all, x.h, 1);
-        o->params = x.h * E_all;
-        o->saved_bytes = x.T * E_all * 4; /* fp32 router probabilities */
-        op_sac(o, &x, &mm, 1, (double[]){x.T * E_all});
-        if (s->ep > 1) {
-            o->coll_group = ST_GRP_EP;
-            o->coll_bytes = Tk * x.h * x.act;
-            o->fwd_coll = ST_COLL_ALLTOALL; /* dispatch */
-            o->bwd_coll = ST_COLL_ALLTOALL;
-        }
-
-        if (x.fp8) {
-            PUSH("expert_fc1_cast", ST_OPC_ELEMWISE);
-            fp8_cast(o, &x, Tk * x.h, Tk * gate * f_l, ST_SPLIT_TP | ST_SPLIT_EP);
-        }
-        PUSH("expert_fc1", ST_OPC_GEMM);
-        gemm(o, &x, Tk / e_l, gate * f_l, x.h, e_l);
-        o->fp8 = x.fp8;
-        o->params = e_l * (x.h * gate * f_l + bias * gate * f_l);
-        o->saved_bytes = Tk * x.h * x.in8;
-        o->expert = 1;
-        o->splits = ST_SPLIT_TP | ST_SPLIT_EP;
-        op_sac(o, &x, &mm, (int)gate, (double[]){Tk * f_l, Tk * f_l});
-
-        PUSH("expert_act", ST_OPC_ELEMWISE);
-        stream(o, &x, gate * Tk * f_l, Tk * f_l, 0);
-        o->saved_bytes = gate * Tk * f_l * x.act;
-        o->splits = ST_SPLIT_TP | ST_SPLIT_EP;
-
-        if (x.fp8) {
-            PUSH("expert_fc2_cast", ST_OPC_ELEMWISE);
-            fp8_cast(o, &x, Tk * f_l, Tk * x.h, ST_SPLIT_TP | ST_SPLIT_EP);
-        }
-        PUSH("expert_fc2", ST_OPC_GEMM);
-        gemm(o, &x, Tk / e_l, x.h, f_l, e_l);
-        o->fp8 = x.fp8;
-        o->params = e_l * (f_l * x.h + bias * x.h);
-        o->saved_bytes = Tk * f_l * x.in8;
-        o->expert = 1;
-        o->splits = ST_SPLIT_TP | ST_SPLIT_EP;
-        op_sac(o, &x, &mm, 1, (double[]){Tk * x.h});
-        if (s->ep > 1) {
-            o->coll_group = ST_GRP_EP;
-            o->coll_bytes = Tk * x.h * x.act;
-            o->fwd_coll = ST_COLL_ALLTOALL; /* combine */
-            o->bwd_coll = ST_COLL_ALLTOALL;
-        }
-
-        /* weighted sum of the k expert outputs; carries the tp reduction of the expert MLP */
-        PUSH("moe_combine", ST_OPC_ELEMWISE);
-        stream(o, &x, Tk * x.h, x.T * x.h, 0);
-        o->saved_bytes = x.T * k * 4;
-        tp_coll_after(o, s, &x);
+        PUSH("mlp_residual", ST_OPC_ELEMWISE);
+        residual(o, m, s, &x);
+        if (parallel) o->fwd_bytes += x.Tn * x.h * x.act, o->bwd_bytes += x.Tn * x.h * x.act; /* a third input */
     }
-
-    PUSH("mlp_residual", ST_OPC_ELEMWISE);
-    residual(o, m, s, &x);
 
     /* accumulate this micro-batch's weight gradients (backward only) */
     double p_layer = 0;
-    for (int i = 0; i < n; i++) p_layer += ops[i].params;
+    for (int i = 0; i < L->n; i++) p_layer += ops[i].params;
     PUSH("grad_accum", ST_OPC_ELEMWISE);
     o->bwd_bytes = p_layer * x.gacc;
     o->kernels_fwd = 0;
     o->kernels_bwd = 1;
-    return n;
+    return L->n;
 }
 
 int st_ops_head(const st_model *m, const st_shard *s, st_op *ops, int cap) {
     dims x;
     dims_init(&x, m, s);
-    int n = 0;
+    oplist Lst = {.ops = ops, .cap = cap}, *L = &Lst; /* the PUSH macro's list */
     st_op *o;
     double v_l = (double)st_model_padded_vocab(m, s->tp) / x.t;
 
@@ -606,72 +810,134 @@ int st_ops_head(const st_model *m, const st_shard *s, st_op *ops, int cap) {
         o->saved_bytes = x.Tn * x.h;
         o->splits = s->sp ? ST_SPLIT_SP : 0;
     }
-    return n;
+    return L->n;
 }
 
-int st_ops_tail(const st_model *m, const st_shard *s, st_op *ops, int cap) {
-    dims x;
-    dims_init(&x, m, s);
-    int n = 0;
+/* The output layer and the loss: `params` says whether the output weights are this op's. */
+static int output_ops(oplist *L, const st_model *m, const st_shard *s, const dims *x, int params,
+                      const char *const names[3]) {
     st_op *o;
-    double v_l = (double)st_model_padded_vocab(m, s->tp) / x.t;
+    double v_l = (double)st_model_padded_vocab(m, s->tp) / x->t;
 
-    PUSH("final_norm", ST_OPC_NORM);
-    norm(o, m, s, &x, x.eager_tail);
-    tp_coll_before(o, s, &x);
+    PUSH(names[0], ST_OPC_NORM);
+    norm(o, m, s, x, x->eager_tail);
+    tp_coll_before(o, s, x);
 
     /* the output layer's weights: a separate matrix when untied; when tied, Megatron keeps a copy
      * of the embedding on the last stage for pp > 1 (counted by the memory model, not here) */
-    PUSH("logits", ST_OPC_GEMM);
-    gemm(o, &x, x.T, v_l, x.h, 1);
-    o->params = m->tied_embeddings ? 0 : v_l * x.h;
-    o->saved_bytes = x.Tn * x.h * x.act;
+    PUSH(names[1], ST_OPC_GEMM);
+    gemm(o, x, x->T, v_l, x->h, 1);
+    o->params = m->tied_embeddings || !params ? 0 : v_l * x->h;
+    o->saved_bytes = x->Tn * x->h * x->act;
     o->splits = ST_SPLIT_TP;
 
     /* vocab-parallel cross-entropy in fp32 (Megatron): keeps the fp32 softmax for backward
      * (Korthikanti et al. 2022, Sec. 4.3: 4sbv/t) and all-reduces max, sum and target logit */
-    PUSH("loss", ST_OPC_LOSS);
-    o->fwd_bytes = x.T * v_l * (x.act + 4 + 4);
-    o->bwd_bytes = x.T * v_l * (4 + x.act);
-    o->fwd_flops = 5 * x.T * v_l;
-    o->bwd_flops = 2 * x.T * v_l;
-    o->saved_bytes = x.T * v_l * 4;
+    PUSH(names[2], ST_OPC_LOSS);
+    o->fwd_bytes = x->T * v_l * (x->act + 4 + 4);
+    o->bwd_bytes = x->T * v_l * (4 + x->act);
+    o->fwd_flops = 5 * x->T * v_l;
+    o->bwd_flops = 2 * x->T * v_l;
+    o->saved_bytes = x->T * v_l * 4;
     o->kernels_fwd = 4;
     o->splits = ST_SPLIT_TP;
-    if (x.eager_tail) {
+    if (x->eager_tail) {
         /* cross_entropy(logits.float()) (file comment, "kernels=eager") */
-        o->fwd_bytes = x.T * v_l * (x.act + 20);
-        o->bwd_bytes = x.T * v_l * (x.act + 24);
+        o->fwd_bytes = x->T * v_l * (x->act + 20);
+        o->bwd_bytes = x->T * v_l * (x->act + 24);
         o->kernels_fwd = 5;
         o->kernels_bwd = 4;
-        o->work_bytes = x.T * v_l * (x.act + 4);
+        o->work_bytes = x->T * v_l * (x->act + 4);
     }
     if (s->tp > 1) {
         o->coll_group = ST_GRP_TP;
-        o->coll_bytes = x.T * 4;
+        o->coll_bytes = x->T * 4;
         o->fwd_coll = ST_COLL_ALLREDUCE;
     }
-    return n;
+    return 0;
 }
 
-double st_model_params(const st_model *m) {
+/* Multi-token prediction (DeepSeek-V3, Sec. 2.2, Fig. 3): after the main output, each of the
+ * mtp_layers modules normalises the last hidden state and the next token's embedding (two RMSNorms),
+ * projects their concatenation 2h -> h (replicated on the tp ranks here: one small GEMM), runs one
+ * block shaped like the model's last, and predicts through the shared output layer (no weights of
+ * its own) with its own loss. The modules are equal and run one after another: one is built and
+ * its work, parameters and activations counted mtp_layers times. */
+static int mtp_ops(oplist *L, const st_model *m, const st_shard *s, const dims *x) {
+    static const char *const names[] = {"mtp_final_norm", "mtp_logits", "mtp_loss"};
+    st_op *o;
+    int first = L->n;
+    PUSH("mtp_norm", ST_OPC_NORM);
+    stream(o, x, 2 * x->Tn * x->h, 2 * x->Tn * x->h, 0);
+    o->params = 2 * x->h;
+    o->saved_bytes = 2 * x->Tn * x->h * x->act;
+    o->splits = s->sp ? ST_SPLIT_SP : 0;
+    tp_coll_before(o, s, x);
+    PUSH("mtp_proj", ST_OPC_GEMM);
+    gemm(o, x, x->T, x->h, 2 * x->h, 1);
+    o->params = 2 * x->h * x->h;
+    o->saved_bytes = 2 * x->T * x->h * x->act;
+    int n = st_ops_layer(m, s, m->layers - 1, L->ops + L->n, L->cap - L->n);
+    if (n < 0) return n;
+    L->n += n;
+    int rc = output_ops(L, m, s, x, 0, names);
+    if (rc) return rc;
+    double k = (double)m->mtp_layers;
+    for (int i = first; k > 1 && i < L->n; i++) {
+        st_op *p = &L->ops[i];
+        p->fwd_flops *= k, p->bwd_flops *= k, p->fwd_bytes *= k, p->bwd_bytes *= k;
+        p->params *= k, p->saved_bytes *= k, p->ckpt_kept_bytes *= k, p->op_saved_bytes *= k, p->coll_bytes *= k;
+        p->kernels_fwd *= (int)k, p->kernels_bwd *= (int)k;
+    }
+    return 0;
+}
+
+int st_ops_tail(const st_model *m, const st_shard *s, st_op *ops, int cap) {
+    static const char *const names[] = {"final_norm", "logits", "loss"};
+    dims x;
+    dims_init(&x, m, s);
+    oplist Lst = {.ops = ops, .cap = cap}, *L = &Lst;
+    int rc = output_ops(L, m, s, &x, 1, names);
+    if (!rc && m->mtp_layers > 0) rc = mtp_ops(L, m, s, &x);
+    return rc ? rc : L->n;
+}
+
+/* Parameters of the blocks, the embedding and the output layer at tp = 1 (the model's own
+ * vocabulary, not Megatron's padding); `active`: the routed experts' counted k / experts times. */
+static double count_params(const st_model *m, int active) {
     st_shard s = {.tp = 1, .cp = 1, .ep = 1, .sp = 0, .mbs = 1, .seq = m->seq_len, .dtype = ST_DT_BF16};
     st_op ops[ST_MAX_OPS];
     st_model u = *m;
-    u.vocab_pad_multiple = 1; /* the model's own vocabulary, not Megatron's padding */
-    double total = 0;
+    u.vocab_pad_multiple = 1;
+    u.mtp_layers = 0;
+    double total = 0, share = m->experts > 0 ? (double)m->experts_topk / (double)m->experts : 1;
     int n = st_ops_head(&u, &s, ops, ST_MAX_OPS);
     for (int i = 0; i < n; i++) total += ops[i].params;
     n = st_ops_tail(&u, &s, ops, ST_MAX_OPS);
     for (int i = 0; i < n; i++) total += ops[i].params;
-    /* blocks repeat with period moe_every */
-    int64_t period = m->experts > 0 ? m->moe_every : 1;
-    for (int64_t l = 0; l < period && l < m->layers; l++) {
-        int64_t count = (m->layers - l + period - 1) / period;
-        n = st_ops_layer(&u, &s, l, ops, ST_MAX_OPS);
+    int64_t rep[ST_MAX_KINDS], count[ST_MAX_KINDS];
+    int nk = st_model_kinds(m, rep);
+    st_model_count_kinds(m, 0, m->layers, count);
+    for (int k = 0; k < nk; k++) {
+        n = st_ops_layer(&u, &s, rep[k], ops, ST_MAX_OPS);
         double p = 0;
-        for (int i = 0; i < n; i++) p += ops[i].params;
-        total += p * (double)count;
+        for (int i = 0; i < n; i++) p += ops[i].params * (active && ops[i].expert ? share : 1);
+        total += p * (double)count[k];
     }
     return total;
+}
+
+double st_model_params(const st_model *m) { return count_params(m, 0); }
+
+double st_model_active_params(const st_model *m) { return count_params(m, 1); }
+
+double st_model_mtp_params(const st_model *m) {
+    st_shard s = {.tp = 1, .cp = 1, .ep = 1, .sp = 0, .mbs = 1, .seq = m->seq_len, .dtype = ST_DT_BF16};
+    st_op ops[ST_MAX_OPS];
+    st_model u = *m;
+    u.vocab_pad_multiple = 1;
+    int n = st_ops_tail(&u, &s, ops, ST_MAX_OPS);
+    double p = 0;
+    for (int i = 3; i < n; i++) p += ops[i].params; /* after the main output's three */
+    return p;
 }

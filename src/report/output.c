@@ -189,6 +189,8 @@ int st_out_models_json(FILE *f, st_error *err) {
     for (size_t i = 0; i < n; i++) {
         json_t *o = st__model_to_json(&ms[i]);
         json_object_set_new(o, "params", json_real(st_model_params(&ms[i])));
+        if (ms[i].experts > 0) json_object_set_new(o, "active_params", json_real(st_model_active_params(&ms[i])));
+        if (ms[i].mtp_layers > 0) json_object_set_new(o, "mtp_params", json_real(st_model_mtp_params(&ms[i])));
         json_object_set_new(o, "source", json_string(ms[i].source));
         json_array_append_new(arr, o);
     }
