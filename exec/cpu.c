@@ -44,6 +44,8 @@ int st_exec_mpi_init(int *rank, int *size, st_error *err) {
     return 0;
 }
 
+void st_exec_mpi_barrier(void) { MPI_Barrier(MPI_COMM_WORLD); }
+
 void st_exec_mpi_finalize(void) {
     int fin = 0;
     MPI_Finalized(&fin);

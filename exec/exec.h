@@ -72,6 +72,9 @@ typedef struct st_exec_result {
  * what configure did not find. */
 int st_exec_mpi_init(int *rank, int *size, st_error *err);
 void st_exec_mpi_finalize(void);
+/* Waits for every rank (MPI_Barrier on the world): for errors every rank meets alike (its inputs),
+ * so that rank 0 has said why before any rank's exit lets mpirun stop the job. */
+void st_exec_mpi_barrier(void);
 /* Runs opts->steps iterations of l (lowered from plan p of model m as above) on this rank. Every
  * rank returns the same code: ST_EINVAL when the job's size is not the plan's ranks or the plan asks
  * for what this executor does not run (err says which; the same text on every rank), ST_ENOMEM,

@@ -116,7 +116,7 @@ static void print_text(FILE *f, const st_model *m, const char *spec, const st_lo
 int st_cmd_run(int argc, char **argv, st_error *err) {
     st_cli_args a;
     const char *steps_arg = NULL, *seed_arg = NULL;
-    int check = 0, refk = 0, rc, rank = 0, size = 1, mpi = 0;
+    int check = 0, refk = 0, rc, rank = 0, size = 1, mpi = 0, ran = 0;
     st_exec_opts o = {.steps = 3, .seed = 1};
     const st_cli_opt own[] = {{"steps", &steps_arg, NULL}, {"seed", &seed_arg, NULL},
                               {"trace", &o.trace, NULL},   {"check", NULL, &check},
@@ -151,6 +151,7 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
     lo.every_rank = 1;
     lo.per_op = 0;
     if ((rc = st_lower_plan(ctx, in.plan, &lo, &low, err))) goto done;
+    ran = 1;
     if ((rc = st_exec_run(&in.model, in.plan, &low, &o, &res, err)) || rank != 0) goto done;
     st_plan_format_spec(in.plan, spec, sizeof spec);
     if ((rc = st_cli_text_open(&text, err))) goto done;
@@ -163,6 +164,13 @@ done:
     st_lowered_destroy(&low);
     st_cost_ctx_free(ctx);
     st_cli_inputs_destroy(&in);
+    /* an error in the inputs or the plan: every rank found it alike, so rank 0 says why and the
+     * others wait for that before their exit lets mpirun stop the job */
+    if (rc < 0 && mpi && !ran) {
+        if (rank == 0) st_cli_report("run", err);
+        st_exec_mpi_barrier();
+        rc = 2;
+    }
     if (mpi) st_exec_mpi_finalize();
     /* rank 0 names the error; the others fail as quietly (a positive status: main prints nothing) */
     return rc && rank != 0 ? 2 : rc;
