@@ -31,7 +31,8 @@
  *   GEMM FLOPs from "Input Dims": mm [m,k]x[k,n] = 2mkn (addmm: inputs 1 and 2); bmm
  *   [b,m,k]x[b,k,n] = 2bmkn (baddbmm: inputs 1 and 2); linear input [..., k], weight [n, k] =
  *   2 prod(input[:-1]) k n; matmul by its broadcasting rules. dtype from the first matrix's type;
- *   "float" is recorded as fp32 (the trace cannot tell whether TF32 was allowed).
+ *   "float" is recorded as fp32, or as tf32 when a kernel of the call is a TF32 tensor-core GEMM
+ *   (tf32_kernel: the operator cannot tell whether TF32 was allowed, its kernels' names can).
  *   Memory-bound bytes, an approximation: every tensor input read once plus one output the size of
  *   the largest input (the broadcast shape; for backward ops the gradient of the largest input),
  *   each at its own element size. Gathers touch less than their inputs: embedding forward counts
@@ -196,6 +197,17 @@ static int shape(const json_t *dims, size_t i, double *d, double *numel) {
     return n;
 }
 
+/* "Input Dims" (PyTorch 1.10 and later) or "Input dims" (1.8/1.9) */
+static const json_t *input_dims(const json_t *args) {
+    const json_t *d = json_object_get(args, "Input Dims");
+    return d ? d : json_object_get(args, "Input dims");
+}
+
+/* "External id", or "external id" as PyTorch 1.8/1.9 wrote it on launches and kernels */
+static int get_ext(const json_t *args, int64_t *out) {
+    return get_i64(args, "External id", out) || get_i64(args, "external id", out);
+}
+
 static const char *input_type(const json_t *args, size_t i) {
     const json_t *t = json_array_get(json_object_get(args, "Input type"), i);
     return json_is_string(t) ? json_string_value(t) : NULL;
@@ -280,7 +292,7 @@ static int op_class(const char *base) {
 
 /* FLOPs, dtype and class of a GEMM call from its input shapes; 0 or -1 */
 static int gemm_shape(const char *base, const json_t *args, double *flops, st_dtype *dt, int *cls) {
-    const json_t *dims = json_object_get(args, "Input Dims");
+    const json_t *dims = input_dims(args);
     double a[MAX_DIMS], b[MAX_DIMS];
     size_t ia = 0, ib = 1;
     if (!strcmp(base, "addmm") || !strcmp(base, "baddbmm")) ia = 1, ib = 2;
@@ -338,7 +350,7 @@ static int gemm_shape(const char *base, const json_t *args, double *flops, st_dt
  * the call's work is unknown. 0 or -1. */
 static int attention_shape(const char *base, const json_t *args, double *flops, st_dtype *dt) {
     int i = attn_op(base);
-    const json_t *dims = json_object_get(args, "Input Dims");
+    const json_t *dims = input_dims(args);
     const json_t *c = json_array_get(json_object_get(args, "Concrete Inputs"), (size_t)attn_ops[i].causal);
     double q[MAX_DIMS], k[MAX_DIMS];
     if (!json_is_array(dims) || !json_is_string(c)) return -1;
@@ -355,7 +367,7 @@ static int attention_shape(const char *base, const json_t *args, double *flops, 
 
 /* HBM bytes of a memory-bound call (see the header for the approximation); 0 when unknown */
 static double stream_bytes(const char *base, const json_t *args) {
-    const json_t *dims = json_object_get(args, "Input Dims");
+    const json_t *dims = input_dims(args);
     double d[MAX_DIMS], numel, sum = 0, largest = 0;
     if (!json_is_array(dims)) return 0;
     int backward = strstr(base, "backward") != NULL, embedding = !strcmp(base, "embedding");
@@ -672,6 +684,49 @@ static const char *preset_of_device(const char *dev) {
     return NULL;
 }
 
+/* Whether a GPU name is AMD's (ROCm reports "AMD Radeon Graphics" or "AMD Instinct MI250X" as
+ * the device name; strata's presets say "mi300x" and the like). */
+static int amd_name(const char *name) {
+    char low[128];
+    size_t i = 0;
+    for (; name[i] && i + 1 < sizeof low; i++) low[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+    low[i] = '\0';
+    return strstr(low, "amd") || strstr(low, "radeon") || strstr(low, "instinct") || !strncmp(low, "mi", 2);
+}
+
+/* The preset a device's properties describe when its name does not: same family in the name
+ * (the preset's first word, "a100", as a word of the device's name: "NVIDIA A100-PG509-200"),
+ * the same SM count and memory within 10 % (the driver reports a little less than the
+ * datasheet's). NULL when none or several match. */
+static const char *preset_of_props(const char *dev, int64_t sms, double mem_bytes) {
+    size_t np;
+    const st_gpu *g = st_gpu_presets(&np);
+    const char *found = NULL;
+    char low[128];
+    size_t i = 0;
+    if (sms <= 0 || !(mem_bytes > 0) || amd_name(dev)) return NULL;
+    for (; dev[i] && i + 1 < sizeof low; i++) low[i] = (char)(dev[i] >= 'A' && dev[i] <= 'Z' ? dev[i] + 32 : dev[i]);
+    low[i] = '\0';
+    for (size_t k = 0; k < np; k++) {
+        char fam[16];
+        size_t n = strcspn(g[k].name, "-");
+        if (n == 0 || n >= sizeof fam || g[k].sms != sms || fabs(g[k].memory_bytes - mem_bytes) > 0.1 * g[k].memory_bytes)
+            continue;
+        memcpy(fam, g[k].name, n);
+        fam[n] = '\0';
+        for (const char *q = strstr(low, fam); q; q = strstr(q + 1, fam)) {
+            int before = q == low || !((q[-1] >= 'a' && q[-1] <= 'z') || (q[-1] >= '0' && q[-1] <= '9'));
+            char after = q[n];
+            if (before && !((after >= 'a' && after <= 'z') || (after >= '0' && after <= '9'))) {
+                if (found && strcmp(found, g[k].name)) return NULL;
+                found = g[k].name;
+                break;
+            }
+        }
+    }
+    return found;
+}
+
 static void preset_list(char *buf, size_t n) {
     size_t np, off = 0;
     const st_gpu *g = st_gpu_presets(&np);
@@ -682,9 +737,13 @@ static void preset_list(char *buf, size_t n) {
     }
 }
 
-/* The profile's GPU: the option, else the trace's device (the one its kernels ran on) */
-static int resolve_gpu(st_calib *c, const json_t *root, const st_calib_opts *o, int64_t device, const char *path,
-                       st_error *err) {
+/* The profile's GPU: the option, else the trace's device (the one its kernels ran on): a preset by
+ * its exact name, else by its properties (preset_of_props), else the device's own name, which
+ * labels a profile that applies as measured to a cluster whose gpu.name is that name (and cannot
+ * be scaled to another GPU: st_profile_retarget needs presets). A GPU of one vendor never gets a
+ * preset of the other's: `rocm` says the trace's launches were HIP's. */
+static int resolve_gpu(st_calib *c, const json_t *root, const st_calib_opts *o, int64_t device, int rocm,
+                       const char *path, st_error *err) {
     const json_t *props = json_object_get(root, "deviceProperties");
     const json_t *dev = NULL;
     size_t at = 0;
@@ -698,57 +757,75 @@ static int resolve_gpu(st_calib *c, const json_t *root, const st_calib_opts *o, 
         }
     }
     const char *name = dev ? get_str(dev, "name") : NULL;
+    int64_t sms = 0;
+    double mem = 0;
+    if (dev) {
+        get_i64(dev, "numSms", &sms);
+        get_num(dev, "totalGlobalMem", &mem);
+    }
     if (name) snprintf(c->sum.device, sizeof c->sum.device, "%s", name);
+    int amd = rocm || (name && amd_name(name));
+    char list[256], key[64];
+    snprintf(key, sizeof key, "deviceProperties[%zu].name", at);
     if (o->gpu) {
+        st_gpu g;
+        if (st_gpu_preset(o->gpu, &g) == 0 && amd != amd_name(o->gpu))
+            return st_error_set(err, ST_EINVAL, path, name ? key : NULL,
+                                "--gpu %s is %s GPU, but the trace ran on %s (%s): its rates would be "
+                                "taken for the wrong hardware; name the GPU it ran on",
+                                o->gpu, amd ? "an NVIDIA" : "an AMD", name ? name : "a GPU",
+                                amd ? "AMD, ROCm" : "NVIDIA, CUDA");
         snprintf(c->sum.gpu, sizeof c->sum.gpu, "%s", o->gpu);
         return 0;
     }
-    char list[256], key[64];
     preset_list(list, sizeof list);
-    snprintf(key, sizeof key, "deviceProperties[%zu].name", at);
     if (!name)
         return st_error_set(err, ST_EINVAL, path, "deviceProperties",
                             "the trace names no GPU: name it with --gpu (a preset: %s; or the gpu.name of your "
                             "cluster JSON)",
                             list);
-    const char *preset = preset_of_device(name);
-    if (!preset)
-        return st_error_set(err, ST_EINVAL, path, key,
-                            "strata has no preset for GPU '%s': name it with --gpu (a preset: %s; or the gpu.name "
-                            "of your cluster JSON)",
-                            name, list);
+    const char *preset = amd ? NULL : preset_of_device(name);
+    if (!preset && !amd && (preset = preset_of_props(name, sms, mem)))
+        snprintf(c->sum.gpu_note, sizeof c->sum.gpu_note, "preset by deviceProperties: %lld SMs, %.1f GiB",
+                 (long long)sms, mem / 1073741824.0);
+    if (!preset) {
+        /* a profile labelled with the device's name: the bounds check treats it as no preset */
+        if (strlen(name) >= sizeof c->sum.gpu || !name[0])
+            return st_error_set(err, ST_EINVAL, path, key,
+                                "strata has no preset for GPU '%.80s' and the name is too long to label the profile "
+                                "(at most %zu characters): name it with --gpu",
+                                name, sizeof c->sum.gpu - 1);
+        snprintf(c->sum.gpu, sizeof c->sum.gpu, "%s", name);
+        snprintf(c->sum.gpu_note, sizeof c->sum.gpu_note,
+                 "no preset%s: applies as measured to a cluster whose gpu.name is \"%s\" (%lld SMs, %.1f GiB), "
+                 "never scaled; --gpu names another",
+                 amd ? " (AMD)" : "", name, (long long)sms, mem / 1073741824.0);
+        return 0;
+    }
     snprintf(c->sum.gpu, sizeof c->sum.gpu, "%s", preset);
     return 0;
 }
 
 
-/* The profile's date: --date, else the day the trace was recorded (Kineto's "baseTimeNanoseconds",
- * written by PyTorch 2.1 and later), else SOURCE_DATE_EPOCH's day, else today. */
-static void set_date(st_calib *c, const st_calib_opts *o, const json_t *root) {
+/* The profile's date is the trace's (what was measured then, not the day it was converted): --date,
+ * else Kineto's "baseTimeNanoseconds" (PyTorch 2.1 and later), else the first event's "ts" where
+ * it is a wall clock (older Kineto wrote Unix microseconds), else "unknown". A wall clock is after
+ * 2001 and before ~2116 (INT64_MAX / 2 ns), not a counter since boot. */
+static void set_date(st_calib *c, const st_calib_opts *o, const json_t *root, double first_ts_us) {
+    const double y2001_s = 978307200.0, y2116_s = INT64_MAX / 2 / 1e9;
+    int64_t base;
+    double at_s = -1;
+    struct tm tm;
     if (o->date) {
         snprintf(c->date, sizeof c->date, "%s", o->date);
         return;
     }
-    time_t now = time(NULL);
-    int64_t base;
-    struct tm tm;
-    /* after 2001 (and before ~2116, INT64_MAX / 2 ns): a wall clock, not a counter since boot */
-    if (get_i64(root, "baseTimeNanoseconds", &base) && base > 978307200LL * 1000000000 && base < INT64_MAX / 2) {
-        now = (time_t)(base / 1000000000);
-        if (gmtime_r(&now, &tm)) {
-            strftime(c->date, sizeof c->date, "%Y-%m-%d", &tm);
-            return;
-        }
-    }
-    /* reproducible builds' convention, so a committed profile can be regenerated byte for byte */
-    const char *sde = getenv("SOURCE_DATE_EPOCH");
-    if (sde && *sde) {
-        char *end;
-        errno = 0;
-        long long v = strtoll(sde, &end, 10);
-        if (!*end && !errno && v >= 0) now = (time_t)v;
-    }
-    if (gmtime_r(&now, &tm))
+    if (get_i64(root, "baseTimeNanoseconds", &base) && base > y2001_s * 1e9 && base < INT64_MAX / 2)
+        at_s = (double)(base / 1000000000);
+    else if (first_ts_us > y2001_s * 1e6 && first_ts_us < y2116_s * 1e6)
+        at_s = floor(first_ts_us / 1e6);
+    time_t at = (time_t)at_s;
+    if (at_s >= 0 && gmtime_r(&at, &tm))
         strftime(c->date, sizeof c->date, "%Y-%m-%d", &tm);
     else
         snprintf(c->date, sizeof c->date, "unknown");
@@ -766,6 +843,8 @@ typedef struct trace {
     size_t ncopies;
     extref *byext; /* operators by External id, innermost first */
     size_t nbyext;
+    double first_ts_us; /* the earliest operator or launch start (HUGE_VAL: none) */
+    int rocm; /* launches are HIP's (hipLaunchKernel, ...): the trace ran on AMD GPUs */
 } trace;
 
 static void trace_destroy(trace *t) {
@@ -783,6 +862,7 @@ static int trace_collect(trace *t, const json_t *events) {
     if (!(t->ops = malloc((nev + 1) * sizeof *t->ops)) || !(t->ls = malloc((nev + 1) * sizeof *t->ls)) ||
         !(t->kernels = malloc((nev + 1) * sizeof *t->kernels)) || !(t->copies = malloc((nev + 1) * sizeof *t->copies)))
         return ST_ENOMEM;
+    t->first_ts_us = HUGE_VAL;
     for (size_t i = 0; i < nev; i++) {
         const json_t *ev = json_array_get(events, i);
         const char *ph = get_str(ev, "ph"), *cat = get_str(ev, "cat"), *name = get_str(ev, "name");
@@ -799,6 +879,7 @@ static int trace_collect(trace *t, const json_t *events) {
         }
         if (!get_num(ev, "ts", &ts)) continue;
         get_num(ev, "dur", &dur);
+        if (ts < t->first_ts_us) t->first_ts_us = ts;
         if (!strcasecmp(cat, "cpu_op") || !strcasecmp(cat, "user_annotation") || !strcasecmp(cat, "operator")) {
             cpuop *o = &t->ops[t->nops];
             memset(o, 0, sizeof *o);
@@ -807,12 +888,13 @@ static int trace_collect(trace *t, const json_t *events) {
             o->end = ts + (dur > 0 ? dur : 0);
             o->thread = thread_of(ev);
             o->args = json_is_object(args) ? args : NULL;
-            o->has_ext = o->args && get_i64(args, "External id", &o->ext);
+            o->has_ext = o->args && get_ext(args, &o->ext);
             o->name = name;
         } else if (!strcasecmp(cat, "cuda_runtime") || !strcasecmp(cat, "cuda_driver") || !strcasecmp(cat, "runtime")) {
             launch *l = &t->ls[t->nls];
             if (!json_is_object(args) || !get_i64(args, "correlation", &l->corr)) continue;
-            l->has_ext = get_i64(args, "External id", &l->ext);
+            l->has_ext = get_ext(args, &l->ext);
+            t->rocm |= !strncmp(name, "hip", 3);
             l->thread = thread_of(ev);
             l->ts = ts;
             t->nls++;
@@ -860,9 +942,30 @@ static int64_t main_device(const trace *t) {
     return best;
 }
 
-/* The innermost operator a kernel belongs to: correlation -> launch -> External id (the launch's
- * own thread and time decide between operators sharing the id), else the kernel's own External
- * id. -1 when there is none. */
+/* The innermost operator on `thread` whose span holds time `ts` (the ops of a thread are sorted by
+ * start, enclosing first, and nest: the last one to start at or before ts holds it, or one of its
+ * parents does); -1 when none. */
+static int op_at(const trace *t, uint64_t thread, double ts) {
+    size_t lo = 0, hi = t->nops;
+    while (lo < hi) { /* the first op after (thread, ts) */
+        size_t mid = (lo + hi) / 2;
+        const cpuop *o = &t->ops[mid];
+        if (o->thread < thread || (o->thread == thread && o->ts <= ts))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0 || t->ops[lo - 1].thread != thread) return -1;
+    for (int j = (int)lo - 1; j >= 0; j = t->ops[j].parent)
+        if (t->ops[j].end >= ts) return j;
+    return -1;
+}
+
+/* The innermost operator a kernel belongs to, as HolisticTraceAnalysis links them: correlation ->
+ * launch -> the operator with the launch's External id that spans the launch on its thread; else
+ * the innermost operator spanning the launch on its thread (most traces of PyTorch 2.x write the
+ * correlation id as the launch's External id, which names no operator); else the operator with the
+ * launch's (or, without a launch, the kernel's own) External id. -1 when there is none. */
 static int trace_link(const trace *t, const json_t *kargs) {
     int64_t corr, ext = 0;
     const launch *l = NULL;
@@ -875,14 +978,12 @@ static int trace_link(const trace *t, const json_t *kargs) {
             else
                 hi = mid;
         }
-        if (lo < t->nls && t->ls[lo].corr == corr && t->ls[lo].has_ext) l = &t->ls[lo];
+        if (lo < t->nls && t->ls[lo].corr == corr) l = &t->ls[lo];
     }
-    if (l)
-        ext = l->ext;
-    else if (!get_i64(kargs, "External id", &ext))
-        return -1;
+    int has_ext = l ? l->has_ext : get_ext(kargs, &ext);
+    if (l) ext = l->ext;
     size_t lo = 0, hi = t->nbyext;
-    while (lo < hi) {
+    while (has_ext && lo < hi) {
         size_t mid = (lo + hi) / 2;
         if (t->byext[mid].ext < ext)
             lo = mid + 1;
@@ -890,12 +991,21 @@ static int trace_link(const trace *t, const json_t *kargs) {
             hi = mid;
     }
     int op = -1;
-    for (size_t i = lo; i < t->nbyext && t->byext[i].ext == ext; i++) {
+    for (size_t i = lo; has_ext && i < t->nbyext && t->byext[i].ext == ext; i++) {
         const cpuop *o = &t->ops[t->byext[i].op];
         if (op < 0) op = t->byext[i].op;
         if (l && o->thread == l->thread && o->ts <= l->ts && l->ts <= o->end) return t->byext[i].op;
     }
-    return op;
+    int nested = l ? op_at(t, l->thread, l->ts) : -1;
+    return nested >= 0 ? nested : op;
+}
+
+/* Whether a GEMM kernel on fp32 data ran on tensor cores as TF32 (torch.backends.cuda.matmul.
+ * allow_tf32): CUTLASS names them by the instruction, "tensorop_s1688gemm" (Ampere's TF32 mma is
+ * m16n8k8, sm80) or "s16816gemm" style; cuBLAS's own kernels say "tf32". The operator records only
+ * "float", so the kernel is what tells. */
+static int tf32_kernel(const char *kname) {
+    return kname && (strstr(kname, "tf32") || strstr(kname, "tensorop_s1688") || strstr(kname, "tensorop_s16816"));
 }
 
 /* Charges one kernel (dur_s) to the operator whose sample it belongs to, counting it in sum. */
@@ -926,7 +1036,9 @@ static void charge(trace *t, int op, const char *kname, double dur_s, int gpus_p
         }
     }
     if (charged >= 0) {
-        t->ops[charged].gpu_s += dur_s;
+        cpuop *o = &t->ops[charged];
+        if (o->kind == K_COMPUTE && o->dtype == ST_DT_FP32 && tf32_kernel(kname)) o->dtype = ST_DT_TF32;
+        o->gpu_s += dur_s;
         sum->used++;
     } else if (shapeless) {
         sum->no_shapes++;
@@ -1024,7 +1136,7 @@ int st_calib_import_kineto(const char *path, const st_calib_opts *opts, st_calib
                           "ProfilerActivity.CUDA");
         goto out;
     }
-    if ((rc = resolve_gpu(c, root, opts, main_device(&t), path, err))) goto out;
+    if ((rc = resolve_gpu(c, root, opts, main_device(&t), t.rocm, path, err))) goto out;
     if (trace_nest(&t)) {
         rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
         goto out;
@@ -1075,7 +1187,7 @@ int st_calib_import_kineto(const char *path, const st_calib_opts *opts, st_calib
         goto out;
     }
     snprintf(c->source, sizeof c->source, "kineto import of %s", path);
-    set_date(c, opts, root);
+    set_date(c, opts, root, t.first_ts_us);
     int64_t v;
     if (get_i64(root, "cuda_runtime_version", &v) && v > 0 && v < 1000000)
         snprintf(c->cuda, sizeof c->cuda, "%lld.%lld", (long long)(v / 1000), (long long)(v % 1000 / 10));

@@ -27,7 +27,7 @@
 typedef struct st_calib_opts {
     const char *gpu;   /* the profile's GPU (a preset name); NULL = from the trace's deviceProperties */
     int gpus_per_node; /* collectives over more ranks (or over ranks on several nodes) are "inter" */
-    const char *date;  /* "YYYY-MM-DD" for the profile; NULL = today (UTC) or $SOURCE_DATE_EPOCH's day */
+    const char *date;  /* "YYYY-MM-DD" for the profile; NULL = the trace's (profiler/kineto.c, set_date) */
 } st_calib_opts;
 void st_calib_opts_init(st_calib_opts *o); /* gpu NULL, gpus_per_node 8, date NULL */
 
@@ -36,6 +36,7 @@ void st_calib_opts_init(st_calib_opts *o); /* gpu NULL, gpus_per_node 8, date NU
 typedef struct st_calib_summary {
     char gpu[48];         /* the profile's GPU */
     char device[128];     /* the trace's device name; empty when it has none */
+    char gpu_note[200];   /* how the GPU was found when not by --gpu or its exact name; else empty */
     int64_t events;       /* trace events */
     int64_t kernels;      /* GPU kernels (cat "kernel") */
     int64_t used;         /* kernels that went into a sample */

@@ -22,7 +22,7 @@ static void print_summary(FILE *mem, const st_calib *cal, const char *kineto_arg
     const st_calib_summary *s = st_calib_get_summary(cal);
     fprintf(mem, "trace        %s: %lld events, %lld GPU kernels%s%s\n", kineto_arg, (long long)s->events,
             (long long)s->kernels, s->device[0] ? " on " : "", s->device);
-    fprintf(mem, "gpu          %s%s\n", s->gpu, a->gpu ? " (--gpu)" : "");
+    fprintf(mem, "gpu          %s%s%s%s\n", s->gpu, a->gpu ? " (--gpu)" : "", s->gpu_note[0] ? ": " : "", s->gpu_note);
     fprintf(mem, "used         %lld kernels in %lld calls", (long long)s->used,
             (long long)(s->samples[0] + s->samples[1] + s->samples[2]));
     if (s->samples[3]) fprintf(mem, " and %lld pinned host<->device copies", (long long)s->samples[3]);
