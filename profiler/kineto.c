@@ -60,6 +60,7 @@
 #include "src/io/jsonutil.h"
 #include "traces/traces.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -1056,28 +1057,55 @@ static int copy_dir(const char *name) {
     return -1;
 }
 
-/* One sample per operator call that kernels were charged to, and one per pinned copy; *n of them
- * in *out (new). */
-static int take_samples(const trace *t, sample **out, int *n, st_calib_summary *sum) {
-    sample *s = malloc((t->nops + t->ncopies + 1) * sizeof *s);
-    *out = s;
-    *n = 0;
-    if (!s) return ST_ENOMEM;
+/* One collective call of one rank, before the ranks' calls are matched: the k-th call of a rank
+ * with a given (collective, scope, ranks, bytes) is the k-th of every other rank of the job, since
+ * every rank of a group issues the group's collectives in the same order (NCCL requires it). */
+typedef struct call {
+    int file, coll, intra, ranks;
+    int64_t seq; /* its place among its file's calls of the same key */
+    double x, ts, gpu_s;
+} call;
+
+/* What the files of one job give: samples of compute, memory and copies, and collective calls. */
+typedef struct pool {
+    sample *s;
+    int n, cap;
+    call *c;
+    int nc, capc;
+} pool;
+
+static int grow(void **v, int *cap, int need, size_t size) {
+    if (need <= *cap) return 0;
+    int nc = *cap ? *cap : 64;
+    while (nc < need) nc *= 2;
+    void *g = realloc(*v, (size_t)nc * size);
+    if (!g) return ST_ENOMEM;
+    *v = g;
+    *cap = nc;
+    return 0;
+}
+
+/* One sample per operator call that kernels were charged to and one per pinned copy into p->s,
+ * and one call per communication operator into p->c (file `file`). */
+static int take_samples(const trace *t, int file, pool *p, st_calib_summary *sum) {
+    if (grow((void **)&p->s, &p->cap, p->n + (int)(t->nops + t->ncopies) + 1, sizeof *p->s) ||
+        grow((void **)&p->c, &p->capc, p->nc + (int)t->nops + 1, sizeof *p->c))
+        return ST_ENOMEM;
     for (size_t i = 0; i < t->nops; i++) {
         const cpuop *o = &t->ops[i];
         if ((o->state != 1 && o->cstate != 1) || !(o->gpu_s > 0)) continue;
-        sample *p = &s[(*n)++];
-        memset(p, 0, sizeof *p);
-        p->kind = o->kind;
-        p->x = o->x;
         if (o->kind == K_COLL) {
-            p->coll = o->coll, p->intra = o->intra, p->ranks = o->ranks;
-            p->y = o->x / o->gpu_s * st_cost_bus_factor((st_coll)o->coll, o->ranks);
-        } else {
-            p->cls = o->cls;
-            p->dtype = o->kind == K_COMPUTE ? o->dtype : 0;
-            p->y = o->x / o->gpu_s;
+            p->c[p->nc++] = (call){.file = file, .coll = o->coll, .intra = o->intra, .ranks = o->ranks, .x = o->x,
+                                   .ts = o->ts, .gpu_s = o->gpu_s};
+            continue;
         }
+        sample *q = &p->s[p->n++];
+        memset(q, 0, sizeof *q);
+        q->kind = o->kind;
+        q->x = o->x;
+        q->cls = o->cls;
+        q->dtype = o->kind == K_COMPUTE ? o->dtype : 0;
+        q->y = o->x / o->gpu_s;
         sum->samples[o->kind]++;
     }
     for (size_t i = 0; i < t->ncopies; i++) {
@@ -1086,36 +1114,90 @@ static int take_samples(const trace *t, sample **out, int *n, st_calib_summary *
         if (d < 0 || !get_num(t->copies[i], "dur", &dur) || !(dur > 0) ||
             !get_num(json_object_get(t->copies[i], "args"), "bytes", &bytes) || !(bytes >= 1) || bytes > MAX_NUMEL)
             continue;
-        sample *p = &s[(*n)++];
-        memset(p, 0, sizeof *p);
-        p->kind = K_COPY;
-        p->dir = d;
-        p->x = bytes;
-        p->y = bytes / (dur * 1e-6);
+        sample *q = &p->s[p->n++];
+        memset(q, 0, sizeof *q);
+        q->kind = K_COPY;
+        q->dir = d;
+        q->x = bytes;
+        q->y = bytes / (dur * 1e-6);
         sum->samples[K_COPY]++;
+    }
+    return 0;
+}
+
+static int cmp_call_key(const call *a, const call *b) {
+    const int ka[] = {a->coll, -a->intra, a->ranks}, kb[] = {b->coll, -b->intra, b->ranks};
+    for (int i = 0; i < 3; i++)
+        if (ka[i] != kb[i]) return ka[i] < kb[i] ? -1 : 1;
+    return a->x < b->x ? -1 : a->x > b->x;
+}
+static int cmp_call_file(const void *pa, const void *pb) { /* key, file, start: to number them */
+    const call *a = pa, *b = pb;
+    int k = cmp_call_key(a, b);
+    if (k) return k;
+    if (a->file != b->file) return a->file - b->file;
+    return a->ts < b->ts ? -1 : a->ts > b->ts;
+}
+static int cmp_call_seq(const void *pa, const void *pb) { /* key, seq, file: the ranks of one call together */
+    const call *a = pa, *b = pb;
+    int k = cmp_call_key(a, b);
+    if (k) return k;
+    if (a->seq != b->seq) return a->seq < b->seq ? -1 : 1;
+    return a->file - b->file;
+}
+
+/* The collective samples: the ranks' copies of one call matched (see call), its transfer time the
+ * fastest rank's kernel time (the last rank to arrive waits for nobody: HolisticTraceAnalysis
+ * reads a collective's duration the same way), what the slower ranks spent beyond it counted as
+ * waiting. A call seen on one rank only keeps its own time, wait included. */
+static int match_calls(pool *p, st_calib_summary *sum) {
+    qsort(p->c, (size_t)p->nc, sizeof *p->c, cmp_call_file);
+    for (int i = 0; i < p->nc; i++)
+        p->c[i].seq = i > 0 && !cmp_call_key(&p->c[i], &p->c[i - 1]) && p->c[i].file == p->c[i - 1].file
+                          ? p->c[i - 1].seq + 1
+                          : 0;
+    qsort(p->c, (size_t)p->nc, sizeof *p->c, cmp_call_seq);
+    if (grow((void **)&p->s, &p->cap, p->n + p->nc + 1, sizeof *p->s)) return ST_ENOMEM;
+    for (int i = 0; i < p->nc;) {
+        int j = i + 1;
+        double lo = p->c[i].gpu_s;
+        while (j < p->nc && !cmp_call_key(&p->c[i], &p->c[j]) && p->c[j].seq == p->c[i].seq) {
+            if (p->c[j].gpu_s < lo) lo = p->c[j].gpu_s;
+            j++;
+        }
+        if (j - i > 1) {
+            sum->coll_matched++;
+            sum->coll_transfer_s += lo;
+            for (int k = i; k < j; k++) sum->coll_wait_s += p->c[k].gpu_s - lo;
+        }
+        const call *c = &p->c[i];
+        sample *q = &p->s[p->n++];
+        memset(q, 0, sizeof *q);
+        q->kind = K_COLL;
+        q->coll = c->coll, q->intra = c->intra, q->ranks = c->ranks;
+        q->x = c->x;
+        q->y = c->x / lo * st_cost_bus_factor((st_coll)c->coll, c->ranks);
+        if (!sum->coll_ranks_min || c->ranks < sum->coll_ranks_min) sum->coll_ranks_min = c->ranks;
+        if (c->ranks > sum->coll_ranks_max) sum->coll_ranks_max = c->ranks;
+        sum->samples[K_COLL]++;
+        i = j;
     }
     return 0;
 }
 
 static st__ptable *ptables(const st_calib *c);
 
-int st_calib_import_kineto(const char *path, const st_calib_opts *opts, st_calib **out, st_error *err) {
+/* Reads one rank's trace into c's summary and the pool; the first file also sets the GPU, the date
+ * and the versions, later ones must have run on the same GPU. *rank and *world from its
+ * distributedInfo (-1 when absent). */
+static int import_file(const char *path, int file, const st_calib_opts *opts, st_calib *c, pool *p, int64_t *rank,
+                       int64_t *world, st_error *err) {
     json_t *root = NULL;
-    st_calib *c = NULL;
     trace t = {0};
-    sample *samples = NULL;
-    int rc = 0, nsamples = 0;
-    st_calib_opts dflt;
+    int rc = 0;
+    char first_gpu[sizeof c->sum.gpu];
 
-    *out = NULL;
-    if (!opts) {
-        st_calib_opts_init(&dflt);
-        opts = &dflt;
-    }
-    if (opts->gpus_per_node < 1 || (opts->gpu && (!opts->gpu[0] || strlen(opts->gpu) >= sizeof c->sum.gpu))) {
-        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "gpus_per_node must be >= 1 and gpu 1 to 47 characters");
-        goto out;
-    }
+    *rank = *world = -1;
     if ((rc = st_trace_load(path, &root, err))) goto out;
     const json_t *events = json_is_object(root) ? json_object_get(root, "traceEvents") : NULL;
     if (!json_is_array(events)) {
@@ -1124,19 +1206,28 @@ int st_calib_import_kineto(const char *path, const st_calib_opts *opts, st_calib
                           "export_chrome_trace)");
         goto out;
     }
-    if (!(c = calloc(1, sizeof *c)) || trace_collect(&t, events)) {
+    if (trace_collect(&t, events)) {
         rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
         goto out;
     }
-    c->sum.events = (int64_t)json_array_size(events);
-    c->sum.kernels = (int64_t)t.nk;
+    const json_t *dist = json_object_get(root, "distributedInfo");
+    get_i64(dist, "rank", rank);
+    get_i64(dist, "world_size", world);
+    c->sum.events += (int64_t)json_array_size(events);
+    c->sum.kernels += (int64_t)t.nk;
     if (t.nk == 0) {
         rc = st_error_set(err, ST_EINVAL, path, NULL,
                           "no GPU kernels in the trace (no event with \"cat\": \"kernel\"): profile with "
                           "ProfilerActivity.CUDA");
         goto out;
     }
+    snprintf(first_gpu, sizeof first_gpu, "%s", c->sum.gpu);
     if ((rc = resolve_gpu(c, root, opts, main_device(&t), t.rocm, path, err))) goto out;
+    if (file > 0 && strcmp(first_gpu, c->sum.gpu)) {
+        rc = st_error_set(err, ST_EINVAL, path, NULL, "ran on %s, the job's first trace on %s: not one job's ranks",
+                          c->sum.gpu, first_gpu);
+        goto out;
+    }
     if (trace_nest(&t)) {
         rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
         goto out;
@@ -1150,8 +1241,9 @@ int st_calib_import_kineto(const char *path, const st_calib_opts *opts, st_calib
         }
         if (!(dur <= MAX_KERNEL_US)) {
             const char *kn = get_str(t.kernels[k], "name");
-            rc = st_error_set(err, ST_EINVAL, path, "dur", "kernel '%.60s' lasts %g us, over an hour: not a trace to calibrate from",
-                              kn ? kn : "?", dur);
+            rc = st_error_set(err, ST_EINVAL, path, "dur",
+                              "kernel '%.60s' lasts %g us, over an hour: not a trace to calibrate from", kn ? kn : "?",
+                              dur);
             goto out;
         }
         int op = trace_link(&t, args);
@@ -1160,21 +1252,145 @@ int st_calib_import_kineto(const char *path, const st_calib_opts *opts, st_calib
         else
             charge(&t, op, get_str(t.kernels[k], "name"), dur * 1e-6, opts->gpus_per_node, &c->sum);
     }
-    if (take_samples(&t, &samples, &nsamples, &c->sum)) {
+    if (take_samples(&t, file, p, &c->sum)) {
+        rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
+        goto out;
+    }
+    if (file == 0) {
+        set_date(c, opts, root, t.first_ts_us);
+        int64_t v;
+        if (get_i64(root, "cuda_runtime_version", &v) && v > 0 && v < 1000000)
+            snprintf(c->cuda, sizeof c->cuda, "%lld.%lld", (long long)(v / 1000), (long long)(v % 1000 / 10));
+        /* the CUDA driver API version (cuDriverGetVersion), as strata profile records it without NVML */
+        if (get_i64(root, "cuda_driver_version", &v) && v > 0 && v < 1000000)
+            snprintf(c->driver, sizeof c->driver, "%lld.%lld", (long long)(v / 1000), (long long)(v % 1000 / 10));
+    }
+out:
+    trace_destroy(&t);
+    json_decref(root);
+    return rc;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && !strcmp(s + n - m, suffix);
+}
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The trace files `path` names: itself, or a folder's *.json and *.json.gz files (sorted by name),
+ * or a comma-separated list when no file has that name. *files new (free each, then the array). */
+static int list_traces(const char *path, char ***files, int *n, st_error *err) {
+    struct stat st;
+    char **v = NULL;
+    int cap = 0, rc = 0;
+    *files = NULL;
+    *n = 0;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        struct dirent *e;
+        if (!d) return st_error_set(err, ST_EIO, path, NULL, "cannot read the folder: %s", strerror(errno));
+        while (!rc && (e = readdir(d))) {
+            if (e->d_name[0] == '.' || !(ends_with(e->d_name, ".json") || ends_with(e->d_name, ".json.gz"))) continue;
+            char *f = malloc(strlen(path) + strlen(e->d_name) + 2);
+            if (!f || grow((void **)&v, &cap, *n + 1, sizeof *v)) {
+                free(f);
+                rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
+                break;
+            }
+            sprintf(f, "%s/%s", path, e->d_name);
+            v[(*n)++] = f;
+        }
+        closedir(d);
+        if (!rc && *n == 0)
+            rc = st_error_set(err, ST_EIO, path, NULL, "cannot read a trace from the folder: no *.json or *.json.gz in it");
+        if (!rc) qsort(v, (size_t)*n, sizeof *v, cmp_str);
+    } else {
+        int list = access(path, F_OK) != 0 && strchr(path, ',');
+        for (const char *s = path; !rc && *s;) {
+            size_t len = list ? strcspn(s, ",") : strlen(s);
+            char *f = len ? malloc(len + 1) : NULL;
+            if (len && (!f || grow((void **)&v, &cap, *n + 1, sizeof *v))) {
+                free(f);
+                rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
+                break;
+            }
+            if (f) {
+                memcpy(f, s, len);
+                f[len] = '\0';
+                v[(*n)++] = f;
+            }
+            s += len;
+            if (*s == ',') s++;
+        }
+        if (!rc && *n == 0) rc = st_error_set(err, ST_EIO, path, NULL, "cannot open: no file named");
+    }
+    if (rc) {
+        for (int i = 0; i < *n; i++) free(v[i]);
+        free(v);
+        *n = 0;
+        return rc;
+    }
+    *files = v;
+    return 0;
+}
+
+int st_calib_import_kineto(const char *path, const st_calib_opts *opts, st_calib **out, st_error *err) {
+    st_calib *c = NULL;
+    pool p = {0};
+    char **files = NULL;
+    int rc = 0, nfiles = 0;
+    int64_t *ranks = NULL, world0 = -1;
+    st_calib_opts dflt;
+
+    *out = NULL;
+    if (!opts) {
+        st_calib_opts_init(&dflt);
+        opts = &dflt;
+    }
+    if (opts->gpus_per_node < 1 || (opts->gpu && (!opts->gpu[0] || strlen(opts->gpu) >= sizeof c->sum.gpu))) {
+        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "gpus_per_node must be >= 1 and gpu 1 to 47 characters");
+        goto out;
+    }
+    if ((rc = list_traces(path, &files, &nfiles, err))) goto out;
+    if (!(c = calloc(1, sizeof *c)) || !(ranks = malloc((size_t)nfiles * sizeof *ranks))) {
+        rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
+        goto out;
+    }
+    for (int f = 0; f < nfiles; f++) {
+        int64_t world;
+        if ((rc = import_file(files[f], f, opts, c, &p, &ranks[f], &world, err))) goto out;
+        /* the files of one job: one world, each rank once */
+        for (int g = 0; g < f; g++)
+            if (ranks[f] >= 0 && ranks[g] == ranks[f]) {
+                rc = st_error_set(err, ST_EINVAL, files[f], "distributedInfo.rank",
+                                  "rank %lld again (%s has it): not the ranks of one job", (long long)ranks[f], files[g]);
+                goto out;
+            }
+        if (f > 0 && world != world0) {
+            rc = st_error_set(err, ST_EINVAL, files[f], "distributedInfo.world_size",
+                              "world size %lld, %s's is %lld: not the ranks of one job", (long long)world, files[0],
+                              (long long)world0);
+            goto out;
+        }
+        world0 = world;
+    }
+    c->sum.files = nfiles;
+    c->sum.world_size = world0;
+    if (match_calls(&p, &c->sum)) {
         rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
         goto out;
     }
     if (c->sum.samples[K_COMPUTE] + c->sum.samples[K_MEMORY] + c->sum.samples[K_COLL] == 0) {
         /* copies alone are no calibration: the trace was recorded without what the tables need */
         rc = st_error_set(err, ST_EINVAL, path, NULL,
-                          "none of the %zu GPU kernels could be measured (%lld without a positive \"dur\", %lld not "
+                          "none of the %lld GPU kernels could be measured (%lld without a positive \"dur\", %lld not "
                           "linked to an operator, %lld of operators strata has no class for, %lld without shapes: "
                           "record with record_shapes=True)",
-                          t.nk, (long long)c->sum.untimed, (long long)c->sum.unlinked, (long long)c->sum.unclassified,
-                          (long long)c->sum.no_shapes);
+                          (long long)c->sum.kernels, (long long)c->sum.untimed, (long long)c->sum.unlinked,
+                          (long long)c->sum.unclassified, (long long)c->sum.no_shapes);
         goto out;
     }
-    if (fit(c, samples, nsamples)) {
+    if (fit(c, p.s, p.n)) {
         rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
         goto out;
     }
@@ -1186,21 +1402,19 @@ int st_calib_import_kineto(const char *path, const st_calib_opts *opts, st_calib
         if (err && !err->file[0]) snprintf(err->file, sizeof err->file, "%s", path);
         goto out;
     }
-    snprintf(c->source, sizeof c->source, "kineto import of %s", path);
-    set_date(c, opts, root, t.first_ts_us);
-    int64_t v;
-    if (get_i64(root, "cuda_runtime_version", &v) && v > 0 && v < 1000000)
-        snprintf(c->cuda, sizeof c->cuda, "%lld.%lld", (long long)(v / 1000), (long long)(v % 1000 / 10));
-    /* the CUDA driver API version (cuDriverGetVersion), as strata profile records it without NVML */
-    if (get_i64(root, "cuda_driver_version", &v) && v > 0 && v < 1000000)
-        snprintf(c->driver, sizeof c->driver, "%lld.%lld", (long long)(v / 1000), (long long)(v % 1000 / 10));
+    if (nfiles > 1)
+        snprintf(c->source, sizeof c->source, "kineto import of %d rank traces: %s", nfiles, path);
+    else
+        snprintf(c->source, sizeof c->source, "kineto import of %s", path);
     *out = c;
     c = NULL;
 out:
-    free(samples);
-    trace_destroy(&t);
+    for (int f = 0; f < nfiles; f++) free(files[f]);
+    free(files);
+    free(ranks);
+    free(p.s);
+    free(p.c);
     st_calib_free(c);
-    json_decref(root);
     return rc;
 }
 

@@ -46,12 +46,20 @@ typedef struct st_calib_summary {
     int64_t untimed;      /* no positive "dur" */
     int64_t samples[4];   /* measured: operator calls (compute, memory, collectives), pinned copies */
     int64_t tables[4], points[4];
+    int files;               /* rank traces read (a folder or a comma-separated list: one job) */
+    int64_t world_size;      /* the job's, from distributedInfo; -1 when not recorded */
+    int coll_ranks_min, coll_ranks_max; /* group sizes the collective tables were measured over */
+    int64_t coll_matched;    /* collective calls found on several ranks ... */
+    double coll_transfer_s;  /* ... their transfer time (the fastest rank's) ... */
+    double coll_wait_s;      /* ... and the other ranks' wait for the slowest, left out of the tables */
 } st_calib_summary;
 
 typedef struct st_calib st_calib;
-/* Reads a Kineto trace (Chrome trace JSON, plain or gzip) and fits the profile tables. Returns 0
- * with *out new (free with st_calib_free), ST_EIO (cannot read) or ST_EINVAL (malformed JSON with
- * line and column, not a Kineto trace, no GPU kernels, nothing measurable, unknown GPU). */
+/* Reads a Kineto trace (Chrome trace JSON, plain or gzip), or the rank traces of one job (a
+ * folder's *.json and *.json.gz, or a comma-separated list of files), and fits the profile tables.
+ * Returns 0 with *out new (free with st_calib_free), ST_EIO (cannot read) or ST_EINVAL (malformed
+ * JSON with line and column, not a Kineto trace, no GPU kernels, nothing measurable, a GPU name
+ * that cannot label a profile, an NVIDIA --gpu for a ROCm trace, files that are not one job's). */
 int st_calib_import_kineto(const char *path, const st_calib_opts *o, st_calib **out, st_error *err);
 void st_calib_free(st_calib *c);
 const st_calib_summary *st_calib_get_summary(const st_calib *c); /* borrowed */

@@ -220,7 +220,8 @@ bad "malformed JSON (line and column)" "malformed.json:2:14: invalid JSON" --kin
 bad "not a Kineto trace" "key 'traceEvents'" --kineto "$T/foreign.json" --out "$T/out.json"
 bad "a trace without GPU kernels" "no GPU kernels" --kineto "$D/no_kernels.json" --out "$T/out.json"
 bad "recorded without shapes" "record_shapes=True" --kineto "$D/no_shapes.json" --out "$T/out.json"
-bad "a directory as the trace" "cannot read" --kineto "$T" --out "$T/out.json"
+mkdir "$T/empty"
+bad "a folder without traces" "cannot read" --kineto "$T/empty" --out "$T/out.json"
 bad "no --out" "--kineto and --out are required" --kineto "$D/small.json"
 bad "bad --gpus-per-node" "--gpus-per-node" --kineto "$D/small.json" --out "$T/out.json" --gpus-per-node 0
 bad "bad --gpu" "--gpu" --kineto "$D/small.json" --out "$T/out.json" --gpu "a b"

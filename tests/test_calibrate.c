@@ -38,7 +38,7 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-    static const char *const names[] = {"t.json", "t.json.gz", "p.json", "q.json", NULL};
+    static const char *const names[] = {"t.json", "t.json.gz", "p.json", "q.json", "r0.json", "r1.json", NULL};
     char path[512];
     for (int i = 0; names[i]; i++) {
         snprintf(path, sizeof path, "%s/%s", tmpdir, names[i]);
@@ -143,12 +143,17 @@ static void tb_call(tb *b, const char *name, const char *dims, const char *types
     tb_kernel(b, ext, ext, t + 20, kname, dur_us);
 }
 
-static void tb_end(tb *b, const char *path) {
-    fprintf(b->f, "\n  ],\n  \"traceName\": \"test\"\n}\n");
+/* dist: members of distributedInfo (NULL: none) */
+static void tb_end_dist(tb *b, const char *path, const char *dist) {
+    fprintf(b->f, "\n  ],\n");
+    if (dist) fprintf(b->f, "  \"distributedInfo\": {%s},\n", dist);
+    fprintf(b->f, "  \"traceName\": \"test\"\n}\n");
     ck_assert_int_eq(fclose(b->f), 0);
     write_file(path, b->text, b->len);
     free(b->text);
 }
+
+static void tb_end(tb *b, const char *path) { tb_end_dist(b, path, NULL); }
 
 /* imports path, saves the profile and loads it back; *sum copied out. Returns the profile (new). */
 static st_profile *import_load(const char *path, const char *gpu, int gpus_per_node, st_calib_summary *sum) {
@@ -731,7 +736,7 @@ static const bad_case bad_cases[] = {
     {"a kernel of over an hour", ST_EINVAL, "dur", "over an hour", 0},
     {"kernels without a duration", ST_EINVAL, "", "1 without a positive \"dur\"", 0},
     {"a kernel faster than the GPU can be", ST_EINVAL, "", "not physical", 0},
-    {"a directory", ST_EIO, "", "cannot read", 0},
+    {"a folder without traces", ST_EIO, "", "cannot read", 0},
 };
 
 /* writes bad case i's file (or names a fixture) and returns its path */
@@ -1601,6 +1606,53 @@ START_TEST(test_trace_date) {
 }
 END_TEST
 
+/* one rank's trace of a 2-rank job: two all-reduces of 8 MiB over both ranks, in us[0] and us[1] */
+static void rank_trace(const char *path, const char *dist, double us0, double us1) {
+    tb b;
+    tb_begin(&b, "NVIDIA A100-SXM4-80GB");
+    tb_comm(&b, COMM("allreduce", 4194304, 4194304, 2, ""), "ncclDevKernel_AllReduce_Sum_bf16_RING_LL(x)", us0);
+    tb_comm(&b, COMM("allreduce", 4194304, 4194304, 2, ""), "ncclDevKernel_AllReduce_Sum_bf16_RING_LL(x)", us1);
+    tb_end_dist(&b, path, dist);
+}
+
+/* the rank traces of one job (a folder, or FILE,FILE): the k-th call of each rank is one call,
+ * timed by its fastest rank (the last to arrive); the others' extra time is waiting, counted apart.
+ * Files of two jobs (one rank twice, two world sizes) are refused. */
+START_TEST(test_ranks_matched) {
+    rank_trace(tmp("r0.json"), "\"rank\": 0, \"world_size\": 2", 100, 300);
+    rank_trace(tmp("r1.json"), "\"rank\": 1, \"world_size\": 2", 40, 500);
+    st_calib_summary s;
+    st_profile *p = import_load(tmpdir, NULL, 0, &s);
+    ck_assert_int_eq(s.files, 2);
+    ck_assert_int_eq(s.world_size, 2);
+    ck_assert_int_eq(s.samples[2], 2); /* two calls, not four */
+    ck_assert_int_eq(s.coll_matched, 2);
+    ck_assert_int_eq(s.coll_ranks_min, 2);
+    ck_assert_int_eq(s.coll_ranks_max, 2);
+    REL(s.coll_transfer_s, 340e-6, 1e-9);        /* 40 + 300 */
+    REL(s.coll_wait_s, 260e-6, 1e-9);            /* (100 - 40) + (500 - 300) */
+    /* 8 MiB at 40 and 300 us, bus factor 2(n-1)/n = 1 for two ranks: the median of the two rates */
+    REL(st_profile_bus_bytes_per_s(p, ST_COLL_ALLREDUCE, 1, 2, 8388608), 0.5 * (8388608 / 40e-6 + 8388608 / 300e-6),
+        1e-12);
+    st_profile_free(p);
+
+    char list[1100];
+    st_calib *c = NULL;
+    st_error err;
+    snprintf(list, sizeof list, "%s,%s", tmp("r0.json"), tmp("r1.json"));
+    ck_assert_int_eq(st_calib_import_kineto(list, NULL, &c, &err), 0);
+    ck_assert_int_eq(st_calib_get_summary(c)->coll_matched, 2);
+    st_calib_free(c);
+    rank_trace(tmp("r1.json"), "\"rank\": 0, \"world_size\": 2", 40, 500);
+    ck_assert_int_eq(st_calib_import_kineto(list, NULL, &c, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "distributedInfo.rank");
+    rank_trace(tmp("r1.json"), "\"rank\": 1, \"world_size\": 4", 40, 500);
+    ck_assert_int_eq(st_calib_import_kineto(list, NULL, &c, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "distributedInfo.world_size");
+    ck_assert_ptr_null(c);
+}
+END_TEST
+
 Suite *suite_calibrate(void) {
     Suite *s = suite_create("calibrate");
     TCase *tc = tcase_create("kineto");
@@ -1617,6 +1669,7 @@ Suite *suite_calibrate(void) {
     tcase_add_test(tc, test_gpu_from_props);
     tcase_add_test(tc, test_tf32_kernels);
     tcase_add_test(tc, test_trace_date);
+    tcase_add_test(tc, test_ranks_matched);
     tcase_add_test(tc, test_charge_up);
     tcase_add_test(tc, test_flops_and_dtypes);
     tcase_add_test(tc, test_attention_import);

@@ -10,9 +10,12 @@ static const char help_text[] =
     "usage: strata calibrate --kineto TRACE.json[.gz] --out PROFILE.json [--gpu NAME] [--gpus-per-node N]\n"
     "\n"
     "  --kineto FILE       PyTorch profiler trace (export_chrome_trace; gzip is read as is), recorded\n"
-    "                      with ProfilerActivity.CUDA and record_shapes=True\n"
+    "                      with ProfilerActivity.CUDA and record_shapes=True; or the rank traces of\n"
+    "                      one job: a folder of them, or FILE,FILE,...\n"
     "  --out FILE          the calibration profile to write (for --profile of estimate, plan, compare, sim)\n"
-    "  --gpu NAME          the GPU preset the trace ran on (default: from the trace's deviceProperties)\n"
+    "  --gpu NAME          the GPU the trace ran on: a preset, or the gpu.name of your cluster JSON\n"
+    "                      (default: from the trace's deviceProperties: a preset by name, or by SM\n"
+    "                      count and memory, else the device's own name)\n"
     "  --gpus-per-node N   collectives over more ranks count as inter-node (default 8)\n"
     "\n"
     "Exit status: 0 success, 2 bad input (nothing is written).\n";
@@ -40,6 +43,27 @@ static void print_summary(FILE *mem, const st_calib *cal, const char *kineto_arg
         first = 0;
     }
     fputc('\n', mem);
+    if (s->files > 1) {
+        fprintf(mem, "ranks        %d traces of one job", s->files);
+        if (s->world_size > 0) fprintf(mem, " (world size %lld)", (long long)s->world_size);
+        fprintf(mem, ": %lld collective calls matched across ranks, %.6g ms of transfer (the fastest rank's) and "
+                "%.6g ms of waiting for the slowest rank, left out of the tables\n",
+                (long long)s->coll_matched, s->coll_transfer_s * 1e3, s->coll_wait_s * 1e3);
+    } else if (s->samples[2]) {
+        fprintf(mem, "ranks        one trace: each collective's time includes its wait for the slowest rank (give "
+                "every rank's trace, a folder, to separate them)\n");
+    }
+    /* cost/profile.c prices a group of another size with the nearest group size's table */
+    if (s->samples[2]) {
+        char sizes[48];
+        if (s->coll_ranks_min == s->coll_ranks_max)
+            snprintf(sizes, sizeof sizes, "%d", s->coll_ranks_min);
+        else
+            snprintf(sizes, sizeof sizes, "%d to %d", s->coll_ranks_min, s->coll_ranks_max);
+        fprintf(mem, "group sizes  collectives measured over %s ranks: other group sizes are priced with the nearest "
+                "one's bus bandwidth (nccl-tests' busBw, the ring's 2(n-1)/n taken out): scaled, not measured\n",
+                sizes);
+    }
     st_calib_describe(cal, mem);
     fprintf(mem, "wrote %s\n", a->out);
 }
