@@ -17,8 +17,9 @@
 #define GIB 1073741824.0 /* 2^30 bytes */
 #define MAX_BW_GB 1e6    /* 1 PB/s per GPU or NIC: beyond any hardware */
 
+/* "calibration": the provenance strata calibrate --runs writes (profiler/fit.c); informational, not read */
 static const char *const top_keys[] = {"name", "nodes", "gpus_per_node", "gpu", "intra_node", "inter_node", "host",
-                                       "framework", NULL};
+                                       "framework", "calibration", NULL};
 static const char *const gpu_keys[] = {"name", "memory_gib", "hbm_gb_per_s", "peak_tflops", "gemm_efficiency",
                                        "gemm_efficiency_fp8", "sms", NULL};
 static const char *const peak_keys[] = {"fp32", "tf32", "fp16", "bf16", "fp8", NULL};
