@@ -498,6 +498,10 @@ static void judge(const st_fit *f, const double *v, const int *rows, int n, st_f
                 }
                 double t = tau_b(x, y, b - a);
                 if (!isnan(t)) {
+                    if (out->groups < 8) {
+                        snprintf(out->name[out->groups], sizeof out->name[0], "%s", f->r[rows[idx[a]]].group);
+                        out->tau[out->groups] = t;
+                    }
                     out->groups++;
                     tsum += t;
                     if (isnan(out->tau_min) || t < out->tau_min) out->tau_min = t;
@@ -693,6 +697,8 @@ static void describe_errors(FILE *out, const char *what, const st_fit_errors *e)
     if (e->groups)
         fprintf(out, "; Kendall tau-b in %d groups: mean %.3f, min %.3f, >= 0.8 in %d, >= 0.7 in %d", e->groups,
                 e->tau_mean, e->tau_min, e->tau_ge_08, e->tau_ge_07);
+    for (int g = 0; e->groups <= 8 && g < e->groups; g++) fprintf(out, "%s%s %.3f", g ? ", " : " (", e->name[g], e->tau[g]);
+    if (e->groups && e->groups <= 8) fputc(')', out);
     fputc('\n', out);
 }
 

@@ -85,6 +85,8 @@ typedef struct st_fit_errors {
     int groups;              /* groups (the CSV's `group` column) of 3 or more rows with a tau-b */
     double tau_mean, tau_min; /* Kendall tau-b within groups; NAN when none */
     int tau_ge_08, tau_ge_07; /* groups at or over 0.8 and 0.7 */
+    char name[8][64];         /* the first 8 groups (by name) and their tau-b, for a summary */
+    double tau[8];
 } st_fit_errors;
 
 typedef struct st_fit_result {

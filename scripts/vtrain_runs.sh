@@ -1,7 +1,8 @@
 #!/bin/sh
 # scripts/vtrain_runs.sh VALIDATION_DIR OUT_DIR: vTrain's ground truth (vtrain_single.csv,
 # vtrain_multi.csv) as runs files for `strata calibrate --runs`: OUT_DIR/single.csv and
-# OUT_DIR/multi.csv (model,gpus,plan,measured_s,group) and the model files they name, in
+# OUT_DIR/multi.csv (model,gpus,plan,group,measured_s: the time last, where a script can swap it) and
+# the model files they name, in
 # OUT_DIR/models. Models and plans are built from each row exactly as scripts/validate.sh builds
 # them (GPT: gelu, layernorm, learned positions, tied embeddings, bias, dropout; ffn 4h, vocab
 # 50257; fp16, full recompute, 1F1B, unfused attention, fp16 gradients). Groups: vtrain_single's
@@ -29,12 +30,12 @@ function spec(tp, pp, dp, mbs, gbs, s) {
 	return "tp=" tp ",pp=" pp ",dp=" dp ",cp=1,mbs=" mbs ",gbs=" gbs ",vp=1,seq=" s ",sp=0,recompute=full,zero=0," \
 		"dtype=fp16,schedule=1f1b,grad_bytes=2,attention=unfused"
 }
-BEGIN { print "model,gpus,plan,measured_s,group" >(out "/single.csv") }
+BEGIN { print "model,gpus,plan,group,measured_s" >(out "/single.csv") }
 NR > 1 && NF >= 11 {
 	# GPUs,global batch,micro batch,hidden,heads,layers,seq,tp,dp,pp,iteration time (ms)
 	f = model($6, $4, $5, $7)
-	printf "%s,%s,\"%s\",%.10g,\"l=%s h=%s a=%s s=%s, %s GPUs, gbs=%s\"\n", f, $1, spec($8, $10, $9, $3, $2, $7),
-		$11 / 1000, $6, $4, $5, $7, $1, $2 >(out "/single.csv")
+	printf "%s,%s,\"%s\",\"l=%s h=%s a=%s s=%s, %s GPUs, gbs=%s\",%.10g\n", f, $1, spec($8, $10, $9, $3, $2, $7),
+		$6, $4, $5, $7, $1, $2, $11 / 1000 >(out "/single.csv")
 }'
 tr -d '\r' <"$val/vtrain_multi.csv" | awk -F, -v out="$out" '
 function model(l, h, a, s,   f) {
@@ -53,9 +54,9 @@ function spec(tp, pp, dp, mbs, gbs, s) {
 	return "tp=" tp ",pp=" pp ",dp=" dp ",cp=1,mbs=" mbs ",gbs=" gbs ",vp=1,seq=" s ",sp=0,recompute=full,zero=0," \
 		"dtype=fp16,schedule=1f1b,grad_bytes=2,attention=unfused"
 }
-BEGIN { print "model,gpus,plan,measured_s,group" >(out "/multi.csv") }
+BEGIN { print "model,gpus,plan,group,measured_s" >(out "/multi.csv") }
 NR > 1 && NF >= 12 {
 	# Parameters (billion),# GPUs,global batch,micro batch,hidden,heads,layers,seq,tp,dp,pp,iteration time (ms)
 	f = model($7, $5, $6, $8)
-	printf "%s,%s,\"%s\",%.10g,%sB\n", f, $2, spec($9, $11, $10, $4, $3, $8), $12 / 1000, $1 >(out "/multi.csv")
+	printf "%s,%s,\"%s\",%sB,%.10g\n", f, $2, spec($9, $11, $10, $4, $3, $8), $1, $12 / 1000 >(out "/multi.csv")
 }'
