@@ -271,7 +271,8 @@ static int resolve_model(const char *arg, const char *csv_path, st_model *m, st_
 static int load_rows(st_fit *f, const csv *v, const char *path, st_error *err) {
     static const char *const need[] = {"model", "gpus", "plan", "measured_s"};
     int col[4] = {-1, -1, -1, -1}, group = -1;
-    if (v->n < 1) return st_error_set(err, ST_EINVAL, path, NULL, "empty: expected a header with model,gpus,plan,measured_s");
+    if (v->n < 1)
+        return st_error_set(err, ST_EINVAL, path, NULL, "empty: expected a header with model,gpus,plan,measured_s");
     for (int j = 0; j < v->nf[0]; j++) {
         const char *h = v->rec[0][j];
         for (int k = 0; k < 4; k++)
@@ -280,8 +281,8 @@ static int load_rows(st_fit *f, const csv *v, const char *path, st_error *err) {
     }
     for (int k = 0; k < 4; k++)
         if (col[k] < 0)
-            return row_error(err, ST_EINVAL, path, v->line[0], "the header has no column '%s' (needs model,gpus,plan,measured_s)",
-                             need[k]);
+            return row_error(err, ST_EINVAL, path, v->line[0],
+                             "the header has no column '%s' (needs model,gpus,plan,measured_s)", need[k]);
     if (!(f->r = calloc((size_t)v->n, sizeof *f->r))) return st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
     for (int i = 1; i < v->n; i++) {
         run *r = &f->r[f->n];
@@ -301,7 +302,8 @@ static int load_rows(st_fit *f, const csv *v, const char *path, st_error *err) {
         errno = 0;
         long long g = strtoll(cell[1], &end, 10);
         if (end == cell[1] || *end || errno || g < 1 || g > ST_MAX_GPUS)
-            return row_error(err, ST_EINVAL, path, line, "gpus '%s' is not a GPU count (1 to %d)", cell[1], ST_MAX_GPUS);
+            return row_error(err, ST_EINVAL, path, line, "gpus '%s' is not a GPU count (1 to %d)", cell[1],
+                             ST_MAX_GPUS);
         errno = 0;
         double t = strtod(cell[3], &end);
         if (end == cell[3] || *end || errno || !isfinite(t) || !(t > 0))
@@ -313,7 +315,8 @@ static int load_rows(st_fit *f, const csv *v, const char *path, st_error *err) {
         if (st_cluster_size(&r->cluster, g, NULL, &e))
             return row_error(err, ST_EINVAL, path, line, "gpus %s: %s", cell[1], e.text);
         st_plan_defaults(&r->plan);
-        if (st_plan_parse_spec(cell[2], &r->plan, &e) || st_plan_finalize(&r->plan, &r->model, &r->cluster, g, NULL, &e))
+        if (st_plan_parse_spec(cell[2], &r->plan, &e) ||
+            st_plan_finalize(&r->plan, &r->model, &r->cluster, g, NULL, &e))
             return row_error(err, ST_EINVAL, path, line, "plan '%s': %s", cell[2], e.text);
         st_cost_ctx *ctx = st_cost_ctx_new(&r->model, &r->cluster, NULL);
         st_estimate est;
@@ -581,7 +584,8 @@ int st_fit_runs(const char *path, const char *cluster_arg, const st_fit_opts *o,
     if ((rc = csv_parse(text, path, &v, err)) || (rc = load_rows(f, &v, path, err))) goto out;
 
     /* the rows fitted: all, or a seeded fraction (the rest are held out) */
-    if (!(all = malloc(((size_t)f->n + 1) * sizeof *all)) || !(f->fit_rows = malloc(((size_t)f->n + 1) * sizeof(int)))) {
+    if (!(all = malloc(((size_t)f->n + 1) * sizeof *all)) ||
+        !(f->fit_rows = malloc(((size_t)f->n + 1) * sizeof(int)))) {
         rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
         goto out;
     }
@@ -697,7 +701,8 @@ static void describe_errors(FILE *out, const char *what, const st_fit_errors *e)
     if (e->groups)
         fprintf(out, "; Kendall tau-b in %d groups: mean %.3f, min %.3f, >= 0.8 in %d, >= 0.7 in %d", e->groups,
                 e->tau_mean, e->tau_min, e->tau_ge_08, e->tau_ge_07);
-    for (int g = 0; e->groups <= 8 && g < e->groups; g++) fprintf(out, "%s%s %.3f", g ? ", " : " (", e->name[g], e->tau[g]);
+    for (int g = 0; e->groups <= 8 && g < e->groups; g++)
+        fprintf(out, "%s%s %.3f", g ? ", " : " (", e->name[g], e->tau[g]);
     if (e->groups && e->groups <= 8) fputc(')', out);
     fputc('\n', out);
 }

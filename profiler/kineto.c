@@ -17,9 +17,25 @@
  *   gpu_memcpy               copies ("Memcpy" in PyTorch 1.8/1.9), named "Memcpy HtoD (Pinned ->
  *                            Device)", "Memcpy DtoH (Device -> Pinned)", ... (Kineto's memcpy
  *                            names: kind, then source and destination memory); args "bytes".
- * Linking (what the PyTorch profiler itself does for its tables): kernel -> launch with the same
- * correlation -> its External id -> the innermost operator with that id (on the launch's thread
- * and spanning it, when there are several); without a launch, the kernel's own External id.
+ * PyTorch 1.8/1.9 wrote "Operator", "Runtime" and "Kernel" for the categories and "external id"
+ * (lowercase) on launches and kernels, "Input dims" on operators; both spellings are read. ROCm
+ * traces have the same layout with HIP launches (hipLaunchKernel) and RCCL's kernels, which keep
+ * NCCL's names.
+ * Linking (HolisticTraceAnalysis's rule, trace_link): kernel -> launch with the same correlation ->
+ * the operator with the launch's External id that spans the launch on its thread; else the
+ * innermost operator spanning the launch on its thread (PyTorch 2.x mostly writes the correlation
+ * id as the launch's External id, which names no operator); without a launch, the kernel's own
+ * External id.
+ * The GPU (resolve_gpu): --gpu, else the deviceProperties entry of the device the kernels ran on:
+ * a preset by its exact name, else by family, SM count and memory ("NVIDIA A100-PG509-200", 108
+ * SMs, 39.4 GiB: a100-sxm-40g), else the device's own name labels the profile (it then applies as
+ * measured to a cluster whose gpu.name is that name, never scaled). An AMD trace never gets an
+ * NVIDIA preset. The date is the trace's (set_date).
+ * Several ranks of one job (a folder of traces, or FILE,FILE): one world size, each rank once, one
+ * GPU. Compute, memory and copy samples pool; the k-th collective call of each key (collective,
+ * scope, group size, bytes) on every rank is one call (match_calls), whose transfer time is the
+ * fastest rank's kernel time (the last to arrive waits for nobody) and whose other ranks' extra
+ * time is waiting, counted in the summary and kept out of the tables.
  *
  * A kernel is charged to the innermost operator on the way out from there that strata has a class
  * for (at most MAX_WALK levels up: index_select -> embedding), and an operator call becomes one
@@ -45,7 +61,10 @@
  *   all-gather, reduce-scatter and all-to-all, x 1 for broadcast and send/recv (nccl-tests,
  *   doc/PERFORMANCE.md). Scope intra when the group's ranks are on one node ("Process Group
  *   Ranks" / gpus_per_node when recorded, else group size <= gpus_per_node); send/recv is 2 ranks.
- *   A kernel's time includes waiting for the slowest peer, as it does in training.
+ *   From one rank, a kernel's time includes waiting for the slowest peer, as it does in training;
+ *   with every rank's trace the wait is taken out (match_calls). Group sizes the tables were not
+ *   measured over are priced from the nearest one's bus bandwidth (cost/profile.c): the summary
+ *   says so.
  *   Copies: each pinned host-to-device or device-to-host copy is a sample of its own, bytes over
  *   its duration (offload copies pinned memory; pageable and device-to-device copies are not
  *   what the copy tables price, and are not used).
@@ -687,11 +706,16 @@ static const char *preset_of_device(const char *dev) {
 
 /* Whether a GPU name is AMD's (ROCm reports "AMD Radeon Graphics" or "AMD Instinct MI250X" as
  * the device name; strata's presets say "mi300x" and the like). */
+/* s in lowercase ASCII into low (n bytes, cut) */
+static void lower(const char *s, char *low, size_t n) {
+    size_t i = 0;
+    for (; s[i] && i + 1 < n; i++) low[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
+    low[i] = '\0';
+}
+
 static int amd_name(const char *name) {
     char low[128];
-    size_t i = 0;
-    for (; name[i] && i + 1 < sizeof low; i++) low[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
-    low[i] = '\0';
+    lower(name, low, sizeof low);
     return strstr(low, "amd") || strstr(low, "radeon") || strstr(low, "instinct") || !strncmp(low, "mi", 2);
 }
 
@@ -704,14 +728,13 @@ static const char *preset_of_props(const char *dev, int64_t sms, double mem_byte
     const st_gpu *g = st_gpu_presets(&np);
     const char *found = NULL;
     char low[128];
-    size_t i = 0;
     if (sms <= 0 || !(mem_bytes > 0) || amd_name(dev)) return NULL;
-    for (; dev[i] && i + 1 < sizeof low; i++) low[i] = (char)(dev[i] >= 'A' && dev[i] <= 'Z' ? dev[i] + 32 : dev[i]);
-    low[i] = '\0';
+    lower(dev, low, sizeof low);
     for (size_t k = 0; k < np; k++) {
         char fam[16];
         size_t n = strcspn(g[k].name, "-");
-        if (n == 0 || n >= sizeof fam || g[k].sms != sms || fabs(g[k].memory_bytes - mem_bytes) > 0.1 * g[k].memory_bytes)
+        if (n == 0 || n >= sizeof fam || g[k].sms != sms ||
+            fabs(g[k].memory_bytes - mem_bytes) > 0.1 * g[k].memory_bytes)
             continue;
         memcpy(fam, g[k].name, n);
         fam[n] = '\0';
@@ -1302,7 +1325,8 @@ static int list_traces(const char *path, char ***files, int *n, st_error *err) {
         }
         closedir(d);
         if (!rc && *n == 0)
-            rc = st_error_set(err, ST_EIO, path, NULL, "cannot read a trace from the folder: no *.json or *.json.gz in it");
+            rc = st_error_set(err, ST_EIO, path, NULL,
+                              "cannot read a trace from the folder: no *.json or *.json.gz in it");
         if (!rc) qsort(v, (size_t)*n, sizeof *v, cmp_str);
     } else {
         int list = access(path, F_OK) != 0 && strchr(path, ',');
@@ -1363,7 +1387,8 @@ int st_calib_import_kineto(const char *path, const st_calib_opts *opts, st_calib
         for (int g = 0; g < f; g++)
             if (ranks[f] >= 0 && ranks[g] == ranks[f]) {
                 rc = st_error_set(err, ST_EINVAL, files[f], "distributedInfo.rank",
-                                  "rank %lld again (%s has it): not the ranks of one job", (long long)ranks[f], files[g]);
+                                  "rank %lld again (%s has it): not the ranks of one job", (long long)ranks[f],
+                                  files[g]);
                 goto out;
             }
         if (f > 0 && world != world0) {

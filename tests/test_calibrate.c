@@ -1532,11 +1532,13 @@ START_TEST(test_link_time_nesting) {
     tb_begin(&b, "NVIDIA A100-SXM4-80GB");
     tb_event(&b, "cpu_op", "aten::linear", 1, 50, 200, "\"External id\": 3");
     tb_op(&b, "aten::mm", 4, 100, MM_A, BF2, NULL);                  /* [100, 150] on thread 1 */
-    tb_event(&b, "cpu_op", "aten::mm", 2, 90, 100, "\"External id\": 5, \"Input Dims\": " MM_B ", \"Input type\": " BF2);
+    tb_event(&b, "cpu_op", "aten::mm", 2, 90, 100,
+             "\"External id\": 5, \"Input Dims\": " MM_B ", \"Input type\": " BF2);
     tb_event(&b, "cuda_runtime", "cudaLaunchKernel", 1, 120, 4, "\"External id\": 5000, \"correlation\": 5000");
     tb_event(&b, "kernel", "gemm", 7, 100120, 10, "\"External id\": 5000, \"correlation\": 5000");
     /* 1.8 style: lowercase keys on the launch and the kernel, "Input dims" on the operator */
-    tb_event(&b, "Operator", "aten::mm", 1, 300, 50, "\"External id\": 6, \"Input dims\": " MM_A ", \"Input type\": " BF2);
+    tb_event(&b, "Operator", "aten::mm", 1, 300, 50,
+             "\"External id\": 6, \"Input dims\": " MM_A ", \"Input type\": " BF2);
     tb_event(&b, "Runtime", "cudaLaunchKernel", 1, 310, 4, "\"external id\": 6, \"correlation\": 5001");
     tb_event(&b, "Kernel", "gemm", 7, 100310, 30, "\"external id\": 6, \"correlation\": 5001");
     tb_end(&b, tmp("t.json"));

@@ -199,7 +199,8 @@ typedef struct bad_runs {
 } bad_runs;
 
 static const bad_runs bad[] = {
-    {"unknown model", "model,gpus,plan,measured_s\ngpt-1.7b,8,tp=8,1\nnosuchmodel,8,tp=8,1\n", "model 'nosuchmodel'", 3},
+    {"unknown model", "model,gpus,plan,measured_s\ngpt-1.7b,8,tp=8,1\nnosuchmodel,8,tp=8,1\n", "model 'nosuchmodel'",
+     3},
     {"impossible plan", "model,gpus,plan,measured_s\ngpt-1.7b,8,\"tp=3,pp=1\",1\n", "plan 'tp=3,pp=1'", 2},
     {"zero time", "model,gpus,plan,measured_s\ngpt-1.7b,8,tp=8,0\n", "not a positive time", 2},
     {"negative time", "model,gpus,plan,measured_s\ngpt-1.7b,8,tp=8,-2\n", "not a positive time", 2},
