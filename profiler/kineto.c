@@ -17,9 +17,25 @@
  *   gpu_memcpy               copies ("Memcpy" in PyTorch 1.8/1.9), named "Memcpy HtoD (Pinned ->
  *                            Device)", "Memcpy DtoH (Device -> Pinned)", ... (Kineto's memcpy
  *                            names: kind, then source and destination memory); args "bytes".
- * Linking (what the PyTorch profiler itself does for its tables): kernel -> launch with the same
- * correlation -> its External id -> the innermost operator with that id (on the launch's thread
- * and spanning it, when there are several); without a launch, the kernel's own External id.
+ * PyTorch 1.8/1.9 wrote "Operator", "Runtime" and "Kernel" for the categories and "external id"
+ * (lowercase) on launches and kernels, "Input dims" on operators; both spellings are read. ROCm
+ * traces have the same layout with HIP launches (hipLaunchKernel) and RCCL's kernels, which keep
+ * NCCL's names.
+ * Linking (HolisticTraceAnalysis's rule, trace_link): kernel -> launch with the same correlation ->
+ * the operator with the launch's External id that spans the launch on its thread; else the
+ * innermost operator spanning the launch on its thread (PyTorch 2.x mostly writes the correlation
+ * id as the launch's External id, which names no operator); without a launch, the kernel's own
+ * External id.
+ * The GPU (resolve_gpu): --gpu, else the deviceProperties entry of the device the kernels ran on:
+ * a preset by its exact name, else by family, SM count and memory ("NVIDIA A100-PG509-200", 108
+ * SMs, 39.4 GiB: a100-sxm-40g), else the device's own name labels the profile (it then applies as
+ * measured to a cluster whose gpu.name is that name, never scaled). An AMD trace never gets an
+ * NVIDIA preset. The date is the trace's (set_date).
+ * Several ranks of one job (a folder of traces, or FILE,FILE): one world size, each rank once, one
+ * GPU. Compute, memory and copy samples pool; the k-th collective call of each key (collective,
+ * scope, group size, bytes) on every rank is one call (match_calls), whose transfer time is the
+ * fastest rank's kernel time (the last to arrive waits for nobody) and whose other ranks' extra
+ * time is waiting, counted in the summary and kept out of the tables.
  *
  * A kernel is charged to the innermost operator on the way out from there that strata has a class
  * for (at most MAX_WALK levels up: index_select -> embedding), and an operator call becomes one
@@ -31,7 +47,8 @@
  *   GEMM FLOPs from "Input Dims": mm [m,k]x[k,n] = 2mkn (addmm: inputs 1 and 2); bmm
  *   [b,m,k]x[b,k,n] = 2bmkn (baddbmm: inputs 1 and 2); linear input [..., k], weight [n, k] =
  *   2 prod(input[:-1]) k n; matmul by its broadcasting rules. dtype from the first matrix's type;
- *   "float" is recorded as fp32 (the trace cannot tell whether TF32 was allowed).
+ *   "float" is recorded as fp32, or as tf32 when a kernel of the call is a TF32 tensor-core GEMM
+ *   (tf32_kernel: the operator cannot tell whether TF32 was allowed, its kernels' names can).
  *   Memory-bound bytes, an approximation: every tensor input read once plus one output the size of
  *   the largest input (the broadcast shape; for backward ops the gradient of the largest input),
  *   each at its own element size. Gathers touch less than their inputs: embedding forward counts
@@ -44,7 +61,10 @@
  *   all-gather, reduce-scatter and all-to-all, x 1 for broadcast and send/recv (nccl-tests,
  *   doc/PERFORMANCE.md). Scope intra when the group's ranks are on one node ("Process Group
  *   Ranks" / gpus_per_node when recorded, else group size <= gpus_per_node); send/recv is 2 ranks.
- *   A kernel's time includes waiting for the slowest peer, as it does in training.
+ *   From one rank, a kernel's time includes waiting for the slowest peer, as it does in training;
+ *   with every rank's trace the wait is taken out (match_calls). Group sizes the tables were not
+ *   measured over are priced from the nearest one's bus bandwidth (cost/profile.c): the summary
+ *   says so.
  *   Copies: each pinned host-to-device or device-to-host copy is a sample of its own, bytes over
  *   its duration (offload copies pinned memory; pageable and device-to-device copies are not
  *   what the copy tables price, and are not used).
@@ -59,6 +79,7 @@
 #include "src/io/jsonutil.h"
 #include "traces/traces.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -196,6 +217,17 @@ static int shape(const json_t *dims, size_t i, double *d, double *numel) {
     return n;
 }
 
+/* "Input Dims" (PyTorch 1.10 and later) or "Input dims" (1.8/1.9) */
+static const json_t *input_dims(const json_t *args) {
+    const json_t *d = json_object_get(args, "Input Dims");
+    return d ? d : json_object_get(args, "Input dims");
+}
+
+/* "External id", or "external id" as PyTorch 1.8/1.9 wrote it on launches and kernels */
+static int get_ext(const json_t *args, int64_t *out) {
+    return get_i64(args, "External id", out) || get_i64(args, "external id", out);
+}
+
 static const char *input_type(const json_t *args, size_t i) {
     const json_t *t = json_array_get(json_object_get(args, "Input type"), i);
     return json_is_string(t) ? json_string_value(t) : NULL;
@@ -280,7 +312,7 @@ static int op_class(const char *base) {
 
 /* FLOPs, dtype and class of a GEMM call from its input shapes; 0 or -1 */
 static int gemm_shape(const char *base, const json_t *args, double *flops, st_dtype *dt, int *cls) {
-    const json_t *dims = json_object_get(args, "Input Dims");
+    const json_t *dims = input_dims(args);
     double a[MAX_DIMS], b[MAX_DIMS];
     size_t ia = 0, ib = 1;
     if (!strcmp(base, "addmm") || !strcmp(base, "baddbmm")) ia = 1, ib = 2;
@@ -338,7 +370,7 @@ static int gemm_shape(const char *base, const json_t *args, double *flops, st_dt
  * the call's work is unknown. 0 or -1. */
 static int attention_shape(const char *base, const json_t *args, double *flops, st_dtype *dt) {
     int i = attn_op(base);
-    const json_t *dims = json_object_get(args, "Input Dims");
+    const json_t *dims = input_dims(args);
     const json_t *c = json_array_get(json_object_get(args, "Concrete Inputs"), (size_t)attn_ops[i].causal);
     double q[MAX_DIMS], k[MAX_DIMS];
     if (!json_is_array(dims) || !json_is_string(c)) return -1;
@@ -355,7 +387,7 @@ static int attention_shape(const char *base, const json_t *args, double *flops, 
 
 /* HBM bytes of a memory-bound call (see the header for the approximation); 0 when unknown */
 static double stream_bytes(const char *base, const json_t *args) {
-    const json_t *dims = json_object_get(args, "Input Dims");
+    const json_t *dims = input_dims(args);
     double d[MAX_DIMS], numel, sum = 0, largest = 0;
     if (!json_is_array(dims)) return 0;
     int backward = strstr(base, "backward") != NULL, embedding = !strcmp(base, "embedding");
@@ -672,6 +704,53 @@ static const char *preset_of_device(const char *dev) {
     return NULL;
 }
 
+/* Whether a GPU name is AMD's (ROCm reports "AMD Radeon Graphics" or "AMD Instinct MI250X" as
+ * the device name; strata's presets say "mi300x" and the like). */
+/* s in lowercase ASCII into low (n bytes, cut) */
+static void lower(const char *s, char *low, size_t n) {
+    size_t i = 0;
+    for (; s[i] && i + 1 < n; i++) low[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
+    low[i] = '\0';
+}
+
+static int amd_name(const char *name) {
+    char low[128];
+    lower(name, low, sizeof low);
+    return strstr(low, "amd") || strstr(low, "radeon") || strstr(low, "instinct") || !strncmp(low, "mi", 2);
+}
+
+/* The preset a device's properties describe when its name does not: same family in the name
+ * (the preset's first word, "a100", as a word of the device's name: "NVIDIA A100-PG509-200"),
+ * the same SM count and memory within 10 % (the driver reports a little less than the
+ * datasheet's). NULL when none or several match. */
+static const char *preset_of_props(const char *dev, int64_t sms, double mem_bytes) {
+    size_t np;
+    const st_gpu *g = st_gpu_presets(&np);
+    const char *found = NULL;
+    char low[128];
+    if (sms <= 0 || !(mem_bytes > 0) || amd_name(dev)) return NULL;
+    lower(dev, low, sizeof low);
+    for (size_t k = 0; k < np; k++) {
+        char fam[16];
+        size_t n = strcspn(g[k].name, "-");
+        if (n == 0 || n >= sizeof fam || g[k].sms != sms ||
+            fabs(g[k].memory_bytes - mem_bytes) > 0.1 * g[k].memory_bytes)
+            continue;
+        memcpy(fam, g[k].name, n);
+        fam[n] = '\0';
+        for (const char *q = strstr(low, fam); q; q = strstr(q + 1, fam)) {
+            int before = q == low || !((q[-1] >= 'a' && q[-1] <= 'z') || (q[-1] >= '0' && q[-1] <= '9'));
+            char after = q[n];
+            if (before && !((after >= 'a' && after <= 'z') || (after >= '0' && after <= '9'))) {
+                if (found && strcmp(found, g[k].name)) return NULL;
+                found = g[k].name;
+                break;
+            }
+        }
+    }
+    return found;
+}
+
 static void preset_list(char *buf, size_t n) {
     size_t np, off = 0;
     const st_gpu *g = st_gpu_presets(&np);
@@ -682,9 +761,13 @@ static void preset_list(char *buf, size_t n) {
     }
 }
 
-/* The profile's GPU: the option, else the trace's device (the one its kernels ran on) */
-static int resolve_gpu(st_calib *c, const json_t *root, const st_calib_opts *o, int64_t device, const char *path,
-                       st_error *err) {
+/* The profile's GPU: the option, else the trace's device (the one its kernels ran on): a preset by
+ * its exact name, else by its properties (preset_of_props), else the device's own name, which
+ * labels a profile that applies as measured to a cluster whose gpu.name is that name (and cannot
+ * be scaled to another GPU: st_profile_retarget needs presets). A GPU of one vendor never gets a
+ * preset of the other's: `rocm` says the trace's launches were HIP's. */
+static int resolve_gpu(st_calib *c, const json_t *root, const st_calib_opts *o, int64_t device, int rocm,
+                       const char *path, st_error *err) {
     const json_t *props = json_object_get(root, "deviceProperties");
     const json_t *dev = NULL;
     size_t at = 0;
@@ -698,57 +781,75 @@ static int resolve_gpu(st_calib *c, const json_t *root, const st_calib_opts *o, 
         }
     }
     const char *name = dev ? get_str(dev, "name") : NULL;
+    int64_t sms = 0;
+    double mem = 0;
+    if (dev) {
+        get_i64(dev, "numSms", &sms);
+        get_num(dev, "totalGlobalMem", &mem);
+    }
     if (name) snprintf(c->sum.device, sizeof c->sum.device, "%s", name);
+    int amd = rocm || (name && amd_name(name));
+    char list[256], key[64];
+    snprintf(key, sizeof key, "deviceProperties[%zu].name", at);
     if (o->gpu) {
+        st_gpu g;
+        if (st_gpu_preset(o->gpu, &g) == 0 && amd != amd_name(o->gpu))
+            return st_error_set(err, ST_EINVAL, path, name ? key : NULL,
+                                "--gpu %s is %s GPU, but the trace ran on %s (%s): its rates would be "
+                                "taken for the wrong hardware; name the GPU it ran on",
+                                o->gpu, amd ? "an NVIDIA" : "an AMD", name ? name : "a GPU",
+                                amd ? "AMD, ROCm" : "NVIDIA, CUDA");
         snprintf(c->sum.gpu, sizeof c->sum.gpu, "%s", o->gpu);
         return 0;
     }
-    char list[256], key[64];
     preset_list(list, sizeof list);
-    snprintf(key, sizeof key, "deviceProperties[%zu].name", at);
     if (!name)
         return st_error_set(err, ST_EINVAL, path, "deviceProperties",
                             "the trace names no GPU: name it with --gpu (a preset: %s; or the gpu.name of your "
                             "cluster JSON)",
                             list);
-    const char *preset = preset_of_device(name);
-    if (!preset)
-        return st_error_set(err, ST_EINVAL, path, key,
-                            "strata has no preset for GPU '%s': name it with --gpu (a preset: %s; or the gpu.name "
-                            "of your cluster JSON)",
-                            name, list);
+    const char *preset = amd ? NULL : preset_of_device(name);
+    if (!preset && !amd && (preset = preset_of_props(name, sms, mem)))
+        snprintf(c->sum.gpu_note, sizeof c->sum.gpu_note, "preset by deviceProperties: %lld SMs, %.1f GiB",
+                 (long long)sms, mem / 1073741824.0);
+    if (!preset) {
+        /* a profile labelled with the device's name: the bounds check treats it as no preset */
+        if (strlen(name) >= sizeof c->sum.gpu || !name[0])
+            return st_error_set(err, ST_EINVAL, path, key,
+                                "strata has no preset for GPU '%.80s' and the name is too long to label the profile "
+                                "(at most %zu characters): name it with --gpu",
+                                name, sizeof c->sum.gpu - 1);
+        snprintf(c->sum.gpu, sizeof c->sum.gpu, "%s", name);
+        snprintf(c->sum.gpu_note, sizeof c->sum.gpu_note,
+                 "no preset%s: applies as measured to a cluster whose gpu.name is \"%s\" (%lld SMs, %.1f GiB), "
+                 "never scaled; --gpu names another",
+                 amd ? " (AMD)" : "", name, (long long)sms, mem / 1073741824.0);
+        return 0;
+    }
     snprintf(c->sum.gpu, sizeof c->sum.gpu, "%s", preset);
     return 0;
 }
 
 
-/* The profile's date: --date, else the day the trace was recorded (Kineto's "baseTimeNanoseconds",
- * written by PyTorch 2.1 and later), else SOURCE_DATE_EPOCH's day, else today. */
-static void set_date(st_calib *c, const st_calib_opts *o, const json_t *root) {
+/* The profile's date is the trace's (what was measured then, not the day it was converted): --date,
+ * else Kineto's "baseTimeNanoseconds" (PyTorch 2.1 and later), else the first event's "ts" where
+ * it is a wall clock (older Kineto wrote Unix microseconds), else "unknown". A wall clock is after
+ * 2001 and before ~2116 (INT64_MAX / 2 ns), not a counter since boot. */
+static void set_date(st_calib *c, const st_calib_opts *o, const json_t *root, double first_ts_us) {
+    const double y2001_s = 978307200.0, y2116_s = INT64_MAX / 2 / 1e9;
+    int64_t base;
+    double at_s = -1;
+    struct tm tm;
     if (o->date) {
         snprintf(c->date, sizeof c->date, "%s", o->date);
         return;
     }
-    time_t now = time(NULL);
-    int64_t base;
-    struct tm tm;
-    /* after 2001 (and before ~2116, INT64_MAX / 2 ns): a wall clock, not a counter since boot */
-    if (get_i64(root, "baseTimeNanoseconds", &base) && base > 978307200LL * 1000000000 && base < INT64_MAX / 2) {
-        now = (time_t)(base / 1000000000);
-        if (gmtime_r(&now, &tm)) {
-            strftime(c->date, sizeof c->date, "%Y-%m-%d", &tm);
-            return;
-        }
-    }
-    /* reproducible builds' convention, so a committed profile can be regenerated byte for byte */
-    const char *sde = getenv("SOURCE_DATE_EPOCH");
-    if (sde && *sde) {
-        char *end;
-        errno = 0;
-        long long v = strtoll(sde, &end, 10);
-        if (!*end && !errno && v >= 0) now = (time_t)v;
-    }
-    if (gmtime_r(&now, &tm))
+    if (get_i64(root, "baseTimeNanoseconds", &base) && base > y2001_s * 1e9 && base < INT64_MAX / 2)
+        at_s = (double)(base / 1000000000);
+    else if (first_ts_us > y2001_s * 1e6 && first_ts_us < y2116_s * 1e6)
+        at_s = floor(first_ts_us / 1e6);
+    time_t at = (time_t)at_s;
+    if (at_s >= 0 && gmtime_r(&at, &tm))
         strftime(c->date, sizeof c->date, "%Y-%m-%d", &tm);
     else
         snprintf(c->date, sizeof c->date, "unknown");
@@ -766,6 +867,8 @@ typedef struct trace {
     size_t ncopies;
     extref *byext; /* operators by External id, innermost first */
     size_t nbyext;
+    double first_ts_us; /* the earliest operator or launch start (HUGE_VAL: none) */
+    int rocm; /* launches are HIP's (hipLaunchKernel, ...): the trace ran on AMD GPUs */
 } trace;
 
 static void trace_destroy(trace *t) {
@@ -783,6 +886,7 @@ static int trace_collect(trace *t, const json_t *events) {
     if (!(t->ops = malloc((nev + 1) * sizeof *t->ops)) || !(t->ls = malloc((nev + 1) * sizeof *t->ls)) ||
         !(t->kernels = malloc((nev + 1) * sizeof *t->kernels)) || !(t->copies = malloc((nev + 1) * sizeof *t->copies)))
         return ST_ENOMEM;
+    t->first_ts_us = HUGE_VAL;
     for (size_t i = 0; i < nev; i++) {
         const json_t *ev = json_array_get(events, i);
         const char *ph = get_str(ev, "ph"), *cat = get_str(ev, "cat"), *name = get_str(ev, "name");
@@ -799,6 +903,7 @@ static int trace_collect(trace *t, const json_t *events) {
         }
         if (!get_num(ev, "ts", &ts)) continue;
         get_num(ev, "dur", &dur);
+        if (ts < t->first_ts_us) t->first_ts_us = ts;
         if (!strcasecmp(cat, "cpu_op") || !strcasecmp(cat, "user_annotation") || !strcasecmp(cat, "operator")) {
             cpuop *o = &t->ops[t->nops];
             memset(o, 0, sizeof *o);
@@ -807,12 +912,13 @@ static int trace_collect(trace *t, const json_t *events) {
             o->end = ts + (dur > 0 ? dur : 0);
             o->thread = thread_of(ev);
             o->args = json_is_object(args) ? args : NULL;
-            o->has_ext = o->args && get_i64(args, "External id", &o->ext);
+            o->has_ext = o->args && get_ext(args, &o->ext);
             o->name = name;
         } else if (!strcasecmp(cat, "cuda_runtime") || !strcasecmp(cat, "cuda_driver") || !strcasecmp(cat, "runtime")) {
             launch *l = &t->ls[t->nls];
             if (!json_is_object(args) || !get_i64(args, "correlation", &l->corr)) continue;
-            l->has_ext = get_i64(args, "External id", &l->ext);
+            l->has_ext = get_ext(args, &l->ext);
+            t->rocm |= !strncmp(name, "hip", 3);
             l->thread = thread_of(ev);
             l->ts = ts;
             t->nls++;
@@ -860,9 +966,30 @@ static int64_t main_device(const trace *t) {
     return best;
 }
 
-/* The innermost operator a kernel belongs to: correlation -> launch -> External id (the launch's
- * own thread and time decide between operators sharing the id), else the kernel's own External
- * id. -1 when there is none. */
+/* The innermost operator on `thread` whose span holds time `ts` (the ops of a thread are sorted by
+ * start, enclosing first, and nest: the last one to start at or before ts holds it, or one of its
+ * parents does); -1 when none. */
+static int op_at(const trace *t, uint64_t thread, double ts) {
+    size_t lo = 0, hi = t->nops;
+    while (lo < hi) { /* the first op after (thread, ts) */
+        size_t mid = (lo + hi) / 2;
+        const cpuop *o = &t->ops[mid];
+        if (o->thread < thread || (o->thread == thread && o->ts <= ts))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0 || t->ops[lo - 1].thread != thread) return -1;
+    for (int j = (int)lo - 1; j >= 0; j = t->ops[j].parent)
+        if (t->ops[j].end >= ts) return j;
+    return -1;
+}
+
+/* The innermost operator a kernel belongs to, as HolisticTraceAnalysis links them: correlation ->
+ * launch -> the operator with the launch's External id that spans the launch on its thread; else
+ * the innermost operator spanning the launch on its thread (most traces of PyTorch 2.x write the
+ * correlation id as the launch's External id, which names no operator); else the operator with the
+ * launch's (or, without a launch, the kernel's own) External id. -1 when there is none. */
 static int trace_link(const trace *t, const json_t *kargs) {
     int64_t corr, ext = 0;
     const launch *l = NULL;
@@ -875,14 +1002,12 @@ static int trace_link(const trace *t, const json_t *kargs) {
             else
                 hi = mid;
         }
-        if (lo < t->nls && t->ls[lo].corr == corr && t->ls[lo].has_ext) l = &t->ls[lo];
+        if (lo < t->nls && t->ls[lo].corr == corr) l = &t->ls[lo];
     }
-    if (l)
-        ext = l->ext;
-    else if (!get_i64(kargs, "External id", &ext))
-        return -1;
+    int has_ext = l ? l->has_ext : get_ext(kargs, &ext);
+    if (l) ext = l->ext;
     size_t lo = 0, hi = t->nbyext;
-    while (lo < hi) {
+    while (has_ext && lo < hi) {
         size_t mid = (lo + hi) / 2;
         if (t->byext[mid].ext < ext)
             lo = mid + 1;
@@ -890,12 +1015,21 @@ static int trace_link(const trace *t, const json_t *kargs) {
             hi = mid;
     }
     int op = -1;
-    for (size_t i = lo; i < t->nbyext && t->byext[i].ext == ext; i++) {
+    for (size_t i = lo; has_ext && i < t->nbyext && t->byext[i].ext == ext; i++) {
         const cpuop *o = &t->ops[t->byext[i].op];
         if (op < 0) op = t->byext[i].op;
         if (l && o->thread == l->thread && o->ts <= l->ts && l->ts <= o->end) return t->byext[i].op;
     }
-    return op;
+    int nested = l ? op_at(t, l->thread, l->ts) : -1;
+    return nested >= 0 ? nested : op;
+}
+
+/* Whether a GEMM kernel on fp32 data ran on tensor cores as TF32 (torch.backends.cuda.matmul.
+ * allow_tf32): CUTLASS names them by the instruction, "tensorop_s1688gemm" (Ampere's TF32 mma is
+ * m16n8k8, sm80) or "s16816gemm" style; cuBLAS's own kernels say "tf32". The operator records only
+ * "float", so the kernel is what tells. */
+static int tf32_kernel(const char *kname) {
+    return kname && (strstr(kname, "tf32") || strstr(kname, "tensorop_s1688") || strstr(kname, "tensorop_s16816"));
 }
 
 /* Charges one kernel (dur_s) to the operator whose sample it belongs to, counting it in sum. */
@@ -926,7 +1060,9 @@ static void charge(trace *t, int op, const char *kname, double dur_s, int gpus_p
         }
     }
     if (charged >= 0) {
-        t->ops[charged].gpu_s += dur_s;
+        cpuop *o = &t->ops[charged];
+        if (o->kind == K_COMPUTE && o->dtype == ST_DT_FP32 && tf32_kernel(kname)) o->dtype = ST_DT_TF32;
+        o->gpu_s += dur_s;
         sum->used++;
     } else if (shapeless) {
         sum->no_shapes++;
@@ -944,28 +1080,55 @@ static int copy_dir(const char *name) {
     return -1;
 }
 
-/* One sample per operator call that kernels were charged to, and one per pinned copy; *n of them
- * in *out (new). */
-static int take_samples(const trace *t, sample **out, int *n, st_calib_summary *sum) {
-    sample *s = malloc((t->nops + t->ncopies + 1) * sizeof *s);
-    *out = s;
-    *n = 0;
-    if (!s) return ST_ENOMEM;
+/* One collective call of one rank, before the ranks' calls are matched: the k-th call of a rank
+ * with a given (collective, scope, ranks, bytes) is the k-th of every other rank of the job, since
+ * every rank of a group issues the group's collectives in the same order (NCCL requires it). */
+typedef struct call {
+    int file, coll, intra, ranks;
+    int64_t seq; /* its place among its file's calls of the same key */
+    double x, ts, gpu_s;
+} call;
+
+/* What the files of one job give: samples of compute, memory and copies, and collective calls. */
+typedef struct pool {
+    sample *s;
+    int n, cap;
+    call *c;
+    int nc, capc;
+} pool;
+
+static int grow(void **v, int *cap, int need, size_t size) {
+    if (need <= *cap) return 0;
+    int nc = *cap ? *cap : 64;
+    while (nc < need) nc *= 2;
+    void *g = realloc(*v, (size_t)nc * size);
+    if (!g) return ST_ENOMEM;
+    *v = g;
+    *cap = nc;
+    return 0;
+}
+
+/* One sample per operator call that kernels were charged to and one per pinned copy into p->s,
+ * and one call per communication operator into p->c (file `file`). */
+static int take_samples(const trace *t, int file, pool *p, st_calib_summary *sum) {
+    if (grow((void **)&p->s, &p->cap, p->n + (int)(t->nops + t->ncopies) + 1, sizeof *p->s) ||
+        grow((void **)&p->c, &p->capc, p->nc + (int)t->nops + 1, sizeof *p->c))
+        return ST_ENOMEM;
     for (size_t i = 0; i < t->nops; i++) {
         const cpuop *o = &t->ops[i];
         if ((o->state != 1 && o->cstate != 1) || !(o->gpu_s > 0)) continue;
-        sample *p = &s[(*n)++];
-        memset(p, 0, sizeof *p);
-        p->kind = o->kind;
-        p->x = o->x;
         if (o->kind == K_COLL) {
-            p->coll = o->coll, p->intra = o->intra, p->ranks = o->ranks;
-            p->y = o->x / o->gpu_s * st_cost_bus_factor((st_coll)o->coll, o->ranks);
-        } else {
-            p->cls = o->cls;
-            p->dtype = o->kind == K_COMPUTE ? o->dtype : 0;
-            p->y = o->x / o->gpu_s;
+            p->c[p->nc++] = (call){.file = file, .coll = o->coll, .intra = o->intra, .ranks = o->ranks, .x = o->x,
+                                   .ts = o->ts, .gpu_s = o->gpu_s};
+            continue;
         }
+        sample *q = &p->s[p->n++];
+        memset(q, 0, sizeof *q);
+        q->kind = o->kind;
+        q->x = o->x;
+        q->cls = o->cls;
+        q->dtype = o->kind == K_COMPUTE ? o->dtype : 0;
+        q->y = o->x / o->gpu_s;
         sum->samples[o->kind]++;
     }
     for (size_t i = 0; i < t->ncopies; i++) {
@@ -974,36 +1137,90 @@ static int take_samples(const trace *t, sample **out, int *n, st_calib_summary *
         if (d < 0 || !get_num(t->copies[i], "dur", &dur) || !(dur > 0) ||
             !get_num(json_object_get(t->copies[i], "args"), "bytes", &bytes) || !(bytes >= 1) || bytes > MAX_NUMEL)
             continue;
-        sample *p = &s[(*n)++];
-        memset(p, 0, sizeof *p);
-        p->kind = K_COPY;
-        p->dir = d;
-        p->x = bytes;
-        p->y = bytes / (dur * 1e-6);
+        sample *q = &p->s[p->n++];
+        memset(q, 0, sizeof *q);
+        q->kind = K_COPY;
+        q->dir = d;
+        q->x = bytes;
+        q->y = bytes / (dur * 1e-6);
         sum->samples[K_COPY]++;
+    }
+    return 0;
+}
+
+static int cmp_call_key(const call *a, const call *b) {
+    const int ka[] = {a->coll, -a->intra, a->ranks}, kb[] = {b->coll, -b->intra, b->ranks};
+    for (int i = 0; i < 3; i++)
+        if (ka[i] != kb[i]) return ka[i] < kb[i] ? -1 : 1;
+    return a->x < b->x ? -1 : a->x > b->x;
+}
+static int cmp_call_file(const void *pa, const void *pb) { /* key, file, start: to number them */
+    const call *a = pa, *b = pb;
+    int k = cmp_call_key(a, b);
+    if (k) return k;
+    if (a->file != b->file) return a->file - b->file;
+    return a->ts < b->ts ? -1 : a->ts > b->ts;
+}
+static int cmp_call_seq(const void *pa, const void *pb) { /* key, seq, file: the ranks of one call together */
+    const call *a = pa, *b = pb;
+    int k = cmp_call_key(a, b);
+    if (k) return k;
+    if (a->seq != b->seq) return a->seq < b->seq ? -1 : 1;
+    return a->file - b->file;
+}
+
+/* The collective samples: the ranks' copies of one call matched (see call), its transfer time the
+ * fastest rank's kernel time (the last rank to arrive waits for nobody: HolisticTraceAnalysis
+ * reads a collective's duration the same way), what the slower ranks spent beyond it counted as
+ * waiting. A call seen on one rank only keeps its own time, wait included. */
+static int match_calls(pool *p, st_calib_summary *sum) {
+    qsort(p->c, (size_t)p->nc, sizeof *p->c, cmp_call_file);
+    for (int i = 0; i < p->nc; i++)
+        p->c[i].seq = i > 0 && !cmp_call_key(&p->c[i], &p->c[i - 1]) && p->c[i].file == p->c[i - 1].file
+                          ? p->c[i - 1].seq + 1
+                          : 0;
+    qsort(p->c, (size_t)p->nc, sizeof *p->c, cmp_call_seq);
+    if (grow((void **)&p->s, &p->cap, p->n + p->nc + 1, sizeof *p->s)) return ST_ENOMEM;
+    for (int i = 0; i < p->nc;) {
+        int j = i + 1;
+        double lo = p->c[i].gpu_s;
+        while (j < p->nc && !cmp_call_key(&p->c[i], &p->c[j]) && p->c[j].seq == p->c[i].seq) {
+            if (p->c[j].gpu_s < lo) lo = p->c[j].gpu_s;
+            j++;
+        }
+        if (j - i > 1) {
+            sum->coll_matched++;
+            sum->coll_transfer_s += lo;
+            for (int k = i; k < j; k++) sum->coll_wait_s += p->c[k].gpu_s - lo;
+        }
+        const call *c = &p->c[i];
+        sample *q = &p->s[p->n++];
+        memset(q, 0, sizeof *q);
+        q->kind = K_COLL;
+        q->coll = c->coll, q->intra = c->intra, q->ranks = c->ranks;
+        q->x = c->x;
+        q->y = c->x / lo * st_cost_bus_factor((st_coll)c->coll, c->ranks);
+        if (!sum->coll_ranks_min || c->ranks < sum->coll_ranks_min) sum->coll_ranks_min = c->ranks;
+        if (c->ranks > sum->coll_ranks_max) sum->coll_ranks_max = c->ranks;
+        sum->samples[K_COLL]++;
+        i = j;
     }
     return 0;
 }
 
 static st__ptable *ptables(const st_calib *c);
 
-int st_calib_import_kineto(const char *path, const st_calib_opts *opts, st_calib **out, st_error *err) {
+/* Reads one rank's trace into c's summary and the pool; the first file also sets the GPU, the date
+ * and the versions, later ones must have run on the same GPU. *rank and *world from its
+ * distributedInfo (-1 when absent). */
+static int import_file(const char *path, int file, const st_calib_opts *opts, st_calib *c, pool *p, int64_t *rank,
+                       int64_t *world, st_error *err) {
     json_t *root = NULL;
-    st_calib *c = NULL;
     trace t = {0};
-    sample *samples = NULL;
-    int rc = 0, nsamples = 0;
-    st_calib_opts dflt;
+    int rc = 0;
+    char first_gpu[sizeof c->sum.gpu];
 
-    *out = NULL;
-    if (!opts) {
-        st_calib_opts_init(&dflt);
-        opts = &dflt;
-    }
-    if (opts->gpus_per_node < 1 || (opts->gpu && (!opts->gpu[0] || strlen(opts->gpu) >= sizeof c->sum.gpu))) {
-        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "gpus_per_node must be >= 1 and gpu 1 to 47 characters");
-        goto out;
-    }
+    *rank = *world = -1;
     if ((rc = st_trace_load(path, &root, err))) goto out;
     const json_t *events = json_is_object(root) ? json_object_get(root, "traceEvents") : NULL;
     if (!json_is_array(events)) {
@@ -1012,19 +1229,28 @@ int st_calib_import_kineto(const char *path, const st_calib_opts *opts, st_calib
                           "export_chrome_trace)");
         goto out;
     }
-    if (!(c = calloc(1, sizeof *c)) || trace_collect(&t, events)) {
+    if (trace_collect(&t, events)) {
         rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
         goto out;
     }
-    c->sum.events = (int64_t)json_array_size(events);
-    c->sum.kernels = (int64_t)t.nk;
+    const json_t *dist = json_object_get(root, "distributedInfo");
+    get_i64(dist, "rank", rank);
+    get_i64(dist, "world_size", world);
+    c->sum.events += (int64_t)json_array_size(events);
+    c->sum.kernels += (int64_t)t.nk;
     if (t.nk == 0) {
         rc = st_error_set(err, ST_EINVAL, path, NULL,
                           "no GPU kernels in the trace (no event with \"cat\": \"kernel\"): profile with "
                           "ProfilerActivity.CUDA");
         goto out;
     }
-    if ((rc = resolve_gpu(c, root, opts, main_device(&t), path, err))) goto out;
+    snprintf(first_gpu, sizeof first_gpu, "%s", c->sum.gpu);
+    if ((rc = resolve_gpu(c, root, opts, main_device(&t), t.rocm, path, err))) goto out;
+    if (file > 0 && strcmp(first_gpu, c->sum.gpu)) {
+        rc = st_error_set(err, ST_EINVAL, path, NULL, "ran on %s, the job's first trace on %s: not one job's ranks",
+                          c->sum.gpu, first_gpu);
+        goto out;
+    }
     if (trace_nest(&t)) {
         rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
         goto out;
@@ -1038,8 +1264,9 @@ int st_calib_import_kineto(const char *path, const st_calib_opts *opts, st_calib
         }
         if (!(dur <= MAX_KERNEL_US)) {
             const char *kn = get_str(t.kernels[k], "name");
-            rc = st_error_set(err, ST_EINVAL, path, "dur", "kernel '%.60s' lasts %g us, over an hour: not a trace to calibrate from",
-                              kn ? kn : "?", dur);
+            rc = st_error_set(err, ST_EINVAL, path, "dur",
+                              "kernel '%.60s' lasts %g us, over an hour: not a trace to calibrate from", kn ? kn : "?",
+                              dur);
             goto out;
         }
         int op = trace_link(&t, args);
@@ -1048,21 +1275,147 @@ int st_calib_import_kineto(const char *path, const st_calib_opts *opts, st_calib
         else
             charge(&t, op, get_str(t.kernels[k], "name"), dur * 1e-6, opts->gpus_per_node, &c->sum);
     }
-    if (take_samples(&t, &samples, &nsamples, &c->sum)) {
+    if (take_samples(&t, file, p, &c->sum)) {
+        rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
+        goto out;
+    }
+    if (file == 0) {
+        set_date(c, opts, root, t.first_ts_us);
+        int64_t v;
+        if (get_i64(root, "cuda_runtime_version", &v) && v > 0 && v < 1000000)
+            snprintf(c->cuda, sizeof c->cuda, "%lld.%lld", (long long)(v / 1000), (long long)(v % 1000 / 10));
+        /* the CUDA driver API version (cuDriverGetVersion), as strata profile records it without NVML */
+        if (get_i64(root, "cuda_driver_version", &v) && v > 0 && v < 1000000)
+            snprintf(c->driver, sizeof c->driver, "%lld.%lld", (long long)(v / 1000), (long long)(v % 1000 / 10));
+    }
+out:
+    trace_destroy(&t);
+    json_decref(root);
+    return rc;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && !strcmp(s + n - m, suffix);
+}
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The trace files `path` names: itself, or a folder's *.json and *.json.gz files (sorted by name),
+ * or a comma-separated list when no file has that name. *files new (free each, then the array). */
+static int list_traces(const char *path, char ***files, int *n, st_error *err) {
+    struct stat st;
+    char **v = NULL;
+    int cap = 0, rc = 0;
+    *files = NULL;
+    *n = 0;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        struct dirent *e;
+        if (!d) return st_error_set(err, ST_EIO, path, NULL, "cannot read the folder: %s", strerror(errno));
+        while (!rc && (e = readdir(d))) {
+            if (e->d_name[0] == '.' || !(ends_with(e->d_name, ".json") || ends_with(e->d_name, ".json.gz"))) continue;
+            char *f = malloc(strlen(path) + strlen(e->d_name) + 2);
+            if (!f || grow((void **)&v, &cap, *n + 1, sizeof *v)) {
+                free(f);
+                rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
+                break;
+            }
+            sprintf(f, "%s/%s", path, e->d_name);
+            v[(*n)++] = f;
+        }
+        closedir(d);
+        if (!rc && *n == 0)
+            rc = st_error_set(err, ST_EIO, path, NULL,
+                              "cannot read a trace from the folder: no *.json or *.json.gz in it");
+        if (!rc) qsort(v, (size_t)*n, sizeof *v, cmp_str);
+    } else {
+        int list = access(path, F_OK) != 0 && strchr(path, ',');
+        for (const char *s = path; !rc && *s;) {
+            size_t len = list ? strcspn(s, ",") : strlen(s);
+            char *f = len ? malloc(len + 1) : NULL;
+            if (len && (!f || grow((void **)&v, &cap, *n + 1, sizeof *v))) {
+                free(f);
+                rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
+                break;
+            }
+            if (f) {
+                memcpy(f, s, len);
+                f[len] = '\0';
+                v[(*n)++] = f;
+            }
+            s += len;
+            if (*s == ',') s++;
+        }
+        if (!rc && *n == 0) rc = st_error_set(err, ST_EIO, path, NULL, "cannot open: no file named");
+    }
+    if (rc) {
+        for (int i = 0; i < *n; i++) free(v[i]);
+        free(v);
+        *n = 0;
+        return rc;
+    }
+    *files = v;
+    return 0;
+}
+
+int st_calib_import_kineto(const char *path, const st_calib_opts *opts, st_calib **out, st_error *err) {
+    st_calib *c = NULL;
+    pool p = {0};
+    char **files = NULL;
+    int rc = 0, nfiles = 0;
+    int64_t *ranks = NULL, world0 = -1;
+    st_calib_opts dflt;
+
+    *out = NULL;
+    if (!opts) {
+        st_calib_opts_init(&dflt);
+        opts = &dflt;
+    }
+    if (opts->gpus_per_node < 1 || (opts->gpu && (!opts->gpu[0] || strlen(opts->gpu) >= sizeof c->sum.gpu))) {
+        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "gpus_per_node must be >= 1 and gpu 1 to 47 characters");
+        goto out;
+    }
+    if ((rc = list_traces(path, &files, &nfiles, err))) goto out;
+    if (!(c = calloc(1, sizeof *c)) || !(ranks = malloc((size_t)nfiles * sizeof *ranks))) {
+        rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
+        goto out;
+    }
+    for (int f = 0; f < nfiles; f++) {
+        int64_t world;
+        if ((rc = import_file(files[f], f, opts, c, &p, &ranks[f], &world, err))) goto out;
+        /* the files of one job: one world, each rank once */
+        for (int g = 0; g < f; g++)
+            if (ranks[f] >= 0 && ranks[g] == ranks[f]) {
+                rc = st_error_set(err, ST_EINVAL, files[f], "distributedInfo.rank",
+                                  "rank %lld again (%s has it): not the ranks of one job", (long long)ranks[f],
+                                  files[g]);
+                goto out;
+            }
+        if (f > 0 && world != world0) {
+            rc = st_error_set(err, ST_EINVAL, files[f], "distributedInfo.world_size",
+                              "world size %lld, %s's is %lld: not the ranks of one job", (long long)world, files[0],
+                              (long long)world0);
+            goto out;
+        }
+        world0 = world;
+    }
+    c->sum.files = nfiles;
+    c->sum.world_size = world0;
+    if (match_calls(&p, &c->sum)) {
         rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
         goto out;
     }
     if (c->sum.samples[K_COMPUTE] + c->sum.samples[K_MEMORY] + c->sum.samples[K_COLL] == 0) {
         /* copies alone are no calibration: the trace was recorded without what the tables need */
         rc = st_error_set(err, ST_EINVAL, path, NULL,
-                          "none of the %zu GPU kernels could be measured (%lld without a positive \"dur\", %lld not "
+                          "none of the %lld GPU kernels could be measured (%lld without a positive \"dur\", %lld not "
                           "linked to an operator, %lld of operators strata has no class for, %lld without shapes: "
                           "record with record_shapes=True)",
-                          t.nk, (long long)c->sum.untimed, (long long)c->sum.unlinked, (long long)c->sum.unclassified,
-                          (long long)c->sum.no_shapes);
+                          (long long)c->sum.kernels, (long long)c->sum.untimed, (long long)c->sum.unlinked,
+                          (long long)c->sum.unclassified, (long long)c->sum.no_shapes);
         goto out;
     }
-    if (fit(c, samples, nsamples)) {
+    if (fit(c, p.s, p.n)) {
         rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
         goto out;
     }
@@ -1074,21 +1427,19 @@ int st_calib_import_kineto(const char *path, const st_calib_opts *opts, st_calib
         if (err && !err->file[0]) snprintf(err->file, sizeof err->file, "%s", path);
         goto out;
     }
-    snprintf(c->source, sizeof c->source, "kineto import of %s", path);
-    set_date(c, opts, root);
-    int64_t v;
-    if (get_i64(root, "cuda_runtime_version", &v) && v > 0 && v < 1000000)
-        snprintf(c->cuda, sizeof c->cuda, "%lld.%lld", (long long)(v / 1000), (long long)(v % 1000 / 10));
-    /* the CUDA driver API version (cuDriverGetVersion), as strata profile records it without NVML */
-    if (get_i64(root, "cuda_driver_version", &v) && v > 0 && v < 1000000)
-        snprintf(c->driver, sizeof c->driver, "%lld.%lld", (long long)(v / 1000), (long long)(v % 1000 / 10));
+    if (nfiles > 1)
+        snprintf(c->source, sizeof c->source, "kineto import of %d rank traces: %s", nfiles, path);
+    else
+        snprintf(c->source, sizeof c->source, "kineto import of %s", path);
     *out = c;
     c = NULL;
 out:
-    free(samples);
-    trace_destroy(&t);
+    for (int f = 0; f < nfiles; f++) free(files[f]);
+    free(files);
+    free(ranks);
+    free(p.s);
+    free(p.c);
     st_calib_free(c);
-    json_decref(root);
     return rc;
 }
 

@@ -27,7 +27,7 @@
 typedef struct st_calib_opts {
     const char *gpu;   /* the profile's GPU (a preset name); NULL = from the trace's deviceProperties */
     int gpus_per_node; /* collectives over more ranks (or over ranks on several nodes) are "inter" */
-    const char *date;  /* "YYYY-MM-DD" for the profile; NULL = today (UTC) or $SOURCE_DATE_EPOCH's day */
+    const char *date;  /* "YYYY-MM-DD" for the profile; NULL = the trace's (profiler/kineto.c, set_date) */
 } st_calib_opts;
 void st_calib_opts_init(st_calib_opts *o); /* gpu NULL, gpus_per_node 8, date NULL */
 
@@ -36,6 +36,7 @@ void st_calib_opts_init(st_calib_opts *o); /* gpu NULL, gpus_per_node 8, date NU
 typedef struct st_calib_summary {
     char gpu[48];         /* the profile's GPU */
     char device[128];     /* the trace's device name; empty when it has none */
+    char gpu_note[200];   /* how the GPU was found when not by --gpu or its exact name; else empty */
     int64_t events;       /* trace events */
     int64_t kernels;      /* GPU kernels (cat "kernel") */
     int64_t used;         /* kernels that went into a sample */
@@ -45,12 +46,20 @@ typedef struct st_calib_summary {
     int64_t untimed;      /* no positive "dur" */
     int64_t samples[4];   /* measured: operator calls (compute, memory, collectives), pinned copies */
     int64_t tables[4], points[4];
+    int files;               /* rank traces read (a folder or a comma-separated list: one job) */
+    int64_t world_size;      /* the job's, from distributedInfo; -1 when not recorded */
+    int coll_ranks_min, coll_ranks_max; /* group sizes the collective tables were measured over */
+    int64_t coll_matched;    /* collective calls found on several ranks ... */
+    double coll_transfer_s;  /* ... their transfer time (the fastest rank's) ... */
+    double coll_wait_s;      /* ... and the other ranks' wait for the slowest, left out of the tables */
 } st_calib_summary;
 
 typedef struct st_calib st_calib;
-/* Reads a Kineto trace (Chrome trace JSON, plain or gzip) and fits the profile tables. Returns 0
- * with *out new (free with st_calib_free), ST_EIO (cannot read) or ST_EINVAL (malformed JSON with
- * line and column, not a Kineto trace, no GPU kernels, nothing measurable, unknown GPU). */
+/* Reads a Kineto trace (Chrome trace JSON, plain or gzip), or the rank traces of one job (a
+ * folder's *.json and *.json.gz, or a comma-separated list of files), and fits the profile tables.
+ * Returns 0 with *out new (free with st_calib_free), ST_EIO (cannot read) or ST_EINVAL (malformed
+ * JSON with line and column, not a Kineto trace, no GPU kernels, nothing measurable, a GPU name
+ * that cannot label a profile, an NVIDIA --gpu for a ROCm trace, files that are not one job's). */
 int st_calib_import_kineto(const char *path, const st_calib_opts *o, st_calib **out, st_error *err);
 void st_calib_free(st_calib *c);
 const st_calib_summary *st_calib_get_summary(const st_calib *c); /* borrowed */
@@ -59,6 +68,56 @@ void st_calib_describe(const st_calib *c, FILE *f);
 /* Writes the profile (st_profile_load's format) atomically; "-" = stdout. */
 int st_calib_save(const st_calib *c, const char *path, st_error *err);
 
+/* `strata calibrate --runs` (profiler/fit.c): measured iteration times of a user's runs fitted into
+ * the cluster fields they identify (the file's header lists them, with their bounds). */
+#define ST_FIT_PARAMS 6
+typedef struct st_fit_opts {
+    uint64_t seed;       /* of the fit fraction's draw and the folds' shuffle */
+    int folds;           /* k of the k-fold cross-validation, >= 2 */
+    double fit_fraction; /* (0, 1]: the seeded share of the rows fitted; the rest are held out */
+} st_fit_opts;
+void st_fit_opts_init(st_fit_opts *o); /* seed 1, 5 folds, fraction 1 */
+
+/* how well a set of rows is predicted */
+typedef struct st_fit_errors {
+    int rows;
+    double mae_pct;          /* mean |predicted / measured - 1|, in % */
+    int groups;              /* groups (the CSV's `group` column) of 3 or more rows with a tau-b */
+    double tau_mean, tau_min; /* Kendall tau-b within groups; NAN when none */
+    int tau_ge_08, tau_ge_07; /* groups at or over 0.8 and 0.7 */
+    char name[8][64];         /* the first 8 groups (by name) and their tau-b, for a summary */
+    double tau[8];
+} st_fit_errors;
+
+typedef struct st_fit_result {
+    int rows, fit_rows;
+    st_fit_errors start, fitted; /* the fit rows under the given cluster and the fitted one */
+    double cv_mae_pct;           /* k-fold cross-validated MAE over the fit rows, % */
+    st_fit_errors held, held_start; /* the held-out rows (fit_fraction < 1), fitted and given */
+} st_fit_result;
+
+/* one parameter, in the unit of its cluster JSON field */
+typedef struct st_fit_value {
+    const char *name, *unit; /* "gpu.gemm_efficiency", ""; borrowed, static */
+    double start, value, lo, hi;
+    int pinned;   /* identified by the rows (else kept at start) */
+    int at_bound; /* the fit stopped at a bound */
+} st_fit_value;
+
+typedef struct st_fit st_fit;
+/* Reads the runs CSV, prices every row on cluster_arg (a preset or a file) sized to its GPUs, and
+ * fits. 0 with *out new (free with st_fit_free); ST_EIO (cannot read), ST_EINVAL (a bad row: its
+ * line in err->line and the text; too few rows; nothing identified), ST_EUSAGE (bad options). */
+int st_fit_runs(const char *csv_path, const char *cluster_arg, const st_fit_opts *o, st_fit **out, st_error *err);
+void st_fit_free(st_fit *f);
+const st_fit_result *st_fit_get_result(const st_fit *f); /* borrowed */
+int st_fit_param(const st_fit *f, int j, st_fit_value *out); /* j in 0 .. ST_FIT_PARAMS - 1; 0 or ST_EINVAL */
+/* The fitted values, what was not pinned down, and the errors, for stdout. */
+void st_fit_describe(const st_fit *f, FILE *out);
+/* Writes the calibrated cluster JSON (the given cluster with the fitted fields, and a "calibration"
+ * object: source, date, rows, seed, fitted values, those not pinned down, residual and
+ * cross-validated errors) atomically; "-" = stdout. */
+int st_fit_save(const st_fit *f, const char *path, st_error *err);
 
 /* ------------------------------------------------------------------ what to time */
 

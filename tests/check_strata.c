@@ -21,6 +21,7 @@ int main(void) {
     srunner_add_suite(sr, suite_validate());
     srunner_add_suite(sr, suite_sim());
     srunner_add_suite(sr, suite_calibrate());
+    srunner_add_suite(sr, suite_fit());
     srunner_add_suite(sr, suite_ilp());
     srunner_add_suite(sr, suite_stagedp());
     srunner_add_suite(sr, suite_autoshard());

@@ -11,8 +11,10 @@
 #     name (--profile NAME) as by path; an unknown name exits 2 with one line;
 #   - a profile for a GPU that is no preset (calibrate --gpu mygpu) cannot be scaled: exit 2, one
 #     line naming key 'gpu';
-#   - bad input (missing, truncated, malformed, foreign or kernel-less traces, unknown GPU, bad
-#     options, unwritable --out) exits 2 with one line and leaves no output file.
+#   - a trace of a GPU without a preset calibrates to a profile labelled with the device's name,
+#     which a preset's cluster refuses (key 'gpu');
+#   - bad input (missing, truncated, malformed, foreign or kernel-less traces, bad options,
+#     unwritable --out) exits 2 with one line and leaves no output file.
 #
 # Environment (set by automake): STRATA, SRCDIR. POSIX sh only. Exit 0 pass, 1 fail, 99 hard error.
 
@@ -171,6 +173,23 @@ else
 	nok "estimate --profile mygpu.json" "exit $rc; expected 2, empty stdout, one stderr line naming key 'gpu'"
 fi
 
+# ------------------------------------------------------------------ a GPU without a preset
+# the trace's device names the profile's GPU: used as measured where a cluster's gpu.name is that
+# name, refused (key 'gpu') on a preset's cluster, which it cannot be scaled to
+run calibrate --kineto "$D/unknown_gpu.json" --out "$T/rtx.json"
+if [ $rc -eq 0 ] && grep -q '"gpu": "NVIDIA GeForce RTX 4090"' "$T/rtx.json" &&
+	grep -q '^gpu  *NVIDIA GeForce RTX 4090: no preset: applies as measured to a cluster whose gpu.name' "$T/out"; then
+	ok "a GPU without a preset: the profile is labelled with the trace's device name, and the summary says so"
+else
+	nok "calibrate unknown_gpu.json" "exit $rc; expected 0 and gpu 'NVIDIA GeForce RTX 4090' in $T/rtx.json and the summary"
+fi
+run $EST --cluster dgx-a100-80g --profile "$T/rtx.json"
+if [ $rc -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ] && grep -q "key 'gpu'" "$T/err"; then
+	ok "that profile on A100s: exit 2, one line naming key 'gpu' (never scaled)"
+else
+	nok "estimate --profile rtx.json" "exit $rc; expected 2 and one stderr line naming key 'gpu'"
+fi
+
 # ------------------------------------------------------------------ bad input
 head -c 20000 "$D/small.json" >"$T/truncated.json"
 head -c 2000 "$D/small.json.gz" >"$T/truncated.json.gz"
@@ -200,9 +219,9 @@ bad "truncated gzip" "truncated" --kineto "$T/truncated.json.gz" --out "$T/out.j
 bad "malformed JSON (line and column)" "malformed.json:2:14: invalid JSON" --kineto "$T/malformed.json" --out "$T/out.json"
 bad "not a Kineto trace" "key 'traceEvents'" --kineto "$T/foreign.json" --out "$T/out.json"
 bad "a trace without GPU kernels" "no GPU kernels" --kineto "$D/no_kernels.json" --out "$T/out.json"
-bad "an unknown GPU" "--gpu" --kineto "$D/unknown_gpu.json" --out "$T/out.json"
 bad "recorded without shapes" "record_shapes=True" --kineto "$D/no_shapes.json" --out "$T/out.json"
-bad "a directory as the trace" "cannot read" --kineto "$T" --out "$T/out.json"
+mkdir "$T/empty"
+bad "a folder without traces" "cannot read" --kineto "$T/empty" --out "$T/out.json"
 bad "no --out" "--kineto and --out are required" --kineto "$D/small.json"
 bad "bad --gpus-per-node" "--gpus-per-node" --kineto "$D/small.json" --out "$T/out.json" --gpus-per-node 0
 bad "bad --gpu" "--gpu" --kineto "$D/small.json" --out "$T/out.json" --gpu "a b"

@@ -16,6 +16,7 @@ Suite *suite_lower(void);
 Suite *suite_validate(void);
 Suite *suite_sim(void);
 Suite *suite_calibrate(void);
+Suite *suite_fit(void);
 Suite *suite_ilp(void);
 Suite *suite_stagedp(void);
 Suite *suite_autoshard(void);

@@ -38,7 +38,7 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-    static const char *const names[] = {"t.json", "t.json.gz", "p.json", "q.json", NULL};
+    static const char *const names[] = {"t.json", "t.json.gz", "p.json", "q.json", "r0.json", "r1.json", NULL};
     char path[512];
     for (int i = 0; names[i]; i++) {
         snprintf(path, sizeof path, "%s/%s", tmpdir, names[i]);
@@ -87,13 +87,14 @@ typedef struct tb {
     int n, corr;
 } tb;
 
-static void tb_begin(tb *b, const char *device) {
+/* props: the members of deviceProperties[0] after its id (NULL: no deviceProperties) */
+static void tb_begin_props(tb *b, const char *props) {
     b->f = open_memstream(&b->text, &b->len);
     ck_assert_ptr_nonnull(b->f);
     b->n = 0;
     b->corr = 5000;
     fprintf(b->f, "{\n  \"schemaVersion\": 1,\n");
-    if (device) fprintf(b->f, "  \"deviceProperties\": [{\"id\": 0, \"name\": \"%s\", \"numSms\": 108}],\n", device);
+    if (props) fprintf(b->f, "  \"deviceProperties\": [{\"id\": 0, %s}],\n", props);
     fprintf(b->f, "  \"traceEvents\": [\n  {\"ph\": \"M\", \"name\": \"process_name\", \"pid\": 1, \"tid\": 0, "
                   "\"args\": {\"name\": \"python3\"}}");
 }
@@ -127,6 +128,12 @@ static void tb_kernel(tb *b, int launch_ext, int kernel_ext, double t, const cha
     tb_event(b, "kernel", kname, 7, 100000 + t, dur_us, args);
 }
 
+static void tb_begin(tb *b, const char *device) {
+    char props[256];
+    snprintf(props, sizeof props, "\"name\": \"%s\", \"numSms\": 108", device ? device : "");
+    tb_begin_props(b, device ? props : NULL);
+}
+
 /* the usual call: operator `name` with its own id and one linked kernel */
 static void tb_call(tb *b, const char *name, const char *dims, const char *types, const char *extra, const char *kname,
                     double dur_us) {
@@ -136,12 +143,17 @@ static void tb_call(tb *b, const char *name, const char *dims, const char *types
     tb_kernel(b, ext, ext, t + 20, kname, dur_us);
 }
 
-static void tb_end(tb *b, const char *path) {
-    fprintf(b->f, "\n  ],\n  \"traceName\": \"test\"\n}\n");
+/* dist: members of distributedInfo (NULL: none) */
+static void tb_end_dist(tb *b, const char *path, const char *dist) {
+    fprintf(b->f, "\n  ],\n");
+    if (dist) fprintf(b->f, "  \"distributedInfo\": {%s},\n", dist);
+    fprintf(b->f, "  \"traceName\": \"test\"\n}\n");
     ck_assert_int_eq(fclose(b->f), 0);
     write_file(path, b->text, b->len);
     free(b->text);
 }
+
+static void tb_end(tb *b, const char *path) { tb_end_dist(b, path, NULL); }
 
 /* imports path, saves the profile and loads it back; *sum copied out. Returns the profile (new). */
 static st_profile *import_load(const char *path, const char *gpu, int gpus_per_node, st_calib_summary *sum) {
@@ -198,8 +210,11 @@ START_TEST(test_fixture_fit) {
     ck_assert_str_eq(s.device, "NVIDIA A100-SXM4-80GB");
     ck_assert_int_eq(s.kernels, 21);
     ck_assert_int_eq(s.used, 19);
-    ck_assert_int_eq(s.unlinked, 1);     /* the optimizer kernel: External id 0 */
-    ck_assert_int_eq(s.unclassified, 1); /* aten::sum under AddmmBackward0 */
+    /* the optimizer kernel's launch has External id 0, which names no operator: it links by time
+     * to the operator around the launch (HolisticTraceAnalysis's rule), which has no class, as
+     * aten::sum under AddmmBackward0 has none */
+    ck_assert_int_eq(s.unlinked, 0);
+    ck_assert_int_eq(s.unclassified, 2);
     ck_assert_int_eq(s.no_shapes, 0);
     ck_assert_int_eq(s.samples[0], 7);
     ck_assert_int_eq(s.samples[1], 9);
@@ -712,7 +727,7 @@ static const bad_case bad_cases[] = {
     {"not a trace (object)", ST_EINVAL, "traceEvents", "not a Kineto trace", 0},
     {"not a trace (array form)", ST_EINVAL, "traceEvents", "not a Kineto trace", 0},
     {"no kernels", ST_EINVAL, "", "no GPU kernels", 0},
-    {"unknown GPU", ST_EINVAL, "deviceProperties[0].name", "--gpu", 0},
+    {"a GPU name too long to label the profile", ST_EINVAL, "deviceProperties[0].name", "--gpu", 0},
     {"no GPU named", ST_EINVAL, "deviceProperties", "--gpu", 0},
     {"no shapes", ST_EINVAL, "", "record_shapes=True", 0},
     {"truncated gzip", ST_EINVAL, "", "truncated", 0},
@@ -722,7 +737,7 @@ static const bad_case bad_cases[] = {
     {"kernels without a duration", ST_EINVAL, "", "1 without a positive \"dur\"", 0},
     {"a kernel faster than the GPU can be", ST_EINVAL, "", "not physical", 0},
     {"garbage after the gzip member", ST_EINVAL, "", "after the end of the gzip stream", 0},
-    {"a directory", ST_EIO, "", "cannot read", 0},
+    {"a folder without traces", ST_EIO, "", "cannot read", 0},
 };
 
 /* writes bad case i's file (or names a fixture) and returns its path */
@@ -745,7 +760,13 @@ static const char *bad_input(int i) {
     case 3: write_file(t, "{\"foo\": 1}", 10); return t;
     case 4: write_file(t, "[{\"ph\": \"X\", \"name\": \"a\"}]", 26); return t;
     case 5: return KDATA("no_kernels.json");
-    case 6: return KDATA("unknown_gpu.json");
+    case 6: {
+        tb b;
+        tb_begin(&b, "NVIDIA Some Future Accelerator With A Very Long Marketing Name");
+        tb_call(&b, "aten::mm", MM_A, BF2, NULL, "k", 10);
+        tb_end(&b, t);
+        return t;
+    }
     case 7: {
         tb b;
         tb_begin(&b, NULL);
@@ -1465,6 +1486,186 @@ START_TEST(test_profile_bounds_pass) {
 }
 END_TEST
 
+/* the GPU from deviceProperties: a preset by family, SM count and memory (A100-PG509-200 is an
+ * A100 SXM4 40GB board); no preset: the device's own name labels the profile; an AMD trace never
+ * gets an NVIDIA preset, not even by --gpu */
+START_TEST(test_gpu_from_props) {
+    static const struct {
+        const char *props;
+        int hip;
+        const char *gpu, *note;
+    } cases[] = {
+        {"\"name\": \"NVIDIA A100-PG509-200\", \"numSms\": 108, \"totalGlobalMem\": 42297524224", 0, "a100-sxm-40g",
+         "preset by deviceProperties: 108 SMs, 39.4 GiB"},
+        {"\"name\": \"NVIDIA A100-PG509-200\", \"numSms\": 98, \"totalGlobalMem\": 42297524224", 0,
+         "NVIDIA A100-PG509-200", "no preset: applies as measured"},
+        {"\"name\": \"Tesla V100-SXM2-32GB\", \"numSms\": 80, \"totalGlobalMem\": 34089730048", 0,
+         "Tesla V100-SXM2-32GB", "no preset: applies as measured"},
+        {"\"name\": \"AMD Radeon Graphics\", \"numSms\": 104, \"totalGlobalMem\": 68702699520", 1,
+         "AMD Radeon Graphics", "no preset (AMD)"},
+        /* a ROCm trace whose device looks like an A100 is still AMD's: HIP launched its kernels */
+        {"\"name\": \"NVIDIA A100-SXM4-40GB\", \"numSms\": 108, \"totalGlobalMem\": 42297524224", 1,
+         "NVIDIA A100-SXM4-40GB", "no preset (AMD)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tb b;
+        char args[128];
+        tb_begin_props(&b, cases[i].props);
+        tb_op(&b, "aten::mm", 1, 100, MM_A, BF2, NULL);
+        snprintf(args, sizeof args, "\"External id\": 1, \"correlation\": %d", b.corr);
+        tb_event(&b, "cuda_runtime", cases[i].hip ? "hipLaunchKernel" : "cudaLaunchKernel", 1, 120, 4, args);
+        snprintf(args, sizeof args, "\"External id\": 1, \"device\": 0, \"stream\": 7, \"correlation\": %d", b.corr);
+        tb_event(&b, "kernel", "gemm", 7, 100120, 10, args);
+        tb_end(&b, tmp("t.json"));
+        st_calib_summary s;
+        st_profile_free(import_load(tmp("t.json"), NULL, 0, &s));
+        ck_assert_str_eq(s.gpu, cases[i].gpu);
+        ck_assert_msg(strstr(s.gpu_note, cases[i].note), "case %zu: note '%s'", i, s.gpu_note);
+        if (!cases[i].hip) continue;
+        st_calib *c = NULL;
+        st_calib_opts o;
+        st_error err;
+        st_calib_opts_init(&o);
+        o.gpu = "a100-sxm-40g";
+        ck_assert_int_eq(st_calib_import_kineto(tmp("t.json"), &o, &c, &err), ST_EINVAL);
+        ck_assert_ptr_null(c);
+        ck_assert_ptr_nonnull(strstr(err.text, "AMD, ROCm"));
+    }
+}
+END_TEST
+
+/* PyTorch 2.x writes the correlation id as the launch's External id: the kernel goes to the
+ * innermost operator spanning the launch on the launch's thread (not to an operator on another
+ * thread, nor to an enclosing one); PyTorch 1.8/1.9's lowercase "external id" and "Input dims"
+ * link and size as the newer keys do */
+START_TEST(test_link_time_nesting) {
+    tb b;
+    tb_begin(&b, "NVIDIA A100-SXM4-80GB");
+    tb_event(&b, "cpu_op", "aten::linear", 1, 50, 200, "\"External id\": 3");
+    tb_op(&b, "aten::mm", 4, 100, MM_A, BF2, NULL);                  /* [100, 150] on thread 1 */
+    tb_event(&b, "cpu_op", "aten::mm", 2, 90, 100,
+             "\"External id\": 5, \"Input Dims\": " MM_B ", \"Input type\": " BF2);
+    tb_event(&b, "cuda_runtime", "cudaLaunchKernel", 1, 120, 4, "\"External id\": 5000, \"correlation\": 5000");
+    tb_event(&b, "kernel", "gemm", 7, 100120, 10, "\"External id\": 5000, \"correlation\": 5000");
+    /* 1.8 style: lowercase keys on the launch and the kernel, "Input dims" on the operator */
+    tb_event(&b, "Operator", "aten::mm", 1, 300, 50,
+             "\"External id\": 6, \"Input dims\": " MM_A ", \"Input type\": " BF2);
+    tb_event(&b, "Runtime", "cudaLaunchKernel", 1, 310, 4, "\"external id\": 6, \"correlation\": 5001");
+    tb_event(&b, "Kernel", "gemm", 7, 100310, 30, "\"external id\": 6, \"correlation\": 5001");
+    tb_end(&b, tmp("t.json"));
+    st_calib_summary s;
+    st_profile *p = import_load(tmp("t.json"), NULL, 0, &s);
+    double x[4], y[4];
+    ck_assert_int_eq(s.used, 2);
+    ck_assert_int_eq(points_of("compute", "class", "gemm", x, y, 4), 1);
+    ck_assert_double_eq(x[0], 4194304); /* MM_A's 2^22 FLOPs twice, in 10 and 30 us: the median rate */
+    REL(st_profile_flops_per_s(p, ST_OPC_GEMM, ST_DT_BF16, 4194304), 0.5 * (4194304 / 10e-6 + 4194304 / 30e-6), 1e-12);
+    st_profile_free(p);
+}
+END_TEST
+
+/* fp32 GEMMs whose kernels ran on tensor cores (CUTLASS tensorop_s1688gemm, cuBLAS *tf32*) are TF32 */
+START_TEST(test_tf32_kernels) {
+    tb b;
+    tb_begin(&b, "NVIDIA A100-SXM4-80GB");
+    tb_call(&b, "aten::mm", MM_A, "[\"float\", \"float\"]", NULL,
+            "void cutlass::Kernel<cutlass_80_tensorop_s1688gemm_64x64_16x6_tn_align4>", 10);
+    tb_call(&b, "aten::mm", MM_B, "[\"float\", \"float\"]", NULL, "ampere_sgemm_32x128_tn", 100);
+    tb_end(&b, tmp("t.json"));
+    st_calib_summary s;
+    st_profile_free(import_load(tmp("t.json"), NULL, 0, &s));
+    double x[4], y[4];
+    ck_assert_int_eq(s.tables[0], 2);
+    json_error_t jerr;
+    json_t *root = json_load_file(tmp("p.json"), 0, &jerr);
+    ck_assert_ptr_nonnull(root);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(root, "compute"), 0), "dtype")),
+                     "fp32");
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(root, "compute"), 1), "dtype")),
+                     "tf32");
+    json_decref(root);
+    ck_assert_int_eq(points_of("compute", "class", "gemm", x, y, 4), 1);
+}
+END_TEST
+
+/* the profile's date is the trace's: baseTimeNanoseconds, else a wall-clock "ts" (older Kineto
+ * wrote Unix microseconds), else "unknown" (never the day of the conversion) */
+START_TEST(test_trace_date) {
+    static const struct {
+        double t0;
+        const char *date;
+    } cases[] = {{1623142623460016.0, "2021-06-08"}, {100, "unknown"}};
+    for (size_t i = 0; i < 2; i++) {
+        tb b;
+        char args[128];
+        tb_begin(&b, "NVIDIA A100-SXM4-80GB");
+        snprintf(args, sizeof args, "\"External id\": 1, \"Input Dims\": " MM_A ", \"Input type\": " BF2);
+        tb_event(&b, "cpu_op", "aten::mm", 1, cases[i].t0, 50, args);
+        snprintf(args, sizeof args, "\"External id\": 1, \"correlation\": 7");
+        tb_event(&b, "cuda_runtime", "cudaLaunchKernel", 1, cases[i].t0 + 10, 4, args);
+        tb_event(&b, "kernel", "gemm", 7, cases[i].t0 + 20, 10, args);
+        tb_end(&b, tmp("t.json"));
+        st_calib *c = NULL;
+        st_error err;
+        ck_assert_int_eq(st_calib_import_kineto(tmp("t.json"), NULL, &c, &err), 0);
+        ck_assert_int_eq(st_calib_save(c, tmp("p.json"), &err), 0);
+        st_calib_free(c);
+        size_t n;
+        char *text = read_file(tmp("p.json"), &n), want[64];
+        snprintf(want, sizeof want, "\"date\": \"%s\"", cases[i].date);
+        ck_assert_msg(strstr(text, want), "case %zu: no %s", i, want);
+        free(text);
+    }
+}
+END_TEST
+
+/* one rank's trace of a 2-rank job: two all-reduces of 8 MiB over both ranks, in us[0] and us[1] */
+static void rank_trace(const char *path, const char *dist, double us0, double us1) {
+    tb b;
+    tb_begin(&b, "NVIDIA A100-SXM4-80GB");
+    tb_comm(&b, COMM("allreduce", 4194304, 4194304, 2, ""), "ncclDevKernel_AllReduce_Sum_bf16_RING_LL(x)", us0);
+    tb_comm(&b, COMM("allreduce", 4194304, 4194304, 2, ""), "ncclDevKernel_AllReduce_Sum_bf16_RING_LL(x)", us1);
+    tb_end_dist(&b, path, dist);
+}
+
+/* the rank traces of one job (a folder, or FILE,FILE): the k-th call of each rank is one call,
+ * timed by its fastest rank (the last to arrive); the others' extra time is waiting, counted apart.
+ * Files of two jobs (one rank twice, two world sizes) are refused. */
+START_TEST(test_ranks_matched) {
+    rank_trace(tmp("r0.json"), "\"rank\": 0, \"world_size\": 2", 100, 300);
+    rank_trace(tmp("r1.json"), "\"rank\": 1, \"world_size\": 2", 40, 500);
+    st_calib_summary s;
+    st_profile *p = import_load(tmpdir, NULL, 0, &s);
+    ck_assert_int_eq(s.files, 2);
+    ck_assert_int_eq(s.world_size, 2);
+    ck_assert_int_eq(s.samples[2], 2); /* two calls, not four */
+    ck_assert_int_eq(s.coll_matched, 2);
+    ck_assert_int_eq(s.coll_ranks_min, 2);
+    ck_assert_int_eq(s.coll_ranks_max, 2);
+    REL(s.coll_transfer_s, 340e-6, 1e-9);        /* 40 + 300 */
+    REL(s.coll_wait_s, 260e-6, 1e-9);            /* (100 - 40) + (500 - 300) */
+    /* 8 MiB at 40 and 300 us, bus factor 2(n-1)/n = 1 for two ranks: the median of the two rates */
+    REL(st_profile_bus_bytes_per_s(p, ST_COLL_ALLREDUCE, 1, 2, 8388608), 0.5 * (8388608 / 40e-6 + 8388608 / 300e-6),
+        1e-12);
+    st_profile_free(p);
+
+    char list[1100];
+    st_calib *c = NULL;
+    st_error err;
+    snprintf(list, sizeof list, "%s,%s", tmp("r0.json"), tmp("r1.json"));
+    ck_assert_int_eq(st_calib_import_kineto(list, NULL, &c, &err), 0);
+    ck_assert_int_eq(st_calib_get_summary(c)->coll_matched, 2);
+    st_calib_free(c);
+    rank_trace(tmp("r1.json"), "\"rank\": 0, \"world_size\": 2", 40, 500);
+    ck_assert_int_eq(st_calib_import_kineto(list, NULL, &c, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "distributedInfo.rank");
+    rank_trace(tmp("r1.json"), "\"rank\": 1, \"world_size\": 4", 40, 500);
+    ck_assert_int_eq(st_calib_import_kineto(list, NULL, &c, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "distributedInfo.world_size");
+    ck_assert_ptr_null(c);
+}
+END_TEST
+
 Suite *suite_calibrate(void) {
     Suite *s = suite_create("calibrate");
     TCase *tc = tcase_create("kineto");
@@ -1477,6 +1678,11 @@ Suite *suite_calibrate(void) {
     tcase_add_test(tc, test_link_external_id);
     tcase_add_test(tc, test_link_innermost);
     tcase_add_test(tc, test_link_launch_thread);
+    tcase_add_test(tc, test_link_time_nesting);
+    tcase_add_test(tc, test_gpu_from_props);
+    tcase_add_test(tc, test_tf32_kernels);
+    tcase_add_test(tc, test_trace_date);
+    tcase_add_test(tc, test_ranks_matched);
     tcase_add_test(tc, test_charge_up);
     tcase_add_test(tc, test_flops_and_dtypes);
     tcase_add_test(tc, test_attention_import);

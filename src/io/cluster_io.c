@@ -30,8 +30,9 @@
 #define MIN_TFLOPS 1e-3
 #define MIN_GIB (1.0 / 1024)
 
+/* "calibration": the provenance strata calibrate --runs writes (profiler/fit.c); informational, not read */
 static const char *const top_keys[] = {"name", "nodes", "gpus_per_node", "gpu", "intra_node", "scale_up",
-                                       "inter_node", "host", "framework", NULL};
+                                       "inter_node", "host", "framework", "calibration", NULL};
 static const char *const gpu_keys[] = {"name", "memory_gib", "hbm_gb_per_s", "peak_tflops", "gemm_efficiency",
                                        "gemm_efficiency_fp8", "sms", "tdp_watts", NULL};
 static const char *const scale_up_keys[] = {"gpus", "fabric", "bandwidth_gb_per_s", NULL};
