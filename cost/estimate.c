@@ -776,7 +776,12 @@ double st_cost_param_gather_exposed(const st_cluster *c, double gather_s, double
 double st_cost_embedding_allreduce(st_cost_ctx *ctx, const st_plan *p, double *bytes) {
     double b = 0, t = 0;
     if (ctx->m->tied_embeddings && p->pp > 1) {
-        st_group ge = {.n = 2, .per_node = 1, .nodes = 2, .node_share = ctx->c->gpus_per_node};
+        /* the first and the last stage's ranks: in one scale-up domain when the pipeline group is
+         * (pp stages of one node), else in two (a pipeline spanning domains has its ends apart) */
+        st_group gpp;
+        st_cost_group(ctx->c, p, ST_GRP_PP, &gpp);
+        st_group ge = {.n = 2, .per_node = gpp.nodes == 1 ? 2 : 1, .nodes = gpp.nodes == 1 ? 1 : 2,
+                       .node_share = ctx->c->gpus_per_node};
         b = (double)st_model_padded_vocab(ctx->m, p->tp) / p->tp * (double)ctx->m->hidden * p->grad_bytes;
         t = st_cost_collective(ctx->c, ctx->prof, ST_COLL_ALLREDUCE, &ge, b);
     }

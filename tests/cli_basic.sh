@@ -285,6 +285,26 @@ else
 	nok "tp_overlap across nodes" "exit $rc: $(cat "$T/err")"
 fi
 
+# the tied embedding's all-reduce between the first and the last stage: inside one node when the
+# pipeline is (its time then does not depend on the NICs), across two when the pipeline spans nodes
+for g in 20 200; do
+	printf '{"nodes":2,"gpus_per_node":8,"gpu":"a100-sxm-80g","intra_node":{"bandwidth_gb_per_s":300},"inter_node":{"nics_per_node":8,"nic_gbit_per_s":%s}}\n' "$g" >"$T/nic$g.json"
+done
+emb() { awk -F'"dp_comm": ' 'NF > 1 { split($2, a, /[,}]/); print a[1]; exit }' "$T/out"; }
+run estimate --model gpt-1.7b --cluster "$T/nic20.json" --gpus 8 --plan tp=1,pp=8,mbs=1,gbs=16 --json
+in20=$(emb)
+run estimate --model gpt-1.7b --cluster "$T/nic200.json" --gpus 8 --plan tp=1,pp=8,mbs=1,gbs=16 --json
+in200=$(emb)
+run estimate --model gpt-1.7b --cluster "$T/nic20.json" --gpus 16 --plan tp=1,pp=16,mbs=1,gbs=16 --json
+x20=$(emb)
+run estimate --model gpt-1.7b --cluster "$T/nic200.json" --gpus 16 --plan tp=1,pp=16,mbs=1,gbs=16 --json
+x200=$(emb)
+if [ $rc -eq 0 ] && [ -n "$in20" ] && [ "$in20" = "$in200" ] && awk -v a="$x20" -v b="$x200" 'BEGIN { exit !(a > 5 * b) }'; then
+	ok "tied embedding all-reduce: on NVLink inside a node ($in20 s at 20 and 200 Gb/s), on the NICs across two"
+else
+	nok "tied embedding all-reduce placement" "in a node: $in20 / $in200 s; across: $x20 / $x200 s"
+fi
+
 # plan --attention: every plan runs that kernel, and the emitted Megatron-LM flags name it
 run plan --model llama2-7b --cluster dgx-h100 --gpus 8 --gbs 64 --top 1 --attention cudnn --emit megatron
 if [ $rc -eq 0 ] && grep -q -- '--attention-backend fused' "$T/out" && grep -q '^best: .*attention=cudnn' "$T/out"; then
