@@ -113,6 +113,9 @@ struct st_cost_ctx {
     st__layout scratch;                  /* explicit stage_layers */
     int64_t flops_seq;                   /* model FLOPs per sequence, for this sequence length */
     double flops_per_seq;
+    /* blocks of kind k among the first l: kind_prefix[l * ST_MAX_KINDS + k] (the search counts a
+     * stage's blocks for every plan it prices; NULL: st_model_count_kinds walks them) */
+    int32_t *kind_prefix;
     double t_scratch[ST_MAX_STAGES];     /* per stage class: time per micro-batch */
     int n_scratch[ST_MAX_STAGES];        /* and how many stages it has */
 };

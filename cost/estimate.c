@@ -60,6 +60,25 @@ st_cost_ctx *st_cost_ctx_new(const st_model *m, const st_cluster *c, const st_pr
     ctx->m = m;
     ctx->c = c;
     ctx->prof = prof;
+    /* per-block kinds (issue 15's structure): prefix counts once, so that a stage's blocks are two
+     * lookups per kind instead of a walk over its layers for every plan priced */
+    int64_t probe[ST_MAX_KINDS];
+    if (st_model_kinds(m, probe) > 1 && m->layers > 0) {
+        unsigned char *kind_of = malloc((size_t)m->layers);
+        ctx->kind_prefix = calloc((size_t)(m->layers + 1) * ST_MAX_KINDS, sizeof *ctx->kind_prefix);
+        if (!kind_of || !ctx->kind_prefix) {
+            free(kind_of);
+            st_cost_ctx_free(ctx);
+            return NULL;
+        }
+        st_model_layer_kinds(m, kind_of);
+        for (int64_t l = 0; l < m->layers; l++) {
+            for (int k = 0; k < ST_MAX_KINDS; k++)
+                ctx->kind_prefix[(l + 1) * ST_MAX_KINDS + k] = ctx->kind_prefix[l * ST_MAX_KINDS + k];
+            ctx->kind_prefix[(l + 1) * ST_MAX_KINDS + kind_of[l]]++;
+        }
+        free(kind_of);
+    }
     return ctx;
 }
 
@@ -70,6 +89,7 @@ void st_cost_ctx_free(st_cost_ctx *ctx) {
     if (!ctx) return;
     for (int i = 0; i < ST_LAYOUT_CACHE; i++) free(ctx->layouts[i].cls);
     free(ctx->scratch.cls);
+    free(ctx->kind_prefix);
     free(ctx);
 }
 
@@ -300,7 +320,14 @@ const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p) {
 }
 
 void st__cost_count_blocks(const st_cost_ctx *ctx, int64_t first, int64_t n, int64_t count[ST_MAX_KINDS]) {
-    st_model_count_kinds(ctx->m, first, n, count);
+    if (!ctx->kind_prefix) {
+        st_model_count_kinds(ctx->m, first, n, count);
+        return;
+    }
+    int64_t end = first + n < ctx->m->layers ? first + n : ctx->m->layers;
+    if (first > end) first = end;
+    for (int k = 0; k < ST_MAX_KINDS; k++)
+        count[k] = ctx->kind_prefix[end * ST_MAX_KINDS + k] - ctx->kind_prefix[first * ST_MAX_KINDS + k];
 }
 
 /* ---- stage classes */

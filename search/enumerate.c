@@ -143,12 +143,43 @@ static void price(search *s, st_plan *p) {
     offer(&s->kept, p, &e, s->evaluated);
 }
 
-/* The innermost dimensions: everything that changes neither the shard nor the pipeline shape. */
-static void inner(search *s, st_plan *p) {
-    int max_sp = p->tp > 1 ? 1 : 0;
+/* Times no plan of this shape (tp, cp, pp, dp, ep, mbs, vp) can beat, whatever its inner
+ * dimensions, one per recompute mode: its micro-batches times the busiest stage's forward,
+ * backward and recompute compute, at the least compute any other inner choice has (sp on where
+ * tp > 1, which splits the norms). The estimate's pipeline time is at least that (micro-batches x
+ * the slowest stage's time, which holds its compute and more) and the iteration adds the rest, so
+ * a shape or recompute mode whose bound is above the worst kept plan's time cannot enter the kept
+ * set and is skipped unpriced. */
+static void shape_bounds(search *s, const st_plan *p, double lb[ST_REC_FULL + 1]) {
+    st_plan q = *p;
+    q.sp = q.tp > 1;
+    q.tp_overlap = 0;
+    int chunks = q.pp * q.vp;
+    for (int rc = ST_REC_NONE; rc <= ST_REC_FULL; rc++) {
+        double t[ST_MAX_STAGES] = {0}, worst = 0;
+        q.recompute = (st_recompute)rc;
+        for (int c = 0; c < chunks; c++) {
+            st_chunk_cost cc;
+            st_cost_chunk(s->ctx, &q, c, &cc);
+            t[c % q.pp] += cc.fwd_s + cc.bwd_s + cc.recompute_s;
+        }
+        for (int d = 0; d < q.pp; d++)
+            if (t[d] > worst) worst = t[d];
+        lb[rc] = (double)st_plan_microbatches(&q) * worst;
+    }
+}
+
+/* The innermost dimensions: everything that changes neither the shard nor the pipeline shape.
+ * Returns how many recompute modes the bounds (lb, or NULL) skipped unpriced. */
+static int inner(search *s, st_plan *p, const double lb[ST_REC_FULL + 1]) {
+    int max_sp = p->tp > 1 ? 1 : 0, skipped = 0;
     for (int sp = 0; sp <= max_sp; sp++) {
         p->sp = sp;
         for (int rc = ST_REC_NONE; rc <= ST_REC_FULL; rc++) {
+            if (lb && s->kept.n == s->kept.cap && lb[rc] > s->kept.v[0].est.iteration_time_s) {
+                skipped++;
+                continue;
+            }
             p->recompute = (st_recompute)rc;
             for (int z = 0; z <= 3; z++) {
                 p->zero = z;
@@ -172,6 +203,7 @@ static void inner(search *s, st_plan *p) {
             }
         }
     }
+    return skipped;
 }
 
 int st_search_enumerate(const st_model *m, const st_cluster *c, const st_profile *prof, const st_search_opts *o,
@@ -233,12 +265,29 @@ int st_search_enumerate(const st_model *m, const st_cluster *c, const st_profile
                         if (per_replica % mbs) continue;
                         int64_t mb = per_replica / mbs;
                         p->tp = tp, p->cp = cp, p->pp = pp, p->dp = (int)dp, p->ep = ep, p->mbs = mbs;
+                        int fits_1f1b = 0;
                         for (int vp = 1; (int64_t)pp * vp <= m->layers && pp * vp <= ST_MAX_STAGES; vp++) {
                             if (vp > 1 && (pp == 1 || m->layers % ((int64_t)pp * vp) || mb % pp)) continue;
                             p->vp = vp;
                             p->schedule = vp > 1 ? ST_SCHED_INTERLEAVED : ST_SCHED_1F1B;
-                            inner(&s, p);
+                            double lb[ST_REC_FULL + 1], *lbp = NULL;
+                            if (s.kept.n == s.kept.cap) {
+                                shape_bounds(&s, p, lb);
+                                lbp = lb;
+                                if (lb[ST_REC_NONE] > s.kept.v[0].est.iteration_time_s) {
+                                    if (vp == 1) fits_1f1b = 1; /* unknown: keep growing mbs */
+                                    continue;
+                                }
+                            }
+                            uint64_t before = s.feasible;
+                            int skipped = inner(&s, p, lbp);
+                            if (vp == 1) fits_1f1b = s.feasible > before || skipped > 0; /* skipped: unknown */
                         }
+                        /* memory never falls as mbs grows (a stage holds min(stages ahead, m) micro-
+                         * batches of mbs sequences, m = per_replica / mbs; the working set and the
+                         * loss grow with mbs) and the interleaved schedule holds at least what 1F1B
+                         * does: when no 1F1B plan of this mbs fits, no larger mbs fits either */
+                        if (!fits_1f1b) break;
                     }
                 }
             }

@@ -218,6 +218,8 @@ void st_model_layer(const st_model *m, int64_t layer, st_layer *out);
 int st_model_kinds(const st_model *m, int64_t rep[ST_MAX_KINDS]);
 /* Blocks of each kind (st_model_kinds' order) among blocks [first, first + n). */
 void st_model_count_kinds(const st_model *m, int64_t first, int64_t n, int64_t count[ST_MAX_KINDS]);
+/* The kind (st_model_kinds' order) of every block, into kind_of[0 .. layers - 1], in one pass. */
+void st_model_layer_kinds(const st_model *m, unsigned char *kind_of);
 /* Parameters of the multi-token prediction modules (st_model_params leaves them out, as DeepSeek's
  * 671B does), and the parameters one token uses (its top-k routed experts, the shared experts and
  * everything else, embedding and output layer included; MTP left out). */

@@ -323,6 +323,19 @@ static int find_kinds(const st_model *m, int64_t *rep, st_layer *kind, int cap) 
     return n;
 }
 
+void st_model_layer_kinds(const st_model *m, unsigned char *kind_of) {
+    int64_t rep[ST_MAX_KINDS];
+    st_layer kind[ST_MAX_KINDS];
+    int nk = find_kinds(m, rep, kind, ST_MAX_KINDS);
+    for (int64_t l = 0; l < m->layers; l++) {
+        st_layer x;
+        st_model_layer(m, l, &x);
+        int k = 0;
+        while (k < nk - 1 && k < ST_MAX_KINDS - 1 && !same_layer(&kind[k], &x)) k++;
+        kind_of[l] = (unsigned char)k;
+    }
+}
+
 int st_model_kinds(const st_model *m, int64_t rep[ST_MAX_KINDS]) {
     st_layer kind[ST_MAX_KINDS];
     int n = find_kinds(m, rep, kind, ST_MAX_KINDS);
