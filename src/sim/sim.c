@@ -311,13 +311,6 @@ static void start(st__sim *S, int32_t g, double t) {
         S->out->ranks[p].bubble_s += t - S->last_end_compute[p];
     if (nd->route < 0) /* else the end comes when its flow's data is through */
         heap_push(S, t + nd->dur_s, g);
-    /* what its end will read: the next instructions and its reverse deps. Thousands of other
-     * events pass before then, each on another rank's stretch of these arrays, so without this
-     * every one of them is a miss to memory */
-    PREFETCH(&S->nodes[nd->next >= 0 ? nd->next : g]);
-    PREFETCH(&S->nodes[g + 1]);
-    PREFETCH(&S->rdeps[nd->rdep0]);
-    PREFETCH(&S->l->progs[p].ins[g - S->off[p] + 1]);
 }
 
 /* g's last wait ended at t, released by instruction `by` (-1: ready from the start). */
@@ -394,6 +387,51 @@ static void finish(st__sim *S, int32_t g, double t) {
         st_trace_span(S->trace, S->l->progs[p].rank, nd->stream, s, t, ins_cat(in), ins_label(in), in->chunk, in->mb);
 }
 
+/* The events at one time are often thousands (the data-parallel replicas of a stage run in step),
+ * each on another rank's stretch of the arrays: a miss to memory per node, per rank's statistics and
+ * per next instruction. What the events AHEAD in the batch will read is requested early, in two
+ * steps (a node must be in cache before what it points to can be requested), so that the misses
+ * overlap instead of following one another. */
+enum { AHEAD_NODE = 16, AHEAD_LINKS = 8, AHEAD_PEER = 4 };
+
+static HOT_INLINE void ahead_of_pop(const st__sim *S) {
+    const st__bucket *z = &S->q[0];
+    int32_t h = S->q_head;
+    if (h + AHEAD_NODE < z->n) {
+        int32_t id = z->v[h + AHEAD_NODE].id;
+        if (id >= 0)
+            PREFETCH(&S->nodes[id]);
+        else
+            PREFETCH(&S->net.fl[-1 - id]);
+    }
+    if (h + AHEAD_LINKS < z->n && z->v[h + AHEAD_LINKS].id >= 0) {
+        const st__node *nd = &S->nodes[z->v[h + AHEAD_LINKS].id];
+        PREFETCH(&S->out->ranks[nd->prog]);
+        PREFETCH(&S->start_s[nd->prog * ST_STREAMS + nd->stream]);
+    }
+}
+
+static HOT_INLINE void ahead_of_release(const st__sim *S, int32_t i, int32_t nb) {
+    if (i + AHEAD_NODE < nb)
+        PREFETCH(&S->nodes[S->batch[i + AHEAD_NODE]]);
+    if (i + AHEAD_LINKS < nb) {
+        const st__node *nd = &S->nodes[S->batch[i + AHEAD_LINKS]];
+        PREFETCH(&S->nodes[nd->next >= 0 ? nd->next : 0]);
+        PREFETCH(&S->rdeps[nd->rdep0]);
+    }
+    if (i + AHEAD_PEER < nb) { /* the next instruction, if it is about to start: its partner, its stream */
+        int32_t nx = S->nodes[S->batch[i + AHEAD_PEER]].next;
+        const st__node *x = &S->nodes[nx >= 0 ? nx : 0];
+        if (nx >= 0 && x->pending == 1) {
+            if (x->kind == ST_INS_COLL)
+                PREFETCH(&S->slots[x->link]);
+            else if (x->kind != ST_INS_COMPUTE && x->link >= 0)
+                PREFETCH(&S->nodes[x->link]);
+            PREFETCH(&S->start_s[x->prog * ST_STREAMS + x->stream]);
+        }
+    }
+}
+
 static void run(st__sim *S) {
     /* everything without predecessors is ready at 0, in (rank, program) order */
     for (int64_t g = 0; g < S->total && !S->stop; g++)
@@ -407,6 +445,7 @@ static void run(st__sim *S) {
          * bucket 0 holds exactly the events at t (it is not refilled while times may still be
          * pushed that fall between t and the next bucket's) */
         while (S->q_head < S->q[0].n && !S->stop) {
+            ahead_of_pop(S);
             st__ev e = q_pop(S);
             if (e.id < 0) {
                 int32_t f = -1 - e.id;
@@ -416,14 +455,14 @@ static void run(st__sim *S) {
                 flow_end(S, f, t);
                 continue;
             }
-            if (S->q_head < S->q[0].n) /* the next one's node, while this one is handled */
-                PREFETCH(&S->nodes[S->q[0].v[S->q_head].id >= 0 ? S->q[0].v[S->q_head].id : 0]);
             S->out->events++;
             finish(S, e.id, t);
             S->batch[nb++] = e.id;
         }
-        for (int32_t i = 0; i < nb && !S->stop; i++)
+        for (int32_t i = 0; i < nb && !S->stop; i++) {
+            ahead_of_release(S, i, nb);
             release(S, S->batch[i], t);
+        }
     }
 }
 
