@@ -4,6 +4,7 @@
  * Invariants: st__out_target refuses what rename(2) would replace rather than write into (devices,
  * FIFOs, folders) and follows a symbolic link to the file it names, so the link stays a link. */
 #define _XOPEN_SOURCE 700 /* realpath */
+#define _DEFAULT_SOURCE   /* madvise's MADV_HUGEPAGE (Linux): without it the hint below compiled to nothing */
 #include "src/core/core.h"
 
 #include <errno.h>
