@@ -411,6 +411,18 @@ static HOT_INLINE void ahead_of_pop(const st__sim *S) {
     }
 }
 
+/* instruction x, if this release may start it: its partner or collective slot, and its stream's start */
+static HOT_INLINE void ahead_of_start(const st__sim *S, int32_t x) {
+    const st__node *nd = &S->nodes[x];
+    if (nd->pending != 1)
+        return;
+    if (nd->kind == ST_INS_COLL)
+        PREFETCH(&S->slots[nd->link]);
+    else if (nd->kind != ST_INS_COMPUTE && nd->link >= 0)
+        PREFETCH(&S->nodes[nd->link]);
+    PREFETCH(&S->start_s[nd->prog * ST_STREAMS + nd->stream]);
+}
+
 static HOT_INLINE void ahead_of_release(const st__sim *S, int32_t i, int32_t nb) {
     if (i + AHEAD_NODE < nb)
         PREFETCH(&S->nodes[S->batch[i + AHEAD_NODE]]);
@@ -419,16 +431,17 @@ static HOT_INLINE void ahead_of_release(const st__sim *S, int32_t i, int32_t nb)
         PREFETCH(&S->nodes[nd->next >= 0 ? nd->next : 0]);
         PREFETCH(&S->rdeps[nd->rdep0]);
     }
-    if (i + AHEAD_PEER < nb) { /* the next instruction, if it is about to start: its partner, its stream */
-        int32_t nx = S->nodes[S->batch[i + AHEAD_PEER]].next;
-        const st__node *x = &S->nodes[nx >= 0 ? nx : 0];
-        if (nx >= 0 && x->pending == 1) {
-            if (x->kind == ST_INS_COLL)
-                PREFETCH(&S->slots[x->link]);
-            else if (x->kind != ST_INS_COMPUTE && x->link >= 0)
-                PREFETCH(&S->nodes[x->link]);
-            PREFETCH(&S->start_s[x->prog * ST_STREAMS + x->stream]);
-        }
+    if (i + AHEAD_PEER < nb) { /* the instructions it releases: their nodes, then what they start */
+        int32_t g = S->batch[i + AHEAD_PEER];
+        for (int32_t k = S->nodes[g].rdep0, e = S->nodes[g + 1].rdep0; k < e; k++)
+            PREFETCH(&S->nodes[S->rdeps[k]]);
+        if (S->nodes[g].next >= 0)
+            ahead_of_start(S, S->nodes[g].next);
+    }
+    if (i + AHEAD_PEER / 2 < nb) {
+        int32_t g = S->batch[i + AHEAD_PEER / 2];
+        for (int32_t k = S->nodes[g].rdep0, e = S->nodes[g + 1].rdep0; k < e; k++)
+            ahead_of_start(S, S->rdeps[k]);
     }
 }
 
