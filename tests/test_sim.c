@@ -1081,6 +1081,21 @@ END_TEST
  * every start and end, the rate of every active flow (its rate alone x its speed) must be the
  * reference's, which recomputes max-min over every flow and link (ref_rates) */
 
+/* maxmin.c's network for lowering l, with room for nf flows (ix: its rank index); free with net_close */
+static void net_open(st__net *N, st_rank_index *ix, const st_lowered *l, int nf) {
+    st_error err;
+    memset(N, 0, sizeof *N);
+    ck_assert_int_eq(st_rank_index_init(ix, l, &err), 0);
+    ck_assert_int_eq(st__net_build(N, l, ix, &err), 0);
+    ck_assert_int_eq(st__net_alloc_flows(N, nf), 0);
+}
+
+static void net_close(st__net *N, st_rank_index *ix, st_lowered *l) {
+    st__net_free(N);
+    st_rank_index_destroy(ix);
+    lw_free(l);
+}
+
 /* starts or ends the next flow (the earliest end, else the earliest start); returns the time */
 static double maxmin_step(st__net *N, const double *start, const double *work_s, int nf, const int *route, int *id,
                           int *active, int *done, double t) {
@@ -1119,12 +1134,8 @@ START_TEST(maxmin_oracle_rates) {
         st_lowered *l = lw_new(1);
         random_flows(l, nl, nf, cap, f, route);
         st_rank_index ix;
-        st_error err;
         st__net N;
-        memset(&N, 0, sizeof N);
-        ck_assert_int_eq(st_rank_index_init(&ix, l, &err), 0);
-        ck_assert_int_eq(st__net_build(&N, l, &ix, &err), 0);
-        ck_assert_int_eq(st__net_alloc_flows(&N, nf), 0);
+        net_open(&N, &ix, l, nf);
         double t = 0, start[32], work_s[32];
         for (int i = 0; i < nf; i++) {
             start[i] = f[i].start;
@@ -1146,9 +1157,7 @@ START_TEST(maxmin_oracle_rates) {
         for (int i = 0; i < nf; i++)
             ck_assert(done[i]);
         reshares += N.reshares;
-        st__net_free(&N);
-        st_rank_index_destroy(&ix);
-        lw_free(l);
+        net_close(&N, &ix, l);
     }
     ck_assert_uint_gt(reshares, 0); /* the oracle saw re-sharing, and flows slowed by it */
     ck_assert_int_gt(slowed, 0);
@@ -1273,12 +1282,8 @@ START_TEST(maxmin_oracle_fabric) {
         memset(active, 0, sizeof active);
         memset(done, 0, sizeof done);
         st_rank_index ix;
-        st_error err;
         st__net N;
-        memset(&N, 0, sizeof N);
-        ck_assert_int_eq(st_rank_index_init(&ix, l, &err), 0);
-        ck_assert_int_eq(st__net_build(&N, l, &ix, &err), 0);
-        ck_assert_int_eq(st__net_alloc_flows(&N, F.nf), 0);
+        net_open(&N, &ix, l, F.nf);
         double t = 0, maxdiff = 0;
         int most = 0, slowed = 0;
         for (int step = 0; step < 2 * F.nf; step++) {
@@ -1305,9 +1310,7 @@ START_TEST(maxmin_oracle_fabric) {
         ck_assert_uint_gt(N.reshares, 0);
         ck_assert_uint_gt(N.kept, 0);
         ck_assert_double_le(maxdiff, 1e-9);
-        st__net_free(&N);
-        st_rank_index_destroy(&ix);
-        lw_free(l);
+        net_close(&N, &ix, l);
     }
 }
 END_TEST
