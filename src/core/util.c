@@ -9,6 +9,7 @@
  * handler only does what is async-signal-safe (kill and waitpid a registered child, which may be
  * writing the file; unlink; restore the default action and re-raise, so the exit is by the signal). */
 #define _XOPEN_SOURCE 700 /* realpath */
+#define _DEFAULT_SOURCE   /* madvise's MADV_HUGEPAGE (Linux): without it the hint below compiled to nothing */
 #include "src/core/core.h"
 
 #include <errno.h>

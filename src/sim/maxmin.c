@@ -13,7 +13,11 @@
  *   common case, since the lowering gives each transfer the share of its links the cost model
  *   assumes, which fills a link exactly when all GPUs of a node communicate at once;
  * - otherwise the flows connected to it through full links (and, when a flow ends, those on the
- *   links it left full) are re-shared.
+ *   links it left full) are re-shared;
+ * - unless the flow that ends leaves every rate as it was, which a bottleneck per flow proves
+ *   (end_keeps_rates): the common case where a data-parallel collective keeps a fabric's links
+ *   full while pipeline sends come and go on them, each of which re-shared the collective's whole
+ *   component (hundreds to thousands of flows) before.
  * The flows whose speed changes are listed, in the order they were reached, for the engine to
  * apply (st__flow_set_speed) and reschedule one by one. tests/test_sim.c checks the rates after
  * every start and end against a reference that recomputes max-min over every flow and link. */
@@ -110,6 +114,47 @@ static void fill(st__net *N) {
     }
 }
 
+/* Whether a flow at rate x has its bottleneck on full link L: L is saturated and no flow on it is
+ * faster (the margins: the rounding of sums over a link's flows). Rates are rate x speed, or x
+ * new_speed right after a re-share, before the engine applies them (the same products). */
+static void link_state(const st__net *N, const st__link *L, int fresh, double *load, double *top) {
+    double sum = 0, max = 0;
+    for (int32_t k = 0; k < L->n; k++) {
+        const st__flow *G = &N->fl[L->fl[2 * k]];
+        double y = G->rate * (fresh ? G->new_speed : G->speed);
+        sum += L->fl[2 * k + 1] * y;
+        if (y > max)
+            max = y;
+    }
+    *load = sum;
+    *top = max;
+}
+
+static inline int bottleneck_of(const st__link *L, double load, double top, double x) {
+    return load >= L->cap * (1 - 1e-12) && top <= x * (1 + 1e-12);
+}
+
+/* At the end of a re-share: each of its flows that runs below its rate alone counts the links of its
+ * route that are its bottlenecks. Every full link it crosses is the re-share's, and every flow on
+ * those links too, so the counts see the final rates. */
+static void count_bottlenecks(st__net *N) {
+    for (int32_t i = 0; i < N->nq_ln; i++) {
+        st__link *L = &N->ln[N->q_ln[i]];
+        link_state(N, L, 1, &L->rem, &L->wsum); /* (the filling's scratch, free again) */
+    }
+    for (int32_t i = 0; i < N->nq_fl; i++) {
+        st__flow *F = &N->fl[N->q_fl[i]];
+        double x = F->rate * F->new_speed;
+        F->nbneck = 0;
+        if (F->new_speed >= 1)
+            continue;
+        for (int32_t h = N->rt_first[F->route], e = h + N->rt_n[F->route]; h < e; h++) {
+            const st__link *L = &N->ln[N->hop_link[h]];
+            F->nbneck += L->mark == N->stamp && bottleneck_of(L, L->rem, L->wsum, x);
+        }
+    }
+}
+
 /* Max-min fair rates for the flows queued in q_fl (marked with the current stamp): first the flows
  * and full links connected to them through full links, then progressive filling over those; the
  * flows whose speed changes end up in q_fl[0 .. nchg). */
@@ -137,15 +182,16 @@ static void reshare(st__net *N) {
             L->wsum += L->fl[2 * k + 1];
     }
     fill(N);
+    for (int32_t i = 0; i < N->nq_fl; i++) {
+        st__flow *F = &N->fl[N->q_fl[i]];
+        F->new_speed = F->new_rate >= F->rate ? 1.0 : F->new_rate / F->rate;
+    }
+    count_bottlenecks(N);
     N->nchg = 0;
     for (int32_t i = 0; i < N->nq_fl; i++) { /* (nchg <= i: compacting in place keeps the order) */
         int32_t f = N->q_fl[i];
-        st__flow *F = &N->fl[f];
-        double sp = F->new_rate >= F->rate ? 1.0 : F->new_rate / F->rate;
-        if (sp == F->speed)
-            continue;
-        F->new_speed = sp;
-        N->q_fl[N->nchg++] = f;
+        if (N->fl[f].new_speed != N->fl[f].speed)
+            N->q_fl[N->nchg++] = f;
     }
 }
 
@@ -176,6 +222,7 @@ int32_t st__flow_start(st__net *N, int32_t route, double work_s, double t) {
     F->rate = N->rt_rate[route];
     F->new_rate = F->new_speed = 0;
     F->route = route;
+    F->nbneck = 0;
     F->mark = F->frozen = 0;
     int full = 0;
     for (int32_t h = N->rt_first[route], e = h + N->rt_n[route]; h < e; h++) {
@@ -199,11 +246,44 @@ int32_t st__flow_start(st__net *N, int32_t route, double work_s, double t) {
     return f;
 }
 
+/* Whether the end of flow f (still on its links) leaves every other rate as it is. A feasible
+ * allocation is the max-min fair one (unique) exactly when every flow runs at its rate alone or
+ * crosses a saturated link on which no flow is faster, a bottleneck (Bertsekas-Gallager, section
+ * 6.5.2; the argument holds with a flow crossing a link several times). Without f, the full links
+ * of f's route stop being bottlenecks, and nothing else changes: each flow on them that runs below
+ * its rate alone loses those of its bottlenecks, and while every such flow keeps one, the rates
+ * without f are still max-min fair. The counts (nbneck) are made by a re-share and taken down here;
+ * a link's state changes only where a flow starts on it (a full one: re-shared, counted afresh) or
+ * ends on it (here), so a count taken down is one that was counted. When a count reaches 0, the
+ * caller re-shares as before, which counts afresh every flow whose count was taken down.
+ * The common case on a fabric: a pipeline send ends on a node link that a data-parallel
+ * collective keeps full; the collective stays limited by the other nodes' links, the other sends
+ * by their NIC ports. */
+static int end_keeps_rates(st__net *N, int32_t f) {
+    const st__flow *F = &N->fl[f];
+    for (int32_t h = N->rt_first[F->route], e = h + N->rt_n[F->route]; h < e; h++) {
+        const st__link *L = &N->ln[N->hop_link[h]];
+        double load, top;
+        if (!link_full(L))
+            continue;
+        link_state(N, L, 0, &load, &top);
+        for (int32_t k = 0; k < L->n; k++) {
+            st__flow *G = &N->fl[L->fl[2 * k]];
+            if (L->fl[2 * k] != f && G->speed < 1 && bottleneck_of(L, load, top, G->rate * G->speed) &&
+                --G->nbneck <= 0)
+                return 0;
+        }
+    }
+    return 1;
+}
+
 void st__flow_end(st__net *N, int32_t f) {
     st__flow *F = &N->fl[f];
+    int keep = end_keeps_rates(N, f);
     N->stamp++;
     N->nq_fl = 0;
     F->mark = N->stamp; /* not a seed itself */
+    int full = 0;
     for (int32_t h = N->rt_first[F->route], e = h + N->rt_n[F->route]; h < e; h++) {
         st__link *L = &N->ln[N->hop_link[h]];
         int was_full = link_full(L);
@@ -218,9 +298,11 @@ void st__flow_end(st__net *N, int32_t f) {
         for (int32_t k = 0; k < L->n; k++) /* summed afresh: no drift from adding and subtracting */
             demand += L->fl[2 * k + 1] * N->fl[L->fl[2 * k]].rate;
         L->demand = demand;
-        if (was_full)
+        if (was_full && !keep)
             queue_flows_of(N, L);
+        full |= was_full;
     }
+    N->kept += keep && full;
     F->speed = 0;
     F->next_free = N->free_fl; /* back on the free list */
     N->free_fl = f;

@@ -311,13 +311,6 @@ static void start(st__sim *S, int32_t g, double t) {
         S->out->ranks[p].bubble_s += t - S->last_end_compute[p];
     if (nd->route < 0) /* else the end comes when its flow's data is through */
         heap_push(S, t + nd->dur_s, g);
-    /* what its end will read: the next instructions and its reverse deps. Thousands of other
-     * events pass before then, each on another rank's stretch of these arrays, so without this
-     * every one of them is a miss to memory */
-    PREFETCH(&S->nodes[nd->next >= 0 ? nd->next : g]);
-    PREFETCH(&S->nodes[g + 1]);
-    PREFETCH(&S->rdeps[nd->rdep0]);
-    PREFETCH(&S->l->progs[p].ins[g - S->off[p] + 1]);
 }
 
 /* g's last wait ended at t, released by instruction `by` (-1: ready from the start). */
@@ -405,6 +398,64 @@ static void progress(st__sim *S, double t) {
     S->reported = 1;
 }
 
+/* The events at one time are often thousands (the data-parallel replicas of a stage run in step),
+ * each on another rank's stretch of the arrays: a miss to memory per node, per rank's statistics and
+ * per next instruction. What the events AHEAD in the batch will read is requested early, in two
+ * steps (a node must be in cache before what it points to can be requested), so that the misses
+ * overlap instead of following one another. */
+enum { AHEAD_NODE = 16, AHEAD_LINKS = 8, AHEAD_PEER = 4 };
+
+static HOT_INLINE void ahead_of_pop(const st__sim *S) {
+    const st__bucket *z = &S->q[0];
+    int32_t h = S->q_head;
+    if (h + AHEAD_NODE < z->n) {
+        int32_t id = z->v[h + AHEAD_NODE].id;
+        if (id >= 0)
+            PREFETCH(&S->nodes[id]);
+        else
+            PREFETCH(&S->net.fl[-1 - id]);
+    }
+    if (h + AHEAD_LINKS < z->n && z->v[h + AHEAD_LINKS].id >= 0) {
+        const st__node *nd = &S->nodes[z->v[h + AHEAD_LINKS].id];
+        PREFETCH(&S->out->ranks[nd->prog]);
+        PREFETCH(&S->start_s[nd->prog * ST_STREAMS + nd->stream]);
+    }
+}
+
+/* instruction x, if this release may start it: its partner or collective slot, and its stream's start */
+static HOT_INLINE void ahead_of_start(const st__sim *S, int32_t x) {
+    const st__node *nd = &S->nodes[x];
+    if (nd->pending != 1)
+        return;
+    if (nd->kind == ST_INS_COLL)
+        PREFETCH(&S->slots[nd->link]);
+    else if (nd->kind != ST_INS_COMPUTE && nd->link >= 0)
+        PREFETCH(&S->nodes[nd->link]);
+    PREFETCH(&S->start_s[nd->prog * ST_STREAMS + nd->stream]);
+}
+
+static HOT_INLINE void ahead_of_release(const st__sim *S, int32_t i, int32_t nb) {
+    if (i + AHEAD_NODE < nb)
+        PREFETCH(&S->nodes[S->batch[i + AHEAD_NODE]]);
+    if (i + AHEAD_LINKS < nb) {
+        const st__node *nd = &S->nodes[S->batch[i + AHEAD_LINKS]];
+        PREFETCH(&S->nodes[nd->next >= 0 ? nd->next : 0]);
+        PREFETCH(&S->rdeps[nd->rdep0]);
+    }
+    if (i + AHEAD_PEER < nb) { /* the instructions it releases: their nodes, then what they start */
+        int32_t g = S->batch[i + AHEAD_PEER];
+        for (int32_t k = S->nodes[g].rdep0, e = S->nodes[g + 1].rdep0; k < e; k++)
+            PREFETCH(&S->nodes[S->rdeps[k]]);
+        if (S->nodes[g].next >= 0)
+            ahead_of_start(S, S->nodes[g].next);
+    }
+    if (i + AHEAD_PEER / 2 < nb) {
+        int32_t g = S->batch[i + AHEAD_PEER / 2];
+        for (int32_t k = S->nodes[g].rdep0, e = S->nodes[g + 1].rdep0; k < e; k++)
+            ahead_of_start(S, S->rdeps[k]);
+    }
+}
+
 static void run(st__sim *S) {
     /* everything without predecessors is ready at 0, in (rank, program) order */
     for (int64_t g = 0; g < S->total && !S->stop; g++)
@@ -418,6 +469,7 @@ static void run(st__sim *S) {
          * bucket 0 holds exactly the events at t (it is not refilled while times may still be
          * pushed that fall between t and the next bucket's) */
         while (S->q_head < S->q[0].n && !S->stop) {
+            ahead_of_pop(S);
             st__ev e = q_pop(S);
             if (e.id < 0) {
                 int32_t f = -1 - e.id;
@@ -427,14 +479,14 @@ static void run(st__sim *S) {
                 flow_end(S, f, t);
                 continue;
             }
-            if (S->q_head < S->q[0].n) /* the next one's node, while this one is handled */
-                PREFETCH(&S->nodes[S->q[0].v[S->q_head].id >= 0 ? S->q[0].v[S->q_head].id : 0]);
             S->out->events++;
             finish(S, e.id, t);
             S->batch[nb++] = e.id;
         }
-        for (int32_t i = 0; i < nb && !S->stop; i++)
+        for (int32_t i = 0; i < nb && !S->stop; i++) {
+            ahead_of_release(S, i, nb);
             release(S, S->batch[i], t);
+        }
         if (S->progress && S->out->events >= S->next_check) { /* the clock every 64Ki events */
             S->next_check = S->out->events + 65536;
             progress(S, t);

@@ -42,7 +42,8 @@ typedef struct st_sim_result {
     double iteration_time_s;   /* the last end over all ranks */
     uint64_t events;           /* events the engine processed (instruction ends, flow completions) */
     uint64_t flows;            /* transfers that ran as flows on shared links */
-    uint64_t reshares;         /* max-min recomputations (a flow started or ended on a full link) */
+    uint64_t reshares;         /* max-min recomputations: a flow started on a full link, or ended on one
+                                * and some flow there lost its last bottleneck (src/sim/maxmin.c) */
     /* wall-clock seconds the engine took to set up and to run the events: for benchmarks, not part
      * of the simulation's results (they differ from run to run) */
     double setup_wall_s, run_wall_s;

@@ -43,6 +43,7 @@ typedef struct st__flow {
     double new_rate;   /* water-filling result */
     double new_speed;  /* listed in st__net.q_fl[0 .. nchg): the speed it changes to */
     int32_t route;
+    int32_t nbneck;    /* speed < 1: the links of its route that are its bottlenecks (maxmin.c) */
     uint32_t ver;      /* its schedule: bumped whenever its completion moves */
     int32_t mark, frozen;
     int32_t next_free;
@@ -67,6 +68,7 @@ typedef struct st__net {
     int32_t *q_fl, *q_ln;
     int32_t nq_fl, nq_ln, nchg;
     uint64_t reshares; /* max-min recomputations */
+    uint64_t kept;     /* flows that ended on full links and left every rate as it was (not re-shared) */
 } st__net;
 
 /* network.c: builds N from a validated lowering: links that exactly the same routes cross the same
