@@ -110,7 +110,7 @@ typedef struct search {
     const st_search_opts *o;
     st_cost_ctx *ctx;
     keep kept;
-    uint64_t evaluated, feasible;
+    uint64_t evaluated, feasible, bounded;
     double t0, next_report;
     int reported;
     uint64_t nonfinite; /* estimates with a non-finite number: never ranked, an error at the end */
@@ -169,6 +169,22 @@ static void shape_bounds(search *s, const st_plan *p, double lb[ST_REC_FULL + 1]
     }
 }
 
+/* How many configurations inner() prices for one recompute mode of shape p with sequence
+ * parallelism sp (0 or 1; -1: both where tp > 1), for the count of those the bounds rule out. */
+static uint64_t inner_count(const search *s, const st_plan *p, int sp_only) {
+    uint64_t n = 0;
+    for (int sp = 0; sp <= (p->tp > 1); sp++) {
+        if (sp_only >= 0 && sp != sp_only) continue;
+        int tpo = p->tp > 1 && sp && p->tp <= s->c->gpus_per_node;
+        for (int z = 0; z <= 3; z++)
+            for (int off = ST_OFF_NONE; off <= ST_OFF_PARAMS; off++) {
+                if ((off == ST_OFF_OPTIMIZER && z < 1) || (off == ST_OFF_PARAMS && z != 3)) continue;
+                n += 1 + (z < 3 || tpo);
+            }
+    }
+    return n;
+}
+
 /* The innermost dimensions: everything that changes neither the shard nor the pipeline shape.
  * Returns how many recompute modes the bounds (lb, or NULL) skipped unpriced. */
 static int inner(search *s, st_plan *p, const double lb[ST_REC_FULL + 1]) {
@@ -178,6 +194,7 @@ static int inner(search *s, st_plan *p, const double lb[ST_REC_FULL + 1]) {
         for (int rc = ST_REC_NONE; rc <= ST_REC_FULL; rc++) {
             if (lb && s->kept.n == s->kept.cap && lb[rc] > s->kept.v[0].est.iteration_time_s) {
                 skipped++;
+                s->bounded += inner_count(s, p, sp);
                 continue;
             }
             p->recompute = (st_recompute)rc;
@@ -276,6 +293,7 @@ int st_search_enumerate(const st_model *m, const st_cluster *c, const st_profile
                                 lbp = lb;
                                 if (lb[ST_REC_NONE] > s.kept.v[0].est.iteration_time_s) {
                                     if (vp == 1) fits_1f1b = 1; /* unknown: keep growing mbs */
+                                    s.bounded += (ST_REC_FULL + 1) * inner_count(&s, p, -1);
                                     continue;
                                 }
                             }
@@ -309,6 +327,7 @@ int st_search_enumerate(const st_model *m, const st_cluster *c, const st_profile
     k->v = NULL;
     res->evaluated = s.evaluated;
     res->feasible = s.feasible;
+    res->bounded = s.bounded;
     res->search_time_s = st_clock_s() - s.t0;
     if (s.nonfinite)
         rc = st_error_set(err, ST_EINVAL, NULL, s.first_nonfinite.key, "%s (%llu configurations, the first %s)",

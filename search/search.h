@@ -36,6 +36,7 @@ typedef struct st_search_result {
     int n;
     uint64_t evaluated; /* fully specified configurations priced */
     uint64_t feasible;  /* of those, the ones that fit */
+    uint64_t bounded;   /* configurations ruled out unpriced: their compute alone outlasts the kept plans */
     double search_time_s;
 } st_search_result;
 

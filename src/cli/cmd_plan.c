@@ -138,9 +138,10 @@ static void print_plans(FILE *mem, const st_cli_inputs *in, const st_search_opts
                 e->iteration_time_s, e->tokens_per_s, e->model_tflops_per_gpu, 100 * e->mfu,
                 e->memory_peak_bytes / GiB, sim);
     }
-    fprintf(mem, "\nevaluated %llu configurations (%llu fit) in %.3f s, %.0f per second\n",
-            (unsigned long long)res->evaluated, (unsigned long long)res->feasible, res->search_time_s,
-            res->search_time_s > 0 ? (double)res->evaluated / res->search_time_s : 0.0);
+    fprintf(mem, "\nevaluated %llu configurations (%llu fit) and ruled out %llu by bounds in %.3f s, %.0f per second\n",
+            (unsigned long long)res->evaluated, (unsigned long long)res->feasible, (unsigned long long)res->bounded,
+            res->search_time_s,
+            res->search_time_s > 0 ? (double)(res->evaluated + res->bounded) / res->search_time_s : 0.0);
     char spec[512];
     st_plan_format_spec(&best->plan, spec, sizeof spec);
     fprintf(mem, "best: %s\n", spec);

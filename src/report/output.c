@@ -109,6 +109,7 @@ int st_out_plan_json(FILE *f, const st_model *m, const st_cluster *c, const st_s
     json_object_set_new(o, "plans", arr);
     json_object_set_new(o, "evaluated", json_integer((json_int_t)r->evaluated));
     json_object_set_new(o, "feasible", json_integer((json_int_t)r->feasible));
+    json_object_set_new(o, "bounded", json_integer((json_int_t)r->bounded));
     json_object_set_new(o, "search_time_s", json_real(r->search_time_s));
     if (emitted) {
         json_object_set_new(o, "emit_kind", json_string(emit_kind));
