@@ -188,8 +188,13 @@ typedef struct st_breakdown {
 } st_breakdown;
 
 typedef struct st_stage_memory {
+    /* at the stage's peak */
     double weights_bytes, grads_bytes, optimizer_bytes, activations_bytes, other_bytes;
     double total_bytes;
+    /* for the lowering: what a rank holds besides activations from the step's start (base_bytes),
+     * and what its backward adds to that when it begins (backward_extra_bytes: FSDP2's gradients
+     * and second gathered block, which its forward does not hold; 0 elsewhere) */
+    double base_bytes, backward_extra_bytes;
 } st_stage_memory;
 
 /* The memory rules that the estimate (st_cost_stage_memory) and the operator-level ILP planner

@@ -94,6 +94,13 @@ double st__tied_copy_params(const st_model *m, const st_plan *p) {
     return (double)st_model_padded_vocab(m, p->tp) / p->tp * (double)m->hidden;
 }
 
+/* FSDP2 (torchtitan's ZeRO-3: fp32 sharded weights that are Adam's master, st_cost_state_bytes)
+ * with no pipeline and one micro-batch per step: the step whose forward holds no gradients. */
+static int fsdp2_one_pass(const st_plan *p) {
+    return p->zero >= 3 && p->offload == ST_OFF_NONE && p->dtype != ST_DT_FP32 && p->dtype != ST_DT_TF32 &&
+           p->grad_bytes == 4 && p->pp == 1 && st_plan_microbatches(p) == 1;
+}
+
 void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_class *cls, int stage,
                            st_stage_memory *out, double *dense_params, double *expert_params) {
     const st_model *m = ctx->m;
@@ -104,7 +111,7 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_c
     double dense = 0, expert = 0, act_mb = 0;
     /* the largest block's working set, weights, and cp's K/V buffers (st_op.work_bytes, live while
      * its attention runs) */
-    double working = 0, block_max = 0, work = 0, b8 = 0;
+    double working = 0, block_max = 0, act_max = 0, work = 0, b8 = 0; /* act_max: that block's kept bytes */
     for (int k = 0; k < ST_MAX_KINDS; k++) {
         const st__pass *ps = &sc->kind[k];
         double nb = (double)cls->n[k];
@@ -113,7 +120,8 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_c
         act_mb += nb * st__block_act(ps, p->recompute);
         if (nb <= 0) continue;
         if (st__block_working(ps, p->recompute) > working) working = st__block_working(ps, p->recompute);
-        if (ps->params + ps->expert_params > block_max) block_max = ps->params + ps->expert_params;
+        if (ps->params + ps->expert_params > block_max)
+            block_max = ps->params + ps->expert_params, act_max = st__block_act(ps, p->recompute);
         if (ps->work_bytes > work) work = ps->work_bytes;
         if (ps->fp8_params > b8) b8 = ps->fp8_params;
     }
@@ -163,10 +171,52 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_c
     out->optimizer_bytes = dense * sd.optimizer + expert * se.optimizer;
     /* the eager loss's 16-bit logits and fp32 copy (the tail's work_bytes) live while it runs,
      * after the last block's forward: beside the saved activations, not the blocks' working set */
+    double tail_work = cls->tail ? sc->tail.work_bytes : 0;
     double peak_extra = working + work;
-    if (cls->tail && sc->tail.work_bytes > peak_extra) peak_extra = sc->tail.work_bytes;
+    if (tail_work > peak_extra) peak_extra = tail_work;
     out->activations_bytes = act_mb * inflight + peak_extra;
     out->other_bytes = st_cluster_reserved_bytes(ctx->c);
+    out->base_bytes = out->weights_bytes + out->grads_bytes + out->optimizer_bytes + out->other_bytes;
+    out->backward_extra_bytes = 0;
+    if (fsdp2_one_pass(p)) {
+        /* FSDP2 with one micro-batch per step (no pipeline, no accumulation): two moments, priced
+         * apart. torchtitan's step starts with optimizer.zero_grad(), whose set_to_none (PyTorch's
+         * default since 2.0) frees the sharded gradients, so none exist in the forward; its
+         * apply_fsdp leaves the last block gathered after its forward ("FSDP would prefetch it
+         * immediately"), and the root group (embedding, final norm, output layer) is gathered for
+         * the forward (parallelize_llama.py). (a) The forward's end, the loss running: the saved
+         * activations and the loss's transient; the sharded fp32 weights, the last block and the
+         * root gathered; no gradients. (b) The first block's backward (later blocks hold less: each
+         * frees its activations and adds only its shard of fp32 gradients): the loss's saved
+         * tensors are gone; two blocks and the root gathered; the output layer's 16-bit gradients
+         * (the root's reduce-scatter waits for the embedding's, at the end); the block's 16-bit
+         * gradients, then its reduce-scatter input in the reduce dtype, which FSDP2 makes after
+         * the block's backward has freed the block's activations, and its gradient shard; the
+         * recompute's working set. A program allocates only when an instruction starts, so (b)
+         * is priced never below (a)'s state, which keeps the estimate and the simulator's program
+         * (base_bytes, backward_extra_bytes) alike. */
+        double root = (cls->head ? sc->head.params : 0) + (cls->tail ? sc->tail.params : 0);
+        double out_grads = cls->tail ? sc->tail.params + (m->tied_embeddings ? sc->head.params : 0) : 0;
+        double sharded = dense * sd.weights + expert * se.weights + ST_FP8_WEIGHT_COPY_BYTES * fp8_w;
+        double a_weights = sharded + (block_max + root) * wb;
+        double a_state = a_weights + out->optimizer_bytes + out->other_bytes;
+        double a = a_state + act_mb + (work > tail_work ? work : tail_work);
+        double b_weights = sharded + (2 * block_max + root) * wb;
+        double rs_in = block_max * p->grad_bytes - act_max;
+        double b_grads = (out_grads + block_max) * wb + (rs_in > 0 ? rs_in : 0) + block_max * sd.grads;
+        double extra = b_weights + b_grads - a_weights - (cls->tail ? sc->tail.saved_bytes : 0);
+        if (extra < 0) extra = 0;
+        double b = a_state + extra + act_mb + working + work;
+        out->base_bytes = a_state;
+        out->backward_extra_bytes = extra;
+        if (a >= b) {
+            out->weights_bytes = a_weights, out->grads_bytes = 0;
+            out->activations_bytes = a - a_state;
+        } else {
+            out->weights_bytes = b_weights, out->grads_bytes = b_grads;
+            out->activations_bytes = b - (b_weights + b_grads + out->optimizer_bytes + out->other_bytes);
+        }
+    }
     out->total_bytes = out->weights_bytes + out->grads_bytes + out->optimizer_bytes + out->activations_bytes +
                        out->other_bytes;
     *dense_params = dense;

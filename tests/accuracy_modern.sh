@@ -1,8 +1,9 @@
 #!/bin/sh
 # Accuracy report on today's published runs (../shared/validation/modern_public.json: Megatron-LM
 # and Megatron-Core on H100, torchtitan on H100 and A100), for `strata estimate` and `strata sim`.
-# Not a pass/fail test of accuracy: strata is known to be far off on these runs (issue 14), and
-# the table goes into the test log as the record of how far. It fails only when the report is
+# As published (set modern) it is a report, not judged: the plans leave out settings their sources
+# state. With those settings (set modern_settings) it holds issue 14's targets: every point fits and
+# the mean absolute error is at most 15 %, estimate and sim. It fails too when the report is
 # broken: a point neither compared nor reported as not fitting or rejected with a reason, a row
 # that failed ("error: ..."), a NaN or infinity, or counts that do not add up to the points.
 # Environment (set by automake): STRATA, SRCDIR, VALIDATION. Exit 0 pass, 1 fail, 77 skip, 99 hard error.
@@ -46,6 +47,16 @@ for command in estimate sim; do
 			bad = 1
 		}
 		if (v["errors"] != 0) { printf "FAIL: %s: %s row(s) failed\n", cmd, v["errors"]; bad = 1 }
+		# with the settings their sources state, issue 14 reached its targets: every run that ran
+		# fits, and the mean absolute error is at most 15 %; hold them
+		if (set == "modern_settings" && nofit > 0) {
+			printf "FAIL: %s: %d run(s) that really ran are predicted not to fit\n", cmd, nofit
+			bad = 1
+		}
+		if (set == "modern_settings" && v["mae_pct"] + 0 > 15.0) {
+			printf "FAIL: %s: MAE %.2f %% > 15 %% (issue 14 target)\n", cmd, v["mae_pct"]
+			bad = 1
+		}
 		if (compared > 0 && (v["mae_pct"] == "nan" || v["max_abs_pct"] == "nan")) {
 			printf "FAIL: %s: rows were compared but the MAE is nan\n", cmd
 			bad = 1

@@ -427,7 +427,8 @@ END_TEST
  * gradients too, stage 3 the weights too */
 START_TEST(test_zero_memory) {
     env e;
-    env_init(&e, "llama2-7b", 64, "tp=1,pp=1,dp=64,mbs=1,gbs=64,zero=0");
+    /* two micro-batches: gradients accumulate, so they are held from the first backward on */
+    env_init(&e, "llama2-7b", 64, "tp=1,pp=1,dp=64,mbs=1,gbs=128,zero=0");
     double P = st_model_params(&e.m);
     /* llama2-7b pads 32000 to 32000: no padding, so the stage holds exactly the model */
     st_stage_memory z0, z1, z2, z3;
@@ -464,6 +465,71 @@ START_TEST(test_zero_memory) {
     st_cost_stage_memory(e.ctx, e.p, 0, &z1);
     ck_assert_double_eq(z1.optimizer_bytes, 0);
     env_free(&e);
+}
+END_TEST
+
+/* FSDP2 in one pass (pp 1, one micro-batch; cost/memory.c): the peak is the larger of (a) the
+ * forward's end, with no gradients (zero_grad set them to None), the last block and the root
+ * gathered, the loss's transient; and (b) the first block's backward, with the loss's saved
+ * tensors gone, two blocks and the root gathered, the output layer's and one block's 16-bit
+ * gradients, the reduce-scatter input beyond the block's freed activations, one block's shard.
+ * Without recompute (a) is the peak; with full recompute (b). The simulator's program holds the
+ * same bytes at its peak. */
+START_TEST(test_fsdp2_one_pass_memory) {
+    static const char *specs[] = {"tp=1,pp=1,dp=64,mbs=2,gbs=128,seq=4096,zero=3",
+                                  "tp=1,pp=1,dp=64,mbs=2,gbs=128,seq=4096,zero=3,recompute=full"};
+    for (int i = 0; i < 2; i++) {
+        env e;
+        env_init(&e, "llama2-7b", 64, specs[i]);
+        double P = st_model_params(&e.m);
+        st_shard sh;
+        st_plan_shard(e.p, &sh);
+        st_op ops[ST_MAX_OPS];
+        double blk = 0, head = 0, tail = 0, tail_saved = 0, tail_work = 0, blk_saved = 0, blk_in = 0;
+        int n = st_ops_layer(&e.m, &sh, 0, ops, ST_MAX_OPS);
+        for (int k = 0; k < n; k++) blk += ops[k].params, blk_saved += ops[k].saved_bytes;
+        blk_in = ops[0].input_bytes;
+        n = st_ops_head(&e.m, &sh, ops, ST_MAX_OPS);
+        for (int k = 0; k < n; k++) head += ops[k].params;
+        n = st_ops_tail(&e.m, &sh, ops, ST_MAX_OPS);
+        for (int k = 0; k < n; k++) {
+            tail += ops[k].params, tail_saved += ops[k].saved_bytes;
+            if (ops[k].work_bytes > tail_work) tail_work = ops[k].work_bytes;
+        }
+        double L = (double)e.m.layers, root = head + tail, res = st_cluster_reserved_bytes(&e.c);
+        double state = 4 * P / 64 + 8 * P / 64 + res; /* sharded fp32 weights and Adam's m, v */
+        st_stage_memory sm;
+        st_cost_stage_memory(e.ctx, e.p, 0, &sm);
+        REL(sm.optimizer_bytes, 8 * P / 64, 1e-12);
+        if (i == 0) { /* (a): everything saved, the loss running */
+            double act = L * blk_saved + tail_saved;
+            ck_assert_double_eq(sm.grads_bytes, 0);
+            REL(sm.weights_bytes, 4 * P / 64 + 2 * (blk + root), 1e-12);
+            REL(sm.total_bytes, state + 2 * (blk + root) + act + tail_work, 1e-12);
+        } else { /* (b): block inputs kept, one block recomputed */
+            double act = L * blk_in + tail_saved, rs = 4 * blk - blk_in;
+            double grads = 2 * (tail + blk) + (rs > 0 ? rs : 0) + 4 * blk / 64;
+            REL(sm.grads_bytes, grads, 1e-12);
+            REL(sm.weights_bytes, 4 * P / 64 + 2 * (2 * blk + root), 1e-12);
+            REL(sm.total_bytes, state + 2 * (2 * blk + root) + grads + act - tail_saved + blk_saved, 1e-9);
+        }
+        /* more micro-batches: gradients held all along, never less */
+        st_stage_memory acc;
+        e.p->gbs = 256;
+        st_cost_stage_memory(e.ctx, e.p, 0, &acc);
+        ck_assert(acc.total_bytes > sm.total_bytes && acc.grads_bytes > 0);
+        e.p->gbs = 128;
+        /* the simulator's program peaks at the same bytes */
+        st_lowered l;
+        st_error err;
+        ck_assert_int_eq(st_lower(e.ctx, e.p, &l, &err), 0);
+        st_sim_result r;
+        ck_assert_msg(st_sim_run(&l, 0, NULL, &r, &err) == 0, "%s", err.text);
+        REL(r.ranks[0].memory_peak_bytes, sm.total_bytes, 1e-9);
+        st_sim_result_destroy(&r);
+        st_lowered_destroy(&l);
+        env_free(&e);
+    }
 }
 END_TEST
 
@@ -1272,6 +1338,7 @@ Suite *suite_cost(void) {
     tcase_add_test(tc, test_inflight);
     tcase_add_test(tc, test_gpipe_vs_1f1b_memory);
     tcase_add_test(tc, test_zero_memory);
+    tcase_add_test(tc, test_fsdp2_one_pass_memory);
     tcase_add_test(tc, test_estimate_bookkeeping);
     tcase_add_test(tc, test_estimate_directions);
     tcase_add_test(tc, test_offload_params_host_memory);

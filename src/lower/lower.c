@@ -132,6 +132,7 @@ typedef struct lower_ctx {
      * (zero 1-2): the weight all-gather hides behind the next forward but for its last bucket */
     int dp_overlap, gather_overlap;
     double dp_reduce_s, dp_reduce_lat, dp_buckets, stage_params;
+    double bwd_extra; /* the stage's st_stage_memory.backward_extra_bytes: its first backward allocates it */
     double stage_fwd_s; /* one micro-batch's forward compute on the stage (what the gather hides behind) */
     double p2p_bytes, grad_bytes;
     /* routes (-1: none): dp collectives; sends forward (activations) and backward (gradients) */
@@ -512,7 +513,7 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
         st_ins w = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, "bwd weight");
         w.phase = ST_PHASE_BWD_WEIGHT;
         w.dur_s = c->bwd_s / 2;
-        w.free_bytes = c->act_bytes;
+        w.free_bytes = c->act_bytes + (mb == 0 && j == L->chunks - 1 ? L->bwd_extra : 0);
         name_ops(L, &w, j, ST_PHASE_BWD_WEIGHT);
         /* ZeRO-3: weight gradients need no weights, and are scattered layer by layer */
         return L->z ? z_layers_re(b, L, &w, NULL, &no_comm, 0, 1) : grads(b, L, &w, c, &no_comm);
@@ -525,10 +526,12 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
         dep = emit(b, &r);
     }
     int rec = L->p->recompute != ST_REC_NONE && c->recompute_s > 0;
+    /* FSDP2 in one pass (memory.c): the state its backward adds, held to the backward's end */
+    double extra = mb == 0 && j == L->chunks - 1 ? L->bwd_extra : 0;
     st_ins rc = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, "recompute");
     rc.phase = ST_PHASE_RECOMPUTE;
     rc.dur_s = c->recompute_s;
-    rc.alloc_bytes = c->working_bytes + c->work_bytes; /* freed when the backward ends */
+    rc.alloc_bytes = c->working_bytes + c->work_bytes + extra; /* freed when the backward ends */
     rc.dep[0] = dep;
     if (rec) name_ops(L, &rc, j, ST_PHASE_RECOMPUTE);
     comm_g rcm = comm_of(c->comm_recompute_g, c0->comm_recompute_g);
@@ -536,8 +539,8 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
     st_ins g = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, split ? "bwd input" : "bwd");
     g.phase = split ? ST_PHASE_BWD_INPUT : ST_PHASE_BWD;
     g.dur_s = split ? c->bwd_s / 2 : c->bwd_s;
-    g.alloc_bytes = rec ? 0 : c->work_bytes; /* cp's K/V buffers, with the recompute's otherwise */
-    g.free_bytes = (split ? 0 : c->act_bytes) + (rec ? c->working_bytes : 0) + c->work_bytes;
+    g.alloc_bytes = rec ? 0 : c->work_bytes + extra; /* cp's K/V buffers, with the recompute's otherwise */
+    g.free_bytes = (split ? 0 : c->act_bytes + extra) + (rec ? c->working_bytes : 0) + c->work_bytes;
     g.dep[0] = dep;
     name_ops(L, &g, j, g.phase);
     comm_g cm = comm_of(c->comm_bwd_g, c0->comm_bwd_g);
@@ -1095,7 +1098,8 @@ int st_lower_plan(st_cost_ctx *ctx, const st_plan *p, const st_lower_opts *o, st
         pg->replicas = full ? 1 : width;
         pg->gpu = full ? r : d * width;
         st_cost_stage_memory(ctx, p, d, &sm);
-        pg->base_bytes = sm.weights_bytes + sm.grads_bytes + sm.optimizer_bytes + sm.other_bytes;
+        pg->base_bytes = sm.base_bytes;
+        L.bwd_extra = sm.backward_extra_bytes;
         /* every rank: the lanes of a stage run the same instructions but for the names of their
          * groups, peers and routes, so they share lane 0's (program.h, "Shared instructions") */
         if (full) {
