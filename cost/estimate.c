@@ -100,7 +100,7 @@ void st_cost_op(const st_cost_ctx *ctx, const st_plan *p, const st_op *op, st_op
     if (op->fwd_coll != ST_COLL_NONE || op->bwd_coll != ST_COLL_NONE) {
         st_group g;
         st_cost_group(ctx->c, p, op->coll_group, &g);
-        out->fwd_coll_s = st_cost_collective(ctx->c, ctx->prof, op->fwd_coll, &g, op->coll_bytes);
+        out->fwd_coll_s = st_cost_collective(ctx->c, ctx->prof, op->fwd_coll, &g, st_op_fwd_coll_bytes(op));
         out->bwd_coll_s = st_cost_collective(ctx->c, ctx->prof, op->bwd_coll, &g, op->coll_bytes);
     }
 }

@@ -1245,6 +1245,56 @@ START_TEST(test_fp8_block_ops) {
     /* the attention keeps its 16-bit output, which the projection kept before */
     REL(find(ops, n, "attention")->saved_bytes - find(b16, nb, "attention")->saved_bytes, T * q_l * 2, 1e-12);
     ck_assert_int_eq(find(tail, nt, "logits")->fp8, 0);
+    /* on the wire: the sequence-parallel gathers before qkv and fc1 move the quantised shard (1 byte
+     * per element); their backward reduce-scatters, the row-parallel outputs' reduce-scatters and
+     * the output layer's gather stay 16-bit */
+    const char *norms[] = {"ln1", "ln2"};
+    for (int i = 0; i < 2; i++) {
+        const st_op *o8 = find(ops, n, norms[i]), *o16 = find(b16, nb, norms[i]);
+        ck_assert_int_eq(o8->fwd_coll, ST_COLL_ALLGATHER);
+        REL(st_op_fwd_coll_bytes(o8), T * h, 1e-12);
+        REL(o8->coll_bytes, T * h * 2, 1e-12);
+        REL(st_op_fwd_coll_bytes(o16), T * h * 2, 1e-12);
+    }
+    REL(st_op_fwd_coll_bytes(find(ops, n, "proj")) + st_op_fwd_coll_bytes(find(ops, n, "fc2")), 2 * T * h * 2, 1e-12);
+    REL(st_op_fwd_coll_bytes(&tail[0]), T * h * 2, 1e-12);
+}
+END_TEST
+
+/* The forward gather in fp8 is priced at its bytes in the estimate's operator costs, and the
+ * simulator's instruction carries the same bytes. */
+START_TEST(test_fp8_wire_priced) {
+    env e;
+    env_init_on(&e, "dgx-h100", "llama3-70b", 64, "tp=8,pp=1,dp=8,sp=1,mbs=1,gbs=64,seq=8192,dtype=fp8");
+    st_shard sh;
+    st_plan_shard(e.p, &sh);
+    st_op ops[ST_MAX_OPS];
+    int n = st_ops_layer(&e.m, &sh, 0, ops, ST_MAX_OPS);
+    const st_op *ln1 = find(ops, n, "ln1");
+    st_op_cost oc;
+    st_cost_op(e.ctx, e.p, ln1, &oc);
+    st_group g;
+    st_cost_group(&e.c, e.p, ST_GRP_TP, &g);
+    REL(oc.fwd_coll_s, st_cost_collective(&e.c, NULL, ST_COLL_ALLGATHER, &g, 8192.0 * 8192), 1e-12);
+    REL(oc.bwd_coll_s, st_cost_collective(&e.c, NULL, ST_COLL_REDUCESCATTER, &g, 8192.0 * 8192 * 2), 1e-12);
+    st_lowered l;
+    st_error err;
+    st_lower_opts o;
+    st_lower_opts_init(&o);
+    o.per_op = 1;
+    ck_assert_msg(st_lower_plan(e.ctx, e.p, &o, &l, &err) == 0, "%s", err.text);
+    int seen = 0;
+    for (int k = 0; k < l.progs[0].n; k++) {
+        const st_ins *in = &l.progs[0].ins[k];
+        if (in->kind == ST_INS_COLL && in->coll == ST_COLL_ALLGATHER && in->coll_op >= 0 &&
+            l.ops[in->coll_op].phase == ST_PHASE_FWD && strcmp(l.ops[in->coll_op].name, "ln1") == 0) {
+            REL(in->bytes, 8192.0 * 8192, 1e-12);
+            seen++;
+        }
+    }
+    ck_assert_int_gt(seen, 0);
+    st_lowered_destroy(&l);
+    env_free(&e);
 }
 END_TEST
 
@@ -1356,6 +1406,7 @@ Suite *suite_cost(void) {
     tcase_add_test(tc, test_moe_alltoall_nvl72);
     tcase_add_test(tc, test_fp8_gemm_rate);
     tcase_add_test(tc, test_fp8_block_ops);
+    tcase_add_test(tc, test_fp8_wire_priced);
     tcase_add_test(tc, test_fp8_memory_and_weight_casts);
     suite_add_tcase(s, tc);
     return s;

@@ -51,7 +51,7 @@ static void print_ops(FILE *out, const st_model *m, const st_cluster *c, const s
             if (o->fwd_coll != ST_COLL_NONE || o->bwd_coll != ST_COLL_NONE) {
                 st_group g;
                 st_cost_group(c, p, o->coll_group, &g);
-                double t = st_cost_collective(c, prof, o->fwd_coll, &g, o->coll_bytes) +
+                double t = st_cost_collective(c, prof, o->fwd_coll, &g, st_op_fwd_coll_bytes(o)) +
                            st_cost_collective(c, prof, o->bwd_coll, &g, o->coll_bytes);
                 static const char *const grp[] = {"tp", "cp", "ep", "dp", "pp"};
                 int w = snprintf(coll, sizeof coll, "%s %s/%s %.3f", grp[o->coll_group], st_coll_name(o->fwd_coll),

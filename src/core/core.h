@@ -308,10 +308,18 @@ typedef struct st_op {
     st_coll fwd_coll, bwd_coll;
     st_group_kind coll_group;
     double coll_bytes; /* full (unsharded-over-group) message size per rank */
+    /* the forward collective's message when its wire format differs, else 0 (st_op_fwd_coll_bytes):
+     * under fp8 Transformer Engine gathers a column-parallel linear's sequence-parallel input as the
+     * quantised shard, 1 byte per element, while the backward's reduce-scatter stays 16-bit */
+    double fwd_coll_bytes;
     /* bytes held only while this op runs (forward or backward, the larger): context parallelism's
      * key/value buffers (opgraph.c); part of the block's working set (cost/memory.c) */
     double work_bytes;
 } st_op;
+/* The bytes per rank of op o's forward collective (st_op.fwd_coll_bytes, else coll_bytes). */
+static inline double st_op_fwd_coll_bytes(const st_op *o) {
+    return o->fwd_coll_bytes > 0 ? o->fwd_coll_bytes : o->coll_bytes;
+}
 
 #define ST_MAX_OPS 64
 /* The first block without and the first with an MoE MLP (-1 when the model has none). */

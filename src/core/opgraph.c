@@ -156,14 +156,20 @@ static void stream(st_op *o, const dims *x, double in, double out, double extra_
     o->bwd_flops = 2 * o->fwd_flops;
 }
 
-/* The tp collective of Megatron's f/g operators on a [Tfull x h] activation. */
-static void tp_coll_before(st_op *o, const st_shard *s, const dims *x) {
+/* The tp collective of Megatron's f/g operators on a [Tfull x h] activation. `fp8_in`: what it
+ * gathers feeds fp8 linear layers (fp8_cast), whose input Transformer Engine quantises before the
+ * sequence-parallel all-gather (transformer_engine/pytorch/module/linear.py and
+ * layernorm_linear.py: the input cast to fp8, then gather_along_first_dim), so the forward's
+ * gather moves 1 byte per element; the backward's reduce-scatter of the input gradient stays
+ * 16-bit. The output layer and the MoE router take 16-bit inputs (fp8_cast's comment). */
+static void tp_coll_before(st_op *o, const st_shard *s, const dims *x, int fp8_in) {
     if (s->tp <= 1) return;
     o->coll_group = ST_GRP_TP;
     o->coll_bytes = x->T * x->h * x->act;
     if (s->sp) {
         o->fwd_coll = ST_COLL_ALLGATHER;
         o->bwd_coll = ST_COLL_REDUCESCATTER;
+        if (fp8_in && x->fp8) o->fwd_coll_bytes = x->T * x->h;
     } else {
         o->bwd_coll = ST_COLL_ALLREDUCE;
     }
@@ -337,8 +343,9 @@ static void cp_core(st_op *o, const st_shard *s, const dims *x, double q_out, do
  * micro-batch (TE's weight workspace, is_first_microbatch, which Megatron-Core passes), priced
  * with the optimizer step (cost/estimate.c) and held in memory (cost/memory.c). TE saves the
  * quantised input for backward: 1 byte per element (x->in8) instead of act. With sequence
- * parallelism TE quantises the shard and gathers fp8; this model keeps the all-gather's bytes at
- * act (the wire format is left to the tp-communication model). */
+ * parallelism TE quantises the shard and gathers fp8 (tp_coll_before's fp8_in). What stays 16-bit
+ * on the wire: the reduce-scatters and all-reduces of linear outputs and input gradients, the
+ * output layer's gather, the MoE dispatch, pipeline sends and the data-parallel gradients. */
 static void fp8_cast(st_op *o, const dims *x, double in_elems, double out_elems, unsigned splits) {
     o->fwd_bytes = in_elems * (x->act + 2);
     o->bwd_bytes = out_elems * (x->act + 2);
@@ -447,7 +454,7 @@ static int attention_ops(oplist *L, const st_model *m, const st_shard *s, const 
 
     PUSH("ln1", ST_OPC_NORM);
     norm(o, m, s, x, x->eager);
-    tp_coll_before(o, s, x);
+    tp_coll_before(o, s, x, 1);
 
     if (mla) {
         int rc = mla_ops(L, m, x);
@@ -582,7 +589,7 @@ static int mamba_ops(oplist *L, const st_model *m, const st_shard *s, const dims
 
     PUSH("ln1", ST_OPC_NORM);
     norm(o, m, s, x, x->eager);
-    tp_coll_before(o, s, x);
+    tp_coll_before(o, s, x, 1);
     if (!(o = linear(L, "in_proj_cast", "in_proj", x, x->T, in_l, x->h, ST_SPLIT_TP))) return ST_EINTERNAL;
     o->params = x->h * in_l + bias * in_l;
     o->saved_bytes = x->Tn * x->h * x->in8;
@@ -763,7 +770,7 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
         if (!parallel) {
             PUSH("ln2", ST_OPC_NORM);
             norm(o, m, s, &x, x.eager);
-            tp_coll_before(o, s, &x);
+            tp_coll_before(o, s, &x, kind.mlp == ST_MLP_DENSE);
         }
         if (kind.mlp == ST_MLP_DENSE) {
             if ((rc = mlp_ops(L, m, &x, x.T, (double)kind.ffn, dense, ST_SPLIT_TP, 0))) return rc;
@@ -821,7 +828,7 @@ static int output_ops(oplist *L, const st_model *m, const st_shard *s, const dim
 
     PUSH(names[0], ST_OPC_NORM);
     norm(o, m, s, x, x->eager_tail);
-    tp_coll_before(o, s, x);
+    tp_coll_before(o, s, x, 0);
 
     /* the output layer's weights: a separate matrix when untied; when tied, Megatron keeps a copy
      * of the embedding on the last stage for pp > 1 (counted by the memory model, not here) */
@@ -872,7 +879,7 @@ static int mtp_ops(oplist *L, const st_model *m, const st_shard *s, const dims *
     o->params = 2 * x->h;
     o->saved_bytes = 2 * x->Tn * x->h * x->act;
     o->splits = s->sp ? ST_SPLIT_SP : 0;
-    tp_coll_before(o, s, x);
+    tp_coll_before(o, s, x, 0);
     PUSH("mtp_proj", ST_OPC_GEMM);
     gemm(o, x, x->T, x->h, 2 * x->h, 1);
     o->params = 2 * x->h * x->h;
@@ -887,6 +894,7 @@ static int mtp_ops(oplist *L, const st_model *m, const st_shard *s, const dims *
         st_op *p = &L->ops[i];
         p->fwd_flops *= k, p->bwd_flops *= k, p->fwd_bytes *= k, p->bwd_bytes *= k;
         p->params *= k, p->saved_bytes *= k, p->ckpt_kept_bytes *= k, p->op_saved_bytes *= k, p->coll_bytes *= k;
+        p->fwd_coll_bytes *= k;
         p->kernels_fwd *= (int)k, p->kernels_bwd *= (int)k;
     }
     return 0;

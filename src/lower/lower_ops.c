@@ -60,15 +60,17 @@ static int push(table *t, const chunk_op *o, int phase, double part, int coll) {
     st__opcoll x = {.coll = ST_COLL_NONE, .group = (uint8_t)o->op.coll_group};
     if (phase == ST_PHASE_FWD || (phase == ST_PHASE_RECOMPUTE && coll)) {
         x.coll = (uint8_t)o->op.fwd_coll;
+        x.bytes = st_op_fwd_coll_bytes(&o->op);
         x.s = o->c.fwd_coll_s;
         x.latency_s = st__latency_of(o->c.fwd_coll_s, o->c0.fwd_coll_s);
     } else if (phase == ST_PHASE_BWD || phase == ST_PHASE_BWD_INPUT) {
         x.coll = (uint8_t)o->op.bwd_coll;
+        x.bytes = o->op.coll_bytes;
         x.before = 1;
         x.s = o->c.bwd_coll_s;
         x.latency_s = st__latency_of(o->c.bwd_coll_s, o->c0.bwd_coll_s);
     }
-    if (x.coll != ST_COLL_NONE) x.bytes = o->op.coll_bytes;
+    if (x.coll == ST_COLL_NONE) x.bytes = 0;
     if ((bwd ? o->op.kernels_bwd : o->op.kernels_fwd) == 0 && x.coll == ST_COLL_NONE) return 0; /* nothing to run */
     if (out->nops == t->cap) {
         int cap = t->cap ? 2 * t->cap : 256;
