@@ -234,7 +234,8 @@ START_TEST(test_one_7g_or_seven_1g) {
     st_error err;
     ck_assert_int_eq(st_model_load(SRCDIR "/tests/data/io/hf/gpt2.json", &m, &err), 0);
     const char *cl[2] = {"dgx-a100-40g:mig=7g.40gb", "dgx-a100-40g:mig=1g.5gb"};
-    const char *spec[2] = {"tp=1,pp=1,dp=1,mbs=4,gbs=56,zero=0", "tp=1,pp=1,dp=7,mbs=1,gbs=56,zero=1,recompute=selective"};
+    const char *spec[2] = {"tp=1,pp=1,dp=1,mbs=4,gbs=56,zero=0",
+                           "tp=1,pp=1,dp=7,mbs=1,gbs=56,zero=1,recompute=selective"};
     int64_t gpus[2] = {1, 7};
     st_estimate e[2];
     for (int i = 0; i < 2; i++) {

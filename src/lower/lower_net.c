@@ -3,9 +3,9 @@
  *
  * Links: each GPU's port into its scale-up domain ("nvlink"; the domain may span host nodes, as
  * NVL72's does; with MIG slices, "pcie": the parent GPU's link into host memory, one per physical
- * GPU, which its slices' routes all cross), each NIC port, each host node's link to the fabric, per direction, at the rates
- * cost/comm.c prices collectives at (st_cost_net). A link is made when the first route crosses it,
- * so a lowering lists only the links its transfers use.
+ * GPU, which its slices' routes all cross), each NIC port, each host node's link to the fabric,
+ * per direction, at the rates cost/comm.c prices collectives at (st_cost_net). A link is made when
+ * the first route crosses it, so a lowering lists only the links its transfers use.
  * - route: a group's collective crosses, for every rank it stands for (the group's members, or a
  *   representative's replicas), that rank's NVLink port when cost/ prices the group inside a node,
  *   else its NIC port and, when the ranks span nodes, its node's fabric link (so a node's fabric
