@@ -10,6 +10,7 @@ int main(void) {
     SRunner *sr = srunner_create(suite_model());
     srunner_add_suite(sr, suite_cluster());
     srunner_add_suite(sr, suite_mig());
+    srunner_add_suite(sr, suite_offload());
     srunner_add_suite(sr, suite_plan());
     srunner_add_suite(sr, suite_cost());
     srunner_add_suite(sr, suite_search());

@@ -455,6 +455,10 @@ typedef struct st_plan {
     st_recompute recompute;
     int zero; /* 0..3 */
     st_offload offload;
+    /* granular offload (cost/offload.c): the fraction of the optimizer states (Adam's master
+     * weights, m and v) kept in host memory and stepped by the CPU, 0 < f < 1, with offload=none;
+     * 0 = none, and 1 is offload=optimizer (st_plan_finalize makes it so) */
+    double offload_optimizer;
     st_dtype dtype;
     st_schedule schedule;
     st_attention attention;
