@@ -80,8 +80,15 @@ static double nic_share(const st_cluster *c, const st_group *g) {
     return node_bw / share / c->oversubscription;
 }
 
-/* The domain rate a GPU gets in a collective with `peers` ranks of its domain (itself included) */
+/* The domain rate a GPU gets in a collective with `peers` ranks of its domain (itself included).
+ * MIG slices have no peer-to-peer (src/core/mig.c): NCCL moves their data through host memory, each
+ * slice over its parent GPU's PCIe link at its share of it (intra_bytes_per_s = pcie / per_gpu, as
+ * the slices of a GPU all communicate at once); the PCIe rate is an achieved one, so no NVLink
+ * efficiency applies. A ring all-reduce of S bytes over n slices of one GPU thus takes
+ * 2(n-1)/n x S / (pcie / n) = 2(n-1) x S / pcie: each of the n ranks pushes its 2(n-1)/n x S
+ * through the one shared link. */
 double st_cost_domain_bytes_per_s(const st_cluster *c, int64_t peers) {
+    if (c->mig.per_gpu > 0) return c->intra_bytes_per_s;
     double b = c->intra_bytes_per_s * ST_NVLINK_EFFICIENCY;
     if (c->fabric != ST_FABRIC_XGMI) return b;
     int64_t links = st_cluster_domain(c) - 1, used = peers - 1;
@@ -104,9 +111,11 @@ void st_cost_net(const st_cluster *c, st_net *out) {
     int64_t G = c->gpus_per_node > 0 ? c->gpus_per_node : 1;
     st_group g = {.n = 2, .per_node = 1, .nodes = 2, .node_share = G};
     out->gpus_per_node = G;
+    /* MIG: a GPU's slices share its PCIe link into host memory, the domain's one port */
+    out->gpus_per_port = c->mig.per_gpu > 0 ? c->mig.per_gpu : 1;
     out->nic_ports = c->nics_per_node < G ? c->nics_per_node : G;
     if (out->nic_ports < 1) out->nic_ports = 1;
-    out->nvlink_bytes_per_s = st_cost_domain_bytes_per_s(c, st_cluster_domain(c));
+    out->nvlink_bytes_per_s = st_cost_domain_bytes_per_s(c, st_cluster_domain(c)) * (double)out->gpus_per_port;
     out->nic_port_bytes_per_s = node_bw / (double)out->nic_ports;
     out->uplink_bytes_per_s = node_bw / c->oversubscription;
     out->gpu_share_bytes_per_s = nic_share(c, &g);

@@ -120,6 +120,7 @@ void st_cost_group(const st_cluster *c, const st_plan *p, st_group_kind k, st_gr
  * the share of its node's NICs one GPU gets across nodes when all of the node's GPUs communicate. */
 typedef struct st_net {
     int64_t gpus_per_node, nic_ports;
+    int64_t gpus_per_port; /* GPUs whose traffic shares one domain port: 1, or a GPU's MIG slices */
     double nvlink_bytes_per_s, nic_port_bytes_per_s, uplink_bytes_per_s, gpu_share_bytes_per_s;
 } st_net;
 void st_cost_net(const st_cluster *c, st_net *out);

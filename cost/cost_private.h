@@ -146,6 +146,16 @@ void st__cost_stage_class(st_cost_ctx *ctx, const st_plan *p, int stage, st__sta
 void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_class *cls, int stage,
                            st_stage_memory *out, double *dense_params, double *expert_params);
 
+/* The optimizer step with a fraction f (0 < f < 1) of the optimizer states on the host
+ * (cost/offload.c): the gradient copy down and the weight copy up of the host's share, and the
+ * rest of the step between them (GPU part and CPU part side by side). gpu_step_s: the whole step on
+ * the GPU. */
+typedef struct st__opt_step {
+    double grads_s, optimizer_s, weights_s;
+} st__opt_step;
+void st__offload_optimizer_step(const st_cluster *c, const st_profile *prof, double f, double opt_params,
+                                double grad_bytes, double weight_bytes, double gpu_step_s, st__opt_step *out);
+
 /* Seconds for `pieces` equal host<->device copies of `bytes` in all: at the profile's copy table's
  * rate for bytes / pieces, else at the cluster's PCIe rate x ST_PCIE_EFFICIENCY (cost/comm.c). */
 double st__copy_s(const st_cluster *c, const st_profile *prof, st_copy_dir d, double bytes, double pieces);

@@ -725,6 +725,15 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
     if (p->offload == ST_OFF_NONE) {
         opt_s = opt_params * (ST_ADAM_BYTES_PER_PARAM + gb - 4) / (c->gpu.hbm_bytes_per_s * ST_HBM_EFFICIENCY) +
                 8 * ST_KERNEL_OVERHEAD_S;
+        if (p->offload_optimizer > 0) { /* granular: part of the states on the host (cost/offload.c) */
+            st__opt_step os;
+            st__offload_optimizer_step(c, pr, p->offload_optimizer, opt_params, gb, st_cost_weight_bytes(p->dtype),
+                                       opt_s, &os);
+            opt_s = os.optimizer_s;
+            out->offload_grads_s = os.grads_s;
+            out->offload_weights_s = os.weights_s;
+            offload_s = os.grads_s + os.weights_s;
+        }
     } else {
         opt_s = opt_params / ST_CPU_ADAM_PARAMS_PER_S;
         /* gradients down, weights up, each priced as one copy of the GPU's shard (with a copy
@@ -755,12 +764,13 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
     out->memory_peak_bytes = mem_peak;
     out->peak_stage = peak_stage;
     out->fits = mem_peak <= c->gpu.memory_bytes;
-    if (p->offload != ST_OFF_NONE) {
+    if (p->offload != ST_OFF_NONE || p->offload_optimizer > 0) {
         /* the optimizer states (+ weights for params offload) of the GPU's shard, for all GPUs of a
-         * node, in host memory */
+         * node, in host memory (with offload_optimizer, its share of the states) */
         st_state_bytes full;
         st_cost_state_bytes(p->dtype, p->grad_bytes, 0, ST_OFF_NONE, 1, &full);
         double per_gpu = opt_params * full.optimizer + (p->offload == ST_OFF_PARAMS ? opt_params * full.weights : 0);
+        if (p->offload_optimizer > 0) per_gpu *= p->offload_optimizer;
         out->host_memory_bytes = per_gpu * (double)c->gpus_per_node;
         if (out->host_memory_bytes > c->host_memory_bytes) out->fits = 0;
     }

@@ -169,6 +169,7 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_c
         out->weights_bytes += root * wb;
     }
     out->optimizer_bytes = dense * sd.optimizer + expert * se.optimizer;
+    out->optimizer_bytes *= 1 - p->offload_optimizer; /* granular offload: the rest is on the host */
     /* the eager loss's 16-bit logits and fp32 copy (the tail's work_bytes) live while it runs,
      * after the last block's forward: beside the saved activations, not the blocks' working set */
     double tail_work = cls->tail ? sc->tail.work_bytes : 0;

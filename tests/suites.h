@@ -5,6 +5,8 @@
 
 Suite *suite_model(void);
 Suite *suite_cluster(void);
+Suite *suite_mig(void);
+Suite *suite_offload(void);
 Suite *suite_plan(void);
 Suite *suite_cost(void);
 Suite *suite_search(void);

@@ -138,6 +138,8 @@ static void assert_clusters_equal(const st_cluster *a, const st_cluster *b) {
     ASSERT_CLOSE(b->host_memory_bytes, a->host_memory_bytes);
     ASSERT_CLOSE(b->pcie_bytes_per_s, a->pcie_bytes_per_s);
     ASSERT_CLOSE(b->reserved_bytes, a->reserved_bytes);
+    ck_assert_str_eq(a->mig.profile, b->mig.profile);
+    ck_assert_int_eq(a->mig.per_gpu, b->mig.per_gpu);
 }
 
 /* ------------------------------------------------------------ models */
@@ -533,7 +535,8 @@ END_TEST
 
 START_TEST(cluster_json_round_trip) {
     static const char *const files[] = {"valid/cluster_selene.json", "valid/cluster_gpu_object.json",
-                                        "valid/cluster_single_node.json", "valid/cluster_framework.json"};
+                                        "valid/cluster_single_node.json", "valid/cluster_framework.json",
+                                        "valid/cluster_mig.json"};
     char dir[256], path[300], src[512];
     st_cluster a, b;
     st_error err;
@@ -995,6 +998,12 @@ static const struct bad_case {
     {K_CLUSTER, "invalid/cluster_scale_up_not_dividing.json", ST_EINVAL, "scale_up.gpus", 0, 0},
     {K_CLUSTER, "invalid/cluster_scale_up_fabric.json", ST_EINVAL, "scale_up.fabric", 0, 0},
     {K_CLUSTER, "invalid/cluster_scale_up_bandwidth.json", ST_EINVAL, "scale_up.bandwidth_gb_per_s", 0, 0},
+    {K_CLUSTER, "invalid/cluster_mig_oversubscribed.json", ST_EINVAL, "mig.per_gpu", 0, 0},
+    {K_CLUSTER, "invalid/cluster_mig_per_gpu_range.json", ST_EINVAL, "mig.per_gpu", 0, 0},
+    {K_CLUSTER, "invalid/cluster_mig_bad_profile.json", ST_EINVAL, "mig.profile", 0, 0},
+    {K_CLUSTER, "invalid/cluster_mig_no_profiles.json", ST_EINVAL, "mig.profile", 0, 0},
+    {K_CLUSTER, "invalid/cluster_mig_missing_profile.json", ST_EINVAL, "mig.profile", 0, 0},
+    {K_CLUSTER, "invalid/cluster_mig_unknown_key.json", ST_EINVAL, "mig.slices", 0, 0},
     {K_CLUSTER, "invalid/cluster_scale_up_no_gpus.json", ST_EINVAL, "scale_up.gpus", 0, 0},
     /* plan */
     {K_PLAN, "invalid/plan_unknown_key.json", ST_EINVAL, "tensor_parallel", 0, 0},

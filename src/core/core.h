@@ -353,6 +353,29 @@ typedef enum { ST_FABRIC_NVSWITCH, ST_FABRIC_XGMI, ST_FABRIC_PCIE, ST_FABRIC_COU
 const char *st_fabric_name(st_fabric f);
 int st_fabric_parse(const char *s, st_fabric *out); /* 0 or ST_EINVAL */
 
+/* MIG (src/core/mig.c): a GPU-instance profile of one GPU preset, from NVIDIA's MIG user guide. */
+#define ST_MIG_COMPUTE_SLICES 7 /* compute slices of an A100 or H100 */
+#define ST_MIG_MEMORY_SLICES 8  /* memory slices */
+typedef struct st_mig_profile {
+    const char *gpu;    /* the GPU preset it cuts */
+    const char *name;   /* "1g.5gb" */
+    int compute_slices; /* of ST_MIG_COMPUTE_SLICES */
+    int memory_slices;  /* of ST_MIG_MEMORY_SLICES (HBM bandwidth and L2 go with them) */
+    int sms;            /* SMs of the instance (nvidia-smi mig -lgip) */
+    double memory_gib;  /* memory of the instance (nvidia-smi mig -lgip) */
+} st_mig_profile;
+
+/* A host node whose GPUs are cut into MIG slices: the layout, and the node as described before
+ * slicing (what the canonical JSON writes and st_cluster_set_mig restores). per_gpu 0 = no MIG. */
+typedef struct st_cluster_mig {
+    char profile[16];
+    int per_gpu; /* slices per physical GPU, all of `profile` */
+    st_gpu gpu;  /* the physical GPU */
+    int64_t gpus_per_node, gpus_used, domain_gpus;
+    st_fabric fabric;
+    double intra_bytes_per_s, pcie_bytes_per_s;
+} st_cluster_mig;
+
 typedef struct st_cluster {
     char name[64];
     int64_t nodes;         /* host nodes */
@@ -378,6 +401,10 @@ typedef struct st_cluster {
      * NCCL and cuBLAS buffers, allocator fragmentation): cluster JSON "framework.reserved_gib";
      * 0 = the default (st_cluster_reserved_bytes) */
     double reserved_bytes;
+    /* MIG: when set, gpu is one slice, gpus_per_node counts slices, the scale-up domain is the host
+     * node's memory (no peer-to-peer between instances) and intra_bytes_per_s and pcie_bytes_per_s
+     * are a slice's share of its parent GPU's PCIe link */
+    st_cluster_mig mig;
     char source[300];
 } st_cluster;
 
@@ -400,6 +427,20 @@ static inline int64_t st_cluster_domain(const st_cluster *c) {
 /* The most GPUs one host node or scale-up domain may have: 576, NVIDIA's largest announced NVLink
  * domain (NVL576); more is a typo. */
 #define ST_MAX_DOMAIN_GPUS 576
+/* MIG profiles (static, borrowed), and the one of GPU preset `gpu` named `name` (NULL if none). */
+const st_mig_profile *st_mig_profiles(size_t *n);
+const st_mig_profile *st_mig_profile_find(const char *gpu, const char *name);
+/* The most instances of p one GPU holds: 7 compute and 8 memory slices shared. */
+int st_mig_max_per_gpu(const st_mig_profile *p);
+/* The device one slice of `parent` is (peaks by SM share, HBM bandwidth by memory-slice share). */
+void st_gpu_mig_slice(const st_gpu *parent, const st_mig_profile *p, st_gpu *out);
+/* Cuts every GPU of c into per_gpu slices of `profile` (0: as many as fit), replacing any layout
+ * c had; profile NULL or "none" restores the whole GPUs. An unknown profile for c's GPU or a layout
+ * that over-subscribes a GPU is ST_EINVAL naming mig.profile or mig.per_gpu. */
+int st_cluster_set_mig(st_cluster *c, const char *profile, int per_gpu, const char *file, st_error *err);
+/* "PROFILE" or "PROFILExN" (N slices per GPU) into profile[n] and *per_gpu (0 when not given). */
+int st_mig_spec_parse(const char *s, char *profile, size_t n, int *per_gpu);
+
 /* The default of st_cluster.reserved_bytes. PyTorch's CUDA context alone takes about 0.5 GiB on
  * A100/H100 (PyTorch "CUDA semantics" notes); cuBLAS workspaces, NCCL's buffers and the caching
  * allocator's fragmentation take the rest of the 2 GiB headroom Megatron-LM users leave. A cluster
@@ -422,6 +463,10 @@ typedef struct st_plan {
     st_recompute recompute;
     int zero; /* 0..3 */
     st_offload offload;
+    /* granular offload (cost/offload.c): the fraction of the optimizer states (Adam's master
+     * weights, m and v) kept in host memory and stepped by the CPU, 0 < f < 1, with offload=none;
+     * 0 = none, and 1 is offload=optimizer (st_plan_finalize makes it so) */
+    double offload_optimizer;
     st_dtype dtype;
     st_schedule schedule;
     st_attention attention;

@@ -46,8 +46,21 @@ static int parse_int(const char *v, int64_t lo, int64_t hi, int64_t *out, const 
     return 0;
 }
 
+/* A fraction in [0, 1] written as a plain decimal (0.25, 1, .5). */
+static int parse_frac(const char *v, double *out, const char *key, st_error *err) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    int plain = v[0] != '\0';
+    for (const char *q = v; *q; q++) plain &= (*q >= '0' && *q <= '9') || *q == '.'; /* no sign, hex, inf */
+    if (!plain || end == v || *end || errno || !(x >= 0 && x <= 1))
+        return st_error_set(err, ST_EINVAL, NULL, key, "expected a fraction 0..1, got '%s'", v);
+    *out = x;
+    return 0;
+}
+
 #define SPEC_KEYS                                                                                  \
-    "tp, pp, dp, cp, ep, vp, mbs, gbs, seq, sp, recompute, zero, offload, dtype, schedule, "      \
+    "tp, pp, dp, cp, ep, vp, mbs, gbs, seq, sp, recompute, zero, offload, offload_optimizer, dtype, schedule, "   \
     "attention, kernels, cp_comm, overlap_grad_reduce, overlap_param_gather, tp_overlap, grad_bytes, seed"
 
 int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err) {
@@ -105,6 +118,10 @@ int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err) {
         INTKEY("seed", 0, INT64_MAX, seed, 0)
         ENUMKEY("recompute", st_recompute_parse, recompute, 0, "none, selective, full, op")
         ENUMKEY("offload", st_offload_parse, offload, 0, "none, optimizer, params")
+        if (strcmp(k, "offload_optimizer") == 0) {
+            if ((rc = parse_frac(v, &p->offload_optimizer, k, err))) return rc;
+            goto next;
+        }
         ENUMKEY("dtype", st_dtype_parse, dtype, 0, "fp32, tf32, fp16, bf16, fp8")
         ENUMKEY("schedule", st_schedule_parse, schedule, ST_GIVEN_SCHEDULE, "gpipe, 1f1b, interleaved, zb")
         ENUMKEY("attention", st_attention_parse, attention, 0, "flash, unfused, fa2, cudnn")
@@ -202,6 +219,15 @@ int st_plan_finalize(st_plan *p, const st_model *m, const st_cluster *c, int64_t
     if (p->zero < 0 || p->zero > 3) BAD("zero", "must be 0..3");
     if (p->offload == ST_OFF_PARAMS && p->zero != 3) BAD("offload", "offload=params needs zero=3");
     if (p->offload == ST_OFF_OPTIMIZER && p->zero < 1) BAD("offload", "offload=optimizer needs zero >= 1");
+    if (!(p->offload_optimizer >= 0 && p->offload_optimizer <= 1)) BAD("offload_optimizer", "must be 0..1");
+    if (p->offload_optimizer > 0) {
+        if (p->offload != ST_OFF_NONE)
+            BAD("offload_optimizer", "offload=%s already moves all optimizer states; give one of the two",
+                st_offload_name(p->offload));
+        if (p->zero < 1) BAD("offload_optimizer", "offload_optimizer needs zero >= 1, as offload=optimizer does");
+        /* all of them: ZeRO-Offload's whole-state offload, priced as before */
+        if (p->offload_optimizer == 1) p->offload = ST_OFF_OPTIMIZER, p->offload_optimizer = 0;
+    }
     /* Megatron-LM's validate_args: --overlap-param-gather needs the distributed optimizer and
      * --overlap-grad-reduce; strata's zero 2 has the same all-gather after the step */
     if (p->overlap_param_gather && (p->zero < 1 || p->zero > 2 || !p->overlap_grad_reduce))
@@ -260,6 +286,8 @@ void st_plan_format_spec(const st_plan *p, char *buf, size_t n) {
              p->sp, st_recompute_name(p->recompute), p->zero, st_offload_name(p->offload),
              st_dtype_name(p->dtype), st_schedule_name(p->schedule));
     /* keys left at their defaults are not written */
+    if (w > 0 && (size_t)w < n && p->offload_optimizer > 0)
+        w += snprintf(buf + w, n - (size_t)w, ",offload_optimizer=%g", p->offload_optimizer);
     if (w > 0 && (size_t)w < n && p->attention != ST_ATTN_DEFAULT)
         w += snprintf(buf + w, n - (size_t)w, ",attention=%s", st_attention_name(p->attention));
     if (w > 0 && (size_t)w < n && p->kernels != ST_KERN_FUSED)

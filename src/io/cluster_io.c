@@ -19,6 +19,7 @@
  */
 #include "jsonutil.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define GIB 1073741824.0 /* 2^30 bytes */
@@ -32,7 +33,7 @@
 
 /* "calibration": the provenance strata calibrate --runs writes (profiler/fit.c); informational, not read */
 static const char *const top_keys[] = {"name", "nodes", "gpus_per_node", "gpu", "intra_node", "scale_up",
-                                       "inter_node", "host", "framework", "calibration", NULL};
+                                       "inter_node", "host", "framework", "mig", "calibration", NULL};
 static const char *const gpu_keys[] = {"name", "memory_gib", "hbm_gb_per_s", "peak_tflops", "gemm_efficiency",
                                        "gemm_efficiency_fp8", "sms", "tdp_watts", NULL};
 static const char *const scale_up_keys[] = {"gpus", "fabric", "bandwidth_gb_per_s", NULL};
@@ -41,6 +42,7 @@ static const char *const intra_keys[] = {"bandwidth_gb_per_s", "latency_us", NUL
 static const char *const inter_keys[] = {"nics_per_node", "nic_gbit_per_s", "latency_us", "oversubscription", NULL};
 static const char *const host_keys[] = {"memory_gib", "pcie_gb_per_s", NULL};
 static const char *const framework_keys[] = {"reserved_gib", NULL};
+static const char *const mig_keys[] = {"profile", "per_gpu", NULL};
 #define MIN_GEMM_EFFICIENCY 0.05
 
 /* dtype order of peak_keys matches st_dtype */
@@ -195,6 +197,27 @@ static int load_scale_up(const json_t *root, const char *file, const char *prefi
     if (rc < 0) return rc;
     c->intra_bytes_per_s = x * 1e9;
     return 0;
+}
+
+/* "mig": every GPU of a node cut into per_gpu slices of one profile (src/core/mig.c); 0 when
+ * absent or applied, <0 error. Needs the GPU, host and framework keys read. */
+static int load_mig(const json_t *root, const char *file, const char *prefix, st_cluster *c, st_error *err) {
+    json_t *m = NULL;
+    const char *profile = NULL;
+    int64_t per = 0;
+    char pre[128];
+    int rc = get_obj(root, prefix, "mig", mig_keys, &m, file, err);
+
+    if (rc <= 0) return rc;
+    st__json_key_path(pre, sizeof pre, prefix, "mig");
+    rc = st__json_get_str(m, "profile", &profile, file, pre, err);
+    if (rc < 0) return rc;
+    if (rc == 0) return missing(file, pre, "profile", err);
+    rc = st__json_get_int(m, "per_gpu", 1, ST_MAX_DOMAIN_GPUS, &per, file, pre, err);
+    if (rc < 0) return rc;
+    rc = st_cluster_set_mig(c, profile, (int)per, file, err);
+    if (rc < 0) st__json_prefix_error(err, prefix);
+    return rc;
 }
 
 int st__cluster_from_json(const json_t *root, const char *file, const char *prefix, const char *fallback,
@@ -358,6 +381,9 @@ int st__cluster_from_json(const json_t *root, const char *file, const char *pref
         c.reserved_bytes = x * GIB;
     }
 
+    rc = load_mig(root, file, prefix, &c, err);
+    if (rc < 0) goto out;
+
     snprintf(c.source, sizeof c.source, "%s", file);
     rc = st_cluster_finalize(&c, file, err);
     if (rc < 0) {
@@ -404,14 +430,44 @@ int st_cluster_size(st_cluster *c, int64_t gpus, const char *file, st_error *err
     return 0;
 }
 
+/* "CLUSTER:mig=PROFILE[xN]" (or ":mig=none"): the cluster with its GPUs cut so (src/core/mig.c),
+ * named CLUSTER+PROFILE so that `compare` tells the variants apart. 0, or ST_EINVAL naming "mig". */
+static int apply_mig_suffix(const char *spec, const char *file, st_cluster *c, st_error *err) {
+    char profile[16];
+    int per = 0, rc;
+    if (st_mig_spec_parse(spec, profile, sizeof profile, &per) != 0)
+        return st_error_set(err, ST_EINVAL, file, "mig", "'%s' is not PROFILE or PROFILExN (e.g. 1g.5gb, 3g.20gbx2)",
+                            spec);
+    if ((rc = st_cluster_set_mig(c, profile, per, file, err)) < 0) return rc;
+    char name[sizeof c->name];
+    if (!c->mig.per_gpu)
+        snprintf(name, sizeof name, "%.40s+whole", c->name);
+    else if (per)
+        snprintf(name, sizeof name, "%.40s+%sx%d", c->name, profile, per);
+    else
+        snprintf(name, sizeof name, "%.40s+%s", c->name, profile);
+    memcpy(c->name, name, sizeof name);
+    return st_cluster_finalize(c, file, err);
+}
+
 int st_cluster_resolve(const char *arg, int64_t gpus, st_cluster *out, st_error *err) {
     int rc;
     st_cluster c;
-    const char *file = NULL;
+    const char *file = NULL, *mig = NULL;
+    char *base = NULL;
 
     if (!arg || !arg[0]) {
         rc = st_error_set(err, ST_EUSAGE, NULL, "cluster", "no cluster given");
         goto out;
+    }
+    const char *at = strstr(arg, ":mig=");
+    if (at) {
+        if (!(base = strndup(arg, (size_t)(at - arg)))) {
+            rc = st_error_set(err, ST_ENOMEM, NULL, "cluster", "out of memory");
+            goto out;
+        }
+        mig = at + 5;
+        arg = base;
     }
     if (st_cluster_preset(arg, &c) != 0) {
         rc = st_cluster_load(arg, &c, err);
@@ -421,6 +477,7 @@ int st_cluster_resolve(const char *arg, int64_t gpus, st_cluster *out, st_error 
         }
         file = arg;
     }
+    if (mig && (rc = apply_mig_suffix(mig, file, &c, err)) < 0) goto out;
     if (gpus != 0) { /* 0: as described */
         rc = st_cluster_size(&c, gpus, file, err);
         if (rc < 0) goto out;
@@ -428,12 +485,21 @@ int st_cluster_resolve(const char *arg, int64_t gpus, st_cluster *out, st_error 
     *out = c;
     rc = 0;
 out:
+    free(base);
     return rc;
 }
 
 /* ------------------------------------------------------------ canonical JSON */
 
 json_t *st__cluster_to_json(const st_cluster *c) {
+    /* a sliced cluster writes its whole GPUs and the layout, so that loading it slices it again */
+    st_cluster whole;
+    st_cluster_mig mig = c->mig;
+    if (mig.per_gpu > 0) {
+        whole = *c;
+        st_cluster_set_mig(&whole, NULL, 0, NULL, NULL);
+        c = &whole;
+    }
     json_t *o = json_object(), *g = json_object(), *peak = json_object(), *intra = json_object(),
            *inter = json_object(), *host = json_object(), *fw = json_object();
     int bad = !o || !g || !peak || !intra || !inter || !host || !fw;
@@ -476,6 +542,12 @@ json_t *st__cluster_to_json(const st_cluster *c) {
     if (c->reserved_bytes > 0) {
         bad |= json_object_set_new(fw, "reserved_gib", json_real(c->reserved_bytes / GIB));
         bad |= json_object_set(o, "framework", fw);
+    }
+    if (mig.per_gpu > 0) {
+        json_t *m = json_object();
+        bad |= !m || json_object_set_new(m, "profile", json_string(mig.profile));
+        bad |= !m || json_object_set_new(m, "per_gpu", json_integer(mig.per_gpu));
+        bad |= json_object_set_new(o, "mig", m);
     }
 out:
     json_decref(fw);

@@ -26,7 +26,7 @@
 
 static const char *const plan_keys[] = {
     "format", "version", "spec", "gpus", "model", "cluster", "tp", "pp", "dp", "cp", "ep", "vp", "mbs", "gbs", "seq",
-    "sp", "recompute", "zero", "offload", "dtype", "schedule", "attention", "overlap_grad_reduce", "grad_bytes",
+    "sp", "recompute", "zero", "offload", "offload_optimizer", "dtype", "schedule", "attention", "overlap_grad_reduce", "grad_bytes",
     "stage_layers", "seed", "overlap_param_gather", "tp_overlap", "cp_comm", "kernels", NULL};
 
 /* A flag: true/false or the integers 0/1. 1 present, 0 absent, <0 error. */
@@ -187,6 +187,7 @@ int st_plan_load(const char *path, st_plan *out, st_error *err) {
     GET_ENUM("recompute", st_recompute, st_recompute_parse, "none, selective, full or op", &p->recompute);
     CHECK(get_i(root, "zero", 0, 3, &p->zero, path, err));
     GET_ENUM("offload", st_offload, st_offload_parse, "none, optimizer or params", &p->offload);
+    CHECK(st__json_get_num(root, "offload_optimizer", 0, 1, &p->offload_optimizer, path, NULL, err));
     GET_ENUM("dtype", st_dtype, st_dtype_parse, "fp32, tf32, fp16, bf16 or fp8", &p->dtype);
     GET_ENUM("schedule", st_schedule, st_schedule_parse, "gpipe, 1f1b, interleaved or zb", &p->schedule);
     if (rc == 1) p->given |= ST_GIVEN_SCHEDULE;
@@ -283,6 +284,8 @@ json_t *st__plan_to_json(const st_plan *p) {
     SET("recompute", json_string(st_recompute_name(p->recompute)));
     SET("zero", json_integer(p->zero));
     SET("offload", json_string(st_offload_name(p->offload)));
+    /* only when partial: files of plans without it stay as they were */
+    if (p->offload_optimizer > 0) SET("offload_optimizer", json_real(p->offload_optimizer));
     SET("dtype", json_string(st_dtype_name(p->dtype)));
     SET("schedule", json_string(st_schedule_name(p->schedule)));
     SET("attention", json_string(st_attention_name(p->attention)));

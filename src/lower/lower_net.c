@@ -2,9 +2,10 @@
  * "Network").
  *
  * Links: each GPU's port into its scale-up domain ("nvlink"; the domain may span host nodes, as
- * NVL72's does), each NIC port, each host node's link to the fabric, per direction, at the rates
- * cost/comm.c prices collectives at (st_cost_net). A link is made when the first route crosses it,
- * so a lowering lists only the links its transfers use.
+ * NVL72's does; with MIG slices, "pcie": the parent GPU's link into host memory, one per physical
+ * GPU, which its slices' routes all cross), each NIC port, each host node's link to the fabric,
+ * per direction, at the rates cost/comm.c prices collectives at (st_cost_net). A link is made when
+ * the first route crosses it, so a lowering lists only the links its transfers use.
  * - route: a group's collective crosses, for every rank it stands for (the group's members, or a
  *   representative's replicas), that rank's NVLink port when cost/ prices the group inside a node,
  *   else its NIC port and, when the ranks span nodes, its node's fabric link (so a node's fabric
@@ -28,6 +29,7 @@ int st__lnet_init(st__lnet *B, st_lowered *out, const st_cluster *c, int gpus, i
     st_cost_net(c, &B->net);
     B->G = (int)B->net.gpus_per_node;
     B->ports = (int)B->net.nic_ports;
+    B->per_port = (int)B->net.gpus_per_port;
     B->nodes = (gpus + B->G - 1) / B->G;
     int slots = 2 * gpus + 2 * B->nodes * B->ports + 2 * B->nodes;
     B->id = malloc(sizeof *B->id * (size_t)slots);
@@ -49,11 +51,17 @@ void st__lnet_destroy(st__lnet *B) {
 }
 
 static int node_of(const st__lnet *B, int gpu) { return gpu / B->G; }
+/* a GPU's port into its domain: its own, or with MIG its parent GPU's PCIe link, shared */
+static int dom_port_of(const st__lnet *B, int gpu) { return gpu / B->per_port; }
 static int port_of(const st__lnet *B, int gpu) { return node_of(B, gpu) * B->ports + (gpu % B->G) * B->ports / B->G; }
 
 /* which rank's trace shows a link: its GPU's program, or the first program on its NIC port or node */
 static int shown_by(const st__lnet *B, st_link_kind kind, int index) {
-    if (kind == ST_LINK_NVLINK) return B->prog_of_gpu[index];
+    if (kind == ST_LINK_NVLINK) {
+        for (int g = index * B->per_port; g < (index + 1) * B->per_port && g < B->gpus; g++)
+            if (B->prog_of_gpu[g] >= 0) return B->prog_of_gpu[g];
+        return -1;
+    }
     int node = kind == ST_LINK_NIC ? index / B->ports : index;
     for (int g = node * B->G; g < (node + 1) * B->G && g < B->gpus; g++)
         if (B->prog_of_gpu[g] >= 0 && (kind == ST_LINK_FABRIC || port_of(B, g) == index)) return B->prog_of_gpu[g];
@@ -84,7 +92,10 @@ static void hop(st__lnet *B, st_link_kind kind, int index, int dir) {
         lk->rank = shown_by(B, kind, index);
         if (kind == ST_LINK_NVLINK) {
             lk->bytes_per_s = B->net.nvlink_bytes_per_s;
-            snprintf(lk->name, sizeof lk->name, "nvlink %d %s", index, dir ? "in" : "out");
+            if (B->per_port > 1)
+                snprintf(lk->name, sizeof lk->name, "pcie %d %s", index, dir ? "in" : "out");
+            else
+                snprintf(lk->name, sizeof lk->name, "nvlink %d %s", index, dir ? "in" : "out");
         } else if (kind == ST_LINK_NIC) {
             lk->bytes_per_s = B->net.nic_port_bytes_per_s;
             snprintf(lk->name, sizeof lk->name, "nic %d.%d %s", index / B->ports, index % B->ports, dir ? "in" : "out");
@@ -159,8 +170,8 @@ int st__lnet_coll(st__lnet *B, const int *gpus, int n, int nic, int peers) {
     for (int i = 0; i < n; i++) {
         int g = gpus[i];
         if (!nic) {
-            hop(B, ST_LINK_NVLINK, g, 0);
-            hop(B, ST_LINK_NVLINK, g, 1);
+            hop(B, ST_LINK_NVLINK, dom_port_of(B, g), 0);
+            hop(B, ST_LINK_NVLINK, dom_port_of(B, g), 1);
             continue;
         }
         hop(B, ST_LINK_NIC, port_of(B, g), 0);
@@ -176,8 +187,8 @@ int st__lnet_coll(st__lnet *B, const int *gpus, int n, int nic, int peers) {
 int st__lnet_p2p(st__lnet *B, const int *from, const int *to, int n, int nic) {
     for (int i = 0; i < n; i++) {
         if (!nic) {
-            hop(B, ST_LINK_NVLINK, from[i], 0);
-            hop(B, ST_LINK_NVLINK, to[i], 1);
+            hop(B, ST_LINK_NVLINK, dom_port_of(B, from[i]), 0);
+            hop(B, ST_LINK_NVLINK, dom_port_of(B, to[i]), 1);
             continue;
         }
         hop(B, ST_LINK_NIC, port_of(B, from[i]), 0);

@@ -20,6 +20,7 @@ typedef struct st__lnet {
     st_net net;
     const st_cluster *c; /* borrowed: the domain rate of a route (st_cost_domain_bytes_per_s) */
     int G, ports, gpus, nodes;
+    int per_port;     /* GPUs sharing one domain port (st_net.gpus_per_port) */
     int32_t *id;      /* link id per (kind, index, dir) slot, -1 = not made yet */
     int *prog_of_gpu; /* rank number of the program running on a GPU, -1 */
     st_hop *tmp;      /* hops of the route being built */

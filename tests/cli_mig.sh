@@ -1,0 +1,66 @@
+#!/bin/sh
+# Golden CLI test: MIG slices as devices (examples/a100-mig.json; src/core/mig.c).
+#   - estimate and sim on the example (8 A100-40GB cut into 7 x 1g.5gb: 56 devices of 4.75 GiB);
+#     the two agree;
+#   - compare: the same node as 7 x 1g.5gb, 1 x 7g.40gb and whole GPUs (CLUSTER:mig=PROFILE);
+#     each row names its variant; the 1g slices pay their gradient reduction through host memory
+#     and rank below the 7g slices for GPT-2;
+#   - bad input: an over-subscribing layout, a profile of another GPU, a bad suffix: exit 2, one
+#     line naming the key.
+#
+# Environment (set by automake): STRATA, SRCDIR. POSIX sh only. Exit 0 pass, 1 fail, 99 hard error.
+
+SRCDIR=${SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. "$SRCDIR/tests/lib.sh"
+
+start_tests cli-mig
+
+EX=$SRCDIR/examples/a100-mig.json
+M=$SRCDIR/tests/data/io/hf/gpt2.json
+PLAN=tp=1,pp=1,dp=56,mbs=1,gbs=112,zero=1,recompute=selective
+# val FILE KEY: the number after "KEY": in a one-line JSON object
+val() { sed -n "s/.*\"$2\": *\\([-0-9.e+]*\\).*/\\1/p" "$1" | head -n 1; }
+
+run estimate --model "$M" --cluster "$EX" --plan "$PLAN" --json
+cp "$T/out" "$T/est.json"
+gpu=$(sed -n 's/.*"gpu": *"\([^"]*\)".*/\1/p' "$T/est.json")
+if [ $rc -eq 0 ] && [ "$gpu" = "a100-sxm-40g/1g.5gb" ] && grep -q '"fits": *true' "$T/est.json"; then
+	ok "estimate on the example: 1g.5gb slices, the plan fits"
+else
+	nok "estimate on the example" "exit $rc, gpu '$gpu'"
+fi
+
+run sim --model "$M" --cluster "$EX" --plan "$PLAN" --json
+a=$(val "$T/est.json" iteration_time_s)
+b=$(val "$T/out" iteration_time_s)
+if [ $rc -eq 0 ] && awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d <= 1e-6 * a) }'; then
+	ok "sim agrees with the estimate on the slices ($b s vs $a s)"
+else
+	nok "sim on the example" "exit $rc, sim '$b' s, estimate '$a' s"
+fi
+
+# one node as 7 x 1g.5gb, 1 x 7g.40gb, whole GPUs
+run compare --model "$M" --clusters "$EX,$EX:mig=7g.40gb,$EX:mig=none" --gbs 448 --tokens 10B
+cp "$T/out" "$T/cmp.txt"
+r1g=$(awk '$1 ~ /^[0-9]+$/ && $2 == "a100-mig" { print $1 }' "$T/cmp.txt")
+r7g=$(awk '$1 ~ /^[0-9]+$/ && $2 == "a100-mig+7g.40gb" { print $1 }' "$T/cmp.txt")
+rw=$(awk '$1 ~ /^[0-9]+$/ && $2 == "a100-mig+whole" { print $1 }' "$T/cmp.txt")
+g1=$(awk '$1 ~ /^[0-9]+$/ && $2 == "a100-mig" { print $4 }' "$T/cmp.txt")
+if [ $rc -eq 0 ] && [ "$g1" = 56 ] && [ -n "$r7g" ] && [ -n "$rw" ] && [ "$r7g" -lt "$r1g" ] && [ "$rw" -lt "$r7g" ]; then
+	ok "compare: whole GPUs (rank $rw), then 7g.40gb (rank $r7g), then 56 x 1g.5gb (rank $r1g)"
+else
+	nok "compare of the MIG variants" "exit $rc; ranks 1g '$r1g' (gpus '$g1'), 7g '$r7g', whole '$rw'" "$(cat "$T/cmp.txt")"
+fi
+
+# ------------------------------------------------------------------ bad input
+printf '{ "nodes": 1, "gpus_per_node": 8, "gpu": "a100-sxm-40g", "intra_node": { "bandwidth_gb_per_s": 300 },
+  "inter_node": { "nics_per_node": 8, "nic_gbit_per_s": 200 }, "mig": { "profile": "2g.10gb", "per_gpu": 4 } }\n' >"$T/over.json"
+bad "a layout that over-subscribes a GPU" "mig.per_gpu
+over-subscribes" estimate --model "$M" --cluster "$T/over.json" --plan tp=1
+bad "a profile of another GPU" "mig.profile
+2g.10gb" estimate --model "$M" --cluster "dgx-h100:mig=2g.10gb" --plan tp=1
+bad "a suffix that is no layout" "key 'mig'
+PROFILExN" compare --model "$M" --clusters "$EX:mig=1g.5gbx0"
+
+finish_tests

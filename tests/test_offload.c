@@ -1,0 +1,170 @@
+/* test_offload.c: granular optimizer offload (plan key offload_optimizer; cost/offload.c). Closed
+ * forms: fraction 0 is offload=none and fraction 1 is offload=optimizer, number for number; in
+ * between the GPU's share and the host's chain run side by side and memory splits by the fraction;
+ * host memory is checked; the simulator runs what the estimate prices; bad fractions name the key. */
+#include "src/strata.h"
+#include "suites.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REL(a, b, r) ck_assert_double_eq_tol((a), (b), fabs((double)(b)) * (r) + 1e-15)
+
+/* gpt-1.7b on 8 A100s, data parallel with the distributed optimizer, plus `extra` */
+static void estimate(const st_cluster *c, const char *extra, st_plan *p, st_estimate *e, st_stage_memory *sm) {
+    st_model m;
+    st_error err;
+    char spec[256];
+    ck_assert_int_eq(st_model_preset("gpt-1.7b", &m), 0);
+    snprintf(spec, sizeof spec, "tp=1,pp=1,dp=8,mbs=4,gbs=64,zero=1%s%s", extra[0] ? "," : "", extra);
+    st_plan_defaults(p);
+    ck_assert_int_eq(st_plan_parse_spec(spec, p, &err), 0);
+    ck_assert_msg(st_plan_finalize(p, &m, c, 0, NULL, &err) == 0, "%s: %s", spec, err.text);
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, c, NULL);
+    ck_assert_int_eq(st_cost_estimate(ctx, p, e), 0);
+    st_cost_stage_memory(ctx, p, 0, sm);
+    st_cost_ctx_free(ctx);
+}
+
+static st_cluster a100(void) {
+    st_cluster c;
+    ck_assert_int_eq(st_cluster_resolve("dgx-a100-40g", 8, &c, NULL), 0);
+    return c;
+}
+
+START_TEST(test_fraction_0_and_1_are_the_old_modes) {
+    st_cluster c = a100();
+    st_plan p0, pn, p1, po;
+    st_estimate e0, en, e1, eo;
+    st_stage_memory m0, mn, m1, mo;
+    char s1[512], so[512];
+    estimate(&c, "offload_optimizer=0", &p0, &e0, &m0);
+    estimate(&c, "offload=none", &pn, &en, &mn);
+    ck_assert(e0.iteration_time_s == en.iteration_time_s && m0.total_bytes == mn.total_bytes);
+    ck_assert(e0.breakdown.offload_s == 0 && e0.host_memory_bytes == 0);
+    estimate(&c, "offload_optimizer=1", &p1, &e1, &m1);
+    estimate(&c, "offload=optimizer", &po, &eo, &mo);
+    st_plan_format_spec(&p1, s1, sizeof s1);
+    st_plan_format_spec(&po, so, sizeof so);
+    ck_assert_str_eq(s1, so); /* offload_optimizer=1 is offload=optimizer */
+    ck_assert(e1.iteration_time_s == eo.iteration_time_s && m1.total_bytes == mo.total_bytes);
+    ck_assert(e1.host_memory_bytes == eo.host_memory_bytes && e1.host_memory_bytes > 0);
+}
+END_TEST
+
+/* f = 0.5: half the states on each side; the host's half goes down, steps on the CPU and comes back
+ * (half of the whole offload's copies and CPU step) while the GPU steps its half (half its whole
+ * step): the step is the longer of the two, the rest of the iteration as without offload. */
+START_TEST(test_half_closed_form) {
+    st_cluster c = a100();
+    st_plan p0, ph, p1;
+    st_estimate e0, eh, e1;
+    st_stage_memory m0, mh, m1;
+    estimate(&c, "", &p0, &e0, &m0);
+    estimate(&c, "offload_optimizer=0.5", &ph, &eh, &mh);
+    estimate(&c, "offload=optimizer", &p1, &e1, &m1);
+    REL(mh.optimizer_bytes, m0.optimizer_bytes / 2, 1e-12);
+    REL(mh.total_bytes, m0.total_bytes - m0.optimizer_bytes / 2, 1e-12);
+    REL(eh.host_memory_bytes, e1.host_memory_bytes / 2, 1e-12);
+    REL(eh.offload_grads_s, e1.offload_grads_s / 2, 1e-12);
+    REL(eh.offload_weights_s, e1.offload_weights_s / 2, 1e-12);
+    double gpu = e0.breakdown.optimizer_s / 2;
+    double chain = (e1.offload_grads_s + e1.breakdown.optimizer_s + e1.offload_weights_s) / 2;
+    double step = gpu > chain ? gpu : chain;
+    REL(eh.iteration_time_s, e0.iteration_time_s - e0.breakdown.optimizer_s + step, 1e-12);
+    REL(eh.breakdown.optimizer_s + eh.breakdown.offload_s, step, 1e-12);
+    ck_assert(eh.iteration_time_s > e0.iteration_time_s && eh.iteration_time_s < e1.iteration_time_s);
+}
+END_TEST
+
+/* The host's share counts against host memory: a node with 8 GiB of host memory holds a quarter of
+ * the states but not all of them. */
+START_TEST(test_host_memory_checked) {
+    st_cluster c = a100();
+    c.host_memory_bytes = 8.0 * 1073741824.0;
+    st_plan p;
+    st_estimate e;
+    st_stage_memory sm;
+    estimate(&c, "offload_optimizer=0.25", &p, &e, &sm);
+    ck_assert(e.fits);
+    ck_assert(e.host_memory_bytes > 0 && e.host_memory_bytes <= c.host_memory_bytes);
+    estimate(&c, "offload_optimizer=1", &p, &e, &sm);
+    ck_assert(!e.fits);
+    ck_assert(e.host_memory_bytes > c.host_memory_bytes);
+}
+END_TEST
+
+/* The lowering runs the estimate's copies and step: the simulator agrees within 1% with a pipeline. */
+START_TEST(test_sim_agrees) {
+    st_model m;
+    st_error err;
+    st_cluster c = a100();
+    ck_assert_int_eq(st_model_preset("gpt-1.7b", &m), 0);
+    st_plan p;
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec("tp=1,pp=2,dp=4,mbs=4,gbs=64,zero=1,offload_optimizer=0.5", &p, &err), 0);
+    ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), 0);
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+    st_estimate e;
+    ck_assert_int_eq(st_cost_estimate(ctx, &p, &e), 0);
+    st_lowered l;
+    ck_assert_msg(st_lower(ctx, &p, &l, &err) == 0, "%s", err.text);
+    st_sim_result r;
+    ck_assert_msg(st_sim_run(&l, 0, NULL, &r, &err) == 0, "%s", err.text);
+    REL(r.iteration_time_s, e.iteration_time_s, 0.01);
+    st_sim_result_destroy(&r);
+    st_lowered_destroy(&l);
+    st_cost_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_bad_fractions) {
+    st_model m;
+    st_cluster c = a100();
+    st_error err;
+    st_plan p;
+    ck_assert_int_eq(st_model_preset("gpt-1.7b", &m), 0);
+    static const char *const bad_spec[] = {"offload_optimizer=1.5", "offload_optimizer=-0.1", "offload_optimizer=x",
+                                           "offload_optimizer=nan", "offload_optimizer=0x1"};
+    for (size_t i = 0; i < sizeof bad_spec / sizeof bad_spec[0]; i++) {
+        st_plan_defaults(&p);
+        ck_assert_int_eq(st_plan_parse_spec(bad_spec[i], &p, &err), ST_EINVAL);
+        ck_assert_str_eq(err.key, "offload_optimizer");
+    }
+    static const char *const bad_plan[] = {"zero=0,offload_optimizer=0.5",
+                                           "zero=3,offload=params,offload_optimizer=0.5",
+                                           "zero=1,offload=optimizer,offload_optimizer=0.5"};
+    for (size_t i = 0; i < sizeof bad_plan / sizeof bad_plan[0]; i++) {
+        st_plan_defaults(&p);
+        ck_assert_int_eq(st_plan_parse_spec(bad_plan[i], &p, &err), 0);
+        ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), ST_EINVAL);
+        ck_assert_str_eq(err.key, "offload_optimizer");
+    }
+    /* the canonical spec gives it back */
+    char spec[512];
+    st_plan q;
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec("zero=1,offload_optimizer=0.3", &p, &err), 0);
+    ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), 0);
+    st_plan_format_spec(&p, spec, sizeof spec);
+    ck_assert(strstr(spec, ",offload_optimizer=0.3") != NULL);
+    st_plan_defaults(&q);
+    ck_assert_int_eq(st_plan_parse_spec(spec, &q, &err), 0);
+    ck_assert(q.offload_optimizer == 0.3);
+}
+END_TEST
+
+Suite *suite_offload(void) {
+    Suite *s = suite_create("offload");
+    TCase *tc = tcase_create("optimizer");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_fraction_0_and_1_are_the_old_modes);
+    tcase_add_test(tc, test_half_closed_form);
+    tcase_add_test(tc, test_host_memory_checked);
+    tcase_add_test(tc, test_sim_agrees);
+    tcase_add_test(tc, test_bad_fractions);
+    suite_add_tcase(s, tc);
+    return s;
+}
