@@ -28,7 +28,7 @@
 #include <string.h>
 
 int st__net_alloc_flows(st__net *N, int32_t cap) {
-    if (!(N->fl = malloc((size_t)cap * sizeof *N->fl)) || !(N->q_fl = malloc((size_t)cap * sizeof *N->q_fl)) ||
+    if (!(N->fl = st__alloc_big((size_t)cap * sizeof *N->fl)) || !(N->q_fl = malloc((size_t)cap * sizeof *N->q_fl)) ||
         !(N->q_ln = malloc((size_t)(N->nln > 0 ? N->nln : 1) * sizeof *N->q_ln)))
         return -1;
     N->capfl = cap;
@@ -66,9 +66,9 @@ static void fill(st__net *N) {
     while (left > 0) {
         double x = INFINITY;
         for (int32_t i = 0; i < N->nq_ln; i++) {
-            const st__link *L = &N->ln[N->q_ln[i]];
-            if (L->wsum > 0 && L->rem / L->wsum < x)
-                x = L->rem / L->wsum;
+            const st__link_aux *X = &N->lx[N->q_ln[i]];
+            if (X->wsum > 0 && X->rem / X->wsum < x)
+                x = X->rem / X->wsum;
         }
         for (int32_t i = 0; i < N->nq_fl; i++) {
             const st__flow *F = &N->fl[N->q_fl[i]];
@@ -88,9 +88,9 @@ static void fill(st__net *N) {
                 F->frozen = 2;
                 continue;
             }
-            for (int32_t h = N->rt_first[F->route], e = h + N->rt_n[F->route]; h < e; h++) {
-                const st__link *L = &N->ln[N->hop_link[h]];
-                if (L->mark == stamp && L->wsum > 0 && L->rem / L->wsum <= lim) {
+            for (int32_t h = N->rt[F->route].first, e = h + N->rt[F->route].n; h < e; h++) {
+                const st__link_aux *X = &N->lx[N->hop[h].link];
+                if (X->mark == stamp && X->wsum > 0 && X->rem / X->wsum <= lim) {
                     F->new_rate = x;
                     F->frozen = 2;
                     break;
@@ -103,11 +103,11 @@ static void fill(st__net *N) {
                 continue;
             F->frozen = 1;
             left--;
-            for (int32_t h = N->rt_first[F->route], e = h + N->rt_n[F->route]; h < e; h++) {
-                st__link *L = &N->ln[N->hop_link[h]];
-                if (L->mark == stamp) {
-                    L->rem -= N->hop_count[h] * F->new_rate;
-                    L->wsum -= N->hop_count[h];
+            for (int32_t h = N->rt[F->route].first, e = h + N->rt[F->route].n; h < e; h++) {
+                st__link_aux *X = &N->lx[N->hop[h].link];
+                if (X->mark == stamp) {
+                    X->rem -= N->hop[h].count * F->new_rate;
+                    X->wsum -= N->hop[h].count;
                 }
             }
         }
@@ -139,8 +139,8 @@ static inline int bottleneck_of(const st__link *L, double load, double top, doub
  * those links too, so the counts see the final rates. */
 static void count_bottlenecks(st__net *N) {
     for (int32_t i = 0; i < N->nq_ln; i++) {
-        st__link *L = &N->ln[N->q_ln[i]];
-        link_state(N, L, 1, &L->rem, &L->wsum); /* (the filling's scratch, free again) */
+        st__link_aux *X = &N->lx[N->q_ln[i]];
+        link_state(N, &N->ln[N->q_ln[i]], 1, &X->rem, &X->wsum); /* (the filling's scratch, free again) */
     }
     for (int32_t i = 0; i < N->nq_fl; i++) {
         st__flow *F = &N->fl[N->q_fl[i]];
@@ -148,9 +148,9 @@ static void count_bottlenecks(st__net *N) {
         F->nbneck = 0;
         if (F->new_speed >= 1)
             continue;
-        for (int32_t h = N->rt_first[F->route], e = h + N->rt_n[F->route]; h < e; h++) {
-            const st__link *L = &N->ln[N->hop_link[h]];
-            F->nbneck += L->mark == N->stamp && bottleneck_of(L, L->rem, L->wsum, x);
+        for (int32_t h = N->rt[F->route].first, e = h + N->rt[F->route].n; h < e; h++) {
+            const st__link_aux *X = &N->lx[N->hop[h].link];
+            F->nbneck += X->mark == N->stamp && bottleneck_of(&N->ln[N->hop[h].link], X->rem, X->wsum, x);
         }
     }
 }
@@ -164,22 +164,23 @@ static void reshare(st__net *N) {
     N->nq_ln = 0;
     for (int32_t i = 0; i < N->nq_fl; i++) {
         int32_t r = N->fl[N->q_fl[i]].route;
-        for (int32_t h = N->rt_first[r], e = h + N->rt_n[r]; h < e; h++) {
-            int32_t l = N->hop_link[h];
-            st__link *L = &N->ln[l];
-            if (L->mark == stamp || !link_full(L))
+        for (int32_t h = N->rt[r].first, e = h + N->rt[r].n; h < e; h++) {
+            int32_t l = N->hop[h].link;
+            const st__link *L = &N->ln[l];
+            if (N->lx[l].mark == stamp || !link_full(L))
                 continue;
-            L->mark = stamp;
+            N->lx[l].mark = stamp;
             N->q_ln[N->nq_ln++] = l;
             queue_flows_of(N, L);
         }
     }
     for (int32_t i = 0; i < N->nq_ln; i++) {
-        st__link *L = &N->ln[N->q_ln[i]];
-        L->rem = L->cap;
-        L->wsum = 0;
+        const st__link *L = &N->ln[N->q_ln[i]];
+        st__link_aux *X = &N->lx[N->q_ln[i]];
+        X->rem = L->cap;
+        X->wsum = 0;
         for (int32_t k = 0; k < L->n; k++)
-            L->wsum += L->fl[2 * k + 1];
+            X->wsum += L->fl[2 * k + 1];
     }
     fill(N);
     for (int32_t i = 0; i < N->nq_fl; i++) {
@@ -196,11 +197,14 @@ static void reshare(st__net *N) {
 }
 
 static int link_add(st__link *L, int32_t f, int32_t count) {
-    if (L->n == L->capn) {
-        int32_t cap = L->capn ? 2 * L->capn : 4;
-        int32_t *grown = realloc(L->fl, (size_t)cap * 2 * sizeof *grown);
+    if (L->n == L->capn) { /* out of the inline room, or of its own allocation */
+        int32_t cap = 2 * L->capn;
+        int32_t *grown = L->fl == L->inl ? malloc((size_t)cap * 2 * sizeof *grown)
+                                         : realloc(L->fl, (size_t)cap * 2 * sizeof *grown);
         if (!grown)
             return -1;
+        if (L->fl == L->inl)
+            memcpy(grown, L->inl, sizeof L->inl);
         L->fl = grown;
         L->capn = cap;
     }
@@ -219,17 +223,17 @@ int32_t st__flow_start(st__net *N, int32_t route, double work_s, double t) {
     F->rem_s = work_s;
     F->speed = 0;
     F->t_last = F->finish = t;
-    F->rate = N->rt_rate[route];
+    F->rate = N->rt[route].rate;
     F->new_rate = F->new_speed = 0;
     F->route = route;
     F->nbneck = 0;
     F->mark = F->frozen = 0;
     int full = 0;
-    for (int32_t h = N->rt_first[route], e = h + N->rt_n[route]; h < e; h++) {
-        st__link *L = &N->ln[N->hop_link[h]];
-        if (link_add(L, f, N->hop_count[h]))
+    for (int32_t h = N->rt[route].first, e = h + N->rt[route].n; h < e; h++) {
+        st__link *L = &N->ln[N->hop[h].link];
+        if (link_add(L, f, N->hop[h].count))
             return -1;
-        L->demand += N->hop_count[h] * F->rate;
+        L->demand += N->hop[h].count * F->rate;
         full |= link_full(L);
     }
     if (!full) { /* alone on every link it crosses */
@@ -261,8 +265,8 @@ int32_t st__flow_start(st__net *N, int32_t route, double work_s, double t) {
  * by their NIC ports. */
 static int end_keeps_rates(st__net *N, int32_t f) {
     const st__flow *F = &N->fl[f];
-    for (int32_t h = N->rt_first[F->route], e = h + N->rt_n[F->route]; h < e; h++) {
-        const st__link *L = &N->ln[N->hop_link[h]];
+    for (int32_t h = N->rt[F->route].first, e = h + N->rt[F->route].n; h < e; h++) {
+        const st__link *L = &N->ln[N->hop[h].link];
         double load, top;
         if (!link_full(L))
             continue;
@@ -284,13 +288,14 @@ void st__flow_end(st__net *N, int32_t f) {
     N->nq_fl = 0;
     F->mark = N->stamp; /* not a seed itself */
     int full = 0;
-    for (int32_t h = N->rt_first[F->route], e = h + N->rt_n[F->route]; h < e; h++) {
-        st__link *L = &N->ln[N->hop_link[h]];
+    for (int32_t h = N->rt[F->route].first, e = h + N->rt[F->route].n; h < e; h++) {
+        st__link *L = &N->ln[N->hop[h].link];
         int was_full = link_full(L);
         double demand = 0;
         for (int32_t k = 0; k < L->n; k++) {
             if (L->fl[2 * k] == f) { /* remove, keeping the others in order */
-                memmove(&L->fl[2 * k], &L->fl[2 * k + 2], (size_t)(L->n - k - 1) * 2 * sizeof *L->fl);
+                if (k < L->n - 1)
+                    memmove(&L->fl[2 * k], &L->fl[2 * k + 2], (size_t)(L->n - k - 1) * 2 * sizeof *L->fl);
                 L->n--;
                 break;
             }
