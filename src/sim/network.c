@@ -198,6 +198,14 @@ void st__net_free(st__net *N) {
     free(N->fl);
     free(N->q_fl);
     free(N->q_ln);
+    free(N->w_cap);
+    free(N->w_rem);
+    free(N->w_wsum);
+    free(N->w_rate);
+    free(N->w_share);
+    free(N->w_frozen);
+    free(N->w_first);
+    free(N->w_hop);
     memset(N, 0, sizeof *N);
 }
 

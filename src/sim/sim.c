@@ -285,7 +285,10 @@ static void flow_end(st__sim *S, int32_t f, double t) {
         heap_push(S, t + F->lat_s, F->a);
         heap_push(S, t + F->lat_s, F->b);
     }
-    st__flow_end(&S->net, f);
+    if (st__flow_end(&S->net, f)) {
+        S->stop = 2;
+        return;
+    }
     if (S->trace)
         st__net_show(&S->net, S->trace, f, t);
     apply_speeds(S, t);
