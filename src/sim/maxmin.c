@@ -20,7 +20,12 @@
  *   component (hundreds to thousands of flows) before.
  * The flows whose speed changes are listed, in the order they were reached, for the engine to
  * apply (st__flow_set_speed) and reschedule one by one. tests/test_sim.c checks the rates after
- * every start and end against a reference that recomputes max-min over every flow and link. */
+ * every start and end against a reference that recomputes max-min over every flow and link.
+ *
+ * Layout (sim_private.h): a start or end reads one cache line per link of its route (st__link, its
+ * first flows inline); a re-share, thousands of flows and links at 131,072 GPUs, gathers them once
+ * and fills over a dense working copy (st__net.w_*), adding in the same order as over the records,
+ * so the rates are the same to the bit. */
 #include "sim_private.h"
 
 #include <math.h>
