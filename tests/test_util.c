@@ -7,6 +7,7 @@
 
 #include <dirent.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,12 +108,31 @@ START_TEST(test_memory_limit_follows_ulimit) {
 }
 END_TEST
 
+/* st__alloc_big: 64-byte aligned at every size (the simulator's records are laid out in cache lines),
+ * 2 MiB aligned from 16 MiB on (huge pages), and every byte writable */
+START_TEST(test_alloc_big_aligned) {
+    static const size_t sizes[] = {0, 1, 40, 64, 1000, (size_t)16 << 20, ((size_t)16 << 20) + 8};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        unsigned char *p = st__alloc_big(sizes[i]);
+        ck_assert_ptr_nonnull(p);
+        ck_assert_uint_eq((uintptr_t)p % 64, 0);
+        if (sizes[i] >= (size_t)16 << 20)
+            ck_assert_uint_eq((uintptr_t)p % ((size_t)2 << 20), 0);
+        memset(p, 0xa5, sizes[i]);
+        if (sizes[i])
+            ck_assert_uint_eq(p[sizes[i] - 1], 0xa5);
+        free(p);
+    }
+}
+END_TEST
+
 Suite *suite_util(void) {
     Suite *s = suite_create("util");
     TCase *tc = tcase_create("util");
     tcase_add_test(tc, test_tmp_commit_and_discard);
     tcase_add_test(tc, test_signal_removes_temporaries);
     tcase_add_test(tc, test_memory_limit_follows_ulimit);
+    tcase_add_test(tc, test_alloc_big_aligned);
     suite_add_tcase(s, tc);
     return s;
 }

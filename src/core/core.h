@@ -546,10 +546,11 @@ char *st_text_clean(char *s);
 double st_memory_limit_bytes(void);
 /* Seconds on the monotonic clock (CLOCK_MONOTONIC): for time limits and the wall times strata reports. */
 double st_clock_s(void);
-/* Internal (src/core/util.c; the lowering and the simulator): `bytes` of uninitialized memory, free with free(). A large
- * block is aligned for and asked to be backed by huge pages where the system has them (Linux's
- * transparent huge pages on madvise): a lowering to every rank writes over a gigabyte, and
- * faulting that in 4 KiB pages took longer than writing it. NULL when out of memory. */
+/* Internal (src/core/util.c; the lowering and the simulator): `bytes` of uninitialized memory, free with free(),
+ * aligned to 64 bytes (a cache line: the simulator lays records out in lines). A large block is aligned for and
+ * asked to be backed by huge pages where the system has them (Linux's transparent huge pages on madvise): a
+ * lowering to every rank writes over a gigabyte, and faulting that in 4 KiB pages took longer than writing it.
+ * NULL when out of memory. */
 void *st__alloc_big(size_t bytes);
 
 /* ------------------------------------------------- tensor-level graph */

@@ -151,12 +151,11 @@ void st__tmp_discard(char *tmp) {
 void *st__alloc_big(size_t bytes) {
     const size_t huge = (size_t)2 << 20;
     void *p = NULL;
-    if (bytes < 8 * huge)
-        return malloc(bytes ? bytes : 1);
-    if (posix_memalign(&p, huge, bytes))
+    if (posix_memalign(&p, bytes < 8 * huge ? 64 : huge, bytes ? bytes : 1))
         return NULL;
 #ifdef MADV_HUGEPAGE
-    (void)madvise(p, bytes / huge * huge, MADV_HUGEPAGE); /* a hint: failing is fine */
+    if (bytes >= 8 * huge)
+        (void)madvise(p, bytes / huge * huge, MADV_HUGEPAGE); /* a hint: failing is fine */
 #endif
     return p;
 }

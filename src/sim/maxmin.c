@@ -20,7 +20,12 @@
  *   component (hundreds to thousands of flows) before.
  * The flows whose speed changes are listed, in the order they were reached, for the engine to
  * apply (st__flow_set_speed) and reschedule one by one. tests/test_sim.c checks the rates after
- * every start and end against a reference that recomputes max-min over every flow and link. */
+ * every start and end against a reference that recomputes max-min over every flow and link.
+ *
+ * Layout (sim_private.h): a start or end reads one cache line per link of its route (st__link, its
+ * first flows inline); a re-share, thousands of flows and links at 131,072 GPUs, gathers them once
+ * and fills over a dense working copy (st__net.w_*), adding in the same order as over the records,
+ * so the rates are the same to the bit. */
 #include "sim_private.h"
 
 #include <math.h>
@@ -28,8 +33,12 @@
 #include <string.h>
 
 int st__net_alloc_flows(st__net *N, int32_t cap) {
-    if (!(N->fl = malloc((size_t)cap * sizeof *N->fl)) || !(N->q_fl = malloc((size_t)cap * sizeof *N->q_fl)) ||
-        !(N->q_ln = malloc((size_t)(N->nln > 0 ? N->nln : 1) * sizeof *N->q_ln)))
+    size_t nl = (size_t)(N->nln > 0 ? N->nln : 1), nf = (size_t)cap + 1;
+    if (!(N->fl = st__alloc_big((size_t)cap * sizeof *N->fl)) || !(N->q_fl = malloc(nf * sizeof *N->q_fl)) ||
+        !(N->q_ln = malloc(nl * sizeof *N->q_ln)) || !(N->w_cap = malloc(nl * sizeof *N->w_cap)) ||
+        !(N->w_rem = malloc(nl * sizeof *N->w_rem)) || !(N->w_wsum = malloc(nl * sizeof *N->w_wsum)) ||
+        !(N->w_rate = malloc(nf * sizeof *N->w_rate)) || !(N->w_share = malloc(nf * sizeof *N->w_share)) ||
+        !(N->w_frozen = malloc(nf)) || !(N->w_first = malloc(nf * sizeof *N->w_first)))
         return -1;
     N->capfl = cap;
     for (int32_t f = 0; f < cap; f++) {
@@ -56,67 +65,64 @@ static void queue_flows_of(st__net *N, const st__link *L) {
     }
 }
 
-/* progressive filling over the queued flows and links: every unfrozen flow has the same rate x;
- * raise x until a flow reaches its rate alone or a link fills, freeze those flows, repeat */
+/* progressive filling over the re-share's working copy: every unfrozen flow has the same rate x;
+ * raise x until a flow reaches its rate alone or a link fills, freeze those flows, repeat (in the
+ * order of q_fl and of each route's hops, as the sums over a link must be added) */
 static void fill(st__net *N) {
-    int32_t stamp = N->stamp, left = N->nq_fl;
+    int32_t nf = N->nq_fl, nl = N->nq_ln, left = nf;
+    const double *rate = N->w_rate;
+    double *rem = N->w_rem, *wsum = N->w_wsum, *share = N->w_share;
+    uint8_t *frozen = N->w_frozen;
+    const int32_t *first = N->w_first;
+    const st__hop *hop = N->w_hop;
     double level = 0;
-    for (int32_t i = 0; i < N->nq_fl; i++)
-        N->fl[N->q_fl[i]].frozen = 0;
+    memset(frozen, 0, (size_t)nf);
     while (left > 0) {
         double x = INFINITY;
-        for (int32_t i = 0; i < N->nq_ln; i++) {
-            const st__link *L = &N->ln[N->q_ln[i]];
-            if (L->wsum > 0 && L->rem / L->wsum < x)
-                x = L->rem / L->wsum;
-        }
-        for (int32_t i = 0; i < N->nq_fl; i++) {
-            const st__flow *F = &N->fl[N->q_fl[i]];
-            if (!F->frozen && F->rate < x)
-                x = F->rate;
-        }
+        for (int32_t i = 0; i < nl; i++)
+            if (wsum[i] > 0 && rem[i] / wsum[i] < x)
+                x = rem[i] / wsum[i];
+        for (int32_t j = 0; j < nf; j++)
+            if (!frozen[j] && rate[j] < x)
+                x = rate[j];
         if (x < level)
             x = level; /* rounding; the level never goes down */
         level = x;
         double lim = x * (1 + 1e-12);
-        for (int32_t i = 0; i < N->nq_fl; i++) {
-            st__flow *F = &N->fl[N->q_fl[i]];
-            if (F->frozen)
+        for (int32_t j = 0; j < nf; j++) {
+            if (frozen[j])
                 continue;
-            if (F->rate <= lim) {
-                F->new_rate = F->rate;
-                F->frozen = 2;
+            if (rate[j] <= lim) {
+                share[j] = rate[j];
+                frozen[j] = 2;
                 continue;
             }
-            for (int32_t h = N->rt_first[F->route], e = h + N->rt_n[F->route]; h < e; h++) {
-                const st__link *L = &N->ln[N->hop_link[h]];
-                if (L->mark == stamp && L->wsum > 0 && L->rem / L->wsum <= lim) {
-                    F->new_rate = x;
-                    F->frozen = 2;
+            for (int32_t h = first[j]; h < first[j + 1]; h++) {
+                int32_t i = hop[h].link;
+                if (wsum[i] > 0 && rem[i] / wsum[i] <= lim) {
+                    share[j] = x;
+                    frozen[j] = 2;
                     break;
                 }
             }
         }
-        for (int32_t i = 0; i < N->nq_fl; i++) {
-            st__flow *F = &N->fl[N->q_fl[i]];
-            if (F->frozen != 2)
+        for (int32_t j = 0; j < nf; j++) {
+            if (frozen[j] != 2)
                 continue;
-            F->frozen = 1;
+            frozen[j] = 1;
             left--;
-            for (int32_t h = N->rt_first[F->route], e = h + N->rt_n[F->route]; h < e; h++) {
-                st__link *L = &N->ln[N->hop_link[h]];
-                if (L->mark == stamp) {
-                    L->rem -= N->hop_count[h] * F->new_rate;
-                    L->wsum -= N->hop_count[h];
-                }
+            for (int32_t h = first[j]; h < first[j + 1]; h++) {
+                rem[hop[h].link] -= hop[h].count * share[j];
+                wsum[hop[h].link] -= hop[h].count;
             }
         }
     }
 }
 
-/* Whether a flow at rate x has its bottleneck on full link L: L is saturated and no flow on it is
- * faster (the margins: the rounding of sums over a link's flows). Rates are rate x speed, or x
- * new_speed right after a re-share, before the engine applies them (the same products). */
+/* Whether a flow at rate x has its bottleneck on a full link of capacity cap: the link is saturated
+ * and no flow on it is faster (the margins: the rounding of sums over a link's flows). Rates are
+ * rate x speed, or x new_speed right after a re-share, before the engine applies them (the same
+ * products). */
 static void link_state(const st__net *N, const st__link *L, int fresh, double *load, double *top) {
     double sum = 0, max = 0;
     for (int32_t k = 0; k < L->n; k++) {
@@ -130,77 +136,107 @@ static void link_state(const st__net *N, const st__link *L, int fresh, double *l
     *top = max;
 }
 
-static inline int bottleneck_of(const st__link *L, double load, double top, double x) {
-    return load >= L->cap * (1 - 1e-12) && top <= x * (1 + 1e-12);
+static inline int bottleneck_of(double cap, double load, double top, double x) {
+    return load >= cap * (1 - 1e-12) && top <= x * (1 + 1e-12);
 }
 
 /* At the end of a re-share: each of its flows that runs below its rate alone counts the links of its
  * route that are its bottlenecks. Every full link it crosses is the re-share's, and every flow on
  * those links too, so the counts see the final rates. */
 static void count_bottlenecks(st__net *N) {
-    for (int32_t i = 0; i < N->nq_ln; i++) {
-        st__link *L = &N->ln[N->q_ln[i]];
-        link_state(N, L, 1, &L->rem, &L->wsum); /* (the filling's scratch, free again) */
-    }
-    for (int32_t i = 0; i < N->nq_fl; i++) {
-        st__flow *F = &N->fl[N->q_fl[i]];
+    double *load = N->w_rem, *top = N->w_wsum; /* (the filling's, free again) */
+    for (int32_t i = 0; i < N->nq_ln; i++)
+        link_state(N, &N->ln[N->q_ln[i]], 1, &load[i], &top[i]);
+    for (int32_t j = 0; j < N->nq_fl; j++) {
+        st__flow *F = &N->fl[N->q_fl[j]];
         double x = F->rate * F->new_speed;
         F->nbneck = 0;
         if (F->new_speed >= 1)
             continue;
-        for (int32_t h = N->rt_first[F->route], e = h + N->rt_n[F->route]; h < e; h++) {
-            const st__link *L = &N->ln[N->hop_link[h]];
-            F->nbneck += L->mark == N->stamp && bottleneck_of(L, L->rem, L->wsum, x);
+        for (int32_t h = N->w_first[j]; h < N->w_first[j + 1]; h++) {
+            int32_t i = N->w_hop[h].link;
+            F->nbneck += bottleneck_of(N->w_cap[i], load[i], top[i], x);
         }
     }
+}
+
+/* room for `need` hops in the working copy; -1 when out of memory */
+static int w_reserve(st__net *N, int64_t need) {
+    if (need <= N->w_caphop)
+        return 0;
+    int64_t cap = N->w_caphop > 0 ? 2 * N->w_caphop : 4096;
+    while (cap < need)
+        cap *= 2;
+    if (cap > INT32_MAX)
+        return -1;
+    st__hop *grown = realloc(N->w_hop, (size_t)cap * sizeof *grown);
+    if (!grown)
+        return -1;
+    N->w_hop = grown;
+    N->w_caphop = cap;
+    return 0;
 }
 
 /* Max-min fair rates for the flows queued in q_fl (marked with the current stamp): first the flows
- * and full links connected to them through full links, then progressive filling over those; the
- * flows whose speed changes end up in q_fl[0 .. nchg). */
-static void reshare(st__net *N) {
-    int32_t stamp = N->stamp;
+ * and full links connected to them through full links (and each flow's hops on those links, for the
+ * working copy), then progressive filling over those; the flows whose speed changes end up in
+ * q_fl[0 .. nchg). -1 when out of memory. */
+static int reshare(st__net *N) {
+    int32_t stamp = N->stamp, nh = 0;
     N->reshares++;
     N->nq_ln = 0;
-    for (int32_t i = 0; i < N->nq_fl; i++) {
-        int32_t r = N->fl[N->q_fl[i]].route;
-        for (int32_t h = N->rt_first[r], e = h + N->rt_n[r]; h < e; h++) {
-            int32_t l = N->hop_link[h];
-            st__link *L = &N->ln[l];
-            if (L->mark == stamp || !link_full(L))
-                continue;
-            L->mark = stamp;
-            N->q_ln[N->nq_ln++] = l;
-            queue_flows_of(N, L);
+    for (int32_t j = 0; j < N->nq_fl; j++) { /* (q_fl grows as full links are found) */
+        const st__flow *F = &N->fl[N->q_fl[j]];
+        const st__route *R = &N->rt[F->route];
+        if (w_reserve(N, (int64_t)nh + R->n))
+            return -1;
+        N->w_first[j] = nh;
+        N->w_rate[j] = F->rate;
+        for (int32_t h = R->first; h < R->first + R->n; h++) {
+            st__link *L = &N->ln[N->hop[h].link];
+            if (L->mark != stamp) {
+                if (!link_full(L))
+                    continue;
+                L->mark = stamp;
+                L->at = N->nq_ln;
+                N->q_ln[N->nq_ln++] = N->hop[h].link;
+                queue_flows_of(N, L);
+            }
+            N->w_hop[nh++] = (st__hop){L->at, N->hop[h].count};
         }
     }
+    N->w_first[N->nq_fl] = nh;
     for (int32_t i = 0; i < N->nq_ln; i++) {
-        st__link *L = &N->ln[N->q_ln[i]];
-        L->rem = L->cap;
-        L->wsum = 0;
+        const st__link *L = &N->ln[N->q_ln[i]];
+        N->w_cap[i] = N->w_rem[i] = L->cap;
+        N->w_wsum[i] = 0;
         for (int32_t k = 0; k < L->n; k++)
-            L->wsum += L->fl[2 * k + 1];
+            N->w_wsum[i] += L->fl[2 * k + 1];
     }
     fill(N);
-    for (int32_t i = 0; i < N->nq_fl; i++) {
-        st__flow *F = &N->fl[N->q_fl[i]];
-        F->new_speed = F->new_rate >= F->rate ? 1.0 : F->new_rate / F->rate;
+    for (int32_t j = 0; j < N->nq_fl; j++) {
+        st__flow *F = &N->fl[N->q_fl[j]];
+        F->new_speed = N->w_share[j] >= F->rate ? 1.0 : N->w_share[j] / F->rate;
     }
     count_bottlenecks(N);
     N->nchg = 0;
-    for (int32_t i = 0; i < N->nq_fl; i++) { /* (nchg <= i: compacting in place keeps the order) */
-        int32_t f = N->q_fl[i];
+    for (int32_t j = 0; j < N->nq_fl; j++) { /* (nchg <= j: compacting in place keeps the order) */
+        int32_t f = N->q_fl[j];
         if (N->fl[f].new_speed != N->fl[f].speed)
             N->q_fl[N->nchg++] = f;
     }
+    return 0;
 }
 
 static int link_add(st__link *L, int32_t f, int32_t count) {
-    if (L->n == L->capn) {
-        int32_t cap = L->capn ? 2 * L->capn : 4;
-        int32_t *grown = realloc(L->fl, (size_t)cap * 2 * sizeof *grown);
+    if (L->n == L->capn) { /* out of the inline room, or of its own allocation */
+        int32_t cap = 2 * L->capn;
+        int32_t *grown = L->fl == L->inl ? malloc((size_t)cap * 2 * sizeof *grown)
+                                         : realloc(L->fl, (size_t)cap * 2 * sizeof *grown);
         if (!grown)
             return -1;
+        if (L->fl == L->inl)
+            memcpy(grown, L->inl, sizeof L->inl);
         L->fl = grown;
         L->capn = cap;
     }
@@ -219,17 +255,17 @@ int32_t st__flow_start(st__net *N, int32_t route, double work_s, double t) {
     F->rem_s = work_s;
     F->speed = 0;
     F->t_last = F->finish = t;
-    F->rate = N->rt_rate[route];
-    F->new_rate = F->new_speed = 0;
+    F->rate = N->rt[route].rate;
+    F->new_speed = 0;
     F->route = route;
     F->nbneck = 0;
-    F->mark = F->frozen = 0;
+    F->mark = 0;
     int full = 0;
-    for (int32_t h = N->rt_first[route], e = h + N->rt_n[route]; h < e; h++) {
-        st__link *L = &N->ln[N->hop_link[h]];
-        if (link_add(L, f, N->hop_count[h]))
+    for (int32_t h = N->rt[route].first, e = h + N->rt[route].n; h < e; h++) {
+        st__link *L = &N->ln[N->hop[h].link];
+        if (link_add(L, f, N->hop[h].count))
             return -1;
-        L->demand += N->hop_count[h] * F->rate;
+        L->demand += N->hop[h].count * F->rate;
         full |= link_full(L);
     }
     if (!full) { /* alone on every link it crosses */
@@ -242,8 +278,7 @@ int32_t st__flow_start(st__net *N, int32_t route, double work_s, double t) {
     F->mark = N->stamp;
     N->q_fl[0] = f;
     N->nq_fl = 1;
-    reshare(N);
-    return f;
+    return reshare(N) ? -1 : f;
 }
 
 /* Whether the end of flow f (still on its links) leaves every other rate as it is. A feasible
@@ -261,15 +296,15 @@ int32_t st__flow_start(st__net *N, int32_t route, double work_s, double t) {
  * by their NIC ports. */
 static int end_keeps_rates(st__net *N, int32_t f) {
     const st__flow *F = &N->fl[f];
-    for (int32_t h = N->rt_first[F->route], e = h + N->rt_n[F->route]; h < e; h++) {
-        const st__link *L = &N->ln[N->hop_link[h]];
+    for (int32_t h = N->rt[F->route].first, e = h + N->rt[F->route].n; h < e; h++) {
+        const st__link *L = &N->ln[N->hop[h].link];
         double load, top;
         if (!link_full(L))
             continue;
         link_state(N, L, 0, &load, &top);
         for (int32_t k = 0; k < L->n; k++) {
             st__flow *G = &N->fl[L->fl[2 * k]];
-            if (L->fl[2 * k] != f && G->speed < 1 && bottleneck_of(L, load, top, G->rate * G->speed) &&
+            if (L->fl[2 * k] != f && G->speed < 1 && bottleneck_of(L->cap, load, top, G->rate * G->speed) &&
                 --G->nbneck <= 0)
                 return 0;
         }
@@ -277,20 +312,21 @@ static int end_keeps_rates(st__net *N, int32_t f) {
     return 1;
 }
 
-void st__flow_end(st__net *N, int32_t f) {
+int st__flow_end(st__net *N, int32_t f) {
     st__flow *F = &N->fl[f];
     int keep = end_keeps_rates(N, f);
     N->stamp++;
     N->nq_fl = 0;
     F->mark = N->stamp; /* not a seed itself */
     int full = 0;
-    for (int32_t h = N->rt_first[F->route], e = h + N->rt_n[F->route]; h < e; h++) {
-        st__link *L = &N->ln[N->hop_link[h]];
+    for (int32_t h = N->rt[F->route].first, e = h + N->rt[F->route].n; h < e; h++) {
+        st__link *L = &N->ln[N->hop[h].link];
         int was_full = link_full(L);
         double demand = 0;
         for (int32_t k = 0; k < L->n; k++) {
             if (L->fl[2 * k] == f) { /* remove, keeping the others in order */
-                memmove(&L->fl[2 * k], &L->fl[2 * k + 2], (size_t)(L->n - k - 1) * 2 * sizeof *L->fl);
+                if (k < L->n - 1)
+                    memmove(&L->fl[2 * k], &L->fl[2 * k + 2], (size_t)(L->n - k - 1) * 2 * sizeof *L->fl);
                 L->n--;
                 break;
             }
@@ -307,6 +343,5 @@ void st__flow_end(st__net *N, int32_t f) {
     F->next_free = N->free_fl; /* back on the free list */
     N->free_fl = f;
     N->nchg = 0;
-    if (N->nq_fl > 0)
-        reshare(N);
+    return N->nq_fl > 0 ? reshare(N) : 0;
 }

@@ -101,23 +101,29 @@ static int merged_links(st__net *N, const st_lowered *l, const st_rank_index *ix
         return -1;
     for (int32_t i = 0; i < nl; i++)
         M->newid[i] = M->rep[i] == i && M->off[i + 1] > M->off[i] ? nln++ : -1;
-    if (!(N->ln = calloc((size_t)(nln > 0 ? nln : 1), sizeof *N->ln))) {
+    size_t bytes = (size_t)(nln > 0 ? nln : 1) * sizeof *N->ln;
+    if (!(N->ln = st__alloc_big(bytes)) ||
+        !(N->lx = calloc((size_t)(nln > 0 ? nln : 1), sizeof *N->lx))) {
         free(ntid);
         return -1; /* (N->nln stays 0: st__net_free walks ln[0 .. nln)) */
     }
+    memset(N->ln, 0, bytes);
     N->nln = nln;
     for (int32_t i = 0; i < nl; i++)
         if (M->newid[M->rep[i]] >= 0)
-            N->ln[M->newid[M->rep[i]]].alike++;
+            N->lx[M->newid[M->rep[i]]].alike++;
     for (int32_t i = 0; i < nl; i++) {
         if (M->newid[i] < 0)
             continue;
         st__link *L = &N->ln[M->newid[i]];
+        st__link_aux *X = &N->lx[M->newid[i]];
         int32_t p = l->links[i].rank >= 0 ? st_rank_index_find(ix, l->links[i].rank) : -1;
         L->cap = l->links[i].bytes_per_s;
-        L->name = l->links[i].name;
-        L->rank = p >= 0 ? l->links[i].rank : -1;
-        L->tid = p >= 0 ? -(ST_STREAMS + ntid[p]++) : 0; /* negative: thread not named yet */
+        L->fl = L->inl;
+        L->capn = ST__LINK_INLINE;
+        X->name = l->links[i].name;
+        X->rank = p >= 0 ? l->links[i].rank : -1;
+        X->tid = p >= 0 ? -(ST_STREAMS + ntid[p]++) : 0; /* negative: thread not named yet */
     }
     free(ntid);
     return 0;
@@ -127,27 +133,22 @@ static int merged_links(st__net *N, const st_lowered *l, const st_rank_index *ix
 static int merged_routes(st__net *N, const st_lowered *l, const merge *M, int64_t nrh) {
     int32_t nrt = l->nroutes, nh = 0;
     int32_t *seen = NULL;
-    if (!(N->rt_first = malloc((size_t)nrt * sizeof *N->rt_first)) ||
-        !(N->rt_n = malloc((size_t)nrt * sizeof *N->rt_n)) ||
-        !(N->rt_rate = malloc((size_t)nrt * sizeof *N->rt_rate)) ||
-        !(N->hop_link = malloc((size_t)(nrh + 1) * sizeof *N->hop_link)) ||
-        !(N->hop_count = malloc((size_t)(nrh + 1) * sizeof *N->hop_count)) ||
+    if (!(N->rt = malloc((size_t)nrt * sizeof *N->rt)) || !(N->hop = malloc((size_t)(nrh + 1) * sizeof *N->hop)) ||
         !(seen = malloc((size_t)(N->nln > 0 ? N->nln : 1) * sizeof *seen)))
         return -1;
     for (int32_t m = 0; m < N->nln; m++)
         seen[m] = -1;
     for (int32_t r = 0; r < nrt; r++) {
-        N->rt_first[r] = nh;
-        N->rt_rate[r] = l->routes[r].bytes_per_s;
+        N->rt[r].first = nh;
+        N->rt[r].rate = l->routes[r].bytes_per_s;
         for (int32_t k = l->routes[r].first; k < l->routes[r].first + l->routes[r].n; k++) {
             int32_t m = M->newid[M->rep[l->hops[k].link]];
             if (seen[m] == r)
                 continue; /* an equal link of this route is already in */
             seen[m] = r;
-            N->hop_link[nh] = m;
-            N->hop_count[nh++] = l->hops[k].count;
+            N->hop[nh++] = (st__hop){m, l->hops[k].count};
         }
-        N->rt_n[r] = nh - N->rt_first[r];
+        N->rt[r].n = nh - N->rt[r].first;
     }
     free(seen);
     return 0;
@@ -188,21 +189,28 @@ out:
 
 void st__net_free(st__net *N) {
     for (int32_t i = 0; i < N->nln; i++)
-        free(N->ln[i].fl);
+        if (N->ln[i].fl != N->ln[i].inl)
+            free(N->ln[i].fl);
     free(N->ln);
-    free(N->rt_first);
-    free(N->rt_n);
-    free(N->rt_rate);
-    free(N->hop_link);
-    free(N->hop_count);
+    free(N->lx);
+    free(N->rt);
+    free(N->hop);
     free(N->fl);
     free(N->q_fl);
     free(N->q_ln);
+    free(N->w_cap);
+    free(N->w_rem);
+    free(N->w_wsum);
+    free(N->w_rate);
+    free(N->w_share);
+    free(N->w_frozen);
+    free(N->w_first);
+    free(N->w_hop);
     memset(N, 0, sizeof *N);
 }
 
 /* trace: the link's load changed at t; close the interval shown so far */
-static void link_show(st__net *N, st_trace *trace, st__link *L, double t) {
+static void link_show(st__net *N, st_trace *trace, const st__link *L, st__link_aux *X, double t) {
     double load = 0;
     for (int32_t k = 0; k < L->n; k++) {
         const st__flow *F = &N->fl[L->fl[2 * k]];
@@ -210,34 +218,34 @@ static void link_show(st__net *N, st_trace *trace, st__link *L, double t) {
     }
     double util = load / L->cap;
     const char *label = L->n == 1 ? N->fl[L->fl[0]].label : NULL;
-    if (L->n == L->shown_n && label == L->shown_label && fabs(util - L->util) <= 1e-9)
+    if (L->n == X->shown_n && label == X->shown_label && fabs(util - X->util) <= 1e-9)
         return;
-    if (L->shown_n > 0 && t > L->since) {
+    if (X->shown_n > 0 && t > X->since) {
         char buf[32];
-        if (L->tid < 0) { /* first interval: name the thread */
+        if (X->tid < 0) { /* first interval: name the thread */
             char name[64];
-            if (L->alike > 1)
-                snprintf(name, sizeof name, "%s (+%d alike)", L->name, (int)L->alike - 1);
+            if (X->alike > 1)
+                snprintf(name, sizeof name, "%s (+%d alike)", X->name, (int)X->alike - 1);
             else
-                snprintf(name, sizeof name, "%s", L->name);
-            L->tid = -L->tid;
-            st_trace_thread(trace, L->rank, L->tid, name);
+                snprintf(name, sizeof name, "%s", X->name);
+            X->tid = -X->tid;
+            st_trace_thread(trace, X->rank, X->tid, name);
         }
-        if (!L->shown_label)
-            snprintf(buf, sizeof buf, "%d flows", (int)L->shown_n);
-        st_trace_link(trace, L->rank, L->tid, L->since, t, L->shown_label ? L->shown_label : buf, L->shown_n, L->util);
+        if (!X->shown_label)
+            snprintf(buf, sizeof buf, "%d flows", (int)X->shown_n);
+        st_trace_link(trace, X->rank, X->tid, X->since, t, X->shown_label ? X->shown_label : buf, X->shown_n, X->util);
     }
-    L->since = t;
-    L->shown_n = L->n;
-    L->util = util;
-    L->shown_label = label;
+    X->since = t;
+    X->shown_n = L->n;
+    X->util = util;
+    X->shown_label = label;
 }
 
 void st__net_show(st__net *N, st_trace *trace, int32_t f, double t) {
-    int32_t r = N->fl[f].route;
-    for (int32_t h = N->rt_first[r], e = h + N->rt_n[r]; h < e; h++) {
-        st__link *L = &N->ln[N->hop_link[h]];
-        if (L->rank >= 0)
-            link_show(N, trace, L, t);
+    const st__route *R = &N->rt[N->fl[f].route];
+    for (int32_t h = R->first; h < R->first + R->n; h++) {
+        int32_t l = N->hop[h].link;
+        if (N->lx[l].rank >= 0)
+            link_show(N, trace, &N->ln[l], &N->lx[l], t);
     }
 }

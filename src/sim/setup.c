@@ -479,7 +479,7 @@ static void pair_channel(st__sim *S, uint64_t *a, size_t na, uint64_t *b, size_t
         y->link = snd;
         x->dur_s = y->dur_s = d;
         x->route = y->route = -1;
-        if (route >= 0 && S->net.rt_n[route] > 0 && d - lat > 0) {
+        if (route >= 0 && S->net.rt[route].n > 0 && d - lat > 0) {
             x->route = y->route = route;
             x->dur_s = d - lat;
             y->dur_s = lat;
@@ -632,7 +632,6 @@ static int alloc_pass1(st__sim *S, build *B) {
     const st_lowered *l = S->l;
     size_t total = (size_t)S->total, ng = (size_t)(l->ngroups > 0 ? l->ngroups : 1);
     if (!(S->nodes = st__alloc_big((total + 1) * sizeof *S->nodes)) ||
-        !(S->start_s = calloc((size_t)l->nranks * ST_STREAMS, sizeof *S->start_s)) ||
         !(B->kcount = calloc(ng, sizeof *B->kcount)) || !(B->kmax = calloc(ng, sizeof *B->kmax)) ||
         !(B->posmap = malloc(ng * sizeof *B->posmap)))
         return -1;
@@ -885,7 +884,7 @@ static void time_slots(st__sim *S) {
             if (g >= 0 && S->nodes[g].dur_s > d)
                 d = S->nodes[g].dur_s;
         }
-        if (sl->route < 0 || S->net.rt_n[sl->route] == 0 || !(d - sl->lat_s > 0))
+        if (sl->route < 0 || S->net.rt[sl->route].n == 0 || !(d - sl->lat_s > 0))
             sl->route = -1;
         else
             sl->work_s = d - sl->lat_s;
@@ -902,9 +901,9 @@ static void time_slots(st__sim *S) {
  * memory. */
 static int alloc_run(st__sim *S) {
     size_t nr = (size_t)S->l->nranks;
-    if (!(S->mem = malloc(nr * sizeof *S->mem)) || !(S->last_end_compute = calloc(nr, sizeof *S->last_end_compute)) ||
-        !(S->batch = malloc(nr * ST_STREAMS * sizeof *S->batch)))
+    if (!(S->rk = st__alloc_big(nr * sizeof *S->rk)) || !(S->batch = malloc(nr * ST_STREAMS * sizeof *S->batch)))
         return -1;
+    memset(S->rk, 0, nr * sizeof *S->rk);
     return S->net.nln > 0 ? st__net_alloc_flows(&S->net, (int32_t)nr * ST_STREAMS) : 0;
 }
 

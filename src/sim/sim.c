@@ -56,7 +56,9 @@
  * runs one instruction at a time) besides stale flow events, and its arrays only grow to that;
  * nothing is allocated per event. Instructions are numbered globally (gid = offset of the rank +
  * index), all runtime state is in flat arrays, and per instruction it is one 32-byte node (start
- * times are kept per stream).
+ * times are kept per stream). At 131,072 ranks nothing a rank owns stays in cache between its
+ * events, so what an event touches is counted in cache lines: a rank's state and sums are one
+ * record of three lines (st__rank), a link's what flows read is one line (st__link).
  */
 #include "sim_private.h"
 
@@ -125,18 +127,24 @@ static inline int q_bucket(uint64_t t, uint64_t last) {
     return x ? high_bit(x) + 1 : 0;
 }
 
-static void q_push_ev(st__sim *S, st__ev e) {
-    st__bucket *B = &S->q[q_bucket(e.t, S->q_last)];
-    if (B->n == B->cap) {
-        int32_t cap = B->cap ? 2 * B->cap : 256;
-        st__ev *v = realloc(B->v, (size_t)cap * sizeof *v);
-        if (!v) {
-            S->stop = 2;
-            return;
-        }
-        B->v = v;
-        B->cap = cap;
+/* bucket B is full: twice the room; -1 (and the run stops) when out of memory */
+static int q_grow(st__sim *S, st__bucket *B) {
+    int32_t cap = B->cap ? 2 * B->cap : 256;
+    st__ev *v = realloc(B->v, (size_t)cap * sizeof *v);
+    if (!v) {
+        S->stop = 2;
+        return -1;
     }
+    B->v = v;
+    B->cap = cap;
+    return 0;
+}
+
+/* (inline: every event is pushed two or three times, and a call spilled the event to the stack) */
+static HOT_INLINE void q_push_ev(st__sim *S, st__ev e) {
+    st__bucket *B = &S->q[q_bucket(e.t, S->q_last)];
+    if (B->n == B->cap && q_grow(S, B))
+        return;
     B->v[B->n++] = e;
     if (B != S->q)
         S->q_mask |= 1ull << (B - S->q - 1);
@@ -277,7 +285,10 @@ static void flow_end(st__sim *S, int32_t f, double t) {
         heap_push(S, t + F->lat_s, F->a);
         heap_push(S, t + F->lat_s, F->b);
     }
-    st__flow_end(&S->net, f);
+    if (st__flow_end(&S->net, f)) {
+        S->stop = 2;
+        return;
+    }
     if (S->trace)
         st__net_show(&S->net, S->trace, f, t);
     apply_speeds(S, t);
@@ -289,11 +300,11 @@ static void start(st__sim *S, int32_t g, double t) {
     st__node *nd = &S->nodes[g];
     int32_t p = nd->prog;
     SET_STATE(nd, S_RUNNING);
-    S->start_s[p * ST_STREAMS + nd->stream] = t;
+    S->rk[p].start_s[nd->stream] = t;
     if (nd->state & F_ALLOC) {
         const st_ins *in = &S->l->progs[p].ins[g - S->off[p]];
         st_rank_stats *rs = &S->out->ranks[p];
-        double m = (S->mem[p] += in->alloc_bytes);
+        double m = (S->rk[p].mem += in->alloc_bytes);
         if (m > rs->memory_peak_bytes) {
             rs->memory_peak_bytes = m;
             rs->memory_peak_ins = (int)(g - S->off[p]);
@@ -308,7 +319,7 @@ static void start(st__sim *S, int32_t g, double t) {
         }
     }
     if (nd->kind == ST_INS_RECV && nd->stream == ST_STREAM_COMPUTE)
-        S->out->ranks[p].bubble_s += t - S->last_end_compute[p];
+        S->rk[p].bubble_s += t - S->rk[p].last_end_compute;
     if (nd->route < 0) /* else the end comes when its flow's data is through */
         heap_push(S, t + nd->dur_s, g);
 }
@@ -318,7 +329,7 @@ static void reach(st__sim *S, int32_t g, double t, int32_t by) {
     st__node *nd = &S->nodes[g];
     int32_t p = nd->prog;
     if (nd->stream == ST_STREAM_COMPUTE && by >= 0 && S->nodes[by].kind == ST_INS_RECV && nd->kind != ST_INS_RECV)
-        S->out->ranks[p].bubble_s += t - S->last_end_compute[p];
+        S->rk[p].bubble_s += t - S->rk[p].last_end_compute;
     switch ((st_ins_kind)nd->kind) {
     case ST_INS_COMPUTE: start(S, g, t); break;
     case ST_INS_SEND:
@@ -366,22 +377,22 @@ static void release(st__sim *S, int32_t g, double t) {
 static void finish(st__sim *S, int32_t g, double t) {
     st__node *nd = &S->nodes[g];
     int32_t p = nd->prog;
-    st_rank_stats *rs = &S->out->ranks[p];
-    double s = S->start_s[p * ST_STREAMS + nd->stream];
+    st__rank *R = &S->rk[p];
+    double s = R->start_s[nd->stream];
     SET_STATE(nd, S_ENDED);
     S->ended++;
-    rs->busy_s[nd->stream] += t - s;
-    rs->bd_s[nd->state >> BD_SHIFT] += t - s;
-    rs->end_s = t; /* events pop in time order */
+    R->busy_s[nd->stream] += t - s;
+    R->bd_s[nd->state >> BD_SHIFT] += t - s;
+    R->end_s = t; /* events pop in time order */
     if (nd->stream == ST_STREAM_COMPUTE)
-        S->last_end_compute[p] = t;
+        R->last_end_compute = t;
     if (!(nd->state & F_FREE) && !S->trace)
         return;
     const st_ins *in = &S->l->progs[p].ins[g - S->off[p]];
     if (nd->state & F_FREE) {
-        S->mem[p] -= in->free_bytes;
+        R->mem -= in->free_bytes;
         if (S->trace)
-            st_trace_memory(S->trace, S->l->progs[p].rank, t, S->mem[p]);
+            st_trace_memory(S->trace, S->l->progs[p].rank, t, R->mem);
     }
     if (S->trace)
         st_trace_span(S->trace, S->l->progs[p].rank, nd->stream, s, t, ins_cat(in), ins_label(in), in->chunk, in->mb);
@@ -417,8 +428,10 @@ static HOT_INLINE void ahead_of_pop(const st__sim *S) {
     }
     if (h + AHEAD_LINKS < z->n && z->v[h + AHEAD_LINKS].id >= 0) {
         const st__node *nd = &S->nodes[z->v[h + AHEAD_LINKS].id];
-        PREFETCH(&S->out->ranks[nd->prog]);
-        PREFETCH(&S->start_s[nd->prog * ST_STREAMS + nd->stream]);
+        const st__rank *R = &S->rk[nd->prog];
+        PREFETCH(R);
+        PREFETCH(&R->busy_s[nd->stream]);
+        PREFETCH(&R->bd_s[nd->state >> BD_SHIFT]);
     }
 }
 
@@ -431,7 +444,7 @@ static HOT_INLINE void ahead_of_start(const st__sim *S, int32_t x) {
         PREFETCH(&S->slots[nd->link]);
     else if (nd->kind != ST_INS_COMPUTE && nd->link >= 0)
         PREFETCH(&S->nodes[nd->link]);
-    PREFETCH(&S->start_s[nd->prog * ST_STREAMS + nd->stream]);
+    PREFETCH(&S->rk[nd->prog]);
 }
 
 static HOT_INLINE void ahead_of_release(const st__sim *S, int32_t i, int32_t nb) {
@@ -601,14 +614,12 @@ static int diagnose(st__sim *S, st_error *err) {
 static void sim_free(st__sim *S) {
     free(S->off);
     free(S->nodes);
-    free(S->start_s);
     free(S->rdeps);
     free(S->slots);
     free(S->slot_mem);
     free(S->slot_base);
     free(S->slot_grp);
-    free(S->mem);
-    free(S->last_end_compute);
+    free(S->rk);
     for (int b = 0; b < 65; b++)
         free(S->q[b].v);
     free(S->batch);
@@ -645,7 +656,7 @@ int st_sim_run_progress(const st_lowered *l, double memory_limit_bytes, st_trace
     out->nranks = l->nranks;
     for (int p = 0; p < l->nranks; p++) {
         const st_program *pg = &l->progs[p];
-        S.mem[p] = pg->base_bytes;
+        S.rk[p].mem = pg->base_bytes;
         out->ranks[p].memory_peak_bytes = pg->base_bytes;
         out->ranks[p].memory_peak_ins = -1;
         if (trace) {
@@ -662,6 +673,14 @@ int st_sim_run_progress(const st_lowered *l, double memory_limit_bytes, st_trace
 
     double t1 = wall_s();
     run(&S);
+    for (int p = 0; p < l->nranks; p++) {
+        st_rank_stats *rs = &out->ranks[p];
+        const st__rank *R = &S.rk[p];
+        memcpy(rs->busy_s, R->busy_s, sizeof rs->busy_s);
+        memcpy(rs->bd_s, R->bd_s, sizeof rs->bd_s);
+        rs->bubble_s = R->bubble_s;
+        rs->end_s = R->end_s;
+    }
     out->reshares = S.net.reshares;
     out->setup_wall_s = t1 - t0;
     out->run_wall_s = wall_s() - t1;

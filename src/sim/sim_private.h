@@ -16,14 +16,22 @@
 
 /* ------------------------------------------------------------ the network (network.c, maxmin.c) */
 
-/* a (merged) link at run time */
+/* A (merged) link at run time: what every start and end of a flow reads, in one 64-byte line
+ * (aligned), the flows on it inline while they are few (the common case: a NIC port or a node's
+ * fabric link carries a handful at once, 16 at most at 131,072 GPUs), so a hop of a route costs
+ * one miss to memory where the link's record and its separate list of flows cost two or three. */
+enum { ST__LINK_INLINE = 3 };
 typedef struct st__link {
-    double cap;       /* bytes/s */
-    double demand;    /* sum of count x rate alone of the flows on it */
-    double rem, wsum; /* water-filling: capacity not taken by frozen flows, counts of the others */
-    int32_t n, capn;  /* flows on it: fl[2k] = flow, fl[2k + 1] = count */
-    int32_t *fl;
-    int32_t mark;
+    _Alignas(64) double cap; /* bytes/s */
+    double demand;           /* sum of count x rate alone of the flows on it */
+    int32_t n, capn;         /* flows on it: fl[2k] = flow, fl[2k + 1] = count */
+    int32_t *fl;             /* inl, or an allocation of its own once more than ST__LINK_INLINE */
+    int32_t mark, at;        /* re-share: mark == st__net.stamp: it is q_ln[at] */
+    int32_t inl[2 * ST__LINK_INLINE];
+} st__link;
+
+/* what only a trace reads of a link (st__net.lx, parallel to ln) */
+typedef struct st__link_aux {
     int32_t rank, tid; /* trace: the rank's thread tid shows it (negative: not named yet); rank -1: not shown */
     const char *name;  /* borrowed from the lowering's st_link */
     int32_t alike;     /* links of the lowering it stands for (merged: crossed alike) */
@@ -31,7 +39,17 @@ typedef struct st__link {
     double since, util;
     int32_t shown_n;
     const char *shown_label;
-} st__link;
+} st__link_aux;
+
+/* a merged route: its hops in st__net.hop[first .. first + n) */
+typedef struct st__route {
+    int32_t first, n;
+    double rate; /* bytes/s per crossing rank, alone */
+} st__route;
+
+typedef struct st__hop {
+    int32_t link, count;
+} st__hop;
 
 /* a flow in progress: the data of a collective slot or of a send/recv pair */
 typedef struct st__flow {
@@ -40,12 +58,11 @@ typedef struct st__flow {
     double t_last;     /* when rem_s was brought up to date */
     double finish;     /* t_last + rem_s / speed */
     double rate;       /* bytes/s per crossing rank, alone (the route's) */
-    double new_rate;   /* water-filling result */
     double new_speed;  /* listed in st__net.q_fl[0 .. nchg): the speed it changes to */
     int32_t route;
     int32_t nbneck;    /* speed < 1: the links of its route that are its bottlenecks (maxmin.c) */
     uint32_t ver;      /* its schedule: bumped whenever its completion moves */
-    int32_t mark, frozen;
+    int32_t mark;
     int32_t next_free;
     /* the engine's: what the end of its data ends (a collective slot, or a send a and receive b),
      * the latency after the data, and its label in a trace (when it is a link's only flow) */
@@ -55,11 +72,11 @@ typedef struct st__flow {
 } st__flow;
 
 typedef struct st__net {
-    st__link *ln;
+    st__link *ln; /* nln, 64-byte aligned */
+    st__link_aux *lx;
     int32_t nln;
-    int32_t *rt_first, *rt_n; /* merged routes: hops in hop_link/hop_count[rt_first .. + rt_n) */
-    double *rt_rate;          /* bytes/s per crossing rank, alone */
-    int32_t *hop_link, *hop_count;
+    st__route *rt; /* merged routes */
+    st__hop *hop;
     st__flow *fl;
     int32_t capfl, free_fl; /* free_fl: head of the free list (chained through next_free), -1 */
     int32_t stamp;
@@ -67,6 +84,17 @@ typedef struct st__net {
      * flows whose speed changes, in a deterministic order */
     int32_t *q_fl, *q_ln;
     int32_t nq_fl, nq_ln, nchg;
+    /* a re-share's working copy: per link of q_ln its capacity, and capacity left and flows not
+     * frozen while filling (then its load and fastest flow); per flow of q_fl its rate alone, its
+     * share and whether frozen, and its hops on q_ln's links (w_hop[w_first[i] .. w_first[i + 1]),
+     * link = index in q_ln); dense, so the filling's passes stream through them instead of
+     * reaching into thousands of flow and link records at random (maxmin.c) */
+    double *w_cap, *w_rem, *w_wsum;
+    double *w_rate, *w_share;
+    uint8_t *w_frozen;
+    int32_t *w_first;
+    st__hop *w_hop;
+    int64_t w_caphop;
     uint64_t reshares; /* max-min recomputations */
     uint64_t kept;     /* flows that ended on full links and left every rate as it was (not re-shared) */
 } st__net;
@@ -86,8 +114,9 @@ int st__net_alloc_flows(st__net *N, int32_t cap);
  * listed in q_fl[0 .. nchg): apply each with st__flow_set_speed. */
 int32_t st__flow_start(st__net *N, int32_t route, double work_s, double t);
 /* Flow f's data is through: it leaves its links (its index is free again; its route stays readable
- * until the next start); the flows it shared full links with are listed as st__flow_start says. */
-void st__flow_end(st__net *N, int32_t f);
+ * until the next start); the flows it shared full links with are listed as st__flow_start says.
+ * 0, or -1 when out of memory. */
+int st__flow_end(st__net *N, int32_t f);
 /* Applies f's new_speed from t on: its work brought up to date, its finish moved, ver bumped
  * (inline: the engine calls it for every flow, on its hot path). */
 static inline void st__flow_set_speed(st__net *N, int32_t f, double t) {
@@ -145,6 +174,19 @@ typedef struct st__bucket {
     int32_t n, cap;
 } st__bucket;
 
+/* A rank's state during the run and its sums, in 64-byte lines (aligned): the first holds what
+ * every start and end of an instruction reads and writes, the next two the sums an end adds to
+ * (moved to st_rank_stats when the run is over). Where they were four arrays and the result's
+ * records, an end touched four or five lines of its rank, each a miss to memory at 131,072 ranks. */
+typedef struct st__rank {
+    _Alignas(64) double start_s[ST_STREAMS]; /* start of the instruction running on each stream */
+    double end_s;                             /* its last end so far */
+    double last_end_compute;                  /* the last end on its compute stream */
+    double bubble_s;
+    double busy_s[ST_STREAMS], bd_s[ST_BD_COUNT]; /* as st_rank_stats */
+    double mem;                                   /* bytes now */
+} st__rank;
+
 typedef struct st__sim {
     const st_lowered *l;
     double limit_bytes;
@@ -153,15 +195,13 @@ typedef struct st__sim {
     int64_t total;
     int32_t *off;      /* nranks + 1: gid of each program's first instruction */
     st__node *nodes;   /* total + 1 (a sentinel closes the last rdep range) */
-    double *start_s;   /* nranks * ST_STREAMS: start of the instruction running on each stream */
     int32_t *rdeps;
     st__slot *slots;
     int32_t nslots;
     int32_t *slot_mem;
     int32_t *slot_grp;        /* per slot: its group */
     int32_t *slot_base;       /* per group (ngroups + 1): its first slot; slot - slot_base[group] = k */
-    double *mem;              /* nranks: current bytes */
-    double *last_end_compute; /* nranks */
+    st__rank *rk;             /* nranks */
     st__bucket q[65]; /* the event queue (a radix heap over the time bits, sim.c) */
     int32_t q_head;   /* the next event of bucket 0 */
     uint64_t q_last;  /* the time (bits) of the last event taken; every queued one is >= it */
