@@ -10,7 +10,9 @@
  * pass. The host's time to issue the kernels from eager PyTorch is priced apart, per list of
  * operators (st_cost_host_stretch): the host runs ahead of the GPU, so a block takes the longer of
  * its GPU time and its host time, and small models whose kernels are shorter than the host's work
- * per kernel are host-bound (ST_HOST_S_PER_KERNEL, cost_private.h). Context parallelism's ring
+ * per kernel are host-bound (ST_HOST_S_PER_KERNEL, cost_private.h). The per-kernel prices and the
+ * small-GEMM half dimension are the cluster's where it sets them (a fit of measured runs does:
+ * profiler/fit.c), else the constants of cost_private.h. Context parallelism's ring
  * (cp=p2p) runs cp kernels a pass: the first on the rank's own two chunks, causal, at the query
  * length s / cp; the others one chunk of s / 2cp against two or two against one, unmasked. Each of
  * those is as slow as the slower shape, whose inner loop runs over s / 2cp (keys in forward,
@@ -152,13 +154,23 @@ double st_cost_attention_flops_per_s(const st_gpu *g, st_attention kernel, st_dt
     return (r64 + f * (r128 - r64)) * 1e12 * (peak / t->peak_flops);
 }
 
-double st_cost_host_stretch(const st_op *ops, int n, double gpu_s, int backward) {
-    double host_s = 0;
-    for (int i = 0; i < n; i++) host_s += (backward ? ops[i].kernels_bwd : ops[i].kernels_fwd) * ST_HOST_S_PER_KERNEL;
+double st_cost_launch_s(const st_cluster *c) {
+    return c->launch_overhead_s > 0 ? c->launch_overhead_s : ST_KERNEL_OVERHEAD_S;
+}
+
+double st_cost_host_s_per_kernel(const st_cluster *c) {
+    return c->host_s_per_kernel > 0 ? c->host_s_per_kernel : ST_HOST_S_PER_KERNEL;
+}
+
+double st_cost_gemm_half_dim(const st_gpu *g) { return g->gemm_half_dim > 0 ? g->gemm_half_dim : ST_GEMM_HALF_DIM; }
+
+double st_cost_host_stretch(const st_cluster *c, const st_op *ops, int n, double gpu_s, int backward) {
+    double host_s = 0, per_kernel_s = st_cost_host_s_per_kernel(c);
+    for (int i = 0; i < n; i++) host_s += (backward ? ops[i].kernels_bwd : ops[i].kernels_fwd) * per_kernel_s;
     return gpu_s > 0 && host_s > gpu_s ? host_s / gpu_s : 1;
 }
 
-static double dim_factor(double d) { return d / (d + ST_GEMM_HALF_DIM); }
+static double dim_factor(const st_gpu *g, double d) { return d / (d + st_cost_gemm_half_dim(g)); }
 
 void st__ring_step(const st_op *op, int first, st_op *out) {
     double n = op->ring_steps > 1 ? op->ring_steps : 1;
@@ -199,8 +211,8 @@ double st_cost_op_time(const st_cluster *c, const st_profile *prof, const st_op 
         st_dtype pdt = g->peak_flops[gdt] > 0 ? gdt : ST_DT_BF16; /* a dtype the GPU lacks runs as bf16 */
         double rate = prof ? st_profile_flops_per_s(prof, op->cls, gdt, flops / kernels) : 0;
         if (!(rate > 0))
-            rate = g->peak_flops[pdt] * st_gpu_gemm_efficiency(g, pdt) * dim_factor(op->m) * dim_factor(op->n) *
-                   dim_factor(op->k);
+            rate = g->peak_flops[pdt] * st_gpu_gemm_efficiency(g, pdt) * dim_factor(g, op->m) * dim_factor(g, op->n) *
+                   dim_factor(g, op->k);
         t_flops = flops / rate;
     } else if (flops > 0 && g->peak_flops[ST_DT_FP32] > 0) {
         t_flops = flops / g->peak_flops[ST_DT_FP32];
@@ -208,5 +220,5 @@ double st_cost_op_time(const st_cluster *c, const st_profile *prof, const st_op 
     double bw = prof ? st_profile_bytes_per_s(prof, op->cls, bytes / kernels) : 0;
     if (!(bw > 0)) bw = g->hbm_bytes_per_s * ST_HBM_EFFICIENCY;
     t_bytes = bytes / bw;
-    return (t_flops > t_bytes ? t_flops : t_bytes) + kernels * ST_KERNEL_OVERHEAD_S;
+    return (t_flops > t_bytes ? t_flops : t_bytes) + kernels * st_cost_launch_s(c);
 }

@@ -64,11 +64,18 @@ const st_model *st_cost_model(const st_cost_ctx *ctx);
 /* Compute time of one operator pass on one GPU (cost/compute.c). */
 double st_cost_op_time(const st_cluster *c, const st_profile *prof, const st_op *op, st_dtype dt, int backward);
 /* Host-bound stretch of a list of n operators (a block, the head or the tail) whose forward
- * (backward) GPU times add up to gpu_s: eager PyTorch's host takes kernels x ST_HOST_S_PER_KERNEL
+ * (backward) GPU times add up to gpu_s: eager PyTorch's host takes kernels x st_cost_host_s_per_kernel
  * to issue them and runs ahead of the GPU, so the list takes max(gpu_s, host time); returns that
  * over gpu_s (>= 1; 1 when gpu_s is 0). The estimate and the per-operator lowering scale each
  * operator's time by it, so both price the list alike (cost/compute.c). */
-double st_cost_host_stretch(const st_op *ops, int n, double gpu_s, int backward);
+double st_cost_host_stretch(const st_cluster *c, const st_op *ops, int n, double gpu_s, int backward);
+/* The per-kernel prices compute uses on cluster c: the GPU's idle time per kernel launched
+ * (framework.launch_overhead_us, else ST_KERNEL_OVERHEAD_S), the host's time to issue one
+ * (framework.host_us_per_kernel, else ST_HOST_S_PER_KERNEL), both in seconds, and the small-GEMM
+ * half dimension (gpu.gemm_half_dim, else ST_GEMM_HALF_DIM) (cost/compute.c). */
+double st_cost_launch_s(const st_cluster *c);
+double st_cost_host_s_per_kernel(const st_cluster *c);
+double st_cost_gemm_half_dim(const st_gpu *g);
 /* Achieved FLOP/s of fused attention kernel `kernel` (attention=flash: FlashAttention-3 on Hopper,
  * FlashAttention-2 elsewhere; fa2; cudnn) on GPU g in dtype dt (fp8 runs attention in bf16), at `seq`
  * tokens per sequence, head dimension `head_dim`, causal or not, forward or backward, from the

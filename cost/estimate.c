@@ -165,7 +165,7 @@ static double ub_price(const st_cost_ctx *ctx, const st_plan *p, ub_method m, do
         piece.fwd_bytes /= n;
         cut_s = max0(n * st_cost_op_time(ctx->c, ctx->prof, &piece, p->dtype, 0) -
                      st_cost_op_time(ctx->c, ctx->prof, gemm, p->dtype, 0) -
-                     (n - 1) * gemm->kernels_fwd * ST_KERNEL_OVERHEAD_S);
+                     (n - 1) * gemm->kernels_fwd * st_cost_launch_s(ctx->c));
     }
     double tax_s = m == UB_RING ? st_cost_overlap_tax_sms(ctx->c, c_s < g_s ? c_s : g_s, ST_UB_RING_SMS)
                                 : st_cost_overlap_tax_sms(ctx->c, g_s, ST_UB_SMS);
@@ -244,8 +244,8 @@ static void pass_add_ops(st_cost_ctx *ctx, const st_plan *p, const st_op *ops, i
     double gpu_fwd_s = 0, gpu_bwd_s = 0;
     for (int i = 0; i < n; i++) gpu_fwd_s += costs[i].fwd_s, gpu_bwd_s += costs[i].bwd_s;
     /* a host-bound block stretches each of its operators alike (the lowering scales them so too) */
-    double stretch_fwd = st_cost_host_stretch(ops, n, gpu_fwd_s, 0);
-    double stretch_bwd = st_cost_host_stretch(ops, n, gpu_bwd_s, 1);
+    double stretch_fwd = st_cost_host_stretch(ctx->c, ops, n, gpu_fwd_s, 0);
+    double stretch_bwd = st_cost_host_stretch(ctx->c, ops, n, gpu_bwd_s, 1);
     for (int i = 0; i < n; i++) {
         const st_op *o = &ops[i];
         st_op_cost oc = costs[i];
@@ -724,7 +724,7 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
     double opt_s = 0, offload_s = 0;
     if (p->offload == ST_OFF_NONE) {
         opt_s = opt_params * (ST_ADAM_BYTES_PER_PARAM + gb - 4) / (c->gpu.hbm_bytes_per_s * ST_HBM_EFFICIENCY) +
-                8 * ST_KERNEL_OVERHEAD_S;
+                8 * st_cost_launch_s(c);
         if (p->offload_optimizer > 0) { /* granular: part of the states on the host (cost/offload.c) */
             st__opt_step os;
             st__offload_optimizer_step(c, pr, p->offload_optimizer, opt_params, gb, st_cost_weight_bytes(p->dtype),

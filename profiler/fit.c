@@ -16,10 +16,24 @@
  *   intra_node.bandwidth_gb_per_s  1 .. 1800 GB/s (NVLink 5, NVIDIA's datasheet, is the fastest);
  *   intra_node.latency_us          0.5 .. 100 us;
  *   inter_node.nic_gbit_per_s      1 .. 800 Gbit/s (ConnectX-8's 800G is the fastest NIC);
- *   inter_node.latency_us          1 .. 200 us.
+ *   inter_node.latency_us          1 .. 200 us;
+ *   framework.launch_overhead_us   1 .. 10 us: the GPU's idle time per kernel launched, added to
+ *                                  every kernel (cost/compute.c); a CUDA launch costs a few
+ *                                  microseconds (NVIDIA, "Getting Started with CUDA Graphs", 2019:
+ *                                  ~2-3 us per launch of a 2 us kernel; ST_KERNEL_OVERHEAD_S's 4 us),
+ *                                  so 10 us is the most a launch can be;
+ *   framework.host_us_per_kernel   2 .. 100 us: the host's time to issue one kernel from eager
+ *                                  PyTorch, which bounds a block below (st_cost_host_stretch); 45 us
+ *                                  measured for eager SAM2 (cost_private.h), a bare ATen op's
+ *                                  dispatch a few us (He, "Making Deep Learning Go Brrrr", 2022);
+ *   gpu.gemm_half_dim              8 .. 1024: small GEMMs' efficiency d / (d + this) per dimension,
+ *                                  the smooth stand-in for tile and wave quantisation (NVIDIA's
+ *                                  Matrix Multiplication Background guide: 128-256 wide tiles, whole
+ *                                  waves of them over the SMs), 64 by default.
  * Pipeline send/receive runs over these same links (cost/comm.c), so it is fitted through them.
- * The per-kernel host overhead the issue names is no cluster field (cost_private.h holds it as a
- * constant): not fitted, and the summary says so.
+ * Why the per-kernel prices: fitted without them on vTrain's single-node rows, the held-out error
+ * follows the micro-batch size (Spearman +0.57 between log mbs and log predicted/measured; -15 % at
+ * mbs 1, +14 % at mbs 8): a fixed cost per kernel that the throughput numbers cannot stand in for.
  *
  * The fit: least squares on log time (a run 10 % slow weighs the same at 1 s and at 100 s),
  * plus a weak pull toward the given cluster (PRIOR_WEIGHT), minimised by Hooke and Jeeves' pattern
@@ -50,7 +64,7 @@
 #define PIN_MIN_CHANGE 0.005 /* ... must move some row's prediction by 0.5 % to be identified */
 #define STEP_START 2.0       /* the coordinate search's first step: x2 */
 #define STEP_END 1.002       /* and its last: 0.2 % */
-#define MAX_EVALS 1500       /* objective evaluations per fit */
+#define MAX_EVALS 6000       /* objective evaluations per fit (nine parameters need a few thousand) */
 /* A weak pull toward the given cluster, added to the mean squared log error: a parameter a factor
  * 2 away costs 0.48 x PRIOR_WEIGHT, as much as 0.7 % of RMS error. Where the runs cannot tell two
  * parameters apart (fewer kernels per GEMM and a slower HBM can look alike), it keeps the one the
@@ -78,6 +92,9 @@ static const struct {
     {"intra_node.latency_us", "us", 0.5e-6, 100e-6, 0, 1e6},
     {"inter_node.nic_gbit_per_s", "Gbit/s", 1.25e8, 1e11, 0, 8e-9},
     {"inter_node.latency_us", "us", 1e-6, 200e-6, 0, 1e6},
+    {"framework.launch_overhead_us", "us", 1e-6, 10e-6, 0, 1e6},
+    {"framework.host_us_per_kernel", "us", 2e-6, 100e-6, 0, 1e6},
+    {"gpu.gemm_half_dim", "", 8, 1024, 0, 1},
 };
 
 static double *field(st_cluster *c, int j) {
@@ -87,7 +104,23 @@ static double *field(st_cluster *c, int j) {
     case 2: return &c->intra_bytes_per_s;
     case 3: return &c->intra_latency_s;
     case 4: return &c->nic_bytes_per_s;
-    default: return &c->inter_latency_s;
+    case 5: return &c->inter_latency_s;
+    case 6: return &c->launch_overhead_s;
+    case 7: return &c->host_s_per_kernel;
+    default: return &c->gpu.gemm_half_dim;
+    }
+}
+
+/* parameter j's value on cluster c: its field, or cost/'s default where the field is 0 (unset) */
+static double current(const st_cluster *c, int j) {
+    switch (j) {
+    case 6: return st_cost_launch_s(c);
+    case 7: return st_cost_host_s_per_kernel(c);
+    case 8: return st_cost_gemm_half_dim(&c->gpu);
+    default: {
+        st_cluster t = *c; /* field() gives a place to write; read through a copy */
+        return *field(&t, j);
+    }
     }
 }
 
@@ -225,6 +258,9 @@ typedef struct run {
     st_cluster cluster; /* the starting cluster, sized for the run's GPUs */
     double measured_s;
     char group[64];
+    int same;      /* the first row of the same model cell and GPU count: one cost context prices them all */
+    int rec;       /* its record in the CSV */
+    long long gpus;
 } run;
 
 struct st_fit {
@@ -326,6 +362,14 @@ static int load_rows(st_fit *f, const csv *v, const char *path, st_error *err) {
         if (rc || !(est.iteration_time_s > 0))
             return row_error(err, ST_EINVAL, path, line, "plan '%s' cannot be priced on this cluster", cell[2]);
         if (group >= 0 && group < v->nf[i]) snprintf(r->group, sizeof r->group, "%s", v->rec[i][group]);
+        r->rec = i;
+        r->gpus = g;
+        r->same = f->n;
+        for (int k = 0; k < f->n; k++)
+            if (f->r[k].same == k && f->r[k].gpus == g && !strcmp(v->rec[f->r[k].rec][col[0]], cell[0])) {
+                r->same = k;
+                break;
+            }
         f->n++;
     }
     return 0;
@@ -333,24 +377,45 @@ static int load_rows(st_fit *f, const csv *v, const char *path, st_error *err) {
 
 /* ------------------------------------------------------------------ predicting and fitting */
 
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
 /* log(predicted / measured) of rows[0..n-1] under parameters v into d (may be NULL); returns the
- * mean of their squares, or HUGE_VAL when a row cannot be priced */
+ * mean of their squares, or HUGE_VAL when a row cannot be priced. Rows of one model and GPU count
+ * share a cost context (its per-shard cache is what makes pricing many plans of one model cheap,
+ * and a context is megabytes to clear): they are priced in that order. */
 static double residuals(const st_fit *f, const double *v, const int *rows, int n, double *d) {
     double sum = 0;
-    for (int i = 0; i < n; i++) {
+    int64_t *ord = malloc(((size_t)n + 1) * sizeof *ord);
+    st_cost_ctx *ctx = NULL;
+    st_cluster c;
+    if (!ord) return HUGE_VAL;
+    for (int i = 0; i < n; i++) ord[i] = (int64_t)f->r[rows[i]].same << 32 | i;
+    qsort(ord, (size_t)n, sizeof *ord, cmp_i64);
+    for (int k = 0; k < n; k++) {
+        int i = (int)(ord[k] & 0xffffffff);
         const run *r = &f->r[rows[i]];
-        st_cluster c = r->cluster;
-        apply(&c, &f->base, v);
-        st_cost_ctx *ctx = st_cost_ctx_new(&r->model, &c, NULL);
+        if (!k || r->same != f->r[rows[(int)(ord[k - 1] & 0xffffffff)]].same) {
+            st_cost_ctx_free(ctx);
+            c = r->cluster;
+            apply(&c, &f->base, v);
+            ctx = st_cost_ctx_new(&r->model, &c, NULL);
+        }
         st_estimate est;
         int rc = ctx ? st_cost_estimate(ctx, &r->plan, &est) : ST_ENOMEM;
-        st_cost_ctx_free(ctx);
-        if (rc || !(est.iteration_time_s > 0)) return HUGE_VAL;
+        if (rc || !(est.iteration_time_s > 0)) {
+            sum = HUGE_VAL;
+            break;
+        }
         double e = log(est.iteration_time_s / r->measured_s);
         if (d) d[i] = e;
         sum += e * e;
     }
-    return n ? sum / n : 0;
+    st_cost_ctx_free(ctx);
+    free(ord);
+    return n && sum < HUGE_VAL ? sum / n : sum;
 }
 
 /* Which parameters the rows identify (see the header), at v. */
@@ -602,7 +667,7 @@ int st_fit_runs(const char *path, const char *cluster_arg, const st_fit_opts *o,
 
     /* bounds and the start (the given cluster, moved inside the bounds) */
     for (int j = 0; j < ST_FIT_PARAMS; j++) {
-        double b = *field(&f->base, j);
+        double b = current(&f->base, j);
         f->lo[j] = pdef[j].rel ? pdef[j].lo * b : pdef[j].lo;
         f->hi[j] = pdef[j].rel ? pdef[j].hi * b : pdef[j].hi;
         f->start[j] = fmin(f->hi[j], fmax(f->lo[j], b));
@@ -721,7 +786,6 @@ void st_fit_describe(const st_fit *f, FILE *out) {
         else
             fprintf(out, "  (bounds %.4g .. %.4g)%s\n", p.lo, p.hi, p.at_bound ? " at its bound" : "");
     }
-    fprintf(out, "  %-30s not fitted: no cluster field holds it (a constant of cost/)\n", "per-kernel host overhead");
     describe_errors(out, "start", &r->start);
     describe_errors(out, "fitted", &r->fitted);
     fprintf(out, "cross-valid. %d-fold (seed %llu): MAE %.1f %% on the rows each fold did not see\n", f->opts.folds,
@@ -730,6 +794,44 @@ void st_fit_describe(const st_fit *f, FILE *out) {
         describe_errors(out, "held out", &r->held);
         describe_errors(out, "(unfitted)", &r->held_start);
     }
+}
+
+int st_fit_write_residuals(const st_fit *f, const char *path, st_error *err) {
+    int rc = 0, *rows = malloc(((size_t)f->n + 1) * sizeof *rows);
+    double *d = malloc(((size_t)f->n + 1) * sizeof *d);
+    char *fitted = calloc((size_t)f->n + 1, 1);
+    FILE *out = NULL;
+    if (!rows || !d || !fitted) {
+        rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
+        goto out;
+    }
+    double v[ST_FIT_PARAMS];
+    for (int j = 0; j < ST_FIT_PARAMS; j++) v[j] = f->pinned[j] ? f->value[j] : f->start[j];
+    for (int i = 0; i < f->n; i++) rows[i] = i;
+    for (int i = 0; i < f->nfit; i++) fitted[f->fit_rows[i]] = 1;
+    if (residuals(f, v, rows, f->n, d) == HUGE_VAL) { /* never: every row was priced at load */
+        rc = st_error_set(err, ST_EINVAL, path, NULL, "a row cannot be priced on the fitted cluster");
+        goto out;
+    }
+    if (!(out = fopen(path, "w"))) {
+        rc = st_error_set(err, ST_EIO, path, NULL, "cannot write: %s", strerror(errno));
+        goto out;
+    }
+    fprintf(out, "line,set,group,measured_s,predicted_s,error_pct\n");
+    for (int i = 0; i < f->n; i++) {
+        const run *r = &f->r[i];
+        fprintf(out, "%d,%s,\"", r->line, fitted[i] ? "fit" : "held_out");
+        for (const char *c = r->group; *c; c++) fprintf(out, *c == '"' ? "\"\"" : "%c", *c);
+        fprintf(out, "\",%.10g,%.10g,%.4f\n", r->measured_s, r->measured_s * exp(d[i]), (exp(d[i]) - 1) * 100);
+    }
+    if (fclose(out)) rc = st_error_set(err, ST_EIO, path, NULL, "cannot write: %s", strerror(errno));
+    out = NULL;
+out:
+    if (out) fclose(out);
+    free(rows);
+    free(d);
+    free(fitted);
+    return rc;
 }
 
 int st_fit_save(const st_fit *f, const char *path, st_error *err) {

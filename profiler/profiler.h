@@ -70,7 +70,7 @@ int st_calib_save(const st_calib *c, const char *path, st_error *err);
 
 /* `strata calibrate --runs` (profiler/fit.c): measured iteration times of a user's runs fitted into
  * the cluster fields they identify (the file's header lists them, with their bounds). */
-#define ST_FIT_PARAMS 6
+#define ST_FIT_PARAMS 9
 typedef struct st_fit_opts {
     uint64_t seed;       /* of the fit fraction's draw and the folds' shuffle */
     int folds;           /* k of the k-fold cross-validation, >= 2 */
@@ -118,6 +118,10 @@ void st_fit_describe(const st_fit *f, FILE *out);
  * object: source, date, rows, seed, fitted values, those not pinned down, residual and
  * cross-validated errors) atomically; "-" = stdout. */
 int st_fit_save(const st_fit *f, const char *path, st_error *err);
+/* Writes one CSV line per row of the runs file: its line there, whether it was fitted or held out
+ * ("fit", "held_out"), its group, the measured and the fitted cluster's predicted seconds and the
+ * error in % (the residuals behind the summary's MAE). 0, ST_EIO or ST_ENOMEM. */
+int st_fit_write_residuals(const st_fit *f, const char *path, st_error *err);
 
 /* ------------------------------------------------------------------ what to time */
 

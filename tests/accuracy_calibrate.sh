@@ -3,8 +3,13 @@
 # ../shared/validation): fit on a seeded random 20 % of the rows (seed 1), predict the other 80 %.
 # Targets (issue 17): mean absolute error <= 10 % and Kendall tau-b >= 0.8 within each group of one
 # model, GPU count and batch on vtrain_single; tau-b >= 0.7 within each model size on vtrain_multi.
-# The numbers are printed whatever they are; the test fails only where the fit is broken:
+# The numbers are printed whatever they are; the test fails where the fit is broken or falls back:
 #   - held out, the fitted cluster must predict better (MAE) than the cluster it started from;
+#   - held out, no worse than what the fit reached with the per-kernel prices (seed 1: vtrain_single
+#     MAE 7.1 %, mean tau-b 0.850; vtrain_multi MAE 10.0 %; seeds 2 and 3 give 7.4 and 7.2 %, 0.856
+#     and 0.832), with a margin: vtrain_single MAE <= 8.5 % and mean tau-b >= 0.82, vtrain_multi
+#     MAE <= 11.5 % (its tau-b within model sizes, 0.59, is short of issue 17's 0.7: printed, not
+#     asserted);
 #   - the measured times shuffled among the rows (a fixed derangement), the held-out error must be
 #     at least twice the honest fit's: a fit cannot memorise its rows.
 # Environment (set by automake): STRATA, SRCDIR, VALIDATION. Exit 0 pass, 1 fail, 77 skip, 99 hard error.
@@ -20,8 +25,24 @@ sh "$SRCDIR/scripts/vtrain_runs.sh" "$VAL" "$T" || exit 99
 cluster=$SRCDIR/tests/data/validation/vtrain_cluster.json
 fail=0
 
-# held-out MAE of a summary: the "held out" or "(unfitted)" line
-mae() { awk -v w="$1" 'index($0, w) == 1 { for (i = 1; i <= NF; i++) if ($i == "MAE") { print $(i + 1); exit } }' "$2"; }
+# after LINE KEY FILE: the word after KEY on the summary line that opens with LINE ("held out",
+# "(unfitted)"), its comma dropped: the held-out MAE and the mean tau-b within groups
+after() {
+	awk -v w="$1" -v k="$2" 'index($0, w) == 1 {
+		for (i = 1; i <= NF; i++) if ($i == k) { v = $(i + 1); sub(/,$/, "", v); print v; exit }
+	}' "$3"
+}
+mae() { after "$1" MAE "$2"; }
+tau_mean() { after "$1" mean "$2"; }
+# reached WHAT VALUE OP LIMIT: ok or FAIL, as the value compares with what the fit reached
+reached() {
+	if awk -v v="$2" -v l="$4" -v op="$3" 'BEGIN { exit !(op == "<=" ? v <= l : v >= l) }'; then
+		echo "ok: $1 $2 $3 $4"
+	else
+		echo "FAIL: $1 $2, not $3 $4 (what the fit reached, with a margin)"
+		fail=1
+	fi
+}
 
 for set in single multi; do
 	if ! "$STRATA" calibrate --runs "$T/$set.csv" --cluster "$cluster" --fit-fraction 0.2 --seed 1 \
@@ -37,6 +58,12 @@ for set in single multi; do
 	else
 		echo "FAIL: held-out MAE $held % is not below the starting cluster's $start %"
 		fail=1
+	fi
+	if [ $set = single ]; then
+		reached "held-out MAE (%)" "$held" "<=" 8.5
+		reached "held-out mean tau-b within groups" "$(tau_mean "held out" "$T/$set.out")" ">=" 0.82
+	else
+		reached "held-out MAE (%)" "$held" "<=" 11.5
 	fi
 	# the same rows with their times shuffled: row i gets row i + 7's (measured_s is the last field)
 	awk 'NR == 1 { print; next } { line[NR] = $0; t = $0; sub(/.*,/, "", t); time[NR] = t } END {

@@ -5,7 +5,7 @@
 #   - exit 0, nothing on stderr; the summary names each parameter, those not pinned down, the
 #     cross-validated error; the fitted gemm_efficiency is 0.6 within 3 %;
 #   - the calibrated cluster is taken by estimate, plan, sim and compare, and carries its
-#     provenance ("calibration": rows, date, residuals);
+#     provenance ("calibration": rows, date, residuals); --residuals writes each row's prediction;
 #   - bad input (unknown model, impossible plan, non-positive time, too few rows, a missing column,
 #     --runs with --kineto) exits 2 with one line naming the file and row, and writes nothing.
 # Environment (set by automake): STRATA, SRCDIR. POSIX sh only. Exit 0 pass, 1 fail, 99 hard error.
@@ -38,7 +38,7 @@ for m in gpt-1.7b gpt-3.6b; do
 	done
 done
 
-run calibrate --runs "$T/runs.csv" --cluster dgx-a100-80g --out "$T/fitted.json" --seed 3
+run calibrate --runs "$T/runs.csv" --cluster dgx-a100-80g --out "$T/fitted.json" --seed 3 --residuals "$T/res.csv"
 eff=$(awk '$1 == "gpu.gemm_efficiency" { print $2 }' "$T/out")
 if [ $rc -eq 0 ] && [ ! -s "$T/err" ] && grep -q '^cross-valid\. 5-fold (seed 3): MAE' "$T/out" &&
 	grep -q 'not pinned down by these runs' "$T/out" && grep -q "^wrote $T/fitted.json\$" "$T/out" &&
@@ -52,6 +52,12 @@ if grep -q '"calibration"' "$T/fitted.json" && grep -q '"rows": 24' "$T/fitted.j
 	ok "the calibrated cluster carries its provenance"
 else
 	nok "provenance" "expected calibration.rows 24, date, mae_pct in $T/fitted.json"
+fi
+if [ "$(head -n 1 "$T/res.csv")" = "line,set,group,measured_s,predicted_s,error_pct" ] &&
+	[ "$(grep -c ',fit,"' "$T/res.csv")" -eq 24 ] && [ "$(wc -l <"$T/res.csv")" -eq 25 ]; then
+	ok "--residuals: one line per row with its measured and predicted time"
+else
+	nok "--residuals" "expected a header and 24 fitted rows in $T/res.csv" "$(cat "$T/res.csv")"
 fi
 for c in "estimate --model gpt-1.7b --gpus 16 --plan tp=2,pp=2" "sim --model gpt-1.7b --gpus 16 --plan tp=2,pp=2" \
 	"plan --model gpt-1.7b --gpus 16 --top 1"; do

@@ -93,12 +93,12 @@ START_TEST(test_host_bound_block) {
     st_op three[3];
     memset(three, 0, sizeof three);
     for (int i = 0; i < 3; i++) three[i].kernels_fwd = 1, three[i].kernels_bwd = 2;
-    REL(st_cost_host_stretch(three, 3, 10e-6, 0), 3 * ST_HOST_S_PER_KERNEL / 10e-6, 1e-12);
-    REL(st_cost_host_stretch(three, 3, 100e-6, 1), 6 * ST_HOST_S_PER_KERNEL / 100e-6, 1e-12);
-    ck_assert(st_cost_host_stretch(three, 3, 1.0, 1) == 1);  /* GPU-bound: no stretch */
-    ck_assert(st_cost_host_stretch(three, 3, 0.0, 0) == 1);  /* nothing to stretch */
-    st_model m;
     st_cluster c = cluster("dgx-a100-80g", 24);
+    REL(st_cost_host_stretch(&c, three, 3, 10e-6, 0), 3 * ST_HOST_S_PER_KERNEL / 10e-6, 1e-12);
+    REL(st_cost_host_stretch(&c, three, 3, 100e-6, 1), 6 * ST_HOST_S_PER_KERNEL / 100e-6, 1e-12);
+    ck_assert(st_cost_host_stretch(&c, three, 3, 1.0, 1) == 1);  /* GPU-bound: no stretch */
+    ck_assert(st_cost_host_stretch(&c, three, 3, 0.0, 0) == 1);  /* nothing to stretch */
+    st_model m;
     st_plan p;
     st_error err;
     ck_assert_int_eq(st_model_preset("gpt-1.7b", &m), 0); /* 24 blocks: 8 per stage */
@@ -122,6 +122,32 @@ START_TEST(test_host_bound_block) {
     REL(cc.fwd_s, 8 * host[0], 1e-12);
     REL(cc.bwd_s, 8 * host[1], 1e-12);
     st_cost_ctx_free(ctx);
+}
+END_TEST
+
+/* A cluster's own per-kernel prices (framework.launch_overhead_us, host_us_per_kernel) and small-GEMM
+ * half dimension (gpu.gemm_half_dim) replace cost/'s constants; 0 keeps them. */
+START_TEST(test_cluster_kernel_prices) {
+    st_cluster c = cluster("dgx-a100-80g", 8);
+    ck_assert(st_cost_launch_s(&c) == ST_KERNEL_OVERHEAD_S);
+    ck_assert(st_cost_host_s_per_kernel(&c) == ST_HOST_S_PER_KERNEL);
+    ck_assert(st_cost_gemm_half_dim(&c.gpu) == ST_GEMM_HALF_DIM);
+    st_op three[3];
+    memset(three, 0, sizeof three);
+    for (int i = 0; i < 3; i++) three[i].kernels_fwd = 2;
+    st_op op;
+    memset(&op, 0, sizeof op);
+    op.cls = ST_OPC_GEMM;
+    op.m = op.n = op.k = 256;
+    op.fwd_flops = 2.0 * 256 * 256 * 256;
+    op.kernels_fwd = 1;
+    double t0 = st_cost_op_time(&c, NULL, &op, ST_DT_BF16, 0), f0 = 256 / (256 + ST_GEMM_HALF_DIM);
+    c.launch_overhead_s = 10e-6;
+    c.host_s_per_kernel = 5e-6;
+    c.gpu.gemm_half_dim = 256;
+    REL(st_cost_host_stretch(&c, three, 3, 10e-6, 0), 6 * 5e-6 / 10e-6, 1e-12);
+    double gemm0_s = t0 - ST_KERNEL_OVERHEAD_S; /* compute-bound: the GEMM's time at the default curve */
+    REL(st_cost_op_time(&c, NULL, &op, ST_DT_BF16, 0), gemm0_s * pow(f0 / 0.5, 3) + 10e-6, 1e-12);
 }
 END_TEST
 
@@ -1378,6 +1404,7 @@ Suite *suite_cost(void) {
     tcase_add_test(tc, test_estimate_check_names_nonfinite);
     tcase_add_test(tc, test_op_prices_sum_to_the_chunk);
     tcase_add_test(tc, test_host_bound_block);
+    tcase_add_test(tc, test_cluster_kernel_prices);
     tcase_add_test(tc, test_ring_allreduce_one_node);
     tcase_add_test(tc, test_ring_across_nodes);
     tcase_add_test(tc, test_pipeline_closed_forms);

@@ -457,6 +457,32 @@ START_TEST(cluster_framework_reserved) {
 }
 END_TEST
 
+/* the per-kernel prices a fit of measured runs sets (framework.launch_overhead_us, host_us_per_kernel,
+ * gpu.gemm_half_dim): read, written back only when set, and read again the same */
+START_TEST(cluster_kernel_prices) {
+    st_cluster c, back;
+    st_error err;
+
+    st_error_clear(&err);
+    ck_assert_int_eq(st_cluster_load(DATA("valid/cluster_kernel_prices.json"), &c, &err), 0);
+    ck_assert_double_eq_tol(c.launch_overhead_s, 8e-6, 1e-18);
+    ck_assert_double_eq_tol(c.host_s_per_kernel, 12.5e-6, 1e-18);
+    ck_assert_double_eq(c.gpu.gemm_half_dim, 128);
+    json_t *j = st__cluster_to_json(&c);
+    ck_assert_int_eq(st__cluster_from_json(j, "mem", NULL, NULL, &back, &err), 0);
+    ck_assert_double_eq_tol(back.launch_overhead_s, 8e-6, 1e-18);
+    ck_assert_double_eq_tol(back.host_s_per_kernel, 12.5e-6, 1e-18);
+    ck_assert_double_eq(back.gpu.gemm_half_dim, 128);
+    ck_assert_ptr_null(json_object_get(json_object_get(j, "framework"), "reserved_gib"));
+    json_decref(j);
+    ck_assert_int_eq(st_cluster_load(DATA("valid/cluster_gpu_object.json"), &c, &err), 0);
+    ck_assert(c.launch_overhead_s == 0 && c.host_s_per_kernel == 0 && c.gpu.gemm_half_dim == 0);
+    j = st__cluster_to_json(&c);
+    ck_assert_ptr_null(json_object_get(json_object_get(j, "gpu"), "gemm_half_dim"));
+    json_decref(j);
+}
+END_TEST
+
 /* st_cluster_size directly (st_cluster_resolve's sizing; a validation point's): the file it is
  * given is named, a refused size leaves the cluster as it was. */
 /* a description's name after its file: basename, no ".json", printable ASCII, cut, a default */
@@ -984,6 +1010,8 @@ static const struct bad_case {
     {K_CLUSTER, "invalid/cluster_missing_gpu_memory.json", ST_EINVAL, "gpu.memory_gib", 0, 0},
     {K_CLUSTER, "invalid/cluster_unknown_gpu.json", ST_EINVAL, "gpu", 0, 0},
     {K_CLUSTER, "invalid/cluster_framework_zero.json", ST_EINVAL, "framework.reserved_gib", 0, 0},
+    {K_CLUSTER, "invalid/cluster_launch_zero.json", ST_EINVAL, "framework.launch_overhead_us", 0, 0},
+    {K_CLUSTER, "invalid/cluster_gemm_half_dim.json", ST_EINVAL, "gpu.gemm_half_dim", 0, 0},
     {K_CLUSTER, "invalid/cluster_framework_big.json", ST_EINVAL, "framework.reserved_gib", 0, 0},
     {K_CLUSTER, "invalid/cluster_framework_unknown.json", ST_EINVAL, "framework.reserved_gb", 0, 0},
     {K_CLUSTER, "invalid/cluster_no_16bit.json", ST_EINVAL, "gpu.peak_tflops.bf16", 0, 0},
@@ -1204,6 +1232,7 @@ Suite *suite_io(void) {
     tcase_add_test(tc, cluster_resolve_resize);
     tcase_add_test(tc, cluster_json_round_trip);
     tcase_add_test(tc, cluster_framework_reserved);
+    tcase_add_test(tc, cluster_kernel_prices);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("plan");

@@ -12,7 +12,7 @@
 static const char help_text[] =
     "usage: strata calibrate --kineto TRACE.json[.gz] --out PROFILE.json [--gpu NAME] [--gpus-per-node N]\n"
     "       strata calibrate --runs RUNS.csv --cluster C --out FITTED.json [--seed N] [--folds K]\n"
-    "                        [--fit-fraction F]\n"
+    "                        [--fit-fraction F] [--residuals FILE]\n"
     "\n"
     "  --kineto FILE       PyTorch profiler trace (export_chrome_trace; gzip is read as is), recorded\n"
     "                      with ProfilerActivity.CUDA and record_shapes=True; or the rank traces of\n"
@@ -28,11 +28,14 @@ static const char help_text[] =
     "                      `group` (rows whose order is judged, Kendall tau-b); other columns ignored\n"
     "  --cluster C         the cluster they ran on, as you know it (a preset or a JSON); --out gets it\n"
     "                      with the fields the runs pin down fitted (GEMM efficiency, HBM bandwidth,\n"
-    "                      intra- and inter-node bandwidth and latency) and their provenance\n"
+    "                      intra- and inter-node bandwidth and latency, the GPU's idle time and the\n"
+    "                      host's time per kernel, small GEMMs' efficiency) and their provenance\n"
     "  --seed N            seed of the folds and of --fit-fraction's draw (default 1)\n"
     "  --folds K           k of the k-fold cross-validated error (default 5)\n"
     "  --fit-fraction F    fit a seeded F of the rows (0 < F <= 1, default 1) and report the rest as\n"
     "                      held out\n"
+    "  --residuals FILE    also write each row's measured and predicted time (CSV: line, fit or\n"
+    "                      held_out, group, measured_s, predicted_s, error_pct)\n"
     "\n"
     "Exit status: 0 success, 2 bad input (nothing is written).\n";
 
@@ -86,7 +89,7 @@ static void print_summary(FILE *mem, const st_calib *cal, const char *kineto_arg
 
 /* --runs: fit, write, then say what was fitted */
 static int runs(const st_cli_args *a, const char *runs_arg, const char *seed_arg, const char *folds_arg,
-                const char *frac_arg, st_error *err) {
+                const char *frac_arg, const char *resid_arg, st_error *err) {
     st_fit_opts fo;
     st_fit *fit = NULL;
     st_cli_text text = {0};
@@ -117,7 +120,9 @@ static int runs(const st_cli_args *a, const char *runs_arg, const char *seed_arg
             goto out;
         }
     }
-    if ((rc = st_fit_runs(runs_arg, a->cluster, &fo, &fit, err)) || (rc = st_fit_save(fit, a->out, err))) goto out;
+    if ((rc = st_fit_runs(runs_arg, a->cluster, &fo, &fit, err)) || (rc = st_fit_save(fit, a->out, err)) ||
+        (resid_arg && (rc = st_fit_write_residuals(fit, resid_arg, err))))
+        goto out;
     if (!strcmp(a->out, "-")) goto out; /* the cluster was the output */
     if ((rc = st_cli_text_open(&text, err))) goto out;
     st_fit_describe(fit, text.f);
@@ -132,11 +137,12 @@ out:
 int st_cmd_calibrate(int argc, char **argv, st_error *err) {
     st_cli_args a;
     const char *kineto_arg = NULL, *gpn_arg = NULL, *runs_arg = NULL, *seed_arg = NULL, *folds_arg = NULL,
-               *frac_arg = NULL;
+               *frac_arg = NULL, *resid_arg = NULL;
     int rc;
     const st_cli_opt own[] = {{"kineto", &kineto_arg, NULL}, {"gpus-per-node", &gpn_arg, NULL},
                               {"runs", &runs_arg, NULL},     {"seed", &seed_arg, NULL},
                               {"folds", &folds_arg, NULL},   {"fit-fraction", &frac_arg, NULL},
+                              {"residuals", &resid_arg, NULL},
                               {NULL, NULL, NULL}};
     st_calib *cal = NULL;
     st_calib_opts co;
@@ -150,8 +156,8 @@ int st_cmd_calibrate(int argc, char **argv, st_error *err) {
         rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "--kineto and --runs are two calibrations: give one");
         goto out;
     }
-    if (runs_arg || seed_arg || folds_arg || frac_arg) {
-        rc = runs(&a, runs_arg, seed_arg, folds_arg, frac_arg, err);
+    if (runs_arg || seed_arg || folds_arg || frac_arg || resid_arg) {
+        rc = runs(&a, runs_arg, seed_arg, folds_arg, frac_arg, resid_arg, err);
         goto out;
     }
     if (a.cluster) {

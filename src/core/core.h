@@ -341,6 +341,7 @@ typedef struct st_gpu {
     double gemm_efficiency;         /* best achievable fraction of peak for large GEMMs */
     double gemm_efficiency_fp8;     /* the same for fp8 GEMMs; 0 = unknown (st_gpu_gemm_efficiency) */
     int sms;                        /* SMs (AMD: compute units); 0 = unknown (no contention modelled) */
+    double gemm_half_dim;           /* small GEMMs: factor d / (d + this) per dimension; 0 = cost/'s default */
     double tdp_watts;               /* board power limit (datasheet TDP/TBP); 0 = unknown */
     char source[200];
 } st_gpu;
@@ -405,6 +406,10 @@ typedef struct st_cluster {
      * node's memory (no peer-to-peer between instances) and intra_bytes_per_s and pcie_bytes_per_s
      * are a slice's share of its parent GPU's PCIe link */
     st_cluster_mig mig;
+    /* per-kernel costs of the training stack (cluster JSON "framework.launch_overhead_us" and
+     * "host_us_per_kernel"): the GPU's idle time per kernel and the host's time to issue one
+     * (cost/compute.c); 0 = cost/'s defaults */
+    double launch_overhead_s, host_s_per_kernel;
     char source[300];
 } st_cluster;
 

@@ -35,13 +35,13 @@
 static const char *const top_keys[] = {"name", "nodes", "gpus_per_node", "gpu", "intra_node", "scale_up",
                                        "inter_node", "host", "framework", "mig", "calibration", NULL};
 static const char *const gpu_keys[] = {"name", "memory_gib", "hbm_gb_per_s", "peak_tflops", "gemm_efficiency",
-                                       "gemm_efficiency_fp8", "sms", "tdp_watts", NULL};
+                                       "gemm_efficiency_fp8", "sms", "tdp_watts", "gemm_half_dim", NULL};
 static const char *const scale_up_keys[] = {"gpus", "fabric", "bandwidth_gb_per_s", NULL};
 static const char *const peak_keys[] = {"fp32", "tf32", "fp16", "bf16", "fp8", NULL};
 static const char *const intra_keys[] = {"bandwidth_gb_per_s", "latency_us", NULL};
 static const char *const inter_keys[] = {"nics_per_node", "nic_gbit_per_s", "latency_us", "oversubscription", NULL};
 static const char *const host_keys[] = {"memory_gib", "pcie_gb_per_s", NULL};
-static const char *const framework_keys[] = {"reserved_gib", NULL};
+static const char *const framework_keys[] = {"reserved_gib", "launch_overhead_us", "host_us_per_kernel", NULL};
 static const char *const mig_keys[] = {"profile", "per_gpu", NULL};
 #define MIN_GEMM_EFFICIENCY 0.05
 
@@ -158,6 +158,9 @@ static int load_gpu_object(const json_t *g, const char *file, const char *gpre, 
     if (rc < 0) goto out;
     gpu->sms = (int)sms;
     rc = get_pos(g, "tdp_watts", 1, 100000, &gpu->tdp_watts, 0, file, gpre, err);
+    if (rc < 0) goto out;
+    /* small GEMMs' tile quantisation (cost/compute.c); absent: cost/'s default */
+    rc = get_pos(g, "gemm_half_dim", 1, 65536, &gpu->gemm_half_dim, 0, file, gpre, err);
     if (rc < 0) goto out;
     snprintf(gpu->source, sizeof gpu->source, "%s", file);
     rc = 0;
@@ -379,6 +382,15 @@ int st__cluster_from_json(const json_t *root, const char *file, const char *pref
         rc = get_pos(sub, "reserved_gib", MIN_GIB, 1 << 20, &x, 0, file, p_fw, err);
         if (rc < 0) goto out;
         c.reserved_bytes = x * GIB;
+        /* per-kernel prices of the stack (cost/compute.c), from 10 ns to 1 s; absent: cost/'s defaults */
+        static const char *const kernel_keys[] = {"launch_overhead_us", "host_us_per_kernel"};
+        double *kernel_s[] = {&c.launch_overhead_s, &c.host_s_per_kernel};
+        for (int k = 0; k < 2; k++) {
+            x = 0;
+            rc = get_pos(sub, kernel_keys[k], 0.01, 1e6, &x, 0, file, p_fw, err);
+            if (rc < 0) goto out;
+            *kernel_s[k] = x * 1e-6;
+        }
     }
 
     rc = load_mig(root, file, prefix, &c, err);
@@ -519,6 +531,7 @@ json_t *st__cluster_to_json(const st_cluster *c) {
     if (c->gpu.gemm_efficiency_fp8 > 0)
         bad |= json_object_set_new(g, "gemm_efficiency_fp8", json_real(c->gpu.gemm_efficiency_fp8));
     if (c->gpu.sms > 0) bad |= json_object_set_new(g, "sms", json_integer(c->gpu.sms));
+    if (c->gpu.gemm_half_dim > 0) bad |= json_object_set_new(g, "gemm_half_dim", json_real(c->gpu.gemm_half_dim));
     bad |= json_object_set(o, "gpu", g);
     bad |= json_object_set_new(intra, "bandwidth_gb_per_s", json_real(c->intra_bytes_per_s / 1e9));
     bad |= json_object_set_new(intra, "latency_us", json_real(c->intra_latency_s * 1e6));
@@ -539,10 +552,12 @@ json_t *st__cluster_to_json(const st_cluster *c) {
     bad |= json_object_set_new(host, "pcie_gb_per_s", json_real(c->pcie_bytes_per_s / 1e9));
     bad |= json_object_set(o, "host", host);
     /* only when set: a cluster that keeps the default writes (and hashes) as before */
-    if (c->reserved_bytes > 0) {
-        bad |= json_object_set_new(fw, "reserved_gib", json_real(c->reserved_bytes / GIB));
-        bad |= json_object_set(o, "framework", fw);
-    }
+    if (c->reserved_bytes > 0) bad |= json_object_set_new(fw, "reserved_gib", json_real(c->reserved_bytes / GIB));
+    if (c->launch_overhead_s > 0)
+        bad |= json_object_set_new(fw, "launch_overhead_us", json_real(c->launch_overhead_s * 1e6));
+    if (c->host_s_per_kernel > 0)
+        bad |= json_object_set_new(fw, "host_us_per_kernel", json_real(c->host_s_per_kernel * 1e6));
+    if (json_object_size(fw)) bad |= json_object_set(o, "framework", fw);
     if (mig.per_gpu > 0) {
         json_t *m = json_object();
         bad |= !m || json_object_set_new(m, "profile", json_string(mig.profile));

@@ -108,8 +108,8 @@ static void add_list(st_cost_ctx *ctx, st_cost_ctx *ctx0, const st_plan *p, cons
     double gpu_fwd_s = 0, gpu_bwd_s = 0;
     for (int i = 0; i < count; i++) gpu_fwd_s += c[i].fwd_s, gpu_bwd_s += c[i].bwd_s;
     /* a host-bound list stretches each of its operators alike, as cost/estimate.c prices it */
-    double stretch_fwd = st_cost_host_stretch(list, count, gpu_fwd_s, 0);
-    double stretch_bwd = st_cost_host_stretch(list, count, gpu_bwd_s, 1);
+    double stretch_fwd = st_cost_host_stretch(st_cost_cluster(ctx), list, count, gpu_fwd_s, 0);
+    double stretch_bwd = st_cost_host_stretch(st_cost_cluster(ctx), list, count, gpu_bwd_s, 1);
     for (int i = 0; i < count; i++) {
         chunk_op *o = &ops[(*n)++];
         o->op = list[i];
