@@ -9,6 +9,7 @@ int main(void) {
     st_search_init(); /* as strata's main() does: the libraries' error hooks first */
     SRunner *sr = srunner_create(suite_model());
     srunner_add_suite(sr, suite_cluster());
+    srunner_add_suite(sr, suite_groups());
     srunner_add_suite(sr, suite_plan());
     srunner_add_suite(sr, suite_cost());
     srunner_add_suite(sr, suite_search());

@@ -5,6 +5,7 @@
 
 Suite *suite_model(void);
 Suite *suite_cluster(void);
+Suite *suite_groups(void);
 Suite *suite_plan(void);
 Suite *suite_cost(void);
 Suite *suite_search(void);

@@ -345,6 +345,20 @@ typedef enum { ST_FABRIC_NVSWITCH, ST_FABRIC_XGMI, ST_FABRIC_PCIE, ST_FABRIC_COU
 const char *st_fabric_name(st_fabric f);
 int st_fabric_parse(const char *s, st_fabric *out); /* 0 or ST_EINVAL */
 
+/* One node group of a mixed cluster (issue 19): nodes of one GPU type with their own scale-up domain,
+ * NICs, host memory and PCIe, in the fields and units of st_cluster's. */
+#define ST_MAX_GROUPS 8
+typedef struct st_node_group {
+    char name[32];
+    st_gpu gpu;
+    int64_t nodes, gpus_per_node, domain_gpus;
+    st_fabric fabric;
+    double intra_bytes_per_s, intra_latency_s;
+    int64_t nics_per_node;
+    double nic_bytes_per_s, inter_latency_s, oversubscription;
+    double host_memory_bytes, pcie_bytes_per_s;
+} st_node_group;
+
 typedef struct st_cluster {
     char name[64];
     int64_t nodes;         /* host nodes */
@@ -371,6 +385,15 @@ typedef struct st_cluster {
      * 0 = the default (st_cluster_reserved_bytes) */
     double reserved_bytes;
     char source[300];
+    /* Node groups (cluster JSON "groups"; 0 = one uniform cluster, the fields above). Ranks fill the
+     * groups in order, as a launcher given a hostfile listing them in order does. With groups, the
+     * fields above are st_cluster_view of all the GPUs (the slowest GPU and links of them all), what
+     * code that prices one GPU type sees; cost/ asks st_cluster_view for the GPUs it prices. */
+    int ngroups;
+    st_node_group groups[ST_MAX_GROUPS];
+    /* the fabric between node groups: bandwidth per node per direction, its latency (added to the
+     * groups' own) and oversubscription */
+    double xgroup_bytes_per_s, xgroup_latency_s, xgroup_oversubscription;
 } st_cluster;
 
 const st_gpu *st_gpu_presets(size_t *n);
@@ -381,7 +404,11 @@ double st_gpu_gemm_efficiency(const st_gpu *g, st_dtype dt);
 int st_gpu_preset(const char *name, st_gpu *out);
 const st_cluster *st_cluster_presets(size_t *n);
 int st_cluster_preset(const char *name, st_cluster *out);
+/* Checks a cluster; with node groups first the groups (counts, domain sizes that divide one another,
+ * the fabric between them: st__cluster_groups_finalize, src/core/groups.c), whose view of all GPUs then
+ * fills the top-level fields (st_cluster_view). */
 int st_cluster_finalize(st_cluster *c, const char *file, st_error *err);
+int st__cluster_groups_finalize(st_cluster *c, const char *file, st_error *err);
 static inline int64_t st_cluster_gpus(const st_cluster *c) {
     return c->gpus_used > 0 ? c->gpus_used : c->nodes * c->gpus_per_node;
 }
@@ -389,6 +416,22 @@ static inline int64_t st_cluster_gpus(const st_cluster *c) {
 static inline int64_t st_cluster_domain(const st_cluster *c) {
     return c->domain_gpus > 0 ? c->domain_gpus : c->gpus_per_node;
 }
+/* Where rank `rank` (0-based, < all GPUs) sits: its node group (0 without groups), host node and
+ * GPU within the node, both counted over the whole cluster's nodes and from 0. */
+typedef struct st_rank_place {
+    int group;
+    int64_t node, gpu;
+} st_rank_place;
+void st_cluster_rank_place(const st_cluster *c, int64_t rank, st_rank_place *out);
+/* The node group of rank `rank` (0 without groups). */
+int st_cluster_rank_group(const st_cluster *c, int64_t rank);
+/* The uniform cluster that ranks [first, first + n) are priced on: *c itself without groups; the
+ * group's own description when they lie in one group; across groups the slowest of each (GPU peak,
+ * memory and HBM, scale-up and NIC rates, host memory and PCIe, the smaller node and domain) with
+ * the fabric between groups as its inter-node links (its rate per node shared by the node's NICs,
+ * its latency added, the larger oversubscription): a collective crossing groups is priced on the
+ * slowest link it crosses. out->ngroups is 0. */
+void st_cluster_view(const st_cluster *c, int64_t first, int64_t n, st_cluster *out);
 /* The most GPUs one host node or scale-up domain may have: 576, NVIDIA's largest announced NVLink
  * domain (NVL576); more is a typo. */
 #define ST_MAX_DOMAIN_GPUS 576
