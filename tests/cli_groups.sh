@@ -43,6 +43,35 @@ sed 's/"between_groups": { "bandwidth_gb_per_s": 200 }/"calibration": {}/' "$T/n
 bad "two groups without the fabric between them" "between_groups.bandwidth_gb_per_s" $EST --cluster "$T/nofab2.json"
 bad "--gpus on a cluster of groups" "gpus" $EST --cluster "$MIX" --gpus 16
 
+echo "# --- uneven plans: bad layer and batch splits"
+EM="estimate --model llama2-13b --cluster $MIX"
+bad "a stage with more layers than its GPU holds" "stage_layers
+stage 0" $EM --plan tp=8,pp=2,dp=2,mbs=4,gbs=64,stage_layers=39,1
+bad "stage layers that do not sum to the model's" "stage_layers" $EM --plan tp=8,pp=2,dp=2,stage_layers=10,10
+bad "dp_batches that do not sum to the batch" "dp_batches" $EM --plan tp=8,pp=1,dp=4,gbs=64,dp_batches=1,2,3,4
+bad "dp_batches with the wrong count" "dp_batches" $EM --plan tp=8,pp=1,dp=4,dp_batches=1,2
+run $EM --plan tp=8,pp=2,dp=2,mbs=4,gbs=64 --json
+if [ "$rc" -eq 0 ]; then ok "the even split of the same plan fits"; else nok "the even split of the same plan fits" "exit $rc"; fi
+
+echo "# --- the estimate and the simulator agree within 10% on mixed plans"
+for plan in tp=8,pp=4,dp=1 tp=8,pp=4,dp=1,stage_layers=6,6,10,10 tp=4,pp=2,dp=4 tp=8,pp=2,dp=2,stage_layers=13,19 \
+	tp=8,pp=1,dp=4,dp_batches=12,12,20,20; do
+	run estimate --model llama2-7b --cluster "$MIX" --plan "$plan,gbs=64" --json
+	e=$(awk '/"iteration_time_s"/ { gsub(/[ ,]/, ""); split($0, a, ":"); print a[2]; exit }' "$T/out")
+	run sim --model llama2-7b --cluster "$MIX" --plan "$plan,gbs=64" --json
+	s=$(awk '/"iteration_time_s"/ { gsub(/[ ,]/, ""); split($0, a, ":"); print a[2]; exit }' "$T/out")
+	if [ -n "$e" ] && [ -n "$s" ] && awk -v e="$e" -v s="$s" 'BEGIN { d = (s - e) / e; exit !(d < 0.1 && d > -0.1) }'
+	then ok "$plan: sim $s s, estimate $e s"; else nok "$plan: sim within 10% of the estimate" "sim '$s', estimate '$e'"; fi
+done
+
+echo "# --- plan balances the mixed cluster and beats the even split"
+run plan --model llama2-7b --cluster "$MIX" --gbs 64 --top 1 --json
+if [ "$rc" -eq 0 ] && grep -q 'dp_batches=\|stage_layers=' "$T/out"; then ok "the best plan is balanced: $(grep -m1 '"spec"' "$T/out")"
+else nok "the best plan is balanced" "exit $rc"; fi
+run plan --model llama2-7b --cluster "$MIX" --gbs 64 --top 1 --emit megatron
+if [ "$rc" -eq 0 ] && grep -q -- '--tensor-model-parallel-size' "$T/out"; then ok "--emit keeps to plans Megatron-LM runs"
+else nok "--emit keeps to plans Megatron-LM runs" "exit $rc" "$(cat "$T/err")"; fi
+
 echo "# --- the example and one-group clusters"
 run estimate --model llama2-7b --cluster "$MIX" --plan tp=8,pp=2,dp=2 --json
 if [ "$rc" -eq 0 ] && grep -q '"cluster": "mixed-a100-h100"' "$T/out"; then ok "the mixed example estimates"

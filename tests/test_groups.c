@@ -4,6 +4,7 @@
 #include "src/strata.h"
 #include "suites.h"
 
+#include <math.h>
 #include <string.h>
 
 /* One group from a uniform preset cluster, `nodes` of its nodes. */
@@ -137,6 +138,221 @@ START_TEST(test_json_round_trip) {
 }
 END_TEST
 
+/* One node of A100s and one of H100s: tp 8 inside each. */
+static void two_nodes(st_cluster *c) {
+    memset(c, 0, sizeof *c);
+    snprintf(c->name, sizeof c->name, "two");
+    c->ngroups = 2;
+    group_from(&c->groups[0], "dgx-a100-80g", "a100", 1);
+    group_from(&c->groups[1], "dgx-h100", "h100", 1);
+    c->xgroup_bytes_per_s = 200e9, c->xgroup_latency_s = 1e-6, c->xgroup_oversubscription = 1;
+    ck_assert_int_eq(st_cluster_finalize(c, NULL, NULL), 0);
+}
+
+static void plan_on(const st_model *m, const st_cluster *c, const char *spec, st_plan *p) {
+    st_error err;
+    st_plan_defaults(p);
+    ck_assert_int_eq(st_plan_parse_spec(spec, p, &err), 0);
+    ck_assert_msg(st_plan_finalize(p, m, c, 0, NULL, &err) == 0, "%s: %s", spec, err.text);
+}
+
+static double chunk_time(st_cost_ctx *v, const st_plan *p, int chunk) {
+    st_chunk_cost cc;
+    st_cost_chunk(v, p, chunk, &cc);
+    return cc.fwd_s + cc.bwd_s + cc.recompute_s + cc.comm_fwd_s + cc.comm_bwd_s + cc.comm_recompute_s;
+}
+
+START_TEST(test_split_closed_form) {
+    /* two replicas of speed 1 and 2 get batches 1:2 and finish together */
+    double speed[2] = {1, 2};
+    int64_t out[2];
+    ck_assert_int_eq(st_balance_split(speed, NULL, 2, 3, out), 0);
+    ck_assert_int_eq(out[0], 1);
+    ck_assert_int_eq(out[1], 2);
+    ck_assert_double_eq_tol(out[0] / speed[0], out[1] / speed[1], 1e-12);
+    ck_assert_int_eq(st_balance_split(speed, NULL, 2, 30, out), 0);
+    ck_assert_int_eq(out[0], 10);
+    ck_assert_int_eq(out[1], 20);
+    /* a cap moves the rest to the others; each gets at least 1 */
+    double even[3] = {1, 1, 1}, skew[3] = {1, 1000, 1000};
+    int64_t cap[3] = {5, 100, 100}, o3[3];
+    ck_assert_int_eq(st_balance_split(even, cap, 3, 45, o3), 0);
+    ck_assert_int_eq(o3[0], 5);
+    ck_assert_int_eq(o3[1], 20);
+    ck_assert_int_eq(o3[2], 20);
+    ck_assert_int_eq(st_balance_split(skew, NULL, 3, 10, o3), 0);
+    ck_assert_int_eq(o3[0], 1);
+    ck_assert_int_eq(o3[1] + o3[2], 9);
+    /* impossible: fewer units than items, caps below the total */
+    ck_assert_int_eq(st_balance_split(even, NULL, 3, 2, o3), ST_EINVAL);
+    ck_assert_int_eq(st_balance_split(even, cap, 3, 206, o3), ST_EINVAL);
+}
+END_TEST
+
+START_TEST(test_balance_replicas) {
+    /* dp 2 of tp 8: one replica per GPU type; their micro-batches in proportion to their speeds, the
+     * replicas finish within one micro-batch of each other, and the step beats the even split */
+    st_model m;
+    st_cluster c;
+    st_plan p, q;
+    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
+    two_nodes(&c);
+    plan_on(&m, &c, "tp=8,pp=1,dp=2,gbs=64", &p);
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+    q = p;
+    ck_assert_int_eq(st_search_balance(ctx, &q), 1);
+    ck_assert_int_eq(q.ndp_batches, 2);
+    ck_assert_int_eq(q.nstage_layers, 0);
+    double ta = chunk_time(st_cost_view(ctx, 0, 8), &p, 0), th = chunk_time(st_cost_view(ctx, 8, 8), &p, 0);
+    ck_assert(th < ta);
+    ck_assert_int_eq(q.dp_batches[0] + q.dp_batches[1], 64);
+    ck_assert_double_eq_tol((double)q.dp_batches[1] / q.dp_batches[0], ta / th, 0.1);
+    ck_assert(fabs(q.dp_batches[0] * ta - q.dp_batches[1] * th) <= (ta > th ? ta : th));
+    st_error err;
+    ck_assert_int_eq(st_plan_finalize(&q, &m, &c, 0, NULL, &err), 0);
+    st_estimate ee, eb;
+    ck_assert_int_eq(st_cost_estimate(ctx, &p, &ee), 0);
+    ck_assert_int_eq(st_cost_estimate(ctx, &q, &eb), 0);
+    /* closed form: the step's compute goes from 32 micro-batches at the A100's pace to the slower
+     * replica's share at its own */
+    double pred = 32 * ta - (q.dp_batches[0] * ta > q.dp_batches[1] * th ? q.dp_batches[0] * ta : q.dp_batches[1] * th);
+    double gain = ee.iteration_time_s - eb.iteration_time_s;
+    ck_assert_msg(fabs(gain - pred) <= 0.02 * pred, "gain %g s, closed form %g s", gain, pred);
+    st_cost_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_balance_stages) {
+    /* pp 2 of tp 8: an A100 stage and an H100 stage get layers in proportion to their per-layer
+     * speeds, and the balanced plan beats the even split by what the closed form of the pipeline
+     * (m max_d t_d + sum_d t_d - max_d t_d, Narayanan et al. SC'21) predicts */
+    st_model m;
+    st_cluster c;
+    st_plan p, q;
+    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
+    two_nodes(&c);
+    plan_on(&m, &c, "tp=8,pp=2,dp=1,gbs=64", &p);
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+    q = p;
+    ck_assert_int_eq(st_search_balance(ctx, &q), 1);
+    ck_assert_int_eq(q.nstage_layers, 2);
+    ck_assert_int_eq(q.ndp_batches, 0);
+    ck_assert_int_eq(q.stage_layers[0] + q.stage_layers[1], 32);
+    /* per-layer times: a stage of 2 layers less one of 1 */
+    st_cost_ctx *va = st_cost_view(ctx, 0, 8), *vh = st_cost_view(ctx, 8, 8);
+    st_plan r = p;
+    r.nstage_layers = 2, r.stage_layers[0] = 2, r.stage_layers[1] = 2;
+    double ta2 = chunk_time(va, &r, 0), th2 = chunk_time(vh, &r, 1);
+    r.stage_layers[0] = 1, r.stage_layers[1] = 1;
+    double tau_a = ta2 - chunk_time(va, &r, 0), tau_h = th2 - chunk_time(vh, &r, 1);
+    ck_assert(tau_h < tau_a);
+    ck_assert(q.stage_layers[1] > q.stage_layers[0]);
+    double want0 = 32 * tau_h / (tau_a + tau_h);
+    ck_assert_msg(fabs(q.stage_layers[0] - want0) <= 1, "%d layers on the A100 stage, in proportion %g",
+                  q.stage_layers[0], want0);
+    ck_assert_int_eq(st_plan_finalize(&q, &m, &c, 0, NULL, NULL), 0);
+    st_estimate ee, eb;
+    ck_assert_int_eq(st_cost_estimate(ctx, &p, &ee), 0);
+    ck_assert_int_eq(st_cost_estimate(ctx, &q, &eb), 0);
+    st_chunk_cost cc;
+    st_cost_chunk(va, &p, 0, &cc);
+    double p2p = 2 * cc.p2p_s; /* each stage receives and sends, both ways */
+    double te[2] = {chunk_time(va, &p, 0) + p2p, chunk_time(vh, &p, 1) + p2p};
+    double tb[2] = {chunk_time(va, &q, 0) + p2p, chunk_time(vh, &q, 1) + p2p};
+    double me = te[0] > te[1] ? te[0] : te[1], mb = tb[0] > tb[1] ? tb[0] : tb[1];
+    double pred = (64 * me + te[0] + te[1] - me) - (64 * mb + tb[0] + tb[1] - mb);
+    double gain = ee.iteration_time_s - eb.iteration_time_s;
+    ck_assert(pred > 0.1 * ee.iteration_time_s);
+    ck_assert_msg(fabs(gain - pred) <= 0.02 * pred, "gain %g s, closed form %g s", gain, pred);
+    st_cost_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_uniform_unchanged) {
+    /* a uniform cluster: no balancing; its estimate through the per-replica path equals the uniform one */
+    st_model m;
+    st_cluster c;
+    st_plan p, q;
+    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
+    ck_assert_int_eq(st_cluster_resolve("dgx-a100-80g", 32, &c, NULL), 0);
+    plan_on(&m, &c, "tp=4,pp=2,dp=4,gbs=64", &p);
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+    q = p;
+    ck_assert_int_eq(st_search_balance(ctx, &q), 0);
+    q.ndp_batches = 4;
+    for (int r = 0; r < 4; r++) q.dp_batches[r] = 16;
+    st_estimate a, b;
+    ck_assert_int_eq(st_cost_estimate(ctx, &p, &a), 0);
+    ck_assert_int_eq(st_cost_estimate(ctx, &q, &b), 0);
+    ck_assert_double_eq_tol(a.iteration_time_s, b.iteration_time_s, 1e-9 * a.iteration_time_s);
+    ck_assert_double_eq_tol(a.memory_peak_bytes, b.memory_peak_bytes, 1);
+    /* an uneven split: the replica with most micro-batches sets the step */
+    q.dp_batches[0] = 13, q.dp_batches[3] = 19;
+    ck_assert_int_eq(st_cost_estimate(ctx, &q, &b), 0);
+    ck_assert(b.iteration_time_s > a.iteration_time_s);
+    st_cost_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_plan_keys) {
+    st_plan p;
+    st_error err;
+    st_model m;
+    st_cluster c;
+    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
+    two_nodes(&c);
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec("tp=8,pp=2,stage_layers=12,20,dp=1,gbs=8", &p, &err), 0);
+    ck_assert_int_eq(p.nstage_layers, 2);
+    ck_assert_int_eq(p.stage_layers[1], 20);
+    ck_assert_int_eq(p.gbs, 8);
+    ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), 0);
+    char spec[512];
+    st_plan_format_spec(&p, spec, sizeof spec);
+    ck_assert_ptr_nonnull(strstr(spec, ",stage_layers=12,20"));
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec("tp=8,dp=2,dp_batches=3,5", &p, &err), 0);
+    ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), 0);
+    ck_assert_int_eq(p.gbs, 8);
+    ck_assert_int_eq(st_plan_replica_microbatches(&p, 1), 5);
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec("tp=8,dp=2,dp_batches=3,5,gbs=9", &p, &err), 0);
+    ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "dp_batches");
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec("tp=8,dp=2,dp_batches=3", &p, &err), 0);
+    ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "dp_batches");
+    ck_assert_int_eq(st_plan_parse_spec("tp=8,dp_batches=3,x", &p, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "dp_batches");
+}
+END_TEST
+
+START_TEST(test_emit_refuses_dp_batches) {
+    /* no framework strata emits for runs uneven micro-batches per replica: one error naming the key */
+    st_model m;
+    st_cluster c;
+    st_plan p;
+    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
+    two_nodes(&c);
+    plan_on(&m, &c, "tp=8,dp=2,dp_batches=3,5", &p);
+    st_emit_kind kinds[] = {ST_EMIT_MEGATRON, ST_EMIT_DEEPSPEED, ST_EMIT_TORCHTITAN};
+    for (int k = 0; k < 3; k++) {
+        st_error err;
+        st_error_clear(&err);
+        FILE *f = tmpfile();
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_eq(st_emit(kinds[k], &p, &m, &c, f, &err), ST_EINVAL);
+        ck_assert_str_eq(err.key, "dp_batches");
+        fclose(f);
+    }
+    p.ndp_batches = 0, p.gbs = 8;
+    FILE *f = tmpfile();
+    ck_assert_int_eq(st_emit(ST_EMIT_MEGATRON, &p, &m, &c, f, NULL), 0);
+    fclose(f);
+}
+END_TEST
+
 Suite *suite_groups(void) {
     Suite *s = suite_create("groups");
     TCase *tc = tcase_create("groups");
@@ -144,6 +360,12 @@ Suite *suite_groups(void) {
     tcase_add_test(tc, test_view);
     tcase_add_test(tc, test_bad_groups);
     tcase_add_test(tc, test_json_round_trip);
+    tcase_add_test(tc, test_split_closed_form);
+    tcase_add_test(tc, test_balance_replicas);
+    tcase_add_test(tc, test_balance_stages);
+    tcase_add_test(tc, test_uniform_unchanged);
+    tcase_add_test(tc, test_plan_keys);
+    tcase_add_test(tc, test_emit_refuses_dp_batches);
     suite_add_tcase(s, tc);
     return s;
 }

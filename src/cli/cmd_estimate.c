@@ -168,11 +168,21 @@ int st_cmd_estimate(int argc, char **argv, st_error *err) {
         goto out;
     }
     if ((rc = st_estimate_check(&e, err))) goto out;
+    /* layers the plan put on a stage that its GPUs cannot hold: bad input, not a plan that does not fit */
+    if (!e.fits && (rc = st_cost_check_stage_layers(ctx, p, err))) goto out;
     if (!(stages = calloc((size_t)p->pp, sizeof *stages))) {
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
         goto out;
     }
-    for (int d = 0; d < p->pp; d++) st_cost_stage_memory(ctx, p, d, &stages[d]);
+    for (int d = 0; d < p->pp; d++) { /* each stage on its own GPUs (node groups: its replicas' slowest) */
+        int64_t S = (int64_t)p->tp * p->cp * p->dp;
+        st_cost_ctx *v = st_cost_view(ctx, S * d, S);
+        if (!v) {
+            rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+            goto out;
+        }
+        st_cost_stage_memory(v, p, d, &stages[d]);
+    }
 
     if (a.json) {
         rc = st_out_estimate_json(stdout, &in.model, &in.cluster, p, &e, stages, p->pp, in.profile, err);

@@ -449,6 +449,7 @@ double st_cluster_reserved_bytes(const st_cluster *c);
 #define ST_PLAN_FORMAT_VERSION 1
 #define ST_PLAN_FORMAT "strata-plan" /* the plan JSON's "format" */
 #define ST_MAX_STAGES 512 /* pipeline chunks (pp * vp); more is refused naming pp or vp */
+#define ST_MAX_REPLICAS 256 /* data-parallel replicas a plan's dp_batches may list */
 
 typedef struct st_plan {
     int tp, pp, dp, cp, ep, vp;
@@ -472,6 +473,11 @@ typedef struct st_plan {
     int grad_bytes;          /* 4: fp32 gradient accumulation (Megatron), 2: 16-bit */
     int nstage_layers;       /* 0 = spread evenly; else pp*vp entries */
     int stage_layers[ST_MAX_STAGES];
+    /* micro-batches of each data-parallel replica per iteration (issue 19, uneven data parallelism on
+     * mixed GPUs: Whale's hardware-aware batch split); 0 = gbs / (dp * mbs) each; else dp entries
+     * summing to gbs / mbs, the gradients averaged with weights dp_batches[r] / (gbs / mbs) */
+    int ndp_batches;
+    int dp_batches[ST_MAX_REPLICAS];
     uint64_t seed;
     unsigned given; /* ST_GIVEN_* bits: keys the user set (dp and gbs are derived otherwise) */
     /* what a loaded plan file says it was made for (empty when unknown) */
@@ -498,6 +504,8 @@ int st_plan_finalize(st_plan *p, const st_model *m, const st_cluster *c, int64_t
  * evenly, counting the embedding toward the first stage and the output layer toward the last. */
 void st_plan_chunk_layers(const st_plan *p, const st_model *m, int *out);
 int64_t st_plan_microbatches(const st_plan *p);
+/* Micro-batches of data-parallel replica r (0-based) per iteration: dp_batches[r], or the even share. */
+int64_t st_plan_replica_microbatches(const st_plan *p, int r);
 /* Canonical inline spec. */
 void st_plan_format_spec(const st_plan *p, char *buf, size_t n);
 /* The shard a plan runs its blocks with. */

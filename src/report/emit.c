@@ -223,6 +223,12 @@ static int check_plan(const st_plan *p, const st_model *m, st_error *err) {
     if (p->gbs < 1) return st_error_set(err, ST_EINVAL, NULL, "gbs", "must be at least 1");
     if (p->seq < 1 || p->seq > ST_MAX_SEQ)
         return st_error_set(err, ST_EINVAL, NULL, "seq", "must be between 1 and %d", ST_MAX_SEQ);
+    /* Megatron-LM, DeepSpeed and torchtitan give every data-parallel rank the same micro-batch
+     * count (gbs / (dp mbs)) and average gradients with equal weights: none runs a Whale-style split */
+    if (p->ndp_batches)
+        return st_error_set(err, ST_EINVAL, NULL, "dp_batches",
+                            "uneven micro-batches per data-parallel replica: Megatron-LM, DeepSpeed and torchtitan "
+                            "give every replica gbs/dp and weigh gradients equally; use an even plan");
     if (p->gbs % ((int64_t)p->dp * p->mbs) != 0)
         return st_error_set(err, ST_EINVAL, NULL, "gbs",
                             "global batch %" PRId64 " is not a multiple of dp*mbs = %d*%" PRId64, p->gbs,
