@@ -72,6 +72,23 @@ run plan --model llama2-7b --cluster "$MIX" --gbs 64 --top 1 --emit megatron
 if [ "$rc" -eq 0 ] && grep -q -- '--tensor-model-parallel-size' "$T/out"; then ok "--emit keeps to plans Megatron-LM runs"
 else nok "--emit keeps to plans Megatron-LM runs" "exit $rc" "$(cat "$T/err")"; fi
 
+echo "# --- compare: the mixed cluster beside uniform ones of the same GPU count"
+run compare --model llama2-7b --clusters "$MIX,dgx-a100-80g,dgx-h100" --gpus 32 --gbs 64 --tokens 1B \
+	--price-per-gpu-hour 2.6,1.8,3.4 --energy --json
+# one line per row: cluster, iteration time, power
+awk '/"cluster":/ { gsub(/[",]/, ""); c = $2 } /"iteration_time_s":/ { gsub(/,/, ""); t[c] = $2 }
+	/"power_kw":/ { gsub(/,/, ""); p[c] = $2 } END { for (k in t) print k, t[k], p[k] }' "$T/out" | sort >"$T/rows"
+tm=$(awk '$1 == "mixed-a100-h100" { print $2 }' "$T/rows")
+ta=$(awk '$1 == "dgx-a100-80g" { print $2 }' "$T/rows")
+th=$(awk '$1 == "dgx-h100" { print $2 }' "$T/rows")
+pm=$(awk '$1 == "mixed-a100-h100" { print $3 }' "$T/rows")
+if [ "$rc" -eq 0 ] && [ -n "$tm" ] && awk -v m="$tm" -v a="$ta" -v h="$th" 'BEGIN { exit !(m < a && m > h) }'
+then ok "mixed between all-A100 and all-H100: $tm s (A100 $ta s, H100 $th s)"
+else nok "mixed between all-A100 and all-H100" "exit $rc" "$(cat "$T/rows")"; fi
+# power at the wall: (16 x 400 W + 16 x 700 W + 4 nodes x 8 x 575 W) x PUE 1.2 = 43.2 kW
+if awk -v p="$pm" 'BEGIN { exit !(p > 43.19 && p < 43.21) }'; then ok "mixed power: each group at its own TDP ($pm kW)"
+else nok "mixed power: each group at its own TDP" "power_kw '$pm', expected 43.2"; fi
+
 echo "# --- the example and one-group clusters"
 run estimate --model llama2-7b --cluster "$MIX" --plan tp=8,pp=2,dp=2 --json
 if [ "$rc" -eq 0 ] && grep -q '"cluster": "mixed-a100-h100"' "$T/out"; then ok "the mixed example estimates"

@@ -5,7 +5,9 @@
 #include "suites.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* One group from a uniform preset cluster, `nodes` of its nodes. */
 static void group_from(st_node_group *g, const char *preset, const char *name, int64_t nodes) {
@@ -328,6 +330,30 @@ START_TEST(test_plan_keys) {
 }
 END_TEST
 
+START_TEST(test_plan_file_round_trip) {
+    /* a plan file keeps stage_layers and dp_batches, and says how to weigh the gradients */
+    st_plan p, back;
+    st_error err;
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec("tp=8,pp=2,dp=2,stage_layers=12,20,dp_batches=3,5", &p, &err), 0);
+    json_t *j = st__plan_to_json(&p);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_ptr_nonnull(json_object_get(j, "dp_batches_note"));
+    char path[] = "/tmp/strata-test-groups-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert(fd >= 0);
+    close(fd);
+    ck_assert_int_eq(json_dump_file(j, path, 0), 0);
+    json_decref(j);
+    ck_assert_int_eq(st_plan_load(path, &back, &err), 0);
+    unlink(path);
+    ck_assert_int_eq(back.ndp_batches, 2);
+    ck_assert_int_eq(back.dp_batches[1], 5);
+    ck_assert_int_eq(back.nstage_layers, 2);
+    ck_assert_int_eq(back.stage_layers[0], 12);
+}
+END_TEST
+
 START_TEST(test_emit_refuses_dp_batches) {
     /* no framework strata emits for runs uneven micro-batches per replica: one error naming the key */
     st_model m;
@@ -366,6 +392,7 @@ Suite *suite_groups(void) {
     tcase_add_test(tc, test_uniform_unchanged);
     tcase_add_test(tc, test_plan_keys);
     tcase_add_test(tc, test_emit_refuses_dp_batches);
+    tcase_add_test(tc, test_plan_file_round_trip);
     suite_add_tcase(s, tc);
     return s;
 }

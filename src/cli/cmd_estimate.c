@@ -111,8 +111,10 @@ static void print_estimate(FILE *out, const st_cli_inputs *in, const st_estimate
     int64_t used = (int64_t)p->tp * p->pp * p->dp * p->cp;
     fprintf(out, "model      %s (%.1fB parameters, %lld layers, hidden %lld)\n", m->name, st_model_params(m) / 1e9,
             (long long)m->layers, (long long)m->hidden);
-    fprintf(out, "cluster    %s: %lld x %lld %s (%lld GPUs, plan uses %lld)\n", c->name, (long long)c->nodes,
-            (long long)c->gpus_per_node, c->gpu.name, (long long)st_cluster_gpus(c), (long long)used);
+    char gpus[400];
+    st_cluster_describe(c, gpus, sizeof gpus);
+    fprintf(out, "cluster    %s: %s (%lld GPUs, plan uses %lld)\n", c->name, gpus, (long long)st_cluster_gpus(c),
+            (long long)used);
     fprintf(out, "plan       %s\n", spec);
     fprintf(out, "           %lld micro-batches per iteration\n\n", (long long)st_plan_microbatches(p));
     fprintf(out, "iteration time      %10.3f s\n", e->iteration_time_s);

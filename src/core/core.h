@@ -432,6 +432,9 @@ int st_cluster_rank_group(const st_cluster *c, int64_t rank);
  * its latency added, the larger oversubscription): a collective crossing groups is priced on the
  * slowest link it crosses. out->ngroups is 0. */
 void st_cluster_view(const st_cluster *c, int64_t first, int64_t n, st_cluster *out);
+/* "NODES x GPUS_PER_NODE GPU" for a uniform cluster; for node groups each group's, joined by " + ", with
+ * the group's name: what the text outputs print. */
+void st_cluster_describe(const st_cluster *c, char *buf, size_t n);
 /* The most GPUs one host node or scale-up domain may have: 576, NVIDIA's largest announced NVLink
  * domain (NVL576); more is a typo. */
 #define ST_MAX_DOMAIN_GPUS 576

@@ -176,3 +176,19 @@ int st__cluster_groups_finalize(st_cluster *c, const char *file, st_error *err) 
     return 0;
 #undef BAD
 }
+
+void st_cluster_describe(const st_cluster *c, char *buf, size_t n) {
+    if (c->ngroups == 0) {
+        snprintf(buf, n, "%lld x %lld %s", (long long)c->nodes, (long long)c->gpus_per_node, c->gpu.name);
+        return;
+    }
+    size_t w = 0;
+    buf[0] = '\0';
+    for (int g = 0; g < c->ngroups && w < n; g++) {
+        const st_node_group *x = &c->groups[g];
+        int k = snprintf(buf + w, n - w, "%s%lld x %lld %s (%s)", g ? " + " : "", (long long)x->nodes,
+                         (long long)x->gpus_per_node, x->gpu.name, x->name);
+        if (k < 0) break;
+        w += (size_t)k;
+    }
+}

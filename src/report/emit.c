@@ -37,6 +37,11 @@
  *    allgather (strata: all-to-all), --moe-layer-freq 1 (every block MoE), --moe-aux-loss-coeff 0
  *    (no load balancing); --rotary-base defaults to 10000. tests/data/emit/megatron_core_r0.10.0_flags.txt
  *    lists the flags this file may write.
+ *  - Uneven plans (issue 19): no target gives data-parallel replicas different micro-batch counts
+ *    (dp_batches: refused); DeepSpeed's PipelineModule partitions by partition_method "uniform",
+ *    "parameters" or "type:REGEX" (deepspeed/runtime/pipe/module.py, _partition_layers), so explicit
+ *    per-stage layer counts need an override of _partition_layers (said in a note); torchtitan takes
+ *    them as pipeline_parallel_split_points.
  *  - DeepSpeed: offload_param is valid only with ZeRO stage 3, offload_optimizer with stages 1-3;
  *    the pipeline engine asserts ZeRO stage < 2 and runs one non-interleaved 1F1B-style schedule.
  *    MoE is a model layer (deepspeed.moe.layer.MoE: capacity-factor gating, expert-parallel groups
@@ -697,8 +702,9 @@ static int emit_deepspeed(sbuf *b, const st_plan *p, const st_model *m, const st
         sb_puts(b, ",\n      \"tp_overlap: ds_config has no tensor-parallel overlap; launch Megatron-DeepSpeed "
                    "with Transformer Engine's userbuffers if your release has them, else the tp collectives show\"");
     if (p->nstage_layers > 0)
-        sb_puts(b, ",\n      \"stage_layers: pick the matching pipeline partition in your Megatron-DeepSpeed "
-                   "launch; ds_config has no key for it\"");
+        sb_puts(b, ",\n      \"stage_layers: ds_config has no key for it, and PipelineModule's partition_method "
+                   "(uniform, parameters, type:REGEX) cannot give layer counts per stage: override "
+                   "PipelineModule._partition_layers to set these parts\"");
     if (m->experts > 0) {
         sb_printf(b,
                   ",\n      \"MoE: DeepSpeed's MoE is a model layer (deepspeed.moe.layer.MoE), not a ds_config key: "
