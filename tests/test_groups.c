@@ -164,6 +164,18 @@ static double chunk_time(st_cost_ctx *v, const st_plan *p, int chunk) {
     return cc.fwd_s + cc.bwd_s + cc.recompute_s + cc.comm_fwd_s + cc.comm_bwd_s + cc.comm_recompute_s;
 }
 
+/* llama2-7b under `spec` on two_nodes (p) and balanced (q, which must change); the context, new (free it) */
+static st_cost_ctx *balanced(const char *spec, st_model *m, st_cluster *c, st_plan *p, st_plan *q) {
+    ck_assert_int_eq(st_model_preset("llama2-7b", m), 0);
+    two_nodes(c);
+    plan_on(m, c, spec, p);
+    st_cost_ctx *ctx = st_cost_ctx_new(m, c, NULL);
+    ck_assert_ptr_nonnull(ctx);
+    *q = *p;
+    ck_assert_int_eq(st_search_balance(ctx, q), 1);
+    return ctx;
+}
+
 START_TEST(test_split_closed_form) {
     /* two replicas of speed 1 and 2 get batches 1:2 and finish together */
     double speed[2] = {1, 2};
@@ -197,12 +209,7 @@ START_TEST(test_balance_replicas) {
     st_model m;
     st_cluster c;
     st_plan p, q;
-    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
-    two_nodes(&c);
-    plan_on(&m, &c, "tp=8,pp=1,dp=2,gbs=64", &p);
-    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
-    q = p;
-    ck_assert_int_eq(st_search_balance(ctx, &q), 1);
+    st_cost_ctx *ctx = balanced("tp=8,pp=1,dp=2,gbs=64", &m, &c, &p, &q);
     ck_assert_int_eq(q.ndp_batches, 2);
     ck_assert_int_eq(q.nstage_layers, 0);
     double ta = chunk_time(st_cost_view(ctx, 0, 8), &p, 0), th = chunk_time(st_cost_view(ctx, 8, 8), &p, 0);
@@ -231,12 +238,7 @@ START_TEST(test_balance_stages) {
     st_model m;
     st_cluster c;
     st_plan p, q;
-    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
-    two_nodes(&c);
-    plan_on(&m, &c, "tp=8,pp=2,dp=1,gbs=64", &p);
-    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
-    q = p;
-    ck_assert_int_eq(st_search_balance(ctx, &q), 1);
+    st_cost_ctx *ctx = balanced("tp=8,pp=2,dp=1,gbs=64", &m, &c, &p, &q);
     ck_assert_int_eq(q.nstage_layers, 2);
     ck_assert_int_eq(q.ndp_batches, 0);
     ck_assert_int_eq(q.stage_layers[0] + q.stage_layers[1], 32);

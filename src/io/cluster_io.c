@@ -210,6 +210,32 @@ static int load_scale_up(const json_t *root, const char *file, const char *prefi
 static int groups_from_json(const json_t *root, const char *file, const char *prefix, const char *fallback,
                             st_cluster *out, st_error *err);
 
+/* The cluster-wide end of a description, uniform or of node groups: what the training stack holds
+ * besides the model ("framework"; absent: st_cluster_reserved_bytes's default), the source, the checks
+ * of st_cluster_finalize; *out written only when they pass. 0 or <0. */
+static int finish_cluster(const json_t *root, const char *file, const char *prefix, st_cluster *c, st_cluster *out,
+                          st_error *err) {
+    json_t *sub = NULL;
+    int rc = get_obj(root, prefix, "framework", framework_keys, &sub, file, err);
+    if (rc < 0) return rc;
+    if (sub) {
+        char p_fw[128];
+        double x = 0;
+        st__json_key_path(p_fw, sizeof p_fw, prefix, "framework");
+        rc = get_pos(sub, "reserved_gib", MIN_GIB, 1 << 20, &x, 0, file, p_fw, err);
+        if (rc < 0) return rc;
+        c->reserved_bytes = x * GIB;
+    }
+    snprintf(c->source, sizeof c->source, "%s", file);
+    rc = st_cluster_finalize(c, file, err);
+    if (rc < 0) {
+        st__json_prefix_error(err, prefix);
+        return rc;
+    }
+    *out = *c;
+    return 0;
+}
+
 int st__cluster_from_json(const json_t *root, const char *file, const char *prefix, const char *fallback,
                           st_cluster *out, st_error *err) {
     if (json_is_object(root) && json_object_get(root, "groups"))
@@ -360,27 +386,7 @@ int st__cluster_from_json(const json_t *root, const char *file, const char *pref
     }
     c.pcie_bytes_per_s = x * 1e9;
 
-    /* what the training stack holds besides the model (absent: st_cluster_reserved_bytes's default) */
-    sub = NULL;
-    rc = get_obj(root, prefix, "framework", framework_keys, &sub, file, err);
-    if (rc < 0) goto out;
-    if (sub) {
-        char p_fw[128];
-        st__json_key_path(p_fw, sizeof p_fw, prefix, "framework");
-        x = 0;
-        rc = get_pos(sub, "reserved_gib", MIN_GIB, 1 << 20, &x, 0, file, p_fw, err);
-        if (rc < 0) goto out;
-        c.reserved_bytes = x * GIB;
-    }
-
-    snprintf(c.source, sizeof c.source, "%s", file);
-    rc = st_cluster_finalize(&c, file, err);
-    if (rc < 0) {
-        st__json_prefix_error(err, prefix);
-        goto out;
-    }
-    *out = c;
-    rc = 0;
+    rc = finish_cluster(root, file, prefix, &c, out, err);
 out:
     return rc;
 }
@@ -466,24 +472,7 @@ static int groups_from_json(const json_t *root, const char *file, const char *pr
         rc = st__json_get_num(sub, "oversubscription", 1, 1000, &c.xgroup_oversubscription, file, pre, err);
         if (rc < 0) goto out;
     }
-    sub = NULL;
-    rc = get_obj(root, prefix, "framework", framework_keys, &sub, file, err);
-    if (rc < 0) goto out;
-    if (sub) {
-        x = 0;
-        rc = get_pos(sub, "reserved_gib", MIN_GIB, 1 << 20, &x, 0, file,
-                     st__json_key_path(path, sizeof path, prefix, "framework"), err);
-        if (rc < 0) goto out;
-        c.reserved_bytes = x * GIB;
-    }
-    snprintf(c.source, sizeof c.source, "%s", file);
-    rc = st_cluster_finalize(&c, file, err);
-    if (rc < 0) {
-        st__json_prefix_error(err, prefix);
-        goto out;
-    }
-    *out = c;
-    rc = 0;
+    rc = finish_cluster(root, file, prefix, &c, out, err);
 out:
     return rc;
 }
