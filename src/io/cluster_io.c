@@ -47,7 +47,8 @@ static const char *const inter_keys[] = {"nics_per_node", "nic_gbit_per_s", "lat
 static const char *const host_keys[] = {"memory_gib", "pcie_gb_per_s", NULL};
 static const char *const framework_keys[] = {"reserved_gib", NULL};
 /* a cluster of node groups (issue 19): the groups, each a node description, and the fabric between them */
-static const char *const grouped_keys[] = {"name", "groups", "between_groups", "framework", "calibration", NULL};
+static const char *const grouped_keys[] = {"name", "source", "groups", "between_groups", "framework", "calibration",
+                                           NULL};
 static const char *const group_keys[] = {"name", "gpu", "nodes", "gpus_per_node", "scale_up", "intra_node",
                                          "inter_node", "host", NULL};
 static const char *const between_keys[] = {"bandwidth_gb_per_s", "latency_us", "oversubscription", NULL};
@@ -472,7 +473,12 @@ static int groups_from_json(const json_t *root, const char *file, const char *pr
         rc = st__json_get_num(sub, "oversubscription", 1, 1000, &c.xgroup_oversubscription, file, pre, err);
         if (rc < 0) goto out;
     }
+    /* where the numbers come from (a JSON file has no comments); the file path where it does not say */
+    const char *src = NULL;
+    rc = st__json_get_str(root, "source", &src, file, prefix, err);
+    if (rc < 0) goto out;
     rc = finish_cluster(root, file, prefix, &c, out, err);
+    if (rc == 0 && src) snprintf(out->source, sizeof out->source, "%s", src);
 out:
     return rc;
 }
