@@ -759,8 +759,8 @@ static int pipe_groups(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
     st__stage_class cls[ST_MAX_STAGES];
     double t[ST_MAX_STAGES];
     int one[ST_MAX_STAGES];
-    stage_price sp[ST_MAX_STAGES], prev[ST_MAX_STAGES];
-    int prev_sig[ST_MAX_STAGES], have_prev = 0;
+    stage_price prev[ST_MAX_STAGES]; /* the stages of the last replica priced */
+    int sig0[ST_MAX_STAGES], sig1[ST_MAX_STAGES], have_prev = 0; /* its blocks' first and last groups */
     double params_max = 0, worst = -1;
     ps->fits = 1;
     for (int d = 0; d < pp; d++) {
@@ -771,25 +771,27 @@ static int pipe_groups(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
         int64_t m_r = st_plan_replica_microbatches(p, r);
         /* consecutive replicas on the same groups cost the same: priced once */
         int same = have_prev;
-        for (int d = 0; d < pp && same; d++) same = prev_sig[d] == st_cluster_rank_group(ctx->c, blk * (r + (int64_t)dp * d));
-        for (int d = 0; d < pp && same; d++)
-            same = st_cluster_rank_group(ctx->c, blk * (r + (int64_t)dp * d) + blk - 1) == prev_sig[d];
+        for (int d = 0; d < pp && same; d++) {
+            int64_t first = blk * (r + (int64_t)dp * d);
+            same = sig0[d] == st_cluster_rank_group(ctx->c, first) &&
+                   sig1[d] == st_cluster_rank_group(ctx->c, first + blk - 1);
+        }
         if (!same) {
             for (int d = 0; d < pp; d++) {
                 int64_t first = blk * (r + (int64_t)dp * d);
                 st_cost_ctx *cctx = st_cost_view(ctx, first, blk), *nctx = st_cost_view(ctx, S * d, S);
                 if (!cctx || !nctx) return ST_ENOMEM;
-                price_stage(cctx, nctx, p, &cls[d], d, st_cost_stage_p2p(ctx, p, r, d), &sp[d]);
-                if (sp[d].sm.total_bytes > cctx->c->gpu.memory_bytes) ps->fits = 0;
-                if (sp[d].sm.total_bytes > ps->mem_peak) ps->mem_peak = sp[d].sm.total_bytes, ps->peak_stage = d;
-                if (sp[d].dense + sp[d].expert > params_max) {
-                    params_max = sp[d].dense + sp[d].expert;
-                    ps->dense_max = sp[d].dense, ps->expert_max = sp[d].expert, ps->fp8_max = sp[d].fp8;
+                price_stage(cctx, nctx, p, &cls[d], d, st_cost_stage_p2p(ctx, p, r, d), &prev[d]);
+                if (prev[d].sm.total_bytes > cctx->c->gpu.memory_bytes) ps->fits = 0;
+                if (prev[d].sm.total_bytes > ps->mem_peak) ps->mem_peak = prev[d].sm.total_bytes, ps->peak_stage = d;
+                if (prev[d].dense + prev[d].expert > params_max) {
+                    params_max = prev[d].dense + prev[d].expert;
+                    ps->dense_max = prev[d].dense, ps->expert_max = prev[d].expert, ps->fp8_max = prev[d].fp8;
                     ps->dctx = nctx;
                 }
-                prev_sig[d] = st_cluster_rank_group(ctx->c, first);
+                sig0[d] = st_cluster_rank_group(ctx->c, first);
+                sig1[d] = st_cluster_rank_group(ctx->c, first + blk - 1);
             }
-            memcpy(prev, sp, sizeof sp[0] * (size_t)pp);
             have_prev = 1;
         }
         int slow = 0;

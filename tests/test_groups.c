@@ -298,6 +298,39 @@ START_TEST(test_uniform_unchanged) {
 }
 END_TEST
 
+START_TEST(test_straddling_block) {
+    /* a tp group across two groups (4 H100s of a half node, then 8 A100s) runs at the slower GPU
+     * and across the fabric: no faster than the same plan on one A100 node; the replica in one group
+     * after it is priced on its own group, not on the straddling one's view */
+    st_model m;
+    st_cluster c, a;
+    st_plan p;
+    st_estimate e, ea;
+    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
+    memset(&c, 0, sizeof c);
+    c.ngroups = 2;
+    group_from(&c.groups[0], "dgx-h100", "h100", 1);
+    c.groups[0].gpus_per_node = 4;
+    group_from(&c.groups[1], "dgx-a100-80g", "a100", 2);
+    c.xgroup_bytes_per_s = 200e9, c.xgroup_oversubscription = 1;
+    ck_assert_int_eq(st_cluster_finalize(&c, NULL, NULL), 0);
+    ck_assert_int_eq(st_cluster_resolve("dgx-a100-80g", 8, &a, NULL), 0);
+    plan_on(&m, &c, "tp=8,dp=1,gbs=8", &p);
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL), *ca = st_cost_ctx_new(&m, &a, NULL);
+    ck_assert_int_eq(st_cost_estimate(ctx, &p, &e), 0);
+    ck_assert_int_eq(st_cost_estimate(ca, &p, &ea), 0);
+    ck_assert(e.iteration_time_s >= ea.iteration_time_s);
+    ck_assert_str_eq(st_cost_cluster(st_cost_view(ctx, 0, 8))->gpu.name, "a100-sxm-80g");
+    /* dp 2 with uneven batches: replica 0 straddles, replica 1 lies in the A100 group (ranks 8-15) */
+    plan_on(&m, &c, "tp=8,dp=2,dp_batches=4,4", &p);
+    ck_assert_int_eq(st_cost_estimate(ctx, &p, &e), 0);
+    ck_assert(st_cost_view(ctx, 8, 8) != st_cost_view(ctx, 0, 8));
+    ck_assert_int_eq(st_cost_slowest_replica(ctx, &p), 0);
+    st_cost_ctx_free(ctx);
+    st_cost_ctx_free(ca);
+}
+END_TEST
+
 START_TEST(test_plan_keys) {
     st_plan p;
     st_error err;
@@ -393,6 +426,7 @@ Suite *suite_groups(void) {
     tcase_add_test(tc, test_balance_stages);
     tcase_add_test(tc, test_uniform_unchanged);
     tcase_add_test(tc, test_plan_keys);
+    tcase_add_test(tc, test_straddling_block);
     tcase_add_test(tc, test_emit_refuses_dp_batches);
     tcase_add_test(tc, test_plan_file_round_trip);
     suite_add_tcase(s, tc);
