@@ -219,6 +219,8 @@ st_cost_ctx *st_cost_ctx_without_latency(const st_cost_ctx *ctx, st_cluster *c0)
     *c0 = *ctx->c;
     c0->intra_latency_s = 0;
     c0->inter_latency_s = 0;
+    for (int g = 0; g < c0->ngroups; g++) c0->groups[g].intra_latency_s = c0->groups[g].inter_latency_s = 0;
+    c0->xgroup_latency_s = 0;
     return st_cost_ctx_new(ctx->m, c0, ctx->prof);
 }
 

@@ -55,6 +55,11 @@ typedef struct st_cost_ctx st_cost_ctx;
 /* new; free with st_cost_ctx_free. model, cluster and profile are borrowed and must outlive it. */
 st_cost_ctx *st_cost_ctx_new(const st_model *m, const st_cluster *c, const st_profile *prof);
 void st_cost_ctx_free(st_cost_ctx *ctx);
+/* Clusters of node groups (issue 19): the context that prices ranks [first, first + n) on their own
+ * GPUs and links, the one question cost/ asks about where a rank sits: ctx itself on a uniform
+ * cluster, else a context on their view (st_cluster_view), made on first use and owned by ctx
+ * (borrowed; valid while ctx lives). NULL when out of memory. */
+st_cost_ctx *st_cost_view(st_cost_ctx *ctx, int64_t first, int64_t n);
 /* The cluster a context prices for (borrowed). */
 const st_cluster *st_cost_cluster(const st_cost_ctx *ctx);
 
@@ -266,6 +271,18 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out);
 /* 0 when every number of e is finite, else ST_EINVAL naming the first that is not (its JSON key)
  * (cost/check.c): what estimate, plan, sim and compare call before they print or rank a result. */
 int st_estimate_check(const st_estimate *e, st_error *err);
+/* One pipeline message of stage d of replica r (its send or receive, st_chunk_cost.p2p_s), on the links
+ * to its neighbour stages: the mean of its link to stage d - 1 and to d + 1 (one of them at the ends),
+ * each on the view of both ends' GPUs (st_cost_view: the fabric between node groups where they differ);
+ * on a uniform cluster the pipeline's one p2p time. 0 without a pipeline. */
+double st_cost_stage_p2p(st_cost_ctx *ctx, const st_plan *p, int r, int d);
+/* The data-parallel replica whose pipeline sets the step (issue 19: node groups of different GPUs,
+ * uneven dp_batches), as st_cost_estimate finds it; 0 on a uniform cluster with even micro-batches.
+ * The lowering lowers it as each stage's representative. */
+int st_cost_slowest_replica(st_cost_ctx *ctx, const st_plan *p);
+/* A plan that gives stage_layers (issue 19): ST_EINVAL naming "stage_layers" when a stage's layers do
+ * not fit the memory of its own GPUs (each replica's, st_cost_view), saying which stage; else 0. */
+int st_cost_check_stage_layers(st_cost_ctx *ctx, const st_plan *p, st_error *err);
 /* Memory of pipeline stage `stage` (0-based). */
 void st_cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, int stage, st_stage_memory *out);
 /* Pipeline time of mb micro-batches over stages of n kinds: kind k has count[k] stages taking

@@ -118,7 +118,11 @@ struct st_cost_ctx {
     int32_t *kind_prefix;
     double t_scratch[ST_MAX_STAGES];     /* per stage class: time per micro-batch */
     int n_scratch[ST_MAX_STAGES];        /* and how many stages it has */
+    /* clusters of node groups (issue 19): a context per view of the groups g0..g1 that a set of ranks
+     * spans (st_cluster_view), made when first asked for (st_cost_view), at views[g0 * ST_MAX_GROUPS + g1] */
+    struct st__view *views[ST_MAX_GROUPS * ST_MAX_GROUPS];
 };
+
 
 /* Shard costs for plan p (cached). Never NULL. */
 const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p);

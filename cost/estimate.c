@@ -85,8 +85,38 @@ st_cost_ctx *st_cost_ctx_new(const st_model *m, const st_cluster *c, const st_pr
 const st_cluster *st_cost_cluster(const st_cost_ctx *ctx) { return ctx->c; }
 const st_model *st_cost_model(const st_cost_ctx *ctx) { return ctx->m; }
 
+/* A view of node groups g0..g1 and the context that prices on it (st_cost_view). */
+struct st__view {
+    st_cluster c;
+    st_cost_ctx *ctx;
+};
+
+st_cost_ctx *st_cost_view(st_cost_ctx *ctx, int64_t first, int64_t n) {
+    const st_cluster *c = ctx->c;
+    if (c->ngroups == 0) return ctx;
+    int g0 = st_cluster_rank_group(c, first), g1 = st_cluster_rank_group(c, first + (n > 0 ? n : 1) - 1);
+    struct st__view **slot = &ctx->views[g0 * ST_MAX_GROUPS + g1];
+    if (!*slot) {
+        struct st__view *v = malloc(sizeof *v);
+        if (!v) return NULL;
+        st_cluster_view(c, first, n, &v->c);
+        v->ctx = st_cost_ctx_new(ctx->m, &v->c, ctx->prof);
+        if (!v->ctx) {
+            free(v);
+            return NULL;
+        }
+        *slot = v;
+    }
+    return (*slot)->ctx;
+}
+
 void st_cost_ctx_free(st_cost_ctx *ctx) {
     if (!ctx) return;
+    for (int i = 0; i < ST_MAX_GROUPS * ST_MAX_GROUPS; i++)
+        if (ctx->views[i]) {
+            st_cost_ctx_free(ctx->views[i]->ctx);
+            free(ctx->views[i]);
+        }
     for (int i = 0; i < ST_LAYOUT_CACHE; i++) free(ctx->layouts[i].cls);
     free(ctx->scratch.cls);
     free(ctx->kind_prefix);
@@ -614,86 +644,199 @@ double st_cost_pipeline_s(const double *t_s, const int *count, int n, int vp, in
     return (double)mb * max + bubble;
 }
 
-int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
-    const st_model *m = ctx->m;
-    const st_cluster *c = ctx->c;
-    memset(out, 0, sizeof *out);
-    int pp = p->pp, vp = p->vp, chunks = pp * vp;
-    if (chunks < 1 || chunks > ST_MAX_STAGES) return ST_EINVAL;
-    int64_t mb = st_plan_microbatches(p);
-    if (mb < 1) return ST_EINVAL;
-    const st__shard_cost *sc = st__cost_shard(ctx, p);
+/* One pipeline stage of one replica priced: its compute stream's time per micro-batch (t), ZeRO-3's
+ * and params offload's stretch of it (z, o) and the parts nothing hides (z_first, o_first), its memory
+ * and parameters. cctx prices the stage's GPUs, nctx its data-parallel group's links (the same context
+ * on a uniform cluster). */
+typedef struct stage_price {
+    stage_time t;
+    st_stage_memory sm;
+    double dense, expert, fp8, z, z_first, o, o_first, total_s;
+} stage_price;
 
+static void price_stage(st_cost_ctx *cctx, st_cost_ctx *nctx, const st_plan *p, const st__stage_class *cls, int d,
+                        double p2p_s, stage_price *out) {
+    const st_cluster *c = cctx->c, *nc = nctx->c;
+    const st_profile *pr = cctx->prof;
+    const st__shard_cost *sc = st__cost_shard(cctx, p);
+    double wbytes = st_cost_weight_bytes(p->dtype), gb = p->grad_bytes;
+    memset(out, 0, sizeof *out);
+    stage_cost(p, sc, cls, p2p_s, &out->t);
+    st__cost_stage_memory(cctx, p, cls, d, &out->sm, &out->dense, &out->expert);
+    out->fp8 = st__fp8_params(sc, cls);
+    if (p->zero == 3) {
+        /* every micro-batch, layer by layer (each block, the embedding and the output layer
+         * a layer, as the lowering gathers them): the weights gathered for the forward and
+         * again for the backward, the gradients reduce-scattered */
+        st_group gdp, gex;
+        st_cost_group(nc, p, ST_GRP_DP, &gdp);
+        st_cost_group_edp(nc, p, &gex);
+        double nl = (double)(cls->head + cls->tail);
+        for (int j = 0; j < ST_MAX_KINDS; j++) nl += (double)cls->n[j];
+        if (nl < 1) nl = 1;
+        double gather = pieces(nc, pr, ST_COLL_ALLGATHER, &gdp, out->dense * wbytes, nl) +
+                        pieces(nc, pr, ST_COLL_ALLGATHER, &gex, out->expert * wbytes, nl);
+        double scatter = pieces(nc, pr, ST_COLL_REDUCESCATTER, &gdp, out->dense * gb, nl) +
+                         pieces(nc, pr, ST_COLL_REDUCESCATTER, &gex, out->expert * gb, nl);
+        double per_mb = 2 * gather + scatter;
+        out->z = zero3_mb(c, p, &out->t, per_mb);
+        out->z_first = per_mb / nl; /* the first layer's gather, which nothing hides */
+        if (p->offload == ST_OFF_PARAMS) {
+            double pass_s = st__offload_h2d_s(c, pr, p, out->dense, out->expert, nl, NULL); /* a copy per layer */
+            out->o = offload_mb(p, &out->t, pass_s, gather, gather + scatter);
+            out->o_first = pass_s / nl; /* the first layer's copy, before that gather */
+        }
+    }
+    out->total_s = out->t.total_s + out->z + out->o;
+}
+
+/* What the stages add up to: the pipeline's time, the stage that sets it (slow), the model state of the
+ * stage with the most parameters and the context its data-parallel group is priced on (dctx), the
+ * memory peak. */
+typedef struct pipe_sum {
+    double pipeline_s, bubble_s;
+    stage_price slow;
+    int64_t mb;  /* micro-batches of the replica that sets the pace */
+    int replica; /* that replica (0 on a uniform cluster with even micro-batches) */
+    double dense_max, expert_max, fp8_max, mem_peak;
+    int peak_stage, fits;
+    st_cost_ctx *dctx;
+} pipe_sum;
+
+/* A uniform cluster, every replica with gbs / (dp mbs) micro-batches: stages that cost the same
+ * priced once (stage classes). */
+static int pipe_uniform(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
     const st__layout *L = st__cost_layout(ctx, p);
     if (!L) return ST_ENOMEM;
-
-    double p2p_s = pp > 1 ? st__p2p_time(ctx, p) : 0;
-
-    st_group gdp, gex;
-    st_cost_group(c, p, ST_GRP_DP, &gdp);
-    st_cost_group_edp(c, p, &gex); /* expert weights are replicated over dp*cp/ep ranks */
-    double wbytes = st_cost_weight_bytes(p->dtype);
-    double gb = p->grad_bytes;
-    const st_profile *pr = ctx->prof;
-
+    double p2p_s = p->pp > 1 ? st__p2p_time(ctx, p) : 0;
     /* time per micro-batch of each stage class; the slowest stage sets the pace. ZeRO-3 stretches
      * every micro-batch of a stage by what its gathers and scatters do not hide (zero3_mb), so it
      * goes into the stage's time, where the pipeline's bubble grows with it. Model state per
      * class: the most parameters set the data-parallel and optimizer times. */
     double *t_cls = ctx->t_scratch;
     int *n_cls = ctx->n_scratch;
-    double t_dev_max = -1, z_slow = 0, z_tail = 0, o_slow = 0, o_tail = 0;
-    stage_time slow = {0};
-    double dense_max = 0, expert_max = 0, mem_peak = 0, params_max = 0, fp8_max = 0;
-    int peak_stage = 0;
+    double t_dev_max = -1, params_max = 0;
     for (int k = 0; k < L->n; k++) {
-        stage_time t;
-        st_stage_memory sm;
-        double dp_, ep_, z = 0, z_last = 0, o = 0, o_first = 0;
+        stage_price sp;
         int d = L->cls[k].first; /* the class's first stage holds the most micro-batches */
-        stage_cost(p, sc, &L->cls[k], p2p_s, &t);
-        st__cost_stage_memory(ctx, p, &L->cls[k], d, &sm, &dp_, &ep_);
-        if (sm.total_bytes > mem_peak || (sm.total_bytes == mem_peak && d < peak_stage))
-            mem_peak = sm.total_bytes, peak_stage = d;
-        if (dp_ + ep_ > params_max)
-            params_max = dp_ + ep_, dense_max = dp_, expert_max = ep_, fp8_max = st__fp8_params(sc, &L->cls[k]);
-        if (p->zero == 3) {
-            /* every micro-batch, layer by layer (each block, the embedding and the output layer
-             * a layer, as the lowering gathers them): the weights gathered for the forward and
-             * again for the backward, the gradients reduce-scattered */
-            double nl = (double)(L->cls[k].head + L->cls[k].tail);
-            for (int j = 0; j < ST_MAX_KINDS; j++) nl += (double)L->cls[k].n[j];
-            if (nl < 1) nl = 1;
-            double gather = pieces(c, pr, ST_COLL_ALLGATHER, &gdp, dp_ * wbytes, nl) +
-                            pieces(c, pr, ST_COLL_ALLGATHER, &gex, ep_ * wbytes, nl);
-            double scatter = pieces(c, pr, ST_COLL_REDUCESCATTER, &gdp, dp_ * gb, nl) +
-                             pieces(c, pr, ST_COLL_REDUCESCATTER, &gex, ep_ * gb, nl);
-            double per_mb = 2 * gather + scatter;
-            z = zero3_mb(c, p, &t, per_mb);
-            z_last = per_mb / nl; /* the first layer's gather, which nothing hides */
-            if (p->offload == ST_OFF_PARAMS) {
-                double pass_s = st__offload_h2d_s(c, pr, p, dp_, ep_, nl, NULL); /* a copy per layer */
-                o = offload_mb(p, &t, pass_s, gather, gather + scatter);
-                o_first = pass_s / nl; /* the first layer's copy, before that gather */
-            }
-        }
-        t_cls[k] = t.total_s + z + o;
+        price_stage(ctx, ctx, p, &L->cls[k], d, p2p_s, &sp);
+        if (sp.sm.total_bytes > ps->mem_peak || (sp.sm.total_bytes == ps->mem_peak && d < ps->peak_stage))
+            ps->mem_peak = sp.sm.total_bytes, ps->peak_stage = d;
+        if (sp.dense + sp.expert > params_max)
+            params_max = sp.dense + sp.expert, ps->dense_max = sp.dense, ps->expert_max = sp.expert,
+            ps->fp8_max = sp.fp8;
+        t_cls[k] = sp.total_s;
         n_cls[k] = L->cls[k].count;
         if (t_cls[k] > t_dev_max) {
             t_dev_max = t_cls[k];
-            slow = t;
-            z_slow = z;
-            z_tail = z_last;
-            o_slow = o;
-            o_tail = o_first;
+            ps->slow = sp;
         }
     }
-    double bubble;
+    ps->mb = st_plan_microbatches(p);
     /* ZB-H1: the weight-gradient halves gather and copy nothing; the stretch goes with the forward
      * and the input-gradient halves, which (tF + tB - tW) / (tF + tB + tW) then weighs as it did
      * before */
-    double pipeline_s = st_cost_pipeline_s(t_cls, n_cls, L->n, vp, mb, p->schedule, slow.fwd_s + z_slow + o_slow,
-                                           slow.bwd_s, &bubble);
+    ps->pipeline_s = st_cost_pipeline_s(t_cls, n_cls, L->n, p->vp, ps->mb, p->schedule,
+                                        ps->slow.t.fwd_s + ps->slow.z + ps->slow.o, ps->slow.t.bwd_s, &ps->bubble_s);
+    ps->fits = ps->mem_peak <= ctx->c->gpu.memory_bytes;
+    ps->dctx = ctx;
+    return 0;
+}
+
+/* Node groups of different GPU types, or replicas with uneven micro-batches (issue 19): every stage of
+ * every replica priced on its own GPUs (the tp x cp ranks of replica r's stage d, in Megatron's rank
+ * order tp-cp-dp-pp: ranks tp cp (r + dp d) on), its pipeline messages on the links between it and
+ * its neighbours, its ZeRO-3 traffic on its stage's data-parallel group. Each replica is a pipeline of
+ * unequal stages: m_r max_d t_d + (sum_d t_d - max_d t_d) / vp (Narayanan et al. SC'21, as for uniform
+ * stages: in 1F1B's steady state every stage runs one forward and one backward per slot, so the slowest
+ * stage sets the slot, and the others' times fill and drain the pipeline; the same bottleneck form is
+ * the cost model of AMP, Li et al. NeurIPS'22, Sec. 3.2, and of HexiScale's heterogeneous pipelines).
+ * The replicas meet at the gradient reduction, so the slowest replica (m_r micro-batches) sets the
+ * step (Whale, Jia et al. ATC'22, Sec. 3.3). Each stage's memory is checked against its own GPU. */
+static int pipe_groups(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
+    int pp = p->pp, dp = p->dp;
+    int64_t blk = (int64_t)p->tp * p->cp, S = blk * dp;
+    st__stage_class cls[ST_MAX_STAGES];
+    double t[ST_MAX_STAGES];
+    int one[ST_MAX_STAGES];
+    stage_price prev[ST_MAX_STAGES]; /* the stages of the last replica priced */
+    int sig0[ST_MAX_STAGES], sig1[ST_MAX_STAGES], have_prev = 0; /* its blocks' first and last groups */
+    double params_max = 0, worst = -1;
+    ps->fits = 1;
+    for (int d = 0; d < pp; d++) {
+        st__cost_stage_class(ctx, p, d, &cls[d]);
+        one[d] = 1;
+    }
+    for (int r = 0; r < dp; r++) {
+        int64_t m_r = st_plan_replica_microbatches(p, r);
+        /* consecutive replicas on the same groups cost the same: priced once */
+        int same = have_prev;
+        for (int d = 0; d < pp && same; d++) {
+            int64_t first = blk * (r + (int64_t)dp * d);
+            same = sig0[d] == st_cluster_rank_group(ctx->c, first) &&
+                   sig1[d] == st_cluster_rank_group(ctx->c, first + blk - 1);
+        }
+        if (!same) {
+            for (int d = 0; d < pp; d++) {
+                int64_t first = blk * (r + (int64_t)dp * d);
+                st_cost_ctx *cctx = st_cost_view(ctx, first, blk), *nctx = st_cost_view(ctx, S * d, S);
+                if (!cctx || !nctx) return ST_ENOMEM;
+                price_stage(cctx, nctx, p, &cls[d], d, st_cost_stage_p2p(ctx, p, r, d), &prev[d]);
+                if (prev[d].sm.total_bytes > cctx->c->gpu.memory_bytes) ps->fits = 0;
+                if (prev[d].sm.total_bytes > ps->mem_peak) ps->mem_peak = prev[d].sm.total_bytes, ps->peak_stage = d;
+                if (prev[d].dense + prev[d].expert > params_max) {
+                    params_max = prev[d].dense + prev[d].expert;
+                    ps->dense_max = prev[d].dense, ps->expert_max = prev[d].expert, ps->fp8_max = prev[d].fp8;
+                    ps->dctx = nctx;
+                }
+                sig0[d] = st_cluster_rank_group(ctx->c, first);
+                sig1[d] = st_cluster_rank_group(ctx->c, first + blk - 1);
+            }
+            have_prev = 1;
+        }
+        int slow = 0;
+        for (int d = 0; d < pp; d++) {
+            t[d] = prev[d].total_s;
+            if (t[d] > t[slow]) slow = d;
+        }
+        double bubble, pipe = st_cost_pipeline_s(t, one, pp, p->vp, m_r, p->schedule,
+                                                 prev[slow].t.fwd_s + prev[slow].z + prev[slow].o,
+                                                 prev[slow].t.bwd_s, &bubble);
+        if (pipe > worst) {
+            worst = pipe;
+            ps->pipeline_s = pipe, ps->bubble_s = bubble, ps->slow = prev[slow], ps->mb = m_r, ps->replica = r;
+        }
+    }
+    if (!ps->dctx) ps->dctx = st_cost_view(ctx, 0, S);
+    return ps->dctx ? 0 : ST_ENOMEM;
+}
+
+int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
+    const st_model *m = ctx->m;
+    const st_cluster *c = ctx->c;
+    memset(out, 0, sizeof *out);
+    int pp = p->pp, vp = p->vp, chunks = pp * vp;
+    if (chunks < 1 || chunks > ST_MAX_STAGES) return ST_EINVAL;
+    if (st_plan_microbatches(p) < 1 && !p->ndp_batches) return ST_EINVAL;
+    if (p->ndp_batches && p->ndp_batches != p->dp) return ST_EINVAL;
+
+    pipe_sum ps;
+    memset(&ps, 0, sizeof ps);
+    int rc = c->ngroups > 0 || p->ndp_batches ? pipe_groups(ctx, p, &ps) : pipe_uniform(ctx, p, &ps);
+    if (rc) return rc;
+    /* the data-parallel group of the stage with the most parameters: its links (dctx) */
+    st_cost_ctx *dctx = ps.dctx;
+    const st_cluster *dc = dctx->c;
+    int64_t mb = ps.mb;
+    const stage_time slow = ps.slow.t;
+    double z_slow = ps.slow.z, z_tail = ps.slow.z_first, o_slow = ps.slow.o, o_tail = ps.slow.o_first;
+    double dense_max = ps.dense_max, expert_max = ps.expert_max, fp8_max = ps.fp8_max;
+    double pipeline_s = ps.pipeline_s, bubble = ps.bubble_s;
+    st_group gdp, gex;
+    st_cost_group(dc, p, ST_GRP_DP, &gdp);
+    st_cost_group_edp(dc, p, &gex); /* expert weights are replicated over dp*cp/ep ranks */
+    double gb = p->grad_bytes;
+    const st_profile *pr = ctx->prof;
 
     /* ---- data parallel, ZeRO, optimizer, offload: on the device with the most parameters */
     double dp_s = 0;
@@ -702,7 +845,7 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
          * (Megatron-LM's --overlap-grad-reduce), with overlap_param_gather the gather behind the
          * next forward (--overlap-param-gather, a flag of its own); the last bucket always shows. */
         double red_s, gat_s, nb;
-        dp_times(ctx, p, dense_max, expert_max, &red_s, &gat_s, &nb);
+        dp_times(dctx, p, dense_max, expert_max, &red_s, &gat_s, &nb);
         if (p->overlap_grad_reduce) {
             double red_x = red_s - slow.bwd_s > red_s / nb ? red_s - slow.bwd_s : red_s / nb;
             /* what hid behind compute still slowed it */
@@ -760,10 +903,20 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
     }
     out->model_flops = ctx->flops_per_seq * (double)p->gbs;
     out->model_tflops_per_gpu = out->model_flops / out->iteration_time_s / gpus / 1e12;
-    out->mfu = out->model_flops / out->iteration_time_s / gpus / c->gpu.peak_flops[p->dtype];
-    out->memory_peak_bytes = mem_peak;
-    out->peak_stage = peak_stage;
-    out->fits = mem_peak <= c->gpu.memory_bytes;
+    if (c->ngroups == 0) {
+        out->mfu = out->model_flops / out->iteration_time_s / gpus / c->gpu.peak_flops[p->dtype];
+    } else { /* of the peaks of the GPUs the plan uses, each group's at its own */
+        double peak = 0, left = gpus;
+        for (int g = 0; g < c->ngroups && left > 0; g++) {
+            double n = (double)(c->groups[g].nodes * c->groups[g].gpus_per_node);
+            peak += (n < left ? n : left) * c->groups[g].gpu.peak_flops[p->dtype];
+            left -= n;
+        }
+        out->mfu = out->model_flops / out->iteration_time_s / peak;
+    }
+    out->memory_peak_bytes = ps.mem_peak;
+    out->peak_stage = ps.peak_stage;
+    out->fits = ps.fits;
     if (p->offload != ST_OFF_NONE || p->offload_optimizer > 0) {
         /* the optimizer states (+ weights for params offload) of the GPU's shard, for all GPUs of a
          * node, in host memory (with offload_optimizer, its share of the states) */
@@ -786,6 +939,59 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
     b->dp_comm_s = dp_s;
     b->optimizer_s = opt_s;
     b->offload_s = offload_s;
+    return 0;
+}
+
+double st_cost_stage_p2p(st_cost_ctx *ctx, const st_plan *p, int r, int d) {
+    if (p->pp < 2) return 0;
+    int64_t blk = (int64_t)p->tp * p->cp, dp = p->dp;
+    double sum = 0;
+    int n = 0;
+    for (int e = d - 1; e <= d + 1; e += 2) {
+        if (e < 0 || e >= p->pp) continue;
+        int lo = e < d ? e : d, hi = e < d ? d : e;
+        int64_t a = blk * (r + dp * lo), b = blk * (r + dp * hi) + blk;
+        st_cost_ctx *v = st_cost_view(ctx, a, b - a); /* both ends' groups and the fabric between them */
+        if (!v) return NAN; /* out of memory: st_estimate_check refuses the result */
+        sum += st__p2p_time(v, p);
+        n++;
+    }
+    return sum / n;
+}
+
+int st_cost_slowest_replica(st_cost_ctx *ctx, const st_plan *p) {
+    if (ctx->c->ngroups == 0 && !p->ndp_batches) return 0;
+    if (p->pp < 1 || p->pp * p->vp > ST_MAX_STAGES || (p->ndp_batches && p->ndp_batches != p->dp)) return 0;
+    pipe_sum ps;
+    memset(&ps, 0, sizeof ps);
+    return pipe_groups(ctx, p, &ps) ? 0 : ps.replica;
+}
+
+int st_cost_check_stage_layers(st_cost_ctx *ctx, const st_plan *p, st_error *err) {
+    if (!p->nstage_layers) return 0;
+    int64_t blk = (int64_t)p->tp * p->cp;
+    for (int d = 0; d < p->pp; d++) {
+        int last = -1;
+        for (int r = 0; r < p->dp; r++) {
+            int64_t first = blk * (r + (int64_t)p->dp * d);
+            int g = st_cluster_rank_group(ctx->c, first);
+            if (g == last && st_cluster_rank_group(ctx->c, first + blk - 1) == g) continue; /* priced already */
+            last = g;
+            st_cost_ctx *v = st_cost_view(ctx, first, blk);
+            if (!v) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+            st_stage_memory sm;
+            st_cost_stage_memory(v, p, d, &sm);
+            if (sm.total_bytes > v->c->gpu.memory_bytes) {
+                int chunk_layers[ST_MAX_STAGES], n = 0;
+                st_plan_chunk_layers(p, ctx->m, chunk_layers);
+                for (int j = d; j < p->pp * p->vp; j += p->pp) n += chunk_layers[j];
+                return st_error_set(err, ST_EINVAL, NULL, "stage_layers",
+                                    "stage %d's %d layers need %.1f GiB, more than its %s's %.1f GiB", d, n,
+                                    sm.total_bytes / 1073741824.0, v->c->gpu.name,
+                                    v->c->gpu.memory_bytes / 1073741824.0);
+            }
+        }
+    }
     return 0;
 }
 

@@ -14,7 +14,9 @@
  *   energy         = power x time to train                      (J; / 3.6e9 MWh)
  *   energy cost    = MWh x 1000 x price_per_kwh;  total cost = GPU-hour cost + energy cost
  *   tokens/joule   = tokens / energy
- * A job on part of a host node pays that part of its node power (gpus / gpus_per_node nodes).
+ * A job on part of a host node pays that part of its node power (gpus / gpus_per_node nodes). A cluster
+ * of node groups (issue 19) adds up its groups, each at its GPU's TDP and its own node size; its
+ * price per GPU-hour is the one the user gives for the cluster (the mean over its GPUs).
  * The default of 300B tokens is what every GPT-3 model trained on (Brown et al. 2020, section 2.2).
  *
  * Rows where nothing fits are kept (fits = 0) and ranked last: "this cluster cannot train the
@@ -92,7 +94,26 @@ int st_compare_row_energy(st_compare_row *r, double tokens, const st_compare_ene
     if (!r->fits) return 0;
     double gpus = (double)r->gpus, per = (double)r->cluster.gpus_per_node;
     double node_w = e->node_watts >= 0 ? e->node_watts : ST_COMPARE_NODE_W_PER_GPU * per;
-    r->power_w = (gpus * r->cluster.gpu.tdp_watts * e->power_fraction + gpus / per * node_w) * e->pue;
+    double gpu_w = gpus * r->cluster.gpu.tdp_watts, host_w = gpus / per * node_w;
+    if (r->cluster.ngroups) { /* node groups: each group's GPUs at their own TDP, in nodes of their own size */
+        double left = gpus;
+        gpu_w = host_w = 0;
+        for (int g = 0; g < r->cluster.ngroups && left > 0; g++) {
+            const st_node_group *x = &r->cluster.groups[g];
+            double n = (double)(x->nodes * x->gpus_per_node), gpn = (double)x->gpus_per_node;
+            char key[48];
+            if (n > left) n = left;
+            if (!(x->gpu.tdp_watts > 0))
+                return st_error_set(err, ST_EINVAL, r->cluster.source,
+                                    (snprintf(key, sizeof key, "groups[%d].gpu.tdp_watts", g), key),
+                                    "GPU '%s' of cluster '%s' has no TDP: give gpu.tdp_watts for energy", x->gpu.name,
+                                    r->cluster.name);
+            gpu_w += n * x->gpu.tdp_watts;
+            host_w += n / gpn * (e->node_watts >= 0 ? e->node_watts : ST_COMPARE_NODE_W_PER_GPU * gpn);
+            left -= n;
+        }
+    }
+    r->power_w = (gpu_w * e->power_fraction + host_w) * e->pue;
     double joules = r->power_w * r->time_to_train_s;
     r->energy_mwh = joules / 3.6e9;
     r->energy_cost = r->energy_mwh * 1000 * e->price_per_kwh;

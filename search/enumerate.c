@@ -16,7 +16,11 @@
  * points. Per point the shard cache (cost/estimate.c) turns the operator walk into a lookup, and
  * stage classes turn the pipeline walk into a handful of terms, so a point costs about a
  * microsecond. Ties are broken by memory and then by enumeration order, so output is
- * deterministic. */
+ * deterministic.
+ *
+ * Clusters of node groups (issue 19): every plan is priced as it is and balanced to its stages' and
+ * replicas' GPUs (search/balance.c: layers per stage, micro-batches per replica), and the shape bounds,
+ * which price the slowest GPU, are not used. */
 #include "search/search.h"
 
 #include <stdlib.h>
@@ -116,6 +120,7 @@ typedef struct search {
     uint64_t nonfinite; /* estimates with a non-finite number: never ranked, an error at the end */
     st_error first_nonfinite;
     char first_nonfinite_spec[512];
+    st_plan balanced; /* price()'s balanced copy of the plan in hand */
 } search;
 
 static void progress(search *s) {
@@ -128,7 +133,19 @@ static void progress(search *s) {
     s->reported = 1;
 }
 
+static void price_one(search *s, st_plan *p);
+
+/* On a cluster of node groups, each plan both as it is (layers and batch spread evenly, as a plan
+ * that ignores the GPU types is) and balanced to its stages' and replicas' speeds (balance.c). */
 static void price(search *s, st_plan *p) {
+    price_one(s, p);
+    if (s->c->ngroups < 2) return;
+    st_plan *q = &s->balanced;
+    *q = *p;
+    if (st_search_balance(s->ctx, q) == 1) price_one(s, q);
+}
+
+static void price_one(search *s, st_plan *p) {
     st_estimate e;
     s->evaluated++;
     if ((s->evaluated & 0xffff) == 0) progress(s);
@@ -288,7 +305,8 @@ int st_search_enumerate(const st_model *m, const st_cluster *c, const st_profile
                             p->vp = vp;
                             p->schedule = vp > 1 ? ST_SCHED_INTERLEAVED : ST_SCHED_1F1B;
                             double lb[ST_REC_FULL + 1], *lbp = NULL;
-                            if (s.kept.n == s.kept.cap) {
+                            /* the bounds price the slowest GPU; a balanced mixed plan beats them */
+                            if (s.kept.n == s.kept.cap && c->ngroups == 0) {
                                 shape_bounds(&s, p, lb);
                                 lbp = lb;
                                 if (lb[ST_REC_NONE] > s.kept.v[0].est.iteration_time_s) {

@@ -47,6 +47,19 @@ int st_search_enumerate(const st_model *m, const st_cluster *c, const st_profile
                         const st_search_opts *o, st_search_result *res, st_error *err);
 void st_search_result_destroy(st_search_result *res);
 
+/* ------------------------------------------------------------ mixed GPU types (search/balance.c) */
+
+/* Apportions `total` units over n items in proportion to speed[i], each between 1 and cap[i] (cap
+ * NULL: no cap): x_i = clamp(lambda speed_i, 1, cap_i) summing to total, rounded down and the rest
+ * given by largest remainders (ties to the lower index). 0, or ST_EINVAL when it cannot (total < n,
+ * caps below total, a speed not > 0, n beyond ST_MAX_STAGES / ST_MAX_REPLICAS). */
+int st_balance_split(const double *speed, const int64_t *cap, int n, int64_t total, int64_t *out);
+/* On a cluster of node groups of different speeds (issue 19), sets p's stage_layers in proportion to
+ * each stage's per-layer speed under its memory and its dp_batches in proportion to each replica's
+ * speed (see balance.c). Returns 1 when p changed, 0 when it is left as it was (a uniform cluster,
+ * vp > 1, splits already given, nothing to gain), or ST_ENOMEM. */
+int st_search_balance(st_cost_ctx *ctx, st_plan *p);
+
 /* ------------------------------------------------------------ compare */
 
 /* One row of `strata compare`: the best plan of one cluster at one GPU count, and what it means

@@ -111,8 +111,10 @@ static void print_estimate(FILE *out, const st_cli_inputs *in, const st_estimate
     int64_t used = (int64_t)p->tp * p->pp * p->dp * p->cp;
     fprintf(out, "model      %s (%.1fB parameters, %lld layers, hidden %lld)\n", m->name, st_model_params(m) / 1e9,
             (long long)m->layers, (long long)m->hidden);
-    fprintf(out, "cluster    %s: %lld x %lld %s (%lld GPUs, plan uses %lld)\n", c->name, (long long)c->nodes,
-            (long long)c->gpus_per_node, c->gpu.name, (long long)st_cluster_gpus(c), (long long)used);
+    char gpus[400];
+    st_cluster_describe(c, gpus, sizeof gpus);
+    fprintf(out, "cluster    %s: %s (%lld GPUs, plan uses %lld)\n", c->name, gpus, (long long)st_cluster_gpus(c),
+            (long long)used);
     fprintf(out, "plan       %s\n", spec);
     fprintf(out, "           %lld micro-batches per iteration\n\n", (long long)st_plan_microbatches(p));
     fprintf(out, "iteration time      %10.3f s\n", e->iteration_time_s);
@@ -168,11 +170,21 @@ int st_cmd_estimate(int argc, char **argv, st_error *err) {
         goto out;
     }
     if ((rc = st_estimate_check(&e, err))) goto out;
+    /* layers the plan put on a stage that its GPUs cannot hold: bad input, not a plan that does not fit */
+    if (!e.fits && (rc = st_cost_check_stage_layers(ctx, p, err))) goto out;
     if (!(stages = calloc((size_t)p->pp, sizeof *stages))) {
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
         goto out;
     }
-    for (int d = 0; d < p->pp; d++) st_cost_stage_memory(ctx, p, d, &stages[d]);
+    for (int d = 0; d < p->pp; d++) { /* each stage on its own GPUs (node groups: its replicas' slowest) */
+        int64_t S = (int64_t)p->tp * p->cp * p->dp;
+        st_cost_ctx *v = st_cost_view(ctx, S * d, S);
+        if (!v) {
+            rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+            goto out;
+        }
+        st_cost_stage_memory(v, p, d, &stages[d]);
+    }
 
     if (a.json) {
         rc = st_out_estimate_json(stdout, &in.model, &in.cluster, p, &e, stages, p->pp, in.profile, err);

@@ -67,8 +67,9 @@ static void print_sim(FILE *out, const st_cli_inputs *in, const st_lowered *low,
     st_plan_format_spec(in->plan, spec, sizeof spec);
     const double GiB = 1073741824.0;
     fprintf(out, "model      %s (%.1fB parameters)\n", m->name, st_model_params(m) / 1e9);
-    fprintf(out, "cluster    %s: %lld x %lld %s\n", c->name, (long long)c->nodes, (long long)c->gpus_per_node,
-            c->gpu.name);
+    char gpus[400];
+    st_cluster_describe(c, gpus, sizeof gpus);
+    fprintf(out, "cluster    %s: %s\n", c->name, gpus);
     fprintf(out, "plan       %s\n", spec);
     if (every)
         fprintf(out, "simulated  %d ranks (every rank), %llu events\n", res->nranks, (unsigned long long)res->events);

@@ -297,6 +297,10 @@ int st_cluster_preset(const char *name, st_cluster *out) {
 
 int st_cluster_finalize(st_cluster *c, const char *file, st_error *err) {
 #define BAD(key, ...) return st_error_set(err, ST_EINVAL, file, key, __VA_ARGS__)
+    if (c->ngroups) {
+        int rc = st__cluster_groups_finalize(c, file, err);
+        if (rc) return rc;
+    }
     if (c->nodes < 1 || c->nodes > ST_MAX_GPUS) BAD("nodes", "must be 1..%d", ST_MAX_GPUS);
     if (c->gpus_per_node < 1 || c->gpus_per_node > ST_MAX_DOMAIN_GPUS)
         BAD("gpus_per_node", "must be 1..%d", ST_MAX_DOMAIN_GPUS);

@@ -377,6 +377,20 @@ typedef struct st_cluster_mig {
     double intra_bytes_per_s, pcie_bytes_per_s;
 } st_cluster_mig;
 
+/* One node group of a mixed cluster (issue 19): nodes of one GPU type with their own scale-up domain,
+ * NICs, host memory and PCIe, in the fields and units of st_cluster's. */
+#define ST_MAX_GROUPS 8
+typedef struct st_node_group {
+    char name[32];
+    st_gpu gpu;
+    int64_t nodes, gpus_per_node, domain_gpus;
+    st_fabric fabric;
+    double intra_bytes_per_s, intra_latency_s;
+    int64_t nics_per_node;
+    double nic_bytes_per_s, inter_latency_s, oversubscription;
+    double host_memory_bytes, pcie_bytes_per_s;
+} st_node_group;
+
 typedef struct st_cluster {
     char name[64];
     int64_t nodes;         /* host nodes */
@@ -411,6 +425,15 @@ typedef struct st_cluster {
      * (cost/compute.c); 0 = cost/'s defaults */
     double launch_overhead_s, host_s_per_kernel;
     char source[300];
+    /* Node groups (cluster JSON "groups"; 0 = one uniform cluster, the fields above). Ranks fill the
+     * groups in order, as a launcher given a hostfile listing them in order does. With groups, the
+     * fields above are st_cluster_view of all the GPUs (the slowest GPU and links of them all), what
+     * code that prices one GPU type sees; cost/ asks st_cluster_view for the GPUs it prices. */
+    int ngroups;
+    st_node_group groups[ST_MAX_GROUPS];
+    /* the fabric between node groups: bandwidth per node per direction, its latency (added to the
+     * groups' own) and oversubscription */
+    double xgroup_bytes_per_s, xgroup_latency_s, xgroup_oversubscription;
 } st_cluster;
 
 const st_gpu *st_gpu_presets(size_t *n);
@@ -421,7 +444,11 @@ double st_gpu_gemm_efficiency(const st_gpu *g, st_dtype dt);
 int st_gpu_preset(const char *name, st_gpu *out);
 const st_cluster *st_cluster_presets(size_t *n);
 int st_cluster_preset(const char *name, st_cluster *out);
+/* Checks a cluster; with node groups first the groups (counts, domain sizes that divide one another,
+ * the fabric between them: st__cluster_groups_finalize, src/core/groups.c), whose view of all GPUs then
+ * fills the top-level fields (st_cluster_view). */
 int st_cluster_finalize(st_cluster *c, const char *file, st_error *err);
+int st__cluster_groups_finalize(st_cluster *c, const char *file, st_error *err);
 static inline int64_t st_cluster_gpus(const st_cluster *c) {
     return c->gpus_used > 0 ? c->gpus_used : c->nodes * c->gpus_per_node;
 }
@@ -429,6 +456,25 @@ static inline int64_t st_cluster_gpus(const st_cluster *c) {
 static inline int64_t st_cluster_domain(const st_cluster *c) {
     return c->domain_gpus > 0 ? c->domain_gpus : c->gpus_per_node;
 }
+/* Where rank `rank` (0-based, < all GPUs) sits: its node group (0 without groups), host node and
+ * GPU within the node, both counted over the whole cluster's nodes and from 0. */
+typedef struct st_rank_place {
+    int group;
+    int64_t node, gpu;
+} st_rank_place;
+void st_cluster_rank_place(const st_cluster *c, int64_t rank, st_rank_place *out);
+/* The node group of rank `rank` (0 without groups). */
+int st_cluster_rank_group(const st_cluster *c, int64_t rank);
+/* The uniform cluster that ranks [first, first + n) are priced on: *c itself without groups; the
+ * group's own description when they lie in one group; across groups the slowest of each (GPU peak,
+ * memory and HBM, scale-up and NIC rates, host memory and PCIe, the smaller node and domain) with
+ * the fabric between groups as its inter-node links (its rate per node shared by the node's NICs,
+ * its latency added, the larger oversubscription): a collective crossing groups is priced on the
+ * slowest link it crosses. out->ngroups is 0. */
+void st_cluster_view(const st_cluster *c, int64_t first, int64_t n, st_cluster *out);
+/* "NODES x GPUS_PER_NODE GPU" for a uniform cluster; for node groups each group's, joined by " + ", with
+ * the group's name: what the text outputs print. */
+void st_cluster_describe(const st_cluster *c, char *buf, size_t n);
 /* The most GPUs one host node or scale-up domain may have: 576, NVIDIA's largest announced NVLink
  * domain (NVL576); more is a typo. */
 #define ST_MAX_DOMAIN_GPUS 576
@@ -460,6 +506,7 @@ double st_cluster_reserved_bytes(const st_cluster *c);
 #define ST_PLAN_FORMAT_VERSION 1
 #define ST_PLAN_FORMAT "strata-plan" /* the plan JSON's "format" */
 #define ST_MAX_STAGES 512 /* pipeline chunks (pp * vp); more is refused naming pp or vp */
+#define ST_MAX_REPLICAS 256 /* data-parallel replicas a plan's dp_batches may list */
 
 typedef struct st_plan {
     int tp, pp, dp, cp, ep, vp;
@@ -487,6 +534,11 @@ typedef struct st_plan {
     int grad_bytes;          /* 4: fp32 gradient accumulation (Megatron), 2: 16-bit */
     int nstage_layers;       /* 0 = spread evenly; else pp*vp entries */
     int stage_layers[ST_MAX_STAGES];
+    /* micro-batches of each data-parallel replica per iteration (issue 19, uneven data parallelism on
+     * mixed GPUs: Whale's hardware-aware batch split); 0 = gbs / (dp * mbs) each; else dp entries
+     * summing to gbs / mbs, the gradients averaged with weights dp_batches[r] / (gbs / mbs) */
+    int ndp_batches;
+    int dp_batches[ST_MAX_REPLICAS];
     uint64_t seed;
     unsigned given; /* ST_GIVEN_* bits: keys the user set (dp and gbs are derived otherwise) */
     /* what a loaded plan file says it was made for (empty when unknown) */
@@ -513,6 +565,8 @@ int st_plan_finalize(st_plan *p, const st_model *m, const st_cluster *c, int64_t
  * evenly, counting the embedding toward the first stage and the output layer toward the last. */
 void st_plan_chunk_layers(const st_plan *p, const st_model *m, int *out);
 int64_t st_plan_microbatches(const st_plan *p);
+/* Micro-batches of data-parallel replica r (0-based) per iteration: dp_batches[r], or the even share. */
+int64_t st_plan_replica_microbatches(const st_plan *p, int r);
 /* Canonical inline spec. */
 void st_plan_format_spec(const st_plan *p, char *buf, size_t n);
 /* The shard a plan runs its blocks with. */

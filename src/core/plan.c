@@ -61,7 +61,31 @@ static int parse_frac(const char *v, double *out, const char *key, st_error *err
 
 #define SPEC_KEYS                                                                                  \
     "tp, pp, dp, cp, ep, vp, mbs, gbs, seq, sp, recompute, zero, offload, offload_optimizer, dtype, schedule, "   \
-    "attention, kernels, cp_comm, overlap_grad_reduce, overlap_param_gather, tp_overlap, grad_bytes, seed"
+    "attention, kernels, cp_comm, overlap_grad_reduce, overlap_param_gather, tp_overlap, grad_bytes, seed, "      \
+    "stage_layers, dp_batches"
+
+/* A list key's entries: "stage_layers=10,14" goes on over the tokens after it that have no '='. */
+static int parse_list(const char *k, const char *v, char **tok, int cap, int *list, int *n, st_error *err) {
+    *n = 0;
+    for (;;) {
+        int64_t x;
+        if (*n >= cap) return st_error_set(err, ST_EINVAL, NULL, k, "more than %d entries", cap);
+        int rc = parse_int(v, 0, 1 << 30, &x, k, err);
+        if (rc) return rc;
+        list[(*n)++] = (int)x;
+        /* the next token goes on the list unless it is a key=value of its own */
+        if (!*tok) break;
+        char *comma = strchr(*tok, ',');
+        if (comma) *comma = '\0';
+        if (strchr(*tok, '=')) {
+            if (comma) *comma = ',';
+            break;
+        }
+        v = *tok;
+        *tok = comma ? comma + 1 : NULL;
+    }
+    return 0;
+}
 
 int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err) {
     char buf[1024];
@@ -127,6 +151,14 @@ int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err) {
         ENUMKEY("attention", st_attention_parse, attention, 0, "flash, unfused, fa2, cudnn")
         ENUMKEY("cp_comm", st_cp_comm_parse, cp_comm, 0, "p2p, all_gather, a2a")
         ENUMKEY("kernels", st_kernels_parse, kernels, 0, "fused, eager, compile")
+        if (strcmp(k, "stage_layers") == 0) {
+            if ((rc = parse_list(k, v, &tok, ST_MAX_STAGES, p->stage_layers, &p->nstage_layers, err))) return rc;
+            goto next;
+        }
+        if (strcmp(k, "dp_batches") == 0) {
+            if ((rc = parse_list(k, v, &tok, ST_MAX_REPLICAS, p->dp_batches, &p->ndp_batches, err))) return rc;
+            goto next;
+        }
 #undef INTKEY
 #undef ENUMKEY
         return st_error_set(err, ST_EINVAL, NULL, k, "unknown plan key (known: " SPEC_KEYS ")");
@@ -138,6 +170,10 @@ int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err) {
 }
 
 int64_t st_plan_microbatches(const st_plan *p) { return p->gbs / ((int64_t)p->dp * p->mbs); }
+
+int64_t st_plan_replica_microbatches(const st_plan *p, int r) {
+    return p->ndp_batches > r ? p->dp_batches[r] : st_plan_microbatches(p);
+}
 
 int st_plan_finalize(st_plan *p, const st_model *m, const st_cluster *c, int64_t gpus, const char *file,
                      st_error *err) {
@@ -162,8 +198,26 @@ int st_plan_finalize(st_plan *p, const st_model *m, const st_cluster *c, int64_t
             (long long)used, c->name, (long long)have);
     if (gpus > 0 && used != gpus)
         BAD("dp", "tp*pp*dp*cp = %lld GPUs, but %lld were asked for", (long long)used, (long long)gpus);
-    if (!(p->given & ST_GIVEN_GBS)) p->gbs = (int64_t)p->dp * p->mbs;
-    if (p->gbs % ((int64_t)p->dp * p->mbs))
+    if (p->ndp_batches) {
+        /* uneven data parallelism: the replicas' micro-batches make the global batch */
+        int64_t sum = 0;
+        if (p->ndp_batches != p->dp)
+            BAD("dp_batches", "has %d entries, but dp = %d", p->ndp_batches, p->dp);
+        for (int r = 0; r < p->ndp_batches; r++) {
+            if (p->dp_batches[r] < 1) BAD("dp_batches", "entry %d must be at least 1 micro-batch", r);
+            sum += p->dp_batches[r];
+        }
+        if (!(p->given & ST_GIVEN_GBS)) p->gbs = sum * p->mbs;
+        if (sum * p->mbs != p->gbs)
+            BAD("dp_batches", "sums to %lld micro-batches of %lld, but gbs is %lld", (long long)sum,
+                (long long)p->mbs, (long long)p->gbs);
+        for (int r = 0; r < p->ndp_batches && p->vp > 1; r++)
+            if (p->dp_batches[r] % p->pp)
+                BAD("dp_batches", "entry %d (%d) must be divisible by pp (%d) for the interleaved schedule", r,
+                    p->dp_batches[r], p->pp);
+    }
+    if (!(p->given & ST_GIVEN_GBS) && !p->ndp_batches) p->gbs = (int64_t)p->dp * p->mbs;
+    if (!p->ndp_batches && p->gbs % ((int64_t)p->dp * p->mbs))
         BAD("gbs", "%lld is not divisible by dp*mbs = %lld", (long long)p->gbs, (long long)p->dp * p->mbs);
     int64_t mb = st_plan_microbatches(p);
 
@@ -208,7 +262,7 @@ int st_plan_finalize(st_plan *p, const st_model *m, const st_cluster *c, int64_t
         if ((p->given & ST_GIVEN_SCHEDULE) && p->schedule != ST_SCHED_INTERLEAVED)
             BAD("schedule", "vp > 1 runs the interleaved schedule, not %s", st_schedule_name(p->schedule));
         p->schedule = ST_SCHED_INTERLEAVED;
-        if (mb % p->pp)
+        if (!p->ndp_batches && mb % p->pp)
             BAD("gbs", "the interleaved schedule needs micro-batches (%lld) divisible by pp (%d)", (long long)mb,
                 p->pp);
     } else if (p->schedule == ST_SCHED_INTERLEAVED) {
@@ -298,7 +352,11 @@ void st_plan_format_spec(const st_plan *p, char *buf, size_t n) {
     if (w > 0 && (size_t)w < n && p->overlap_param_gather)
         w += snprintf(buf + w, n - (size_t)w, ",overlap_param_gather=1");
     if (w > 0 && (size_t)w < n && p->tp_overlap) w += snprintf(buf + w, n - (size_t)w, ",tp_overlap=1");
-    if (w > 0 && (size_t)w < n && p->grad_bytes != 4) snprintf(buf + w, n - (size_t)w, ",grad_bytes=%d", p->grad_bytes);
+    if (w > 0 && (size_t)w < n && p->grad_bytes != 4) w += snprintf(buf + w, n - (size_t)w, ",grad_bytes=%d", p->grad_bytes);
+    for (int i = 0; i < p->nstage_layers && w > 0 && (size_t)w < n; i++)
+        w += snprintf(buf + w, n - (size_t)w, "%s%d", i ? "," : ",stage_layers=", p->stage_layers[i]);
+    for (int i = 0; i < p->ndp_batches && w > 0 && (size_t)w < n; i++)
+        w += snprintf(buf + w, n - (size_t)w, "%s%d", i ? "," : ",dp_batches=", p->dp_batches[i]);
 }
 
 void st_plan_shard(const st_plan *p, st_shard *out) {

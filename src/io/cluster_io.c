@@ -16,6 +16,11 @@
  * when the cluster is an object inside another file: st__cluster_from_json, "clusters.KEY.gpu");
  * every size is bounded so that absurd inputs (10^9 nodes) are refused before anything is sized
  * from them; *out is written only after st_cluster_finalize accepted the result.
+ *
+ * Node groups (issue 19): a cluster JSON with "groups" lists node descriptions (each with the keys of a
+ * uniform cluster's nodes, read by the same code at key path groups[i]) and "between_groups", the
+ * fabric joining them; it has no top-level node keys. A file without "groups" reads, writes and
+ * hashes as before.
  */
 #include "jsonutil.h"
 
@@ -43,6 +48,12 @@ static const char *const inter_keys[] = {"nics_per_node", "nic_gbit_per_s", "lat
 static const char *const host_keys[] = {"memory_gib", "pcie_gb_per_s", NULL};
 static const char *const framework_keys[] = {"reserved_gib", "launch_overhead_us", "host_us_per_kernel", NULL};
 static const char *const mig_keys[] = {"profile", "per_gpu", NULL};
+/* a cluster of node groups (issue 19): the groups, each a node description, and the fabric between them */
+static const char *const grouped_keys[] = {"name", "source", "groups", "between_groups", "framework", "calibration",
+                                           NULL};
+static const char *const group_keys[] = {"name", "gpu", "nodes", "gpus_per_node", "scale_up", "intra_node",
+                                         "inter_node", "host", NULL};
+static const char *const between_keys[] = {"bandwidth_gb_per_s", "latency_us", "oversubscription", NULL};
 #define MIN_GEMM_EFFICIENCY 0.05
 
 /* dtype order of peak_keys matches st_dtype */
@@ -202,6 +213,9 @@ static int load_scale_up(const json_t *root, const char *file, const char *prefi
     return 0;
 }
 
+static int groups_from_json(const json_t *root, const char *file, const char *prefix, const char *fallback,
+                            st_cluster *out, st_error *err);
+
 /* "mig": every GPU of a node cut into per_gpu slices of one profile (src/core/mig.c); 0 when
  * absent or applied, <0 error. Needs the GPU, host and framework keys read. */
 static int load_mig(const json_t *root, const char *file, const char *prefix, st_cluster *c, st_error *err) {
@@ -223,8 +237,48 @@ static int load_mig(const json_t *root, const char *file, const char *prefix, st
     return rc;
 }
 
+/* The cluster-wide end of a description, uniform or of node groups: what the training stack holds
+ * besides the model ("framework"; absent: st_cluster_reserved_bytes's default), the source, the checks
+ * of st_cluster_finalize; *out written only when they pass. 0 or <0. */
+static int finish_cluster(const json_t *root, const char *file, const char *prefix, st_cluster *c, st_cluster *out,
+                          st_error *err) {
+    json_t *sub = NULL;
+    int rc = get_obj(root, prefix, "framework", framework_keys, &sub, file, err);
+    if (rc < 0) return rc;
+    if (sub) {
+        char p_fw[128];
+        double x = 0;
+        st__json_key_path(p_fw, sizeof p_fw, prefix, "framework");
+        rc = get_pos(sub, "reserved_gib", MIN_GIB, 1 << 20, &x, 0, file, p_fw, err);
+        if (rc < 0) return rc;
+        c->reserved_bytes = x * GIB;
+        /* per-kernel prices of the stack (cost/compute.c), from 10 ns to 1 s; absent: cost/'s defaults */
+        static const char *const kernel_keys[] = {"launch_overhead_us", "host_us_per_kernel"};
+        double *kernel_s[] = {&c->launch_overhead_s, &c->host_s_per_kernel};
+        for (int k = 0; k < 2; k++) {
+            x = 0;
+            rc = get_pos(sub, kernel_keys[k], 0.01, 1e6, &x, 0, file, p_fw, err);
+            if (rc < 0) return rc;
+            *kernel_s[k] = x * 1e-6;
+        }
+    }
+    /* a grouped cluster's keys have no "mig" (grouped_keys): per-group slicing is not described */
+    rc = load_mig(root, file, prefix, c, err);
+    if (rc < 0) return rc;
+    snprintf(c->source, sizeof c->source, "%s", file);
+    rc = st_cluster_finalize(c, file, err);
+    if (rc < 0) {
+        st__json_prefix_error(err, prefix);
+        return rc;
+    }
+    *out = *c;
+    return 0;
+}
+
 int st__cluster_from_json(const json_t *root, const char *file, const char *prefix, const char *fallback,
                           st_cluster *out, st_error *err) {
+    if (json_is_object(root) && json_object_get(root, "groups"))
+        return groups_from_json(root, file, prefix, fallback, out, err);
     int rc;
     json_t *gv, *sub = NULL;
     const char *name = NULL;
@@ -371,39 +425,98 @@ int st__cluster_from_json(const json_t *root, const char *file, const char *pref
     }
     c.pcie_bytes_per_s = x * 1e9;
 
-    /* what the training stack holds besides the model (absent: st_cluster_reserved_bytes's default) */
-    sub = NULL;
-    rc = get_obj(root, prefix, "framework", framework_keys, &sub, file, err);
-    if (rc < 0) goto out;
-    if (sub) {
-        char p_fw[128];
-        st__json_key_path(p_fw, sizeof p_fw, prefix, "framework");
-        x = 0;
-        rc = get_pos(sub, "reserved_gib", MIN_GIB, 1 << 20, &x, 0, file, p_fw, err);
-        if (rc < 0) goto out;
-        c.reserved_bytes = x * GIB;
-        /* per-kernel prices of the stack (cost/compute.c), from 10 ns to 1 s; absent: cost/'s defaults */
-        static const char *const kernel_keys[] = {"launch_overhead_us", "host_us_per_kernel"};
-        double *kernel_s[] = {&c.launch_overhead_s, &c.host_s_per_kernel};
-        for (int k = 0; k < 2; k++) {
-            x = 0;
-            rc = get_pos(sub, kernel_keys[k], 0.01, 1e6, &x, 0, file, p_fw, err);
-            if (rc < 0) goto out;
-            *kernel_s[k] = x * 1e-6;
-        }
-    }
+    rc = finish_cluster(root, file, prefix, &c, out, err);
+out:
+    return rc;
+}
 
-    rc = load_mig(root, file, prefix, &c, err);
-    if (rc < 0) goto out;
+/* "groups": each group read as a node description at groups[i] (its errors name groups[i].KEY), then
+ * the fabric between them ("between_groups": bandwidth per node per direction, latency, oversubscription)
+ * and the cluster-wide keys (name, framework). */
+static int groups_from_json(const json_t *root, const char *file, const char *prefix, const char *fallback,
+                            st_cluster *out, st_error *err) {
+    int rc;
+    st_cluster c, gc;
+    json_t *arr = json_object_get(root, "groups"), *sub = NULL;
+    char pre[128], gpre[160], path[200];
+    const char *name = NULL;
+    double x;
 
-    snprintf(c.source, sizeof c.source, "%s", file);
-    rc = st_cluster_finalize(&c, file, err);
-    if (rc < 0) {
-        st__json_prefix_error(err, prefix);
+    memset(&c, 0, sizeof c);
+    rc = st__json_check_keys(root, grouped_keys, file, prefix, err);
+    if (rc < 0) goto out;
+    st__json_key_path(pre, sizeof pre, prefix, "groups");
+    if (!json_is_array(arr) || json_array_size(arr) < 1 || json_array_size(arr) > ST_MAX_GROUPS) {
+        rc = st_error_set(err, ST_EINVAL, file, pre, "expected an array of 1 to %d node groups", ST_MAX_GROUPS);
         goto out;
     }
-    *out = c;
-    rc = 0;
+    rc = st__json_get_str(root, "name", &name, file, prefix, err);
+    if (rc < 0) goto out;
+    if (rc == 1 && (!name[0] || strlen(name) >= sizeof c.name)) {
+        rc = st_error_set(err, ST_EINVAL, file, st__json_key_path(path, sizeof path, prefix, "name"),
+                          "must be 1 to %zu characters", sizeof c.name - 1);
+        goto out;
+    }
+    if (name)
+        snprintf(c.name, sizeof c.name, "%s", name);
+    else if (fallback)
+        snprintf(c.name, sizeof c.name, "%s", fallback);
+    else
+        st__json_name_from_path(c.name, sizeof c.name, file, "cluster");
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        const json_t *g = json_array_get(arr, i);
+        st_node_group *x = &c.groups[i];
+        snprintf(gpre, sizeof gpre, "%s[%zu]", pre, i);
+        if (!json_is_object(g)) {
+            rc = st_error_set(err, ST_EINVAL, file, gpre, "expected a node group object");
+            goto out;
+        }
+        rc = st__json_check_keys(g, group_keys, file, gpre, err);
+        if (rc < 0) goto out;
+        char gname[32];
+        snprintf(gname, sizeof gname, "group%zu", i);
+        rc = st__cluster_from_json(g, file, gpre, gname, &gc, err);
+        if (rc < 0) goto out;
+        if (strlen(gc.name) >= sizeof x->name) {
+            rc = st_error_set(err, ST_EINVAL, file, st__json_key_path(path, sizeof path, gpre, "name"),
+                              "must be 1 to %zu characters", sizeof x->name - 1);
+            goto out;
+        }
+        snprintf(x->name, sizeof x->name, "%s", gc.name);
+        x->gpu = gc.gpu;
+        x->nodes = gc.nodes, x->gpus_per_node = gc.gpus_per_node, x->domain_gpus = gc.domain_gpus;
+        x->fabric = gc.fabric;
+        x->intra_bytes_per_s = gc.intra_bytes_per_s, x->intra_latency_s = gc.intra_latency_s;
+        x->nics_per_node = gc.nics_per_node, x->nic_bytes_per_s = gc.nic_bytes_per_s;
+        x->inter_latency_s = gc.inter_latency_s, x->oversubscription = gc.oversubscription;
+        x->host_memory_bytes = gc.host_memory_bytes, x->pcie_bytes_per_s = gc.pcie_bytes_per_s;
+        c.ngroups++;
+    }
+    st__json_key_path(pre, sizeof pre, prefix, "between_groups");
+    rc = get_obj(root, prefix, "between_groups", between_keys, &sub, file, err);
+    if (rc < 0) goto out;
+    if (rc == 0 && c.ngroups > 1) {
+        rc = missing(file, pre, "bandwidth_gb_per_s", err);
+        goto out;
+    }
+    c.xgroup_oversubscription = 1;
+    if (sub) {
+        rc = get_pos(sub, "bandwidth_gb_per_s", MIN_BW_GB, MAX_BW_GB, &x, 1, file, pre, err);
+        if (rc < 0) goto out;
+        c.xgroup_bytes_per_s = x * 1e9;
+        x = 5;
+        rc = st__json_get_num(sub, "latency_us", 0, 1e6, &x, file, pre, err);
+        if (rc < 0) goto out;
+        c.xgroup_latency_s = x * 1e-6;
+        rc = st__json_get_num(sub, "oversubscription", 1, 1000, &c.xgroup_oversubscription, file, pre, err);
+        if (rc < 0) goto out;
+    }
+    /* where the numbers come from (a JSON file has no comments); the file path where it does not say */
+    const char *src = NULL;
+    rc = st__json_get_str(root, "source", &src, file, prefix, err);
+    if (rc < 0) goto out;
+    rc = finish_cluster(root, file, prefix, &c, out, err);
+    if (rc == 0 && src) snprintf(out->source, sizeof out->source, "%s", src);
 out:
     return rc;
 }
@@ -418,6 +531,12 @@ int st_cluster_load(const char *path, st_cluster *out, st_error *err) {
 
 int st_cluster_size(st_cluster *c, int64_t gpus, const char *file, st_error *err) {
     int64_t per = c->gpus_per_node, dom = st_cluster_domain(c);
+    /* ranks fill the groups in order; a part of a mixed cluster is described as its own groups */
+    if (c->ngroups > 0 && gpus != st_cluster_gpus(c))
+        return st_error_set(err, ST_EINVAL, file, "gpus",
+                            "cluster '%s' is made of node groups and is used whole (%lld GPUs); describe the "
+                            "part you want as its groups", c->name, (long long)st_cluster_gpus(c));
+    if (c->ngroups > 0) return 0;
     if (gpus <= 0) return st_error_set(err, ST_EINVAL, file, "gpus", "must be positive (got %lld)", (long long)gpus);
     if (gpus > ST_MAX_GPUS)
         return st_error_set(err, ST_EINVAL, file, "gpus", "%lld exceeds the limit of %d GPUs", (long long)gpus,
@@ -447,6 +566,8 @@ int st_cluster_size(st_cluster *c, int64_t gpus, const char *file, st_error *err
 static int apply_mig_suffix(const char *spec, const char *file, st_cluster *c, st_error *err) {
     char profile[16];
     int per = 0, rc;
+    if (c->ngroups > 0)
+        return st_error_set(err, ST_EINVAL, file, "mig", "a cluster of node groups cannot be cut into MIG slices");
     if (st_mig_spec_parse(spec, profile, sizeof profile, &per) != 0)
         return st_error_set(err, ST_EINVAL, file, "mig", "'%s' is not PROFILE or PROFILExN (e.g. 1g.5gb, 3g.20gbx2)",
                             spec);
@@ -503,7 +624,70 @@ out:
 
 /* ------------------------------------------------------------ canonical JSON */
 
+static json_t *cluster_fields_to_json(const st_cluster *c);
+
+/* The cluster-wide "framework" keys, only those set: a cluster that keeps the defaults writes (and
+ * hashes) as before. New object (possibly empty), or NULL when out of memory. */
+static json_t *framework_to_json(const st_cluster *c) {
+    json_t *fw = json_object();
+    int bad = !fw;
+    if (!bad && c->reserved_bytes > 0) bad |= json_object_set_new(fw, "reserved_gib", json_real(c->reserved_bytes / GIB));
+    if (!bad && c->launch_overhead_s > 0)
+        bad |= json_object_set_new(fw, "launch_overhead_us", json_real(c->launch_overhead_s * 1e6));
+    if (!bad && c->host_s_per_kernel > 0)
+        bad |= json_object_set_new(fw, "host_us_per_kernel", json_real(c->host_s_per_kernel * 1e6));
+    if (bad) {
+        json_decref(fw);
+        return NULL;
+    }
+    return fw;
+}
+
+/* A cluster of node groups: its name, each group's node description (the uniform cluster of the group,
+ * st_cluster_view), the fabric between them and the cluster-wide keys. */
+static json_t *groups_to_json(const st_cluster *c) {
+    json_t *o = json_object(), *arr = json_array(), *bg = json_object();
+    int bad = !o || !arr || !bg;
+    int64_t first = 0;
+
+    if (bad) goto out;
+    bad |= json_object_set_new(o, "name", json_string(c->name));
+    for (int g = 0; g < c->ngroups && !bad; g++) {
+        st_cluster v;
+        int64_t n = c->groups[g].nodes * c->groups[g].gpus_per_node;
+        st_cluster_view(c, first, n, &v);
+        v.reserved_bytes = v.launch_overhead_s = v.host_s_per_kernel = 0; /* cluster-wide, written once below */
+        snprintf(v.name, sizeof v.name, "%s", c->groups[g].name);
+        json_t *gj = cluster_fields_to_json(&v);
+        bad |= !gj || json_array_append_new(arr, gj);
+        first += n;
+    }
+    bad |= json_object_set(o, "groups", arr);
+    bad |= json_object_set_new(bg, "bandwidth_gb_per_s", json_real(c->xgroup_bytes_per_s / 1e9));
+    bad |= json_object_set_new(bg, "latency_us", json_real(c->xgroup_latency_s * 1e6));
+    bad |= json_object_set_new(bg, "oversubscription", json_real(c->xgroup_oversubscription));
+    bad |= json_object_set(o, "between_groups", bg);
+    json_t *fw = framework_to_json(c);
+    if (fw && json_object_size(fw))
+        bad |= json_object_set(o, "framework", fw);
+    else if (!fw)
+        bad = 1;
+    json_decref(fw);
+out:
+    json_decref(arr);
+    json_decref(bg);
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
 json_t *st__cluster_to_json(const st_cluster *c) {
+    return c->ngroups > 0 ? groups_to_json(c) : cluster_fields_to_json(c);
+}
+
+static json_t *cluster_fields_to_json(const st_cluster *c) {
     /* a sliced cluster writes its whole GPUs and the layout, so that loading it slices it again */
     st_cluster whole;
     st_cluster_mig mig = c->mig;
@@ -513,7 +697,7 @@ json_t *st__cluster_to_json(const st_cluster *c) {
         c = &whole;
     }
     json_t *o = json_object(), *g = json_object(), *peak = json_object(), *intra = json_object(),
-           *inter = json_object(), *host = json_object(), *fw = json_object();
+           *inter = json_object(), *host = json_object(), *fw = framework_to_json(c);
     int bad = !o || !g || !peak || !intra || !inter || !host || !fw;
 
     if (bad) goto out;
@@ -551,12 +735,7 @@ json_t *st__cluster_to_json(const st_cluster *c) {
     bad |= json_object_set_new(host, "memory_gib", json_real(c->host_memory_bytes / GIB));
     bad |= json_object_set_new(host, "pcie_gb_per_s", json_real(c->pcie_bytes_per_s / 1e9));
     bad |= json_object_set(o, "host", host);
-    /* only when set: a cluster that keeps the default writes (and hashes) as before */
-    if (c->reserved_bytes > 0) bad |= json_object_set_new(fw, "reserved_gib", json_real(c->reserved_bytes / GIB));
-    if (c->launch_overhead_s > 0)
-        bad |= json_object_set_new(fw, "launch_overhead_us", json_real(c->launch_overhead_s * 1e6));
-    if (c->host_s_per_kernel > 0)
-        bad |= json_object_set_new(fw, "host_us_per_kernel", json_real(c->host_s_per_kernel * 1e6));
+    /* only when set: a cluster that keeps the defaults writes (and hashes) as before */
     if (json_object_size(fw)) bad |= json_object_set(o, "framework", fw);
     if (mig.per_gpu > 0) {
         json_t *m = json_object();

@@ -27,7 +27,7 @@
 static const char *const plan_keys[] = {
     "format", "version", "spec", "gpus", "model", "cluster", "tp", "pp", "dp", "cp", "ep", "vp", "mbs", "gbs", "seq",
     "sp", "recompute", "zero", "offload", "offload_optimizer", "dtype", "schedule", "attention", "overlap_grad_reduce", "grad_bytes",
-    "stage_layers", "seed", "overlap_param_gather", "tp_overlap", "cp_comm", "kernels", NULL};
+    "stage_layers", "dp_batches", "dp_batches_note", "seed", "overlap_param_gather", "tp_overlap", "cp_comm", "kernels", NULL};
 
 /* A flag: true/false or the integers 0/1. 1 present, 0 absent, <0 error. */
 static int get_flag(const json_t *o, const char *key, int *out, const char *file, st_error *err) {
@@ -82,6 +82,30 @@ static int64_t plan_gpus(const st_plan *p) {
         if (n > ST_MAX_GPUS) return (int64_t)ST_MAX_GPUS + 1;
     }
     return n;
+}
+
+/* An array of 1..cap integers in 1..hi at `key` (stage_layers, dp_batches) into list and *n; absent: *n
+ * stays. 0 or an error naming key[i]. */
+static int load_list(const json_t *root, const char *key, const char *what, int cap, int64_t hi, int *list, int *n,
+                     const char *path, st_error *err) {
+    const json_t *v = json_object_get(root, key);
+    size_t len = json_is_array(v) ? json_array_size(v) : 0, i;
+    json_t *e;
+    if (!v) return 0;
+    if (!json_is_array(v) || len < 1 || len > (size_t)cap)
+        return st_error_set(err, ST_EINVAL, path, key, "expected an array of 1 to %d %s", cap, what);
+    json_array_foreach(v, i, e) {
+        char ekey[40];
+        snprintf(ekey, sizeof ekey, "%s[%zu]", key, i);
+        if (!json_is_integer(e)) return st_error_set(err, ST_EINVAL, path, ekey, "expected a positive integer");
+        json_int_t x = json_integer_value(e);
+        if (x < 1 || x > hi)
+            return st_error_set(err, ST_EINVAL, path, ekey, "%lld is out of range (allowed 1..%lld)", (long long)x,
+                                (long long)hi);
+        list[i] = (int)x;
+    }
+    *n = (int)len;
+    return 0;
 }
 
 static int load_seed(const json_t *root, const char *path, uint64_t *seed, st_error *err) {
@@ -206,32 +230,10 @@ int st_plan_load(const char *path, st_plan *out, st_error *err) {
         p->grad_bytes = (int)x;
         p->given |= ST_GIVEN_GRAD;
     }
-    v = json_object_get(root, "stage_layers");
-    if (v) {
-        size_t n = json_is_array(v) ? json_array_size(v) : 0, i;
-        json_t *e;
-        if (!json_is_array(v) || n < 1 || n > ST_MAX_STAGES) {
-            rc = st_error_set(err, ST_EINVAL, path, "stage_layers", "expected an array of 1 to %d layer counts",
-                              ST_MAX_STAGES);
-            goto out;
-        }
-        json_array_foreach(v, i, e) {
-            char key[40];
-            snprintf(key, sizeof key, "stage_layers[%zu]", i);
-            if (!json_is_integer(e)) {
-                rc = st_error_set(err, ST_EINVAL, path, key, "expected a positive integer");
-                goto out;
-            }
-            x = json_integer_value(e);
-            if (x < 1 || x > ST_MAX_LAYERS) {
-                rc = st_error_set(err, ST_EINVAL, path, key, "%lld is out of range (allowed 1..%d)", (long long)x,
-                                  ST_MAX_LAYERS);
-                goto out;
-            }
-            p->stage_layers[i] = (int)x;
-        }
-        p->nstage_layers = (int)n;
-    }
+    CHECK(load_list(root, "stage_layers", "layer counts", ST_MAX_STAGES, ST_MAX_LAYERS, p->stage_layers,
+                    &p->nstage_layers, path, err));
+    CHECK(load_list(root, "dp_batches", "micro-batch counts", ST_MAX_REPLICAS, 1 << 30, p->dp_batches,
+                    &p->ndp_batches, path, err));
     CHECK(load_seed(root, path, &p->seed, err));
 
     if (gpus > 0 && plan_gpus(p) != gpus) {
@@ -302,6 +304,15 @@ json_t *st__plan_to_json(const st_plan *p) {
         for (int i = 0; st && i < p->nstage_layers; i++)
             bad |= json_array_append_new(st, json_integer(p->stage_layers[i]));
         SET("stage_layers", st);
+    }
+    if (p->ndp_batches > 0 && p->ndp_batches <= ST_MAX_REPLICAS) {
+        st = json_array();
+        bad |= !st;
+        for (int i = 0; st && i < p->ndp_batches; i++) bad |= json_array_append_new(st, json_integer(p->dp_batches[i]));
+        SET("dp_batches", st);
+        /* what whoever runs it must do besides the split (informational; the loader skips it) */
+        SET("dp_batches_note", json_string("replica r runs dp_batches[r] micro-batches; average the gradients "
+                                           "with weights dp_batches[r] / (gbs / mbs), not 1 / dp"));
     }
     if (p->seed <= (uint64_t)INT64_MAX) {
         SET("seed", json_integer((json_int_t)p->seed));

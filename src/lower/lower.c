@@ -51,6 +51,12 @@
  * its gather waits for it. Offload's optimizer step: the gradients to the host on the copy stream,
  * the CPU's Adam, the updated weights back (ZeRO-Offload, Ren et al. 2021).
  *
+ * Node groups of different GPU types and uneven micro-batches per replica (issue 19): each stage is
+ * lowered as the replica that sets the step (st_cost_slowest_replica) runs it: its micro-batch count,
+ * its chunks priced on its own GPUs (st_cost_view of its tp x cp ranks), its data-parallel collectives
+ * on the stage's data-parallel group; the per-operator form's operator table keeps the cluster's
+ * slowest GPU, and the every-rank lowering refuses such plans.
+ *
  * Network (program.h, "Network"; the links and routes are lower_net.c's). Every transfer gets a
  * route and a latency part: the cost model's time minus the same time on the cluster without
  * latencies; the rest is the bandwidth part, which contention stretches. Alone a transfer takes
@@ -117,6 +123,7 @@ typedef struct lower_ctx {
     const st_plan *p;
     int chunks;
     int64_t m;
+    int rep;                  /* the replica lowered as each stage's representative (st_cost_slowest_replica) */
     const st_chunk_cost *cc;  /* per chunk */
     const st_chunk_cost *cc0; /* per chunk, without latencies */
     int full;                 /* every rank, with explicit tp collectives (st_lower_full) */
@@ -771,17 +778,34 @@ static int fill_groups(st_lowered *out, const st_plan *p, int full, const group_
     return 0;
 }
 
-/* each chunk's costs (cc; cc0 without latencies) and, with ZeRO-3, its per-layer traffic */
-static void price_chunks(st_cost_ctx *ctx, st_cost_ctx *ctx0, const st_plan *p, st_chunk_cost *cc,
-                         st_chunk_cost *cc0, zchunk *z) {
+/* Node groups (issue 19): the context that prices stage d of replica `rep` on its own GPUs (its tp x cp
+ * ranks; dpg: the stage's whole data-parallel group, for its collectives); ctx itself on a uniform
+ * cluster; NULL when out of memory. */
+static st_cost_ctx *stage_view(st_cost_ctx *ctx, const st_plan *p, int rep, int d, int dpg) {
+    int64_t blk = (int64_t)p->tp * p->cp;
+    if (dpg) return st_cost_view(ctx, blk * p->dp * d, blk * p->dp);
+    return st_cost_view(ctx, blk * (rep + (int64_t)p->dp * d), blk);
+}
+
+/* each chunk's costs (cc; cc0 without latencies) and, with ZeRO-3, its per-layer traffic, on the GPUs
+ * of its stage in replica rep; 0 or ST_ENOMEM */
+static int price_chunks(st_cost_ctx *ctx_all, st_cost_ctx *ctx0_all, const st_plan *p, int rep, st_chunk_cost *cc,
+                        st_chunk_cost *cc0, zchunk *z) {
     double wbytes = st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
     for (int j = 0; j < p->pp * p->vp; j++) {
+        st_cost_ctx *ctx = stage_view(ctx_all, p, rep, j % p->pp, 0), *ctx0 = stage_view(ctx0_all, p, rep, j % p->pp, 0);
+        st_cost_ctx *nctx = stage_view(ctx_all, p, rep, j % p->pp, 1), *nctx0 = stage_view(ctx0_all, p, rep, j % p->pp, 1);
+        if (!ctx || !ctx0 || !nctx || !nctx0) return ST_ENOMEM;
         st_cost_chunk(ctx, p, j, &cc[j]);
         st_cost_chunk(ctx0, p, j, &cc0[j]);
+        if (st_cost_cluster(ctx_all)->ngroups > 0) { /* its messages on the links to its neighbours */
+            cc[j].p2p_s = st_cost_stage_p2p(ctx_all, p, rep, j % p->pp);
+            cc0[j].p2p_s = st_cost_stage_p2p(ctx0_all, p, rep, j % p->pp);
+        }
         if (!z) continue;
         double n, g0, s0, e;
-        st_cost_zero3_chunk(ctx, p, j, &n, &z[j].gather_s, &z[j].scatter_s, &e);
-        st_cost_zero3_chunk(ctx0, p, j, &n, &g0, &s0, &e);
+        st_cost_zero3_chunk(nctx, p, j, &n, &z[j].gather_s, &z[j].scatter_s, &e);
+        st_cost_zero3_chunk(nctx0, p, j, &n, &g0, &s0, &e);
         z[j].layers = (int)n;
         z[j].gather_lat = st__latency_of(z[j].gather_s, g0);
         z[j].scatter_lat = st__latency_of(z[j].scatter_s, s0);
@@ -790,8 +814,8 @@ static void price_chunks(st_cost_ctx *ctx, st_cost_ctx *ctx0, const st_plan *p, 
         z[j].scatter_bytes = dense / n * p->grad_bytes;
         if (p->ep > 1) { /* ep = 1: the expert-data-parallel group is the dp group, priced as dense */
             double eg0, es0;
-            st_cost_zero3_chunk_experts(ctx, p, j, &z[j].egather_s, &z[j].escatter_s);
-            st_cost_zero3_chunk_experts(ctx0, p, j, &eg0, &es0);
+            st_cost_zero3_chunk_experts(nctx, p, j, &z[j].egather_s, &z[j].escatter_s);
+            st_cost_zero3_chunk_experts(nctx0, p, j, &eg0, &es0);
             z[j].egather_lat = st__latency_of(z[j].egather_s, eg0);
             z[j].escatter_lat = st__latency_of(z[j].escatter_s, es0);
             z[j].egather_bytes = cc[j].expert_params / n * wbytes;
@@ -799,6 +823,7 @@ static void price_chunks(st_cost_ctx *ctx, st_cost_ctx *ctx0, const st_plan *p, 
         }
         z[j].copy_s = st_cost_offload_chunk(ctx, p, j, &z[j].copy_bytes);
     }
+    return 0;
 }
 
 /* Every route: each program's sends forward and backward (r_fwd, r_bwd: its replicas', or its own,
@@ -989,8 +1014,10 @@ static int lower_program(st_cost_ctx *ctx, st_cost_ctx *ctx0, lower_ctx *L, iter
     E->gather_s = E->gather_lat = 0;
     if (p->zero <= 2) {
         double red0, gat0, nb0;
-        st_cost_dp_stage(ctx, p, d, &L->dp_reduce_s, &E->gather_s, &L->dp_buckets);
-        st_cost_dp_stage(ctx0, p, d, &red0, &gat0, &nb0);
+        st_cost_ctx *v = stage_view(ctx, p, L->rep, d, 1), *v0 = stage_view(ctx0, p, L->rep, d, 1);
+        if (!v || !v0) return ST_ENOMEM;
+        st_cost_dp_stage(v, p, d, &L->dp_reduce_s, &E->gather_s, &L->dp_buckets);
+        st_cost_dp_stage(v0, p, d, &red0, &gat0, &nb0);
         L->dp_reduce_lat = st__latency_of(L->dp_reduce_s, red0);
         E->gather_lat = st__latency_of(E->gather_s, gat0);
         L->dp_overlap = p->overlap_grad_reduce;
@@ -1043,7 +1070,15 @@ int st_lower_plan(st_cost_ctx *ctx, const st_plan *p, const st_lower_opts *o, st
     int width = p->tp * p->cp * p->dp; /* ranks per stage */
     int lanes = full ? width : 1;      /* programs per stage */
     int nranks = pp * lanes;
-    if ((rc = check_size(p, st_plan_microbatches(p), nranks, err))) return rc;
+    /* node groups, uneven micro-batches (issue 19): each stage as the replica that sets the step runs it,
+     * on that replica's GPUs with its micro-batches; every rank's programs would differ by replica */
+    const st_cluster *c = st_cost_cluster(ctx);
+    if (full && (c->ngroups > 0 || p->ndp_batches))
+        return st_error_set(err, ST_EINVAL, NULL, c->ngroups > 0 ? "cluster" : "dp_batches",
+                            "lowering every rank is for uniform clusters with even micro-batches; node groups and "
+                            "dp_batches are lowered by stage (the slowest replica)");
+    int rep = st_cost_slowest_replica(ctx, p);
+    if ((rc = check_size(p, st_plan_replica_microbatches(p, rep), nranks, err))) return rc;
     group_layout G;
     layout_groups(ctx, p, full, &G);
     st_chunk_cost *cc = calloc((size_t)chunks, sizeof *cc), *cc0 = calloc((size_t)chunks, sizeof *cc0);
@@ -1054,19 +1089,18 @@ int st_lower_plan(st_cost_ctx *ctx, const st_plan *p, const st_lower_opts *o, st
     st__opcoll *oc = NULL;
     st_cluster c0;
     st_cost_ctx *ctx0 = st_cost_ctx_without_latency(ctx, &c0);
-    const st_cluster *c = st_cost_cluster(ctx);
     st__lnet B;
     st_estimate est;
     out->nranks = nranks;
     out->ngroups = G.ngroups;
-    out->microbatches = st_plan_microbatches(p);
+    out->microbatches = st_plan_replica_microbatches(p, rep);
     out->progs = calloc((size_t)nranks, sizeof *out->progs);
     out->groups = calloc((size_t)out->ngroups, sizeof *out->groups);
     out->blocks = calloc((size_t)pp, sizeof *out->blocks);
     if (st__lnet_init(&B, out, c, width * pp, width, full) || !cc || !cc0 || !r_fwd || !r_bwd || !r_g || !span ||
         !ctx0 || !out->progs || !out->groups || !out->blocks || (p->zero == 3 && !z))
         goto nomem;
-    price_chunks(ctx, ctx0, p, cc, cc0, z);
+    if (price_chunks(ctx, ctx0, p, rep, cc, cc0, z)) goto nomem;
     if ((rc = st_cost_estimate(ctx, p, &est))) {
         st_error_set(err, rc, NULL, "plan", "the plan cannot be priced");
         st_lowered_destroy(out);
@@ -1080,7 +1114,7 @@ int st_lower_plan(st_cost_ctx *ctx, const st_plan *p, const st_lower_opts *o, st
     }
     if (fill_groups(out, p, full, &G) || make_routes(&B, out, c, p, full, &G, r_fwd, r_bwd, r_g)) goto nomem;
 
-    lower_ctx L = {.p = p, .chunks = chunks, .m = out->microbatches, .cc = cc, .cc0 = cc0, .full = full,
+    lower_ctx L = {.p = p, .chunks = chunks, .m = out->microbatches, .rep = rep, .cc = cc, .cc0 = cc0, .full = full,
                    .per_op = o->per_op, .c = c, .r_fwd = r_fwd, .r_bwd = r_bwd, .p2p_bytes = st_cost_p2p_bytes(ctx, p),
                    .grad_bytes = p->grad_bytes, .z = z, .ops = out->ops, .oc = oc, .span = span};
     iteration_end E = {.est = &est};
@@ -1097,7 +1131,9 @@ int st_lower_plan(st_cost_ctx *ctx, const st_plan *p, const st_lower_opts *o, st
         pg->stage = d;
         pg->replicas = full ? 1 : width;
         pg->gpu = full ? r : d * width;
-        st_cost_stage_memory(ctx, p, d, &sm);
+        st_cost_ctx *v = stage_view(ctx, p, rep, d, 0);
+        if (!v) goto nomem;
+        st_cost_stage_memory(v, p, d, &sm);
         pg->base_bytes = sm.base_bytes;
         L.bwd_extra = sm.backward_extra_bytes;
         /* every rank: the lanes of a stage run the same instructions but for the names of their

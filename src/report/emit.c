@@ -37,6 +37,11 @@
  *    allgather (strata: all-to-all), --moe-layer-freq 1 (every block MoE), --moe-aux-loss-coeff 0
  *    (no load balancing); --rotary-base defaults to 10000. tests/data/emit/megatron_core_r0.10.0_flags.txt
  *    lists the flags this file may write.
+ *  - Uneven plans (issue 19): no target gives data-parallel replicas different micro-batch counts
+ *    (dp_batches: refused); DeepSpeed's PipelineModule partitions by partition_method "uniform",
+ *    "parameters" or "type:REGEX" (deepspeed/runtime/pipe/module.py, _partition_layers), so explicit
+ *    per-stage layer counts need an override of _partition_layers (said in a note); torchtitan takes
+ *    them as pipeline_parallel_split_points.
  *  - DeepSpeed: offload_param is valid only with ZeRO stage 3, offload_optimizer with stages 1-3;
  *    the pipeline engine asserts ZeRO stage < 2 and runs one non-interleaved 1F1B-style schedule.
  *    MoE is a model layer (deepspeed.moe.layer.MoE: capacity-factor gating, expert-parallel groups
@@ -223,6 +228,12 @@ static int check_plan(const st_plan *p, const st_model *m, st_error *err) {
     if (p->gbs < 1) return st_error_set(err, ST_EINVAL, NULL, "gbs", "must be at least 1");
     if (p->seq < 1 || p->seq > ST_MAX_SEQ)
         return st_error_set(err, ST_EINVAL, NULL, "seq", "must be between 1 and %d", ST_MAX_SEQ);
+    /* Megatron-LM, DeepSpeed and torchtitan give every data-parallel rank the same micro-batch
+     * count (gbs / (dp mbs)) and average gradients with equal weights: none runs a Whale-style split */
+    if (p->ndp_batches)
+        return st_error_set(err, ST_EINVAL, NULL, "dp_batches",
+                            "uneven micro-batches per data-parallel replica: Megatron-LM, DeepSpeed and torchtitan "
+                            "give every replica gbs/dp and weigh gradients equally; use an even plan");
     if (p->gbs % ((int64_t)p->dp * p->mbs) != 0)
         return st_error_set(err, ST_EINVAL, NULL, "gbs",
                             "global batch %" PRId64 " is not a multiple of dp*mbs = %d*%" PRId64, p->gbs,
@@ -691,8 +702,9 @@ static int emit_deepspeed(sbuf *b, const st_plan *p, const st_model *m, const st
         sb_puts(b, ",\n      \"tp_overlap: ds_config has no tensor-parallel overlap; launch Megatron-DeepSpeed "
                    "with Transformer Engine's userbuffers if your release has them, else the tp collectives show\"");
     if (p->nstage_layers > 0)
-        sb_puts(b, ",\n      \"stage_layers: pick the matching pipeline partition in your Megatron-DeepSpeed "
-                   "launch; ds_config has no key for it\"");
+        sb_puts(b, ",\n      \"stage_layers: ds_config has no key for it, and PipelineModule's partition_method "
+                   "(uniform, parameters, type:REGEX) cannot give layer counts per stage: override "
+                   "PipelineModule._partition_layers to set these parts\"");
     if (m->experts > 0) {
         sb_printf(b,
                   ",\n      \"MoE: DeepSpeed's MoE is a model layer (deepspeed.moe.layer.MoE), not a ds_config key: "

@@ -1,0 +1,434 @@
+/* test_groups.c: clusters of node groups with different GPU types (issue 19): where ranks sit, the
+ * uniform cluster a set of ranks is priced on, the checks of bad groups, and the JSON round trip. */
+#include "src/io/jsonutil.h"
+#include "src/strata.h"
+#include "suites.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* One group from a uniform preset cluster, `nodes` of its nodes. */
+static void group_from(st_node_group *g, const char *preset, const char *name, int64_t nodes) {
+    st_cluster u;
+    ck_assert_int_eq(st_cluster_preset(preset, &u), 0);
+    memset(g, 0, sizeof *g);
+    snprintf(g->name, sizeof g->name, "%s", name);
+    g->gpu = u.gpu;
+    g->nodes = nodes, g->gpus_per_node = u.gpus_per_node, g->domain_gpus = u.domain_gpus, g->fabric = u.fabric;
+    g->intra_bytes_per_s = u.intra_bytes_per_s, g->intra_latency_s = u.intra_latency_s;
+    g->nics_per_node = u.nics_per_node, g->nic_bytes_per_s = u.nic_bytes_per_s;
+    g->inter_latency_s = u.inter_latency_s, g->oversubscription = u.oversubscription;
+    g->host_memory_bytes = u.host_memory_bytes, g->pcie_bytes_per_s = u.pcie_bytes_per_s;
+}
+
+/* 2 DGX A100 80GB + 2 DGX H100, 100 GB/s per node between them, 3 us, 2:1. */
+static void mixed(st_cluster *c) {
+    memset(c, 0, sizeof *c);
+    snprintf(c->name, sizeof c->name, "mixed");
+    c->ngroups = 2;
+    group_from(&c->groups[0], "dgx-a100-80g", "a100", 2);
+    group_from(&c->groups[1], "dgx-h100", "h100", 2);
+    c->xgroup_bytes_per_s = 100e9, c->xgroup_latency_s = 3e-6, c->xgroup_oversubscription = 2;
+    ck_assert_int_eq(st_cluster_finalize(c, NULL, NULL), 0);
+}
+
+START_TEST(test_rank_place) {
+    st_cluster c;
+    mixed(&c);
+    ck_assert_int_eq(st_cluster_gpus(&c), 32);
+    st_rank_place r;
+    st_cluster_rank_place(&c, 0, &r);
+    ck_assert_int_eq(r.group, 0);
+    ck_assert_int_eq(r.node, 0);
+    ck_assert_int_eq(r.gpu, 0);
+    st_cluster_rank_place(&c, 15, &r);
+    ck_assert_int_eq(r.group, 0);
+    ck_assert_int_eq(r.node, 1);
+    ck_assert_int_eq(r.gpu, 7);
+    st_cluster_rank_place(&c, 16, &r);
+    ck_assert_int_eq(r.group, 1);
+    ck_assert_int_eq(r.node, 2);
+    ck_assert_int_eq(r.gpu, 0);
+    st_cluster_rank_place(&c, 29, &r);
+    ck_assert_int_eq(r.group, 1);
+    ck_assert_int_eq(r.node, 3);
+    ck_assert_int_eq(r.gpu, 5);
+    ck_assert_int_eq(st_cluster_rank_group(&c, 31), 1);
+    /* without groups: node and GPU of a uniform cluster */
+    st_cluster u;
+    ck_assert_int_eq(st_cluster_resolve("dgx-h100", 32, &u, NULL), 0);
+    st_cluster_rank_place(&u, 29, &r);
+    ck_assert_int_eq(r.group, 0);
+    ck_assert_int_eq(r.node, 3);
+    ck_assert_int_eq(r.gpu, 5);
+}
+END_TEST
+
+START_TEST(test_view) {
+    st_cluster c, v, a100, h100;
+    mixed(&c);
+    ck_assert_int_eq(st_cluster_preset("dgx-a100-80g", &a100), 0);
+    ck_assert_int_eq(st_cluster_preset("dgx-h100", &h100), 0);
+    /* one group: its own description */
+    st_cluster_view(&c, 16, 16, &v);
+    ck_assert_str_eq(v.gpu.name, "h100-sxm-80g");
+    ck_assert(v.intra_bytes_per_s == h100.intra_bytes_per_s && v.nic_bytes_per_s == h100.nic_bytes_per_s);
+    ck_assert_int_eq(v.nodes, 2);
+    ck_assert_int_eq(v.ngroups, 0);
+    st_cluster_view(&c, 8, 4, &v);
+    ck_assert_str_eq(v.gpu.name, "a100-sxm-80g");
+    /* across: the slowest GPU and links, the fabric between the groups per NIC, its latency added */
+    st_cluster_view(&c, 8, 16, &v);
+    ck_assert_str_eq(v.gpu.name, "a100-sxm-80g");
+    ck_assert(v.gpu.hbm_bytes_per_s == a100.gpu.hbm_bytes_per_s);
+    ck_assert(v.intra_bytes_per_s == a100.intra_bytes_per_s);
+    ck_assert_double_eq_tol(v.nic_bytes_per_s, 100e9 / 8, 1e-3);
+    ck_assert_double_eq_tol(v.inter_latency_s, a100.inter_latency_s + 3e-6, 1e-12);
+    ck_assert(v.oversubscription == 2);
+    ck_assert_int_eq(v.nodes * v.gpus_per_node, 32);
+    /* the top-level fields are the view of all GPUs; the groups stay */
+    ck_assert_str_eq(c.gpu.name, "a100-sxm-80g");
+    ck_assert_int_eq(c.ngroups, 2);
+    ck_assert(c.nic_bytes_per_s == v.nic_bytes_per_s);
+    /* a uniform cluster is its own view */
+    st_cluster_view(&a100, 0, 8, &v);
+    ck_assert(!memcmp(&v, &a100, sizeof v));
+}
+END_TEST
+
+START_TEST(test_bad_groups) {
+    st_cluster c;
+    st_error err;
+    mixed(&c);
+    c.groups[1].gpus_per_node = 6; /* 6 and 8 do not divide one another */
+    ck_assert_int_eq(st_cluster_finalize(&c, NULL, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "groups[1].gpus_per_node");
+    mixed(&c);
+    c.groups[0].nodes = 0;
+    ck_assert_int_eq(st_cluster_finalize(&c, NULL, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "groups[0].nodes");
+    mixed(&c);
+    c.xgroup_bytes_per_s = 0;
+    ck_assert_int_eq(st_cluster_finalize(&c, NULL, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "between_groups.bandwidth_gb_per_s");
+    mixed(&c);
+    c.groups[1].domain_gpus = 24; /* an NVLink domain of 3 nodes beside one of 8 GPUs: 8 divides 24 */
+    ck_assert_int_eq(st_cluster_finalize(&c, NULL, &err), 0);
+    c.groups[0].gpus_per_node = 16, c.groups[0].nodes = 1; /* 16 and 24 do not divide */
+    ck_assert_int_eq(st_cluster_finalize(&c, NULL, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "groups[1].scale_up.gpus");
+}
+END_TEST
+
+START_TEST(test_json_round_trip) {
+    st_cluster c, back;
+    st_error err;
+    mixed(&c);
+    json_t *j = st__cluster_to_json(&c);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_ptr_nonnull(json_object_get(j, "groups"));
+    ck_assert_ptr_null(json_object_get(j, "gpu"));
+    ck_assert_int_eq(st__cluster_from_json(j, "mem", NULL, NULL, &back, &err), 0);
+    ck_assert_int_eq(back.ngroups, 2);
+    ck_assert_str_eq(back.groups[1].name, "h100");
+    ck_assert_str_eq(back.groups[1].gpu.name, "h100-sxm-80g");
+    ck_assert(back.xgroup_bytes_per_s == c.xgroup_bytes_per_s && back.xgroup_oversubscription == 2);
+    ck_assert_double_eq_tol(back.groups[0].nic_bytes_per_s, c.groups[0].nic_bytes_per_s, 1e-3);
+    json_decref(j);
+}
+END_TEST
+
+/* One node of A100s and one of H100s: tp 8 inside each. */
+static void two_nodes(st_cluster *c) {
+    memset(c, 0, sizeof *c);
+    snprintf(c->name, sizeof c->name, "two");
+    c->ngroups = 2;
+    group_from(&c->groups[0], "dgx-a100-80g", "a100", 1);
+    group_from(&c->groups[1], "dgx-h100", "h100", 1);
+    c->xgroup_bytes_per_s = 200e9, c->xgroup_latency_s = 1e-6, c->xgroup_oversubscription = 1;
+    ck_assert_int_eq(st_cluster_finalize(c, NULL, NULL), 0);
+}
+
+static void plan_on(const st_model *m, const st_cluster *c, const char *spec, st_plan *p) {
+    st_error err;
+    st_plan_defaults(p);
+    ck_assert_int_eq(st_plan_parse_spec(spec, p, &err), 0);
+    ck_assert_msg(st_plan_finalize(p, m, c, 0, NULL, &err) == 0, "%s: %s", spec, err.text);
+}
+
+static double chunk_time(st_cost_ctx *v, const st_plan *p, int chunk) {
+    st_chunk_cost cc;
+    st_cost_chunk(v, p, chunk, &cc);
+    return cc.fwd_s + cc.bwd_s + cc.recompute_s + cc.comm_fwd_s + cc.comm_bwd_s + cc.comm_recompute_s;
+}
+
+/* llama2-7b under `spec` on two_nodes (p) and balanced (q, which must change); the context, new (free it) */
+static st_cost_ctx *balanced(const char *spec, st_model *m, st_cluster *c, st_plan *p, st_plan *q) {
+    ck_assert_int_eq(st_model_preset("llama2-7b", m), 0);
+    two_nodes(c);
+    plan_on(m, c, spec, p);
+    st_cost_ctx *ctx = st_cost_ctx_new(m, c, NULL);
+    ck_assert_ptr_nonnull(ctx);
+    *q = *p;
+    ck_assert_int_eq(st_search_balance(ctx, q), 1);
+    return ctx;
+}
+
+START_TEST(test_split_closed_form) {
+    /* two replicas of speed 1 and 2 get batches 1:2 and finish together */
+    double speed[2] = {1, 2};
+    int64_t out[2];
+    ck_assert_int_eq(st_balance_split(speed, NULL, 2, 3, out), 0);
+    ck_assert_int_eq(out[0], 1);
+    ck_assert_int_eq(out[1], 2);
+    ck_assert_double_eq_tol(out[0] / speed[0], out[1] / speed[1], 1e-12);
+    ck_assert_int_eq(st_balance_split(speed, NULL, 2, 30, out), 0);
+    ck_assert_int_eq(out[0], 10);
+    ck_assert_int_eq(out[1], 20);
+    /* a cap moves the rest to the others; each gets at least 1 */
+    double even[3] = {1, 1, 1}, skew[3] = {1, 1000, 1000};
+    int64_t cap[3] = {5, 100, 100}, o3[3];
+    ck_assert_int_eq(st_balance_split(even, cap, 3, 45, o3), 0);
+    ck_assert_int_eq(o3[0], 5);
+    ck_assert_int_eq(o3[1], 20);
+    ck_assert_int_eq(o3[2], 20);
+    ck_assert_int_eq(st_balance_split(skew, NULL, 3, 10, o3), 0);
+    ck_assert_int_eq(o3[0], 1);
+    ck_assert_int_eq(o3[1] + o3[2], 9);
+    /* impossible: fewer units than items, caps below the total */
+    ck_assert_int_eq(st_balance_split(even, NULL, 3, 2, o3), ST_EINVAL);
+    ck_assert_int_eq(st_balance_split(even, cap, 3, 206, o3), ST_EINVAL);
+}
+END_TEST
+
+START_TEST(test_balance_replicas) {
+    /* dp 2 of tp 8: one replica per GPU type; their micro-batches in proportion to their speeds, the
+     * replicas finish within one micro-batch of each other, and the step beats the even split */
+    st_model m;
+    st_cluster c;
+    st_plan p, q;
+    st_cost_ctx *ctx = balanced("tp=8,pp=1,dp=2,gbs=64", &m, &c, &p, &q);
+    ck_assert_int_eq(q.ndp_batches, 2);
+    ck_assert_int_eq(q.nstage_layers, 0);
+    double ta = chunk_time(st_cost_view(ctx, 0, 8), &p, 0), th = chunk_time(st_cost_view(ctx, 8, 8), &p, 0);
+    ck_assert(th < ta);
+    ck_assert_int_eq(q.dp_batches[0] + q.dp_batches[1], 64);
+    ck_assert_double_eq_tol((double)q.dp_batches[1] / q.dp_batches[0], ta / th, 0.1);
+    ck_assert(fabs(q.dp_batches[0] * ta - q.dp_batches[1] * th) <= (ta > th ? ta : th));
+    st_error err;
+    ck_assert_int_eq(st_plan_finalize(&q, &m, &c, 0, NULL, &err), 0);
+    st_estimate ee, eb;
+    ck_assert_int_eq(st_cost_estimate(ctx, &p, &ee), 0);
+    ck_assert_int_eq(st_cost_estimate(ctx, &q, &eb), 0);
+    /* closed form: the step's compute goes from 32 micro-batches at the A100's pace to the slower
+     * replica's share at its own */
+    double pred = 32 * ta - (q.dp_batches[0] * ta > q.dp_batches[1] * th ? q.dp_batches[0] * ta : q.dp_batches[1] * th);
+    double gain = ee.iteration_time_s - eb.iteration_time_s;
+    ck_assert_msg(fabs(gain - pred) <= 0.02 * pred, "gain %g s, closed form %g s", gain, pred);
+    st_cost_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_balance_stages) {
+    /* pp 2 of tp 8: an A100 stage and an H100 stage get layers in proportion to their per-layer
+     * speeds, and the balanced plan beats the even split by what the closed form of the pipeline
+     * (m max_d t_d + sum_d t_d - max_d t_d, Narayanan et al. SC'21) predicts */
+    st_model m;
+    st_cluster c;
+    st_plan p, q;
+    st_cost_ctx *ctx = balanced("tp=8,pp=2,dp=1,gbs=64", &m, &c, &p, &q);
+    ck_assert_int_eq(q.nstage_layers, 2);
+    ck_assert_int_eq(q.ndp_batches, 0);
+    ck_assert_int_eq(q.stage_layers[0] + q.stage_layers[1], 32);
+    /* per-layer times: a stage of 2 layers less one of 1 */
+    st_cost_ctx *va = st_cost_view(ctx, 0, 8), *vh = st_cost_view(ctx, 8, 8);
+    st_plan r = p;
+    r.nstage_layers = 2, r.stage_layers[0] = 2, r.stage_layers[1] = 2;
+    double ta2 = chunk_time(va, &r, 0), th2 = chunk_time(vh, &r, 1);
+    r.stage_layers[0] = 1, r.stage_layers[1] = 1;
+    double tau_a = ta2 - chunk_time(va, &r, 0), tau_h = th2 - chunk_time(vh, &r, 1);
+    ck_assert(tau_h < tau_a);
+    ck_assert(q.stage_layers[1] > q.stage_layers[0]);
+    double want0 = 32 * tau_h / (tau_a + tau_h);
+    ck_assert_msg(fabs(q.stage_layers[0] - want0) <= 1, "%d layers on the A100 stage, in proportion %g",
+                  q.stage_layers[0], want0);
+    ck_assert_int_eq(st_plan_finalize(&q, &m, &c, 0, NULL, NULL), 0);
+    st_estimate ee, eb;
+    ck_assert_int_eq(st_cost_estimate(ctx, &p, &ee), 0);
+    ck_assert_int_eq(st_cost_estimate(ctx, &q, &eb), 0);
+    st_chunk_cost cc;
+    st_cost_chunk(va, &p, 0, &cc);
+    double p2p = 2 * cc.p2p_s; /* each stage receives and sends, both ways */
+    double te[2] = {chunk_time(va, &p, 0) + p2p, chunk_time(vh, &p, 1) + p2p};
+    double tb[2] = {chunk_time(va, &q, 0) + p2p, chunk_time(vh, &q, 1) + p2p};
+    double me = te[0] > te[1] ? te[0] : te[1], mb = tb[0] > tb[1] ? tb[0] : tb[1];
+    double pred = (64 * me + te[0] + te[1] - me) - (64 * mb + tb[0] + tb[1] - mb);
+    double gain = ee.iteration_time_s - eb.iteration_time_s;
+    ck_assert(pred > 0.1 * ee.iteration_time_s);
+    ck_assert_msg(fabs(gain - pred) <= 0.02 * pred, "gain %g s, closed form %g s", gain, pred);
+    st_cost_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_uniform_unchanged) {
+    /* a uniform cluster: no balancing; its estimate through the per-replica path equals the uniform one */
+    st_model m;
+    st_cluster c;
+    st_plan p, q;
+    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
+    ck_assert_int_eq(st_cluster_resolve("dgx-a100-80g", 32, &c, NULL), 0);
+    plan_on(&m, &c, "tp=4,pp=2,dp=4,gbs=64", &p);
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+    q = p;
+    ck_assert_int_eq(st_search_balance(ctx, &q), 0);
+    q.ndp_batches = 4;
+    for (int r = 0; r < 4; r++) q.dp_batches[r] = 16;
+    st_estimate a, b;
+    ck_assert_int_eq(st_cost_estimate(ctx, &p, &a), 0);
+    ck_assert_int_eq(st_cost_estimate(ctx, &q, &b), 0);
+    ck_assert_double_eq_tol(a.iteration_time_s, b.iteration_time_s, 1e-9 * a.iteration_time_s);
+    ck_assert_double_eq_tol(a.memory_peak_bytes, b.memory_peak_bytes, 1);
+    /* an uneven split: the replica with most micro-batches sets the step */
+    q.dp_batches[0] = 13, q.dp_batches[3] = 19;
+    ck_assert_int_eq(st_cost_estimate(ctx, &q, &b), 0);
+    ck_assert(b.iteration_time_s > a.iteration_time_s);
+    st_cost_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_straddling_block) {
+    /* a tp group across two groups (4 H100s of a half node, then 8 A100s) runs at the slower GPU
+     * and across the fabric: no faster than the same plan on one A100 node; the replica in one group
+     * after it is priced on its own group, not on the straddling one's view */
+    st_model m;
+    st_cluster c, a;
+    st_plan p;
+    st_estimate e, ea;
+    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
+    memset(&c, 0, sizeof c);
+    c.ngroups = 2;
+    group_from(&c.groups[0], "dgx-h100", "h100", 1);
+    c.groups[0].gpus_per_node = 4;
+    group_from(&c.groups[1], "dgx-a100-80g", "a100", 2);
+    c.xgroup_bytes_per_s = 200e9, c.xgroup_oversubscription = 1;
+    ck_assert_int_eq(st_cluster_finalize(&c, NULL, NULL), 0);
+    ck_assert_int_eq(st_cluster_resolve("dgx-a100-80g", 8, &a, NULL), 0);
+    plan_on(&m, &c, "tp=8,dp=1,gbs=8", &p);
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL), *ca = st_cost_ctx_new(&m, &a, NULL);
+    ck_assert_int_eq(st_cost_estimate(ctx, &p, &e), 0);
+    ck_assert_int_eq(st_cost_estimate(ca, &p, &ea), 0);
+    ck_assert(e.iteration_time_s >= ea.iteration_time_s);
+    ck_assert_str_eq(st_cost_cluster(st_cost_view(ctx, 0, 8))->gpu.name, "a100-sxm-80g");
+    /* dp 2 with uneven batches: replica 0 straddles, replica 1 lies in the A100 group (ranks 8-15) */
+    plan_on(&m, &c, "tp=8,dp=2,dp_batches=4,4", &p);
+    ck_assert_int_eq(st_cost_estimate(ctx, &p, &e), 0);
+    ck_assert(st_cost_view(ctx, 8, 8) != st_cost_view(ctx, 0, 8));
+    ck_assert_int_eq(st_cost_slowest_replica(ctx, &p), 0);
+    st_cost_ctx_free(ctx);
+    st_cost_ctx_free(ca);
+}
+END_TEST
+
+START_TEST(test_plan_keys) {
+    st_plan p;
+    st_error err;
+    st_model m;
+    st_cluster c;
+    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
+    two_nodes(&c);
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec("tp=8,pp=2,stage_layers=12,20,dp=1,gbs=8", &p, &err), 0);
+    ck_assert_int_eq(p.nstage_layers, 2);
+    ck_assert_int_eq(p.stage_layers[1], 20);
+    ck_assert_int_eq(p.gbs, 8);
+    ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), 0);
+    char spec[512];
+    st_plan_format_spec(&p, spec, sizeof spec);
+    ck_assert_ptr_nonnull(strstr(spec, ",stage_layers=12,20"));
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec("tp=8,dp=2,dp_batches=3,5", &p, &err), 0);
+    ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), 0);
+    ck_assert_int_eq(p.gbs, 8);
+    ck_assert_int_eq(st_plan_replica_microbatches(&p, 1), 5);
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec("tp=8,dp=2,dp_batches=3,5,gbs=9", &p, &err), 0);
+    ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "dp_batches");
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec("tp=8,dp=2,dp_batches=3", &p, &err), 0);
+    ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "dp_batches");
+    ck_assert_int_eq(st_plan_parse_spec("tp=8,dp_batches=3,x", &p, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "dp_batches");
+}
+END_TEST
+
+START_TEST(test_plan_file_round_trip) {
+    /* a plan file keeps stage_layers and dp_batches, and says how to weigh the gradients */
+    st_plan p, back;
+    st_error err;
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec("tp=8,pp=2,dp=2,stage_layers=12,20,dp_batches=3,5", &p, &err), 0);
+    json_t *j = st__plan_to_json(&p);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_ptr_nonnull(json_object_get(j, "dp_batches_note"));
+    char path[] = "/tmp/strata-test-groups-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert(fd >= 0);
+    close(fd);
+    ck_assert_int_eq(json_dump_file(j, path, 0), 0);
+    json_decref(j);
+    ck_assert_int_eq(st_plan_load(path, &back, &err), 0);
+    unlink(path);
+    ck_assert_int_eq(back.ndp_batches, 2);
+    ck_assert_int_eq(back.dp_batches[1], 5);
+    ck_assert_int_eq(back.nstage_layers, 2);
+    ck_assert_int_eq(back.stage_layers[0], 12);
+}
+END_TEST
+
+START_TEST(test_emit_refuses_dp_batches) {
+    /* no framework strata emits for runs uneven micro-batches per replica: one error naming the key */
+    st_model m;
+    st_cluster c;
+    st_plan p;
+    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
+    two_nodes(&c);
+    plan_on(&m, &c, "tp=8,dp=2,dp_batches=3,5", &p);
+    st_emit_kind kinds[] = {ST_EMIT_MEGATRON, ST_EMIT_DEEPSPEED, ST_EMIT_TORCHTITAN};
+    for (int k = 0; k < 3; k++) {
+        st_error err;
+        st_error_clear(&err);
+        FILE *f = tmpfile();
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_eq(st_emit(kinds[k], &p, &m, &c, f, &err), ST_EINVAL);
+        ck_assert_str_eq(err.key, "dp_batches");
+        fclose(f);
+    }
+    p.ndp_batches = 0, p.gbs = 8;
+    FILE *f = tmpfile();
+    ck_assert_int_eq(st_emit(ST_EMIT_MEGATRON, &p, &m, &c, f, NULL), 0);
+    fclose(f);
+}
+END_TEST
+
+Suite *suite_groups(void) {
+    Suite *s = suite_create("groups");
+    TCase *tc = tcase_create("groups");
+    tcase_add_test(tc, test_rank_place);
+    tcase_add_test(tc, test_view);
+    tcase_add_test(tc, test_bad_groups);
+    tcase_add_test(tc, test_json_round_trip);
+    tcase_add_test(tc, test_split_closed_form);
+    tcase_add_test(tc, test_balance_replicas);
+    tcase_add_test(tc, test_balance_stages);
+    tcase_add_test(tc, test_uniform_unchanged);
+    tcase_add_test(tc, test_plan_keys);
+    tcase_add_test(tc, test_straddling_block);
+    tcase_add_test(tc, test_emit_refuses_dp_batches);
+    tcase_add_test(tc, test_plan_file_round_trip);
+    suite_add_tcase(s, tc);
+    return s;
+}
