@@ -2,8 +2,10 @@
  * lowered program with the decoder of exec/model.c, Open MPI for every transfer and OpenBLAS for the
  * GEMMs, and --check runs the single-rank reference beside it.
  *
- * Parallelism as Megatron-LM runs it: tp inside the model (exec/model.c); pp by the program's sends
- * and receives in its schedule's order (1F1B or GPipe, from the lowering); dp by summing the
+ * Parallelism as Megatron-LM runs it: tp and sp inside the model (exec/model.c; sp's replicated
+ * gradients summed over tp right before the optimizer); pp by the program's sends and receives in
+ * its schedule's order (1F1B, GPipe, or interleaved 1F1B with vp chunks per rank, each with its own
+ * activations per micro-batch, from the lowering); dp by summing the
  * gradients over the dp group (the loss gradient already carries 1/(micro-batches x dp), so the sum
  * is Megatron's average); ZeRO-1 (Rajbhandari et al. 2020; Megatron-LM's distributed optimizer) by a
  * reduce-scatter of the gradients, Adam on this rank's shard, and an all-gather of the parameters.
@@ -66,7 +68,8 @@ typedef struct rank_state {
     const st_lowered *l;
     const st_program *pg;
     int rank, tp, tr, dp, dr, zero;
-    int64_t M, N, T, gbs;   /* micro-batches per dp rank, tokens per micro-batch, sequence, batch */
+    int64_t M, T, gbs;      /* micro-batches per dp rank, sequence, batch */
+    int pp, V;              /* pipeline stages; chunks per rank (vp) */
     MPI_Comm *comms;        /* per group: its communicator where this rank is a member, else MPI_COMM_NULL */
     MPI_Comm tpc;
     st__xmodel x;
@@ -75,8 +78,9 @@ typedef struct rank_state {
     float *m, *v;           /* Adam moments of the owned parts */
     int64_t nmv;
     int wte_reg;            /* the region of the tied embedding, -1 when none is shared across stages */
-    st__xacts **acts;       /* per micro-batch, between its forward and backward */
-    float **act_in, **grad_in; /* received, per micro-batch */
+    /* per (chunk of this rank, micro-batch): slot chunk * M + mb */
+    st__xacts **acts;       /* between its forward and backward */
+    float **act_in, **grad_in; /* received */
     const float **fwd_out;  /* the forward's output, until sent */
     int *bwd_done;
     float *din;             /* the backward's input gradient, until sent (a copy) */
@@ -93,6 +97,20 @@ static void tp_allreduce(void *ctx, float *buf, int64_t n, int max) {
     rank_state *S = ctx;
     double t0 = now_s();
     MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, max ? MPI_MAX : MPI_SUM, S->tpc);
+    S->tp_s += now_s() - t0;
+}
+
+static void tp_allgather(void *ctx, float *buf, int64_t n) {
+    rank_state *S = ctx;
+    double t0 = now_s();
+    MPI_Allgather(MPI_IN_PLACE, 0, MPI_FLOAT, buf, (int)n, MPI_FLOAT, S->tpc);
+    S->tp_s += now_s() - t0;
+}
+
+static void tp_reduce_scatter(void *ctx, float *out, const float *in, int64_t n) {
+    rank_state *S = ctx;
+    double t0 = now_s();
+    MPI_Reduce_scatter_block(in, out, (int)n, MPI_FLOAT, MPI_SUM, S->tpc);
     S->tp_s += now_s() - t0;
 }
 
@@ -116,10 +134,8 @@ static int check_plan(const st_plan *p, const st_lowered *l, int size, st_error 
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "the plan runs on %d ranks (tp x pp x dp x cp); mpirun started %d (mpirun -np %d)",
                             l->nranks, size, l->nranks);
-    const char *why = p->vp > 1                          ? "interleaved schedules (vp > 1)"
-                      : p->cp > 1                        ? "context parallelism (cp > 1)"
+    const char *why = p->cp > 1                          ? "context parallelism (cp > 1)"
                       : p->ep > 1                        ? "expert parallelism (ep > 1)"
-                      : p->sp                            ? "sequence parallelism (sp=1)"
                       : p->zero > 1                      ? "ZeRO stages 2 and 3"
                       : p->offload != ST_OFF_NONE        ? "offloading"
                       : p->recompute != ST_REC_NONE      ? "activation recompute"
@@ -133,26 +149,29 @@ static int check_plan(const st_plan *p, const st_lowered *l, int size, st_error 
     return 0;
 }
 
-/* the blocks of the stage and whether it holds the embedding and the loss, from the operators its
- * forward instructions run */
-static void stage_layers(const st_lowered *l, const st_program *pg, int64_t L, int *l0, int *l1, int *first,
-                         int *last) {
-    *l0 = (int)L, *l1 = 0, *first = *last = 0;
+/* the blocks of each of the rank's chunks (global chunk j is the rank's chunk j / pp) and whether
+ * it holds the embedding and the loss, from the operators its forward instructions run */
+static void stage_layers(const st_lowered *l, const st_program *pg, int64_t L, int pp, int V, int *l0, int *l1,
+                         int *first, int *last) {
+    for (int c = 0; c < V; c++) l0[c] = (int)L, l1[c] = 0;
+    *first = *last = 0;
     for (int i = 0; i < pg->n; i++) {
         st_ins in;
         st_program_ins(pg, i, &in);
-        if (in.kind != ST_INS_COMPUTE || in.phase != ST_PHASE_FWD) continue;
+        if (in.kind != ST_INS_COMPUTE || in.phase != ST_PHASE_FWD || in.chunk < 0 || in.chunk / pp >= V) continue;
+        int c = in.chunk / pp;
         for (int k = 0; k < in.nops; k++) {
             int32_t y = l->ops[in.op + k].layer;
             if (y < 0) *first = 1;
             else if (y >= L) *last = 1;
             else {
-                if (y < *l0) *l0 = y;
-                if (y + 1 > *l1) *l1 = y + 1;
+                if (y < l0[c]) l0[c] = y;
+                if (y + 1 > l1[c]) l1[c] = y + 1;
             }
         }
     }
-    if (*l1 < *l0) *l0 = *l1 = 0;
+    for (int c = 0; c < V; c++)
+        if (l1[c] < l0[c]) l0[c] = l1[c] = 0;
 }
 
 /* the regions and the owned part of each (ZeRO-1: this dp rank's share, each region on its own) */
@@ -210,8 +229,14 @@ static void gen_tokens(rank_state *S, int64_t step, int64_t first_sample, uint64
     for (int64_t b = 0; b < B; b++) st__xtokens(S->tokens + b * (T + 1), T, S->x.V, seed, step, first_sample + b);
 }
 
+/* the slot of an instruction's chunk and micro-batch in the per-micro-batch arrays, -1 when none */
+static int slot_of(const rank_state *S, const st_ins *in) {
+    int c = in->chunk >= 0 ? in->chunk / S->pp : -1;
+    return c >= 0 && c < S->V && in->mb >= 0 && in->mb < S->M ? (int)(c * S->M + in->mb) : -1;
+}
+
 static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_exec_opts *o, int *kind) {
-    int mb = in->mb;
+    int mb = in->mb, k = slot_of(S, in);
     if (in->phase == ST_PHASE_OPTIMIZER) {
         *kind = ST_EXEC_OPTIMIZER;
         for (int i = 0; i < S->nreg; i++) {
@@ -221,45 +246,49 @@ static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_e
         }
         return 0;
     }
-    if (mb < 0 || mb >= S->M || (in->phase != ST_PHASE_FWD && in->phase != ST_PHASE_BWD)) return ST_EINVAL;
+    if (k < 0 || (in->phase != ST_PHASE_FWD && in->phase != ST_PHASE_BWD)) return ST_EINVAL;
     if (S->x.first || S->x.last) gen_tokens(S, step, ((int64_t)S->dr * S->M + mb) * S->x.B, o->seed);
     if (in->phase == ST_PHASE_FWD) {
         *kind = ST_EXEC_FWD;
-        if (S->acts[mb] || (!S->x.first && !S->act_in[mb])) return ST_EINVAL;
+        if (S->acts[k] || (!(S->x.first && in->chunk == 0) && !S->act_in[k])) return ST_EINVAL;
         double loss = 0;
-        if (!(S->acts[mb] = st__xmodel_forward(&S->x, S->tokens, S->act_in[mb], &S->fwd_out[mb], &loss)))
+        if (!(S->acts[k] = st__xmodel_forward(&S->x, in->chunk / S->pp, S->tokens, S->act_in[k], &S->fwd_out[k],
+                                              &loss)))
             return ST_ENOMEM;
         S->loss_sum += loss;
-        free(S->act_in[mb]);
-        S->act_in[mb] = NULL;
+        free(S->act_in[k]);
+        S->act_in[k] = NULL;
         return 0;
     }
     *kind = ST_EXEC_BWD;
-    if (!S->acts[mb] || (!S->x.last && !S->grad_in[mb])) return ST_EINVAL;
+    int tail = S->x.last && in->chunk / S->pp == S->V - 1;
+    if (!S->acts[k] || (!tail && !S->grad_in[k])) return ST_EINVAL;
     const float *din = NULL;
-    st__xmodel_backward(&S->x, S->acts[mb], S->grad_in[mb], 1.0 / (double)(S->M * S->dp), &din);
-    st__xacts_free(S->acts[mb]);
-    S->acts[mb] = NULL;
-    S->fwd_out[mb] = NULL;
-    free(S->grad_in[mb]);
-    S->grad_in[mb] = NULL;
-    S->bwd_done[mb] = 1;
+    st__xmodel_backward(&S->x, S->acts[k], S->grad_in[k], 1.0 / (double)(S->M * S->dp), &din);
+    st__xacts_free(S->acts[k]);
+    S->acts[k] = NULL;
+    S->fwd_out[k] = NULL;
+    free(S->grad_in[k]);
+    S->grad_in[k] = NULL;
+    S->bwd_done[k] = 1;
     if (din) {
+        size_t bytes = (size_t)(S->x.Ns * S->x.h) * sizeof(float);
         free(S->din);
-        if (!(S->din = malloc((size_t)(S->N * S->x.h) * sizeof(float)))) return ST_ENOMEM;
-        memcpy(S->din, din, (size_t)(S->N * S->x.h) * sizeof(float));
+        if (!(S->din = malloc(bytes))) return ST_ENOMEM;
+        memcpy(S->din, din, bytes);
     }
     return 0;
 }
 
-/* a send moves the forward's output of its micro-batch until that micro-batch's backward ran, then
- * the backward's input gradient (the lowering sends each right after the compute that makes it) */
+/* a send moves the forward's output of its chunk and micro-batch until that one's backward ran,
+ * then the backward's input gradient (the lowering sends each right after the compute that makes
+ * it); with sp each tp rank sends its own token rows */
 static int run_p2p(rank_state *S, const st_ins *in) {
-    int mb = in->mb;
-    int64_t n = S->N * S->x.h;
-    if (mb < 0 || mb >= S->M) return ST_EINVAL;
+    int k = slot_of(S, in);
+    int64_t n = S->x.Ns * S->x.h;
+    if (k < 0) return ST_EINVAL;
     if (in->kind == ST_INS_SEND) {
-        const float *src = S->bwd_done[mb] ? S->din : S->fwd_out[mb];
+        const float *src = S->bwd_done[k] ? S->din : S->fwd_out[k];
         float *buf = src ? malloc((size_t)n * sizeof *buf) : NULL;
         if (!src) return ST_EINVAL;
         if (!buf) return ST_ENOMEM;
@@ -268,7 +297,7 @@ static int run_p2p(rank_state *S, const st_ins *in) {
         MPI_Isend(buf, (int)n, MPI_FLOAT, in->peer, in->tag, MPI_COMM_WORLD, &S->reqs[S->nsends++]);
         return 0;
     }
-    float **slot = S->acts[mb] ? &S->grad_in[mb] : &S->act_in[mb];
+    float **slot = S->acts[k] ? &S->grad_in[k] : &S->act_in[k];
     if (*slot) return ST_EINVAL;
     if (!(*slot = malloc((size_t)n * sizeof **slot))) return ST_ENOMEM;
     MPI_Recv(*slot, (int)n, MPI_FLOAT, in->peer, in->tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
@@ -345,7 +374,7 @@ static int ref_grads(reference *R, const rank_state *S, int64_t step, uint64_t s
             st__xtokens(tokens + b * (T + 1), T, R->x.V, seed, step, j * R->x.B + b);
         double loss = 0;
         const float *o;
-        st__xacts *a = st__xmodel_forward(&R->x, tokens, NULL, &o, &loss);
+        st__xacts *a = st__xmodel_forward(&R->x, 0, tokens, NULL, &o, &loss);
         if (!a) return ST_ENOMEM;
         st__xmodel_backward(&R->x, a, NULL, 1.0 / (double)mref, &o);
         st__xacts_free(a);
@@ -412,7 +441,7 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
     int rc = 0;
     for (int64_t step = 0; step < o->steps; step++) {
         memset(S->x.grads, 0, (size_t)S->x.nparams * sizeof(float));
-        memset(S->bwd_done, 0, (size_t)S->M * sizeof *S->bwd_done);
+        memset(S->bwd_done, 0, (size_t)(S->M * S->V) * sizeof *S->bwd_done);
         memset(kind_s, 0, ST_EXEC_KINDS * sizeof *kind_s);
         S->loss_sum = 0;
         S->nsends = 0;
@@ -424,9 +453,12 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             st_program_ins(pg, i, &in);
             double s = now_s();
             int kind = ST_EXEC_FWD;
-            if (in.kind == ST_INS_COMPUTE && in.phase == ST_PHASE_OPTIMIZER && R)
-                ref_compare(R, S, res->grad_diff, res->grad_ref);
             tp_before = S->tp_s;
+            if (in.kind == ST_INS_COMPUTE && in.phase == ST_PHASE_OPTIMIZER) {
+                /* sp's replicated gradients summed over tp before anything reads them (tp collectives) */
+                for (int g = 0; g < S->nreg; g++) st__xmodel_sp_grads(&S->x, S->reg[g].lo, S->reg[g].hi);
+                if (R) ref_compare(R, S, res->grad_diff, res->grad_ref);
+            }
             switch (in.kind) {
             case ST_INS_COMPUTE: rc = run_compute(S, &in, step, o, &kind); break;
             case ST_INS_COLL: rc = run_coll(S, &in, &kind); break;
@@ -479,7 +511,7 @@ static void state_destroy(rank_state *S) {
     if (S->comms)
         for (int g = 0; g < S->l->ngroups; g++)
             if (S->comms[g] != MPI_COMM_NULL) MPI_Comm_free(&S->comms[g]);
-    for (int64_t j = 0; S->acts && j < S->M; j++) {
+    for (int64_t j = 0; S->acts && j < S->M * S->V; j++) {
         st__xacts_free(S->acts[j]);
         free(S->act_in[j]);
         free(S->grad_in[j]);
@@ -566,7 +598,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     rank_state S = {0};
     reference R = {0}, *Rp = NULL;
     double *spans = NULL, kind_s[ST_EXEC_KINDS] = {0};
-    int rc = 0, size = 0;
+    int rc = 0, size = 0, *l0 = NULL, *l1 = NULL, whole[2] = {0, (int)m->layers};
     memset(res, 0, sizeof *res);
     MPI_Comm_rank(MPI_COMM_WORLD, &S.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
@@ -577,19 +609,23 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     S.l = l;
     S.pg = &l->progs[S.rank];
     S.M = l->microbatches, S.T = p->seq, S.gbs = p->gbs, S.zero = p->zero == 1;
-    S.N = p->mbs * p->seq;
+    S.pp = p->pp, S.V = p->vp;
     int gt = find_group(l, ST_GRP_TP, S.rank, &S.tr), gd = find_group(l, ST_GRP_DP, S.rank, &S.dr);
     S.tp = gt >= 0 ? l->groups[gt].n : 1;
     S.dp = gd >= 0 ? l->groups[gd].n : 1;
-    int l0, l1, first, last;
-    stage_layers(l, S.pg, m->layers, &l0, &l1, &first, &last);
+    l0 = calloc((size_t)S.V, sizeof *l0), l1 = calloc((size_t)S.V, sizeof *l1);
+    st__xpart part = {.B = p->mbs, .T = p->seq, .tp = S.tp, .tr = S.tr, .sp = p->sp, .nchunks = S.V,
+                      .l0 = l0, .l1 = l1};
+    if (l0 && l1) stage_layers(l, S.pg, m->layers, S.pp, S.V, l0, l1, &part.first, &part.last);
     /* a refusal of the model's shape is every rank's (each checks the same numbers); running out of
      * memory may be one rank's: all of them learn it below before any collective that could hang */
-    rc = st__xmodel_init(&S.x, m, p->mbs, p->seq, S.tp, S.tr, l0, l1, first, last, o->seed, err);
-    if (!rc && ((int64_t)S.N * m->hidden > 0x7fffffff || S.x.nparams > 0x7fffffff))
+    rc = l0 && l1 ? st__xmodel_init(&S.x, m, &part, o->seed, err)
+                  : st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    if (!rc && (p->mbs * p->seq * m->hidden > 0x7fffffff || S.x.nparams > 0x7fffffff))
         rc = st_error_set(err, ST_EINVAL, NULL, "model", "the cpu executor moves at most 2^31 floats in one message");
     S.comms = calloc((size_t)(l->ngroups ? l->ngroups : 1), sizeof *S.comms);
-    size_t M = (size_t)S.M;
+    for (int g = 0; S.comms && g < l->ngroups; g++) S.comms[g] = MPI_COMM_NULL; /* until make_comms */
+    size_t M = (size_t)(S.M * S.V);
     S.acts = calloc(M, sizeof *S.acts);
     S.act_in = calloc(M, sizeof *S.act_in);
     S.grad_in = calloc(M, sizeof *S.grad_in);
@@ -610,7 +646,9 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
               !res->kind_s || !res->ref_loss)) || setup_regions(&S);
     if (!bad && o->check) {
         Rp = &R;
-        bad = (rc = st__xmodel_init(&R.x, m, p->mbs, p->seq, 1, 0, 0, (int)m->layers, 1, 1, o->seed, err)) != 0;
+        st__xpart one = {.B = p->mbs, .T = p->seq, .tp = 1, .nchunks = 1, .l0 = whole, .l1 = whole + 1, .first = 1,
+                         .last = 1};
+        bad = (rc = st__xmodel_init(&R.x, m, &one, o->seed, err)) != 0;
         R.m = calloc((size_t)R.x.nparams + 1, sizeof *R.m);
         R.v = calloc((size_t)R.x.nparams + 1, sizeof *R.v);
         bad |= !R.m || !R.v;
@@ -626,7 +664,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
         goto out;
     }
     S.tpc = gt >= 0 ? S.comms[gt] : MPI_COMM_NULL;
-    S.x.comm = (st__xcomm){tp_allreduce, &S};
+    S.x.comm = (st__xcomm){tp_allreduce, tp_allgather, tp_reduce_scatter, &S};
     for (int i = 0; i < ST_EXEC_TENSORS; i++) res->grad_diff[i] = res->grad_ref[i] = -1;
     if ((rc = run_steps(&S, o, Rp, res, spans, kind_s, err))) goto out;
     if (o->check) { /* the largest over ranks, at rank 0 */
@@ -651,6 +689,8 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     res->params = nptot;
     rc = gather(&S, o, spans, kind_s, res, err);
 out:
+    free(l0);
+    free(l1);
     free(spans);
     st__xmodel_destroy(&R.x);
     free(R.m);

@@ -22,11 +22,12 @@ int st_exec_backend_parse(const char *s, st_exec_backend *out); /* 0 or ST_EINVA
  * order on one host thread (what one CPU process can issue, and a valid order: the lowering puts
  * receives right before the compute that needs them and sends after it): COMPUTE forward, backward
  * and optimizer instructions run the stage's part of a real decoder (exec/model.c) on the micro-batch
- * the instruction names; SEND/RECV move its activations and gradients (MPI_Isend, MPI_Recv); COLL run
+ * the instruction names (with vp > 1 on the chunk it names: a rank holds vp chunks of blocks); SEND/RECV
+ * move its activations and gradients (MPI_Isend, MPI_Recv; with sp each tp rank its token rows); COLL run
  * in communicators made from the program's groups: the dp all-reduce, or ZeRO-1's reduce-scatter and
- * all-gather, and the tied embedding's all-reduce. The tp collectives run inside the compute, where
- * Megatron-LM issues them (exec/model.c); the fused lowering's "tp collectives" instruction after each
- * compute is shown with their measured time. Built when configure found MPI and a CBLAS; otherwise
+ * all-gather, and the tied embedding's all-reduce. The tp collectives (with sp: all-gathers and
+ * reduce-scatters) run inside the compute, where Megatron-LM issues them (exec/model.c); the fused
+ * lowering's "tp collectives" instruction after each compute is shown with their measured time. Built when configure found MPI and a CBLAS; otherwise
  * st_exec_mpi_init says what is missing (exec/nompi.c). */
 
 /* the measured kinds of instruction, the rows of st_exec_result.kind_s */

@@ -12,6 +12,20 @@
  * logit (Megatron-LM's VocabParallelEmbedding and vocab_parallel_cross_entropy). The vocabulary is
  * the model's own, without Megatron's padding: it must divide by tp.
  *
+ * Sequence parallelism (Korthikanti et al. 2022, Sec. 4.2.2; Megatron-LM's --sequence-parallel):
+ * the residual stream, the norms and the residual additions run on this rank's N / tp consecutive
+ * token rows (dropout would too; it is not run); the norm's output is all-gathered before the
+ * column-parallel GEMMs and the row-parallel GEMMs' partial sums reduce-scattered back to the rows,
+ * the backward the other way round; the embedding's partial lookups are reduce-scattered, the
+ * final norm's output all-gathered before the output layer. The gathered norm outputs are kept for
+ * the weight gradients (Megatron-LM gathers them again in backward: the same numbers). The
+ * replicated tensors' gradients are then partial sums over the rows, summed over tp before the
+ * optimizer (st__xmodel_sp_grads). The rows are the flattened (sequence, token) order, which is
+ * Megatron's [s, b, h] sequence split when B = 1.
+ *
+ * Interleaved pipelines (vp > 1): a rank holds several chunks of blocks; their weights lie in one
+ * flat buffer, chunk by chunk, and a forward or backward runs one chunk.
+ *
  * Weights start from a counter-based hash of (seed, tensor name, block, element's place in the full
  * tensor), uniform with standard deviation 0.02 (GPT-2's), norms' weights 1 and biases 0: every
  * sharding holds slices of the same full tensors. */
@@ -66,6 +80,20 @@ enum { F_LN1W, F_LN1B, F_WQ, F_WK, F_WV, F_BQ, F_BK, F_BV, F_WO, F_BO, F_LN2W, F
        F_COUNT };
 enum { H_WTE, H_WPE, H_LNFW, H_LNFB, H_LM, H_COUNT };
 
+/* the model's block number of this rank's k-th block */
+static int layer_of(const st__xmodel *x, int k) {
+    int c = 0;
+    while (c < x->nchunks - 1 && k >= x->cl1[c] - x->cl0[c]) k -= x->cl1[c] - x->cl0[c], c++;
+    return x->cl0[c] + k;
+}
+
+/* this rank's index of chunk c's first block */
+static int chunk_first(const st__xmodel *x, int c) {
+    int k = 0;
+    for (int i = 0; i < c; i++) k += x->cl1[i] - x->cl0[i];
+    return k;
+}
+
 static int build_table(st__xmodel *x, int cap, int (*idx)[F_COUNT], int *hidx) {
     int64_t h = x->h, qd = x->a * x->d, kd = x->kv * x->d, ql = x->a_l * x->d, kl = x->kv_l * x->d;
     for (int i = 0; i < H_COUNT; i++) hidx[i] = -1;
@@ -73,8 +101,8 @@ static int build_table(st__xmodel *x, int cap, int (*idx)[F_COUNT], int *hidx) {
         hidx[H_WTE] = ROWS("wte", -1, x->V, h, x->v0, x->V_l);
         if (!x->rope) hidx[H_WPE] = ROWS("wpe", -1, x->T, h, 0, x->T);
     }
-    for (int l = x->l0; l < x->l1; l++) {
-        int *f = idx[l - x->l0];
+    for (int k = 0; k < x->nl; k++) {
+        int l = layer_of(x, k), *f = idx[k];
         for (int i = 0; i < F_COUNT; i++) f[i] = -1;
         f[F_LN1W] = VEC("ln1_w", l, h, 1);
         if (!x->rmsnorm) f[F_LN1B] = VEC("ln1_b", l, h, 2);
@@ -111,7 +139,7 @@ static float *at(float *base, int i, const st__xmodel *x) { return i < 0 ? NULL 
 
 static void point(st__xmodel *x, float *base, st__xlayer *lay, int (*idx)[F_COUNT], const int *hidx, float **wte,
                   float **wpe, float **lnf_w, float **lnf_b, float **lm) {
-    for (int l = 0; l < x->l1 - x->l0; l++) {
+    for (int l = 0; l < x->nl; l++) {
         int *f = idx[l];
         lay[l] = (st__xlayer){at(base, f[F_LN1W], x), at(base, f[F_LN1B], x), at(base, f[F_WQ], x),
                               at(base, f[F_WK], x),   at(base, f[F_WV], x),   at(base, f[F_BQ], x),
@@ -144,20 +172,21 @@ static void init_values(st__xmodel *x, uint64_t seed) {
 
 static int64_t work_floats(const st__xmodel *x) {
     int64_t N = x->B * x->T, ql = x->a_l * x->d, kl = x->kv_l * x->d;
-    return 4 * N * x->h + 2 * N * ql + 2 * N * kl + 3 * N * x->f_l;
+    /* sp: also a gathered gradient and a reduce-scattered one */
+    return (x->sp ? 6 : 4) * N * x->h + 2 * N * ql + 2 * N * kl + 3 * N * x->f_l;
 }
 
-int st__xmodel_init(st__xmodel *x, const st_model *m, int64_t B, int64_t T, int tp, int tr, int l0, int l1, int first,
-                    int last, uint64_t seed, st_error *err) {
-    int rc = 0;
+int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint64_t seed, st_error *err) {
+    int rc = 0, tp = pt->tp;
     int(*idx)[F_COUNT] = NULL;
     memset(x, 0, sizeof *x);
     x->L = m->layers, x->h = m->hidden, x->a = m->heads, x->kv = m->kv_heads, x->d = m->head_dim;
-    x->f = m->ffn, x->V = m->vocab, x->B = B, x->T = T;
+    x->f = m->ffn, x->V = m->vocab, x->B = pt->B, x->T = pt->T;
     x->swiglu = m->activation == ST_ACT_SWIGLU, x->rmsnorm = m->norm == ST_NORM_RMSNORM;
     x->rope = m->position == ST_POS_ROPE, x->bias = m->bias, x->tied = m->tied_embeddings;
     x->act = m->activation == ST_ACT_RELU ? ST__XACT_RELU : ST__XACT_GELU;
-    x->tp = tp, x->tr = tr, x->l0 = l0, x->l1 = l1, x->first = first, x->last = last;
+    x->tp = tp, x->tr = pt->tr, x->sp = pt->sp, x->first = pt->first, x->last = pt->last;
+    x->Ns = pt->sp ? pt->B * pt->T / tp : pt->B * pt->T;
     if (m->experts > 0)
         return st_error_set(err, ST_EINVAL, NULL, "model", "the cpu executor runs dense models only (experts = %lld)",
                             (long long)m->experts);
@@ -167,10 +196,25 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, int64_t B, int64_t T, int 
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "tp=%d must divide the heads (%lld), kv heads (%lld), ffn (%lld) and vocabulary (%lld)", tp,
                             (long long)x->a, (long long)x->kv, (long long)x->f, (long long)x->V);
+    if (pt->sp && (pt->B * pt->T) % tp)
+        return st_error_set(err, ST_EINVAL, NULL, "plan",
+                            "sp=1 needs the micro-batch's tokens (%lld) divisible by tp=%d", (long long)(pt->B * pt->T),
+                            tp);
     if (x->rope && x->d % 2)
         return st_error_set(err, ST_EINVAL, NULL, "model", "rotary embedding needs an even head dimension");
-    x->a_l = x->a / tp, x->kv_l = x->kv / tp, x->f_l = x->f / tp, x->V_l = x->V / tp, x->v0 = tr * x->V_l;
-    int nl = l1 - l0, cap = nl * F_COUNT + H_COUNT + 1, hidx[H_COUNT];
+    x->a_l = x->a / tp, x->kv_l = x->kv / tp, x->f_l = x->f / tp, x->V_l = x->V / tp, x->v0 = x->tr * x->V_l;
+    x->nchunks = pt->nchunks;
+    x->cl0 = malloc((size_t)pt->nchunks * sizeof *x->cl0);
+    x->cl1 = malloc((size_t)pt->nchunks * sizeof *x->cl1);
+    if (!x->cl0 || !x->cl1) {
+        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+        goto out;
+    }
+    for (int c = 0; c < pt->nchunks; c++) {
+        x->cl0[c] = pt->l0[c], x->cl1[c] = pt->l1[c] > pt->l0[c] ? pt->l1[c] : pt->l0[c];
+        x->nl += x->cl1[c] - x->cl0[c];
+    }
+    int nl = x->nl, cap = nl * F_COUNT + H_COUNT + 1, hidx[H_COUNT];
     x->tensors = calloc((size_t)cap, sizeof *x->tensors);
     idx = calloc((size_t)(nl > 0 ? nl : 1), sizeof *idx);
     x->lp = calloc((size_t)(nl > 0 ? nl : 1), sizeof *x->lp);
@@ -196,6 +240,8 @@ out:
 }
 
 void st__xmodel_destroy(st__xmodel *x) {
+    free(x->cl0);
+    free(x->cl1);
     free(x->tensors);
     free(x->lp);
     free(x->lg);
@@ -208,12 +254,14 @@ void st__xmodel_destroy(st__xmodel *x) {
 /* ---------------------------------------------------------------- activations */
 
 typedef struct xlayer_acts {
+    /* x, x2, mean and rstd: the residual stream's rows (Ns); n1, n2 (gathered with sp) and the rest: all N */
     float *x, *n1, *mean1, *rstd1, *q, *k, *v, *probs, *ao, *x2, *n2, *mean2, *rstd2, *h1, *h3, *g;
 } xlayer_acts;
 
 struct st__xacts {
     float *mem;
-    int32_t *tokens;  /* B x (T + 1), first and last stage */
+    int chunk, head, tail; /* its chunk; whether that holds the embedding, the loss */
+    int32_t *tokens;  /* B x (T + 1), where the chunk holds the embedding or the loss */
     xlayer_acts *lay; /* per block; lay[i + 1].x is block i's output, in `out` after the last */
     float *out, *nf, *meanf, *rstdf, *logits; /* logits hold the probabilities after the forward */
 };
@@ -224,22 +272,23 @@ static float *carve(float **p, int64_t n) {
     return r;
 }
 
-/* sizes (mem NULL: counts the floats) or carves a micro-batch's activations */
-static int64_t layout(const st__xmodel *x, st__xacts *a, float *mem) {
-    int64_t N = x->B * x->T, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d;
+/* sizes (mem NULL: counts the floats) or carves the activations of a micro-batch's chunk of nl
+ * blocks (tail: it holds the loss) */
+static int64_t layout(const st__xmodel *x, int nl, int tail, st__xacts *a, float *mem) {
+    int64_t N = x->B * x->T, S = x->Ns, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d;
     float *p = mem;
-    for (int l = 0; l < x->l1 - x->l0; l++) {
+    for (int l = 0; l < nl; l++) {
         xlayer_acts t;
-        t.x = carve(&p, N * h), t.n1 = carve(&p, N * h), t.mean1 = carve(&p, N), t.rstd1 = carve(&p, N);
+        t.x = carve(&p, S * h), t.n1 = carve(&p, N * h), t.mean1 = carve(&p, S), t.rstd1 = carve(&p, S);
         t.q = carve(&p, N * ql), t.k = carve(&p, N * kl), t.v = carve(&p, N * kl);
         t.probs = carve(&p, x->B * x->a_l * x->T * x->T), t.ao = carve(&p, N * ql);
-        t.x2 = carve(&p, N * h), t.n2 = carve(&p, N * h), t.mean2 = carve(&p, N), t.rstd2 = carve(&p, N);
+        t.x2 = carve(&p, S * h), t.n2 = carve(&p, N * h), t.mean2 = carve(&p, S), t.rstd2 = carve(&p, S);
         t.h1 = carve(&p, N * x->f_l), t.h3 = x->swiglu ? carve(&p, N * x->f_l) : NULL, t.g = carve(&p, N * x->f_l);
         if (mem) a->lay[l] = t;
     }
-    float *out = carve(&p, N * h);
+    float *out = carve(&p, S * h);
     float *nf = NULL, *meanf = NULL, *rstdf = NULL, *logits = NULL;
-    if (x->last) nf = carve(&p, N * h), meanf = carve(&p, N), rstdf = carve(&p, N), logits = carve(&p, N * x->V_l);
+    if (tail) nf = carve(&p, N * h), meanf = carve(&p, S), rstdf = carve(&p, S), logits = carve(&p, N * x->V_l);
     if (mem) a->out = out, a->nf = nf, a->meanf = meanf, a->rstdf = rstdf, a->logits = logits;
     return p - mem;
 }
@@ -258,6 +307,30 @@ static void allreduce(st__xmodel *x, float *buf, int64_t n, int max) {
     if (x->tp > 1 && x->comm.allreduce) x->comm.allreduce(x->comm.ctx, buf, n, max);
 }
 
+/* where this rank's rows lie in a gathered [N x h] buffer (0 without sp) */
+static float *own_rows(const st__xmodel *x, float *full) { return full + (x->sp ? x->tr * x->Ns * x->h : 0); }
+
+/* sp: the rows of [N x h] `full` (this rank's at own_rows) from every tp rank (f in forward) */
+static void gather_rows(st__xmodel *x, float *full) {
+    if (x->sp && x->tp > 1 && x->comm.allgather) x->comm.allgather(x->comm.ctx, full, x->Ns * x->h);
+}
+
+/* The partial sums `part` [N x h] of a row-parallel GEMM summed over tp into out [Ns x h]: all-reduced
+ * (g; out is part), or with sp reduce-scattered to this rank's rows. */
+static void sum_rows(st__xmodel *x, float *out, float *part) {
+    int64_t n = x->Ns * x->h;
+    if (!x->sp) allreduce(x, part, n, 0);
+    else if (x->tp > 1 && x->comm.reduce_scatter) x->comm.reduce_scatter(x->comm.ctx, out, part, n);
+    else memcpy(out, part, (size_t)n * sizeof *out);
+}
+
+/* sp: the column sums of dout [Ns x h] into db (each rank's rows' part; st__xmodel_sp_grads sums them) */
+static void bias_grad(float *db, const float *dout, int64_t S, int64_t h) {
+    if (!db) return;
+    for (int64_t n = 0; n < S; n++)
+        for (int64_t c = 0; c < h; c++) db[c] += dout[n * h + c];
+}
+
 static void add_bias(float *out, const float *b, int64_t N, int64_t C) {
     if (!b) return;
     for (int64_t n = 0; n < N; n++)
@@ -265,8 +338,10 @@ static void add_bias(float *out, const float *b, int64_t N, int64_t C) {
 }
 
 static void block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *out) {
-    int64_t N = x->B * x->T, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d;
-    st__xnorm_fwd(t->n1, t->mean1, t->rstd1, t->x, w->ln1_w, w->ln1_b, N, h);
+    int64_t N = x->B * x->T, S = x->Ns, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d;
+    float *part = x->sp ? x->work : NULL; /* a row-parallel GEMM's partial sums, with sp */
+    st__xnorm_fwd(own_rows(x, t->n1), t->mean1, t->rstd1, t->x, w->ln1_w, w->ln1_b, S, h);
+    gather_rows(x, t->n1);
     st__xmm_fwd(t->q, t->n1, w->wq, w->bq, N, h, ql, 0);
     st__xmm_fwd(t->k, t->n1, w->wk, w->bk, N, h, kl, 0);
     st__xmm_fwd(t->v, t->n1, w->wv, w->bv, N, h, kl, 0);
@@ -275,12 +350,13 @@ static void block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float 
         st__xrope(t->k, N, x->T, x->kv_l, x->d, kl, 1);
     }
     st__xattn_fwd(t->ao, t->probs, t->q, t->k, t->v, x->B, x->T, x->a_l, x->kv_l, x->d);
-    /* row-parallel projection: partial sums, all-reduced (g), then the bias once */
-    st__xmm_fwd(t->x2, t->ao, w->wo, NULL, N, ql, h, 0);
-    allreduce(x, t->x2, N * h, 0);
-    add_bias(t->x2, w->bo, N, h);
-    for (int64_t i = 0; i < N * h; i++) t->x2[i] += t->x[i];
-    st__xnorm_fwd(t->n2, t->mean2, t->rstd2, t->x2, w->ln2_w, w->ln2_b, N, h);
+    /* row-parallel projection: partial sums, all-reduced (g) or reduce-scattered, then the bias once */
+    st__xmm_fwd(part ? part : t->x2, t->ao, w->wo, NULL, N, ql, h, 0);
+    sum_rows(x, t->x2, part ? part : t->x2);
+    add_bias(t->x2, w->bo, S, h);
+    for (int64_t i = 0; i < S * h; i++) t->x2[i] += t->x[i];
+    st__xnorm_fwd(own_rows(x, t->n2), t->mean2, t->rstd2, t->x2, w->ln2_w, w->ln2_b, S, h);
+    gather_rows(x, t->n2);
     st__xmm_fwd(t->h1, t->n2, w->w1, w->b1, N, h, x->f_l, 0);
     if (x->swiglu) {
         st__xmm_fwd(t->h3, t->n2, w->w3, NULL, N, h, x->f_l, 0);
@@ -288,10 +364,10 @@ static void block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float 
     } else {
         st__xact_fwd(t->g, t->h1, N * x->f_l, x->act);
     }
-    st__xmm_fwd(out, t->g, w->w2, NULL, N, x->f_l, h, 0);
-    allreduce(x, out, N * h, 0);
-    add_bias(out, w->b2, N, h);
-    for (int64_t i = 0; i < N * h; i++) out[i] += t->x2[i];
+    st__xmm_fwd(part ? part : out, t->g, w->w2, NULL, N, x->f_l, h, 0);
+    sum_rows(x, out, part ? part : out);
+    add_bias(out, w->b2, S, h);
+    for (int64_t i = 0; i < S * h; i++) out[i] += t->x2[i];
 }
 
 /* vocab-parallel cross-entropy of the logits [N x V_l]: the mean loss; the logits become the
@@ -321,37 +397,43 @@ static double cross_entropy(st__xmodel *x, float *logits, const int32_t *tokens)
     return loss / (double)N;
 }
 
-st__xacts *st__xmodel_forward(st__xmodel *x, const int32_t *tokens, const float *in, const float **out,
+st__xacts *st__xmodel_forward(st__xmodel *x, int chunk, const int32_t *tokens, const float *in, const float **out,
                               double *loss) {
-    int64_t N = x->B * x->T, h = x->h, T = x->T, nl = x->l1 - x->l0;
+    int64_t N = x->B * x->T, S = x->Ns, h = x->h, T = x->T, k0 = chunk_first(x, chunk);
+    int64_t nl = x->cl1[chunk] - x->cl0[chunk], r0 = x->sp ? x->tr * S : 0; /* this rank's first row */
     st__xacts *a = calloc(1, sizeof *a);
     if (!a) return NULL;
+    a->chunk = chunk, a->head = x->first && chunk == 0, a->tail = x->last && chunk == x->nchunks - 1;
     a->lay = calloc((size_t)(nl > 0 ? nl : 1), sizeof *a->lay);
-    a->mem = malloc((size_t)layout(x, a, NULL) * sizeof(float));
+    a->mem = malloc((size_t)layout(x, (int)nl, a->tail, a, NULL) * sizeof(float));
     a->tokens = malloc((size_t)(x->B * (T + 1)) * sizeof *a->tokens);
     if (!a->lay || !a->mem || !a->tokens) {
         st__xacts_free(a);
         return NULL;
     }
-    layout(x, a, a->mem);
+    layout(x, (int)nl, a->tail, a, a->mem);
     float *x0 = nl > 0 ? a->lay[0].x : a->out;
-    if (x->first || x->last) memcpy(a->tokens, tokens, (size_t)(x->B * (T + 1)) * sizeof *a->tokens);
-    if (x->first) {
-        memset(x0, 0, (size_t)(N * h) * sizeof *x0);
+    if (a->head || a->tail) memcpy(a->tokens, tokens, (size_t)(x->B * (T + 1)) * sizeof *a->tokens);
+    if (a->head) {
+        /* the vocab-parallel lookup's partial rows, summed over tp (to this rank's rows with sp) */
+        float *part = x->sp ? x->work : x0;
+        memset(part, 0, (size_t)(N * h) * sizeof *part);
         for (int64_t n = 0; n < N; n++) {
             int64_t r = a->tokens[(n / T) * (T + 1) + n % T] - x->v0;
-            if (r >= 0 && r < x->V_l) memcpy(x0 + n * h, x->wte + r * h, (size_t)h * sizeof *x0);
+            if (r >= 0 && r < x->V_l) memcpy(part + n * h, x->wte + r * h, (size_t)h * sizeof *x0);
         }
-        allreduce(x, x0, N * h, 0);
+        sum_rows(x, x0, part);
         if (x->wpe)
-            for (int64_t n = 0; n < N; n++)
-                for (int64_t c = 0; c < h; c++) x0[n * h + c] += x->wpe[(n % T) * h + c];
+            for (int64_t n = 0; n < S; n++)
+                for (int64_t c = 0; c < h; c++) x0[n * h + c] += x->wpe[((r0 + n) % T) * h + c];
     } else {
-        memcpy(x0, in, (size_t)(N * h) * sizeof *x0);
+        memcpy(x0, in, (size_t)(S * h) * sizeof *x0);
     }
-    for (int64_t l = 0; l < nl; l++) block_fwd(x, &x->lp[l], &a->lay[l], l + 1 < nl ? a->lay[l + 1].x : a->out);
-    if (x->last) {
-        st__xnorm_fwd(a->nf, a->meanf, a->rstdf, a->out, x->lnf_w, x->lnf_b, N, h);
+    for (int64_t l = 0; l < nl; l++)
+        block_fwd(x, &x->lp[k0 + l], &a->lay[l], l + 1 < nl ? a->lay[l + 1].x : a->out);
+    if (a->tail) {
+        st__xnorm_fwd(own_rows(x, a->nf), a->meanf, a->rstdf, a->out, x->lnf_w, x->lnf_b, S, h);
+        gather_rows(x, a->nf);
         st__xmm_fwd(a->logits, a->nf, x->lm, NULL, N, h, x->V_l, 0);
         *loss = cross_entropy(x, a->logits, a->tokens);
     } else {
@@ -362,46 +444,67 @@ st__xacts *st__xmodel_forward(st__xmodel *x, const int32_t *tokens, const float 
 
 /* ---------------------------------------------------------------- backward */
 
+/* The backward of a norm whose output went through the column-parallel GEMMs: dn [N x h], their
+ * input gradient (partial over tp), summed over tp (f: all-reduced; sp: reduce-scattered to this
+ * rank's rows into dns) and taken through the norm into din [Ns x h] (+=). */
+static void norm_bwd(st__xmodel *x, float *din, float *dw, float *db, float *dn, float *dns, const float *inp,
+                     const float *w, const float *mean, const float *rstd) {
+    float *d = x->sp ? dns : dn;
+    sum_rows(x, d, dn);
+    st__xnorm_bwd(din, dw, db, d, inp, w, mean, rstd, x->Ns, x->h);
+}
+
+/* the [N x h] gradient a row-parallel GEMM's backward reads: dout itself, or with sp dout [Ns x h]
+ * gathered from every tp rank into full */
+static const float *gathered(st__xmodel *x, const float *dout, float *full) {
+    if (!x->sp) return dout;
+    memcpy(own_rows(x, full), dout, (size_t)(x->Ns * x->h) * sizeof *full);
+    gather_rows(x, full);
+    return full;
+}
+
 static void block_bwd(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const xlayer_acts *t, const float *dout,
                       float *din) {
-    int64_t N = x->B * x->T, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d, F = N * x->f_l;
+    int64_t N = x->B * x->T, S = x->Ns, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d, F = N * x->f_l;
     float *dn = x->work + 2 * N * h, *dx2 = dn + N * h, *dao = dx2 + N * h, *dq = dao + N * ql, *dk = dq + N * ql;
     float *dv = dk + N * kl, *dg = dv + N * kl, *dh1 = dg + F, *dh3 = dh1 + F;
-    size_t hb = (size_t)(N * h) * sizeof(float);
-    /* MLP */
+    float *full = dh3 + F, *dns = full + N * h; /* sp only */
+    size_t sb = (size_t)(S * h) * sizeof(float);
+    /* MLP; with sp the biases after the row-parallel GEMMs get their rows' part */
     memset(dg, 0, (size_t)F * sizeof *dg);
-    st__xmm_bwd(dg, gw->w2, gw->b2, dout, t->g, w->w2, N, x->f_l, h);
+    st__xmm_bwd(dg, gw->w2, x->sp ? NULL : gw->b2, gathered(x, dout, full), t->g, w->w2, N, x->f_l, h);
+    if (x->sp) bias_grad(gw->b2, dout, S, h);
     if (x->swiglu) st__xswiglu_bwd(dh1, dh3, t->h1, t->h3, dg, F);
     else st__xact_bwd(dh1, t->h1, dg, F, x->act);
-    memset(dn, 0, hb);
+    memset(dn, 0, (size_t)(N * h) * sizeof *dn);
     st__xmm_bwd(dn, gw->w1, gw->b1, dh1, t->n2, w->w1, N, h, x->f_l);
     if (x->swiglu) st__xmm_bwd(dn, gw->w3, NULL, dh3, t->n2, w->w3, N, h, x->f_l);
-    allreduce(x, dn, N * h, 0); /* f */
-    memcpy(dx2, dout, hb);
-    st__xnorm_bwd(dx2, gw->ln2_w, gw->ln2_b, dn, t->x2, w->ln2_w, t->mean2, t->rstd2, N, h);
+    memcpy(dx2, dout, sb);
+    norm_bwd(x, dx2, gw->ln2_w, gw->ln2_b, dn, dns, t->x2, w->ln2_w, t->mean2, t->rstd2);
     /* attention */
     memset(dao, 0, (size_t)(N * ql) * sizeof *dao);
-    st__xmm_bwd(dao, gw->wo, gw->bo, dx2, t->ao, w->wo, N, ql, h);
+    st__xmm_bwd(dao, gw->wo, x->sp ? NULL : gw->bo, gathered(x, dx2, full), t->ao, w->wo, N, ql, h);
+    if (x->sp) bias_grad(gw->bo, dx2, S, h);
     memset(dq, 0, (size_t)(N * (ql + 2 * kl)) * sizeof *dq);
     st__xattn_bwd(dq, dk, dv, dao, t->probs, t->q, t->k, t->v, x->B, x->T, x->a_l, x->kv_l, x->d);
     if (x->rope) {
         st__xrope(dq, N, x->T, x->a_l, x->d, ql, -1);
         st__xrope(dk, N, x->T, x->kv_l, x->d, kl, -1);
     }
-    memset(dn, 0, hb);
+    memset(dn, 0, (size_t)(N * h) * sizeof *dn);
     st__xmm_bwd(dn, gw->wq, gw->bq, dq, t->n1, w->wq, N, h, ql);
     st__xmm_bwd(dn, gw->wk, gw->bk, dk, t->n1, w->wk, N, h, kl);
     st__xmm_bwd(dn, gw->wv, gw->bv, dv, t->n1, w->wv, N, h, kl);
-    allreduce(x, dn, N * h, 0); /* f */
-    memcpy(din, dx2, hb);
-    st__xnorm_bwd(din, gw->ln1_w, gw->ln1_b, dn, t->x, w->ln1_w, t->mean1, t->rstd1, N, h);
+    memcpy(din, dx2, sb);
+    norm_bwd(x, din, gw->ln1_w, gw->ln1_b, dn, dns, t->x, w->ln1_w, t->mean1, t->rstd1);
 }
 
 void st__xmodel_backward(st__xmodel *x, st__xacts *a, const float *dout, double loss_scale, const float **din) {
-    int64_t N = x->B * x->T, h = x->h, T = x->T, nl = x->l1 - x->l0;
+    int64_t N = x->B * x->T, S = x->Ns, h = x->h, T = x->T, k0 = chunk_first(x, a->chunk);
+    int64_t nl = x->cl1[a->chunk] - x->cl0[a->chunk], r0 = x->sp ? x->tr * S : 0;
     float *d0 = x->work, *d1 = d0 + N * h; /* the residual stream's gradient, in turn */
-    size_t hb = (size_t)(N * h) * sizeof(float);
-    if (x->last) {
+    float *dn = d1 + N * h, *full = x->work + work_floats(x) - 2 * N * h, *dns = full + N * h; /* block_bwd's */
+    if (a->tail) {
         /* d loss / d logits = (p - onehot) / N per micro-batch, times loss_scale */
         float s = (float)(loss_scale / (double)N);
         for (int64_t n = 0; n < N; n++) {
@@ -410,29 +513,42 @@ void st__xmodel_backward(st__xmodel *x, st__xacts *a, const float *dout, double 
             if (tgt >= 0 && tgt < x->V_l) p[tgt] -= 1.0f;
             for (int64_t j = 0; j < x->V_l; j++) p[j] *= s;
         }
-        float *dn = x->work + 2 * N * h;
-        memset(dn, 0, hb);
+        memset(dn, 0, (size_t)(N * h) * sizeof *dn);
         st__xmm_bwd(dn, x->glm, NULL, a->logits, a->nf, x->lm, N, h, x->V_l);
-        allreduce(x, dn, N * h, 0); /* f of the output layer */
-        memset(d0, 0, hb);
-        st__xnorm_bwd(d0, x->glnf_w, x->glnf_b, dn, a->out, x->lnf_w, a->meanf, a->rstdf, N, h);
+        memset(d0, 0, (size_t)(S * h) * sizeof *d0);
+        /* f of the output layer */
+        norm_bwd(x, d0, x->glnf_w, x->glnf_b, dn, dns, a->out, x->lnf_w, a->meanf, a->rstdf);
     } else {
-        memcpy(d0, dout, hb);
+        memcpy(d0, dout, (size_t)(S * h) * sizeof *d0);
     }
     for (int64_t l = nl - 1; l >= 0; l--) {
-        block_bwd(x, &x->lp[l], &x->lg[l], &a->lay[l], d0, d1);
+        block_bwd(x, &x->lp[k0 + l], &x->lg[k0 + l], &a->lay[l], d0, d1);
         float *t = d0;
         d0 = d1, d1 = t;
     }
-    if (x->first) {
+    if (a->head) {
+        const float *dall = gathered(x, d0, full); /* the vocab-parallel lookup's backward reads every row */
         for (int64_t n = 0; n < N; n++) {
             int64_t r = a->tokens[(n / T) * (T + 1) + n % T] - x->v0;
             if (r >= 0 && r < x->V_l)
-                for (int64_t c = 0; c < h; c++) x->gwte[r * h + c] += d0[n * h + c];
-            if (x->gwpe)
-                for (int64_t c = 0; c < h; c++) x->gwpe[(n % T) * h + c] += d0[n * h + c];
+                for (int64_t c = 0; c < h; c++) x->gwte[r * h + c] += dall[n * h + c];
         }
+        if (x->gwpe)
+            for (int64_t n = 0; n < S; n++)
+                for (int64_t c = 0; c < h; c++) x->gwpe[((r0 + n) % T) * h + c] += d0[n * h + c];
     } else {
         *din = d0;
+    }
+}
+
+void st__xmodel_sp_grads(st__xmodel *x, int64_t lo, int64_t hi) {
+    if (!x->sp || x->tp <= 1) return;
+    for (int i = 0; i < x->ntensors; i++) {
+        const st__xtensor *t = &x->tensors[i];
+        int64_t a = t->off, b = t->off + t->nrows * t->ncols;
+        if (t->nrows != t->rows || t->ncols != t->cols) continue; /* a shard: its gradient is whole */
+        if (a < lo) a = lo;
+        if (b > hi) b = hi;
+        if (b > a) allreduce(x, x->grads + a, b - a, 0);
     }
 }

@@ -1,6 +1,7 @@
 #!/bin/sh
 # cli_run.sh: `strata run` under mpirun (issue 18): every sharded run of the tiny presets computes
-# what the single-rank reference computes (--check), the rank-count and plan refusals are one line
+# what the single-rank reference computes (--check: tp, sp, pp 1F1B/gpipe/interleaved, dp, ZeRO-1
+# and their product), the rank-count and plan refusals are one line
 # and exit 2 on every rank, --json is one object from rank 0, --trace is the simulator's layout.
 # Skips (77) where strata was built without the executor or mpirun is missing; every mpirun runs
 # under `timeout`, so a hang fails the test instead of stopping make check.
@@ -72,6 +73,21 @@ check_within "dp=2 ZeRO-1 (reduce-scatter, sharded Adam, all-gather) matches the
 mpi 8 --model tiny-gpt --plan tp=2,pp=2,dp=2,mbs=1,gbs=8,seq=32,zero=1 --steps 2 --check --json
 check_within "tp x pp x dp = 2x2x2 ZeRO-1 on 8 ranks matches the reference"
 
+# sequence parallelism: norms and residuals on each tp rank's token rows, all-gather before the
+# column-parallel GEMMs, reduce-scatter after the row-parallel ones, the replicated tensors'
+# gradients summed over tp (a missing sum halves them: far outside the tolerance)
+mpi 2 --model tiny-gpt --plan tp=2,sp=1,pp=1,dp=1,mbs=2,gbs=4,seq=32 --steps 2 --check --json
+check_within "tp=2 sp=1 (GPT, learned positions on the rows, two sequences per micro-batch) matches the reference"
+mpi 4 --model tiny-llama --plan tp=2,sp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32 --steps 2 --check --json
+check_within "tp=2 sp=1 pp=2 (Llama; each tp rank sends its rows) matches the reference"
+# interleaved 1F1B: two chunks per rank, each with its own activations per micro-batch
+mpi 2 --model tiny-gpt --plan tp=1,pp=2,vp=2,dp=1,mbs=1,gbs=4,seq=32 --steps 2 --check --json
+check_within "pp=2 vp=2 interleaved (GPT, tied embedding across stages) matches the reference"
+mpi 2 --model tiny-llama --plan tp=1,pp=2,vp=2,dp=1,mbs=1,gbs=8,seq=32 --steps 2 --check --json
+check_within "pp=2 vp=2 interleaved over 8 micro-batches (Llama) matches the reference"
+mpi 8 --model tiny-gpt --plan tp=2,sp=1,pp=2,vp=2,dp=2,mbs=1,gbs=8,seq=32,zero=1 --steps 2 --check --json
+check_within "tp x pp x dp = 2x2x2 with sp, vp=2 and ZeRO-1 on 8 ranks matches the reference"
+
 # the same run with --reference-kernels (plain C GEMMs) gives the same losses up to rounding
 mpi 2 --model tiny-gpt --plan tp=2,pp=1,dp=1,mbs=1,gbs=2,seq=32 --steps 1 --json
 blas=$(grep -o '"loss": \[[^]]*' "$T/out")
@@ -101,10 +117,15 @@ if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(grep -c '^strata run:' "$T/err")
 	grep -q 'runs on 4 ranks.*mpirun started 2' "$T/err" && [ ! -s "$T/out" ]; then
 	ok "a rank count that is not the plan's: one line, failure"
 else nok "a rank count that is not the plan's: one line, failure"; fi
-mpi 2 --model tiny-gpt --plan tp=1,pp=2,vp=2,dp=1,gbs=4,seq=32
+mpi 2 --model tiny-gpt --plan tp=1,pp=1,cp=2,dp=1,gbs=4,seq=32
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(grep -c '^strata run:' "$T/err")" -eq 1 ] &&
-	grep -q 'does not run interleaved' "$T/err"; then ok "an interleaved plan: refused in one line"
-else nok "an interleaved plan: refused in one line"; fi
+	grep -q 'does not run context parallelism' "$T/err"; then ok "a cp plan: refused in one line"
+else nok "a cp plan: refused in one line"; fi
+mpi 2 --model tiny-gpt --plan tp=2,sp=1,pp=1,dp=1,mbs=1,gbs=4,seq=31
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(grep -c '^strata run:' "$T/err")" -eq 1 ] &&
+	grep -q 'sp=1 needs the micro-batch.s tokens (31) divisible by tp=2' "$T/err"; then
+	ok "sp with tokens that do not split over tp: refused in one line"
+else nok "sp with tokens that do not split over tp: refused in one line" "$(cat "$T/err")"; fi
 mpi 2 --model tiny-gpt --plan tp=2,pp=1,dp=1,gbs=4,seq=32 --steps 0
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(grep -c '^strata run:' "$T/err")" -eq 1 ] && grep -q steps "$T/err"; then
 	ok "--steps 0: refused in one line"
