@@ -10,9 +10,13 @@
  * is Megatron's average); ZeRO-1 (Rajbhandari et al. 2020; Megatron-LM's distributed optimizer) by a
  * reduce-scatter of the gradients, Adam on this rank's shard, and an all-gather of the parameters.
  * The tied embedding's gradient is all-reduced between the first and last stage (Megatron-LM's
- * embedding group). ZeRO shards each region of the flat buffers on its own: the tied embedding
- * (same size on both end stages, so the pair holds the same shard of it and can all-reduce just
- * that) and the rest.
+ * embedding group). ep (MoE): the all-to-alls run inside the model (exec/model.c) in the program's
+ * ep groups (ep consecutive ranks of the dp group); the experts' gradients are summed over the
+ * ranks of the dp group that hold the same experts (Megatron-LM's expert-data-parallel group,
+ * made here by splitting the dp group), the rest over the dp group. ZeRO shards each region of the
+ * flat buffers on its own, over the group that sums it: the tied embedding (same size on both end
+ * stages, so the pair holds the same shard of it and can all-reduce just that), the experts, and
+ * the rest.
  *
  * Data: dp rank r's micro-batch j holds samples (r * m + j) * mbs .. + mbs of the iteration's gbs
  * (contiguous per dp rank, as Megatron-LM's sampler hands them out); the reference runs the same
@@ -60,21 +64,27 @@ static double now_s(void) { return MPI_Wtime(); }
 
 typedef struct region {
     int64_t off, n;  /* in the flat buffers */
+    int kind;        /* REG_* */
     int64_t lo, hi;  /* the part this rank's Adam updates (all of it without ZeRO) */
     int64_t mv;      /* its Adam moments at m + mv, v + mv */
 } region;
+
+/* what a region holds: summed over dp; the tied embedding, also over the end stages; experts, over edp */
+enum { REG_REST, REG_TIED, REG_EXPERT };
 
 typedef struct rank_state {
     const st_lowered *l;
     const st_program *pg;
     int rank, tp, tr, dp, dr, zero;
+    int ep, er;             /* ep degree and this rank's place in its ep group (1, 0 without) */
+    MPI_Comm epc, edpc;     /* the ep group's communicator; the expert-data-parallel one (split, owned) */
     int64_t M, T, gbs;      /* micro-batches per dp rank, sequence, batch */
     int pp, V;              /* pipeline stages; chunks per rank (vp) */
     MPI_Comm *comms;        /* per group: its communicator where this rank is a member, else MPI_COMM_NULL */
     MPI_Comm tpc;
     st__xmodel x;
     int nreg;
-    region reg[2];
+    region reg[4];
     float *m, *v;           /* Adam moments of the owned parts */
     int64_t nmv;
     int wte_reg;            /* the region of the tied embedding, -1 when none is shared across stages */
@@ -88,6 +98,7 @@ typedef struct rank_state {
     MPI_Request *reqs;      /* this iteration's sends */
     float **sendbufs;
     double tp_s;            /* tp collectives' time so far */
+    double ep_s, pending_ep_s; /* the same for the ep all-to-alls */
     double pending_tp_s;    /* the tp collectives' time in the instruction before */
     int32_t *tokens;
     double loss_sum;
@@ -105,6 +116,30 @@ static void tp_allgather(void *ctx, float *buf, int64_t n) {
     double t0 = now_s();
     MPI_Allgather(MPI_IN_PLACE, 0, MPI_FLOAT, buf, (int)n, MPI_FLOAT, S->tpc);
     S->tp_s += now_s() - t0;
+}
+
+static float *ep_alltoallv(void *ctx, const float *send, const int *scounts, int *rcounts, int64_t width) {
+    rank_state *S = ctx;
+    double t0 = now_s();
+    int n = S->ep, *c = malloc((size_t)(4 * n) * sizeof *c);
+    float *recv = NULL;
+    MPI_Alltoall(scounts, 1, MPI_INT, rcounts, 1, MPI_INT, S->epc);
+    if (c) { /* in floats: send counts, displacements, then the same received */
+        int64_t so = 0, ro = 0;
+        for (int i = 0; i < n; i++) {
+            c[i] = (int)(scounts[i] * width), c[n + i] = (int)so, so += c[i];
+            c[2 * n + i] = (int)(rcounts[i] * width), c[3 * n + i] = (int)ro, ro += c[2 * n + i];
+        }
+        recv = malloc((size_t)(ro + 1) * sizeof *recv);
+    }
+    /* every member takes part whatever it could allocate: a missing one would hang the others */
+    static float none;
+    int z[1] = {0};
+    if (c && recv) MPI_Alltoallv(send, c, c + n, MPI_FLOAT, recv, c + 2 * n, c + 3 * n, MPI_FLOAT, S->epc);
+    else MPI_Alltoall(z, 0, MPI_FLOAT, &none, 0, MPI_FLOAT, S->epc);
+    free(c);
+    S->ep_s += now_s() - t0;
+    return recv;
 }
 
 static void tp_reduce_scatter(void *ctx, float *out, const float *in, int64_t n) {
@@ -135,7 +170,6 @@ static int check_plan(const st_plan *p, const st_lowered *l, int size, st_error 
                             "the plan runs on %d ranks (tp x pp x dp x cp); mpirun started %d (mpirun -np %d)",
                             l->nranks, size, l->nranks);
     const char *why = p->cp > 1                          ? "context parallelism (cp > 1)"
-                      : p->ep > 1                        ? "expert parallelism (ep > 1)"
                       : p->zero > 1                      ? "ZeRO stages 2 and 3"
                       : p->offload != ST_OFF_NONE        ? "offloading"
                       : p->recompute != ST_REC_NONE      ? "activation recompute"
@@ -174,31 +208,37 @@ static void stage_layers(const st_lowered *l, const st_program *pg, int64_t L, i
         if (l1[c] < l0[c]) l0[c] = l1[c] = 0;
 }
 
-/* the regions and the owned part of each (ZeRO-1: this dp rank's share, each region on its own) */
+/* the size of the group that sums a region and this rank's place in it */
+static void region_group(const rank_state *S, const region *g, int *n, int *r) {
+    *n = g->kind == REG_EXPERT ? S->dp / S->ep : S->dp;
+    *r = g->kind == REG_EXPERT ? S->dr / S->ep : S->dr;
+}
+
+/* the regions (the tensors' runs of one kind, in buffer order) and the owned part of each (ZeRO-1:
+ * this rank's share in the group that sums it, each region on its own) */
 static int setup_regions(rank_state *S) {
     st__xmodel *x = &S->x;
     S->wte_reg = -1;
-    int64_t woff = -1, wn = 0;
-    if (x->tied && !(x->first && x->last))
-        for (int i = 0; i < x->ntensors; i++)
-            if (!strcmp(x->tensors[i].name, "wte")) {
-                woff = x->tensors[i].off;
-                wn = x->tensors[i].nrows * x->tensors[i].ncols;
-            }
     S->nreg = 0;
-    if (woff >= 0) {
-        /* the embedding lies at one end of the buffer (first in the table, or last) */
-        S->wte_reg = S->nreg;
-        S->reg[S->nreg++] = (region){.off = woff, .n = wn};
-        S->reg[S->nreg++] = (region){.off = woff == 0 ? wn : 0, .n = x->nparams - wn};
-    } else {
-        S->reg[S->nreg++] = (region){.off = 0, .n = x->nparams};
+    for (int i = 0; i < x->ntensors; i++) {
+        const st__xtensor *t = &x->tensors[i];
+        int kind = t->expert >= 0 ? REG_EXPERT
+                   : x->tied && !(x->first && x->last) && !strcmp(t->name, "wte") ? REG_TIED
+                                                                                   : REG_REST;
+        if (S->nreg == 0 || S->reg[S->nreg - 1].kind != kind) {
+            if (S->nreg == (int)(sizeof S->reg / sizeof S->reg[0])) return ST_EINVAL;
+            if (kind == REG_TIED) S->wte_reg = S->nreg;
+            S->reg[S->nreg++] = (region){.off = t->off, .kind = kind};
+        }
+        S->reg[S->nreg - 1].n += t->nrows * t->ncols;
     }
     S->nmv = 0;
     for (int i = 0; i < S->nreg; i++) {
         region *g = &S->reg[i];
-        int64_t share = (g->n + S->dp - 1) / S->dp;
-        g->lo = S->zero ? g->off + (int64_t)S->dr * share : g->off;
+        int np, pr;
+        region_group(S, g, &np, &pr);
+        int64_t share = (g->n + np - 1) / np;
+        g->lo = S->zero ? g->off + (int64_t)pr * share : g->off;
         g->hi = S->zero ? g->lo + share : g->off + g->n;
         if (g->lo > g->off + g->n) g->lo = g->off + g->n;
         if (g->hi > g->off + g->n) g->hi = g->off + g->n;
@@ -212,8 +252,10 @@ static int setup_regions(rank_state *S) {
 
 /* the counts and displacements of a region's shares, for MPI's v-collectives */
 static void shares(const rank_state *S, const region *g, int *counts, int *displs) {
-    int64_t share = (g->n + S->dp - 1) / S->dp;
-    for (int r = 0; r < S->dp; r++) {
+    int np, pr;
+    region_group(S, g, &np, &pr);
+    int64_t share = (g->n + np - 1) / np;
+    for (int r = 0; r < np; r++) {
         int64_t lo = (int64_t)r * share, hi = lo + share;
         if (lo > g->n) lo = g->n;
         if (hi > g->n) hi = g->n;
@@ -264,7 +306,8 @@ static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_e
     int tail = S->x.last && in->chunk / S->pp == S->V - 1;
     if (!S->acts[k] || (!tail && !S->grad_in[k])) return ST_EINVAL;
     const float *din = NULL;
-    st__xmodel_backward(&S->x, S->acts[k], S->grad_in[k], 1.0 / (double)(S->M * S->dp), &din);
+    int rc = st__xmodel_backward(&S->x, S->acts[k], S->grad_in[k], 1.0 / (double)(S->M * S->dp), &din);
+    if (rc) return rc;
     st__xacts_free(S->acts[k]);
     S->acts[k] = NULL;
     S->fwd_out[k] = NULL;
@@ -308,8 +351,8 @@ static int run_coll(rank_state *S, const st_ins *in, int *kind) {
     const st_group_def *gd = &S->l->groups[in->group];
     MPI_Comm c = S->comms[in->group];
     float *gr = S->x.grads, *pa = S->x.params;
-    if (gd->kind == ST_GRP_TP) { /* ran inside the compute before it (exec.h) */
-        *kind = ST_EXEC_COLL_TP;
+    if (gd->kind == ST_GRP_TP || gd->kind == ST_GRP_EP) { /* ran inside the compute before it (exec.h) */
+        *kind = gd->kind == ST_GRP_TP ? ST_EXEC_COLL_TP : ST_EXEC_COLL_EP;
         return 0;
     }
     if (c == MPI_COMM_NULL) return ST_EINVAL;
@@ -326,20 +369,23 @@ static int run_coll(rank_state *S, const st_ins *in, int *kind) {
     int rc = counts && displs ? 0 : ST_ENOMEM;
     for (int i = 0; !rc && i < S->nreg; i++) {
         const region *g = &S->reg[i];
+        MPI_Comm gc = g->kind == REG_EXPERT && S->ep > 1 ? S->edpc : c;
+        int np, pr;
+        region_group(S, g, &np, &pr);
         shares(S, g, counts, displs);
         if (in->coll == ST_COLL_ALLREDUCE && !S->zero) {
-            MPI_Allreduce(MPI_IN_PLACE, gr + g->off, (int)g->n, MPI_FLOAT, MPI_SUM, c);
+            MPI_Allreduce(MPI_IN_PLACE, gr + g->off, (int)g->n, MPI_FLOAT, MPI_SUM, gc);
         } else if (in->coll == ST_COLL_REDUCESCATTER && S->zero) {
-            float *tmp = malloc((size_t)(counts[S->dr] ? counts[S->dr] : 1) * sizeof *tmp);
+            float *tmp = malloc((size_t)(counts[pr] ? counts[pr] : 1) * sizeof *tmp);
             if (!tmp) {
                 rc = ST_ENOMEM;
                 break;
             }
-            MPI_Reduce_scatter(gr + g->off, tmp, counts, MPI_FLOAT, MPI_SUM, c);
-            memcpy(gr + g->lo, tmp, (size_t)counts[S->dr] * sizeof *tmp);
+            MPI_Reduce_scatter(gr + g->off, tmp, counts, MPI_FLOAT, MPI_SUM, gc);
+            memcpy(gr + g->lo, tmp, (size_t)counts[pr] * sizeof *tmp);
             free(tmp);
         } else if (in->coll == ST_COLL_ALLGATHER && S->zero) {
-            MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, pa + g->off, counts, displs, MPI_FLOAT, c);
+            MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, pa + g->off, counts, displs, MPI_FLOAT, gc);
         } else {
             rc = ST_EINVAL;
         }
@@ -391,7 +437,9 @@ static void ref_compare(const reference *R, const rank_state *S, double *diff, d
         int k = name_index(t->name);
         const st__xtensor *u = NULL;
         for (int j = 0; j < R->x.ntensors && !u; j++)
-            if (R->x.tensors[j].layer == t->layer && !strcmp(R->x.tensors[j].name, t->name)) u = &R->x.tensors[j];
+            if (R->x.tensors[j].layer == t->layer && R->x.tensors[j].expert == t->expert &&
+                !strcmp(R->x.tensors[j].name, t->name))
+                u = &R->x.tensors[j];
         if (k < 0 || !u) continue;
         for (int64_t r = 0; r < t->nrows; r++)
             for (int64_t c = 0; c < t->ncols; c++) {
@@ -447,13 +495,13 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
         S->nsends = 0;
         if (R && (rc = ref_grads(R, S, step, o->seed, S->tokens + S->x.B * (S->T + 1)))) break;
         MPI_Barrier(MPI_COMM_WORLD);
-        double t0 = now_s(), tp_before = 0;
+        double t0 = now_s(), tp_before = 0, ep_before = 0;
         for (int i = 0; i < pg->n && !rc; i++) {
             st_ins in;
             st_program_ins(pg, i, &in);
             double s = now_s();
             int kind = ST_EXEC_FWD;
-            tp_before = S->tp_s;
+            tp_before = S->tp_s, ep_before = S->ep_s;
             if (in.kind == ST_INS_COMPUTE && in.phase == ST_PHASE_OPTIMIZER) {
                 /* sp's replicated gradients summed over tp before anything reads them (tp collectives) */
                 for (int g = 0; g < S->nreg; g++) st__xmodel_sp_grads(&S->x, S->reg[g].lo, S->reg[g].hi);
@@ -464,18 +512,25 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             case ST_INS_COLL: rc = run_coll(S, &in, &kind); break;
             default: rc = run_p2p(S, &in); kind = in.kind == ST_INS_SEND ? ST_EXEC_SEND : ST_EXEC_RECV;
             }
-            double e = now_s(), tp = S->tp_s - tp_before;
-            /* the compute's own time; its tp collectives go to the "tp collectives" after it */
-            kind_s[kind] += e - s - tp;
+            double e = now_s(), tp = S->tp_s - tp_before, ep = S->ep_s - ep_before;
+            /* the compute's own time; its tp collectives go to the "tp collectives" after it, its ep
+             * all-to-alls to the "ep all-to-all" after that */
+            kind_s[kind] += e - s - tp - ep;
             kind_s[ST_EXEC_COLL_TP] += tp;
+            kind_s[ST_EXEC_COLL_EP] += ep;
             spans[2 * i] = s - t0;
-            spans[2 * i + 1] = e - t0 - tp;
+            spans[2 * i + 1] = e - t0 - tp - ep;
             if (in.kind == ST_INS_COLL && kind == ST_EXEC_COLL_TP && i > 0) {
                 /* shown right after the compute it ran in, with the time it took there */
                 spans[2 * i] = spans[2 * i - 1];
                 spans[2 * i + 1] = spans[2 * i] + S->pending_tp_s;
             }
+            if (in.kind == ST_INS_COLL && kind == ST_EXEC_COLL_EP && i > 0) {
+                spans[2 * i] = spans[2 * i - 1];
+                spans[2 * i + 1] = spans[2 * i] + S->pending_ep_s;
+            }
             S->pending_tp_s = tp;
+            if (in.kind == ST_INS_COMPUTE) S->pending_ep_s = ep;
             if (rc)
                 st_error_set(err, rc, NULL, "plan", "rank %d instruction %d (%s, micro-batch %d) cannot run", S->rank, i,
                              in.label ? in.label : "?", in.mb);
@@ -508,6 +563,7 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
 }
 
 static void state_destroy(rank_state *S) {
+    if (S->edpc != MPI_COMM_NULL) MPI_Comm_free(&S->edpc);
     if (S->comms)
         for (int g = 0; g < S->l->ngroups; g++)
             if (S->comms[g] != MPI_COMM_NULL) MPI_Comm_free(&S->comms[g]);
@@ -613,9 +669,12 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     int gt = find_group(l, ST_GRP_TP, S.rank, &S.tr), gd = find_group(l, ST_GRP_DP, S.rank, &S.dr);
     S.tp = gt >= 0 ? l->groups[gt].n : 1;
     S.dp = gd >= 0 ? l->groups[gd].n : 1;
+    int ge = find_group(l, ST_GRP_EP, S.rank, &S.er);
+    S.ep = ge >= 0 ? l->groups[ge].n : 1;
+    S.epc = S.edpc = MPI_COMM_NULL;
     l0 = calloc((size_t)S.V, sizeof *l0), l1 = calloc((size_t)S.V, sizeof *l1);
-    st__xpart part = {.B = p->mbs, .T = p->seq, .tp = S.tp, .tr = S.tr, .sp = p->sp, .nchunks = S.V,
-                      .l0 = l0, .l1 = l1};
+    st__xpart part = {.B = p->mbs, .T = p->seq, .tp = S.tp, .tr = S.tr, .sp = p->sp, .ep = S.ep, .er = S.er,
+                      .nchunks = S.V, .l0 = l0, .l1 = l1};
     if (l0 && l1) stage_layers(l, S.pg, m->layers, S.pp, S.V, l0, l1, &part.first, &part.last);
     /* a refusal of the model's shape is every rank's (each checks the same numbers); running out of
      * memory may be one rank's: all of them learn it below before any collective that could hang */
@@ -664,7 +723,13 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
         goto out;
     }
     S.tpc = gt >= 0 ? S.comms[gt] : MPI_COMM_NULL;
-    S.x.comm = (st__xcomm){tp_allreduce, tp_allgather, tp_reduce_scatter, &S};
+    S.epc = ge >= 0 ? S.comms[ge] : MPI_COMM_NULL;
+    /* the ranks of the dp group that hold the same experts: the same place in their ep groups */
+    if (S.ep > 1 && (gd < 0 || MPI_Comm_split(S.comms[gd], S.er, S.dr, &S.edpc) != MPI_SUCCESS)) {
+        rc = st_error_set(err, ST_EINVAL, NULL, NULL, "MPI could not make the expert-data-parallel communicator");
+        goto out;
+    }
+    S.x.comm = (st__xcomm){tp_allreduce, tp_allgather, tp_reduce_scatter, ep_alltoallv, &S};
     for (int i = 0; i < ST_EXEC_TENSORS; i++) res->grad_diff[i] = res->grad_ref[i] = -1;
     if ((rc = run_steps(&S, o, Rp, res, spans, kind_s, err))) goto out;
     if (o->check) { /* the largest over ranks, at rank 0 */
@@ -675,16 +740,17 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
         memcpy(res->grad_diff, dmax, sizeof res->grad_diff);
         memcpy(res->grad_ref, dmax + ST_EXEC_TENSORS, sizeof res->grad_ref);
     }
-    double np = (double)S.x.nparams, nptot = 0;
+    double np = 0, nptot = 0;
     /* each parameter once: tp rank shards add up, replicated ones (norms, biases after a
-     * row-parallel GEMM, positions) counted on tp rank 0 only, dp replicas not at all */
+     * row-parallel GEMM, positions, routers) counted on tp rank 0 only, the tied copy not, dp
+     * replicas not (the experts: on the first ep group of the dp group) */
     for (int i = 0; i < S.x.ntensors; i++) {
         const st__xtensor *t = &S.x.tensors[i];
         int replicated = t->nrows == t->rows && t->ncols == t->cols;
-        if (replicated && S.tr != 0) np -= (double)(t->nrows * t->ncols);
-        if (!strcmp(t->name, "wte") && !S.x.first) np -= (double)(t->nrows * t->ncols); /* the tied copy */
+        int once = !(replicated && S.tr != 0) && !(!strcmp(t->name, "wte") && !S.x.first) &&
+                   (t->expert >= 0 ? S.dr < S.ep : S.dr == 0);
+        if (once) np += (double)(t->nrows * t->ncols);
     }
-    if (S.dr != 0) np = 0;
     MPI_Reduce(&np, &nptot, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
     res->params = nptot;
     rc = gather(&S, o, spans, kind_s, res, err);

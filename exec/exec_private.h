@@ -73,6 +73,10 @@ typedef struct st__xcomm {
     void (*allgather)(void *ctx, float *buf, int64_t n);
     /* out[n] = block tr of the sum over the tp ranks of in[tp * n] */
     void (*reduce_scatter)(void *ctx, float *out, const float *in, int64_t n);
+    /* ep > 1, expert parallelism's all-to-all over the ep group: scounts[i] rows of `width` floats to
+     * its rank i (send holds them in that order); fills rcounts and returns what came, in the senders'
+     * order (new: free it; NULL when out of memory) */
+    float *(*alltoallv)(void *ctx, const float *send, const int *scounts, int *rcounts, int64_t width);
     void *ctx;
 } st__xcomm;
 
@@ -80,6 +84,7 @@ typedef struct st__xcomm {
 typedef struct st__xpart {
     int64_t B, T;       /* the micro-batch: B sequences of T tokens */
     int tp, tr, sp;     /* tp degree, this rank's place in its group, sequence parallelism (0/1) */
+    int ep, er;         /* MoE: ep degree, this rank's place in its ep group (it holds that share of the experts) */
     int nchunks;        /* pipeline chunks this rank runs: vp with the interleaved schedule, else 1 */
     const int *l0, *l1; /* nchunks each: chunk c runs blocks [l0[c], l1[c]) (ascending, disjoint) */
     int first, last;    /* chunk 0 holds the embedding; chunk nchunks - 1 the final norm, output layer, loss */
@@ -93,12 +98,16 @@ typedef struct st__xtensor {
     int64_t rows, cols, row0, nrows, col0, ncols;
     int init;   /* 0: seeded random, 1: ones, 2: zeros */
     int64_t off;
+    int expert; /* an expert's weight: the expert (its own full tensor), else -1 */
 } st__xtensor;
 
 /* The weights of one block, pointers into a flat buffer (parameters or gradients alike). */
 typedef struct st__xlayer {
     float *ln1_w, *ln1_b, *wq, *wk, *wv, *bq, *bk, *bv, *wo, *bo;
     float *ln2_w, *ln2_b, *w1, *b1, *w3, *w2, *b2;
+    /* an MoE block (router non-NULL; w1 .. b2 NULL): the router [E x h], replicated, and this rank's
+     * experts' MLPs, expert i's at ew1 + i * fe_l * h (fe_l x h), ew3 alike, ew2 + i * h * fe_l (h x fe_l) */
+    float *router, *ew1, *ew3, *ew2;
 } st__xlayer;
 
 /* The part of the model one rank runs: the blocks of its pipeline chunks, the embedding on the
@@ -114,6 +123,12 @@ typedef struct st__xmodel {
     int tp, tr, sp; /* tp degree, this rank's place in its group, sequence parallelism */
     int64_t Ns;     /* token rows of the residual stream on this rank: N, or N / tp with sp */
     int64_t a_l, kv_l, f_l, V_l, v0; /* local heads, ffn, vocabulary and its first row */
+    /* MoE (Shazeer et al. 2017; Fedus et al. 2022 for the capacity): experts, top-k, an expert's ffn
+     * and its tp shard, the capacity factor (0: dropless), ep degree and place, the local experts */
+    int64_t E, topk, fe, fe_l;
+    double capacity_factor;
+    int ep, er;
+    int64_t E_l, e0;
     int nchunks;                     /* pipeline chunks */
     int *cl0, *cl1;                  /* owned, nchunks each: chunk c's blocks [cl0[c], cl1[c]) */
     int nl, first, last;             /* blocks held (all chunks'), first and last stage */
@@ -149,8 +164,9 @@ st__xacts *st__xmodel_forward(st__xmodel *x, int chunk, const int32_t *tokens, c
                               double *loss);
 /* Backward of that chunk and micro-batch: dout [Ns x h] from the next chunk (NULL where the chunk
  * holds the loss, which starts from the loss scaled by loss_scale), gradients added into x->grads;
- * *din [Ns x h] the gradient of the chunk's input (borrowed; not where it holds the embedding). */
-void st__xmodel_backward(st__xmodel *x, st__xacts *acts, const float *dout, double loss_scale, const float **din);
+ * *din [Ns x h] the gradient of the chunk's input (borrowed; not where it holds the embedding).
+ * 0, or ST_ENOMEM (an MoE block's buffers). */
+int st__xmodel_backward(st__xmodel *x, st__xacts *acts, const float *dout, double loss_scale, const float **din);
 void st__xacts_free(st__xacts *a);
 
 /* Seeded tokens of sample `sample` at step `step`: T + 1 values below V (a counter-based hash, the

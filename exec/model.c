@@ -23,6 +23,18 @@
  * optimizer (st__xmodel_sp_grads). The rows are the flattened (sequence, token) order, which is
  * Megatron's [s, b, h] sequence split when B = 1.
  *
+ * Mixture of experts (Shazeer et al. 2017; Megatron-Core's MoELayer with the all-to-all token
+ * dispatcher): in an MoE block the MLP is a router (a replicated [E x h] linear layer), each token's
+ * top-k experts by router logit with weights a softmax over those k logits (Megatron's default,
+ * Mixtral's), and E expert MLPs of moe_ffn, each sharded over tp like the dense MLP. With a capacity
+ * factor an expert takes at most ceil(factor x tokens x k / E) of a micro-batch's (token, expert)
+ * pairs, the highest-weighted ones (Megatron's drop policy "probs"), the rest dropped (they add
+ * nothing; the residual carries the token); 0 is dropless. With ep > 1 a rank holds E / ep experts
+ * and the pairs go to their expert's rank and back by all-to-all in the ep group (dispatch,
+ * combine); the experts' gradients are then summed over the ranks that hold the same experts
+ * (exec/cpu.c). No auxiliary load-balancing loss (Megatron's coefficient defaults to 0), no shared
+ * experts, no biases in expert blocks.
+ *
  * Interleaved pipelines (vp > 1): a rank holds several chunks of blocks; their weights lie in one
  * flat buffer, chunk by chunk, and a forward or backward runs one chunk.
  *
@@ -62,7 +74,7 @@ static int add(st__xmodel *x, int cap, const char *name, int layer, int64_t rows
                int64_t nrows, int64_t col0, int64_t ncols, int init) {
     if (x->ntensors >= cap) return -1;
     st__xtensor *t = &x->tensors[x->ntensors++];
-    *t = (st__xtensor){name, layer, rows, cols, row0, nrows, col0, ncols, init, x->nparams};
+    *t = (st__xtensor){name, layer, rows, cols, row0, nrows, col0, ncols, init, x->nparams, -1};
     x->nparams += nrows * ncols;
     return x->ntensors - 1;
 }
@@ -77,7 +89,7 @@ static int add(st__xmodel *x, int cap, const char *name, int layer, int64_t rows
 
 /* the table (indices into x->tensors per block field: idx[layer][field]); -1 when absent */
 enum { F_LN1W, F_LN1B, F_WQ, F_WK, F_WV, F_BQ, F_BK, F_BV, F_WO, F_BO, F_LN2W, F_LN2B, F_W1, F_B1, F_W3, F_W2, F_B2,
-       F_COUNT };
+       F_ROUTER, F_EW1, F_EW3, F_EW2, F_COUNT };
 enum { H_WTE, H_WPE, H_LNFW, H_LNFB, H_LM, H_COUNT };
 
 /* the model's block number of this rank's k-th block */
@@ -94,7 +106,16 @@ static int chunk_first(const st__xmodel *x, int c) {
     return k;
 }
 
-static int build_table(st__xmodel *x, int cap, int (*idx)[F_COUNT], int *hidx) {
+/* expert e's weight: an expert's own full tensor, sliced by tp like the dense MLP's */
+static int add_expert(st__xmodel *x, int cap, const char *name, int layer, int64_t e, int64_t rows, int64_t cols,
+                      int64_t row0, int64_t nrows, int64_t col0, int64_t ncols) {
+    int i = add(x, cap, name, layer, rows, cols, row0, nrows, col0, ncols, 0);
+    if (i >= 0) x->tensors[i].expert = (int)e;
+    return i;
+}
+
+/* the table; with experts their weights last, each kind of a block's local experts back to back */
+static int build_table(st__xmodel *x, const st_model *m, int cap, int (*idx)[F_COUNT], int *hidx) {
     int64_t h = x->h, qd = x->a * x->d, kd = x->kv * x->d, ql = x->a_l * x->d, kl = x->kv_l * x->d;
     for (int i = 0; i < H_COUNT; i++) hidx[i] = -1;
     if (x->first) {
@@ -118,6 +139,10 @@ static int build_table(st__xmodel *x, int cap, int (*idx)[F_COUNT], int *hidx) {
         if (x->bias) f[F_BO] = VEC("bo", l, h, 2);
         f[F_LN2W] = VEC("ln2_w", l, h, 1);
         if (!x->rmsnorm) f[F_LN2B] = VEC("ln2_b", l, h, 2);
+        if (st_model_layer_is_moe(m, l)) {
+            f[F_ROUTER] = add(x, cap, "router", l, x->E, h, 0, x->E, 0, h, 0);
+            continue;
+        }
         f[F_W1] = ROWS("w1", l, x->f, h, x->tr * x->f_l, x->f_l);
         if (x->bias) f[F_B1] = BIAS("b1", l, x->f, x->tr * x->f_l, x->f_l);
         if (x->swiglu) f[F_W3] = ROWS("w3", l, x->f, h, x->tr * x->f_l, x->f_l);
@@ -131,6 +156,23 @@ static int build_table(st__xmodel *x, int cap, int (*idx)[F_COUNT], int *hidx) {
          * one there and all-reduces the two gradients: the program's embedding all-reduce) */
         if (!x->tied) hidx[H_LM] = ROWS("lm_head", -1, x->V, h, x->v0, x->V_l);
         else if (!x->first) hidx[H_LM] = ROWS("wte", -1, x->V, h, x->v0, x->V_l);
+    }
+    int64_t fe = x->fe, fl = x->fe_l, r0 = x->tr * fl;
+    for (int k = 0; k < x->nl; k++) {
+        int l = layer_of(x, k), *f = idx[k];
+        if (f[F_ROUTER] < 0) continue;
+        for (int64_t e = x->e0; e < x->e0 + x->E_l; e++) {
+            int i = add_expert(x, cap, "moe_w1", l, e, fe, h, r0, fl, 0, h);
+            if (e == x->e0) f[F_EW1] = i;
+        }
+        for (int64_t e = x->e0; x->swiglu && e < x->e0 + x->E_l; e++) {
+            int i = add_expert(x, cap, "moe_w3", l, e, fe, h, r0, fl, 0, h);
+            if (e == x->e0) f[F_EW3] = i;
+        }
+        for (int64_t e = x->e0; e < x->e0 + x->E_l; e++) {
+            int i = add_expert(x, cap, "moe_w2", l, e, h, fe, 0, h, r0, fl);
+            if (e == x->e0) f[F_EW2] = i;
+        }
     }
     return x->ntensors < cap ? 0 : -1;
 }
@@ -146,7 +188,8 @@ static void point(st__xmodel *x, float *base, st__xlayer *lay, int (*idx)[F_COUN
                               at(base, f[F_BK], x),   at(base, f[F_BV], x),   at(base, f[F_WO], x),
                               at(base, f[F_BO], x),   at(base, f[F_LN2W], x), at(base, f[F_LN2B], x),
                               at(base, f[F_W1], x),   at(base, f[F_B1], x),   at(base, f[F_W3], x),
-                              at(base, f[F_W2], x),   at(base, f[F_B2], x)};
+                              at(base, f[F_W2], x),   at(base, f[F_B2], x),   at(base, f[F_ROUTER], x),
+                              at(base, f[F_EW1], x),  at(base, f[F_EW3], x),  at(base, f[F_EW2], x)};
     }
     *wte = at(base, hidx[H_WTE], x);
     *wpe = at(base, hidx[H_WPE], x);
@@ -161,6 +204,7 @@ static void init_values(st__xmodel *x, uint64_t seed) {
         const st__xtensor *t = &x->tensors[i];
         float *p = x->params + t->off;
         uint64_t key = splitmix64(seed ^ name_hash(t->name) ^ splitmix64((uint64_t)(t->layer + 2)));
+        if (t->expert >= 0) key = splitmix64(key ^ (uint64_t)t->expert);
         for (int64_t r = 0; r < t->nrows; r++)
             for (int64_t c = 0; c < t->ncols; c++) {
                 uint64_t g = (uint64_t)((t->row0 + r) * t->cols + t->col0 + c);
@@ -187,9 +231,17 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
     x->act = m->activation == ST_ACT_RELU ? ST__XACT_RELU : ST__XACT_GELU;
     x->tp = tp, x->tr = pt->tr, x->sp = pt->sp, x->first = pt->first, x->last = pt->last;
     x->Ns = pt->sp ? pt->B * pt->T / tp : pt->B * pt->T;
-    if (m->experts > 0)
-        return st_error_set(err, ST_EINVAL, NULL, "model", "the cpu executor runs dense models only (experts = %lld)",
-                            (long long)m->experts);
+    x->E = m->experts, x->topk = m->experts_topk, x->fe = m->experts > 0 ? m->moe_ffn : 0;
+    x->capacity_factor = m->capacity_factor, x->ep = pt->ep > 1 ? pt->ep : 1, x->er = pt->er;
+    if (m->experts > 0 && (m->shared_experts > 0 || m->bias))
+        return st_error_set(err, ST_EINVAL, NULL, "model",
+                            "the cpu executor's experts have no shared experts and no biases (the model has %lld "
+                            "shared experts, bias %d)", (long long)m->shared_experts, m->bias);
+    if (x->E % x->ep || x->fe % tp)
+        return st_error_set(err, ST_EINVAL, NULL, "plan",
+                            "ep=%d must divide the experts (%lld), tp=%d their ffn (%lld)", x->ep, (long long)x->E, tp,
+                            (long long)x->fe);
+    x->E_l = x->E / x->ep, x->e0 = x->er * x->E_l, x->fe_l = x->fe / tp;
     if (m->position == ST_POS_ALIBI)
         return st_error_set(err, ST_EINVAL, NULL, "model", "the cpu executor runs learned or rotary positions, not alibi");
     if (x->a % tp || x->kv % tp || x->f % tp || x->V % tp)
@@ -214,12 +266,12 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
         x->cl0[c] = pt->l0[c], x->cl1[c] = pt->l1[c] > pt->l0[c] ? pt->l1[c] : pt->l0[c];
         x->nl += x->cl1[c] - x->cl0[c];
     }
-    int nl = x->nl, cap = nl * F_COUNT + H_COUNT + 1, hidx[H_COUNT];
+    int nl = x->nl, cap = nl * (F_COUNT + 3 * (int)x->E_l) + H_COUNT + 1, hidx[H_COUNT];
     x->tensors = calloc((size_t)cap, sizeof *x->tensors);
     idx = calloc((size_t)(nl > 0 ? nl : 1), sizeof *idx);
     x->lp = calloc((size_t)(nl > 0 ? nl : 1), sizeof *x->lp);
     x->lg = calloc((size_t)(nl > 0 ? nl : 1), sizeof *x->lg);
-    if (!x->tensors || !idx || !x->lp || !x->lg || build_table(x, cap, idx, hidx)) {
+    if (!x->tensors || !idx || !x->lp || !x->lg || build_table(x, m, cap, idx, hidx)) {
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
         goto out;
     }
@@ -256,11 +308,12 @@ void st__xmodel_destroy(st__xmodel *x) {
 typedef struct xlayer_acts {
     /* x, x2, mean and rstd: the residual stream's rows (Ns); n1, n2 (gathered with sp) and the rest: all N */
     float *x, *n1, *mean1, *rstd1, *q, *k, *v, *probs, *ao, *x2, *n2, *mean2, *rstd2, *h1, *h3, *g;
+    struct xmoe *moe; /* an MoE block's (owned) */
 } xlayer_acts;
 
 struct st__xacts {
     float *mem;
-    int chunk, head, tail; /* its chunk; whether that holds the embedding, the loss */
+    int chunk, head, tail, nl; /* its chunk; whether that holds the embedding, the loss; its blocks */
     int32_t *tokens;  /* B x (T + 1), where the chunk holds the embedding or the loss */
     xlayer_acts *lay; /* per block; lay[i + 1].x is block i's output, in `out` after the last */
     float *out, *nf, *meanf, *rstdf, *logits; /* logits hold the probabilities after the forward */
@@ -278,7 +331,7 @@ static int64_t layout(const st__xmodel *x, int nl, int tail, st__xacts *a, float
     int64_t N = x->B * x->T, S = x->Ns, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d;
     float *p = mem;
     for (int l = 0; l < nl; l++) {
-        xlayer_acts t;
+        xlayer_acts t = {0};
         t.x = carve(&p, S * h), t.n1 = carve(&p, N * h), t.mean1 = carve(&p, S), t.rstd1 = carve(&p, S);
         t.q = carve(&p, N * ql), t.k = carve(&p, N * kl), t.v = carve(&p, N * kl);
         t.probs = carve(&p, x->B * x->a_l * x->T * x->T), t.ao = carve(&p, N * ql);
@@ -293,8 +346,11 @@ static int64_t layout(const st__xmodel *x, int nl, int tail, st__xacts *a, float
     return p - mem;
 }
 
+static void moe_free(struct xmoe *e);
+
 void st__xacts_free(st__xacts *a) {
     if (!a) return;
+    for (int l = 0; a->lay && l < a->nl; l++) moe_free(a->lay[l].moe);
     free(a->mem);
     free(a->tokens);
     free(a->lay);
@@ -337,7 +393,241 @@ static void add_bias(float *out, const float *b, int64_t N, int64_t C) {
         for (int64_t c = 0; c < C; c++) out[n * C + c] += b[c];
 }
 
-static void block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *out) {
+/* ---------------------------------------------------------------- experts */
+
+/* What an MoE block keeps from its forward for its backward. A (token, expert) pair is a slot
+ * n * topk + j: token n's j-th choice. */
+typedef struct xmoe {
+    int64_t nsend, R;         /* kept slots (sent, by expert), rows this rank's experts took */
+    int *slot;                /* nsend: the slot of each sent row */
+    int *scount, *rcount;     /* ep each: rows to and from each rank of the ep group */
+    int *perm, *first;        /* R: the received row of each expert-sorted row; E_l + 1: each expert's first */
+    int *top;                 /* N * topk: each slot's expert */
+    float *s;                 /* N * topk: its weight, the softmax over the token's top-k logits */
+    float *xin, *h1, *h3, *g; /* R rows, expert-sorted: input, fc1 (and SwiGLU's other half), activation */
+    float *y;                 /* nsend x h: each kept slot's expert output (partial over tp), in send order */
+} xmoe;
+
+static void moe_free(xmoe *e) {
+    if (!e) return;
+    free(e->slot), free(e->scount), free(e->rcount), free(e->perm), free(e->first), free(e->top), free(e->s);
+    free(e->xin), free(e->h1), free(e->h3), free(e->g), free(e->y);
+    free(e);
+}
+
+/* rows to the ep group's ranks and back (dispatch and combine); without ep a copy. New, or NULL. */
+static float *exchange(st__xmodel *x, const float *send, const int *scount, int *rcount, int64_t width) {
+    if (x->ep > 1 && x->comm.alltoallv) return x->comm.alltoallv(x->comm.ctx, send, scount, rcount, width);
+    float *r = malloc((size_t)(scount[0] * width + 1) * sizeof *r);
+    rcount[0] = scount[0];
+    if (r) memcpy(r, send, (size_t)(scount[0] * width) * sizeof *r);
+    return r;
+}
+
+/* rows of `from` [.. x width] moved: to[i] = from[perm[i]] (dir 0) or to[perm[i]] = from[i] (dir 1) */
+static void permute(float *to, const float *from, const int *perm, int64_t n, int64_t width, int dir) {
+    size_t b = (size_t)width * sizeof *to;
+    for (int64_t i = 0; i < n; i++)
+        memcpy(dir ? to + perm[i] * width : to + i * width, dir ? from + i * width : from + perm[i] * width, b);
+}
+
+typedef struct pick {
+    int64_t e;
+    float s;
+    int slot;
+} pick;
+
+/* by expert, then the higher weight first (the drop policy "probs"), then the earlier slot */
+static int pick_cmp(const void *pa, const void *pb) {
+    const pick *a = pa, *b = pb;
+    if (a->e != b->e) return a->e < b->e ? -1 : 1;
+    if (a->s != b->s) return a->s > b->s ? -1 : 1;
+    return (a->slot > b->slot) - (a->slot < b->slot);
+}
+
+/* The router and the kept slots: top, s, slot (by expert) and scount. 0 or ST_ENOMEM. */
+static int moe_route(st__xmodel *x, const st__xlayer *w, const float *n2, xmoe *e) {
+    int64_t N = x->B * x->T, K = x->topk, E = x->E;
+    float *logits = malloc((size_t)(N * E) * sizeof *logits);
+    pick *pk = malloc((size_t)(N * K) * sizeof *pk);
+    int rc = logits && pk ? 0 : ST_ENOMEM;
+    if (rc) goto out;
+    st__xmm_fwd(logits, n2, w->router, NULL, N, x->h, E, 0);
+    for (int64_t n = 0; n < N; n++) {
+        const float *lg = logits + n * E;
+        int *top = e->top + n * K;
+        float mx = -INFINITY, sum = 0;
+        for (int64_t j = 0; j < K; j++) { /* the j-th largest logit, the lower expert on a tie */
+            int64_t best = -1;
+            for (int64_t c = 0; c < E; c++) {
+                int taken = 0;
+                for (int64_t i = 0; i < j; i++) taken |= top[i] == c;
+                if (!taken && (best < 0 || lg[c] > lg[best])) best = c;
+            }
+            top[j] = (int)best;
+            if (lg[best] > mx) mx = lg[best];
+        }
+        for (int64_t j = 0; j < K; j++) sum += e->s[n * K + j] = expf(lg[top[j]] - mx);
+        for (int64_t j = 0; j < K; j++) {
+            e->s[n * K + j] /= sum;
+            pk[n * K + j] = (pick){top[j], e->s[n * K + j], (int)(n * K + j)};
+        }
+    }
+    qsort(pk, (size_t)(N * K), sizeof *pk, pick_cmp);
+    /* capacity: GShard's and Megatron's ceil(factor x tokens x k / experts) per expert */
+    int64_t cap = x->capacity_factor > 0 ? (int64_t)ceil(x->capacity_factor * (double)(N * K) / (double)E) : N * K;
+    e->nsend = 0;
+    for (int64_t i = 0, run = 0; i < N * K; i++) {
+        run = i > 0 && pk[i].e == pk[i - 1].e ? run + 1 : 0;
+        if (run >= cap) continue;
+        e->slot[e->nsend++] = pk[i].slot;
+        e->scount[pk[i].e / x->E_l]++;
+    }
+out:
+    free(logits);
+    free(pk);
+    return rc;
+}
+
+/* The MoE block's MLP on n2 [N x h]: part [N x h] (=), the sum of each token's kept experts'
+ * outputs times their weights (partial over tp). 0 or ST_ENOMEM. */
+static int moe_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *part) {
+    int64_t N = x->B * x->T, K = x->topk, h = x->h, fl = x->fe_l, El = x->E_l;
+    float *send = NULL, *recv = NULL, *yo = NULL, *back = NULL;
+    int rc = ST_ENOMEM;
+    xmoe *e = t->moe = calloc(1, sizeof *e);
+    if (!e) return rc;
+    e->top = malloc((size_t)(N * K) * sizeof *e->top);
+    e->s = malloc((size_t)(N * K) * sizeof *e->s);
+    e->slot = malloc((size_t)(N * K) * sizeof *e->slot);
+    e->scount = calloc((size_t)x->ep, sizeof *e->scount);
+    e->rcount = calloc((size_t)x->ep, sizeof *e->rcount);
+    e->first = calloc((size_t)El + 1, sizeof *e->first);
+    if (!e->top || !e->s || !e->slot || !e->scount || !e->rcount || !e->first || moe_route(x, w, t->n2, e)) goto out;
+    /* dispatch: each kept slot's row and its expert's place on the receiving rank */
+    if (!(send = malloc((size_t)(e->nsend * (h + 1) + 1) * sizeof *send))) goto out;
+    for (int64_t i = 0; i < e->nsend; i++) {
+        memcpy(send + i * (h + 1), t->n2 + (e->slot[i] / K) * h, (size_t)h * sizeof *send);
+        send[i * (h + 1) + h] = (float)(e->top[e->slot[i]] % El);
+    }
+    if (!(recv = exchange(x, send, e->scount, e->rcount, h + 1))) goto out;
+    e->R = 0;
+    for (int r = 0; r < x->ep; r++) e->R += e->rcount[r];
+    /* the received rows sorted by expert (a counting sort, stable) */
+    int64_t R = e->R;
+    e->perm = malloc((size_t)(R + 1) * sizeof *e->perm);
+    e->xin = malloc((size_t)(R * h + 1) * sizeof *e->xin);
+    e->h1 = malloc((size_t)(R * fl + 1) * sizeof *e->h1);
+    e->h3 = malloc((size_t)(R * fl + 1) * sizeof *e->h3);
+    e->g = malloc((size_t)(R * fl + 1) * sizeof *e->g);
+    yo = malloc((size_t)(R * h + 1) * sizeof *yo);
+    back = malloc((size_t)(R * h + 1) * sizeof *back);
+    if (!e->perm || !e->xin || !e->h1 || !e->h3 || !e->g || !yo || !back) goto out;
+    for (int64_t i = 0; i < R; i++) e->first[(int)recv[i * (h + 1) + h] + 1]++;
+    for (int64_t c = 0; c < El; c++) e->first[c + 1] += e->first[c];
+    int *fill = e->first; /* advanced below, then moved back */
+    for (int64_t i = 0; i < R; i++) {
+        int c = (int)recv[i * (h + 1) + h], at = fill[c]++;
+        e->perm[at] = (int)i;
+        memcpy(e->xin + at * h, recv + i * (h + 1), (size_t)h * sizeof *e->xin);
+    }
+    for (int64_t c = El; c > 0; c--) fill[c] = fill[c - 1];
+    fill[0] = 0;
+    for (int64_t c = 0; c < El; c++) {
+        int64_t a = e->first[c], n = e->first[c + 1] - a;
+        float *hh1 = e->h1 + a * fl, *hh3 = e->h3 + a * fl, *gg = e->g + a * fl;
+        st__xmm_fwd(hh1, e->xin + a * h, w->ew1 + c * fl * h, NULL, n, h, fl, 0);
+        if (x->swiglu) {
+            st__xmm_fwd(hh3, e->xin + a * h, w->ew3 + c * fl * h, NULL, n, h, fl, 0);
+            st__xswiglu_fwd(gg, hh1, hh3, n * fl);
+        } else {
+            st__xact_fwd(gg, hh1, n * fl, x->act);
+        }
+        st__xmm_fwd(yo + a * h, gg, w->ew2 + c * h * fl, NULL, n, fl, h, 0);
+    }
+    /* combine: the outputs back to their tokens' ranks, in the order they were sent */
+    permute(back, yo, e->perm, R, h, 1);
+    int *got = malloc((size_t)x->ep * sizeof *got);
+    e->y = got ? exchange(x, back, e->rcount, got, h) : NULL;
+    free(got);
+    if (!e->y) goto out;
+    memset(part, 0, (size_t)(N * h) * sizeof *part);
+    for (int64_t i = 0; i < e->nsend; i++) {
+        int sl = e->slot[i];
+        float s = e->s[sl], *o = part + (sl / K) * h;
+        for (int64_t c = 0; c < h; c++) o[c] += s * e->y[i * h + c];
+    }
+    rc = 0;
+out:
+    free(send);
+    free(recv);
+    free(yo);
+    free(back);
+    return rc;
+}
+
+/* The MoE block's backward: dout [N x h] (every row), the experts' and the router's gradients, and
+ * dn [N x h] (+=, partial over tp like the dense MLP's) the gradient of its input n2. */
+static int moe_bwd(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const xlayer_acts *t, const float *dout,
+                   float *dn) {
+    const xmoe *e = t->moe;
+    int64_t N = x->B * x->T, S = x->Ns, K = x->topk, E = x->E, h = x->h, fl = x->fe_l, R = e->R;
+    float *ds = calloc((size_t)(N * K), sizeof *ds), *dy = malloc((size_t)(e->nsend * h + 1) * sizeof *dy);
+    float *rdy = NULL, *dys = malloc((size_t)(R * h + 1) * sizeof *dys), *dx = calloc((size_t)(R * h + 1), sizeof *dx);
+    float *dg = malloc((size_t)(R * fl + 1) * sizeof *dg), *dh1 = malloc((size_t)(R * fl + 1) * sizeof *dh1);
+    float *dh3 = malloc((size_t)(R * fl + 1) * sizeof *dh3), *dxr = malloc((size_t)(R * h + 1) * sizeof *dxr);
+    float *back = NULL, *dl = calloc((size_t)(N * E), sizeof *dl), *junk = NULL;
+    int *got = malloc((size_t)x->ep * sizeof *got), rc = ST_ENOMEM;
+    if (!ds || !dy || !dys || !dx || !dg || !dh1 || !dh3 || !dxr || !dl || !got) goto out;
+    /* the weights' gradients (<dout, y>, summed over tp) and the experts' output gradients */
+    for (int64_t i = 0; i < e->nsend; i++) {
+        int sl = e->slot[i];
+        const float *d = dout + (sl / K) * h;
+        double dot = 0;
+        for (int64_t c = 0; c < h; c++) dot += (double)d[c] * e->y[i * h + c], dy[i * h + c] = e->s[sl] * d[c];
+        ds[sl] = (float)dot;
+    }
+    allreduce(x, ds, N * K, 0);
+    if (!(rdy = exchange(x, dy, e->scount, got, h))) goto out;
+    permute(dys, rdy, e->perm, R, h, 0);
+    for (int64_t c = 0; c < x->E_l; c++) {
+        int64_t a = e->first[c], n = e->first[c + 1] - a;
+        float *gg = dg + a * fl, *g1 = dh1 + a * fl, *g3 = dh3 + a * fl;
+        memset(gg, 0, (size_t)(n * fl) * sizeof *gg);
+        st__xmm_bwd(gg, gw->ew2 + c * h * fl, NULL, dys + a * h, e->g + a * fl, w->ew2 + c * h * fl, n, fl, h);
+        if (x->swiglu) st__xswiglu_bwd(g1, g3, e->h1 + a * fl, e->h3 + a * fl, gg, n * fl);
+        else st__xact_bwd(g1, e->h1 + a * fl, gg, n * fl, x->act);
+        st__xmm_bwd(dx + a * h, gw->ew1 + c * fl * h, NULL, g1, e->xin + a * h, w->ew1 + c * fl * h, n, h, fl);
+        if (x->swiglu)
+            st__xmm_bwd(dx + a * h, gw->ew3 + c * fl * h, NULL, g3, e->xin + a * h, w->ew3 + c * fl * h, n, h, fl);
+    }
+    /* the input gradients back to their tokens' ranks */
+    permute(dxr, dx, e->perm, R, h, 1);
+    if (!(back = exchange(x, dxr, e->rcount, got, h))) goto out;
+    for (int64_t i = 0; i < e->nsend; i++) {
+        float *d = dn + (e->slot[i] / K) * h;
+        for (int64_t c = 0; c < h; c++) d[c] += back[i * h + c];
+    }
+    /* the router: through the softmax over each token's top k */
+    for (int64_t n = 0; n < N; n++) {
+        double sum = 0;
+        for (int64_t j = 0; j < K; j++) sum += (double)e->s[n * K + j] * ds[n * K + j];
+        for (int64_t j = 0; j < K; j++)
+            dl[n * E + e->top[n * K + j]] = (float)(e->s[n * K + j] * (ds[n * K + j] - sum));
+    }
+    /* each row's router gradient once over tp: with sp each rank its rows (st__xmodel_sp_grads sums
+     * the weight's), without it the weight's on every rank and the input's on tp rank 0 */
+    int64_t r0 = x->sp ? x->tr * S : 0, rows = x->sp ? S : N;
+    if (!x->sp && x->tr != 0 && !(junk = calloc((size_t)(N * h), sizeof *junk))) goto out;
+    st__xmm_bwd(junk ? junk : dn + r0 * h, gw->router, NULL, dl + r0 * E, t->n2 + r0 * h, w->router, rows, h, E);
+    rc = 0;
+out:
+    free(ds), free(dy), free(rdy), free(dys), free(dx), free(dg), free(dh1), free(dh3), free(dxr), free(back);
+    free(dl), free(junk), free(got);
+    return rc;
+}
+
+static int block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *out) {
     int64_t N = x->B * x->T, S = x->Ns, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d;
     float *part = x->sp ? x->work : NULL; /* a row-parallel GEMM's partial sums, with sp */
     st__xnorm_fwd(own_rows(x, t->n1), t->mean1, t->rstd1, t->x, w->ln1_w, w->ln1_b, S, h);
@@ -357,17 +647,23 @@ static void block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float 
     for (int64_t i = 0; i < S * h; i++) t->x2[i] += t->x[i];
     st__xnorm_fwd(own_rows(x, t->n2), t->mean2, t->rstd2, t->x2, w->ln2_w, w->ln2_b, S, h);
     gather_rows(x, t->n2);
-    st__xmm_fwd(t->h1, t->n2, w->w1, w->b1, N, h, x->f_l, 0);
-    if (x->swiglu) {
-        st__xmm_fwd(t->h3, t->n2, w->w3, NULL, N, h, x->f_l, 0);
-        st__xswiglu_fwd(t->g, t->h1, t->h3, N * x->f_l);
+    if (w->router) {
+        int rc = moe_fwd(x, w, t, part ? part : out);
+        if (rc) return rc;
     } else {
-        st__xact_fwd(t->g, t->h1, N * x->f_l, x->act);
+        st__xmm_fwd(t->h1, t->n2, w->w1, w->b1, N, h, x->f_l, 0);
+        if (x->swiglu) {
+            st__xmm_fwd(t->h3, t->n2, w->w3, NULL, N, h, x->f_l, 0);
+            st__xswiglu_fwd(t->g, t->h1, t->h3, N * x->f_l);
+        } else {
+            st__xact_fwd(t->g, t->h1, N * x->f_l, x->act);
+        }
+        st__xmm_fwd(part ? part : out, t->g, w->w2, NULL, N, x->f_l, h, 0);
     }
-    st__xmm_fwd(part ? part : out, t->g, w->w2, NULL, N, x->f_l, h, 0);
     sum_rows(x, out, part ? part : out);
     add_bias(out, w->b2, S, h);
     for (int64_t i = 0; i < S * h; i++) out[i] += t->x2[i];
+    return 0;
 }
 
 /* vocab-parallel cross-entropy of the logits [N x V_l]: the mean loss; the logits become the
@@ -404,6 +700,7 @@ st__xacts *st__xmodel_forward(st__xmodel *x, int chunk, const int32_t *tokens, c
     st__xacts *a = calloc(1, sizeof *a);
     if (!a) return NULL;
     a->chunk = chunk, a->head = x->first && chunk == 0, a->tail = x->last && chunk == x->nchunks - 1;
+    a->nl = (int)nl;
     a->lay = calloc((size_t)(nl > 0 ? nl : 1), sizeof *a->lay);
     a->mem = malloc((size_t)layout(x, (int)nl, a->tail, a, NULL) * sizeof(float));
     a->tokens = malloc((size_t)(x->B * (T + 1)) * sizeof *a->tokens);
@@ -430,7 +727,10 @@ st__xacts *st__xmodel_forward(st__xmodel *x, int chunk, const int32_t *tokens, c
         memcpy(x0, in, (size_t)(S * h) * sizeof *x0);
     }
     for (int64_t l = 0; l < nl; l++)
-        block_fwd(x, &x->lp[k0 + l], &a->lay[l], l + 1 < nl ? a->lay[l + 1].x : a->out);
+        if (block_fwd(x, &x->lp[k0 + l], &a->lay[l], l + 1 < nl ? a->lay[l + 1].x : a->out)) {
+            st__xacts_free(a);
+            return NULL;
+        }
     if (a->tail) {
         st__xnorm_fwd(own_rows(x, a->nf), a->meanf, a->rstdf, a->out, x->lnf_w, x->lnf_b, S, h);
         gather_rows(x, a->nf);
@@ -463,22 +763,28 @@ static const float *gathered(st__xmodel *x, const float *dout, float *full) {
     return full;
 }
 
-static void block_bwd(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const xlayer_acts *t, const float *dout,
-                      float *din) {
+static int block_bwd(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const xlayer_acts *t, const float *dout,
+                     float *din) {
     int64_t N = x->B * x->T, S = x->Ns, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d, F = N * x->f_l;
     float *dn = x->work + 2 * N * h, *dx2 = dn + N * h, *dao = dx2 + N * h, *dq = dao + N * ql, *dk = dq + N * ql;
     float *dv = dk + N * kl, *dg = dv + N * kl, *dh1 = dg + F, *dh3 = dh1 + F;
     float *full = dh3 + F, *dns = full + N * h; /* sp only */
     size_t sb = (size_t)(S * h) * sizeof(float);
     /* MLP; with sp the biases after the row-parallel GEMMs get their rows' part */
-    memset(dg, 0, (size_t)F * sizeof *dg);
-    st__xmm_bwd(dg, gw->w2, x->sp ? NULL : gw->b2, gathered(x, dout, full), t->g, w->w2, N, x->f_l, h);
-    if (x->sp) bias_grad(gw->b2, dout, S, h);
-    if (x->swiglu) st__xswiglu_bwd(dh1, dh3, t->h1, t->h3, dg, F);
-    else st__xact_bwd(dh1, t->h1, dg, F, x->act);
-    memset(dn, 0, (size_t)(N * h) * sizeof *dn);
-    st__xmm_bwd(dn, gw->w1, gw->b1, dh1, t->n2, w->w1, N, h, x->f_l);
-    if (x->swiglu) st__xmm_bwd(dn, gw->w3, NULL, dh3, t->n2, w->w3, N, h, x->f_l);
+    if (w->router) {
+        memset(dn, 0, (size_t)(N * h) * sizeof *dn);
+        int rc = moe_bwd(x, w, gw, t, gathered(x, dout, full), dn);
+        if (rc) return rc;
+    } else {
+        memset(dg, 0, (size_t)F * sizeof *dg);
+        st__xmm_bwd(dg, gw->w2, x->sp ? NULL : gw->b2, gathered(x, dout, full), t->g, w->w2, N, x->f_l, h);
+        if (x->sp) bias_grad(gw->b2, dout, S, h);
+        if (x->swiglu) st__xswiglu_bwd(dh1, dh3, t->h1, t->h3, dg, F);
+        else st__xact_bwd(dh1, t->h1, dg, F, x->act);
+        memset(dn, 0, (size_t)(N * h) * sizeof *dn);
+        st__xmm_bwd(dn, gw->w1, gw->b1, dh1, t->n2, w->w1, N, h, x->f_l);
+        if (x->swiglu) st__xmm_bwd(dn, gw->w3, NULL, dh3, t->n2, w->w3, N, h, x->f_l);
+    }
     memcpy(dx2, dout, sb);
     norm_bwd(x, dx2, gw->ln2_w, gw->ln2_b, dn, dns, t->x2, w->ln2_w, t->mean2, t->rstd2);
     /* attention */
@@ -497,9 +803,10 @@ static void block_bwd(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const 
     st__xmm_bwd(dn, gw->wv, gw->bv, dv, t->n1, w->wv, N, h, kl);
     memcpy(din, dx2, sb);
     norm_bwd(x, din, gw->ln1_w, gw->ln1_b, dn, dns, t->x, w->ln1_w, t->mean1, t->rstd1);
+    return 0;
 }
 
-void st__xmodel_backward(st__xmodel *x, st__xacts *a, const float *dout, double loss_scale, const float **din) {
+int st__xmodel_backward(st__xmodel *x, st__xacts *a, const float *dout, double loss_scale, const float **din) {
     int64_t N = x->B * x->T, S = x->Ns, h = x->h, T = x->T, k0 = chunk_first(x, a->chunk);
     int64_t nl = x->cl1[a->chunk] - x->cl0[a->chunk], r0 = x->sp ? x->tr * S : 0;
     float *d0 = x->work, *d1 = d0 + N * h; /* the residual stream's gradient, in turn */
@@ -522,7 +829,8 @@ void st__xmodel_backward(st__xmodel *x, st__xacts *a, const float *dout, double 
         memcpy(d0, dout, (size_t)(S * h) * sizeof *d0);
     }
     for (int64_t l = nl - 1; l >= 0; l--) {
-        block_bwd(x, &x->lp[k0 + l], &x->lg[k0 + l], &a->lay[l], d0, d1);
+        int rc = block_bwd(x, &x->lp[k0 + l], &x->lg[k0 + l], &a->lay[l], d0, d1);
+        if (rc) return rc;
         float *t = d0;
         d0 = d1, d1 = t;
     }
@@ -539,6 +847,7 @@ void st__xmodel_backward(st__xmodel *x, st__xacts *a, const float *dout, double 
     } else {
         *din = d0;
     }
+    return 0;
 }
 
 void st__xmodel_sp_grads(st__xmodel *x, int64_t lo, int64_t hi) {

@@ -88,6 +88,26 @@ check_within "pp=2 vp=2 interleaved over 8 micro-batches (Llama) matches the ref
 mpi 8 --model tiny-gpt --plan tp=2,sp=1,pp=2,vp=2,dp=2,mbs=1,gbs=8,seq=32,zero=1 --steps 2 --check --json
 check_within "tp x pp x dp = 2x2x2 with sp, vp=2 and ZeRO-1 on 8 ranks matches the reference"
 
+# mixture of experts (tiny-moe: 4 experts, top-2): the ep all-to-alls dispatch and combine, the
+# experts' gradients summed over the ranks that hold the same experts; with sp the MoE block reads
+# the gathered rows like the dense MLP
+mpi 2 --model tiny-moe --plan tp=1,pp=1,dp=2,ep=2,mbs=1,gbs=4,seq=32 --steps 2 --check --json
+check_within "MoE ep=2 (dp=2) matches the reference"
+mpi 4 --model tiny-moe --plan tp=2,sp=1,pp=1,dp=2,ep=2,mbs=1,gbs=4,seq=32 --steps 2 --check --json
+check_within "MoE ep=2 with tp=2 sp=1 matches the reference"
+mpi 8 --model tiny-moe --plan tp=2,pp=2,dp=2,ep=2,mbs=1,gbs=8,seq=32,zero=1 --steps 2 --check --json
+check_within "MoE tp x pp x dp = 2x2x2, ep=2, ZeRO-1 (experts sharded over their own group) matches the reference"
+if grep -q '"params": 1903744,' "$T/out"; then ok "MoE: every expert counted once (1,903,744 parameters)"
+else nok "MoE: every expert counted once (1,903,744 parameters)" "$(grep -o '"params": [0-9]*' "$T/out")"; fi
+# a capacity factor of 1: each expert takes at most ceil(64 x 2 / 4) = 32 of a micro-batch's pairs
+cat >"$T/moecap.json" <<'EOF'
+{"name": "tiny-moe-cap", "layers": 2, "hidden": 64, "heads": 4, "kv_heads": 2, "ffn": 128, "vocab": 256,
+ "seq_len": 32, "activation": "swiglu", "norm": "rmsnorm", "position": "rope", "tied_embeddings": false,
+ "bias": false, "experts": 4, "experts_topk": 2, "capacity_factor": 1.0}
+EOF
+mpi 2 --model "$T/moecap.json" --plan tp=1,pp=1,dp=2,ep=2,mbs=2,gbs=4,seq=32 --steps 2 --check --json
+check_within "MoE with a capacity factor (tokens dropped alike on every sharding) matches the reference"
+
 # the same run with --reference-kernels (plain C GEMMs) gives the same losses up to rounding
 mpi 2 --model tiny-gpt --plan tp=2,pp=1,dp=1,mbs=1,gbs=2,seq=32 --steps 1 --json
 blas=$(grep -o '"loss": \[[^]]*' "$T/out")

@@ -115,13 +115,15 @@ static double loss_of(st__xmodel *x, const int32_t *tok) {
 
 /* every tensor's largest gradient against (L(w + e) - L(w - e)) / 2e, in double where it counts:
  * the loss is a mean of float per-token losses, so rounding adds about u L / e ~ 4e-5 */
-static void finite_differences(const char *preset) {
+static void finite_differences(const char *preset, double capacity_factor) {
     st_model m;
     st_error err;
     ck_assert_int_eq(st_model_preset(preset, &m), 0);
     m.layers = 2, m.hidden = 16, m.heads = 4, m.head_dim = 4, m.vocab = 32;
     m.kv_heads = m.kv_heads < m.heads ? 2 : 4;
     m.ffn = 24;
+    if (m.experts) m.moe_ffn = 20;
+    m.capacity_factor = capacity_factor;
     enum { B = 2, T = 6 };
     st__xmodel x;
     int l0 = 0, l1 = 2;
@@ -135,7 +137,7 @@ static void finite_differences(const char *preset) {
     double loss = 0;
     const float *o;
     st__xacts *a = st__xmodel_forward(&x, 0, tok, NULL, &o, &loss);
-    st__xmodel_backward(&x, a, NULL, 1.0, &o);
+    ck_assert_int_eq(st__xmodel_backward(&x, a, NULL, 1.0, &o), 0);
     st__xacts_free(a);
     ck_assert(loss > 0 && isfinite(loss));
     for (int i = 0; i < x.ntensors; i++) {
@@ -157,10 +159,18 @@ static void finite_differences(const char *preset) {
     st__xmodel_destroy(&x);
 }
 
-START_TEST(gradients_gpt) { finite_differences("tiny-gpt"); }
+START_TEST(gradients_gpt) { finite_differences("tiny-gpt", 0); }
 END_TEST
 
-START_TEST(gradients_llama) { finite_differences("tiny-llama"); }
+START_TEST(gradients_llama) { finite_differences("tiny-llama", 0); }
+END_TEST
+
+/* the router (through the softmax over the top k) and every expert's MLP */
+START_TEST(gradients_moe) { finite_differences("tiny-moe", 0); }
+END_TEST
+
+/* with a capacity of ceil(0.5 x 12 x 2 / 4) = 3 pairs per expert, half of them dropped */
+START_TEST(gradients_moe_capacity) { finite_differences("tiny-moe", 0.5); }
 END_TEST
 
 /* the shards of tp = 2 hold the full model's numbers at their places, and refuse what does not divide */
@@ -239,6 +249,20 @@ START_TEST(chunks_hold_their_blocks) {
     st__xpart ps = {.B = 1, .T = 7, .tp = 2, .sp = 1, .nchunks = 1, .l0 = &zero, .l1 = &four, .first = 1, .last = 1};
     ck_assert_int_eq(st__xmodel_init(&two, &m, &ps, 3, &err), ST_EINVAL);
     ck_assert_ptr_nonnull(strstr(err.text, "sp=1"));
+    /* experts: ep must divide them; no biases */
+    ck_assert_int_eq(st_model_preset("tiny-moe", &m), 0);
+    st__xpart pe = {.B = 1, .T = 8, .tp = 1, .ep = 3, .nchunks = 1, .l0 = &zero, .l1 = &four, .first = 1, .last = 1};
+    ck_assert_int_eq(st__xmodel_init(&two, &m, &pe, 3, &err), ST_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.text, "ep=3 must divide the experts (4)"));
+    pe.ep = 2, pe.er = 1, m.bias = 1;
+    ck_assert_int_eq(st__xmodel_init(&two, &m, &pe, 3, &err), ST_EINVAL);
+    m.bias = 0;
+    ck_assert_int_eq(st__xmodel_init(&two, &m, &pe, 3, &err), 0);
+    /* ep place 1 of 2 holds experts 2 and 3, after the dense tensors */
+    ck_assert_int_eq(two.e0, 2);
+    ck_assert_int_eq(two.tensors[two.ntensors - 1].expert, 3);
+    ck_assert_str_eq(two.tensors[two.ntensors - 1].name, "moe_w2");
+    st__xmodel_destroy(&two);
 }
 END_TEST
 
@@ -252,6 +276,8 @@ Suite *suite_exec_cpu(void) {
     tcase_add_test(tc, tokens_seeded);
     tcase_add_test(tc, gradients_gpt);
     tcase_add_test(tc, gradients_llama);
+    tcase_add_test(tc, gradients_moe);
+    tcase_add_test(tc, gradients_moe_capacity);
     tcase_add_test(tc, shards_slice_the_full_tensors);
     tcase_add_test(tc, chunks_hold_their_blocks);
     suite_add_tcase(s, tc);
