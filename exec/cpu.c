@@ -8,7 +8,11 @@
  * activations per micro-batch, from the lowering); dp by summing the
  * gradients over the dp group (the loss gradient already carries 1/(micro-batches x dp), so the sum
  * is Megatron's average); ZeRO-1 (Rajbhandari et al. 2020; Megatron-LM's distributed optimizer) by a
- * reduce-scatter of the gradients, Adam on this rank's shard, and an all-gather of the parameters.
+ * reduce-scatter of the gradients, Adam on this rank's shard, and an all-gather of the parameters;
+ * ZeRO-2 alike (the lowering gives it the same collectives: it differs in memory, not in numbers,
+ * and this executor keeps the whole gradient buffer). Activation recompute: the program's
+ * recompute instruction before each backward (exec/model.c; checked against the operators the
+ * lowering names, recompute_mismatch).
  * The tied embedding's gradient is all-reduced between the first and last stage (Megatron-LM's
  * embedding group). ep (MoE): the all-to-alls run inside the model (exec/model.c) in the program's
  * ep groups (ep consecutive ranks of the dp group); the experts' gradients are summed over the
@@ -164,15 +168,70 @@ static int find_group(const st_lowered *l, st_group_kind k, int rank, int *pos) 
 }
 
 /* What this executor runs; the same answer on every rank (it reads only the plan and the lowering). */
-static int check_plan(const st_plan *p, const st_lowered *l, int size, st_error *err) {
+/* The recompute of program pg as this executor runs it (exec/model.c): one right before each
+ * backward, of the same chunk and micro-batch, naming the operators it recomputes: full, its chunk's
+ * blocks' forward operators in their order; selective, attention cores only (scores, softmax,
+ * dropout, context, or the fused attention), at least one in each block. Without recompute, none. */
+static const char *recompute_mismatch(const st_plan *p, const st_lowered *l, const st_program *pg, int64_t L) {
+    int rec = -1; /* the pending recompute */
+    for (int i = 0; i < pg->n; i++) {
+        st_ins in, f;
+        st_program_ins(pg, i, &in);
+        if (in.kind != ST_INS_COMPUTE) continue;
+        if (in.phase == ST_PHASE_BWD) {
+            st_ins r;
+            if (p->recompute == ST_REC_NONE) continue;
+            if (rec < 0) return "a backward without its recompute";
+            st_program_ins(pg, rec, &r);
+            if (r.chunk != in.chunk || r.mb != in.mb) return "a recompute of another chunk or micro-batch";
+            rec = -1;
+            continue;
+        }
+        if (in.phase != ST_PHASE_RECOMPUTE) continue;
+        if (p->recompute == ST_REC_NONE || rec >= 0) return "a recompute without its backward";
+        rec = i;
+        int fi = -1, nb = 0, last = -1;
+        for (int j = 0; j < pg->n && fi < 0; j++) { /* the chunk's forward (any micro-batch's) */
+            st_program_ins(pg, j, &f);
+            if (f.kind == ST_INS_COMPUTE && f.phase == ST_PHASE_FWD && f.chunk == in.chunk) fi = j;
+        }
+        if (fi < 0) return "a recompute of a chunk that runs no forward";
+        for (int k = 0; k < f.nops; k++) {
+            int32_t y = l->ops[f.op + k].layer;
+            if (y >= 0 && y < L && y != last) nb++, last = y;
+        }
+        int j = 0, blocks = 0;
+        last = -1;
+        for (int k = 0; k < in.nops; k++) {
+            const st_lowered_op *o = &l->ops[in.op + k];
+            if (o->layer != last) blocks++, last = o->layer;
+            if (p->recompute == ST_REC_FULL) { /* the next block operator of the forward */
+                while (j < f.nops && (l->ops[f.op + j].layer < 0 || l->ops[f.op + j].layer >= L)) j++;
+                if (j == f.nops || l->ops[f.op + j].layer != o->layer || strcmp(l->ops[f.op + j].name, o->name))
+                    return "a full recompute that is not its chunk's blocks' forward";
+                j++;
+            } else if (o->cls != ST_OPC_ATTENTION && o->cls != ST_OPC_SOFTMAX && o->cls != ST_OPC_BGEMM &&
+                       strcmp(o->name, "attn_dropout")) {
+                return "a selective recompute of more than the attention core";
+            }
+        }
+        while (p->recompute == ST_REC_FULL && j < f.nops &&
+               (l->ops[f.op + j].layer < 0 || l->ops[f.op + j].layer >= L))
+            j++;
+        if (blocks != nb || (p->recompute == ST_REC_FULL && j != f.nops)) return "a recompute that misses blocks";
+    }
+    return rec >= 0 ? "a recompute without its backward" : NULL;
+}
+
+static int check_plan(const st_plan *p, const st_lowered *l, int64_t L, int size, st_error *err) {
     if (size != l->nranks)
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "the plan runs on %d ranks (tp x pp x dp x cp); mpirun started %d (mpirun -np %d)",
                             l->nranks, size, l->nranks);
     const char *why = p->cp > 1                          ? "context parallelism (cp > 1)"
-                      : p->zero > 1                      ? "ZeRO stages 2 and 3"
+                      : p->zero > 2                      ? "ZeRO stage 3"
                       : p->offload != ST_OFF_NONE        ? "offloading"
-                      : p->recompute != ST_REC_NONE      ? "activation recompute"
+                      : p->recompute == ST_REC_OP        ? "op-level recompute (recompute=op)"
                       : p->schedule == ST_SCHED_ZB       ? "zero-bubble schedules"
                       : l->nops == 0 || l->progs == NULL ? "a lowering without operators"
                                                          : NULL;
@@ -180,6 +239,12 @@ static int check_plan(const st_plan *p, const st_lowered *l, int size, st_error 
     for (int i = 0; i < l->nranks; i++)
         if (l->progs[i].replicas != 1 || l->progs[i].rank != i)
             return st_error_set(err, ST_EINVAL, NULL, "plan", "the cpu executor needs every rank lowered, in order");
+    for (int i = 0; i < l->nranks; i++) {
+        const char *bad = recompute_mismatch(p, l, &l->progs[i], L);
+        if (bad)
+            return st_error_set(err, ST_EINVAL, NULL, "plan", "rank %d's program has %s: the cpu executor cannot run it",
+                                i, bad);
+    }
     return 0;
 }
 
@@ -287,6 +352,10 @@ static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_e
                       ADAM_LR, ADAM_B1, ADAM_B2, ADAM_EPS);
         }
         return 0;
+    }
+    if (in->phase == ST_PHASE_RECOMPUTE) {
+        *kind = ST_EXEC_RECOMPUTE;
+        return k >= 0 && S->acts[k] ? st__xmodel_recompute(&S->x, S->acts[k]) : ST_EINVAL;
     }
     if (k < 0 || (in->phase != ST_PHASE_FWD && in->phase != ST_PHASE_BWD)) return ST_EINVAL;
     if (S->x.first || S->x.last) gen_tokens(S, step, ((int64_t)S->dr * S->M + mb) * S->x.B, o->seed);
@@ -476,6 +545,7 @@ static int write_trace(const rank_state *S, const double *all, const char *path,
                               : in.kind == ST_INS_RECV ? "recv"
                               : in.phase == ST_PHASE_FWD ? "fwd"
                               : in.phase == ST_PHASE_BWD ? "bwd"
+                              : in.phase == ST_PHASE_RECOMPUTE ? "recompute"
                                                           : "optimizer";
             st_trace_span(t, pg->rank, in.stream, all[k], all[k + 1], cat, in.label ? in.label : cat, in.chunk, in.mb);
         }
@@ -659,12 +729,12 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     MPI_Comm_rank(MPI_COMM_WORLD, &S.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     res->rank = S.rank, res->nranks = size, res->steps = o->steps;
-    if ((rc = check_plan(p, l, size, err))) return rc;
+    if ((rc = check_plan(p, l, m->layers, size, err))) return rc;
     st__xkernels_reference = o->reference_kernels;
     st__xkernels_threads(1); /* one core per rank (the ranks are the parallelism) */
     S.l = l;
     S.pg = &l->progs[S.rank];
-    S.M = l->microbatches, S.T = p->seq, S.gbs = p->gbs, S.zero = p->zero == 1;
+    S.M = l->microbatches, S.T = p->seq, S.gbs = p->gbs, S.zero = p->zero == 1 || p->zero == 2;
     S.pp = p->pp, S.V = p->vp;
     int gt = find_group(l, ST_GRP_TP, S.rank, &S.tr), gd = find_group(l, ST_GRP_DP, S.rank, &S.dr);
     S.tp = gt >= 0 ? l->groups[gt].n : 1;
@@ -674,7 +744,8 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     S.epc = S.edpc = MPI_COMM_NULL;
     l0 = calloc((size_t)S.V, sizeof *l0), l1 = calloc((size_t)S.V, sizeof *l1);
     st__xpart part = {.B = p->mbs, .T = p->seq, .tp = S.tp, .tr = S.tr, .sp = p->sp, .ep = S.ep, .er = S.er,
-                      .nchunks = S.V, .l0 = l0, .l1 = l1};
+                      .nchunks = S.V, .l0 = l0, .l1 = l1,
+                      .recompute = p->recompute == ST_REC_FULL ? 2 : p->recompute == ST_REC_SELECTIVE ? 1 : 0};
     if (l0 && l1) stage_layers(l, S.pg, m->layers, S.pp, S.V, l0, l1, &part.first, &part.last);
     /* a refusal of the model's shape is every rank's (each checks the same numbers); running out of
      * memory may be one rank's: all of them learn it below before any collective that could hang */

@@ -42,9 +42,10 @@ typedef enum {
     ST_EXEC_SEND,
     ST_EXEC_RECV,
     ST_EXEC_COLL_EP, /* the ep all-to-alls, inside the compute like tp's */
+    ST_EXEC_RECOMPUTE,
     ST_EXEC_KINDS
 } st_exec_kind;
-const char *st_exec_kind_name(st_exec_kind k); /* "fwd", ..., "coll tp", ..., "recv", "coll ep" */
+const char *st_exec_kind_name(st_exec_kind k); /* "fwd", ..., "coll tp", ..., "recv", "coll ep", "recompute" */
 
 /* the tensors --check compares (every block's of one name together) */
 #define ST_EXEC_TENSORS 26

@@ -88,6 +88,7 @@ typedef struct st__xpart {
     int nchunks;        /* pipeline chunks this rank runs: vp with the interleaved schedule, else 1 */
     const int *l0, *l1; /* nchunks each: chunk c runs blocks [l0[c], l1[c]) (ascending, disjoint) */
     int first, last;    /* chunk 0 holds the embedding; chunk nchunks - 1 the final norm, output layer, loss */
+    int recompute;      /* 0 none, 1 selective, 2 full (st__xmodel_recompute) */
 } st__xpart;
 
 /* One tensor of the model as this rank holds it: the block [row0, row0 + nrows) x [col0, col0 +
@@ -121,6 +122,7 @@ typedef struct st__xmodel {
     st__xact act;
     /* this rank's part */
     int tp, tr, sp; /* tp degree, this rank's place in its group, sequence parallelism */
+    int recompute;  /* st__xpart's */
     int64_t Ns;     /* token rows of the residual stream on this rank: N, or N / tp with sp */
     int64_t a_l, kv_l, f_l, V_l, v0; /* local heads, ffn, vocabulary and its first row */
     /* MoE (Shazeer et al. 2017; Fedus et al. 2022 for the capacity): experts, top-k, an expert's ffn
@@ -167,6 +169,10 @@ st__xacts *st__xmodel_forward(st__xmodel *x, int chunk, const int32_t *tokens, c
  * *din [Ns x h] the gradient of the chunk's input (borrowed; not where it holds the embedding).
  * 0, or ST_ENOMEM (an MoE block's buffers). */
 int st__xmodel_backward(st__xmodel *x, st__xacts *acts, const float *dout, double loss_scale, const float **din);
+/* With recompute, the forward kept only what the recompute starts from; this makes the rest again
+ * (full: the chunk's blocks from its input; selective: the attention probabilities). Before the
+ * backward, which refuses (ST_EINVAL) until it ran. 0, ST_EINVAL (nothing was dropped), ST_ENOMEM. */
+int st__xmodel_recompute(st__xmodel *x, st__xacts *acts);
 void st__xacts_free(st__xacts *a);
 
 /* Seeded tokens of sample `sample` at step `step`: T + 1 values below V (a counter-based hash, the

@@ -35,6 +35,13 @@
  * (exec/cpu.c). No auxiliary load-balancing loss (Megatron's coefficient defaults to 0), no shared
  * experts, no biases in expert blocks.
  *
+ * Activation recompute (Korthikanti et al. 2022, Sec. 5; Megatron-LM's --recompute-granularity):
+ * full keeps a chunk's input and drops its blocks' activations after the forward, and the recompute
+ * runs the blocks again from it, their tp collectives and ep all-to-alls included (Megatron's full
+ * recompute checkpoints each block's input: the same numbers); selective drops the attention
+ * probabilities and recomputes them (QK^T, softmax, times V) from the kept q, k and v. The output
+ * layer and the loss are not recomputed (Megatron does not either).
+ *
  * Interleaved pipelines (vp > 1): a rank holds several chunks of blocks; their weights lie in one
  * flat buffer, chunk by chunk, and a forward or backward runs one chunk.
  *
@@ -230,6 +237,7 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
     x->rope = m->position == ST_POS_ROPE, x->bias = m->bias, x->tied = m->tied_embeddings;
     x->act = m->activation == ST_ACT_RELU ? ST__XACT_RELU : ST__XACT_GELU;
     x->tp = tp, x->tr = pt->tr, x->sp = pt->sp, x->first = pt->first, x->last = pt->last;
+    x->recompute = pt->recompute;
     x->Ns = pt->sp ? pt->B * pt->T / tp : pt->B * pt->T;
     x->E = m->experts, x->topk = m->experts_topk, x->fe = m->experts > 0 ? m->moe_ffn : 0;
     x->capacity_factor = m->capacity_factor, x->ep = pt->ep > 1 ? pt->ep : 1, x->er = pt->er;
@@ -312,38 +320,48 @@ typedef struct xlayer_acts {
 } xlayer_acts;
 
 struct st__xacts {
-    float *mem;
+    float *mem, *bmem, *pmem; /* layout's parts 0, 1 and 2 (1 and 2 NULL while a recompute dropped them) */
+    int dropped;              /* a recompute dropped activations that st__xmodel_recompute makes again */
     int chunk, head, tail, nl; /* its chunk; whether that holds the embedding, the loss; its blocks */
     int32_t *tokens;  /* B x (T + 1), where the chunk holds the embedding or the loss */
     xlayer_acts *lay; /* per block; lay[i + 1].x is block i's output, in `out` after the last */
-    float *out, *nf, *meanf, *rstdf, *logits; /* logits hold the probabilities after the forward */
+    float *out, *in0, *nf, *meanf, *rstdf, *logits; /* logits hold the probabilities after the forward */
 };
 
-static float *carve(float **p, int64_t n) {
-    float *r = *p;
-    *p += n;
+/* n floats at *off into base (NULL: only counted) */
+static float *carve(float *base, int64_t *off, int64_t n) {
+    float *r = base ? base + *off : NULL;
+    *off += n;
     return r;
 }
 
-/* sizes (mem NULL: counts the floats) or carves the activations of a micro-batch's chunk of nl
- * blocks (tail: it holds the loss) */
-static int64_t layout(const st__xmodel *x, int nl, int tail, st__xacts *a, float *mem) {
-    int64_t N = x->B * x->T, S = x->Ns, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d;
-    float *p = mem;
+/* Counts (base NULL: the floats of each part into n) or carves the activations of a micro-batch's
+ * chunk of nl blocks (tail: it holds the loss) from three parts: 0, what every recompute keeps (the
+ * chunk's output, the loss's, with full recompute a copy of the chunk's input); 1, the blocks' (full
+ * recompute drops them); 2, the attention probabilities (selective recompute drops them). */
+static void layout(const st__xmodel *x, int nl, int tail, st__xacts *a, float *const *base, int64_t *n) {
+    int64_t N = x->B * x->T, S = x->Ns, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d, o[3] = {0, 0, 0};
+    float *b0 = base ? base[0] : NULL, *b1 = base ? base[1] : NULL, *b2 = base ? base[2] : NULL;
     for (int l = 0; l < nl; l++) {
         xlayer_acts t = {0};
-        t.x = carve(&p, S * h), t.n1 = carve(&p, N * h), t.mean1 = carve(&p, S), t.rstd1 = carve(&p, S);
-        t.q = carve(&p, N * ql), t.k = carve(&p, N * kl), t.v = carve(&p, N * kl);
-        t.probs = carve(&p, x->B * x->a_l * x->T * x->T), t.ao = carve(&p, N * ql);
-        t.x2 = carve(&p, S * h), t.n2 = carve(&p, N * h), t.mean2 = carve(&p, S), t.rstd2 = carve(&p, S);
-        t.h1 = carve(&p, N * x->f_l), t.h3 = x->swiglu ? carve(&p, N * x->f_l) : NULL, t.g = carve(&p, N * x->f_l);
-        if (mem) a->lay[l] = t;
+        t.x = carve(b1, &o[1], S * h), t.n1 = carve(b1, &o[1], N * h);
+        t.mean1 = carve(b1, &o[1], S), t.rstd1 = carve(b1, &o[1], S);
+        t.q = carve(b1, &o[1], N * ql), t.k = carve(b1, &o[1], N * kl), t.v = carve(b1, &o[1], N * kl);
+        t.probs = carve(b2, &o[2], x->B * x->a_l * x->T * x->T), t.ao = carve(b1, &o[1], N * ql);
+        t.x2 = carve(b1, &o[1], S * h), t.n2 = carve(b1, &o[1], N * h);
+        t.mean2 = carve(b1, &o[1], S), t.rstd2 = carve(b1, &o[1], S);
+        t.h1 = carve(b1, &o[1], N * x->f_l), t.h3 = x->swiglu ? carve(b1, &o[1], N * x->f_l) : NULL;
+        t.g = carve(b1, &o[1], N * x->f_l);
+        if (base) t.moe = a->lay[l].moe, a->lay[l] = t;
     }
-    float *out = carve(&p, S * h);
+    float *out = carve(b0, &o[0], S * h), *in0 = x->recompute == 2 && nl > 0 ? carve(b0, &o[0], S * h) : NULL;
     float *nf = NULL, *meanf = NULL, *rstdf = NULL, *logits = NULL;
-    if (tail) nf = carve(&p, N * h), meanf = carve(&p, S), rstdf = carve(&p, S), logits = carve(&p, N * x->V_l);
-    if (mem) a->out = out, a->nf = nf, a->meanf = meanf, a->rstdf = rstdf, a->logits = logits;
-    return p - mem;
+    if (tail) {
+        nf = carve(b0, &o[0], N * h), meanf = carve(b0, &o[0], S), rstdf = carve(b0, &o[0], S);
+        logits = carve(b0, &o[0], N * x->V_l);
+    }
+    if (base) a->out = out, a->in0 = in0, a->nf = nf, a->meanf = meanf, a->rstdf = rstdf, a->logits = logits;
+    if (n) n[0] = o[0], n[1] = o[1], n[2] = o[2];
 }
 
 static void moe_free(struct xmoe *e);
@@ -352,6 +370,8 @@ void st__xacts_free(st__xacts *a) {
     if (!a) return;
     for (int l = 0; a->lay && l < a->nl; l++) moe_free(a->lay[l].moe);
     free(a->mem);
+    free(a->bmem);
+    free(a->pmem);
     free(a->tokens);
     free(a->lay);
     free(a);
@@ -701,14 +721,19 @@ st__xacts *st__xmodel_forward(st__xmodel *x, int chunk, const int32_t *tokens, c
     if (!a) return NULL;
     a->chunk = chunk, a->head = x->first && chunk == 0, a->tail = x->last && chunk == x->nchunks - 1;
     a->nl = (int)nl;
+    int64_t n[3];
+    layout(x, (int)nl, a->tail, a, NULL, n);
     a->lay = calloc((size_t)(nl > 0 ? nl : 1), sizeof *a->lay);
-    a->mem = malloc((size_t)layout(x, (int)nl, a->tail, a, NULL) * sizeof(float));
+    a->mem = malloc((size_t)(n[0] + 1) * sizeof(float));
+    a->bmem = malloc((size_t)(n[1] + 1) * sizeof(float));
+    a->pmem = malloc((size_t)(n[2] + 1) * sizeof(float));
     a->tokens = malloc((size_t)(x->B * (T + 1)) * sizeof *a->tokens);
-    if (!a->lay || !a->mem || !a->tokens) {
+    if (!a->lay || !a->mem || !a->bmem || !a->pmem || !a->tokens) {
         st__xacts_free(a);
         return NULL;
     }
-    layout(x, (int)nl, a->tail, a, a->mem);
+    float *base[3] = {a->mem, a->bmem, a->pmem};
+    layout(x, (int)nl, a->tail, a, base, NULL);
     float *x0 = nl > 0 ? a->lay[0].x : a->out;
     if (a->head || a->tail) memcpy(a->tokens, tokens, (size_t)(x->B * (T + 1)) * sizeof *a->tokens);
     if (a->head) {
@@ -739,7 +764,42 @@ st__xacts *st__xmodel_forward(st__xmodel *x, int chunk, const int32_t *tokens, c
     } else {
         *out = a->out;
     }
+    if (x->recompute && nl > 0) { /* what the recompute makes again is not kept */
+        if (x->recompute == 2) {
+            memcpy(a->in0, a->lay[0].x, (size_t)(S * h) * sizeof *a->in0);
+            for (int64_t l = 0; l < nl; l++) moe_free(a->lay[l].moe), a->lay[l].moe = NULL;
+            free(a->bmem);
+            a->bmem = NULL;
+        }
+        free(a->pmem);
+        a->pmem = NULL;
+        a->dropped = 1;
+    }
     return a;
+}
+
+int st__xmodel_recompute(st__xmodel *x, st__xacts *a) {
+    int64_t S = x->Ns, h = x->h, k0 = chunk_first(x, a->chunk), n[3];
+    if (!a->dropped) return ST_EINVAL;
+    layout(x, a->nl, a->tail, a, NULL, n);
+    if (x->recompute == 2 && !(a->bmem = malloc((size_t)(n[1] + 1) * sizeof(float)))) return ST_ENOMEM;
+    if (!(a->pmem = malloc((size_t)(n[2] + 1) * sizeof(float)))) return ST_ENOMEM;
+    float *base[3] = {a->mem, a->bmem, a->pmem};
+    layout(x, a->nl, a->tail, a, base, NULL);
+    a->dropped = 0;
+    if (x->recompute == 2) { /* the blocks again from the chunk's input (the last rewrites `out` alike) */
+        memcpy(a->lay[0].x, a->in0, (size_t)(S * h) * sizeof *a->in0);
+        for (int l = 0; l < a->nl; l++) {
+            int rc = block_fwd(x, &x->lp[k0 + l], &a->lay[l], l + 1 < a->nl ? a->lay[l + 1].x : a->out);
+            if (rc) return rc;
+        }
+        return 0;
+    }
+    for (int l = 0; l < a->nl; l++) { /* selective: the attention core from the kept q, k and v */
+        xlayer_acts *t = &a->lay[l];
+        st__xattn_fwd(t->ao, t->probs, t->q, t->k, t->v, x->B, x->T, x->a_l, x->kv_l, x->d);
+    }
+    return 0;
 }
 
 /* ---------------------------------------------------------------- backward */
@@ -807,6 +867,7 @@ static int block_bwd(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const x
 }
 
 int st__xmodel_backward(st__xmodel *x, st__xacts *a, const float *dout, double loss_scale, const float **din) {
+    if (a->dropped) return ST_EINVAL; /* the recompute has not run */
     int64_t N = x->B * x->T, S = x->Ns, h = x->h, T = x->T, k0 = chunk_first(x, a->chunk);
     int64_t nl = x->cl1[a->chunk] - x->cl0[a->chunk], r0 = x->sp ? x->tr * S : 0;
     float *d0 = x->work, *d1 = d0 + N * h; /* the residual stream's gradient, in turn */

@@ -108,6 +108,27 @@ EOF
 mpi 2 --model "$T/moecap.json" --plan tp=1,pp=1,dp=2,ep=2,mbs=2,gbs=4,seq=32 --steps 2 --check --json
 check_within "MoE with a capacity factor (tokens dropped alike on every sharding) matches the reference"
 
+# activation recompute: full (the blocks again from each chunk's input, tp and ep collectives
+# included) and selective (the attention probabilities), each before its backward, as the lowering
+# places them; ZeRO-2 runs ZeRO-1's collectives (the lowering gives it the same ones)
+mpi 4 --model tiny-gpt --plan tp=2,sp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32,recompute=full --steps 2 --check --json
+check_within "full recompute with tp=2 sp=1 pp=2 matches the reference"
+full=$(grep -o '"loss": \[[^]]*' "$T/out")
+if awk "$FLATTEN" "$T/out" | awk '$1 ~ /^\.measured_s\[[0-9]\]\.recompute$/ && $2 > 0 { n++ } END { exit n != 4 }'; then
+	ok "full recompute: every rank recomputes"
+else nok "full recompute: every rank recomputes"; fi
+mpi 4 --model tiny-gpt --plan tp=2,sp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32 --steps 2 --json
+if [ -n "$full" ] && [ "$full" = "$(grep -o '"loss": \[[^]]*' "$T/out")" ]; then
+	ok "full recompute: the same losses, bit for bit, as keeping the activations"
+else nok "full recompute: the same losses, bit for bit, as keeping the activations" "$full"; fi
+mpi 4 --model tiny-moe --plan tp=1,pp=2,vp=2,dp=2,ep=2,mbs=1,gbs=8,seq=32,recompute=full,zero=2 --steps 2 --check --json
+check_within "full recompute with MoE ep=2, interleaved pp=2 vp=2 and ZeRO-2 matches the reference"
+mpi 2 --model tiny-llama --plan tp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32,recompute=selective --steps 2 --check --json \
+	--trace "$T/rtrace.json"
+check_within "selective recompute (Llama, pp=2) matches the reference"
+if [ "$(grep -c '"recompute"' "$T/rtrace.json")" -ge 4 ]; then ok "selective recompute: the trace shows the recomputes"
+else nok "selective recompute: the trace shows the recomputes"; fi
+
 # the same run with --reference-kernels (plain C GEMMs) gives the same losses up to rounding
 mpi 2 --model tiny-gpt --plan tp=2,pp=1,dp=1,mbs=1,gbs=2,seq=32 --steps 1 --json
 blas=$(grep -o '"loss": \[[^]]*' "$T/out")
@@ -141,6 +162,10 @@ mpi 2 --model tiny-gpt --plan tp=1,pp=1,cp=2,dp=1,gbs=4,seq=32
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(grep -c '^strata run:' "$T/err")" -eq 1 ] &&
 	grep -q 'does not run context parallelism' "$T/err"; then ok "a cp plan: refused in one line"
 else nok "a cp plan: refused in one line"; fi
+mpi 2 --model tiny-gpt --plan tp=1,pp=1,dp=2,gbs=4,seq=32,recompute=op
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(grep -c '^strata run:' "$T/err")" -eq 1 ] &&
+	grep -q 'does not run op-level recompute' "$T/err"; then ok "recompute=op: refused in one line"
+else nok "recompute=op: refused in one line" "$(cat "$T/err")"; fi
 mpi 2 --model tiny-gpt --plan tp=2,sp=1,pp=1,dp=1,mbs=1,gbs=4,seq=31
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(grep -c '^strata run:' "$T/err")" -eq 1 ] &&
 	grep -q 'sp=1 needs the micro-batch.s tokens (31) divisible by tp=2' "$T/err"; then

@@ -266,6 +266,44 @@ START_TEST(chunks_hold_their_blocks) {
 }
 END_TEST
 
+/* selective and full recompute: the backward refuses until the recompute ran, which makes the
+ * dropped activations again: the gradients are bit for bit those of the run that kept them */
+static void recompute_restores(const char *preset) {
+    st_model m;
+    st_error err;
+    ck_assert_int_eq(st_model_preset(preset, &m), 0);
+    m.layers = 2, m.hidden = 16, m.heads = 4, m.head_dim = 4, m.kv_heads = 2, m.vocab = 32, m.ffn = 24;
+    if (m.experts) m.moe_ffn = 20;
+    int l0 = 0, l1 = 2;
+    int32_t tok[2 * 7];
+    for (int b = 0; b < 2; b++) st__xtokens(tok + b * 7, 6, m.vocab, 5, 0, b);
+    st__xmodel x[3];
+    for (int r = 0; r < 3; r++) {
+        st__xpart pt = {.B = 2, .T = 6, .tp = 1, .nchunks = 1, .l0 = &l0, .l1 = &l1, .first = 1, .last = 1,
+                        .recompute = r};
+        ck_assert_int_eq(st__xmodel_init(&x[r], &m, &pt, 42, &err), 0);
+        double loss = 0;
+        const float *o;
+        st__xacts *a = st__xmodel_forward(&x[r], 0, tok, NULL, &o, &loss);
+        ck_assert_ptr_nonnull(a);
+        if (r) {
+            ck_assert_int_eq(st__xmodel_backward(&x[r], a, NULL, 1.0, &o), ST_EINVAL);
+            ck_assert_int_eq(st__xmodel_recompute(&x[r], a), 0);
+        }
+        ck_assert_int_eq(st__xmodel_recompute(&x[r], a), ST_EINVAL); /* nothing (more) to make */
+        ck_assert_int_eq(st__xmodel_backward(&x[r], a, NULL, 1.0, &o), 0);
+        st__xacts_free(a);
+        if (r) ck_assert_int_eq(memcmp(x[r].grads, x[0].grads, (size_t)x[0].nparams * sizeof(float)), 0);
+    }
+    for (int r = 0; r < 3; r++) st__xmodel_destroy(&x[r]);
+}
+
+START_TEST(recompute_dense) { recompute_restores("tiny-llama"); }
+END_TEST
+
+START_TEST(recompute_moe) { recompute_restores("tiny-moe"); }
+END_TEST
+
 Suite *suite_exec_cpu(void) {
     Suite *s = suite_create("exec_cpu");
     TCase *tc = tcase_create("core");
@@ -280,6 +318,8 @@ Suite *suite_exec_cpu(void) {
     tcase_add_test(tc, gradients_moe_capacity);
     tcase_add_test(tc, shards_slice_the_full_tensors);
     tcase_add_test(tc, chunks_hold_their_blocks);
+    tcase_add_test(tc, recompute_dense);
+    tcase_add_test(tc, recompute_moe);
     suite_add_tcase(s, tc);
     return s;
 }
