@@ -242,8 +242,8 @@ static int check_plan(const st_plan *p, const st_lowered *l, int64_t L, int size
     for (int i = 0; i < l->nranks; i++) {
         const char *bad = recompute_mismatch(p, l, &l->progs[i], L);
         if (bad)
-            return st_error_set(err, ST_EINVAL, NULL, "plan", "rank %d's program has %s: the cpu executor cannot run it",
-                                i, bad);
+            return st_error_set(err, ST_EINVAL, NULL, "plan",
+                                "rank %d's program has %s: the cpu executor cannot run it", i, bad);
     }
     return 0;
 }

@@ -1,9 +1,10 @@
 #!/bin/sh
 # cli_run.sh: `strata run` under mpirun (issue 18): every sharded run of the tiny presets computes
 # what the single-rank reference computes (--check: tp, sp, pp 1F1B/gpipe/interleaved, dp, ZeRO-1
-# and their product), the rank-count and plan refusals are one line
+# and their product; MoE with ep; recompute), the rank-count and plan refusals are one line
 # and exit 2 on every rank, --json is one object from rank 0, --trace is the simulator's layout.
-# Skips (77) where strata was built without the executor or mpirun is missing; every mpirun runs
+# --emit slurm's sbatch script is checked first, in every build. Skips (77) where strata was built
+# without the executor or mpirun is missing; every mpirun runs
 # under `timeout`, so a hang fails the test instead of stopping make check.
 #
 # Tolerance (fp32, unit roundoff u = 6e-8): a sharded run sums the same terms in other orders (tp
@@ -18,6 +19,33 @@
 SRCDIR=${SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
 . "$SRCDIR/tests/lib.sh"
 start_tests run
+
+# --emit slurm (needs neither MPI nor the executor): the sbatch script, written atomically
+srun_args="'strata' 'run' '--model' 'tiny-gpt' .*'--plan' 'tp=2,pp=2,dp=4,.*'--steps' '5' '--check'\$"
+run run --model tiny-gpt --plan tp=2,pp=2,dp=4,gbs=8,seq=32 --gpus 16 --steps 5 --check \
+	--emit slurm --out "$T/job.sbatch"
+if [ "$rc" -eq 0 ] && grep -qx "wrote $T/job.sbatch" "$T/out" && grep -qx '#SBATCH --nodes=2' "$T/job.sbatch" &&
+	grep -qx '#SBATCH --ntasks-per-node=8' "$T/job.sbatch" && grep -qx '#SBATCH --gpus-per-node=8' "$T/job.sbatch" &&
+	grep -q "^srun --ntasks=16 .*--gpu-bind=map_gpu:0,1,2,3,4,5,6,7 $srun_args" "$T/job.sbatch" &&
+	bash -n "$T/job.sbatch" && [ -z "$(ls "$T" | grep 'job.sbatch.tmp')" ]; then
+	ok "--emit slurm: 16 ranks on 2 nodes of 8, each task on its GPU, the run's command line"
+else nok "--emit slurm: 16 ranks on 2 nodes of 8, each task on its GPU, the run's command line" "$(cat "$T/err")"; fi
+run run --model tiny-moe --plan tp=2,pp=1,dp=2,ep=2,gbs=4,seq=32 --emit slurm --out "$T/job.sbatch"
+if [ "$rc" -eq 0 ] && grep -qx '#SBATCH --nodes=1' "$T/job.sbatch" &&
+	grep -qx '#SBATCH --ntasks-per-node=4' "$T/job.sbatch" &&
+	grep -q -- '--gpu-bind=map_gpu:0,1,2,3 ' "$T/job.sbatch" && ! grep -q -- "'--gpus'" "$T/job.sbatch"; then
+	ok "--emit slurm: 4 ranks on one node; the script is replaced"
+else nok "--emit slurm: 4 ranks on one node; the script is replaced"; fi
+run run --model tiny-gpt --plan tp=2,gbs=4,seq=32 --emit slurm --out "$T/no/such/dir/job.sbatch"
+if [ "$rc" -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ] && [ ! -e "$T/no" ]; then
+	ok "--emit slurm into a missing folder: one line, exit 2"
+else nok "--emit slurm into a missing folder: one line, exit 2" "$(cat "$T/err")"; fi
+run run --model tiny-gpt --plan tp=2,gbs=4,seq=32 --emit pbs --out "$T/job.pbs"
+if [ "$rc" -eq 2 ] && grep -q 'must be slurm' "$T/err" && [ ! -e "$T/job.pbs" ]; then ok "--emit pbs: refused"
+else nok "--emit pbs: refused"; fi
+run run --model tiny-gpt --plan tp=2,gbs=4,seq=32 --emit slurm
+if [ "$rc" -eq 2 ] && grep -q 'needs --out' "$T/err"; then ok "--emit slurm without --out: refused"
+else nok "--emit slurm without --out: refused"; fi
 
 command -v mpirun >/dev/null 2>&1 || { echo "SKIP: mpirun not found"; exit 77; }
 command -v timeout >/dev/null 2>&1 || { echo "SKIP: timeout not found"; exit 77; }
