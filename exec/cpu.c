@@ -2,15 +2,25 @@
  * lowered program with the decoder of exec/model.c, Open MPI for every transfer and OpenBLAS for the
  * GEMMs, and --check runs the single-rank reference beside it.
  *
- * Parallelism as Megatron-LM runs it: tp inside the model (exec/model.c); pp by the program's sends
- * and receives in its schedule's order (1F1B or GPipe, from the lowering); dp by summing the
+ * Parallelism as Megatron-LM runs it: tp and sp inside the model (exec/model.c; sp's replicated
+ * gradients summed over tp right before the optimizer); pp by the program's sends and receives in
+ * its schedule's order (1F1B, GPipe, or interleaved 1F1B with vp chunks per rank, each with its own
+ * activations per micro-batch, from the lowering); dp by summing the
  * gradients over the dp group (the loss gradient already carries 1/(micro-batches x dp), so the sum
  * is Megatron's average); ZeRO-1 (Rajbhandari et al. 2020; Megatron-LM's distributed optimizer) by a
- * reduce-scatter of the gradients, Adam on this rank's shard, and an all-gather of the parameters.
+ * reduce-scatter of the gradients, Adam on this rank's shard, and an all-gather of the parameters;
+ * ZeRO-2 alike (the lowering gives it the same collectives: it differs in memory, not in numbers,
+ * and this executor keeps the whole gradient buffer). Activation recompute: the program's
+ * recompute instruction before each backward (exec/model.c; checked against the operators the
+ * lowering names, recompute_mismatch).
  * The tied embedding's gradient is all-reduced between the first and last stage (Megatron-LM's
- * embedding group). ZeRO shards each region of the flat buffers on its own: the tied embedding
- * (same size on both end stages, so the pair holds the same shard of it and can all-reduce just
- * that) and the rest.
+ * embedding group). ep (MoE): the all-to-alls run inside the model (exec/model.c) in the program's
+ * ep groups (ep consecutive ranks of the dp group); the experts' gradients are summed over the
+ * ranks of the dp group that hold the same experts (Megatron-LM's expert-data-parallel group,
+ * made here by splitting the dp group), the rest over the dp group. ZeRO shards each region of the
+ * flat buffers on its own, over the group that sums it: the tied embedding (same size on both end
+ * stages, so the pair holds the same shard of it and can all-reduce just that), the experts, and
+ * the rest.
  *
  * Data: dp rank r's micro-batch j holds samples (r * m + j) * mbs .. + mbs of the iteration's gbs
  * (contiguous per dp rank, as Megatron-LM's sampler hands them out); the reference runs the same
@@ -58,25 +68,33 @@ static double now_s(void) { return MPI_Wtime(); }
 
 typedef struct region {
     int64_t off, n;  /* in the flat buffers */
+    int kind;        /* REG_* */
     int64_t lo, hi;  /* the part this rank's Adam updates (all of it without ZeRO) */
     int64_t mv;      /* its Adam moments at m + mv, v + mv */
 } region;
+
+/* what a region holds: summed over dp; the tied embedding, also over the end stages; experts, over edp */
+enum { REG_REST, REG_TIED, REG_EXPERT };
 
 typedef struct rank_state {
     const st_lowered *l;
     const st_program *pg;
     int rank, tp, tr, dp, dr, zero;
-    int64_t M, N, T, gbs;   /* micro-batches per dp rank, tokens per micro-batch, sequence, batch */
+    int ep, er;             /* ep degree and this rank's place in its ep group (1, 0 without) */
+    MPI_Comm epc, edpc;     /* the ep group's communicator; the expert-data-parallel one (split, owned) */
+    int64_t M, T, gbs;      /* micro-batches per dp rank, sequence, batch */
+    int pp, V;              /* pipeline stages; chunks per rank (vp) */
     MPI_Comm *comms;        /* per group: its communicator where this rank is a member, else MPI_COMM_NULL */
     MPI_Comm tpc;
     st__xmodel x;
     int nreg;
-    region reg[2];
+    region reg[4];
     float *m, *v;           /* Adam moments of the owned parts */
     int64_t nmv;
     int wte_reg;            /* the region of the tied embedding, -1 when none is shared across stages */
-    st__xacts **acts;       /* per micro-batch, between its forward and backward */
-    float **act_in, **grad_in; /* received, per micro-batch */
+    /* per (chunk of this rank, micro-batch): slot chunk * M + mb */
+    st__xacts **acts;       /* between its forward and backward */
+    float **act_in, **grad_in; /* received */
     const float **fwd_out;  /* the forward's output, until sent */
     int *bwd_done;
     float *din;             /* the backward's input gradient, until sent (a copy) */
@@ -84,6 +102,7 @@ typedef struct rank_state {
     MPI_Request *reqs;      /* this iteration's sends */
     float **sendbufs;
     double tp_s;            /* tp collectives' time so far */
+    double ep_s, pending_ep_s; /* the same for the ep all-to-alls */
     double pending_tp_s;    /* the tp collectives' time in the instruction before */
     int32_t *tokens;
     double loss_sum;
@@ -93,6 +112,44 @@ static void tp_allreduce(void *ctx, float *buf, int64_t n, int max) {
     rank_state *S = ctx;
     double t0 = now_s();
     MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, max ? MPI_MAX : MPI_SUM, S->tpc);
+    S->tp_s += now_s() - t0;
+}
+
+static void tp_allgather(void *ctx, float *buf, int64_t n) {
+    rank_state *S = ctx;
+    double t0 = now_s();
+    MPI_Allgather(MPI_IN_PLACE, 0, MPI_FLOAT, buf, (int)n, MPI_FLOAT, S->tpc);
+    S->tp_s += now_s() - t0;
+}
+
+static float *ep_alltoallv(void *ctx, const float *send, const int *scounts, int *rcounts, int64_t width) {
+    rank_state *S = ctx;
+    double t0 = now_s();
+    int n = S->ep, *c = malloc((size_t)(4 * n) * sizeof *c);
+    float *recv = NULL;
+    MPI_Alltoall(scounts, 1, MPI_INT, rcounts, 1, MPI_INT, S->epc);
+    if (c) { /* in floats: send counts, displacements, then the same received */
+        int64_t so = 0, ro = 0;
+        for (int i = 0; i < n; i++) {
+            c[i] = (int)(scounts[i] * width), c[n + i] = (int)so, so += c[i];
+            c[2 * n + i] = (int)(rcounts[i] * width), c[3 * n + i] = (int)ro, ro += c[2 * n + i];
+        }
+        recv = malloc((size_t)(ro + 1) * sizeof *recv);
+    }
+    /* every member takes part whatever it could allocate: a missing one would hang the others */
+    static float none;
+    int z[1] = {0};
+    if (c && recv) MPI_Alltoallv(send, c, c + n, MPI_FLOAT, recv, c + 2 * n, c + 3 * n, MPI_FLOAT, S->epc);
+    else MPI_Alltoall(z, 0, MPI_FLOAT, &none, 0, MPI_FLOAT, S->epc);
+    free(c);
+    S->ep_s += now_s() - t0;
+    return recv;
+}
+
+static void tp_reduce_scatter(void *ctx, float *out, const float *in, int64_t n) {
+    rank_state *S = ctx;
+    double t0 = now_s();
+    MPI_Reduce_scatter_block(in, out, (int)n, MPI_FLOAT, MPI_SUM, S->tpc);
     S->tp_s += now_s() - t0;
 }
 
@@ -111,18 +168,70 @@ static int find_group(const st_lowered *l, st_group_kind k, int rank, int *pos) 
 }
 
 /* What this executor runs; the same answer on every rank (it reads only the plan and the lowering). */
-static int check_plan(const st_plan *p, const st_lowered *l, int size, st_error *err) {
+/* The recompute of program pg as this executor runs it (exec/model.c): one right before each
+ * backward, of the same chunk and micro-batch, naming the operators it recomputes: full, its chunk's
+ * blocks' forward operators in their order; selective, attention cores only (scores, softmax,
+ * dropout, context, or the fused attention), at least one in each block. Without recompute, none. */
+static const char *recompute_mismatch(const st_plan *p, const st_lowered *l, const st_program *pg, int64_t L) {
+    int rec = -1; /* the pending recompute */
+    for (int i = 0; i < pg->n; i++) {
+        st_ins in, f;
+        st_program_ins(pg, i, &in);
+        if (in.kind != ST_INS_COMPUTE) continue;
+        if (in.phase == ST_PHASE_BWD) {
+            st_ins r;
+            if (p->recompute == ST_REC_NONE) continue;
+            if (rec < 0) return "a backward without its recompute";
+            st_program_ins(pg, rec, &r);
+            if (r.chunk != in.chunk || r.mb != in.mb) return "a recompute of another chunk or micro-batch";
+            rec = -1;
+            continue;
+        }
+        if (in.phase != ST_PHASE_RECOMPUTE) continue;
+        if (p->recompute == ST_REC_NONE || rec >= 0) return "a recompute without its backward";
+        rec = i;
+        int fi = -1, nb = 0, last = -1;
+        for (int j = 0; j < pg->n && fi < 0; j++) { /* the chunk's forward (any micro-batch's) */
+            st_program_ins(pg, j, &f);
+            if (f.kind == ST_INS_COMPUTE && f.phase == ST_PHASE_FWD && f.chunk == in.chunk) fi = j;
+        }
+        if (fi < 0) return "a recompute of a chunk that runs no forward";
+        for (int k = 0; k < f.nops; k++) {
+            int32_t y = l->ops[f.op + k].layer;
+            if (y >= 0 && y < L && y != last) nb++, last = y;
+        }
+        int j = 0, blocks = 0;
+        last = -1;
+        for (int k = 0; k < in.nops; k++) {
+            const st_lowered_op *o = &l->ops[in.op + k];
+            if (o->layer != last) blocks++, last = o->layer;
+            if (p->recompute == ST_REC_FULL) { /* the next block operator of the forward */
+                while (j < f.nops && (l->ops[f.op + j].layer < 0 || l->ops[f.op + j].layer >= L)) j++;
+                if (j == f.nops || l->ops[f.op + j].layer != o->layer || strcmp(l->ops[f.op + j].name, o->name))
+                    return "a full recompute that is not its chunk's blocks' forward";
+                j++;
+            } else if (o->cls != ST_OPC_ATTENTION && o->cls != ST_OPC_SOFTMAX && o->cls != ST_OPC_BGEMM &&
+                       strcmp(o->name, "attn_dropout")) {
+                return "a selective recompute of more than the attention core";
+            }
+        }
+        while (p->recompute == ST_REC_FULL && j < f.nops &&
+               (l->ops[f.op + j].layer < 0 || l->ops[f.op + j].layer >= L))
+            j++;
+        if (blocks != nb || (p->recompute == ST_REC_FULL && j != f.nops)) return "a recompute that misses blocks";
+    }
+    return rec >= 0 ? "a recompute without its backward" : NULL;
+}
+
+static int check_plan(const st_plan *p, const st_lowered *l, int64_t L, int size, st_error *err) {
     if (size != l->nranks)
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "the plan runs on %d ranks (tp x pp x dp x cp); mpirun started %d (mpirun -np %d)",
                             l->nranks, size, l->nranks);
-    const char *why = p->vp > 1                          ? "interleaved schedules (vp > 1)"
-                      : p->cp > 1                        ? "context parallelism (cp > 1)"
-                      : p->ep > 1                        ? "expert parallelism (ep > 1)"
-                      : p->sp                            ? "sequence parallelism (sp=1)"
-                      : p->zero > 1                      ? "ZeRO stages 2 and 3"
+    const char *why = p->cp > 1                          ? "context parallelism (cp > 1)"
+                      : p->zero > 2                      ? "ZeRO stage 3"
                       : p->offload != ST_OFF_NONE        ? "offloading"
-                      : p->recompute != ST_REC_NONE      ? "activation recompute"
+                      : p->recompute == ST_REC_OP        ? "op-level recompute (recompute=op)"
                       : p->schedule == ST_SCHED_ZB       ? "zero-bubble schedules"
                       : l->nops == 0 || l->progs == NULL ? "a lowering without operators"
                                                          : NULL;
@@ -130,56 +239,71 @@ static int check_plan(const st_plan *p, const st_lowered *l, int size, st_error 
     for (int i = 0; i < l->nranks; i++)
         if (l->progs[i].replicas != 1 || l->progs[i].rank != i)
             return st_error_set(err, ST_EINVAL, NULL, "plan", "the cpu executor needs every rank lowered, in order");
+    for (int i = 0; i < l->nranks; i++) {
+        const char *bad = recompute_mismatch(p, l, &l->progs[i], L);
+        if (bad)
+            return st_error_set(err, ST_EINVAL, NULL, "plan",
+                                "rank %d's program has %s: the cpu executor cannot run it", i, bad);
+    }
     return 0;
 }
 
-/* the blocks of the stage and whether it holds the embedding and the loss, from the operators its
- * forward instructions run */
-static void stage_layers(const st_lowered *l, const st_program *pg, int64_t L, int *l0, int *l1, int *first,
-                         int *last) {
-    *l0 = (int)L, *l1 = 0, *first = *last = 0;
+/* the blocks of each of the rank's chunks (global chunk j is the rank's chunk j / pp) and whether
+ * it holds the embedding and the loss, from the operators its forward instructions run */
+static void stage_layers(const st_lowered *l, const st_program *pg, int64_t L, int pp, int V, int *l0, int *l1,
+                         int *first, int *last) {
+    for (int c = 0; c < V; c++) l0[c] = (int)L, l1[c] = 0;
+    *first = *last = 0;
     for (int i = 0; i < pg->n; i++) {
         st_ins in;
         st_program_ins(pg, i, &in);
-        if (in.kind != ST_INS_COMPUTE || in.phase != ST_PHASE_FWD) continue;
+        if (in.kind != ST_INS_COMPUTE || in.phase != ST_PHASE_FWD || in.chunk < 0 || in.chunk / pp >= V) continue;
+        int c = in.chunk / pp;
         for (int k = 0; k < in.nops; k++) {
             int32_t y = l->ops[in.op + k].layer;
             if (y < 0) *first = 1;
             else if (y >= L) *last = 1;
             else {
-                if (y < *l0) *l0 = y;
-                if (y + 1 > *l1) *l1 = y + 1;
+                if (y < l0[c]) l0[c] = y;
+                if (y + 1 > l1[c]) l1[c] = y + 1;
             }
         }
     }
-    if (*l1 < *l0) *l0 = *l1 = 0;
+    for (int c = 0; c < V; c++)
+        if (l1[c] < l0[c]) l0[c] = l1[c] = 0;
 }
 
-/* the regions and the owned part of each (ZeRO-1: this dp rank's share, each region on its own) */
+/* the size of the group that sums a region and this rank's place in it */
+static void region_group(const rank_state *S, const region *g, int *n, int *r) {
+    *n = g->kind == REG_EXPERT ? S->dp / S->ep : S->dp;
+    *r = g->kind == REG_EXPERT ? S->dr / S->ep : S->dr;
+}
+
+/* the regions (the tensors' runs of one kind, in buffer order) and the owned part of each (ZeRO-1:
+ * this rank's share in the group that sums it, each region on its own) */
 static int setup_regions(rank_state *S) {
     st__xmodel *x = &S->x;
     S->wte_reg = -1;
-    int64_t woff = -1, wn = 0;
-    if (x->tied && !(x->first && x->last))
-        for (int i = 0; i < x->ntensors; i++)
-            if (!strcmp(x->tensors[i].name, "wte")) {
-                woff = x->tensors[i].off;
-                wn = x->tensors[i].nrows * x->tensors[i].ncols;
-            }
     S->nreg = 0;
-    if (woff >= 0) {
-        /* the embedding lies at one end of the buffer (first in the table, or last) */
-        S->wte_reg = S->nreg;
-        S->reg[S->nreg++] = (region){.off = woff, .n = wn};
-        S->reg[S->nreg++] = (region){.off = woff == 0 ? wn : 0, .n = x->nparams - wn};
-    } else {
-        S->reg[S->nreg++] = (region){.off = 0, .n = x->nparams};
+    for (int i = 0; i < x->ntensors; i++) {
+        const st__xtensor *t = &x->tensors[i];
+        int kind = t->expert >= 0 ? REG_EXPERT
+                   : x->tied && !(x->first && x->last) && !strcmp(t->name, "wte") ? REG_TIED
+                                                                                   : REG_REST;
+        if (S->nreg == 0 || S->reg[S->nreg - 1].kind != kind) {
+            if (S->nreg == (int)(sizeof S->reg / sizeof S->reg[0])) return ST_EINVAL;
+            if (kind == REG_TIED) S->wte_reg = S->nreg;
+            S->reg[S->nreg++] = (region){.off = t->off, .kind = kind};
+        }
+        S->reg[S->nreg - 1].n += t->nrows * t->ncols;
     }
     S->nmv = 0;
     for (int i = 0; i < S->nreg; i++) {
         region *g = &S->reg[i];
-        int64_t share = (g->n + S->dp - 1) / S->dp;
-        g->lo = S->zero ? g->off + (int64_t)S->dr * share : g->off;
+        int np, pr;
+        region_group(S, g, &np, &pr);
+        int64_t share = (g->n + np - 1) / np;
+        g->lo = S->zero ? g->off + (int64_t)pr * share : g->off;
         g->hi = S->zero ? g->lo + share : g->off + g->n;
         if (g->lo > g->off + g->n) g->lo = g->off + g->n;
         if (g->hi > g->off + g->n) g->hi = g->off + g->n;
@@ -193,8 +317,10 @@ static int setup_regions(rank_state *S) {
 
 /* the counts and displacements of a region's shares, for MPI's v-collectives */
 static void shares(const rank_state *S, const region *g, int *counts, int *displs) {
-    int64_t share = (g->n + S->dp - 1) / S->dp;
-    for (int r = 0; r < S->dp; r++) {
+    int np, pr;
+    region_group(S, g, &np, &pr);
+    int64_t share = (g->n + np - 1) / np;
+    for (int r = 0; r < np; r++) {
         int64_t lo = (int64_t)r * share, hi = lo + share;
         if (lo > g->n) lo = g->n;
         if (hi > g->n) hi = g->n;
@@ -210,8 +336,14 @@ static void gen_tokens(rank_state *S, int64_t step, int64_t first_sample, uint64
     for (int64_t b = 0; b < B; b++) st__xtokens(S->tokens + b * (T + 1), T, S->x.V, seed, step, first_sample + b);
 }
 
+/* the slot of an instruction's chunk and micro-batch in the per-micro-batch arrays, -1 when none */
+static int slot_of(const rank_state *S, const st_ins *in) {
+    int c = in->chunk >= 0 ? in->chunk / S->pp : -1;
+    return c >= 0 && c < S->V && in->mb >= 0 && in->mb < S->M ? (int)(c * S->M + in->mb) : -1;
+}
+
 static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_exec_opts *o, int *kind) {
-    int mb = in->mb;
+    int mb = in->mb, k = slot_of(S, in);
     if (in->phase == ST_PHASE_OPTIMIZER) {
         *kind = ST_EXEC_OPTIMIZER;
         for (int i = 0; i < S->nreg; i++) {
@@ -221,45 +353,54 @@ static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_e
         }
         return 0;
     }
-    if (mb < 0 || mb >= S->M || (in->phase != ST_PHASE_FWD && in->phase != ST_PHASE_BWD)) return ST_EINVAL;
+    if (in->phase == ST_PHASE_RECOMPUTE) {
+        *kind = ST_EXEC_RECOMPUTE;
+        return k >= 0 && S->acts[k] ? st__xmodel_recompute(&S->x, S->acts[k]) : ST_EINVAL;
+    }
+    if (k < 0 || (in->phase != ST_PHASE_FWD && in->phase != ST_PHASE_BWD)) return ST_EINVAL;
     if (S->x.first || S->x.last) gen_tokens(S, step, ((int64_t)S->dr * S->M + mb) * S->x.B, o->seed);
     if (in->phase == ST_PHASE_FWD) {
         *kind = ST_EXEC_FWD;
-        if (S->acts[mb] || (!S->x.first && !S->act_in[mb])) return ST_EINVAL;
+        if (S->acts[k] || (!(S->x.first && in->chunk == 0) && !S->act_in[k])) return ST_EINVAL;
         double loss = 0;
-        if (!(S->acts[mb] = st__xmodel_forward(&S->x, S->tokens, S->act_in[mb], &S->fwd_out[mb], &loss)))
+        if (!(S->acts[k] = st__xmodel_forward(&S->x, in->chunk / S->pp, S->tokens, S->act_in[k], &S->fwd_out[k],
+                                              &loss)))
             return ST_ENOMEM;
         S->loss_sum += loss;
-        free(S->act_in[mb]);
-        S->act_in[mb] = NULL;
+        free(S->act_in[k]);
+        S->act_in[k] = NULL;
         return 0;
     }
     *kind = ST_EXEC_BWD;
-    if (!S->acts[mb] || (!S->x.last && !S->grad_in[mb])) return ST_EINVAL;
+    int tail = S->x.last && in->chunk / S->pp == S->V - 1;
+    if (!S->acts[k] || (!tail && !S->grad_in[k])) return ST_EINVAL;
     const float *din = NULL;
-    st__xmodel_backward(&S->x, S->acts[mb], S->grad_in[mb], 1.0 / (double)(S->M * S->dp), &din);
-    st__xacts_free(S->acts[mb]);
-    S->acts[mb] = NULL;
-    S->fwd_out[mb] = NULL;
-    free(S->grad_in[mb]);
-    S->grad_in[mb] = NULL;
-    S->bwd_done[mb] = 1;
+    int rc = st__xmodel_backward(&S->x, S->acts[k], S->grad_in[k], 1.0 / (double)(S->M * S->dp), &din);
+    if (rc) return rc;
+    st__xacts_free(S->acts[k]);
+    S->acts[k] = NULL;
+    S->fwd_out[k] = NULL;
+    free(S->grad_in[k]);
+    S->grad_in[k] = NULL;
+    S->bwd_done[k] = 1;
     if (din) {
+        size_t bytes = (size_t)(S->x.Ns * S->x.h) * sizeof(float);
         free(S->din);
-        if (!(S->din = malloc((size_t)(S->N * S->x.h) * sizeof(float)))) return ST_ENOMEM;
-        memcpy(S->din, din, (size_t)(S->N * S->x.h) * sizeof(float));
+        if (!(S->din = malloc(bytes))) return ST_ENOMEM;
+        memcpy(S->din, din, bytes);
     }
     return 0;
 }
 
-/* a send moves the forward's output of its micro-batch until that micro-batch's backward ran, then
- * the backward's input gradient (the lowering sends each right after the compute that makes it) */
+/* a send moves the forward's output of its chunk and micro-batch until that one's backward ran,
+ * then the backward's input gradient (the lowering sends each right after the compute that makes
+ * it); with sp each tp rank sends its own token rows */
 static int run_p2p(rank_state *S, const st_ins *in) {
-    int mb = in->mb;
-    int64_t n = S->N * S->x.h;
-    if (mb < 0 || mb >= S->M) return ST_EINVAL;
+    int k = slot_of(S, in);
+    int64_t n = S->x.Ns * S->x.h;
+    if (k < 0) return ST_EINVAL;
     if (in->kind == ST_INS_SEND) {
-        const float *src = S->bwd_done[mb] ? S->din : S->fwd_out[mb];
+        const float *src = S->bwd_done[k] ? S->din : S->fwd_out[k];
         float *buf = src ? malloc((size_t)n * sizeof *buf) : NULL;
         if (!src) return ST_EINVAL;
         if (!buf) return ST_ENOMEM;
@@ -268,7 +409,7 @@ static int run_p2p(rank_state *S, const st_ins *in) {
         MPI_Isend(buf, (int)n, MPI_FLOAT, in->peer, in->tag, MPI_COMM_WORLD, &S->reqs[S->nsends++]);
         return 0;
     }
-    float **slot = S->acts[mb] ? &S->grad_in[mb] : &S->act_in[mb];
+    float **slot = S->acts[k] ? &S->grad_in[k] : &S->act_in[k];
     if (*slot) return ST_EINVAL;
     if (!(*slot = malloc((size_t)n * sizeof **slot))) return ST_ENOMEM;
     MPI_Recv(*slot, (int)n, MPI_FLOAT, in->peer, in->tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
@@ -279,8 +420,8 @@ static int run_coll(rank_state *S, const st_ins *in, int *kind) {
     const st_group_def *gd = &S->l->groups[in->group];
     MPI_Comm c = S->comms[in->group];
     float *gr = S->x.grads, *pa = S->x.params;
-    if (gd->kind == ST_GRP_TP) { /* ran inside the compute before it (exec.h) */
-        *kind = ST_EXEC_COLL_TP;
+    if (gd->kind == ST_GRP_TP || gd->kind == ST_GRP_EP) { /* ran inside the compute before it (exec.h) */
+        *kind = gd->kind == ST_GRP_TP ? ST_EXEC_COLL_TP : ST_EXEC_COLL_EP;
         return 0;
     }
     if (c == MPI_COMM_NULL) return ST_EINVAL;
@@ -297,20 +438,23 @@ static int run_coll(rank_state *S, const st_ins *in, int *kind) {
     int rc = counts && displs ? 0 : ST_ENOMEM;
     for (int i = 0; !rc && i < S->nreg; i++) {
         const region *g = &S->reg[i];
+        MPI_Comm gc = g->kind == REG_EXPERT && S->ep > 1 ? S->edpc : c;
+        int np, pr;
+        region_group(S, g, &np, &pr);
         shares(S, g, counts, displs);
         if (in->coll == ST_COLL_ALLREDUCE && !S->zero) {
-            MPI_Allreduce(MPI_IN_PLACE, gr + g->off, (int)g->n, MPI_FLOAT, MPI_SUM, c);
+            MPI_Allreduce(MPI_IN_PLACE, gr + g->off, (int)g->n, MPI_FLOAT, MPI_SUM, gc);
         } else if (in->coll == ST_COLL_REDUCESCATTER && S->zero) {
-            float *tmp = malloc((size_t)(counts[S->dr] ? counts[S->dr] : 1) * sizeof *tmp);
+            float *tmp = malloc((size_t)(counts[pr] ? counts[pr] : 1) * sizeof *tmp);
             if (!tmp) {
                 rc = ST_ENOMEM;
                 break;
             }
-            MPI_Reduce_scatter(gr + g->off, tmp, counts, MPI_FLOAT, MPI_SUM, c);
-            memcpy(gr + g->lo, tmp, (size_t)counts[S->dr] * sizeof *tmp);
+            MPI_Reduce_scatter(gr + g->off, tmp, counts, MPI_FLOAT, MPI_SUM, gc);
+            memcpy(gr + g->lo, tmp, (size_t)counts[pr] * sizeof *tmp);
             free(tmp);
         } else if (in->coll == ST_COLL_ALLGATHER && S->zero) {
-            MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, pa + g->off, counts, displs, MPI_FLOAT, c);
+            MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, pa + g->off, counts, displs, MPI_FLOAT, gc);
         } else {
             rc = ST_EINVAL;
         }
@@ -345,7 +489,7 @@ static int ref_grads(reference *R, const rank_state *S, int64_t step, uint64_t s
             st__xtokens(tokens + b * (T + 1), T, R->x.V, seed, step, j * R->x.B + b);
         double loss = 0;
         const float *o;
-        st__xacts *a = st__xmodel_forward(&R->x, tokens, NULL, &o, &loss);
+        st__xacts *a = st__xmodel_forward(&R->x, 0, tokens, NULL, &o, &loss);
         if (!a) return ST_ENOMEM;
         st__xmodel_backward(&R->x, a, NULL, 1.0 / (double)mref, &o);
         st__xacts_free(a);
@@ -362,7 +506,9 @@ static void ref_compare(const reference *R, const rank_state *S, double *diff, d
         int k = name_index(t->name);
         const st__xtensor *u = NULL;
         for (int j = 0; j < R->x.ntensors && !u; j++)
-            if (R->x.tensors[j].layer == t->layer && !strcmp(R->x.tensors[j].name, t->name)) u = &R->x.tensors[j];
+            if (R->x.tensors[j].layer == t->layer && R->x.tensors[j].expert == t->expert &&
+                !strcmp(R->x.tensors[j].name, t->name))
+                u = &R->x.tensors[j];
         if (k < 0 || !u) continue;
         for (int64_t r = 0; r < t->nrows; r++)
             for (int64_t c = 0; c < t->ncols; c++) {
@@ -399,6 +545,7 @@ static int write_trace(const rank_state *S, const double *all, const char *path,
                               : in.kind == ST_INS_RECV ? "recv"
                               : in.phase == ST_PHASE_FWD ? "fwd"
                               : in.phase == ST_PHASE_BWD ? "bwd"
+                              : in.phase == ST_PHASE_RECOMPUTE ? "recompute"
                                                           : "optimizer";
             st_trace_span(t, pg->rank, in.stream, all[k], all[k + 1], cat, in.label ? in.label : cat, in.chunk, in.mb);
         }
@@ -412,38 +559,48 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
     int rc = 0;
     for (int64_t step = 0; step < o->steps; step++) {
         memset(S->x.grads, 0, (size_t)S->x.nparams * sizeof(float));
-        memset(S->bwd_done, 0, (size_t)S->M * sizeof *S->bwd_done);
+        memset(S->bwd_done, 0, (size_t)(S->M * S->V) * sizeof *S->bwd_done);
         memset(kind_s, 0, ST_EXEC_KINDS * sizeof *kind_s);
         S->loss_sum = 0;
         S->nsends = 0;
         if (R && (rc = ref_grads(R, S, step, o->seed, S->tokens + S->x.B * (S->T + 1)))) break;
         MPI_Barrier(MPI_COMM_WORLD);
-        double t0 = now_s(), tp_before = 0;
+        double t0 = now_s(), tp_before = 0, ep_before = 0;
         for (int i = 0; i < pg->n && !rc; i++) {
             st_ins in;
             st_program_ins(pg, i, &in);
             double s = now_s();
             int kind = ST_EXEC_FWD;
-            if (in.kind == ST_INS_COMPUTE && in.phase == ST_PHASE_OPTIMIZER && R)
-                ref_compare(R, S, res->grad_diff, res->grad_ref);
-            tp_before = S->tp_s;
+            tp_before = S->tp_s, ep_before = S->ep_s;
+            if (in.kind == ST_INS_COMPUTE && in.phase == ST_PHASE_OPTIMIZER) {
+                /* sp's replicated gradients summed over tp before anything reads them (tp collectives) */
+                for (int g = 0; g < S->nreg; g++) st__xmodel_sp_grads(&S->x, S->reg[g].lo, S->reg[g].hi);
+                if (R) ref_compare(R, S, res->grad_diff, res->grad_ref);
+            }
             switch (in.kind) {
             case ST_INS_COMPUTE: rc = run_compute(S, &in, step, o, &kind); break;
             case ST_INS_COLL: rc = run_coll(S, &in, &kind); break;
             default: rc = run_p2p(S, &in); kind = in.kind == ST_INS_SEND ? ST_EXEC_SEND : ST_EXEC_RECV;
             }
-            double e = now_s(), tp = S->tp_s - tp_before;
-            /* the compute's own time; its tp collectives go to the "tp collectives" after it */
-            kind_s[kind] += e - s - tp;
+            double e = now_s(), tp = S->tp_s - tp_before, ep = S->ep_s - ep_before;
+            /* the compute's own time; its tp collectives go to the "tp collectives" after it, its ep
+             * all-to-alls to the "ep all-to-all" after that */
+            kind_s[kind] += e - s - tp - ep;
             kind_s[ST_EXEC_COLL_TP] += tp;
+            kind_s[ST_EXEC_COLL_EP] += ep;
             spans[2 * i] = s - t0;
-            spans[2 * i + 1] = e - t0 - tp;
+            spans[2 * i + 1] = e - t0 - tp - ep;
             if (in.kind == ST_INS_COLL && kind == ST_EXEC_COLL_TP && i > 0) {
                 /* shown right after the compute it ran in, with the time it took there */
                 spans[2 * i] = spans[2 * i - 1];
                 spans[2 * i + 1] = spans[2 * i] + S->pending_tp_s;
             }
+            if (in.kind == ST_INS_COLL && kind == ST_EXEC_COLL_EP && i > 0) {
+                spans[2 * i] = spans[2 * i - 1];
+                spans[2 * i + 1] = spans[2 * i] + S->pending_ep_s;
+            }
             S->pending_tp_s = tp;
+            if (in.kind == ST_INS_COMPUTE) S->pending_ep_s = ep;
             if (rc)
                 st_error_set(err, rc, NULL, "plan", "rank %d instruction %d (%s, micro-batch %d) cannot run", S->rank, i,
                              in.label ? in.label : "?", in.mb);
@@ -476,10 +633,11 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
 }
 
 static void state_destroy(rank_state *S) {
+    if (S->edpc != MPI_COMM_NULL) MPI_Comm_free(&S->edpc);
     if (S->comms)
         for (int g = 0; g < S->l->ngroups; g++)
             if (S->comms[g] != MPI_COMM_NULL) MPI_Comm_free(&S->comms[g]);
-    for (int64_t j = 0; S->acts && j < S->M; j++) {
+    for (int64_t j = 0; S->acts && j < S->M * S->V; j++) {
         st__xacts_free(S->acts[j]);
         free(S->act_in[j]);
         free(S->grad_in[j]);
@@ -566,30 +724,38 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     rank_state S = {0};
     reference R = {0}, *Rp = NULL;
     double *spans = NULL, kind_s[ST_EXEC_KINDS] = {0};
-    int rc = 0, size = 0;
+    int rc = 0, size = 0, *l0 = NULL, *l1 = NULL, whole[2] = {0, (int)m->layers};
     memset(res, 0, sizeof *res);
     MPI_Comm_rank(MPI_COMM_WORLD, &S.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     res->rank = S.rank, res->nranks = size, res->steps = o->steps;
-    if ((rc = check_plan(p, l, size, err))) return rc;
+    if ((rc = check_plan(p, l, m->layers, size, err))) return rc;
     st__xkernels_reference = o->reference_kernels;
     st__xkernels_threads(1); /* one core per rank (the ranks are the parallelism) */
     S.l = l;
     S.pg = &l->progs[S.rank];
-    S.M = l->microbatches, S.T = p->seq, S.gbs = p->gbs, S.zero = p->zero == 1;
-    S.N = p->mbs * p->seq;
+    S.M = l->microbatches, S.T = p->seq, S.gbs = p->gbs, S.zero = p->zero == 1 || p->zero == 2;
+    S.pp = p->pp, S.V = p->vp;
     int gt = find_group(l, ST_GRP_TP, S.rank, &S.tr), gd = find_group(l, ST_GRP_DP, S.rank, &S.dr);
     S.tp = gt >= 0 ? l->groups[gt].n : 1;
     S.dp = gd >= 0 ? l->groups[gd].n : 1;
-    int l0, l1, first, last;
-    stage_layers(l, S.pg, m->layers, &l0, &l1, &first, &last);
+    int ge = find_group(l, ST_GRP_EP, S.rank, &S.er);
+    S.ep = ge >= 0 ? l->groups[ge].n : 1;
+    S.epc = S.edpc = MPI_COMM_NULL;
+    l0 = calloc((size_t)S.V, sizeof *l0), l1 = calloc((size_t)S.V, sizeof *l1);
+    st__xpart part = {.B = p->mbs, .T = p->seq, .tp = S.tp, .tr = S.tr, .sp = p->sp, .ep = S.ep, .er = S.er,
+                      .nchunks = S.V, .l0 = l0, .l1 = l1,
+                      .recompute = p->recompute == ST_REC_FULL ? 2 : p->recompute == ST_REC_SELECTIVE ? 1 : 0};
+    if (l0 && l1) stage_layers(l, S.pg, m->layers, S.pp, S.V, l0, l1, &part.first, &part.last);
     /* a refusal of the model's shape is every rank's (each checks the same numbers); running out of
      * memory may be one rank's: all of them learn it below before any collective that could hang */
-    rc = st__xmodel_init(&S.x, m, p->mbs, p->seq, S.tp, S.tr, l0, l1, first, last, o->seed, err);
-    if (!rc && ((int64_t)S.N * m->hidden > 0x7fffffff || S.x.nparams > 0x7fffffff))
+    rc = l0 && l1 ? st__xmodel_init(&S.x, m, &part, o->seed, err)
+                  : st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    if (!rc && (p->mbs * p->seq * m->hidden > 0x7fffffff || S.x.nparams > 0x7fffffff))
         rc = st_error_set(err, ST_EINVAL, NULL, "model", "the cpu executor moves at most 2^31 floats in one message");
     S.comms = calloc((size_t)(l->ngroups ? l->ngroups : 1), sizeof *S.comms);
-    size_t M = (size_t)S.M;
+    for (int g = 0; S.comms && g < l->ngroups; g++) S.comms[g] = MPI_COMM_NULL; /* until make_comms */
+    size_t M = (size_t)(S.M * S.V);
     S.acts = calloc(M, sizeof *S.acts);
     S.act_in = calloc(M, sizeof *S.act_in);
     S.grad_in = calloc(M, sizeof *S.grad_in);
@@ -610,7 +776,9 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
               !res->kind_s || !res->ref_loss)) || setup_regions(&S);
     if (!bad && o->check) {
         Rp = &R;
-        bad = (rc = st__xmodel_init(&R.x, m, p->mbs, p->seq, 1, 0, 0, (int)m->layers, 1, 1, o->seed, err)) != 0;
+        st__xpart one = {.B = p->mbs, .T = p->seq, .tp = 1, .nchunks = 1, .l0 = whole, .l1 = whole + 1, .first = 1,
+                         .last = 1};
+        bad = (rc = st__xmodel_init(&R.x, m, &one, o->seed, err)) != 0;
         R.m = calloc((size_t)R.x.nparams + 1, sizeof *R.m);
         R.v = calloc((size_t)R.x.nparams + 1, sizeof *R.v);
         bad |= !R.m || !R.v;
@@ -626,7 +794,13 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
         goto out;
     }
     S.tpc = gt >= 0 ? S.comms[gt] : MPI_COMM_NULL;
-    S.x.comm = (st__xcomm){tp_allreduce, &S};
+    S.epc = ge >= 0 ? S.comms[ge] : MPI_COMM_NULL;
+    /* the ranks of the dp group that hold the same experts: the same place in their ep groups */
+    if (S.ep > 1 && (gd < 0 || MPI_Comm_split(S.comms[gd], S.er, S.dr, &S.edpc) != MPI_SUCCESS)) {
+        rc = st_error_set(err, ST_EINVAL, NULL, NULL, "MPI could not make the expert-data-parallel communicator");
+        goto out;
+    }
+    S.x.comm = (st__xcomm){tp_allreduce, tp_allgather, tp_reduce_scatter, ep_alltoallv, &S};
     for (int i = 0; i < ST_EXEC_TENSORS; i++) res->grad_diff[i] = res->grad_ref[i] = -1;
     if ((rc = run_steps(&S, o, Rp, res, spans, kind_s, err))) goto out;
     if (o->check) { /* the largest over ranks, at rank 0 */
@@ -637,20 +811,23 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
         memcpy(res->grad_diff, dmax, sizeof res->grad_diff);
         memcpy(res->grad_ref, dmax + ST_EXEC_TENSORS, sizeof res->grad_ref);
     }
-    double np = (double)S.x.nparams, nptot = 0;
+    double np = 0, nptot = 0;
     /* each parameter once: tp rank shards add up, replicated ones (norms, biases after a
-     * row-parallel GEMM, positions) counted on tp rank 0 only, dp replicas not at all */
+     * row-parallel GEMM, positions, routers) counted on tp rank 0 only, the tied copy not, dp
+     * replicas not (the experts: on the first ep group of the dp group) */
     for (int i = 0; i < S.x.ntensors; i++) {
         const st__xtensor *t = &S.x.tensors[i];
         int replicated = t->nrows == t->rows && t->ncols == t->cols;
-        if (replicated && S.tr != 0) np -= (double)(t->nrows * t->ncols);
-        if (!strcmp(t->name, "wte") && !S.x.first) np -= (double)(t->nrows * t->ncols); /* the tied copy */
+        int once = !(replicated && S.tr != 0) && !(!strcmp(t->name, "wte") && !S.x.first) &&
+                   (t->expert >= 0 ? S.dr < S.ep : S.dr == 0);
+        if (once) np += (double)(t->nrows * t->ncols);
     }
-    if (S.dr != 0) np = 0;
     MPI_Reduce(&np, &nptot, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
     res->params = nptot;
     rc = gather(&S, o, spans, kind_s, res, err);
 out:
+    free(l0);
+    free(l1);
     free(spans);
     st__xmodel_destroy(&R.x);
     free(R.m);

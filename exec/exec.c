@@ -32,10 +32,11 @@ double st_exec_arena_bytes(const st_program *pg) {
 
 const char *const st_exec_tensor_names[ST_EXEC_TENSORS] = {
     "wte", "wpe", "ln1_w", "ln1_b", "wq", "wk", "wv", "bq", "bk", "bv", "wo",
-    "bo",  "ln2_w", "ln2_b", "w1", "b1", "w3", "w2", "b2", "lnf_w", "lnf_b", "lm_head"};
+    "bo",  "ln2_w", "ln2_b", "w1", "b1", "w3", "w2", "b2", "lnf_w", "lnf_b", "lm_head",
+    "router", "moe_w1", "moe_w3", "moe_w2"};
 
-static const char *const kind_names[ST_EXEC_KINDS] = {"fwd",     "bwd",     "optimizer", "coll tp",
-                                                      "coll dp", "coll pp", "send",      "recv"};
+static const char *const kind_names[ST_EXEC_KINDS] = {"fwd",  "bwd",  "optimizer", "coll tp", "coll dp", "coll pp",
+                                                      "send", "recv", "coll ep",   "recompute"};
 const char *st_exec_kind_name(st_exec_kind k) { return (unsigned)k < ST_EXEC_KINDS ? kind_names[k] : "?"; }
 
 void st_exec_result_destroy(st_exec_result *r) {

@@ -22,12 +22,14 @@ int st_exec_backend_parse(const char *s, st_exec_backend *out); /* 0 or ST_EINVA
  * order on one host thread (what one CPU process can issue, and a valid order: the lowering puts
  * receives right before the compute that needs them and sends after it): COMPUTE forward, backward
  * and optimizer instructions run the stage's part of a real decoder (exec/model.c) on the micro-batch
- * the instruction names; SEND/RECV move its activations and gradients (MPI_Isend, MPI_Recv); COLL run
+ * the instruction names (with vp > 1 on the chunk it names: a rank holds vp chunks of blocks); SEND/RECV
+ * move its activations and gradients (MPI_Isend, MPI_Recv; with sp each tp rank its token rows); COLL run
  * in communicators made from the program's groups: the dp all-reduce, or ZeRO-1's reduce-scatter and
- * all-gather, and the tied embedding's all-reduce. The tp collectives run inside the compute, where
- * Megatron-LM issues them (exec/model.c); the fused lowering's "tp collectives" instruction after each
- * compute is shown with their measured time. Built when configure found MPI and a CBLAS; otherwise
- * st_exec_mpi_init says what is missing (exec/nompi.c). */
+ * all-gather, and the tied embedding's all-reduce. The tp collectives (with sp: all-gathers and
+ * reduce-scatters) run inside the compute, where Megatron-LM issues them (exec/model.c); the fused
+ * lowering's "tp collectives" instruction after each compute is shown with their measured time, its
+ * "ep all-to-all" with the MoE blocks' dispatch and combine. Built when configure found MPI and a CBLAS;
+ * otherwise st_exec_mpi_init says what is missing (exec/nompi.c). */
 
 /* the measured kinds of instruction, the rows of st_exec_result.kind_s */
 typedef enum {
@@ -39,12 +41,14 @@ typedef enum {
     ST_EXEC_COLL_PP,
     ST_EXEC_SEND,
     ST_EXEC_RECV,
+    ST_EXEC_COLL_EP, /* the ep all-to-alls, inside the compute like tp's */
+    ST_EXEC_RECOMPUTE,
     ST_EXEC_KINDS
 } st_exec_kind;
-const char *st_exec_kind_name(st_exec_kind k); /* "fwd", ..., "coll tp", ..., "recv" */
+const char *st_exec_kind_name(st_exec_kind k); /* "fwd", ..., "coll tp", ..., "recv", "coll ep", "recompute" */
 
 /* the tensors --check compares (every block's of one name together) */
-#define ST_EXEC_TENSORS 22
+#define ST_EXEC_TENSORS 26
 extern const char *const st_exec_tensor_names[ST_EXEC_TENSORS];
 
 typedef struct st_exec_opts {

@@ -64,11 +64,32 @@ void st__xadam(float *p, const float *g, float *m, float *v, int64_t n, int t, f
 
 /* The tensor-parallel collectives a sharded model calls (Shoeybi et al. 2019: g after the
  * row-parallel GEMMs in forward, f before the column-parallel ones in backward; the vocab-parallel
- * embedding and cross-entropy's reductions). NULL fn: one rank (tp = 1). */
+ * embedding and cross-entropy's reductions). With sequence parallelism (Korthikanti et al. 2022,
+ * Sec. 4.2.2) g becomes a reduce-scatter and f an all-gather in forward, the other way round in
+ * backward. NULL fn: one rank (tp = 1). */
 typedef struct st__xcomm {
     void (*allreduce)(void *ctx, float *buf, int64_t n, int max); /* sum, or max when max != 0 */
+    /* in place: buf holds tp blocks of n, this rank's at tr * n on entry, every rank's on return */
+    void (*allgather)(void *ctx, float *buf, int64_t n);
+    /* out[n] = block tr of the sum over the tp ranks of in[tp * n] */
+    void (*reduce_scatter)(void *ctx, float *out, const float *in, int64_t n);
+    /* ep > 1, expert parallelism's all-to-all over the ep group: scounts[i] rows of `width` floats to
+     * its rank i (send holds them in that order); fills rcounts and returns what came, in the senders'
+     * order (new: free it; NULL when out of memory) */
+    float *(*alltoallv)(void *ctx, const float *send, const int *scounts, int *rcounts, int64_t width);
     void *ctx;
 } st__xcomm;
+
+/* The part of the model one rank runs (st__xmodel_init's input). */
+typedef struct st__xpart {
+    int64_t B, T;       /* the micro-batch: B sequences of T tokens */
+    int tp, tr, sp;     /* tp degree, this rank's place in its group, sequence parallelism (0/1) */
+    int ep, er;         /* MoE: ep degree, this rank's place in its ep group (it holds that share of the experts) */
+    int nchunks;        /* pipeline chunks this rank runs: vp with the interleaved schedule, else 1 */
+    const int *l0, *l1; /* nchunks each: chunk c runs blocks [l0[c], l1[c]) (ascending, disjoint) */
+    int first, last;    /* chunk 0 holds the embedding; chunk nchunks - 1 the final norm, output layer, loss */
+    int recompute;      /* 0 none, 1 selective, 2 full (st__xmodel_recompute) */
+} st__xpart;
 
 /* One tensor of the model as this rank holds it: the block [row0, row0 + nrows) x [col0, col0 +
  * ncols) of a full rows x cols tensor (a vector: cols = 1), at `off` floats into the flat buffers. */
@@ -78,56 +99,80 @@ typedef struct st__xtensor {
     int64_t rows, cols, row0, nrows, col0, ncols;
     int init;   /* 0: seeded random, 1: ones, 2: zeros */
     int64_t off;
+    int expert; /* an expert's weight: the expert (its own full tensor), else -1 */
 } st__xtensor;
 
 /* The weights of one block, pointers into a flat buffer (parameters or gradients alike). */
 typedef struct st__xlayer {
     float *ln1_w, *ln1_b, *wq, *wk, *wv, *bq, *bk, *bv, *wo, *bo;
     float *ln2_w, *ln2_b, *w1, *b1, *w3, *w2, *b2;
+    /* an MoE block (router non-NULL; w1 .. b2 NULL): the router [E x h], replicated, and this rank's
+     * experts' MLPs, expert i's at ew1 + i * fe_l * h (fe_l x h), ew3 alike, ew2 + i * h * fe_l (h x fe_l) */
+    float *router, *ew1, *ew3, *ew2;
 } st__xlayer;
 
-/* The part of the model one rank runs: its pipeline stage's blocks [l0, l1), the embedding on the
- * first stage and the final norm, output layer and loss on the last, its tp shard of each. */
+/* The part of the model one rank runs: the blocks of its pipeline chunks, the embedding on the
+ * first stage and the final norm, output layer and loss on the last, its tp shard of each. With
+ * sequence parallelism the residual stream (a block's input and output, the norms, what the
+ * pipeline sends) is this rank's Ns = N / tp consecutive token rows of the micro-batch's N. */
 typedef struct st__xmodel {
     /* full shapes */
     int64_t L, h, a, kv, d, f, V, B, T;
     int swiglu, rmsnorm, rope, bias, tied;
     st__xact act;
     /* this rank's part */
-    int tp, tr; /* tp degree and this rank's place in its group */
+    int tp, tr, sp; /* tp degree, this rank's place in its group, sequence parallelism */
+    int recompute;  /* st__xpart's */
+    int64_t Ns;     /* token rows of the residual stream on this rank: N, or N / tp with sp */
     int64_t a_l, kv_l, f_l, V_l, v0; /* local heads, ffn, vocabulary and its first row */
-    int l0, l1, first, last;
+    /* MoE (Shazeer et al. 2017; Fedus et al. 2022 for the capacity): experts, top-k, an expert's ffn
+     * and its tp shard, the capacity factor (0: dropless), ep degree and place, the local experts */
+    int64_t E, topk, fe, fe_l;
+    double capacity_factor;
+    int ep, er;
+    int64_t E_l, e0;
+    int nchunks;                     /* pipeline chunks */
+    int *cl0, *cl1;                  /* owned, nchunks each: chunk c's blocks [cl0[c], cl1[c]) */
+    int nl, first, last;             /* blocks held (all chunks'), first and last stage */
     int ntensors;
     st__xtensor *tensors; /* owned */
     int64_t nparams;      /* floats in the flat buffers */
     float *params, *grads; /* owned, nparams each */
-    st__xlayer *lp, *lg;   /* l1 - l0 each, into params and grads */
+    st__xlayer *lp, *lg;   /* nl each, chunk by chunk, into params and grads */
     float *wte, *wpe, *lnf_w, *lnf_b, *lm; /* parameters (NULL where not held); lm = wte when tied */
     float *gwte, *gwpe, *glnf_w, *glnf_b, *glm;
     float *work; /* the backward's scratch for one micro-batch (owned) */
     st__xcomm comm;
 } st__xmodel;
 
-/* Builds the rank's part of model m: micro-batch B x T, tp shard tr of tp, blocks [l0, l1), first
- * and last stage flags; weights seeded from `seed` by each element's place in its full tensor, so
- * every sharding of the same model starts from the same numbers. 0, ST_EINVAL (err says why the
- * model cannot be split so), ST_ENOMEM. Free with st__xmodel_destroy. */
-int st__xmodel_init(st__xmodel *x, const st_model *m, int64_t B, int64_t T, int tp, int tr, int l0, int l1, int first,
-                    int last, uint64_t seed, st_error *err);
+/* Builds the rank's part `pt` of model m; weights seeded from `seed` by each element's place in its
+ * full tensor, so every sharding of the same model starts from the same numbers. 0, ST_EINVAL (err
+ * says why the model cannot be split so), ST_ENOMEM. Free with st__xmodel_destroy. */
+int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint64_t seed, st_error *err);
 void st__xmodel_destroy(st__xmodel *x);
+/* Sequence parallelism: sums each replicated tensor's gradient (norms, biases after the
+ * row-parallel GEMMs, positions: each rank's is its token rows' part) over the tp group, as
+ * Megatron-LM's finalize_model_grads does for the parameters marked sequence_parallel. Only the
+ * elements [lo, hi) of the flat buffer (a ZeRO-1 shard's), the same on every tp rank. */
+void st__xmodel_sp_grads(st__xmodel *x, int64_t lo, int64_t hi);
 
 /* What a micro-batch keeps from its forward for its backward (owned; st__xacts_free). */
 typedef struct st__xacts st__xacts;
-/* Forward of the stage on micro-batch tokens [B x (T + 1)] (inputs and the next-token targets; read
- * on the first and last stage) or on `in` [N x h] (later stages): returns new activations, the
- * stage's output in *out ([N x h], borrowed from the activations; not on the last stage) and the
- * micro-batch's mean loss in *loss (last stage). NULL when out of memory. */
-st__xacts *st__xmodel_forward(st__xmodel *x, const int32_t *tokens, const float *in, const float **out,
+/* Forward of chunk `chunk` on micro-batch tokens [B x (T + 1)] (inputs and the next-token targets;
+ * read where the chunk holds the embedding or the loss) or on `in` [Ns x h] (the others): returns
+ * new activations, the chunk's output in *out ([Ns x h], borrowed from the activations; not where it
+ * holds the loss) and the micro-batch's mean loss in *loss (where it does). NULL when out of memory. */
+st__xacts *st__xmodel_forward(st__xmodel *x, int chunk, const int32_t *tokens, const float *in, const float **out,
                               double *loss);
-/* Backward of that micro-batch: dout [N x h] from the next stage (NULL on the last, which starts
- * from the loss scaled by loss_scale), gradients added into x->grads; *din [N x h] the gradient of
- * the stage's input (borrowed from acts; not on the first stage). */
-void st__xmodel_backward(st__xmodel *x, st__xacts *acts, const float *dout, double loss_scale, const float **din);
+/* Backward of that chunk and micro-batch: dout [Ns x h] from the next chunk (NULL where the chunk
+ * holds the loss, which starts from the loss scaled by loss_scale), gradients added into x->grads;
+ * *din [Ns x h] the gradient of the chunk's input (borrowed; not where it holds the embedding).
+ * 0, or ST_ENOMEM (an MoE block's buffers). */
+int st__xmodel_backward(st__xmodel *x, st__xacts *acts, const float *dout, double loss_scale, const float **din);
+/* With recompute, the forward kept only what the recompute starts from; this makes the rest again
+ * (full: the chunk's blocks from its input; selective: the attention probabilities). Before the
+ * backward, which refuses (ST_EINVAL) until it ran. 0, ST_EINVAL (nothing was dropped), ST_ENOMEM. */
+int st__xmodel_recompute(st__xmodel *x, st__xacts *acts);
 void st__xacts_free(st__xacts *a);
 
 /* Seeded tokens of sample `sample` at step `step`: T + 1 values below V (a counter-based hash, the

@@ -12,6 +12,39 @@
  * logit (Megatron-LM's VocabParallelEmbedding and vocab_parallel_cross_entropy). The vocabulary is
  * the model's own, without Megatron's padding: it must divide by tp.
  *
+ * Sequence parallelism (Korthikanti et al. 2022, Sec. 4.2.2; Megatron-LM's --sequence-parallel):
+ * the residual stream, the norms and the residual additions run on this rank's N / tp consecutive
+ * token rows (dropout would too; it is not run); the norm's output is all-gathered before the
+ * column-parallel GEMMs and the row-parallel GEMMs' partial sums reduce-scattered back to the rows,
+ * the backward the other way round; the embedding's partial lookups are reduce-scattered, the
+ * final norm's output all-gathered before the output layer. The gathered norm outputs are kept for
+ * the weight gradients (Megatron-LM gathers them again in backward: the same numbers). The
+ * replicated tensors' gradients are then partial sums over the rows, summed over tp before the
+ * optimizer (st__xmodel_sp_grads). The rows are the flattened (sequence, token) order, which is
+ * Megatron's [s, b, h] sequence split when B = 1.
+ *
+ * Mixture of experts (Shazeer et al. 2017; Megatron-Core's MoELayer with the all-to-all token
+ * dispatcher): in an MoE block the MLP is a router (a replicated [E x h] linear layer), each token's
+ * top-k experts by router logit with weights a softmax over those k logits (Megatron's default,
+ * Mixtral's), and E expert MLPs of moe_ffn, each sharded over tp like the dense MLP. With a capacity
+ * factor an expert takes at most ceil(factor x tokens x k / E) of a micro-batch's (token, expert)
+ * pairs, the highest-weighted ones (Megatron's drop policy "probs"), the rest dropped (they add
+ * nothing; the residual carries the token); 0 is dropless. With ep > 1 a rank holds E / ep experts
+ * and the pairs go to their expert's rank and back by all-to-all in the ep group (dispatch,
+ * combine); the experts' gradients are then summed over the ranks that hold the same experts
+ * (exec/cpu.c). No auxiliary load-balancing loss (Megatron's coefficient defaults to 0), no shared
+ * experts, no biases in expert blocks.
+ *
+ * Activation recompute (Korthikanti et al. 2022, Sec. 5; Megatron-LM's --recompute-granularity):
+ * full keeps a chunk's input and drops its blocks' activations after the forward, and the recompute
+ * runs the blocks again from it, their tp collectives and ep all-to-alls included (Megatron's full
+ * recompute checkpoints each block's input: the same numbers); selective drops the attention
+ * probabilities and recomputes them (QK^T, softmax, times V) from the kept q, k and v. The output
+ * layer and the loss are not recomputed (Megatron does not either).
+ *
+ * Interleaved pipelines (vp > 1): a rank holds several chunks of blocks; their weights lie in one
+ * flat buffer, chunk by chunk, and a forward or backward runs one chunk.
+ *
  * Weights start from a counter-based hash of (seed, tensor name, block, element's place in the full
  * tensor), uniform with standard deviation 0.02 (GPT-2's), norms' weights 1 and biases 0: every
  * sharding holds slices of the same full tensors. */
@@ -48,7 +81,7 @@ static int add(st__xmodel *x, int cap, const char *name, int layer, int64_t rows
                int64_t nrows, int64_t col0, int64_t ncols, int init) {
     if (x->ntensors >= cap) return -1;
     st__xtensor *t = &x->tensors[x->ntensors++];
-    *t = (st__xtensor){name, layer, rows, cols, row0, nrows, col0, ncols, init, x->nparams};
+    *t = (st__xtensor){name, layer, rows, cols, row0, nrows, col0, ncols, init, x->nparams, -1};
     x->nparams += nrows * ncols;
     return x->ntensors - 1;
 }
@@ -63,18 +96,41 @@ static int add(st__xmodel *x, int cap, const char *name, int layer, int64_t rows
 
 /* the table (indices into x->tensors per block field: idx[layer][field]); -1 when absent */
 enum { F_LN1W, F_LN1B, F_WQ, F_WK, F_WV, F_BQ, F_BK, F_BV, F_WO, F_BO, F_LN2W, F_LN2B, F_W1, F_B1, F_W3, F_W2, F_B2,
-       F_COUNT };
+       F_ROUTER, F_EW1, F_EW3, F_EW2, F_COUNT };
 enum { H_WTE, H_WPE, H_LNFW, H_LNFB, H_LM, H_COUNT };
 
-static int build_table(st__xmodel *x, int cap, int (*idx)[F_COUNT], int *hidx) {
+/* the model's block number of this rank's k-th block */
+static int layer_of(const st__xmodel *x, int k) {
+    int c = 0;
+    while (c < x->nchunks - 1 && k >= x->cl1[c] - x->cl0[c]) k -= x->cl1[c] - x->cl0[c], c++;
+    return x->cl0[c] + k;
+}
+
+/* this rank's index of chunk c's first block */
+static int chunk_first(const st__xmodel *x, int c) {
+    int k = 0;
+    for (int i = 0; i < c; i++) k += x->cl1[i] - x->cl0[i];
+    return k;
+}
+
+/* expert e's weight: an expert's own full tensor, sliced by tp like the dense MLP's */
+static int add_expert(st__xmodel *x, int cap, const char *name, int layer, int64_t e, int64_t rows, int64_t cols,
+                      int64_t row0, int64_t nrows, int64_t col0, int64_t ncols) {
+    int i = add(x, cap, name, layer, rows, cols, row0, nrows, col0, ncols, 0);
+    if (i >= 0) x->tensors[i].expert = (int)e;
+    return i;
+}
+
+/* the table; with experts their weights last, each kind of a block's local experts back to back */
+static int build_table(st__xmodel *x, const st_model *m, int cap, int (*idx)[F_COUNT], int *hidx) {
     int64_t h = x->h, qd = x->a * x->d, kd = x->kv * x->d, ql = x->a_l * x->d, kl = x->kv_l * x->d;
     for (int i = 0; i < H_COUNT; i++) hidx[i] = -1;
     if (x->first) {
         hidx[H_WTE] = ROWS("wte", -1, x->V, h, x->v0, x->V_l);
         if (!x->rope) hidx[H_WPE] = ROWS("wpe", -1, x->T, h, 0, x->T);
     }
-    for (int l = x->l0; l < x->l1; l++) {
-        int *f = idx[l - x->l0];
+    for (int k = 0; k < x->nl; k++) {
+        int l = layer_of(x, k), *f = idx[k];
         for (int i = 0; i < F_COUNT; i++) f[i] = -1;
         f[F_LN1W] = VEC("ln1_w", l, h, 1);
         if (!x->rmsnorm) f[F_LN1B] = VEC("ln1_b", l, h, 2);
@@ -90,6 +146,10 @@ static int build_table(st__xmodel *x, int cap, int (*idx)[F_COUNT], int *hidx) {
         if (x->bias) f[F_BO] = VEC("bo", l, h, 2);
         f[F_LN2W] = VEC("ln2_w", l, h, 1);
         if (!x->rmsnorm) f[F_LN2B] = VEC("ln2_b", l, h, 2);
+        if (st_model_layer_is_moe(m, l)) {
+            f[F_ROUTER] = add(x, cap, "router", l, x->E, h, 0, x->E, 0, h, 0);
+            continue;
+        }
         f[F_W1] = ROWS("w1", l, x->f, h, x->tr * x->f_l, x->f_l);
         if (x->bias) f[F_B1] = BIAS("b1", l, x->f, x->tr * x->f_l, x->f_l);
         if (x->swiglu) f[F_W3] = ROWS("w3", l, x->f, h, x->tr * x->f_l, x->f_l);
@@ -104,6 +164,23 @@ static int build_table(st__xmodel *x, int cap, int (*idx)[F_COUNT], int *hidx) {
         if (!x->tied) hidx[H_LM] = ROWS("lm_head", -1, x->V, h, x->v0, x->V_l);
         else if (!x->first) hidx[H_LM] = ROWS("wte", -1, x->V, h, x->v0, x->V_l);
     }
+    int64_t fe = x->fe, fl = x->fe_l, r0 = x->tr * fl;
+    for (int k = 0; k < x->nl; k++) {
+        int l = layer_of(x, k), *f = idx[k];
+        if (f[F_ROUTER] < 0) continue;
+        for (int64_t e = x->e0; e < x->e0 + x->E_l; e++) {
+            int i = add_expert(x, cap, "moe_w1", l, e, fe, h, r0, fl, 0, h);
+            if (e == x->e0) f[F_EW1] = i;
+        }
+        for (int64_t e = x->e0; x->swiglu && e < x->e0 + x->E_l; e++) {
+            int i = add_expert(x, cap, "moe_w3", l, e, fe, h, r0, fl, 0, h);
+            if (e == x->e0) f[F_EW3] = i;
+        }
+        for (int64_t e = x->e0; e < x->e0 + x->E_l; e++) {
+            int i = add_expert(x, cap, "moe_w2", l, e, h, fe, 0, h, r0, fl);
+            if (e == x->e0) f[F_EW2] = i;
+        }
+    }
     return x->ntensors < cap ? 0 : -1;
 }
 
@@ -111,14 +188,15 @@ static float *at(float *base, int i, const st__xmodel *x) { return i < 0 ? NULL 
 
 static void point(st__xmodel *x, float *base, st__xlayer *lay, int (*idx)[F_COUNT], const int *hidx, float **wte,
                   float **wpe, float **lnf_w, float **lnf_b, float **lm) {
-    for (int l = 0; l < x->l1 - x->l0; l++) {
+    for (int l = 0; l < x->nl; l++) {
         int *f = idx[l];
         lay[l] = (st__xlayer){at(base, f[F_LN1W], x), at(base, f[F_LN1B], x), at(base, f[F_WQ], x),
                               at(base, f[F_WK], x),   at(base, f[F_WV], x),   at(base, f[F_BQ], x),
                               at(base, f[F_BK], x),   at(base, f[F_BV], x),   at(base, f[F_WO], x),
                               at(base, f[F_BO], x),   at(base, f[F_LN2W], x), at(base, f[F_LN2B], x),
                               at(base, f[F_W1], x),   at(base, f[F_B1], x),   at(base, f[F_W3], x),
-                              at(base, f[F_W2], x),   at(base, f[F_B2], x)};
+                              at(base, f[F_W2], x),   at(base, f[F_B2], x),   at(base, f[F_ROUTER], x),
+                              at(base, f[F_EW1], x),  at(base, f[F_EW3], x),  at(base, f[F_EW2], x)};
     }
     *wte = at(base, hidx[H_WTE], x);
     *wpe = at(base, hidx[H_WPE], x);
@@ -133,6 +211,7 @@ static void init_values(st__xmodel *x, uint64_t seed) {
         const st__xtensor *t = &x->tensors[i];
         float *p = x->params + t->off;
         uint64_t key = splitmix64(seed ^ name_hash(t->name) ^ splitmix64((uint64_t)(t->layer + 2)));
+        if (t->expert >= 0) key = splitmix64(key ^ (uint64_t)t->expert);
         for (int64_t r = 0; r < t->nrows; r++)
             for (int64_t c = 0; c < t->ncols; c++) {
                 uint64_t g = (uint64_t)((t->row0 + r) * t->cols + t->col0 + c);
@@ -144,38 +223,63 @@ static void init_values(st__xmodel *x, uint64_t seed) {
 
 static int64_t work_floats(const st__xmodel *x) {
     int64_t N = x->B * x->T, ql = x->a_l * x->d, kl = x->kv_l * x->d;
-    return 4 * N * x->h + 2 * N * ql + 2 * N * kl + 3 * N * x->f_l;
+    /* sp: also a gathered gradient and a reduce-scattered one */
+    return (x->sp ? 6 : 4) * N * x->h + 2 * N * ql + 2 * N * kl + 3 * N * x->f_l;
 }
 
-int st__xmodel_init(st__xmodel *x, const st_model *m, int64_t B, int64_t T, int tp, int tr, int l0, int l1, int first,
-                    int last, uint64_t seed, st_error *err) {
-    int rc = 0;
+int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint64_t seed, st_error *err) {
+    int rc = 0, tp = pt->tp;
     int(*idx)[F_COUNT] = NULL;
     memset(x, 0, sizeof *x);
     x->L = m->layers, x->h = m->hidden, x->a = m->heads, x->kv = m->kv_heads, x->d = m->head_dim;
-    x->f = m->ffn, x->V = m->vocab, x->B = B, x->T = T;
+    x->f = m->ffn, x->V = m->vocab, x->B = pt->B, x->T = pt->T;
     x->swiglu = m->activation == ST_ACT_SWIGLU, x->rmsnorm = m->norm == ST_NORM_RMSNORM;
     x->rope = m->position == ST_POS_ROPE, x->bias = m->bias, x->tied = m->tied_embeddings;
     x->act = m->activation == ST_ACT_RELU ? ST__XACT_RELU : ST__XACT_GELU;
-    x->tp = tp, x->tr = tr, x->l0 = l0, x->l1 = l1, x->first = first, x->last = last;
-    if (m->experts > 0)
-        return st_error_set(err, ST_EINVAL, NULL, "model", "the cpu executor runs dense models only (experts = %lld)",
-                            (long long)m->experts);
+    x->tp = tp, x->tr = pt->tr, x->sp = pt->sp, x->first = pt->first, x->last = pt->last;
+    x->recompute = pt->recompute;
+    x->Ns = pt->sp ? pt->B * pt->T / tp : pt->B * pt->T;
+    x->E = m->experts, x->topk = m->experts_topk, x->fe = m->experts > 0 ? m->moe_ffn : 0;
+    x->capacity_factor = m->capacity_factor, x->ep = pt->ep > 1 ? pt->ep : 1, x->er = pt->er;
+    if (m->experts > 0 && (m->shared_experts > 0 || m->bias))
+        return st_error_set(err, ST_EINVAL, NULL, "model",
+                            "the cpu executor's experts have no shared experts and no biases (the model has %lld "
+                            "shared experts, bias %d)", (long long)m->shared_experts, m->bias);
+    if (x->E % x->ep || x->fe % tp)
+        return st_error_set(err, ST_EINVAL, NULL, "plan",
+                            "ep=%d must divide the experts (%lld), tp=%d their ffn (%lld)", x->ep, (long long)x->E, tp,
+                            (long long)x->fe);
+    x->E_l = x->E / x->ep, x->e0 = x->er * x->E_l, x->fe_l = x->fe / tp;
     if (m->position == ST_POS_ALIBI)
         return st_error_set(err, ST_EINVAL, NULL, "model", "the cpu executor runs learned or rotary positions, not alibi");
     if (x->a % tp || x->kv % tp || x->f % tp || x->V % tp)
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "tp=%d must divide the heads (%lld), kv heads (%lld), ffn (%lld) and vocabulary (%lld)", tp,
                             (long long)x->a, (long long)x->kv, (long long)x->f, (long long)x->V);
+    if (pt->sp && (pt->B * pt->T) % tp)
+        return st_error_set(err, ST_EINVAL, NULL, "plan",
+                            "sp=1 needs the micro-batch's tokens (%lld) divisible by tp=%d", (long long)(pt->B * pt->T),
+                            tp);
     if (x->rope && x->d % 2)
         return st_error_set(err, ST_EINVAL, NULL, "model", "rotary embedding needs an even head dimension");
-    x->a_l = x->a / tp, x->kv_l = x->kv / tp, x->f_l = x->f / tp, x->V_l = x->V / tp, x->v0 = tr * x->V_l;
-    int nl = l1 - l0, cap = nl * F_COUNT + H_COUNT + 1, hidx[H_COUNT];
+    x->a_l = x->a / tp, x->kv_l = x->kv / tp, x->f_l = x->f / tp, x->V_l = x->V / tp, x->v0 = x->tr * x->V_l;
+    x->nchunks = pt->nchunks;
+    x->cl0 = malloc((size_t)pt->nchunks * sizeof *x->cl0);
+    x->cl1 = malloc((size_t)pt->nchunks * sizeof *x->cl1);
+    if (!x->cl0 || !x->cl1) {
+        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+        goto out;
+    }
+    for (int c = 0; c < pt->nchunks; c++) {
+        x->cl0[c] = pt->l0[c], x->cl1[c] = pt->l1[c] > pt->l0[c] ? pt->l1[c] : pt->l0[c];
+        x->nl += x->cl1[c] - x->cl0[c];
+    }
+    int nl = x->nl, cap = nl * (F_COUNT + 3 * (int)x->E_l) + H_COUNT + 1, hidx[H_COUNT];
     x->tensors = calloc((size_t)cap, sizeof *x->tensors);
     idx = calloc((size_t)(nl > 0 ? nl : 1), sizeof *idx);
     x->lp = calloc((size_t)(nl > 0 ? nl : 1), sizeof *x->lp);
     x->lg = calloc((size_t)(nl > 0 ? nl : 1), sizeof *x->lg);
-    if (!x->tensors || !idx || !x->lp || !x->lg || build_table(x, cap, idx, hidx)) {
+    if (!x->tensors || !idx || !x->lp || !x->lg || build_table(x, m, cap, idx, hidx)) {
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
         goto out;
     }
@@ -196,6 +300,8 @@ out:
 }
 
 void st__xmodel_destroy(st__xmodel *x) {
+    free(x->cl0);
+    free(x->cl1);
     free(x->tensors);
     free(x->lp);
     free(x->lg);
@@ -208,45 +314,64 @@ void st__xmodel_destroy(st__xmodel *x) {
 /* ---------------------------------------------------------------- activations */
 
 typedef struct xlayer_acts {
+    /* x, x2, mean and rstd: the residual stream's rows (Ns); n1, n2 (gathered with sp) and the rest: all N */
     float *x, *n1, *mean1, *rstd1, *q, *k, *v, *probs, *ao, *x2, *n2, *mean2, *rstd2, *h1, *h3, *g;
+    struct xmoe *moe; /* an MoE block's (owned) */
 } xlayer_acts;
 
 struct st__xacts {
-    float *mem;
-    int32_t *tokens;  /* B x (T + 1), first and last stage */
+    float *mem, *bmem, *pmem; /* layout's parts 0, 1 and 2 (1 and 2 NULL while a recompute dropped them) */
+    int dropped;              /* a recompute dropped activations that st__xmodel_recompute makes again */
+    int chunk, head, tail, nl; /* its chunk; whether that holds the embedding, the loss; its blocks */
+    int32_t *tokens;  /* B x (T + 1), where the chunk holds the embedding or the loss */
     xlayer_acts *lay; /* per block; lay[i + 1].x is block i's output, in `out` after the last */
-    float *out, *nf, *meanf, *rstdf, *logits; /* logits hold the probabilities after the forward */
+    float *out, *in0, *nf, *meanf, *rstdf, *logits; /* logits hold the probabilities after the forward */
 };
 
-static float *carve(float **p, int64_t n) {
-    float *r = *p;
-    *p += n;
+/* n floats at *off into base (NULL: only counted) */
+static float *carve(float *base, int64_t *off, int64_t n) {
+    float *r = base ? base + *off : NULL;
+    *off += n;
     return r;
 }
 
-/* sizes (mem NULL: counts the floats) or carves a micro-batch's activations */
-static int64_t layout(const st__xmodel *x, st__xacts *a, float *mem) {
-    int64_t N = x->B * x->T, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d;
-    float *p = mem;
-    for (int l = 0; l < x->l1 - x->l0; l++) {
-        xlayer_acts t;
-        t.x = carve(&p, N * h), t.n1 = carve(&p, N * h), t.mean1 = carve(&p, N), t.rstd1 = carve(&p, N);
-        t.q = carve(&p, N * ql), t.k = carve(&p, N * kl), t.v = carve(&p, N * kl);
-        t.probs = carve(&p, x->B * x->a_l * x->T * x->T), t.ao = carve(&p, N * ql);
-        t.x2 = carve(&p, N * h), t.n2 = carve(&p, N * h), t.mean2 = carve(&p, N), t.rstd2 = carve(&p, N);
-        t.h1 = carve(&p, N * x->f_l), t.h3 = x->swiglu ? carve(&p, N * x->f_l) : NULL, t.g = carve(&p, N * x->f_l);
-        if (mem) a->lay[l] = t;
+/* Counts (base NULL: the floats of each part into n) or carves the activations of a micro-batch's
+ * chunk of nl blocks (tail: it holds the loss) from three parts: 0, what every recompute keeps (the
+ * chunk's output, the loss's, with full recompute a copy of the chunk's input); 1, the blocks' (full
+ * recompute drops them); 2, the attention probabilities (selective recompute drops them). */
+static void layout(const st__xmodel *x, int nl, int tail, st__xacts *a, float *const *base, int64_t *n) {
+    int64_t N = x->B * x->T, S = x->Ns, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d, o[3] = {0, 0, 0};
+    float *b0 = base ? base[0] : NULL, *b1 = base ? base[1] : NULL, *b2 = base ? base[2] : NULL;
+    for (int l = 0; l < nl; l++) {
+        xlayer_acts t = {0};
+        t.x = carve(b1, &o[1], S * h), t.n1 = carve(b1, &o[1], N * h);
+        t.mean1 = carve(b1, &o[1], S), t.rstd1 = carve(b1, &o[1], S);
+        t.q = carve(b1, &o[1], N * ql), t.k = carve(b1, &o[1], N * kl), t.v = carve(b1, &o[1], N * kl);
+        t.probs = carve(b2, &o[2], x->B * x->a_l * x->T * x->T), t.ao = carve(b1, &o[1], N * ql);
+        t.x2 = carve(b1, &o[1], S * h), t.n2 = carve(b1, &o[1], N * h);
+        t.mean2 = carve(b1, &o[1], S), t.rstd2 = carve(b1, &o[1], S);
+        t.h1 = carve(b1, &o[1], N * x->f_l), t.h3 = x->swiglu ? carve(b1, &o[1], N * x->f_l) : NULL;
+        t.g = carve(b1, &o[1], N * x->f_l);
+        if (base) t.moe = a->lay[l].moe, a->lay[l] = t;
     }
-    float *out = carve(&p, N * h);
+    float *out = carve(b0, &o[0], S * h), *in0 = x->recompute == 2 && nl > 0 ? carve(b0, &o[0], S * h) : NULL;
     float *nf = NULL, *meanf = NULL, *rstdf = NULL, *logits = NULL;
-    if (x->last) nf = carve(&p, N * h), meanf = carve(&p, N), rstdf = carve(&p, N), logits = carve(&p, N * x->V_l);
-    if (mem) a->out = out, a->nf = nf, a->meanf = meanf, a->rstdf = rstdf, a->logits = logits;
-    return p - mem;
+    if (tail) {
+        nf = carve(b0, &o[0], N * h), meanf = carve(b0, &o[0], S), rstdf = carve(b0, &o[0], S);
+        logits = carve(b0, &o[0], N * x->V_l);
+    }
+    if (base) a->out = out, a->in0 = in0, a->nf = nf, a->meanf = meanf, a->rstdf = rstdf, a->logits = logits;
+    if (n) n[0] = o[0], n[1] = o[1], n[2] = o[2];
 }
+
+static void moe_free(struct xmoe *e);
 
 void st__xacts_free(st__xacts *a) {
     if (!a) return;
+    for (int l = 0; a->lay && l < a->nl; l++) moe_free(a->lay[l].moe);
     free(a->mem);
+    free(a->bmem);
+    free(a->pmem);
     free(a->tokens);
     free(a->lay);
     free(a);
@@ -258,15 +383,275 @@ static void allreduce(st__xmodel *x, float *buf, int64_t n, int max) {
     if (x->tp > 1 && x->comm.allreduce) x->comm.allreduce(x->comm.ctx, buf, n, max);
 }
 
+/* where this rank's rows lie in a gathered [N x h] buffer (0 without sp) */
+static float *own_rows(const st__xmodel *x, float *full) { return full + (x->sp ? x->tr * x->Ns * x->h : 0); }
+
+/* sp: the rows of [N x h] `full` (this rank's at own_rows) from every tp rank (f in forward) */
+static void gather_rows(st__xmodel *x, float *full) {
+    if (x->sp && x->tp > 1 && x->comm.allgather) x->comm.allgather(x->comm.ctx, full, x->Ns * x->h);
+}
+
+/* The partial sums `part` [N x h] of a row-parallel GEMM summed over tp into out [Ns x h]: all-reduced
+ * (g; out is part), or with sp reduce-scattered to this rank's rows. */
+static void sum_rows(st__xmodel *x, float *out, float *part) {
+    int64_t n = x->Ns * x->h;
+    if (!x->sp) allreduce(x, part, n, 0);
+    else if (x->tp > 1 && x->comm.reduce_scatter) x->comm.reduce_scatter(x->comm.ctx, out, part, n);
+    else memcpy(out, part, (size_t)n * sizeof *out);
+}
+
+/* sp: the column sums of dout [Ns x h] into db (each rank's rows' part; st__xmodel_sp_grads sums them) */
+static void bias_grad(float *db, const float *dout, int64_t S, int64_t h) {
+    if (!db) return;
+    for (int64_t n = 0; n < S; n++)
+        for (int64_t c = 0; c < h; c++) db[c] += dout[n * h + c];
+}
+
 static void add_bias(float *out, const float *b, int64_t N, int64_t C) {
     if (!b) return;
     for (int64_t n = 0; n < N; n++)
         for (int64_t c = 0; c < C; c++) out[n * C + c] += b[c];
 }
 
-static void block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *out) {
-    int64_t N = x->B * x->T, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d;
-    st__xnorm_fwd(t->n1, t->mean1, t->rstd1, t->x, w->ln1_w, w->ln1_b, N, h);
+/* ---------------------------------------------------------------- experts */
+
+/* What an MoE block keeps from its forward for its backward. A (token, expert) pair is a slot
+ * n * topk + j: token n's j-th choice. */
+typedef struct xmoe {
+    int64_t nsend, R;         /* kept slots (sent, by expert), rows this rank's experts took */
+    int *slot;                /* nsend: the slot of each sent row */
+    int *scount, *rcount;     /* ep each: rows to and from each rank of the ep group */
+    int *perm, *first;        /* R: the received row of each expert-sorted row; E_l + 1: each expert's first */
+    int *top;                 /* N * topk: each slot's expert */
+    float *s;                 /* N * topk: its weight, the softmax over the token's top-k logits */
+    float *xin, *h1, *h3, *g; /* R rows, expert-sorted: input, fc1 (and SwiGLU's other half), activation */
+    float *y;                 /* nsend x h: each kept slot's expert output (partial over tp), in send order */
+} xmoe;
+
+static void moe_free(xmoe *e) {
+    if (!e) return;
+    free(e->slot), free(e->scount), free(e->rcount), free(e->perm), free(e->first), free(e->top), free(e->s);
+    free(e->xin), free(e->h1), free(e->h3), free(e->g), free(e->y);
+    free(e);
+}
+
+/* rows to the ep group's ranks and back (dispatch and combine); without ep a copy. New, or NULL. */
+static float *exchange(st__xmodel *x, const float *send, const int *scount, int *rcount, int64_t width) {
+    if (x->ep > 1 && x->comm.alltoallv) return x->comm.alltoallv(x->comm.ctx, send, scount, rcount, width);
+    float *r = malloc((size_t)(scount[0] * width + 1) * sizeof *r);
+    rcount[0] = scount[0];
+    if (r) memcpy(r, send, (size_t)(scount[0] * width) * sizeof *r);
+    return r;
+}
+
+/* rows of `from` [.. x width] moved: to[i] = from[perm[i]] (dir 0) or to[perm[i]] = from[i] (dir 1) */
+static void permute(float *to, const float *from, const int *perm, int64_t n, int64_t width, int dir) {
+    size_t b = (size_t)width * sizeof *to;
+    for (int64_t i = 0; i < n; i++)
+        memcpy(dir ? to + perm[i] * width : to + i * width, dir ? from + i * width : from + perm[i] * width, b);
+}
+
+typedef struct pick {
+    int64_t e;
+    float s;
+    int slot;
+} pick;
+
+/* by expert, then the higher weight first (the drop policy "probs"), then the earlier slot */
+static int pick_cmp(const void *pa, const void *pb) {
+    const pick *a = pa, *b = pb;
+    if (a->e != b->e) return a->e < b->e ? -1 : 1;
+    if (a->s != b->s) return a->s > b->s ? -1 : 1;
+    return (a->slot > b->slot) - (a->slot < b->slot);
+}
+
+/* The router and the kept slots: top, s, slot (by expert) and scount. 0 or ST_ENOMEM. */
+static int moe_route(st__xmodel *x, const st__xlayer *w, const float *n2, xmoe *e) {
+    int64_t N = x->B * x->T, K = x->topk, E = x->E;
+    float *logits = malloc((size_t)(N * E) * sizeof *logits);
+    pick *pk = malloc((size_t)(N * K) * sizeof *pk);
+    int rc = logits && pk ? 0 : ST_ENOMEM;
+    if (rc) goto out;
+    st__xmm_fwd(logits, n2, w->router, NULL, N, x->h, E, 0);
+    for (int64_t n = 0; n < N; n++) {
+        const float *lg = logits + n * E;
+        int *top = e->top + n * K;
+        float mx = -INFINITY, sum = 0;
+        for (int64_t j = 0; j < K; j++) { /* the j-th largest logit, the lower expert on a tie */
+            int64_t best = -1;
+            for (int64_t c = 0; c < E; c++) {
+                int taken = 0;
+                for (int64_t i = 0; i < j; i++) taken |= top[i] == c;
+                if (!taken && (best < 0 || lg[c] > lg[best])) best = c;
+            }
+            top[j] = (int)best;
+            if (lg[best] > mx) mx = lg[best];
+        }
+        for (int64_t j = 0; j < K; j++) sum += e->s[n * K + j] = expf(lg[top[j]] - mx);
+        for (int64_t j = 0; j < K; j++) {
+            e->s[n * K + j] /= sum;
+            pk[n * K + j] = (pick){top[j], e->s[n * K + j], (int)(n * K + j)};
+        }
+    }
+    qsort(pk, (size_t)(N * K), sizeof *pk, pick_cmp);
+    /* capacity: GShard's and Megatron's ceil(factor x tokens x k / experts) per expert */
+    int64_t cap = x->capacity_factor > 0 ? (int64_t)ceil(x->capacity_factor * (double)(N * K) / (double)E) : N * K;
+    e->nsend = 0;
+    for (int64_t i = 0, run = 0; i < N * K; i++) {
+        run = i > 0 && pk[i].e == pk[i - 1].e ? run + 1 : 0;
+        if (run >= cap) continue;
+        e->slot[e->nsend++] = pk[i].slot;
+        e->scount[pk[i].e / x->E_l]++;
+    }
+out:
+    free(logits);
+    free(pk);
+    return rc;
+}
+
+/* The MoE block's MLP on n2 [N x h]: part [N x h] (=), the sum of each token's kept experts'
+ * outputs times their weights (partial over tp). 0 or ST_ENOMEM. */
+static int moe_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *part) {
+    int64_t N = x->B * x->T, K = x->topk, h = x->h, fl = x->fe_l, El = x->E_l;
+    float *send = NULL, *recv = NULL, *yo = NULL, *back = NULL;
+    int rc = ST_ENOMEM;
+    xmoe *e = t->moe = calloc(1, sizeof *e);
+    if (!e) return rc;
+    e->top = malloc((size_t)(N * K) * sizeof *e->top);
+    e->s = malloc((size_t)(N * K) * sizeof *e->s);
+    e->slot = malloc((size_t)(N * K) * sizeof *e->slot);
+    e->scount = calloc((size_t)x->ep, sizeof *e->scount);
+    e->rcount = calloc((size_t)x->ep, sizeof *e->rcount);
+    e->first = calloc((size_t)El + 1, sizeof *e->first);
+    if (!e->top || !e->s || !e->slot || !e->scount || !e->rcount || !e->first || moe_route(x, w, t->n2, e)) goto out;
+    /* dispatch: each kept slot's row and its expert's place on the receiving rank */
+    if (!(send = malloc((size_t)(e->nsend * (h + 1) + 1) * sizeof *send))) goto out;
+    for (int64_t i = 0; i < e->nsend; i++) {
+        memcpy(send + i * (h + 1), t->n2 + (e->slot[i] / K) * h, (size_t)h * sizeof *send);
+        send[i * (h + 1) + h] = (float)(e->top[e->slot[i]] % El);
+    }
+    if (!(recv = exchange(x, send, e->scount, e->rcount, h + 1))) goto out;
+    e->R = 0;
+    for (int r = 0; r < x->ep; r++) e->R += e->rcount[r];
+    /* the received rows sorted by expert (a counting sort, stable) */
+    int64_t R = e->R;
+    e->perm = malloc((size_t)(R + 1) * sizeof *e->perm);
+    e->xin = malloc((size_t)(R * h + 1) * sizeof *e->xin);
+    e->h1 = malloc((size_t)(R * fl + 1) * sizeof *e->h1);
+    e->h3 = malloc((size_t)(R * fl + 1) * sizeof *e->h3);
+    e->g = malloc((size_t)(R * fl + 1) * sizeof *e->g);
+    yo = malloc((size_t)(R * h + 1) * sizeof *yo);
+    back = malloc((size_t)(R * h + 1) * sizeof *back);
+    if (!e->perm || !e->xin || !e->h1 || !e->h3 || !e->g || !yo || !back) goto out;
+    for (int64_t i = 0; i < R; i++) e->first[(int)recv[i * (h + 1) + h] + 1]++;
+    for (int64_t c = 0; c < El; c++) e->first[c + 1] += e->first[c];
+    int *fill = e->first; /* advanced below, then moved back */
+    for (int64_t i = 0; i < R; i++) {
+        int c = (int)recv[i * (h + 1) + h], at = fill[c]++;
+        e->perm[at] = (int)i;
+        memcpy(e->xin + at * h, recv + i * (h + 1), (size_t)h * sizeof *e->xin);
+    }
+    for (int64_t c = El; c > 0; c--) fill[c] = fill[c - 1];
+    fill[0] = 0;
+    for (int64_t c = 0; c < El; c++) {
+        int64_t a = e->first[c], n = e->first[c + 1] - a;
+        float *hh1 = e->h1 + a * fl, *hh3 = e->h3 + a * fl, *gg = e->g + a * fl;
+        st__xmm_fwd(hh1, e->xin + a * h, w->ew1 + c * fl * h, NULL, n, h, fl, 0);
+        if (x->swiglu) {
+            st__xmm_fwd(hh3, e->xin + a * h, w->ew3 + c * fl * h, NULL, n, h, fl, 0);
+            st__xswiglu_fwd(gg, hh1, hh3, n * fl);
+        } else {
+            st__xact_fwd(gg, hh1, n * fl, x->act);
+        }
+        st__xmm_fwd(yo + a * h, gg, w->ew2 + c * h * fl, NULL, n, fl, h, 0);
+    }
+    /* combine: the outputs back to their tokens' ranks, in the order they were sent */
+    permute(back, yo, e->perm, R, h, 1);
+    int *got = malloc((size_t)x->ep * sizeof *got);
+    e->y = got ? exchange(x, back, e->rcount, got, h) : NULL;
+    free(got);
+    if (!e->y) goto out;
+    memset(part, 0, (size_t)(N * h) * sizeof *part);
+    for (int64_t i = 0; i < e->nsend; i++) {
+        int sl = e->slot[i];
+        float s = e->s[sl], *o = part + (sl / K) * h;
+        for (int64_t c = 0; c < h; c++) o[c] += s * e->y[i * h + c];
+    }
+    rc = 0;
+out:
+    free(send);
+    free(recv);
+    free(yo);
+    free(back);
+    return rc;
+}
+
+/* The MoE block's backward: dout [N x h] (every row), the experts' and the router's gradients, and
+ * dn [N x h] (+=, partial over tp like the dense MLP's) the gradient of its input n2. */
+static int moe_bwd(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const xlayer_acts *t, const float *dout,
+                   float *dn) {
+    const xmoe *e = t->moe;
+    int64_t N = x->B * x->T, S = x->Ns, K = x->topk, E = x->E, h = x->h, fl = x->fe_l, R = e->R;
+    float *ds = calloc((size_t)(N * K), sizeof *ds), *dy = malloc((size_t)(e->nsend * h + 1) * sizeof *dy);
+    float *rdy = NULL, *dys = malloc((size_t)(R * h + 1) * sizeof *dys), *dx = calloc((size_t)(R * h + 1), sizeof *dx);
+    float *dg = malloc((size_t)(R * fl + 1) * sizeof *dg), *dh1 = malloc((size_t)(R * fl + 1) * sizeof *dh1);
+    float *dh3 = malloc((size_t)(R * fl + 1) * sizeof *dh3), *dxr = malloc((size_t)(R * h + 1) * sizeof *dxr);
+    float *back = NULL, *dl = calloc((size_t)(N * E), sizeof *dl), *junk = NULL;
+    int *got = malloc((size_t)x->ep * sizeof *got), rc = ST_ENOMEM;
+    if (!ds || !dy || !dys || !dx || !dg || !dh1 || !dh3 || !dxr || !dl || !got) goto out;
+    /* the weights' gradients (<dout, y>, summed over tp) and the experts' output gradients */
+    for (int64_t i = 0; i < e->nsend; i++) {
+        int sl = e->slot[i];
+        const float *d = dout + (sl / K) * h;
+        double dot = 0;
+        for (int64_t c = 0; c < h; c++) dot += (double)d[c] * e->y[i * h + c], dy[i * h + c] = e->s[sl] * d[c];
+        ds[sl] = (float)dot;
+    }
+    allreduce(x, ds, N * K, 0);
+    if (!(rdy = exchange(x, dy, e->scount, got, h))) goto out;
+    permute(dys, rdy, e->perm, R, h, 0);
+    for (int64_t c = 0; c < x->E_l; c++) {
+        int64_t a = e->first[c], n = e->first[c + 1] - a;
+        float *gg = dg + a * fl, *g1 = dh1 + a * fl, *g3 = dh3 + a * fl;
+        memset(gg, 0, (size_t)(n * fl) * sizeof *gg);
+        st__xmm_bwd(gg, gw->ew2 + c * h * fl, NULL, dys + a * h, e->g + a * fl, w->ew2 + c * h * fl, n, fl, h);
+        if (x->swiglu) st__xswiglu_bwd(g1, g3, e->h1 + a * fl, e->h3 + a * fl, gg, n * fl);
+        else st__xact_bwd(g1, e->h1 + a * fl, gg, n * fl, x->act);
+        st__xmm_bwd(dx + a * h, gw->ew1 + c * fl * h, NULL, g1, e->xin + a * h, w->ew1 + c * fl * h, n, h, fl);
+        if (x->swiglu)
+            st__xmm_bwd(dx + a * h, gw->ew3 + c * fl * h, NULL, g3, e->xin + a * h, w->ew3 + c * fl * h, n, h, fl);
+    }
+    /* the input gradients back to their tokens' ranks */
+    permute(dxr, dx, e->perm, R, h, 1);
+    if (!(back = exchange(x, dxr, e->rcount, got, h))) goto out;
+    for (int64_t i = 0; i < e->nsend; i++) {
+        float *d = dn + (e->slot[i] / K) * h;
+        for (int64_t c = 0; c < h; c++) d[c] += back[i * h + c];
+    }
+    /* the router: through the softmax over each token's top k */
+    for (int64_t n = 0; n < N; n++) {
+        double sum = 0;
+        for (int64_t j = 0; j < K; j++) sum += (double)e->s[n * K + j] * ds[n * K + j];
+        for (int64_t j = 0; j < K; j++)
+            dl[n * E + e->top[n * K + j]] = (float)(e->s[n * K + j] * (ds[n * K + j] - sum));
+    }
+    /* each row's router gradient once over tp: with sp each rank its rows (st__xmodel_sp_grads sums
+     * the weight's), without it the weight's on every rank and the input's on tp rank 0 */
+    int64_t r0 = x->sp ? x->tr * S : 0, rows = x->sp ? S : N;
+    if (!x->sp && x->tr != 0 && !(junk = calloc((size_t)(N * h), sizeof *junk))) goto out;
+    st__xmm_bwd(junk ? junk : dn + r0 * h, gw->router, NULL, dl + r0 * E, t->n2 + r0 * h, w->router, rows, h, E);
+    rc = 0;
+out:
+    free(ds), free(dy), free(rdy), free(dys), free(dx), free(dg), free(dh1), free(dh3), free(dxr), free(back);
+    free(dl), free(junk), free(got);
+    return rc;
+}
+
+static int block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *out) {
+    int64_t N = x->B * x->T, S = x->Ns, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d;
+    float *part = x->sp ? x->work : NULL; /* a row-parallel GEMM's partial sums, with sp */
+    st__xnorm_fwd(own_rows(x, t->n1), t->mean1, t->rstd1, t->x, w->ln1_w, w->ln1_b, S, h);
+    gather_rows(x, t->n1);
     st__xmm_fwd(t->q, t->n1, w->wq, w->bq, N, h, ql, 0);
     st__xmm_fwd(t->k, t->n1, w->wk, w->bk, N, h, kl, 0);
     st__xmm_fwd(t->v, t->n1, w->wv, w->bv, N, h, kl, 0);
@@ -275,23 +660,30 @@ static void block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float 
         st__xrope(t->k, N, x->T, x->kv_l, x->d, kl, 1);
     }
     st__xattn_fwd(t->ao, t->probs, t->q, t->k, t->v, x->B, x->T, x->a_l, x->kv_l, x->d);
-    /* row-parallel projection: partial sums, all-reduced (g), then the bias once */
-    st__xmm_fwd(t->x2, t->ao, w->wo, NULL, N, ql, h, 0);
-    allreduce(x, t->x2, N * h, 0);
-    add_bias(t->x2, w->bo, N, h);
-    for (int64_t i = 0; i < N * h; i++) t->x2[i] += t->x[i];
-    st__xnorm_fwd(t->n2, t->mean2, t->rstd2, t->x2, w->ln2_w, w->ln2_b, N, h);
-    st__xmm_fwd(t->h1, t->n2, w->w1, w->b1, N, h, x->f_l, 0);
-    if (x->swiglu) {
-        st__xmm_fwd(t->h3, t->n2, w->w3, NULL, N, h, x->f_l, 0);
-        st__xswiglu_fwd(t->g, t->h1, t->h3, N * x->f_l);
+    /* row-parallel projection: partial sums, all-reduced (g) or reduce-scattered, then the bias once */
+    st__xmm_fwd(part ? part : t->x2, t->ao, w->wo, NULL, N, ql, h, 0);
+    sum_rows(x, t->x2, part ? part : t->x2);
+    add_bias(t->x2, w->bo, S, h);
+    for (int64_t i = 0; i < S * h; i++) t->x2[i] += t->x[i];
+    st__xnorm_fwd(own_rows(x, t->n2), t->mean2, t->rstd2, t->x2, w->ln2_w, w->ln2_b, S, h);
+    gather_rows(x, t->n2);
+    if (w->router) {
+        int rc = moe_fwd(x, w, t, part ? part : out);
+        if (rc) return rc;
     } else {
-        st__xact_fwd(t->g, t->h1, N * x->f_l, x->act);
+        st__xmm_fwd(t->h1, t->n2, w->w1, w->b1, N, h, x->f_l, 0);
+        if (x->swiglu) {
+            st__xmm_fwd(t->h3, t->n2, w->w3, NULL, N, h, x->f_l, 0);
+            st__xswiglu_fwd(t->g, t->h1, t->h3, N * x->f_l);
+        } else {
+            st__xact_fwd(t->g, t->h1, N * x->f_l, x->act);
+        }
+        st__xmm_fwd(part ? part : out, t->g, w->w2, NULL, N, x->f_l, h, 0);
     }
-    st__xmm_fwd(out, t->g, w->w2, NULL, N, x->f_l, h, 0);
-    allreduce(x, out, N * h, 0);
-    add_bias(out, w->b2, N, h);
-    for (int64_t i = 0; i < N * h; i++) out[i] += t->x2[i];
+    sum_rows(x, out, part ? part : out);
+    add_bias(out, w->b2, S, h);
+    for (int64_t i = 0; i < S * h; i++) out[i] += t->x2[i];
+    return 0;
 }
 
 /* vocab-parallel cross-entropy of the logits [N x V_l]: the mean loss; the logits become the
@@ -321,87 +713,166 @@ static double cross_entropy(st__xmodel *x, float *logits, const int32_t *tokens)
     return loss / (double)N;
 }
 
-st__xacts *st__xmodel_forward(st__xmodel *x, const int32_t *tokens, const float *in, const float **out,
+st__xacts *st__xmodel_forward(st__xmodel *x, int chunk, const int32_t *tokens, const float *in, const float **out,
                               double *loss) {
-    int64_t N = x->B * x->T, h = x->h, T = x->T, nl = x->l1 - x->l0;
+    int64_t N = x->B * x->T, S = x->Ns, h = x->h, T = x->T, k0 = chunk_first(x, chunk);
+    int64_t nl = x->cl1[chunk] - x->cl0[chunk], r0 = x->sp ? x->tr * S : 0; /* this rank's first row */
     st__xacts *a = calloc(1, sizeof *a);
     if (!a) return NULL;
+    a->chunk = chunk, a->head = x->first && chunk == 0, a->tail = x->last && chunk == x->nchunks - 1;
+    a->nl = (int)nl;
+    int64_t n[3];
+    layout(x, (int)nl, a->tail, a, NULL, n);
     a->lay = calloc((size_t)(nl > 0 ? nl : 1), sizeof *a->lay);
-    a->mem = malloc((size_t)layout(x, a, NULL) * sizeof(float));
+    a->mem = malloc((size_t)(n[0] + 1) * sizeof(float));
+    a->bmem = malloc((size_t)(n[1] + 1) * sizeof(float));
+    a->pmem = malloc((size_t)(n[2] + 1) * sizeof(float));
     a->tokens = malloc((size_t)(x->B * (T + 1)) * sizeof *a->tokens);
-    if (!a->lay || !a->mem || !a->tokens) {
+    if (!a->lay || !a->mem || !a->bmem || !a->pmem || !a->tokens) {
         st__xacts_free(a);
         return NULL;
     }
-    layout(x, a, a->mem);
+    float *base[3] = {a->mem, a->bmem, a->pmem};
+    layout(x, (int)nl, a->tail, a, base, NULL);
     float *x0 = nl > 0 ? a->lay[0].x : a->out;
-    if (x->first || x->last) memcpy(a->tokens, tokens, (size_t)(x->B * (T + 1)) * sizeof *a->tokens);
-    if (x->first) {
-        memset(x0, 0, (size_t)(N * h) * sizeof *x0);
+    if (a->head || a->tail) memcpy(a->tokens, tokens, (size_t)(x->B * (T + 1)) * sizeof *a->tokens);
+    if (a->head) {
+        /* the vocab-parallel lookup's partial rows, summed over tp (to this rank's rows with sp) */
+        float *part = x->sp ? x->work : x0;
+        memset(part, 0, (size_t)(N * h) * sizeof *part);
         for (int64_t n = 0; n < N; n++) {
             int64_t r = a->tokens[(n / T) * (T + 1) + n % T] - x->v0;
-            if (r >= 0 && r < x->V_l) memcpy(x0 + n * h, x->wte + r * h, (size_t)h * sizeof *x0);
+            if (r >= 0 && r < x->V_l) memcpy(part + n * h, x->wte + r * h, (size_t)h * sizeof *x0);
         }
-        allreduce(x, x0, N * h, 0);
+        sum_rows(x, x0, part);
         if (x->wpe)
-            for (int64_t n = 0; n < N; n++)
-                for (int64_t c = 0; c < h; c++) x0[n * h + c] += x->wpe[(n % T) * h + c];
+            for (int64_t n = 0; n < S; n++)
+                for (int64_t c = 0; c < h; c++) x0[n * h + c] += x->wpe[((r0 + n) % T) * h + c];
     } else {
-        memcpy(x0, in, (size_t)(N * h) * sizeof *x0);
+        memcpy(x0, in, (size_t)(S * h) * sizeof *x0);
     }
-    for (int64_t l = 0; l < nl; l++) block_fwd(x, &x->lp[l], &a->lay[l], l + 1 < nl ? a->lay[l + 1].x : a->out);
-    if (x->last) {
-        st__xnorm_fwd(a->nf, a->meanf, a->rstdf, a->out, x->lnf_w, x->lnf_b, N, h);
+    for (int64_t l = 0; l < nl; l++)
+        if (block_fwd(x, &x->lp[k0 + l], &a->lay[l], l + 1 < nl ? a->lay[l + 1].x : a->out)) {
+            st__xacts_free(a);
+            return NULL;
+        }
+    if (a->tail) {
+        st__xnorm_fwd(own_rows(x, a->nf), a->meanf, a->rstdf, a->out, x->lnf_w, x->lnf_b, S, h);
+        gather_rows(x, a->nf);
         st__xmm_fwd(a->logits, a->nf, x->lm, NULL, N, h, x->V_l, 0);
         *loss = cross_entropy(x, a->logits, a->tokens);
     } else {
         *out = a->out;
     }
+    if (x->recompute && nl > 0) { /* what the recompute makes again is not kept */
+        if (x->recompute == 2) {
+            memcpy(a->in0, a->lay[0].x, (size_t)(S * h) * sizeof *a->in0);
+            for (int64_t l = 0; l < nl; l++) moe_free(a->lay[l].moe), a->lay[l].moe = NULL;
+            free(a->bmem);
+            a->bmem = NULL;
+        }
+        free(a->pmem);
+        a->pmem = NULL;
+        a->dropped = 1;
+    }
     return a;
+}
+
+int st__xmodel_recompute(st__xmodel *x, st__xacts *a) {
+    int64_t S = x->Ns, h = x->h, k0 = chunk_first(x, a->chunk), n[3];
+    if (!a->dropped) return ST_EINVAL;
+    layout(x, a->nl, a->tail, a, NULL, n);
+    if (x->recompute == 2 && !(a->bmem = malloc((size_t)(n[1] + 1) * sizeof(float)))) return ST_ENOMEM;
+    if (!(a->pmem = malloc((size_t)(n[2] + 1) * sizeof(float)))) return ST_ENOMEM;
+    float *base[3] = {a->mem, a->bmem, a->pmem};
+    layout(x, a->nl, a->tail, a, base, NULL);
+    a->dropped = 0;
+    if (x->recompute == 2) { /* the blocks again from the chunk's input (the last rewrites `out` alike) */
+        memcpy(a->lay[0].x, a->in0, (size_t)(S * h) * sizeof *a->in0);
+        for (int l = 0; l < a->nl; l++) {
+            int rc = block_fwd(x, &x->lp[k0 + l], &a->lay[l], l + 1 < a->nl ? a->lay[l + 1].x : a->out);
+            if (rc) return rc;
+        }
+        return 0;
+    }
+    for (int l = 0; l < a->nl; l++) { /* selective: the attention core from the kept q, k and v */
+        xlayer_acts *t = &a->lay[l];
+        st__xattn_fwd(t->ao, t->probs, t->q, t->k, t->v, x->B, x->T, x->a_l, x->kv_l, x->d);
+    }
+    return 0;
 }
 
 /* ---------------------------------------------------------------- backward */
 
-static void block_bwd(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const xlayer_acts *t, const float *dout,
-                      float *din) {
-    int64_t N = x->B * x->T, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d, F = N * x->f_l;
+/* The backward of a norm whose output went through the column-parallel GEMMs: dn [N x h], their
+ * input gradient (partial over tp), summed over tp (f: all-reduced; sp: reduce-scattered to this
+ * rank's rows into dns) and taken through the norm into din [Ns x h] (+=). */
+static void norm_bwd(st__xmodel *x, float *din, float *dw, float *db, float *dn, float *dns, const float *inp,
+                     const float *w, const float *mean, const float *rstd) {
+    float *d = x->sp ? dns : dn;
+    sum_rows(x, d, dn);
+    st__xnorm_bwd(din, dw, db, d, inp, w, mean, rstd, x->Ns, x->h);
+}
+
+/* the [N x h] gradient a row-parallel GEMM's backward reads: dout itself, or with sp dout [Ns x h]
+ * gathered from every tp rank into full */
+static const float *gathered(st__xmodel *x, const float *dout, float *full) {
+    if (!x->sp) return dout;
+    memcpy(own_rows(x, full), dout, (size_t)(x->Ns * x->h) * sizeof *full);
+    gather_rows(x, full);
+    return full;
+}
+
+static int block_bwd(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const xlayer_acts *t, const float *dout,
+                     float *din) {
+    int64_t N = x->B * x->T, S = x->Ns, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d, F = N * x->f_l;
     float *dn = x->work + 2 * N * h, *dx2 = dn + N * h, *dao = dx2 + N * h, *dq = dao + N * ql, *dk = dq + N * ql;
     float *dv = dk + N * kl, *dg = dv + N * kl, *dh1 = dg + F, *dh3 = dh1 + F;
-    size_t hb = (size_t)(N * h) * sizeof(float);
-    /* MLP */
-    memset(dg, 0, (size_t)F * sizeof *dg);
-    st__xmm_bwd(dg, gw->w2, gw->b2, dout, t->g, w->w2, N, x->f_l, h);
-    if (x->swiglu) st__xswiglu_bwd(dh1, dh3, t->h1, t->h3, dg, F);
-    else st__xact_bwd(dh1, t->h1, dg, F, x->act);
-    memset(dn, 0, hb);
-    st__xmm_bwd(dn, gw->w1, gw->b1, dh1, t->n2, w->w1, N, h, x->f_l);
-    if (x->swiglu) st__xmm_bwd(dn, gw->w3, NULL, dh3, t->n2, w->w3, N, h, x->f_l);
-    allreduce(x, dn, N * h, 0); /* f */
-    memcpy(dx2, dout, hb);
-    st__xnorm_bwd(dx2, gw->ln2_w, gw->ln2_b, dn, t->x2, w->ln2_w, t->mean2, t->rstd2, N, h);
+    float *full = dh3 + F, *dns = full + N * h; /* sp only */
+    size_t sb = (size_t)(S * h) * sizeof(float);
+    /* MLP; with sp the biases after the row-parallel GEMMs get their rows' part */
+    if (w->router) {
+        memset(dn, 0, (size_t)(N * h) * sizeof *dn);
+        int rc = moe_bwd(x, w, gw, t, gathered(x, dout, full), dn);
+        if (rc) return rc;
+    } else {
+        memset(dg, 0, (size_t)F * sizeof *dg);
+        st__xmm_bwd(dg, gw->w2, x->sp ? NULL : gw->b2, gathered(x, dout, full), t->g, w->w2, N, x->f_l, h);
+        if (x->sp) bias_grad(gw->b2, dout, S, h);
+        if (x->swiglu) st__xswiglu_bwd(dh1, dh3, t->h1, t->h3, dg, F);
+        else st__xact_bwd(dh1, t->h1, dg, F, x->act);
+        memset(dn, 0, (size_t)(N * h) * sizeof *dn);
+        st__xmm_bwd(dn, gw->w1, gw->b1, dh1, t->n2, w->w1, N, h, x->f_l);
+        if (x->swiglu) st__xmm_bwd(dn, gw->w3, NULL, dh3, t->n2, w->w3, N, h, x->f_l);
+    }
+    memcpy(dx2, dout, sb);
+    norm_bwd(x, dx2, gw->ln2_w, gw->ln2_b, dn, dns, t->x2, w->ln2_w, t->mean2, t->rstd2);
     /* attention */
     memset(dao, 0, (size_t)(N * ql) * sizeof *dao);
-    st__xmm_bwd(dao, gw->wo, gw->bo, dx2, t->ao, w->wo, N, ql, h);
+    st__xmm_bwd(dao, gw->wo, x->sp ? NULL : gw->bo, gathered(x, dx2, full), t->ao, w->wo, N, ql, h);
+    if (x->sp) bias_grad(gw->bo, dx2, S, h);
     memset(dq, 0, (size_t)(N * (ql + 2 * kl)) * sizeof *dq);
     st__xattn_bwd(dq, dk, dv, dao, t->probs, t->q, t->k, t->v, x->B, x->T, x->a_l, x->kv_l, x->d);
     if (x->rope) {
         st__xrope(dq, N, x->T, x->a_l, x->d, ql, -1);
         st__xrope(dk, N, x->T, x->kv_l, x->d, kl, -1);
     }
-    memset(dn, 0, hb);
+    memset(dn, 0, (size_t)(N * h) * sizeof *dn);
     st__xmm_bwd(dn, gw->wq, gw->bq, dq, t->n1, w->wq, N, h, ql);
     st__xmm_bwd(dn, gw->wk, gw->bk, dk, t->n1, w->wk, N, h, kl);
     st__xmm_bwd(dn, gw->wv, gw->bv, dv, t->n1, w->wv, N, h, kl);
-    allreduce(x, dn, N * h, 0); /* f */
-    memcpy(din, dx2, hb);
-    st__xnorm_bwd(din, gw->ln1_w, gw->ln1_b, dn, t->x, w->ln1_w, t->mean1, t->rstd1, N, h);
+    memcpy(din, dx2, sb);
+    norm_bwd(x, din, gw->ln1_w, gw->ln1_b, dn, dns, t->x, w->ln1_w, t->mean1, t->rstd1);
+    return 0;
 }
 
-void st__xmodel_backward(st__xmodel *x, st__xacts *a, const float *dout, double loss_scale, const float **din) {
-    int64_t N = x->B * x->T, h = x->h, T = x->T, nl = x->l1 - x->l0;
+int st__xmodel_backward(st__xmodel *x, st__xacts *a, const float *dout, double loss_scale, const float **din) {
+    if (a->dropped) return ST_EINVAL; /* the recompute has not run */
+    int64_t N = x->B * x->T, S = x->Ns, h = x->h, T = x->T, k0 = chunk_first(x, a->chunk);
+    int64_t nl = x->cl1[a->chunk] - x->cl0[a->chunk], r0 = x->sp ? x->tr * S : 0;
     float *d0 = x->work, *d1 = d0 + N * h; /* the residual stream's gradient, in turn */
-    size_t hb = (size_t)(N * h) * sizeof(float);
-    if (x->last) {
+    float *dn = d1 + N * h, *full = x->work + work_floats(x) - 2 * N * h, *dns = full + N * h; /* block_bwd's */
+    if (a->tail) {
         /* d loss / d logits = (p - onehot) / N per micro-batch, times loss_scale */
         float s = (float)(loss_scale / (double)N);
         for (int64_t n = 0; n < N; n++) {
@@ -410,29 +881,44 @@ void st__xmodel_backward(st__xmodel *x, st__xacts *a, const float *dout, double 
             if (tgt >= 0 && tgt < x->V_l) p[tgt] -= 1.0f;
             for (int64_t j = 0; j < x->V_l; j++) p[j] *= s;
         }
-        float *dn = x->work + 2 * N * h;
-        memset(dn, 0, hb);
+        memset(dn, 0, (size_t)(N * h) * sizeof *dn);
         st__xmm_bwd(dn, x->glm, NULL, a->logits, a->nf, x->lm, N, h, x->V_l);
-        allreduce(x, dn, N * h, 0); /* f of the output layer */
-        memset(d0, 0, hb);
-        st__xnorm_bwd(d0, x->glnf_w, x->glnf_b, dn, a->out, x->lnf_w, a->meanf, a->rstdf, N, h);
+        memset(d0, 0, (size_t)(S * h) * sizeof *d0);
+        /* f of the output layer */
+        norm_bwd(x, d0, x->glnf_w, x->glnf_b, dn, dns, a->out, x->lnf_w, a->meanf, a->rstdf);
     } else {
-        memcpy(d0, dout, hb);
+        memcpy(d0, dout, (size_t)(S * h) * sizeof *d0);
     }
     for (int64_t l = nl - 1; l >= 0; l--) {
-        block_bwd(x, &x->lp[l], &x->lg[l], &a->lay[l], d0, d1);
+        int rc = block_bwd(x, &x->lp[k0 + l], &x->lg[k0 + l], &a->lay[l], d0, d1);
+        if (rc) return rc;
         float *t = d0;
         d0 = d1, d1 = t;
     }
-    if (x->first) {
+    if (a->head) {
+        const float *dall = gathered(x, d0, full); /* the vocab-parallel lookup's backward reads every row */
         for (int64_t n = 0; n < N; n++) {
             int64_t r = a->tokens[(n / T) * (T + 1) + n % T] - x->v0;
             if (r >= 0 && r < x->V_l)
-                for (int64_t c = 0; c < h; c++) x->gwte[r * h + c] += d0[n * h + c];
-            if (x->gwpe)
-                for (int64_t c = 0; c < h; c++) x->gwpe[(n % T) * h + c] += d0[n * h + c];
+                for (int64_t c = 0; c < h; c++) x->gwte[r * h + c] += dall[n * h + c];
         }
+        if (x->gwpe)
+            for (int64_t n = 0; n < S; n++)
+                for (int64_t c = 0; c < h; c++) x->gwpe[((r0 + n) % T) * h + c] += d0[n * h + c];
     } else {
         *din = d0;
+    }
+    return 0;
+}
+
+void st__xmodel_sp_grads(st__xmodel *x, int64_t lo, int64_t hi) {
+    if (!x->sp || x->tp <= 1) return;
+    for (int i = 0; i < x->ntensors; i++) {
+        const st__xtensor *t = &x->tensors[i];
+        int64_t a = t->off, b = t->off + t->nrows * t->ncols;
+        if (t->nrows != t->rows || t->ncols != t->cols) continue; /* a shard: its gradient is whole */
+        if (a < lo) a = lo;
+        if (b > hi) b = hi;
+        if (b > a) allreduce(x, x->grads + a, b - a, 0);
     }
 }

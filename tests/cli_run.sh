@@ -1,8 +1,10 @@
 #!/bin/sh
 # cli_run.sh: `strata run` under mpirun (issue 18): every sharded run of the tiny presets computes
-# what the single-rank reference computes (--check), the rank-count and plan refusals are one line
+# what the single-rank reference computes (--check: tp, sp, pp 1F1B/gpipe/interleaved, dp, ZeRO-1
+# and their product; MoE with ep; recompute), the rank-count and plan refusals are one line
 # and exit 2 on every rank, --json is one object from rank 0, --trace is the simulator's layout.
-# Skips (77) where strata was built without the executor or mpirun is missing; every mpirun runs
+# --emit slurm's sbatch script is checked first, in every build. Skips (77) where strata was built
+# without the executor or mpirun is missing; every mpirun runs
 # under `timeout`, so a hang fails the test instead of stopping make check.
 #
 # Tolerance (fp32, unit roundoff u = 6e-8): a sharded run sums the same terms in other orders (tp
@@ -17,6 +19,33 @@
 SRCDIR=${SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
 . "$SRCDIR/tests/lib.sh"
 start_tests run
+
+# --emit slurm (needs neither MPI nor the executor): the sbatch script, written atomically
+srun_args="'strata' 'run' '--model' 'tiny-gpt' .*'--plan' 'tp=2,pp=2,dp=4,.*'--steps' '5' '--check'\$"
+run run --model tiny-gpt --plan tp=2,pp=2,dp=4,gbs=8,seq=32 --gpus 16 --steps 5 --check \
+	--emit slurm --out "$T/job.sbatch"
+if [ "$rc" -eq 0 ] && grep -qx "wrote $T/job.sbatch" "$T/out" && grep -qx '#SBATCH --nodes=2' "$T/job.sbatch" &&
+	grep -qx '#SBATCH --ntasks-per-node=8' "$T/job.sbatch" && grep -qx '#SBATCH --gpus-per-node=8' "$T/job.sbatch" &&
+	grep -q "^srun --ntasks=16 .*--gpu-bind=map_gpu:0,1,2,3,4,5,6,7 $srun_args" "$T/job.sbatch" &&
+	bash -n "$T/job.sbatch" && [ -z "$(ls "$T" | grep 'job.sbatch.tmp')" ]; then
+	ok "--emit slurm: 16 ranks on 2 nodes of 8, each task on its GPU, the run's command line"
+else nok "--emit slurm: 16 ranks on 2 nodes of 8, each task on its GPU, the run's command line" "$(cat "$T/err")"; fi
+run run --model tiny-moe --plan tp=2,pp=1,dp=2,ep=2,gbs=4,seq=32 --emit slurm --out "$T/job.sbatch"
+if [ "$rc" -eq 0 ] && grep -qx '#SBATCH --nodes=1' "$T/job.sbatch" &&
+	grep -qx '#SBATCH --ntasks-per-node=4' "$T/job.sbatch" &&
+	grep -q -- '--gpu-bind=map_gpu:0,1,2,3 ' "$T/job.sbatch" && ! grep -q -- "'--gpus'" "$T/job.sbatch"; then
+	ok "--emit slurm: 4 ranks on one node; the script is replaced"
+else nok "--emit slurm: 4 ranks on one node; the script is replaced"; fi
+run run --model tiny-gpt --plan tp=2,gbs=4,seq=32 --emit slurm --out "$T/no/such/dir/job.sbatch"
+if [ "$rc" -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ] && [ ! -e "$T/no" ]; then
+	ok "--emit slurm into a missing folder: one line, exit 2"
+else nok "--emit slurm into a missing folder: one line, exit 2" "$(cat "$T/err")"; fi
+run run --model tiny-gpt --plan tp=2,gbs=4,seq=32 --emit pbs --out "$T/job.pbs"
+if [ "$rc" -eq 2 ] && grep -q 'must be slurm' "$T/err" && [ ! -e "$T/job.pbs" ]; then ok "--emit pbs: refused"
+else nok "--emit pbs: refused"; fi
+run run --model tiny-gpt --plan tp=2,gbs=4,seq=32 --emit slurm
+if [ "$rc" -eq 2 ] && grep -q 'needs --out' "$T/err"; then ok "--emit slurm without --out: refused"
+else nok "--emit slurm without --out: refused"; fi
 
 command -v mpirun >/dev/null 2>&1 || { echo "SKIP: mpirun not found"; exit 77; }
 command -v timeout >/dev/null 2>&1 || { echo "SKIP: timeout not found"; exit 77; }
@@ -58,19 +87,80 @@ check_within() {
 		}' "$T/flat")
 	if [ "$rc" -eq 0 ] && [ -z "$_bad" ] && grep -q '^\.loss\[1\] ' "$T/flat"; then ok "$1"; else nok "$1" "$_bad"; fi
 }
+# checked NP DESCRIPTION ARGS...: ARGS with --steps 2 --check --json on NP ranks, within the tolerance
+checked() {
+	_np=$1 _what=$2
+	shift 2
+	mpi "$_np" "$@" --steps 2 --check --json
+	check_within "$_what"
+}
 
-mpi 2 --model tiny-gpt --plan tp=1,pp=1,dp=2,mbs=1,gbs=4,seq=64 --steps 2 --check --json
-check_within "dp=2 (GPT) matches the single-rank reference"
-mpi 2 --model tiny-llama --plan tp=2,pp=1,dp=1,mbs=1,gbs=4,seq=64 --steps 2 --check --json
-check_within "tp=2 (Llama, GQA, vocab-parallel loss) matches the reference"
-mpi 2 --model tiny-gpt --plan tp=1,pp=2,dp=1,mbs=1,gbs=4,seq=64 --steps 2 --check --json
-check_within "pp=2 1F1B (GPT, tied embedding across stages) matches the reference"
-mpi 2 --model tiny-llama --plan tp=1,pp=2,dp=1,mbs=2,gbs=8,seq=32,schedule=gpipe --steps 2 --check --json
-check_within "pp=2 gpipe (Llama) matches the reference"
-mpi 2 --model tiny-gpt --plan tp=1,pp=1,dp=2,mbs=1,gbs=4,seq=64,zero=1 --steps 2 --check --json
-check_within "dp=2 ZeRO-1 (reduce-scatter, sharded Adam, all-gather) matches the reference"
-mpi 8 --model tiny-gpt --plan tp=2,pp=2,dp=2,mbs=1,gbs=8,seq=32,zero=1 --steps 2 --check --json
-check_within "tp x pp x dp = 2x2x2 ZeRO-1 on 8 ranks matches the reference"
+checked 2 "dp=2 (GPT) matches the single-rank reference" --model tiny-gpt --plan tp=1,pp=1,dp=2,mbs=1,gbs=4,seq=64
+checked 2 "tp=2 (Llama, GQA, vocab-parallel loss) matches the reference" \
+	--model tiny-llama --plan tp=2,pp=1,dp=1,mbs=1,gbs=4,seq=64
+checked 2 "pp=2 1F1B (GPT, tied embedding across stages) matches the reference" \
+	--model tiny-gpt --plan tp=1,pp=2,dp=1,mbs=1,gbs=4,seq=64
+checked 2 "pp=2 gpipe (Llama) matches the reference" \
+	--model tiny-llama --plan tp=1,pp=2,dp=1,mbs=2,gbs=8,seq=32,schedule=gpipe
+checked 2 "dp=2 ZeRO-1 (reduce-scatter, sharded Adam, all-gather) matches the reference" \
+	--model tiny-gpt --plan tp=1,pp=1,dp=2,mbs=1,gbs=4,seq=64,zero=1
+checked 8 "tp x pp x dp = 2x2x2 ZeRO-1 on 8 ranks matches the reference" \
+	--model tiny-gpt --plan tp=2,pp=2,dp=2,mbs=1,gbs=8,seq=32,zero=1
+
+# sequence parallelism: norms and residuals on each tp rank's token rows, all-gather before the
+# column-parallel GEMMs, reduce-scatter after the row-parallel ones, the replicated tensors'
+# gradients summed over tp (a missing sum halves them: far outside the tolerance)
+checked 2 "tp=2 sp=1 (GPT, learned positions on the rows, two sequences per micro-batch) matches the reference" \
+	--model tiny-gpt --plan tp=2,sp=1,pp=1,dp=1,mbs=2,gbs=4,seq=32
+checked 4 "tp=2 sp=1 pp=2 (Llama; each tp rank sends its rows) matches the reference" \
+	--model tiny-llama --plan tp=2,sp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32
+# interleaved 1F1B: two chunks per rank, each with its own activations per micro-batch
+checked 2 "pp=2 vp=2 interleaved (GPT, tied embedding across stages) matches the reference" \
+	--model tiny-gpt --plan tp=1,pp=2,vp=2,dp=1,mbs=1,gbs=4,seq=32
+checked 2 "pp=2 vp=2 interleaved over 8 micro-batches (Llama) matches the reference" \
+	--model tiny-llama --plan tp=1,pp=2,vp=2,dp=1,mbs=1,gbs=8,seq=32
+checked 8 "tp x pp x dp = 2x2x2 with sp, vp=2 and ZeRO-1 on 8 ranks matches the reference" \
+	--model tiny-gpt --plan tp=2,sp=1,pp=2,vp=2,dp=2,mbs=1,gbs=8,seq=32,zero=1
+
+# mixture of experts (tiny-moe: 4 experts, top-2): the ep all-to-alls dispatch and combine, the
+# experts' gradients summed over the ranks that hold the same experts; with sp the MoE block reads
+# the gathered rows like the dense MLP
+checked 2 "MoE ep=2 (dp=2) matches the reference" --model tiny-moe --plan tp=1,pp=1,dp=2,ep=2,mbs=1,gbs=4,seq=32
+checked 4 "MoE ep=2 with tp=2 sp=1 matches the reference" \
+	--model tiny-moe --plan tp=2,sp=1,pp=1,dp=2,ep=2,mbs=1,gbs=4,seq=32
+checked 8 "MoE tp x pp x dp = 2x2x2, ep=2, ZeRO-1 (experts sharded over their own group) matches the reference" \
+	--model tiny-moe --plan tp=2,pp=2,dp=2,ep=2,mbs=1,gbs=8,seq=32,zero=1
+if grep -q '"params": 1903744,' "$T/out"; then ok "MoE: every expert counted once (1,903,744 parameters)"
+else nok "MoE: every expert counted once (1,903,744 parameters)" "$(grep -o '"params": [0-9]*' "$T/out")"; fi
+# a capacity factor of 1: each expert takes at most ceil(64 x 2 / 4) = 32 of a micro-batch's pairs
+cat >"$T/moecap.json" <<'EOF'
+{"name": "tiny-moe-cap", "layers": 2, "hidden": 64, "heads": 4, "kv_heads": 2, "ffn": 128, "vocab": 256,
+ "seq_len": 32, "activation": "swiglu", "norm": "rmsnorm", "position": "rope", "tied_embeddings": false,
+ "bias": false, "experts": 4, "experts_topk": 2, "capacity_factor": 1.0}
+EOF
+checked 2 "MoE with a capacity factor (tokens dropped alike on every sharding) matches the reference" \
+	--model "$T/moecap.json" --plan tp=1,pp=1,dp=2,ep=2,mbs=2,gbs=4,seq=32
+
+# activation recompute: full (the blocks again from each chunk's input, tp and ep collectives
+# included) and selective (the attention probabilities), each before its backward, as the lowering
+# places them; ZeRO-2 runs ZeRO-1's collectives (the lowering gives it the same ones)
+checked 4 "full recompute with tp=2 sp=1 pp=2 matches the reference" \
+	--model tiny-gpt --plan tp=2,sp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32,recompute=full
+full=$(grep -o '"loss": \[[^]]*' "$T/out")
+if awk "$FLATTEN" "$T/out" | awk '$1 ~ /^\.measured_s\[[0-9]\]\.recompute$/ && $2 > 0 { n++ } END { exit n != 4 }'; then
+	ok "full recompute: every rank recomputes"
+else nok "full recompute: every rank recomputes"; fi
+mpi 4 --model tiny-gpt --plan tp=2,sp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32 --steps 2 --json
+if [ -n "$full" ] && [ "$full" = "$(grep -o '"loss": \[[^]]*' "$T/out")" ]; then
+	ok "full recompute: the same losses, bit for bit, as keeping the activations"
+else nok "full recompute: the same losses, bit for bit, as keeping the activations" "$full"; fi
+checked 4 "full recompute with MoE ep=2, interleaved pp=2 vp=2 and ZeRO-2 matches the reference" \
+	--model tiny-moe --plan tp=1,pp=2,vp=2,dp=2,ep=2,mbs=1,gbs=8,seq=32,recompute=full,zero=2
+mpi 2 --model tiny-llama --plan tp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32,recompute=selective --steps 2 --check --json \
+	--trace "$T/rtrace.json"
+check_within "selective recompute (Llama, pp=2) matches the reference"
+if [ "$(grep -c '"recompute"' "$T/rtrace.json")" -ge 4 ]; then ok "selective recompute: the trace shows the recomputes"
+else nok "selective recompute: the trace shows the recomputes"; fi
 
 # the same run with --reference-kernels (plain C GEMMs) gives the same losses up to rounding
 mpi 2 --model tiny-gpt --plan tp=2,pp=1,dp=1,mbs=1,gbs=2,seq=32 --steps 1 --json
@@ -101,10 +191,19 @@ if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(grep -c '^strata run:' "$T/err")
 	grep -q 'runs on 4 ranks.*mpirun started 2' "$T/err" && [ ! -s "$T/out" ]; then
 	ok "a rank count that is not the plan's: one line, failure"
 else nok "a rank count that is not the plan's: one line, failure"; fi
-mpi 2 --model tiny-gpt --plan tp=1,pp=2,vp=2,dp=1,gbs=4,seq=32
+mpi 2 --model tiny-gpt --plan tp=1,pp=1,cp=2,dp=1,gbs=4,seq=32
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(grep -c '^strata run:' "$T/err")" -eq 1 ] &&
-	grep -q 'does not run interleaved' "$T/err"; then ok "an interleaved plan: refused in one line"
-else nok "an interleaved plan: refused in one line"; fi
+	grep -q 'does not run context parallelism' "$T/err"; then ok "a cp plan: refused in one line"
+else nok "a cp plan: refused in one line"; fi
+mpi 2 --model tiny-gpt --plan tp=1,pp=1,dp=2,gbs=4,seq=32,recompute=op
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(grep -c '^strata run:' "$T/err")" -eq 1 ] &&
+	grep -q 'does not run op-level recompute' "$T/err"; then ok "recompute=op: refused in one line"
+else nok "recompute=op: refused in one line" "$(cat "$T/err")"; fi
+mpi 2 --model tiny-gpt --plan tp=2,sp=1,pp=1,dp=1,mbs=1,gbs=4,seq=31
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(grep -c '^strata run:' "$T/err")" -eq 1 ] &&
+	grep -q 'sp=1 needs the micro-batch.s tokens (31) divisible by tp=2' "$T/err"; then
+	ok "sp with tokens that do not split over tp: refused in one line"
+else nok "sp with tokens that do not split over tp: refused in one line" "$(cat "$T/err")"; fi
 mpi 2 --model tiny-gpt --plan tp=2,pp=1,dp=1,gbs=4,seq=32 --steps 0
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(grep -c '^strata run:' "$T/err")" -eq 1 ] && grep -q steps "$T/err"; then
 	ok "--steps 0: refused in one line"

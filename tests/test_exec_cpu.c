@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void fill(float *x, int64_t n, unsigned seed) {
     srand(seed);
@@ -106,7 +107,7 @@ END_TEST
 static double loss_of(st__xmodel *x, const int32_t *tok) {
     double loss = 0;
     const float *o;
-    st__xacts *a = st__xmodel_forward(x, tok, NULL, &o, &loss);
+    st__xacts *a = st__xmodel_forward(x, 0, tok, NULL, &o, &loss);
     ck_assert_ptr_nonnull(a);
     st__xacts_free(a);
     return loss;
@@ -114,16 +115,20 @@ static double loss_of(st__xmodel *x, const int32_t *tok) {
 
 /* every tensor's largest gradient against (L(w + e) - L(w - e)) / 2e, in double where it counts:
  * the loss is a mean of float per-token losses, so rounding adds about u L / e ~ 4e-5 */
-static void finite_differences(const char *preset) {
+static void finite_differences(const char *preset, double capacity_factor) {
     st_model m;
     st_error err;
     ck_assert_int_eq(st_model_preset(preset, &m), 0);
     m.layers = 2, m.hidden = 16, m.heads = 4, m.head_dim = 4, m.vocab = 32;
     m.kv_heads = m.kv_heads < m.heads ? 2 : 4;
     m.ffn = 24;
+    if (m.experts) m.moe_ffn = 20;
+    m.capacity_factor = capacity_factor;
     enum { B = 2, T = 6 };
     st__xmodel x;
-    ck_assert_msg(st__xmodel_init(&x, &m, B, T, 1, 0, 0, 2, 1, 1, 42, &err) == 0, "%s", err.text);
+    int l0 = 0, l1 = 2;
+    st__xpart pt = {.B = B, .T = T, .tp = 1, .nchunks = 1, .l0 = &l0, .l1 = &l1, .first = 1, .last = 1};
+    ck_assert_msg(st__xmodel_init(&x, &m, &pt, 42, &err) == 0, "%s", err.text);
     st__xkernels_reference = 1;
     int32_t tok[B * (T + 1)];
     for (int b = 0; b < B; b++) st__xtokens(tok + b * (T + 1), T, m.vocab, 5, 0, b);
@@ -131,8 +136,8 @@ static void finite_differences(const char *preset) {
     for (int64_t i = 0; i < x.nparams; i++) x.params[i] += 0.1f * (float)sin((double)i);
     double loss = 0;
     const float *o;
-    st__xacts *a = st__xmodel_forward(&x, tok, NULL, &o, &loss);
-    st__xmodel_backward(&x, a, NULL, 1.0, &o);
+    st__xacts *a = st__xmodel_forward(&x, 0, tok, NULL, &o, &loss);
+    ck_assert_int_eq(st__xmodel_backward(&x, a, NULL, 1.0, &o), 0);
     st__xacts_free(a);
     ck_assert(loss > 0 && isfinite(loss));
     for (int i = 0; i < x.ntensors; i++) {
@@ -154,10 +159,18 @@ static void finite_differences(const char *preset) {
     st__xmodel_destroy(&x);
 }
 
-START_TEST(gradients_gpt) { finite_differences("tiny-gpt"); }
+START_TEST(gradients_gpt) { finite_differences("tiny-gpt", 0); }
 END_TEST
 
-START_TEST(gradients_llama) { finite_differences("tiny-llama"); }
+START_TEST(gradients_llama) { finite_differences("tiny-llama", 0); }
+END_TEST
+
+/* the router (through the softmax over the top k) and every expert's MLP */
+START_TEST(gradients_moe) { finite_differences("tiny-moe", 0); }
+END_TEST
+
+/* with a capacity of ceil(0.5 x 12 x 2 / 4) = 3 pairs per expert, half of them dropped */
+START_TEST(gradients_moe_capacity) { finite_differences("tiny-moe", 0.5); }
 END_TEST
 
 /* the shards of tp = 2 hold the full model's numbers at their places, and refuse what does not divide */
@@ -166,8 +179,11 @@ START_TEST(shards_slice_the_full_tensors) {
     st_error err;
     ck_assert_int_eq(st_model_preset("tiny-llama", &m), 0);
     st__xmodel full, half;
-    ck_assert_int_eq(st__xmodel_init(&full, &m, 1, 8, 1, 0, 0, 4, 1, 1, 3, &err), 0);
-    ck_assert_int_eq(st__xmodel_init(&half, &m, 1, 8, 2, 1, 2, 4, 0, 1, 3, &err), 0);
+    int zero = 0, two = 2, four = 4;
+    st__xpart pf = {.B = 1, .T = 8, .tp = 1, .nchunks = 1, .l0 = &zero, .l1 = &four, .first = 1, .last = 1};
+    st__xpart ph = {.B = 1, .T = 8, .tp = 2, .tr = 1, .nchunks = 1, .l0 = &two, .l1 = &four, .last = 1};
+    ck_assert_int_eq(st__xmodel_init(&full, &m, &pf, 3, &err), 0);
+    ck_assert_int_eq(st__xmodel_init(&half, &m, &ph, 3, &err), 0);
     int checked = 0;
     for (int i = 0; i < half.ntensors; i++) {
         const st__xtensor *t = &half.tensors[i];
@@ -186,8 +202,106 @@ START_TEST(shards_slice_the_full_tensors) {
     st__xmodel_destroy(&full);
     st__xmodel_destroy(&half);
     m.vocab = 511;
-    ck_assert_int_eq(st__xmodel_init(&half, &m, 1, 8, 2, 0, 0, 4, 1, 1, 3, &err), ST_EINVAL);
+    ph.tr = 0, ph.l0 = &zero, ph.first = 1;
+    ck_assert_int_eq(st__xmodel_init(&half, &m, &ph, 3, &err), ST_EINVAL);
 }
+END_TEST
+
+/* an interleaved rank's two chunks (blocks 0 and 2 of 4) hold the full model's blocks at their
+ * places, one flat buffer after the other; a forward through chunk 0 then chunk 1 on the last stage
+ * gives a finite loss; sp refuses a micro-batch whose tokens do not split over tp */
+START_TEST(chunks_hold_their_blocks) {
+    st_model m;
+    st_error err;
+    ck_assert_int_eq(st_model_preset("tiny-gpt", &m), 0);
+    st__xmodel full, two;
+    int zero = 0, four = 4, l0[2] = {0, 2}, l1[2] = {1, 3};
+    st__xpart pf = {.B = 1, .T = 8, .tp = 1, .nchunks = 1, .l0 = &zero, .l1 = &four, .first = 1, .last = 1};
+    st__xpart pc = {.B = 1, .T = 8, .tp = 1, .nchunks = 2, .l0 = l0, .l1 = l1, .first = 1, .last = 1};
+    ck_assert_int_eq(st__xmodel_init(&full, &m, &pf, 3, &err), 0);
+    ck_assert_int_eq(st__xmodel_init(&two, &m, &pc, 3, &err), 0);
+    ck_assert_int_eq(two.nl, 2);
+    int seen[4] = {0};
+    for (int i = 0; i < two.ntensors; i++) {
+        const st__xtensor *t = &two.tensors[i];
+        if (t->layer >= 0) seen[t->layer]++;
+        for (int j = 0; j < full.ntensors; j++)
+            if (full.tensors[j].layer == t->layer && !strcmp(full.tensors[j].name, t->name))
+                ck_assert_int_eq(memcmp(two.params + t->off, full.params + full.tensors[j].off,
+                                        (size_t)(t->nrows * t->ncols) * sizeof(float)), 0);
+    }
+    ck_assert(seen[0] > 0 && seen[1] == 0 && seen[2] == seen[0] && seen[3] == 0);
+    ck_assert_ptr_eq(two.lp[1].wq, two.params + two.tensors[seen[0] + 2 + 2].off); /* wte, wpe, block 0, then wq */
+    int32_t tok[9];
+    st__xtokens(tok, 8, m.vocab, 1, 0, 0);
+    const float *o = NULL;
+    double loss = -1;
+    st__xacts *a = st__xmodel_forward(&two, 0, tok, NULL, &o, &loss);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(o);
+    ck_assert_double_eq(loss, -1); /* chunk 0 holds no loss */
+    st__xacts *b = st__xmodel_forward(&two, 1, tok, o, &o, &loss);
+    ck_assert(b && loss > 0 && isfinite(loss));
+    st__xacts_free(a);
+    st__xacts_free(b);
+    st__xmodel_destroy(&full);
+    st__xmodel_destroy(&two);
+    st__xpart ps = {.B = 1, .T = 7, .tp = 2, .sp = 1, .nchunks = 1, .l0 = &zero, .l1 = &four, .first = 1, .last = 1};
+    ck_assert_int_eq(st__xmodel_init(&two, &m, &ps, 3, &err), ST_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.text, "sp=1"));
+    /* experts: ep must divide them; no biases */
+    ck_assert_int_eq(st_model_preset("tiny-moe", &m), 0);
+    st__xpart pe = {.B = 1, .T = 8, .tp = 1, .ep = 3, .nchunks = 1, .l0 = &zero, .l1 = &four, .first = 1, .last = 1};
+    ck_assert_int_eq(st__xmodel_init(&two, &m, &pe, 3, &err), ST_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.text, "ep=3 must divide the experts (4)"));
+    pe.ep = 2, pe.er = 1, m.bias = 1;
+    ck_assert_int_eq(st__xmodel_init(&two, &m, &pe, 3, &err), ST_EINVAL);
+    m.bias = 0;
+    ck_assert_int_eq(st__xmodel_init(&two, &m, &pe, 3, &err), 0);
+    /* ep place 1 of 2 holds experts 2 and 3, after the dense tensors */
+    ck_assert_int_eq(two.e0, 2);
+    ck_assert_int_eq(two.tensors[two.ntensors - 1].expert, 3);
+    ck_assert_str_eq(two.tensors[two.ntensors - 1].name, "moe_w2");
+    st__xmodel_destroy(&two);
+}
+END_TEST
+
+/* selective and full recompute: the backward refuses until the recompute ran, which makes the
+ * dropped activations again: the gradients are bit for bit those of the run that kept them */
+static void recompute_restores(const char *preset) {
+    st_model m;
+    st_error err;
+    ck_assert_int_eq(st_model_preset(preset, &m), 0);
+    m.layers = 2, m.hidden = 16, m.heads = 4, m.head_dim = 4, m.kv_heads = 2, m.vocab = 32, m.ffn = 24;
+    if (m.experts) m.moe_ffn = 20;
+    int l0 = 0, l1 = 2;
+    int32_t tok[2 * 7];
+    for (int b = 0; b < 2; b++) st__xtokens(tok + b * 7, 6, m.vocab, 5, 0, b);
+    st__xmodel x[3];
+    for (int r = 0; r < 3; r++) {
+        st__xpart pt = {.B = 2, .T = 6, .tp = 1, .nchunks = 1, .l0 = &l0, .l1 = &l1, .first = 1, .last = 1,
+                        .recompute = r};
+        ck_assert_int_eq(st__xmodel_init(&x[r], &m, &pt, 42, &err), 0);
+        double loss = 0;
+        const float *o;
+        st__xacts *a = st__xmodel_forward(&x[r], 0, tok, NULL, &o, &loss);
+        ck_assert_ptr_nonnull(a);
+        if (r) {
+            ck_assert_int_eq(st__xmodel_backward(&x[r], a, NULL, 1.0, &o), ST_EINVAL);
+            ck_assert_int_eq(st__xmodel_recompute(&x[r], a), 0);
+        }
+        ck_assert_int_eq(st__xmodel_recompute(&x[r], a), ST_EINVAL); /* nothing (more) to make */
+        ck_assert_int_eq(st__xmodel_backward(&x[r], a, NULL, 1.0, &o), 0);
+        st__xacts_free(a);
+        if (r) ck_assert_int_eq(memcmp(x[r].grads, x[0].grads, (size_t)x[0].nparams * sizeof(float)), 0);
+    }
+    for (int r = 0; r < 3; r++) st__xmodel_destroy(&x[r]);
+}
+
+START_TEST(recompute_dense) { recompute_restores("tiny-llama"); }
+END_TEST
+
+START_TEST(recompute_moe) { recompute_restores("tiny-moe"); }
 END_TEST
 
 Suite *suite_exec_cpu(void) {
@@ -200,7 +314,12 @@ Suite *suite_exec_cpu(void) {
     tcase_add_test(tc, tokens_seeded);
     tcase_add_test(tc, gradients_gpt);
     tcase_add_test(tc, gradients_llama);
+    tcase_add_test(tc, gradients_moe);
+    tcase_add_test(tc, gradients_moe_capacity);
     tcase_add_test(tc, shards_slice_the_full_tensors);
+    tcase_add_test(tc, chunks_hold_their_blocks);
+    tcase_add_test(tc, recompute_dense);
+    tcase_add_test(tc, recompute_moe);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -4,6 +4,7 @@
  * object), and alone names an error: the others exit 2 without a word, so a bad input is one line. */
 #include "exec/exec.h"
 #include "src/cli/cli.h"
+#include "src/report/report.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -12,14 +13,18 @@
 static const char help_text[] =
     "usage: mpirun -np N strata run --model M --plan P [--cluster C] [--steps S] [--seed N] [--check]\n"
     "                               [--trace FILE] [--reference-kernels] [--json]\n"
+    "       strata run --model M --plan P [--cluster C] [--gpus N] [--steps S] [--seed N] [--check]\n"
+    "                  --emit slurm --out FILE\n"
     "\n"
     "Trains the model under the plan for S iterations (default 3), one MPI process per rank (N = the\n"
     "plan's tp x pp x dp), on CPUs: fp32, OpenBLAS GEMMs, Open MPI for every transfer. Each rank runs\n"
     "its program of the plan's lowering (the simulator's: the schedule, the sends and receives, the\n"
     "dp and ZeRO-1 collectives) with a real decoder built from the model (GPT or Llama blocks, no\n"
-    "dropout), seeded weights and seeded synthetic tokens. Runs dense models with tp, pp (1F1B or\n"
-    "gpipe), dp and zero=0|1; the vocabulary, heads and ffn must divide by tp.\n"
+    "dropout; MoE blocks with a top-k router and experts), seeded weights and seeded synthetic tokens.\n"
+    "Runs tp, sp, pp (1F1B, gpipe, or interleaved with vp > 1), dp, ep and zero=0|1; the vocabulary,\n"
+    "heads and ffn must divide by tp (with sp the micro-batch's tokens too), the experts by ep.\n"
     "  --cluster C          prices the lowering's instructions (default dgx-a100-80g: up to 8 ranks)\n"
+    "  --gpus N             the cluster's GPUs, in nodes of its size (as for strata sim)\n"
     "  --steps S            iterations (1..100000)\n"
     "  --seed N             weights and tokens (default 1)\n"
     "  --check              also train the single-rank model on the same tokens and print the largest\n"
@@ -27,6 +32,8 @@ static const char help_text[] =
     "  --trace FILE         Chrome trace of the last iteration, in strata sim's processes and threads\n"
     "  --reference-kernels  the plain C GEMMs instead of BLAS\n"
     "  --json               one JSON object from rank 0\n"
+    "  --emit slurm         write an sbatch script to FILE (atomically) that runs this command under srun\n"
+    "                       on the cluster's nodes, one task per GPU bound to it; runs nothing, needs no MPI\n"
     "\n"
     "Exit status: 0 success, 2 bad input, a plan this executor does not run, or N not the plan's ranks.\n";
 
@@ -113,15 +120,41 @@ static void print_text(FILE *f, const st_model *m, const char *spec, const st_lo
     if (o->trace) fprintf(f, "\nwrote %s\n", o->trace);
 }
 
+/* --emit slurm --out FILE: the sbatch script that runs the same command (exec/ is not needed) */
+static int emit_slurm(st_cli_args *a, const char *kind, const char *steps, const char *seed, int check, st_error *err) {
+    const unsigned want = ST_CLI_MODEL | ST_CLI_CLUSTER | ST_CLI_PLAN;
+    st_cli_inputs in = {0};
+    char spec[512];
+    int rc, n = 0;
+    if (strcmp(kind, "slurm")) return st_error_set(err, ST_EUSAGE, NULL, NULL, "--emit: must be slurm, not '%s'", kind);
+    if (!a->out) return st_error_set(err, ST_EUSAGE, NULL, NULL, "--emit slurm needs --out FILE");
+    if (!a->cluster) a->cluster = "dgx-a100-80g";
+    if ((rc = st_cli_inputs_check(a, want, &in, err)) || (rc = st_cli_inputs_resolve(a, want, &in, err))) goto out;
+    st_plan_format_spec(in.plan, spec, sizeof spec);
+    const char *args[16] = {"strata", "run", "--model", a->model, "--cluster", a->cluster, "--plan", spec};
+    n = 8;
+    if (a->gpus) args[n++] = "--gpus", args[n++] = a->gpus;
+    if (steps) args[n++] = "--steps", args[n++] = steps;
+    if (seed) args[n++] = "--seed", args[n++] = seed;
+    if (check) args[n++] = "--check";
+    if (a->json) args[n++] = "--json";
+    if (!(rc = st_emit_slurm(in.plan, &in.cluster, args, n, a->out, err))) printf("wrote %s\n", a->out);
+out:
+    st_cli_inputs_destroy(&in);
+    return rc;
+}
+
 int st_cmd_run(int argc, char **argv, st_error *err) {
     st_cli_args a;
-    const char *steps_arg = NULL, *seed_arg = NULL;
+    const char *steps_arg = NULL, *seed_arg = NULL, *emit = NULL;
     int check = 0, refk = 0, rc, rank = 0, size = 1, mpi = 0, ran = 0;
     st_exec_opts o = {.steps = 3, .seed = 1};
     const st_cli_opt own[] = {{"steps", &steps_arg, NULL}, {"seed", &seed_arg, NULL},
                               {"trace", &o.trace, NULL},   {"check", NULL, &check},
-                              {"reference-kernels", NULL, &refk}, {NULL, NULL, NULL}};
-    const unsigned take = ST_CLI_OPT_MODEL | ST_CLI_OPT_CLUSTER | ST_CLI_OPT_PLAN | ST_CLI_OPT_JSON;
+                              {"reference-kernels", NULL, &refk}, {"emit", &emit, NULL},
+                              {NULL, NULL, NULL}};
+    const unsigned take = ST_CLI_OPT_MODEL | ST_CLI_OPT_CLUSTER | ST_CLI_OPT_PLAN | ST_CLI_OPT_JSON | ST_CLI_OPT_OUT |
+                          ST_CLI_OPT_GPUS;
     const unsigned want = ST_CLI_MODEL | ST_CLI_CLUSTER | ST_CLI_PLAN;
     st_cli_inputs in = {0};
     st_cost_ctx *ctx = NULL;
@@ -133,6 +166,11 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
 
     if ((rc = st_cli_parse(argc, argv, take, own, &a, NULL, help_text, err)) || a.help) goto done;
     if ((rc = st_cli_require(err, "--model", a.model, "--plan", a.plan, NULL))) goto done;
+    if (emit || a.out) {
+        rc = emit ? emit_slurm(&a, emit, steps_arg, seed_arg, check, err)
+                  : st_error_set(err, ST_EUSAGE, NULL, NULL, "--out goes with --emit slurm");
+        goto done;
+    }
     if ((rc = st_exec_mpi_init(&rank, &size, err))) goto done;
     mpi = 1;
     if (steps_arg && (rc = st_cli_int("steps", steps_arg, 1, 100000, &v, err))) goto done;

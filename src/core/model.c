@@ -125,11 +125,16 @@ static const st_model presets[] = {
                       "M-M-M-M-M*-M-M-M-M-M*-M-M-M-M-M-",
      .source = "HF nvidia/Nemotron-H-56B-Base-8K config.json (hybrid_override_pattern; relu^2 MLP)"},
     /* small enough for strata run's tests on a few CPU cores; heads, kv heads, ffn and vocabulary
-     * divide by 1, 2 and 4 (tp); no dropout, which the executor does not run */
+     * divide by 1, 2 and 4 (tp), experts by 1, 2 and 4 (ep); no dropout, which the executor does not
+     * run */
     {.name = "tiny-gpt", .layers = 4, .hidden = 128, .heads = 4, .vocab = 512, .seq_len = 64,
      .activation = ST_ACT_GELU, .norm = ST_NORM_LAYERNORM, .position = ST_POS_LEARNED, .tied_embeddings = 1,
      .dropout = 0, .bias = 1, .source = "strata's test model (GPT-2 style blocks) for strata run"},
     LLAMA("tiny-llama", 4, 128, 4, 2, 352, 512, 64, "strata's test model (Llama style, GQA) for strata run"),
+    {.name = "tiny-moe", .layers = 4, .hidden = 128, .heads = 4, .kv_heads = 2, .ffn = 256, .vocab = 512,
+     .seq_len = 64, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM, .position = ST_POS_ROPE,
+     .tied_embeddings = 0, .dropout = 0, .bias = 0, .experts = 4, .experts_topk = 2, .moe_every = 1,
+     .source = "strata's test model (Mixtral style: 4 experts, top-2, dropless) for strata run"},
 };
 
 const st_model *st_model_presets(size_t *n) {

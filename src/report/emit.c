@@ -21,6 +21,8 @@
  *              commit); v0.2.x no longer accepts pipeline_parallel_split_points, and no release
  *              has training.batch_size.
  *
+ * And `strata run --emit slurm`'s sbatch script (st_emit_slurm, at the end of this file).
+ *
  * Rule: only keys and flags that exist in the named release are emitted. What cannot be
  * expressed there is an ST_EINVAL naming the plan (or model) key; what strata is unsure of is left
  * out and said in a comment of the emitted text. Output is built in memory and written only on
@@ -63,6 +65,7 @@
  */
 #include "src/report/report.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -977,5 +980,57 @@ int st_emit(st_emit_kind kind, const st_plan *p, const st_model *m, const st_clu
 out:
     free(b.s);
     free(spec);
+    return rc;
+}
+
+/* ------------------------------------------------------------ strata run's sbatch script
+ *
+ * Slurm's sbatch and srun (slurm.schedmd.com, sbatch(1) and srun(1)): --nodes, --ntasks-per-node and
+ * --gpus-per-node reserve the nodes; srun starts one task per rank (through PMI/PMIx, which Open
+ * MPI's MPI_Init reads) in rank order, block by node, so rank r lands on node r / G as local task
+ * r % G (Megatron-LM's rank order puts tp, then cp, dp and pp on consecutive ranks: tp stays inside
+ * a node); --gpu-bind=map_gpu binds local task i to GPU i and --cpu-bind=cores each task to a core. */
+
+/* s single-quoted for a POSIX shell */
+static void shell_quote(FILE *f, const char *s) {
+    fputc('\'', f);
+    for (; *s; s++)
+        if (*s == '\'') fputs("'\\''", f);
+        else fputc(*s, f);
+    fputc('\'', f);
+}
+
+int st_emit_slurm(const st_plan *p, const st_cluster *c, const char *const *args, int nargs, const char *path,
+                  st_error *err) {
+    int64_t ranks = (int64_t)p->tp * p->pp * p->dp * p->cp;
+    int64_t per = c->gpus_per_node < ranks ? c->gpus_per_node : ranks;
+    int64_t nodes = per > 0 ? (ranks + per - 1) / per : 0;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = 0;
+    assert(per >= 1 && nodes <= c->nodes); /* a finalized plan fits its cluster */
+    FILE *f = open_memstream(&text, &len);
+    if (!f) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    fprintf(f, "#!/bin/bash\n# strata run under Slurm: %lld ranks on %lld nodes of %s, %lld a node; rank r on node\n"
+               "# r / %lld, GPU r %% %lld (written by strata run --emit slurm)\n",
+            (long long)ranks, (long long)nodes, c->name, (long long)per, (long long)per, (long long)per);
+    fprintf(f, "#SBATCH --job-name=strata-run\n#SBATCH --nodes=%lld\n#SBATCH --ntasks-per-node=%lld\n"
+               "#SBATCH --gpus-per-node=%lld\n#SBATCH --cpus-per-task=1\nset -eu\n",
+            (long long)nodes, (long long)per, (long long)per);
+    fprintf(f, "# the same with Open MPI on a hostfile: mpirun -np %lld --map-by ppr:%lld:node --bind-to core ...\n",
+            (long long)ranks, (long long)per);
+    fprintf(f, "srun --ntasks=%lld --distribution=block --cpu-bind=cores --gpu-bind=map_gpu:", (long long)ranks);
+    for (int64_t g = 0; g < per; g++) fprintf(f, "%s%lld", g ? "," : "", (long long)g);
+    for (int i = 0; i < nargs; i++) {
+        fputc(' ', f);
+        shell_quote(f, args[i]);
+    }
+    fputc('\n', f);
+    if (fclose(f) != 0) {
+        free(text);
+        return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    }
+    rc = st__write_atomic(path, text, len, err);
+    free(text);
     return rc;
 }

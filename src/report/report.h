@@ -18,6 +18,12 @@ int st_emit_parse(const char *s, st_emit_kind *out);
 /* Writes framework configuration for the plan to f. */
 int st_emit(st_emit_kind kind, const st_plan *p, const st_model *m, const st_cluster *c, FILE *f,
             st_error *err);
+/* `strata run --emit slurm`: writes to path, atomically, an sbatch script that runs the plan's
+ * tp x pp x dp x cp ranks on c's nodes (gpus_per_node tasks a node, each bound to its GPU and a
+ * core) with srun and the command line args[0 .. nargs) (each single-quoted). p is finalized for c
+ * (it fits). 0, ST_EIO, ST_ENOMEM. */
+int st_emit_slurm(const st_plan *p, const st_cluster *c, const char *const *args, int nargs, const char *path,
+                  st_error *err);
 
 
 /* Output (src/report/output.c). Each builds the whole document, then writes it in one go. With a
