@@ -26,8 +26,8 @@ for plan in tp=1,pp=1,dp=1 tp=2,pp=1,dp=1 tp=1,pp=2,dp=1 tp=1,pp=1,dp=2 tp=2,pp=
 	timeout 300 mpirun --oversubscribe -np "$np" "$STRATA" run --model "$MODEL" --plan "$p" --cluster "$T/c.json" \
 		--profile "$T/p.json" --compare --steps 4 --json >"$T/out" || { echo "$p: run failed" >&2; continue; }
 	tr -d '\n' <"$T/out" | awk -v p="$plan" -v np="$np" '{
-		m = $0; sub(/.*"measured_s": \{/, "", m); sub(/.*"iteration": /, "", m); sub(/[},].*/, "", m)
-		s = $0; sub(/.*"simulated_s": \{/, "", s); sub(/.*"iteration": /, "", s); sub(/[},].*/, "", s)
+		m = $0; sub(/.*"measured_s": \{/, "", m); sub(/\}.*/, "", m); sub(/.*"iteration": /, "", m)
+		s = $0; sub(/.*"simulated_s": \{/, "", s); sub(/\}.*/, "", s); sub(/.*"iteration": /, "", s)
 		n = split($0, r, "\"heap_peak_bytes\": ")
 		for (i = 2; i <= n; i++) { split(r[i], v, /[,}]/); if (v[1] > h) h = v[1] }
 		n = split($0, r, "\"rss_peak_bytes\": ")

@@ -17,6 +17,7 @@
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #if defined(__GLIBC__)
 #include <malloc.h> /* mallinfo2 */
 #endif
@@ -255,4 +256,12 @@ double st__xheap_bytes(void) {
 #else
     return 0;
 #endif
+}
+
+double st_exec_bench_rss_bytes(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double mine = (double)ru.ru_maxrss * 1024, most = mine; /* Linux: KiB */
+    MPI_Allreduce(&mine, &most, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    return most;
 }

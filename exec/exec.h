@@ -131,5 +131,7 @@ int st_exec_bench_stream(st_exec_stream kind, int64_t rows, int64_t cols, int re
  * over the world's ranks 0 .. ranks - 1 (2 <= ranks <= the job's), `bytes` per rank as cost/comm.c
  * takes them (a multiple of 4: fp32) */
 int st_exec_bench_coll(st_coll coll, int ranks, double bytes, int reps, double *s, st_error *err);
+/* the largest peak resident set of the job's ranks so far (getrusage), bytes; 0 without the executor */
+double st_exec_bench_rss_bytes(void);
 
 #endif

@@ -11,6 +11,9 @@
  *   parameter at 85% of this bandwidth, cost_private.h), so that the lowering's optimizer step
  *   takes the measured time of the executor's Adam; the triad (a = b + c) rate is reported beside it.
  * - gpu.memory_gib: the host's memory over the ranks; host.memory_gib the host's.
+ * - framework.reserved_gib: what a rank holds before any model state, the peak resident set of the
+ *   largest rank right after MPI_Init (code, libraries, MPI's buffers): what the lowering adds to
+ *   every rank's memory besides weights, gradients, optimizer states and activations.
  * - intra_node: one-way send/recv rate of the largest message and the latency of the smallest
  *   (half a ping-pong, OSU's way); one rank: the triad rate and 1 us (no transfer ever runs).
  * - profile compute tables: gemm (FLOPs per kernel, as cost/ counts them: 2mnk) and attention (the
@@ -239,6 +242,7 @@ int st__prof_cpu_run(const st_model *m, const st_plan *p, int quick, st__prof_cp
     cl->host_memory_bytes = mem > 0 ? mem : 1073741824.0;
     cl->gpu.memory_bytes = cl->host_memory_bytes / c->ranks;
     cl->gpu.gemm_efficiency = 1;
+    cl->reserved_bytes = st_exec_bench_rss_bytes(); /* before any benchmark's buffers */
     /* the sweep: square GEMMs, and the plan's own shapes */
     for (int e = 6; e <= (quick ? 9 : 10) && !rc; e += quick ? 3 : 1)
         rc = gemm(c, ldexp(1, e), ldexp(1, e), ldexp(1, e), 0, err);
@@ -291,7 +295,8 @@ int st__prof_cpu_save_cluster(const st__prof_cpu *c, const char *path, st_error 
         json_string("gpu = one rank's share of this CPU. peak_tflops: the best OpenBLAS sgemm rate at one thread "
                     "per rank with every rank computing (all dtypes: the executor computes fp32), "
                     "gemm_efficiency 1; hbm_gb_per_s: the executor's Adam rate as strata prices Adam (26 bytes "
-                    "per parameter at 85% of it); memory_gib: host memory over ranks; intra_node: MPI "
+                    "per parameter at 85% of it); memory_gib: host memory over ranks; framework.reserved_gib: a rank's "
+                    "resident set after MPI_Init; intra_node: MPI "
                     "send/recv, one way, bandwidth of the largest message and latency of 1 KiB; inter_node "
                     "repeats it (one node); host.pcie_gb_per_s: the residual add's best rate"));
     bad |= json_object_set_new(root, "calibration", cal);
@@ -311,6 +316,8 @@ void st__prof_cpu_describe(const st__prof_cpu *c, FILE *f) {
             c->gemm_flops_per_s / 1e9, c->gemms);
     fprintf(f, "memory       %.2f GB/s per rank (residual add a = b + c), Adam %.1f M parameters/s\n",
             c->triad_bytes_per_s / 1e9, c->adam_params_per_s / 1e6);
+    fprintf(f, "reserved     %.1f MiB per rank before any model state (peak RSS after MPI_Init)\n",
+            cl->reserved_bytes / 1048576.0);
     if (c->ranks >= 2)
         fprintf(f, "mpi          send/recv %.2f GB/s one way, %.2f us latency; %d transfers timed\n",
                 cl->intra_bytes_per_s / 1e9, cl->intra_latency_s * 1e6, c->colls);

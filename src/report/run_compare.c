@@ -8,9 +8,10 @@
  * instruction's GEMM part is its operators' GEMM share of the lowering's op table), averaged over
  * ranks as the measured side is. A receive the executor measures from its call, so it includes the
  * wait for the sender (the pipeline bubble): its simulated side adds the rank's bubble_s, the
- * simulator's compute-stream idle time waiting on receives. The iteration is measured as the
- * median of the steps after the first (the first pays MPI's connection set-up and the first
- * touches of memory), simulated as st_sim_result.iteration_time_s.
+ * simulator's compute-stream idle time waiting on receives. Every measured row, the iteration's
+ * too, is the run's last iteration (the executor reports the kinds of that one; the first pays
+ * MPI's connection set-up and the first touches of memory, so a comparison wants --steps 2 or
+ * more); the simulated iteration is st_sim_result.iteration_time_s.
  *
  * Memory: measured, the executor's heap high-water mark and the peak RSS (exec.h, st_exec_result
  * .stats); predicted, the simulator's peak (base bytes plus the lowering's alloc/free in the
@@ -53,22 +54,6 @@ static double gemm_share(const st_lowered *l, const st_ins *in) {
     return all > 0 ? g / all : 0;
 }
 
-static double median_after_first(const double *v, int n) {
-    if (n <= 1) return n ? v[0] : 0;
-    double *w = malloc((size_t)(n - 1) * sizeof *w);
-    if (!w) return v[n - 1];
-    memcpy(w, v + 1, (size_t)(n - 1) * sizeof *w);
-    for (int i = 1; i < n - 1; i++) /* insertion sort: a handful of steps */
-        for (int j = i; j > 0 && w[j - 1] > w[j]; j--) {
-            double t = w[j];
-            w[j] = w[j - 1], w[j - 1] = t;
-        }
-    int m = n - 1;
-    double med = m % 2 ? w[m / 2] : 0.5 * (w[m / 2 - 1] + w[m / 2]);
-    free(w);
-    return med;
-}
-
 int st_runcmp_build(const st_lowered *l, const st_exec_result *r, st_runcmp *out, st_error *err) {
     st_sim_result sim = {0};
     int rc, n = l->nranks;
@@ -105,7 +90,7 @@ int st_runcmp_build(const st_lowered *l, const st_exec_result *r, st_runcmp *out
         m->sim_peak_bytes = sim.ranks[p].memory_peak_bytes;
         m->arena_bytes = st_exec_arena_bytes(pg);
     }
-    out->measured_s[ST_RUNCMP_ITERATION] = median_after_first(r->iteration_s, r->steps);
+    out->measured_s[ST_RUNCMP_ITERATION] = r->iteration_s[r->steps - 1];
     out->simulated_s[ST_RUNCMP_ITERATION] = sim.iteration_time_s;
     st_sim_result_destroy(&sim);
     return 0;
@@ -136,7 +121,7 @@ void st_runcmp_text(FILE *f, const st_runcmp *c) {
         if (isnan(e)) fprintf(f, " %8s\n", "-");
         else fprintf(f, " %+7.1f%%\n", e);
     }
-    fprintf(f, "  (iteration: median of the steps after the first; recv includes the wait for the sender)\n");
+    fprintf(f, "  (the last iteration; recv includes the wait for the sender)\n");
     fprintf(f, "\nmemory per rank (MiB): measured heap high-water and peak RSS; predicted by the simulator and\n"
                "the in-order arena (the lowering prices the plan's dtype; the executor holds fp32)\n");
     fprintf(f, "  %4s %10s %10s %10s %10s\n", "rank", "heap", "rss", "simulated", "arena");
