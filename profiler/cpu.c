@@ -65,6 +65,20 @@ static int add_memory(st__prof_result *r, st_opclass cls, int exact, double x, d
     return st__prof_add(r, &(st__prof_sample){.kind = ST_PROF_MEMORY, .cls = cls, .exact = exact, .x = x, .y = y});
 }
 
+/* a plan operator's forward and backward, timed f_s and b_s: compute (FLOPs) or memory-bound
+ * (bytes) samples at exactly its work per kernel */
+static int add_op(st__prof_result *r, const st_op *o, int memory, double f_s, double b_s, st_error *err) {
+    int rc = 0;
+    for (int pass = 0; pass < 2 && !rc; pass++) {
+        double work = memory ? (pass ? o->bwd_bytes : o->fwd_bytes) : (pass ? o->bwd_flops : o->fwd_flops);
+        int kernels = pass ? o->kernels_bwd : o->kernels_fwd;
+        if (!(work > 0) || kernels < 1) continue; /* a pass it does not run (grad_accum's forward) */
+        double x = work / kernels, y = rate(work, pass ? b_s : f_s, kernels);
+        rc = memory ? add_memory(r, o->cls, 1, x, y) : add_compute(r, o->cls, 1, x, y);
+    }
+    return rc ? st_error_set(err, rc, NULL, NULL, "out of memory") : 0;
+}
+
 /* a GEMM of the sweep or the plan: forward one kernel, backward two of the forward's FLOPs */
 static int gemm(st__prof_cpu *c, double m, double n, double k, int exact, st_error *err) {
     double f, b, flops = 2 * m * n * k;
@@ -83,16 +97,19 @@ static int gemm(st__prof_cpu *c, double m, double n, double k, int exact, st_err
 /* which executor kernel stands for a memory-bound operator of the plan, and over how many rows of
  * how many columns: norms over the hidden size, the MLP's activation over its outputs, the rest a
  * residual add over the elements the operator reads and writes (opgraph.c's stream(): (in + out)
- * x the activation's bytes) */
-static void stand_in(const st_model *m, const st_op *o, double act_bytes, st_exec_stream *k, double *rows,
+ * x the activation's bytes). An operator with no forward is the backward's gradient accumulation
+ * (grad_accum, grad_bytes per parameter): the executor accumulates inside its GEMMs (beta = 1), so
+ * it stands for what a framework runs there, an add over the parameters. */
+static void stand_in(const st_model *m, const st_plan *p, const st_op *o, st_exec_stream *k, double *rows,
                      double *cols) {
-    double elems = o->fwd_bytes / (2 * act_bytes);
+    double act = st_dtype_bytes(p->dtype), elems = o->fwd_bytes / (2 * act);
     *k = ST_EXEC_STREAM_ADD, *cols = m->hidden;
     if (o->cls == ST_OPC_NORM) *k = ST_EXEC_STREAM_NORM;
     else if (o->cls == ST_OPC_ELEMWISE && (strstr(o->name, "act") || strstr(o->name, "gelu") ||
                                            strstr(o->name, "swiglu") || strstr(o->name, "relu")))
         *k = m->activation == ST_ACT_SWIGLU ? ST_EXEC_STREAM_SWIGLU : ST_EXEC_STREAM_GELU;
-    if (*k == ST_EXEC_STREAM_SWIGLU) elems = o->fwd_bytes / (3 * act_bytes); /* 2 in, 1 out */
+    if (*k == ST_EXEC_STREAM_SWIGLU) elems = o->fwd_bytes / (3 * act); /* 2 in, 1 out */
+    if (!(o->fwd_bytes > 0)) elems = o->bwd_bytes / (p->grad_bytes > 0 ? p->grad_bytes : 4);
     *rows = fmax(1, round(elems / *cols));
 }
 
@@ -113,7 +130,6 @@ static int measure_plan(st__prof_cpu *c, const st_model *m, const st_plan *p, st
     int n = 0, rc;
     if ((rc = plan_ops(m, p, ops, 3 * ST_MAX_OPS, &n)) < 0)
         return st_error_set(err, rc, NULL, "plan", "the plan's operators cannot be listed");
-    double act = st_dtype_bytes(p->dtype);
     for (int i = 0; i < n && !rc; i++) {
         const st_op *o = &ops[i];
         double f = 0, b = 0;
@@ -123,22 +139,14 @@ static int measure_plan(st__prof_cpu *c, const st_model *m, const st_plan *p, st
             int64_t B = p->mbs, hq = (int64_t)(o->batch / (double)p->mbs), kv = m->kv_heads / p->tp;
             if ((rc = st_exec_bench_attn(B, (int64_t)o->m, hq, kv > 0 ? kv : hq, (int64_t)o->k, 3, &f, &b, err)))
                 break;
-            if ((rc = add_compute(&c->r, o->cls, 1, o->fwd_flops / o->kernels_fwd,
-                                  rate(o->fwd_flops, f, o->kernels_fwd))) ||
-                (rc = add_compute(&c->r, o->cls, 1, o->bwd_flops / o->kernels_bwd,
-                                  rate(o->bwd_flops, b, o->kernels_bwd))))
-                rc = st_error_set(err, rc, NULL, NULL, "out of memory");
+            rc = add_op(&c->r, o, 0, f, b, err);
             c->attns++;
-        } else if (o->fwd_bytes > 0 && o->kernels_fwd > 0 && o->kernels_bwd > 0) {
+        } else if (o->fwd_bytes > 0 || o->bwd_bytes > 0) {
             st_exec_stream k;
             double rows, cols;
-            stand_in(m, o, act, &k, &rows, &cols);
+            stand_in(m, p, o, &k, &rows, &cols);
             if ((rc = st_exec_bench_stream(k, (int64_t)rows, (int64_t)cols, 3, &f, &b, err))) break;
-            if ((rc = add_memory(&c->r, o->cls, 1, o->fwd_bytes / o->kernels_fwd,
-                                 rate(o->fwd_bytes, f, o->kernels_fwd))) ||
-                (rc = add_memory(&c->r, o->cls, 1, o->bwd_bytes / o->kernels_bwd,
-                                 rate(o->bwd_bytes, b, o->kernels_bwd))))
-                rc = st_error_set(err, rc, NULL, NULL, "out of memory");
+            rc = add_op(&c->r, o, 1, f, b, err);
             c->mems++;
             c->mem_classes |= 1u << o->cls;
         }

@@ -12,16 +12,11 @@ start_tests profile_cpu
 
 command -v mpirun >/dev/null 2>&1 || { echo "SKIP: mpirun not found"; exit 77; }
 command -v timeout >/dev/null 2>&1 || { echo "SKIP: timeout not found"; exit 77; }
-OMPI_ALLOW_RUN_AS_ROOT=1
-OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_ALLOW_RUN_AS_ROOT OMPI_ALLOW_RUN_AS_ROOT_CONFIRM
 # mpi NP ARGS...: strata ARGS on NP ranks, at most 240 s
 mpi() {
-	_np=$1
+	_n=$1
 	shift
-	cmd="mpirun -np $_np strata $*"
-	timeout 240 mpirun --oversubscribe -np "$_np" "$STRATA" "$@" >"$T/out" 2>"$T/err"
-	rc=$?
+	mpi_strata 240 "$_n" "$@"
 }
 
 mpi 1 profile --cpu --out "$T/c1.json"

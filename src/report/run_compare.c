@@ -101,10 +101,12 @@ void st_runcmp_destroy(st_runcmp *c) {
     c->mem = NULL;
 }
 
-/* simulated / measured - 1, in %; NAN where nothing was measured */
+/* simulated / measured - 1, in %; NAN where the measured time is below the clock's use (a call over
+ * one rank, 1-rank collectives: microseconds whose ratio means nothing) */
+#define MIN_MEASURED_S 1e-5
 static double err_pct(const st_runcmp *c, int row) {
     double m = c->measured_s[row];
-    return m > 0 ? 100 * (c->simulated_s[row] / m - 1) : NAN;
+    return m >= MIN_MEASURED_S ? 100 * (c->simulated_s[row] / m - 1) : NAN;
 }
 
 void st_runcmp_text(FILE *f, const st_runcmp *c) {
@@ -153,7 +155,9 @@ void st_runcmp_json(FILE *f, const st_runcmp *c) {
         key_of(i, key, sizeof key);
         fprintf(f, "%s\"%s\": %.17g", i ? ", " : "", key, c->simulated_s[i]);
     }
-    fprintf(f, "},\n  \"iteration_error\": %.17g,\n  \"memory\": [", err_pct(c, ST_RUNCMP_ITERATION) / 100);
+    double e = err_pct(c, ST_RUNCMP_ITERATION);
+    if (isnan(e)) fputs("},\n  \"iteration_error\": null,\n  \"memory\": [", f);
+    else fprintf(f, "},\n  \"iteration_error\": %.17g,\n  \"memory\": [", e / 100);
     for (int r = 0; r < c->nranks; r++) {
         const st_runcmp_mem *m = &c->mem[r];
         fprintf(f,
