@@ -101,13 +101,11 @@ double st_exec_arena_bytes(const st_program *pg);
  *
  * `strata profile --cpu` times what `strata run` runs: these kernels at one BLAS thread per rank and
  * Open MPI's transfers. Every rank of the job calls each function with the same arguments at the same
- * time (ranks sharing a core measure their share); each returns the same numbers on every rank:
- * compute, the median over `reps` windows (1..64, after one warm-up; each window calls the kernel
- * back to back for at least 10 ms, so that a rank sharing its core measures its share), averaged
- * over the ranks;
- * transfers, the median over reps of the slowest member's time. 0, ST_ENOMEM on every rank when one
- * could not allocate, ST_EINVAL (a collective this cannot time). Without the executor built, the
- * st_exec_mpi_init error. */
+ * time; each returns the same numbers on every rank. Compute: the median over `reps` windows (1..64,
+ * after one warm-up; each window calls the kernel back to back for at least 10 ms, so that a rank
+ * sharing its core measures its share), averaged over the ranks. Transfers: the median over reps of
+ * the slowest member's time. 0, ST_ENOMEM on every rank when one could not allocate, ST_EINVAL (a
+ * collective this cannot time). Without the executor built, the st_exec_mpi_init error. */
 
 /* the GEMMs of a linear layer y[m x n] = x[m x k] W^T: forward (one GEMM), backward (input and
  * weight gradients, two GEMMs of the forward's FLOPs each) */
