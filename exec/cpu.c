@@ -37,6 +37,7 @@
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 /* Adam's settings: GPT-3's betas (Brown et al. 2020, Sec. C), a learning rate for models this small */
 #define ADAM_LR 1e-3f
@@ -106,6 +107,7 @@ typedef struct rank_state {
     double pending_tp_s;    /* the tp collectives' time in the instruction before */
     int32_t *tokens;
     double loss_sum;
+    double gemm_s, heap_peak_bytes; /* st_exec_result.stats */
 } rank_state;
 
 static void tp_allreduce(void *ctx, float *buf, int64_t n, int max) {
@@ -565,7 +567,7 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
         S->nsends = 0;
         if (R && (rc = ref_grads(R, S, step, o->seed, S->tokens + S->x.B * (S->T + 1)))) break;
         MPI_Barrier(MPI_COMM_WORLD);
-        double t0 = now_s(), tp_before = 0, ep_before = 0;
+        double t0 = now_s(), tp_before = 0, ep_before = 0, gemm0 = st__xkernels_gemm_s;
         for (int i = 0; i < pg->n && !rc; i++) {
             st_ins in;
             st_program_ins(pg, i, &in);
@@ -601,10 +603,12 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             }
             S->pending_tp_s = tp;
             if (in.kind == ST_INS_COMPUTE) S->pending_ep_s = ep;
+            S->heap_peak_bytes = fmax(S->heap_peak_bytes, st__xheap_bytes());
             if (rc)
                 st_error_set(err, rc, NULL, "plan", "rank %d instruction %d (%s, micro-batch %d) cannot run", S->rank, i,
                              in.label ? in.label : "?", in.mb);
         }
+        S->gemm_s = st__xkernels_gemm_s - gemm0;
         MPI_Waitall(S->nsends, S->reqs, MPI_STATUSES_IGNORE);
         for (int i = 0; i < S->nsends; i++) free(S->sendbufs[i]);
         S->nsends = 0;
@@ -689,6 +693,11 @@ static int gather(const rank_state *S, const st_exec_opts *o, const double *span
     int n = l->nranks, rc = 0, *counts = NULL, *displs = NULL;
     double *all = NULL;
     MPI_Gather(kind_s, ST_EXEC_KINDS, MPI_DOUBLE, res->kind_s, ST_EXEC_KINDS, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double stats[ST_EXEC_STATS] = {[ST_EXEC_GEMM_S] = S->gemm_s, [ST_EXEC_HEAP_PEAK_BYTES] = S->heap_peak_bytes,
+                                   [ST_EXEC_RSS_PEAK_BYTES] = (double)ru.ru_maxrss * 1024}; /* Linux: KiB */
+    MPI_Gather(stats, ST_EXEC_STATS, MPI_DOUBLE, res->stats, ST_EXEC_STATS, MPI_DOUBLE, 0, MPI_COMM_WORLD);
     if (!o->trace) return 0;
     int64_t total = 0;
     if (S->rank == 0) {
@@ -770,10 +779,11 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
         res->iteration_s = calloc((size_t)o->steps, sizeof *res->iteration_s);
         res->kind_s = calloc((size_t)size * ST_EXEC_KINDS, sizeof *res->kind_s);
         res->ref_loss = calloc((size_t)o->steps, sizeof *res->ref_loss);
+        res->stats = calloc((size_t)size * ST_EXEC_STATS, sizeof *res->stats);
     }
     int bad = rc || !S.comms || !S.acts || !S.act_in || !S.grad_in || !S.fwd_out || !S.bwd_done || !S.reqs ||
               !S.sendbufs || !S.tokens || !spans || (S.rank == 0 && (!res->loss || !res->iteration_s ||
-              !res->kind_s || !res->ref_loss)) || setup_regions(&S);
+              !res->kind_s || !res->ref_loss || !res->stats)) || setup_regions(&S);
     if (!bad && o->check) {
         Rp = &R;
         st__xpart one = {.B = p->mbs, .T = p->seq, .tp = 1, .nchunks = 1, .l0 = whole, .l1 = whole + 1, .first = 1,

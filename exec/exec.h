@@ -70,7 +70,14 @@ typedef struct st_exec_result {
      * gradients (-1: no rank holds one of that name), beside the reference's largest |gradient| */
     double loss_diff, grad_diff[ST_EXEC_TENSORS], grad_ref[ST_EXEC_TENSORS];
     double *ref_loss; /* steps: the reference's loss (owned; with check) */
+    double *stats;    /* nranks x ST_EXEC_STATS (below; owned) */
 } st_exec_result;
+/* What each rank measured besides its instructions' times (st_exec_result.stats): the seconds of
+ * the last iteration spent in the GEMMs (inside its fwd and bwd), the high-water mark of the bytes
+ * it had allocated (heap in use, sampled after every instruction of every iteration; with --check
+ * the reference's too), and its peak resident set (getrusage's ru_maxrss: the process, MPI's
+ * buffers and the code included). */
+enum { ST_EXEC_GEMM_S, ST_EXEC_HEAP_PEAK_BYTES, ST_EXEC_RSS_PEAK_BYTES, ST_EXEC_STATS };
 
 /* MPI_Init: this process's rank and the job's size. Without the executor built, ST_EINVAL saying
  * what configure did not find. */
@@ -93,5 +100,40 @@ void st_exec_result_destroy(st_exec_result *r);
  * interpreter that runs streams side by side may hold more at once (the simulator's peak is the
  * one that counts for fitting): this is the lower bound an arena must have. Bytes. */
 double st_exec_arena_bytes(const st_program *pg);
+
+/* ---------------------------------------------------------------- measuring this machine (exec/bench.c)
+ *
+ * `strata profile --cpu` times what `strata run` runs: these kernels at one BLAS thread per rank and
+ * Open MPI's transfers. Every rank of the job calls each function with the same arguments at the same
+ * time; each returns the same numbers on every rank. Compute: the median over `reps` windows (1..64,
+ * after one warm-up; each window calls the kernel back to back for at least 10 ms, so that a rank
+ * sharing its core measures its share), averaged over the ranks. Transfers: the median over reps of
+ * the slowest member's time. 0, ST_ENOMEM on every rank when one could not allocate, ST_EINVAL (a
+ * collective this cannot time). Without the executor built, the st_exec_mpi_init error. */
+
+/* the GEMMs of a linear layer y[m x n] = x[m x k] W^T: forward (one GEMM), backward (input and
+ * weight gradients, two GEMMs of the forward's FLOPs each) */
+int st_exec_bench_gemm(int64_t m, int64_t n, int64_t k, int reps, double *fwd_s, double *bwd_s, st_error *err);
+/* causal attention of B sequences of T tokens, hq query and hkv key/value heads of d */
+int st_exec_bench_attn(int64_t B, int64_t T, int64_t hq, int64_t hkv, int64_t d, int reps, double *fwd_s,
+                       double *bwd_s, st_error *err);
+/* memory-bound kernels over rows x cols floats: a norm (LayerNorm) over rows of cols, GELU, SwiGLU
+ * (rows x cols outputs), a residual add (its backward: the same add), Adam over rows x cols
+ * parameters (both passes a step) */
+typedef enum {
+    ST_EXEC_STREAM_NORM,
+    ST_EXEC_STREAM_GELU,
+    ST_EXEC_STREAM_SWIGLU,
+    ST_EXEC_STREAM_ADD,
+    ST_EXEC_STREAM_ADAM
+} st_exec_stream;
+int st_exec_bench_stream(st_exec_stream kind, int64_t rows, int64_t cols, int reps, double *fwd_s, double *bwd_s,
+                         st_error *err);
+/* one call of coll (all-reduce, all-gather, reduce-scatter; send/recv: one way between ranks 0 and 1)
+ * over the world's ranks 0 .. ranks - 1 (2 <= ranks <= the job's), `bytes` per rank as cost/comm.c
+ * takes them (a multiple of 4: fp32) */
+int st_exec_bench_coll(st_coll coll, int ranks, double bytes, int reps, double *s, st_error *err);
+/* the largest peak resident set of the job's ranks so far (getrusage), bytes; 0 without the executor */
+double st_exec_bench_rss_bytes(void);
 
 #endif

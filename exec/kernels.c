@@ -10,8 +10,16 @@
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 int st__xkernels_reference;
+double st__xkernels_gemm_s;
+
+static double gemm_clock_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 void st__xkernels_threads(int n) {
 #ifdef HAVE_OPENBLAS_SET_NUM_THREADS
@@ -47,9 +55,10 @@ void st__xmm_bwd_ref(float *dinp, float *dw, float *dbias, const float *dout, co
 
 void st__xmm_fwd(float *out, const float *inp, const float *w, const float *bias, int64_t N, int64_t C, int64_t OC,
                  int accumulate) {
+    double t0 = gemm_clock_s();
     if (st__xkernels_reference) {
         st__xmm_fwd_ref(out, inp, w, bias, N, C, OC, accumulate);
-        return;
+        goto out;
     }
     if (bias) {
         for (int64_t n = 0; n < N; n++)
@@ -58,13 +67,16 @@ void st__xmm_fwd(float *out, const float *inp, const float *w, const float *bias
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)OC, (int)C, 1.0f, inp, (int)C, w, (int)C,
                 accumulate ? 1.0f : 0.0f, out, (int)OC);
+out:
+    st__xkernels_gemm_s += gemm_clock_s() - t0;
 }
 
 void st__xmm_bwd(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w, int64_t N,
                  int64_t C, int64_t OC) {
+    double t0 = gemm_clock_s();
     if (st__xkernels_reference) {
         st__xmm_bwd_ref(dinp, dw, dbias, dout, inp, w, N, C, OC);
-        return;
+        goto out;
     }
     if (dinp)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)C, (int)OC, 1.0f, dout, (int)OC, w,
@@ -74,6 +86,8 @@ void st__xmm_bwd(float *dinp, float *dw, float *dbias, const float *dout, const 
     if (dbias)
         for (int64_t n = 0; n < N; n++)
             for (int64_t o = 0; o < OC; o++) dbias[o] += dout[n * OC + o];
+out:
+    st__xkernels_gemm_s += gemm_clock_s() - t0;
 }
 
 #define NORM_EPS 1e-5

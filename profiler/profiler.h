@@ -311,4 +311,33 @@ int st__prof_run(const st__prof_opts *o, st__prof_result *r, st_error *err);
  * 13.0 (CUPTI, cuBLAS, ...)". */
 const char *st__prof_build_info(void);
 
+
+/* ------------------------------------------------------------------ this CPU (cpu.c)
+ *
+ * `strata profile --cpu` under mpirun -np N: the executor's kernels and Open MPI timed on every rank
+ * at once (exec.h, "measuring this machine"), as a cluster of one node of N "GPUs" named "cpu" (one
+ * rank's share of the CPU) and a calibration profile for it (profiler/cpu.c says what each number
+ * is). */
+typedef struct st__prof_cpu {
+    int rank, ranks, quick;
+    st_cluster cluster;       /* finalized-ready: one node of `ranks` GPUs "cpu" */
+    st__prof_result r;        /* samples, and tables after st__prof_cpu_run */
+    double gemm_flops_per_s;  /* the best GEMM rate (the cluster's peak) */
+    double triad_bytes_per_s; /* the residual add's best rate */
+    double adam_params_per_s;
+    int gemms, attns, mems, colls; /* shapes and transfers timed */
+    unsigned mem_classes;          /* memory-bound classes timed at the plan's operators (1 << st_opclass) */
+} st__prof_cpu;
+void st__prof_cpu_init(st__prof_cpu *c);
+void st__prof_cpu_destroy(st__prof_cpu *c);
+/* Measures (every rank calls it; m and p: a finalized plan whose shapes to time, or NULL) and fits
+ * the tables. 0; the executor's errors (built without it, ST_ENOMEM); ST_EINVAL when the measured
+ * cluster is not physical (st_cluster_finalize's message). */
+int st__prof_cpu_run(const st_model *m, const st_plan *p, int quick, st__prof_cpu *c, st_error *err);
+/* The cluster JSON (st_cluster_load's format, plus an informational "calibration" object saying what
+ * each number is) atomically; "-" = stdout. */
+int st__prof_cpu_save_cluster(const st__prof_cpu *c, const char *path, st_error *err);
+/* What was measured, for stdout. */
+void st__prof_cpu_describe(const st__prof_cpu *c, FILE *f);
+
 #endif

@@ -37,7 +37,7 @@ cli       src/cli    core cost traces io search lower sim exec profiler report
 '
 
 # the files above src/io/ that read or write JSON, and so may include src/io/jsonutil.h
-json_files='src/report/report_json.h src/report/plot_io.c profiler/kineto.c profiler/prof.c profiler/fit.c'
+json_files='src/report/report_json.h src/report/plot_io.c profiler/kineto.c profiler/prof.c profiler/fit.c profiler/cpu.c'
 
 files=$(for d in src/core cost traces src/io search src/lower src/sim exec profiler src/report src/cli; do
 	[ -d "$d" ] && find "$d" -path profiler/mock -prune -o -type f \( -name '*.c' -o -name '*.h' -o -name '*.cu' \) -print

@@ -57,17 +57,11 @@ if grep -q "built without the executor" "$T/err"; then
 	exit 77
 fi
 
-# Open MPI refuses root unless told, and more ranks than cores unless --oversubscribe
-OMPI_ALLOW_RUN_AS_ROOT=1
-OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_ALLOW_RUN_AS_ROOT OMPI_ALLOW_RUN_AS_ROOT_CONFIRM
 # mpirun NP ARGS...: strata run on NP ranks, at most 180 s
 mpi() {
-	_np=$1
+	_n=$1
 	shift
-	cmd="mpirun -np $_np strata run $*"
-	timeout 180 mpirun --oversubscribe -np "$_np" "$STRATA" run "$@" >"$T/out" 2>"$T/err"
-	rc=$?
+	mpi_strata 180 "$_n" run "$@"
 }
 
 # check_within DESCRIPTION: $T/out is one JSON object whose check is within the tolerance above

@@ -61,6 +61,20 @@ nok() {
 	if [ -s "$T/err" ]; then sed -n '1,3s/^/       stderr: /p' "$T/err"; fi
 	if [ -s "$T/out" ]; then sed -n '1,3s/^/       stdout: /p' "$T/out"; fi
 }
+# mpi_strata SECONDS NP ARGS...: strata ARGS on NP ranks under mpirun (Open MPI refuses root unless
+# told, and more ranks than cores unless --oversubscribe), stdout to $T/out, stderr to $T/err,
+# status in $rc; a hang past SECONDS fails (124)
+mpi_strata() {
+	OMPI_ALLOW_RUN_AS_ROOT=1
+	OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+	export OMPI_ALLOW_RUN_AS_ROOT OMPI_ALLOW_RUN_AS_ROOT_CONFIRM
+	_s=$1
+	_np=$2
+	shift 2
+	cmd="mpirun -np $_np strata $*"
+	timeout "$_s" mpirun --oversubscribe -np "$_np" "$STRATA" "$@" >"$T/out" 2>"$T/err"
+	rc=$?
+}
 # nlines FILE: the number of lines, counting an unterminated last line
 nlines() { awk 'END { print NR }' "$1"; }
 

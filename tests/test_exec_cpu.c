@@ -304,6 +304,32 @@ END_TEST
 START_TEST(recompute_moe) { recompute_restores("tiny-moe"); }
 END_TEST
 
+/* what strata run --compare reads: the GEMMs' clock advances only in the GEMMs, and the heap in use
+ * grows by what is allocated and touched (and falls back when it is freed) */
+START_TEST(gemm_clock_and_heap) {
+    enum { N = 64, C = 64, OC = 64 };
+    static float inp[N * C], w[OC * C], out[N * OC];
+    fill(inp, N * C, 1), fill(w, OC * C, 2);
+    double g0 = st__xkernels_gemm_s;
+    st__xnorm_fwd(out, NULL, NULL, inp, w, NULL, 0, C); /* no GEMM: no time */
+    ck_assert_double_eq(st__xkernels_gemm_s, g0);
+    st__xmm_fwd(out, inp, w, NULL, N, C, OC, 0);
+    ck_assert_double_gt(st__xkernels_gemm_s, g0);
+    double h0 = st__xheap_bytes();
+    char *big = malloc(8 << 20);
+    ck_assert_ptr_nonnull(big);
+    for (int i = 0; i < 8 << 20; i += 4096) big[i] = (char)i;
+    double h1 = st__xheap_bytes();
+    free(big);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+    ck_assert_double_ge(h1 - h0, 8 << 20);
+    ck_assert_double_lt(st__xheap_bytes(), h1);
+#else
+    ck_assert_double_eq(h1, 0);
+#endif
+}
+END_TEST
+
 Suite *suite_exec_cpu(void) {
     Suite *s = suite_create("exec_cpu");
     TCase *tc = tcase_create("core");
@@ -320,6 +346,7 @@ Suite *suite_exec_cpu(void) {
     tcase_add_test(tc, chunks_hold_their_blocks);
     tcase_add_test(tc, recompute_dense);
     tcase_add_test(tc, recompute_moe);
+    tcase_add_test(tc, gemm_clock_and_heap);
     suite_add_tcase(s, tc);
     return s;
 }

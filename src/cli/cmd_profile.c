@@ -4,6 +4,7 @@
  * any GPU work, and the output folder is tried before minutes of measuring are spent; the profile
  * is written atomically, so a failed run leaves no file. */
 #include "src/cli/cli.h"
+#include "exec/exec.h"
 #include "profiler/profiler.h"
 
 #include <errno.h>
@@ -31,6 +32,17 @@ static const char help_text[] =
     "  --timer T         cupti (default: CUPTI activity records, CUDA events where CUPTI cannot be\n"
     "                    used) or events\n"
     "\n"
+    "\n"
+    "       mpirun -np N strata profile --cpu --out CLUSTER.json [--profile-out PROFILE.json] [--quick]\n"
+    "                      [--model M --plan P]\n"
+    "\n"
+    "  --cpu             measures this machine for strata run instead: the executor's GEMMs (OpenBLAS, one\n"
+    "                    thread per rank), attention, norm, activation and Adam kernels (the plan's shapes\n"
+    "                    with --model/--plan, else a sweep) on all N ranks at once, and Open MPI's\n"
+    "                    all-reduce, all-gather, reduce-scatter (2..N ranks) and send/recv over sizes;\n"
+    "                    --out writes a cluster of N \"cpu\" GPUs (what each number is: its \"calibration\"\n"
+    "                    object), --profile-out the calibration profile that goes with it\n"
+    "\n"
     "Exit status: 0 success, 2 bad input, no CUDA GPU, or a build without CUDA (nothing is written).\n";
 
 /* `path` can be replaced (st__out_target) and a file created next to it (the atomic write puts its
@@ -47,9 +59,30 @@ static int check_writable(const char *arg, st_error *err) {
     return 0;
 }
 
-/* The plan's per-rank shapes. Without --cluster, the plan is finalized on as many H100 nodes as it
- * needs (dp = ep unless given): the cluster changes no shape (st_shard holds tp, cp, ep, sp, mbs,
- * seq and dtype). */
+/* Model and plan, the plan finalized. Without --cluster, on as many H100 nodes as it needs (dp = ep
+ * unless given): the cluster changes no shape (st_shard holds tp, cp, ep, sp, mbs, seq and dtype). */
+static int plan_finalized(const char *model_arg, const char *plan_arg, const char *cluster_arg, st_model *m,
+                          st_cluster *c, st_plan *p, st_error *err) {
+    int rc;
+    if ((rc = st_model_resolve(model_arg, m, err))) return rc;
+    st_plan_defaults(p);
+    if ((rc = st_plan_resolve(plan_arg, p, err))) return rc;
+    const char *file = err->file[0] ? err->file : NULL;
+    int64_t gpus = 0;
+    if (cluster_arg) {
+        if ((rc = st_cluster_resolve(cluster_arg, 0, c, err))) return rc;
+    } else {
+        int64_t dp = (p->given & ST_GIVEN_DP) ? p->dp : p->ep; /* ep must divide dp*cp */
+        gpus = (int64_t)p->tp * p->pp * p->cp * dp;
+        if (gpus < 1 || gpus > ST_MAX_GPUS)
+            return st_error_set(err, ST_EINVAL, file, "dp", "tp*pp*cp*dp = %lld GPUs is out of range 1..%d",
+                                (long long)gpus, ST_MAX_GPUS);
+        if ((rc = st_cluster_resolve("dgx-h100", (gpus + 7) / 8 * 8, c, err))) return rc;
+    }
+    return st_plan_finalize(p, m, c, gpus, file, err);
+}
+
+/* The plan's per-rank shapes (plan_finalized). */
 static int plan_shapes(const char *model_arg, const char *plan_arg, const char *cluster_arg, st__prof_opts *o,
                        st__prof_gemm **g, st__prof_mem **mm, st__prof_coll **pc, int *inter, st_error *err) {
     st_model m;
@@ -57,24 +90,7 @@ static int plan_shapes(const char *model_arg, const char *plan_arg, const char *
     st_plan *p = malloc(sizeof *p);
     int rc;
     if (!p) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
-    if ((rc = st_model_resolve(model_arg, &m, err))) goto out;
-    st_plan_defaults(p);
-    if ((rc = st_plan_resolve(plan_arg, p, err))) goto out;
-    const char *file = err->file[0] ? err->file : NULL;
-    int64_t gpus = 0;
-    if (cluster_arg) {
-        if ((rc = st_cluster_resolve(cluster_arg, 0, &c, err))) goto out;
-    } else {
-        int64_t dp = (p->given & ST_GIVEN_DP) ? p->dp : p->ep; /* ep must divide dp*cp */
-        gpus = (int64_t)p->tp * p->pp * p->cp * dp;
-        if (gpus < 1 || gpus > ST_MAX_GPUS) {
-            rc = st_error_set(err, ST_EINVAL, file, "dp", "tp*pp*cp*dp = %lld GPUs is out of range 1..%d",
-                              (long long)gpus, ST_MAX_GPUS);
-            goto out;
-        }
-        if ((rc = st_cluster_resolve("dgx-h100", (gpus + 7) / 8 * 8, &c, err))) goto out;
-    }
-    if ((rc = st_plan_finalize(p, &m, &c, gpus, file, err))) goto out;
+    if ((rc = plan_finalized(model_arg, plan_arg, cluster_arg, &m, &c, p, err))) goto out;
     if ((rc = st__prof_plan_shapes(&m, p, g, &o->nplan_gemms, mm, &o->nplan_mems)) < 0) {
         rc = st_error_set(err, rc, NULL, "plan", "the plan's operators cannot be listed");
         goto out;
@@ -92,6 +108,43 @@ static int plan_shapes(const char *model_arg, const char *plan_arg, const char *
 out:
     free(p);
     return rc;
+}
+
+/* --cpu under mpirun: every rank measures; rank 0 writes the cluster (and profile) and prints, and
+ * alone names an error (the others fail quietly, as strata run's do) */
+static int profile_cpu(const st_cli_args *a, int quick, const char *profile_out, st_error *err) {
+    st_model m;
+    st_cluster c;
+    st_plan *p = NULL;
+    st__prof_cpu pc;
+    st_cli_text text = {0};
+    int rank = 0, size = 1, rc;
+    st__prof_cpu_init(&pc);
+    if ((rc = st_exec_mpi_init(&rank, &size, err))) goto out;
+    if (a->plan) {
+        if (!(p = malloc(sizeof *p))) {
+            rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+            goto out;
+        }
+        if ((rc = plan_finalized(a->model, a->plan, a->cluster, &m, &c, p, err))) goto out;
+    }
+    if ((rc = check_writable(a->out, err)) || (profile_out && (rc = check_writable(profile_out, err)))) goto out;
+    if ((rc = st__prof_cpu_run(p ? &m : NULL, p, quick, &pc, err)) || rank != 0) goto out;
+    if ((rc = st__prof_cpu_save_cluster(&pc, a->out, err))) goto out;
+    if (profile_out && (rc = st__prof_save(&pc.r, profile_out, err))) goto out;
+    if (!strcmp(a->out, "-") || (profile_out && !strcmp(profile_out, "-"))) goto out;
+    if ((rc = st_cli_text_open(&text, err))) goto out;
+    st__prof_cpu_describe(&pc, text.f);
+    fprintf(text.f, "wrote %s%s%s\n", a->out, profile_out ? " and " : "", profile_out ? profile_out : "");
+    st_cli_text_print(&text);
+out:
+    st_cli_text_destroy(&text);
+    st__prof_cpu_destroy(&pc);
+    free(p);
+    if (rc < 0 && rank == 0) st_cli_report("profile", err);
+    st_exec_mpi_barrier();
+    st_exec_mpi_finalize();
+    return rc < 0 ? 2 : rc;
 }
 
 /* --timer and --device, then --gpu, in that order */
@@ -141,10 +194,11 @@ static void print_summary(FILE *mem, const st_cli_args *a, const st__prof_opts *
 
 int st_cmd_profile(int argc, char **argv, st_error *err) {
     st_cli_args a;
-    const char *device_arg = NULL, *timer_arg = NULL;
-    int quick = 0, rc;
-    const st_cli_opt own[] = {{"device", &device_arg, NULL}, {"timer", &timer_arg, NULL},
-                              {"quick", NULL, &quick},       {NULL, NULL, NULL}};
+    const char *device_arg = NULL, *timer_arg = NULL, *profile_out = NULL;
+    int quick = 0, cpu = 0, rc;
+    const st_cli_opt own[] = {{"device", &device_arg, NULL},       {"timer", &timer_arg, NULL},
+                              {"quick", NULL, &quick},             {"cpu", NULL, &cpu},
+                              {"profile-out", &profile_out, NULL}, {NULL, NULL, NULL}};
     st__prof_opts o;
     st__prof_result r;
     st__prof_gemm *pg = NULL;
@@ -169,6 +223,17 @@ int st_cmd_profile(int argc, char **argv, st_error *err) {
     if (a.cluster && !a.plan) {
         rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "--cluster only says what --plan is for (see --help)");
         goto out;
+    }
+    if (!cpu && profile_out) {
+        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "--profile-out goes with --cpu (see --help)");
+        goto out;
+    }
+    if (cpu) {
+        if (device_arg || timer_arg || a.gpu) {
+            rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "--device, --timer and --gpu are for GPUs, not --cpu");
+            goto out;
+        }
+        return profile_cpu(&a, quick, profile_out, err);
     }
     o.quick = quick;
     if ((rc = prof_opts(&a, timer_arg, device_arg, &o, err))) goto out;

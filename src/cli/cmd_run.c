@@ -12,7 +12,7 @@
 
 static const char help_text[] =
     "usage: mpirun -np N strata run --model M --plan P [--cluster C] [--steps S] [--seed N] [--check]\n"
-    "                               [--trace FILE] [--reference-kernels] [--json]\n"
+    "                               [--trace FILE] [--reference-kernels] [--compare [--profile F]] [--json]\n"
     "       strata run --model M --plan P [--cluster C] [--gpus N] [--steps S] [--seed N] [--check]\n"
     "                  --emit slurm --out FILE\n"
     "\n"
@@ -31,6 +31,10 @@ static const char help_text[] =
     "                       difference of the loss and of each tensor's reduced gradients\n"
     "  --trace FILE         Chrome trace of the last iteration, in strata sim's processes and threads\n"
     "  --reference-kernels  the plain C GEMMs instead of BLAS\n"
+    "  --compare            also simulate the program that ran, on --cluster (with --profile F), and print\n"
+    "                       measured vs simulated per kind of instruction, for the iteration, and the\n"
+    "                       memory per rank; for a prediction of this machine, the cluster and profile of\n"
+    "                       mpirun -np N strata profile --cpu --out C --profile-out F\n"
     "  --json               one JSON object from rank 0\n"
     "  --emit slurm         write an sbatch script to FILE (atomically) that runs this command under srun\n"
     "                       on the cluster's nodes, one task per GPU bound to it; runs nothing, needs no MPI\n"
@@ -86,7 +90,6 @@ static void print_json(FILE *f, const st_model *m, const char *spec, const st_pl
                 fprintf(f, "%s\"%s\": %.17g", n++ ? ", " : "", st_exec_tensor_names[i], r->grad_ref[i]);
         fprintf(f, "}, \"max_diff_overall\": %.17g}", worst);
     }
-    fputs("}\n", f);
 }
 
 static void print_text(FILE *f, const st_model *m, const char *spec, const st_lowered *l, const st_exec_result *r,
@@ -144,18 +147,28 @@ out:
     return rc;
 }
 
+/* --compare: the run's program simulated beside what the run measured (src/report/run_compare.c) */
+static int compare(FILE *f, const st_lowered *l, const st_exec_result *r, int json, st_error *err) {
+    st_runcmp c;
+    int rc = st_runcmp_build(l, r, &c, err);
+    if (!rc && json) st_runcmp_json(f, &c);
+    else if (!rc) st_runcmp_text(f, &c);
+    st_runcmp_destroy(&c);
+    return rc;
+}
+
 int st_cmd_run(int argc, char **argv, st_error *err) {
     st_cli_args a;
     const char *steps_arg = NULL, *seed_arg = NULL, *emit = NULL;
-    int check = 0, refk = 0, rc, rank = 0, size = 1, mpi = 0, ran = 0;
+    int check = 0, refk = 0, cmp = 0, rc, rank = 0, size = 1, mpi = 0, ran = 0;
     st_exec_opts o = {.steps = 3, .seed = 1};
     const st_cli_opt own[] = {{"steps", &steps_arg, NULL}, {"seed", &seed_arg, NULL},
                               {"trace", &o.trace, NULL},   {"check", NULL, &check},
-                              {"reference-kernels", NULL, &refk}, {"emit", &emit, NULL},
-                              {NULL, NULL, NULL}};
+                              {"reference-kernels", NULL, &refk}, {"compare", NULL, &cmp},
+                              {"emit", &emit, NULL},       {NULL, NULL, NULL}};
     const unsigned take = ST_CLI_OPT_MODEL | ST_CLI_OPT_CLUSTER | ST_CLI_OPT_PLAN | ST_CLI_OPT_JSON | ST_CLI_OPT_OUT |
-                          ST_CLI_OPT_GPUS;
-    const unsigned want = ST_CLI_MODEL | ST_CLI_CLUSTER | ST_CLI_PLAN;
+                          ST_CLI_OPT_GPUS | ST_CLI_OPT_PROFILE;
+    const unsigned want = ST_CLI_MODEL | ST_CLI_CLUSTER | ST_CLI_PLAN | ST_CLI_PROFILE;
     st_cli_inputs in = {0};
     st_cost_ctx *ctx = NULL;
     st_lowered low = {0};
@@ -180,7 +193,7 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
     o.check = check, o.reference_kernels = refk;
     if (!a.cluster) a.cluster = "dgx-a100-80g";
     if ((rc = st_cli_inputs_check(&a, want, &in, err)) || (rc = st_cli_inputs_resolve(&a, want, &in, err))) goto done;
-    if (!(ctx = st_cost_ctx_new(&in.model, &in.cluster, NULL))) {
+    if (!(ctx = st_cost_ctx_new(&in.model, &in.cluster, in.profile))) {
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
         goto done;
     }
@@ -195,6 +208,8 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
     if ((rc = st_cli_text_open(&text, err))) goto done;
     if (a.json) print_json(text.f, &in.model, spec, in.plan, &low, &res, check);
     else print_text(text.f, &in.model, spec, &low, &res, &o);
+    if (cmp && (rc = compare(text.f, &low, &res, a.json, err))) goto done;
+    if (a.json) fputs("}\n", text.f);
     st_cli_text_print(&text);
 done:
     st_cli_text_destroy(&text);

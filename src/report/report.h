@@ -302,4 +302,39 @@ int st_plot_write_script(FILE *f, const st_plot_data *d, const st_plot_opts *o, 
  * one line saying so. *gp_path and *dat_path (may be NULL) receive new strings (free). */
 int st_plot_render(const st_plot_data *d, const st_plot_opts *o, char **gp_path, char **dat_path, st_error *err);
 
+
+/* ------------------------------------------------------------ strata run --compare (run_compare.c) */
+
+/* the rows: the executor's kinds with compute split into GEMMs and the rest, and the iteration */
+enum {
+    ST_RUNCMP_GEMM,
+    ST_RUNCMP_OTHER,
+    ST_RUNCMP_OPTIMIZER,
+    ST_RUNCMP_COLL_TP,
+    ST_RUNCMP_COLL_DP,
+    ST_RUNCMP_COLL_PP,
+    ST_RUNCMP_SEND,
+    ST_RUNCMP_RECV,
+    ST_RUNCMP_ITERATION,
+    ST_RUNCMP_ROWS
+};
+typedef struct st_runcmp_mem {
+    double heap_peak_bytes, rss_peak_bytes; /* measured */
+    double sim_peak_bytes, arena_bytes;     /* predicted: the simulator's peak, the in-order arena */
+} st_runcmp_mem;
+typedef struct st_runcmp {
+    double measured_s[ST_RUNCMP_ROWS], simulated_s[ST_RUNCMP_ROWS]; /* seconds per rank, mean over ranks */
+    int nranks;
+    st_runcmp_mem *mem; /* nranks, by rank (owned) */
+} st_runcmp;
+struct st_exec_result;
+/* Simulates l (the program the run executed, with the durations its cluster and profile gave) and
+ * fills c beside r (rank 0's result of st_exec_run on l). 0, ST_ENOMEM, or the simulator's error.
+ * Free with st_runcmp_destroy (also after a failure). */
+int st_runcmp_build(const st_lowered *l, const struct st_exec_result *r, st_runcmp *c, st_error *err);
+void st_runcmp_destroy(st_runcmp *c);
+/* the table (text), or the "compare" member to append inside strata run's JSON object */
+void st_runcmp_text(FILE *f, const st_runcmp *c);
+void st_runcmp_json(FILE *f, const st_runcmp *c);
+
 #endif
