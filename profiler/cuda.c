@@ -468,7 +468,8 @@ static int cupti_times(bench *b, uint64_t ext_base, int reps, double *out, char 
             devs[nd++] = g_rec.a[i].dev;
         }
     } else {
-        qsort(g_rec.e, g_rec.ne, sizeof *g_rec.e, cmp_ext);
+        if (g_rec.ne) /* no records at all: qsort's base may then be NULL, which C does not allow */
+            qsort(g_rec.e, g_rec.ne, sizeof *g_rec.e, cmp_ext);
         for (size_t i = 0; i < g_rec.na; i++) {
             const act *a = &g_rec.a[i];
             extc key = {a->corr, 0};

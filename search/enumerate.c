@@ -117,6 +117,7 @@ typedef struct search {
     uint64_t evaluated, feasible, bounded;
     double t0, next_report;
     int reported;
+    int nomem;          /* an estimate ran out of memory: the ranking would miss it, so the search fails */
     uint64_t nonfinite; /* estimates with a non-finite number: never ranked, an error at the end */
     st_error first_nonfinite;
     char first_nonfinite_spec[512];
@@ -149,7 +150,9 @@ static void price_one(search *s, st_plan *p) {
     st_estimate e;
     s->evaluated++;
     if ((s->evaluated & 0xffff) == 0) progress(s);
-    if (st_cost_estimate(s->ctx, p, &e)) return;
+    int rc = st_cost_estimate(s->ctx, p, &e);
+    if (rc == ST_ENOMEM) s->nomem = 1;
+    if (rc) return;
     if (st_estimate_check(&e, s->nonfinite ? NULL : &s->first_nonfinite)) {
         if (!s->nonfinite++) st_plan_format_spec(p, s->first_nonfinite_spec, sizeof s->first_nonfinite_spec);
         return;
@@ -347,7 +350,9 @@ int st_search_enumerate(const st_model *m, const st_cluster *c, const st_profile
     res->feasible = s.feasible;
     res->bounded = s.bounded;
     res->search_time_s = st_clock_s() - s.t0;
-    if (s.nonfinite)
+    if (s.nomem)
+        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    else if (s.nonfinite)
         rc = st_error_set(err, ST_EINVAL, NULL, s.first_nonfinite.key, "%s (%llu configurations, the first %s)",
                           s.first_nonfinite.text, (unsigned long long)s.nonfinite, s.first_nonfinite_spec);
     else if (s.evaluated == 0)

@@ -156,8 +156,9 @@ int st_cmd_sim(int argc, char **argv, st_error *err) {
     /* a progress line on stderr after a second, as plan prints one (not with --json) */
     FILE *progress = a.json ? NULL : stderr;
     if ((rc = st_sim_run_progress(&low, c->gpu.memory_bytes, trace, progress, &res, err))) {
-        /* a schedule that cannot run is the plan's failure, not bad input */
-        rc = ST_ENOPLAN;
+        /* a schedule that cannot run is the plan's failure, not bad input; running out of memory
+         * or failing to write the trace is neither (exit 2, not 1) */
+        if (rc != ST_ENOMEM && rc != ST_EIO) rc = ST_ENOPLAN;
         goto done;
     }
     if (timing) { /* stderr: stdout stays the same bytes for the same input */
@@ -173,21 +174,23 @@ int st_cmd_sim(int argc, char **argv, st_error *err) {
         rc = oom_error(&low, &res, c, err);
         goto done; /* the trace is discarded below: no partial output */
     }
+    st_estimate simd = sim_view(&est, &res, p, c);
+    if ((rc = st_estimate_check(&simd, err))) goto done;
+    /* the result is made in memory first and the trace renamed into place after it: a failure
+     * in either leaves neither the trace nor a line on stdout */
+    if ((rc = st_cli_text_open(&text, err))) goto done;
+    if (a.json) {
+        if ((rc = st_out_sim_json(text.f, &in.model, c, p, &simd, &est, &res, in.profile, err))) goto done;
+    } else {
+        print_sim(text.f, &in, &low, &res, &simd, &est, every, trace_arg);
+    }
     if (trace) {
         rc = st_trace_close(trace, err);
         trace = NULL;
         if (rc) goto done;
     }
-    st_estimate simd = sim_view(&est, &res, p, c);
-    if ((rc = st_estimate_check(&simd, err))) goto done;
-    if (a.json) {
-        rc = st_out_sim_json(stdout, &in.model, c, p, &simd, &est, &res, in.profile, err);
-        goto done;
-    }
-    if ((rc = st_cli_text_open(&text, err))) goto done;
-    print_sim(text.f, &in, &low, &res, &simd, &est, every, trace_arg);
     st_cli_text_print(&text);
-    rc = simd.fits ? 0 : 1;
+    rc = a.json || simd.fits ? 0 : 1;
 done:
     st_cli_text_destroy(&text);
     if (trace) st_trace_discard(trace); /* the run failed: no partial trace */

@@ -28,6 +28,7 @@ static const char usage[] =
     "or the plan does not fit, 2 bad input or usage.\n";
 
 int main(int argc, char **argv) {
+    st_io_init(); /* before any JSON is built */
     st_search_init();
     st_signals_install(); /* Ctrl-C leaves no temporary file behind */
     if (argc < 2) {

@@ -9,6 +9,11 @@
 #include "cost/cost.h"
 #include "src/core/core.h"
 
+/* Once at start-up, before any JSON is built (main() calls it): routes Jansson's allocations
+ * through one function that notes a failure. Jansson's setters report a failed allocation only in a
+ * return value, so a value built while memory ran out may silently lack a key; after such a failure
+ * every JSON output (stdout or file) fails with ST_ENOMEM instead of printing that value. */
+void st_io_init(void);
 /* Loads a strata model JSON or a HuggingFace config.json (src/io/model_io.c). */
 int st_model_load(const char *path, st_model *out, st_error *err);
 /* A preset name, else a path. */

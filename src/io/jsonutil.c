@@ -10,6 +10,8 @@
  * - st__json_write_file writes "<path>.tmp.XXXXXX" next to the target and renames it over the
  *   target, so a reader sees the old file or the new one, never half of one (rename(2) is atomic
  *   within a file system); on failure the temporary file is unlinked.
+ * - After an allocation inside Jansson failed (st_io_init routes them through json_alloc), no JSON
+ *   is written: the value being built may lack a part, since Jansson's setters only return -1.
  * - st__json_hash is FNV-1a 64 (Fowler, Noll, Vo; offset basis 0xcbf29ce484222325, prime
  *   0x100000001b3) over the compact dump with sorted keys, so key order does not change it.
  */
@@ -22,6 +24,16 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+static int json_alloc_failed; /* sticky until the process ends: which value lost a part is unknown */
+
+static void *json_alloc(size_t n) {
+    void *p = malloc(n);
+    if (!p) json_alloc_failed = 1;
+    return p;
+}
+
+void st_io_init(void) { json_set_alloc_funcs(json_alloc, free); }
 
 const char *st__json_key_path(char *buf, size_t n, const char *prefix, const char *key) {
     if (prefix && prefix[0])
@@ -96,6 +108,10 @@ int st__json_load_file(const char *path, json_t **out, st_error *err) {
             goto out;
         }
         rc = st__json_syntax_error(err, path, &jerr, "");
+        goto out;
+    }
+    if (json_alloc_failed) { /* Jansson's lexer drops a character it cannot store: "Llama" read as "Llaa" */
+        rc = st_error_set(err, ST_ENOMEM, path, NULL, "out of memory");
         goto out;
     }
     *out = root;
@@ -231,7 +247,7 @@ int st__json_write_file(const json_t *root, const char *path, st_error *err) {
         goto out;
     }
     text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
-    if (!text) {
+    if (!text || json_alloc_failed) {
         rc = st_error_set(err, ST_ENOMEM, path, NULL, "cannot serialise JSON");
         goto out;
     }
@@ -300,7 +316,10 @@ int st__json_print(FILE *f, json_t *root, st_error *err) {
     if (!root) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
     char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     json_decref(root);
-    if (!s) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    if (!s || json_alloc_failed) {
+        free(s);
+        return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    }
     fputs(s, f);
     fputc('\n', f);
     free(s);
