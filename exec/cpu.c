@@ -738,7 +738,10 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     MPI_Comm_rank(MPI_COMM_WORLD, &S.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     res->rank = S.rank, res->nranks = size, res->steps = o->steps;
-    if ((rc = check_plan(p, l, m->layers, size, err))) return rc;
+    if ((rc = check_plan(p, l, m->layers, size, err))) {
+        res->refused = 1;
+        return rc;
+    }
     st__xkernels_reference = o->reference_kernels;
     st__xkernels_threads(1); /* one core per rank (the ranks are the parallelism) */
     S.l = l;
@@ -797,6 +800,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     if (anybad) {
         if (!rc) rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory setting up a rank's model");
+        res->refused = 1;
         goto out;
     }
     if ((rc = make_comms(&S))) {

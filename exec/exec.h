@@ -71,6 +71,9 @@ typedef struct st_exec_result {
     double loss_diff, grad_diff[ST_EXEC_TENSORS], grad_ref[ST_EXEC_TENSORS];
     double *ref_loss; /* steps: the reference's loss (owned; with check) */
     double *stats;    /* nranks x ST_EXEC_STATS (below; owned) */
+    /* an error that every rank met alike before running (the plan refused, or a rank's setup
+     * failed and all of them learnt it): rank 0 may say why while the others wait */
+    int refused;
 } st_exec_result;
 /* What each rank measured besides its instructions' times (st_exec_result.stats): the seconds of
  * the last iteration spent in the GEMMs (inside its fwd and bwd), the high-water mark of the bytes

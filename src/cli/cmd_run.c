@@ -160,7 +160,7 @@ static int compare(FILE *f, const st_lowered *l, const st_exec_result *r, int js
 int st_cmd_run(int argc, char **argv, st_error *err) {
     st_cli_args a;
     const char *steps_arg = NULL, *seed_arg = NULL, *emit = NULL;
-    int check = 0, refk = 0, cmp = 0, rc, rank = 0, size = 1, mpi = 0, ran = 0;
+    int check = 0, refk = 0, cmp = 0, rc, rank = 0, size = 1, mpi = 0, ran = 0, refused = 0;
     st_exec_opts o = {.steps = 3, .seed = 1};
     const st_cli_opt own[] = {{"steps", &steps_arg, NULL}, {"seed", &seed_arg, NULL},
                               {"trace", &o.trace, NULL},   {"check", NULL, &check},
@@ -212,14 +212,16 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
     if (a.json) fputs("}\n", text.f);
     st_cli_text_print(&text);
 done:
+    refused = res.refused;
     st_cli_text_destroy(&text);
     st_exec_result_destroy(&res);
     st_lowered_destroy(&low);
     st_cost_ctx_free(ctx);
     st_cli_inputs_destroy(&in);
-    /* an error in the inputs or the plan: every rank found it alike, so rank 0 says why and the
-     * others wait for that before their exit lets mpirun stop the job */
-    if (rc < 0 && mpi && !ran) {
+    /* an error in the inputs or the plan, or one the executor's setup made every rank learn: every
+     * rank is here alike, so rank 0 says why and the others wait for that before their exit lets
+     * mpirun stop the job (a rank exiting first could have rank 0 killed before it printed) */
+    if (rc < 0 && mpi && (!ran || refused)) {
         if (rank == 0) st_cli_report("run", err);
         st_exec_mpi_barrier();
         rc = 2;
