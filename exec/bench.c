@@ -249,8 +249,16 @@ out:
     return rc;
 }
 
+#ifdef __SANITIZE_ADDRESS__
+/* ASan's allocator replaces glibc's, whose mallinfo2 then sees nothing: ask ASan (its runtime
+ * provides this; GCC ships no header for it) */
+size_t __sanitizer_get_current_allocated_bytes(void);
+#endif
+
 double st__xheap_bytes(void) {
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+#ifdef __SANITIZE_ADDRESS__
+    return (double)__sanitizer_get_current_allocated_bytes();
+#elif defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
     struct mallinfo2 mi = mallinfo2();
     return (double)mi.uordblks + (double)mi.hblkhd;
 #else
