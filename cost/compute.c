@@ -145,7 +145,7 @@ double st_cost_attention_flops_per_s(const st_gpu *g, st_attention kernel, st_dt
     const attn_table *t = &attn_ampere;
     if (is_hopper(g))
         t = kernel == ST_ATTN_FA2 ? &attn_hopper_fa2 : kernel == ST_ATTN_CUDNN ? &attn_hopper_cudnn : &attn_hopper;
-    st_dtype adt = dt == ST_DT_FP8 ? ST_DT_BF16 : dt;
+    st_dtype adt = st_dtype_storage(dt);
     double peak = g->peak_flops[adt] > 0 ? g->peak_flops[adt] : g->peak_flops[ST_DT_BF16];
     int c = causal ? 1 : 0, b = backward ? 1 : 0;
     double r64 = attn_curve(t->tflops[0][c][b], seq), r128 = attn_curve(t->tflops[1][c][b], seq);
@@ -198,16 +198,18 @@ double st_cost_op_time(const st_cluster *c, const st_profile *prof, const st_op 
     const st_gpu *g = &c->gpu;
     double t_flops = 0, t_bytes;
     if (op->cls == ST_OPC_ATTENTION) {
-        /* fp8 recipes keep attention in bf16 (Transformer Engine's default, fp8_dpa off) */
-        st_dtype adt = dt == ST_DT_FP8 ? ST_DT_BF16 : dt;
+        /* fp8, mxfp8 and nvfp4 recipes keep attention in bf16 (Transformer Engine's default, fp8_dpa off;
+         * the NVFP4 recipe's attention stays bf16 too: arXiv 2509.25149 Sec. 4) */
+        st_dtype adt = st_dtype_storage(dt);
         double rate = prof ? st_profile_flops_per_s(prof, op->cls, adt, flops / kernels) : 0;
         if (!(rate > 0)) rate = st_cost_attention_flops_per_s(g, op->kernel, adt, op->m, op->k, op->causal, backward);
         t_flops = flops / rate;
     } else if (op->cls == ST_OPC_GEMM || op->cls == ST_OPC_BGEMM) {
-        /* fp8 recipes run only the blocks' linear layers in fp8 (st_op.fp8: forward, dgrad and wgrad
-         * GEMMs, e4m3 x e4m3 forward and e5m2 x e4m3 backward, one tensor-core rate on Hopper);
-         * attention, the router and the output layer stay bf16 (src/core/opgraph.c says why) */
-        st_dtype gdt = (dt == ST_DT_FP8 && !op->fp8) ? ST_DT_BF16 : dt;
+        /* fp8, mxfp8 and nvfp4 recipes run only the blocks' linear layers in that format (st_op.quant:
+         * forward, dgrad and wgrad GEMMs, e4m3 x e4m3 forward and e5m2 x e4m3 backward, one tensor-core
+         * rate on Hopper; the block-scaled ones at their own peak on Blackwell); attention, the router
+         * and the output layer stay bf16 (src/core/opgraph.c says why) */
+        st_dtype gdt = (st_dtype_quantised(dt) && !op->quant) ? ST_DT_BF16 : dt;
         st_dtype pdt = g->peak_flops[gdt] > 0 ? gdt : ST_DT_BF16; /* a dtype the GPU lacks runs as bf16 */
         double rate = prof ? st_profile_flops_per_s(prof, op->cls, gdt, flops / kernels) : 0;
         if (!(rate > 0))

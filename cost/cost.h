@@ -218,11 +218,15 @@ typedef struct st_stage_memory {
  * as TN): 1 + 1 bytes per parameter, made on the first micro-batch and cached for the rest
  * (transformer_engine/pytorch/module/linear.py, get_weight_workspace with is_first_microbatch;
  * Megatron-Core passes is_first_microbatch). Making them reads the 16-bit weight: 2 + 2 bytes of
- * HBM traffic per parameter per iteration. */
-#define ST_FP8_WEIGHT_COPY_BYTES 2.0
-/* Bytes of one stored weight when training in dtype dt: its own size, except that fp8 training
- * keeps 16-bit (bf16) weights and casts them to fp8 per GEMM (NVIDIA Transformer Engine). What
- * the weights take in memory and what gathering or copying them moves. */
+ * HBM traffic per parameter per iteration. mxfp8 and nvfp4 keep a rowwise and a columnwise copy
+ * the same way, each with its block scales: 2 * st_dtype_bytes(dt) (TE docs, "MXFP8: Handling
+ * transposes"; nvfp4's 16x16 weight blocks make the two numerically equal, not one tensor), and
+ * nvfp4 reads the weight twice (its amax first: st_dtype_cast_passes). Bytes per parameter of the
+ * copies of a quantised linear layer's weight under dt (0 for the other dtypes). */
+double st_cost_weight_copy_bytes(st_dtype dt);
+/* Bytes of one stored weight when training in dtype dt: its own size, except that fp8, mxfp8 and
+ * nvfp4 training keep 16-bit (bf16) weights and cast them per GEMM (NVIDIA Transformer Engine).
+ * What the weights take in memory and what gathering or copying them moves. */
 double st_cost_weight_bytes(st_dtype dt);
 /* The share of block operator o's forward that recompute mode rc runs again (0..1): selective the
  * ops st_op.selective marks, full all, op st_op.op_recompute (opgraph.c). *coll (optional): whether

@@ -69,7 +69,7 @@ typedef struct st__pass {
     double op_bytes;        /* the outputs recompute=op saves (besides the input) */
     double params;          /* dense parameters on this rank */
     double expert_params;   /* expert parameters on this rank */
-    double fp8_params;      /* of both, those of the linear layers fp8 training runs in fp8 (st_op.fp8) */
+    double quant_params;    /* of both, those of the linear layers fp8/mxfp8/nvfp4 quantise (st_op.quant) */
     double work_bytes;      /* the largest st_op.work_bytes: held while that operator runs */
     int kernels;
 } st__pass;
@@ -137,8 +137,8 @@ double st__block_working(const st__pass *ps, st_recompute rc);
  * causal one on the rank's own blocks) or any other (unmasked, half-length blocks), each 1/steps of
  * the work, one kernel. */
 void st__ring_step(const st_op *op, int first, st_op *out);
-/* Parameters of a stage of class cls that fp8 training casts to fp8 (0 unless dtype is fp8). */
-double st__fp8_params(const st__shard_cost *sc, const st__stage_class *cls);
+/* Parameters of a stage of class cls that fp8, mxfp8 or nvfp4 training quantises (0 for the other dtypes). */
+double st__quant_params(const st__shard_cost *sc, const st__stage_class *cls);
 /* Pipeline send/recv time of one activation between stages (cost/estimate.c). */
 double st__p2p_time(st_cost_ctx *ctx, const st_plan *p);
 /* Stage classes of plan p (cached for even splits). Never NULL unless out of memory. */

@@ -296,7 +296,7 @@ static void pass_add_ops(st_cost_ctx *ctx, const st_plan *p, const st_op *ops, i
             out->expert_params += o->params;
         else
             out->params += o->params;
-        if (o->fp8) out->fp8_params += o->params;
+        if (o->quant) out->quant_params += o->params;
         if (o->work_bytes > out->work_bytes) out->work_bytes = o->work_bytes;
         out->kernels += o->kernels_fwd + o->kernels_bwd;
         out->fwd_comm_s[o->coll_group] += oc.fwd_coll_s;
@@ -651,7 +651,7 @@ double st_cost_pipeline_s(const double *t_s, const int *count, int n, int vp, in
 typedef struct stage_price {
     stage_time t;
     st_stage_memory sm;
-    double dense, expert, fp8, z, z_first, o, o_first, total_s;
+    double dense, expert, quant, z, z_first, o, o_first, total_s;
 } stage_price;
 
 static void price_stage(st_cost_ctx *cctx, st_cost_ctx *nctx, const st_plan *p, const st__stage_class *cls, int d,
@@ -663,7 +663,7 @@ static void price_stage(st_cost_ctx *cctx, st_cost_ctx *nctx, const st_plan *p, 
     memset(out, 0, sizeof *out);
     stage_cost(p, sc, cls, p2p_s, &out->t);
     st__cost_stage_memory(cctx, p, cls, d, &out->sm, &out->dense, &out->expert);
-    out->fp8 = st__fp8_params(sc, cls);
+    out->quant = st__quant_params(sc, cls);
     if (p->zero == 3) {
         /* every micro-batch, layer by layer (each block, the embedding and the output layer
          * a layer, as the lowering gathers them): the weights gathered for the forward and
@@ -698,7 +698,7 @@ typedef struct pipe_sum {
     stage_price slow;
     int64_t mb;  /* micro-batches of the replica that sets the pace */
     int replica; /* that replica (0 on a uniform cluster with even micro-batches) */
-    double dense_max, expert_max, fp8_max, mem_peak;
+    double dense_max, expert_max, quant_max, mem_peak;
     int peak_stage, fits;
     st_cost_ctx *dctx;
 } pipe_sum;
@@ -724,7 +724,7 @@ static int pipe_uniform(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
             ps->mem_peak = sp.sm.total_bytes, ps->peak_stage = d;
         if (sp.dense + sp.expert > params_max)
             params_max = sp.dense + sp.expert, ps->dense_max = sp.dense, ps->expert_max = sp.expert,
-            ps->fp8_max = sp.fp8;
+            ps->quant_max = sp.quant;
         t_cls[k] = sp.total_s;
         n_cls[k] = L->cls[k].count;
         if (t_cls[k] > t_dev_max) {
@@ -786,7 +786,7 @@ static int pipe_groups(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
                 if (prev[d].sm.total_bytes > ps->mem_peak) ps->mem_peak = prev[d].sm.total_bytes, ps->peak_stage = d;
                 if (prev[d].dense + prev[d].expert > params_max) {
                     params_max = prev[d].dense + prev[d].expert;
-                    ps->dense_max = prev[d].dense, ps->expert_max = prev[d].expert, ps->fp8_max = prev[d].fp8;
+                    ps->dense_max = prev[d].dense, ps->expert_max = prev[d].expert, ps->quant_max = prev[d].quant;
                     ps->dctx = nctx;
                 }
                 sig0[d] = st_cluster_rank_group(ctx->c, first);
@@ -830,7 +830,7 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
     int64_t mb = ps.mb;
     const stage_time slow = ps.slow.t;
     double z_slow = ps.slow.z, z_tail = ps.slow.z_first, o_slow = ps.slow.o, o_tail = ps.slow.o_first;
-    double dense_max = ps.dense_max, expert_max = ps.expert_max, fp8_max = ps.fp8_max;
+    double dense_max = ps.dense_max, expert_max = ps.expert_max, quant_max = ps.quant_max;
     double pipeline_s = ps.pipeline_s, bubble = ps.bubble_s;
     st_group gdp, gex;
     st_cost_group(dc, p, ST_GRP_DP, &gdp);
@@ -888,9 +888,11 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
         offload_s = out->offload_grads_s + out->offload_weights_s + o_tail;
     }
 
-    /* fp8: the weights' fp8 copies, remade once per iteration after the step (read 2, write 1 + 1
-     * bytes per parameter; cost.h, ST_FP8_WEIGHT_COPY_BYTES), counted with the optimizer step */
-    opt_s += fp8_max * (2 + ST_FP8_WEIGHT_COPY_BYTES) / (c->gpu.hbm_bytes_per_s * ST_HBM_EFFICIENCY);
+    /* fp8, mxfp8, nvfp4: the weights' quantised copies, remade once per iteration after the step (read
+     * the 16-bit weight once, twice for nvfp4, and write the copies; cost.h, st_cost_weight_copy_bytes),
+     * counted with the optimizer step */
+    opt_s += quant_max * (2 * st_dtype_cast_passes(p->dtype) + st_cost_weight_copy_bytes(p->dtype)) /
+             (c->gpu.hbm_bytes_per_s * ST_HBM_EFFICIENCY);
     out->iteration_time_s = pipeline_s + dp_s + opt_s + offload_s;
     dp_s += (double)mb * z_slow; /* ZeRO-3's stretch of the micro-batches, inside pipeline_s */
     offload_s += (double)mb * o_slow; /* and the weight streaming's */

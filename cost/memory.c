@@ -22,15 +22,17 @@
  * there are fewer); the interleaved schedule holds (pp - d - 1) * 2 + (vp - 1) * pp + 1 chunk
  * activations, which for d = 0 is Korthikanti's pp * (1 + (pp - 1) / (pp * vp)); GPipe holds all
  * m. The embedding's dropout mask lives on the first stage, logits and the fp32 softmax of the
- * loss on the last. fp8 training adds Transformer Engine's cached fp8 weight copies
- * (ST_FP8_WEIGHT_COPY_BYTES per parameter of its fp8 linear layers); its fp8 saved inputs are in
+ * loss on the last. fp8, mxfp8 and nvfp4 training add Transformer Engine's cached weight copies
+ * (st_cost_weight_copy_bytes per parameter of its quantised linear layers); its quantised saved inputs are in
  * the operators' saved bytes (opgraph.c). Context parallelism's key/value buffers (opgraph.c,
  * st_op.work_bytes) live only while attention runs: the largest block's, once, on top. */
 #include "cost_private.h"
 
 #include <string.h>
 
-double st_cost_weight_bytes(st_dtype dt) { return st_dtype_bytes(dt == ST_DT_FP8 ? ST_DT_BF16 : dt); }
+double st_cost_weight_bytes(st_dtype dt) { return st_dtype_bytes(st_dtype_storage(dt)); }
+
+double st_cost_weight_copy_bytes(st_dtype dt) { return st_dtype_quantised(dt) ? 2 * st_dtype_bytes(dt) : 0; }
 
 void st_cost_state_bytes(st_dtype dt, int grad_bytes, int zero, st_offload off, double shard, st_state_bytes *out) {
     /* 16-bit weights need an fp32 master copy beside Adam's m and v; fp32 weights are their own */
@@ -82,9 +84,9 @@ double st__block_working(const st__pass *ps, st_recompute rc) {
     }
 }
 
-double st__fp8_params(const st__shard_cost *sc, const st__stage_class *cls) {
+double st__quant_params(const st__shard_cost *sc, const st__stage_class *cls) {
     double b = 0;
-    for (int k = 0; k < ST_MAX_KINDS; k++) b += (double)cls->n[k] * sc->kind[k].fp8_params;
+    for (int k = 0; k < ST_MAX_KINDS; k++) b += (double)cls->n[k] * sc->kind[k].quant_params;
     return b;
 }
 
@@ -123,7 +125,7 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_c
         if (ps->params + ps->expert_params > block_max)
             block_max = ps->params + ps->expert_params, act_max = st__block_act(ps, p->recompute);
         if (ps->work_bytes > work) work = ps->work_bytes;
-        if (ps->fp8_params > b8) b8 = ps->fp8_params;
+        if (ps->quant_params > b8) b8 = ps->quant_params;
     }
     if (cls->head) {
         dense += sc->head.params;
@@ -147,14 +149,14 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_c
      * a window of two blocks' full weights */
     double wb = st_cost_weight_bytes(p->dtype);
     if (p->zero >= 3 || p->offload == ST_OFF_PARAMS) out->weights_bytes += 2 * block_max * wb;
-    /* fp8 training: the cached fp8 weights and their transposes of the weights the GPU computes
+    /* fp8, mxfp8, nvfp4: the cached quantised weights and their transposes of the weights the GPU computes
      * with: all of its layers', or with ZeRO-3 and offload=params only those of the two gathered
      * blocks (the copies live and go with the gathered weights) */
-    double fp8_w = st__fp8_params(sc, cls);
+    double quant_w = st__quant_params(sc, cls);
     if (p->zero >= 3 || p->offload == ST_OFF_PARAMS) {
-        if (2 * b8 < fp8_w) fp8_w = 2 * b8;
+        if (2 * b8 < quant_w) quant_w = 2 * b8;
     }
-    out->weights_bytes += ST_FP8_WEIGHT_COPY_BYTES * fp8_w;
+    out->weights_bytes += st_cost_weight_copy_bytes(p->dtype) * quant_w;
     out->grads_bytes = dense * sd.grads + expert * se.grads;
     if (p->zero >= 3 && p->offload == ST_OFF_NONE) {
         /* FSDP2 (torch/distributed/fsdp/_fully_shard/_fsdp_collectives.py, foreach_reduce): a block's
@@ -198,7 +200,7 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_c
          * (base_bytes, backward_extra_bytes) alike. */
         double root = (cls->head ? sc->head.params : 0) + (cls->tail ? sc->tail.params : 0);
         double out_grads = cls->tail ? sc->tail.params + (m->tied_embeddings ? sc->head.params : 0) : 0;
-        double sharded = dense * sd.weights + expert * se.weights + ST_FP8_WEIGHT_COPY_BYTES * fp8_w;
+        double sharded = dense * sd.weights + expert * se.weights + st_cost_weight_copy_bytes(p->dtype) * quant_w;
         double a_weights = sharded + (block_max + root) * wb;
         double a_state = a_weights + out->optimizer_bytes + out->other_bytes;
         double a = a_state + act_mb + (work > tail_work ? work : tail_work);

@@ -259,7 +259,8 @@ int st__prof_cpu_run(const st_model *m, const st_plan *p, int quick, st__prof_cp
     double params = p ? st_model_params(m) / ((double)p->tp * p->pp) : 0;
     if (!rc) rc = measure_adam(c, params, err);
     if (rc) return rc;
-    for (int d = 0; d < ST_DT_COUNT; d++) cl->gpu.peak_flops[d] = d == ST_DT_FP8 ? 0 : c->gemm_flops_per_s;
+    for (int d = 0; d < ST_DT_COUNT; d++)
+        cl->gpu.peak_flops[d] = st_dtype_quantised((st_dtype)d) ? 0 : c->gemm_flops_per_s;
     cl->pcie_bytes_per_s = c->triad_bytes_per_s;
     if (c->ranks >= 2) {
         if ((rc = measure_colls(c, m, p, quick, err))) return rc;

@@ -312,7 +312,7 @@ static void local_op(const ctx *x, int oi, const strat *s, st_op *op) {
     op->bwd_bytes = o->bwd_bytes * bfrac + params_local * GRAD_ACCUM_BYTES;
     op->kernels_fwd = o->kernels_fwd;
     op->kernels_bwd = o->kernels_bwd;
-    op->fp8 = o->fp8;
+    op->quant = o->quant;
     if (o->cls == ST_OPC_ATTENTION) {
         /* the fused kernel's shape (graph.c: query and key lengths, head dim, batch x heads);
          * shardings split the batch or the heads, never a sequence or the head dim (nosplit) */

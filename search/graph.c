@@ -141,7 +141,7 @@ static void take_costs(st_gop *o, const st_op *src, int save_ref) {
         o->gemm[0] = src->m, o->gemm[1] = src->n, o->gemm[2] = src->k, o->gemm[3] = src->batch;
     }
     o->causal = src->causal;
-    o->fp8 = src->fp8;
+    o->quant = src->quant;
 }
 
 /* The saved input of the column-parallel linear after a norm (qkv, fc1, the output layer) is the

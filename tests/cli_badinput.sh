@@ -117,6 +117,10 @@ some" $E7 --gpus 16 --plan tp=8,recompute=some
 bad "inline plan item without '='" "tp" $E7 --gpus 16 --plan tp
 bad "dtype fp8 on A100 (estimate)" "key 'dtype'" $E7 --gpus 16 --plan tp=8,dtype=fp8
 bad "dtype fp8 on A100 (plan --dtype fp8)" "key 'dtype'" plan --model llama2-7b --cluster dgx-a100-80g --gpus 16 --dtype fp8
+bad "dtype nvfp4 on H100 (no fp4 tensor cores)" "h100-sxm-80g has no nvfp4" estimate --model llama2-7b --cluster dgx-h100 --gpus 8 --plan tp=8,dtype=nvfp4
+bad "dtype nvfp4 on MI355X (its fp4 is MXFP4)" "key 'dtype'" estimate --model llama2-7b --cluster mi355x --gpus 8 --plan tp=8,dtype=nvfp4
+bad "dtype mxfp8 on MI300X (plan --dtype mxfp8)" "mi300x has no mxfp8" plan --model llama2-7b --cluster mi300x --gpus 8 --dtype mxfp8
+bad "dtype fp4 is not a name (nvfp4 or mxfp8 say which)" "dtype" estimate --model llama2-7b --cluster dgx-b200 --gpus 8 --plan tp=8,dtype=fp4
 # BUG checks (see the header): the inline spec silently takes the last of two values for a key
 # (the JSON loaders reject duplicate keys), and a spec of nothing but commas is accepted as "all
 # defaults" instead of being rejected.

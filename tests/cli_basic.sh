@@ -267,6 +267,14 @@ if [ $rc -eq 1 ] && grep -q "none that megatron can run" "$T/err"; then
 else
 	nok "--emit megatron --kernels eager" "exit $rc"
 fi
+# the targeted Megatron-LM release has --fp8-format only: no nvfp4 plan can be emitted, and the
+# message says why (the last refusal names the key)
+run plan --model llama2-7b --cluster dgx-b200 --gpus 8 --gbs 64 --top 1 --dtype nvfp4 --emit megatron
+if [ $rc -eq 1 ] && grep -q "none that megatron can run (the last: key 'dtype': .*nvfp4" "$T/err"; then
+	ok "--emit megatron with --dtype nvfp4: refused, naming the key"
+else
+	nok "--emit megatron --dtype nvfp4" "exit $rc"
+fi
 
 # the search's overlap dimension turns on every overlap a plan allows: with tp > 1 and sp inside a
 # node that includes tp_overlap (TE's userbuffers: one node's tp group only, so plans refuse it

@@ -69,7 +69,7 @@ searched() {
 }
 searched gbs 0 "option '--gbs': 0 is out of range 1..1073741824"
 searched seq -1 "option '--seq': -1 is out of range 1..16777216"
-searched dtype int4 "option '--dtype': 'int4' is not one of fp32, tf32, fp16, bf16, fp8"
+searched dtype int4 "option '--dtype': 'int4' is not one of fp32, tf32, fp16, bf16, fp8, mxfp8, nvfp4"
 line="option '--gpu': 'h100 sxm' is not a GPU name (1 to 47 printable characters, no spaces)"
 refused calibrate "$line" calibrate --kineto "$T/none.json" --out "$T/p.json" --gpu "h100 sxm"
 refused profile "$line" profile --out "$T/p.json" --gpu "h100 sxm"

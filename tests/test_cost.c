@@ -1208,7 +1208,7 @@ START_TEST(test_fp8_gemm_rate) {
     op.fwd_flops = 2.0 * 16384 * 16384 * 16384;
     op.bwd_flops = 2 * op.fwd_flops;
     op.kernels_fwd = 1, op.kernels_bwd = 2;
-    op.fp8 = 1;
+    op.quant = 1;
     double f = 16384.0 / (16384 + ST_GEMM_HALF_DIM), q = f * f * f;
     REL(st_cost_op_time(&c, NULL, &op, ST_DT_FP8, 0), op.fwd_flops / (1402.6e12 * q) + ST_KERNEL_OVERHEAD_S, 1e-12);
     /* dgrad and wgrad in fp8 too */
@@ -1216,7 +1216,7 @@ START_TEST(test_fp8_gemm_rate) {
         1e-12);
     double bf = st_cost_op_time(&c, NULL, &op, ST_DT_BF16, 0);
     REL(bf, op.fwd_flops / (792.1e12 * q) + ST_KERNEL_OVERHEAD_S, 1e-12);
-    op.fp8 = 0;
+    op.quant = 0;
     REL(st_cost_op_time(&c, NULL, &op, ST_DT_FP8, 0), bf, 1e-12);
     st_gpu g;
     ck_assert_int_eq(st_gpu_preset("l40s", &g), 0);
@@ -1226,7 +1226,7 @@ START_TEST(test_fp8_gemm_rate) {
     ck_assert_int_eq(st_gpu_preset("h200-sxm-141g", &g), 0);
     REL(st_gpu_gemm_efficiency(&g, ST_DT_FP8), 1453.4 / 1978.9, 1e-12);
     st_cluster a = cluster("dgx-a100-80g", 8);
-    op.fp8 = 1;
+    op.quant = 1;
     REL(st_cost_op_time(&a, NULL, &op, ST_DT_FP8, 0), st_cost_op_time(&a, NULL, &op, ST_DT_BF16, 0), 1e-12);
 }
 END_TEST
@@ -1260,8 +1260,8 @@ START_TEST(test_fp8_block_ops) {
         ck_assert_ptr_nonnull(g);
         ck_assert_ptr_nonnull(cst);
         ck_assert_ptr_null(find(b16, nb, cname));
-        ck_assert_int_eq(g->fp8, 1);
-        ck_assert_int_eq(g16->fp8, 0);
+        ck_assert_int_eq(g->quant, 1);
+        ck_assert_int_eq(g16->quant, 0);
         ck_assert_ptr_eq(cst + 1, g); /* right before its GEMM */
         REL(cst->fwd_bytes, in[i] * (2 + 1 + 1), 1e-12);
         REL(cst->bwd_bytes, out[i] * (2 + 1 + 1), 1e-12);
@@ -1270,7 +1270,7 @@ START_TEST(test_fp8_block_ops) {
     }
     /* the attention keeps its 16-bit output, which the projection kept before */
     REL(find(ops, n, "attention")->saved_bytes - find(b16, nb, "attention")->saved_bytes, T * q_l * 2, 1e-12);
-    ck_assert_int_eq(find(tail, nt, "logits")->fp8, 0);
+    ck_assert_int_eq(find(tail, nt, "logits")->quant, 0);
     /* on the wire: the sequence-parallel gathers before qkv and fc1 move the quantised shard (1 byte
      * per element); their backward reduce-scatters, the row-parallel outputs' reduce-scatters and
      * the output layer's gather stay 16-bit */
@@ -1349,7 +1349,7 @@ START_TEST(test_fp8_memory_and_weight_casts) {
     int n = st_ops_layer(&m, &s, 0, ops, ST_MAX_OPS);
     double w8 = 0, sel8 = 0;
     for (int i = 0; i < n; i++) {
-        if (ops[i].fp8) w8 += ops[i].params;
+        if (ops[i].quant) w8 += ops[i].params;
         sel8 += ops[i].saved_bytes - (ops[i].selective ? ops[i].saved_bytes - ops[i].ckpt_kept_bytes : 0);
     }
     double layers = 80.0 / 4;
@@ -1368,6 +1368,167 @@ START_TEST(test_fp8_memory_and_weight_casts) {
     st_cost_stage_memory(ctx, &p16, 1, &b);
     REL(a.weights_bytes - b.weights_bytes, 2 * 2 * w8, 1e-12);
     st_cost_ctx_free(ctx);
+}
+END_TEST
+
+/* Block-scaled formats: bytes per element with their scales (MXFP8 an E8M0 byte per 32 values,
+ * NVFP4 an E4M3 byte per 16 and an fp32 per tensor), which dtypes keep bf16 storage, and nvfp4's
+ * extra read for its per-tensor amax. */
+START_TEST(test_blockscaled_dtype_bytes) {
+    REL(st_dtype_bytes(ST_DT_MXFP8), 33.0 / 32, 1e-15);
+    REL(st_dtype_bytes(ST_DT_NVFP4), 9.0 / 16, 1e-15);
+    ck_assert_double_eq(st_dtype_bytes(ST_DT_FP8), 1);
+    const st_dtype all[] = {ST_DT_FP32, ST_DT_TF32, ST_DT_FP16, ST_DT_BF16, ST_DT_FP8, ST_DT_MXFP8, ST_DT_NVFP4};
+    const int quant[] = {0, 0, 0, 0, 1, 1, 1};
+    for (int i = 0; i < 7; i++) {
+        ck_assert_int_eq(st_dtype_quantised(all[i]), quant[i]);
+        ck_assert_int_eq(st_dtype_storage(all[i]), quant[i] ? ST_DT_BF16 : all[i]);
+        ck_assert_double_eq(st_dtype_cast_passes(all[i]), all[i] == ST_DT_NVFP4 ? 2 : 1);
+        ck_assert_double_eq(st_cost_weight_copy_bytes(all[i]), quant[i] ? 2 * st_dtype_bytes(all[i]) : 0);
+        st_dtype back;
+        ck_assert_int_eq(st_dtype_parse(st_dtype_name(all[i]), &back), 0);
+        ck_assert_int_eq(back, all[i]);
+    }
+    st_dtype d;
+    ck_assert_int_eq(st_dtype_parse("fp4", &d), ST_EINVAL); /* the name says which fp4 */
+    ck_assert_int_eq(st_dtype_parse("mxfp4", &d), ST_EINVAL);
+}
+END_TEST
+
+/* On B200 an nvfp4 linear layer's GEMM runs at twice fp8's rate (9,000 vs 4,500 dense TFLOP/s at
+ * the same fraction), mxfp8 at fp8's; the GEMMs the recipes keep in bf16 (output layer, router:
+ * quant 0) at bf16's; MI355X's mxfp8 at its fp8 rate. */
+START_TEST(test_blockscaled_gemm_rate) {
+    st_cluster c = cluster("dgx-b200", 8);
+    st_op op;
+    memset(&op, 0, sizeof op);
+    op.cls = ST_OPC_GEMM;
+    op.m = op.n = op.k = 16384, op.batch = 1;
+    op.fwd_flops = 2.0 * 16384 * 16384 * 16384;
+    op.bwd_flops = 2 * op.fwd_flops;
+    op.kernels_fwd = 1, op.kernels_bwd = 2;
+    op.quant = 1;
+    double t8 = st_cost_op_time(&c, NULL, &op, ST_DT_FP8, 0) - ST_KERNEL_OVERHEAD_S;
+    double t4 = st_cost_op_time(&c, NULL, &op, ST_DT_NVFP4, 0) - ST_KERNEL_OVERHEAD_S;
+    REL(t8 / t4, 2, 1e-12);
+    REL(st_cost_op_time(&c, NULL, &op, ST_DT_MXFP8, 1), st_cost_op_time(&c, NULL, &op, ST_DT_FP8, 1), 1e-12);
+    double f = 16384.0 / (16384 + ST_GEMM_HALF_DIM), q = f * f * f;
+    double eff = (792.1 / 989.4) * (1402.6 / 1979) / (794.5 / 989); /* no Blackwell MAMF: derived */
+    REL(t4, op.fwd_flops / (9000e12 * eff * q), 1e-12);
+    double bf = st_cost_op_time(&c, NULL, &op, ST_DT_BF16, 0);
+    op.quant = 0;
+    REL(st_cost_op_time(&c, NULL, &op, ST_DT_NVFP4, 0), bf, 1e-12);
+    REL(st_cost_op_time(&c, NULL, &op, ST_DT_MXFP8, 0), bf, 1e-12);
+    st_cluster a = cluster("mi355x", 8);
+    op.quant = 1;
+    REL(st_cost_op_time(&a, NULL, &op, ST_DT_MXFP8, 0), st_cost_op_time(&a, NULL, &op, ST_DT_FP8, 0), 1e-12);
+}
+END_TEST
+
+/* nvfp4's and mxfp8's blocks: the same operators as fp8's; each cast reads the 16-bit tensor once
+ * (mxfp8) or twice (nvfp4: amax first) and writes a rowwise and a columnwise copy with their
+ * scales; saved inputs and the sequence-parallel gathers carry the quantised bytes; attention and
+ * the output layer as in bf16. */
+START_TEST(test_blockscaled_block_ops) {
+    st_model m;
+    ck_assert_int_eq(st_model_preset("llama3-70b", &m), 0);
+    st_shard s = {.tp = 8, .cp = 1, .ep = 1, .sp = 1, .mbs = 1, .seq = 8192, .dtype = ST_DT_FP8, .grad_bytes = 4};
+    st_op o8[ST_MAX_OPS], ob[ST_MAX_OPS], tail[ST_MAX_OPS];
+    int n8 = st_ops_layer(&m, &s, 0, o8, ST_MAX_OPS);
+    const st_dtype dts[] = {ST_DT_MXFP8, ST_DT_NVFP4};
+    const double qb[] = {1 + 1.0 / 32, 0.5 + 1.0 / 16}, reads[] = {1, 2};
+    double T = 8192, h = 8192, q_l = 8192.0 / 8;
+    for (int d = 0; d < 2; d++) {
+        s.dtype = dts[d];
+        int n = st_ops_layer(&m, &s, 0, ob, ST_MAX_OPS);
+        ck_assert_int_eq(n, n8);
+        const st_op *c8 = find(o8, n8, "qkv_cast"), *c = find(ob, n, "qkv_cast");
+        ck_assert_ptr_nonnull(c);
+        REL(c->fwd_bytes, T * h * (2 * reads[d] + 2 * qb[d]), 1e-12);
+        REL(c->fwd_bytes / c8->fwd_bytes, (2 * reads[d] + 2 * qb[d]) / 4, 1e-12);
+        const st_op *g = find(ob, n, "proj"), *g8 = find(o8, n8, "proj");
+        ck_assert_int_eq(g->quant, 1);
+        REL(g->saved_bytes, T * q_l * qb[d], 1e-12);
+        REL(g->saved_bytes / g8->saved_bytes, qb[d], 1e-12);
+        REL(st_op_fwd_coll_bytes(find(ob, n, "ln1")), T * h * qb[d], 1e-12);
+        REL(find(ob, n, "attention")->saved_bytes, find(o8, n8, "attention")->saved_bytes, 1e-12);
+        int nt = st_ops_tail(&m, &s, tail, ST_MAX_OPS);
+        ck_assert_int_eq(find(tail, nt, "logits")->quant, 0);
+    }
+}
+END_TEST
+
+/* The memory of the scales: the cached weight copies take 2 * (1 + 1/32) bytes per parameter of the
+ * quantised layers under mxfp8 and 2 * (1/2 + 1/16) under nvfp4 (fp8: 2); the optimizer step
+ * remakes them (read the 16-bit weight once, nvfp4 twice). */
+START_TEST(test_blockscaled_memory) {
+    st_model m;
+    st_cluster c = cluster("dgx-b200", 64);
+    st_plan p, p16;
+    st_error err;
+    ck_assert_int_eq(st_model_preset("llama3-70b", &m), 0);
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec("tp=8,pp=4,mbs=1,gbs=64,sp=1,recompute=selective,zero=1,dtype=nvfp4", &p, &err),
+                     0);
+    ck_assert_msg(st_plan_finalize(&p, &m, &c, 0, NULL, &err) == 0, "%s", err.text);
+    p16 = p;
+    p16.dtype = ST_DT_BF16;
+    st_shard s;
+    st_plan_shard(&p, &s);
+    st_op ops[ST_MAX_OPS];
+    int n = st_ops_layer(&m, &s, 0, ops, ST_MAX_OPS);
+    double wq = 0;
+    for (int i = 0; i < n; i++)
+        if (ops[i].quant) wq += ops[i].params;
+    double layers = 80.0 / 4;
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+    st_stage_memory a, b;
+    st_estimate eq, e16;
+    ck_assert_int_eq(st_cost_estimate(ctx, &p16, &e16), 0);
+    st_cost_stage_memory(ctx, &p16, 1, &b);
+    const st_dtype dts[] = {ST_DT_MXFP8, ST_DT_NVFP4};
+    const double copy[] = {2 * (1 + 1.0 / 32), 2 * (0.5 + 1.0 / 16)}, reads[] = {1, 2};
+    for (int d = 0; d < 2; d++) {
+        p.dtype = dts[d];
+        st_cost_stage_memory(ctx, &p, 1, &a);
+        REL(a.weights_bytes - b.weights_bytes, copy[d] * wq * layers, 1e-12);
+        REL(a.optimizer_bytes, b.optimizer_bytes, 1e-12);
+        ck_assert_int_eq(st_cost_estimate(ctx, &p, &eq), 0);
+        REL(eq.breakdown.optimizer_s - e16.breakdown.optimizer_s,
+            (2 * reads[d] + copy[d]) * wq * layers / (8000e9 * ST_HBM_EFFICIENCY), 1e-9);
+    }
+    st_cost_ctx_free(ctx);
+}
+END_TEST
+
+/* A GPU without the format refuses the plan, naming the key: nvfp4 on H100 (no fp4 tensor cores)
+ * and on MI355X (its fp4 is MXFP4), mxfp8 on H100 and MI300X; MI355X's mxfp8 and B300's nvfp4 pass. */
+START_TEST(test_blockscaled_refused) {
+    st_model m;
+    st_error err;
+    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
+    const struct {
+        const char *cl, *spec;
+        int ok;
+    } cases[] = {
+        {"dgx-h100", "tp=8,gbs=8,dtype=nvfp4", 0}, {"mi355x", "tp=8,gbs=8,dtype=nvfp4", 0},
+        {"dgx-h100", "tp=8,gbs=8,dtype=mxfp8", 0}, {"mi300x", "tp=8,gbs=8,dtype=mxfp8", 0},
+        {"mi355x", "tp=8,gbs=8,dtype=mxfp8", 1},   {"dgx-b300", "tp=4,gbs=8,dtype=nvfp4", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        st_cluster c = cluster(cases[i].cl, 8);
+        st_plan p;
+        st_plan_defaults(&p);
+        ck_assert_int_eq(st_plan_parse_spec(cases[i].spec, &p, &err), 0);
+        int rc = st_plan_finalize(&p, &m, &c, 8, NULL, &err);
+        if (cases[i].ok) {
+            ck_assert_msg(rc == 0, "%s %s: %s", cases[i].cl, cases[i].spec, err.text);
+        } else {
+            ck_assert_int_eq(rc, ST_EINVAL);
+            ck_assert_str_eq(err.key, "dtype");
+            ck_assert_ptr_nonnull(strstr(err.text, st_dtype_name(p.dtype)));
+        }
+    }
 }
 END_TEST
 
@@ -1435,6 +1596,11 @@ Suite *suite_cost(void) {
     tcase_add_test(tc, test_fp8_block_ops);
     tcase_add_test(tc, test_fp8_wire_priced);
     tcase_add_test(tc, test_fp8_memory_and_weight_casts);
+    tcase_add_test(tc, test_blockscaled_dtype_bytes);
+    tcase_add_test(tc, test_blockscaled_gemm_rate);
+    tcase_add_test(tc, test_blockscaled_block_ops);
+    tcase_add_test(tc, test_blockscaled_memory);
+    tcase_add_test(tc, test_blockscaled_refused);
     suite_add_tcase(s, tc);
     return s;
 }

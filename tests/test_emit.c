@@ -561,6 +561,8 @@ static void mut_moe(st_plan *p, st_model *m) {
     m->experts_topk = 2;
 }
 static void mut_fp16(st_plan *p, st_model *m) { p->dtype = ST_DT_FP16; }
+static void mut_mxfp8(st_plan *p, st_model *m) { p->dtype = ST_DT_MXFP8; }
+static void mut_nvfp4(st_plan *p, st_model *m) { p->dtype = ST_DT_NVFP4; }
 static void mut_moe_pp(st_plan *p, st_model *m) { mut_moe_ep(p, m); } /* the base plan has pp 2 */
 static void mut_moe_ep_cp(st_plan *p, st_model *m) {
     mut_moe(p, m);
@@ -595,6 +597,9 @@ static const struct {
     {ST_EMIT_MEGATRON, mut_gbs, "gbs", NULL},
     {ST_EMIT_MEGATRON, mut_vp_no_pp, "vp", NULL},
     {ST_EMIT_MEGATRON, mut_ep_dense, "ep", NULL},
+    {ST_EMIT_MEGATRON, mut_mxfp8, "dtype", "mxfp8"}, /* r0.10.0 has --fp8-format only */
+    {ST_EMIT_MEGATRON, mut_nvfp4, "dtype", "nvfp4"},
+    {ST_EMIT_TORCHTITAN, mut_nvfp4, "dtype", "nvfp4"},
     {ST_EMIT_DEEPSPEED, mut_zero2_pp, "zero", "pipeline"},
     {ST_EMIT_DEEPSPEED, mut_vp2, "vp", NULL},
     {ST_EMIT_DEEPSPEED, mut_zb, "schedule", NULL},
@@ -1205,6 +1210,10 @@ static void rel_fp8(st_plan *p, st_model *m) {
     p->pp = 1;
     p->mbs = 2;
 }
+static void rel_mxfp8(st_plan *p, st_model *m) {
+    rel_fp8(p, m);
+    p->dtype = ST_DT_MXFP8;
+}
 static void rel_op(st_plan *p, st_model *m) { p->recompute = ST_REC_OP; }
 static void rel_none(st_plan *p, st_model *m) { p->recompute = ST_REC_NONE; }
 static void rel_fp32_single(st_plan *p, st_model *m) {
@@ -1290,6 +1299,39 @@ START_TEST(test_torchtitan_float8) {
 }
 END_TEST
 
+/* mxfp8 is torchtitan's mx converter (torchao's MXFP8 linear) with its [mx] section; DeepSpeed has no
+ * switch for either block-scaled format: bf16 with a note naming the recipe */
+START_TEST(test_blockscaled_emit) {
+    st_plan p;
+    st_model m;
+    keys titan;
+    keys_load(&titan, "torchtitan_v0.1.0_keys.txt");
+    plan_llama(&p);
+    model_llama8b(&m);
+    rel_mxfp8(&p, &m);
+    p.zero = 3;
+    char *s = emit_ok(ST_EMIT_TORCHTITAN, &p, &m);
+    ASSERT_LINE(s, "converters = [\"mx\"]");
+    ASSERT_LINE(s, "[mx]");
+    ASSERT_LINE(s, "recipe_name = \"mxfp8\"");
+    ASSERT_LINE(s, "mixed_precision_param = \"bfloat16\"");
+    ASSERT_NO_FLAG(s, "[float8]");
+    check_torchtitan_keys(s, &titan, &p);
+    free(s);
+    keys_free(&titan);
+    p.zero = 1;
+    const st_dtype dts[] = {ST_DT_MXFP8, ST_DT_NVFP4};
+    const char *recipe[] = {"MXFP8BlockScaling", "NVFP4BlockScaling"};
+    for (int d = 0; d < 2; d++) {
+        p.dtype = dts[d];
+        s = emit_ok(ST_EMIT_DEEPSPEED, &p, &m);
+        ck_assert_ptr_nonnull(strstr(s, "\"bf16\": {\n    \"enabled\": true"));
+        ck_assert_ptr_nonnull(strstr(s, recipe[d]));
+        free(s);
+    }
+}
+END_TEST
+
 /* DeepSpeed's MoE is a launch-time layer: the values go to the "strata" object and the notes */
 START_TEST(test_deepspeed_moe) {
     st_plan p;
@@ -1370,6 +1412,7 @@ Suite *suite_emit(void) {
     tcase_add_test(tc, test_torchtitan_ddp_flavor);
     tcase_add_test(tc, test_emit_deterministic);
     tcase_add_test(tc, test_torchtitan_float8);
+    tcase_add_test(tc, test_blockscaled_emit);
     tcase_add_loop_test(tc, test_emit_release_keys, 0, (int)(sizeof rel_plans / sizeof rel_plans[0]));
     suite_add_tcase(s, tc);
     return s;

@@ -483,6 +483,32 @@ START_TEST(cluster_kernel_prices) {
 }
 END_TEST
 
+/* the block-scaled peaks (gpu.peak_tflops.mxfp8, .nvfp4): a preset's written and read back the same;
+ * a GPU without them writes neither key (its JSON, and the plan files' hashes, as before they existed) */
+START_TEST(cluster_blockscaled_peaks) {
+    st_cluster c, back;
+    st_error err;
+
+    st_error_clear(&err);
+    ck_assert_int_eq(st_cluster_resolve("dgx-b300", 8, &c, &err), 0);
+    json_t *j = st__cluster_to_json(&c);
+    json_t *peak = json_object_get(json_object_get(j, "gpu"), "peak_tflops");
+    ck_assert_double_eq(json_real_value(json_object_get(peak, "mxfp8")), 4500);
+    ck_assert_double_eq(json_real_value(json_object_get(peak, "nvfp4")), 13500);
+    ck_assert_int_eq(st__cluster_from_json(j, "mem", NULL, NULL, &back, &err), 0);
+    ck_assert_double_eq(back.gpu.peak_flops[ST_DT_MXFP8], 4500e12);
+    ck_assert_double_eq(back.gpu.peak_flops[ST_DT_NVFP4], 13500e12);
+    json_decref(j);
+    ck_assert_int_eq(st_cluster_resolve("dgx-h100", 8, &c, &err), 0);
+    j = st__cluster_to_json(&c);
+    peak = json_object_get(json_object_get(j, "gpu"), "peak_tflops");
+    ck_assert_ptr_null(json_object_get(peak, "mxfp8"));
+    ck_assert_ptr_null(json_object_get(peak, "nvfp4"));
+    ck_assert_ptr_nonnull(json_object_get(peak, "fp8"));
+    json_decref(j);
+}
+END_TEST
+
 /* st_cluster_size directly (st_cluster_resolve's sizing; a validation point's): the file it is
  * given is named, a refused size leaves the cluster as it was. */
 /* a description's name after its file: basename, no ".json", printable ASCII, cut, a default */
@@ -1233,6 +1259,7 @@ Suite *suite_io(void) {
     tcase_add_test(tc, cluster_json_round_trip);
     tcase_add_test(tc, cluster_framework_reserved);
     tcase_add_test(tc, cluster_kernel_prices);
+    tcase_add_test(tc, cluster_blockscaled_peaks);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("plan");

@@ -135,7 +135,7 @@ int st_cli_batch(const st_cli_args *a, int64_t *gbs, int64_t *seq, st_error *err
 int st_cli_dtype(const st_cli_args *a, st_dtype *dt, st_error *err) {
     if (a->dtype && st_dtype_parse(a->dtype, dt))
         return st_error_set(err, ST_EUSAGE, NULL, NULL,
-                            "option '--dtype': '%s' is not one of fp32, tf32, fp16, bf16, fp8", a->dtype);
+                            "option '--dtype': '%s' is not one of " ST_DTYPE_NAMES, a->dtype);
     return 0;
 }
 

@@ -23,7 +23,7 @@ static const char help_text[] =
     "                    sizes a preset to N / 8 nodes)\n"
     "  --gbs B           global batch in sequences (default 1536, GPT-3 175B's batch)\n"
     "  --seq S           sequence length (default: the model's seq_len)\n"
-    "  --dtype D         bf16 (default), fp16, fp8, fp32\n"
+    "  --dtype D         bf16 (default), fp16, fp8, mxfp8, nvfp4, fp32\n"
     "  --tokens T        tokens to train on: 3e11, 300000000000, 300B, 15T (K M B T = 10^3 10^6 10^9\n"
     "                    10^12); default 300B, the GPT-3 training run (Brown et al. 2020)\n"
     "  --price-per-gpu-hour P,...\n"

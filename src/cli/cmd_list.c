@@ -67,13 +67,16 @@ int st_cmd_clusters(int argc, char **argv, st_error *err) {
     }
     size_t ng;
     const st_gpu *gs = st_gpu_presets(&ng);
-    printf("\n%-14s %8s %9s %10s %10s %10s %9s %5s %6s  %s\n", "gpu", "mem GiB", "HBM GB/s", "bf16 TF/s",
-           "fp8 TF/s", "fp32 TF/s", "GEMM eff", "SMs", "TDP W", "source");
+    /* mxfp8 is a yes/no: where a GPU has it, it runs at the fp8 peak (src/core/cluster.c) */
+    printf("\n%-14s %8s %9s %10s %10s %5s %11s %10s %9s %5s %6s  %s\n", "gpu", "mem GiB", "HBM GB/s", "bf16 TF/s",
+           "fp8 TF/s", "mxfp8", "nvfp4 TF/s", "fp32 TF/s", "GEMM eff", "SMs", "TDP W", "source");
     for (size_t i = 0; i < ng; i++) {
         const st_gpu *g = &gs[i];
-        printf("%-14s %8.1f %9.0f %10.1f %10.1f %10.1f %9.3f %5d %6.0f  %s\n", g->name, g->memory_bytes / 1073741824.0,
-               g->hbm_bytes_per_s / 1e9, g->peak_flops[ST_DT_BF16] / 1e12, g->peak_flops[ST_DT_FP8] / 1e12,
-               g->peak_flops[ST_DT_FP32] / 1e12, g->gemm_efficiency, g->sms, g->tdp_watts, g->source);
+        printf("%-14s %8.1f %9.0f %10.1f %10.1f %5s %11.1f %10.1f %9.3f %5d %6.0f  %s\n", g->name,
+               g->memory_bytes / 1073741824.0, g->hbm_bytes_per_s / 1e9, g->peak_flops[ST_DT_BF16] / 1e12,
+               g->peak_flops[ST_DT_FP8] / 1e12, g->peak_flops[ST_DT_MXFP8] > 0 ? "yes" : "no",
+               g->peak_flops[ST_DT_NVFP4] / 1e12, g->peak_flops[ST_DT_FP32] / 1e12, g->gemm_efficiency, g->sms,
+               g->tdp_watts, g->source);
     }
     return 0;
 }

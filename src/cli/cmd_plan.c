@@ -13,7 +13,7 @@ static const char help_text[] =
     "  --gbs B       global batch in sequences (default 1536, GPT-3 175B's batch)\n"
     "  --seq S       sequence length (default: the model's seq_len)\n"
     "  --top K       plans to print (default 10)\n"
-    "  --dtype D     bf16 (default), fp16, fp8, fp32\n"
+    "  --dtype D     bf16 (default), fp16, fp8, mxfp8, nvfp4, fp32\n"
     "  --attention K flash (default), fa2, cudnn or unfused: the attention kernel every plan runs\n"
     "                (the stack's choice, not searched: torchtitan's SDPA runs fa2 on Hopper, Transformer\n"
     "                Engine picks cudnn there)\n"
@@ -35,11 +35,12 @@ typedef struct emit_filter {
     const st_model *m;
     const st_cluster *c;
     FILE *sink;
+    st_error why; /* the last refusal: when every plan is refused, often for one reason (a dtype) */
 } emit_filter;
 
 static int emit_accepts(const st_plan *p, void *arg) {
     emit_filter *f = arg;
-    return st_emit(f->kind, p, f->m, f->c, f->sink, NULL) == 0;
+    return st_emit(f->kind, p, f->m, f->c, f->sink, &f->why) == 0;
 }
 
 /* What only the enumerator takes. */
@@ -201,8 +202,9 @@ int st_cmd_plan(int argc, char **argv, st_error *err) {
     rc = st_search_enumerate(m, c, in.profile, &so, &res, err);
     if (filter.sink) fclose(filter.sink);
     if (rc && rc == ST_ENOPLAN && o.emit && res.feasible > 0)
-        st_error_set(err, ST_ENOPLAN, NULL, "emit", "%llu plans fit, but none that %s can run",
-                     (unsigned long long)res.feasible, o.emit);
+        st_error_set(err, ST_ENOPLAN, NULL, "emit",
+                     "%llu plans fit, but none that %s can run (the last: key '%s': %s)",
+                     (unsigned long long)res.feasible, o.emit, filter.why.key, filter.why.text);
     if (rc) goto out;
     if (validate && (rc = st_search_validate(m, c, in.profile, &res, (int)validate, err))) goto out;
     st_cli_inputs_notes(&in, "plan");

@@ -21,8 +21,13 @@
  * figures halved and divided by the GPUs (DGX B200: 72 PFLOPS fp8 sparse for 8 GPUs = 4.5 dense
  * each; GB200 NVL72: 720 PFLOPS fp8 sparse for 72 = 5 dense each). No MAMF is published for them
  * (the MAMF table's Blackwell rows are empty), so gemm_efficiency is H100 SXM's fraction and says
- * so; a calibration profile replaces it. AMD (MI300X, MI325X): the MAMF table's bf16 rows; MI355X
- * has none and takes MI325X's fraction. H800 and H20 are cut-down GH100s: H100's fractions.
+ * so; a calibration profile replaces it. Their MXFP8 peak is the fp8 one (the datasheets' FP8 row:
+ * Blackwell's tensor cores apply the 1x32 block scales in the MMA itself, PTX tcgen05.mma
+ * kind::mxf8f6f4 at kind::f8f6f4's rate), nvfp4 the datasheets' FP4 row (kind::mxf4nvf4): twice fp8
+ * on B200 and GB200, three times on B300 and GB300 (Blackwell Ultra). Hopper, Ada and AMD's
+ * MI300X/MI325X have no block-scaled GEMMs: 0, and a plan asking for them is refused.
+ * AMD (MI300X, MI325X): the MAMF table's bf16 rows; MI355X has none and takes MI325X's fraction.
+ * H800 and H20 are cut-down GH100s: H100's fractions.
  *
  * tdp_watts is the board power limit of the datasheet (NVIDIA "max TDP", AMD "TBP"); the energy
  * estimate of `strata compare` starts from it.
@@ -96,7 +101,8 @@ static const st_gpu gpus[] = {
      * tf32 18 PFLOPS sparse, fp32 600 TFLOPS; 1,000 W per GPU; 148 SMs (Blackwell whitepaper) */
     {.name = "b200-180g", .memory_bytes = 180e9, .hbm_bytes_per_s = 8000 * GBPS,
      .peak_flops = {[ST_DT_FP32] = 75 * TF, [ST_DT_TF32] = 1125 * TF, [ST_DT_FP16] = 2250 * TF,
-                    [ST_DT_BF16] = 2250 * TF, [ST_DT_FP8] = 4500 * TF},
+                    [ST_DT_BF16] = 2250 * TF, [ST_DT_FP8] = 4500 * TF, [ST_DT_MXFP8] = 4500 * TF,
+                    [ST_DT_NVFP4] = 9000 * TF}, /* fp4 144 PFLOPS sparse / 8 / 2 */
      .gemm_efficiency = 792.1 / 989.4,
      .sms = 148, .tdp_watts = 1000,
      .source = "NVIDIA DGX B200 datasheet (per GPU, dense); no Blackwell MAMF: H100 SXM's fraction"},
@@ -105,7 +111,8 @@ static const st_gpu gpus[] = {
      * "Inside NVIDIA Blackwell Ultra", 2025) */
     {.name = "b300-288g", .memory_bytes = 288e9, .hbm_bytes_per_s = 8000 * GBPS,
      .peak_flops = {[ST_DT_FP32] = 75 * TF, [ST_DT_TF32] = 1125 * TF, [ST_DT_FP16] = 2250 * TF,
-                    [ST_DT_BF16] = 2250 * TF, [ST_DT_FP8] = 4500 * TF},
+                    [ST_DT_BF16] = 2250 * TF, [ST_DT_FP8] = 4500 * TF, [ST_DT_MXFP8] = 4500 * TF,
+                    [ST_DT_NVFP4] = 13500 * TF}, /* fp4 108 PFLOPS dense / 8 */
      .gemm_efficiency = 792.1 / 989.4,
      .sms = 160, .tdp_watts = 1100,
      .source = "NVIDIA DGX B300 datasheet (per GPU, dense); no Blackwell MAMF: H100 SXM's fraction"},
@@ -113,7 +120,8 @@ static const st_gpu gpus[] = {
      * / bf16 360 / tf32 180 PFLOPS sparse; 1,200 W per GPU (the GB200 superchip's GPU setting) */
     {.name = "gb200-186g", .memory_bytes = 186e9, .hbm_bytes_per_s = 8000 * GBPS,
      .peak_flops = {[ST_DT_FP32] = 80 * TF, [ST_DT_TF32] = 1250 * TF, [ST_DT_FP16] = 2500 * TF,
-                    [ST_DT_BF16] = 2500 * TF, [ST_DT_FP8] = 5000 * TF},
+                    [ST_DT_BF16] = 2500 * TF, [ST_DT_FP8] = 5000 * TF, [ST_DT_MXFP8] = 5000 * TF,
+                    [ST_DT_NVFP4] = 10000 * TF}, /* fp4 1,440 PFLOPS sparse / 72 / 2 */
      .gemm_efficiency = 792.1 / 989.4,
      .sms = 148, .tdp_watts = 1200,
      .source = "NVIDIA GB200 NVL72 datasheet (per GPU, dense); no Blackwell MAMF: H100 SXM's fraction"},
@@ -121,7 +129,8 @@ static const st_gpu gpus[] = {
      * 720 / bf16 360 PFLOPS sparse; 1,400 W per GPU */
     {.name = "gb300-279g", .memory_bytes = 279e9, .hbm_bytes_per_s = 8000 * GBPS,
      .peak_flops = {[ST_DT_FP32] = 80 * TF, [ST_DT_TF32] = 1250 * TF, [ST_DT_FP16] = 2500 * TF,
-                    [ST_DT_BF16] = 2500 * TF, [ST_DT_FP8] = 5000 * TF},
+                    [ST_DT_BF16] = 2500 * TF, [ST_DT_FP8] = 5000 * TF, [ST_DT_MXFP8] = 5000 * TF,
+                    [ST_DT_NVFP4] = 15000 * TF}, /* fp4 1,080 PFLOPS dense / 72 */
      .gemm_efficiency = 792.1 / 989.4,
      .sms = 160, .tdp_watts = 1400,
      .source = "NVIDIA GB300 NVL72 datasheet (per GPU, dense); no Blackwell MAMF: H100 SXM's fraction"},
@@ -142,11 +151,12 @@ static const st_gpu gpus[] = {
      .sms = 304, .tdp_watts = 1000,
      .source = "AMD Instinct MI325X datasheet (dense); MAMF: Bekman, ML Engineering (ROCm 6.2.4)"},
     /* MI355X (CDNA 4): AMD Instinct MI355X datasheet: 288 GB HBM3e, 8 TB/s, bf16 2,516.6, fp8 5,033.2,
-     * MXFP4 10,066.3, fp32 157.3 TFLOPS dense (no tf32 matrix path), 256 CUs, 1,400 W; no MAMF:
-     * MI325X's fraction */
+     * MXFP8 5,033.2, MXFP4 10,066.3, fp32 157.3 TFLOPS dense (no tf32 matrix path), 256 CUs, 1,400 W;
+     * no MAMF: MI325X's fraction. Its fp4 is OCP MXFP4 (E8M0 scale per 32), not nvfp4 (E4M3 per 16):
+     * nvfp4 stays 0 */
     {.name = "mi355x", .memory_bytes = 288e9, .hbm_bytes_per_s = 8000 * GBPS,
      .peak_flops = {[ST_DT_FP32] = 157.3 * TF, [ST_DT_FP16] = 2516.6 * TF, [ST_DT_BF16] = 2516.6 * TF,
-                    [ST_DT_FP8] = 5033.2 * TF},
+                    [ST_DT_FP8] = 5033.2 * TF, [ST_DT_MXFP8] = 5033.2 * TF},
      .gemm_efficiency = 784.9 / 1300,
      .sms = 256, .tdp_watts = 1400,
      .source = "AMD Instinct MI355X datasheet (dense); no MAMF: MI325X's fraction"},
@@ -161,7 +171,8 @@ const st_gpu *st_gpu_presets(size_t *n) {
 #define ST_FP8_OVER_BF16_EFFICIENCY ((1402.6 / 1979) / (794.5 / 989))
 
 double st_gpu_gemm_efficiency(const st_gpu *g, st_dtype dt) {
-    if (dt != ST_DT_FP8) return g->gemm_efficiency;
+    /* no MAMF is published for block-scaled GEMMs: they take fp8's fraction of their own peak */
+    if (!st_dtype_quantised(dt)) return g->gemm_efficiency;
     return g->gemm_efficiency_fp8 > 0 ? g->gemm_efficiency_fp8 : g->gemm_efficiency * ST_FP8_OVER_BF16_EFFICIENCY;
 }
 

@@ -64,7 +64,12 @@ void st_error_format(const st_error *err, char *buf, size_t n);
 
 /* ------------------------------------------------------------ enums */
 
-typedef enum { ST_DT_FP32, ST_DT_TF32, ST_DT_FP16, ST_DT_BF16, ST_DT_FP8, ST_DT_COUNT } st_dtype;
+/* mxfp8 and nvfp4: Blackwell's block-scaled GEMM formats (src/core/names.c, st_dtype_bytes). fp8,
+ * mxfp8 and nvfp4 are training recipes more than storage types: the linear layers' GEMMs run in
+ * them, everything else in bf16 (st_dtype_quantised). */
+typedef enum {
+    ST_DT_FP32, ST_DT_TF32, ST_DT_FP16, ST_DT_BF16, ST_DT_FP8, ST_DT_MXFP8, ST_DT_NVFP4, ST_DT_COUNT
+} st_dtype;
 typedef enum { ST_ACT_GELU, ST_ACT_RELU, ST_ACT_SWIGLU } st_activation;
 typedef enum { ST_NORM_LAYERNORM, ST_NORM_RMSNORM } st_norm;
 typedef enum { ST_POS_LEARNED, ST_POS_ROPE, ST_POS_ALIBI } st_position;
@@ -106,7 +111,18 @@ typedef enum { ST_CP_P2P, ST_CP_ALLGATHER, ST_CP_A2A } st_cp_comm;
 
 const char *st_dtype_name(st_dtype d);
 int st_dtype_parse(const char *s, st_dtype *out); /* 0 or ST_EINVAL */
-double st_dtype_bytes(st_dtype d);                /* bytes per element (tf32 stored as 4) */
+/* st_dtype's spellings, for the messages that list them (names.c's table in the same order) */
+#define ST_DTYPE_NAMES "fp32, tf32, fp16, bf16, fp8, mxfp8, nvfp4"
+double st_dtype_bytes(st_dtype d);                /* bytes per element (tf32 stored as 4), block scales included */
+/* 1 for the recipes that quantise the linear layers' GEMM operands and keep 16-bit (bf16) weights and
+ * activations (fp8, mxfp8, nvfp4), else 0. */
+int st_dtype_quantised(st_dtype d);
+/* The dtype a tensor is stored in when training in d: bf16 under a quantised recipe, else d. */
+st_dtype st_dtype_storage(st_dtype d);
+/* Reads of the 16-bit source a cast to d makes: 2 for nvfp4, whose per-tensor fp32 scale needs the
+ * tensor's amax before any value is cast (a pass of its own), else 1 (fp8's delayed scaling uses
+ * the amax of earlier steps; mxfp8's scales are per block). */
+double st_dtype_cast_passes(st_dtype d);
 const char *st_activation_name(st_activation a);
 int st_activation_parse(const char *s, st_activation *out);
 const char *st_norm_name(st_norm n);
@@ -302,7 +318,7 @@ typedef struct st_op {
     double op_saved_bytes, op_recompute;
     unsigned splits;    /* ST_SPLIT_* that divide this op's work */
     int expert;         /* weights belong to experts (sharded by ep, reduced over dp*cp/ep) */
-    int fp8;            /* a linear layer that fp8 training runs in fp8 (forward, dgrad and wgrad GEMMs) */
+    int quant; /* a linear layer that fp8, mxfp8 or nvfp4 training runs in that format (forward, dgrad, wgrad) */
     /* collective implied after this op in forward, and at the same boundary in backward (before
      * this op's backward), in group coll_group */
     st_coll fwd_coll, bwd_coll;
@@ -684,7 +700,7 @@ typedef struct st_gop {
     double gemm[4];     /* m, n, k, batch of a GEMM-class op, unsharded (0: from the labels); fused
                            attention: query length, key length, head dim, batch x heads */
     int causal;         /* fused attention with a causal mask */
-    int fp8;            /* a GEMM that fp8 training runs in fp8 (st_op.fp8) */
+    int quant;          /* a GEMM that fp8, mxfp8 or nvfp4 training runs in that format (st_op.quant) */
     double saved_bytes; /* activation bytes kept for backward, unsharded */
     int save_ref;       /* the tensor whose sharding divides saved_bytes: an input index, or
                            ST_G_MAXIN for the output */

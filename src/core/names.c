@@ -20,7 +20,9 @@
         return ST_EINVAL;                                                                          \
     }
 
-NAME_TABLE(st_dtype, st_dtype_name, st_dtype_parse, "fp32", "tf32", "fp16", "bf16", "fp8")
+/* no "fp4": Blackwell's fp4 GEMMs need a block scale, and the two formats (NVIDIA's nvfp4, OCP's mxfp4)
+ * differ in block size and scale type, so the name says which */
+NAME_TABLE(st_dtype, st_dtype_name, st_dtype_parse, "fp32", "tf32", "fp16", "bf16", "fp8", "mxfp8", "nvfp4")
 NAME_TABLE(st_activation, st_activation_name, st_activation_parse, "gelu", "relu", "swiglu")
 NAME_TABLE(st_norm, st_norm_name, st_norm_parse, "layernorm", "rmsnorm")
 NAME_TABLE(st_position, st_position_name, st_position_parse, "learned", "rope", "alibi")
@@ -43,7 +45,18 @@ double st_dtype_bytes(st_dtype d) {
     case ST_DT_TF32: return 4;
     case ST_DT_FP16:
     case ST_DT_BF16: return 2;
-    case ST_DT_FP8: return 1;
+    case ST_DT_FP8: return 1; /* one fp32 scale per tensor: nothing per element */
+    /* OCP Microscaling Formats (MX) v1.0: an E8M0 scale byte per block of 32 e4m3 values */
+    case ST_DT_MXFP8: return 1 + 1.0 / 32;
+    /* NVFP4 (Transformer Engine docs, "NVFP4"; arXiv 2509.25149 Sec. 2): e2m1 values, half a byte
+     * each, an E4M3 scale byte per block of 16, and one fp32 scale per tensor (nothing per element) */
+    case ST_DT_NVFP4: return 0.5 + 1.0 / 16;
     default: return 2;
     }
 }
+
+int st_dtype_quantised(st_dtype d) { return d == ST_DT_FP8 || d == ST_DT_MXFP8 || d == ST_DT_NVFP4; }
+
+st_dtype st_dtype_storage(st_dtype d) { return st_dtype_quantised(d) ? ST_DT_BF16 : d; }
+
+double st_dtype_cast_passes(st_dtype d) { return d == ST_DT_NVFP4 ? 2 : 1; }

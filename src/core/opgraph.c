@@ -74,11 +74,13 @@ typedef struct dims {
     double T;        /* tokens on this rank before the tp/sp split: b * s / cp */
     double Tn;       /* tokens of the replicated (norm/dropout) regions: T / tp with sp */
     double act;      /* bytes per activation element */
-    int fp8;         /* fp8 training: the linear layers run in fp8 (fp8_cast) */
+    int quant;       /* fp8, mxfp8 or nvfp4 training: the linear layers run in that format (quant_cast) */
+    double qb;       /* bytes per element of a quantised tensor, its block scales included (st_dtype_bytes) */
+    double passes;   /* reads of the 16-bit source per cast (st_dtype_cast_passes) */
     int eager;       /* kernels=eager: PyTorch eager chains for RMSNorm, RoPE, SwiGLU and the loss */
     int eager_tail;  /* the final norm and the loss eager (kernels=eager or compile) */
     int repeat_kv;   /* GQA's K/V copied out before SDPA (torchtitan's model: eager or compiled) */
-    double in8;      /* bytes per element of a linear layer's saved input: 1 under fp8, else act */
+    double in8;      /* bytes per element of a linear layer's saved input: qb when quantised, else act */
     double h, a_l, kv_l, d, f;
     double gacc; /* bytes per parameter of one gradient accumulation pass */
 } dims;
@@ -90,13 +92,15 @@ static void dims_init(dims *x, const st_model *m, const st_shard *s) {
     x->t = s->tp;
     x->T = x->b * x->sl;
     x->Tn = s->sp && s->tp > 1 ? x->T / x->t : x->T;
-    /* fp8 training keeps activations in 16 bits between GEMMs (Transformer Engine) */
+    /* fp8, mxfp8 and nvfp4 training keep activations in 16 bits between GEMMs (Transformer Engine) */
     x->act = s->dtype == ST_DT_FP32 || s->dtype == ST_DT_TF32 ? 4 : 2;
-    x->fp8 = s->dtype == ST_DT_FP8;
+    x->quant = st_dtype_quantised(s->dtype);
+    x->qb = st_dtype_bytes(s->dtype);
+    x->passes = st_dtype_cast_passes(s->dtype);
     x->eager = s->kernels == ST_KERN_EAGER;
     x->eager_tail = s->kernels == ST_KERN_EAGER || s->kernels == ST_KERN_COMPILE;
     x->repeat_kv = x->eager_tail;
-    x->in8 = x->fp8 ? 1 : x->act;
+    x->in8 = x->quant ? x->qb : x->act;
     x->h = (double)m->hidden;
     x->a_l = (double)m->heads / s->tp;
     x->kv_l = (double)m->kv_heads / s->tp;
@@ -156,20 +160,21 @@ static void stream(st_op *o, const dims *x, double in, double out, double extra_
     o->bwd_flops = 2 * o->fwd_flops;
 }
 
-/* The tp collective of Megatron's f/g operators on a [Tfull x h] activation. `fp8_in`: what it
- * gathers feeds fp8 linear layers (fp8_cast), whose input Transformer Engine quantises before the
- * sequence-parallel all-gather (transformer_engine/pytorch/module/linear.py and
- * layernorm_linear.py: the input cast to fp8, then gather_along_first_dim), so the forward's
- * gather moves 1 byte per element; the backward's reduce-scatter of the input gradient stays
- * 16-bit. The output layer and the MoE router take 16-bit inputs (fp8_cast's comment). */
-static void tp_coll_before(st_op *o, const st_shard *s, const dims *x, int fp8_in) {
+/* The tp collective of Megatron's f/g operators on a [Tfull x h] activation. `q_in`: what it
+ * gathers feeds quantised linear layers (quant_cast), whose input Transformer Engine quantises before
+ * the sequence-parallel all-gather (transformer_engine/pytorch/module/linear.py and
+ * layernorm_linear.py: the input cast, then gather_along_first_dim; TE's MXFP8 and NVFP4 docs,
+ * "Quantized all-gather"), so the forward's gather moves qb bytes per element (1 for fp8, the
+ * block scales on top for mxfp8 and nvfp4); the backward's reduce-scatter of the input gradient stays
+ * 16-bit. The output layer and the MoE router take 16-bit inputs (quant_cast's comment). */
+static void tp_coll_before(st_op *o, const st_shard *s, const dims *x, int q_in) {
     if (s->tp <= 1) return;
     o->coll_group = ST_GRP_TP;
     o->coll_bytes = x->T * x->h * x->act;
     if (s->sp) {
         o->fwd_coll = ST_COLL_ALLGATHER;
         o->bwd_coll = ST_COLL_REDUCESCATTER;
-        if (fp8_in && x->fp8) o->fwd_coll_bytes = x->T * x->h;
+        if (q_in && x->quant) o->fwd_coll_bytes = x->T * x->h * x->qb;
     } else {
         o->bwd_coll = ST_COLL_ALLREDUCE;
     }
@@ -331,7 +336,7 @@ static void cp_core(st_op *o, const st_shard *s, const dims *x, double q_out, do
 /* fp8 training as Transformer Engine runs it (Megatron-LM --fp8-format hybrid: e4m3 forward, e5m2
  * gradients; TE's DelayedScaling recipe): the blocks' linear layers (qkv, proj, fc1, fc2 and the
  * experts' fc1/fc2: TE's Linear, LayerNormLinear and GroupedLinear) run their forward, dgrad and
- * wgrad GEMMs in fp8 (st_op.fp8). The output layer stays bf16: Megatron-Core builds it as its own
+ * wgrad GEMMs in fp8 (st_op.quant). The output layer stays bf16: Megatron-Core builds it as its own
  * tensor_parallel.ColumnParallelLinear, not a TE module (megatron/core/models/gpt/gpt_model.py),
  * and so does the MoE router (a plain linear in router.py); attention stays bf16 (TE's fp8_dpa is
  * off by default). Around each fp8 GEMM, memory-bound kernels this op carries
@@ -343,12 +348,27 @@ static void cp_core(st_op *o, const st_shard *s, const dims *x, double q_out, do
  * micro-batch (TE's weight workspace, is_first_microbatch, which Megatron-Core passes), priced
  * with the optimizer step (cost/estimate.c) and held in memory (cost/memory.c). TE saves the
  * quantised input for backward: 1 byte per element (x->in8) instead of act. With sequence
- * parallelism TE quantises the shard and gathers fp8 (tp_coll_before's fp8_in). What stays 16-bit
+ * parallelism TE quantises the shard and gathers fp8 (tp_coll_before's q_in). What stays 16-bit
  * on the wire: the reduce-scatters and all-reduces of linear outputs and input gradients, the
- * output layer's gather, the MoE dispatch, pipeline sends and the data-parallel gradients. */
-static void fp8_cast(st_op *o, const dims *x, double in_elems, double out_elems, unsigned splits) {
-    o->fwd_bytes = in_elems * (x->act + 2);
-    o->bwd_bytes = out_elems * (x->act + 2);
+ * output layer's gather, the MoE dispatch, pipeline sends and the data-parallel gradients.
+ *
+ * The block-scaled recipes (TE's MXFP8BlockScaling and NVFP4BlockScaling, Blackwell only) run the
+ * same GEMMs (forward, dgrad, wgrad of the same layers) and keep the same layers in bf16; what
+ * differs is the bytes (st_dtype_bytes):
+ *   mxfp8: e4m3 everywhere with an E8M0 scale per 32 values. A scale runs along the GEMM's inner
+ *     dimension, so the rowwise copy (forward, dgrad) and the columnwise one (wgrad) are two
+ *     quantisations of the 16-bit source, not a transpose (TE docs, "MXFP8: Handling transposes"):
+ *     one pass reads act and writes 2 * (1 + 1/32) per element;
+ *   nvfp4 (arXiv 2509.25149 Sec. 4; TE docs "NVFP4"): e2m1 with an E4M3 scale per 16 values and an
+ *     fp32 scale per tensor, which needs the tensor's amax before any value is cast: a second read
+ *     of the source (st_dtype_cast_passes). Weights take 16x16 blocks (2D scaling), activations
+ *     and gradients 1x16; the wgrad operands pass a 16x16 random Hadamard transform and gradients
+ *     are rounded stochastically: both inside the cast kernel, no bytes of their own.
+ * The paper also keeps a few first and last blocks in bf16 (Megatron-LM's --first-last-layers-bf16);
+ * that is a choice of the run, not of the recipe, and strata prices every block in nvfp4. */
+static void quant_cast(st_op *o, const dims *x, double in_elems, double out_elems, unsigned splits) {
+    o->fwd_bytes = in_elems * (x->act * x->passes + 2 * x->qb);
+    o->bwd_bytes = out_elems * (x->act * x->passes + 2 * x->qb);
     o->splits = splits;
 }
 
@@ -363,18 +383,18 @@ typedef struct oplist {
         if (!(o = push(L->ops, &L->n, L->cap, name, cls))) return ST_EINTERNAL;                    \
     } while (0)
 
-/* A linear layer of T tokens, k inputs and n outputs (this rank's), fp8-cast first under fp8. The
+/* A linear layer of T tokens, k inputs and n outputs (this rank's), cast first when quantised. The
  * caller sets params, saved bytes and the split. */
 static st_op *linear(oplist *L, const char *cast_name, const char *name, const dims *x, double T, double n, double k,
                      unsigned splits) {
     st_op *o;
-    if (x->fp8) {
+    if (x->quant) {
         if (!(o = push(L->ops, &L->n, L->cap, cast_name, ST_OPC_ELEMWISE))) return NULL;
-        fp8_cast(o, x, T * k, T * n, splits);
+        quant_cast(o, x, T * k, T * n, splits);
     }
     if (!(o = push(L->ops, &L->n, L->cap, name, ST_OPC_GEMM))) return NULL;
     gemm(o, x, T, n, k, 1);
-    o->fp8 = x->fp8;
+    o->quant = x->quant;
     o->splits = splits;
     return o;
 }
@@ -514,7 +534,7 @@ static int attention_ops(oplist *L, const st_model *m, const st_shard *s, const 
         o->saved_bytes += qk_saved + v_saved;
         /* the kernel's backward reads its output o in 16 bits; without fp8 that is the projection's
          * saved input, under fp8 the projection keeps an fp8 copy and the attention keeps o */
-        if (x->fp8) o->saved_bytes += x->T * v_out / x->t * x->act;
+        if (x->quant) o->saved_bytes += x->T * v_out / x->t * x->act;
         o->ckpt_kept_bytes = qk_saved + v_saved;
         if (m->attn_sinks) o->params = x->a_l; /* gpt-oss: one sink logit per head */
     } else {
@@ -700,13 +720,13 @@ static int moe_ops(oplist *L, const st_model *m, const st_shard *s, const dims *
         o->bwd_coll = ST_COLL_ALLTOALL;
     }
 
-    if (x->fp8) {
+    if (x->quant) {
         PUSH("expert_fc1_cast", ST_OPC_ELEMWISE);
-        fp8_cast(o, x, Tk * x->h, Tk * gate * f_l, ST_SPLIT_TP | ST_SPLIT_EP);
+        quant_cast(o, x, Tk * x->h, Tk * gate * f_l, ST_SPLIT_TP | ST_SPLIT_EP);
     }
     PUSH("expert_fc1", ST_OPC_GEMM);
     gemm(o, x, Tk / e_l, gate * f_l, x->h, e_l);
-    o->fp8 = x->fp8;
+    o->quant = x->quant;
     o->params = e_l * (x->h * gate * f_l + (m->bias ? gate * f_l : 0));
     o->saved_bytes = Tk * x->h * x->in8;
     o->expert = 1;
@@ -718,13 +738,13 @@ static int moe_ops(oplist *L, const st_model *m, const st_shard *s, const dims *
     o->saved_bytes = gate * Tk * f_l * x->act;
     o->splits = ST_SPLIT_TP | ST_SPLIT_EP;
 
-    if (x->fp8) {
+    if (x->quant) {
         PUSH(routed[3], ST_OPC_ELEMWISE);
-        fp8_cast(o, x, Tk * f_l, Tk * x->h, ST_SPLIT_TP | ST_SPLIT_EP);
+        quant_cast(o, x, Tk * f_l, Tk * x->h, ST_SPLIT_TP | ST_SPLIT_EP);
     }
     PUSH(routed[4], ST_OPC_GEMM);
     gemm(o, x, Tk / e_l, x->h, f_l, e_l);
-    o->fp8 = x->fp8;
+    o->quant = x->quant;
     o->params = e_l * (f_l * x->h + (m->bias ? x->h : 0));
     o->saved_bytes = Tk * f_l * x->in8;
     o->expert = 1;

@@ -146,7 +146,7 @@ int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err) {
             if ((rc = parse_frac(v, &p->offload_optimizer, k, err))) return rc;
             goto next;
         }
-        ENUMKEY("dtype", st_dtype_parse, dtype, 0, "fp32, tf32, fp16, bf16, fp8")
+        ENUMKEY("dtype", st_dtype_parse, dtype, 0, ST_DTYPE_NAMES)
         ENUMKEY("schedule", st_schedule_parse, schedule, ST_GIVEN_SCHEDULE, "gpipe, 1f1b, interleaved, zb")
         ENUMKEY("attention", st_attention_parse, attention, 0, "flash, unfused, fa2, cudnn")
         ENUMKEY("cp_comm", st_cp_comm_parse, cp_comm, 0, "p2p, all_gather, a2a")

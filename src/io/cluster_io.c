@@ -42,7 +42,7 @@ static const char *const top_keys[] = {"name", "nodes", "gpus_per_node", "gpu", 
 static const char *const gpu_keys[] = {"name", "memory_gib", "hbm_gb_per_s", "peak_tflops", "gemm_efficiency",
                                        "gemm_efficiency_fp8", "sms", "tdp_watts", "gemm_half_dim", NULL};
 static const char *const scale_up_keys[] = {"gpus", "fabric", "bandwidth_gb_per_s", NULL};
-static const char *const peak_keys[] = {"fp32", "tf32", "fp16", "bf16", "fp8", NULL};
+static const char *const peak_keys[] = {"fp32", "tf32", "fp16", "bf16", "fp8", "mxfp8", "nvfp4", NULL};
 static const char *const intra_keys[] = {"bandwidth_gb_per_s", "latency_us", NULL};
 static const char *const inter_keys[] = {"nics_per_node", "nic_gbit_per_s", "latency_us", "oversubscription", NULL};
 static const char *const host_keys[] = {"memory_gib", "pcie_gb_per_s", NULL};
@@ -57,7 +57,8 @@ static const char *const between_keys[] = {"bandwidth_gb_per_s", "latency_us", "
 #define MIN_GEMM_EFFICIENCY 0.05
 
 /* dtype order of peak_keys matches st_dtype */
-_Static_assert(ST_DT_FP32 == 0 && ST_DT_TF32 == 1 && ST_DT_FP16 == 2 && ST_DT_BF16 == 3 && ST_DT_FP8 == 4,
+_Static_assert(ST_DT_FP32 == 0 && ST_DT_TF32 == 1 && ST_DT_FP16 == 2 && ST_DT_BF16 == 3 && ST_DT_FP8 == 4 &&
+                   ST_DT_MXFP8 == 5 && ST_DT_NVFP4 == 6 && ST_DT_COUNT == 7,
                "peak_keys follow st_dtype");
 
 static int missing(const char *file, const char *prefix, const char *key, st_error *err) {
@@ -708,8 +709,10 @@ static json_t *cluster_fields_to_json(const st_cluster *c) {
     bad |= json_object_set_new(g, "name", json_string(c->gpu.name));
     bad |= json_object_set_new(g, "memory_gib", json_real(c->gpu.memory_bytes / GIB));
     bad |= json_object_set_new(g, "hbm_gb_per_s", json_real(c->gpu.hbm_bytes_per_s / 1e9));
+    /* the block-scaled formats only where the GPU has them: a description without them reads back the same */
     for (int d = 0; d < ST_DT_COUNT; d++)
-        bad |= json_object_set_new(peak, peak_keys[d], json_real(c->gpu.peak_flops[d] / 1e12));
+        if (!(d >= ST_DT_MXFP8 && c->gpu.peak_flops[d] <= 0))
+            bad |= json_object_set_new(peak, peak_keys[d], json_real(c->gpu.peak_flops[d] / 1e12));
     bad |= json_object_set(g, "peak_tflops", peak);
     bad |= json_object_set_new(g, "gemm_efficiency", json_real(c->gpu.gemm_efficiency));
     if (c->gpu.gemm_efficiency_fp8 > 0)

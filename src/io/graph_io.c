@@ -43,7 +43,7 @@ static int load_tensor(const json_t *jt, int i, st_dtype dt, const char *path, s
     strcpy(t->name, name);
     if ((rc = st__json_get_str(jt, "dtype", &dts, path, prefix, err)) < 0) return rc;
     if (rc == 1 && st_dtype_parse(dts, &t->dtype))
-        return st_error_set(err, ST_EINVAL, path, prefix, "dtype '%s' is not one of fp32, tf32, fp16, bf16, fp8", dts);
+        return st_error_set(err, ST_EINVAL, path, prefix, "dtype '%s' is not one of " ST_DTYPE_NAMES, dts);
     if ((rc = st__json_get_bool(jt, "weight", &t->weight, path, prefix, err)) < 0) return rc;
     if ((rc = st__json_get_bool(jt, "input", &t->input, path, prefix, err)) < 0) return rc;
     if (t->weight && t->input) return st_error_set(err, ST_EINVAL, path, prefix, "cannot be both a weight and an input");
@@ -97,7 +97,7 @@ static int load_op(const json_t *jo, int i, const char *path, st_graph *g, st_er
     o->cls = cls[o->type];
     /* a graph file does not say which matmuls are linear layers: under dtype fp8 all with weights
      * (class gemm) run in fp8, as strata priced every graph before it told them apart */
-    o->fp8 = o->cls == ST_OPC_GEMM;
+    o->quant = o->cls == ST_OPC_GEMM;
     const json_t *ins = json_object_get(jo, "inputs");
     char ikey[64];
     snprintf(ikey, sizeof ikey, "%s.inputs", prefix);
@@ -136,7 +136,7 @@ int st_graph_load(const char *path, st_graph *g, st_error *err) {
     st_text_clean(g->name); /* printed as text */
     if ((rc = st__json_get_str(root, "dtype", &dts, path, NULL, err)) < 0) goto out;
     if (rc == 1 && st_dtype_parse(dts, &dt)) {
-        rc = st_error_set(err, ST_EINVAL, path, "dtype", "'%s' is not one of fp32, tf32, fp16, bf16, fp8", dts);
+        rc = st_error_set(err, ST_EINVAL, path, "dtype", "'%s' is not one of " ST_DTYPE_NAMES, dts);
         goto out;
     }
     const json_t *ts = json_object_get(root, "tensors"), *os = json_object_get(root, "ops");

@@ -791,7 +791,7 @@ static st_cost_ctx *stage_view(st_cost_ctx *ctx, const st_plan *p, int rep, int 
  * of its stage in replica rep; 0 or ST_ENOMEM */
 static int price_chunks(st_cost_ctx *ctx_all, st_cost_ctx *ctx0_all, const st_plan *p, int rep, st_chunk_cost *cc,
                         st_chunk_cost *cc0, zchunk *z) {
-    double wbytes = st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
+    double wbytes = st_cost_weight_bytes(p->dtype);
     for (int j = 0; j < p->pp * p->vp; j++) {
         st_cost_ctx *ctx = stage_view(ctx_all, p, rep, j % p->pp, 0), *ctx0 = stage_view(ctx0_all, p, rep, j % p->pp, 0);
         st_cost_ctx *nctx = stage_view(ctx_all, p, rep, j % p->pp, 1), *nctx0 = stage_view(ctx0_all, p, rep, j % p->pp, 1);
@@ -985,7 +985,7 @@ static void step_optimizer(builder *b, const lower_ctx *L, const iteration_end *
         g.coll = ST_COLL_ALLGATHER;
         g.group = L->dp_group;
         g.route = L->r_dp;
-        g.bytes = L->stage_params * st_dtype_bytes(p->dtype == ST_DT_FP8 ? ST_DT_BF16 : p->dtype);
+        g.bytes = L->stage_params * st_cost_weight_bytes(p->dtype);
         if (L->gather_overlap) {
             /* what the next iteration's first forward does not hide (st_cost_param_gather_exposed),
              * its share of the latency and bytes; what hides still took NCCL's SMs from that

@@ -419,7 +419,7 @@ int st_autoshard_load(const char *path, const st_model *m, const st_graph *custo
     st__json_origin(json_object_get(root, "graph"), orig->graph, sizeof orig->graph, orig->graph_hash);
     CHECK(st__json_get_str(root, "dtype", &s, path, NULL, err));
     if (rc == 1 && st_dtype_parse(s, &o->dtype)) {
-        rc = st_error_set(err, ST_EINVAL, path, "dtype", "unknown value '%s' (expected fp32, tf32, fp16, bf16 or fp8)", s);
+        rc = st_error_set(err, ST_EINVAL, path, "dtype", "unknown value '%s' (expected " ST_DTYPE_NAMES ")", s);
         goto out;
     }
     /* a model's plan file from before the key was priced with unfused attention, and its shardings

@@ -215,7 +215,8 @@ int st_emit_parse(const char *s, st_emit_kind *out) {
 
 static const char *model_name(const st_model *m) { return m->name[0] ? m->name : "(unnamed model)"; }
 
-static int is16(st_dtype d) { return d == ST_DT_BF16 || d == ST_DT_FP16 || d == ST_DT_FP8; }
+/* 16-bit training: fp8, mxfp8 and nvfp4 keep bf16 weights and activations (st_dtype_quantised) */
+static int is16(st_dtype d) { return d == ST_DT_BF16 || d == ST_DT_FP16 || st_dtype_quantised(d); }
 
 /* The arithmetic every target relies on; a finalized plan passes, a hand-made one may not. */
 static int check_plan(const st_plan *p, const st_model *m, st_error *err) {
@@ -369,6 +370,13 @@ static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_
     int *chunks = NULL;
     int first = 0, last = 0; /* uneven first/last stage layer counts, 0 = not set */
 
+    /* --fp8-recipe (mxfp8) and --fp4-format/--fp4-recipe (nvfp4) came in later releases; this one
+     * has --fp8-format only (tests/data/emit/megatron_core_r0.10.0_flags.txt). First: a search's plans
+     * share the dtype, and `strata plan --emit` reports the last refusal */
+    if (p->dtype == ST_DT_MXFP8 || p->dtype == ST_DT_NVFP4)
+        return st_error_set(err, ST_EINVAL, NULL, "dtype", "%s has no %s recipe flag (it has --fp8-format only); %s",
+                            MEGATRON_TARGET, st_dtype_name(p->dtype),
+                            p->dtype == ST_DT_MXFP8 ? suggest : "use --emit deepspeed (bf16, with a note)");
     if (p->kernels != ST_KERN_FUSED)
         return st_error_set(err, ST_EINVAL, NULL, "kernels",
                             "%s runs fused kernels (Transformer Engine's); kernels=%s is torchtitan's (%s); %s",
@@ -535,7 +543,7 @@ static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_
     }
     if (p->zero == 1) flag(&w, "--use-distributed-optimizer");
     /* precision */
-    if (p->dtype == ST_DT_BF16 || p->dtype == ST_DT_FP8) flag(&w, "--bf16");
+    if (p->dtype == ST_DT_BF16 || p->dtype == ST_DT_FP8) flag(&w, "--bf16"); /* (mxfp8, nvfp4: refused above) */
     if (p->dtype == ST_DT_FP16) flag(&w, "--fp16");
     if (p->dtype == ST_DT_FP8) flag(&w, "--fp8-format hybrid");
     if (p->grad_bytes == 4 && is16(p->dtype)) flag(&w, "--accumulate-allreduce-grads-in-fp32");
@@ -617,7 +625,8 @@ static int emit_deepspeed(sbuf *b, const st_plan *p, const st_model *m, const st
     if (p->offload == ST_OFF_PARAMS)
         sb_puts(b, ",\n    \"offload_param\": {\n      \"device\": \"cpu\",\n      \"pin_memory\": true\n    }");
     sb_puts(b, "\n  },\n");
-    if (p->dtype == ST_DT_BF16 || p->dtype == ST_DT_FP8) sb_puts(b, "  \"bf16\": {\n    \"enabled\": true\n  },\n");
+    if (p->dtype == ST_DT_BF16 || st_dtype_quantised(p->dtype))
+        sb_puts(b, "  \"bf16\": {\n    \"enabled\": true\n  },\n");
     if (p->dtype == ST_DT_FP16)
         sb_puts(b, "  \"fp16\": {\n    \"enabled\": true,\n    \"loss_scale\": 0,\n"
                    "    \"initial_scale_power\": 16,\n    \"loss_scale_window\": 1000,\n"
@@ -691,9 +700,13 @@ static int emit_deepspeed(sbuf *b, const st_plan *p, const st_model *m, const st
                          "Megatron-DeepSpeed's sequence parallelism (DeepSpeed-Ulysses) runs it\""
                        : ",\n      \"cp > 1: strata priced ring or all-gather context parallelism; "
                          "Megatron-DeepSpeed's sequence parallelism (DeepSpeed-Ulysses) is cp_comm=a2a\"");
-    if (p->dtype == ST_DT_FP8)
-        sb_puts(b, ",\n      \"dtype fp8: ds_config has no FP8 switch in this release; bf16 is emitted, "
-                   "enable FP8 (Transformer Engine) in the model code\"");
+    if (st_dtype_quantised(p->dtype))
+        sb_printf(b, ",\n      \"dtype %s: ds_config has no FP8 or FP4 switch in this release; bf16 is emitted, "
+                     "enable %s (Transformer Engine) in the model code\"",
+                  st_dtype_name(p->dtype),
+                  p->dtype == ST_DT_FP8     ? "FP8"
+                  : p->dtype == ST_DT_MXFP8 ? "the MXFP8BlockScaling recipe"
+                                            : "the NVFP4BlockScaling recipe");
     if (p->dtype == ST_DT_TF32)
         sb_puts(b, ",\n      \"dtype tf32: a PyTorch matmul setting, not a ds_config key; fp32 is emitted\"");
     if (p->zero == 0 && p->overlap_grad_reduce)
@@ -759,6 +772,10 @@ static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const s
 
     if (p->ep > 1)
         return st_error_set(err, ST_EINVAL, NULL, "ep", "%s's llama3 model has no expert parallelism",
+                            TORCHTITAN_TARGET);
+    /* its converters are torchao's float8 and mx (MXFP8 only: the [mx] recipe_name's one value) */
+    if (p->dtype == ST_DT_NVFP4)
+        return st_error_set(err, ST_EINVAL, NULL, "dtype", "%s has no nvfp4 training (its mx converter runs mxfp8)",
                             TORCHTITAN_TARGET);
     if (p->tp_overlap && p->kernels == ST_KERN_EAGER)
         return st_error_set(err, ST_EINVAL, NULL, "tp_overlap",
@@ -855,6 +872,9 @@ static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const s
     if (p->dtype == ST_DT_FP8)
         sb_puts(b, "# note: dtype fp8 is torchao's float8 training (model.converters = [\"float8\"], tensorwise "
                    "scaling): it needs torchao installed and a GPU with FP8 tensor cores; the rest runs in bfloat16\n");
+    if (p->dtype == ST_DT_MXFP8)
+        sb_puts(b, "# note: dtype mxfp8 is torchao's MX training (model.converters = [\"mx\"]): it needs torchao and a "
+                   "Blackwell GPU; strata priced Transformer Engine's MXFP8 recipe, the same GEMMs in the same format\n");
     if (p->dtype == ST_DT_TF32)
         sb_puts(b, "# note: tf32 is a PyTorch matmul setting; float32 is emitted\n");
     if (p->recompute == ST_REC_SELECTIVE)
@@ -895,6 +915,7 @@ static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const s
         sb_puts(b, "\n");
     }
     if (p->dtype == ST_DT_FP8) sb_puts(b, "converters = [\"float8\"]\n");
+    if (p->dtype == ST_DT_MXFP8) sb_puts(b, "converters = [\"mx\"]\n");
 
     sb_puts(b, "\n[training]\n");
     sb_printf(b, "local_batch_size = %" PRId64 "\n", local_batch);
@@ -936,6 +957,7 @@ static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const s
     sb_printf(b, "mode = \"%s\"\n", st_recompute_name(p->recompute == ST_REC_OP ? ST_REC_SELECTIVE : p->recompute));
     if (p->recompute == ST_REC_SELECTIVE || p->recompute == ST_REC_OP) sb_puts(b, "selective_ac_option = \"op\"\n");
 
+    if (p->dtype == ST_DT_MXFP8) sb_puts(b, "\n[mx]\nrecipe_name = \"mxfp8\"\n");
     if (p->dtype == ST_DT_FP8) {
         /* tensorwise scaling, with the float8 all-gather FSDP2 offers for it when parameters are
          * sharded (the recipe torchtitan recommends those two options for) */
