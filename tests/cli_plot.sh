@@ -48,7 +48,7 @@ rm -f "$O"/probe.*
 # ------------------------------------------------------------------ every kind, PNG and SVG
 if [ $have_gnuplot -eq 1 ]; then
 	for spec in strategies:plan.json breakdown:plan.json breakdown:estimate.json memory:estimate.json \
-		timeline:trace.json timeline:trace_array.json scaling:compare.json hardware:compare.json \
+		timeline:trace.json timeline:trace_array.json scaling:compare.json hardware:compare.json hardware:compare_energy.json \
 		accuracy:accuracy.csv; do
 		kind=${spec%%:*}
 		in=${spec#*:}

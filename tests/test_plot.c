@@ -366,6 +366,7 @@ static const bad_case bad_cases[] = {
     {ST_PLOT_BREAKDOWN, DATA("invalid/plan_no_bubble.json"), "plans[1].breakdown_s.bubble", 0, 0},
     {ST_PLOT_HARDWARE, DATA("invalid/compare_no_days.json"), "results[2].time_to_train_days", 0, 0},
     {ST_PLOT_SCALING, DATA("invalid/compare_null_mfu.json"), "results[0].mfu", 0, 0},
+    {ST_PLOT_HARDWARE, DATA("invalid/compare_null_energy.json"), "results[0].energy.energy_mwh", 0, 0},
     {ST_PLOT_TIMELINE, DATA("invalid/trace_no_dur.json"), "traceEvents[1].dur", 0, 0},
     {ST_PLOT_TIMELINE, DATA("invalid/trace_no_complete.json"), "", 0, 0},
     {ST_PLOT_ACCURACY, DATA("invalid/csv_no_predicted.csv"), "predicted", 1, 1},
@@ -553,6 +554,81 @@ START_TEST(dat_compare_numbers) {
 }
 END_TEST
 
+/* compare --energy: the hardware .dat carries energy to train, tokens per joule and the energy cost
+ * (columns 6-8) as the input has them, NaN where nothing fits; the script draws a second panel of
+ * them, with the energy cost on the right axis when priced and without it when not. A compare
+ * without --energy keeps the columns and the one panel it had (dat_compare_numbers). */
+START_TEST(dat_hardware_energy) {
+    st_plot_data *d = load_ok(ST_PLOT_HARDWARE, DATA("compare_energy.json"));
+    ck_assert_int_eq(d->has_energy, 1);
+    char *text = dat_text(d, 0);
+    dat_rows *r = parse_dat(text);
+    ck_assert_int_eq(r->n, 6);
+    ck_assert_ptr_nonnull(strstr(text, "cost_to_train energy_mwh tokens_per_joule energy_cost fits spec"));
+    int nofit = 0;
+    for (int i = 0; i < r->n; i++) {
+        int found = 0;
+        for (int k = 0; k < d->nresults; k++) {
+            const st_plot_result *x = &d->results[k];
+            if (strcmp(x->cluster, r->cell[i][1]) || x->gpus != (int64_t)num(r, i, 3)) continue;
+            ck_same(num(r, i, 6), x->energy_mwh, "energy_mwh");
+            ck_same(num(r, i, 7), x->tokens_per_joule, "tokens_per_joule");
+            ck_same(num(r, i, 8), x->energy_cost, "energy_cost");
+            ck_assert_int_eq((int)num(r, i, 9), x->fits);
+            nofit += !x->fits && isnan(num(r, i, 6));
+            found = 1;
+        }
+        ck_assert(found);
+    }
+    ck_assert_int_eq(nofit, 1); /* a10-pcie-8 on 8 GPUs */
+    /* the first row of the file: dgx-b200 on 16 GPUs, 13.94 MWh, 1.99 tokens/J, 1,673 at 0.12 a kWh */
+    ck_assert(d->results[0].energy_mwh == 13.94208998 && d->results[0].tokens_per_joule == 1.992368276);
+    ck_assert(d->results[0].energy_cost == 1673.050797);
+    free(r);
+    free(text);
+
+    st_plot_opts o;
+    st_error err;
+    st_plot_opts_init(&o);
+    o.out = "hw.png";
+    char *gp = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&gp, &len);
+    ck_assert_int_eq(st_plot_write_script(f, d, &o, "hw.dat", "hw.png", &err), 0);
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(gp, "set multiplot layout 2,1\n"));
+    ck_assert_ptr_nonnull(strstr(gp, "unset multiplot\n"));
+    ck_assert_ptr_nonnull(strstr(gp, "size 800,900"));
+    ck_assert_ptr_nonnull(strstr(gp, "dat using ($1-0.19):6:(0.36) with boxes"));
+    ck_assert_ptr_nonnull(strstr(gp, "energy_scale = 1000\n")); /* thousands: the largest is 23,567 */
+    ck_assert_ptr_nonnull(strstr(gp, "($8/energy_scale)"));
+    ck_assert_ptr_nonnull(strstr(gp, "tok/J\", $7)"));
+    free(gp);
+    /* not priced: energy alone, no right axis */
+    for (int k = 0; k < d->nresults; k++) d->results[k].energy_cost = NAN;
+    f = open_memstream(&gp, &len);
+    ck_assert_int_eq(st_plot_write_script(f, d, &o, "hw.dat", "hw.png", &err), 0);
+    fclose(f);
+    ck_assert_ptr_null(strstr(gp, "energy_scale"));
+    ck_assert_ptr_nonnull(strstr(gp, "unset y2tics\nplot dat using 1:6:(0.6) with boxes"));
+    free(gp);
+    st_plot_data_free(d);
+
+    d = load_ok(ST_PLOT_HARDWARE, DATA("compare.json"));
+    ck_assert_int_eq(d->has_energy, 0);
+    text = dat_text(d, 0);
+    ck_assert_ptr_nonnull(strstr(text, "# x cluster gpus time_to_train_days cost_to_train fits spec"));
+    free(text);
+    f = open_memstream(&gp, &len);
+    ck_assert_int_eq(st_plot_write_script(f, d, &o, "hw.dat", "hw.png", &err), 0);
+    fclose(f);
+    ck_assert_ptr_null(strstr(gp, "multiplot"));
+    ck_assert_ptr_nonnull(strstr(gp, "size 800,500"));
+    free(gp);
+    st_plot_data_free(d);
+}
+END_TEST
+
 START_TEST(dat_accuracy_numbers) {
     st_plot_data *d = load_ok(ST_PLOT_ACCURACY, DATA("accuracy.csv"));
     char *text = dat_text(d, 0);
@@ -736,6 +812,7 @@ Suite *suite_plot(void) {
     tcase_add_test(tc, dat_memory_numbers);
     tcase_add_test(tc, dat_timeline_numbers);
     tcase_add_test(tc, dat_compare_numbers);
+    tcase_add_test(tc, dat_hardware_energy);
     tcase_add_test(tc, dat_accuracy_numbers);
     tcase_add_test(tc, script_quotes_and_noenhanced);
     tcase_add_test(tc, script_deterministic);

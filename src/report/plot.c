@@ -896,11 +896,14 @@ static int has_costs(const st_plot_data *d) {
     return 0;
 }
 
-/* million $ for costs in the millions, thousand $ below */
-static double cost_scale(const st_plot_data *d, const char **unit) {
+/* million $ for costs in the millions, thousand $ below; energy = 0 for the cost to train, 1 for
+ * the energy cost */
+static double cost_scale(const st_plot_data *d, int energy, const char **unit) {
     double hi = 0;
-    for (int i = 0; i < d->nresults; i++)
-        if (!isnan(d->results[i].cost_to_train) && d->results[i].cost_to_train > hi) hi = d->results[i].cost_to_train;
+    for (int i = 0; i < d->nresults; i++) {
+        double v = energy ? d->results[i].energy_cost : d->results[i].cost_to_train;
+        if (!isnan(v) && v > hi) hi = v;
+    }
     if (hi >= 1e6) {
         *unit = "million $";
         return 1e6;
@@ -921,7 +924,9 @@ static void dat_hardware(FILE *f, const st_plot_data *d) {
     hardware_layout(d, group, mem, names, x, &ng);
     fputs("# tokens ", f);
     put_num(f, d->tokens);
-    fputs("\n# x cluster gpus time_to_train_days cost_to_train fits spec   (NaN: null in the input)\n", f);
+    /* the energy columns only when the input has them: a compare without --energy reads as before */
+    fprintf(f, "\n# x cluster gpus time_to_train_days cost_to_train%s fits spec   (NaN: null in the input)\n",
+            d->has_energy ? " energy_mwh tokens_per_joule energy_cost" : "");
     for (int g = 0; g < ng; g++) {
         int n = group_members(d, group, g, mem);
         for (int j = 0; j < n; j++) {
@@ -933,6 +938,11 @@ static void dat_hardware(FILE *f, const st_plot_data *d) {
             put_num(f, r->time_to_train_days);
             fputc(' ', f);
             put_num(f, r->cost_to_train);
+            const double en[] = {r->energy_mwh, r->tokens_per_joule, r->energy_cost};
+            for (int k = 0; d->has_energy && k < 3; k++) {
+                fputc(' ', f);
+                put_num(f, en[k]);
+            }
             fprintf(f, " %d ", r->fits);
             put_dstr(f, r->spec ? r->spec : "");
             fputc('\n', f);
@@ -957,6 +967,36 @@ static void fmt_tokens(char *buf, size_t n, const char *what, double t) {
         snprintf(buf, n, "%s %.3g tokens", what, t);
 }
 
+/* compare --energy's panel below the time to train (the same bars, clusters and labels): energy to
+ * train in MWh, tokens per joule over each bar, and the energy cost on the right axis when priced.
+ * Columns 6-8 of the .dat (dat_hardware). */
+static void gp_energy(FILE *f, const st_plot_data *d) {
+    int priced = 0;
+    for (int i = 0; i < d->nresults; i++) priced |= !isnan(d->results[i].energy_cost);
+    fputs("unset title\nset ylabel \"energy to train (MWh)\"\n", f);
+    if (!priced) {
+        fputs("unset y2label\nunset y2tics\n"
+              "plot dat using 1:6:(0.6) with boxes lc rgb \"#59a14f\" title \"energy to train (MWh)\", \\\n"
+              "     dat using 1:6:(sprintf(\"%.3g tok/J\", $7)) with labels offset 0,0.6 font \",8\" notitle\n",
+              f);
+    } else {
+        const char *unit = "$";
+        fprintf(f, "energy_scale = %g\n", cost_scale(d, 1, &unit));
+        char t[64];
+        snprintf(t, sizeof t, "energy cost (%s)", unit);
+        fputs("set y2label ", f);
+        put_gstr(f, t);
+        fputs("\nset y2range [0:*]\nset y2tics\n"
+              "plot dat using ($1-0.19):6:(0.36) with boxes lc rgb \"#59a14f\" title \"energy to train (MWh)\", \\\n"
+              "     dat using ($1+0.19):($8/energy_scale):(0.36) axes x1y2 with boxes lc rgb \"#edc948\" title ",
+              f);
+        put_gstr(f, t);
+        /* the labels last, over both bars */
+        fputs(", \\\n     dat using 1:6:(sprintf(\"%.3g tok/J\", $7)) with labels offset 0,0.6 font \",8\" notitle\n", f);
+    }
+    fputs("unset multiplot\n", f);
+}
+
 static void gp_hardware(FILE *f, const st_plot_data *d, const st_plot_opts *o, const frame *fr) {
     int *group = calloc((size_t)d->nresults, sizeof *group), *mem = calloc((size_t)d->nresults, sizeof *mem), ng;
     const char **names = calloc((size_t)d->nresults, sizeof *names);
@@ -965,12 +1005,14 @@ static void gp_hardware(FILE *f, const st_plot_data *d, const st_plot_opts *o, c
     hardware_layout(d, group, mem, names, x, &ng);
     int costs = has_costs(d);
     const char *unit = "$";
-    double scale = cost_scale(d, &unit);
+    double scale = cost_scale(d, 0, &unit);
     char title[1400], what[128], subject[600];
     fmt_tokens(what, sizeof what, costs ? "Time and cost to train" : "Time to train", d->tokens);
     snprintf(subject, sizeof subject, "%s%sthe best plan on each cluster and size", d->subject,
              d->subject[0] ? "; " : "");
     two_lines(title, sizeof title, what, subject);
+    /* with compare --energy: two panels, this one and gp_energy's below */
+    if (d->has_energy) fputs("set multiplot layout 2,1\n", f);
     put_title(f, o, title);
     double xmax = 0;
     for (int i = 0; i < d->nresults; i++)
@@ -1021,6 +1063,7 @@ static void gp_hardware(FILE *f, const st_plot_data *d, const st_plot_opts *o, c
               "     dat using 1:4:(sprintf(\"%.3g\", $4)) with labels offset 0,0.6 font \",8\" notitle\n",
               f);
     }
+    if (d->has_energy) gp_energy(f, d);
 out:
     free(group);
     free(mem);
@@ -1274,6 +1317,7 @@ out:
 static frame frame_of(const st_plot_data *d, const st_plot_opts *o) {
     frame fr = {st_plot_terminal(o->out), 800, 500};
     if (!fr.terminal) fr.terminal = "pngcairo";
+    if (d->kind == ST_PLOT_HARDWARE && d->has_energy) fr.height_px = 900; /* two panels (gp_energy) */
     if (d->kind == ST_PLOT_TIMELINE) {
         int nr = shown_rows(d, o), h = 150 + 22 * nr;
         fr.height_px = h < 360 ? 360 : h > 1400 ? 1400 : h;

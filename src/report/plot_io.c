@@ -259,6 +259,23 @@ static int load_memory(const json_t *root, st_plot_data *d, const char *file, st
 
 /* ------------------------------------------------------------ compare */
 
+/* compare --energy's "energy" object of a result, when there is one (src/report/compare_io.c): energy
+ * to train and tokens per joule are null only where nothing fits, the energy cost also where no price
+ * per kWh was given */
+static int load_energy(const json_t *o, st_plot_result *r, st_plot_data *d, const char *file, const char *prefix,
+                       st_error *err) {
+    const json_t *en = json_object_get(o, "energy");
+    char path[96];
+    if (!en) return 0;
+    snprintf(path, sizeof path, "%s.energy", prefix);
+    if (!json_is_object(en)) return st_error_set(err, ST_EINVAL, file, path, "expected an object");
+    d->has_energy = 1;
+    int rc;
+    if ((rc = req_num(en, "energy_mwh", !r->fits, &r->energy_mwh, d->kind, file, path, err))) return rc;
+    if ((rc = req_num(en, "tokens_per_joule", !r->fits, &r->tokens_per_joule, d->kind, file, path, err))) return rc;
+    return req_num(en, "energy_cost", 1, &r->energy_cost, d->kind, file, path, err);
+}
+
 static int load_results(const json_t *root, st_plot_data *d, const char *file, st_error *err) {
     const json_t *arr;
     int rc;
@@ -275,6 +292,7 @@ static int load_results(const json_t *root, st_plot_data *d, const char *file, s
         st_plot_result *r = &d->results[i];
         d->nresults = (int)i + 1;
         r->tokens_per_s = r->mfu = r->time_to_train_days = r->cost_to_train = NAN;
+        r->energy_mwh = r->tokens_per_joule = r->energy_cost = NAN;
         const char *s;
         if ((rc = req_str(o, "cluster", &s, d->kind, file, prefix, err))) return rc;
         if (!(r->cluster = dup(s))) return oom(err);
@@ -298,6 +316,7 @@ static int load_results(const json_t *root, st_plot_data *d, const char *file, s
             if (json_object_get(o, "cost_to_train") &&
                 (rc = req_num(o, "cost_to_train", 1, &r->cost_to_train, d->kind, file, prefix, err)))
                 return rc;
+            if ((rc = load_energy(o, r, d, file, prefix, err))) return rc;
         }
     }
     return 0;

@@ -218,6 +218,8 @@ typedef struct st_plot_result {
     double tokens_per_s, mfu;  /* mfu a fraction; NAN when null */
     double time_to_train_days; /* NAN when null */
     double cost_to_train;      /* NAN when null (no price given, or does not fit) */
+    /* compare --energy's "energy" object (hardware): NAN when absent or null */
+    double energy_mwh, tokens_per_joule, energy_cost;
 } st_plot_result;
 
 /* A row of a trace: one (pid, tid) pair. Rows are sorted by pid then tid, numerically when both
@@ -265,6 +267,7 @@ typedef struct st_plot_data {
     st_plot_result *results;
     int nresults;
     double tokens; /* tokens to train (compare); NAN when absent */
+    int has_energy; /* hardware: some result carries compare --energy's "energy" object */
     /* accuracy: in file order */
     st_plot_point *points;
     int npoints;
