@@ -1196,11 +1196,9 @@ START_TEST(test_profile_tables) {
 }
 END_TEST
 
-/* fp8: a linear layer's GEMM at the fp8 MAMF (H100 SXM 1402.6 of 1978.9 TFLOP/s), not at 2x bf16;
- * the same shape not marked fp8 (output layer, router) at bf16's; a GPU without a published fp8
- * MAMF gets its bf16 efficiency x H100's fp8/bf16 ratio; a GPU without fp8 runs bf16. */
-START_TEST(test_fp8_gemm_rate) {
-    st_cluster c = cluster("dgx-h100", 8);
+/* A 16384^3 linear-layer GEMM marked for the quantised recipes (st_op.quant), one forward kernel
+ * and two backward (dgrad, wgrad). */
+static st_op big_quant_gemm(void) {
     st_op op;
     memset(&op, 0, sizeof op);
     op.cls = ST_OPC_GEMM;
@@ -1209,6 +1207,15 @@ START_TEST(test_fp8_gemm_rate) {
     op.bwd_flops = 2 * op.fwd_flops;
     op.kernels_fwd = 1, op.kernels_bwd = 2;
     op.quant = 1;
+    return op;
+}
+
+/* fp8: a linear layer's GEMM at the fp8 MAMF (H100 SXM 1402.6 of 1978.9 TFLOP/s), not at 2x bf16;
+ * the same shape not marked fp8 (output layer, router) at bf16's; a GPU without a published fp8
+ * MAMF gets its bf16 efficiency x H100's fp8/bf16 ratio; a GPU without fp8 runs bf16. */
+START_TEST(test_fp8_gemm_rate) {
+    st_cluster c = cluster("dgx-h100", 8);
+    st_op op = big_quant_gemm();
     double f = 16384.0 / (16384 + ST_GEMM_HALF_DIM), q = f * f * f;
     REL(st_cost_op_time(&c, NULL, &op, ST_DT_FP8, 0), op.fwd_flops / (1402.6e12 * q) + ST_KERNEL_OVERHEAD_S, 1e-12);
     /* dgrad and wgrad in fp8 too */
@@ -1400,14 +1407,7 @@ END_TEST
  * quant 0) at bf16's; MI355X's mxfp8 at its fp8 rate. */
 START_TEST(test_blockscaled_gemm_rate) {
     st_cluster c = cluster("dgx-b200", 8);
-    st_op op;
-    memset(&op, 0, sizeof op);
-    op.cls = ST_OPC_GEMM;
-    op.m = op.n = op.k = 16384, op.batch = 1;
-    op.fwd_flops = 2.0 * 16384 * 16384 * 16384;
-    op.bwd_flops = 2 * op.fwd_flops;
-    op.kernels_fwd = 1, op.kernels_bwd = 2;
-    op.quant = 1;
+    st_op op = big_quant_gemm();
     double t8 = st_cost_op_time(&c, NULL, &op, ST_DT_FP8, 0) - ST_KERNEL_OVERHEAD_S;
     double t4 = st_cost_op_time(&c, NULL, &op, ST_DT_NVFP4, 0) - ST_KERNEL_OVERHEAD_S;
     REL(t8 / t4, 2, 1e-12);
