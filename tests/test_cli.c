@@ -119,7 +119,7 @@ START_TEST(shared_numbers) {
     ck_assert_str_eq(err.text, "option '--seq': expected an integer, got 'x'");
     a.dtype = "int4";
     ck_assert_int_eq(st_cli_dtype(&a, &dt, &err), ST_EUSAGE);
-    ck_assert_str_eq(err.text, "option '--dtype': 'int4' is not one of fp32, tf32, fp16, bf16, fp8");
+    ck_assert_str_eq(err.text, "option '--dtype': 'int4' is not one of fp32, tf32, fp16, bf16, fp8, mxfp8, nvfp4");
     ck_assert_int_eq(dt, ST_DT_FP16);
 }
 END_TEST
