@@ -201,7 +201,7 @@ static int finalize_structure(st_model *m, const char *file, st_error *err) {
     if (np) {
         if ((int64_t)np != m->layers)
             BAD("layer_pattern", "has %zu letters for %lld layers", np, (long long)m->layers);
-        if (strspn(m->layer_pattern, "TM*-E") != np) BAD("layer_pattern", "letters are T, M, *, - and E");
+        if (strspn(m->layer_pattern, "TM*-EG") != np) BAD("layer_pattern", "letters are T, M, *, -, E and G");
         if (strchr(m->layer_pattern, 'E') && m->experts == 0) BAD("layer_pattern", "'E' blocks but experts is 0");
     }
     int64_t ssm[] = {m->ssm_heads, m->ssm_head_dim, m->ssm_state, m->ssm_groups, m->ssm_conv};
@@ -210,6 +210,31 @@ static int finalize_structure(st_model *m, const char *file, st_error *err) {
         if (ssm[i] < 0 || ssm[i] > big) BAD(ssm_keys[i], "must be 0..%lld", (long long)big);
         if (np && strchr(m->layer_pattern, 'M') && ssm[i] < 1) BAD(ssm_keys[i], "Mamba-2 blocks ('M') need it");
     }
+    int64_t gdn[] = {m->gdn_k_heads, m->gdn_v_heads, m->gdn_k_dim, m->gdn_v_dim, m->gdn_conv};
+    static const char *const gdn_keys[] = {"gdn_k_heads", "gdn_v_heads", "gdn_k_dim", "gdn_v_dim", "gdn_conv"};
+    for (int i = 0; i < 5; i++) {
+        if (gdn[i] < 0 || gdn[i] > big) BAD(gdn_keys[i], "must be 0..%lld", (long long)big);
+        if (np && strchr(m->layer_pattern, 'G') && gdn[i] < 1) BAD(gdn_keys[i], "Gated DeltaNet blocks ('G') need it");
+    }
+    if (m->gdn_k_heads > 0 && m->gdn_v_heads % m->gdn_k_heads)
+        BAD("gdn_v_heads", "must be a multiple of gdn_k_heads (%lld)", (long long)m->gdn_k_heads);
+    int64_t dsa[] = {m->index_heads, m->index_head_dim, m->index_topk};
+    static const char *const dsa_keys[] = {"index_heads", "index_head_dim", "index_topk"};
+    for (int i = 0; i < 3; i++) {
+        if (dsa[i] < 0 || dsa[i] > big) BAD(dsa_keys[i], "must be 0..%lld", (long long)big);
+        if ((m->index_heads || m->index_head_dim || m->index_topk) && dsa[i] < 1)
+            BAD(dsa_keys[i], "sparse attention's indexer needs index_heads, index_head_dim and index_topk");
+    }
+    if (m->index_topk > 0 && m->kv_lora_rank == 0)
+        BAD("index_topk", "sparse attention is priced on latent attention (kv_lora_rank) only, as DeepSeek-V3.2 and "
+                          "GLM-5 build it");
+    if (m->global_head_dim < 0 || m->global_head_dim > 65536) BAD("global_head_dim", "must be 0..65536");
+    if (m->global_kv_heads < 0 || m->global_kv_heads > m->heads ||
+        (m->global_kv_heads && m->heads % m->global_kv_heads))
+        BAD("global_kv_heads", "must divide heads (%lld)", (long long)m->heads);
+    if ((m->global_head_dim || m->global_kv_heads || m->global_k_eq_v) && !(m->window > 0 && m->global_every > 0))
+        BAD(m->global_head_dim ? "global_head_dim" : m->global_kv_heads ? "global_kv_heads" : "global_k_eq_v",
+            "global blocks need window and global_every");
     if (m->ssm_groups > 0 && m->ssm_heads % m->ssm_groups)
         BAD("ssm_groups", "must divide ssm_heads (%lld)", (long long)m->ssm_heads);
     for (int64_t l = 0; l < ST_MAX_PATTERN; l++)
@@ -286,7 +311,7 @@ static char pattern_at(const st_model *m, int64_t layer) {
 int st_model_layer_is_moe(const st_model *m, int64_t layer) {
     char c = pattern_at(m, layer);
     if (c == 'E') return m->experts > 0;
-    if (c != 'T' || layer < m->first_dense) return 0;
+    if ((c != 'T' && c != 'G') || layer < m->first_dense) return 0;
     /* Mixtral and Switch-style models: every moe_every-th block, counting from the last of each
      * group (GShard/Switch put MoE on every other layer starting with the second; Llama 4's
      * interleave_moe_layer_step and Qwen2-MoE's decoder_sparse_step count the same way). */
@@ -296,7 +321,7 @@ int st_model_layer_is_moe(const st_model *m, int64_t layer) {
 void st_model_layer(const st_model *m, int64_t layer, st_layer *out) {
     char c = pattern_at(m, layer);
     memset(out, 0, sizeof *out);
-    out->mixer = c == 'M' ? ST_MIX_MAMBA : (c == '-' || c == 'E') ? ST_MIX_NONE : ST_MIX_ATTN;
+    out->mixer = c == 'M' ? ST_MIX_MAMBA : c == 'G' ? ST_MIX_GDN : (c == '-' || c == 'E') ? ST_MIX_NONE : ST_MIX_ATTN;
     if (c == 'M' || c == '*')
         out->mlp = ST_MLP_NONE;
     else
@@ -304,12 +329,19 @@ void st_model_layer(const st_model *m, int64_t layer, st_layer *out) {
     /* windowed unless the block is one of the global ones (the last of each global_every) */
     int global = m->global_every > 0 && layer % m->global_every == m->global_every - 1;
     if (out->mixer == ST_MIX_ATTN && m->window > 0 && !global) out->window = m->window;
+    if (out->mixer == ST_MIX_ATTN) {
+        int own = global && m->window > 0; /* Gemma 4's global blocks: heads of their own */
+        out->head_dim = own && m->global_head_dim > 0 ? m->global_head_dim : m->head_dim;
+        out->kv_heads = own && m->global_kv_heads > 0 ? m->global_kv_heads : m->kv_heads;
+        out->k_eq_v = own && m->global_k_eq_v;
+    }
     if (out->mlp == ST_MLP_DENSE)
         out->ffn = layer < ST_MAX_PATTERN && m->layer_ffn[layer] > 0 ? m->layer_ffn[layer] : m->ffn;
 }
 
 static int same_layer(const st_layer *a, const st_layer *b) {
-    return a->mixer == b->mixer && a->mlp == b->mlp && a->window == b->window && a->ffn == b->ffn;
+    return a->mixer == b->mixer && a->mlp == b->mlp && a->window == b->window && a->ffn == b->ffn &&
+           a->head_dim == b->head_dim && a->kv_heads == b->kv_heads && a->k_eq_v == b->k_eq_v;
 }
 
 /* The kinds (first blocks and what they are), up to ST_MAX_KINDS + 1 so that callers see too many. */
@@ -376,6 +408,15 @@ void st_model_count_kinds(const st_model *m, int64_t first, int64_t n, int64_t c
     }
 }
 
+int st_model_tp_divides(const st_model *m, int tp) {
+    if (tp < 1) return 0;
+    int64_t n[] = {m->heads,      m->kv_heads,    m->global_kv_heads, m->ssm_heads,
+                   m->ssm_groups, m->gdn_k_heads, m->gdn_v_heads};
+    for (size_t i = 0; i < sizeof n / sizeof n[0]; i++)
+        if (n[i] % tp) return 0;
+    return 1;
+}
+
 void st_model_block_kinds(const st_model *m, int64_t *dense_idx, int64_t *moe_idx) {
     int64_t rep[ST_MAX_KINDS];
     int n = st_model_kinds(m, rep);
@@ -424,6 +465,18 @@ void st_model_describe(const st_model *m, char *buf, size_t n) {
         for (int k = 0; k < nk; k++) ADD("%s%lld '%c'", k ? ", " : "", (long long)count[k], m->layer_pattern[rep[k]]);
         ADD("); ");
     }
+    if (m->index_topk > 0)
+        ADD("sparse attention (indexer %lld heads x %lld, top-%lld keys); ", (long long)m->index_heads,
+            (long long)m->index_head_dim, (long long)m->index_topk);
+    if (m->global_head_dim > 0 || m->global_kv_heads > 0)
+        ADD("global blocks: head %lld, %lld kv heads%s; ",
+            (long long)(m->global_head_dim ? m->global_head_dim : m->head_dim),
+            (long long)(m->global_kv_heads ? m->global_kv_heads : m->kv_heads),
+            m->global_k_eq_v ? ", keys as values" : "");
+    if (m->attn_out_gate) ADD("gated attention output; ");
+    if (m->gdn_v_heads > 0)
+        ADD("Gated DeltaNet (%lld qk heads x %lld, %lld v heads x %lld, conv %lld); ", (long long)m->gdn_k_heads,
+            (long long)m->gdn_k_dim, (long long)m->gdn_v_heads, (long long)m->gdn_v_dim, (long long)m->gdn_conv);
     if (m->ssm_heads > 0)
         ADD("Mamba-2 (%lld heads x %lld, state %lld, %lld groups); ", (long long)m->ssm_heads, (long long)m->ssm_head_dim,
             (long long)m->ssm_state, (long long)m->ssm_groups);
