@@ -350,6 +350,14 @@ START_TEST(test_structure_rejects) {
     m.moe_imbalance = 0.5;
     ck_assert_int_eq(st_model_finalize(&m, NULL, &err), ST_EINVAL);
     ck_assert_str_eq(err.key, "moe_imbalance");
+    m = preset("deepseek-v3"); /* 256 experts in 7 groups */
+    m.router_groups = 7;
+    ck_assert_int_eq(st_model_finalize(&m, NULL, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "router_groups");
+    m = preset("deepseek-v3");
+    m.router_group_topk = 9;
+    ck_assert_int_eq(st_model_finalize(&m, NULL, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "router_group_topk");
     m = preset("deepseek-v3"); /* an indexer without its top-k */
     m.index_heads = 32, m.index_head_dim = 128;
     ck_assert_int_eq(st_model_finalize(&m, NULL, &err), ST_EINVAL);
@@ -385,6 +393,8 @@ START_TEST(test_json_roundtrip) {
         ck_assert_int_eq(back.window, m.window);
         ck_assert_int_eq(back.global_every, m.global_every);
         ck_assert_int_eq(back.attn_sinks, m.attn_sinks);
+        ck_assert_int_eq(back.router_groups, m.router_groups);
+        ck_assert_int_eq(back.router_group_topk, m.router_group_topk);
     }
 }
 END_TEST

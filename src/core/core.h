@@ -165,6 +165,10 @@ typedef struct st_model {
     int64_t first_dense;     /* the first k blocks keep a dense MLP (first_k_dense_replace) */
     double capacity_factor;  /* tokens an expert takes / its balanced share; 0 = dropless */
     double moe_imbalance;    /* tokens of the busiest expert rank / the mean; 1 = balanced (0 = 1) */
+    /* group-limited routing (DeepSeek-V3 report Sec. 2.1.2, "Node-Limited Routing"; config n_group and
+     * topk_group): the experts in router_groups equal groups, a token's top-k taken from its
+     * router_group_topk best groups; 0 = none */
+    int64_t router_groups, router_group_topk;
     /* multi-head latent attention (DeepSeek-V2, Sec. 2.1); kv_lora_rank 0 = ordinary attention */
     int64_t q_lora_rank;     /* 0 = queries projected directly */
     int64_t kv_lora_rank;
@@ -226,6 +230,11 @@ double st_model_params(const st_model *m);
 /* Whether tp divides every head count the model's blocks split (attention, Gemma 4's global blocks,
  * Mamba-2 and Gated DeltaNet heads and groups): 1 or 0. */
 int st_model_tp_divides(const st_model *m, int tp);
+/* The most nodes one token's routed copies reach when the experts lie evenly, in order, on `nodes`
+ * nodes (an ep group over them): its top-k, and with group-limited routing router_group_topk groups
+ * of router_groups, each on ceil(nodes / router_groups) nodes (DeepSeek-V3: 8 groups, top 4, on 8
+ * nodes: 4); never more than `nodes`. */
+int64_t st_model_token_nodes(const st_model *m, int64_t nodes);
 /* Whether block `layer` (0-based) is an MoE block. */
 int st_model_layer_is_moe(const st_model *m, int64_t layer);
 /* What block `layer` (0-based) is. */

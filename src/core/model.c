@@ -83,7 +83,7 @@ static const st_model presets[] = {
      .position = ST_POS_ROPE, .tied_embeddings = 0, .dropout = 0, .bias = 0, .experts = 256, .experts_topk = 8,
      .moe_every = 1, .moe_ffn = 2048, .shared_experts = 1, .shared_ffn = 2048, .first_dense = 3,
      .q_lora_rank = 1536, .kv_lora_rank = 512, .qk_nope_dim = 128, .qk_rope_dim = 64, .v_head_dim = 128,
-     .mtp_layers = 1,
+     .mtp_layers = 1, .router_groups = 8, .router_group_topk = 4,
      .source = "HF deepseek-ai/DeepSeek-V3 config.json; DeepSeek-V3 report, Sec. 4.2 (pre-trained at 4K)"},
     {.name = "kimi-k2", .layers = 61, .hidden = 7168, .heads = 64, .kv_heads = 64, .ffn = 18432, .vocab = 163840,
      .seq_len = 4096, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM, .position = ST_POS_ROPE,
@@ -225,6 +225,13 @@ static int finalize_structure(st_model *m, const char *file, st_error *err) {
         if ((m->index_heads || m->index_head_dim || m->index_topk) && dsa[i] < 1)
             BAD(dsa_keys[i], "sparse attention's indexer needs index_heads, index_head_dim and index_topk");
     }
+    if (m->router_groups < 0 || m->router_groups > ST_MAX_EXPERTS ||
+        (m->router_groups && m->experts % m->router_groups))
+        BAD("router_groups", "must divide experts (%lld)", (long long)m->experts);
+    if (m->router_group_topk < 0 || m->router_group_topk > m->router_groups ||
+        (m->router_groups && !m->router_group_topk))
+        BAD("router_group_topk", "must be 1..router_groups (%lld) with router_groups, else 0",
+            (long long)m->router_groups);
     if (m->index_topk > 0 && m->kv_lora_rank == 0)
         BAD("index_topk", "sparse attention is priced on latent attention (kv_lora_rank) only, as DeepSeek-V3.2 and "
                           "GLM-5 build it");
@@ -408,6 +415,15 @@ void st_model_count_kinds(const st_model *m, int64_t first, int64_t n, int64_t c
     }
 }
 
+int64_t st_model_token_nodes(const st_model *m, int64_t nodes) {
+    int64_t d = m->experts_topk < nodes ? m->experts_topk : nodes;
+    if (m->router_groups > 0) {
+        int64_t span = (nodes + m->router_groups - 1) / m->router_groups; /* nodes one group lies on */
+        if (m->router_group_topk * span < d) d = m->router_group_topk * span;
+    }
+    return d;
+}
+
 int st_model_tp_divides(const st_model *m, int tp) {
     if (tp < 1) return 0;
     int64_t n[] = {m->heads,      m->kv_heads,    m->global_kv_heads, m->ssm_heads,
@@ -446,6 +462,8 @@ void st_model_describe(const st_model *m, char *buf, size_t n) {
         if (m->moe_every > 1) ADD(", every %lld", (long long)m->moe_every);
         if (m->capacity_factor > 0) ADD(", capacity %.2f", m->capacity_factor);
         if (m->moe_imbalance > 1) ADD(", imbalance %.2f", m->moe_imbalance);
+        if (m->router_groups > 0)
+            ADD(", top-%lld of %lld groups", (long long)m->router_group_topk, (long long)m->router_groups);
         ADD(", %.1fB active; ", st_model_active_params(m) / 1e9);
     }
     if (m->window > 0) {

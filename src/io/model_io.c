@@ -62,14 +62,16 @@ static const char *const strata_keys[] = {
     "qkv_bias", "parallel_block", "ssm_heads", "ssm_head_dim", "ssm_state", "ssm_groups", "ssm_conv", "mtp_layers",
     "layer_pattern",
     "layer_ffn", "index_heads", "index_head_dim", "index_topk", "gdn_k_heads", "gdn_v_heads", "gdn_k_dim", "gdn_v_dim",
-    "gdn_conv", "attn_out_gate", "global_head_dim", "global_kv_heads", "global_k_eq_v", NULL};
+    "gdn_conv", "attn_out_gate", "global_head_dim", "global_kv_heads", "global_k_eq_v", "router_groups",
+    "router_group_topk", NULL};
 
 /* The integer keys of issue 15's structure, their ranges checked again by st_model_finalize. */
 #define STRUCT_INTS(XX)                                                                            \
     XX(moe_ffn) XX(shared_experts) XX(shared_ffn) XX(first_dense) XX(q_lora_rank) XX(kv_lora_rank)             \
     XX(qk_nope_dim) XX(qk_rope_dim) XX(v_head_dim) XX(window) XX(global_every) XX(ssm_heads) XX(ssm_head_dim)  \
     XX(ssm_state) XX(ssm_groups) XX(ssm_conv) XX(mtp_layers) XX(index_heads) XX(index_head_dim) XX(index_topk)     \
-    XX(gdn_k_heads) XX(gdn_v_heads) XX(gdn_k_dim) XX(gdn_v_dim) XX(gdn_conv) XX(global_head_dim) XX(global_kv_heads)
+    XX(gdn_k_heads) XX(gdn_v_heads) XX(gdn_k_dim) XX(gdn_v_dim) XX(gdn_conv) XX(global_head_dim) XX(global_kv_heads) \
+    XX(router_groups) XX(router_group_topk)
 
 static void model_unset(st_model *m) {
     memset(m, 0, sizeof *m);
@@ -616,6 +618,12 @@ static int hf_moe(const hf *c, const char *type) {
     int64_t n_shared = 0, shared_size = 0;
     GETI(0, ST_MAX_EXPERTS, &n_shared, "n_shared_experts");
     GETI(0, 1 << 24, &shared_size, "shared_expert_intermediate_size", "shared_intermediate_size");
+    /* group-limited routing (DeepSeek-V2's group_limited_greedy, V3's noaux_tc): one group is no limit */
+    int64_t groups = 0, groups_topk = 0;
+    GETI(0, ST_MAX_EXPERTS, &groups, "n_group");
+    GETI(0, ST_MAX_EXPERTS, &groups_topk, "topk_group");
+    if (groups > 1 && groups_topk > 0 && groups_topk < groups)
+        m->router_groups = groups, m->router_group_topk = groups_topk;
     if (n_shared > 0) m->shared_experts = n_shared;
     if (shared_size > 0) m->shared_experts = 1, m->shared_ffn = shared_size;
     if (type && !strncmp(type, "llama4", 6)) {
