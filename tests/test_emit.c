@@ -436,6 +436,12 @@ START_TEST(test_megatron_moe) {
     ASSERT_NO_FLAG(s, "--num-experts");
     ck_assert_ptr_nonnull(strstr(s, "--rotary-base is not emitted"));
     free(s);
+    /* with the model's RoPE base: the flag, not the note */
+    m.rope_theta = 500000;
+    s = emit_ok(ST_EMIT_MEGATRON, &p, &m);
+    ASSERT_LINE(s, "--rotary-base 500000");
+    ck_assert_ptr_null(strstr(s, "--rotary-base is not emitted"));
+    free(s);
 }
 END_TEST
 

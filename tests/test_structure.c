@@ -393,11 +393,22 @@ START_TEST(test_json_roundtrip) {
         ck_assert_int_eq(back.window, m.window);
         ck_assert_int_eq(back.global_every, m.global_every);
         ck_assert_int_eq(back.attn_sinks, m.attn_sinks);
+        ck_assert_double_eq(back.rope_theta, m.rope_theta);
         ck_assert_int_eq(back.router_groups, m.router_groups);
         ck_assert_int_eq(back.router_group_topk, m.router_group_topk);
     }
 }
 END_TEST
+
+/* a file's first 1 MB as text (static buffer: valid until the next call) */
+static const char *file_text(const char *path) {
+    static char buf[1 << 20];
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
 
 /* forward FLOPs per token of the graph (file comment's formula) */
 static double fwd_flops_per_token(const st_model *m, int64_t seq) {
@@ -472,6 +483,13 @@ START_TEST(test_ecosystem) {
         st_error err;
         int rc = st_model_load(path, &m, &err);
         ck_assert_msg(rc == 0, "%s: %s (key '%s')", col[0], err.text, err.key);
+        const char *text = file_text(path);
+        int gives = strstr(text, "rope_theta") || strstr(text, "rotary_emb_base");
+        ck_assert_msg((m.rope_theta > 0) == (gives && m.position == ST_POS_ROPE), "%s: rope_theta %g", col[0],
+                      m.rope_theta);
+        if (!strcmp(col[0], "aic_gemma-4-26B-A4B.json")) ck_assert_double_eq(m.rope_theta, 1e6); /* full_attention's */
+        if (!strcmp(col[0], "aic_Qwen3.5-27B.json")) ck_assert_double_eq(m.rope_theta, 1e7);
+        if (!strcmp(col[0], "aic_DeepSeek-V3.json")) ck_assert_double_eq(m.rope_theta, 1e4);
         imported++;
         double total = atof(col[7]), active = atof(col[8]);
         double p = st_model_params(&m), a = st_model_active_params(&m);

@@ -151,6 +151,7 @@ typedef struct st_model {
     st_activation activation;
     st_norm norm;
     st_position position;
+    double rope_theta;          /* RoPE base (config rope_theta); 0 = not given. Priced nowhere: emitted */
     int tied_embeddings;        /* output layer shares the input embedding */
     int dropout;                /* dropout after attention probs and residual branches */
     int bias;                   /* linear layers carry biases (GPT-2/3, OPT, BLOOM) */

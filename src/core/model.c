@@ -24,10 +24,10 @@
     {.name = nm, .layers = l, .hidden = h, .heads = a, .vocab = 51200, .seq_len = 2048,             \
      .activation = ST_ACT_GELU, .norm = ST_NORM_LAYERNORM, .position = ST_POS_LEARNED,              \
      .tied_embeddings = 1, .dropout = 1, .bias = 1, .source = src}
-#define LLAMA(nm, l, h, a, kv, f, v, s, src)                                                       \
+#define LLAMA(nm, l, h, a, kv, f, v, s, theta, src)                                                \
     {.name = nm, .layers = l, .hidden = h, .heads = a, .kv_heads = kv, .ffn = f, .vocab = v,        \
      .seq_len = s, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM, .position = ST_POS_ROPE,   \
-     .tied_embeddings = 0, .dropout = 0, .bias = 0, .source = src}
+     .tied_embeddings = 0, .dropout = 0, .bias = 0, .rope_theta = theta, .source = src}
 
 #define SC21 "Narayanan et al., SC'21, Table 1 (vocab 51200, seq 2048)"
 #define KORT "Korthikanti et al., 2022, Table 3 (vocab 51200, seq 2048)"
@@ -51,22 +51,23 @@ static const st_model presets[] = {
      .activation = ST_ACT_GELU, .norm = ST_NORM_LAYERNORM, .position = ST_POS_LEARNED,
      .tied_embeddings = 1, .dropout = 1, .bias = 1,
      .source = "Brown et al., 2020, Table 2.1 (GPT-2 BPE vocab 50257, context 2048)"},
-    LLAMA("llama2-7b", 32, 4096, 32, 32, 11008, 32000, 4096,
+    LLAMA("llama2-7b", 32, 4096, 32, 32, 11008, 32000, 4096, 10000,
           "Touvron et al., 2023 (Llama 2), Table 1; HF meta-llama/Llama-2-7b-hf config.json"),
-    LLAMA("llama2-13b", 40, 5120, 40, 40, 13824, 32000, 4096,
+    LLAMA("llama2-13b", 40, 5120, 40, 40, 13824, 32000, 4096, 10000,
           "Touvron et al., 2023 (Llama 2); HF meta-llama/Llama-2-13b-hf config.json"),
-    LLAMA("llama2-70b", 80, 8192, 64, 8, 28672, 32000, 4096,
+    LLAMA("llama2-70b", 80, 8192, 64, 8, 28672, 32000, 4096, 10000,
           "Touvron et al., 2023 (Llama 2, GQA 8 groups); HF meta-llama/Llama-2-70b-hf config.json"),
-    LLAMA("llama3-8b", 32, 4096, 32, 8, 14336, 128256, 8192,
+    LLAMA("llama3-8b", 32, 4096, 32, 8, 14336, 128256, 8192, 500000,
           "Llama 3 Herd of Models, 2024, Table 3; HF meta-llama/Meta-Llama-3-8B config.json"),
-    LLAMA("llama3-70b", 80, 8192, 64, 8, 28672, 128256, 8192,
+    LLAMA("llama3-70b", 80, 8192, 64, 8, 28672, 128256, 8192, 500000,
           "Llama 3 Herd of Models, 2024, Table 3; HF meta-llama/Meta-Llama-3-70B config.json"),
-    LLAMA("llama3-405b", 126, 16384, 128, 8, 53248, 128256, 8192,
+    LLAMA("llama3-405b", 126, 16384, 128, 8, 53248, 128256, 8192, 500000,
           "Llama 3 Herd of Models, 2024, Table 3; HF meta-llama/Llama-3.1-405B config.json"),
     {.name = "mixtral-8x7b", .layers = 32, .hidden = 4096, .heads = 32, .kv_heads = 8, .ffn = 14336,
      .vocab = 32000, .seq_len = 32768, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM,
      .position = ST_POS_ROPE, .tied_embeddings = 0, .dropout = 0, .bias = 0, .experts = 8,
      .experts_topk = 2, .moe_every = 1,
+     .rope_theta = 1e6,
      .source = "Jiang et al., 2024 (Mixtral of Experts), Table 1; HF mistralai/Mixtral-8x7B-v0.1"},
     {.name = "bloom-176b", .layers = 70, .hidden = 14336, .heads = 112, .vocab = 250880,
      .seq_len = 2048, .activation = ST_ACT_GELU, .norm = ST_NORM_LAYERNORM, .position = ST_POS_ALIBI,
@@ -77,44 +78,52 @@ static const st_model presets[] = {
      .tied_embeddings = 1, .dropout = 1, .bias = 1,
      .source = "Zhang et al., 2022 (OPT), Table 1; HF facebook/opt-175b (vocab 50272)"},
     /* issue 15: the models trained today, from their config.json (../shared/ecosystem/hf where the
-     * file is there); seq_len is the pre-training context, not max_position_embeddings */
+     * file is there); seq_len is the pre-training context, not max_position_embeddings; rope_theta
+     * the config's (Gemma 3: the global blocks' 1e6, its local ones use rope_local_base_freq 1e4) */
     {.name = "deepseek-v3", .layers = 61, .hidden = 7168, .heads = 128, .kv_heads = 128, .ffn = 18432,
      .vocab = 129280, .seq_len = 4096, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM,
      .position = ST_POS_ROPE, .tied_embeddings = 0, .dropout = 0, .bias = 0, .experts = 256, .experts_topk = 8,
      .moe_every = 1, .moe_ffn = 2048, .shared_experts = 1, .shared_ffn = 2048, .first_dense = 3,
      .q_lora_rank = 1536, .kv_lora_rank = 512, .qk_nope_dim = 128, .qk_rope_dim = 64, .v_head_dim = 128,
      .mtp_layers = 1, .router_groups = 8, .router_group_topk = 4,
+     .rope_theta = 1e4,
      .source = "HF deepseek-ai/DeepSeek-V3 config.json; DeepSeek-V3 report, Sec. 4.2 (pre-trained at 4K)"},
     {.name = "kimi-k2", .layers = 61, .hidden = 7168, .heads = 64, .kv_heads = 64, .ffn = 18432, .vocab = 163840,
      .seq_len = 4096, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM, .position = ST_POS_ROPE,
      .tied_embeddings = 0, .dropout = 0, .bias = 0, .experts = 384, .experts_topk = 8, .moe_every = 1,
      .moe_ffn = 2048, .shared_experts = 1, .shared_ffn = 2048, .first_dense = 1, .q_lora_rank = 1536,
      .kv_lora_rank = 512, .qk_nope_dim = 128, .qk_rope_dim = 64, .v_head_dim = 128,
+     .rope_theta = 5e4,
      .source = "HF moonshotai/Kimi-K2-Instruct config.json (DeepSeek-V3 architecture; 4K pre-training context)"},
     {.name = "qwen3-235b-a22b", .layers = 94, .hidden = 4096, .heads = 64, .kv_heads = 4, .head_dim = 128,
      .ffn = 12288, .vocab = 151936, .seq_len = 4096, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM,
      .position = ST_POS_ROPE, .tied_embeddings = 0, .dropout = 0, .bias = 0, .experts = 128, .experts_topk = 8,
      .moe_every = 1, .moe_ffn = 1536, .qk_norm = 1,
+     .rope_theta = 1e6,
      .source = "HF Qwen/Qwen3-235B-A22B config.json; Qwen3 report, Sec. 3.2 (4K context in stages 1-2)"},
     {.name = "qwen3-32b", .layers = 64, .hidden = 5120, .heads = 64, .kv_heads = 8, .head_dim = 128, .ffn = 25600,
      .vocab = 151936, .seq_len = 4096, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM,
      .position = ST_POS_ROPE, .tied_embeddings = 0, .dropout = 0, .bias = 0, .qk_norm = 1,
+     .rope_theta = 1e6,
      .source = "HF Qwen/Qwen3-32B config.json; Qwen3 report, Sec. 3.2 (4K context in stages 1-2)"},
     {.name = "gpt-oss-120b", .layers = 36, .hidden = 2880, .heads = 64, .kv_heads = 8, .head_dim = 64, .ffn = 2880,
      .vocab = 201088, .seq_len = 4096, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM,
      .position = ST_POS_ROPE, .tied_embeddings = 0, .dropout = 0, .bias = 1, .experts = 128, .experts_topk = 4,
      .moe_every = 1, .window = 128, .global_every = 2, .attn_sinks = 1,
+     .rope_theta = 1.5e5,
      .source = "HF openai/gpt-oss-120b config.json (initial_context_length 4096; sliding 128 / full alternate)"},
     {.name = "llama4-maverick", .layers = 48, .hidden = 5120, .heads = 40, .kv_heads = 8, .head_dim = 128,
      .ffn = 16384, .vocab = 202048, .seq_len = 8192, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM,
      .position = ST_POS_ROPE, .tied_embeddings = 0, .dropout = 0, .bias = 0, .experts = 128, .experts_topk = 1,
      .moe_every = 2, .moe_ffn = 8192, .shared_experts = 1, .shared_ffn = 8192, .window = 8192, .global_every = 4,
+     .rope_theta = 5e5,
      .source = "HF meta-llama/Llama-4-Maverick-17B-128E config.json text_config (interleave_moe_layer_step 2, "
                "attention_chunk_size 8192 as a window)"},
     {.name = "gemma3-27b", .layers = 62, .hidden = 5376, .heads = 32, .kv_heads = 16, .head_dim = 128,
      .ffn = 21504, .vocab = 262208, .seq_len = 32768, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM,
      .position = ST_POS_ROPE, .tied_embeddings = 1, .dropout = 0, .bias = 0, .window = 1024, .global_every = 6,
      .qk_norm = 1,
+     .rope_theta = 1e6,
      .source = "HF google/gemma-3-27b-pt config.json text_config (GeGLU priced as SwiGLU); Gemma 3 report, "
                "Sec. 2 (pre-trained at 32K)"},
     {.name = "nemotron-h-56b", .layers = 118, .hidden = 8192, .heads = 64, .kv_heads = 8, .head_dim = 128,
@@ -130,7 +139,7 @@ static const st_model presets[] = {
     {.name = "tiny-gpt", .layers = 4, .hidden = 128, .heads = 4, .vocab = 512, .seq_len = 64,
      .activation = ST_ACT_GELU, .norm = ST_NORM_LAYERNORM, .position = ST_POS_LEARNED, .tied_embeddings = 1,
      .dropout = 0, .bias = 1, .source = "strata's test model (GPT-2 style blocks) for strata run"},
-    LLAMA("tiny-llama", 4, 128, 4, 2, 352, 512, 64, "strata's test model (Llama style, GQA) for strata run"),
+    LLAMA("tiny-llama", 4, 128, 4, 2, 352, 512, 64, 0, "strata's test model (Llama style, GQA) for strata run"),
     {.name = "tiny-moe", .layers = 4, .hidden = 128, .heads = 4, .kv_heads = 2, .ffn = 256, .vocab = 512,
      .seq_len = 64, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM, .position = ST_POS_ROPE,
      .tied_embeddings = 0, .dropout = 0, .bias = 0, .experts = 4, .experts_topk = 2, .moe_every = 1,
@@ -299,6 +308,8 @@ int st_model_finalize(st_model *m, const char *file, st_error *err) {
         if (m->moe_every <= 0) m->moe_every = 1;
     }
     if (m->vocab_pad_multiple <= 0) m->vocab_pad_multiple = 128;
+    if (!(m->rope_theta >= 0) || m->rope_theta > 1e12) BAD("rope_theta", "must be 0 (not given) .. 1e12");
+    if (m->rope_theta > 0 && m->position != ST_POS_ROPE) BAD("rope_theta", "set but position is not rope");
     if (!m->name[0]) snprintf(m->name, sizeof m->name, "custom");
     st_text_clean(m->name); /* printed as text: no control characters */
     return finalize_structure(m, file, err);

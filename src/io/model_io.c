@@ -63,7 +63,7 @@ static const char *const strata_keys[] = {
     "layer_pattern",
     "layer_ffn", "index_heads", "index_head_dim", "index_topk", "gdn_k_heads", "gdn_v_heads", "gdn_k_dim", "gdn_v_dim",
     "gdn_conv", "attn_out_gate", "global_head_dim", "global_kv_heads", "global_k_eq_v", "router_groups",
-    "router_group_topk", NULL};
+    "router_group_topk", "rope_theta", NULL};
 
 /* The integer keys of issue 15's structure, their ranges checked again by st_model_finalize. */
 #define STRUCT_INTS(XX)                                                                            \
@@ -195,6 +195,8 @@ static int load_strata(const json_t *root, const char *file, const char *prefix,
     rc = st__json_get_num(root, "capacity_factor", 0, 64, &m->capacity_factor, file, prefix, err);
     if (rc < 0) goto out;
     rc = st__json_get_num(root, "moe_imbalance", 1, 64, &m->moe_imbalance, file, prefix, err);
+    if (rc < 0) goto out;
+    rc = st__json_get_num(root, "rope_theta", 1, 1e12, &m->rope_theta, file, prefix, err);
     if (rc < 0) goto out;
     {
         int64_t qn = 0;
@@ -637,6 +639,25 @@ out:
     return rc;
 }
 
+/* The RoPE base: rope_theta (text_config first) or GPT-NeoX's rotary_emb_base, else
+ * rope_parameters.rope_theta (transformers 5's layout), else its full_attention entry (Gemma 4 keeps one per block kind; the global blocks' is
+ * the model's, as Gemma 3's rope_theta is, its local blocks' base said in the note). */
+static int hf_rope_theta(const hf *c) {
+    const char *prefix;
+    const json_t *v = hf_at(c, "rope_theta", &prefix), *rp = hf_at(c, "rope_parameters", &prefix);
+    if (!v) v = hf_at(c, "rotary_emb_base", &prefix); /* GPT-NeoX */
+    if (!v && json_is_object(rp)) v = json_object_get(rp, "rope_theta");
+    if (!v && json_is_object(rp) && json_is_object(json_object_get(rp, "full_attention"))) {
+        v = json_object_get(json_object_get(rp, "full_attention"), "rope_theta");
+        if (v) note_add(c->m, "rope_theta of the full-attention blocks (the windowed ones have their own)");
+    }
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_number(v) || !(json_number_value(v) >= 1) || json_number_value(v) > 1e12)
+        return st_error_set(c->err, ST_EINVAL, c->file, "rope_theta", "expected a number 1..1e12");
+    c->m->rope_theta = json_number_value(v);
+    return 0;
+}
+
 /* Gated DeltaNet blocks (Qwen3-Next, Qwen3.5: modeling_qwen3_next.py): the linear_* head shapes and
  * which blocks are linear, from layer_types ("linear_attention") or else full_attention_interval (every
  * n-th block full attention, the last of each n, as Qwen3NextConfig derives layer_types). */
@@ -797,6 +818,7 @@ static int hf_decoder(const json_t *root, const char *file, st_model *m, st_erro
     m->attn_sinks = (known & K_SINKS) != 0;
     m->parallel_block = (known & K_PARALLEL) || hf_true(c, "parallel_attn") || hf_true(c, "use_parallel_residual");
     if (json_is_false(hf_at(c, "use_parallel_residual", &prefix))) m->parallel_block = 0;
+    if (m->position == ST_POS_ROPE && (rc = hf_rope_theta(c)) < 0) goto out;
     if ((rc = hf_moe(c, type)) < 0) goto out;
     if ((rc = hf_window(c, known)) < 0) goto out;
     if ((rc = hf_structure(c)) < 0) goto out;
@@ -1075,6 +1097,7 @@ json_t *st__model_to_json(const st_model *m) {
 #undef XX
     if (m->capacity_factor > 0) SET("capacity_factor", json_real(m->capacity_factor));
     if (m->moe_imbalance > 1) SET("moe_imbalance", json_real(m->moe_imbalance));
+    if (m->rope_theta > 0) SET("rope_theta", json_real(m->rope_theta));
     if (m->qk_norm) SET("qk_norm", json_integer(m->qk_norm));
     if (m->attn_sinks) SET("attn_sinks", json_true());
     if (m->qkv_bias) SET("qkv_bias", json_true());

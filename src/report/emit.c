@@ -466,8 +466,8 @@ static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_
     }
     if (p->dtype == ST_DT_TF32)
         sb_puts(b, "# note: tf32 is a PyTorch matmul setting, not a Megatron-LM flag; parameters stay fp32\n");
-    if (m->position == ST_POS_ROPE)
-        sb_puts(b, "# note: --rotary-base is not emitted: strata's model has no RoPE base and prices none; "
+    if (m->position == ST_POS_ROPE && m->rope_theta <= 0)
+        sb_puts(b, "# note: --rotary-base is not emitted: the model gives no RoPE base (rope_theta); "
                    "Megatron-LM's default is 10000, set the model's own (Llama 3: 500000)\n");
     if (m->experts > 0)
         sb_puts(b, "# note: MoE as strata priced it: all-to-all token dispatch, grouped expert GEMMs (Transformer "
@@ -504,6 +504,8 @@ static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_
     if (m->activation == ST_ACT_SWIGLU) flag(&w, "--swiglu");
     if (m->norm == ST_NORM_RMSNORM) flag(&w, "--normalization RMSNorm");
     flag(&w, "--position-embedding-type %s", m->position == ST_POS_ROPE ? "rope" : "learned_absolute");
+    /* the model's RoPE base (argparse type int in arguments.py) */
+    if (m->position == ST_POS_ROPE && m->rope_theta > 0) flag(&w, "--rotary-base %.0f", m->rope_theta);
     if (!m->tied_embeddings) flag(&w, "--untie-embeddings-and-output-weights");
     if (!m->bias) flag(&w, "--disable-bias-linear");
     if (!m->dropout) {
