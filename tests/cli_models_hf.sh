@@ -57,6 +57,14 @@ else
 	nok "want tp=4 refused for Gemma 4's global kv heads"
 fi
 
+echo "# --- Megatron-LM emission: the structure its checked flags cannot express is named"
+run plan --model deepseek-v3 --cluster dgx-h100 --gpus 64 --gbs 256 --top 1 --emit megatron
+if [ $rc -eq 1 ] && grep -q "none that megatron can run (the last refused: key 'kv_lora_rank'" "$T/err"; then
+	ok "deepseek-v3: --emit megatron refused naming kv_lora_rank"
+else
+	nok "want exit 1 naming kv_lora_rank"
+fi
+
 echo "# --- what the importer assumed, on stderr"
 run estimate --model "$HF/aic_Llama-4-Scout-17B-16E-Instruct.json" --cluster dgx-h100 --gpus 8 --plan tp=1,pp=8,gbs=64
 if grep -q "language model only" "$T/err" && grep -q "seq_len 8192 from rope_scaling" "$T/err"; then

@@ -423,6 +423,14 @@ START_TEST(test_megatron_moe) {
     s = emit_ok(ST_EMIT_MEGATRON, &p, &m);
     ASSERT_LINE(s, "--moe-layer-freq '([0]*1+[1])*16'");
     free(s);
+
+    /* DeepSeek's shape: the experts' own FFN size and three dense blocks first, as a per-layer list */
+    m.moe_every = 1, m.moe_ffn = 2048, m.first_dense = 3;
+    s = emit_ok(ST_EMIT_MEGATRON, &p, &m);
+    ASSERT_LINE(s, "--moe-ffn-hidden-size 2048");
+    ASSERT_LINE(s, "--moe-layer-freq '[0]*3+[1]*29'");
+    free(s);
+    m.moe_ffn = 0, m.first_dense = 0;
     m.moe_every = 3; /* 32 blocks: ten groups of three and two dense blocks left over */
     s = emit_ok(ST_EMIT_MEGATRON, &p, &m);
     ASSERT_LINE(s, "--moe-layer-freq '([0]*2+[1])*10+[0]*2'");
@@ -531,6 +539,15 @@ static void mut_zero3(st_plan *p, st_model *m) { p->zero = 3; }
 static void mut_off_opt(st_plan *p, st_model *m) { p->offload = ST_OFF_OPTIMIZER; }
 static void mut_off_params(st_plan *p, st_model *m) { p->offload = ST_OFF_PARAMS; }
 static void mut_gpipe(st_plan *p, st_model *m) { p->schedule = ST_SCHED_GPIPE; }
+/* issue 15's structure that the verified Megatron-LM flag list cannot express */
+static void mut_mla(st_plan *p, st_model *m) { m->kv_lora_rank = 512, m->qk_nope_dim = 128, m->v_head_dim = 128; }
+static void mut_dsa(st_plan *p, st_model *m) { m->index_topk = 2048, m->index_heads = 32, m->index_head_dim = 128; }
+static void mut_gdn(st_plan *p, st_model *m) { memset(m->layer_pattern, 'G', (size_t)m->layers); }
+static void mut_window(st_plan *p, st_model *m) { m->window = 4096; }
+static void mut_shared(st_plan *p, st_model *m) { m->experts = 8, m->experts_topk = 2, m->moe_every = 1,
+                                                  m->shared_experts = 1; }
+static void mut_groups(st_plan *p, st_model *m) { m->experts = 8, m->experts_topk = 2, m->moe_every = 1,
+                                                  m->router_groups = 4, m->router_group_topk = 2; }
 static void mut_zb(st_plan *p, st_model *m) { p->schedule = ST_SCHED_ZB; }
 static void mut_alibi(st_plan *p, st_model *m) { m->position = ST_POS_ALIBI; }
 static void mut_relu(st_plan *p, st_model *m) { m->activation = ST_ACT_RELU; }
@@ -601,6 +618,12 @@ static const struct {
     {ST_EMIT_MEGATRON, mut_gbs, "gbs", NULL},
     {ST_EMIT_MEGATRON, mut_vp_no_pp, "vp", NULL},
     {ST_EMIT_MEGATRON, mut_ep_dense, "ep", NULL},
+    {ST_EMIT_MEGATRON, mut_mla, "kv_lora_rank", "latent"},
+    {ST_EMIT_MEGATRON, mut_dsa, "index_topk", "Sparse Attention"},
+    {ST_EMIT_MEGATRON, mut_gdn, "layer_pattern", "Gated DeltaNet"},
+    {ST_EMIT_MEGATRON, mut_window, "window", NULL},
+    {ST_EMIT_MEGATRON, mut_shared, "shared_experts", NULL},
+    {ST_EMIT_MEGATRON, mut_groups, "router_groups", NULL},
     {ST_EMIT_DEEPSPEED, mut_zero2_pp, "zero", "pipeline"},
     {ST_EMIT_DEEPSPEED, mut_vp2, "vp", NULL},
     {ST_EMIT_DEEPSPEED, mut_zb, "schedule", NULL},

@@ -35,11 +35,12 @@ typedef struct emit_filter {
     const st_model *m;
     const st_cluster *c;
     FILE *sink;
+    st_error why; /* the last refusal */
 } emit_filter;
 
 static int emit_accepts(const st_plan *p, void *arg) {
     emit_filter *f = arg;
-    return st_emit(f->kind, p, f->m, f->c, f->sink, NULL) == 0;
+    return st_emit(f->kind, p, f->m, f->c, f->sink, &f->why) == 0;
 }
 
 /* What only the enumerator takes. */
@@ -201,8 +202,8 @@ int st_cmd_plan(int argc, char **argv, st_error *err) {
     rc = st_search_enumerate(m, c, in.profile, &so, &res, err);
     if (filter.sink) fclose(filter.sink);
     if (rc && rc == ST_ENOPLAN && o.emit && res.feasible > 0)
-        st_error_set(err, ST_ENOPLAN, NULL, "emit", "%llu plans fit, but none that %s can run",
-                     (unsigned long long)res.feasible, o.emit);
+        st_error_set(err, ST_ENOPLAN, NULL, "emit", "%llu plans fit, but none that %s can run (the last refused: "
+                     "key '%s': %s)", (unsigned long long)res.feasible, o.emit, filter.why.key, filter.why.text);
     if (rc) goto out;
     if (validate && (rc = st_search_validate(m, c, in.profile, &res, (int)validate, err))) goto out;
     st_cli_inputs_notes(&in, "plan");

@@ -37,8 +37,11 @@
  *    there is no plain-ReLU flag and no ALiBi.
  *  - Megatron-LM MoE defaults that differ from what strata prices: --moe-token-dispatcher-type
  *    allgather (strata: all-to-all), --moe-layer-freq 1 (every block MoE), --moe-aux-loss-coeff 0
- *    (no load balancing); --rotary-base defaults to 10000. tests/data/emit/megatron_core_r0.10.0_flags.txt
- *    lists the flags this file may write.
+ *    (no load balancing); --rotary-base defaults to 10000 (the model's rope_theta is emitted).
+ *    tests/data/emit/megatron_core_r0.10.0_flags.txt lists the flags this file may write; a model
+ *    whose structure needs others (latent or sparse attention, Mamba-2 or Gated DeltaNet blocks,
+ *    shared experts, group-limited routing, windows, qk-norm, ...) is refused naming its key
+ *    (megatron_structure).
  *  - Uneven plans (issue 19): no target gives data-parallel replicas different micro-batch counts
  *    (dp_batches: refused); DeepSpeed's PipelineModule partitions by partition_method "uniform",
  *    "parameters" or "type:REGEX" (deepspeed/runtime/pipe/module.py, _partition_layers), so explicit
@@ -350,6 +353,20 @@ static void flag(flagw *w, const char *fmt, ...) {
  * list form, a Python expression of one 0/1 entry per block, quoted for the shell. */
 static void moe_layer_freq(flagw *w, const st_model *m) {
     int64_t n = m->moe_every > 0 ? m->moe_every : 1;
+    if (m->first_dense > 0 || m->layer_pattern[0]) {
+        /* dense-first or 'E' blocks: the per-layer list as runs, "[0]*3+[1]*58" (moe_freq_type) */
+        char list[512];
+        size_t len = 0;
+        for (int64_t l = 0; l < m->layers && len < sizeof list;) {
+            int moe = st_model_layer_is_moe(m, l);
+            int64_t r = l;
+            while (r < m->layers && st_model_layer_is_moe(m, r) == moe) r++;
+            len += (size_t)snprintf(list + len, sizeof list - len, "%s[%d]*%" PRId64, l ? "+" : "", moe, r - l);
+            l = r;
+        }
+        flag(w, "--moe-layer-freq '%s'", list);
+        return;
+    }
     if (n == 1) {
         flag(w, "--moe-layer-freq 1");
         return;
@@ -363,12 +380,50 @@ static void moe_layer_freq(flagw *w, const st_model *m) {
 
 static const char *const suggest = "use --emit deepspeed or --emit torchtitan";
 
+/* The model structure (issue 15) whose flags are not in the verified list of the target
+ * (tests/data/emit/megatron_core_r0.10.0_flags.txt): a plan priced with it cannot be handed over
+ * as priced, so it is refused naming the model key. What the list does express is emitted:
+ * --moe-ffn-hidden-size, --moe-layer-freq's per-layer list (dense-first blocks, 'E' blocks),
+ * --kv-channels, --rotary-base. */
+static int megatron_structure(const st_model *m, st_error *err) {
+    int mixers = 0, ffns = 0;
+    for (const char *c = m->layer_pattern; *c; c++) mixers |= *c != 'T' && *c != 'E';
+    for (int64_t l = 0; l < ST_MAX_PATTERN; l++) ffns |= m->layer_ffn[l] > 0;
+    const struct {
+        int on;
+        const char *key, *what;
+    } no[] = {
+        {m->kv_lora_rank > 0, "kv_lora_rank", "multi-head latent attention"},
+        {m->index_topk > 0, "index_topk", "DeepSeek Sparse Attention"},
+        {mixers, "layer_pattern", "Mamba-2, Gated DeltaNet or attention-only blocks"},
+        {ffns, "layer_ffn", "per-block FFN sizes"},
+        {m->shared_experts > 0, "shared_experts", "shared experts"},
+        {m->router_groups > 0, "router_groups", "group-limited routing"},
+        {m->capacity_factor > 0, "capacity_factor", "an expert capacity factor"},
+        {m->window > 0, "window", "sliding-window attention"},
+        {m->qk_norm > 0, "qk_norm", "query/key norms"},
+        {m->attn_sinks, "attn_sinks", "attention sinks"},
+        {m->attn_out_gate, "attn_out_gate", "a gated attention output"},
+        {m->qkv_bias, "qkv_bias", "q/k/v-only biases"},
+        {m->parallel_block, "parallel_block", "parallel attention and MLP"},
+        {m->mtp_layers > 0, "mtp_layers", "multi-token prediction modules"},
+    };
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        if (no[i].on)
+            return st_error_set(err, ST_EINVAL, NULL, no[i].key,
+                                "%s (%s) is not among the flags strata checked against %s's arguments.py "
+                                "(tests/data/emit/megatron_core_r0.10.0_flags.txt)",
+                                no[i].what, no[i].key, MEGATRON_TARGET);
+    return 0;
+}
+
 static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_cluster *c,
                          const char *spec, st_error *err) {
     int rc = 0;
     int *chunks = NULL;
     int first = 0, last = 0; /* uneven first/last stage layer counts, 0 = not set */
 
+    if ((rc = megatron_structure(m, err)) != 0) return rc; /* the model's, before any plan's reason */
     if (p->kernels != ST_KERN_FUSED)
         return st_error_set(err, ST_EINVAL, NULL, "kernels",
                             "%s runs fused kernels (Transformer Engine's); kernels=%s is torchtitan's (%s); %s",
@@ -515,6 +570,7 @@ static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_
     if (m->experts > 0) {
         flag(&w, "--num-experts %" PRId64, m->experts);
         flag(&w, "--moe-router-topk %" PRId64, m->experts_topk > 0 ? m->experts_topk : 1);
+        if (m->moe_ffn > 0 && m->moe_ffn != m->ffn) flag(&w, "--moe-ffn-hidden-size %" PRId64, m->moe_ffn);
         moe_layer_freq(&w, m);
         /* the default dispatcher (allgather) gathers every token on every ep rank; strata priced
          * the all-to-all exchange */
