@@ -57,12 +57,19 @@ else
 	nok "want tp=4 refused for Gemma 4's global kv heads"
 fi
 
-echo "# --- Megatron-LM emission: the structure its checked flags cannot express is named"
-run plan --model deepseek-v3 --cluster dgx-h100 --gpus 64 --gbs 256 --top 1 --emit megatron
-if [ $rc -eq 1 ] && grep -q "none that megatron can run (the last refused: key 'kv_lora_rank'" "$T/err"; then
-	ok "deepseek-v3: --emit megatron refused naming kv_lora_rank"
+echo "# --- Megatron-LM emission: every flag the plan's numbers assume, or the key it has no flag for"
+run plan --model deepseek-v3 --cluster dgx-h100 --gpus 256 --gbs 1024 --top 1 --emit megatron
+if [ $rc -eq 0 ] && grep -q -- "--multi-latent-attention" "$T/out" && grep -q -- "--moe-router-num-groups 8" "$T/out" &&
+	grep -q -- "--moe-shared-expert-intermediate-size 2048" "$T/out" && grep -q -- "--rotary-base 10000" "$T/out"; then
+	ok "deepseek-v3: MLA, group-limited routing, shared expert and rotary base emitted"
 else
-	nok "want exit 1 naming kv_lora_rank"
+	nok "want deepseek-v3's MLA, routing, shared-expert and rotary flags"
+fi
+run plan --model "$HF/aic_Qwen3.5-27B.json" --cluster dgx-h100 --gpus 8 --gbs 64 --top 1 --emit megatron
+if [ $rc -eq 1 ] && grep -q "none that megatron can run (the last refused: key 'layer_pattern'" "$T/err"; then
+	ok "Qwen3.5: --emit megatron refused naming layer_pattern (Gated DeltaNet blocks)"
+else
+	nok "want exit 1 naming layer_pattern"
 fi
 
 echo "# --- what the importer assumed, on stderr"

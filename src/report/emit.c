@@ -2,8 +2,8 @@
  *
  * Targets (each emitted text names its target again in a header comment or, for JSON, in the
  * "strata" object):
- *   megatron   Megatron-LM core_r0.10.0: the command-line arguments of pretrain_gpt.py
- *              (megatron/training/arguments.py of that release), one flag per line with
+ *   megatron   Megatron-LM main at commit 000c4ac (2025): the command-line arguments of pretrain_gpt.py
+ *              (megatron/training/arguments.py of that commit), one flag per line with
  *              trailing backslashes, after "# ..." comment lines.
  *   deepspeed  DeepSpeed 0.14.x: a ds_config JSON (train_batch_size, zero_optimization, bf16/fp16,
  *              activation_checkpointing, ...). tp/pp/cp/ep/vp/sp are not ds_config keys (they are
@@ -38,10 +38,20 @@
  *  - Megatron-LM MoE defaults that differ from what strata prices: --moe-token-dispatcher-type
  *    allgather (strata: all-to-all), --moe-layer-freq 1 (every block MoE), --moe-aux-loss-coeff 0
  *    (no load balancing); --rotary-base defaults to 10000 (the model's rope_theta is emitted).
- *    tests/data/emit/megatron_core_r0.10.0_flags.txt lists the flags this file may write; a model
- *    whose structure needs others (latent or sparse attention, Mamba-2 or Gated DeltaNet blocks,
- *    shared experts, group-limited routing, windows, qk-norm, ...) is refused naming its key
- *    (megatron_structure).
+ *    tests/data/emit/megatron_main_000c4ac_flags.txt lists the flags this file may write (and says
+ *    how it was taken from arguments.py). Issue 15's structure maps to them: latent attention
+ *    (--multi-latent-attention, --q-lora-rank, --kv-lora-rank, --qk-head-dim = qk_nope, --qk-pos-emb-
+ *    head-dim = qk_rope, --v-head-dim), shared experts (--moe-shared-expert-intermediate-size, the
+ *    total), group-limited routing (--moe-router-num-groups, --moe-router-group-topk), a capacity
+ *    factor (--moe-expert-capacity-factor with --moe-pad-expert-input-to-capacity, the padded buffers
+ *    strata prices), dense-first blocks (--moe-layer-freq's list), windows (--window-size W,0 as
+ *    Megatron-LM's gpt-oss example writes it, --window-attn-skip-freq N: one full-attention block
+ *    after N - 1 windowed ones, strata's global_every), per-head qk-norm (--qk-layernorm), q/k/v
+ *    biases (--add-qkv-bias), sinks (--softmax-type learnable), MTP (--mtp-num-layers). What has no
+ *    flag in pretrain_gpt.py is refused naming its key (megatron_structure): sparse attention's
+ *    indexer, Mamba-2 / Gated DeltaNet / attention-only / MLP-only blocks (Mamba runs from
+ *    pretrain_mamba.py), per-block FFN sizes (a heterogeneous config file), Gemma 4's global heads,
+ *    gated attention outputs, parallel attention + MLP, full-width qk-norm.
  *  - Uneven plans (issue 19): no target gives data-parallel replicas different micro-batch counts
  *    (dp_batches: refused); DeepSpeed's PipelineModule partitions by partition_method "uniform",
  *    "parameters" or "type:REGEX" (deepspeed/runtime/pipe/module.py, _partition_layers), so explicit
@@ -74,7 +84,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MEGATRON_TARGET "Megatron-LM core_r0.10.0"
+#define MEGATRON_TARGET "Megatron-LM main@000c4ac"
 #define DEEPSPEED_TARGET "DeepSpeed 0.14.x"
 #define TORCHTITAN_TARGET "torchtitan v0.1.0"
 
@@ -353,8 +363,8 @@ static void flag(flagw *w, const char *fmt, ...) {
  * list form, a Python expression of one 0/1 entry per block, quoted for the shell. */
 static void moe_layer_freq(flagw *w, const st_model *m) {
     int64_t n = m->moe_every > 0 ? m->moe_every : 1;
-    if (m->first_dense > 0 || m->layer_pattern[0]) {
-        /* dense-first or 'E' blocks: the per-layer list as runs, "[0]*3+[1]*58" (moe_freq_type) */
+    if (m->first_dense > 0) {
+        /* dense-first blocks: the per-layer list as runs, "[0]*3+[1]*58" (moe_freq_type) */
         char list[512];
         size_t len = 0;
         for (int64_t l = 0; l < m->layers && len < sizeof list;) {
@@ -380,40 +390,29 @@ static void moe_layer_freq(flagw *w, const st_model *m) {
 
 static const char *const suggest = "use --emit deepspeed or --emit torchtitan";
 
-/* The model structure (issue 15) whose flags are not in the verified list of the target
- * (tests/data/emit/megatron_core_r0.10.0_flags.txt): a plan priced with it cannot be handed over
- * as priced, so it is refused naming the model key. What the list does express is emitted:
- * --moe-ffn-hidden-size, --moe-layer-freq's per-layer list (dense-first blocks, 'E' blocks),
- * --kv-channels, --rotary-base. */
+/* The model structure (issue 15) that the target's pretrain_gpt.py has no flag for (file comment):
+ * a plan priced with it cannot be handed over as priced, so it is refused naming the model key. */
 static int megatron_structure(const st_model *m, st_error *err) {
     int mixers = 0, ffns = 0;
-    for (const char *c = m->layer_pattern; *c; c++) mixers |= *c != 'T' && *c != 'E';
+    for (const char *c = m->layer_pattern; *c; c++) mixers |= *c != 'T'; /* every Megatron block has both halves */
     for (int64_t l = 0; l < ST_MAX_PATTERN; l++) ffns |= m->layer_ffn[l] > 0;
     const struct {
         int on;
         const char *key, *what;
     } no[] = {
-        {m->kv_lora_rank > 0, "kv_lora_rank", "multi-head latent attention"},
-        {m->index_topk > 0, "index_topk", "DeepSeek Sparse Attention"},
-        {mixers, "layer_pattern", "Mamba-2, Gated DeltaNet or attention-only blocks"},
+        {m->index_topk > 0, "index_topk", "DeepSeek Sparse Attention's indexer"},
+        {mixers, "layer_pattern", "Mamba-2, Gated DeltaNet, attention-only or MLP-only blocks"},
         {ffns, "layer_ffn", "per-block FFN sizes"},
-        {m->shared_experts > 0, "shared_experts", "shared experts"},
-        {m->router_groups > 0, "router_groups", "group-limited routing"},
-        {m->capacity_factor > 0, "capacity_factor", "an expert capacity factor"},
-        {m->window > 0, "window", "sliding-window attention"},
-        {m->qk_norm > 0, "qk_norm", "query/key norms"},
-        {m->attn_sinks, "attn_sinks", "attention sinks"},
+        {m->global_head_dim || m->global_kv_heads || m->global_k_eq_v, "global_head_dim",
+         "global blocks with heads of their own"},
         {m->attn_out_gate, "attn_out_gate", "a gated attention output"},
-        {m->qkv_bias, "qkv_bias", "q/k/v-only biases"},
         {m->parallel_block, "parallel_block", "parallel attention and MLP"},
-        {m->mtp_layers > 0, "mtp_layers", "multi-token prediction modules"},
+        {m->qk_norm == 2, "qk_norm", "full-width query/key norms (--qk-layernorm is per head)"},
     };
     for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
         if (no[i].on)
-            return st_error_set(err, ST_EINVAL, NULL, no[i].key,
-                                "%s (%s) is not among the flags strata checked against %s's arguments.py "
-                                "(tests/data/emit/megatron_core_r0.10.0_flags.txt)",
-                                no[i].what, no[i].key, MEGATRON_TARGET);
+            return st_error_set(err, ST_EINVAL, NULL, no[i].key, "%s's pretrain_gpt.py has no flag for %s (%s)",
+                                MEGATRON_TARGET, no[i].what, no[i].key);
     return 0;
 }
 
@@ -554,7 +553,24 @@ static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_
         flag(&w, "--group-query-attention");
         flag(&w, "--num-query-groups %" PRId64, m->kv_heads);
     }
-    if (m->head_dim > 0 && m->head_dim * m->heads != m->hidden) flag(&w, "--kv-channels %" PRId64, m->head_dim);
+    if (m->head_dim > 0 && m->head_dim * m->heads != m->hidden && m->kv_lora_rank == 0)
+        flag(&w, "--kv-channels %" PRId64, m->head_dim);
+    if (m->kv_lora_rank > 0) { /* MLA's own head shapes (arguments.py's mla group) */
+        flag(&w, "--multi-latent-attention");
+        if (m->q_lora_rank > 0) flag(&w, "--q-lora-rank %" PRId64, m->q_lora_rank);
+        flag(&w, "--kv-lora-rank %" PRId64, m->kv_lora_rank);
+        flag(&w, "--qk-head-dim %" PRId64, m->qk_nope_dim);
+        flag(&w, "--qk-pos-emb-head-dim %" PRId64, m->qk_rope_dim);
+        flag(&w, "--v-head-dim %" PRId64, m->v_head_dim);
+    }
+    if (m->qk_norm == 1) flag(&w, "--qk-layernorm");
+    if (m->qkv_bias) flag(&w, "--add-qkv-bias");
+    if (m->attn_sinks) flag(&w, "--softmax-type learnable");
+    if (m->window > 0) {
+        flag(&w, "--window-size %" PRId64 ",0", m->window);
+        if (m->global_every > 0) flag(&w, "--window-attn-skip-freq %" PRId64, m->global_every);
+    }
+    if (m->mtp_layers > 0) flag(&w, "--mtp-num-layers %" PRId64, m->mtp_layers);
     flag(&w, "--ffn-hidden-size %" PRId64, m->ffn);
     if (m->activation == ST_ACT_SWIGLU) flag(&w, "--swiglu");
     if (m->norm == ST_NORM_RMSNORM) flag(&w, "--normalization RMSNorm");
@@ -571,6 +587,16 @@ static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_
         flag(&w, "--num-experts %" PRId64, m->experts);
         flag(&w, "--moe-router-topk %" PRId64, m->experts_topk > 0 ? m->experts_topk : 1);
         if (m->moe_ffn > 0 && m->moe_ffn != m->ffn) flag(&w, "--moe-ffn-hidden-size %" PRId64, m->moe_ffn);
+        if (m->shared_experts > 0)
+            flag(&w, "--moe-shared-expert-intermediate-size %" PRId64, m->shared_experts * m->shared_ffn);
+        if (m->router_groups > 0) {
+            flag(&w, "--moe-router-num-groups %" PRId64, m->router_groups);
+            flag(&w, "--moe-router-group-topk %" PRId64, m->router_group_topk);
+        }
+        if (m->capacity_factor > 0) {
+            flag(&w, "--moe-expert-capacity-factor %g", m->capacity_factor);
+            flag(&w, "--moe-pad-expert-input-to-capacity");
+        }
         moe_layer_freq(&w, m);
         /* the default dispatcher (allgather) gathers every token on every ep rank; strata priced
          * the all-to-all exchange */
