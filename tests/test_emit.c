@@ -568,6 +568,14 @@ static void mut_gdn(st_plan *p, st_model *m) { memset(m->layer_pattern, 'G', (si
 static void mut_global(st_plan *p, st_model *m) { m->window = 1024, m->global_every = 6, m->global_head_dim = 256; }
 static void mut_out_gate(st_plan *p, st_model *m) { m->attn_out_gate = 1; }
 static void mut_parallel(st_plan *p, st_model *m) { m->parallel_block = 1; }
+/* MoE shapes DeepSpeed's MoE layer cannot run */
+static void mut_ds_groups(st_plan *p, st_model *m) {
+    m->experts = 8, m->experts_topk = 2, m->moe_every = 1, m->router_groups = 4, m->router_group_topk = 2;
+}
+static void mut_ds_moe_ffn(st_plan *p, st_model *m) { m->experts = 8, m->experts_topk = 2, m->moe_every = 1,
+                                                      m->moe_ffn = 2048; }
+static void mut_ds_first_dense(st_plan *p, st_model *m) { m->experts = 8, m->experts_topk = 2, m->moe_every = 1,
+                                                          m->first_dense = 1; }
 static void mut_zb(st_plan *p, st_model *m) { p->schedule = ST_SCHED_ZB; }
 static void mut_alibi(st_plan *p, st_model *m) { m->position = ST_POS_ALIBI; }
 static void mut_relu(st_plan *p, st_model *m) { m->activation = ST_ACT_RELU; }
@@ -643,6 +651,9 @@ static const struct {
     {ST_EMIT_MEGATRON, mut_global, "global_head_dim", NULL},
     {ST_EMIT_MEGATRON, mut_out_gate, "attn_out_gate", NULL},
     {ST_EMIT_MEGATRON, mut_parallel, "parallel_block", NULL},
+    {ST_EMIT_DEEPSPEED, mut_ds_groups, "router_groups", "MoE layer"},
+    {ST_EMIT_DEEPSPEED, mut_ds_moe_ffn, "moe_ffn", NULL},
+    {ST_EMIT_DEEPSPEED, mut_ds_first_dense, "first_dense", NULL},
     {ST_EMIT_DEEPSPEED, mut_zero2_pp, "zero", "pipeline"},
     {ST_EMIT_DEEPSPEED, mut_vp2, "vp", NULL},
     {ST_EMIT_DEEPSPEED, mut_zb, "schedule", NULL},
@@ -1370,6 +1381,12 @@ START_TEST(test_deepspeed_moe) {
     ck_assert(has_note(root, "MoE: DeepSpeed's MoE is a model layer"));
     ck_assert(has_note(root, "MoE: DeepSpeed gates with a capacity factor"));
     ck_assert_ptr_null(json_object_get(root, "moe")); /* not a ds_config key */
+    json_decref(root);
+    /* one shared expert of the experts' size: PR-MoE's residual MLP; a priced capacity factor */
+    m.shared_experts = 1, m.shared_ffn = m.ffn, m.capacity_factor = 1.25;
+    root = emit_json(&p, &m);
+    ck_assert(has_note(root, "MoE: the shared expert is DeepSpeed's residual MLP"));
+    ck_assert(has_note(root, "MoE: strata priced a capacity factor of 1.25: --moe-train-capacity-factor 1.25"));
     json_decref(root);
     model_llama8b(&m);
     p.ep = 1;

@@ -60,7 +60,10 @@
  *  - DeepSpeed: offload_param is valid only with ZeRO stage 3, offload_optimizer with stages 1-3;
  *    the pipeline engine asserts ZeRO stage < 2 and runs one non-interleaved 1F1B-style schedule.
  *    MoE is a model layer (deepspeed.moe.layer.MoE: capacity-factor gating, expert-parallel groups
- *    carved out of data parallelism); Megatron-DeepSpeed runs it without pipeline parallelism.
+ *    carved out of data parallelism); Megatron-DeepSpeed runs it without pipeline parallelism. Its
+ *    experts are the model's MLP, its gate has no group limit and its one residual MLP (PR-MoE) stands
+ *    for one shared expert of the experts' size: other MoE shapes are refused naming the key
+ *    (deepspeed_moe).
  *  - Attention: Megatron-LM's --attention-backend (flash, fused, unfused, local, auto; Transformer
  *    Engine's backends), Megatron-DeepSpeed's --use-flash-attn-v2, torchtitan's llama3 always
  *    F.scaled_dot_product_attention (no unfused path).
@@ -640,8 +643,37 @@ out:
 
 static const char *jbool(int v) { return v ? "true" : "false"; }
 
+/* The MoE shapes DeepSpeed's MoE layer cannot run as strata priced them (deepspeed/moe/layer.py MoE and
+ * sharded_moe.py TopKGate, which Megatron-DeepSpeed wraps around its ParallelMLP): its experts are
+ * the model's MLP (one --ffn-hidden-size for dense and expert blocks), MoE blocks come every
+ * --expert-interval blocks from the first (no dense-first run), the gate picks top-k over all
+ * experts (no group-limited routing), and its one residual MLP (use_residual, PR-MoE) is mixed in by
+ * a learned coefficient beside experts of the same shape: one shared expert of the experts' size. */
+static int deepspeed_moe(const st_model *m, st_error *err) {
+    if (m->experts <= 0) return 0;
+    int64_t fe = m->moe_ffn > 0 ? m->moe_ffn : m->ffn, fs = m->shared_ffn > 0 ? m->shared_ffn : fe; /* 0: derive */
+    const struct {
+        int on;
+        const char *key, *what;
+    } no[] = {
+        {fe != m->ffn, "moe_ffn", "experts of another FFN size than the dense blocks'"},
+        {m->first_dense > 0, "first_dense", "dense blocks before the first MoE block"},
+        {m->layer_pattern[0] != 0, "layer_pattern", "a per-block pattern"},
+        {m->router_groups > 0, "router_groups", "group-limited routing"},
+        {m->shared_experts > 1 || (m->shared_experts == 1 && fs != fe), "shared_experts",
+         "shared experts other than one of the experts' size (its PR-MoE residual MLP)"},
+    };
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        if (no[i].on)
+            return st_error_set(err, ST_EINVAL, NULL, no[i].key, "%s's MoE layer cannot run %s (%s)",
+                                DEEPSPEED_TARGET, no[i].what, no[i].key);
+    return 0;
+}
+
 static int emit_deepspeed(sbuf *b, const st_plan *p, const st_model *m, const st_cluster *c,
                           const char *spec, st_error *err) {
+    int rc = deepspeed_moe(m, err);
+    if (rc) return rc;
     if (p->kernels != ST_KERN_FUSED)
         return st_error_set(err, ST_EINVAL, NULL, "kernels",
                             "%s runs Megatron-DeepSpeed's fused kernels; kernels=%s is torchtitan's",
@@ -799,9 +831,16 @@ static int emit_deepspeed(sbuf *b, const st_plan *p, const st_model *m, const st
                   PRId64 "%s\"",
                   m->experts, p->ep, m->experts_topk > 0 ? m->experts_topk : 1,
                   m->moe_every > 1 ? ", and an MoE layer every moe_every blocks (strata: the last of each group)" : "");
-        sb_puts(b, ",\n      \"MoE: DeepSpeed gates with a capacity factor (1.0 in training by default) and drops "
-                   "tokens past it, where strata priced every routed token; raise --moe-train-capacity-factor if "
-                   "loads are uneven\"");
+        if (m->capacity_factor > 0)
+            sb_printf(b, ",\n      \"MoE: strata priced a capacity factor of %g: --moe-train-capacity-factor %g\"",
+                      m->capacity_factor, m->capacity_factor);
+        else
+            sb_puts(b, ",\n      \"MoE: DeepSpeed gates with a capacity factor (1.0 in training by default) and drops "
+                       "tokens past it, where strata priced every routed token; raise --moe-train-capacity-factor if "
+                       "loads are uneven\"");
+        if (m->shared_experts == 1)
+            sb_puts(b, ",\n      \"MoE: the shared expert is DeepSpeed's residual MLP (MoE(use_residual=True), "
+                       "PR-MoE), mixed in by a learned coefficient\"");
     }
     sb_puts(b, "\n    ]\n  }\n}\n");
     return 0;
