@@ -211,6 +211,27 @@ double st_cost_collective(const st_cluster *c, const st_profile *prof, st_coll c
     return best;
 }
 
+/* Group-limited routing's all-to-all (DeepSeek-V3 report, Sec. 2.1.2 "Node-Limited Routing" and Sec.
+ * 3.2.2): `bytes` per rank are its tokens' `copies` routed copies (top-k). A token crosses the fabric at
+ * most once to each node it reaches, `nodes_per_token` of them (st_model_token_nodes), to the GPU of
+ * its own in-node index, which forwards it over NVLink to the GPUs holding its experts there; the
+ * fabric and NVLink transfers run at once (the report's dispatch and combine kernels). With the
+ * tokens routed uniformly each node reached is another node with probability (m - 1) / m, so the
+ * fabric carries bytes x nodes_per_token / copies x (m - 1) / m, where the plain all-to-all above
+ * carries (m - 1) / m of them (every copy bound elsewhere leaves); NVLink carries the copies bound
+ * for another GPU of the node they land on, (k - 1) / k of bytes (k ranks a node). In one node: the
+ * plain all-to-all. */
+double st_cost_alltoall_routed(const st_cluster *c, const st_profile *prof, const st_group *g, double bytes,
+                               double copies, double nodes_per_token) {
+    if (g->nodes <= 1 || copies <= 0) return st_cost_collective(c, prof, ST_COLL_ALLTOALL, g, bytes);
+    if (bytes <= 0) return 0;
+    double n = (double)g->n, k = (double)g->per_node, m = (double)g->nodes;
+    double out_bw = bus_bw(c, prof, ST_COLL_ALLTOALL, 0, g->n, bytes, nic_share(c, g));
+    double t_out = nodes_per_token / copies * (m - 1) / m * bytes / out_bw;
+    double t_in = (k - 1) / k * bytes / st_cost_domain_bytes_per_s(c, g->per_node);
+    return (t_in > t_out ? t_in : t_out) + latency_steps(ST_COLL_ALLTOALL, n) * c->inter_latency_s;
+}
+
 /* For splitting a time into its latency terms and the rest (the simulator stretches only the
  * rest): the same model and profile on a copy of ctx's cluster without latencies. The latency
  * part of any time the cost model gives is then T(ctx) - T(result): at least 0, since dropping

@@ -120,6 +120,11 @@ double st_cost_cp_ring_exposed(const st_cluster *c, double x_s, double x2_s, dou
 /* Collective time for `bytes` per rank (cost/comm.c). */
 double st_cost_collective(const st_cluster *c, const st_profile *prof, st_coll coll, const st_group *g,
                           double bytes);
+/* The expert-parallel all-to-all under group-limited routing: `bytes` per rank holding `copies`
+ * routed copies a token, each token sent over the fabric once to each of the `nodes_per_token`
+ * nodes it reaches and forwarded over NVLink inside them (DeepSeek-V3, Sec. 3.2.2; cost/comm.c). */
+double st_cost_alltoall_routed(const st_cluster *c, const st_profile *prof, const st_group *g, double bytes,
+                               double copies, double nodes_per_token);
 /* The scale-up domain's rate (bytes/s per direction, NCCL's efficiency applied) that a GPU gets in a
  * collective over `peers` ranks of its domain: the port rate on a switch; on an xGMI mesh the
  * peers - 1 links of its domain - 1 that the collective uses (cost/comm.c). */

@@ -123,6 +123,16 @@ void st_cost_ctx_free(st_cost_ctx *ctx) {
     free(ctx);
 }
 
+/* One collective of op o: the expert all-to-all of a model with group-limited routing priced as the
+ * routing sends it (st_cost_alltoall_routed), every other as st_cost_collective prices it. */
+static double op_collective(const st_cost_ctx *ctx, const st_op *o, const st_group *g, st_coll coll, double bytes) {
+    const st_model *m = ctx->m;
+    if (coll == ST_COLL_ALLTOALL && o->coll_group == ST_GRP_EP && m->router_groups > 0)
+        return st_cost_alltoall_routed(ctx->c, ctx->prof, g, bytes, (double)m->experts_topk,
+                                       (double)st_model_token_nodes(m, g->nodes));
+    return st_cost_collective(ctx->c, ctx->prof, coll, g, bytes);
+}
+
 void st_cost_op(const st_cost_ctx *ctx, const st_plan *p, const st_op *op, st_op_cost *out) {
     out->fwd_s = st_cost_op_time(ctx->c, ctx->prof, op, p->dtype, 0);
     out->bwd_s = st_cost_op_time(ctx->c, ctx->prof, op, p->dtype, 1);
@@ -130,8 +140,8 @@ void st_cost_op(const st_cost_ctx *ctx, const st_plan *p, const st_op *op, st_op
     if (op->fwd_coll != ST_COLL_NONE || op->bwd_coll != ST_COLL_NONE) {
         st_group g;
         st_cost_group(ctx->c, p, op->coll_group, &g);
-        out->fwd_coll_s = st_cost_collective(ctx->c, ctx->prof, op->fwd_coll, &g, st_op_fwd_coll_bytes(op));
-        out->bwd_coll_s = st_cost_collective(ctx->c, ctx->prof, op->bwd_coll, &g, op->coll_bytes);
+        out->fwd_coll_s = op_collective(ctx, op, &g, op->fwd_coll, st_op_fwd_coll_bytes(op));
+        out->bwd_coll_s = op_collective(ctx, op, &g, op->bwd_coll, op->coll_bytes);
     }
 }
 

@@ -152,7 +152,7 @@ int st__prof_gemm_grid(int quick, double cap_bytes, double elem_bytes, st__prof_
         const st_model *m = &presets[i];
         if (m->hidden < ST_PROF_MIN_HIDDEN) continue;
         for (size_t t = 0; t < sizeof tps / sizeof tps[0]; t++) {
-            if (m->heads % tps[t] || m->kv_heads % tps[t]) continue;
+            if (!st_model_tp_divides(m, tps[t])) continue;
             for (size_t b = 0; b < sizeof mbss / sizeof mbss[0]; b++) {
                 st_shard s = {.tp = tps[t],
                               .cp = 1,

@@ -287,7 +287,7 @@ int st_search_enumerate(const st_model *m, const st_cluster *c, const st_profile
     int max_tp = o->max_tp > 0 ? o->max_tp : (int)m->heads;
 
     for (int tp = 1; tp <= max_tp && tp <= gpus; tp++) {
-        if (m->heads % tp || m->kv_heads % tp || gpus % tp) continue;
+        if (!st_model_tp_divides(m, tp) || gpus % tp) continue;
         for (int cp = 1; (int64_t)tp * cp <= gpus; cp *= 2) {
             if (cp > 1 && seq % (2 * cp)) break;
             if (gpus % ((int64_t)tp * cp)) continue;

@@ -277,6 +277,59 @@ START_TEST(test_moe_alltoall_nvl72) {
 }
 END_TEST
 
+/* DeepSeek-V3's node-limited routing (report Sec. 2.1.2, 3.2.2): with ep over 8 nodes a token's
+ * top-8 copies reach up to 8 nodes, with 8 groups and the top 4 at most 4; each crosses the fabric
+ * once a node, so the all-to-all's fabric volume halves (closed form), and the estimate and the
+ * simulator both charge the expert all-to-all about half of what they charge without the limit */
+START_TEST(test_node_limited_routing) {
+    st_model m;
+    st_error err;
+    ck_assert_int_eq(st_model_preset("deepseek-v3", &m), 0);
+    ck_assert_int_eq(st_model_token_nodes(&m, 8), 4);
+    ck_assert_int_eq(st_model_token_nodes(&m, 16), 8); /* a group on 2 nodes: 4 groups reach 8 */
+    ck_assert_int_eq(st_model_token_nodes(&m, 2), 2);
+    st_model free_routing = m;
+    free_routing.router_groups = free_routing.router_group_topk = 0;
+    ck_assert_int_eq(st_model_token_nodes(&free_routing, 8), 8);
+    ck_assert_int_eq(st_model_token_nodes(&free_routing, 64), 8);
+
+    st_cluster c = cluster("dgx-h100", 64);
+    st_group g = {.n = 64, .per_node = 8, .nodes = 8, .node_share = 8};
+    double bytes = 64e6, lat = (1 + log2(64)) * c.inter_latency_s;
+    double plain = st_cost_collective(&c, NULL, ST_COLL_ALLTOALL, &g, bytes);
+    REL(st_cost_alltoall_routed(&c, NULL, &g, bytes, 8, 8), plain, 1e-12); /* 8 nodes of 8: no saving */
+    REL(st_cost_alltoall_routed(&c, NULL, &g, bytes, 8, 4) - lat, (plain - lat) / 2, 1e-12);
+    st_group one = {.n = 8, .per_node = 8, .nodes = 1, .node_share = 8};
+    REL(st_cost_alltoall_routed(&c, NULL, &one, bytes, 8, 1),
+        st_cost_collective(&c, NULL, ST_COLL_ALLTOALL, &one, bytes), 1e-12);
+
+    double est[2], sim[2];
+    for (int i = 0; i < 2; i++) {
+        st_model x = i ? free_routing : m;
+        x.layers = 4, x.first_dense = 1, x.mtp_layers = 0;
+        ck_assert_int_eq(st_model_finalize(&x, NULL, &err), 0);
+        st_plan p;
+        st_estimate e;
+        st_plan_defaults(&p);
+        ck_assert_int_eq(st_plan_parse_spec("tp=1,pp=1,ep=64,gbs=64", &p, &err), 0);
+        ck_assert_int_eq(st_plan_finalize(&p, &x, &c, 0, NULL, &err), 0);
+        st_cost_ctx *ctx = st_cost_ctx_new(&x, &c, NULL);
+        ck_assert_int_eq(st_cost_estimate(ctx, &p, &e), 0);
+        est[i] = e.breakdown.ep_comm_s;
+        st_lowered l;
+        ck_assert_int_eq(st_lower(ctx, &p, &l, &err), 0);
+        st_sim_result r;
+        ck_assert_msg(st_sim_run(&l, 0, NULL, &r, &err) == 0, "%s", err.text);
+        sim[i] = r.ranks[0].bd_s[ST_BD_EP];
+        st_sim_result_destroy(&r);
+        st_lowered_destroy(&l);
+        st_cost_ctx_free(ctx);
+    }
+    ck_assert_msg(est[0] > 0.45 * est[1] && est[0] < 0.6 * est[1], "estimate %g vs %g", est[0], est[1]);
+    ck_assert_msg(sim[0] > 0.45 * sim[1] && sim[0] < 0.6 * sim[1], "sim %g vs %g", sim[0], sim[1]);
+}
+END_TEST
+
 START_TEST(test_pipeline_closed_forms) {
     double t = 0.25, bubble;
     for (int pp = 1; pp <= 16; pp *= 2)
@@ -1569,6 +1622,7 @@ Suite *suite_cost(void) {
     tcase_add_test(tc, test_ring_allreduce_one_node);
     tcase_add_test(tc, test_ring_across_nodes);
     tcase_add_test(tc, test_pipeline_closed_forms);
+    tcase_add_test(tc, test_node_limited_routing);
     tcase_add_test(tc, test_bus_factor);
     tcase_add_test(tc, test_state_bytes);
     tcase_add_test(tc, test_recompute_op);

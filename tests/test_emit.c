@@ -257,7 +257,7 @@ START_TEST(test_megatron_gpt3) {
     model_gpt3(&m);
     char *s = emit_ok(ST_EMIT_MEGATRON, &p, &m);
     check_megatron_shape(s);
-    ck_assert_ptr_nonnull(strstr(s, "core_r0.10.0"));
+    ck_assert_ptr_nonnull(strstr(s, "main@000c4ac"));
     ASSERT_LINE(s, "--tensor-model-parallel-size 8");
     ASSERT_LINE(s, "--pipeline-model-parallel-size 8");
     ASSERT_LINE(s, "--num-layers-per-virtual-pipeline-stage 4"); /* 96 / (8 * 3) */
@@ -423,6 +423,37 @@ START_TEST(test_megatron_moe) {
     s = emit_ok(ST_EMIT_MEGATRON, &p, &m);
     ASSERT_LINE(s, "--moe-layer-freq '([0]*1+[1])*16'");
     free(s);
+
+    /* DeepSeek-V3's shape: the experts' own FFN size, three dense blocks first (a per-layer list),
+     * a shared expert, group-limited routing, latent attention, MTP; each flag in the checked list */
+    m.moe_every = 1, m.moe_ffn = 2048, m.first_dense = 3, m.shared_experts = 1, m.shared_ffn = 2048;
+    m.router_groups = 8, m.router_group_topk = 4, m.mtp_layers = 1;
+    m.q_lora_rank = 1536, m.kv_lora_rank = 512, m.qk_nope_dim = 128, m.qk_rope_dim = 64, m.v_head_dim = 128;
+    s = emit_ok(ST_EMIT_MEGATRON, &p, &m);
+    ASSERT_LINE(s, "--moe-ffn-hidden-size 2048");
+    ASSERT_LINE(s, "--moe-layer-freq '[0]*3+[1]*29'");
+    ASSERT_LINE(s, "--moe-shared-expert-intermediate-size 2048");
+    ASSERT_LINE(s, "--moe-router-num-groups 8");
+    ASSERT_LINE(s, "--moe-router-group-topk 4");
+    ASSERT_LINE(s, "--multi-latent-attention");
+    ASSERT_LINE(s, "--q-lora-rank 1536");
+    ASSERT_LINE(s, "--kv-lora-rank 512");
+    ASSERT_LINE(s, "--qk-head-dim 128");
+    ASSERT_LINE(s, "--qk-pos-emb-head-dim 64");
+    ASSERT_LINE(s, "--v-head-dim 128");
+    ASSERT_LINE(s, "--mtp-num-layers 1");
+    ASSERT_NO_FLAG(s, "--kv-channels");
+    free(s);
+    m.moe_ffn = 0, m.first_dense = 0, m.shared_experts = 0, m.shared_ffn = 0, m.router_groups = 0;
+    m.router_group_topk = 0, m.mtp_layers = 0, m.q_lora_rank = 0, m.kv_lora_rank = 0, m.qk_nope_dim = 0;
+    m.qk_rope_dim = 0, m.v_head_dim = 0;
+    /* a capacity factor: Megatron-LM's, with the padded buffers strata prices */
+    m.capacity_factor = 1.25;
+    s = emit_ok(ST_EMIT_MEGATRON, &p, &m);
+    ASSERT_LINE(s, "--moe-expert-capacity-factor 1.25");
+    ASSERT_LINE(s, "--moe-pad-expert-input-to-capacity");
+    free(s);
+    m.capacity_factor = 0;
     m.moe_every = 3; /* 32 blocks: ten groups of three and two dense blocks left over */
     s = emit_ok(ST_EMIT_MEGATRON, &p, &m);
     ASSERT_LINE(s, "--moe-layer-freq '([0]*2+[1])*10+[0]*2'");
@@ -435,6 +466,12 @@ START_TEST(test_megatron_moe) {
     ASSERT_NO_FLAG(s, "--moe-");
     ASSERT_NO_FLAG(s, "--num-experts");
     ck_assert_ptr_nonnull(strstr(s, "--rotary-base is not emitted"));
+    free(s);
+    /* with the model's RoPE base: the flag, not the note */
+    m.rope_theta = 500000;
+    s = emit_ok(ST_EMIT_MEGATRON, &p, &m);
+    ASSERT_LINE(s, "--rotary-base 500000");
+    ck_assert_ptr_null(strstr(s, "--rotary-base is not emitted"));
     free(s);
 }
 END_TEST
@@ -525,6 +562,20 @@ static void mut_zero3(st_plan *p, st_model *m) { p->zero = 3; }
 static void mut_off_opt(st_plan *p, st_model *m) { p->offload = ST_OFF_OPTIMIZER; }
 static void mut_off_params(st_plan *p, st_model *m) { p->offload = ST_OFF_PARAMS; }
 static void mut_gpipe(st_plan *p, st_model *m) { p->schedule = ST_SCHED_GPIPE; }
+/* issue 15's structure that the target's pretrain_gpt.py has no flag for */
+static void mut_dsa(st_plan *p, st_model *m) { m->index_topk = 2048, m->index_heads = 32, m->index_head_dim = 128; }
+static void mut_gdn(st_plan *p, st_model *m) { memset(m->layer_pattern, 'G', (size_t)m->layers); }
+static void mut_global(st_plan *p, st_model *m) { m->window = 1024, m->global_every = 6, m->global_head_dim = 256; }
+static void mut_out_gate(st_plan *p, st_model *m) { m->attn_out_gate = 1; }
+static void mut_parallel(st_plan *p, st_model *m) { m->parallel_block = 1; }
+/* MoE shapes DeepSpeed's MoE layer cannot run */
+static void mut_ds_groups(st_plan *p, st_model *m) {
+    m->experts = 8, m->experts_topk = 2, m->moe_every = 1, m->router_groups = 4, m->router_group_topk = 2;
+}
+static void mut_ds_moe_ffn(st_plan *p, st_model *m) { m->experts = 8, m->experts_topk = 2, m->moe_every = 1,
+                                                      m->moe_ffn = 2048; }
+static void mut_ds_first_dense(st_plan *p, st_model *m) { m->experts = 8, m->experts_topk = 2, m->moe_every = 1,
+                                                          m->first_dense = 1; }
 static void mut_zb(st_plan *p, st_model *m) { p->schedule = ST_SCHED_ZB; }
 static void mut_alibi(st_plan *p, st_model *m) { m->position = ST_POS_ALIBI; }
 static void mut_relu(st_plan *p, st_model *m) { m->activation = ST_ACT_RELU; }
@@ -561,7 +612,6 @@ static void mut_moe(st_plan *p, st_model *m) {
     m->experts_topk = 2;
 }
 static void mut_fp16(st_plan *p, st_model *m) { p->dtype = ST_DT_FP16; }
-static void mut_mxfp8(st_plan *p, st_model *m) { p->dtype = ST_DT_MXFP8; }
 static void mut_nvfp4(st_plan *p, st_model *m) { p->dtype = ST_DT_NVFP4; }
 static void mut_moe_pp(st_plan *p, st_model *m) { mut_moe_ep(p, m); } /* the base plan has pp 2 */
 static void mut_moe_ep_cp(st_plan *p, st_model *m) {
@@ -597,9 +647,15 @@ static const struct {
     {ST_EMIT_MEGATRON, mut_gbs, "gbs", NULL},
     {ST_EMIT_MEGATRON, mut_vp_no_pp, "vp", NULL},
     {ST_EMIT_MEGATRON, mut_ep_dense, "ep", NULL},
-    {ST_EMIT_MEGATRON, mut_mxfp8, "dtype", "mxfp8"}, /* r0.10.0 has --fp8-format only */
-    {ST_EMIT_MEGATRON, mut_nvfp4, "dtype", "nvfp4"},
     {ST_EMIT_TORCHTITAN, mut_nvfp4, "dtype", "nvfp4"},
+    {ST_EMIT_MEGATRON, mut_dsa, "index_topk", "Sparse Attention"},
+    {ST_EMIT_MEGATRON, mut_gdn, "layer_pattern", "Gated DeltaNet"},
+    {ST_EMIT_MEGATRON, mut_global, "global_head_dim", NULL},
+    {ST_EMIT_MEGATRON, mut_out_gate, "attn_out_gate", NULL},
+    {ST_EMIT_MEGATRON, mut_parallel, "parallel_block", NULL},
+    {ST_EMIT_DEEPSPEED, mut_ds_groups, "router_groups", "MoE layer"},
+    {ST_EMIT_DEEPSPEED, mut_ds_moe_ffn, "moe_ffn", NULL},
+    {ST_EMIT_DEEPSPEED, mut_ds_first_dense, "first_dense", NULL},
     {ST_EMIT_DEEPSPEED, mut_zero2_pp, "zero", "pipeline"},
     {ST_EMIT_DEEPSPEED, mut_vp2, "vp", NULL},
     {ST_EMIT_DEEPSPEED, mut_zb, "schedule", NULL},
@@ -1227,6 +1283,18 @@ static void rel_moe(st_plan *p, st_model *m) {
     m->moe_every = 2;
     p->ep = 4;
 }
+/* issue 15's structure: DeepSeek-V3's (latent attention, shared expert, dense-first blocks, groups,
+ * MTP, capacity) and the windowed blocks of gpt-oss and Gemma 3 (global every n, sinks, qk-norm,
+ * q/k/v biases) */
+static void rel_deepseek(st_plan *p, st_model *m) {
+    rel_moe(p, m);
+    m->moe_every = 1, m->moe_ffn = 2048, m->first_dense = 3, m->shared_experts = 1, m->shared_ffn = 2048;
+    m->router_groups = 4, m->router_group_topk = 2, m->mtp_layers = 1, m->capacity_factor = 1.5;
+    m->q_lora_rank = 1536, m->kv_lora_rank = 512, m->qk_nope_dim = 128, m->qk_rope_dim = 64, m->v_head_dim = 128;
+}
+static void rel_windows(st_plan *p, st_model *m) {
+    m->window = 1024, m->global_every = 6, m->attn_sinks = 1, m->qk_norm = 1, m->qkv_bias = 1, m->rope_theta = 1e6;
+}
 static void rel_gpt3(st_plan *p, st_model *m) {
     plan_gpt3(p);
     model_gpt3(m);
@@ -1238,6 +1306,7 @@ static const struct {
 } rel_plans[] = {
     {rel_fsdp, 1}, {rel_tp, 1},   {rel_pp, 1},   {rel_interleaved, 1}, {rel_uneven, 1},   {rel_cp, 1},
     {rel_fp8, 1},  {rel_op, 1},   {rel_none, 1}, {rel_fp32_single, 1}, {rel_moe, 0},      {rel_gpt3, 0},
+    {rel_deepseek, 0}, {rel_windows, 0},
 };
 
 START_TEST(test_emit_release_keys) {
@@ -1245,7 +1314,7 @@ START_TEST(test_emit_release_keys) {
     st_model m;
     keys titan, mega;
     keys_load(&titan, "torchtitan_v0.1.0_keys.txt");
-    keys_load(&mega, "megatron_core_r0.10.0_flags.txt");
+    keys_load(&mega, "megatron_main_000c4ac_flags.txt");
     plan_llama(&p);
     model_llama8b(&m);
     rel_plans[_i].mut(&p, &m);
@@ -1322,13 +1391,25 @@ START_TEST(test_blockscaled_emit) {
     p.zero = 1;
     const st_dtype dts[] = {ST_DT_MXFP8, ST_DT_NVFP4};
     const char *recipe[] = {"MXFP8BlockScaling", "NVFP4BlockScaling"};
+    /* Megatron-LM's target has both recipes: every flag in its list, bf16 underneath, no fp8 hybrid */
+    const char *mega_flag[][2] = {{"--fp8-format e4m3", "--fp8-recipe mxfp8"}, {"--fp4-format e2m1", "--fp4-recipe nvfp4"}};
+    keys mega;
+    keys_load(&mega, "megatron_main_000c4ac_flags.txt");
     for (int d = 0; d < 2; d++) {
         p.dtype = dts[d];
         s = emit_ok(ST_EMIT_DEEPSPEED, &p, &m);
         ck_assert_ptr_nonnull(strstr(s, "\"bf16\": {\n    \"enabled\": true"));
         ck_assert_ptr_nonnull(strstr(s, recipe[d]));
         free(s);
+        s = emit_ok(ST_EMIT_MEGATRON, &p, &m);
+        ASSERT_LINE(s, mega_flag[d][0]);
+        ASSERT_LINE(s, mega_flag[d][1]);
+        ASSERT_LINE(s, "--bf16");
+        ASSERT_NO_FLAG(s, "--fp8-format hybrid");
+        ck_assert_int_gt(check_megatron_flags(s, &mega), 10);
+        free(s);
     }
+    keys_free(&mega);
 }
 END_TEST
 
@@ -1351,6 +1432,12 @@ START_TEST(test_deepspeed_moe) {
     ck_assert(has_note(root, "MoE: DeepSpeed's MoE is a model layer"));
     ck_assert(has_note(root, "MoE: DeepSpeed gates with a capacity factor"));
     ck_assert_ptr_null(json_object_get(root, "moe")); /* not a ds_config key */
+    json_decref(root);
+    /* one shared expert of the experts' size: PR-MoE's residual MLP; a priced capacity factor */
+    m.shared_experts = 1, m.shared_ffn = m.ffn, m.capacity_factor = 1.25;
+    root = emit_json(&p, &m);
+    ck_assert(has_note(root, "MoE: the shared expert is DeepSpeed's residual MLP"));
+    ck_assert(has_note(root, "MoE: strata priced a capacity factor of 1.25: --moe-train-capacity-factor 1.25"));
     json_decref(root);
     model_llama8b(&m);
     p.ep = 1;

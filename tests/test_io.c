@@ -1006,7 +1006,9 @@ static const struct bad_case {
     /* HuggingFace */
     {K_MODEL, "invalid/hf_wrong_type.json", ST_EINVAL, "hidden_size", 0, 0},
     {K_MODEL, "invalid/hf_missing_key.json", ST_EINVAL, "num_attention_heads", 0, 0},
-    {K_MODEL, "invalid/hf_unsupported.json", ST_EINVAL, "index_n_heads", 0, 0},
+    {K_MODEL, "invalid/hf_unsupported.json", ST_EINVAL, "num_kv_shared_layers", 0, 0},
+    {K_MODEL, "invalid/hf_dsa_no_topk.json", ST_EINVAL, "index_topk", 0, 0},
+    {K_MODEL, "invalid/hf_dsa_no_mla.json", ST_EINVAL, "index_topk", 0, 0},
     {K_MODEL, "invalid/hf_unsupported_arch.json", ST_EINVAL, "num_attention_heads", 0, 0},
     {K_MODEL, "invalid/hf_absurd_layers.json", ST_EINVAL, "num_hidden_layers", 0, 0},
     {K_MODEL, "invalid/hf_zero_heads.json", ST_EINVAL, "num_attention_heads", 0, 0},

@@ -167,6 +167,7 @@ typedef struct st_model {
     st_activation activation;
     st_norm norm;
     st_position position;
+    double rope_theta;          /* RoPE base (config rope_theta); 0 = not given. Priced nowhere: emitted */
     int tied_embeddings;        /* output layer shares the input embedding */
     int dropout;                /* dropout after attention probs and residual branches */
     int bias;                   /* linear layers carry biases (GPT-2/3, OPT, BLOOM) */
@@ -181,6 +182,10 @@ typedef struct st_model {
     int64_t first_dense;     /* the first k blocks keep a dense MLP (first_k_dense_replace) */
     double capacity_factor;  /* tokens an expert takes / its balanced share; 0 = dropless */
     double moe_imbalance;    /* tokens of the busiest expert rank / the mean; 1 = balanced (0 = 1) */
+    /* group-limited routing (DeepSeek-V3 report Sec. 2.1.2, "Node-Limited Routing"; config n_group and
+     * topk_group): the experts in router_groups equal groups, a token's top-k taken from its
+     * router_group_topk best groups; 0 = none */
+    int64_t router_groups, router_group_topk;
     /* multi-head latent attention (DeepSeek-V2, Sec. 2.1); kv_lora_rank 0 = ordinary attention */
     int64_t q_lora_rank;     /* 0 = queries projected directly */
     int64_t kv_lora_rank;
@@ -195,8 +200,19 @@ typedef struct st_model {
     /* Mamba-2 mixers (Dao & Gu 2024, "Transformers are SSMs", Sec. 7 and Listing 1) */
     int64_t ssm_heads, ssm_head_dim, ssm_state, ssm_groups, ssm_conv;
     int64_t mtp_layers;      /* multi-token prediction modules (DeepSeek-V3 Sec. 2.2); priced, counted apart */
+    /* DeepSeek Sparse Attention (DeepSeek-V3.2, GLM-5): a lightning indexer of index_heads x index_head_dim
+     * scores every key, each query attends to its index_topk best; index_topk 0 = dense attention */
+    int64_t index_heads, index_head_dim, index_topk;
+    /* Gated DeltaNet mixers of the 'G' blocks (Yang et al. 2024, arXiv 2412.06464; Qwen3-Next, Qwen3.5):
+     * gdn_k_heads query/key heads of gdn_k_dim, gdn_v_heads value heads of gdn_v_dim, conv1d width gdn_conv */
+    int64_t gdn_k_heads, gdn_v_heads, gdn_k_dim, gdn_v_dim, gdn_conv;
+    int attn_out_gate;       /* attention's output times sigmoid of a second query-sized projection (Qwen3-Next) */
+    /* the global blocks of a windowed model with heads of their own (Gemma 4): 0 = the model's */
+    int64_t global_head_dim, global_kv_heads;
+    int global_k_eq_v;       /* global blocks reuse their keys as values (no value projection) */
     /* per-block kinds, one character a block (empty = every block 'T'): 'T' attention + MLP, 'M' Mamba-2
-     * mixer alone, '*' attention alone, '-' MLP alone, 'E' MoE MLP alone (Nemotron-H's letters) */
+     * mixer alone, '*' attention alone, '-' MLP alone, 'E' MoE MLP alone (Nemotron-H's letters), 'G' Gated
+     * DeltaNet + MLP */
     char layer_pattern[ST_MAX_PATTERN + 1];
     int32_t layer_ffn[ST_MAX_PATTERN]; /* per-block dense FFN size (0 = ffn): Nemotron-NAS block_configs */
     char source[200];           /* citation for presets; file path for loaded models */
@@ -205,13 +221,16 @@ typedef struct st_model {
 
 /* What one block is: its mixer, its MLP, its attention window and dense FFN size. Blocks that are
  * equal cost the same; the cost layer prices one of each kind and counts them (st_model_kinds). */
-typedef enum { ST_MIX_ATTN, ST_MIX_NONE, ST_MIX_MAMBA } st_mixer;
+typedef enum { ST_MIX_ATTN, ST_MIX_NONE, ST_MIX_MAMBA, ST_MIX_GDN } st_mixer;
 typedef enum { ST_MLP_DENSE, ST_MLP_MOE, ST_MLP_NONE } st_mlp;
 typedef struct st_layer {
     st_mixer mixer;
     st_mlp mlp;
     int64_t window; /* 0 = full attention */
     int64_t ffn;    /* dense MLP size */
+    /* attention blocks: their head size and key-value heads, and whether keys serve as values */
+    int64_t head_dim, kv_heads;
+    int k_eq_v;
 } st_layer;
 #define ST_MAX_KINDS 8
 
@@ -225,6 +244,14 @@ int st_model_finalize(st_model *m, const char *file, st_error *err);
 int64_t st_model_padded_vocab(const st_model *m, int tp);
 /* Total parameters, counted from the operator graph at tp = 1 (no padding when pad is NULL). */
 double st_model_params(const st_model *m);
+/* Whether tp divides every head count the model's blocks split (attention, Gemma 4's global blocks,
+ * Mamba-2 and Gated DeltaNet heads and groups): 1 or 0. */
+int st_model_tp_divides(const st_model *m, int tp);
+/* The most nodes one token's routed copies reach when the experts lie evenly, in order, on `nodes`
+ * nodes (an ep group over them): its top-k, and with group-limited routing router_group_topk groups
+ * of router_groups, each on ceil(nodes / router_groups) nodes (DeepSeek-V3: 8 groups, top 4, on 8
+ * nodes: 4); never more than `nodes`. */
+int64_t st_model_token_nodes(const st_model *m, int64_t nodes);
 /* Whether block `layer` (0-based) is an MoE block. */
 int st_model_layer_is_moe(const st_model *m, int64_t layer);
 /* What block `layer` (0-based) is. */

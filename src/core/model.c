@@ -24,10 +24,10 @@
     {.name = nm, .layers = l, .hidden = h, .heads = a, .vocab = 51200, .seq_len = 2048,             \
      .activation = ST_ACT_GELU, .norm = ST_NORM_LAYERNORM, .position = ST_POS_LEARNED,              \
      .tied_embeddings = 1, .dropout = 1, .bias = 1, .source = src}
-#define LLAMA(nm, l, h, a, kv, f, v, s, src)                                                       \
+#define LLAMA(nm, l, h, a, kv, f, v, s, theta, src)                                                \
     {.name = nm, .layers = l, .hidden = h, .heads = a, .kv_heads = kv, .ffn = f, .vocab = v,        \
      .seq_len = s, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM, .position = ST_POS_ROPE,   \
-     .tied_embeddings = 0, .dropout = 0, .bias = 0, .source = src}
+     .tied_embeddings = 0, .dropout = 0, .bias = 0, .rope_theta = theta, .source = src}
 
 #define SC21 "Narayanan et al., SC'21, Table 1 (vocab 51200, seq 2048)"
 #define KORT "Korthikanti et al., 2022, Table 3 (vocab 51200, seq 2048)"
@@ -51,22 +51,23 @@ static const st_model presets[] = {
      .activation = ST_ACT_GELU, .norm = ST_NORM_LAYERNORM, .position = ST_POS_LEARNED,
      .tied_embeddings = 1, .dropout = 1, .bias = 1,
      .source = "Brown et al., 2020, Table 2.1 (GPT-2 BPE vocab 50257, context 2048)"},
-    LLAMA("llama2-7b", 32, 4096, 32, 32, 11008, 32000, 4096,
+    LLAMA("llama2-7b", 32, 4096, 32, 32, 11008, 32000, 4096, 10000,
           "Touvron et al., 2023 (Llama 2), Table 1; HF meta-llama/Llama-2-7b-hf config.json"),
-    LLAMA("llama2-13b", 40, 5120, 40, 40, 13824, 32000, 4096,
+    LLAMA("llama2-13b", 40, 5120, 40, 40, 13824, 32000, 4096, 10000,
           "Touvron et al., 2023 (Llama 2); HF meta-llama/Llama-2-13b-hf config.json"),
-    LLAMA("llama2-70b", 80, 8192, 64, 8, 28672, 32000, 4096,
+    LLAMA("llama2-70b", 80, 8192, 64, 8, 28672, 32000, 4096, 10000,
           "Touvron et al., 2023 (Llama 2, GQA 8 groups); HF meta-llama/Llama-2-70b-hf config.json"),
-    LLAMA("llama3-8b", 32, 4096, 32, 8, 14336, 128256, 8192,
+    LLAMA("llama3-8b", 32, 4096, 32, 8, 14336, 128256, 8192, 500000,
           "Llama 3 Herd of Models, 2024, Table 3; HF meta-llama/Meta-Llama-3-8B config.json"),
-    LLAMA("llama3-70b", 80, 8192, 64, 8, 28672, 128256, 8192,
+    LLAMA("llama3-70b", 80, 8192, 64, 8, 28672, 128256, 8192, 500000,
           "Llama 3 Herd of Models, 2024, Table 3; HF meta-llama/Meta-Llama-3-70B config.json"),
-    LLAMA("llama3-405b", 126, 16384, 128, 8, 53248, 128256, 8192,
+    LLAMA("llama3-405b", 126, 16384, 128, 8, 53248, 128256, 8192, 500000,
           "Llama 3 Herd of Models, 2024, Table 3; HF meta-llama/Llama-3.1-405B config.json"),
     {.name = "mixtral-8x7b", .layers = 32, .hidden = 4096, .heads = 32, .kv_heads = 8, .ffn = 14336,
      .vocab = 32000, .seq_len = 32768, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM,
      .position = ST_POS_ROPE, .tied_embeddings = 0, .dropout = 0, .bias = 0, .experts = 8,
      .experts_topk = 2, .moe_every = 1,
+     .rope_theta = 1e6,
      .source = "Jiang et al., 2024 (Mixtral of Experts), Table 1; HF mistralai/Mixtral-8x7B-v0.1"},
     {.name = "bloom-176b", .layers = 70, .hidden = 14336, .heads = 112, .vocab = 250880,
      .seq_len = 2048, .activation = ST_ACT_GELU, .norm = ST_NORM_LAYERNORM, .position = ST_POS_ALIBI,
@@ -77,44 +78,52 @@ static const st_model presets[] = {
      .tied_embeddings = 1, .dropout = 1, .bias = 1,
      .source = "Zhang et al., 2022 (OPT), Table 1; HF facebook/opt-175b (vocab 50272)"},
     /* issue 15: the models trained today, from their config.json (../shared/ecosystem/hf where the
-     * file is there); seq_len is the pre-training context, not max_position_embeddings */
+     * file is there); seq_len is the pre-training context, not max_position_embeddings; rope_theta
+     * the config's (Gemma 3: the global blocks' 1e6, its local ones use rope_local_base_freq 1e4) */
     {.name = "deepseek-v3", .layers = 61, .hidden = 7168, .heads = 128, .kv_heads = 128, .ffn = 18432,
      .vocab = 129280, .seq_len = 4096, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM,
      .position = ST_POS_ROPE, .tied_embeddings = 0, .dropout = 0, .bias = 0, .experts = 256, .experts_topk = 8,
      .moe_every = 1, .moe_ffn = 2048, .shared_experts = 1, .shared_ffn = 2048, .first_dense = 3,
      .q_lora_rank = 1536, .kv_lora_rank = 512, .qk_nope_dim = 128, .qk_rope_dim = 64, .v_head_dim = 128,
-     .mtp_layers = 1,
+     .mtp_layers = 1, .router_groups = 8, .router_group_topk = 4,
+     .rope_theta = 1e4,
      .source = "HF deepseek-ai/DeepSeek-V3 config.json; DeepSeek-V3 report, Sec. 4.2 (pre-trained at 4K)"},
     {.name = "kimi-k2", .layers = 61, .hidden = 7168, .heads = 64, .kv_heads = 64, .ffn = 18432, .vocab = 163840,
      .seq_len = 4096, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM, .position = ST_POS_ROPE,
      .tied_embeddings = 0, .dropout = 0, .bias = 0, .experts = 384, .experts_topk = 8, .moe_every = 1,
      .moe_ffn = 2048, .shared_experts = 1, .shared_ffn = 2048, .first_dense = 1, .q_lora_rank = 1536,
      .kv_lora_rank = 512, .qk_nope_dim = 128, .qk_rope_dim = 64, .v_head_dim = 128,
+     .rope_theta = 5e4,
      .source = "HF moonshotai/Kimi-K2-Instruct config.json (DeepSeek-V3 architecture; 4K pre-training context)"},
     {.name = "qwen3-235b-a22b", .layers = 94, .hidden = 4096, .heads = 64, .kv_heads = 4, .head_dim = 128,
      .ffn = 12288, .vocab = 151936, .seq_len = 4096, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM,
      .position = ST_POS_ROPE, .tied_embeddings = 0, .dropout = 0, .bias = 0, .experts = 128, .experts_topk = 8,
      .moe_every = 1, .moe_ffn = 1536, .qk_norm = 1,
+     .rope_theta = 1e6,
      .source = "HF Qwen/Qwen3-235B-A22B config.json; Qwen3 report, Sec. 3.2 (4K context in stages 1-2)"},
     {.name = "qwen3-32b", .layers = 64, .hidden = 5120, .heads = 64, .kv_heads = 8, .head_dim = 128, .ffn = 25600,
      .vocab = 151936, .seq_len = 4096, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM,
      .position = ST_POS_ROPE, .tied_embeddings = 0, .dropout = 0, .bias = 0, .qk_norm = 1,
+     .rope_theta = 1e6,
      .source = "HF Qwen/Qwen3-32B config.json; Qwen3 report, Sec. 3.2 (4K context in stages 1-2)"},
     {.name = "gpt-oss-120b", .layers = 36, .hidden = 2880, .heads = 64, .kv_heads = 8, .head_dim = 64, .ffn = 2880,
      .vocab = 201088, .seq_len = 4096, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM,
      .position = ST_POS_ROPE, .tied_embeddings = 0, .dropout = 0, .bias = 1, .experts = 128, .experts_topk = 4,
      .moe_every = 1, .window = 128, .global_every = 2, .attn_sinks = 1,
+     .rope_theta = 1.5e5,
      .source = "HF openai/gpt-oss-120b config.json (initial_context_length 4096; sliding 128 / full alternate)"},
     {.name = "llama4-maverick", .layers = 48, .hidden = 5120, .heads = 40, .kv_heads = 8, .head_dim = 128,
      .ffn = 16384, .vocab = 202048, .seq_len = 8192, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM,
      .position = ST_POS_ROPE, .tied_embeddings = 0, .dropout = 0, .bias = 0, .experts = 128, .experts_topk = 1,
      .moe_every = 2, .moe_ffn = 8192, .shared_experts = 1, .shared_ffn = 8192, .window = 8192, .global_every = 4,
+     .rope_theta = 5e5,
      .source = "HF meta-llama/Llama-4-Maverick-17B-128E config.json text_config (interleave_moe_layer_step 2, "
                "attention_chunk_size 8192 as a window)"},
     {.name = "gemma3-27b", .layers = 62, .hidden = 5376, .heads = 32, .kv_heads = 16, .head_dim = 128,
      .ffn = 21504, .vocab = 262208, .seq_len = 32768, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM,
      .position = ST_POS_ROPE, .tied_embeddings = 1, .dropout = 0, .bias = 0, .window = 1024, .global_every = 6,
      .qk_norm = 1,
+     .rope_theta = 1e6,
      .source = "HF google/gemma-3-27b-pt config.json text_config (GeGLU priced as SwiGLU); Gemma 3 report, "
                "Sec. 2 (pre-trained at 32K)"},
     {.name = "nemotron-h-56b", .layers = 118, .hidden = 8192, .heads = 64, .kv_heads = 8, .head_dim = 128,
@@ -130,7 +139,7 @@ static const st_model presets[] = {
     {.name = "tiny-gpt", .layers = 4, .hidden = 128, .heads = 4, .vocab = 512, .seq_len = 64,
      .activation = ST_ACT_GELU, .norm = ST_NORM_LAYERNORM, .position = ST_POS_LEARNED, .tied_embeddings = 1,
      .dropout = 0, .bias = 1, .source = "strata's test model (GPT-2 style blocks) for strata run"},
-    LLAMA("tiny-llama", 4, 128, 4, 2, 352, 512, 64, "strata's test model (Llama style, GQA) for strata run"),
+    LLAMA("tiny-llama", 4, 128, 4, 2, 352, 512, 64, 0, "strata's test model (Llama style, GQA) for strata run"),
     {.name = "tiny-moe", .layers = 4, .hidden = 128, .heads = 4, .kv_heads = 2, .ffn = 256, .vocab = 512,
      .seq_len = 64, .activation = ST_ACT_SWIGLU, .norm = ST_NORM_RMSNORM, .position = ST_POS_ROPE,
      .tied_embeddings = 0, .dropout = 0, .bias = 0, .experts = 4, .experts_topk = 2, .moe_every = 1,
@@ -201,7 +210,7 @@ static int finalize_structure(st_model *m, const char *file, st_error *err) {
     if (np) {
         if ((int64_t)np != m->layers)
             BAD("layer_pattern", "has %zu letters for %lld layers", np, (long long)m->layers);
-        if (strspn(m->layer_pattern, "TM*-E") != np) BAD("layer_pattern", "letters are T, M, *, - and E");
+        if (strspn(m->layer_pattern, "TM*-EG") != np) BAD("layer_pattern", "letters are T, M, *, -, E and G");
         if (strchr(m->layer_pattern, 'E') && m->experts == 0) BAD("layer_pattern", "'E' blocks but experts is 0");
     }
     int64_t ssm[] = {m->ssm_heads, m->ssm_head_dim, m->ssm_state, m->ssm_groups, m->ssm_conv};
@@ -210,6 +219,38 @@ static int finalize_structure(st_model *m, const char *file, st_error *err) {
         if (ssm[i] < 0 || ssm[i] > big) BAD(ssm_keys[i], "must be 0..%lld", (long long)big);
         if (np && strchr(m->layer_pattern, 'M') && ssm[i] < 1) BAD(ssm_keys[i], "Mamba-2 blocks ('M') need it");
     }
+    int64_t gdn[] = {m->gdn_k_heads, m->gdn_v_heads, m->gdn_k_dim, m->gdn_v_dim, m->gdn_conv};
+    static const char *const gdn_keys[] = {"gdn_k_heads", "gdn_v_heads", "gdn_k_dim", "gdn_v_dim", "gdn_conv"};
+    for (int i = 0; i < 5; i++) {
+        if (gdn[i] < 0 || gdn[i] > big) BAD(gdn_keys[i], "must be 0..%lld", (long long)big);
+        if (np && strchr(m->layer_pattern, 'G') && gdn[i] < 1) BAD(gdn_keys[i], "Gated DeltaNet blocks ('G') need it");
+    }
+    if (m->gdn_k_heads > 0 && m->gdn_v_heads % m->gdn_k_heads)
+        BAD("gdn_v_heads", "must be a multiple of gdn_k_heads (%lld)", (long long)m->gdn_k_heads);
+    int64_t dsa[] = {m->index_heads, m->index_head_dim, m->index_topk};
+    static const char *const dsa_keys[] = {"index_heads", "index_head_dim", "index_topk"};
+    for (int i = 0; i < 3; i++) {
+        if (dsa[i] < 0 || dsa[i] > big) BAD(dsa_keys[i], "must be 0..%lld", (long long)big);
+        if ((m->index_heads || m->index_head_dim || m->index_topk) && dsa[i] < 1)
+            BAD(dsa_keys[i], "sparse attention's indexer needs index_heads, index_head_dim and index_topk");
+    }
+    if (m->router_groups < 0 || m->router_groups > ST_MAX_EXPERTS ||
+        (m->router_groups && m->experts % m->router_groups))
+        BAD("router_groups", "must divide experts (%lld)", (long long)m->experts);
+    if (m->router_group_topk < 0 || m->router_group_topk > m->router_groups ||
+        (m->router_groups && !m->router_group_topk))
+        BAD("router_group_topk", "must be 1..router_groups (%lld) with router_groups, else 0",
+            (long long)m->router_groups);
+    if (m->index_topk > 0 && m->kv_lora_rank == 0)
+        BAD("index_topk", "sparse attention is priced on latent attention (kv_lora_rank) only, as DeepSeek-V3.2 and "
+                          "GLM-5 build it");
+    if (m->global_head_dim < 0 || m->global_head_dim > 65536) BAD("global_head_dim", "must be 0..65536");
+    if (m->global_kv_heads < 0 || m->global_kv_heads > m->heads ||
+        (m->global_kv_heads && m->heads % m->global_kv_heads))
+        BAD("global_kv_heads", "must divide heads (%lld)", (long long)m->heads);
+    if ((m->global_head_dim || m->global_kv_heads || m->global_k_eq_v) && !(m->window > 0 && m->global_every > 0))
+        BAD(m->global_head_dim ? "global_head_dim" : m->global_kv_heads ? "global_kv_heads" : "global_k_eq_v",
+            "global blocks need window and global_every");
     if (m->ssm_groups > 0 && m->ssm_heads % m->ssm_groups)
         BAD("ssm_groups", "must divide ssm_heads (%lld)", (long long)m->ssm_heads);
     for (int64_t l = 0; l < ST_MAX_PATTERN; l++)
@@ -267,6 +308,8 @@ int st_model_finalize(st_model *m, const char *file, st_error *err) {
         if (m->moe_every <= 0) m->moe_every = 1;
     }
     if (m->vocab_pad_multiple <= 0) m->vocab_pad_multiple = 128;
+    if (!(m->rope_theta >= 0) || m->rope_theta > 1e12) BAD("rope_theta", "must be 0 (not given) .. 1e12");
+    if (m->rope_theta > 0 && m->position != ST_POS_ROPE) BAD("rope_theta", "set but position is not rope");
     if (!m->name[0]) snprintf(m->name, sizeof m->name, "custom");
     st_text_clean(m->name); /* printed as text: no control characters */
     return finalize_structure(m, file, err);
@@ -286,7 +329,7 @@ static char pattern_at(const st_model *m, int64_t layer) {
 int st_model_layer_is_moe(const st_model *m, int64_t layer) {
     char c = pattern_at(m, layer);
     if (c == 'E') return m->experts > 0;
-    if (c != 'T' || layer < m->first_dense) return 0;
+    if ((c != 'T' && c != 'G') || layer < m->first_dense) return 0;
     /* Mixtral and Switch-style models: every moe_every-th block, counting from the last of each
      * group (GShard/Switch put MoE on every other layer starting with the second; Llama 4's
      * interleave_moe_layer_step and Qwen2-MoE's decoder_sparse_step count the same way). */
@@ -296,7 +339,7 @@ int st_model_layer_is_moe(const st_model *m, int64_t layer) {
 void st_model_layer(const st_model *m, int64_t layer, st_layer *out) {
     char c = pattern_at(m, layer);
     memset(out, 0, sizeof *out);
-    out->mixer = c == 'M' ? ST_MIX_MAMBA : (c == '-' || c == 'E') ? ST_MIX_NONE : ST_MIX_ATTN;
+    out->mixer = c == 'M' ? ST_MIX_MAMBA : c == 'G' ? ST_MIX_GDN : (c == '-' || c == 'E') ? ST_MIX_NONE : ST_MIX_ATTN;
     if (c == 'M' || c == '*')
         out->mlp = ST_MLP_NONE;
     else
@@ -304,12 +347,19 @@ void st_model_layer(const st_model *m, int64_t layer, st_layer *out) {
     /* windowed unless the block is one of the global ones (the last of each global_every) */
     int global = m->global_every > 0 && layer % m->global_every == m->global_every - 1;
     if (out->mixer == ST_MIX_ATTN && m->window > 0 && !global) out->window = m->window;
+    if (out->mixer == ST_MIX_ATTN) {
+        int own = global && m->window > 0; /* Gemma 4's global blocks: heads of their own */
+        out->head_dim = own && m->global_head_dim > 0 ? m->global_head_dim : m->head_dim;
+        out->kv_heads = own && m->global_kv_heads > 0 ? m->global_kv_heads : m->kv_heads;
+        out->k_eq_v = own && m->global_k_eq_v;
+    }
     if (out->mlp == ST_MLP_DENSE)
         out->ffn = layer < ST_MAX_PATTERN && m->layer_ffn[layer] > 0 ? m->layer_ffn[layer] : m->ffn;
 }
 
 static int same_layer(const st_layer *a, const st_layer *b) {
-    return a->mixer == b->mixer && a->mlp == b->mlp && a->window == b->window && a->ffn == b->ffn;
+    return a->mixer == b->mixer && a->mlp == b->mlp && a->window == b->window && a->ffn == b->ffn &&
+           a->head_dim == b->head_dim && a->kv_heads == b->kv_heads && a->k_eq_v == b->k_eq_v;
 }
 
 /* The kinds (first blocks and what they are), up to ST_MAX_KINDS + 1 so that callers see too many. */
@@ -376,6 +426,24 @@ void st_model_count_kinds(const st_model *m, int64_t first, int64_t n, int64_t c
     }
 }
 
+int64_t st_model_token_nodes(const st_model *m, int64_t nodes) {
+    int64_t d = m->experts_topk < nodes ? m->experts_topk : nodes;
+    if (m->router_groups > 0) {
+        int64_t span = (nodes + m->router_groups - 1) / m->router_groups; /* nodes one group lies on */
+        if (m->router_group_topk * span < d) d = m->router_group_topk * span;
+    }
+    return d;
+}
+
+int st_model_tp_divides(const st_model *m, int tp) {
+    if (tp < 1) return 0;
+    int64_t n[] = {m->heads,      m->kv_heads,    m->global_kv_heads, m->ssm_heads,
+                   m->ssm_groups, m->gdn_k_heads, m->gdn_v_heads};
+    for (size_t i = 0; i < sizeof n / sizeof n[0]; i++)
+        if (n[i] % tp) return 0;
+    return 1;
+}
+
 void st_model_block_kinds(const st_model *m, int64_t *dense_idx, int64_t *moe_idx) {
     int64_t rep[ST_MAX_KINDS];
     int n = st_model_kinds(m, rep);
@@ -405,6 +473,8 @@ void st_model_describe(const st_model *m, char *buf, size_t n) {
         if (m->moe_every > 1) ADD(", every %lld", (long long)m->moe_every);
         if (m->capacity_factor > 0) ADD(", capacity %.2f", m->capacity_factor);
         if (m->moe_imbalance > 1) ADD(", imbalance %.2f", m->moe_imbalance);
+        if (m->router_groups > 0)
+            ADD(", top-%lld of %lld groups", (long long)m->router_group_topk, (long long)m->router_groups);
         ADD(", %.1fB active; ", st_model_active_params(m) / 1e9);
     }
     if (m->window > 0) {
@@ -424,6 +494,18 @@ void st_model_describe(const st_model *m, char *buf, size_t n) {
         for (int k = 0; k < nk; k++) ADD("%s%lld '%c'", k ? ", " : "", (long long)count[k], m->layer_pattern[rep[k]]);
         ADD("); ");
     }
+    if (m->index_topk > 0)
+        ADD("sparse attention (indexer %lld heads x %lld, top-%lld keys); ", (long long)m->index_heads,
+            (long long)m->index_head_dim, (long long)m->index_topk);
+    if (m->global_head_dim > 0 || m->global_kv_heads > 0)
+        ADD("global blocks: head %lld, %lld kv heads%s; ",
+            (long long)(m->global_head_dim ? m->global_head_dim : m->head_dim),
+            (long long)(m->global_kv_heads ? m->global_kv_heads : m->kv_heads),
+            m->global_k_eq_v ? ", keys as values" : "");
+    if (m->attn_out_gate) ADD("gated attention output; ");
+    if (m->gdn_v_heads > 0)
+        ADD("Gated DeltaNet (%lld qk heads x %lld, %lld v heads x %lld, conv %lld); ", (long long)m->gdn_k_heads,
+            (long long)m->gdn_k_dim, (long long)m->gdn_v_heads, (long long)m->gdn_v_dim, (long long)m->gdn_conv);
     if (m->ssm_heads > 0)
         ADD("Mamba-2 (%lld heads x %lld, state %lld, %lld groups); ", (long long)m->ssm_heads, (long long)m->ssm_head_dim,
             (long long)m->ssm_state, (long long)m->ssm_groups);

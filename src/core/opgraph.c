@@ -2,7 +2,8 @@
  *
  * One transformer block is the list below (Megatron-LM's GPT block; Llama's differs in norm,
  * SwiGLU and RoPE; MoE replaces the MLP with router + experts). Blocks differ by kind (st_layer:
- * core.h): attention (ordinary or latent: mla_ops), a Mamba-2 mixer (mamba_ops) or none, then a
+ * core.h): attention (ordinary or latent: mla_ops; with sparse attention's indexer: indexer_ops; each
+ * block's own heads: Gemma 4's global ones), a Mamba-2 or Gated DeltaNet mixer (recurrent_ops) or none, then a
  * dense MLP of the block's size, an MoE with shared experts (moe_ops) or none; windowed attention
  * is priced by its window (flash). The tail carries the MTP modules (mtp_ops). Each operator carries this
  * rank's FLOPs and HBM bytes (already divided by the shard), its GEMM shape for the efficiency
@@ -458,18 +459,78 @@ static int qk_norm_op(oplist *L, const st_model *m, const dims *x, double q_out,
     return 0;
 }
 
+/* DeepSeek Sparse Attention's lightning indexer (DeepSeek-V3.2 report, Sec. 2.1; its inference/model.py
+ * Indexer, transformers' DeepseekV32Indexer, which GLM-5's glm_moe_dsa reuses): per query, index_heads
+ * heads of index_head_dim (wq_b from the query latent, else from the block input), one key of
+ * index_head_dim per token (wk, then a LayerNorm with weight and bias), per-head weights (weights_proj,
+ * h -> index_heads); the logits sum_j w_j relu(q_j . k) over every earlier key, then the index_topk
+ * best keys per query. The logits kernel (DeepGEMM's fp8_mqa_logits) does 2 index_heads x index_head_dim
+ * FLOPs per query-key pair of the causal half (s^2 / 2 pairs, 1/cp of them per rank under load-balanced
+ * cp) and writes fp32 logits; backward (the indexer's KL loss against the main attention's
+ * distribution, Sec. 2.1.1) twice the forward. The indexer runs whole on every tp rank, as MLA's
+ * down-projections do: its heads are summed before the top-k, so a head split would all-reduce the
+ * s x s logits. Under cp its keys are all-gathered (their gradients reduce-scattered) beside the main
+ * K/V. It keeps its q, keys and weights and the chosen indices (int32) for backward, not the logits. */
+static int indexer_ops(oplist *L, const st_model *m, const st_shard *s, const dims *x) {
+    st_op *o;
+    double HI = (double)m->index_heads, dI = (double)m->index_head_dim, k = (double)m->index_topk;
+    double in = m->q_lora_rank > 0 ? (double)m->q_lora_rank : x->h;
+    double pairs = x->b * x->s * x->s / 2 / s->cp; /* this rank's causal query-key pairs */
+
+    if (!(o = linear(L, "index_q_cast", "index_q", x, x->T, HI * dI, in, 0))) return ST_EINTERNAL;
+    o->params = in * HI * dI; /* its input: the query latent (or the block input), kept by q_up (q_down) */
+    if (!(o = linear(L, "index_k_cast", "index_k", x, x->T, dI, x->h, 0))) return ST_EINTERNAL;
+    o->params = x->h * dI;
+    PUSH("index_k_norm", ST_OPC_NORM);
+    stream(o, x, x->T * dI, x->T * dI, 0);
+    o->params = 2 * dI;
+    o->saved_bytes = x->T * dI * x->act;
+    if (s->cp > 1) {
+        o->coll_group = ST_GRP_CP;
+        o->coll_bytes = x->T * dI * x->act * s->cp;
+        o->fwd_coll = ST_COLL_ALLGATHER;
+        o->bwd_coll = ST_COLL_REDUCESCATTER;
+    }
+    if (!(o = linear(L, "index_w_cast", "index_w", x, x->T, HI, x->h, 0))) return ST_EINTERNAL;
+    o->params = x->h * HI;
+    o->saved_bytes = x->T * HI * 4; /* fp32 weights */
+
+    PUSH("index_logits", ST_OPC_BGEMM);
+    gemm(o, x, x->sl, x->s, dI, x->b * HI);
+    o->fwd_flops = 2 * HI * dI * pairs;
+    o->bwd_flops = 2 * o->fwd_flops;
+    o->fwd_bytes = x->T * (HI * dI + dI) * x->act + pairs * 4;
+    o->bwd_bytes = 2 * o->fwd_bytes;
+    o->kernels_bwd = 1;
+    o->saved_bytes = x->T * HI * dI * x->act; /* q (the keys: index_k_norm's) */
+    o->splits = ST_SPLIT_CP;
+
+    PUSH("index_topk", ST_OPC_ELEMWISE); /* reads the logits, writes the indices; no backward */
+    o->fwd_bytes = pairs * 4 + x->T * k * 4;
+    o->fwd_flops = pairs;
+    o->kernels_bwd = 0;
+    o->saved_bytes = x->T * k * 4;
+    o->splits = ST_SPLIT_CP;
+    return 0;
+}
+
 /* The attention half of a block: norm, projections, core attention, output projection, residual. */
-static int attention_ops(oplist *L, const st_model *m, const st_shard *s, const dims *x_, double window, int parallel) {
+static int attention_ops(oplist *L, const st_model *m, const st_shard *s, const dims *x_, const st_layer *kind,
+                         int parallel) {
     dims xv = *x_, *x = &xv;
     st_op *o, *core_last = NULL; /* core_last: the core attention's last operator */
     int mla = m->kv_lora_rank > 0;
+    double window = (double)kind->window;
+    x->d = (double)kind->head_dim, x->kv_l = (double)kind->kv_heads / s->tp; /* Gemma 4's global blocks differ */
     double dqk = mla ? (double)(m->qk_nope_dim + m->qk_rope_dim) : x->d, dv = mla ? (double)m->v_head_dim : x->d;
-    double q_out = (double)m->heads * x->d, kv_out = (double)m->kv_heads * x->d, v_out = q_out;
+    double q_out = (double)m->heads * x->d, kv_out = (double)kind->kv_heads * x->d, v_out = q_out;
     if (mla) { /* every head has its own key and value after the up-projection */
         x->kv_l = x->a_l;
         q_out = (double)m->heads * dqk, kv_out = (double)m->heads * (dqk + dv) / 2, v_out = (double)m->heads * dv;
     }
-    double qkv_l = (q_out + 2 * kv_out) / x->t;
+    /* the projection's outputs: q (twice with an output gate), k, and v unless keys serve as values */
+    double gate_out = m->attn_out_gate ? q_out : 0, nkv = kind->k_eq_v ? 1 : 2;
+    double qkv_l = (q_out + gate_out + nkv * kv_out) / x->t;
     double bias = m->bias ? 1 : 0;
 
     PUSH("ln1", ST_OPC_NORM);
@@ -480,12 +541,19 @@ static int attention_ops(oplist *L, const st_model *m, const st_shard *s, const 
         int rc = mla_ops(L, m, x);
         if (rc) return rc;
         o = &L->ops[L->n - 1];
+        if (m->index_topk > 0) {
+            if ((rc = indexer_ops(L, m, s, x))) return rc;
+            /* the main attention sees the index_topk keys the indexer picked: a window's count of
+             * query-key pairs, s k - k^2 / 2 (query i sees min(i, k) keys) */
+            if (window == 0 || (double)m->index_topk < window) window = (double)m->index_topk;
+        }
     } else {
         if (!(o = linear(L, "qkv_cast", "qkv", x, x->T, qkv_l, x->h, ST_SPLIT_TP))) return ST_EINTERNAL;
         o->params = x->h * qkv_l + (m->bias || m->qkv_bias ? qkv_l : 0);
         o->saved_bytes = x->Tn * x->h * x->in8; /* sp ranks keep their shard and re-gather */
         op_sac(o, x, &L->mm, 3,
-               (double[]){x->T * q_out / x->t, x->T * kv_out / x->t, x->T * kv_out / x->t}); /* wq wk wv */
+               (double[]){x->T * (q_out + gate_out) / x->t, x->T * kv_out / x->t,
+                          x->T * (nkv - 1) * kv_out / x->t}); /* wq wk wv */
         if (m->bias || m->qkv_bias) {
             /* the linear's bias: broadcast into the output before the GEMM, its gradient reduced */
             PUSH("qkv_bias", ST_OPC_ELEMWISE);
@@ -526,7 +594,7 @@ static int attention_ops(oplist *L, const st_model *m, const st_shard *s, const 
      * arrive before it and their gradients go back after its backward (cp_exchange): the
      * collective of the operator that makes them (qkv, its bias or rope), which it follows. */
     if (s->cp > 1) cp_exchange(o, s, x, q_out, kv_out);
-    double qk_saved = x->T * (q_out + kv_out) / x->t * x->act, v_saved = x->T * kv_out / x->t * x->act;
+    double qk_saved = x->T * (q_out + kv_out) / x->t * x->act, v_saved = x->T * (nkv - 1) * kv_out / x->t * x->act;
     if (st_attention_fused(s->attention)) {
         PUSH("attention", ST_OPC_ATTENTION);
         flash(o, s, x, dqk, dv, x->kv_l, window);
@@ -576,6 +644,14 @@ static int attention_ops(oplist *L, const st_model *m, const st_shard *s, const 
 
     if (s->cp > 1) cp_core(core_last, s, x, q_out, kv_out);
 
+    if (m->attn_out_gate) {
+        /* Qwen3-Next's gated attention: o times sigmoid(gate), the gate from the query projection */
+        PUSH("out_gate", ST_OPC_ELEMWISE);
+        stream(o, x, 2 * x->T * v_out / x->t, x->T * v_out / x->t, 0);
+        o->saved_bytes = 2 * x->T * v_out / x->t * x->act; /* o and the gate */
+        o->splits = ST_SPLIT_TP | ST_SPLIT_CP;
+    }
+
     if (!(o = linear(L, "proj_cast", "proj", x, x->T, x->h, v_out / x->t, ST_SPLIT_TP))) return ST_EINTERNAL;
     o->params = v_out / x->t * x->h + bias * x->h;
     o->saved_bytes = x->T * v_out / x->t * x->in8;
@@ -589,59 +665,60 @@ static int attention_ops(oplist *L, const st_model *m, const st_shard *s, const 
     return 0;
 }
 
-/* A Mamba-2 mixer (Dao & Gu 2024, "Transformers are SSMs", Sec. 7.1 and mamba_ssm's Mamba2; the
- * block Nemotron-H uses): in_proj from h to z, x, B, C and dt (2 d_inner + 2 groups N + heads), a
- * depthwise causal conv1d of width ssm_conv over x, B, C, the SSD scan, a gated RMSNorm over
- * d_inner and out_proj back to h. Heads split over tp like attention's (Megatron-Core's MambaMixer:
- * in_proj column-, out_proj row-parallel; groups split with them), so the tp collectives are
- * attention's. The scan runs the chunked SSD algorithm (Sec. 6) with chunks of Q = 256 tokens
- * (mamba_ssm's default chunk_size): per group the intra-chunk C B^T (T Q N multiply-adds), per head
- * its masked product with x (T Q P), the chunk states (T N P) and the outputs from the states
- * (T N P): 2 (G T Q N + H T Q P + 2 H T N P) FLOPs forward, backward twice that; it reads x, B, C
- * and dt and writes y, and keeps fp32 chunk states (T / Q x H x P x N) for backward. Priced as a
- * batched GEMM of the intra-chunk shape (Q x P by N) since that is where the FLOPs are. */
-static int mamba_ops(oplist *L, const st_model *m, const st_shard *s, const dims *x) {
+/* A recurrent mixer as one rank runs it (recurrent_ops): in_proj from h to in_l outputs, a depthwise
+ * causal conv1d of width `width` over `conv` channels, a chunked scan, a gated RMSNorm over `di` and
+ * out_proj back to h. Heads split over tp like attention's (in_proj column-, out_proj row-parallel),
+ * so the tp collectives are attention's. The scan reads the conv's output and `gates` more elements
+ * a token, writes di, keeps `state_bytes` of fp32 chunk states for backward (and its inputs), and is
+ * priced as a batched GEMM of its intra-chunk shape (chunk x n by k, `batch` of them), where its
+ * FLOPs are; backward twice the forward. Under cp each rank scans its own tokens: the state passed
+ * between cp ranks is left out (as for every recurrent mixer here). */
+typedef struct recurrent {
+    const char *scan_name;
+    double in_l, conv, width, conv_params, gates, di, norm_params;
+    double chunk, n, k, batch, scan_flops, state_bytes;
+    int kernels_fwd, kernels_bwd;
+} recurrent;
+
+static int recurrent_ops(oplist *L, const st_model *m, const st_shard *s, const dims *x, const recurrent *r) {
     st_op *o;
-    const double Q = 256;
-    double H = (double)m->ssm_heads / x->t, P = (double)m->ssm_head_dim, N = (double)m->ssm_state;
-    double G = (double)m->ssm_groups / x->t, di = H * P, conv = di + 2 * G * N, k = (double)m->ssm_conv;
-    double in_l = 2 * di + 2 * G * N + H, bias = m->bias ? 1 : 0;
+    double bias = m->bias ? 1 : 0;
 
     PUSH("ln1", ST_OPC_NORM);
     norm(o, m, s, x, x->eager);
     tp_coll_before(o, s, x, 1);
-    if (!(o = linear(L, "in_proj_cast", "in_proj", x, x->T, in_l, x->h, ST_SPLIT_TP))) return ST_EINTERNAL;
-    o->params = x->h * in_l + bias * in_l;
+    if (!(o = linear(L, "in_proj_cast", "in_proj", x, x->T, r->in_l, x->h, ST_SPLIT_TP))) return ST_EINTERNAL;
+    o->params = x->h * r->in_l + bias * r->in_l;
     o->saved_bytes = x->Tn * x->h * x->in8;
-    op_sac(o, x, &L->mm, 1, (double[]){x->T * in_l});
+    op_sac(o, x, &L->mm, 1, (double[]){x->T * r->in_l});
 
     PUSH("conv1d", ST_OPC_ELEMWISE);
-    stream(o, x, x->T * conv, x->T * conv, 0);
-    o->fwd_flops = 2 * k * x->T * conv;
+    stream(o, x, x->T * r->conv, x->T * r->conv, 0);
+    o->fwd_flops = 2 * r->width * x->T * r->conv;
     o->bwd_flops = 2 * o->fwd_flops;
-    o->params = conv * (k + 1) + 3 * H; /* weights and bias; dt_bias, A_log and D per head */
-    o->saved_bytes = x->T * conv * x->act;
+    o->params = r->conv_params;
+    o->saved_bytes = x->T * r->conv * x->act;
     o->splits = ST_SPLIT_TP;
 
-    PUSH("ssd_scan", ST_OPC_BGEMM);
-    gemm(o, x, Q, P, N, x->b * x->sl / Q * H);
-    o->fwd_flops = 2 * (G * x->T * Q * N + H * x->T * Q * P + 2 * H * x->T * N * P);
+    PUSH(r->scan_name, ST_OPC_BGEMM);
+    gemm(o, x, r->chunk, r->n, r->k, r->batch);
+    o->fwd_flops = r->scan_flops;
     o->bwd_flops = 2 * o->fwd_flops;
-    o->fwd_bytes = x->T * (conv + H + di) * x->act + x->T / Q * H * P * N * 4;
+    o->fwd_bytes = x->T * (r->conv + r->gates + r->di) * x->act + r->state_bytes;
     o->bwd_bytes = 2 * o->fwd_bytes;
-    o->kernels_fwd = 3, o->kernels_bwd = 5; /* mamba_chunk_scan_combined's chunk cumsum, states, scan */
-    o->saved_bytes = x->T * (conv + H) * x->act + x->T / Q * H * P * N * 4;
+    o->kernels_fwd = r->kernels_fwd, o->kernels_bwd = r->kernels_bwd;
+    o->saved_bytes = x->T * (r->conv + r->gates) * x->act + r->state_bytes;
     o->splits = ST_SPLIT_TP;
 
     PUSH("gated_norm", ST_OPC_NORM);
-    stream(o, x, 2 * x->T * di, x->T * di, 0);
-    o->params = di;
-    o->saved_bytes = 2 * x->T * di * x->act; /* y and the gate z */
+    stream(o, x, 2 * x->T * r->di, x->T * r->di, 0);
+    o->params = r->norm_params;
+    o->saved_bytes = 2 * x->T * r->di * x->act; /* y and the gate z */
     o->splits = ST_SPLIT_TP;
 
-    if (!(o = linear(L, "out_proj_cast", "out_proj", x, x->T, x->h, di, ST_SPLIT_TP))) return ST_EINTERNAL;
-    o->params = di * x->h + bias * x->h;
-    o->saved_bytes = x->T * di * x->in8;
+    if (!(o = linear(L, "out_proj_cast", "out_proj", x, x->T, x->h, r->di, ST_SPLIT_TP))) return ST_EINTERNAL;
+    o->params = r->di * x->h + bias * x->h;
+    o->saved_bytes = x->T * r->di * x->in8;
     op_sac(o, x, &L->mm, 1, (double[]){x->T * x->h});
     tp_coll_after(o, s, x);
     if (s->sp && s->tp > 1) o->op_saved_bytes += x->Tn * x->h * x->act;
@@ -649,6 +726,55 @@ static int mamba_ops(oplist *L, const st_model *m, const st_shard *s, const dims
     PUSH("mixer_residual", ST_OPC_ELEMWISE);
     residual(o, m, s, x);
     return 0;
+}
+
+/* A Mamba-2 mixer (Dao & Gu 2024, "Transformers are SSMs", Sec. 7.1 and mamba_ssm's Mamba2; the
+ * block Nemotron-H uses): in_proj from h to z, x, B, C and dt (2 d_inner + 2 groups N + heads), a
+ * depthwise causal conv1d of width ssm_conv over x, B, C (weights and bias; dt_bias, A_log and D per
+ * head), the SSD scan, a gated RMSNorm over d_inner and out_proj back to h (Megatron-Core's
+ * MambaMixer splits heads and groups over tp). The scan runs the chunked SSD algorithm (Sec. 6) with
+ * chunks of Q = 256 tokens (mamba_ssm's default chunk_size): per group the intra-chunk C B^T (T Q N
+ * multiply-adds), per head its masked product with x (T Q P), the chunk states (T N P) and the
+ * outputs from the states (T N P): 2 (G T Q N + H T Q P + 2 H T N P) FLOPs forward; it reads x, B, C
+ * and dt and keeps fp32 chunk states (T / Q x H x P x N); mamba_chunk_scan_combined runs 3 kernels
+ * forward (chunk cumsum, states, scan) and 5 backward. */
+static int mamba_ops(oplist *L, const st_model *m, const st_shard *s, const dims *x) {
+    const double Q = 256;
+    double H = (double)m->ssm_heads / x->t, P = (double)m->ssm_head_dim, N = (double)m->ssm_state;
+    double G = (double)m->ssm_groups / x->t, di = H * P, conv = di + 2 * G * N, k = (double)m->ssm_conv;
+    recurrent r = {.scan_name = "ssd_scan", .in_l = 2 * di + 2 * G * N + H, .conv = conv, .width = k,
+                   .conv_params = conv * (k + 1) + 3 * H, .gates = H, .di = di, .norm_params = di,
+                   .chunk = Q, .n = P, .k = N, .batch = x->b * x->sl / Q * H,
+                   .scan_flops = 2 * (G * x->T * Q * N + H * x->T * Q * P + 2 * H * x->T * N * P),
+                   .state_bytes = x->T / Q * H * P * N * 4, .kernels_fwd = 3, .kernels_bwd = 5};
+    return recurrent_ops(L, m, s, x, &r);
+}
+
+/* A Gated DeltaNet mixer (Yang, Kautz and Hatamizadeh 2024, "Gated Delta Networks", arXiv 2412.06464;
+ * transformers' modeling_qwen3_next.py Qwen3NextGatedDeltaNet, which Qwen3.5 keeps): in_proj_qkvz from
+ * h to q and k (gdn_k_heads x gdn_k_dim each), v and the output gate z (gdn_v_heads x gdn_v_dim each),
+ * in_proj_ba to beta and the decay a (one per value head); a depthwise conv1d of width gdn_conv over
+ * q, k, v without bias; dt_bias and A_log per value head; RMSNormGated with one weight of gdn_v_dim;
+ * out_proj back to h. The query/key heads are repeated to the value heads, so the delta rule runs on
+ * gdn_v_heads heads of dk x dv state. Its chunkwise form (Sec. 3.3, after Yang et al. 2024, DeltaNet,
+ * arXiv 2406.06484, Sec. 3.2; flash-linear-attention's chunk_gated_delta_rule, chunks of C = 64) per
+ * chunk and head: K K^T (C^2 dk), the WY factors W = T K and U = T V (C^2 dk + C^2 dv), the state's
+ * use and update W S, Q S and K^T (U - W S) (3 C dk dv), the intra-chunk Q K^T (C^2 dk) and its product
+ * with U - W S (C^2 dv) multiply-adds: per token 2 (3 C dk + 2 C dv + 3 dk dv) FLOPs a head (the
+ * triangular solve, C^3 / 3 a chunk, and the gates' elementwise work left out); it reads q, k, v,
+ * beta and the decay and keeps fp32 chunk states (T / C x heads x dk x dv) as the Mamba scan does;
+ * the kernels: 4 forward (cumsum of the decay, the WY factors, the states, the output), 6 backward. */
+static int gdn_ops(oplist *L, const st_model *m, const st_shard *s, const dims *x) {
+    const double C = 64;
+    double Hk = (double)m->gdn_k_heads / x->t, Hv = (double)m->gdn_v_heads / x->t;
+    double dk = (double)m->gdn_k_dim, dv = (double)m->gdn_v_dim, k = (double)m->gdn_conv;
+    double Kd = Hk * dk, Vd = Hv * dv, conv = 2 * Kd + Vd;
+    recurrent r = {.scan_name = "gdn_scan", .in_l = 2 * Kd + 2 * Vd + 2 * Hv, .conv = conv, .width = k,
+                   .conv_params = conv * k + 2 * Hv, .gates = 2 * Hv, .di = Vd, .norm_params = dv,
+                   .chunk = C, .n = dv, .k = dk, .batch = x->b * x->sl / C * Hv,
+                   .scan_flops = 2 * x->T * Hv * (3 * C * dk + 2 * C * dv + 3 * dk * dv),
+                   .state_bytes = x->T / C * Hv * dk * dv * 4, .kernels_fwd = 4, .kernels_bwd = 6};
+    return recurrent_ops(L, m, s, x, &r);
 }
 
 /* A dense MLP of inner size f on Tt tokens (fc1, activation, fc2); names[] gives the three ops'
@@ -781,8 +907,9 @@ int st_ops_layer(const st_model *m, const st_shard *s, int64_t layer, st_op *ops
      * input and both branches */
     int parallel = m->parallel_block && kind.mixer == ST_MIX_ATTN && kind.mlp != ST_MLP_NONE;
 
-    if (kind.mixer == ST_MIX_ATTN) rc = attention_ops(L, m, s, &x, (double)kind.window, parallel);
+    if (kind.mixer == ST_MIX_ATTN) rc = attention_ops(L, m, s, &x, &kind, parallel);
     if (kind.mixer == ST_MIX_MAMBA) rc = mamba_ops(L, m, s, &x);
+    if (kind.mixer == ST_MIX_GDN) rc = gdn_ops(L, m, s, &x);
     if (rc) return rc;
 
     /* ---- MLP or MoE */

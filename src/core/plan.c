@@ -224,6 +224,9 @@ int st_plan_finalize(st_plan *p, const st_model *m, const st_cluster *c, int64_t
     if (m->heads % p->tp) BAD("tp", "heads (%lld) not divisible by tp (%d)", (long long)m->heads, p->tp);
     if (m->kv_heads % p->tp)
         BAD("tp", "kv_heads (%lld) not divisible by tp (%d)", (long long)m->kv_heads, p->tp);
+    if (!st_model_tp_divides(m, p->tp))
+        BAD("tp", "the global blocks' kv heads, Mamba-2 heads and groups or Gated DeltaNet heads are not divisible by "
+                  "tp (%d)", p->tp);
     /* Megatron-LM's validate_args: "Tensor parallel communication/GEMM overlap can happen only when
      * sequence parallelism is enabled" (and Transformer Engine's userbuffers need a tp group) */
     if (p->tp_overlap && (p->tp < 2 || !p->sp))

@@ -21,8 +21,9 @@
  * - Every other decoder is read by meaning (hf_decoder): the standard keys wherever a family puts
  *   them (text_config first: a *ForConditionalGeneration's language model), then a family's own
  *   (hf_known: gated MLP, default tying, LayerNorm, biases, qk-norm, window alternation, sinks),
- *   the MoE keys (hf_moe), latent attention, Mamba-2 patterns, NAS block_configs and MTP modules
- *   (hf_structure), the window layout (hf_window) and the training length (hf_seq). An unknown
+ *   the MoE keys (hf_moe), latent attention, sparse attention's indexer, Gemma 4's global heads, Mamba-2
+ *   patterns, Gated DeltaNet blocks (hf_gdn), NAS block_configs and MTP modules (hf_structure), the
+ *   window layout (hf_window) and the training length (hf_seq). An unknown
  *   model_type is read the same way with a note; structure strata cannot price is refused naming
  *   its keys (hf_unpriced). What an import assumed goes into st_model.note.
  */
@@ -60,13 +61,17 @@ static const char *const strata_keys[] = {
     "kv_lora_rank", "qk_nope_dim", "qk_rope_dim", "v_head_dim", "window", "global_every", "qk_norm", "attn_sinks",
     "qkv_bias", "parallel_block", "ssm_heads", "ssm_head_dim", "ssm_state", "ssm_groups", "ssm_conv", "mtp_layers",
     "layer_pattern",
-    "layer_ffn", NULL};
+    "layer_ffn", "index_heads", "index_head_dim", "index_topk", "gdn_k_heads", "gdn_v_heads", "gdn_k_dim", "gdn_v_dim",
+    "gdn_conv", "attn_out_gate", "global_head_dim", "global_kv_heads", "global_k_eq_v", "router_groups",
+    "router_group_topk", "rope_theta", NULL};
 
 /* The integer keys of issue 15's structure, their ranges checked again by st_model_finalize. */
 #define STRUCT_INTS(XX)                                                                            \
     XX(moe_ffn) XX(shared_experts) XX(shared_ffn) XX(first_dense) XX(q_lora_rank) XX(kv_lora_rank)             \
     XX(qk_nope_dim) XX(qk_rope_dim) XX(v_head_dim) XX(window) XX(global_every) XX(ssm_heads) XX(ssm_head_dim)  \
-    XX(ssm_state) XX(ssm_groups) XX(ssm_conv) XX(mtp_layers)
+    XX(ssm_state) XX(ssm_groups) XX(ssm_conv) XX(mtp_layers) XX(index_heads) XX(index_head_dim) XX(index_topk)     \
+    XX(gdn_k_heads) XX(gdn_v_heads) XX(gdn_k_dim) XX(gdn_v_dim) XX(gdn_conv) XX(global_head_dim) XX(global_kv_heads) \
+    XX(router_groups) XX(router_group_topk)
 
 static void model_unset(st_model *m) {
     memset(m, 0, sizeof *m);
@@ -191,6 +196,8 @@ static int load_strata(const json_t *root, const char *file, const char *prefix,
     if (rc < 0) goto out;
     rc = st__json_get_num(root, "moe_imbalance", 1, 64, &m->moe_imbalance, file, prefix, err);
     if (rc < 0) goto out;
+    rc = st__json_get_num(root, "rope_theta", 1, 1e12, &m->rope_theta, file, prefix, err);
+    if (rc < 0) goto out;
     {
         int64_t qn = 0;
         GET_INT(root, "qk_norm", 0, 2, &qn, 0);
@@ -199,6 +206,8 @@ static int load_strata(const json_t *root, const char *file, const char *prefix,
     GET_BOOL(root, "attn_sinks", &m->attn_sinks);
     GET_BOOL(root, "qkv_bias", &m->qkv_bias);
     GET_BOOL(root, "parallel_block", &m->parallel_block);
+    GET_BOOL(root, "attn_out_gate", &m->attn_out_gate);
+    GET_BOOL(root, "global_k_eq_v", &m->global_k_eq_v);
     {
         const char *pat = NULL;
         rc = st__json_get_str(root, "layer_pattern", &pat, file, prefix, err);
@@ -336,21 +345,20 @@ static const struct {
     {"gpt_neox", K_LN | K_BIAS | K_PARALLEL}, {"gptj", K_LN | K_PARALLEL},
     {"gpt_bigcode", K_TIED | K_LN | K_BIAS | K_LEARNED},
     {"nemotron_h", 0}, {"nemotron-nas", K_GATED},
+    {"deepseek_v32", K_GATED}, {"glm_moe_dsa", K_GATED}, {"qwen3_next", K_GATED | K_QKN_HEAD},
+    {"qwen3_5", K_GATED | K_QKN_HEAD}, {"qwen3_5_text", K_GATED | K_QKN_HEAD},
+    {"gemma4", K_GATED | K_TIED | K_QKN_HEAD}, {"gemma4_text", K_GATED | K_TIED | K_QKN_HEAD},
 };
 
 /* Keys whose structure strata does not price: a config that turns one on is refused naming it. */
 static const struct {
     const char *key, *what;
 } hf_unpriced[] = {
-    {"index_n_heads", "DeepSeek Sparse Attention's indexer"},
-    {"linear_num_value_heads", "linear-attention (Gated DeltaNet) blocks"},
-    {"global_head_dim", "global blocks with a head size of their own"},
-    {"attention_k_eq_v", "keys shared as values"},
-    {"enable_moe_block", "a dense MLP beside the MoE in each block"},
     {"num_kv_shared_layers", "key/value caches shared across blocks"},
     {"hidden_size_per_layer_input", "per-block input embeddings"},
-    {"attn_output_gate", "gated attention output"},
     {"mlp_only_layers", "a list of dense blocks among MoE ones"},
+    {"indexer_types", "blocks that reuse another block's sparse-attention top-k"},
+    {"index_topk_pattern", "blocks that reuse another block's sparse-attention top-k"},
 };
 
 /* The config being read: keys come from text_config first (the language model of a
@@ -442,7 +450,7 @@ static int hf_refuse_unpriced(const hf *c) {
     const json_t *lt = hf_at(c, "layer_types", &prefix), *v;
     json_array_foreach(lt, i, v) {
         const char *t = json_is_string(v) ? json_string_value(v) : "?";
-        if (strcmp(t, "full_attention") && strcmp(t, "sliding_attention")) {
+        if (strcmp(t, "full_attention") && strcmp(t, "sliding_attention") && strcmp(t, "linear_attention")) {
             if (!first) first = "layer_types";
             if (len < sizeof buf)
                 snprintf(buf + len, sizeof buf - len, "%slayer_types ('%s' blocks)", len ? ", " : "", t);
@@ -478,6 +486,7 @@ static int hf_seq(const hf *c) {
         rc = st__json_get_int(rs, "original_max_position_embeddings", 1, ST_MAX_SEQ, &orig, c->file, holders[i],
                               c->err);
         if (rc < 0) goto out;
+        if (rc == 0) continue; /* rope_parameters without it (Qwen3.5, GLM-5) */
         from = i ? "rope_parameters.original_max_position_embeddings" : "rope_scaling.original_max_position_embeddings";
     }
     static const char *const flat[] = {"original_max_position_embeddings", "initial_context_length"};
@@ -611,6 +620,12 @@ static int hf_moe(const hf *c, const char *type) {
     int64_t n_shared = 0, shared_size = 0;
     GETI(0, ST_MAX_EXPERTS, &n_shared, "n_shared_experts");
     GETI(0, 1 << 24, &shared_size, "shared_expert_intermediate_size", "shared_intermediate_size");
+    /* group-limited routing (DeepSeek-V2's group_limited_greedy, V3's noaux_tc): one group is no limit */
+    int64_t groups = 0, groups_topk = 0;
+    GETI(0, ST_MAX_EXPERTS, &groups, "n_group");
+    GETI(0, ST_MAX_EXPERTS, &groups_topk, "topk_group");
+    if (groups > 1 && groups_topk > 0 && groups_topk < groups)
+        m->router_groups = groups, m->router_group_topk = groups_topk;
     if (n_shared > 0) m->shared_experts = n_shared;
     if (shared_size > 0) m->shared_experts = 1, m->shared_ffn = shared_size;
     if (type && !strncmp(type, "llama4", 6)) {
@@ -619,6 +634,58 @@ static int hf_moe(const hf *c, const char *type) {
         m->moe_ffn = m->ffn, m->shared_experts = 1, m->shared_ffn = m->ffn;
         GETI(1, 1 << 24, &m->ffn, "intermediate_size_mlp");
     }
+    rc = 0;
+out:
+    return rc;
+}
+
+/* The RoPE base: rope_theta (text_config first) or GPT-NeoX's rotary_emb_base, else
+ * rope_parameters.rope_theta (transformers 5's layout), else its full_attention entry (Gemma 4 keeps one per block kind; the global blocks' is
+ * the model's, as Gemma 3's rope_theta is, its local blocks' base said in the note). */
+static int hf_rope_theta(const hf *c) {
+    const char *prefix;
+    const json_t *v = hf_at(c, "rope_theta", &prefix), *rp = hf_at(c, "rope_parameters", &prefix);
+    if (!v) v = hf_at(c, "rotary_emb_base", &prefix); /* GPT-NeoX */
+    if (!v && json_is_object(rp)) v = json_object_get(rp, "rope_theta");
+    if (!v && json_is_object(rp) && json_is_object(json_object_get(rp, "full_attention"))) {
+        v = json_object_get(json_object_get(rp, "full_attention"), "rope_theta");
+        if (v) note_add(c->m, "rope_theta of the full-attention blocks (the windowed ones have their own)");
+    }
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_number(v) || !(json_number_value(v) >= 1) || json_number_value(v) > 1e12)
+        return st_error_set(c->err, ST_EINVAL, c->file, "rope_theta", "expected a number 1..1e12");
+    c->m->rope_theta = json_number_value(v);
+    return 0;
+}
+
+/* Gated DeltaNet blocks (Qwen3-Next, Qwen3.5: modeling_qwen3_next.py): the linear_* head shapes and
+ * which blocks are linear, from layer_types ("linear_attention") or else full_attention_interval (every
+ * n-th block full attention, the last of each n, as Qwen3NextConfig derives layer_types). */
+static int hf_gdn(const hf *c) {
+    int rc = 0;
+    st_model *m = c->m;
+    const char *prefix;
+    GETI(0, 65536, &m->gdn_v_heads, "linear_num_value_heads");
+    if (m->gdn_v_heads == 0) goto out;
+    GETI(0, 65536, &m->gdn_k_heads, "linear_num_key_heads");
+    GETI(0, 65536, &m->gdn_k_dim, "linear_key_head_dim");
+    GETI(0, 65536, &m->gdn_v_dim, "linear_value_head_dim");
+    GETI(0, 64, &m->gdn_conv, "linear_conv_kernel_dim");
+    int64_t every = 0;
+    GETI(1, ST_MAX_LAYERS, &every, "full_attention_interval");
+    const json_t *lt = hf_at(c, "layer_types", &prefix), *v;
+    if (m->layers > ST_MAX_PATTERN || (lt && (!json_is_array(lt) || (int64_t)json_array_size(lt) != m->layers)) ||
+        (!lt && every == 0)) {
+        rc = st_error_set(c->err, ST_EINVAL, c->file, "layer_types",
+                          "expected one entry per layer (at most %d), or full_attention_interval", ST_MAX_PATTERN);
+        goto out;
+    }
+    for (int64_t l = 0; l < m->layers; l++) {
+        v = lt ? json_array_get(lt, (size_t)l) : NULL;
+        int linear = lt ? json_is_string(v) && !strcmp(json_string_value(v), "linear_attention") : (l + 1) % every != 0;
+        m->layer_pattern[l] = linear ? 'G' : 'T';
+    }
+    m->layer_pattern[m->layers] = '\0';
     rc = 0;
 out:
     return rc;
@@ -652,6 +719,22 @@ static int hf_structure(const hf *c) {
     }
     const json_t *bc = hf_at(c, "block_configs", &prefix);
     if (bc && (rc = hf_nas(c, bc)) < 0) goto out;
+    /* DeepSeek Sparse Attention (DeepSeek-V3.2, GLM-5): the lightning indexer's shape */
+    GETI(0, 65536, &m->index_heads, "index_n_heads");
+    GETI(0, 65536, &m->index_head_dim, "index_head_dim");
+    GETI(0, ST_MAX_SEQ, &m->index_topk, "index_topk");
+    /* Gemma 4's global blocks: their own head size and kv heads, keys as values */
+    GETI(0, 65536, &m->global_head_dim, "global_head_dim");
+    GETI(0, ST_MAX_HEADS, &m->global_kv_heads, "num_global_key_value_heads");
+    m->global_k_eq_v = hf_true(c, "attention_k_eq_v");
+    if (hf_true(c, "enable_moe_block")) {
+        /* Gemma 4: every block's dense MLP (intermediate_size) runs beside its MoE on the same input and
+         * the two are summed (modeling_gemma4.py, Gemma4TextDecoderLayer): a shared expert's structure */
+        m->shared_experts = 1, m->shared_ffn = m->ffn;
+        note_add(m, "the dense MLP beside each block's MoE priced as one shared expert (its own norms left out)");
+    }
+    m->attn_out_gate = hf_true(c, "attn_output_gate");
+    if ((rc = hf_gdn(c)) < 0) goto out;
     GETI(0, 16, &m->mtp_layers, "num_nextn_predict_layers", "mtp_num_hidden_layers");
     if (hf_true(c, "use_mtp")) GETI(0, 16, &m->mtp_layers, "num_mtp_modules");
     if (m->mtp_layers > 0)
@@ -735,6 +818,7 @@ static int hf_decoder(const json_t *root, const char *file, st_model *m, st_erro
     m->attn_sinks = (known & K_SINKS) != 0;
     m->parallel_block = (known & K_PARALLEL) || hf_true(c, "parallel_attn") || hf_true(c, "use_parallel_residual");
     if (json_is_false(hf_at(c, "use_parallel_residual", &prefix))) m->parallel_block = 0;
+    if (m->position == ST_POS_ROPE && (rc = hf_rope_theta(c)) < 0) goto out;
     if ((rc = hf_moe(c, type)) < 0) goto out;
     if ((rc = hf_window(c, known)) < 0) goto out;
     if ((rc = hf_structure(c)) < 0) goto out;
@@ -1013,10 +1097,13 @@ json_t *st__model_to_json(const st_model *m) {
 #undef XX
     if (m->capacity_factor > 0) SET("capacity_factor", json_real(m->capacity_factor));
     if (m->moe_imbalance > 1) SET("moe_imbalance", json_real(m->moe_imbalance));
+    if (m->rope_theta > 0) SET("rope_theta", json_real(m->rope_theta));
     if (m->qk_norm) SET("qk_norm", json_integer(m->qk_norm));
     if (m->attn_sinks) SET("attn_sinks", json_true());
     if (m->qkv_bias) SET("qkv_bias", json_true());
     if (m->parallel_block) SET("parallel_block", json_true());
+    if (m->attn_out_gate) SET("attn_out_gate", json_true());
+    if (m->global_k_eq_v) SET("global_k_eq_v", json_true());
     if (m->layer_pattern[0]) SET("layer_pattern", json_string(m->layer_pattern));
     int64_t nf = 0;
     for (int64_t l = 0; l < ST_MAX_PATTERN; l++)

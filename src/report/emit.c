@@ -2,8 +2,8 @@
  *
  * Targets (each emitted text names its target again in a header comment or, for JSON, in the
  * "strata" object):
- *   megatron   Megatron-LM core_r0.10.0: the command-line arguments of pretrain_gpt.py
- *              (megatron/training/arguments.py of that release), one flag per line with
+ *   megatron   Megatron-LM main at commit 000c4ac (2025): the command-line arguments of pretrain_gpt.py
+ *              (megatron/training/arguments.py of that commit), one flag per line with
  *              trailing backslashes, after "# ..." comment lines.
  *   deepspeed  DeepSpeed 0.14.x: a ds_config JSON (train_batch_size, zero_optimization, bf16/fp16,
  *              activation_checkpointing, ...). tp/pp/cp/ep/vp/sp are not ds_config keys (they are
@@ -37,8 +37,21 @@
  *    there is no plain-ReLU flag and no ALiBi.
  *  - Megatron-LM MoE defaults that differ from what strata prices: --moe-token-dispatcher-type
  *    allgather (strata: all-to-all), --moe-layer-freq 1 (every block MoE), --moe-aux-loss-coeff 0
- *    (no load balancing); --rotary-base defaults to 10000. tests/data/emit/megatron_core_r0.10.0_flags.txt
- *    lists the flags this file may write.
+ *    (no load balancing); --rotary-base defaults to 10000 (the model's rope_theta is emitted).
+ *    tests/data/emit/megatron_main_000c4ac_flags.txt lists the flags this file may write (and says
+ *    how it was taken from arguments.py). Issue 15's structure maps to them: latent attention
+ *    (--multi-latent-attention, --q-lora-rank, --kv-lora-rank, --qk-head-dim = qk_nope, --qk-pos-emb-
+ *    head-dim = qk_rope, --v-head-dim), shared experts (--moe-shared-expert-intermediate-size, the
+ *    total), group-limited routing (--moe-router-num-groups, --moe-router-group-topk), a capacity
+ *    factor (--moe-expert-capacity-factor with --moe-pad-expert-input-to-capacity, the padded buffers
+ *    strata prices), dense-first blocks (--moe-layer-freq's list), windows (--window-size W,0 as
+ *    Megatron-LM's gpt-oss example writes it, --window-attn-skip-freq N: one full-attention block
+ *    after N - 1 windowed ones, strata's global_every), per-head qk-norm (--qk-layernorm), q/k/v
+ *    biases (--add-qkv-bias), sinks (--softmax-type learnable), MTP (--mtp-num-layers). What has no
+ *    flag in pretrain_gpt.py is refused naming its key (megatron_structure): sparse attention's
+ *    indexer, Mamba-2 / Gated DeltaNet / attention-only / MLP-only blocks (Mamba runs from
+ *    pretrain_mamba.py), per-block FFN sizes (a heterogeneous config file), Gemma 4's global heads,
+ *    gated attention outputs, parallel attention + MLP, full-width qk-norm.
  *  - Uneven plans (issue 19): no target gives data-parallel replicas different micro-batch counts
  *    (dp_batches: refused); DeepSpeed's PipelineModule partitions by partition_method "uniform",
  *    "parameters" or "type:REGEX" (deepspeed/runtime/pipe/module.py, _partition_layers), so explicit
@@ -47,7 +60,10 @@
  *  - DeepSpeed: offload_param is valid only with ZeRO stage 3, offload_optimizer with stages 1-3;
  *    the pipeline engine asserts ZeRO stage < 2 and runs one non-interleaved 1F1B-style schedule.
  *    MoE is a model layer (deepspeed.moe.layer.MoE: capacity-factor gating, expert-parallel groups
- *    carved out of data parallelism); Megatron-DeepSpeed runs it without pipeline parallelism.
+ *    carved out of data parallelism); Megatron-DeepSpeed runs it without pipeline parallelism. Its
+ *    experts are the model's MLP, its gate has no group limit and its one residual MLP (PR-MoE) stands
+ *    for one shared expert of the experts' size: other MoE shapes are refused naming the key
+ *    (deepspeed_moe).
  *  - Attention: Megatron-LM's --attention-backend (flash, fused, unfused, local, auto; Transformer
  *    Engine's backends), Megatron-DeepSpeed's --use-flash-attn-v2, torchtitan's llama3 always
  *    F.scaled_dot_product_attention (no unfused path).
@@ -71,7 +87,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MEGATRON_TARGET "Megatron-LM core_r0.10.0"
+#define MEGATRON_TARGET "Megatron-LM main@000c4ac"
 #define DEEPSPEED_TARGET "DeepSpeed 0.14.x"
 #define TORCHTITAN_TARGET "torchtitan v0.1.0"
 
@@ -351,6 +367,20 @@ static void flag(flagw *w, const char *fmt, ...) {
  * list form, a Python expression of one 0/1 entry per block, quoted for the shell. */
 static void moe_layer_freq(flagw *w, const st_model *m) {
     int64_t n = m->moe_every > 0 ? m->moe_every : 1;
+    if (m->first_dense > 0) {
+        /* dense-first blocks: the per-layer list as runs, "[0]*3+[1]*58" (moe_freq_type) */
+        char list[512];
+        size_t len = 0;
+        for (int64_t l = 0; l < m->layers && len < sizeof list;) {
+            int moe = st_model_layer_is_moe(m, l);
+            int64_t r = l;
+            while (r < m->layers && st_model_layer_is_moe(m, r) == moe) r++;
+            len += (size_t)snprintf(list + len, sizeof list - len, "%s[%d]*%" PRId64, l ? "+" : "", moe, r - l);
+            l = r;
+        }
+        flag(w, "--moe-layer-freq '%s'", list);
+        return;
+    }
     if (n == 1) {
         flag(w, "--moe-layer-freq 1");
         return;
@@ -364,19 +394,39 @@ static void moe_layer_freq(flagw *w, const st_model *m) {
 
 static const char *const suggest = "use --emit deepspeed or --emit torchtitan";
 
+/* The model structure (issue 15) that the target's pretrain_gpt.py has no flag for (file comment):
+ * a plan priced with it cannot be handed over as priced, so it is refused naming the model key. */
+static int megatron_structure(const st_model *m, st_error *err) {
+    int mixers = 0, ffns = 0;
+    for (const char *c = m->layer_pattern; *c; c++) mixers |= *c != 'T'; /* every Megatron block has both halves */
+    for (int64_t l = 0; l < ST_MAX_PATTERN; l++) ffns |= m->layer_ffn[l] > 0;
+    const struct {
+        int on;
+        const char *key, *what;
+    } no[] = {
+        {m->index_topk > 0, "index_topk", "DeepSeek Sparse Attention's indexer"},
+        {mixers, "layer_pattern", "Mamba-2, Gated DeltaNet, attention-only or MLP-only blocks"},
+        {ffns, "layer_ffn", "per-block FFN sizes"},
+        {m->global_head_dim || m->global_kv_heads || m->global_k_eq_v, "global_head_dim",
+         "global blocks with heads of their own"},
+        {m->attn_out_gate, "attn_out_gate", "a gated attention output"},
+        {m->parallel_block, "parallel_block", "parallel attention and MLP"},
+        {m->qk_norm == 2, "qk_norm", "full-width query/key norms (--qk-layernorm is per head)"},
+    };
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        if (no[i].on)
+            return st_error_set(err, ST_EINVAL, NULL, no[i].key, "%s's pretrain_gpt.py has no flag for %s (%s)",
+                                MEGATRON_TARGET, no[i].what, no[i].key);
+    return 0;
+}
+
 static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_cluster *c,
                          const char *spec, st_error *err) {
     int rc = 0;
     int *chunks = NULL;
     int first = 0, last = 0; /* uneven first/last stage layer counts, 0 = not set */
 
-    /* --fp8-recipe (mxfp8) and --fp4-format/--fp4-recipe (nvfp4) came in later releases; this one
-     * has --fp8-format only (tests/data/emit/megatron_core_r0.10.0_flags.txt). First: a search's plans
-     * share the dtype, and `strata plan --emit` reports the last refusal */
-    if (p->dtype == ST_DT_MXFP8 || p->dtype == ST_DT_NVFP4)
-        return st_error_set(err, ST_EINVAL, NULL, "dtype", "%s has no %s recipe flag (it has --fp8-format only); %s",
-                            MEGATRON_TARGET, st_dtype_name(p->dtype),
-                            p->dtype == ST_DT_MXFP8 ? suggest : "use --emit deepspeed (bf16, with a note)");
+    if ((rc = megatron_structure(m, err)) != 0) return rc; /* the model's, before any plan's reason */
     if (p->kernels != ST_KERN_FUSED)
         return st_error_set(err, ST_EINVAL, NULL, "kernels",
                             "%s runs fused kernels (Transformer Engine's); kernels=%s is torchtitan's (%s); %s",
@@ -474,8 +524,8 @@ static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_
     }
     if (p->dtype == ST_DT_TF32)
         sb_puts(b, "# note: tf32 is a PyTorch matmul setting, not a Megatron-LM flag; parameters stay fp32\n");
-    if (m->position == ST_POS_ROPE)
-        sb_puts(b, "# note: --rotary-base is not emitted: strata's model has no RoPE base and prices none; "
+    if (m->position == ST_POS_ROPE && m->rope_theta <= 0)
+        sb_puts(b, "# note: --rotary-base is not emitted: the model gives no RoPE base (rope_theta); "
                    "Megatron-LM's default is 10000, set the model's own (Llama 3: 500000)\n");
     if (m->experts > 0)
         sb_puts(b, "# note: MoE as strata priced it: all-to-all token dispatch, grouped expert GEMMs (Transformer "
@@ -507,11 +557,30 @@ static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_
         flag(&w, "--group-query-attention");
         flag(&w, "--num-query-groups %" PRId64, m->kv_heads);
     }
-    if (m->head_dim > 0 && m->head_dim * m->heads != m->hidden) flag(&w, "--kv-channels %" PRId64, m->head_dim);
+    if (m->head_dim > 0 && m->head_dim * m->heads != m->hidden && m->kv_lora_rank == 0)
+        flag(&w, "--kv-channels %" PRId64, m->head_dim);
+    if (m->kv_lora_rank > 0) { /* MLA's own head shapes (arguments.py's mla group) */
+        flag(&w, "--multi-latent-attention");
+        if (m->q_lora_rank > 0) flag(&w, "--q-lora-rank %" PRId64, m->q_lora_rank);
+        flag(&w, "--kv-lora-rank %" PRId64, m->kv_lora_rank);
+        flag(&w, "--qk-head-dim %" PRId64, m->qk_nope_dim);
+        flag(&w, "--qk-pos-emb-head-dim %" PRId64, m->qk_rope_dim);
+        flag(&w, "--v-head-dim %" PRId64, m->v_head_dim);
+    }
+    if (m->qk_norm == 1) flag(&w, "--qk-layernorm");
+    if (m->qkv_bias) flag(&w, "--add-qkv-bias");
+    if (m->attn_sinks) flag(&w, "--softmax-type learnable");
+    if (m->window > 0) {
+        flag(&w, "--window-size %" PRId64 ",0", m->window);
+        if (m->global_every > 0) flag(&w, "--window-attn-skip-freq %" PRId64, m->global_every);
+    }
+    if (m->mtp_layers > 0) flag(&w, "--mtp-num-layers %" PRId64, m->mtp_layers);
     flag(&w, "--ffn-hidden-size %" PRId64, m->ffn);
     if (m->activation == ST_ACT_SWIGLU) flag(&w, "--swiglu");
     if (m->norm == ST_NORM_RMSNORM) flag(&w, "--normalization RMSNorm");
     flag(&w, "--position-embedding-type %s", m->position == ST_POS_ROPE ? "rope" : "learned_absolute");
+    /* the model's RoPE base (argparse type int in arguments.py) */
+    if (m->position == ST_POS_ROPE && m->rope_theta > 0) flag(&w, "--rotary-base %.0f", m->rope_theta);
     if (!m->tied_embeddings) flag(&w, "--untie-embeddings-and-output-weights");
     if (!m->bias) flag(&w, "--disable-bias-linear");
     if (!m->dropout) {
@@ -521,6 +590,17 @@ static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_
     if (m->experts > 0) {
         flag(&w, "--num-experts %" PRId64, m->experts);
         flag(&w, "--moe-router-topk %" PRId64, m->experts_topk > 0 ? m->experts_topk : 1);
+        if (m->moe_ffn > 0 && m->moe_ffn != m->ffn) flag(&w, "--moe-ffn-hidden-size %" PRId64, m->moe_ffn);
+        if (m->shared_experts > 0)
+            flag(&w, "--moe-shared-expert-intermediate-size %" PRId64, m->shared_experts * m->shared_ffn);
+        if (m->router_groups > 0) {
+            flag(&w, "--moe-router-num-groups %" PRId64, m->router_groups);
+            flag(&w, "--moe-router-group-topk %" PRId64, m->router_group_topk);
+        }
+        if (m->capacity_factor > 0) {
+            flag(&w, "--moe-expert-capacity-factor %g", m->capacity_factor);
+            flag(&w, "--moe-pad-expert-input-to-capacity");
+        }
         moe_layer_freq(&w, m);
         /* the default dispatcher (allgather) gathers every token on every ep rank; strata priced
          * the all-to-all exchange */
@@ -543,9 +623,20 @@ static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_
     }
     if (p->zero == 1) flag(&w, "--use-distributed-optimizer");
     /* precision */
-    if (p->dtype == ST_DT_BF16 || p->dtype == ST_DT_FP8) flag(&w, "--bf16"); /* (mxfp8, nvfp4: refused above) */
+    if (p->dtype == ST_DT_BF16 || st_dtype_quantised(p->dtype)) flag(&w, "--bf16");
     if (p->dtype == ST_DT_FP16) flag(&w, "--fp16");
     if (p->dtype == ST_DT_FP8) flag(&w, "--fp8-format hybrid");
+    /* the target's block-scaled recipes: --fp8-recipe mxfp8 (E4M3 for every tensor, one E8M0 scale per 32)
+     * and --fp4-format e2m1 --fp4-recipe nvfp4; strata prices every block's linear layers in the format, so
+     * --first-last-layers-bf16 (the NVFP4 paper's bf16 ends) is left off, as priced */
+    if (p->dtype == ST_DT_MXFP8) {
+        flag(&w, "--fp8-format e4m3");
+        flag(&w, "--fp8-recipe mxfp8");
+    }
+    if (p->dtype == ST_DT_NVFP4) {
+        flag(&w, "--fp4-format e2m1");
+        flag(&w, "--fp4-recipe nvfp4");
+    }
     if (p->grad_bytes == 4 && is16(p->dtype)) flag(&w, "--accumulate-allreduce-grads-in-fp32");
     if (p->overlap_grad_reduce) flag(&w, "--overlap-grad-reduce");
     /* (plan.c refuses it without zero 1-2 and overlap_grad_reduce, as validate_args does) */
@@ -564,8 +655,37 @@ out:
 
 static const char *jbool(int v) { return v ? "true" : "false"; }
 
+/* The MoE shapes DeepSpeed's MoE layer cannot run as strata priced them (deepspeed/moe/layer.py MoE and
+ * sharded_moe.py TopKGate, which Megatron-DeepSpeed wraps around its ParallelMLP): its experts are
+ * the model's MLP (one --ffn-hidden-size for dense and expert blocks), MoE blocks come every
+ * --expert-interval blocks from the first (no dense-first run), the gate picks top-k over all
+ * experts (no group-limited routing), and its one residual MLP (use_residual, PR-MoE) is mixed in by
+ * a learned coefficient beside experts of the same shape: one shared expert of the experts' size. */
+static int deepspeed_moe(const st_model *m, st_error *err) {
+    if (m->experts <= 0) return 0;
+    int64_t fe = m->moe_ffn > 0 ? m->moe_ffn : m->ffn, fs = m->shared_ffn > 0 ? m->shared_ffn : fe; /* 0: derive */
+    const struct {
+        int on;
+        const char *key, *what;
+    } no[] = {
+        {fe != m->ffn, "moe_ffn", "experts of another FFN size than the dense blocks'"},
+        {m->first_dense > 0, "first_dense", "dense blocks before the first MoE block"},
+        {m->layer_pattern[0] != 0, "layer_pattern", "a per-block pattern"},
+        {m->router_groups > 0, "router_groups", "group-limited routing"},
+        {m->shared_experts > 1 || (m->shared_experts == 1 && fs != fe), "shared_experts",
+         "shared experts other than one of the experts' size (its PR-MoE residual MLP)"},
+    };
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        if (no[i].on)
+            return st_error_set(err, ST_EINVAL, NULL, no[i].key, "%s's MoE layer cannot run %s (%s)",
+                                DEEPSPEED_TARGET, no[i].what, no[i].key);
+    return 0;
+}
+
 static int emit_deepspeed(sbuf *b, const st_plan *p, const st_model *m, const st_cluster *c,
                           const char *spec, st_error *err) {
+    int rc = deepspeed_moe(m, err);
+    if (rc) return rc;
     if (p->kernels != ST_KERN_FUSED)
         return st_error_set(err, ST_EINVAL, NULL, "kernels",
                             "%s runs Megatron-DeepSpeed's fused kernels; kernels=%s is torchtitan's",
@@ -728,9 +848,16 @@ static int emit_deepspeed(sbuf *b, const st_plan *p, const st_model *m, const st
                   PRId64 "%s\"",
                   m->experts, p->ep, m->experts_topk > 0 ? m->experts_topk : 1,
                   m->moe_every > 1 ? ", and an MoE layer every moe_every blocks (strata: the last of each group)" : "");
-        sb_puts(b, ",\n      \"MoE: DeepSpeed gates with a capacity factor (1.0 in training by default) and drops "
-                   "tokens past it, where strata priced every routed token; raise --moe-train-capacity-factor if "
-                   "loads are uneven\"");
+        if (m->capacity_factor > 0)
+            sb_printf(b, ",\n      \"MoE: strata priced a capacity factor of %g: --moe-train-capacity-factor %g\"",
+                      m->capacity_factor, m->capacity_factor);
+        else
+            sb_puts(b, ",\n      \"MoE: DeepSpeed gates with a capacity factor (1.0 in training by default) and drops "
+                       "tokens past it, where strata priced every routed token; raise --moe-train-capacity-factor if "
+                       "loads are uneven\"");
+        if (m->shared_experts == 1)
+            sb_puts(b, ",\n      \"MoE: the shared expert is DeepSpeed's residual MLP (MoE(use_residual=True), "
+                       "PR-MoE), mixed in by a learned coefficient\"");
     }
     sb_puts(b, "\n    ]\n  }\n}\n");
     return 0;
