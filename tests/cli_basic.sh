@@ -267,11 +267,17 @@ if [ $rc -eq 1 ] && grep -q "none that megatron can run" "$T/err"; then
 else
 	nok "--emit megatron --kernels eager" "exit $rc"
 fi
-# the targeted Megatron-LM release has --fp8-format only: no nvfp4 plan can be emitted, and the
-# message says why (the last refusal names the key)
+# torchtitan's release has no nvfp4 training: no plan can be emitted, and the message says why (the
+# last refusal names the key); Megatron-LM's target has the recipe and gets it
+run plan --model llama2-7b --cluster dgx-b200 --gpus 8 --gbs 64 --top 1 --dtype nvfp4 --emit torchtitan
+if [ $rc -eq 1 ] && grep -q "none that torchtitan can run (the last: key 'dtype': .*nvfp4" "$T/err"; then
+	ok "--emit torchtitan with --dtype nvfp4: refused, naming the key"
+else
+	nok "--emit torchtitan --dtype nvfp4" "exit $rc"
+fi
 run plan --model llama2-7b --cluster dgx-b200 --gpus 8 --gbs 64 --top 1 --dtype nvfp4 --emit megatron
-if [ $rc -eq 1 ] && grep -q "none that megatron can run (the last: key 'dtype': .*nvfp4" "$T/err"; then
-	ok "--emit megatron with --dtype nvfp4: refused, naming the key"
+if [ $rc -eq 0 ] && grep -q -- "--fp4-recipe nvfp4" "$T/out"; then
+	ok "--emit megatron with --dtype nvfp4: its --fp4-format/--fp4-recipe flags"
 else
 	nok "--emit megatron --dtype nvfp4" "exit $rc"
 fi
