@@ -350,8 +350,8 @@ static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_e
         *kind = ST_EXEC_OPTIMIZER;
         for (int i = 0; i < S->nreg; i++) {
             region *g = &S->reg[i];
-            st__xadam(S->x.params + g->lo, S->x.grads + g->lo, S->m + g->mv, S->v + g->mv, g->hi - g->lo, (int)step + 1,
-                      ADAM_LR, ADAM_B1, ADAM_B2, ADAM_EPS);
+            S->x.be->adam(S->x.params + g->lo, S->x.grads + g->lo, S->m + g->mv, S->v + g->mv, g->hi - g->lo,
+                          (int)step + 1, ADAM_LR, ADAM_B1, ADAM_B2, ADAM_EPS);
         }
         return 0;
     }
