@@ -604,9 +604,11 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             S->pending_tp_s = tp;
             if (in.kind == ST_INS_COMPUTE) S->pending_ep_s = ep;
             S->heap_peak_bytes = fmax(S->heap_peak_bytes, st__xheap_bytes());
+            int kerr = !rc && S->x.be->error ? S->x.be->error(err) : 0; /* a kernel's failure: err says which */
             if (rc)
                 st_error_set(err, rc, NULL, "plan", "rank %d instruction %d (%s, micro-batch %d) cannot run", S->rank, i,
                              in.label ? in.label : "?", in.mb);
+            rc = rc ? rc : kerr;
         }
         S->gemm_s = st__xkernels_gemm_s - gemm0;
         MPI_Waitall(S->nsends, S->reqs, MPI_STATUSES_IGNORE);
@@ -742,6 +744,21 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
         res->refused = 1;
         return rc;
     }
+    const st__xbackend *be = &st__xbackend_cpu;
+    if (o->backend == ST_EXEC_CUDA) { /* every rank starts its GPU; one that cannot stops them all */
+        int mine = st__xcuda_open(&be, err) != 0, first = mine ? S.rank : size, bad = size;
+        MPI_Allreduce(&first, &bad, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+        if (bad < size) { /* rank 0 says the first failing rank's reason */
+            if (bad != 0 && S.rank == bad) MPI_Send(err->text, sizeof err->text, MPI_CHAR, 0, 0, MPI_COMM_WORLD);
+            if (bad != 0 && S.rank == 0) {
+                MPI_Recv(err->text, sizeof err->text, MPI_CHAR, bad, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                err->text[sizeof err->text - 1] = 0;
+            }
+            st__xcuda_close();
+            res->refused = 1;
+            return err->code = ST_EINVAL;
+        }
+    }
     st__xkernels_reference = o->reference_kernels;
     st__xkernels_threads(1); /* one core per rank (the ranks are the parallelism) */
     S.l = l;
@@ -756,7 +773,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     S.epc = S.edpc = MPI_COMM_NULL;
     l0 = calloc((size_t)S.V, sizeof *l0), l1 = calloc((size_t)S.V, sizeof *l1);
     st__xpart part = {.B = p->mbs, .T = p->seq, .tp = S.tp, .tr = S.tr, .sp = p->sp, .ep = S.ep, .er = S.er,
-                      .nchunks = S.V, .l0 = l0, .l1 = l1,
+                      .nchunks = S.V, .l0 = l0, .l1 = l1, .be = be,
                       .recompute = p->recompute == ST_REC_FULL ? 2 : p->recompute == ST_REC_SELECTIVE ? 1 : 0};
     if (l0 && l1) stage_layers(l, S.pg, m->layers, S.pp, S.V, l0, l1, &part.first, &part.last);
     /* a refusal of the model's shape is every rank's (each checks the same numbers); running out of
@@ -847,5 +864,6 @@ out:
     free(R.m);
     free(R.v);
     state_destroy(&S);
+    if (o->backend == ST_EXEC_CUDA) st__xcuda_close();
     return rc;
 }

@@ -93,9 +93,20 @@ typedef struct st__xbackend {
                      const float *k, const float *v, int64_t B, int64_t T, int64_t hq, int64_t hkv, int64_t d);
     void (*adam)(float *p, const float *g, float *m, float *v, int64_t n, int t, float lr, float b1, float b2,
                  float eps);
+    /* the kernels return nothing: 0, or the first failure since the backend started (ST_EIO; err
+     * says which call and why). NULL: the kernels cannot fail (the CPU's). */
+    int (*error)(st_error *err);
 } st__xbackend;
 /* the CPU's: the kernels above (BLAS or plain C GEMMs as st__xkernels_reference says) */
 extern const st__xbackend st__xbackend_cpu;
+
+/* The cuda backend (exec/cuda.c; exec/nocuda.c where configure did not build it): starts this
+ * process's part on its GPU (the node-local rank modulo the visible GPUs) and fills *be with its
+ * table. Collective over MPI_COMM_WORLD (the node-local rank). 0, or ST_EINVAL with err saying why
+ * (not built, no GPU, cuBLAS not loadable): one rank's answer, which the caller makes every rank's.
+ * st__xcuda_close gives everything back (also after a failed start). */
+int st__xcuda_open(const st__xbackend **be, st_error *err);
+void st__xcuda_close(void);
 
 /* ---------------------------------------------------------------- the decoder (exec/model.c) */
 

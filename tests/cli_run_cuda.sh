@@ -1,0 +1,74 @@
+#!/bin/sh
+# cli_run_cuda.sh: `strata run --backend cuda` (exec/cuda.c) without a GPU, under the fake CUDA
+# libraries of profiler/mock (built here against the CUDA strata was configured with): the fake
+# cuBLAS computes cublasSgemm's product and aborts on operands outside the fake device memory, the
+# fake runtime aborts on a copy whose pointers do not match its direction, so a run that passes
+# staged every GEMM's operands on the device and back. Checked: tiny-gpt with tp x pp x dp = 2x2x2
+# and ZeRO-1 on 8 ranks against the single-rank CPU reference (tests/cli_run.sh's tolerance) and
+# against the cpu backend's losses; refusals (no GPU, a device allocation that fails, a bad
+# --backend, --reference-kernels) as one line from rank 0 and a failure on every rank, no hang.
+# What the fakes cannot check: real timings, a real GPU's behaviour, cuBLAS's own rounding. Where
+# strata was built without the cuda backend, its refusal is checked instead. Skips (77) without the
+# executor or mpirun.
+SRCDIR=${SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
+. "$SRCDIR/tests/lib.sh"
+start_tests run-cuda
+
+command -v mpirun >/dev/null 2>&1 || { echo "SKIP: mpirun not found"; exit 77; }
+command -v timeout >/dev/null 2>&1 || { echo "SKIP: timeout not found"; exit 77; }
+P=tp=2,pp=1,dp=1,mbs=1,gbs=2,seq=32
+mpi_strata 60 1 run --model tiny-gpt --plan tp=1,pp=1,dp=1,gbs=1,seq=8 --steps 1 --backend cuda
+if grep -q "built without the executor" "$T/err"; then echo "SKIP: strata was built without the executor"; exit 77; fi
+if grep -q "built without the cuda backend" "$T/err"; then
+	if [ "$rc" -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ] && grep -q 'configure found' "$T/err"; then
+		ok "without the cuda backend: one line saying what configure did not find, exit 2"
+	else nok "without the cuda backend: one line saying what configure did not find, exit 2"; fi
+	finish_tests
+fi
+
+# failure on every rank (mpirun's status), one line from rank 0, nothing on stdout, no hang
+refused() {
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(grep -c '^strata run:' "$T/err")" -eq 1 ] &&
+		grep -q "$2" "$T/err" && [ ! -s "$T/out" ]; then ok "$1"; else nok "$1"; fi
+}
+mpi_strata 60 2 run --model tiny-gpt --plan $P --backend gpu
+refused "--backend gpu: refused" "must be cpu or cuda, not 'gpu'"
+mpi_strata 60 2 run --model tiny-gpt --plan $P --backend cuda --reference-kernels
+refused "--reference-kernels with --backend cuda: refused" "goes with --backend cpu"
+
+sh "$SRCDIR/profiler/mock/run.sh" --libs "$T/mock" "${CUDA_DIR:-/usr/local/cuda}" >"$T/mockbuild" 2>&1 || {
+	echo "ERROR: the fake CUDA libraries did not build"
+	cat "$T/mockbuild"
+	exit 99
+}
+LD_LIBRARY_PATH=$T/mock${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export LD_LIBRARY_PATH
+
+mpi_strata 300 8 run --model tiny-gpt --plan tp=2,pp=2,dp=2,mbs=1,gbs=8,seq=32,zero=1 --steps 2 --check --json \
+	--backend cuda
+check_within "cuda, tp x pp x dp = 2x2x2 ZeRO-1 on 8 ranks, matches the single-rank CPU reference"
+cuda=$(grep -o '"loss": \[[^]]*' "$T/out")
+if grep -q '"backend": "cuda"' "$T/out"; then ok "the JSON names the cuda backend"
+else nok "the JSON names the cuda backend"; fi
+mpi_strata 300 8 run --model tiny-gpt --plan tp=2,pp=2,dp=2,mbs=1,gbs=8,seq=32,zero=1 --steps 2 --json
+cpu=$(grep -o '"loss": \[[^]]*' "$T/out")
+# fp32 GEMMs summed in another order: the tolerance of tests/cli_run.sh's losses
+if [ -n "$cuda" ] && [ -n "$cpu" ] && [ "$cuda" != "$cpu" ] && awk -v a="${cuda#*[}" -v b="${cpu#*[}" 'BEGIN {
+	na = split(a, x, ", "); nb = split(b, y, ", ")
+	if (na != 2 || nb != 2) exit 1
+	for (i = 1; i <= 2; i++) { d = x[i] - y[i]; if (d > 1e-5 || d < -1e-5) exit 1 }
+}'; then ok "cuda's losses are the cpu backend's within 1e-5 (and not its bits: cuBLAS ran)"
+else nok "cuda's losses are the cpu backend's within 1e-5 (and not its bits: cuBLAS ran)" "$cuda" "$cpu"; fi
+mpi_strata 120 2 run --model tiny-llama --plan $P --steps 1 --backend cuda
+if [ "$rc" -eq 0 ] && grep -q '^ran .*cuda backend (fp32, cuBLAS GEMMs)' "$T/out"; then ok "text: the cuda backend named"
+else nok "text: the cuda backend named"; fi
+
+export CUDA_VISIBLE_DEVICES=-1
+mpi_strata 60 2 run --model tiny-gpt --plan $P --backend cuda
+refused "no GPU: refused on every rank" "no CUDA GPU: no CUDA-capable device is detected"
+unset CUDA_VISIBLE_DEVICES
+export MOCK_MEM_GB=0.000001
+mpi_strata 60 2 run --model tiny-gpt --plan $P --backend cuda
+unset MOCK_MEM_GB
+refused "a device allocation that fails: every rank stops" "rank [01] (GPU 0): cudaMalloc of the GEMM staging buffer failed"
+finish_tests
