@@ -832,6 +832,10 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
         goto out;
     }
     S.x.comm = (st__xcomm){tp_allreduce, tp_allgather, tp_reduce_scatter, ep_alltoallv, &S};
+    if (o->backend == ST_EXEC_CUDA && (rc = st__xcuda_comm(&S.x.comm, gt >= 0 ? l->groups[gt].ranks : NULL, S.tp,
+                                                           ge >= 0 ? l->groups[ge].ranks : NULL, S.ep, &S.tp_s,
+                                                           &S.ep_s, err)))
+        goto out;
     for (int i = 0; i < ST_EXEC_TENSORS; i++) res->grad_diff[i] = res->grad_ref[i] = -1;
     if ((rc = run_steps(&S, o, Rp, res, spans, kind_s, err))) goto out;
     if (o->check) { /* the largest over ranks, at rank 0 */

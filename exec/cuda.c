@@ -2,16 +2,22 @@
  * every rank's linear-layer GEMMs on its GPU through cuBLAS in fp32 (cublasSgemm under
  * CUBLAS_DEFAULT_MATH: no TF32, so the numbers compare with the CPU's within fp32 rounding), on one
  * stream per rank, each GEMM timed by CUDA events into st__xkernels_gemm_s (the GEMM share that
- * strata run --compare shows). Each rank takes the GPU of its node-local rank modulo the visible ones
- * (llm.c's multi-GPU setup).
+ * strata run --compare shows); the tensor-parallel collectives (all-reduce, all-gather,
+ * reduce-scatter) and the MoE all-to-all (grouped ncclSend/ncclRecv) over NCCL communicators of the
+ * rank's tp and ep groups, made as llm.c makes its: ncclGetUniqueId on the group's first rank, the id
+ * sent over MPI, ncclCommInitRank. Each rank takes the GPU of its node-local rank modulo the visible
+ * ones.
  *
  * What this part does not do yet: the model's tensors stay in host memory, where exec/model.c keeps
- * them, and each GEMM copies its operands into a device staging buffer (grown to the largest GEMM so
- * far) and its result back; the other kernels are the CPU's (exec/kernels.c) and every transfer is
- * the CPU runtime's MPI (exec/cpu.c). So a run's numbers are cuBLAS's GEMMs with the CPU's rest,
- * and its times are not those of a GPU training run. Own kernels (a kernels_cuda.cu), the tensors
- * in a device arena sized from the lowering (st_exec_arena_bytes), a stream per program stream with
- * events between them, and NCCL communicators per program group are the next parts.
+ * them, and each GEMM or collective copies its operands into a device staging buffer (grown to the
+ * largest so far) and its result back; the other kernels are the CPU's (exec/kernels.c), and the
+ * data- and pipeline-parallel transfers are the CPU runtime's MPI (exec/cpu.c). So a run's numbers
+ * are cuBLAS's GEMMs and NCCL's sums with the CPU's rest, and its times are not those of a GPU
+ * training run. Own kernels (a kernels_cuda.cu), the tensors in a device arena sized from the
+ * lowering (st_exec_arena_bytes), a stream per program stream with events between them, and the dp
+ * and pp transfers over NCCL are the next parts. A rank whose staging fails skips its collectives
+ * and its error stops the run after the instruction; its group's other members may then wait in
+ * NCCL (the CPU runtime's MPI calls have the same limit).
  *
  * Layout: exec/'s row-major [r x c] matrix is cuBLAS's column-major c x r with leading dimension c,
  * so the row-major y[N x OC] = x[N x C] W^T (W [OC x C]) is the column-major y' (OC x N) =
@@ -28,7 +34,9 @@
 #include <cuda_runtime_api.h>
 #include <dlfcn.h>
 #include <mpi.h>
+#include <nccl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static struct {
@@ -42,6 +50,9 @@ static struct {
     __typeof__(cublasSetStream_v2) *set_stream;
     __typeof__(cublasSetMathMode) *set_math;
     __typeof__(cublasSgemm_v2) *sgemm;
+    ncclComm_t tpc, epc; /* this rank's tp and ep groups' (NULL: none) */
+    int tr;              /* this rank's place in its tp group */
+    double *tp_s, *ep_s; /* the runtime's clocks of tp and ep communication */
     float *buf;     /* the staging buffer on the device */
     size_t cap;     /* its floats */
     char fail[400]; /* the first failure of a kernel, "" while none */
@@ -53,7 +64,17 @@ static int failed(const char *what, const char *why) {
     return -1;
 }
 
-static int cuda_ok(cudaError_t e, const char *what) { return e == cudaSuccess ? 0 : failed(what, cudaGetErrorString(e)); }
+static int kernel_error(st_error *err) {
+    return g.fail[0] ? st_error_set(err, ST_EIO, NULL, NULL, "the cuda backend: %s", g.fail) : 0;
+}
+
+static int cuda_ok(cudaError_t e, const char *what) {
+    return e == cudaSuccess ? 0 : failed(what, cudaGetErrorString(e));
+}
+
+static int nccl_ok(ncclResult_t r, const char *what) {
+    return r == ncclSuccess ? 0 : failed(what, ncclGetErrorString(r));
+}
 
 static int blas_ok(cublasStatus_t s, const char *what) {
     char why[32];
@@ -152,8 +173,129 @@ static void mm_bwd(float *dinp, float *dw, float *dbias, const float *dout, cons
             for (int64_t o = 0; o < OC; o++) dbias[o] += dout[n * OC + o];
 }
 
-static int kernel_error(st_error *err) {
-    return g.fail[0] ? st_error_set(err, ST_EIO, NULL, NULL, "the cuda backend: %s", g.fail) : 0;
+
+/* ---------------------------------------------------------------- NCCL: tp and ep communication
+ *
+ * Each call stages its buffer through the device, runs on the rank's stream and waits for it (the
+ * model's next host kernel reads the result); its time, from the call to the result on the host,
+ * goes to the runtime's clock of its kind, as the CPU runtime times its MPI calls (exec/cpu.c). A
+ * rank whose staging failed skips the call: its error stops the run after the instruction. */
+
+/* the collective's result back on the host, its time on *clock */
+static void comm_done(float *host, const float *dev, int64_t n, double t0, double *clock) {
+    if (!to_host(host, dev, n)) cuda_ok(cudaStreamSynchronize(g.stream), "cudaStreamSynchronize");
+    *clock += MPI_Wtime() - t0;
+}
+
+static void nccl_allreduce(void *ctx, float *buf, int64_t n, int max) {
+    double t0 = MPI_Wtime();
+    float *d = g.fail[0] ? NULL : staging((size_t)n);
+    if (d && !to_dev(d, buf, n) &&
+        !nccl_ok(ncclAllReduce(d, d, (size_t)n, ncclFloat, max ? ncclMax : ncclSum, g.tpc, g.stream), "ncclAllReduce"))
+        comm_done(buf, d, n, t0, g.tp_s);
+}
+
+/* in place: this rank's block at tr * n (NCCL's in-place all-gather is the same layout) */
+static void nccl_allgather(void *ctx, float *buf, int64_t n) {
+    double t0 = MPI_Wtime();
+    int tp = 0;
+    ncclCommCount(g.tpc, &tp);
+    float *d = g.fail[0] ? NULL : staging((size_t)(tp * n));
+    if (d && !to_dev(d + g.tr * n, buf + g.tr * n, n) &&
+        !nccl_ok(ncclAllGather(d + g.tr * n, d, (size_t)n, ncclFloat, g.tpc, g.stream), "ncclAllGather"))
+        comm_done(buf, d, tp * n, t0, g.tp_s);
+}
+
+static void nccl_reduce_scatter(void *ctx, float *out, const float *in, int64_t n) {
+    double t0 = MPI_Wtime();
+    int tp = 0;
+    ncclCommCount(g.tpc, &tp);
+    float *d = g.fail[0] ? NULL : staging((size_t)((tp + 1) * n));
+    if (d && !to_dev(d, in, tp * n) &&
+        !nccl_ok(ncclReduceScatter(d, d + tp * n, (size_t)n, ncclFloat, ncclSum, g.tpc, g.stream),
+                 "ncclReduceScatter"))
+        comm_done(out, d + tp * n, n, t0, g.tp_s);
+}
+
+/* grouped sends and receives with every member (NCCL's all-to-all): send[i], recv[i] of counts
+ * sc[i], rc[i] in elements of `type` (zero counts skipped: both sides know them) */
+static int exchange(const void *send, const int64_t *sd, const int *sc, void *recv, const int64_t *rd, const int *rc,
+                    int n, ncclDataType_t type, size_t esize) {
+    int bad = nccl_ok(ncclGroupStart(), "ncclGroupStart");
+    for (int i = 0; !bad && i < n; i++) {
+        if (sc[i]) bad = nccl_ok(ncclSend((const char *)send + sd[i] * esize, (size_t)sc[i], type, i, g.epc, g.stream),
+                                 "ncclSend");
+        if (!bad && rc[i])
+            bad = nccl_ok(ncclRecv((char *)recv + rd[i] * esize, (size_t)rc[i], type, i, g.epc, g.stream), "ncclRecv");
+    }
+    return nccl_ok(ncclGroupEnd(), "ncclGroupEnd") || bad;
+}
+
+static float *nccl_alltoallv(void *ctx, const float *send, const int *scounts, int *rcounts, int64_t width) {
+    double t0 = MPI_Wtime();
+    int n = 0;
+    ncclCommCount(g.epc, &n);
+    int64_t *off = calloc((size_t)(2 * n + 1), sizeof *off), so = 0, ro = 0; /* the counts' places, then rows' */
+    int *ones = malloc((size_t)(3 * n + 1) * sizeof *ones), *sf, *rf;
+    float *recv = NULL, *d = NULL;
+    if (!off || !ones) goto out;
+    sf = ones + n, rf = sf + n;
+    for (int i = 0; i < n; i++) ones[i] = 1, off[i] = i;
+    /* the counts: each member's row count to every other, as one int each way */
+    if (g.fail[0] || !(d = staging((size_t)(2 * n))) || to_dev(d, (const float *)scounts, n) ||
+        exchange(d, off, ones, d + n, off, ones, n, ncclInt32, sizeof(float)) ||
+        to_host((float *)rcounts, d + n, n) || cuda_ok(cudaStreamSynchronize(g.stream), "cudaStreamSynchronize"))
+        goto out;
+    for (int i = 0; i < n; i++) {
+        sf[i] = (int)(scounts[i] * width), off[i] = so, so += sf[i];
+        rf[i] = (int)(rcounts[i] * width), off[n + i] = ro, ro += rf[i];
+    }
+    recv = malloc((size_t)(ro + 1) * sizeof *recv);
+    /* the rows; a rank that could not allocate takes part all the same (the others would wait) */
+    if (!(d = staging((size_t)(so + ro + 1))) || to_dev(d, send, so) ||
+        exchange(d, off, sf, d + so, off + n, rf, n, ncclFloat, sizeof(float)))
+        goto out;
+    if (recv) comm_done(recv, d + so, ro, t0, g.ep_s);
+    else cuda_ok(cudaStreamSynchronize(g.stream), "cudaStreamSynchronize");
+out:
+    if (g.fail[0]) free(recv), recv = NULL;
+    free(off);
+    free(ones);
+    return recv;
+}
+
+/* the communicator of a group of n world ranks: its first rank's id, sent to the others with a
+ * flag saying whether it has one (a member that waited for nothing would hang) */
+static int comm_init(ncclComm_t *nc, const int *ranks, int n, int tag, int *pos, st_error *err) {
+    struct {
+        int ok;
+        ncclUniqueId id;
+    } m;
+    memset(&m, 0, sizeof m);
+    *pos = 0;
+    for (int i = 0; i < n; i++)
+        if (ranks[i] == g.rank) *pos = i;
+    if (*pos == 0) {
+        m.ok = !nccl_ok(ncclGetUniqueId(&m.id), "ncclGetUniqueId");
+        for (int i = 1; i < n; i++) MPI_Send(&m, sizeof m, MPI_BYTE, ranks[i], tag, MPI_COMM_WORLD);
+    } else {
+        MPI_Recv(&m, sizeof m, MPI_BYTE, ranks[0], tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        if (!m.ok) failed("ncclGetUniqueId", "on the group's first rank");
+    }
+    if (m.ok && nccl_ok(ncclCommInitRank(nc, n, m.id, *pos), "ncclCommInitRank")) *nc = NULL;
+    return kernel_error(err);
+}
+
+int st__xcuda_comm(st__xcomm *c, const int *tp, int tp_n, const int *ep, int ep_n, double *tp_s, double *ep_s,
+                   st_error *err) {
+    int pos = 0;
+    g.tp_s = tp_s, g.ep_s = ep_s;
+    /* tags of their own: no message of the program is in flight yet, but these must not match one */
+    if (tp_n > 1 && comm_init(&g.tpc, tp, tp_n, 32001, &g.tr, err)) return ST_EIO;
+    if (ep_n > 1 && comm_init(&g.epc, ep, ep_n, 32002, &pos, err)) return ST_EIO;
+    *c = (st__xcomm){g.tpc ? nccl_allreduce : NULL, g.tpc ? nccl_allgather : NULL, g.tpc ? nccl_reduce_scatter : NULL,
+                     g.epc ? nccl_alltoallv : NULL, NULL};
+    return 0;
 }
 
 static st__xbackend table;
@@ -174,7 +316,7 @@ int st__xcuda_open(const st__xbackend **be, st_error *err) {
         return st_error_set(err, ST_EINVAL, NULL, NULL, "--backend cuda: no CUDA GPU: %s",
                             e != cudaSuccess ? cudaGetErrorString(e) : "none visible");
     g.dev = local % n;
-    if ((e = cudaSetDevice(g.dev)) != cudaSuccess || (e = cudaStreamCreateWithFlags(&g.stream, cudaStreamNonBlocking)) ||
+    if ((e = cudaSetDevice(g.dev)) || (e = cudaStreamCreateWithFlags(&g.stream, cudaStreamNonBlocking)) ||
         (e = cudaEventCreate(&g.start)) || (e = cudaEventCreate(&g.stop)))
         return st_error_set(err, ST_EINVAL, NULL, NULL, "--backend cuda: GPU %d did not start: %s", g.dev,
                             cudaGetErrorString(e));
@@ -207,6 +349,8 @@ int st__xcuda_open(const st__xbackend **be, st_error *err) {
 
 void st__xcuda_close(void) {
     if (!g.open) return;
+    if (g.tpc) ncclCommDestroy(g.tpc);
+    if (g.epc) ncclCommDestroy(g.epc);
     if (g.h) g.destroy(g.h);
     if (g.buf) cudaFree(g.buf);
     if (g.start) cudaEventDestroy(g.start);

@@ -100,14 +100,6 @@ typedef struct st__xbackend {
 /* the CPU's: the kernels above (BLAS or plain C GEMMs as st__xkernels_reference says) */
 extern const st__xbackend st__xbackend_cpu;
 
-/* The cuda backend (exec/cuda.c; exec/nocuda.c where configure did not build it): starts this
- * process's part on its GPU (the node-local rank modulo the visible GPUs) and fills *be with its
- * table. Collective over MPI_COMM_WORLD (the node-local rank). 0, or ST_EINVAL with err saying why
- * (not built, no GPU, cuBLAS not loadable): one rank's answer, which the caller makes every rank's.
- * st__xcuda_close gives everything back (also after a failed start). */
-int st__xcuda_open(const st__xbackend **be, st_error *err);
-void st__xcuda_close(void);
-
 /* ---------------------------------------------------------------- the decoder (exec/model.c) */
 
 /* The tensor-parallel collectives a sharded model calls (Shoeybi et al. 2019: g after the
@@ -228,5 +220,23 @@ void st__xacts_free(st__xacts *a);
 /* Seeded tokens of sample `sample` at step `step`: T + 1 values below V (a counter-based hash, the
  * same on every rank). */
 void st__xtokens(int32_t *out, int64_t T, int64_t V, uint64_t seed, int64_t step, int64_t sample);
+
+/* ---------------------------------------------------------------- the cuda backend (exec/cuda.c) */
+
+/* The cuda backend (exec/cuda.c; exec/nocuda.c where configure did not build it): starts this
+ * process's part on its GPU (the node-local rank modulo the visible GPUs) and fills *be with its
+ * table. Collective over MPI_COMM_WORLD (the node-local rank). 0, or ST_EINVAL with err saying why
+ * (not built, no GPU, cuBLAS not loadable): one rank's answer, which the caller makes every rank's.
+ * st__xcuda_close gives everything back (also after a failed start). */
+int st__xcuda_open(const st__xbackend **be, st_error *err);
+/* The cuda backend's tensor- and expert-parallel communication: NCCL communicators for this rank's tp
+ * group (tp ranks, world ranks in group order; tp_n 1: none) and ep group (alike), each made with an
+ * id from ncclGetUniqueId on the group's first rank, sent to the others over MPI, and
+ * ncclCommInitRank; *c then runs st__xcomm's collectives over them, adding each call's seconds
+ * to *tp_s or *ep_s (the runtime's "coll tp" and "coll ep"). Collective over each group's members,
+ * in the lowering's group order. 0, or ST_EIO (err says which call failed). */
+int st__xcuda_comm(st__xcomm *c, const int *tp, int tp_n, const int *ep, int ep_n, double *tp_s, double *ep_s,
+                   st_error *err);
+void st__xcuda_close(void);
 
 #endif

@@ -1,13 +1,15 @@
 #!/bin/sh
 # cli_run_cuda.sh: `strata run --backend cuda` (exec/cuda.c) without a GPU, under the fake CUDA
-# libraries of profiler/mock (built here against the CUDA strata was configured with): the fake
-# cuBLAS computes cublasSgemm's product and aborts on operands outside the fake device memory, the
-# fake runtime aborts on a copy whose pointers do not match its direction, so a run that passes
-# staged every GEMM's operands on the device and back. Checked: tiny-gpt with tp x pp x dp = 2x2x2
-# and ZeRO-1 on 8 ranks against the single-rank CPU reference (tests/cli_run.sh's tolerance) and
-# against the cpu backend's losses; refusals (no GPU, a device allocation that fails, a bad
-# --backend, --reference-kernels) as one line from rank 0 and a failure on every rank, no hang.
-# What the fakes cannot check: real timings, a real GPU's behaviour, cuBLAS's own rounding. Where
+# libraries of profiler/mock (built here against the CUDA strata was configured with) and the fake
+# NCCL of exec/mock (over MPI, built with mpicc): the fake cuBLAS computes cublasSgemm's product and
+# the fake NCCL its collectives, both abort on a buffer outside the fake device memory, and the fake
+# runtime aborts on a copy whose pointers do not match its direction, so a run that passes staged
+# every operand on the device and back. Checked: tiny-gpt with tp x pp x dp = 2x2x2 and ZeRO-1 on 8
+# ranks against the single-rank CPU reference (tests/cli_run.sh's tolerance) and the cpu backend's
+# losses; tiny-moe with tp=2 sp=1 ep=2 (NCCL's all-reduce, all-gather, reduce-scatter and grouped
+# send/recv); refusals (no GPU, a device allocation or NCCL communicator that fails, a bad --backend,
+# --reference-kernels) as one line from rank 0 and a failure on every rank, no hang. What the fakes
+# cannot check: real timings, a real GPU's or NCCL's behaviour, cuBLAS's own rounding. Where
 # strata was built without the cuda backend, its refusal is checked instead. Skips (77) without the
 # executor or mpirun.
 SRCDIR=${SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -41,6 +43,13 @@ sh "$SRCDIR/profiler/mock/run.sh" --libs "$T/mock" "${CUDA_DIR:-/usr/local/cuda}
 	cat "$T/mockbuild"
 	exit 99
 }
+# the NCCL that computes, over MPI, in place of profiler/mock's timing one
+if ! ${MPICC:-mpicc} -shared -fPIC -O1 -I"${CUDA_DIR:-/usr/local/cuda}/include" -Wl,-soname,libnccl.so.2 \
+	-o "$T/mock/libnccl.so.2" "$SRCDIR/exec/mock/nccl.c" >"$T/mockbuild" 2>&1; then
+	echo "ERROR: the fake NCCL did not build"
+	cat "$T/mockbuild"
+	exit 99
+fi
 LD_LIBRARY_PATH=$T/mock${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export LD_LIBRARY_PATH
 
@@ -59,8 +68,12 @@ if [ -n "$cuda" ] && [ -n "$cpu" ] && [ "$cuda" != "$cpu" ] && awk -v a="${cuda#
 	for (i = 1; i <= 2; i++) { d = x[i] - y[i]; if (d > 1e-5 || d < -1e-5) exit 1 }
 }'; then ok "cuda's losses are the cpu backend's within 1e-5 (and not its bits: cuBLAS ran)"
 else nok "cuda's losses are the cpu backend's within 1e-5 (and not its bits: cuBLAS ran)" "$cuda" "$cpu"; fi
+mpi_strata 300 4 run --model tiny-moe --plan tp=2,sp=1,pp=1,dp=2,ep=2,mbs=1,gbs=4,seq=32 --steps 2 --check --json \
+	--backend cuda
+check_within "cuda, MoE with tp=2 sp=1 ep=2 (NCCL all-gather, reduce-scatter, all-to-all) matches the reference"
 mpi_strata 120 2 run --model tiny-llama --plan $P --steps 1 --backend cuda
-if [ "$rc" -eq 0 ] && grep -q '^ran .*cuda backend (fp32, cuBLAS GEMMs)' "$T/out"; then ok "text: the cuda backend named"
+if [ "$rc" -eq 0 ] && grep -q '^ran .*cuda backend (fp32, cuBLAS GEMMs)' "$T/out"; then
+	ok "text: the cuda backend named"
 else nok "text: the cuda backend named"; fi
 
 export CUDA_VISIBLE_DEVICES=-1
@@ -70,5 +83,10 @@ unset CUDA_VISIBLE_DEVICES
 export MOCK_MEM_GB=0.000001
 mpi_strata 60 2 run --model tiny-gpt --plan $P --backend cuda
 unset MOCK_MEM_GB
-refused "a device allocation that fails: every rank stops" "rank [01] (GPU 0): cudaMalloc of the GEMM staging buffer failed"
+refused "a device allocation that fails: every rank stops" \
+	"rank [01] (GPU 0): cudaMalloc of the GEMM staging buffer failed"
+export MOCK_NCCL_FAIL=1
+mpi_strata 60 2 run --model tiny-gpt --plan $P --backend cuda
+unset MOCK_NCCL_FAIL
+refused "a tp communicator that NCCL cannot make: every rank stops" "rank 0 (GPU 0): ncclCommInitRank failed"
 finish_tests
