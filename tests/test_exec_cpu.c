@@ -268,15 +268,20 @@ END_TEST
 
 /* selective and full recompute: the backward refuses until the recompute ran, which makes the
  * dropped activations again: the gradients are bit for bit those of the run that kept them */
+/* the preset shrunk to 2 blocks of 16, and two seeded sequences of 6 tokens (and their targets) */
+static void tiny_model(const char *preset, st_model *m, int32_t *tok) {
+    ck_assert_int_eq(st_model_preset(preset, m), 0);
+    m->layers = 2, m->hidden = 16, m->heads = 4, m->head_dim = 4, m->kv_heads = 2, m->vocab = 32, m->ffn = 24;
+    if (m->experts) m->moe_ffn = 20;
+    for (int b = 0; b < 2; b++) st__xtokens(tok + b * 7, 6, m->vocab, 5, 0, b);
+}
+
 static void recompute_restores(const char *preset) {
     st_model m;
     st_error err;
-    ck_assert_int_eq(st_model_preset(preset, &m), 0);
-    m.layers = 2, m.hidden = 16, m.heads = 4, m.head_dim = 4, m.kv_heads = 2, m.vocab = 32, m.ffn = 24;
-    if (m.experts) m.moe_ffn = 20;
     int l0 = 0, l1 = 2;
     int32_t tok[2 * 7];
-    for (int b = 0; b < 2; b++) st__xtokens(tok + b * 7, 6, m.vocab, 5, 0, b);
+    tiny_model(preset, &m, tok);
     st__xmodel x[3];
     for (int r = 0; r < 3; r++) {
         st__xpart pt = {.B = 2, .T = 6, .tp = 1, .nchunks = 1, .l0 = &l0, .l1 = &l1, .first = 1, .last = 1,
@@ -350,11 +355,9 @@ START_TEST(kernels_through_the_backend) {
     counting.attn_bwd = c_attn_bwd;
     st_model m;
     st_error err;
-    ck_assert_int_eq(st_model_preset("tiny-llama", &m), 0);
-    m.layers = 2, m.hidden = 16, m.heads = 4, m.head_dim = 4, m.kv_heads = 2, m.vocab = 32, m.ffn = 24;
     int l0 = 0, l1 = 2;
     int32_t tok[2 * 7];
-    for (int b = 0; b < 2; b++) st__xtokens(tok + b * 7, 6, m.vocab, 5, 0, b);
+    tiny_model("tiny-llama", &m, tok);
     st__xmodel x[2];
     for (int r = 0; r < 2; r++) {
         st__xpart pt = {.B = 2, .T = 6, .tp = 1, .nchunks = 1, .l0 = &l0, .l1 = &l1, .first = 1, .last = 1,
