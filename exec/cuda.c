@@ -106,7 +106,7 @@ static float *staging(size_t n) {
     if (n <= g.cap) return g.buf;
     if (g.buf && cuda_ok(cudaFree(g.buf), "cudaFree")) return NULL;
     g.buf = NULL, g.cap = 0;
-    if (cuda_ok(cudaMalloc((void **)&g.buf, n * sizeof(float)), "cudaMalloc of the GEMM staging buffer")) return NULL;
+    if (cuda_ok(cudaMalloc((void **)&g.buf, n * sizeof(float)), "cudaMalloc of the staging buffer")) return NULL;
     g.cap = n;
     return g.buf;
 }

@@ -84,7 +84,7 @@ export MOCK_MEM_GB=0.000001
 mpi_strata 60 2 run --model tiny-gpt --plan $P --backend cuda
 unset MOCK_MEM_GB
 refused "a device allocation that fails: every rank stops" \
-	"rank [01] (GPU 0): cudaMalloc of the GEMM staging buffer failed"
+	"rank [01] (GPU 0): cudaMalloc of the staging buffer failed"
 export MOCK_NCCL_FAIL=1
 mpi_strata 60 2 run --model tiny-gpt --plan $P --backend cuda
 unset MOCK_NCCL_FAIL
