@@ -350,8 +350,8 @@ static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_e
         *kind = ST_EXEC_OPTIMIZER;
         for (int i = 0; i < S->nreg; i++) {
             region *g = &S->reg[i];
-            st__xadam(S->x.params + g->lo, S->x.grads + g->lo, S->m + g->mv, S->v + g->mv, g->hi - g->lo, (int)step + 1,
-                      ADAM_LR, ADAM_B1, ADAM_B2, ADAM_EPS);
+            S->x.be->adam(S->x.params + g->lo, S->x.grads + g->lo, S->m + g->mv, S->v + g->mv, g->hi - g->lo,
+                          (int)step + 1, ADAM_LR, ADAM_B1, ADAM_B2, ADAM_EPS);
         }
         return 0;
     }
@@ -604,9 +604,11 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             S->pending_tp_s = tp;
             if (in.kind == ST_INS_COMPUTE) S->pending_ep_s = ep;
             S->heap_peak_bytes = fmax(S->heap_peak_bytes, st__xheap_bytes());
+            int kerr = !rc && S->x.be->error ? S->x.be->error(err) : 0; /* a kernel's failure: err says which */
             if (rc)
                 st_error_set(err, rc, NULL, "plan", "rank %d instruction %d (%s, micro-batch %d) cannot run", S->rank, i,
                              in.label ? in.label : "?", in.mb);
+            rc = rc ? rc : kerr;
         }
         S->gemm_s = st__xkernels_gemm_s - gemm0;
         MPI_Waitall(S->nsends, S->reqs, MPI_STATUSES_IGNORE);
@@ -742,6 +744,21 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
         res->refused = 1;
         return rc;
     }
+    const st__xbackend *be = &st__xbackend_cpu;
+    if (o->backend == ST_EXEC_CUDA) { /* every rank starts its GPU; one that cannot stops them all */
+        int mine = st__xcuda_open(&be, err) != 0, first = mine ? S.rank : size, bad = size;
+        MPI_Allreduce(&first, &bad, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+        if (bad < size) { /* rank 0 says the first failing rank's reason */
+            if (bad != 0 && S.rank == bad) MPI_Send(err->text, sizeof err->text, MPI_CHAR, 0, 0, MPI_COMM_WORLD);
+            if (bad != 0 && S.rank == 0) {
+                MPI_Recv(err->text, sizeof err->text, MPI_CHAR, bad, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                err->text[sizeof err->text - 1] = 0;
+            }
+            st__xcuda_close();
+            res->refused = 1;
+            return err->code = ST_EINVAL;
+        }
+    }
     st__xkernels_reference = o->reference_kernels;
     st__xkernels_threads(1); /* one core per rank (the ranks are the parallelism) */
     S.l = l;
@@ -756,7 +773,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     S.epc = S.edpc = MPI_COMM_NULL;
     l0 = calloc((size_t)S.V, sizeof *l0), l1 = calloc((size_t)S.V, sizeof *l1);
     st__xpart part = {.B = p->mbs, .T = p->seq, .tp = S.tp, .tr = S.tr, .sp = p->sp, .ep = S.ep, .er = S.er,
-                      .nchunks = S.V, .l0 = l0, .l1 = l1,
+                      .nchunks = S.V, .l0 = l0, .l1 = l1, .be = be,
                       .recompute = p->recompute == ST_REC_FULL ? 2 : p->recompute == ST_REC_SELECTIVE ? 1 : 0};
     if (l0 && l1) stage_layers(l, S.pg, m->layers, S.pp, S.V, l0, l1, &part.first, &part.last);
     /* a refusal of the model's shape is every rank's (each checks the same numbers); running out of
@@ -815,6 +832,10 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
         goto out;
     }
     S.x.comm = (st__xcomm){tp_allreduce, tp_allgather, tp_reduce_scatter, ep_alltoallv, &S};
+    if (o->backend == ST_EXEC_CUDA && (rc = st__xcuda_comm(&S.x.comm, gt >= 0 ? l->groups[gt].ranks : NULL, S.tp,
+                                                           ge >= 0 ? l->groups[ge].ranks : NULL, S.ep, &S.tp_s,
+                                                           &S.ep_s, err)))
+        goto out;
     for (int i = 0; i < ST_EXEC_TENSORS; i++) res->grad_diff[i] = res->grad_ref[i] = -1;
     if ((rc = run_steps(&S, o, Rp, res, spans, kind_s, err))) goto out;
     if (o->check) { /* the largest over ranks, at rank 0 */
@@ -847,5 +868,6 @@ out:
     free(R.m);
     free(R.v);
     state_destroy(&S);
+    if (o->backend == ST_EXEC_CUDA) st__xcuda_close();
     return rc;
 }

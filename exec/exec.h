@@ -57,6 +57,7 @@ typedef struct st_exec_opts {
     int check;         /* also run the single-rank reference and compare */
     const char *trace; /* Chrome trace of the last iteration (rank 0 writes it), or NULL */
     int reference_kernels; /* the plain C GEMMs instead of BLAS */
+    st_exec_backend backend; /* ST_EXEC_CPU (0), or ST_EXEC_CUDA: GEMMs and tp/ep collectives on GPUs (exec/cuda.c) */
 } st_exec_opts;
 
 /* What rank 0 learns (the other ranks' copies hold only rank and nranks). */

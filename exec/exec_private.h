@@ -65,6 +65,41 @@ void st__xattn_bwd(float *dq, float *dk, float *dv, const float *dout, const flo
 void st__xadam(float *p, const float *g, float *m, float *v, int64_t n, int t, float lr, float b1, float b2,
                float eps);
 
+/* ---------------------------------------------------------------- backends
+ *
+ * The kernels a backend runs for exec/model.c's forward, backward and recompute and for the
+ * optimizer's Adam: one table per backend (ggml's backend interface, llm.c's "a CPU reference
+ * beside every fast kernel"), with the signatures and semantics of the CPU kernels above. The
+ * tensor-parallel and expert-parallel communication goes through st__xcomm (below), the data- and
+ * pipeline-parallel transfers through the runtime that interprets the program (exec/cpu.c). */
+typedef struct st__xbackend {
+    const char *name; /* "cpu", ... */
+    void (*mm_fwd)(float *out, const float *inp, const float *w, const float *bias, int64_t N, int64_t C, int64_t OC,
+                   int accumulate);
+    void (*mm_bwd)(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w, int64_t N,
+                   int64_t C, int64_t OC);
+    void (*norm_fwd)(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b, int64_t N,
+                     int64_t C);
+    void (*norm_bwd)(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                     const float *mean, const float *rstd, int64_t N, int64_t C);
+    void (*act_fwd)(float *out, const float *inp, int64_t n, st__xact a);
+    void (*act_bwd)(float *dinp, const float *inp, const float *dout, int64_t n, st__xact a);
+    void (*swiglu_fwd)(float *out, const float *a, const float *b, int64_t n);
+    void (*swiglu_bwd)(float *da, float *db, const float *a, const float *b, const float *dout, int64_t n);
+    void (*rope)(float *x, int64_t N, int64_t T, int64_t heads, int64_t d, int64_t stride, int sign);
+    void (*attn_fwd)(float *out, float *probs, const float *q, const float *k, const float *v, int64_t B, int64_t T,
+                     int64_t hq, int64_t hkv, int64_t d);
+    void (*attn_bwd)(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
+                     const float *k, const float *v, int64_t B, int64_t T, int64_t hq, int64_t hkv, int64_t d);
+    void (*adam)(float *p, const float *g, float *m, float *v, int64_t n, int t, float lr, float b1, float b2,
+                 float eps);
+    /* the kernels return nothing: 0, or the first failure since the backend started (ST_EIO; err
+     * says which call and why). NULL: the kernels cannot fail (the CPU's). */
+    int (*error)(st_error *err);
+} st__xbackend;
+/* the CPU's: the kernels above (BLAS or plain C GEMMs as st__xkernels_reference says) */
+extern const st__xbackend st__xbackend_cpu;
+
 /* ---------------------------------------------------------------- the decoder (exec/model.c) */
 
 /* The tensor-parallel collectives a sharded model calls (Shoeybi et al. 2019: g after the
@@ -94,6 +129,7 @@ typedef struct st__xpart {
     const int *l0, *l1; /* nchunks each: chunk c runs blocks [l0[c], l1[c]) (ascending, disjoint) */
     int first, last;    /* chunk 0 holds the embedding; chunk nchunks - 1 the final norm, output layer, loss */
     int recompute;      /* 0 none, 1 selective, 2 full (st__xmodel_recompute) */
+    const st__xbackend *be; /* the kernels (borrowed; NULL: st__xbackend_cpu) */
 } st__xpart;
 
 /* One tensor of the model as this rank holds it: the block [row0, row0 + nrows) x [col0, col0 +
@@ -148,6 +184,7 @@ typedef struct st__xmodel {
     float *gwte, *gwpe, *glnf_w, *glnf_b, *glm;
     float *work; /* the backward's scratch for one micro-batch (owned) */
     st__xcomm comm;
+    const st__xbackend *be; /* st__xpart's (borrowed) */
 } st__xmodel;
 
 /* Builds the rank's part `pt` of model m; weights seeded from `seed` by each element's place in its
@@ -183,5 +220,23 @@ void st__xacts_free(st__xacts *a);
 /* Seeded tokens of sample `sample` at step `step`: T + 1 values below V (a counter-based hash, the
  * same on every rank). */
 void st__xtokens(int32_t *out, int64_t T, int64_t V, uint64_t seed, int64_t step, int64_t sample);
+
+/* ---------------------------------------------------------------- the cuda backend (exec/cuda.c) */
+
+/* The cuda backend (exec/cuda.c; exec/nocuda.c where configure did not build it): starts this
+ * process's part on its GPU (the node-local rank modulo the visible GPUs) and fills *be with its
+ * table. Collective over MPI_COMM_WORLD (the node-local rank). 0, or ST_EINVAL with err saying why
+ * (not built, no GPU, cuBLAS not loadable): one rank's answer, which the caller makes every rank's.
+ * st__xcuda_close gives everything back (also after a failed start). */
+int st__xcuda_open(const st__xbackend **be, st_error *err);
+/* The cuda backend's tensor- and expert-parallel communication: NCCL communicators for this rank's tp
+ * group (tp ranks, world ranks in group order; tp_n 1: none) and ep group (alike), each made with an
+ * id from ncclGetUniqueId on the group's first rank, sent to the others over MPI, and
+ * ncclCommInitRank; *c then runs st__xcomm's collectives over them, adding each call's seconds
+ * to *tp_s or *ep_s (the runtime's "coll tp" and "coll ep"). Collective over each group's members,
+ * in the lowering's group order. 0, or ST_EIO (err says which call failed). */
+int st__xcuda_comm(st__xcomm *c, const int *tp, int tp_n, const int *ep, int ep_n, double *tp_s, double *ep_s,
+                   st_error *err);
+void st__xcuda_close(void);
 
 #endif

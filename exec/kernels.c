@@ -256,3 +256,8 @@ void st__xadam(float *p, const float *g, float *m, float *v, int64_t n, int t, f
         p[i] -= lr * (m[i] / c1) / (sqrtf(v[i] / c2) + eps);
     }
 }
+
+const st__xbackend st__xbackend_cpu = {"cpu",          st__xmm_fwd,     st__xmm_bwd,     st__xnorm_fwd,
+                                       st__xnorm_bwd,  st__xact_fwd,    st__xact_bwd,    st__xswiglu_fwd,
+                                       st__xswiglu_bwd, st__xrope,      st__xattn_fwd,   st__xattn_bwd,
+                                       st__xadam,      NULL};

@@ -237,7 +237,7 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
     x->rope = m->position == ST_POS_ROPE, x->bias = m->bias, x->tied = m->tied_embeddings;
     x->act = m->activation == ST_ACT_RELU ? ST__XACT_RELU : ST__XACT_GELU;
     x->tp = tp, x->tr = pt->tr, x->sp = pt->sp, x->first = pt->first, x->last = pt->last;
-    x->recompute = pt->recompute;
+    x->recompute = pt->recompute, x->be = pt->be ? pt->be : &st__xbackend_cpu;
     x->Ns = pt->sp ? pt->B * pt->T / tp : pt->B * pt->T;
     x->E = m->experts, x->topk = m->experts_topk, x->fe = m->experts > 0 ? m->moe_ffn : 0;
     x->capacity_factor = m->capacity_factor, x->ep = pt->ep > 1 ? pt->ep : 1, x->er = pt->er;
@@ -472,7 +472,7 @@ static int moe_route(st__xmodel *x, const st__xlayer *w, const float *n2, xmoe *
     pick *pk = malloc((size_t)(N * K) * sizeof *pk);
     int rc = logits && pk ? 0 : ST_ENOMEM;
     if (rc) goto out;
-    st__xmm_fwd(logits, n2, w->router, NULL, N, x->h, E, 0);
+    x->be->mm_fwd(logits, n2, w->router, NULL, N, x->h, E, 0);
     for (int64_t n = 0; n < N; n++) {
         const float *lg = logits + n * E;
         int *top = e->top + n * K;
@@ -556,14 +556,14 @@ static int moe_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *pa
     for (int64_t c = 0; c < El; c++) {
         int64_t a = e->first[c], n = e->first[c + 1] - a;
         float *hh1 = e->h1 + a * fl, *hh3 = e->h3 + a * fl, *gg = e->g + a * fl;
-        st__xmm_fwd(hh1, e->xin + a * h, w->ew1 + c * fl * h, NULL, n, h, fl, 0);
+        x->be->mm_fwd(hh1, e->xin + a * h, w->ew1 + c * fl * h, NULL, n, h, fl, 0);
         if (x->swiglu) {
-            st__xmm_fwd(hh3, e->xin + a * h, w->ew3 + c * fl * h, NULL, n, h, fl, 0);
-            st__xswiglu_fwd(gg, hh1, hh3, n * fl);
+            x->be->mm_fwd(hh3, e->xin + a * h, w->ew3 + c * fl * h, NULL, n, h, fl, 0);
+            x->be->swiglu_fwd(gg, hh1, hh3, n * fl);
         } else {
-            st__xact_fwd(gg, hh1, n * fl, x->act);
+            x->be->act_fwd(gg, hh1, n * fl, x->act);
         }
-        st__xmm_fwd(yo + a * h, gg, w->ew2 + c * h * fl, NULL, n, fl, h, 0);
+        x->be->mm_fwd(yo + a * h, gg, w->ew2 + c * h * fl, NULL, n, fl, h, 0);
     }
     /* combine: the outputs back to their tokens' ranks, in the order they were sent */
     permute(back, yo, e->perm, R, h, 1);
@@ -614,12 +614,12 @@ static int moe_bwd(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const xla
         int64_t a = e->first[c], n = e->first[c + 1] - a;
         float *gg = dg + a * fl, *g1 = dh1 + a * fl, *g3 = dh3 + a * fl;
         memset(gg, 0, (size_t)(n * fl) * sizeof *gg);
-        st__xmm_bwd(gg, gw->ew2 + c * h * fl, NULL, dys + a * h, e->g + a * fl, w->ew2 + c * h * fl, n, fl, h);
-        if (x->swiglu) st__xswiglu_bwd(g1, g3, e->h1 + a * fl, e->h3 + a * fl, gg, n * fl);
-        else st__xact_bwd(g1, e->h1 + a * fl, gg, n * fl, x->act);
-        st__xmm_bwd(dx + a * h, gw->ew1 + c * fl * h, NULL, g1, e->xin + a * h, w->ew1 + c * fl * h, n, h, fl);
+        x->be->mm_bwd(gg, gw->ew2 + c * h * fl, NULL, dys + a * h, e->g + a * fl, w->ew2 + c * h * fl, n, fl, h);
+        if (x->swiglu) x->be->swiglu_bwd(g1, g3, e->h1 + a * fl, e->h3 + a * fl, gg, n * fl);
+        else x->be->act_bwd(g1, e->h1 + a * fl, gg, n * fl, x->act);
+        x->be->mm_bwd(dx + a * h, gw->ew1 + c * fl * h, NULL, g1, e->xin + a * h, w->ew1 + c * fl * h, n, h, fl);
         if (x->swiglu)
-            st__xmm_bwd(dx + a * h, gw->ew3 + c * fl * h, NULL, g3, e->xin + a * h, w->ew3 + c * fl * h, n, h, fl);
+            x->be->mm_bwd(dx + a * h, gw->ew3 + c * fl * h, NULL, g3, e->xin + a * h, w->ew3 + c * fl * h, n, h, fl);
     }
     /* the input gradients back to their tokens' ranks */
     permute(dxr, dx, e->perm, R, h, 1);
@@ -639,7 +639,7 @@ static int moe_bwd(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const xla
      * the weight's), without it the weight's on every rank and the input's on tp rank 0 */
     int64_t r0 = x->sp ? x->tr * S : 0, rows = x->sp ? S : N;
     if (!x->sp && x->tr != 0 && !(junk = calloc((size_t)(N * h), sizeof *junk))) goto out;
-    st__xmm_bwd(junk ? junk : dn + r0 * h, gw->router, NULL, dl + r0 * E, t->n2 + r0 * h, w->router, rows, h, E);
+    x->be->mm_bwd(junk ? junk : dn + r0 * h, gw->router, NULL, dl + r0 * E, t->n2 + r0 * h, w->router, rows, h, E);
     rc = 0;
 out:
     free(ds), free(dy), free(rdy), free(dys), free(dx), free(dg), free(dh1), free(dh3), free(dxr), free(back);
@@ -650,35 +650,35 @@ out:
 static int block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *out) {
     int64_t N = x->B * x->T, S = x->Ns, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d;
     float *part = x->sp ? x->work : NULL; /* a row-parallel GEMM's partial sums, with sp */
-    st__xnorm_fwd(own_rows(x, t->n1), t->mean1, t->rstd1, t->x, w->ln1_w, w->ln1_b, S, h);
+    x->be->norm_fwd(own_rows(x, t->n1), t->mean1, t->rstd1, t->x, w->ln1_w, w->ln1_b, S, h);
     gather_rows(x, t->n1);
-    st__xmm_fwd(t->q, t->n1, w->wq, w->bq, N, h, ql, 0);
-    st__xmm_fwd(t->k, t->n1, w->wk, w->bk, N, h, kl, 0);
-    st__xmm_fwd(t->v, t->n1, w->wv, w->bv, N, h, kl, 0);
+    x->be->mm_fwd(t->q, t->n1, w->wq, w->bq, N, h, ql, 0);
+    x->be->mm_fwd(t->k, t->n1, w->wk, w->bk, N, h, kl, 0);
+    x->be->mm_fwd(t->v, t->n1, w->wv, w->bv, N, h, kl, 0);
     if (x->rope) {
-        st__xrope(t->q, N, x->T, x->a_l, x->d, ql, 1);
-        st__xrope(t->k, N, x->T, x->kv_l, x->d, kl, 1);
+        x->be->rope(t->q, N, x->T, x->a_l, x->d, ql, 1);
+        x->be->rope(t->k, N, x->T, x->kv_l, x->d, kl, 1);
     }
-    st__xattn_fwd(t->ao, t->probs, t->q, t->k, t->v, x->B, x->T, x->a_l, x->kv_l, x->d);
+    x->be->attn_fwd(t->ao, t->probs, t->q, t->k, t->v, x->B, x->T, x->a_l, x->kv_l, x->d);
     /* row-parallel projection: partial sums, all-reduced (g) or reduce-scattered, then the bias once */
-    st__xmm_fwd(part ? part : t->x2, t->ao, w->wo, NULL, N, ql, h, 0);
+    x->be->mm_fwd(part ? part : t->x2, t->ao, w->wo, NULL, N, ql, h, 0);
     sum_rows(x, t->x2, part ? part : t->x2);
     add_bias(t->x2, w->bo, S, h);
     for (int64_t i = 0; i < S * h; i++) t->x2[i] += t->x[i];
-    st__xnorm_fwd(own_rows(x, t->n2), t->mean2, t->rstd2, t->x2, w->ln2_w, w->ln2_b, S, h);
+    x->be->norm_fwd(own_rows(x, t->n2), t->mean2, t->rstd2, t->x2, w->ln2_w, w->ln2_b, S, h);
     gather_rows(x, t->n2);
     if (w->router) {
         int rc = moe_fwd(x, w, t, part ? part : out);
         if (rc) return rc;
     } else {
-        st__xmm_fwd(t->h1, t->n2, w->w1, w->b1, N, h, x->f_l, 0);
+        x->be->mm_fwd(t->h1, t->n2, w->w1, w->b1, N, h, x->f_l, 0);
         if (x->swiglu) {
-            st__xmm_fwd(t->h3, t->n2, w->w3, NULL, N, h, x->f_l, 0);
-            st__xswiglu_fwd(t->g, t->h1, t->h3, N * x->f_l);
+            x->be->mm_fwd(t->h3, t->n2, w->w3, NULL, N, h, x->f_l, 0);
+            x->be->swiglu_fwd(t->g, t->h1, t->h3, N * x->f_l);
         } else {
-            st__xact_fwd(t->g, t->h1, N * x->f_l, x->act);
+            x->be->act_fwd(t->g, t->h1, N * x->f_l, x->act);
         }
-        st__xmm_fwd(part ? part : out, t->g, w->w2, NULL, N, x->f_l, h, 0);
+        x->be->mm_fwd(part ? part : out, t->g, w->w2, NULL, N, x->f_l, h, 0);
     }
     sum_rows(x, out, part ? part : out);
     add_bias(out, w->b2, S, h);
@@ -757,9 +757,9 @@ st__xacts *st__xmodel_forward(st__xmodel *x, int chunk, const int32_t *tokens, c
             return NULL;
         }
     if (a->tail) {
-        st__xnorm_fwd(own_rows(x, a->nf), a->meanf, a->rstdf, a->out, x->lnf_w, x->lnf_b, S, h);
+        x->be->norm_fwd(own_rows(x, a->nf), a->meanf, a->rstdf, a->out, x->lnf_w, x->lnf_b, S, h);
         gather_rows(x, a->nf);
-        st__xmm_fwd(a->logits, a->nf, x->lm, NULL, N, h, x->V_l, 0);
+        x->be->mm_fwd(a->logits, a->nf, x->lm, NULL, N, h, x->V_l, 0);
         *loss = cross_entropy(x, a->logits, a->tokens);
     } else {
         *out = a->out;
@@ -797,7 +797,7 @@ int st__xmodel_recompute(st__xmodel *x, st__xacts *a) {
     }
     for (int l = 0; l < a->nl; l++) { /* selective: the attention core from the kept q, k and v */
         xlayer_acts *t = &a->lay[l];
-        st__xattn_fwd(t->ao, t->probs, t->q, t->k, t->v, x->B, x->T, x->a_l, x->kv_l, x->d);
+        x->be->attn_fwd(t->ao, t->probs, t->q, t->k, t->v, x->B, x->T, x->a_l, x->kv_l, x->d);
     }
     return 0;
 }
@@ -811,7 +811,7 @@ static void norm_bwd(st__xmodel *x, float *din, float *dw, float *db, float *dn,
                      const float *w, const float *mean, const float *rstd) {
     float *d = x->sp ? dns : dn;
     sum_rows(x, d, dn);
-    st__xnorm_bwd(din, dw, db, d, inp, w, mean, rstd, x->Ns, x->h);
+    x->be->norm_bwd(din, dw, db, d, inp, w, mean, rstd, x->Ns, x->h);
 }
 
 /* the [N x h] gradient a row-parallel GEMM's backward reads: dout itself, or with sp dout [Ns x h]
@@ -837,30 +837,30 @@ static int block_bwd(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const x
         if (rc) return rc;
     } else {
         memset(dg, 0, (size_t)F * sizeof *dg);
-        st__xmm_bwd(dg, gw->w2, x->sp ? NULL : gw->b2, gathered(x, dout, full), t->g, w->w2, N, x->f_l, h);
+        x->be->mm_bwd(dg, gw->w2, x->sp ? NULL : gw->b2, gathered(x, dout, full), t->g, w->w2, N, x->f_l, h);
         if (x->sp) bias_grad(gw->b2, dout, S, h);
-        if (x->swiglu) st__xswiglu_bwd(dh1, dh3, t->h1, t->h3, dg, F);
-        else st__xact_bwd(dh1, t->h1, dg, F, x->act);
+        if (x->swiglu) x->be->swiglu_bwd(dh1, dh3, t->h1, t->h3, dg, F);
+        else x->be->act_bwd(dh1, t->h1, dg, F, x->act);
         memset(dn, 0, (size_t)(N * h) * sizeof *dn);
-        st__xmm_bwd(dn, gw->w1, gw->b1, dh1, t->n2, w->w1, N, h, x->f_l);
-        if (x->swiglu) st__xmm_bwd(dn, gw->w3, NULL, dh3, t->n2, w->w3, N, h, x->f_l);
+        x->be->mm_bwd(dn, gw->w1, gw->b1, dh1, t->n2, w->w1, N, h, x->f_l);
+        if (x->swiglu) x->be->mm_bwd(dn, gw->w3, NULL, dh3, t->n2, w->w3, N, h, x->f_l);
     }
     memcpy(dx2, dout, sb);
     norm_bwd(x, dx2, gw->ln2_w, gw->ln2_b, dn, dns, t->x2, w->ln2_w, t->mean2, t->rstd2);
     /* attention */
     memset(dao, 0, (size_t)(N * ql) * sizeof *dao);
-    st__xmm_bwd(dao, gw->wo, x->sp ? NULL : gw->bo, gathered(x, dx2, full), t->ao, w->wo, N, ql, h);
+    x->be->mm_bwd(dao, gw->wo, x->sp ? NULL : gw->bo, gathered(x, dx2, full), t->ao, w->wo, N, ql, h);
     if (x->sp) bias_grad(gw->bo, dx2, S, h);
     memset(dq, 0, (size_t)(N * (ql + 2 * kl)) * sizeof *dq);
-    st__xattn_bwd(dq, dk, dv, dao, t->probs, t->q, t->k, t->v, x->B, x->T, x->a_l, x->kv_l, x->d);
+    x->be->attn_bwd(dq, dk, dv, dao, t->probs, t->q, t->k, t->v, x->B, x->T, x->a_l, x->kv_l, x->d);
     if (x->rope) {
-        st__xrope(dq, N, x->T, x->a_l, x->d, ql, -1);
-        st__xrope(dk, N, x->T, x->kv_l, x->d, kl, -1);
+        x->be->rope(dq, N, x->T, x->a_l, x->d, ql, -1);
+        x->be->rope(dk, N, x->T, x->kv_l, x->d, kl, -1);
     }
     memset(dn, 0, (size_t)(N * h) * sizeof *dn);
-    st__xmm_bwd(dn, gw->wq, gw->bq, dq, t->n1, w->wq, N, h, ql);
-    st__xmm_bwd(dn, gw->wk, gw->bk, dk, t->n1, w->wk, N, h, kl);
-    st__xmm_bwd(dn, gw->wv, gw->bv, dv, t->n1, w->wv, N, h, kl);
+    x->be->mm_bwd(dn, gw->wq, gw->bq, dq, t->n1, w->wq, N, h, ql);
+    x->be->mm_bwd(dn, gw->wk, gw->bk, dk, t->n1, w->wk, N, h, kl);
+    x->be->mm_bwd(dn, gw->wv, gw->bv, dv, t->n1, w->wv, N, h, kl);
     memcpy(din, dx2, sb);
     norm_bwd(x, din, gw->ln1_w, gw->ln1_b, dn, dns, t->x, w->ln1_w, t->mean1, t->rstd1);
     return 0;
@@ -882,7 +882,7 @@ int st__xmodel_backward(st__xmodel *x, st__xacts *a, const float *dout, double l
             for (int64_t j = 0; j < x->V_l; j++) p[j] *= s;
         }
         memset(dn, 0, (size_t)(N * h) * sizeof *dn);
-        st__xmm_bwd(dn, x->glm, NULL, a->logits, a->nf, x->lm, N, h, x->V_l);
+        x->be->mm_bwd(dn, x->glm, NULL, a->logits, a->nf, x->lm, N, h, x->V_l);
         memset(d0, 0, (size_t)(S * h) * sizeof *d0);
         /* f of the output layer */
         norm_bwd(x, d0, x->glnf_w, x->glnf_b, dn, dns, a->out, x->lnf_w, a->meanf, a->rstdf);

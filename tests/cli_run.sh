@@ -64,23 +64,6 @@ mpi() {
 	mpi_strata 180 "$_n" run "$@"
 }
 
-# check_within DESCRIPTION: $T/out is one JSON object whose check is within the tolerance above
-check_within() {
-	if ! awk "$FLATTEN" "$T/out" >"$T/flat" 2>"$T/flaterr"; then
-		nok "$1: stdout is one JSON object" "$(cat "$T/flaterr")"
-		return
-	fi
-	_bad=$(awk '
-		$1 == ".check.loss_max_diff" { if ($2 + 0 > 1e-5) print "loss differs by " $2 }
-		$1 ~ /^\.check\.max_diff\./ { n = substr($1, 16); d[n] = $2 + 0 }
-		$1 ~ /^\.check\.max_abs_ref\./ { n = substr($1, 19); r[n] = $2 + 0 }
-		END {
-			k = 0
-			for (n in d) { k++; if (d[n] > 1e-3 * r[n] + 1e-9) print n " differs by " d[n] " (largest " r[n] ")" }
-			if (k < 10) print "only " k " tensors compared"
-		}' "$T/flat")
-	if [ "$rc" -eq 0 ] && [ -z "$_bad" ] && grep -q '^\.loss\[1\] ' "$T/flat"; then ok "$1"; else nok "$1" "$_bad"; fi
-}
 # checked NP DESCRIPTION ARGS...: ARGS with --steps 2 --check --json on NP ranks, within the tolerance
 checked() {
 	_np=$1 _what=$2

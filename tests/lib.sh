@@ -163,3 +163,23 @@ BEGIN { want = "value"; sp = 0; done = 0; err = 0 }
 }
 END { if (err) exit 2; if (!done) { print "not JSON: truncated" > "/dev/stderr"; exit 2 } }
 '
+
+# check_within DESCRIPTION: $T/out is one JSON object (strata run --check --json) whose check is within
+# tests/cli_run.sh's tolerance (it says why): the loss within 1e-5, each tensor's gradients within 1e-3
+# of its largest reference gradient plus 1e-9
+check_within() {
+	if ! awk "$FLATTEN" "$T/out" >"$T/flat" 2>"$T/flaterr"; then
+		nok "$1: stdout is one JSON object" "$(cat "$T/flaterr")"
+		return
+	fi
+	_bad=$(awk '
+		$1 == ".check.loss_max_diff" { if ($2 + 0 > 1e-5) print "loss differs by " $2 }
+		$1 ~ /^\.check\.max_diff\./ { n = substr($1, 16); d[n] = $2 + 0 }
+		$1 ~ /^\.check\.max_abs_ref\./ { n = substr($1, 19); r[n] = $2 + 0 }
+		END {
+			k = 0
+			for (n in d) { k++; if (d[n] > 1e-3 * r[n] + 1e-9) print n " differs by " d[n] " (largest " r[n] ")" }
+			if (k < 10) print "only " k " tensors compared"
+		}' "$T/flat")
+	if [ "$rc" -eq 0 ] && [ -z "$_bad" ] && grep -q '^\.loss\[1\] ' "$T/flat"; then ok "$1"; else nok "$1" "$_bad"; fi
+}

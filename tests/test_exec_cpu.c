@@ -268,15 +268,20 @@ END_TEST
 
 /* selective and full recompute: the backward refuses until the recompute ran, which makes the
  * dropped activations again: the gradients are bit for bit those of the run that kept them */
+/* the preset shrunk to 2 blocks of 16, and two seeded sequences of 6 tokens (and their targets) */
+static void tiny_model(const char *preset, st_model *m, int32_t *tok) {
+    ck_assert_int_eq(st_model_preset(preset, m), 0);
+    m->layers = 2, m->hidden = 16, m->heads = 4, m->head_dim = 4, m->kv_heads = 2, m->vocab = 32, m->ffn = 24;
+    if (m->experts) m->moe_ffn = 20;
+    for (int b = 0; b < 2; b++) st__xtokens(tok + b * 7, 6, m->vocab, 5, 0, b);
+}
+
 static void recompute_restores(const char *preset) {
     st_model m;
     st_error err;
-    ck_assert_int_eq(st_model_preset(preset, &m), 0);
-    m.layers = 2, m.hidden = 16, m.heads = 4, m.head_dim = 4, m.kv_heads = 2, m.vocab = 32, m.ffn = 24;
-    if (m.experts) m.moe_ffn = 20;
     int l0 = 0, l1 = 2;
     int32_t tok[2 * 7];
-    for (int b = 0; b < 2; b++) st__xtokens(tok + b * 7, 6, m.vocab, 5, 0, b);
+    tiny_model(preset, &m, tok);
     st__xmodel x[3];
     for (int r = 0; r < 3; r++) {
         st__xpart pt = {.B = 2, .T = 6, .tp = 1, .nchunks = 1, .l0 = &l0, .l1 = &l1, .first = 1, .last = 1,
@@ -302,6 +307,83 @@ START_TEST(recompute_dense) { recompute_restores("tiny-llama"); }
 END_TEST
 
 START_TEST(recompute_moe) { recompute_restores("tiny-moe"); }
+END_TEST
+
+/* the model runs its kernels through the backend it was given: a backend that counts its calls
+ * and runs the CPU's sees every kind the Llama blocks use (GEMMs, RMSNorm, SwiGLU, rotary, attention)
+ * and gives the CPU backend's gradients bit for bit */
+static int calls[12];
+static void c_mm_fwd(float *o, const float *i, const float *w, const float *b, int64_t N, int64_t C, int64_t OC,
+                     int acc) {
+    calls[0]++, st__xbackend_cpu.mm_fwd(o, i, w, b, N, C, OC, acc);
+}
+static void c_mm_bwd(float *di, float *dw, float *db, const float *d, const float *i, const float *w, int64_t N,
+                     int64_t C, int64_t OC) {
+    calls[1]++, st__xbackend_cpu.mm_bwd(di, dw, db, d, i, w, N, C, OC);
+}
+static void c_norm_fwd(float *o, float *m, float *r, const float *i, const float *w, const float *b, int64_t N,
+                       int64_t C) {
+    calls[2]++, st__xbackend_cpu.norm_fwd(o, m, r, i, w, b, N, C);
+}
+static void c_norm_bwd(float *di, float *dw, float *db, const float *d, const float *i, const float *w,
+                       const float *m, const float *r, int64_t N, int64_t C) {
+    calls[3]++, st__xbackend_cpu.norm_bwd(di, dw, db, d, i, w, m, r, N, C);
+}
+static void c_swiglu_fwd(float *o, const float *a, const float *b, int64_t n) {
+    calls[6]++, st__xbackend_cpu.swiglu_fwd(o, a, b, n);
+}
+static void c_swiglu_bwd(float *da, float *db, const float *a, const float *b, const float *d, int64_t n) {
+    calls[7]++, st__xbackend_cpu.swiglu_bwd(da, db, a, b, d, n);
+}
+static void c_rope(float *x, int64_t N, int64_t T, int64_t h, int64_t d, int64_t s, int sign) {
+    calls[8]++, st__xbackend_cpu.rope(x, N, T, h, d, s, sign);
+}
+static void c_attn_fwd(float *o, float *p, const float *q, const float *k, const float *v, int64_t B, int64_t T,
+                       int64_t hq, int64_t hkv, int64_t d) {
+    calls[9]++, st__xbackend_cpu.attn_fwd(o, p, q, k, v, B, T, hq, hkv, d);
+}
+static void c_attn_bwd(float *dq, float *dk, float *dv, const float *d, const float *p, const float *q,
+                       const float *k, const float *v, int64_t B, int64_t T, int64_t hq, int64_t hkv, int64_t hd) {
+    calls[10]++, st__xbackend_cpu.attn_bwd(dq, dk, dv, d, p, q, k, v, B, T, hq, hkv, hd);
+}
+
+START_TEST(kernels_through_the_backend) {
+    st__xbackend counting = st__xbackend_cpu;
+    counting.name = "counting", counting.mm_fwd = c_mm_fwd, counting.mm_bwd = c_mm_bwd;
+    counting.norm_fwd = c_norm_fwd, counting.norm_bwd = c_norm_bwd, counting.swiglu_fwd = c_swiglu_fwd;
+    counting.swiglu_bwd = c_swiglu_bwd, counting.rope = c_rope, counting.attn_fwd = c_attn_fwd;
+    counting.attn_bwd = c_attn_bwd;
+    st_model m;
+    st_error err;
+    int l0 = 0, l1 = 2;
+    int32_t tok[2 * 7];
+    tiny_model("tiny-llama", &m, tok);
+    st__xmodel x[2];
+    for (int r = 0; r < 2; r++) {
+        st__xpart pt = {.B = 2, .T = 6, .tp = 1, .nchunks = 1, .l0 = &l0, .l1 = &l1, .first = 1, .last = 1,
+                        .be = r ? &counting : NULL};
+        ck_assert_int_eq(st__xmodel_init(&x[r], &m, &pt, 42, &err), 0);
+        ck_assert_ptr_eq(x[r].be, r ? &counting : &st__xbackend_cpu);
+        double loss = 0;
+        const float *o;
+        st__xacts *a = st__xmodel_forward(&x[r], 0, tok, NULL, &o, &loss);
+        ck_assert_ptr_nonnull(a);
+        ck_assert_int_eq(st__xmodel_backward(&x[r], a, NULL, 1.0, &o), 0);
+        st__xacts_free(a);
+    }
+    /* per block: 7 GEMMs, 2 norms, 2 rotations, 1 attention; the final norm and the output layer */
+    ck_assert_int_eq(calls[0], 2 * 7 + 1);
+    ck_assert_int_eq(calls[1], 2 * 7 + 1);
+    ck_assert_int_eq(calls[2], 2 * 2 + 1);
+    ck_assert_int_eq(calls[3], 2 * 2 + 1);
+    ck_assert_int_eq(calls[6], 2);
+    ck_assert_int_eq(calls[7], 2);
+    ck_assert_int_eq(calls[8], 2 * 4);
+    ck_assert_int_eq(calls[9], 2);
+    ck_assert_int_eq(calls[10], 2);
+    ck_assert_int_eq(memcmp(x[1].grads, x[0].grads, (size_t)x[0].nparams * sizeof(float)), 0);
+    for (int r = 0; r < 2; r++) st__xmodel_destroy(&x[r]);
+}
 END_TEST
 
 /* what strata run --compare reads: the GEMMs' clock advances only in the GEMMs, and the heap in use
@@ -347,6 +429,7 @@ Suite *suite_exec_cpu(void) {
     tcase_add_test(tc, recompute_dense);
     tcase_add_test(tc, recompute_moe);
     tcase_add_test(tc, gemm_clock_and_heap);
+    tcase_add_test(tc, kernels_through_the_backend);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -3,7 +3,10 @@
  * 800 TFLOP/s, tf32 400, fp32 50 (1 with MOCK_SLOW32), fp8 1600, strided-batched at half, so a
  * profile that accounts for its FLOPs and times right shows exactly these rates. Leading
  * dimensions and strides that do not fit their matrices abort, and cuBLASLt's heuristic finds
- * nothing for a layout other than fp8's TN with sizes in multiples of 16. */
+ * nothing for a layout other than fp8's TN with sizes in multiples of 16. cublasSgemm (strata run
+ * --backend cuda) also computes its product (column-major, summed in double), so the executor's
+ * numbers can be checked against its CPU backend, and aborts on an operand outside the fake
+ * device memory (cudart.c's mock_on_device). */
 #include <cublasLt.h>
 #include <cublas_v2.h>
 #include <dlfcn.h>
@@ -35,6 +38,31 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
                             cublasComputeType_t c, cublasGemmAlgo_t algo) {
     check(ta, tb, m, n, k, lda, ldb, ldc);
     work(2.0 * m * n * k, rate(at, c));
+    return CUBLAS_STATUS_SUCCESS;
+}
+static void on_device(const void *p, size_t floats) {
+    static int (*f)(const void *, size_t);
+    if (!f) f = (int (*)(const void *, size_t))dlsym(RTLD_DEFAULT, "mock_on_device");
+    if (!f(p, floats * sizeof(float))) abort();
+}
+
+cublasStatus_t cublasSgemm_v2(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                              const float *al, const float *A, int lda, const float *B, int ldb, const float *be,
+                              float *C, int ldc) {
+    check(ta, tb, m, n, k, lda, ldb, ldc);
+    on_device(A, (size_t)lda * (ta == CUBLAS_OP_N ? k : m));
+    on_device(B, (size_t)ldb * (tb == CUBLAS_OP_N ? n : k));
+    on_device(C, (size_t)ldc * n);
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < m; i++) {
+            double s = 0;
+            for (int p = 0; p < k; p++)
+                s += (double)(ta == CUBLAS_OP_N ? A[i + (size_t)p * lda] : A[p + (size_t)i * lda]) *
+                     (tb == CUBLAS_OP_N ? B[p + (size_t)j * ldb] : B[j + (size_t)p * ldb]);
+            float *c = &C[i + (size_t)j * ldc];
+            *c = (float)(*al * s + (*be != 0 ? (double)*be * *c : 0));
+        }
+    work(2.0 * m * n * k, rate(CUDA_R_32F, CUBLAS_COMPUTE_32F));
     return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,

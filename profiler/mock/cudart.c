@@ -2,6 +2,9 @@
  * Device memory is host memory (MOCK_MEM_GB of it, default 1), kernels and copies advance the
  * clock (a copy at 25 GB/s, a GEMM as mock_work says), events read the clock of the current
  * device, and every launch or copy is reported to the fake CUPTI (cupti.c) when that is loaded.
+ * The live cudaMalloc blocks are recorded (mock_on_device), so that a copy whose direction does not
+ * match its pointers, or a fake cuBLAS call on host memory, aborts: a program that passes the fakes
+ * passes device pointers where a GPU needs them.
  * Environment: MOCK_NDEV (GPUs, default 2), MOCK_NAME (cudaDeviceProp.name), MOCK_MEM_GB. */
 #include <cuda_runtime_api.h>
 #include <dlfcn.h>
@@ -68,15 +71,39 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned f) { *s = malloc
 cudaError_t cudaStreamDestroy(cudaStream_t s) { free(s); return cudaSuccess; }
 cudaError_t cudaStreamSynchronize(cudaStream_t s) { return cudaSuccess; }
 cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+/* the live device blocks (the profiler holds a few dozen at once, strata run one) */
+static struct {
+    char *p;
+    size_t n;
+} blocks[4096];
+static int nblocks;
+
+/* 1 when [p, p + n) lies in one live cudaMalloc block */
+int mock_on_device(const void *p, size_t n) {
+    for (int i = 0; i < nblocks; i++)
+        if ((const char *)p >= blocks[i].p && (const char *)p + n <= blocks[i].p + blocks[i].n) return 1;
+    return 0;
+}
+
 cudaError_t cudaMalloc(void **p, size_t n) {
-    *p = n > limit ? NULL : malloc(n);
+    *p = n > limit || nblocks == (int)(sizeof blocks / sizeof blocks[0]) ? NULL : malloc(n);
+    if (*p) blocks[nblocks].p = *p, blocks[nblocks++].n = n;
     return *p ? cudaSuccess : cudaErrorMemoryAllocation;
 }
-cudaError_t cudaFree(void *p) { free(p); return cudaSuccess; }
+cudaError_t cudaFree(void *p) {
+    for (int i = 0; i < nblocks; i++)
+        if (blocks[i].p == p) blocks[i] = blocks[--nblocks];
+    free(p);
+    return cudaSuccess;
+}
 cudaError_t cudaMallocHost(void **p, size_t n) { *p = malloc(n); return *p ? cudaSuccess : cudaErrorMemoryAllocation; }
 cudaError_t cudaFreeHost(void *p) { free(p); return cudaSuccess; }
 cudaError_t cudaMemcpy(void *d, const void *s, size_t n, enum cudaMemcpyKind k) { memmove(d, s, n); return cudaSuccess; }
 cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, enum cudaMemcpyKind k, cudaStream_t st) {
+    if ((k == cudaMemcpyHostToDevice && (!mock_on_device(d, n) || mock_on_device(s, n))) ||
+        (k == cudaMemcpyDeviceToHost && (mock_on_device(d, n) || !mock_on_device(s, n))) ||
+        (k == cudaMemcpyDeviceToDevice && (!mock_on_device(d, n) || !mock_on_device(s, n))))
+        abort();
     memmove(d, s, n);
     double t0 = clk_ms;
     clk_ms += 0.005 + n / 25e6;

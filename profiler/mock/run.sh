@@ -3,6 +3,7 @@
 # profiler/mock/run.sh: `strata profile` against fake CUDA libraries, on a machine without a GPU.
 #
 #   profiler/mock/run.sh [--full] STRATA [CUDA_DIR]
+#   profiler/mock/run.sh --libs DIR [CUDA_DIR]     (only builds the fakes into DIR: tests/run_cuda_mock.sh)
 #
 # Builds fake libcudart, libcupti, libcublas(Lt) and libnccl (the .c files beside this script,
 # against CUDA_DIR's headers, default $CUDA_HOME or /usr/local/cuda) into a temporary folder and
@@ -19,21 +20,29 @@
 # fakes must match. Replacing libcudart relies on GNU ld and glibc. Exit 0 when every check passes,
 # 1 otherwise, 99 when the fakes do not build.
 set -u
-full=0
+full=0 only=0
 if [ "${1:-}" = --full ]; then
 	full=1
 	shift
 fi
-S=${1:?usage: run.sh [--full] STRATA [CUDA_DIR]}
+if [ "${1:-}" = --libs ]; then
+	only=1
+	shift
+fi
+S=${1:?usage: run.sh [--full] STRATA [CUDA_DIR] | run.sh --libs DIR [CUDA_DIR]}
 CUDA=${2:-${CUDA_HOME:-/usr/local/cuda}}
 D=$(cd "$(dirname "$0")" && pwd)
-M=$(mktemp -d "${TMPDIR:-/tmp}/strata-mock.XXXXXX") || exit 99
-trap 'rm -rf "$M"' EXIT
-
-case $("$S" profile --help | tail -1) in
-*"built with CUDA"*) ;;
-*) echo "$S was built without CUDA: nothing to check"; exit 0 ;;
-esac
+if [ $only = 1 ]; then
+	M=$S
+	mkdir -p "$M" || exit 99
+else
+	M=$(mktemp -d "${TMPDIR:-/tmp}/strata-mock.XXXXXX") || exit 99
+	trap 'rm -rf "$M"' EXIT
+	case $("$S" profile --help | tail -1) in
+	*"built with CUDA"*) ;;
+	*) echo "$S was built without CUDA: nothing to check"; exit 0 ;;
+	esac
+fi
 rt=$(sed -n 's/^#define CUDART_VERSION *\([0-9]*\).*/\1/p' "$CUDA/include/cuda_runtime_api.h")
 blas=$(sed -n 's/^#define CUBLAS_VER_MAJOR *\([0-9]*\).*/\1/p' "$CUDA/include/cublas_api.h")
 lib() {
@@ -46,6 +55,7 @@ lib "libcupti.so.$((rt / 1000))" cupti.c
 lib "libcublas.so.$blas" cublas.c
 lib "libcublasLt.so.$blas" cublas.c
 lib libnccl.so.2 nccl.c
+[ $only = 1 ] && exit 0
 LD_LIBRARY_PATH=$M${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export LD_LIBRARY_PATH
 

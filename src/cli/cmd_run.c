@@ -13,6 +13,7 @@
 static const char help_text[] =
     "usage: mpirun -np N strata run --model M --plan P [--cluster C] [--steps S] [--seed N] [--check]\n"
     "                               [--trace FILE] [--reference-kernels] [--compare [--profile F]] [--json]\n"
+    "                               [--backend cpu|cuda]\n"
     "       strata run --model M --plan P [--cluster C] [--gpus N] [--steps S] [--seed N] [--check]\n"
     "                  --emit slurm --out FILE\n"
     "\n"
@@ -31,6 +32,9 @@ static const char help_text[] =
     "                       difference of the loss and of each tensor's reduced gradients\n"
     "  --trace FILE         Chrome trace of the last iteration, in strata sim's processes and threads\n"
     "  --reference-kernels  the plain C GEMMs instead of BLAS\n"
+    "  --backend cpu|cuda   cuda: the GEMMs on each rank's GPU (cuBLAS, fp32; the GPU of the node-local rank\n"
+    "                       modulo the visible ones) and the tp and ep collectives over NCCL; the other kernels\n"
+    "                       and transfers as cpu runs them, the tensors in host memory (default cpu)\n"
     "  --compare            also simulate the program that ran, on --cluster (with --profile F), and print\n"
     "                       measured vs simulated per kind of instruction, for the iteration, and the\n"
     "                       memory per rank; for a prediction of this machine, the cluster and profile of\n"
@@ -54,13 +58,14 @@ static void json_str(FILE *f, const char *s) {
 }
 
 static void print_json(FILE *f, const st_model *m, const char *spec, const st_plan *p, const st_lowered *l,
-                       const st_exec_result *r, int check) {
+                       const st_exec_result *r, const st_exec_opts *o) {
+    int check = o->check;
     int S = r->steps;
     double t = r->iteration_s[S - 1];
     fputs("{\"model\": ", f);
     json_str(f, m->name);
-    fprintf(f, ", \"plan\": \"%s\", \"backend\": \"cpu\", \"ranks\": %d, \"steps\": %d, \"params\": %.17g,\n", spec,
-            r->nranks, S, r->params);
+    fprintf(f, ", \"plan\": \"%s\", \"backend\": \"%s\", \"ranks\": %d, \"steps\": %d, \"params\": %.17g,\n", spec,
+            st_exec_backend_name(o->backend), r->nranks, S, r->params);
     fprintf(f, " \"iteration_time_s\": %.17g, \"tokens_per_s\": %.17g,\n \"loss\": [", t,
             (double)p->gbs * (double)p->seq / t);
     for (int i = 0; i < S; i++) fprintf(f, "%s%.17g", i ? ", " : "", r->loss[i]);
@@ -96,8 +101,9 @@ static void print_text(FILE *f, const st_model *m, const char *spec, const st_lo
                        const st_exec_opts *o) {
     fprintf(f, "model      %s (%.3fM parameters)\n", m->name, r->params / 1e6);
     fprintf(f, "plan       %s\n", spec);
-    fprintf(f, "ran        %d ranks, %d steps, seed %" PRIu64 ", cpu backend (fp32, %s GEMMs)\n\n", r->nranks,
-            r->steps, o->seed, o->reference_kernels ? "plain C" : "BLAS");
+    fprintf(f, "ran        %d ranks, %d steps, seed %" PRIu64 ", %s backend (fp32, %s GEMMs)\n\n", r->nranks,
+            r->steps, o->seed, st_exec_backend_name(o->backend),
+            o->backend == ST_EXEC_CUDA ? "cuBLAS" : o->reference_kernels ? "plain C" : "BLAS");
     fprintf(f, "%4s %12s %12s%s\n", "step", "loss", "time_s", o->check ? "  reference loss" : "");
     for (int i = 0; i < r->steps; i++) {
         fprintf(f, "%4d %12.6f %12.4f", i + 1, r->loss[i], r->iteration_s[i]);
@@ -159,13 +165,14 @@ static int compare(FILE *f, const st_lowered *l, const st_exec_result *r, int js
 
 int st_cmd_run(int argc, char **argv, st_error *err) {
     st_cli_args a;
-    const char *steps_arg = NULL, *seed_arg = NULL, *emit = NULL;
+    const char *steps_arg = NULL, *seed_arg = NULL, *emit = NULL, *backend = NULL;
     int check = 0, refk = 0, cmp = 0, rc, rank = 0, size = 1, mpi = 0, ran = 0, refused = 0;
     st_exec_opts o = {.steps = 3, .seed = 1};
     const st_cli_opt own[] = {{"steps", &steps_arg, NULL}, {"seed", &seed_arg, NULL},
                               {"trace", &o.trace, NULL},   {"check", NULL, &check},
                               {"reference-kernels", NULL, &refk}, {"compare", NULL, &cmp},
-                              {"emit", &emit, NULL},       {NULL, NULL, NULL}};
+                              {"emit", &emit, NULL},       {"backend", &backend, NULL},
+                              {NULL, NULL, NULL}};
     const unsigned take = ST_CLI_OPT_MODEL | ST_CLI_OPT_CLUSTER | ST_CLI_OPT_PLAN | ST_CLI_OPT_JSON | ST_CLI_OPT_OUT |
                           ST_CLI_OPT_GPUS | ST_CLI_OPT_PROFILE;
     const unsigned want = ST_CLI_MODEL | ST_CLI_CLUSTER | ST_CLI_PLAN | ST_CLI_PROFILE;
@@ -191,6 +198,14 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
     if (seed_arg && (rc = st_cli_int("seed", seed_arg, 0, INT64_MAX, &v, err))) goto done;
     if (seed_arg) o.seed = (uint64_t)v;
     o.check = check, o.reference_kernels = refk;
+    if (backend && st_exec_backend_parse(backend, &o.backend)) {
+        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "--backend: must be cpu or cuda, not '%s'", backend);
+        goto done;
+    }
+    if (refk && o.backend != ST_EXEC_CPU) {
+        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "--reference-kernels goes with --backend cpu");
+        goto done;
+    }
     if (!a.cluster) a.cluster = "dgx-a100-80g";
     if ((rc = st_cli_inputs_check(&a, want, &in, err)) || (rc = st_cli_inputs_resolve(&a, want, &in, err))) goto done;
     if (!(ctx = st_cost_ctx_new(&in.model, &in.cluster, in.profile))) {
@@ -206,7 +221,7 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
     if ((rc = st_exec_run(&in.model, in.plan, &low, &o, &res, err)) || rank != 0) goto done;
     st_plan_format_spec(in.plan, spec, sizeof spec);
     if ((rc = st_cli_text_open(&text, err))) goto done;
-    if (a.json) print_json(text.f, &in.model, spec, in.plan, &low, &res, check);
+    if (a.json) print_json(text.f, &in.model, spec, in.plan, &low, &res, &o);
     else print_text(text.f, &in.model, spec, &low, &res, &o);
     if (cmp && (rc = compare(text.f, &low, &res, a.json, err))) goto done;
     if (a.json) fputs("}\n", text.f);

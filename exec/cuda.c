@@ -1,0 +1,362 @@
+/* cuda.c: the cuda backend of strata run (exec_private.h's st__xbackend; issue 18), its first part:
+ * every rank's linear-layer GEMMs on its GPU through cuBLAS in fp32 (cublasSgemm under
+ * CUBLAS_DEFAULT_MATH: no TF32, so the numbers compare with the CPU's within fp32 rounding), on one
+ * stream per rank, each GEMM timed by CUDA events into st__xkernels_gemm_s (the GEMM share that
+ * strata run --compare shows); the tensor-parallel collectives (all-reduce, all-gather,
+ * reduce-scatter) and the MoE all-to-all (grouped ncclSend/ncclRecv) over NCCL communicators of the
+ * rank's tp and ep groups, made as llm.c makes its: ncclGetUniqueId on the group's first rank, the id
+ * sent over MPI, ncclCommInitRank. Each rank takes the GPU of its node-local rank modulo the visible
+ * ones.
+ *
+ * What this part does not do yet: the model's tensors stay in host memory, where exec/model.c keeps
+ * them, and each GEMM or collective copies its operands into a device staging buffer (grown to the
+ * largest so far) and its result back; the other kernels are the CPU's (exec/kernels.c), and the
+ * data- and pipeline-parallel transfers are the CPU runtime's MPI (exec/cpu.c). So a run's numbers
+ * are cuBLAS's GEMMs and NCCL's sums with the CPU's rest, and its times are not those of a GPU
+ * training run. Own kernels (a kernels_cuda.cu), the tensors in a device arena sized from the
+ * lowering (st_exec_arena_bytes), a stream per program stream with events between them, and the dp
+ * and pp transfers over NCCL are the next parts. A rank whose staging fails skips its collectives
+ * and its error stops the run after the instruction; its group's other members may then wait in
+ * NCCL (the CPU runtime's MPI calls have the same limit).
+ *
+ * Layout: exec/'s row-major [r x c] matrix is cuBLAS's column-major c x r with leading dimension c,
+ * so the row-major y[N x OC] = x[N x C] W^T (W [OC x C]) is the column-major y' (OC x N) =
+ * op_T(W') x' with W' C x OC and x' C x N; the backward's dx[N x C] += dy W is dx' (C x N) += W' dy'
+ * (dy' OC x N) and dW[OC x C] += dy^T x is dW' (C x OC) += x' op_T(dy').
+ *
+ * cuBLAS is dlopen'ed when the backend starts, as strata profile does (profiler/cuda.c): linking it
+ * would cost every strata command the loading of libcublasLt. Failures inside a kernel (which
+ * returns nothing) are kept and reported by the table's error(): the runtime stops every rank on it. */
+#include "config.h"
+#include "exec/exec_private.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <dlfcn.h>
+#include <mpi.h>
+#include <nccl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct {
+    int open, rank, dev; /* the world rank, its GPU */
+    cudaStream_t stream;
+    cudaEvent_t start, stop;
+    void *lib, *liblt;
+    cublasHandle_t h;
+    __typeof__(cublasCreate_v2) *create;
+    __typeof__(cublasDestroy_v2) *destroy;
+    __typeof__(cublasSetStream_v2) *set_stream;
+    __typeof__(cublasSetMathMode) *set_math;
+    __typeof__(cublasSgemm_v2) *sgemm;
+    ncclComm_t tpc, epc; /* this rank's tp and ep groups' (NULL: none) */
+    int tr;              /* this rank's place in its tp group */
+    double *tp_s, *ep_s; /* the runtime's clocks of tp and ep communication */
+    float *buf;     /* the staging buffer on the device */
+    size_t cap;     /* its floats */
+    char fail[400]; /* the first failure of a kernel, "" while none */
+} g;
+
+/* the first failure only: later calls fail because of it */
+static int failed(const char *what, const char *why) {
+    if (!g.fail[0]) snprintf(g.fail, sizeof g.fail, "rank %d (GPU %d): %s failed: %s", g.rank, g.dev, what, why);
+    return -1;
+}
+
+static int kernel_error(st_error *err) {
+    return g.fail[0] ? st_error_set(err, ST_EIO, NULL, NULL, "the cuda backend: %s", g.fail) : 0;
+}
+
+static int cuda_ok(cudaError_t e, const char *what) {
+    return e == cudaSuccess ? 0 : failed(what, cudaGetErrorString(e));
+}
+
+static int nccl_ok(ncclResult_t r, const char *what) {
+    return r == ncclSuccess ? 0 : failed(what, ncclGetErrorString(r));
+}
+
+static int blas_ok(cublasStatus_t s, const char *what) {
+    char why[32];
+    snprintf(why, sizeof why, "cuBLAS status %d", (int)s);
+    return s == CUBLAS_STATUS_SUCCESS ? 0 : failed(what, why);
+}
+
+/* the versioned soname as the loader finds it, then in the CUDA folder configure used */
+static void *open_lib(const char *base, int major) {
+    char name[512];
+    snprintf(name, sizeof name, "%s.so.%d", base, major);
+    void *h = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+#ifdef ST_CUDA_LIBDIR
+    if (!h) snprintf(name, sizeof name, "%s/%s.so.%d", ST_CUDA_LIBDIR, base, major);
+    if (!h) h = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+#endif
+    return h;
+}
+
+static int sym(void *lib, const char *name, void *fn, st_error *err) {
+    void *s = dlsym(lib, name);
+    if (!s) return st_error_set(err, ST_EINVAL, NULL, NULL, "the cuda backend: %s not found in cuBLAS", name);
+    memcpy(fn, &s, sizeof s); /* POSIX: dlsym's object pointer converts to a function pointer */
+    return 0;
+}
+
+/* room for n floats on the device: the staging buffer, grown (its contents are not kept) */
+static float *staging(size_t n) {
+    if (n <= g.cap) return g.buf;
+    if (g.buf && cuda_ok(cudaFree(g.buf), "cudaFree")) return NULL;
+    g.buf = NULL, g.cap = 0;
+    if (cuda_ok(cudaMalloc((void **)&g.buf, n * sizeof(float)), "cudaMalloc of the staging buffer")) return NULL;
+    g.cap = n;
+    return g.buf;
+}
+
+static int to_dev(float *d, const float *h, int64_t n) {
+    return cuda_ok(cudaMemcpyAsync(d, h, (size_t)n * sizeof *d, cudaMemcpyHostToDevice, g.stream), "cudaMemcpyAsync");
+}
+
+static int to_host(float *h, const float *d, int64_t n) {
+    return cuda_ok(cudaMemcpyAsync(h, d, (size_t)n * sizeof *d, cudaMemcpyDeviceToHost, g.stream), "cudaMemcpyAsync");
+}
+
+/* c' (m x n, ld m) = beta c' + op(a') op(b') in column-major terms, timed by events */
+static int gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k, const float *a,
+                int64_t lda, const float *b, int64_t ldb, float beta, float *c) {
+    const float one = 1.0f;
+    return cuda_ok(cudaEventRecord(g.start, g.stream), "cudaEventRecord") ||
+           blas_ok(g.sgemm(g.h, ta, tb, (int)m, (int)n, (int)k, &one, a, (int)lda, b, (int)ldb, &beta, c, (int)m),
+                   "cublasSgemm") ||
+           cuda_ok(cudaEventRecord(g.stop, g.stream), "cudaEventRecord");
+}
+
+/* waits for the stream and adds the last GEMM's time (from its events) to the GEMM clock */
+static int finish(void) {
+    float ms = 0;
+    if (cuda_ok(cudaStreamSynchronize(g.stream), "cudaStreamSynchronize") ||
+        cuda_ok(cudaEventElapsedTime(&ms, g.start, g.stop), "cudaEventElapsedTime"))
+        return -1;
+    st__xkernels_gemm_s += 1e-3 * ms;
+    return 0;
+}
+
+static void mm_fwd(float *out, const float *inp, const float *w, const float *bias, int64_t N, int64_t C, int64_t OC,
+                   int accumulate) {
+    float *dx = g.fail[0] ? NULL : staging((size_t)(N * C + OC * C + N * OC));
+    if (!dx) return;
+    float *dw = dx + N * C, *dy = dw + OC * C;
+    if (bias) { /* as the CPU's: the bias first, then the product added to it */
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t o = 0; o < OC; o++) out[n * OC + o] = (accumulate ? out[n * OC + o] : 0) + bias[o];
+        accumulate = 1;
+    }
+    if (to_dev(dx, inp, N * C) || to_dev(dw, w, OC * C) || (accumulate && to_dev(dy, out, N * OC)) ||
+        gemm(CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, dw, C, dx, C, accumulate ? 1.0f : 0.0f, dy) ||
+        to_host(out, dy, N * OC))
+        return;
+    finish();
+}
+
+static void mm_bwd(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w, int64_t N,
+                   int64_t C, int64_t OC) {
+    float *dy = g.fail[0] ? NULL : staging((size_t)(N * OC + 2 * N * C + 2 * OC * C));
+    if (!dy) return;
+    float *dx = dy + N * OC, *ddx = dx + N * C, *dW = ddx + N * C, *ddw = dW + OC * C;
+    if (to_dev(dy, dout, N * OC) || to_dev(dx, inp, N * C) || to_dev(ddw, dw, OC * C)) return;
+    if (dinp && (to_dev(dW, w, OC * C) || to_dev(ddx, dinp, N * C) ||
+                 gemm(CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, dW, C, dy, OC, 1.0f, ddx) || finish() ||
+                 to_host(dinp, ddx, N * C)))
+        return;
+    if (gemm(CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, dx, C, dy, OC, 1.0f, ddw) || to_host(dw, ddw, OC * C) || finish())
+        return;
+    if (dbias)
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t o = 0; o < OC; o++) dbias[o] += dout[n * OC + o];
+}
+
+
+/* ---------------------------------------------------------------- NCCL: tp and ep communication
+ *
+ * Each call stages its buffer through the device, runs on the rank's stream and waits for it (the
+ * model's next host kernel reads the result); its time, from the call to the result on the host,
+ * goes to the runtime's clock of its kind, as the CPU runtime times its MPI calls (exec/cpu.c). A
+ * rank whose staging failed skips the call: its error stops the run after the instruction. */
+
+/* the collective's result back on the host, its time on *clock */
+static void comm_done(float *host, const float *dev, int64_t n, double t0, double *clock) {
+    if (!to_host(host, dev, n)) cuda_ok(cudaStreamSynchronize(g.stream), "cudaStreamSynchronize");
+    *clock += MPI_Wtime() - t0;
+}
+
+static void nccl_allreduce(void *ctx, float *buf, int64_t n, int max) {
+    double t0 = MPI_Wtime();
+    float *d = g.fail[0] ? NULL : staging((size_t)n);
+    if (d && !to_dev(d, buf, n) &&
+        !nccl_ok(ncclAllReduce(d, d, (size_t)n, ncclFloat, max ? ncclMax : ncclSum, g.tpc, g.stream), "ncclAllReduce"))
+        comm_done(buf, d, n, t0, g.tp_s);
+}
+
+/* in place: this rank's block at tr * n (NCCL's in-place all-gather is the same layout) */
+static void nccl_allgather(void *ctx, float *buf, int64_t n) {
+    double t0 = MPI_Wtime();
+    int tp = 0;
+    ncclCommCount(g.tpc, &tp);
+    float *d = g.fail[0] ? NULL : staging((size_t)(tp * n));
+    if (d && !to_dev(d + g.tr * n, buf + g.tr * n, n) &&
+        !nccl_ok(ncclAllGather(d + g.tr * n, d, (size_t)n, ncclFloat, g.tpc, g.stream), "ncclAllGather"))
+        comm_done(buf, d, tp * n, t0, g.tp_s);
+}
+
+static void nccl_reduce_scatter(void *ctx, float *out, const float *in, int64_t n) {
+    double t0 = MPI_Wtime();
+    int tp = 0;
+    ncclCommCount(g.tpc, &tp);
+    float *d = g.fail[0] ? NULL : staging((size_t)((tp + 1) * n));
+    if (d && !to_dev(d, in, tp * n) &&
+        !nccl_ok(ncclReduceScatter(d, d + tp * n, (size_t)n, ncclFloat, ncclSum, g.tpc, g.stream),
+                 "ncclReduceScatter"))
+        comm_done(out, d + tp * n, n, t0, g.tp_s);
+}
+
+/* grouped sends and receives with every member (NCCL's all-to-all): send[i], recv[i] of counts
+ * sc[i], rc[i] in elements of `type` (zero counts skipped: both sides know them) */
+static int exchange(const void *send, const int64_t *sd, const int *sc, void *recv, const int64_t *rd, const int *rc,
+                    int n, ncclDataType_t type, size_t esize) {
+    int bad = nccl_ok(ncclGroupStart(), "ncclGroupStart");
+    for (int i = 0; !bad && i < n; i++) {
+        if (sc[i]) bad = nccl_ok(ncclSend((const char *)send + sd[i] * esize, (size_t)sc[i], type, i, g.epc, g.stream),
+                                 "ncclSend");
+        if (!bad && rc[i])
+            bad = nccl_ok(ncclRecv((char *)recv + rd[i] * esize, (size_t)rc[i], type, i, g.epc, g.stream), "ncclRecv");
+    }
+    return nccl_ok(ncclGroupEnd(), "ncclGroupEnd") || bad;
+}
+
+static float *nccl_alltoallv(void *ctx, const float *send, const int *scounts, int *rcounts, int64_t width) {
+    double t0 = MPI_Wtime();
+    int n = 0;
+    ncclCommCount(g.epc, &n);
+    int64_t *off = calloc((size_t)(2 * n + 1), sizeof *off), so = 0, ro = 0; /* the counts' places, then rows' */
+    int *ones = malloc((size_t)(3 * n + 1) * sizeof *ones), *sf, *rf;
+    float *recv = NULL, *d = NULL;
+    if (!off || !ones) goto out;
+    sf = ones + n, rf = sf + n;
+    for (int i = 0; i < n; i++) ones[i] = 1, off[i] = i;
+    /* the counts: each member's row count to every other, as one int each way */
+    if (g.fail[0] || !(d = staging((size_t)(2 * n))) || to_dev(d, (const float *)scounts, n) ||
+        exchange(d, off, ones, d + n, off, ones, n, ncclInt32, sizeof(float)) ||
+        to_host((float *)rcounts, d + n, n) || cuda_ok(cudaStreamSynchronize(g.stream), "cudaStreamSynchronize"))
+        goto out;
+    for (int i = 0; i < n; i++) {
+        sf[i] = (int)(scounts[i] * width), off[i] = so, so += sf[i];
+        rf[i] = (int)(rcounts[i] * width), off[n + i] = ro, ro += rf[i];
+    }
+    recv = malloc((size_t)(ro + 1) * sizeof *recv);
+    /* the rows; a rank that could not allocate takes part all the same (the others would wait) */
+    if (!(d = staging((size_t)(so + ro + 1))) || to_dev(d, send, so) ||
+        exchange(d, off, sf, d + so, off + n, rf, n, ncclFloat, sizeof(float)))
+        goto out;
+    if (recv) comm_done(recv, d + so, ro, t0, g.ep_s);
+    else cuda_ok(cudaStreamSynchronize(g.stream), "cudaStreamSynchronize");
+out:
+    if (g.fail[0]) free(recv), recv = NULL;
+    free(off);
+    free(ones);
+    return recv;
+}
+
+/* the communicator of a group of n world ranks: its first rank's id, sent to the others with a
+ * flag saying whether it has one (a member that waited for nothing would hang) */
+static int comm_init(ncclComm_t *nc, const int *ranks, int n, int tag, int *pos, st_error *err) {
+    struct {
+        int ok;
+        ncclUniqueId id;
+    } m;
+    memset(&m, 0, sizeof m);
+    *pos = 0;
+    for (int i = 0; i < n; i++)
+        if (ranks[i] == g.rank) *pos = i;
+    if (*pos == 0) {
+        m.ok = !nccl_ok(ncclGetUniqueId(&m.id), "ncclGetUniqueId");
+        for (int i = 1; i < n; i++) MPI_Send(&m, sizeof m, MPI_BYTE, ranks[i], tag, MPI_COMM_WORLD);
+    } else {
+        MPI_Recv(&m, sizeof m, MPI_BYTE, ranks[0], tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        if (!m.ok) failed("ncclGetUniqueId", "on the group's first rank");
+    }
+    if (m.ok && nccl_ok(ncclCommInitRank(nc, n, m.id, *pos), "ncclCommInitRank")) *nc = NULL;
+    return kernel_error(err);
+}
+
+int st__xcuda_comm(st__xcomm *c, const int *tp, int tp_n, const int *ep, int ep_n, double *tp_s, double *ep_s,
+                   st_error *err) {
+    int pos = 0;
+    g.tp_s = tp_s, g.ep_s = ep_s;
+    /* tags of their own: no message of the program is in flight yet, but these must not match one */
+    if (tp_n > 1 && comm_init(&g.tpc, tp, tp_n, 32001, &g.tr, err)) return ST_EIO;
+    if (ep_n > 1 && comm_init(&g.epc, ep, ep_n, 32002, &pos, err)) return ST_EIO;
+    *c = (st__xcomm){g.tpc ? nccl_allreduce : NULL, g.tpc ? nccl_allgather : NULL, g.tpc ? nccl_reduce_scatter : NULL,
+                     g.epc ? nccl_alltoallv : NULL, NULL};
+    return 0;
+}
+
+static st__xbackend table;
+
+int st__xcuda_open(const st__xbackend **be, st_error *err) {
+    int n = 0, local = 0;
+    MPI_Comm node;
+    memset(&g, 0, sizeof g);
+    g.open = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &g.rank);
+    /* the node-local rank: MPI's shared-memory split of the world (collective, so before any return) */
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        MPI_Comm_rank(node, &local);
+        MPI_Comm_free(&node);
+    }
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n < 1)
+        return st_error_set(err, ST_EINVAL, NULL, NULL, "--backend cuda: no CUDA GPU: %s",
+                            e != cudaSuccess ? cudaGetErrorString(e) : "none visible");
+    g.dev = local % n;
+    if ((e = cudaSetDevice(g.dev)) || (e = cudaStreamCreateWithFlags(&g.stream, cudaStreamNonBlocking)) ||
+        (e = cudaEventCreate(&g.start)) || (e = cudaEventCreate(&g.stop)))
+        return st_error_set(err, ST_EINVAL, NULL, NULL, "--backend cuda: GPU %d did not start: %s", g.dev,
+                            cudaGetErrorString(e));
+#ifdef CUBLAS_VER_MAJOR
+    int major = CUBLAS_VER_MAJOR;
+#else
+    int major = CUDART_VERSION / 1000;
+#endif
+    /* cuBLASLt first: libcublas needs it and finds it loaded by its soname */
+    if (!(g.liblt = open_lib("libcublasLt", major)) || !(g.lib = open_lib("libcublas", major))) {
+        const char *why = dlerror();
+        return st_error_set(err, ST_EINVAL, NULL, NULL, "--backend cuda: cuBLAS %d did not load: %s", major,
+                            why ? why : "not found");
+    }
+    if (sym(g.lib, "cublasCreate_v2", &g.create, err) || sym(g.lib, "cublasDestroy_v2", &g.destroy, err) ||
+        sym(g.lib, "cublasSetStream_v2", &g.set_stream, err) || sym(g.lib, "cublasSetMathMode", &g.set_math, err) ||
+        sym(g.lib, "cublasSgemm_v2", &g.sgemm, err))
+        return ST_EINVAL;
+    if (g.create(&g.h) != CUBLAS_STATUS_SUCCESS) {
+        g.h = NULL;
+        return st_error_set(err, ST_EINVAL, NULL, NULL, "--backend cuda: cublasCreate failed on GPU %d", g.dev);
+    }
+    g.set_stream(g.h, g.stream);
+    g.set_math(g.h, CUBLAS_DEFAULT_MATH); /* fp32 stays fp32 */
+    table = st__xbackend_cpu;
+    table.name = "cuda", table.mm_fwd = mm_fwd, table.mm_bwd = mm_bwd, table.error = kernel_error;
+    *be = &table;
+    return 0;
+}
+
+void st__xcuda_close(void) {
+    if (!g.open) return;
+    if (g.tpc) ncclCommDestroy(g.tpc);
+    if (g.epc) ncclCommDestroy(g.epc);
+    if (g.h) g.destroy(g.h);
+    if (g.buf) cudaFree(g.buf);
+    if (g.start) cudaEventDestroy(g.start);
+    if (g.stop) cudaEventDestroy(g.stop);
+    if (g.stream) cudaStreamDestroy(g.stream);
+    if (g.lib) dlclose(g.lib);
+    if (g.liblt) dlclose(g.liblt);
+    memset(&g, 0, sizeof g);
+}

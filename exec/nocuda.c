@@ -1,0 +1,22 @@
+/* nocuda.c: the cuda backend in a strata whose configure did not build it (exec_private.h,
+ * st__xcuda_open): `strata run --backend cuda` says what configure did not find, in one line (curl's
+ * way, as exec/nompi.c and profiler/nocuda.c). */
+#include "config.h"
+#include "exec/exec_private.h"
+
+int st__xcuda_open(const st__xbackend **be, st_error *err) {
+    (void)be;
+    return st_error_set(err, ST_EINVAL, NULL, NULL,
+                        "strata was built without the cuda backend: configure found %s; install the CUDA toolkit "
+                        "(cuBLAS) and run configure again (--with-cuda=DIR)",
+                        ST_EXEC_CUDA_MISSING);
+}
+
+/* not reached (st__xcuda_open refused first); says the same */
+int st__xcuda_comm(st__xcomm *c, const int *tp, int tp_n, const int *ep, int ep_n, double *tp_s, double *ep_s,
+                   st_error *err) {
+    (void)c, (void)tp, (void)tp_n, (void)ep, (void)ep_n, (void)tp_s, (void)ep_s;
+    return st__xcuda_open(NULL, err);
+}
+
+void st__xcuda_close(void) {}

@@ -1,0 +1,92 @@
+#!/bin/sh
+# cli_run_cuda.sh: `strata run --backend cuda` (exec/cuda.c) without a GPU, under the fake CUDA
+# libraries of profiler/mock (built here against the CUDA strata was configured with) and the fake
+# NCCL of exec/mock (over MPI, built with mpicc): the fake cuBLAS computes cublasSgemm's product and
+# the fake NCCL its collectives, both abort on a buffer outside the fake device memory, and the fake
+# runtime aborts on a copy whose pointers do not match its direction, so a run that passes staged
+# every operand on the device and back. Checked: tiny-gpt with tp x pp x dp = 2x2x2 and ZeRO-1 on 8
+# ranks against the single-rank CPU reference (tests/cli_run.sh's tolerance) and the cpu backend's
+# losses; tiny-moe with tp=2 sp=1 ep=2 (NCCL's all-reduce, all-gather, reduce-scatter and grouped
+# send/recv); refusals (no GPU, a device allocation or NCCL communicator that fails, a bad --backend,
+# --reference-kernels) as one line from rank 0 and a failure on every rank, no hang. What the fakes
+# cannot check: real timings, a real GPU's or NCCL's behaviour, cuBLAS's own rounding. Where
+# strata was built without the cuda backend, its refusal is checked instead. Skips (77) without the
+# executor or mpirun.
+SRCDIR=${SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
+. "$SRCDIR/tests/lib.sh"
+start_tests run-cuda
+
+command -v mpirun >/dev/null 2>&1 || { echo "SKIP: mpirun not found"; exit 77; }
+command -v timeout >/dev/null 2>&1 || { echo "SKIP: timeout not found"; exit 77; }
+P=tp=2,pp=1,dp=1,mbs=1,gbs=2,seq=32
+# refused DESCRIPTION PATTERN: the last run failed on every rank (mpirun's status), rank 0 said why in
+# one line matching PATTERN, nothing on stdout, no hang
+refused() {
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(grep -c '^strata run:' "$T/err")" -eq 1 ] &&
+		grep -q "$2" "$T/err" && [ ! -s "$T/out" ]; then ok "$1"; else nok "$1"; fi
+}
+
+mpi_strata 60 2 run --model tiny-gpt --plan $P --steps 1 --backend cuda
+if grep -q "built without the executor" "$T/err"; then echo "SKIP: strata was built without the executor"; exit 77; fi
+if grep -q "built without the cuda backend" "$T/err"; then
+	refused "without the cuda backend: one line saying what configure did not find" \
+		'built without the cuda backend: configure found no '
+	finish_tests
+fi
+mpi_strata 60 2 run --model tiny-gpt --plan $P --backend gpu
+refused "--backend gpu: refused" "must be cpu or cuda, not 'gpu'"
+mpi_strata 60 2 run --model tiny-gpt --plan $P --backend cuda --reference-kernels
+refused "--reference-kernels with --backend cuda: refused" "goes with --backend cpu"
+
+sh "$SRCDIR/profiler/mock/run.sh" --libs "$T/mock" "${CUDA_DIR:-/usr/local/cuda}" >"$T/mockbuild" 2>&1 || {
+	echo "ERROR: the fake CUDA libraries did not build"
+	cat "$T/mockbuild"
+	exit 99
+}
+# the NCCL that computes, over MPI, in place of profiler/mock's timing one
+if ! ${MPICC:-mpicc} -shared -fPIC -O1 -I"${CUDA_DIR:-/usr/local/cuda}/include" -Wl,-soname,libnccl.so.2 \
+	-o "$T/mock/libnccl.so.2" "$SRCDIR/exec/mock/nccl.c" >"$T/mockbuild" 2>&1; then
+	echo "ERROR: the fake NCCL did not build"
+	cat "$T/mockbuild"
+	exit 99
+fi
+LD_LIBRARY_PATH=$T/mock${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export LD_LIBRARY_PATH
+
+mpi_strata 300 8 run --model tiny-gpt --plan tp=2,pp=2,dp=2,mbs=1,gbs=8,seq=32,zero=1 --steps 2 --check --json \
+	--backend cuda
+check_within "cuda, tp x pp x dp = 2x2x2 ZeRO-1 on 8 ranks, matches the single-rank CPU reference"
+cuda=$(grep -o '"loss": \[[^]]*' "$T/out")
+if grep -q '"backend": "cuda"' "$T/out"; then ok "the JSON names the cuda backend"
+else nok "the JSON names the cuda backend"; fi
+mpi_strata 300 8 run --model tiny-gpt --plan tp=2,pp=2,dp=2,mbs=1,gbs=8,seq=32,zero=1 --steps 2 --json
+cpu=$(grep -o '"loss": \[[^]]*' "$T/out")
+# fp32 GEMMs summed in another order: the tolerance of tests/cli_run.sh's losses
+if [ -n "$cuda" ] && [ -n "$cpu" ] && [ "$cuda" != "$cpu" ] && awk -v a="${cuda#*[}" -v b="${cpu#*[}" 'BEGIN {
+	na = split(a, x, ", "); nb = split(b, y, ", ")
+	if (na != 2 || nb != 2) exit 1
+	for (i = 1; i <= 2; i++) { d = x[i] - y[i]; if (d > 1e-5 || d < -1e-5) exit 1 }
+}'; then ok "cuda's losses are the cpu backend's within 1e-5 (and not its bits: cuBLAS ran)"
+else nok "cuda's losses are the cpu backend's within 1e-5 (and not its bits: cuBLAS ran)" "$cuda" "$cpu"; fi
+mpi_strata 300 4 run --model tiny-moe --plan tp=2,sp=1,pp=1,dp=2,ep=2,mbs=1,gbs=4,seq=32 --steps 2 --check --json \
+	--backend cuda
+check_within "cuda, MoE with tp=2 sp=1 ep=2 (NCCL all-gather, reduce-scatter, all-to-all) matches the reference"
+mpi_strata 120 2 run --model tiny-llama --plan $P --steps 1 --backend cuda
+if [ "$rc" -eq 0 ] && grep -q '^ran .*cuda backend (fp32, cuBLAS GEMMs)' "$T/out"; then
+	ok "text: the cuda backend named"
+else nok "text: the cuda backend named"; fi
+
+export CUDA_VISIBLE_DEVICES=-1
+mpi_strata 60 2 run --model tiny-gpt --plan $P --backend cuda
+refused "no GPU: refused on every rank" "no CUDA GPU: no CUDA-capable device is detected"
+unset CUDA_VISIBLE_DEVICES
+export MOCK_MEM_GB=0.000001
+mpi_strata 60 2 run --model tiny-gpt --plan $P --backend cuda
+unset MOCK_MEM_GB
+refused "a device allocation that fails: every rank stops" \
+	"rank [01] (GPU 0): cudaMalloc of the staging buffer failed"
+export MOCK_NCCL_FAIL=1
+mpi_strata 60 2 run --model tiny-gpt --plan $P --backend cuda
+unset MOCK_NCCL_FAIL
+refused "a tp communicator that NCCL cannot make: every rank stops" "rank 0 (GPU 0): ncclCommInitRank failed"
+finish_tests
