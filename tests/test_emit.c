@@ -570,6 +570,7 @@ static void mut_moe_ep_cp(st_plan *p, st_model *m) {
 }
 static void mut_unfused(st_plan *p, st_model *m) { p->attention = ST_ATTN_UNFUSED; }
 static void mut_ddp_tp(st_plan *p, st_model *m) { p->zero = 0; }
+static void mut_pp_partition(st_plan *p, st_model *m) { p->pp_partition = 1; }
 static void mut_params_zero0(st_plan *p, st_model *m) {
     p->zero = 0;
     p->tp = 1;
@@ -595,6 +596,7 @@ static const struct {
     {ST_EMIT_MEGATRON, mut_gbs, "gbs", NULL},
     {ST_EMIT_MEGATRON, mut_vp_no_pp, "vp", NULL},
     {ST_EMIT_MEGATRON, mut_ep_dense, "ep", NULL},
+    {ST_EMIT_MEGATRON, mut_pp_partition, "pp_partition", "--emit deepspeed"},
     {ST_EMIT_DEEPSPEED, mut_zero2_pp, "zero", "pipeline"},
     {ST_EMIT_DEEPSPEED, mut_vp2, "vp", NULL},
     {ST_EMIT_DEEPSPEED, mut_zb, "schedule", NULL},
@@ -611,6 +613,7 @@ static const struct {
     {ST_EMIT_TORCHTITAN, mut_unfused, "attention", "scaled_dot_product_attention"},
     {ST_EMIT_TORCHTITAN, mut_ddp_tp, "zero", "FSDP"},
     {ST_EMIT_TORCHTITAN, mut_zero2, "zero", "ZeRO-3"},
+    {ST_EMIT_TORCHTITAN, mut_pp_partition, "pp_partition", "--emit deepspeed"},
     {ST_EMIT_DEEPSPEED, mut_moe_pp, "pp", "--no-pipeline-parallel"},
     {ST_EMIT_DEEPSPEED, mut_moe_ep_cp, "ep", "divide dp"},
 };

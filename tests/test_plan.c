@@ -230,6 +230,32 @@ START_TEST(test_overlap_keys) {
 }
 END_TEST
 
+/* pp_partition: off by default and not written; on, written into the canonical spec and read back;
+ * refused with sp=1 (each rank already holds its own 1/tp) and outside 0..1, naming the key. */
+START_TEST(test_pp_partition_key) {
+    char key[64], spec[512];
+    ck_assert_int_eq(try_plan("gpt3-175b", 64, "tp=8,pp=2,pp_partition=1", key), 0);
+    ck_assert_int_eq(try_plan("gpt3-175b", 64, "tp=8,pp=2,sp=1,pp_partition=1", key), ST_EINVAL);
+    ck_assert_str_eq(key, "pp_partition");
+    ck_assert_int_eq(try_plan("gpt3-175b", 64, "tp=8,pp=2,pp_partition=2", key), ST_EINVAL);
+    ck_assert_str_eq(key, "pp_partition");
+    fixture f;
+    st_error err;
+    setup(&f, "gpt3-175b", 64);
+    ck_assert_int_eq(f.p->pp_partition, 0);
+    st_plan_format_spec(f.p, spec, sizeof spec);
+    ck_assert_ptr_null(strstr(spec, "pp_partition"));
+    ck_assert_int_eq(st_plan_parse_spec("tp=8,pp=2,pp_partition=1", f.p, &err), 0);
+    ck_assert_int_eq(st_plan_finalize(f.p, &f.m, &f.c, 0, NULL, &err), 0);
+    st_plan_format_spec(f.p, spec, sizeof spec);
+    ck_assert_ptr_nonnull(strstr(spec, ",pp_partition=1"));
+    st_plan_defaults(f.p);
+    ck_assert_int_eq(st_plan_parse_spec(spec, f.p, &err), 0);
+    ck_assert_int_eq(f.p->pp_partition, 1);
+    free(f.p);
+}
+END_TEST
+
 /* cp_comm: p2p by default (and not written), the other two written and read back; an unknown value
  * is refused naming the key; a2a needs the heads per tp rank divisible by cp; at cp = 1 any value
  * is accepted (Megatron takes --cp-comm-type without cp too) and prices nothing. */
@@ -273,6 +299,7 @@ Suite *suite_plan(void) {
     tcase_add_test(tc, test_chunk_layers);
     tcase_add_test(tc, test_explicit_stage_layers);
     tcase_add_test(tc, test_overlap_keys);
+    tcase_add_test(tc, test_pp_partition_key);
     tcase_add_test(tc, test_cp_comm_key);
     suite_add_tcase(s, tc);
     return s;
