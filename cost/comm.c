@@ -251,10 +251,14 @@ st_cost_ctx *st_cost_ctx_without_latency(const st_cost_ctx *ctx, st_cluster *c0)
  * with sequence parallelism, in pipeline_dtype (the 16-bit or fp32 activations), and the receiver
  * uses it as it comes. (The older --scatter-gather-tensors-in-pipeline, 1/tp of it sent and
  * all-gathered over tp after the receive, Narayanan et al. SC'21 Sec. 4.1, left Megatron-LM in
- * 2023, commits 39b83c795 and 3c92fa93b.) */
+ * 2023, commits 39b83c795 and 3c92fa93b.) With pp_partition (DeepSpeed's pipeline engine,
+ * deepspeed/runtime/pipe/engine.py: is_pipe_partitioned and is_grad_partitioned, on whenever tp > 1,
+ * "pipe_partitioned" and "grad_partitioned" true by default), each tp rank sends 1/tp of the
+ * activation and of its gradient (a PartitionedTensor over the slice-parallel group) and the
+ * receivers gather the rest over tp (PartitionedTensor.full, priced in st__p2p_time). */
 double st_cost_p2p_bytes(const st_cost_ctx *ctx, const st_plan *p) {
     double act = (p->dtype == ST_DT_FP32 || p->dtype == ST_DT_TF32) ? 4 : 2;
-    double sp = p->sp && p->tp > 1 ? p->tp : 1;
+    double sp = (p->sp || p->pp_partition) && p->tp > 1 ? p->tp : 1;
     return (double)p->mbs * (double)p->seq / p->cp / sp * (double)ctx->m->hidden * act;
 }
 

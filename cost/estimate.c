@@ -488,11 +488,23 @@ double st_cost_model_flops(const st_model *m, int64_t gbs, int64_t seq) {
 }
 
 /* Pipeline p2p: one micro-batch's message (st_cost_p2p_bytes: Megatron-Core's, which every tp rank
- * sends whole and nobody gathers) between neighbour stages, every GPU of a node sending at once. */
+ * sends whole and nobody gathers) between neighbour stages, every GPU of a node sending at once.
+ * With pp_partition each tp rank sends its 1/tp and the tp group all-gathers the whole message
+ * (DeepSpeed's PartitionedTensor.full: one all_gather of the full size) before the pass it feeds.
+ * A middle stage runs three such gathers per micro-batch (engine.py: the received activation, the
+ * received gradient, and in _exec_backward_pass its own partitioned output restored for autograd)
+ * for the four messages it sends and receives, each of which stage_cost prices at this time: so
+ * each message carries 3/4 of a gather. */
 double st__p2p_time(st_cost_ctx *ctx, const st_plan *p) {
     st_group g;
+    double bytes = st_cost_p2p_bytes(ctx, p), gather_s = 0;
     st_cost_group(ctx->c, p, ST_GRP_PP, &g);
-    return st_cost_collective(ctx->c, ctx->prof, ST_COLL_SENDRECV, &g, st_cost_p2p_bytes(ctx, p));
+    if (p->pp_partition && p->tp > 1) {
+        st_group gt;
+        st_cost_group(ctx->c, p, ST_GRP_TP, &gt);
+        gather_s = 0.75 * st_cost_collective(ctx->c, ctx->prof, ST_COLL_ALLGATHER, &gt, bytes * p->tp);
+    }
+    return st_cost_collective(ctx->c, ctx->prof, ST_COLL_SENDRECV, &g, bytes) + gather_s;
 }
 
 static void chunk_add(st_chunk_cost *o, const st__pass *ps, double count, st_recompute rc, int is_block) {

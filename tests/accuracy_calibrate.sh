@@ -6,10 +6,13 @@
 # The numbers are printed whatever they are; the test fails where the fit is broken or falls back:
 #   - held out, the fitted cluster must predict better (MAE) than the cluster it started from;
 #   - held out, no worse than what the fit reached with the per-kernel prices (seed 1: vtrain_single
-#     MAE 7.1 %, mean tau-b 0.850; vtrain_multi MAE 10.0 %; seeds 2 and 3 give 7.4 and 7.2 %, 0.856
-#     and 0.832), with a margin: vtrain_single MAE <= 8.5 % and mean tau-b >= 0.82, vtrain_multi
-#     MAE <= 11.5 % (its tau-b within model sizes, 0.59, is short of issue 17's 0.7: printed, not
-#     asserted);
+#     MAE 7.1 %, mean tau-b 0.850; seeds 2 and 3 give 7.4 and 7.2 %, 0.856 and 0.832) and, on
+#     vtrain_multi, with DeepSpeed's partitioned pipeline messages (pp_partition=1, set by
+#     scripts/vtrain_runs.sh; seed 1: MAE 9.0 %, mean tau-b within model sizes 0.613; seeds 2-5:
+#     9.4, 7.4, 8.6, 8.7 % and 0.687, 0.708, 0.629, 0.647), with a margin: vtrain_single MAE <= 8.5 %
+#     and mean tau-b >= 0.82; vtrain_multi MAE <= 9.6 % and mean tau-b >= 0.60, which the model
+#     without pp_partition (10.0 %, 0.591) fails. Issue 17's 0.7 within model sizes is not reached
+#     on seed 1: 39.1B's tp=2 rows run 25-39 % slower than any priced cost explains;
 #   - the measured times shuffled among the rows (a fixed derangement), the held-out error must be
 #     at least twice the honest fit's: a fit cannot memorise its rows.
 # Environment (set by automake): STRATA, SRCDIR, VALIDATION. Exit 0 pass, 1 fail, 77 skip, 99 hard error.
@@ -63,7 +66,8 @@ for set in single multi; do
 		reached "held-out MAE (%)" "$held" "<=" 8.5
 		reached "held-out mean tau-b within groups" "$(tau_mean "held out" "$T/$set.out")" ">=" 0.82
 	else
-		reached "held-out MAE (%)" "$held" "<=" 11.5
+		reached "held-out MAE (%)" "$held" "<=" 9.6
+		reached "held-out mean tau-b within model sizes" "$(tau_mean "held out" "$T/$set.out")" ">=" 0.60
 	fi
 	# the same rows with their times shuffled: row i gets row i + 7's (measured_s is the last field)
 	awk 'NR == 1 { print; next } { line[NR] = $0; t = $0; sub(/.*,/, "", t); time[NR] = t } END {

@@ -622,6 +622,7 @@ static void mut_moe_ep_cp(st_plan *p, st_model *m) {
 }
 static void mut_unfused(st_plan *p, st_model *m) { p->attention = ST_ATTN_UNFUSED; }
 static void mut_ddp_tp(st_plan *p, st_model *m) { p->zero = 0; }
+static void mut_pp_partition(st_plan *p, st_model *m) { p->pp_partition = 1; }
 static void mut_params_zero0(st_plan *p, st_model *m) {
     p->zero = 0;
     p->tp = 1;
@@ -656,6 +657,7 @@ static const struct {
     {ST_EMIT_DEEPSPEED, mut_ds_groups, "router_groups", "MoE layer"},
     {ST_EMIT_DEEPSPEED, mut_ds_moe_ffn, "moe_ffn", NULL},
     {ST_EMIT_DEEPSPEED, mut_ds_first_dense, "first_dense", NULL},
+    {ST_EMIT_MEGATRON, mut_pp_partition, "pp_partition", "--emit deepspeed"},
     {ST_EMIT_DEEPSPEED, mut_zero2_pp, "zero", "pipeline"},
     {ST_EMIT_DEEPSPEED, mut_vp2, "vp", NULL},
     {ST_EMIT_DEEPSPEED, mut_zb, "schedule", NULL},
@@ -672,6 +674,7 @@ static const struct {
     {ST_EMIT_TORCHTITAN, mut_unfused, "attention", "scaled_dot_product_attention"},
     {ST_EMIT_TORCHTITAN, mut_ddp_tp, "zero", "FSDP"},
     {ST_EMIT_TORCHTITAN, mut_zero2, "zero", "ZeRO-3"},
+    {ST_EMIT_TORCHTITAN, mut_pp_partition, "pp_partition", "--emit deepspeed"},
     {ST_EMIT_DEEPSPEED, mut_moe_pp, "pp", "--no-pipeline-parallel"},
     {ST_EMIT_DEEPSPEED, mut_moe_ep_cp, "ep", "divide dp"},
 };

@@ -189,6 +189,36 @@ START_TEST(test_durations_are_the_cost_models) {
 }
 END_TEST
 
+/* pp_partition (DeepSpeed's pipeline engine): every tp rank sends 1/tp of the message over the NICs
+ * and the tp group, inside the node, all-gathers the whole of it: a ring all-gather of the full
+ * message, (n-1)/n of it at the NVLink rate plus n-1 latencies, 3/4 of it on each message (three
+ * gathers for the four messages of a middle stage); the program's messages carry the partition
+ * and that time. sp=1 has nothing to partition and is refused before. */
+START_TEST(test_pp_partition_messages) {
+    env e;
+    lower(&e, "gpt3-175b", 64, "tp=8,pp=4,dp=2,mbs=1,gbs=16,recompute=full,pp_partition=1");
+    const st_cluster *c = &e.c;
+    double whole = 2048.0 * 1 * 12288 * 2, part = whole / 8;
+    double share = (double)c->nics_per_node * c->nic_bytes_per_s * ST_NIC_EFFICIENCY / (double)c->gpus_per_node /
+                   c->oversubscription;
+    double gather_s = 7.0 / 8 * whole / (c->intra_bytes_per_s * ST_NVLINK_EFFICIENCY) + 7 * c->intra_latency_s;
+    double p2p_s = part / share + c->inter_latency_s + 0.75 * gather_s;
+    ck_assert(st_cost_p2p_bytes(e.ctx, e.p) == part);
+    ck_assert_double_eq_tol(st__p2p_time(e.ctx, e.p), p2p_s, p2p_s * 1e-12);
+    int msgs = 0;
+    for (int d = 0; d < 4; d++)
+        for (int i = 0; i < e.l.progs[d].n; i++) {
+            const st_ins *in = &e.l.progs[d].ins[i];
+            if (in->kind != ST_INS_RECV && in->kind != ST_INS_SEND) continue;
+            ck_assert(in->bytes == part);
+            ck_assert_double_eq_tol(in->dur_s, p2p_s, p2p_s * 1e-12);
+            msgs++;
+        }
+    ck_assert_int_eq(msgs, 2 * 8 * 2 * 3); /* 8 micro-batches, both ways, over 3 stage boundaries */
+    done(&e);
+}
+END_TEST
+
 /* Compute instructions name what they compute (program.h, "Operators"): each range lies in the
  * table and holds operators of the instruction's own phase; a chunk's forward runs its layers in
  * order (the embedding first on the first chunk, the output layer last on the last), its backward
@@ -1311,6 +1341,7 @@ Suite *suite_lower(void) {
     tcase_add_test(tc, test_interleaved);
     tcase_add_test(tc, test_gpipe_and_zb);
     tcase_add_test(tc, test_durations_are_the_cost_models);
+    tcase_add_test(tc, test_pp_partition_messages);
     tcase_add_test(tc, test_compute_names_its_operators);
     tcase_add_test(tc, test_zb_halves_name_half_the_backward);
     tcase_add_test(tc, test_per_op_collectives_where_megatron_issues_them);

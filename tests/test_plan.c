@@ -230,6 +230,39 @@ START_TEST(test_overlap_keys) {
 }
 END_TEST
 
+/* A plan key at its default is not written into the canonical spec; given (in_spec) it is written
+ * (`written`) and read back: f's plan is left as parsed from what was written. */
+static void key_round_trip(fixture *f, const char *key, const char *in_spec, const char *written) {
+    st_error err;
+    char spec[512];
+    st_plan_format_spec(f->p, spec, sizeof spec);
+    ck_assert_ptr_null(strstr(spec, key));
+    ck_assert_int_eq(st_plan_parse_spec(in_spec, f->p, &err), 0);
+    ck_assert_int_eq(st_plan_finalize(f->p, &f->m, &f->c, 0, NULL, &err), 0);
+    st_plan_format_spec(f->p, spec, sizeof spec);
+    ck_assert_ptr_nonnull(strstr(spec, written));
+    st_plan_defaults(f->p);
+    ck_assert_int_eq(st_plan_parse_spec(spec, f->p, &err), 0);
+}
+
+/* pp_partition: off by default and not written; on, written into the canonical spec and read back;
+ * refused with sp=1 (each rank already holds its own 1/tp) and outside 0..1, naming the key. */
+START_TEST(test_pp_partition_key) {
+    const char *specs[] = {"tp=8,pp=2,pp_partition=1", "tp=8,pp=2,sp=1,pp_partition=1", "tp=8,pp=2,pp_partition=2"};
+    for (int i = 0; i < 3; i++) {
+        char key[64];
+        ck_assert_int_eq(try_plan("gpt3-175b", 64, specs[i], key), i ? ST_EINVAL : 0);
+        if (i) ck_assert_str_eq(key, "pp_partition");
+    }
+    fixture f;
+    setup(&f, "gpt3-175b", 64);
+    ck_assert_int_eq(f.p->pp_partition, 0);
+    key_round_trip(&f, "pp_partition", "tp=8,pp=2,pp_partition=1", ",pp_partition=1");
+    ck_assert_int_eq(f.p->pp_partition, 1);
+    free(f.p);
+}
+END_TEST
+
 /* cp_comm: p2p by default (and not written), the other two written and read back; an unknown value
  * is refused naming the key; a2a needs the heads per tp rank divisible by cp; at cp = 1 any value
  * is accepted (Megatron takes --cp-comm-type without cp too) and prices nothing. */
@@ -245,18 +278,9 @@ START_TEST(test_cp_comm_key) {
     ck_assert_int_eq(try_plan("llama3-70b", 64, "tp=2,cp=4,cp_comm=a2a", key), 0);
 
     fixture f;
-    st_error err;
-    char spec[512];
     setup(&f, "llama3-70b", 64);
     ck_assert_int_eq(f.p->cp_comm, ST_CP_P2P);
-    st_plan_format_spec(f.p, spec, sizeof spec);
-    ck_assert_ptr_null(strstr(spec, "cp_comm"));
-    ck_assert_int_eq(st_plan_parse_spec("tp=8,cp=4,cp_comm=all_gather", f.p, &err), 0);
-    ck_assert_int_eq(st_plan_finalize(f.p, &f.m, &f.c, 0, NULL, &err), 0);
-    st_plan_format_spec(f.p, spec, sizeof spec);
-    ck_assert_ptr_nonnull(strstr(spec, ",cp_comm=all_gather"));
-    st_plan_defaults(f.p);
-    ck_assert_int_eq(st_plan_parse_spec(spec, f.p, &err), 0);
+    key_round_trip(&f, "cp_comm", "tp=8,cp=4,cp_comm=all_gather", ",cp_comm=all_gather");
     ck_assert_int_eq(f.p->cp_comm, ST_CP_ALLGATHER);
     st_shard sh;
     st_plan_shard(f.p, &sh);
@@ -273,6 +297,7 @@ Suite *suite_plan(void) {
     tcase_add_test(tc, test_chunk_layers);
     tcase_add_test(tc, test_explicit_stage_layers);
     tcase_add_test(tc, test_overlap_keys);
+    tcase_add_test(tc, test_pp_partition_key);
     tcase_add_test(tc, test_cp_comm_key);
     suite_add_tcase(s, tc);
     return s;

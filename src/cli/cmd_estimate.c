@@ -92,6 +92,8 @@ static const char help_text[] =
     "                and sp=1: Transformer Engine's userbuffers, --tp-comm-overlap; torchtitan's async TP)\n"
     "                cp_comm=p2p (default: the K/V ring beside the attention steps, Transformer Engine's),\n"
     "                all_gather (Llama 3's: K/V gathered, exposed) or a2a (Ulysses; heads/tp divisible by cp)\n"
+    "                pp_partition=1 (sp=0): DeepSpeed's pipeline engine, each tp rank sends 1/tp of a pipeline\n"
+    "                message and the tp group all-gathers it (default 0: sent whole, as Megatron-Core does)\n"
     "  --profile F   calibration profile replacing the default efficiency curves: a file, or the name\n"
     "                of a shipped one (strata profiles)\n"
     "  --ops         also list what each operator of a block costs (time, TFLOP/s, bound, collective)\n"

@@ -574,6 +574,11 @@ typedef struct st_plan {
     /* sp's tp all-gathers and reduce-scatters overlapped with the GEMMs beside them (Megatron
      * --tp-comm-overlap, Transformer Engine's userbuffers; torchtitan's async TP): tp > 1, sp = 1 */
     int tp_overlap;
+    /* pipeline messages partitioned over the tp group (DeepSpeed's pipeline engine: pipe_partitioned
+     * and grad_partitioned, on by default with tp > 1; Megatron-LM's --scatter-gather-tensors-in-
+     * pipeline until 2023): each tp rank sends 1/tp of the activation or gradient, the receivers
+     * all-gather it over tp (st_cost_p2p_bytes, st__p2p_time); sp = 0 */
+    int pp_partition;
     int grad_bytes;          /* 4: fp32 gradient accumulation (Megatron), 2: 16-bit */
     int nstage_layers;       /* 0 = spread evenly; else pp*vp entries */
     int stage_layers[ST_MAX_STAGES];

@@ -8,7 +8,9 @@
  * overlap_param_gather=0, tp_overlap=0 (Megatron-LM's defaults), grad_bytes=4 (Megatron-LM
  * accumulates gradients in fp32), cp_comm=p2p (Megatron-LM's --cp-comm-type default, Transformer
  * Engine's ring; a plan without cp > 1 may name it: Megatron accepts the flag at cp=1 and it
- * changes nothing there), kernels=fused (Megatron-LM's fused kernels, or torch.compile's).
+ * changes nothing there), kernels=fused (Megatron-LM's fused kernels, or torch.compile's),
+ * pp_partition=0 (Megatron-Core sends the whole pipeline message from every tp rank; DeepSpeed's
+ * pipeline engine partitions it, pp_partition=1).
  *
  * Uneven pipelines: when pp*vp does not divide the layers, the middle chunks get ceil(L / n)
  * layers and the first and last chunks, which also carry the embedding and the output layer,
@@ -61,8 +63,8 @@ static int parse_frac(const char *v, double *out, const char *key, st_error *err
 
 #define SPEC_KEYS                                                                                  \
     "tp, pp, dp, cp, ep, vp, mbs, gbs, seq, sp, recompute, zero, offload, offload_optimizer, dtype, schedule, "   \
-    "attention, kernels, cp_comm, overlap_grad_reduce, overlap_param_gather, tp_overlap, grad_bytes, seed, "      \
-    "stage_layers, dp_batches"
+    "attention, kernels, cp_comm, overlap_grad_reduce, overlap_param_gather, tp_overlap, pp_partition, "          \
+    "grad_bytes, seed, stage_layers, dp_batches"
 
 /* A list key's entries: "stage_layers=10,14" goes on over the tokens after it that have no '='. */
 static int parse_list(const char *k, const char *v, char **tok, int cap, int *list, int *n, st_error *err) {
@@ -138,6 +140,7 @@ int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err) {
         INTKEY("overlap_grad_reduce", 0, 1, overlap_grad_reduce, 0)
         INTKEY("overlap_param_gather", 0, 1, overlap_param_gather, 0)
         INTKEY("tp_overlap", 0, 1, tp_overlap, 0)
+        INTKEY("pp_partition", 0, 1, pp_partition, 0)
         INTKEY("grad_bytes", 2, 4, grad_bytes, ST_GIVEN_GRAD)
         INTKEY("seed", 0, INT64_MAX, seed, 0)
         ENUMKEY("recompute", st_recompute_parse, recompute, 0, "none, selective, full, op")
@@ -238,6 +241,9 @@ int st_plan_finalize(st_plan *p, const st_model *m, const st_cluster *c, int64_t
         BAD("tp_overlap", "tp_overlap=1 needs the tp group inside one node (tp=%d, %lld GPUs per node)", p->tp,
             (long long)c->gpus_per_node);
     if (p->tp == 1) p->sp = 0; /* Megatron-LM turns sequence parallelism off without tp */
+    /* with sp each tp rank already holds its own 1/tp of the sequence: nothing left to partition
+     * (DeepSpeed's pipeline engine partitions the whole activation each rank holds) */
+    if (p->pp_partition && p->sp) BAD("pp_partition", "pp_partition=1 partitions a whole activation; not with sp=1");
     if (p->cp > 1 && p->seq % (2 * p->cp))
         BAD("cp", "seq (%lld) must be divisible by 2*cp = %d (load-balanced causal context parallelism)",
             (long long)p->seq, 2 * p->cp);
@@ -355,6 +361,7 @@ void st_plan_format_spec(const st_plan *p, char *buf, size_t n) {
     if (w > 0 && (size_t)w < n && p->overlap_param_gather)
         w += snprintf(buf + w, n - (size_t)w, ",overlap_param_gather=1");
     if (w > 0 && (size_t)w < n && p->tp_overlap) w += snprintf(buf + w, n - (size_t)w, ",tp_overlap=1");
+    if (w > 0 && (size_t)w < n && p->pp_partition) w += snprintf(buf + w, n - (size_t)w, ",pp_partition=1");
     if (w > 0 && (size_t)w < n && p->grad_bytes != 4) w += snprintf(buf + w, n - (size_t)w, ",grad_bytes=%d", p->grad_bytes);
     for (int i = 0; i < p->nstage_layers && w > 0 && (size_t)w < n; i++)
         w += snprintf(buf + w, n - (size_t)w, "%s%d", i ? "," : ",stage_layers=", p->stage_layers[i]);

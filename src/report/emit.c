@@ -433,6 +433,11 @@ static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_
                             MEGATRON_TARGET, st_kernels_name(p->kernels),
                             p->kernels == ST_KERN_EAGER ? "without torch.compile" : "torch.compile per block",
                             suggest);
+    if (p->pp_partition)
+        return st_error_set(err, ST_EINVAL, NULL, "pp_partition",
+                            "%s sends pipeline messages whole (--scatter-gather-tensors-in-pipeline left Megatron-LM "
+                            "in 2023); pp_partition=1 is DeepSpeed's pipeline engine: use --emit deepspeed",
+                            MEGATRON_TARGET);
     if (p->zero >= 2)
         return st_error_set(err, ST_EINVAL, NULL, "zero",
                             "%s has no ZeRO stage %d (its distributed optimizer is ZeRO-1); %s",
@@ -903,6 +908,11 @@ static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const s
     /* its converters are torchao's float8 and mx (MXFP8 only: the [mx] recipe_name's one value) */
     if (p->dtype == ST_DT_NVFP4)
         return st_error_set(err, ST_EINVAL, NULL, "dtype", "%s has no nvfp4 training (its mx converter runs mxfp8)",
+                            TORCHTITAN_TARGET);
+    if (p->pp_partition)
+        return st_error_set(err, ST_EINVAL, NULL, "pp_partition",
+                            "%s's pipeline sends whole activations; pp_partition=1 is DeepSpeed's pipeline engine: use "
+                            "--emit deepspeed",
                             TORCHTITAN_TARGET);
     if (p->tp_overlap && p->kernels == ST_KERN_EAGER)
         return st_error_set(err, ST_EINVAL, NULL, "tp_overlap",
