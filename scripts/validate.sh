@@ -199,7 +199,7 @@ run_vtrain() {
 	# param.grad and all-reduces them in fp16 (DeepSpeed runtime/engine.py,
 	# communication_data_type; no fp32 main_grad as Megatron-LM's own DDP has)
 	spec="tp=$7,pp=$8,dp=$9,cp=1,mbs=${10},gbs=${11},vp=1,seq=$5,sp=0"
-	spec="$spec,recompute=full,zero=0,dtype=fp16,schedule=1f1b,grad_bytes=2,attention=unfused"
+	spec="$spec,recompute=full,zero=0,dtype=fp16,schedule=1f1b,grad_bytes=2,attention=unfused,pp_partition=1"
 	run_est "$tmp/model.json" "$vtrain_cluster" "$6" "$spec"
 }
 
