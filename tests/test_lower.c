@@ -627,6 +627,7 @@ START_TEST(test_representatives_equal_every_rank) {
         {"gpt-7.5b", 16, "tp=2,pp=4,dp=2,mbs=1,gbs=16,recompute=selective", 0},
         {"gpt-7.5b", 16, "tp=2,pp=2,dp=2,cp=2,vp=2,mbs=1,gbs=8,sp=1,zero=1,overlap_grad_reduce=1", 0},
         {"gpt-7.5b", 16, "tp=4,pp=4,dp=1,mbs=2,gbs=16,recompute=full,schedule=zb", 0},
+        {"gpt-7.5b", 16, "tp=2,pp=4,dp=2,mbs=1,gbs=16,schedule=zbv", 0}, /* messages both ways along the V */
         {"gpt-7.5b", 16, "tp=1,pp=4,dp=4,mbs=1,gbs=16,schedule=gpipe", 0},
         {"gpt-7.5b", 32, "tp=8,pp=2,dp=2,mbs=1,gbs=8", 1},
         /* cp and ep groups of real ranks (the ep group across two nodes), the tied embedding's

@@ -448,9 +448,13 @@ static int z_layers(builder *b, const lower_ctx *L, st_ins *in, const comm_g *cm
 }
 
 /* the route of a message from stage `from` to its neighbour `to` (make_routes: r_fwd leads to the
- * next stage, r_bwd to the previous) */
-static int route_of(const lower_ctx *L, int from, int to) {
-    return to > from ? L->r_fwd[rank_at(L, from)] : L->r_bwd[rank_at(L, from)];
+ * next stage, (d + 1) % pp, r_bwd to the previous): activations forward and gradients back, the
+ * interleaved schedule's included (its wrap from the last stage to the first is r_fwd); on zbv's
+ * way back up the V (chunks pp and on) activations go to the previous stage and gradients to the
+ * next */
+static int route_of(const lower_ctx *L, int from, int to, int grad) {
+    int next = L->p->schedule == ST_SCHED_ZBV ? to > from : !grad;
+    return next ? L->r_fwd[rank_at(L, from)] : L->r_bwd[rank_at(L, from)];
 }
 
 static void forward(builder *b, const lower_ctx *L, int j, int mb) {
@@ -462,7 +466,7 @@ static void forward(builder *b, const lower_ctx *L, int j, int mb) {
         st_ins r = blank(ST_INS_RECV, ST_STREAM_COMPUTE, j, mb, "recv act"); /* blocking, as Megatron's */
         r.peer = rank_at(L, from);
         r.tag = tag_of(j, mb, L->m, 0);
-        p2p_fill(L, &r, j, route_of(L, from, d));
+        p2p_fill(L, &r, j, route_of(L, from, d, 0));
         recv = emit(b, &r);
     }
     st_ins f = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, "fwd");
@@ -481,7 +485,7 @@ static void forward(builder *b, const lower_ctx *L, int j, int mb) {
         st_ins s = blank(ST_INS_SEND, ST_STREAM_P2P, j, mb, "send act");
         s.peer = rank_at(L, to);
         s.tag = tag_of(j + 1, mb, L->m, 0);
-        p2p_fill(L, &s, j, route_of(L, d, to));
+        p2p_fill(L, &s, j, route_of(L, d, to, 0));
         s.dep[0] = fi;
         send_out(b, &s);
     }
@@ -554,7 +558,7 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
         st_ins r = blank(ST_INS_RECV, ST_STREAM_COMPUTE, j, mb, "recv grad");
         r.peer = rank_at(L, from);
         r.tag = tag_of(j, mb, L->m, 1);
-        p2p_fill(L, &r, j, route_of(L, from, d));
+        p2p_fill(L, &r, j, route_of(L, from, d, 1));
         dep = emit(b, &r);
     }
     int rec = L->p->recompute != ST_REC_NONE && c->recompute_s > 0;
@@ -588,7 +592,7 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
         st_ins s = blank(ST_INS_SEND, ST_STREAM_P2P, j, mb, "send grad");
         s.peer = rank_at(L, to);
         s.tag = tag_of(j - 1, mb, L->m, 1);
-        p2p_fill(L, &s, j, route_of(L, d, to));
+        p2p_fill(L, &s, j, route_of(L, d, to, 1));
         s.dep[0] = gi;
         send_out(b, &s);
     }
