@@ -99,6 +99,7 @@ typedef struct st__stage_class {
 
 typedef struct st__layout {
     int pp, vp, n;
+    int v;                /* the chunks placed in a V (zbv, st_plan_chunk_stage) */
     st__stage_class *cls; /* n classes */
 } st__layout;
 
@@ -109,7 +110,7 @@ struct st_cost_ctx {
     const st_cluster *c;
     const st_profile *prof;
     st__shard_cost cache[ST_COST_CACHE];
-    st__layout layouts[ST_LAYOUT_CACHE]; /* even splits by (pp, vp) */
+    st__layout layouts[ST_LAYOUT_CACHE]; /* even splits by (pp, vp, v) */
     st__layout scratch;                  /* explicit stage_layers */
     int64_t flops_seq;                   /* model FLOPs per sequence, for this sequence length */
     double flops_per_seq;

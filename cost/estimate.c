@@ -13,6 +13,19 @@
  * 1F1B's time. ZB-H1 (Qi et al. 2023, Sec. 3) splits backward into input- and weight-gradient
  * halves and shrinks the bubble by (t_F + t_B - t_W) / (t_F + t_B + t_W).
  *
+ * ZB-V (Qi et al., arXiv 2401.10241 Sec. 6; the order torch.distributed.pipelining's
+ * ScheduleZBVZeroBubble runs, which src/lower/lower.c follows): two chunks per rank in a V, each
+ * micro-batch's forward f, input gradient b and weight gradient w per chunk. The paper's "zero
+ * bubble" assumes f = b = w and leaves out the start; played out with m >= 2 pp - 1 micro-batches
+ * (what the plan checks) and b = w, as strata splits a backward, the time is m * 2 (f + 2b) plus
+ *     max((pp - 1) b, (2 pp - 3) f - (pp - 2) b, (2 pp - 2) f - pp b)
+ * (the first term is the ranks' staggered start when f <= b; the others the forward chain's when
+ * forwards are slower), exact against an event simulation of that order for pp 2-12 and the
+ * simulator's (tests/test_lower.c). The stage's time per micro-batch less its forward is the two
+ * chunks' backwards, comm and recompute included: b is a quarter of it, an average where recompute
+ * or collectives make the input half longer than the weight half. With f = b that is (pp - 1) b,
+ * a sixth of the 1F1B bubble at the same stage times.
+ *
  * Data parallelism after the last backward (Megatron's default; with overlap_grad_reduce only
  * what outlasts the last micro-batch's backward is exposed, with overlap_param_gather the gather's
  * first bucket and what outlasts the next forward, st_cost_param_gather_exposed): all-reduce of
@@ -377,7 +390,7 @@ static void fill_class(st_cost_ctx *ctx, const st_plan *p, const int *chunk_laye
     memset(c, 0, sizeof *c);
     int64_t first = 0;
     for (int j = 0; j < chunks; j++) {
-        if (j % p->pp == stage) {
+        if (st_plan_chunk_stage(p, j) == stage) {
             int64_t nk[ST_MAX_KINDS];
             st__cost_count_blocks(ctx, first, chunk_layers[j], nk);
             for (int k = 0; k < ST_MAX_KINDS; k++) c->n[k] += nk[k];
@@ -418,13 +431,15 @@ static int build_layout(st_cost_ctx *ctx, const st_plan *p, st__layout *L) {
     L->n = n;
     L->pp = p->pp;
     L->vp = p->vp;
+    L->v = p->schedule == ST_SCHED_ZBV;
     return 0;
 }
 
 const st__layout *st__cost_layout(st_cost_ctx *ctx, const st_plan *p) {
     if (p->nstage_layers) return build_layout(ctx, p, &ctx->scratch) ? NULL : &ctx->scratch;
-    st__layout *L = &ctx->layouts[((unsigned)p->pp * 131u + (unsigned)p->vp) % ST_LAYOUT_CACHE];
-    if (L->cls && L->pp == p->pp && L->vp == p->vp) return L;
+    int v = p->schedule == ST_SCHED_ZBV;
+    st__layout *L = &ctx->layouts[((unsigned)p->pp * 131u + (unsigned)p->vp * 2u + (unsigned)v) % ST_LAYOUT_CACHE];
+    if (L->cls && L->pp == p->pp && L->vp == p->vp && L->v == v) return L;
     return build_layout(ctx, p, L) ? NULL : L;
 }
 
@@ -616,7 +631,7 @@ static double zero3_mb(const st_cluster *c, const st_plan *p, const stage_time *
  * stage, beyond its compute stream's work t and ZeRO-3's stretch (zero3_mb). */
 static double offload_mb(const st_plan *p, const stage_time *t, double pass_s, double fwd_z_s, double bwd_z_s) {
     double f = t->fwd_s + t->fwd_comm_s + t->comm_s[ST_GRP_PP] / 2; /* each chunk receives once per pass */
-    double w = p->schedule == ST_SCHED_ZB ? t->bwd_s / 2 : 0;
+    double w = p->schedule == ST_SCHED_ZB || p->schedule == ST_SCHED_ZBV ? t->bwd_s / 2 : 0;
     double b = t->total_s - f - w;
     double fz = f > fwd_z_s ? f : fwd_z_s, bz = b > bwd_z_s ? b : bwd_z_s; /* each pass without the copies */
     return (pass_s > fz ? pass_s - fz : 0) + (pass_s > bz ? pass_s - bz : 0);
@@ -658,7 +673,14 @@ double st_cost_pipeline_s(const double *t_s, const int *count, int n, int vp, in
         sum += t_s[k] * count[k];
     }
     double bubble = (sum - max) / (vp > 0 ? vp : 1);
-    if (sched == ST_SCHED_ZB) {
+    if (sched == ST_SCHED_ZBV) {
+        /* per chunk (half the stage): forward f, input and weight gradient b each */
+        double pp = 0, f = fwd_s / 2, b = (max - fwd_s) / 4;
+        for (int k = 0; k < n; k++) pp += count[k];
+        bubble = (pp - 1) * b;
+        if ((2 * pp - 3) * f - (pp - 2) * b > bubble) bubble = (2 * pp - 3) * f - (pp - 2) * b;
+        if ((2 * pp - 2) * f - pp * b > bubble) bubble = (2 * pp - 2) * f - pp * b;
+    } else if (sched == ST_SCHED_ZB) {
         double tw = bwd_s / 2, tb = bwd_s - tw, denom = fwd_s + tb + tw;
         if (denom > 0) bubble *= (fwd_s + tb - tw) / denom;
     }
@@ -1008,7 +1030,7 @@ int st_cost_check_stage_layers(st_cost_ctx *ctx, const st_plan *p, st_error *err
             if (sm.total_bytes > v->c->gpu.memory_bytes) {
                 int chunk_layers[ST_MAX_STAGES], n = 0;
                 st_plan_chunk_layers(p, ctx->m, chunk_layers);
-                for (int j = d; j < p->pp * p->vp; j += p->pp) n += chunk_layers[j];
+                for (int j = 0; j < p->pp * p->vp; j++) n += st_plan_chunk_stage(p, j) == d ? chunk_layers[j] : 0;
                 return st_error_set(err, ST_EINVAL, NULL, "stage_layers",
                                     "stage %d's %d layers need %.1f GiB, more than its %s's %.1f GiB", d, n,
                                     sm.total_bytes / 1073741824.0, v->c->gpu.name,
@@ -1039,10 +1061,10 @@ double st_cost_param_gather_exposed(const st_cluster *c, double gather_s, double
 
 /* Megatron-LM's _allreduce_embedding_grads (finalize_model_grads.py): the word embedding's
  * gradient, on the first stage, and its tied copy on the last, summed by an all-reduce of the
- * two; priced as two ranks on two nodes, each with its GPU's share of its node's NICs. */
+ * two (none under zbv, whose V puts the first and the last chunk on stage 0: one copy); priced as two ranks on two nodes, each with its GPU's share of its node's NICs. */
 double st_cost_embedding_allreduce(st_cost_ctx *ctx, const st_plan *p, double *bytes) {
     double b = 0, t = 0;
-    if (ctx->m->tied_embeddings && p->pp > 1) {
+    if (ctx->m->tied_embeddings && p->pp > 1 && p->schedule != ST_SCHED_ZBV) { /* (zbv: both ends on stage 0) */
         /* the first and the last stage's ranks: in one scale-up domain when the pipeline group is
          * (pp stages of one node), else in two (a pipeline spanning domains has its ends apart) */
         st_group gpp;

@@ -21,10 +21,10 @@
  * (schedules.py): 1F1B warms up pp - d - 1 micro-batches on stage d, so holds pp - d (all m when
  * there are fewer); the interleaved schedule holds (pp - d - 1) * 2 + (vp - 1) * pp + 1 chunk
  * activations, which for d = 0 is Korthikanti's pp * (1 + (pp - 1) / (pp * vp)); GPipe holds all
- * m. The embedding's dropout mask lives on the first stage, logits and the fp32 softmax of the
- * loss on the last. fp8, mxfp8 and nvfp4 training add Transformer Engine's cached weight copies
- * (st_cost_weight_copy_bytes per parameter of its quantised linear layers); its quantised saved inputs are in
- * the operators' saved bytes (opgraph.c). Context parallelism's key/value buffers (opgraph.c,
+ * m; ZB-V pp on every stage (st_cost_inflight). The embedding's dropout mask lives on the first
+ * stage, logits and the fp32 softmax of the loss on the last. fp8, mxfp8 and nvfp4 training add
+ * Transformer Engine's cached weight copies (st_cost_weight_copy_bytes per parameter of its
+ * quantised linear layers); its quantised saved inputs are in the operators' saved bytes (opgraph.c). Context parallelism's key/value buffers (opgraph.c,
  * st_op.work_bytes) live only while attention runs: the largest block's, once, on top. */
 #include "cost_private.h"
 
@@ -63,6 +63,12 @@ double st_cost_inflight(st_schedule s, int pp, int vp, int stage, int64_t m) {
         if (ch > (double)m * vp) ch = (double)m * vp;
         return ch / vp;
     }
+    /* ZB-V: every rank holds 2 pp chunks' activations at its peak, the 1F1B first stage's pp
+     * micro-batches (Qi et al. 2401.10241 Sec. 6: "the same peak memory as 1F1B"): rank d holds
+     * 2 pp - 1 - d of its first chunk and d + 1 of its second (counted in torch's
+     * ScheduleZBVZeroBubble order; exact when the chunks' activations are equal, and above the
+     * lowering's peak by up to (pp - 1) x the difference where the loss chunk holds more) */
+    case ST_SCHED_ZBV: return (double)pp < (double)m ? (double)pp : (double)m;
     default: return (double)(pp - stage) < (double)m ? (double)(pp - stage) : (double)m;
     }
 }
@@ -90,9 +96,10 @@ double st__quant_params(const st__shard_cost *sc, const st__stage_class *cls) {
     return b;
 }
 
-/* tied output layer: Megatron keeps a copy of the embedding on the last stage */
+/* tied output layer: Megatron keeps a copy of the embedding on the last stage (zbv's V puts the
+ * output layer on the first stage, beside the embedding itself) */
 double st__tied_copy_params(const st_model *m, const st_plan *p) {
-    if (!m->tied_embeddings || p->pp <= 1) return 0;
+    if (!m->tied_embeddings || p->pp <= 1 || p->schedule == ST_SCHED_ZBV) return 0;
     return (double)st_model_padded_vocab(m, p->tp) / p->tp * (double)m->hidden;
 }
 
@@ -178,6 +185,15 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_c
     double peak_extra = working + work;
     if (tail_work > peak_extra) peak_extra = tail_work;
     out->activations_bytes = act_mb * inflight + peak_extra;
+    if (p->schedule == ST_SCHED_ZBV && cls->head && cls->tail) {
+        /* ZB-V's stage 0 holds the embedding's chunk and the loss's: at its peak 2 pp - 1 micro-batches
+         * of the first and one of the last, or (from 2 pp micro-batches on) 2 pp of the first
+         * (st_cost_inflight's count; its blocks split evenly over the two chunks) */
+        double blocks = act_mb - sc->head.saved_bytes - sc->tail.saved_bytes;
+        double c0 = blocks / 2 + sc->head.saved_bytes, c1 = blocks / 2 + sc->tail.saved_bytes;
+        double last = st_plan_microbatches(p) >= 2LL * pp && c0 > c1 ? c0 : c1;
+        out->activations_bytes = (2.0 * pp - 1) * c0 + last + peak_extra;
+    }
     out->other_bytes = st_cluster_reserved_bytes(ctx->c);
     out->base_bytes = out->weights_bytes + out->grads_bytes + out->optimizer_bytes + out->other_bytes;
     out->backward_extra_bytes = 0;

@@ -234,7 +234,7 @@ static int check_plan(const st_plan *p, const st_lowered *l, int64_t L, int size
                       : p->zero > 2                      ? "ZeRO stage 3"
                       : p->offload != ST_OFF_NONE        ? "offloading"
                       : p->recompute == ST_REC_OP        ? "op-level recompute (recompute=op)"
-                      : p->schedule == ST_SCHED_ZB       ? "zero-bubble schedules"
+                      : p->schedule == ST_SCHED_ZB || p->schedule == ST_SCHED_ZBV ? "zero-bubble schedules"
                       : l->nops == 0 || l->progs == NULL ? "a lowering without operators"
                                                          : NULL;
     if (why) return st_error_set(err, ST_EINVAL, NULL, "plan", "the cpu executor does not run %s yet", why);

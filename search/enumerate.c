@@ -7,8 +7,14 @@
  * layers (what Megatron-LM's interleaved schedule accepts) and the micro-batches divide by pp;
  * uneven layer splits only for vp = 1; offload=optimizer needs ZeRO >= 1, offload=params ZeRO-3.
  * The overlaps are one dimension (inner()): off, or every one the plan allows.
- * gpipe and zb schedules are priced by `strata estimate` but not enumerated (no framework that we
- * emit for runs them from a flag). The attention kernel is the options' (st_search_opts.attention),
+ * The zero-bubble schedules (st_search_opts.zero_bubble: zb, ZB-H1, and zbv, ZB-V with two chunks
+ * per rank in a V) are tried for a pipelined 1F1B plan that fits and whose time less its whole
+ * bubble would enter the kept set: they change only the bubble (and zbv the memory, which puts the
+ * first and the last chunk on stage 0 and holds pp micro-batches on every stage), so a plan out of
+ * reach without any bubble is out of reach with theirs, and a 1F1B plan that does not fit is not
+ * tried as zbv either (zbv holds at least 1F1B's first stage on every stage). zbv needs 2 pp <=
+ * layers and 2 pp - 1 micro-batches. gpipe is priced by `strata estimate` but not enumerated (it
+ * never beats 1F1B here: the same time, more memory). The attention kernel is the options' (st_search_opts.attention),
  * not a searched dimension: frameworks choose their attention kernel by release and hardware, not
  * per plan, and searching it would double the space for a choice nobody makes there.
  *
@@ -135,6 +141,7 @@ static void progress(search *s) {
 }
 
 static void price_one(search *s, st_plan *p);
+static void zero_bubble(search *s, st_plan *p, const st_estimate *e1);
 
 /* On a cluster of node groups, each plan both as it is (layers and batch spread evenly, as a plan
  * that ignores the GPU types is) and balanced to its stages' and replicas' speeds (balance.c). */
@@ -159,8 +166,27 @@ static void price_one(search *s, st_plan *p) {
     }
     if (!e.fits) return;
     s->feasible++;
-    if (s->o->accept && admits(&s->kept, &e) && !s->o->accept(p, s->o->accept_arg)) return;
-    offer(&s->kept, p, &e, s->evaluated);
+    if (!s->o->accept || !admits(&s->kept, &e) || s->o->accept(p, s->o->accept_arg))
+        offer(&s->kept, p, &e, s->evaluated);
+    if (s->o->zero_bubble && p->pp > 1 && p->schedule == ST_SCHED_1F1B) zero_bubble(s, p, &e);
+}
+
+/* The zero-bubble forms of a 1F1B plan that fits (its estimate e1): only where its time without any
+ * bubble would enter the kept set. */
+static void zero_bubble(search *s, st_plan *p, const st_estimate *e1) {
+    st_estimate reach = *e1;
+    reach.iteration_time_s -= e1->breakdown.bubble_s;
+    if (!admits(&s->kept, &reach)) return;
+    p->schedule = ST_SCHED_ZB;
+    price_one(s, p);
+    int64_t mb = st_plan_microbatches(p);
+    if (2LL * p->pp <= s->m->layers && 2 * p->pp <= ST_MAX_STAGES && mb >= 2LL * p->pp - 1 && !p->nstage_layers &&
+        !p->ndp_batches) {
+        p->schedule = ST_SCHED_ZBV, p->vp = 2;
+        price_one(s, p);
+        p->vp = 1;
+    }
+    p->schedule = ST_SCHED_1F1B;
 }
 
 /* Times no plan of this shape (tp, cp, pp, dp, ep, mbs, vp) can beat, whatever its inner

@@ -17,6 +17,9 @@ typedef struct st_search_opts {
     st_kernels kernels;     /* every plan's (not searched; fused) */
     int max_tp;       /* 0 = heads */
     int progress;     /* progress line on stderr after 1 s */
+    /* also try the zero-bubble schedules zb (ZB-H1) and zbv (ZB-V) for pipelined plans whose 1F1B
+     * form comes within reach of the kept plans (search/enumerate.c) */
+    int zero_bubble;
     uint64_t seed;
     /* optional filter: plans for which accept() returns 0 are priced (counted) but not kept, e.g.
      * plans a framework cannot run; called only for plans good enough to enter the kept set */

@@ -354,6 +354,24 @@ START_TEST(test_pipeline_closed_forms) {
     st_cost_pipeline_s(u, c8, 1, 1, 32, ST_SCHED_1F1B, 1.0, 2.0, &b1);
     st_cost_pipeline_s(u, c8, 1, 1, 32, ST_SCHED_ZB, 1.0, 2.0, &bz);
     REL(bz, b1 / 3, 1e-12);
+    /* ZB-V, stages of two chunks (f forward, b input and b weight gradient each): with f = b the
+     * bubble is (pp - 1) b, a sixth of 1F1B's (pp - 1) 6 b; forward-bound, (2 pp - 3) f - (pp - 2) b
+     * and then (2 pp - 2) f - pp b (an event simulation of torch's order; tests/test_lower.c plays
+     * it out) */
+    for (int pp = 2; pp <= 16; pp *= 2) {
+        double f = 1, b = 1, t = 2 * (f + 2 * b), bv;
+        int cnt[1] = {pp};
+        double ts[1] = {t};
+        REL(st_cost_pipeline_s(ts, cnt, 1, 2, 40, ST_SCHED_ZBV, 2 * f, 4 * b, &bv), 40 * t + (pp - 1) * b, 1e-12);
+        st_cost_pipeline_s(ts, cnt, 1, 1, 40, ST_SCHED_1F1B, 0, 0, &b1);
+        REL(bv, b1 / 6, 1e-12);
+        f = 1.5, ts[0] = 2 * (f + 2 * b); /* forward-bound: the second term */
+        st_cost_pipeline_s(ts, cnt, 1, 2, 40, ST_SCHED_ZBV, 2 * f, 4 * b, &bv);
+        REL(bv, (2 * pp - 3) * f - (pp - 2) * b, 1e-12);
+        f = 4, ts[0] = 2 * (f + 2 * b); /* the third */
+        st_cost_pipeline_s(ts, cnt, 1, 2, 40, ST_SCHED_ZBV, 2 * f, 4 * b, &bv);
+        REL(bv, (2 * pp - 2) * f - pp * b, 1e-12);
+    }
 }
 END_TEST
 
@@ -443,6 +461,8 @@ START_TEST(test_inflight) {
             ck_assert_double_eq(st_cost_inflight(ST_SCHED_ZB, pp, 1, d, 64), pp - d);
             ck_assert_double_eq(st_cost_inflight(ST_SCHED_1F1B, pp, 1, d, 2), pp - d < 2 ? pp - d : 2);
             ck_assert_double_eq(st_cost_inflight(ST_SCHED_GPIPE, pp, 1, d, 24), 24);
+            /* ZB-V: 2 pp chunks, pp micro-batches of the stage, on every stage (Qi et al. 2401.10241) */
+            ck_assert_double_eq(st_cost_inflight(ST_SCHED_ZBV, pp, 2, d, 64), pp);
         }
     /* interleaved, first stage: pp (1 + (pp - 1) / (pp vp)); last: ((vp - 1) pp + 1) / vp chunks */
     for (int pp = 2; pp <= 16; pp *= 2)

@@ -590,6 +590,10 @@ static void mut_vp2(st_plan *p, st_model *m) {
     p->vp = 2;
     p->schedule = ST_SCHED_INTERLEAVED;
 }
+static void mut_zbv(st_plan *p, st_model *m) {
+    p->vp = 2;
+    p->schedule = ST_SCHED_ZBV;
+}
 static void mut_params_zero2(st_plan *p, st_model *m) {
     p->pp = 1;
     p->dp = 8;
@@ -643,6 +647,7 @@ static const struct {
     {ST_EMIT_MEGATRON, mut_off_params, "offload", "torchtitan"},
     {ST_EMIT_MEGATRON, mut_gpipe, "schedule", "--emit deepspeed"},
     {ST_EMIT_MEGATRON, mut_zb, "schedule", "torchtitan"},
+    {ST_EMIT_MEGATRON, mut_zbv, "schedule", "ZBVZeroBubble"}, /* no ZB-V, no DualPipe: torchtitan's */
     {ST_EMIT_MEGATRON, mut_alibi, "position", "ALiBi"},
     {ST_EMIT_MEGATRON, mut_relu, "activation", NULL},
     {ST_EMIT_MEGATRON, mut_gbs, "gbs", NULL},
@@ -661,6 +666,7 @@ static const struct {
     {ST_EMIT_DEEPSPEED, mut_zero2_pp, "zero", "pipeline"},
     {ST_EMIT_DEEPSPEED, mut_vp2, "vp", NULL},
     {ST_EMIT_DEEPSPEED, mut_zb, "schedule", NULL},
+    {ST_EMIT_DEEPSPEED, mut_zbv, "schedule", "ZB-V"}, /* the schedule, not its two chunks (vp) */
     {ST_EMIT_DEEPSPEED, mut_params_zero2, "offload", "stage 3"},
     {ST_EMIT_DEEPSPEED, mut_opt_zero0, "offload", NULL},
     {ST_EMIT_DEEPSPEED, mut_gbs, "gbs", NULL},
@@ -1084,6 +1090,16 @@ START_TEST(test_torchtitan_degrees) {
     ASSERT_LINE(s, "enable_cpu_offload = true");
     ASSERT_LINE(s, "data_parallel_shard_degree = 2");
     ASSERT_LINE(s, "mode = \"none\"");
+    free(s);
+
+    /* ZB-V: torch's ZBVZeroBubble on 2 pp stages in model order, which torchtitan places in a V */
+    p.schedule = ST_SCHED_ZBV;
+    p.vp = 2;
+    s = emit_ok(ST_EMIT_TORCHTITAN, &p, &m);
+    ASSERT_LINE(s, "pipeline_parallel_schedule = \"ZBVZeroBubble\"");
+    ASSERT_LINE(s, "pipeline_parallel_split_points = [\"layers.4\", \"layers.8\", \"layers.12\", \"layers.16\", "
+                   "\"layers.20\", \"layers.24\", \"layers.28\"]");
+    ck_assert_ptr_nonnull(strstr(s, "stages r and 2*pp-1-r"));
     free(s);
 }
 END_TEST

@@ -63,7 +63,7 @@ static void check_structure(env *e) {
         for (int i = 0; i < pg->n; i++) {
             const st_ins *in = &pg->ins[i];
             if (in->kind == ST_INS_COMPUTE && in->chunk >= 0) {
-                ck_assert_int_eq(in->chunk % p->pp, r); /* chunk j lives on stage j % pp */
+                ck_assert_int_eq(st_plan_chunk_stage(p, in->chunk), r); /* j % pp, or zbv's V */
                 if (in->phase == ST_PHASE_FWD) fwd[in->chunk * m + in->mb]++;
                 if (in->phase == ST_PHASE_BWD || in->phase == ST_PHASE_BWD_INPUT) bwd[in->chunk * m + in->mb]++;
             }
@@ -115,6 +115,75 @@ START_TEST(test_interleaved) {
     for (int d = 0; d < 4; d++) /* Megatron: (pp - d - 1) * 2 + (vp - 1) * pp, then one more before the first backward */
         ck_assert_int_eq(warmup(&e.l.progs[d]), (4 - d - 1) * 2 + 2 * 4 + 1);
     done(&e);
+}
+END_TEST
+
+/* ZB-V (torch's ScheduleZBVZeroBubble order): the V's placement, every send received, no message at
+ * the turn; with equal stages and no communication (every forward f, every input and weight
+ * gradient b: the chunks' means, which the lowering orders its sends by; nothing else taking time)
+ * the simulator plays the schedule out in the closed form's time m 2 (f + 2b) + the bubble of
+ * st_cost_pipeline_s; and the activation peak the simulator sees is the estimate's (stage 0 holds
+ * the embedding's and the loss's chunks). The closed form's forward-bound terms: test_cost.c. */
+START_TEST(test_zbv) {
+    static const struct {
+        int pp;
+        int64_t m;
+    } rows[] = {{2, 3}, {2, 8}, {3, 5}, {3, 10}, {4, 7}, {4, 13}, {6, 11}, {6, 24}};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        char spec[128];
+        snprintf(spec, sizeof spec, "tp=1,pp=%d,dp=1,mbs=1,gbs=%lld,schedule=zbv", rows[i].pp, (long long)rows[i].m);
+        int pp = rows[i].pp;
+        {
+            env e;
+            lower(&e, "gpt-1.7b", pp, spec);
+            ck_assert_int_eq(e.p->vp, 2);
+            check_structure(&e);
+            for (int d = 0; d < pp; d++) ck_assert_int_eq(st_plan_chunk_stage(e.p, 2 * pp - 1 - d), d);
+            double f = 0, b = 0;
+            for (int j = 0; j < 2 * pp; j++) {
+                st_chunk_cost c;
+                st_cost_chunk(e.ctx, e.p, j, &c);
+                f += c.fwd_s / (2 * pp), b += c.bwd_s / 2 / (2 * pp);
+            }
+            for (int r = 0; r < e.l.nranks; r++)
+                for (int j = 0; j < e.l.progs[r].n; j++) {
+                    st_ins *in = &e.l.progs[r].ins[j];
+                    /* the turn (chunk pp - 1 to pp) sends nothing: no message to itself */
+                    if (in->kind == ST_INS_SEND || in->kind == ST_INS_RECV) ck_assert_int_ne(in->peer, r);
+                    int fwd = in->kind == ST_INS_COMPUTE && in->phase == ST_PHASE_FWD;
+                    int half = in->kind == ST_INS_COMPUTE &&
+                               (in->phase == ST_PHASE_BWD_INPUT || in->phase == ST_PHASE_BWD_WEIGHT);
+                    in->dur_s = fwd ? f : half ? b : 0;
+                    in->latency_s = 0;
+                    in->route = -1;
+                }
+            st_sim_result r;
+            st_error err;
+            ck_assert_msg(st_sim_run(&e.l, 1e30, NULL, &r, &err) == 0, "%s: %s", spec, err.text);
+            double t[1] = {2 * (f + 2 * b)}, bubble;
+            int cnt[1] = {pp};
+            double T = st_cost_pipeline_s(t, cnt, 1, 2, rows[i].m, ST_SCHED_ZBV, 2 * f, 4 * b, &bubble);
+            ck_assert_msg(fabs(r.iteration_time_s / T - 1) < 1e-12, "%s: simulated %.9f s, closed form %.9f s", spec,
+                          r.iteration_time_s, T);
+            st_sim_result_destroy(&r);
+            done(&e);
+        }
+        /* memory: the lowering's peak is the estimate's */
+        env e;
+        lower(&e, "gpt-1.7b", pp, spec);
+        st_estimate est;
+        st_sim_result r;
+        st_error err;
+        ck_assert_int_eq(st_cost_estimate(e.ctx, e.p, &est), 0);
+        ck_assert_int_eq(st_sim_run(&e.l, 1e30, NULL, &r, &err), 0);
+        double peak = 0;
+        for (int k = 0; k < r.nranks; k++)
+            if (r.ranks[k].memory_peak_bytes > peak) peak = r.ranks[k].memory_peak_bytes;
+        ck_assert_msg(fabs(peak / est.memory_peak_bytes - 1) < 1e-9, "%s: simulated peak %.4f GiB, estimate %.4f GiB",
+                      spec, peak / 1073741824.0, est.memory_peak_bytes / 1073741824.0);
+        st_sim_result_destroy(&r);
+        done(&e);
+    }
 }
 END_TEST
 
@@ -588,6 +657,7 @@ START_TEST(test_representatives_equal_every_rank) {
         {"gpt-7.5b", 16, "tp=2,pp=4,dp=2,mbs=1,gbs=16,recompute=selective", 0},
         {"gpt-7.5b", 16, "tp=2,pp=2,dp=2,cp=2,vp=2,mbs=1,gbs=8,sp=1,zero=1,overlap_grad_reduce=1", 0},
         {"gpt-7.5b", 16, "tp=4,pp=4,dp=1,mbs=2,gbs=16,recompute=full,schedule=zb", 0},
+        {"gpt-7.5b", 16, "tp=2,pp=4,dp=2,mbs=1,gbs=16,schedule=zbv", 0}, /* messages both ways along the V */
         {"gpt-7.5b", 16, "tp=1,pp=4,dp=4,mbs=1,gbs=16,schedule=gpipe", 0},
         {"gpt-7.5b", 32, "tp=8,pp=2,dp=2,mbs=1,gbs=8", 1},
         /* cp and ep groups of real ranks (the ep group across two nodes), the tied embedding's
@@ -1340,6 +1410,7 @@ Suite *suite_lower(void) {
     tcase_add_test(tc, test_1f1b);
     tcase_add_test(tc, test_interleaved);
     tcase_add_test(tc, test_gpipe_and_zb);
+    tcase_add_test(tc, test_zbv);
     tcase_add_test(tc, test_durations_are_the_cost_models);
     tcase_add_test(tc, test_pp_partition_messages);
     tcase_add_test(tc, test_compute_names_its_operators);

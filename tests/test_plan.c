@@ -102,6 +102,10 @@ START_TEST(test_rejects_naming_key) {
         {"gpt-1.7b", 64, "vp=2,tp=8,dp=8", "vp"},              /* vp without pp */
         {"gpt3-175b", 64, "tp=8,pp=8,vp=2,gbs=4", "gbs"},      /* interleaved: micro-batches % pp */
         {"gpt3-175b", 64, "tp=8,pp=8,schedule=interleaved", "schedule"},
+        {"gpt3-175b", 64, "tp=8,dp=8,schedule=zbv", "schedule"},        /* zbv: no pipeline */
+        {"gpt3-175b", 64, "tp=8,pp=8,vp=3,gbs=64,schedule=zbv", "vp"}, /* zbv is two chunks per rank */
+        {"gpt3-175b", 64, "tp=8,pp=8,gbs=14,schedule=zbv", "gbs"},     /* fewer than 2 pp - 1 micro-batches */
+        {"gpt3-175b", 64, "tp=8,pp=4,dp=2,gbs=20,dp_batches=6,14,schedule=zbv", "dp_batches"},
         {"gpt3-175b", 64, "tp=8,pp=8,dtype=fp8", "dtype"},     /* no fp8 on A100 */
         {"gpt3-175b", 64, "tp=8,pp=8,offload=params,zero=1", "offload"},
         {"gpt3-175b", 48, "tp=8,cp=3,dp=2", "cp"},             /* 2048 % 6 */
@@ -119,6 +123,8 @@ START_TEST(test_rejects_naming_key) {
         ck_assert_msg(strcmp(key, cases[i].key) == 0, "%s: key '%s', want '%s'", cases[i].spec, key, cases[i].key);
     }
     ck_assert_int_eq(try_plan("gpt3-175b", 64, "tp=8,pp=8", key), 0);
+    ck_assert_int_eq(try_plan("gpt3-175b", 64, "tp=8,pp=8,gbs=15,schedule=zbv", key), 0); /* vp=2 implied */
+    ck_assert_int_eq(try_plan("gpt3-175b", 64, "tp=8,pp=8,vp=2,gbs=15,schedule=zbv", key), 0);
 }
 END_TEST
 

@@ -56,6 +56,58 @@ START_TEST(test_kept_plans_are_valid_and_repriced) {
 }
 END_TEST
 
+/* The zero-bubble schedules can win: gpt3-175b on 64 A100s needs a pipeline, and with 15
+ * micro-batches (which no interleaved schedule divides) on 8 stages 1F1B idles 7/15 of the time;
+ * zbv's bubble is a sixth of that (its closed form, cost/estimate.c), so the best plan with
+ * zero_bubble is a zb or zbv plan and faster than the best without; every kept plan is one
+ * st_plan_finalize accepts, priced the same alone. */
+START_TEST(test_zero_bubble_schedules_win) {
+    st_model m;
+    st_cluster c;
+    st_search_result r[2];
+    st_error err;
+    ck_assert_int_eq(st_model_preset("gpt3-175b", &m), 0);
+    ck_assert_int_eq(st_cluster_resolve("dgx-a100-80g", 64, &c, NULL), 0);
+    for (int k = 0; k < 2; k++) {
+        st_search_opts o;
+        st_search_opts_init(&o);
+        o.gbs = 15;
+        o.top = 20;
+        o.zero_bubble = k;
+        ck_assert_int_eq(st_search_enumerate(&m, &c, NULL, &o, &r[k], &err), 0);
+    }
+    ck_assert(r[0].plans[0].plan.schedule == ST_SCHED_1F1B || r[0].plans[0].plan.schedule == ST_SCHED_INTERLEAVED);
+    st_schedule best = r[1].plans[0].plan.schedule;
+    ck_assert(best == ST_SCHED_ZB || best == ST_SCHED_ZBV);
+    ck_assert(r[1].plans[0].est.iteration_time_s < r[0].plans[0].est.iteration_time_s);
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+    int zbv = 0;
+    for (int i = 0; i < r[1].n; i++) {
+        char spec[512];
+        st_plan q;
+        st_estimate e;
+        st_plan_format_spec(&r[1].plans[i].plan, spec, sizeof spec);
+        st_plan_defaults(&q);
+        ck_assert_int_eq(st_plan_parse_spec(spec, &q, &err), 0);
+        ck_assert_msg(st_plan_finalize(&q, &m, &c, 64, NULL, &err) == 0, "%s: %s", spec, err.text);
+        ck_assert_int_eq(st_cost_estimate(ctx, &q, &e), 0);
+        ck_assert_double_eq(e.iteration_time_s, r[1].plans[i].est.iteration_time_s);
+        zbv += q.schedule == ST_SCHED_ZBV;
+        if (q.schedule != ST_SCHED_ZBV || zbv > 1) continue;
+        /* the same plan under 1F1B: slower by its larger bubble */
+        q.schedule = ST_SCHED_1F1B, q.vp = 1;
+        st_estimate e1;
+        ck_assert_int_eq(st_cost_estimate(ctx, &q, &e1), 0);
+        ck_assert(e.breakdown.bubble_s < e1.breakdown.bubble_s / 2);
+        ck_assert(e.iteration_time_s < e1.iteration_time_s);
+    }
+    ck_assert_int_gt(zbv, 0);
+    st_cost_ctx_free(ctx);
+    st_search_result_destroy(&r[0]);
+    st_search_result_destroy(&r[1]);
+}
+END_TEST
+
 /* keeping everything, the best equals the best of a smaller top-K run, and both runs agree: the
  * smaller run's bounds (enumerate.c, shape_bounds; the mbs cut) skip only what could not enter its
  * kept set, so it prices fewer configurations and keeps the same plans */
@@ -171,6 +223,7 @@ Suite *suite_search(void) {
     TCase *tc = tcase_create("search");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_kept_plans_are_valid_and_repriced);
+    tcase_add_test(tc, test_zero_bubble_schedules_win);
     tcase_add_test(tc, test_top_k_is_prefix_and_deterministic);
     tcase_add_test(tc, test_moe_uses_expert_parallelism);
     tcase_add_test(tc, test_attention_is_the_options);

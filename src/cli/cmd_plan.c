@@ -189,6 +189,9 @@ int st_cmd_plan(int argc, char **argv, st_error *err) {
     const st_model *m = &in.model;
     const st_cluster *c = &in.cluster;
     so.progress = !a.json;
+    /* the zero-bubble schedules where the plan's framework can run them: torchtitan (torch's
+     * InterleavedZeroBubble, ZBVZeroBubble) or none named; Megatron-LM and DeepSpeed cannot */
+    so.zero_bubble = !o.emit || ek == ST_EMIT_TORCHTITAN;
     emit_filter filter = {.kind = ek, .m = m, .c = c};
     if (o.emit) {
         if (!(filter.sink = fopen("/dev/null", "w"))) {

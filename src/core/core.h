@@ -79,7 +79,9 @@ typedef enum { ST_POS_LEARNED, ST_POS_ROPE, ST_POS_ALIBI } st_position;
  * the outputs of every other matmul and of the attention kernel saved, the rest recomputed. */
 typedef enum { ST_REC_NONE, ST_REC_SELECTIVE, ST_REC_FULL, ST_REC_OP } st_recompute;
 typedef enum { ST_OFF_NONE, ST_OFF_OPTIMIZER, ST_OFF_PARAMS } st_offload;
-typedef enum { ST_SCHED_GPIPE, ST_SCHED_1F1B, ST_SCHED_INTERLEAVED, ST_SCHED_ZB } st_schedule;
+/* Pipeline schedules: zb is ZB-H1 (Qi et al. 2023); zbv the V-shaped zero-bubble schedule (Qi et al.
+ * 2024, arXiv 2401.10241 Sec. 6), two chunks per rank placed in a V (st_plan_chunk_stage). */
+typedef enum { ST_SCHED_GPIPE, ST_SCHED_1F1B, ST_SCHED_INTERLEAVED, ST_SCHED_ZB, ST_SCHED_ZBV } st_schedule;
 /* How attention runs: one fused FlashAttention-style kernel (what Megatron-Core/Transformer Engine,
  * NeMo, torchtitan and DeepSpeed run today) or Megatron-LM's unfused core attention of 2021-22
  * (scores, softmax, dropout and context as separate kernels, the s x s scores kept for backward).
@@ -609,7 +611,12 @@ int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err);
  * the plan must use (0 = at most the cluster's). */
 int st_plan_finalize(st_plan *p, const st_model *m, const st_cluster *c, int64_t gpus, const char *file,
                      st_error *err);
-/* Layers of each of the pp*vp chunks, in chunk order (chunk j lives on stage j % pp). Spreads
+/* The stage that runs chunk j (0 <= j < pp*vp): j % pp (Megatron's round robin), or for zbv the V
+ * (torch.distributed.pipelining's generate_stage_to_rank_mapping, style "v"): j for j < pp, then
+ * 2 pp - 1 - j, so that stage 0 holds the first and the last chunk and the middle of the model turns
+ * on stage pp - 1 without a message. */
+int st_plan_chunk_stage(const st_plan *p, int j);
+/* Layers of each of the pp*vp chunks, in chunk order (chunk j lives on st_plan_chunk_stage). Spreads
  * evenly, counting the embedding toward the first stage and the output layer toward the last. */
 void st_plan_chunk_layers(const st_plan *p, const st_model *m, int *out);
 int64_t st_plan_microbatches(const st_plan *p);

@@ -3,7 +3,8 @@
  *
  * Defaults (README "Plans"): tp=pp=cp=ep=vp=1, dp = GPUs / (tp*pp*cp), mbs=1, gbs = dp*mbs,
  * seq = the model's seq_len, sp=0, recompute=none, zero=0, offload=none, dtype=bf16,
- * schedule=1f1b (interleaved when vp > 1), attention=flash (fused, what every current stack runs;
+ * schedule=1f1b (interleaved when vp > 1; zbv, the V-shaped zero-bubble schedule, runs vp=2 and needs
+ * pp > 1 and 2 pp - 1 micro-batches), attention=flash (fused, what every current stack runs;
  * the 2021-22 Megatron-LM runs of the validation sets say attention=unfused), overlap_grad_reduce=0,
  * overlap_param_gather=0, tp_overlap=0 (Megatron-LM's defaults), grad_bytes=4 (Megatron-LM
  * accumulates gradients in fp32), cp_comm=p2p (Megatron-LM's --cp-comm-type default, Transformer
@@ -150,7 +151,7 @@ int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err) {
             goto next;
         }
         ENUMKEY("dtype", st_dtype_parse, dtype, 0, ST_DTYPE_NAMES)
-        ENUMKEY("schedule", st_schedule_parse, schedule, ST_GIVEN_SCHEDULE, "gpipe, 1f1b, interleaved, zb")
+        ENUMKEY("schedule", st_schedule_parse, schedule, ST_GIVEN_SCHEDULE, "gpipe, 1f1b, interleaved, zb, zbv")
         ENUMKEY("attention", st_attention_parse, attention, 0, "flash, unfused, fa2, cudnn")
         ENUMKEY("cp_comm", st_cp_comm_parse, cp_comm, 0, "p2p, all_gather, a2a")
         ENUMKEY("kernels", st_kernels_parse, kernels, 0, "fused, eager, compile")
@@ -170,6 +171,11 @@ int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err) {
     }
     if (p->grad_bytes == 3) return st_error_set(err, ST_EINVAL, NULL, "grad_bytes", "must be 2 or 4");
     return 0;
+}
+
+int st_plan_chunk_stage(const st_plan *p, int j) {
+    if (p->schedule == ST_SCHED_ZBV) return j < p->pp ? j : 2 * p->pp - 1 - j;
+    return j % p->pp;
 }
 
 int64_t st_plan_microbatches(const st_plan *p) { return p->gbs / ((int64_t)p->dp * p->mbs); }
@@ -214,7 +220,7 @@ int st_plan_finalize(st_plan *p, const st_model *m, const st_cluster *c, int64_t
         if (sum * p->mbs != p->gbs)
             BAD("dp_batches", "sums to %lld micro-batches of %lld, but gbs is %lld", (long long)sum,
                 (long long)p->mbs, (long long)p->gbs);
-        for (int r = 0; r < p->ndp_batches && p->vp > 1; r++)
+        for (int r = 0; r < p->ndp_batches && p->vp > 1 && p->schedule != ST_SCHED_ZBV; r++)
             if (p->dp_batches[r] % p->pp)
                 BAD("dp_batches", "entry %d (%d) must be divisible by pp (%d) for the interleaved schedule", r,
                     p->dp_batches[r], p->pp);
@@ -262,12 +268,26 @@ int st_plan_finalize(st_plan *p, const st_model *m, const st_cluster *c, int64_t
 
     if (p->pp > m->layers) BAD("pp", "pp (%d) exceeds layers (%lld)", p->pp, (long long)m->layers);
     if (p->pp > ST_MAX_STAGES) BAD("pp", "pp (%d) exceeds %d pipeline stages", p->pp, ST_MAX_STAGES);
+    if (p->schedule == ST_SCHED_ZBV) {
+        /* two chunks per rank in a V (torch's ScheduleZBVZeroBubble: "exactly 2 stages per rank");
+         * vp=1, the default, becomes 2 */
+        if (p->pp < 2) BAD("schedule", "zbv needs pp > 1 (two chunks per pipeline rank in a V)");
+        if (p->vp == 1) p->vp = 2;
+        if (p->vp != 2) BAD("vp", "schedule=zbv runs exactly vp=2 chunks per rank, not %d", p->vp);
+        /* the V fills only with 2 pp - 1 micro-batches (torch pads to that many); the closed form
+         * (cost/estimate.c) holds from there */
+        for (int r = 0; r < (p->ndp_batches ? p->ndp_batches : 1); r++)
+            if (st_plan_replica_microbatches(p, r) < 2LL * p->pp - 1)
+                BAD(p->ndp_batches ? "dp_batches" : "gbs",
+                    "schedule=zbv needs at least 2*pp-1 = %d micro-batches per replica, the plan has %lld",
+                    2 * p->pp - 1, (long long)st_plan_replica_microbatches(p, r));
+    }
     if (p->vp > 1 && p->pp == 1) BAD("vp", "vp > 1 needs pp > 1");
     if ((int64_t)p->pp * p->vp > m->layers)
         BAD("vp", "pp*vp = %lld pipeline chunks exceed layers (%lld)", (long long)p->pp * p->vp,
             (long long)m->layers);
     if ((int64_t)p->pp * p->vp > ST_MAX_STAGES) BAD("vp", "pp*vp exceeds %d chunks", ST_MAX_STAGES);
-    if (p->vp > 1) {
+    if (p->vp > 1 && p->schedule != ST_SCHED_ZBV) {
         if ((p->given & ST_GIVEN_SCHEDULE) && p->schedule != ST_SCHED_INTERLEAVED)
             BAD("schedule", "vp > 1 runs the interleaved schedule, not %s", st_schedule_name(p->schedule));
         p->schedule = ST_SCHED_INTERLEAVED;

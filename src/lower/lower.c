@@ -30,7 +30,10 @@
  *   of micro-batch (k / (pp vp)) pp + k % pp, the k-th backward chunk vp - 1 - (k / pp) % vp;
  *   (pp - d - 1) * 2 + (vp - 1) * pp warm-up forwards, then 1F1B;
  * - zb (ZB-H1): 1F1B with the backward split into input and weight gradients; in the cool-down the
- *   weight-gradient halves wait until every input gradient has been sent, filling the bubble.
+ *   weight-gradient halves wait until every input gradient has been sent, filling the bubble;
+ * - zbv (ZB-V, Qi et al. 2401.10241 Sec. 6): two chunks per stage in a V (st_plan_chunk_stage), the
+ *   order of torch's ScheduleZBVZeroBubble (lower_zbv); the turn from chunk pp - 1 to pp stays on
+ *   the last stage and sends nothing.
  * Each forward receives its input from the previous chunk's stage and sends its output on; each
  * backward receives the output gradient and sends the input gradient back, each tp rank its whole
  * message, used as it arrives (Megatron-Core's, st_cost_p2p_bytes). Receives block the compute
@@ -68,6 +71,7 @@
  * hold it alone and its routes cross the links of every rank it stands for. */
 #include "lower_private.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,6 +80,9 @@ typedef struct builder {
     int failed;
     int last_dp; /* the last data-parallel bucket issued so far, -1 = none */
     int zp[2];   /* ZeRO-3: the last two layer computes, older first (-1 = none) */
+    /* zbv: sends held back until their receiver expects them (lower_zbv); NULL: sends go out at once */
+    st_ins *held;
+    int nheld;
 } builder;
 
 static int emit(builder *b, const st_ins *in) {
@@ -112,6 +119,14 @@ static st_ins blank(st_ins_kind kind, int stream, int chunk, int mb, const char 
     if (kind == ST_INS_COLL) in.coll_op = -1; /* (a COMPUTE's nops, in the same field, stays 0: no operators) */
     in.route = -1;
     return in;
+}
+
+/* A pipeline send: emitted, or under zbv held for lower_zbv to emit in its receiver's order */
+static void send_out(builder *b, const st_ins *s) {
+    if (b->held)
+        b->held[b->nheld++] = *s;
+    else
+        emit(b, s);
 }
 
 /* message tags: one per (destination chunk, micro-batch, direction) */
@@ -432,14 +447,26 @@ static int z_layers(builder *b, const lower_ctx *L, st_ins *in, const comm_g *cm
     return z_layers_re(b, L, in, NULL, cm, 1, scatter);
 }
 
+/* the route of a message from stage `from` to its neighbour `to` (make_routes: r_fwd leads to the
+ * next stage, (d + 1) % pp, r_bwd to the previous): activations forward and gradients back, the
+ * interleaved schedule's included (its wrap from the last stage to the first is r_fwd); on zbv's
+ * way back up the V (chunks pp and on) activations go to the previous stage and gradients to the
+ * next */
+static int route_of(const lower_ctx *L, int from, int to, int grad) {
+    int next = L->p->schedule == ST_SCHED_ZBV ? to > from : !grad;
+    return next ? L->r_fwd[rank_at(L, from)] : L->r_bwd[rank_at(L, from)];
+}
+
 static void forward(builder *b, const lower_ctx *L, int j, int mb) {
     const st_chunk_cost *c = &L->cc[j];
-    int pp = L->p->pp, recv = -1;
-    if (j > 0) {
+    int d = st_plan_chunk_stage(L->p, j), recv = -1;
+    /* (zbv's turn, chunk pp - 1 to pp, stays on its stage: no message) */
+    if (j > 0 && st_plan_chunk_stage(L->p, j - 1) != d) {
+        int from = st_plan_chunk_stage(L->p, j - 1);
         st_ins r = blank(ST_INS_RECV, ST_STREAM_COMPUTE, j, mb, "recv act"); /* blocking, as Megatron's */
-        r.peer = rank_at(L, (j - 1) % pp);
+        r.peer = rank_at(L, from);
         r.tag = tag_of(j, mb, L->m, 0);
-        p2p_fill(L, &r, j, L->r_fwd[r.peer]);
+        p2p_fill(L, &r, j, route_of(L, from, d, 0));
         recv = emit(b, &r);
     }
     st_ins f = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, "fwd");
@@ -453,13 +480,14 @@ static void forward(builder *b, const lower_ctx *L, int j, int mb) {
     name_ops(L, &f, j, ST_PHASE_FWD);
     comm_g cm = comm_of(c->comm_fwd_g, L->cc0[j].comm_fwd_g);
     int fi = L->z ? z_layers(b, L, &f, &cm, 0) : compute(b, L, &f, &cm);
-    if (j < L->chunks - 1) {
+    if (j < L->chunks - 1 && st_plan_chunk_stage(L->p, j + 1) != d) {
+        int to = st_plan_chunk_stage(L->p, j + 1);
         st_ins s = blank(ST_INS_SEND, ST_STREAM_P2P, j, mb, "send act");
-        s.peer = rank_at(L, (j + 1) % pp);
+        s.peer = rank_at(L, to);
         s.tag = tag_of(j + 1, mb, L->m, 0);
-        p2p_fill(L, &s, j, L->r_fwd[rank_at(L, j % pp)]);
+        p2p_fill(L, &s, j, route_of(L, d, to, 0));
         s.dep[0] = fi;
-        emit(b, &s);
+        send_out(b, &s);
     }
 }
 
@@ -515,7 +543,7 @@ static int grads(builder *b, const lower_ctx *L, st_ins *in, const st_chunk_cost
 /* split: 0 whole backward, 1 input gradient only, 2 weight gradient only */
 static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
     const st_chunk_cost *c = &L->cc[j], *c0 = &L->cc0[j];
-    int pp = L->p->pp, dep = -1;
+    int d = st_plan_chunk_stage(L->p, j), dep = -1;
     if (split == 2) {
         st_ins w = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, "bwd weight");
         w.phase = ST_PHASE_BWD_WEIGHT;
@@ -525,11 +553,12 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
         /* ZeRO-3: weight gradients need no weights, and are scattered layer by layer */
         return L->z ? z_layers_re(b, L, &w, NULL, &no_comm, 0, 1) : grads(b, L, &w, c, &no_comm);
     }
-    if (j < L->chunks - 1) {
+    if (j < L->chunks - 1 && st_plan_chunk_stage(L->p, j + 1) != d) {
+        int from = st_plan_chunk_stage(L->p, j + 1);
         st_ins r = blank(ST_INS_RECV, ST_STREAM_COMPUTE, j, mb, "recv grad");
-        r.peer = rank_at(L, (j + 1) % pp);
+        r.peer = rank_at(L, from);
         r.tag = tag_of(j, mb, L->m, 1);
-        p2p_fill(L, &r, j, L->r_bwd[r.peer]);
+        p2p_fill(L, &r, j, route_of(L, from, d, 1));
         dep = emit(b, &r);
     }
     int rec = L->p->recompute != ST_REC_NONE && c->recompute_s > 0;
@@ -558,13 +587,14 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
     } else {
         gi = split ? compute(b, L, &g, &cm) : grads(b, L, &g, c, &cm);
     }
-    if (j > 0) {
+    if (j > 0 && st_plan_chunk_stage(L->p, j - 1) != d) {
+        int to = st_plan_chunk_stage(L->p, j - 1);
         st_ins s = blank(ST_INS_SEND, ST_STREAM_P2P, j, mb, "send grad");
-        s.peer = rank_at(L, (j - 1) % pp);
+        s.peer = rank_at(L, to);
         s.tag = tag_of(j - 1, mb, L->m, 1);
-        p2p_fill(L, &s, j, L->r_bwd[rank_at(L, j % pp)]);
+        p2p_fill(L, &s, j, route_of(L, d, to, 1));
         s.dep[0] = gi;
-        emit(b, &s);
+        send_out(b, &s);
     }
     return gi;
 }
@@ -578,10 +608,159 @@ static void virtual_mb(const st_plan *p, int d, int64_t k, int backward, int *ch
     *mb = (int)((k / (pp * vp)) * pp + k % pp);
 }
 
+/* ZB-V's order on stage d (chunks c0 = d and c1 = 2 pp - 1 - d) as torch.distributed.pipelining's
+ * ScheduleZBVZeroBubble._calculate_single_rank_operations gives it (after Qi et al. 2401.10241 Sec. 6):
+ * warm-up 2 (pp - d) - 1 forwards of c0, d pairs F c1 F c0, pp - d triples F I W of c1; then, while
+ * forwards remain, F c0 I W c0 F c1 I W c1; cool-down d pairs I c0 I c1, pp - d pairs I c0 W c0 (W of
+ * the oldest c0), then the remaining W of c1 and of c0. The plan holds m >= 2 pp - 1 micro-batches
+ * (torch pads to that many and drops the padding's actions; with as many there is none). Writes the
+ * 6 m actions (kind 0 F, 1 I, 2 W) to out. */
+typedef struct zbv_op {
+    int kind, chunk, mb;
+} zbv_op;
+
+static void zbv_order(int pp, int64_t m, int d, zbv_op *out) {
+    int c0 = d, c1 = 2 * pp - 1 - d, n = 0;
+    int f0 = 0, f1 = 0, b0 = 0, b1 = 0;
+#define OP(k, c, i) (out[n++] = (zbv_op){(k), (c), (i)})
+    for (int i = 0; i < 2 * (pp - d) - 1; i++) OP(0, c0, f0++);
+    for (int i = 0; i < d; i++) {
+        OP(0, c1, f1++);
+        OP(0, c0, f0++);
+    }
+    for (int i = 0; i < pp - d; i++) {
+        OP(0, c1, f1++);
+        OP(1, c1, b1);
+        OP(2, c1, b1++);
+    }
+    while (f1 < f0 || f0 < m) {
+        if (f0 < m) OP(0, c0, f0++);
+        OP(1, c0, b0);
+        OP(2, c0, b0++);
+        OP(0, c1, f1++);
+        OP(1, c1, b1);
+        OP(2, c1, b1++);
+    }
+    int w0 = b0, w1 = b1;
+    for (int i = 0; i < d; i++) {
+        OP(1, c0, b0++);
+        OP(1, c1, b1++);
+    }
+    for (int i = 0; i < pp - d; i++) {
+        OP(1, c0, b0++);
+        OP(2, c0, w0++);
+    }
+    while (w1 < b1) OP(2, c1, w1++);
+    while (w0 < b0) OP(2, c0, w0++);
+#undef OP
+}
+
+/* When each message of a ZB-V iteration is needed (need_s, by tag_of of the action that makes it): the
+ * start of the action that receives it, with every stage running zbv_order list-scheduled, each
+ * forward, input and weight gradient taking the chunks' mean (compute and inline collectives),
+ * messages none. Means, so that the order is the schedule's own and not the accident of one chunk's
+ * cost (the embedding's, the loss's). ops: 6 m actions per stage, filled here; done: 2 chunks * m * 2
+ * slots (a forward's and an input gradient's end). */
+static void zbv_need(const lower_ctx *L, zbv_op *ops, int64_t *at, double *free_s, double *done, double *need_s) {
+    const st_plan *p = L->p;
+    int pp = p->pp, chunks = 2 * pp;
+    int64_t m = L->m, n = 6 * m;
+    double dur[3] = {0, 0, 0};
+    for (int j = 0; j < chunks; j++) {
+        const st_chunk_cost *c = &L->cc[j];
+        dur[0] += (c->fwd_s + c->comm_fwd_s) / chunks;
+        dur[1] += (c->bwd_s / 2 + c->recompute_s + c->comm_recompute_s + c->comm_bwd_s) / chunks;
+        dur[2] += c->bwd_s / 2 / chunks;
+    }
+    for (int r = 0; r < pp; r++) zbv_order(pp, m, r, ops + r * n), at[r] = 0, free_s[r] = 0;
+    for (int64_t k = 0; k < (int64_t)chunks * m * 2; k++) done[k] = -1;
+    for (int moved = 1; moved;) {
+        moved = 0;
+        for (int r = 0; r < pp; r++)
+            for (; at[r] < n; at[r]++) {
+                const zbv_op *o = &ops[r * n + at[r]];
+                int j = o->chunk;
+                /* what it waits for: the previous chunk's forward, the next chunk's input gradient (the
+                 * loss chunk's own forward), its own input gradient */
+                int64_t w = o->kind == 0   ? (j > 0 ? tag_of(j - 1, o->mb, m, 0) : -1)
+                            : o->kind == 1 ? (j < chunks - 1 ? tag_of(j + 1, o->mb, m, 1) : tag_of(j, o->mb, m, 0))
+                                           : tag_of(j, o->mb, m, 1);
+                if (w >= 0 && done[w] < 0) break;
+                double start = w >= 0 && done[w] > free_s[r] ? done[w] : free_s[r];
+                int recv = (o->kind == 0 && j > 0) || (o->kind == 1 && j < chunks - 1);
+                if (recv) need_s[w] = start;
+                free_s[r] = start + dur[o->kind];
+                if (o->kind < 2) done[tag_of(j, o->mb, m, o->kind)] = free_s[r];
+                moved = 1;
+            }
+    }
+}
+
+/* ZB-V on stage d. Its sends go to both neighbours on one P2P stream, and a send holds the stream
+ * until its receive is reached (src/sim: rendezvous): sent in the order of making them, the first
+ * stage's activation of micro-batch 2 pp - 2 would block the gradient of micro-batch 0, which
+ * stage 1 waits for first (torch posts each as a separate isend). So the sends go out in the order
+ * their receivers need them (zbv_need), each once made: the one at the stream's head is the one
+ * needed first. */
+static int lower_zbv(builder *b, const lower_ctx *L, int d) {
+    const st_plan *p = L->p;
+    int pp = p->pp, chunks = 2 * pp, last = -1, nout = 0, next = 0;
+    int64_t m = L->m, n = 6 * m, slots = (int64_t)chunks * m * 2;
+    zbv_op *ops = malloc(sizeof *ops * (size_t)(pp * n));
+    int64_t *at = malloc(sizeof *at * (size_t)pp);
+    double *free_s = malloc(sizeof *free_s * (size_t)pp), *done = malloc(sizeof *done * (size_t)slots);
+    double *need_s = malloc(sizeof *need_s * (size_t)slots);
+    int *out = malloc(sizeof *out * (size_t)slots), *held_at = malloc(sizeof *held_at * (size_t)slots);
+    b->held = malloc(sizeof *b->held * (size_t)(4 * m));
+    b->nheld = 0;
+    if (!ops || !at || !free_s || !done || !need_s || !out || !held_at || !b->held) {
+        b->failed = 1;
+        goto out;
+    }
+    zbv_need(L, ops, at, free_s, done, need_s);
+    /* this stage's messages, by the action that makes them (tag_of of its chunk), in the order they
+     * are needed */
+    const zbv_op *mine = ops + (int64_t)d * n;
+    for (int64_t i = 0; i < n; i++) {
+        int j = mine[i].chunk;
+        if ((mine[i].kind == 0 && j < chunks - 1 && st_plan_chunk_stage(p, j + 1) != d) ||
+            (mine[i].kind == 1 && j > 0 && st_plan_chunk_stage(p, j - 1) != d))
+            out[nout++] = tag_of(j, mine[i].mb, m, mine[i].kind);
+    }
+    for (int i = 1; i < nout; i++) /* insertion sort by need, stable: few are out of place */
+        for (int k = i; k > 0 && need_s[out[k]] < need_s[out[k - 1]]; k--) {
+            int t = out[k];
+            out[k] = out[k - 1], out[k - 1] = t;
+        }
+    for (int64_t k = 0; k < slots; k++) held_at[k] = -1;
+    for (int64_t i = 0; i < n; i++) {
+        if (mine[i].kind == 0)
+            forward(b, L, mine[i].chunk, mine[i].mb);
+        else
+            last = backward(b, L, mine[i].chunk, mine[i].mb, mine[i].kind);
+        for (int h = 0; h < b->nheld; h++) /* (a send's tag is odd for a gradient) */
+            held_at[tag_of(b->held[h].chunk, b->held[h].mb, m, b->held[h].tag & 1)] = h;
+        while (next < nout && held_at[out[next]] >= 0) emit(b, &b->held[held_at[out[next++]]]);
+    }
+    assert(b->failed || next == nout); /* every send made and sent */
+out:
+    free(b->held);
+    b->held = NULL;
+    free(ops);
+    free(at);
+    free(free_s);
+    free(done);
+    free(need_s);
+    free(out);
+    free(held_at);
+    return last;
+}
+
 static int lower_stage(builder *b, const lower_ctx *L, int d) {
     const st_plan *p = L->p;
     int64_t m = L->m;
     int last = -1;
+    if (p->schedule == ST_SCHED_ZBV) return lower_zbv(b, L, d);
     if (p->schedule == ST_SCHED_GPIPE) {
         for (int64_t i = 0; i < m; i++) forward(b, L, d, (int)i);
         for (int64_t i = 0; i < m; i++) last = backward(b, L, d, (int)i, 0);
@@ -793,14 +972,16 @@ static int price_chunks(st_cost_ctx *ctx_all, st_cost_ctx *ctx0_all, const st_pl
                         st_chunk_cost *cc0, zchunk *z) {
     double wbytes = st_cost_weight_bytes(p->dtype);
     for (int j = 0; j < p->pp * p->vp; j++) {
-        st_cost_ctx *ctx = stage_view(ctx_all, p, rep, j % p->pp, 0), *ctx0 = stage_view(ctx0_all, p, rep, j % p->pp, 0);
-        st_cost_ctx *nctx = stage_view(ctx_all, p, rep, j % p->pp, 1), *nctx0 = stage_view(ctx0_all, p, rep, j % p->pp, 1);
+        st_cost_ctx *ctx = stage_view(ctx_all, p, rep, st_plan_chunk_stage(p, j), 0);
+        st_cost_ctx *ctx0 = stage_view(ctx0_all, p, rep, st_plan_chunk_stage(p, j), 0);
+        st_cost_ctx *nctx = stage_view(ctx_all, p, rep, st_plan_chunk_stage(p, j), 1);
+        st_cost_ctx *nctx0 = stage_view(ctx0_all, p, rep, st_plan_chunk_stage(p, j), 1);
         if (!ctx || !ctx0 || !nctx || !nctx0) return ST_ENOMEM;
         st_cost_chunk(ctx, p, j, &cc[j]);
         st_cost_chunk(ctx0, p, j, &cc0[j]);
         if (st_cost_cluster(ctx_all)->ngroups > 0) { /* its messages on the links to its neighbours */
-            cc[j].p2p_s = st_cost_stage_p2p(ctx_all, p, rep, j % p->pp);
-            cc0[j].p2p_s = st_cost_stage_p2p(ctx0_all, p, rep, j % p->pp);
+            cc[j].p2p_s = st_cost_stage_p2p(ctx_all, p, rep, st_plan_chunk_stage(p, j));
+            cc0[j].p2p_s = st_cost_stage_p2p(ctx0_all, p, rep, st_plan_chunk_stage(p, j));
         }
         if (!z) continue;
         double n, g0, s0, e;
@@ -1034,7 +1215,7 @@ static int lower_program(st_cost_ctx *ctx, st_cost_ctx *ctx0, lower_ctx *L, iter
 
 /* the phases whose operators the programs name: lower_stage's schedules */
 static unsigned phases_of(const st_plan *p) {
-    int zb = p->schedule == ST_SCHED_ZB && p->vp <= 1; /* (vp > 1 runs interleaved) */
+    int zb = (p->schedule == ST_SCHED_ZB && p->vp <= 1) || p->schedule == ST_SCHED_ZBV; /* (vp > 1 runs interleaved) */
     unsigned ph = 1u << ST_PHASE_FWD | (zb ? 1u << ST_PHASE_BWD_INPUT | 1u << ST_PHASE_BWD_WEIGHT : 1u << ST_PHASE_BWD);
     if (p->recompute != ST_REC_NONE) ph |= 1u << ST_PHASE_RECOMPUTE;
     return ph;

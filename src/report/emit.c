@@ -30,7 +30,8 @@
  *
  * Facts the mappings rest on (from the releases named above):
  *  - Megatron-LM: the distributed optimizer is ZeRO-1; there is no ZeRO-2/3, no CPU offload, and
- *    its pipeline schedules are 1F1B and interleaved 1F1B (no GPipe, no zero-bubble). --bf16 turns
+ *    its pipeline schedules are 1F1B and interleaved 1F1B (no GPipe, no zero-bubble, no ZB-V or
+ *    DualPipe). --bf16 turns
  *    on fp32 gradient accumulation by itself (validate_args). Uneven pipelines are expressed only
  *    as a different first and/or last stage (--decoder-{first,last}-pipeline-num-layers, the rest
  *    split evenly) and not together with interleaving. Activations: gelu (default) and --swiglu;
@@ -264,7 +265,7 @@ static int check_plan(const st_plan *p, const st_model *m, st_error *err) {
     if ((unsigned)p->offload > ST_OFF_PARAMS)
         return st_error_set(err, ST_EINVAL, NULL, "offload", "unknown offload mode");
     if ((unsigned)p->dtype >= ST_DT_COUNT) return st_error_set(err, ST_EINVAL, NULL, "dtype", "unknown dtype");
-    if ((unsigned)p->schedule > ST_SCHED_ZB)
+    if ((unsigned)p->schedule > ST_SCHED_ZBV)
         return st_error_set(err, ST_EINVAL, NULL, "schedule", "unknown schedule");
     if ((unsigned)p->attention >= ST_ATTN_COUNT)
         return st_error_set(err, ST_EINVAL, NULL, "attention", "unknown attention kind");
@@ -446,6 +447,11 @@ static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_
         return st_error_set(err, ST_EINVAL, NULL, "offload", "%s does not offload %s to CPU memory; %s",
                             MEGATRON_TARGET, p->offload == ST_OFF_PARAMS ? "parameters" : "optimizer states",
                             suggest);
+    if (p->schedule == ST_SCHED_ZBV)
+        return st_error_set(err, ST_EINVAL, NULL, "schedule",
+                            "%s has no V-shaped zero-bubble schedule (ZB-V) and no DualPipe; use --emit torchtitan "
+                            "(ZBVZeroBubble) or schedule=1f1b or interleaved",
+                            MEGATRON_TARGET);
     if (p->pp > 1 && (p->schedule == ST_SCHED_GPIPE || p->schedule == ST_SCHED_ZB))
         return st_error_set(err, ST_EINVAL, NULL, "schedule",
                             "%s runs 1F1B and interleaved 1F1B only, not %s; %s", MEGATRON_TARGET,
@@ -719,16 +725,19 @@ static int emit_deepspeed(sbuf *b, const st_plan *p, const st_model *m, const st
                                 "%s's pipeline engine supports ZeRO stage 0 or 1 only (pp=%d); use "
                                 "--emit torchtitan or pp=1",
                                 DEEPSPEED_TARGET, p->pp);
+        if (p->schedule == ST_SCHED_GPIPE || p->schedule == ST_SCHED_ZB || p->schedule == ST_SCHED_ZBV)
+            return st_error_set(err, ST_EINVAL, NULL, "schedule",
+                                "%s's pipeline engine runs its own 1F1B schedule only, not %s; use --emit "
+                                "torchtitan",
+                                DEEPSPEED_TARGET,
+                                p->schedule == ST_SCHED_GPIPE ? "GPipe"
+                                : p->schedule == ST_SCHED_ZB  ? "zero-bubble"
+                                                              : "the V-shaped zero-bubble schedule (ZB-V)");
         if (p->vp > 1)
             return st_error_set(err, ST_EINVAL, NULL, "vp",
                                 "%s's pipeline engine does not interleave virtual stages; use --emit "
                                 "megatron or --emit torchtitan",
                                 DEEPSPEED_TARGET);
-        if (p->schedule == ST_SCHED_GPIPE || p->schedule == ST_SCHED_ZB)
-            return st_error_set(err, ST_EINVAL, NULL, "schedule",
-                                "%s's pipeline engine runs its own 1F1B schedule only, not %s; use --emit "
-                                "torchtitan",
-                                DEEPSPEED_TARGET, p->schedule == ST_SCHED_GPIPE ? "GPipe" : "zero-bubble");
     }
     int64_t gas = p->gbs / ((int64_t)p->dp * p->mbs);
     int partition = p->recompute == ST_REC_FULL && p->tp > 1 && !p->sp;
@@ -885,6 +894,10 @@ static const char *titan_schedule(const st_plan *p) {
     switch (p->schedule) {
     case ST_SCHED_GPIPE: return "GPipe";
     case ST_SCHED_ZB: return "InterleavedZeroBubble";
+    /* torch's ScheduleZBVZeroBubble; torchtitan v0.1.0 places its two stages per rank in a V
+     * (torchtitan/distributed/pipeline.py: style "v" for ScheduleZBVZeroBubble, as zbv's chunks);
+     * DualPipeV came to torch and torchtitan after that release */
+    case ST_SCHED_ZBV: return "ZBVZeroBubble";
     case ST_SCHED_INTERLEAVED: return "Interleaved1F1B";
     case ST_SCHED_1F1B:
     default: return p->vp > 1 ? "Interleaved1F1B" : "1F1B";
@@ -1020,6 +1033,9 @@ static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const s
     if (p->schedule == ST_SCHED_ZB && p->pp > 1)
         sb_puts(b, "# note: InterleavedZeroBubble is a schedule of torch.distributed.pipelining (PyTorch "
                    ">= 2.6)\n");
+    if (p->schedule == ST_SCHED_ZBV)
+        sb_puts(b, "# note: ZBVZeroBubble (torch.distributed.pipelining, PyTorch >= 2.6) runs two stages per "
+                   "rank in a V: rank r holds stages r and 2*pp-1-r of the split points below\n");
     if (m->dropout) sb_puts(b, "# note: the model has dropout; torchtitan's llama3 has none\n");
     if (p->attention == ST_ATTN_FLASH)
         sb_puts(b, "# note: attention runs as F.scaled_dot_product_attention, whose flash backend is "
