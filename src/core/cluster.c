@@ -328,6 +328,22 @@ int st_cluster_finalize(st_cluster *c, const char *file, st_error *err) {
     if (c->nodes > 1 && (c->nics_per_node < 1 || !(c->nic_bytes_per_s > 0)))
         BAD("inter_node.nics_per_node", "a multi-node cluster needs NICs with bandwidth > 0");
     if (!(c->oversubscription >= 1)) BAD("inter_node.oversubscription", "must be >= 1");
+    /* tiers: a pod is whole leaves (a job on part of the cluster, st_cluster_size, may fill its last
+     * leaf or pod in part); above the nodes the tiers' own ratios apply */
+    if (c->leaf_nodes < 0 || c->leaf_nodes > ST_MAX_GPUS) BAD("inter_node.leaf.nodes", "must be 1..%d", ST_MAX_GPUS);
+    if (c->pod_nodes && !c->leaf_nodes) BAD("inter_node.spine", "needs inter_node.leaf");
+    if (c->leaf_nodes) {
+        if (c->oversubscription != 1)
+            BAD("inter_node.oversubscription", "must be 1 (or absent) with tiers: give leaf.oversubscription");
+        if (!(c->leaf_oversubscription >= 1)) BAD("inter_node.leaf.oversubscription", "must be >= 1");
+    }
+    if (c->pod_nodes) {
+        if (c->pod_nodes < 0 || c->pod_nodes > ST_MAX_GPUS || c->pod_nodes % c->leaf_nodes != 0 ||
+            c->pod_nodes == c->leaf_nodes)
+            BAD("inter_node.spine.nodes", "%lld must be a multiple of leaf.nodes (%lld) above it, up to %d",
+                (long long)c->pod_nodes, (long long)c->leaf_nodes, ST_MAX_GPUS);
+        if (!(c->pod_oversubscription >= 1)) BAD("inter_node.spine.oversubscription", "must be >= 1");
+    }
     if (!(c->pcie_bytes_per_s > 0)) BAD("host.pcie_gb_per_s", "must be > 0");
     if (!(c->host_memory_bytes > 0)) BAD("host.memory_gib", "must be > 0");
     if (!(c->reserved_bytes >= 0 && c->reserved_bytes < c->gpu.memory_bytes))

@@ -1,0 +1,59 @@
+#!/bin/sh
+# shellcheck disable=SC2086 # fixed argument lists are split on purpose
+# Golden CLI test: the scale-out fabric (issue 16). Rails, NICs per GPU and tiers read from a cluster
+# JSON; a data-parallel group inside one leaf costs what it costs on a full-bisection fabric, one
+# across pods more, in the estimate and the simulator alike; bad tiers get one line naming the key,
+# exit 2.
+#
+# Environment (set by automake): STRATA, SRCDIR. POSIX sh only. Exit 0 pass, 1 fail, 99 hard error.
+
+SRCDIR=${SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. "$SRCDIR/tests/lib.sh"
+
+start_tests cli-fabric
+echo "# strata: $STRATA"
+
+# fabric FILE INTER: 16 DGX H100-like nodes with inter_node keys INTER (after the NIC rate)
+fabric() {
+	cat >"$1" <<JSON
+{ "name": "f", "nodes": 16, "gpus_per_node": 8, "gpu": "h100-sxm-80g",
+  "intra_node": { "bandwidth_gb_per_s": 450 },
+  "inter_node": { "nic_gbit_per_s": 400, $2 },
+  "host": { "memory_gib": 2048, "pcie_gb_per_s": 50 } }
+JSON
+}
+TIERS='"nics_per_gpu": 1, "leaf": { "nodes": 4, "oversubscription": 2 }, "spine": { "nodes": 8, "oversubscription": 4 }'
+EST="estimate --model gpt-7.5b"
+
+echo "# --- bad fabrics: one line naming the key, exit 2"
+fabric "$T/b1.json" '"nics_per_node": 8, "leaf": { "nodes": 3 }'
+bad "a leaf that does not divide the nodes" "inter_node.leaf.nodes" $EST --plan tp=8 --cluster "$T/b1.json"
+fabric "$T/b2.json" '"nics_per_node": 8, "leaf": { "nodes": 4, "oversubscription": 0.5 }'
+bad "a leaf oversubscription below 1" "inter_node.leaf.oversubscription" $EST --plan tp=8 --cluster "$T/b2.json"
+fabric "$T/b3.json" '"nics_per_node": 8, "leaf": { "nodes": 4 }, "spine": { "nodes": 2 }'
+bad "a pod smaller than a leaf" "inter_node.spine.nodes" $EST --plan tp=8 --cluster "$T/b3.json"
+fabric "$T/b4.json" '"nics_per_node": 8, "nics_per_gpu": 1'
+bad "NICs per node and per GPU" "inter_node.nics_per_gpu" $EST --plan tp=8 --cluster "$T/b4.json"
+
+echo "# --- a dp group's price follows the tier it spans; the simulator agrees"
+fabric "$T/tiers.json" "$TIERS"
+fabric "$T/flat1.json" '"nics_per_node": 8'
+fabric "$T/flat4.json" '"nics_per_node": 8, "oversubscription": 4'
+dp_s() { # dp_s CMD CLUSTER PLAN: the dp_comm seconds of the breakdown (estimate) or the iteration time (sim)
+	run "$1" --model gpt-7.5b --cluster "$2" --plan "$3" --json
+	[ "$rc" -eq 0 ] || { echo "x$rc"; return; }
+	if [ "$1" = estimate ]; then awk '/"dp_comm"/ { gsub(/[ ,]/, ""); split($0, a, ":"); print a[2]; exit }' "$T/out"
+	else awk '/"iteration_time_s"/ { gsub(/[ ,]/, ""); split($0, a, ":"); print a[2]; exit }' "$T/out"; fi
+}
+a=$(dp_s estimate "$T/tiers.json" tp=8,dp=4,gbs=64)
+b=$(dp_s estimate "$T/flat1.json" tp=8,dp=4,gbs=64)
+if [ -n "$a" ] && [ "$a" = "$b" ]; then ok "dp inside a leaf = full bisection: $a s"; else nok "dp inside a leaf" "$a vs $b"; fi
+a=$(dp_s estimate "$T/tiers.json" tp=8,dp=16,gbs=64)
+b=$(dp_s estimate "$T/flat4.json" tp=8,dp=16,gbs=64)
+if [ -n "$a" ] && [ "$a" = "$b" ]; then ok "dp across pods = the spine's 4:1 everywhere: $a s"; else nok "dp across pods" "$a vs $b"; fi
+a=$(dp_s sim "$T/tiers.json" tp=8,dp=16,gbs=64)
+b=$(dp_s sim "$T/flat4.json" tp=8,dp=16,gbs=64)
+if [ -n "$a" ] && [ "$a" = "$b" ]; then ok "the simulator too: $a s"; else nok "sim across pods" "$a vs $b"; fi
+
+finish_tests
