@@ -35,6 +35,17 @@
  * 2022), so a rank's cross-node bytes to the r - 1 of the r rails its group uses other than its own
  * cross its NVLink port once more.
  *
+ * In-network reduction (issue 16; opt-in, st_cluster.sharp_domain / sharp_inter). NVLink SHARP
+ * (NCCL's NVLS): an all-reduce inside an NVSwitch domain moves (1 + 1/n) x S per GPU at
+ * ST_NVLS_RATE_OF_RING of the ring's rate instead of the ring's 2(n-1)/n x S; across domains it
+ * replaces the in-domain phase of the hierarchical all-reduce (NVLS-tree). InfiniBand SHARP
+ * (NCCL's CollNet): the cross-node phase of the hierarchical all-reduce sends each rank's S/k up
+ * the switch tree once and takes the result back once (factor 1 instead of 2(m-1)/m; sjeaugey in
+ * nccl issue #320: algbw up to the NICs' rate, NVLink then carrying ~2x the data in the node), two
+ * network latencies (up and down; the switch hops add little to the NIC's). Both only for all-reduce (NCCL's NVLS reduce-scatter and all-gather are not
+ * modelled); NCCL takes the fastest of these and the ring. A calibration profile's measured rate
+ * for a case replaces them as it replaces the ring.
+ *
  * Algorithms (NCCL picks the fastest; we take the minimum): ring, hierarchical (reduce-scatter in
  * the node, the collective across nodes on 1/k of the data, all-gather in the node) and double
  * binary tree (log latency, ~2S/B bandwidth term). Ring all-reduce: 2(n-1)/n * S / B + 2(n-1) *
@@ -167,6 +178,20 @@ void st_cost_net(const st_cluster *c, st_net *out) {
     out->pod_uplink_bytes_per_s = c->pod_nodes > 0 ? node_bw * (double)c->pod_nodes / c->pod_oversubscription : 0;
 }
 
+/* NVLink SHARP all-reduce of `bytes` over `n` ranks of an NVSwitch domain (cost/cost_private.h,
+ * ST_NVLS_RATE_OF_RING, ST_NVLS_LATENCY_S); a cluster without latencies (st_cost_ctx_without_latency)
+ * has none here either. */
+static double nvls_allreduce_s(const st_cluster *c, double n, double bytes) {
+    double b = st_cost_domain_bytes_per_s(c, (int64_t)n) * ST_NVLS_RATE_OF_RING;
+    return (1 + 1 / n) * bytes / b + (c->intra_latency_s > 0 ? ST_NVLS_LATENCY_S : 0);
+}
+
+/* whether NVLink SHARP prices this all-reduce: the domain reduces and no profile measured the case */
+static int nvls_applies(const st_cluster *c, const st_profile *prof, st_coll coll, int64_t n, double bytes) {
+    if (coll != ST_COLL_ALLREDUCE || !c->sharp_domain || n < 2) return 0;
+    return !prof || !(st_profile_bus_bytes_per_s(prof, coll, 1, (int)n, bytes) > 0);
+}
+
 /* Profile bus bandwidth when the table covers this case, else `dflt`. */
 static double bus_bw(const st_cluster *c, const st_profile *prof, st_coll coll, int intra, int64_t n,
                      double bytes, double dflt) {
@@ -212,7 +237,8 @@ double st_cost_collective(const st_cluster *c, const st_profile *prof, st_coll c
         /* one scale-up domain: ring */
         double bi = st_cost_domain_bytes_per_s(c, g->n);
         double b = bus_bw(c, prof, coll, 1, g->n, bytes, bi);
-        return st_cost_bus_factor(coll, n) * bytes / b + latency_steps(coll, n) * lat_i;
+        double ring = st_cost_bus_factor(coll, n) * bytes / b + latency_steps(coll, n) * lat_i;
+        return nvls_applies(c, prof, coll, g->n, bytes) ? fmin(ring, nvls_allreduce_s(c, n, bytes)) : ring;
     }
 
     double k = (double)g->per_node, m = (double)g->nodes;
@@ -243,11 +269,18 @@ double st_cost_collective(const st_cluster *c, const st_profile *prof, st_coll c
     {
         double vb = st_cost_bus_factor(coll, m) * (bytes / k) / bus_bw(c, prof, coll, 0, g->nodes, bytes / k, share);
         double lat = latency_steps(coll, m) * lat_x;
+        int measured = prof && st_profile_bus_bytes_per_s(prof, coll, 0, (int)g->nodes, bytes / k) > 0;
+        if (coll == ST_COLL_ALLREDUCE && c->sharp_inter && !measured) {
+            /* CollNet: once up the switch tree and once down */
+            double tree_s = (bytes / k) / share, tree_lat = 2 * lat_x;
+            if (tree_s + tree_lat < vb + lat) vb = tree_s, lat = tree_lat;
+        }
         double in_node = 0;
         if (k > 1) {
             /* all-reduce: reduce-scatter + all-gather in the node; all-gather/reduce-scatter: one */
             double f = coll == ST_COLL_ALLREDUCE ? 2 * (k - 1) / k : (k - 1) / k;
             in_node = f * bytes / bi + (coll == ST_COLL_ALLREDUCE ? 2 : 1) * (k - 1) * lat_i;
+            if (nvls_applies(c, prof, coll, g->per_node, bytes)) in_node = fmin(in_node, nvls_allreduce_s(c, k, bytes));
         }
         hier = in_node + vb + lat;
     }

@@ -40,11 +40,14 @@ echo "# --- a dp group's price follows the tier it spans; the simulator agrees"
 fabric "$T/tiers.json" "$TIERS"
 fabric "$T/flat1.json" '"nics_per_node": 8'
 fabric "$T/flat4.json" '"nics_per_node": 8, "oversubscription": 4'
-dp_s() { # dp_s CMD CLUSTER PLAN: the dp_comm seconds of the breakdown (estimate) or the iteration time (sim)
-	run "$1" --model gpt-7.5b --cluster "$2" --plan "$3" --json
+# key NAME: the number after "NAME": in the last run's JSON (first occurrence)
+key() { awk -v k="\"$1\"" '$1 == k":" { gsub(/[ ,]/, ""); split($0, a, ":"); print a[2]; exit }' "$T/out"; }
+dp_s() { # dp_s CMD CLUSTER PLAN [ARGS]: the dp_comm seconds of the breakdown (estimate) or the iteration time (sim)
+	_c=$1 _cl=$2 _p=$3
+	shift 3
+	run "$_c" --model gpt-7.5b --cluster "$_cl" --plan "$_p" --json "$@"
 	[ "$rc" -eq 0 ] || { echo "x$rc"; return; }
-	if [ "$1" = estimate ]; then awk '/"dp_comm"/ { gsub(/[ ,]/, ""); split($0, a, ":"); print a[2]; exit }' "$T/out"
-	else awk '/"iteration_time_s"/ { gsub(/[ ,]/, ""); split($0, a, ":"); print a[2]; exit }' "$T/out"; fi
+	if [ "$_c" = estimate ]; then key dp_comm; else key iteration_time_s; fi
 }
 a=$(dp_s estimate "$T/tiers.json" tp=8,dp=4,gbs=64)
 b=$(dp_s estimate "$T/flat1.json" tp=8,dp=4,gbs=64)
@@ -55,5 +58,23 @@ if [ -n "$a" ] && [ "$a" = "$b" ]; then ok "dp across pods = the spine's 4:1 eve
 a=$(dp_s sim "$T/tiers.json" tp=8,dp=16,gbs=64)
 b=$(dp_s sim "$T/flat4.json" tp=8,dp=16,gbs=64)
 if [ -n "$a" ] && [ "$a" = "$b" ]; then ok "the simulator too: $a s"; else nok "sim across pods" "$a vs $b"; fi
+
+echo "# --- in-network reduction: opt-in, refused where the switches lack it; the simulator agrees"
+bad "NVLink SHARP on A100's NVSwitch" "sharp" $EST --plan tp=8 --cluster dgx-a100-80g:sharp=1
+bad "a sharp value that is not 0 or 1" "sharp" $EST --plan tp=8 --cluster dgx-h100:sharp=yes
+cat >"$T/x.json" <<JSON
+{ "nodes": 1, "gpus_per_node": 8, "gpu": "mi300x", "intra_node": { "bandwidth_gb_per_s": 448 },
+  "scale_up": { "gpus": 8, "fabric": "xgmi", "sharp": true }, "inter_node": { "nics_per_node": 0, "nic_gbit_per_s": 400 } }
+JSON
+bad "NVLink SHARP on an xGMI mesh" "scale_up.sharp" $EST --plan tp=8 --cluster "$T/x.json"
+run estimate --model gpt-7.5b --cluster dgx-h100:sharp=1 --gpus 16 --plan tp=8,dp=2,gbs=64 --json
+e=$(key iteration_time_s)
+tp1=$(key tp_comm)
+b=$(dp_s sim dgx-h100:sharp=1 tp=8,dp=2,gbs=64 --gpus 16)
+if [ -n "$e" ] && [ "$e" = "$b" ]; then ok "NVLS: estimate = sim, $e s"; else nok "NVLS estimate vs sim" "$e vs $b"; fi
+run estimate --model gpt-7.5b --cluster dgx-h100 --gpus 16 --plan tp=8,dp=2,gbs=64 --json
+tp0=$(key tp_comm)
+if awk -v a="$tp1" -v b="$tp0" 'BEGIN { exit !(a > 0 && a < b) }'; then ok "NVLS shortens tp all-reduces: $tp0 -> $tp1 s"
+else nok "NVLS tp all-reduces" "$tp0 -> $tp1"; fi
 
 finish_tests

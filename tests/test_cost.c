@@ -265,6 +265,56 @@ START_TEST(test_rail_alltoall_relay) {
 }
 END_TEST
 
+/* NVLink SHARP (issue 16, opt-in): an all-reduce of S over 8 H100s moves (1 + 1/8) S per GPU at
+ * 309/370 of the ring's rate, 1.30x faster than the ring's 2 x 7/8 S, as nccl-tests measures (busBw
+ * ~480 vs ~370 GB/s); on 2 GPUs the ring stays faster and is kept; all-gather is not changed. */
+START_TEST(test_nvls_allreduce) {
+    st_cluster c = cluster("dgx-h100", 8);
+    c.intra_latency_s = 0;
+    double S = 1e9, b = 450e9 * ST_NVLINK_EFFICIENCY;
+    st_group g8 = {.n = 8, .per_node = 8, .nodes = 1, .node_share = 8}, g2 = {.n = 2, .per_node = 2, .nodes = 1};
+    double ring8 = st_cost_collective(&c, NULL, ST_COLL_ALLREDUCE, &g8, S);
+    double ring2 = st_cost_collective(&c, NULL, ST_COLL_ALLREDUCE, &g2, S);
+    double ag = st_cost_collective(&c, NULL, ST_COLL_ALLGATHER, &g8, S);
+    ck_assert(c.nvls_capable && !c.sharp_domain); /* the preset has it, off */
+    c.sharp_domain = 1;
+    double nvls8 = st_cost_collective(&c, NULL, ST_COLL_ALLREDUCE, &g8, S);
+    REL(nvls8, 1.125 * S / (b * 309 / 370), 1e-12);
+    REL(ring8 / nvls8, 480.0 / 370, 0.01);
+    REL(st_cost_collective(&c, NULL, ST_COLL_ALLREDUCE, &g2, S), ring2, 0);
+    REL(st_cost_collective(&c, NULL, ST_COLL_ALLGATHER, &g8, S), ag, 0);
+    /* with latencies, NVLS's fixed 25 us (NCCL's tuning model) */
+    c.intra_latency_s = 2e-6;
+    REL(st_cost_collective(&c, NULL, ST_COLL_ALLREDUCE, &g8, S), nvls8 + ST_NVLS_LATENCY_S, 1e-12);
+    /* A100's NVSwitch has none; an xGMI mesh cannot have it */
+    st_cluster a = cluster("dgx-a100-80g", 8), x = cluster("mi300x", 8);
+    ck_assert(!a.nvls_capable && !x.nvls_capable);
+    st_error err;
+    x.sharp_domain = 1;
+    ck_assert_int_eq(st_cluster_finalize(&x, NULL, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "scale_up.sharp");
+}
+END_TEST
+
+/* InfiniBand SHARP (CollNet) and NVLS-tree across 8 HGX H20 nodes of 4 NICs (issue 16): the
+ * hierarchical all-reduce's cross-node phase moves S/8 once up and once down the switch tree
+ * instead of 2 x 7/8 x S/8, which makes it the fastest algorithm; with NVLink SHARP too, its
+ * in-node phase is NVLS's (1 + 1/8) S. */
+START_TEST(test_collnet_allreduce) {
+    st_cluster c = cluster("hgx-h20", 64);
+    c.intra_latency_s = c.inter_latency_s = 0;
+    double S = 1e9, bi = 450e9 * ST_NVLINK_EFFICIENCY, share = 4 * 50e9 * ST_NIC_EFFICIENCY / 8;
+    st_group g = {.n = 64, .per_node = 8, .nodes = 8, .node_share = 8};
+    double plain = st_cost_collective(&c, NULL, ST_COLL_ALLREDUCE, &g, S);
+    c.sharp_inter = 1;
+    double collnet = 1.75 * S / bi + S / 8 / share;
+    REL(st_cost_collective(&c, NULL, ST_COLL_ALLREDUCE, &g, S), collnet, 1e-12);
+    ck_assert(collnet < plain);
+    c.sharp_domain = 1;
+    REL(st_cost_collective(&c, NULL, ST_COLL_ALLREDUCE, &g, S), 1.125 * S / (bi * 309 / 370) + S / 8 / share, 1e-12);
+}
+END_TEST
+
 /* Issue 16's closed forms. An all-reduce of n GPUs inside a GB200 NVL72 domain (18 host nodes of 4)
  * costs what n GPUs on one NVSwitch cost: the ring on the domain's 900 GB/s ports, whatever host
  * nodes the ranks sit on; a DGX B200 (same NVLink 5 rate) gives the same time for n <= 8. */
@@ -1506,6 +1556,8 @@ Suite *suite_cost(void) {
     tcase_add_test(tc, test_flash_estimate);
     tcase_add_test(tc, test_fabric_tiers);
     tcase_add_test(tc, test_rail_alltoall_relay);
+    tcase_add_test(tc, test_nvls_allreduce);
+    tcase_add_test(tc, test_collnet_allreduce);
     tcase_add_test(tc, test_nvl72_domain_allreduce);
     tcase_add_test(tc, test_xgmi_mesh_allreduce);
     tcase_add_test(tc, test_moe_alltoall_nvl72);

@@ -136,6 +136,8 @@ static void assert_clusters_equal(const st_cluster *a, const st_cluster *b) {
     ASSERT_CLOSE(b->inter_latency_s, a->inter_latency_s);
     ASSERT_CLOSE(b->oversubscription, a->oversubscription);
     ck_assert_int_eq(a->rail_optimized, b->rail_optimized);
+    ck_assert_int_eq(a->sharp_domain, b->sharp_domain);
+    ck_assert_int_eq(a->sharp_inter, b->sharp_inter);
     ck_assert_int_eq(a->leaf_nodes, b->leaf_nodes);
     ck_assert_int_eq(a->pod_nodes, b->pod_nodes);
     ASSERT_CLOSE(b->leaf_oversubscription, a->leaf_oversubscription);
@@ -564,8 +566,8 @@ START_TEST(cluster_resolve_resize) {
 }
 END_TEST
 
-/* The scale-out fabric's keys (issue 16): NICs per GPU, rails, tiers; a file without them writes no
- * such keys (its canonical JSON, and so its hash, as before). */
+/* The scale-out fabric's keys (issue 16): NICs per GPU, rails, tiers, SHARP; a file without them
+ * writes no such keys (its canonical JSON, and so its hash, as before). */
 START_TEST(cluster_tiers_load) {
     st_cluster c;
     st_error err;
@@ -577,12 +579,16 @@ START_TEST(cluster_tiers_load) {
     ck_assert_int_eq(c.pod_nodes, 8);
     ck_assert_double_eq(c.leaf_oversubscription, 2);
     ck_assert_double_eq(c.pod_oversubscription, 4);
+    ck_assert_int_eq(c.sharp_domain, 1);
+    ck_assert_int_eq(c.sharp_inter, 1);
     ck_assert_int_eq(st_cluster_load(DATA("valid/cluster_selene.json"), &c, &err), 0);
     json_t *j = st__cluster_to_json(&c), *inter = json_object_get(j, "inter_node");
     ck_assert_ptr_nonnull(inter);
     ck_assert_ptr_null(json_object_get(inter, "rail_optimized"));
     ck_assert_ptr_null(json_object_get(inter, "leaf"));
     ck_assert_ptr_null(json_object_get(inter, "spine"));
+    ck_assert_ptr_null(json_object_get(inter, "sharp"));
+    ck_assert_ptr_null(json_object_get(j, "scale_up"));
     json_decref(j);
 }
 END_TEST

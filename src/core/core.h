@@ -422,6 +422,11 @@ typedef struct st_cluster {
      * between GPUs of the same local index stays on its rail; traffic to another rail is relayed over
      * NVLink first (NCCL's PXN). 0: all NICs of a node on one leaf. */
     int rail_optimized;
+    /* In-network reduction (cost/comm.c): sharp_domain, the scale-up switches reduce (NVLink SHARP,
+     * NCCL's NVLS algorithms; cluster JSON scale_up.sharp or CLUSTER:sharp=1); sharp_inter, the
+     * scale-out switches do (InfiniBand SHARP, NCCL's CollNet; inter_node.sharp). nvls_capable: the
+     * preset's NVSwitches can (third generation on, H100 onward); what CLUSTER:sharp=1 checks. */
+    int sharp_domain, sharp_inter, nvls_capable;
     double host_memory_bytes;
     double pcie_bytes_per_s; /* per GPU per direction */
     /* memory the training framework holds besides model state and activations (CUDA context,
