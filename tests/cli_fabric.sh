@@ -2,8 +2,9 @@
 # shellcheck disable=SC2086 # fixed argument lists are split on purpose
 # Golden CLI test: the scale-out fabric (issue 16). Rails, NICs per GPU and tiers read from a cluster
 # JSON; a data-parallel group inside one leaf costs what it costs on a full-bisection fabric, one
-# across pods more, in the estimate and the simulator alike; bad tiers get one line naming the key,
-# exit 2.
+# across pods more, in the estimate and the simulator alike; in-network reduction is opt-in and
+# refused where the switches lack it; the planner puts an MoE model's ep across the host nodes of an
+# NVL72 domain; bad input gets one line naming the key, exit 2.
 #
 # Environment (set by automake): STRATA, SRCDIR. POSIX sh only. Exit 0 pass, 1 fail, 99 hard error.
 
@@ -76,5 +77,19 @@ run estimate --model gpt-7.5b --cluster dgx-h100 --gpus 16 --plan tp=8,dp=2,gbs=
 tp0=$(key tp_comm)
 if awk -v a="$tp1" -v b="$tp0" 'BEGIN { exit !(a > 0 && a < b) }'; then ok "NVLS shortens tp all-reduces: $tp0 -> $tp1 s"
 else nok "NVLS tp all-reduces" "$tp0 -> $tp1"; fi
+
+echo "# --- issue 16's check: an MoE model of 64 experts gets a wider ep on GB200 NVL72 than on DGX B200"
+cat >"$T/moe64.json" <<JSON
+{ "name": "moe64", "layers": 16, "hidden": 4096, "heads": 32, "kv_heads": 8, "ffn": 14336, "vocab": 32000,
+  "seq_len": 4096, "activation": "swiglu", "norm": "rmsnorm", "position": "rope", "tied_embeddings": false,
+  "experts": 64, "experts_topk": 8 }
+JSON
+run plan --model "$T/moe64.json" --cluster gb200-nvl72 --gpus 64 --gbs 256 --top 1 --json
+ep_nvl=$(key ep)
+run plan --model "$T/moe64.json" --cluster dgx-b200 --gpus 64 --gbs 256 --top 1 --json
+ep_b200=$(key ep)
+if [ -n "$ep_nvl" ] && [ -n "$ep_b200" ] && [ "$ep_nvl" -gt "$ep_b200" ] && [ "$ep_nvl" -gt 8 ]; then
+	ok "ep on NVL72 ($ep_nvl, across host nodes) > ep on DGX B200 ($ep_b200)"
+else nok "wider ep on NVL72" "NVL72 ep $ep_nvl, B200 ep $ep_b200"; fi
 
 finish_tests
