@@ -38,7 +38,9 @@
  * In-network reduction (issue 16; opt-in, st_cluster.sharp_domain / sharp_inter). NVLink SHARP
  * (NCCL's NVLS): an all-reduce inside an NVSwitch domain moves (1 + 1/n) x S per GPU at
  * ST_NVLS_RATE_OF_RING of the ring's rate instead of the ring's 2(n-1)/n x S; across domains it
- * replaces the in-domain phase of the hierarchical all-reduce (NVLS-tree). InfiniBand SHARP
+ * replaces the in-domain phase of the hierarchical all-reduce (NCCL 2.18.1 release notes: "inter-node
+ * algorithms for NVLink SHARP: NVLink SHARP + IB SHARP (NVLS), NVLink SHARP + Tree (NVLSTREE)"),
+ * with the cross-node phase either algorithm's. InfiniBand SHARP
  * (NCCL's CollNet): the cross-node phase of the hierarchical all-reduce sends each rank's S/k up
  * the switch tree once and takes the result back once (factor 1 instead of 2(m-1)/m; sjeaugey in
  * nccl issue #320: algbw up to the NICs' rate, NVLink then carrying ~2x the data in the node), two
