@@ -86,16 +86,16 @@ static void place(const st_cluster *c, int64_t stride, int64_t n, st_group *g) {
     g->per_node = k_per;
     g->nodes = (n + k_per - 1) / k_per;
     g->node_share = c->gpus_per_node;
-    g->tier = ST_TIER_NODE;
-    if (g->nodes > 1 && c->leaf_nodes > 0) {
-        /* host nodes of one aligned block of the group's copies (one more when it starts mid-node) */
-        int64_t G = c->gpus_per_node, all = (st_cluster_gpus(c) + G - 1) / G;
-        int64_t block = span <= G ? 1 : (span + G - 1) / G + (span % G != 0);
-        if (crosses(c->pod_nodes, block, all))
-            g->tier = ST_TIER_POD;
-        else if (crosses(c->leaf_nodes, block, all))
-            g->tier = ST_TIER_LEAF;
-    }
+    g->tier = g->nodes > 1 ? st__group_tier(c, span) : ST_TIER_NODE;
+}
+
+int st__group_tier(const st_cluster *c, int64_t span) {
+    if (c->leaf_nodes <= 0) return ST_TIER_NODE;
+    /* host nodes of one aligned block of the group's copies (one more when it starts mid-node) */
+    int64_t G = c->gpus_per_node, all = (st_cluster_gpus(c) + G - 1) / G;
+    int64_t block = span <= G ? 1 : (span + G - 1) / G + (span % G != 0);
+    if (crosses(c->pod_nodes, block, all)) return ST_TIER_POD;
+    return crosses(c->leaf_nodes, block, all) ? ST_TIER_LEAF : ST_TIER_NODE;
 }
 
 double st_cost_tier_oversubscription(const st_cluster *c, int tier) {

@@ -177,6 +177,9 @@ void st__offload_optimizer_step(const st_cluster *c, const st_profile *prof, dou
 /* Seconds for `pieces` equal host<->device copies of `bytes` in all: at the profile's copy table's
  * rate for bytes / pieces, else at the cluster's PCIe rate x ST_PCIE_EFFICIENCY (cost/comm.c). */
 double st__copy_s(const st_cluster *c, const st_profile *prof, st_copy_dir d, double bytes, double pieces);
+/* The fabric tier (st_group.tier) that groups spanning `span` consecutive ranks, in aligned blocks
+ * over the whole cluster, cross (cost/comm.c, "Tiers"). */
+int st__group_tier(const st_cluster *c, int64_t span);
 /* offload=params: seconds to bring the GPU's ZeRO-3 shard of `dense` and `expert` parameters
  * (dense over the dp x cp group, experts over the expert-data-parallel group) from the host over
  * PCIe as 16-bit weights, in `pieces` copies (st__copy_s); *bytes (optional) what crosses in all
