@@ -20,6 +20,34 @@
  * so a GPU gets nics * nic_rate / G of its node's NICs, divided by the fabric's
  * oversubscription; a group with k ranks per node gets k such shares through the NICs it uses.
  *
+ * Tiers (issue 16; cluster JSON inter_node.leaf / spine): leaves of leaf_nodes host nodes, pods of
+ * pod_nodes. All groups of a kind work in lockstep, so a group's collective pays the oversubscription
+ * of the worst tier any of its copies crosses (st_cost_tier_oversubscription): none inside a leaf,
+ * the leaf's uplinks across leaves, the worse of leaf and spine across pods. The group's ranks lie
+ * in an aligned block of stride x n ranks (Megatron's order), so a block of B host nodes crosses a
+ * tier of T nodes when B > T or, the job filling more than one T, when B does not divide T (some
+ * copy straddles a boundary).
+ *
+ * Rails (inter_node.rail_optimized): NIC i of every node on rail i. NCCL's rings and trees keep
+ * inter-node hops on one rail; all-to-all traffic to a peer on another rail is first moved over
+ * NVLink to the GPU of this node on the peer's rail (PXN, NCCL >= 2.12, on by default: NVIDIA
+ * technical blog "Doubling all2all Performance with NVIDIA Collective Communication Library 2.12",
+ * 2022), so a rank's cross-node bytes to the r - 1 of the r rails its group uses other than its own
+ * cross its NVLink port once more.
+ *
+ * In-network reduction (issue 16; opt-in, st_cluster.sharp_domain / sharp_inter). NVLink SHARP
+ * (NCCL's NVLS): an all-reduce inside an NVSwitch domain moves (1 + 1/n) x S per GPU at
+ * ST_NVLS_RATE_OF_RING of the ring's rate instead of the ring's 2(n-1)/n x S; across domains it
+ * replaces the in-domain phase of the hierarchical all-reduce (NCCL 2.18.1 release notes: "inter-node
+ * algorithms for NVLink SHARP: NVLink SHARP + IB SHARP (NVLS), NVLink SHARP + Tree (NVLSTREE)"),
+ * with the cross-node phase either algorithm's. InfiniBand SHARP
+ * (NCCL's CollNet): the cross-node phase of the hierarchical all-reduce sends each rank's S/k up
+ * the switch tree once and takes the result back once (factor 1 instead of 2(m-1)/m; sjeaugey in
+ * nccl issue #320: algbw up to the NICs' rate, NVLink then carrying ~2x the data in the node), two
+ * network latencies (up and down; the switch hops add little to the NIC's). Both only for all-reduce (NCCL's NVLS reduce-scatter and all-gather are not
+ * modelled); NCCL takes the fastest of these and the ring. A calibration profile's measured rate
+ * for a case replaces them as it replaces the ring.
+ *
  * Algorithms (NCCL picks the fastest; we take the minimum): ring, hierarchical (reduce-scatter in
  * the node, the collective across nodes on 1/k of the data, all-gather in the node) and double
  * binary tree (log latency, ~2S/B bandwidth term). Ring all-reduce: 2(n-1)/n * S / B + 2(n-1) *
@@ -29,6 +57,12 @@
 #include "cost_private.h"
 
 #include <math.h>
+
+/* whether blocks of `block` host nodes, filling `all` nodes, cross a tier of `tier` nodes (0: none) */
+static int crosses(int64_t tier, int64_t block, int64_t all) {
+    if (tier <= 0 || all <= tier) return 0;
+    return block > tier || tier % block != 0;
+}
 
 /* n ranks `stride` apart in Megatron's rank order: how many share a scale-up domain, over how many
  * domains; the GPUs of a host node share its NICs */
@@ -52,6 +86,23 @@ static void place(const st_cluster *c, int64_t stride, int64_t n, st_group *g) {
     g->per_node = k_per;
     g->nodes = (n + k_per - 1) / k_per;
     g->node_share = c->gpus_per_node;
+    g->tier = g->nodes > 1 ? st__group_tier(c, span) : ST_TIER_NODE;
+}
+
+int st__group_tier(const st_cluster *c, int64_t span) {
+    if (c->leaf_nodes <= 0) return ST_TIER_NODE;
+    /* host nodes of one aligned block of the group's copies (one more when it starts mid-node) */
+    int64_t G = c->gpus_per_node, all = (st_cluster_gpus(c) + G - 1) / G;
+    int64_t block = span <= G ? 1 : (span + G - 1) / G + (span % G != 0);
+    if (crosses(c->pod_nodes, block, all)) return ST_TIER_POD;
+    return crosses(c->leaf_nodes, block, all) ? ST_TIER_LEAF : ST_TIER_NODE;
+}
+
+double st_cost_tier_oversubscription(const st_cluster *c, int tier) {
+    double o = c->oversubscription;
+    if (tier >= ST_TIER_LEAF && c->leaf_nodes > 0 && c->leaf_oversubscription > o) o = c->leaf_oversubscription;
+    if (tier >= ST_TIER_POD && c->pod_nodes > 0 && c->pod_oversubscription > o) o = c->pod_oversubscription;
+    return o;
 }
 
 void st_cost_group(const st_cluster *c, const st_plan *p, st_group_kind k, st_group *g) {
@@ -77,7 +128,7 @@ void st_cost_group_edp(const st_cluster *c, const st_plan *p, st_group *g) {
 static double nic_share(const st_cluster *c, const st_group *g) {
     double node_bw = (double)c->nics_per_node * c->nic_bytes_per_s * ST_NIC_EFFICIENCY;
     double share = g->node_share > 0 ? (double)g->node_share : (double)c->gpus_per_node;
-    return node_bw / share / c->oversubscription;
+    return node_bw / share / st_cost_tier_oversubscription(c, g->tier);
 }
 
 /* The domain rate a GPU gets in a collective with `peers` ranks of its domain (itself included).
@@ -102,8 +153,9 @@ double st_cost_domain_bytes_per_s(const st_cluster *c, int64_t peers) {
  * links (src/lower/program.h, "Network"): each GPU's port into its scale-up domain at the domain
  * rate (xGMI: all its links; a route over fewer peers runs at st_cost_domain_bytes_per_s); the node's NICs
  * as min(nics, G) ports (GPU i uses port i * ports / G; a GPU with several NICs has them as one
- * port); the node's link to the fabric with the NICs' bandwidth / oversubscription; and the share
- * nic_share gives a GPU when its whole node communicates. Concurrent transfers that each run at
+ * port); the node's link to the fabric with the NICs' bandwidth / oversubscription; the share
+ * nic_share gives a GPU when its whole node communicates, per tier; each leaf's (pod's) uplinks with
+ * its nodes' NICs' bandwidth / the tier's oversubscription. Concurrent transfers that each run at
  * these rates fill the links exactly when all GPUs of a node communicate at once, as the formulas
  * assume; anything more is contention. */
 void st_cost_net(const st_cluster *c, st_net *out) {
@@ -118,7 +170,28 @@ void st_cost_net(const st_cluster *c, st_net *out) {
     out->nvlink_bytes_per_s = st_cost_domain_bytes_per_s(c, st_cluster_domain(c)) * (double)out->gpus_per_port;
     out->nic_port_bytes_per_s = node_bw / (double)out->nic_ports;
     out->uplink_bytes_per_s = node_bw / c->oversubscription;
-    out->gpu_share_bytes_per_s = nic_share(c, &g);
+    for (int t = 0; t <= ST_TIER_POD; t++) {
+        g.tier = t;
+        out->tier_share_bytes_per_s[t] = nic_share(c, &g);
+    }
+    out->leaf_nodes = c->leaf_nodes;
+    out->pod_nodes = c->pod_nodes;
+    out->leaf_uplink_bytes_per_s = c->leaf_nodes > 0 ? node_bw * (double)c->leaf_nodes / c->leaf_oversubscription : 0;
+    out->pod_uplink_bytes_per_s = c->pod_nodes > 0 ? node_bw * (double)c->pod_nodes / c->pod_oversubscription : 0;
+}
+
+/* NVLink SHARP all-reduce of `bytes` over `n` ranks of an NVSwitch domain (cost/cost_private.h,
+ * ST_NVLS_RATE_OF_RING, ST_NVLS_LATENCY_S); a cluster without latencies (st_cost_ctx_without_latency)
+ * has none here either. */
+static double nvls_allreduce_s(const st_cluster *c, double n, double bytes) {
+    double b = st_cost_domain_bytes_per_s(c, (int64_t)n) * ST_NVLS_RATE_OF_RING;
+    return (1 + 1 / n) * bytes / b + (c->intra_latency_s > 0 ? ST_NVLS_LATENCY_S : 0);
+}
+
+/* whether NVLink SHARP prices this all-reduce: the domain reduces and no profile measured the case */
+static int nvls_applies(const st_cluster *c, const st_profile *prof, st_coll coll, int64_t n, double bytes) {
+    if (coll != ST_COLL_ALLREDUCE || !c->sharp_domain || n < 2) return 0;
+    return !prof || !(st_profile_bus_bytes_per_s(prof, coll, 1, (int)n, bytes) > 0);
 }
 
 /* Profile bus bandwidth when the table covers this case, else `dflt`. */
@@ -166,7 +239,8 @@ double st_cost_collective(const st_cluster *c, const st_profile *prof, st_coll c
         /* one scale-up domain: ring */
         double bi = st_cost_domain_bytes_per_s(c, g->n);
         double b = bus_bw(c, prof, coll, 1, g->n, bytes, bi);
-        return st_cost_bus_factor(coll, n) * bytes / b + latency_steps(coll, n) * lat_i;
+        double ring = st_cost_bus_factor(coll, n) * bytes / b + latency_steps(coll, n) * lat_i;
+        return nvls_applies(c, prof, coll, g->n, bytes) ? fmin(ring, nvls_allreduce_s(c, n, bytes)) : ring;
     }
 
     double k = (double)g->per_node, m = (double)g->nodes;
@@ -178,7 +252,12 @@ double st_cost_collective(const st_cluster *c, const st_profile *prof, st_coll c
     if (coll == ST_COLL_ALLTOALL) {
         /* (k-1)/n of the data stays in the node, (n-k)/n leaves through the NIC share */
         double out_bw = bus_bw(c, prof, coll, 0, g->n, bytes, share);
-        double t_in = (k - 1) / n * bytes / bi, t_out = (n - k) / n * bytes / out_bw;
+        double relay = 0; /* rails: the bytes for other rails cross NVLink first (PXN) */
+        if (c->rail_optimized) {
+            double rails = fmin(k, (double)(c->nics_per_node < 1 ? 1 : c->nics_per_node));
+            relay = (n - k) / n * (rails - 1) / rails;
+        }
+        double t_in = ((k - 1) / n + relay) * bytes / bi, t_out = (n - k) / n * bytes / out_bw;
         return (t_in > t_out ? t_in : t_out) + latency_steps(coll, n) * lat_x;
     }
 
@@ -192,11 +271,18 @@ double st_cost_collective(const st_cluster *c, const st_profile *prof, st_coll c
     {
         double vb = st_cost_bus_factor(coll, m) * (bytes / k) / bus_bw(c, prof, coll, 0, g->nodes, bytes / k, share);
         double lat = latency_steps(coll, m) * lat_x;
+        int measured = prof && st_profile_bus_bytes_per_s(prof, coll, 0, (int)g->nodes, bytes / k) > 0;
+        if (coll == ST_COLL_ALLREDUCE && c->sharp_inter && !measured) {
+            /* CollNet: once up the switch tree and once down */
+            double tree_s = (bytes / k) / share, tree_lat = 2 * lat_x;
+            if (tree_s + tree_lat < vb + lat) vb = tree_s, lat = tree_lat;
+        }
         double in_node = 0;
         if (k > 1) {
             /* all-reduce: reduce-scatter + all-gather in the node; all-gather/reduce-scatter: one */
             double f = coll == ST_COLL_ALLREDUCE ? 2 * (k - 1) / k : (k - 1) / k;
             in_node = f * bytes / bi + (coll == ST_COLL_ALLREDUCE ? 2 : 1) * (k - 1) * lat_i;
+            if (nvls_applies(c, prof, coll, g->per_node, bytes)) in_node = fmin(in_node, nvls_allreduce_s(c, k, bytes));
         }
         hier = in_node + vb + lat;
     }

@@ -48,7 +48,14 @@ const char *st_profile_scaled_from(const st_profile *p);
 typedef struct st_group {
     int64_t n, per_node, nodes;
     int64_t node_share;
+    /* the highest fabric tier its host nodes span (cost/comm.c): ST_TIER_NODE inside one leaf (or a
+     * cluster without tiers), ST_TIER_LEAF across leaves of one pod, ST_TIER_POD across pods */
+    int tier;
 } st_group;
+enum { ST_TIER_NODE, ST_TIER_LEAF, ST_TIER_POD };
+/* The oversubscription traffic of a group at `tier` pays: the cluster's `oversubscription` above
+ * the nodes, and the worst of the tiers' uplinks it crosses. */
+double st_cost_tier_oversubscription(const st_cluster *c, int tier);
 
 typedef struct st_cost_ctx st_cost_ctx;
 
@@ -133,12 +140,19 @@ double st_cost_domain_bytes_per_s(const st_cluster *c, int64_t peers);
 void st_cost_group(const st_cluster *c, const st_plan *p, st_group_kind k, st_group *g);
 /* The links collectives are priced on, per direction, at the rates cost/comm.c gives them (for the
  * simulator's shared links): a GPU's NVLink port, a NIC port (nic_ports per node, GPU i on port
- * i * nic_ports / gpus_per_node), a node's link to the fabric (its NICs / oversubscription), and
- * the share of its node's NICs one GPU gets across nodes when all of the node's GPUs communicate. */
+ * i * nic_ports / gpus_per_node), a node's link to the fabric (its NICs / oversubscription), the
+ * share of its node's NICs one GPU gets across nodes when all of the node's GPUs communicate, and
+ * the uplinks of the fabric's tiers. */
 typedef struct st_net {
     int64_t gpus_per_node, nic_ports;
     int64_t gpus_per_port; /* GPUs whose traffic shares one domain port: 1, or a GPU's MIG slices */
-    double nvlink_bytes_per_s, nic_port_bytes_per_s, uplink_bytes_per_s, gpu_share_bytes_per_s;
+    double nvlink_bytes_per_s, nic_port_bytes_per_s, uplink_bytes_per_s;
+    /* the GPU's share across nodes for a group at each tier (ST_TIER_*; ST_TIER_NODE: the share
+     * without tiers), and the tiers' uplinks: a leaf's (its nodes' NICs / the leaf's
+     * oversubscription) and a pod's; 0 nodes = no such tier */
+    double tier_share_bytes_per_s[ST_TIER_POD + 1];
+    int64_t leaf_nodes, pod_nodes;
+    double leaf_uplink_bytes_per_s, pod_uplink_bytes_per_s;
 } st_net;
 void st_cost_net(const st_cluster *c, st_net *out);
 /* The same model and profile priced on *c0, a copy of ctx's cluster without latencies (c0 must

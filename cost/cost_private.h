@@ -30,6 +30,20 @@
  * NVIDIA for DGX A100/H100). */
 #define ST_NVLINK_EFFICIENCY 0.78
 #define ST_NIC_EFFICIENCY 0.9
+/* NVLink SHARP (NCCL's NVLS all-reduce): each GPU moves (1 + 1/n) x S through its port (its shard
+ * reduced in the switch, the result multicast back: the factor nccl issue #2140 uses) at 309 GB/s
+ * on H100 where the ring moves 2(n-1)/n x S at ~370: 8 H100 reach algbw ~275 GB/s with NVLS (busBw
+ * ~480) and ~370 busBw with the ring (sjeaugey in nccl-tests issue #212), 275 x (1 + 1/8) = 309;
+ * 5, 6, 7 GPUs reach 258, 265, 270 GB/s (nccl issue #1455: 309 / 1.2, / 1.17, / 1.14), and with 2-4
+ * GPUs NVLS gives the ring's busBw, as 309 / 1.25 = 370 / 1.5 says at n = 4. So NVLS runs at this
+ * fraction of the rate the ring gets (ST_NVLINK_EFFICIENCY of the port), keeping the measured
+ * 1.30x over the ring at 8 GPUs. B300's 8 GPUs: algbw 483 with NVLS, busBw 695 without (nccl issue
+ * #2140): 543 / 695 = 0.78, close to H100's 0.835. */
+#define ST_NVLS_RATE_OF_RING (309.0 / 370.0)
+/* NVLS's fixed latency, whatever the GPU count: NCCL's tuning model gives it 25 us over NVLink
+ * (src/graph/tuning.cc, hwLat[NVLINK][NVLS][Simple], NCCL 2.19-2.2x) where a ring step costs 3.4
+ * us, so NCCL keeps the ring for small messages. */
+#define ST_NVLS_LATENCY_S 25e-6
 /* Host<->device copies over PCIe, as a fraction of the link rate: the protocol's 128b/130b
  * encoding and packet headers (PCIe 4.0/5.0, 256-byte maximum payload: 256 of ~280 bytes on the
  * wire) leave about 90% for data, and a DMA copy's request turnaround takes a little more. A
@@ -164,6 +178,9 @@ void st__offload_optimizer_step(const st_cluster *c, const st_profile *prof, dou
 /* Seconds for `pieces` equal host<->device copies of `bytes` in all: at the profile's copy table's
  * rate for bytes / pieces, else at the cluster's PCIe rate x ST_PCIE_EFFICIENCY (cost/comm.c). */
 double st__copy_s(const st_cluster *c, const st_profile *prof, st_copy_dir d, double bytes, double pieces);
+/* The fabric tier (st_group.tier) that groups spanning `span` consecutive ranks, in aligned blocks
+ * over the whole cluster, cross (cost/comm.c, "Tiers"). */
+int st__group_tier(const st_cluster *c, int64_t span);
 /* offload=params: seconds to bring the GPU's ZeRO-3 shard of `dense` and `expert` parameters
  * (dense over the dp x cp group, experts over the expert-data-parallel group) from the host over
  * PCIe as 16-bit weights, in `pieces` copies (st__copy_s); *bytes (optional) what crosses in all

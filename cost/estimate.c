@@ -1070,7 +1070,7 @@ double st_cost_embedding_allreduce(st_cost_ctx *ctx, const st_plan *p, double *b
         st_group gpp;
         st_cost_group(ctx->c, p, ST_GRP_PP, &gpp);
         st_group ge = {.n = 2, .per_node = gpp.nodes == 1 ? 2 : 1, .nodes = gpp.nodes == 1 ? 1 : 2,
-                       .node_share = ctx->c->gpus_per_node};
+                       .node_share = ctx->c->gpus_per_node, .tier = gpp.tier}; /* the ends are the pipeline's */
         b = (double)st_model_padded_vocab(ctx->m, p->tp) / p->tp * (double)ctx->m->hidden * p->grad_bytes;
         t = st_cost_collective(ctx->c, ctx->prof, ST_COLL_ALLREDUCE, &ge, b);
     }

@@ -32,6 +32,9 @@ void st_mesh_init(st_mesh *m, const st_cluster *c, int nodes, int gpus, int naxe
         /* every group along this axis runs its collective at the same time: all the node's GPUs
          * share its NICs */
         m->grp[a].node_share = c->gpus_per_node;
+        /* the fabric tier its groups cross: blocks of the nodes one group spans, in cluster GPUs */
+        int64_t span_nodes = (stride * n + gpus - 1) / gpus;
+        m->grp[a].tier = m->grp[a].nodes > 1 ? st__group_tier(c, span_nodes * c->gpus_per_node) : ST_TIER_NODE;
         stride *= n;
     }
 }

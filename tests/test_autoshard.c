@@ -63,6 +63,26 @@ START_TEST(reshard_single_axis) {
 }
 END_TEST
 
+/* Fabric tiers (issue 16) price a mesh axis as a hybrid plan's group: on 16 nodes in leaves of 4
+ * (2:1) and pods of 8, the outer axis of a 16 x 8 mesh crosses pods, of a 4 x 8 mesh none, and an
+ * all-gather along it costs what it costs with the tier's ratio everywhere. */
+START_TEST(mesh_fabric_tiers) {
+    st_cluster c = cluster("dgx-h100", 128), flat = c;
+    c.leaf_nodes = 4, c.leaf_oversubscription = 2, c.pod_nodes = 8, c.pod_oversubscription = 4;
+    flat.oversubscription = 4;
+    st_mesh m, mf, small;
+    int size[2] = {16, 8}, size4[2] = {4, 8};
+    st_mesh_init(&m, &c, 16, 8, 2, size);
+    st_mesh_init(&mf, &flat, 16, 8, 2, size);
+    st_mesh_init(&small, &c, 4, 8, 2, size4);
+    ck_assert_int_eq(m.grp[0].tier, ST_TIER_POD);
+    ck_assert_int_eq(m.grp[1].tier, ST_TIER_NODE);
+    ck_assert_int_eq(small.grp[0].tier, ST_TIER_NODE);
+    ck_assert_double_eq(st_cost_collective(&c, NULL, ST_COLL_ALLGATHER, &m.grp[0], 1e9),
+                        st_cost_collective(&flat, NULL, ST_COLL_ALLGATHER, &mf.grp[0], 1e9));
+}
+END_TEST
+
 START_TEST(reshard_two_axes_cheapest_order) {
     st_cluster c = cluster("dgx-a100-80g", 16);
     st_mesh m;
@@ -1239,6 +1259,7 @@ Suite *suite_autoshard(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, reshard_single_axis);
     tcase_add_test(tc, igraph_errors_return);
+    tcase_add_test(tc, mesh_fabric_tiers);
     tcase_add_test(tc, reshard_two_axes_cheapest_order);
     tcase_add_test(tc, graph_from_preset);
     tcase_add_test(tc, graph_flash_from_preset);

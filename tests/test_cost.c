@@ -189,6 +189,132 @@ START_TEST(test_ring_across_nodes) {
 }
 END_TEST
 
+/* Fabric tiers (issue 16): 16 DGX H100 nodes, leaves of 4 nodes (2:1 uplinks), pods of 8 (4:1). A
+ * data-parallel group (tp 8) inside one leaf costs what it costs on a full-bisection fabric; one
+ * across the two leaves of a pod what it costs with 2:1 everywhere; one across pods with 4:1. Blocks
+ * of 3 nodes tiling the 16 divide neither a leaf nor a pod, so some copy straddles a pod: all pay 4:1. */
+START_TEST(test_fabric_tiers) {
+    st_cluster c = cluster("dgx-h100", 128), flat = c;
+    c.leaf_nodes = 4, c.leaf_oversubscription = 2, c.pod_nodes = 8, c.pod_oversubscription = 4;
+    ck_assert_int_eq(st_cluster_finalize(&c, NULL, NULL), 0);
+    static const struct {
+        int dp, tier;
+        double over;
+    } cases[] = {{2, ST_TIER_NODE, 1}, {4, ST_TIER_NODE, 1}, {8, ST_TIER_LEAF, 2}, {16, ST_TIER_POD, 4}};
+    double S = 1e9;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        st_plan p;
+        st_group g, gf;
+        st_plan_defaults(&p);
+        p.tp = 8, p.dp = cases[i].dp;
+        st_cost_group(&c, &p, ST_GRP_DP, &g);
+        ck_assert_int_eq(g.tier, cases[i].tier);
+        REL(st_cost_tier_oversubscription(&c, g.tier), cases[i].over, 0);
+        flat.oversubscription = cases[i].over;
+        st_cost_group(&flat, &p, ST_GRP_DP, &gf);
+        ck_assert_int_eq(gf.tier, ST_TIER_NODE); /* no tiers described: the flat ratio */
+        REL(st_cost_collective(&c, NULL, ST_COLL_ALLREDUCE, &g, S),
+            st_cost_collective(&flat, NULL, ST_COLL_ALLREDUCE, &gf, S), 1e-12);
+        /* ring across nodes in closed form: 2(n-1)/n S over a GPU's NIC share / the tier's ratio */
+        double share = 8 * 50e9 * ST_NIC_EFFICIENCY / 8 / cases[i].over, n = cases[i].dp;
+        REL(st_cost_collective(&c, NULL, ST_COLL_ALLREDUCE, &g, S), 2 * (n - 1) / n * S / share + 2 * (n - 1) * 5e-6,
+            1e-12);
+    }
+    st_plan p;
+    st_group g;
+    st_plan_defaults(&p);
+    p.tp = 8, p.dp = 3;
+    st_cost_group(&c, &p, ST_GRP_DP, &g);
+    ck_assert_int_eq(g.tier, ST_TIER_POD);
+    /* inside one NVLink domain no tier applies */
+    p.dp = 1;
+    st_cost_group(&c, &p, ST_GRP_TP, &g);
+    ck_assert_int_eq(g.tier, ST_TIER_NODE);
+    /* a tier above the job's nodes: a 16-node job under leaves of 32 pays nothing */
+    c.leaf_nodes = 32, c.pod_nodes = 0;
+    p.dp = 16;
+    st_cost_group(&c, &p, ST_GRP_DP, &g);
+    ck_assert_int_eq(g.tier, ST_TIER_NODE);
+    /* bad tiers: a pod that is not whole leaves, a ratio below 1, a spine without leaves */
+    st_error err;
+    c.leaf_nodes = 4, c.pod_nodes = 6;
+    ck_assert_int_eq(st_cluster_finalize(&c, NULL, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "inter_node.spine.nodes");
+    c.pod_nodes = 8, c.leaf_oversubscription = 0.5;
+    ck_assert_int_eq(st_cluster_finalize(&c, NULL, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "inter_node.leaf.oversubscription");
+    c.leaf_oversubscription = 1, c.leaf_nodes = 0;
+    ck_assert_int_eq(st_cluster_finalize(&c, NULL, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "inter_node.spine");
+}
+END_TEST
+
+/* Rails (issue 16): on a rail-optimised fabric an all-to-all's bytes for another rail cross NVLink
+ * once more (NCCL's PXN). 2 nodes of 8 GPUs on a slow domain (PCIe, 25 GB/s) with fast NICs, so the
+ * in-node term sets the time: 16 ranks, 8 per node; without rails 7/16 of S crosses the domain,
+ * with them also 8/16 x 3/4 (the cross-node part; the node's 4 NICs are 4 rails, 3 of them foreign). */
+START_TEST(test_rail_alltoall_relay) {
+    st_cluster c = cluster("l40s-pcie-8", 16);
+    c.intra_latency_s = c.inter_latency_s = 0;
+    c.nic_bytes_per_s = 1e12;
+    st_group g = {.n = 16, .per_node = 8, .nodes = 2, .node_share = 8};
+    double S = 1e9, bi = st_cost_domain_bytes_per_s(&c, 8);
+    REL(st_cost_collective(&c, NULL, ST_COLL_ALLTOALL, &g, S), 7.0 / 16 * S / bi, 1e-12);
+    c.rail_optimized = 1;
+    REL(st_cost_collective(&c, NULL, ST_COLL_ALLTOALL, &g, S), (7.0 / 16 + 8.0 / 16 * 3 / 4) * S / bi, 1e-12);
+}
+END_TEST
+
+/* NVLink SHARP (issue 16, opt-in): an all-reduce of S over 8 H100s moves (1 + 1/8) S per GPU at
+ * 309/370 of the ring's rate, 1.30x faster than the ring's 2 x 7/8 S, as nccl-tests measures (busBw
+ * ~480 vs ~370 GB/s); on 2 GPUs the ring stays faster and is kept; all-gather is not changed. */
+START_TEST(test_nvls_allreduce) {
+    st_cluster c = cluster("dgx-h100", 8);
+    c.intra_latency_s = 0;
+    double S = 1e9, b = 450e9 * ST_NVLINK_EFFICIENCY;
+    st_group g8 = {.n = 8, .per_node = 8, .nodes = 1, .node_share = 8}, g2 = {.n = 2, .per_node = 2, .nodes = 1};
+    double ring8 = st_cost_collective(&c, NULL, ST_COLL_ALLREDUCE, &g8, S);
+    double ring2 = st_cost_collective(&c, NULL, ST_COLL_ALLREDUCE, &g2, S);
+    double ag = st_cost_collective(&c, NULL, ST_COLL_ALLGATHER, &g8, S);
+    ck_assert(c.nvls_capable && !c.sharp_domain); /* the preset has it, off */
+    c.sharp_domain = 1;
+    double nvls8 = st_cost_collective(&c, NULL, ST_COLL_ALLREDUCE, &g8, S);
+    REL(nvls8, 1.125 * S / (b * 309 / 370), 1e-12);
+    REL(ring8 / nvls8, 480.0 / 370, 0.01);
+    REL(st_cost_collective(&c, NULL, ST_COLL_ALLREDUCE, &g2, S), ring2, 0);
+    REL(st_cost_collective(&c, NULL, ST_COLL_ALLGATHER, &g8, S), ag, 0);
+    /* with latencies, NVLS's fixed 25 us (NCCL's tuning model) */
+    c.intra_latency_s = 2e-6;
+    REL(st_cost_collective(&c, NULL, ST_COLL_ALLREDUCE, &g8, S), nvls8 + ST_NVLS_LATENCY_S, 1e-12);
+    /* A100's NVSwitch has none; an xGMI mesh cannot have it */
+    st_cluster a = cluster("dgx-a100-80g", 8), x = cluster("mi300x", 8);
+    ck_assert(!a.nvls_capable && !x.nvls_capable);
+    st_error err;
+    x.sharp_domain = 1;
+    ck_assert_int_eq(st_cluster_finalize(&x, NULL, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "scale_up.sharp");
+}
+END_TEST
+
+/* InfiniBand SHARP (CollNet) and NVLS-tree across 8 HGX H20 nodes of 4 NICs (issue 16): the
+ * hierarchical all-reduce's cross-node phase moves S/8 once up and once down the switch tree
+ * instead of 2 x 7/8 x S/8, which makes it the fastest algorithm; with NVLink SHARP too, its
+ * in-node phase is NVLS's (1 + 1/8) S. */
+START_TEST(test_collnet_allreduce) {
+    st_cluster c = cluster("hgx-h20", 64);
+    c.intra_latency_s = c.inter_latency_s = 0;
+    double S = 1e9, bi = 450e9 * ST_NVLINK_EFFICIENCY, share = 4 * 50e9 * ST_NIC_EFFICIENCY / 8;
+    st_group g = {.n = 64, .per_node = 8, .nodes = 8, .node_share = 8};
+    double plain = st_cost_collective(&c, NULL, ST_COLL_ALLREDUCE, &g, S);
+    c.sharp_inter = 1;
+    double collnet = 1.75 * S / bi + S / 8 / share;
+    REL(st_cost_collective(&c, NULL, ST_COLL_ALLREDUCE, &g, S), collnet, 1e-12);
+    ck_assert(collnet < plain);
+    c.sharp_domain = 1;
+    REL(st_cost_collective(&c, NULL, ST_COLL_ALLREDUCE, &g, S), 1.125 * S / (bi * 309 / 370) + S / 8 / share, 1e-12);
+}
+END_TEST
+
 /* Issue 16's closed forms. An all-reduce of n GPUs inside a GB200 NVL72 domain (18 host nodes of 4)
  * costs what n GPUs on one NVSwitch cost: the ring on the domain's 900 GB/s ports, whatever host
  * nodes the ranks sit on; a DGX B200 (same NVLink 5 rate) gives the same time for n <= 8. */
@@ -1663,6 +1789,10 @@ Suite *suite_cost(void) {
     tcase_add_test(tc, test_offload_copy_tables);
     tcase_add_test(tc, test_attention_rates);
     tcase_add_test(tc, test_flash_estimate);
+    tcase_add_test(tc, test_fabric_tiers);
+    tcase_add_test(tc, test_rail_alltoall_relay);
+    tcase_add_test(tc, test_nvls_allreduce);
+    tcase_add_test(tc, test_collnet_allreduce);
     tcase_add_test(tc, test_nvl72_domain_allreduce);
     tcase_add_test(tc, test_xgmi_mesh_allreduce);
     tcase_add_test(tc, test_moe_alltoall_nvl72);

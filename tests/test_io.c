@@ -136,6 +136,13 @@ static void assert_clusters_equal(const st_cluster *a, const st_cluster *b) {
     ASSERT_CLOSE(b->nic_bytes_per_s, a->nic_bytes_per_s);
     ASSERT_CLOSE(b->inter_latency_s, a->inter_latency_s);
     ASSERT_CLOSE(b->oversubscription, a->oversubscription);
+    ck_assert_int_eq(a->rail_optimized, b->rail_optimized);
+    ck_assert_int_eq(a->sharp_domain, b->sharp_domain);
+    ck_assert_int_eq(a->sharp_inter, b->sharp_inter);
+    ck_assert_int_eq(a->leaf_nodes, b->leaf_nodes);
+    ck_assert_int_eq(a->pod_nodes, b->pod_nodes);
+    ASSERT_CLOSE(b->leaf_oversubscription, a->leaf_oversubscription);
+    ASSERT_CLOSE(b->pod_oversubscription, a->pod_oversubscription);
     ASSERT_CLOSE(b->host_memory_bytes, a->host_memory_bytes);
     ASSERT_CLOSE(b->pcie_bytes_per_s, a->pcie_bytes_per_s);
     ASSERT_CLOSE(b->reserved_bytes, a->reserved_bytes);
@@ -586,10 +593,37 @@ START_TEST(cluster_resolve_resize) {
 }
 END_TEST
 
+/* The scale-out fabric's keys (issue 16): NICs per GPU, rails, tiers, SHARP; a file without them
+ * writes no such keys (its canonical JSON, and so its hash, as before). */
+START_TEST(cluster_tiers_load) {
+    st_cluster c;
+    st_error err;
+    st_error_clear(&err);
+    ck_assert_int_eq(st_cluster_load(DATA("valid/cluster_tiers.json"), &c, &err), 0);
+    ck_assert_int_eq(c.nics_per_node, 8); /* 1 per GPU x 8 */
+    ck_assert_int_eq(c.rail_optimized, 1);
+    ck_assert_int_eq(c.leaf_nodes, 4);
+    ck_assert_int_eq(c.pod_nodes, 8);
+    ck_assert_double_eq(c.leaf_oversubscription, 2);
+    ck_assert_double_eq(c.pod_oversubscription, 4);
+    ck_assert_int_eq(c.sharp_domain, 1);
+    ck_assert_int_eq(c.sharp_inter, 1);
+    ck_assert_int_eq(st_cluster_load(DATA("valid/cluster_selene.json"), &c, &err), 0);
+    json_t *j = st__cluster_to_json(&c), *inter = json_object_get(j, "inter_node");
+    ck_assert_ptr_nonnull(inter);
+    ck_assert_ptr_null(json_object_get(inter, "rail_optimized"));
+    ck_assert_ptr_null(json_object_get(inter, "leaf"));
+    ck_assert_ptr_null(json_object_get(inter, "spine"));
+    ck_assert_ptr_null(json_object_get(inter, "sharp"));
+    ck_assert_ptr_null(json_object_get(j, "scale_up"));
+    json_decref(j);
+}
+END_TEST
+
 START_TEST(cluster_json_round_trip) {
     static const char *const files[] = {"valid/cluster_selene.json", "valid/cluster_gpu_object.json",
                                         "valid/cluster_single_node.json", "valid/cluster_framework.json",
-                                        "valid/cluster_mig.json"};
+                                        "valid/cluster_mig.json", "valid/cluster_tiers.json"};
     char dir[256], path[300], src[512];
     st_cluster a, b;
     st_error err;
@@ -1065,6 +1099,15 @@ static const struct bad_case {
     {K_CLUSTER, "invalid/cluster_gemm_efficiency_fp8_low.json", ST_EINVAL, "gpu.gemm_efficiency_fp8", 0, 0},
     {K_CLUSTER, "invalid/cluster_nics_zero_multinode.json", ST_EINVAL, "inter_node.nics_per_node", 0, 0},
     {K_CLUSTER, "invalid/cluster_oversubscription.json", ST_EINVAL, "inter_node.oversubscription", 0, 0},
+    {K_CLUSTER, "invalid/cluster_tier_leaf_not_dividing.json", ST_EINVAL, "inter_node.leaf.nodes", 0, 0},
+    {K_CLUSTER, "invalid/cluster_tier_leaf_no_nodes.json", ST_EINVAL, "inter_node.leaf.nodes", 0, 0},
+    {K_CLUSTER, "invalid/cluster_tier_spine_not_multiple.json", ST_EINVAL, "inter_node.spine.nodes", 0, 0},
+    {K_CLUSTER, "invalid/cluster_tier_spine_without_leaf.json", ST_EINVAL, "inter_node.spine", 0, 0},
+    {K_CLUSTER, "invalid/cluster_tier_oversubscription.json", ST_EINVAL, "inter_node.leaf.oversubscription", 0, 0},
+    {K_CLUSTER, "invalid/cluster_tier_flat_oversubscription.json", ST_EINVAL, "inter_node.oversubscription", 0, 0},
+    {K_CLUSTER, "invalid/cluster_nics_both.json", ST_EINVAL, "inter_node.nics_per_gpu", 0, 0},
+    {K_CLUSTER, "invalid/cluster_nics_per_gpu_fraction.json", ST_EINVAL, "inter_node.nics_per_gpu", 0, 0},
+    {K_CLUSTER, "invalid/cluster_rail_type.json", ST_EINVAL, "inter_node.rail_optimized", 0, 0},
     {K_CLUSTER, "invalid/cluster_scale_up_too_big.json", ST_EINVAL, "scale_up.gpus", 0, 0},
     {K_CLUSTER, "invalid/cluster_scale_up_not_dividing.json", ST_EINVAL, "scale_up.gpus", 0, 0},
     {K_CLUSTER, "invalid/cluster_scale_up_fabric.json", ST_EINVAL, "scale_up.fabric", 0, 0},
@@ -1273,6 +1316,7 @@ Suite *suite_io(void) {
     tcase_add_test(tc, cluster_size);
     tcase_add_test(tc, json_name_from_path);
     tcase_add_test(tc, cluster_resolve_resize);
+    tcase_add_test(tc, cluster_tiers_load);
     tcase_add_test(tc, cluster_json_round_trip);
     tcase_add_test(tc, cluster_framework_reserved);
     tcase_add_test(tc, cluster_kernel_prices);

@@ -863,6 +863,52 @@ START_TEST(test_collectives_in_their_own_groups) {
 }
 END_TEST
 
+/* Fabric tiers (issue 16): on 16 DGX H100 nodes in leaves of 4 (2:1) and pods of 8 (4:1), a dp group
+ * of 16 nodes crosses its leaf's and its pod's uplinks, made at their nodes' NIC bandwidth over the
+ * tier's ratio; alone on them (one transfer per rank at the share cost/ gives it) the simulation
+ * matches the estimate. A dp group inside a leaf makes no tier link. */
+START_TEST(test_fabric_tier_links) {
+    for (int dp = 4; dp <= 16; dp *= 4) {
+        st_model m;
+        st_cluster c;
+        st_plan p;
+        st_error err;
+        st_lowered l;
+        st_lower_opts o;
+        st_estimate est;
+        st_sim_result r;
+        char spec[64];
+        ck_assert_int_eq(st_model_preset("gpt-7.5b", &m), 0);
+        ck_assert_int_eq(st_cluster_resolve("dgx-h100", 8 * dp, &c, NULL), 0);
+        c.leaf_nodes = 4, c.leaf_oversubscription = 2, c.pod_nodes = 8, c.pod_oversubscription = 4;
+        st_plan_defaults(&p);
+        snprintf(spec, sizeof spec, "tp=8,dp=%d,gbs=64", dp);
+        ck_assert_int_eq(st_plan_parse_spec(spec, &p, &err), 0);
+        ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), 0);
+        st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+        st_lower_opts_init(&o);
+        ck_assert_int_eq(st_lower_plan(ctx, &p, &o, &l, &err), 0);
+        double node_bw = 8 * 50e9 * ST_NIC_EFFICIENCY;
+        int leaf = 0, pod = 0;
+        for (int i = 0; i < l.nlinks; i++) {
+            int k = l.links[i].kind;
+            if (k != ST_LINK_LEAF && k != ST_LINK_POD) continue;
+            double cap = k == ST_LINK_LEAF ? 4 * node_bw / 2 : 8 * node_bw / 4;
+            ck_assert_double_eq_tol(l.links[i].bytes_per_s, cap, cap * 1e-12);
+            leaf += k == ST_LINK_LEAF, pod += k == ST_LINK_POD;
+        }
+        ck_assert_int_eq(leaf, dp == 16 ? 8 : 0); /* 4 leaves, 2 pods, each way */
+        ck_assert_int_eq(pod, dp == 16 ? 4 : 0);
+        ck_assert_int_eq(st_cost_estimate(ctx, &p, &est), 0);
+        ck_assert_int_eq(st_sim_run(&l, 0, NULL, &r, &err), 0);
+        ck_assert_double_eq_tol(r.iteration_time_s, est.iteration_time_s, est.iteration_time_s * 1e-9);
+        st_sim_result_destroy(&r);
+        st_lowered_destroy(&l);
+        st_cost_ctx_free(ctx);
+    }
+}
+END_TEST
+
 /* An ep all-to-all across nodes (8 ranks 2 apart: two nodes) and ZeRO-3's data-parallel traffic
  * (each layer's gather and gradient reduce-scatter) share the NICs: with the all-to-alls on their
  * own links they slow each other down (more flows re-shared), and the iteration takes longer than
@@ -1423,6 +1469,7 @@ Suite *suite_lower(void) {
     tcase_add_test(tc, test_collectives_in_their_own_groups);
     tcase_add_test(tc, test_lanes_share_instructions);
     tcase_add_test(tc, test_ep_alltoall_contends_with_dp);
+    tcase_add_test(tc, test_fabric_tier_links);
     tcase_add_test(tc, test_dp_buckets_overlap);
     tcase_add_test(tc, test_overlaps_in_programs);
     tcase_add_test(tc, test_transfers_alone_take_the_cost_models_time);

@@ -194,6 +194,7 @@ typedef struct cluster_spec {
     /* host nodes and their GPUs, the scale-up domain (0: the host node) and its fabric */
     int nodes, gpus_per_node, domain;
     st_fabric fabric;
+    int nvls; /* its NVSwitches reduce in the switch (NVLink SHARP): st_cluster.nvls_capable */
 } cluster_spec;
 
 /* NVLink 3 (A100): 600 GB/s bidirectional per GPU = 300 per direction; NVLink 4 (H100/H200): 900
@@ -217,48 +218,55 @@ typedef struct cluster_spec {
  * bidirectional per link, 896 GB/s in all per GPU (AMD: "896 GB/s aggregate peer-to-peer") =
  * 448 per direction; MI355X 153.6 GB/s per link, 1,075.2 in all = 537.6 per direction. A collective
  * over n of the 8 GPUs uses n - 1 of the 7 links (cost/comm.c). NICs: 8 x 400 Gb/s (MI300X: the
- * ConnectX-7 NDR of Azure's ND MI300X v5; MI355X: AMD Pollara 400). */
+ * ConnectX-7 NDR of Azure's ND MI300X v5; MI355X: AMD Pollara 400).
+ *
+ * NVLink SHARP (the last column): the third-generation NVSwitch (HGX/DGX H100 and its H800, H20
+ * and H200 variants) and NVLink 5's switches (B200, B300, NVL72) reduce in the switch (NVIDIA
+ * Hopper architecture whitepaper, "NVLink SHARP"; NCCL >= 2.17 uses it as its NVLS algorithms,
+ * e.g. nccl issue #1244 on HGX H20); A100's second-generation NVSwitch does not. The presets do
+ * not turn it on (CLUSTER:sharp=1 does): the validation rows on DGX H100 were priced without it. */
 static const cluster_spec specs[] = {
     {"dgx-a100-40g", "a100-sxm-40g", 300, 2, 8, 200, 5, 1024, 25,
      "NVIDIA DGX A100 System Architecture whitepaper (2020): 8x A100 40GB, NVSwitch, 8x HDR IB, 1 TB",
-     1, 8, 0, ST_FABRIC_NVSWITCH},
+     1, 8, 0, ST_FABRIC_NVSWITCH, 0},
     {"dgx-a100-80g", "a100-sxm-80g", 300, 2, 8, 200, 5, 2048, 25,
-     "NVIDIA DGX A100 datasheet (80GB): 8x A100 80GB, NVSwitch, 8x HDR 200 Gb/s IB, 2 TB", 1, 8, 0, ST_FABRIC_NVSWITCH},
+     "NVIDIA DGX A100 datasheet (80GB): 8x A100 80GB, NVSwitch, 8x HDR 200 Gb/s IB, 2 TB", 1, 8, 0, ST_FABRIC_NVSWITCH,
+     0},
     {"dgx-h100", "h100-sxm-80g", 450, 2, 8, 400, 5, 2048, 50,
      "NVIDIA DGX H100 datasheet: 8x H100 SXM5, NVLink 4 (900 GB/s), 8x ConnectX-7 NDR 400, 2 TB",
-     1, 8, 0, ST_FABRIC_NVSWITCH},
+     1, 8, 0, ST_FABRIC_NVSWITCH, 1},
     {"dgx-h200", "h200-sxm-141g", 450, 2, 8, 400, 5, 2048, 50,
      "NVIDIA DGX H200 datasheet: 8x H200 SXM, NVLink 4 (900 GB/s), 8x ConnectX-7 NDR 400, 2 TB",
-     1, 8, 0, ST_FABRIC_NVSWITCH},
+     1, 8, 0, ST_FABRIC_NVSWITCH, 1},
     {"l40s-pcie-8", "l40s", 25, 5, 4, 200, 5, 1024, 25,
      "8x L40S PCIe Gen4 server (no NVLink; GPU-GPU over PCIe ~25 GB/s), 4x 200 Gb/s NICs: a typical "
-     "OEM configuration, check your vendor's", 1, 8, 0, ST_FABRIC_PCIE},
+     "OEM configuration, check your vendor's", 1, 8, 0, ST_FABRIC_PCIE, 0},
     {"a10-pcie-8", "a10", 25, 5, 2, 100, 5, 512, 25,
-     "8x A10 PCIe Gen4 server (no NVLink), 2x 100 Gb/s NICs: a typical OEM configuration", 1, 8, 0, ST_FABRIC_PCIE},
+     "8x A10 PCIe Gen4 server (no NVLink), 2x 100 Gb/s NICs: a typical OEM configuration", 1, 8, 0, ST_FABRIC_PCIE, 0},
     {"hgx-h800", "h800-sxm-80g", 200, 2, 8, 400, 5, 2048, 50,
      "HGX H800 8-GPU server: 8x H800 SXM5, NVLink 400 GB/s, 8x 400 Gb/s NICs, 2 TB: a typical OEM "
-     "configuration", 1, 8, 0, ST_FABRIC_NVSWITCH},
+     "configuration", 1, 8, 0, ST_FABRIC_NVSWITCH, 1},
     {"hgx-h20", "h20-96g", 450, 2, 4, 400, 5, 2048, 50,
      "HGX H20 8-GPU server: 8x H20, NVLink 900 GB/s, 4x 400 Gb/s NICs, 2 TB: a typical OEM configuration",
-     1, 8, 0, ST_FABRIC_NVSWITCH},
+     1, 8, 0, ST_FABRIC_NVSWITCH, 1},
     {"dgx-b200", "b200-180g", 900, 2, 8, 400, 5, 2048, 50,
      "NVIDIA DGX B200 datasheet: 8x B200, NVLink 5 (1.8 TB/s), 8x ConnectX-7 400 Gb/s, 2 TB, 14.3 kW",
-     1, 8, 0, ST_FABRIC_NVSWITCH},
+     1, 8, 0, ST_FABRIC_NVSWITCH, 1},
     {"dgx-b300", "b300-288g", 900, 2, 8, 800, 5, 2048, 100,
      "NVIDIA DGX B300 datasheet: 8x B300, NVLink 5 (1.8 TB/s), 8x ConnectX-8 800 Gb/s, 2 TB",
-     1, 8, 0, ST_FABRIC_NVSWITCH},
+     1, 8, 0, ST_FABRIC_NVSWITCH, 1},
     {"gb200-nvl72", "gb200-186g", 900, 2, 4, 400, 5, 894, 225,
      "NVIDIA GB200 NVL72 datasheet: 72x GB200 GPU in one NVLink 5 domain, 18 trays of 4 GPUs + 2 Grace, "
-     "72x ConnectX-7 400 Gb/s", 18, 4, 72, ST_FABRIC_NVSWITCH},
+     "72x ConnectX-7 400 Gb/s", 18, 4, 72, ST_FABRIC_NVSWITCH, 1},
     {"gb300-nvl72", "gb300-279g", 900, 2, 4, 800, 5, 880, 225,
      "NVIDIA GB300 NVL72 datasheet: 72x Blackwell Ultra GPU in one NVLink 5 domain, 18 trays of 4 GPUs "
-     "+ 2 Grace, 72x ConnectX-8 800 Gb/s", 18, 4, 72, ST_FABRIC_NVSWITCH},
+     "+ 2 Grace, 72x ConnectX-8 800 Gb/s", 18, 4, 72, ST_FABRIC_NVSWITCH, 1},
     {"mi300x", "mi300x", 448, 2, 8, 400, 5, 2048, 50,
      "AMD Instinct MI300X platform: 8x MI300X OAM, xGMI mesh (7 links x 128 GB/s per GPU), 8x 400 Gb/s, "
-     "2 TB", 1, 8, 8, ST_FABRIC_XGMI},
+     "2 TB", 1, 8, 8, ST_FABRIC_XGMI, 0},
     {"mi355x", "mi355x", 537.6, 2, 8, 400, 5, 2048, 50,
      "AMD Instinct MI355X platform: 8x MI355X OAM, xGMI mesh (7 links x 153.6 GB/s per GPU), 8x 400 "
-     "Gb/s, 2 TB", 1, 8, 8, ST_FABRIC_XGMI},
+     "Gb/s, 2 TB", 1, 8, 8, ST_FABRIC_XGMI, 0},
 };
 
 const st_cluster *st_cluster_presets(size_t *n) {
@@ -274,6 +282,7 @@ const st_cluster *st_cluster_presets(size_t *n) {
             c->gpus_per_node = s->gpus_per_node;
             c->domain_gpus = s->domain;
             c->fabric = s->fabric;
+            c->nvls_capable = s->nvls;
             st_gpu_preset(s->gpu, &c->gpu);
             c->intra_bytes_per_s = s->intra_gb_per_s * GBPS;
             c->intra_latency_s = s->intra_latency_us * 1e-6;
@@ -339,6 +348,25 @@ int st_cluster_finalize(st_cluster *c, const char *file, st_error *err) {
     if (c->nodes > 1 && (c->nics_per_node < 1 || !(c->nic_bytes_per_s > 0)))
         BAD("inter_node.nics_per_node", "a multi-node cluster needs NICs with bandwidth > 0");
     if (!(c->oversubscription >= 1)) BAD("inter_node.oversubscription", "must be >= 1");
+    /* tiers: a pod is whole leaves (a job on part of the cluster, st_cluster_size, may fill its last
+     * leaf or pod in part); above the nodes the tiers' own ratios apply */
+    if (c->leaf_nodes < 0 || c->leaf_nodes > ST_MAX_GPUS) BAD("inter_node.leaf.nodes", "must be 1..%d", ST_MAX_GPUS);
+    if (c->pod_nodes && !c->leaf_nodes) BAD("inter_node.spine", "needs inter_node.leaf");
+    if (c->leaf_nodes) {
+        if (c->oversubscription != 1)
+            BAD("inter_node.oversubscription", "must be 1 (or absent) with tiers: give leaf.oversubscription");
+        if (!(c->leaf_oversubscription >= 1)) BAD("inter_node.leaf.oversubscription", "must be >= 1");
+    }
+    if (c->pod_nodes) {
+        if (c->pod_nodes < 0 || c->pod_nodes > ST_MAX_GPUS || c->pod_nodes % c->leaf_nodes != 0 ||
+            c->pod_nodes == c->leaf_nodes)
+            BAD("inter_node.spine.nodes", "%lld must be a multiple of leaf.nodes (%lld) above it, up to %d",
+                (long long)c->pod_nodes, (long long)c->leaf_nodes, ST_MAX_GPUS);
+        if (!(c->pod_oversubscription >= 1)) BAD("inter_node.spine.oversubscription", "must be >= 1");
+    }
+    /* NVLink SHARP reduces in NVSwitches; a MIG slice has no NVLink */
+    if (c->sharp_domain && (c->fabric != ST_FABRIC_NVSWITCH || c->mig.per_gpu > 0))
+        BAD("scale_up.sharp", "needs an NVSwitch domain of whole GPUs (fabric nvswitch, no MIG)");
     if (!(c->pcie_bytes_per_s > 0)) BAD("host.pcie_gb_per_s", "must be > 0");
     if (!(c->host_memory_bytes > 0)) BAD("host.memory_gib", "must be > 0");
     if (!(c->reserved_bytes >= 0 && c->reserved_bytes < c->gpu.memory_bytes))

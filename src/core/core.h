@@ -455,6 +455,23 @@ typedef struct st_cluster {
     double nic_bytes_per_s; /* per NIC per direction */
     double inter_latency_s;
     double oversubscription; /* fabric above the nodes: 1 = full bisection */
+    /* The scale-out fabric's tiers (cluster JSON inter_node.leaf / inter_node.spine; cost/comm.c): a
+     * leaf switch (with rails, each rail's leaf) holds leaf_nodes host nodes, a pod of pod_nodes nodes
+     * (a multiple of leaf_nodes) hangs under one spine group, the core joins pods. Traffic leaving a
+     * leaf crosses its uplinks, oversubscribed leaf_oversubscription : 1; traffic leaving a pod also the
+     * spine's, pod_oversubscription : 1. 0 nodes = no such tier (everything under one switch as far as
+     * oversubscription goes: the single `oversubscription` above applies to all inter-node traffic). */
+    int64_t leaf_nodes, pod_nodes;
+    double leaf_oversubscription, pod_oversubscription;
+    /* rail-optimised (inter_node.rail_optimized): NIC i of every node on rail (leaf) i, so traffic
+     * between GPUs of the same local index stays on its rail; traffic to another rail is relayed over
+     * NVLink first (NCCL's PXN). 0: all NICs of a node on one leaf. */
+    int rail_optimized;
+    /* In-network reduction (cost/comm.c): sharp_domain, the scale-up switches reduce (NVLink SHARP,
+     * NCCL's NVLS algorithms; cluster JSON scale_up.sharp or CLUSTER:sharp=1); sharp_inter, the
+     * scale-out switches do (InfiniBand SHARP, NCCL's CollNet; inter_node.sharp). nvls_capable: the
+     * preset's NVSwitches can (third generation on, H100 onward); what CLUSTER:sharp=1 checks. */
+    int sharp_domain, sharp_inter, nvls_capable;
     double host_memory_bytes;
     double pcie_bytes_per_s; /* per GPU per direction */
     /* memory the training framework holds besides model state and activations (CUDA context,

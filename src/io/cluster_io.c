@@ -17,6 +17,12 @@
  * every size is bounded so that absurd inputs (10^9 nodes) are refused before anything is sized
  * from them; *out is written only after st_cluster_finalize accepted the result.
  *
+ * The scale-out fabric (issue 16) is optional too: inter_node.nics_per_gpu may stand for nics_per_node
+ * (the canonical JSON writes nics_per_node); "rail_optimized", "leaf" and "spine" (tiers: nodes under
+ * one leaf and one pod, each tier's oversubscription) and in-network reduction (scale_up.sharp,
+ * inter_node.sharp; CLUSTER:sharp=1) are written only when given, so a file without them hashes as
+ * before.
+ *
  * Node groups (issue 19): a cluster JSON with "groups" lists node descriptions (each with the keys of a
  * uniform cluster's nodes, read by the same code at key path groups[i]) and "between_groups", the
  * fabric joining them; it has no top-level node keys. A file without "groups" reads, writes and
@@ -24,6 +30,7 @@
  */
 #include "jsonutil.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,10 +48,12 @@ static const char *const top_keys[] = {"name", "nodes", "gpus_per_node", "gpu", 
                                        "inter_node", "host", "framework", "mig", "calibration", NULL};
 static const char *const gpu_keys[] = {"name", "memory_gib", "hbm_gb_per_s", "peak_tflops", "gemm_efficiency",
                                        "gemm_efficiency_fp8", "sms", "tdp_watts", "gemm_half_dim", NULL};
-static const char *const scale_up_keys[] = {"gpus", "fabric", "bandwidth_gb_per_s", NULL};
+static const char *const scale_up_keys[] = {"gpus", "fabric", "bandwidth_gb_per_s", "sharp", NULL};
 static const char *const peak_keys[] = {"fp32", "tf32", "fp16", "bf16", "fp8", "mxfp8", "nvfp4", NULL};
 static const char *const intra_keys[] = {"bandwidth_gb_per_s", "latency_us", NULL};
-static const char *const inter_keys[] = {"nics_per_node", "nic_gbit_per_s", "latency_us", "oversubscription", NULL};
+static const char *const inter_keys[] = {"nics_per_node", "nics_per_gpu", "nic_gbit_per_s", "latency_us",
+                                         "oversubscription", "rail_optimized", "leaf", "spine", "sharp", NULL};
+static const char *const tier_keys[] = {"nodes", "oversubscription", NULL};
 static const char *const host_keys[] = {"memory_gib", "pcie_gb_per_s", NULL};
 static const char *const framework_keys[] = {"reserved_gib", "launch_overhead_us", "host_us_per_kernel", NULL};
 static const char *const mig_keys[] = {"profile", "per_gpu", NULL};
@@ -211,11 +220,69 @@ static int load_scale_up(const json_t *root, const char *file, const char *prefi
     rc = get_pos(su, "bandwidth_gb_per_s", MIN_BW_GB, MAX_BW_GB, &x, 0, file, pre, err);
     if (rc < 0) return rc;
     c->intra_bytes_per_s = x * 1e9;
+    /* the file's word that its switches reduce (checked against the fabric by st_cluster_finalize) */
+    rc = st__json_get_bool(su, "sharp", &c->sharp_domain, file, pre, err);
+    if (rc < 0) return rc;
+    c->nvls_capable = c->sharp_domain;
     return 0;
 }
 
 static int groups_from_json(const json_t *root, const char *file, const char *prefix, const char *fallback,
                             st_cluster *out, st_error *err);
+
+/* inter_node's NICs: nics_per_node, or nics_per_gpu (a whole number of NICs per node once multiplied
+ * by gpus_per_node: 0.5 is one NIC per two GPUs), one of the two; 0 or <0. */
+static int load_nics(const json_t *inter, const char *file, const char *pre, st_cluster *c, st_error *err) {
+    char path[160];
+    double per_gpu = 0;
+    int rc = st__json_get_int(inter, "nics_per_node", 0, 64, &c->nics_per_node, file, pre, err);
+    if (rc < 0) return rc;
+    int have_node = rc;
+    rc = st__json_get_num(inter, "nics_per_gpu", 0, 64, &per_gpu, file, pre, err);
+    if (rc < 0) return rc;
+    if (rc == 0) return have_node ? 0 : missing(file, pre, "nics_per_node", err);
+    st__json_key_path(path, sizeof path, pre, "nics_per_gpu");
+    if (have_node) return st_error_set(err, ST_EINVAL, file, path, "give nics_per_node or nics_per_gpu, not both");
+    double nics = per_gpu * (double)c->gpus_per_node;
+    if (nics != floor(nics) || nics > 64)
+        return st_error_set(err, ST_EINVAL, file, path,
+                            "%g x %lld GPUs per node is not a whole number of NICs up to 64", per_gpu,
+                            (long long)c->gpus_per_node);
+    c->nics_per_node = (int64_t)nics;
+    return 0;
+}
+
+/* inter_node's rails ("rail_optimized"), in-network reduction ("sharp") and tiers ("leaf": {nodes,
+ * oversubscription}, "spine": the same for a pod): each tier's nodes must divide the described
+ * cluster's when it has more (the checks between tiers are st_cluster_finalize's); 0 or <0. */
+static int load_tiers(const json_t *inter, const char *file, const char *pre, st_cluster *c, st_error *err) {
+    static const char *const names[] = {"leaf", "spine"};
+    int64_t *nodes[] = {&c->leaf_nodes, &c->pod_nodes};
+    double *over[] = {&c->leaf_oversubscription, &c->pod_oversubscription};
+    char tpre[160], path[200];
+    int rc = st__json_get_bool(inter, "rail_optimized", &c->rail_optimized, file, pre, err);
+    if (rc < 0) return rc;
+    rc = st__json_get_bool(inter, "sharp", &c->sharp_inter, file, pre, err);
+    if (rc < 0) return rc;
+    for (int t = 0; t < 2; t++) {
+        json_t *o = NULL;
+        rc = get_obj(inter, pre, names[t], tier_keys, &o, file, err);
+        if (rc < 0) return rc;
+        if (rc == 0) continue;
+        st__json_key_path(tpre, sizeof tpre, pre, names[t]);
+        rc = st__json_get_int(o, "nodes", 1, ST_MAX_GPUS, nodes[t], file, tpre, err);
+        if (rc < 0) return rc;
+        if (rc == 0) return missing(file, tpre, "nodes", err);
+        *over[t] = 1;
+        rc = st__json_get_num(o, "oversubscription", 1, 1000, over[t], file, tpre, err);
+        if (rc < 0) return rc;
+        if (c->nodes > *nodes[t] && c->nodes % *nodes[t] != 0)
+            return st_error_set(err, ST_EINVAL, file, st__json_key_path(path, sizeof path, tpre, "nodes"),
+                                "%lld does not divide the cluster's %lld nodes", (long long)*nodes[t],
+                                (long long)c->nodes);
+    }
+    return 0;
+}
 
 /* "mig": every GPU of a node cut into per_gpu slices of one profile (src/core/mig.c); 0 when
  * absent or applied, <0 error. Needs the GPU, host and framework keys read. */
@@ -388,12 +455,8 @@ int st__cluster_from_json(const json_t *root, const char *file, const char *pref
         rc = missing(file, p_inter, "nics_per_node", err);
         goto out;
     }
-    rc = st__json_get_int(sub, "nics_per_node", 0, 64, &c.nics_per_node, file, p_inter, err);
+    rc = load_nics(sub, file, p_inter, &c, err);
     if (rc < 0) goto out;
-    if (rc == 0) {
-        rc = missing(file, p_inter, "nics_per_node", err);
-        goto out;
-    }
     if (c.nics_per_node == 0 && c.nodes > 1) {
         rc = st_error_set(err, ST_EINVAL, file, st__json_key_path(path, sizeof path, p_inter, "nics_per_node"),
                           "0 NICs is allowed only for a single node (nodes is %lld)", (long long)c.nodes);
@@ -408,6 +471,8 @@ int st__cluster_from_json(const json_t *root, const char *file, const char *pref
     c.inter_latency_s = x * 1e-6;
     c.oversubscription = 1;
     rc = st__json_get_num(sub, "oversubscription", 1, 1000, &c.oversubscription, file, p_inter, err);
+    if (rc < 0) goto out;
+    rc = load_tiers(sub, file, p_inter, &c, err);
     if (rc < 0) goto out;
 
     x = 1024;
@@ -491,6 +556,17 @@ static int groups_from_json(const json_t *root, const char *file, const char *pr
         x->nics_per_node = gc.nics_per_node, x->nic_bytes_per_s = gc.nic_bytes_per_s;
         x->inter_latency_s = gc.inter_latency_s, x->oversubscription = gc.oversubscription;
         x->host_memory_bytes = gc.host_memory_bytes, x->pcie_bytes_per_s = gc.pcie_bytes_per_s;
+        if (gc.leaf_nodes || gc.rail_optimized || gc.sharp_inter) { /* the fabric between groups is between_groups */
+            rc = st_error_set(err, ST_EINVAL, file, st__json_key_path(path, sizeof path, gpre, "inter_node"),
+                              "rails, tiers and SHARP (rail_optimized, leaf, spine, sharp) are not described inside "
+                              "node groups");
+            goto out;
+        }
+        if (gc.sharp_domain) {
+            rc = st_error_set(err, ST_EINVAL, file, st__json_key_path(path, sizeof path, gpre, "scale_up.sharp"),
+                              "NVLink SHARP is not described inside node groups");
+            goto out;
+        }
         c.ngroups++;
     }
     st__json_key_path(pre, sizeof pre, prefix, "between_groups");
@@ -584,23 +660,52 @@ static int apply_mig_suffix(const char *spec, const char *file, st_cluster *c, s
     return st_cluster_finalize(c, file, err);
 }
 
+/* "CLUSTER:sharp=1" (or 0): NVLink SHARP on (off) inside the scale-up domain, where the cluster's
+ * switches have it (st_cluster.nvls_capable), named CLUSTER+sharp so that `compare` tells the variants
+ * apart. 0, or ST_EINVAL naming "sharp". */
+static int apply_sharp_suffix(const char *spec, const char *file, st_cluster *c, st_error *err) {
+    if (strcmp(spec, "1") != 0 && strcmp(spec, "0") != 0)
+        return st_error_set(err, ST_EINVAL, file, "sharp", "'%s' is not 1 or 0", spec);
+    c->sharp_domain = spec[0] == '1';
+    if (c->sharp_domain && (!c->nvls_capable || c->ngroups > 0))
+        return st_error_set(err, ST_EINVAL, file, "sharp",
+                            "cluster '%s' has no NVLink SHARP (NVSwitch gen 3 on: H100, H200, B200, B300, NVL72)",
+                            c->name);
+    char name[sizeof c->name];
+    snprintf(name, sizeof name, "%.50s+%s", c->name, c->sharp_domain ? "sharp" : "nosharp");
+    memcpy(c->name, name, sizeof name);
+    return st_cluster_finalize(c, file, err);
+}
+
 int st_cluster_resolve(const char *arg, int64_t gpus, st_cluster *out, st_error *err) {
     int rc;
     st_cluster c;
-    const char *file = NULL, *mig = NULL;
+    const char *file = NULL, *mig = NULL, *sharp = NULL;
     char *base = NULL;
 
     if (!arg || !arg[0]) {
         rc = st_error_set(err, ST_EUSAGE, NULL, "cluster", "no cluster given");
         goto out;
     }
-    const char *at = strstr(arg, ":mig=");
-    if (at) {
-        if (!(base = strndup(arg, (size_t)(at - arg)))) {
+    /* suffixes: CLUSTER[:mig=SPEC][:sharp=1], each cut off at its ':' (base is a copy to cut) */
+    const char *at = strstr(arg, ":mig="), *sh = strstr(arg, ":sharp=");
+    if (at && sh && sh < at) {
+        rc = st_error_set(err, ST_EINVAL, NULL, "sharp", "write :sharp= after :mig=");
+        goto out;
+    }
+    if (at || sh) {
+        if (!(base = strdup(arg))) {
             rc = st_error_set(err, ST_ENOMEM, NULL, "cluster", "out of memory");
             goto out;
         }
-        mig = at + 5;
+        if (sh) {
+            base[sh - arg] = 0;
+            sharp = base + (sh - arg) + 7;
+        }
+        if (at) {
+            base[at - arg] = 0;
+            mig = base + (at - arg) + 5;
+        }
         arg = base;
     }
     if (st_cluster_preset(arg, &c) != 0) {
@@ -612,6 +717,7 @@ int st_cluster_resolve(const char *arg, int64_t gpus, st_cluster *out, st_error 
         file = arg;
     }
     if (mig && (rc = apply_mig_suffix(mig, file, &c, err)) < 0) goto out;
+    if (sharp && (rc = apply_sharp_suffix(sharp, file, &c, err)) < 0) goto out;
     if (gpus != 0) { /* 0: as described */
         rc = st_cluster_size(&c, gpus, file, err);
         if (rc < 0) goto out;
@@ -724,16 +830,29 @@ static json_t *cluster_fields_to_json(const st_cluster *c) {
     bad |= json_object_set_new(intra, "latency_us", json_real(c->intra_latency_s * 1e6));
     bad |= json_object_set(o, "intra_node", intra);
     /* only when set: a cluster whose domain is its host node writes (and hashes) as before */
-    if (c->domain_gpus > 0 || c->fabric != ST_FABRIC_NVSWITCH) {
+    if (c->domain_gpus > 0 || c->fabric != ST_FABRIC_NVSWITCH || c->sharp_domain) {
         json_t *su = json_object();
         bad |= !su || json_object_set_new(su, "gpus", json_integer(st_cluster_domain(c)));
         bad |= !su || json_object_set_new(su, "fabric", json_string(st_fabric_name(c->fabric)));
+        if (c->sharp_domain) bad |= !su || json_object_set_new(su, "sharp", json_true());
         bad |= json_object_set_new(o, "scale_up", su);
     }
     bad |= json_object_set_new(inter, "nics_per_node", json_integer(c->nics_per_node));
     bad |= json_object_set_new(inter, "nic_gbit_per_s", json_real(c->nic_bytes_per_s * 8 / 1e9));
     bad |= json_object_set_new(inter, "latency_us", json_real(c->inter_latency_s * 1e6));
     bad |= json_object_set_new(inter, "oversubscription", json_real(c->oversubscription));
+    /* only when set: a cluster without rails or tiers writes (and hashes) as before */
+    if (c->rail_optimized) bad |= json_object_set_new(inter, "rail_optimized", json_true());
+    if (c->sharp_inter) bad |= json_object_set_new(inter, "sharp", json_true());
+    for (int t = 0; t < 2; t++) {
+        int64_t tn = t ? c->pod_nodes : c->leaf_nodes;
+        if (!tn) continue;
+        json_t *tj = json_object();
+        bad |= !tj || json_object_set_new(tj, "nodes", json_integer(tn));
+        double over = t ? c->pod_oversubscription : c->leaf_oversubscription;
+        bad |= !tj || json_object_set_new(tj, "oversubscription", json_real(over));
+        bad |= json_object_set_new(inter, t ? "spine" : "leaf", tj);
+    }
     bad |= json_object_set(o, "inter_node", inter);
     bad |= json_object_set_new(host, "memory_gib", json_real(c->host_memory_bytes / GIB));
     bad |= json_object_set_new(host, "pcie_gb_per_s", json_real(c->pcie_bytes_per_s / 1e9));

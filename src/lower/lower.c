@@ -1029,7 +1029,7 @@ static int make_routes(st__lnet *B, const st_lowered *out, const st_cluster *c, 
                 a[i] = (full ? r : d * width) + i;
                 z[i] = a[i] + (e - d) * width; /* the same lane of stage e */
             }
-            int id = st__lnet_p2p(B, a, z, n, gp.nodes > 1);
+            int id = st__lnet_p2p(B, a, z, n, gp.nodes > 1, gp.tier);
             if (dir == 0)
                 r_fwd[r] = id;
             else
@@ -1041,7 +1041,7 @@ static int make_routes(st__lnet *B, const st_lowered *out, const st_cluster *c, 
      * embedding's pair across nodes) */
     for (int k = 0; k < G->ngroups; k++) {
         const st_group_def *gd_k = &out->groups[k];
-        int n = 0, nic, peers = 2;
+        int n = 0, nic, peers = 2, tier = gp.tier; /* the embedding's pair: the pipeline's ends */
         if (k >= G->embbase && k < G->edpbase) {
             nic = 1;
             for (int i = 0; i < 2; i++)
@@ -1055,12 +1055,13 @@ static int make_routes(st__lnet *B, const st_lowered *out, const st_cluster *c, 
                 st_cost_group(c, p, gd_k->kind, &gk);
             nic = k < G->ndp ? gd.nodes > 1 : gk.nodes > 1;
             peers = (int)(k < G->ndp ? gd.n : gk.n);
+            tier = k < G->ndp ? gd.tier : gk.tier;
             if (full)
                 for (int i = 0; i < gd_k->n; i++) a[n++] = gd_k->ranks[i];
             else
                 for (int i = 0; i < width; i++) a[n++] = gd_k->ranks[0] * width + i;
         }
-        r_g[k] = st__lnet_coll(B, a, n, nic, peers);
+        r_g[k] = st__lnet_coll(B, a, n, nic, peers, tier);
     }
     free(a);
     return B->failed ? ST_ENOMEM : 0;

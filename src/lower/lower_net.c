@@ -6,6 +6,9 @@
  * GPU, which its slices' routes all cross), each NIC port, each host node's link to the fabric,
  * per direction, at the rates cost/comm.c prices collectives at (st_cost_net). A link is made when
  * the first route crosses it, so a lowering lists only the links its transfers use.
+ * With fabric tiers (cluster inter_node.leaf / spine) each leaf's and pod's uplinks are one link
+ * each way ("leaf 2 up": its nodes' NICs / the tier's oversubscription), which a group that cost/
+ * prices at that tier crosses once per rank, as a node's fabric link.
  * - route: a group's collective crosses, for every rank it stands for (the group's members, or a
  *   representative's replicas), that rank's NVLink port when cost/ prices the group inside a node,
  *   else its NIC port and, when the ranks span nodes, its node's fabric link (so a node's fabric
@@ -31,7 +34,9 @@ int st__lnet_init(st__lnet *B, st_lowered *out, const st_cluster *c, int gpus, i
     B->ports = (int)B->net.nic_ports;
     B->per_port = (int)B->net.gpus_per_port;
     B->nodes = (gpus + B->G - 1) / B->G;
-    int slots = 2 * gpus + 2 * B->nodes * B->ports + 2 * B->nodes;
+    B->leaves = B->net.leaf_nodes > 0 ? (int)((B->nodes + B->net.leaf_nodes - 1) / B->net.leaf_nodes) : 0;
+    B->pods = B->net.pod_nodes > 0 ? (int)((B->nodes + B->net.pod_nodes - 1) / B->net.pod_nodes) : 0;
+    int slots = 2 * gpus + 2 * B->nodes * B->ports + 2 * B->nodes + 2 * B->leaves + 2 * B->pods;
     B->id = malloc(sizeof *B->id * (size_t)slots);
     B->prog_of_gpu = malloc(sizeof *B->prog_of_gpu * (size_t)gpus);
     if (!B->id || !B->prog_of_gpu) return ST_ENOMEM;
@@ -54,6 +59,8 @@ static int node_of(const st__lnet *B, int gpu) { return gpu / B->G; }
 /* a GPU's port into its domain: its own, or with MIG its parent GPU's PCIe link, shared */
 static int dom_port_of(const st__lnet *B, int gpu) { return gpu / B->per_port; }
 static int port_of(const st__lnet *B, int gpu) { return node_of(B, gpu) * B->ports + (gpu % B->G) * B->ports / B->G; }
+static int leaf_of(const st__lnet *B, int gpu) { return (int)(node_of(B, gpu) / B->net.leaf_nodes); }
+static int pod_of(const st__lnet *B, int gpu) { return (int)(node_of(B, gpu) / B->net.pod_nodes); }
 
 /* which rank's trace shows a link: its GPU's program, or the first program on its NIC port or node */
 static int shown_by(const st__lnet *B, st_link_kind kind, int index) {
@@ -62,16 +69,23 @@ static int shown_by(const st__lnet *B, st_link_kind kind, int index) {
             if (B->prog_of_gpu[g] >= 0) return B->prog_of_gpu[g];
         return -1;
     }
-    int node = kind == ST_LINK_NIC ? index / B->ports : index;
-    for (int g = node * B->G; g < (node + 1) * B->G && g < B->gpus; g++)
+    int node = kind == ST_LINK_NIC ? index / B->ports : index, nodes = 1;
+    if (kind == ST_LINK_LEAF || kind == ST_LINK_POD) { /* a tier's: the first program under it */
+        nodes = (int)(kind == ST_LINK_LEAF ? B->net.leaf_nodes : B->net.pod_nodes);
+        node = index * nodes;
+    }
+    for (int g = node * B->G; g < (node + nodes) * B->G && g < B->gpus; g++)
         if (B->prog_of_gpu[g] >= 0 && (kind == ST_LINK_FABRIC || port_of(B, g) == index)) return B->prog_of_gpu[g];
     return -1;
 }
 
 static void hop(st__lnet *B, st_link_kind kind, int index, int dir) {
+    int base = 2 * B->gpus + 2 * B->nodes * B->ports;
     int slot = kind == ST_LINK_NVLINK ? index * 2 + dir
                : kind == ST_LINK_NIC  ? 2 * B->gpus + index * 2 + dir
-                                      : 2 * B->gpus + 2 * B->nodes * B->ports + index * 2 + dir;
+               : kind == ST_LINK_FABRIC ? base + index * 2 + dir
+               : kind == ST_LINK_LEAF   ? base + 2 * B->nodes + index * 2 + dir
+                                        : base + 2 * B->nodes + 2 * B->leaves + index * 2 + dir;
     st_lowered *o = B->out;
     if (B->id[slot] < 0) {
         if (o->nlinks == B->caplinks) {
@@ -99,9 +113,13 @@ static void hop(st__lnet *B, st_link_kind kind, int index, int dir) {
         } else if (kind == ST_LINK_NIC) {
             lk->bytes_per_s = B->net.nic_port_bytes_per_s;
             snprintf(lk->name, sizeof lk->name, "nic %d.%d %s", index / B->ports, index % B->ports, dir ? "in" : "out");
-        } else {
+        } else if (kind == ST_LINK_FABRIC) {
             lk->bytes_per_s = B->net.uplink_bytes_per_s;
             snprintf(lk->name, sizeof lk->name, "fabric %d %s", index, dir ? "down" : "up");
+        } else {
+            int leaf = kind == ST_LINK_LEAF;
+            lk->bytes_per_s = leaf ? B->net.leaf_uplink_bytes_per_s : B->net.pod_uplink_bytes_per_s;
+            snprintf(lk->name, sizeof lk->name, "%s %d %s", leaf ? "leaf" : "pod", index, dir ? "down" : "up");
         }
         B->id[slot] = o->nlinks++;
     }
@@ -159,12 +177,24 @@ nomem:
     return -1;
 }
 
-/* the rate of a route alone: the GPU's NIC share, or the domain rate over `peers` ranks */
-static double route_rate(const st__lnet *B, int nic, int peers) {
-    return nic ? B->net.gpu_share_bytes_per_s : st_cost_domain_bytes_per_s(B->c, peers);
+/* the rate of a route alone: the GPU's NIC share at the group's tier, or the domain rate over `peers` ranks */
+static double route_rate(const st__lnet *B, int nic, int peers, int tier) {
+    return nic ? B->net.tier_share_bytes_per_s[tier] : st_cost_domain_bytes_per_s(B->c, peers);
 }
 
-int st__lnet_coll(st__lnet *B, const int *gpus, int n, int nic, int peers) {
+/* the uplinks of the tiers between GPUs a and b (a == b: of the tiers up to `tier`), a's out, b's in */
+static void tier_hops(st__lnet *B, int a, int b, int tier) {
+    if (B->leaves && (a == b ? tier >= ST_TIER_LEAF : leaf_of(B, a) != leaf_of(B, b))) {
+        hop(B, ST_LINK_LEAF, leaf_of(B, a), 0);
+        hop(B, ST_LINK_LEAF, leaf_of(B, b), 1);
+    }
+    if (B->pods && (a == b ? tier >= ST_TIER_POD : pod_of(B, a) != pod_of(B, b))) {
+        hop(B, ST_LINK_POD, pod_of(B, a), 0);
+        hop(B, ST_LINK_POD, pod_of(B, b), 1);
+    }
+}
+
+int st__lnet_coll(st__lnet *B, const int *gpus, int n, int nic, int peers, int tier) {
     int spans = 0;
     for (int i = 1; i < n; i++) spans |= node_of(B, gpus[i]) != node_of(B, gpus[0]);
     for (int i = 0; i < n; i++) {
@@ -180,11 +210,12 @@ int st__lnet_coll(st__lnet *B, const int *gpus, int n, int nic, int peers) {
             hop(B, ST_LINK_FABRIC, node_of(B, g), 0);
             hop(B, ST_LINK_FABRIC, node_of(B, g), 1);
         }
+        tier_hops(B, g, g, tier);
     }
-    return route_end(B, route_rate(B, nic, peers));
+    return route_end(B, route_rate(B, nic, peers, tier));
 }
 
-int st__lnet_p2p(st__lnet *B, const int *from, const int *to, int n, int nic) {
+int st__lnet_p2p(st__lnet *B, const int *from, const int *to, int n, int nic, int tier) {
     for (int i = 0; i < n; i++) {
         if (!nic) {
             hop(B, ST_LINK_NVLINK, dom_port_of(B, from[i]), 0);
@@ -196,7 +227,8 @@ int st__lnet_p2p(st__lnet *B, const int *from, const int *to, int n, int nic) {
         if (node_of(B, from[i]) != node_of(B, to[i])) {
             hop(B, ST_LINK_FABRIC, node_of(B, from[i]), 0);
             hop(B, ST_LINK_FABRIC, node_of(B, to[i]), 1);
+            tier_hops(B, from[i], to[i], tier);
         }
     }
-    return route_end(B, route_rate(B, nic, 2));
+    return route_end(B, route_rate(B, nic, 2, tier));
 }

@@ -20,6 +20,7 @@ typedef struct st__lnet {
     st_net net;
     const st_cluster *c; /* borrowed: the domain rate of a route (st_cost_domain_bytes_per_s) */
     int G, ports, gpus, nodes;
+    int leaves, pods; /* the fabric's tiers the job's nodes fill (0: the cluster has no such tier) */
     int per_port;     /* GPUs sharing one domain port (st_net.gpus_per_port) */
     int32_t *id;      /* link id per (kind, index, dir) slot, -1 = not made yet */
     int *prog_of_gpu; /* rank number of the program running on a GPU, -1 */
@@ -35,10 +36,13 @@ int st__lnet_init(st__lnet *B, st_lowered *out, const st_cluster *c, int gpus, i
 void st__lnet_destroy(st__lnet *B);
 /* The route of a collective of the ranks on gpus[0..n) (each pushes its data out and takes it in),
  * across the NICs (nic) or inside the scale-up domain, where each of its groups has `peers` ranks
- * (the rate on an xGMI mesh depends on it); its index, or -1 once B->failed. */
-int st__lnet_coll(st__lnet *B, const int *gpus, int n, int nic, int peers);
-/* The route of n sends at once, from[i] to to[i]. */
-int st__lnet_p2p(st__lnet *B, const int *from, const int *to, int n, int nic);
+ * (the rate on an xGMI mesh depends on it) and cost/ prices it at fabric tier `tier` (st_group.tier:
+ * across the NICs, each rank also crosses its leaf's uplink from ST_TIER_LEAF and its pod's from
+ * ST_TIER_POD); its index, or -1 once B->failed. */
+int st__lnet_coll(st__lnet *B, const int *gpus, int n, int nic, int peers, int tier);
+/* The route of n sends at once, from[i] to to[i] (the tiers' uplinks between their nodes), at the
+ * rate cost/ prices the pipeline group at, tier `tier`. */
+int st__lnet_p2p(st__lnet *B, const int *from, const int *to, int n, int nic, int tier);
 
 /* ------------------------------------------------------------ operators (lower_ops.c) */
 
