@@ -36,6 +36,13 @@ if [ "$rc" -eq 0 ] && grep -qx '#SBATCH --nodes=1' "$T/job.sbatch" &&
 	grep -q -- '--gpu-bind=map_gpu:0,1,2,3 ' "$T/job.sbatch" && ! grep -q -- "'--gpus'" "$T/job.sbatch"; then
 	ok "--emit slurm: 4 ranks on one node; the script is replaced"
 else nok "--emit slurm: 4 ranks on one node; the script is replaced"; fi
+run run --model tiny-gpt --plan tp=2,gbs=4,seq=32 --timeout 30 --emit slurm --out "$T/job.sbatch"
+if [ "$rc" -eq 0 ] && grep -q "'--timeout' '30'" "$T/job.sbatch"; then ok "--emit slurm: the script passes --timeout on"
+else nok "--emit slurm: the script passes --timeout on"; fi
+run run --model tiny-gpt --plan tp=2,gbs=4,seq=32 --timeout 0 --emit slurm --out "$T/job2.sbatch"
+if [ "$rc" -eq 2 ] && grep -q "'--timeout': 0 is out of range" "$T/err" && [ ! -e "$T/job2.sbatch" ]; then
+	ok "--emit slurm --timeout 0: refused"
+else nok "--emit slurm --timeout 0: refused"; fi
 run run --model tiny-gpt --plan tp=2,gbs=4,seq=32 --emit slurm --out "$T/no/such/dir/job.sbatch"
 if [ "$rc" -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ] && [ ! -e "$T/no" ]; then
 	ok "--emit slurm into a missing folder: one line, exit 2"
