@@ -1,5 +1,6 @@
 /* cmd_run.c: `strata run` under mpirun: lower the plan to every rank's program (fused collectives,
- * the form exec/cpu.c interprets) and run it for real, one process per rank (exec.h). Every rank
+ * the form exec/cpu.c interprets) and run it for real, one process per rank (exec.h); an
+ * operator-level plan as the hybrid plan it amounts to (st__run_ilp_spec), where it is one. Every rank
  * reads the same inputs and lowers the same plan; rank 0 alone prints (the text, or one JSON
  * object), and alone names an error: the others exit 2 without a word, so a bad input is one line. */
 #include "exec/exec.h"
@@ -24,6 +25,9 @@ static const char help_text[] =
     "dropout; MoE blocks with a top-k router and experts), seeded weights and seeded synthetic tokens.\n"
     "Runs tp, sp, pp (1F1B, gpipe, or interleaved with vp > 1), dp, ep and zero=0|1; the vocabulary,\n"
     "heads and ffn must divide by tp (with sp the micro-batch's tokens too), the experts by ep.\n"
+    "An operator-level plan (strata plan --search ilp --out) runs when each of its stages holds one\n"
+    "device: as the pipeline it is (its stage cuts, micro-batch and recompute); one that shards\n"
+    "operators inside a stage is refused naming the stage.\n"
     "  --cluster C          prices the lowering's instructions (default dgx-a100-80g: up to 8 ranks)\n"
     "  --gpus N             the cluster's GPUs, in nodes of its size (as for strata sim)\n"
     "  --steps S            iterations (1..100000)\n"
@@ -185,7 +189,7 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
     st_lowered low = {0};
     st_exec_result res = {0};
     st_cli_text text = {0};
-    char spec[512];
+    char spec[512], ilp_spec[4096];
     int64_t v;
 
     if ((rc = st_cli_parse(argc, argv, take, own, &a, NULL, help_text, err)) || a.help) goto done;
@@ -208,6 +212,11 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
     if (timeout_arg) o.timeout_s = (double)v;
     o.check = check, o.reference_kernels = refk;
     if (!a.cluster) a.cluster = "dgx-a100-80g";
+    /* an operator-level plan runs as the hybrid plan it is (st__run_ilp_spec), or is refused */
+    if (st__plan_is_ilp(a.plan)) {
+        if ((rc = st__run_ilp_spec(&a, ilp_spec, sizeof ilp_spec, err))) goto done;
+        a.plan = ilp_spec;
+    }
     if ((rc = st_cli_inputs_check(&a, want, &in, err)) || (rc = st_cli_inputs_resolve(&a, want, &in, err))) goto done;
     if (!(ctx = st_cost_ctx_new(&in.model, &in.cluster, in.profile))) {
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
