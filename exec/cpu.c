@@ -772,12 +772,17 @@ static int gather(const rank_state *S, const st_exec_opts *o, const double *span
     const st_lowered *l = S->l;
     int n = l->nranks, rc = 0, *counts = NULL, *displs = NULL;
     double *all = NULL;
-    MPI_Gather(kind_s, ST_EXEC_KINDS, MPI_DOUBLE, res->kind_s, ST_EXEC_KINDS, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    const st__xwatch *w = &S->w;
+    MPI_Request q = MPI_REQUEST_NULL;
+    MPI_Comm world = MPI_COMM_WORLD;
+    int mrc = MPI_Igather(kind_s, ST_EXEC_KINDS, MPI_DOUBLE, res->kind_s, ST_EXEC_KINDS, MPI_DOUBLE, 0, world, &q);
+    st__xwait(w, mrc, &q, 1, "gather", world, -1);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double stats[ST_EXEC_STATS] = {[ST_EXEC_GEMM_S] = S->gemm_s, [ST_EXEC_HEAP_PEAK_BYTES] = S->heap_peak_bytes,
                                    [ST_EXEC_RSS_PEAK_BYTES] = (double)ru.ru_maxrss * 1024}; /* Linux: KiB */
-    MPI_Gather(stats, ST_EXEC_STATS, MPI_DOUBLE, res->stats, ST_EXEC_STATS, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    mrc = MPI_Igather(stats, ST_EXEC_STATS, MPI_DOUBLE, res->stats, ST_EXEC_STATS, MPI_DOUBLE, 0, world, &q);
+    st__xwait(w, mrc, &q, 1, "gather", world, -1);
     if (!o->trace) return 0;
     int64_t total = 0;
     if (S->rank == 0) {
@@ -792,14 +797,15 @@ static int gather(const rank_state *S, const st_exec_opts *o, const double *span
     }
     /* the other ranks take part whatever rank 0 could allocate: a gather into nothing would hang */
     int ok = S->rank != 0 || (counts && displs && all);
-    MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    st__xwait(w, MPI_Ibcast(&ok, 1, MPI_INT, 0, world, &q), &q, 1, "broadcast", world, -1);
     if (!ok) {
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory for the trace");
         goto out;
     }
-    MPI_Gatherv(spans, 2 * S->pg->n, MPI_DOUBLE, all, counts, displs, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    mrc = MPI_Igatherv(spans, 2 * S->pg->n, MPI_DOUBLE, all, counts, displs, MPI_DOUBLE, 0, world, &q);
+    st__xwait(w, mrc, &q, 1, "gather", world, -1);
     if (S->rank == 0) rc = write_trace(S, all, o->trace, err);
-    MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    st__xwait(w, MPI_Ibcast(&rc, 1, MPI_INT, 0, world, &q), &q, 1, "broadcast", world, -1);
     if (rc && S->rank != 0) st_error_set(err, rc, o->trace, NULL, "rank 0 could not write the trace");
 out:
     free(counts);
@@ -824,8 +830,8 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
         return rc;
     }
     S.world = MPI_COMM_NULL;
-    S.w = (st__xwatch){.timeout_s = o->timeout_s > 0 ? o->timeout_s : ST_EXEC_TIMEOUT_S, .rank = S.rank, .ins = -1,
-                       .mb = -1, .label = "setting up"};
+    S.w = (st__xwatch){.timeout_s = o->timeout_s > 0 ? o->timeout_s : ST_EXEC_TIMEOUT_S, .rank = S.rank,
+                       .world = MPI_COMM_WORLD, .step = -1, .ins = -1, .mb = -1, .label = "the setup"};
     st__xkernels_reference = o->reference_kernels;
     st__xkernels_threads(1); /* one core per rank (the ranks are the parallelism) */
     S.l = l;
@@ -882,7 +888,9 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
         bad |= !R.m || !R.v;
     }
     int anybad = 0;
-    MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Request q = MPI_REQUEST_NULL;
+    st__xwait(&S.w, MPI_Iallreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD, &q), &q, 1, "all-reduce",
+              MPI_COMM_WORLD, -1);
     if (anybad) {
         if (!rc) rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory setting up a rank's model");
         res->refused = 1;
@@ -906,11 +914,13 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     rc = run_steps(&S, o, Rp, res, spans, kind_s, err);
     st__xcrash_remove();
     if (rc) goto out;
+    watch_between(&S, -1, "gathering the results at rank 0");
     if (o->check) { /* the largest over ranks, at rank 0 */
         double d[2 * ST_EXEC_TENSORS], dmax[2 * ST_EXEC_TENSORS];
         memcpy(d, res->grad_diff, sizeof res->grad_diff);
         memcpy(d + ST_EXEC_TENSORS, res->grad_ref, sizeof res->grad_ref);
-        MPI_Reduce(d, dmax, 2 * ST_EXEC_TENSORS, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
+        st__xwait(&S.w, MPI_Ireduce(d, dmax, 2 * ST_EXEC_TENSORS, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD, &q), &q, 1,
+                  "reduce to rank 0", MPI_COMM_WORLD, -1);
         memcpy(res->grad_diff, dmax, sizeof res->grad_diff);
         memcpy(res->grad_ref, dmax + ST_EXEC_TENSORS, sizeof res->grad_ref);
     }
@@ -925,7 +935,8 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
                    (t->expert >= 0 ? S.dr < S.ep : S.dr == 0);
         if (once) np += (double)(t->nrows * t->ncols);
     }
-    MPI_Reduce(&np, &nptot, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+    st__xwait(&S.w, MPI_Ireduce(&np, &nptot, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD, &q), &q, 1, "reduce to rank 0",
+              MPI_COMM_WORLD, -1);
     res->params = nptot;
     rc = gather(&S, o, spans, kind_s, res, err);
 out:

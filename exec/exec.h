@@ -60,10 +60,13 @@ typedef struct st_exec_opts {
     double timeout_s;  /* the longest wait in one collective, send or receive (> 0; below) */
 } st_exec_opts;
 
-/* Faults (exec/fault.c). Every wait of a rank for its peers (a collective, send or receive, the
- * barrier that starts a step) is a nonblocking MPI call polled until opts.timeout_s: past it, or on
- * an MPI error, the rank prints one line on stderr, "strata run: rank R timed out after S s in step
- * K instruction I (LABEL, micro-batch M) waiting for rank(s) P in the WHAT; stopping every rank",
+/* Faults (exec/fault.c). Every wait of a rank for its peers in st_exec_run (a collective, send or
+ * receive of an instruction, the barrier that starts a step, the agreements after the setup and
+ * after each step, the gathering of the results at rank 0; not MPI_Comm_create_group and
+ * MPI_Comm_split, which have no nonblocking form) is a nonblocking MPI call polled until
+ * opts.timeout_s: past it, or on an MPI error, the rank prints one line on stderr, "strata run:
+ * rank R timed out after S s in step K instruction I (LABEL, micro-batch M) waiting for rank(s) P
+ * in the WHAT; stopping every rank",
  * and calls MPI_Abort(MPI_COMM_WORLD, 2), which ends the job (mpirun exits 2). The timeout must be
  * above the longest compute of a step that a peer may wait through. A rank that crashes (a fatal
  * signal) first prints "strata run: rank R crashed (signal S) in step K instruction I (...)"; one

@@ -27,9 +27,11 @@
 
 /* ---------------------------------------------------------------- the line naming where */
 
-/* "step K instruction I (LABEL, micro-batch M)", or "step K (LABEL)" between instructions */
+/* "step K instruction I (LABEL, micro-batch M)", "step K (LABEL)" between instructions, or LABEL
+ * before and after the steps (step -1) */
 static void where(char *buf, size_t n, const st__xwatch *w) {
-    if (w->ins < 0) snprintf(buf, n, "step %lld (%s)", (long long)w->step + 1, w->label ? w->label : "?");
+    if (w->step < 0) snprintf(buf, n, "%s", w->label ? w->label : "?");
+    else if (w->ins < 0) snprintf(buf, n, "step %lld (%s)", (long long)w->step + 1, w->label ? w->label : "?");
     else if (w->mb >= 0)
         snprintf(buf, n, "step %lld instruction %d (%s, micro-batch %d)", (long long)w->step + 1, w->ins,
                  w->label ? w->label : "?", w->mb);

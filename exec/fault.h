@@ -18,7 +18,7 @@ typedef struct st__xwatch {
     double timeout_s; /* > 0 */
     int rank;         /* in world */
     MPI_Comm world;   /* the run's (a duplicate of MPI_COMM_WORLD, same ranks) */
-    int64_t step;     /* 0-based; printed 1-based */
+    int64_t step;     /* 0-based; printed 1-based; -1 before and after the steps (label says where) */
     int ins, mb;      /* the instruction and its micro-batch (-1: none) */
     const char *label; /* static: the instruction's label, or where the rank is when ins is -1 */
 } st__xwatch;
