@@ -28,13 +28,20 @@
  * tokens and its gradient.
  *
  * Timing: CLOCK_MONOTONIC after a barrier at each iteration's start; a receive counts its wait for
- * the sender, a send only its start (MPI_Isend), a collective its wait for the slowest member. */
+ * the sender, a send only its start (MPI_Isend), a collective its wait for the slowest member.
+ *
+ * Faults (exec/fault.c): every transfer of a step runs in the run's own communicator (a duplicate
+ * of the world with MPI_ERRORS_RETURN, and the groups' made from it) as a nonblocking call that
+ * st__xwait polls until the timeout, naming this rank's instruction (S->w, kept up to date) when
+ * it stops the job. */
 #include "exec/exec.h"
 #include "exec/exec_private.h"
+#include "exec/fault.h"
 #include "traces/traces.h"
 
 #include <math.h>
 #include <mpi.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -105,6 +112,10 @@ typedef struct rank_state {
     double tp_s;            /* tp collectives' time so far */
     double ep_s, pending_ep_s; /* the same for the ep all-to-alls */
     double pending_tp_s;    /* the tp collectives' time in the instruction before */
+    int *sendins;           /* this iteration's sends: the instruction of each */
+    MPI_Comm world;         /* the run's communicator (owned; MPI_ERRORS_RETURN) */
+    st__xwatch w;           /* where this rank is, for a timeout's or a crash's line */
+    st__xfault fault;       /* STRATA_EXEC_FAULT's */
     int32_t *tokens;
     double loss_sum;
     double gemm_s, heap_peak_bytes; /* st_exec_result.stats */
@@ -113,14 +124,18 @@ typedef struct rank_state {
 static void tp_allreduce(void *ctx, float *buf, int64_t n, int max) {
     rank_state *S = ctx;
     double t0 = now_s();
-    MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, max ? MPI_MAX : MPI_SUM, S->tpc);
+    MPI_Request q = MPI_REQUEST_NULL;
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, max ? MPI_MAX : MPI_SUM, S->tpc, &q);
+    st__xwait(&S->w, rc, &q, 1, "tp all-reduce", S->tpc, -1);
     S->tp_s += now_s() - t0;
 }
 
 static void tp_allgather(void *ctx, float *buf, int64_t n) {
     rank_state *S = ctx;
     double t0 = now_s();
-    MPI_Allgather(MPI_IN_PLACE, 0, MPI_FLOAT, buf, (int)n, MPI_FLOAT, S->tpc);
+    MPI_Request q = MPI_REQUEST_NULL;
+    int rc = MPI_Iallgather(MPI_IN_PLACE, 0, MPI_FLOAT, buf, (int)n, MPI_FLOAT, S->tpc, &q);
+    st__xwait(&S->w, rc, &q, 1, "tp all-gather", S->tpc, -1);
     S->tp_s += now_s() - t0;
 }
 
@@ -129,7 +144,9 @@ static float *ep_alltoallv(void *ctx, const float *send, const int *scounts, int
     double t0 = now_s();
     int n = S->ep, *c = malloc((size_t)(4 * n) * sizeof *c);
     float *recv = NULL;
-    MPI_Alltoall(scounts, 1, MPI_INT, rcounts, 1, MPI_INT, S->epc);
+    MPI_Request q = MPI_REQUEST_NULL;
+    st__xwait(&S->w, MPI_Ialltoall(scounts, 1, MPI_INT, rcounts, 1, MPI_INT, S->epc, &q), &q, 1, "ep all-to-all",
+              S->epc, -1);
     if (c) { /* in floats: send counts, displacements, then the same received */
         int64_t so = 0, ro = 0;
         for (int i = 0; i < n; i++) {
@@ -141,8 +158,9 @@ static float *ep_alltoallv(void *ctx, const float *send, const int *scounts, int
     /* every member takes part whatever it could allocate: a missing one would hang the others */
     static float none;
     int z[1] = {0};
-    if (c && recv) MPI_Alltoallv(send, c, c + n, MPI_FLOAT, recv, c + 2 * n, c + 3 * n, MPI_FLOAT, S->epc);
-    else MPI_Alltoall(z, 0, MPI_FLOAT, &none, 0, MPI_FLOAT, S->epc);
+    int rc = c && recv ? MPI_Ialltoallv(send, c, c + n, MPI_FLOAT, recv, c + 2 * n, c + 3 * n, MPI_FLOAT, S->epc, &q)
+                       : MPI_Ialltoall(z, 0, MPI_FLOAT, &none, 0, MPI_FLOAT, S->epc, &q);
+    st__xwait(&S->w, rc, &q, 1, "ep all-to-all", S->epc, -1);
     free(c);
     S->ep_s += now_s() - t0;
     return recv;
@@ -151,7 +169,9 @@ static float *ep_alltoallv(void *ctx, const float *send, const int *scounts, int
 static void tp_reduce_scatter(void *ctx, float *out, const float *in, int64_t n) {
     rank_state *S = ctx;
     double t0 = now_s();
-    MPI_Reduce_scatter_block(in, out, (int)n, MPI_FLOAT, MPI_SUM, S->tpc);
+    MPI_Request q = MPI_REQUEST_NULL;
+    st__xwait(&S->w, MPI_Ireduce_scatter_block(in, out, (int)n, MPI_FLOAT, MPI_SUM, S->tpc, &q), &q, 1,
+              "tp reduce-scatter", S->tpc, -1);
     S->tp_s += now_s() - t0;
 }
 
@@ -247,6 +267,20 @@ static int check_plan(const st_plan *p, const st_lowered *l, int64_t L, int size
             return st_error_set(err, ST_EINVAL, NULL, "plan",
                                 "rank %d's program has %s: the cpu executor cannot run it", i, bad);
     }
+    return 0;
+}
+
+/* STRATA_EXEC_FAULT (exec.h's test hook): parsed, and its rank and instruction in the job */
+static int check_fault(const char *env, const st_lowered *l, st__xfault *f, st_error *err) {
+    int rc = st__xfault_parse(env, f, err);
+    if (rc || f->kind == ST__XFAULT_NONE) return rc;
+    if (f->rank >= l->nranks)
+        return st_error_set(err, ST_EINVAL, NULL, "STRATA_EXEC_FAULT", "rank %d is not one of the job's %d", f->rank,
+                            l->nranks);
+    if (f->ins >= l->progs[f->rank].n)
+        return st_error_set(err, ST_EINVAL, NULL, "STRATA_EXEC_FAULT",
+                            "rank %d's program has %d instructions (0 .. %d), not %d", f->rank, l->progs[f->rank].n,
+                            l->progs[f->rank].n - 1, f->ins);
     return 0;
 }
 
@@ -408,13 +442,19 @@ static int run_p2p(rank_state *S, const st_ins *in) {
         if (!buf) return ST_ENOMEM;
         memcpy(buf, src, (size_t)n * sizeof *buf);
         S->sendbufs[S->nsends] = buf;
-        MPI_Isend(buf, (int)n, MPI_FLOAT, in->peer, in->tag, MPI_COMM_WORLD, &S->reqs[S->nsends++]);
+        S->sendins[S->nsends] = S->w.ins;
+        MPI_Request *q = &S->reqs[S->nsends++];
+        *q = MPI_REQUEST_NULL;
+        int rc = MPI_Isend(buf, (int)n, MPI_FLOAT, in->peer, in->tag, S->world, q);
+        if (rc != MPI_SUCCESS) st__xwait(&S->w, rc, q, 1, "send", S->world, in->peer); /* names it, stops */
         return 0;
     }
     float **slot = S->acts[k] ? &S->grad_in[k] : &S->act_in[k];
     if (*slot) return ST_EINVAL;
     if (!(*slot = malloc((size_t)n * sizeof **slot))) return ST_ENOMEM;
-    MPI_Recv(*slot, (int)n, MPI_FLOAT, in->peer, in->tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    MPI_Request q = MPI_REQUEST_NULL;
+    st__xwait(&S->w, MPI_Irecv(*slot, (int)n, MPI_FLOAT, in->peer, in->tag, S->world, &q), &q, 1, "receive", S->world,
+              in->peer);
     return 0;
 }
 
@@ -431,7 +471,9 @@ static int run_coll(rank_state *S, const st_ins *in, int *kind) {
         *kind = ST_EXEC_COLL_PP;
         if (S->wte_reg < 0) return ST_EINVAL;
         const region *g = &S->reg[S->wte_reg];
-        MPI_Allreduce(MPI_IN_PLACE, gr + g->lo, (int)(g->hi - g->lo), MPI_FLOAT, MPI_SUM, c);
+        MPI_Request q = MPI_REQUEST_NULL;
+        st__xwait(&S->w, MPI_Iallreduce(MPI_IN_PLACE, gr + g->lo, (int)(g->hi - g->lo), MPI_FLOAT, MPI_SUM, c, &q),
+                  &q, 1, "embedding all-reduce", c, -1);
         return 0;
     }
     if (gd->kind != ST_GRP_DP) return ST_EINVAL;
@@ -444,19 +486,28 @@ static int run_coll(rank_state *S, const st_ins *in, int *kind) {
         int np, pr;
         region_group(S, g, &np, &pr);
         shares(S, g, counts, displs);
+        MPI_Request q = MPI_REQUEST_NULL;
+        const char *what = g->kind == REG_EXPERT && S->ep > 1 ? "expert-data-parallel " : "dp ";
+        char name[64];
         if (in->coll == ST_COLL_ALLREDUCE && !S->zero) {
-            MPI_Allreduce(MPI_IN_PLACE, gr + g->off, (int)g->n, MPI_FLOAT, MPI_SUM, gc);
+            snprintf(name, sizeof name, "%sall-reduce", what);
+            st__xwait(&S->w, MPI_Iallreduce(MPI_IN_PLACE, gr + g->off, (int)g->n, MPI_FLOAT, MPI_SUM, gc, &q), &q, 1,
+                      name, gc, -1);
         } else if (in->coll == ST_COLL_REDUCESCATTER && S->zero) {
             float *tmp = malloc((size_t)(counts[pr] ? counts[pr] : 1) * sizeof *tmp);
             if (!tmp) {
                 rc = ST_ENOMEM;
                 break;
             }
-            MPI_Reduce_scatter(gr + g->off, tmp, counts, MPI_FLOAT, MPI_SUM, gc);
+            snprintf(name, sizeof name, "%sreduce-scatter", what);
+            st__xwait(&S->w, MPI_Ireduce_scatter(gr + g->off, tmp, counts, MPI_FLOAT, MPI_SUM, gc, &q), &q, 1, name,
+                      gc, -1);
             memcpy(gr + g->lo, tmp, (size_t)counts[pr] * sizeof *tmp);
             free(tmp);
         } else if (in->coll == ST_COLL_ALLGATHER && S->zero) {
-            MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, pa + g->off, counts, displs, MPI_FLOAT, gc);
+            snprintf(name, sizeof name, "%sall-gather", what);
+            int r = MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, pa + g->off, counts, displs, MPI_FLOAT, gc, &q);
+            st__xwait(&S->w, r, &q, 1, name, gc, -1);
         } else {
             rc = ST_EINVAL;
         }
@@ -555,6 +606,17 @@ static int write_trace(const rank_state *S, const double *all, const char *path,
     return st_trace_close(t, err);
 }
 
+/* where the rank is, for st__xwait's and the crash handler's line */
+static void watch_ins(rank_state *S, int i, const st_ins *in) {
+    S->w.ins = i, S->w.mb = in->mb;
+    S->w.label = in->label ? in->label : in->kind == ST_INS_SEND ? "send" : in->kind == ST_INS_RECV ? "recv"
+                                                   : in->kind == ST_INS_COLL ? "coll" : "compute";
+}
+
+static void watch_between(rank_state *S, int64_t step, const char *where) {
+    S->w.step = step, S->w.ins = -1, S->w.mb = -1, S->w.label = where;
+}
+
 static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec_result *res, double *spans,
                      double *kind_s, st_error *err) {
     const st_program *pg = S->pg;
@@ -566,11 +628,15 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
         S->loss_sum = 0;
         S->nsends = 0;
         if (R && (rc = ref_grads(R, S, step, o->seed, S->tokens + S->x.B * (S->T + 1)))) break;
-        MPI_Barrier(MPI_COMM_WORLD);
+        watch_between(S, step, "the barrier that starts it");
+        MPI_Request q = MPI_REQUEST_NULL;
+        st__xwait(&S->w, MPI_Ibarrier(S->world, &q), &q, 1, "barrier", S->world, -1);
         double t0 = now_s(), tp_before = 0, ep_before = 0, gemm0 = st__xkernels_gemm_s;
         for (int i = 0; i < pg->n && !rc; i++) {
             st_ins in;
             st_program_ins(pg, i, &in);
+            watch_ins(S, i, &in);
+            st__xfault_at(&S->fault, &S->w);
             double s = now_s();
             int kind = ST_EXEC_FWD;
             tp_before = S->tp_s, ep_before = S->ep_s;
@@ -611,20 +677,29 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             rc = rc ? rc : kerr;
         }
         S->gemm_s = st__xkernels_gemm_s - gemm0;
-        MPI_Waitall(S->nsends, S->reqs, MPI_STATUSES_IGNORE);
+        for (int i = 0; i < S->nsends; i++) { /* each named by the instruction that sent it */
+            st_ins in;
+            st_program_ins(pg, S->sendins[i], &in);
+            watch_ins(S, S->sendins[i], &in);
+            st__xwait(&S->w, MPI_SUCCESS, &S->reqs[i], 1, "send", S->world, in.peer);
+        }
         for (int i = 0; i < S->nsends; i++) free(S->sendbufs[i]);
         S->nsends = 0;
         double t = now_s() - t0, tmax = 0, loss = 0;
         /* one rank's failure stops every rank: agree before the next collective that could hang */
         int bad = rc != 0, anybad = 0;
-        MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+        watch_between(S, step, "its end: the ranks agree on errors, time and loss");
+        st__xwait(&S->w, MPI_Iallreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, S->world, &q), &q, 1, "all-reduce",
+                  S->world, -1);
         if (anybad) {
             if (!rc) rc = st_error_set(err, ST_EINVAL, NULL, "plan", "another rank failed (its message is above)");
             break;
         }
         double mine = S->x.last && S->tr == 0 ? S->loss_sum / (double)(S->M * S->dp) : 0;
-        MPI_Reduce(&t, &tmax, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
-        MPI_Reduce(&mine, &loss, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+        MPI_Request r2[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+        int rc2 = MPI_Ireduce(&t, &tmax, 1, MPI_DOUBLE, MPI_MAX, 0, S->world, &r2[0]);
+        if (rc2 == MPI_SUCCESS) rc2 = MPI_Ireduce(&mine, &loss, 1, MPI_DOUBLE, MPI_SUM, 0, S->world, &r2[1]);
+        st__xwait(&S->w, rc2, r2, 2, "reduce to rank 0", S->world, S->rank == 0 ? -1 : 0);
         if (S->rank == 0) {
             res->loss[step] = loss;
             res->iteration_s[step] = tmax;
@@ -643,6 +718,7 @@ static void state_destroy(rank_state *S) {
     if (S->comms)
         for (int g = 0; g < S->l->ngroups; g++)
             if (S->comms[g] != MPI_COMM_NULL) MPI_Comm_free(&S->comms[g]);
+    if (S->world != MPI_COMM_NULL) MPI_Comm_free(&S->world);
     for (int64_t j = 0; S->acts && j < S->M * S->V; j++) {
         st__xacts_free(S->acts[j]);
         free(S->act_in[j]);
@@ -657,19 +733,23 @@ static void state_destroy(rank_state *S) {
     free(S->din);
     free(S->reqs);
     free(S->sendbufs);
+    free(S->sendins);
     free(S->tokens);
     free(S->m);
     free(S->v);
     st__xmodel_destroy(&S->x);
 }
 
-/* communicators of the groups this rank is in, in the lowering's group order (MPI_Comm_create_group
+/* the run's communicator (the world's ranks, errors returned to st__xwait), then the communicators
+ * of the groups this rank is in, made from it, in the lowering's group order (MPI_Comm_create_group
  * is collective over the group's members only, so every member makes the same ones in the same
- * order) */
+ * order); they inherit its error handler */
 static int make_comms(rank_state *S) {
     const st_lowered *l = S->l;
     MPI_Group world;
-    MPI_Comm_group(MPI_COMM_WORLD, &world);
+    if (MPI_Comm_dup(MPI_COMM_WORLD, &S->world) != MPI_SUCCESS) return ST_EINVAL;
+    MPI_Comm_set_errhandler(S->world, MPI_ERRORS_RETURN);
+    MPI_Comm_group(S->world, &world);
     for (int g = 0; g < l->ngroups; g++) {
         S->comms[g] = MPI_COMM_NULL;
         int in = 0;
@@ -677,7 +757,7 @@ static int make_comms(rank_state *S) {
         if (!in) continue;
         MPI_Group grp;
         MPI_Group_incl(world, l->groups[g].n, l->groups[g].ranks, &grp);
-        int rc = MPI_Comm_create_group(MPI_COMM_WORLD, grp, g, &S->comms[g]);
+        int rc = MPI_Comm_create_group(S->world, grp, g, &S->comms[g]);
         MPI_Group_free(&grp);
         if (rc != MPI_SUCCESS) {
             MPI_Group_free(&world);
@@ -694,12 +774,17 @@ static int gather(const rank_state *S, const st_exec_opts *o, const double *span
     const st_lowered *l = S->l;
     int n = l->nranks, rc = 0, *counts = NULL, *displs = NULL;
     double *all = NULL;
-    MPI_Gather(kind_s, ST_EXEC_KINDS, MPI_DOUBLE, res->kind_s, ST_EXEC_KINDS, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    const st__xwatch *w = &S->w;
+    MPI_Request q = MPI_REQUEST_NULL;
+    MPI_Comm world = MPI_COMM_WORLD;
+    int mrc = MPI_Igather(kind_s, ST_EXEC_KINDS, MPI_DOUBLE, res->kind_s, ST_EXEC_KINDS, MPI_DOUBLE, 0, world, &q);
+    st__xwait(w, mrc, &q, 1, "gather", world, -1);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double stats[ST_EXEC_STATS] = {[ST_EXEC_GEMM_S] = S->gemm_s, [ST_EXEC_HEAP_PEAK_BYTES] = S->heap_peak_bytes,
                                    [ST_EXEC_RSS_PEAK_BYTES] = (double)ru.ru_maxrss * 1024}; /* Linux: KiB */
-    MPI_Gather(stats, ST_EXEC_STATS, MPI_DOUBLE, res->stats, ST_EXEC_STATS, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    mrc = MPI_Igather(stats, ST_EXEC_STATS, MPI_DOUBLE, res->stats, ST_EXEC_STATS, MPI_DOUBLE, 0, world, &q);
+    st__xwait(w, mrc, &q, 1, "gather", world, -1);
     if (!o->trace) return 0;
     int64_t total = 0;
     if (S->rank == 0) {
@@ -714,14 +799,15 @@ static int gather(const rank_state *S, const st_exec_opts *o, const double *span
     }
     /* the other ranks take part whatever rank 0 could allocate: a gather into nothing would hang */
     int ok = S->rank != 0 || (counts && displs && all);
-    MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    st__xwait(w, MPI_Ibcast(&ok, 1, MPI_INT, 0, world, &q), &q, 1, "broadcast", world, -1);
     if (!ok) {
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory for the trace");
         goto out;
     }
-    MPI_Gatherv(spans, 2 * S->pg->n, MPI_DOUBLE, all, counts, displs, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    mrc = MPI_Igatherv(spans, 2 * S->pg->n, MPI_DOUBLE, all, counts, displs, MPI_DOUBLE, 0, world, &q);
+    st__xwait(w, mrc, &q, 1, "gather", world, -1);
     if (S->rank == 0) rc = write_trace(S, all, o->trace, err);
-    MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    st__xwait(w, MPI_Ibcast(&rc, 1, MPI_INT, 0, world, &q), &q, 1, "broadcast", world, -1);
     if (rc && S->rank != 0) st_error_set(err, rc, o->trace, NULL, "rank 0 could not write the trace");
 out:
     free(counts);
@@ -740,10 +826,14 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     MPI_Comm_rank(MPI_COMM_WORLD, &S.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     res->rank = S.rank, res->nranks = size, res->steps = o->steps;
-    if ((rc = check_plan(p, l, m->layers, size, err))) {
+    if ((rc = check_plan(p, l, m->layers, size, err)) ||
+        (rc = check_fault(getenv("STRATA_EXEC_FAULT"), l, &S.fault, err))) {
         res->refused = 1;
         return rc;
     }
+    S.world = MPI_COMM_NULL;
+    S.w = (st__xwatch){.timeout_s = o->timeout_s > 0 ? o->timeout_s : ST_EXEC_TIMEOUT_S, .rank = S.rank,
+                       .world = MPI_COMM_WORLD, .step = -1, .ins = -1, .mb = -1, .label = "the setup"};
     const st__xbackend *be = &st__xbackend_cpu;
     if (o->backend == ST_EXEC_CUDA) { /* every rank starts its GPU; one that cannot stops them all */
         int mine = st__xcuda_open(&be, err) != 0, first = mine ? S.rank : size, bad = size;
@@ -792,6 +882,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     S.bwd_done = calloc(M, sizeof *S.bwd_done);
     S.reqs = calloc((size_t)S.pg->n + 1, sizeof *S.reqs);
     S.sendbufs = calloc((size_t)S.pg->n + 1, sizeof *S.sendbufs);
+    S.sendins = calloc((size_t)S.pg->n + 1, sizeof *S.sendins);
     S.tokens = malloc((size_t)(2 * p->mbs * (p->seq + 1)) * sizeof *S.tokens);
     spans = calloc((size_t)(2 * S.pg->n + 1), sizeof *spans);
     if (S.rank == 0) {
@@ -802,7 +893,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
         res->stats = calloc((size_t)size * ST_EXEC_STATS, sizeof *res->stats);
     }
     int bad = rc || !S.comms || !S.acts || !S.act_in || !S.grad_in || !S.fwd_out || !S.bwd_done || !S.reqs ||
-              !S.sendbufs || !S.tokens || !spans || (S.rank == 0 && (!res->loss || !res->iteration_s ||
+              !S.sendbufs || !S.sendins || !S.tokens || !spans || (S.rank == 0 && (!res->loss || !res->iteration_s ||
               !res->kind_s || !res->ref_loss || !res->stats)) || setup_regions(&S);
     if (!bad && o->check) {
         Rp = &R;
@@ -814,7 +905,9 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
         bad |= !R.m || !R.v;
     }
     int anybad = 0;
-    MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Request q = MPI_REQUEST_NULL;
+    st__xwait(&S.w, MPI_Iallreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD, &q), &q, 1, "all-reduce",
+              MPI_COMM_WORLD, -1);
     if (anybad) {
         if (!rc) rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory setting up a rank's model");
         res->refused = 1;
@@ -837,12 +930,18 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
                                                            &S.ep_s, err)))
         goto out;
     for (int i = 0; i < ST_EXEC_TENSORS; i++) res->grad_diff[i] = res->grad_ref[i] = -1;
-    if ((rc = run_steps(&S, o, Rp, res, spans, kind_s, err))) goto out;
+    S.w.world = S.world;
+    st__xcrash_install(&S.w);
+    rc = run_steps(&S, o, Rp, res, spans, kind_s, err);
+    st__xcrash_remove();
+    if (rc) goto out;
+    watch_between(&S, -1, "gathering the results at rank 0");
     if (o->check) { /* the largest over ranks, at rank 0 */
         double d[2 * ST_EXEC_TENSORS], dmax[2 * ST_EXEC_TENSORS];
         memcpy(d, res->grad_diff, sizeof res->grad_diff);
         memcpy(d + ST_EXEC_TENSORS, res->grad_ref, sizeof res->grad_ref);
-        MPI_Reduce(d, dmax, 2 * ST_EXEC_TENSORS, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
+        st__xwait(&S.w, MPI_Ireduce(d, dmax, 2 * ST_EXEC_TENSORS, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD, &q), &q, 1,
+                  "reduce to rank 0", MPI_COMM_WORLD, -1);
         memcpy(res->grad_diff, dmax, sizeof res->grad_diff);
         memcpy(res->grad_ref, dmax + ST_EXEC_TENSORS, sizeof res->grad_ref);
     }
@@ -857,7 +956,8 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
                    (t->expert >= 0 ? S.dr < S.ep : S.dr == 0);
         if (once) np += (double)(t->nrows * t->ncols);
     }
-    MPI_Reduce(&np, &nptot, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+    st__xwait(&S.w, MPI_Ireduce(&np, &nptot, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD, &q), &q, 1, "reduce to rank 0",
+              MPI_COMM_WORLD, -1);
     res->params = nptot;
     rc = gather(&S, o, spans, kind_s, res, err);
 out:

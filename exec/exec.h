@@ -58,7 +58,26 @@ typedef struct st_exec_opts {
     const char *trace; /* Chrome trace of the last iteration (rank 0 writes it), or NULL */
     int reference_kernels; /* the plain C GEMMs instead of BLAS */
     st_exec_backend backend; /* ST_EXEC_CPU (0), or ST_EXEC_CUDA: GEMMs and tp/ep collectives on GPUs (exec/cuda.c) */
+    double timeout_s;  /* the longest wait in one collective, send or receive (> 0; below) */
 } st_exec_opts;
+
+/* Faults (exec/fault.c). Every wait of a rank for its peers in st_exec_run (a collective, send or
+ * receive of an instruction, the barrier that starts a step, the agreements after the setup and
+ * after each step, the gathering of the results at rank 0; not MPI_Comm_create_group and
+ * MPI_Comm_split, which have no nonblocking form) is a nonblocking MPI call polled until
+ * opts.timeout_s: past it, or on an MPI error, the rank prints one line on stderr, "strata run:
+ * rank R timed out after S s in step K instruction I (LABEL, micro-batch M) waiting for rank(s) P
+ * in the WHAT; stopping every rank",
+ * and calls MPI_Abort(MPI_COMM_WORLD, 2), which ends the job (mpirun exits 2). The timeout must be
+ * above the longest compute of a step that a peer may wait through. A rank that crashes (a fatal
+ * signal) first prints "strata run: rank R crashed (signal S) in step K instruction I (...)"; one
+ * that exits or is killed is named by mpirun, which then ends the others.
+ * Test hook (tests/cli_run_fault.sh; not for users): the environment variable
+ * STRATA_EXEC_FAULT=RANK:INSTRUCTION:die|crash|hang makes rank RANK, at instruction INSTRUCTION of
+ * its program (0-based) in the first step, exit at once (status 1), raise SIGSEGV, or sleep without
+ * entering MPI (for 10 x the timeout + 60 s, then exit). A malformed value, or a rank or instruction
+ * the job does not have, is refused like a bad plan. */
+#define ST_EXEC_TIMEOUT_S 300.0 /* the default: minutes, not hours, for a CI job to fail */
 
 /* What rank 0 learns (the other ranks' copies hold only rank and nranks). */
 typedef struct st_exec_result {

@@ -239,4 +239,18 @@ int st__xcuda_comm(st__xcomm *c, const int *tp, int tp_n, const int *ep, int ep_
                    st_error *err);
 void st__xcuda_close(void);
 
+/* ---------------------------------------------------------------- faults (exec/fault.c, fault.h) */
+
+/* The test hook of exec.h's STRATA_EXEC_FAULT=RANK:INSTRUCTION:KIND: on rank RANK, at instruction
+ * INSTRUCTION of its program (0-based, as the timeout's line counts them) in the first step,
+ * KIND happens (fault.h, st__xfault_at). */
+typedef enum { ST__XFAULT_NONE, ST__XFAULT_DIE, ST__XFAULT_CRASH, ST__XFAULT_HANG } st__xfault_kind;
+typedef struct st__xfault {
+    st__xfault_kind kind;
+    int rank, ins;
+} st__xfault;
+/* Parses s (NULL or empty: no fault) into f (the caller checks the rank and instruction against its
+ * job). 0, or ST_EINVAL with err naming STRATA_EXEC_FAULT. */
+int st__xfault_parse(const char *s, st__xfault *f, st_error *err);
+
 #endif

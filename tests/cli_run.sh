@@ -5,7 +5,8 @@
 # and exit 2 on every rank, --json is one object from rank 0, --trace is the simulator's layout.
 # --emit slurm's sbatch script is checked first, in every build. Skips (77) where strata was built
 # without the executor or mpirun is missing; every mpirun runs
-# under `timeout`, so a hang fails the test instead of stopping make check.
+# under `timeout`, so a hang fails the test instead of stopping make check. Operator-level (ILP) plans
+# run where their stages hold one device each (GLPK is a required dependency: no skip for it).
 #
 # Tolerance (fp32, unit roundoff u = 6e-8): a sharded run sums the same terms in other orders (tp
 # splits the row-parallel GEMMs' inner dimension and the vocabulary, dp and the micro-batches sum
@@ -36,6 +37,13 @@ if [ "$rc" -eq 0 ] && grep -qx '#SBATCH --nodes=1' "$T/job.sbatch" &&
 	grep -q -- '--gpu-bind=map_gpu:0,1,2,3 ' "$T/job.sbatch" && ! grep -q -- "'--gpus'" "$T/job.sbatch"; then
 	ok "--emit slurm: 4 ranks on one node; the script is replaced"
 else nok "--emit slurm: 4 ranks on one node; the script is replaced"; fi
+run run --model tiny-gpt --plan tp=2,gbs=4,seq=32 --timeout 30 --emit slurm --out "$T/job.sbatch"
+if [ "$rc" -eq 0 ] && grep -q "'--timeout' '30'" "$T/job.sbatch"; then ok "--emit slurm: the script passes --timeout on"
+else nok "--emit slurm: the script passes --timeout on"; fi
+run run --model tiny-gpt --plan tp=2,gbs=4,seq=32 --timeout 0 --emit slurm --out "$T/job2.sbatch"
+if [ "$rc" -eq 2 ] && grep -q "'--timeout': 0 is out of range" "$T/err" && [ ! -e "$T/job2.sbatch" ]; then
+	ok "--emit slurm --timeout 0: refused"
+else nok "--emit slurm --timeout 0: refused"; fi
 run run --model tiny-gpt --plan tp=2,gbs=4,seq=32 --emit slurm --out "$T/no/such/dir/job.sbatch"
 if [ "$rc" -eq 2 ] && [ "$(nlines "$T/err")" -eq 1 ] && [ ! -e "$T/no" ]; then
 	ok "--emit slurm into a missing folder: one line, exit 2"
@@ -138,6 +146,41 @@ mpi 2 --model tiny-llama --plan tp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32,recompute=sele
 check_within "selective recompute (Llama, pp=2) matches the reference"
 if [ "$(grep -c '"recompute"' "$T/rtrace.json")" -ge 4 ]; then ok "selective recompute: the trace shows the recomputes"
 else nok "selective recompute: the trace shows the recomputes"; fi
+
+# operator-level plans (strata plan --search ilp --out): those whose stages hold one device each
+# (what the ILP picks for these tiny models) run as the pipeline they are, with the ILP's stage cuts,
+# micro-batch and recompute; a stage on a mesh of several devices is refused in one line
+ilp() { "$STRATA" plan --search ilp --cluster dgx-a100-80g --seq 32 "$@" >"$T/ilpout" 2>&1 || nok "ILP plan $*"; }
+ilp --model tiny-gpt --gpus 2 --gbs 4 --mbs 1 --out "$T/ilp2.json"
+checked 2 "an ILP plan of tiny-gpt (2 stages of one device) matches the reference" \
+	--model tiny-gpt --plan "$T/ilp2.json"
+if grep -q '"plan": "tp=1,pp=2,dp=1,.*,stage_layers=2,2"' "$T/out"; then ok "the ILP plan runs as its pipeline"
+else nok "the ILP plan runs as its pipeline" "$(grep -o '"plan": "[^"]*' "$T/out")"; fi
+ilp --model tiny-llama --gpus 4 --gbs 8 --mbs 2 --out "$T/ilp4.json"
+checked 4 "an ILP plan of tiny-llama (4 stages, 2 sequences a micro-batch) matches the reference" \
+	--model tiny-llama --plan "$T/ilp4.json"
+cat >"$T/gpt3l.json" <<'EOF2'
+{"name": "tiny-gpt-3l", "layers": 3, "hidden": 128, "heads": 4, "vocab": 512, "seq_len": 64}
+EOF2
+ilp --model "$T/gpt3l.json" --gpus 2 --gbs 4 --mbs 1 --out "$T/ilp3l.json"
+checked 2 "an ILP plan with uneven stages (3 layers cut 2 + 1) matches the reference" \
+	--model "$T/gpt3l.json" --plan "$T/ilp3l.json"
+if grep -q '"plan": "tp=1,pp=2,.*,stage_layers=2,1"' "$T/out"; then ok "the ILP's cuts are kept"
+else nok "the ILP's cuts are kept" "$(grep -o '"plan": "[^"]*' "$T/out")"; fi
+sed 's/"recompute": "none"/"recompute": "full"/' "$T/ilp2.json" >"$T/ilp2r.json"
+checked 2 "an ILP plan whose stages recompute matches the reference" --model tiny-gpt --plan "$T/ilp2r.json"
+awk '!d && /"recompute": "none"/ { sub(/"none"/, "\"full\""); d = 1 } { print }' "$T/ilp2.json" >"$T/ilp2m.json"
+mpi 2 --model tiny-gpt --plan "$T/ilp2m.json" --steps 1
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(grep -c '^strata run:' "$T/err")" -eq 1 ] &&
+	grep -q 'stage 1 keeps its layers and stage 0 recomputes' "$T/err"; then
+	ok "an ILP plan recomputing on one stage only: refused"
+else nok "an ILP plan recomputing on one stage only: refused" "$(cat "$T/err")"; fi
+ilp --model tiny-gpt --gpus 2 --gbs 4 --mbs 2 --max-stages 1 --out "$T/ilp1.json"
+mpi 2 --model tiny-gpt --plan "$T/ilp1.json" --steps 1
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(grep -c '^strata run:' "$T/err")" -eq 1 ] && [ ! -s "$T/out" ] &&
+	grep -q "key 'stages': stage 0 runs its operators on a mesh of 2 devices (embedding: replicated)" "$T/err"; then
+	ok "an ILP plan sharding inside a stage: refused in one line naming the stage, mesh and an operator"
+else nok "an ILP plan sharding inside a stage: refused in one line" "$(cat "$T/err")"; fi
 
 # the same run with --reference-kernels (plain C GEMMs) gives the same losses up to rounding
 mpi 2 --model tiny-gpt --plan tp=2,pp=1,dp=1,mbs=1,gbs=2,seq=32 --steps 1 --json

@@ -412,6 +412,35 @@ START_TEST(gemm_clock_and_heap) {
 }
 END_TEST
 
+/* STRATA_EXEC_FAULT's syntax: RANK:INSTRUCTION:die|crash|hang, digits only, nothing after; empty
+ * or unset is no fault */
+START_TEST(fault_hook_parse) {
+    st__xfault f;
+    st_error err = {0};
+    ck_assert_int_eq(st__xfault_parse(NULL, &f, &err), 0);
+    ck_assert_int_eq(f.kind, ST__XFAULT_NONE);
+    ck_assert_int_eq(st__xfault_parse("", &f, &err), 0);
+    ck_assert_int_eq(f.kind, ST__XFAULT_NONE);
+    ck_assert_int_eq(st__xfault_parse("3:17:hang", &f, &err), 0);
+    ck_assert_int_eq(f.kind, ST__XFAULT_HANG);
+    ck_assert_int_eq(f.rank, 3);
+    ck_assert_int_eq(f.ins, 17);
+    ck_assert_int_eq(st__xfault_parse("0:0:die", &f, &err), 0);
+    ck_assert_int_eq(f.kind, ST__XFAULT_DIE);
+    ck_assert_int_eq(st__xfault_parse("12:5:crash", &f, &err), 0);
+    ck_assert_int_eq(f.kind, ST__XFAULT_CRASH);
+    ck_assert_int_eq(f.rank, 12);
+    const char *bad[] = {"x", "1", "1:2", "1:2:", "1:2:dies", "1:2:die ", " 1:2:die", "-1:2:die", "1:-2:die",
+                         "+1:2:die", "1:2:hang:4", "99999999999:0:die", "0:99999999999:die", ":2:die", "1::die"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        f.kind = ST__XFAULT_HANG;
+        ck_assert_msg(st__xfault_parse(bad[i], &f, &err) == ST_EINVAL, "accepted '%s'", bad[i]);
+        ck_assert_str_eq(err.key, "STRATA_EXEC_FAULT");
+        ck_assert_int_eq(f.kind, ST__XFAULT_NONE);
+    }
+}
+END_TEST
+
 Suite *suite_exec_cpu(void) {
     Suite *s = suite_create("exec_cpu");
     TCase *tc = tcase_create("core");
@@ -430,6 +459,7 @@ Suite *suite_exec_cpu(void) {
     tcase_add_test(tc, recompute_moe);
     tcase_add_test(tc, gemm_clock_and_heap);
     tcase_add_test(tc, kernels_through_the_backend);
+    tcase_add_test(tc, fault_hook_parse);
     suite_add_tcase(s, tc);
     return s;
 }

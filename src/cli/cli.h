@@ -145,6 +145,11 @@ int st_cmd_run(int argc, char **argv, st_error *err);
 /* `strata estimate` and `strata sim` of an operator-level plan (src/cli/cmd_ilp_plan.c). */
 int st__estimate_ilp(const st_cli_args *a, st_error *err);
 int st__sim_ilp(const st_cli_args *a, const char *trace_path, int every_rank, int timing, st_error *err);
+/* `strata run` of an operator-level plan: the hybrid plan the executor runs for it, as an inline
+ * spec into spec[n] (src/cli/cmd_ilp_plan.c). Runs the plans whose stages each hold one device
+ * (the ILP's pipeline: its stage cuts, micro-batch and recompute; no operator is split); refuses
+ * the others (ST_EINVAL naming the stage, its mesh and an operator's sharding). */
+int st__run_ilp_spec(const st_cli_args *a, char *spec, size_t n, st_error *err);
 /* `strata plan --search ilp ...`: argv as st_cmd_plan got it. */
 int st__cmd_plan_ilp(int argc, char **argv, st_error *err);
 

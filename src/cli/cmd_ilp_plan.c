@@ -126,6 +126,44 @@ done:
     return rc;
 }
 
+int st__run_ilp_spec(const st_cli_args *a, char *spec, size_t n, st_error *err) {
+    loaded L;
+    int rc = load_all(a, "run", &L, err);
+    const st_autoshard_result *r = &L.r;
+    const st_graph *g = r->g;
+    int rec = 0;
+    if (rc) goto done;
+    int len = snprintf(spec, n, "tp=1,pp=%d,dp=1,mbs=%lld,gbs=%lld,seq=%lld,stage_layers=", r->nstages,
+                       (long long)r->mbs, (long long)L.o.gbs, (long long)(L.o.seq ? L.o.seq : L.in.model.seq_len));
+    for (int i = 0; i < r->nstages; i++) {
+        const st_as_stage *st = &r->stage[i];
+        int devices = st->mesh.nodes * st->mesh.gpus, op = 0;
+        while (op < g->nops && st->choice[op].lab[0] == '-') op++;
+        if (devices != 1) {
+            rc = st_error_set(err, ST_EINVAL, a->plan, "stages",
+                              "stage %d runs its operators on a mesh of %d devices (%s: %s): the cpu executor "
+                              "runs the operator-level plans whose stages hold one device each (a pipeline), not "
+                              "shardings inside a stage",
+                              i, devices, op < g->nops ? g->ops[op].name : "?",
+                              op < g->nops ? st_autoshard_role(g, op, &st->choice[op], st->mesh.naxes) : "?");
+            goto done;
+        }
+        if (i > 0 && st->recompute != rec) {
+            rc = st_error_set(err, ST_EINVAL, a->plan, "stages",
+                              "stage %d %s its layers and stage 0 %s: the cpu executor runs one recompute for all "
+                              "stages", i, st->recompute ? "recomputes" : "keeps", rec ? "recomputes" : "keeps");
+            goto done;
+        }
+        rec = st->recompute;
+        len += snprintf(spec + len, len < (int)n ? n - (size_t)len : 0, "%s%d", i ? "," : "", st->last - st->first);
+    }
+    len += snprintf(spec + len, len < (int)n ? n - (size_t)len : 0, ",recompute=%s", rec ? "full" : "none");
+    if (len >= (int)n) rc = st_error_set(err, ST_EINVAL, a->plan, "stages", "too many stages for the executor");
+done:
+    loaded_free(&L);
+    return rc;
+}
+
 /* ST_ENOFIT naming the stage, and the instruction where one ran out of memory */
 static int oom_error(const st_lowered *low, const st_sim_result *res, double mem_limit, st_error *err) {
     const st_program *pg = &low->progs[res->oom_rank];

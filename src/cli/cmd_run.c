@@ -1,5 +1,6 @@
 /* cmd_run.c: `strata run` under mpirun: lower the plan to every rank's program (fused collectives,
- * the form exec/cpu.c interprets) and run it for real, one process per rank (exec.h). Every rank
+ * the form exec/cpu.c interprets) and run it for real, one process per rank (exec.h); an
+ * operator-level plan as the hybrid plan it amounts to (st__run_ilp_spec), where it is one. Every rank
  * reads the same inputs and lowers the same plan; rank 0 alone prints (the text, or one JSON
  * object), and alone names an error: the others exit 2 without a word, so a bad input is one line. */
 #include "exec/exec.h"
@@ -12,8 +13,8 @@
 
 static const char help_text[] =
     "usage: mpirun -np N strata run --model M --plan P [--cluster C] [--steps S] [--seed N] [--check]\n"
-    "                               [--trace FILE] [--reference-kernels] [--compare [--profile F]] [--json]\n"
-    "                               [--backend cpu|cuda]\n"
+    "                               [--trace FILE] [--reference-kernels] [--compare [--profile F]] [--timeout S]\n"
+    "                               [--backend cpu|cuda] [--json]\n"
     "       strata run --model M --plan P [--cluster C] [--gpus N] [--steps S] [--seed N] [--check]\n"
     "                  --emit slurm --out FILE\n"
     "\n"
@@ -24,6 +25,9 @@ static const char help_text[] =
     "dropout; MoE blocks with a top-k router and experts), seeded weights and seeded synthetic tokens.\n"
     "Runs tp, sp, pp (1F1B, gpipe, or interleaved with vp > 1), dp, ep and zero=0|1; the vocabulary,\n"
     "heads and ffn must divide by tp (with sp the micro-batch's tokens too), the experts by ep.\n"
+    "An operator-level plan (strata plan --search ilp --out) runs when each of its stages holds one\n"
+    "device: as the pipeline it is (its stage cuts, micro-batch and recompute); one that shards\n"
+    "operators inside a stage is refused naming the stage.\n"
     "  --cluster C          prices the lowering's instructions (default dgx-a100-80g: up to 8 ranks)\n"
     "  --gpus N             the cluster's GPUs, in nodes of its size (as for strata sim)\n"
     "  --steps S            iterations (1..100000)\n"
@@ -39,11 +43,16 @@ static const char help_text[] =
     "                       measured vs simulated per kind of instruction, for the iteration, and the\n"
     "                       memory per rank; for a prediction of this machine, the cluster and profile of\n"
     "                       mpirun -np N strata profile --cpu --out C --profile-out F\n"
+    "  --timeout S          the longest a rank waits in one collective, send or receive, in seconds (default\n"
+    "                       300, or the environment's STRATA_RUN_TIMEOUT): past it the rank prints the\n"
+    "                       instruction and the ranks it waited for and stops the job (exit 2); keep it\n"
+    "                       above the longest compute of a step\n"
     "  --json               one JSON object from rank 0\n"
     "  --emit slurm         write an sbatch script to FILE (atomically) that runs this command under srun\n"
     "                       on the cluster's nodes, one task per GPU bound to it; runs nothing, needs no MPI\n"
     "\n"
-    "Exit status: 0 success, 2 bad input, a plan this executor does not run, or N not the plan's ranks.\n";
+    "Exit status: 0 success, 2 bad input, a plan this executor does not run, N not the plan's ranks, or a\n"
+    "rank timed out; a rank that dies ends the job with mpirun's status.\n";
 
 /* a JSON string of s (model names come from files) */
 static void json_str(FILE *f, const char *s) {
@@ -130,21 +139,25 @@ static void print_text(FILE *f, const st_model *m, const char *spec, const st_lo
 }
 
 /* --emit slurm --out FILE: the sbatch script that runs the same command (exec/ is not needed) */
-static int emit_slurm(st_cli_args *a, const char *kind, const char *steps, const char *seed, int check, st_error *err) {
+static int emit_slurm(st_cli_args *a, const char *kind, const char *steps, const char *seed, const char *timeout,
+                      int check, st_error *err) {
     const unsigned want = ST_CLI_MODEL | ST_CLI_CLUSTER | ST_CLI_PLAN;
     st_cli_inputs in = {0};
     char spec[512];
     int rc, n = 0;
     if (strcmp(kind, "slurm")) return st_error_set(err, ST_EUSAGE, NULL, NULL, "--emit: must be slurm, not '%s'", kind);
     if (!a->out) return st_error_set(err, ST_EUSAGE, NULL, NULL, "--emit slurm needs --out FILE");
+    int64_t v;
+    if (timeout && (rc = st_cli_int("timeout", timeout, 1, 604800, &v, err))) return rc;
     if (!a->cluster) a->cluster = "dgx-a100-80g";
     if ((rc = st_cli_inputs_check(a, want, &in, err)) || (rc = st_cli_inputs_resolve(a, want, &in, err))) goto out;
     st_plan_format_spec(in.plan, spec, sizeof spec);
-    const char *args[16] = {"strata", "run", "--model", a->model, "--cluster", a->cluster, "--plan", spec};
+    const char *args[18] = {"strata", "run", "--model", a->model, "--cluster", a->cluster, "--plan", spec};
     n = 8;
     if (a->gpus) args[n++] = "--gpus", args[n++] = a->gpus;
     if (steps) args[n++] = "--steps", args[n++] = steps;
     if (seed) args[n++] = "--seed", args[n++] = seed;
+    if (timeout) args[n++] = "--timeout", args[n++] = timeout;
     if (check) args[n++] = "--check";
     if (a->json) args[n++] = "--json";
     if (!(rc = st_emit_slurm(in.plan, &in.cluster, args, n, a->out, err))) printf("wrote %s\n", a->out);
@@ -165,13 +178,14 @@ static int compare(FILE *f, const st_lowered *l, const st_exec_result *r, int js
 
 int st_cmd_run(int argc, char **argv, st_error *err) {
     st_cli_args a;
-    const char *steps_arg = NULL, *seed_arg = NULL, *emit = NULL, *backend = NULL;
+    const char *steps_arg = NULL, *seed_arg = NULL, *emit = NULL, *backend = NULL, *timeout_arg = NULL;
     int check = 0, refk = 0, cmp = 0, rc, rank = 0, size = 1, mpi = 0, ran = 0, refused = 0;
-    st_exec_opts o = {.steps = 3, .seed = 1};
+    st_exec_opts o = {.steps = 3, .seed = 1, .timeout_s = ST_EXEC_TIMEOUT_S};
     const st_cli_opt own[] = {{"steps", &steps_arg, NULL}, {"seed", &seed_arg, NULL},
                               {"trace", &o.trace, NULL},   {"check", NULL, &check},
                               {"reference-kernels", NULL, &refk}, {"compare", NULL, &cmp},
                               {"emit", &emit, NULL},       {"backend", &backend, NULL},
+                              {"timeout", &timeout_arg, NULL},
                               {NULL, NULL, NULL}};
     const unsigned take = ST_CLI_OPT_MODEL | ST_CLI_OPT_CLUSTER | ST_CLI_OPT_PLAN | ST_CLI_OPT_JSON | ST_CLI_OPT_OUT |
                           ST_CLI_OPT_GPUS | ST_CLI_OPT_PROFILE;
@@ -181,13 +195,13 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
     st_lowered low = {0};
     st_exec_result res = {0};
     st_cli_text text = {0};
-    char spec[512];
+    char spec[512], ilp_spec[4096];
     int64_t v;
 
     if ((rc = st_cli_parse(argc, argv, take, own, &a, NULL, help_text, err)) || a.help) goto done;
     if ((rc = st_cli_require(err, "--model", a.model, "--plan", a.plan, NULL))) goto done;
     if (emit || a.out) {
-        rc = emit ? emit_slurm(&a, emit, steps_arg, seed_arg, check, err)
+        rc = emit ? emit_slurm(&a, emit, steps_arg, seed_arg, timeout_arg, check, err)
                   : st_error_set(err, ST_EUSAGE, NULL, NULL, "--out goes with --emit slurm");
         goto done;
     }
@@ -197,6 +211,11 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
     if (steps_arg) o.steps = (int)v;
     if (seed_arg && (rc = st_cli_int("seed", seed_arg, 0, INT64_MAX, &v, err))) goto done;
     if (seed_arg) o.seed = (uint64_t)v;
+    /* the environment's for tests and CI jobs, which cannot reach every command line */
+    const char *topt = timeout_arg ? "timeout" : "timeout (from STRATA_RUN_TIMEOUT)";
+    if (!timeout_arg) timeout_arg = getenv("STRATA_RUN_TIMEOUT");
+    if (timeout_arg && (rc = st_cli_int(topt, timeout_arg, 1, 604800, &v, err))) goto done;
+    if (timeout_arg) o.timeout_s = (double)v;
     o.check = check, o.reference_kernels = refk;
     if (backend && st_exec_backend_parse(backend, &o.backend)) {
         rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "--backend: must be cpu or cuda, not '%s'", backend);
@@ -207,6 +226,11 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
         goto done;
     }
     if (!a.cluster) a.cluster = "dgx-a100-80g";
+    /* an operator-level plan runs as the hybrid plan it is (st__run_ilp_spec), or is refused */
+    if (st__plan_is_ilp(a.plan)) {
+        if ((rc = st__run_ilp_spec(&a, ilp_spec, sizeof ilp_spec, err))) goto done;
+        a.plan = ilp_spec;
+    }
     if ((rc = st_cli_inputs_check(&a, want, &in, err)) || (rc = st_cli_inputs_resolve(&a, want, &in, err))) goto done;
     if (!(ctx = st_cost_ctx_new(&in.model, &in.cluster, in.profile))) {
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
