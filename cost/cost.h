@@ -313,6 +313,10 @@ typedef struct st_chunk_cost {
                                                           over the expert-data-parallel group) */
 } st_chunk_cost;
 void st_cost_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, st_chunk_cost *out);
+/* Each pipeline stage's compute for one micro-batch, for every recompute mode none..full at once:
+ * t_s[rc][d] = the sum over stage d's chunks of st_cost_chunk's fwd_s + bwd_s + recompute_s with
+ * p->recompute = rc (no collectives, no pipeline messages; the search's shape bounds). */
+void st_cost_stage_compute(st_cost_ctx *ctx, const st_plan *p, double t_s[ST_REC_FULL + 1][ST_MAX_STAGES]);
 /* Compute time added while a collective of `overlapped_s` runs beside it (NCCL's SMs). */
 double st_cost_overlap_tax(const st_cluster *c, double overlapped_s);
 /* The same for communication kernels that hold `comm_sms` SMs (st_cost_overlap_tax: NCCL's). */

@@ -83,7 +83,8 @@ typedef struct st__shard_cost {
     int grad_bytes;
     st_attention attention;
     st_kernels kernels;
-    st__pass kind[ST_MAX_KINDS]; /* one block of each kind (st_model_kinds) */
+    int nk;                      /* kinds the model has (st_model_kinds): kind[nk..] stay zero, and every */
+    st__pass kind[ST_MAX_KINDS]; /* stage has 0 blocks of them, so the walks over kinds stop at nk */
     st__pass head, tail;
 } st__shard_cost;
 
@@ -145,10 +146,11 @@ double st__p2p_time(st_cost_ctx *ctx, const st_plan *p);
 const st__layout *st__cost_layout(st_cost_ctx *ctx, const st_plan *p);
 /* Fills one stage's class by scanning the chunks. */
 void st__cost_stage_class(st_cost_ctx *ctx, const st_plan *p, int stage, st__stage_class *out);
-/* Memory of a stage of class `cls` at stage index `stage`; also returns the parameters it holds
+/* Memory of a stage of class `cls` at stage index `stage`, from the plan's shard costs sc
+ * (st__cost_shard(ctx, p), which the caller has in hand); also returns the parameters it holds
  * (dense, expert) before ZeRO sharding. */
-void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_class *cls, int stage,
-                           st_stage_memory *out, double *dense_params, double *expert_params);
+void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__shard_cost *sc, const st__stage_class *cls,
+                           int stage, st_stage_memory *out, double *dense_params, double *expert_params);
 
 /* The optimizer step with a fraction f (0 < f < 1) of the optimizer states on the host
  * (cost/offload.c): the gradient copy down and the weight copy up of the host's share, and the

@@ -84,7 +84,7 @@ double st__block_working(const st__pass *ps, st_recompute rc) {
 
 double st__fp8_params(const st__shard_cost *sc, const st__stage_class *cls) {
     double b = 0;
-    for (int k = 0; k < ST_MAX_KINDS; k++) b += (double)cls->n[k] * sc->kind[k].fp8_params;
+    for (int k = 0; k < sc->nk; k++) b += (double)cls->n[k] * sc->kind[k].fp8_params;
     return b;
 }
 
@@ -101,10 +101,9 @@ static int fsdp2_one_pass(const st_plan *p) {
            p->grad_bytes == 4 && p->pp == 1 && st_plan_microbatches(p) == 1;
 }
 
-void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_class *cls, int stage,
-                           st_stage_memory *out, double *dense_params, double *expert_params) {
+void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__shard_cost *sc, const st__stage_class *cls,
+                           int stage, st_stage_memory *out, double *dense_params, double *expert_params) {
     const st_model *m = ctx->m;
-    const st__shard_cost *sc = st__cost_shard(ctx, p);
     int pp = p->pp, vp = p->vp;
     memset(out, 0, sizeof *out);
 
@@ -112,7 +111,7 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_c
     /* the largest block's working set, weights, and cp's K/V buffers (st_op.work_bytes, live while
      * its attention runs) */
     double working = 0, block_max = 0, act_max = 0, work = 0, b8 = 0; /* act_max: that block's kept bytes */
-    for (int k = 0; k < ST_MAX_KINDS; k++) {
+    for (int k = 0; k < sc->nk; k++) {
         const st__pass *ps = &sc->kind[k];
         double nb = (double)cls->n[k];
         dense += nb * ps->params;
@@ -228,5 +227,5 @@ void st_cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, int stage, st_stag
     st__stage_class cls;
     double a, b;
     st__cost_stage_class(ctx, p, stage, &cls);
-    st__cost_stage_memory(ctx, p, &cls, stage, out, &a, &b);
+    st__cost_stage_memory(ctx, p, st__cost_shard(ctx, p), &cls, stage, out, &a, &b);
 }
