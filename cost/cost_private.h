@@ -162,6 +162,12 @@ typedef struct st__opt_step {
 void st__offload_optimizer_step(const st_cluster *c, const st_profile *prof, double f, double opt_params,
                                 double grad_bytes, double weight_bytes, double gpu_step_s, st__opt_step *out);
 
+/* Granular weight and activation offload (cost/offload.c) for one micro-batch of a stage or chunk that
+ * holds `params` parameters (before any sharding: zero 0-2) in `blocks` blocks and saves `act_bytes`
+ * of activations (st_offload_copies). */
+void st__offload_granular(const st_cluster *c, const st_profile *prof, const st_plan *p, double params,
+                          double act_bytes, double blocks, st_offload_copies *out);
+
 /* Seconds for `pieces` equal host<->device copies of `bytes` in all: at the profile's copy table's
  * rate for bytes / pieces, else at the cluster's PCIe rate x ST_PCIE_EFFICIENCY (cost/comm.c). */
 double st__copy_s(const st_cluster *c, const st_profile *prof, st_copy_dir d, double bytes, double pieces);

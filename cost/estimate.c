@@ -618,7 +618,8 @@ static double zero3_mb(const st_cluster *c, const st_plan *p, const stage_time *
 
 /* offload=params (ZeRO-Infinity): the weights come from the host layer by layer on the copy
  * stream, each layer's shard ahead of its all-gather, for the forward and again for the backward
- * (st_cost_offload_chunk; pass_s: one pass's copies of the stage, st__offload_h2d_s). A copy waits,
+ * (st_cost_offload_chunk; fwd_s, bwd_s: each pass's copies of the stage, st__offload_h2d_s; with
+ * granular offload, st__offload_granular's, the same way without ZeRO-3's gathers). A copy waits,
  * like the gather it feeds, for the compute two layers back, so the copies run at most a layer
  * ahead of the pass they feed: the forward's hide only behind the forward's work, the backward's
  * behind the backward's (its recompute included), and ZB's weight-gradient halves copy nothing
@@ -627,12 +628,13 @@ static double zero3_mb(const st_cluster *c, const st_plan *p, const stage_time *
  * pass's ZeRO-3 traffic (fwd_z_s: the forward's gathers; bwd_z_s: the backward's gathers and
  * scatters), which runs on other links. Returns what the copies add to a micro-batch of the
  * stage, beyond its compute stream's work t and ZeRO-3's stretch (zero3_mb). */
-static double offload_mb(const st_plan *p, const stage_time *t, double pass_s, double fwd_z_s, double bwd_z_s) {
+static double offload_mb(const st_plan *p, const stage_time *t, double fwd_s, double bwd_s, double fwd_z_s,
+                         double bwd_z_s) {
     double f = t->fwd_s + t->fwd_comm_s + t->comm_s[ST_GRP_PP] / 2; /* each chunk receives once per pass */
     double w = p->schedule == ST_SCHED_ZB ? t->bwd_s / 2 : 0;
     double b = t->total_s - f - w;
     double fz = f > fwd_z_s ? f : fwd_z_s, bz = b > bwd_z_s ? b : bwd_z_s; /* each pass without the copies */
-    return (pass_s > fz ? pass_s - fz : 0) + (pass_s > bz ? pass_s - bz : 0);
+    return (fwd_s > fz ? fwd_s - fz : 0) + (bwd_s > bz ? bwd_s - bz : 0);
 }
 
 /* Full (not overlapped) data-parallel times of a device holding `dense` and `expert` parameters,
@@ -717,9 +719,17 @@ static void price_stage(st_cost_ctx *cctx, st_cost_ctx *nctx, const st_plan *p, 
         out->z_first = per_mb / nl; /* the first layer's gather, which nothing hides */
         if (p->offload == ST_OFF_PARAMS) {
             double pass_s = st__offload_h2d_s(c, pr, p, out->dense, out->expert, nl, NULL); /* a copy per layer */
-            out->o = offload_mb(p, &out->t, pass_s, gather, gather + scatter);
+            out->o = offload_mb(p, &out->t, pass_s, pass_s, gather, gather + scatter);
             out->o_first = pass_s / nl; /* the first layer's copy, before that gather */
         }
+    }
+    if (p->offload_params > 0 || p->offload_activations > 0) { /* zero 0-2 (st_plan_finalize) */
+        double nl = (double)(cls->head + cls->tail);
+        for (int j = 0; j < sc->nk; j++) nl += (double)cls->n[j];
+        st_offload_copies op;
+        st__offload_granular(c, pr, p, out->dense + out->expert, out->sm.microbatch_act_bytes, nl, &op);
+        out->o = offload_mb(p, &out->t, op.fwd_s, op.bwd_s, 0, 0);
+        out->o_first = op.first_s;
     }
     out->total_s = out->t.total_s + out->z + out->o;
 }
@@ -735,13 +745,23 @@ typedef struct pipe_sum {
     double dense_max, expert_max, fp8_max, mem_peak;
     int peak_stage, fits;
     st_cost_ctx *dctx;
+    double host_node_bytes; /* granular offload: the most host memory a node of a stage's GPUs holds */
 } pipe_sum;
+
+/* Granular offload's host memory of a stage on its GPUs' cluster c: every GPU of the node holds as much;
+ * over the node's host memory, the plan does not fit. */
+static void host_add(pipe_sum *ps, const st_cluster *c, const st_stage_memory *sm) {
+    double node = sm->host_bytes * (double)c->gpus_per_node;
+    if (node > ps->host_node_bytes) ps->host_node_bytes = node;
+    if (node > c->host_memory_bytes) ps->fits = 0;
+}
 
 /* A uniform cluster, every replica with gbs / (dp mbs) micro-batches: stages that cost the same
  * priced once (stage classes). */
 static int pipe_uniform(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
     const st__layout *L = st__cost_layout(ctx, p);
     if (!L) return ST_ENOMEM;
+    ps->fits = 1;
     double p2p_s = p->pp > 1 ? st__p2p_time(ctx, p) : 0;
     const st__shard_cost *sc = st__cost_shard(ctx, p); /* one lookup for all classes: the same GPUs */
     /* time per micro-batch of each stage class; the slowest stage sets the pace. ZeRO-3 stretches
@@ -755,6 +775,7 @@ static int pipe_uniform(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
         stage_price sp;
         int d = L->cls[k].first; /* the class's first stage holds the most micro-batches */
         price_stage(ctx, ctx, p, sc, &L->cls[k], d, p2p_s, &sp);
+        host_add(ps, ctx->c, &sp.sm);
         if (sp.sm.total_bytes > ps->mem_peak || (sp.sm.total_bytes == ps->mem_peak && d < ps->peak_stage))
             ps->mem_peak = sp.sm.total_bytes, ps->peak_stage = d;
         if (sp.dense + sp.expert > params_max)
@@ -773,7 +794,7 @@ static int pipe_uniform(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
      * before */
     ps->pipeline_s = st_cost_pipeline_s(t_cls, n_cls, L->n, p->vp, ps->mb, p->schedule,
                                         ps->slow.t.fwd_s + ps->slow.z + ps->slow.o, ps->slow.t.bwd_s, &ps->bubble_s);
-    ps->fits = ps->mem_peak <= ctx->c->gpu.memory_bytes;
+    ps->fits = ps->fits && ps->mem_peak <= ctx->c->gpu.memory_bytes;
     ps->dctx = ctx;
     return 0;
 }
@@ -819,6 +840,7 @@ static int pipe_groups(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
                 price_stage(cctx, nctx, p, st__cost_shard(cctx, p), &cls[d], d, st_cost_stage_p2p(ctx, p, r, d),
                             &prev[d]);
                 if (prev[d].sm.total_bytes > cctx->c->gpu.memory_bytes) ps->fits = 0;
+                host_add(ps, cctx->c, &prev[d].sm);
                 if (prev[d].sm.total_bytes > ps->mem_peak) ps->mem_peak = prev[d].sm.total_bytes, ps->peak_stage = d;
                 if (prev[d].dense + prev[d].expert > params_max) {
                     params_max = prev[d].dense + prev[d].expert;
@@ -913,6 +935,14 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
             out->offload_weights_s = os.weights_s;
             offload_s = os.grads_s + os.weights_s;
         }
+        if (p->offload_params > 0) {
+            /* the host copy rewritten from the updated weights after the step (cost/offload.c), on the
+             * PCIe of the GPUs that hold the most */
+            out->offload_weights_s = st__copy_s(dc, pr, ST_COPY_D2H,
+                                                p->offload_params * (dense_max + expert_max) *
+                                                    st_cost_weight_bytes(p->dtype), 1);
+            offload_s += out->offload_weights_s + o_tail; /* and the first block's weights, before all */
+        }
     } else {
         opt_s = opt_params / ST_CPU_ADAM_PARAMS_PER_S;
         /* gradients down, weights up, each priced as one copy of the GPU's shard (with a copy
@@ -962,6 +992,12 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
         if (p->offload_optimizer > 0) per_gpu *= p->offload_optimizer;
         out->host_memory_bytes = per_gpu * (double)c->gpus_per_node;
         if (out->host_memory_bytes > c->host_memory_bytes) out->fits = 0;
+    }
+    if (p->offload_params > 0 || p->offload_activations > 0) {
+        /* each stage's node checked on its own group (host_add); on a uniform cluster with the
+         * optimizer's share beside it */
+        out->host_memory_bytes += ps.host_node_bytes;
+        if (c->ngroups == 0 && out->host_memory_bytes > c->host_memory_bytes) out->fits = 0;
     }
 
     st_breakdown *b = &out->breakdown;
