@@ -79,7 +79,9 @@ void st_cost_offload_granular_chunk(st_cost_ctx *ctx, const st_plan *p, int chun
     st__cost_count_blocks(ctx, first, chunk_layers[chunk], nk);
     const st__shard_cost *sc = st__cost_shard(ctx, p);
     double blk = 0; /* the most a block of the chunk keeps */
-    for (int k = 0; k < sc->nk; k++)
-        if (nk[k] > 0 && st__block_act(&sc->kind[k], p->recompute) > blk) blk = st__block_act(&sc->kind[k], p->recompute);
+    for (int k = 0; k < sc->nk; k++) {
+        double a = st__block_act(&sc->kind[k], p->recompute);
+        if (nk[k] > 0 && a > blk) blk = a;
+    }
     out->act_window_bytes = 2 * p->offload_activations * blk;
 }

@@ -85,7 +85,8 @@ ms=$(val "$T/g_sim.json" memory_peak_gib)
 hm=$(val "$T/g_est.json" host_memory_per_node_gib)
 if [ -n "$te" ] && [ -n "$hm" ] && grep -q 'offload_params=0.3,offload_activations=0.2' "$T/g_est.json" &&
 	awk -v a="$te" -v b="$ts" -v x="$me" -v y="$ms" -v h="$hm" \
-		'BEGIN { d = a / b - 1; if (d < 0) d = -d; e = x / y - 1; if (e < 0) e = -e; exit !(d < 0.02 && e < 1e-6 && h > 0) }'; then
+		'BEGIN { d = a / b - 1; if (d < 0) d = -d; e = x / y - 1; if (e < 0) e = -e
+			exit !(d < 0.02 && e < 1e-6 && h > 0) }'; then
 	ok "offload_params=0.3,offload_activations=0.2: estimate $te s, sim $ts s; $me GiB both; host $hm GiB/node"
 else
 	nok "granular weights and activations" "estimate $te s $me GiB, sim $ts s $ms GiB, host '$hm'"

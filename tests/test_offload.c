@@ -279,8 +279,10 @@ START_TEST(test_granular_bad_input) {
     ck_assert_int_eq(st_model_preset("gpt-1.7b", &m), 0);
     static const struct {
         const char *spec, *key;
-    } bad_spec[] = {{"offload_params=1.5", "offload_params"}, {"offload_params=-1", "offload_params"},
-                    {"offload_activations=2", "offload_activations"}, {"offload_activations=inf", "offload_activations"}};
+    } bad_spec[] = {{"offload_params=1.5", "offload_params"},
+                    {"offload_params=-1", "offload_params"},
+                    {"offload_activations=2", "offload_activations"},
+                    {"offload_activations=inf", "offload_activations"}};
     for (size_t i = 0; i < sizeof bad_spec / sizeof bad_spec[0]; i++) {
         st_plan_defaults(&p);
         ck_assert_int_eq(st_plan_parse_spec(bad_spec[i].spec, &p, &err), ST_EINVAL);
