@@ -98,62 +98,80 @@ START_TEST(test_host_memory_checked) {
 }
 END_TEST
 
-/* The lowering runs the estimate's copies and step: the simulator agrees within 1% with a pipeline. */
-START_TEST(test_sim_agrees) {
+/* gpt-1.7b under spec on c, estimated and simulated: the iteration times and memory peaks of both */
+static void sim_and_estimate(const st_cluster *c, const char *spec, st_estimate *e, double *sim_s, double *sim_peak) {
     st_model m;
     st_error err;
-    st_cluster c = a100();
     ck_assert_int_eq(st_model_preset("gpt-1.7b", &m), 0);
     st_plan p;
     st_plan_defaults(&p);
-    ck_assert_int_eq(st_plan_parse_spec("tp=1,pp=2,dp=4,mbs=4,gbs=64,zero=1,offload_optimizer=0.5", &p, &err), 0);
-    ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), 0);
-    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
-    st_estimate e;
-    ck_assert_int_eq(st_cost_estimate(ctx, &p, &e), 0);
+    ck_assert_int_eq(st_plan_parse_spec(spec, &p, &err), 0);
+    ck_assert_int_eq(st_plan_finalize(&p, &m, c, 0, NULL, &err), 0);
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, c, NULL);
+    ck_assert_int_eq(st_cost_estimate(ctx, &p, e), 0);
     st_lowered l;
     ck_assert_msg(st_lower(ctx, &p, &l, &err) == 0, "%s", err.text);
     st_sim_result r;
     ck_assert_msg(st_sim_run(&l, 0, NULL, &r, &err) == 0, "%s", err.text);
-    REL(r.iteration_time_s, e.iteration_time_s, 0.01);
+    *sim_s = r.iteration_time_s;
+    *sim_peak = 0;
+    for (int k = 0; k < r.nranks; k++)
+        if (r.ranks[k].memory_peak_bytes > *sim_peak) *sim_peak = r.ranks[k].memory_peak_bytes;
     st_sim_result_destroy(&r);
     st_lowered_destroy(&l);
     st_cost_ctx_free(ctx);
 }
+
+/* The lowering runs the estimate's copies and step: the simulator agrees within 1% with a pipeline. */
+START_TEST(test_sim_agrees) {
+    st_cluster c = a100();
+    st_estimate e;
+    double sim_s, peak;
+    sim_and_estimate(&c, "tp=1,pp=2,dp=4,mbs=4,gbs=64,zero=1,offload_optimizer=0.5", &e, &sim_s, &peak);
+    REL(sim_s, e.iteration_time_s, 0.01);
+}
 END_TEST
+
+/* spec refused, naming key: when it is parsed (at_parse) or when its plan is finalized */
+static void refused(const st_model *m, const st_cluster *c, const char *spec, int at_parse, const char *key) {
+    st_plan p;
+    st_error err;
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec(spec, &p, &err), at_parse ? ST_EINVAL : 0);
+    if (!at_parse) ck_assert_int_eq(st_plan_finalize(&p, m, c, 0, NULL, &err), ST_EINVAL);
+    ck_assert_msg(!strcmp(err.key, key), "%s: key '%s', expected '%s'", spec, err.key, key);
+}
+
+/* spec finalized (into *p) writes a canonical spec holding `held`, which parses back (into *q) */
+static void spec_round_trip(const st_model *m, const st_cluster *c, const char *spec, const char *held, st_plan *p,
+                            st_plan *q) {
+    st_error err;
+    char out[512];
+    st_plan_defaults(p);
+    ck_assert_int_eq(st_plan_parse_spec(spec, p, &err), 0);
+    ck_assert_int_eq(st_plan_finalize(p, m, c, 0, NULL, &err), 0);
+    st_plan_format_spec(p, out, sizeof out);
+    ck_assert_msg(strstr(out, held) != NULL, "%s not in %s", held, out);
+    st_plan_defaults(q);
+    ck_assert_int_eq(st_plan_parse_spec(out, q, &err), 0);
+}
 
 START_TEST(test_bad_fractions) {
     st_model m;
     st_cluster c = a100();
-    st_error err;
-    st_plan p;
     ck_assert_int_eq(st_model_preset("gpt-1.7b", &m), 0);
     static const char *const bad_spec[] = {"offload_optimizer=1.5", "offload_optimizer=-0.1", "offload_optimizer=x",
                                            "offload_optimizer=nan", "offload_optimizer=0x1"};
-    for (size_t i = 0; i < sizeof bad_spec / sizeof bad_spec[0]; i++) {
-        st_plan_defaults(&p);
-        ck_assert_int_eq(st_plan_parse_spec(bad_spec[i], &p, &err), ST_EINVAL);
-        ck_assert_str_eq(err.key, "offload_optimizer");
-    }
+    for (size_t i = 0; i < sizeof bad_spec / sizeof bad_spec[0]; i++)
+        refused(&m, &c, bad_spec[i], 1, "offload_optimizer");
     static const char *const bad_plan[] = {"zero=0,offload_optimizer=0.5",
                                            "zero=3,offload=params,offload_optimizer=0.5",
                                            "zero=1,offload=optimizer,offload_optimizer=0.5"};
-    for (size_t i = 0; i < sizeof bad_plan / sizeof bad_plan[0]; i++) {
-        st_plan_defaults(&p);
-        ck_assert_int_eq(st_plan_parse_spec(bad_plan[i], &p, &err), 0);
-        ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), ST_EINVAL);
-        ck_assert_str_eq(err.key, "offload_optimizer");
-    }
+    for (size_t i = 0; i < sizeof bad_plan / sizeof bad_plan[0]; i++)
+        refused(&m, &c, bad_plan[i], 0, "offload_optimizer");
     /* the canonical spec gives it back */
-    char spec[512];
-    st_plan q;
-    st_plan_defaults(&p);
-    ck_assert_int_eq(st_plan_parse_spec("zero=1,offload_optimizer=0.3", &p, &err), 0);
-    ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), 0);
-    st_plan_format_spec(&p, spec, sizeof spec);
-    ck_assert(strstr(spec, ",offload_optimizer=0.3") != NULL);
-    st_plan_defaults(&q);
-    ck_assert_int_eq(st_plan_parse_spec(spec, &q, &err), 0);
+    st_plan p, q;
+    spec_round_trip(&m, &c, "zero=1,offload_optimizer=0.3", ",offload_optimizer=0.3", &p, &q);
     ck_assert(q.offload_optimizer == 0.3);
 }
 END_TEST
@@ -241,32 +259,15 @@ START_TEST(test_granular_sim_agrees) {
         "tp=1,pp=2,dp=4,mbs=4,gbs=64,zero=1,offload_activations=0.5",
         "tp=2,pp=2,dp=2,mbs=2,gbs=64,zero=0,offload_params=0.5,schedule=zb",
     };
-    st_model m;
-    st_error err;
     st_cluster c = a100();
-    ck_assert_int_eq(st_model_preset("gpt-1.7b", &m), 0);
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
-        st_plan p;
-        st_plan_defaults(&p);
-        ck_assert_int_eq(st_plan_parse_spec(specs[i], &p, &err), 0);
-        ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), 0);
-        st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
         st_estimate e;
-        ck_assert_int_eq(st_cost_estimate(ctx, &p, &e), 0);
-        st_lowered l;
-        ck_assert_msg(st_lower(ctx, &p, &l, &err) == 0, "%s", err.text);
-        st_sim_result r;
-        ck_assert_msg(st_sim_run(&l, 0, NULL, &r, &err) == 0, "%s", err.text);
-        ck_assert_msg(fabs(r.iteration_time_s / e.iteration_time_s - 1) < 0.02, "%s: sim %g, estimate %g", specs[i],
-                      r.iteration_time_s, e.iteration_time_s);
-        double peak = 0;
-        for (int k = 0; k < r.nranks; k++)
-            if (r.ranks[k].memory_peak_bytes > peak) peak = r.ranks[k].memory_peak_bytes;
+        double sim_s, peak;
+        sim_and_estimate(&c, specs[i], &e, &sim_s, &peak);
+        ck_assert_msg(fabs(sim_s / e.iteration_time_s - 1) < 0.02, "%s: sim %g, estimate %g", specs[i], sim_s,
+                      e.iteration_time_s);
         ck_assert_msg(fabs(peak / e.memory_peak_bytes - 1) < 1e-9, "%s: sim %g, estimate %g bytes", specs[i], peak,
                       e.memory_peak_bytes);
-        st_sim_result_destroy(&r);
-        st_lowered_destroy(&l);
-        st_cost_ctx_free(ctx);
     }
 }
 END_TEST
@@ -275,41 +276,23 @@ START_TEST(test_granular_bad_input) {
     st_model m;
     st_cluster c = a100();
     st_error err;
-    st_plan p;
     ck_assert_int_eq(st_model_preset("gpt-1.7b", &m), 0);
     static const struct {
         const char *spec, *key;
-    } bad_spec[] = {{"offload_params=1.5", "offload_params"},
-                    {"offload_params=-1", "offload_params"},
-                    {"offload_activations=2", "offload_activations"},
-                    {"offload_activations=inf", "offload_activations"}};
-    for (size_t i = 0; i < sizeof bad_spec / sizeof bad_spec[0]; i++) {
-        st_plan_defaults(&p);
-        ck_assert_int_eq(st_plan_parse_spec(bad_spec[i].spec, &p, &err), ST_EINVAL);
-        ck_assert_str_eq(err.key, bad_spec[i].key);
-    }
-    static const struct {
-        const char *spec, *key;
-    } bad_plan[] = {{"zero=3,offload_params=0.5", "offload_params"},
-                    {"zero=1,offload=optimizer,offload_params=0.5", "offload_params"},
-                    {"zero=1,offload_optimizer=0.5,offload_params=0.5", "offload_params"},
-                    {"zero=3,offload_activations=0.5", "offload_activations"}};
-    for (size_t i = 0; i < sizeof bad_plan / sizeof bad_plan[0]; i++) {
-        st_plan_defaults(&p);
-        ck_assert_int_eq(st_plan_parse_spec(bad_plan[i].spec, &p, &err), 0);
-        ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), ST_EINVAL);
-        ck_assert_str_eq(err.key, bad_plan[i].key);
-    }
+        int at_parse;
+    } bad[] = {{"offload_params=1.5", "offload_params", 1},
+               {"offload_params=-1", "offload_params", 1},
+               {"offload_activations=2", "offload_activations", 1},
+               {"offload_activations=inf", "offload_activations", 1},
+               {"zero=3,offload_params=0.5", "offload_params", 0},
+               {"zero=1,offload=optimizer,offload_params=0.5", "offload_params", 0},
+               {"zero=1,offload_optimizer=0.5,offload_params=0.5", "offload_params", 0},
+               {"zero=3,offload_activations=0.5", "offload_activations", 0}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) refused(&m, &c, bad[i].spec, bad[i].at_parse, bad[i].key);
     /* the spec gives both back; no framework runs them (the emitters refuse, naming the key) */
-    char spec[512];
-    st_plan q;
-    st_plan_defaults(&p);
-    ck_assert_int_eq(st_plan_parse_spec("zero=1,offload_params=0.3,offload_activations=0.7", &p, &err), 0);
-    ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), 0);
-    st_plan_format_spec(&p, spec, sizeof spec);
-    ck_assert(strstr(spec, ",offload_params=0.3,offload_activations=0.7") != NULL);
-    st_plan_defaults(&q);
-    ck_assert_int_eq(st_plan_parse_spec(spec, &q, &err), 0);
+    st_plan p, q;
+    spec_round_trip(&m, &c, "zero=1,offload_params=0.3,offload_activations=0.7",
+                    ",offload_params=0.3,offload_activations=0.7", &p, &q);
     ck_assert(q.offload_params == 0.3 && q.offload_activations == 0.7);
     FILE *f = tmpfile();
     ck_assert_ptr_nonnull(f);
