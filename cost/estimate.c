@@ -751,6 +751,7 @@ typedef struct pipe_sum {
 /* Granular offload's host memory of a stage on its GPUs' cluster c: every GPU of the node holds as much;
  * over the node's host memory, the plan does not fit. */
 static void host_add(pipe_sum *ps, const st_cluster *c, const st_stage_memory *sm) {
+    if (sm->host_bytes <= 0) return;
     double node = sm->host_bytes * (double)c->gpus_per_node;
     if (node > ps->host_node_bytes) ps->host_node_bytes = node;
     if (node > c->host_memory_bytes) ps->fits = 0;

@@ -117,12 +117,13 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__shard_c
         double nb = (double)cls->n[k];
         dense += nb * ps->params;
         expert += nb * ps->expert_params;
-        act_mb += nb * st__block_act(ps, p->recompute);
+        double act = st__block_act(ps, p->recompute);
+        act_mb += nb * act;
         if (nb <= 0) continue;
         if (st__block_working(ps, p->recompute) > working) working = st__block_working(ps, p->recompute);
-        if (st__block_act(ps, p->recompute) > act_blk) act_blk = st__block_act(ps, p->recompute);
+        if (act > act_blk) act_blk = act;
         if (ps->params + ps->expert_params > block_max)
-            block_max = ps->params + ps->expert_params, act_max = st__block_act(ps, p->recompute);
+            block_max = ps->params + ps->expert_params, act_max = act;
         if (ps->work_bytes > work) work = ps->work_bytes;
         if (ps->fp8_params > b8) b8 = ps->fp8_params;
     }
@@ -187,7 +188,8 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__shard_c
     if (tail_work > peak_extra) peak_extra = tail_work;
     out->activations_bytes = act_kept + peak_extra;
     out->microbatch_act_bytes = act_mb;
-    out->host_bytes = p->offload_params * (dense + expert) * wb + p->offload_activations * act_mb * inflight;
+    if (p->offload_params > 0 || p->offload_activations > 0)
+        out->host_bytes = p->offload_params * (dense + expert) * wb + p->offload_activations * act_mb * inflight;
     out->other_bytes = st_cluster_reserved_bytes(ctx->c);
     out->base_bytes = out->weights_bytes + out->grads_bytes + out->optimizer_bytes + out->other_bytes;
     out->backward_extra_bytes = 0;
