@@ -227,6 +227,10 @@ typedef struct st_stage_memory {
      * and what its backward adds to that when it begins (backward_extra_bytes: FSDP2's gradients
      * and second gathered block, which its forward does not hold; 0 elsewhere) */
     double base_bytes, backward_extra_bytes;
+    /* granular offload (cost/offload.c): one micro-batch's saved activations on the stage, and what the
+     * GPU keeps in host memory (the weights' and activations' host shares; 0 without offload_params and
+     * offload_activations) */
+    double microbatch_act_bytes, host_bytes;
 } st_stage_memory;
 
 /* The memory rules that the estimate (st_cost_stage_memory) and the operator-level ILP planner
@@ -339,6 +343,21 @@ typedef struct st_chunk_cost {
                                                           over the expert-data-parallel group) */
 } st_chunk_cost;
 void st_cost_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, st_chunk_cost *out);
+/* Granular offload's copies for one micro-batch (offload_params, offload_activations; cost/offload.c):
+ * those of its forward (the weights' host share in, the activations' share out) and of its backward
+ * (both in), their bytes, the first block's share of the weights (first_s, which nothing hides before
+ * the iteration's first forward), the activations' host share (act_host_bytes) and how much of it is
+ * on the GPU at a time, in transit block by block (act_window_bytes: two blocks' share; set by
+ * st_cost_offload_granular_chunk, as memory.c counts it). All 0 without. */
+typedef struct st_offload_copies {
+    double fwd_s, bwd_s, fwd_bytes, bwd_bytes, first_s, act_host_bytes, act_window_bytes;
+} st_offload_copies;
+/* ... of pipeline chunk `chunk` on ctx's GPUs, as the estimate prices a stage's. */
+void st_cost_offload_granular_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, st_offload_copies *out);
+/* Each pipeline stage's compute for one micro-batch, for every recompute mode none..full at once:
+ * t_s[rc][d] = the sum over stage d's chunks of st_cost_chunk's fwd_s + bwd_s + recompute_s with
+ * p->recompute = rc (no collectives, no pipeline messages; the search's shape bounds). */
+void st_cost_stage_compute(st_cost_ctx *ctx, const st_plan *p, double t_s[ST_REC_FULL + 1][ST_MAX_STAGES]);
 /* Compute time added while a collective of `overlapped_s` runs beside it (NCCL's SMs). */
 double st_cost_overlap_tax(const st_cluster *c, double overlapped_s);
 /* The same for communication kernels that hold `comm_sms` SMs (st_cost_overlap_tax: NCCL's). */

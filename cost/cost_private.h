@@ -97,7 +97,8 @@ typedef struct st__shard_cost {
     int grad_bytes;
     st_attention attention;
     st_kernels kernels;
-    st__pass kind[ST_MAX_KINDS]; /* one block of each kind (st_model_kinds) */
+    int nk;                      /* kinds the model has (st_model_kinds): kind[nk..] stay zero, and every */
+    st__pass kind[ST_MAX_KINDS]; /* stage has 0 blocks of them, so the walks over kinds stop at nk */
     st__pass head, tail;
 } st__shard_cost;
 
@@ -160,10 +161,11 @@ double st__p2p_time(st_cost_ctx *ctx, const st_plan *p);
 const st__layout *st__cost_layout(st_cost_ctx *ctx, const st_plan *p);
 /* Fills one stage's class by scanning the chunks. */
 void st__cost_stage_class(st_cost_ctx *ctx, const st_plan *p, int stage, st__stage_class *out);
-/* Memory of a stage of class `cls` at stage index `stage`; also returns the parameters it holds
+/* Memory of a stage of class `cls` at stage index `stage`, from the plan's shard costs sc
+ * (st__cost_shard(ctx, p), which the caller has in hand); also returns the parameters it holds
  * (dense, expert) before ZeRO sharding. */
-void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_class *cls, int stage,
-                           st_stage_memory *out, double *dense_params, double *expert_params);
+void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__shard_cost *sc, const st__stage_class *cls,
+                           int stage, st_stage_memory *out, double *dense_params, double *expert_params);
 
 /* The optimizer step with a fraction f (0 < f < 1) of the optimizer states on the host
  * (cost/offload.c): the gradient copy down and the weight copy up of the host's share, and the
@@ -174,6 +176,12 @@ typedef struct st__opt_step {
 } st__opt_step;
 void st__offload_optimizer_step(const st_cluster *c, const st_profile *prof, double f, double opt_params,
                                 double grad_bytes, double weight_bytes, double gpu_step_s, st__opt_step *out);
+
+/* Granular weight and activation offload (cost/offload.c) for one micro-batch of a stage or chunk that
+ * holds `params` parameters (before any sharding: zero 0-2) in `blocks` blocks and saves `act_bytes`
+ * of activations (st_offload_copies). */
+void st__offload_granular(const st_cluster *c, const st_profile *prof, const st_plan *p, double params,
+                          double act_bytes, double blocks, st_offload_copies *out);
 
 /* Seconds for `pieces` equal host<->device copies of `bytes` in all: at the profile's copy table's
  * rate for bytes / pieces, else at the cluster's PCIe rate x ST_PCIE_EFFICIENCY (cost/comm.c). */

@@ -363,6 +363,7 @@ const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p) {
     n = st_ops_tail(m, &s, ops, ST_MAX_OPS);
     pass_add_ops(ctx, p, ops, n, &e->tail);
     e->used = 1;
+    e->nk = nk;
     e->tp = p->tp, e->cp = p->cp, e->ep = p->ep, e->sp = p->sp;
     e->mbs = p->mbs, e->seq = p->seq, e->dtype = p->dtype, e->grad_bytes = p->grad_bytes;
     e->attention = p->attention;
@@ -471,7 +472,7 @@ static void add_pass(stage_time *t, const st__pass *ps, double count, st_recompu
 static void stage_cost(const st_plan *p, const st__shard_cost *sc, const st__stage_class *c, double p2p_s,
                        stage_time *t) {
     memset(t, 0, sizeof *t);
-    for (int k = 0; k < ST_MAX_KINDS; k++) add_pass(t, &sc->kind[k], (double)c->n[k], p->recompute, 1);
+    for (int k = 0; k < sc->nk; k++) add_pass(t, &sc->kind[k], (double)c->n[k], p->recompute, 1);
     if (c->head) add_pass(t, &sc->head, 1, p->recompute, 0);
     if (c->tail) add_pass(t, &sc->tail, 1, p->recompute, 0);
     if (p->pp > 1) t->comm_s[ST_GRP_PP] += 2 * p->vp * p2p_s; /* each chunk receives and sends, both ways */
@@ -522,13 +523,28 @@ double st__p2p_time(st_cost_ctx *ctx, const st_plan *p) {
     return st_cost_collective(ctx->c, ctx->prof, ST_COLL_SENDRECV, &g, bytes) + gather_s;
 }
 
+/* A chunk's compute for one micro-batch (nk blocks of each kind, the embedding and output layer where
+ * head and tail say): forward, backward, and what each recompute mode redoes, rec_s[rc] (blocks only:
+ * the embedding and output layer are never recomputed). */
+static void chunk_compute(const st__shard_cost *sc, const int64_t nk[ST_MAX_KINDS], int head, int tail,
+                          double *fwd_s, double *bwd_s, double rec_s[ST_REC_OP + 1]) {
+    double f = 0, b = 0, sel = 0, full = 0, op = 0;
+    for (int k = 0; k < sc->nk; k++) {
+        if (nk[k] <= 0) continue;
+        double n = (double)nk[k];
+        const st__pass *ps = &sc->kind[k];
+        f += n * ps->fwd_s, b += n * ps->bwd_s;
+        sel += n * ps->sel_fwd_s, full += n * ps->fwd_s, op += n * ps->op_fwd_s;
+    }
+    if (head) f += sc->head.fwd_s, b += sc->head.bwd_s;
+    if (tail) f += sc->tail.fwd_s, b += sc->tail.bwd_s;
+    *fwd_s = f, *bwd_s = b;
+    rec_s[ST_REC_NONE] = 0, rec_s[ST_REC_SELECTIVE] = sel, rec_s[ST_REC_FULL] = full, rec_s[ST_REC_OP] = op;
+}
+
+/* What a pass adds to a chunk besides its compute (chunk_compute). */
 static void chunk_add(st_chunk_cost *o, const st__pass *ps, double count, st_recompute rc, int is_block) {
     if (count <= 0) return;
-    o->fwd_s += count * ps->fwd_s;
-    o->bwd_s += count * ps->bwd_s;
-    if (is_block && rc == ST_REC_SELECTIVE) o->recompute_s += count * ps->sel_fwd_s;
-    if (is_block && rc == ST_REC_FULL) o->recompute_s += count * ps->fwd_s;
-    if (is_block && rc == ST_REC_OP) o->recompute_s += count * ps->op_fwd_s;
     for (int g = 0; g < ST_GRP_COUNT; g++) {
         o->comm_fwd_s += count * ps->fwd_comm_s[g];
         o->comm_bwd_s += count * ps->bwd_comm_s[g];
@@ -556,18 +572,37 @@ void st_cost_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, st_chunk_cost 
     for (int i = 0; i < chunk; i++) first += chunk_layers[i];
     st__cost_count_blocks(ctx, first, chunk_layers[chunk], nk);
     const st__shard_cost *sc = st__cost_shard(ctx, p);
-    for (int k = 0; k < ST_MAX_KINDS; k++) chunk_add(out, &sc->kind[k], (double)nk[k], p->recompute, 1);
+    double rec_s[ST_REC_OP + 1];
+    chunk_compute(sc, nk, chunk == 0, chunk == chunks - 1, &out->fwd_s, &out->bwd_s, rec_s);
+    out->recompute_s = rec_s[p->recompute];
+    for (int k = 0; k < sc->nk; k++) chunk_add(out, &sc->kind[k], (double)nk[k], p->recompute, 1);
     if (chunk == 0) chunk_add(out, &sc->head, 1, p->recompute, 0);
     if (chunk == chunks - 1) chunk_add(out, &sc->tail, 1, p->recompute, 0);
     if (p->pp > 1) out->p2p_s = st__p2p_time(ctx, p);
     /* memory.c's working set: the largest block of the chunk */
-    for (int k = 0; k < ST_MAX_KINDS; k++) {
+    for (int k = 0; k < sc->nk; k++) {
         if (nk[k] <= 0) continue;
         if (st__block_working(&sc->kind[k], p->recompute) > out->working_bytes)
             out->working_bytes = st__block_working(&sc->kind[k], p->recompute);
         if (sc->kind[k].work_bytes > out->work_bytes) out->work_bytes = sc->kind[k].work_bytes;
     }
     if (chunk == chunks - 1) out->tail_work_bytes = sc->tail.work_bytes;
+}
+
+void st_cost_stage_compute(st_cost_ctx *ctx, const st_plan *p, double t_s[ST_REC_FULL + 1][ST_MAX_STAGES]) {
+    int chunk_layers[ST_MAX_STAGES], chunks = p->pp * p->vp;
+    st_plan_chunk_layers(p, ctx->m, chunk_layers);
+    const st__shard_cost *sc = st__cost_shard(ctx, p);
+    for (int rc = ST_REC_NONE; rc <= ST_REC_FULL; rc++)
+        for (int d = 0; d < p->pp; d++) t_s[rc][d] = 0;
+    int64_t first = 0, nk[ST_MAX_KINDS];
+    for (int j = 0; j < chunks; j++) {
+        double f, b, rec_s[ST_REC_OP + 1];
+        st__cost_count_blocks(ctx, first, chunk_layers[j], nk);
+        chunk_compute(sc, nk, j == 0, j == chunks - 1, &f, &b, rec_s);
+        for (int rc = ST_REC_NONE; rc <= ST_REC_FULL; rc++) t_s[rc][j % p->pp] += f + b + rec_s[rc];
+        first += chunk_layers[j];
+    }
 }
 
 /* A collective over `total` bytes issued in n equal pieces (buckets, or one per layer). */
@@ -620,7 +655,8 @@ static double zero3_mb(const st_cluster *c, const st_plan *p, const stage_time *
 
 /* offload=params (ZeRO-Infinity): the weights come from the host layer by layer on the copy
  * stream, each layer's shard ahead of its all-gather, for the forward and again for the backward
- * (st_cost_offload_chunk; pass_s: one pass's copies of the stage, st__offload_h2d_s). A copy waits,
+ * (st_cost_offload_chunk; fwd_s, bwd_s: each pass's copies of the stage, st__offload_h2d_s; with
+ * granular offload, st__offload_granular's, the same way without ZeRO-3's gathers). A copy waits,
  * like the gather it feeds, for the compute two layers back, so the copies run at most a layer
  * ahead of the pass they feed: the forward's hide only behind the forward's work, the backward's
  * behind the backward's (its recompute included), and ZB's weight-gradient halves copy nothing
@@ -629,12 +665,13 @@ static double zero3_mb(const st_cluster *c, const st_plan *p, const stage_time *
  * pass's ZeRO-3 traffic (fwd_z_s: the forward's gathers; bwd_z_s: the backward's gathers and
  * scatters), which runs on other links. Returns what the copies add to a micro-batch of the
  * stage, beyond its compute stream's work t and ZeRO-3's stretch (zero3_mb). */
-static double offload_mb(const st_plan *p, const stage_time *t, double pass_s, double fwd_z_s, double bwd_z_s) {
+static double offload_mb(const st_plan *p, const stage_time *t, double fwd_s, double bwd_s, double fwd_z_s,
+                         double bwd_z_s) {
     double f = t->fwd_s + t->fwd_comm_s + t->comm_s[ST_GRP_PP] / 2; /* each chunk receives once per pass */
     double w = p->schedule == ST_SCHED_ZB || p->schedule == ST_SCHED_ZBV ? t->bwd_s / 2 : 0;
     double b = t->total_s - f - w;
     double fz = f > fwd_z_s ? f : fwd_z_s, bz = b > bwd_z_s ? b : bwd_z_s; /* each pass without the copies */
-    return (pass_s > fz ? pass_s - fz : 0) + (pass_s > bz ? pass_s - bz : 0);
+    return (fwd_s > fz ? fwd_s - fz : 0) + (bwd_s > bz ? bwd_s - bz : 0);
 }
 
 /* Full (not overlapped) data-parallel times of a device holding `dense` and `expert` parameters,
@@ -698,15 +735,14 @@ typedef struct stage_price {
     double dense, expert, quant, z, z_first, o, o_first, total_s;
 } stage_price;
 
-static void price_stage(st_cost_ctx *cctx, st_cost_ctx *nctx, const st_plan *p, const st__stage_class *cls, int d,
-                        double p2p_s, stage_price *out) {
+static void price_stage(st_cost_ctx *cctx, st_cost_ctx *nctx, const st_plan *p, const st__shard_cost *sc,
+                        const st__stage_class *cls, int d, double p2p_s, stage_price *out) {
     const st_cluster *c = cctx->c, *nc = nctx->c;
     const st_profile *pr = cctx->prof;
-    const st__shard_cost *sc = st__cost_shard(cctx, p);
     double wbytes = st_cost_weight_bytes(p->dtype), gb = p->grad_bytes;
     memset(out, 0, sizeof *out);
     stage_cost(p, sc, cls, p2p_s, &out->t);
-    st__cost_stage_memory(cctx, p, cls, d, &out->sm, &out->dense, &out->expert);
+    st__cost_stage_memory(cctx, p, sc, cls, d, &out->sm, &out->dense, &out->expert);
     out->quant = st__quant_params(sc, cls);
     if (p->zero == 3) {
         /* every micro-batch, layer by layer (each block, the embedding and the output layer
@@ -716,7 +752,7 @@ static void price_stage(st_cost_ctx *cctx, st_cost_ctx *nctx, const st_plan *p, 
         st_cost_group(nc, p, ST_GRP_DP, &gdp);
         st_cost_group_edp(nc, p, &gex);
         double nl = (double)(cls->head + cls->tail);
-        for (int j = 0; j < ST_MAX_KINDS; j++) nl += (double)cls->n[j];
+        for (int j = 0; j < sc->nk; j++) nl += (double)cls->n[j];
         if (nl < 1) nl = 1;
         double gather = pieces(nc, pr, ST_COLL_ALLGATHER, &gdp, out->dense * wbytes, nl) +
                         pieces(nc, pr, ST_COLL_ALLGATHER, &gex, out->expert * wbytes, nl);
@@ -727,9 +763,17 @@ static void price_stage(st_cost_ctx *cctx, st_cost_ctx *nctx, const st_plan *p, 
         out->z_first = per_mb / nl; /* the first layer's gather, which nothing hides */
         if (p->offload == ST_OFF_PARAMS) {
             double pass_s = st__offload_h2d_s(c, pr, p, out->dense, out->expert, nl, NULL); /* a copy per layer */
-            out->o = offload_mb(p, &out->t, pass_s, gather, gather + scatter);
+            out->o = offload_mb(p, &out->t, pass_s, pass_s, gather, gather + scatter);
             out->o_first = pass_s / nl; /* the first layer's copy, before that gather */
         }
+    }
+    if (p->offload_params > 0 || p->offload_activations > 0) { /* zero 0-2 (st_plan_finalize) */
+        double nl = (double)(cls->head + cls->tail);
+        for (int j = 0; j < sc->nk; j++) nl += (double)cls->n[j];
+        st_offload_copies op;
+        st__offload_granular(c, pr, p, out->dense + out->expert, out->sm.microbatch_act_bytes, nl, &op);
+        out->o = offload_mb(p, &out->t, op.fwd_s, op.bwd_s, 0, 0);
+        out->o_first = op.first_s;
     }
     out->total_s = out->t.total_s + out->z + out->o;
 }
@@ -745,14 +789,26 @@ typedef struct pipe_sum {
     double dense_max, expert_max, quant_max, mem_peak;
     int peak_stage, fits;
     st_cost_ctx *dctx;
+    double host_node_bytes; /* granular offload: the most host memory a node of a stage's GPUs holds */
 } pipe_sum;
+
+/* Granular offload's host memory of a stage on its GPUs' cluster c: every GPU of the node holds as much;
+ * over the node's host memory, the plan does not fit. */
+static void host_add(pipe_sum *ps, const st_cluster *c, const st_stage_memory *sm) {
+    if (sm->host_bytes <= 0) return;
+    double node = sm->host_bytes * (double)c->gpus_per_node;
+    if (node > ps->host_node_bytes) ps->host_node_bytes = node;
+    if (node > c->host_memory_bytes) ps->fits = 0;
+}
 
 /* A uniform cluster, every replica with gbs / (dp mbs) micro-batches: stages that cost the same
  * priced once (stage classes). */
 static int pipe_uniform(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
     const st__layout *L = st__cost_layout(ctx, p);
     if (!L) return ST_ENOMEM;
+    ps->fits = 1;
     double p2p_s = p->pp > 1 ? st__p2p_time(ctx, p) : 0;
+    const st__shard_cost *sc = st__cost_shard(ctx, p); /* one lookup for all classes: the same GPUs */
     /* time per micro-batch of each stage class; the slowest stage sets the pace. ZeRO-3 stretches
      * every micro-batch of a stage by what its gathers and scatters do not hide (zero3_mb), so it
      * goes into the stage's time, where the pipeline's bubble grows with it. Model state per
@@ -763,7 +819,8 @@ static int pipe_uniform(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
     for (int k = 0; k < L->n; k++) {
         stage_price sp;
         int d = L->cls[k].first; /* the class's first stage holds the most micro-batches */
-        price_stage(ctx, ctx, p, &L->cls[k], d, p2p_s, &sp);
+        price_stage(ctx, ctx, p, sc, &L->cls[k], d, p2p_s, &sp);
+        host_add(ps, ctx->c, &sp.sm);
         if (sp.sm.total_bytes > ps->mem_peak || (sp.sm.total_bytes == ps->mem_peak && d < ps->peak_stage))
             ps->mem_peak = sp.sm.total_bytes, ps->peak_stage = d;
         if (sp.dense + sp.expert > params_max)
@@ -782,7 +839,7 @@ static int pipe_uniform(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
      * before */
     ps->pipeline_s = st_cost_pipeline_s(t_cls, n_cls, L->n, p->vp, ps->mb, p->schedule,
                                         ps->slow.t.fwd_s + ps->slow.z + ps->slow.o, ps->slow.t.bwd_s, &ps->bubble_s);
-    ps->fits = ps->mem_peak <= ctx->c->gpu.memory_bytes;
+    ps->fits = ps->fits && ps->mem_peak <= ctx->c->gpu.memory_bytes;
     ps->dctx = ctx;
     return 0;
 }
@@ -825,8 +882,10 @@ static int pipe_groups(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
                 int64_t first = blk * (r + (int64_t)dp * d);
                 st_cost_ctx *cctx = st_cost_view(ctx, first, blk), *nctx = st_cost_view(ctx, S * d, S);
                 if (!cctx || !nctx) return ST_ENOMEM;
-                price_stage(cctx, nctx, p, &cls[d], d, st_cost_stage_p2p(ctx, p, r, d), &prev[d]);
+                price_stage(cctx, nctx, p, st__cost_shard(cctx, p), &cls[d], d, st_cost_stage_p2p(ctx, p, r, d),
+                            &prev[d]);
                 if (prev[d].sm.total_bytes > cctx->c->gpu.memory_bytes) ps->fits = 0;
+                host_add(ps, cctx->c, &prev[d].sm);
                 if (prev[d].sm.total_bytes > ps->mem_peak) ps->mem_peak = prev[d].sm.total_bytes, ps->peak_stage = d;
                 if (prev[d].dense + prev[d].expert > params_max) {
                     params_max = prev[d].dense + prev[d].expert;
@@ -921,6 +980,14 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
             out->offload_weights_s = os.weights_s;
             offload_s = os.grads_s + os.weights_s;
         }
+        if (p->offload_params > 0) {
+            /* the host copy rewritten from the updated weights after the step (cost/offload.c), on the
+             * PCIe of the GPUs that hold the most */
+            out->offload_weights_s = st__copy_s(dc, pr, ST_COPY_D2H,
+                                                p->offload_params * (dense_max + expert_max) *
+                                                    st_cost_weight_bytes(p->dtype), 1);
+            offload_s += out->offload_weights_s + o_tail; /* and the first block's weights, before all */
+        }
     } else {
         opt_s = opt_params / ST_CPU_ADAM_PARAMS_PER_S;
         /* gradients down, weights up, each priced as one copy of the GPU's shard (with a copy
@@ -972,6 +1039,12 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
         if (p->offload_optimizer > 0) per_gpu *= p->offload_optimizer;
         out->host_memory_bytes = per_gpu * (double)c->gpus_per_node;
         if (out->host_memory_bytes > c->host_memory_bytes) out->fits = 0;
+    }
+    if (p->offload_params > 0 || p->offload_activations > 0) {
+        /* each stage's node checked on its own group (host_add); on a uniform cluster with the
+         * optimizer's share beside it */
+        out->host_memory_bytes += ps.host_node_bytes;
+        if (c->ngroups == 0 && out->host_memory_bytes > c->host_memory_bytes) out->fits = 0;
     }
 
     st_breakdown *b = &out->breakdown;
@@ -1047,7 +1120,7 @@ void st_cost_dp_stage(st_cost_ctx *ctx, const st_plan *p, int stage, double *red
     st_stage_memory sm;
     double dense, expert;
     st__cost_stage_class(ctx, p, stage, &cls);
-    st__cost_stage_memory(ctx, p, &cls, stage, &sm, &dense, &expert);
+    st__cost_stage_memory(ctx, p, st__cost_shard(ctx, p), &cls, stage, &sm, &dense, &expert);
     dp_times(ctx, p, dense, expert, reduce_s, gather_s, nbuckets);
 }
 

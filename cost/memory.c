@@ -92,7 +92,7 @@ double st__block_working(const st__pass *ps, st_recompute rc) {
 
 double st__quant_params(const st__shard_cost *sc, const st__stage_class *cls) {
     double b = 0;
-    for (int k = 0; k < ST_MAX_KINDS; k++) b += (double)cls->n[k] * sc->kind[k].quant_params;
+    for (int k = 0; k < sc->nk; k++) b += (double)cls->n[k] * sc->kind[k].quant_params;
     return b;
 }
 
@@ -110,10 +110,9 @@ static int fsdp2_one_pass(const st_plan *p) {
            p->grad_bytes == 4 && p->pp == 1 && st_plan_microbatches(p) == 1;
 }
 
-void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_class *cls, int stage,
-                           st_stage_memory *out, double *dense_params, double *expert_params) {
+void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__shard_cost *sc, const st__stage_class *cls,
+                           int stage, st_stage_memory *out, double *dense_params, double *expert_params) {
     const st_model *m = ctx->m;
-    const st__shard_cost *sc = st__cost_shard(ctx, p);
     int pp = p->pp, vp = p->vp;
     memset(out, 0, sizeof *out);
 
@@ -121,16 +120,19 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_c
     /* the largest block's working set, weights, and cp's K/V buffers (st_op.work_bytes, live while
      * its attention runs) */
     double working = 0, block_max = 0, act_max = 0, work = 0, b8 = 0; /* act_max: that block's kept bytes */
-    for (int k = 0; k < ST_MAX_KINDS; k++) {
+    double act_blk = 0; /* the most a block keeps */
+    for (int k = 0; k < sc->nk; k++) {
         const st__pass *ps = &sc->kind[k];
         double nb = (double)cls->n[k];
         dense += nb * ps->params;
         expert += nb * ps->expert_params;
-        act_mb += nb * st__block_act(ps, p->recompute);
+        double act = st__block_act(ps, p->recompute);
+        act_mb += nb * act;
         if (nb <= 0) continue;
         if (st__block_working(ps, p->recompute) > working) working = st__block_working(ps, p->recompute);
+        if (act > act_blk) act_blk = act;
         if (ps->params + ps->expert_params > block_max)
-            block_max = ps->params + ps->expert_params, act_max = st__block_act(ps, p->recompute);
+            block_max = ps->params + ps->expert_params, act_max = act;
         if (ps->work_bytes > work) work = ps->work_bytes;
         if (ps->quant_params > b8) b8 = ps->quant_params;
     }
@@ -145,6 +147,11 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_c
     }
 
     double inflight = st_cost_inflight(p->schedule, pp, vp, stage, st_plan_microbatches(p));
+    /* offload_activations: 1 - g of every in-flight micro-batch's activations stay, and the host share
+     * of two blocks' (the one whose copy runs, the one computing; cost/offload.c) */
+    double act_kept = act_mb * inflight;
+    if (p->offload_activations > 0)
+        act_kept = act_kept * (1 - p->offload_activations) + 2 * p->offload_activations * act_blk;
     double dpn = (double)p->dp * p->cp, epn = dpn / p->ep;
     if (epn < 1) epn = 1;
     /* per parameter: dense weights sharded over the dp x cp group, experts over their own */
@@ -152,9 +159,13 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_c
     st_cost_state_bytes(p->dtype, p->grad_bytes, p->zero, p->offload, dpn, &sd);
     st_cost_state_bytes(p->dtype, p->grad_bytes, p->zero, p->offload, epn, &se);
     out->weights_bytes = dense * sd.weights + expert * se.weights;
+    double wb = st_cost_weight_bytes(p->dtype);
+    /* offload_params (zero 0-2): 1 - f of the weights stay, and two cached chunks of a block's host share
+     * (cost/offload.c) */
+    if (p->offload_params > 0)
+        out->weights_bytes = out->weights_bytes * (1 - p->offload_params) + 2 * p->offload_params * block_max * wb;
     /* ZeRO-3 and offload=params gather (or copy in) a block's weights while the one before runs:
      * a window of two blocks' full weights */
-    double wb = st_cost_weight_bytes(p->dtype);
     if (p->zero >= 3 || p->offload == ST_OFF_PARAMS) out->weights_bytes += 2 * block_max * wb;
     /* fp8, mxfp8, nvfp4: the cached quantised weights and their transposes of the weights the GPU computes
      * with: all of its layers', or with ZeRO-3 and offload=params only those of the two gathered
@@ -184,7 +195,8 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_c
     double tail_work = cls->tail ? sc->tail.work_bytes : 0;
     double peak_extra = working + work;
     if (tail_work > peak_extra) peak_extra = tail_work;
-    out->activations_bytes = act_mb * inflight + peak_extra;
+    out->activations_bytes = act_kept + peak_extra;
+    out->microbatch_act_bytes = act_mb;
     if (p->schedule == ST_SCHED_ZBV && cls->head && cls->tail) {
         /* ZB-V's stage 0 holds the embedding's chunk and the loss's: at its peak 2 pp - 1 micro-batches
          * of the first and one of the last, or (from 2 pp micro-batches on) 2 pp of the first
@@ -194,6 +206,8 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__stage_c
         double last = st_plan_microbatches(p) >= 2LL * pp && c0 > c1 ? c0 : c1;
         out->activations_bytes = (2.0 * pp - 1) * c0 + last + peak_extra;
     }
+    if (p->offload_params > 0 || p->offload_activations > 0)
+        out->host_bytes = p->offload_params * (dense + expert) * wb + p->offload_activations * act_mb * inflight;
     out->other_bytes = st_cluster_reserved_bytes(ctx->c);
     out->base_bytes = out->weights_bytes + out->grads_bytes + out->optimizer_bytes + out->other_bytes;
     out->backward_extra_bytes = 0;
@@ -246,5 +260,5 @@ void st_cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, int stage, st_stag
     st__stage_class cls;
     double a, b;
     st__cost_stage_class(ctx, p, stage, &cls);
-    st__cost_stage_memory(ctx, p, &cls, stage, out, &a, &b);
+    st__cost_stage_memory(ctx, p, st__cost_shard(ctx, p), &cls, stage, out, &a, &b);
 }

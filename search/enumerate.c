@@ -200,17 +200,12 @@ static void shape_bounds(search *s, const st_plan *p, double lb[ST_REC_FULL + 1]
     st_plan q = *p;
     q.sp = q.tp > 1;
     q.tp_overlap = 0;
-    int chunks = q.pp * q.vp;
+    double t[ST_REC_FULL + 1][ST_MAX_STAGES];
+    st_cost_stage_compute(s->ctx, &q, t);
     for (int rc = ST_REC_NONE; rc <= ST_REC_FULL; rc++) {
-        double t[ST_MAX_STAGES] = {0}, worst = 0;
-        q.recompute = (st_recompute)rc;
-        for (int c = 0; c < chunks; c++) {
-            st_chunk_cost cc;
-            st_cost_chunk(s->ctx, &q, c, &cc);
-            t[c % q.pp] += cc.fwd_s + cc.bwd_s + cc.recompute_s;
-        }
+        double worst = 0;
         for (int d = 0; d < q.pp; d++)
-            if (t[d] > worst) worst = t[d];
+            if (t[rc][d] > worst) worst = t[rc][d];
         lb[rc] = (double)st_plan_microbatches(&q) * worst;
     }
 }

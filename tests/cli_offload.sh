@@ -1,9 +1,13 @@
 #!/bin/sh
-# Golden CLI test: granular optimizer offload (plan key offload_optimizer; cost/offload.c).
+# Golden CLI test: granular offload (plan keys offload_optimizer, offload_params, offload_activations;
+# cost/offload.c).
 #   - offload_optimizer=1 is offload=optimizer (same spec, same JSON numbers); 0.5 lies between
 #     none and full, in time and in GPU memory, and its spec keeps the key;
 #   - a node without the host memory for the states does not fit (exit 1, fits false);
 #   - bad fractions and combinations: exit 2, one line naming offload_optimizer.
+#   - offload_params and offload_activations: the estimate and the simulator agree within 2% and on
+#     the memory peak, the host memory per node is reported and checked; bad fractions and
+#     combinations exit 2 with one line naming the key.
 #
 # Environment (set by automake): STRATA, SRCDIR. POSIX sh only. Exit 0 pass, 1 fail, 99 hard error.
 
@@ -68,5 +72,38 @@ bad "beside offload=params" "offload_optimizer
 offload=params" estimate $BASE --plan tp=1,zero=3,offload=params,offload_optimizer=0.5
 bad "without ZeRO" "offload_optimizer
 zero" estimate $BASE --plan tp=1,zero=0,offload_optimizer=0.5
+
+G=$P,offload_params=0.3,offload_activations=0.2
+run estimate $BASE --plan $G --json
+cp "$T/out" "$T/g_est.json"
+run sim $BASE --plan $G --json
+cp "$T/out" "$T/g_sim.json"
+te=$(val "$T/g_est.json" iteration_time_s)
+ts=$(val "$T/g_sim.json" iteration_time_s)
+me=$(val "$T/g_est.json" memory_peak_gib)
+ms=$(val "$T/g_sim.json" memory_peak_gib)
+hm=$(val "$T/g_est.json" host_memory_per_node_gib)
+if [ -n "$te" ] && [ -n "$hm" ] && grep -q 'offload_params=0.3,offload_activations=0.2' "$T/g_est.json" &&
+	awk -v a="$te" -v b="$ts" -v x="$me" -v y="$ms" -v h="$hm" \
+		'BEGIN { d = a / b - 1; if (d < 0) d = -d; e = x / y - 1; if (e < 0) e = -e
+			exit !(d < 0.02 && e < 1e-6 && h > 0) }'; then
+	ok "offload_params=0.3,offload_activations=0.2: estimate $te s, sim $ts s; $me GiB both; host $hm GiB/node"
+else
+	nok "granular weights and activations" "estimate $te s $me GiB, sim $ts s $ms GiB, host '$hm'"
+fi
+run estimate --model gpt-1.7b --cluster "$T/small.json" --plan $P,offload_activations=1 --json
+if [ $rc -eq 1 ] && grep -q '"fits": *false' "$T/out"; then
+	ok "4 GiB of host memory cannot hold 8 GPUs' activations: exit 1, fits false"
+else
+	nok "host memory check of offload_activations" "exit $rc, expected 1 and fits false"
+fi
+bad "offload_params above 1" "offload_params" estimate $BASE --plan $P,offload_params=1.5
+bad "offload_activations below 0" "offload_activations" estimate $BASE --plan $P,offload_activations=-0.5
+bad "offload_params under ZeRO-3" "offload_params
+offload=params" estimate $BASE --plan tp=1,zero=3,offload_params=0.5
+bad "offload_params beside offload_optimizer" "offload_params
+offload_optimizer" estimate $BASE --plan $P,offload_params=0.5,offload_optimizer=0.5
+bad "offload_activations under ZeRO-3" "offload_activations
+zero" sim $BASE --plan tp=1,zero=3,offload_activations=0.5
 
 finish_tests

@@ -1757,6 +1757,45 @@ START_TEST(test_estimate_check_names_nonfinite) {
 }
 END_TEST
 
+/* The search's bounds walk every chunk once for all recompute modes (st_cost_stage_compute): the
+ * same bits as st_cost_chunk's compute summed per stage, one mode at a time (the oracle), on a
+ * one-kind model with uneven chunks and interleaving, and on DeepSeek-V3's dense and MoE blocks. */
+START_TEST(test_stage_compute_is_chunk_sum) {
+    static const struct {
+        const char *model, *cluster, *spec;
+        int64_t gpus;
+    } cases[] = {
+        {"gpt3-175b", "dgx-a100-80g", "tp=8,pp=8,vp=3,mbs=1,gbs=64,sp=1", 64},
+        {"gpt3-175b", "dgx-a100-80g", "tp=4,pp=5,dp=2,mbs=2,gbs=40", 40}, /* 96 layers over 5: uneven */
+        {"deepseek-v3", "dgx-h100", "tp=1,pp=4,ep=8,dp=8,mbs=1,gbs=64,seq=4096", 32},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        env e;
+        env_init_on(&e, cases[i].cluster, cases[i].model, cases[i].gpus, cases[i].spec);
+        double t[ST_REC_FULL + 1][ST_MAX_STAGES];
+        st_cost_stage_compute(e.ctx, e.p, t);
+        int chunks = e.p->pp * e.p->vp, nonzero = 0;
+        for (int rc = ST_REC_NONE; rc <= ST_REC_FULL; rc++) {
+            double want[ST_MAX_STAGES] = {0};
+            e.p->recompute = (st_recompute)rc;
+            for (int c = 0; c < chunks; c++) {
+                st_chunk_cost cc;
+                st_cost_chunk(e.ctx, e.p, c, &cc);
+                want[c % e.p->pp] += cc.fwd_s + cc.bwd_s + cc.recompute_s;
+            }
+            for (int d = 0; d < e.p->pp; d++) {
+                ck_assert_msg(t[rc][d] == want[d], "%s rc %d stage %d: %.17g != %.17g", cases[i].spec, rc, d,
+                              t[rc][d], want[d]);
+                nonzero += want[d] > 0;
+            }
+        }
+        ck_assert_int_eq(nonzero, (ST_REC_FULL + 1) * e.p->pp);
+        ck_assert(t[ST_REC_FULL][0] > t[ST_REC_SELECTIVE][0] && t[ST_REC_SELECTIVE][0] > t[ST_REC_NONE][0]);
+        env_free(&e);
+    }
+}
+END_TEST
+
 Suite *suite_cost(void) {
     Suite *s = suite_create("cost");
     TCase *tc = tcase_create("cost");
@@ -1764,6 +1803,7 @@ Suite *suite_cost(void) {
     tcase_add_test(tc, test_estimate_check_names_nonfinite);
     tcase_add_test(tc, test_op_prices_sum_to_the_chunk);
     tcase_add_test(tc, test_host_bound_block);
+    tcase_add_test(tc, test_stage_compute_is_chunk_sum);
     tcase_add_test(tc, test_cluster_kernel_prices);
     tcase_add_test(tc, test_ring_allreduce_one_node);
     tcase_add_test(tc, test_ring_across_nodes);

@@ -1,5 +1,6 @@
 /* test_groups.c: clusters of node groups with different GPU types (issue 19): where ranks sit, the
  * uniform cluster a set of ranks is priced on, the checks of bad groups, and the JSON round trip. */
+#include "cost/cost_private.h"
 #include "src/io/jsonutil.h"
 #include "src/strata.h"
 #include "suites.h"
@@ -414,6 +415,62 @@ START_TEST(test_emit_refuses_dp_batches) {
 }
 END_TEST
 
+/* Granular offload (offload_params, offload_activations; cost/offload.c) on node groups: each stage's
+ * copies at its own group's PCIe (25 GB/s on the A100 nodes, 50 on the H100 ones here, x the same
+ * efficiency), and its host memory against its own group's: the first stage holds two micro-batches'
+ * activations, the second one, and host memory between the two stages' needs fits on the second
+ * stage's group, not on the first's. */
+START_TEST(test_granular_offload_per_group) {
+    st_model m;
+    st_error err;
+    ck_assert_int_eq(st_model_preset("gpt-1.7b", &m), 0);
+    double rate[2] = {0, 0}, need[2] = {0, 0};
+    for (int small = -1; small < 2; small++) {
+        st_cluster c;
+        memset(&c, 0, sizeof c);
+        snprintf(c.name, sizeof c.name, "mixed");
+        c.ngroups = 2;
+        group_from(&c.groups[0], "dgx-a100-80g", "a100", 2);
+        group_from(&c.groups[1], "dgx-h100", "h100", 2);
+        c.groups[0].pcie_bytes_per_s = 25e9, c.groups[1].pcie_bytes_per_s = 50e9;
+        if (small >= 0) c.groups[small].host_memory_bytes = (need[0] + need[1]) / 2;
+        c.xgroup_bytes_per_s = 100e9, c.xgroup_latency_s = 3e-6, c.xgroup_oversubscription = 2;
+        ck_assert_int_eq(st_cluster_finalize(&c, NULL, NULL), 0);
+        st_plan p;
+        st_plan_defaults(&p);
+        ck_assert_int_eq(st_plan_parse_spec("tp=8,pp=2,dp=2,mbs=1,gbs=16,zero=1,offload_params=0.5,"
+                                            "offload_activations=0.5", &p, &err), 0);
+        ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), 0);
+        st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+        st_estimate e;
+        ck_assert_int_eq(st_cost_estimate(ctx, &p, &e), 0);
+        ck_assert_int_eq(e.fits, small != 0);
+        if (small < 0) {
+            for (int d = 0; d < 2; d++) {
+                st_stage_memory sm;
+                st_cost_stage_memory(ctx, &p, d, &sm);
+                need[d] = sm.host_bytes * 8;
+            }
+            ck_assert(need[0] > need[1] && need[1] > 0);
+            ck_assert_double_eq_tol(e.host_memory_bytes, need[0], need[0] * 1e-12);
+            st_lowered l;
+            ck_assert_msg(st_lower(ctx, &p, &l, &err) == 0, "%s", err.text);
+            for (int r = 0; r < l.nranks; r++) {
+                const st_program *pg = &l.progs[r];
+                for (int i = 0; i < pg->n; i++) {
+                    const st_ins *in = &pg->ins[i];
+                    if (strcmp(in->label, "offload copies (bwd)") == 0) rate[pg->stage] = in->bytes / in->dur_s;
+                }
+            }
+            st_lowered_destroy(&l);
+        }
+        st_cost_ctx_free(ctx);
+    }
+    ck_assert_double_eq_tol(rate[0], 25e9 * ST_PCIE_EFFICIENCY, 1e-3);
+    ck_assert_double_eq_tol(rate[1], 50e9 * ST_PCIE_EFFICIENCY, 1e-3);
+}
+END_TEST
+
 Suite *suite_groups(void) {
     Suite *s = suite_create("groups");
     TCase *tc = tcase_create("groups");
@@ -429,6 +486,7 @@ Suite *suite_groups(void) {
     tcase_add_test(tc, test_straddling_block);
     tcase_add_test(tc, test_emit_refuses_dp_batches);
     tcase_add_test(tc, test_plan_file_round_trip);
+    tcase_add_test(tc, test_granular_offload_per_group);
     suite_add_tcase(s, tc);
     return s;
 }

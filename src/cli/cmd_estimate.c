@@ -125,7 +125,7 @@ static void print_estimate(FILE *out, const st_cli_inputs *in, const st_estimate
     fprintf(out, "MFU                 %10.1f %%\n", 100 * e->mfu);
     fprintf(out, "memory peak         %10.1f GiB of %.1f (stage %d): %s\n", e->memory_peak_bytes / GiB,
             c->gpu.memory_bytes / GiB, e->peak_stage, e->fits ? "fits" : "DOES NOT FIT");
-    if (p->offload != ST_OFF_NONE || p->offload_optimizer > 0)
+    if (p->offload != ST_OFF_NONE || p->offload_optimizer > 0 || p->offload_params > 0 || p->offload_activations > 0)
         fprintf(out, "host memory/node    %10.1f GiB of %.1f%s\n", e->host_memory_bytes / GiB,
                 c->host_memory_bytes / GiB, e->host_memory_bytes > c->host_memory_bytes ? ": DOES NOT FIT" : "");
     fprintf(out, "\nbreakdown (the slowest stage, whole iteration)\n");

@@ -581,6 +581,11 @@ typedef struct st_plan {
      * weights, m and v) kept in host memory and stepped by the CPU, 0 < f < 1, with offload=none;
      * 0 = none, and 1 is offload=optimizer (st_plan_finalize makes it so) */
     double offload_optimizer;
+    /* granular offload of the weights and the saved activations (cost/offload.c, Elixir's chunks): the
+     * fraction of each block's 16-bit weights kept in host memory and streamed in, chunk by chunk, for
+     * every forward and backward; the fraction of each micro-batch's saved activations copied to the
+     * host after its forward and back before its backward. 0 = none (zero 0-2, offload=none) */
+    double offload_params, offload_activations;
     st_dtype dtype;
     st_schedule schedule;
     st_attention attention;

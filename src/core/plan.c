@@ -63,9 +63,9 @@ static int parse_frac(const char *v, double *out, const char *key, st_error *err
 }
 
 #define SPEC_KEYS                                                                                  \
-    "tp, pp, dp, cp, ep, vp, mbs, gbs, seq, sp, recompute, zero, offload, offload_optimizer, dtype, schedule, "   \
-    "attention, kernels, cp_comm, overlap_grad_reduce, overlap_param_gather, tp_overlap, pp_partition, "          \
-    "grad_bytes, seed, stage_layers, dp_batches"
+    "tp, pp, dp, cp, ep, vp, mbs, gbs, seq, sp, recompute, zero, offload, offload_optimizer, offload_params, "    \
+    "offload_activations, dtype, schedule, attention, kernels, cp_comm, overlap_grad_reduce, overlap_param_gather, "\
+    "tp_overlap, pp_partition, grad_bytes, seed, stage_layers, dp_batches"
 
 /* A list key's entries: "stage_layers=10,14" goes on over the tokens after it that have no '='. */
 static int parse_list(const char *k, const char *v, char **tok, int cap, int *list, int *n, st_error *err) {
@@ -148,6 +148,14 @@ int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err) {
         ENUMKEY("offload", st_offload_parse, offload, 0, "none, optimizer, params")
         if (strcmp(k, "offload_optimizer") == 0) {
             if ((rc = parse_frac(v, &p->offload_optimizer, k, err))) return rc;
+            goto next;
+        }
+        if (strcmp(k, "offload_params") == 0) {
+            if ((rc = parse_frac(v, &p->offload_params, k, err))) return rc;
+            goto next;
+        }
+        if (strcmp(k, "offload_activations") == 0) {
+            if ((rc = parse_frac(v, &p->offload_activations, k, err))) return rc;
             goto next;
         }
         ENUMKEY("dtype", st_dtype_parse, dtype, 0, ST_DTYPE_NAMES)
@@ -311,6 +319,26 @@ int st_plan_finalize(st_plan *p, const st_model *m, const st_cluster *c, int64_t
         /* all of them: ZeRO-Offload's whole-state offload, priced as before */
         if (p->offload_optimizer == 1) p->offload = ST_OFF_OPTIMIZER, p->offload_optimizer = 0;
     }
+    if (!(p->offload_params >= 0 && p->offload_params <= 1)) BAD("offload_params", "must be 0..1");
+    if (!(p->offload_activations >= 0 && p->offload_activations <= 1)) BAD("offload_activations", "must be 0..1");
+    if (p->offload_params > 0) {
+        /* ZeRO-3 gathers every layer's weights anyway: its host form is offload=params (ZeRO-Infinity) */
+        if (p->zero > 2 || p->offload != ST_OFF_NONE)
+            BAD("offload_params", "offload_params needs zero 0-2 and offload=none (with zero=3 use offload=params; "
+                "the plan has zero=%d, offload=%s)", p->zero, st_offload_name(p->offload));
+        /* where the host's share of the weights is stepped (GPU or CPU Adam) is not priced apart */
+        if (p->offload_optimizer > 0)
+            BAD("offload_params", "offload_params with offload_optimizer is not priced; give one of the two");
+    }
+    /* ZeRO-3's programs stream layer by layer already (offload=params); the chunks' copies are zero 0-2's */
+    if (p->offload_activations > 0 && (p->zero > 2 || p->offload == ST_OFF_PARAMS))
+        BAD("offload_activations", "offload_activations needs zero 0-2 and no offload=params (the plan has zero=%d, "
+            "offload=%s)", p->zero, st_offload_name(p->offload));
+    /* ZB-V's two chunks per rank and its held-back sends were not built with the chunks' copy stream:
+     * not priced together */
+    if (p->schedule == ST_SCHED_ZBV && (p->offload_params > 0 || p->offload_activations > 0))
+        BAD(p->offload_params > 0 ? "offload_params" : "offload_activations",
+            "granular offload with schedule=zbv is not priced; use 1f1b, interleaved or zb");
     /* Megatron-LM's validate_args: --overlap-param-gather needs the distributed optimizer and
      * --overlap-grad-reduce; strata's zero 2 has the same all-gather after the step */
     if (p->overlap_param_gather && (p->zero < 1 || p->zero > 2 || !p->overlap_grad_reduce))
@@ -371,6 +399,10 @@ void st_plan_format_spec(const st_plan *p, char *buf, size_t n) {
     /* keys left at their defaults are not written */
     if (w > 0 && (size_t)w < n && p->offload_optimizer > 0)
         w += snprintf(buf + w, n - (size_t)w, ",offload_optimizer=%g", p->offload_optimizer);
+    if (w > 0 && (size_t)w < n && p->offload_params > 0)
+        w += snprintf(buf + w, n - (size_t)w, ",offload_params=%g", p->offload_params);
+    if (w > 0 && (size_t)w < n && p->offload_activations > 0)
+        w += snprintf(buf + w, n - (size_t)w, ",offload_activations=%g", p->offload_activations);
     if (w > 0 && (size_t)w < n && p->attention != ST_ATTN_DEFAULT)
         w += snprintf(buf + w, n - (size_t)w, ",attention=%s", st_attention_name(p->attention));
     if (w > 0 && (size_t)w < n && p->kernels != ST_KERN_FUSED)

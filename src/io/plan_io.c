@@ -27,9 +27,9 @@
 
 static const char *const plan_keys[] = {
     "format", "version", "spec", "gpus", "model", "cluster", "tp", "pp", "dp", "cp", "ep", "vp", "mbs", "gbs", "seq",
-    "sp", "recompute", "zero", "offload", "offload_optimizer", "dtype", "schedule", "attention", "overlap_grad_reduce", "grad_bytes",
-    "stage_layers", "dp_batches", "dp_batches_note", "seed", "overlap_param_gather", "tp_overlap", "pp_partition", "cp_comm",
-    "kernels", NULL};
+    "sp", "recompute", "zero", "offload", "offload_optimizer", "offload_params", "offload_activations", "dtype",
+    "schedule", "attention", "overlap_grad_reduce", "grad_bytes", "stage_layers", "dp_batches", "dp_batches_note",
+    "seed", "overlap_param_gather", "tp_overlap", "pp_partition", "cp_comm", "kernels", NULL};
 
 /* A flag: true/false or the integers 0/1. 1 present, 0 absent, <0 error. */
 static int get_flag(const json_t *o, const char *key, int *out, const char *file, st_error *err) {
@@ -214,6 +214,8 @@ int st_plan_load(const char *path, st_plan *out, st_error *err) {
     CHECK(get_i(root, "zero", 0, 3, &p->zero, path, err));
     GET_ENUM("offload", st_offload, st_offload_parse, "none, optimizer or params", &p->offload);
     CHECK(st__json_get_num(root, "offload_optimizer", 0, 1, &p->offload_optimizer, path, NULL, err));
+    CHECK(st__json_get_num(root, "offload_params", 0, 1, &p->offload_params, path, NULL, err));
+    CHECK(st__json_get_num(root, "offload_activations", 0, 1, &p->offload_activations, path, NULL, err));
     GET_ENUM("dtype", st_dtype, st_dtype_parse, ST_DTYPE_NAMES, &p->dtype);
     GET_ENUM("schedule", st_schedule, st_schedule_parse, "gpipe, 1f1b, interleaved, zb or zbv", &p->schedule);
     if (rc == 1) p->given |= ST_GIVEN_SCHEDULE;
@@ -291,6 +293,8 @@ json_t *st__plan_to_json(const st_plan *p) {
     SET("offload", json_string(st_offload_name(p->offload)));
     /* only when partial: files of plans without it stay as they were */
     if (p->offload_optimizer > 0) SET("offload_optimizer", json_real(p->offload_optimizer));
+    if (p->offload_params > 0) SET("offload_params", json_real(p->offload_params));
+    if (p->offload_activations > 0) SET("offload_activations", json_real(p->offload_activations));
     SET("dtype", json_string(st_dtype_name(p->dtype)));
     SET("schedule", json_string(st_schedule_name(p->schedule)));
     SET("attention", json_string(st_attention_name(p->attention)));

@@ -83,6 +83,7 @@ typedef struct builder {
     /* zbv: sends held back until their receiver expects them (lower_zbv); NULL: sends go out at once */
     st_ins *held;
     int nheld;
+    int last_compute; /* the last instruction on the compute stream so far, -1 = none */
 } builder;
 
 static int emit(builder *b, const st_ins *in) {
@@ -101,6 +102,7 @@ static int emit(builder *b, const st_ins *in) {
         pg->cap = cap;
     }
     pg->ins[pg->n] = *in;
+    if (in->stream == ST_STREAM_COMPUTE) b->last_compute = pg->n;
     return pg->n++;
 }
 
@@ -162,6 +164,7 @@ typedef struct lower_ctx {
     const int *r_fwd, *r_bwd; /* per program */
     const st_cluster *c;
     const struct zchunk *z; /* ZeRO-3 (zero = 3): per chunk; NULL otherwise */
+    const st_offload_copies *og; /* granular offload (offload_params, offload_activations): per chunk; or NULL */
     /* the operator table (lower_ops.c): entries, their collectives, each (chunk, phase)'s range */
     const st_lowered_op *ops;
     const st__opcoll *oc;
@@ -357,6 +360,35 @@ static int z_coll(builder *b, const st_ins *in, int stream, st_coll coll, const 
     return emit(b, &c);
 }
 
+/* Granular offload (cost/offload.c): a pass's copies on the copy stream, started with the pass (when the
+ * compute stream reaches it: after its last instruction so far, the pass's receive where it has one),
+ * holding `alloc` bytes from their start (the activations' share coming back). */
+static int og_copy(builder *b, int chunk, int mb, const char *label, double s, double bytes, double alloc) {
+    st_ins cp = blank(ST_INS_COMPUTE, ST_STREAM_COPY, chunk, mb, label);
+    cp.dur_s = s;
+    cp.bytes = bytes;
+    cp.alloc_bytes = alloc;
+    cp.dep[0] = b->last_compute;
+    return emit(b, &cp);
+}
+
+/* ... and the pass's end: the compute stream goes on when both its work (`last`) and the copies (`copy`)
+ * are done, so the pass takes the longer of the two, as the estimate prices it (offload_mb); the
+ * activations' host share, copied out, leaves the GPU then (`free`). */
+static int og_wait(builder *b, const st_ins *pass, int last, int copy, double free_bytes) {
+    st_ins w = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, pass->chunk, pass->mb, "wait for offload copies");
+    w.free_bytes = free_bytes;
+    w.dep[0] = last;
+    w.dep[1] = copy;
+    return emit(b, &w);
+}
+
+/* A micro-batch's activations that its chunk keeps on the GPU from its forward to its backward: with
+ * granular offload (og) the host share leaves but for a window of two blocks it passes through. */
+static double act_kept(const st_chunk_cost *c, const st_offload_copies *og) {
+    return c->act_bytes - (og ? og->act_host_bytes - og->act_window_bytes : 0);
+}
+
 /* ZeRO-3: a layer's weights all-gathered on the gather stream (dense parts in the dp group, then
  * the experts' in the expert-data-parallel group), after `prior`, and with offload=params first
  * copied from the host on the copy stream. Returns the last gather. */
@@ -474,12 +506,22 @@ static void forward(builder *b, const lower_ctx *L, int j, int mb) {
     f.dur_s = c->fwd_s;
     /* cp's K/V buffers, or on the last chunk the eager loss's logits, live while it runs (memory.c) */
     double fwd_work = c->tail_work_bytes > c->work_bytes ? c->tail_work_bytes : c->work_bytes;
-    f.alloc_bytes = c->act_bytes + fwd_work;
+    const st_offload_copies *og = L->og ? &L->og[j] : NULL;
+    double act_keep = act_kept(c, og);
+    f.alloc_bytes = act_keep + fwd_work;
     f.free_bytes = fwd_work;
     f.dep[0] = recv;
     name_ops(L, &f, j, ST_PHASE_FWD);
     comm_g cm = comm_of(c->comm_fwd_g, L->cc0[j].comm_fwd_g);
+    int copy = -1;
+    if (og && og->fwd_s > 0) {
+        /* the stage's first forward waits for its first block's weights, which nothing hides */
+        double first = mb == 0 && j < L->p->pp ? og->first_s : 0;
+        if (first > 0) f.dep[1] = og_copy(b, j, mb, "weights to device (first block)", first, 0, 0);
+        copy = og_copy(b, j, mb, "offload copies (fwd)", og->fwd_s - first, og->fwd_bytes, 0);
+    }
     int fi = L->z ? z_layers(b, L, &f, &cm, 0) : compute(b, L, &f, &cm);
+    if (copy >= 0) fi = og_wait(b, &f, fi, copy, og->act_window_bytes);
     if (j < L->chunks - 1 && st_plan_chunk_stage(L->p, j + 1) != d) {
         int to = st_plan_chunk_stage(L->p, j + 1);
         st_ins s = blank(ST_INS_SEND, ST_STREAM_P2P, j, mb, "send act");
@@ -544,11 +586,13 @@ static int grads(builder *b, const lower_ctx *L, st_ins *in, const st_chunk_cost
 static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
     const st_chunk_cost *c = &L->cc[j], *c0 = &L->cc0[j];
     int d = st_plan_chunk_stage(L->p, j), dep = -1;
+    const st_offload_copies *og = L->og ? &L->og[j] : NULL;
+    double act_keep = act_kept(c, og);
     if (split == 2) {
         st_ins w = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, "bwd weight");
         w.phase = ST_PHASE_BWD_WEIGHT;
         w.dur_s = c->bwd_s / 2;
-        w.free_bytes = c->act_bytes + (mb == 0 && j == L->chunks - 1 ? L->bwd_extra : 0);
+        w.free_bytes = act_keep + (mb == 0 && j == L->chunks - 1 ? L->bwd_extra : 0);
         name_ops(L, &w, j, ST_PHASE_BWD_WEIGHT);
         /* ZeRO-3: weight gradients need no weights, and are scattered layer by layer */
         return L->z ? z_layers_re(b, L, &w, NULL, &no_comm, 0, 1) : grads(b, L, &w, c, &no_comm);
@@ -561,6 +605,9 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
         p2p_fill(L, &r, j, route_of(L, from, d, 1));
         dep = emit(b, &r);
     }
+    int copy = -1; /* the weights' and activations' host shares in (ZB's weight-gradient half needs none) */
+    if (og && og->bwd_s > 0)
+        copy = og_copy(b, j, mb, "offload copies (bwd)", og->bwd_s, og->bwd_bytes, og->act_window_bytes);
     int rec = L->p->recompute != ST_REC_NONE && c->recompute_s > 0;
     /* FSDP2 in one pass (memory.c): the state its backward adds, held to the backward's end */
     double extra = mb == 0 && j == L->chunks - 1 ? L->bwd_extra : 0;
@@ -576,7 +623,7 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
     g.phase = split ? ST_PHASE_BWD_INPUT : ST_PHASE_BWD;
     g.dur_s = split ? c->bwd_s / 2 : c->bwd_s;
     g.alloc_bytes = rec ? 0 : c->work_bytes + extra; /* cp's K/V buffers, with the recompute's otherwise */
-    g.free_bytes = (split ? 0 : c->act_bytes + extra) + (rec ? c->working_bytes : 0) + c->work_bytes;
+    g.free_bytes = (split ? 0 : act_keep + extra) + (rec ? c->working_bytes : 0) + c->work_bytes;
     g.dep[0] = dep;
     name_ops(L, &g, j, g.phase);
     comm_g cm = comm_of(c->comm_bwd_g, c0->comm_bwd_g);
@@ -587,6 +634,7 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
     } else {
         gi = split ? compute(b, L, &g, &cm) : grads(b, L, &g, c, &cm);
     }
+    if (copy >= 0) gi = og_wait(b, &g, gi, copy, 0);
     if (j > 0 && st_plan_chunk_stage(L->p, j - 1) != d) {
         int to = st_plan_chunk_stage(L->p, j - 1);
         st_ins s = blank(ST_INS_SEND, ST_STREAM_P2P, j, mb, "send grad");
@@ -966,10 +1014,10 @@ static st_cost_ctx *stage_view(st_cost_ctx *ctx, const st_plan *p, int rep, int 
     return st_cost_view(ctx, blk * (rep + (int64_t)p->dp * d), blk);
 }
 
-/* each chunk's costs (cc; cc0 without latencies) and, with ZeRO-3, its per-layer traffic, on the GPUs
- * of its stage in replica rep; 0 or ST_ENOMEM */
+/* each chunk's costs (cc; cc0 without latencies), with granular offload its copies (og), and with
+ * ZeRO-3 its per-layer traffic, on the GPUs of its stage in replica rep; 0 or ST_ENOMEM */
 static int price_chunks(st_cost_ctx *ctx_all, st_cost_ctx *ctx0_all, const st_plan *p, int rep, st_chunk_cost *cc,
-                        st_chunk_cost *cc0, zchunk *z) {
+                        st_chunk_cost *cc0, st_offload_copies *og, zchunk *z) {
     double wbytes = st_cost_weight_bytes(p->dtype);
     for (int j = 0; j < p->pp * p->vp; j++) {
         st_cost_ctx *ctx = stage_view(ctx_all, p, rep, st_plan_chunk_stage(p, j), 0);
@@ -983,6 +1031,7 @@ static int price_chunks(st_cost_ctx *ctx_all, st_cost_ctx *ctx0_all, const st_pl
             cc[j].p2p_s = st_cost_stage_p2p(ctx_all, p, rep, st_plan_chunk_stage(p, j));
             cc0[j].p2p_s = st_cost_stage_p2p(ctx0_all, p, rep, st_plan_chunk_stage(p, j));
         }
+        if (og) st_cost_offload_granular_chunk(ctx, p, j, &og[j]);
         if (!z) continue;
         double n, g0, s0, e;
         st_cost_zero3_chunk(nctx, p, j, &n, &z[j].gather_s, &z[j].scatter_s, &e);
@@ -1155,7 +1204,9 @@ static void step_optimizer(builder *b, const lower_ctx *L, const iteration_end *
     opt.dep[0] = before_opt;
     int oi = emit(b, &opt);
     if (est->offload_weights_s > 0) {
-        st_ins cp = blank(ST_INS_COMPUTE, ST_STREAM_COPY, -1, -1, "weights to device");
+        /* offload_params: the host copy rewritten from the updated weights (cost/offload.c) */
+        st_ins cp = blank(ST_INS_COMPUTE, ST_STREAM_COPY, -1, -1,
+                          p->offload_params > 0 ? "weights to host" : "weights to device");
         cp.dur_s = est->offload_weights_s;
         cp.dep[0] = oi;
         oi = emit(b, &cp);
@@ -1189,7 +1240,7 @@ static void step_optimizer(builder *b, const lower_ctx *L, const iteration_end *
  * 0 or ST_ENOMEM. */
 static int lower_program(st_cost_ctx *ctx, st_cost_ctx *ctx0, lower_ctx *L, iteration_end *E, st_program *pg, int d) {
     const st_plan *p = L->p;
-    builder b = {.pg = pg, .last_dp = -1, .zp = {-1, -1}};
+    builder b = {.pg = pg, .last_dp = -1, .zp = {-1, -1}, .last_compute = -1};
     L->dp_overlap = L->gather_overlap = 0;
     L->stage_params = L->stage_fwd_s = 0;
     for (int j = d; j < L->chunks; j += p->pp) L->stage_params += L->cc[j].params, L->stage_fwd_s += L->cc[j].fwd_s;
@@ -1267,6 +1318,8 @@ int st_lower_plan(st_cost_ctx *ctx, const st_plan *p, const st_lower_opts *o, st
     int *r_fwd = malloc(sizeof(int) * (size_t)nranks), *r_bwd = malloc(sizeof(int) * (size_t)nranks);
     int *r_g = malloc(sizeof(int) * (size_t)G.ngroups); /* each group's route */
     zchunk *z = p->zero == 3 ? calloc((size_t)chunks, sizeof *z) : NULL;
+    int granular = p->offload_params > 0 || p->offload_activations > 0;
+    st_offload_copies *og = granular ? calloc((size_t)chunks, sizeof *og) : NULL;
     st__span *span = malloc(sizeof *span * (size_t)chunks * ST__PHASES);
     st__opcoll *oc = NULL;
     st_cluster c0;
@@ -1280,9 +1333,9 @@ int st_lower_plan(st_cost_ctx *ctx, const st_plan *p, const st_lower_opts *o, st
     out->groups = calloc((size_t)out->ngroups, sizeof *out->groups);
     out->blocks = calloc((size_t)pp, sizeof *out->blocks);
     if (st__lnet_init(&B, out, c, width * pp, width, full) || !cc || !cc0 || !r_fwd || !r_bwd || !r_g || !span ||
-        !ctx0 || !out->progs || !out->groups || !out->blocks || (p->zero == 3 && !z))
+        !ctx0 || !out->progs || !out->groups || !out->blocks || (p->zero == 3 && !z) || (granular && !og))
         goto nomem;
-    if (price_chunks(ctx, ctx0, p, rep, cc, cc0, z)) goto nomem;
+    if (price_chunks(ctx, ctx0, p, rep, cc, cc0, og, z)) goto nomem;
     if ((rc = st_cost_estimate(ctx, p, &est))) {
         st_error_set(err, rc, NULL, "plan", "the plan cannot be priced");
         st_lowered_destroy(out);
@@ -1298,7 +1351,7 @@ int st_lower_plan(st_cost_ctx *ctx, const st_plan *p, const st_lower_opts *o, st
 
     lower_ctx L = {.p = p, .chunks = chunks, .m = out->microbatches, .rep = rep, .cc = cc, .cc0 = cc0, .full = full,
                    .per_op = o->per_op, .c = c, .r_fwd = r_fwd, .r_bwd = r_bwd, .p2p_bytes = st_cost_p2p_bytes(ctx, p),
-                   .grad_bytes = p->grad_bytes, .z = z, .ops = out->ops, .oc = oc, .span = span};
+                   .grad_bytes = p->grad_bytes, .z = z, .og = og, .ops = out->ops, .oc = oc, .span = span};
     iteration_end E = {.est = &est};
     E.emb_s = st_cost_embedding_allreduce(ctx, p, &E.emb_bytes);
     E.emb_lat = st__latency_of(E.emb_s, st_cost_embedding_allreduce(ctx0, p, NULL));
@@ -1340,6 +1393,7 @@ out:
     free(r_bwd);
     free(r_g);
     free(z);
+    free(og);
     free(span);
     free(oc);
     st__lnet_destroy(&B);

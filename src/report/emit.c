@@ -264,6 +264,16 @@ static int check_plan(const st_plan *p, const st_model *m, st_error *err) {
         return st_error_set(err, ST_EINVAL, NULL, "recompute", "unknown recompute mode");
     if ((unsigned)p->offload > ST_OFF_PARAMS)
         return st_error_set(err, ST_EINVAL, NULL, "offload", "unknown offload mode");
+    /* Elixir's (ColossalAI Gemini's) chunk placement: none of the three frameworks keeps part of the
+     * weights, or of the saved activations, in host memory this way */
+    if (p->offload_params > 0)
+        return st_error_set(err, ST_EINVAL, NULL, "offload_params",
+                            "a fraction of the weights in host memory: Megatron-LM, DeepSpeed and torchtitan "
+                            "offload all or none (DeepSpeed's offload_param with ZeRO-3: offload=params)");
+    if (p->offload_activations > 0)
+        return st_error_set(err, ST_EINVAL, NULL, "offload_activations",
+                            "a fraction of the saved activations in host memory is not one of the emitted "
+                            "frameworks' options");
     if ((unsigned)p->dtype >= ST_DT_COUNT) return st_error_set(err, ST_EINVAL, NULL, "dtype", "unknown dtype");
     if ((unsigned)p->schedule > ST_SCHED_ZBV)
         return st_error_set(err, ST_EINVAL, NULL, "schedule", "unknown schedule");

@@ -49,7 +49,8 @@ static void add_estimate(json_t *o, const st_plan *p, const st_estimate *e) {
     json_object_set_new(o, "memory_peak_gib", json_real(e->memory_peak_bytes / GIB));
     json_object_set_new(o, "peak_stage", json_integer(e->peak_stage));
     json_object_set_new(o, "fits", json_boolean(e->fits));
-    if (p->offload != ST_OFF_NONE) json_object_set_new(o, "host_memory_per_node_gib", json_real(e->host_memory_bytes / GIB));
+    if (p->offload != ST_OFF_NONE || p->offload_params > 0 || p->offload_activations > 0)
+        json_object_set_new(o, "host_memory_per_node_gib", json_real(e->host_memory_bytes / GIB));
     json_object_set_new(o, "breakdown_s", st__breakdown_json(&e->breakdown));
     json_object_set_new(o, "plan", st__plan_to_json(p));
 }
