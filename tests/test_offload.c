@@ -288,8 +288,8 @@ START_TEST(test_granular_bad_input) {
                {"zero=1,offload=optimizer,offload_params=0.5", "offload_params", 0},
                {"zero=1,offload_optimizer=0.5,offload_params=0.5", "offload_params", 0},
                {"zero=3,offload_activations=0.5", "offload_activations", 0},
-               {"pp=2,vp=2,gbs=8,schedule=zbv,offload_activations=0.5", "offload_activations", 0},
-               {"pp=2,vp=2,gbs=8,schedule=zbv,offload_params=0.5", "offload_params", 0}};
+               {"pp=2,vp=2,gbs=64,schedule=zbv,offload_activations=0.5", "offload_activations", 0},
+               {"pp=2,vp=2,gbs=64,schedule=zbv,offload_params=0.5", "offload_params", 0}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) refused(&m, &c, bad[i].spec, bad[i].at_parse, bad[i].key);
     /* the spec gives both back; no framework runs them (the emitters refuse, naming the key) */
     st_plan p, q;
