@@ -64,21 +64,38 @@ static int crosses(int64_t tier, int64_t block, int64_t all) {
     return block > tier || tier % block != 0;
 }
 
+/* The fewest GPUs of one block of `span` consecutive ranks (the blocks aligned at multiples of span,
+ * as a group's copies lie in Megatron's order) that fall in one domain, the domains of D GPUs filled
+ * in order over `all` GPUs, the last one in part: 256 on NVL72 (72, 72, 72, 40) cut a block of 64
+ * at 72 into 8 + 56. */
+static int64_t smallest_piece(int64_t D, int64_t span, int64_t all) {
+    int64_t least = span;
+    for (int64_t b = 0; b < all; b += span)
+        for (int64_t from = b, cut = (b / D + 1) * D; from < b + span; cut += D) {
+            int64_t to = cut < b + span ? cut : b + span;
+            if (to - from < least) least = to - from;
+            from = to;
+        }
+    return least;
+}
+
 /* n ranks `stride` apart in Megatron's rank order: how many share a scale-up domain, over how many
- * domains; the GPUs of a host node share its NICs */
+ * domains; the GPUs of a host node share its NICs. The domains are the ones the job fills
+ * (st_cluster_domain_used: all of each, or the part CLUSTER:domain_gpus=N takes). */
 static void place(const st_cluster *c, int64_t stride, int64_t n, st_group *g) {
-    int64_t D = st_cluster_domain(c), span = stride * n;
+    int64_t D = st_cluster_domain_used(c), span = stride * n, all = st_cluster_gpus(c);
     int64_t k_per = stride >= D ? 1 : D / stride;
     /* with more GPUs than one domain, groups that straddle a domain boundary (a group spans neither
-     * a divisor nor a multiple of the domain: tp 16 on 144 GPUs of NVL72) split at multiples of
-     * gcd(D, span); all groups work in lockstep, so the most split one sets the pace */
-    if (stride < D && D % span != 0 && span % D != 0 && st_cluster_gpus(c) > D) {
+     * a divisor nor a multiple of the domain: tp 16 on 144 GPUs of NVL72, or a partial last domain)
+     * split into pieces; all groups work in lockstep, so the most split one sets the pace. A job of
+     * whole domains covers whole periods of lcm(D, span), where the smallest piece is gcd(D, span). */
+    if (stride < D && D % span != 0 && span % D != 0 && all > D) {
         int64_t a = D, b = span;
         while (b) {
             int64_t t = a % b;
             a = b, b = t;
         }
-        k_per = a / stride;
+        k_per = (all % D == 0 ? a : smallest_piece(D, span, all)) / stride;
     }
     if (k_per > n) k_per = n;
     if (k_per < 1) k_per = 1;

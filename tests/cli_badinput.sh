@@ -140,8 +140,8 @@ bad "non-integer --gpus" "--gpus
 1x6" $E7 --gpus 1x6 --plan tp=8
 bad "--gpus not a multiple of 8 for a preset (estimate)" "key 'gpus'" $E7 --gpus 12 --plan tp=4
 bad "--gpus not a multiple of 8 for a preset (plan)" "key 'gpus'" plan --model llama2-7b --cluster dgx-a100-80g --gpus 12
-bad "--gpus not a multiple of the NVL72 domain" "key 'gpus'
-scale-up domain" $E7 --cluster gb200-nvl72 --gpus 100 --plan tp=4
+bad "--gpus beyond the NVL72 domain not whole host nodes" "key 'gpus'
+4 GPUs per node" $E7 --cluster gb200-nvl72 --gpus 102 --plan tp=2
 bad "scale-up domain larger than the cluster" "key 'scale_up.gpus'" $EST_C --cluster "$INV/cluster_scale_up_too_big.json"
 bad "scale-up domain not dividing the GPUs" "key 'scale_up.gpus'" \
 	$EST_C --cluster "$INV/cluster_scale_up_not_dividing.json"

@@ -4,7 +4,8 @@
 # JSON; a data-parallel group inside one leaf costs what it costs on a full-bisection fabric, one
 # across pods more, in the estimate and the simulator alike; in-network reduction is opt-in and
 # refused where the switches lack it; the planner puts an MoE model's ep across the host nodes of an
-# NVL72 domain; bad input gets one line naming the key, exit 2.
+# NVL72 domain, and on 256 GPUs of NVL72 racks keeps it inside a domain unless the job takes 64 GPUs of
+# each (CLUSTER:domain_gpus=64); bad input gets one line naming the key, exit 2.
 #
 # Environment (set by automake): STRATA, SRCDIR. POSIX sh only. Exit 0 pass, 1 fail, 99 hard error.
 
@@ -91,5 +92,21 @@ ep_b200=$(key ep)
 if [ -n "$ep_nvl" ] && [ -n "$ep_b200" ] && [ "$ep_nvl" -gt "$ep_b200" ] && [ "$ep_nvl" -gt 8 ]; then
 	ok "ep on NVL72 ($ep_nvl, across host nodes) > ep on DGX B200 ($ep_b200)"
 else nok "wider ep on NVL72" "NVL72 ep $ep_nvl, B200 ep $ep_b200"; fi
+
+echo "# --- part of a scale-up domain: 256 GPUs of NVL72 racks, filled in order or 64 of each domain"
+bad "a part above the domain" "domain_gpus" $EST --plan tp=8 --gpus 256 --cluster gb200-nvl72:domain_gpus=76
+bad "a part that is not whole host nodes" "domain_gpus" $EST --plan tp=8 --gpus 256 --cluster gb200-nvl72:domain_gpus=66
+bad "GPUs that are not whole parts" "gpus" $EST --plan tp=8 --gpus 200 --cluster gb200-nvl72:domain_gpus=64
+bad "GPUs beyond a domain that are not whole host nodes" "gpus" $EST --plan tp=2 --gpus 258 --cluster gb200-nvl72
+# filled in order (72, 72, 72, 40) an ep 64 group straddles a domain and crosses the NICs, so the
+# planner keeps ep inside a domain; with 64 GPUs of each domain ep 64 is one domain
+run plan --model "$T/moe64.json" --cluster gb200-nvl72 --gpus 256 --gbs 1024 --top 1 --json
+ep_fill=$(key ep) t_fill=$(key iteration_time_s)
+run plan --model "$T/moe64.json" --cluster gb200-nvl72:domain_gpus=64 --gpus 256 --gbs 1024 --top 1 --json
+ep_part=$(key ep) t_part=$(key iteration_time_s)
+if [ "${ep_part:-0}" -eq 64 ] && [ "${ep_fill:-64}" -lt 64 ] &&
+	awk -v a="$t_part" -v b="$t_fill" 'BEGIN { exit !(a > 0 && a < b) }'; then
+	ok "256 GPUs: ep $ep_fill filled in order ($t_fill s), ep 64 with 64 a domain ($t_part s)"
+else nok "plan on part of NVL72 domains" "ep $ep_fill ($t_fill s) vs ep $ep_part ($t_part s)"; fi
 
 finish_tests

@@ -62,9 +62,51 @@ START_TEST(test_resolve_gpus) {
     ck_assert_int_eq(st_cluster_gpus(&c), 6);
     ck_assert_int_eq(st_cluster_resolve("gb200-nvl72", 144, &c, &err), 0);
     ck_assert_int_eq(c.nodes, 36);
-    ck_assert_int_eq(st_cluster_resolve("gb200-nvl72", 100, &c, &err), ST_EINVAL);
+    /* more than a domain: whole host nodes, the domains filled in order (100 = 72 + 28) */
+    ck_assert_int_eq(st_cluster_resolve("gb200-nvl72", 100, &c, &err), 0);
+    ck_assert_int_eq(c.nodes, 25);
+    ck_assert_int_eq(c.gpus_used, 0);
+    ck_assert_int_eq(st_cluster_resolve("gb200-nvl72", 102, &c, &err), ST_EINVAL);
     ck_assert_str_eq(err.key, "gpus");
-    ck_assert_ptr_nonnull(strstr(err.text, "scale-up domain"));
+    ck_assert_ptr_nonnull(strstr(err.text, "4 GPUs per node"));
+}
+END_TEST
+
+/* Part of every scale-up domain (CLUSTER:domain_gpus=N): the described cluster keeps its domains and
+ * uses N of each; bad input names the key */
+START_TEST(test_domain_gpus_suffix) {
+    st_cluster c;
+    st_error err;
+    ck_assert_int_eq(st_cluster_resolve("gb200-nvl72:domain_gpus=64", 0, &c, &err), 0);
+    ck_assert_int_eq(c.nodes, 16); /* 16 of the rack's 18 trays */
+    ck_assert_int_eq(c.domain_gpus_used, 64);
+    ck_assert_int_eq(st_cluster_domain(&c), 72);
+    ck_assert_int_eq(st_cluster_domain_used(&c), 64);
+    ck_assert_str_eq(c.name, "gb200-nvl72+64of72");
+    ck_assert_int_eq(st_cluster_resolve("gb200-nvl72:domain_gpus=64", 256, &c, &err), 0);
+    ck_assert_int_eq(c.nodes, 64);
+    ck_assert_int_eq(st_cluster_gpus(&c), 256);
+    ck_assert_int_eq(st_cluster_resolve("gb200-nvl72:sharp=1:domain_gpus=72", 144, &c, &err), 0);
+    ck_assert(c.sharp_domain);
+    ck_assert_int_eq(st_cluster_domain_used(&c), 72);
+    ck_assert_int_eq(st_cluster_domain_used(&(st_cluster){.gpus_per_node = 8}), 8); /* unset: the domain */
+    const struct {
+        const char *spec, *key;
+        int64_t gpus;
+    } bad[] = {
+        {"gb200-nvl72:domain_gpus=76", "domain_gpus", 0},  /* above the domain */
+        {"gb200-nvl72:domain_gpus=66", "domain_gpus", 0},  /* not whole host nodes */
+        {"gb200-nvl72:domain_gpus=0", "domain_gpus", 0},   /* not a count */
+        {"gb200-nvl72:domain_gpus=6x", "domain_gpus", 0},
+        {"gb200-nvl72:domain_gpus=64", "gpus", 200},       /* not whole parts */
+        {"gb200-nvl72:domain_gpus=64:sharp=1", "domain_gpus", 0}, /* out of order */
+        {"dgx-h100:domain_gpus=4", "domain_gpus", 0},       /* a host node is not cut */
+        {"dgx-a100-40g:mig=1g.5gb:domain_gpus=8", "domain_gpus", 0},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_msg(st_cluster_resolve(bad[i].spec, bad[i].gpus, &c, &err) == ST_EINVAL, "%s", bad[i].spec);
+        ck_assert_msg(!strcmp(err.key, bad[i].key), "%s: key %s", bad[i].spec, err.key);
+    }
 }
 END_TEST
 
@@ -102,12 +144,51 @@ START_TEST(test_group_placement) {
 }
 END_TEST
 
+/* 256 GPUs of NVL72 racks (issue 16): filled in order the domains hold 72, 72, 72 and 40 ranks; with
+ * 64 of each domain (CLUSTER:domain_gpus=64) four of 64. tp 8 groups never cross a domain either way;
+ * an ep 64 group (64 consecutive ranks) is one domain with 64 of each, and filled in order the block
+ * [64, 128) is cut at 72 into 8 + 56: the most split copy has 8 ranks a domain, over 8 such pieces.
+ * A dp group of all 256 ranks in order has its fewest, 40, in the last domain. */
+START_TEST(test_partial_domain_placement) {
+    st_cluster fill, part;
+    st_plan p;
+    st_group g;
+    ck_assert_int_eq(st_cluster_resolve("gb200-nvl72", 256, &fill, NULL), 0);
+    ck_assert_int_eq(st_cluster_resolve("gb200-nvl72:domain_gpus=64", 256, &part, NULL), 0);
+    ck_assert_int_eq(fill.nodes, 64);
+    ck_assert_int_eq(part.nodes, 64);
+    st_plan_defaults(&p);
+    p.tp = 8, p.pp = 1, p.dp = 32, p.cp = 1, p.ep = 1;
+    for (int i = 0; i < 2; i++) {
+        st_cost_group(i ? &part : &fill, &p, ST_GRP_TP, &g);
+        ck_assert_int_eq(g.nodes, 1); ck_assert_int_eq(g.per_node, 8);
+    }
+    p.tp = 1, p.dp = 256, p.ep = 64;
+    st_cost_group(&part, &p, ST_GRP_EP, &g);
+    ck_assert_int_eq(g.nodes, 1); ck_assert_int_eq(g.per_node, 64);
+    st_cost_group(&fill, &p, ST_GRP_EP, &g);
+    ck_assert_int_eq(g.per_node, 8); ck_assert_int_eq(g.nodes, 8);
+    st_cost_group(&fill, &p, ST_GRP_DP, &g);
+    ck_assert_int_eq(g.per_node, 40); ck_assert_int_eq(g.nodes, 7);
+    st_cost_group(&part, &p, ST_GRP_DP, &g);
+    ck_assert_int_eq(g.per_node, 64); ck_assert_int_eq(g.nodes, 4);
+    /* tp 16 (blocks of 16: [64, 80) straddles 72) splits in pieces of 8 whether or not the last domain is whole */
+    p.tp = 16, p.dp = 16, p.ep = 1;
+    st_cost_group(&fill, &p, ST_GRP_TP, &g);
+    ck_assert_int_eq(g.per_node, 8); ck_assert_int_eq(g.nodes, 2);
+    st_cost_group(&part, &p, ST_GRP_TP, &g);
+    ck_assert_int_eq(g.nodes, 1);
+}
+END_TEST
+
 Suite *suite_cluster(void) {
     Suite *s = suite_create("cluster");
     TCase *tc = tcase_create("cluster");
     tcase_add_test(tc, test_presets);
     tcase_add_test(tc, test_resolve_gpus);
     tcase_add_test(tc, test_group_placement);
+    tcase_add_test(tc, test_domain_gpus_suffix);
+    tcase_add_test(tc, test_partial_domain_placement);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -350,6 +350,30 @@ START_TEST(test_nvl72_domain_allreduce) {
 }
 END_TEST
 
+/* Issue 16's partial domains, closed forms: on 256 GPUs of GB200 NVL72, with 64 GPUs a domain a tp 8
+ * all-reduce is one NVSwitch's ring and an ep 64 all-to-all stays in its domain on the 900 GB/s
+ * ports; filled in order (72, 72, 72, 40) the ep group straddling 72 has 8 ranks a domain and sends
+ * 56/64 of its bytes through the NIC share (4 x 400 Gb/s for 4 GPUs: 50 GB/s each). */
+START_TEST(test_partial_domain_collectives) {
+    st_cluster fill = cluster("gb200-nvl72", 256), part = cluster("gb200-nvl72:domain_gpus=64", 256);
+    double S = 1e9, bw = 900e9 * ST_NVLINK_EFFICIENCY, share = 50e9 * ST_NIC_EFFICIENCY;
+    st_plan p;
+    st_group g;
+    st_plan_defaults(&p);
+    p.tp = 8, p.pp = 1, p.dp = 32, p.cp = 1, p.ep = 1;
+    st_cost_group(&part, &p, ST_GRP_TP, &g);
+    REL(st_cost_collective(&part, NULL, ST_COLL_ALLREDUCE, &g, S), 2.0 * 7 / 8 * S / bw + 2.0 * 7 * 2e-6, 1e-12);
+    p.tp = 1, p.dp = 256, p.ep = 64;
+    st_cost_group(&part, &p, ST_GRP_EP, &g);
+    double inside = 63.0 / 64 * S / bw + 7 * 2e-6; /* latency steps 1 + log2 64 */
+    REL(st_cost_collective(&part, NULL, ST_COLL_ALLTOALL, &g, S), inside, 1e-12);
+    st_cost_group(&fill, &p, ST_GRP_EP, &g);
+    double across = fmax(7.0 / 64 * S / bw, 56.0 / 64 * S / share) + 7 * 5e-6;
+    REL(st_cost_collective(&fill, NULL, ST_COLL_ALLTOALL, &g, S), across, 1e-12);
+    ck_assert(across > 10 * inside);
+}
+END_TEST
+
 /* An 8-GPU MI300X xGMI mesh: a collective over n of the 8 GPUs runs on n - 1 of each GPU's 7 links
  * of 64 GB/s per direction (448 in all): ring all-reduce 2(n-1)/n S / ((n-1) 64 GB/s x eff) */
 START_TEST(test_xgmi_mesh_allreduce) {
@@ -1836,6 +1860,7 @@ Suite *suite_cost(void) {
     tcase_add_test(tc, test_nvl72_domain_allreduce);
     tcase_add_test(tc, test_xgmi_mesh_allreduce);
     tcase_add_test(tc, test_moe_alltoall_nvl72);
+    tcase_add_test(tc, test_partial_domain_collectives);
     tcase_add_test(tc, test_fp8_gemm_rate);
     tcase_add_test(tc, test_fp8_block_ops);
     tcase_add_test(tc, test_fp8_wire_priced);

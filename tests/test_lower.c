@@ -863,6 +863,28 @@ START_TEST(test_collectives_in_their_own_groups) {
 }
 END_TEST
 
+/* Lowers `spec` for m on c with the default options into *l (free with
+ * st_lowered_destroy) and prices it both ways: the estimate's and the simulation's iteration times. */
+static void lower_and_run(const st_model *m, const st_cluster *c, const char *spec, st_lowered *l, double *est_s,
+                          double *sim_s) {
+    st_plan p;
+    st_error err;
+    st_lower_opts o;
+    st_estimate est;
+    st_sim_result r;
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec(spec, &p, &err), 0);
+    ck_assert_msg(st_plan_finalize(&p, m, c, 0, NULL, &err) == 0, "%s: %s", spec, err.text);
+    st_cost_ctx *ctx = st_cost_ctx_new(m, c, NULL);
+    st_lower_opts_init(&o);
+    ck_assert_int_eq(st_lower_plan(ctx, &p, &o, l, &err), 0);
+    ck_assert_int_eq(st_cost_estimate(ctx, &p, &est), 0);
+    ck_assert_int_eq(st_sim_run(l, 0, NULL, &r, &err), 0);
+    *est_s = est.iteration_time_s, *sim_s = r.iteration_time_s;
+    st_sim_result_destroy(&r);
+    st_cost_ctx_free(ctx);
+}
+
 /* Fabric tiers (issue 16): on 16 DGX H100 nodes in leaves of 4 (2:1) and pods of 8 (4:1), a dp group
  * of 16 nodes crosses its leaf's and its pod's uplinks, made at their nodes' NIC bandwidth over the
  * tier's ratio; alone on them (one transfer per rank at the share cost/ gives it) the simulation
@@ -871,23 +893,14 @@ START_TEST(test_fabric_tier_links) {
     for (int dp = 4; dp <= 16; dp *= 4) {
         st_model m;
         st_cluster c;
-        st_plan p;
-        st_error err;
         st_lowered l;
-        st_lower_opts o;
-        st_estimate est;
-        st_sim_result r;
+        double est_s, sim_s;
         char spec[64];
         ck_assert_int_eq(st_model_preset("gpt-7.5b", &m), 0);
         ck_assert_int_eq(st_cluster_resolve("dgx-h100", 8 * dp, &c, NULL), 0);
         c.leaf_nodes = 4, c.leaf_oversubscription = 2, c.pod_nodes = 8, c.pod_oversubscription = 4;
-        st_plan_defaults(&p);
         snprintf(spec, sizeof spec, "tp=8,dp=%d,gbs=64", dp);
-        ck_assert_int_eq(st_plan_parse_spec(spec, &p, &err), 0);
-        ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), 0);
-        st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
-        st_lower_opts_init(&o);
-        ck_assert_int_eq(st_lower_plan(ctx, &p, &o, &l, &err), 0);
+        lower_and_run(&m, &c, spec, &l, &est_s, &sim_s);
         double node_bw = 8 * 50e9 * ST_NIC_EFFICIENCY;
         int leaf = 0, pod = 0;
         for (int i = 0; i < l.nlinks; i++) {
@@ -899,12 +912,8 @@ START_TEST(test_fabric_tier_links) {
         }
         ck_assert_int_eq(leaf, dp == 16 ? 8 : 0); /* 4 leaves, 2 pods, each way */
         ck_assert_int_eq(pod, dp == 16 ? 4 : 0);
-        ck_assert_int_eq(st_cost_estimate(ctx, &p, &est), 0);
-        ck_assert_int_eq(st_sim_run(&l, 0, NULL, &r, &err), 0);
-        ck_assert_double_eq_tol(r.iteration_time_s, est.iteration_time_s, est.iteration_time_s * 1e-9);
-        st_sim_result_destroy(&r);
+        ck_assert_double_eq_tol(sim_s, est_s, est_s * 1e-9);
         st_lowered_destroy(&l);
-        st_cost_ctx_free(ctx);
     }
 }
 END_TEST
@@ -941,6 +950,48 @@ START_TEST(test_ep_alltoall_contends_with_dp) {
     st_sim_result_destroy(&with);
     st_sim_result_destroy(&without);
     done(&e);
+}
+END_TEST
+
+/* The simulator places a partial domain's groups as cost/ does (issue 16): an MoE model of 64 experts
+ * on 256 GPUs of GB200 NVL72 with ep 64. With 64 GPUs of each domain every ep all-to-all crosses only
+ * its ranks' NVLink ports; filled in order (72, 72, 72, 40) the groups straddle 72 and cross the NICs,
+ * and the simulated iteration is longer, as the estimate's is. */
+START_TEST(test_partial_domain_routes) {
+    const char *names[] = {"gb200-nvl72:domain_gpus=64", "gb200-nvl72"};
+    double sim_s[2], est_s[2];
+    for (int i = 0; i < 2; i++) {
+        st_model m;
+        st_cluster c;
+        st_error err;
+        st_lowered l;
+        ck_assert_int_eq(st_model_preset("mixtral-8x7b", &m), 0);
+        m.experts = 64, m.experts_topk = 8, m.layers = 2;
+        ck_assert_int_eq(st_model_finalize(&m, NULL, &err), 0);
+        ck_assert_int_eq(st_cluster_resolve(names[i], 256, &c, NULL), 0);
+        lower_and_run(&m, &c, "tp=1,pp=1,dp=256,ep=64,mbs=1,gbs=256,seq=1024", &l, &est_s[i], &sim_s[i]);
+        int a2a = 0, nic = 0, nvlink = 0;
+        for (int k = 0; k < l.progs[0].n; k++) {
+            const st_ins *in = &l.progs[0].ins[k];
+            if (in->kind != ST_INS_COLL || strcmp(in->label, "ep all-to-all")) continue;
+            a2a++;
+            const st_route *rt = &l.routes[in->route];
+            for (int h = rt->first; h < rt->first + rt->n; h++) {
+                nic += l.links[l.hops[h].link].kind == ST_LINK_NIC;
+                nvlink += l.links[l.hops[h].link].kind == ST_LINK_NVLINK;
+            }
+        }
+        ck_assert_int_gt(a2a, 0);
+        if (i == 0) {
+            ck_assert_int_eq(nic, 0);
+            ck_assert_int_gt(nvlink, 0);
+        } else {
+            ck_assert_int_gt(nic, 0);
+        }
+        st_lowered_destroy(&l);
+    }
+    ck_assert_msg(sim_s[1] > sim_s[0] && est_s[1] > est_s[0], "sim %g %g, estimate %g %g", sim_s[0], sim_s[1],
+                  est_s[0], est_s[1]);
 }
 END_TEST
 
@@ -1469,6 +1520,7 @@ Suite *suite_lower(void) {
     tcase_add_test(tc, test_collectives_in_their_own_groups);
     tcase_add_test(tc, test_lanes_share_instructions);
     tcase_add_test(tc, test_ep_alltoall_contends_with_dp);
+    tcase_add_test(tc, test_partial_domain_routes);
     tcase_add_test(tc, test_fabric_tier_links);
     tcase_add_test(tc, test_dp_buckets_overlap);
     tcase_add_test(tc, test_overlaps_in_programs);

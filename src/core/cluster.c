@@ -336,6 +336,20 @@ int st_cluster_finalize(st_cluster *c, const char *file, st_error *err) {
             BAD("scale_up.gpus", "%lld must be a multiple of gpus_per_node (%lld) up to %d",
                 (long long)c->domain_gpus, (long long)c->gpus_per_node, ST_MAX_DOMAIN_GPUS);
     }
+    /* a job on part of every domain (CLUSTER:domain_gpus=N, src/io/cluster_io.c): whole host nodes of
+     * each, of uniform whole GPUs, on a fabric without tiers (cost/comm.c counts a tier's host nodes
+     * as the job's, which skip the domains' unused ones) */
+    if (c->domain_gpus_used != 0) {
+        int64_t used = c->domain_gpus_used;
+        if (used < c->gpus_per_node || used % c->gpus_per_node != 0 || used > st_cluster_domain(c))
+            BAD("domain_gpus", "%lld must be a multiple of gpus_per_node (%lld) up to the domain's %lld GPUs",
+                (long long)used, (long long)c->gpus_per_node, (long long)st_cluster_domain(c));
+        if (c->ngroups || c->mig.per_gpu > 0 || c->leaf_nodes)
+            BAD("domain_gpus", "needs a uniform cluster of whole GPUs without fabric tiers (no groups, MIG, leaf)");
+        if (st_cluster_gpus(c) % used != 0)
+            BAD("domain_gpus", "the job's %lld GPUs are not a multiple of %lld", (long long)st_cluster_gpus(c),
+                (long long)used);
+    }
     if (!(c->gpu.memory_bytes > 0)) BAD("gpu.memory_gib", "must be > 0");
     if (!(c->gpu.hbm_bytes_per_s > 0)) BAD("gpu.hbm_gb_per_s", "must be > 0");
     if (!(c->gpu.peak_flops[ST_DT_BF16] > 0) && !(c->gpu.peak_flops[ST_DT_FP16] > 0))

@@ -447,6 +447,11 @@ typedef struct st_cluster {
      * gpus_per_node host nodes; 0 = one host node) joined by `fabric`; collectives whose ranks lie
      * in one domain use it even across host nodes */
     int64_t domain_gpus;
+    /* GPUs the job takes of each scale-up domain (CLUSTER:domain_gpus=N: a multiple of gpus_per_node,
+     * at most the domain), its ranks filling them in order: 64 of NVL72's 72 is 16 of the rack's 18
+     * trays, Slurm's --segment=16. 0: the job fills whole domains in order, the last one in part when
+     * its GPUs are not a multiple of the domain (256 on NVL72: 72, 72, 72, 40). */
+    int64_t domain_gpus_used;
     st_fabric fabric;
     st_gpu gpu;
     double intra_bytes_per_s; /* per GPU per direction inside the scale-up domain (xGMI: all its links) */
@@ -517,6 +522,11 @@ static inline int64_t st_cluster_gpus(const st_cluster *c) {
 /* GPUs of one scale-up domain: domain_gpus, or the host node's where it is not set. */
 static inline int64_t st_cluster_domain(const st_cluster *c) {
     return c->domain_gpus > 0 ? c->domain_gpus : c->gpus_per_node;
+}
+/* GPUs of each scale-up domain the job's ranks fill in order (cost/comm.c's placement):
+ * domain_gpus_used where the job takes part of every domain, else the whole domain. */
+static inline int64_t st_cluster_domain_used(const st_cluster *c) {
+    return c->domain_gpus_used > 0 ? c->domain_gpus_used : st_cluster_domain(c);
 }
 /* Where rank `rank` (0-based, < all GPUs) sits: its node group (0 without groups), host node and
  * GPU within the node, both counted over the whole cluster's nodes and from 0. */

@@ -618,18 +618,19 @@ int st_cluster_size(st_cluster *c, int64_t gpus, const char *file, st_error *err
     if (gpus > ST_MAX_GPUS)
         return st_error_set(err, ST_EINVAL, file, "gpus", "%lld exceeds the limit of %d GPUs", (long long)gpus,
                             ST_MAX_GPUS);
-    /* fewer GPUs than one node or domain: the first ones, as a launcher places them */
-    if (gpus > dom && gpus % dom != 0) {
-        if (dom == per)
-            return st_error_set(err, ST_EINVAL, file, "gpus",
-                                "%lld is not a multiple of the %lld GPUs per node of cluster '%s'", (long long)gpus,
-                                (long long)per, c->name);
+    /* the job on part of every domain: whole parts (CLUSTER:domain_gpus=N) */
+    if (c->domain_gpus_used > 0 && gpus % c->domain_gpus_used != 0)
         return st_error_set(err, ST_EINVAL, file, "gpus",
-                            "%lld is not a multiple of the %lld GPUs of a scale-up domain of cluster '%s'",
-                            (long long)gpus, (long long)dom, c->name);
-    }
+                            "%lld is not a multiple of the %lld GPUs the job takes of each scale-up domain of "
+                            "cluster '%s' (domain_gpus)", (long long)gpus, (long long)c->domain_gpus_used, c->name);
+    /* fewer GPUs than one node or domain: the first ones, as a launcher places them; more: whole host
+     * nodes, filling the domains in order (the last one in part: 256 on NVL72 is 72, 72, 72, 40) */
+    if (gpus > dom && gpus % per != 0)
+        return st_error_set(err, ST_EINVAL, file, "gpus",
+                            "%lld is not a multiple of the %lld GPUs per node of cluster '%s'", (long long)gpus,
+                            (long long)per, c->name);
     int64_t nodes = (gpus + per - 1) / per;
-    if (gpus > dom && c->nics_per_node == 0)
+    if (gpus > st_cluster_domain_used(c) && c->nics_per_node == 0)
         return st_error_set(err, ST_EINVAL, file, "gpus",
                             "%lld GPUs need %lld nodes but cluster '%s' has no NICs between nodes", (long long)gpus,
                             (long long)nodes, c->name);
@@ -677,35 +678,60 @@ static int apply_sharp_suffix(const char *spec, const char *file, st_cluster *c,
     return st_cluster_finalize(c, file, err);
 }
 
+/* "CLUSTER:domain_gpus=N": the job takes N GPUs of each of the cluster's scale-up domains (whole host
+ * nodes of each, its ranks filling them in order), the rest of each domain left to others: NVIDIA's
+ * advice for jobs of 128 GPUs and more on GB200 NVL72 is Slurm's --segment=16, 16 of a rack's 18
+ * trays (NVIDIA technical blog, "Achieving Peak System and Workload Efficiency on NVIDIA GB200
+ * NVL72 with Slurm Block Scheduling"). The cluster as described keeps its domains and uses N of each;
+ * named CLUSTER+NofD so that `compare` tells the placements apart. 0, or ST_EINVAL naming "domain_gpus". */
+static int apply_domain_suffix(const char *spec, const char *file, st_cluster *c, st_error *err) {
+    char *end = NULL;
+    long long n = strtoll(spec, &end, 10);
+    if (!spec[0] || *end || n < 1 || n > ST_MAX_DOMAIN_GPUS)
+        return st_error_set(err, ST_EINVAL, file, "domain_gpus", "'%s' is not a GPU count 1..%d", spec,
+                            ST_MAX_DOMAIN_GPUS);
+    int64_t domains = st_cluster_gpus(c) / st_cluster_domain_used(c), dom = st_cluster_domain(c);
+    c->domain_gpus_used = n;
+    if (n % c->gpus_per_node == 0 && n <= dom) c->nodes = domains * n / c->gpus_per_node;
+    char name[sizeof c->name];
+    snprintf(name, sizeof name, "%.40s+%lldof%lld", c->name, n, (long long)dom);
+    memcpy(c->name, name, sizeof name);
+    return st_cluster_finalize(c, file, err);
+}
+
 int st_cluster_resolve(const char *arg, int64_t gpus, st_cluster *out, st_error *err) {
-    int rc;
-    st_cluster c;
-    const char *file = NULL, *mig = NULL, *sharp = NULL;
+    /* the suffixes CLUSTER[:mig=SPEC][:sharp=1][:domain_gpus=N], in this order, each cut off at its ':' */
+    static const char *const tags[] = {":mig=", ":sharp=", ":domain_gpus="};
+    static const char *const keys[] = {"mig", "sharp", "domain_gpus"};
+    enum { NTAGS = sizeof tags / sizeof tags[0] };
+    const char *spec[NTAGS] = {NULL}, *at[NTAGS], *file = NULL;
     char *base = NULL;
+    st_cluster c;
+    int rc, any = 0;
 
     if (!arg || !arg[0]) {
         rc = st_error_set(err, ST_EUSAGE, NULL, "cluster", "no cluster given");
         goto out;
     }
-    /* suffixes: CLUSTER[:mig=SPEC][:sharp=1], each cut off at its ':' (base is a copy to cut) */
-    const char *at = strstr(arg, ":mig="), *sh = strstr(arg, ":sharp=");
-    if (at && sh && sh < at) {
-        rc = st_error_set(err, ST_EINVAL, NULL, "sharp", "write :sharp= after :mig=");
-        goto out;
+    for (int i = 0; i < NTAGS; i++) {
+        at[i] = strstr(arg, tags[i]);
+        any |= at[i] != NULL;
+        for (int j = 0; j < i; j++)
+            if (at[i] && at[j] && at[i] < at[j]) {
+                rc = st_error_set(err, ST_EINVAL, NULL, keys[i], "write %s after %s", tags[i], tags[j]);
+                goto out;
+            }
     }
-    if (at || sh) {
+    if (any) { /* base is a copy to cut, from the last suffix back */
         if (!(base = strdup(arg))) {
             rc = st_error_set(err, ST_ENOMEM, NULL, "cluster", "out of memory");
             goto out;
         }
-        if (sh) {
-            base[sh - arg] = 0;
-            sharp = base + (sh - arg) + 7;
-        }
-        if (at) {
-            base[at - arg] = 0;
-            mig = base + (at - arg) + 5;
-        }
+        for (int i = NTAGS - 1; i >= 0; i--)
+            if (at[i]) {
+                base[at[i] - arg] = 0;
+                spec[i] = base + (at[i] - arg) + strlen(tags[i]);
+            }
         arg = base;
     }
     if (st_cluster_preset(arg, &c) != 0) {
@@ -716,8 +742,9 @@ int st_cluster_resolve(const char *arg, int64_t gpus, st_cluster *out, st_error 
         }
         file = arg;
     }
-    if (mig && (rc = apply_mig_suffix(mig, file, &c, err)) < 0) goto out;
-    if (sharp && (rc = apply_sharp_suffix(sharp, file, &c, err)) < 0) goto out;
+    if (spec[0] && (rc = apply_mig_suffix(spec[0], file, &c, err)) < 0) goto out;
+    if (spec[1] && (rc = apply_sharp_suffix(spec[1], file, &c, err)) < 0) goto out;
+    if (spec[2] && (rc = apply_domain_suffix(spec[2], file, &c, err)) < 0) goto out;
     if (gpus != 0) { /* 0: as described */
         rc = st_cluster_size(&c, gpus, file, err);
         if (rc < 0) goto out;

@@ -19,12 +19,15 @@ int st_model_load(const char *path, st_model *out, st_error *err);
 /* A preset name, else a path. */
 int st_model_resolve(const char *arg, st_model *out, st_error *err);
 int st_cluster_load(const char *path, st_cluster *out, st_error *err);
-/* A preset name or a path; gpus > 0 resizes to gpus / gpus_per_node nodes (st_cluster_size). */
+/* A preset name or a path, with the suffixes :mig=SPEC, :sharp=1|0 and :domain_gpus=N (the job takes N
+ * GPUs of each scale-up domain: st_cluster.domain_gpus_used), in that order; gpus > 0 resizes to gpus /
+ * gpus_per_node nodes (st_cluster_size). */
 int st_cluster_resolve(const char *arg, int64_t gpus, st_cluster *out, st_error *err);
 /* Resizes c to gpus GPUs: gpus must be 1..ST_MAX_GPUS, at most one scale-up domain (the host node
- * where the cluster has none) or a multiple of it, and a single domain when the cluster has no NICs;
- * else ST_EINVAL with key "gpus" in `file` (may be NULL) and c untouched. Fewer GPUs than a node
- * are its first ones (c->gpus_used), as a launcher places a job's ranks. */
+ * where the cluster has none) or a multiple of the host node (the domains filled in order, the last
+ * in part), a multiple of c->domain_gpus_used where set, and a single domain when the cluster has no
+ * NICs; else ST_EINVAL with key "gpus" in `file` (may be NULL) and c untouched. Fewer GPUs than a
+ * node are its first ones (c->gpus_used), as a launcher places a job's ranks. */
 int st_cluster_size(st_cluster *c, int64_t gpus, const char *file, st_error *err);
 /* Loads a plan JSON (src/io/plan_io.c). Unknown keys are errors. */
 int st_plan_load(const char *path, st_plan *p, st_error *err);
