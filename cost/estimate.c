@@ -600,7 +600,7 @@ void st_cost_stage_compute(st_cost_ctx *ctx, const st_plan *p, double t_s[ST_REC
         double f, b, rec_s[ST_REC_OP + 1];
         st__cost_count_blocks(ctx, first, chunk_layers[j], nk);
         chunk_compute(sc, nk, j == 0, j == chunks - 1, &f, &b, rec_s);
-        for (int rc = ST_REC_NONE; rc <= ST_REC_FULL; rc++) t_s[rc][j % p->pp] += f + b + rec_s[rc];
+        for (int rc = ST_REC_NONE; rc <= ST_REC_FULL; rc++) t_s[rc][st_plan_chunk_stage(p, j)] += f + b + rec_s[rc];
         first += chunk_layers[j];
     }
 }

@@ -252,7 +252,9 @@ static int check_plan(const st_plan *p, const st_lowered *l, int64_t L, int size
                             l->nranks, size, l->nranks);
     const char *why = p->cp > 1                          ? "context parallelism (cp > 1)"
                       : p->zero > 2                      ? "ZeRO stage 3"
-                      : p->offload != ST_OFF_NONE        ? "offloading"
+                      : p->offload != ST_OFF_NONE || p->offload_optimizer > 0 || p->offload_params > 0 ||
+                              p->offload_activations > 0
+                          ? "offloading"
                       : p->recompute == ST_REC_OP        ? "op-level recompute (recompute=op)"
                       : p->schedule == ST_SCHED_ZB || p->schedule == ST_SCHED_ZBV ? "zero-bubble schedules"
                       : l->nops == 0 || l->progs == NULL ? "a lowering without operators"

@@ -79,6 +79,16 @@ tp0=$(key tp_comm)
 if awk -v a="$tp1" -v b="$tp0" 'BEGIN { exit !(a > 0 && a < b) }'; then ok "NVLS shortens tp all-reduces: $tp0 -> $tp1 s"
 else nok "NVLS tp all-reduces" "$tp0 -> $tp1"; fi
 
+# a cluster file of H100s on NVSwitch can turn it on as the preset can, and prices it the same
+cat >"$T/h100.json" <<JSON
+{ "nodes": 2, "gpus_per_node": 8, "gpu": "h100-sxm-80g", "intra_node": { "bandwidth_gb_per_s": 450 },
+  "inter_node": { "nics_per_node": 8, "nic_gbit_per_s": 400 } }
+JSON
+run estimate --model gpt-7.5b --cluster "$T/h100.json:sharp=1" --gpus 16 --plan tp=8,dp=2,gbs=64 --json
+tpf=$(key tp_comm)
+if [ "$rc" -eq 0 ] && [ "$tpf" = "$tp1" ]; then ok "NVLS from a cluster file of H100s: tp all-reduces $tpf s, as the preset's"
+else nok "NVLS from a cluster file" "exit $rc; $tpf vs $tp1" "$(cat "$T/err")"; fi
+
 echo "# --- issue 16's check: an MoE model of 64 experts gets a wider ep on GB200 NVL72 than on DGX B200"
 cat >"$T/moe64.json" <<JSON
 { "name": "moe64", "layers": 16, "hidden": 4096, "heads": 32, "kv_heads": 8, "ffn": 14336, "vocab": 32000,

@@ -40,6 +40,12 @@ else nok "--emit slurm: 4 ranks on one node; the script is replaced"; fi
 run run --model tiny-gpt --plan tp=2,gbs=4,seq=32 --timeout 30 --emit slurm --out "$T/job.sbatch"
 if [ "$rc" -eq 0 ] && grep -q "'--timeout' '30'" "$T/job.sbatch"; then ok "--emit slurm: the script passes --timeout on"
 else nok "--emit slurm: the script passes --timeout on"; fi
+run run --model tiny-gpt --plan tp=2,gbs=4,seq=32 --backend cuda --emit slurm --out "$T/job.sbatch"
+if [ "$rc" -eq 0 ] && grep -q "'--backend' 'cuda'" "$T/job.sbatch"; then ok "--emit slurm: the script passes --backend on"
+else nok "--emit slurm: the script passes --backend on"; fi
+run run --model tiny-gpt --plan tp=2,gbs=4,seq=32 --backend gpu --emit slurm --out "$T/job3.sbatch"
+if [ "$rc" -eq 2 ] && grep -q "backend" "$T/err" && [ ! -e "$T/job3.sbatch" ]; then ok "--emit slurm --backend gpu: refused"
+else nok "--emit slurm --backend gpu: refused"; fi
 run run --model tiny-gpt --plan tp=2,gbs=4,seq=32 --timeout 0 --emit slurm --out "$T/job2.sbatch"
 if [ "$rc" -eq 2 ] && grep -q "'--timeout': 0 is out of range" "$T/err" && [ ! -e "$T/job2.sbatch" ]; then
 	ok "--emit slurm --timeout 0: refused"
@@ -219,6 +225,10 @@ mpi 2 --model tiny-gpt --plan tp=1,pp=1,dp=2,gbs=4,seq=32,recompute=op
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(grep -c '^strata run:' "$T/err")" -eq 1 ] &&
 	grep -q 'does not run op-level recompute' "$T/err"; then ok "recompute=op: refused in one line"
 else nok "recompute=op: refused in one line" "$(cat "$T/err")"; fi
+mpi 2 --model tiny-gpt --plan tp=1,pp=2,dp=1,gbs=4,seq=32,offload_activations=0.5
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(grep -c '^strata run:' "$T/err")" -eq 1 ] &&
+	grep -q 'does not run offloading' "$T/err"; then ok "granular offload: refused in one line, before the setup"
+else nok "granular offload: refused in one line, before the setup" "$(cat "$T/err")"; fi
 mpi 2 --model tiny-gpt --plan tp=2,sp=1,pp=1,dp=1,mbs=1,gbs=4,seq=31
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(grep -c '^strata run:' "$T/err")" -eq 1 ] &&
 	grep -q 'sp=1 needs the micro-batch.s tokens (31) divisible by tp=2' "$T/err"; then

@@ -432,6 +432,26 @@ START_TEST(test_megatron_moe) {
     s = emit_ok(ST_EMIT_MEGATRON, &p, &m);
     ASSERT_LINE(s, "--moe-ffn-hidden-size 2048");
     ASSERT_LINE(s, "--moe-layer-freq '[0]*3+[1]*29'");
+    free(s);
+    /* a long per-layer list (120 blocks, two dense, then every other MoE: 120 runs) goes out whole:
+     * its runs cover every block and the quote closes */
+    st_model big = m;
+    big.layers = 120, big.first_dense = 2, big.moe_every = 2;
+    s = emit_ok(ST_EMIT_MEGATRON, &p, &big);
+    const char *f = strstr(s, "--moe-layer-freq '");
+    ck_assert_ptr_nonnull(f);
+    f += strlen("--moe-layer-freq '");
+    int64_t covered = 0, runs = 0;
+    int bit, used;
+    long long count;
+    while (sscanf(f, "[%d]*%lld%n", &bit, &count, &used) == 2) {
+        covered += count, runs++;
+        f += used;
+        if (*f == '+') f++;
+    }
+    ck_assert_int_eq(*f, '\'');
+    ck_assert_int_eq(covered, 120);
+    ck_assert_int_gt(runs, 100);
     ASSERT_LINE(s, "--moe-shared-expert-intermediate-size 2048");
     ASSERT_LINE(s, "--moe-router-num-groups 8");
     ASSERT_LINE(s, "--moe-router-group-topk 4");
@@ -866,6 +886,24 @@ START_TEST(test_deepspeed_variants) {
     ck_assert(json_is_object(o));
     ck_assert_str_eq(json_string_value(json_object_get(o, "device")), "cpu");
     ck_assert(jtrue(o, "pin_memory"));
+    json_decref(root);
+
+    /* with pp > 1 and tp > 1 the pipeline section says whether messages are split over tp, as priced
+     * (pp_partition); without tp there is nothing to split */
+    st_plan q = p;
+    q.zero = 1, q.offload = ST_OFF_NONE, q.pp = 2, q.tp = 2, q.dp = 2, q.sp = 0;
+    for (int part = 0; part < 2; part++) {
+        q.pp_partition = part;
+        root = emit_json(&q, &m);
+        o = json_object_get(root, "pipeline");
+        ck_assert(json_is_object(o));
+        ck_assert_int_eq(jtrue(o, "pipe_partitioned"), part);
+        ck_assert_int_eq(jtrue(o, "grad_partitioned"), part);
+        json_decref(root);
+    }
+    q.tp = 1, q.dp = 4, q.pp_partition = 0;
+    root = emit_json(&q, &m);
+    ck_assert_ptr_null(json_object_get(root, "pipeline"));
     json_decref(root);
 
     /* ZeRO-2 with optimizer offload only */

@@ -1098,6 +1098,7 @@ static const struct bad_case {
     {K_CLUSTER, "invalid/cluster_gemm_efficiency_subnormal.json", ST_EINVAL, "gpu.gemm_efficiency", 0, 0},
     {K_CLUSTER, "invalid/cluster_gemm_efficiency_fp8_low.json", ST_EINVAL, "gpu.gemm_efficiency_fp8", 0, 0},
     {K_CLUSTER, "invalid/cluster_nics_zero_multinode.json", ST_EINVAL, "inter_node.nics_per_node", 0, 0},
+    {K_CLUSTER, "invalid/cluster_nics_per_gpu_zero_multinode.json", ST_EINVAL, "inter_node.nics_per_gpu", 0, 0},
     {K_CLUSTER, "invalid/cluster_oversubscription.json", ST_EINVAL, "inter_node.oversubscription", 0, 0},
     {K_CLUSTER, "invalid/cluster_tier_leaf_not_dividing.json", ST_EINVAL, "inter_node.leaf.nodes", 0, 0},
     {K_CLUSTER, "invalid/cluster_tier_leaf_no_nodes.json", ST_EINVAL, "inter_node.leaf.nodes", 0, 0},

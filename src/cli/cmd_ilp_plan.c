@@ -155,9 +155,10 @@ int st__run_ilp_spec(const st_cli_args *a, char *spec, size_t n, st_error *err) 
             goto done;
         }
         rec = st->recompute;
-        len += snprintf(spec + len, len < (int)n ? n - (size_t)len : 0, "%s%d", i ? "," : "", st->last - st->first);
+        if (len < (int)n) /* past the end nothing more is written (spec + len would point beyond it) */
+            len += snprintf(spec + len, n - (size_t)len, "%s%d", i ? "," : "", st->last - st->first);
     }
-    len += snprintf(spec + len, len < (int)n ? n - (size_t)len : 0, ",recompute=%s", rec ? "full" : "none");
+    if (len < (int)n) len += snprintf(spec + len, n - (size_t)len, ",recompute=%s", rec ? "full" : "none");
     if (len >= (int)n) rc = st_error_set(err, ST_EINVAL, a->plan, "stages", "too many stages for the executor");
 done:
     loaded_free(&L);

@@ -140,7 +140,7 @@ static void print_text(FILE *f, const st_model *m, const char *spec, const st_lo
 
 /* --emit slurm --out FILE: the sbatch script that runs the same command (exec/ is not needed) */
 static int emit_slurm(st_cli_args *a, const char *kind, const char *steps, const char *seed, const char *timeout,
-                      int check, st_error *err) {
+                      const char *backend, int check, st_error *err) {
     const unsigned want = ST_CLI_MODEL | ST_CLI_CLUSTER | ST_CLI_PLAN;
     st_cli_inputs in = {0};
     char spec[512];
@@ -149,15 +149,19 @@ static int emit_slurm(st_cli_args *a, const char *kind, const char *steps, const
     if (!a->out) return st_error_set(err, ST_EUSAGE, NULL, NULL, "--emit slurm needs --out FILE");
     int64_t v;
     if (timeout && (rc = st_cli_int("timeout", timeout, 1, 604800, &v, err))) return rc;
+    st_exec_backend be;
+    if (backend && st_exec_backend_parse(backend, &be))
+        return st_error_set(err, ST_EUSAGE, NULL, NULL, "--backend: must be cpu or cuda, not '%s'", backend);
     if (!a->cluster) a->cluster = "dgx-a100-80g";
     if ((rc = st_cli_inputs_check(a, want, &in, err)) || (rc = st_cli_inputs_resolve(a, want, &in, err))) goto out;
     st_plan_format_spec(in.plan, spec, sizeof spec);
-    const char *args[18] = {"strata", "run", "--model", a->model, "--cluster", a->cluster, "--plan", spec};
+    const char *args[20] = {"strata", "run", "--model", a->model, "--cluster", a->cluster, "--plan", spec};
     n = 8;
     if (a->gpus) args[n++] = "--gpus", args[n++] = a->gpus;
     if (steps) args[n++] = "--steps", args[n++] = steps;
     if (seed) args[n++] = "--seed", args[n++] = seed;
     if (timeout) args[n++] = "--timeout", args[n++] = timeout;
+    if (backend) args[n++] = "--backend", args[n++] = backend;
     if (check) args[n++] = "--check";
     if (a->json) args[n++] = "--json";
     if (!(rc = st_emit_slurm(in.plan, &in.cluster, args, n, a->out, err))) printf("wrote %s\n", a->out);
@@ -201,7 +205,7 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
     if ((rc = st_cli_parse(argc, argv, take, own, &a, NULL, help_text, err)) || a.help) goto done;
     if ((rc = st_cli_require(err, "--model", a.model, "--plan", a.plan, NULL))) goto done;
     if (emit || a.out) {
-        rc = emit ? emit_slurm(&a, emit, steps_arg, seed_arg, timeout_arg, check, err)
+        rc = emit ? emit_slurm(&a, emit, steps_arg, seed_arg, timeout_arg, backend, check, err)
                   : st_error_set(err, ST_EUSAGE, NULL, NULL, "--out goes with --emit slurm");
         goto done;
     }

@@ -315,8 +315,21 @@ int st_cluster_preset(const char *name, st_cluster *out) {
     return ST_EINVAL;
 }
 
+/* whether a GPU preset's NVSwitch systems reduce in the switch (NVLink SHARP): a cluster preset with it
+ * says so (specs[].nvls) */
+static int gpu_nvls(const char *gpu) {
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++)
+        if (specs[i].nvls && !strcmp(specs[i].gpu, gpu)) return 1;
+    return 0;
+}
+
 int st_cluster_finalize(st_cluster *c, const char *file, st_error *err) {
 #define BAD(key, ...) return st_error_set(err, ST_EINVAL, file, key, __VA_ARGS__)
+    /* a cluster file of such GPUs on NVSwitch can turn NVLink SHARP on (CLUSTER:sharp=1) as the
+     * presets can, without the file saying so; nothing is priced differently until it is on */
+    if (!c->nvls_capable && !c->ngroups && c->mig.per_gpu == 0 && c->fabric == ST_FABRIC_NVSWITCH &&
+        gpu_nvls(c->gpu.name))
+        c->nvls_capable = 1;
     if (c->ngroups) {
         int rc = st__cluster_groups_finalize(c, file, err);
         if (rc) return rc;

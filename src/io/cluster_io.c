@@ -458,7 +458,9 @@ int st__cluster_from_json(const json_t *root, const char *file, const char *pref
     rc = load_nics(sub, file, p_inter, &c, err);
     if (rc < 0) goto out;
     if (c.nics_per_node == 0 && c.nodes > 1) {
-        rc = st_error_set(err, ST_EINVAL, file, st__json_key_path(path, sizeof path, p_inter, "nics_per_node"),
+        /* the key the file gave */
+        const char *nk = json_object_get(sub, "nics_per_gpu") ? "nics_per_gpu" : "nics_per_node";
+        rc = st_error_set(err, ST_EINVAL, file, st__json_key_path(path, sizeof path, p_inter, nk),
                           "0 NICs is allowed only for a single node (nodes is %lld)", (long long)c.nodes);
         goto out;
     }

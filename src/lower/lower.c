@@ -1243,7 +1243,8 @@ static int lower_program(st_cost_ctx *ctx, st_cost_ctx *ctx0, lower_ctx *L, iter
     builder b = {.pg = pg, .last_dp = -1, .zp = {-1, -1}, .last_compute = -1};
     L->dp_overlap = L->gather_overlap = 0;
     L->stage_params = L->stage_fwd_s = 0;
-    for (int j = d; j < L->chunks; j += p->pp) L->stage_params += L->cc[j].params, L->stage_fwd_s += L->cc[j].fwd_s;
+    for (int j = 0; j < L->chunks; j++) /* the stage's chunks: d, d + pp, ...; zbv's d and 2 pp - 1 - d */
+        if (st_plan_chunk_stage(p, j) == d) L->stage_params += L->cc[j].params, L->stage_fwd_s += L->cc[j].fwd_s;
     E->gather_s = E->gather_lat = 0;
     if (p->zero <= 2) {
         double red0, gat0, nb0;

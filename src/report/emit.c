@@ -380,16 +380,18 @@ static void moe_layer_freq(flagw *w, const st_model *m) {
     int64_t n = m->moe_every > 0 ? m->moe_every : 1;
     if (m->first_dense > 0) {
         /* dense-first blocks: the per-layer list as runs, "[0]*3+[1]*58" (moe_freq_type) */
-        char list[512];
-        size_t len = 0;
-        for (int64_t l = 0; l < m->layers && len < sizeof list;) {
+        /* written straight into the output: one run per change, as long as the model needs (a
+         * fixed line would cut a 120-block alternating list mid-entry) */
+        if (w->n++ > 0) sb_puts(w->b, " \\\n");
+        sb_puts(w->b, "--moe-layer-freq '");
+        for (int64_t l = 0; l < m->layers;) {
             int moe = st_model_layer_is_moe(m, l);
             int64_t r = l;
             while (r < m->layers && st_model_layer_is_moe(m, r) == moe) r++;
-            len += (size_t)snprintf(list + len, sizeof list - len, "%s[%d]*%" PRId64, l ? "+" : "", moe, r - l);
+            sb_printf(w->b, "%s[%d]*%" PRId64, l ? "+" : "", moe, r - l);
             l = r;
         }
-        flag(w, "--moe-layer-freq '%s'", list);
+        sb_puts(w->b, "'");
         return;
     }
     if (n == 1) {
@@ -538,7 +540,7 @@ static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_
     if (p->recompute == ST_REC_OP)
         sb_puts(b, "# note: recompute=op is torchtitan's op-level selective checkpointing; Megatron-LM has no "
                    "such flag, so none is emitted\n");
-    if (p->dtype == ST_DT_BF16 || p->dtype == ST_DT_FP8) {
+    if (p->dtype == ST_DT_BF16 || st_dtype_quantised(p->dtype)) {
         if (p->grad_bytes == 2)
             sb_puts(b, "# note: --bf16 makes Megatron-LM accumulate and all-reduce gradients in fp32 "
                        "(4 bytes); the plan assumed 2-byte gradients\n");
@@ -781,6 +783,12 @@ static int emit_deepspeed(sbuf *b, const st_plan *p, const st_model *m, const st
         sb_puts(b, "    \"cpu_checkpointing\": false,\n    \"contiguous_memory_optimization\": false,\n"
                    "    \"synchronize_checkpoint_boundary\": false,\n    \"profile\": false\n  },\n");
     }
+    /* the pipeline engine splits each pipeline message over the tp group unless told not to
+     * (runtime/config.py's pipeline defaults pipe_partitioned and grad_partitioned true; pipe/engine.py
+     * is_pipe_partitioned = is_model_parallel and pipe_partitioned): say which the plan priced */
+    if (p->pp > 1 && p->tp > 1)
+        sb_printf(b, "  \"pipeline\": {\n    \"pipe_partitioned\": %s,\n    \"grad_partitioned\": %s\n  },\n",
+                  jbool(p->pp_partition), jbool(p->pp_partition));
     sb_puts(b, "  \"wall_clock_breakdown\": false,\n");
 
     /* everything DeepSpeed itself does not read */
