@@ -244,9 +244,14 @@ typedef struct st_stage_memory {
  * HBM traffic per parameter per iteration. mxfp8 and nvfp4 keep a rowwise and a columnwise copy
  * the same way, each with its block scales: 2 * st_dtype_bytes(dt) (TE docs, "MXFP8: Handling
  * transposes"; nvfp4's 16x16 weight blocks make the two numerically equal, not one tensor), and
- * nvfp4 reads the weight twice (its amax first: st_dtype_cast_passes). Bytes per parameter of the
- * copies of a quantised linear layer's weight under dt (0 for the other dtypes). */
-double st_cost_weight_copy_bytes(st_dtype dt);
+ * nvfp4 reads the weight twice (its amax first: st_dtype_cast_passes). fp8 on Blackwell (sm100) keeps
+ * no transpose: its cuBLASLt runs fp8 GEMMs in every layout, so TE's Float8Quantizer makes the
+ * columnwise copy only where nvte_is_non_tn_fp8_gemm_supported() is false (transformer_engine/pytorch/
+ * csrc/quantizer.cpp, create_transpose = columnwise_usage && !nvte_is_non_tn_fp8_gemm_supported()):
+ * 1 byte. strata tells sm100 by its NVFP4 rate (only Blackwell has one; GeForce Blackwell, sm120,
+ * would have one without the layouts, and no preset is one). Bytes per parameter of the copies of a
+ * quantised linear layer's weight under dt on GPU g (0 for the other dtypes). */
+double st_cost_weight_copy_bytes(st_dtype dt, const st_gpu *g);
 /* Bytes of one stored weight when training in dtype dt: its own size, except that fp8, mxfp8 and
  * nvfp4 training keep 16-bit (bf16) weights and cast them per GEMM (NVIDIA Transformer Engine).
  * What the weights take in memory and what gathering or copying them moves. */

@@ -1002,7 +1002,7 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
     /* fp8, mxfp8, nvfp4: the weights' quantised copies, remade once per iteration after the step (read
      * the 16-bit weight once, twice for nvfp4, and write the copies; cost.h, st_cost_weight_copy_bytes),
      * counted with the optimizer step */
-    opt_s += quant_max * (2 * st_dtype_cast_passes(p->dtype) + st_cost_weight_copy_bytes(p->dtype)) /
+    opt_s += quant_max * (2 * st_dtype_cast_passes(p->dtype) + st_cost_weight_copy_bytes(p->dtype, &c->gpu)) /
              (c->gpu.hbm_bytes_per_s * ST_HBM_EFFICIENCY);
     out->iteration_time_s = pipeline_s + dp_s + opt_s + offload_s;
     dp_s += (double)mb * z_slow; /* ZeRO-3's stretch of the micro-batches, inside pipeline_s */

@@ -32,7 +32,12 @@
 
 double st_cost_weight_bytes(st_dtype dt) { return st_dtype_bytes(st_dtype_storage(dt)); }
 
-double st_cost_weight_copy_bytes(st_dtype dt) { return st_dtype_quantised(dt) ? 2 * st_dtype_bytes(dt) : 0; }
+double st_cost_weight_copy_bytes(st_dtype dt, const st_gpu *g) {
+    if (!st_dtype_quantised(dt)) return 0;
+    /* tensor-scaled fp8 on sm100: the fp8 copy serves every GEMM layout, no transpose (cost.h) */
+    if (dt == ST_DT_FP8 && g->peak_flops[ST_DT_NVFP4] > 0) return st_dtype_bytes(dt);
+    return 2 * st_dtype_bytes(dt);
+}
 
 void st_cost_state_bytes(st_dtype dt, int grad_bytes, int zero, st_offload off, double shard, st_state_bytes *out) {
     /* 16-bit weights need an fp32 master copy beside Adam's m and v; fp32 weights are their own */
@@ -170,11 +175,11 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__shard_c
     /* fp8, mxfp8, nvfp4: the cached quantised weights and their transposes of the weights the GPU computes
      * with: all of its layers', or with ZeRO-3 and offload=params only those of the two gathered
      * blocks (the copies live and go with the gathered weights) */
-    double quant_w = st__quant_params(sc, cls);
+    double quant_w = st__quant_params(sc, cls), copy_b = st_cost_weight_copy_bytes(p->dtype, &ctx->c->gpu);
     if (p->zero >= 3 || p->offload == ST_OFF_PARAMS) {
         if (2 * b8 < quant_w) quant_w = 2 * b8;
     }
-    out->weights_bytes += st_cost_weight_copy_bytes(p->dtype) * quant_w;
+    out->weights_bytes += copy_b * quant_w;
     out->grads_bytes = dense * sd.grads + expert * se.grads;
     if (p->zero >= 3 && p->offload == ST_OFF_NONE) {
         /* FSDP2 (torch/distributed/fsdp/_fully_shard/_fsdp_collectives.py, foreach_reduce): a block's
@@ -230,7 +235,7 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__shard_c
          * (base_bytes, backward_extra_bytes) alike. */
         double root = (cls->head ? sc->head.params : 0) + (cls->tail ? sc->tail.params : 0);
         double out_grads = cls->tail ? sc->tail.params + (m->tied_embeddings ? sc->head.params : 0) : 0;
-        double sharded = dense * sd.weights + expert * se.weights + st_cost_weight_copy_bytes(p->dtype) * quant_w;
+        double sharded = dense * sd.weights + expert * se.weights + copy_b * quant_w;
         double a_weights = sharded + (block_max + root) * wb;
         double a_state = a_weights + out->optimizer_bytes + out->other_bytes;
         double a = a_state + act_mb + (work > tail_work ? work : tail_work);

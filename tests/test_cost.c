@@ -1610,11 +1610,18 @@ START_TEST(test_blockscaled_dtype_bytes) {
     ck_assert_double_eq(st_dtype_bytes(ST_DT_FP8), 1);
     const st_dtype all[] = {ST_DT_FP32, ST_DT_TF32, ST_DT_FP16, ST_DT_BF16, ST_DT_FP8, ST_DT_MXFP8, ST_DT_NVFP4};
     const int quant[] = {0, 0, 0, 0, 1, 1, 1};
+    st_gpu hopper, blackwell;
+    ck_assert_int_eq(st_gpu_preset("h100-sxm-80g", &hopper), 0);
+    ck_assert_int_eq(st_gpu_preset("b200-180g", &blackwell), 0);
     for (int i = 0; i < 7; i++) {
         ck_assert_int_eq(st_dtype_quantised(all[i]), quant[i]);
         ck_assert_int_eq(st_dtype_storage(all[i]), quant[i] ? ST_DT_BF16 : all[i]);
         ck_assert_double_eq(st_dtype_cast_passes(all[i]), all[i] == ST_DT_NVFP4 ? 2 : 1);
-        ck_assert_double_eq(st_cost_weight_copy_bytes(all[i]), quant[i] ? 2 * st_dtype_bytes(all[i]) : 0);
+        /* Hopper: a copy and its transpose for every quantised format; Blackwell: fp8's one copy serves
+         * every GEMM layout (TE makes no transpose where non-TN fp8 GEMMs run), the block-scaled two */
+        ck_assert_double_eq(st_cost_weight_copy_bytes(all[i], &hopper), quant[i] ? 2 * st_dtype_bytes(all[i]) : 0);
+        ck_assert_double_eq(st_cost_weight_copy_bytes(all[i], &blackwell),
+                            !quant[i] ? 0 : all[i] == ST_DT_FP8 ? 1 : 2 * st_dtype_bytes(all[i]));
         st_dtype back;
         ck_assert_int_eq(st_dtype_parse(st_dtype_name(all[i]), &back), 0);
         ck_assert_int_eq(back, all[i]);
