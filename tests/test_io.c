@@ -785,6 +785,16 @@ START_TEST(plan_save_load_round_trip) {
     st_plan_defaults(&b);
     ck_assert_int_eq(st_plan_load(path, &b, &err), 0);
     assert_plans_equal(&a, &b);
+    /* and DualPipe */
+    a.schedule = ST_SCHED_DUALPIPE;
+    a.vp = 1;
+    ck_assert_int_eq(st_plan_save(&a, &m, &c, path, &err), 0);
+    ck_assert_int_eq(st__json_load_file(path, &root, &err), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(root, "schedule")), "dualpipe");
+    json_decref(root);
+    st_plan_defaults(&b);
+    ck_assert_int_eq(st_plan_load(path, &b, &err), 0);
+    assert_plans_equal(&a, &b);
 
     /* the overlap keys and pp_partition: written when on and read back; absent when off (files as
      * before them) */
