@@ -13,7 +13,13 @@
  * first and the last chunk on stage 0 and holds pp micro-batches on every stage), so a plan out of
  * reach without any bubble is out of reach with theirs, and a 1F1B plan that does not fit is not
  * tried as zbv either (zbv holds at least 1F1B's first stage on every stage). zbv needs 2 pp <=
- * layers and 2 pp - 1 micro-batches. gpipe is priced by `strata estimate` but not enumerated (it
+ * layers and 2 pp - 1 micro-batches. DualPipe (st_search_opts.dualpipe) is tried the same way for an
+ * even pp and an even number of micro-batches, at least 2 pp, where the 1F1B plan's time less its
+ * bubble and its ep and pp communication (which DualPipe hides) would enter; its 2x parameters hold
+ * more than 1F1B, so a 1F1B plan that does not fit is not tried either. Neither that reach nor the shape
+ * bounds below are strict bounds for zbv and dualpipe, whose ranks average two chunks or stages (the
+ * embedding's and the loss's share one rank): a shape the 1F1B bounds skip is not tried with them.
+ * gpipe is priced by `strata estimate` but not enumerated (it
  * never beats 1F1B here: the same time, more memory). The attention kernel is the options' (st_search_opts.attention),
  * not a searched dimension: frameworks choose their attention kernel by release and hardware, not
  * per plan, and searching it would double the space for a choice nobody makes there.
@@ -168,24 +174,32 @@ static void price_one(search *s, st_plan *p) {
     s->feasible++;
     if (!s->o->accept || !admits(&s->kept, &e) || s->o->accept(p, s->o->accept_arg))
         offer(&s->kept, p, &e, s->evaluated);
-    if (s->o->zero_bubble && p->pp > 1 && p->schedule == ST_SCHED_1F1B) zero_bubble(s, p, &e);
+    if ((s->o->zero_bubble || s->o->dualpipe) && p->pp > 1 && p->schedule == ST_SCHED_1F1B) zero_bubble(s, p, &e);
 }
 
 /* The zero-bubble forms of a 1F1B plan that fits (its estimate e1): only where its time without any
- * bubble would enter the kept set. */
+ * bubble would enter the kept set; DualPipe's where that time less the ep and pp communication, which
+ * it hides, would. */
 static void zero_bubble(search *s, st_plan *p, const st_estimate *e1) {
     st_estimate reach = *e1;
-    reach.iteration_time_s -= e1->breakdown.bubble_s;
-    if (!admits(&s->kept, &reach)) return;
+    int64_t mb = st_plan_microbatches(p);
+    reach.iteration_time_s -= e1->breakdown.bubble_s + e1->breakdown.ep_comm_s + e1->breakdown.pp_comm_s;
+    if (s->o->dualpipe && p->pp % 2 == 0 && mb % 2 == 0 && mb >= 2LL * p->pp && !p->nstage_layers &&
+        !p->ndp_batches && admits(&s->kept, &reach)) {
+        p->schedule = ST_SCHED_DUALPIPE;
+        price_one(s, p);
+    }
+    reach.iteration_time_s = e1->iteration_time_s - e1->breakdown.bubble_s;
+    if (!s->o->zero_bubble || !admits(&s->kept, &reach)) goto out;
     p->schedule = ST_SCHED_ZB;
     price_one(s, p);
-    int64_t mb = st_plan_microbatches(p);
     if (2LL * p->pp <= s->m->layers && 2 * p->pp <= ST_MAX_STAGES && mb >= 2LL * p->pp - 1 && !p->nstage_layers &&
         !p->ndp_batches) {
         p->schedule = ST_SCHED_ZBV, p->vp = 2;
         price_one(s, p);
         p->vp = 1;
     }
+out:
     p->schedule = ST_SCHED_1F1B;
 }
 
