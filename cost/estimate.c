@@ -34,6 +34,12 @@
  * time t (a forward and a backward of each stage), plus Table 2's bubble
  *     (pp / 2 - 1) (F&B + B - 3 W)
  * with F&B = t / 2, B a chunk's whole backward and W its weight-gradient half (st_cost_pipeline_s).
+ * Table 2's form is the report's; played out in dualpipe.py's order (its eight steps, list-scheduled
+ * with no communication, F&B = F + B, input and weight halves b = w) the bubble is
+ * max((pp - 2) f, (pp / 2 - 1)(f + w) - f) with f a chunk's forward (exact for pp 2-16, even m from
+ * 2 pp up): Table 2's at f = w, at most f lower when forwards are shorter and (pp / 2 - 1)(f - w)
+ * higher when they are longer. strata keeps Table 2's until its lowering plays the schedule out
+ * (src/lower refuses dualpipe).
  * Table 2's parameters x2 and activations pp + 1 micro-batches: cost/memory.c. The two copies'
  * gradients are summed by an all-reduce between rank d and rank pp - 1 - d before the data-parallel
  * reduction (dualpipe_mirror_s).
