@@ -277,7 +277,7 @@ void st_cost_state_bytes(st_dtype dt, int grad_bytes, int zero, st_offload off, 
 /* Micro-batches whose activations pipeline stage `stage` (0-based) of pp holds at its peak under
  * schedule s with m micro-batches per iteration and vp chunks per stage (Megatron-LM's
  * schedules.py): GPipe all m; 1F1B and ZB-H1 warm up pp - stage - 1, so min(pp - stage, m); ZB-V pp on
- * every stage (its two chunks' 2 pp, cost/memory.c);
+ * every stage (its two chunks' 2 pp, cost/memory.c); DualPipe (pp + 1) / 2 of its two stages (pp + 1 of one);
  * interleaved (pp - stage - 1) * 2 + (vp - 1) * pp + 1 chunks (at most m * vp), over vp, which for
  * stage 0 is Korthikanti et al. 2022's pp * (1 + (pp - 1) / (pp * vp)). In units of the stage's
  * activations of one micro-batch (all its chunks). */
@@ -323,7 +323,9 @@ void st_cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, int stage, st_stag
  * SC'21); ZB-H1 shrinks the bubble by (tf + tb - tw) / (tf + tb + tw) of the slowest stage,
  * given as fwd_s and bwd_s (tb = tw = bwd / 2); ZB-V (count summing to pp stages of two chunks each)
  * max((pp - 1) b, (2 pp - 3) f - (pp - 2) b, (2 pp - 2) f - pp b) with f = fwd_s / 2 and b a
- * quarter of the slowest stage's time less fwd_s (cost/estimate.c). Writes the bubble to *bubble_s. */
+ * quarter of the slowest stage's time less fwd_s (cost/estimate.c); DualPipe, t_s per pair of micro-batches
+ * (one each way), mb / 2 pairs and (pp / 2 - 1) (F&B + B - 3 W) with F&B = max / 2, B = (max - fwd_s) / 2,
+ * W = bwd_s / 4 (DeepSeek-V3 report, Table 2). Writes the bubble to *bubble_s. */
 double st_cost_pipeline_s(const double *t_s, const int *count, int n, int vp, int64_t mb, st_schedule sched,
                           double fwd_s, double bwd_s, double *bubble_s);
 /* What one micro-batch costs in one pipeline chunk (the simulator's instruction durations). */

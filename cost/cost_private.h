@@ -53,6 +53,10 @@
  * docs, NCCL_MIN/MAX_NCHANNELS), and NCCL's log (NCCL_DEBUG=INFO) shows 16 channels for rings over
  * the 8 NICs of a DGX A100/H100. Compute that shares the GPU with them runs on the rest. */
 #define ST_NCCL_SMS 16
+/* SMs DeepSeek-V3's all-to-all kernels hold while DualPipe overlaps them with computation: "only 20
+ * SMs are sufficient to fully utilize the bandwidths of IB and NVLink" (DeepSeek-V3 technical report,
+ * arXiv 2412.19437, Sec. 3.2.2) */
+#define ST_DUALPIPE_COMM_SMS 20
 /* Transformer Engine's userbuffers (tp_overlap), its defaults in initialize_ub's
  * get_default_config (transformer_engine/pytorch/module/base.py): the ring-exchange overlaps
  * (qkv_fprop, fc1_fprop, proj_dgrad, fc2_dgrad) move data with the copy engines and take num_sm 1
@@ -114,7 +118,7 @@ typedef struct st__stage_class {
 
 typedef struct st__layout {
     int pp, vp, n;
-    int v;                /* the chunks placed in a V (zbv, st_plan_chunk_stage) */
+    int v;                /* the chunks' placement: 1 zbv's V, 2 dualpipe's two copies, 0 round robin */
     st__stage_class *cls; /* n classes */
 } st__layout;
 

@@ -26,6 +26,24 @@
  * or collectives make the input half longer than the weight half. With f = b that is (pp - 1) b,
  * a sixth of the 1F1B bubble at the same stage times.
  *
+ * DualPipe (DeepSeek-V3 technical report, arXiv 2412.19437, Sec. 3.2.1 and Table 2; the schedule of
+ * deepseek-ai/DualPipe's dualpipe.py): two copies of the model, rank d holding stage d of one and
+ * stage pp - 1 - d of the other, half the m micro-batches entering at each end; a forward chunk runs
+ * beside a backward chunk of the other direction (F&B), hiding the expert all-to-all and the pipeline
+ * messages (stage_cost). Each rank passes m micro-batches through one of its stages: m / 2 pairs of
+ * time t (a forward and a backward of each stage), plus Table 2's bubble
+ *     (pp / 2 - 1) (F&B + B - 3 W)
+ * with F&B = t / 2, B a chunk's whole backward and W its weight-gradient half (st_cost_pipeline_s).
+ * Table 2's form is the report's; played out in dualpipe.py's order (its eight steps, list-scheduled
+ * with no communication, F&B = F + B, input and weight halves b = w) the bubble is
+ * max((pp - 2) f, (pp / 2 - 1)(f + w) - f) with f a chunk's forward (exact for pp 2-16, even m from
+ * 2 pp up): Table 2's at f = w, at most f lower when forwards are shorter and (pp / 2 - 1)(f - w)
+ * higher when they are longer. strata keeps Table 2's until its lowering plays the schedule out
+ * (src/lower refuses dualpipe).
+ * Table 2's parameters x2 and activations pp + 1 micro-batches: cost/memory.c. The two copies'
+ * gradients are summed by an all-reduce between rank d and rank pp - 1 - d before the data-parallel
+ * reduction (dualpipe_mirror_s).
+ *
  * Data parallelism after the last backward (Megatron's default; with overlap_grad_reduce only
  * what outlasts the last micro-batch's backward is exposed, with overlap_param_gather the gather's
  * first bucket and what outlasts the next forward, st_cost_param_gather_exposed): all-reduce of
@@ -391,7 +409,7 @@ static void fill_class(st_cost_ctx *ctx, const st_plan *p, const int *chunk_laye
     memset(c, 0, sizeof *c);
     int64_t first = 0;
     for (int j = 0; j < chunks; j++) {
-        if (st_plan_chunk_stage(p, j) == stage) {
+        if (st_plan_stage_holds(p, stage, j)) {
             int64_t nk[ST_MAX_KINDS];
             st__cost_count_blocks(ctx, first, chunk_layers[j], nk);
             for (int k = 0; k < ST_MAX_KINDS; k++) c->n[k] += nk[k];
@@ -408,6 +426,11 @@ void st__cost_stage_class(st_cost_ctx *ctx, const st_plan *p, int stage, st__sta
     int chunk_layers[ST_MAX_STAGES];
     st_plan_chunk_layers(p, ctx->m, chunk_layers);
     fill_class(ctx, p, chunk_layers, stage, out);
+}
+
+/* how chunks sit on stages (st__layout.v): 0 round robin, 1 zbv's V, 2 dualpipe's two copies */
+static int placement(const st_plan *p) {
+    return p->schedule == ST_SCHED_ZBV ? 1 : p->schedule == ST_SCHED_DUALPIPE ? 2 : 0;
 }
 
 static int build_layout(st_cost_ctx *ctx, const st_plan *p, st__layout *L) {
@@ -432,14 +455,14 @@ static int build_layout(st_cost_ctx *ctx, const st_plan *p, st__layout *L) {
     L->n = n;
     L->pp = p->pp;
     L->vp = p->vp;
-    L->v = p->schedule == ST_SCHED_ZBV;
+    L->v = placement(p);
     return 0;
 }
 
 const st__layout *st__cost_layout(st_cost_ctx *ctx, const st_plan *p) {
     if (p->nstage_layers) return build_layout(ctx, p, &ctx->scratch) ? NULL : &ctx->scratch;
-    int v = p->schedule == ST_SCHED_ZBV;
-    st__layout *L = &ctx->layouts[((unsigned)p->pp * 131u + (unsigned)p->vp * 2u + (unsigned)v) % ST_LAYOUT_CACHE];
+    int v = placement(p);
+    st__layout *L = &ctx->layouts[((unsigned)p->pp * 131u + (unsigned)p->vp * 3u + (unsigned)v) % ST_LAYOUT_CACHE];
     if (L->cls && L->pp == p->pp && L->vp == p->vp && L->v == v) return L;
     return build_layout(ctx, p, L) ? NULL : L;
 }
@@ -469,13 +492,32 @@ static void add_pass(stage_time *t, const st__pass *ps, double count, st_recompu
     }
 }
 
-static void stage_cost(const st_plan *p, const st__shard_cost *sc, const st__stage_class *c, double p2p_s,
-                       stage_time *t) {
+/* A stage class's time per micro-batch (under dualpipe per pair of micro-batches, one each way: the
+ * class holds both copies' stages, and each micro-batch passes one of them). DualPipe runs a forward
+ * chunk beside a backward chunk of the other direction so that "both all-to-all and PP communication
+ * can be fully hidden" (DeepSeek-V3 report, Sec. 3.2.1): the ep collectives and the pipeline messages
+ * hide behind the pair's compute, up to its length, which the communication kernels' SMs slow
+ * (ST_DUALPIPE_COMM_SMS); tp and cp collectives stay exposed (DeepSeek-V3 trains without tp). The
+ * warm-up's and cool-down's chunks that run alone are priced overlapped too, as the closed form's F&B
+ * assumes. */
+static void stage_cost(const st_cluster *cl, const st_plan *p, const st__shard_cost *sc, const st__stage_class *c,
+                       double p2p_s, stage_time *t) {
     memset(t, 0, sizeof *t);
+    int dual = p->schedule == ST_SCHED_DUALPIPE;
     for (int k = 0; k < sc->nk; k++) add_pass(t, &sc->kind[k], (double)c->n[k], p->recompute, 1);
     if (c->head) add_pass(t, &sc->head, 1, p->recompute, 0);
     if (c->tail) add_pass(t, &sc->tail, 1, p->recompute, 0);
-    if (p->pp > 1) t->comm_s[ST_GRP_PP] += 2 * p->vp * p2p_s; /* each chunk receives and sends, both ways */
+    /* each chunk a micro-batch passes receives and sends, both ways */
+    if (p->pp > 1) t->comm_s[ST_GRP_PP] += 2 * (dual ? 2 : p->vp) * p2p_s;
+    if (dual) {
+        double hide = t->comm_s[ST_GRP_EP] + t->comm_s[ST_GRP_PP], work = t->compute_s + t->recompute_s;
+        double shown = hide > work ? hide - work : 0;
+        if (hide > 0) {
+            t->comm_s[ST_GRP_EP] *= shown / hide;
+            t->comm_s[ST_GRP_PP] *= shown / hide;
+        }
+        t->compute_s += st_cost_overlap_tax_sms(cl, hide - shown, ST_DUALPIPE_COMM_SMS);
+    }
     t->total_s = t->compute_s + t->recompute_s;
     for (int g = 0; g < ST_GRP_COUNT; g++) t->total_s += t->comm_s[g];
 }
@@ -626,6 +668,7 @@ double st_cost_overlap_tax_sms(const st_cluster *c, double overlapped_s, int com
 }
 
 static double buckets(double params, double dp);
+static double dualpipe_mirror_s(st_cost_ctx *ctx, const st_plan *p, double params);
 
 /* ZeRO-3's gathers and scatters run on streams of their own (DeepSpeed's partitioned-parameter
  * coordinator all-gathers on a side stream, prefetching the next layers; the gradients are
@@ -710,6 +753,16 @@ double st_cost_pipeline_s(const double *t_s, const int *count, int n, int vp, in
         sum += t_s[k] * count[k];
     }
     double bubble = (sum - max) / (vp > 0 ? vp : 1);
+    if (sched == ST_SCHED_DUALPIPE) {
+        /* t_s per pair of micro-batches (one each way); per chunk (one stage, one micro-batch):
+         * F&B = max / 2, B = (max - fwd_s) / 2, W = bwd_s / 4 (the weight half of B's compute) */
+        double pp = 0, fb = max / 2, b = (max - fwd_s) / 2, w = bwd_s / 4;
+        for (int k = 0; k < n; k++) pp += count[k];
+        bubble = (pp / 2 - 1) * (fb + b - 3 * w);
+        if (bubble < 0) bubble = 0;
+        if (bubble_s) *bubble_s = bubble;
+        return (double)(mb / 2) * max + bubble;
+    }
     if (sched == ST_SCHED_ZBV) {
         /* per chunk (half the stage): forward f, input and weight gradient b each */
         double pp = 0, f = fwd_s / 2, b = (max - fwd_s) / 4;
@@ -741,7 +794,7 @@ static void price_stage(st_cost_ctx *cctx, st_cost_ctx *nctx, const st_plan *p, 
     const st_profile *pr = cctx->prof;
     double wbytes = st_cost_weight_bytes(p->dtype), gb = p->grad_bytes;
     memset(out, 0, sizeof *out);
-    stage_cost(p, sc, cls, p2p_s, &out->t);
+    stage_cost(c, p, sc, cls, p2p_s, &out->t);
     st__cost_stage_memory(cctx, p, sc, cls, d, &out->sm, &out->dense, &out->expert);
     out->quant = st__quant_params(sc, cls);
     if (p->zero == 3) {
@@ -784,7 +837,7 @@ static void price_stage(st_cost_ctx *cctx, st_cost_ctx *nctx, const st_plan *p, 
 typedef struct pipe_sum {
     double pipeline_s, bubble_s;
     stage_price slow;
-    int64_t mb;  /* micro-batches of the replica that sets the pace */
+    int64_t mb;  /* micro-batches of the replica that sets the pace (dualpipe: pairs, one each way) */
     int replica; /* that replica (0 on a uniform cluster with even micro-batches) */
     double dense_max, expert_max, quant_max, mem_peak;
     int peak_stage, fits;
@@ -839,6 +892,7 @@ static int pipe_uniform(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
      * before */
     ps->pipeline_s = st_cost_pipeline_s(t_cls, n_cls, L->n, p->vp, ps->mb, p->schedule,
                                         ps->slow.t.fwd_s + ps->slow.z + ps->slow.o, ps->slow.t.bwd_s, &ps->bubble_s);
+    if (p->schedule == ST_SCHED_DUALPIPE) ps->mb /= 2; /* pairs, the unit of the stage times */
     ps->fits = ps->fits && ps->mem_peak <= ctx->c->gpu.memory_bytes;
     ps->dctx = ctx;
     return 0;
@@ -907,7 +961,8 @@ static int pipe_groups(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
                                                  prev[slow].t.bwd_s, &bubble);
         if (pipe > worst) {
             worst = pipe;
-            ps->pipeline_s = pipe, ps->bubble_s = bubble, ps->slow = prev[slow], ps->mb = m_r, ps->replica = r;
+            ps->pipeline_s = pipe, ps->bubble_s = bubble, ps->slow = prev[slow], ps->replica = r;
+            ps->mb = p->schedule == ST_SCHED_DUALPIPE ? m_r / 2 : m_r; /* (dualpipe: pairs) */
         }
     }
     if (!ps->dctx) ps->dctx = st_cost_view(ctx, 0, S);
@@ -963,7 +1018,7 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
         /* the stretch of every micro-batch is in pipeline_s (reported here, not as compute) */
         dp_s = z_tail;
     }
-    dp_s += st_cost_embedding_allreduce(ctx, p, NULL);
+    dp_s += st_cost_embedding_allreduce(ctx, p, NULL) + dualpipe_mirror_s(ctx, p, dense_max + expert_max);
 
     double shard_dense = p->zero >= 1 ? (double)gdp.n : 1, shard_exp = p->zero >= 1 ? (double)gex.n : 1;
     double opt_params = dense_max / shard_dense + expert_max / shard_exp;
@@ -1103,7 +1158,7 @@ int st_cost_check_stage_layers(st_cost_ctx *ctx, const st_plan *p, st_error *err
             if (sm.total_bytes > v->c->gpu.memory_bytes) {
                 int chunk_layers[ST_MAX_STAGES], n = 0;
                 st_plan_chunk_layers(p, ctx->m, chunk_layers);
-                for (int j = 0; j < p->pp * p->vp; j++) n += st_plan_chunk_stage(p, j) == d ? chunk_layers[j] : 0;
+                for (int j = 0; j < p->pp * p->vp; j++) n += st_plan_stage_holds(p, d, j) ? chunk_layers[j] : 0;
                 return st_error_set(err, ST_EINVAL, NULL, "stage_layers",
                                     "stage %d's %d layers need %.1f GiB, more than its %s's %.1f GiB", d, n,
                                     sm.total_bytes / 1073741824.0, v->c->gpu.name,
@@ -1132,20 +1187,35 @@ double st_cost_param_gather_exposed(const st_cluster *c, double gather_s, double
     return exposed;
 }
 
+/* An all-reduce of `b` bytes between two ranks of the pipeline group, priced as two ranks on two nodes,
+ * each with its GPU's share of its node's NICs: in one scale-up domain when the pipeline group is
+ * (pp stages of one node), else in two (a pipeline spanning domains has its ends apart). */
+static double pp_pair_allreduce(st_cost_ctx *ctx, const st_plan *p, double b) {
+    st_group gpp;
+    st_cost_group(ctx->c, p, ST_GRP_PP, &gpp);
+    st_group ge = {.n = 2, .per_node = gpp.nodes == 1 ? 2 : 1, .nodes = gpp.nodes == 1 ? 1 : 2,
+                   .node_share = ctx->c->gpus_per_node, .tier = gpp.tier};
+    return st_cost_collective(ctx->c, ctx->prof, ST_COLL_ALLREDUCE, &ge, b);
+}
+
+/* DualPipe's two copies of every stage (rank d's stage d and rank pp - 1 - d's second copy of it) get
+ * one update: each rank all-reduces the gradients of its `params` with its mirror rank pp - 1 - d, a
+ * pair of the pipeline group, before the data-parallel reduction (an upper bound where dp > 1: one
+ * reduction over both copies' 2 dp ranks would move no more than the dp reduction alone). */
+static double dualpipe_mirror_s(st_cost_ctx *ctx, const st_plan *p, double params) {
+    return p->schedule == ST_SCHED_DUALPIPE ? pp_pair_allreduce(ctx, p, params * p->grad_bytes) : 0;
+}
+
 /* Megatron-LM's _allreduce_embedding_grads (finalize_model_grads.py): the word embedding's
  * gradient, on the first stage, and its tied copy on the last, summed by an all-reduce of the
- * two (none under zbv, whose V puts the first and the last chunk on stage 0: one copy); priced as two ranks on two nodes, each with its GPU's share of its node's NICs. */
+ * two ranks (pp_pair_allreduce). None under zbv, whose V puts the first and the last chunk on stage 0,
+ * nor under dualpipe, whose ends each hold the embedding and the output layer (their sum local, the
+ * copies' in dualpipe_mirror_s): one tensor. */
 double st_cost_embedding_allreduce(st_cost_ctx *ctx, const st_plan *p, double *bytes) {
     double b = 0, t = 0;
-    if (ctx->m->tied_embeddings && p->pp > 1 && p->schedule != ST_SCHED_ZBV) { /* (zbv: both ends on stage 0) */
-        /* the first and the last stage's ranks: in one scale-up domain when the pipeline group is
-         * (pp stages of one node), else in two (a pipeline spanning domains has its ends apart) */
-        st_group gpp;
-        st_cost_group(ctx->c, p, ST_GRP_PP, &gpp);
-        st_group ge = {.n = 2, .per_node = gpp.nodes == 1 ? 2 : 1, .nodes = gpp.nodes == 1 ? 1 : 2,
-                       .node_share = ctx->c->gpus_per_node, .tier = gpp.tier}; /* the ends are the pipeline's */
+    if (ctx->m->tied_embeddings && p->pp > 1 && p->schedule != ST_SCHED_ZBV && p->schedule != ST_SCHED_DUALPIPE) {
         b = (double)st_model_padded_vocab(ctx->m, p->tp) / p->tp * (double)ctx->m->hidden * p->grad_bytes;
-        t = st_cost_collective(ctx->c, ctx->prof, ST_COLL_ALLREDUCE, &ge, b);
+        t = pp_pair_allreduce(ctx, p, b);
     }
     if (bytes) *bytes = b;
     return t;

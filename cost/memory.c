@@ -21,8 +21,9 @@
  * (schedules.py): 1F1B warms up pp - d - 1 micro-batches on stage d, so holds pp - d (all m when
  * there are fewer); the interleaved schedule holds (pp - d - 1) * 2 + (vp - 1) * pp + 1 chunk
  * activations, which for d = 0 is Korthikanti's pp * (1 + (pp - 1) / (pp * vp)); GPipe holds all
- * m; ZB-V pp on every stage (st_cost_inflight). The embedding's dropout mask lives on the first
- * stage, logits and the fp32 softmax of the loss on the last. fp8, mxfp8 and nvfp4 training add
+ * m; ZB-V pp on every stage, DualPipe pp + 1 of a stage (st_cost_inflight), its ranks holding two
+ * stages' model state. The embedding's dropout mask lives on the first stage, logits and the fp32
+ * softmax of the loss on the last. fp8, mxfp8 and nvfp4 training add
  * Transformer Engine's cached weight copies (st_cost_weight_copy_bytes per parameter of its
  * quantised linear layers); its quantised saved inputs are in the operators' saved bytes (opgraph.c). Context parallelism's key/value buffers (opgraph.c,
  * st_op.work_bytes) live only while attention runs: the largest block's, once, on top. */
@@ -74,6 +75,9 @@ double st_cost_inflight(st_schedule s, int pp, int vp, int stage, int64_t m) {
      * ScheduleZBVZeroBubble order; exact when the chunks' activations are equal, and above the
      * lowering's peak by up to (pp - 1) x the difference where the loss chunk holds more) */
     case ST_SCHED_ZBV: return (double)pp < (double)m ? (double)pp : (double)m;
+    /* DualPipe: pp + 1 micro-batches of one stage (DeepSeek-V3 report, Table 2), in units of the rank's
+     * two stages' (one micro-batch each way) half that; the plan holds m >= 2 pp */
+    case ST_SCHED_DUALPIPE: return (pp + 1) / 2.0;
     default: return (double)(pp - stage) < (double)m ? (double)(pp - stage) : (double)m;
     }
 }
@@ -102,9 +106,10 @@ double st__quant_params(const st__shard_cost *sc, const st__stage_class *cls) {
 }
 
 /* tied output layer: Megatron keeps a copy of the embedding on the last stage (zbv's V puts the
- * output layer on the first stage, beside the embedding itself) */
+ * output layer on the first stage, beside the embedding itself; dualpipe's ends hold both) */
 double st__tied_copy_params(const st_model *m, const st_plan *p) {
-    if (!m->tied_embeddings || p->pp <= 1 || p->schedule == ST_SCHED_ZBV) return 0;
+    if (!m->tied_embeddings || p->pp <= 1 || p->schedule == ST_SCHED_ZBV || p->schedule == ST_SCHED_DUALPIPE)
+        return 0;
     return (double)st_model_padded_vocab(m, p->tp) / p->tp * (double)m->hidden;
 }
 

@@ -13,7 +13,13 @@
  * first and the last chunk on stage 0 and holds pp micro-batches on every stage), so a plan out of
  * reach without any bubble is out of reach with theirs, and a 1F1B plan that does not fit is not
  * tried as zbv either (zbv holds at least 1F1B's first stage on every stage). zbv needs 2 pp <=
- * layers and 2 pp - 1 micro-batches. gpipe is priced by `strata estimate` but not enumerated (it
+ * layers and 2 pp - 1 micro-batches. DualPipe (st_search_opts.dualpipe) is tried the same way for an
+ * even pp and an even number of micro-batches, at least 2 pp, for every such 1F1B plan that fits (its
+ * ranks average two stages and it hides the ep and pp communication, so the 1F1B plan's time bounds
+ * it from below only as the shape bounds do, which take DualPipe's pairs of stages); it holds two
+ * stages' model state and about 1F1B's first stage's activations everywhere, so a 1F1B plan that does
+ * not fit is not tried. zbv's reach is not strict that way (its ranks average two chunks too).
+ * gpipe is priced by `strata estimate` but not enumerated (it
  * never beats 1F1B here: the same time, more memory). The attention kernel is the options' (st_search_opts.attention),
  * not a searched dimension: frameworks choose their attention kernel by release and hardware, not
  * per plan, and searching it would double the space for a choice nobody makes there.
@@ -168,30 +174,45 @@ static void price_one(search *s, st_plan *p) {
     s->feasible++;
     if (!s->o->accept || !admits(&s->kept, &e) || s->o->accept(p, s->o->accept_arg))
         offer(&s->kept, p, &e, s->evaluated);
-    if (s->o->zero_bubble && p->pp > 1 && p->schedule == ST_SCHED_1F1B) zero_bubble(s, p, &e);
+    if ((s->o->zero_bubble || s->o->dualpipe) && p->pp > 1 && p->schedule == ST_SCHED_1F1B) zero_bubble(s, p, &e);
+}
+
+/* Whether DualPipe can run plan p (plan.c's checks): an even pp, an even number of micro-batches, at
+ * least 2 pp */
+static int dualpipe_fits_shape(const st_plan *p) {
+    int64_t mb = st_plan_microbatches(p);
+    return p->pp % 2 == 0 && mb % 2 == 0 && mb >= 2LL * p->pp && p->vp == 1 && !p->nstage_layers && !p->ndp_batches;
 }
 
 /* The zero-bubble forms of a 1F1B plan that fits (its estimate e1): only where its time without any
- * bubble would enter the kept set. */
+ * bubble would enter the kept set. DualPipe's wherever it can run: a rank's two stages average the
+ * 1F1B stages' times and it hides communication, so the 1F1B plan's time bounds it from below only
+ * as shape_bounds does. */
 static void zero_bubble(search *s, st_plan *p, const st_estimate *e1) {
     st_estimate reach = *e1;
+    int64_t mb = st_plan_microbatches(p);
+    if (s->o->dualpipe && dualpipe_fits_shape(p)) {
+        p->schedule = ST_SCHED_DUALPIPE;
+        price_one(s, p);
+    }
     reach.iteration_time_s -= e1->breakdown.bubble_s;
-    if (!admits(&s->kept, &reach)) return;
+    if (!s->o->zero_bubble || !admits(&s->kept, &reach)) goto out;
     p->schedule = ST_SCHED_ZB;
     price_one(s, p);
-    int64_t mb = st_plan_microbatches(p);
     if (2LL * p->pp <= s->m->layers && 2 * p->pp <= ST_MAX_STAGES && mb >= 2LL * p->pp - 1 && !p->nstage_layers &&
         !p->ndp_batches) {
         p->schedule = ST_SCHED_ZBV, p->vp = 2;
         price_one(s, p);
         p->vp = 1;
     }
+out:
     p->schedule = ST_SCHED_1F1B;
 }
 
 /* Times no plan of this shape (tp, cp, pp, dp, ep, mbs, vp) can beat, whatever its inner
  * dimensions, one per recompute mode: its micro-batches times the busiest stage's forward,
- * backward and recompute compute, at the least compute any other inner choice has (sp on where
+ * backward and recompute compute (where DualPipe is tried, half of them times the busiest rank's two
+ * stages'), at the least compute any other inner choice has (sp on where
  * tp > 1, which splits the norms). The estimate's pipeline time is at least that (micro-batches x
  * the slowest stage's time, which holds its compute and more) and the iteration adds the rest, so
  * a shape or recompute mode whose bound is above the worst kept plan's time cannot enter the kept
@@ -207,6 +228,14 @@ static void shape_bounds(search *s, const st_plan *p, double lb[ST_REC_FULL + 1]
         for (int d = 0; d < q.pp; d++)
             if (t[rc][d] > worst) worst = t[rc][d];
         lb[rc] = (double)st_plan_microbatches(&q) * worst;
+        /* DualPipe, tried for this shape's 1F1B plans: half the micro-batches times the busiest rank's
+         * two stages, at most the bound above */
+        if (s->o->dualpipe && dualpipe_fits_shape(&q)) {
+            double pair = 0;
+            for (int d = 0; d < q.pp; d++)
+                if (t[d] + t[q.pp - 1 - d] > pair) pair = t[d] + t[q.pp - 1 - d];
+            lb[rc] = (double)(st_plan_microbatches(&q) / 2) * pair;
+        }
     }
 }
 

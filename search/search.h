@@ -20,6 +20,8 @@ typedef struct st_search_opts {
     /* also try the zero-bubble schedules zb (ZB-H1) and zbv (ZB-V) for pipelined plans whose 1F1B
      * form comes within reach of the kept plans (search/enumerate.c) */
     int zero_bubble;
+    /* also try DualPipe (DeepSeek-V3's, schedule=dualpipe) there (search/enumerate.c) */
+    int dualpipe;
     uint64_t seed;
     /* optional filter: plans for which accept() returns 0 are priced (counted) but not kept, e.g.
      * plans a framework cannot run; called only for plans good enough to enter the kept set */

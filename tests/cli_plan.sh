@@ -198,5 +198,19 @@ if [ $rc -eq 0 ] && flat "$T/dsv3.json" && [ "$(get "$T/dsv3.json.flat" '.plans[
 else
 	nok "plan $DSV3" "exit $rc, expected 0 and a best plan that fits"
 fi
+# that plan is DualPipe's (DeepSeek's own schedule), which is not lowered: with --validate, which
+# simulates the plans it keeps, the search leaves it out and the best plan simulates
+case $(get "$T/dsv3.json.flat" '.plans[0].spec') in
+*schedule=dualpipe*) ok "plan deepseek-v3: the best plan runs DualPipe" ;;
+*) nok "plan deepseek-v3: the best plan runs DualPipe" "got $(get "$T/dsv3.json.flat" '.plans[0].spec')" ;;
+esac
+run plan $DSV3 --top 1 --validate 1 --json
+cp "$T/out" "$T/dsv3v.json"
+if [ $rc -eq 0 ] && flat "$T/dsv3v.json" && ! grep -q dualpipe "$T/dsv3v.json" &&
+	[ "$(get "$T/dsv3v.json.flat" '.plans[0].simulated_iteration_time_s')" != "" ]; then
+	ok "plan deepseek-v3 --validate 1: no dualpipe plan, the best one simulated"
+else
+	nok "plan $DSV3 --validate 1" "exit $rc, expected 0 and a simulated best plan other than dualpipe"
+fi
 
 finish_tests

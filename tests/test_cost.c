@@ -522,6 +522,19 @@ START_TEST(test_pipeline_closed_forms) {
         st_cost_pipeline_s(ts, cnt, 1, 2, 40, ST_SCHED_ZBV, 2 * f, 4 * b, &bv);
         REL(bv, (2 * pp - 2) * f - pp * b, 1e-12);
     }
+    /* DualPipe (DeepSeek-V3 report, Table 2), per chunk F forward, B whole backward, W its weight half,
+     * F&B = F + B overlapped: m / 2 pairs (a forward and a backward of each of the rank's two stages)
+     * and the bubble (pp / 2 - 1)(F&B + B - 3W), below 1F1B's (pp - 1)(F + B) and ZB1P's
+     * (pp - 1)(F + B - 2W) at the same chunk times; none with pp = 2 */
+    for (int pp = 2; pp <= 16; pp *= 2) {
+        double F = 1.5, W = 1, B = 2 * W, pair = 2 * (F + B), bd;
+        int cnt[1] = {pp}; /* every rank alike */
+        double ts[1] = {pair};
+        double T = st_cost_pipeline_s(ts, cnt, 1, 1, 40, ST_SCHED_DUALPIPE, 2 * F, 4 * W, &bd);
+        REL(bd + 1, (pp / 2 - 1) * ((F + B) + B - 3 * W) + 1, 1e-12);
+        REL(T, 20 * pair + bd, 1e-12);
+        ck_assert(pp == 2 ? bd == 0 : bd < (pp - 1) * (F + B - 2 * W));
+    }
 }
 END_TEST
 
@@ -613,6 +626,9 @@ START_TEST(test_inflight) {
             ck_assert_double_eq(st_cost_inflight(ST_SCHED_GPIPE, pp, 1, d, 24), 24);
             /* ZB-V: 2 pp chunks, pp micro-batches of the stage, on every stage (Qi et al. 2401.10241) */
             ck_assert_double_eq(st_cost_inflight(ST_SCHED_ZBV, pp, 2, d, 64), pp);
+            /* DualPipe: pp + 1 micro-batches of one stage (DeepSeek-V3 report, Table 2), half that of
+             * the rank's two stages */
+            ck_assert_double_eq(st_cost_inflight(ST_SCHED_DUALPIPE, pp, 1, d, 64), (pp + 1) / 2.0);
         }
     /* interleaved, first stage: pp (1 + (pp - 1) / (pp vp)); last: ((vp - 1) pp + 1) / vp chunks */
     for (int pp = 2; pp <= 16; pp *= 2)
@@ -669,6 +685,62 @@ START_TEST(test_gpipe_vs_1f1b_memory) {
     st_cost_stage_memory(e.ctx, e.p, 5, &s5);
     REL(s3.activations_bytes / s5.activations_bytes, 5.0 / 3.0, 1e-12);
     env_free(&e);
+}
+END_TEST
+
+/* DualPipe (DeepSeek-V3 report, Table 2): rank d holds stage d and stage pp - 1 - d, so 2x the
+ * parameters (weights, gradients and optimizer states each the sum of 1F1B's two stages), and pp + 1
+ * micro-batches of one stage's activations (a: what a 1F1B stage holds per micro-batch, the step from
+ * one middle stage to the next; the rest, the working set, as 1F1B's) */
+START_TEST(test_dualpipe_memory) {
+    env e;
+    env_init(&e, "gpt3-175b", 64, "tp=8,pp=8,mbs=1,gbs=32,schedule=1f1b");
+    st_stage_memory s[8], d;
+    for (int k = 0; k < 8; k++) st_cost_stage_memory(e.ctx, e.p, k, &s[k]);
+    e.p->schedule = ST_SCHED_DUALPIPE;
+    for (int k = 1; k <= 3; k++) { /* middle ranks; their mirrors 6..4 */
+        st_cost_stage_memory(e.ctx, e.p, k, &d);
+        REL(d.weights_bytes, s[k].weights_bytes + s[7 - k].weights_bytes, 1e-12);
+        REL(d.weights_bytes, 2 * s[k].weights_bytes, 1e-12);
+        REL(d.grads_bytes, 2 * s[k].grads_bytes, 1e-12);
+        REL(d.optimizer_bytes, 2 * s[k].optimizer_bytes, 1e-12);
+        double a = s[k].activations_bytes - s[k + 1].activations_bytes, rest = s[k].activations_bytes - (8 - k) * a;
+        ck_assert(a > 0);
+        REL(d.activations_bytes, 9 * a + rest, 1e-12);
+    }
+    env_free(&e);
+}
+END_TEST
+
+/* DualPipe's time (cost/estimate.c): the expert all-to-all and the pipeline messages hide behind the
+ * paired chunks' compute (mixtral, where they are shorter), which their SMs slow; the two copies'
+ * gradients are all-reduced between mirror ranks, so a plan without data parallelism or a tied
+ * embedding still reduces (llama2-7b, dp = 1) */
+START_TEST(test_dualpipe_estimate) {
+    const char *specs[2] = {"tp=2,pp=4,ep=8,gbs=512,seq=4096", "tp=8,pp=4,gbs=16"};
+    const char *models[2] = {"mixtral-8x7b", "llama2-7b"};
+    int64_t gpus[2] = {64, 32};
+    for (int i = 0; i < 2; i++) {
+        env e;
+        st_estimate e1, e2;
+        env_init_on(&e, "dgx-h100", models[i], gpus[i], specs[i]);
+        ck_assert_int_eq(st_cost_estimate(e.ctx, e.p, &e1), 0);
+        e.p->schedule = ST_SCHED_DUALPIPE;
+        ck_assert_int_eq(st_cost_estimate(e.ctx, e.p, &e2), 0);
+        ck_assert(e2.iteration_time_s < e1.iteration_time_s);
+        ck_assert(e2.breakdown.bubble_s < e1.breakdown.bubble_s);
+        if (i == 0) {
+            ck_assert(e1.breakdown.ep_comm_s > 0 && e1.breakdown.pp_comm_s > 0);
+            ck_assert_double_eq(e2.breakdown.ep_comm_s, 0);
+            ck_assert_double_eq(e2.breakdown.pp_comm_s, 0);
+            ck_assert(e2.breakdown.compute_s > e1.breakdown.compute_s); /* the SMs they hold */
+        } else {
+            ck_assert_int_eq(e.m.tied_embeddings, 0);
+            ck_assert_double_eq(e1.breakdown.dp_comm_s, 0);
+            ck_assert(e2.breakdown.dp_comm_s > 0);
+        }
+        env_free(&e);
+    }
 }
 END_TEST
 
@@ -1846,6 +1918,8 @@ Suite *suite_cost(void) {
     tcase_add_test(tc, test_reserved_setting);
     tcase_add_test(tc, test_inflight);
     tcase_add_test(tc, test_gpipe_vs_1f1b_memory);
+    tcase_add_test(tc, test_dualpipe_memory);
+    tcase_add_test(tc, test_dualpipe_estimate);
     tcase_add_test(tc, test_zero_memory);
     tcase_add_test(tc, test_fsdp2_one_pass_memory);
     tcase_add_test(tc, test_estimate_bookkeeping);

@@ -614,6 +614,7 @@ static void mut_zbv(st_plan *p, st_model *m) {
     p->vp = 2;
     p->schedule = ST_SCHED_ZBV;
 }
+static void mut_dualpipe(st_plan *p, st_model *m) { p->schedule = ST_SCHED_DUALPIPE; }
 static void mut_params_zero2(st_plan *p, st_model *m) {
     p->pp = 1;
     p->dp = 8;
@@ -668,6 +669,9 @@ static const struct {
     {ST_EMIT_MEGATRON, mut_gpipe, "schedule", "--emit deepspeed"},
     {ST_EMIT_MEGATRON, mut_zb, "schedule", "torchtitan"},
     {ST_EMIT_MEGATRON, mut_zbv, "schedule", "ZBVZeroBubble"}, /* no ZB-V, no DualPipe: torchtitan's */
+    {ST_EMIT_MEGATRON, mut_dualpipe, "schedule", "DualPipe"},
+    {ST_EMIT_DEEPSPEED, mut_dualpipe, "schedule", "DualPipe"},
+    {ST_EMIT_TORCHTITAN, mut_dualpipe, "schedule", "DualPipe"}, /* its release has no DualPipeV either */
     {ST_EMIT_MEGATRON, mut_alibi, "position", "ALiBi"},
     {ST_EMIT_MEGATRON, mut_relu, "activation", NULL},
     {ST_EMIT_MEGATRON, mut_gbs, "gbs", NULL},

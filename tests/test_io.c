@@ -775,16 +775,23 @@ START_TEST(plan_save_load_round_trip) {
     ck_assert_int_eq(st_plan_load(path, &b, &err), 0);
     assert_plans_equal(&a, &b);
 
-    /* the V-shaped zero-bubble schedule round-trips by its name */
-    a.schedule = ST_SCHED_ZBV;
-    a.vp = 2;
-    ck_assert_int_eq(st_plan_save(&a, &m, &c, path, &err), 0);
-    ck_assert_int_eq(st__json_load_file(path, &root, &err), 0);
-    ck_assert_str_eq(json_string_value(json_object_get(root, "schedule")), "zbv");
-    json_decref(root);
-    st_plan_defaults(&b);
-    ck_assert_int_eq(st_plan_load(path, &b, &err), 0);
-    assert_plans_equal(&a, &b);
+    /* the V-shaped zero-bubble schedule and DualPipe round-trip by their names */
+    static const struct {
+        st_schedule s;
+        int vp;
+        const char *name;
+    } named[] = {{ST_SCHED_ZBV, 2, "zbv"}, {ST_SCHED_DUALPIPE, 1, "dualpipe"}};
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
+        a.schedule = named[i].s;
+        a.vp = named[i].vp;
+        ck_assert_int_eq(st_plan_save(&a, &m, &c, path, &err), 0);
+        ck_assert_int_eq(st__json_load_file(path, &root, &err), 0);
+        ck_assert_str_eq(json_string_value(json_object_get(root, "schedule")), named[i].name);
+        json_decref(root);
+        st_plan_defaults(&b);
+        ck_assert_int_eq(st_plan_load(path, &b, &err), 0);
+        assert_plans_equal(&a, &b);
+    }
 
     /* the overlap keys and pp_partition: written when on and read back; absent when off (files as
      * before them) */

@@ -187,6 +187,28 @@ START_TEST(test_zbv) {
 }
 END_TEST
 
+/* DualPipe is not lowered (yet): refused naming the key, nothing allocated */
+START_TEST(test_dualpipe_refused) {
+    st_model m;
+    st_cluster c;
+    st_plan p;
+    st_error err;
+    st_lowered l;
+    st_lower_opts o;
+    st_lower_opts_init(&o);
+    ck_assert_int_eq(st_model_preset("gpt-1.7b", &m), 0);
+    ck_assert_int_eq(st_cluster_resolve("dgx-a100-80g", 4, &c, NULL), 0);
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec("tp=1,pp=4,gbs=8,schedule=dualpipe", &p, &err), 0);
+    ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), 0);
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+    ck_assert_int_eq(st_lower_plan(ctx, &p, &o, &l, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "schedule");
+    ck_assert_int_eq(l.nranks, 0);
+    st_cost_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(test_gpipe_and_zb) {
     env e;
     lower(&e, "gpt3-175b", 64, "tp=8,pp=8,mbs=1,gbs=32,schedule=gpipe");
@@ -1508,6 +1530,7 @@ Suite *suite_lower(void) {
     tcase_add_test(tc, test_interleaved);
     tcase_add_test(tc, test_gpipe_and_zb);
     tcase_add_test(tc, test_zbv);
+    tcase_add_test(tc, test_dualpipe_refused);
     tcase_add_test(tc, test_durations_are_the_cost_models);
     tcase_add_test(tc, test_pp_partition_messages);
     tcase_add_test(tc, test_compute_names_its_operators);

@@ -106,6 +106,14 @@ START_TEST(test_rejects_naming_key) {
         {"gpt3-175b", 64, "tp=8,pp=8,vp=3,gbs=64,schedule=zbv", "vp"}, /* zbv is two chunks per rank */
         {"gpt3-175b", 64, "tp=8,pp=8,gbs=14,schedule=zbv", "gbs"},     /* fewer than 2 pp - 1 micro-batches */
         {"gpt3-175b", 64, "tp=8,pp=4,dp=2,gbs=20,dp_batches=6,14,schedule=zbv", "dp_batches"},
+        /* dualpipe (deepseek-ai/DualPipe's DualPipe.step): an even pp, an even number of micro-batches,
+         * at least 2 pp; one stage of each copy per rank */
+        {"gpt3-175b", 64, "tp=8,dp=8,gbs=16,schedule=dualpipe", "pp"},
+        {"gpt3-175b", 48, "tp=8,pp=3,dp=2,gbs=24,schedule=dualpipe", "pp"},
+        {"gpt3-175b", 64, "tp=8,pp=8,gbs=17,schedule=dualpipe", "gbs"},
+        {"gpt3-175b", 64, "tp=8,pp=8,gbs=14,schedule=dualpipe", "gbs"},
+        {"gpt3-175b", 64, "tp=8,pp=8,vp=2,gbs=32,schedule=dualpipe", "vp"},
+        {"gpt3-175b", 64, "tp=8,pp=4,dp=2,gbs=20,dp_batches=9,11,schedule=dualpipe", "dp_batches"},
         {"gpt3-175b", 64, "tp=8,pp=8,dtype=fp8", "dtype"},     /* no fp8 on A100 */
         {"gpt3-175b", 64, "tp=8,pp=8,offload=params,zero=1", "offload"},
         {"gpt3-175b", 48, "tp=8,cp=3,dp=2", "cp"},             /* 2048 % 6 */
@@ -125,6 +133,8 @@ START_TEST(test_rejects_naming_key) {
     ck_assert_int_eq(try_plan("gpt3-175b", 64, "tp=8,pp=8", key), 0);
     ck_assert_int_eq(try_plan("gpt3-175b", 64, "tp=8,pp=8,gbs=15,schedule=zbv", key), 0); /* vp=2 implied */
     ck_assert_int_eq(try_plan("gpt3-175b", 64, "tp=8,pp=8,vp=2,gbs=15,schedule=zbv", key), 0);
+    ck_assert_int_eq(try_plan("gpt3-175b", 64, "tp=8,pp=8,gbs=16,schedule=dualpipe", key), 0);
+    ck_assert_int_eq(try_plan("gpt3-175b", 64, "tp=8,pp=4,dp=2,gbs=20,dp_batches=8,12,schedule=dualpipe", key), 0);
 }
 END_TEST
 

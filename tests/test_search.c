@@ -108,6 +108,51 @@ START_TEST(test_zero_bubble_schedules_win) {
 }
 END_TEST
 
+/* DualPipe where DeepSeek trained with it (DeepSeek-V3 on 2,048 GPUs, gbs 15360, seq 4096; report Sec.
+ * 3.2): with the option the best plan is a dualpipe plan (its ep and pp communication hidden) and
+ * faster than the best without it, and the same with top 1 (the bounds that skip plans unpriced hold
+ * for DualPipe's pairs of stages); every kept dualpipe plan is one st_plan_finalize accepts (an even
+ * pp and number of micro-batches, at least 2 pp), priced the same alone. */
+START_TEST(test_dualpipe_wins_for_deepseek_v3) {
+    st_model m;
+    st_cluster c;
+    st_search_result r[3];
+    st_error err;
+    ck_assert_int_eq(st_model_preset("deepseek-v3", &m), 0);
+    ck_assert_int_eq(st_cluster_resolve("dgx-h100", 2048, &c, NULL), 0);
+    for (int k = 0; k < 3; k++) {
+        st_search_opts o;
+        st_search_opts_init(&o);
+        o.gpus = 2048, o.gbs = 15360, o.seq = 4096;
+        o.top = k < 2 ? 5 : 1;
+        o.zero_bubble = 1;
+        o.dualpipe = k > 0;
+        ck_assert_int_eq(st_search_enumerate(&m, &c, NULL, &o, &r[k], &err), 0);
+        ck_assert_int_gt(r[k].n, 0);
+    }
+    ck_assert(r[0].plans[0].plan.schedule != ST_SCHED_DUALPIPE);
+    ck_assert(r[1].plans[0].plan.schedule == ST_SCHED_DUALPIPE);
+    ck_assert(r[1].plans[0].est.iteration_time_s < r[0].plans[0].est.iteration_time_s);
+    ck_assert_double_eq(r[2].plans[0].est.iteration_time_s, r[1].plans[0].est.iteration_time_s);
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+    for (int i = 0; i < r[1].n; i++) {
+        char spec[512];
+        st_plan q;
+        st_estimate e;
+        if (r[1].plans[i].plan.schedule != ST_SCHED_DUALPIPE) continue;
+        st_plan_format_spec(&r[1].plans[i].plan, spec, sizeof spec);
+        st_plan_defaults(&q);
+        ck_assert_int_eq(st_plan_parse_spec(spec, &q, &err), 0);
+        ck_assert_msg(st_plan_finalize(&q, &m, &c, 2048, NULL, &err) == 0, "%s: %s", spec, err.text);
+        ck_assert_int_eq(st_cost_estimate(ctx, &q, &e), 0);
+        ck_assert_double_eq(e.iteration_time_s, r[1].plans[i].est.iteration_time_s);
+        ck_assert_double_eq(e.breakdown.ep_comm_s, 0);
+    }
+    st_cost_ctx_free(ctx);
+    for (int k = 0; k < 3; k++) st_search_result_destroy(&r[k]);
+}
+END_TEST
+
 /* keeping everything, the best equals the best of a smaller top-K run, and both runs agree: the
  * smaller run's bounds (enumerate.c, shape_bounds; the mbs cut) skip only what could not enter its
  * kept set, so it prices fewer configurations and keeps the same plans */
@@ -224,6 +269,7 @@ Suite *suite_search(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_kept_plans_are_valid_and_repriced);
     tcase_add_test(tc, test_zero_bubble_schedules_win);
+    tcase_add_test(tc, test_dualpipe_wins_for_deepseek_v3);
     tcase_add_test(tc, test_top_k_is_prefix_and_deterministic);
     tcase_add_test(tc, test_moe_uses_expert_parallelism);
     tcase_add_test(tc, test_attention_is_the_options);

@@ -80,8 +80,18 @@ typedef enum { ST_POS_LEARNED, ST_POS_ROPE, ST_POS_ALIBI } st_position;
 typedef enum { ST_REC_NONE, ST_REC_SELECTIVE, ST_REC_FULL, ST_REC_OP } st_recompute;
 typedef enum { ST_OFF_NONE, ST_OFF_OPTIMIZER, ST_OFF_PARAMS } st_offload;
 /* Pipeline schedules: zb is ZB-H1 (Qi et al. 2023); zbv the V-shaped zero-bubble schedule (Qi et al.
- * 2024, arXiv 2401.10241 Sec. 6), two chunks per rank placed in a V (st_plan_chunk_stage). */
-typedef enum { ST_SCHED_GPIPE, ST_SCHED_1F1B, ST_SCHED_INTERLEAVED, ST_SCHED_ZB, ST_SCHED_ZBV } st_schedule;
+ * 2024, arXiv 2401.10241 Sec. 6), two chunks per rank placed in a V (st_plan_chunk_stage); dualpipe
+ * DeepSeek-V3's bidirectional schedule (arXiv 2412.19437 Sec. 3.2.1): two copies of the model, rank d
+ * holding stage d of one and stage pp - 1 - d of the other (st_plan_stage_holds), half the
+ * micro-batches entering at each end. */
+typedef enum {
+    ST_SCHED_GPIPE,
+    ST_SCHED_1F1B,
+    ST_SCHED_INTERLEAVED,
+    ST_SCHED_ZB,
+    ST_SCHED_ZBV,
+    ST_SCHED_DUALPIPE
+} st_schedule;
 /* How attention runs: one fused FlashAttention-style kernel (what Megatron-Core/Transformer Engine,
  * NeMo, torchtitan and DeepSpeed run today) or Megatron-LM's unfused core attention of 2021-22
  * (scores, softmax, dropout and context as separate kernels, the s x s scores kept for backward).
@@ -648,6 +658,9 @@ int st_plan_finalize(st_plan *p, const st_model *m, const st_cluster *c, int64_t
  * 2 pp - 1 - j, so that stage 0 holds the first and the last chunk and the middle of the model turns
  * on stage pp - 1 without a message. */
 int st_plan_chunk_stage(const st_plan *p, int j);
+/* Whether stage d holds chunk j: it runs it (st_plan_chunk_stage), or under dualpipe holds it as the
+ * second copy's stage pp - 1 - d. */
+int st_plan_stage_holds(const st_plan *p, int d, int j);
 /* Layers of each of the pp*vp chunks, in chunk order (chunk j lives on st_plan_chunk_stage). Spreads
  * evenly, counting the embedding toward the first stage and the output layer toward the last. */
 void st_plan_chunk_layers(const st_plan *p, const st_model *m, int *out);

@@ -4,7 +4,8 @@
  * Defaults (README "Plans"): tp=pp=cp=ep=vp=1, dp = GPUs / (tp*pp*cp), mbs=1, gbs = dp*mbs,
  * seq = the model's seq_len, sp=0, recompute=none, zero=0, offload=none, dtype=bf16,
  * schedule=1f1b (interleaved when vp > 1; zbv, the V-shaped zero-bubble schedule, runs vp=2 and needs
- * pp > 1 and 2 pp - 1 micro-batches), attention=flash (fused, what every current stack runs;
+ * pp > 1 and 2 pp - 1 micro-batches; dualpipe, DeepSeek-V3's, needs an even pp and an even number of
+ * micro-batches, at least 2 pp, with vp=1), attention=flash (fused, what every current stack runs;
  * the 2021-22 Megatron-LM runs of the validation sets say attention=unfused), overlap_grad_reduce=0,
  * overlap_param_gather=0, tp_overlap=0 (Megatron-LM's defaults), grad_bytes=4 (Megatron-LM
  * accumulates gradients in fp32), cp_comm=p2p (Megatron-LM's --cp-comm-type default, Transformer
@@ -159,7 +160,8 @@ int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err) {
             goto next;
         }
         ENUMKEY("dtype", st_dtype_parse, dtype, 0, ST_DTYPE_NAMES)
-        ENUMKEY("schedule", st_schedule_parse, schedule, ST_GIVEN_SCHEDULE, "gpipe, 1f1b, interleaved, zb, zbv")
+        ENUMKEY("schedule", st_schedule_parse, schedule, ST_GIVEN_SCHEDULE,
+                "gpipe, 1f1b, interleaved, zb, zbv, dualpipe")
         ENUMKEY("attention", st_attention_parse, attention, 0, "flash, unfused, fa2, cudnn")
         ENUMKEY("cp_comm", st_cp_comm_parse, cp_comm, 0, "p2p, all_gather, a2a")
         ENUMKEY("kernels", st_kernels_parse, kernels, 0, "fused, eager, compile")
@@ -184,6 +186,10 @@ int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err) {
 int st_plan_chunk_stage(const st_plan *p, int j) {
     if (p->schedule == ST_SCHED_ZBV) return j < p->pp ? j : 2 * p->pp - 1 - j;
     return j % p->pp;
+}
+
+int st_plan_stage_holds(const st_plan *p, int d, int j) {
+    return st_plan_chunk_stage(p, j) == d || (p->schedule == ST_SCHED_DUALPIPE && p->pp - 1 - j == d);
 }
 
 int64_t st_plan_microbatches(const st_plan *p) { return p->gbs / ((int64_t)p->dp * p->mbs); }
@@ -289,6 +295,22 @@ int st_plan_finalize(st_plan *p, const st_model *m, const st_cluster *c, int64_t
                 BAD(p->ndp_batches ? "dp_batches" : "gbs",
                     "schedule=zbv needs at least 2*pp-1 = %d micro-batches per replica, the plan has %lld",
                     2 * p->pp - 1, (long long)st_plan_replica_microbatches(p, r));
+    }
+    if (p->schedule == ST_SCHED_DUALPIPE) {
+        /* DualPipe's own checks (deepseek-ai/DualPipe, dualpipe.py, DualPipe.step): num_ranks % 2 == 0;
+         * num_chunks % 2 == 0 and num_chunks >= num_ranks * 2, its micro-batches split in halves that
+         * enter at either end. Its ranks hold one stage of each copy, no virtual stages. */
+        if (p->pp < 2 || p->pp % 2)
+            BAD("pp", "schedule=dualpipe needs an even pp > 1 (rank d holds stage d and pp-1-d), not %d", p->pp);
+        if (p->vp != 1) BAD("vp", "schedule=dualpipe holds one stage of each model copy per rank: vp must be 1");
+        for (int r = 0; r < (p->ndp_batches ? p->ndp_batches : 1); r++) {
+            int64_t n = st_plan_replica_microbatches(p, r);
+            if (n % 2 || n < 2LL * p->pp)
+                BAD(p->ndp_batches ? "dp_batches" : "gbs",
+                    "schedule=dualpipe needs an even number of micro-batches per replica, at least 2*pp = %d; "
+                    "the plan has %lld",
+                    2 * p->pp, (long long)n);
+        }
     }
     if (p->vp > 1 && p->pp == 1) BAD("vp", "vp > 1 needs pp > 1");
     if ((int64_t)p->pp * p->vp > m->layers)

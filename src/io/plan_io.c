@@ -217,7 +217,7 @@ int st_plan_load(const char *path, st_plan *out, st_error *err) {
     CHECK(st__json_get_num(root, "offload_params", 0, 1, &p->offload_params, path, NULL, err));
     CHECK(st__json_get_num(root, "offload_activations", 0, 1, &p->offload_activations, path, NULL, err));
     GET_ENUM("dtype", st_dtype, st_dtype_parse, ST_DTYPE_NAMES, &p->dtype);
-    GET_ENUM("schedule", st_schedule, st_schedule_parse, "gpipe, 1f1b, interleaved, zb or zbv", &p->schedule);
+    GET_ENUM("schedule", st_schedule, st_schedule_parse, "gpipe, 1f1b, interleaved, zb, zbv or dualpipe", &p->schedule);
     if (rc == 1) p->given |= ST_GIVEN_SCHEDULE;
     GET_ENUM("attention", st_attention, st_attention_parse, "flash, unfused, fa2 or cudnn", &p->attention);
     GET_ENUM("cp_comm", st_cp_comm, st_cp_comm_parse, "p2p, all_gather or a2a", &p->cp_comm);

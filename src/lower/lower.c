@@ -1299,6 +1299,12 @@ static int check_size(const st_plan *p, int64_t microbatches, int nranks, st_err
 
 int st_lower_plan(st_cost_ctx *ctx, const st_plan *p, const st_lower_opts *o, st_lowered *out, st_error *err) {
     memset(out, 0, sizeof *out);
+    /* DualPipe's two copies and micro-batches from both ends are not lowered yet: its time is the
+     * estimate's (cost/estimate.c) */
+    if (p->schedule == ST_SCHED_DUALPIPE)
+        return st_error_set(err, ST_EINVAL, NULL, "schedule",
+                            "schedule=dualpipe is priced by strata estimate but not lowered to programs yet; "
+                            "simulate schedule=zbv or 1f1b instead");
     int full = o->every_rank;
     int pp = p->pp, chunks = pp * p->vp, rc = 0;
     int width = p->tp * p->cp * p->dp; /* ranks per stage */

@@ -275,7 +275,7 @@ static int check_plan(const st_plan *p, const st_model *m, st_error *err) {
                             "a fraction of the saved activations in host memory is not one of the emitted "
                             "frameworks' options");
     if ((unsigned)p->dtype >= ST_DT_COUNT) return st_error_set(err, ST_EINVAL, NULL, "dtype", "unknown dtype");
-    if ((unsigned)p->schedule > ST_SCHED_ZBV)
+    if ((unsigned)p->schedule > ST_SCHED_DUALPIPE)
         return st_error_set(err, ST_EINVAL, NULL, "schedule", "unknown schedule");
     if ((unsigned)p->attention >= ST_ATTN_COUNT)
         return st_error_set(err, ST_EINVAL, NULL, "attention", "unknown attention kind");
@@ -459,11 +459,13 @@ static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_
         return st_error_set(err, ST_EINVAL, NULL, "offload", "%s does not offload %s to CPU memory; %s",
                             MEGATRON_TARGET, p->offload == ST_OFF_PARAMS ? "parameters" : "optimizer states",
                             suggest);
-    if (p->schedule == ST_SCHED_ZBV)
+    if (p->schedule == ST_SCHED_ZBV || p->schedule == ST_SCHED_DUALPIPE)
         return st_error_set(err, ST_EINVAL, NULL, "schedule",
-                            "%s has no V-shaped zero-bubble schedule (ZB-V) and no DualPipe; use --emit torchtitan "
-                            "(ZBVZeroBubble) or schedule=1f1b or interleaved",
-                            MEGATRON_TARGET);
+                            "%s has no V-shaped zero-bubble schedule (ZB-V) and no DualPipe; %s",
+                            MEGATRON_TARGET,
+                            p->schedule == ST_SCHED_ZBV ? "use --emit torchtitan (ZBVZeroBubble) or schedule=1f1b or "
+                                                          "interleaved"
+                                                        : "use schedule=1f1b or interleaved");
     if (p->pp > 1 && (p->schedule == ST_SCHED_GPIPE || p->schedule == ST_SCHED_ZB))
         return st_error_set(err, ST_EINVAL, NULL, "schedule",
                             "%s runs 1F1B and interleaved 1F1B only, not %s; %s", MEGATRON_TARGET,
@@ -737,14 +739,16 @@ static int emit_deepspeed(sbuf *b, const st_plan *p, const st_model *m, const st
                                 "%s's pipeline engine supports ZeRO stage 0 or 1 only (pp=%d); use "
                                 "--emit torchtitan or pp=1",
                                 DEEPSPEED_TARGET, p->pp);
-        if (p->schedule == ST_SCHED_GPIPE || p->schedule == ST_SCHED_ZB || p->schedule == ST_SCHED_ZBV)
+        if (p->schedule == ST_SCHED_GPIPE || p->schedule == ST_SCHED_ZB || p->schedule == ST_SCHED_ZBV ||
+            p->schedule == ST_SCHED_DUALPIPE)
             return st_error_set(err, ST_EINVAL, NULL, "schedule",
                                 "%s's pipeline engine runs its own 1F1B schedule only, not %s; use --emit "
                                 "torchtitan",
                                 DEEPSPEED_TARGET,
                                 p->schedule == ST_SCHED_GPIPE ? "GPipe"
                                 : p->schedule == ST_SCHED_ZB  ? "zero-bubble"
-                                                              : "the V-shaped zero-bubble schedule (ZB-V)");
+                                : p->schedule == ST_SCHED_ZBV ? "the V-shaped zero-bubble schedule (ZB-V)"
+                                                              : "DualPipe");
         if (p->vp > 1)
             return st_error_set(err, ST_EINVAL, NULL, "vp",
                                 "%s's pipeline engine does not interleave virtual stages; use --emit "
@@ -933,6 +937,12 @@ static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const s
     int64_t local = p->gbs / p->dp;
     int64_t local_batch = p->pp > 1 ? local : p->mbs;
 
+    /* torch.distributed.pipelining's DualPipeV (a one-copy variant) came after the targeted release,
+     * and DeepSeek-V3's two-copy DualPipe is in no torchtitan release */
+    if (p->schedule == ST_SCHED_DUALPIPE)
+        return st_error_set(err, ST_EINVAL, NULL, "schedule",
+                            "%s has no DualPipe (nor DualPipeV); use schedule=zbv (ZBVZeroBubble) or 1f1b",
+                            TORCHTITAN_TARGET);
     if (p->ep > 1)
         return st_error_set(err, ST_EINVAL, NULL, "ep", "%s's llama3 model has no expert parallelism",
                             TORCHTITAN_TARGET);
