@@ -233,7 +233,7 @@ static void shape_bounds(search *s, const st_plan *p, double lb[ST_REC_FULL + 1]
         if (s->o->dualpipe && dualpipe_fits_shape(&q)) {
             double pair = 0;
             for (int d = 0; d < q.pp; d++)
-                if (t[d] + t[q.pp - 1 - d] > pair) pair = t[d] + t[q.pp - 1 - d];
+                if (t[rc][d] + t[rc][q.pp - 1 - d] > pair) pair = t[rc][d] + t[rc][q.pp - 1 - d];
             lb[rc] = (double)(st_plan_microbatches(&q) / 2) * pair;
         }
     }

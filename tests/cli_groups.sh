@@ -34,6 +34,8 @@ group "$T/zero.json" '"h100-sxm-80g"' 0 8
 bad "a group of 0 nodes" "groups[1].nodes" $EST --cluster "$T/zero.json"
 group "$T/neg.json" '"h100-sxm-80g"' 2 -8
 bad "negative GPUs per node" "groups[1].gpus_per_node" $EST --cluster "$T/neg.json"
+bad "DualPipe on node groups (a rank's two stages on both ends)" "schedule" estimate --model llama2-7b \
+	--cluster "$MIX" --plan tp=1,pp=4,mbs=1,gbs=64,schedule=dualpipe
 group "$T/domain.json" '"h100-sxm-80g"' 2 6
 bad "domain sizes that do not divide" "groups[1].gpus_per_node" $EST --cluster "$T/domain.json"
 group "$T/key.json" '"h100-sxm-80g"' 2 8 ', "framework": {}'

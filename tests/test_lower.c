@@ -124,6 +124,30 @@ END_TEST
  * the simulator plays the schedule out in the closed form's time m 2 (f + 2b) + the bubble of
  * st_cost_pipeline_s; and the activation peak the simulator sees is the estimate's (stage 0 holds
  * the embedding's and the loss's chunks). The closed form's forward-bound terms: test_cost.c. */
+/* seconds of data-parallel collectives in one stage's program */
+static double dp_stream_s(const st_program *pg) {
+    double t = 0;
+    for (int j = 0; j < pg->n; j++)
+        if (pg->ins[j].stream == ST_STREAM_DP) t += pg->ins[j].dur_s;
+    return t;
+}
+
+/* zbv with the dp reduce overlapped with the backward: stage d's chunks are d and 2pp-1-d, so the
+ * pieces it reduces add up to the whole reduce the same plan issues after its flush without overlap
+ * (summing chunks d and d+pp instead gave stage 0 a quarter more and stage 3 a quarter less) */
+START_TEST(test_zbv_dp_pieces) {
+    env a, b;
+    lower(&a, "gpt-1.7b", 8, "tp=1,pp=4,dp=2,mbs=1,gbs=16,schedule=zbv,zero=1,overlap_grad_reduce=1");
+    lower(&b, "gpt-1.7b", 8, "tp=1,pp=4,dp=2,mbs=1,gbs=16,schedule=zbv,zero=1");
+    for (int d = 0; d < 4; d++) {
+        double sa = dp_stream_s(&a.l.progs[d]), sb = dp_stream_s(&b.l.progs[d]);
+        ck_assert_msg(sb > 0 && fabs(sa / sb - 1) < 1e-9, "stage %d: pieces %.9f s, whole %.9f s", d, sa, sb);
+    }
+    done(&a);
+    done(&b);
+}
+END_TEST
+
 START_TEST(test_zbv) {
     static const struct {
         int pp;
@@ -1530,6 +1554,7 @@ Suite *suite_lower(void) {
     tcase_add_test(tc, test_interleaved);
     tcase_add_test(tc, test_gpipe_and_zb);
     tcase_add_test(tc, test_zbv);
+    tcase_add_test(tc, test_zbv_dp_pieces);
     tcase_add_test(tc, test_dualpipe_refused);
     tcase_add_test(tc, test_durations_are_the_cost_models);
     tcase_add_test(tc, test_pp_partition_messages);

@@ -114,6 +114,9 @@ START_TEST(test_rejects_naming_key) {
         {"gpt3-175b", 64, "tp=8,pp=8,gbs=14,schedule=dualpipe", "gbs"},
         {"gpt3-175b", 64, "tp=8,pp=8,vp=2,gbs=32,schedule=dualpipe", "vp"},
         {"gpt3-175b", 64, "tp=8,pp=4,dp=2,gbs=20,dp_batches=9,11,schedule=dualpipe", "dp_batches"},
+        /* not priced together with DualPipe: granular offload, uneven stages */
+        {"gpt3-175b", 64, "tp=8,pp=8,gbs=16,zero=1,schedule=dualpipe,offload_activations=0.5", "offload_activations"},
+        {"gpt3-175b", 64, "tp=8,pp=8,gbs=16,schedule=dualpipe,stage_layers=10,12,12,12,12,12,12,14", "stage_layers"},
         {"gpt3-175b", 64, "tp=8,pp=8,dtype=fp8", "dtype"},     /* no fp8 on A100 */
         {"gpt3-175b", 64, "tp=8,pp=8,offload=params,zero=1", "offload"},
         {"gpt3-175b", 48, "tp=8,cp=3,dp=2", "cp"},             /* 2048 % 6 */

@@ -311,6 +311,15 @@ int st_plan_finalize(st_plan *p, const st_model *m, const st_cluster *c, int64_t
                     "the plan has %lld",
                     2 * p->pp, (long long)n);
         }
+        /* a rank's two stages sit on the GPUs of both ends of the pipeline: the per-stage pricing of
+         * node groups (one stage, one group) does not describe it */
+        if (c && c->ngroups > 0)
+            BAD("schedule", "schedule=dualpipe on a cluster of node groups is not priced (each rank holds stages of "
+                "both pipeline ends); use 1f1b, interleaved, zb or zbv");
+        if (p->offload_params > 0 || p->offload_activations > 0)
+            BAD(p->offload_params > 0 ? "offload_params" : "offload_activations",
+                "granular offload with schedule=dualpipe is not priced; use 1f1b, interleaved or zb");
+        if (p->nstage_layers > 0) BAD("stage_layers", "schedule=dualpipe splits the layers evenly over its stages");
     }
     if (p->vp > 1 && p->pp == 1) BAD("vp", "vp > 1 needs pp > 1");
     if ((int64_t)p->pp * p->vp > m->layers)
