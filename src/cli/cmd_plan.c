@@ -126,9 +126,9 @@ static void print_plans(FILE *mem, const st_cli_inputs *in, const st_search_opts
     if (validate)
         fprintf(mem, "the top %lld re-ranked by simulated time (sim_s; - = not simulated, ! = could not run)\n\n",
                 (long long)validate);
-    fprintf(mem, "%4s %4s %4s %5s %3s %3s %3s %4s %2s %-9s %4s %-9s %3s %9s %10s %8s %6s %8s%s\n", "rank", "tp", "pp",
-            "dp", "cp", "ep", "vp", "mbs", "sp", "recompute", "zero", "offload", "ovl", "time_s", "tokens/s", "TFLOP/s",
-            "MFU%", "mem_GiB", validate ? "     sim_s" : "");
+    fprintf(mem, "%4s %4s %4s %5s %3s %3s %3s %4s %2s %-9s %4s %-9s %3s %-11s %9s %10s %8s %6s %8s%s\n", "rank", "tp",
+            "pp", "dp", "cp", "ep", "vp", "mbs", "sp", "recompute", "zero", "offload", "ovl", "schedule", "time_s",
+            "tokens/s", "TFLOP/s", "MFU%", "mem_GiB", validate ? "     sim_s" : "");
     for (int i = 0; i < res->n; i++) {
         const st_plan *p = &res->plans[i].plan;
         const st_estimate *e = &res->plans[i].est;
@@ -140,10 +140,10 @@ static void print_plans(FILE *mem, const st_cli_inputs *in, const st_search_opts
             else
                 snprintf(sim, sizeof sim, " %9s", t < 0 ? "!" : "-");
         }
-        fprintf(mem, "%4d %4d %4d %5d %3d %3d %3d %4lld %2d %-9s %4d %-9s %3d %9.3f %10.0f %8.1f %6.1f %8.1f%s\n",
+        fprintf(mem, "%4d %4d %4d %5d %3d %3d %3d %4lld %2d %-9s %4d %-9s %3d %-11s %9.3f %10.0f %8.1f %6.1f %8.1f%s\n",
                 i + 1, p->tp, p->pp, p->dp, p->cp, p->ep, p->vp, (long long)p->mbs, p->sp,
                 st_recompute_name(p->recompute), p->zero, st_offload_name(p->offload),
-                p->overlap_grad_reduce || p->tp_overlap,
+                p->overlap_grad_reduce || p->tp_overlap, st_schedule_name(p->schedule),
                 e->iteration_time_s, e->tokens_per_s, e->model_tflops_per_gpu, 100 * e->mfu,
                 e->memory_peak_bytes / GiB, sim);
     }
