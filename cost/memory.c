@@ -26,8 +26,9 @@
  * softmax of the loss on the last. fp8, mxfp8 and nvfp4 training add
  * Transformer Engine's cached weight copies (st_cost_weight_copy_bytes per parameter of its
  * quantised linear layers; with fp8_param_gather those copies replace the 16-bit weights); its
- * quantised saved inputs are in the operators' saved bytes (opgraph.c). Context parallelism's key/value buffers (opgraph.c,
- * st_op.work_bytes) live only while attention runs: the largest block's, once, on top. */
+ * quantised saved inputs are in the operators' saved bytes (opgraph.c). Context parallelism's
+ * key/value buffers (opgraph.c, st_op.work_bytes) live only while attention runs: the largest
+ * block's, once, on top. */
 #include "cost_private.h"
 
 #include <string.h>
