@@ -256,6 +256,11 @@ double st_cost_weight_copy_bytes(st_dtype dt, const st_gpu *g);
  * nvfp4 training keep 16-bit (bf16) weights and cast them per GEMM (NVIDIA Transformer Engine).
  * What the weights take in memory and what gathering or copying them moves. */
 double st_cost_weight_bytes(st_dtype dt);
+/* Bytes the data-parallel weight all-gather after the optimizer step (zero 1-2) moves for `params`
+ * weights of which `quant_params` are quantised linear layers' (st__quant_params): st_cost_weight_bytes
+ * each, except that with fp8_param_gather and dtype fp8 the quantised ones move their 1-byte fp8 data
+ * (Megatron --fp8-param-gather); mxfp8's still move 16 bits (through the gradient buffer). */
+double st_cost_gather_bytes(const st_plan *p, double params, double quant_params);
 /* The share of block operator o's forward that recompute mode rc runs again (0..1): selective the
  * ops st_op.selective marks, full all, op st_op.op_recompute (opgraph.c). *coll (optional): whether
  * its forward collective runs again too: under full, and under op unless the policy saved its
@@ -369,6 +374,9 @@ void st_cost_stage_compute(st_cost_ctx *ctx, const st_plan *p, double t_s[ST_REC
 double st_cost_overlap_tax(const st_cluster *c, double overlapped_s);
 /* The same for communication kernels that hold `comm_sms` SMs (st_cost_overlap_tax: NCCL's). */
 double st_cost_overlap_tax_sms(const st_cluster *c, double overlapped_s, int comm_sms);
+/* The parameters of pipeline stage `stage` that its quantised linear layers hold (fp8, mxfp8, nvfp4;
+ * 0 for the other dtypes): what st_cost_gather_bytes moves in fp8 with fp8_param_gather. */
+double st_cost_stage_quant_params(st_cost_ctx *ctx, const st_plan *p, int stage);
 /* Full (not overlapped) data-parallel times of pipeline stage `stage` for zero 0-2: the gradient
  * reduction, the weight all-gather, and how many buckets Megatron-LM issues them in. */
 void st_cost_dp_stage(st_cost_ctx *ctx, const st_plan *p, int stage, double *reduce_s, double *gather_s,

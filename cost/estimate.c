@@ -719,21 +719,24 @@ static double offload_mb(const st_plan *p, const stage_time *t, double fwd_s, do
 
 /* Full (not overlapped) data-parallel times of a device holding `dense` and `expert` parameters,
  * zero 0-2: the gradient reduction (all-reduce for zero 0, reduce-scatter for 1 and 2) and the
- * 16-bit weight all-gather (1 and 2), in Megatron-LM's buckets (nb of them). */
-static void dp_times(st_cost_ctx *ctx, const st_plan *p, double dense, double expert, double *red_s,
+ * weight all-gather (1 and 2; st_cost_gather_bytes: 16-bit, fp8 with fp8_param_gather), in Megatron-LM's
+ * buckets (nb of them). `quant` of the parameters are quantised linear layers' (st__quant_params). */
+static void dp_times(st_cost_ctx *ctx, const st_plan *p, double dense, double expert, double quant, double *red_s,
                      double *gat_s, double *nb) {
     const st_cluster *c = ctx->c;
     const st_profile *pr = ctx->prof;
     st_group gdp, gex;
     st_cost_group(c, p, ST_GRP_DP, &gdp);
     st_cost_group_edp(c, p, &gex);
-    double wbytes = st_cost_weight_bytes(p->dtype), gb = p->grad_bytes;
+    double gb = p->grad_bytes;
     double nbd = buckets(dense, (double)gdp.n), nbe = buckets(expert, (double)gex.n);
     st_coll red = p->zero == 0 ? ST_COLL_ALLREDUCE : ST_COLL_REDUCESCATTER;
     *red_s = pieces(c, pr, red, &gdp, dense * gb, nbd) + pieces(c, pr, red, &gex, expert * gb, nbe);
+    /* the quantised weights: every expert weight (its GEMMs are quantised), the rest dense */
+    double qe = quant < expert ? quant : expert;
     *gat_s = p->zero == 0 ? 0
-                          : pieces(c, pr, ST_COLL_ALLGATHER, &gdp, dense * wbytes, nbd) +
-                                pieces(c, pr, ST_COLL_ALLGATHER, &gex, expert * wbytes, nbe);
+                          : pieces(c, pr, ST_COLL_ALLGATHER, &gdp, st_cost_gather_bytes(p, dense, quant - qe), nbd) +
+                                pieces(c, pr, ST_COLL_ALLGATHER, &gex, st_cost_gather_bytes(p, expert, qe), nbe);
     *nb = nbd + (expert > 0 ? nbe : 0);
 }
 
@@ -1003,7 +1006,7 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
          * (Megatron-LM's --overlap-grad-reduce), with overlap_param_gather the gather behind the
          * next forward (--overlap-param-gather, a flag of its own); the last bucket always shows. */
         double red_s, gat_s, nb;
-        dp_times(dctx, p, dense_max, expert_max, &red_s, &gat_s, &nb);
+        dp_times(dctx, p, dense_max, expert_max, quant_max, &red_s, &gat_s, &nb);
         if (p->overlap_grad_reduce) {
             double red_x = red_s - slow.bwd_s > red_s / nb ? red_s - slow.bwd_s : red_s / nb;
             /* what hid behind compute still slowed it */
@@ -1175,8 +1178,15 @@ void st_cost_dp_stage(st_cost_ctx *ctx, const st_plan *p, int stage, double *red
     st_stage_memory sm;
     double dense, expert;
     st__cost_stage_class(ctx, p, stage, &cls);
-    st__cost_stage_memory(ctx, p, st__cost_shard(ctx, p), &cls, stage, &sm, &dense, &expert);
-    dp_times(ctx, p, dense, expert, reduce_s, gather_s, nbuckets);
+    const st__shard_cost *sc = st__cost_shard(ctx, p);
+    st__cost_stage_memory(ctx, p, sc, &cls, stage, &sm, &dense, &expert);
+    dp_times(ctx, p, dense, expert, st__quant_params(sc, &cls), reduce_s, gather_s, nbuckets);
+}
+
+double st_cost_stage_quant_params(st_cost_ctx *ctx, const st_plan *p, int stage) {
+    st__stage_class cls;
+    st__cost_stage_class(ctx, p, stage, &cls);
+    return st__quant_params(st__cost_shard(ctx, p), &cls);
 }
 
 double st_cost_param_gather_exposed(const st_cluster *c, double gather_s, double nbuckets, double fwd_s,

@@ -25,8 +25,10 @@
  * stages' model state. The embedding's dropout mask lives on the first stage, logits and the fp32
  * softmax of the loss on the last. fp8, mxfp8 and nvfp4 training add
  * Transformer Engine's cached weight copies (st_cost_weight_copy_bytes per parameter of its
- * quantised linear layers); its quantised saved inputs are in the operators' saved bytes (opgraph.c). Context parallelism's key/value buffers (opgraph.c,
- * st_op.work_bytes) live only while attention runs: the largest block's, once, on top. */
+ * quantised linear layers; with fp8_param_gather those copies replace the 16-bit weights); its
+ * quantised saved inputs are in the operators' saved bytes (opgraph.c). Context parallelism's
+ * key/value buffers (opgraph.c, st_op.work_bytes) live only while attention runs: the largest
+ * block's, once, on top. */
 #include "cost_private.h"
 
 #include <string.h>
@@ -38,6 +40,16 @@ double st_cost_weight_copy_bytes(st_dtype dt, const st_gpu *g) {
     /* tensor-scaled fp8 on sm100: the fp8 copy serves every GEMM layout, no transpose (cost.h) */
     if (dt == ST_DT_FP8 && g->peak_flops[ST_DT_NVFP4] > 0) return st_dtype_bytes(dt);
     return 2 * st_dtype_bytes(dt);
+}
+
+double st_cost_gather_bytes(const st_plan *p, double params, double quant_params) {
+    double w = st_cost_weight_bytes(p->dtype);
+    /* Megatron-LM's param_and_grad_buffer.py: fp8 (tensor-scaled) parameters live in a uint8 buffer that
+     * the all-gather fills; MXFP8's column-wise copy cannot be made from gathered row-wise data, so
+     * Megatron Bridge's recipe (reuse_grad_buf_for_mxfp8_param_ag) gathers the 16-bit values into the
+     * gradient buffer and quantises them after */
+    if (!p->fp8_param_gather || p->dtype != ST_DT_FP8) return params * w;
+    return (params - quant_params) * w + quant_params * st_dtype_bytes(ST_DT_FP8);
 }
 
 void st_cost_state_bytes(st_dtype dt, int grad_bytes, int zero, st_offload off, double shard, st_state_bytes *out) {
@@ -185,6 +197,10 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__shard_c
         if (2 * b8 < quant_w) quant_w = 2 * b8;
     }
     out->weights_bytes += copy_b * quant_w;
+    /* fp8_param_gather (Megatron --fp8-param-gather, Transformer Engine's fp8_model_init): the quantised
+     * copies are the weights, no 16-bit copy beside them; the distributed optimizer's fp32 master shard
+     * and the gradient buffer stay (zero 1-2 only, st_plan_finalize) */
+    if (p->fp8_param_gather) out->weights_bytes -= wb * quant_w;
     out->grads_bytes = dense * sd.grads + expert * se.grads;
     if (p->zero >= 3 && p->offload == ST_OFF_NONE) {
         /* FSDP2 (torch/distributed/fsdp/_fully_shard/_fsdp_collectives.py, foreach_reduce): a block's

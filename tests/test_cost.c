@@ -1258,6 +1258,50 @@ START_TEST(test_param_gather_overlap) {
 }
 END_TEST
 
+/* fp8_param_gather (Megatron --fp8-param-gather): the quantised copies are the weights, so each stage
+ * holds 2 bytes less per quantised parameter and nothing else changes (the fp32 master shard, the
+ * gradients, the activations); the weight all-gather after the step moves 1 byte per quantised
+ * parameter for fp8 instead of 2, the same 2 for mxfp8 (the 16-bit values through the gradient buffer) */
+START_TEST(test_fp8_param_gather_cost) {
+    const char *dts[] = {"fp8", "mxfp8"};
+    for (int d = 0; d < 2; d++) {
+        char spec[128];
+        snprintf(spec, sizeof spec, "tp=4,pp=4,vp=2,dp=4,mbs=1,gbs=64,sp=1,zero=1,grad_bytes=2,dtype=%s", dts[d]);
+        env e;
+        env_init_on(&e, "dgx-b200", "llama3-70b", 64, spec);
+        for (int stage = 0; stage < 4; stage++) {
+            st_stage_memory off, on;
+            double red0, gat0, nb0, red1, gat1, nb1;
+            e.p->fp8_param_gather = 0;
+            st_cost_stage_memory(e.ctx, e.p, stage, &off);
+            st_cost_dp_stage(e.ctx, e.p, stage, &red0, &gat0, &nb0);
+            e.p->fp8_param_gather = 1;
+            st_cost_stage_memory(e.ctx, e.p, stage, &on);
+            st_cost_dp_stage(e.ctx, e.p, stage, &red1, &gat1, &nb1);
+            double q = st_cost_stage_quant_params(e.ctx, e.p, stage);
+            /* every block's linear layers: 80 / 16 blocks of 4 of them per chunk, sharded over tp 4 */
+            ck_assert(q > 0.8 * 70e9 / 16 && q < 70e9 / 16);
+            REL(off.weights_bytes - on.weights_bytes, 2 * q, 1e-12);
+            REL(off.total_bytes - on.total_bytes, 2 * q, 1e-12);
+            ck_assert_double_eq(on.optimizer_bytes, off.optimizer_bytes);
+            ck_assert_double_eq(on.grads_bytes, off.grads_bytes);
+            ck_assert_double_eq(on.activations_bytes, off.activations_bytes);
+            ck_assert_double_eq(red1, red0);
+            ck_assert_double_eq(nb1, nb0);
+            if (d == 0)
+                ck_assert(gat1 < gat0 && gat1 > 0.4 * gat0);
+            else
+                ck_assert_double_eq(gat1, gat0);
+        }
+        /* bytes: 2 per 16-bit weight, 1 per fp8 one */
+        REL(st_cost_gather_bytes(e.p, 10, 6), d == 0 ? 4 * 2 + 6 : 20, 1e-15);
+        e.p->fp8_param_gather = 0;
+        REL(st_cost_gather_bytes(e.p, 10, 6), 20, 1e-15);
+        env_free(&e);
+    }
+}
+END_TEST
+
 /* a profile from JSON text, through a file as --profile reads it (new) */
 static st_profile *profile_text(const char *fmt, ...) {
     char path[512], text[2048];
@@ -1930,6 +1974,7 @@ Suite *suite_cost(void) {
     tcase_add_test(tc, test_tp_overlap_closed_form);
     tcase_add_test(tc, test_cp_comm);
     tcase_add_test(tc, test_param_gather_overlap);
+    tcase_add_test(tc, test_fp8_param_gather_cost);
     tcase_add_test(tc, test_profile_tables);
     tcase_add_test(tc, test_offload_copy_tables);
     tcase_add_test(tc, test_attention_rates);

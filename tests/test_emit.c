@@ -1331,6 +1331,11 @@ static void rel_mxfp8(st_plan *p, st_model *m) {
     rel_fp8(p, m);
     p->dtype = ST_DT_MXFP8;
 }
+static void rel_fp8pg(st_plan *p, st_model *m) {
+    rel_fp8(p, m);
+    p->zero = 1;
+    p->fp8_param_gather = 1;
+}
 static void rel_op(st_plan *p, st_model *m) { p->recompute = ST_REC_OP; }
 static void rel_none(st_plan *p, st_model *m) { p->recompute = ST_REC_NONE; }
 static void rel_fp32_single(st_plan *p, st_model *m) {
@@ -1367,7 +1372,7 @@ static const struct {
 } rel_plans[] = {
     {rel_fsdp, 1}, {rel_tp, 1},   {rel_pp, 1},   {rel_interleaved, 1}, {rel_uneven, 1},   {rel_cp, 1},
     {rel_fp8, 1},  {rel_op, 1},   {rel_none, 1}, {rel_fp32_single, 1}, {rel_moe, 0},      {rel_gpt3, 0},
-    {rel_deepseek, 0}, {rel_windows, 0},
+    {rel_deepseek, 0}, {rel_windows, 0}, {rel_fp8pg, 0},
 };
 
 START_TEST(test_emit_release_keys) {
@@ -1393,6 +1398,45 @@ START_TEST(test_emit_release_keys) {
         free(s);
     }
     keys_free(&titan);
+    keys_free(&mega);
+}
+END_TEST
+
+/* fp8_param_gather: Megatron's --fp8-param-gather (in the target's argument list), with mxfp8 a note on
+ * the gradient-buffer gather it was priced as; DeepSpeed and torchtitan refuse it, naming the key */
+START_TEST(test_fp8_param_gather_emit) {
+    st_plan p;
+    st_model m;
+    st_error err;
+    char *s;
+    keys mega;
+    keys_load(&mega, "megatron_main_000c4ac_flags.txt");
+    plan_llama(&p);
+    model_llama8b(&m);
+    rel_fp8(&p, &m);
+    p.zero = 1;
+    s = emit_ok(ST_EMIT_MEGATRON, &p, &m);
+    ASSERT_NO_FLAG(s, "--fp8-param-gather");
+    free(s);
+    p.fp8_param_gather = 1;
+    s = emit_ok(ST_EMIT_MEGATRON, &p, &m);
+    ASSERT_LINE(s, "--fp8-param-gather");
+    ck_assert_ptr_null(strstr(s, "reuse_grad_buf_for_mxfp8_param_ag"));
+    ck_assert_int_gt(check_megatron_flags(s, &mega), 10);
+    free(s);
+    p.dtype = ST_DT_MXFP8;
+    s = emit_ok(ST_EMIT_MEGATRON, &p, &m);
+    ASSERT_LINE(s, "--fp8-param-gather");
+    ck_assert_ptr_nonnull(strstr(s, "reuse_grad_buf_for_mxfp8_param_ag=True"));
+    free(s);
+    const st_emit_kind refuse[] = {ST_EMIT_DEEPSPEED, ST_EMIT_TORCHTITAN};
+    for (int k = 0; k < 2; k++) {
+        long n = -1;
+        ck_assert_int_eq(run_emit(refuse[k], &p, &m, &err, &s, &n), ST_EINVAL);
+        ck_assert_str_eq(err.key, "fp8_param_gather");
+        ck_assert_int_eq(n, 0); /* nothing written */
+        free(s);
+    }
     keys_free(&mega);
 }
 END_TEST
@@ -1561,6 +1605,7 @@ Suite *suite_emit(void) {
     tcase_add_test(tc, test_emit_deterministic);
     tcase_add_test(tc, test_torchtitan_float8);
     tcase_add_test(tc, test_blockscaled_emit);
+    tcase_add_test(tc, test_fp8_param_gather_emit);
     tcase_add_loop_test(tc, test_emit_release_keys, 0, (int)(sizeof rel_plans / sizeof rel_plans[0]));
     suite_add_tcase(s, tc);
     return s;

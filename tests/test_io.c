@@ -108,6 +108,7 @@ static void assert_plans_equal(const st_plan *a, const st_plan *b) {
     ck_assert_int_eq(a->attention, b->attention);
     ck_assert_int_eq(a->overlap_grad_reduce, b->overlap_grad_reduce);
     ck_assert_int_eq(a->overlap_param_gather, b->overlap_param_gather);
+    ck_assert_int_eq(a->fp8_param_gather, b->fp8_param_gather);
     ck_assert_int_eq(a->tp_overlap, b->tp_overlap);
     ck_assert_int_eq(a->pp_partition, b->pp_partition);
     ck_assert_int_eq(a->grad_bytes, b->grad_bytes);
@@ -798,13 +799,15 @@ START_TEST(plan_save_load_round_trip) {
     ck_assert_ptr_null(json_object_get(root = st__plan_to_json(&a), "tp_overlap"));
     ck_assert_ptr_null(json_object_get(root, "overlap_param_gather"));
     ck_assert_ptr_null(json_object_get(root, "pp_partition"));
+    ck_assert_ptr_null(json_object_get(root, "fp8_param_gather"));
     json_decref(root);
-    a.tp_overlap = a.overlap_param_gather = a.pp_partition = 1;
+    a.tp_overlap = a.overlap_param_gather = a.pp_partition = a.fp8_param_gather = 1;
     ck_assert_int_eq(st_plan_save(&a, &m, &c, path, &err), 0);
     ck_assert_int_eq(st__json_load_file(path, &root, &err), 0);
     ck_assert(json_is_true(json_object_get(root, "tp_overlap")));
     ck_assert(json_is_true(json_object_get(root, "overlap_param_gather")));
     ck_assert(json_is_true(json_object_get(root, "pp_partition")));
+    ck_assert(json_is_true(json_object_get(root, "fp8_param_gather")));
     json_decref(root);
     st_plan_defaults(&b);
     ck_assert_int_eq(st_plan_load(path, &b, &err), 0);

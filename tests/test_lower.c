@@ -1312,6 +1312,43 @@ START_TEST(test_overlaps_in_programs) {
 }
 END_TEST
 
+/* fp8_param_gather in the programs: the weight all-gather after the step moves 1 byte per quantised
+ * weight (fp8) instead of 2, and takes st_cost_dp_stage's time, so sim and estimate agree. */
+START_TEST(test_fp8_param_gather_program) {
+    double bytes[2], quant = 0;
+    for (int k = 0; k < 2; k++) {
+        env e;
+        st_error err;
+        st_lower_opts o;
+        st_lower_opts_init(&o);
+        ck_assert_int_eq(st_model_preset("llama3-8b", &e.m), 0);
+        ck_assert_int_eq(st_cluster_resolve("dgx-h100", 16, &e.c, NULL), 0);
+        e.p = malloc(sizeof *e.p);
+        st_plan_defaults(e.p);
+        ck_assert_int_eq(st_plan_parse_spec(k ? "tp=8,dp=2,gbs=32,zero=1,dtype=fp8,fp8_param_gather=1"
+                                              : "tp=8,dp=2,gbs=32,zero=1,dtype=fp8",
+                                            e.p, &err),
+                         0);
+        ck_assert_int_eq(st_plan_finalize(e.p, &e.m, &e.c, 0, NULL, &err), 0);
+        e.ctx = st_cost_ctx_new(&e.m, &e.c, NULL);
+        ck_assert_int_eq(st_lower_plan(e.ctx, e.p, &o, &e.l, &err), 0);
+        bytes[k] = -1;
+        double dur = -1;
+        for (int i = 0; i < e.l.progs[0].n; i++) {
+            const st_ins *in = &e.l.progs[0].ins[i];
+            if (in->kind == ST_INS_COLL && strcmp(in->label, "dp gather") == 0) bytes[k] = in->bytes, dur = in->dur_s;
+        }
+        double reduce_s, gather_s, nb;
+        st_cost_dp_stage(e.ctx, e.p, 0, &reduce_s, &gather_s, &nb);
+        ck_assert_double_eq_tol(dur, gather_s, gather_s * 1e-12);
+        quant = st_cost_stage_quant_params(e.ctx, e.p, 0);
+        done(&e);
+    }
+    ck_assert(quant > 0);
+    ck_assert_double_eq_tol(bytes[0] - bytes[1], quant, quant * 1e-12);
+}
+END_TEST
+
 /* Optimizer offload (ZeRO-Offload): after the data-parallel reduction the gradients cross PCIe on
  * the copy stream, the CPU runs Adam, the updated weights come back on the copy stream; the copies
  * take the cost model's times, in that order, and the iteration agrees with the estimate. */
@@ -1572,6 +1609,7 @@ Suite *suite_lower(void) {
     tcase_add_test(tc, test_fabric_tier_links);
     tcase_add_test(tc, test_dp_buckets_overlap);
     tcase_add_test(tc, test_overlaps_in_programs);
+    tcase_add_test(tc, test_fp8_param_gather_program);
     tcase_add_test(tc, test_transfers_alone_take_the_cost_models_time);
     tcase_add_test(tc, test_zero3_layer_by_layer);
     tcase_add_test(tc, test_zero3_pipeline_matches_estimate);

@@ -264,6 +264,45 @@ static void key_round_trip(fixture *f, const char *key, const char *in_spec, con
     ck_assert_int_eq(st_plan_parse_spec(spec, f->p, &err), 0);
 }
 
+/* fp8_param_gather: off by default and not written; on (dtype fp8 or mxfp8, zero 1-2), written into the
+ * canonical spec and read back; refused with another dtype, zero 0 or 3 (offload=params needs zero 3),
+ * granular offload_params and outside 0..1, naming the key. */
+START_TEST(test_fp8_param_gather_key) {
+    const struct {
+        const char *spec;
+        int ok;
+    } cases[] = {
+        {"tp=8,zero=1,dtype=fp8,fp8_param_gather=1", 1},
+        {"tp=8,zero=2,dtype=mxfp8,fp8_param_gather=1", 1},
+        {"tp=8,zero=1,dtype=bf16,fp8_param_gather=1", 0},
+        {"tp=8,zero=1,dtype=nvfp4,fp8_param_gather=1", 0},
+        {"tp=8,zero=0,dtype=fp8,fp8_param_gather=1", 0},
+        {"tp=8,zero=3,dtype=fp8,fp8_param_gather=1", 0},
+        {"tp=8,zero=1,dtype=fp8,offload_params=0.5,fp8_param_gather=1", 0},
+        {"tp=8,zero=1,dtype=fp8,fp8_param_gather=2", 0},
+    };
+    fixture f;
+    st_error err;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ck_assert_int_eq(st_model_preset("llama3-70b", &f.m), 0);
+        ck_assert_int_eq(st_cluster_resolve("dgx-b200", 64, &f.c, NULL), 0);
+        st_plan p;
+        st_plan_defaults(&p);
+        st_error_clear(&err);
+        int rc = st_plan_parse_spec(cases[i].spec, &p, &err);
+        if (!rc) rc = st_plan_finalize(&p, &f.m, &f.c, 0, NULL, &err);
+        ck_assert_msg(cases[i].ok ? rc == 0 : rc == ST_EINVAL, "%s: rc %d (%s)", cases[i].spec, rc, err.text);
+        if (!cases[i].ok) ck_assert_str_eq(err.key, "fp8_param_gather");
+    }
+    f.p = malloc(sizeof *f.p);
+    st_plan_defaults(f.p);
+    ck_assert_int_eq(f.p->fp8_param_gather, 0);
+    key_round_trip(&f, "fp8_param_gather", "tp=8,zero=1,dtype=fp8,fp8_param_gather=1", ",fp8_param_gather=1");
+    ck_assert_int_eq(f.p->fp8_param_gather, 1);
+    free(f.p);
+}
+END_TEST
+
 /* pp_partition: off by default and not written; on, written into the canonical spec and read back;
  * refused with sp=1 (each rank already holds its own 1/tp) and outside 0..1, naming the key. */
 START_TEST(test_pp_partition_key) {
@@ -317,6 +356,7 @@ Suite *suite_plan(void) {
     tcase_add_test(tc, test_explicit_stage_layers);
     tcase_add_test(tc, test_overlap_keys);
     tcase_add_test(tc, test_pp_partition_key);
+    tcase_add_test(tc, test_fp8_param_gather_key);
     tcase_add_test(tc, test_cp_comm_key);
     suite_add_tcase(s, tc);
     return s;

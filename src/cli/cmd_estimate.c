@@ -94,6 +94,8 @@ static const char help_text[] =
     "                all_gather (Llama 3's: K/V gathered, exposed) or a2a (Ulysses; heads/tp divisible by cp)\n"
     "                pp_partition=1 (sp=0): DeepSpeed's pipeline engine, each tp rank sends 1/tp of a pipeline\n"
     "                message and the tp group all-gathers it (default 0: sent whole, as Megatron-Core does)\n"
+    "                fp8_param_gather=1 (dtype fp8 or mxfp8, zero 1-2): Megatron's --fp8-param-gather, the\n"
+    "                quantised weights without a 16-bit copy; fp8's weight all-gather moves 1 byte each\n"
     "  --profile F   calibration profile replacing the default efficiency curves: a file, or the name\n"
     "                of a shipped one (strata profiles)\n"
     "  --ops         also list what each operator of a block costs (time, TFLOP/s, bound, collective)\n"

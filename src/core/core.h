@@ -615,6 +615,11 @@ typedef struct st_plan {
     /* zero 1-2: the weight all-gather after the optimizer step overlapped with the next forward,
      * bucket by bucket (Megatron --overlap-param-gather; needs overlap_grad_reduce, as there) */
     int overlap_param_gather;
+    /* zero 1-2 with dtype fp8 or mxfp8: the quantised linear layers' weights exist only as Transformer
+     * Engine's quantised tensors, no 16-bit copy beside them (Megatron --fp8-param-gather); the weight
+     * all-gather after the step moves 1 byte per such weight for fp8, and for mxfp8 the 16-bit values
+     * through the gradient buffer (st_cost_gather_bytes) */
+    int fp8_param_gather;
     /* sp's tp all-gathers and reduce-scatters overlapped with the GEMMs beside them (Megatron
      * --tp-comm-overlap, Transformer Engine's userbuffers; torchtitan's async TP): tp > 1, sp = 1 */
     int tp_overlap;

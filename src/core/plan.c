@@ -7,7 +7,7 @@
  * pp > 1 and 2 pp - 1 micro-batches; dualpipe, DeepSeek-V3's, needs an even pp and an even number of
  * micro-batches, at least 2 pp, with vp=1), attention=flash (fused, what every current stack runs;
  * the 2021-22 Megatron-LM runs of the validation sets say attention=unfused), overlap_grad_reduce=0,
- * overlap_param_gather=0, tp_overlap=0 (Megatron-LM's defaults), grad_bytes=4 (Megatron-LM
+ * overlap_param_gather=0, fp8_param_gather=0, tp_overlap=0 (Megatron-LM's defaults), grad_bytes=4 (Megatron-LM
  * accumulates gradients in fp32), cp_comm=p2p (Megatron-LM's --cp-comm-type default, Transformer
  * Engine's ring; a plan without cp > 1 may name it: Megatron accepts the flag at cp=1 and it
  * changes nothing there), kernels=fused (Megatron-LM's fused kernels, or torch.compile's),
@@ -66,7 +66,7 @@ static int parse_frac(const char *v, double *out, const char *key, st_error *err
 #define SPEC_KEYS                                                                                  \
     "tp, pp, dp, cp, ep, vp, mbs, gbs, seq, sp, recompute, zero, offload, offload_optimizer, offload_params, "    \
     "offload_activations, dtype, schedule, attention, kernels, cp_comm, overlap_grad_reduce, overlap_param_gather, "\
-    "tp_overlap, pp_partition, grad_bytes, seed, stage_layers, dp_batches"
+    "fp8_param_gather, tp_overlap, pp_partition, grad_bytes, seed, stage_layers, dp_batches"
 
 /* A list key's entries: "stage_layers=10,14" goes on over the tokens after it that have no '='. */
 static int parse_list(const char *k, const char *v, char **tok, int cap, int *list, int *n, st_error *err) {
@@ -141,6 +141,7 @@ int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err) {
         INTKEY("zero", 0, 3, zero, 0)
         INTKEY("overlap_grad_reduce", 0, 1, overlap_grad_reduce, 0)
         INTKEY("overlap_param_gather", 0, 1, overlap_param_gather, 0)
+        INTKEY("fp8_param_gather", 0, 1, fp8_param_gather, 0)
         INTKEY("tp_overlap", 0, 1, tp_overlap, 0)
         INTKEY("pp_partition", 0, 1, pp_partition, 0)
         INTKEY("grad_bytes", 2, 4, grad_bytes, ST_GIVEN_GRAD)
@@ -375,6 +376,16 @@ int st_plan_finalize(st_plan *p, const st_model *m, const st_cluster *c, int64_t
     if (p->overlap_param_gather && (p->zero < 1 || p->zero > 2 || !p->overlap_grad_reduce))
         BAD("overlap_param_gather", "overlap_param_gather=1 needs zero 1 or 2 and overlap_grad_reduce=1 (the plan "
             "has zero=%d, overlap_grad_reduce=%d)", p->zero, p->overlap_grad_reduce);
+    /* Megatron-LM's --fp8-param-gather: Transformer Engine's fp8 (tensor-scaled) or MXFP8 weights made
+     * by fp8_model_init, all-gathered by the distributed optimizer (Megatron-FSDP's gather of them, and
+     * --fp4-param-gather for nvfp4, are not priced); the weights must be on the GPU (offload=params is
+     * zero 3's, refused above) */
+    if (p->fp8_param_gather && p->dtype != ST_DT_FP8 && p->dtype != ST_DT_MXFP8)
+        BAD("fp8_param_gather", "fp8_param_gather=1 needs dtype fp8 or mxfp8 (the plan has dtype=%s)",
+            st_dtype_name(p->dtype));
+    if (p->fp8_param_gather && (p->zero < 1 || p->zero > 2 || p->offload_params > 0))
+        BAD("fp8_param_gather", "fp8_param_gather=1 needs zero 1 or 2 (the distributed optimizer) with the weights "
+            "on the GPU (the plan has zero=%d, offload_params=%g)", p->zero, p->offload_params);
     if (!(c->gpu.peak_flops[p->dtype] > 0))
         BAD("dtype", "%s has no %s tensor throughput", c->gpu.name, st_dtype_name(p->dtype));
     if (!(p->given & ST_GIVEN_GRAD)) p->grad_bytes = 4;
@@ -443,6 +454,7 @@ void st_plan_format_spec(const st_plan *p, char *buf, size_t n) {
     if (w > 0 && (size_t)w < n && p->overlap_grad_reduce) w += snprintf(buf + w, n - (size_t)w, ",overlap_grad_reduce=1");
     if (w > 0 && (size_t)w < n && p->overlap_param_gather)
         w += snprintf(buf + w, n - (size_t)w, ",overlap_param_gather=1");
+    if (w > 0 && (size_t)w < n && p->fp8_param_gather) w += snprintf(buf + w, n - (size_t)w, ",fp8_param_gather=1");
     if (w > 0 && (size_t)w < n && p->tp_overlap) w += snprintf(buf + w, n - (size_t)w, ",tp_overlap=1");
     if (w > 0 && (size_t)w < n && p->pp_partition) w += snprintf(buf + w, n - (size_t)w, ",pp_partition=1");
     if (w > 0 && (size_t)w < n && p->grad_bytes != 4) w += snprintf(buf + w, n - (size_t)w, ",grad_bytes=%d", p->grad_bytes);

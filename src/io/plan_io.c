@@ -8,9 +8,9 @@
  * A file without "attention" (written before strata had the key, when it priced attention unfused)
  * gets the caller's value, st_plan_defaults' flash: the key's default, as for an inline spec that
  * does not name it; such a file meant for the 2021-22 unfused pricing needs "attention": "unfused".
- * "overlap_param_gather", "tp_overlap" and "pp_partition" are written only when on (a file without
- * them means off, their default), so that the files of plans that leave them off read as before the
- * keys existed;
+ * "overlap_param_gather", "fp8_param_gather", "tp_overlap" and "pp_partition" are written only when on
+ * (a file without them means off, their default), so that the files of plans that leave them off read
+ * as before the keys existed;
  * "cp_comm" likewise only when not p2p, its default (a file without it gets p2p).
  *
  * Invariants: load starts from the caller's plan (st_plan_defaults first) and writes it back only
@@ -29,7 +29,7 @@ static const char *const plan_keys[] = {
     "format", "version", "spec", "gpus", "model", "cluster", "tp", "pp", "dp", "cp", "ep", "vp", "mbs", "gbs", "seq",
     "sp", "recompute", "zero", "offload", "offload_optimizer", "offload_params", "offload_activations", "dtype",
     "schedule", "attention", "overlap_grad_reduce", "grad_bytes", "stage_layers", "dp_batches", "dp_batches_note",
-    "seed", "overlap_param_gather", "tp_overlap", "pp_partition", "cp_comm", "kernels", NULL};
+    "seed", "overlap_param_gather", "fp8_param_gather", "tp_overlap", "pp_partition", "cp_comm", "kernels", NULL};
 
 /* A flag: true/false or the integers 0/1. 1 present, 0 absent, <0 error. */
 static int get_flag(const json_t *o, const char *key, int *out, const char *file, st_error *err) {
@@ -224,6 +224,7 @@ int st_plan_load(const char *path, st_plan *out, st_error *err) {
     GET_ENUM("kernels", st_kernels, st_kernels_parse, "fused, eager or compile", &p->kernels);
     CHECK(get_flag(root, "overlap_grad_reduce", &p->overlap_grad_reduce, path, err));
     CHECK(get_flag(root, "overlap_param_gather", &p->overlap_param_gather, path, err));
+    CHECK(get_flag(root, "fp8_param_gather", &p->fp8_param_gather, path, err));
     CHECK(get_flag(root, "tp_overlap", &p->tp_overlap, path, err));
     CHECK(get_flag(root, "pp_partition", &p->pp_partition, path, err));
     CHECK(st__json_get_int(root, "grad_bytes", 2, 4, &x, path, NULL, err));
@@ -301,6 +302,7 @@ json_t *st__plan_to_json(const st_plan *p) {
     SET("overlap_grad_reduce", json_boolean(p->overlap_grad_reduce));
     /* written only when on, so that files of plans without them stay as they were */
     if (p->overlap_param_gather) SET("overlap_param_gather", json_true());
+    if (p->fp8_param_gather) SET("fp8_param_gather", json_true());
     if (p->tp_overlap) SET("tp_overlap", json_true());
     if (p->pp_partition) SET("pp_partition", json_true());
     if (p->cp_comm != ST_CP_P2P) SET("cp_comm", json_string(st_cp_comm_name(p->cp_comm)));

@@ -156,6 +156,7 @@ typedef struct lower_ctx {
      * (zero 1-2): the weight all-gather hides behind the next forward but for its last bucket */
     int dp_overlap, gather_overlap;
     double dp_reduce_s, dp_reduce_lat, dp_buckets, stage_params;
+    double stage_quant; /* of stage_params, the quantised linear layers' (st_cost_gather_bytes) */
     double bwd_extra; /* the stage's st_stage_memory.backward_extra_bytes: its first backward allocates it */
     double stage_fwd_s; /* one micro-batch's forward compute on the stage (what the gather hides behind) */
     double p2p_bytes, grad_bytes;
@@ -1218,7 +1219,7 @@ static void step_optimizer(builder *b, const lower_ctx *L, const iteration_end *
         g.coll = ST_COLL_ALLGATHER;
         g.group = L->dp_group;
         g.route = L->r_dp;
-        g.bytes = L->stage_params * st_cost_weight_bytes(p->dtype);
+        g.bytes = st_cost_gather_bytes(p, L->stage_params, L->stage_quant);
         if (L->gather_overlap) {
             /* what the next iteration's first forward does not hide (st_cost_param_gather_exposed),
              * its share of the latency and bytes; what hides still took NCCL's SMs from that
@@ -1242,7 +1243,7 @@ static int lower_program(st_cost_ctx *ctx, st_cost_ctx *ctx0, lower_ctx *L, iter
     const st_plan *p = L->p;
     builder b = {.pg = pg, .last_dp = -1, .zp = {-1, -1}, .last_compute = -1};
     L->dp_overlap = L->gather_overlap = 0;
-    L->stage_params = L->stage_fwd_s = 0;
+    L->stage_params = L->stage_fwd_s = L->stage_quant = 0;
     for (int j = 0; j < L->chunks; j++) /* the stage's chunks: d, d + pp, ...; zbv's d and 2 pp - 1 - d */
         if (st_plan_chunk_stage(p, j) == d) L->stage_params += L->cc[j].params, L->stage_fwd_s += L->cc[j].fwd_s;
     E->gather_s = E->gather_lat = 0;
@@ -1252,6 +1253,7 @@ static int lower_program(st_cost_ctx *ctx, st_cost_ctx *ctx0, lower_ctx *L, iter
         if (!v || !v0) return ST_ENOMEM;
         st_cost_dp_stage(v, p, d, &L->dp_reduce_s, &E->gather_s, &L->dp_buckets);
         st_cost_dp_stage(v0, p, d, &red0, &gat0, &nb0);
+        L->stage_quant = st_cost_stage_quant_params(v, p, d);
         L->dp_reduce_lat = st__latency_of(L->dp_reduce_s, red0);
         E->gather_lat = st__latency_of(E->gather_s, gat0);
         L->dp_overlap = p->overlap_grad_reduce;

@@ -547,6 +547,10 @@ static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_
             sb_puts(b, "# note: --bf16 makes Megatron-LM accumulate and all-reduce gradients in fp32 "
                        "(4 bytes); the plan assumed 2-byte gradients\n");
     }
+    if (p->fp8_param_gather && p->dtype == ST_DT_MXFP8)
+        sb_puts(b, "# note: fp8_param_gather with mxfp8 was priced as Megatron Bridge's recipe runs it: "
+                   "DistributedDataParallelConfig reuse_grad_buf_for_mxfp8_param_ag=True (the 16-bit weights "
+                   "gathered through the gradient buffer, then quantised); set it there\n");
     if (p->dtype == ST_DT_TF32)
         sb_puts(b, "# note: tf32 is a PyTorch matmul setting, not a Megatron-LM flag; parameters stay fp32\n");
     if (m->position == ST_POS_ROPE && m->rope_theta <= 0)
@@ -666,6 +670,8 @@ static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_
     if (p->overlap_grad_reduce) flag(&w, "--overlap-grad-reduce");
     /* (plan.c refuses it without zero 1-2 and overlap_grad_reduce, as validate_args does) */
     if (p->overlap_param_gather) flag(&w, "--overlap-param-gather");
+    /* fp8/mxfp8 weights only, gathered by the distributed optimizer (plan.c: zero 1-2) */
+    if (p->fp8_param_gather) flag(&w, "--fp8-param-gather");
     /* Transformer Engine's userbuffers with their default configurations (sp is on: plan.c) */
     if (p->tp_overlap) flag(&w, "--tp-comm-overlap");
     if (m->vocab_pad_multiple >= 1) flag(&w, "--make-vocab-size-divisible-by %" PRId64, m->vocab_pad_multiple);
@@ -715,6 +721,11 @@ static int emit_deepspeed(sbuf *b, const st_plan *p, const st_model *m, const st
         return st_error_set(err, ST_EINVAL, NULL, "kernels",
                             "%s runs Megatron-DeepSpeed's fused kernels; kernels=%s is torchtitan's",
                             DEEPSPEED_TARGET, st_kernels_name(p->kernels));
+    /* DeepSpeed's ZeRO 1-2 optimizer holds 16-bit model weights and gathers them; strata priced none */
+    if (p->fp8_param_gather)
+        return st_error_set(err, ST_EINVAL, NULL, "fp8_param_gather",
+                            "%s keeps 16-bit weights beside its ZeRO optimizer and gathers them in 16 bits; it has "
+                            "no fp8-only weights; use --emit megatron (--fp8-param-gather)", DEEPSPEED_TARGET);
     if (p->offload != ST_OFF_NONE && p->zero == 0)
         return st_error_set(err, ST_EINVAL, NULL, "offload",
                             "%s offloads only under ZeRO (offload_optimizer needs zero >= 1)", DEEPSPEED_TARGET);
@@ -987,6 +998,13 @@ static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const s
     if (p->offload == ST_OFF_PARAMS && p->zero == 0)
         return st_error_set(err, ST_EINVAL, NULL, "offload",
                             "%s offloads through FSDP2, which needs zero >= 1", TORCHTITAN_TARGET);
+    /* float8's FSDP2 fp8 all-gather (enable_fsdp_float8_all_gather) is ZeRO-3's; fp8_param_gather is
+     * priced for the distributed optimizer (zero 1-2) only */
+    if (p->fp8_param_gather)
+        return st_error_set(err, ST_EINVAL, NULL, "fp8_param_gather",
+                            "%s has no distributed optimizer with fp8-only weights (its fp8 all-gather is FSDP2's, "
+                            "zero=3, which strata does not price with fp8_param_gather); use --emit megatron",
+                            TORCHTITAN_TARGET);
     /* strata prices zero 1 and 2 as what they are; FSDP2 would run them as ZeRO-3 at another cost */
     if (p->zero == 1 || p->zero == 2)
         return st_error_set(err, ST_EINVAL, NULL, "zero",
