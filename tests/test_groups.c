@@ -471,6 +471,102 @@ START_TEST(test_granular_offload_per_group) {
 }
 END_TEST
 
+/* simulated iteration of p lowered by stage (full 0) or to every rank; *res (optional) keeps the result */
+static double sim_time(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *l, st_sim_result *res) {
+    st_error err;
+    st_sim_result r;
+    ck_assert_msg((full ? st_lower_full(ctx, p, l, &err) : st_lower(ctx, p, l, &err)) == 0, "%s", err.text);
+    ck_assert_msg(st_sim_run(l, 0, NULL, &r, &err) == 0, "%s", err.text);
+    double t = r.iteration_time_s;
+    if (res)
+        *res = r;
+    else
+        st_sim_result_destroy(&r);
+    return t;
+}
+
+START_TEST(test_every_rank_refuses) {
+    /* uneven micro-batches where collectives run per micro-batch across replicas: one error naming
+     * dp_batches; the same plans with even ones lower and run */
+    static const char *const specs[][2] = {{"tp=8,pp=2,dp=2,gbs=64,zero=3,dp_batches=24,40", "zero=3"},
+                                           {"tp=2,pp=1,dp=16,ep=8,gbs=64,dp_batches=2,2,2,2,2,2,2,2,6,6,6,6,6,6,6,6",
+                                            "ep > 1"}};
+    st_model m;
+    st_cluster c;
+    mixed(&c);
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        ck_assert_int_eq(st_model_preset(i == 0 ? "llama2-7b" : "mixtral-8x7b", &m), 0);
+        st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+        st_plan p;
+        st_lowered l;
+        st_error err;
+        plan_on(&m, &c, specs[i][0], &p);
+        ck_assert_int_eq(st_lower_full(ctx, &p, &l, &err), ST_EINVAL);
+        ck_assert_str_eq(err.key, "dp_batches");
+        ck_assert_ptr_nonnull(strstr(err.text, specs[i][1]));
+        for (int q = 0; q < p.dp; q++) p.dp_batches[q] = (int)(p.gbs / p.dp);
+        ck_assert_msg(st_lower_full(ctx, &p, &l, &err) == 0, "%s", err.text);
+        st_lowered_destroy(&l);
+        st_cost_ctx_free(ctx);
+    }
+}
+END_TEST
+
+START_TEST(test_every_rank_mixed) {
+    /* every rank of a mixed A100 + H100 cluster on its own GPU: pp across the groups (stage 0 on the
+     * A100s, stage 1 on the H100s), dp across them (replicas 0-1 on A100s, 2-3 on H100s), uneven
+     * micro-batches. The iteration agrees with the by-stage simulation and the estimate within 10%
+     * (issue 19's check), and every H100 rank computes a micro-batch faster than every A100 rank */
+    static const char *const specs[] = {"tp=8,pp=2,dp=2,gbs=64", "tp=8,pp=1,dp=4,gbs=64",
+                                        "tp=8,pp=1,dp=4,gbs=64,dp_batches=12,12,20,20",
+                                        "tp=4,pp=2,dp=4,gbs=64,dp_batches=12,20,12,20,zero=1,overlap_grad_reduce=1",
+                                        "tp=4,pp=4,dp=2,vp=2,gbs=64,dp_batches=24,40"};
+    st_model m;
+    st_cluster c;
+    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
+    mixed(&c);
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        st_plan p;
+        st_estimate e;
+        st_lowered ls, lf;
+        st_sim_result r;
+        plan_on(&m, &c, specs[i], &p);
+        ck_assert_int_eq(st_cost_estimate(ctx, &p, &e), 0);
+        double ts = sim_time(ctx, &p, 0, &ls, NULL), tf = sim_time(ctx, &p, 1, &lf, &r);
+        ck_assert_msg(fabs(tf / ts - 1) < 0.1 && fabs(tf / e.iteration_time_s - 1) < 0.1,
+                      "%s: every rank %.6f s, by stage %.6f s, estimate %.6f s", specs[i], tf, ts, e.iteration_time_s);
+        ck_assert_int_eq(lf.nranks, 32);
+        double a100_min = INFINITY, h100_max = 0;
+        for (int k = 0; k < lf.nranks; k++) {
+            int q = (k % (p.tp * p.cp * p.dp)) / (p.tp * p.cp); /* its replica */
+            double per_mb = r.ranks[k].bd_s[ST_BD_COMPUTE] / (double)st_plan_replica_microbatches(&p, q);
+            if (st_cluster_rank_group(&c, k) == 0 && per_mb < a100_min) a100_min = per_mb;
+            if (st_cluster_rank_group(&c, k) == 1 && per_mb > h100_max) h100_max = per_mb;
+        }
+        ck_assert_msg(h100_max > 0 && h100_max < a100_min, "%s: H100 %.6f s a micro-batch, A100 %.6f s", specs[i],
+                      h100_max, a100_min);
+        /* a replica runs the instructions of the first replica on its groups with as many micro-batches:
+         * dp across groups, ranks 8, 16, 24 are replicas 1-3's first lanes; 12,20,12,20 at tp=4, ranks
+         * 4, 8, 12 (replicas 0 and 2 alike, 1 and 3) */
+        if (p.pp == 1) {
+            ck_assert_ptr_eq(lf.progs[8].like, &lf.progs[0]);
+            ck_assert_ptr_null(lf.progs[16].like);
+            ck_assert_ptr_eq(lf.progs[24].like, &lf.progs[16]);
+            ck_assert_ptr_eq(lf.progs[17].like, &lf.progs[16]);
+        } else if (p.ndp_batches == 4) {
+            ck_assert_ptr_null(lf.progs[4].like);
+            ck_assert_ptr_eq(lf.progs[8].like, &lf.progs[0]);
+            ck_assert_ptr_eq(lf.progs[12].like, &lf.progs[4]);
+        }
+        st_sim_result_destroy(&r);
+        st_lowered_destroy(&ls);
+        st_lowered_destroy(&lf);
+    }
+    st_cost_ctx_free(ctx);
+}
+END_TEST
+
 Suite *suite_groups(void) {
     Suite *s = suite_create("groups");
     TCase *tc = tcase_create("groups");
@@ -487,6 +583,8 @@ Suite *suite_groups(void) {
     tcase_add_test(tc, test_emit_refuses_dp_batches);
     tcase_add_test(tc, test_plan_file_round_trip);
     tcase_add_test(tc, test_granular_offload_per_group);
+    tcase_add_test(tc, test_every_rank_mixed);
+    tcase_add_test(tc, test_every_rank_refuses);
     suite_add_tcase(s, tc);
     return s;
 }
