@@ -66,6 +66,32 @@ for plan in tp=8,pp=4,dp=1 tp=8,pp=4,dp=1,stage_layers=6,6,10,10 tp=4,pp=2,dp=4 
 	then ok "$plan: sim $s s, estimate $e s"; else nok "$plan: sim within 10% of the estimate" "sim '$s', estimate '$e'"; fi
 done
 
+echo "# --- sim --every-rank: each rank on its own GPU, within 10% of the by-stage simulation and the estimate"
+# busy RANK: the compute stream's busy time of rank RANK in $T/out (sim --json's "ranks")
+busy() { awk -v r="$1" '/"rank":/ { gsub(/[ ,]/, ""); split($0, a, ":"); k = a[2] }
+	/"busy_s":/ && k == r { gsub(/[ ,]/, ""); split($0, a, ":"); print a[2]; exit }' "$T/out"; }
+for plan in tp=8,pp=2,dp=2 tp=8,pp=1,dp=4 tp=8,pp=1,dp=4,dp_batches=12,12,20,20 tp=4,pp=2,dp=4,dp_batches=12,20,12,20; do
+	run estimate --model llama2-7b --cluster "$MIX" --plan "$plan,gbs=64" --json
+	e=$(awk '/"iteration_time_s"/ { gsub(/[ ,]/, ""); split($0, a, ":"); print a[2]; exit }' "$T/out")
+	run sim --model llama2-7b --cluster "$MIX" --plan "$plan,gbs=64" --json
+	s=$(awk '/"iteration_time_s"/ { gsub(/[ ,]/, ""); split($0, a, ":"); print a[2]; exit }' "$T/out")
+	run sim --model llama2-7b --cluster "$MIX" --plan "$plan,gbs=64" --every-rank --json
+	f=$(awk '/"iteration_time_s"/ { gsub(/[ ,]/, ""); split($0, a, ":"); print a[2]; exit }' "$T/out")
+	if [ "$rc" -eq 0 ] && [ -n "$e" ] && [ -n "$s" ] && [ -n "$f" ] && awk -v e="$e" -v s="$s" -v f="$f" \
+		'BEGIN { d = (f - e) / e; x = (f - s) / s; exit !(d < 0.1 && d > -0.1 && x < 0.1 && x > -0.1) }'
+	then ok "$plan --every-rank: $f s (by stage $s s, estimate $e s)"
+	else nok "$plan --every-rank within 10% of by stage and the estimate" "every rank '$f', by stage '$s', estimate '$e'"; fi
+done
+# dp across the groups, even batches: rank 0 (A100) computes longer than rank 31 (H100)
+run sim --model llama2-7b --cluster "$MIX" --plan tp=8,pp=1,dp=4,gbs=64 --every-rank --json
+a=$(busy 0)
+h=$(busy 31)
+if [ -n "$a" ] && [ -n "$h" ] && awk -v a="$a" -v h="$h" 'BEGIN { exit !(h > 0 && h < a) }'
+then ok "--every-rank: the H100 rank computes in $h s, the A100 rank in $a s"
+else nok "--every-rank: the H100 rank computes faster" "A100 '$a', H100 '$h'"; fi
+bad "--every-rank with uneven dp_batches and zero=3" "dp_batches" sim --model llama2-7b --cluster "$MIX" \
+	--plan tp=8,pp=2,dp=2,gbs=64,zero=3,dp_batches=24,40 --every-rank
+
 echo "# --- plan balances the mixed cluster and beats the even split"
 run plan --model llama2-7b --cluster "$MIX" --gbs 64 --top 1 --json
 if [ "$rc" -eq 0 ] && grep -q 'dp_batches=\|stage_layers=' "$T/out"; then ok "the best plan is balanced: $(grep -m1 '"spec"' "$T/out")"

@@ -471,6 +471,211 @@ START_TEST(test_granular_offload_per_group) {
 }
 END_TEST
 
+/* simulated iteration of p lowered by stage (full 0) or to every rank; *res (optional) keeps the result */
+static double sim_time(st_cost_ctx *ctx, const st_plan *p, int full, st_lowered *l, st_sim_result *res) {
+    st_error err;
+    st_sim_result r;
+    ck_assert_msg((full ? st_lower_full(ctx, p, l, &err) : st_lower(ctx, p, l, &err)) == 0, "%s", err.text);
+    ck_assert_msg(st_sim_run(l, 0, NULL, &r, &err) == 0, "%s", err.text);
+    double t = r.iteration_time_s;
+    if (res)
+        *res = r;
+    else
+        st_sim_result_destroy(&r);
+    return t;
+}
+
+/* alone no transfer of l outruns a link it crosses (hop count x route rate within the link's capacity) */
+static void links_hold(const st_lowered *l, const char *spec) {
+    for (int r = 0; r < l->nroutes; r++) {
+        const st_route *rt = &l->routes[r];
+        for (int h = rt->first; h < rt->first + rt->n; h++) {
+            const st_link *lk = &l->links[l->hops[h].link];
+            ck_assert_msg(l->hops[h].count * rt->bytes_per_s <= lk->bytes_per_s * (1 + 1e-9),
+                          "%s: route %d, %d x %g B/s on %s (%g B/s)", spec, r, l->hops[h].count, rt->bytes_per_s,
+                          lk->name, lk->bytes_per_s);
+        }
+    }
+}
+
+START_TEST(test_every_rank_odd_nodes) {
+    /* groups of different node sizes (2 nodes of 4 H100s, then 2 of 8 A100s): the ranks sit on their
+     * real nodes, so a tp group of 8 H100s spans two nodes and an A100 node's 8 GPUs share its links;
+     * both lowerings hold their links and simulate the estimate's time (within 10%) */
+    st_model m;
+    st_cluster c;
+    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
+    memset(&c, 0, sizeof c);
+    c.ngroups = 2;
+    group_from(&c.groups[0], "dgx-h100", "h100", 2);
+    c.groups[0].gpus_per_node = 4, c.groups[0].nics_per_node = 4; /* (a NIC a GPU, as on the A100 nodes) */
+    group_from(&c.groups[1], "dgx-a100-80g", "a100", 2);
+    c.xgroup_bytes_per_s = 200e9, c.xgroup_oversubscription = 1;
+    ck_assert_int_eq(st_cluster_finalize(&c, NULL, NULL), 0);
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+    static const char *const specs[] = {"tp=8,pp=1,dp=3,gbs=63", "tp=4,pp=1,dp=6,gbs=60,zero=1"};
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        st_plan p;
+        st_estimate e;
+        plan_on(&m, &c, specs[i], &p);
+        ck_assert_int_eq(st_cost_estimate(ctx, &p, &e), 0);
+        for (int full = 0; full < 2; full++) {
+            st_lowered l;
+            double t = sim_time(ctx, &p, full, &l, NULL);
+            links_hold(&l, specs[i]);
+            ck_assert_msg(fabs(t / e.iteration_time_s - 1) < 0.1, "%s (full %d): simulated %.6f s, estimate %.6f s",
+                          specs[i], full, t, e.iteration_time_s);
+            st_lowered_destroy(&l);
+        }
+    }
+    st_cost_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_every_rank_links) {
+    /* the links every rank's transfers cross on the mixed cluster (lowered by stage: the slowest
+     * view's, as before): each GPU's and node's at its own group's rates (an H100's NVLink port faster than an A100's), the fabric between the groups
+     * crossed exactly by the transfers between them (the pipeline's from stage 0 on the A100s to
+     * stage 1 on the H100s; a dp group across both), and alone no transfer outruns a link it
+     * crosses (hop count x route rate within the link's capacity): each takes its cost model time */
+    static const char *const specs[] = {"tp=8,pp=2,dp=2,gbs=64", "tp=8,pp=1,dp=4,gbs=64", "tp=4,pp=2,dp=4,gbs=64"};
+    st_model m;
+    st_cluster c;
+    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
+    mixed(&c);
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++)
+        for (int full = 0; full < 2; full++) {
+            st_plan p;
+            st_lowered l;
+            st_error err;
+            plan_on(&m, &c, specs[i], &p);
+            ck_assert_msg((full ? st_lower_full(ctx, &p, &l, &err) : st_lower(ctx, &p, &l, &err)) == 0, "%s", err.text);
+            double nv[2] = {0, 0};
+            int groups = 0;
+            for (int k = 0; k < l.nlinks; k++) {
+                const st_link *lk = &l.links[k];
+                if (lk->kind == ST_LINK_NVLINK) nv[st_cluster_rank_group(&c, lk->index)] = lk->bytes_per_s;
+                groups += lk->kind == ST_LINK_GROUPS;
+            }
+            if (full && p.tp == 8) ck_assert_msg(nv[1] > nv[0] && nv[0] > 0, "%s: NVLink %g, %g", specs[i], nv[0], nv[1]);
+            /* (by stage a representative stands for replicas on both groups: the view of all GPUs) */
+            ck_assert_msg(groups > 0 || !full, "%s: no link between the groups", specs[i]);
+            links_hold(&l, specs[i]);
+            if (full) { /* rank 0's send forward (to rank 16, an H100) crosses between the groups; a tp group does not */
+                const st_program *pg = &l.progs[0];
+                int send = -1, tp = -1;
+                for (int k = 0; k < pg->n; k++) {
+                    if (pg->ins[k].kind == ST_INS_SEND && send < 0) send = pg->ins[k].route;
+                    if (pg->ins[k].kind == ST_INS_COLL && strcmp(pg->ins[k].label, "tp collectives") == 0) tp = pg->ins[k].route;
+                }
+                ck_assert_int_ge(tp, 0);
+                int xs = 0, xt = 0;
+                for (int h = l.routes[tp].first; h < l.routes[tp].first + l.routes[tp].n; h++)
+                    xt += l.links[l.hops[h].link].kind == ST_LINK_GROUPS;
+                if (send >= 0)
+                    for (int h = l.routes[send].first; h < l.routes[send].first + l.routes[send].n; h++)
+                        xs += l.links[l.hops[h].link].kind == ST_LINK_GROUPS;
+                ck_assert_int_eq(xt, 0);
+                ck_assert_int_eq(xs, p.pp > 1 ? 2 : 0);
+            }
+            if (full && p.tp == 4) { /* each stage's dp group inside one group, across its two nodes: at its rate */
+                double rate[2] = {0, 0};
+                for (int s = 0; s < 2; s++) {
+                    const st_program *pg = &l.progs[16 * s];
+                    for (int k = 0; k < pg->n; k++)
+                        if (strcmp(pg->ins[k].label, "dp reduce") == 0) rate[s] = l.routes[pg->ins[k].route].bytes_per_s;
+                }
+                ck_assert_msg(rate[1] > rate[0] && rate[0] > 0, "dp routes %g (A100), %g (H100) B/s", rate[0], rate[1]);
+            }
+            st_lowered_destroy(&l);
+        }
+    st_cost_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_every_rank_refuses) {
+    /* uneven micro-batches where collectives run per micro-batch across replicas: one error naming
+     * dp_batches; the same plans with even ones lower and run */
+    static const char *const specs[][2] = {{"tp=8,pp=2,dp=2,gbs=64,zero=3,dp_batches=24,40", "zero=3"},
+                                           {"tp=2,pp=1,dp=16,ep=8,gbs=64,dp_batches=2,2,2,2,2,2,2,2,6,6,6,6,6,6,6,6",
+                                            "ep > 1"}};
+    st_model m;
+    st_cluster c;
+    mixed(&c);
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        ck_assert_int_eq(st_model_preset(i == 0 ? "llama2-7b" : "mixtral-8x7b", &m), 0);
+        st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+        st_plan p;
+        st_lowered l;
+        st_error err;
+        plan_on(&m, &c, specs[i][0], &p);
+        ck_assert_int_eq(st_lower_full(ctx, &p, &l, &err), ST_EINVAL);
+        ck_assert_str_eq(err.key, "dp_batches");
+        ck_assert_ptr_nonnull(strstr(err.text, specs[i][1]));
+        for (int q = 0; q < p.dp; q++) p.dp_batches[q] = (int)(p.gbs / p.dp);
+        ck_assert_msg(st_lower_full(ctx, &p, &l, &err) == 0, "%s", err.text);
+        st_lowered_destroy(&l);
+        st_cost_ctx_free(ctx);
+    }
+}
+END_TEST
+
+START_TEST(test_every_rank_mixed) {
+    /* every rank of a mixed A100 + H100 cluster on its own GPU: pp across the groups (stage 0 on the
+     * A100s, stage 1 on the H100s), dp across them (replicas 0-1 on A100s, 2-3 on H100s), uneven
+     * micro-batches. The iteration agrees with the by-stage simulation and the estimate within 10%
+     * (issue 19's check), and every H100 rank computes a micro-batch faster than every A100 rank */
+    static const char *const specs[] = {"tp=8,pp=2,dp=2,gbs=64", "tp=8,pp=1,dp=4,gbs=64",
+                                        "tp=8,pp=1,dp=4,gbs=64,dp_batches=12,12,20,20",
+                                        "tp=4,pp=2,dp=4,gbs=64,dp_batches=12,20,12,20,zero=1,overlap_grad_reduce=1",
+                                        "tp=4,pp=4,dp=2,vp=2,gbs=64,dp_batches=24,40"};
+    st_model m;
+    st_cluster c;
+    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
+    mixed(&c);
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        st_plan p;
+        st_estimate e;
+        st_lowered ls, lf;
+        st_sim_result r;
+        plan_on(&m, &c, specs[i], &p);
+        ck_assert_int_eq(st_cost_estimate(ctx, &p, &e), 0);
+        double ts = sim_time(ctx, &p, 0, &ls, NULL), tf = sim_time(ctx, &p, 1, &lf, &r);
+        ck_assert_msg(fabs(tf / ts - 1) < 0.1 && fabs(tf / e.iteration_time_s - 1) < 0.1,
+                      "%s: every rank %.6f s, by stage %.6f s, estimate %.6f s", specs[i], tf, ts, e.iteration_time_s);
+        ck_assert_int_eq(lf.nranks, 32);
+        double a100_min = INFINITY, h100_max = 0;
+        for (int k = 0; k < lf.nranks; k++) {
+            int q = (k % (p.tp * p.cp * p.dp)) / (p.tp * p.cp); /* its replica */
+            double per_mb = r.ranks[k].bd_s[ST_BD_COMPUTE] / (double)st_plan_replica_microbatches(&p, q);
+            if (st_cluster_rank_group(&c, k) == 0 && per_mb < a100_min) a100_min = per_mb;
+            if (st_cluster_rank_group(&c, k) == 1 && per_mb > h100_max) h100_max = per_mb;
+        }
+        ck_assert_msg(h100_max > 0 && h100_max < a100_min, "%s: H100 %.6f s a micro-batch, A100 %.6f s", specs[i],
+                      h100_max, a100_min);
+        /* a replica runs the instructions of the first replica on its groups with as many micro-batches:
+         * dp across groups, ranks 8, 16, 24 are replicas 1-3's first lanes; 12,20,12,20 at tp=4, ranks
+         * 4, 8, 12 (replicas 0 and 2 alike, 1 and 3) */
+        if (p.pp == 1) {
+            ck_assert_ptr_eq(lf.progs[8].like, &lf.progs[0]);
+            ck_assert_ptr_null(lf.progs[16].like);
+            ck_assert_ptr_eq(lf.progs[24].like, &lf.progs[16]);
+            ck_assert_ptr_eq(lf.progs[17].like, &lf.progs[16]);
+        } else if (p.ndp_batches == 4) {
+            ck_assert_ptr_null(lf.progs[4].like);
+            ck_assert_ptr_eq(lf.progs[8].like, &lf.progs[0]);
+            ck_assert_ptr_eq(lf.progs[12].like, &lf.progs[4]);
+        }
+        st_sim_result_destroy(&r);
+        st_lowered_destroy(&ls);
+        st_lowered_destroy(&lf);
+    }
+    st_cost_ctx_free(ctx);
+}
+END_TEST
+
 Suite *suite_groups(void) {
     Suite *s = suite_create("groups");
     TCase *tc = tcase_create("groups");
@@ -487,6 +692,10 @@ Suite *suite_groups(void) {
     tcase_add_test(tc, test_emit_refuses_dp_batches);
     tcase_add_test(tc, test_plan_file_round_trip);
     tcase_add_test(tc, test_granular_offload_per_group);
+    tcase_add_test(tc, test_every_rank_mixed);
+    tcase_add_test(tc, test_every_rank_refuses);
+    tcase_add_test(tc, test_every_rank_links);
+    tcase_add_test(tc, test_every_rank_odd_nodes);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -2,9 +2,9 @@
  *
  * The tp, cp and dp ranks of a stage run identical programs on identical inputs, so each stage is
  * lowered once, as a representative rank (program.h, "Symmetry"); st_lower_full lowers every
- * rank, where the lanes of a stage run its first lane's instructions under their own names for
- * groups, peers and routes (program.h, "Shared instructions": 48 times less instruction memory
- * and lowering time for the 1T benchmark). Durations come from st_cost_chunk, st_cost_op and
+ * rank, where the lanes of a stage run its first lane's instructions (on node groups, the first lane
+ * of a replica like theirs) under their own names for groups, peers and routes (program.h, "Shared
+ * instructions": 48 times less instruction memory and lowering time for the 1T benchmark). Durations come from st_cost_chunk, st_cost_op and
  * st_cost_estimate: the simulator and the estimator price the same operators.
  *
  * Compute instructions name the operators they run (program.h, "Operators"; the table is
@@ -54,11 +54,16 @@
  * its gather waits for it. Offload's optimizer step: the gradients to the host on the copy stream,
  * the CPU's Adam, the updated weights back (ZeRO-Offload, Ren et al. 2021).
  *
- * Node groups of different GPU types and uneven micro-batches per replica (issue 19): each stage is
- * lowered as the replica that sets the step (st_cost_slowest_replica) runs it: its micro-batch count,
- * its chunks priced on its own GPUs (st_cost_view of its tp x cp ranks), its data-parallel collectives
- * on the stage's data-parallel group; the per-operator form's operator table keeps the cluster's
- * slowest GPU, and the every-rank lowering refuses such plans.
+ * Node groups of different GPU types and uneven micro-batches per replica (issue 19): by stage, each
+ * stage is lowered as the replica that sets the step (st_cost_slowest_replica) runs it; to every rank,
+ * each replica's ranks as that replica runs them. Either way a program has its replica's micro-batch
+ * count, its chunks priced on its own GPUs (st_cost_view of its tp x cp ranks), its pipeline messages
+ * on the links to its neighbours (st_cost_stage_p2p: the fabric between groups where they differ), its
+ * data-parallel collectives on the stage's data-parallel group; the per-operator form's operator table
+ * keeps the cluster's slowest GPU. Every rank: the replicas that sit on the same groups and run as
+ * many micro-batches share one replica's instructions. Collectives issued per micro-batch in groups
+ * that span replicas (ZeRO-3's layer gathers, the experts' all-to-all) need equal micro-batch counts:
+ * uneven dp_batches with zero=3 or ep > 1 are refused there (no framework runs them either).
  *
  * Network (program.h, "Network"; the links and routes are lower_net.c's). Every transfer gets a
  * route and a latency part: the cost model's time minus the same time on the cluster without
@@ -140,8 +145,8 @@ typedef struct lower_ctx {
     const st_plan *p;
     int chunks;
     int64_t m;
-    int rep;                  /* the replica lowered as each stage's representative (st_cost_slowest_replica) */
-    const st_chunk_cost *cc;  /* per chunk */
+    int rep;                  /* the replica this program runs (by stage: st_cost_slowest_replica's) */
+    const st_chunk_cost *cc;  /* per chunk, on that replica's GPUs */
     const st_chunk_cost *cc0; /* per chunk, without latencies */
     int full;                 /* every rank, with explicit tp collectives (st_lower_full) */
     int per_op;               /* each collective at its operator (st_lower_opts.per_op) */
@@ -1299,6 +1304,34 @@ static int check_size(const st_plan *p, int64_t microbatches, int nranks, st_err
                         bytes / 1073741824.0, per_rank, nranks, limit / 1073741824.0);
 }
 
+/* 1 when the replicas run different micro-batch counts (dp_batches not all equal) */
+static int uneven_batches(const st_plan *p) {
+    for (int q = 1; q < p->ndp_batches; q++)
+        if (p->dp_batches[q] != p->dp_batches[0]) return 1;
+    return 0;
+}
+
+/* Every rank on node groups or with dp_batches (nrep = dp replicas priced): like[q], the first replica
+ * whose programs replica q's equal, the one whose instructions q runs: as many micro-batches and every
+ * stage's block on the same node groups (its first and last rank's), so its chunks, messages and
+ * memory are priced alike (cost/estimate.c prices consecutive replicas once by the same signature).
+ * nrep = 1: one replica stands for all. */
+static void replicas_alike(const st_cluster *c, const st_plan *p, int nrep, int *like) {
+    int64_t blk = (int64_t)p->tp * p->cp;
+    for (int q = 0; q < nrep; q++) {
+        like[q] = q;
+        for (int k = 0; k < q && like[q] == q; k++) {
+            int same = st_plan_replica_microbatches(p, k) == st_plan_replica_microbatches(p, q);
+            for (int d = 0; d < p->pp && same; d++) {
+                int64_t fq = blk * (q + (int64_t)p->dp * d), fk = blk * (k + (int64_t)p->dp * d);
+                same = st_cluster_rank_group(c, fq) == st_cluster_rank_group(c, fk) &&
+                       st_cluster_rank_group(c, fq + blk - 1) == st_cluster_rank_group(c, fk + blk - 1);
+            }
+            if (same) like[q] = k;
+        }
+    }
+}
+
 int st_lower_plan(st_cost_ctx *ctx, const st_plan *p, const st_lower_opts *o, st_lowered *out, st_error *err) {
     memset(out, 0, sizeof *out);
     /* DualPipe's two copies and micro-batches from both ends are not lowered yet: its time is the
@@ -1312,23 +1345,31 @@ int st_lower_plan(st_cost_ctx *ctx, const st_plan *p, const st_lower_opts *o, st
     int width = p->tp * p->cp * p->dp; /* ranks per stage */
     int lanes = full ? width : 1;      /* programs per stage */
     int nranks = pp * lanes;
-    /* node groups, uneven micro-batches (issue 19): each stage as the replica that sets the step runs it,
-     * on that replica's GPUs with its micro-batches; every rank's programs would differ by replica */
+    /* node groups, uneven micro-batches (issue 19): by stage, each stage as the replica that sets the
+     * step runs it; every rank, each replica as it runs (nrep replicas priced, each its own chunks) */
     const st_cluster *c = st_cost_cluster(ctx);
-    if (full && (c->ngroups > 0 || p->ndp_batches))
-        return st_error_set(err, ST_EINVAL, NULL, c->ngroups > 0 ? "cluster" : "dp_batches",
-                            "lowering every rank is for uniform clusters with even micro-batches; node groups and "
-                            "dp_batches are lowered by stage (the slowest replica)");
+    int mixed = c->ngroups > 0 || p->ndp_batches, nrep = full && mixed ? p->dp : 1;
+    if (full && uneven_batches(p) && (p->zero == 3 || p->ep > 1))
+        return st_error_set(err, ST_EINVAL, NULL, "dp_batches",
+                            "uneven dp_batches are not lowered to every rank with %s: its collectives run once "
+                            "per micro-batch in groups across replicas that run different counts; simulate by "
+                            "stage, or with even micro-batches",
+                            p->zero == 3 ? "zero=3 (the layer gathers)" : "ep > 1 (the experts' all-to-all)");
     int rep = st_cost_slowest_replica(ctx, p);
-    if ((rc = check_size(p, st_plan_replica_microbatches(p, rep), nranks, err))) return rc;
+    int64_t m_max = st_plan_replica_microbatches(p, rep);
+    for (int q = 0; q < nrep; q++)
+        if (st_plan_replica_microbatches(p, q) > m_max) m_max = st_plan_replica_microbatches(p, q);
+    if ((rc = check_size(p, m_max, nranks, err))) return rc;
     group_layout G;
     layout_groups(ctx, p, full, &G);
-    st_chunk_cost *cc = calloc((size_t)chunks, sizeof *cc), *cc0 = calloc((size_t)chunks, sizeof *cc0);
+    size_t nc = (size_t)nrep * (size_t)chunks; /* chunk costs: per replica priced, chunk by chunk */
+    st_chunk_cost *cc = calloc(nc, sizeof *cc), *cc0 = calloc(nc, sizeof *cc0);
     int *r_fwd = malloc(sizeof(int) * (size_t)nranks), *r_bwd = malloc(sizeof(int) * (size_t)nranks);
     int *r_g = malloc(sizeof(int) * (size_t)G.ngroups); /* each group's route */
-    zchunk *z = p->zero == 3 ? calloc((size_t)chunks, sizeof *z) : NULL;
+    int *like = malloc(sizeof(int) * (size_t)nrep);     /* the replica whose instructions each replica runs */
+    zchunk *z = p->zero == 3 ? calloc(nc, sizeof *z) : NULL;
     int granular = p->offload_params > 0 || p->offload_activations > 0;
-    st_offload_copies *og = granular ? calloc((size_t)chunks, sizeof *og) : NULL;
+    st_offload_copies *og = granular ? calloc(nc, sizeof *og) : NULL;
     st__span *span = malloc(sizeof *span * (size_t)chunks * ST__PHASES);
     st__opcoll *oc = NULL;
     st_cluster c0;
@@ -1341,10 +1382,15 @@ int st_lower_plan(st_cost_ctx *ctx, const st_plan *p, const st_lower_opts *o, st
     out->progs = calloc((size_t)nranks, sizeof *out->progs);
     out->groups = calloc((size_t)out->ngroups, sizeof *out->groups);
     out->blocks = calloc((size_t)pp, sizeof *out->blocks);
-    if (st__lnet_init(&B, out, c, width * pp, width, full) || !cc || !cc0 || !r_fwd || !r_bwd || !r_g || !span ||
-        !ctx0 || !out->progs || !out->groups || !out->blocks || (p->zero == 3 && !z) || (granular && !og))
+    if (st__lnet_init(&B, out, c, width * pp, width, full) || !cc || !cc0 || !r_fwd || !r_bwd || !r_g || !like ||
+        !span || !ctx0 || !out->progs || !out->groups || !out->blocks || (p->zero == 3 && !z) || (granular && !og))
         goto nomem;
-    if (price_chunks(ctx, ctx0, p, rep, cc, cc0, og, z)) goto nomem;
+    for (int q = 0; q < nrep; q++) {
+        size_t at = (size_t)q * (size_t)chunks;
+        if (price_chunks(ctx, ctx0, p, nrep > 1 ? q : rep, cc + at, cc0 + at, og ? og + at : NULL, z ? z + at : NULL))
+            goto nomem;
+    }
+    replicas_alike(c, p, nrep, like);
     if ((rc = st_cost_estimate(ctx, p, &est))) {
         st_error_set(err, rc, NULL, "plan", "the plan cannot be priced");
         st_lowered_destroy(out);
@@ -1358,37 +1404,48 @@ int st_lower_plan(st_cost_ctx *ctx, const st_plan *p, const st_lower_opts *o, st
     }
     if (fill_groups(out, p, full, &G) || make_routes(&B, out, c, p, full, &G, r_fwd, r_bwd, r_g)) goto nomem;
 
-    lower_ctx L = {.p = p, .chunks = chunks, .m = out->microbatches, .rep = rep, .cc = cc, .cc0 = cc0, .full = full,
-                   .per_op = o->per_op, .c = c, .r_fwd = r_fwd, .r_bwd = r_bwd, .p2p_bytes = st_cost_p2p_bytes(ctx, p),
-                   .grad_bytes = p->grad_bytes, .z = z, .og = og, .ops = out->ops, .oc = oc, .span = span};
+    /* (each program's replica, micro-batches and chunk costs are set before it is lowered) */
+    lower_ctx L = {.p = p, .chunks = chunks, .full = full, .per_op = o->per_op, .c = c, .r_fwd = r_fwd,
+                   .r_bwd = r_bwd, .p2p_bytes = st_cost_p2p_bytes(ctx, p), .grad_bytes = p->grad_bytes,
+                   .ops = out->ops, .oc = oc, .span = span};
     iteration_end E = {.est = &est};
     E.emb_s = st_cost_embedding_allreduce(ctx, p, &E.emb_bytes);
     E.emb_lat = st__latency_of(E.emb_s, st_cost_embedding_allreduce(ctx0, p, NULL));
     lane_names names0, names;
     for (int r = 0; r < nranks; r++) {
         int d = r / lanes, lane = r % lanes;
+        int q = full ? lane / (p->tp * p->cp) : rep; /* its replica */
+        int qi = nrep > 1 ? q : 0;                  /* where its chunk costs are */
+        int first = full ? like[qi] * p->tp * p->cp : 0; /* the lane whose instructions it runs */
         st_program *pg = &out->progs[r];
         st_stage_memory sm;
-        E.emb_group = rank_names(&L, &G, r_g, r);
-        E.emb_route = E.emb_group >= 0 ? r_g[E.emb_group] : -1;
         pg->rank = r;
         pg->stage = d;
         pg->replicas = full ? 1 : width;
         pg->gpu = full ? r : d * width;
-        st_cost_ctx *v = stage_view(ctx, p, rep, d, 0);
+        st_cost_ctx *v = stage_view(ctx, p, q, d, 0);
         if (!v) goto nomem;
         st_cost_stage_memory(v, p, d, &sm);
         pg->base_bytes = sm.base_bytes;
-        L.bwd_extra = sm.backward_extra_bytes;
-        /* every rank: the lanes of a stage run the same instructions but for the names of their
-         * groups, peers and routes, so they share lane 0's (program.h, "Shared instructions") */
-        if (full) {
-            names_of(&L, d, E.emb_group, r_g, lane > 0 ? &names : &names0);
-            if (lane > 0) {
-                if (share_lane(pg, &out->progs[r - lane], &names0, &names, r_fwd, r_bwd)) goto nomem;
-                continue;
-            }
+        /* every rank: the lanes of a stage run the same instructions as the first lane of a replica
+         * like theirs but for the names of their groups, peers and routes, so they share its
+         * (program.h, "Shared instructions") */
+        if (full && lane != first) {
+            int emb0 = rank_names(&L, &G, r_g, r - lane + first);
+            names_of(&L, d, emb0, r_g, &names0);
+            names_of(&L, d, rank_names(&L, &G, r_g, r), r_g, &names);
+            if (share_lane(pg, &out->progs[r - lane + first], &names0, &names, r_fwd, r_bwd)) goto nomem;
+            continue;
         }
+        E.emb_group = rank_names(&L, &G, r_g, r);
+        E.emb_route = E.emb_group >= 0 ? r_g[E.emb_group] : -1;
+        L.bwd_extra = sm.backward_extra_bytes;
+        L.rep = q;
+        L.m = st_plan_replica_microbatches(p, q);
+        L.cc = cc + (size_t)qi * (size_t)chunks;
+        L.cc0 = cc0 + (size_t)qi * (size_t)chunks;
+        L.z = z ? z + (size_t)qi * (size_t)chunks : NULL;
+        L.og = og ? og + (size_t)qi * (size_t)chunks : NULL;
         if (lower_program(ctx, ctx0, &L, &E, pg, d)) goto nomem;
     }
     goto out;
@@ -1401,6 +1458,7 @@ out:
     free(r_fwd);
     free(r_bwd);
     free(r_g);
+    free(like);
     free(z);
     free(og);
     free(span);

@@ -17,7 +17,14 @@
  * - rate alone: the domain rate for the route's peers inside a domain (st_cost_domain_bytes_per_s:
  *   the port rate on a switch, n - 1 links of an xGMI mesh), the GPU's share of its node's NICs across nodes
  *   (what cost/ gives a GPU while its whole node communicates): so the transfers of all GPUs of
- *   a node at once fill a NIC or fabric link exactly, and only more than that is contention. */
+ *   a node at once fill a NIC or fabric link exactly, and only more than that is contention.
+ * Node groups (issue 19), lowered to every rank: ranks sit on the nodes and NIC ports
+ * st_cluster_rank_place gives them; a GPU's, NIC's and node's links run at its own group's rates; a transfer between groups also crosses
+ * each end node's link into the fabric between the groups ("groups 2 up": its GPUs, each at the share
+ * cost/ gives a GPU in the view across the groups, the top-level fields); a route's rate alone is the
+ * one cost/ prices its GPUs' view at (st_cluster_view of the span of its GPUs). By stage, a representative's
+ * routes cross the links of replicas on different groups (its tp group's on NVLink in one group, across
+ * NICs in another), so its links keep the view of all GPUs, the slowest of each, like its route rates. */
 #include "lower_private.h"
 
 #include <stdio.h>
@@ -34,9 +41,25 @@ int st__lnet_init(st__lnet *B, st_lowered *out, const st_cluster *c, int gpus, i
     B->ports = (int)B->net.nic_ports;
     B->per_port = (int)B->net.gpus_per_port;
     B->nodes = (gpus + B->G - 1) / B->G;
+    B->grouped = full && c->ngroups > 0;
+    if (B->grouped) {
+        int64_t first = 0;
+        for (int g = 0; g < c->ngroups; g++) {
+            st_cluster v;
+            int64_t n = c->groups[g].nodes * c->groups[g].gpus_per_node;
+            st_cluster_view(c, first, n, &v);
+            st_cost_net(&v, &B->gnet[g]);
+            if (B->gnet[g].nic_ports > B->ports) B->ports = (int)B->gnet[g].nic_ports;
+            first += n;
+        }
+        st_rank_place last;
+        st_cluster_rank_place(c, gpus - 1, &last);
+        B->nodes = (int)last.node + 1;
+    }
     B->leaves = B->net.leaf_nodes > 0 ? (int)((B->nodes + B->net.leaf_nodes - 1) / B->net.leaf_nodes) : 0;
     B->pods = B->net.pod_nodes > 0 ? (int)((B->nodes + B->net.pod_nodes - 1) / B->net.pod_nodes) : 0;
-    int slots = 2 * gpus + 2 * B->nodes * B->ports + 2 * B->nodes + 2 * B->leaves + 2 * B->pods;
+    int slots = 2 * gpus + 2 * B->nodes * B->ports + 2 * B->nodes + 2 * B->leaves + 2 * B->pods +
+                (B->grouped ? 2 * B->nodes : 0);
     B->id = malloc(sizeof *B->id * (size_t)slots);
     B->prog_of_gpu = malloc(sizeof *B->prog_of_gpu * (size_t)gpus);
     if (!B->id || !B->prog_of_gpu) return ST_ENOMEM;
@@ -55,10 +78,38 @@ void st__lnet_destroy(st__lnet *B) {
     B->tmp = NULL;
 }
 
-static int node_of(const st__lnet *B, int gpu) { return gpu / B->G; }
+static int node_of(const st__lnet *B, int gpu) {
+    if (!B->grouped) return gpu / B->G;
+    st_rank_place pl;
+    st_cluster_rank_place(B->c, gpu, &pl);
+    return (int)pl.node;
+}
+static int group_of(const st__lnet *B, int gpu) { return B->grouped ? st_cluster_rank_group(B->c, gpu) : 0; }
+/* node groups: the group of host node `node` and its first GPU (node = all nodes: *first = the GPUs) */
+static int node_group(const st__lnet *B, int node, int *first) {
+    const st_cluster *c = B->c;
+    int64_t nodes = 0, gpus = 0;
+    int g = 0;
+    for (; g < c->ngroups - 1 && node >= nodes + c->groups[g].nodes; g++)
+        nodes += c->groups[g].nodes, gpus += c->groups[g].nodes * c->groups[g].gpus_per_node;
+    *first = (int)(gpus + (node - nodes) * c->groups[g].gpus_per_node);
+    return g;
+}
+/* the first GPU of host node `node` */
+static int node_first(const st__lnet *B, int node) {
+    int first = node * B->G;
+    if (B->grouped) node_group(B, node, &first);
+    return first;
+}
 /* a GPU's port into its domain: its own, or with MIG its parent GPU's PCIe link, shared */
 static int dom_port_of(const st__lnet *B, int gpu) { return gpu / B->per_port; }
-static int port_of(const st__lnet *B, int gpu) { return node_of(B, gpu) * B->ports + (gpu % B->G) * B->ports / B->G; }
+static int port_of(const st__lnet *B, int gpu) {
+    if (!B->grouped) return node_of(B, gpu) * B->ports + (gpu % B->G) * B->ports / B->G;
+    st_rank_place pl;
+    st_cluster_rank_place(B->c, gpu, &pl);
+    const st_net *n = &B->gnet[pl.group];
+    return (int)(pl.node * B->ports + pl.gpu * n->nic_ports / n->gpus_per_node);
+}
 static int leaf_of(const st__lnet *B, int gpu) { return (int)(node_of(B, gpu) / B->net.leaf_nodes); }
 static int pod_of(const st__lnet *B, int gpu) { return (int)(node_of(B, gpu) / B->net.pod_nodes); }
 
@@ -74,8 +125,9 @@ static int shown_by(const st__lnet *B, st_link_kind kind, int index) {
         nodes = (int)(kind == ST_LINK_LEAF ? B->net.leaf_nodes : B->net.pod_nodes);
         node = index * nodes;
     }
-    for (int g = node * B->G; g < (node + nodes) * B->G && g < B->gpus; g++)
-        if (B->prog_of_gpu[g] >= 0 && (kind == ST_LINK_FABRIC || port_of(B, g) == index)) return B->prog_of_gpu[g];
+    int end = node + nodes < B->nodes ? node_first(B, node + nodes) : B->gpus;
+    for (int g = node_first(B, node); g < end && g < B->gpus; g++)
+        if (B->prog_of_gpu[g] >= 0 && (kind != ST_LINK_NIC || port_of(B, g) == index)) return B->prog_of_gpu[g];
     return -1;
 }
 
@@ -85,7 +137,16 @@ static void hop(st__lnet *B, st_link_kind kind, int index, int dir) {
                : kind == ST_LINK_NIC  ? 2 * B->gpus + index * 2 + dir
                : kind == ST_LINK_FABRIC ? base + index * 2 + dir
                : kind == ST_LINK_LEAF   ? base + 2 * B->nodes + index * 2 + dir
-                                        : base + 2 * B->nodes + 2 * B->leaves + index * 2 + dir;
+               : kind == ST_LINK_POD    ? base + 2 * B->nodes + 2 * B->leaves + index * 2 + dir
+                                        : base + 2 * B->nodes + 2 * B->leaves + 2 * B->pods + index * 2 + dir;
+    /* node groups: a GPU's, NIC's or node's link at its group's rates */
+    const st_net *net = &B->net;
+    if (B->grouped && kind <= ST_LINK_FABRIC) {
+        int first, node = kind == ST_LINK_NVLINK ? node_of(B, index * B->per_port)
+                          : kind == ST_LINK_NIC  ? index / B->ports
+                                                 : index;
+        net = &B->gnet[node_group(B, node, &first)];
+    }
     st_lowered *o = B->out;
     if (B->id[slot] < 0) {
         if (o->nlinks == B->caplinks) {
@@ -105,17 +166,23 @@ static void hop(st__lnet *B, st_link_kind kind, int index, int dir) {
         lk->index = index;
         lk->rank = shown_by(B, kind, index);
         if (kind == ST_LINK_NVLINK) {
-            lk->bytes_per_s = B->net.nvlink_bytes_per_s;
+            lk->bytes_per_s = net->nvlink_bytes_per_s;
             if (B->per_port > 1)
                 snprintf(lk->name, sizeof lk->name, "pcie %d %s", index, dir ? "in" : "out");
             else
                 snprintf(lk->name, sizeof lk->name, "nvlink %d %s", index, dir ? "in" : "out");
         } else if (kind == ST_LINK_NIC) {
-            lk->bytes_per_s = B->net.nic_port_bytes_per_s;
+            lk->bytes_per_s = net->nic_port_bytes_per_s;
             snprintf(lk->name, sizeof lk->name, "nic %d.%d %s", index / B->ports, index % B->ports, dir ? "in" : "out");
         } else if (kind == ST_LINK_FABRIC) {
-            lk->bytes_per_s = B->net.uplink_bytes_per_s;
+            lk->bytes_per_s = net->uplink_bytes_per_s;
             snprintf(lk->name, sizeof lk->name, "fabric %d %s", index, dir ? "down" : "up");
+        } else if (kind == ST_LINK_GROUPS) {
+            /* each GPU of the node at the share cost/ gives a GPU across the groups (the view of them
+             * all: the top-level fields), so that all of them at once fill it exactly */
+            int first, g = node_group(B, index, &first);
+            lk->bytes_per_s = B->net.tier_share_bytes_per_s[ST_TIER_NODE] * (double)B->c->groups[g].gpus_per_node;
+            snprintf(lk->name, sizeof lk->name, "groups %d %s", index, dir ? "down" : "up");
         } else {
             int leaf = kind == ST_LINK_LEAF;
             lk->bytes_per_s = leaf ? B->net.leaf_uplink_bytes_per_s : B->net.pod_uplink_bytes_per_s;
@@ -177,9 +244,22 @@ nomem:
     return -1;
 }
 
-/* the rate of a route alone: the GPU's NIC share at the group's tier, or the domain rate over `peers` ranks */
-static double route_rate(const st__lnet *B, int nic, int peers, int tier) {
-    return nic ? B->net.tier_share_bytes_per_s[tier] : st_cost_domain_bytes_per_s(B->c, peers);
+/* the rate of a route alone: the GPU's NIC share at the group's tier, or the domain rate over `peers` ranks;
+ * on node groups as cost/ prices the view of GPUs lo..hi */
+static double route_rate(const st__lnet *B, int lo, int hi, int nic, int peers, int tier) {
+    if (!B->grouped) return nic ? B->net.tier_share_bytes_per_s[tier] : st_cost_domain_bytes_per_s(B->c, peers);
+    st_cluster v;
+    st_net n;
+    st_cluster_view(B->c, lo, hi - lo + 1, &v);
+    if (!nic) return st_cost_domain_bytes_per_s(&v, peers);
+    st_cost_net(&v, &n);
+    return n.tier_share_bytes_per_s[tier];
+}
+
+/* node groups: a transfer from GPU a's node to GPU b's across the fabric between the groups */
+static void groups_hops(st__lnet *B, int a, int b) {
+    hop(B, ST_LINK_GROUPS, node_of(B, a), 0);
+    hop(B, ST_LINK_GROUPS, node_of(B, b), 1);
 }
 
 /* the uplinks of the tiers between GPUs a and b (a == b: of the tiers up to `tier`), a's out, b's in */
@@ -195,8 +275,13 @@ static void tier_hops(st__lnet *B, int a, int b, int tier) {
 }
 
 int st__lnet_coll(st__lnet *B, const int *gpus, int n, int nic, int peers, int tier) {
-    int spans = 0;
-    for (int i = 1; i < n; i++) spans |= node_of(B, gpus[i]) != node_of(B, gpus[0]);
+    int spans = 0, xg = 0, lo = gpus[0], hi = gpus[0];
+    for (int i = 1; i < n; i++) {
+        spans |= node_of(B, gpus[i]) != node_of(B, gpus[0]);
+        xg |= group_of(B, gpus[i]) != group_of(B, gpus[0]);
+        lo = gpus[i] < lo ? gpus[i] : lo;
+        hi = gpus[i] > hi ? gpus[i] : hi;
+    }
     for (int i = 0; i < n; i++) {
         int g = gpus[i];
         if (!nic) {
@@ -211,12 +296,16 @@ int st__lnet_coll(st__lnet *B, const int *gpus, int n, int nic, int peers, int t
             hop(B, ST_LINK_FABRIC, node_of(B, g), 1);
         }
         tier_hops(B, g, g, tier);
+        if (xg) groups_hops(B, g, g);
     }
-    return route_end(B, route_rate(B, nic, peers, tier));
+    return route_end(B, route_rate(B, lo, hi, nic, peers, tier));
 }
 
 int st__lnet_p2p(st__lnet *B, const int *from, const int *to, int n, int nic, int tier) {
+    int lo = from[0], hi = from[0];
     for (int i = 0; i < n; i++) {
+        lo = from[i] < lo ? from[i] : to[i] < lo ? to[i] : lo;
+        hi = from[i] > hi ? from[i] : to[i] > hi ? to[i] : hi;
         if (!nic) {
             hop(B, ST_LINK_NVLINK, dom_port_of(B, from[i]), 0);
             hop(B, ST_LINK_NVLINK, dom_port_of(B, to[i]), 1);
@@ -228,7 +317,8 @@ int st__lnet_p2p(st__lnet *B, const int *from, const int *to, int n, int nic, in
             hop(B, ST_LINK_FABRIC, node_of(B, from[i]), 0);
             hop(B, ST_LINK_FABRIC, node_of(B, to[i]), 1);
             tier_hops(B, from[i], to[i], tier);
+            if (group_of(B, from[i]) != group_of(B, to[i])) groups_hops(B, from[i], to[i]);
         }
     }
-    return route_end(B, route_rate(B, nic, 2, tier));
+    return route_end(B, route_rate(B, lo, hi, nic, 2, tier));
 }

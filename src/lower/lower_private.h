@@ -22,6 +22,11 @@ typedef struct st__lnet {
     int G, ports, gpus, nodes;
     int leaves, pods; /* the fabric's tiers the job's nodes fill (0: the cluster has no such tier) */
     int per_port;     /* GPUs sharing one domain port (st_net.gpus_per_port) */
+    /* node groups (c->ngroups > 0), every rank: each group's links at its own rates (its st_cluster_view's st_net),
+     * nodes and NIC ports where the ranks really sit (st_cluster_rank_place); ports is the most any
+     * group's node has */
+    int grouped;
+    st_net gnet[ST_MAX_GROUPS];
     int32_t *id;      /* link id per (kind, index, dir) slot, -1 = not made yet */
     int *prog_of_gpu; /* rank number of the program running on a GPU, -1 */
     st_hop *tmp;      /* hops of the route being built */

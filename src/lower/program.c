@@ -9,13 +9,14 @@ const char *const st_stream_names[ST_STREAMS] = {"compute", "p2p", "dp", "copy",
 
 void st_lowered_destroy(st_lowered *l) {
     if (!l) return;
-    for (int i = 0; i < l->nranks; i++) {
+    /* (a lowering that ran out of memory may have its counts set and an array not allocated) */
+    for (int i = 0; l->progs && i < l->nranks; i++) {
         if (l->progs[i].cap >= 0 && !l->progs[i].like) free(l->progs[i].ins);
         free(l->progs[i].renames);
     }
-    for (int i = 0; i < l->nblocks; i++) free(l->blocks[i]);
+    for (int i = 0; l->blocks && i < l->nblocks; i++) free(l->blocks[i]);
     free(l->blocks);
-    for (int i = 0; i < l->ngroups; i++) free(l->groups[i].ranks);
+    for (int i = 0; l->groups && i < l->ngroups; i++) free(l->groups[i].ranks);
     free(l->progs);
     free(l->groups);
     free(l->links);

@@ -153,13 +153,14 @@ typedef struct st_group_def {
     int *ranks;    /* owned */
 } st_group_def;
 
-/* FABRIC: a host node's link into its leaf; LEAF, POD: a leaf's or a pod's uplinks (cluster tiers) */
-typedef enum { ST_LINK_NVLINK, ST_LINK_NIC, ST_LINK_FABRIC, ST_LINK_LEAF, ST_LINK_POD } st_link_kind;
+/* FABRIC: a host node's link into its leaf; LEAF, POD: a leaf's or a pod's uplinks (cluster tiers);
+ * GROUPS: a host node's share of the fabric between node groups (st_cluster.xgroup_bytes_per_s) */
+typedef enum { ST_LINK_NVLINK, ST_LINK_NIC, ST_LINK_FABRIC, ST_LINK_LEAF, ST_LINK_POD, ST_LINK_GROUPS } st_link_kind;
 
 typedef struct st_link {
     int32_t kind;       /* st_link_kind */
     int32_t dir;        /* 0: out of the GPU / NIC / node, 1: into it */
-    int32_t index;      /* the GPU (NVLINK), the node * ports + port (NIC), the node (FABRIC), leaf or pod */
+    int32_t index;      /* the GPU (NVLINK), the node * ports + port (NIC), the node (FABRIC, GROUPS), leaf or pod */
     int32_t rank;       /* the rank whose trace shows it (its own GPU's or node's link); -1: none */
     double bytes_per_s; /* capacity */
     char name[24];      /* e.g. "nvlink 5 out", "nic 2.1 in", "fabric 3 up" */
