@@ -386,6 +386,10 @@ double st_cost_param_gather_exposed(const st_cluster *c, double gather_s, double
  * rank its 1/tp of the padded vocabulary), after the data-parallel reduction; 0 without tied
  * embeddings or without a pipeline. *bytes: its message per rank. */
 double st_cost_embedding_allreduce(st_cost_ctx *ctx, const st_plan *p, double *bytes);
+/* DualPipe's mirror all-reduce: rank d sums the gradients of its `params` (both copies' stages) with
+ * rank pp - 1 - d, which holds the same stages, before the data-parallel reduction; 0 under other
+ * schedules. *bytes: its message per rank. */
+double st_cost_dualpipe_mirror(st_cost_ctx *ctx, const st_plan *p, double params, double *bytes);
 /* Model FLOPs of one iteration (3 x forward, no recompute). */
 double st_cost_model_flops(const st_model *m, int64_t gbs, int64_t seq);
 

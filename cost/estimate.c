@@ -38,11 +38,12 @@
  * with no communication, F&B = F + B, input and weight halves b = w) the bubble is
  * max((pp - 2) f, (pp / 2 - 1)(f + w) - f) with f a chunk's forward (exact for pp 2-16, even m from
  * 2 pp up): Table 2's at f = w, at most f lower when forwards are shorter and (pp / 2 - 1)(f - w)
- * higher when they are longer. strata keeps Table 2's until its lowering plays the schedule out
- * (src/lower refuses dualpipe).
+ * higher when they are longer. The estimate keeps Table 2's; src/lower plays the order out (lower.c,
+ * dualpipe_order), and tests/test_lower.c's test_dualpipe checks the simulated iteration against both
+ * forms.
  * Table 2's parameters x2 and activations pp + 1 micro-batches: cost/memory.c. The two copies'
  * gradients are summed by an all-reduce between rank d and rank pp - 1 - d before the data-parallel
- * reduction (dualpipe_mirror_s).
+ * reduction (st_cost_dualpipe_mirror).
  *
  * Data parallelism after the last backward (Megatron's default; with overlap_grad_reduce only
  * what outlasts the last micro-batch's backward is exposed, with overlap_param_gather the gather's
@@ -668,7 +669,6 @@ double st_cost_overlap_tax_sms(const st_cluster *c, double overlapped_s, int com
 }
 
 static double buckets(double params, double dp);
-static double dualpipe_mirror_s(st_cost_ctx *ctx, const st_plan *p, double params);
 
 /* ZeRO-3's gathers and scatters run on streams of their own (DeepSpeed's partitioned-parameter
  * coordinator all-gathers on a side stream, prefetching the next layers; the gradients are
@@ -1018,7 +1018,7 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
         /* the stretch of every micro-batch is in pipeline_s (reported here, not as compute) */
         dp_s = z_tail;
     }
-    dp_s += st_cost_embedding_allreduce(ctx, p, NULL) + dualpipe_mirror_s(ctx, p, dense_max + expert_max);
+    dp_s += st_cost_embedding_allreduce(ctx, p, NULL) + st_cost_dualpipe_mirror(ctx, p, dense_max + expert_max, NULL);
 
     double shard_dense = p->zero >= 1 ? (double)gdp.n : 1, shard_exp = p->zero >= 1 ? (double)gex.n : 1;
     double opt_params = dense_max / shard_dense + expert_max / shard_exp;
@@ -1202,15 +1202,17 @@ static double pp_pair_allreduce(st_cost_ctx *ctx, const st_plan *p, double b) {
  * one update: each rank all-reduces the gradients of its `params` with its mirror rank pp - 1 - d, a
  * pair of the pipeline group, before the data-parallel reduction (an upper bound where dp > 1: one
  * reduction over both copies' 2 dp ranks would move no more than the dp reduction alone). */
-static double dualpipe_mirror_s(st_cost_ctx *ctx, const st_plan *p, double params) {
-    return p->schedule == ST_SCHED_DUALPIPE ? pp_pair_allreduce(ctx, p, params * p->grad_bytes) : 0;
+double st_cost_dualpipe_mirror(st_cost_ctx *ctx, const st_plan *p, double params, double *bytes) {
+    double b = p->schedule == ST_SCHED_DUALPIPE ? params * p->grad_bytes : 0;
+    if (bytes) *bytes = b;
+    return b > 0 ? pp_pair_allreduce(ctx, p, b) : 0;
 }
 
 /* Megatron-LM's _allreduce_embedding_grads (finalize_model_grads.py): the word embedding's
  * gradient, on the first stage, and its tied copy on the last, summed by an all-reduce of the
  * two ranks (pp_pair_allreduce). None under zbv, whose V puts the first and the last chunk on stage 0,
  * nor under dualpipe, whose ends each hold the embedding and the output layer (their sum local, the
- * copies' in dualpipe_mirror_s): one tensor. */
+ * copies' in st_cost_dualpipe_mirror): one tensor. */
 double st_cost_embedding_allreduce(st_cost_ctx *ctx, const st_plan *p, double *bytes) {
     double b = 0, t = 0;
     if (ctx->m->tied_embeddings && p->pp > 1 && p->schedule != ST_SCHED_ZBV && p->schedule != ST_SCHED_DUALPIPE) {
