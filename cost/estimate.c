@@ -511,16 +511,22 @@ static void stage_cost(const st_cluster *cl, const st_plan *p, const st__shard_c
     /* each chunk a micro-batch passes receives and sends, both ways */
     if (p->pp > 1) t->comm_s[ST_GRP_PP] += 2 * (dual ? 2 : p->vp) * p2p_s;
     if (dual) {
-        double hide = t->comm_s[ST_GRP_EP] + t->comm_s[ST_GRP_PP], work = t->compute_s + t->recompute_s;
-        double shown = hide > work ? hide - work : 0;
+        double hide = t->comm_s[ST_GRP_EP] + t->comm_s[ST_GRP_PP], tax;
+        double shown = st_cost_dualpipe_overlap(cl, t->compute_s + t->recompute_s, hide, &tax);
         if (hide > 0) {
             t->comm_s[ST_GRP_EP] *= shown / hide;
             t->comm_s[ST_GRP_PP] *= shown / hide;
         }
-        t->compute_s += st_cost_overlap_tax_sms(cl, hide - shown, ST_DUALPIPE_COMM_SMS);
+        t->compute_s += tax;
     }
     t->total_s = t->compute_s + t->recompute_s;
     for (int g = 0; g < ST_GRP_COUNT; g++) t->total_s += t->comm_s[g];
+}
+
+double st_cost_dualpipe_overlap(const st_cluster *c, double work_s, double hide_s, double *tax_s) {
+    double shown = hide_s > work_s ? hide_s - work_s : 0;
+    *tax_s = st_cost_overlap_tax_sms(c, hide_s - shown, ST_DUALPIPE_COMM_SMS);
+    return shown;
 }
 
 /* Model FLOPs count the full s x s attention whatever kernel runs it (DESIGN.md "Definitions",

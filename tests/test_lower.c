@@ -306,6 +306,41 @@ START_TEST(test_dualpipe) {
 }
 END_TEST
 
+/* DualPipe's F&B pairs hide their expert all-to-alls behind both computes (st_cost_dualpipe_overlap, as
+ * the estimate prices every chunk): each pair's forward all-to-all shows only its share; the warm-up's
+ * and cool-down's lone forwards show theirs whole. Rank d runs 2 (m / 2 - pp + h + 1) + pp / 2 - h - 1
+ * pairs (dualpipe_order). */
+START_TEST(test_dualpipe_pairs_hide_alltoall) {
+    env e;
+    int pp = 4;
+    int64_t m = 16;
+    lower(&e, "mixtral-8x7b", 32, "tp=1,pp=4,dp=8,ep=8,mbs=1,gbs=128,schedule=dualpipe");
+    ck_assert_int_eq(e.l.microbatches, m);
+    double tax, shown = st_cost_dualpipe_overlap(&e.c, 2.0, 3.0, &tax);
+    ck_assert_double_eq_tol(shown, 1.0, 1e-15);
+    ck_assert_double_eq_tol(tax, st_cost_overlap_tax_sms(&e.c, 2.0, ST_DUALPIPE_COMM_SMS), 1e-15);
+    ck_assert_double_eq(st_cost_dualpipe_overlap(&e.c, 2.0, 1.0, &tax), 0);
+    for (int d = 0; d < pp; d++) {
+        const st_program *pg = &e.l.progs[d];
+        int h = d < pp - 1 - d ? d : pp - 1 - d, hidden = 0, whole = 0;
+        for (int i = 1; i < pg->n; i++) {
+            const st_ins *in = &pg->ins[i], *f = &pg->ins[i - 1];
+            if (in->kind != ST_INS_COLL || in->coll != ST_COLL_ALLTOALL || f->phase != ST_PHASE_FWD) continue;
+            st_chunk_cost c;
+            st_cost_chunk(e.ctx, e.p, in->chunk % pp, &c);
+            ck_assert(c.comm_fwd_g[ST_GRP_EP] > 0);
+            if (fabs(in->dur_s / c.comm_fwd_g[ST_GRP_EP] - 1) < 1e-12)
+                whole++;
+            else if (in->dur_s < c.comm_fwd_g[ST_GRP_EP])
+                hidden++;
+        }
+        ck_assert_int_eq(hidden, 2 * (m / 2 - pp + h + 1) + pp / 2 - h - 1);
+        ck_assert_int_eq(hidden + whole, m);
+    }
+    done(&e);
+}
+END_TEST
+
 START_TEST(test_gpipe_and_zb) {
     env e;
     lower(&e, "gpt3-175b", 64, "tp=8,pp=8,mbs=1,gbs=32,schedule=gpipe");
@@ -1629,6 +1664,7 @@ Suite *suite_lower(void) {
     tcase_add_test(tc, test_zbv);
     tcase_add_test(tc, test_zbv_dp_pieces);
     tcase_add_test(tc, test_dualpipe);
+    tcase_add_test(tc, test_dualpipe_pairs_hide_alltoall);
     tcase_add_test(tc, test_durations_are_the_cost_models);
     tcase_add_test(tc, test_pp_partition_messages);
     tcase_add_test(tc, test_compute_names_its_operators);

@@ -39,7 +39,8 @@
  *   order (dualpipe_order, lower_ordered), the backward in input and weight halves; each rank's
  *   gradients (both copies' stages) summed with its mirror rank pp - 1 - d's before the optimizer.
  *   Its simulated iteration is the estimate's closed form where forwards and backward halves are equal
- *   (cost/estimate.c); the overlapped F&B pair runs as its forward then its backward.
+ *   (cost/estimate.c); the overlapped F&B pair runs as its forward then its backward, its expert
+ *   all-to-alls and messages hidden behind the two as the estimate hides them (pair_overlap).
  * Each forward receives its input from the previous chunk's stage and sends its output on; each
  * backward receives the output gradient and sends the input gradient back, each tp rank its whole
  * message, used as it arrives (Megatron-Core's, st_cost_p2p_bytes). Receives block the compute
@@ -90,6 +91,9 @@ typedef struct builder {
     st_ins *held;
     int nheld;
     int last_compute; /* the last instruction on the compute stream so far, -1 = none */
+    /* a DualPipe F&B pair being emitted: the share of its ep all-to-alls that shows, and the tax of what
+     * hides, for its first compute instruction (1 and 0 elsewhere; lower_ordered) */
+    double ep_shown, pair_tax_s;
 } builder;
 
 static int emit(builder *b, const st_ins *in) {
@@ -251,6 +255,8 @@ static int fused_at(builder *b, const lower_ctx *L, st_ins *in, const comm_g *cm
     static const uint8_t coll[ST_GRP_COUNT] = {ST_COLL_ALLREDUCE, ST_COLL_ALLGATHER, ST_COLL_ALLTOALL};
     double free_bytes = in->free_bytes;
     int n = 0;
+    in->dur_s += b->pair_tax_s;
+    b->pair_tax_s = 0;
     for (int k = ST_GRP_TP; k <= ST_GRP_EP; k++) {
         if (cm->s[k] <= 0) continue;
         if (L->grp[k] < 0) in->dur_s += cm->s[k]; /* a group of one does not talk: not reached */
@@ -264,8 +270,8 @@ static int fused_at(builder *b, const lower_ctx *L, st_ins *in, const comm_g *cm
         st_ins c = blank(ST_INS_COLL, ST_STREAM_COMPUTE, in->chunk, in->mb, label[k]);
         c.coll = coll[k];
         c.group = L->grp[k];
-        c.dur_s = cm->s[k];
-        c.latency_s = cm->lat[k];
+        c.dur_s = cm->s[k] * (k == ST_GRP_EP ? b->ep_shown : 1);
+        c.latency_s = cm->lat[k] * (k == ST_GRP_EP ? b->ep_shown : 1);
         c.route = L->r_grp[k];
         c.free_bytes = --n == 0 ? free_bytes : 0;
         c.dep[0] = last;
@@ -857,6 +863,22 @@ static void order_need(const lower_ctx *L, sched_op *ops, int64_t *n, int64_t *a
     }
 }
 
+/* A DualPipe F&B pair (forward o, backward o + 1), priced as the estimate prices its stage's time
+ * (st_cost_dualpipe_overlap): the ep all-to-alls of both and their two messages hide behind both
+ * computes; what hides does not show (its ep all-to-alls shortened to what shows: the overlap itself is
+ * not simulated) and taxes the pair's compute. The fused form's (the simulator's); per operator, the
+ * collectives run whole. */
+static void pair_overlap(builder *b, const lower_ctx *L, const sched_op *o) {
+    const st_chunk_cost *cf = &L->cc[o->chunk], *cb = &L->cc[o[1].chunk];
+    int rec = L->p->recompute != ST_REC_NONE;
+    double ep = L->grp[ST_GRP_EP] < 0 ? 0
+                                      : cf->comm_fwd_g[ST_GRP_EP] + cb->comm_bwd_g[ST_GRP_EP] +
+                                            (rec ? cb->comm_recompute_g[ST_GRP_EP] : 0);
+    double hide = ep + cf->p2p_s + cb->p2p_s, work = cf->fwd_s + cb->bwd_s + (rec ? cb->recompute_s : 0);
+    double shown = st_cost_dualpipe_overlap(L->c, work, hide, &b->pair_tax_s);
+    b->ep_shown = hide > 0 ? shown / hide : 1;
+}
+
 /* A listed order (zbv, dualpipe) on stage d. Its sends go to both neighbours on one P2P stream, and a
  * send holds the stream until its receive is reached (src/sim: rendezvous): sent in the order of making
  * them, zbv's first stage's activation of micro-batch 2 pp - 2 would block the gradient of micro-batch 0,
@@ -901,6 +923,7 @@ static int lower_ordered(builder *b, const lower_ctx *L, int d) {
     for (int64_t i = 0; i < n[d]; i++) {
         const sched_op *o = &mine[i];
         int before = b->nheld;
+        if (o->pair) pair_overlap(b, L, o);
         if (o->kind == ACT_F)
             forward(b, L, o->chunk, o->mb);
         else
@@ -912,6 +935,7 @@ static int lower_ordered(builder *b, const lower_ctx *L, int d) {
         }
         if (o->kind == ACT_B) /* its sends (and its pair's) when both halves end */
             for (int h = i > 0 && mine[i - 1].pair ? wait_pair : before; h < b->nheld; h++) b->held[h].dep[0] = last;
+        b->ep_shown = 1;
         for (int h = 0; h < b->nheld; h++) /* (a send's tag is odd for a gradient) */
             held_at[tag_of(b->held[h].chunk, b->held[h].mb, m, b->held[h].tag & 1)] = h;
         while (next < nout && held_at[out[next]] >= 0) emit(b, &b->held[held_at[out[next++]]]);
@@ -1374,7 +1398,7 @@ static void step_optimizer(builder *b, const lower_ctx *L, const iteration_end *
  * 0 or ST_ENOMEM. */
 static int lower_program(st_cost_ctx *ctx, st_cost_ctx *ctx0, lower_ctx *L, iteration_end *E, st_program *pg, int d) {
     const st_plan *p = L->p;
-    builder b = {.pg = pg, .last_dp = -1, .zp = {-1, -1}, .last_compute = -1};
+    builder b = {.pg = pg, .last_dp = -1, .zp = {-1, -1}, .last_compute = -1, .ep_shown = 1};
     L->dp_overlap = L->gather_overlap = 0;
     L->stage_params = L->stage_fwd_s = 0;
     /* the stage's chunks: d, d + pp, ...; zbv's and dualpipe's d and 2 pp - 1 - d */
