@@ -151,6 +151,27 @@ START_TEST(test_zbv_dp_pieces) {
 }
 END_TEST
 
+/* Runs e's programs with every forward f, input and weight half b, the rest nothing: the schedule alone.
+ * Returns the simulated iteration. */
+static double sim_fb(env *e, double f, double b) {
+    for (int r = 0; r < e->l.nranks; r++)
+        for (int j = 0; j < e->l.progs[r].n; j++) {
+            st_ins *in = &e->l.progs[r].ins[j];
+            int fwd = in->kind == ST_INS_COMPUTE && in->phase == ST_PHASE_FWD;
+            int half = in->kind == ST_INS_COMPUTE &&
+                       (in->phase == ST_PHASE_BWD_INPUT || in->phase == ST_PHASE_BWD_WEIGHT);
+            in->dur_s = fwd ? f : half ? b : 0;
+            in->latency_s = 0;
+            in->route = -1;
+        }
+    st_sim_result r;
+    st_error err;
+    ck_assert_msg(st_sim_run(&e->l, 1e30, NULL, &r, &err) == 0, "%s", err.text);
+    double t = r.iteration_time_s;
+    st_sim_result_destroy(&r);
+    return t;
+}
+
 START_TEST(test_zbv) {
     static const struct {
         int pp;
@@ -174,25 +195,15 @@ START_TEST(test_zbv) {
             }
             for (int r = 0; r < e.l.nranks; r++)
                 for (int j = 0; j < e.l.progs[r].n; j++) {
-                    st_ins *in = &e.l.progs[r].ins[j];
+                    const st_ins *in = &e.l.progs[r].ins[j];
                     /* the turn (chunk pp - 1 to pp) sends nothing: no message to itself */
                     if (in->kind == ST_INS_SEND || in->kind == ST_INS_RECV) ck_assert_int_ne(in->peer, r);
-                    int fwd = in->kind == ST_INS_COMPUTE && in->phase == ST_PHASE_FWD;
-                    int half = in->kind == ST_INS_COMPUTE &&
-                               (in->phase == ST_PHASE_BWD_INPUT || in->phase == ST_PHASE_BWD_WEIGHT);
-                    in->dur_s = fwd ? f : half ? b : 0;
-                    in->latency_s = 0;
-                    in->route = -1;
                 }
-            st_sim_result r;
-            st_error err;
-            ck_assert_msg(st_sim_run(&e.l, 1e30, NULL, &r, &err) == 0, "%s: %s", spec, err.text);
             double t[1] = {2 * (f + 2 * b)}, bubble;
             int cnt[1] = {pp};
             double T = st_cost_pipeline_s(t, cnt, 1, 2, rows[i].m, ST_SCHED_ZBV, 2 * f, 4 * b, &bubble);
-            ck_assert_msg(fabs(r.iteration_time_s / T - 1) < 1e-12, "%s: simulated %.9f s, closed form %.9f s", spec,
-                          r.iteration_time_s, T);
-            st_sim_result_destroy(&r);
+            double s = sim_fb(&e, f, b);
+            ck_assert_msg(fabs(s / T - 1) < 1e-12, "%s: simulated %.9f s, closed form %.9f s", spec, s, T);
             done(&e);
         }
         /* memory: the lowering's peak is the estimate's */
@@ -213,27 +224,6 @@ START_TEST(test_zbv) {
     }
 }
 END_TEST
-
-/* Runs e's programs with every forward f, input and weight half b, the rest nothing: the schedule alone.
- * Returns the simulated iteration. */
-static double sim_fb(env *e, double f, double b) {
-    for (int r = 0; r < e->l.nranks; r++)
-        for (int j = 0; j < e->l.progs[r].n; j++) {
-            st_ins *in = &e->l.progs[r].ins[j];
-            int fwd = in->kind == ST_INS_COMPUTE && in->phase == ST_PHASE_FWD;
-            int half = in->kind == ST_INS_COMPUTE &&
-                       (in->phase == ST_PHASE_BWD_INPUT || in->phase == ST_PHASE_BWD_WEIGHT);
-            in->dur_s = fwd ? f : half ? b : 0;
-            in->latency_s = 0;
-            in->route = -1;
-        }
-    st_sim_result r;
-    st_error err;
-    ck_assert_msg(st_sim_run(&e->l, 1e30, NULL, &r, &err) == 0, "%s", err.text);
-    double t = r.iteration_time_s;
-    st_sim_result_destroy(&r);
-    return t;
-}
 
 /* DualPipe lowered in dualpipe.py's order: with equal chunks and nothing but compute, the simulated
  * iteration is the estimate's closed form (Table 2's bubble) where forwards and halves are equal, and
@@ -283,9 +273,20 @@ START_TEST(test_dualpipe) {
          * (pp + 1) / 2 of each, so the two differ by ((pp - 1) / 2 - h)(a0 - a1) with a0, a1 the chunks'
          * activations: 0 where they are equal, positive or negative where the loss chunk holds more */
         lower(&e, "gpt-1.7b", pp, spec);
-        st_sim_result r;
+        st_sim_result r, r1;
         st_error err;
         ck_assert_int_eq(st_sim_run(&e.l, 1e30, NULL, &r, &err), 0);
+        { /* the per-operator form (the executor's) runs the same order in the same time */
+            env e1;
+            st_lower_opts o = per_op(0);
+            lower_with(&e1, "gpt-1.7b", pp, spec, &o);
+            check_structure(&e1);
+            ck_assert_int_eq(st_sim_run(&e1.l, 1e30, NULL, &r1, &err), 0);
+            ck_assert_msg(fabs(r1.iteration_time_s / r.iteration_time_s - 1) < 1e-9, "%s: per op %.9f s, fused %.9f s",
+                          spec, r1.iteration_time_s, r.iteration_time_s);
+            st_sim_result_destroy(&r1);
+            done(&e1);
+        }
         for (int d = 0; d < pp; d++) {
             int h = d < pp - 1 - d ? d : pp - 1 - d, j0 = d < pp / 2 ? d : pp - 1 - d;
             st_chunk_cost c0, c1;

@@ -255,8 +255,6 @@ static int fused_at(builder *b, const lower_ctx *L, st_ins *in, const comm_g *cm
     static const uint8_t coll[ST_GRP_COUNT] = {ST_COLL_ALLREDUCE, ST_COLL_ALLGATHER, ST_COLL_ALLTOALL};
     double free_bytes = in->free_bytes;
     int n = 0;
-    in->dur_s += b->pair_tax_s;
-    b->pair_tax_s = 0;
     for (int k = ST_GRP_TP; k <= ST_GRP_EP; k++) {
         if (cm->s[k] <= 0) continue;
         if (L->grp[k] < 0) in->dur_s += cm->s[k]; /* a group of one does not talk: not reached */
@@ -321,8 +319,8 @@ static int ops_at(builder *b, const lower_ctx *L, const st_ins *in, double extra
         coll.coll = x->coll;
         coll.group = grp;
         coll.route = grp >= 0 ? L->r_grp[x->group] : -1;
-        coll.dur_s = x->s;
-        coll.latency_s = x->latency_s;
+        coll.dur_s = x->s * (x->group == ST_GRP_EP ? b->ep_shown : 1); /* (a DualPipe pair's: pair_overlap) */
+        coll.latency_s = x->latency_s * (x->group == ST_GRP_EP ? b->ep_shown : 1);
         coll.bytes = x->bytes;
         coll.coll_op = e;
         if (talks && grp < 0) run.dur_s += x->s; /* not reached */
@@ -354,7 +352,11 @@ static int ops_at(builder *b, const lower_ctx *L, const st_ins *in, double extra
  * in->dur_s adds to the fused share of its operators' time (0, or NCCL's SMs beside overlapped
  * traffic). Returns the last; *ci (optional) the last compute instruction. */
 static int compute_at(builder *b, const lower_ctx *L, st_ins *in, const comm_g *cm, double extra_s, int *ci) {
-    return L->per_op ? ops_at(b, L, in, extra_s, ci) : fused_at(b, L, in, cm, ci);
+    double tax = b->pair_tax_s; /* a DualPipe pair's first compute (pair_overlap) */
+    b->pair_tax_s = 0;
+    if (L->per_op) return ops_at(b, L, in, extra_s + tax, ci);
+    in->dur_s += tax;
+    return fused_at(b, L, in, cm, ci);
 }
 
 static int compute(builder *b, const lower_ctx *L, st_ins *in, const comm_g *cm) {
@@ -866,8 +868,8 @@ static void order_need(const lower_ctx *L, sched_op *ops, int64_t *n, int64_t *a
 /* A DualPipe F&B pair (forward o, backward o + 1), priced as the estimate prices its stage's time
  * (st_cost_dualpipe_overlap): the ep all-to-alls of both and their two messages hide behind both
  * computes; what hides does not show (its ep all-to-alls shortened to what shows: the overlap itself is
- * not simulated) and taxes the pair's compute. The fused form's (the simulator's); per operator, the
- * collectives run whole. */
+ * not simulated) and taxes the pair's first compute (compute_at), in the fused and the per-operator
+ * form alike. */
 static void pair_overlap(builder *b, const lower_ctx *L, const sched_op *o) {
     const st_chunk_cost *cf = &L->cc[o->chunk], *cb = &L->cc[o[1].chunk];
     int rec = L->p->recompute != ST_REC_NONE;
