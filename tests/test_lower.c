@@ -250,6 +250,11 @@ START_TEST(test_dualpipe) {
                 const st_group_def *g = &e.l.groups[in->group];
                 ck_assert_int_eq(g->n, 2);
                 ck_assert(g->ranks[0] + g->ranks[1] == pp - 1 && (g->ranks[0] == r || g->ranks[1] == r));
+                st_chunk_cost ca, cb; /* its message: the gradients of both its stages */
+                st_cost_chunk(e.ctx, e.p, r, &ca);
+                st_cost_chunk(e.ctx, e.p, pp - 1 - r, &cb);
+                double want = (ca.params + cb.params) * e.p->grad_bytes; /* (pp even: r != pp - 1 - r) */
+                ck_assert_double_eq_tol(in->bytes, want, want * 1e-12);
                 mirrors++;
             }
         ck_assert_int_eq(mirrors, pp);
