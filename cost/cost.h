@@ -394,6 +394,15 @@ double st_cost_param_gather_exposed(const st_cluster *c, double gather_s, double
  * rank its 1/tp of the padded vocabulary), after the data-parallel reduction; 0 without tied
  * embeddings or without a pipeline. *bytes: its message per rank. */
 double st_cost_embedding_allreduce(st_cost_ctx *ctx, const st_plan *p, double *bytes);
+/* DualPipe's mirror all-reduce: rank d sums the gradients of its `params` (both copies' stages) with
+ * rank pp - 1 - d, which holds the same stages, before the data-parallel reduction; 0 under other
+ * schedules. *bytes: its message per rank. */
+double st_cost_dualpipe_mirror(st_cost_ctx *ctx, const st_plan *p, double params, double *bytes);
+/* DualPipe's F&B overlap (DeepSeek-V3 report, Sec. 3.2.1): of hide_s of expert all-to-all and pipeline
+ * messages beside work_s of compute, what still shows (returned); *tax_s: what the hidden part's
+ * communication kernels (ST_DUALPIPE_COMM_SMS of the GPU's SMs) add to the compute. The estimate's
+ * stage times and the lowering's pairs both price it here. */
+double st_cost_dualpipe_overlap(const st_cluster *c, double work_s, double hide_s, double *tax_s);
 /* Model FLOPs of one iteration (3 x forward, no recompute). */
 double st_cost_model_flops(const st_model *m, int64_t gbs, int64_t seq);
 

@@ -38,11 +38,12 @@
  * with no communication, F&B = F + B, input and weight halves b = w) the bubble is
  * max((pp - 2) f, (pp / 2 - 1)(f + w) - f) with f a chunk's forward (exact for pp 2-16, even m from
  * 2 pp up): Table 2's at f = w, at most f lower when forwards are shorter and (pp / 2 - 1)(f - w)
- * higher when they are longer. strata keeps Table 2's until its lowering plays the schedule out
- * (src/lower refuses dualpipe).
+ * higher when they are longer. The estimate keeps Table 2's; src/lower plays the order out (lower.c,
+ * dualpipe_order), and tests/test_lower.c's test_dualpipe checks the simulated iteration against both
+ * forms.
  * Table 2's parameters x2 and activations pp + 1 micro-batches: cost/memory.c. The two copies'
  * gradients are summed by an all-reduce between rank d and rank pp - 1 - d before the data-parallel
- * reduction (dualpipe_mirror_s).
+ * reduction (st_cost_dualpipe_mirror).
  *
  * Data parallelism after the last backward (Megatron's default; with overlap_grad_reduce only
  * what outlasts the last micro-batch's backward is exposed, with overlap_param_gather the gather's
@@ -510,16 +511,22 @@ static void stage_cost(const st_cluster *cl, const st_plan *p, const st__shard_c
     /* each chunk a micro-batch passes receives and sends, both ways */
     if (p->pp > 1) t->comm_s[ST_GRP_PP] += 2 * (dual ? 2 : p->vp) * p2p_s;
     if (dual) {
-        double hide = t->comm_s[ST_GRP_EP] + t->comm_s[ST_GRP_PP], work = t->compute_s + t->recompute_s;
-        double shown = hide > work ? hide - work : 0;
+        double hide = t->comm_s[ST_GRP_EP] + t->comm_s[ST_GRP_PP], tax;
+        double shown = st_cost_dualpipe_overlap(cl, t->compute_s + t->recompute_s, hide, &tax);
         if (hide > 0) {
             t->comm_s[ST_GRP_EP] *= shown / hide;
             t->comm_s[ST_GRP_PP] *= shown / hide;
         }
-        t->compute_s += st_cost_overlap_tax_sms(cl, hide - shown, ST_DUALPIPE_COMM_SMS);
+        t->compute_s += tax;
     }
     t->total_s = t->compute_s + t->recompute_s;
     for (int g = 0; g < ST_GRP_COUNT; g++) t->total_s += t->comm_s[g];
+}
+
+double st_cost_dualpipe_overlap(const st_cluster *c, double work_s, double hide_s, double *tax_s) {
+    double shown = hide_s > work_s ? hide_s - work_s : 0;
+    *tax_s = st_cost_overlap_tax_sms(c, hide_s - shown, ST_DUALPIPE_COMM_SMS);
+    return shown;
 }
 
 /* Model FLOPs count the full s x s attention whatever kernel runs it (DESIGN.md "Definitions",
@@ -668,7 +675,6 @@ double st_cost_overlap_tax_sms(const st_cluster *c, double overlapped_s, int com
 }
 
 static double buckets(double params, double dp);
-static double dualpipe_mirror_s(st_cost_ctx *ctx, const st_plan *p, double params);
 
 /* ZeRO-3's gathers and scatters run on streams of their own (DeepSpeed's partitioned-parameter
  * coordinator all-gathers on a side stream, prefetching the next layers; the gradients are
@@ -1021,7 +1027,7 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
         /* the stretch of every micro-batch is in pipeline_s (reported here, not as compute) */
         dp_s = z_tail;
     }
-    dp_s += st_cost_embedding_allreduce(ctx, p, NULL) + dualpipe_mirror_s(ctx, p, dense_max + expert_max);
+    dp_s += st_cost_embedding_allreduce(ctx, p, NULL) + st_cost_dualpipe_mirror(ctx, p, dense_max + expert_max, NULL);
 
     double shard_dense = p->zero >= 1 ? (double)gdp.n : 1, shard_exp = p->zero >= 1 ? (double)gex.n : 1;
     double opt_params = dense_max / shard_dense + expert_max / shard_exp;
@@ -1212,15 +1218,17 @@ static double pp_pair_allreduce(st_cost_ctx *ctx, const st_plan *p, double b) {
  * one update: each rank all-reduces the gradients of its `params` with its mirror rank pp - 1 - d, a
  * pair of the pipeline group, before the data-parallel reduction (an upper bound where dp > 1: one
  * reduction over both copies' 2 dp ranks would move no more than the dp reduction alone). */
-static double dualpipe_mirror_s(st_cost_ctx *ctx, const st_plan *p, double params) {
-    return p->schedule == ST_SCHED_DUALPIPE ? pp_pair_allreduce(ctx, p, params * p->grad_bytes) : 0;
+double st_cost_dualpipe_mirror(st_cost_ctx *ctx, const st_plan *p, double params, double *bytes) {
+    double b = p->schedule == ST_SCHED_DUALPIPE ? params * p->grad_bytes : 0;
+    if (bytes) *bytes = b;
+    return b > 0 ? pp_pair_allreduce(ctx, p, b) : 0;
 }
 
 /* Megatron-LM's _allreduce_embedding_grads (finalize_model_grads.py): the word embedding's
  * gradient, on the first stage, and its tied copy on the last, summed by an all-reduce of the
  * two ranks (pp_pair_allreduce). None under zbv, whose V puts the first and the last chunk on stage 0,
  * nor under dualpipe, whose ends each hold the embedding and the output layer (their sum local, the
- * copies' in dualpipe_mirror_s): one tensor. */
+ * copies' in st_cost_dualpipe_mirror): one tensor. */
 double st_cost_embedding_allreduce(st_cost_ctx *ctx, const st_plan *p, double *bytes) {
     double b = 0, t = 0;
     if (ctx->m->tied_embeddings && p->pp > 1 && p->schedule != ST_SCHED_ZBV && p->schedule != ST_SCHED_DUALPIPE) {

@@ -257,6 +257,7 @@ static int check_plan(const st_plan *p, const st_lowered *l, int64_t L, int size
                           ? "offloading"
                       : p->recompute == ST_REC_OP        ? "op-level recompute (recompute=op)"
                       : p->schedule == ST_SCHED_ZB || p->schedule == ST_SCHED_ZBV ? "zero-bubble schedules"
+                      : p->schedule == ST_SCHED_DUALPIPE ? "DualPipe (schedule=dualpipe)"
                       : l->nops == 0 || l->progs == NULL ? "a lowering without operators"
                                                          : NULL;
     if (why) return st_error_set(err, ST_EINVAL, NULL, "plan", "the cpu executor does not run %s yet", why);

@@ -104,9 +104,8 @@ bad "plan needs more GPUs than the cluster has (tp*pp*dp*cp = 128 > 64)" "tp*pp*
 re:key '[a-z]+'" $E175 --gpus 64 --plan tp=8,pp=8,dp=2
 bad "gbs not divisible by dp*mbs" "key 'gbs'" $E175 --gpus 64 --plan tp=8,pp=8,mbs=3,gbs=64
 bad "dualpipe with an odd pp" "key 'pp'" $E7 --gpus 24 --plan tp=8,pp=3,gbs=24,schedule=dualpipe
-# DualPipe is priced by estimate, not lowered: sim names the key, exit 2 (the plan itself fits)
-bad "sim of a dualpipe plan" "key 'schedule'" sim --model llama2-7b --cluster dgx-h100 --gpus 32 \
-	--plan tp=8,pp=4,gbs=16,schedule=dualpipe
+bad "sim of a dualpipe plan with too few micro-batches" "key 'gbs'" sim --model llama2-7b --cluster dgx-h100 \
+	--gpus 32 --plan tp=8,pp=4,gbs=6,schedule=dualpipe
 bad "heads (96) not divisible by tp (5)" "key 'tp'" $E175 --gpus 40 --plan tp=5,pp=8
 bad "kv_heads (8) not divisible by tp (16), llama2-70b" "key 'tp'
 kv_heads" estimate --model llama2-70b --cluster dgx-a100-80g --gpus 16 --plan tp=16

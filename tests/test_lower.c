@@ -50,11 +50,12 @@ static void done(env *e) {
     free(e->p);
 }
 
-/* counts of phase per (chunk, mb) and send/recv matching */
+/* counts of phase per (chunk, mb) and send/recv matching (dualpipe: 2 pp chunks, copy B's stage j - pp
+ * on rank 2 pp - 1 - j, m / 2 micro-batches each) */
 static void check_structure(env *e) {
     const st_plan *p = e->p;
-    int chunks = p->pp * p->vp;
-    int64_t m = e->l.microbatches;
+    int dual = p->schedule == ST_SCHED_DUALPIPE, chunks = p->pp * p->vp * (dual ? 2 : 1);
+    int64_t m = e->l.microbatches, mc = dual ? m / 2 : m;
     int *fwd = calloc((size_t)(chunks * m), sizeof(int)), *bwd = calloc((size_t)(chunks * m), sizeof(int));
     ck_assert_int_eq(e->l.nranks, p->pp);
     for (int r = 0; r < e->l.nranks; r++) {
@@ -63,7 +64,9 @@ static void check_structure(env *e) {
         for (int i = 0; i < pg->n; i++) {
             const st_ins *in = &pg->ins[i];
             if (in->kind == ST_INS_COMPUTE && in->chunk >= 0) {
-                ck_assert_int_eq(st_plan_chunk_stage(p, in->chunk), r); /* j % pp, or zbv's V */
+                int j = in->chunk, stage = dual ? (j < p->pp ? j : 2 * p->pp - 1 - j) : st_plan_chunk_stage(p, j);
+                ck_assert_int_eq(stage, r); /* j % pp, or zbv's V */
+                ck_assert_int_lt(in->mb, mc);
                 if (in->phase == ST_PHASE_FWD) fwd[in->chunk * m + in->mb]++;
                 if (in->phase == ST_PHASE_BWD || in->phase == ST_PHASE_BWD_INPUT) bwd[in->chunk * m + in->mb]++;
             }
@@ -81,8 +84,8 @@ static void check_structure(env *e) {
         ck_assert_double_eq_tol(live, 0, 1); /* every activation freed */
     }
     for (int i = 0; i < chunks * m; i++) {
-        ck_assert_int_eq(fwd[i], 1);
-        ck_assert_int_eq(bwd[i], 1);
+        ck_assert_int_eq(fwd[i], i % m < mc);
+        ck_assert_int_eq(bwd[i], i % m < mc);
     }
     free(fwd);
     free(bwd);
@@ -148,6 +151,27 @@ START_TEST(test_zbv_dp_pieces) {
 }
 END_TEST
 
+/* Runs e's programs with every forward f, input and weight half b, the rest nothing: the schedule alone.
+ * Returns the simulated iteration. */
+static double sim_fb(env *e, double f, double b) {
+    for (int r = 0; r < e->l.nranks; r++)
+        for (int j = 0; j < e->l.progs[r].n; j++) {
+            st_ins *in = &e->l.progs[r].ins[j];
+            int fwd = in->kind == ST_INS_COMPUTE && in->phase == ST_PHASE_FWD;
+            int half = in->kind == ST_INS_COMPUTE &&
+                       (in->phase == ST_PHASE_BWD_INPUT || in->phase == ST_PHASE_BWD_WEIGHT);
+            in->dur_s = fwd ? f : half ? b : 0;
+            in->latency_s = 0;
+            in->route = -1;
+        }
+    st_sim_result r;
+    st_error err;
+    ck_assert_msg(st_sim_run(&e->l, 1e30, NULL, &r, &err) == 0, "%s", err.text);
+    double t = r.iteration_time_s;
+    st_sim_result_destroy(&r);
+    return t;
+}
+
 START_TEST(test_zbv) {
     static const struct {
         int pp;
@@ -171,25 +195,15 @@ START_TEST(test_zbv) {
             }
             for (int r = 0; r < e.l.nranks; r++)
                 for (int j = 0; j < e.l.progs[r].n; j++) {
-                    st_ins *in = &e.l.progs[r].ins[j];
+                    const st_ins *in = &e.l.progs[r].ins[j];
                     /* the turn (chunk pp - 1 to pp) sends nothing: no message to itself */
                     if (in->kind == ST_INS_SEND || in->kind == ST_INS_RECV) ck_assert_int_ne(in->peer, r);
-                    int fwd = in->kind == ST_INS_COMPUTE && in->phase == ST_PHASE_FWD;
-                    int half = in->kind == ST_INS_COMPUTE &&
-                               (in->phase == ST_PHASE_BWD_INPUT || in->phase == ST_PHASE_BWD_WEIGHT);
-                    in->dur_s = fwd ? f : half ? b : 0;
-                    in->latency_s = 0;
-                    in->route = -1;
                 }
-            st_sim_result r;
-            st_error err;
-            ck_assert_msg(st_sim_run(&e.l, 1e30, NULL, &r, &err) == 0, "%s: %s", spec, err.text);
             double t[1] = {2 * (f + 2 * b)}, bubble;
             int cnt[1] = {pp};
             double T = st_cost_pipeline_s(t, cnt, 1, 2, rows[i].m, ST_SCHED_ZBV, 2 * f, 4 * b, &bubble);
-            ck_assert_msg(fabs(r.iteration_time_s / T - 1) < 1e-12, "%s: simulated %.9f s, closed form %.9f s", spec,
-                          r.iteration_time_s, T);
-            st_sim_result_destroy(&r);
+            double s = sim_fb(&e, f, b);
+            ck_assert_msg(fabs(s / T - 1) < 1e-12, "%s: simulated %.9f s, closed form %.9f s", spec, s, T);
             done(&e);
         }
         /* memory: the lowering's peak is the estimate's */
@@ -211,25 +225,125 @@ START_TEST(test_zbv) {
 }
 END_TEST
 
-/* DualPipe is not lowered (yet): refused naming the key, nothing allocated */
-START_TEST(test_dualpipe_refused) {
-    st_model m;
-    st_cluster c;
-    st_plan p;
-    st_error err;
-    st_lowered l;
-    st_lower_opts o;
-    st_lower_opts_init(&o);
-    ck_assert_int_eq(st_model_preset("gpt-1.7b", &m), 0);
-    ck_assert_int_eq(st_cluster_resolve("dgx-a100-80g", 4, &c, NULL), 0);
-    st_plan_defaults(&p);
-    ck_assert_int_eq(st_plan_parse_spec("tp=1,pp=4,gbs=8,schedule=dualpipe", &p, &err), 0);
-    ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), 0);
-    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
-    ck_assert_int_eq(st_lower_plan(ctx, &p, &o, &l, &err), ST_EINVAL);
-    ck_assert_str_eq(err.key, "schedule");
-    ck_assert_int_eq(l.nranks, 0);
-    st_cost_ctx_free(ctx);
+/* DualPipe lowered in dualpipe.py's order: with equal chunks and nothing but compute, the simulated
+ * iteration is the estimate's closed form (Table 2's bubble) where forwards and halves are equal, and
+ * max((pp - 2) f, (pp / 2 - 1)(f + w) - f) past (m / 2)(2 f + 4 w) where they are not (cost/estimate.c);
+ * each rank's two copies meet their mirror in one all-reduce of both stages' gradients */
+START_TEST(test_dualpipe) {
+    static const struct {
+        int pp;
+        int64_t m;
+    } rows[] = {{2, 4}, {2, 10}, {4, 8}, {4, 14}, {6, 12}, {6, 20}, {8, 16}, {8, 30}};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        char spec[128];
+        int pp = rows[i].pp;
+        int64_t m = rows[i].m;
+        snprintf(spec, sizeof spec, "tp=1,pp=%d,dp=1,mbs=1,gbs=%lld,schedule=dualpipe", pp, (long long)m);
+        env e;
+        lower(&e, "gpt-1.7b", pp, spec);
+        check_structure(&e);
+        int mirrors = 0;
+        for (int r = 0; r < pp; r++)
+            for (int j = 0; j < e.l.progs[r].n; j++) {
+                const st_ins *in = &e.l.progs[r].ins[j];
+                if (in->kind != ST_INS_COLL || in->group < 0 || e.l.groups[in->group].kind != ST_GRP_PP) continue;
+                const st_group_def *g = &e.l.groups[in->group];
+                ck_assert_int_eq(g->n, 2);
+                ck_assert(g->ranks[0] + g->ranks[1] == pp - 1 && (g->ranks[0] == r || g->ranks[1] == r));
+                st_chunk_cost ca, cb; /* its message: the gradients of both its stages */
+                st_cost_chunk(e.ctx, e.p, r, &ca);
+                st_cost_chunk(e.ctx, e.p, pp - 1 - r, &cb);
+                double want = (ca.params + cb.params) * e.p->grad_bytes; /* (pp even: r != pp - 1 - r) */
+                ck_assert_double_eq_tol(in->bytes, want, want * 1e-12);
+                mirrors++;
+            }
+        ck_assert_int_eq(mirrors, pp);
+        double f = 1e-3, w = 1e-3;
+        double t[1] = {2 * (f + 2 * w)}, bubble;
+        int cnt[1] = {pp};
+        double T = st_cost_pipeline_s(t, cnt, 1, 1, m, ST_SCHED_DUALPIPE, 2 * f, 4 * w, &bubble);
+        double s = sim_fb(&e, f, w);
+        ck_assert_msg(fabs(s / T - 1) < 1e-12, "%s: simulated %.9f s, closed form %.9f s", spec, s, T);
+        for (int k = 0; k < 2; k++) { /* forwards longer, then shorter, than the halves */
+            f = k ? 0.5e-3 : 1.5e-3;
+            double x = (pp / 2 - 1) * (f + w) - f, exact = (double)(m / 2) * 2 * (f + 2 * w);
+            exact += (pp - 2) * f > x ? (pp - 2) * f : x;
+            s = sim_fb(&e, f, w);
+            ck_assert_msg(fabs(s / exact - 1) < 1e-12, "%s, f %g w %g: simulated %.9f s, event form %.9f s", spec, f,
+                          w, s, exact);
+        }
+        done(&e);
+        /* memory: rank d (h = min(d, pp - 1 - d)) peaks holding pp - h micro-batches of the copy that
+         * reaches it first and h + 1 of the other (dualpipe.py's order); the estimate's Table 2 counts
+         * (pp + 1) / 2 of each, so the two differ by ((pp - 1) / 2 - h)(a0 - a1) with a0, a1 the chunks'
+         * activations: 0 where they are equal, positive or negative where the loss chunk holds more */
+        lower(&e, "gpt-1.7b", pp, spec);
+        st_sim_result r, r1;
+        st_error err;
+        ck_assert_int_eq(st_sim_run(&e.l, 1e30, NULL, &r, &err), 0);
+        { /* the per-operator form (the executor's) runs the same order in the same time */
+            env e1;
+            st_lower_opts o = per_op(0);
+            lower_with(&e1, "gpt-1.7b", pp, spec, &o);
+            check_structure(&e1);
+            ck_assert_int_eq(st_sim_run(&e1.l, 1e30, NULL, &r1, &err), 0);
+            ck_assert_msg(fabs(r1.iteration_time_s / r.iteration_time_s - 1) < 1e-9, "%s: per op %.9f s, fused %.9f s",
+                          spec, r1.iteration_time_s, r.iteration_time_s);
+            st_sim_result_destroy(&r1);
+            done(&e1);
+        }
+        for (int d = 0; d < pp; d++) {
+            int h = d < pp - 1 - d ? d : pp - 1 - d, j0 = d < pp / 2 ? d : pp - 1 - d;
+            st_chunk_cost c0, c1;
+            st_stage_memory sm;
+            st_cost_chunk(e.ctx, e.p, j0, &c0);
+            st_cost_chunk(e.ctx, e.p, pp - 1 - j0, &c1);
+            st_cost_stage_memory(e.ctx, e.p, d, &sm);
+            double want = sm.total_bytes + ((pp - 1) / 2.0 - h) * (c0.act_bytes - c1.act_bytes);
+            ck_assert_msg(fabs(r.ranks[d].memory_peak_bytes / want - 1) < 1e-9,
+                          "%s rank %d: simulated peak %.6f GiB, estimate's stage %.6f GiB, with the order's mix "
+                          "%.6f GiB",
+                          spec, d, r.ranks[d].memory_peak_bytes / 1073741824.0, sm.total_bytes / 1073741824.0,
+                          want / 1073741824.0);
+        }
+        st_sim_result_destroy(&r);
+        done(&e);
+    }
+}
+END_TEST
+
+/* DualPipe's F&B pairs hide their expert all-to-alls behind both computes (st_cost_dualpipe_overlap, as
+ * the estimate prices every chunk): each pair's forward all-to-all shows only its share; the warm-up's
+ * and cool-down's lone forwards show theirs whole. Rank d runs 2 (m / 2 - pp + h + 1) + pp / 2 - h - 1
+ * pairs (dualpipe_order). */
+START_TEST(test_dualpipe_pairs_hide_alltoall) {
+    env e;
+    int pp = 4;
+    int64_t m = 16;
+    lower(&e, "mixtral-8x7b", 32, "tp=1,pp=4,dp=8,ep=8,mbs=1,gbs=128,schedule=dualpipe");
+    ck_assert_int_eq(e.l.microbatches, m);
+    double tax, shown = st_cost_dualpipe_overlap(&e.c, 2.0, 3.0, &tax);
+    ck_assert_double_eq_tol(shown, 1.0, 1e-15);
+    ck_assert_double_eq_tol(tax, st_cost_overlap_tax_sms(&e.c, 2.0, ST_DUALPIPE_COMM_SMS), 1e-15);
+    ck_assert_double_eq(st_cost_dualpipe_overlap(&e.c, 2.0, 1.0, &tax), 0);
+    for (int d = 0; d < pp; d++) {
+        const st_program *pg = &e.l.progs[d];
+        int h = d < pp - 1 - d ? d : pp - 1 - d, hidden = 0, whole = 0;
+        for (int i = 1; i < pg->n; i++) {
+            const st_ins *in = &pg->ins[i], *f = &pg->ins[i - 1];
+            if (in->kind != ST_INS_COLL || in->coll != ST_COLL_ALLTOALL || f->phase != ST_PHASE_FWD) continue;
+            st_chunk_cost c;
+            st_cost_chunk(e.ctx, e.p, in->chunk % pp, &c);
+            ck_assert(c.comm_fwd_g[ST_GRP_EP] > 0);
+            if (fabs(in->dur_s / c.comm_fwd_g[ST_GRP_EP] - 1) < 1e-12)
+                whole++;
+            else if (in->dur_s < c.comm_fwd_g[ST_GRP_EP])
+                hidden++;
+        }
+        ck_assert_int_eq(hidden, 2 * (m / 2 - pp + h + 1) + pp / 2 - h - 1);
+        ck_assert_int_eq(hidden + whole, m);
+    }
+    done(&e);
 }
 END_TEST
 
@@ -1592,7 +1706,8 @@ Suite *suite_lower(void) {
     tcase_add_test(tc, test_gpipe_and_zb);
     tcase_add_test(tc, test_zbv);
     tcase_add_test(tc, test_zbv_dp_pieces);
-    tcase_add_test(tc, test_dualpipe_refused);
+    tcase_add_test(tc, test_dualpipe);
+    tcase_add_test(tc, test_dualpipe_pairs_hide_alltoall);
     tcase_add_test(tc, test_durations_are_the_cost_models);
     tcase_add_test(tc, test_pp_partition_messages);
     tcase_add_test(tc, test_compute_names_its_operators);

@@ -192,9 +192,8 @@ int st_cmd_plan(int argc, char **argv, st_error *err) {
     /* the zero-bubble schedules where the plan's framework can run them: torchtitan (torch's
      * InterleavedZeroBubble, ZBVZeroBubble) or none named; Megatron-LM and DeepSpeed cannot */
     so.zero_bubble = !o.emit || ek == ST_EMIT_TORCHTITAN;
-    /* DualPipe where no framework is named (none of the emitted releases runs it, src/report/emit.c)
-     * and no plan is to be simulated (--validate: it is not lowered yet) */
-    so.dualpipe = !o.emit && !validate;
+    /* DualPipe where no framework is named (none of the emitted releases runs it, src/report/emit.c) */
+    so.dualpipe = !o.emit;
     emit_filter filter = {.kind = ek, .m = m, .c = c};
     if (o.emit) {
         if (!(filter.sink = fopen("/dev/null", "w"))) {

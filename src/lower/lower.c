@@ -32,8 +32,15 @@
  * - zb (ZB-H1): 1F1B with the backward split into input and weight gradients; in the cool-down the
  *   weight-gradient halves wait until every input gradient has been sent, filling the bubble;
  * - zbv (ZB-V, Qi et al. 2401.10241 Sec. 6): two chunks per stage in a V (st_plan_chunk_stage), the
- *   order of torch's ScheduleZBVZeroBubble (lower_zbv); the turn from chunk pp - 1 to pp stays on
- *   the last stage and sends nothing.
+ *   order of torch's ScheduleZBVZeroBubble (lower_ordered); the turn from chunk pp - 1 to pp stays on
+ *   the last stage and sends nothing;
+ * - dualpipe (DeepSeek-V3 report Sec. 3.2.1; deepseek-ai/DualPipe's dualpipe.py): two copies of the
+ *   pipeline, 2 pp chunks (chunk_stage), half the micro-batches fed at each end, in DualPipe.step's
+ *   order (dualpipe_order, lower_ordered), the backward in input and weight halves; each rank's
+ *   gradients (both copies' stages) summed with its mirror rank pp - 1 - d's before the optimizer.
+ *   Its simulated iteration is the estimate's closed form where forwards and backward halves are equal
+ *   (cost/estimate.c); the overlapped F&B pair runs as its forward then its backward, its expert
+ *   all-to-alls and messages hidden behind the two as the estimate hides them (pair_overlap).
  * Each forward receives its input from the previous chunk's stage and sends its output on; each
  * backward receives the output gradient and sends the input gradient back, each tp rank its whole
  * message, used as it arrives (Megatron-Core's, st_cost_p2p_bytes). Receives block the compute
@@ -85,10 +92,13 @@ typedef struct builder {
     int failed;
     int last_dp; /* the last data-parallel bucket issued so far, -1 = none */
     int zp[2];   /* ZeRO-3: the last two layer computes, older first (-1 = none) */
-    /* zbv: sends held back until their receiver expects them (lower_zbv); NULL: sends go out at once */
+    /* zbv, dualpipe: sends held back until their receiver expects them (lower_ordered); NULL: sends go out at once */
     st_ins *held;
     int nheld;
     int last_compute; /* the last instruction on the compute stream so far, -1 = none */
+    /* a DualPipe F&B pair being emitted: the share of its ep all-to-alls that shows, and the tax of what
+     * hides, for its first compute instruction (1 and 0 elsewhere; lower_ordered) */
+    double ep_shown, pair_tax_s;
 } builder;
 
 static int emit(builder *b, const st_ins *in) {
@@ -128,7 +138,7 @@ static st_ins blank(st_ins_kind kind, int stream, int chunk, int mb, const char 
     return in;
 }
 
-/* A pipeline send: emitted, or under zbv held for lower_zbv to emit in its receiver's order */
+/* A pipeline send: emitted, or under zbv and dualpipe held for lower_ordered to emit in its receiver's order */
 static void send_out(builder *b, const st_ins *s) {
     if (b->held)
         b->held[b->nheld++] = *s;
@@ -143,8 +153,10 @@ static int tag_of(int chunk, int mb, int64_t m, int backward) { return (int)(((i
 
 typedef struct lower_ctx {
     const st_plan *p;
-    int chunks;
+    int chunks; /* dualpipe: 2 pp, copy A's stages 0..pp-1 then copy B's (chunk_stage) */
+    int dual;   /* schedule=dualpipe */
     int64_t m;
+    int64_t chunk_mbs; /* the micro-batches each chunk runs: m, or dualpipe's m / 2 per copy */
     int rep;                  /* the replica this program runs (by stage: st_cost_slowest_replica's) */
     const st_chunk_cost *cc;  /* per chunk, on that replica's GPUs */
     const st_chunk_cost *cc0; /* per chunk, without latencies */
@@ -195,6 +207,18 @@ static int rank_at(const lower_ctx *L, int stage) {
     if (!L->full) return stage;
     return L->tp_i + p->tp * (L->cp_i + p->cp * (L->dp_i + p->dp * stage));
 }
+
+/* The stage of chunk j. DualPipe's chunks are two copies of the pipeline's pp: copy A's stage j (j < pp)
+ * on rank j, fed at rank 0, and copy B's stage j - pp on rank 2 pp - 1 - j, fed at rank pp - 1: zbv's
+ * V, but the turn (pp - 1 to pp) is no message, the two copies apart. */
+static int chunk_stage(const lower_ctx *L, int j) {
+    return L->dual ? (j < L->p->pp ? j : 2 * L->p->pp - 1 - j) : st_plan_chunk_stage(L->p, j);
+}
+
+/* whether chunk j takes its input from a chunk before it (and gives its gradient back), or gives its
+ * output to one after it: every chunk but the ends, and under dualpipe each copy's ends */
+static int has_prev(const lower_ctx *L, int j) { return L->dual ? j % L->p->pp != 0 : j > 0; }
+static int has_next(const lower_ctx *L, int j) { return L->dual ? j % L->p->pp != L->p->pp - 1 : j < L->chunks - 1; }
 
 /* the operators chunk j runs in `phase`, named by in */
 static void name_ops(const lower_ctx *L, st_ins *in, int j, int phase) {
@@ -250,8 +274,8 @@ static int fused_at(builder *b, const lower_ctx *L, st_ins *in, const comm_g *cm
         st_ins c = blank(ST_INS_COLL, ST_STREAM_COMPUTE, in->chunk, in->mb, label[k]);
         c.coll = coll[k];
         c.group = L->grp[k];
-        c.dur_s = cm->s[k];
-        c.latency_s = cm->lat[k];
+        c.dur_s = cm->s[k] * (k == ST_GRP_EP ? b->ep_shown : 1);
+        c.latency_s = cm->lat[k] * (k == ST_GRP_EP ? b->ep_shown : 1);
         c.route = L->r_grp[k];
         c.free_bytes = --n == 0 ? free_bytes : 0;
         c.dep[0] = last;
@@ -301,8 +325,8 @@ static int ops_at(builder *b, const lower_ctx *L, const st_ins *in, double extra
         coll.coll = x->coll;
         coll.group = grp;
         coll.route = grp >= 0 ? L->r_grp[x->group] : -1;
-        coll.dur_s = x->s;
-        coll.latency_s = x->latency_s;
+        coll.dur_s = x->s * (x->group == ST_GRP_EP ? b->ep_shown : 1); /* (a DualPipe pair's: pair_overlap) */
+        coll.latency_s = x->latency_s * (x->group == ST_GRP_EP ? b->ep_shown : 1);
         coll.bytes = x->bytes;
         coll.coll_op = e;
         if (talks && grp < 0) run.dur_s += x->s; /* not reached */
@@ -334,7 +358,11 @@ static int ops_at(builder *b, const lower_ctx *L, const st_ins *in, double extra
  * in->dur_s adds to the fused share of its operators' time (0, or NCCL's SMs beside overlapped
  * traffic). Returns the last; *ci (optional) the last compute instruction. */
 static int compute_at(builder *b, const lower_ctx *L, st_ins *in, const comm_g *cm, double extra_s, int *ci) {
-    return L->per_op ? ops_at(b, L, in, extra_s, ci) : fused_at(b, L, in, cm, ci);
+    double tax = b->pair_tax_s; /* a DualPipe pair's first compute (pair_overlap) */
+    b->pair_tax_s = 0;
+    if (L->per_op) return ops_at(b, L, in, extra_s + tax, ci);
+    in->dur_s += tax;
+    return fused_at(b, L, in, cm, ci);
 }
 
 static int compute(builder *b, const lower_ctx *L, st_ins *in, const comm_g *cm) {
@@ -489,18 +517,18 @@ static int z_layers(builder *b, const lower_ctx *L, st_ins *in, const comm_g *cm
  * next stage, (d + 1) % pp, r_bwd to the previous): activations forward and gradients back, the
  * interleaved schedule's included (its wrap from the last stage to the first is r_fwd); on zbv's
  * way back up the V (chunks pp and on) activations go to the previous stage and gradients to the
- * next */
+ * next; dualpipe's copy B, fed at the last stage, runs the same way */
 static int route_of(const lower_ctx *L, int from, int to, int grad) {
-    int next = L->p->schedule == ST_SCHED_ZBV ? to > from : !grad;
+    int next = L->p->schedule == ST_SCHED_ZBV || L->dual ? to > from : !grad;
     return next ? L->r_fwd[rank_at(L, from)] : L->r_bwd[rank_at(L, from)];
 }
 
 static void forward(builder *b, const lower_ctx *L, int j, int mb) {
     const st_chunk_cost *c = &L->cc[j];
-    int d = st_plan_chunk_stage(L->p, j), recv = -1;
+    int d = chunk_stage(L, j), recv = -1;
     /* (zbv's turn, chunk pp - 1 to pp, stays on its stage: no message) */
-    if (j > 0 && st_plan_chunk_stage(L->p, j - 1) != d) {
-        int from = st_plan_chunk_stage(L->p, j - 1);
+    if (has_prev(L, j) && chunk_stage(L, j - 1) != d) {
+        int from = chunk_stage(L, j - 1);
         st_ins r = blank(ST_INS_RECV, ST_STREAM_COMPUTE, j, mb, "recv act"); /* blocking, as Megatron's */
         r.peer = rank_at(L, from);
         r.tag = tag_of(j, mb, L->m, 0);
@@ -528,8 +556,8 @@ static void forward(builder *b, const lower_ctx *L, int j, int mb) {
     }
     int fi = L->z ? z_layers(b, L, &f, &cm, 0) : compute(b, L, &f, &cm);
     if (copy >= 0) fi = og_wait(b, &f, fi, copy, og->act_window_bytes);
-    if (j < L->chunks - 1 && st_plan_chunk_stage(L->p, j + 1) != d) {
-        int to = st_plan_chunk_stage(L->p, j + 1);
+    if (has_next(L, j) && chunk_stage(L, j + 1) != d) {
+        int to = chunk_stage(L, j + 1);
         st_ins s = blank(ST_INS_SEND, ST_STREAM_P2P, j, mb, "send act");
         s.peer = rank_at(L, to);
         s.tag = tag_of(j + 1, mb, L->m, 0);
@@ -544,7 +572,7 @@ static void forward(builder *b, const lower_ctx *L, int j, int mb) {
  * its share of the chunk's buckets to the dp stream, which reduces them while the rest of the
  * backward computes. */
 static int grads(builder *b, const lower_ctx *L, st_ins *in, const st_chunk_cost *c, const comm_g *cm) {
-    if (!L->dp_overlap || in->mb != L->m - 1 || L->stage_params <= 0) return compute(b, L, in, cm);
+    if (!L->dp_overlap || in->mb != L->chunk_mbs - 1 || L->stage_params <= 0) return compute(b, L, in, cm);
     double share = c->params / L->stage_params;
     int k = (int)(L->dp_buckets * share + 0.5);
     if (k < 1) k = 1;
@@ -591,7 +619,7 @@ static int grads(builder *b, const lower_ctx *L, st_ins *in, const st_chunk_cost
 /* split: 0 whole backward, 1 input gradient only, 2 weight gradient only */
 static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
     const st_chunk_cost *c = &L->cc[j], *c0 = &L->cc0[j];
-    int d = st_plan_chunk_stage(L->p, j), dep = -1;
+    int d = chunk_stage(L, j), dep = -1;
     const st_offload_copies *og = L->og ? &L->og[j] : NULL;
     double act_keep = act_kept(c, og);
     if (split == 2) {
@@ -603,8 +631,8 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
         /* ZeRO-3: weight gradients need no weights, and are scattered layer by layer */
         return L->z ? z_layers_re(b, L, &w, NULL, &no_comm, 0, 1) : grads(b, L, &w, c, &no_comm);
     }
-    if (j < L->chunks - 1 && st_plan_chunk_stage(L->p, j + 1) != d) {
-        int from = st_plan_chunk_stage(L->p, j + 1);
+    if (has_next(L, j) && chunk_stage(L, j + 1) != d) {
+        int from = chunk_stage(L, j + 1);
         st_ins r = blank(ST_INS_RECV, ST_STREAM_COMPUTE, j, mb, "recv grad");
         r.peer = rank_at(L, from);
         r.tag = tag_of(j, mb, L->m, 1);
@@ -641,8 +669,8 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
         gi = split ? compute(b, L, &g, &cm) : grads(b, L, &g, c, &cm);
     }
     if (copy >= 0) gi = og_wait(b, &g, gi, copy, 0);
-    if (j > 0 && st_plan_chunk_stage(L->p, j - 1) != d) {
-        int to = st_plan_chunk_stage(L->p, j - 1);
+    if (has_prev(L, j) && chunk_stage(L, j - 1) != d) {
+        int to = chunk_stage(L, j - 1);
         st_ins s = blank(ST_INS_SEND, ST_STREAM_P2P, j, mb, "send grad");
         s.peer = rank_at(L, to);
         s.tag = tag_of(j - 1, mb, L->m, 1);
@@ -662,124 +690,236 @@ static void virtual_mb(const st_plan *p, int d, int64_t k, int backward, int *ch
     *mb = (int)((k / (pp * vp)) * pp + k % pp);
 }
 
+/* One action of a listed order (zbv, dualpipe): a forward (F), an input-gradient half (I), a weight-gradient
+ * half (W) or a whole backward (B: I and W back to back, its input gradient sent when both end, as an
+ * autograd backward without DualPipe's WeightGradStore gives it). pair: a forward run overlapped with the
+ * backward after it (DualPipe's F&B), its output sent when the pair ends. */
+enum { ACT_F, ACT_I, ACT_W, ACT_B };
+typedef struct sched_op {
+    int kind, chunk, mb, pair;
+} sched_op;
+
 /* ZB-V's order on stage d (chunks c0 = d and c1 = 2 pp - 1 - d) as torch.distributed.pipelining's
  * ScheduleZBVZeroBubble._calculate_single_rank_operations gives it (after Qi et al. 2401.10241 Sec. 6):
  * warm-up 2 (pp - d) - 1 forwards of c0, d pairs F c1 F c0, pp - d triples F I W of c1; then, while
  * forwards remain, F c0 I W c0 F c1 I W c1; cool-down d pairs I c0 I c1, pp - d pairs I c0 W c0 (W of
  * the oldest c0), then the remaining W of c1 and of c0. The plan holds m >= 2 pp - 1 micro-batches
  * (torch pads to that many and drops the padding's actions; with as many there is none). Writes the
- * 6 m actions (kind 0 F, 1 I, 2 W) to out. */
-typedef struct zbv_op {
-    int kind, chunk, mb;
-} zbv_op;
-
-static void zbv_order(int pp, int64_t m, int d, zbv_op *out) {
-    int c0 = d, c1 = 2 * pp - 1 - d, n = 0;
-    int f0 = 0, f1 = 0, b0 = 0, b1 = 0;
-#define OP(k, c, i) (out[n++] = (zbv_op){(k), (c), (i)})
-    for (int i = 0; i < 2 * (pp - d) - 1; i++) OP(0, c0, f0++);
+ * 6 m actions to out; returns their number. */
+static int64_t zbv_order(int pp, int64_t m, int d, sched_op *out) {
+    int c0 = d, c1 = 2 * pp - 1 - d, f0 = 0, f1 = 0, b0 = 0, b1 = 0;
+    int64_t n = 0;
+#define OP(k, c, i) (out[n++] = (sched_op){(k), (c), (i), 0})
+    for (int i = 0; i < 2 * (pp - d) - 1; i++) OP(ACT_F, c0, f0++);
     for (int i = 0; i < d; i++) {
-        OP(0, c1, f1++);
-        OP(0, c0, f0++);
+        OP(ACT_F, c1, f1++);
+        OP(ACT_F, c0, f0++);
     }
     for (int i = 0; i < pp - d; i++) {
-        OP(0, c1, f1++);
-        OP(1, c1, b1);
-        OP(2, c1, b1++);
+        OP(ACT_F, c1, f1++);
+        OP(ACT_I, c1, b1);
+        OP(ACT_W, c1, b1++);
     }
     while (f1 < f0 || f0 < m) {
-        if (f0 < m) OP(0, c0, f0++);
-        OP(1, c0, b0);
-        OP(2, c0, b0++);
-        OP(0, c1, f1++);
-        OP(1, c1, b1);
-        OP(2, c1, b1++);
+        if (f0 < m) OP(ACT_F, c0, f0++);
+        OP(ACT_I, c0, b0);
+        OP(ACT_W, c0, b0++);
+        OP(ACT_F, c1, f1++);
+        OP(ACT_I, c1, b1);
+        OP(ACT_W, c1, b1++);
     }
     int w0 = b0, w1 = b1;
     for (int i = 0; i < d; i++) {
-        OP(1, c0, b0++);
-        OP(1, c1, b1++);
+        OP(ACT_I, c0, b0++);
+        OP(ACT_I, c1, b1++);
     }
     for (int i = 0; i < pp - d; i++) {
-        OP(1, c0, b0++);
-        OP(2, c0, w0++);
+        OP(ACT_I, c0, b0++);
+        OP(ACT_W, c0, w0++);
     }
-    while (w1 < b1) OP(2, c1, w1++);
-    while (w0 < b0) OP(2, c0, w0++);
+    while (w1 < b1) OP(ACT_W, c1, w1++);
+    while (w0 < b0) OP(ACT_W, c0, w0++);
 #undef OP
+    return n;
 }
 
-/* When each message of a ZB-V iteration is needed (need_s, by tag_of of the action that makes it): the
- * start of the action that receives it, with every stage running zbv_order list-scheduled, each
- * forward, input and weight gradient taking the chunks' mean (compute and inline collectives),
- * messages none. Means, so that the order is the schedule's own and not the accident of one chunk's
- * cost (the embedding's, the loss's). ops: 6 m actions per stage, filled here; done: 2 chunks * m * 2
- * slots (a forward's and an input gradient's end). */
-static void zbv_need(const lower_ctx *L, zbv_op *ops, int64_t *at, double *free_s, double *done, double *need_s) {
+/* DualPipe's order on rank d (deepseek-ai/DualPipe, dualpipe.py, DualPipe.step), m micro-batches, m / 2
+ * entering at each end. Phase 0 is the copy whose micro-batches reach the rank first (copy A, chunk d, on
+ * the first half of the ranks; copy B, chunk 2 pp - 1 - d, on the second), phase 1 the other; h = min(d,
+ * pp - 1 - d). Its eight steps: 2 (pp/2 - h - 1) forwards of phase 0; h + 1 pairs F0 F1; pp/2 - h - 1
+ * triples I1 W F1 (zero bubble: the weight half queued, the oldest one run); m/2 - pp + h + 1 pairs
+ * F0&B1 F1&B0 (overlapped forward-backward chunks; the middle ranks' first F0, B1 apart, the same order,
+ * where dualpipe.py also holds their last step-2 F1's send back to that F0's end: here it goes when made);
+ * pp/2 - h - 1 times B1 F1&B0; h + 1 times B1 B0, from the middle one on with the weight halves queued
+ * (the B1 of that step too when h is odd); pp/2 - h - 1 times W I0; h + 1 W. Writes the 2 m to 3 m
+ * actions to out (and its queue's behind them); returns their number. */
+static int64_t dualpipe_order(int pp, int64_t m, int d, sched_op *out) {
+    int nh = pp / 2, h = d < pp - 1 - d ? d : pp - 1 - d, second = d >= nh;
+    int64_t half = m / 2, n = 0, q0 = 0, q1 = 0; /* q: the queue of weight halves, FIFO (WeightGradStore) */
+    int chunk[2] = {second ? 2 * pp - 1 - d : d, second ? d : 2 * pp - 1 - d};
+    int f[2] = {0, 0}, bk[2] = {0, 0};
+    sched_op *queue = out + 3 * m; /* scratch behind the order's at most 3 m (order_room) */
+#define F(ph) (out[n++] = (sched_op){ACT_F, chunk[ph], f[ph]++, 0})
+#define BK(ph, zb)                                                                                                     \
+    do {                                                                                                               \
+        if (zb) queue[q1++] = (sched_op){ACT_W, chunk[ph], bk[ph], 0};                                                \
+        out[n++] = (sched_op){(zb) ? ACT_I : ACT_B, chunk[ph], bk[ph]++, 0};                                           \
+    } while (0)
+#define W() (out[n++] = queue[q0++])
+#define FB(ph0, ph1)                                                                                                   \
+    do {                                                                                                               \
+        F(ph0);                                                                                                        \
+        out[n - 1].pair = 1;                                                                                           \
+        BK(ph1, 0);                                                                                                    \
+    } while (0)
+    for (int i = 0; i < 2 * (nh - h - 1); i++) F(0);
+    for (int i = 0; i < h + 1; i++) F(0), F(1);
+    for (int i = 0; i < nh - h - 1; i++) {
+        BK(1, 1);
+        W();
+        F(1);
+    }
+    for (int64_t i = 0; i < half - pp + h + 1; i++) {
+        FB(0, 1);
+        FB(1, 0);
+    }
+    for (int i = 0; i < nh - h - 1; i++) {
+        BK(1, 0);
+        FB(1, 0);
+    }
+    int zb = 0;
+    for (int i = 0; i < h + 1; i++) {
+        if (i == (h + 1) / 2 && h % 2 == 1) zb = 1;
+        BK(1, zb);
+        if (i == (h + 1) / 2 && h % 2 == 0) zb = 1;
+        BK(0, zb);
+    }
+    for (int i = 0; i < nh - h - 1; i++) {
+        W();
+        BK(0, 1);
+    }
+    for (int i = 0; i < h + 1; i++) W();
+#undef F
+#undef BK
+#undef W
+#undef FB
+    assert(q0 == q1 && f[0] == half && f[1] == half && bk[0] == half && bk[1] == half);
+    return n;
+}
+
+/* room for one stage's order: zbv's 6 m actions; dualpipe's at most 3 m and its queue's m */
+static int64_t order_room(const lower_ctx *L) { return L->dual ? 4 * L->m : 6 * L->m; }
+
+static int64_t order_of(const lower_ctx *L, int d, sched_op *out) {
+    return L->dual ? dualpipe_order(L->p->pp, L->m, d, out) : zbv_order(L->p->pp, L->m, d, out);
+}
+
+/* When each message of a listed order's iteration is needed (need_s, by tag_of of the action that makes
+ * it): the start of the action that receives it, with every stage running its order list-scheduled, each
+ * forward, input and weight gradient taking the chunks' mean (compute and inline collectives), messages
+ * none. Means, so that the order is the schedule's own and not the accident of one chunk's cost (the
+ * embedding's, the loss's). ops: order_room actions per stage, filled here, n their numbers; done:
+ * chunks * m * 2 slots (a forward's and an input gradient's end). */
+static void order_need(const lower_ctx *L, sched_op *ops, int64_t *n, int64_t *at, double *free_s, double *done,
+                       double *need_s) {
     const st_plan *p = L->p;
-    int pp = p->pp, chunks = 2 * pp;
-    int64_t m = L->m, n = 6 * m;
-    double dur[3] = {0, 0, 0};
+    int pp = p->pp, chunks = L->chunks;
+    int64_t m = L->m, room = order_room(L);
+    double dur[4] = {0, 0, 0, 0};
     for (int j = 0; j < chunks; j++) {
         const st_chunk_cost *c = &L->cc[j];
-        dur[0] += (c->fwd_s + c->comm_fwd_s) / chunks;
-        dur[1] += (c->bwd_s / 2 + c->recompute_s + c->comm_recompute_s + c->comm_bwd_s) / chunks;
-        dur[2] += c->bwd_s / 2 / chunks;
+        dur[ACT_F] += (c->fwd_s + c->comm_fwd_s) / chunks;
+        dur[ACT_I] += (c->bwd_s / 2 + c->recompute_s + c->comm_recompute_s + c->comm_bwd_s) / chunks;
+        dur[ACT_W] += c->bwd_s / 2 / chunks;
     }
-    for (int r = 0; r < pp; r++) zbv_order(pp, m, r, ops + r * n), at[r] = 0, free_s[r] = 0;
+    dur[ACT_B] = dur[ACT_I] + dur[ACT_W];
+    for (int r = 0; r < pp; r++) n[r] = order_of(L, r, ops + r * room), at[r] = 0, free_s[r] = 0;
     for (int64_t k = 0; k < (int64_t)chunks * m * 2; k++) done[k] = -1;
     for (int moved = 1; moved;) {
         moved = 0;
         for (int r = 0; r < pp; r++)
-            for (; at[r] < n; at[r]++) {
-                const zbv_op *o = &ops[r * n + at[r]];
-                int j = o->chunk;
+            for (; at[r] < n[r]; at[r]++) {
+                const sched_op *o = &ops[r * room + at[r]];
+                int j = o->chunk, bwd = o->kind != ACT_F;
                 /* what it waits for: the previous chunk's forward, the next chunk's input gradient (the
                  * loss chunk's own forward), its own input gradient */
-                int64_t w = o->kind == 0   ? (j > 0 ? tag_of(j - 1, o->mb, m, 0) : -1)
-                            : o->kind == 1 ? (j < chunks - 1 ? tag_of(j + 1, o->mb, m, 1) : tag_of(j, o->mb, m, 0))
-                                           : tag_of(j, o->mb, m, 1);
+                int64_t w = o->kind == ACT_F ? (has_prev(L, j) ? tag_of(j - 1, o->mb, m, 0) : -1)
+                            : o->kind != ACT_W
+                                ? (has_next(L, j) ? tag_of(j + 1, o->mb, m, 1) : tag_of(j, o->mb, m, 0))
+                                : tag_of(j, o->mb, m, 1);
                 if (w >= 0 && done[w] < 0) break;
+                /* a pair's forward waits for its backward's input too (dualpipe.py receives both first) */
+                const sched_op *o2 = o->pair ? o + 1 : NULL;
+                int64_t w2 = !o2                       ? -1
+                             : has_next(L, o2->chunk) ? tag_of(o2->chunk + 1, o2->mb, m, 1)
+                                                      : tag_of(o2->chunk, o2->mb, m, 0);
+                if (w2 >= 0 && done[w2] < 0) break;
                 double start = w >= 0 && done[w] > free_s[r] ? done[w] : free_s[r];
-                int recv = (o->kind == 0 && j > 0) || (o->kind == 1 && j < chunks - 1);
-                if (recv) need_s[w] = start;
+                if (w2 >= 0 && done[w2] > start) start = done[w2];
+                if ((o->kind == ACT_F && has_prev(L, j)) || (bwd && o->kind != ACT_W && has_next(L, j)))
+                    need_s[w] = start;
                 free_s[r] = start + dur[o->kind];
-                if (o->kind < 2) done[tag_of(j, o->mb, m, o->kind)] = free_s[r];
+                if (o2) { /* the pair: both run, both send at its end */
+                    if (has_next(L, o2->chunk)) need_s[w2] = start;
+                    free_s[r] += dur[o2->kind];
+                    done[tag_of(o2->chunk, o2->mb, m, 1)] = free_s[r];
+                    at[r]++;
+                }
+                if (o->kind != ACT_W) done[tag_of(j, o->mb, m, bwd)] = free_s[r];
                 moved = 1;
             }
     }
 }
 
-/* ZB-V on stage d. Its sends go to both neighbours on one P2P stream, and a send holds the stream
- * until its receive is reached (src/sim: rendezvous): sent in the order of making them, the first
- * stage's activation of micro-batch 2 pp - 2 would block the gradient of micro-batch 0, which
- * stage 1 waits for first (torch posts each as a separate isend). So the sends go out in the order
- * their receivers need them (zbv_need), each once made: the one at the stream's head is the one
- * needed first. */
-static int lower_zbv(builder *b, const lower_ctx *L, int d) {
+/* A DualPipe F&B pair (forward o, backward o + 1), priced as the estimate prices its stage's time
+ * (st_cost_dualpipe_overlap): the ep all-to-alls of both and their two messages hide behind both
+ * computes; what hides does not show (its ep all-to-alls shortened to what shows: the overlap itself is
+ * not simulated) and taxes the pair's first compute (compute_at), in the fused and the per-operator
+ * form alike. */
+static void pair_overlap(builder *b, const lower_ctx *L, const sched_op *o) {
+    const st_chunk_cost *cf = &L->cc[o->chunk], *cb = &L->cc[o[1].chunk];
+    int rec = L->p->recompute != ST_REC_NONE;
+    double ep = L->grp[ST_GRP_EP] < 0 ? 0
+                                      : cf->comm_fwd_g[ST_GRP_EP] + cb->comm_bwd_g[ST_GRP_EP] +
+                                            (rec ? cb->comm_recompute_g[ST_GRP_EP] : 0);
+    double hide = ep + cf->p2p_s + cb->p2p_s, work = cf->fwd_s + cb->bwd_s + (rec ? cb->recompute_s : 0);
+    double shown = st_cost_dualpipe_overlap(L->c, work, hide, &b->pair_tax_s);
+    b->ep_shown = hide > 0 ? shown / hide : 1;
+}
+
+/* A listed order (zbv, dualpipe) on stage d. Its sends go to both neighbours on one P2P stream, and a
+ * send holds the stream until its receive is reached (src/sim: rendezvous): sent in the order of making
+ * them, zbv's first stage's activation of micro-batch 2 pp - 2 would block the gradient of micro-batch 0,
+ * which stage 1 waits for first (torch and dualpipe.py post each as a separate isend). So the sends go out
+ * in the order their receivers need them (order_need), each once made: the one at the stream's head is
+ * the one needed first. A pair (DualPipe's F&B) runs as its forward then its backward, one after the other
+ * on the compute stream: the estimate's F&B, a forward plus a backward (the overlap hides communication,
+ * not compute: cost/estimate.c); its backward's receive comes after the forward (Megatron-style blocking
+ * receives), and both its sends when the backward ends. */
+static int lower_ordered(builder *b, const lower_ctx *L, int d) {
     const st_plan *p = L->p;
-    int pp = p->pp, chunks = 2 * pp, last = -1, nout = 0, next = 0;
-    int64_t m = L->m, n = 6 * m, slots = (int64_t)chunks * m * 2;
-    zbv_op *ops = malloc(sizeof *ops * (size_t)(pp * n));
-    int64_t *at = malloc(sizeof *at * (size_t)pp);
+    int pp = p->pp, chunks = L->chunks, last = -1, nout = 0, next = 0;
+    int64_t m = L->m, room = order_room(L), slots = (int64_t)chunks * m * 2;
+    sched_op *ops = malloc(sizeof *ops * (size_t)(pp * room));
+    int64_t *at = malloc(sizeof *at * (size_t)pp), *n = malloc(sizeof *n * (size_t)pp);
     double *free_s = malloc(sizeof *free_s * (size_t)pp), *done = malloc(sizeof *done * (size_t)slots);
     double *need_s = malloc(sizeof *need_s * (size_t)slots);
     int *out = malloc(sizeof *out * (size_t)slots), *held_at = malloc(sizeof *held_at * (size_t)slots);
     b->held = malloc(sizeof *b->held * (size_t)(4 * m));
     b->nheld = 0;
-    if (!ops || !at || !free_s || !done || !need_s || !out || !held_at || !b->held) {
+    if (!ops || !at || !n || !free_s || !done || !need_s || !out || !held_at || !b->held) {
         b->failed = 1;
         goto out;
     }
-    zbv_need(L, ops, at, free_s, done, need_s);
+    order_need(L, ops, n, at, free_s, done, need_s);
     /* this stage's messages, by the action that makes them (tag_of of its chunk), in the order they
      * are needed */
-    const zbv_op *mine = ops + (int64_t)d * n;
-    for (int64_t i = 0; i < n; i++) {
-        int j = mine[i].chunk;
-        if ((mine[i].kind == 0 && j < chunks - 1 && st_plan_chunk_stage(p, j + 1) != d) ||
-            (mine[i].kind == 1 && j > 0 && st_plan_chunk_stage(p, j - 1) != d))
-            out[nout++] = tag_of(j, mine[i].mb, m, mine[i].kind);
+    const sched_op *mine = ops + (int64_t)d * room;
+    for (int64_t i = 0; i < n[d]; i++) {
+        int j = mine[i].chunk, k = mine[i].kind;
+        if ((k == ACT_F && has_next(L, j) && chunk_stage(L, j + 1) != d) ||
+            ((k == ACT_I || k == ACT_B) && has_prev(L, j) && chunk_stage(L, j - 1) != d))
+            out[nout++] = tag_of(j, mine[i].mb, m, k != ACT_F);
     }
     for (int i = 1; i < nout; i++) /* insertion sort by need, stable: few are out of place */
         for (int k = i; k > 0 && need_s[out[k]] < need_s[out[k - 1]]; k--) {
@@ -787,11 +927,23 @@ static int lower_zbv(builder *b, const lower_ctx *L, int d) {
             out[k] = out[k - 1], out[k - 1] = t;
         }
     for (int64_t k = 0; k < slots; k++) held_at[k] = -1;
-    for (int64_t i = 0; i < n; i++) {
-        if (mine[i].kind == 0)
-            forward(b, L, mine[i].chunk, mine[i].mb);
+    int wait_pair = 0; /* the sends made since a pair's forward, to go when its backward ends */
+    for (int64_t i = 0; i < n[d]; i++) {
+        const sched_op *o = &mine[i];
+        int before = b->nheld;
+        if (o->pair) pair_overlap(b, L, o);
+        if (o->kind == ACT_F)
+            forward(b, L, o->chunk, o->mb);
         else
-            last = backward(b, L, mine[i].chunk, mine[i].mb, mine[i].kind);
+            last = backward(b, L, o->chunk, o->mb, o->kind == ACT_B ? 1 : o->kind);
+        if (o->kind == ACT_B) last = backward(b, L, o->chunk, o->mb, 2);
+        if (o->pair) { /* its sends wait for the pair's backward */
+            wait_pair = before;
+            continue;
+        }
+        if (o->kind == ACT_B) /* its sends (and its pair's) when both halves end */
+            for (int h = i > 0 && mine[i - 1].pair ? wait_pair : before; h < b->nheld; h++) b->held[h].dep[0] = last;
+        b->ep_shown = 1;
         for (int h = 0; h < b->nheld; h++) /* (a send's tag is odd for a gradient) */
             held_at[tag_of(b->held[h].chunk, b->held[h].mb, m, b->held[h].tag & 1)] = h;
         while (next < nout && held_at[out[next]] >= 0) emit(b, &b->held[held_at[out[next++]]]);
@@ -802,6 +954,7 @@ out:
     b->held = NULL;
     free(ops);
     free(at);
+    free(n);
     free(free_s);
     free(done);
     free(need_s);
@@ -814,7 +967,7 @@ static int lower_stage(builder *b, const lower_ctx *L, int d) {
     const st_plan *p = L->p;
     int64_t m = L->m;
     int last = -1;
-    if (p->schedule == ST_SCHED_ZBV) return lower_zbv(b, L, d);
+    if (p->schedule == ST_SCHED_ZBV || L->dual) return lower_ordered(b, L, d);
     if (p->schedule == ST_SCHED_GPIPE) {
         for (int64_t i = 0; i < m; i++) forward(b, L, d, (int)i);
         for (int64_t i = 0; i < m; i++) last = backward(b, L, d, (int)i, 0);
@@ -923,13 +1076,14 @@ static int share_lane(st_program *pg, const st_program *first, const lane_names 
  * group per (stage, cp, dp rank); with cp > 1 one cp group per (stage, tp, dp rank); with ep > 1
  * one ep group per (stage, tp rank, ep consecutive ranks of the dp x cp group); with tied
  * embeddings and a pipeline one embedding group per lane (tp, cp, dp rank): its first and last
- * stage; with ZeRO-3, experts and ep > 1, one expert-data-parallel group per (stage, tp rank,
- * position in the ep group). A representative's groups list it alone (one per stage), the
- * embedding group its two end stages. */
+ * stage (dualpipe: one pair group per lane and mirror pair d, pp - 1 - d, d < pp / 2, for the copies'
+ * all-reduce, k = lane + lanes d); with ZeRO-3, experts and ep > 1, one expert-data-parallel group per
+ * (stage, tp rank, position in the ep group). A representative's groups list it alone (one per stage),
+ * a pair group its two stages. */
 typedef struct group_layout {
     int ndp;                                    /* dp groups, from 0 */
     int ngk[ST_GRP_COUNT], gbase[ST_GRP_COUNT]; /* tp, cp and ep groups: how many, the first */
-    int nemb, embbase;                          /* the embedding's end-stage pairs */
+    int nemb, embbase;                          /* the embedding's end-stage pairs, or dualpipe's mirror pairs */
     int nedp, edpbase;                          /* expert-data-parallel groups */
     int ngroups;
     int dpcp, neg; /* dp x cp; ep groups per (stage, tp rank) */
@@ -945,6 +1099,7 @@ static void layout_groups(st_cost_ctx *ctx, const st_plan *p, int full, group_la
     G->ngk[ST_GRP_CP] = p->cp > 1 ? (full ? pp * p->tp * p->dp : pp) : 0;
     G->ngk[ST_GRP_EP] = p->ep > 1 ? (full ? pp * p->tp * G->neg : pp) : 0;
     G->nemb = st_cost_embedding_allreduce(ctx, p, NULL) > 0 ? (full ? width : 1) : 0;
+    if (p->schedule == ST_SCHED_DUALPIPE) G->nemb = (full ? width : 1) * (pp / 2);
     if (p->zero == 3 && p->ep > 1) {
         st_chunk_cost c1;
         for (int j = 0; j < chunks && !G->nedp; j++) {
@@ -1002,11 +1157,12 @@ static int fill_groups(st_lowered *out, const st_plan *p, int full, const group_
         int t = k % p->tp, j = (k / p->tp) % p->ep, d = k / (p->tp * p->ep);
         for (int e = 0; e < g->n; e++) g->ranks[e] = full ? t + p->tp * (e * p->ep + j + dpcp * d) : k;
     }
-    for (int k = 0; k < G->nemb; k++) { /* full: k = lane; else the two end stages' representatives */
+    for (int k = 0; k < G->nemb; k++) { /* k = lane + lanes d: stages d and pp - 1 - d (the embedding's: d = 0) */
         st_group_def *g = &out->groups[G->embbase + k];
+        int lanes = full ? width : 1, lane = k % lanes, d = k / lanes;
         if (group_alloc(g, ST_GRP_PP, 2)) return ST_ENOMEM;
-        g->ranks[0] = full ? k : 0;
-        g->ranks[1] = full ? k + width * (pp - 1) : pp - 1;
+        g->ranks[0] = full ? lane + width * d : d;
+        g->ranks[1] = full ? lane + width * (pp - 1 - d) : pp - 1 - d;
     }
     return 0;
 }
@@ -1142,13 +1298,15 @@ static int rank_names(lower_ctx *L, const group_layout *G, const int *r_g, int r
     L->r_edp = L->edp_group >= 0 ? r_g[L->edp_group] : -1;
     L->dp_group = d * (full ? p->tp : 1) + t;
     L->r_dp = r_g[L->dp_group];
+    if (p->schedule == ST_SCHED_DUALPIPE) /* its mirror pair */
+        return G->embbase + (full ? lane : 0) + lanes * (d < p->pp - 1 - d ? d : p->pp - 1 - d);
     return G->nemb && (d == 0 || d == p->pp - 1) ? G->embbase + (full ? lane : 0) : -1;
 }
 
 /* What ends an iteration (what the estimate prices after the pipeline) */
 typedef struct iteration_end {
     const st_estimate *est;
-    double emb_s, emb_lat, emb_bytes; /* the tied embedding's all-reduce */
+    double emb_s, emb_lat, emb_bytes; /* the tied embedding's all-reduce, or dualpipe's mirror all-reduce */
     int emb_group, emb_route;         /* this program's (-1: none) */
     double gather_s, gather_lat;      /* zero 1-2: the weight all-gather */
 } iteration_end;
@@ -1176,8 +1334,10 @@ static int reduce_grads(builder *b, const lower_ctx *L, const iteration_end *E, 
     }
     if (E->emb_group >= 0) {
         /* the end stages sum the tied embedding's gradient after the data-parallel reduction
-         * (Megatron-LM's finalize_model_grads), in a group of their own on their own links */
-        st_ins e = blank(ST_INS_COLL, ST_STREAM_DP, -1, -1, "embedding all-reduce");
+         * (Megatron-LM's finalize_model_grads), in a group of their own on their own links; dualpipe's
+         * mirror pairs sum their copies' there too (the estimate puts it before the reduction: on the
+         * one dp stream the order leaves the sum) */
+        st_ins e = blank(ST_INS_COLL, ST_STREAM_DP, -1, -1, L->dual ? "mirror all-reduce" : "embedding all-reduce");
         e.coll = ST_COLL_ALLREDUCE;
         e.group = E->emb_group;
         e.route = E->emb_route;
@@ -1246,11 +1406,16 @@ static void step_optimizer(builder *b, const lower_ctx *L, const iteration_end *
  * 0 or ST_ENOMEM. */
 static int lower_program(st_cost_ctx *ctx, st_cost_ctx *ctx0, lower_ctx *L, iteration_end *E, st_program *pg, int d) {
     const st_plan *p = L->p;
-    builder b = {.pg = pg, .last_dp = -1, .zp = {-1, -1}, .last_compute = -1};
+    builder b = {.pg = pg, .last_dp = -1, .zp = {-1, -1}, .last_compute = -1, .ep_shown = 1};
     L->dp_overlap = L->gather_overlap = 0;
     L->stage_params = L->stage_fwd_s = L->stage_quant = 0;
-    for (int j = 0; j < L->chunks; j++) /* the stage's chunks: d, d + pp, ...; zbv's d and 2 pp - 1 - d */
-        if (st_plan_chunk_stage(p, j) == d) L->stage_params += L->cc[j].params, L->stage_fwd_s += L->cc[j].fwd_s;
+    /* the stage's chunks: d, d + pp, ...; zbv's and dualpipe's d and 2 pp - 1 - d */
+    for (int j = 0; j < L->chunks; j++)
+        if (chunk_stage(L, j) == d) L->stage_params += L->cc[j].params, L->stage_fwd_s += L->cc[j].fwd_s;
+    if (L->dual) { /* the mirror all-reduce of the two copies' gradients: after the stage's, in its pair */
+        E->emb_s = st_cost_dualpipe_mirror(ctx, p, L->stage_params, &E->emb_bytes);
+        E->emb_lat = st__latency_of(E->emb_s, st_cost_dualpipe_mirror(ctx0, p, L->stage_params, NULL));
+    }
     E->gather_s = E->gather_lat = 0;
     if (p->zero <= 2) {
         double red0, gat0, nb0;
@@ -1275,7 +1440,9 @@ static int lower_program(st_cost_ctx *ctx, st_cost_ctx *ctx0, lower_ctx *L, iter
 
 /* the phases whose operators the programs name: lower_stage's schedules */
 static unsigned phases_of(const st_plan *p) {
-    int zb = (p->schedule == ST_SCHED_ZB && p->vp <= 1) || p->schedule == ST_SCHED_ZBV; /* (vp > 1 runs interleaved) */
+    /* (vp > 1 runs interleaved; dualpipe's whole backwards run as their two halves) */
+    int zb = (p->schedule == ST_SCHED_ZB && p->vp <= 1) || p->schedule == ST_SCHED_ZBV ||
+             p->schedule == ST_SCHED_DUALPIPE;
     unsigned ph = 1u << ST_PHASE_FWD | (zb ? 1u << ST_PHASE_BWD_INPUT | 1u << ST_PHASE_BWD_WEIGHT : 1u << ST_PHASE_BWD);
     if (p->recompute != ST_REC_NONE) ph |= 1u << ST_PHASE_RECOMPUTE;
     return ph;
@@ -1334,14 +1501,9 @@ static void replicas_alike(const st_cluster *c, const st_plan *p, int nrep, int 
 
 int st_lower_plan(st_cost_ctx *ctx, const st_plan *p, const st_lower_opts *o, st_lowered *out, st_error *err) {
     memset(out, 0, sizeof *out);
-    /* DualPipe's two copies and micro-batches from both ends are not lowered yet: its time is the
-     * estimate's (cost/estimate.c) */
-    if (p->schedule == ST_SCHED_DUALPIPE)
-        return st_error_set(err, ST_EINVAL, NULL, "schedule",
-                            "schedule=dualpipe is priced by strata estimate but not lowered to programs yet; "
-                            "simulate schedule=zbv or 1f1b instead");
-    int full = o->every_rank;
-    int pp = p->pp, chunks = pp * p->vp, rc = 0;
+    int full = o->every_rank, dual = p->schedule == ST_SCHED_DUALPIPE;
+    /* dualpipe: the pipeline's pp chunks twice, copy B's behind copy A's (chunk_stage) */
+    int pp = p->pp, chunks = pp * p->vp * (dual ? 2 : 1), rc = 0;
     int width = p->tp * p->cp * p->dp; /* ranks per stage */
     int lanes = full ? width : 1;      /* programs per stage */
     int nranks = pp * lanes;
@@ -1389,6 +1551,10 @@ int st_lower_plan(st_cost_ctx *ctx, const st_plan *p, const st_lower_opts *o, st
         size_t at = (size_t)q * (size_t)chunks;
         if (price_chunks(ctx, ctx0, p, nrep > 1 ? q : rep, cc + at, cc0 + at, og ? og + at : NULL, z ? z + at : NULL))
             goto nomem;
+        for (int j = pp; dual && j < chunks; j++) { /* copy B's stage j - pp is copy A's (granular offload refused) */
+            cc[at + j] = cc[at + j - pp], cc0[at + j] = cc0[at + j - pp];
+            if (z) z[at + j] = z[at + j - pp];
+        }
     }
     replicas_alike(c, p, nrep, like);
     if ((rc = st_cost_estimate(ctx, p, &est))) {
@@ -1402,10 +1568,11 @@ int st_lower_plan(st_cost_ctx *ctx, const st_plan *p, const st_lower_opts *o, st
         st_lowered_destroy(out);
         goto out;
     }
+    if (dual) memcpy(span + pp * ST__PHASES, span, sizeof *span * (size_t)pp * ST__PHASES); /* copy B's: A's */
     if (fill_groups(out, p, full, &G) || make_routes(&B, out, c, p, full, &G, r_fwd, r_bwd, r_g)) goto nomem;
 
     /* (each program's replica, micro-batches and chunk costs are set before it is lowered) */
-    lower_ctx L = {.p = p, .chunks = chunks, .full = full, .per_op = o->per_op, .c = c, .r_fwd = r_fwd,
+    lower_ctx L = {.p = p, .chunks = chunks, .dual = dual, .full = full, .per_op = o->per_op, .c = c, .r_fwd = r_fwd,
                    .r_bwd = r_bwd, .p2p_bytes = st_cost_p2p_bytes(ctx, p), .grad_bytes = p->grad_bytes,
                    .ops = out->ops, .oc = oc, .span = span};
     iteration_end E = {.est = &est};
@@ -1442,6 +1609,7 @@ int st_lower_plan(st_cost_ctx *ctx, const st_plan *p, const st_lower_opts *o, st
         L.bwd_extra = sm.backward_extra_bytes;
         L.rep = q;
         L.m = st_plan_replica_microbatches(p, q);
+        L.chunk_mbs = dual ? L.m / 2 : L.m; /* dualpipe: half of them through each copy */
         L.cc = cc + (size_t)qi * (size_t)chunks;
         L.cc0 = cc0 + (size_t)qi * (size_t)chunks;
         L.z = z ? z + (size_t)qi * (size_t)chunks : NULL;
