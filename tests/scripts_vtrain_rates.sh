@@ -18,8 +18,8 @@ $hdr
 175,512,1536,2,12288,96,96,2048,2,8,32,57411.2
 18.4,256,1024,2,6144,48,40,2048,8,32,1,10453.3
 CSV
-# script ROWS-FILE [RESIDUALS]: the script, stdout to $T/out, stderr to $T/err, status in $rc
-script() {
+# run ROWS-FILE [RESIDUALS]: lib.sh's run (and so its bad) on the script instead of strata
+run() {
 	cmd="scripts/vtrain_rates.sh $*"
 	sh "$rates" "$@" >"$T/out" 2>"$T/err"
 	rc=$?
@@ -27,7 +27,7 @@ script() {
 # row SIZE TP: the row of that size and tp (the first one)
 row() { awk -v s="$1" -v t="$2" '$1 == s && $2 == t { print; exit }' "$T/out"; }
 
-script "$T/m.csv"
+run "$T/m.csv"
 for want in "39.1B 1 16 32 3 16 19.991 99.8 193.3" "175B 2 32 8 2 96 57.411 153.5 203.0" \
 	"18.4B 8 1 32 2 16 10.453 121.4 121.4"; do
 	# shellcheck disable=SC2086 # the words of $want are the fields
@@ -50,35 +50,28 @@ line,set,group,measured_s,predicted_s,error_pct
 3,fit,"175B",57.4112,57.277,-0.2337
 4,held_out,"18.4B",10.4533,10.862,3.9098
 CSV
-script "$T/m.csv" "$T/r.csv"
+run "$T/m.csv" "$T/r.csv"
 got=$(row 175B 2 | awk '{ print $10, $11, $12 }')
 if [ "$rc" -eq 0 ] && [ "$got" = "57.277 -0.2 fit" ]; then ok "joined: $got"; else nok "joined" "got '$got'"; fi
 got=$(awk '/^39.1B +1 +1 / { print $NF }' "$T/out")
 if [ "$got" = "1.01" ]; then ok "summary ratio 19.991/19.722 = $got"; else nok "summary ratio" "got '$got'"; fi
 
 # bad input: one line naming the file (and line), exit 2, nothing on stdout
-badrun() {
-	desc=$1
-	needle=$2
-	shift 2
-	script "$@"
-	if one_line_error 2 "$needle"; then ok "$desc: $(cat "$T/err")"; else nok "$desc" "$why"; fi
-}
 printf '%s\n39.1,512,1536,3\n' "$hdr" >"$T/short.csv"
-badrun "a short row" "short.csv:2" "$T/short.csv"
+bad "a short row" "short.csv:2" "$T/short.csv"
 printf '%s\n39.1,512,1536,3,8192,64,48,2048,2,32,16,19991\n' "$hdr" >"$T/gpus.csv"
-badrun "tp x dp x pp is not the GPU count" "gpus.csv:2" "$T/gpus.csv"
+bad "tp x dp x pp is not the GPU count" "gpus.csv:2" "$T/gpus.csv"
 printf '%s\n39.1,512,1536,3,8192,64,48,2048,1,32,16,0\n' "$hdr" >"$T/zero.csv"
-badrun "a time of zero" "zero.csv:2" "$T/zero.csv"
+bad "a time of zero" "zero.csv:2" "$T/zero.csv"
 head -3 "$T/r.csv" >"$T/r2.csv"
-badrun "a row without its residual" "m.csv:4" "$T/m.csv" "$T/r2.csv"
+bad "a row without its residual" "m.csv:4" "$T/m.csv" "$T/r2.csv"
 printf 'line,set\nx,y\n' >"$T/r3.csv"
-badrun "not a residuals file" "r3.csv:2" "$T/m.csv" "$T/r3.csv"
-badrun "no such file" "$T/none.csv" "$T/none.csv"
+bad "not a residuals file" "r3.csv:2" "$T/m.csv" "$T/r3.csv"
+bad "no such file" "$T/none.csv" "$T/none.csv"
 
 # the whole of ../shared/validation's vtrain_multi.csv: 109 rows, where it is present
 if [ -r "${VALIDATION:-}/vtrain_multi.csv" ]; then
-	script "$VALIDATION/vtrain_multi.csv"
+	run "$VALIDATION/vtrain_multi.csv"
 	n=$(awk 'NR > 1 && NF == 9' "$T/out" | wc -l)
 	if [ "$rc" -eq 0 ] && [ "$n" -eq 109 ]; then ok "vtrain_multi.csv: 109 rows"; else nok "vtrain_multi.csv" "$n rows"; fi
 fi
