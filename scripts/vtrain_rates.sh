@@ -17,7 +17,11 @@
 # is a property of the runs that no function of the plan (strata's or vTrain's) reproduces.
 # RESIDUALS.csv (`strata calibrate --runs ... --residuals`, on scripts/vtrain_runs.sh's multi.csv,
 # whose line N is line N of VTRAIN_MULTI.csv) adds each row's prediction, its error and whether it
-# was fitted or held out. Bad input: one line naming the file and line, exit 2. POSIX sh and awk.
+# was fitted or held out, and per model size Kendall's tau-b between measured and predicted times
+# beside a ceiling: the tau-b the same predictions reach when each (tp, pp, dp) family of rows is
+# moved by its own geometric-mean measured/predicted, i.e. were every family's level right and only
+# the order of its micro-batch sizes left to the model. A diagnostic, fitted to the judged rows on
+# purpose (a bound, never a prediction). Bad input: one line naming the file and line, exit 2. POSIX sh and awk.
 set -eu
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then
 	echo "usage: scripts/vtrain_rates.sh VTRAIN_MULTI.csv [RESIDUALS.csv]" >&2
@@ -64,6 +68,8 @@ NR == 1 { next }
 		if (!(NR in pred)) bad(mname, NR, "no residual for this row in " resf)
 		line = line sprintf(" %10.3f %+7.1f  %s", pred[NR], err[NR], set[NR])
 		lr = log(t_s / pred[NR])
+		nr++; rsize[nr] = $1 "B"; rfam[nr] = $1 "B " tp " " pp " " dp; rmeas[nr] = t_s; rpred[nr] = pred[NR]
+		famlr[rfam[nr]] += lr; famn[rfam[nr]]++
 	}
 	print "r " line
 	key = $1 "B " tp
@@ -73,6 +79,26 @@ NR == 1 { next }
 	if (busy > hi[key]) hi[key] = busy
 	if (resf != "") sumlr[key] += lr
 }
+# taub(SIZE, MOVED): Kendall tau-b of measured against predicted times over the rows of SIZE; with
+# MOVED, each prediction times its family geometric-mean measured/predicted
+function taub(size, moved,   i, j, a, b, c, d, tx, ty, p, q) {
+	c = d = tx = ty = 0
+	for (i = 1; i <= nr; i++) {
+		if (rsize[i] != size) continue
+		for (j = i + 1; j <= nr; j++) {
+			if (rsize[j] != size) continue
+			p = rpred[i]; q = rpred[j]
+			if (moved) { p *= exp(famlr[rfam[i]] / famn[rfam[i]]); q *= exp(famlr[rfam[j]] / famn[rfam[j]]) }
+			a = rmeas[i] - rmeas[j]; b = p - q
+			if (a == 0 && b == 0) continue
+			if (a == 0) tx++
+			else if (b == 0) ty++
+			else if (a * b > 0) c++
+			else d++
+		}
+	}
+	return (c + d + tx) * (c + d + ty) > 0 ? (c - d) / sqrt((c + d + tx) * (c + d + ty)) : 0
+}
 END {
 	if (failed) exit 2
 	for (i = 1; i <= nk; i++) {
@@ -81,6 +107,11 @@ END {
 		if (resf != "") printf "   %5.2f", exp(sumlr[k] / cnt[k])
 		printf "\n"
 	}
+	for (i = 1; i <= nr; i++) if (!(rsize[i] in sizerows)) { sizerows[rsize[i]] = 0; sizes[++ns] = rsize[i] }
+	for (i = 1; i <= nr; i++) sizerows[rsize[i]]++
+	for (i = 1; i <= ns; i++)
+		if (sizerows[sizes[i]] > 1)
+			printf "t %-6s %5d %8.3f %8.3f\n", sizes[i], sizerows[sizes[i]], taub(sizes[i], 0), taub(sizes[i], 1)
 }') || exit 2
 head="size    tp  pp  dp  mbs    m measured_s TFLOP/s    busy"
 [ -n "$res" ] && head="$head predicted_s  error%  set"
@@ -90,3 +121,8 @@ printf '%s\n' "$out" | sed -n 's/^r //p' | sort -k1,1n -k2,2n -k3,3n -k4,4n -k5,
 echo
 echo "size    tp  rows  busy TFLOP/s per GPU$([ -n "$res" ] && echo "   measured/predicted (geometric mean)")"
 printf '%s\n' "$out" | sed -n 's/^s //p' | sort -k1,1n -k2,2n
+if [ -n "$res" ]; then
+	echo
+	echo "size   rows    tau-b  ceiling: each (tp, pp, dp) family's level right (all rows, fitted and held out)"
+	printf '%s\n' "$out" | sed -n 's/^t //p' | sort -k1,1n
+fi

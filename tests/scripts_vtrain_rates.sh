@@ -2,7 +2,8 @@
 # scripts/vtrain_rates.sh (issue 17's diagnosis of vtrain_multi): each row's achieved and
 # bubble-free TFLOP/s per GPU against values computed apart from it (Python, Narayanan et al.
 # SC'21 eq. 3 with V = 50257; by hand for the 18.4B row: 3.248e17 FLOP / 256 GPUs / 10.4533 s =
-# 121.4 TFLOP/s, pp = 1 so no bubble), the residuals join, and bad input (exit 2, one line).
+# 121.4 TFLOP/s, pp = 1 so no bubble), the residuals join, Kendall tau-b and its family-level ceiling
+# (by hand, below), and bad input (exit 2, one line).
 # Environment (set by automake): STRATA, SRCDIR, VALIDATION. POSIX sh.
 SRCDIR=${SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
 # shellcheck source=tests/lib.sh
@@ -55,6 +56,28 @@ got=$(row 175B 2 | awk '{ print $10, $11, $12 }')
 if [ "$rc" -eq 0 ] && [ "$got" = "57.277 -0.2 fit" ]; then ok "joined: $got"; else nok "joined" "got '$got'"; fi
 got=$(awk '/^39.1B +1 +1 / { print $NF }' "$T/out")
 if [ "$got" = "1.01" ]; then ok "summary ratio 19.991/19.722 = $got"; else nok "summary ratio" "got '$got'"; fi
+
+# tau-b within a size and its ceiling, on four rows of two families (by hand: measured A < B < D < C,
+# predicted C < A < B < D: 3 concordant, 3 discordant pairs, 0; each family moved by its geometric mean
+# (x 0.970 and x 1.400): A' 14.727 < B' 14.737 < C' 19.600 < D' 21.294, only C-D discordant, 4/6)
+cat >"$T/f.csv" <<CSV
+$hdr
+39.1,512,1536,2,8192,64,48,2048,8,32,2,14614
+39.1,512,1536,3,8192,64,48,2048,8,32,2,14850.4
+39.1,512,1536,2,8192,64,48,2048,2,32,8,21890.4
+39.1,512,1536,3,8192,64,48,2048,2,32,8,19067.2
+CSV
+cat >"$T/fr.csv" <<CSV
+line,set,group,measured_s,predicted_s,error_pct
+2,held_out,"39.1B",14.614,15.181,3.9
+3,fit,"39.1B",14.8504,15.191,2.3
+4,held_out,"39.1B",21.8904,13.998,-36.1
+5,held_out,"39.1B",19.0672,15.208,-20.2
+CSV
+run "$T/f.csv" "$T/fr.csv"
+got=$(awk '/^size +rows +tau-b/ { s = 1; next } s && NF { print $1, $2, $3, $4 }' "$T/out")
+if [ "$rc" -eq 0 ] && [ "$got" = "39.1B 4 0.000 0.667" ]; then ok "tau-b and ceiling: $got"
+else nok "tau-b" "got '$got'"; fi
 
 # bad input: one line naming the file (and line), exit 2, nothing on stdout
 printf '%s\n39.1,512,1536,3\n' "$hdr" >"$T/short.csv"
