@@ -1314,6 +1314,15 @@ START_TEST(ilp_hybrid_degrees) {
     ck_assert_int_eq(h.tp, 2);
     ck_assert_int_eq(h.dp, 1);
     ck_assert_int_eq(h.sp, 1);
+    /* the exchange between the stages: each device its rows of the micro-batch's activation (the
+     * executor's sp send), bf16 as planned */
+    st_model lm;
+    ck_assert_int_eq(st_model_preset("tiny-llama", &lm), 0);
+    st_cluster c = cluster(cl, 4);
+    st_as_work w;
+    ck_assert_int_eq(st_autoshard_work(&r, 0, &c, NULL, ST_DT_BF16, &w, &err), 0);
+    ck_assert_double_eq_tol(w.p2p_out_bytes, 2.0 * 32 * lm.hidden * 2 / 2, 1e-9);
+    st_as_work_free(&w);
     set_all(&r, 1, 'b');
     hybrid_refused(&r, "stage 1 shards as tp=1, dp=2, sp=0, zero=1 and stage 0 as tp=2, dp=1, sp=1, zero=0");
     st_autoshard_result_free(&r);
