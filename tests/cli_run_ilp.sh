@@ -55,7 +55,8 @@ if ran "tp=2,pp=1,dp=1,.*sp=1"; then ok "it runs as tp=2 with sp"; else nok "it 
 ilp g4 --model tiny-gpt --gpus 4 --gbs 8 --mbs 2 --max-stages 1
 if splits g4 ln2 '"s"' && splits g4 proj '"n"'; then ok "tiny-gpt on 4: the residual stream split along the sequence"
 else nok "tiny-gpt on 4: the ILP's shardings" "$(cat "$T/g4.json")"; fi
-checked 4 "tiny-gpt, ILP tp=4 with the residual stream split, matches the reference" --model tiny-gpt --plan "$T/g4.json"
+checked 4 "tiny-gpt, ILP tp=4 with the residual stream split, matches the reference" \
+	--model tiny-gpt --plan "$T/g4.json"
 
 # tiny-llama on 2 x 2: two stages, each on a mesh of two devices that shards it the same way
 ilp l4 --model tiny-llama --gpus 4 --gbs 8 --mbs 2
