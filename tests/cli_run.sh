@@ -154,8 +154,9 @@ if [ "$(grep -c '"recompute"' "$T/rtrace.json")" -ge 4 ]; then ok "selective rec
 else nok "selective recompute: the trace shows the recomputes"; fi
 
 # operator-level plans (strata plan --search ilp --out): those whose stages hold one device each
-# (what the ILP picks for these tiny models) run as the pipeline they are, with the ILP's stage cuts,
-# micro-batch and recompute; a stage on a mesh of several devices is refused in one line
+# (what the ILP picks for these tiny models on A100s) run as the pipeline they are, with the ILP's
+# stage cuts, micro-batch and recompute; a stage whose mesh replicates the operators is refused in
+# one line (the ILP's shardings inside a stage: tests/cli_run_ilp.sh)
 ilp() { "$STRATA" plan --search ilp --cluster dgx-a100-80g --seq 32 "$@" >"$T/ilpout" 2>&1 || nok "ILP plan $*"; }
 ilp --model tiny-gpt --gpus 2 --gbs 4 --mbs 1 --out "$T/ilp2.json"
 checked 2 "an ILP plan of tiny-gpt (2 stages of one device) matches the reference" \
@@ -184,9 +185,9 @@ else nok "an ILP plan recomputing on one stage only: refused" "$(cat "$T/err")";
 ilp --model tiny-gpt --gpus 2 --gbs 4 --mbs 2 --max-stages 1 --out "$T/ilp1.json"
 mpi 2 --model tiny-gpt --plan "$T/ilp1.json" --steps 1
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(grep -c '^strata run:' "$T/err")" -eq 1 ] && [ ! -s "$T/out" ] &&
-	grep -q "key 'stages': stage 0 runs its operators on a mesh of 2 devices (embedding: replicated)" "$T/err"; then
-	ok "an ILP plan sharding inside a stage: refused in one line naming the stage, mesh and an operator"
-else nok "an ILP plan sharding inside a stage: refused in one line" "$(cat "$T/err")"; fi
+	grep -q "key 'stages': stage 0, operator qkv: split none on mesh axis 0 (2 devices): every device would compute" "$T/err"; then
+	ok "an ILP plan replicating a stage on 2 devices: refused in one line naming the stage, operator and mesh axis"
+else nok "an ILP plan replicating a stage on 2 devices: refused in one line" "$(cat "$T/err")"; fi
 
 # the same run with --reference-kernels (plain C GEMMs) gives the same losses up to rounding
 mpi 2 --model tiny-gpt --plan tp=2,pp=1,dp=1,mbs=1,gbs=2,seq=32 --steps 1 --json

@@ -1253,6 +1253,87 @@ START_TEST(igraph_errors_return) {
 }
 END_TEST
 
+/* The executor's view of ILP plans (search/as_hybrid.c): what the ILP picks for tiny-gpt on two slow
+ * GPUs (tests/data/cluster_slowgpu.json: compute dominates, so it shards) is Megatron's tp with the
+ * residual stream split by sequences, and its resharding is sp's (2 all-gathers and 2
+ * reduce-scatters a layer); shardings the executor does not run are named by stage and operator. */
+static void set_all(st_autoshard_result *r, int s, char lab) {
+    for (int o = 0; o < r->g->nops; o++)
+        if (r->stage[s].choice[o].lab[0] != '-') r->stage[s].choice[o].lab[0] = lab;
+}
+
+static void hybrid_refused(const st_autoshard_result *r, const char *text) {
+    st_as_hybrid h;
+    st_error err;
+    ck_assert_int_eq(st_autoshard_hybrid(r, &h, &err), ST_EINVAL);
+    ck_assert_msg(strstr(err.text, text) != NULL, "'%s' in '%s'", text, err.text);
+}
+
+START_TEST(ilp_hybrid_degrees) {
+    const char *cl = SRCDIR "/tests/data/cluster_slowgpu.json";
+    st_autoshard_result r;
+    st_as_hybrid h;
+    st_error err;
+    plan_model("tiny-gpt", cl, 2, 8, 2, 32, 1, &r);
+    ck_assert_int_eq(st_autoshard_hybrid(&r, &h, &err), 0);
+    ck_assert_int_eq(h.tp, 2);
+    ck_assert_int_eq(h.dp, 1);
+    ck_assert_int_eq(h.sp, 1);
+    ck_assert_int_eq(h.zero, 0);
+    int counts[ST_COLL_COUNT];
+    st_autoshard_block_collectives(&r, 0, counts);
+    ck_assert_int_eq(counts[ST_COLL_ALLGATHER], 2);
+    ck_assert_int_eq(counts[ST_COLL_REDUCESCATTER], 2);
+    ck_assert_int_eq(counts[ST_COLL_ALLREDUCE], 0);
+    ck_assert_int_eq(counts[ST_COLL_ALLTOALL], 0);
+    st_as_choice *ch = r.stage[0].choice;
+    const int qkv = op_index(r.g, "qkv"), ln2 = op_index(r.g, "ln2"), loss = op_index(r.g, "loss");
+    ch[loss].lab[0] = 0; /* the logits gathered for a replicated loss */
+    hybrid_refused(&r, "stage 0, operator loss: split none on mesh axis 0 (2 devices): Megatron's");
+    ch[loss].lab[0] = 'v';
+    ch[qkv].lab[0] = 'e'; /* the head dimension (what it picks for tiny-llama's 2 kv heads on 4) */
+    hybrid_refused(&r, "operator qkv: split 'e' on mesh axis 0 (2 devices)");
+    ch[qkv].lab[0] = 'n';
+    ch[ln2].lab[0] = 0; /* a residual stream split before the attention only */
+    hybrid_refused(&r, "operator ln2: split none on mesh axis 0 (2 devices): the residual stream's other");
+    set_all(&r, 0, 0);
+    hybrid_refused(&r, "operator qkv: split none on mesh axis 0 (2 devices): every device would compute the same");
+    set_all(&r, 0, 'b'); /* data parallelism, ZeRO-1 where the stage says */
+    r.stage[0].zero = 1;
+    ck_assert_int_eq(st_autoshard_hybrid(&r, &h, &err), 0);
+    ck_assert_int_eq(h.tp, 1);
+    ck_assert_int_eq(h.dp, 2);
+    ck_assert_int_eq(h.sp, 0);
+    ck_assert_int_eq(h.zero, 1);
+    st_autoshard_result_free(&r);
+
+    /* two stages of two devices (tiny-llama): both tp=2 with sp; stage 1 as dp instead is refused */
+    plan_model("tiny-llama", cl, 4, 8, 2, 32, 0, &r);
+    ck_assert_int_eq(r.nstages, 2);
+    ck_assert_int_eq(st_autoshard_hybrid(&r, &h, &err), 0);
+    ck_assert_int_eq(h.tp, 2);
+    ck_assert_int_eq(h.dp, 1);
+    ck_assert_int_eq(h.sp, 1);
+    /* the exchange between the stages: each device its rows of the micro-batch's activation (the
+     * executor's sp send), bf16 as planned */
+    st_model lm;
+    ck_assert_int_eq(st_model_preset("tiny-llama", &lm), 0);
+    st_cluster c = cluster(cl, 4);
+    st_as_work w;
+    ck_assert_int_eq(st_autoshard_work(&r, 0, &c, NULL, ST_DT_BF16, &w, &err), 0);
+    ck_assert_double_eq_tol(w.p2p_out_bytes, 2.0 * 32 * lm.hidden * 2 / 2, 1e-9);
+    st_as_work_free(&w);
+    set_all(&r, 1, 'b');
+    hybrid_refused(&r, "stage 1 shards as tp=1, dp=2, sp=0, zero=1 and stage 0 as tp=2, dp=1, sp=1, zero=0");
+    st_autoshard_result_free(&r);
+
+    /* a 2x2 mesh: the ILP mixes the axes (the output layer vocabulary-split where QKV splits the batch) */
+    plan_model("tiny-gpt", SRCDIR "/tests/data/cluster_slowgpu_2x2.json", 4, 32, 8, 32, 1, &r);
+    hybrid_refused(&r, "QKV splits the batch there, this does not");
+    st_autoshard_result_free(&r);
+}
+END_TEST
+
 Suite *suite_autoshard(void) {
     Suite *s = suite_create("autoshard");
     TCase *tc = tcase_create("core");
@@ -1285,6 +1366,7 @@ Suite *suite_autoshard(void) {
     tcase_add_test(tc, ilp_attention_plan_file);
     tcase_add_test(tc, ilp_state_as_estimate);
     tcase_add_test(tc, ilp_inflight_few_microbatches);
+    tcase_add_test(tc, ilp_hybrid_degrees);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -146,9 +146,9 @@ int st_cmd_run(int argc, char **argv, st_error *err);
 int st__estimate_ilp(const st_cli_args *a, st_error *err);
 int st__sim_ilp(const st_cli_args *a, const char *trace_path, int every_rank, int timing, st_error *err);
 /* `strata run` of an operator-level plan: the hybrid plan the executor runs for it, as an inline
- * spec into spec[n] (src/cli/cmd_ilp_plan.c). Runs the plans whose stages each hold one device
- * (the ILP's pipeline: its stage cuts, micro-batch and recompute; no operator is split); refuses
- * the others (ST_EINVAL naming the stage, its mesh and an operator's sharding). */
+ * spec into spec[n] (src/cli/cmd_ilp_plan.c): the ILP's stage cuts, micro-batch and recompute, and
+ * the tp, dp and sp whose shardings each stage's operators take (st_autoshard_hybrid); refuses the
+ * others (ST_EINVAL naming the stage, the operator, its split and the mesh axis). */
 int st__run_ilp_spec(const st_cli_args *a, char *spec, size_t n, st_error *err);
 /* `strata plan --search ilp ...`: argv as st_cmd_plan got it. */
 int st__cmd_plan_ilp(int argc, char **argv, st_error *err);

@@ -128,26 +128,22 @@ done:
 
 int st__run_ilp_spec(const st_cli_args *a, char *spec, size_t n, st_error *err) {
     loaded L;
+    st_as_hybrid h;
     int rc = load_all(a, "run", &L, err);
     const st_autoshard_result *r = &L.r;
-    const st_graph *g = r->g;
     int rec = 0;
     if (rc) goto done;
-    int len = snprintf(spec, n, "tp=1,pp=%d,dp=1,mbs=%lld,gbs=%lld,seq=%lld,stage_layers=", r->nstages,
-                       (long long)r->mbs, (long long)L.o.gbs, (long long)(L.o.seq ? L.o.seq : L.in.model.seq_len));
+    /* each operator as the ILP split it, where that is the decoder's Megatron sharding */
+    if ((rc = st_autoshard_hybrid(r, &h, err))) {
+        snprintf(err->file, sizeof err->file, "%s", a->plan);
+        goto done;
+    }
+    /* the ILP's micro-batch is the stage's, split over its batch axes */
+    int len = snprintf(spec, n, "tp=%d,pp=%d,dp=%d,sp=%d,zero=%d,mbs=%lld,gbs=%lld,seq=%lld,stage_layers=", h.tp,
+                       r->nstages, h.dp, h.sp, h.zero, (long long)(r->mbs / h.dp), (long long)L.o.gbs,
+                       (long long)(L.o.seq ? L.o.seq : L.in.model.seq_len));
     for (int i = 0; i < r->nstages; i++) {
         const st_as_stage *st = &r->stage[i];
-        int devices = st->mesh.nodes * st->mesh.gpus, op = 0;
-        while (op < g->nops && st->choice[op].lab[0] == '-') op++;
-        if (devices != 1) {
-            rc = st_error_set(err, ST_EINVAL, a->plan, "stages",
-                              "stage %d runs its operators on a mesh of %d devices (%s: %s): the cpu executor "
-                              "runs the operator-level plans whose stages hold one device each (a pipeline), not "
-                              "shardings inside a stage",
-                              i, devices, op < g->nops ? g->ops[op].name : "?",
-                              op < g->nops ? st_autoshard_role(g, op, &st->choice[op], st->mesh.naxes) : "?");
-            goto done;
-        }
         if (i > 0 && st->recompute != rec) {
             rc = st_error_set(err, ST_EINVAL, a->plan, "stages",
                               "stage %d %s its layers and stage 0 %s: the cpu executor runs one recompute for all "

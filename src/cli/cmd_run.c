@@ -1,8 +1,8 @@
 /* cmd_run.c: `strata run` under mpirun: lower the plan to every rank's program (fused collectives,
  * the form exec/cpu.c interprets) and run it for real, one process per rank (exec.h); an
- * operator-level plan as the hybrid plan it amounts to (st__run_ilp_spec), where it is one. Every rank
- * reads the same inputs and lowers the same plan; rank 0 alone prints (the text, or one JSON
- * object), and alone names an error: the others exit 2 without a word, so a bad input is one line. */
+ * operator-level plan as the hybrid plan whose shardings it chose (st__run_ilp_spec), where it is
+ * one. Every rank reads the same inputs and lowers the same plan; rank 0 alone prints (the text, or
+ * one JSON object), and alone names an error: the others exit 2 without a word, so a bad input is one line. */
 #include "exec/exec.h"
 #include "src/cli/cli.h"
 #include "src/report/report.h"
@@ -25,9 +25,10 @@ static const char help_text[] =
     "dropout; MoE blocks with a top-k router and experts), seeded weights and seeded synthetic tokens.\n"
     "Runs tp, sp, pp (1F1B, gpipe, or interleaved with vp > 1), dp, ep and zero=0|1; the vocabulary,\n"
     "heads and ffn must divide by tp (with sp the micro-batch's tokens too), the experts by ep.\n"
-    "An operator-level plan (strata plan --search ilp --out) runs when each of its stages holds one\n"
-    "device: as the pipeline it is (its stage cuts, micro-batch and recompute); one that shards\n"
-    "operators inside a stage is refused naming the stage.\n"
+    "An operator-level plan (strata plan --search ilp --out) runs with its stage cuts, micro-batch and\n"
+    "recompute when each stage splits its operators as Megatron-LM does (per mesh axis: heads, ffn and\n"
+    "vocabulary, the residual stream replicated or split by rows; or the batch), all stages alike;\n"
+    "other shardings are refused naming the stage and the operator.\n"
     "  --cluster C          prices the lowering's instructions (default dgx-a100-80g: up to 8 ranks)\n"
     "  --gpus N             the cluster's GPUs, in nodes of its size (as for strata sim)\n"
     "  --steps S            iterations (1..100000)\n"

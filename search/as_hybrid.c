@@ -1,0 +1,134 @@
+/* as_hybrid.c: which operator-level plans (search/autoshard.c's per-operator shardings on each
+ * stage's mesh) shard every operator exactly as a Megatron-LM decoder does, and with which degrees:
+ * the executor (exec/model.c) runs those shardings, so `strata run` runs such a plan op by op as
+ * the ILP chose it. Per mesh axis, the QKV projection's label says what the axis is:
+ *   'n' (kv-head groups): tensor parallelism (Shoeybi et al. 2019, Sec. 3): qkv, its bias, rope and
+ *       attention on the axis's heads, the projection row-parallel ('n': partial sums), fc1 and the
+ *       activation column-parallel and fc2 row-parallel ('f'), the output layer and the loss
+ *       vocabulary-parallel ('v'); the residual stream (norms, residual adds) either replicated or
+ *       split by rows on every such operator alike ('b' or 's': sequence parallelism, Korthikanti
+ *       et al. 2022, Sec. 4.2.2, whose all-gather before fc1/qkv and reduce-scatter after proj/fc2
+ *       are the ILP's resharding of those layouts); the embedding vocabulary-parallel, or with the
+ *       residual stream's layout;
+ *   'b' (batch): data parallelism, every operator on its share of the micro-batch's sequences.
+ * Anything else (an axis that replicates the QKV projection, head-dimension or 2-D splits of an
+ * operator, MoE routing and experts, stages on meshes of different shapes) is named: stage,
+ * operator, label and axis. */
+#include "search/search.h"
+
+#include <string.h>
+
+/* the operators of the tp pattern and the label each takes on a tp axis; the others carry the
+ * residual stream (embedding: either) */
+static const struct {
+    const char *op;
+    char lab;
+} tp_ops[] = {{"qkv", 'n'},     {"qkv_bias", 'n'}, {"rope", 'n'},    {"attention", 'n'}, {"scores", 'n'},
+              {"softmax", 'n'}, {"attn_dropout", 'n'}, {"context", 'n'}, {"context_transpose", 'n'},
+              {"proj", 'n'},    {"fc1", 'f'},      {"act", 'f'},     {"fc2", 'f'},       {"logits", 'v'},
+              {"loss", 'v'}};
+static const char *const stream_ops[] = {"embedding", "embed_dropout", "ln1", "attn_residual", "ln2",
+                                         "mlp_residual", "final_norm"};
+
+static int tp_label(const char *name) {
+    for (size_t i = 0; i < sizeof tp_ops / sizeof tp_ops[0]; i++)
+        if (!strcmp(tp_ops[i].op, name)) return tp_ops[i].lab;
+    return -1;
+}
+
+static int is_stream(const char *name) {
+    for (size_t i = 0; i < sizeof stream_ops / sizeof stream_ops[0]; i++)
+        if (!strcmp(stream_ops[i], name)) return 1;
+    return 0;
+}
+
+static int refuse(st_error *err, int stage, const st_graph *g, int op, char lab, int axis, int size, const char *why) {
+    char l[8];
+    if (lab) snprintf(l, sizeof l, "'%c'", lab);
+    else snprintf(l, sizeof l, "none");
+    return st_error_set(err, ST_EINVAL, NULL, "stages",
+                        "stage %d, operator %s: split %s on mesh axis %d (%d devices): %s", stage, g->ops[op].name, l,
+                        axis, size, why);
+}
+
+/* one stage's degrees; the residual stream's label per tp axis must agree across its operators */
+static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st_error *err) {
+    const st_graph *g = r->g;
+    const st_as_stage *st = &r->stage[s];
+    int qkv = -1;
+    for (int o = 0; o < g->nops; o++)
+        if (!strcmp(g->ops[o].name, "qkv")) qkv = o;
+    int tp_axes = 0, sp_axes = 0;
+    h->tp = h->dp = 1, h->sp = 0;
+    for (int a = 0; a < st->mesh.naxes; a++) {
+        int size = st->mesh.size[a];
+        if (size == 1) continue;
+        if (qkv < 0 || st->choice[qkv].lab[0] == '-')
+            return st_error_set(err, ST_EINVAL, NULL, "stages",
+                                "stage %d: no attention block on a mesh of %d devices: the executor shards the "
+                                "decoder's blocks", s, size);
+        char kind = st->choice[qkv].lab[a];
+        if (kind != 'n' && kind != 'b')
+            return refuse(err, s, g, qkv, kind, a, size,
+                          kind ? "the executor splits QKV by heads (tp) or by sequences (dp)"
+                               : "every device would compute the same: the executor splits QKV by heads (tp) or by "
+                                 "sequences (dp)");
+        int stream = -1; /* the residual stream's label on this axis, from its first operator */
+        for (int o = 0; o < g->nops; o++) {
+            char l = st->choice[o].lab[a];
+            const char *nm = g->ops[o].name;
+            if (st->choice[o].lab[0] == '-') continue; /* not on this stage */
+            if (kind == 'b') {
+                if (l != 'b') return refuse(err, s, g, o, l, a, size, "QKV splits the batch there, this does not");
+                continue;
+            }
+            int want = tp_label(nm);
+            if (want > 0) {
+                if (l != want) {
+                    char why[96];
+                    snprintf(why, sizeof why, "Megatron's tensor parallelism, which QKV follows there, splits it '%c'",
+                             want);
+                    return refuse(err, s, g, o, l, a, size, why);
+                }
+                continue;
+            }
+            if (!is_stream(nm))
+                return refuse(err, s, g, o, l, a, size, "the executor does not run this operator sharded");
+            if (!strcmp(nm, "embedding") && l == 'v') continue; /* vocabulary-parallel, Megatron's */
+            if (l && l != 'b' && l != 's')
+                return refuse(err, s, g, o, l, a, size, "the residual stream is replicated or split by token rows");
+            if (stream < 0) stream = l;
+            else if (l != stream)
+                return refuse(err, s, g, o, l, a, size, "the residual stream's other operators are split otherwise");
+        }
+        if (kind == 'b') h->dp *= size;
+        else {
+            h->tp *= size, tp_axes++;
+            if (stream > 0) sp_axes++;
+        }
+    }
+    if (sp_axes && sp_axes < tp_axes) /* Megatron's sp splits the rows over the whole tp group */
+        return st_error_set(err, ST_EINVAL, NULL, "stages",
+                            "stage %d: the residual stream is split by rows on %d of its %d tensor-parallel mesh "
+                            "axes: the executor splits it over all of them or none", s, sp_axes, tp_axes);
+    h->sp = sp_axes > 0;
+    return 0;
+}
+
+int st_autoshard_hybrid(const st_autoshard_result *r, st_as_hybrid *h, st_error *err) {
+    int rc = 0;
+    memset(h, 0, sizeof *h);
+    for (int s = 0; s < r->nstages; s++) {
+        st_as_hybrid x;
+        if ((rc = stage_hybrid(r, s, &x, err))) return rc;
+        x.zero = x.dp > 1 && r->stage[s].zero;
+        if (s > 0 && (x.tp != h->tp || x.dp != h->dp || x.sp != h->sp || x.zero != h->zero))
+            return st_error_set(err, ST_EINVAL, NULL, "stages",
+                                "stage %d shards as tp=%d, dp=%d, sp=%d, zero=%d and stage 0 as tp=%d, dp=%d, sp=%d, "
+                                "zero=%d: the executor runs stages of one shape",
+                                s, x.tp, x.dp, x.sp, x.zero, h->tp, h->dp, h->sp, h->zero);
+        *h = x;
+    }
+    if (r->nstages < 1) rc = st_error_set(err, ST_EINVAL, NULL, "stages", "no stage");
+    return rc;
+}
