@@ -5,7 +5,10 @@
  * Parallelism as Megatron-LM runs it: tp and sp inside the model (exec/model.c; sp's replicated
  * gradients summed over tp right before the optimizer); pp by the program's sends and receives in
  * its schedule's order (1F1B, GPipe, or interleaved 1F1B with vp chunks per rank, each with its own
- * activations per micro-batch, from the lowering); dp by summing the
+ * activations per micro-batch, from the lowering; the zero-bubble schedules zb and zbv with each
+ * backward in its input half, whose gradient is sent at once, and its weight half, which frees the
+ * micro-batch's activations later (exec/model.c); zbv's V turns on the last stage, whose chunk pp - 1
+ * hands its output to chunk pp, and that one its input gradient back, without a message); dp by summing the
  * gradients over the dp group (the loss gradient already carries 1/(micro-batches x dp), so the sum
  * is Megatron's average); ZeRO-1 (Rajbhandari et al. 2020; Megatron-LM's distributed optimizer) by a
  * reduce-scatter of the gradients, Adam on this rank's shard, and an all-gather of the parameters;
@@ -105,7 +108,8 @@ typedef struct rank_state {
     float **act_in, **grad_in; /* received */
     const float **fwd_out;  /* the forward's output, until sent */
     int *bwd_done;
-    float *din;             /* the backward's input gradient, until sent (a copy) */
+    float **din;            /* per slot: the backward's input gradient, until sent (a copy) */
+    int turn;               /* zbv: the chunk whose next chunk runs on this rank too (the V's turn), else -1 */
     int nsends;
     MPI_Request *reqs;      /* this iteration's sends */
     float **sendbufs;
@@ -200,7 +204,7 @@ static const char *recompute_mismatch(const st_plan *p, const st_lowered *l, con
         st_ins in, f;
         st_program_ins(pg, i, &in);
         if (in.kind != ST_INS_COMPUTE) continue;
-        if (in.phase == ST_PHASE_BWD) {
+        if (in.phase == ST_PHASE_BWD || in.phase == ST_PHASE_BWD_INPUT) { /* (the weight half needs none) */
             st_ins r;
             if (p->recompute == ST_REC_NONE) continue;
             if (rec < 0) return "a backward without its recompute";
@@ -256,7 +260,6 @@ static int check_plan(const st_plan *p, const st_lowered *l, int64_t L, int size
                               p->offload_activations > 0
                           ? "offloading"
                       : p->recompute == ST_REC_OP        ? "op-level recompute (recompute=op)"
-                      : p->schedule == ST_SCHED_ZB || p->schedule == ST_SCHED_ZBV ? "zero-bubble schedules"
                       : p->schedule == ST_SCHED_DUALPIPE ? "DualPipe (schedule=dualpipe)"
                       : l->nops == 0 || l->progs == NULL ? "a lowering without operators"
                                                          : NULL;
@@ -381,6 +384,59 @@ static int slot_of(const rank_state *S, const st_ins *in) {
     return c >= 0 && c < S->V && in->mb >= 0 && in->mb < S->M ? (int)(c * S->M + in->mb) : -1;
 }
 
+/* ZB-V's turn (chunk pp - 1 to pp on the last stage, no message; src/lower/lower.c): the forward's
+ * output becomes the next chunk's input, that one's input gradient this one's output gradient */
+static int hand_over(rank_state *S, const st_ins *in, const float *src, int backward) {
+    if (S->turn < 0 || in->chunk != S->turn + (backward ? 1 : 0) || !src) return 0;
+    st_ins to = *in;
+    to.chunk = in->chunk + (backward ? -1 : 1);
+    int k = slot_of(S, &to);
+    if (k < 0) return ST_EINVAL;
+    float **dst = backward ? &S->grad_in[k] : &S->act_in[k];
+    size_t bytes = (size_t)(S->x.Ns * S->x.h) * sizeof(float);
+    if (*dst) return ST_EINVAL;
+    if (!(*dst = malloc(bytes))) return ST_ENOMEM;
+    memcpy(*dst, src, bytes);
+    return 0;
+}
+
+/* A backward (whole, or a zero-bubble schedule's input or weight half: exec/model.c) of slot k. The
+ * input gradient is kept for its send (or handed over at the turn); the activations go with the
+ * weight gradients (the whole backward's, or the weight half's). */
+static int run_backward(rank_state *S, const st_ins *in, int k) {
+    if (in->phase == ST_PHASE_BWD_WEIGHT) {
+        if (!S->acts[k] || !S->bwd_done[k]) return ST_EINVAL;
+        int rc = st__xmodel_backward_weight(&S->x, S->acts[k]);
+        st__xacts_free(S->acts[k]);
+        S->acts[k] = NULL;
+        S->fwd_out[k] = NULL;
+        return rc;
+    }
+    int tail = S->x.last && in->chunk / S->pp == S->V - 1, split = in->phase == ST_PHASE_BWD_INPUT;
+    if (!S->acts[k] || S->bwd_done[k] || (!tail && !S->grad_in[k])) return ST_EINVAL;
+    const float *din = NULL;
+    double scale = 1.0 / (double)(S->M * S->dp);
+    int rc = split ? st__xmodel_backward_input(&S->x, S->acts[k], S->grad_in[k], scale, &din)
+                   : st__xmodel_backward(&S->x, S->acts[k], S->grad_in[k], scale, &din);
+    if (rc) return rc;
+    if (!split) {
+        st__xacts_free(S->acts[k]);
+        S->acts[k] = NULL;
+        S->fwd_out[k] = NULL;
+    }
+    free(S->grad_in[k]);
+    S->grad_in[k] = NULL;
+    S->bwd_done[k] = 1;
+    if (din && S->turn >= 0 && in->chunk == S->turn + 1) return hand_over(S, in, din, 1);
+    if (din) {
+        size_t bytes = (size_t)(S->x.Ns * S->x.h) * sizeof(float);
+        if (S->din[k]) return ST_EINVAL;
+        if (!(S->din[k] = malloc(bytes))) return ST_ENOMEM;
+        memcpy(S->din[k], din, bytes);
+    }
+    return 0;
+}
+
 static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_exec_opts *o, int *kind) {
     int mb = in->mb, k = slot_of(S, in);
     if (in->phase == ST_PHASE_OPTIMIZER) {
@@ -396,7 +452,12 @@ static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_e
         *kind = ST_EXEC_RECOMPUTE;
         return k >= 0 && S->acts[k] ? st__xmodel_recompute(&S->x, S->acts[k]) : ST_EINVAL;
     }
-    if (k < 0 || (in->phase != ST_PHASE_FWD && in->phase != ST_PHASE_BWD)) return ST_EINVAL;
+    if (in->phase == ST_PHASE_BWD_WEIGHT) { /* reads no tokens */
+        *kind = ST_EXEC_BWD_WEIGHT;
+        return k >= 0 ? run_backward(S, in, k) : ST_EINVAL;
+    }
+    if (k < 0 || (in->phase != ST_PHASE_FWD && in->phase != ST_PHASE_BWD && in->phase != ST_PHASE_BWD_INPUT))
+        return ST_EINVAL;
     if (S->x.first || S->x.last) gen_tokens(S, step, ((int64_t)S->dr * S->M + mb) * S->x.B, o->seed);
     if (in->phase == ST_PHASE_FWD) {
         *kind = ST_EXEC_FWD;
@@ -408,27 +469,10 @@ static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_e
         S->loss_sum += loss;
         free(S->act_in[k]);
         S->act_in[k] = NULL;
-        return 0;
+        return hand_over(S, in, S->fwd_out[k], 0);
     }
-    *kind = ST_EXEC_BWD;
-    int tail = S->x.last && in->chunk / S->pp == S->V - 1;
-    if (!S->acts[k] || (!tail && !S->grad_in[k])) return ST_EINVAL;
-    const float *din = NULL;
-    int rc = st__xmodel_backward(&S->x, S->acts[k], S->grad_in[k], 1.0 / (double)(S->M * S->dp), &din);
-    if (rc) return rc;
-    st__xacts_free(S->acts[k]);
-    S->acts[k] = NULL;
-    S->fwd_out[k] = NULL;
-    free(S->grad_in[k]);
-    S->grad_in[k] = NULL;
-    S->bwd_done[k] = 1;
-    if (din) {
-        size_t bytes = (size_t)(S->x.Ns * S->x.h) * sizeof(float);
-        free(S->din);
-        if (!(S->din = malloc(bytes))) return ST_ENOMEM;
-        memcpy(S->din, din, bytes);
-    }
-    return 0;
+    *kind = in->phase == ST_PHASE_BWD ? ST_EXEC_BWD : ST_EXEC_BWD_INPUT;
+    return run_backward(S, in, k);
 }
 
 /* a send moves the forward's output of its chunk and micro-batch until that one's backward ran,
@@ -439,11 +483,11 @@ static int run_p2p(rank_state *S, const st_ins *in) {
     int64_t n = S->x.Ns * S->x.h;
     if (k < 0) return ST_EINVAL;
     if (in->kind == ST_INS_SEND) {
-        const float *src = S->bwd_done[k] ? S->din : S->fwd_out[k];
-        float *buf = src ? malloc((size_t)n * sizeof *buf) : NULL;
-        if (!src) return ST_EINVAL;
-        if (!buf) return ST_ENOMEM;
-        memcpy(buf, src, (size_t)n * sizeof *buf);
+        float *buf = S->bwd_done[k] ? S->din[k] : NULL; /* the input gradient's copy goes with the send */
+        S->din[k] = NULL;
+        if (!buf && !S->bwd_done[k] && S->fwd_out[k] && (buf = malloc((size_t)n * sizeof *buf)))
+            memcpy(buf, S->fwd_out[k], (size_t)n * sizeof *buf);
+        if (!buf) return S->bwd_done[k] || !S->fwd_out[k] ? ST_EINVAL : ST_ENOMEM;
         S->sendbufs[S->nsends] = buf;
         S->sendins[S->nsends] = S->w.ins;
         MPI_Request *q = &S->reqs[S->nsends++];
@@ -601,6 +645,8 @@ static int write_trace(const rank_state *S, const double *all, const char *path,
                               : in.kind == ST_INS_RECV ? "recv"
                               : in.phase == ST_PHASE_FWD ? "fwd"
                               : in.phase == ST_PHASE_BWD ? "bwd"
+                              : in.phase == ST_PHASE_BWD_INPUT ? "bwd-input"
+                              : in.phase == ST_PHASE_BWD_WEIGHT ? "bwd-weight"
                               : in.phase == ST_PHASE_RECOMPUTE ? "recompute"
                                                           : "optimizer";
             st_trace_span(t, pg->rank, in.stream, all[k], all[k + 1], cat, in.label ? in.label : cat, in.chunk, in.mb);
@@ -733,6 +779,7 @@ static void state_destroy(rank_state *S) {
     free(S->grad_in);
     free(S->fwd_out);
     free(S->bwd_done);
+    for (int64_t j = 0; S->din && j < S->M * S->V; j++) free(S->din[j]);
     free(S->din);
     free(S->reqs);
     free(S->sendbufs);
@@ -858,6 +905,8 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     S.pg = &l->progs[S.rank];
     S.M = l->microbatches, S.T = p->seq, S.gbs = p->gbs, S.zero = p->zero == 1 || p->zero == 2;
     S.pp = p->pp, S.V = p->vp;
+    /* zbv's V turns on the last stage: chunk pp - 1 hands over to chunk pp there */
+    S.turn = p->schedule == ST_SCHED_ZBV && S.pg->stage == p->pp - 1 ? p->pp - 1 : -1;
     int gt = find_group(l, ST_GRP_TP, S.rank, &S.tr), gd = find_group(l, ST_GRP_DP, S.rank, &S.dr);
     S.tp = gt >= 0 ? l->groups[gt].n : 1;
     S.dp = gd >= 0 ? l->groups[gd].n : 1;
@@ -883,6 +932,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     S.grad_in = calloc(M, sizeof *S.grad_in);
     S.fwd_out = calloc(M, sizeof *S.fwd_out);
     S.bwd_done = calloc(M, sizeof *S.bwd_done);
+    S.din = calloc(M, sizeof *S.din);
     S.reqs = calloc((size_t)S.pg->n + 1, sizeof *S.reqs);
     S.sendbufs = calloc((size_t)S.pg->n + 1, sizeof *S.sendbufs);
     S.sendins = calloc((size_t)S.pg->n + 1, sizeof *S.sendins);
@@ -895,7 +945,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
         res->ref_loss = calloc((size_t)o->steps, sizeof *res->ref_loss);
         res->stats = calloc((size_t)size * ST_EXEC_STATS, sizeof *res->stats);
     }
-    int bad = rc || !S.comms || !S.acts || !S.act_in || !S.grad_in || !S.fwd_out || !S.bwd_done || !S.reqs ||
+    int bad = rc || !S.comms || !S.acts || !S.act_in || !S.grad_in || !S.fwd_out || !S.bwd_done || !S.din || !S.reqs ||
               !S.sendbufs || !S.sendins || !S.tokens || !spans || (S.rank == 0 && (!res->loss || !res->iteration_s ||
               !res->kind_s || !res->ref_loss || !res->stats)) || setup_regions(&S);
     if (!bad && o->check) {
