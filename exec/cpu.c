@@ -8,7 +8,11 @@
  * activations per micro-batch, from the lowering; the zero-bubble schedules zb and zbv with each
  * backward in its input half, whose gradient is sent at once, and its weight half, which frees the
  * micro-batch's activations later (exec/model.c); zbv's V turns on the last stage, whose chunk pp - 1
- * hands its output to chunk pp, and that one its input gradient back, without a message); dp by summing the
+ * hands its output to chunk pp, and that one its input gradient back, without a message; DualPipe,
+ * DeepSeek-V3 report Sec. 3.2.1, with rank d holding a stage of each of the pipeline's two copies,
+ * local_chunk, copy A running the first half of the micro-batches and copy B the rest, and mirror
+ * ranks d and pp - 1 - d summing both copies' gradients before the optimizer, so the copies stay
+ * alike); dp by summing the
  * gradients over the dp group (the loss gradient already carries 1/(micro-batches x dp), so the sum
  * is Megatron's average); ZeRO-1 (Rajbhandari et al. 2020; Megatron-LM's distributed optimizer) by a
  * reduce-scatter of the gradients, Adam on this rank's shard, and an all-gather of the parameters;
@@ -94,7 +98,8 @@ typedef struct rank_state {
     int ep, er;             /* ep degree and this rank's place in its ep group (1, 0 without) */
     MPI_Comm epc, edpc;     /* the ep group's communicator; the expert-data-parallel one (split, owned) */
     int64_t M, T, gbs;      /* micro-batches per dp rank, sequence, batch */
-    int pp, V;              /* pipeline stages; chunks per rank (vp) */
+    int pp, V;              /* pipeline stages; chunks per rank (vp; dualpipe's 2) */
+    int dual;               /* schedule=dualpipe (local_chunk) */
     MPI_Comm *comms;        /* per group: its communicator where this rank is a member, else MPI_COMM_NULL */
     MPI_Comm tpc;
     st__xmodel x;
@@ -260,7 +265,6 @@ static int check_plan(const st_plan *p, const st_lowered *l, int64_t L, int size
                               p->offload_activations > 0
                           ? "offloading"
                       : p->recompute == ST_REC_OP        ? "op-level recompute (recompute=op)"
-                      : p->schedule == ST_SCHED_DUALPIPE ? "DualPipe (schedule=dualpipe)"
                       : l->nops == 0 || l->progs == NULL ? "a lowering without operators"
                                                          : NULL;
     if (why) return st_error_set(err, ST_EINVAL, NULL, "plan", "the cpu executor does not run %s yet", why);
@@ -290,17 +294,26 @@ static int check_fault(const char *env, const st_lowered *l, st__xfault *f, st_e
     return 0;
 }
 
-/* the blocks of each of the rank's chunks (global chunk j is the rank's chunk j / pp) and whether
- * it holds the embedding and the loss, from the operators its forward instructions run */
-static void stage_layers(const st_lowered *l, const st_program *pg, int64_t L, int pp, int V, int *l0, int *l1,
-                         int *first, int *last) {
+/* The rank's chunk of the program's chunk j: j / pp (interleaved: j = c pp + stage; zbv's V: c 0 down,
+ * c 1 up). DualPipe's chunks are two copies' stages, copy A's stage d (j = d) and copy B's stage
+ * pp - 1 - d (j = 2 pp - 1 - d) on rank d (src/lower/lower.c, chunk_stage): the one with the earlier
+ * blocks is the rank's chunk 0, so that mirror ranks d and pp - 1 - d hold the same blocks in the same
+ * order (their gradient buffers are alike: the mirror all-reduce sums them whole) and the embedding
+ * is in chunk 0, the loss in chunk 1, on ranks 0 and pp - 1 alike. */
+static int local_chunk(int pp, int dual, int j) { return dual ? j % pp >= pp / 2 : j / pp; }
+
+/* the blocks of each of the rank's chunks (local_chunk) and whether it holds the embedding and the
+ * loss, from the operators its forward instructions run */
+static void stage_layers(const st_lowered *l, const st_program *pg, int64_t L, int pp, int V, int dual, int *l0,
+                         int *l1, int *first, int *last) {
     for (int c = 0; c < V; c++) l0[c] = (int)L, l1[c] = 0;
     *first = *last = 0;
     for (int i = 0; i < pg->n; i++) {
         st_ins in;
         st_program_ins(pg, i, &in);
-        if (in.kind != ST_INS_COMPUTE || in.phase != ST_PHASE_FWD || in.chunk < 0 || in.chunk / pp >= V) continue;
-        int c = in.chunk / pp;
+        if (in.kind != ST_INS_COMPUTE || in.phase != ST_PHASE_FWD || in.chunk < 0) continue;
+        int c = local_chunk(pp, dual, in.chunk);
+        if (c >= V) continue;
         for (int k = 0; k < in.nops; k++) {
             int32_t y = l->ops[in.op + k].layer;
             if (y < 0) *first = 1;
@@ -380,7 +393,7 @@ static void gen_tokens(rank_state *S, int64_t step, int64_t first_sample, uint64
 
 /* the slot of an instruction's chunk and micro-batch in the per-micro-batch arrays, -1 when none */
 static int slot_of(const rank_state *S, const st_ins *in) {
-    int c = in->chunk >= 0 ? in->chunk / S->pp : -1;
+    int c = in->chunk >= 0 ? local_chunk(S->pp, S->dual, in->chunk) : -1;
     return c >= 0 && c < S->V && in->mb >= 0 && in->mb < S->M ? (int)(c * S->M + in->mb) : -1;
 }
 
@@ -412,7 +425,8 @@ static int run_backward(rank_state *S, const st_ins *in, int k) {
         S->fwd_out[k] = NULL;
         return rc;
     }
-    int tail = S->x.last && in->chunk / S->pp == S->V - 1, split = in->phase == ST_PHASE_BWD_INPUT;
+    int tail = S->x.last && local_chunk(S->pp, S->dual, in->chunk) == S->V - 1;
+    int split = in->phase == ST_PHASE_BWD_INPUT;
     if (!S->acts[k] || S->bwd_done[k] || (!tail && !S->grad_in[k])) return ST_EINVAL;
     const float *din = NULL;
     double scale = 1.0 / (double)(S->M * S->dp);
@@ -438,7 +452,7 @@ static int run_backward(rank_state *S, const st_ins *in, int k) {
 }
 
 static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_exec_opts *o, int *kind) {
-    int mb = in->mb, k = slot_of(S, in);
+    int mb = in->mb, k = slot_of(S, in), c = in->chunk >= 0 ? local_chunk(S->pp, S->dual, in->chunk) : -1;
     if (in->phase == ST_PHASE_OPTIMIZER) {
         *kind = ST_EXEC_OPTIMIZER;
         for (int i = 0; i < S->nreg; i++) {
@@ -458,13 +472,14 @@ static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_e
     }
     if (k < 0 || (in->phase != ST_PHASE_FWD && in->phase != ST_PHASE_BWD && in->phase != ST_PHASE_BWD_INPUT))
         return ST_EINVAL;
-    if (S->x.first || S->x.last) gen_tokens(S, step, ((int64_t)S->dr * S->M + mb) * S->x.B, o->seed);
+    /* dualpipe: copy A runs the dp rank's first M / 2 micro-batches, copy B (chunks pp on) the rest */
+    int64_t sample = S->dr * S->M + mb + (S->dual && in->chunk >= S->pp ? S->M / 2 : 0);
+    if (S->x.first || S->x.last) gen_tokens(S, step, sample * S->x.B, o->seed);
     if (in->phase == ST_PHASE_FWD) {
         *kind = ST_EXEC_FWD;
-        if (S->acts[k] || (!(S->x.first && in->chunk == 0) && !S->act_in[k])) return ST_EINVAL;
+        if (S->acts[k] || (!(S->x.first && c == 0) && !S->act_in[k])) return ST_EINVAL;
         double loss = 0;
-        if (!(S->acts[k] = st__xmodel_forward(&S->x, in->chunk / S->pp, S->tokens, S->act_in[k], &S->fwd_out[k],
-                                              &loss)))
+        if (!(S->acts[k] = st__xmodel_forward(&S->x, c, S->tokens, S->act_in[k], &S->fwd_out[k], &loss)))
             return ST_ENOMEM;
         S->loss_sum += loss;
         free(S->act_in[k]);
@@ -514,6 +529,16 @@ static int run_coll(rank_state *S, const st_ins *in, int *kind) {
         return 0;
     }
     if (c == MPI_COMM_NULL) return ST_EINVAL;
+    if (gd->kind == ST_GRP_PP && S->dual) { /* DualPipe's mirror pair: both copies' gradients, owned parts */
+        *kind = ST_EXEC_COLL_PP;
+        for (int i = 0; i < S->nreg; i++) {
+            const region *g = &S->reg[i];
+            MPI_Request q = MPI_REQUEST_NULL;
+            st__xwait(&S->w, MPI_Iallreduce(MPI_IN_PLACE, gr + g->lo, (int)(g->hi - g->lo), MPI_FLOAT, MPI_SUM, c, &q),
+                      &q, 1, "mirror all-reduce", c, -1);
+        }
+        return 0;
+    }
     if (gd->kind == ST_GRP_PP) { /* the tied embedding's gradient, the owned part of it */
         *kind = ST_EXEC_COLL_PP;
         if (S->wte_reg < 0) return ST_EINVAL;
@@ -904,7 +929,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     S.l = l;
     S.pg = &l->progs[S.rank];
     S.M = l->microbatches, S.T = p->seq, S.gbs = p->gbs, S.zero = p->zero == 1 || p->zero == 2;
-    S.pp = p->pp, S.V = p->vp;
+    S.pp = p->pp, S.dual = p->schedule == ST_SCHED_DUALPIPE, S.V = S.dual ? 2 : p->vp;
     /* zbv's V turns on the last stage: chunk pp - 1 hands over to chunk pp there */
     S.turn = p->schedule == ST_SCHED_ZBV && S.pg->stage == p->pp - 1 ? p->pp - 1 : -1;
     int gt = find_group(l, ST_GRP_TP, S.rank, &S.tr), gd = find_group(l, ST_GRP_DP, S.rank, &S.dr);
@@ -917,7 +942,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     st__xpart part = {.B = p->mbs, .T = p->seq, .tp = S.tp, .tr = S.tr, .sp = p->sp, .ep = S.ep, .er = S.er,
                       .nchunks = S.V, .l0 = l0, .l1 = l1, .be = be,
                       .recompute = p->recompute == ST_REC_FULL ? 2 : p->recompute == ST_REC_SELECTIVE ? 1 : 0};
-    if (l0 && l1) stage_layers(l, S.pg, m->layers, S.pp, S.V, l0, l1, &part.first, &part.last);
+    if (l0 && l1) stage_layers(l, S.pg, m->layers, S.pp, S.V, S.dual, l0, l1, &part.first, &part.last);
     /* a refusal of the model's shape is every rank's (each checks the same numbers); running out of
      * memory may be one rank's: all of them learn it below before any collective that could hang */
     rc = l0 && l1 ? st__xmodel_init(&S.x, m, &part, o->seed, err)
@@ -1001,12 +1026,13 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     double np = 0, nptot = 0;
     /* each parameter once: tp rank shards add up, replicated ones (norms, biases after a
      * row-parallel GEMM, positions, routers) counted on tp rank 0 only, the tied copy not, dp
-     * replicas not (the experts: on the first ep group of the dp group) */
+     * replicas not (the experts: on the first ep group of the dp group), dualpipe's mirror copies not (its
+     * ranks pp / 2 and on hold the same blocks as the first half) */
     for (int i = 0; i < S.x.ntensors; i++) {
         const st__xtensor *t = &S.x.tensors[i];
         int replicated = t->nrows == t->rows && t->ncols == t->cols;
         int once = !(replicated && S.tr != 0) && !(!strcmp(t->name, "wte") && !S.x.first) &&
-                   (t->expert >= 0 ? S.dr < S.ep : S.dr == 0);
+                   (t->expert >= 0 ? S.dr < S.ep : S.dr == 0) && !(S.dual && S.pg->stage >= S.pp / 2);
         if (once) np += (double)(t->nrows * t->ncols);
     }
     st__xwait(&S.w, MPI_Ireduce(&np, &nptot, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD, &q), &q, 1, "reduce to rank 0",

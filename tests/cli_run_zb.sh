@@ -1,8 +1,10 @@
 #!/bin/sh
-# cli_run_zb.sh: `strata run` of the zero-bubble schedules (issue 18): schedule=zb (ZB-H1) and zbv
-# (ZB-V, two chunks per rank in a V) split each backward into its input half (bwd input, sent back
-# at once) and its weight half (bwd weight, run later), exec/model.c's st__xmodel_backward_input and
-# _weight, as the lowering orders them. Every run computes what the single-rank reference computes
+# cli_run_zb.sh: `strata run` of the zero-bubble schedules (issue 18): schedule=zb (ZB-H1), zbv
+# (ZB-V, two chunks per rank in a V) and dualpipe (two copies of the pipeline fed from both ends, each
+# rank a stage of each, the copies' gradients summed by mirror ranks d and pp - 1 - d) split each
+# backward into its input half (bwd input, sent back at once) and its weight half (bwd weight, run
+# later), exec/model.c's st__xmodel_backward_input and _weight, as the lowering orders them. Every
+# run computes what the single-rank reference computes
 # (--check, within tests/cli_run.sh's tolerances, which say why); with one rank per stage and no tp
 # or dp the losses are 1F1B's and interleaved 1F1B's bit for bit (each weight's gradient adds the
 # micro-batches in the same order); the trace and the per-kind times name the halves as strata
@@ -53,6 +55,19 @@ checked 4 "zbv tp=2 sp=1 pp=2 with full recompute (GPT) matches the reference" \
 	--model tiny-gpt --plan tp=2,sp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32,schedule=zbv,recompute=full
 checked 4 "zbv MoE ep=2 dp=2 (the experts' gradients in the input half) matches the reference" \
 	--model tiny-moe --plan tp=1,pp=2,dp=2,ep=2,mbs=1,gbs=8,seq=32,schedule=zbv
+
+# dualpipe: every weight twice (a stage of each copy per rank), the mirror all-reduce makes the copies'
+# gradients one, and Adam keeps the copies alike (step 2's loss is the reference's)
+checked 2 "dualpipe pp=2 (GPT: ranks 0 and 1 both hold the embedding and the loss) matches the reference" \
+	--model tiny-gpt --plan tp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32,schedule=dualpipe
+if grep -q '"params": 862976,' "$T/out"; then ok "dualpipe: each parameter counted once (862,976, the single rank's), not per copy"
+else nok "dualpipe: each parameter counted once (862,976, the single rank's), not per copy" "$(grep -o '"params": [0-9]*' "$T/out")"; fi
+checked 4 "dualpipe pp=4 (Llama) with selective recompute matches the reference" \
+	--model tiny-llama --plan tp=1,pp=4,dp=1,mbs=1,gbs=8,seq=32,schedule=dualpipe,recompute=selective
+checked 8 "dualpipe tp x pp x dp = 2x2x2 ZeRO-1 (GPT; the mirror sum of the owned shards) matches the reference" \
+	--model tiny-gpt --plan tp=2,pp=2,dp=2,mbs=1,gbs=8,seq=32,schedule=dualpipe,zero=1
+checked 4 "dualpipe MoE ep=2 dp=2 matches the reference" \
+	--model tiny-moe --plan tp=1,pp=2,dp=2,ep=2,mbs=1,gbs=8,seq=32,schedule=dualpipe
 
 ref=$(losses tp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32)
 zb=$(losses tp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32,schedule=zb)
