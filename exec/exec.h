@@ -45,7 +45,7 @@ typedef enum {
     ST_EXEC_RECV,
     ST_EXEC_COLL_EP, /* the ep all-to-alls, inside the compute like tp's */
     ST_EXEC_RECOMPUTE,
-    ST_EXEC_BWD_INPUT,  /* zero-bubble schedules' backward halves (zb, zbv): input gradients, */
+    ST_EXEC_BWD_INPUT,  /* split backwards' halves (zb, zbv, dualpipe): input gradients, */
     ST_EXEC_BWD_WEIGHT, /* then weight gradients */
     ST_EXEC_KINDS
 } st_exec_kind;
