@@ -5,15 +5,8 @@
  * Parallelism as Megatron-LM runs it: tp and sp inside the model (exec/model.c; sp's replicated
  * gradients summed over tp right before the optimizer); pp by the program's sends and receives in
  * its schedule's order (1F1B, GPipe, or interleaved 1F1B with vp chunks per rank, each with its own
- * activations per micro-batch, from the lowering; the zero-bubble schedules zb and zbv with each
- * backward in its input half, whose gradient is sent at once, and its weight half, which frees the
- * micro-batch's activations later (exec/model.c); zbv's V turns on the last stage, whose chunk pp - 1
- * hands its output to chunk pp, and that one its input gradient back, without a message; DualPipe,
- * DeepSeek-V3 report Sec. 3.2.1, with rank d holding a stage of each of the pipeline's two copies,
- * local_chunk, copy A running the first half of the micro-batches and copy B the rest, and mirror
- * ranks d and pp - 1 - d summing both copies' gradients before the optimizer, so the copies stay
- * alike); dp by summing the
- * gradients over the dp group (the loss gradient already carries 1/(micro-batches x dp), so the sum
+ * activations per micro-batch, from the lowering; the split-backward schedules below); dp by summing
+ * the gradients over the dp group (the loss gradient already carries 1/(micro-batches x dp), so the sum
  * is Megatron's average); ZeRO-1 (Rajbhandari et al. 2020; Megatron-LM's distributed optimizer) by a
  * reduce-scatter of the gradients, Adam on this rank's shard, and an all-gather of the parameters;
  * ZeRO-2 alike (the lowering gives it the same collectives: it differs in memory, not in numbers,
@@ -28,6 +21,15 @@
  * flat buffers on its own, over the group that sums it: the tied embedding (same size on both end
  * stages, so the pair holds the same shard of it and can all-reduce just that), the experts, and
  * the rest.
+ *
+ * Split-backward schedules (the lowering's zb, zbv and dualpipe): each backward runs as its input
+ * half, whose gradient is sent at once, and its weight half, which frees the micro-batch's
+ * activations later (exec/model.c). zbv's V (two chunks per rank) turns on the last stage, where
+ * chunk pp - 1 hands its output to chunk pp, and that one its input gradient back, without a message
+ * (hand_over). DualPipe (DeepSeek-V3 report Sec. 3.2.1) runs two copies of the pipeline: rank d
+ * holds a stage of each (local_chunk), copy A runs the first half of a dp rank's micro-batches and
+ * copy B the rest, and mirror ranks d and pp - 1 - d sum both copies' gradients before the optimizer
+ * (the lowering's mirror all-reduce), so that Adam keeps the copies alike.
  *
  * Data: dp rank r's micro-batch j holds samples (r * m + j) * mbs .. + mbs of the iteration's gbs
  * (contiguous per dp rank, as Megatron-LM's sampler hands them out); the reference runs the same
