@@ -46,9 +46,10 @@
  * into B, the input gradients the previous stage waits for, and W, the weight gradients, run later
  * to fill the bubble: st__xmodel_backward_input runs every linear layer's input-gradient GEMM and
  * keeps its output gradient beside its kept input; st__xmodel_backward_weight then runs the
- * weight-gradient GEMMs (one of a linear layer's two backward GEMMs, the half cost/ gives W). What is cheap stays in B (norms', biases', the embedding's
- * gradients) and so does an MoE block's MLP (its all-to-alls run in B; the experts' weight
- * gradients with them). The sums are the fused backward's, term for term.
+ * weight-gradient GEMMs (one of a linear layer's two backward GEMMs, the half cost/ gives W). What
+ * is cheap stays in B (norms', biases', the embedding's gradients) and so does an MoE block's MLP
+ * (its all-to-alls run in B; the experts' weight gradients with them). The sums are the fused
+ * backward's, term for term.
  *
  * Interleaved pipelines (vp > 1): a rank holds several chunks of blocks; their weights lie in one
  * flat buffer, chunk by chunk, and a forward or backward runs one chunk.

@@ -57,8 +57,8 @@ checked 4 "zbv MoE ep=2 dp=2 (the experts' gradients in the input half) matches 
 # gradients one, and Adam keeps the copies alike (step 2's loss is the reference's)
 checked 2 "dualpipe pp=2 (GPT: ranks 0 and 1 both hold the embedding and the loss) matches the reference" \
 	--model tiny-gpt --plan tp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32,schedule=dualpipe
-if grep -q '"params": 862976,' "$T/out"; then ok "dualpipe: each parameter counted once (862,976, the single rank's), not per copy"
-else nok "dualpipe: each parameter counted once (862,976, the single rank's), not per copy" "$(grep -o '"params": [0-9]*' "$T/out")"; fi
+what="dualpipe: each parameter counted once (862,976, the single rank's), not per copy"
+if grep -q '"params": 862976,' "$T/out"; then ok "$what"; else nok "$what" "$(grep -o '"params": [0-9]*' "$T/out")"; fi
 checked 4 "dualpipe pp=4 (Llama) with selective recompute matches the reference" \
 	--model tiny-llama --plan tp=1,pp=4,dp=1,mbs=1,gbs=8,seq=32,schedule=dualpipe,recompute=selective
 checked 8 "dualpipe tp x pp x dp = 2x2x2 ZeRO-1 (GPT; the mirror sum of the owned shards) matches the reference" \
