@@ -5,8 +5,8 @@
  * Parallelism as Megatron-LM runs it: tp and sp inside the model (exec/model.c; sp's replicated
  * gradients summed over tp right before the optimizer); pp by the program's sends and receives in
  * its schedule's order (1F1B, GPipe, or interleaved 1F1B with vp chunks per rank, each with its own
- * activations per micro-batch, from the lowering); dp by summing the
- * gradients over the dp group (the loss gradient already carries 1/(micro-batches x dp), so the sum
+ * activations per micro-batch, from the lowering; the split-backward schedules below); dp by summing
+ * the gradients over the dp group (the loss gradient already carries 1/(micro-batches x dp), so the sum
  * is Megatron's average); ZeRO-1 (Rajbhandari et al. 2020; Megatron-LM's distributed optimizer) by a
  * reduce-scatter of the gradients, Adam on this rank's shard, and an all-gather of the parameters;
  * ZeRO-2 alike (the lowering gives it the same collectives: it differs in memory, not in numbers,
@@ -21,6 +21,15 @@
  * flat buffers on its own, over the group that sums it: the tied embedding (same size on both end
  * stages, so the pair holds the same shard of it and can all-reduce just that), the experts, and
  * the rest.
+ *
+ * Split-backward schedules (the lowering's zb, zbv and dualpipe): each backward runs as its input
+ * half, whose gradient is sent at once, and its weight half, which frees the micro-batch's
+ * activations later (exec/model.c). zbv's V (two chunks per rank) turns on the last stage, where
+ * chunk pp - 1 hands its output to chunk pp, and that one its input gradient back, without a message
+ * (hand_over). DualPipe (DeepSeek-V3 report Sec. 3.2.1) runs two copies of the pipeline: rank d
+ * holds a stage of each (local_chunk), copy A runs the first half of a dp rank's micro-batches and
+ * copy B the rest, and mirror ranks d and pp - 1 - d sum both copies' gradients before the optimizer
+ * (the lowering's mirror all-reduce), so that Adam keeps the copies alike.
  *
  * Data: dp rank r's micro-batch j holds samples (r * m + j) * mbs .. + mbs of the iteration's gbs
  * (contiguous per dp rank, as Megatron-LM's sampler hands them out); the reference runs the same
@@ -91,7 +100,8 @@ typedef struct rank_state {
     int ep, er;             /* ep degree and this rank's place in its ep group (1, 0 without) */
     MPI_Comm epc, edpc;     /* the ep group's communicator; the expert-data-parallel one (split, owned) */
     int64_t M, T, gbs;      /* micro-batches per dp rank, sequence, batch */
-    int pp, V;              /* pipeline stages; chunks per rank (vp) */
+    int pp, V;              /* pipeline stages; chunks per rank (vp; dualpipe's 2) */
+    int dual;               /* schedule=dualpipe (local_chunk) */
     MPI_Comm *comms;        /* per group: its communicator where this rank is a member, else MPI_COMM_NULL */
     MPI_Comm tpc;
     st__xmodel x;
@@ -105,7 +115,8 @@ typedef struct rank_state {
     float **act_in, **grad_in; /* received */
     const float **fwd_out;  /* the forward's output, until sent */
     int *bwd_done;
-    float *din;             /* the backward's input gradient, until sent (a copy) */
+    float **din;            /* per slot: the backward's input gradient, until sent (a copy) */
+    int turn;               /* zbv: the chunk whose next chunk runs on this rank too (the V's turn), else -1 */
     int nsends;
     MPI_Request *reqs;      /* this iteration's sends */
     float **sendbufs;
@@ -200,7 +211,7 @@ static const char *recompute_mismatch(const st_plan *p, const st_lowered *l, con
         st_ins in, f;
         st_program_ins(pg, i, &in);
         if (in.kind != ST_INS_COMPUTE) continue;
-        if (in.phase == ST_PHASE_BWD) {
+        if (in.phase == ST_PHASE_BWD || in.phase == ST_PHASE_BWD_INPUT) { /* (the weight half needs none) */
             st_ins r;
             if (p->recompute == ST_REC_NONE) continue;
             if (rec < 0) return "a backward without its recompute";
@@ -256,8 +267,6 @@ static int check_plan(const st_plan *p, const st_lowered *l, int64_t L, int size
                               p->offload_activations > 0
                           ? "offloading"
                       : p->recompute == ST_REC_OP        ? "op-level recompute (recompute=op)"
-                      : p->schedule == ST_SCHED_ZB || p->schedule == ST_SCHED_ZBV ? "zero-bubble schedules"
-                      : p->schedule == ST_SCHED_DUALPIPE ? "DualPipe (schedule=dualpipe)"
                       : l->nops == 0 || l->progs == NULL ? "a lowering without operators"
                                                          : NULL;
     if (why) return st_error_set(err, ST_EINVAL, NULL, "plan", "the cpu executor does not run %s yet", why);
@@ -287,17 +296,26 @@ static int check_fault(const char *env, const st_lowered *l, st__xfault *f, st_e
     return 0;
 }
 
-/* the blocks of each of the rank's chunks (global chunk j is the rank's chunk j / pp) and whether
- * it holds the embedding and the loss, from the operators its forward instructions run */
-static void stage_layers(const st_lowered *l, const st_program *pg, int64_t L, int pp, int V, int *l0, int *l1,
-                         int *first, int *last) {
+/* The rank's chunk of the program's chunk j: j / pp (interleaved: j = c pp + stage; zbv's V: c 0 down,
+ * c 1 up). DualPipe's chunks are two copies' stages, copy A's stage d (j = d) and copy B's stage
+ * pp - 1 - d (j = 2 pp - 1 - d) on rank d (src/lower/lower.c, chunk_stage): the one with the earlier
+ * blocks is the rank's chunk 0, so that mirror ranks d and pp - 1 - d hold the same blocks in the same
+ * order (their gradient buffers are alike: the mirror all-reduce sums them whole) and the embedding
+ * is in chunk 0, the loss in chunk 1, on ranks 0 and pp - 1 alike. */
+static int local_chunk(int pp, int dual, int j) { return dual ? j % pp >= pp / 2 : j / pp; }
+
+/* the blocks of each of the rank's chunks (local_chunk) and whether it holds the embedding and the
+ * loss, from the operators its forward instructions run */
+static void stage_layers(const st_lowered *l, const st_program *pg, int64_t L, int pp, int V, int dual, int *l0,
+                         int *l1, int *first, int *last) {
     for (int c = 0; c < V; c++) l0[c] = (int)L, l1[c] = 0;
     *first = *last = 0;
     for (int i = 0; i < pg->n; i++) {
         st_ins in;
         st_program_ins(pg, i, &in);
-        if (in.kind != ST_INS_COMPUTE || in.phase != ST_PHASE_FWD || in.chunk < 0 || in.chunk / pp >= V) continue;
-        int c = in.chunk / pp;
+        if (in.kind != ST_INS_COMPUTE || in.phase != ST_PHASE_FWD || in.chunk < 0) continue;
+        int c = local_chunk(pp, dual, in.chunk);
+        if (c >= V) continue;
         for (int k = 0; k < in.nops; k++) {
             int32_t y = l->ops[in.op + k].layer;
             if (y < 0) *first = 1;
@@ -377,12 +395,66 @@ static void gen_tokens(rank_state *S, int64_t step, int64_t first_sample, uint64
 
 /* the slot of an instruction's chunk and micro-batch in the per-micro-batch arrays, -1 when none */
 static int slot_of(const rank_state *S, const st_ins *in) {
-    int c = in->chunk >= 0 ? in->chunk / S->pp : -1;
+    int c = in->chunk >= 0 ? local_chunk(S->pp, S->dual, in->chunk) : -1;
     return c >= 0 && c < S->V && in->mb >= 0 && in->mb < S->M ? (int)(c * S->M + in->mb) : -1;
 }
 
+/* ZB-V's turn (chunk pp - 1 to pp on the last stage, no message; src/lower/lower.c): the forward's
+ * output becomes the next chunk's input, that one's input gradient this one's output gradient */
+static int hand_over(rank_state *S, const st_ins *in, const float *src, int backward) {
+    if (S->turn < 0 || in->chunk != S->turn + (backward ? 1 : 0) || !src) return 0;
+    st_ins to = *in;
+    to.chunk = in->chunk + (backward ? -1 : 1);
+    int k = slot_of(S, &to);
+    if (k < 0) return ST_EINVAL;
+    float **dst = backward ? &S->grad_in[k] : &S->act_in[k];
+    size_t bytes = (size_t)(S->x.Ns * S->x.h) * sizeof(float);
+    if (*dst) return ST_EINVAL;
+    if (!(*dst = malloc(bytes))) return ST_ENOMEM;
+    memcpy(*dst, src, bytes);
+    return 0;
+}
+
+/* A backward (whole, or a zero-bubble schedule's input or weight half: exec/model.c) of slot k. The
+ * input gradient is kept for its send (or handed over at the turn); the activations go with the
+ * weight gradients (the whole backward's, or the weight half's). */
+static int run_backward(rank_state *S, const st_ins *in, int k) {
+    if (in->phase == ST_PHASE_BWD_WEIGHT) {
+        if (!S->acts[k] || !S->bwd_done[k]) return ST_EINVAL;
+        int rc = st__xmodel_backward_weight(&S->x, S->acts[k]);
+        st__xacts_free(S->acts[k]);
+        S->acts[k] = NULL;
+        S->fwd_out[k] = NULL;
+        return rc;
+    }
+    int tail = S->x.last && local_chunk(S->pp, S->dual, in->chunk) == S->V - 1;
+    int split = in->phase == ST_PHASE_BWD_INPUT;
+    if (!S->acts[k] || S->bwd_done[k] || (!tail && !S->grad_in[k])) return ST_EINVAL;
+    const float *din = NULL;
+    double scale = 1.0 / (double)(S->M * S->dp);
+    int rc = split ? st__xmodel_backward_input(&S->x, S->acts[k], S->grad_in[k], scale, &din)
+                   : st__xmodel_backward(&S->x, S->acts[k], S->grad_in[k], scale, &din);
+    if (rc) return rc;
+    if (!split) {
+        st__xacts_free(S->acts[k]);
+        S->acts[k] = NULL;
+        S->fwd_out[k] = NULL;
+    }
+    free(S->grad_in[k]);
+    S->grad_in[k] = NULL;
+    S->bwd_done[k] = 1;
+    if (din && S->turn >= 0 && in->chunk == S->turn + 1) return hand_over(S, in, din, 1);
+    if (din) {
+        size_t bytes = (size_t)(S->x.Ns * S->x.h) * sizeof(float);
+        if (S->din[k]) return ST_EINVAL;
+        if (!(S->din[k] = malloc(bytes))) return ST_ENOMEM;
+        memcpy(S->din[k], din, bytes);
+    }
+    return 0;
+}
+
 static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_exec_opts *o, int *kind) {
-    int mb = in->mb, k = slot_of(S, in);
+    int mb = in->mb, k = slot_of(S, in), c = in->chunk >= 0 ? local_chunk(S->pp, S->dual, in->chunk) : -1;
     if (in->phase == ST_PHASE_OPTIMIZER) {
         *kind = ST_EXEC_OPTIMIZER;
         for (int i = 0; i < S->nreg; i++) {
@@ -396,39 +468,28 @@ static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_e
         *kind = ST_EXEC_RECOMPUTE;
         return k >= 0 && S->acts[k] ? st__xmodel_recompute(&S->x, S->acts[k]) : ST_EINVAL;
     }
-    if (k < 0 || (in->phase != ST_PHASE_FWD && in->phase != ST_PHASE_BWD)) return ST_EINVAL;
-    if (S->x.first || S->x.last) gen_tokens(S, step, ((int64_t)S->dr * S->M + mb) * S->x.B, o->seed);
+    if (in->phase == ST_PHASE_BWD_WEIGHT) { /* reads no tokens */
+        *kind = ST_EXEC_BWD_WEIGHT;
+        return k >= 0 ? run_backward(S, in, k) : ST_EINVAL;
+    }
+    if (k < 0 || (in->phase != ST_PHASE_FWD && in->phase != ST_PHASE_BWD && in->phase != ST_PHASE_BWD_INPUT))
+        return ST_EINVAL;
+    /* dualpipe: copy A runs the dp rank's first M / 2 micro-batches, copy B (chunks pp on) the rest */
+    int64_t sample = S->dr * S->M + mb + (S->dual && in->chunk >= S->pp ? S->M / 2 : 0);
+    if (S->x.first || S->x.last) gen_tokens(S, step, sample * S->x.B, o->seed);
     if (in->phase == ST_PHASE_FWD) {
         *kind = ST_EXEC_FWD;
-        if (S->acts[k] || (!(S->x.first && in->chunk == 0) && !S->act_in[k])) return ST_EINVAL;
+        if (S->acts[k] || (!(S->x.first && c == 0) && !S->act_in[k])) return ST_EINVAL;
         double loss = 0;
-        if (!(S->acts[k] = st__xmodel_forward(&S->x, in->chunk / S->pp, S->tokens, S->act_in[k], &S->fwd_out[k],
-                                              &loss)))
+        if (!(S->acts[k] = st__xmodel_forward(&S->x, c, S->tokens, S->act_in[k], &S->fwd_out[k], &loss)))
             return ST_ENOMEM;
         S->loss_sum += loss;
         free(S->act_in[k]);
         S->act_in[k] = NULL;
-        return 0;
+        return hand_over(S, in, S->fwd_out[k], 0);
     }
-    *kind = ST_EXEC_BWD;
-    int tail = S->x.last && in->chunk / S->pp == S->V - 1;
-    if (!S->acts[k] || (!tail && !S->grad_in[k])) return ST_EINVAL;
-    const float *din = NULL;
-    int rc = st__xmodel_backward(&S->x, S->acts[k], S->grad_in[k], 1.0 / (double)(S->M * S->dp), &din);
-    if (rc) return rc;
-    st__xacts_free(S->acts[k]);
-    S->acts[k] = NULL;
-    S->fwd_out[k] = NULL;
-    free(S->grad_in[k]);
-    S->grad_in[k] = NULL;
-    S->bwd_done[k] = 1;
-    if (din) {
-        size_t bytes = (size_t)(S->x.Ns * S->x.h) * sizeof(float);
-        free(S->din);
-        if (!(S->din = malloc(bytes))) return ST_ENOMEM;
-        memcpy(S->din, din, bytes);
-    }
-    return 0;
+    *kind = in->phase == ST_PHASE_BWD ? ST_EXEC_BWD : ST_EXEC_BWD_INPUT;
+    return run_backward(S, in, k);
 }
 
 /* a send moves the forward's output of its chunk and micro-batch until that one's backward ran,
@@ -439,11 +500,11 @@ static int run_p2p(rank_state *S, const st_ins *in) {
     int64_t n = S->x.Ns * S->x.h;
     if (k < 0) return ST_EINVAL;
     if (in->kind == ST_INS_SEND) {
-        const float *src = S->bwd_done[k] ? S->din : S->fwd_out[k];
-        float *buf = src ? malloc((size_t)n * sizeof *buf) : NULL;
-        if (!src) return ST_EINVAL;
-        if (!buf) return ST_ENOMEM;
-        memcpy(buf, src, (size_t)n * sizeof *buf);
+        float *buf = S->bwd_done[k] ? S->din[k] : NULL; /* the input gradient's copy goes with the send */
+        S->din[k] = NULL;
+        if (!buf && !S->bwd_done[k] && S->fwd_out[k] && (buf = malloc((size_t)n * sizeof *buf)))
+            memcpy(buf, S->fwd_out[k], (size_t)n * sizeof *buf);
+        if (!buf) return S->bwd_done[k] || !S->fwd_out[k] ? ST_EINVAL : ST_ENOMEM;
         S->sendbufs[S->nsends] = buf;
         S->sendins[S->nsends] = S->w.ins;
         MPI_Request *q = &S->reqs[S->nsends++];
@@ -470,6 +531,16 @@ static int run_coll(rank_state *S, const st_ins *in, int *kind) {
         return 0;
     }
     if (c == MPI_COMM_NULL) return ST_EINVAL;
+    if (gd->kind == ST_GRP_PP && S->dual) { /* DualPipe's mirror pair: both copies' gradients, owned parts */
+        *kind = ST_EXEC_COLL_PP;
+        for (int i = 0; i < S->nreg; i++) {
+            const region *g = &S->reg[i];
+            MPI_Request q = MPI_REQUEST_NULL;
+            st__xwait(&S->w, MPI_Iallreduce(MPI_IN_PLACE, gr + g->lo, (int)(g->hi - g->lo), MPI_FLOAT, MPI_SUM, c, &q),
+                      &q, 1, "mirror all-reduce", c, -1);
+        }
+        return 0;
+    }
     if (gd->kind == ST_GRP_PP) { /* the tied embedding's gradient, the owned part of it */
         *kind = ST_EXEC_COLL_PP;
         if (S->wte_reg < 0) return ST_EINVAL;
@@ -601,6 +672,8 @@ static int write_trace(const rank_state *S, const double *all, const char *path,
                               : in.kind == ST_INS_RECV ? "recv"
                               : in.phase == ST_PHASE_FWD ? "fwd"
                               : in.phase == ST_PHASE_BWD ? "bwd"
+                              : in.phase == ST_PHASE_BWD_INPUT ? "bwd-input"
+                              : in.phase == ST_PHASE_BWD_WEIGHT ? "bwd-weight"
                               : in.phase == ST_PHASE_RECOMPUTE ? "recompute"
                                                           : "optimizer";
             st_trace_span(t, pg->rank, in.stream, all[k], all[k + 1], cat, in.label ? in.label : cat, in.chunk, in.mb);
@@ -733,6 +806,7 @@ static void state_destroy(rank_state *S) {
     free(S->grad_in);
     free(S->fwd_out);
     free(S->bwd_done);
+    for (int64_t j = 0; S->din && j < S->M * S->V; j++) free(S->din[j]);
     free(S->din);
     free(S->reqs);
     free(S->sendbufs);
@@ -857,7 +931,9 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     S.l = l;
     S.pg = &l->progs[S.rank];
     S.M = l->microbatches, S.T = p->seq, S.gbs = p->gbs, S.zero = p->zero == 1 || p->zero == 2;
-    S.pp = p->pp, S.V = p->vp;
+    S.pp = p->pp, S.dual = p->schedule == ST_SCHED_DUALPIPE, S.V = S.dual ? 2 : p->vp;
+    /* zbv's V turns on the last stage: chunk pp - 1 hands over to chunk pp there */
+    S.turn = p->schedule == ST_SCHED_ZBV && S.pg->stage == p->pp - 1 ? p->pp - 1 : -1;
     int gt = find_group(l, ST_GRP_TP, S.rank, &S.tr), gd = find_group(l, ST_GRP_DP, S.rank, &S.dr);
     S.tp = gt >= 0 ? l->groups[gt].n : 1;
     S.dp = gd >= 0 ? l->groups[gd].n : 1;
@@ -868,7 +944,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     st__xpart part = {.B = p->mbs, .T = p->seq, .tp = S.tp, .tr = S.tr, .sp = p->sp, .ep = S.ep, .er = S.er,
                       .nchunks = S.V, .l0 = l0, .l1 = l1, .be = be,
                       .recompute = p->recompute == ST_REC_FULL ? 2 : p->recompute == ST_REC_SELECTIVE ? 1 : 0};
-    if (l0 && l1) stage_layers(l, S.pg, m->layers, S.pp, S.V, l0, l1, &part.first, &part.last);
+    if (l0 && l1) stage_layers(l, S.pg, m->layers, S.pp, S.V, S.dual, l0, l1, &part.first, &part.last);
     /* a refusal of the model's shape is every rank's (each checks the same numbers); running out of
      * memory may be one rank's: all of them learn it below before any collective that could hang */
     rc = l0 && l1 ? st__xmodel_init(&S.x, m, &part, o->seed, err)
@@ -883,6 +959,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     S.grad_in = calloc(M, sizeof *S.grad_in);
     S.fwd_out = calloc(M, sizeof *S.fwd_out);
     S.bwd_done = calloc(M, sizeof *S.bwd_done);
+    S.din = calloc(M, sizeof *S.din);
     S.reqs = calloc((size_t)S.pg->n + 1, sizeof *S.reqs);
     S.sendbufs = calloc((size_t)S.pg->n + 1, sizeof *S.sendbufs);
     S.sendins = calloc((size_t)S.pg->n + 1, sizeof *S.sendins);
@@ -895,7 +972,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
         res->ref_loss = calloc((size_t)o->steps, sizeof *res->ref_loss);
         res->stats = calloc((size_t)size * ST_EXEC_STATS, sizeof *res->stats);
     }
-    int bad = rc || !S.comms || !S.acts || !S.act_in || !S.grad_in || !S.fwd_out || !S.bwd_done || !S.reqs ||
+    int bad = rc || !S.comms || !S.acts || !S.act_in || !S.grad_in || !S.fwd_out || !S.bwd_done || !S.din || !S.reqs ||
               !S.sendbufs || !S.sendins || !S.tokens || !spans || (S.rank == 0 && (!res->loss || !res->iteration_s ||
               !res->kind_s || !res->ref_loss || !res->stats)) || setup_regions(&S);
     if (!bad && o->check) {
@@ -951,12 +1028,13 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     double np = 0, nptot = 0;
     /* each parameter once: tp rank shards add up, replicated ones (norms, biases after a
      * row-parallel GEMM, positions, routers) counted on tp rank 0 only, the tied copy not, dp
-     * replicas not (the experts: on the first ep group of the dp group) */
+     * replicas not (the experts: on the first ep group of the dp group), dualpipe's mirror copies not (its
+     * ranks pp / 2 and on hold the same blocks as the first half) */
     for (int i = 0; i < S.x.ntensors; i++) {
         const st__xtensor *t = &S.x.tensors[i];
         int replicated = t->nrows == t->rows && t->ncols == t->cols;
         int once = !(replicated && S.tr != 0) && !(!strcmp(t->name, "wte") && !S.x.first) &&
-                   (t->expert >= 0 ? S.dr < S.ep : S.dr == 0);
+                   (t->expert >= 0 ? S.dr < S.ep : S.dr == 0) && !(S.dual && S.pg->stage >= S.pp / 2);
         if (once) np += (double)(t->nrows * t->ncols);
     }
     st__xwait(&S.w, MPI_Ireduce(&np, &nptot, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD, &q), &q, 1, "reduce to rank 0",

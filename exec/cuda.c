@@ -161,12 +161,13 @@ static void mm_bwd(float *dinp, float *dw, float *dbias, const float *dout, cons
     float *dy = g.fail[0] ? NULL : staging((size_t)(N * OC + 2 * N * C + 2 * OC * C));
     if (!dy) return;
     float *dx = dy + N * OC, *ddx = dx + N * C, *dW = ddx + N * C, *ddw = dW + OC * C;
-    if (to_dev(dy, dout, N * OC) || to_dev(dx, inp, N * C) || to_dev(ddw, dw, OC * C)) return;
+    if (to_dev(dy, dout, N * OC) || to_dev(dx, inp, N * C) || (dw && to_dev(ddw, dw, OC * C))) return;
     if (dinp && (to_dev(dW, w, OC * C) || to_dev(ddx, dinp, N * C) ||
                  gemm(CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, dW, C, dy, OC, 1.0f, ddx) || finish() ||
                  to_host(dinp, ddx, N * C)))
         return;
-    if (gemm(CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, dx, C, dy, OC, 1.0f, ddw) || to_host(dw, ddw, OC * C) || finish())
+    if (dw && (gemm(CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, dx, C, dy, OC, 1.0f, ddw) || to_host(dw, ddw, OC * C) ||
+               finish()))
         return;
     if (dbias)
         for (int64_t n = 0; n < N; n++)

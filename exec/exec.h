@@ -21,12 +21,14 @@ int st_exec_backend_parse(const char *s, st_exec_backend *out); /* 0 or ST_EINVA
  * collectives (st_lower_plan, every_rank 1, per_op 0). Each rank interprets its program in program
  * order on one host thread (what one CPU process can issue, and a valid order: the lowering puts
  * receives right before the compute that needs them and sends after it): COMPUTE forward, backward
- * and optimizer instructions run the stage's part of a real decoder (exec/model.c) on the micro-batch
- * the instruction names (with vp > 1 on the chunk it names: a rank holds vp chunks of blocks); SEND/RECV
- * move its activations and gradients (MPI_Isend, MPI_Recv; with sp each tp rank its token rows); COLL run
- * in communicators made from the program's groups: the dp all-reduce, or ZeRO-1's reduce-scatter and
- * all-gather, and the tied embedding's all-reduce. The tp collectives (with sp: all-gathers and
- * reduce-scatters) run inside the compute, where Megatron-LM issues them (exec/model.c); the fused
+ * (whole, or zb's, zbv's and dualpipe's input and weight halves) and optimizer instructions run the
+ * stage's part of a real decoder (exec/model.c) on the micro-batch the instruction names (with vp > 1,
+ * zbv and dualpipe on the chunk it names: a rank holds several chunks of blocks); SEND/RECV move its
+ * activations and gradients (MPI_Isend, MPI_Recv; with sp each tp rank its token rows); COLL run in
+ * communicators made from the program's groups: the dp all-reduce, or ZeRO-1's reduce-scatter and
+ * all-gather, and the tied embedding's all-reduce (dualpipe: the mirror all-reduce of its two
+ * copies). The tp collectives (with sp: all-gathers and reduce-scatters) run inside the compute,
+ * where Megatron-LM issues them (exec/model.c); the fused
  * lowering's "tp collectives" instruction after each compute is shown with their measured time, its
  * "ep all-to-all" with the MoE blocks' dispatch and combine. Built when configure found MPI and a CBLAS;
  * otherwise st_exec_mpi_init says what is missing (exec/nompi.c). */
@@ -43,9 +45,12 @@ typedef enum {
     ST_EXEC_RECV,
     ST_EXEC_COLL_EP, /* the ep all-to-alls, inside the compute like tp's */
     ST_EXEC_RECOMPUTE,
+    ST_EXEC_BWD_INPUT,  /* split backwards' halves (zb, zbv, dualpipe): input gradients, */
+    ST_EXEC_BWD_WEIGHT, /* then weight gradients */
     ST_EXEC_KINDS
 } st_exec_kind;
-const char *st_exec_kind_name(st_exec_kind k); /* "fwd", ..., "coll tp", ..., "recv", "coll ep", "recompute" */
+/* "fwd", ..., "coll tp", ..., "recv", "coll ep", "recompute", "bwd input", "bwd weight" (the lowering's labels) */
+const char *st_exec_kind_name(st_exec_kind k);
 
 /* the tensors --check compares (every block's of one name together) */
 #define ST_EXEC_TENSORS 26

@@ -26,7 +26,9 @@ void st__xkernels_threads(int n);
 /* out[N x OC] (+)= inp[N x C] W[OC x C]^T (+ bias[OC] when non-NULL); accumulate: add to out */
 void st__xmm_fwd(float *out, const float *inp, const float *w, const float *bias, int64_t N, int64_t C, int64_t OC,
                  int accumulate);
-/* dinp[N x C] += dout[N x OC] W; dw[OC x C] += dout^T inp; dbias[OC] += column sums of dout (when non-NULL) */
+/* dinp[N x C] += dout[N x OC] W; dw[OC x C] += dout^T inp; dbias[OC] += column sums of dout (each when
+ * non-NULL: a zero-bubble schedule's input half passes dw NULL, its weight half dinp NULL; w is read
+ * only for dinp) */
 void st__xmm_bwd(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w, int64_t N,
                  int64_t C, int64_t OC);
 /* the same two, always the plain C loops (the oracle of the BLAS ones) */
@@ -211,6 +213,16 @@ st__xacts *st__xmodel_forward(st__xmodel *x, int chunk, const int32_t *tokens, c
  * *din [Ns x h] the gradient of the chunk's input (borrowed; not where it holds the embedding).
  * 0, or ST_ENOMEM (an MoE block's buffers). */
 int st__xmodel_backward(st__xmodel *x, st__xacts *acts, const float *dout, double loss_scale, const float **din);
+/* The same backward in two halves, as the zero-bubble schedules run it (Qi et al. 2023, Sec. 2: B and
+ * W): the input half computes everything but the linear layers' weight gradients (the input
+ * gradients, *din and its dout as st__xmodel_backward says, and the norms', biases', embedding's and
+ * an MoE block's whole gradients), keeping in acts the output gradients the weight half reads beside
+ * the GEMMs' inputs (the activations stay until then); the weight half adds those weight gradients
+ * into x->grads. The two together add what st__xmodel_backward adds (the same GEMMs). Input half:
+ * 0, ST_EINVAL (a recompute has not run, or it ran already), ST_ENOMEM; weight half: 0, or
+ * ST_EINVAL when no input half left it work. Free acts after the weight half. */
+int st__xmodel_backward_input(st__xmodel *x, st__xacts *acts, const float *dout, double loss_scale, const float **din);
+int st__xmodel_backward_weight(st__xmodel *x, st__xacts *acts);
 /* With recompute, the forward kept only what the recompute starts from; this makes the rest again
  * (full: the chunk's blocks from its input; selective: the attention probabilities). Before the
  * backward, which refuses (ST_EINVAL) until it ran. 0, ST_EINVAL (nothing was dropped), ST_ENOMEM. */

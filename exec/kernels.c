@@ -47,7 +47,7 @@ void st__xmm_bwd_ref(float *dinp, float *dw, float *dbias, const float *dout, co
             float g = dout[n * OC + o];
             for (int64_t c = 0; c < C; c++) {
                 if (dinp) dinp[n * C + c] += g * w[o * C + c];
-                dw[o * C + c] += g * inp[n * C + c];
+                if (dw) dw[o * C + c] += g * inp[n * C + c];
             }
             if (dbias) dbias[o] += g;
         }
@@ -81,8 +81,9 @@ void st__xmm_bwd(float *dinp, float *dw, float *dbias, const float *dout, const 
     if (dinp)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)C, (int)OC, 1.0f, dout, (int)OC, w,
                     (int)C, 1.0f, dinp, (int)C);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)OC, (int)C, (int)N, 1.0f, dout, (int)OC, inp, (int)C,
-                1.0f, dw, (int)C);
+    if (dw)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)OC, (int)C, (int)N, 1.0f, dout, (int)OC, inp,
+                    (int)C, 1.0f, dw, (int)C);
     if (dbias)
         for (int64_t n = 0; n < N; n++)
             for (int64_t o = 0; o < OC; o++) dbias[o] += dout[n * OC + o];

@@ -42,6 +42,15 @@
  * probabilities and recomputes them (QK^T, softmax, times V) from the kept q, k and v. The output
  * layer and the loss are not recomputed (Megatron does not either).
  *
+ * Zero-bubble schedules (Qi et al. 2023, "Zero Bubble Pipeline Parallelism", Sec. 2) split a backward
+ * into B, the input gradients the previous stage waits for, and W, the weight gradients, run later
+ * to fill the bubble: st__xmodel_backward_input runs every linear layer's input-gradient GEMM and
+ * keeps its output gradient beside its kept input; st__xmodel_backward_weight then runs the
+ * weight-gradient GEMMs (one of a linear layer's two backward GEMMs, the half cost/ gives W). What
+ * is cheap stays in B (norms', biases', the embedding's gradients) and so does an MoE block's MLP
+ * (its all-to-alls run in B; the experts' weight gradients with them). The sums are the fused
+ * backward's, term for term.
+ *
  * Interleaved pipelines (vp > 1): a rank holds several chunks of blocks; their weights lie in one
  * flat buffer, chunk by chunk, and a forward or backward runs one chunk.
  *
@@ -319,8 +328,21 @@ typedef struct xlayer_acts {
     struct xmoe *moe; /* an MoE block's (owned) */
 } xlayer_acts;
 
+/* A linear layer's weight gradient that a split backward left for later: dw += dout^T inp. */
+typedef struct xwgrad {
+    float *dw;
+    const float *dout, *inp; /* dout: a copy in st__xacts.wmem, or the activations' own logits */
+    int64_t N, C, OC;
+} xwgrad;
+
 struct st__xacts {
     float *mem, *bmem, *pmem; /* layout's parts 0, 1 and 2 (1 and 2 NULL while a recompute dropped them) */
+    /* after st__xmodel_backward_input: the weight gradients it left (nwg of wg), their output
+     * gradients' copies in wmem (wused floats of it taken) */
+    xwgrad *wg;
+    int nwg;
+    float *wmem;
+    int64_t wused;
     int dropped;              /* a recompute dropped activations that st__xmodel_recompute makes again */
     int chunk, head, tail, nl; /* its chunk; whether that holds the embedding, the loss; its blocks */
     int32_t *tokens;  /* B x (T + 1), where the chunk holds the embedding or the loss */
@@ -374,6 +396,8 @@ void st__xacts_free(st__xacts *a) {
     free(a->pmem);
     free(a->tokens);
     free(a->lay);
+    free(a->wg);
+    free(a->wmem);
     free(a);
 }
 
@@ -823,8 +847,29 @@ static const float *gathered(st__xmodel *x, const float *dout, float *full) {
     return full;
 }
 
-static int block_bwd(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const xlayer_acts *t, const float *dout,
-                     float *din) {
+/* A linear layer's backward: whole (a NULL), or split (a zero-bubble schedule's input half, a the
+ * micro-batch's activations): the input and bias gradients now, the weight gradient left in a for
+ * st__xmodel_backward_weight with what it reads, inp (the activations' own) and dout (copied unless
+ * `kept`: it lies in the activations and nothing writes it again). */
+static void lin_bwd(st__xmodel *x, st__xacts *a, float *dinp, float *dw, float *dbias, const float *dout, int kept,
+                    const float *inp, const float *w, int64_t N, int64_t C, int64_t OC) {
+    if (!a) {
+        x->be->mm_bwd(dinp, dw, dbias, dout, inp, w, N, C, OC);
+        return;
+    }
+    x->be->mm_bwd(dinp, NULL, dbias, dout, inp, w, N, C, OC);
+    if (!kept) {
+        float *copy = a->wmem + a->wused;
+        memcpy(copy, dout, (size_t)(N * OC) * sizeof *copy);
+        a->wused += N * OC;
+        dout = copy;
+    }
+    a->wg[a->nwg++] = (xwgrad){dw, dout, inp, N, C, OC};
+}
+
+/* a: NULL, the whole backward; else its input half (lin_bwd) */
+static int block_bwd(st__xmodel *x, st__xacts *a, const st__xlayer *w, st__xlayer *gw, const xlayer_acts *t,
+                     const float *dout, float *din) {
     int64_t N = x->B * x->T, S = x->Ns, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d, F = N * x->f_l;
     float *dn = x->work + 2 * N * h, *dx2 = dn + N * h, *dao = dx2 + N * h, *dq = dao + N * ql, *dk = dq + N * ql;
     float *dv = dk + N * kl, *dg = dv + N * kl, *dh1 = dg + F, *dh3 = dh1 + F;
@@ -837,19 +882,19 @@ static int block_bwd(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const x
         if (rc) return rc;
     } else {
         memset(dg, 0, (size_t)F * sizeof *dg);
-        x->be->mm_bwd(dg, gw->w2, x->sp ? NULL : gw->b2, gathered(x, dout, full), t->g, w->w2, N, x->f_l, h);
+        lin_bwd(x, a, dg, gw->w2, x->sp ? NULL : gw->b2, gathered(x, dout, full), 0, t->g, w->w2, N, x->f_l, h);
         if (x->sp) bias_grad(gw->b2, dout, S, h);
         if (x->swiglu) x->be->swiglu_bwd(dh1, dh3, t->h1, t->h3, dg, F);
         else x->be->act_bwd(dh1, t->h1, dg, F, x->act);
         memset(dn, 0, (size_t)(N * h) * sizeof *dn);
-        x->be->mm_bwd(dn, gw->w1, gw->b1, dh1, t->n2, w->w1, N, h, x->f_l);
-        if (x->swiglu) x->be->mm_bwd(dn, gw->w3, NULL, dh3, t->n2, w->w3, N, h, x->f_l);
+        lin_bwd(x, a, dn, gw->w1, gw->b1, dh1, 0, t->n2, w->w1, N, h, x->f_l);
+        if (x->swiglu) lin_bwd(x, a, dn, gw->w3, NULL, dh3, 0, t->n2, w->w3, N, h, x->f_l);
     }
     memcpy(dx2, dout, sb);
     norm_bwd(x, dx2, gw->ln2_w, gw->ln2_b, dn, dns, t->x2, w->ln2_w, t->mean2, t->rstd2);
     /* attention */
     memset(dao, 0, (size_t)(N * ql) * sizeof *dao);
-    x->be->mm_bwd(dao, gw->wo, x->sp ? NULL : gw->bo, gathered(x, dx2, full), t->ao, w->wo, N, ql, h);
+    lin_bwd(x, a, dao, gw->wo, x->sp ? NULL : gw->bo, gathered(x, dx2, full), 0, t->ao, w->wo, N, ql, h);
     if (x->sp) bias_grad(gw->bo, dx2, S, h);
     memset(dq, 0, (size_t)(N * (ql + 2 * kl)) * sizeof *dq);
     x->be->attn_bwd(dq, dk, dv, dao, t->probs, t->q, t->k, t->v, x->B, x->T, x->a_l, x->kv_l, x->d);
@@ -858,16 +903,18 @@ static int block_bwd(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const x
         x->be->rope(dk, N, x->T, x->kv_l, x->d, kl, -1);
     }
     memset(dn, 0, (size_t)(N * h) * sizeof *dn);
-    x->be->mm_bwd(dn, gw->wq, gw->bq, dq, t->n1, w->wq, N, h, ql);
-    x->be->mm_bwd(dn, gw->wk, gw->bk, dk, t->n1, w->wk, N, h, kl);
-    x->be->mm_bwd(dn, gw->wv, gw->bv, dv, t->n1, w->wv, N, h, kl);
+    lin_bwd(x, a, dn, gw->wq, gw->bq, dq, 0, t->n1, w->wq, N, h, ql);
+    lin_bwd(x, a, dn, gw->wk, gw->bk, dk, 0, t->n1, w->wk, N, h, kl);
+    lin_bwd(x, a, dn, gw->wv, gw->bv, dv, 0, t->n1, w->wv, N, h, kl);
     memcpy(din, dx2, sb);
     norm_bwd(x, din, gw->ln1_w, gw->ln1_b, dn, dns, t->x, w->ln1_w, t->mean1, t->rstd1);
     return 0;
 }
 
-int st__xmodel_backward(st__xmodel *x, st__xacts *a, const float *dout, double loss_scale, const float **din) {
+/* split: 0 the whole backward, 1 its input half (the weight gradients left in a, room made for them) */
+static int backward(st__xmodel *x, st__xacts *a, const float *dout, double loss_scale, const float **din, int split) {
     if (a->dropped) return ST_EINVAL; /* the recompute has not run */
+    st__xacts *sa = split ? a : NULL;
     int64_t N = x->B * x->T, S = x->Ns, h = x->h, T = x->T, k0 = chunk_first(x, a->chunk);
     int64_t nl = x->cl1[a->chunk] - x->cl0[a->chunk], r0 = x->sp ? x->tr * S : 0;
     float *d0 = x->work, *d1 = d0 + N * h; /* the residual stream's gradient, in turn */
@@ -882,7 +929,7 @@ int st__xmodel_backward(st__xmodel *x, st__xacts *a, const float *dout, double l
             for (int64_t j = 0; j < x->V_l; j++) p[j] *= s;
         }
         memset(dn, 0, (size_t)(N * h) * sizeof *dn);
-        x->be->mm_bwd(dn, x->glm, NULL, a->logits, a->nf, x->lm, N, h, x->V_l);
+        lin_bwd(x, sa, dn, x->glm, NULL, a->logits, 1, a->nf, x->lm, N, h, x->V_l);
         memset(d0, 0, (size_t)(S * h) * sizeof *d0);
         /* f of the output layer */
         norm_bwd(x, d0, x->glnf_w, x->glnf_b, dn, dns, a->out, x->lnf_w, a->meanf, a->rstdf);
@@ -890,7 +937,7 @@ int st__xmodel_backward(st__xmodel *x, st__xacts *a, const float *dout, double l
         memcpy(d0, dout, (size_t)(S * h) * sizeof *d0);
     }
     for (int64_t l = nl - 1; l >= 0; l--) {
-        int rc = block_bwd(x, &x->lp[k0 + l], &x->lg[k0 + l], &a->lay[l], d0, d1);
+        int rc = block_bwd(x, sa, &x->lp[k0 + l], &x->lg[k0 + l], &a->lay[l], d0, d1);
         if (rc) return rc;
         float *t = d0;
         d0 = d1, d1 = t;
@@ -908,6 +955,34 @@ int st__xmodel_backward(st__xmodel *x, st__xacts *a, const float *dout, double l
     } else {
         *din = d0;
     }
+    return 0;
+}
+
+int st__xmodel_backward(st__xmodel *x, st__xacts *a, const float *dout, double loss_scale, const float **din) {
+    return backward(x, a, dout, loss_scale, din, 0);
+}
+
+int st__xmodel_backward_input(st__xmodel *x, st__xacts *a, const float *dout, double loss_scale, const float **din) {
+    int64_t N = x->B * x->T, ql = x->a_l * x->d, kl = x->kv_l * x->d;
+    if (a->wg || a->dropped) return ST_EINVAL;
+    /* a block leaves at most q, k, v, the projection, fc1 (and SwiGLU's other half) and fc2; the
+     * output layer reads its own logits */
+    int64_t per = N * (ql + 2 * kl + 2 * x->h + 2 * x->f_l);
+    a->wg = malloc((size_t)(7 * a->nl + 1) * sizeof *a->wg);
+    a->wmem = malloc((size_t)(per * a->nl + 1) * sizeof *a->wmem);
+    if (!a->wg || !a->wmem) return ST_ENOMEM;
+    a->nwg = 0, a->wused = 0;
+    return backward(x, a, dout, loss_scale, din, 1);
+}
+
+int st__xmodel_backward_weight(st__xmodel *x, st__xacts *a) {
+    if (!a->wg) return ST_EINVAL;
+    for (int i = 0; i < a->nwg; i++) {
+        const xwgrad *g = &a->wg[i];
+        x->be->mm_bwd(NULL, g->dw, NULL, g->dout, g->inp, NULL, g->N, g->C, g->OC);
+    }
+    free(a->wg), free(a->wmem);
+    a->wg = NULL, a->wmem = NULL, a->nwg = 0, a->wused = 0;
     return 0;
 }
 

@@ -226,11 +226,6 @@ mpi 2 --model tiny-gpt --plan tp=1,pp=1,dp=2,gbs=4,seq=32,recompute=op
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(grep -c '^strata run:' "$T/err")" -eq 1 ] &&
 	grep -q 'does not run op-level recompute' "$T/err"; then ok "recompute=op: refused in one line"
 else nok "recompute=op: refused in one line" "$(cat "$T/err")"; fi
-# DualPipe is lowered (strata sim runs it) but not executed: each rank would run two model copies' stages
-mpi 2 --model tiny-gpt --plan tp=1,pp=2,dp=1,gbs=4,seq=32,schedule=dualpipe
-if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(grep -c '^strata run:' "$T/err")" -eq 1 ] &&
-	grep -q 'does not run DualPipe' "$T/err"; then ok "schedule=dualpipe: refused in one line"
-else nok "schedule=dualpipe: refused in one line" "$(cat "$T/err")"; fi
 mpi 2 --model tiny-gpt --plan tp=1,pp=2,dp=1,gbs=4,seq=32,offload_activations=0.5
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(grep -c '^strata run:' "$T/err")" -eq 1 ] &&
 	grep -q 'does not run offloading' "$T/err"; then ok "granular offload: refused in one line, before the setup"

@@ -7,7 +7,8 @@
 # every operand on the device and back. Checked: tiny-gpt with tp x pp x dp = 2x2x2 and ZeRO-1 on 8
 # ranks against the single-rank CPU reference (tests/cli_run.sh's tolerance) and the cpu backend's
 # losses; tiny-moe with tp=2 sp=1 ep=2 (NCCL's all-reduce, all-gather, reduce-scatter and grouped
-# send/recv); refusals (no GPU, a device allocation or NCCL communicator that fails, a bad --backend,
+# send/recv); tiny-llama under zbv (the backward in halves: input-only and weight-only GEMMs);
+# refusals (no GPU, a device allocation or NCCL communicator that fails, a bad --backend,
 # --reference-kernels) as one line from rank 0 and a failure on every rank, no hang. What the fakes
 # cannot check: real timings, a real GPU's or NCCL's behaviour, cuBLAS's own rounding. Where
 # strata was built without the cuda backend, its refusal is checked instead. Skips (77) without the
@@ -71,6 +72,9 @@ else nok "cuda's losses are the cpu backend's within 1e-5 (and not its bits: cuB
 mpi_strata 300 4 run --model tiny-moe --plan tp=2,sp=1,pp=1,dp=2,ep=2,mbs=1,gbs=4,seq=32 --steps 2 --check --json \
 	--backend cuda
 check_within "cuda, MoE with tp=2 sp=1 ep=2 (NCCL all-gather, reduce-scatter, all-to-all) matches the reference"
+mpi_strata 300 2 run --model tiny-llama --plan tp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32,schedule=zbv --steps 2 --check \
+	--json --backend cuda
+check_within "cuda, zbv (the backward's halves: cuBLAS's input-only and weight-only GEMMs) matches the reference"
 mpi_strata 120 2 run --model tiny-llama --plan $P --steps 1 --backend cuda
 if [ "$rc" -eq 0 ] && grep -q '^ran .*cuda backend (fp32, cuBLAS GEMMs)' "$T/out"; then
 	ok "text: the cuda backend named"

@@ -11,10 +11,7 @@ SRCDIR=${SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
 . "$SRCDIR/tests/lib.sh"
 start_tests run_fault
 
-command -v mpirun >/dev/null 2>&1 || { echo "SKIP: mpirun not found"; exit 77; }
-command -v timeout >/dev/null 2>&1 || { echo "SKIP: timeout not found"; exit 77; }
-run run --model tiny-gpt --plan tp=1,pp=1,dp=1,gbs=1,seq=8 --steps 1
-if grep -q "built without the executor" "$T/err"; then echo "SKIP: strata was built without the executor"; exit 77; fi
+need_executor
 ulimit -c 0 2>/dev/null # the injected crash leaves no core file
 
 MARGIN=30 # seconds past the timeout: mpirun's start and teardown on a loaded 2-core machine

@@ -78,6 +78,14 @@ mpi_strata() {
 		timeout "$_s" mpirun --oversubscribe -np "$_np" "$STRATA" "$@" >"$T/out" 2>"$T/err"
 	rc=$?
 }
+# need_executor: skips the test (77) without mpirun or timeout, or where strata was built without the
+# executor (the tests that run it under mpirun)
+need_executor() {
+	command -v mpirun >/dev/null 2>&1 || { echo "SKIP: mpirun not found"; exit 77; }
+	command -v timeout >/dev/null 2>&1 || { echo "SKIP: timeout not found"; exit 77; }
+	run run --model tiny-gpt --plan tp=1,pp=1,dp=1,gbs=1,seq=8 --steps 1
+	if grep -q "built without the executor" "$T/err"; then echo "SKIP: strata was built without the executor"; exit 77; fi
+}
 # nlines FILE: the number of lines, counting an unterminated last line
 nlines() { awk 'END { print NR }' "$1"; }
 

@@ -38,6 +38,17 @@ START_TEST(gemm_blas_vs_reference) {
     ck_assert_double_le(maxdiff(di1, di2, N * C), 1e-5);
     ck_assert_double_le(maxdiff(dw1, dw2, OC * C), 1e-5);
     ck_assert_double_le(maxdiff(db1, db2, OC), 1e-5);
+    /* a zero-bubble schedule's halves (dw NULL, then dinp NULL and no w) add what the whole adds */
+    for (int ref = 0; ref < 2; ref++) {
+        float di3[N * C] = {0}, dw3[OC * C] = {0}, db3[OC] = {0};
+        void (*bwd)(float *, float *, float *, const float *, const float *, const float *, int64_t, int64_t,
+                    int64_t) = ref ? st__xmm_bwd_ref : st__xmm_bwd;
+        bwd(di3, NULL, db3, dout, inp, w, N, C, OC);
+        bwd(NULL, dw3, NULL, dout, inp, NULL, N, C, OC);
+        ck_assert_double_eq(maxdiff(di3, ref ? di2 : di1, N * C), 0);
+        ck_assert_double_eq(maxdiff(dw3, ref ? dw2 : dw1, OC * C), 0);
+        ck_assert_double_eq(maxdiff(db3, ref ? db2 : db1, OC), 0);
+    }
     /* out = x W^T by hand for one element */
     float o[N * OC];
     st__xmm_fwd_ref(o, inp, w, NULL, N, C, OC, 0);
@@ -303,6 +314,74 @@ static void recompute_restores(const char *preset) {
     for (int r = 0; r < 3; r++) st__xmodel_destroy(&x[r]);
 }
 
+/* The zero-bubble split on a rank that holds the whole model in two chunks (blocks 0 and 1, as zbv's
+ * first rank holds its V's ends), over two micro-batches of one sequence: both input halves (each
+ * chunk's, the last first, passing the input gradient down), then both weight halves, give the fused
+ * backward's input gradients bit for bit and its weight gradients bit for bit (the same GEMMs adding
+ * in the same micro-batch order), but for a tied embedding, whose lookup's and output layer's parts
+ * arrive in another order (within rounding). The halves refuse to run out of turn. */
+static void split_matches_fused(const char *preset) {
+    st_model m;
+    st_error err;
+    int l0[2] = {0, 1}, l1[2] = {1, 2};
+    int32_t tok[2 * 7];
+    tiny_model(preset, &m, tok);
+    st__xmodel x[2];
+    st__xacts *a[2][2];
+    const float *o, *din[2];
+    float keep[2][16 * 6]; /* the chunk-0 input gradient of each micro-batch, fused (Ns x h = 6 x 16) */
+    for (int s = 0; s < 2; s++) {
+        st__xpart pt = {.B = 1, .T = 6, .tp = 1, .nchunks = 2, .l0 = l0, .l1 = l1, .first = 1, .last = 1};
+        ck_assert_int_eq(st__xmodel_init(&x[s], &m, &pt, 42, &err), 0);
+        for (int mb = 0; mb < 2; mb++) {
+            double loss = 0;
+            ck_assert_ptr_nonnull(a[mb][0] = st__xmodel_forward(&x[s], 0, tok + 7 * mb, NULL, &o, &loss));
+            ck_assert_ptr_nonnull(a[mb][1] = st__xmodel_forward(&x[s], 1, tok + 7 * mb, o, &o, &loss));
+        }
+        for (int mb = 0; mb < 2; mb++) {
+            if (s == 0) {
+                ck_assert_int_eq(st__xmodel_backward(&x[s], a[mb][1], NULL, 0.5, &din[mb]), 0);
+                memcpy(keep[mb], din[mb], sizeof keep[mb]);
+                ck_assert_int_eq(st__xmodel_backward(&x[s], a[mb][0], keep[mb], 0.5, &o), 0);
+                continue;
+            }
+            ck_assert_int_eq(st__xmodel_backward_weight(&x[s], a[mb][1]), ST_EINVAL); /* no input half yet */
+            ck_assert_int_eq(st__xmodel_backward_input(&x[s], a[mb][1], NULL, 0.5, &din[mb]), 0);
+            ck_assert_int_eq(memcmp(din[mb], keep[mb], sizeof keep[mb]), 0);
+            ck_assert_int_eq(st__xmodel_backward_input(&x[s], a[mb][1], NULL, 0.5, &o), ST_EINVAL); /* ran */
+            ck_assert_int_eq(st__xmodel_backward_input(&x[s], a[mb][0], keep[mb], 0.5, &o), 0);
+        }
+        for (int mb = 0; s == 1 && mb < 2; mb++) {
+            ck_assert_int_eq(st__xmodel_backward_weight(&x[s], a[mb][1]), 0);
+            ck_assert_int_eq(st__xmodel_backward_weight(&x[s], a[mb][0]), 0);
+            ck_assert_int_eq(st__xmodel_backward_weight(&x[s], a[mb][0]), ST_EINVAL); /* done */
+        }
+        for (int mb = 0; mb < 2; mb++) st__xacts_free(a[mb][0]), st__xacts_free(a[mb][1]);
+    }
+    for (int i = 0; i < x[0].ntensors; i++) {
+        const st__xtensor *t = &x[0].tensors[i];
+        int64_t n = t->nrows * t->ncols;
+        double d = maxdiff(x[0].grads + t->off, x[1].grads + t->off, n), big = 0;
+        for (int64_t e = 0; e < n; e++) big = fmax(big, fabs((double)x[0].grads[t->off + e]));
+        ck_assert_msg(big > 0 || !strcmp(t->name, "bk"), "%s %s layer %d: no gradient", preset, t->name, t->layer);
+        if (x[0].tied && !strcmp(t->name, "wte"))
+            ck_assert_msg(d <= 1e-6 * big, "%s wte: %g of %g", preset, d, big);
+        else
+            ck_assert_msg(d == 0, "%s %s layer %d: %g", preset, t->name, t->layer, d);
+    }
+    st__xmodel_destroy(&x[0]);
+    st__xmodel_destroy(&x[1]);
+}
+
+START_TEST(split_backward_gpt) { split_matches_fused("tiny-gpt"); }
+END_TEST
+
+START_TEST(split_backward_llama) { split_matches_fused("tiny-llama"); }
+END_TEST
+
+START_TEST(split_backward_moe) { split_matches_fused("tiny-moe"); }
+END_TEST
+
 START_TEST(recompute_dense) { recompute_restores("tiny-llama"); }
 END_TEST
 
@@ -457,6 +536,9 @@ Suite *suite_exec_cpu(void) {
     tcase_add_test(tc, chunks_hold_their_blocks);
     tcase_add_test(tc, recompute_dense);
     tcase_add_test(tc, recompute_moe);
+    tcase_add_test(tc, split_backward_gpt);
+    tcase_add_test(tc, split_backward_llama);
+    tcase_add_test(tc, split_backward_moe);
     tcase_add_test(tc, gemm_clock_and_heap);
     tcase_add_test(tc, kernels_through_the_backend);
     tcase_add_test(tc, fault_hook_parse);

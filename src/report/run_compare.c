@@ -77,7 +77,8 @@ int st_runcmp_build(const st_lowered *l, const st_exec_result *r, st_runcmp *out
         const double *k = r->kind_s + (size_t)rank * ST_EXEC_KINDS, *st = r->stats + (size_t)rank * ST_EXEC_STATS;
         double gemm = st[ST_EXEC_GEMM_S];
         out->measured_s[ST_RUNCMP_GEMM] += gemm / n;
-        out->measured_s[ST_RUNCMP_OTHER] += (k[ST_EXEC_FWD] + k[ST_EXEC_BWD] - gemm) / n;
+        out->measured_s[ST_RUNCMP_OTHER] +=
+            (k[ST_EXEC_FWD] + k[ST_EXEC_BWD] + k[ST_EXEC_BWD_INPUT] + k[ST_EXEC_BWD_WEIGHT] - gemm) / n;
         out->measured_s[ST_RUNCMP_OPTIMIZER] += k[ST_EXEC_OPTIMIZER] / n;
         out->measured_s[ST_RUNCMP_COLL_TP] += k[ST_EXEC_COLL_TP] / n;
         out->measured_s[ST_RUNCMP_COLL_DP] += k[ST_EXEC_COLL_DP] / n;
