@@ -1,23 +1,24 @@
-/* cuda.c: the cuda backend of strata run (exec_private.h's st__xbackend; issue 18), its first part:
- * every rank's linear-layer GEMMs on its GPU through cuBLAS in fp32 (cublasSgemm under
- * CUBLAS_DEFAULT_MATH: no TF32, so the numbers compare with the CPU's within fp32 rounding), on one
- * stream per rank, each GEMM timed by CUDA events into st__xkernels_gemm_s (the GEMM share that
- * strata run --compare shows); the tensor-parallel collectives (all-reduce, all-gather,
- * reduce-scatter) and the MoE all-to-all (grouped ncclSend/ncclRecv) over NCCL communicators of the
- * rank's tp and ep groups, made as llm.c makes its: ncclGetUniqueId on the group's first rank, the id
- * sent over MPI, ncclCommInitRank. Each rank takes the GPU of its node-local rank modulo the visible
- * ones.
+/* cuda.c: the cuda backend of strata run (exec_private.h's st__xbackend; issue 18): every kernel of a
+ * rank's training on its GPU: the linear layers' GEMMs through cuBLAS in fp32 (cublasSgemm under
+ * CUBLAS_DEFAULT_MATH: no TF32, so the numbers compare with the CPU's within fp32 rounding), each
+ * timed by CUDA events into st__xkernels_gemm_s (the GEMM share that strata run --compare shows), and
+ * the rest (norms, activations, rotary embedding, attention, Adam, biases) by the backend's own
+ * kernels (exec/kernels_cuda.cu), all on one stream per rank; the tensor-parallel collectives
+ * (all-reduce, all-gather, reduce-scatter) and the MoE all-to-all (grouped ncclSend/ncclRecv) over
+ * NCCL communicators of the rank's tp and ep groups, made as llm.c makes its: ncclGetUniqueId on the
+ * group's first rank, the id sent over MPI, ncclCommInitRank. Each rank takes the GPU of its
+ * node-local rank modulo the visible ones.
  *
  * What this part does not do yet: the model's tensors stay in host memory, where exec/model.c keeps
- * them, and each GEMM or collective copies its operands into a device staging buffer (grown to the
- * largest so far) and its result back; the other kernels are the CPU's (exec/kernels.c), and the
- * data- and pipeline-parallel transfers are the CPU runtime's MPI (exec/cpu.c). So a run's numbers
- * are cuBLAS's GEMMs and NCCL's sums with the CPU's rest, and its times are not those of a GPU
- * training run. Own kernels (a kernels_cuda.cu), the tensors in a device arena sized from the
- * lowering (st_exec_arena_bytes), a stream per program stream with events between them, and the dp
- * and pp transfers over NCCL are the next parts. A rank whose staging fails skips its collectives
- * and its error stops the run after the instruction; its group's other members may then wait in
- * NCCL (the CPU runtime's MPI calls have the same limit).
+ * them, and each kernel or collective copies its operands into a device staging buffer (grown to
+ * the largest so far) and its results back; what exec/model.c computes itself (residual additions,
+ * the embedding, the cross-entropy, the MoE routing) stays on the CPU, and the data- and
+ * pipeline-parallel transfers are the CPU runtime's MPI (exec/cpu.c). So a run's numbers are the
+ * GPU's kernels and NCCL's sums, and its times are not those of a GPU training run. The tensors in a
+ * device arena sized from the lowering (st_exec_arena_bytes), a stream per program stream with events
+ * between them, and the dp and pp transfers over NCCL are the next parts. A rank whose staging
+ * fails skips its collectives and its error stops the run after the instruction; its group's other
+ * members may then wait in NCCL (the CPU runtime's MPI calls have the same limit).
  *
  * Layout: exec/'s row-major [r x c] matrix is cuBLAS's column-major c x r with leading dimension c,
  * so the row-major y[N x OC] = x[N x C] W^T (W [OC x C]) is the column-major y' (OC x N) =
@@ -29,6 +30,7 @@
  * returns nothing) are kept and reported by the table's error(): the runtime stops every rank on it. */
 #include "config.h"
 #include "exec/exec_private.h"
+#include "exec/kernels_cuda.h"
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -119,6 +121,15 @@ static int to_host(float *h, const float *d, int64_t n) {
     return cuda_ok(cudaMemcpyAsync(h, d, (size_t)n * sizeof *d, cudaMemcpyDeviceToHost, g.stream), "cudaMemcpyAsync");
 }
 
+/* a kernel launcher's answer (kernels_cuda.h: a cudaError_t) */
+static int launched(int e, const char *what) {
+    char name[64];
+    snprintf(name, sizeof name, "the %s kernel", what);
+    return cuda_ok((cudaError_t)e, name);
+}
+
+static int sync(void) { return cuda_ok(cudaStreamSynchronize(g.stream), "cudaStreamSynchronize"); }
+
 /* c' (m x n, ld m) = beta c' + op(a') op(b') in column-major terms, timed by events */
 static int gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k, const float *a,
                 int64_t lda, const float *b, int64_t ldb, float beta, float *c) {
@@ -141,16 +152,15 @@ static int finish(void) {
 
 static void mm_fwd(float *out, const float *inp, const float *w, const float *bias, int64_t N, int64_t C, int64_t OC,
                    int accumulate) {
-    float *dx = g.fail[0] ? NULL : staging((size_t)(N * C + OC * C + N * OC));
+    float *dx = g.fail[0] ? NULL : staging((size_t)(N * C + OC * C + N * OC + OC));
     if (!dx) return;
-    float *dw = dx + N * C, *dy = dw + OC * C;
-    if (bias) { /* as the CPU's: the bias first, then the product added to it */
-        for (int64_t n = 0; n < N; n++)
-            for (int64_t o = 0; o < OC; o++) out[n * OC + o] = (accumulate ? out[n * OC + o] : 0) + bias[o];
-        accumulate = 1;
-    }
-    if (to_dev(dx, inp, N * C) || to_dev(dw, w, OC * C) || (accumulate && to_dev(dy, out, N * OC)) ||
-        gemm(CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, dw, C, dx, C, accumulate ? 1.0f : 0.0f, dy) ||
+    float *dw = dx + N * C, *dy = dw + OC * C, *db = dy + N * OC;
+    if (to_dev(dx, inp, N * C) || to_dev(dw, w, OC * C) || (accumulate && to_dev(dy, out, N * OC))) return;
+    /* as the CPU's: the bias first, then the product added to it */
+    if (bias && (to_dev(db, bias, OC) || launched(st__xkc_bias_fill(g.stream, dy, db, N, OC, accumulate), "bias")))
+        return;
+    if (bias) accumulate = 1;
+    if (gemm(CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, dw, C, dx, C, accumulate ? 1.0f : 0.0f, dy) ||
         to_host(out, dy, N * OC))
         return;
     finish();
@@ -158,9 +168,9 @@ static void mm_fwd(float *out, const float *inp, const float *w, const float *bi
 
 static void mm_bwd(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w, int64_t N,
                    int64_t C, int64_t OC) {
-    float *dy = g.fail[0] ? NULL : staging((size_t)(N * OC + 2 * N * C + 2 * OC * C));
+    float *dy = g.fail[0] ? NULL : staging((size_t)(N * OC + 2 * N * C + 2 * OC * C + OC));
     if (!dy) return;
-    float *dx = dy + N * OC, *ddx = dx + N * C, *dW = ddx + N * C, *ddw = dW + OC * C;
+    float *dx = dy + N * OC, *ddx = dx + N * C, *dW = ddx + N * C, *ddw = dW + OC * C, *ddb = ddw + OC * C;
     if (to_dev(dy, dout, N * OC) || to_dev(dx, inp, N * C) || to_dev(ddw, dw, OC * C)) return;
     if (dinp && (to_dev(dW, w, OC * C) || to_dev(ddx, dinp, N * C) ||
                  gemm(CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, dW, C, dy, OC, 1.0f, ddx) || finish() ||
@@ -168,11 +178,136 @@ static void mm_bwd(float *dinp, float *dw, float *dbias, const float *dout, cons
         return;
     if (gemm(CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, dx, C, dy, OC, 1.0f, ddw) || to_host(dw, ddw, OC * C) || finish())
         return;
-    if (dbias)
-        for (int64_t n = 0; n < N; n++)
-            for (int64_t o = 0; o < OC; o++) dbias[o] += dout[n * OC + o];
+    if (dbias && !to_dev(ddb, dbias, OC) && !launched(st__xkc_col_sum(g.stream, ddb, dy, N, OC), "bias gradient"))
+        to_host(dbias, ddb, OC), sync();
 }
 
+/* ---------------------------------------------------------------- the other kernels (kernels_cuda.cu)
+ *
+ * Each stages its operands through the device (arg: a host array, copied there first when `in`,
+ * back after the kernel when `out`; NULL: absent, the kernel gets NULL), runs its kernels and waits
+ * for the results, as the GEMMs do. */
+
+typedef struct arg {
+    const float *host; /* NULL: the kernel's argument is NULL */
+    int64_t n;         /* floats */
+    int in, out;
+    float *dev; /* set by stage() */
+} arg;
+
+#define IN(p, n) {p, n, 1, 0, NULL}
+#define OUT(p, n) {p, n, 0, 1, NULL}
+#define INOUT(p, n) {p, n, 1, 1, NULL}
+
+/* the args' device copies in the staging buffer, their inputs copied (plus `extra` floats of scratch
+ * at *scratch when non-NULL). 0 or -1 (failed, or an earlier failure). */
+static int stage(arg *a, int n, int64_t extra, float **scratch) {
+    size_t total = (size_t)extra;
+    for (int i = 0; i < n; i++) total += a[i].host ? (size_t)a[i].n : 0;
+    float *d = g.fail[0] ? NULL : staging(total + 1);
+    if (!d) return -1;
+    for (int i = 0; i < n; i++) {
+        a[i].dev = a[i].host ? d : NULL;
+        if (a[i].host && a[i].in && to_dev(d, a[i].host, a[i].n)) return -1;
+        d += a[i].host ? a[i].n : 0;
+    }
+    if (scratch) *scratch = d;
+    return 0;
+}
+
+/* the outputs back on the host, the stream waited for */
+static void unstage(const arg *a, int n) {
+    for (int i = 0; i < n; i++)
+        if (a[i].host && a[i].out && to_host((float *)a[i].host, a[i].dev, a[i].n)) return;
+    sync();
+}
+
+static void norm_fwd(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b, int64_t N,
+                     int64_t C) {
+    arg a[] = {OUT(out, N * C), OUT(mean, N), OUT(rstd, N), IN(inp, N * C), IN(w, C), IN(b, C)};
+    if (!stage(a, 6, 0, NULL) &&
+        !launched(st__xkc_norm_fwd(g.stream, a[0].dev, a[1].dev, a[2].dev, a[3].dev, a[4].dev, a[5].dev, N, C),
+                  "norm forward"))
+        unstage(a, 6);
+}
+
+static void norm_bwd(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                     const float *mean, const float *rstd, int64_t N, int64_t C) {
+    arg a[] = {INOUT(dinp, N * C), INOUT(dw, C),    INOUT(db, C),         IN(dout, N * C),
+               IN(inp, N * C),  IN(w, C),     IN(db ? mean : NULL, N), IN(rstd, N)};
+    if (!stage(a, 8, 0, NULL) && !launched(st__xkc_norm_bwd(g.stream, a[0].dev, a[1].dev, a[2].dev, a[3].dev, a[4].dev,
+                                                            a[5].dev, a[6].dev, a[7].dev, N, C),
+                                           "norm backward"))
+        unstage(a, 8);
+}
+
+static void act_fwd(float *out, const float *inp, int64_t n, st__xact act) {
+    arg a[] = {OUT(out, n), IN(inp, n)};
+    if (!stage(a, 2, 0, NULL) &&
+        !launched(st__xkc_act_fwd(g.stream, a[0].dev, a[1].dev, n, act == ST__XACT_RELU), "activation"))
+        unstage(a, 2);
+}
+
+static void act_bwd(float *dinp, const float *inp, const float *dout, int64_t n, st__xact act) {
+    arg a[] = {OUT(dinp, n), IN(inp, n), IN(dout, n)};
+    if (!stage(a, 3, 0, NULL) &&
+        !launched(st__xkc_act_bwd(g.stream, a[0].dev, a[1].dev, a[2].dev, n, act == ST__XACT_RELU),
+                  "activation backward"))
+        unstage(a, 3);
+}
+
+static void swiglu_fwd(float *out, const float *x1, const float *x3, int64_t n) {
+    arg a[] = {OUT(out, n), IN(x1, n), IN(x3, n)};
+    if (!stage(a, 3, 0, NULL) && !launched(st__xkc_swiglu_fwd(g.stream, a[0].dev, a[1].dev, a[2].dev, n), "SwiGLU"))
+        unstage(a, 3);
+}
+
+static void swiglu_bwd(float *da, float *db, const float *x1, const float *x3, const float *dout, int64_t n) {
+    arg a[] = {OUT(da, n), OUT(db, n), IN(x1, n), IN(x3, n), IN(dout, n)};
+    if (!stage(a, 5, 0, NULL) &&
+        !launched(st__xkc_swiglu_bwd(g.stream, a[0].dev, a[1].dev, a[2].dev, a[3].dev, a[4].dev, n),
+                  "SwiGLU backward"))
+        unstage(a, 5);
+}
+
+static void rope(float *x, int64_t N, int64_t T, int64_t heads, int64_t d, int64_t stride, int sign) {
+    arg a[] = {INOUT(x, N * stride)};
+    if (!stage(a, 1, 0, NULL) && !launched(st__xkc_rope(g.stream, a[0].dev, N, T, heads, d, stride, sign), "rotary"))
+        unstage(a, 1);
+}
+
+static void attn_fwd(float *out, float *probs, const float *q, const float *k, const float *v, int64_t B, int64_t T,
+                     int64_t hq, int64_t hkv, int64_t d) {
+    int64_t N = B * T;
+    arg a[] = {OUT(out, N * hq * d), OUT(probs, B * hq * T * T), IN(q, N * hq * d),
+               IN(k, N * hkv * d),  IN(v, N * hkv * d)};
+    if (!stage(a, 5, 0, NULL) &&
+        !launched(st__xkc_attn_fwd(g.stream, a[0].dev, a[1].dev, a[2].dev, a[3].dev, a[4].dev, B, T, hq, hkv, d),
+                  "attention"))
+        unstage(a, 5);
+}
+
+static void attn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
+                     const float *k, const float *v, int64_t B, int64_t T, int64_t hq, int64_t hkv, int64_t d) {
+    int64_t N = B * T;
+    float *ds = NULL;
+    arg a[] = {INOUT(dq, N * hq * d),   INOUT(dk, N * hkv * d), INOUT(dv, N * hkv * d),
+               IN(dout, N * hq * d), IN(probs, B * hq * T * T), IN(q, N * hq * d),
+               IN(k, N * hkv * d),   IN(v, N * hkv * d)};
+    if (!stage(a, 8, B * hq * T * T, &ds) &&
+        !launched(st__xkc_attn_bwd(g.stream, a[0].dev, a[1].dev, a[2].dev, ds, a[3].dev, a[4].dev, a[5].dev, a[6].dev,
+                                   a[7].dev, B, T, hq, hkv, d),
+                  "attention backward"))
+        unstage(a, 8);
+}
+
+static void adam(float *p, const float *gr, float *m, float *v, int64_t n, int t, float lr, float b1, float b2,
+                 float eps) {
+    arg a[] = {INOUT(p, n), IN(gr, n), INOUT(m, n), INOUT(v, n)};
+    if (!stage(a, 4, 0, NULL) &&
+        !launched(st__xkc_adam(g.stream, a[0].dev, a[1].dev, a[2].dev, a[3].dev, n, t, lr, b1, b2, eps), "Adam"))
+        unstage(a, 4);
+}
 
 /* ---------------------------------------------------------------- NCCL: tp and ep communication
  *
@@ -341,8 +476,19 @@ int st__xcuda_open(const st__xbackend **be, st_error *err) {
     }
     g.set_stream(g.h, g.stream);
     g.set_math(g.h, CUBLAS_DEFAULT_MATH); /* fp32 stays fp32 */
-    table = st__xbackend_cpu;
-    table.name = "cuda", table.mm_fwd = mm_fwd, table.mm_bwd = mm_bwd, table.error = kernel_error;
+    /* the fake cudart of profiler/mock runs launches through the kernels' host versions; a real
+     * libcudart has no such symbol (the program's global scope: dlopen of NULL) */
+    void *self = dlopen(NULL, RTLD_NOW), *hook = self ? dlsym(self, "mock_cuda_host_kernels") : NULL;
+    if (hook) {
+        void (*fake)(const st__xkc_host *, int);
+        int nk = 0;
+        const st__xkc_host *t = st__xkc_host_table(&nk);
+        memcpy(&fake, &hook, sizeof hook);
+        fake(t, nk);
+    }
+    if (self) dlclose(self);
+    table = (st__xbackend){"cuda",    mm_fwd, mm_bwd, norm_fwd, norm_bwd, act_fwd,     act_bwd,
+                           swiglu_fwd, swiglu_bwd, rope, attn_fwd, attn_bwd, adam, kernel_error};
     *be = &table;
     return 0;
 }

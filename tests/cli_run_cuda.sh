@@ -2,9 +2,10 @@
 # cli_run_cuda.sh: `strata run --backend cuda` (exec/cuda.c) without a GPU, under the fake CUDA
 # libraries of profiler/mock (built here against the CUDA strata was configured with) and the fake
 # NCCL of exec/mock (over MPI, built with mpicc): the fake cuBLAS computes cublasSgemm's product and
-# the fake NCCL its collectives, both abort on a buffer outside the fake device memory, and the fake
-# runtime aborts on a copy whose pointers do not match its direction, so a run that passes staged
-# every operand on the device and back. Checked: tiny-gpt with tp x pp x dp = 2x2x2 and ZeRO-1 on 8
+# the fake NCCL its collectives, both abort on a buffer outside the fake device memory, the fake
+# runtime aborts on a copy whose pointers do not match its direction and runs each launched kernel of
+# exec/kernels_cuda.cu through its host version (aborting on a pointer outside the fake device memory),
+# so a run that passes staged every operand on the device and back and computed there. Checked: tiny-gpt with tp x pp x dp = 2x2x2 and ZeRO-1 on 8
 # ranks against the single-rank CPU reference (tests/cli_run.sh's tolerance) and the cpu backend's
 # losses; tiny-moe with tp=2 sp=1 ep=2 (NCCL's all-reduce, all-gather, reduce-scatter and grouped
 # send/recv); refusals (no GPU, a device allocation or NCCL communicator that fails, a bad --backend,
@@ -71,7 +72,17 @@ else nok "cuda's losses are the cpu backend's within 1e-5 (and not its bits: cuB
 mpi_strata 300 4 run --model tiny-moe --plan tp=2,sp=1,pp=1,dp=2,ep=2,mbs=1,gbs=4,seq=32 --steps 2 --check --json \
 	--backend cuda
 check_within "cuda, MoE with tp=2 sp=1 ep=2 (NCCL all-gather, reduce-scatter, all-to-all) matches the reference"
-mpi_strata 120 2 run --model tiny-llama --plan $P --steps 1 --backend cuda
+# tiny-llama: RMSNorm, rotary embedding, SwiGLU, grouped queries through the own kernels
+mpi_strata 300 2 run --model tiny-llama --plan $P --steps 2 --check --json --backend cuda
+check_within "cuda, tiny-llama tp=2 (RMSNorm, RoPE, SwiGLU kernels) matches the reference"
+# the kernels really ran: with launches that only take time the check fails
+export MOCK_NO_HOST_KERNELS=1
+mpi_strata 300 2 run --model tiny-gpt --plan $P --steps 1 --check --json --backend cuda
+unset MOCK_NO_HOST_KERNELS
+if awk "$FLATTEN" "$T/out" 2>/dev/null | awk '$1 == ".check.loss_max_diff" && $2 + 0 > 1e-3 { f = 1 } END { exit !f }'
+then ok "kernels that do not run: the check sees it"
+else nok "kernels that do not run: the check sees it" "$(head -c 300 "$T/out")"; fi
+mpi_strata 120 2 run --model tiny-gpt --plan $P --steps 1 --backend cuda
 if [ "$rc" -eq 0 ] && grep -q '^ran .*cuda backend (fp32, cuBLAS GEMMs)' "$T/out"; then
 	ok "text: the cuda backend named"
 else nok "text: the cuda backend named"; fi
