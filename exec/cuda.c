@@ -2,8 +2,9 @@
  * rank's training on its GPU: the linear layers' GEMMs through cuBLAS in fp32 (cublasSgemm under
  * CUBLAS_DEFAULT_MATH: no TF32, so the numbers compare with the CPU's within fp32 rounding), each
  * timed by CUDA events into st__xkernels_gemm_s (the GEMM share that strata run --compare shows), and
- * the rest (norms, activations, rotary embedding, attention, Adam, biases) by the backend's own
- * kernels (exec/kernels_cuda.cu), all on one stream per rank; the tensor-parallel collectives
+ * the rest (norms, activations, rotary embedding, attention, Adam, biases, residual additions, the
+ * vocab-parallel embedding, learned positions and cross-entropy) by the backend's own kernels
+ * (exec/kernels_cuda.cu), all on one stream per rank; the tensor-parallel collectives
  * (all-reduce, all-gather, reduce-scatter) and the MoE all-to-all (grouped ncclSend/ncclRecv) over
  * NCCL communicators of the rank's tp and ep groups, made as llm.c makes its: ncclGetUniqueId on the
  * group's first rank, the id sent over MPI, ncclCommInitRank. Each rank takes the GPU of its
@@ -11,8 +12,8 @@
  *
  * What this part does not do yet: the model's tensors stay in host memory, where exec/model.c keeps
  * them, and each kernel or collective copies its operands into a device staging buffer (grown to
- * the largest so far) and its results back; what exec/model.c computes itself (residual additions,
- * the embedding, the cross-entropy, the MoE routing) stays on the CPU, and the data- and
+ * the largest so far) and its results back; what exec/model.c computes itself (the MoE routing,
+ * dispatch and combine, the loss's sum over rows, copies and zeroing) stays on the CPU, and the data- and
  * pipeline-parallel transfers are the CPU runtime's MPI (exec/cpu.c). So a run's numbers are the
  * GPU's kernels and NCCL's sums, and its times are not those of a GPU training run. The tensors in a
  * device arena sized from the lowering (st_exec_arena_bytes), a stream per program stream with events
@@ -189,12 +190,13 @@ static void mm_bwd(float *dinp, float *dw, float *dbias, const float *dout, cons
  * for the results, as the GEMMs do. */
 
 typedef struct arg {
-    const float *host; /* NULL: the kernel's argument is NULL */
-    int64_t n;         /* floats */
+    const void *host; /* NULL: the kernel's argument is NULL */
+    int64_t n;        /* floats, or int32 tokens (the same size) */
     int in, out;
     float *dev; /* set by stage() */
 } arg;
 
+_Static_assert(sizeof(int32_t) == sizeof(float), "tokens stage as floats");
 #define IN(p, n) {p, n, 1, 0, NULL}
 #define OUT(p, n) {p, n, 0, 1, NULL}
 #define INOUT(p, n) {p, n, 1, 1, NULL}
@@ -218,7 +220,7 @@ static int stage(arg *a, int n, int64_t extra, float **scratch) {
 /* the outputs back on the host, the stream waited for */
 static void unstage(const arg *a, int n) {
     for (int i = 0; i < n; i++)
-        if (a[i].host && a[i].out && to_host((float *)a[i].host, a[i].dev, a[i].n)) return;
+        if (a[i].host && a[i].out && to_host((float *)(uintptr_t)a[i].host, a[i].dev, a[i].n)) return;
     sync();
 }
 
@@ -299,6 +301,86 @@ static void attn_bwd(float *dq, float *dk, float *dv, const float *dout, const f
                                    a[7].dev, B, T, hq, hkv, d),
                   "attention backward"))
         unstage(a, 8);
+}
+
+static void add(float *y, const float *x, int64_t n) {
+    arg a[] = {INOUT(y, n), IN(x, n)};
+    if (!stage(a, 2, 0, NULL) && !launched(st__xkc_add(g.stream, a[0].dev, a[1].dev, n), "residual addition"))
+        unstage(a, 2);
+}
+
+static void bias_add(float *out, const float *b, int64_t N, int64_t C) {
+    arg a[] = {INOUT(out, N * C), IN(b, C)};
+    if (!stage(a, 2, 0, NULL) && !launched(st__xkc_bias_fill(g.stream, a[0].dev, a[1].dev, N, C, 1), "bias"))
+        unstage(a, 2);
+}
+
+static void bias_grad(float *db, const float *dout, int64_t N, int64_t C) {
+    arg a[] = {INOUT(db, C), IN(dout, N * C)};
+    if (!stage(a, 2, 0, NULL) && !launched(st__xkc_col_sum(g.stream, a[0].dev, a[1].dev, N, C), "bias gradient"))
+        unstage(a, 2);
+}
+
+/* the tokens of N = B x T rows: B x (T + 1) */
+#define TOKENS(t, N, T) IN(t, (N) / (T) * ((T) + 1))
+#define DTOK(a) ((const int32_t *)(a).dev)
+
+static void embed_fwd(float *out, const int32_t *tokens, const float *wte, int64_t N, int64_t T, int64_t h, int64_t v0,
+                      int64_t V_l) {
+    arg a[] = {OUT(out, N * h), TOKENS(tokens, N, T), IN(wte, V_l * h)};
+    if (!stage(a, 3, 0, NULL) &&
+        !launched(st__xkc_embed_fwd(g.stream, a[0].dev, DTOK(a[1]), a[2].dev, N, T, h, v0, V_l), "embedding"))
+        unstage(a, 3);
+}
+
+static void embed_bwd(float *dwte, const int32_t *tokens, const float *dout, int64_t N, int64_t T, int64_t h,
+                      int64_t v0, int64_t V_l) {
+    arg a[] = {INOUT(dwte, V_l * h), TOKENS(tokens, N, T), IN(dout, N * h)};
+    if (!stage(a, 3, 0, NULL) &&
+        !launched(st__xkc_embed_bwd(g.stream, a[0].dev, DTOK(a[1]), a[2].dev, N, T, h, v0, V_l),
+                  "embedding backward"))
+        unstage(a, 3);
+}
+
+static void pos_fwd(float *x, const float *wpe, int64_t S, int64_t T, int64_t h, int64_t r0) {
+    arg a[] = {INOUT(x, S * h), IN(wpe, T * h)};
+    if (!stage(a, 2, 0, NULL) && !launched(st__xkc_pos_fwd(g.stream, a[0].dev, a[1].dev, S, T, h, r0), "positions"))
+        unstage(a, 2);
+}
+
+static void pos_bwd(float *dwpe, const float *dout, int64_t S, int64_t T, int64_t h, int64_t r0) {
+    arg a[] = {INOUT(dwpe, T * h), IN(dout, S * h)};
+    if (!stage(a, 2, 0, NULL) &&
+        !launched(st__xkc_pos_bwd(g.stream, a[0].dev, a[1].dev, S, T, h, r0), "positions backward"))
+        unstage(a, 2);
+}
+
+static void xent_max(float *mx, const float *logits, int64_t N, int64_t V_l) {
+    arg a[] = {OUT(mx, N), IN(logits, N * V_l)};
+    if (!stage(a, 2, 0, NULL) && !launched(st__xkc_xent_max(g.stream, a[0].dev, a[1].dev, N, V_l), "logit maximum"))
+        unstage(a, 2);
+}
+
+static void xent_exp(float *logits, float *st, const float *mx, const int32_t *tokens, int64_t N, int64_t T,
+                     int64_t V_l, int64_t v0) {
+    arg a[] = {INOUT(logits, N * V_l), OUT(st, 2 * N), IN(mx, N), TOKENS(tokens, N, T)};
+    if (!stage(a, 4, 0, NULL) &&
+        !launched(st__xkc_xent_exp(g.stream, a[0].dev, a[1].dev, a[2].dev, DTOK(a[3]), N, T, V_l, v0),
+                  "cross-entropy"))
+        unstage(a, 4);
+}
+
+static void xent_norm(float *logits, const float *st, int64_t N, int64_t V_l) {
+    arg a[] = {INOUT(logits, N * V_l), IN(st, N)};
+    if (!stage(a, 2, 0, NULL) && !launched(st__xkc_xent_norm(g.stream, a[0].dev, a[1].dev, N, V_l), "softmax"))
+        unstage(a, 2);
+}
+
+static void xent_bwd(float *p, const int32_t *tokens, float scale, int64_t N, int64_t T, int64_t V_l, int64_t v0) {
+    arg a[] = {INOUT(p, N * V_l), TOKENS(tokens, N, T)};
+    if (!stage(a, 2, 0, NULL) &&
+        !launched(st__xkc_xent_bwd(g.stream, a[0].dev, DTOK(a[1]), scale, N, T, V_l, v0), "cross-entropy backward"))
+        unstage(a, 2);
 }
 
 static void adam(float *p, const float *gr, float *m, float *v, int64_t n, int t, float lr, float b1, float b2,
@@ -487,8 +569,10 @@ int st__xcuda_open(const st__xbackend **be, st_error *err) {
         fake(t, nk);
     }
     if (self) dlclose(self);
-    table = (st__xbackend){"cuda",    mm_fwd, mm_bwd, norm_fwd, norm_bwd, act_fwd,     act_bwd,
-                           swiglu_fwd, swiglu_bwd, rope, attn_fwd, attn_bwd, adam, kernel_error};
+    table = (st__xbackend){"cuda",     mm_fwd,    mm_bwd,    norm_fwd,  norm_bwd,  act_fwd,   act_bwd,  swiglu_fwd,
+                           swiglu_bwd, rope,      attn_fwd,  attn_bwd,  adam,      add,       bias_add, bias_grad,
+                           embed_fwd,  embed_bwd, pos_fwd,   pos_bwd,   xent_max,  xent_exp,  xent_norm, xent_bwd,
+                           kernel_error};
     *be = &table;
     return 0;
 }

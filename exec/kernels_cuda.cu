@@ -1,15 +1,19 @@
 /* kernels_cuda.cu: the cuda backend's own kernels (kernels_cuda.h; issue 18): the norms, GELU/ReLU
- * and SwiGLU, the rotary embedding, causal attention with its softmax, Adam, a GEMM's bias and its
- * gradient's column sums, in fp32, with the arithmetic of the CPU kernels (exec/kernels.c) written
- * once per thread: each kernel is one __host__ __device__ function of (arguments, thread index),
- * which the __global__ entry runs for its thread and the host version (st__xkc_host_table) runs for
- * every thread of the launch in turn. So each thread's work must not depend on another's: a row per
- * thread for the norms and attention's softmax, a column per thread for the weight gradients' sums,
- * each output element written by one thread in the CPU's order of summation (attention's backward
- * is two kernels: dq and the softmax's gradients by query row, then dk and dv by key row, summed over
- * the query heads of the kv head and the later query rows in the CPU's order). Simple rather than
- * fast (no shared memory, no tiling): the numbers first, as llm.c's dev/cuda starts from its CPU
- * reference.
+ * and SwiGLU, the rotary embedding, causal attention with its softmax, Adam, biases and their
+ * gradients' column sums, residual additions, the vocab-parallel embedding, learned positions and
+ * cross-entropy (Megatron-LM's vocab_parallel_cross_entropy in three kernels around the tp
+ * all-reduces of the row maxima and of the sums), in fp32, with the arithmetic of the CPU kernels
+ * (exec/kernels.c) written once per thread: each kernel is one __host__ __device__ function of
+ * (arguments, thread index), which the __global__ entry runs for its thread and the host version
+ * (st__xkc_host_table) runs for every thread of the launch in turn. So each thread's work must not
+ * depend on another's, and each output element is written by one thread, summed in the CPU's order
+ * (no atomics: the numbers are the CPU's and deterministic): a row per thread for the norms,
+ * attention's softmax and the cross-entropy's sums; a column per thread for the weight gradients'
+ * sums; a table element per thread for the embedding's and positions' gradients, over the rows in
+ * order; attention's backward in two kernels, dq and the softmax's gradients by query row, then dk
+ * and dv by key row, summed over the kv head's query heads and the later query rows. Simple rather
+ * than fast (no shared memory, no tiling): the numbers first, as llm.c's dev/cuda starts from its
+ * CPU reference.
  *
  * What the fakes (profiler/mock/cudart.c with this table) check: every launch's arguments lie in
  * live device allocations of the right extent (a host pointer, or a missed copy, aborts), the launch
@@ -202,6 +206,104 @@ HD void swiglu_bwd_body(const elt_a &a, int64_t i) {
     a.o1[i] = a.i3[i] * a.i2[i] * (s + silu * (1.0f - s));
 }
 KERNEL(st__xkk_swiglu_bwd, elt_a, elt_count, swiglu_bwd_body, elt_spans)
+
+/* y (o1) += x (i1) */
+HD void add_body(const elt_a &a, int64_t i) { a.o1[i] += a.i1[i]; }
+KERNEL(st__xkk_add, elt_a, elt_count, add_body, elt_spans)
+
+/* ---------------------------------------------------------------- embedding, positions, cross-entropy */
+
+typedef struct tok_a {
+    float *o1, *o2;
+    const float *i1;
+    const int32_t *tok; /* B sequences of T + 1 */
+    int64_t N, T, h, v0, V_l, S, r0;
+    float scale;
+} tok_a;
+/* this rank's vocabulary row of row n's token (shift 0) or target (shift 1), -1 where another's */
+HD int64_t vocab_row(const tok_a &a, int64_t n, int shift) {
+    int64_t r = a.tok[(n / a.T) * (a.T + 1) + n % a.T + shift] - a.v0;
+    return r >= 0 && r < a.V_l ? r : -1;
+}
+/* the tokens of N = B x T rows */
+static span toks(const tok_a &a) { return span{a.tok, (size_t)(a.N / a.T * (a.T + 1)) * sizeof(int32_t)}; }
+HD int64_t tok_rows(const tok_a &a) { return a.N; }
+HD int64_t tok_elts(const tok_a &a) { return a.N * a.h; }
+HD int64_t tok_vocab(const tok_a &a) { return a.V_l * a.h; }
+HD int64_t tok_logits(const tok_a &a) { return a.N * a.V_l; }
+HD int64_t pos_elts(const tok_a &a) { return a.S * a.h; }
+HD int64_t pos_table(const tok_a &a) { return a.T * a.h; }
+
+/* o1 [N x h] the partial lookup of wte (i1) */
+HD void embed_fwd_body(const tok_a &a, int64_t i) {
+    int64_t n = i / a.h, c = i % a.h, r = vocab_row(a, n, 0);
+    a.o1[i] = r >= 0 ? a.i1[r * a.h + c] : 0.0f;
+}
+static int embed_fwd_spans(const tok_a &a, span *s) {
+    return s[0] = fl(a.o1, a.N * a.h), s[1] = fl(a.i1, a.V_l * a.h), s[2] = toks(a), 3;
+}
+KERNEL(st__xkk_embed_fwd, tok_a, tok_elts, embed_fwd_body, embed_fwd_spans)
+/* element (r, c) of dwte (o1) from dout (i1), rows in order */
+HD void embed_bwd_body(const tok_a &a, int64_t i) {
+    int64_t r = i / a.h, c = i % a.h;
+    for (int64_t n = 0; n < a.N; n++)
+        if (vocab_row(a, n, 0) == r) a.o1[r * a.h + c] += a.i1[n * a.h + c];
+}
+static int embed_bwd_spans(const tok_a &a, span *s) {
+    return s[0] = fl(a.o1, a.V_l * a.h), s[1] = fl(a.i1, a.N * a.h), s[2] = toks(a), 3;
+}
+KERNEL(st__xkk_embed_bwd, tok_a, tok_vocab, embed_bwd_body, embed_bwd_spans)
+
+/* x (o1) [S x h] += wpe (i1) rows (r0 + n) % T */
+HD void pos_fwd_body(const tok_a &a, int64_t i) {
+    int64_t n = i / a.h, c = i % a.h;
+    a.o1[i] += a.i1[((a.r0 + n) % a.T) * a.h + c];
+}
+static int pos_fwd_spans(const tok_a &a, span *s) { return s[0] = fl(a.o1, a.S * a.h), s[1] = fl(a.i1, a.T * a.h), 2; }
+KERNEL(st__xkk_pos_fwd, tok_a, pos_elts, pos_fwd_body, pos_fwd_spans)
+/* element (p, c) of dwpe (o1) from dout (i1) [S x h], rows in order */
+HD void pos_bwd_body(const tok_a &a, int64_t i) {
+    int64_t p = i / a.h, c = i % a.h;
+    for (int64_t n = 0; n < a.S; n++)
+        if ((a.r0 + n) % a.T == p) a.o1[i] += a.i1[n * a.h + c];
+}
+static int pos_bwd_spans(const tok_a &a, span *s) { return s[0] = fl(a.o1, a.T * a.h), s[1] = fl(a.i1, a.S * a.h), 2; }
+KERNEL(st__xkk_pos_bwd, tok_a, pos_table, pos_bwd_body, pos_bwd_spans)
+
+/* mx (o1) [N]: row n's largest logit (i1) */
+HD void xent_max_body(const tok_a &a, int64_t n) {
+    float m = -INFINITY;
+    for (int64_t j = 0; j < a.V_l; j++) m = a.i1[n * a.V_l + j] > m ? a.i1[n * a.V_l + j] : m;
+    a.o1[n] = m;
+}
+static int xent_max_spans(const tok_a &a, span *s) { return s[0] = fl(a.o1, a.N), s[1] = fl(a.i1, a.N * a.V_l), 2; }
+KERNEL(st__xkk_xent_max, tok_a, tok_rows, xent_max_body, xent_max_spans)
+/* logits (o1) made exp(logit - mx (i1)), st (o2) [2N]: their sums, the targets' logit - mx */
+HD void xent_exp_body(const tok_a &a, int64_t n) {
+    int64_t tgt = vocab_row(a, n, 1);
+    float *lg = a.o1 + n * a.V_l, s = 0;
+    a.o2[a.N + n] = tgt >= 0 ? lg[tgt] - a.i1[n] : 0.0f;
+    for (int64_t j = 0; j < a.V_l; j++) s += lg[j] = expf(lg[j] - a.i1[n]);
+    a.o2[n] = s;
+}
+static int xent_exp_spans(const tok_a &a, span *s) {
+    s[0] = fl(a.o1, a.N * a.V_l), s[1] = fl(a.o2, 2 * a.N), s[2] = fl(a.i1, a.N), s[3] = toks(a);
+    return 4;
+}
+KERNEL(st__xkk_xent_exp, tok_a, tok_rows, xent_exp_body, xent_exp_spans)
+/* logits (o1) divided by their row's sum (i1) */
+HD void xent_norm_body(const tok_a &a, int64_t i) { a.o1[i] /= a.i1[i / a.V_l]; }
+static int xent_norm_spans(const tok_a &a, span *s) { return s[0] = fl(a.o1, a.N * a.V_l), s[1] = fl(a.i1, a.N), 2; }
+KERNEL(st__xkk_xent_norm, tok_a, tok_logits, xent_norm_body, xent_norm_spans)
+/* probabilities (o1) made (p - onehot(target)) * scale */
+HD void xent_bwd_body(const tok_a &a, int64_t i) {
+    int64_t n = i / a.V_l, j = i % a.V_l;
+    float p = a.o1[i];
+    if (vocab_row(a, n, 1) == j) p -= 1.0f;
+    a.o1[i] = p * a.scale;
+}
+static int xent_bwd_spans(const tok_a &a, span *s) { return s[0] = fl(a.o1, a.N * a.V_l), s[1] = toks(a), 2; }
+KERNEL(st__xkk_xent_bwd, tok_a, tok_logits, xent_bwd_body, xent_bwd_spans)
 
 /* ---------------------------------------------------------------- rotary embedding */
 
@@ -401,6 +503,56 @@ extern "C" int st__xkc_adam(void *stream, float *p, const float *g, float *m, fl
     return launch(st__xkk_adam, a, n, stream);
 }
 
+extern "C" int st__xkc_add(void *stream, float *y, const float *x, int64_t n) {
+    elt_a a = {y, NULL, x, NULL, NULL, n, 0};
+    return launch(st__xkk_add, a, n, stream);
+}
+
+extern "C" int st__xkc_embed_fwd(void *stream, float *out, const int32_t *tokens, const float *wte, int64_t N,
+                                 int64_t T, int64_t h, int64_t v0, int64_t V_l) {
+    tok_a a = {out, NULL, wte, tokens, N, T, h, v0, V_l, 0, 0, 0.0f};
+    return launch(st__xkk_embed_fwd, a, N * h, stream);
+}
+
+extern "C" int st__xkc_embed_bwd(void *stream, float *dwte, const int32_t *tokens, const float *dout, int64_t N,
+                                 int64_t T, int64_t h, int64_t v0, int64_t V_l) {
+    tok_a a = {dwte, NULL, dout, tokens, N, T, h, v0, V_l, 0, 0, 0.0f};
+    return launch(st__xkk_embed_bwd, a, N > 0 ? V_l * h : 0, stream);
+}
+
+extern "C" int st__xkc_pos_fwd(void *stream, float *x, const float *wpe, int64_t S, int64_t T, int64_t h, int64_t r0) {
+    tok_a a = {x, NULL, wpe, NULL, 0, T, h, 0, 0, S, r0, 0.0f};
+    return launch(st__xkk_pos_fwd, a, S * h, stream);
+}
+
+extern "C" int st__xkc_pos_bwd(void *stream, float *dwpe, const float *dout, int64_t S, int64_t T, int64_t h,
+                               int64_t r0) {
+    tok_a a = {dwpe, NULL, dout, NULL, 0, T, h, 0, 0, S, r0, 0.0f};
+    return launch(st__xkk_pos_bwd, a, S > 0 ? T * h : 0, stream);
+}
+
+extern "C" int st__xkc_xent_max(void *stream, float *mx, const float *logits, int64_t N, int64_t V_l) {
+    tok_a a = {mx, NULL, logits, NULL, N, 1, 0, 0, V_l, 0, 0, 0.0f};
+    return launch(st__xkk_xent_max, a, N, stream);
+}
+
+extern "C" int st__xkc_xent_exp(void *stream, float *logits, float *st, const float *mx, const int32_t *tokens,
+                                int64_t N, int64_t T, int64_t V_l, int64_t v0) {
+    tok_a a = {logits, st, mx, tokens, N, T, 0, v0, V_l, 0, 0, 0.0f};
+    return launch(st__xkk_xent_exp, a, N, stream);
+}
+
+extern "C" int st__xkc_xent_norm(void *stream, float *logits, const float *st, int64_t N, int64_t V_l) {
+    tok_a a = {logits, NULL, st, NULL, N, 1, 0, 0, V_l, 0, 0, 0.0f};
+    return launch(st__xkk_xent_norm, a, N * V_l, stream);
+}
+
+extern "C" int st__xkc_xent_bwd(void *stream, float *p, const int32_t *tokens, float scale, int64_t N, int64_t T,
+                                int64_t V_l, int64_t v0) {
+    tok_a a = {p, NULL, NULL, tokens, N, T, 0, v0, V_l, 0, 0, scale};
+    return launch(st__xkk_xent_bwd, a, N * V_l, stream);
+}
+
 /* ---------------------------------------------------------------- the host versions */
 
 #define HOST(NAME) {#NAME, (const void *)NAME, NAME##_host}
@@ -408,7 +560,9 @@ static const st__xkc_host host_table[] = {
     HOST(st__xkk_bias_fill),     HOST(st__xkk_col_sum),    HOST(st__xkk_norm_fwd),    HOST(st__xkk_norm_bwd_rows),
     HOST(st__xkk_norm_bwd_cols), HOST(st__xkk_act_fwd),    HOST(st__xkk_act_bwd),     HOST(st__xkk_swiglu_fwd),
     HOST(st__xkk_swiglu_bwd),    HOST(st__xkk_rope),       HOST(st__xkk_attn_fwd),    HOST(st__xkk_attn_bwd_q),
-    HOST(st__xkk_attn_bwd_kv),   HOST(st__xkk_adam),
+    HOST(st__xkk_attn_bwd_kv),   HOST(st__xkk_adam),       HOST(st__xkk_add),         HOST(st__xkk_embed_fwd),
+    HOST(st__xkk_embed_bwd),     HOST(st__xkk_pos_fwd),    HOST(st__xkk_pos_bwd),     HOST(st__xkk_xent_max),
+    HOST(st__xkk_xent_exp),      HOST(st__xkk_xent_norm),  HOST(st__xkk_xent_bwd),
 };
 
 extern "C" const st__xkc_host *st__xkc_host_table(int *n) {

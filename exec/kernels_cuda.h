@@ -35,6 +35,21 @@ int st__xkc_attn_fwd(void *stream, float *out, float *probs, const float *q, con
 int st__xkc_attn_bwd(void *stream, float *dq, float *dk, float *dv, float *ds, const float *dout, const float *probs,
                      const float *q, const float *k, const float *v, int64_t B, int64_t T, int64_t hq, int64_t hkv,
                      int64_t d);
+/* st__xadd, st__xembed_*, st__xpos_*, st__xxent_* (tokens: device memory too); st__xbias_add and
+ * st__xbias_grad are st__xkc_bias_fill with accumulate 1 and st__xkc_col_sum */
+int st__xkc_add(void *stream, float *y, const float *x, int64_t n);
+int st__xkc_embed_fwd(void *stream, float *out, const int32_t *tokens, const float *wte, int64_t N, int64_t T,
+                      int64_t h, int64_t v0, int64_t V_l);
+int st__xkc_embed_bwd(void *stream, float *dwte, const int32_t *tokens, const float *dout, int64_t N, int64_t T,
+                      int64_t h, int64_t v0, int64_t V_l);
+int st__xkc_pos_fwd(void *stream, float *x, const float *wpe, int64_t S, int64_t T, int64_t h, int64_t r0);
+int st__xkc_pos_bwd(void *stream, float *dwpe, const float *dout, int64_t S, int64_t T, int64_t h, int64_t r0);
+int st__xkc_xent_max(void *stream, float *mx, const float *logits, int64_t N, int64_t V_l);
+int st__xkc_xent_exp(void *stream, float *logits, float *st, const float *mx, const int32_t *tokens, int64_t N,
+                     int64_t T, int64_t V_l, int64_t v0);
+int st__xkc_xent_norm(void *stream, float *logits, const float *st, int64_t N, int64_t V_l);
+int st__xkc_xent_bwd(void *stream, float *p, const int32_t *tokens, float scale, int64_t N, int64_t T, int64_t V_l,
+                     int64_t v0);
 int st__xkc_adam(void *stream, float *p, const float *g, float *m, float *v, int64_t n, int t, float lr, float b1,
                  float b2, float eps);
 

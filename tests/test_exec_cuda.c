@@ -2,7 +2,8 @@
  * launcher's launch runs the kernel's host version (st__xkc_host_table, the same per-thread code the
  * GPU runs) over the launch's grid, and its outputs must equal the CPU kernels' (exec/kernels.c) on
  * the same inputs: norms with and without bias, GELU and ReLU, SwiGLU, rotary embedding both ways,
- * causal attention with grouped queries forward and backward, Adam, a bias and its gradient. The
+ * causal attention with grouped queries forward and backward, Adam, a bias and its gradient, the
+ * vocab-parallel embedding, learned positions and cross-entropy with their backwards. The
  * host versions check every pointer against the test's "device" buffers first: a host pointer is
  * refused and nothing runs. Built with the cuda backend only. */
 #include "exec/exec_private.h"
@@ -166,6 +167,49 @@ START_TEST(adam_and_bias_as_cpu) {
 }
 END_TEST
 
+/* the embedding, positions and cross-entropy over tokens, this rank holding vocabulary rows 4 .. 12 */
+START_TEST(tokens_as_cpu) {
+    enum { B = 2, T = 5, N = B * T, H = 6, V0 = 4, VL = 8, S = 4, R0 = 3 };
+    float *tf = dev(B * (T + 1), 1), *wte = dev(VL * H, 2), *out = dev(N * H, 3), *dwte = dev(VL * H, 4);
+    float *dout = dev(N * H, 5), *x = dev(S * H, 6), *wpe = dev(T * H, 7), *dwpe = dev(T * H, 8);
+    float *lg = dev(N * VL, 9), *mx = dev(N, 10), *st = dev(2 * N, 11);
+    int32_t *tok = (int32_t *)tf; /* a "device" buffer of B x (T + 1) tokens below 16: some held here */
+    for (int i = 0; i < B * (T + 1); i++) tok[i] = (int32_t)((i * 7 + 3) % 16);
+    float ro[N * H], *rdwte = copy(dwte, VL * H), *rx = copy(x, S * H), *rdwpe = copy(dwpe, T * H);
+    float *rlg = copy(lg, N * VL), rmx[N], rst[2 * N];
+    ck_assert_int_eq(st__xkc_embed_fwd(NULL, out, tok, wte, N, T, H, V0, VL), 0);
+    st__xembed_fwd(ro, tok, wte, N, T, H, V0, VL);
+    same(out, ro, N * H);
+    ck_assert_int_eq(st__xkc_embed_bwd(NULL, dwte, tok, dout, N, T, H, V0, VL), 0);
+    st__xembed_bwd(rdwte, tok, dout, N, T, H, V0, VL);
+    same(dwte, rdwte, VL * H);
+    ck_assert_int_eq(st__xkc_pos_fwd(NULL, x, wpe, S, T, H, R0), 0);
+    st__xpos_fwd(rx, wpe, S, T, H, R0);
+    same(x, rx, S * H);
+    ck_assert_int_eq(st__xkc_pos_bwd(NULL, dwpe, dout, S, T, H, R0), 0);
+    st__xpos_bwd(rdwpe, dout, S, T, H, R0);
+    same(dwpe, rdwpe, T * H);
+    ck_assert_int_eq(st__xkc_xent_max(NULL, mx, lg, N, VL), 0);
+    st__xxent_max(rmx, rlg, N, VL);
+    same(mx, rmx, N);
+    ck_assert_int_eq(st__xkc_xent_exp(NULL, lg, st, mx, tok, N, T, VL, V0), 0);
+    st__xxent_exp(rlg, rst, rmx, tok, N, T, VL, V0);
+    same(lg, rlg, N * VL), same(st, rst, 2 * N);
+    ck_assert_int_eq(st__xkc_xent_norm(NULL, lg, st, N, VL), 0);
+    st__xxent_norm(rlg, rst, N, VL);
+    same(lg, rlg, N * VL);
+    ck_assert_int_eq(st__xkc_xent_bwd(NULL, lg, tok, 0.25f, N, T, VL, V0), 0);
+    st__xxent_bwd(rlg, tok, 0.25f, N, T, VL, V0);
+    same(lg, rlg, N * VL);
+    /* a row whose target this rank holds sums to (1 - 1) * scale = 0 over its vocabulary share */
+    double sum = 0;
+    ck_assert(tok[1] >= V0 && tok[1] < V0 + VL); /* row 0's target */
+    for (int j = 0; j < VL; j++) sum += lg[j];
+    ck_assert_double_le(fabs(sum), 1e-6);
+    free(rdwte), free(rx), free(rdwpe), free(rlg);
+}
+END_TEST
+
 /* a host pointer (or a buffer too short for what the kernel touches) is refused, nothing written */
 START_TEST(host_pointer_refused) {
     enum { n = 64 };
@@ -179,7 +223,7 @@ START_TEST(host_pointer_refused) {
     /* every kernel of the table has a host version under its own name */
     int nt = 0;
     const st__xkc_host *t = st__xkc_host_table(&nt);
-    ck_assert_int_eq(nt, 14);
+    ck_assert_int_eq(nt, 23);
     for (int i = 0; i < nt; i++) {
         ck_assert_ptr_nonnull(t[i].kernel);
         ck_assert_ptr_nonnull(t[i].run);
@@ -197,6 +241,7 @@ Suite *suite_exec_cuda(void) {
     tcase_add_test(tc, rope_as_cpu);
     tcase_add_test(tc, attention_as_cpu);
     tcase_add_test(tc, adam_and_bias_as_cpu);
+    tcase_add_test(tc, tokens_as_cpu);
     tcase_add_test(tc, host_pointer_refused);
     suite_add_tcase(s, tc);
     return s;
