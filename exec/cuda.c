@@ -6,18 +6,23 @@
  * vocab-parallel embedding, learned positions and cross-entropy) by the backend's own kernels
  * (exec/kernels_cuda.cu), all on one stream per rank; the tensor-parallel collectives
  * (all-reduce, all-gather, reduce-scatter) and the MoE all-to-all (grouped ncclSend/ncclRecv) over
- * NCCL communicators of the rank's tp and ep groups, made as llm.c makes its: ncclGetUniqueId on the
- * group's first rank, the id sent over MPI, ncclCommInitRank. Each rank takes the GPU of its
- * node-local rank modulo the visible ones.
+ * NCCL communicators of the rank's tp and ep groups, and the data-parallel ones (the gradients'
+ * all-reduce, ZeRO-1's reduce-scatter and all-gather, the experts' over their expert-data-parallel
+ * group, the tied embedding's all-reduce over its pipeline group) over communicators of the
+ * program's groups, all made as llm.c makes its: ncclGetUniqueId on the group's first rank, the id
+ * sent over MPI, ncclCommInitRank. Each rank takes the GPU of its node-local rank modulo the visible
+ * ones.
  *
  * What this part does not do yet: the model's tensors stay in host memory, where exec/model.c keeps
  * them, and each kernel or collective copies its operands into a device staging buffer (grown to
  * the largest so far) and its results back; what exec/model.c computes itself (the MoE routing,
- * dispatch and combine, the loss's sum over rows, copies and zeroing) stays on the CPU, and the data- and
- * pipeline-parallel transfers are the CPU runtime's MPI (exec/cpu.c). So a run's numbers are the
- * GPU's kernels and NCCL's sums, and its times are not those of a GPU training run. The tensors in a
- * device arena sized from the lowering (st_exec_arena_bytes), a stream per program stream with events
- * between them, and the dp and pp transfers over NCCL are the next parts. A rank whose staging
+ * dispatch and combine, the loss's sum over rows, copies and zeroing) stays on the CPU, and the
+ * pipeline's sends and receives are the CPU runtime's MPI (exec/cpu.c; over NCCL they must be
+ * grouped as Megatron-LM's batched isend/irecv, or 1F1B's crossing sends would wait on each other).
+ * So a run's numbers are the GPU's kernels and NCCL's sums, and its times are not those of a GPU
+ * training run. The tensors in a device arena sized from the lowering (st_exec_arena_bytes), a
+ * stream per program stream with events between them, and the pp transfers over NCCL are the next
+ * parts. A rank whose staging
  * fails skips its collectives and its error stops the run after the instruction; its group's other
  * members may then wait in NCCL (the CPU runtime's MPI calls have the same limit).
  *
@@ -32,6 +37,7 @@
 #include "config.h"
 #include "exec/exec_private.h"
 #include "exec/kernels_cuda.h"
+#include "src/lower/program.h"
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -54,6 +60,11 @@ static struct {
     __typeof__(cublasSetMathMode) *set_math;
     __typeof__(cublasSgemm_v2) *sgemm;
     ncclComm_t tpc, epc; /* this rank's tp and ep groups' (NULL: none) */
+    ncclComm_t *gcs;     /* per group of the lowering: its communicator where this rank is a dp or pp member */
+    int *gsize;          /* per group: its members where this rank is one, else 0 */
+    int ngcs;
+    ncclComm_t edpc; /* the expert-data-parallel group's (NULL: none) */
+    int edp_n;       /* its members (1: this rank alone) */
     int tr;              /* this rank's place in its tp group */
     double *tp_s, *ep_s; /* the runtime's clocks of tp and ep communication */
     float *buf;     /* the staging buffer on the device */
@@ -515,6 +526,109 @@ int st__xcuda_comm(st__xcomm *c, const int *tp, int tp_n, const int *ep, int ep_
     return 0;
 }
 
+/* ---------------------------------------------------------------- NCCL: dp and the embedding's pp group
+ *
+ * ZeRO's shards need not be equal (exec/cpu.c's regions split as they fall), and NCCL's
+ * reduce-scatter and all-gather take equal counts (Megatron-LM pads its buffer to a multiple of dp
+ * instead): here they are one ncclReduce (ncclBroadcast) per member's shard, rooted at it, in one
+ * NCCL group. Each call stages through the device and waits, as the tp ones. */
+
+/* group gi's communicator and *n members, this rank at *me; NULL with *n 1 where it is alone (the
+ * collectives do nothing then), NULL with *n 0 on a failure */
+static ncclComm_t group_comm(int gi, int *n, int *me) {
+    ncclComm_t c = gi < 0 ? g.edpc : gi < g.ngcs ? g.gcs[gi] : NULL;
+    *n = gi < 0 ? g.edp_n : gi < g.ngcs ? g.gsize[gi] : 0, *me = 0;
+    if (g.fail[0] || (!c && *n == 1)) return NULL;
+    if (!c) {
+        *n = 0;
+        failed("a data-parallel collective", "no NCCL communicator for its group");
+        return NULL;
+    }
+    ncclCommCount(c, n);
+    ncclCommUserRank(c, me);
+    return c;
+}
+
+static void dp_allreduce(int gi, float *buf, int64_t n) {
+    int np = 0, me = 0;
+    ncclComm_t c = group_comm(gi, &np, &me);
+    float *d = c ? staging((size_t)n + 1) : NULL;
+    if (d && !to_dev(d, buf, n) &&
+        !nccl_ok(ncclAllReduce(d, d, (size_t)n, ncclFloat, ncclSum, c, g.stream), "ncclAllReduce (dp)") &&
+        !to_host(buf, d, n))
+        sync();
+}
+
+static void dp_reduce_scatterv(int gi, const float *in, float *out, const int *counts, const int *displs) {
+    int np = 0, me = 0;
+    ncclComm_t c = group_comm(gi, &np, &me);
+    if (!c && np == 1) memcpy(out, in, (size_t)counts[0] * sizeof *out);
+    if (!c) return;
+    int64_t total = displs[np - 1] + counts[np - 1];
+    float *d = staging((size_t)(total + counts[me]) + 1);
+    if (!d || to_dev(d, in, total)) return;
+    int bad = nccl_ok(ncclGroupStart(), "ncclGroupStart");
+    for (int i = 0; !bad && i < np; i++)
+        if (counts[i])
+            bad = nccl_ok(ncclReduce(d + displs[i], d + total, (size_t)counts[i], ncclFloat, ncclSum, i, c, g.stream),
+                          "ncclReduce (dp reduce-scatter)");
+    if (!nccl_ok(ncclGroupEnd(), "ncclGroupEnd") && !bad && !to_host(out, d + total, counts[me])) sync();
+}
+
+static void dp_allgatherv(int gi, float *buf, const int *counts, const int *displs) {
+    int np = 0, me = 0;
+    ncclComm_t c = group_comm(gi, &np, &me);
+    if (!c) return;
+    int64_t total = displs[np - 1] + counts[np - 1];
+    float *d = staging((size_t)total + 1);
+    if (!d || to_dev(d + displs[me], buf + displs[me], counts[me])) return;
+    int bad = nccl_ok(ncclGroupStart(), "ncclGroupStart");
+    for (int i = 0; !bad && i < np; i++)
+        if (counts[i])
+            bad = nccl_ok(ncclBroadcast(d + displs[i], d + displs[i], (size_t)counts[i], ncclFloat, i, c, g.stream),
+                          "ncclBroadcast (dp all-gather)");
+    if (!nccl_ok(ncclGroupEnd(), "ncclGroupEnd") && !bad && !to_host(buf, d, total)) sync();
+}
+
+/* world rank r's place in its ep group (-1: none) */
+static int ep_place(const st_group_def *groups, int ngroups, int r) {
+    for (int i = 0; i < ngroups; i++)
+        for (int j = 0; groups[i].kind == ST_GRP_EP && j < groups[i].n; j++)
+            if (groups[i].ranks[j] == r) return j;
+    return -1;
+}
+
+int st__xcuda_gcomm(st__xgcomm *c, const st_group_def *groups, int ngroups, int gd, int er, st_error *err) {
+    int pos = 0, *members = NULL, n = 0;
+    g.gcs = calloc((size_t)ngroups + 1, sizeof *g.gcs);
+    g.gsize = calloc((size_t)ngroups + 1, sizeof *g.gsize);
+    if (!g.gcs || !g.gsize || (gd >= 0 && !(members = malloc((size_t)groups[gd].n * sizeof *members)))) {
+        free(members);
+        return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    }
+    g.ngcs = ngroups;
+    /* every member takes its groups in the lowering's order: no two wait on each other */
+    for (int i = 0; i < ngroups; i++) {
+        const st_group_def *gr = &groups[i];
+        int in = 0;
+        for (int j = 0; j < gr->n; j++) in |= gr->ranks[j] == g.rank;
+        g.gsize[i] = in ? gr->n : 0;
+        if (in && gr->n > 1 && (gr->kind == ST_GRP_DP || gr->kind == ST_GRP_PP) &&
+            comm_init(&g.gcs[i], gr->ranks, gr->n, 32003, &pos, err)) {
+            free(members);
+            return ST_EIO;
+        }
+    }
+    /* the expert-data-parallel group: the dp group's ranks at the same place er of their ep groups */
+    for (int j = 0; er >= 0 && gd >= 0 && j < groups[gd].n; j++)
+        if (ep_place(groups, ngroups, groups[gd].ranks[j]) == er) members[n++] = groups[gd].ranks[j];
+    g.edp_n = n;
+    int rc = n > 1 && comm_init(&g.edpc, members, n, 32004, &pos, err) ? ST_EIO : 0;
+    free(members);
+    *c = (st__xgcomm){dp_allreduce, dp_reduce_scatterv, dp_allgatherv};
+    return rc;
+}
+
 static st__xbackend table;
 
 int st__xcuda_open(const st__xbackend **be, st_error *err) {
@@ -581,6 +695,11 @@ void st__xcuda_close(void) {
     if (!g.open) return;
     if (g.tpc) ncclCommDestroy(g.tpc);
     if (g.epc) ncclCommDestroy(g.epc);
+    for (int i = 0; i < g.ngcs; i++)
+        if (g.gcs[i]) ncclCommDestroy(g.gcs[i]);
+    free(g.gcs);
+    free(g.gsize);
+    if (g.edpc) ncclCommDestroy(g.edpc);
     if (g.h) g.destroy(g.h);
     if (g.buf) cudaFree(g.buf);
     if (g.start) cudaEventDestroy(g.start);

@@ -282,6 +282,22 @@ int st__xcuda_open(const st__xbackend **be, st_error *err);
  * in the lowering's group order. 0, or ST_EIO (err says which call failed). */
 int st__xcuda_comm(st__xcomm *c, const int *tp, int tp_n, const int *ep, int ep_n, double *tp_s, double *ep_s,
                    st_error *err);
+/* The data-parallel collectives the runtime (exec/cpu.c) runs between instructions, on host buffers:
+ * over the lowering's group gi, or (gi -1) this rank's expert-data-parallel group. Sums in place;
+ * the ZeRO shards' reduce-scatter (out: this rank's counts[its place] floats of the sum of in) and
+ * all-gather (in place) with each member's count and place (displs) in the flat buffer. Their
+ * failures are the backend's error() after the instruction. NULL table entries: MPI's. */
+typedef struct st__xgcomm {
+    void (*allreduce)(int gi, float *buf, int64_t n);
+    void (*reduce_scatterv)(int gi, const float *in, float *out, const int *counts, const int *displs);
+    void (*allgatherv)(int gi, float *buf, const int *counts, const int *displs);
+} st__xgcomm;
+struct st_group_def;
+/* The cuda backend's: NCCL communicators for every data-parallel and pipeline (embedding) group of
+ * the lowering that this world rank is in, in group order, and with er >= 0 (ep > 1) one for the
+ * ranks of its dp group gd whose place in their ep group is er too; made as st__xcuda_comm makes its.
+ * Collective over each group's members. 0, ST_ENOMEM, or ST_EIO (err says which call failed). */
+int st__xcuda_gcomm(st__xgcomm *c, const struct st_group_def *groups, int ngroups, int gd, int er, st_error *err);
 void st__xcuda_close(void);
 
 /* ---------------------------------------------------------------- faults (exec/fault.c, fault.h) */

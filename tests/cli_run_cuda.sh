@@ -2,17 +2,19 @@
 # cli_run_cuda.sh: `strata run --backend cuda` (exec/cuda.c) without a GPU, under the fake CUDA
 # libraries of profiler/mock (built here against the CUDA strata was configured with) and the fake
 # NCCL of exec/mock (over MPI, built with mpicc): the fake cuBLAS computes cublasSgemm's product and
-# the fake NCCL its collectives, both abort on a buffer outside the fake device memory, the fake
-# runtime aborts on a copy whose pointers do not match its direction and runs each launched kernel of
-# exec/kernels_cuda.cu through its host version (aborting on a pointer outside the fake device memory),
-# so a run that passes staged every operand on the device and back and computed there. Checked: tiny-gpt with tp x pp x dp = 2x2x2 and ZeRO-1 on 8
-# ranks against the single-rank CPU reference (tests/cli_run.sh's tolerance) and the cpu backend's
-# losses; tiny-moe with tp=2 sp=1 ep=2 (NCCL's all-reduce, all-gather, reduce-scatter and grouped
-# send/recv); refusals (no GPU, a device allocation or NCCL communicator that fails, a bad --backend,
-# --reference-kernels) as one line from rank 0 and a failure on every rank, no hang. What the fakes
-# cannot check: real timings, a real GPU's or NCCL's behaviour, cuBLAS's own rounding. Where
-# strata was built without the cuda backend, its refusal is checked instead. Skips (77) without the
-# executor or mpirun.
+# the fake NCCL its collectives (the dp ones too: ZeRO-1's as grouped reduces and broadcasts), both
+# abort on a buffer outside the fake device memory; the fake runtime aborts on a copy whose pointers
+# do not match its direction and runs each launched kernel of exec/kernels_cuda.cu through its host
+# version (aborting on a pointer outside the fake device memory), so a run that passes staged every
+# operand on the device and back and computed there. Checked: tiny-gpt with tp x pp x dp = 2x2x2 and
+# ZeRO-1 on 8 ranks against the single-rank CPU reference (tests/cli_run.sh's tolerance) and the cpu
+# backend's losses; tiny-moe with tp=2 sp=1 ep=2 (NCCL's all-reduce, all-gather, reduce-scatter and
+# grouped send/recv); tiny-llama (RMSNorm, RoPE, SwiGLU, GQA kernels); that the kernels ran (launches
+# that only take time break the check); refusals (no GPU, a device allocation or NCCL communicator
+# that fails, a bad --backend, --reference-kernels) as one line from rank 0 and a failure on every
+# rank, no hang. What the fakes cannot check: real timings, real concurrency, a real GPU's or NCCL's
+# behaviour, cuBLAS's and CUDA's math library's own rounding. Where strata was built without the
+# cuda backend, its refusal is checked instead. Skips (77) without the executor or mpirun.
 SRCDIR=${SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
 . "$SRCDIR/tests/lib.sh"
 start_tests run-cuda
