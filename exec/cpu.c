@@ -125,6 +125,7 @@ typedef struct rank_state {
     double pending_tp_s;    /* the tp collectives' time in the instruction before */
     int *sendins;           /* this iteration's sends: the instruction of each */
     MPI_Comm world;         /* the run's communicator (owned; MPI_ERRORS_RETURN) */
+    st__xgcomm gc;          /* the backend's dp collectives (NULL entries: MPI's below) */
     st__xwatch w;           /* where this rank is, for a timeout's or a crash's line */
     st__xfault fault;       /* STRATA_EXEC_FAULT's */
     int32_t *tokens;
@@ -546,8 +547,10 @@ static int run_coll(rank_state *S, const st_ins *in, int *kind) {
         if (S->wte_reg < 0) return ST_EINVAL;
         const region *g = &S->reg[S->wte_reg];
         MPI_Request q = MPI_REQUEST_NULL;
-        st__xwait(&S->w, MPI_Iallreduce(MPI_IN_PLACE, gr + g->lo, (int)(g->hi - g->lo), MPI_FLOAT, MPI_SUM, c, &q),
-                  &q, 1, "embedding all-reduce", c, -1);
+        if (S->gc.allreduce) S->gc.allreduce(in->group, gr + g->lo, g->hi - g->lo);
+        else
+            st__xwait(&S->w, MPI_Iallreduce(MPI_IN_PLACE, gr + g->lo, (int)(g->hi - g->lo), MPI_FLOAT, MPI_SUM, c, &q),
+                      &q, 1, "embedding all-reduce", c, -1);
         return 0;
     }
     if (gd->kind != ST_GRP_DP) return ST_EINVAL;
@@ -557,6 +560,7 @@ static int run_coll(rank_state *S, const st_ins *in, int *kind) {
     for (int i = 0; !rc && i < S->nreg; i++) {
         const region *g = &S->reg[i];
         MPI_Comm gc = g->kind == REG_EXPERT && S->ep > 1 ? S->edpc : c;
+        int gi = g->kind == REG_EXPERT && S->ep > 1 ? -1 : in->group; /* the backend's name of gc */
         int np, pr;
         region_group(S, g, &np, &pr);
         shares(S, g, counts, displs);
@@ -565,8 +569,10 @@ static int run_coll(rank_state *S, const st_ins *in, int *kind) {
         char name[64];
         if (in->coll == ST_COLL_ALLREDUCE && !S->zero) {
             snprintf(name, sizeof name, "%sall-reduce", what);
-            st__xwait(&S->w, MPI_Iallreduce(MPI_IN_PLACE, gr + g->off, (int)g->n, MPI_FLOAT, MPI_SUM, gc, &q), &q, 1,
-                      name, gc, -1);
+            if (S->gc.allreduce) S->gc.allreduce(gi, gr + g->off, g->n);
+            else
+                st__xwait(&S->w, MPI_Iallreduce(MPI_IN_PLACE, gr + g->off, (int)g->n, MPI_FLOAT, MPI_SUM, gc, &q), &q,
+                          1, name, gc, -1);
         } else if (in->coll == ST_COLL_REDUCESCATTER && S->zero) {
             float *tmp = malloc((size_t)(counts[pr] ? counts[pr] : 1) * sizeof *tmp);
             if (!tmp) {
@@ -574,14 +580,20 @@ static int run_coll(rank_state *S, const st_ins *in, int *kind) {
                 break;
             }
             snprintf(name, sizeof name, "%sreduce-scatter", what);
-            st__xwait(&S->w, MPI_Ireduce_scatter(gr + g->off, tmp, counts, MPI_FLOAT, MPI_SUM, gc, &q), &q, 1, name,
-                      gc, -1);
+            if (S->gc.reduce_scatterv) S->gc.reduce_scatterv(gi, gr + g->off, tmp, counts, displs);
+            else
+                st__xwait(&S->w, MPI_Ireduce_scatter(gr + g->off, tmp, counts, MPI_FLOAT, MPI_SUM, gc, &q), &q, 1,
+                          name, gc, -1);
             memcpy(gr + g->lo, tmp, (size_t)counts[pr] * sizeof *tmp);
             free(tmp);
         } else if (in->coll == ST_COLL_ALLGATHER && S->zero) {
             snprintf(name, sizeof name, "%sall-gather", what);
-            int r = MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, pa + g->off, counts, displs, MPI_FLOAT, gc, &q);
-            st__xwait(&S->w, r, &q, 1, name, gc, -1);
+            if (S->gc.allgatherv) {
+                S->gc.allgatherv(gi, pa + g->off, counts, displs);
+            } else {
+                int r = MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, pa + g->off, counts, displs, MPI_FLOAT, gc, &q);
+                st__xwait(&S->w, r, &q, 1, name, gc, -1);
+            }
         } else {
             rc = ST_EINVAL;
         }
@@ -1008,6 +1020,9 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     if (o->backend == ST_EXEC_CUDA && (rc = st__xcuda_comm(&S.x.comm, gt >= 0 ? l->groups[gt].ranks : NULL, S.tp,
                                                            ge >= 0 ? l->groups[ge].ranks : NULL, S.ep, &S.tp_s,
                                                            &S.ep_s, err)))
+        goto out;
+    if (o->backend == ST_EXEC_CUDA && (rc = st__xcuda_gcomm(&S.gc, l->groups, l->ngroups, gd, S.ep > 1 ? S.er : -1,
+                                                            err)))
         goto out;
     for (int i = 0; i < ST_EXEC_TENSORS; i++) res->grad_diff[i] = res->grad_ref[i] = -1;
     S.w.world = S.world;

@@ -67,6 +67,37 @@ void st__xattn_bwd(float *dq, float *dk, float *dv, const float *dout, const flo
 void st__xadam(float *p, const float *g, float *m, float *v, int64_t n, int t, float lr, float b1, float b2,
                float eps);
 
+/* y[n] += x[n] (the residual additions) */
+void st__xadd(float *y, const float *x, int64_t n);
+/* out[N x C] += b row by row; db[C] += the column sums of dout [N x C] */
+void st__xbias_add(float *out, const float *b, int64_t N, int64_t C);
+void st__xbias_grad(float *db, const float *dout, int64_t N, int64_t C);
+
+/* The vocab-parallel embedding (rows v0 .. v0 + V_l of the vocabulary) of N tokens, row n the
+ * token tokens[(n / T) * (T + 1) + n % T] (B sequences of T + 1, the last of each a target only):
+ * out[N x h] = the token's row of wte where this rank holds it, else 0 (the partial lookup, summed
+ * over tp after); the backward adds dout's row n into dwte's row of token n (rows in order). */
+void st__xembed_fwd(float *out, const int32_t *tokens, const float *wte, int64_t N, int64_t T, int64_t h, int64_t v0,
+                    int64_t V_l);
+void st__xembed_bwd(float *dwte, const int32_t *tokens, const float *dout, int64_t N, int64_t T, int64_t h,
+                    int64_t v0, int64_t V_l);
+/* Learned positions of the S rows from row r0 of the flattened micro-batch: x[S x h] += wpe[(r0 + n) % T];
+ * the backward dwpe[(r0 + n) % T] += dout[n] (rows in order) */
+void st__xpos_fwd(float *x, const float *wpe, int64_t S, int64_t T, int64_t h, int64_t r0);
+void st__xpos_bwd(float *dwpe, const float *dout, int64_t S, int64_t T, int64_t h, int64_t r0);
+
+/* The vocab-parallel cross-entropy's pieces (Megatron-LM's vocab_parallel_cross_entropy) on logits
+ * [N x V_l] (vocabulary rows v0 .. v0 + V_l), targets the tokens after row n's (st__xembed_fwd's
+ * layout): mx[N] the row maxima; then st[n] the sums of exp(logit - mx[n]) and st[N + n] the target's
+ * logit - mx[n] (0 where another rank holds it), the logits made exp(logit - mx[n]); then (after the
+ * sums' all-reduce) the logits divided by st[n]: the softmax. The backward makes the probabilities
+ * (p - onehot(target)) * scale. */
+void st__xxent_max(float *mx, const float *logits, int64_t N, int64_t V_l);
+void st__xxent_exp(float *logits, float *st, const float *mx, const int32_t *tokens, int64_t N, int64_t T,
+                   int64_t V_l, int64_t v0);
+void st__xxent_norm(float *logits, const float *st, int64_t N, int64_t V_l);
+void st__xxent_bwd(float *p, const int32_t *tokens, float scale, int64_t N, int64_t T, int64_t V_l, int64_t v0);
+
 /* ---------------------------------------------------------------- backends
  *
  * The kernels a backend runs for exec/model.c's forward, backward and recompute and for the
@@ -95,6 +126,20 @@ typedef struct st__xbackend {
                      const float *k, const float *v, int64_t B, int64_t T, int64_t hq, int64_t hkv, int64_t d);
     void (*adam)(float *p, const float *g, float *m, float *v, int64_t n, int t, float lr, float b1, float b2,
                  float eps);
+    void (*add)(float *y, const float *x, int64_t n);
+    void (*bias_add)(float *out, const float *b, int64_t N, int64_t C);
+    void (*bias_grad)(float *db, const float *dout, int64_t N, int64_t C);
+    void (*embed_fwd)(float *out, const int32_t *tokens, const float *wte, int64_t N, int64_t T, int64_t h, int64_t v0,
+                      int64_t V_l);
+    void (*embed_bwd)(float *dwte, const int32_t *tokens, const float *dout, int64_t N, int64_t T, int64_t h,
+                      int64_t v0, int64_t V_l);
+    void (*pos_fwd)(float *x, const float *wpe, int64_t S, int64_t T, int64_t h, int64_t r0);
+    void (*pos_bwd)(float *dwpe, const float *dout, int64_t S, int64_t T, int64_t h, int64_t r0);
+    void (*xent_max)(float *mx, const float *logits, int64_t N, int64_t V_l);
+    void (*xent_exp)(float *logits, float *st, const float *mx, const int32_t *tokens, int64_t N, int64_t T,
+                     int64_t V_l, int64_t v0);
+    void (*xent_norm)(float *logits, const float *st, int64_t N, int64_t V_l);
+    void (*xent_bwd)(float *p, const int32_t *tokens, float scale, int64_t N, int64_t T, int64_t V_l, int64_t v0);
     /* the kernels return nothing: 0, or the first failure since the backend started (ST_EIO; err
      * says which call and why). NULL: the kernels cannot fail (the CPU's). */
     int (*error)(st_error *err);
@@ -249,6 +294,22 @@ int st__xcuda_open(const st__xbackend **be, st_error *err);
  * in the lowering's group order. 0, or ST_EIO (err says which call failed). */
 int st__xcuda_comm(st__xcomm *c, const int *tp, int tp_n, const int *ep, int ep_n, double *tp_s, double *ep_s,
                    st_error *err);
+/* The data-parallel collectives the runtime (exec/cpu.c) runs between instructions, on host buffers:
+ * over the lowering's group gi, or (gi -1) this rank's expert-data-parallel group. Sums in place;
+ * the ZeRO shards' reduce-scatter (out: this rank's counts[its place] floats of the sum of in) and
+ * all-gather (in place) with each member's count and place (displs) in the flat buffer. Their
+ * failures are the backend's error() after the instruction. NULL table entries: MPI's. */
+typedef struct st__xgcomm {
+    void (*allreduce)(int gi, float *buf, int64_t n);
+    void (*reduce_scatterv)(int gi, const float *in, float *out, const int *counts, const int *displs);
+    void (*allgatherv)(int gi, float *buf, const int *counts, const int *displs);
+} st__xgcomm;
+struct st_group_def;
+/* The cuda backend's: NCCL communicators for every data-parallel and pipeline (embedding) group of
+ * the lowering that this world rank is in, in group order, and with er >= 0 (ep > 1) one for the
+ * ranks of its dp group gd whose place in their ep group is er too; made as st__xcuda_comm makes its.
+ * Collective over each group's members. 0, ST_ENOMEM, or ST_EIO (err says which call failed). */
+int st__xcuda_gcomm(st__xgcomm *c, const struct st_group_def *groups, int ngroups, int gd, int er, st_error *err);
 void st__xcuda_close(void);
 
 /* ---------------------------------------------------------------- faults (exec/fault.c, fault.h) */

@@ -258,7 +258,88 @@ void st__xadam(float *p, const float *g, float *m, float *v, int64_t n, int t, f
     }
 }
 
-const st__xbackend st__xbackend_cpu = {"cpu",          st__xmm_fwd,     st__xmm_bwd,     st__xnorm_fwd,
-                                       st__xnorm_bwd,  st__xact_fwd,    st__xact_bwd,    st__xswiglu_fwd,
-                                       st__xswiglu_bwd, st__xrope,      st__xattn_fwd,   st__xattn_bwd,
-                                       st__xadam,      NULL};
+void st__xadd(float *y, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+void st__xbias_add(float *out, const float *b, int64_t N, int64_t C) {
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t c = 0; c < C; c++) out[n * C + c] += b[c];
+}
+
+void st__xbias_grad(float *db, const float *dout, int64_t N, int64_t C) {
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t c = 0; c < C; c++) db[c] += dout[n * C + c];
+}
+
+/* this rank's row of token row n's token, or -1 where another rank holds it */
+static int64_t vocab_row(const int32_t *tokens, int64_t n, int64_t T, int64_t v0, int64_t V_l, int64_t shift) {
+    int64_t r = tokens[(n / T) * (T + 1) + n % T + shift] - v0;
+    return r >= 0 && r < V_l ? r : -1;
+}
+
+void st__xembed_fwd(float *out, const int32_t *tokens, const float *wte, int64_t N, int64_t T, int64_t h, int64_t v0,
+                    int64_t V_l) {
+    for (int64_t n = 0; n < N; n++) {
+        int64_t r = vocab_row(tokens, n, T, v0, V_l, 0);
+        if (r >= 0) memcpy(out + n * h, wte + r * h, (size_t)h * sizeof *out);
+        else memset(out + n * h, 0, (size_t)h * sizeof *out);
+    }
+}
+
+void st__xembed_bwd(float *dwte, const int32_t *tokens, const float *dout, int64_t N, int64_t T, int64_t h,
+                    int64_t v0, int64_t V_l) {
+    for (int64_t n = 0; n < N; n++) {
+        int64_t r = vocab_row(tokens, n, T, v0, V_l, 0);
+        if (r >= 0)
+            for (int64_t c = 0; c < h; c++) dwte[r * h + c] += dout[n * h + c];
+    }
+}
+
+void st__xpos_fwd(float *x, const float *wpe, int64_t S, int64_t T, int64_t h, int64_t r0) {
+    for (int64_t n = 0; n < S; n++)
+        for (int64_t c = 0; c < h; c++) x[n * h + c] += wpe[((r0 + n) % T) * h + c];
+}
+
+void st__xpos_bwd(float *dwpe, const float *dout, int64_t S, int64_t T, int64_t h, int64_t r0) {
+    for (int64_t n = 0; n < S; n++)
+        for (int64_t c = 0; c < h; c++) dwpe[((r0 + n) % T) * h + c] += dout[n * h + c];
+}
+
+void st__xxent_max(float *mx, const float *logits, int64_t N, int64_t V_l) {
+    for (int64_t n = 0; n < N; n++) {
+        float m = -INFINITY;
+        for (int64_t j = 0; j < V_l; j++) m = logits[n * V_l + j] > m ? logits[n * V_l + j] : m;
+        mx[n] = m;
+    }
+}
+
+void st__xxent_exp(float *logits, float *st, const float *mx, const int32_t *tokens, int64_t N, int64_t T,
+                   int64_t V_l, int64_t v0) {
+    for (int64_t n = 0; n < N; n++) {
+        int64_t tgt = vocab_row(tokens, n, T, v0, V_l, 1);
+        st[N + n] = tgt >= 0 ? logits[n * V_l + tgt] - mx[n] : 0.0f;
+        float s = 0;
+        for (int64_t j = 0; j < V_l; j++) s += logits[n * V_l + j] = expf(logits[n * V_l + j] - mx[n]);
+        st[n] = s;
+    }
+}
+
+void st__xxent_norm(float *logits, const float *st, int64_t N, int64_t V_l) {
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t j = 0; j < V_l; j++) logits[n * V_l + j] /= st[n];
+}
+
+void st__xxent_bwd(float *p, const int32_t *tokens, float scale, int64_t N, int64_t T, int64_t V_l, int64_t v0) {
+    for (int64_t n = 0; n < N; n++) {
+        int64_t tgt = vocab_row(tokens, n, T, v0, V_l, 1);
+        if (tgt >= 0) p[n * V_l + tgt] -= 1.0f;
+        for (int64_t j = 0; j < V_l; j++) p[n * V_l + j] *= scale;
+    }
+}
+
+const st__xbackend st__xbackend_cpu = {
+    "cpu",         st__xmm_fwd,     st__xmm_bwd,     st__xnorm_fwd,  st__xnorm_bwd,  st__xact_fwd,  st__xact_bwd,
+    st__xswiglu_fwd, st__xswiglu_bwd, st__xrope,     st__xattn_fwd,  st__xattn_bwd,  st__xadam,     st__xadd,
+    st__xbias_add, st__xbias_grad,  st__xembed_fwd,  st__xembed_bwd, st__xpos_fwd,   st__xpos_bwd,  st__xxent_max,
+    st__xxent_exp, st__xxent_norm,  st__xxent_bwd,   NULL};

@@ -425,16 +425,12 @@ static void sum_rows(st__xmodel *x, float *out, float *part) {
 }
 
 /* sp: the column sums of dout [Ns x h] into db (each rank's rows' part; st__xmodel_sp_grads sums them) */
-static void bias_grad(float *db, const float *dout, int64_t S, int64_t h) {
-    if (!db) return;
-    for (int64_t n = 0; n < S; n++)
-        for (int64_t c = 0; c < h; c++) db[c] += dout[n * h + c];
+static void bias_grad(const st__xmodel *x, float *db, const float *dout, int64_t S, int64_t h) {
+    if (db) x->be->bias_grad(db, dout, S, h);
 }
 
-static void add_bias(float *out, const float *b, int64_t N, int64_t C) {
-    if (!b) return;
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t c = 0; c < C; c++) out[n * C + c] += b[c];
+static void add_bias(const st__xmodel *x, float *out, const float *b, int64_t N, int64_t C) {
+    if (b) x->be->bias_add(out, b, N, C);
 }
 
 /* ---------------------------------------------------------------- experts */
@@ -687,8 +683,8 @@ static int block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *
     /* row-parallel projection: partial sums, all-reduced (g) or reduce-scattered, then the bias once */
     x->be->mm_fwd(part ? part : t->x2, t->ao, w->wo, NULL, N, ql, h, 0);
     sum_rows(x, t->x2, part ? part : t->x2);
-    add_bias(t->x2, w->bo, S, h);
-    for (int64_t i = 0; i < S * h; i++) t->x2[i] += t->x[i];
+    add_bias(x, t->x2, w->bo, S, h);
+    x->be->add(t->x2, t->x, S * h);
     x->be->norm_fwd(own_rows(x, t->n2), t->mean2, t->rstd2, t->x2, w->ln2_w, w->ln2_b, S, h);
     gather_rows(x, t->n2);
     if (w->router) {
@@ -705,8 +701,8 @@ static int block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *
         x->be->mm_fwd(part ? part : out, t->g, w->w2, NULL, N, x->f_l, h, 0);
     }
     sum_rows(x, out, part ? part : out);
-    add_bias(out, w->b2, S, h);
-    for (int64_t i = 0; i < S * h; i++) out[i] += t->x2[i];
+    add_bias(x, out, w->b2, S, h);
+    x->be->add(out, t->x2, S * h);
     return 0;
 }
 
@@ -714,26 +710,14 @@ static int block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *
  * softmax probabilities (the backward's) */
 static double cross_entropy(st__xmodel *x, float *logits, const int32_t *tokens) {
     int64_t N = x->B * x->T, T = x->T, V_l = x->V_l;
-    float *mx = x->work, *st = mx + N; /* st: N sums of exponentials, then N target logits */
-    for (int64_t n = 0; n < N; n++) {
-        float m = -INFINITY;
-        for (int64_t j = 0; j < V_l; j++) m = logits[n * V_l + j] > m ? logits[n * V_l + j] : m;
-        mx[n] = m;
-    }
+    float *mx = x->work, *st = mx + N; /* st: N sums of exponentials, then N target logits - max */
+    x->be->xent_max(mx, logits, N, V_l);
     allreduce(x, mx, N, 1);
-    for (int64_t n = 0; n < N; n++) {
-        int64_t tgt = tokens[(n / T) * (T + 1) + n % T + 1] - x->v0;
-        st[N + n] = tgt >= 0 && tgt < V_l ? logits[n * V_l + tgt] - mx[n] : 0.0f; /* target logit - max */
-        float s = 0;
-        for (int64_t j = 0; j < V_l; j++) s += logits[n * V_l + j] = expf(logits[n * V_l + j] - mx[n]);
-        st[n] = s;
-    }
+    x->be->xent_exp(logits, st, mx, tokens, N, T, V_l, x->v0);
     allreduce(x, st, 2 * N, 0);
+    x->be->xent_norm(logits, st, N, V_l);
     double loss = 0;
-    for (int64_t n = 0; n < N; n++) {
-        for (int64_t j = 0; j < V_l; j++) logits[n * V_l + j] /= st[n];
-        loss += logf(st[n]) - st[N + n];
-    }
+    for (int64_t n = 0; n < N; n++) loss += logf(st[n]) - st[N + n];
     return loss / (double)N;
 }
 
@@ -763,15 +747,9 @@ st__xacts *st__xmodel_forward(st__xmodel *x, int chunk, const int32_t *tokens, c
     if (a->head) {
         /* the vocab-parallel lookup's partial rows, summed over tp (to this rank's rows with sp) */
         float *part = x->sp ? x->work : x0;
-        memset(part, 0, (size_t)(N * h) * sizeof *part);
-        for (int64_t n = 0; n < N; n++) {
-            int64_t r = a->tokens[(n / T) * (T + 1) + n % T] - x->v0;
-            if (r >= 0 && r < x->V_l) memcpy(part + n * h, x->wte + r * h, (size_t)h * sizeof *x0);
-        }
+        x->be->embed_fwd(part, a->tokens, x->wte, N, T, h, x->v0, x->V_l);
         sum_rows(x, x0, part);
-        if (x->wpe)
-            for (int64_t n = 0; n < S; n++)
-                for (int64_t c = 0; c < h; c++) x0[n * h + c] += x->wpe[((r0 + n) % T) * h + c];
+        if (x->wpe) x->be->pos_fwd(x0, x->wpe, S, T, h, r0);
     } else {
         memcpy(x0, in, (size_t)(S * h) * sizeof *x0);
     }
@@ -883,7 +861,7 @@ static int block_bwd(st__xmodel *x, st__xacts *a, const st__xlayer *w, st__xlaye
     } else {
         memset(dg, 0, (size_t)F * sizeof *dg);
         lin_bwd(x, a, dg, gw->w2, x->sp ? NULL : gw->b2, gathered(x, dout, full), 0, t->g, w->w2, N, x->f_l, h);
-        if (x->sp) bias_grad(gw->b2, dout, S, h);
+        if (x->sp) bias_grad(x, gw->b2, dout, S, h);
         if (x->swiglu) x->be->swiglu_bwd(dh1, dh3, t->h1, t->h3, dg, F);
         else x->be->act_bwd(dh1, t->h1, dg, F, x->act);
         memset(dn, 0, (size_t)(N * h) * sizeof *dn);
@@ -895,7 +873,7 @@ static int block_bwd(st__xmodel *x, st__xacts *a, const st__xlayer *w, st__xlaye
     /* attention */
     memset(dao, 0, (size_t)(N * ql) * sizeof *dao);
     lin_bwd(x, a, dao, gw->wo, x->sp ? NULL : gw->bo, gathered(x, dx2, full), 0, t->ao, w->wo, N, ql, h);
-    if (x->sp) bias_grad(gw->bo, dx2, S, h);
+    if (x->sp) bias_grad(x, gw->bo, dx2, S, h);
     memset(dq, 0, (size_t)(N * (ql + 2 * kl)) * sizeof *dq);
     x->be->attn_bwd(dq, dk, dv, dao, t->probs, t->q, t->k, t->v, x->B, x->T, x->a_l, x->kv_l, x->d);
     if (x->rope) {
@@ -921,13 +899,7 @@ static int backward(st__xmodel *x, st__xacts *a, const float *dout, double loss_
     float *dn = d1 + N * h, *full = x->work + work_floats(x) - 2 * N * h, *dns = full + N * h; /* block_bwd's */
     if (a->tail) {
         /* d loss / d logits = (p - onehot) / N per micro-batch, times loss_scale */
-        float s = (float)(loss_scale / (double)N);
-        for (int64_t n = 0; n < N; n++) {
-            int64_t tgt = a->tokens[(n / T) * (T + 1) + n % T + 1] - x->v0;
-            float *p = a->logits + n * x->V_l;
-            if (tgt >= 0 && tgt < x->V_l) p[tgt] -= 1.0f;
-            for (int64_t j = 0; j < x->V_l; j++) p[j] *= s;
-        }
+        x->be->xent_bwd(a->logits, a->tokens, (float)(loss_scale / (double)N), N, T, x->V_l, x->v0);
         memset(dn, 0, (size_t)(N * h) * sizeof *dn);
         lin_bwd(x, sa, dn, x->glm, NULL, a->logits, 1, a->nf, x->lm, N, h, x->V_l);
         memset(d0, 0, (size_t)(S * h) * sizeof *d0);
@@ -944,14 +916,8 @@ static int backward(st__xmodel *x, st__xacts *a, const float *dout, double loss_
     }
     if (a->head) {
         const float *dall = gathered(x, d0, full); /* the vocab-parallel lookup's backward reads every row */
-        for (int64_t n = 0; n < N; n++) {
-            int64_t r = a->tokens[(n / T) * (T + 1) + n % T] - x->v0;
-            if (r >= 0 && r < x->V_l)
-                for (int64_t c = 0; c < h; c++) x->gwte[r * h + c] += dall[n * h + c];
-        }
-        if (x->gwpe)
-            for (int64_t n = 0; n < S; n++)
-                for (int64_t c = 0; c < h; c++) x->gwpe[((r0 + n) % T) * h + c] += d0[n * h + c];
+        x->be->embed_bwd(x->gwte, a->tokens, dall, N, T, h, x->v0, x->V_l);
+        if (x->gwpe) x->be->pos_bwd(x->gwpe, d0, S, T, h, r0);
     } else {
         *din = d0;
     }

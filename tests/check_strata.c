@@ -32,6 +32,9 @@ int main(void) {
 #ifdef HAVE_EXEC_CPU
     srunner_add_suite(sr, suite_exec_cpu()); /* built with the executor only (tests/test_exec_cpu.c) */
 #endif
+#ifdef HAVE_EXEC_CUDA
+    srunner_add_suite(sr, suite_exec_cuda()); /* with the cuda backend only (tests/test_exec_cuda.c) */
+#endif
     srunner_add_suite(sr, suite_cli());
     srunner_add_suite(sr, suite_validation());
     srunner_add_suite(sr, suite_util());

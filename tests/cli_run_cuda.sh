@@ -2,17 +2,20 @@
 # cli_run_cuda.sh: `strata run --backend cuda` (exec/cuda.c) without a GPU, under the fake CUDA
 # libraries of profiler/mock (built here against the CUDA strata was configured with) and the fake
 # NCCL of exec/mock (over MPI, built with mpicc): the fake cuBLAS computes cublasSgemm's product and
-# the fake NCCL its collectives, both abort on a buffer outside the fake device memory, and the fake
-# runtime aborts on a copy whose pointers do not match its direction, so a run that passes staged
-# every operand on the device and back. Checked: tiny-gpt with tp x pp x dp = 2x2x2 and ZeRO-1 on 8
-# ranks against the single-rank CPU reference (tests/cli_run.sh's tolerance) and the cpu backend's
-# losses; tiny-moe with tp=2 sp=1 ep=2 (NCCL's all-reduce, all-gather, reduce-scatter and grouped
-# send/recv); tiny-llama under zbv (the backward in halves: input-only and weight-only GEMMs);
-# refusals (no GPU, a device allocation or NCCL communicator that fails, a bad --backend,
-# --reference-kernels) as one line from rank 0 and a failure on every rank, no hang. What the fakes
-# cannot check: real timings, a real GPU's or NCCL's behaviour, cuBLAS's own rounding. Where
-# strata was built without the cuda backend, its refusal is checked instead. Skips (77) without the
-# executor or mpirun.
+# the fake NCCL its collectives (the dp ones too: ZeRO-1's as grouped reduces and broadcasts), both
+# abort on a buffer outside the fake device memory; the fake runtime aborts on a copy whose pointers
+# do not match its direction and runs each launched kernel of exec/kernels_cuda.cu through its host
+# version (aborting on a pointer outside the fake device memory), so a run that passes staged every
+# operand on the device and back and computed there. Checked: tiny-gpt with tp x pp x dp = 2x2x2 and
+# ZeRO-1 on 8 ranks against the single-rank CPU reference (tests/cli_run.sh's tolerance) and the cpu
+# backend's losses; tiny-moe with tp=2 sp=1 ep=2 (NCCL's all-reduce, all-gather, reduce-scatter and
+# grouped send/recv); tiny-llama (RMSNorm, RoPE, SwiGLU, GQA kernels) and under zbv (the backward in
+# halves: input-only and weight-only GEMMs); that the kernels ran (launches that only take time
+# break the check); refusals (no GPU, a device allocation or NCCL communicator
+# that fails, a bad --backend, --reference-kernels) as one line from rank 0 and a failure on every
+# rank, no hang. What the fakes cannot check: real timings, real concurrency, a real GPU's or NCCL's
+# behaviour, cuBLAS's and CUDA's math library's own rounding. Where strata was built without the
+# cuda backend, its refusal is checked instead. Skips (77) without the executor or mpirun.
 SRCDIR=${SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
 . "$SRCDIR/tests/lib.sh"
 start_tests run-cuda
@@ -75,7 +78,18 @@ check_within "cuda, MoE with tp=2 sp=1 ep=2 (NCCL all-gather, reduce-scatter, al
 mpi_strata 300 2 run --model tiny-llama --plan tp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32,schedule=zbv --steps 2 --check \
 	--json --backend cuda
 check_within "cuda, zbv (the backward's halves: cuBLAS's input-only and weight-only GEMMs) matches the reference"
-mpi_strata 120 2 run --model tiny-llama --plan $P --steps 1 --backend cuda
+# tiny-llama: RMSNorm, rotary embedding, SwiGLU, grouped queries through the own kernels
+mpi_strata 300 2 run --model tiny-llama --plan $P --steps 2 --check --json --backend cuda
+check_within "cuda, tiny-llama tp=2 (RMSNorm, RoPE, SwiGLU kernels) matches the reference"
+# the kernels really ran: with launches that only take time the gradients are far off the reference's
+# (the largest of them about 0.2: tests/cli_run.sh's tolerance is 1e-3 of that)
+export MOCK_NO_HOST_KERNELS=1
+mpi_strata 300 2 run --model tiny-gpt --plan $P --steps 1 --check --json --backend cuda
+unset MOCK_NO_HOST_KERNELS
+d=$(sed -n 's/.*"max_diff_overall": *\([^,}]*\).*/\1/p' "$T/out")
+if [ -n "$d" ] && awk -v d="$d" 'BEGIN { exit !(d ~ /nan/ || d + 0 > 1e-2) }'; then ok "kernels that do not run: the check sees it"
+else nok "kernels that do not run: the check sees it" "$(head -c 300 "$T/out")"; fi
+mpi_strata 120 2 run --model tiny-gpt --plan $P --steps 1 --backend cuda
 if [ "$rc" -eq 0 ] && grep -q '^ran .*cuda backend (fp32, cuBLAS GEMMs)' "$T/out"; then
 	ok "text: the cuda backend named"
 else nok "text: the cuda backend named"; fi

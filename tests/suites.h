@@ -25,6 +25,7 @@ Suite *suite_stagedp(void);
 Suite *suite_autoshard(void);
 Suite *suite_exec(void);
 Suite *suite_exec_cpu(void); /* with HAVE_EXEC_CPU */
+Suite *suite_exec_cuda(void); /* with HAVE_EXEC_CUDA */
 Suite *suite_cli(void);
 Suite *suite_validation(void);
 Suite *suite_util(void);

@@ -3,7 +3,8 @@
  * Communicators from ncclCommInitRank are MPI communicators of their members: the id holds the first
  * rank's world rank and a sequence number; each member sends its world rank and place to it, which
  * sends back the list, and all make the communicator with MPI_Comm_create_group. The collectives
- * compute for real over MPI (all-reduce, all-gather, reduce-scatter, grouped send/recv), so the
+ * compute for real over MPI (all-reduce, all-gather, reduce-scatter, reduce, broadcast, grouped
+ * send/recv; a collective inside a group runs at once: every member calls them in the same order), so the
  * executor's numbers can be checked; each buffer must lie in fake device memory (cudart.c's
  * mock_on_device), else it aborts. MOCK_NCCL_FAIL set: ncclCommInitRank fails (the executor's error
  * path). What it cannot check: NCCL's real behaviour (its streams, its
@@ -77,6 +78,10 @@ ncclResult_t ncclCommCount(const ncclComm_t c, int *n) {
     *n = c->n;
     return ncclSuccess;
 }
+ncclResult_t ncclCommUserRank(const ncclComm_t c, int *r) {
+    *r = c->rank;
+    return ncclSuccess;
+}
 const char *ncclGetErrorString(ncclResult_t r) { return "mock NCCL error"; }
 
 ncclResult_t ncclAllReduce(const void *s, void *r, size_t count, ncclDataType_t t, ncclRedOp_t op, ncclComm_t c,
@@ -95,6 +100,24 @@ ncclResult_t ncclReduceScatter(const void *s, void *r, size_t count, ncclDataTyp
                                cudaStream_t st) {
     on_device(s, count * c->n * esize(t)), on_device(r, count * esize(t));
     MPI_Reduce_scatter_block(s, r, (int)count, mpi_type(t), op == ncclMax ? MPI_MAX : MPI_SUM, c->c);
+    return ncclSuccess;
+}
+
+/* the root's recvbuff only (as NCCL) */
+ncclResult_t ncclReduce(const void *s, void *r, size_t count, ncclDataType_t t, ncclRedOp_t op, int root, ncclComm_t c,
+                        cudaStream_t st) {
+    on_device(s, count * esize(t));
+    if (c->rank == root) on_device(r, count * esize(t));
+    MPI_Reduce(c->rank == root && s == r ? MPI_IN_PLACE : s, r, (int)count, mpi_type(t),
+               op == ncclMax ? MPI_MAX : MPI_SUM, root, c->c);
+    return ncclSuccess;
+}
+ncclResult_t ncclBroadcast(const void *s, void *r, size_t count, ncclDataType_t t, int root, ncclComm_t c,
+                           cudaStream_t st) {
+    if (c->rank == root) on_device(s, count * esize(t));
+    on_device(r, count * esize(t));
+    if (c->rank == root && s != r) memmove(r, s, count * esize(t));
+    MPI_Bcast(r, (int)count, mpi_type(t), root, c->c);
     return ncclSuccess;
 }
 

@@ -4,7 +4,10 @@
  * device, and every launch or copy is reported to the fake CUPTI (cupti.c) when that is loaded.
  * The live cudaMalloc blocks are recorded (mock_on_device), so that a copy whose direction does not
  * match its pointers, or a fake cuBLAS call on host memory, aborts: a program that passes the fakes
- * passes device pointers where a GPU needs them.
+ * passes device pointers where a GPU needs them. A launched kernel that has a host version (exec/cuda.c
+ * hands over exec/kernels_cuda.cu's table, mock_cuda_host_kernels) runs it, after checking that its
+ * pointers lie in live blocks (else abort): strata run's kernels compute under the fakes; the others
+ * (the profiler's) only take time.
  * Environment: MOCK_NDEV (GPUs, default 2), MOCK_NAME (cudaDeviceProp.name), MOCK_MEM_GB. */
 #include <cuda_runtime_api.h>
 #include <dlfcn.h>
@@ -118,8 +121,37 @@ cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
     *ms = (float)(*(double *)b - *(double *)a);
     return cudaSuccess;
 }
-/* profiler/kernels.cu: 10 us + 1 ns per block */
+/* the kernels nvcc registered (host stub -> name) and the host versions by name */
+static struct {
+    const void *stub;
+    const char *name;
+} kernels[256];
+static int nkernels;
+typedef struct { /* exec/kernels_cuda.h's st__xkc_host */
+    const char *name;
+    const void *kernel;
+    int (*run)(void **args, unsigned grid, unsigned block, int (*on_device)(const void *p, size_t bytes));
+} host_kernel;
+static const host_kernel *hosts;
+static int nhosts;
+
+/* MOCK_NO_HOST_KERNELS: launches only take time (tests/cli_run_cuda.sh: then the numbers are wrong) */
+void mock_cuda_host_kernels(const host_kernel *t, int n) {
+    if (!getenv("MOCK_NO_HOST_KERNELS")) hosts = t, nhosts = n;
+}
+
+static const host_kernel *host_of(const void *f) {
+    for (int i = 0; i < nkernels; i++)
+        if (kernels[i].stub == f)
+            for (int j = 0; j < nhosts; j++)
+                if (!strcmp(hosts[j].name, kernels[i].name)) return &hosts[j];
+    return NULL;
+}
+
+/* profiler/kernels.cu: 10 us + 1 ns per block; a kernel with a host version runs it first */
 cudaError_t cudaLaunchKernel(const void *f, dim3 g, dim3 b, void **a, size_t sh, cudaStream_t s) {
+    const host_kernel *h = host_of(f);
+    if (h && (g.y != 1 || g.z != 1 || b.y != 1 || b.z != 1 || h->run(a, g.x, b.x, mock_on_device))) abort();
     double t0 = clk_ms;
     clk_ms += 0.01 + 1e-6 * g.x;
     activity(10, 0, t0 + 0.004, clk_ms);
@@ -130,11 +162,13 @@ void **__cudaRegisterFatBinary(void *f) { static void *h; return &h; }
 void __cudaRegisterFatBinaryEnd(void **h) {}
 void __cudaUnregisterFatBinary(void **h) {}
 void __cudaRegisterFunction(void **h, const char *a, char *b, const char *c, int d, void *e, void *f, void *g, void *i,
-                            int *j) {}
-static dim3 grid;
-unsigned __cudaPushCallConfiguration(dim3 g, dim3 b, size_t sh, void *st) { grid = g; return 0; }
+                            int *j) {
+    if (nkernels < (int)(sizeof kernels / sizeof kernels[0])) kernels[nkernels].stub = a, kernels[nkernels++].name = c;
+}
+static dim3 grid, blk;
+unsigned __cudaPushCallConfiguration(dim3 g, dim3 b, size_t sh, void *st) { grid = g, blk = b; return 0; }
 cudaError_t __cudaPopCallConfiguration(dim3 *g, dim3 *b, size_t *sh, void *st) {
-    *g = grid, b->x = 256, b->y = b->z = 1, *sh = 0;
+    *g = grid, *b = blk, *sh = 0;
     return cudaSuccess;
 }
 cudaError_t __cudaLaunchKernel(const void *f, dim3 g, dim3 b, void **a, size_t sh, cudaStream_t s) {
