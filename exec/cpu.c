@@ -637,8 +637,10 @@ static int ref_grads(reference *R, const rank_state *S, int64_t step, uint64_t s
     return 0;
 }
 
-/* the largest differences of this rank's reduced gradients (owned parts) from the reference's */
-static void ref_compare(const reference *R, const rank_state *S, double *diff, double *refmax) {
+/* the largest differences of this rank's reduced gradients (owned parts) from the reference's; the
+ * number of non-finite gradients met (a NaN would pass every `d > max` unseen) */
+static int64_t ref_compare(const reference *R, const rank_state *S, double *diff, double *refmax) {
+    int64_t nonfinite = 0;
     const st__xmodel *x = &S->x;
     for (int i = 0; i < x->ntensors; i++) {
         const st__xtensor *t = &x->tensors[i];
@@ -656,10 +658,12 @@ static void ref_compare(const reference *R, const rank_state *S, double *diff, d
                 if (!owned) continue;
                 double ref = R->x.grads[u->off + (t->row0 + r) * u->ncols + t->col0 + c];
                 double d = fabs((double)x->grads[e] - ref);
-                if (d > diff[k]) diff[k] = d;
+                if (!isfinite(d)) nonfinite++;
+                else if (d > diff[k]) diff[k] = d;
                 if (fabs(ref) > refmax[k]) refmax[k] = fabs(ref);
             }
     }
+    return nonfinite;
 }
 
 static void ref_step(reference *R, int64_t step) {
@@ -720,18 +724,21 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
         MPI_Request q = MPI_REQUEST_NULL;
         st__xwait(&S->w, MPI_Ibarrier(S->world, &q), &q, 1, "barrier", S->world, -1);
         double t0 = now_s(), tp_before = 0, ep_before = 0, gemm0 = st__xkernels_gemm_s;
+        int64_t nonfinite = 0; /* gradients --check met that are not finite (said at the step's end) */
         for (int i = 0; i < pg->n && !rc; i++) {
             st_ins in;
             st_program_ins(pg, i, &in);
             watch_ins(S, i, &in);
             st__xfault_at(&S->fault, &S->w);
+            if (S->fault.kind == ST__XFAULT_NAN && step == 0 && S->rank == S->fault.rank && i == S->fault.ins)
+                S->x.grads[0] = NAN;
             double s = now_s();
             int kind = ST_EXEC_FWD;
             tp_before = S->tp_s, ep_before = S->ep_s;
             if (in.kind == ST_INS_COMPUTE && in.phase == ST_PHASE_OPTIMIZER) {
                 /* sp's replicated gradients summed over tp before anything reads them (tp collectives) */
                 for (int g = 0; g < S->nreg; g++) st__xmodel_sp_grads(&S->x, S->reg[g].lo, S->reg[g].hi);
-                if (R) ref_compare(R, S, res->grad_diff, res->grad_ref);
+                if (R) nonfinite += ref_compare(R, S, res->grad_diff, res->grad_ref);
             }
             switch (in.kind) {
             case ST_INS_COMPUTE: rc = run_compute(S, &in, step, o, &kind); break;
@@ -774,6 +781,15 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
         for (int i = 0; i < S->nsends; i++) free(S->sendbufs[i]);
         S->nsends = 0;
         double t = now_s() - t0, tmax = 0, loss = 0;
+        double mine = S->x.last && S->tr == 0 ? S->loss_sum / (double)(S->M * S->dp) : 0;
+        /* a loss that is not finite is a diverged run, not a number to print */
+        if (!rc && !isfinite(mine))
+            rc = st_error_set(err, ST_EINVAL, NULL, "plan", "rank %d step %d: the loss is not finite (the run diverged)",
+                              S->rank, (int)step + 1);
+        if (!rc && nonfinite)
+            rc = st_error_set(err, ST_EINVAL, NULL, "plan",
+                              "rank %d step %d: %lld gradient value(s) not finite (the run or the reference "
+                              "diverged): --check cannot compare them", S->rank, (int)step + 1, (long long)nonfinite);
         /* one rank's failure stops every rank: agree before the next collective that could hang */
         int bad = rc != 0, anybad = 0;
         watch_between(S, step, "its end: the ranks agree on errors, time and loss");
@@ -783,7 +799,6 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             if (!rc) rc = st_error_set(err, ST_EINVAL, NULL, "plan", "another rank failed (its message is above)");
             break;
         }
-        double mine = S->x.last && S->tr == 0 ? S->loss_sum / (double)(S->M * S->dp) : 0;
         MPI_Request r2[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
         int rc2 = MPI_Ireduce(&t, &tmax, 1, MPI_DOUBLE, MPI_MAX, 0, S->world, &r2[0]);
         if (rc2 == MPI_SUCCESS) rc2 = MPI_Ireduce(&mine, &loss, 1, MPI_DOUBLE, MPI_SUM, 0, S->world, &r2[1]);

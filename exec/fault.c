@@ -99,7 +99,7 @@ void st__xwait(const st__xwatch *w, int started, MPI_Request *reqs, int n, const
 /* ---------------------------------------------------------------- the test hook */
 
 int st__xfault_parse(const char *s, st__xfault *f, st_error *err) {
-    static const char *const kinds[] = {"die", "crash", "hang"};
+    static const char *const kinds[] = {"die", "crash", "hang", "nan"};
     f->kind = ST__XFAULT_NONE, f->rank = f->ins = -1;
     if (!s || !*s) return 0;
     char *e1 = NULL, *e2 = NULL;
@@ -107,18 +107,20 @@ int st__xfault_parse(const char *s, st__xfault *f, st_error *err) {
     long r = strtol(s, &e1, 10);
     long i = *e1 == ':' ? strtol(e1 + 1, &e2, 10) : -1;
     int k = -1;
-    for (int j = 0; e2 && *e2 == ':' && j < 3; j++)
+    for (int j = 0; e2 && *e2 == ':' && j < 4; j++)
         if (!strcmp(e2 + 1, kinds[j])) k = j;
     if (errno || !isdigit((unsigned char)s[0]) || !e2 || !isdigit((unsigned char)e1[1]) || k < 0 || r > INT_MAX ||
         i > INT_MAX)
         return st_error_set(err, ST_EINVAL, NULL, "STRATA_EXEC_FAULT",
-                            "expected RANK:INSTRUCTION:die|crash|hang (a test hook), not '%.64s'", s);
+                            "expected RANK:INSTRUCTION:die|crash|hang|nan (a test hook), not '%.64s'", s);
     f->kind = (st__xfault_kind)(k + 1), f->rank = (int)r, f->ins = (int)i;
     return 0;
 }
 
 void st__xfault_at(const st__xfault *f, const st__xwatch *w) {
-    if (f->kind == ST__XFAULT_NONE || w->step != 0 || w->rank != f->rank || w->ins != f->ins) return;
+    if (f->kind == ST__XFAULT_NONE || f->kind == ST__XFAULT_NAN || w->step != 0 || w->rank != f->rank ||
+        w->ins != f->ins)
+        return; /* nan: exec/cpu.c poisons a gradient itself */
     if (f->kind == ST__XFAULT_CRASH) raise(SIGSEGV);
     if (f->kind == ST__XFAULT_HANG) {
         double left = 10 * w->timeout_s + 60;

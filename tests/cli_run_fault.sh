@@ -97,6 +97,20 @@ ended "a crash among 8 ranks" fail '^strata run: rank 5 crashed \(signal 11\) in
 fault 1:3:die 2 $pp2
 ended "a rank that exits: the job ends and mpirun names the rank" fail '(\[\[[0-9]+,1\],1\]|process rank 1 |@1,1\])'
 
+# a diverged run (a NaN put in rank 0's first gradient): never a NaN printed, never a check that
+# passes; one line naming the rank and the step, nothing on stdout
+dp2='--model tiny-gpt --plan tp=1,pp=1,dp=2,mbs=1,gbs=4,seq=32'
+# shellcheck disable=SC2086
+fault 0:1:nan 2 $dp2 --check
+ended "a NaN gradient under --check: the step that meets it stops the run" 2 \
+	'^strata run: .*rank 0 step 1: 1 gradient value\(s\) not finite'
+if [ ! -s "$T/out" ]; then ok "a NaN gradient: nothing on stdout"; else nok "a NaN gradient: nothing on stdout"; fi
+# shellcheck disable=SC2086
+fault 0:1:nan 2 $dp2 --json
+ended "a NaN gradient without --check: the next step's loss stops the run" 2 \
+	'^strata run: .*rank [01] step 2: the loss is not finite'
+if [ ! -s "$T/out" ]; then ok "a diverged loss: no JSON written"; else nok "a diverged loss: no JSON written"; fi
+
 # the hook and the timeout are checked like any input: one line from rank 0, exit 2, no hang
 # shellcheck disable=SC2086
 for bad in x 1:3 1:3:explode -1:3:die 1:-3:die 2:0:die 1:19:die; do
