@@ -48,6 +48,7 @@
 #include "exec/fault.h"
 #include "traces/traces.h"
 
+#include <limits.h>
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -791,12 +792,13 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
                               "rank %d step %d: %lld gradient value(s) not finite (the run or the reference "
                               "diverged): --check cannot compare them", S->rank, (int)step + 1, (long long)nonfinite);
         /* one rank's failure stops every rank: agree before the next collective that could hang */
-        int bad = rc != 0, anybad = 0;
+        int bad = rc != 0 ? S->rank : INT_MAX, first = INT_MAX;
         watch_between(S, step, "its end: the ranks agree on errors, time and loss");
-        st__xwait(&S->w, MPI_Iallreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, S->world, &q), &q, 1, "all-reduce",
+        st__xwait(&S->w, MPI_Iallreduce(&bad, &first, 1, MPI_INT, MPI_MIN, S->world, &q), &q, 1, "all-reduce",
                   S->world, -1);
-        if (anybad) {
-            if (!rc) rc = st_error_set(err, ST_EINVAL, NULL, "plan", "another rank failed (its message is above)");
+        if (first != INT_MAX) {
+            res->failed_by = first + 1;
+            if (!rc) rc = st_error_set(err, ST_EINVAL, NULL, "plan", "rank %d failed (its line says why)", first);
             break;
         }
         MPI_Request r2[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};

@@ -110,6 +110,12 @@ fault 0:1:nan 2 $dp2 --json
 ended "a NaN gradient without --check: the next step's loss stops the run" 2 \
 	'^strata run: .*rank [01] step 2: the loss is not finite'
 if [ ! -s "$T/out" ]; then ok "a diverged loss: no JSON written"; else nok "a diverged loss: no JSON written"; fi
+# the last stage meets the loss: rank 1 says why itself (rank 0 only learns that rank 1 failed)
+# shellcheck disable=SC2086
+fault 0:1:nan 2 $pp2
+ended "a diverged loss on the last stage: its own rank names it" 2 '^strata run: .*rank 1 step 2: the loss is not finite'
+if [ "$(grep -c '^strata run:' "$T/err")" -eq 1 ]; then ok "a diverged loss: one line from strata"
+else nok "a diverged loss: one line from strata" "$(grep '^strata run:' "$T/err")"; fi
 
 # the hook and the timeout are checked like any input: one line from rank 0, exit 2, no hang
 # shellcheck disable=SC2086

@@ -185,7 +185,7 @@ static int compare(FILE *f, const st_lowered *l, const st_exec_result *r, int js
 int st_cmd_run(int argc, char **argv, st_error *err) {
     st_cli_args a;
     const char *steps_arg = NULL, *seed_arg = NULL, *emit = NULL, *backend = NULL, *timeout_arg = NULL;
-    int check = 0, refk = 0, cmp = 0, rc, rank = 0, size = 1, mpi = 0, ran = 0, refused = 0;
+    int check = 0, refk = 0, cmp = 0, rc, rank = 0, size = 1, mpi = 0, ran = 0, refused = 0, failed_by = 0;
     st_exec_opts o = {.steps = 3, .seed = 1, .timeout_s = ST_EXEC_TIMEOUT_S};
     const st_cli_opt own[] = {{"steps", &steps_arg, NULL}, {"seed", &seed_arg, NULL},
                               {"trace", &o.trace, NULL},   {"check", NULL, &check},
@@ -258,6 +258,7 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
     st_cli_text_print(&text);
 done:
     refused = res.refused;
+    failed_by = res.failed_by;
     st_cli_text_destroy(&text);
     st_exec_result_destroy(&res);
     st_lowered_destroy(&low);
@@ -268,6 +269,13 @@ done:
      * mpirun stop the job (a rank exiting first could have rank 0 killed before it printed) */
     if (rc < 0 && mpi && (!ran || refused)) {
         if (rank == 0) st_cli_report("run", err);
+        st_exec_mpi_barrier();
+        rc = 2;
+    }
+    /* a step that failed on some rank, which every rank learnt at the step's end: the first such
+     * rank says why, before any rank's exit can have mpirun stop it */
+    if (rc < 0 && mpi && ran && !refused && failed_by) {
+        if (rank == failed_by - 1) st_cli_report("run", err);
         st_exec_mpi_barrier();
         rc = 2;
     }
