@@ -2,6 +2,7 @@
  * guide's limits, a slice's device, layouts that over-subscribe a GPU, the host-memory collectives
  * between slices in closed form (cost/comm.c) and as shared links in the simulator
  * (src/lower/lower_net.c), and the CLUSTER:mig=PROFILE variants `compare` takes. */
+#include "src/io/jsonutil.h"
 #include "src/strata.h"
 #include "suites.h"
 
@@ -256,6 +257,242 @@ START_TEST(test_one_7g_or_seven_1g) {
 }
 END_TEST
 
+/* ---- MIG inside node groups */
+
+/* Half a DGX A100 80GB (4 GPUs) cut into 2 x 3g.40gb each (8 slices), beside a DGX H100 (8 GPUs);
+ * `uniform` (when given): the sliced A100 node alone, as a uniform MIG cluster. */
+static void mig_beside_h100(st_cluster *c, st_cluster *uniform) {
+    st_cluster a, h;
+    st_error err;
+    ck_assert_int_eq(st_cluster_resolve("dgx-a100-80g", 4, &a, &err), 0);
+    ck_assert_int_eq(st_cluster_set_mig(&a, "3g.40gb", 2, NULL, &err), 0);
+    ck_assert_int_eq(st_cluster_finalize(&a, NULL, &err), 0);
+    ck_assert_int_eq(st_cluster_preset("dgx-h100", &h), 0);
+    if (uniform) *uniform = a;
+    memset(c, 0, sizeof *c);
+    snprintf(c->name, sizeof c->name, "mig-h100");
+    c->ngroups = 2;
+    const st_cluster *src[2] = {&a, &h};
+    for (int g = 0; g < 2; g++) {
+        st_node_group *x = &c->groups[g];
+        const st_cluster *u = src[g];
+        snprintf(x->name, sizeof x->name, "%s", g ? "h100" : "a100-mig");
+        x->gpu = u->gpu;
+        x->nodes = 1, x->gpus_per_node = st_cluster_gpus(u), x->domain_gpus = u->domain_gpus, x->fabric = u->fabric;
+        x->intra_bytes_per_s = u->intra_bytes_per_s, x->intra_latency_s = u->intra_latency_s;
+        x->nics_per_node = u->nics_per_node, x->nic_bytes_per_s = u->nic_bytes_per_s;
+        x->inter_latency_s = u->inter_latency_s, x->oversubscription = u->oversubscription;
+        x->host_memory_bytes = u->host_memory_bytes, x->pcie_bytes_per_s = u->pcie_bytes_per_s;
+        x->mig = u->mig;
+    }
+    c->xgroup_bytes_per_s = 200e9, c->xgroup_latency_s = 1e-6, c->xgroup_oversubscription = 1;
+    ck_assert_int_eq(st_cluster_finalize(c, NULL, &err), 0);
+}
+
+/* A group of slices is priced as the uniform MIG cluster is: its view is the sliced node (a 3g.40gb
+ * slice: 42 of 108 SMs, 4 of 8 memory slices, 39.25 GiB; each slice half its GPU's 25 GB/s PCIe
+ * link), and a dp all-reduce of S over its 8 slices (4 GPUs, no P2P) moves 2(n-1)/n x S per rank at
+ * pcie / 2: 2(n-1)/n x S / 12.5 GB/s + 2(n-1) x latency. Across the groups the slices' PCIe share is
+ * the domain link, at its rate (no NVLink efficiency on host-memory copies). */
+START_TEST(test_group_of_slices) {
+    st_cluster c, u, v, x;
+    mig_beside_h100(&c, &u);
+    st_cluster_view(&c, 0, 8, &v);
+    ck_assert_int_eq(v.mig.per_gpu, 2);
+    ck_assert_str_eq(v.gpu.name, "a100-sxm-80g/3g.40gb");
+    REL(v.gpu.peak_flops[ST_DT_BF16], 312e12 * 42 / 108, 1e-12);
+    REL(v.gpu.hbm_bytes_per_s, u.gpu.hbm_bytes_per_s, 0);
+    REL(v.gpu.memory_bytes, 39.25 * GIB, 1e-12);
+    ck_assert_int_eq(v.gpus_per_node, 8);
+    ck_assert_int_eq(v.fabric, ST_FABRIC_PCIE);
+    REL(v.intra_bytes_per_s, 25e9 / 2, 1e-12);
+    REL(v.pcie_bytes_per_s, 25e9 / 2, 1e-12);
+    st_plan p;
+    st_plan_defaults(&p);
+    p.tp = 1, p.cp = 1, p.dp = 8, p.pp = 1;
+    st_group g, gu;
+    st_cost_group(&v, &p, ST_GRP_DP, &g);
+    st_cost_group(&u, &p, ST_GRP_DP, &gu);
+    double S = 1e9, n = 8;
+    double want = 2 * (n - 1) / n * S / 12.5e9 + 2 * (n - 1) * v.intra_latency_s;
+    REL(st_cost_collective(&v, NULL, ST_COLL_ALLREDUCE, &g, S), want, 1e-12);
+    REL(st_cost_collective(&u, NULL, ST_COLL_ALLREDUCE, &gu, S), want, 1e-12);
+    st_net net;
+    st_cost_net(&v, &net);
+    ck_assert_int_eq(net.gpus_per_port, 2);
+    REL(net.nvlink_bytes_per_s, 25e9, 1e-12);
+    /* the H100 group keeps its NVLink */
+    st_cluster_view(&c, 8, 8, &v);
+    ck_assert_int_eq(v.mig.per_gpu, 0);
+    ck_assert_int_eq(v.fabric, ST_FABRIC_NVSWITCH);
+    /* across both: the slice, the slices' PCIe share as the domain rate */
+    st_cluster_view(&c, 0, 16, &x);
+    ck_assert_int_eq(x.mig.per_gpu, 2);
+    ck_assert_str_eq(x.gpu.name, "a100-sxm-80g/3g.40gb");
+    REL(st_cost_domain_bytes_per_s(&x, 8), 25e9 / 2, 1e-12);
+}
+END_TEST
+
+/* GPT-2 as two pipeline stages, stage 0 on the slices and stage 1 on the H100s: stage 0's chunk
+ * costs on the group what it costs on the uniform MIG cluster; MFU counts each group's own peak
+ * (8 slices at 42/108 of an A100, 8 H100s); balancing moves layers to the H100 stage; memory is
+ * checked against each stage's own device (a plan that fits an H100 but not a 39.25 GiB slice does
+ * not fit, at stage 0). */
+START_TEST(test_group_of_slices_estimate) {
+    st_model m;
+    st_cluster c, u;
+    st_error err;
+    ck_assert_int_eq(st_model_load(SRCDIR "/tests/data/io/hf/gpt2.json", &m, &err), 0);
+    mig_beside_h100(&c, &u);
+    st_plan p;
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec("tp=1,pp=2,dp=8,mbs=4,gbs=256,zero=1", &p, &err), 0);
+    ck_assert_msg(st_plan_finalize(&p, &m, &c, 0, NULL, &err) == 0, "%s", err.text);
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL), *cu = st_cost_ctx_new(&m, &u, NULL);
+    st_chunk_cost a, b;
+    st_cost_chunk(st_cost_view(ctx, 0, 1), &p, 0, &a);
+    st_cost_chunk(cu, &p, 0, &b);
+    REL(a.fwd_s, b.fwd_s, 1e-12);
+    REL(a.bwd_s, b.bwd_s, 1e-12);
+    st_estimate e;
+    ck_assert_int_eq(st_cost_estimate(ctx, &p, &e), 0);
+    ck_assert(e.fits);
+    st_gpu a100, h100;
+    st_gpu_preset("a100-sxm-80g", &a100);
+    st_gpu_preset("h100-sxm-80g", &h100);
+    double peak = 8 * a100.peak_flops[ST_DT_BF16] * 42 / 108 + 8 * h100.peak_flops[ST_DT_BF16];
+    REL(e.mfu, e.model_flops / e.iteration_time_s / peak, 1e-12);
+    st_plan q = p;
+    ck_assert_int_eq(st_search_balance(ctx, &q), 1);
+    ck_assert_int_eq(q.nstage_layers, 2);
+    ck_assert_int_lt(q.stage_layers[0], q.stage_layers[1]);
+    st_estimate eq;
+    ck_assert_int_eq(st_cost_estimate(ctx, &q, &eq), 0);
+    ck_assert(eq.iteration_time_s < e.iteration_time_s);
+    /* llama2-7b, zero 0, 4096 tokens: stage 0's 74.6 GiB fit an H100's 78 GiB but not a slice's 39.25 */
+    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
+    st_cost_ctx *c7 = st_cost_ctx_new(&m, &c, NULL);
+    ck_assert_int_eq(st_plan_parse_spec("tp=1,pp=2,dp=8,mbs=1,gbs=64,zero=0,seq=4096", &p, &err), 0);
+    ck_assert_msg(st_plan_finalize(&p, &m, &c, 0, NULL, &err) == 0, "%s", err.text);
+    ck_assert_int_eq(st_cost_estimate(c7, &p, &e), 0);
+    ck_assert(!e.fits);
+    ck_assert_int_eq(e.peak_stage, 0);
+    ck_assert(e.memory_peak_bytes > 39.25 * GIB && e.memory_peak_bytes < 78 * GIB);
+    st_cost_ctx_free(c7);
+    st_cost_ctx_free(cu);
+    st_cost_ctx_free(ctx);
+}
+END_TEST
+
+/* Every rank of the two-stage GPT-2 plan on its own device and links: the slices' domain ports are
+ * their GPUs' PCIe links (4, out and in, at the link's 25 GB/s, each crossed by both of its slices in
+ * stage 0's dp reduction at 12.5 GB/s), the H100s' their NVLink ports; no transfer alone outruns a
+ * link, and the simulated iteration is within 10% of the estimate. */
+START_TEST(test_group_of_slices_sim) {
+    st_model m;
+    st_cluster c;
+    st_error err;
+    ck_assert_int_eq(st_model_load(SRCDIR "/tests/data/io/hf/gpt2.json", &m, &err), 0);
+    mig_beside_h100(&c, NULL);
+    st_plan p;
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec("tp=1,pp=2,dp=8,mbs=4,gbs=256,zero=1", &p, &err), 0);
+    ck_assert_msg(st_plan_finalize(&p, &m, &c, 0, NULL, &err) == 0, "%s", err.text);
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+    st_estimate e;
+    ck_assert_int_eq(st_cost_estimate(ctx, &p, &e), 0);
+    st_lowered l;
+    ck_assert_msg(st_lower_full(ctx, &p, &l, &err) == 0, "%s", err.text);
+    int pcie = 0, nvlink = 0;
+    for (int k = 0; k < l.nlinks; k++) {
+        const st_link *lk = &l.links[k];
+        if (lk->kind != ST_LINK_NVLINK) continue;
+        if (lk->index < 8) {
+            pcie++;
+            ck_assert_msg(!strncmp(lk->name, "pcie ", 5) && lk->index % 2 == 0, "%s", lk->name);
+            REL(lk->bytes_per_s, 25e9, 1e-12);
+        } else {
+            nvlink++;
+            ck_assert_msg(!strncmp(lk->name, "nvlink ", 7), "%s", lk->name);
+            ck_assert(lk->bytes_per_s > 100e9);
+        }
+    }
+    ck_assert_int_eq(pcie, 8);
+    ck_assert_int_eq(nvlink, 16);
+    int seen = 0;
+    for (int r = 0; r < l.nroutes; r++) {
+        const st_route *rt = &l.routes[r];
+        int on_pcie = rt->n == 8;
+        for (int h = rt->first; h < rt->first + rt->n; h++) {
+            const st_link *lk = &l.links[l.hops[h].link];
+            on_pcie &= lk->kind == ST_LINK_NVLINK && lk->index < 8 && l.hops[h].count == 2;
+            ck_assert(l.hops[h].count * rt->bytes_per_s <= lk->bytes_per_s * (1 + 1e-9));
+        }
+        if (on_pcie) {
+            seen = 1;
+            REL(rt->bytes_per_s, 12.5e9, 1e-12);
+        }
+    }
+    ck_assert(seen);
+    st_sim_result r;
+    ck_assert_msg(st_sim_run(&l, 0, NULL, &r, &err) == 0, "%s", err.text);
+    ck_assert_msg(fabs(r.iteration_time_s - e.iteration_time_s) <= 0.1 * e.iteration_time_s, "sim %g s, estimate %g s",
+                  r.iteration_time_s, e.iteration_time_s);
+    st_sim_result_destroy(&r);
+    st_lowered_destroy(&l);
+    st_cost_ctx_free(ctx);
+}
+END_TEST
+
+/* examples/mixed-mig-h100.json: a DGX A100 80GB as 56 x 1g.10gb beside a DGX H100; its canonical
+ * JSON writes the group's whole GPUs and the layout, and reads back the same; a group layout that
+ * over-subscribes a GPU or a profile of another GPU is refused naming the group's key. */
+START_TEST(test_group_json) {
+    st_cluster c, back;
+    st_error err;
+    ck_assert_msg(st_cluster_load(SRCDIR "/examples/mixed-mig-h100.json", &c, &err) == 0, "%s", err.text);
+    ck_assert_int_eq(c.ngroups, 2);
+    ck_assert_int_eq(c.groups[0].mig.per_gpu, 7);
+    ck_assert_str_eq(c.groups[0].mig.profile, "1g.10gb");
+    ck_assert_int_eq(c.groups[0].gpus_per_node, 56);
+    ck_assert_str_eq(c.groups[0].gpu.name, "a100-sxm-80g/1g.10gb");
+    REL(c.groups[0].pcie_bytes_per_s, 25e9 / 7, 1e-12);
+    ck_assert_int_eq(c.groups[1].mig.per_gpu, 0);
+    ck_assert_int_eq(st_cluster_gpus(&c), 64);
+    json_t *j = st__cluster_to_json(&c);
+    ck_assert_ptr_nonnull(j);
+    json_t *g0 = json_array_get(json_object_get(j, "groups"), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(g0, "gpus_per_node")), 8);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(g0, "gpu"), "name")), "a100-sxm-80g");
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(g0, "mig"), "per_gpu")), 7);
+    ck_assert_ptr_null(json_object_get(json_array_get(json_object_get(j, "groups"), 1), "mig"));
+    ck_assert_msg(st__cluster_from_json(j, "mem", NULL, NULL, &back, &err) == 0, "%s", err.text);
+    json_decref(j);
+    ck_assert_int_eq(back.groups[0].gpus_per_node, 56);
+    ck_assert_str_eq(back.groups[0].gpu.name, c.groups[0].gpu.name);
+    REL(back.groups[0].gpu.peak_flops[ST_DT_BF16], c.groups[0].gpu.peak_flops[ST_DT_BF16], 1e-12);
+    REL(back.groups[0].pcie_bytes_per_s, c.groups[0].pcie_bytes_per_s, 1e-12);
+    static const struct {
+        const char *mig, *key;
+    } bad[] = {{"{\"profile\": \"2g.20gb\", \"per_gpu\": 4}", "groups[0].mig.per_gpu"},
+               {"{\"profile\": \"2g.10gb\"}", "groups[0].mig.profile"},
+               {"{\"per_gpu\": 2}", "groups[0].mig.profile"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[1024];
+        snprintf(text, sizeof text,
+                 "{\"groups\": [{\"gpu\": \"a100-sxm-80g\", \"nodes\": 1, \"gpus_per_node\": 8, "
+                 "\"intra_node\": {\"bandwidth_gb_per_s\": 300}, \"inter_node\": {\"nics_per_node\": 8, "
+                 "\"nic_gbit_per_s\": 200}, \"mig\": %s}]}",
+                 bad[i].mig);
+        json_t *root = json_loads(text, 0, NULL);
+        ck_assert_ptr_nonnull(root);
+        ck_assert_int_eq(st__cluster_from_json(root, "mem", NULL, NULL, &back, &err), ST_EINVAL);
+        ck_assert_str_eq(err.key, bad[i].key);
+        json_decref(root);
+    }
+}
+END_TEST
+
 Suite *suite_mig(void) {
     Suite *s = suite_create("mig");
     TCase *tc = tcase_create("core");
@@ -268,6 +505,10 @@ Suite *suite_mig(void) {
     tcase_add_test(tc, test_allreduce_through_host_memory);
     tcase_add_test(tc, test_sim_shares_the_pcie_link);
     tcase_add_test(tc, test_one_7g_or_seven_1g);
+    tcase_add_test(tc, test_group_of_slices);
+    tcase_add_test(tc, test_group_of_slices_estimate);
+    tcase_add_test(tc, test_group_of_slices_sim);
+    tcase_add_test(tc, test_group_json);
     suite_add_tcase(s, tc);
     return s;
 }
