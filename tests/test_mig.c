@@ -21,7 +21,7 @@
 START_TEST(test_profiles_fit_their_gpu) {
     size_t n;
     const st_mig_profile *p = st_mig_profiles(&n);
-    ck_assert_uint_eq(n, 18);
+    ck_assert_uint_eq(n, 24);
     for (size_t i = 0; i < n; i++) {
         st_gpu g;
         ck_assert_int_eq(st_gpu_preset(p[i].gpu, &g), 0);
@@ -254,6 +254,55 @@ START_TEST(test_one_7g_or_seven_1g) {
     ck_assert(e[0].breakdown.dp_comm_s == 0);
     ck_assert(e[1].breakdown.dp_comm_s > 0);
     ck_assert(e[0].iteration_time_s < e[1].iteration_time_s);
+}
+END_TEST
+
+/* H200 141GB: the guide's instance counts (1g.18gb 7, 1g.35gb 4, 2g.35gb 3, 3g.71gb 2, 4g.71gb 1,
+ * 7g.141gb 1); each profile's SMs those of the H100 profile with the same compute and memory slices
+ * (one GH100 die) and its memory the H100 listing's scaled by the boards' (141 GB over 80 GiB), to
+ * the table's 0.01 GiB; 1g.18gb as the one published -lgip line has it (16 SMs, 16.00 GiB). A DGX
+ * H200 as 7 x 1g.18gb: 56 slices of 16/132 of the H200's peak and 1/8 of its 4.8 TB/s. */
+START_TEST(test_h200_profiles) {
+    static const struct {
+        const char *name;
+        int most;
+    } want[] = {{"1g.18gb", 7}, {"1g.35gb", 4}, {"2g.35gb", 3}, {"3g.71gb", 2}, {"4g.71gb", 1}, {"7g.141gb", 1}};
+    size_t n;
+    const st_mig_profile *all = st_mig_profiles(&n);
+    st_gpu h200;
+    ck_assert_int_eq(st_gpu_preset("h200-sxm-141g", &h200), 0);
+    int seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(all[i].gpu, "h200-sxm-141g")) continue;
+        seen++;
+        const st_mig_profile *h = NULL;
+        for (size_t k = 0; k < n; k++)
+            if (!strcmp(all[k].gpu, "h100-sxm-80g") && all[k].compute_slices == all[i].compute_slices &&
+                all[k].memory_slices == all[i].memory_slices)
+                h = &all[k];
+        ck_assert_ptr_nonnull(h);
+        ck_assert_int_eq(all[i].sms, h->sms);
+        ck_assert_double_eq_tol(all[i].memory_gib, h->memory_gib * h200.memory_bytes / (80 * GIB), 0.005);
+    }
+    ck_assert_int_eq(seen, 6);
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const st_mig_profile *p = st_mig_profile_find("h200-sxm-141g", want[i].name);
+        ck_assert_ptr_nonnull(p);
+        ck_assert_int_eq(st_mig_max_per_gpu(p), want[i].most);
+    }
+    const st_mig_profile *one = st_mig_profile_find("h200-sxm-141g", "1g.18gb");
+    ck_assert_int_eq(one->sms, 16);
+    REL(one->memory_gib, 16.00, 0);
+    st_cluster c;
+    st_error err;
+    ck_assert_int_eq(st_cluster_resolve("dgx-h200:mig=1g.18gb", 0, &c, &err), 0);
+    ck_assert_int_eq(st_cluster_gpus(&c), 56);
+    REL(c.gpu.peak_flops[ST_DT_BF16], h200.peak_flops[ST_DT_BF16] * 16 / 132, 1e-12);
+    REL(c.gpu.hbm_bytes_per_s, 4800e9 / 8, 1e-12);
+    REL(c.gpu.memory_bytes, 16.00 * GIB, 1e-12);
+    ck_assert_int_eq(st_cluster_resolve("dgx-h200:mig=1g.10gb", 0, &c, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "mig.profile");
+    ck_assert(strstr(err.text, "7g.141gb") != NULL);
 }
 END_TEST
 
@@ -499,6 +548,7 @@ Suite *suite_mig(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_profiles_fit_their_gpu);
     tcase_add_test(tc, test_slice_device);
+    tcase_add_test(tc, test_h200_profiles);
     tcase_add_test(tc, test_layout);
     tcase_add_test(tc, test_spec_parse);
     tcase_add_test(tc, test_resolve_suffix);

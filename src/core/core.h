@@ -410,7 +410,7 @@ const char *st_fabric_name(st_fabric f);
 int st_fabric_parse(const char *s, st_fabric *out); /* 0 or ST_EINVAL */
 
 /* MIG (src/core/mig.c): a GPU-instance profile of one GPU preset, from NVIDIA's MIG user guide. */
-#define ST_MIG_COMPUTE_SLICES 7 /* compute slices of an A100 or H100 */
+#define ST_MIG_COMPUTE_SLICES 7 /* compute slices of an A100, H100 or H200 */
 #define ST_MIG_MEMORY_SLICES 8  /* memory slices */
 typedef struct st_mig_profile {
     const char *gpu;    /* the GPU preset it cuts */
