@@ -5,7 +5,8 @@
 #   - compare: the same node as 7 x 1g.5gb, 1 x 7g.40gb and whole GPUs (CLUSTER:mig=PROFILE);
 #     each row names its variant; the 1g slices pay their gradient reduction through host memory
 #     and rank below the 7g slices for GPT-2;
-#   - MIG inside node groups (examples/mixed-mig-h100.json): estimate, sim --every-rank and plan run;
+#   - MIG inside node groups (examples/mixed-mig-h100.json): estimate, sim --every-rank and plan run,
+#     each simulated rank held to its own device's memory;
 #   - bad input: an over-subscribing layout (of a uniform cluster and of a group), a profile of another GPU, a bad suffix: exit 2, one
 #     line naming the key.
 #
@@ -70,6 +71,14 @@ if [ $rc -eq 0 ] && awk -v b="$b" 'BEGIN { exit !(b > 0) }'; then
 	ok "sim --every-rank on slices beside H100s ($b s)"
 else
 	nok "sim --every-rank on the mixed MIG example" "exit $rc" "$(cat "$T/err")"
+fi
+# the H100 stage holds 13.5 GiB, more than a 1g.10gb slice's 9.5 but within its own GPU's: it runs
+GP=tp=1,pp=8,dp=8,mbs=4,gbs=256,zero=0,schedule=gpipe,stage_layers=1,1,1,1,1,1,1,5
+run sim --model "$M" --cluster "$MX" --plan "$GP" --every-rank --json
+if [ $rc -eq 0 ] && grep -q '"fits": *true' "$T/out"; then
+	ok "sim --every-rank holds each rank to its own device's memory"
+else
+	nok "sim --every-rank on an H100 stage above a slice's memory" "exit $rc" "$(cat "$T/err")"
 fi
 run plan --model "$M" --cluster "$MX" --gbs 256 --top 1
 best=$(sed -n 's/^best: //p' "$T/out")

@@ -529,6 +529,43 @@ START_TEST(test_group_of_slices_dp) {
 }
 END_TEST
 
+/* The simulator holds each rank to its own device's memory: Llama 2 7B with 8 layers on the slices
+ * and 24 on the H100s peaks at 43 GiB on an H100, over a slice's 39.25 GiB but within its own 80:
+ * it runs; stage 0's ranks are held to 39.25 GiB, stage 1's to 80. */
+START_TEST(test_group_of_slices_sim_memory) {
+    st_model m;
+    st_cluster c;
+    st_error err;
+    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
+    mig_beside_h100(&c, NULL);
+    st_plan p;
+    st_plan_defaults(&p);
+    ck_assert_int_eq(
+        st_plan_parse_spec("tp=1,pp=2,dp=8,mbs=1,gbs=64,zero=1,seq=2048,stage_layers=8,24,recompute=selective", &p, &err),
+        0);
+    ck_assert_msg(st_plan_finalize(&p, &m, &c, 0, NULL, &err) == 0, "%s", err.text);
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+    st_lowered l;
+    st_sim_result r;
+    ck_assert_msg(st_lower_full(ctx, &p, &l, &err) == 0, "%s", err.text);
+    ck_assert_msg(st_sim_run(&l, 0, NULL, &r, &err) == 0, "%s", err.text);
+    REL(st_sim_device_memory_bytes(&c, &l.progs[0]), 39.25 * GIB, 1e-12);
+    REL(st_sim_device_memory_bytes(&c, &l.progs[8]), 80 * GIB, 1e-12);
+    ck_assert(r.ranks[8].memory_peak_bytes > 39.25 * GIB);
+    st_sim_check_memory(&l, &c, &r);
+    ck_assert_int_eq(r.oom, 0);
+    /* a slice's rank over its 39.25 GiB is caught, at the instruction of its peak */
+    r.ranks[0].memory_peak_bytes = 40 * GIB;
+    st_sim_check_memory(&l, &c, &r);
+    ck_assert_int_eq(r.oom, 1);
+    ck_assert_int_eq(r.oom_rank, l.progs[0].rank);
+    ck_assert_int_eq(r.oom_ins, r.ranks[0].memory_peak_ins);
+    st_sim_result_destroy(&r);
+    st_lowered_destroy(&l);
+    st_cost_ctx_free(ctx);
+}
+END_TEST
+
 /* examples/mixed-mig-h100.json: a DGX A100 80GB as 56 x 1g.10gb beside a DGX H100; its canonical
  * JSON writes the group's whole GPUs and the layout, and reads back the same; a group layout that
  * over-subscribes a GPU or a profile of another GPU is refused naming the group's key. */
@@ -595,6 +632,7 @@ Suite *suite_mig(void) {
     tcase_add_test(tc, test_group_of_slices_estimate);
     tcase_add_test(tc, test_group_of_slices_sim);
     tcase_add_test(tc, test_group_of_slices_dp);
+    tcase_add_test(tc, test_group_of_slices_sim_memory);
     tcase_add_test(tc, test_group_json);
     suite_add_tcase(s, tc);
     return s;
