@@ -7,8 +7,8 @@
 #     and rank below the 7g slices for GPT-2;
 #   - MIG inside node groups (examples/mixed-mig-h100.json): estimate, sim --every-rank and plan run,
 #     each simulated rank held to its own device's memory;
-#   - bad input: an over-subscribing layout (of a uniform cluster and of a group), a profile of another GPU, a bad suffix: exit 2, one
-#     line naming the key.
+#   - bad input: an over-subscribing layout (of a uniform cluster and of a group), a profile of another
+#     GPU, a bad suffix: exit 2, one line naming the key.
 #
 # Environment (set by automake): STRATA, SRCDIR. POSIX sh only. Exit 0 pass, 1 fail, 99 hard error.
 

@@ -338,6 +338,25 @@ static void mig_beside_h100(st_cluster *c, st_cluster *uniform) {
     ck_assert_int_eq(st_cluster_finalize(c, NULL, &err), 0);
 }
 
+/* `spec` for model m on mig_beside_h100 (c): the plan (p) and its context, new (free it) */
+static st_cost_ctx *plan_on_slices(const st_model *m, const char *spec, st_cluster *c, st_plan *p) {
+    st_error err;
+    mig_beside_h100(c, NULL);
+    st_plan_defaults(p);
+    ck_assert_int_eq(st_plan_parse_spec(spec, p, &err), 0);
+    ck_assert_msg(st_plan_finalize(p, m, c, 0, NULL, &err) == 0, "%s: %s", spec, err.text);
+    st_cost_ctx *ctx = st_cost_ctx_new(m, c, NULL);
+    ck_assert_ptr_nonnull(ctx);
+    return ctx;
+}
+
+/* plan_on_slices for GPT-2 (124M), loaded into m */
+static st_cost_ctx *gpt2_on_slices(const char *spec, st_model *m, st_cluster *c, st_plan *p) {
+    st_error err;
+    ck_assert_int_eq(st_model_load(SRCDIR "/tests/data/io/hf/gpt2.json", m, &err), 0);
+    return plan_on_slices(m, spec, c, p);
+}
+
 /* A group of slices is priced as the uniform MIG cluster is: its view is the sliced node (a 3g.40gb
  * slice: 42 of 108 SMs, 4 of 8 memory slices, 39.25 GiB; each slice half its GPU's 25 GB/s PCIe
  * link), and a dp all-reduce of S over its 8 slices (4 GPUs, no P2P) moves 2(n-1)/n x S per rank at
@@ -394,10 +413,8 @@ START_TEST(test_group_of_slices_estimate) {
     ck_assert_int_eq(st_model_load(SRCDIR "/tests/data/io/hf/gpt2.json", &m, &err), 0);
     mig_beside_h100(&c, &u);
     st_plan p;
-    st_plan_defaults(&p);
-    ck_assert_int_eq(st_plan_parse_spec("tp=1,pp=2,dp=8,mbs=4,gbs=256,zero=1", &p, &err), 0);
-    ck_assert_msg(st_plan_finalize(&p, &m, &c, 0, NULL, &err) == 0, "%s", err.text);
-    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL), *cu = st_cost_ctx_new(&m, &u, NULL);
+    st_cost_ctx *ctx = plan_on_slices(&m, "tp=1,pp=2,dp=8,mbs=4,gbs=256,zero=1", &c, &p),
+                *cu = st_cost_ctx_new(&m, &u, NULL);
     st_chunk_cost a, b;
     st_cost_chunk(st_cost_view(ctx, 0, 1), &p, 0, &a);
     st_cost_chunk(cu, &p, 0, &b);
@@ -441,13 +458,8 @@ START_TEST(test_group_of_slices_sim) {
     st_model m;
     st_cluster c;
     st_error err;
-    ck_assert_int_eq(st_model_load(SRCDIR "/tests/data/io/hf/gpt2.json", &m, &err), 0);
-    mig_beside_h100(&c, NULL);
     st_plan p;
-    st_plan_defaults(&p);
-    ck_assert_int_eq(st_plan_parse_spec("tp=1,pp=2,dp=8,mbs=4,gbs=256,zero=1", &p, &err), 0);
-    ck_assert_msg(st_plan_finalize(&p, &m, &c, 0, NULL, &err) == 0, "%s", err.text);
-    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+    st_cost_ctx *ctx = gpt2_on_slices("tp=1,pp=2,dp=8,mbs=4,gbs=256,zero=1", &m, &c, &p);
     st_estimate e;
     ck_assert_int_eq(st_cost_estimate(ctx, &p, &e), 0);
     st_lowered l;
@@ -502,13 +514,8 @@ START_TEST(test_group_of_slices_dp) {
     st_model m;
     st_cluster c;
     st_error err;
-    ck_assert_int_eq(st_model_load(SRCDIR "/tests/data/io/hf/gpt2.json", &m, &err), 0);
-    mig_beside_h100(&c, NULL);
     st_plan p;
-    st_plan_defaults(&p);
-    ck_assert_int_eq(st_plan_parse_spec("tp=1,pp=2,dp=8,mbs=4,gbs=256,zero=1,stage_layers=4,8", &p, &err), 0);
-    ck_assert_msg(st_plan_finalize(&p, &m, &c, 0, NULL, &err) == 0, "%s", err.text);
-    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+    st_cost_ctx *ctx = gpt2_on_slices("tp=1,pp=2,dp=8,mbs=4,gbs=256,zero=1,stage_layers=4,8", &m, &c, &p);
     double red[2], gat[2], nb;
     for (int d = 0; d < 2; d++) st_cost_dp_stage(st_cost_view(ctx, 8 * d, 8), &p, d, &red[d], &gat[d], &nb);
     ck_assert(red[0] + gat[0] > 5 * (red[1] + gat[1]));
@@ -537,14 +544,9 @@ START_TEST(test_group_of_slices_sim_memory) {
     st_cluster c;
     st_error err;
     ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
-    mig_beside_h100(&c, NULL);
     st_plan p;
-    st_plan_defaults(&p);
-    ck_assert_int_eq(
-        st_plan_parse_spec("tp=1,pp=2,dp=8,mbs=1,gbs=64,zero=1,seq=2048,stage_layers=8,24,recompute=selective", &p, &err),
-        0);
-    ck_assert_msg(st_plan_finalize(&p, &m, &c, 0, NULL, &err) == 0, "%s", err.text);
-    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+    st_cost_ctx *ctx =
+        plan_on_slices(&m, "tp=1,pp=2,dp=8,mbs=1,gbs=64,zero=1,seq=2048,stage_layers=8,24,recompute=selective", &c, &p);
     st_lowered l;
     st_sim_result r;
     ck_assert_msg(st_lower_full(ctx, &p, &l, &err) == 0, "%s", err.text);
