@@ -4,8 +4,9 @@
  * Links: each GPU's port into its scale-up domain ("nvlink"; the domain may span host nodes, as
  * NVL72's does; with MIG slices, "pcie": the parent GPU's link into host memory, one per physical
  * GPU, which its slices' routes all cross; on node groups each group's own), each NIC port, each
- * host node's link to the fabric, per direction, at the rates cost/comm.c prices collectives at (st_cost_net). A link is made when
- * the first route crosses it, so a lowering lists only the links its transfers use.
+ * host node's link to the fabric, per direction, at the rates cost/comm.c prices collectives at
+ * (st_cost_net). A link is made when the first route crosses it, so a lowering lists only the links
+ * its transfers use.
  * With fabric tiers (cluster inter_node.leaf / spine) each leaf's and pod's uplinks are one link
  * each way ("leaf 2 up": its nodes' NICs / the tier's oversubscription), which a group that cost/
  * prices at that tier crosses once per rank, as a node's fabric link.
