@@ -842,7 +842,9 @@ static void price_stage(st_cost_ctx *cctx, st_cost_ctx *nctx, const st_plan *p, 
 
 /* What the stages add up to: the pipeline's time, the stage that sets it (slow), the model state of the
  * stage with the most parameters and the context its data-parallel group is priced on (dctx), the
- * memory peak. */
+ * memory peak; and the stage whose data-parallel reduction takes longest (dp_*): on a uniform cluster
+ * the one with the most parameters, on node groups the one whose dp group's links are slowest for its
+ * parameters (a stage of MIG slices reducing through PCIe beside H100s on NVLink). */
 typedef struct pipe_sum {
     double pipeline_s, bubble_s;
     stage_price slow;
@@ -851,6 +853,8 @@ typedef struct pipe_sum {
     double dense_max, expert_max, quant_max, mem_peak;
     int peak_stage, fits;
     st_cost_ctx *dctx;
+    st_cost_ctx *dp_ctx;
+    double dp_dense, dp_expert, dp_quant, dp_worst_s;
     double host_node_bytes; /* granular offload: the most host memory a node of a stage's GPUs holds */
 } pipe_sum;
 
@@ -903,7 +907,8 @@ static int pipe_uniform(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
                                         ps->slow.t.fwd_s + ps->slow.z + ps->slow.o, ps->slow.t.bwd_s, &ps->bubble_s);
     if (p->schedule == ST_SCHED_DUALPIPE) ps->mb /= 2; /* pairs, the unit of the stage times */
     ps->fits = ps->fits && ps->mem_peak <= ctx->c->gpu.memory_bytes;
-    ps->dctx = ctx;
+    ps->dctx = ps->dp_ctx = ctx;
+    ps->dp_dense = ps->dense_max, ps->dp_expert = ps->expert_max, ps->dp_quant = ps->quant_max;
     return 0;
 }
 
@@ -955,6 +960,13 @@ static int pipe_groups(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
                     ps->dense_max = prev[d].dense, ps->expert_max = prev[d].expert, ps->quant_max = prev[d].quant;
                     ps->dctx = nctx;
                 }
+                /* each stage's gradients reduce over its own dp group's links: the longest shows last */
+                double red_s, gat_s, nb;
+                dp_times(nctx, p, prev[d].dense, prev[d].expert, prev[d].quant, &red_s, &gat_s, &nb);
+                if (!ps->dp_ctx || red_s + gat_s > ps->dp_worst_s) {
+                    ps->dp_worst_s = red_s + gat_s, ps->dp_ctx = nctx;
+                    ps->dp_dense = prev[d].dense, ps->dp_expert = prev[d].expert, ps->dp_quant = prev[d].quant;
+                }
                 sig0[d] = st_cluster_rank_group(ctx->c, first);
                 sig1[d] = st_cluster_rank_group(ctx->c, first + blk - 1);
             }
@@ -975,6 +987,7 @@ static int pipe_groups(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
         }
     }
     if (!ps->dctx) ps->dctx = st_cost_view(ctx, 0, S);
+    if (!ps->dp_ctx) ps->dp_ctx = ps->dctx;
     return ps->dctx ? 0 : ST_ENOMEM;
 }
 
@@ -1012,7 +1025,7 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
          * (Megatron-LM's --overlap-grad-reduce), with overlap_param_gather the gather behind the
          * next forward (--overlap-param-gather, a flag of its own); the last bucket always shows. */
         double red_s, gat_s, nb;
-        dp_times(dctx, p, dense_max, expert_max, quant_max, &red_s, &gat_s, &nb);
+        dp_times(ps.dp_ctx, p, ps.dp_dense, ps.dp_expert, ps.dp_quant, &red_s, &gat_s, &nb);
         if (p->overlap_grad_reduce) {
             double red_x = red_s - slow.bwd_s > red_s / nb ? red_s - slow.bwd_s : red_s / nb;
             /* what hid behind compute still slowed it */

@@ -5,8 +5,10 @@
 #   - compare: the same node as 7 x 1g.5gb, 1 x 7g.40gb and whole GPUs (CLUSTER:mig=PROFILE);
 #     each row names its variant; the 1g slices pay their gradient reduction through host memory
 #     and rank below the 7g slices for GPT-2;
-#   - bad input: an over-subscribing layout, a profile of another GPU, a bad suffix: exit 2, one
-#     line naming the key.
+#   - MIG inside node groups (examples/mixed-mig-h100.json): estimate, sim --every-rank and plan run,
+#     each simulated rank held to its own device's memory;
+#   - bad input: an over-subscribing layout (of a uniform cluster and of a group), a profile of another
+#     GPU, a bad suffix: exit 2, one line naming the key.
 #
 # Environment (set by automake): STRATA, SRCDIR. POSIX sh only. Exit 0 pass, 1 fail, 99 hard error.
 
@@ -53,7 +55,43 @@ else
 	nok "compare of the MIG variants" "exit $rc; ranks 1g '$r1g' (gpus '$g1'), 7g '$r7g', whole '$rw'" "$(cat "$T/cmp.txt")"
 fi
 
+# MIG inside node groups (examples/mixed-mig-h100.json: a DGX A100 80GB as 56 x 1g.10gb beside a DGX H100)
+MX=$SRCDIR/examples/mixed-mig-h100.json
+MP=tp=1,pp=1,dp=64,mbs=1,gbs=128,zero=1
+run estimate --model "$M" --cluster "$MX" --plan "$MP" --json
+cp "$T/out" "$T/mx.json"
+if [ $rc -eq 0 ] && grep -q '"fits": *true' "$T/mx.json" && grep -q '"gpus": *64' "$T/mx.json"; then
+	ok "estimate on slices beside H100s: 64 devices, the plan fits"
+else
+	nok "estimate on the mixed MIG example" "exit $rc" "$(cat "$T/out" "$T/err")"
+fi
+run sim --model "$M" --cluster "$MX" --plan "$MP" --every-rank --json
+b=$(val "$T/out" iteration_time_s)
+if [ $rc -eq 0 ] && awk -v b="$b" 'BEGIN { exit !(b > 0) }'; then
+	ok "sim --every-rank on slices beside H100s ($b s)"
+else
+	nok "sim --every-rank on the mixed MIG example" "exit $rc" "$(cat "$T/err")"
+fi
+# the H100 stage holds 13.5 GiB, more than a 1g.10gb slice's 9.5 but within its own GPU's: it runs
+GP=tp=1,pp=8,dp=8,mbs=4,gbs=256,zero=0,schedule=gpipe,stage_layers=1,1,1,1,1,1,1,5
+run sim --model "$M" --cluster "$MX" --plan "$GP" --every-rank --json
+if [ $rc -eq 0 ] && grep -q '"fits": *true' "$T/out"; then
+	ok "sim --every-rank holds each rank to its own device's memory"
+else
+	nok "sim --every-rank on an H100 stage above a slice's memory" "exit $rc" "$(cat "$T/err")"
+fi
+run plan --model "$M" --cluster "$MX" --gbs 256 --top 1
+best=$(sed -n 's/^best: //p' "$T/out")
+if [ $rc -eq 0 ] && [ -n "$best" ]; then
+	ok "plan on slices beside H100s: $best"
+else
+	nok "plan on the mixed MIG example" "exit $rc" "$(cat "$T/out" "$T/err")"
+fi
+
 # ------------------------------------------------------------------ bad input
+sed 's/"per_gpu": 7/"per_gpu": 8/' "$MX" >"$T/gover.json"
+bad "a group layout that over-subscribes a GPU" "groups[0].mig.per_gpu
+over-subscribes" estimate --model "$M" --cluster "$T/gover.json" --plan tp=1
 printf '{ "nodes": 1, "gpus_per_node": 8, "gpu": "a100-sxm-40g", "intra_node": { "bandwidth_gb_per_s": 300 },
   "inter_node": { "nics_per_node": 8, "nic_gbit_per_s": 200 }, "mig": { "profile": "2g.10gb", "per_gpu": 4 } }\n' >"$T/over.json"
 bad "a layout that over-subscribes a GPU" "mig.per_gpu

@@ -2,6 +2,7 @@
  * guide's limits, a slice's device, layouts that over-subscribe a GPU, the host-memory collectives
  * between slices in closed form (cost/comm.c) and as shared links in the simulator
  * (src/lower/lower_net.c), and the CLUSTER:mig=PROFILE variants `compare` takes. */
+#include "src/io/jsonutil.h"
 #include "src/strata.h"
 #include "suites.h"
 
@@ -20,7 +21,7 @@
 START_TEST(test_profiles_fit_their_gpu) {
     size_t n;
     const st_mig_profile *p = st_mig_profiles(&n);
-    ck_assert_uint_eq(n, 18);
+    ck_assert_uint_eq(n, 24);
     for (size_t i = 0; i < n; i++) {
         st_gpu g;
         ck_assert_int_eq(st_gpu_preset(p[i].gpu, &g), 0);
@@ -256,18 +257,385 @@ START_TEST(test_one_7g_or_seven_1g) {
 }
 END_TEST
 
+/* H200 141GB: the guide's instance counts (1g.18gb 7, 1g.35gb 4, 2g.35gb 3, 3g.71gb 2, 4g.71gb 1,
+ * 7g.141gb 1); each profile's SMs those of the H100 profile with the same compute and memory slices
+ * (one GH100 die) and its memory the H100 listing's scaled by the boards' (141 GB over 80 GiB), to
+ * the table's 0.01 GiB; 1g.18gb as the one published -lgip line has it (16 SMs, 16.00 GiB). A DGX
+ * H200 as 7 x 1g.18gb: 56 slices of 16/132 of the H200's peak and 1/8 of its 4.8 TB/s. */
+START_TEST(test_h200_profiles) {
+    static const struct {
+        const char *name;
+        int most;
+    } want[] = {{"1g.18gb", 7}, {"1g.35gb", 4}, {"2g.35gb", 3}, {"3g.71gb", 2}, {"4g.71gb", 1}, {"7g.141gb", 1}};
+    size_t n;
+    const st_mig_profile *all = st_mig_profiles(&n);
+    st_gpu h200;
+    ck_assert_int_eq(st_gpu_preset("h200-sxm-141g", &h200), 0);
+    int seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(all[i].gpu, "h200-sxm-141g")) continue;
+        seen++;
+        const st_mig_profile *h = NULL;
+        for (size_t k = 0; k < n; k++)
+            if (!strcmp(all[k].gpu, "h100-sxm-80g") && all[k].compute_slices == all[i].compute_slices &&
+                all[k].memory_slices == all[i].memory_slices)
+                h = &all[k];
+        ck_assert_ptr_nonnull(h);
+        ck_assert_int_eq(all[i].sms, h->sms);
+        ck_assert_double_eq_tol(all[i].memory_gib, h->memory_gib * h200.memory_bytes / (80 * GIB), 0.005);
+    }
+    ck_assert_int_eq(seen, 6);
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const st_mig_profile *p = st_mig_profile_find("h200-sxm-141g", want[i].name);
+        ck_assert_ptr_nonnull(p);
+        ck_assert_int_eq(st_mig_max_per_gpu(p), want[i].most);
+    }
+    const st_mig_profile *one = st_mig_profile_find("h200-sxm-141g", "1g.18gb");
+    ck_assert_int_eq(one->sms, 16);
+    REL(one->memory_gib, 16.00, 0);
+    st_cluster c;
+    st_error err;
+    ck_assert_int_eq(st_cluster_resolve("dgx-h200:mig=1g.18gb", 0, &c, &err), 0);
+    ck_assert_int_eq(st_cluster_gpus(&c), 56);
+    REL(c.gpu.peak_flops[ST_DT_BF16], h200.peak_flops[ST_DT_BF16] * 16 / 132, 1e-12);
+    REL(c.gpu.hbm_bytes_per_s, 4800e9 / 8, 1e-12);
+    REL(c.gpu.memory_bytes, 16.00 * GIB, 1e-12);
+    ck_assert_int_eq(st_cluster_resolve("dgx-h200:mig=1g.10gb", 0, &c, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "mig.profile");
+    ck_assert(strstr(err.text, "7g.141gb") != NULL);
+}
+END_TEST
+
+/* ---- MIG inside node groups */
+
+/* Half a DGX A100 80GB (4 GPUs) cut into 2 x 3g.40gb each (8 slices), beside a DGX H100 (8 GPUs);
+ * `uniform` (when given): the sliced A100 node alone, as a uniform MIG cluster. */
+static void mig_beside_h100(st_cluster *c, st_cluster *uniform) {
+    st_cluster a, h;
+    st_error err;
+    ck_assert_int_eq(st_cluster_resolve("dgx-a100-80g", 4, &a, &err), 0);
+    ck_assert_int_eq(st_cluster_set_mig(&a, "3g.40gb", 2, NULL, &err), 0);
+    ck_assert_int_eq(st_cluster_finalize(&a, NULL, &err), 0);
+    ck_assert_int_eq(st_cluster_preset("dgx-h100", &h), 0);
+    if (uniform) *uniform = a;
+    memset(c, 0, sizeof *c);
+    snprintf(c->name, sizeof c->name, "mig-h100");
+    c->ngroups = 2;
+    const st_cluster *src[2] = {&a, &h};
+    for (int g = 0; g < 2; g++) {
+        st_node_group *x = &c->groups[g];
+        const st_cluster *u = src[g];
+        snprintf(x->name, sizeof x->name, "%s", g ? "h100" : "a100-mig");
+        x->gpu = u->gpu;
+        x->nodes = 1, x->gpus_per_node = st_cluster_gpus(u), x->domain_gpus = u->domain_gpus, x->fabric = u->fabric;
+        x->intra_bytes_per_s = u->intra_bytes_per_s, x->intra_latency_s = u->intra_latency_s;
+        x->nics_per_node = u->nics_per_node, x->nic_bytes_per_s = u->nic_bytes_per_s;
+        x->inter_latency_s = u->inter_latency_s, x->oversubscription = u->oversubscription;
+        x->host_memory_bytes = u->host_memory_bytes, x->pcie_bytes_per_s = u->pcie_bytes_per_s;
+        x->mig = u->mig;
+    }
+    c->xgroup_bytes_per_s = 200e9, c->xgroup_latency_s = 1e-6, c->xgroup_oversubscription = 1;
+    ck_assert_int_eq(st_cluster_finalize(c, NULL, &err), 0);
+}
+
+/* `spec` for model m on mig_beside_h100 (c): the plan (p) and its context, new (free it) */
+static st_cost_ctx *plan_on_slices(const st_model *m, const char *spec, st_cluster *c, st_plan *p) {
+    st_error err;
+    mig_beside_h100(c, NULL);
+    st_plan_defaults(p);
+    ck_assert_int_eq(st_plan_parse_spec(spec, p, &err), 0);
+    ck_assert_msg(st_plan_finalize(p, m, c, 0, NULL, &err) == 0, "%s: %s", spec, err.text);
+    st_cost_ctx *ctx = st_cost_ctx_new(m, c, NULL);
+    ck_assert_ptr_nonnull(ctx);
+    return ctx;
+}
+
+/* plan_on_slices for GPT-2 (124M), loaded into m */
+static st_cost_ctx *gpt2_on_slices(const char *spec, st_model *m, st_cluster *c, st_plan *p) {
+    st_error err;
+    ck_assert_int_eq(st_model_load(SRCDIR "/tests/data/io/hf/gpt2.json", m, &err), 0);
+    return plan_on_slices(m, spec, c, p);
+}
+
+/* A group of slices is priced as the uniform MIG cluster is: its view is the sliced node (a 3g.40gb
+ * slice: 42 of 108 SMs, 4 of 8 memory slices, 39.25 GiB; each slice half its GPU's 25 GB/s PCIe
+ * link), and a dp all-reduce of S over its 8 slices (4 GPUs, no P2P) moves 2(n-1)/n x S per rank at
+ * pcie / 2: 2(n-1)/n x S / 12.5 GB/s + 2(n-1) x latency. Across the groups the slices' PCIe share is
+ * the domain link, at its rate (no NVLink efficiency on host-memory copies). */
+START_TEST(test_group_of_slices) {
+    st_cluster c, u, v, x;
+    mig_beside_h100(&c, &u);
+    st_cluster_view(&c, 0, 8, &v);
+    ck_assert_int_eq(v.mig.per_gpu, 2);
+    ck_assert_str_eq(v.gpu.name, "a100-sxm-80g/3g.40gb");
+    REL(v.gpu.peak_flops[ST_DT_BF16], 312e12 * 42 / 108, 1e-12);
+    REL(v.gpu.hbm_bytes_per_s, u.gpu.hbm_bytes_per_s, 0);
+    REL(v.gpu.memory_bytes, 39.25 * GIB, 1e-12);
+    ck_assert_int_eq(v.gpus_per_node, 8);
+    ck_assert_int_eq(v.fabric, ST_FABRIC_PCIE);
+    REL(v.intra_bytes_per_s, 25e9 / 2, 1e-12);
+    REL(v.pcie_bytes_per_s, 25e9 / 2, 1e-12);
+    st_plan p;
+    st_plan_defaults(&p);
+    p.tp = 1, p.cp = 1, p.dp = 8, p.pp = 1;
+    st_group g, gu;
+    st_cost_group(&v, &p, ST_GRP_DP, &g);
+    st_cost_group(&u, &p, ST_GRP_DP, &gu);
+    double S = 1e9, n = 8;
+    double want = 2 * (n - 1) / n * S / 12.5e9 + 2 * (n - 1) * v.intra_latency_s;
+    REL(st_cost_collective(&v, NULL, ST_COLL_ALLREDUCE, &g, S), want, 1e-12);
+    REL(st_cost_collective(&u, NULL, ST_COLL_ALLREDUCE, &gu, S), want, 1e-12);
+    st_net net;
+    st_cost_net(&v, &net);
+    ck_assert_int_eq(net.gpus_per_port, 2);
+    REL(net.nvlink_bytes_per_s, 25e9, 1e-12);
+    /* the H100 group keeps its NVLink */
+    st_cluster_view(&c, 8, 8, &v);
+    ck_assert_int_eq(v.mig.per_gpu, 0);
+    ck_assert_int_eq(v.fabric, ST_FABRIC_NVSWITCH);
+    /* across both: the slice, the slices' PCIe share as the domain rate */
+    st_cluster_view(&c, 0, 16, &x);
+    ck_assert_int_eq(x.mig.per_gpu, 2);
+    ck_assert_str_eq(x.gpu.name, "a100-sxm-80g/3g.40gb");
+    REL(st_cost_domain_bytes_per_s(&x, 8), 25e9 / 2, 1e-12);
+}
+END_TEST
+
+/* GPT-2 as two pipeline stages, stage 0 on the slices and stage 1 on the H100s: stage 0's chunk
+ * costs on the group what it costs on the uniform MIG cluster; MFU counts each group's own peak
+ * (8 slices at 42/108 of an A100, 8 H100s); balancing moves layers to the H100 stage; memory is
+ * checked against each stage's own device (a plan that fits an H100 but not a 39.25 GiB slice does
+ * not fit, at stage 0). */
+START_TEST(test_group_of_slices_estimate) {
+    st_model m;
+    st_cluster c, u;
+    st_error err;
+    ck_assert_int_eq(st_model_load(SRCDIR "/tests/data/io/hf/gpt2.json", &m, &err), 0);
+    mig_beside_h100(&c, &u);
+    st_plan p;
+    st_cost_ctx *ctx = plan_on_slices(&m, "tp=1,pp=2,dp=8,mbs=4,gbs=256,zero=1", &c, &p),
+                *cu = st_cost_ctx_new(&m, &u, NULL);
+    st_chunk_cost a, b;
+    st_cost_chunk(st_cost_view(ctx, 0, 1), &p, 0, &a);
+    st_cost_chunk(cu, &p, 0, &b);
+    REL(a.fwd_s, b.fwd_s, 1e-12);
+    REL(a.bwd_s, b.bwd_s, 1e-12);
+    st_estimate e;
+    ck_assert_int_eq(st_cost_estimate(ctx, &p, &e), 0);
+    ck_assert(e.fits);
+    st_gpu a100, h100;
+    st_gpu_preset("a100-sxm-80g", &a100);
+    st_gpu_preset("h100-sxm-80g", &h100);
+    double peak = 8 * a100.peak_flops[ST_DT_BF16] * 42 / 108 + 8 * h100.peak_flops[ST_DT_BF16];
+    REL(e.mfu, e.model_flops / e.iteration_time_s / peak, 1e-12);
+    st_plan q = p;
+    ck_assert_int_eq(st_search_balance(ctx, &q), 1);
+    ck_assert_int_eq(q.nstage_layers, 2);
+    ck_assert_int_lt(q.stage_layers[0], q.stage_layers[1]);
+    st_estimate eq;
+    ck_assert_int_eq(st_cost_estimate(ctx, &q, &eq), 0);
+    ck_assert(eq.iteration_time_s < e.iteration_time_s);
+    /* llama2-7b, zero 0, 4096 tokens: stage 0's 74.6 GiB fit an H100's 78 GiB but not a slice's 39.25 */
+    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
+    st_cost_ctx *c7 = st_cost_ctx_new(&m, &c, NULL);
+    ck_assert_int_eq(st_plan_parse_spec("tp=1,pp=2,dp=8,mbs=1,gbs=64,zero=0,seq=4096", &p, &err), 0);
+    ck_assert_msg(st_plan_finalize(&p, &m, &c, 0, NULL, &err) == 0, "%s", err.text);
+    ck_assert_int_eq(st_cost_estimate(c7, &p, &e), 0);
+    ck_assert(!e.fits);
+    ck_assert_int_eq(e.peak_stage, 0);
+    ck_assert(e.memory_peak_bytes > 39.25 * GIB && e.memory_peak_bytes < 78 * GIB);
+    st_cost_ctx_free(c7);
+    st_cost_ctx_free(cu);
+    st_cost_ctx_free(ctx);
+}
+END_TEST
+
+/* Every rank of the two-stage GPT-2 plan on its own device and links: the slices' domain ports are
+ * their GPUs' PCIe links (4, out and in, at the link's 25 GB/s, each crossed by both of its slices in
+ * stage 0's dp reduction at 12.5 GB/s), the H100s' their NVLink ports; no transfer alone outruns a
+ * link, and the simulated iteration is within 10% of the estimate. */
+START_TEST(test_group_of_slices_sim) {
+    st_model m;
+    st_cluster c;
+    st_error err;
+    st_plan p;
+    st_cost_ctx *ctx = gpt2_on_slices("tp=1,pp=2,dp=8,mbs=4,gbs=256,zero=1", &m, &c, &p);
+    st_estimate e;
+    ck_assert_int_eq(st_cost_estimate(ctx, &p, &e), 0);
+    st_lowered l;
+    ck_assert_msg(st_lower_full(ctx, &p, &l, &err) == 0, "%s", err.text);
+    int pcie = 0, nvlink = 0;
+    for (int k = 0; k < l.nlinks; k++) {
+        const st_link *lk = &l.links[k];
+        if (lk->kind != ST_LINK_NVLINK) continue;
+        if (lk->index < 8) {
+            pcie++;
+            ck_assert_msg(!strncmp(lk->name, "pcie ", 5) && lk->index % 2 == 0, "%s", lk->name);
+            REL(lk->bytes_per_s, 25e9, 1e-12);
+        } else {
+            nvlink++;
+            ck_assert_msg(!strncmp(lk->name, "nvlink ", 7), "%s", lk->name);
+            ck_assert(lk->bytes_per_s > 100e9);
+        }
+    }
+    ck_assert_int_eq(pcie, 8);
+    ck_assert_int_eq(nvlink, 16);
+    int seen = 0;
+    for (int r = 0; r < l.nroutes; r++) {
+        const st_route *rt = &l.routes[r];
+        int on_pcie = rt->n == 8;
+        for (int h = rt->first; h < rt->first + rt->n; h++) {
+            const st_link *lk = &l.links[l.hops[h].link];
+            on_pcie &= lk->kind == ST_LINK_NVLINK && lk->index < 8 && l.hops[h].count == 2;
+            ck_assert(l.hops[h].count * rt->bytes_per_s <= lk->bytes_per_s * (1 + 1e-9));
+        }
+        if (on_pcie) {
+            seen = 1;
+            REL(rt->bytes_per_s, 12.5e9, 1e-12);
+        }
+    }
+    ck_assert(seen);
+    st_sim_result r;
+    ck_assert_msg(st_sim_run(&l, 0, NULL, &r, &err) == 0, "%s", err.text);
+    ck_assert_msg(fabs(r.iteration_time_s - e.iteration_time_s) <= 0.1 * e.iteration_time_s, "sim %g s, estimate %g s",
+                  r.iteration_time_s, e.iteration_time_s);
+    st_sim_result_destroy(&r);
+    st_lowered_destroy(&l);
+    st_cost_ctx_free(ctx);
+}
+END_TEST
+
+/* Each stage's gradients reduce over its own dp group's links, and the longest shows: GPT-2 with
+ * 4 layers and the embedding on the slices (8 of them, through 12.5 GB/s of PCIe each) and 8 layers
+ * on the H100s (NVLink): the estimate's dp time is stage 0's reduce-scatter and all-gather (zero 1,
+ * nothing overlapped) plus the tied embedding's all-reduce, though stage 1 holds more parameters;
+ * by-stage and every-rank simulations agree within 5%. */
+START_TEST(test_group_of_slices_dp) {
+    st_model m;
+    st_cluster c;
+    st_error err;
+    st_plan p;
+    st_cost_ctx *ctx = gpt2_on_slices("tp=1,pp=2,dp=8,mbs=4,gbs=256,zero=1,stage_layers=4,8", &m, &c, &p);
+    double red[2], gat[2], nb;
+    for (int d = 0; d < 2; d++) st_cost_dp_stage(st_cost_view(ctx, 8 * d, 8), &p, d, &red[d], &gat[d], &nb);
+    ck_assert(red[0] + gat[0] > 5 * (red[1] + gat[1]));
+    st_estimate e;
+    ck_assert_int_eq(st_cost_estimate(ctx, &p, &e), 0);
+    REL(e.breakdown.dp_comm_s, red[0] + gat[0] + st_cost_embedding_allreduce(ctx, &p, NULL), 1e-12);
+    for (int full = 0; full < 2; full++) {
+        st_lowered l;
+        st_sim_result r;
+        ck_assert_msg((full ? st_lower_full(ctx, &p, &l, &err) : st_lower(ctx, &p, &l, &err)) == 0, "%s", err.text);
+        ck_assert_msg(st_sim_run(&l, 0, NULL, &r, &err) == 0, "%s", err.text);
+        ck_assert_msg(fabs(r.iteration_time_s - e.iteration_time_s) <= 0.05 * e.iteration_time_s,
+                      "every rank %d: sim %g s, estimate %g s", full, r.iteration_time_s, e.iteration_time_s);
+        st_sim_result_destroy(&r);
+        st_lowered_destroy(&l);
+    }
+    st_cost_ctx_free(ctx);
+}
+END_TEST
+
+/* The simulator holds each rank to its own device's memory: Llama 2 7B with 8 layers on the slices
+ * and 24 on the H100s peaks at 43 GiB on an H100, over a slice's 39.25 GiB but within its own 80:
+ * it runs; stage 0's ranks are held to 39.25 GiB, stage 1's to 80. */
+START_TEST(test_group_of_slices_sim_memory) {
+    st_model m;
+    st_cluster c;
+    st_error err;
+    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
+    st_plan p;
+    st_cost_ctx *ctx =
+        plan_on_slices(&m, "tp=1,pp=2,dp=8,mbs=1,gbs=64,zero=1,seq=2048,stage_layers=8,24,recompute=selective", &c, &p);
+    st_lowered l;
+    st_sim_result r;
+    ck_assert_msg(st_lower_full(ctx, &p, &l, &err) == 0, "%s", err.text);
+    ck_assert_msg(st_sim_run(&l, 0, NULL, &r, &err) == 0, "%s", err.text);
+    REL(st_sim_device_memory_bytes(&c, &l.progs[0]), 39.25 * GIB, 1e-12);
+    REL(st_sim_device_memory_bytes(&c, &l.progs[8]), 80 * GIB, 1e-12);
+    ck_assert(r.ranks[8].memory_peak_bytes > 39.25 * GIB);
+    st_sim_check_memory(&l, &c, &r);
+    ck_assert_int_eq(r.oom, 0);
+    /* a slice's rank over its 39.25 GiB is caught, at the instruction of its peak */
+    r.ranks[0].memory_peak_bytes = 40 * GIB;
+    st_sim_check_memory(&l, &c, &r);
+    ck_assert_int_eq(r.oom, 1);
+    ck_assert_int_eq(r.oom_rank, l.progs[0].rank);
+    ck_assert_int_eq(r.oom_ins, r.ranks[0].memory_peak_ins);
+    st_sim_result_destroy(&r);
+    st_lowered_destroy(&l);
+    st_cost_ctx_free(ctx);
+}
+END_TEST
+
+/* examples/mixed-mig-h100.json: a DGX A100 80GB as 56 x 1g.10gb beside a DGX H100; its canonical
+ * JSON writes the group's whole GPUs and the layout, and reads back the same; a group layout that
+ * over-subscribes a GPU or a profile of another GPU is refused naming the group's key. */
+START_TEST(test_group_json) {
+    st_cluster c, back;
+    st_error err;
+    ck_assert_msg(st_cluster_load(SRCDIR "/examples/mixed-mig-h100.json", &c, &err) == 0, "%s", err.text);
+    ck_assert_int_eq(c.ngroups, 2);
+    ck_assert_int_eq(c.groups[0].mig.per_gpu, 7);
+    ck_assert_str_eq(c.groups[0].mig.profile, "1g.10gb");
+    ck_assert_int_eq(c.groups[0].gpus_per_node, 56);
+    ck_assert_str_eq(c.groups[0].gpu.name, "a100-sxm-80g/1g.10gb");
+    REL(c.groups[0].pcie_bytes_per_s, 25e9 / 7, 1e-12);
+    ck_assert_int_eq(c.groups[1].mig.per_gpu, 0);
+    ck_assert_int_eq(st_cluster_gpus(&c), 64);
+    json_t *j = st__cluster_to_json(&c);
+    ck_assert_ptr_nonnull(j);
+    json_t *g0 = json_array_get(json_object_get(j, "groups"), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(g0, "gpus_per_node")), 8);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(g0, "gpu"), "name")), "a100-sxm-80g");
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(g0, "mig"), "per_gpu")), 7);
+    ck_assert_ptr_null(json_object_get(json_array_get(json_object_get(j, "groups"), 1), "mig"));
+    ck_assert_msg(st__cluster_from_json(j, "mem", NULL, NULL, &back, &err) == 0, "%s", err.text);
+    json_decref(j);
+    ck_assert_int_eq(back.groups[0].gpus_per_node, 56);
+    ck_assert_str_eq(back.groups[0].gpu.name, c.groups[0].gpu.name);
+    REL(back.groups[0].gpu.peak_flops[ST_DT_BF16], c.groups[0].gpu.peak_flops[ST_DT_BF16], 1e-12);
+    REL(back.groups[0].pcie_bytes_per_s, c.groups[0].pcie_bytes_per_s, 1e-12);
+    static const struct {
+        const char *mig, *key;
+    } bad[] = {{"{\"profile\": \"2g.20gb\", \"per_gpu\": 4}", "groups[0].mig.per_gpu"},
+               {"{\"profile\": \"2g.10gb\"}", "groups[0].mig.profile"},
+               {"{\"per_gpu\": 2}", "groups[0].mig.profile"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[1024];
+        snprintf(text, sizeof text,
+                 "{\"groups\": [{\"gpu\": \"a100-sxm-80g\", \"nodes\": 1, \"gpus_per_node\": 8, "
+                 "\"intra_node\": {\"bandwidth_gb_per_s\": 300}, \"inter_node\": {\"nics_per_node\": 8, "
+                 "\"nic_gbit_per_s\": 200}, \"mig\": %s}]}",
+                 bad[i].mig);
+        json_t *root = json_loads(text, 0, NULL);
+        ck_assert_ptr_nonnull(root);
+        ck_assert_int_eq(st__cluster_from_json(root, "mem", NULL, NULL, &back, &err), ST_EINVAL);
+        ck_assert_str_eq(err.key, bad[i].key);
+        json_decref(root);
+    }
+}
+END_TEST
+
 Suite *suite_mig(void) {
     Suite *s = suite_create("mig");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_profiles_fit_their_gpu);
     tcase_add_test(tc, test_slice_device);
+    tcase_add_test(tc, test_h200_profiles);
     tcase_add_test(tc, test_layout);
     tcase_add_test(tc, test_spec_parse);
     tcase_add_test(tc, test_resolve_suffix);
     tcase_add_test(tc, test_allreduce_through_host_memory);
     tcase_add_test(tc, test_sim_shares_the_pcie_link);
     tcase_add_test(tc, test_one_7g_or_seven_1g);
+    tcase_add_test(tc, test_group_of_slices);
+    tcase_add_test(tc, test_group_of_slices_estimate);
+    tcase_add_test(tc, test_group_of_slices_sim);
+    tcase_add_test(tc, test_group_of_slices_dp);
+    tcase_add_test(tc, test_group_of_slices_sim_memory);
+    tcase_add_test(tc, test_group_json);
     suite_add_tcase(s, tc);
     return s;
 }

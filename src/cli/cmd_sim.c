@@ -27,36 +27,41 @@ static const char help_text[] =
     "Exit status: 0 success, 1 out of memory or the schedule cannot run, 2 bad input.\n";
 
 /* The simulator's view of the estimate's keys: its time and peak memory, the rest derived from them */
-static st_estimate sim_view(const st_estimate *est, const st_sim_result *res, const st_plan *p, const st_cluster *c) {
+static st_estimate sim_view(const st_estimate *est, const st_sim_result *res, const st_lowered *low, const st_plan *p,
+                            const st_cluster *c) {
     double gpus_used = (double)p->tp * p->pp * p->dp * p->cp;
     double t = res->iteration_time_s, peak = 0;
     for (int r = 0; r < res->nranks; r++)
         if (res->ranks[r].memory_peak_bytes > peak) peak = res->ranks[r].memory_peak_bytes;
     st_estimate simd = *est;
+    int fits = 1; /* each rank within its own device's memory (node groups: its group's GPU) */
+    for (int r = 0; r < res->nranks && r < low->nranks; r++)
+        fits &= res->ranks[r].memory_peak_bytes <= st_sim_device_memory_bytes(c, &low->progs[r]);
     simd.iteration_time_s = t;
     simd.tokens_per_s = (double)p->gbs * (double)p->seq / t;
     simd.model_tflops_per_gpu = est->model_flops / t / gpus_used / 1e12;
-    simd.mfu = est->model_flops / t / gpus_used / c->gpu.peak_flops[p->dtype];
+    /* node groups: the estimate's peaks, each group's GPUs at their own (c->gpu is the slowest) */
+    simd.mfu = c->ngroups ? est->mfu * est->iteration_time_s / t
+                          : est->model_flops / t / gpus_used / c->gpu.peak_flops[p->dtype];
     simd.memory_peak_bytes = peak;
-    simd.fits = peak <= c->gpu.memory_bytes;
+    simd.fits = fits;
     return simd;
 }
 
 /* ST_ENOFIT naming the rank, and the instruction where one ran out of memory */
 static int oom_error(const st_lowered *low, const st_sim_result *res, const st_cluster *c, st_error *err) {
     const st_program *pg = &low->progs[res->oom_rank];
+    double gib = st_sim_device_memory_bytes(c, pg) / 1073741824.0;
     if (res->oom_ins < 0 || res->oom_ins >= pg->n)
         return st_error_set(err, ST_ENOFIT, NULL, "plan",
                             "out of memory: rank %d (stage %d) holds %.1f GiB of weights, gradients and optimizer "
                             "states before any activation; the GPU has %.1f GiB",
-                            res->oom_rank, pg->stage, pg->base_bytes / 1073741824.0,
-                            c->gpu.memory_bytes / 1073741824.0);
+                            res->oom_rank, pg->stage, pg->base_bytes / 1073741824.0, gib);
     const st_ins *in = &pg->ins[res->oom_ins];
     return st_error_set(err, ST_ENOFIT, NULL, "plan",
                         "out of memory: rank %d (stage %d) at instruction %d (%s, chunk %d, micro-batch %d) "
                         "exceeds %.1f GiB",
-                        res->oom_rank, pg->stage, res->oom_ins, in->label, in->chunk, in->mb,
-                        c->gpu.memory_bytes / 1073741824.0);
+                        res->oom_rank, pg->stage, res->oom_ins, in->label, in->chunk, in->mb, gib);
 }
 
 /* the simulated and the analytical keys side by side, then each rank's times */
@@ -156,7 +161,8 @@ int st_cmd_sim(int argc, char **argv, st_error *err) {
     }
     /* a progress line on stderr after a second, as plan prints one (not with --json) */
     FILE *progress = a.json ? NULL : stderr;
-    if ((rc = st_sim_run_progress(&low, c->gpu.memory_bytes, trace, progress, &res, err))) {
+    /* node groups: each rank checked against its own GPU's memory after the run */
+    if ((rc = st_sim_run_progress(&low, c->ngroups ? 0 : c->gpu.memory_bytes, trace, progress, &res, err))) {
         /* a schedule that cannot run is the plan's failure, not bad input; running out of memory
          * or failing to write the trace is neither (exit 2, not 1) */
         if (rc != ST_ENOMEM && rc != ST_EIO) rc = ST_ENOPLAN;
@@ -171,11 +177,12 @@ int st_cmd_sim(int argc, char **argv, st_error *err) {
                 res.setup_wall_s + res.run_wall_s > 0 ? (double)res.events / (res.setup_wall_s + res.run_wall_s) / 1e6
                                                       : 0);
     }
+    if (c->ngroups) st_sim_check_memory(&low, c, &res);
     if (res.oom) {
         rc = oom_error(&low, &res, c, err);
         goto done; /* the trace is discarded below: no partial output */
     }
-    st_estimate simd = sim_view(&est, &res, p, c);
+    st_estimate simd = sim_view(&est, &res, &low, p, c);
     if ((rc = st_estimate_check(&simd, err))) goto done;
     /* the result is made in memory first and the trace renamed into place after it: a failure
      * in either leaves neither the trace nor a line on stdout */

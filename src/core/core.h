@@ -410,7 +410,7 @@ const char *st_fabric_name(st_fabric f);
 int st_fabric_parse(const char *s, st_fabric *out); /* 0 or ST_EINVAL */
 
 /* MIG (src/core/mig.c): a GPU-instance profile of one GPU preset, from NVIDIA's MIG user guide. */
-#define ST_MIG_COMPUTE_SLICES 7 /* compute slices of an A100 or H100 */
+#define ST_MIG_COMPUTE_SLICES 7 /* compute slices of an A100, H100 or H200 */
 #define ST_MIG_MEMORY_SLICES 8  /* memory slices */
 typedef struct st_mig_profile {
     const char *gpu;    /* the GPU preset it cuts */
@@ -433,7 +433,9 @@ typedef struct st_cluster_mig {
 } st_cluster_mig;
 
 /* One node group of a mixed cluster (issue 19): nodes of one GPU type with their own scale-up domain,
- * NICs, host memory and PCIe, in the fields and units of st_cluster's. */
+ * NICs, host memory and PCIe, in the fields and units of st_cluster's. A group whose GPUs are cut into
+ * MIG slices (cluster JSON groups[i].mig) holds them as st_cluster does: gpu is one slice, gpus_per_node
+ * counts slices, the domain is host memory, and `mig` keeps the layout and the whole GPUs. */
 #define ST_MAX_GROUPS 8
 typedef struct st_node_group {
     char name[32];
@@ -444,6 +446,7 @@ typedef struct st_node_group {
     int64_t nics_per_node;
     double nic_bytes_per_s, inter_latency_s, oversubscription;
     double host_memory_bytes, pcie_bytes_per_s;
+    st_cluster_mig mig; /* per_gpu 0: whole GPUs */
 } st_node_group;
 
 typedef struct st_cluster {

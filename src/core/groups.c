@@ -11,7 +11,11 @@
  * its collectives (a ring or tree collective runs at its slowest hop). The fabric between groups is
  * described per node (what a node's NICs reach of the other group through the spine): a node's NICs
  * share it, so a NIC across it runs at min(its rate, fabric / NICs), with the fabric's latency added
- * to the groups' and the larger oversubscription. */
+ * to the groups' and the larger oversubscription.
+ *
+ * A group may be MIG slices (src/core/mig.c): its ranks are slices, its domain its nodes' host memory;
+ * the view of that group alone is the sliced uniform cluster st_cluster_set_mig makes, so a stage or
+ * replica on it is priced exactly as a MIG cluster is. */
 #include "src/core/core.h"
 
 #include <string.h>
@@ -73,6 +77,16 @@ static void group_cluster(const st_cluster *c, const st_node_group *g, st_cluste
     out->oversubscription = g->oversubscription;
     out->host_memory_bytes = g->host_memory_bytes;
     out->pcie_bytes_per_s = g->pcie_bytes_per_s;
+    out->mig = g->mig;
+}
+
+/* Ranks across groups of which some are MIG slices: their links into the domain are the slices' share
+ * of PCIe (the least intra rate, taken below), priced as a sliced node's are (cost/comm.c: no NVLink
+ * efficiency on host-memory copies), with the layout of the most slices per GPU, whose slices share
+ * their PCIe link the most. */
+static void span_mig(const st_cluster *c, int g0, int g1, st_cluster *out) {
+    for (int g = g0; g <= g1; g++)
+        if (c->groups[g].mig.per_gpu > out->mig.per_gpu) out->mig = c->groups[g].mig;
 }
 
 static double dmin(double a, double b) { return a < b ? a : b; }
@@ -106,6 +120,7 @@ void st_cluster_view(const st_cluster *c, int64_t first, int64_t n, st_cluster *
     if (g0 == g1) return;
     int64_t gpus = 0;
     slowest_gpu(c, g0, g1, &out->gpu);
+    span_mig(c, g0, g1, out);
     for (int g = g0; g <= g1; g++) {
         const st_node_group *x = &c->groups[g];
         gpus += group_gpus(x);

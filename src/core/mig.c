@@ -1,5 +1,5 @@
-/* mig.c: MIG (Multi-Instance GPU) slices as devices: the GPU-instance profiles of A100 and H100,
- * the device one slice is, and a host node whose GPUs are cut into slices.
+/* mig.c: MIG (Multi-Instance GPU) slices as devices: the GPU-instance profiles of A100, H100 and
+ * H200, the device one slice is, and a host node whose GPUs are cut into slices.
  *
  * Profiles (NVIDIA Multi-Instance GPU User Guide, "Supported MIG Profiles"): a GPU has 7 compute
  * slices and 8 memory slices; a profile <c>g.<m>gb takes c compute slices ("Fraction of SMs" c/7)
@@ -16,6 +16,17 @@
  * 7g.80gb 132 / 79.25 (the user guide's -lgip listing for H100; 16 SMs for 1g.10gb also in
  * XLA's GPU test configurations). The same listing says "P2P: No" for every profile.
  *
+ * H200 141GB (the guide's "H200 MIG Profiles" table: 1g.18gb 1/8 of the memory and 1/7 of the SMs,
+ * 1g.35gb 2/8 and 1/7, 2g.35gb 2/8 and 2/7, 3g.71gb 4/8 and 3/7, 4g.71gb 4/8 and 4/7, 7g.141gb all).
+ * No full -lgip listing of its SM counts and memory sizes was at hand, so they are derived: the H200
+ * is the H100's GH100 die with 132 SMs and the same compute-slice geometry (NVIDIA H200 datasheet;
+ * the guide lists both under Hopper with 7 compute slices), so each profile has the SMs of the H100
+ * profile in its place (16, 26, 32, 60, 64, 132), and the H100 listing's memory scaled by the boards'
+ * memory (141 GB / 80 GiB: 16.00, 32.21, 32.21, 64.84, 64.84, 130.09 GiB). The one published H200
+ * -lgip line found agrees: "MIG 1g.18gb ... 16.00 GiB, P2P No, 16 SMs" (quoted in a public
+ * host-inventory script's parser of `nvidia-smi mig -lgip`; also "16.0 GiB usable, 16 SMs" in a
+ * user's notes on an H200 1g.18gb slice); tests/test_mig.c checks the derivation.
+ *
  * A slice as a device: its peak FLOP/s is the parent's times its SMs over the parent's SMs (same
  * clocks and tensor cores per SM), its HBM bandwidth the parent's times its memory slices / 8 (the
  * guide: each instance has its own memory controllers and DRAM bus share), its memory the listed
@@ -28,8 +39,7 @@
  * expensive communication channel via the system (CPU) memory"). A sliced node's scale-up domain is
  * therefore its host memory: every slice moves its collective traffic over its parent GPU's PCIe
  * link, which the parent's slices share (cost/comm.c prices it, src/lower/lower_net.c makes it a
- * shared link for the simulator). H200 (1g.18gb ... 7g.141gb) is left out: no -lgip listing of its
- * SMs and memory sizes was at hand. */
+ * shared link for the simulator). */
 #include "src/core/core.h"
 
 #include <stdio.h>
@@ -48,6 +58,10 @@ static const st_mig_profile profiles[] = {
     {"h100-sxm-80g", "1g.10gb", 1, 1, 16, 9.75},  {"h100-sxm-80g", "1g.20gb", 1, 2, 26, 19.62},
     {"h100-sxm-80g", "2g.20gb", 2, 2, 32, 19.62}, {"h100-sxm-80g", "3g.40gb", 3, 4, 60, 39.50},
     {"h100-sxm-80g", "4g.40gb", 4, 4, 64, 39.50}, {"h100-sxm-80g", "7g.80gb", 7, 8, 132, 79.25},
+    /* derived from the H100 rows (see above) */
+    {"h200-sxm-141g", "1g.18gb", 1, 1, 16, 16.00},   {"h200-sxm-141g", "1g.35gb", 1, 2, 26, 32.21},
+    {"h200-sxm-141g", "2g.35gb", 2, 2, 32, 32.21},   {"h200-sxm-141g", "3g.71gb", 3, 4, 60, 64.84},
+    {"h200-sxm-141g", "4g.71gb", 4, 4, 64, 64.84},   {"h200-sxm-141g", "7g.141gb", 7, 8, 132, 130.09},
 };
 
 const st_mig_profile *st_mig_profiles(size_t *n) {
@@ -103,7 +117,8 @@ int st_cluster_set_mig(st_cluster *c, const char *profile, int per_gpu, const ch
                 used += (size_t)snprintf(known + used, sizeof known - used, "%s%s", used ? ", " : "", profiles[i].name);
         if (!known[0])
             return st_error_set(err, ST_EINVAL, file, "mig.profile",
-                                "GPU '%s' has no MIG profiles here (a100-sxm-40g, a100-sxm-80g, h100-sxm-80g do)",
+                                "GPU '%s' has no MIG profiles here (a100-sxm-40g, a100-sxm-80g, h100-sxm-80g, "
+                                "h200-sxm-141g do)",
                                 c->gpu.name);
         return st_error_set(err, ST_EINVAL, file, "mig.profile", "'%s' is not a MIG profile of %s (%s)", profile,
                             c->gpu.name, known);

@@ -25,8 +25,9 @@
  *
  * Node groups (issue 19): a cluster JSON with "groups" lists node descriptions (each with the keys of a
  * uniform cluster's nodes, read by the same code at key path groups[i]) and "between_groups", the
- * fabric joining them; it has no top-level node keys. A file without "groups" reads, writes and
- * hashes as before.
+ * fabric joining them; it has no top-level node keys. A group may cut its GPUs into MIG slices
+ * ("mig", as a uniform cluster does; written back as the group's whole GPUs and the layout). A file
+ * without "groups" reads, writes and hashes as before.
  */
 #include "jsonutil.h"
 
@@ -61,7 +62,7 @@ static const char *const mig_keys[] = {"profile", "per_gpu", NULL};
 static const char *const grouped_keys[] = {"name", "source", "groups", "between_groups", "framework", "calibration",
                                            NULL};
 static const char *const group_keys[] = {"name", "gpu", "nodes", "gpus_per_node", "scale_up", "intra_node",
-                                         "inter_node", "host", NULL};
+                                         "inter_node", "host", "mig", NULL};
 static const char *const between_keys[] = {"bandwidth_gb_per_s", "latency_us", "oversubscription", NULL};
 #define MIN_GEMM_EFFICIENCY 0.05
 
@@ -330,7 +331,7 @@ static int finish_cluster(const json_t *root, const char *file, const char *pref
             *kernel_s[k] = x * 1e-6;
         }
     }
-    /* a grouped cluster's keys have no "mig" (grouped_keys): per-group slicing is not described */
+    /* a grouped cluster's keys have no "mig" (grouped_keys): each group slices its own (group_keys) */
     rc = load_mig(root, file, prefix, c, err);
     if (rc < 0) return rc;
     snprintf(c->source, sizeof c->source, "%s", file);
@@ -558,6 +559,7 @@ static int groups_from_json(const json_t *root, const char *file, const char *pr
         x->nics_per_node = gc.nics_per_node, x->nic_bytes_per_s = gc.nic_bytes_per_s;
         x->inter_latency_s = gc.inter_latency_s, x->oversubscription = gc.oversubscription;
         x->host_memory_bytes = gc.host_memory_bytes, x->pcie_bytes_per_s = gc.pcie_bytes_per_s;
+        x->mig = gc.mig;
         if (gc.leaf_nodes || gc.rail_optimized || gc.sharp_inter) { /* the fabric between groups is between_groups */
             rc = st_error_set(err, ST_EINVAL, file, st__json_key_path(path, sizeof path, gpre, "inter_node"),
                               "rails, tiers and SHARP (rail_optimized, leaf, spine, sharp) are not described inside "

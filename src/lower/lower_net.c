@@ -3,9 +3,10 @@
  *
  * Links: each GPU's port into its scale-up domain ("nvlink"; the domain may span host nodes, as
  * NVL72's does; with MIG slices, "pcie": the parent GPU's link into host memory, one per physical
- * GPU, which its slices' routes all cross), each NIC port, each host node's link to the fabric,
- * per direction, at the rates cost/comm.c prices collectives at (st_cost_net). A link is made when
- * the first route crosses it, so a lowering lists only the links its transfers use.
+ * GPU, which its slices' routes all cross; on node groups each group's own), each NIC port, each
+ * host node's link to the fabric, per direction, at the rates cost/comm.c prices collectives at
+ * (st_cost_net). A link is made when the first route crosses it, so a lowering lists only the links
+ * its transfers use.
  * With fabric tiers (cluster inter_node.leaf / spine) each leaf's and pod's uplinks are one link
  * each way ("leaf 2 up": its nodes' NICs / the tier's oversubscription), which a group that cost/
  * prices at that tier crosses once per rank, as a node's fabric link.
@@ -101,8 +102,20 @@ static int node_first(const st__lnet *B, int node) {
     if (B->grouped) node_group(B, node, &first);
     return first;
 }
-/* a GPU's port into its domain: its own, or with MIG its parent GPU's PCIe link, shared */
-static int dom_port_of(const st__lnet *B, int gpu) { return gpu / B->per_port; }
+/* GPUs sharing the domain port of GPU `gpu`: with MIG its parent GPU's slices (on node groups, its group's) */
+static int port_width(const st__lnet *B, int gpu) {
+    return B->grouped ? (int)B->gnet[group_of(B, gpu)].gpus_per_port : B->per_port;
+}
+/* a GPU's port into its domain: its own, or with MIG its parent GPU's PCIe link, shared; on node groups
+ * named by the port's first GPU (a group's slices of one GPU are consecutive ranks of its node) */
+static int dom_port_of(const st__lnet *B, int gpu) {
+    if (!B->grouped) return gpu / B->per_port;
+    st_rank_place pl;
+    st_cluster_rank_place(B->c, gpu, &pl);
+    return gpu - (int)(pl.gpu % B->gnet[pl.group].gpus_per_port);
+}
+/* the first GPU behind domain port `index` */
+static int port_first(const st__lnet *B, int index) { return B->grouped ? index : index * B->per_port; }
 static int port_of(const st__lnet *B, int gpu) {
     if (!B->grouped) return node_of(B, gpu) * B->ports + (gpu % B->G) * B->ports / B->G;
     st_rank_place pl;
@@ -116,7 +129,8 @@ static int pod_of(const st__lnet *B, int gpu) { return (int)(node_of(B, gpu) / B
 /* which rank's trace shows a link: its GPU's program, or the first program on its NIC port or node */
 static int shown_by(const st__lnet *B, st_link_kind kind, int index) {
     if (kind == ST_LINK_NVLINK) {
-        for (int g = index * B->per_port; g < (index + 1) * B->per_port && g < B->gpus; g++)
+        int first = port_first(B, index);
+        for (int g = first; g < first + port_width(B, first) && g < B->gpus; g++)
             if (B->prog_of_gpu[g] >= 0) return B->prog_of_gpu[g];
         return -1;
     }
@@ -142,7 +156,7 @@ static void hop(st__lnet *B, st_link_kind kind, int index, int dir) {
     /* node groups: a GPU's, NIC's or node's link at its group's rates */
     const st_net *net = &B->net;
     if (B->grouped && kind <= ST_LINK_FABRIC) {
-        int first, node = kind == ST_LINK_NVLINK ? node_of(B, index * B->per_port)
+        int first, node = kind == ST_LINK_NVLINK ? node_of(B, port_first(B, index))
                           : kind == ST_LINK_NIC  ? index / B->ports
                                                  : index;
         net = &B->gnet[node_group(B, node, &first)];
@@ -167,7 +181,7 @@ static void hop(st__lnet *B, st_link_kind kind, int index, int dir) {
         lk->rank = shown_by(B, kind, index);
         if (kind == ST_LINK_NVLINK) {
             lk->bytes_per_s = net->nvlink_bytes_per_s;
-            if (B->per_port > 1)
+            if (port_width(B, port_first(B, index)) > 1)
                 snprintf(lk->name, sizeof lk->name, "pcie %d %s", index, dir ? "in" : "out");
             else
                 snprintf(lk->name, sizeof lk->name, "nvlink %d %s", index, dir ? "in" : "out");

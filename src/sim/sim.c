@@ -52,6 +52,9 @@
  *   compute_idle_s). For 1F1B with pp stages this gives (pp-1)(t_f+t_b) on the first stage, whose
  *   every wait is for a gradient, and (pp-1)t_f on the last (its idle tail is drain, not receive).
  *
+ * Memory: one limit for every rank; on node groups of different GPUs the caller runs without one and
+ * checks each program against its own devices afterwards (st_sim_check_memory).
+ *
  * Workload facts behind the layout: the queue holds about one event per stream per rank (a stream
  * runs one instruction at a time) besides stale flow events, and its arrays only grow to that;
  * nothing is allocated per event. Instructions are numbered globally (gid = offset of the rank +
@@ -711,4 +714,21 @@ void st_sim_result_destroy(st_sim_result *r) {
     free(r->ranks);
     r->ranks = NULL;
     r->nranks = 0;
+}
+
+double st_sim_device_memory_bytes(const st_cluster *c, const st_program *pg) {
+    if (c->ngroups == 0) return c->gpu.memory_bytes;
+    st_cluster v;
+    st_cluster_view(c, pg->gpu, pg->replicas > 0 ? pg->replicas : 1, &v);
+    return v.gpu.memory_bytes;
+}
+
+void st_sim_check_memory(const st_lowered *l, const st_cluster *c, st_sim_result *r) {
+    for (int p = 0; p < l->nranks && p < r->nranks && !r->oom; p++) {
+        const st_program *pg = &l->progs[p];
+        if (!(r->ranks[p].memory_peak_bytes > st_sim_device_memory_bytes(c, pg))) continue;
+        r->oom = 1;
+        r->oom_rank = pg->rank;
+        r->oom_ins = r->ranks[p].memory_peak_ins;
+    }
 }

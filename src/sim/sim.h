@@ -64,6 +64,14 @@ int st_sim_run(const st_lowered *l, double memory_limit_bytes, st_trace *trace, 
 int st_sim_run_progress(const st_lowered *l, double memory_limit_bytes, st_trace *trace, FILE *progress,
                         st_sim_result *out, st_error *err);
 void st_sim_result_destroy(st_sim_result *r);
+/* The memory of the devices program `pg` runs on: on node groups the least of the GPUs it stands for
+ * (its group's, a MIG group's slice), else the cluster's GPU. */
+double st_sim_device_memory_bytes(const st_cluster *c, const st_program *pg);
+/* The out-of-memory check of a run made without a limit (memory_limit_bytes 0), each program against
+ * its own devices' memory (st_sim_device_memory_bytes): node groups of different GPUs, where one
+ * limit would hold an H100 stage to a MIG slice's memory. Sets r->oom, oom_rank and oom_ins (the
+ * instruction at the rank's peak; -1 when its base bytes alone exceed) for the first program over. */
+void st_sim_check_memory(const st_lowered *l, const st_cluster *c, st_sim_result *r);
 
 /* Simulates the first k plans of res (strata sim) and re-ranks those k by simulated time; plans the
  * simulator cannot run go after them (src/sim/validate.c). */

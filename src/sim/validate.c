@@ -29,7 +29,8 @@ int st_search_validate(const st_model *m, const st_cluster *c, const st_profile 
         st_ranked *e = &res->plans[i];
         e->sim_time_s = -1;
         if (st_lower(ctx, &e->plan, &low, &ignore)) continue;
-        if (st_sim_run(&low, c->gpu.memory_bytes, NULL, &r, &ignore) == 0) {
+        if (st_sim_run(&low, c->ngroups ? 0 : c->gpu.memory_bytes, NULL, &r, &ignore) == 0) {
+            if (c->ngroups) st_sim_check_memory(&low, c, &r); /* each rank against its own GPU */
             if (!r.oom) e->sim_time_s = r.iteration_time_s;
             st_sim_result_destroy(&r);
         }
