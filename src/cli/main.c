@@ -14,7 +14,7 @@ static const char usage[] =
     "  estimate   iteration time, throughput, MFU and memory of one plan\n"
     "  plan       search the hybrid-parallel space and rank the plans\n"
     "  sim        simulate one iteration of a plan on every rank (discrete-event)\n"
-    "  run        train the model under a plan for real, one MPI process per rank (CPU)\n"
+    "  run        train the model under a plan for real, one MPI process per rank (CPU or GPU)\n"
     "  compare    the best plan on each of several clusters: time and cost to train\n"
     "  validate   predicted against measured iteration times of published runs (a points file)\n"
     "  plot       charts (gnuplot) of plan, compare and estimate results\n"
