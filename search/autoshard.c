@@ -1131,7 +1131,8 @@ typedef struct dparg {
     int L, u, units;
 } dparg;
 
-static double dp_cost(void *arg, int first, int last, st_submesh sm, int stages_after) {
+static double dp_cost(void *arg, int first, int last, st_submesh sm, int stages_after, int offset) {
+    (void)offset; /* one GPU type */
     dparg *a = arg;
     dpctx *d = a->d;
     if (d->failed) return INFINITY;
@@ -1203,7 +1204,8 @@ static double custom_stage(dpctx *d, int first, int last, st_submesh sm, int sta
     return best;
 }
 
-static double dp_cost_custom(void *arg, int first, int last, st_submesh sm, int stages_after) {
+static double dp_cost_custom(void *arg, int first, int last, st_submesh sm, int stages_after, int offset) {
+    (void)offset; /* one GPU type */
     dparg *a = arg;
     dpctx *d = a->d;
     if (d->failed) return INFINITY;
