@@ -615,8 +615,8 @@ START_TEST(ilp_mixed_uneven_closed_form) {
     ck_assert_double_eq_tol(r.iteration_time_s, plan_cf, 1e-6 * plan_cf);
     ck_assert(even > 1.3 * r.iteration_time_s);
     fprintf(stderr,
-            "ilp mixed: a %.3f ms, h %.3f ms per layer; cut %d (closed form %.2f, L h / (a + h) = %.2f); %.3f s against "
-            "%.3f s even (%.3fx, closed form %.3fx)\n",
+            "ilp mixed: a %.3f ms, h %.3f ms per layer; cut %d (closed form %.2f, L h / (a + h) = %.2f); "
+            "%.3f s against %.3f s even (%.3fx, closed form %.3fx)\n",
             a * 1e3, h * 1e3, n0, x, L * h / (a + h), r.iteration_time_s, even, even / r.iteration_time_s,
             even_cf / plan_cf);
     st_autoshard_result_free(&r);

@@ -564,7 +564,9 @@ START_TEST(test_no_plan) {
 }
 END_TEST
 
-static double nan_fn(void *arg, int first, int last, st_submesh m, int after, int offset) { return last - first == 2 ? NAN : 1.0; }
+static double nan_fn(void *arg, int first, int last, st_submesh m, int after, int offset) {
+    return last - first == 2 ? NAN : 1.0;
+}
 
 START_TEST(test_bad_options) {
     hcost h = {.seed = 1};
