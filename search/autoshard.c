@@ -1027,6 +1027,7 @@ static int make_cands(dpctx *d, lmesh *lm) {
 /* The view stage GPUs [first, first + n) are priced on (one per pair of first and last node group:
  * st_cluster_view depends on nothing else), NULL when out of memory. */
 static const sview *stage_view(dpctx *d, int first, int n) {
+    if (d->c->ngroups == 0 && d->view[0]) return d->view[0]; /* one GPU type: one view, asked for often */
     int g0 = st_cluster_rank_group(d->c, first), g1 = st_cluster_rank_group(d->c, first + n - 1);
     sview **v = &d->view[g0 * ST_MAX_GROUPS + g1];
     if (!*v) {
@@ -1161,6 +1162,7 @@ static double stage_time(dpctx *d, mcache *mc, int first, int last, int stages_a
 typedef struct dparg {
     dpctx *d;
     int L, u, units;
+    int hit; /* the cache entry of the last call, or -1: the DP asks for one (mesh, view) many times in a row */
 } dparg;
 
 static double dp_cost(void *arg, int first, int last, st_submesh sm, int stages_after, int offset) {
@@ -1168,7 +1170,11 @@ static double dp_cost(void *arg, int first, int last, st_submesh sm, int stages_
     dpctx *d = a->d;
     if (d->failed) return INFINITY;
     const sview *v = stage_view(d, offset, sm.nodes * sm.gpus);
-    mcache *mc = v ? get_cache(d, sm, v) : NULL;
+    mcache *mc = a->hit >= 0 ? &d->cache[a->hit] : NULL;
+    if (!mc || mc->v != v || mc->nodes != sm.nodes || mc->gpus != sm.gpus) {
+        mc = v ? get_cache(d, sm, v) : NULL;
+        a->hit = mc ? (int)(mc - d->cache) : -1;
+    }
     if (!mc || !mc->ready) {
         d->failed = 1;
         return INFINITY;
@@ -1467,7 +1473,7 @@ static int plan_one(const st_graph *g, const st_cluster *c, const st_profile *pr
                    .err = err};
         int u = 1;
         while ((L + u - 1) / u > MAX_UNITS) u++;
-        dparg a = {&d, L, u, (L + u - 1) / u};
+        dparg a = {&d, L, u, (L + u - 1) / u, -1};
         st_stage_dp_opts dpo = {.nlayers = a.units, .nodes = nodes, .gpus_per_node = per, .microbatches = microbatches,
                                 .max_stages = o->max_stages, .cost = custom ? dp_cost_custom : dp_cost, .arg = &a};
         for (int k = 0; k < c->ngroups; k++) /* the groups the stages' GPUs may fall in */

@@ -295,12 +295,27 @@ static int dp_price(dp *w, st_error *err) {
     return 0;
 }
 
+/* r[d] = min(r[d], cj + q[d]) (or the larger of cj and q[d] for the bottleneck) for d in [a, b]. */
+static inline void relax(double *restrict r, const double *restrict q, double cj, int a, int b, int bottleneck) {
+    if (bottleneck) {
+        for (int d = a; d <= b; d++) {
+            double v = q[d] > cj ? q[d] : cj;
+            r[d] = v < r[d] ? v : r[d];
+        }
+    } else {
+        for (int d = a; d <= b; d++) {
+            double v = cj + q[d];
+            r[d] = v < r[d] ? v : r[d];
+        }
+    }
+}
+
 /* Fills F(s, k, d) for s = 1..S over the choices with cost <= t: the least sum of stage times
  * (bottleneck = 0) or the least slowest stage (bottleneck = 1). Returns min over s of F(s, 0, D)
  * and the s that attains it first in *best_s (0 when none is finite). */
 static double dp_fill(dp *w, double t, int bottleneck, int *best_s) {
-    int L = w->L, D = w->D, K = w->K, S = w->S;
-    const int *size = w->size;
+    int L = w->L, D = w->D, K = w->K, S = w->S, one = w->W == w->K;
+    const int *size = w->size, *jbase = w->jbase, *ncls = w->ncls, *olo = w->olo, *ohi = w->ohi;
     int W = L + 1;
     for (int s = 0; s <= S; s++)
         for (int k = 0; k <= L; k++) {
@@ -326,27 +341,24 @@ static double dp_fill(dp *w, double t, int bottleneck, int *best_s) {
                 if (plo > phi) continue;
                 const double *restrict p = F_row(w, s - 1, l);
                 const double *c = cost_row(w, k, l, after);
+                if (one) { /* one class per shape, every d: the uniform DP */
+                    for (int j = 0; j < K; j++) {
+                        int sz = size[j];
+                        if (plo + sz > thi) break;
+                        if (!(c[j] <= t)) continue;
+                        int a = plo + sz > tlo ? plo + sz : tlo, b = phi + sz < thi ? phi + sz : thi;
+                        relax(r, p - sz, c[j], a, b, bottleneck);
+                    }
+                    continue;
+                }
                 for (int j = 0; j < K; j++) {
                     int sz = size[j];
                     if (plo + sz > thi) break;
                     int a = plo + sz > tlo ? plo + sz : tlo, b = phi + sz < thi ? phi + sz : thi;
-                    const double *restrict q = p - sz;
-                    for (int cl = w->jbase[j]; cl < w->jbase[j] + w->ncls[j]; cl++) {
-                        double cj = c[cl];
-                        if (!(cj <= t)) continue;
+                    for (int cl = jbase[j]; cl < jbase[j] + ncls[j]; cl++) {
                         /* the class's stages start at devices [olo, ohi], so d = D - offset */
-                        int ca = D - w->ohi[cl] > a ? D - w->ohi[cl] : a, cb = D - w->olo[cl] < b ? D - w->olo[cl] : b;
-                        if (bottleneck) {
-                            for (int d = ca; d <= cb; d++) {
-                                double v = q[d] > cj ? q[d] : cj;
-                                r[d] = v < r[d] ? v : r[d];
-                            }
-                        } else {
-                            for (int d = ca; d <= cb; d++) {
-                                double v = cj + q[d];
-                                r[d] = v < r[d] ? v : r[d];
-                            }
-                        }
+                        int ca = D - ohi[cl] > a ? D - ohi[cl] : a, cb = D - olo[cl] < b ? D - olo[cl] : b;
+                        if (c[cl] <= t) relax(r, p - sz, c[cl], ca, cb, bottleneck);
                     }
                 }
             }
