@@ -24,7 +24,14 @@
  * optima under a ladder of per-layer memory limits (the epsilon-constraint method), each priced
  * exactly for the stage (k layers, head and tail with their own optimal sharding given the block's,
  * the activations of the micro-batches 1F1B keeps in flight). The chosen stages are then solved
- * once more, exactly, with their real memory limit: those ILPs are the reported plan. */
+ * once more, exactly, with their real memory limit: those ILPs are the reported plan.
+ *
+ * Mixed clusters (node groups, issue 19): stages take consecutive GPUs in stage order, ranks fill
+ * the groups in order, so a stage's GPUs are known from the GPUs before it; each stage is priced on
+ * the view of its own GPUs (st_cluster_view: its group's GPU and links, or the slowest of each when
+ * it spans groups) under its own GPU's memory (AMP, Li et al. NeurIPS'22; HexiScale), and the
+ * exchange between two stages on the view of both. The stage DP keys its table on the groups a
+ * stage covers (search/stage_dp.c), so it can put more layers on the faster GPUs. */
 #include "search/search.h"
 #include "ilp.h"
 #include "stage_dp.h"
@@ -843,8 +850,15 @@ typedef struct lmesh {
     cand c[2 * LADDER];
 } lmesh;
 
+/* The cluster a stage on a range of GPUs is priced on, and its memory limit. */
+typedef struct sview {
+    st_cluster c;
+    double mem_limit; /* bytes, <= 0 none */
+} sview;
+
 typedef struct mcache {
     int nodes, gpus, ready, nlog;
+    const sview *v;
     lmesh log[2];
     double *memo; /* stage times by (units, head, tail, stages_after); NaN = not priced yet */
 } mcache;
@@ -855,8 +869,9 @@ typedef struct dpctx {
     const st_profile *prof;
     st_dtype dt;
     int64_t microbatches;
-    double mem_limit, time_limit_s;
+    double mem_limit, time_limit_s; /* mem_limit: the one given (<= 0: each stage's GPU's) */
     int zero_lo, zero_hi; /* the ZeRO stages tried per stage */
+    sview *view[ST_MAX_GROUPS * ST_MAX_GROUPS]; /* by (first group, last group), made when first asked */
     mcache *cache;
     int ncache, capcache;
     int64_t solves;
@@ -1009,9 +1024,23 @@ static int make_cands(dpctx *d, lmesh *lm) {
     return rc;
 }
 
-static mcache *get_cache(dpctx *d, st_submesh sm) {
+/* The view stage GPUs [first, first + n) are priced on (one per pair of first and last node group:
+ * st_cluster_view depends on nothing else), NULL when out of memory. */
+static const sview *stage_view(dpctx *d, int first, int n) {
+    if (d->c->ngroups == 0 && d->view[0]) return d->view[0]; /* one GPU type: one view, asked for often */
+    int g0 = st_cluster_rank_group(d->c, first), g1 = st_cluster_rank_group(d->c, first + n - 1);
+    sview **v = &d->view[g0 * ST_MAX_GROUPS + g1];
+    if (!*v) {
+        if (!(*v = malloc(sizeof **v))) return NULL;
+        st_cluster_view(d->c, first, n, &(*v)->c);
+        (*v)->mem_limit = d->mem_limit > 0 ? d->mem_limit : st_autoshard_memory_limit(&(*v)->c);
+    }
+    return *v;
+}
+
+static mcache *get_cache(dpctx *d, st_submesh sm, const sview *v) {
     for (int i = 0; i < d->ncache; i++)
-        if (d->cache[i].nodes == sm.nodes && d->cache[i].gpus == sm.gpus) return &d->cache[i];
+        if (d->cache[i].nodes == sm.nodes && d->cache[i].gpus == sm.gpus && d->cache[i].v == v) return &d->cache[i];
     if (d->ncache == d->capcache) {
         int cap = d->capcache ? 2 * d->capcache : 16;
         mcache *c = realloc(d->cache, (size_t)cap * sizeof *c);
@@ -1023,10 +1052,11 @@ static mcache *get_cache(dpctx *d, st_submesh sm) {
     memset(mc, 0, sizeof *mc);
     mc->nodes = sm.nodes;
     mc->gpus = sm.gpus;
+    mc->v = v;
     st_mesh meshes[2];
-    mc->nlog = logical_meshes(d->c, sm.nodes, sm.gpus, meshes);
+    mc->nlog = logical_meshes(&v->c, sm.nodes, sm.gpus, meshes);
     for (int l = 0; l < mc->nlog; l++) {
-        if (ctx_init(&mc->log[l].x, d->g, d->c, d->prof, &meshes[l], d->dt, d->microbatches, d->err) ||
+        if (ctx_init(&mc->log[l].x, d->g, &v->c, d->prof, &meshes[l], d->dt, d->microbatches, d->err) ||
             make_cands(d, &mc->log[l])) {
             d->failed = 1;
             mc->nlog = l + 1;
@@ -1061,12 +1091,14 @@ static double pair_p2p(const st_graph *G, const st_as_stage *st, int i, const st
     int gpu = 0;
     for (int j = 0; j < i; j++) gpu += st[j].mesh.nodes * st[j].mesh.gpus;
     int ns = st[i].mesh.nodes * st[i].mesh.gpus, nr = st[i + 1].mesh.nodes * st[i + 1].mesh.gpus;
+    st_cluster v; /* the links the two stages' GPUs have (on node groups, the slower's across groups) */
+    st_cluster_view(c, gpu, ns + nr, &v);
     int G_ = (int)c->gpus_per_node, one_node = gpu / G_ == (gpu + ns + nr - 1) / G_;
     const st_gtensor *t = &G->t[tensor];
     double b = st_gtensor_numel(t) * st_dtype_bytes(t->dtype) / (double)(ns < nr ? ns : nr);
     if (bytes) *bytes = b;
-    st_group g = {.n = 2, .per_node = one_node ? 2 : 1, .nodes = one_node ? 1 : 2, .node_share = c->gpus_per_node};
-    return 2 * st_cost_collective(c, prof, ST_COLL_SENDRECV, &g, b);
+    st_group g = {.n = 2, .per_node = one_node ? 2 : 1, .nodes = one_node ? 1 : 2, .node_share = v.gpus_per_node};
+    return 2 * st_cost_collective(&v, prof, ST_COLL_SENDRECV, &g, b);
 }
 
 /* Each stage's exchange time, added to its time: it waits for its input's activation from the
@@ -1093,6 +1125,7 @@ static double stage_p2p(const st_graph *G, int first, int last, const st_cluster
 /* best (time) candidate of a cache entry for k layers; *lm_out, *cd_out say which */
 static double stage_time(dpctx *d, mcache *mc, int first, int last, int stages_after, int L, int *lm_out, int *cd_out,
                          int *rc_out) {
+    double limit = mc->v->mem_limit;
     double best = INFINITY;
     int k = last - first, head = first == 0, tail = last == L;
     double inflight = held_microbatches(stages_after, d->microbatches);
@@ -1107,7 +1140,7 @@ static double stage_time(dpctx *d, mcache *mc, int first, int last, int stages_a
                 double mem = rc ? k * (cd->W + cd->rc_A * inflight) + cd->A : k * (cd->W + cd->A * inflight);
                 if (head) t += cd->head_t, mem += cd->head_W + cd->head_A * inflight;
                 if (tail) t += cd->tail_t, mem += cd->tail_W + cd->tail_A * inflight;
-                if (d->mem_limit > 0 && mem > d->mem_limit) continue;
+                if (limit > 0 && mem > limit) continue;
                 if (t < best) {
                     best = t;
                     if (lm_out) *lm_out = l;
@@ -1129,13 +1162,19 @@ static double stage_time(dpctx *d, mcache *mc, int first, int last, int stages_a
 typedef struct dparg {
     dpctx *d;
     int L, u, units;
+    int hit; /* the cache entry of the last call, or -1: the DP asks for one (mesh, view) many times in a row */
 } dparg;
 
-static double dp_cost(void *arg, int first, int last, st_submesh sm, int stages_after) {
+static double dp_cost(void *arg, int first, int last, st_submesh sm, int stages_after, int offset) {
     dparg *a = arg;
     dpctx *d = a->d;
     if (d->failed) return INFINITY;
-    mcache *mc = get_cache(d, sm);
+    const sview *v = stage_view(d, offset, sm.nodes * sm.gpus);
+    mcache *mc = a->hit >= 0 ? &d->cache[a->hit] : NULL;
+    if (!mc || mc->v != v || mc->nodes != sm.nodes || mc->gpus != sm.gpus) {
+        mc = v ? get_cache(d, sm, v) : NULL;
+        a->hit = mc ? (int)(mc - d->cache) : -1;
+    }
     if (!mc || !mc->ready) {
         d->failed = 1;
         return INFINITY;
@@ -1154,7 +1193,7 @@ static double dp_cost(void *arg, int first, int last, st_submesh sm, int stages_
     int f = first * a->u, l = last == a->units ? a->L : last * a->u;
     double t = stage_time(d, mc, f, l, stages_after, a->L, NULL, NULL, NULL);
     /* a stage with a neighbour exchanges activations with it */
-    if (isfinite(t) && !(head && tail)) t += p2p_s(d->g, d->g->block_out, d->c, d->prof, sm);
+    if (isfinite(t) && !(head && tail)) t += p2p_s(d->g, d->g->block_out, &v->c, d->prof, sm);
     *slot = t;
     return t;
 }
@@ -1168,14 +1207,16 @@ static int final_stage(const st_graph *g, const st_cluster *c, const st_profile 
  * operators, exactly, with each ZeRO stage tried, memoised per (sub-mesh, first, last, stages after). */
 typedef struct cmemo {
     int nodes, gpus;
+    const sview *v;
     double *t;
 } cmemo;
 
-static double custom_stage(dpctx *d, int first, int last, st_submesh sm, int stages_after, st_as_stage *keep) {
+static double custom_stage(dpctx *d, int first, int last, st_submesh sm, const sview *v, int stages_after,
+                           st_as_stage *keep) {
     const st_graph *g = d->g;
     int L = st_graph_units(g);
     st_mesh meshes[2];
-    int nl = logical_meshes(d->c, sm.nodes, sm.gpus, meshes);
+    int nl = logical_meshes(&v->c, sm.nodes, sm.gpus, meshes);
     double best = INFINITY;
     st_autoshard_opts o;
     st_autoshard_opts_init(&o);
@@ -1185,7 +1226,7 @@ static double custom_stage(dpctx *d, int first, int last, st_submesh sm, int sta
         st_as_stage st;
         memset(&st, 0, sizeof st);
         st_error e;
-        int rc = final_stage(g, d->c, d->prof, &o, d->microbatches, d->mem_limit, &meshes[l % nl], first, last, L,
+        int rc = final_stage(g, &v->c, d->prof, &o, d->microbatches, v->mem_limit, &meshes[l % nl], first, last, L,
                              stages_after, 0, d->zero_lo + l / nl, NULL, &st, &d->solves, &e);
         if (rc == 0 && st.time_s < best) {
             best = st.time_s;
@@ -1203,14 +1244,19 @@ static double custom_stage(dpctx *d, int first, int last, st_submesh sm, int sta
     return best;
 }
 
-static double dp_cost_custom(void *arg, int first, int last, st_submesh sm, int stages_after) {
+static double dp_cost_custom(void *arg, int first, int last, st_submesh sm, int stages_after, int offset) {
     dparg *a = arg;
     dpctx *d = a->d;
     if (d->failed) return INFINITY;
     int U = a->units + 1;
+    const sview *v = stage_view(d, offset, sm.nodes * sm.gpus);
+    if (!v) {
+        d->failed = 1;
+        return INFINITY;
+    }
     cmemo *cm = NULL;
     for (int i = 0; i < d->ncmemo; i++)
-        if (d->cmemo[i].nodes == sm.nodes && d->cmemo[i].gpus == sm.gpus) cm = &d->cmemo[i];
+        if (d->cmemo[i].nodes == sm.nodes && d->cmemo[i].gpus == sm.gpus && d->cmemo[i].v == v) cm = &d->cmemo[i];
     if (!cm) {
         cmemo *grown = realloc(d->cmemo, (size_t)(d->ncmemo + 1) * sizeof *grown);
         double *t = grown ? malloc((size_t)U * U * U * sizeof *t) : NULL;
@@ -1222,13 +1268,13 @@ static double dp_cost_custom(void *arg, int first, int last, st_submesh sm, int 
         for (size_t i = 0; i < (size_t)U * U * U; i++) t[i] = NAN;
         d->cmemo = grown;
         cm = &d->cmemo[d->ncmemo++];
-        cm->nodes = sm.nodes, cm->gpus = sm.gpus, cm->t = t;
+        cm->nodes = sm.nodes, cm->gpus = sm.gpus, cm->v = v, cm->t = t;
     }
     double *slot = &cm->t[((size_t)first * U + (size_t)last) * U + (size_t)stages_after];
     if (!isnan(*slot)) return *slot;
     int f = first * a->u, l = last == a->units ? a->L : last * a->u;
-    double t = custom_stage(d, f, l, sm, stages_after, NULL);
-    if (isfinite(t)) t += stage_p2p(d->g, f, l, d->c, d->prof, sm);
+    double t = custom_stage(d, f, l, sm, v, stages_after, NULL);
+    if (isfinite(t)) t += stage_p2p(d->g, f, l, &v->c, d->prof, sm);
     *slot = t;
     return t;
 }
@@ -1243,6 +1289,7 @@ static void dpctx_free(dpctx *d) {
         }
     for (int i = 0; i < d->ncache; i++) free(d->cache[i].memo);
     free(d->cache);
+    for (int i = 0; i < ST_MAX_GROUPS * ST_MAX_GROUPS; i++) free(d->view[i]);
     memset(d, 0, sizeof *d);
 }
 
@@ -1378,8 +1425,11 @@ static int plan_one(const st_graph *g, const st_cluster *c, const st_profile *pr
     double total = INFINITY;
     int64_t solves = 0;
     if (single) {
+        st_cluster v; /* the GPUs used (on node groups, the slowest of each across groups) */
+        st_cluster_view(c, 0, nodes * per, &v);
+        if (o->mem_limit_bytes <= 0) mem_limit = st_autoshard_memory_limit(&v);
         st_mesh meshes[2];
-        int nl = logical_meshes(c, nodes, per, meshes);
+        int nl = logical_meshes(&v, nodes, per, meshes);
         st_error first_err;
         int first_rc = 0;
         /* every logical mesh, with and without recompute (model graphs), with each ZeRO stage tried */
@@ -1388,7 +1438,7 @@ static int plan_one(const st_graph *g, const st_cluster *c, const st_profile *pr
             st_as_stage st;
             memset(&st, 0, sizeof st);
             st_error e;
-            rc = final_stage(g, c, prof, o, microbatches, mem_limit, &meshes[l % nl], 0, L, L, 0, l / nl % nre,
+            rc = final_stage(g, &v, prof, o, microbatches, mem_limit, &meshes[l % nl], 0, L, L, 0, l / nl % nre,
                              zlo + l / (nl * nre), NULL, &st, &solves, &e);
             best->evaluated++;
             if (rc) {
@@ -1416,14 +1466,18 @@ static int plan_one(const st_graph *g, const st_cluster *c, const st_profile *pr
         }
         rc = 0;
     } else {
+        /* each stage under its own GPU's memory unless a limit is given */
         dpctx d = {.g = g, .c = c, .prof = prof, .dt = o->dtype, .microbatches = microbatches,
-                   .mem_limit = mem_limit, .time_limit_s = o->time_limit_s > 0 ? o->time_limit_s : 60,
-                   .zero_lo = zlo, .zero_hi = zhi, .err = err};
+                   .mem_limit = o->mem_limit_bytes > 0 ? mem_limit : 0,
+                   .time_limit_s = o->time_limit_s > 0 ? o->time_limit_s : 60, .zero_lo = zlo, .zero_hi = zhi,
+                   .err = err};
         int u = 1;
         while ((L + u - 1) / u > MAX_UNITS) u++;
-        dparg a = {&d, L, u, (L + u - 1) / u};
+        dparg a = {&d, L, u, (L + u - 1) / u, -1};
         st_stage_dp_opts dpo = {.nlayers = a.units, .nodes = nodes, .gpus_per_node = per, .microbatches = microbatches,
                                 .max_stages = o->max_stages, .cost = custom ? dp_cost_custom : dp_cost, .arg = &a};
+        for (int k = 0; k < c->ngroups; k++) /* the groups the stages' GPUs may fall in */
+            dpo.group_gpus[dpo.ngroups++] = (int)(c->groups[k].nodes * c->groups[k].gpus_per_node);
         st_stage_dp_result dr;
         rc = st_stage_dp(&dpo, &dr, err);
         solves += d.solves;
@@ -1434,29 +1488,33 @@ static int plan_one(const st_graph *g, const st_cluster *c, const st_profile *pr
             stages = calloc((size_t)dr.nstages, sizeof *stages);
             if (!stages) rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
             for (int i = 0; i <= dr.nstages; i++) dr.first[i] = i == dr.nstages ? L : dr.first[i] * u;
-            for (int i = 0; !rc && i < dr.nstages; i++) {
-                if (custom) { /* the best logical mesh, solved again exactly */
+            for (int i = 0, gpu = 0; !rc && i < dr.nstages; gpu += dr.mesh[i].nodes * dr.mesh[i].gpus, i++) {
+                const sview *v = stage_view(&d, gpu, dr.mesh[i].nodes * dr.mesh[i].gpus);
+                if (!v) {
+                    rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+                } else if (custom) { /* the best logical mesh, solved again exactly */
                     int64_t before = d.solves;
-                    double t = custom_stage(&d, dr.first[i], dr.first[i + 1], dr.mesh[i], dr.nstages - 1 - i, &stages[i]);
+                    double t = custom_stage(&d, dr.first[i], dr.first[i + 1], dr.mesh[i], v, dr.nstages - 1 - i,
+                                            &stages[i]);
                     solves += d.solves - before;
                     if (!isfinite(t)) rc = d.failed && err && err->code ? err->code : ST_ENOPLAN;
                 } else {
                     /* the logical mesh the cost table preferred for this stage */
-                    mcache *mc = get_cache(&d, dr.mesh[i]);
+                    mcache *mc = get_cache(&d, dr.mesh[i], v);
                     int lm = 0, cd = 0, re = 0;
                     if (mc) stage_time(&d, mc, dr.first[i], dr.first[i + 1], dr.nstages - 1 - i, L, &lm, &cd, &re);
                     int z = mc ? mc->log[lm].c[cd].zero : zlo;
                     st_mesh meshes[2];
-                    logical_meshes(c, dr.mesh[i].nodes, dr.mesh[i].gpus, meshes);
-                    rc = final_stage(g, c, prof, o, microbatches, mem_limit, &meshes[lm], dr.first[i], dr.first[i + 1],
-                                     L, dr.nstages - 1 - i, re, z, NULL, &stages[i], &solves, err);
+                    logical_meshes(&v->c, dr.mesh[i].nodes, dr.mesh[i].gpus, meshes);
+                    rc = final_stage(g, &v->c, prof, o, microbatches, v->mem_limit, &meshes[lm], dr.first[i],
+                                     dr.first[i + 1], L, dr.nstages - 1 - i, re, z, NULL, &stages[i], &solves, err);
                     /* the exact ILP needs more memory than the candidate did: recompute, then (when the
                      * choice is ours) the distributed optimizer too */
                     if (rc == ST_ENOPLAN && !re)
-                        rc = final_stage(g, c, prof, o, microbatches, mem_limit, &meshes[lm], dr.first[i],
+                        rc = final_stage(g, &v->c, prof, o, microbatches, v->mem_limit, &meshes[lm], dr.first[i],
                                          dr.first[i + 1], L, dr.nstages - 1 - i, 1, z, NULL, &stages[i], &solves, err);
                     if (rc == ST_ENOPLAN && z < zhi)
-                        rc = final_stage(g, c, prof, o, microbatches, mem_limit, &meshes[lm], dr.first[i],
+                        rc = final_stage(g, &v->c, prof, o, microbatches, v->mem_limit, &meshes[lm], dr.first[i],
                                          dr.first[i + 1], L, dr.nstages - 1 - i, 1, zhi, NULL, &stages[i], &solves,
                                          err);
                 }
@@ -1510,6 +1568,16 @@ static void finish(st_autoshard_result *r, const st_graph *custom, const st_clus
     }
     r->model_tflops_per_gpu = r->model_flops / r->iteration_time_s / (double)gpus / 1e12;
     double peak = c->gpu.peak_flops[dt] > 0 ? c->gpu.peak_flops[dt] : c->gpu.peak_flops[ST_DT_BF16];
+    if (c->ngroups > 0) { /* node groups: the mean of the peaks of the GPUs used, each group's its own */
+        double sum = 0, left = (double)gpus;
+        for (int g = 0; g < c->ngroups && left > 0; g++) {
+            const st_gpu *x = &c->groups[g].gpu;
+            double n = (double)(c->groups[g].nodes * c->groups[g].gpus_per_node);
+            sum += (n < left ? n : left) * (x->peak_flops[dt] > 0 ? x->peak_flops[dt] : x->peak_flops[ST_DT_BF16]);
+            left -= n;
+        }
+        peak = sum / (double)gpus;
+    }
     r->mfu = peak > 0 ? r->model_tflops_per_gpu * 1e12 / peak : 0;
 }
 
@@ -1715,12 +1783,14 @@ int st_autoshard_evaluate(const st_model *m, const st_cluster *c, const st_profi
                             (long long)gpus, (long long)st_cluster_gpus(c));
     double sum = 0, mx = 0;
     r->memory_peak_bytes = 0;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0, gpu = 0; i < n; gpu += r->stage[i].mesh.nodes * r->stage[i].mesh.gpus, i++) {
         st_as_stage *st = &r->stage[i];
         st_as_choice *given = st->choice;
         st_as_stage out;
         memset(&out, 0, sizeof out);
-        rc = final_stage(g, c, prof, o, r->microbatches, 0, &st->mesh, st->first, st->last, L, n - 1 - i,
+        st_cluster v; /* the stage's own GPUs, as the planner priced it */
+        st_cluster_view(c, gpu, st->mesh.nodes * st->mesh.gpus, &v);
+        rc = final_stage(g, &v, prof, o, r->microbatches, 0, &st->mesh, st->first, st->last, L, n - 1 - i,
                          st->recompute, st->zero, given, &out, &solves, err);
         if (rc) {
             if (err) { /* name the stage in the key: stages[i].ops.NAME.split */
@@ -1789,9 +1859,12 @@ int st_autoshard_work(const st_autoshard_result *r, int stage, const st_cluster 
     memset(w, 0, sizeof *w);
     const st_graph *g = r->g;
     const st_as_stage *st = &r->stage[stage];
-    int n = g->nops, L = st_graph_units(g), k = st->last - st->first;
+    int n = g->nops, L = st_graph_units(g), k = st->last - st->first, gpu = 0;
+    for (int i = 0; i < stage; i++) gpu += r->stage[i].mesh.nodes * r->stage[i].mesh.gpus;
+    st_cluster v; /* the stage's own GPUs, as the planner priced it */
+    st_cluster_view(c, gpu, st->mesh.nodes * st->mesh.gpus, &v);
     ctx x;
-    int rc = ctx_init(&x, g, c, prof, &st->mesh, dt, r->microbatches, err);
+    int rc = ctx_init(&x, g, &v, prof, &st->mesh, dt, r->microbatches, err);
     x.recompute = st->recompute && g->block_in >= 0;
     x.zero = st->zero;
     x.entering = st->first > 0 ? st_graph_unit_tensor(g, st->first) : -1;

@@ -26,7 +26,16 @@
  * With B = 1 a single DP settles it. Ranges are taken best bound first.
  *
  * Sub-mesh shapes are Alpa's (1, 2^p) for 2^p <= M, then (n, M) for n = 2..N; their sizes are
- * distinct and ascending in index order, which the DP's inner loop relies on to stop early. */
+ * distinct and ascending in index order, which the DP's inner loop relies on to stop early.
+ *
+ * Mixed clusters (issue 19; AMP, Li et al. NeurIPS'22, and HexiScale price each stage on the devices
+ * it lands on). Stages take consecutive devices in stage order, so a stage of [k, L)'s d remaining
+ * devices starts at device D - d: the F table already knows where every stage sits. A stage's price
+ * depends on the device groups it covers, (first group, last group); as the offset grows both only
+ * grow, so each such class of a shape is one interval of offsets, hence of d. The cost table keeps
+ * one entry per (stage, shape, class) and the inner loop runs each class over its interval of d.
+ * With one group every shape has one class covering every d, and the arithmetic is the uniform
+ * DP's, addition for addition. */
 #include "stage_dp.h"
 
 #include <assert.h>
@@ -59,6 +68,13 @@ static int validate(const st_stage_dp_opts *o, st_error *err) {
     if (o->max_stages < 0 || o->max_stages > ST_MAX_STAGES)
         return st_error_set(err, ST_EINVAL, NULL, "max_stages", "max_stages must be in [0, %d], got %d",
                             ST_MAX_STAGES, o->max_stages);
+    if (o->ngroups < 0 || o->ngroups > ST_MAX_GROUPS)
+        return st_error_set(err, ST_EINVAL, NULL, "ngroups", "ngroups must be in [0, %d], got %d", ST_MAX_GROUPS,
+                            o->ngroups);
+    for (int g = 0; g < o->ngroups; g++)
+        if (o->group_gpus[g] < 1)
+            return st_error_set(err, ST_EINVAL, NULL, "group_gpus", "group_gpus[%d] must be >= 1, got %d", g,
+                                o->group_gpus[g]);
     return 0;
 }
 
@@ -92,6 +108,16 @@ static st_submesh shape_at(int j, int nodes, int gpus_per_node) {
     return m;
 }
 
+/* The device group of device `dev` (0 without groups; past the listed groups, the last). */
+static int device_group(const st_stage_dp_opts *o, int dev) {
+    int at = 0;
+    for (int g = 0; g < o->ngroups; g++) {
+        at += o->group_gpus[g];
+        if (dev < at) return g;
+    }
+    return o->ngroups > 0 ? o->ngroups - 1 : 0;
+}
+
 static int check_cost(double c, int first, int last, st_submesh m, int after, st_error *err) {
     if (isnan(c) || c < 0)
         return st_error_set(err, ST_EINVAL, NULL, "cost",
@@ -108,8 +134,13 @@ typedef struct dp {
     int L, D, K, S; /* layers, devices (N*M), shapes, stage cap */
     st_submesh *shape; /* K */
     int *size;         /* K, ascending */
+    /* Classes: shape j's are slots jbase[j] .. jbase[j] + ncls[j] - 1 of W in all (W = K, slot j,
+     * with one group); slot c covers the stages starting at devices [olo[c], ohi[c]]. */
+    int W;
+    int *jbase, *ncls; /* K */
+    int *olo, *ohi;    /* W */
     /* Packed cost table. For last == L only stages_after = 0 is stored; for last < L,
-     * stages_after = 1..nsa[last]. Entry (k, l, a, j) at base[l] + (k * nsa[l] + a - a0) * K + j,
+     * stages_after = 1..nsa[last]. Entry (k, l, a, slot c) at base[l] + (k * nsa[l] + a - a0) * W + c,
      * a0 = (l == L ? 0 : 1). Unusable tuples hold INFINITY without a call. */
     int *nsa;       /* L + 1 */
     int64_t *base;  /* L + 1 */
@@ -126,7 +157,7 @@ typedef struct dp {
 
 static inline const double *cost_row(const dp *w, int k, int l, int after) {
     int a0 = l == w->L ? 0 : 1;
-    return w->cost + w->base[l] + ((int64_t)k * w->nsa[l] + after - a0) * w->K;
+    return w->cost + w->base[l] + ((int64_t)k * w->nsa[l] + after - a0) * w->W;
 }
 
 static inline double *F_row(const dp *w, int s, int k) { return w->F + ((int64_t)s * (w->L + 1) + k) * (w->D + 1); }
@@ -134,6 +165,10 @@ static inline double *F_row(const dp *w, int s, int k) { return w->F + ((int64_t
 static void dp_free(dp *w) {
     free(w->shape);
     free(w->size);
+    free(w->jbase);
+    free(w->ncls);
+    free(w->olo);
+    free(w->ohi);
     free(w->nsa);
     free(w->base);
     free(w->cost);
@@ -152,49 +187,73 @@ static int dp_init(dp *w, const st_stage_dp_opts *o, st_error *err) {
     w->K = shape_count(o->nodes, o->gpus_per_node);
     w->S = stage_cap(o);
     int L = w->L;
-    double ncost = (double)L * w->K; /* last == L */
-    for (int l = 1; l < L; l++) ncost += (double)l * (L - l < w->S - 1 ? L - l : w->S - 1) * w->K;
+    w->shape = malloc(sizeof *w->shape * w->K);
+    w->size = malloc(sizeof *w->size * w->K);
+    w->jbase = malloc(sizeof *w->jbase * w->K);
+    w->ncls = malloc(sizeof *w->ncls * w->K);
+    if (!w->shape || !w->size || !w->jbase || !w->ncls)
+        return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory (stage DP tables)");
+    /* each shape's classes, in the order of their offsets; at most 2 * groups per shape */
+    int cap = w->K * 2 * (o->ngroups > 0 ? o->ngroups : 1);
+    w->olo = malloc(sizeof *w->olo * cap);
+    w->ohi = malloc(sizeof *w->ohi * cap);
+    if (!w->olo || !w->ohi) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory (stage DP tables)");
+    for (int j = 0; j < w->K; j++) {
+        w->shape[j] = shape_at(j, o->nodes, o->gpus_per_node);
+        w->size[j] = w->shape[j].nodes * w->shape[j].gpus;
+        assert(j == 0 || w->size[j] > w->size[j - 1]);
+        w->jbase[j] = w->W;
+        w->ncls[j] = 0;
+        int pg0 = -1, pg1 = -1;
+        for (int off = 0; off + w->size[j] <= w->D; off++) {
+            int g0 = device_group(o, off), g1 = device_group(o, off + w->size[j] - 1);
+            if (g0 != pg0 || g1 != pg1) {
+                assert(w->W < cap);
+                w->olo[w->W++] = off;
+                w->ncls[j]++;
+                pg0 = g0, pg1 = g1;
+            }
+            w->ohi[w->W - 1] = off;
+        }
+    }
+    double ncost = (double)L * w->W; /* last == L */
+    for (int l = 1; l < L; l++) ncost += (double)l * (L - l < w->S - 1 ? L - l : w->S - 1) * w->W;
     double nF = (double)(w->S + 1) * (L + 1) * (w->D + 1);
     if (ncost > TABLE_MAX || nF > TABLE_MAX)
         return st_error_set(err, ST_EINVAL, NULL, ncost > TABLE_MAX ? "nlayers" : "nodes",
                             "%d layers on %d GPUs in up to %d stages needs %.3g cost and %.3g DP entries (at most "
                             "%.3g each); coarsen the layers or lower max_stages",
                             L, w->D, w->S, ncost, nF, TABLE_MAX);
-    w->shape = malloc(sizeof *w->shape * w->K);
-    w->size = malloc(sizeof *w->size * w->K);
     w->nsa = malloc(sizeof *w->nsa * (L + 1));
     w->base = malloc(sizeof *w->base * (L + 1));
     w->cost = malloc(sizeof *w->cost * (size_t)ncost);
     w->F = malloc(sizeof *w->F * (size_t)nF);
     w->lo = malloc(sizeof *w->lo * (size_t)(w->S + 1) * (L + 1));
     w->hi = malloc(sizeof *w->hi * (size_t)(w->S + 1) * (L + 1));
-    if (!w->shape || !w->size || !w->nsa || !w->base || !w->cost || !w->F || !w->lo || !w->hi)
+    if (!w->nsa || !w->base || !w->cost || !w->F || !w->lo || !w->hi)
         return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory (stage DP tables)");
-    for (int j = 0; j < w->K; j++) {
-        w->shape[j] = shape_at(j, o->nodes, o->gpus_per_node);
-        w->size[j] = w->shape[j].nodes * w->shape[j].gpus;
-        assert(j == 0 || w->size[j] > w->size[j - 1]);
-    }
     int64_t off = 0;
     for (int l = 0; l <= L; l++) {
         w->nsa[l] = l == L ? 1 : (L - l < w->S - 1 ? L - l : w->S - 1);
         w->base[l] = off;
-        off += (int64_t)l * w->nsa[l] * w->K;
+        off += (int64_t)l * w->nsa[l] * w->W;
     }
     w->ncost = off;
     assert((double)off == ncost);
     return 0;
 }
 
-/* Whether a cut can hold stage [k, l) on shape j with `after` stages after it: the stages after
- * need a device each and the stages before (k > 0) at least one stage and one device; a lone
- * first-and-last stage takes every device. */
-static int usable(const dp *w, int k, int l, int j, int after) {
-    int before = k > 0;
-    if (after + 1 + before > w->S) return 0;
-    if (w->size[j] + after + before > w->D) return 0;
-    if (k == 0 && after == 0 && w->size[j] != w->D) return 0;
-    return 1;
+/* The first device at which a cut can hold stage [k, l) on shape j, class slot c, with `after`
+ * stages after it, or -1: the stages after need a device each and the stages before (k > 0) at
+ * least one stage and one device; the first stage starts at device 0, the last ends at D. */
+static int usable(const dp *w, int k, int j, int c, int after) {
+    int sz = w->size[j], lo = w->olo[c], hi = w->ohi[c];
+    if (after + 1 + (k > 0) > w->S) return -1;
+    if (k == 0) hi = hi < 0 ? hi : 0;
+    else lo = lo > 1 ? lo : 1;
+    if (after == 0) lo = lo > w->D - sz ? lo : w->D - sz;
+    else hi = hi < w->D - sz - after ? hi : w->D - sz - after;
+    return lo <= hi ? lo : -1;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -215,16 +274,18 @@ static int dp_price(dp *w, st_error *err) {
         for (int l = w->S == 1 ? L : k + 1; l <= L; l++) { /* one stage: it ends at L */
             int a0 = l == L ? 0 : 1, a1 = l == L ? 0 : w->nsa[l];
             for (int j = 0; j < K; j++)
-                for (int a = a0; a <= a1; a++) {
-                    if (!usable(w, k, l, j, a)) continue;
-                    double c = o->cost(o->arg, k, l, w->shape[j], a);
-                    w->calls++;
-                    int rc = check_cost(c, k, l, w->shape[j], a, err);
-                    if (rc) return rc;
-                    c += 0.0; /* -0.0 -> +0.0 */
-                    ((double *)cost_row(w, k, l, a))[j] = c;
-                    if (isfinite(c)) w->cand[n++] = c;
-                }
+                for (int cl = w->jbase[j]; cl < w->jbase[j] + w->ncls[j]; cl++)
+                    for (int a = a0; a <= a1; a++) {
+                        int at = usable(w, k, j, cl, a);
+                        if (at < 0) continue;
+                        double c = o->cost(o->arg, k, l, w->shape[j], a, at);
+                        w->calls++;
+                        int rc = check_cost(c, k, l, w->shape[j], a, err);
+                        if (rc) return rc;
+                        c += 0.0; /* -0.0 -> +0.0 */
+                        ((double *)cost_row(w, k, l, a))[cl] = c;
+                        if (isfinite(c)) w->cand[n++] = c;
+                    }
         }
     qsort(w->cand, (size_t)n, sizeof *w->cand, cmp_double);
     int64_t m = 0;
@@ -234,12 +295,27 @@ static int dp_price(dp *w, st_error *err) {
     return 0;
 }
 
+/* r[d] = min(r[d], cj + q[d]) (or the larger of cj and q[d] for the bottleneck) for d in [a, b]. */
+static inline void relax(double *restrict r, const double *restrict q, double cj, int a, int b, int bottleneck) {
+    if (bottleneck) {
+        for (int d = a; d <= b; d++) {
+            double v = q[d] > cj ? q[d] : cj;
+            r[d] = v < r[d] ? v : r[d];
+        }
+    } else {
+        for (int d = a; d <= b; d++) {
+            double v = cj + q[d];
+            r[d] = v < r[d] ? v : r[d];
+        }
+    }
+}
+
 /* Fills F(s, k, d) for s = 1..S over the choices with cost <= t: the least sum of stage times
  * (bottleneck = 0) or the least slowest stage (bottleneck = 1). Returns min over s of F(s, 0, D)
  * and the s that attains it first in *best_s (0 when none is finite). */
 static double dp_fill(dp *w, double t, int bottleneck, int *best_s) {
-    int L = w->L, D = w->D, K = w->K, S = w->S;
-    const int *size = w->size;
+    int L = w->L, D = w->D, K = w->K, S = w->S, one = w->W == w->K;
+    const int *size = w->size, *jbase = w->jbase, *ncls = w->ncls, *olo = w->olo, *ohi = w->ohi;
     int W = L + 1;
     for (int s = 0; s <= S; s++)
         for (int k = 0; k <= L; k++) {
@@ -265,23 +341,24 @@ static double dp_fill(dp *w, double t, int bottleneck, int *best_s) {
                 if (plo > phi) continue;
                 const double *restrict p = F_row(w, s - 1, l);
                 const double *c = cost_row(w, k, l, after);
+                if (one) { /* one class per shape, every d: the uniform DP */
+                    for (int j = 0; j < K; j++) {
+                        int sz = size[j];
+                        if (plo + sz > thi) break;
+                        if (!(c[j] <= t)) continue;
+                        int a = plo + sz > tlo ? plo + sz : tlo, b = phi + sz < thi ? phi + sz : thi;
+                        relax(r, p - sz, c[j], a, b, bottleneck);
+                    }
+                    continue;
+                }
                 for (int j = 0; j < K; j++) {
                     int sz = size[j];
                     if (plo + sz > thi) break;
-                    double cj = c[j];
-                    if (!(cj <= t)) continue;
                     int a = plo + sz > tlo ? plo + sz : tlo, b = phi + sz < thi ? phi + sz : thi;
-                    const double *restrict q = p - sz;
-                    if (bottleneck) {
-                        for (int d = a; d <= b; d++) {
-                            double v = q[d] > cj ? q[d] : cj;
-                            r[d] = v < r[d] ? v : r[d];
-                        }
-                    } else {
-                        for (int d = a; d <= b; d++) {
-                            double v = cj + q[d];
-                            r[d] = v < r[d] ? v : r[d];
-                        }
+                    for (int cl = jbase[j]; cl < jbase[j] + ncls[j]; cl++) {
+                        /* the class's stages start at devices [olo, ohi], so d = D - offset */
+                        int ca = D - ohi[cl] > a ? D - ohi[cl] : a, cb = D - olo[cl] < b ? D - olo[cl] : b;
+                        if (c[cl] <= t) relax(r, p - sz, c[cl], ca, cb, bottleneck);
                     }
                 }
             }
@@ -311,12 +388,13 @@ static void dp_cut(const dp *w, double t, int s, st_stage_dp_result *r) {
             int plo = w->lo[(s - 1) * W + l], phi = w->hi[(s - 1) * W + l];
             const double *p = F_row(w, s - 1, l), *c = cost_row(w, k, l, after);
             for (int j = 0; j < w->K && !found; j++) {
-                int e = d - w->size[j];
-                if (e < plo || e > phi || !(c[j] <= t)) continue;
-                if (c[j] + p[e] == target) {
+                int e = d - w->size[j], cl = w->jbase[j];
+                while (cl < w->jbase[j] + w->ncls[j] - 1 && w->ohi[cl] < w->D - d) cl++;
+                if (e < plo || e > phi || w->olo[cl] > w->D - d || w->ohi[cl] < w->D - d || !(c[cl] <= t)) continue;
+                if (c[cl] + p[e] == target) {
                     r->first[n] = k;
                     r->mesh[n] = w->shape[j];
-                    r->stage_s[n] = c[j];
+                    r->stage_s[n] = c[cl];
                     n++;
                     k = l;
                     d = e;
@@ -487,7 +565,7 @@ static void brute_rec(brute *b, int n, int i, int k, int used) {
             int sz = m.nodes * m.gpus;
             if (used + sz > b->D) break; /* sizes ascend */
             if (after == 0 && used + sz != b->D) continue;
-            double c = b->o->cost(b->o->arg, k, l, m, after);
+            double c = b->o->cost(b->o->arg, k, l, m, after, used);
             b->calls++;
             if ((b->rc = check_cost(c, k, l, m, after, b->err)) != 0) return;
             if (!isfinite(c)) continue;

@@ -22,16 +22,23 @@ typedef struct st_submesh {
 
 /* Time of one micro-batch (fwd + bwd, seconds) of layers [first, last) on sub-mesh `mesh` when
  * `stages_after` stages follow this one (1F1B keeps stages_after + 1 micro-batches of activations
- * alive, so memory, and with it feasibility, depends on it). Returns INFINITY when the stage does
- * not fit or the mesh cannot run it. Must be deterministic; the DP may call it many times with the
- * same arguments (cache inside the callback when pricing is expensive). */
-typedef double (*st_stage_cost_fn)(void *arg, int first, int last, st_submesh mesh, int stages_after);
+ * alive, so memory, and with it feasibility, depends on it), the mesh's devices starting at device
+ * `offset` (stages take consecutive devices in stage order). Returns INFINITY when the stage does
+ * not fit or the mesh cannot run it. Must be deterministic, and may depend on `offset` only through
+ * the device groups (st_stage_dp_opts.group_gpus) the stage's devices lie in: the DP prices one
+ * offset per (stage, groups) and uses it wherever the stage lands in the same groups. The DP may
+ * call it many times with the same arguments (cache inside the callback when pricing is expensive). */
+typedef double (*st_stage_cost_fn)(void *arg, int first, int last, st_submesh mesh, int stages_after, int offset);
 
 typedef struct st_stage_dp_opts {
     int nlayers;          /* L >= 1 */
     int nodes, gpus_per_node; /* N, M (M a power of two) */
     int64_t microbatches; /* B >= 1 */
     int max_stages;       /* 0 = min(L, N * M, ST_MAX_STAGES) */
+    /* Device groups of different speed (a mixed cluster's node groups, issue 19): group g holds the
+     * next group_gpus[g] devices in order, the last group every device after them. 0 groups: one. */
+    int ngroups;
+    int group_gpus[ST_MAX_GROUPS];
     st_stage_cost_fn cost;
     void *arg;
 } st_stage_dp_opts;

@@ -2,7 +2,8 @@
 # shellcheck disable=SC2086 # fixed argument lists are split on purpose
 # Golden CLI test: clusters of node groups with different GPU types (issue 19). The shipped example
 # reads and estimates; bad node groups get one line naming the key and exit 2; a uniform cluster
-# written as one group gives the numbers the uniform cluster gives.
+# written as one group gives the numbers the uniform cluster gives; the operator-level planner puts
+# more layers on the faster group's stages and estimates its plan as it planned it.
 #
 # Environment (set by automake): STRATA, SRCDIR. POSIX sh only. Exit 0 pass, 1 fail, 99 hard error.
 
@@ -134,5 +135,21 @@ run estimate --model llama2-7b --cluster dgx-a100-80g --gpus 32 --plan tp=8,pp=2
 grep '"iteration_time_s"' "$T/out" >"$T/uni.t"
 if [ -s "$T/one.t" ] && cmp -s "$T/one.t" "$T/uni.t"; then ok "one group = the uniform cluster: $(cat "$T/one.t")"
 else nok "one group = the uniform cluster" "$(cat "$T/one.t")" "$(cat "$T/uni.t")"; fi
+
+echo "# --- the operator-level planner on the example: each stage on its own GPUs"
+run plan --search ilp --model llama2-7b --cluster "$MIX" --gbs 128 --out "$T/ilp.json"
+if [ "$rc" -eq 0 ] && grep -q "on 32 GPUs: 2 x 8 a100-sxm-80g (a100) + 2 x 8 h100-sxm-80g (h100)" "$T/out"
+then ok "plan --search ilp names both groups"
+else nok "plan --search ilp names both groups" "exit $rc" "$(head -1 "$T/out") $(cat "$T/err")"; fi
+# layers per GPU of each stage: the first (the A100s, 16 GPUs first in the file) holds fewer per GPU
+per=$(awk '$2 ~ /^[0-9]+-[0-9]+$/ && $1 ~ /^[0-9]+$/ { split($2, l, "-"); n = split($3, m, "x");
+	g = n == 2 ? m[1] * m[2] : m[1]; printf "%s%.3f", sep, (l[2] - l[1] + 1) / g; sep = " " }' "$T/out")
+if [ -n "$per" ] && echo "$per" | awk '{ for (i = 2; i <= NF; i++) if ($i <= $1) exit 1; exit NF < 2 }'
+then ok "more layers per GPU on the H100 stages: $per"
+else nok "more layers per GPU on the H100 stages" "$per" "$(cat "$T/out")"; fi
+run estimate --model llama2-7b --cluster "$MIX" --plan "$T/ilp.json"
+said=$(awk '/^iteration time/ { t = $3; s = $(NF - 1) } END { if (t != "" && t == s) print t }' "$T/out")
+if [ "$rc" -eq 0 ] && [ -n "$said" ]; then ok "the estimate of the ILP plan is the planner's: $said s"
+else nok "the estimate of the ILP plan is the planner's" "exit $rc" "$(grep iteration "$T/out") $(cat "$T/err")"; fi
 
 finish_tests

@@ -1,4 +1,5 @@
-/* test_autoshard.c: operator graphs, resharding, and the operator-level planner (issue 4). */
+/* test_autoshard.c: operator graphs, resharding, and the operator-level planner (issue 4), on mixed
+ * clusters too (issue 19). */
 #include "src/cli/cli.h"
 #include "suites.h"
 
@@ -510,6 +511,145 @@ START_TEST(given_plan_prices_as_planned) {
     check_reprice("gpt-18.4b", "dgx-a100-80g", 8, 1536, 2048, 0);  /* stages on different sub-meshes */
     check_reprice("mixtral-8x7b", "dgx-h100", 16, 256, 4096, 0);   /* experts: all-to-all */
     check_reprice("llama2-7b", "dgx-a100-80g", 16, 256, 4096, 1);  /* two axes: nodes x GPUs */
+}
+END_TEST
+
+/* ---------------------------------------------------------------- mixed clusters (node groups) */
+
+#define MIXED SRCDIR "/examples/mixed-a100-h100.json"
+
+/* On examples/mixed-a100-h100.json (2 DGX A100 + 2 DGX H100) each stage is priced on its own group's
+ * GPU and links: its time less the exchange with its neighbours is what the same stage costs on a
+ * uniform cluster of that group's nodes (the presets the example copies); the plan prices and
+ * simulates stage by stage as planned. */
+START_TEST(ilp_mixed_stages_own_rates) {
+    st_model m;
+    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
+    st_cluster c = cluster(MIXED, 0), u[2] = {cluster("dgx-a100-80g", 32), cluster("dgx-h100", 32)};
+    st_autoshard_result r, g[2];
+    plan_model("llama2-7b", MIXED, 0, 256, 0, 4096, 0, &r);
+    st_autoshard_opts o;
+    st_autoshard_opts_init(&o);
+    o.gbs = 256, o.seq = 4096;
+    st_error err;
+    int seen[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        given_copy(&r, &g[k]);
+        ck_assert_msg(st_autoshard_evaluate(&m, &u[k], NULL, &o, &g[k], &err) == 0, "%s", err.text);
+    }
+    for (int i = 0, gpu = 0; i < r.nstages; gpu += r.stage[i].mesh.nodes * r.stage[i].mesh.gpus, i++) {
+        int g0 = st_cluster_rank_group(&c, gpu), g1 = st_cluster_rank_group(&c, gpu + r.stage[i].mesh.nodes *
+                                                                                      r.stage[i].mesh.gpus - 1);
+        if (g0 != g1) continue;
+        seen[g0]++;
+        const st_as_stage *a = &r.stage[i], *b = &g[g0].stage[i];
+        ck_assert_double_eq_tol(a->time_s - a->p2p_s, b->time_s - b->p2p_s, 1e-9 * a->time_s);
+        ck_assert_double_eq_tol(a->compute_s, b->compute_s, 1e-9 * a->compute_s);
+        ck_assert_double_eq_tol(a->memory_bytes, b->memory_bytes, 1e-9 * a->memory_bytes);
+        /* and not what the other group's GPUs would take */
+        ck_assert(fabs(a->compute_s - g[!g0].stage[i].compute_s) > 0.2 * a->compute_s);
+        fprintf(stderr, "ilp mixed: stage %d layers %d-%d on %s, compute %.3f ms (%.3f ms on the other group)\n", i,
+                a->first, a->last - 1, c.groups[g0].name, a->compute_s * 1e3, g[!g0].stage[i].compute_s * 1e3);
+    }
+    ck_assert_int_ge(seen[0], 1);
+    ck_assert_int_ge(seen[1], 1);
+    for (int k = 0; k < 2; k++) given_free(&g[k]);
+    st_autoshard_result_free(&r);
+    check_reprice("llama2-7b", MIXED, 0, 256, 4096, 0);
+}
+END_TEST
+
+/* The plan r with its two stages cut at layer n0 instead, priced from its labels on c: the
+ * iteration, and each stage's time in t[2]. */
+static double split_at(const st_autoshard_result *r, const st_model *m, const st_cluster *c, int n0, double t[2]) {
+    st_autoshard_result g;
+    given_copy(r, &g);
+    g.stage[0].last = g.stage[1].first = n0;
+    st_autoshard_opts o;
+    st_autoshard_opts_init(&o);
+    o.gbs = 256, o.seq = 4096;
+    st_error err;
+    ck_assert_msg(st_autoshard_evaluate(m, c, NULL, &o, &g, &err) == 0, "%s", err.text);
+    t[0] = g.stage[0].time_s, t[1] = g.stage[1].time_s;
+    double it = g.iteration_time_s;
+    given_free(&g);
+    return it;
+}
+
+/* AMP's and HexiScale's uneven stages, in closed form: one DGX A100 and one DGX H100 node, two stages.
+ * With the plan's shardings a stage's time is affine in its layers, t0 = c0 + a n on the A100s and
+ * t1 = c1 + h n on the H100s (a, h: per-layer times, measured as differences); the 1F1B iteration
+ * t0 + t1 + (B - 1) max(t0, t1) is least where the stages balance, n0 = (c1 - c0 + h L) / (a + h), and
+ * the planner's cut lies within one layer of it. Its iteration is the closed form's at its cut, and
+ * the even split costs what the closed form says: the gain is the formula's. */
+START_TEST(ilp_mixed_uneven_closed_form) {
+    st_model m;
+    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
+    st_cluster c = cluster(MIXED, 0);
+    c.groups[0].nodes = c.groups[1].nodes = 1;
+    st_error err;
+    ck_assert_msg(st_cluster_finalize(&c, NULL, &err) == 0, "%s", err.text);
+    st_autoshard_opts o;
+    st_autoshard_opts_init(&o);
+    o.gbs = 256, o.seq = 4096, o.max_stages = 2;
+    st_autoshard_result r;
+    ck_assert_msg(st_autoshard(&m, NULL, &c, NULL, &o, &r, &err) == 0, "%s", err.text);
+    ck_assert_int_eq(r.nstages, 2);
+    ck_assert_int_eq(r.stage[0].mesh.nodes * r.stage[0].mesh.gpus, 8);
+    int L = 32, n0 = r.stage[0].last;
+    double B = (double)r.microbatches, t[2], lo[2], hi[2];
+    double planned = split_at(&r, &m, &c, n0, t);
+    ck_assert_double_eq_tol(planned, r.iteration_time_s, 1e-9 * planned);
+    split_at(&r, &m, &c, n0 - 1, lo);
+    split_at(&r, &m, &c, n0 + 1, hi);
+    double a = t[0] - lo[0], h = lo[1] - t[1];
+    ck_assert_double_eq_tol(hi[0] - t[0], a, 1e-6 * a); /* affine */
+    ck_assert_double_eq_tol(t[1] - hi[1], h, 1e-6 * h);
+    double c0 = t[0] - a * n0, c1 = t[1] - h * (L - n0), x = (c1 - c0 + h * L) / (a + h);
+    ck_assert_msg(fabs(n0 - x) <= 1, "cut at %d, closed form %.2f", n0, x);
+    ck_assert(a > 2 * h); /* the A100 stage's layer is the slower */
+    double e0 = c0 + a * L / 2, e1 = c1 + h * L / 2, even_cf = e0 + e1 + (B - 1) * fmax(e0, e1);
+    double even = split_at(&r, &m, &c, L / 2, t);
+    ck_assert_double_eq_tol(even, even_cf, 1e-6 * even);
+    double p0 = c0 + a * n0, p1 = c1 + h * (L - n0), plan_cf = p0 + p1 + (B - 1) * fmax(p0, p1);
+    ck_assert_double_eq_tol(r.iteration_time_s, plan_cf, 1e-6 * plan_cf);
+    ck_assert(even > 1.3 * r.iteration_time_s);
+    fprintf(stderr,
+            "ilp mixed: a %.3f ms, h %.3f ms per layer; cut %d (closed form %.2f, L h / (a + h) = %.2f); "
+            "%.3f s against %.3f s even (%.3fx, closed form %.3fx)\n",
+            a * 1e3, h * 1e3, n0, x, L * h / (a + h), r.iteration_time_s, even, even / r.iteration_time_s,
+            even_cf / plan_cf);
+    st_autoshard_result_free(&r);
+}
+END_TEST
+
+/* Each stage under its own GPU's memory: with A100 40GB nodes beside H100 80GB ones, the A100 stage
+ * stays under 40 GB less the reserve while an H100 stage holds more than that. */
+START_TEST(ilp_mixed_own_memory) {
+    st_model m;
+    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
+    st_cluster c = cluster(MIXED, 0), a40 = cluster("dgx-a100-40g", 8);
+    c.groups[0].nodes = c.groups[1].nodes = 1;
+    c.groups[0].gpu = a40.gpu;
+    st_error err;
+    ck_assert_msg(st_cluster_finalize(&c, NULL, &err) == 0, "%s", err.text);
+    st_autoshard_opts o;
+    st_autoshard_opts_init(&o);
+    o.gbs = 256, o.seq = 4096;
+    st_autoshard_result r;
+    ck_assert_msg(st_autoshard(&m, NULL, &c, NULL, &o, &r, &err) == 0, "%s", err.text);
+    st_cluster va, vh;
+    st_cluster_view(&c, 0, 8, &va);
+    st_cluster_view(&c, 8, 8, &vh);
+    double lim_a = st_autoshard_memory_limit(&va), lim_h = st_autoshard_memory_limit(&vh), most_h = 0;
+    ck_assert(lim_h > 1.5 * lim_a);
+    for (int i = 0, gpu = 0; i < r.nstages; gpu += r.stage[i].mesh.nodes * r.stage[i].mesh.gpus, i++) {
+        int g = st_cluster_rank_group(&c, gpu);
+        ck_assert(r.stage[i].memory_bytes <= (g ? lim_h : lim_a));
+        if (g) most_h = fmax(most_h, r.stage[i].memory_bytes);
+    }
+    ck_assert_msg(most_h > lim_a, "H100 stages hold %.1f GiB at most", most_h / 1073741824.0);
+    st_autoshard_result_free(&r);
 }
 END_TEST
 
@@ -1352,6 +1492,9 @@ Suite *suite_autoshard(void) {
     tcase_add_test(tc, ilp_size_independent_of_depth);
     tcase_add_test(tc, ilp_pipeline_stages);
     tcase_add_test(tc, given_plan_prices_as_planned);
+    tcase_add_test(tc, ilp_mixed_stages_own_rates);
+    tcase_add_test(tc, ilp_mixed_uneven_closed_form);
+    tcase_add_test(tc, ilp_mixed_own_memory);
     tcase_add_test(tc, given_plan_bad_label);
     tcase_add_test(tc, given_plan_simulates);
     tcase_add_test(tc, graph_segments);

@@ -99,6 +99,59 @@ START_TEST(test_view) {
 }
 END_TEST
 
+/* The NIC share of a collective spanning groups of different nodes, in closed form: each group's NIC
+ * bandwidth per GPU is NICs x rate / GPUs per node, and the least of them sets the ring. 8 GPUs with
+ * 8 NICs of 100 Gb/s (12.5 GB/s per GPU) beside 4 GPUs with 2 NICs of 400 Gb/s (25 GB/s per GPU):
+ * 12.5 GB/s, where the fewest NICs (2) at the least rate over the fewest GPUs (4) gave 6.25. 8 GPUs
+ * with 2 NICs (6.25 GB/s per GPU) beside 4 GPUs with 4 (25): 6.25, where that gave 12.5. One NIC of
+ * 400 Gb/s for 8 GPUs: half a NIC per 4-GPU view node, 6.25 GB/s. A fabric between the groups of
+ * 40 GB/s per node gives a GPU of the 8-GPU nodes 5 GB/s: the cap. */
+static void nic_groups(st_cluster *c, int64_t nics0, double gbit0, int64_t nics1, double gbit1, double xgroup) {
+    mixed(c);
+    c->groups[0].gpus_per_node = 8, c->groups[0].nics_per_node = nics0, c->groups[0].nic_bytes_per_s = gbit0 / 8e-9;
+    c->groups[1].gpus_per_node = 4, c->groups[1].nics_per_node = nics1, c->groups[1].nic_bytes_per_s = gbit1 / 8e-9;
+    c->xgroup_bytes_per_s = xgroup;
+    ck_assert_int_eq(st_cluster_finalize(c, NULL, NULL), 0);
+}
+
+/* bytes/s of NICs a GPU gets when all GPUs of its (view) node communicate, and what cost/ prices */
+static double per_gpu_nic(const st_cluster *v) {
+    st_net net;
+    st_cost_net(v, &net);
+    double bw = (double)v->nics_per_node * v->nic_bytes_per_s / (double)v->gpus_per_node;
+    ck_assert_double_eq_tol(net.tier_share_bytes_per_s[0], bw * ST_NIC_EFFICIENCY / v->oversubscription, 1e-6 * bw);
+    return bw;
+}
+
+START_TEST(test_view_nic_share) {
+    static const struct {
+        int64_t nics0;
+        double gbit0;
+        int64_t nics1;
+        double gbit1, xgroup, want, before;
+    } cases[] = {
+        {8, 100, 2, 400, 1e15, 12.5e9, 6.25e9},
+        {2, 200, 4, 200, 1e15, 6.25e9, 12.5e9},
+        {1, 400, 4, 200, 1e15, 6.25e9, 12.5e9},
+        {8, 100, 2, 400, 40e9, 5e9, 6.25e9},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        st_cluster c, v;
+        nic_groups(&c, cases[i].nics0, cases[i].gbit0, cases[i].nics1, cases[i].gbit1, cases[i].xgroup);
+        st_cluster_view(&c, 0, st_cluster_gpus(&c), &v);
+        ck_assert_int_eq(v.gpus_per_node, 4);
+        ck_assert_int_ge(v.nics_per_node, 1);
+        double bw = per_gpu_nic(&v);
+        ck_assert_msg(fabs(bw - cases[i].want) <= 1e-6 * cases[i].want, "case %zu: %.4g B/s per GPU, want %.4g", i,
+                      bw, cases[i].want);
+        ck_assert(fabs(bw - cases[i].before) > 0.1 * bw); /* what the fewest NICs and GPUs gave */
+        /* inside one group, its own NICs */
+        st_cluster_view(&c, 0, 16, &v);
+        ck_assert_double_eq_tol(per_gpu_nic(&v), cases[i].nics0 * cases[i].gbit0 / 8e-9 / 8, 1e-3);
+    }
+}
+END_TEST
+
 START_TEST(test_bad_groups) {
     st_cluster c;
     st_error err;
@@ -681,6 +734,7 @@ Suite *suite_groups(void) {
     TCase *tc = tcase_create("groups");
     tcase_add_test(tc, test_rank_place);
     tcase_add_test(tc, test_view);
+    tcase_add_test(tc, test_view_nic_share);
     tcase_add_test(tc, test_bad_groups);
     tcase_add_test(tc, test_json_round_trip);
     tcase_add_test(tc, test_split_closed_form);

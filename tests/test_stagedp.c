@@ -2,7 +2,8 @@
  * exhaustive reference on random small instances (hash-priced stages, random holes and
  * memory-like infeasibility that grows with the stages after), every returned cut re-checked
  * against the callback and the 1F1B formula, closed-form cases, memoisation (each tuple priced
- * once), determinism, the stage cap, "nothing fits" and bad options. */
+ * once), determinism, the stage cap, "nothing fits" and bad options; device groups of different
+ * speed (mixed clusters) against both oracles and the closed form of uneven stages. */
 #include "search/stage_dp.h"
 #include "suites.h"
 
@@ -38,15 +39,27 @@ typedef struct hcost {
     double hole;    /* probability of an INFINITY */
     double mem_cap; /* <= 0: none */
     double sync;    /* weight of a per-stage all-reduce-like term, work * (dev - 1) / dev */
+    int ngroups;    /* device groups of different speed (st_stage_dp_opts.group_gpus); 0: none */
+    int group_gpus[ST_MAX_GROUPS];
     int64_t calls;
 } hcost;
 
-static double hcost_fn(void *arg, int first, int last, st_submesh m, int after) {
+/* The device group of device `dev` under h's groups, as the DP counts them. */
+static int hgroup(const hcost *h, int dev) {
+    int at = 0;
+    for (int g = 0; g < h->ngroups; g++)
+        if (dev < (at += h->group_gpus[g])) return g;
+    return h->ngroups ? h->ngroups - 1 : 0;
+}
+
+static double hcost_fn(void *arg, int first, int last, st_submesh m, int after, int offset) {
     hcost *h = arg;
     h->calls++;
     int dev = m.nodes * m.gpus;
     uint64_t k = mix(h->seed ^ mix((uint64_t)first * 1000003u + (uint64_t)last * 10007u +
                                    (uint64_t)m.nodes * 101u + (uint64_t)m.gpus * 7u + (uint64_t)after * 65537u));
+    /* with groups, the price depends on the groups the stage covers (and on nothing else of where) */
+    if (h->ngroups) k = mix(k ^ ((uint64_t)hgroup(h, offset) * 131u + (uint64_t)hgroup(h, offset + dev - 1) + 1));
     if (unit(mix(k ^ 1)) < h->hole) return INFINITY;
     if (h->mem_cap > 0 && (double)(last - first) * (after + 1) / dev > h->mem_cap) return INFINITY;
     double work = 0;
@@ -88,8 +101,8 @@ static void check_cut(const st_stage_dp_opts *o, const st_stage_dp_result *r) {
         st_submesh m = r->mesh[i];
         if (m.nodes == 1) ck_assert(is_pow2(m.gpus) && m.gpus <= o->gpus_per_node);
         else ck_assert(m.nodes >= 2 && m.nodes <= o->nodes && m.gpus == o->gpus_per_node);
+        double c = o->cost(o->arg, r->first[i], r->first[i + 1], m, r->nstages - 1 - i, devices);
         devices += m.nodes * m.gpus;
-        double c = o->cost(o->arg, r->first[i], r->first[i + 1], m, r->nstages - 1 - i);
         ck_assert_msg(c == r->stage_s[i], "stage %d: %.17g, callback %.17g", i, r->stage_s[i], c);
         ck_assert(isfinite(c));
         sum += c;
@@ -152,7 +165,7 @@ static front *pareto_get(pareto *p, int s, int k, int d) {
             if (sz > d) continue;
             front *g = pareto_get(p, s - 1, l, d - sz);
             if (g->n == 0) continue;
-            double c = p->o->cost(p->o->arg, k, l, p->shape[j], s - 1);
+            double c = p->o->cost(p->o->arg, k, l, p->shape[j], s - 1, p->D - d);
             if (!isfinite(c)) continue;
             for (int i = 0; i < g->n; i++) front_add(f, c + g->sum[i], c > g->mx[i] ? c : g->mx[i]);
         }
@@ -275,7 +288,7 @@ START_TEST(test_matches_pareto) {
 }
 END_TEST
 
-static double layers_per_gpu(void *arg, int first, int last, st_submesh m, int after) {
+static double layers_per_gpu(void *arg, int first, int last, st_submesh m, int after, int offset) {
     const double *cap_layers = arg; /* a stage holds at most this many layers (memory) */
     if (cap_layers && last - first > *cap_layers) return INFINITY;
     return (double)(last - first) / (m.nodes * m.gpus);
@@ -338,12 +351,12 @@ typedef struct counted {
     int dup;
 } counted;
 
-static double counted_fn(void *arg, int first, int last, st_submesh m, int after) {
+static double counted_fn(void *arg, int first, int last, st_submesh m, int after, int offset) {
     counted *c = arg;
     int j = m.nodes == 1 ? (m.gpus == 1 ? 0 : m.gpus == 2 ? 1 : 2) : 1 + m.nodes; /* M = 4 */
     int idx = ((first * (c->L + 1) + last) * c->K + j) * c->S + after;
     if (c->seen[idx]++) c->dup++;
-    return hcost_fn(&c->h, first, last, m, after);
+    return hcost_fn(&c->h, first, last, m, after, offset);
 }
 
 START_TEST(test_memoised_and_deterministic) {
@@ -367,6 +380,112 @@ START_TEST(test_memoised_and_deterministic) {
     free(a);
     free(b);
     free(c);
+}
+END_TEST
+
+/* Device groups of different speed (a mixed cluster's node groups): the DP against both oracles on
+ * random instances whose stage prices depend on the groups a stage covers; the exhaustive one
+ * prices every stage at its own first device. */
+START_TEST(test_groups_match_oracles) {
+    static const int mesh[][2] = {{2, 2}, {1, 8}, {2, 4}, {3, 2}, {3, 4}, {4, 2}};
+    static const int64_t Bs[] = {1, 2, 8, 64};
+    rng_state = 4242;
+    int feasible = 0, multi = 0, spanning = 0;
+    for (int it = 0; it < 60; it++) {
+        int mi = rnd(6), D = mesh[mi][0] * mesh[mi][1];
+        hcost h = {.seed = mix((uint64_t)it + 5000), .hole = rnd(2) ? 0.1 : 0, .mem_cap = rnd(2) ? 1.5 : 0,
+                   .sync = 0.5};
+        /* two or three groups; the last one also holds every device after the listed ones */
+        h.ngroups = 2 + rnd(2);
+        for (int g = 0; g < h.ngroups; g++) h.group_gpus[g] = 1 + rnd(D / 2);
+        st_stage_dp_opts o;
+        opts_set(&o, 2 + rnd(it < 40 ? 5 : 8), mesh[mi][0], mesh[mi][1], Bs[rnd(4)], hcost_fn, &h);
+        o.ngroups = h.ngroups;
+        memcpy(o.group_gpus, h.group_gpus, sizeof o.group_gpus);
+        st_stage_dp_result *a = malloc(sizeof *a), *b = malloc(sizeof *b);
+        st_error ea, eb;
+        int ra = st_stage_dp(&o, a, &ea), rb = st_stage_dp_brute(&o, b, &eb);
+        ck_assert_msg(ra == rb, "instance %d: dp %d (%s), brute %d (%s)", it, ra, ra ? ea.text : "", rb,
+                      rb ? eb.text : "");
+        if (ra == 0) {
+            check_cut(&o, a);
+            check_cut(&o, b);
+            ck_assert_msg(fabs(a->total_s - b->total_s) <= 1e-12 * b->total_s, "instance %d: dp %.17g, brute %.17g",
+                          it, a->total_s, b->total_s);
+            double pb = pareto_best(&o);
+            ck_assert_msg(fabs(pb - b->total_s) <= 1e-12 * b->total_s, "instance %d: pareto %.17g, brute %.17g", it,
+                          pb, b->total_s);
+            feasible++;
+            multi += a->nstages > 1;
+            for (int i = 0, dev = 0; i < a->nstages; dev += a->mesh[i].nodes * a->mesh[i].gpus, i++)
+                spanning += hgroup(&h, dev) != hgroup(&h, dev + a->mesh[i].nodes * a->mesh[i].gpus - 1);
+        }
+        free(a);
+        free(b);
+    }
+    fprintf(stderr, "stagedp: groups, 60 instances, %d feasible, %d multi-stage, %d stages spanning groups\n",
+            feasible, multi, spanning);
+    ck_assert_int_ge(feasible, 30);
+    ck_assert_int_ge(multi, 10);
+    ck_assert_int_ge(spanning, 1);
+}
+END_TEST
+
+/* Two groups of 8 GPUs; a stage's layer takes a on the first group's GPUs and h on the second's (the
+ * slower where a stage spans both), divided by the stage's share of 8 GPUs. */
+typedef struct speeds {
+    double per_layer[2];
+    int max_layers; /* a stage holds at most this many (memory) */
+} speeds;
+
+static double group_speed_fn(void *arg, int first, int last, st_submesh m, int after, int offset) {
+    const speeds *sp = arg;
+    int dev = m.nodes * m.gpus, g0 = offset >= 8, g1 = offset + dev - 1 >= 8;
+    if (last - first > sp->max_layers) return INFINITY;
+    double a = sp->per_layer[g0], b = sp->per_layer[g1];
+    return (last - first) * (a > b ? a : b) * 8.0 / dev;
+}
+
+/* The closed form of AMP's and HexiScale's uneven stages: two stages, one per group (30 layers do
+ * not fit one stage of 20), balanced when n_a a = n_h h, so n_a = L h / (a + h). a = 3, h = 2, L = 30:
+ * 12 layers on the slow group and 18 on the fast, both stages 36 s, T = 2 * 36 + (B - 1) * 36 = 324
+ * for B = 8; the even split (15, 15) would take 45 + 30 + 7 * 45 = 390, 1.2037x more. L = 31: the
+ * continuous optimum 12.4 rounds to 12 (36 and 38 s: 74 + 7 * 38 = 340; 13 gives 348). Equal speeds:
+ * the even split. */
+START_TEST(test_groups_uneven_stages) {
+    speeds sp = {{3, 2}, 20};
+    st_stage_dp_opts o;
+    st_stage_dp_result *r = malloc(sizeof *r), *b = malloc(sizeof *b);
+    st_error err;
+    opts_set(&o, 30, 2, 8, 8, group_speed_fn, &sp);
+    o.max_stages = 2;
+    o.ngroups = 2;
+    o.group_gpus[0] = o.group_gpus[1] = 8;
+    ck_assert_int_eq(st_stage_dp(&o, r, &err), 0);
+    check_cut(&o, r);
+    ck_assert_int_eq(r->nstages, 2);
+    ck_assert_int_eq(r->first[1], 12);
+    ck_assert_double_eq_tol(r->stage_s[0], 36.0, 1e-12);
+    ck_assert_double_eq_tol(r->stage_s[1], 36.0, 1e-12);
+    ck_assert_double_eq_tol(r->total_s, 324.0, 1e-12);
+    double even = 15 * 3.0 + 15 * 2.0 + 7 * 15 * 3.0;
+    ck_assert_double_eq_tol(even / r->total_s, 390.0 / 324.0, 1e-12);
+    ck_assert_int_eq(st_stage_dp_brute(&o, b, &err), 0);
+    ck_assert_double_eq_tol(b->total_s, r->total_s, 1e-12);
+
+    o.nlayers = 31;
+    ck_assert_int_eq(st_stage_dp(&o, r, &err), 0);
+    ck_assert(fabs(r->first[1] - 31 * 2.0 / 5.0) <= 1);
+    ck_assert_int_eq(r->first[1], 12);
+    ck_assert_double_eq_tol(r->total_s, 340.0, 1e-12);
+
+    sp.per_layer[1] = 3;
+    o.nlayers = 30;
+    ck_assert_int_eq(st_stage_dp(&o, r, &err), 0);
+    ck_assert_int_eq(r->first[1], 15);
+    ck_assert_double_eq_tol(r->total_s, 90.0 + 7 * 45.0, 1e-12);
+    free(r);
+    free(b);
 }
 END_TEST
 
@@ -412,10 +531,10 @@ START_TEST(test_max_stages) {
 }
 END_TEST
 
-static double always_inf(void *arg, int first, int last, st_submesh m, int after) { return INFINITY; }
+static double always_inf(void *arg, int first, int last, st_submesh m, int after, int offset) { return INFINITY; }
 
 /* Only one-GPU stages are finite: two layers cannot cover four GPUs. */
-static double one_gpu_only(void *arg, int first, int last, st_submesh m, int after) {
+static double one_gpu_only(void *arg, int first, int last, st_submesh m, int after, int offset) {
     return m.nodes * m.gpus == 1 ? 1.0 : INFINITY;
 }
 
@@ -445,7 +564,9 @@ START_TEST(test_no_plan) {
 }
 END_TEST
 
-static double nan_fn(void *arg, int first, int last, st_submesh m, int after) { return last - first == 2 ? NAN : 1.0; }
+static double nan_fn(void *arg, int first, int last, st_submesh m, int after, int offset) {
+    return last - first == 2 ? NAN : 1.0;
+}
 
 START_TEST(test_bad_options) {
     hcost h = {.seed = 1};
@@ -460,7 +581,8 @@ START_TEST(test_bad_options) {
     } bad[] = {{"nlayers", 0, 0},       {"nlayers", 0, -3},       {"nlayers", 0, ST_MAX_LAYERS + 1},
                {"nodes", 1, 0},         {"gpus_per_node", 2, 0},  {"gpus_per_node", 2, 3},
                {"gpus_per_node", 2, 6}, {"microbatches", 3, 0},   {"microbatches", 3, -1},
-               {"max_stages", 4, -1},   {"max_stages", 4, ST_MAX_STAGES + 1}, {"cost", 5, 0}};
+               {"max_stages", 4, -1},   {"max_stages", 4, ST_MAX_STAGES + 1}, {"cost", 5, 0},
+               {"ngroups", 6, -1},      {"ngroups", 6, ST_MAX_GROUPS + 1},    {"group_gpus", 7, 0}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         o = good;
         switch (bad[i].field) {
@@ -470,6 +592,8 @@ START_TEST(test_bad_options) {
         case 3: o.microbatches = bad[i].value; break;
         case 4: o.max_stages = bad[i].value; break;
         case 5: o.cost = NULL; break;
+        case 6: o.ngroups = bad[i].value; break;
+        case 7: o.ngroups = 2, o.group_gpus[0] = 4, o.group_gpus[1] = bad[i].value; break;
         }
         st_error_clear(&err);
         ck_assert_int_eq(st_stage_dp(&o, r, &err), ST_EINVAL);
@@ -510,6 +634,8 @@ Suite *suite_stagedp(void) {
     tcase_add_test(tc, test_matches_pareto);
     tcase_add_test(tc, test_uniform_layers);
     tcase_add_test(tc, test_memoised_and_deterministic);
+    tcase_add_test(tc, test_groups_match_oracles);
+    tcase_add_test(tc, test_groups_uneven_stages);
     tcase_add_test(tc, test_max_stages);
     tcase_add_test(tc, test_no_plan);
     tcase_add_test(tc, test_bad_options);

@@ -151,6 +151,16 @@ int st_cli_gpu_name(const st_cli_args *a, st_error *err) {
     return 0;
 }
 
+void st_cli_cluster_what(const st_cluster *c, int64_t gpus, char *buf, size_t n) {
+    if (c->ngroups) { /* node groups of different GPUs: each group's */
+        char groups[360];
+        st_cluster_describe(c, groups, sizeof groups);
+        snprintf(buf, n, "%lld GPUs: %s", (long long)gpus, groups);
+    } else {
+        snprintf(buf, n, "%lld x %s", (long long)gpus, c->gpu.name);
+    }
+}
+
 void st_cli_gpu_note(const char *cmd, const st_cli_args *a) {
     st_gpu g;
     if (a->gpu && st_gpu_preset(a->gpu, &g))

@@ -68,6 +68,9 @@ int st_cli_dtype(const st_cli_args *a, st_dtype *dt, st_error *err);
 int st_cli_gpu_name(const st_cli_args *a, st_error *err);
 /* After a profile was written for --gpu: the note that a name that is no preset cannot be scaled. */
 void st_cli_gpu_note(const char *cmd, const st_cli_args *a);
+/* What the text outputs say a plan runs on: "GPUS x GPU", or on node groups "GPUS GPUs: " and each
+ * group's nodes, GPUs and name (st_cluster_describe). */
+void st_cli_cluster_what(const st_cluster *c, int64_t gpus, char *buf, size_t n);
 /* A custom graph JSON (--graph), read (st_graph_load) and checked (st_graph_check); on failure g is
  * left empty. */
 int st_cli_graph_load(const char *path, st_graph *g, st_error *err);

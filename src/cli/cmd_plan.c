@@ -111,13 +111,7 @@ static void print_plans(FILE *mem, const st_cli_inputs *in, const st_search_opts
     const st_ranked *best = &res->plans[0];
     int64_t gpus = so->gpus > 0 ? so->gpus : st_cluster_gpus(c);
     char what[400];
-    if (c->ngroups) { /* node groups of different GPUs: each group's */
-        char groups[360];
-        st_cluster_describe(c, groups, sizeof groups);
-        snprintf(what, sizeof what, "%lld GPUs: %s", (long long)gpus, groups);
-    } else {
-        snprintf(what, sizeof what, "%lld x %s", (long long)gpus, c->gpu.name);
-    }
+    st_cli_cluster_what(c, gpus, what, sizeof what);
     fprintf(mem, "model %s (%.1fB parameters) on %s (%s), gbs %lld, seq %lld, %s\n", m->name,
             st_model_params(m) / 1e9, what, c->name, (long long)so->gbs, (long long)best->plan.seq,
             st_dtype_name(so->dtype));

@@ -76,14 +76,15 @@ static void print_result(FILE *mem, const st_cli_inputs *in, const st_autoshard_
     const double GiB = 1073741824.0;
     const st_graph *g = res->g;
     const st_cluster *c = &in->cluster;
+    char what[400]; /* on node groups, each group's */
+    st_cli_cluster_what(c, gpus, what, sizeof what);
     if (in->have_model)
-        fprintf(mem, "model %s (%.1fB parameters) on %lld x %s (%s), gbs %lld, seq %lld, %s: operator-level search\n",
-                in->model.name, st_model_params(&in->model) / 1e9, (long long)gpus, c->gpu.name, c->name,
-                (long long)o->gbs, (long long)seq, st_dtype_name(o->dtype));
-    else
-        fprintf(mem, "graph %s (%d operators) on %lld x %s (%s), %lld micro-batches, %s: operator-level search\n",
-                in->graph.name, in->graph.nops, (long long)gpus, c->gpu.name, c->name, (long long)res->microbatches,
+        fprintf(mem, "model %s (%.1fB parameters) on %s (%s), gbs %lld, seq %lld, %s: operator-level search\n",
+                in->model.name, st_model_params(&in->model) / 1e9, what, c->name, (long long)o->gbs, (long long)seq,
                 st_dtype_name(o->dtype));
+    else
+        fprintf(mem, "graph %s (%d operators) on %s (%s), %lld micro-batches, %s: operator-level search\n",
+                in->graph.name, in->graph.nops, what, c->name, (long long)res->microbatches, st_dtype_name(o->dtype));
     fprintf(mem, "\n%5s %9s %-12s %12s %9s %4s %9s %8s %14s %13s %7s\n", "stage", "layers", "mesh", "ms/microbatch",
             "mem_GiB", "zero", "recompute", "ILP_s", "nodes/vars", "rows x cols", "gap%");
     for (int i = 0; i < res->nstages; i++) {

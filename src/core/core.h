@@ -552,10 +552,11 @@ void st_cluster_rank_place(const st_cluster *c, int64_t rank, st_rank_place *out
 int st_cluster_rank_group(const st_cluster *c, int64_t rank);
 /* The uniform cluster that ranks [first, first + n) are priced on: *c itself without groups; the
  * group's own description when they lie in one group; across groups the slowest of each (GPU peak,
- * memory and HBM, scale-up and NIC rates, host memory and PCIe, the smaller node and domain) with
- * the fabric between groups as its inter-node links (its rate per node shared by the node's NICs,
- * its latency added, the larger oversubscription): a collective crossing groups is priced on the
- * slowest link it crosses. out->ngroups is 0. */
+ * memory and HBM, scale-up rate, host memory and PCIe, the smaller node and domain), the NICs of the
+ * group with the least NIC bandwidth per GPU (scaled to the smaller node), with the fabric between
+ * groups as its inter-node links (its rate per node shared by the node's GPUs, its latency added, the
+ * larger oversubscription): a collective crossing groups is priced on the slowest link it crosses.
+ * out->ngroups is 0. */
 void st_cluster_view(const st_cluster *c, int64_t first, int64_t n, st_cluster *out);
 /* "NODES x GPUS_PER_NODE GPU" for a uniform cluster; for node groups each group's, joined by " + ", with
  * the group's name: what the text outputs print. */

@@ -8,10 +8,14 @@
  * The view of ranks that span groups (st_cluster_view) takes the slowest of everything they use: a
  * tensor- or data-parallel group moves in lockstep, so its slowest GPU sets its compute (Whale, Jia
  * et al. ATC'22, Sec. 3.3: "the slowest device determines the synchronous step") and its slowest link
- * its collectives (a ring or tree collective runs at its slowest hop). The fabric between groups is
- * described per node (what a node's NICs reach of the other group through the spine): a node's NICs
- * share it, so a NIC across it runs at min(its rate, fabric / NICs), with the fabric's latency added
- * to the groups' and the larger oversubscription.
+ * its collectives (a ring or tree collective runs at its slowest hop). The view's nodes are those of
+ * the fewest GPUs; a GPU's share of its node's NICs is each group's NIC bandwidth per GPU (NICs x rate
+ * / GPUs per node), the least of them setting the ring, so the view takes the slowest group's NICs
+ * scaled to its node (at least one, its rate making up a fraction). The fabric between groups is
+ * described per node (what a node's NICs reach of the other group through the spine): a node's GPUs
+ * share it, so a GPU's share is fabric / GPUs of the largest node, and a NIC across it runs at most
+ * at that share of a view node / its NICs, with the fabric's latency added to the groups' and the
+ * larger oversubscription.
  *
  * A group may be MIG slices (src/core/mig.c): its ranks are slices, its domain its nodes' host memory;
  * the view of that group alone is the sliced uniform cluster st_cluster_set_mig makes, so a stage or
@@ -118,12 +122,17 @@ void st_cluster_view(const st_cluster *c, int64_t first, int64_t n, st_cluster *
     int g0 = rank_group(c, first, NULL), g1 = rank_group(c, first + (n > 0 ? n : 1) - 1, NULL);
     group_cluster(c, &c->groups[g0], out);
     if (g0 == g1) return;
-    int64_t gpus = 0;
+    int64_t gpus = 0, most = 0;
+    int nic_group = g0; /* the least NIC bandwidth per GPU */
     slowest_gpu(c, g0, g1, &out->gpu);
     span_mig(c, g0, g1, out);
     for (int g = g0; g <= g1; g++) {
-        const st_node_group *x = &c->groups[g];
+        const st_node_group *x = &c->groups[g], *b = &c->groups[nic_group];
         gpus += group_gpus(x);
+        if (x->gpus_per_node > most) most = x->gpus_per_node;
+        if ((double)x->nics_per_node * x->nic_bytes_per_s / (double)x->gpus_per_node <
+            (double)b->nics_per_node * b->nic_bytes_per_s / (double)b->gpus_per_node)
+            nic_group = g;
         if (x->gpus_per_node < out->gpus_per_node) out->gpus_per_node = x->gpus_per_node;
         if (group_domain(x) < st_cluster_domain(out)) {
             out->domain_gpus = x->domain_gpus > 0 ? x->domain_gpus : 0;
@@ -131,17 +140,25 @@ void st_cluster_view(const st_cluster *c, int64_t first, int64_t n, st_cluster *
         }
         out->intra_bytes_per_s = dmin(out->intra_bytes_per_s, x->intra_bytes_per_s);
         out->intra_latency_s = dmax(out->intra_latency_s, x->intra_latency_s);
-        out->nic_bytes_per_s = dmin(out->nic_bytes_per_s, x->nic_bytes_per_s);
-        if (x->nics_per_node < out->nics_per_node) out->nics_per_node = x->nics_per_node;
         out->inter_latency_s = dmax(out->inter_latency_s, x->inter_latency_s);
         out->oversubscription = dmax(out->oversubscription, x->oversubscription);
         out->host_memory_bytes = dmin(out->host_memory_bytes, x->host_memory_bytes);
         out->pcie_bytes_per_s = dmin(out->pcie_bytes_per_s, x->pcie_bytes_per_s);
     }
     if (out->domain_gpus > 0 && out->domain_gpus <= out->gpus_per_node) out->domain_gpus = 0;
-    /* the fabric between the groups: a node's share of it per NIC, its latency on top */
-    if (out->nics_per_node > 0)
-        out->nic_bytes_per_s = dmin(out->nic_bytes_per_s, c->xgroup_bytes_per_s / (double)out->nics_per_node);
+    /* the slowest group's NICs on a view node: NICs x rate / GPUs per node stays its own */
+    const st_node_group *b = &c->groups[nic_group];
+    double nics = (double)b->nics_per_node * (double)out->gpus_per_node / (double)b->gpus_per_node;
+    out->nics_per_node = b->nics_per_node == 0 ? 0 : nics >= 1 ? (int64_t)nics : 1;
+    out->nic_bytes_per_s = b->nic_bytes_per_s;
+    if (out->nics_per_node > 0 && nics != (double)out->nics_per_node)
+        out->nic_bytes_per_s = b->nic_bytes_per_s * nics / (double)out->nics_per_node;
+    /* the fabric between the groups: a view node's share of it per NIC, its latency on top */
+    if (out->nics_per_node > 0) {
+        double node = most == out->gpus_per_node ? c->xgroup_bytes_per_s
+                                                 : c->xgroup_bytes_per_s * (double)out->gpus_per_node / (double)most;
+        out->nic_bytes_per_s = dmin(out->nic_bytes_per_s, node / (double)out->nics_per_node);
+    }
     out->inter_latency_s += c->xgroup_latency_s;
     out->oversubscription = dmax(out->oversubscription, c->xgroup_oversubscription);
     out->nodes = gpus / out->gpus_per_node; /* in nodes of the smallest size: the GPUs stay the GPUs */
