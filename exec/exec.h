@@ -25,7 +25,8 @@ int st_exec_backend_parse(const char *s, st_exec_backend *out); /* 0 or ST_EINVA
  * the instruction names (with vp > 1 on the chunk it names: a rank holds vp chunks of blocks); SEND/RECV
  * move its activations and gradients (MPI_Isend, MPI_Recv; with sp each tp rank its token rows); COLL run
  * in communicators made from the program's groups: the dp all-reduce, or ZeRO-1's reduce-scatter and
- * all-gather, and the tied embedding's all-reduce. The tp collectives (with sp: all-gathers and
+ * all-gather, ZeRO-3's gather of each unit's parameters before its piece of a forward or backward
+ * and reduce-scatter of its gradients after it, and the tied embedding's all-reduce. The tp collectives (with sp: all-gathers and
  * reduce-scatters) run inside the compute, where Megatron-LM issues them (exec/model.c); the fused
  * lowering's "tp collectives" instruction after each compute is shown with their measured time, its
  * "ep all-to-all" with the MoE blocks' dispatch and combine. Built when configure found MPI and a CBLAS;

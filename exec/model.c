@@ -45,12 +45,18 @@
  * Interleaved pipelines (vp > 1): a rank holds several chunks of blocks; their weights lie in one
  * flat buffer, chunk by chunk, and a forward or backward runs one chunk.
  *
+ * ZeRO-3 (exec_private.h, "ZeRO-3"): the same forward and backward a unit at a time (the embedding, a
+ * block, the output layer and loss), the residual stream and its gradient kept in the activations and
+ * the work buffer between units; the model then holds no flat buffers, and the runtime points each
+ * unit's tensors at its gathered parameters and its own gradient buffer while it runs.
+ *
  * Weights start from a counter-based hash of (seed, tensor name, block, element's place in the full
  * tensor), uniform with standard deviation 0.02 (GPT-2's), norms' weights 1 and biases 0: every
  * sharding holds slices of the same full tensors. */
 #include "exec/exec_private.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -184,39 +190,49 @@ static int build_table(st__xmodel *x, const st_model *m, int cap, int (*idx)[F_C
     return x->ntensors < cap ? 0 : -1;
 }
 
-static float *at(float *base, int i, const st__xmodel *x) { return i < 0 ? NULL : base + x->tensors[i].off; }
-
-static void point(st__xmodel *x, float *base, st__xlayer *lay, int (*idx)[F_COUNT], const int *hidx, float **wte,
-                  float **wpe, float **lnf_w, float **lnf_b, float **lm) {
-    for (int l = 0; l < x->nl; l++) {
-        int *f = idx[l];
-        lay[l] = (st__xlayer){at(base, f[F_LN1W], x), at(base, f[F_LN1B], x), at(base, f[F_WQ], x),
-                              at(base, f[F_WK], x),   at(base, f[F_WV], x),   at(base, f[F_BQ], x),
-                              at(base, f[F_BK], x),   at(base, f[F_BV], x),   at(base, f[F_WO], x),
-                              at(base, f[F_BO], x),   at(base, f[F_LN2W], x), at(base, f[F_LN2B], x),
-                              at(base, f[F_W1], x),   at(base, f[F_B1], x),   at(base, f[F_W3], x),
-                              at(base, f[F_W2], x),   at(base, f[F_B2], x),   at(base, f[F_ROUTER], x),
-                              at(base, f[F_EW1], x),  at(base, f[F_EW3], x),  at(base, f[F_EW2], x)};
-    }
-    *wte = at(base, hidx[H_WTE], x);
-    *wpe = at(base, hidx[H_WPE], x);
-    *lnf_w = at(base, hidx[H_LNFW], x);
-    *lnf_b = at(base, hidx[H_LNFB], x);
-    *lm = x->last ? (hidx[H_LM] >= 0 ? at(base, hidx[H_LM], x) : *wte) : NULL;
+/* the st__xlayer field of each F_* (its members are float pointers in that order) */
+static float **field(st__xlayer *lay, int f) {
+    static const size_t off[F_COUNT] = {
+        offsetof(st__xlayer, ln1_w), offsetof(st__xlayer, ln1_b), offsetof(st__xlayer, wq),
+        offsetof(st__xlayer, wk),    offsetof(st__xlayer, wv),    offsetof(st__xlayer, bq),
+        offsetof(st__xlayer, bk),    offsetof(st__xlayer, bv),    offsetof(st__xlayer, wo),
+        offsetof(st__xlayer, bo),    offsetof(st__xlayer, ln2_w), offsetof(st__xlayer, ln2_b),
+        offsetof(st__xlayer, w1),    offsetof(st__xlayer, b1),    offsetof(st__xlayer, w3),
+        offsetof(st__xlayer, w2),    offsetof(st__xlayer, b2),    offsetof(st__xlayer, router),
+        offsetof(st__xlayer, ew1),   offsetof(st__xlayer, ew3),   offsetof(st__xlayer, ew2)};
+    return (float **)((char *)lay + off[f]);
 }
 
-static void init_values(st__xmodel *x, uint64_t seed) {
+/* (the output layer of a tied model that also holds the embedding follows the embedding's pointer) */
+void st__xmodel_point(st__xmodel *x, int grads, float *buf, int64_t lo, int64_t hi) {
+    st__xlayer *lay = grads ? x->lg : x->lp;
+    float **head[H_COUNT] = {grads ? &x->gwte : &x->wte, grads ? &x->gwpe : &x->wpe,
+                             grads ? &x->glnf_w : &x->lnf_w, grads ? &x->glnf_b : &x->lnf_b,
+                             grads ? &x->glm : &x->lm};
+    const int *hidx = x->idx + (int64_t)x->nl * F_COUNT;
+    for (int64_t k = 0; k < (int64_t)x->nl * F_COUNT + H_COUNT; k++) {
+        int i = x->idx[k];
+        if (i < 0 || x->tensors[i].off < lo || x->tensors[i].off >= hi) continue;
+        float *p = buf ? buf + (x->tensors[i].off - lo) : NULL;
+        if (k < (int64_t)x->nl * F_COUNT) *field(&lay[k / F_COUNT], (int)(k % F_COUNT)) = p;
+        else *head[k - (int64_t)x->nl * F_COUNT] = p;
+        if (k == (int64_t)x->nl * F_COUNT + H_WTE && x->last && hidx[H_LM] < 0) *head[H_LM] = p;
+    }
+}
+
+void st__xmodel_init_values(const st__xmodel *x, uint64_t seed, float *dst, int64_t lo, int64_t hi) {
     const float a = 0.02f * 1.7320508f; /* uniform on [-a, a): standard deviation 0.02 */
     for (int i = 0; i < x->ntensors; i++) {
         const st__xtensor *t = &x->tensors[i];
-        float *p = x->params + t->off;
         uint64_t key = splitmix64(seed ^ name_hash(t->name) ^ splitmix64((uint64_t)(t->layer + 2)));
         if (t->expert >= 0) key = splitmix64(key ^ (uint64_t)t->expert);
         for (int64_t r = 0; r < t->nrows; r++)
             for (int64_t c = 0; c < t->ncols; c++) {
+                int64_t e = t->off + r * t->ncols + c;
+                if (e < lo || e >= hi) continue;
                 uint64_t g = (uint64_t)((t->row0 + r) * t->cols + t->col0 + c);
                 float u = (float)((double)(splitmix64(key + g) >> 11) * 0x1.0p-53); /* [0, 1) */
-                p[r * t->ncols + c] = t->init == 1 ? 1.0f : t->init == 2 ? 0.0f : a * (2.0f * u - 1.0f);
+                dst[e - lo] = t->init == 1 ? 1.0f : t->init == 2 ? 0.0f : a * (2.0f * u - 1.0f);
             }
     }
 }
@@ -229,7 +245,6 @@ static int64_t work_floats(const st__xmodel *x) {
 
 int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint64_t seed, st_error *err) {
     int rc = 0, tp = pt->tp;
-    int(*idx)[F_COUNT] = NULL;
     memset(x, 0, sizeof *x);
     x->L = m->layers, x->h = m->hidden, x->a = m->heads, x->kv = m->kv_heads, x->d = m->head_dim;
     x->f = m->ffn, x->V = m->vocab, x->B = pt->B, x->T = pt->T;
@@ -274,27 +289,31 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
         x->cl0[c] = pt->l0[c], x->cl1[c] = pt->l1[c] > pt->l0[c] ? pt->l1[c] : pt->l0[c];
         x->nl += x->cl1[c] - x->cl0[c];
     }
-    int nl = x->nl, cap = nl * (F_COUNT + 3 * (int)x->E_l) + H_COUNT + 1, hidx[H_COUNT];
+    int nl = x->nl, cap = nl * (F_COUNT + 3 * (int)x->E_l) + H_COUNT + 1;
     x->tensors = calloc((size_t)cap, sizeof *x->tensors);
-    idx = calloc((size_t)(nl > 0 ? nl : 1), sizeof *idx);
+    x->idx = calloc((size_t)nl * F_COUNT + H_COUNT, sizeof *x->idx);
     x->lp = calloc((size_t)(nl > 0 ? nl : 1), sizeof *x->lp);
     x->lg = calloc((size_t)(nl > 0 ? nl : 1), sizeof *x->lg);
-    if (!x->tensors || !idx || !x->lp || !x->lg || build_table(x, m, cap, idx, hidx)) {
+    if (!x->tensors || !x->idx || !x->lp || !x->lg ||
+        build_table(x, m, cap, (int(*)[F_COUNT])x->idx, x->idx + (int64_t)nl * F_COUNT)) {
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
         goto out;
     }
-    x->params = malloc((size_t)(x->nparams ? x->nparams : 1) * sizeof(float));
-    x->grads = calloc((size_t)(x->nparams ? x->nparams : 1), sizeof(float));
     x->work = malloc((size_t)work_floats(x) * sizeof(float));
-    if (!x->params || !x->grads || !x->work) {
+    if (!pt->sharded) { /* ZeRO-3's runtime holds shards and points each unit at it as it runs */
+        x->params = malloc((size_t)(x->nparams ? x->nparams : 1) * sizeof(float));
+        x->grads = calloc((size_t)(x->nparams ? x->nparams : 1), sizeof(float));
+    }
+    if (!x->work || (!pt->sharded && (!x->params || !x->grads))) {
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory for %lld parameters", (long long)x->nparams);
         goto out;
     }
-    point(x, x->params, x->lp, idx, hidx, &x->wte, &x->wpe, &x->lnf_w, &x->lnf_b, &x->lm);
-    point(x, x->grads, x->lg, idx, hidx, &x->gwte, &x->gwpe, &x->glnf_w, &x->glnf_b, &x->glm);
-    init_values(x, seed);
+    if (!pt->sharded) {
+        st__xmodel_point(x, 0, x->params, 0, x->nparams);
+        st__xmodel_point(x, 1, x->grads, 0, x->nparams);
+        st__xmodel_init_values(x, seed, x->params, 0, x->nparams);
+    }
 out:
-    free(idx);
     if (rc) st__xmodel_destroy(x);
     return rc;
 }
@@ -303,6 +322,7 @@ void st__xmodel_destroy(st__xmodel *x) {
     free(x->cl0);
     free(x->cl1);
     free(x->tensors);
+    free(x->idx);
     free(x->lp);
     free(x->lg);
     free(x->params);
@@ -322,6 +342,7 @@ typedef struct xlayer_acts {
 struct st__xacts {
     float *mem, *bmem, *pmem; /* layout's parts 0, 1 and 2 (1 and 2 NULL while a recompute dropped them) */
     int dropped;              /* a recompute dropped activations that st__xmodel_recompute makes again */
+    int fnext, bnext, flip;   /* units run forward, backward; which work buffer holds the gradient */
     int chunk, head, tail, nl; /* its chunk; whether that holds the embedding, the loss; its blocks */
     int32_t *tokens;  /* B x (T + 1), where the chunk holds the embedding or the loss */
     xlayer_acts *lay; /* per block; lay[i + 1].x is block i's output, in `out` after the last */
@@ -713,10 +734,18 @@ static double cross_entropy(st__xmodel *x, float *logits, const int32_t *tokens)
     return loss / (double)N;
 }
 
-st__xacts *st__xmodel_forward(st__xmodel *x, int chunk, const int32_t *tokens, const float *in, const float **out,
-                              double *loss) {
-    int64_t N = x->B * x->T, S = x->Ns, h = x->h, T = x->T, k0 = chunk_first(x, chunk);
-    int64_t nl = x->cl1[chunk] - x->cl0[chunk], r0 = x->sp ? x->tr * S : 0; /* this rank's first row */
+/* a's units (exec_private.h, "ZeRO-3"): the embedding where it holds it, its blocks, the output layer */
+static int unit_count(const st__xacts *a) { return a->head + a->nl + a->tail; }
+
+/* the layer of a's unit u: -1 the embedding, L the output layer, else the block's */
+static int unit_layer(const st__xmodel *x, const st__xacts *a, int u) {
+    if (a->head && u == 0) return -1;
+    u -= a->head;
+    return u < a->nl ? x->cl0[a->chunk] + u : (int)x->L;
+}
+
+st__xacts *st__xmodel_forward_begin(st__xmodel *x, int chunk, const int32_t *tokens, const float *in) {
+    int64_t S = x->Ns, h = x->h, T = x->T, nl = x->cl1[chunk] - x->cl0[chunk];
     st__xacts *a = calloc(1, sizeof *a);
     if (!a) return NULL;
     a->chunk = chunk, a->head = x->first && chunk == 0, a->tail = x->last && chunk == x->nchunks - 1;
@@ -734,9 +763,34 @@ st__xacts *st__xmodel_forward(st__xmodel *x, int chunk, const int32_t *tokens, c
     }
     float *base[3] = {a->mem, a->bmem, a->pmem};
     layout(x, (int)nl, a->tail, a, base, NULL);
-    float *x0 = nl > 0 ? a->lay[0].x : a->out;
     if (a->head || a->tail) memcpy(a->tokens, tokens, (size_t)(x->B * (T + 1)) * sizeof *a->tokens);
-    if (a->head) {
+    if (!a->head) memcpy(nl > 0 ? a->lay[0].x : a->out, in, (size_t)(S * h) * sizeof(float));
+    return a;
+}
+
+/* the forward's end: the chunk's output, and what the recompute makes again not kept */
+static void fwd_finish(st__xmodel *x, st__xacts *a, const float **out) {
+    int64_t S = x->Ns, h = x->h, nl = a->nl;
+    if (!a->tail) *out = a->out;
+    if (x->recompute && nl > 0) {
+        if (x->recompute == 2) {
+            memcpy(a->in0, a->lay[0].x, (size_t)(S * h) * sizeof *a->in0);
+            for (int64_t l = 0; l < nl; l++) moe_free(a->lay[l].moe), a->lay[l].moe = NULL;
+            free(a->bmem);
+            a->bmem = NULL;
+        }
+        free(a->pmem);
+        a->pmem = NULL;
+        a->dropped = 1;
+    }
+}
+
+/* the forward of a's next unit */
+static int fwd_unit(st__xmodel *x, st__xacts *a, double *loss) {
+    int64_t N = x->B * x->T, S = x->Ns, h = x->h, T = x->T, k0 = chunk_first(x, a->chunk);
+    int64_t nl = a->nl, r0 = x->sp ? x->tr * S : 0, u = a->fnext++ - a->head; /* this rank's first row */
+    if (u < 0) { /* the embedding */
+        float *x0 = nl > 0 ? a->lay[0].x : a->out;
         /* the vocab-parallel lookup's partial rows, summed over tp (to this rank's rows with sp) */
         float *part = x->sp ? x->work : x0;
         memset(part, 0, (size_t)(N * h) * sizeof *part);
@@ -748,34 +802,35 @@ st__xacts *st__xmodel_forward(st__xmodel *x, int chunk, const int32_t *tokens, c
         if (x->wpe)
             for (int64_t n = 0; n < S; n++)
                 for (int64_t c = 0; c < h; c++) x0[n * h + c] += x->wpe[((r0 + n) % T) * h + c];
-    } else {
-        memcpy(x0, in, (size_t)(S * h) * sizeof *x0);
+        return 0;
     }
-    for (int64_t l = 0; l < nl; l++)
-        if (block_fwd(x, &x->lp[k0 + l], &a->lay[l], l + 1 < nl ? a->lay[l + 1].x : a->out)) {
+    if (u < nl) return block_fwd(x, &x->lp[k0 + u], &a->lay[u], u + 1 < nl ? a->lay[u + 1].x : a->out);
+    x->be->norm_fwd(own_rows(x, a->nf), a->meanf, a->rstdf, a->out, x->lnf_w, x->lnf_b, S, h);
+    gather_rows(x, a->nf);
+    x->be->mm_fwd(a->logits, a->nf, x->lm, NULL, N, h, x->V_l, 0);
+    *loss = cross_entropy(x, a->logits, a->tokens);
+    return 0;
+}
+
+st__xacts *st__xmodel_forward(st__xmodel *x, int chunk, const int32_t *tokens, const float *in, const float **out,
+                              double *loss) {
+    st__xacts *a = st__xmodel_forward_begin(x, chunk, tokens, in);
+    while (a && a->fnext < unit_count(a))
+        if (fwd_unit(x, a, loss)) {
             st__xacts_free(a);
             return NULL;
         }
-    if (a->tail) {
-        x->be->norm_fwd(own_rows(x, a->nf), a->meanf, a->rstdf, a->out, x->lnf_w, x->lnf_b, S, h);
-        gather_rows(x, a->nf);
-        x->be->mm_fwd(a->logits, a->nf, x->lm, NULL, N, h, x->V_l, 0);
-        *loss = cross_entropy(x, a->logits, a->tokens);
-    } else {
-        *out = a->out;
-    }
-    if (x->recompute && nl > 0) { /* what the recompute makes again is not kept */
-        if (x->recompute == 2) {
-            memcpy(a->in0, a->lay[0].x, (size_t)(S * h) * sizeof *a->in0);
-            for (int64_t l = 0; l < nl; l++) moe_free(a->lay[l].moe), a->lay[l].moe = NULL;
-            free(a->bmem);
-            a->bmem = NULL;
-        }
-        free(a->pmem);
-        a->pmem = NULL;
-        a->dropped = 1;
-    }
+    if (a) fwd_finish(x, a, out);
     return a;
+}
+
+int st__xmodel_forward_unit(st__xmodel *x, st__xacts *a, int layer, const float **out, double *loss, int *last) {
+    *last = 0;
+    if (a->fnext >= unit_count(a) || unit_layer(x, a, a->fnext) != layer) return ST_EINVAL;
+    int rc = fwd_unit(x, a, loss);
+    if (rc) return rc;
+    if (a->fnext == unit_count(a)) fwd_finish(x, a, out), *last = 1;
+    return 0;
 }
 
 int st__xmodel_recompute(st__xmodel *x, st__xacts *a) {
@@ -866,13 +921,20 @@ static int block_bwd(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const x
     return 0;
 }
 
-int st__xmodel_backward(st__xmodel *x, st__xacts *a, const float *dout, double loss_scale, const float **din) {
-    if (a->dropped) return ST_EINVAL; /* the recompute has not run */
+/* the residual stream's gradient in the backward, in turn: x->work's first (a->flip 0) or second N x h */
+static float *bwd_grad(const st__xmodel *x, const st__xacts *a, int other) {
+    return x->work + ((a->flip ^ other) ? x->B * x->T * x->h : 0);
+}
+
+/* the backward of a's next unit (the last unit first); the first one starts from dout or the loss */
+static int bwd_unit(st__xmodel *x, st__xacts *a, const float *dout, double loss_scale) {
     int64_t N = x->B * x->T, S = x->Ns, h = x->h, T = x->T, k0 = chunk_first(x, a->chunk);
-    int64_t nl = x->cl1[a->chunk] - x->cl0[a->chunk], r0 = x->sp ? x->tr * S : 0;
-    float *d0 = x->work, *d1 = d0 + N * h; /* the residual stream's gradient, in turn */
-    float *dn = d1 + N * h, *full = x->work + work_floats(x) - 2 * N * h, *dns = full + N * h; /* block_bwd's */
-    if (a->tail) {
+    int64_t r0 = x->sp ? x->tr * S : 0, u = unit_count(a) - 1 - a->bnext - a->head;
+    float *d0 = bwd_grad(x, a, 0), *d1 = bwd_grad(x, a, 1);
+    /* block_bwd's scratch: the norms' input gradient, the gathered rows (sp) */
+    float *dn = x->work + 2 * N * h, *full = x->work + work_floats(x) - 2 * N * h, *dns = full + N * h;
+    if (a->bnext++ == 0 && !a->tail) memcpy(d0, dout, (size_t)(S * h) * sizeof *d0);
+    if (u >= a->nl) {
         /* d loss / d logits = (p - onehot) / N per micro-batch, times loss_scale */
         float s = (float)(loss_scale / (double)N);
         for (int64_t n = 0; n < N; n++) {
@@ -886,32 +948,51 @@ int st__xmodel_backward(st__xmodel *x, st__xacts *a, const float *dout, double l
         memset(d0, 0, (size_t)(S * h) * sizeof *d0);
         /* f of the output layer */
         norm_bwd(x, d0, x->glnf_w, x->glnf_b, dn, dns, a->out, x->lnf_w, a->meanf, a->rstdf);
-    } else {
-        memcpy(d0, dout, (size_t)(S * h) * sizeof *d0);
+        return 0;
     }
-    for (int64_t l = nl - 1; l >= 0; l--) {
-        int rc = block_bwd(x, &x->lp[k0 + l], &x->lg[k0 + l], &a->lay[l], d0, d1);
-        if (rc) return rc;
-        float *t = d0;
-        d0 = d1, d1 = t;
+    if (u >= 0) {
+        int rc = block_bwd(x, &x->lp[k0 + u], &x->lg[k0 + u], &a->lay[u], d0, d1);
+        a->flip ^= 1;
+        return rc;
     }
-    if (a->head) {
-        const float *dall = gathered(x, d0, full); /* the vocab-parallel lookup's backward reads every row */
-        for (int64_t n = 0; n < N; n++) {
-            int64_t r = a->tokens[(n / T) * (T + 1) + n % T] - x->v0;
-            if (r >= 0 && r < x->V_l)
-                for (int64_t c = 0; c < h; c++) x->gwte[r * h + c] += dall[n * h + c];
-        }
-        if (x->gwpe)
-            for (int64_t n = 0; n < S; n++)
-                for (int64_t c = 0; c < h; c++) x->gwpe[((r0 + n) % T) * h + c] += d0[n * h + c];
-    } else {
-        *din = d0;
+    const float *dall = gathered(x, d0, full); /* the vocab-parallel lookup's backward reads every row */
+    for (int64_t n = 0; n < N; n++) {
+        int64_t r = a->tokens[(n / T) * (T + 1) + n % T] - x->v0;
+        if (r >= 0 && r < x->V_l)
+            for (int64_t c = 0; c < h; c++) x->gwte[r * h + c] += dall[n * h + c];
     }
+    if (x->gwpe)
+        for (int64_t n = 0; n < S; n++)
+            for (int64_t c = 0; c < h; c++) x->gwpe[((r0 + n) % T) * h + c] += d0[n * h + c];
     return 0;
 }
 
-void st__xmodel_sp_grads(st__xmodel *x, int64_t lo, int64_t hi) {
+int st__xmodel_backward(st__xmodel *x, st__xacts *a, const float *dout, double loss_scale, const float **din) {
+    if (a->dropped) return ST_EINVAL; /* the recompute has not run */
+    int n = unit_count(a);
+    if (n == 0) memcpy(bwd_grad(x, a, 0), dout, (size_t)(x->Ns * x->h) * sizeof(float)); /* a chunk of nothing */
+    while (a->bnext < n) {
+        int rc = bwd_unit(x, a, dout, loss_scale);
+        if (rc) return rc;
+    }
+    if (!a->head) *din = bwd_grad(x, a, 0);
+    return 0;
+}
+
+int st__xmodel_backward_unit(st__xmodel *x, st__xacts *a, int layer, const float *dout, double loss_scale,
+                             const float **din, int *last) {
+    int n = unit_count(a);
+    *last = 0;
+    if (a->dropped || a->fnext < n || a->bnext >= n || unit_layer(x, a, n - 1 - a->bnext) != layer)
+        return ST_EINVAL;
+    int rc = bwd_unit(x, a, dout, loss_scale);
+    if (rc || a->bnext < n) return rc;
+    if (!a->head) *din = bwd_grad(x, a, 0);
+    *last = 1;
+    return 0;
+}
+
+void st__xmodel_sp_grads(st__xmodel *x, float *g, int64_t lo, int64_t hi) {
     if (!x->sp || x->tp <= 1) return;
     for (int i = 0; i < x->ntensors; i++) {
         const st__xtensor *t = &x->tensors[i];
@@ -919,6 +1000,6 @@ void st__xmodel_sp_grads(st__xmodel *x, int64_t lo, int64_t hi) {
         if (t->nrows != t->rows || t->ncols != t->cols) continue; /* a shard: its gradient is whole */
         if (a < lo) a = lo;
         if (b > hi) b = hi;
-        if (b > a) allreduce(x, x->grads + a, b - a, 0);
+        if (b > a) allreduce(x, g + (a - lo), b - a, 0);
     }
 }

@@ -309,6 +309,78 @@ END_TEST
 START_TEST(recompute_moe) { recompute_restores("tiny-moe"); }
 END_TEST
 
+/* ZeRO-3's pieces: a model without flat buffers, each unit's tensors pointed at buffers of its own
+ * (filled with st__xmodel_init_values) while it runs, unit by unit forward and backward, computes the
+ * whole model's loss and gradients bit for bit; a unit out of order, or a backward before the
+ * forward's end, is refused. Tied GPT (the output layer reads the embedding's unit) and Llama. */
+static void units_match_whole(const char *preset) {
+    st_model m;
+    st_error err;
+    int l0 = 0, l1 = 2;
+    int32_t tok[2 * 7];
+    tiny_model(preset, &m, tok);
+    st__xmodel w, z;
+    st__xpart pt = {.B = 2, .T = 6, .tp = 1, .nchunks = 1, .l0 = &l0, .l1 = &l1, .first = 1, .last = 1};
+    ck_assert_int_eq(st__xmodel_init(&w, &m, &pt, 42, &err), 0);
+    pt.sharded = 1;
+    ck_assert_int_eq(st__xmodel_init(&z, &m, &pt, 42, &err), 0);
+    ck_assert_ptr_null(z.params);
+    ck_assert_ptr_null(z.lp[0].wq);
+    int64_t n = z.nparams;
+    float *p = malloc((size_t)n * sizeof *p), *g = calloc((size_t)n, sizeof *g);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_ptr_nonnull(g);
+    st__xmodel_init_values(&z, 42, p, 0, n);
+    ck_assert_int_eq(memcmp(p, w.params, (size_t)n * sizeof *p), 0);
+    /* each unit's range of the flat layout: the embedding, the blocks, the output layer */
+    int64_t lo[4] = {0}, hi[4] = {0};
+    for (int i = 0; i < z.ntensors; i++) {
+        const st__xtensor *t = &z.tensors[i];
+        int u = t->layer >= 0 ? t->layer + 1 : i == 0 || !strcmp(t->name, "wpe") ? 0 : 3;
+        if (hi[u] == 0) lo[u] = t->off;
+        hi[u] = t->off + t->nrows * t->ncols;
+    }
+    double loss = 0, lw = 0;
+    const float *o = NULL, *din = NULL;
+    int last = 0;
+    st__xacts *a = st__xmodel_forward_begin(&z, 0, tok, NULL), *b = st__xmodel_forward(&w, 0, tok, NULL, &o, &lw);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_int_eq(st__xmodel_forward_unit(&z, a, 0, &o, &loss, &last), ST_EINVAL); /* the embedding first */
+    for (int u = 0; u < 4; u++) {
+        int64_t ulo = u == 3 ? 0 : lo[u]; /* tied: the output layer reads the embedding too */
+        st__xmodel_point(&z, 0, p + ulo, ulo, hi[u]);
+        ck_assert_int_eq(st__xmodel_backward_unit(&z, a, u == 3 ? 2 : u - 1, NULL, 1.0, &din, &last), ST_EINVAL);
+        ck_assert_int_eq(st__xmodel_forward_unit(&z, a, u - 1, &o, &loss, &last), 0);
+        ck_assert_int_eq(last, u == 3);
+        st__xmodel_point(&z, 0, NULL, ulo, hi[u]);
+        ck_assert_ptr_null(z.lp[0].wq);
+    }
+    ck_assert(loss == lw);
+    ck_assert_int_eq(st__xmodel_backward(&w, b, NULL, 1.0, &o), 0);
+    for (int u = 3; u >= 0; u--) {
+        int64_t ulo = u == 3 ? 0 : lo[u];
+        st__xmodel_point(&z, 0, p + ulo, ulo, hi[u]);
+        st__xmodel_point(&z, 1, g + ulo, ulo, hi[u]);
+        ck_assert_int_eq(st__xmodel_backward_unit(&z, a, u == 3 ? 1 : u - 1, NULL, 1.0, &din, &last),
+                         u == 3 ? ST_EINVAL : 0); /* the output layer first */
+        if (u == 3) ck_assert_int_eq(st__xmodel_backward_unit(&z, a, 2, NULL, 1.0, &din, &last), 0);
+        ck_assert_int_eq(last, u == 0);
+    }
+    ck_assert_int_eq(memcmp(g, w.grads, (size_t)n * sizeof *g), 0);
+    st__xacts_free(a);
+    st__xacts_free(b);
+    free(p);
+    free(g);
+    st__xmodel_destroy(&w);
+    st__xmodel_destroy(&z);
+}
+
+START_TEST(units_gpt) { units_match_whole("tiny-gpt"); }
+END_TEST
+
+START_TEST(units_llama) { units_match_whole("tiny-llama"); }
+END_TEST
+
 /* the model runs its kernels through the backend it was given: a backend that counts its calls
  * and runs the CPU's sees every kind the Llama blocks use (GEMMs, RMSNorm, SwiGLU, rotary, attention)
  * and gives the CPU backend's gradients bit for bit */
@@ -457,6 +529,8 @@ Suite *suite_exec_cpu(void) {
     tcase_add_test(tc, chunks_hold_their_blocks);
     tcase_add_test(tc, recompute_dense);
     tcase_add_test(tc, recompute_moe);
+    tcase_add_test(tc, units_gpt);
+    tcase_add_test(tc, units_llama);
     tcase_add_test(tc, gemm_clock_and_heap);
     tcase_add_test(tc, kernels_through_the_backend);
     tcase_add_test(tc, fault_hook_parse);
