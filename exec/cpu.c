@@ -23,10 +23,14 @@
  * stages, so the pair holds the same shard of it and can all-reduce just that), the experts, and
  * the rest.
  *
+ * Context parallelism: inside the model (exec/model.c), in the program's cp groups; the dp group of
+ * the lowering is dp x cp ranks, so the dp reduction sums over both, and the loss gradient's
+ * 1/(micro-batches x dp x cp) makes that the mean over the tokens of every rank's chunks.
+ *
  * Data: dp rank r's micro-batch j holds samples (r * m + j) * mbs .. + mbs of the iteration's gbs
- * (contiguous per dp rank, as Megatron-LM's sampler hands them out); the reference runs the same
- * gbs samples as gbs / mbs micro-batches on one rank, so both compute the mean loss of the same
- * tokens and its gradient.
+ * (contiguous per dp rank, as Megatron-LM's sampler hands them out; its cp ranks share them); the
+ * reference runs the same gbs samples as gbs / mbs micro-batches on one rank, so both compute the
+ * mean loss of the same tokens and its gradient.
  *
  * Timing: CLOCK_MONOTONIC after a barrier at each iteration's start; a receive counts its wait for
  * the sender, a send only its start (MPI_Isend), a collective its wait for the slowest member.
@@ -91,6 +95,9 @@ typedef struct rank_state {
     const st_program *pg;
     int rank, tp, tr, dp, dr, zero; /* zero: the optimizer states are sharded (ZeRO-1, -2 or -3) */
     int ep, er;             /* ep degree and this rank's place in its ep group (1, 0 without) */
+    int cp, cr;             /* cp degree and this rank's place in its cp group (1, 0 without) */
+    MPI_Comm cpc;           /* the cp group's communicator (one of comms) */
+    double cp_s, pending_cp_s; /* the cp K/V exchanges' time so far, in the compute before */
     MPI_Comm epc, edpc;     /* the ep group's communicator; the expert-data-parallel one (split, owned) */
     int64_t M, T, gbs;      /* micro-batches per dp rank, sequence, batch */
     int pp, V;              /* pipeline stages; chunks per rank (vp) */
@@ -177,6 +184,36 @@ static float *ep_alltoallv(void *ctx, const float *send, const int *scounts, int
     return recv;
 }
 
+/* context parallelism's K/V exchanges (exec_private.h, st__xcpcomm) in the cp group */
+static void cp_allgather(void *ctx, float *buf, int64_t n) {
+    rank_state *S = ctx;
+    double t0 = now_s();
+    MPI_Request q = MPI_REQUEST_NULL;
+    int rc = MPI_Iallgather(MPI_IN_PLACE, 0, MPI_FLOAT, buf, (int)n, MPI_FLOAT, S->cpc, &q);
+    st__xwait(&S->w, rc, &q, 1, "cp all-gather", S->cpc, -1);
+    S->cp_s += now_s() - t0;
+}
+
+static void cp_reduce_scatter(void *ctx, float *out, const float *in, int64_t n) {
+    rank_state *S = ctx;
+    double t0 = now_s();
+    MPI_Request q = MPI_REQUEST_NULL;
+    st__xwait(&S->w, MPI_Ireduce_scatter_block(in, out, (int)n, MPI_FLOAT, MPI_SUM, S->cpc, &q), &q, 1,
+              "cp reduce-scatter", S->cpc, -1);
+    S->cp_s += now_s() - t0;
+}
+
+/* the ring's step: to the next cp rank, from the previous (their places in the cp communicator) */
+static void cp_ring(void *ctx, const float *send, float *recv, int64_t n) {
+    rank_state *S = ctx;
+    double t0 = now_s();
+    MPI_Request q[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+    int prev = (S->cr + S->cp - 1) % S->cp, rc = MPI_Irecv(recv, (int)n, MPI_FLOAT, prev, 0, S->cpc, &q[0]);
+    if (rc == MPI_SUCCESS) rc = MPI_Isend(send, (int)n, MPI_FLOAT, (S->cr + 1) % S->cp, 0, S->cpc, &q[1]);
+    st__xwait(&S->w, rc, q, 2, "cp ring", S->cpc, prev);
+    S->cp_s += now_s() - t0;
+}
+
 static void tp_reduce_scatter(void *ctx, float *out, const float *in, int64_t n) {
     rank_state *S = ctx;
     double t0 = now_s();
@@ -256,12 +293,13 @@ static const char *recompute_mismatch(const st_plan *p, const st_lowered *l, con
     return rec >= 0 ? "a recompute without its backward" : NULL;
 }
 
-static int check_plan(const st_plan *p, const st_lowered *l, int64_t L, int size, st_error *err) {
+static int check_plan(const st_plan *p, const st_lowered *l, int64_t L, int size, st_exec_backend be, st_error *err) {
     if (size != l->nranks)
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "the plan runs on %d ranks (tp x pp x dp x cp); mpirun started %d (mpirun -np %d)",
                             l->nranks, size, l->nranks);
-    const char *why = p->cp > 1                          ? "context parallelism (cp > 1)"
+    const char *why = p->cp > 1 && p->cp_comm == ST_CP_A2A ? "context parallelism's all-to-alls (cp_comm=a2a)"
+                      : p->cp > 1 && be != ST_EXEC_CPU ? "context parallelism (cp > 1) on this backend"
                       : p->zero > 2 && p->recompute != ST_REC_NONE ? "ZeRO-3 with activation recompute"
                       : p->zero > 2 && p->ep > 1         ? "ZeRO-3 with expert parallelism (ep > 1)"
                       : p->offload != ST_OFF_NONE || p->offload_optimizer > 0 || p->offload_params > 0 ||
@@ -619,7 +657,8 @@ static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_e
         return k >= 0 && S->acts[k] ? st__xmodel_recompute(&S->x, S->acts[k]) : ST_EINVAL;
     }
     if (k < 0 || (in->phase != ST_PHASE_FWD && in->phase != ST_PHASE_BWD)) return ST_EINVAL;
-    if (S->x.first || S->x.last) gen_tokens(S, step, ((int64_t)S->dr * S->M + mb) * S->x.B, o->seed);
+    /* the dp replica's samples (the dp group is dp x cp, its cp ranks share their replica's sequences) */
+    if (S->x.first || S->x.last) gen_tokens(S, step, ((int64_t)(S->dr / S->cp) * S->M + mb) * S->x.B, o->seed);
     *kind = in->phase == ST_PHASE_FWD ? ST_EXEC_FWD : ST_EXEC_BWD;
     if (S->zero3) return z3_piece(S, in, k);
     if (in->phase == ST_PHASE_FWD) {
@@ -676,8 +715,8 @@ static int run_coll(rank_state *S, const st_ins *in, int *kind) {
     const st_group_def *gd = &S->l->groups[in->group];
     MPI_Comm c = S->comms[in->group];
     float *gr = S->x.grads, *pa = S->x.params; /* (NULL with ZeRO-3, which uses the shards) */
-    if (gd->kind == ST_GRP_TP || gd->kind == ST_GRP_EP) { /* ran inside the compute before it (exec.h) */
-        *kind = gd->kind == ST_GRP_TP ? ST_EXEC_COLL_TP : ST_EXEC_COLL_EP;
+    if (gd->kind == ST_GRP_TP || gd->kind == ST_GRP_EP || gd->kind == ST_GRP_CP) { /* ran inside the compute */
+        *kind = gd->kind == ST_GRP_TP ? ST_EXEC_COLL_TP : gd->kind == ST_GRP_EP ? ST_EXEC_COLL_EP : ST_EXEC_COLL_CP;
         return 0;
     }
     if (c == MPI_COMM_NULL) return ST_EINVAL;
@@ -852,7 +891,7 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
         watch_between(S, step, "the barrier that starts it");
         MPI_Request q = MPI_REQUEST_NULL;
         st__xwait(&S->w, MPI_Ibarrier(S->world, &q), &q, 1, "barrier", S->world, -1);
-        double t0 = now_s(), tp_before = 0, ep_before = 0, gemm0 = st__xkernels_gemm_s;
+        double t0 = now_s(), tp_before = 0, ep_before = 0, cp_before = 0, gemm0 = st__xkernels_gemm_s;
         for (int i = 0; i < pg->n && !rc; i++) {
             st_ins in;
             st_program_ins(pg, i, &in);
@@ -860,7 +899,7 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             st__xfault_at(&S->fault, &S->w);
             double s = now_s();
             int kind = ST_EXEC_FWD;
-            tp_before = S->tp_s, ep_before = S->ep_s;
+            tp_before = S->tp_s, ep_before = S->ep_s, cp_before = S->cp_s;
             if (in.kind == ST_INS_COMPUTE && in.phase == ST_PHASE_OPTIMIZER) {
                 /* sp's replicated gradients summed over tp before anything reads them (tp collectives) */
                 for (int g = 0; g < S->nreg; g++)
@@ -872,25 +911,26 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             case ST_INS_COLL: rc = run_coll(S, &in, &kind); break;
             default: rc = run_p2p(S, &in); kind = in.kind == ST_INS_SEND ? ST_EXEC_SEND : ST_EXEC_RECV;
             }
-            double e = now_s(), tp = S->tp_s - tp_before, ep = S->ep_s - ep_before;
-            /* the compute's own time; its tp collectives go to the "tp collectives" after it, its ep
-             * all-to-alls to the "ep all-to-all" after that */
-            kind_s[kind] += e - s - tp - ep;
+            double e = now_s(), tp = S->tp_s - tp_before, ep = S->ep_s - ep_before, cp = S->cp_s - cp_before;
+            /* the compute's own time; its tp collectives go to the "tp collectives" after it, its cp
+             * exchanges to the "cp collectives" and its ep all-to-alls to the "ep all-to-all" after that */
+            kind_s[kind] += e - s - tp - ep - cp;
             kind_s[ST_EXEC_COLL_TP] += tp;
             kind_s[ST_EXEC_COLL_EP] += ep;
+            kind_s[ST_EXEC_COLL_CP] += cp;
             spans[2 * i] = s - t0;
-            spans[2 * i + 1] = e - t0 - tp - ep;
+            spans[2 * i + 1] = e - t0 - tp - ep - cp;
             if (in.kind == ST_INS_COLL && kind == ST_EXEC_COLL_TP && i > 0) {
                 /* shown right after the compute it ran in, with the time it took there */
                 spans[2 * i] = spans[2 * i - 1];
                 spans[2 * i + 1] = spans[2 * i] + S->pending_tp_s;
             }
-            if (in.kind == ST_INS_COLL && kind == ST_EXEC_COLL_EP && i > 0) {
+            if (in.kind == ST_INS_COLL && (kind == ST_EXEC_COLL_EP || kind == ST_EXEC_COLL_CP) && i > 0) {
                 spans[2 * i] = spans[2 * i - 1];
-                spans[2 * i + 1] = spans[2 * i] + S->pending_ep_s;
+                spans[2 * i + 1] = spans[2 * i] + (kind == ST_EXEC_COLL_EP ? S->pending_ep_s : S->pending_cp_s);
             }
             S->pending_tp_s = tp;
-            if (in.kind == ST_INS_COMPUTE) S->pending_ep_s = ep;
+            if (in.kind == ST_INS_COMPUTE) S->pending_ep_s = ep, S->pending_cp_s = cp;
             S->heap_peak_bytes = fmax(S->heap_peak_bytes, st__xheap_bytes());
             int kerr = !rc && S->x.be->error ? S->x.be->error(err) : 0; /* a kernel's failure: err says which */
             if (rc)
@@ -1054,7 +1094,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     MPI_Comm_rank(MPI_COMM_WORLD, &S.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     res->rank = S.rank, res->nranks = size, res->steps = o->steps;
-    if ((rc = check_plan(p, l, m->layers, size, err)) ||
+    if ((rc = check_plan(p, l, m->layers, size, o->backend, err)) ||
         (rc = check_fault(getenv("STRATA_EXEC_FAULT"), l, &S.fault, err))) {
         res->refused = 1;
         return rc;
@@ -1087,11 +1127,13 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     int gt = find_group(l, ST_GRP_TP, S.rank, &S.tr), gd = find_group(l, ST_GRP_DP, S.rank, &S.dr);
     S.tp = gt >= 0 ? l->groups[gt].n : 1;
     S.dp = gd >= 0 ? l->groups[gd].n : 1;
-    int ge = find_group(l, ST_GRP_EP, S.rank, &S.er);
+    int ge = find_group(l, ST_GRP_EP, S.rank, &S.er), gc = find_group(l, ST_GRP_CP, S.rank, &S.cr);
     S.ep = ge >= 0 ? l->groups[ge].n : 1;
+    S.cp = gc >= 0 ? l->groups[gc].n : 1;
     S.epc = S.edpc = MPI_COMM_NULL;
     l0 = calloc((size_t)S.V, sizeof *l0), l1 = calloc((size_t)S.V, sizeof *l1);
     st__xpart part = {.B = p->mbs, .T = p->seq, .tp = S.tp, .tr = S.tr, .sp = p->sp, .ep = S.ep, .er = S.er,
+                      .cp = S.cp, .cr = S.cr, .cp_ring = p->cp_comm == ST_CP_P2P,
                       .nchunks = S.V, .l0 = l0, .l1 = l1, .be = be,
                       .recompute = p->recompute == ST_REC_FULL ? 2 : p->recompute == ST_REC_SELECTIVE ? 1 : 0,
                       .sharded = S.zero3};
@@ -1150,12 +1192,14 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     }
     S.tpc = gt >= 0 ? S.comms[gt] : MPI_COMM_NULL;
     S.epc = ge >= 0 ? S.comms[ge] : MPI_COMM_NULL;
+    S.cpc = gc >= 0 ? S.comms[gc] : MPI_COMM_NULL;
     /* the ranks of the dp group that hold the same experts: the same place in their ep groups */
     if (S.ep > 1 && (gd < 0 || MPI_Comm_split(S.comms[gd], S.er, S.dr, &S.edpc) != MPI_SUCCESS)) {
         rc = st_error_set(err, ST_EINVAL, NULL, NULL, "MPI could not make the expert-data-parallel communicator");
         goto out;
     }
     S.x.comm = (st__xcomm){tp_allreduce, tp_allgather, tp_reduce_scatter, ep_alltoallv, &S};
+    S.x.cpcomm = (st__xcpcomm){cp_allgather, cp_reduce_scatter, cp_ring, &S};
     if (o->backend == ST_EXEC_CUDA && (rc = st__xcuda_comm(&S.x.comm, gt >= 0 ? l->groups[gt].ranks : NULL, S.tp,
                                                            ge >= 0 ? l->groups[ge].ranks : NULL, S.ep, &S.tp_s,
                                                            &S.ep_s, err)))

@@ -22,7 +22,9 @@ int st_exec_backend_parse(const char *s, st_exec_backend *out); /* 0 or ST_EINVA
  * order on one host thread (what one CPU process can issue, and a valid order: the lowering puts
  * receives right before the compute that needs them and sends after it): COMPUTE forward, backward
  * and optimizer instructions run the stage's part of a real decoder (exec/model.c) on the micro-batch
- * the instruction names (with vp > 1 on the chunk it names: a rank holds vp chunks of blocks); SEND/RECV
+ * the instruction names (with vp > 1 on the chunk it names: a rank holds vp chunks of blocks; with cp > 1
+ * on its chunks of the sequence, the keys and values exchanged in its cp group inside the attention,
+ * shown on the fused lowering's "cp collectives"); SEND/RECV
  * move its activations and gradients (MPI_Isend, MPI_Recv; with sp each tp rank its token rows); COLL run
  * in communicators made from the program's groups: the dp all-reduce, or ZeRO-1's reduce-scatter and
  * all-gather, ZeRO-3's gather of each unit's parameters before its piece of a forward or backward
@@ -44,9 +46,11 @@ typedef enum {
     ST_EXEC_RECV,
     ST_EXEC_COLL_EP, /* the ep all-to-alls, inside the compute like tp's */
     ST_EXEC_RECOMPUTE,
+    ST_EXEC_COLL_CP, /* the cp K/V exchanges, inside the compute like tp's */
     ST_EXEC_KINDS
 } st_exec_kind;
-const char *st_exec_kind_name(st_exec_kind k); /* "fwd", ..., "coll tp", ..., "recv", "coll ep", "recompute" */
+/* "fwd", ..., "coll tp", ..., "recv", "coll ep", "recompute", "coll cp" */
+const char *st_exec_kind_name(st_exec_kind k);
 
 /* the tensors --check compares (every block's of one name together) */
 #define ST_EXEC_TENSORS 26

@@ -57,6 +57,15 @@ void st__xrope(float *x, int64_t N, int64_t T, int64_t heads, int64_t d, int64_t
  * kv head j / (hq / hkv)); out [N x hq*d]; probs [B x hq x T x T] saved for the backward. */
 void st__xattn_fwd(float *out, float *probs, const float *q, const float *k, const float *v, int64_t B, int64_t T,
                    int64_t hq, int64_t hkv, int64_t d);
+/* One sequence's Tq queries at positions q0 .. q0 + Tq - 1 against its keys and values at positions
+ * 0 .. Tk - 1 (Tk >= q0 + Tq), causal by position: context parallelism's local query chunks against
+ * the gathered sequence (exec/model.c). probs [hq x Tq x Tk]. st__xattn_fwd is this per sequence,
+ * with q0 0 and Tq = Tk = T; the _bwd pair alike (dk and dv: all Tk rows, +=). */
+void st__xattn_fwd_at(float *out, float *probs, const float *q, const float *k, const float *v, int64_t Tq,
+                      int64_t Tk, int64_t q0, int64_t hq, int64_t hkv, int64_t d);
+void st__xattn_bwd_at(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
+                      const float *k, const float *v, int64_t Tq, int64_t Tk, int64_t q0, int64_t hq, int64_t hkv,
+                      int64_t d);
 /* dq, dk, dv += */
 void st__xattn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
                    const float *k, const float *v, int64_t B, int64_t T, int64_t hq, int64_t hkv, int64_t d);
@@ -120,9 +129,21 @@ typedef struct st__xcomm {
     void *ctx;
 } st__xcomm;
 
+/* cp > 1, context parallelism's K/V exchange in the cp group (exec/model.c, "context parallelism"):
+ * all-gather and reduce-scatter as st__xcomm's over the cp ranks; the ring's step, send[n] to the next
+ * cp rank and recv[n] from the previous one. */
+typedef struct st__xcpcomm {
+    void (*allgather)(void *ctx, float *buf, int64_t n);
+    void (*reduce_scatter)(void *ctx, float *out, const float *in, int64_t n);
+    void (*ring)(void *ctx, const float *send, float *recv, int64_t n);
+    void *ctx;
+} st__xcpcomm;
+
 /* The part of the model one rank runs (st__xmodel_init's input). */
 typedef struct st__xpart {
     int64_t B, T;       /* the micro-batch: B sequences of T tokens */
+    int cp, cr, cp_ring; /* context parallelism: degree (0 or 1: none), this rank's place in its cp group, 1:
+                            the K/V exchange around a ring (cp_comm=p2p), 0: all-gathered (all_gather) */
     int tp, tr, sp;     /* tp degree, this rank's place in its group, sequence parallelism (0/1) */
     int ep, er;         /* MoE: ep degree, this rank's place in its ep group (it holds that share of the experts) */
     int nchunks;        /* pipeline chunks this rank runs: vp with the interleaved schedule, else 1 */
@@ -159,8 +180,9 @@ typedef struct st__xlayer {
  * sequence parallelism the residual stream (a block's input and output, the norms, what the
  * pipeline sends) is this rank's Ns = N / tp consecutive token rows of the micro-batch's N. */
 typedef struct st__xmodel {
-    /* full shapes */
-    int64_t L, h, a, kv, d, f, V, B, T;
+    /* full shapes (T: this rank's tokens of each sequence, Tg / cp; Tg: the sequence) */
+    int64_t L, h, a, kv, d, f, V, B, T, Tg;
+    int cp, cr, cp_ring; /* st__xpart's (cp 1 without) */
     int swiglu, rmsnorm, rope, bias, tied;
     st__xact act;
     /* this rank's part */
@@ -188,6 +210,7 @@ typedef struct st__xmodel {
     float *gwte, *gwpe, *glnf_w, *glnf_b, *glm;
     float *work; /* the backward's scratch for one micro-batch (owned) */
     st__xcomm comm;
+    st__xcpcomm cpcomm; /* cp > 1 */
     const st__xbackend *be; /* st__xpart's (borrowed) */
 } st__xmodel;
 

@@ -45,6 +45,20 @@
  * Interleaved pipelines (vp > 1): a rank holds several chunks of blocks; their weights lie in one
  * flat buffer, chunk by chunk, and a forward or backward runs one chunk.
  *
+ * Context parallelism (cp > 1; Megatron-LM's --context-parallel-size with Transformer Engine's
+ * attention, transformer_engine/pytorch/attention/dot_product_attention/context_parallel.py): the
+ * sequence is cut into 2cp chunks and cp rank r holds chunks r and 2cp - 1 - r of every sequence
+ * (the load-balanced causal split), so T is this rank's T / cp tokens of each, at their positions
+ * (learned and rotary position embeddings, targets). Everything but the attention core is per token
+ * and runs on them; the core attends each local query chunk against the whole sequence's keys and
+ * values up to its end, causal by position. The keys and values come from every cp rank: with
+ * cp_comm=p2p around a ring of sends and receives (cp - 1 steps), with all_gather all-gathered; the
+ * backward fetches them again the same way (TE saves only the local ones) and returns the gradients
+ * of every rank's keys and values to it by the ring or a reduce-scatter. Unlike TE's p2p, which
+ * computes on each block as it arrives (an online softmax over the blocks), this collects the
+ * blocks and then computes: the same transfers, the same result up to rounding. The loss is each
+ * rank's mean over its tokens, and its gradients are summed over the dp x cp group (exec/cpu.c).
+ *
  * ZeRO-3 (exec_private.h, "ZeRO-3"): the same forward and backward a unit at a time (the embedding, a
  * block, the output layer and loss), the residual stream and its gradient kept in the activations and
  * the work buffer between units; the model then holds no flat buffers, and the runtime points each
@@ -133,7 +147,7 @@ static int build_table(st__xmodel *x, const st_model *m, int cap, int (*idx)[F_C
     for (int i = 0; i < H_COUNT; i++) hidx[i] = -1;
     if (x->first) {
         hidx[H_WTE] = ROWS("wte", -1, x->V, h, x->v0, x->V_l);
-        if (!x->rope) hidx[H_WPE] = ROWS("wpe", -1, x->T, h, 0, x->T);
+        if (!x->rope) hidx[H_WPE] = ROWS("wpe", -1, x->Tg, h, 0, x->Tg);
     }
     for (int k = 0; k < x->nl; k++) {
         int l = layer_of(x, k), *f = idx[k];
@@ -247,13 +261,14 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
     int rc = 0, tp = pt->tp;
     memset(x, 0, sizeof *x);
     x->L = m->layers, x->h = m->hidden, x->a = m->heads, x->kv = m->kv_heads, x->d = m->head_dim;
-    x->f = m->ffn, x->V = m->vocab, x->B = pt->B, x->T = pt->T;
+    x->f = m->ffn, x->V = m->vocab, x->B = pt->B, x->Tg = pt->T;
+    x->cp = pt->cp > 1 ? pt->cp : 1, x->cr = pt->cr, x->cp_ring = pt->cp_ring, x->T = pt->T / x->cp;
     x->swiglu = m->activation == ST_ACT_SWIGLU, x->rmsnorm = m->norm == ST_NORM_RMSNORM;
     x->rope = m->position == ST_POS_ROPE, x->bias = m->bias, x->tied = m->tied_embeddings;
     x->act = m->activation == ST_ACT_RELU ? ST__XACT_RELU : ST__XACT_GELU;
     x->tp = tp, x->tr = pt->tr, x->sp = pt->sp, x->first = pt->first, x->last = pt->last;
     x->recompute = pt->recompute, x->be = pt->be ? pt->be : &st__xbackend_cpu;
-    x->Ns = pt->sp ? pt->B * pt->T / tp : pt->B * pt->T;
+    x->Ns = pt->sp ? pt->B * x->T / tp : pt->B * x->T;
     x->E = m->experts, x->topk = m->experts_topk, x->fe = m->experts > 0 ? m->moe_ffn : 0;
     x->capacity_factor = m->capacity_factor, x->ep = pt->ep > 1 ? pt->ep : 1, x->er = pt->er;
     if (m->experts > 0 && (m->shared_experts > 0 || m->bias))
@@ -271,9 +286,12 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "tp=%d must divide the heads (%lld), kv heads (%lld), ffn (%lld) and vocabulary (%lld)", tp,
                             (long long)x->a, (long long)x->kv, (long long)x->f, (long long)x->V);
-    if (pt->sp && (pt->B * pt->T) % tp)
+    if (x->cp > 1 && pt->T % (2 * x->cp))
+        return st_error_set(err, ST_EINVAL, NULL, "plan", "cp=%d needs the sequence (%lld) divisible by 2 x cp", x->cp,
+                            (long long)pt->T);
+    if (pt->sp && (pt->B * x->T) % tp)
         return st_error_set(err, ST_EINVAL, NULL, "plan",
-                            "sp=1 needs the micro-batch's tokens (%lld) divisible by tp=%d", (long long)(pt->B * pt->T),
+                            "sp=1 needs the micro-batch's tokens (%lld) divisible by tp=%d", (long long)(pt->B * x->T),
                             tp);
     if (x->rope && x->d % 2)
         return st_error_set(err, ST_EINVAL, NULL, "model", "rotary embedding needs an even head dimension");
@@ -344,7 +362,7 @@ struct st__xacts {
     int dropped;              /* a recompute dropped activations that st__xmodel_recompute makes again */
     int fnext, bnext, flip;   /* units run forward, backward; which work buffer holds the gradient */
     int chunk, head, tail, nl; /* its chunk; whether that holds the embedding, the loss; its blocks */
-    int32_t *tokens;  /* B x (T + 1), where the chunk holds the embedding or the loss */
+    int32_t *tokens;  /* B x (Tg + 1), where the chunk holds the embedding or the loss */
     xlayer_acts *lay; /* per block; lay[i + 1].x is block i's output, in `out` after the last */
     float *out, *in0, *nf, *meanf, *rstdf, *logits; /* logits hold the probabilities after the forward */
 };
@@ -368,7 +386,7 @@ static void layout(const st__xmodel *x, int nl, int tail, st__xacts *a, float *c
         t.x = carve(b1, &o[1], S * h), t.n1 = carve(b1, &o[1], N * h);
         t.mean1 = carve(b1, &o[1], S), t.rstd1 = carve(b1, &o[1], S);
         t.q = carve(b1, &o[1], N * ql), t.k = carve(b1, &o[1], N * kl), t.v = carve(b1, &o[1], N * kl);
-        t.probs = carve(b2, &o[2], x->B * x->a_l * x->T * x->T), t.ao = carve(b1, &o[1], N * ql);
+        t.probs = carve(b2, &o[2], x->B * x->a_l * x->T * x->Tg), t.ao = carve(b1, &o[1], N * ql);
         t.x2 = carve(b1, &o[1], S * h), t.n2 = carve(b1, &o[1], N * h);
         t.mean2 = carve(b1, &o[1], S), t.rstd2 = carve(b1, &o[1], S);
         t.h1 = carve(b1, &o[1], N * x->f_l), t.h3 = x->swiglu ? carve(b1, &o[1], N * x->f_l) : NULL;
@@ -668,6 +686,141 @@ out:
     return rc;
 }
 
+/* ---------------------------------------------------------------- context parallelism */
+
+/* the position in the sequence of cp rank r's local token t (0 .. T - 1): the rank holds chunks r and
+ * 2cp - 1 - r of the sequence's 2cp (Megatron-LM's load-balanced causal split) */
+static int64_t gpos(const st__xmodel *x, int r, int64_t t) {
+    int64_t c = x->T / 2;
+    return x->cp == 1 ? t : t < c ? r * c + t : (2 * x->cp - 1 - r) * c + t - c;
+}
+
+/* the token of this rank's row n (next 0: its input; 1: its target) in tokens [B x (Tg + 1)] */
+static int32_t token_at(const st__xmodel *x, const int32_t *tokens, int64_t n, int next) {
+    return tokens[(n / x->T) * (x->Tg + 1) + gpos(x, x->cr, n % x->T) + next];
+}
+
+/* Rotary embedding of the rows y [N x stride] at their positions in the sequence: the kernel's
+ * (position = row % T) as it is without cp; with cp each sequence's rows are rotated at their
+ * positions in a buffer of the whole sequence and copied back. 0 or ST_ENOMEM. */
+static int rope_at(st__xmodel *x, float *y, int64_t heads, int64_t stride, int sign) {
+    int64_t T = x->T, Tg = x->Tg;
+    if (x->cp == 1) {
+        x->be->rope(y, x->B * T, T, heads, x->d, stride, sign);
+        return 0;
+    }
+    float *full = calloc((size_t)(Tg * stride), sizeof *full);
+    if (!full) return ST_ENOMEM;
+    size_t row = (size_t)stride * sizeof *full;
+    for (int64_t b = 0; b < x->B; b++) {
+        for (int64_t t = 0; t < T; t++) memcpy(full + gpos(x, x->cr, t) * stride, y + (b * T + t) * stride, row);
+        x->be->rope(full, Tg, Tg, heads, x->d, stride, sign);
+        for (int64_t t = 0; t < T; t++) memcpy(y + (b * T + t) * stride, full + gpos(x, x->cr, t) * stride, row);
+    }
+    free(full);
+    return 0;
+}
+
+/* The sequence's keys or values full [B x Tg x w], each row at its position, from every cp rank's
+ * rows [B x T x w] (this rank's: mine): all-gathered, or with cp_ring passed around the ring in cp - 1
+ * steps (at step s a rank sends the block of rank cr - s and receives that of cr - s - 1). 0, ST_ENOMEM. */
+static int kv_gather(st__xmodel *x, const float *mine, float *full, int64_t w) {
+    int64_t n = x->B * x->T * w, cp = x->cp;
+    float *blk = malloc((size_t)(cp * n) * sizeof *blk);
+    if (!blk) return ST_ENOMEM;
+    memcpy(blk + x->cr * n, mine, (size_t)n * sizeof *blk);
+    if (x->cp_ring)
+        for (int64_t s = 0; s < cp - 1; s++)
+            x->cpcomm.ring(x->cpcomm.ctx, blk + ((x->cr - s + cp) % cp) * n, blk + ((x->cr - s - 1 + cp) % cp) * n, n);
+    else
+        x->cpcomm.allgather(x->cpcomm.ctx, blk, n);
+    size_t row = (size_t)w * sizeof *blk;
+    for (int r = 0; r < cp; r++)
+        for (int64_t b = 0; b < x->B; b++)
+            for (int64_t t = 0; t < x->T; t++)
+                memcpy(full + (b * x->Tg + gpos(x, r, t)) * w, blk + r * n + (b * x->T + t) * w, row);
+    free(blk);
+    return 0;
+}
+
+/* The gradient of the sequence's keys or values dfull [B x Tg x w] (this rank's queries' part) summed
+ * over the cp ranks, each rank's rows added into its dmine [B x T x w]: reduce-scattered, or with
+ * cp_ring around the ring (at step s a rank sends its sum for rank cr - s - 1 on and adds its own part
+ * to the sum for cr - s - 2 that comes; after cp - 1 steps it holds its own). 0 or ST_ENOMEM. */
+static int kv_scatter(st__xmodel *x, const float *dfull, float *dmine, int64_t w) {
+    int64_t n = x->B * x->T * w, cp = x->cp;
+    float *blk = malloc((size_t)((cp + 1) * n) * sizeof *blk), *in = blk + cp * n;
+    if (!blk) return ST_ENOMEM;
+    size_t row = (size_t)w * sizeof *blk;
+    for (int r = 0; r < cp; r++)
+        for (int64_t b = 0; b < x->B; b++)
+            for (int64_t t = 0; t < x->T; t++)
+                memcpy(blk + r * n + (b * x->T + t) * w, dfull + (b * x->Tg + gpos(x, r, t)) * w, row);
+    const float *sum = in;
+    if (x->cp_ring) {
+        for (int64_t s = 0; s < cp - 1; s++) {
+            float *to = blk + ((x->cr - s - 2 + 2 * cp) % cp) * n;
+            x->cpcomm.ring(x->cpcomm.ctx, blk + ((x->cr - s - 1 + cp) % cp) * n, in, n);
+            for (int64_t i = 0; i < n; i++) to[i] += in[i];
+        }
+        sum = blk + x->cr * n;
+    } else {
+        x->cpcomm.reduce_scatter(x->cpcomm.ctx, in, blk, n);
+    }
+    for (int64_t i = 0; i < n; i++) dmine[i] += sum[i];
+    free(blk);
+    return 0;
+}
+
+/* The attention core of a block (after the rotary embedding): without cp the backend's kernel; with
+ * cp, this rank's query chunks (each c = T / 2 rows of a sequence) against the gathered sequence's
+ * keys and values up to each chunk's end, causal by position (the CPU kernel on every backend:
+ * st__xattn_fwd_at); probs per (sequence, chunk) [a_l x c x Tg]. 0 or ST_ENOMEM. */
+static int attn_core_fwd(st__xmodel *x, xlayer_acts *t) {
+    int64_t B = x->B, T = x->T, Tg = x->Tg, c = T / 2, ql = x->a_l * x->d, kl = x->kv_l * x->d;
+    if (x->cp == 1) {
+        x->be->attn_fwd(t->ao, t->probs, t->q, t->k, t->v, B, T, x->a_l, x->kv_l, x->d);
+        return 0;
+    }
+    float *kf = malloc((size_t)(2 * B * Tg * kl) * sizeof *kf), *vf = kf + B * Tg * kl;
+    int rc = kf ? kv_gather(x, t->k, kf, kl) : ST_ENOMEM;
+    if (!rc) rc = kv_gather(x, t->v, vf, kl);
+    for (int64_t b = 0; !rc && b < B; b++)
+        for (int j = 0; j < 2; j++) {
+            int64_t r0 = b * T + j * c, p0 = gpos(x, x->cr, j * c);
+            st__xattn_fwd_at(t->ao + r0 * ql, t->probs + (b * 2 + j) * x->a_l * c * Tg, t->q + r0 * ql,
+                             kf + b * Tg * kl, vf + b * Tg * kl, c, p0 + c, p0, x->a_l, x->kv_l, x->d);
+        }
+    free(kf);
+    return rc;
+}
+
+/* its backward: dq, dk, dv += (with cp: the keys and values gathered again, as Transformer Engine's
+ * all_gather and p2p backwards do, and the gradients of the sequence's keys and values returned to
+ * their ranks, kv_scatter). 0 or ST_ENOMEM. */
+static int attn_core_bwd(st__xmodel *x, const xlayer_acts *t, const float *dao, float *dq, float *dk, float *dv) {
+    int64_t B = x->B, T = x->T, Tg = x->Tg, c = T / 2, ql = x->a_l * x->d, kl = x->kv_l * x->d;
+    if (x->cp == 1) {
+        x->be->attn_bwd(dq, dk, dv, dao, t->probs, t->q, t->k, t->v, B, T, x->a_l, x->kv_l, x->d);
+        return 0;
+    }
+    float *kf = malloc((size_t)(4 * B * Tg * kl) * sizeof *kf), *vf = kf + B * Tg * kl, *dkf = vf + B * Tg * kl;
+    float *dvf = dkf + B * Tg * kl;
+    int rc = kf ? kv_gather(x, t->k, kf, kl) : ST_ENOMEM;
+    if (!rc) rc = kv_gather(x, t->v, vf, kl);
+    if (!rc) memset(dkf, 0, (size_t)(2 * B * Tg * kl) * sizeof *dkf);
+    for (int64_t b = 0; !rc && b < B; b++)
+        for (int j = 0; j < 2; j++) {
+            int64_t r0 = b * T + j * c, p0 = gpos(x, x->cr, j * c), o = b * Tg * kl;
+            st__xattn_bwd_at(dq + r0 * ql, dkf + o, dvf + o, dao + r0 * ql, t->probs + (b * 2 + j) * x->a_l * c * Tg,
+                             t->q + r0 * ql, kf + o, vf + o, c, p0 + c, p0, x->a_l, x->kv_l, x->d);
+        }
+    if (!rc) rc = kv_scatter(x, dkf, dk, kl);
+    if (!rc) rc = kv_scatter(x, dvf, dv, kl);
+    free(kf);
+    return rc;
+}
+
 static int block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *out) {
     int64_t N = x->B * x->T, S = x->Ns, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d;
     float *part = x->sp ? x->work : NULL; /* a row-parallel GEMM's partial sums, with sp */
@@ -676,11 +829,8 @@ static int block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *
     x->be->mm_fwd(t->q, t->n1, w->wq, w->bq, N, h, ql, 0);
     x->be->mm_fwd(t->k, t->n1, w->wk, w->bk, N, h, kl, 0);
     x->be->mm_fwd(t->v, t->n1, w->wv, w->bv, N, h, kl, 0);
-    if (x->rope) {
-        x->be->rope(t->q, N, x->T, x->a_l, x->d, ql, 1);
-        x->be->rope(t->k, N, x->T, x->kv_l, x->d, kl, 1);
-    }
-    x->be->attn_fwd(t->ao, t->probs, t->q, t->k, t->v, x->B, x->T, x->a_l, x->kv_l, x->d);
+    if (x->rope && (rope_at(x, t->q, x->a_l, ql, 1) || rope_at(x, t->k, x->kv_l, kl, 1))) return ST_ENOMEM;
+    if (attn_core_fwd(x, t)) return ST_ENOMEM;
     /* row-parallel projection: partial sums, all-reduced (g) or reduce-scattered, then the bias once */
     x->be->mm_fwd(part ? part : t->x2, t->ao, w->wo, NULL, N, ql, h, 0);
     sum_rows(x, t->x2, part ? part : t->x2);
@@ -710,7 +860,7 @@ static int block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *
 /* vocab-parallel cross-entropy of the logits [N x V_l]: the mean loss; the logits become the
  * softmax probabilities (the backward's) */
 static double cross_entropy(st__xmodel *x, float *logits, const int32_t *tokens) {
-    int64_t N = x->B * x->T, T = x->T, V_l = x->V_l;
+    int64_t N = x->B * x->T, V_l = x->V_l;
     float *mx = x->work, *st = mx + N; /* st: N sums of exponentials, then N target logits */
     for (int64_t n = 0; n < N; n++) {
         float m = -INFINITY;
@@ -719,7 +869,7 @@ static double cross_entropy(st__xmodel *x, float *logits, const int32_t *tokens)
     }
     allreduce(x, mx, N, 1);
     for (int64_t n = 0; n < N; n++) {
-        int64_t tgt = tokens[(n / T) * (T + 1) + n % T + 1] - x->v0;
+        int64_t tgt = token_at(x, tokens, n, 1) - x->v0;
         st[N + n] = tgt >= 0 && tgt < V_l ? logits[n * V_l + tgt] - mx[n] : 0.0f; /* target logit - max */
         float s = 0;
         for (int64_t j = 0; j < V_l; j++) s += logits[n * V_l + j] = expf(logits[n * V_l + j] - mx[n]);
@@ -745,7 +895,7 @@ static int unit_layer(const st__xmodel *x, const st__xacts *a, int u) {
 }
 
 st__xacts *st__xmodel_forward_begin(st__xmodel *x, int chunk, const int32_t *tokens, const float *in) {
-    int64_t S = x->Ns, h = x->h, T = x->T, nl = x->cl1[chunk] - x->cl0[chunk];
+    int64_t S = x->Ns, h = x->h, T = x->Tg, nl = x->cl1[chunk] - x->cl0[chunk];
     st__xacts *a = calloc(1, sizeof *a);
     if (!a) return NULL;
     a->chunk = chunk, a->head = x->first && chunk == 0, a->tail = x->last && chunk == x->nchunks - 1;
@@ -795,13 +945,13 @@ static int fwd_unit(st__xmodel *x, st__xacts *a, double *loss) {
         float *part = x->sp ? x->work : x0;
         memset(part, 0, (size_t)(N * h) * sizeof *part);
         for (int64_t n = 0; n < N; n++) {
-            int64_t r = a->tokens[(n / T) * (T + 1) + n % T] - x->v0;
+            int64_t r = token_at(x, a->tokens, n, 0) - x->v0;
             if (r >= 0 && r < x->V_l) memcpy(part + n * h, x->wte + r * h, (size_t)h * sizeof *x0);
         }
         sum_rows(x, x0, part);
         if (x->wpe)
             for (int64_t n = 0; n < S; n++)
-                for (int64_t c = 0; c < h; c++) x0[n * h + c] += x->wpe[((r0 + n) % T) * h + c];
+                for (int64_t c = 0; c < h; c++) x0[n * h + c] += x->wpe[gpos(x, x->cr, (r0 + n) % T) * h + c];
         return 0;
     }
     if (u < nl) return block_fwd(x, &x->lp[k0 + u], &a->lay[u], u + 1 < nl ? a->lay[u + 1].x : a->out);
@@ -851,8 +1001,7 @@ int st__xmodel_recompute(st__xmodel *x, st__xacts *a) {
         return 0;
     }
     for (int l = 0; l < a->nl; l++) { /* selective: the attention core from the kept q, k and v */
-        xlayer_acts *t = &a->lay[l];
-        x->be->attn_fwd(t->ao, t->probs, t->q, t->k, t->v, x->B, x->T, x->a_l, x->kv_l, x->d);
+        if (attn_core_fwd(x, &a->lay[l])) return ST_ENOMEM;
     }
     return 0;
 }
@@ -907,11 +1056,8 @@ static int block_bwd(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const x
     x->be->mm_bwd(dao, gw->wo, x->sp ? NULL : gw->bo, gathered(x, dx2, full), t->ao, w->wo, N, ql, h);
     if (x->sp) bias_grad(gw->bo, dx2, S, h);
     memset(dq, 0, (size_t)(N * (ql + 2 * kl)) * sizeof *dq);
-    x->be->attn_bwd(dq, dk, dv, dao, t->probs, t->q, t->k, t->v, x->B, x->T, x->a_l, x->kv_l, x->d);
-    if (x->rope) {
-        x->be->rope(dq, N, x->T, x->a_l, x->d, ql, -1);
-        x->be->rope(dk, N, x->T, x->kv_l, x->d, kl, -1);
-    }
+    if (attn_core_bwd(x, t, dao, dq, dk, dv)) return ST_ENOMEM;
+    if (x->rope && (rope_at(x, dq, x->a_l, ql, -1) || rope_at(x, dk, x->kv_l, kl, -1))) return ST_ENOMEM;
     memset(dn, 0, (size_t)(N * h) * sizeof *dn);
     x->be->mm_bwd(dn, gw->wq, gw->bq, dq, t->n1, w->wq, N, h, ql);
     x->be->mm_bwd(dn, gw->wk, gw->bk, dk, t->n1, w->wk, N, h, kl);
@@ -938,7 +1084,7 @@ static int bwd_unit(st__xmodel *x, st__xacts *a, const float *dout, double loss_
         /* d loss / d logits = (p - onehot) / N per micro-batch, times loss_scale */
         float s = (float)(loss_scale / (double)N);
         for (int64_t n = 0; n < N; n++) {
-            int64_t tgt = a->tokens[(n / T) * (T + 1) + n % T + 1] - x->v0;
+            int64_t tgt = token_at(x, a->tokens, n, 1) - x->v0;
             float *p = a->logits + n * x->V_l;
             if (tgt >= 0 && tgt < x->V_l) p[tgt] -= 1.0f;
             for (int64_t j = 0; j < x->V_l; j++) p[j] *= s;
@@ -957,13 +1103,13 @@ static int bwd_unit(st__xmodel *x, st__xacts *a, const float *dout, double loss_
     }
     const float *dall = gathered(x, d0, full); /* the vocab-parallel lookup's backward reads every row */
     for (int64_t n = 0; n < N; n++) {
-        int64_t r = a->tokens[(n / T) * (T + 1) + n % T] - x->v0;
+        int64_t r = token_at(x, a->tokens, n, 0) - x->v0;
         if (r >= 0 && r < x->V_l)
             for (int64_t c = 0; c < h; c++) x->gwte[r * h + c] += dall[n * h + c];
     }
     if (x->gwpe)
         for (int64_t n = 0; n < S; n++)
-            for (int64_t c = 0; c < h; c++) x->gwpe[((r0 + n) % T) * h + c] += d0[n * h + c];
+            for (int64_t c = 0; c < h; c++) x->gwpe[gpos(x, x->cr, (r0 + n) % T) * h + c] += d0[n * h + c];
     return 0;
 }
 

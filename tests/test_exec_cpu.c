@@ -309,6 +309,46 @@ END_TEST
 START_TEST(recompute_moe) { recompute_restores("tiny-moe"); }
 END_TEST
 
+/* context parallelism's kernel: a chunk of queries at positions q0 .. q0 + Tq - 1 against the keys up
+ * to its end gives, bit for bit, those rows of the whole sequence's attention (output and
+ * probabilities), and its backward the whole backward's gradients when only those rows' output
+ * gradients are non-zero; a model whose sequence does not split into 2 cp chunks is refused */
+START_TEST(attention_chunk) {
+    enum { T = 8, HQ = 2, HKV = 1, D = 4, Q0 = 3, TQ = 2, TK = Q0 + TQ };
+    float q[T * HQ * D], k[T * HKV * D], v[T * HKV * D], o[T * HQ * D], p[HQ * T * T], oc[TQ * HQ * D];
+    float pc[HQ * TQ * TK], dout[T * HQ * D] = {0}, dq[T * HQ * D] = {0}, dk[T * HKV * D] = {0};
+    float dv[T * HKV * D] = {0}, dqc[TQ * HQ * D] = {0}, dkc[T * HKV * D] = {0}, dvc[T * HKV * D] = {0};
+    fill(q, T * HQ * D, 11), fill(k, T * HKV * D, 12), fill(v, T * HKV * D, 13);
+    fill(dout + Q0 * HQ * D, TQ * HQ * D, 14);
+    st__xattn_fwd(o, p, q, k, v, 1, T, HQ, HKV, D);
+    st__xattn_fwd_at(oc, pc, q + Q0 * HQ * D, k, v, TQ, TK, Q0, HQ, HKV, D);
+    ck_assert_int_eq(memcmp(oc, o + Q0 * HQ * D, sizeof oc), 0);
+    for (int h = 0; h < HQ; h++)
+        for (int t = 0; t < TQ; t++)
+            ck_assert_int_eq(memcmp(pc + (h * TQ + t) * TK, p + (h * T + Q0 + t) * T, TK * sizeof(float)), 0);
+    st__xattn_bwd(dq, dk, dv, dout, p, q, k, v, 1, T, HQ, HKV, D);
+    st__xattn_bwd_at(dqc, dkc, dvc, dout + Q0 * HQ * D, pc, q + Q0 * HQ * D, k, v, TQ, TK, Q0, HQ, HKV, D);
+    ck_assert_int_eq(memcmp(dqc, dq + Q0 * HQ * D, sizeof dqc), 0);
+    ck_assert_int_eq(memcmp(dkc, dk, sizeof dkc), 0);
+    ck_assert_int_eq(memcmp(dvc, dv, sizeof dvc), 0);
+    ck_assert(dk[0] != 0 && dkc[(TK - 1) * HKV * D] != 0 && dkc[TK * HKV * D] == 0); /* keys past the chunk: none */
+    st_model m;
+    st_error err;
+    int l0 = 0, l1 = 2;
+    int32_t tok[2 * 7];
+    tiny_model("tiny-llama", &m, tok);
+    st__xmodel x;
+    st__xpart pt = {.B = 2, .T = 6, .tp = 1, .nchunks = 1, .l0 = &l0, .l1 = &l1, .first = 1, .last = 1, .cp = 2};
+    ck_assert_int_eq(st__xmodel_init(&x, &m, &pt, 42, &err), ST_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.text, "cp=2 needs the sequence (6) divisible by 2 x cp"));
+    pt.T = 8;
+    ck_assert_int_eq(st__xmodel_init(&x, &m, &pt, 42, &err), 0);
+    ck_assert_int_eq(x.T, 4); /* this rank's tokens of each sequence */
+    ck_assert_int_eq(x.Tg, 8);
+    st__xmodel_destroy(&x);
+}
+END_TEST
+
 /* ZeRO-3's pieces: a model without flat buffers, each unit's tensors pointed at buffers of its own
  * (filled with st__xmodel_init_values) while it runs, unit by unit forward and backward, computes the
  * whole model's loss and gradients bit for bit; a unit out of order, or a backward before the
@@ -529,6 +569,7 @@ Suite *suite_exec_cpu(void) {
     tcase_add_test(tc, chunks_hold_their_blocks);
     tcase_add_test(tc, recompute_dense);
     tcase_add_test(tc, recompute_moe);
+    tcase_add_test(tc, attention_chunk);
     tcase_add_test(tc, units_gpt);
     tcase_add_test(tc, units_llama);
     tcase_add_test(tc, gemm_clock_and_heap);
