@@ -214,6 +214,15 @@ static void cp_ring(void *ctx, const float *send, float *recv, int64_t n) {
     S->cp_s += now_s() - t0;
 }
 
+static void cp_alltoall(void *ctx, const float *send, float *recv, int64_t n) {
+    rank_state *S = ctx;
+    double t0 = now_s();
+    MPI_Request q = MPI_REQUEST_NULL;
+    st__xwait(&S->w, MPI_Ialltoall(send, (int)n, MPI_FLOAT, recv, (int)n, MPI_FLOAT, S->cpc, &q), &q, 1,
+              "cp all-to-all", S->cpc, -1);
+    S->cp_s += now_s() - t0;
+}
+
 static void tp_reduce_scatter(void *ctx, float *out, const float *in, int64_t n) {
     rank_state *S = ctx;
     double t0 = now_s();
@@ -298,8 +307,7 @@ static int check_plan(const st_plan *p, const st_lowered *l, int64_t L, int size
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "the plan runs on %d ranks (tp x pp x dp x cp); mpirun started %d (mpirun -np %d)",
                             l->nranks, size, l->nranks);
-    const char *why = p->cp > 1 && p->cp_comm == ST_CP_A2A ? "context parallelism's all-to-alls (cp_comm=a2a)"
-                      : p->cp > 1 && be != ST_EXEC_CPU ? "context parallelism (cp > 1) on this backend"
+    const char *why = p->cp > 1 && be != ST_EXEC_CPU ? "context parallelism (cp > 1) on this backend"
                       : p->zero > 2 && p->recompute != ST_REC_NONE ? "ZeRO-3 with activation recompute"
                       : p->zero > 2 && p->ep > 1         ? "ZeRO-3 with expert parallelism (ep > 1)"
                       : p->offload != ST_OFF_NONE || p->offload_optimizer > 0 || p->offload_params > 0 ||
@@ -1133,7 +1141,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     S.epc = S.edpc = MPI_COMM_NULL;
     l0 = calloc((size_t)S.V, sizeof *l0), l1 = calloc((size_t)S.V, sizeof *l1);
     st__xpart part = {.B = p->mbs, .T = p->seq, .tp = S.tp, .tr = S.tr, .sp = p->sp, .ep = S.ep, .er = S.er,
-                      .cp = S.cp, .cr = S.cr, .cp_ring = p->cp_comm == ST_CP_P2P,
+                      .cp = S.cp, .cr = S.cr, .cp_comm = p->cp_comm,
                       .nchunks = S.V, .l0 = l0, .l1 = l1, .be = be,
                       .recompute = p->recompute == ST_REC_FULL ? 2 : p->recompute == ST_REC_SELECTIVE ? 1 : 0,
                       .sharded = S.zero3};
@@ -1199,7 +1207,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
         goto out;
     }
     S.x.comm = (st__xcomm){tp_allreduce, tp_allgather, tp_reduce_scatter, ep_alltoallv, &S};
-    S.x.cpcomm = (st__xcpcomm){cp_allgather, cp_reduce_scatter, cp_ring, &S};
+    S.x.cpcomm = (st__xcpcomm){cp_allgather, cp_reduce_scatter, cp_ring, cp_alltoall, &S};
     if (o->backend == ST_EXEC_CUDA && (rc = st__xcuda_comm(&S.x.comm, gt >= 0 ? l->groups[gt].ranks : NULL, S.tp,
                                                            ge >= 0 ? l->groups[ge].ranks : NULL, S.ep, &S.tp_s,
                                                            &S.ep_s, err)))

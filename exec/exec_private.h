@@ -129,21 +129,23 @@ typedef struct st__xcomm {
     void *ctx;
 } st__xcomm;
 
-/* cp > 1, context parallelism's K/V exchange in the cp group (exec/model.c, "context parallelism"):
+/* cp > 1, context parallelism's exchanges in the cp group (exec/model.c, "context parallelism"):
  * all-gather and reduce-scatter as st__xcomm's over the cp ranks; the ring's step, send[n] to the next
- * cp rank and recv[n] from the previous one. */
+ * cp rank and recv[n] from the previous one; the all-to-all, send's block i of n to cp rank i, recv's
+ * block i from it. */
 typedef struct st__xcpcomm {
     void (*allgather)(void *ctx, float *buf, int64_t n);
     void (*reduce_scatter)(void *ctx, float *out, const float *in, int64_t n);
     void (*ring)(void *ctx, const float *send, float *recv, int64_t n);
+    void (*alltoall)(void *ctx, const float *send, float *recv, int64_t n);
     void *ctx;
 } st__xcpcomm;
 
 /* The part of the model one rank runs (st__xmodel_init's input). */
 typedef struct st__xpart {
     int64_t B, T;       /* the micro-batch: B sequences of T tokens */
-    int cp, cr, cp_ring; /* context parallelism: degree (0 or 1: none), this rank's place in its cp group, 1:
-                            the K/V exchange around a ring (cp_comm=p2p), 0: all-gathered (all_gather) */
+    int cp, cr;         /* context parallelism: degree (0 or 1: none), this rank's place in its cp group */
+    st_cp_comm cp_comm; /* how (exec/model.c, "context parallelism") */
     int tp, tr, sp;     /* tp degree, this rank's place in its group, sequence parallelism (0/1) */
     int ep, er;         /* MoE: ep degree, this rank's place in its ep group (it holds that share of the experts) */
     int nchunks;        /* pipeline chunks this rank runs: vp with the interleaved schedule, else 1 */
@@ -182,7 +184,8 @@ typedef struct st__xlayer {
 typedef struct st__xmodel {
     /* full shapes (T: this rank's tokens of each sequence, Tg / cp; Tg: the sequence) */
     int64_t L, h, a, kv, d, f, V, B, T, Tg;
-    int cp, cr, cp_ring; /* st__xpart's (cp 1 without) */
+    int cp, cr;          /* st__xpart's (cp 1 without) */
+    st_cp_comm cp_comm;
     int swiglu, rmsnorm, rope, bias, tied;
     st__xact act;
     /* this rank's part */

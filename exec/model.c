@@ -56,8 +56,10 @@
  * backward fetches them again the same way (TE saves only the local ones) and returns the gradients
  * of every rank's keys and values to it by the ring or a reduce-scatter. Unlike TE's p2p, which
  * computes on each block as it arrives (an online softmax over the blocks), this collects the
- * blocks and then computes: the same transfers, the same result up to rounding. The loss is each
- * rank's mean over its tokens, and its gradients are summed over the dp x cp group (exec/cpu.c).
+ * blocks and then computes: the same transfers, the same result up to rounding. With a2a (DeepSpeed
+ * Ulysses) q, k and v are all-to-all'd from the sequence split to a split of the heads, the attention
+ * runs on whole sequences, and its output goes back the same way. The loss is each rank's mean over
+ * its tokens, and its gradients are summed over the dp x cp group (exec/cpu.c).
  *
  * ZeRO-3 (exec_private.h, "ZeRO-3"): the same forward and backward a unit at a time (the embedding, a
  * block, the output layer and loss), the residual stream and its gradient kept in the activations and
@@ -262,7 +264,7 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
     memset(x, 0, sizeof *x);
     x->L = m->layers, x->h = m->hidden, x->a = m->heads, x->kv = m->kv_heads, x->d = m->head_dim;
     x->f = m->ffn, x->V = m->vocab, x->B = pt->B, x->Tg = pt->T;
-    x->cp = pt->cp > 1 ? pt->cp : 1, x->cr = pt->cr, x->cp_ring = pt->cp_ring, x->T = pt->T / x->cp;
+    x->cp = pt->cp > 1 ? pt->cp : 1, x->cr = pt->cr, x->cp_comm = pt->cp_comm, x->T = pt->T / x->cp;
     x->swiglu = m->activation == ST_ACT_SWIGLU, x->rmsnorm = m->norm == ST_NORM_RMSNORM;
     x->rope = m->position == ST_POS_ROPE, x->bias = m->bias, x->tied = m->tied_embeddings;
     x->act = m->activation == ST_ACT_RELU ? ST__XACT_RELU : ST__XACT_GELU;
@@ -289,6 +291,10 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
     if (x->cp > 1 && pt->T % (2 * x->cp))
         return st_error_set(err, ST_EINVAL, NULL, "plan", "cp=%d needs the sequence (%lld) divisible by 2 x cp", x->cp,
                             (long long)pt->T);
+    if (x->cp > 1 && pt->cp_comm == ST_CP_A2A && (x->a % ((int64_t)tp * x->cp) || x->kv % ((int64_t)tp * x->cp)))
+        return st_error_set(err, ST_EINVAL, NULL, "plan",
+                            "cp_comm=a2a needs tp x cp (%d) to divide the heads (%lld) and kv heads (%lld)", tp * x->cp,
+                            (long long)x->a, (long long)x->kv);
     if (pt->sp && (pt->B * x->T) % tp)
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "sp=1 needs the micro-batch's tokens (%lld) divisible by tp=%d", (long long)(pt->B * x->T),
@@ -354,6 +360,7 @@ void st__xmodel_destroy(st__xmodel *x) {
 typedef struct xlayer_acts {
     /* x, x2, mean and rstd: the residual stream's rows (Ns); n1, n2 (gathered with sp) and the rest: all N */
     float *x, *n1, *mean1, *rstd1, *q, *k, *v, *probs, *ao, *x2, *n2, *mean2, *rstd2, *h1, *h3, *g;
+    float *qh, *kh, *vh; /* cp_comm=a2a: q, k and v of the whole sequence, this rank's heads of them */
     struct xmoe *moe; /* an MoE block's (owned) */
 } xlayer_acts;
 
@@ -387,6 +394,8 @@ static void layout(const st__xmodel *x, int nl, int tail, st__xacts *a, float *c
         t.mean1 = carve(b1, &o[1], S), t.rstd1 = carve(b1, &o[1], S);
         t.q = carve(b1, &o[1], N * ql), t.k = carve(b1, &o[1], N * kl), t.v = carve(b1, &o[1], N * kl);
         t.probs = carve(b2, &o[2], x->B * x->a_l * x->T * x->Tg), t.ao = carve(b1, &o[1], N * ql);
+        if (x->cp > 1 && x->cp_comm == ST_CP_A2A) /* kept with the probabilities, which are made from them */
+            t.qh = carve(b2, &o[2], N * ql), t.kh = carve(b2, &o[2], N * kl), t.vh = carve(b2, &o[2], N * kl);
         t.x2 = carve(b1, &o[1], S * h), t.n2 = carve(b1, &o[1], N * h);
         t.mean2 = carve(b1, &o[1], S), t.rstd2 = carve(b1, &o[1], S);
         t.h1 = carve(b1, &o[1], N * x->f_l), t.h3 = x->swiglu ? carve(b1, &o[1], N * x->f_l) : NULL;
@@ -722,14 +731,14 @@ static int rope_at(st__xmodel *x, float *y, int64_t heads, int64_t stride, int s
 }
 
 /* The sequence's keys or values full [B x Tg x w], each row at its position, from every cp rank's
- * rows [B x T x w] (this rank's: mine): all-gathered, or with cp_ring passed around the ring in cp - 1
+ * rows [B x T x w] (this rank's: mine): all-gathered, or with p2p passed around the ring in cp - 1
  * steps (at step s a rank sends the block of rank cr - s and receives that of cr - s - 1). 0, ST_ENOMEM. */
 static int kv_gather(st__xmodel *x, const float *mine, float *full, int64_t w) {
     int64_t n = x->B * x->T * w, cp = x->cp;
     float *blk = malloc((size_t)(cp * n) * sizeof *blk);
     if (!blk) return ST_ENOMEM;
     memcpy(blk + x->cr * n, mine, (size_t)n * sizeof *blk);
-    if (x->cp_ring)
+    if (x->cp_comm == ST_CP_P2P)
         for (int64_t s = 0; s < cp - 1; s++)
             x->cpcomm.ring(x->cpcomm.ctx, blk + ((x->cr - s + cp) % cp) * n, blk + ((x->cr - s - 1 + cp) % cp) * n, n);
     else
@@ -745,7 +754,7 @@ static int kv_gather(st__xmodel *x, const float *mine, float *full, int64_t w) {
 
 /* The gradient of the sequence's keys or values dfull [B x Tg x w] (this rank's queries' part) summed
  * over the cp ranks, each rank's rows added into its dmine [B x T x w]: reduce-scattered, or with
- * cp_ring around the ring (at step s a rank sends its sum for rank cr - s - 1 on and adds its own part
+ * p2p around the ring (at step s a rank sends its sum for rank cr - s - 1 on and adds its own part
  * to the sum for cr - s - 2 that comes; after cp - 1 steps it holds its own). 0 or ST_ENOMEM. */
 static int kv_scatter(st__xmodel *x, const float *dfull, float *dmine, int64_t w) {
     int64_t n = x->B * x->T * w, cp = x->cp;
@@ -757,7 +766,7 @@ static int kv_scatter(st__xmodel *x, const float *dfull, float *dmine, int64_t w
             for (int64_t t = 0; t < x->T; t++)
                 memcpy(blk + r * n + (b * x->T + t) * w, dfull + (b * x->Tg + gpos(x, r, t)) * w, row);
     const float *sum = in;
-    if (x->cp_ring) {
+    if (x->cp_comm == ST_CP_P2P) {
         for (int64_t s = 0; s < cp - 1; s++) {
             float *to = blk + ((x->cr - s - 2 + 2 * cp) % cp) * n;
             x->cpcomm.ring(x->cpcomm.ctx, blk + ((x->cr - s - 1 + cp) % cp) * n, in, n);
@@ -772,16 +781,80 @@ static int kv_scatter(st__xmodel *x, const float *dfull, float *dmine, int64_t w
     return 0;
 }
 
+/* cp_comm=a2a (DeepSpeed Ulysses, Jacobs et al. 2023; TE's AttnFuncWithCPAndQKVOA2A): this rank's
+ * tokens of every head, local [B x T x w] (w = heads x d), to the whole sequence's tokens of its
+ * 1/cp of the heads, full [B x Tg x w / cp] in position order (dir 0), or back (dir 1), by one
+ * all-to-all in the cp group. 0 or ST_ENOMEM. */
+static int a2a_heads(st__xmodel *x, float *local, float *full, int64_t w, int dir) {
+    int64_t cp = x->cp, ws = w / cp, n = x->B * x->T * ws;
+    float *send = calloc((size_t)(2 * cp * n), sizeof *send), *recv = send + cp * n; /* (calloc: gcc's warning) */
+    if (!send) return ST_ENOMEM;
+    size_t row = (size_t)ws * sizeof *send;
+    for (int r = 0; r < cp; r++) /* block r: to (from) cp rank r */
+        for (int64_t b = 0; b < x->B; b++)
+            for (int64_t t = 0; t < x->T; t++) {
+                int64_t i = r * n + (b * x->T + t) * ws;
+                if (dir == 0) memcpy(send + i, local + (b * x->T + t) * w + r * ws, row);
+                else memcpy(send + i, full + (b * x->Tg + gpos(x, r, t)) * ws, row);
+            }
+    x->cpcomm.alltoall(x->cpcomm.ctx, send, recv, n);
+    for (int r = 0; r < cp; r++)
+        for (int64_t b = 0; b < x->B; b++)
+            for (int64_t t = 0; t < x->T; t++) {
+                int64_t i = r * n + (b * x->T + t) * ws;
+                if (dir == 0) memcpy(full + (b * x->Tg + gpos(x, r, t)) * ws, recv + i, row);
+                else memcpy(local + (b * x->T + t) * w + r * ws, recv + i, row);
+            }
+    free(send);
+    return 0;
+}
+
+/* The a2a attention: q, k and v to the head split, the backend's kernel over whole sequences on this
+ * rank's heads (head j of them reads kv head j / (a / kv), as without the split), the output back to
+ * the sequence split; probs [B x a_l / cp x Tg x Tg]. 0 or ST_ENOMEM. */
+static int a2a_fwd(st__xmodel *x, xlayer_acts *t) {
+    int64_t ql = x->a_l * x->d, kl = x->kv_l * x->d, cp = x->cp, N = x->B * x->T;
+    float *of = malloc((size_t)(N * ql) * sizeof *of);
+    int rc = of ? a2a_heads(x, t->q, t->qh, ql, 0) : ST_ENOMEM;
+    if (!rc) rc = a2a_heads(x, t->k, t->kh, kl, 0);
+    if (!rc) rc = a2a_heads(x, t->v, t->vh, kl, 0);
+    if (!rc) x->be->attn_fwd(of, t->probs, t->qh, t->kh, t->vh, x->B, x->Tg, x->a_l / cp, x->kv_l / cp, x->d);
+    if (!rc) rc = a2a_heads(x, t->ao, of, ql, 1);
+    free(of);
+    return rc;
+}
+
+/* its backward: the output gradient to the head split, the kernel's backward, the gradients of q, k
+ * and v back to the sequence split (dq, dk, dv: zero before, their values after) */
+static int a2a_bwd(st__xmodel *x, const xlayer_acts *t, const float *dao, float *dq, float *dk, float *dv) {
+    int64_t ql = x->a_l * x->d, kl = x->kv_l * x->d, cp = x->cp, N = x->B * x->T;
+    float *dof = malloc((size_t)(2 * N * ql + 2 * N * kl) * sizeof *dof), *dqh = dof + N * ql, *dkh = dqh + N * ql;
+    float *dvh = dkh + N * kl;
+    int rc = dof ? a2a_heads(x, (float *)dao, dof, ql, 0) : ST_ENOMEM;
+    if (!rc) {
+        memset(dqh, 0, (size_t)(N * ql + 2 * N * kl) * sizeof *dqh);
+        x->be->attn_bwd(dqh, dkh, dvh, dof, t->probs, t->qh, t->kh, t->vh, x->B, x->Tg, x->a_l / cp, x->kv_l / cp,
+                        x->d);
+        rc = a2a_heads(x, dq, dqh, ql, 1);
+    }
+    if (!rc) rc = a2a_heads(x, dk, dkh, kl, 1);
+    if (!rc) rc = a2a_heads(x, dv, dvh, kl, 1);
+    free(dof);
+    return rc;
+}
+
 /* The attention core of a block (after the rotary embedding): without cp the backend's kernel; with
- * cp, this rank's query chunks (each c = T / 2 rows of a sequence) against the gathered sequence's
- * keys and values up to each chunk's end, causal by position (the CPU kernel on every backend:
- * st__xattn_fwd_at); probs per (sequence, chunk) [a_l x c x Tg]. 0 or ST_ENOMEM. */
+ * cp_comm=a2a, a2a_fwd; otherwise this rank's query chunks (each c = T / 2 rows of a sequence)
+ * against the gathered sequence's keys and values up to each chunk's end, causal by position (the
+ * CPU kernel on every backend: st__xattn_fwd_at); probs per (sequence, chunk) [a_l x c x Tg]. 0 or
+ * ST_ENOMEM. */
 static int attn_core_fwd(st__xmodel *x, xlayer_acts *t) {
     int64_t B = x->B, T = x->T, Tg = x->Tg, c = T / 2, ql = x->a_l * x->d, kl = x->kv_l * x->d;
     if (x->cp == 1) {
         x->be->attn_fwd(t->ao, t->probs, t->q, t->k, t->v, B, T, x->a_l, x->kv_l, x->d);
         return 0;
     }
+    if (x->cp_comm == ST_CP_A2A) return a2a_fwd(x, t);
     float *kf = malloc((size_t)(2 * B * Tg * kl) * sizeof *kf), *vf = kf + B * Tg * kl;
     int rc = kf ? kv_gather(x, t->k, kf, kl) : ST_ENOMEM;
     if (!rc) rc = kv_gather(x, t->v, vf, kl);
@@ -804,6 +877,7 @@ static int attn_core_bwd(st__xmodel *x, const xlayer_acts *t, const float *dao, 
         x->be->attn_bwd(dq, dk, dv, dao, t->probs, t->q, t->k, t->v, B, T, x->a_l, x->kv_l, x->d);
         return 0;
     }
+    if (x->cp_comm == ST_CP_A2A) return a2a_bwd(x, t, dao, dq, dk, dv);
     float *kf = malloc((size_t)(4 * B * Tg * kl) * sizeof *kf), *vf = kf + B * Tg * kl, *dkf = vf + B * Tg * kl;
     float *dvf = dkf + B * Tg * kl;
     int rc = kf ? kv_gather(x, t->k, kf, kl) : ST_ENOMEM;

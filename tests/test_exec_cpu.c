@@ -312,7 +312,8 @@ END_TEST
 /* context parallelism's kernel: a chunk of queries at positions q0 .. q0 + Tq - 1 against the keys up
  * to its end gives, bit for bit, those rows of the whole sequence's attention (output and
  * probabilities), and its backward the whole backward's gradients when only those rows' output
- * gradients are non-zero; a model whose sequence does not split into 2 cp chunks is refused */
+ * gradients are non-zero; a model whose sequence does not split into 2 cp chunks, or (a2a) whose
+ * heads do not split over cp, is refused */
 START_TEST(attention_chunk) {
     enum { T = 8, HQ = 2, HKV = 1, D = 4, Q0 = 3, TQ = 2, TK = Q0 + TQ };
     float q[T * HQ * D], k[T * HKV * D], v[T * HKV * D], o[T * HQ * D], p[HQ * T * T], oc[TQ * HQ * D];
@@ -346,6 +347,9 @@ START_TEST(attention_chunk) {
     ck_assert_int_eq(x.T, 4); /* this rank's tokens of each sequence */
     ck_assert_int_eq(x.Tg, 8);
     st__xmodel_destroy(&x);
+    pt.cp = 4, pt.cp_comm = ST_CP_A2A; /* 2 kv heads do not split over 4 */
+    ck_assert_int_eq(st__xmodel_init(&x, &m, &pt, 42, &err), ST_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.text, "cp_comm=a2a needs tp x cp (4) to divide the heads (4) and kv heads (2)"));
 }
 END_TEST
 
