@@ -12,8 +12,8 @@
  * ZeRO-2 alike (the lowering gives it the same collectives: it differs in memory, not in numbers,
  * and this executor keeps the whole gradient buffer); ZeRO-3 by the lowering's per-unit gathers and
  * reduce-scatters around each forward and backward piece, on shards only ("ZeRO-3" below).
- * Activation recompute: the program's recompute instruction before each backward (exec/model.c; checked against the operators the
- * lowering names, recompute_mismatch).
+ * Activation recompute: the program's recompute instruction before each backward (exec/model.c;
+ * checked against the operators the lowering names, recompute_mismatch).
  * The tied embedding's gradient is all-reduced between the first and last stage (Megatron-LM's
  * embedding group). ep (MoE): the all-to-alls run inside the model (exec/model.c) in the program's
  * ep groups (ep consecutive ranks of the dp group); the experts' gradients are summed over the
@@ -148,13 +148,26 @@ static void tp_allreduce(void *ctx, float *buf, int64_t n, int max) {
     S->tp_s += now_s() - t0;
 }
 
-static void tp_allgather(void *ctx, float *buf, int64_t n) {
-    rank_state *S = ctx;
+/* st__xcomm's in-place all-gather and reduce-scatter in communicator c, their time added to *clock */
+static void allgather_in(rank_state *S, MPI_Comm c, float *buf, int64_t n, const char *what, double *clock) {
     double t0 = now_s();
     MPI_Request q = MPI_REQUEST_NULL;
-    int rc = MPI_Iallgather(MPI_IN_PLACE, 0, MPI_FLOAT, buf, (int)n, MPI_FLOAT, S->tpc, &q);
-    st__xwait(&S->w, rc, &q, 1, "tp all-gather", S->tpc, -1);
-    S->tp_s += now_s() - t0;
+    int rc = MPI_Iallgather(MPI_IN_PLACE, 0, MPI_FLOAT, buf, (int)n, MPI_FLOAT, c, &q);
+    st__xwait(&S->w, rc, &q, 1, what, c, -1);
+    *clock += now_s() - t0;
+}
+
+static void reduce_scatter_in(rank_state *S, MPI_Comm c, float *out, const float *in, int64_t n, const char *what,
+                              double *clock) {
+    double t0 = now_s();
+    MPI_Request q = MPI_REQUEST_NULL;
+    st__xwait(&S->w, MPI_Ireduce_scatter_block(in, out, (int)n, MPI_FLOAT, MPI_SUM, c, &q), &q, 1, what, c, -1);
+    *clock += now_s() - t0;
+}
+
+static void tp_allgather(void *ctx, float *buf, int64_t n) {
+    rank_state *S = ctx;
+    allgather_in(S, S->tpc, buf, n, "tp all-gather", &S->tp_s);
 }
 
 static float *ep_alltoallv(void *ctx, const float *send, const int *scounts, int *rcounts, int64_t width) {
@@ -187,20 +200,12 @@ static float *ep_alltoallv(void *ctx, const float *send, const int *scounts, int
 /* context parallelism's K/V exchanges (exec_private.h, st__xcpcomm) in the cp group */
 static void cp_allgather(void *ctx, float *buf, int64_t n) {
     rank_state *S = ctx;
-    double t0 = now_s();
-    MPI_Request q = MPI_REQUEST_NULL;
-    int rc = MPI_Iallgather(MPI_IN_PLACE, 0, MPI_FLOAT, buf, (int)n, MPI_FLOAT, S->cpc, &q);
-    st__xwait(&S->w, rc, &q, 1, "cp all-gather", S->cpc, -1);
-    S->cp_s += now_s() - t0;
+    allgather_in(S, S->cpc, buf, n, "cp all-gather", &S->cp_s);
 }
 
 static void cp_reduce_scatter(void *ctx, float *out, const float *in, int64_t n) {
     rank_state *S = ctx;
-    double t0 = now_s();
-    MPI_Request q = MPI_REQUEST_NULL;
-    st__xwait(&S->w, MPI_Ireduce_scatter_block(in, out, (int)n, MPI_FLOAT, MPI_SUM, S->cpc, &q), &q, 1,
-              "cp reduce-scatter", S->cpc, -1);
-    S->cp_s += now_s() - t0;
+    reduce_scatter_in(S, S->cpc, out, in, n, "cp reduce-scatter", &S->cp_s);
 }
 
 /* the ring's step: to the next cp rank, from the previous (their places in the cp communicator) */
@@ -225,11 +230,7 @@ static void cp_alltoall(void *ctx, const float *send, float *recv, int64_t n) {
 
 static void tp_reduce_scatter(void *ctx, float *out, const float *in, int64_t n) {
     rank_state *S = ctx;
-    double t0 = now_s();
-    MPI_Request q = MPI_REQUEST_NULL;
-    st__xwait(&S->w, MPI_Ireduce_scatter_block(in, out, (int)n, MPI_FLOAT, MPI_SUM, S->tpc, &q), &q, 1,
-              "tp reduce-scatter", S->tpc, -1);
-    S->tp_s += now_s() - t0;
+    reduce_scatter_in(S, S->tpc, out, in, n, "tp reduce-scatter", &S->tp_s);
 }
 
 /* the group of kind k that holds `rank`, and rank's place in it (-1 when none) */
@@ -525,25 +526,36 @@ static void z3_point(rank_state *S, int u, int grads, float *buf) {
     }
 }
 
-/* the "zero-3 gather" of unit u in the dp group's communicator c (FSDP's unshard) */
-static int z3_gather(rank_state *S, int u, MPI_Comm c) {
-    if (u == Z3_NONE || S->zunit != Z3_NONE) return ST_EINVAL;
-    float *buf = malloc((size_t)(z3_size(S, u) + 1) * sizeof *buf);
+/* unit u's regions in the dp group's communicator c: all-gathered from the shards into buf (scatter
+ * 0), or buf's gradients reduce-scattered and added into the shards (1). 0 or ST_ENOMEM. */
+static int z3_exchange(rank_state *S, int u, MPI_Comm c, float *buf, int scatter) {
     int *counts = malloc((size_t)S->dp * sizeof *counts), *displs = malloc((size_t)S->dp * sizeof *displs);
-    int rc = buf && counts && displs ? 0 : ST_ENOMEM;
+    float *tmp = scatter ? malloc((size_t)(S->nmv + 1) * sizeof *tmp) : NULL;
+    int rc = counts && displs && (tmp || !scatter) ? 0 : ST_ENOMEM;
     int64_t pos = 0;
     for (int i = 0; !rc && i < S->nreg; i++) {
         const region *g = &S->reg[i];
         if (!z3_in_unit(S, g, u)) continue;
         shares(S, g, counts, displs);
         MPI_Request q = MPI_REQUEST_NULL;
-        int r = MPI_Iallgatherv(S->zp + g->mv, (int)(g->hi - g->lo), MPI_FLOAT, buf + pos, counts, displs, MPI_FLOAT,
-                                c, &q);
-        st__xwait(&S->w, r, &q, 1, "zero-3 gather", c, -1);
+        int r = scatter ? MPI_Ireduce_scatter(buf + pos, tmp, counts, MPI_FLOAT, MPI_SUM, c, &q)
+                        : MPI_Iallgatherv(S->zp + g->mv, (int)(g->hi - g->lo), MPI_FLOAT, buf + pos, counts, displs,
+                                          MPI_FLOAT, c, &q);
+        st__xwait(&S->w, r, &q, 1, scatter ? "zero-3 reduce-scatter" : "zero-3 gather", c, -1);
+        for (int64_t e = 0; scatter && e < g->hi - g->lo; e++) S->zg[g->mv + e] += tmp[e];
         pos += g->n;
     }
     free(counts);
     free(displs);
+    free(tmp);
+    return rc;
+}
+
+/* the "zero-3 gather" of unit u in c (FSDP's unshard) */
+static int z3_gather(rank_state *S, int u, MPI_Comm c) {
+    if (u == Z3_NONE || S->zunit != Z3_NONE) return ST_EINVAL;
+    float *buf = malloc((size_t)(z3_size(S, u) + 1) * sizeof *buf);
+    int rc = buf ? z3_exchange(S, u, c, buf, 0) : ST_ENOMEM;
     if (rc) {
         free(buf);
         return rc;
@@ -564,23 +576,7 @@ static void z3_release(rank_state *S) {
 /* the "zero-3 reduce-scatter" of unit u's gradients in c: summed into this rank's shards, the buffer freed */
 static int z3_scatter(rank_state *S, int u, MPI_Comm c) {
     if (u == Z3_NONE || S->zgunit != u) return ST_EINVAL;
-    int *counts = malloc((size_t)S->dp * sizeof *counts), *displs = malloc((size_t)S->dp * sizeof *displs);
-    float *tmp = malloc((size_t)(S->nmv + 1) * sizeof *tmp);
-    int rc = counts && displs && tmp ? 0 : ST_ENOMEM;
-    int64_t pos = 0;
-    for (int i = 0; !rc && i < S->nreg; i++) {
-        const region *g = &S->reg[i];
-        if (!z3_in_unit(S, g, u)) continue;
-        shares(S, g, counts, displs);
-        MPI_Request q = MPI_REQUEST_NULL;
-        st__xwait(&S->w, MPI_Ireduce_scatter(S->zgbuf + pos, tmp, counts, MPI_FLOAT, MPI_SUM, c, &q), &q, 1,
-                  "zero-3 reduce-scatter", c, -1);
-        for (int64_t e = 0; e < g->hi - g->lo; e++) S->zg[g->mv + e] += tmp[e];
-        pos += g->n;
-    }
-    free(counts);
-    free(displs);
-    free(tmp);
+    int rc = z3_exchange(S, u, c, S->zgbuf, 1);
     z3_point(S, u, 1, NULL);
     free(S->zgbuf);
     S->zgbuf = NULL, S->zgunit = Z3_NONE;

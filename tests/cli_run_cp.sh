@@ -12,18 +12,7 @@ SRCDIR=${SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
 . "$SRCDIR/tests/lib.sh"
 start_tests run_cp
 
-command -v mpirun >/dev/null 2>&1 || { echo "SKIP: mpirun not found"; exit 77; }
-command -v timeout >/dev/null 2>&1 || { echo "SKIP: timeout not found"; exit 77; }
-run run --model tiny-gpt --plan tp=1,pp=1,dp=1,gbs=1,seq=8 --steps 1
-if grep -q "built without the executor" "$T/err"; then echo "SKIP: strata was built without the executor"; exit 77; fi
-
-# checked NP DESCRIPTION ARGS...: ARGS with --steps 2 --check --json on NP ranks, within the tolerance
-checked() {
-	_np=$1 _what=$2
-	shift 2
-	mpi_strata 180 "$_np" run "$@" --steps 2 --check --json
-	check_within "$_what"
-}
+skip_without_executor
 
 mpi_strata 180 2 run --model tiny-gpt --plan tp=1,pp=1,cp=2,dp=1,mbs=1,gbs=4,seq=64 --steps 2 --check --json \
 	--trace "$T/trace.json"
@@ -34,25 +23,26 @@ if [ "$(grep -o '"cp collectives"' "$T/trace.json" | wc -l)" -eq 16 ] &&
 	grep -o '"coll cp": [-0-9.e+]*' "$T/out" | awk '$3 > 0 { n++ } END { exit n != 2 }'; then
 	ok "cp: the trace shows the cp collectives, every rank measured them"
 else nok "cp: the trace shows the cp collectives, every rank measured them"; fi
-checked 2 "cp=2 all_gather (Llama, rotary positions, GQA) matches the reference" \
+run_checked 2 "cp=2 all_gather (Llama, rotary positions, GQA) matches the reference" \
 	--model tiny-llama --plan tp=1,pp=1,cp=2,dp=1,mbs=1,gbs=4,seq=64,cp_comm=all_gather --compare
 # --compare: the cp collectives measured beside the lowering's (all_gather's are exposed; p2p's ring
 # the cost model hides behind the attention)
 if [ "$(grep -o '"coll_cp": [-0-9.e+]*' "$T/out" | awk '$2 > 0 { n++ } END { print n + 0 }')" -eq 2 ]; then
 	ok "cp --compare: the cp collectives measured and simulated"
 else nok "cp --compare: the cp collectives measured and simulated" "$(grep -o '"coll_cp": [-0-9.e+]*' "$T/out")"; fi
-checked 4 "cp=4 ring (Llama, 3 steps around the ring, two sequences a micro-batch) matches the reference" \
+run_checked 4 "cp=4 ring (Llama, 3 steps around the ring, two sequences a micro-batch) matches the reference" \
 	--model tiny-llama --plan tp=1,pp=1,cp=4,dp=1,mbs=2,gbs=4,seq=32
-checked 4 "cp=2 x tp=2 (Llama) matches the reference" --model tiny-llama --plan tp=2,pp=1,cp=2,dp=1,mbs=1,gbs=4,seq=32
-checked 4 "cp=2 x dp=2 with ZeRO-3 (GPT; the dp x cp group holds the shards) matches the reference" \
+run_checked 4 "cp=2 x tp=2 (Llama) matches the reference" \
+	--model tiny-llama --plan tp=2,pp=1,cp=2,dp=1,mbs=1,gbs=4,seq=32
+run_checked 4 "cp=2 x dp=2 with ZeRO-3 (GPT; the dp x cp group holds the shards) matches the reference" \
 	--model tiny-gpt --plan tp=1,pp=1,cp=2,dp=2,mbs=1,gbs=4,seq=32,zero=3
-checked 2 "cp=2 with selective recompute (the attention again over the gathered keys) matches the reference" \
+run_checked 2 "cp=2 with selective recompute (the attention again over the gathered keys) matches the reference" \
 	--model tiny-llama --plan tp=1,pp=1,cp=2,dp=1,mbs=1,gbs=4,seq=32,recompute=selective
 
 # a2a (Ulysses): q, k and v all-to-all'd to the whole sequence on 1/cp of the heads, the output back
-checked 2 "cp=2 a2a (Llama, GQA: 2 kv heads, one a rank) matches the reference" \
+run_checked 2 "cp=2 a2a (Llama, GQA: 2 kv heads, one a rank) matches the reference" \
 	--model tiny-llama --plan tp=1,pp=1,cp=2,dp=1,mbs=1,gbs=4,seq=64,cp_comm=a2a
-checked 4 "cp=4 a2a (GPT, two sequences a micro-batch) matches the reference" \
+run_checked 4 "cp=4 a2a (GPT, two sequences a micro-batch) matches the reference" \
 	--model tiny-gpt --plan tp=1,pp=1,cp=4,dp=1,mbs=2,gbs=4,seq=32,cp_comm=a2a
 
 # what it does not run: one line from rank 0, failure on every rank, no hang

@@ -10,23 +10,13 @@ SRCDIR=${SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
 . "$SRCDIR/tests/lib.sh"
 start_tests run_zero3
 
-command -v mpirun >/dev/null 2>&1 || { echo "SKIP: mpirun not found"; exit 77; }
-command -v timeout >/dev/null 2>&1 || { echo "SKIP: timeout not found"; exit 77; }
-run run --model tiny-gpt --plan tp=1,pp=1,dp=1,gbs=1,seq=8 --steps 1
-if grep -q "built without the executor" "$T/err"; then echo "SKIP: strata was built without the executor"; exit 77; fi
+skip_without_executor
 
-# checked NP DESCRIPTION ARGS...: ARGS with --steps 2 --check --json on NP ranks, within the tolerance
-checked() {
-	_np=$1 _what=$2
-	shift 2
-	mpi_strata 180 "$_np" run "$@" --steps 2 --check --json
-	check_within "$_what"
-}
-
-checked 2 "ZeRO-3 dp=2 (GPT: the output layer gathers the tied embedding's unit) matches the reference" \
+run_checked 2 "ZeRO-3 dp=2 (GPT: the output layer gathers the tied embedding's unit) matches the reference" \
 	--model tiny-gpt --plan tp=1,pp=1,dp=2,mbs=1,gbs=4,seq=64,zero=3
-checked 4 "ZeRO-3 dp=4 (Llama) matches the reference" --model tiny-llama --plan tp=1,pp=1,dp=4,mbs=1,gbs=8,seq=32,zero=3
-checked 8 "ZeRO-3 tp x pp x dp = 2x2x2 (GPT, tied embedding across stages) matches the reference" \
+run_checked 4 "ZeRO-3 dp=4 (Llama) matches the reference" \
+	--model tiny-llama --plan tp=1,pp=1,dp=4,mbs=1,gbs=8,seq=32,zero=3
+run_checked 8 "ZeRO-3 tp x pp x dp = 2x2x2 (GPT, tied embedding across stages) matches the reference" \
 	--model tiny-gpt --plan tp=2,pp=2,dp=2,mbs=1,gbs=8,seq=32,zero=3
 mpi_strata 180 8 run --model tiny-llama --plan tp=2,sp=1,pp=2,vp=2,dp=2,mbs=1,gbs=8,seq=32,zero=3 --steps 2 --check \
 	--json --trace "$T/trace.json"
