@@ -10,9 +10,10 @@
  * is Megatron's average); ZeRO-1 (Rajbhandari et al. 2020; Megatron-LM's distributed optimizer) by a
  * reduce-scatter of the gradients, Adam on this rank's shard, and an all-gather of the parameters;
  * ZeRO-2 alike (the lowering gives it the same collectives: it differs in memory, not in numbers,
- * and this executor keeps the whole gradient buffer). Activation recompute: the program's
- * recompute instruction before each backward (exec/model.c; checked against the operators the
- * lowering names, recompute_mismatch).
+ * and this executor keeps the whole gradient buffer); ZeRO-3 by the lowering's per-unit gathers and
+ * reduce-scatters around each forward and backward piece, on shards only ("ZeRO-3" below).
+ * Activation recompute: the program's recompute instruction before each backward (exec/model.c;
+ * checked against the operators the lowering names, recompute_mismatch).
  * The tied embedding's gradient is all-reduced between the first and last stage (Megatron-LM's
  * embedding group). ep (MoE): the all-to-alls run inside the model (exec/model.c) in the program's
  * ep groups (ep consecutive ranks of the dp group); the experts' gradients are summed over the
@@ -29,12 +30,18 @@
  * (hand_over). DualPipe (DeepSeek-V3 report Sec. 3.2.1) runs two copies of the pipeline: rank d
  * holds a stage of each (local_chunk), copy A runs the first half of a dp rank's micro-batches and
  * copy B the rest, and mirror ranks d and pp - 1 - d sum both copies' gradients before the optimizer
- * (the lowering's mirror all-reduce), so that Adam keeps the copies alike.
+ * (the lowering's mirror all-reduce), so that Adam keeps the copies alike. With ZeRO-3 they are
+ * refused: the weight half would write a unit's gradients after its reduce-scatter's piece, into a
+ * buffer this runtime has freed (check_plan).
+ *
+ * Context parallelism: inside the model (exec/model.c), in the program's cp groups; the dp group of
+ * the lowering is dp x cp ranks, so the dp reduction sums over both, and the loss gradient's
+ * 1/(micro-batches x dp x cp) makes that the mean over the tokens of every rank's chunks.
  *
  * Data: dp rank r's micro-batch j holds samples (r * m + j) * mbs .. + mbs of the iteration's gbs
- * (contiguous per dp rank, as Megatron-LM's sampler hands them out); the reference runs the same
- * gbs samples as gbs / mbs micro-batches on one rank, so both compute the mean loss of the same
- * tokens and its gradient.
+ * (contiguous per dp rank, as Megatron-LM's sampler hands them out; its cp ranks share them); the
+ * reference runs the same gbs samples as gbs / mbs micro-batches on one rank, so both compute the
+ * mean loss of the same tokens and its gradient.
  *
  * Timing: CLOCK_MONOTONIC after a barrier at each iteration's start; a receive counts its wait for
  * the sender, a send only its start (MPI_Isend), a collective its wait for the slowest member.
@@ -87,6 +94,7 @@ static double now_s(void) { return MPI_Wtime(); }
 typedef struct region {
     int64_t off, n;  /* in the flat buffers */
     int kind;        /* REG_* */
+    int unit;        /* ZeRO-3: the unit that holds it (tensor_unit); 0 otherwise */
     int64_t lo, hi;  /* the part this rank's Adam updates (all of it without ZeRO) */
     int64_t mv;      /* its Adam moments at m + mv, v + mv */
 } region;
@@ -97,8 +105,11 @@ enum { REG_REST, REG_TIED, REG_EXPERT };
 typedef struct rank_state {
     const st_lowered *l;
     const st_program *pg;
-    int rank, tp, tr, dp, dr, zero;
+    int rank, tp, tr, dp, dr, zero; /* zero: the optimizer states are sharded (ZeRO-1, -2 or -3) */
     int ep, er;             /* ep degree and this rank's place in its ep group (1, 0 without) */
+    int cp, cr;             /* cp degree and this rank's place in its cp group (1, 0 without) */
+    MPI_Comm cpc;           /* the cp group's communicator (one of comms) */
+    double cp_s, pending_cp_s; /* the cp K/V exchanges' time so far, in the compute before */
     MPI_Comm epc, edpc;     /* the ep group's communicator; the expert-data-parallel one (split, owned) */
     int64_t M, T, gbs;      /* micro-batches per dp rank, sequence, batch */
     int pp, V;              /* pipeline stages; chunks per rank (vp; dualpipe's 2) */
@@ -107,7 +118,7 @@ typedef struct rank_state {
     MPI_Comm tpc;
     st__xmodel x;
     int nreg;
-    region reg[4];
+    region *reg;            /* owned */
     float *m, *v;           /* Adam moments of the owned parts */
     int64_t nmv;
     int wte_reg;            /* the region of the tied embedding, -1 when none is shared across stages */
@@ -129,6 +140,15 @@ typedef struct rank_state {
     st__xgcomm gc;          /* the backend's dp collectives (NULL entries: MPI's below) */
     st__xwatch w;           /* where this rank is, for a timeout's or a crash's line */
     st__xfault fault;       /* STRATA_EXEC_FAULT's */
+    /* ZeRO-3 (z3_*): this rank's shards of the parameters and gradients (nmv each, region g's at g->mv,
+     * like the moments); the unit whose parameters are gathered and its buffer; the unit whose
+     * gradients wait for their reduce-scatter and theirs; per instruction, the unit its gather or
+     * reduce-scatter is for (Z3_NONE: none) */
+    int zero3;
+    float *zp, *zg;
+    int zunit, zgunit;
+    float *zbuf, *zgbuf;
+    int *zins;
     int32_t *tokens;
     double loss_sum;
     double gemm_s, heap_peak_bytes; /* st_exec_result.stats */
@@ -143,13 +163,26 @@ static void tp_allreduce(void *ctx, float *buf, int64_t n, int max) {
     S->tp_s += now_s() - t0;
 }
 
-static void tp_allgather(void *ctx, float *buf, int64_t n) {
-    rank_state *S = ctx;
+/* st__xcomm's in-place all-gather and reduce-scatter in communicator c, their time added to *clock */
+static void allgather_in(rank_state *S, MPI_Comm c, float *buf, int64_t n, const char *what, double *clock) {
     double t0 = now_s();
     MPI_Request q = MPI_REQUEST_NULL;
-    int rc = MPI_Iallgather(MPI_IN_PLACE, 0, MPI_FLOAT, buf, (int)n, MPI_FLOAT, S->tpc, &q);
-    st__xwait(&S->w, rc, &q, 1, "tp all-gather", S->tpc, -1);
-    S->tp_s += now_s() - t0;
+    int rc = MPI_Iallgather(MPI_IN_PLACE, 0, MPI_FLOAT, buf, (int)n, MPI_FLOAT, c, &q);
+    st__xwait(&S->w, rc, &q, 1, what, c, -1);
+    *clock += now_s() - t0;
+}
+
+static void reduce_scatter_in(rank_state *S, MPI_Comm c, float *out, const float *in, int64_t n, const char *what,
+                              double *clock) {
+    double t0 = now_s();
+    MPI_Request q = MPI_REQUEST_NULL;
+    st__xwait(&S->w, MPI_Ireduce_scatter_block(in, out, (int)n, MPI_FLOAT, MPI_SUM, c, &q), &q, 1, what, c, -1);
+    *clock += now_s() - t0;
+}
+
+static void tp_allgather(void *ctx, float *buf, int64_t n) {
+    rank_state *S = ctx;
+    allgather_in(S, S->tpc, buf, n, "tp all-gather", &S->tp_s);
 }
 
 static float *ep_alltoallv(void *ctx, const float *send, const int *scounts, int *rcounts, int64_t width) {
@@ -179,13 +212,40 @@ static float *ep_alltoallv(void *ctx, const float *send, const int *scounts, int
     return recv;
 }
 
-static void tp_reduce_scatter(void *ctx, float *out, const float *in, int64_t n) {
+/* context parallelism's K/V exchanges (exec_private.h, st__xcpcomm) in the cp group */
+static void cp_allgather(void *ctx, float *buf, int64_t n) {
+    rank_state *S = ctx;
+    allgather_in(S, S->cpc, buf, n, "cp all-gather", &S->cp_s);
+}
+
+static void cp_reduce_scatter(void *ctx, float *out, const float *in, int64_t n) {
+    rank_state *S = ctx;
+    reduce_scatter_in(S, S->cpc, out, in, n, "cp reduce-scatter", &S->cp_s);
+}
+
+/* the ring's step: to the next cp rank, from the previous (their places in the cp communicator) */
+static void cp_ring(void *ctx, const float *send, float *recv, int64_t n) {
+    rank_state *S = ctx;
+    double t0 = now_s();
+    MPI_Request q[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+    int prev = (S->cr + S->cp - 1) % S->cp, rc = MPI_Irecv(recv, (int)n, MPI_FLOAT, prev, 0, S->cpc, &q[0]);
+    if (rc == MPI_SUCCESS) rc = MPI_Isend(send, (int)n, MPI_FLOAT, (S->cr + 1) % S->cp, 0, S->cpc, &q[1]);
+    st__xwait(&S->w, rc, q, 2, "cp ring", S->cpc, prev);
+    S->cp_s += now_s() - t0;
+}
+
+static void cp_alltoall(void *ctx, const float *send, float *recv, int64_t n) {
     rank_state *S = ctx;
     double t0 = now_s();
     MPI_Request q = MPI_REQUEST_NULL;
-    st__xwait(&S->w, MPI_Ireduce_scatter_block(in, out, (int)n, MPI_FLOAT, MPI_SUM, S->tpc, &q), &q, 1,
-              "tp reduce-scatter", S->tpc, -1);
-    S->tp_s += now_s() - t0;
+    st__xwait(&S->w, MPI_Ialltoall(send, (int)n, MPI_FLOAT, recv, (int)n, MPI_FLOAT, S->cpc, &q), &q, 1,
+              "cp all-to-all", S->cpc, -1);
+    S->cp_s += now_s() - t0;
+}
+
+static void tp_reduce_scatter(void *ctx, float *out, const float *in, int64_t n) {
+    rank_state *S = ctx;
+    reduce_scatter_in(S, S->tpc, out, in, n, "tp reduce-scatter", &S->tp_s);
 }
 
 /* the group of kind k that holds `rank`, and rank's place in it (-1 when none) */
@@ -258,13 +318,17 @@ static const char *recompute_mismatch(const st_plan *p, const st_lowered *l, con
     return rec >= 0 ? "a recompute without its backward" : NULL;
 }
 
-static int check_plan(const st_plan *p, const st_lowered *l, int64_t L, int size, st_error *err) {
+static int check_plan(const st_plan *p, const st_lowered *l, int64_t L, int size, st_exec_backend be, st_error *err) {
     if (size != l->nranks)
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "the plan runs on %d ranks (tp x pp x dp x cp); mpirun started %d (mpirun -np %d)",
                             l->nranks, size, l->nranks);
-    const char *why = p->cp > 1                          ? "context parallelism (cp > 1)"
-                      : p->zero > 2                      ? "ZeRO stage 3"
+    const char *why = p->cp > 1 && be != ST_EXEC_CPU ? "context parallelism (cp > 1) on this backend"
+                      : p->zero > 2 && p->recompute != ST_REC_NONE ? "ZeRO-3 with activation recompute"
+                      : p->zero > 2 && p->ep > 1         ? "ZeRO-3 with expert parallelism (ep > 1)"
+                      : p->zero > 2 && (p->schedule == ST_SCHED_ZB || p->schedule == ST_SCHED_ZBV ||
+                                        p->schedule == ST_SCHED_DUALPIPE)
+                          ? "zero=3 with a split-backward schedule (schedule=zb, zbv or dualpipe)"
                       : p->offload != ST_OFF_NONE || p->offload_optimizer > 0 || p->offload_params > 0 ||
                               p->offload_activations > 0
                           ? "offloading"
@@ -338,21 +402,30 @@ static void region_group(const rank_state *S, const region *g, int *n, int *r) {
     *r = g->kind == REG_EXPERT ? S->dr / S->ep : S->dr;
 }
 
-/* the regions (the tensors' runs of one kind, in buffer order) and the owned part of each (ZeRO-1:
- * this rank's share in the group that sums it, each region on its own) */
+/* ZeRO-3: the unit (exec_private.h) that holds tensor t: its block; -1, the embedding's (the token
+ * and position embeddings of the first stage); L, the output layer's (the final norm, the output
+ * layer, or a later last stage's copy of the tied embedding) */
+static int tensor_unit(const st__xmodel *x, const st__xtensor *t) {
+    if (t->layer >= 0) return t->layer;
+    return !strcmp(t->name, "wpe") || (!strcmp(t->name, "wte") && x->first) ? -1 : (int)x->L;
+}
+
+/* the regions (the tensors' runs of one kind, in buffer order; with ZeRO-3 of one unit too) and the
+ * owned part of each (ZeRO: this rank's share in the group that sums it, each region on its own) */
 static int setup_regions(rank_state *S) {
     st__xmodel *x = &S->x;
     S->wte_reg = -1;
     S->nreg = 0;
+    if (!(S->reg = malloc((size_t)(x->ntensors + 1) * sizeof *S->reg))) return ST_ENOMEM;
     for (int i = 0; i < x->ntensors; i++) {
         const st__xtensor *t = &x->tensors[i];
         int kind = t->expert >= 0 ? REG_EXPERT
                    : x->tied && !(x->first && x->last) && !strcmp(t->name, "wte") ? REG_TIED
                                                                                    : REG_REST;
-        if (S->nreg == 0 || S->reg[S->nreg - 1].kind != kind) {
-            if (S->nreg == (int)(sizeof S->reg / sizeof S->reg[0])) return ST_EINVAL;
+        int unit = S->zero3 ? tensor_unit(x, t) : 0;
+        if (S->nreg == 0 || S->reg[S->nreg - 1].kind != kind || S->reg[S->nreg - 1].unit != unit) {
             if (kind == REG_TIED) S->wte_reg = S->nreg;
-            S->reg[S->nreg++] = (region){.off = t->off, .kind = kind};
+            S->reg[S->nreg++] = (region){.off = t->off, .kind = kind, .unit = unit};
         }
         S->reg[S->nreg - 1].n += t->nrows * t->ncols;
     }
@@ -388,6 +461,153 @@ static void shares(const rank_state *S, const region *g, int *counts, int *displ
     }
 }
 
+/* the gradients and parameters of region g's owned part (ZeRO-3: the shards; otherwise the flat buffers') */
+static float *owned_grads(const rank_state *S, const region *g) {
+    return S->zero3 ? S->zg + g->mv : S->x.grads + g->lo;
+}
+static float *owned_params(const rank_state *S, const region *g) {
+    return S->zero3 ? S->zp + g->mv : S->x.params + g->lo;
+}
+
+/* ---------------------------------------------------------------- ZeRO-3
+ *
+ * Rajbhandari et al. 2020 (stage 3, P_os+g+p), as PyTorch's FSDP and DeepSpeed run it: a rank holds
+ * its shard of each unit's parameters, gradients and Adam moments (the regions' owned parts); the
+ * lowering's "zero-3 gather" before each unit's forward or backward piece all-gathers the unit's
+ * parameters over the dp group into a buffer that lives until the piece has run; a backward piece
+ * writes the unit's gradients into a buffer of their own, which the "zero-3 reduce-scatter" after
+ * it sums over the dp group into the shards (every micro-batch, as DeepSpeed does) and frees. The
+ * output layer of a tied model that also holds the embedding gathers the embedding's unit with its
+ * own, and scatters the gradient it adds to it. The lowering issues the gathers in program order one
+ * unit ahead at most (src/lower/lower.c, z_layers_re): this runtime, one thread in program order,
+ * holds one unit's parameters and one unit's gradients at a time, and refuses a program that asks
+ * for more. */
+
+#define Z3_NONE (-2) /* no unit (units are -1 .. L) */
+
+/* whether region g belongs to unit u's gather and reduce-scatter */
+static int z3_in_unit(const rank_state *S, const region *g, int u) {
+    const st__xmodel *x = &S->x;
+    return g->unit == u || (u == (int)x->L && g->unit == -1 && x->tied && x->first && x->last);
+}
+
+/* the floats of unit u's regions */
+static int64_t z3_size(const rank_state *S, int u) {
+    int64_t n = 0;
+    for (int i = 0; i < S->nreg; i++)
+        if (z3_in_unit(S, &S->reg[i], u)) n += S->reg[i].n;
+    return n;
+}
+
+/* the unit of the piece of the chunk a compute instruction runs: its operators' layer (Z3_NONE: none) */
+static int z3_piece_unit(const st_lowered *l, const st_ins *in) {
+    return in->kind == ST_INS_COMPUTE && in->nops > 0 ? l->ops[in->op].layer : Z3_NONE;
+}
+
+/* the unit of instruction i of pg where it is a ZeRO-3 gather (that of the piece that waits for it)
+ * or reduce-scatter (that of the piece it follows, through the piece's collectives); else Z3_NONE */
+static int z3_unit_of(const st_lowered *l, const st_program *pg, int i) {
+    st_ins in, j;
+    st_program_ins(pg, i, &in);
+    if (in.kind != ST_INS_COLL || l->groups[in.group].kind != ST_GRP_DP) return Z3_NONE;
+    if (in.coll == ST_COLL_ALLGATHER && in.stream == ST_STREAM_GATHER) {
+        for (int k = i + 1; k < pg->n; k++) {
+            st_program_ins(pg, k, &j);
+            if (j.kind == ST_INS_COMPUTE && (j.dep[0] == i || j.dep[1] == i)) return z3_piece_unit(l, &j);
+        }
+        return Z3_NONE;
+    }
+    if (in.coll != ST_COLL_REDUCESCATTER) return Z3_NONE;
+    for (int k = in.dep[0]; k >= 0; k = j.dep[0]) {
+        st_program_ins(pg, k, &j);
+        if (j.kind == ST_INS_COMPUTE) return z3_piece_unit(l, &j);
+        if (j.kind != ST_INS_COLL || j.stream != ST_STREAM_COMPUTE) break;
+    }
+    return Z3_NONE;
+}
+
+/* the shards (this rank's part of the initial parameters; zero gradients) and each instruction's unit */
+static int z3_setup(rank_state *S, uint64_t seed) {
+    S->zunit = S->zgunit = Z3_NONE;
+    S->zp = malloc((size_t)(S->nmv ? S->nmv : 1) * sizeof *S->zp);
+    S->zg = calloc((size_t)(S->nmv ? S->nmv : 1), sizeof *S->zg);
+    S->zins = malloc((size_t)(S->pg->n + 1) * sizeof *S->zins);
+    if (!S->zp || !S->zg || !S->zins) return ST_ENOMEM;
+    for (int i = 0; i < S->nreg; i++)
+        st__xmodel_init_values(&S->x, seed, S->zp + S->reg[i].mv, S->reg[i].lo, S->reg[i].hi);
+    for (int i = 0; i < S->pg->n; i++) S->zins[i] = z3_unit_of(S->l, S->pg, i);
+    return 0;
+}
+
+/* unit u's parameters (grads 0) or gradients (1): the model's tensors pointed at buf, region by region
+ * (NULL: at nothing) */
+static void z3_point(rank_state *S, int u, int grads, float *buf) {
+    int64_t pos = 0;
+    for (int i = 0; i < S->nreg; i++) {
+        const region *g = &S->reg[i];
+        if (!z3_in_unit(S, g, u)) continue;
+        st__xmodel_point(&S->x, grads, buf ? buf + pos : NULL, g->off, g->off + g->n);
+        pos += g->n;
+    }
+}
+
+/* unit u's regions in the dp group's communicator c: all-gathered from the shards into buf (scatter
+ * 0), or buf's gradients reduce-scattered and added into the shards (1). 0 or ST_ENOMEM. */
+static int z3_exchange(rank_state *S, int u, MPI_Comm c, float *buf, int scatter) {
+    int *counts = malloc((size_t)S->dp * sizeof *counts), *displs = malloc((size_t)S->dp * sizeof *displs);
+    float *tmp = scatter ? malloc((size_t)(S->nmv + 1) * sizeof *tmp) : NULL;
+    int rc = counts && displs && (tmp || !scatter) ? 0 : ST_ENOMEM;
+    int64_t pos = 0;
+    for (int i = 0; !rc && i < S->nreg; i++) {
+        const region *g = &S->reg[i];
+        if (!z3_in_unit(S, g, u)) continue;
+        shares(S, g, counts, displs);
+        MPI_Request q = MPI_REQUEST_NULL;
+        int r = scatter ? MPI_Ireduce_scatter(buf + pos, tmp, counts, MPI_FLOAT, MPI_SUM, c, &q)
+                        : MPI_Iallgatherv(S->zp + g->mv, (int)(g->hi - g->lo), MPI_FLOAT, buf + pos, counts, displs,
+                                          MPI_FLOAT, c, &q);
+        st__xwait(&S->w, r, &q, 1, scatter ? "zero-3 reduce-scatter" : "zero-3 gather", c, -1);
+        for (int64_t e = 0; scatter && e < g->hi - g->lo; e++) S->zg[g->mv + e] += tmp[e];
+        pos += g->n;
+    }
+    free(counts);
+    free(displs);
+    free(tmp);
+    return rc;
+}
+
+/* the "zero-3 gather" of unit u in c (FSDP's unshard) */
+static int z3_gather(rank_state *S, int u, MPI_Comm c) {
+    if (u == Z3_NONE || S->zunit != Z3_NONE) return ST_EINVAL;
+    float *buf = malloc((size_t)(z3_size(S, u) + 1) * sizeof *buf);
+    int rc = buf ? z3_exchange(S, u, c, buf, 0) : ST_ENOMEM;
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    z3_point(S, u, 0, buf);
+    S->zunit = u, S->zbuf = buf;
+    return 0;
+}
+
+/* the gathered parameters given back after their piece ran (FSDP's reshard) */
+static void z3_release(rank_state *S) {
+    if (S->zunit == Z3_NONE) return;
+    z3_point(S, S->zunit, 0, NULL);
+    free(S->zbuf);
+    S->zbuf = NULL, S->zunit = Z3_NONE;
+}
+
+/* the "zero-3 reduce-scatter" of unit u's gradients in c: summed into this rank's shards, the buffer freed */
+static int z3_scatter(rank_state *S, int u, MPI_Comm c) {
+    if (u == Z3_NONE || S->zgunit != u) return ST_EINVAL;
+    int rc = z3_exchange(S, u, c, S->zgbuf, 1);
+    z3_point(S, u, 1, NULL);
+    free(S->zgbuf);
+    S->zgbuf = NULL, S->zgunit = Z3_NONE;
+    return rc;
+}
+
 /* ---------------------------------------------------------------- one instruction */
 
 static void gen_tokens(rank_state *S, int64_t step, int64_t first_sample, uint64_t seed) {
@@ -417,26 +637,11 @@ static int hand_over(rank_state *S, const st_ins *in, const float *src, int back
     return 0;
 }
 
-/* A backward (whole, or a zero-bubble schedule's input or weight half: exec/model.c) of slot k. The
- * input gradient is kept for its send (or handed over at the turn); the activations go with the
- * weight gradients (the whole backward's, or the weight half's). */
-static int run_backward(rank_state *S, const st_ins *in, int k) {
-    if (in->phase == ST_PHASE_BWD_WEIGHT) {
-        if (!S->acts[k] || !S->bwd_done[k]) return ST_EINVAL;
-        int rc = st__xmodel_backward_weight(&S->x, S->acts[k]);
-        st__xacts_free(S->acts[k]);
-        S->acts[k] = NULL;
-        S->fwd_out[k] = NULL;
-        return rc;
-    }
-    int tail = S->x.last && local_chunk(S->pp, S->dual, in->chunk) == S->V - 1;
-    int split = in->phase == ST_PHASE_BWD_INPUT;
-    if (!S->acts[k] || S->bwd_done[k] || (!tail && !S->grad_in[k])) return ST_EINVAL;
-    const float *din = NULL;
-    double scale = 1.0 / (double)(S->M * S->dp);
-    int rc = split ? st__xmodel_backward_input(&S->x, S->acts[k], S->grad_in[k], scale, &din)
-                   : st__xmodel_backward(&S->x, S->acts[k], S->grad_in[k], scale, &din);
-    if (rc) return rc;
+/* what a finished backward (whole, or its input half: split) of slot k leaves: its input gradient din
+ * (borrowed; NULL where it holds the embedding) copied until its send (or handed over at the turn),
+ * its received gradient freed, and the whole backward's activations (the weight half frees the split
+ * one's) */
+static int backward_done(rank_state *S, const st_ins *in, int k, const float *din, int split) {
     if (!split) {
         st__xacts_free(S->acts[k]);
         S->acts[k] = NULL;
@@ -455,13 +660,64 @@ static int run_backward(rank_state *S, const st_ins *in, int k) {
     return 0;
 }
 
+/* A backward (whole, or a zero-bubble schedule's input or weight half: exec/model.c) of slot k; the
+ * activations go with the weight gradients (the whole backward's, or the weight half's). */
+static int run_backward(rank_state *S, const st_ins *in, int k) {
+    if (in->phase == ST_PHASE_BWD_WEIGHT) {
+        if (!S->acts[k] || !S->bwd_done[k]) return ST_EINVAL;
+        int rc = st__xmodel_backward_weight(&S->x, S->acts[k]);
+        st__xacts_free(S->acts[k]);
+        S->acts[k] = NULL;
+        S->fwd_out[k] = NULL;
+        return rc;
+    }
+    int tail = S->x.last && local_chunk(S->pp, S->dual, in->chunk) == S->V - 1;
+    int split = in->phase == ST_PHASE_BWD_INPUT;
+    if (!S->acts[k] || S->bwd_done[k] || (!tail && !S->grad_in[k])) return ST_EINVAL;
+    const float *din = NULL;
+    double scale = 1.0 / (double)(S->M * S->dp);
+    int rc = split ? st__xmodel_backward_input(&S->x, S->acts[k], S->grad_in[k], scale, &din)
+                   : st__xmodel_backward(&S->x, S->acts[k], S->grad_in[k], scale, &din);
+    return rc ? rc : backward_done(S, in, k, din, split);
+}
+
+/* ZeRO-3: a forward or backward piece of slot k, one unit of its chunk, on that unit's gathered
+ * parameters (the backward's gradients into a buffer of their own until their reduce-scatter) */
+static int z3_piece(rank_state *S, const st_ins *in, int k) {
+    int u = z3_piece_unit(S->l, in), last = 0, rc = 0, c = local_chunk(S->pp, S->dual, in->chunk);
+    if (u == Z3_NONE || u != S->zunit) return ST_EINVAL;
+    if (in->phase == ST_PHASE_FWD) {
+        if (!S->acts[k]) { /* the chunk's first piece */
+            if (!(S->x.first && c == 0) && !S->act_in[k]) return ST_EINVAL;
+            if (!(S->acts[k] = st__xmodel_forward_begin(&S->x, c, S->tokens, S->act_in[k]))) return ST_ENOMEM;
+            free(S->act_in[k]);
+            S->act_in[k] = NULL;
+        }
+        double loss = 0;
+        rc = st__xmodel_forward_unit(&S->x, S->acts[k], u, &S->fwd_out[k], &loss, &last);
+        if (!rc && last) S->loss_sum += loss;
+    } else {
+        int tail = S->x.last && c == S->V - 1;
+        if (!S->acts[k] || (!tail && !S->grad_in[k]) || S->zgunit != Z3_NONE) return ST_EINVAL;
+        if (!(S->zgbuf = calloc((size_t)(z3_size(S, u) + 1), sizeof *S->zgbuf))) return ST_ENOMEM;
+        z3_point(S, u, 1, S->zgbuf);
+        S->zgunit = u;
+        const float *din = NULL;
+        rc = st__xmodel_backward_unit(&S->x, S->acts[k], u, S->grad_in[k], 1.0 / (double)(S->M * S->dp), &din,
+                                      &last);
+        if (!rc && last) rc = backward_done(S, in, k, din, 0);
+    }
+    z3_release(S);
+    return rc;
+}
+
 static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_exec_opts *o, int *kind) {
     int mb = in->mb, k = slot_of(S, in), c = in->chunk >= 0 ? local_chunk(S->pp, S->dual, in->chunk) : -1;
     if (in->phase == ST_PHASE_OPTIMIZER) {
         *kind = ST_EXEC_OPTIMIZER;
         for (int i = 0; i < S->nreg; i++) {
             region *g = &S->reg[i];
-            S->x.be->adam(S->x.params + g->lo, S->x.grads + g->lo, S->m + g->mv, S->v + g->mv, g->hi - g->lo,
+            S->x.be->adam(owned_params(S, g), owned_grads(S, g), S->m + g->mv, S->v + g->mv, g->hi - g->lo,
                           (int)step + 1, ADAM_LR, ADAM_B1, ADAM_B2, ADAM_EPS);
         }
         return 0;
@@ -476,9 +732,14 @@ static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_e
     }
     if (k < 0 || (in->phase != ST_PHASE_FWD && in->phase != ST_PHASE_BWD && in->phase != ST_PHASE_BWD_INPUT))
         return ST_EINVAL;
-    /* dualpipe: copy A runs the dp rank's first M / 2 micro-batches, copy B (chunks pp on) the rest */
-    int64_t sample = S->dr * S->M + mb + (S->dual && in->chunk >= S->pp ? S->M / 2 : 0);
+    /* the dp replica's samples (the dp group is dp x cp, its cp ranks share their replica's sequences);
+     * dualpipe: copy A runs the dp rank's first M / 2 micro-batches, copy B (chunks pp on) the rest */
+    int64_t sample = (int64_t)(S->dr / S->cp) * S->M + mb + (S->dual && in->chunk >= S->pp ? S->M / 2 : 0);
     if (S->x.first || S->x.last) gen_tokens(S, step, sample * S->x.B, o->seed);
+    if (S->zero3) {
+        *kind = in->phase == ST_PHASE_FWD ? ST_EXEC_FWD : ST_EXEC_BWD;
+        return z3_piece(S, in, k);
+    }
     if (in->phase == ST_PHASE_FWD) {
         *kind = ST_EXEC_FWD;
         if (S->acts[k] || (!(S->x.first && c == 0) && !S->act_in[k])) return ST_EINVAL;
@@ -527,9 +788,9 @@ static int run_p2p(rank_state *S, const st_ins *in) {
 static int run_coll(rank_state *S, const st_ins *in, int *kind) {
     const st_group_def *gd = &S->l->groups[in->group];
     MPI_Comm c = S->comms[in->group];
-    float *gr = S->x.grads, *pa = S->x.params;
-    if (gd->kind == ST_GRP_TP || gd->kind == ST_GRP_EP) { /* ran inside the compute before it (exec.h) */
-        *kind = gd->kind == ST_GRP_TP ? ST_EXEC_COLL_TP : ST_EXEC_COLL_EP;
+    float *gr = S->x.grads, *pa = S->x.params; /* (NULL with ZeRO-3, which uses the shards) */
+    if (gd->kind == ST_GRP_TP || gd->kind == ST_GRP_EP || gd->kind == ST_GRP_CP) { /* ran inside the compute */
+        *kind = gd->kind == ST_GRP_TP ? ST_EXEC_COLL_TP : gd->kind == ST_GRP_EP ? ST_EXEC_COLL_EP : ST_EXEC_COLL_CP;
         return 0;
     }
     if (c == MPI_COMM_NULL) return ST_EINVAL;
@@ -538,8 +799,8 @@ static int run_coll(rank_state *S, const st_ins *in, int *kind) {
         for (int i = 0; i < S->nreg; i++) {
             const region *g = &S->reg[i];
             MPI_Request q = MPI_REQUEST_NULL;
-            st__xwait(&S->w, MPI_Iallreduce(MPI_IN_PLACE, gr + g->lo, (int)(g->hi - g->lo), MPI_FLOAT, MPI_SUM, c, &q),
-                      &q, 1, "mirror all-reduce", c, -1);
+            int r = MPI_Iallreduce(MPI_IN_PLACE, owned_grads(S, g), (int)(g->hi - g->lo), MPI_FLOAT, MPI_SUM, c, &q);
+            st__xwait(&S->w, r, &q, 1, "mirror all-reduce", c, -1);
         }
         return 0;
     }
@@ -548,14 +809,19 @@ static int run_coll(rank_state *S, const st_ins *in, int *kind) {
         if (S->wte_reg < 0) return ST_EINVAL;
         const region *g = &S->reg[S->wte_reg];
         MPI_Request q = MPI_REQUEST_NULL;
-        if (S->gc.allreduce) S->gc.allreduce(in->group, gr + g->lo, g->hi - g->lo);
+        if (S->gc.allreduce) S->gc.allreduce(in->group, owned_grads(S, g), g->hi - g->lo);
         else
-            st__xwait(&S->w, MPI_Iallreduce(MPI_IN_PLACE, gr + g->lo, (int)(g->hi - g->lo), MPI_FLOAT, MPI_SUM, c, &q),
+            st__xwait(&S->w,
+                      MPI_Iallreduce(MPI_IN_PLACE, owned_grads(S, g), (int)(g->hi - g->lo), MPI_FLOAT, MPI_SUM, c, &q),
                       &q, 1, "embedding all-reduce", c, -1);
         return 0;
     }
     if (gd->kind != ST_GRP_DP) return ST_EINVAL;
     *kind = ST_EXEC_COLL_DP;
+    if (S->zero3) {
+        int u = S->zins[S->w.ins];
+        return in->coll == ST_COLL_ALLGATHER ? z3_gather(S, u, c) : z3_scatter(S, u, c);
+    }
     int *counts = malloc((size_t)S->dp * sizeof *counts), *displs = malloc((size_t)S->dp * sizeof *displs);
     int rc = counts && displs ? 0 : ST_ENOMEM;
     for (int i = 0; !rc && i < S->nreg; i++) {
@@ -654,11 +920,13 @@ static int64_t ref_compare(const reference *R, const rank_state *S, double *diff
         if (k < 0 || !u) continue;
         for (int64_t r = 0; r < t->nrows; r++)
             for (int64_t c = 0; c < t->ncols; c++) {
-                int64_t e = t->off + r * t->ncols + c, owned = 0;
-                for (int g = 0; g < S->nreg; g++) owned |= e >= S->reg[g].lo && e < S->reg[g].hi;
-                if (!owned) continue;
+                int64_t e = t->off + r * t->ncols + c;
+                const region *g = NULL;
+                for (int j = 0; j < S->nreg && !g; j++)
+                    if (e >= S->reg[j].lo && e < S->reg[j].hi) g = &S->reg[j];
+                if (!g) continue;
                 double ref = R->x.grads[u->off + (t->row0 + r) * u->ncols + t->col0 + c];
-                double d = fabs((double)x->grads[e] - ref);
+                double d = fabs((double)owned_grads(S, g)[e - g->lo] - ref);
                 if (!isfinite(d)) nonfinite++;
                 else if (d > diff[k]) diff[k] = d;
                 if (fabs(ref) > refmax[k]) refmax[k] = fabs(ref);
@@ -715,7 +983,8 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
     const st_program *pg = S->pg;
     int rc = 0;
     for (int64_t step = 0; step < o->steps; step++) {
-        memset(S->x.grads, 0, (size_t)S->x.nparams * sizeof(float));
+        if (S->zero3) memset(S->zg, 0, (size_t)S->nmv * sizeof *S->zg);
+        else memset(S->x.grads, 0, (size_t)S->x.nparams * sizeof(float));
         memset(S->bwd_done, 0, (size_t)(S->M * S->V) * sizeof *S->bwd_done);
         memset(kind_s, 0, ST_EXEC_KINDS * sizeof *kind_s);
         S->loss_sum = 0;
@@ -724,7 +993,7 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
         watch_between(S, step, "the barrier that starts it");
         MPI_Request q = MPI_REQUEST_NULL;
         st__xwait(&S->w, MPI_Ibarrier(S->world, &q), &q, 1, "barrier", S->world, -1);
-        double t0 = now_s(), tp_before = 0, ep_before = 0, gemm0 = st__xkernels_gemm_s;
+        double t0 = now_s(), tp_before = 0, ep_before = 0, cp_before = 0, gemm0 = st__xkernels_gemm_s;
         int64_t nonfinite = 0; /* gradients --check met that are not finite (said at the step's end) */
         for (int i = 0; i < pg->n && !rc; i++) {
             st_ins in;
@@ -732,13 +1001,14 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             watch_ins(S, i, &in);
             st__xfault_at(&S->fault, &S->w);
             if (S->fault.kind == ST__XFAULT_NAN && step == 0 && S->rank == S->fault.rank && i == S->fault.ins)
-                S->x.grads[0] = NAN;
+                (S->zero3 ? S->zg : S->x.grads)[0] = NAN;
             double s = now_s();
             int kind = ST_EXEC_FWD;
-            tp_before = S->tp_s, ep_before = S->ep_s;
+            tp_before = S->tp_s, ep_before = S->ep_s, cp_before = S->cp_s;
             if (in.kind == ST_INS_COMPUTE && in.phase == ST_PHASE_OPTIMIZER) {
                 /* sp's replicated gradients summed over tp before anything reads them (tp collectives) */
-                for (int g = 0; g < S->nreg; g++) st__xmodel_sp_grads(&S->x, S->reg[g].lo, S->reg[g].hi);
+                for (int g = 0; g < S->nreg; g++)
+                    st__xmodel_sp_grads(&S->x, owned_grads(S, &S->reg[g]), S->reg[g].lo, S->reg[g].hi);
                 if (R) nonfinite += ref_compare(R, S, res->grad_diff, res->grad_ref);
             }
             switch (in.kind) {
@@ -746,25 +1016,26 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             case ST_INS_COLL: rc = run_coll(S, &in, &kind); break;
             default: rc = run_p2p(S, &in); kind = in.kind == ST_INS_SEND ? ST_EXEC_SEND : ST_EXEC_RECV;
             }
-            double e = now_s(), tp = S->tp_s - tp_before, ep = S->ep_s - ep_before;
-            /* the compute's own time; its tp collectives go to the "tp collectives" after it, its ep
-             * all-to-alls to the "ep all-to-all" after that */
-            kind_s[kind] += e - s - tp - ep;
+            double e = now_s(), tp = S->tp_s - tp_before, ep = S->ep_s - ep_before, cp = S->cp_s - cp_before;
+            /* the compute's own time; its tp collectives go to the "tp collectives" after it, its cp
+             * exchanges to the "cp collectives" and its ep all-to-alls to the "ep all-to-all" after that */
+            kind_s[kind] += e - s - tp - ep - cp;
             kind_s[ST_EXEC_COLL_TP] += tp;
             kind_s[ST_EXEC_COLL_EP] += ep;
+            kind_s[ST_EXEC_COLL_CP] += cp;
             spans[2 * i] = s - t0;
-            spans[2 * i + 1] = e - t0 - tp - ep;
+            spans[2 * i + 1] = e - t0 - tp - ep - cp;
             if (in.kind == ST_INS_COLL && kind == ST_EXEC_COLL_TP && i > 0) {
                 /* shown right after the compute it ran in, with the time it took there */
                 spans[2 * i] = spans[2 * i - 1];
                 spans[2 * i + 1] = spans[2 * i] + S->pending_tp_s;
             }
-            if (in.kind == ST_INS_COLL && kind == ST_EXEC_COLL_EP && i > 0) {
+            if (in.kind == ST_INS_COLL && (kind == ST_EXEC_COLL_EP || kind == ST_EXEC_COLL_CP) && i > 0) {
                 spans[2 * i] = spans[2 * i - 1];
-                spans[2 * i + 1] = spans[2 * i] + S->pending_ep_s;
+                spans[2 * i + 1] = spans[2 * i] + (kind == ST_EXEC_COLL_EP ? S->pending_ep_s : S->pending_cp_s);
             }
             S->pending_tp_s = tp;
-            if (in.kind == ST_INS_COMPUTE) S->pending_ep_s = ep;
+            if (in.kind == ST_INS_COMPUTE) S->pending_ep_s = ep, S->pending_cp_s = cp;
             S->heap_peak_bytes = fmax(S->heap_peak_bytes, st__xheap_bytes());
             int kerr = !rc && S->x.be->error ? S->x.be->error(err) : 0; /* a kernel's failure: err says which */
             if (rc)
@@ -843,6 +1114,12 @@ static void state_destroy(rank_state *S) {
     free(S->tokens);
     free(S->m);
     free(S->v);
+    free(S->reg);
+    free(S->zp);
+    free(S->zg);
+    free(S->zbuf);
+    free(S->zgbuf);
+    free(S->zins);
     st__xmodel_destroy(&S->x);
 }
 
@@ -932,7 +1209,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     MPI_Comm_rank(MPI_COMM_WORLD, &S.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     res->rank = S.rank, res->nranks = size, res->steps = o->steps;
-    if ((rc = check_plan(p, l, m->layers, size, err)) ||
+    if ((rc = check_plan(p, l, m->layers, size, o->backend, err)) ||
         (rc = check_fault(getenv("STRATA_EXEC_FAULT"), l, &S.fault, err))) {
         res->refused = 1;
         return rc;
@@ -959,20 +1236,24 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     st__xkernels_threads(1); /* one core per rank (the ranks are the parallelism) */
     S.l = l;
     S.pg = &l->progs[S.rank];
-    S.M = l->microbatches, S.T = p->seq, S.gbs = p->gbs, S.zero = p->zero == 1 || p->zero == 2;
+    S.M = l->microbatches, S.T = p->seq, S.gbs = p->gbs, S.zero = p->zero >= 1 && p->zero <= 3;
+    S.zero3 = p->zero == 3;
     S.pp = p->pp, S.dual = p->schedule == ST_SCHED_DUALPIPE, S.V = S.dual ? 2 : p->vp;
     /* zbv's V turns on the last stage: chunk pp - 1 hands over to chunk pp there */
     S.turn = p->schedule == ST_SCHED_ZBV && S.pg->stage == p->pp - 1 ? p->pp - 1 : -1;
     int gt = find_group(l, ST_GRP_TP, S.rank, &S.tr), gd = find_group(l, ST_GRP_DP, S.rank, &S.dr);
     S.tp = gt >= 0 ? l->groups[gt].n : 1;
     S.dp = gd >= 0 ? l->groups[gd].n : 1;
-    int ge = find_group(l, ST_GRP_EP, S.rank, &S.er);
+    int ge = find_group(l, ST_GRP_EP, S.rank, &S.er), gc = find_group(l, ST_GRP_CP, S.rank, &S.cr);
     S.ep = ge >= 0 ? l->groups[ge].n : 1;
+    S.cp = gc >= 0 ? l->groups[gc].n : 1;
     S.epc = S.edpc = MPI_COMM_NULL;
     l0 = calloc((size_t)S.V, sizeof *l0), l1 = calloc((size_t)S.V, sizeof *l1);
     st__xpart part = {.B = p->mbs, .T = p->seq, .tp = S.tp, .tr = S.tr, .sp = p->sp, .ep = S.ep, .er = S.er,
+                      .cp = S.cp, .cr = S.cr, .cp_comm = p->cp_comm,
                       .nchunks = S.V, .l0 = l0, .l1 = l1, .be = be,
-                      .recompute = p->recompute == ST_REC_FULL ? 2 : p->recompute == ST_REC_SELECTIVE ? 1 : 0};
+                      .recompute = p->recompute == ST_REC_FULL ? 2 : p->recompute == ST_REC_SELECTIVE ? 1 : 0,
+                      .sharded = S.zero3};
     if (l0 && l1) stage_layers(l, S.pg, m->layers, S.pp, S.V, S.dual, l0, l1, &part.first, &part.last);
     /* a refusal of the model's shape is every rank's (each checks the same numbers); running out of
      * memory may be one rank's: all of them learn it below before any collective that could hang */
@@ -1003,7 +1284,8 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     }
     int bad = rc || !S.comms || !S.acts || !S.act_in || !S.grad_in || !S.fwd_out || !S.bwd_done || !S.din || !S.reqs ||
               !S.sendbufs || !S.sendins || !S.tokens || !spans || (S.rank == 0 && (!res->loss || !res->iteration_s ||
-              !res->kind_s || !res->ref_loss || !res->stats)) || setup_regions(&S);
+              !res->kind_s || !res->ref_loss || !res->stats)) || setup_regions(&S) ||
+              (S.zero3 && z3_setup(&S, o->seed));
     if (!bad && o->check) {
         Rp = &R;
         st__xpart one = {.B = p->mbs, .T = p->seq, .tp = 1, .nchunks = 1, .l0 = whole, .l1 = whole + 1, .first = 1,
@@ -1028,12 +1310,14 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     }
     S.tpc = gt >= 0 ? S.comms[gt] : MPI_COMM_NULL;
     S.epc = ge >= 0 ? S.comms[ge] : MPI_COMM_NULL;
+    S.cpc = gc >= 0 ? S.comms[gc] : MPI_COMM_NULL;
     /* the ranks of the dp group that hold the same experts: the same place in their ep groups */
     if (S.ep > 1 && (gd < 0 || MPI_Comm_split(S.comms[gd], S.er, S.dr, &S.edpc) != MPI_SUCCESS)) {
         rc = st_error_set(err, ST_EINVAL, NULL, NULL, "MPI could not make the expert-data-parallel communicator");
         goto out;
     }
     S.x.comm = (st__xcomm){tp_allreduce, tp_allgather, tp_reduce_scatter, ep_alltoallv, &S};
+    S.x.cpcomm = (st__xcpcomm){cp_allgather, cp_reduce_scatter, cp_ring, cp_alltoall, &S};
     if (o->backend == ST_EXEC_CUDA && (rc = st__xcuda_comm(&S.x.comm, gt >= 0 ? l->groups[gt].ranks : NULL, S.tp,
                                                            ge >= 0 ? l->groups[ge].ranks : NULL, S.ep, &S.tp_s,
                                                            &S.ep_s, err)))

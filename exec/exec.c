@@ -35,9 +35,9 @@ const char *const st_exec_tensor_names[ST_EXEC_TENSORS] = {
     "bo",  "ln2_w", "ln2_b", "w1", "b1", "w3", "w2", "b2", "lnf_w", "lnf_b", "lm_head",
     "router", "moe_w1", "moe_w3", "moe_w2"};
 
-static const char *const kind_names[ST_EXEC_KINDS] = {"fwd",     "bwd",       "optimizer", "coll tp",
-                                                      "coll dp", "coll pp",   "send",      "recv",
-                                                      "coll ep", "recompute", "bwd input", "bwd weight"};
+static const char *const kind_names[ST_EXEC_KINDS] = {
+    "fwd", "bwd", "optimizer", "coll tp", "coll dp", "coll pp", "send", "recv", "coll ep", "recompute", "bwd input",
+    "bwd weight", "coll cp"};
 const char *st_exec_kind_name(st_exec_kind k) { return (unsigned)k < ST_EXEC_KINDS ? kind_names[k] : "?"; }
 
 void st_exec_result_destroy(st_exec_result *r) {

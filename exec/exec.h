@@ -23,10 +23,13 @@ int st_exec_backend_parse(const char *s, st_exec_backend *out); /* 0 or ST_EINVA
  * receives right before the compute that needs them and sends after it): COMPUTE forward, backward
  * (whole, or zb's, zbv's and dualpipe's input and weight halves) and optimizer instructions run the
  * stage's part of a real decoder (exec/model.c) on the micro-batch the instruction names (with vp > 1,
- * zbv and dualpipe on the chunk it names: a rank holds several chunks of blocks); SEND/RECV move its
- * activations and gradients (MPI_Isend, MPI_Recv; with sp each tp rank its token rows); COLL run in
- * communicators made from the program's groups: the dp all-reduce, or ZeRO-1's reduce-scatter and
- * all-gather, and the tied embedding's all-reduce (dualpipe: the mirror all-reduce of its two
+ * zbv and dualpipe on the chunk it names: a rank holds several chunks of blocks; with cp > 1 on its
+ * chunks of the sequence, the keys and values exchanged in its cp group inside the attention, shown
+ * on the fused lowering's "cp collectives"); SEND/RECV move its activations and gradients
+ * (MPI_Isend, MPI_Recv; with sp each tp rank its token rows); COLL run in communicators made from the
+ * program's groups: the dp all-reduce, or ZeRO-1's reduce-scatter and all-gather, ZeRO-3's gather of
+ * each unit's parameters before its piece of a forward or backward and reduce-scatter of its
+ * gradients after it, and the tied embedding's all-reduce (dualpipe: the mirror all-reduce of its two
  * copies). The tp collectives (with sp: all-gathers and reduce-scatters) run inside the compute,
  * where Megatron-LM issues them (exec/model.c); the fused
  * lowering's "tp collectives" instruction after each compute is shown with their measured time, its
@@ -47,9 +50,11 @@ typedef enum {
     ST_EXEC_RECOMPUTE,
     ST_EXEC_BWD_INPUT,  /* split backwards' halves (zb, zbv, dualpipe): input gradients, */
     ST_EXEC_BWD_WEIGHT, /* then weight gradients */
+    ST_EXEC_COLL_CP,    /* the cp K/V exchanges, inside the compute like tp's */
     ST_EXEC_KINDS
 } st_exec_kind;
-/* "fwd", ..., "coll tp", ..., "recv", "coll ep", "recompute", "bwd input", "bwd weight" (the lowering's labels) */
+/* "fwd", ..., "coll tp", ..., "recv", "coll ep", "recompute", "bwd input", "bwd weight", "coll cp" (the
+ * lowering's labels) */
 const char *st_exec_kind_name(st_exec_kind k);
 
 /* the tensors --check compares (every block's of one name together) */

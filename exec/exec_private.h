@@ -59,6 +59,15 @@ void st__xrope(float *x, int64_t N, int64_t T, int64_t heads, int64_t d, int64_t
  * kv head j / (hq / hkv)); out [N x hq*d]; probs [B x hq x T x T] saved for the backward. */
 void st__xattn_fwd(float *out, float *probs, const float *q, const float *k, const float *v, int64_t B, int64_t T,
                    int64_t hq, int64_t hkv, int64_t d);
+/* One sequence's Tq queries at positions q0 .. q0 + Tq - 1 against its keys and values at positions
+ * 0 .. Tk - 1 (Tk >= q0 + Tq), causal by position: context parallelism's local query chunks against
+ * the gathered sequence (exec/model.c). probs [hq x Tq x Tk]. st__xattn_fwd is this per sequence,
+ * with q0 0 and Tq = Tk = T; the _bwd pair alike (dk and dv: all Tk rows, +=). */
+void st__xattn_fwd_at(float *out, float *probs, const float *q, const float *k, const float *v, int64_t Tq,
+                      int64_t Tk, int64_t q0, int64_t hq, int64_t hkv, int64_t d);
+void st__xattn_bwd_at(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
+                      const float *k, const float *v, int64_t Tq, int64_t Tk, int64_t q0, int64_t hq, int64_t hkv,
+                      int64_t d);
 /* dq, dk, dv += */
 void st__xattn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
                    const float *k, const float *v, int64_t B, int64_t T, int64_t hq, int64_t hkv, int64_t d);
@@ -167,9 +176,23 @@ typedef struct st__xcomm {
     void *ctx;
 } st__xcomm;
 
+/* cp > 1, context parallelism's exchanges in the cp group (exec/model.c, "context parallelism"):
+ * all-gather and reduce-scatter as st__xcomm's over the cp ranks; the ring's step, send[n] to the next
+ * cp rank and recv[n] from the previous one; the all-to-all, send's block i of n to cp rank i, recv's
+ * block i from it. */
+typedef struct st__xcpcomm {
+    void (*allgather)(void *ctx, float *buf, int64_t n);
+    void (*reduce_scatter)(void *ctx, float *out, const float *in, int64_t n);
+    void (*ring)(void *ctx, const float *send, float *recv, int64_t n);
+    void (*alltoall)(void *ctx, const float *send, float *recv, int64_t n);
+    void *ctx;
+} st__xcpcomm;
+
 /* The part of the model one rank runs (st__xmodel_init's input). */
 typedef struct st__xpart {
     int64_t B, T;       /* the micro-batch: B sequences of T tokens */
+    int cp, cr;         /* context parallelism: degree (0 or 1: none), this rank's place in its cp group */
+    st_cp_comm cp_comm; /* how (exec/model.c, "context parallelism") */
     int tp, tr, sp;     /* tp degree, this rank's place in its group, sequence parallelism (0/1) */
     int ep, er;         /* MoE: ep degree, this rank's place in its ep group (it holds that share of the experts) */
     int nchunks;        /* pipeline chunks this rank runs: vp with the interleaved schedule, else 1 */
@@ -177,6 +200,8 @@ typedef struct st__xpart {
     int first, last;    /* chunk 0 holds the embedding; chunk nchunks - 1 the final norm, output layer, loss */
     int recompute;      /* 0 none, 1 selective, 2 full (st__xmodel_recompute) */
     const st__xbackend *be; /* the kernels (borrowed; NULL: st__xbackend_cpu) */
+    int sharded; /* ZeRO-3: no flat buffers (params, grads NULL, the tensors' pointers too): the runtime
+                    holds shards and points each unit's tensors at it while it runs (st__xmodel_point) */
 } st__xpart;
 
 /* One tensor of the model as this rank holds it: the block [row0, row0 + nrows) x [col0, col0 +
@@ -204,8 +229,10 @@ typedef struct st__xlayer {
  * sequence parallelism the residual stream (a block's input and output, the norms, what the
  * pipeline sends) is this rank's Ns = N / tp consecutive token rows of the micro-batch's N. */
 typedef struct st__xmodel {
-    /* full shapes */
-    int64_t L, h, a, kv, d, f, V, B, T;
+    /* full shapes (T: this rank's tokens of each sequence, Tg / cp; Tg: the sequence) */
+    int64_t L, h, a, kv, d, f, V, B, T, Tg;
+    int cp, cr;          /* st__xpart's (cp 1 without) */
+    st_cp_comm cp_comm;
     int swiglu, rmsnorm, rope, bias, tied;
     st__xact act;
     /* this rank's part */
@@ -224,6 +251,8 @@ typedef struct st__xmodel {
     int nl, first, last;             /* blocks held (all chunks'), first and last stage */
     int ntensors;
     st__xtensor *tensors; /* owned */
+    int *idx;             /* owned: each block's tensor per field, then the embedding's and output layer's
+                             (model.c's table; -1: absent) */
     int64_t nparams;      /* floats in the flat buffers */
     float *params, *grads; /* owned, nparams each */
     st__xlayer *lp, *lg;   /* nl each, chunk by chunk, into params and grads */
@@ -231,6 +260,7 @@ typedef struct st__xmodel {
     float *gwte, *gwpe, *glnf_w, *glnf_b, *glm;
     float *work; /* the backward's scratch for one micro-batch (owned) */
     st__xcomm comm;
+    st__xcpcomm cpcomm; /* cp > 1 */
     const st__xbackend *be; /* st__xpart's (borrowed) */
 } st__xmodel;
 
@@ -242,8 +272,16 @@ void st__xmodel_destroy(st__xmodel *x);
 /* Sequence parallelism: sums each replicated tensor's gradient (norms, biases after the
  * row-parallel GEMMs, positions: each rank's is its token rows' part) over the tp group, as
  * Megatron-LM's finalize_model_grads does for the parameters marked sequence_parallel. Only the
- * elements [lo, hi) of the flat buffer (a ZeRO-1 shard's), the same on every tp rank. */
-void st__xmodel_sp_grads(st__xmodel *x, int64_t lo, int64_t hi);
+ * elements [lo, hi) of the flat layout (a ZeRO shard's), held in g (element lo at g[0]), the
+ * same on every tp rank. */
+void st__xmodel_sp_grads(st__xmodel *x, float *g, int64_t lo, int64_t hi);
+/* The initial values (st__xmodel_init's) of the flat layout's elements [lo, hi), into dst[0 .. hi - lo). */
+void st__xmodel_init_values(const st__xmodel *x, uint64_t seed, float *dst, int64_t lo, int64_t hi);
+/* ZeRO-3: the parameters' (grads 0) or gradients' (1) pointers of the tensors that lie in the flat
+ * layout's elements [lo, hi) point into buf (element lo at buf[0], borrowed; NULL: at nothing, after
+ * the unit ran). The tensors of a unit (below) lie in one range, the output layer of a tied model
+ * that also holds the embedding excepted: it reads the embedding's. */
+void st__xmodel_point(st__xmodel *x, int grads, float *buf, int64_t lo, int64_t hi);
 
 /* What a micro-batch keeps from its forward for its backward (owned; st__xacts_free). */
 typedef struct st__xacts st__xacts;
@@ -273,6 +311,22 @@ int st__xmodel_backward_weight(st__xmodel *x, st__xacts *acts);
  * backward, which refuses (ST_EINVAL) until it ran. 0, ST_EINVAL (nothing was dropped), ST_ENOMEM. */
 int st__xmodel_recompute(st__xmodel *x, st__xacts *acts);
 void st__xacts_free(st__xacts *a);
+
+/* ZeRO-3 (exec/cpu.c) runs a chunk's forward and backward a unit at a time, each after the gather of
+ * its parameters: the units are the embedding (layer -1), each block (its layer) and the output
+ * layer with the loss (layer L), as the lowering's ZeRO-3 pieces name them (src/lower/lower.c,
+ * z_layers_re). st__xmodel_forward is begin and every unit; st__xmodel_backward every unit (whole:
+ * the split halves run a chunk at a time, and exec/cpu.c refuses ZeRO-3 with their schedules). */
+/* The forward's start (st__xmodel_forward's arguments): new activations; NULL when out of memory. */
+st__xacts *st__xmodel_forward_begin(st__xmodel *x, int chunk, const int32_t *tokens, const float *in);
+/* The forward of the chunk's next unit, which must be `layer` (ST_EINVAL otherwise; ST_ENOMEM). After
+ * the last, *last is 1 and *out or *loss are set as st__xmodel_forward sets them. */
+int st__xmodel_forward_unit(st__xmodel *x, st__xacts *a, int layer, const float **out, double *loss, int *last);
+/* The backward of the next unit (the forward's in reverse), which must be `layer`: dout and
+ * loss_scale as st__xmodel_backward takes them (read by the first unit); after the last, *last is 1
+ * and *din set as there. 0, ST_EINVAL (not that unit, or the forward not finished), ST_ENOMEM. */
+int st__xmodel_backward_unit(st__xmodel *x, st__xacts *a, int layer, const float *dout, double loss_scale,
+                             const float **din, int *last);
 
 /* Seeded tokens of sample `sample` at step `step`: T + 1 values below V (a counter-based hash, the
  * same on every rank). */

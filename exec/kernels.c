@@ -184,68 +184,84 @@ void st__xrope(float *x, int64_t N, int64_t T, int64_t heads, int64_t d, int64_t
     }
 }
 
-void st__xattn_fwd(float *out, float *probs, const float *q, const float *k, const float *v, int64_t B, int64_t T,
-                   int64_t hq, int64_t hkv, int64_t d) {
+void st__xattn_fwd_at(float *out, float *probs, const float *q, const float *k, const float *v, int64_t Tq,
+                      int64_t Tk, int64_t q0, int64_t hq, int64_t hkv, int64_t d) {
     float scale = 1.0f / sqrtf((float)d);
     int64_t group = hq / hkv, qs = hq * d, ks = hkv * d;
+    for (int64_t h = 0; h < hq; h++) {
+        int64_t kh = h / group;
+        for (int64_t t = 0; t < Tq; t++) {
+            const float *qt = q + t * qs + h * d;
+            float *p = probs + (h * Tq + t) * Tk, mx = -INFINITY;
+            int64_t last = q0 + t; /* the query's position: the last key it sees */
+            for (int64_t t2 = 0; t2 <= last; t2++) {
+                const float *kt = k + t2 * ks + kh * d;
+                float s = 0;
+                for (int64_t i = 0; i < d; i++) s += qt[i] * kt[i];
+                p[t2] = s * scale;
+                if (p[t2] > mx) mx = p[t2];
+            }
+            float sum = 0;
+            for (int64_t t2 = 0; t2 <= last; t2++) sum += p[t2] = expf(p[t2] - mx);
+            for (int64_t t2 = 0; t2 < Tk; t2++) p[t2] = t2 <= last ? p[t2] / sum : 0.0f;
+            float *o = out + t * qs + h * d;
+            memset(o, 0, (size_t)d * sizeof *o);
+            for (int64_t t2 = 0; t2 <= last; t2++) {
+                const float *vt = v + t2 * ks + kh * d;
+                for (int64_t i = 0; i < d; i++) o[i] += p[t2] * vt[i];
+            }
+        }
+    }
+}
+
+void st__xattn_fwd(float *out, float *probs, const float *q, const float *k, const float *v, int64_t B, int64_t T,
+                   int64_t hq, int64_t hkv, int64_t d) {
     for (int64_t b = 0; b < B; b++)
-        for (int64_t h = 0; h < hq; h++) {
-            int64_t kh = h / group;
-            for (int64_t t = 0; t < T; t++) {
-                const float *qt = q + (b * T + t) * qs + h * d;
-                float *p = probs + ((b * hq + h) * T + t) * T, mx = -INFINITY;
-                for (int64_t t2 = 0; t2 <= t; t2++) {
-                    const float *kt = k + (b * T + t2) * ks + kh * d;
-                    float s = 0;
-                    for (int64_t i = 0; i < d; i++) s += qt[i] * kt[i];
-                    p[t2] = s * scale;
-                    if (p[t2] > mx) mx = p[t2];
-                }
-                float sum = 0;
-                for (int64_t t2 = 0; t2 <= t; t2++) sum += p[t2] = expf(p[t2] - mx);
-                for (int64_t t2 = 0; t2 < T; t2++) p[t2] = t2 <= t ? p[t2] / sum : 0.0f;
-                float *o = out + (b * T + t) * qs + h * d;
-                memset(o, 0, (size_t)d * sizeof *o);
-                for (int64_t t2 = 0; t2 <= t; t2++) {
-                    const float *vt = v + (b * T + t2) * ks + kh * d;
-                    for (int64_t i = 0; i < d; i++) o[i] += p[t2] * vt[i];
+        st__xattn_fwd_at(out + b * T * hq * d, probs + b * hq * T * T, q + b * T * hq * d, k + b * T * hkv * d,
+                         v + b * T * hkv * d, T, T, 0, hq, hkv, d);
+}
+
+void st__xattn_bwd_at(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
+                      const float *k, const float *v, int64_t Tq, int64_t Tk, int64_t q0, int64_t hq, int64_t hkv,
+                      int64_t d) {
+    float scale = 1.0f / sqrtf((float)d);
+    int64_t group = hq / hkv, qs = hq * d, ks = hkv * d;
+    for (int64_t h = 0; h < hq; h++) {
+        int64_t kh = h / group;
+        for (int64_t t = 0; t < Tq; t++) {
+            const float *p = probs + (h * Tq + t) * Tk, *dot = dout + t * qs + h * d;
+            const float *qt = q + t * qs + h * d;
+            float *dqt = dq + t * qs + h * d;
+            int64_t last = q0 + t;
+            /* dP = dO V^T, then the softmax's backward dS = P (dP - sum P dP) */
+            float dp[Tk > 0 ? Tk : 1], dot_sum = 0;
+            for (int64_t t2 = 0; t2 <= last; t2++) {
+                const float *vt = v + t2 * ks + kh * d;
+                float s = 0;
+                for (int64_t i = 0; i < d; i++) s += dot[i] * vt[i];
+                dp[t2] = s;
+                dot_sum += p[t2] * s;
+            }
+            for (int64_t t2 = 0; t2 <= last; t2++) {
+                const float *kt = k + t2 * ks + kh * d;
+                float *dkt = dk + t2 * ks + kh * d, *dvt = dv + t2 * ks + kh * d;
+                float ds = p[t2] * (dp[t2] - dot_sum) * scale;
+                for (int64_t i = 0; i < d; i++) {
+                    dvt[i] += p[t2] * dot[i];
+                    dqt[i] += ds * kt[i];
+                    dkt[i] += ds * qt[i];
                 }
             }
         }
+    }
 }
 
 void st__xattn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
                    const float *k, const float *v, int64_t B, int64_t T, int64_t hq, int64_t hkv, int64_t d) {
-    float scale = 1.0f / sqrtf((float)d);
-    int64_t group = hq / hkv, qs = hq * d, ks = hkv * d;
+    int64_t qs = hq * d, ks = hkv * d;
     for (int64_t b = 0; b < B; b++)
-        for (int64_t h = 0; h < hq; h++) {
-            int64_t kh = h / group;
-            for (int64_t t = 0; t < T; t++) {
-                const float *p = probs + ((b * hq + h) * T + t) * T, *dot = dout + (b * T + t) * qs + h * d;
-                const float *qt = q + (b * T + t) * qs + h * d;
-                float *dqt = dq + (b * T + t) * qs + h * d;
-                /* dP = dO V^T, then the softmax's backward dS = P (dP - sum P dP) */
-                float dp[T > 0 ? T : 1], dot_sum = 0;
-                for (int64_t t2 = 0; t2 <= t; t2++) {
-                    const float *vt = v + (b * T + t2) * ks + kh * d;
-                    float s = 0;
-                    for (int64_t i = 0; i < d; i++) s += dot[i] * vt[i];
-                    dp[t2] = s;
-                    dot_sum += p[t2] * s;
-                }
-                for (int64_t t2 = 0; t2 <= t; t2++) {
-                    const float *kt = k + (b * T + t2) * ks + kh * d;
-                    float *dkt = dk + (b * T + t2) * ks + kh * d, *dvt = dv + (b * T + t2) * ks + kh * d;
-                    float ds = p[t2] * (dp[t2] - dot_sum) * scale;
-                    for (int64_t i = 0; i < d; i++) {
-                        dvt[i] += p[t2] * dot[i];
-                        dqt[i] += ds * kt[i];
-                        dkt[i] += ds * qt[i];
-                    }
-                }
-            }
-        }
+        st__xattn_bwd_at(dq + b * T * qs, dk + b * T * ks, dv + b * T * ks, dout + b * T * qs, probs + b * hq * T * T,
+                         q + b * T * qs, k + b * T * ks, v + b * T * ks, T, T, 0, hq, hkv, d);
 }
 
 void st__xadam(float *p, const float *g, float *m, float *v, int64_t n, int t, float lr, float b1, float b2,

@@ -54,12 +54,36 @@
  * Interleaved pipelines (vp > 1): a rank holds several chunks of blocks; their weights lie in one
  * flat buffer, chunk by chunk, and a forward or backward runs one chunk.
  *
+ * Context parallelism (cp > 1; Megatron-LM's --context-parallel-size with Transformer Engine's
+ * attention, transformer_engine/pytorch/attention/dot_product_attention/context_parallel.py): the
+ * sequence is cut into 2cp chunks and cp rank r holds chunks r and 2cp - 1 - r of every sequence
+ * (the load-balanced causal split), so T is this rank's T / cp tokens of each, at their positions
+ * (learned and rotary position embeddings, targets; the backend's kernels read the rows' tokens
+ * from arrays laid out for them, row_tokens, and their positions in runs, positions). Everything
+ * but the attention core is per token and runs on them; the core attends each local query chunk
+ * against the whole sequence's keys and values up to its end, causal by position. The keys and
+ * values come from every cp rank: with cp_comm=p2p around a ring of sends and receives (cp - 1
+ * steps), with all_gather all-gathered; the backward fetches them again the same way (TE saves only
+ * the local ones) and returns the gradients of every rank's keys and values to it by the ring or a
+ * reduce-scatter. Unlike TE's p2p, which computes on each block as it arrives (an online softmax
+ * over the blocks), this collects the blocks and then computes: the same transfers, the same result
+ * up to rounding. With a2a (DeepSpeed Ulysses) q, k and v are all-to-all'd from the sequence split
+ * to a split of the heads, the attention runs on whole sequences, and its output goes back the same
+ * way. The loss is each rank's mean over its tokens, and its gradients are summed over the dp x cp
+ * group (exec/cpu.c).
+ *
+ * ZeRO-3 (exec_private.h, "ZeRO-3"): the same forward and backward a unit at a time (the embedding, a
+ * block, the output layer and loss), the residual stream and its gradient kept in the activations and
+ * the work buffer between units; the model then holds no flat buffers, and the runtime points each
+ * unit's tensors at its gathered parameters and its own gradient buffer while it runs.
+ *
  * Weights start from a counter-based hash of (seed, tensor name, block, element's place in the full
  * tensor), uniform with standard deviation 0.02 (GPT-2's), norms' weights 1 and biases 0: every
  * sharding holds slices of the same full tensors. */
 #include "exec/exec_private.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -136,7 +160,7 @@ static int build_table(st__xmodel *x, const st_model *m, int cap, int (*idx)[F_C
     for (int i = 0; i < H_COUNT; i++) hidx[i] = -1;
     if (x->first) {
         hidx[H_WTE] = ROWS("wte", -1, x->V, h, x->v0, x->V_l);
-        if (!x->rope) hidx[H_WPE] = ROWS("wpe", -1, x->T, h, 0, x->T);
+        if (!x->rope) hidx[H_WPE] = ROWS("wpe", -1, x->Tg, h, 0, x->Tg);
     }
     for (int k = 0; k < x->nl; k++) {
         int l = layer_of(x, k), *f = idx[k];
@@ -193,39 +217,49 @@ static int build_table(st__xmodel *x, const st_model *m, int cap, int (*idx)[F_C
     return x->ntensors < cap ? 0 : -1;
 }
 
-static float *at(float *base, int i, const st__xmodel *x) { return i < 0 ? NULL : base + x->tensors[i].off; }
-
-static void point(st__xmodel *x, float *base, st__xlayer *lay, int (*idx)[F_COUNT], const int *hidx, float **wte,
-                  float **wpe, float **lnf_w, float **lnf_b, float **lm) {
-    for (int l = 0; l < x->nl; l++) {
-        int *f = idx[l];
-        lay[l] = (st__xlayer){at(base, f[F_LN1W], x), at(base, f[F_LN1B], x), at(base, f[F_WQ], x),
-                              at(base, f[F_WK], x),   at(base, f[F_WV], x),   at(base, f[F_BQ], x),
-                              at(base, f[F_BK], x),   at(base, f[F_BV], x),   at(base, f[F_WO], x),
-                              at(base, f[F_BO], x),   at(base, f[F_LN2W], x), at(base, f[F_LN2B], x),
-                              at(base, f[F_W1], x),   at(base, f[F_B1], x),   at(base, f[F_W3], x),
-                              at(base, f[F_W2], x),   at(base, f[F_B2], x),   at(base, f[F_ROUTER], x),
-                              at(base, f[F_EW1], x),  at(base, f[F_EW3], x),  at(base, f[F_EW2], x)};
-    }
-    *wte = at(base, hidx[H_WTE], x);
-    *wpe = at(base, hidx[H_WPE], x);
-    *lnf_w = at(base, hidx[H_LNFW], x);
-    *lnf_b = at(base, hidx[H_LNFB], x);
-    *lm = x->last ? (hidx[H_LM] >= 0 ? at(base, hidx[H_LM], x) : *wte) : NULL;
+/* the st__xlayer field of each F_* (its members are float pointers in that order) */
+static float **field(st__xlayer *lay, int f) {
+    static const size_t off[F_COUNT] = {
+        offsetof(st__xlayer, ln1_w), offsetof(st__xlayer, ln1_b), offsetof(st__xlayer, wq),
+        offsetof(st__xlayer, wk),    offsetof(st__xlayer, wv),    offsetof(st__xlayer, bq),
+        offsetof(st__xlayer, bk),    offsetof(st__xlayer, bv),    offsetof(st__xlayer, wo),
+        offsetof(st__xlayer, bo),    offsetof(st__xlayer, ln2_w), offsetof(st__xlayer, ln2_b),
+        offsetof(st__xlayer, w1),    offsetof(st__xlayer, b1),    offsetof(st__xlayer, w3),
+        offsetof(st__xlayer, w2),    offsetof(st__xlayer, b2),    offsetof(st__xlayer, router),
+        offsetof(st__xlayer, ew1),   offsetof(st__xlayer, ew3),   offsetof(st__xlayer, ew2)};
+    return (float **)((char *)lay + off[f]);
 }
 
-static void init_values(st__xmodel *x, uint64_t seed) {
+/* (the output layer of a tied model that also holds the embedding follows the embedding's pointer) */
+void st__xmodel_point(st__xmodel *x, int grads, float *buf, int64_t lo, int64_t hi) {
+    st__xlayer *lay = grads ? x->lg : x->lp;
+    float **head[H_COUNT] = {grads ? &x->gwte : &x->wte, grads ? &x->gwpe : &x->wpe,
+                             grads ? &x->glnf_w : &x->lnf_w, grads ? &x->glnf_b : &x->lnf_b,
+                             grads ? &x->glm : &x->lm};
+    const int *hidx = x->idx + (int64_t)x->nl * F_COUNT;
+    for (int64_t k = 0; k < (int64_t)x->nl * F_COUNT + H_COUNT; k++) {
+        int i = x->idx[k];
+        if (i < 0 || x->tensors[i].off < lo || x->tensors[i].off >= hi) continue;
+        float *p = buf ? buf + (x->tensors[i].off - lo) : NULL;
+        if (k < (int64_t)x->nl * F_COUNT) *field(&lay[k / F_COUNT], (int)(k % F_COUNT)) = p;
+        else *head[k - (int64_t)x->nl * F_COUNT] = p;
+        if (k == (int64_t)x->nl * F_COUNT + H_WTE && x->last && hidx[H_LM] < 0) *head[H_LM] = p;
+    }
+}
+
+void st__xmodel_init_values(const st__xmodel *x, uint64_t seed, float *dst, int64_t lo, int64_t hi) {
     const float a = 0.02f * 1.7320508f; /* uniform on [-a, a): standard deviation 0.02 */
     for (int i = 0; i < x->ntensors; i++) {
         const st__xtensor *t = &x->tensors[i];
-        float *p = x->params + t->off;
         uint64_t key = splitmix64(seed ^ name_hash(t->name) ^ splitmix64((uint64_t)(t->layer + 2)));
         if (t->expert >= 0) key = splitmix64(key ^ (uint64_t)t->expert);
         for (int64_t r = 0; r < t->nrows; r++)
             for (int64_t c = 0; c < t->ncols; c++) {
+                int64_t e = t->off + r * t->ncols + c;
+                if (e < lo || e >= hi) continue;
                 uint64_t g = (uint64_t)((t->row0 + r) * t->cols + t->col0 + c);
                 float u = (float)((double)(splitmix64(key + g) >> 11) * 0x1.0p-53); /* [0, 1) */
-                p[r * t->ncols + c] = t->init == 1 ? 1.0f : t->init == 2 ? 0.0f : a * (2.0f * u - 1.0f);
+                dst[e - lo] = t->init == 1 ? 1.0f : t->init == 2 ? 0.0f : a * (2.0f * u - 1.0f);
             }
     }
 }
@@ -238,16 +272,16 @@ static int64_t work_floats(const st__xmodel *x) {
 
 int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint64_t seed, st_error *err) {
     int rc = 0, tp = pt->tp;
-    int(*idx)[F_COUNT] = NULL;
     memset(x, 0, sizeof *x);
     x->L = m->layers, x->h = m->hidden, x->a = m->heads, x->kv = m->kv_heads, x->d = m->head_dim;
-    x->f = m->ffn, x->V = m->vocab, x->B = pt->B, x->T = pt->T;
+    x->f = m->ffn, x->V = m->vocab, x->B = pt->B, x->Tg = pt->T;
+    x->cp = pt->cp > 1 ? pt->cp : 1, x->cr = pt->cr, x->cp_comm = pt->cp_comm, x->T = pt->T / x->cp;
     x->swiglu = m->activation == ST_ACT_SWIGLU, x->rmsnorm = m->norm == ST_NORM_RMSNORM;
     x->rope = m->position == ST_POS_ROPE, x->bias = m->bias, x->tied = m->tied_embeddings;
     x->act = m->activation == ST_ACT_RELU ? ST__XACT_RELU : ST__XACT_GELU;
     x->tp = tp, x->tr = pt->tr, x->sp = pt->sp, x->first = pt->first, x->last = pt->last;
     x->recompute = pt->recompute, x->be = pt->be ? pt->be : &st__xbackend_cpu;
-    x->Ns = pt->sp ? pt->B * pt->T / tp : pt->B * pt->T;
+    x->Ns = pt->sp ? pt->B * x->T / tp : pt->B * x->T;
     x->E = m->experts, x->topk = m->experts_topk, x->fe = m->experts > 0 ? m->moe_ffn : 0;
     x->capacity_factor = m->capacity_factor, x->ep = pt->ep > 1 ? pt->ep : 1, x->er = pt->er;
     if (m->experts > 0 && (m->shared_experts > 0 || m->bias))
@@ -265,9 +299,16 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "tp=%d must divide the heads (%lld), kv heads (%lld), ffn (%lld) and vocabulary (%lld)", tp,
                             (long long)x->a, (long long)x->kv, (long long)x->f, (long long)x->V);
-    if (pt->sp && (pt->B * pt->T) % tp)
+    if (x->cp > 1 && pt->T % (2 * x->cp))
+        return st_error_set(err, ST_EINVAL, NULL, "plan", "cp=%d needs the sequence (%lld) divisible by 2 x cp", x->cp,
+                            (long long)pt->T);
+    if (x->cp > 1 && pt->cp_comm == ST_CP_A2A && (x->a % ((int64_t)tp * x->cp) || x->kv % ((int64_t)tp * x->cp)))
         return st_error_set(err, ST_EINVAL, NULL, "plan",
-                            "sp=1 needs the micro-batch's tokens (%lld) divisible by tp=%d", (long long)(pt->B * pt->T),
+                            "cp_comm=a2a needs tp x cp (%d) to divide the heads (%lld) and kv heads (%lld)", tp * x->cp,
+                            (long long)x->a, (long long)x->kv);
+    if (pt->sp && (pt->B * x->T) % tp)
+        return st_error_set(err, ST_EINVAL, NULL, "plan",
+                            "sp=1 needs the micro-batch's tokens (%lld) divisible by tp=%d", (long long)(pt->B * x->T),
                             tp);
     if (x->rope && x->d % 2)
         return st_error_set(err, ST_EINVAL, NULL, "model", "rotary embedding needs an even head dimension");
@@ -283,27 +324,31 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
         x->cl0[c] = pt->l0[c], x->cl1[c] = pt->l1[c] > pt->l0[c] ? pt->l1[c] : pt->l0[c];
         x->nl += x->cl1[c] - x->cl0[c];
     }
-    int nl = x->nl, cap = nl * (F_COUNT + 3 * (int)x->E_l) + H_COUNT + 1, hidx[H_COUNT];
+    int nl = x->nl, cap = nl * (F_COUNT + 3 * (int)x->E_l) + H_COUNT + 1;
     x->tensors = calloc((size_t)cap, sizeof *x->tensors);
-    idx = calloc((size_t)(nl > 0 ? nl : 1), sizeof *idx);
+    x->idx = calloc((size_t)nl * F_COUNT + H_COUNT, sizeof *x->idx);
     x->lp = calloc((size_t)(nl > 0 ? nl : 1), sizeof *x->lp);
     x->lg = calloc((size_t)(nl > 0 ? nl : 1), sizeof *x->lg);
-    if (!x->tensors || !idx || !x->lp || !x->lg || build_table(x, m, cap, idx, hidx)) {
+    if (!x->tensors || !x->idx || !x->lp || !x->lg ||
+        build_table(x, m, cap, (int(*)[F_COUNT])x->idx, x->idx + (int64_t)nl * F_COUNT)) {
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
         goto out;
     }
-    x->params = malloc((size_t)(x->nparams ? x->nparams : 1) * sizeof(float));
-    x->grads = calloc((size_t)(x->nparams ? x->nparams : 1), sizeof(float));
     x->work = malloc((size_t)work_floats(x) * sizeof(float));
-    if (!x->params || !x->grads || !x->work) {
+    if (!pt->sharded) { /* ZeRO-3's runtime holds shards and points each unit at it as it runs */
+        x->params = malloc((size_t)(x->nparams ? x->nparams : 1) * sizeof(float));
+        x->grads = calloc((size_t)(x->nparams ? x->nparams : 1), sizeof(float));
+    }
+    if (!x->work || (!pt->sharded && (!x->params || !x->grads))) {
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory for %lld parameters", (long long)x->nparams);
         goto out;
     }
-    point(x, x->params, x->lp, idx, hidx, &x->wte, &x->wpe, &x->lnf_w, &x->lnf_b, &x->lm);
-    point(x, x->grads, x->lg, idx, hidx, &x->gwte, &x->gwpe, &x->glnf_w, &x->glnf_b, &x->glm);
-    init_values(x, seed);
+    if (!pt->sharded) {
+        st__xmodel_point(x, 0, x->params, 0, x->nparams);
+        st__xmodel_point(x, 1, x->grads, 0, x->nparams);
+        st__xmodel_init_values(x, seed, x->params, 0, x->nparams);
+    }
 out:
-    free(idx);
     if (rc) st__xmodel_destroy(x);
     return rc;
 }
@@ -312,6 +357,7 @@ void st__xmodel_destroy(st__xmodel *x) {
     free(x->cl0);
     free(x->cl1);
     free(x->tensors);
+    free(x->idx);
     free(x->lp);
     free(x->lg);
     free(x->params);
@@ -325,6 +371,7 @@ void st__xmodel_destroy(st__xmodel *x) {
 typedef struct xlayer_acts {
     /* x, x2, mean and rstd: the residual stream's rows (Ns); n1, n2 (gathered with sp) and the rest: all N */
     float *x, *n1, *mean1, *rstd1, *q, *k, *v, *probs, *ao, *x2, *n2, *mean2, *rstd2, *h1, *h3, *g;
+    float *qh, *kh, *vh; /* cp_comm=a2a: q, k and v of the whole sequence, this rank's heads of them */
     struct xmoe *moe; /* an MoE block's (owned) */
 } xlayer_acts;
 
@@ -344,8 +391,9 @@ struct st__xacts {
     float *wmem;
     int64_t wused;
     int dropped;              /* a recompute dropped activations that st__xmodel_recompute makes again */
+    int fnext, bnext, flip;   /* units run forward, backward; which work buffer holds the gradient */
     int chunk, head, tail, nl; /* its chunk; whether that holds the embedding, the loss; its blocks */
-    int32_t *tokens;  /* B x (T + 1), where the chunk holds the embedding or the loss */
+    int32_t *tokens, *targets; /* the rows' (row_tokens), where the chunk holds the embedding or the loss */
     xlayer_acts *lay; /* per block; lay[i + 1].x is block i's output, in `out` after the last */
     float *out, *in0, *nf, *meanf, *rstdf, *logits; /* logits hold the probabilities after the forward */
 };
@@ -369,7 +417,9 @@ static void layout(const st__xmodel *x, int nl, int tail, st__xacts *a, float *c
         t.x = carve(b1, &o[1], S * h), t.n1 = carve(b1, &o[1], N * h);
         t.mean1 = carve(b1, &o[1], S), t.rstd1 = carve(b1, &o[1], S);
         t.q = carve(b1, &o[1], N * ql), t.k = carve(b1, &o[1], N * kl), t.v = carve(b1, &o[1], N * kl);
-        t.probs = carve(b2, &o[2], x->B * x->a_l * x->T * x->T), t.ao = carve(b1, &o[1], N * ql);
+        t.probs = carve(b2, &o[2], x->B * x->a_l * x->T * x->Tg), t.ao = carve(b1, &o[1], N * ql);
+        if (x->cp > 1 && x->cp_comm == ST_CP_A2A) /* kept with the probabilities, which are made from them */
+            t.qh = carve(b2, &o[2], N * ql), t.kh = carve(b2, &o[2], N * kl), t.vh = carve(b2, &o[2], N * kl);
         t.x2 = carve(b1, &o[1], S * h), t.n2 = carve(b1, &o[1], N * h);
         t.mean2 = carve(b1, &o[1], S), t.rstd2 = carve(b1, &o[1], S);
         t.h1 = carve(b1, &o[1], N * x->f_l), t.h3 = x->swiglu ? carve(b1, &o[1], N * x->f_l) : NULL;
@@ -667,6 +717,235 @@ out:
     return rc;
 }
 
+/* ---------------------------------------------------------------- context parallelism */
+
+/* the position in the sequence of cp rank r's local token t (0 .. T - 1): the rank holds chunks r and
+ * 2cp - 1 - r of the sequence's 2cp (Megatron-LM's load-balanced causal split) */
+static int64_t gpos(const st__xmodel *x, int r, int64_t t) {
+    int64_t c = x->T / 2;
+    return x->cp == 1 ? t : t < c ? r * c + t : (2 * x->cp - 1 - r) * c + t - c;
+}
+
+/* the token of this rank's row n (next 0: its input; 1: its target) in tokens [B x (Tg + 1)] */
+static int32_t token_at(const st__xmodel *x, const int32_t *tokens, int64_t n, int next) {
+    return tokens[(n / x->T) * (x->Tg + 1) + gpos(x, x->cr, n % x->T) + next];
+}
+
+/* The rows' tokens where the backend's kernels read them (exec_private.h, st__xembed_fwd: row n's
+ * input at (n / T)(T + 1) + n % T of tok, its target one further on in tgt), from the micro-batch's
+ * sequences tokens [B x (Tg + 1)]. Without cp tok and tgt are those sequences as they are; with cp a
+ * rank's rows are two chunks of each sequence, and the target of a chunk's last row is not the next
+ * row's input, hence the two arrays [B x (T + 1)] (the places the kernels do not read: as without cp). */
+static void row_tokens(const st__xmodel *x, const int32_t *tokens, int32_t *tok, int32_t *tgt) {
+    int64_t T = x->T;
+    for (int64_t b = 0; b < x->B; b++) {
+        int32_t *i = tok + b * (T + 1), *o = tgt + b * (T + 1);
+        for (int64_t t = 0; t < T; t++)
+            i[t] = token_at(x, tokens, b * T + t, 0), o[t + 1] = token_at(x, tokens, b * T + t, 1);
+        i[T] = o[T], o[0] = i[0];
+    }
+}
+
+/* Learned positions of this rank's Ns rows (from row r0 of the micro-batch with sp): rows [Ns x h] +=
+ * each row's position's row of wpe [Tg x h], or with bwd the backward, wpe += rows. The backend's
+ * kernels read a run of consecutive positions: a sequence's rest, with cp the rest of one of its two
+ * chunks (gpos), each run one call. */
+static void positions(st__xmodel *x, float *rows, float *wpe, int bwd) {
+    int64_t S = x->Ns, T = x->T, h = x->h, r0 = x->sp ? x->tr * S : 0;
+    for (int64_t n = 0, len; n < S; n += len) {
+        int64_t t = (r0 + n) % T, end = x->cp > 1 && t < T / 2 ? T / 2 : T, p = gpos(x, x->cr, t);
+        len = end - t < S - n ? end - t : S - n;
+        if (bwd) x->be->pos_bwd(wpe + p * h, rows + n * h, len, len, h, 0);
+        else x->be->pos_fwd(rows + n * h, wpe + p * h, len, len, h, 0);
+    }
+}
+
+/* Rotary embedding of the rows y [N x stride] at their positions in the sequence: the kernel's
+ * (position = row % T) as it is without cp; with cp each sequence's rows are rotated at their
+ * positions in a buffer of the whole sequence and copied back. 0 or ST_ENOMEM. */
+static int rope_at(st__xmodel *x, float *y, int64_t heads, int64_t stride, int sign) {
+    int64_t T = x->T, Tg = x->Tg;
+    if (x->cp == 1) {
+        x->be->rope(y, x->B * T, T, heads, x->d, stride, sign);
+        return 0;
+    }
+    float *full = calloc((size_t)(Tg * stride), sizeof *full);
+    if (!full) return ST_ENOMEM;
+    size_t row = (size_t)stride * sizeof *full;
+    for (int64_t b = 0; b < x->B; b++) {
+        for (int64_t t = 0; t < T; t++) memcpy(full + gpos(x, x->cr, t) * stride, y + (b * T + t) * stride, row);
+        x->be->rope(full, Tg, Tg, heads, x->d, stride, sign);
+        for (int64_t t = 0; t < T; t++) memcpy(y + (b * T + t) * stride, full + gpos(x, x->cr, t) * stride, row);
+    }
+    free(full);
+    return 0;
+}
+
+/* The sequence's keys or values full [B x Tg x w], each row at its position, from every cp rank's
+ * rows [B x T x w] (this rank's: mine): all-gathered, or with p2p passed around the ring in cp - 1
+ * steps (at step s a rank sends the block of rank cr - s and receives that of cr - s - 1). 0, ST_ENOMEM. */
+static int kv_gather(st__xmodel *x, const float *mine, float *full, int64_t w) {
+    int64_t n = x->B * x->T * w, cp = x->cp;
+    float *blk = malloc((size_t)(cp * n) * sizeof *blk);
+    if (!blk) return ST_ENOMEM;
+    memcpy(blk + x->cr * n, mine, (size_t)n * sizeof *blk);
+    if (x->cp_comm == ST_CP_P2P)
+        for (int64_t s = 0; s < cp - 1; s++)
+            x->cpcomm.ring(x->cpcomm.ctx, blk + ((x->cr - s + cp) % cp) * n, blk + ((x->cr - s - 1 + cp) % cp) * n, n);
+    else
+        x->cpcomm.allgather(x->cpcomm.ctx, blk, n);
+    size_t row = (size_t)w * sizeof *blk;
+    for (int r = 0; r < cp; r++)
+        for (int64_t b = 0; b < x->B; b++)
+            for (int64_t t = 0; t < x->T; t++)
+                memcpy(full + (b * x->Tg + gpos(x, r, t)) * w, blk + r * n + (b * x->T + t) * w, row);
+    free(blk);
+    return 0;
+}
+
+/* The gradient of the sequence's keys or values dfull [B x Tg x w] (this rank's queries' part) summed
+ * over the cp ranks, each rank's rows added into its dmine [B x T x w]: reduce-scattered, or with
+ * p2p around the ring (at step s a rank sends its sum for rank cr - s - 1 on and adds its own part
+ * to the sum for cr - s - 2 that comes; after cp - 1 steps it holds its own). 0 or ST_ENOMEM. */
+static int kv_scatter(st__xmodel *x, const float *dfull, float *dmine, int64_t w) {
+    int64_t n = x->B * x->T * w, cp = x->cp;
+    float *blk = malloc((size_t)((cp + 1) * n) * sizeof *blk), *in = blk + cp * n;
+    if (!blk) return ST_ENOMEM;
+    size_t row = (size_t)w * sizeof *blk;
+    for (int r = 0; r < cp; r++)
+        for (int64_t b = 0; b < x->B; b++)
+            for (int64_t t = 0; t < x->T; t++)
+                memcpy(blk + r * n + (b * x->T + t) * w, dfull + (b * x->Tg + gpos(x, r, t)) * w, row);
+    const float *sum = in;
+    if (x->cp_comm == ST_CP_P2P) {
+        for (int64_t s = 0; s < cp - 1; s++) {
+            float *to = blk + ((x->cr - s - 2 + 2 * cp) % cp) * n;
+            x->cpcomm.ring(x->cpcomm.ctx, blk + ((x->cr - s - 1 + cp) % cp) * n, in, n);
+            for (int64_t i = 0; i < n; i++) to[i] += in[i];
+        }
+        sum = blk + x->cr * n;
+    } else {
+        x->cpcomm.reduce_scatter(x->cpcomm.ctx, in, blk, n);
+    }
+    for (int64_t i = 0; i < n; i++) dmine[i] += sum[i];
+    free(blk);
+    return 0;
+}
+
+/* cp_comm=a2a (DeepSpeed Ulysses, Jacobs et al. 2023; TE's AttnFuncWithCPAndQKVOA2A): this rank's
+ * tokens of every head, local [B x T x w] (w = heads x d), to the whole sequence's tokens of its
+ * 1/cp of the heads, full [B x Tg x w / cp] in position order (dir 0), or back (dir 1), by one
+ * all-to-all in the cp group. 0 or ST_ENOMEM. */
+static int a2a_heads(st__xmodel *x, float *local, float *full, int64_t w, int dir) {
+    int64_t cp = x->cp, ws = w / cp, n = x->B * x->T * ws;
+    float *send = calloc((size_t)(2 * cp * n), sizeof *send), *recv = send + cp * n; /* (calloc: gcc's warning) */
+    if (!send) return ST_ENOMEM;
+    size_t row = (size_t)ws * sizeof *send;
+    for (int r = 0; r < cp; r++) /* block r: to (from) cp rank r */
+        for (int64_t b = 0; b < x->B; b++)
+            for (int64_t t = 0; t < x->T; t++) {
+                int64_t i = r * n + (b * x->T + t) * ws;
+                if (dir == 0) memcpy(send + i, local + (b * x->T + t) * w + r * ws, row);
+                else memcpy(send + i, full + (b * x->Tg + gpos(x, r, t)) * ws, row);
+            }
+    x->cpcomm.alltoall(x->cpcomm.ctx, send, recv, n);
+    for (int r = 0; r < cp; r++)
+        for (int64_t b = 0; b < x->B; b++)
+            for (int64_t t = 0; t < x->T; t++) {
+                int64_t i = r * n + (b * x->T + t) * ws;
+                if (dir == 0) memcpy(full + (b * x->Tg + gpos(x, r, t)) * ws, recv + i, row);
+                else memcpy(local + (b * x->T + t) * w + r * ws, recv + i, row);
+            }
+    free(send);
+    return 0;
+}
+
+/* The a2a attention: q, k and v to the head split, the backend's kernel over whole sequences on this
+ * rank's heads (head j of them reads kv head j / (a / kv), as without the split), the output back to
+ * the sequence split; probs [B x a_l / cp x Tg x Tg]. 0 or ST_ENOMEM. */
+static int a2a_fwd(st__xmodel *x, xlayer_acts *t) {
+    int64_t ql = x->a_l * x->d, kl = x->kv_l * x->d, cp = x->cp, N = x->B * x->T;
+    float *of = malloc((size_t)(N * ql) * sizeof *of);
+    int rc = of ? a2a_heads(x, t->q, t->qh, ql, 0) : ST_ENOMEM;
+    if (!rc) rc = a2a_heads(x, t->k, t->kh, kl, 0);
+    if (!rc) rc = a2a_heads(x, t->v, t->vh, kl, 0);
+    if (!rc) x->be->attn_fwd(of, t->probs, t->qh, t->kh, t->vh, x->B, x->Tg, x->a_l / cp, x->kv_l / cp, x->d);
+    if (!rc) rc = a2a_heads(x, t->ao, of, ql, 1);
+    free(of);
+    return rc;
+}
+
+/* its backward: the output gradient to the head split, the kernel's backward, the gradients of q, k
+ * and v back to the sequence split (dq, dk, dv: zero before, their values after) */
+static int a2a_bwd(st__xmodel *x, const xlayer_acts *t, const float *dao, float *dq, float *dk, float *dv) {
+    int64_t ql = x->a_l * x->d, kl = x->kv_l * x->d, cp = x->cp, N = x->B * x->T;
+    float *dof = malloc((size_t)(2 * N * ql + 2 * N * kl) * sizeof *dof), *dqh = dof + N * ql, *dkh = dqh + N * ql;
+    float *dvh = dkh + N * kl;
+    int rc = dof ? a2a_heads(x, (float *)dao, dof, ql, 0) : ST_ENOMEM;
+    if (!rc) {
+        memset(dqh, 0, (size_t)(N * ql + 2 * N * kl) * sizeof *dqh);
+        x->be->attn_bwd(dqh, dkh, dvh, dof, t->probs, t->qh, t->kh, t->vh, x->B, x->Tg, x->a_l / cp, x->kv_l / cp,
+                        x->d);
+        rc = a2a_heads(x, dq, dqh, ql, 1);
+    }
+    if (!rc) rc = a2a_heads(x, dk, dkh, kl, 1);
+    if (!rc) rc = a2a_heads(x, dv, dvh, kl, 1);
+    free(dof);
+    return rc;
+}
+
+/* The attention core of a block (after the rotary embedding): without cp the backend's kernel; with
+ * cp_comm=a2a, a2a_fwd; otherwise this rank's query chunks (each c = T / 2 rows of a sequence)
+ * against the gathered sequence's keys and values up to each chunk's end, causal by position (the
+ * CPU kernel on every backend: st__xattn_fwd_at); probs per (sequence, chunk) [a_l x c x Tg]. 0 or
+ * ST_ENOMEM. */
+static int attn_core_fwd(st__xmodel *x, xlayer_acts *t) {
+    int64_t B = x->B, T = x->T, Tg = x->Tg, c = T / 2, ql = x->a_l * x->d, kl = x->kv_l * x->d;
+    if (x->cp == 1) {
+        x->be->attn_fwd(t->ao, t->probs, t->q, t->k, t->v, B, T, x->a_l, x->kv_l, x->d);
+        return 0;
+    }
+    if (x->cp_comm == ST_CP_A2A) return a2a_fwd(x, t);
+    float *kf = malloc((size_t)(2 * B * Tg * kl) * sizeof *kf), *vf = kf + B * Tg * kl;
+    int rc = kf ? kv_gather(x, t->k, kf, kl) : ST_ENOMEM;
+    if (!rc) rc = kv_gather(x, t->v, vf, kl);
+    for (int64_t b = 0; !rc && b < B; b++)
+        for (int j = 0; j < 2; j++) {
+            int64_t r0 = b * T + j * c, p0 = gpos(x, x->cr, j * c);
+            st__xattn_fwd_at(t->ao + r0 * ql, t->probs + (b * 2 + j) * x->a_l * c * Tg, t->q + r0 * ql,
+                             kf + b * Tg * kl, vf + b * Tg * kl, c, p0 + c, p0, x->a_l, x->kv_l, x->d);
+        }
+    free(kf);
+    return rc;
+}
+
+/* its backward: dq, dk, dv += (with cp: the keys and values gathered again, as Transformer Engine's
+ * all_gather and p2p backwards do, and the gradients of the sequence's keys and values returned to
+ * their ranks, kv_scatter). 0 or ST_ENOMEM. */
+static int attn_core_bwd(st__xmodel *x, const xlayer_acts *t, const float *dao, float *dq, float *dk, float *dv) {
+    int64_t B = x->B, T = x->T, Tg = x->Tg, c = T / 2, ql = x->a_l * x->d, kl = x->kv_l * x->d;
+    if (x->cp == 1) {
+        x->be->attn_bwd(dq, dk, dv, dao, t->probs, t->q, t->k, t->v, B, T, x->a_l, x->kv_l, x->d);
+        return 0;
+    }
+    if (x->cp_comm == ST_CP_A2A) return a2a_bwd(x, t, dao, dq, dk, dv);
+    float *kf = malloc((size_t)(4 * B * Tg * kl) * sizeof *kf), *vf = kf + B * Tg * kl, *dkf = vf + B * Tg * kl;
+    float *dvf = dkf + B * Tg * kl;
+    int rc = kf ? kv_gather(x, t->k, kf, kl) : ST_ENOMEM;
+    if (!rc) rc = kv_gather(x, t->v, vf, kl);
+    if (!rc) memset(dkf, 0, (size_t)(2 * B * Tg * kl) * sizeof *dkf);
+    for (int64_t b = 0; !rc && b < B; b++)
+        for (int j = 0; j < 2; j++) {
+            int64_t r0 = b * T + j * c, p0 = gpos(x, x->cr, j * c), o = b * Tg * kl;
+            st__xattn_bwd_at(dq + r0 * ql, dkf + o, dvf + o, dao + r0 * ql, t->probs + (b * 2 + j) * x->a_l * c * Tg,
+                             t->q + r0 * ql, kf + o, vf + o, c, p0 + c, p0, x->a_l, x->kv_l, x->d);
+        }
+    if (!rc) rc = kv_scatter(x, dkf, dk, kl);
+    if (!rc) rc = kv_scatter(x, dvf, dv, kl);
+    free(kf);
+    return rc;
+}
+
 static int block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *out) {
     int64_t N = x->B * x->T, S = x->Ns, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d;
     float *part = x->sp ? x->work : NULL; /* a row-parallel GEMM's partial sums, with sp */
@@ -675,11 +954,8 @@ static int block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *
     x->be->mm_fwd(t->q, t->n1, w->wq, w->bq, N, h, ql, 0);
     x->be->mm_fwd(t->k, t->n1, w->wk, w->bk, N, h, kl, 0);
     x->be->mm_fwd(t->v, t->n1, w->wv, w->bv, N, h, kl, 0);
-    if (x->rope) {
-        x->be->rope(t->q, N, x->T, x->a_l, x->d, ql, 1);
-        x->be->rope(t->k, N, x->T, x->kv_l, x->d, kl, 1);
-    }
-    x->be->attn_fwd(t->ao, t->probs, t->q, t->k, t->v, x->B, x->T, x->a_l, x->kv_l, x->d);
+    if (x->rope && (rope_at(x, t->q, x->a_l, ql, 1) || rope_at(x, t->k, x->kv_l, kl, 1))) return ST_ENOMEM;
+    if (attn_core_fwd(x, t)) return ST_ENOMEM;
     /* row-parallel projection: partial sums, all-reduced (g) or reduce-scattered, then the bias once */
     x->be->mm_fwd(part ? part : t->x2, t->ao, w->wo, NULL, N, ql, h, 0);
     sum_rows(x, t->x2, part ? part : t->x2);
@@ -708,12 +984,12 @@ static int block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *
 
 /* vocab-parallel cross-entropy of the logits [N x V_l]: the mean loss; the logits become the
  * softmax probabilities (the backward's) */
-static double cross_entropy(st__xmodel *x, float *logits, const int32_t *tokens) {
+static double cross_entropy(st__xmodel *x, float *logits, const int32_t *targets) {
     int64_t N = x->B * x->T, T = x->T, V_l = x->V_l;
     float *mx = x->work, *st = mx + N; /* st: N sums of exponentials, then N target logits - max */
     x->be->xent_max(mx, logits, N, V_l);
     allreduce(x, mx, N, 1);
-    x->be->xent_exp(logits, st, mx, tokens, N, T, V_l, x->v0);
+    x->be->xent_exp(logits, st, mx, targets, N, T, V_l, x->v0);
     allreduce(x, st, 2 * N, 0);
     x->be->xent_norm(logits, st, N, V_l);
     double loss = 0;
@@ -721,10 +997,18 @@ static double cross_entropy(st__xmodel *x, float *logits, const int32_t *tokens)
     return loss / (double)N;
 }
 
-st__xacts *st__xmodel_forward(st__xmodel *x, int chunk, const int32_t *tokens, const float *in, const float **out,
-                              double *loss) {
-    int64_t N = x->B * x->T, S = x->Ns, h = x->h, T = x->T, k0 = chunk_first(x, chunk);
-    int64_t nl = x->cl1[chunk] - x->cl0[chunk], r0 = x->sp ? x->tr * S : 0; /* this rank's first row */
+/* a's units (exec_private.h, "ZeRO-3"): the embedding where it holds it, its blocks, the output layer */
+static int unit_count(const st__xacts *a) { return a->head + a->nl + a->tail; }
+
+/* the layer of a's unit u: -1 the embedding, L the output layer, else the block's */
+static int unit_layer(const st__xmodel *x, const st__xacts *a, int u) {
+    if (a->head && u == 0) return -1;
+    u -= a->head;
+    return u < a->nl ? x->cl0[a->chunk] + u : (int)x->L;
+}
+
+st__xacts *st__xmodel_forward_begin(st__xmodel *x, int chunk, const int32_t *tokens, const float *in) {
+    int64_t S = x->Ns, h = x->h, nl = x->cl1[chunk] - x->cl0[chunk];
     st__xacts *a = calloc(1, sizeof *a);
     if (!a) return NULL;
     a->chunk = chunk, a->head = x->first && chunk == 0, a->tail = x->last && chunk == x->nchunks - 1;
@@ -735,38 +1019,24 @@ st__xacts *st__xmodel_forward(st__xmodel *x, int chunk, const int32_t *tokens, c
     a->mem = malloc((size_t)(n[0] + 1) * sizeof(float));
     a->bmem = malloc((size_t)(n[1] + 1) * sizeof(float));
     a->pmem = malloc((size_t)(n[2] + 1) * sizeof(float));
-    a->tokens = malloc((size_t)(x->B * (T + 1)) * sizeof *a->tokens);
+    a->tokens = malloc((size_t)(2 * x->B * (x->T + 1)) * sizeof *a->tokens);
     if (!a->lay || !a->mem || !a->bmem || !a->pmem || !a->tokens) {
         st__xacts_free(a);
         return NULL;
     }
     float *base[3] = {a->mem, a->bmem, a->pmem};
     layout(x, (int)nl, a->tail, a, base, NULL);
-    float *x0 = nl > 0 ? a->lay[0].x : a->out;
-    if (a->head || a->tail) memcpy(a->tokens, tokens, (size_t)(x->B * (T + 1)) * sizeof *a->tokens);
-    if (a->head) {
-        /* the vocab-parallel lookup's partial rows, summed over tp (to this rank's rows with sp) */
-        float *part = x->sp ? x->work : x0;
-        x->be->embed_fwd(part, a->tokens, x->wte, N, T, h, x->v0, x->V_l);
-        sum_rows(x, x0, part);
-        if (x->wpe) x->be->pos_fwd(x0, x->wpe, S, T, h, r0);
-    } else {
-        memcpy(x0, in, (size_t)(S * h) * sizeof *x0);
-    }
-    for (int64_t l = 0; l < nl; l++)
-        if (block_fwd(x, &x->lp[k0 + l], &a->lay[l], l + 1 < nl ? a->lay[l + 1].x : a->out)) {
-            st__xacts_free(a);
-            return NULL;
-        }
-    if (a->tail) {
-        x->be->norm_fwd(own_rows(x, a->nf), a->meanf, a->rstdf, a->out, x->lnf_w, x->lnf_b, S, h);
-        gather_rows(x, a->nf);
-        x->be->mm_fwd(a->logits, a->nf, x->lm, NULL, N, h, x->V_l, 0);
-        *loss = cross_entropy(x, a->logits, a->tokens);
-    } else {
-        *out = a->out;
-    }
-    if (x->recompute && nl > 0) { /* what the recompute makes again is not kept */
+    a->targets = a->tokens + x->B * (x->T + 1);
+    if (a->head || a->tail) row_tokens(x, tokens, a->tokens, a->targets);
+    if (!a->head) memcpy(nl > 0 ? a->lay[0].x : a->out, in, (size_t)(S * h) * sizeof(float));
+    return a;
+}
+
+/* the forward's end: the chunk's output, and what the recompute makes again not kept */
+static void fwd_finish(st__xmodel *x, st__xacts *a, const float **out) {
+    int64_t S = x->Ns, h = x->h, nl = a->nl;
+    if (!a->tail) *out = a->out;
+    if (x->recompute && nl > 0) {
         if (x->recompute == 2) {
             memcpy(a->in0, a->lay[0].x, (size_t)(S * h) * sizeof *a->in0);
             for (int64_t l = 0; l < nl; l++) moe_free(a->lay[l].moe), a->lay[l].moe = NULL;
@@ -777,7 +1047,48 @@ st__xacts *st__xmodel_forward(st__xmodel *x, int chunk, const int32_t *tokens, c
         a->pmem = NULL;
         a->dropped = 1;
     }
+}
+
+/* the forward of a's next unit */
+static int fwd_unit(st__xmodel *x, st__xacts *a, double *loss) {
+    int64_t N = x->B * x->T, S = x->Ns, h = x->h, T = x->T, k0 = chunk_first(x, a->chunk);
+    int64_t nl = a->nl, u = a->fnext++ - a->head;
+    if (u < 0) { /* the embedding */
+        float *x0 = nl > 0 ? a->lay[0].x : a->out;
+        /* the vocab-parallel lookup's partial rows, summed over tp (to this rank's rows with sp) */
+        float *part = x->sp ? x->work : x0;
+        x->be->embed_fwd(part, a->tokens, x->wte, N, T, h, x->v0, x->V_l);
+        sum_rows(x, x0, part);
+        if (x->wpe) positions(x, x0, x->wpe, 0);
+        return 0;
+    }
+    if (u < nl) return block_fwd(x, &x->lp[k0 + u], &a->lay[u], u + 1 < nl ? a->lay[u + 1].x : a->out);
+    x->be->norm_fwd(own_rows(x, a->nf), a->meanf, a->rstdf, a->out, x->lnf_w, x->lnf_b, S, h);
+    gather_rows(x, a->nf);
+    x->be->mm_fwd(a->logits, a->nf, x->lm, NULL, N, h, x->V_l, 0);
+    *loss = cross_entropy(x, a->logits, a->targets);
+    return 0;
+}
+
+st__xacts *st__xmodel_forward(st__xmodel *x, int chunk, const int32_t *tokens, const float *in, const float **out,
+                              double *loss) {
+    st__xacts *a = st__xmodel_forward_begin(x, chunk, tokens, in);
+    while (a && a->fnext < unit_count(a))
+        if (fwd_unit(x, a, loss)) {
+            st__xacts_free(a);
+            return NULL;
+        }
+    if (a) fwd_finish(x, a, out);
     return a;
+}
+
+int st__xmodel_forward_unit(st__xmodel *x, st__xacts *a, int layer, const float **out, double *loss, int *last) {
+    *last = 0;
+    if (a->fnext >= unit_count(a) || unit_layer(x, a, a->fnext) != layer) return ST_EINVAL;
+    int rc = fwd_unit(x, a, loss);
+    if (rc) return rc;
+    if (a->fnext == unit_count(a)) fwd_finish(x, a, out), *last = 1;
+    return 0;
 }
 
 int st__xmodel_recompute(st__xmodel *x, st__xacts *a) {
@@ -798,8 +1109,7 @@ int st__xmodel_recompute(st__xmodel *x, st__xacts *a) {
         return 0;
     }
     for (int l = 0; l < a->nl; l++) { /* selective: the attention core from the kept q, k and v */
-        xlayer_acts *t = &a->lay[l];
-        x->be->attn_fwd(t->ao, t->probs, t->q, t->k, t->v, x->B, x->T, x->a_l, x->kv_l, x->d);
+        if (attn_core_fwd(x, &a->lay[l])) return ST_ENOMEM;
     }
     return 0;
 }
@@ -875,11 +1185,8 @@ static int block_bwd(st__xmodel *x, st__xacts *a, const st__xlayer *w, st__xlaye
     lin_bwd(x, a, dao, gw->wo, x->sp ? NULL : gw->bo, gathered(x, dx2, full), 0, t->ao, w->wo, N, ql, h);
     if (x->sp) bias_grad(x, gw->bo, dx2, S, h);
     memset(dq, 0, (size_t)(N * (ql + 2 * kl)) * sizeof *dq);
-    x->be->attn_bwd(dq, dk, dv, dao, t->probs, t->q, t->k, t->v, x->B, x->T, x->a_l, x->kv_l, x->d);
-    if (x->rope) {
-        x->be->rope(dq, N, x->T, x->a_l, x->d, ql, -1);
-        x->be->rope(dk, N, x->T, x->kv_l, x->d, kl, -1);
-    }
+    if (attn_core_bwd(x, t, dao, dq, dk, dv)) return ST_ENOMEM;
+    if (x->rope && (rope_at(x, dq, x->a_l, ql, -1) || rope_at(x, dk, x->kv_l, kl, -1))) return ST_ENOMEM;
     memset(dn, 0, (size_t)(N * h) * sizeof *dn);
     lin_bwd(x, a, dn, gw->wq, gw->bq, dq, 0, t->n1, w->wq, N, h, ql);
     lin_bwd(x, a, dn, gw->wk, gw->bk, dk, 0, t->n1, w->wk, N, h, kl);
@@ -889,38 +1196,51 @@ static int block_bwd(st__xmodel *x, st__xacts *a, const st__xlayer *w, st__xlaye
     return 0;
 }
 
-/* split: 0 the whole backward, 1 its input half (the weight gradients left in a, room made for them) */
-static int backward(st__xmodel *x, st__xacts *a, const float *dout, double loss_scale, const float **din, int split) {
-    if (a->dropped) return ST_EINVAL; /* the recompute has not run */
-    st__xacts *sa = split ? a : NULL;
+/* the residual stream's gradient in the backward, in turn: x->work's first (a->flip 0) or second N x h */
+static float *bwd_grad(const st__xmodel *x, const st__xacts *a, int other) {
+    return x->work + ((a->flip ^ other) ? x->B * x->T * x->h : 0);
+}
+
+/* the backward of a's next unit (the last unit first); the first one starts from dout or the loss.
+ * sa: NULL, the whole backward; else a, its input half (lin_bwd) */
+static int bwd_unit(st__xmodel *x, st__xacts *a, st__xacts *sa, const float *dout, double loss_scale) {
     int64_t N = x->B * x->T, S = x->Ns, h = x->h, T = x->T, k0 = chunk_first(x, a->chunk);
-    int64_t nl = x->cl1[a->chunk] - x->cl0[a->chunk], r0 = x->sp ? x->tr * S : 0;
-    float *d0 = x->work, *d1 = d0 + N * h; /* the residual stream's gradient, in turn */
-    float *dn = d1 + N * h, *full = x->work + work_floats(x) - 2 * N * h, *dns = full + N * h; /* block_bwd's */
-    if (a->tail) {
+    int64_t u = unit_count(a) - 1 - a->bnext - a->head;
+    float *d0 = bwd_grad(x, a, 0), *d1 = bwd_grad(x, a, 1);
+    /* block_bwd's scratch: the norms' input gradient, the gathered rows (sp) */
+    float *dn = x->work + 2 * N * h, *full = x->work + work_floats(x) - 2 * N * h, *dns = full + N * h;
+    if (a->bnext++ == 0 && !a->tail) memcpy(d0, dout, (size_t)(S * h) * sizeof *d0);
+    if (u >= a->nl) {
         /* d loss / d logits = (p - onehot) / N per micro-batch, times loss_scale */
-        x->be->xent_bwd(a->logits, a->tokens, (float)(loss_scale / (double)N), N, T, x->V_l, x->v0);
+        x->be->xent_bwd(a->logits, a->targets, (float)(loss_scale / (double)N), N, T, x->V_l, x->v0);
         memset(dn, 0, (size_t)(N * h) * sizeof *dn);
         lin_bwd(x, sa, dn, x->glm, NULL, a->logits, 1, a->nf, x->lm, N, h, x->V_l);
         memset(d0, 0, (size_t)(S * h) * sizeof *d0);
         /* f of the output layer */
         norm_bwd(x, d0, x->glnf_w, x->glnf_b, dn, dns, a->out, x->lnf_w, a->meanf, a->rstdf);
-    } else {
-        memcpy(d0, dout, (size_t)(S * h) * sizeof *d0);
+        return 0;
     }
-    for (int64_t l = nl - 1; l >= 0; l--) {
-        int rc = block_bwd(x, sa, &x->lp[k0 + l], &x->lg[k0 + l], &a->lay[l], d0, d1);
+    if (u >= 0) {
+        int rc = block_bwd(x, sa, &x->lp[k0 + u], &x->lg[k0 + u], &a->lay[u], d0, d1);
+        a->flip ^= 1;
+        return rc;
+    }
+    const float *dall = gathered(x, d0, full); /* the vocab-parallel lookup's backward reads every row */
+    x->be->embed_bwd(x->gwte, a->tokens, dall, N, T, h, x->v0, x->V_l);
+    if (x->gwpe) positions(x, d0, x->gwpe, 1);
+    return 0;
+}
+
+/* split: 0 the whole backward, 1 its input half (the weight gradients left in a, room made for them) */
+static int backward(st__xmodel *x, st__xacts *a, const float *dout, double loss_scale, const float **din, int split) {
+    if (a->dropped) return ST_EINVAL; /* the recompute has not run */
+    int n = unit_count(a);
+    if (n == 0) memcpy(bwd_grad(x, a, 0), dout, (size_t)(x->Ns * x->h) * sizeof(float)); /* a chunk of nothing */
+    while (a->bnext < n) {
+        int rc = bwd_unit(x, a, split ? a : NULL, dout, loss_scale);
         if (rc) return rc;
-        float *t = d0;
-        d0 = d1, d1 = t;
     }
-    if (a->head) {
-        const float *dall = gathered(x, d0, full); /* the vocab-parallel lookup's backward reads every row */
-        x->be->embed_bwd(x->gwte, a->tokens, dall, N, T, h, x->v0, x->V_l);
-        if (x->gwpe) x->be->pos_bwd(x->gwpe, d0, S, T, h, r0);
-    } else {
-        *din = d0;
-    }
+    if (!a->head) *din = bwd_grad(x, a, 0);
     return 0;
 }
 
@@ -952,7 +1272,20 @@ int st__xmodel_backward_weight(st__xmodel *x, st__xacts *a) {
     return 0;
 }
 
-void st__xmodel_sp_grads(st__xmodel *x, int64_t lo, int64_t hi) {
+int st__xmodel_backward_unit(st__xmodel *x, st__xacts *a, int layer, const float *dout, double loss_scale,
+                             const float **din, int *last) {
+    int n = unit_count(a);
+    *last = 0;
+    if (a->dropped || a->fnext < n || a->bnext >= n || unit_layer(x, a, n - 1 - a->bnext) != layer)
+        return ST_EINVAL;
+    int rc = bwd_unit(x, a, NULL, dout, loss_scale);
+    if (rc || a->bnext < n) return rc;
+    if (!a->head) *din = bwd_grad(x, a, 0);
+    *last = 1;
+    return 0;
+}
+
+void st__xmodel_sp_grads(st__xmodel *x, float *g, int64_t lo, int64_t hi) {
     if (!x->sp || x->tp <= 1) return;
     for (int i = 0; i < x->ntensors; i++) {
         const st__xtensor *t = &x->tensors[i];
@@ -960,6 +1293,6 @@ void st__xmodel_sp_grads(st__xmodel *x, int64_t lo, int64_t hi) {
         if (t->nrows != t->rows || t->ncols != t->cols) continue; /* a shard: its gradient is whole */
         if (a < lo) a = lo;
         if (b > hi) b = hi;
-        if (b > a) allreduce(x, x->grads + a, b - a, 0);
+        if (b > a) allreduce(x, g + (a - lo), b - a, 0);
     }
 }

@@ -105,6 +105,11 @@ fault 0:1:nan 2 $dp2 --check
 ended "a NaN gradient under --check: the step that meets it stops the run" 2 \
 	'^strata run: .*rank 0 step 1: 1 gradient value\(s\) not finite'
 if [ ! -s "$T/out" ]; then ok "a NaN gradient: nothing on stdout"; else nok "a NaN gradient: nothing on stdout"; fi
+# ZeRO-3 holds its gradients in shards: the NaN goes into this rank's shard, --check meets it there
+# shellcheck disable=SC2086
+fault 0:1:nan 2 $dp2,zero=3 --check
+ended "a NaN gradient in a ZeRO-3 shard under --check: the step stops the run" 2 \
+	'^strata run: .*rank 0 step 1: 1 gradient value\(s\) not finite'
 # shellcheck disable=SC2086
 fault 0:1:nan 2 $dp2 --json
 ended "a NaN gradient without --check: the next step's loss stops the run" 2 \

@@ -15,14 +15,6 @@ start_tests run_zb
 
 need_executor
 
-# checked NP DESCRIPTION ARGS...: ARGS with --steps 2 --check --json on NP ranks (at most 180 s), within
-# the tolerance
-checked() {
-	_np=$1 _what=$2
-	shift 2
-	mpi_strata 180 "$_np" run "$@" --steps 2 --check --json
-	check_within "$_what"
-}
 # losses PLAN: tiny-llama's losses over 3 steps on 2 ranks under PLAN
 losses() {
 	mpi_strata 180 2 run --model tiny-llama --plan "$1" --steps 3 --json
@@ -36,34 +28,34 @@ cat >"$T/llama8.json" <<'EOF'
  "bias": false}
 EOF
 
-checked 2 "zb pp=2 (GPT, tied embedding across stages) matches the reference" \
+run_checked 2 "zb pp=2 (GPT, tied embedding across stages) matches the reference" \
 	--model tiny-gpt --plan tp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32,schedule=zb
-checked 8 "zb pp=4 dp=2 ZeRO-1 (GPT) matches the reference" \
+run_checked 8 "zb pp=4 dp=2 ZeRO-1 (GPT) matches the reference" \
 	--model tiny-gpt --plan tp=1,pp=4,dp=2,mbs=1,gbs=8,seq=32,schedule=zb,zero=1
-checked 4 "zb tp=2 sp=1 pp=2 with selective recompute (Llama) matches the reference" \
+run_checked 4 "zb tp=2 sp=1 pp=2 with selective recompute (Llama) matches the reference" \
 	--model tiny-llama --plan tp=2,sp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32,schedule=zb,recompute=selective
-checked 2 "zbv pp=2 (GPT: rank 0 holds the embedding and the output layer, tied) matches the reference" \
+run_checked 2 "zbv pp=2 (GPT: rank 0 holds the embedding and the output layer, tied) matches the reference" \
 	--model tiny-gpt --plan tp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32,schedule=zbv
-checked 4 "zbv pp=4 (Llama, 8 blocks in 8 chunks) matches the reference" \
+run_checked 4 "zbv pp=4 (Llama, 8 blocks in 8 chunks) matches the reference" \
 	--model "$T/llama8.json" --plan tp=1,pp=4,dp=1,mbs=1,gbs=8,seq=32,schedule=zbv
-checked 8 "zbv tp x pp x dp = 2x2x2 (Llama) matches the reference" \
+run_checked 8 "zbv tp x pp x dp = 2x2x2 (Llama) matches the reference" \
 	--model tiny-llama --plan tp=2,pp=2,dp=2,mbs=1,gbs=12,seq=32,schedule=zbv
-checked 4 "zbv tp=2 sp=1 pp=2 with full recompute (GPT) matches the reference" \
+run_checked 4 "zbv tp=2 sp=1 pp=2 with full recompute (GPT) matches the reference" \
 	--model tiny-gpt --plan tp=2,sp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32,schedule=zbv,recompute=full
-checked 4 "zbv MoE ep=2 dp=2 (the experts' gradients in the input half) matches the reference" \
+run_checked 4 "zbv MoE ep=2 dp=2 (the experts' gradients in the input half) matches the reference" \
 	--model tiny-moe --plan tp=1,pp=2,dp=2,ep=2,mbs=1,gbs=8,seq=32,schedule=zbv
 
 # dualpipe: every weight twice (a stage of each copy per rank), the mirror all-reduce makes the copies'
 # gradients one, and Adam keeps the copies alike (step 2's loss is the reference's)
-checked 2 "dualpipe pp=2 (GPT: ranks 0 and 1 both hold the embedding and the loss) matches the reference" \
+run_checked 2 "dualpipe pp=2 (GPT: ranks 0 and 1 both hold the embedding and the loss) matches the reference" \
 	--model tiny-gpt --plan tp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32,schedule=dualpipe
 what="dualpipe: each parameter counted once (862,976, the single rank's), not per copy"
 if grep -q '"params": 862976,' "$T/out"; then ok "$what"; else nok "$what" "$(grep -o '"params": [0-9]*' "$T/out")"; fi
-checked 4 "dualpipe pp=4 (Llama) with selective recompute matches the reference" \
+run_checked 4 "dualpipe pp=4 (Llama) with selective recompute matches the reference" \
 	--model tiny-llama --plan tp=1,pp=4,dp=1,mbs=1,gbs=8,seq=32,schedule=dualpipe,recompute=selective
-checked 8 "dualpipe tp x pp x dp = 2x2x2 ZeRO-1 (GPT; the mirror sum of the owned shards) matches the reference" \
+run_checked 8 "dualpipe tp x pp x dp = 2x2x2 ZeRO-1 (GPT; the mirror sum of the owned shards) matches the reference" \
 	--model tiny-gpt --plan tp=2,pp=2,dp=2,mbs=1,gbs=8,seq=32,schedule=dualpipe,zero=1
-checked 4 "dualpipe MoE ep=2 dp=2 matches the reference" \
+run_checked 4 "dualpipe MoE ep=2 dp=2 matches the reference" \
 	--model tiny-moe --plan tp=1,pp=2,dp=2,ep=2,mbs=1,gbs=8,seq=32,schedule=dualpipe
 
 ref=$(losses tp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32)

@@ -172,6 +172,22 @@ BEGIN { want = "value"; sp = 0; done = 0; err = 0 }
 END { if (err) exit 2; if (!done) { print "not JSON: truncated" > "/dev/stderr"; exit 2 } }
 '
 
+# skip_without_executor: exits 77 (skip) where mpirun or timeout is missing or strata was built
+# without the executor
+skip_without_executor() {
+	command -v mpirun >/dev/null 2>&1 || { echo "SKIP: mpirun not found"; exit 77; }
+	command -v timeout >/dev/null 2>&1 || { echo "SKIP: timeout not found"; exit 77; }
+	run run --model tiny-gpt --plan tp=1,pp=1,dp=1,gbs=1,seq=8 --steps 1
+	if grep -q "built without the executor" "$T/err"; then echo "SKIP: strata was built without the executor"; exit 77; fi
+}
+# run_checked NP DESCRIPTION ARGS...: strata run ARGS --steps 2 --check --json on NP ranks (at most 180 s),
+# then check_within DESCRIPTION
+run_checked() {
+	_np=$1 _what=$2
+	shift 2
+	mpi_strata 180 "$_np" run "$@" --steps 2 --check --json
+	check_within "$_what"
+}
 # check_within DESCRIPTION: $T/out is one JSON object (strata run --check --json) whose check is within
 # tests/cli_run.sh's tolerance (it says why): the loss within 1e-5, each tensor's gradients within 1e-3
 # of its largest reference gradient plus 1e-9

@@ -388,6 +388,122 @@ END_TEST
 START_TEST(recompute_moe) { recompute_restores("tiny-moe"); }
 END_TEST
 
+/* context parallelism's kernel: a chunk of queries at positions q0 .. q0 + Tq - 1 against the keys up
+ * to its end gives, bit for bit, those rows of the whole sequence's attention (output and
+ * probabilities), and its backward the whole backward's gradients when only those rows' output
+ * gradients are non-zero; a model whose sequence does not split into 2 cp chunks, or (a2a) whose
+ * heads do not split over cp, is refused */
+START_TEST(attention_chunk) {
+    enum { T = 8, HQ = 2, HKV = 1, D = 4, Q0 = 3, TQ = 2, TK = Q0 + TQ };
+    float q[T * HQ * D], k[T * HKV * D], v[T * HKV * D], o[T * HQ * D], p[HQ * T * T], oc[TQ * HQ * D];
+    float pc[HQ * TQ * TK], dout[T * HQ * D] = {0}, dq[T * HQ * D] = {0}, dk[T * HKV * D] = {0};
+    float dv[T * HKV * D] = {0}, dqc[TQ * HQ * D] = {0}, dkc[T * HKV * D] = {0}, dvc[T * HKV * D] = {0};
+    fill(q, T * HQ * D, 11), fill(k, T * HKV * D, 12), fill(v, T * HKV * D, 13);
+    fill(dout + Q0 * HQ * D, TQ * HQ * D, 14);
+    st__xattn_fwd(o, p, q, k, v, 1, T, HQ, HKV, D);
+    st__xattn_fwd_at(oc, pc, q + Q0 * HQ * D, k, v, TQ, TK, Q0, HQ, HKV, D);
+    ck_assert_int_eq(memcmp(oc, o + Q0 * HQ * D, sizeof oc), 0);
+    for (int h = 0; h < HQ; h++)
+        for (int t = 0; t < TQ; t++)
+            ck_assert_int_eq(memcmp(pc + (h * TQ + t) * TK, p + (h * T + Q0 + t) * T, TK * sizeof(float)), 0);
+    st__xattn_bwd(dq, dk, dv, dout, p, q, k, v, 1, T, HQ, HKV, D);
+    st__xattn_bwd_at(dqc, dkc, dvc, dout + Q0 * HQ * D, pc, q + Q0 * HQ * D, k, v, TQ, TK, Q0, HQ, HKV, D);
+    ck_assert_int_eq(memcmp(dqc, dq + Q0 * HQ * D, sizeof dqc), 0);
+    ck_assert_int_eq(memcmp(dkc, dk, sizeof dkc), 0);
+    ck_assert_int_eq(memcmp(dvc, dv, sizeof dvc), 0);
+    ck_assert(dk[0] != 0 && dkc[(TK - 1) * HKV * D] != 0 && dkc[TK * HKV * D] == 0); /* keys past the chunk: none */
+    st_model m;
+    st_error err;
+    int l0 = 0, l1 = 2;
+    int32_t tok[2 * 7];
+    tiny_model("tiny-llama", &m, tok);
+    st__xmodel x;
+    st__xpart pt = {.B = 2, .T = 6, .tp = 1, .nchunks = 1, .l0 = &l0, .l1 = &l1, .first = 1, .last = 1, .cp = 2};
+    ck_assert_int_eq(st__xmodel_init(&x, &m, &pt, 42, &err), ST_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.text, "cp=2 needs the sequence (6) divisible by 2 x cp"));
+    pt.T = 8;
+    ck_assert_int_eq(st__xmodel_init(&x, &m, &pt, 42, &err), 0);
+    ck_assert_int_eq(x.T, 4); /* this rank's tokens of each sequence */
+    ck_assert_int_eq(x.Tg, 8);
+    st__xmodel_destroy(&x);
+    pt.cp = 4, pt.cp_comm = ST_CP_A2A; /* 2 kv heads do not split over 4 */
+    ck_assert_int_eq(st__xmodel_init(&x, &m, &pt, 42, &err), ST_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.text, "cp_comm=a2a needs tp x cp (4) to divide the heads (4) and kv heads (2)"));
+}
+END_TEST
+
+/* ZeRO-3's pieces: a model without flat buffers, each unit's tensors pointed at buffers of its own
+ * (filled with st__xmodel_init_values) while it runs, unit by unit forward and backward, computes the
+ * whole model's loss and gradients bit for bit; a unit out of order, or a backward before the
+ * forward's end, is refused. Tied GPT (the output layer reads the embedding's unit) and Llama. */
+static void units_match_whole(const char *preset) {
+    st_model m;
+    st_error err;
+    int l0 = 0, l1 = 2;
+    int32_t tok[2 * 7];
+    tiny_model(preset, &m, tok);
+    st__xmodel w, z;
+    st__xpart pt = {.B = 2, .T = 6, .tp = 1, .nchunks = 1, .l0 = &l0, .l1 = &l1, .first = 1, .last = 1};
+    ck_assert_int_eq(st__xmodel_init(&w, &m, &pt, 42, &err), 0);
+    pt.sharded = 1;
+    ck_assert_int_eq(st__xmodel_init(&z, &m, &pt, 42, &err), 0);
+    ck_assert_ptr_null(z.params);
+    ck_assert_ptr_null(z.lp[0].wq);
+    int64_t n = z.nparams;
+    float *p = malloc((size_t)n * sizeof *p), *g = calloc((size_t)n, sizeof *g);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_ptr_nonnull(g);
+    st__xmodel_init_values(&z, 42, p, 0, n);
+    ck_assert_int_eq(memcmp(p, w.params, (size_t)n * sizeof *p), 0);
+    /* each unit's range of the flat layout: the embedding, the blocks, the output layer */
+    int64_t lo[4] = {0}, hi[4] = {0};
+    for (int i = 0; i < z.ntensors; i++) {
+        const st__xtensor *t = &z.tensors[i];
+        int u = t->layer >= 0 ? t->layer + 1 : i == 0 || !strcmp(t->name, "wpe") ? 0 : 3;
+        if (hi[u] == 0) lo[u] = t->off;
+        hi[u] = t->off + t->nrows * t->ncols;
+    }
+    double loss = 0, lw = 0;
+    const float *o = NULL, *din = NULL;
+    int last = 0;
+    st__xacts *a = st__xmodel_forward_begin(&z, 0, tok, NULL), *b = st__xmodel_forward(&w, 0, tok, NULL, &o, &lw);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_int_eq(st__xmodel_forward_unit(&z, a, 0, &o, &loss, &last), ST_EINVAL); /* the embedding first */
+    for (int u = 0; u < 4; u++) {
+        int64_t ulo = u == 3 ? 0 : lo[u]; /* tied: the output layer reads the embedding too */
+        st__xmodel_point(&z, 0, p + ulo, ulo, hi[u]);
+        ck_assert_int_eq(st__xmodel_backward_unit(&z, a, u == 3 ? 2 : u - 1, NULL, 1.0, &din, &last), ST_EINVAL);
+        ck_assert_int_eq(st__xmodel_forward_unit(&z, a, u - 1, &o, &loss, &last), 0);
+        ck_assert_int_eq(last, u == 3);
+        st__xmodel_point(&z, 0, NULL, ulo, hi[u]);
+        ck_assert_ptr_null(z.lp[0].wq);
+    }
+    ck_assert(loss == lw);
+    ck_assert_int_eq(st__xmodel_backward(&w, b, NULL, 1.0, &o), 0);
+    for (int u = 3; u >= 0; u--) {
+        int64_t ulo = u == 3 ? 0 : lo[u];
+        st__xmodel_point(&z, 0, p + ulo, ulo, hi[u]);
+        st__xmodel_point(&z, 1, g + ulo, ulo, hi[u]);
+        ck_assert_int_eq(st__xmodel_backward_unit(&z, a, u == 3 ? 1 : u - 1, NULL, 1.0, &din, &last),
+                         u == 3 ? ST_EINVAL : 0); /* the output layer first */
+        if (u == 3) ck_assert_int_eq(st__xmodel_backward_unit(&z, a, 2, NULL, 1.0, &din, &last), 0);
+        ck_assert_int_eq(last, u == 0);
+    }
+    ck_assert_int_eq(memcmp(g, w.grads, (size_t)n * sizeof *g), 0);
+    st__xacts_free(a);
+    st__xacts_free(b);
+    free(p);
+    free(g);
+    st__xmodel_destroy(&w);
+    st__xmodel_destroy(&z);
+}
+
+START_TEST(units_gpt) { units_match_whole("tiny-gpt"); }
+END_TEST
+
+START_TEST(units_llama) { units_match_whole("tiny-llama"); }
+END_TEST
+
 /* the model runs its kernels through the backend it was given: a backend that counts its calls
  * and runs the CPU's sees every kind the Llama blocks use (GEMMs, RMSNorm, SwiGLU, rotary, attention)
  * and gives the CPU backend's gradients bit for bit */
@@ -539,6 +655,9 @@ Suite *suite_exec_cpu(void) {
     tcase_add_test(tc, split_backward_gpt);
     tcase_add_test(tc, split_backward_llama);
     tcase_add_test(tc, split_backward_moe);
+    tcase_add_test(tc, attention_chunk);
+    tcase_add_test(tc, units_gpt);
+    tcase_add_test(tc, units_llama);
     tcase_add_test(tc, gemm_clock_and_heap);
     tcase_add_test(tc, kernels_through_the_backend);
     tcase_add_test(tc, fault_hook_parse);

@@ -318,6 +318,8 @@ enum {
     ST_RUNCMP_COLL_PP,
     ST_RUNCMP_SEND,
     ST_RUNCMP_RECV,
+    ST_RUNCMP_COLL_CP, /* the cp and ep exchanges the executor runs inside the compute */
+    ST_RUNCMP_COLL_EP,
     ST_RUNCMP_ITERATION,
     ST_RUNCMP_ROWS
 };
