@@ -93,7 +93,6 @@ typedef struct st__pass {
 } st__pass;
 
 typedef struct st__shard_cost {
-    int used;
     int tp, cp, ep, sp, tp_overlap;
     st_cp_comm cp_comm;
     int64_t mbs, seq;
@@ -128,7 +127,11 @@ struct st_cost_ctx {
     const st_model *m;
     const st_cluster *c;
     const st_profile *prof;
-    st__shard_cost cache[ST_COST_CACHE];
+    /* the shard costs, 9 MB: malloc'd, not zeroed, so that a context costs what it uses (a command
+     * prices a few shardings; validate makes a context per row; zeroing the whole table was most of
+     * a small estimate's time); an entry is read only once cache_used says it was written */
+    st__shard_cost *cache;
+    unsigned char cache_used[ST_COST_CACHE];
     st__layout layouts[ST_LAYOUT_CACHE]; /* even splits by (pp, vp, v) */
     st__layout scratch;                  /* explicit stage_layers */
     int64_t flops_seq;                   /* model FLOPs per sequence, for this sequence length */

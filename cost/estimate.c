@@ -89,6 +89,10 @@
 st_cost_ctx *st_cost_ctx_new(const st_model *m, const st_cluster *c, const st_profile *prof) {
     st_cost_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return NULL;
+    if (!(ctx->cache = malloc(ST_COST_CACHE * sizeof *ctx->cache))) {
+        free(ctx);
+        return NULL;
+    }
     ctx->m = m;
     ctx->c = c;
     ctx->prof = prof;
@@ -152,6 +156,7 @@ void st_cost_ctx_free(st_cost_ctx *ctx) {
     for (int i = 0; i < ST_LAYOUT_CACHE; i++) free(ctx->layouts[i].cls);
     free(ctx->scratch.cls);
     free(ctx->kind_prefix);
+    free(ctx->cache);
     free(ctx);
 }
 
@@ -354,8 +359,10 @@ const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p) {
     for (int i = 0; i < 12; i++) h = (h ^ (uint64_t)key[i]) * 1099511628211ULL;
     st__shard_cost *e = NULL;
     for (int probe = 0; probe < 8; probe++) {
-        st__shard_cost *c = &ctx->cache[(h + (uint64_t)probe) % ST_COST_CACHE];
-        if (!c->used) {
+        size_t slot = (size_t)((h + (uint64_t)probe) % ST_COST_CACHE);
+        st__shard_cost *c = &ctx->cache[slot];
+        if (!ctx->cache_used[slot]) {
+            ctx->cache_used[slot] = 1;
             e = c;
             break;
         }
@@ -364,7 +371,7 @@ const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p) {
             c->attention == p->attention && c->kernels == p->kernels && c->tp_overlap == p->tp_overlap && c->cp_comm == p->cp_comm)
             return c;
     }
-    if (!e) e = &ctx->cache[h % ST_COST_CACHE]; /* table crowded: overwrite */
+    if (!e) e = &ctx->cache[h % ST_COST_CACHE]; /* table crowded: overwrite (its slot is marked used) */
     memset(e, 0, sizeof *e);
     st_shard s;
     st_plan_shard(p, &s);
@@ -381,7 +388,6 @@ const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p) {
     pass_add_ops(ctx, p, ops, n, &e->head);
     n = st_ops_tail(m, &s, ops, ST_MAX_OPS);
     pass_add_ops(ctx, p, ops, n, &e->tail);
-    e->used = 1;
     e->nk = nk;
     e->tp = p->tp, e->cp = p->cp, e->ep = p->ep, e->sp = p->sp;
     e->mbs = p->mbs, e->seq = p->seq, e->dtype = p->dtype, e->grad_bytes = p->grad_bytes;

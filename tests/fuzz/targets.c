@@ -36,8 +36,12 @@ static void scratch_remove(void) {
 int st__fuzz_init(const char *srcdir) {
     st_search_init();
     snprintf(srcdir_, sizeof srcdir_, "%s", srcdir);
+    /* every execution rewrites the scratch files: on ext4 truncating a written file and closing it
+     * starts its writeback (auto_da_alloc), which made a run wait on the disk for most of its time;
+     * a memory file system (/dev/shm) has no disk behind it */
     const char *tmp = getenv("TMPDIR");
-    snprintf(scratch, sizeof scratch, "%s/strata-fuzz.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!tmp || !*tmp) tmp = access("/dev/shm", W_OK | X_OK) == 0 ? "/dev/shm" : "/tmp";
+    snprintf(scratch, sizeof scratch, "%s/strata-fuzz.XXXXXX", tmp);
     if (!mkdtemp(scratch)) return -1;
     snprintf(in_path, sizeof in_path, "%s/input.json", scratch);
     snprintf(out_path, sizeof out_path, "%s/stdout", scratch);
