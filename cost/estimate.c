@@ -89,10 +89,6 @@
 st_cost_ctx *st_cost_ctx_new(const st_model *m, const st_cluster *c, const st_profile *prof) {
     st_cost_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return NULL;
-    if (!(ctx->cache = malloc(ST_COST_CACHE * sizeof *ctx->cache))) {
-        free(ctx);
-        return NULL;
-    }
     ctx->m = m;
     ctx->c = c;
     ctx->prof = prof;
@@ -156,7 +152,7 @@ void st_cost_ctx_free(st_cost_ctx *ctx) {
     for (int i = 0; i < ST_LAYOUT_CACHE; i++) free(ctx->layouts[i].cls);
     free(ctx->scratch.cls);
     free(ctx->kind_prefix);
-    free(ctx->cache);
+    for (int i = 0; i < ST_COST_CACHE; i++) free(ctx->cache[i]);
     free(ctx);
 }
 
@@ -359,11 +355,10 @@ const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p) {
     for (int i = 0; i < 12; i++) h = (h ^ (uint64_t)key[i]) * 1099511628211ULL;
     st__shard_cost *e = NULL;
     for (int probe = 0; probe < 8; probe++) {
-        size_t slot = (size_t)((h + (uint64_t)probe) % ST_COST_CACHE);
-        st__shard_cost *c = &ctx->cache[slot];
-        if (!ctx->cache_used[slot]) {
-            ctx->cache_used[slot] = 1;
-            e = c;
+        st__shard_cost **slot = &ctx->cache[(h + (uint64_t)probe) % ST_COST_CACHE], *c = *slot;
+        if (!c) {
+            e = *slot = malloc(sizeof *e);
+            if (!e) e = &ctx->spare; /* priced, not kept */
             break;
         }
         if (c->tp == p->tp && c->cp == p->cp && c->ep == p->ep && c->sp == p->sp && c->mbs == p->mbs &&
@@ -371,7 +366,7 @@ const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p) {
             c->attention == p->attention && c->kernels == p->kernels && c->tp_overlap == p->tp_overlap && c->cp_comm == p->cp_comm)
             return c;
     }
-    if (!e) e = &ctx->cache[h % ST_COST_CACHE]; /* table crowded: overwrite (its slot is marked used) */
+    if (!e) e = ctx->cache[h % ST_COST_CACHE]; /* table crowded: overwrite */
     memset(e, 0, sizeof *e);
     st_shard s;
     st_plan_shard(p, &s);
