@@ -93,7 +93,6 @@ typedef struct st__pass {
 } st__pass;
 
 typedef struct st__shard_cost {
-    int used;
     int tp, cp, ep, sp, tp_overlap;
     st_cp_comm cp_comm;
     int64_t mbs, seq;
@@ -128,7 +127,12 @@ struct st_cost_ctx {
     const st_model *m;
     const st_cluster *c;
     const st_profile *prof;
-    st__shard_cost cache[ST_COST_CACHE];
+    /* the shard costs by slot, each allocated when first filled (NULL: empty), so that a context
+     * costs what it uses: a command prices a few shardings, validate makes a context per row, and
+     * zeroing a table of ST_COST_CACHE entries (9 MB) was most of a small estimate's time; spare
+     * stands in for an entry that cannot be allocated */
+    st__shard_cost *cache[ST_COST_CACHE];
+    st__shard_cost spare;
     st__layout layouts[ST_LAYOUT_CACHE]; /* even splits by (pp, vp, v) */
     st__layout scratch;                  /* explicit stage_layers */
     int64_t flops_seq;                   /* model FLOPs per sequence, for this sequence length */

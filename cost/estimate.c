@@ -152,6 +152,7 @@ void st_cost_ctx_free(st_cost_ctx *ctx) {
     for (int i = 0; i < ST_LAYOUT_CACHE; i++) free(ctx->layouts[i].cls);
     free(ctx->scratch.cls);
     free(ctx->kind_prefix);
+    for (int i = 0; i < ST_COST_CACHE; i++) free(ctx->cache[i]);
     free(ctx);
 }
 
@@ -354,9 +355,10 @@ const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p) {
     for (int i = 0; i < 12; i++) h = (h ^ (uint64_t)key[i]) * 1099511628211ULL;
     st__shard_cost *e = NULL;
     for (int probe = 0; probe < 8; probe++) {
-        st__shard_cost *c = &ctx->cache[(h + (uint64_t)probe) % ST_COST_CACHE];
-        if (!c->used) {
-            e = c;
+        st__shard_cost **slot = &ctx->cache[(h + (uint64_t)probe) % ST_COST_CACHE], *c = *slot;
+        if (!c) {
+            e = *slot = malloc(sizeof *e);
+            if (!e) e = &ctx->spare; /* priced, not kept */
             break;
         }
         if (c->tp == p->tp && c->cp == p->cp && c->ep == p->ep && c->sp == p->sp && c->mbs == p->mbs &&
@@ -364,7 +366,7 @@ const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p) {
             c->attention == p->attention && c->kernels == p->kernels && c->tp_overlap == p->tp_overlap && c->cp_comm == p->cp_comm)
             return c;
     }
-    if (!e) e = &ctx->cache[h % ST_COST_CACHE]; /* table crowded: overwrite */
+    if (!e) e = ctx->cache[h % ST_COST_CACHE]; /* table crowded: overwrite */
     memset(e, 0, sizeof *e);
     st_shard s;
     st_plan_shard(p, &s);
@@ -381,7 +383,6 @@ const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p) {
     pass_add_ops(ctx, p, ops, n, &e->head);
     n = st_ops_tail(m, &s, ops, ST_MAX_OPS);
     pass_add_ops(ctx, p, ops, n, &e->tail);
-    e->used = 1;
     e->nk = nk;
     e->tp = p->tp, e->cp = p->cp, e->ep = p->ep, e->sp = p->sp;
     e->mbs = p->mbs, e->seq = p->seq, e->dtype = p->dtype, e->grad_bytes = p->grad_bytes;

@@ -22,8 +22,9 @@ typedef struct st__fuzz_target {
 extern const st__fuzz_target st__fuzz_targets[];
 /* The target called name, or NULL. */
 const st__fuzz_target *st__fuzz_find(const char *name);
-/* Once per process before any target runs: the search's error hooks, a scratch folder (removed at
- * exit). srcdir is the source tree (the settings target reads its bundle there). 0 or -1. */
+/* Once per process before any target runs: the search's error hooks, a scratch folder ($TMPDIR, else
+ * /dev/shm where it can be written, else /tmp; removed at exit). srcdir is the source tree (the
+ * settings target reads its bundle there). 0 or -1. */
 int st__fuzz_init(const char *srcdir);
 
 #endif
