@@ -315,8 +315,8 @@ void st__xacts_free(st__xacts *a);
 /* ZeRO-3 (exec/cpu.c) runs a chunk's forward and backward a unit at a time, each after the gather of
  * its parameters: the units are the embedding (layer -1), each block (its layer) and the output
  * layer with the loss (layer L), as the lowering's ZeRO-3 pieces name them (src/lower/lower.c,
- * z_layers_re). st__xmodel_forward is begin and every unit; st__xmodel_backward every unit (whole:
- * the split halves run a chunk at a time, and exec/cpu.c refuses ZeRO-3 with their schedules). */
+ * z_layers_re). st__xmodel_forward is begin and every unit; st__xmodel_backward every unit, or every
+ * unit's input half and then every unit's weight half (below). */
 /* The forward's start (st__xmodel_forward's arguments): new activations; NULL when out of memory. */
 st__xacts *st__xmodel_forward_begin(st__xmodel *x, int chunk, const int32_t *tokens, const float *in);
 /* The forward of the chunk's next unit, which must be `layer` (ST_EINVAL otherwise; ST_ENOMEM). After
@@ -327,6 +327,20 @@ int st__xmodel_forward_unit(st__xmodel *x, st__xacts *a, int layer, const float 
  * and *din set as there. 0, ST_EINVAL (not that unit, or the forward not finished), ST_ENOMEM. */
 int st__xmodel_backward_unit(st__xmodel *x, st__xacts *a, int layer, const float *dout, double loss_scale,
                              const float **din, int *last);
+/* With recompute (the forward_unit's kept only what it starts from: full, each block's input;
+ * selective, q, k and v): makes the next backward unit's activations again, which must be `layer`, a
+ * block (the embedding and the output layer are not recomputed), before its backward unit, on the
+ * same gathered parameters. 0, ST_EINVAL (not that unit, not a block, or nothing was dropped), ST_ENOMEM. */
+int st__xmodel_recompute_unit(st__xmodel *x, st__xacts *a, int layer);
+/* The split backward unit by unit (the zero-bubble schedules' halves, st__xmodel_backward_input and
+ * _weight): the input half of the next unit, as st__xmodel_backward_unit; then, any time after it,
+ * the weight half of each unit in the same order, which adds its weight gradients into the gradient
+ * buffers the input half's pointers named (kept by the caller until then). *last: 1 after the chunk's
+ * last unit (free acts after the last weight half). 0, ST_EINVAL (out of order, or one micro-batch
+ * both split and whole), ST_ENOMEM. */
+int st__xmodel_backward_input_unit(st__xmodel *x, st__xacts *a, int layer, const float *dout, double loss_scale,
+                                   const float **din, int *last);
+int st__xmodel_backward_weight_unit(st__xmodel *x, st__xacts *a, int layer, int *last);
 
 /* Seeded tokens of sample `sample` at step `step`: T + 1 values below V (a counter-based hash, the
  * same on every rank). */

@@ -380,6 +380,7 @@ typedef struct xwgrad {
     float *dw;
     const float *dout, *inp; /* dout: a copy in st__xacts.wmem, or the activations' own logits */
     int64_t N, C, OC;
+    int layer; /* unit-wise (ZeRO-3): the unit whose input half left it (st__xacts.wlayer then) */
 } xwgrad;
 
 struct st__xacts {
@@ -391,6 +392,10 @@ struct st__xacts {
     float *wmem;
     int64_t wused;
     int dropped;              /* a recompute dropped activations that st__xmodel_recompute makes again */
+    /* unit-wise (ZeRO-3): with full recompute each block's input (nl x Ns x h), kept by the forward; 1 +
+     * the unit the recompute made again last (0: none); the unit an input half runs; weight halves run */
+    float *ck;
+    int redo, wlayer, wnext;
     int fnext, bnext, flip;   /* units run forward, backward; which work buffer holds the gradient */
     int chunk, head, tail, nl; /* its chunk; whether that holds the embedding, the loss; its blocks */
     int32_t *tokens, *targets; /* the rows' (row_tokens), where the chunk holds the embedding or the loss */
@@ -448,6 +453,7 @@ void st__xacts_free(st__xacts *a) {
     free(a->lay);
     free(a->wg);
     free(a->wmem);
+    free(a->ck);
     free(a);
 }
 
@@ -1086,8 +1092,13 @@ int st__xmodel_forward_unit(st__xmodel *x, st__xacts *a, int layer, const float 
     *last = 0;
     if (a->fnext >= unit_count(a) || unit_layer(x, a, a->fnext) != layer) return ST_EINVAL;
     int rc = fwd_unit(x, a, loss);
-    if (rc) return rc;
-    if (a->fnext == unit_count(a)) fwd_finish(x, a, out), *last = 1;
+    if (rc || a->fnext < unit_count(a)) return rc;
+    if (x->recompute == 2 && a->nl > 0) { /* each block's input, which the unit-wise recompute starts from */
+        int64_t Sh = x->Ns * x->h;
+        if (!(a->ck = malloc((size_t)(a->nl * Sh) * sizeof *a->ck))) return ST_ENOMEM;
+        for (int l = 0; l < a->nl; l++) memcpy(a->ck + l * Sh, a->lay[l].x, (size_t)Sh * sizeof *a->ck);
+    }
+    fwd_finish(x, a, out), *last = 1;
     return 0;
 }
 
@@ -1152,7 +1163,7 @@ static void lin_bwd(st__xmodel *x, st__xacts *a, float *dinp, float *dw, float *
         a->wused += N * OC;
         dout = copy;
     }
-    a->wg[a->nwg++] = (xwgrad){dw, dout, inp, N, C, OC};
+    a->wg[a->nwg++] = (xwgrad){dw, dout, inp, N, C, OC, a->wlayer};
 }
 
 /* a: NULL, the whole backward; else its input half (lin_bwd) */
@@ -1272,16 +1283,79 @@ int st__xmodel_backward_weight(st__xmodel *x, st__xacts *a) {
     return 0;
 }
 
-int st__xmodel_backward_unit(st__xmodel *x, st__xacts *a, int layer, const float *dout, double loss_scale,
-                             const float **din, int *last) {
-    int n = unit_count(a);
-    *last = 0;
-    if (a->dropped || a->fnext < n || a->bnext >= n || unit_layer(x, a, n - 1 - a->bnext) != layer)
+int st__xmodel_recompute_unit(st__xmodel *x, st__xacts *a, int layer) {
+    int n = unit_count(a), u = n - 1 - a->bnext, b = u - a->head;
+    int64_t Sh = x->Ns * x->h, k[3];
+    if (!a->dropped || a->fnext < n || a->bnext >= n || unit_layer(x, a, u) != layer || b < 0 || b >= a->nl ||
+        (x->recompute == 2 && !a->ck))
         return ST_EINVAL;
-    int rc = bwd_unit(x, a, NULL, dout, loss_scale);
+    if (!a->pmem) { /* the first: room for all that the recompute makes again, as st__xmodel_recompute's */
+        layout(x, a->nl, a->tail, a, NULL, k);
+        if (x->recompute == 2 && !a->bmem && !(a->bmem = malloc((size_t)(k[1] + 1) * sizeof(float)))) return ST_ENOMEM;
+        if (!(a->pmem = malloc((size_t)(k[2] + 1) * sizeof(float)))) return ST_ENOMEM;
+        float *base[3] = {a->mem, a->bmem, a->pmem};
+        layout(x, a->nl, a->tail, a, base, NULL);
+    }
+    int rc = 0;
+    if (x->recompute == 2) { /* the block from its input (the last one rewrites `out` alike) */
+        /* the backward's residual gradient waits in the work buffer, where sp's partial sums go: kept aside */
+        float *d = bwd_grad(x, a, 0), *keep = malloc((size_t)Sh * sizeof *keep);
+        if (!keep) return ST_ENOMEM;
+        memcpy(keep, d, (size_t)Sh * sizeof *keep);
+        memcpy(a->lay[b].x, a->ck + b * Sh, (size_t)Sh * sizeof *a->ck);
+        rc = block_fwd(x, &x->lp[chunk_first(x, a->chunk) + b], &a->lay[b], b + 1 < a->nl ? a->lay[b + 1].x : a->out);
+        memcpy(d, keep, (size_t)Sh * sizeof *keep);
+        free(keep);
+    } else if (attn_core_fwd(x, &a->lay[b])) {
+        rc = ST_ENOMEM;
+    }
+    if (!rc) a->redo = u + 1;
+    return rc;
+}
+
+/* the backward of a's next unit, whole or (split) its input half; with recompute a block's waits for
+ * st__xmodel_recompute_unit's of it (the embedding and the output layer are not recomputed) */
+static int bwd_piece(st__xmodel *x, st__xacts *a, int layer, const float *dout, double loss_scale, const float **din,
+                     int *last, int split) {
+    int n = unit_count(a), u = n - 1 - a->bnext, block = u - a->head >= 0 && u - a->head < a->nl;
+    *last = 0;
+    if ((a->dropped && block && a->redo != u + 1) || a->fnext < n || a->bnext >= n || unit_layer(x, a, u) != layer)
+        return ST_EINVAL;
+    if (split && !a->wg) { /* the first: room for every weight gradient it leaves, as st__xmodel_backward_input's */
+        int64_t N = x->B * x->T, per = N * (x->a_l * x->d + 2 * x->kv_l * x->d + 2 * x->h + 2 * x->f_l);
+        a->wg = malloc((size_t)(7 * a->nl + 1) * sizeof *a->wg);
+        a->wmem = malloc((size_t)(per * a->nl + 1) * sizeof *a->wmem);
+        if (!a->wg || !a->wmem) return ST_ENOMEM;
+        a->nwg = 0, a->wused = 0, a->wnext = 0;
+    }
+    if (split != (a->wg != NULL)) return ST_EINVAL; /* one kind of backward per micro-batch */
+    a->wlayer = layer;
+    int rc = bwd_unit(x, a, split ? a : NULL, dout, loss_scale);
     if (rc || a->bnext < n) return rc;
     if (!a->head) *din = bwd_grad(x, a, 0);
     *last = 1;
+    return 0;
+}
+
+int st__xmodel_backward_unit(st__xmodel *x, st__xacts *a, int layer, const float *dout, double loss_scale,
+                             const float **din, int *last) {
+    return bwd_piece(x, a, layer, dout, loss_scale, din, last, 0);
+}
+
+int st__xmodel_backward_input_unit(st__xmodel *x, st__xacts *a, int layer, const float *dout, double loss_scale,
+                                   const float **din, int *last) {
+    return bwd_piece(x, a, layer, dout, loss_scale, din, last, 1);
+}
+
+int st__xmodel_backward_weight_unit(st__xmodel *x, st__xacts *a, int layer, int *last) {
+    int n = unit_count(a);
+    *last = 0;
+    if (!a->wg || a->wnext >= a->bnext || unit_layer(x, a, n - 1 - a->wnext) != layer) return ST_EINVAL;
+    for (int i = 0; i < a->nwg; i++) {
+        const xwgrad *g = &a->wg[i];
+        if (g->layer == layer) x->be->mm_bwd(NULL, g->dw, NULL, g->dout, g->inp, NULL, g->N, g->C, g->OC);
+    }
+    if (++a->wnext == n) *last = 1;
     return 0;
 }
 

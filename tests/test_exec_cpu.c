@@ -435,8 +435,13 @@ END_TEST
 /* ZeRO-3's pieces: a model without flat buffers, each unit's tensors pointed at buffers of its own
  * (filled with st__xmodel_init_values) while it runs, unit by unit forward and backward, computes the
  * whole model's loss and gradients bit for bit; a unit out of order, or a backward before the
- * forward's end, is refused. Tied GPT (the output layer reads the embedding's unit) and Llama. */
-static void units_match_whole(const char *preset) {
+ * forward's end, is refused. Tied GPT (the output layer reads the embedding's unit) and Llama. With
+ * recompute rec (1 selective, 2 full) each block's backward waits for its unit's recompute, which
+ * refuses the output layer and a second run; split, the input halves unit by unit, then the weight
+ * halves in the same order (refused before their input half, out of order, twice) give the same
+ * gradients (bit for bit but for the tied embedding, whose lookup's and output layer's parts add in
+ * another order: within rounding). */
+static void units_match_whole(const char *preset, int rec, int split) {
     st_model m;
     st_error err;
     int l0 = 0, l1 = 2;
@@ -445,7 +450,7 @@ static void units_match_whole(const char *preset) {
     st__xmodel w, z;
     st__xpart pt = {.B = 2, .T = 6, .tp = 1, .nchunks = 1, .l0 = &l0, .l1 = &l1, .first = 1, .last = 1};
     ck_assert_int_eq(st__xmodel_init(&w, &m, &pt, 42, &err), 0);
-    pt.sharded = 1;
+    pt.sharded = 1, pt.recompute = rec;
     ck_assert_int_eq(st__xmodel_init(&z, &m, &pt, 42, &err), 0);
     ck_assert_ptr_null(z.params);
     ck_assert_ptr_null(z.lp[0].wq);
@@ -480,16 +485,39 @@ static void units_match_whole(const char *preset) {
     }
     ck_assert(loss == lw);
     ck_assert_int_eq(st__xmodel_backward(&w, b, NULL, 1.0, &o), 0);
+    int (*bwd)(st__xmodel *, st__xacts *, int, const float *, double, const float **, int *) =
+        split ? st__xmodel_backward_input_unit : st__xmodel_backward_unit;
+    ck_assert_int_eq(st__xmodel_backward_weight_unit(&z, a, 2, &last), ST_EINVAL); /* no input half yet */
     for (int u = 3; u >= 0; u--) {
         int64_t ulo = u == 3 ? 0 : lo[u];
         st__xmodel_point(&z, 0, p + ulo, ulo, hi[u]);
         st__xmodel_point(&z, 1, g + ulo, ulo, hi[u]);
-        ck_assert_int_eq(st__xmodel_backward_unit(&z, a, u == 3 ? 1 : u - 1, NULL, 1.0, &din, &last),
-                         u == 3 ? ST_EINVAL : 0); /* the output layer first */
-        if (u == 3) ck_assert_int_eq(st__xmodel_backward_unit(&z, a, 2, NULL, 1.0, &din, &last), 0);
+        if (u == 3) {
+            ck_assert_int_eq(bwd(&z, a, 1, NULL, 1.0, &din, &last), ST_EINVAL); /* the output layer first */
+            ck_assert_int_eq(st__xmodel_recompute_unit(&z, a, 2), ST_EINVAL);   /* not a block */
+            ck_assert_int_eq(bwd(&z, a, 2, NULL, 1.0, &din, &last), 0);
+        }
+        if (u == 3 && split) ck_assert_int_eq(st__xmodel_backward_unit(&z, a, 1, NULL, 1.0, &din, &last), ST_EINVAL);
+        if (rec && u > 0 && u < 3) {
+            ck_assert_int_eq(bwd(&z, a, u - 1, NULL, 1.0, &din, &last), ST_EINVAL); /* not recomputed yet */
+            ck_assert_int_eq(st__xmodel_recompute_unit(&z, a, u - 1), 0);
+            ck_assert_int_eq(bwd(&z, a, u - 1, NULL, 1.0, &din, &last), 0);
+            ck_assert_int_eq(st__xmodel_recompute_unit(&z, a, u - 1), ST_EINVAL); /* its backward ran */
+        } else if (u < 3) {
+            ck_assert_int_eq(st__xmodel_recompute_unit(&z, a, u - 1), ST_EINVAL); /* nothing dropped, or no block */
+            ck_assert_int_eq(bwd(&z, a, u - 1, NULL, 1.0, &din, &last), 0);
+        }
         ck_assert_int_eq(last, u == 0);
     }
-    ck_assert_int_eq(memcmp(g, w.grads, (size_t)n * sizeof *g), 0);
+    for (int u = 3; split && u >= 0; u--) {
+        ck_assert_int_eq(st__xmodel_backward_weight_unit(&z, a, u == 3 ? 0 : u - 2, &last), ST_EINVAL); /* order */
+        ck_assert_int_eq(st__xmodel_backward_weight_unit(&z, a, u == 3 ? 2 : u - 1, &last), 0);
+        ck_assert_int_eq(last, u == 0);
+    }
+    if (split) ck_assert_int_eq(st__xmodel_backward_weight_unit(&z, a, -1, &last), ST_EINVAL); /* done */
+    for (int64_t e = 0; e < n; e++)
+        if (split && m.tied_embeddings) ck_assert(fabsf(g[e] - w.grads[e]) <= 1e-6f * fabsf(w.grads[e]) + 1e-9f);
+        else ck_assert(g[e] == w.grads[e]);
     st__xacts_free(a);
     st__xacts_free(b);
     free(p);
@@ -498,10 +526,22 @@ static void units_match_whole(const char *preset) {
     st__xmodel_destroy(&z);
 }
 
-START_TEST(units_gpt) { units_match_whole("tiny-gpt"); }
+START_TEST(units_gpt) { units_match_whole("tiny-gpt", 0, 0); }
 END_TEST
 
-START_TEST(units_llama) { units_match_whole("tiny-llama"); }
+START_TEST(units_llama) { units_match_whole("tiny-llama", 0, 0); }
+END_TEST
+
+START_TEST(units_recompute) {
+    units_match_whole("tiny-gpt", 1, 0);
+    units_match_whole("tiny-llama", 2, 0);
+}
+END_TEST
+
+START_TEST(units_split) {
+    units_match_whole("tiny-gpt", 0, 1);
+    units_match_whole("tiny-llama", 2, 1);
+}
 END_TEST
 
 /* the model runs its kernels through the backend it was given: a backend that counts its calls
@@ -658,6 +698,8 @@ Suite *suite_exec_cpu(void) {
     tcase_add_test(tc, attention_chunk);
     tcase_add_test(tc, units_gpt);
     tcase_add_test(tc, units_llama);
+    tcase_add_test(tc, units_recompute);
+    tcase_add_test(tc, units_split);
     tcase_add_test(tc, gemm_clock_and_heap);
     tcase_add_test(tc, kernels_through_the_backend);
     tcase_add_test(tc, fault_hook_parse);
