@@ -11,9 +11,10 @@
  * reduce-scatter of the gradients, Adam on this rank's shard, and an all-gather of the parameters;
  * ZeRO-2 alike (the lowering gives it the same collectives: it differs in memory, not in numbers,
  * and this executor keeps the whole gradient buffer); ZeRO-3 by the lowering's per-unit gathers and
- * reduce-scatters around each forward and backward piece, on shards only ("ZeRO-3" below).
+ * reduce-scatters around each forward, recompute and backward piece, on shards only ("ZeRO-3" below).
  * Activation recompute: the program's recompute instruction before each backward (exec/model.c;
- * checked against the operators the lowering names, recompute_mismatch).
+ * checked against the operators the lowering names, recompute_mismatch; with ZeRO-3 one per unit).
+ * Not run: recompute=op (check_plan says why).
  * The tied embedding's gradient is all-reduced between the first and last stage (Megatron-LM's
  * embedding group). ep (MoE): the all-to-alls run inside the model (exec/model.c) in the program's
  * ep groups (ep consecutive ranks of the dp group); the experts' gradients are summed over the
@@ -30,9 +31,9 @@
  * (hand_over). DualPipe (DeepSeek-V3 report Sec. 3.2.1) runs two copies of the pipeline: rank d
  * holds a stage of each (local_chunk), copy A runs the first half of a dp rank's micro-batches and
  * copy B the rest, and mirror ranks d and pp - 1 - d sum both copies' gradients before the optimizer
- * (the lowering's mirror all-reduce), so that Adam keeps the copies alike. With ZeRO-3 they are
- * refused: the weight half would write a unit's gradients after its reduce-scatter's piece, into a
- * buffer this runtime has freed (check_plan).
+ * (the lowering's mirror all-reduce), so that Adam keeps the copies alike. With ZeRO-3 the halves run
+ * unit by unit, each micro-batch's gradients of a unit kept from its input half to the reduce-scatter
+ * after its weight half ("ZeRO-3" below).
  *
  * Context parallelism: inside the model (exec/model.c), in the program's cp groups; the dp group of
  * the lowering is dp x cp ranks, so the dp reduction sums over both, and the loss gradient's
@@ -141,13 +142,16 @@ typedef struct rank_state {
     st__xwatch w;           /* where this rank is, for a timeout's or a crash's line */
     st__xfault fault;       /* STRATA_EXEC_FAULT's */
     /* ZeRO-3 (z3_*): this rank's shards of the parameters and gradients (nmv each, region g's at g->mv,
-     * like the moments); the unit whose parameters are gathered and its buffer; the unit whose
-     * gradients wait for their reduce-scatter and theirs; per instruction, the unit its gather or
-     * reduce-scatter is for (Z3_NONE: none) */
+     * like the moments); the unit whose parameters are gathered, the parts of it gathered so far
+     * (Z3_DENSE, Z3_EXPERTS) and its buffer; the gradient buffers that wait for their reduce-scatters
+     * (npend of pend); per instruction, the unit its gather or reduce-scatter is for (Z3_NONE: none);
+     * the rank's dp group (a ZeRO-3 collective in another is the experts' part) */
     int zero3;
     float *zp, *zg;
-    int zunit, zgunit;
-    float *zbuf, *zgbuf;
+    int zunit, zmask;
+    float *zbuf;
+    struct z3_grads *pend;
+    int npend, gdp;
     int *zins;
     int32_t *tokens;
     double loss_sum;
@@ -266,9 +270,12 @@ static int find_group(const st_lowered *l, st_group_kind k, int rank, int *pos) 
 /* The recompute of program pg as this executor runs it (exec/model.c): one right before each
  * backward, of the same chunk and micro-batch, naming the operators it recomputes: full, its chunk's
  * blocks' forward operators in their order; selective, attention cores only (scores, softmax,
- * dropout, context, or the fused attention), at least one in each block. Without recompute, none. */
+ * dropout, context, or the fused attention), at least one in each block. Without recompute, none.
+ * ZeRO-3 runs them unit by unit (z_layers_re): each backward piece (or input half's) after a
+ * recompute piece of its unit, set against that unit's forward piece; of no operators where the unit
+ * holds no block (the embedding, the output layer). */
 static const char *recompute_mismatch(const st_plan *p, const st_lowered *l, const st_program *pg, int64_t L) {
-    int rec = -1; /* the pending recompute */
+    int rec = -1, z3 = p->zero == 3; /* the pending recompute */
     for (int i = 0; i < pg->n; i++) {
         st_ins in, f;
         st_program_ins(pg, i, &in);
@@ -279,16 +286,21 @@ static const char *recompute_mismatch(const st_plan *p, const st_lowered *l, con
             if (rec < 0) return "a backward without its recompute";
             st_program_ins(pg, rec, &r);
             if (r.chunk != in.chunk || r.mb != in.mb) return "a recompute of another chunk or micro-batch";
+            int32_t y = in.nops > 0 ? l->ops[in.op].layer : -2;
+            if (z3 && (r.nops > 0 ? l->ops[r.op].layer != y : y >= 0 && y < L)) return "a recompute of another unit";
             rec = -1;
             continue;
         }
         if (in.phase != ST_PHASE_RECOMPUTE) continue;
         if (p->recompute == ST_REC_NONE || rec >= 0) return "a recompute without its backward";
         rec = i;
+        if (z3 && in.nops == 0) continue;
         int fi = -1, nb = 0, last = -1;
-        for (int j = 0; j < pg->n && fi < 0; j++) { /* the chunk's forward (any micro-batch's) */
+        for (int j = 0; j < pg->n && fi < 0; j++) { /* the chunk's forward (any micro-batch's; ZeRO-3: the unit's) */
             st_program_ins(pg, j, &f);
-            if (f.kind == ST_INS_COMPUTE && f.phase == ST_PHASE_FWD && f.chunk == in.chunk) fi = j;
+            if (f.kind == ST_INS_COMPUTE && f.phase == ST_PHASE_FWD && f.chunk == in.chunk &&
+                (!z3 || (f.nops > 0 && in.nops > 0 && l->ops[f.op].layer == l->ops[in.op].layer)))
+                fi = j;
         }
         if (fi < 0) return "a recompute of a chunk that runs no forward";
         for (int k = 0; k < f.nops; k++) {
@@ -323,12 +335,11 @@ static int check_plan(const st_plan *p, const st_lowered *l, int64_t L, int size
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "the plan runs on %d ranks (tp x pp x dp x cp); mpirun started %d (mpirun -np %d)",
                             l->nranks, size, l->nranks);
+    /* recompute=op (torchtitan's op-level selective checkpointing: SDPA's and every other aten.mm's
+     * outputs kept, the rest run again) names fractions of the lowering's fused operators (st_op's
+     * op_recompute, src/core/opgraph.c), which the model's recompute (a chunk's blocks, or their
+     * attention cores) does not make: it needs a third activation layout in exec/model.c's blocks */
     const char *why = p->cp > 1 && be != ST_EXEC_CPU ? "context parallelism (cp > 1) on this backend"
-                      : p->zero > 2 && p->recompute != ST_REC_NONE ? "ZeRO-3 with activation recompute"
-                      : p->zero > 2 && p->ep > 1         ? "ZeRO-3 with expert parallelism (ep > 1)"
-                      : p->zero > 2 && (p->schedule == ST_SCHED_ZB || p->schedule == ST_SCHED_ZBV ||
-                                        p->schedule == ST_SCHED_DUALPIPE)
-                          ? "zero=3 with a split-backward schedule (schedule=zb, zbv or dualpipe)"
                       : p->offload != ST_OFF_NONE || p->offload_optimizer > 0 || p->offload_params > 0 ||
                               p->offload_activations > 0
                           ? "offloading"
@@ -473,17 +484,34 @@ static float *owned_params(const rank_state *S, const region *g) {
  *
  * Rajbhandari et al. 2020 (stage 3, P_os+g+p), as PyTorch's FSDP and DeepSpeed run it: a rank holds
  * its shard of each unit's parameters, gradients and Adam moments (the regions' owned parts); the
- * lowering's "zero-3 gather" before each unit's forward or backward piece all-gathers the unit's
- * parameters over the dp group into a buffer that lives until the piece has run; a backward piece
- * writes the unit's gradients into a buffer of their own, which the "zero-3 reduce-scatter" after
- * it sums over the dp group into the shards (every micro-batch, as DeepSpeed does) and frees. The
+ * lowering's "zero-3 gather" before each unit's forward, recompute or backward piece all-gathers the
+ * unit's parameters over the dp group into a buffer that lives until the forward or backward piece
+ * has run (a recompute piece and the backward piece after it share one gather, as the lowering's
+ * z_layers_re issues them); a backward piece writes the unit's gradients into a buffer of their own,
+ * which the "zero-3 reduce-scatter" after it sums over the dp group into the shards (every
+ * micro-batch, as DeepSpeed does) and frees. With a split backward (zb, zbv, dualpipe) the buffer is
+ * the micro-batch's and the unit's: the input half writes what it computes into it and the weight
+ * half, later, its weight gradients, and the reduce-scatter comes after the weight half (no gather
+ * before it: a weight gradient reads no weights). With ep > 1 a unit's experts are sharded over the
+ * expert-data-parallel group instead (the ranks of the dp group that hold the same experts), and the
+ * lowering's "zero-3 expert gather" and "expert reduce-scatter" in that group move them: a unit is
+ * ready when both parts are gathered, and its gradients are freed when both are scattered. The
  * output layer of a tied model that also holds the embedding gathers the embedding's unit with its
  * own, and scatters the gradient it adds to it. The lowering issues the gathers in program order one
  * unit ahead at most (src/lower/lower.c, z_layers_re): this runtime, one thread in program order,
- * holds one unit's parameters and one unit's gradients at a time, and refuses a program that asks
- * for more. */
+ * holds one unit's parameters at a time, and refuses a program that asks for more. */
 
 #define Z3_NONE (-2) /* no unit (units are -1 .. L) */
+/* a unit's parts: the regions the dp group sums, those the edp group sums, those this rank alone
+ * holds (the experts where ep = dp x cp: no group to move them, the lowering says nothing of them) */
+enum { Z3_LOCAL = 0, Z3_DENSE = 1, Z3_EXPERTS = 2 };
+
+/* one micro-batch's gradients of one unit until their reduce-scatters: slot k, unit u, the parts
+ * scattered so far */
+typedef struct z3_grads {
+    int k, u, mask;
+    float *buf;
+} z3_grads;
 
 /* whether region g belongs to unit u's gather and reduce-scatter */
 static int z3_in_unit(const rank_state *S, const region *g, int u) {
@@ -491,11 +519,17 @@ static int z3_in_unit(const rank_state *S, const region *g, int u) {
     return g->unit == u || (u == (int)x->L && g->unit == -1 && x->tied && x->first && x->last);
 }
 
-/* the floats of unit u's regions */
-static int64_t z3_size(const rank_state *S, int u) {
+/* the part region g is in: the experts' with ep > 1 (without, the dp group sums them too) */
+static int z3_part(const rank_state *S, const region *g) {
+    return g->kind != REG_EXPERT || S->ep == 1 ? Z3_DENSE : S->dp > S->ep ? Z3_EXPERTS : Z3_LOCAL;
+}
+
+/* the floats of unit u's regions; *parts, the parts they are in */
+static int64_t z3_size(const rank_state *S, int u, int *parts) {
     int64_t n = 0;
+    *parts = 0;
     for (int i = 0; i < S->nreg; i++)
-        if (z3_in_unit(S, &S->reg[i], u)) n += S->reg[i].n;
+        if (z3_in_unit(S, &S->reg[i], u)) n += S->reg[i].n, *parts |= z3_part(S, &S->reg[i]);
     return n;
 }
 
@@ -504,16 +538,33 @@ static int z3_piece_unit(const st_lowered *l, const st_ins *in) {
     return in->kind == ST_INS_COMPUTE && in->nops > 0 ? l->ops[in->op].layer : Z3_NONE;
 }
 
-/* the unit of instruction i of pg where it is a ZeRO-3 gather (that of the piece that waits for it)
- * or reduce-scatter (that of the piece it follows, through the piece's collectives); else Z3_NONE */
+/* the first compute after instruction i of pg that waits for i: on one of i's dependencies (from
+ * `gathers` on: on one on the gather stream from i on, which runs in order); -1 when none */
+static int z3_waiter(const st_program *pg, int i, int gathers) {
+    st_ins j, d;
+    for (int k = i + 1; k < pg->n; k++) {
+        st_program_ins(pg, k, &j);
+        if (j.kind != ST_INS_COMPUTE) continue;
+        for (int e = 0; e < 2; e++) {
+            if (j.dep[e] < 0 || (!gathers && j.dep[e] != i) || j.dep[e] < i) continue;
+            st_program_ins(pg, j.dep[e], &d);
+            if (!gathers || d.stream == ST_STREAM_GATHER) return k;
+        }
+    }
+    return -1;
+}
+
+/* the unit of instruction i of pg where it is a ZeRO-3 gather (that of the piece that waits for it,
+ * past a recompute piece of no operators: a unit that recomputes nothing) or reduce-scatter (that of
+ * the piece it follows, through the piece's collectives); else Z3_NONE */
 static int z3_unit_of(const st_lowered *l, const st_program *pg, int i) {
     st_ins in, j;
     st_program_ins(pg, i, &in);
     if (in.kind != ST_INS_COLL || l->groups[in.group].kind != ST_GRP_DP) return Z3_NONE;
     if (in.coll == ST_COLL_ALLGATHER && in.stream == ST_STREAM_GATHER) {
-        for (int k = i + 1; k < pg->n; k++) {
+        for (int k = z3_waiter(pg, i, 1); k >= 0; k = z3_waiter(pg, k, 0)) {
             st_program_ins(pg, k, &j);
-            if (j.kind == ST_INS_COMPUTE && (j.dep[0] == i || j.dep[1] == i)) return z3_piece_unit(l, &j);
+            if (j.phase != ST_PHASE_RECOMPUTE || j.nops > 0) return z3_piece_unit(l, &j);
         }
         return Z3_NONE;
     }
@@ -526,13 +577,15 @@ static int z3_unit_of(const st_lowered *l, const st_program *pg, int i) {
     return Z3_NONE;
 }
 
-/* the shards (this rank's part of the initial parameters; zero gradients) and each instruction's unit */
-static int z3_setup(rank_state *S, uint64_t seed) {
-    S->zunit = S->zgunit = Z3_NONE;
+/* the shards (this rank's part of the initial parameters; zero gradients), each instruction's unit,
+ * room for the gradient buffers (at most one per slot and unit) */
+static int z3_setup(rank_state *S, uint64_t seed, int gdp) {
+    S->zunit = Z3_NONE, S->gdp = gdp;
     S->zp = malloc((size_t)(S->nmv ? S->nmv : 1) * sizeof *S->zp);
     S->zg = calloc((size_t)(S->nmv ? S->nmv : 1), sizeof *S->zg);
     S->zins = malloc((size_t)(S->pg->n + 1) * sizeof *S->zins);
-    if (!S->zp || !S->zg || !S->zins) return ST_ENOMEM;
+    S->pend = malloc((size_t)(S->M * S->V * S->nreg + 1) * sizeof *S->pend);
+    if (!S->zp || !S->zg || !S->zins || !S->pend) return ST_ENOMEM;
     for (int i = 0; i < S->nreg; i++)
         st__xmodel_init_values(&S->x, seed, S->zp + S->reg[i].mv, S->reg[i].lo, S->reg[i].hi);
     for (int i = 0; i < S->pg->n; i++) S->zins[i] = z3_unit_of(S->l, S->pg, i);
@@ -551,16 +604,25 @@ static void z3_point(rank_state *S, int u, int grads, float *buf) {
     }
 }
 
-/* unit u's regions in the dp group's communicator c: all-gathered from the shards into buf (scatter
- * 0), or buf's gradients reduce-scattered and added into the shards (1). 0 or ST_ENOMEM. */
-static int z3_exchange(rank_state *S, int u, MPI_Comm c, float *buf, int scatter) {
+/* part `part` of unit u's regions in communicator c (the group that sums them: ST_EINVAL when its size
+ * is not theirs): all-gathered from the shards into buf (scatter 0), or buf's gradients
+ * reduce-scattered and added into the shards (1). 0, ST_EINVAL or ST_ENOMEM. */
+static int z3_exchange(rank_state *S, int u, int part, MPI_Comm c, float *buf, int scatter) {
     int *counts = malloc((size_t)S->dp * sizeof *counts), *displs = malloc((size_t)S->dp * sizeof *displs);
     float *tmp = scatter ? malloc((size_t)(S->nmv + 1) * sizeof *tmp) : NULL;
-    int rc = counts && displs && (tmp || !scatter) ? 0 : ST_ENOMEM;
+    int rc = counts && displs && (tmp || !scatter) ? 0 : ST_ENOMEM, size = 0;
     int64_t pos = 0;
+    MPI_Comm_size(c, &size);
     for (int i = 0; !rc && i < S->nreg; i++) {
         const region *g = &S->reg[i];
         if (!z3_in_unit(S, g, u)) continue;
+        int np, pr;
+        region_group(S, g, &np, &pr);
+        if (z3_part(S, g) == part && np != size) rc = ST_EINVAL;
+        if (z3_part(S, g) != part || rc) {
+            pos += g->n;
+            continue;
+        }
         shares(S, g, counts, displs);
         MPI_Request q = MPI_REQUEST_NULL;
         int r = scatter ? MPI_Ireduce_scatter(buf + pos, tmp, counts, MPI_FLOAT, MPI_SUM, c, &q)
@@ -576,18 +638,41 @@ static int z3_exchange(rank_state *S, int u, MPI_Comm c, float *buf, int scatter
     return rc;
 }
 
-/* the "zero-3 gather" of unit u in c (FSDP's unshard) */
-static int z3_gather(rank_state *S, int u, MPI_Comm c) {
-    if (u == Z3_NONE || S->zunit != Z3_NONE) return ST_EINVAL;
-    float *buf = malloc((size_t)(z3_size(S, u) + 1) * sizeof *buf);
-    int rc = buf ? z3_exchange(S, u, c, buf, 0) : ST_ENOMEM;
-    if (rc) {
-        free(buf);
-        return rc;
+/* unit u's local part: copied from the shards into buf (scatter 0), or buf's gradients added into them */
+static void z3_local(rank_state *S, int u, float *buf, int scatter) {
+    int64_t pos = 0;
+    for (int i = 0; i < S->nreg; i++) {
+        const region *g = &S->reg[i];
+        if (!z3_in_unit(S, g, u)) continue;
+        for (int64_t e = 0; z3_part(S, g) == Z3_LOCAL && e < g->n; e++)
+            if (scatter) S->zg[g->mv + e] += buf[pos + e];
+            else buf[pos + e] = S->zp[g->mv + e];
+        pos += g->n;
     }
-    z3_point(S, u, 0, buf);
-    S->zunit = u, S->zbuf = buf;
-    return 0;
+}
+
+/* a "zero-3 gather" of part `part` of unit u in c (FSDP's unshard); a part the unit lacks (the expert
+ * gather of a unit without experts) moves nothing */
+static int z3_gather(rank_state *S, int u, int part, MPI_Comm c) {
+    int parts = 0;
+    int64_t n = u == Z3_NONE ? 0 : z3_size(S, u, &parts);
+    if (u == Z3_NONE || (S->zunit != Z3_NONE && (S->zunit != u || (S->zmask & part)))) return ST_EINVAL;
+    if (!(parts & part)) return 0;
+    if (S->zunit == Z3_NONE) {
+        if (!(S->zbuf = malloc((size_t)(n + 1) * sizeof *S->zbuf))) return ST_ENOMEM;
+        z3_point(S, u, 0, S->zbuf);
+        z3_local(S, u, S->zbuf, 0);
+        S->zunit = u, S->zmask = 0;
+    }
+    S->zmask |= part;
+    return z3_exchange(S, u, part, c, S->zbuf, 0);
+}
+
+/* whether unit u's parameters are gathered, every part of them */
+static int z3_ready(const rank_state *S, int u) {
+    int parts = 0;
+    z3_size(S, u, &parts);
+    return u != Z3_NONE && S->zunit == u && S->zmask == parts;
 }
 
 /* the gathered parameters given back after their piece ran (FSDP's reshard) */
@@ -595,16 +680,41 @@ static void z3_release(rank_state *S) {
     if (S->zunit == Z3_NONE) return;
     z3_point(S, S->zunit, 0, NULL);
     free(S->zbuf);
-    S->zbuf = NULL, S->zunit = Z3_NONE;
+    S->zbuf = NULL, S->zunit = Z3_NONE, S->zmask = 0;
 }
 
-/* the "zero-3 reduce-scatter" of unit u's gradients in c: summed into this rank's shards, the buffer freed */
-static int z3_scatter(rank_state *S, int u, MPI_Comm c) {
-    if (u == Z3_NONE || S->zgunit != u) return ST_EINVAL;
-    int rc = z3_exchange(S, u, c, S->zgbuf, 1);
-    z3_point(S, u, 1, NULL);
-    free(S->zgbuf);
-    S->zgbuf = NULL, S->zgunit = Z3_NONE;
+/* slot k's gradient buffer of unit u (NULL: none waits) */
+static z3_grads *z3_pending(const rank_state *S, int k, int u) {
+    for (int i = 0; i < S->npend; i++)
+        if (S->pend[i].k == k && S->pend[i].u == u) return &S->pend[i];
+    return NULL;
+}
+
+/* a new gradient buffer for slot k's unit u, zeroed (NULL: one waits already, or out of memory) */
+static float *z3_grads_new(rank_state *S, int k, int u) {
+    int parts = 0;
+    int64_t n = z3_size(S, u, &parts);
+    if (z3_pending(S, k, u) || S->npend >= S->M * S->V * S->nreg) return NULL;
+    float *buf = calloc((size_t)(n + 1), sizeof *buf);
+    if (buf) S->pend[S->npend++] = (z3_grads){k, u, 0, buf};
+    return buf;
+}
+
+/* a "zero-3 reduce-scatter" of part `part` of slot k's unit u's gradients in c: summed into this
+ * rank's shards; the buffer freed once every part went */
+static int z3_scatter(rank_state *S, int k, int u, int part, MPI_Comm c) {
+    int parts = 0;
+    if (u == Z3_NONE) return ST_EINVAL;
+    z3_size(S, u, &parts);
+    if (!(parts & part)) return 0;
+    z3_grads *e = z3_pending(S, k, u);
+    if (!e || (e->mask & part)) return ST_EINVAL;
+    int rc = z3_exchange(S, u, part, c, e->buf, 1);
+    if ((e->mask |= part) == parts) {
+        z3_local(S, u, e->buf, 1);
+        free(e->buf);
+        *e = S->pend[--S->npend];
+    }
     return rc;
 }
 
@@ -681,11 +791,12 @@ static int run_backward(rank_state *S, const st_ins *in, int k) {
     return rc ? rc : backward_done(S, in, k, din, split);
 }
 
-/* ZeRO-3: a forward or backward piece of slot k, one unit of its chunk, on that unit's gathered
- * parameters (the backward's gradients into a buffer of their own until their reduce-scatter) */
+/* ZeRO-3: a forward or backward piece (whole, or a split one's input half) of slot k, one unit of its
+ * chunk, on that unit's gathered parameters (the backward's gradients into a buffer of their own until
+ * their reduce-scatter), which it gives back */
 static int z3_piece(rank_state *S, const st_ins *in, int k) {
     int u = z3_piece_unit(S->l, in), last = 0, rc = 0, c = local_chunk(S->pp, S->dual, in->chunk);
-    if (u == Z3_NONE || u != S->zunit) return ST_EINVAL;
+    if (!z3_ready(S, u)) return ST_EINVAL;
     if (in->phase == ST_PHASE_FWD) {
         if (!S->acts[k]) { /* the chunk's first piece */
             if (!(S->x.first && c == 0) && !S->act_in[k]) return ST_EINVAL;
@@ -696,18 +807,44 @@ static int z3_piece(rank_state *S, const st_ins *in, int k) {
         double loss = 0;
         rc = st__xmodel_forward_unit(&S->x, S->acts[k], u, &S->fwd_out[k], &loss, &last);
         if (!rc && last) S->loss_sum += loss;
+        if (!rc && last) rc = hand_over(S, in, S->fwd_out[k], 0);
     } else {
-        int tail = S->x.last && c == S->V - 1;
-        if (!S->acts[k] || (!tail && !S->grad_in[k]) || S->zgunit != Z3_NONE) return ST_EINVAL;
-        if (!(S->zgbuf = calloc((size_t)(z3_size(S, u) + 1), sizeof *S->zgbuf))) return ST_ENOMEM;
-        z3_point(S, u, 1, S->zgbuf);
-        S->zgunit = u;
+        int tail = S->x.last && c == S->V - 1, split = in->phase == ST_PHASE_BWD_INPUT;
+        float *buf = NULL;
+        if (!S->acts[k] || (!tail && !S->grad_in[k]) || !(buf = z3_grads_new(S, k, u))) return ST_EINVAL;
+        z3_point(S, u, 1, buf);
         const float *din = NULL;
-        rc = st__xmodel_backward_unit(&S->x, S->acts[k], u, S->grad_in[k], 1.0 / (double)(S->M * S->dp), &din,
-                                      &last);
-        if (!rc && last) rc = backward_done(S, in, k, din, 0);
+        double scale = 1.0 / (double)(S->M * S->dp);
+        rc = split ? st__xmodel_backward_input_unit(&S->x, S->acts[k], u, S->grad_in[k], scale, &din, &last)
+                   : st__xmodel_backward_unit(&S->x, S->acts[k], u, S->grad_in[k], scale, &din, &last);
+        z3_point(S, u, 1, NULL);
+        if (!rc && last) rc = backward_done(S, in, k, din, split);
     }
     z3_release(S);
+    return rc;
+}
+
+/* ZeRO-3: a recompute piece of slot k, on the parameters its backward piece uses next (kept); one of
+ * no operators is a unit that recomputes nothing (the embedding, the output layer) */
+static int z3_recompute(rank_state *S, const st_ins *in, int k) {
+    int u = z3_piece_unit(S->l, in);
+    if (k < 0 || !S->acts[k]) return ST_EINVAL;
+    if (in->nops == 0) return 0;
+    return z3_ready(S, u) ? st__xmodel_recompute_unit(&S->x, S->acts[k], u) : ST_EINVAL;
+}
+
+/* ZeRO-3: a weight-gradient half's piece of slot k (no parameters: dW = dout^T x) into the unit's
+ * gradient buffer, which its input half made and its reduce-scatter takes after; the activations
+ * go after the chunk's last */
+static int z3_weight(rank_state *S, const st_ins *in, int k) {
+    int u = z3_piece_unit(S->l, in), last = 0;
+    if (k < 0 || !S->acts[k] || !z3_pending(S, k, u)) return ST_EINVAL;
+    int rc = st__xmodel_backward_weight_unit(&S->x, S->acts[k], u, &last);
+    if (!rc && last) {
+        st__xacts_free(S->acts[k]);
+        S->acts[k] = NULL;
+        S->fwd_out[k] = NULL;
+    }
     return rc;
 }
 
@@ -715,6 +852,7 @@ static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_e
     int mb = in->mb, k = slot_of(S, in), c = in->chunk >= 0 ? local_chunk(S->pp, S->dual, in->chunk) : -1;
     if (in->phase == ST_PHASE_OPTIMIZER) {
         *kind = ST_EXEC_OPTIMIZER;
+        if (S->npend) return ST_EINVAL; /* ZeRO-3: gradients that no reduce-scatter took */
         for (int i = 0; i < S->nreg; i++) {
             region *g = &S->reg[i];
             S->x.be->adam(owned_params(S, g), owned_grads(S, g), S->m + g->mv, S->v + g->mv, g->hi - g->lo,
@@ -724,10 +862,12 @@ static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_e
     }
     if (in->phase == ST_PHASE_RECOMPUTE) {
         *kind = ST_EXEC_RECOMPUTE;
+        if (S->zero3) return z3_recompute(S, in, k);
         return k >= 0 && S->acts[k] ? st__xmodel_recompute(&S->x, S->acts[k]) : ST_EINVAL;
     }
     if (in->phase == ST_PHASE_BWD_WEIGHT) { /* reads no tokens */
         *kind = ST_EXEC_BWD_WEIGHT;
+        if (S->zero3) return z3_weight(S, in, k);
         return k >= 0 ? run_backward(S, in, k) : ST_EINVAL;
     }
     if (k < 0 || (in->phase != ST_PHASE_FWD && in->phase != ST_PHASE_BWD && in->phase != ST_PHASE_BWD_INPUT))
@@ -737,7 +877,7 @@ static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_e
     int64_t sample = (int64_t)(S->dr / S->cp) * S->M + mb + (S->dual && in->chunk >= S->pp ? S->M / 2 : 0);
     if (S->x.first || S->x.last) gen_tokens(S, step, sample * S->x.B, o->seed);
     if (S->zero3) {
-        *kind = in->phase == ST_PHASE_FWD ? ST_EXEC_FWD : ST_EXEC_BWD;
+        *kind = in->phase == ST_PHASE_FWD ? ST_EXEC_FWD : in->phase == ST_PHASE_BWD ? ST_EXEC_BWD : ST_EXEC_BWD_INPUT;
         return z3_piece(S, in, k);
     }
     if (in->phase == ST_PHASE_FWD) {
@@ -819,8 +959,8 @@ static int run_coll(rank_state *S, const st_ins *in, int *kind) {
     if (gd->kind != ST_GRP_DP) return ST_EINVAL;
     *kind = ST_EXEC_COLL_DP;
     if (S->zero3) {
-        int u = S->zins[S->w.ins];
-        return in->coll == ST_COLL_ALLGATHER ? z3_gather(S, u, c) : z3_scatter(S, u, c);
+        int u = S->zins[S->w.ins], part = in->group == S->gdp ? Z3_DENSE : Z3_EXPERTS;
+        return in->coll == ST_COLL_ALLGATHER ? z3_gather(S, u, part, c) : z3_scatter(S, slot_of(S, in), u, part, c);
     }
     int *counts = malloc((size_t)S->dp * sizeof *counts), *displs = malloc((size_t)S->dp * sizeof *displs);
     int rc = counts && displs ? 0 : ST_ENOMEM;
@@ -1118,7 +1258,8 @@ static void state_destroy(rank_state *S) {
     free(S->zp);
     free(S->zg);
     free(S->zbuf);
-    free(S->zgbuf);
+    for (int i = 0; S->pend && i < S->npend; i++) free(S->pend[i].buf);
+    free(S->pend);
     free(S->zins);
     st__xmodel_destroy(&S->x);
 }
@@ -1285,7 +1426,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     int bad = rc || !S.comms || !S.acts || !S.act_in || !S.grad_in || !S.fwd_out || !S.bwd_done || !S.din || !S.reqs ||
               !S.sendbufs || !S.sendins || !S.tokens || !spans || (S.rank == 0 && (!res->loss || !res->iteration_s ||
               !res->kind_s || !res->ref_loss || !res->stats)) || setup_regions(&S) ||
-              (S.zero3 && z3_setup(&S, o->seed));
+              (S.zero3 && z3_setup(&S, o->seed, gd));
     if (!bad && o->check) {
         Rp = &R;
         st__xpart one = {.B = p->mbs, .T = p->seq, .tp = 1, .nchunks = 1, .l0 = whole, .l1 = whole + 1, .first = 1,
