@@ -703,15 +703,35 @@ START_TEST(test_layout_cluster) {
         REL(c.groups[g].pcie_bytes_per_s, 25e9 / 3, 1e-12);
         REL(c.groups[g].nic_bytes_per_s, whole.nic_bytes_per_s / 3, 1e-12);
         ck_assert_int_eq(c.groups[g].mig.slices_per_gpu, 3);
-        st_cluster v;
-        st_net net;
-        st_cluster_view(&c, 8 * g, 8, &v);
-        st_cost_net(&v, &net);
-        ck_assert_int_eq(net.gpus_per_port, 1);
-        REL(net.nvlink_bytes_per_s, 25e9 / 3, 1e-12);
+        st_cluster gv;
+        st_net gnet;
+        st_cluster_view(&c, 8 * g, 8, &gv);
+        st_cost_net(&gv, &gnet);
+        ck_assert_int_eq(gnet.gpus_per_port, 1);
+        REL(gnet.nvlink_bytes_per_s, 25e9 / 3, 1e-12);
     }
-    /* across the groups: a slice's share of the fabric between them is its share of the PCIe link */
-    REL(c.xgroup_bytes_per_s / 8, 25e9 / 3, 1e-12);
+    /* across the groups: the host node itself, 24 slices reducing through host memory, 3 per PCIe link
+     * and each at a third of it: a ring all-reduce of S bytes takes 2(n-1)/n x S / (pcie / 3) + 2(n-1)
+     * latencies, as on a node cut into 3 slices of one profile */
+    st_cluster v;
+    st_cluster_view(&c, 0, 24, &v);
+    ck_assert_int_eq(v.gpus_per_node, 24);
+    ck_assert_int_eq(v.mig.per_gpu, 3);
+    ck_assert_str_eq(v.gpu.name, "a100-sxm-80g/1g.10gb");
+    REL(v.nic_bytes_per_s, whole.nic_bytes_per_s, 1e-12);
+    st_plan p;
+    st_plan_defaults(&p);
+    p.tp = 1, p.cp = 1, p.dp = 24, p.pp = 1;
+    st_group grp;
+    st_cost_group(&v, &p, ST_GRP_DP, &grp);
+    ck_assert_int_eq(grp.nodes, 1);
+    double S = 1e9, n = 24;
+    REL(st_cost_collective(&v, NULL, ST_COLL_ALLREDUCE, &grp, S),
+        2 * (n - 1) / n * S / (25e9 / 3) + 2 * (n - 1) * v.intra_latency_s, 1e-12);
+    st_net net;
+    st_cost_net(&v, &net);
+    ck_assert_int_eq(net.gpus_per_port, 3);
+    REL(net.nvlink_bytes_per_s, 25e9, 1e-12);
     json_t *j = st__cluster_to_json(&c);
     ck_assert_ptr_nonnull(j);
     ck_assert_int_eq((int)json_array_size(json_object_get(json_object_get(j, "mig"), "layout")), 3);

@@ -287,10 +287,10 @@ const st_cluster_mig *st_cluster_mig_layout(const st_cluster *c) {
  * per GPU) (the simulator's link of a group's slices of one GPU is their cnt_k of them), the host's NICs
  * and memory go to group k by cnt_k / slices, so every slice has the share it has when all of them
  * communicate at once, as cost/ assumes of every collective. Between the groups (slices of different
- * profiles) the path is the host memory, again through each slice's share of its PCIe link: the fabric
- * between groups is sized so that a slice's share of it is that (cost/ gives a GPU the fabric per node
- * over the GPUs of the largest group's node), with no latency of its own; across host nodes the slower
- * of it and the slice's share of the NICs sets the rate. */
+ * profiles) the path is the same: host memory through each slice's share of its PCIe link, and the
+ * host's NICs across nodes; the view of ranks across the groups is the sliced host itself (src/core/
+ * groups.c), which crosses no fabric between groups. The one st__cluster_groups_finalize asks for is
+ * the host's: its GPUs' PCIe links into host memory, per node, with no latency of its own. */
 int st_cluster_set_mig_layout(st_cluster *c, char (*names)[16], int n, const char *file, const char *key,
                               st_error *err) {
     const st_mig_profile *p[ST_MIG_MAX_LAYOUT], *distinct[ST_MIG_MAX_LAYOUT];
@@ -335,7 +335,6 @@ int st_cluster_set_mig_layout(st_cluster *c, char (*names)[16], int n, const cha
         return st_error_set(err, ST_EINVAL, file, key, "%lld GPUs x %d slices exceeds %d devices per node",
                             (long long)c->gpus_per_node, n, ST_MAX_DOMAIN_GPUS);
     st_cluster whole = *c;
-    int most = 0;
     for (int d = 0; d < k; d++) {
         st_cluster u = whole;
         st_node_group *g = &c->groups[d];
@@ -353,10 +352,9 @@ int st_cluster_set_mig_layout(st_cluster *c, char (*names)[16], int n, const cha
         g->pcie_bytes_per_s = u.pcie_bytes_per_s;
         g->mig = u.mig;
         memcpy(g->mig.layout, text, sizeof text);
-        if (cnt[d] > most) most = cnt[d];
     }
     c->ngroups = k;
-    c->xgroup_bytes_per_s = whole.pcie_bytes_per_s / n * (double)(whole.gpus_per_node * most);
+    c->xgroup_bytes_per_s = whole.pcie_bytes_per_s * (double)whole.gpus_per_node;
     c->xgroup_latency_s = 0;
     c->xgroup_oversubscription = 1;
     return 0;
