@@ -148,6 +148,14 @@ START_TEST(test_resolve_suffix) {
 }
 END_TEST
 
+/* The data-parallel group of a plan of dp ranks alone on c */
+static void dp_group(const st_cluster *c, int dp, st_group *g) {
+    st_plan p;
+    st_plan_defaults(&p);
+    p.tp = 1, p.cp = 1, p.dp = dp, p.pp = 1;
+    st_cost_group(c, &p, ST_GRP_DP, g);
+}
+
 /* Seven 1g slices of one A100, no P2P: a ring all-reduce of S bytes moves 2(n-1)/n x S per rank
  * through the host memory at each rank's share of the GPU's PCIe link (25 GB/s / 7):
  * 2(n-1)/n x S / (pcie / 7) + 2(n-1) x latency; and the whole GPU does it over NVLink instead. */
@@ -155,11 +163,8 @@ START_TEST(test_allreduce_through_host_memory) {
     st_cluster c;
     st_error err;
     ck_assert_int_eq(st_cluster_resolve("dgx-a100-40g:mig=1g.5gb", 7, &c, &err), 0);
-    st_plan p;
-    st_plan_defaults(&p);
-    p.tp = 1, p.cp = 1, p.dp = 7, p.pp = 1;
     st_group g;
-    st_cost_group(&c, &p, ST_GRP_DP, &g);
+    dp_group(&c, 7, &g);
     ck_assert_int_eq(g.n, 7);
     ck_assert_int_eq(g.nodes, 1);
     double S = 1e9, n = 7, pcie = 25e9, lat = c.intra_latency_s;
@@ -719,11 +724,8 @@ START_TEST(test_layout_cluster) {
     ck_assert_int_eq(v.mig.per_gpu, 3);
     ck_assert_str_eq(v.gpu.name, "a100-sxm-80g/1g.10gb");
     REL(v.nic_bytes_per_s, whole.nic_bytes_per_s, 1e-12);
-    st_plan p;
-    st_plan_defaults(&p);
-    p.tp = 1, p.cp = 1, p.dp = 24, p.pp = 1;
     st_group grp;
-    st_cost_group(&v, &p, ST_GRP_DP, &grp);
+    dp_group(&v, 24, &grp);
     ck_assert_int_eq(grp.nodes, 1);
     double S = 1e9, n = 24;
     REL(st_cost_collective(&v, NULL, ST_COLL_ALLREDUCE, &grp, S),
