@@ -1,5 +1,6 @@
 /* mig.c: MIG (Multi-Instance GPU) slices as devices: the GPU-instance profiles of A100, H100 and
- * H200, the device one slice is, and a host node whose GPUs are cut into slices.
+ * H200, the device one slice is, a host node whose GPUs are cut into slices, and layouts of several
+ * profiles on one GPU (the guide's placement rules; node groups sharing the host: see below).
  *
  * Profiles (NVIDIA Multi-Instance GPU User Guide, "Supported MIG Profiles"): a GPU has 7 compute
  * slices and 8 memory slices; a profile <c>g.<m>gb takes c compute slices ("Fraction of SMs" c/7)

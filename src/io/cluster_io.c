@@ -28,6 +28,10 @@
  * fabric joining them; it has no top-level node keys. A group may cut its GPUs into MIG slices
  * ("mig", as a uniform cluster does; written back as the group's whole GPUs and the layout). A file
  * without "groups" reads, writes and hashes as before.
+ *
+ * A uniform cluster's "mig": {"layout": [PROFILE, ...]} (or CLUSTER:mig=A+B+C) cuts each GPU into
+ * several profiles (src/core/mig.c), which makes it node groups, one per profile; it is written back
+ * as it was given, the whole GPUs and the layout. A node group takes one profile: it is one node type.
  */
 #include "jsonutil.h"
 
