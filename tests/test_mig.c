@@ -626,7 +626,7 @@ END_TEST
 /* Mixed layouts (st_mig_layout_place) against the placement tables of the MIG user guide: on A100-40GB
  * 4g + 2g + 1g starts at memory slices 0, 4, 6; 3g + 2g + 1g + 1g only with the 3g at slice 4 (a 1g.5gb
  * cannot start at slice 7); 4g + 4g, 3g + 3g + 1g (the 3g take all 8 memory slices) and eight 1g.5gb do
- * not fit. A100-80GB and H100 by the same shapes. */
+ * not fit. A100-80GB, H100 and H200 by the same shapes. */
 static int place(const char *gpu, const char *const *names, int n, int *start) {
     const st_mig_profile *p[ST_MIG_MAX_LAYOUT];
     for (int i = 0; i < n; i++) ck_assert_ptr_nonnull(p[i] = st_mig_profile_find(gpu, names[i]));
@@ -668,6 +668,9 @@ START_TEST(test_layout_placement) {
     ck_assert_int_eq(place("h100-sxm-80g", o, 2, s), 0);
     ck_assert_int_eq(place("h100-sxm-80g", q, 3, s), ST_EINVAL);
     ck_assert_int_eq(place("h100-sxm-80g", r, 4, s), ST_EINVAL);
+    const char *t[] = {"4g.71gb", "2g.35gb", "1g.18gb"}, *u[] = {"3g.71gb", "3g.71gb", "1g.18gb"};
+    ck_assert_int_eq(place("h200-sxm-141g", t, 3, s), 0);
+    ck_assert_int_eq(place("h200-sxm-141g", u, 3, s), ST_EINVAL);
 }
 END_TEST
 
