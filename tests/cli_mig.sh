@@ -7,8 +7,12 @@
 #     and rank below the 7g slices for GPT-2;
 #   - MIG inside node groups (examples/mixed-mig-h100.json): estimate, sim --every-rank and plan run,
 #     each simulated rank held to its own device's memory;
-#   - bad input: an over-subscribing layout (of a uniform cluster and of a group), a profile of another
-#     GPU, a bad suffix: exit 2, one line naming the key.
+#   - a layout of several profiles on one GPU (examples/a100-mig-mixed.json: 4g.40gb + 2g.20gb + 1g.10gb
+#     of an A100 80GB): estimate and sim --every-rank agree within 10% with uneven dp_batches; compare
+#     of layouts of one GPU (7g, 4g + 3g balanced 8:6, seven 1g, the example), each row named;
+#   - bad input: an over-subscribing layout (of a uniform cluster and of a group; profile and per_gpu or
+#     a layout, in JSON or inline), a profile of another GPU, a bad suffix, a layout of several
+#     profiles inside a node group: exit 2, one line naming the key.
 #
 # Environment (set by automake): STRATA, SRCDIR. POSIX sh only. Exit 0 pass, 1 fail, 99 hard error.
 
@@ -88,6 +92,32 @@ else
 	nok "plan on the mixed MIG example" "exit $rc" "$(cat "$T/out" "$T/err")"
 fi
 
+# a layout of several profiles on one A100 80GB: three node groups of one slice each
+LX=$SRCDIR/examples/a100-mig-mixed.json
+LP=tp=1,pp=1,dp=3,mbs=4,gbs=56,dp_batches=8,4,2
+run estimate --model "$M" --cluster "$LX" --plan "$LP" --json
+a=$(val "$T/out" iteration_time_s)
+if [ $rc -eq 0 ] && grep -q '"gpus": *3' "$T/out" && grep -q '"fits": *true' "$T/out"; then
+	ok "estimate on 4g.40gb + 2g.20gb + 1g.10gb of one GPU ($a s)"
+else
+	nok "estimate on the mixed layout" "exit $rc" "$(cat "$T/out" "$T/err")"
+fi
+run sim --model "$M" --cluster "$LX" --plan "$LP" --every-rank --json
+b=$(val "$T/out" iteration_time_s)
+if [ $rc -eq 0 ] && awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d <= 0.1 * a) }'; then
+	ok "sim --every-rank agrees with the estimate on the mixed layout ($b s vs $a s)"
+else
+	nok "sim on the mixed layout" "exit $rc, sim '$b' s, estimate '$a' s" "$(cat "$T/err")"
+fi
+run compare --model "$M" --clusters "$LX:mig=7g.80gb,$LX:mig=4g.40gb+3g.40gb,$LX:mig=1g.10gbx7,$LX" --gbs 56 --tokens 1B
+rows=$(awk '$1 ~ /^[0-9]+$/ && $2 ~ /^a100-mig-mixed/ { n++ } END { print n + 0 }' "$T/out")
+if [ $rc -eq 0 ] && [ "$rows" = 4 ] && grep -q '^ *[0-9]* a100-mig-mixed+4g.40gb+3g.40gb ' "$T/out" &&
+	grep -q 'a100-mig-mixed+4g.40gb+3g.40gb x 2: .*dp_batches=8,6' "$T/out"; then
+	ok "compare of layouts of one GPU: 4 rows, the 4g + 3g slices balanced 8:6"
+else
+	nok "compare of MIG layouts" "exit $rc, rows '$rows'" "$(cat "$T/out" "$T/err")"
+fi
+
 # ------------------------------------------------------------------ bad input
 sed 's/"per_gpu": 7/"per_gpu": 8/' "$MX" >"$T/gover.json"
 bad "a group layout that over-subscribes a GPU" "groups[0].mig.per_gpu
@@ -100,5 +130,19 @@ bad "a profile of another GPU" "mig.profile
 2g.10gb" estimate --model "$M" --cluster "dgx-h100:mig=2g.10gb" --plan tp=1
 bad "a suffix that is no layout" "key 'mig'
 PROFILExN" compare --model "$M" --clusters "$EX:mig=1g.5gbx0"
+
+sed 's/"1g.10gb"/"2g.20gb"/' "$LX" >"$T/lover.json"
+bad "a layout that over-subscribes a GPU" "key 'mig.layout'
+4g.40gb+2g.20gb+2g.20gb" estimate --model "$M" --cluster "$T/lover.json" --plan tp=1
+sed 's/"mig": {.*/"mig": { "profile": "1g.10gb", "layout": ["1g.10gb"] }/' "$LX" >"$T/lboth.json"
+bad "a profile and a layout" "key 'mig.layout'" estimate --model "$M" --cluster "$T/lboth.json" --plan tp=1
+sed 's/"mig": { "profile": "1g.10gb", "per_gpu": 7 }/"mig": { "layout": ["4g.40gb", "4g.40gb"] }/' "$MX" >"$T/glay.json"
+bad "a group layout the guide cannot place" "groups[0].mig.layout
+4g.40gb+4g.40gb" estimate --model "$M" --cluster "$T/glay.json" --plan tp=1
+sed 's/"mig": { "profile": "1g.10gb", "per_gpu": 7 }/"mig": { "layout": ["4g.40gb", "3g.40gb"] }/' "$MX" >"$T/gmix.json"
+bad "a layout of several profiles inside a node group" "groups[0].mig.layout
+one MIG profile" estimate --model "$M" --cluster "$T/gmix.json" --plan tp=1
+bad "an inline layout with 3g + 3g + 1g" "key 'mig'
+no placement" estimate --model "$M" --cluster "dgx-a100-40g:mig=3g.20gbx2+1g.5gb" --plan tp=1
 
 finish_tests

@@ -1,7 +1,8 @@
 /* test_mig.c: MIG slices as devices (src/core/mig.c): the profile table against the MIG user
  * guide's limits, a slice's device, layouts that over-subscribe a GPU, the host-memory collectives
  * between slices in closed form (cost/comm.c) and as shared links in the simulator
- * (src/lower/lower_net.c), and the CLUSTER:mig=PROFILE variants `compare` takes. */
+ * (src/lower/lower_net.c), the CLUSTER:mig=PROFILE variants `compare` takes, and layouts of several
+ * profiles on one GPU (placement rules, node groups, a 4g and a 3g slice balanced 4:3). */
 #include "src/io/jsonutil.h"
 #include "src/strata.h"
 #include "suites.h"
@@ -147,6 +148,14 @@ START_TEST(test_resolve_suffix) {
 }
 END_TEST
 
+/* The data-parallel group of a plan of dp ranks alone on c */
+static void dp_group(const st_cluster *c, int dp, st_group *g) {
+    st_plan p;
+    st_plan_defaults(&p);
+    p.tp = 1, p.cp = 1, p.dp = dp, p.pp = 1;
+    st_cost_group(c, &p, ST_GRP_DP, g);
+}
+
 /* Seven 1g slices of one A100, no P2P: a ring all-reduce of S bytes moves 2(n-1)/n x S per rank
  * through the host memory at each rank's share of the GPU's PCIe link (25 GB/s / 7):
  * 2(n-1)/n x S / (pcie / 7) + 2(n-1) x latency; and the whole GPU does it over NVLink instead. */
@@ -154,11 +163,8 @@ START_TEST(test_allreduce_through_host_memory) {
     st_cluster c;
     st_error err;
     ck_assert_int_eq(st_cluster_resolve("dgx-a100-40g:mig=1g.5gb", 7, &c, &err), 0);
-    st_plan p;
-    st_plan_defaults(&p);
-    p.tp = 1, p.cp = 1, p.dp = 7, p.pp = 1;
     st_group g;
-    st_cost_group(&c, &p, ST_GRP_DP, &g);
+    dp_group(&c, 7, &g);
     ck_assert_int_eq(g.n, 7);
     ck_assert_int_eq(g.nodes, 1);
     double S = 1e9, n = 7, pcie = 25e9, lat = c.intra_latency_s;
@@ -617,6 +623,208 @@ START_TEST(test_group_json) {
 }
 END_TEST
 
+/* Mixed layouts (st_mig_layout_place) against the placement tables of the MIG user guide: on A100-40GB
+ * 4g + 2g + 1g starts at memory slices 0, 4, 6; 3g + 2g + 1g + 1g only with the 3g at slice 4 (a 1g.5gb
+ * cannot start at slice 7); 4g + 4g, 3g + 3g + 1g (the 3g take all 8 memory slices) and eight 1g.5gb do
+ * not fit. A100-80GB, H100 and H200 by the same shapes. */
+static int place(const char *gpu, const char *const *names, int n, int *start) {
+    const st_mig_profile *p[ST_MIG_MAX_LAYOUT];
+    for (int i = 0; i < n; i++) ck_assert_ptr_nonnull(p[i] = st_mig_profile_find(gpu, names[i]));
+    return st_mig_layout_place(p, n, start);
+}
+START_TEST(test_layout_placement) {
+    int s[ST_MIG_MAX_LAYOUT];
+    const char *a[] = {"4g.20gb", "2g.10gb", "1g.5gb"};
+    ck_assert_int_eq(place("a100-sxm-40g", a, 3, s), 0);
+    ck_assert_int_eq(s[0], 0);
+    ck_assert_int_eq(s[1], 4);
+    ck_assert_int_eq(s[2], 6);
+    const char *b[] = {"3g.20gb", "2g.10gb", "1g.5gb", "1g.5gb"};
+    ck_assert_int_eq(place("a100-sxm-40g", b, 4, s), 0);
+    ck_assert_int_eq(s[0], 4);
+    ck_assert_int_eq(s[1], 0);
+    ck_assert_int_eq(s[2], 2);
+    ck_assert_int_eq(s[3], 3);
+    const char *c[] = {"4g.20gb", "3g.20gb"}, *d[] = {"2g.10gb", "2g.10gb", "2g.10gb", "1g.5gb"};
+    ck_assert_int_eq(place("a100-sxm-40g", c, 2, s), 0);
+    ck_assert_int_eq(place("a100-sxm-40g", d, 4, s), 0);
+    const char *e[] = {"4g.20gb", "4g.20gb"}, *f[] = {"3g.20gb", "3g.20gb", "1g.5gb"}, *g[] = {"7g.40gb", "1g.5gb"};
+    ck_assert_int_eq(place("a100-sxm-40g", e, 2, s), ST_EINVAL);
+    ck_assert_int_eq(place("a100-sxm-40g", f, 3, s), ST_EINVAL);
+    ck_assert_int_eq(place("a100-sxm-40g", g, 2, s), ST_EINVAL);
+    const char *h[] = {"1g.5gb", "1g.5gb", "1g.5gb", "1g.5gb", "1g.5gb", "1g.5gb", "1g.5gb"};
+    ck_assert_int_eq(place("a100-sxm-40g", h, 7, s), 0);
+    const char *i8[] = {"4g.20gb", "1g.10gb", "1g.10gb", "1g.5gb"}; /* 4g + two 1g.10gb fill the memory */
+    ck_assert_int_eq(place("a100-sxm-40g", i8, 4, s), ST_EINVAL);
+    const char *j[] = {"4g.40gb", "2g.20gb", "1g.10gb"}, *k[] = {"1g.20gb", "1g.20gb", "1g.20gb", "1g.20gb"};
+    ck_assert_int_eq(place("a100-sxm-80g", j, 3, s), 0);
+    ck_assert_int_eq(place("a100-sxm-80g", k, 4, s), 0);
+    const char *l[] = {"1g.20gb", "1g.20gb", "1g.20gb", "1g.20gb", "1g.10gb"}, *m[] = {"4g.40gb", "4g.40gb"};
+    ck_assert_int_eq(place("a100-sxm-80g", l, 5, s), ST_EINVAL);
+    ck_assert_int_eq(place("a100-sxm-80g", m, 2, s), ST_EINVAL);
+    const char *n[] = {"3g.40gb", "2g.20gb", "1g.10gb", "1g.10gb"}, *o[] = {"3g.40gb", "3g.40gb"};
+    const char *q[] = {"3g.40gb", "3g.40gb", "1g.10gb"}, *r[] = {"4g.40gb", "1g.20gb", "1g.20gb", "1g.10gb"};
+    ck_assert_int_eq(place("h100-sxm-80g", n, 4, s), 0);
+    ck_assert_int_eq(place("h100-sxm-80g", o, 2, s), 0);
+    ck_assert_int_eq(place("h100-sxm-80g", q, 3, s), ST_EINVAL);
+    ck_assert_int_eq(place("h100-sxm-80g", r, 4, s), ST_EINVAL);
+    const char *t[] = {"4g.71gb", "2g.35gb", "1g.18gb"}, *u[] = {"3g.71gb", "3g.71gb", "1g.18gb"};
+    ck_assert_int_eq(place("h200-sxm-141g", t, 3, s), 0);
+    ck_assert_int_eq(place("h200-sxm-141g", u, 3, s), ST_EINVAL);
+}
+END_TEST
+
+/* "A+B+C" with PROFILExN items; more than 7 instances or an empty item is refused. */
+START_TEST(test_layout_parse) {
+    char names[ST_MIG_MAX_LAYOUT][16];
+    int n;
+    ck_assert_int_eq(st_mig_layout_parse("4g.40gb+2g.20gb+1g.10gb", names, ST_MIG_MAX_LAYOUT, &n), 0);
+    ck_assert_int_eq(n, 3);
+    ck_assert_str_eq(names[1], "2g.20gb");
+    ck_assert_int_eq(st_mig_layout_parse("2g.10gbx3+1g.5gb", names, ST_MIG_MAX_LAYOUT, &n), 0);
+    ck_assert_int_eq(n, 4);
+    ck_assert_str_eq(names[2], "2g.10gb");
+    ck_assert_str_eq(names[3], "1g.5gb");
+    ck_assert_int_eq(st_mig_layout_parse("1g.5gbx7+1g.5gb", names, ST_MIG_MAX_LAYOUT, &n), ST_EINVAL);
+    ck_assert_int_eq(st_mig_layout_parse("4g.40gb+", names, ST_MIG_MAX_LAYOUT, &n), ST_EINVAL);
+    ck_assert_int_eq(st_mig_layout_parse("+1g.5gb", names, ST_MIG_MAX_LAYOUT, &n), ST_EINVAL);
+}
+END_TEST
+
+/* A layout of three profiles on a DGX A100 80GB: three node groups of 8 slices on the same node, each
+ * slice with a third of its GPU's PCIe link (25 GB/s / 3) and of the node's NICs; the simulator's link of
+ * a group's slice is that share; the canonical JSON writes the layout back and reads the same; :mig=none
+ * restores the whole GPUs; an invalid layout names the key. */
+START_TEST(test_layout_cluster) {
+    st_cluster c, w;
+    st_error err;
+    ck_assert_msg(st_cluster_resolve("dgx-a100-80g:mig=4g.40gb+2g.20gb+1g.10gb", 0, &c, &err) == 0, "%s", err.text);
+    ck_assert_int_eq(c.ngroups, 3);
+    ck_assert_int_eq(st_cluster_gpus(&c), 24);
+    ck_assert_str_eq(c.groups[0].gpu.name, "a100-sxm-80g/4g.40gb");
+    ck_assert_str_eq(c.groups[2].gpu.name, "a100-sxm-80g/1g.10gb");
+    ck_assert_ptr_nonnull(st_cluster_mig_layout(&c));
+    ck_assert_str_eq(st_cluster_mig_layout(&c)->layout, "4g.40gb+2g.20gb+1g.10gb");
+    st_cluster whole;
+    ck_assert_int_eq(st_cluster_preset("dgx-a100-80g", &whole), 0);
+    for (int g = 0; g < 3; g++) {
+        REL(c.groups[g].pcie_bytes_per_s, 25e9 / 3, 1e-12);
+        REL(c.groups[g].nic_bytes_per_s, whole.nic_bytes_per_s / 3, 1e-12);
+        ck_assert_int_eq(c.groups[g].mig.slices_per_gpu, 3);
+        st_cluster gv;
+        st_net gnet;
+        st_cluster_view(&c, 8 * g, 8, &gv);
+        st_cost_net(&gv, &gnet);
+        ck_assert_int_eq(gnet.gpus_per_port, 1);
+        REL(gnet.nvlink_bytes_per_s, 25e9 / 3, 1e-12);
+    }
+    /* across the groups: the host node itself, 24 slices reducing through host memory, 3 per PCIe link
+     * and each at a third of it: a ring all-reduce of S bytes takes 2(n-1)/n x S / (pcie / 3) + 2(n-1)
+     * latencies, as on a node cut into 3 slices of one profile */
+    st_cluster v;
+    st_cluster_view(&c, 0, 24, &v);
+    ck_assert_int_eq(v.gpus_per_node, 24);
+    ck_assert_int_eq(v.mig.per_gpu, 3);
+    ck_assert_str_eq(v.gpu.name, "a100-sxm-80g/1g.10gb");
+    REL(v.nic_bytes_per_s, whole.nic_bytes_per_s, 1e-12);
+    st_group grp;
+    dp_group(&v, 24, &grp);
+    ck_assert_int_eq(grp.nodes, 1);
+    double S = 1e9, n = 24;
+    REL(st_cost_collective(&v, NULL, ST_COLL_ALLREDUCE, &grp, S),
+        2 * (n - 1) / n * S / (25e9 / 3) + 2 * (n - 1) * v.intra_latency_s, 1e-12);
+    st_net net;
+    st_cost_net(&v, &net);
+    ck_assert_int_eq(net.gpus_per_port, 3);
+    REL(net.nvlink_bytes_per_s, 25e9, 1e-12);
+    json_t *j = st__cluster_to_json(&c);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_int_eq((int)json_array_size(json_object_get(json_object_get(j, "mig"), "layout")), 3);
+    ck_assert_msg(st__cluster_from_json(j, "x.json", NULL, NULL, &w, &err) == 0, "%s", err.text);
+    json_decref(j);
+    ck_assert_int_eq(w.ngroups, 3);
+    REL(w.groups[1].pcie_bytes_per_s, c.groups[1].pcie_bytes_per_s, 1e-12);
+    REL(w.xgroup_bytes_per_s, c.xgroup_bytes_per_s, 1e-12);
+    ck_assert_int_eq(st_cluster_resolve("dgx-a100-80g:mig=4g.40gb+3g.40gb", 0, &c, &err), 0);
+    ck_assert_int_eq(st_cluster_set_mig(&c, NULL, 0, NULL, NULL), 0);
+    ck_assert_int_eq(st_cluster_finalize(&c, NULL, &err), 0);
+    ck_assert_int_eq(c.ngroups, 0);
+    ck_assert_int_eq(st_cluster_gpus(&c), 8);
+    REL(c.pcie_bytes_per_s, whole.pcie_bytes_per_s, 1e-12);
+    REL(c.nic_bytes_per_s, whole.nic_bytes_per_s, 1e-12);
+    REL(c.gpu.peak_flops[ST_DT_BF16], whole.gpu.peak_flops[ST_DT_BF16], 1e-12);
+    /* one profile is the old form */
+    ck_assert_int_eq(st_cluster_resolve("dgx-a100-80g:mig=1g.10gb+1g.10gb", 0, &c, &err), 0);
+    ck_assert_int_eq(c.ngroups, 0);
+    ck_assert_int_eq(c.mig.per_gpu, 2);
+    ck_assert_int_eq(st_cluster_resolve("dgx-a100-80g:mig=4g.40gb+4g.40gb", 0, &c, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "mig");
+    ck_assert_int_eq(st_cluster_resolve("dgx-a100-80g:mig=4g.40gb+1g.5gb", 0, &c, &err), ST_EINVAL);
+    ck_assert_str_eq(err.key, "mig");
+    ck_assert_int_eq(st_cluster_resolve("dgx-a100-40g:mig=2g.10gbx2+1g.5gbx3", 0, &c, &err), ST_EINVAL);
+    ck_assert(strstr(err.text, "divide"));
+}
+END_TEST
+
+/* Closed form: a 4g and a 3g slice of one A100 80GB in data parallelism. The 4g has 56 SMs, the 3g 42
+ * (4:3), the same 4 memory slices; on a model whose time is mostly GEMMs, micro-batches 8 and 6 (4:3 of
+ * their compute) make the replicas finish together (within the memory-bound share, 5%), the balancer
+ * picks that split, it beats the even split 7 and 7, and the simulator's every rank agrees. */
+START_TEST(test_layout_dp_closed_form) {
+    st_model m;
+    st_cluster c;
+    st_error err;
+    ck_assert_int_eq(st_model_load(SRCDIR "/tests/data/mig/wide2.json", &m, &err), 0);
+    char path[512];
+    snprintf(path, sizeof path, "%s/examples/a100-mig-mixed.json:mig=4g.40gb+3g.40gb", SRCDIR);
+    ck_assert_msg(st_cluster_resolve(path, 0, &c, &err) == 0, "%s", err.text);
+    ck_assert_int_eq(c.ngroups, 2);
+    REL(c.groups[0].gpu.peak_flops[ST_DT_BF16] / c.groups[1].gpu.peak_flops[ST_DT_BF16], 4.0 / 3, 1e-12);
+    double t_rep[2];
+    for (int r = 0; r < 2; r++) { /* each replica alone: its slice, its micro-batches */
+        st_cluster one;
+        st_plan p;
+        st_estimate e;
+        snprintf(path, sizeof path, "%s/examples/a100-mig-mixed.json:mig=%s", SRCDIR, r ? "3g.40gbx1" : "4g.40gbx1");
+        ck_assert_int_eq(st_cluster_resolve(path, 0, &one, &err), 0);
+        st_plan_defaults(&p);
+        ck_assert_int_eq(st_plan_parse_spec(r ? "tp=1,pp=1,dp=1,mbs=1,gbs=6" : "tp=1,pp=1,dp=1,mbs=1,gbs=8", &p, &err), 0);
+        ck_assert_msg(st_plan_finalize(&p, &m, &one, 0, NULL, &err) == 0, "%s", err.text);
+        st_cost_ctx *ctx = st_cost_ctx_new(&m, &one, NULL);
+        ck_assert_int_eq(st_cost_estimate(ctx, &p, &e), 0);
+        t_rep[r] = e.breakdown.compute_s;
+        st_cost_ctx_free(ctx);
+    }
+    ck_assert_msg(fabs(t_rep[0] - t_rep[1]) < 0.05 * t_rep[0], "4g x 8: %g s, 3g x 6: %g s", t_rep[0], t_rep[1]);
+    st_plan even, q;
+    st_estimate ee, eb;
+    st_plan_defaults(&even);
+    ck_assert_int_eq(st_plan_parse_spec("tp=1,pp=1,dp=2,mbs=1,gbs=14,zero=1", &even, &err), 0);
+    ck_assert_msg(st_plan_finalize(&even, &m, &c, 0, NULL, &err) == 0, "%s", err.text);
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+    q = even;
+    ck_assert_int_eq(st_search_balance(ctx, &q), 1);
+    ck_assert_int_eq(q.ndp_batches, 2);
+    ck_assert_int_eq(q.dp_batches[0], 8);
+    ck_assert_int_eq(q.dp_batches[1], 6);
+    ck_assert_int_eq(st_cost_estimate(ctx, &even, &ee), 0);
+    ck_assert_int_eq(st_cost_estimate(ctx, &q, &eb), 0);
+    ck_assert(eb.iteration_time_s < ee.iteration_time_s);
+    st_lower_opts o;
+    st_lower_opts_init(&o);
+    o.every_rank = 1;
+    st_lowered l;
+    ck_assert_msg(st_lower_plan(ctx, &q, &o, &l, &err) == 0, "%s", err.text);
+    st_sim_result r;
+    ck_assert_msg(st_sim_run(&l, 0, NULL, &r, &err) == 0, "%s", err.text);
+    ck_assert_msg(fabs(r.iteration_time_s - eb.iteration_time_s) < 0.1 * eb.iteration_time_s, "sim %g s, estimate %g s",
+                  r.iteration_time_s, eb.iteration_time_s);
+    st_sim_result_destroy(&r);
+    st_lowered_destroy(&l);
+    st_cost_ctx_free(ctx);
+}
+END_TEST
+
 Suite *suite_mig(void) {
     Suite *s = suite_create("mig");
     TCase *tc = tcase_create("core");
@@ -636,6 +844,10 @@ Suite *suite_mig(void) {
     tcase_add_test(tc, test_group_of_slices_dp);
     tcase_add_test(tc, test_group_of_slices_sim_memory);
     tcase_add_test(tc, test_group_json);
+    tcase_add_test(tc, test_layout_placement);
+    tcase_add_test(tc, test_layout_parse);
+    tcase_add_test(tc, test_layout_cluster);
+    tcase_add_test(tc, test_layout_dp_closed_form);
     suite_add_tcase(s, tc);
     return s;
 }

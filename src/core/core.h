@@ -425,11 +425,17 @@ typedef struct st_mig_profile {
  * slicing (what the canonical JSON writes and st_cluster_set_mig restores). per_gpu 0 = no MIG. */
 typedef struct st_cluster_mig {
     char profile[16];
-    int per_gpu; /* slices per physical GPU, all of `profile` */
+    int per_gpu; /* slices per physical GPU of `profile` */
+    /* all slices of the physical GPU, which share its PCIe link: per_gpu, or with a layout of several
+     * profiles (st_cluster_set_mig_layout) all of the layout's */
+    int slices_per_gpu;
+    /* a layout of several profiles ("4g.40gb+2g.20gb+1g.10gb"), each profile a node group; "" for one */
+    char layout[64];
     st_gpu gpu;  /* the physical GPU */
     int64_t gpus_per_node, gpus_used, domain_gpus;
     st_fabric fabric;
     double intra_bytes_per_s, pcie_bytes_per_s;
+    double nic_bytes_per_s, host_memory_bytes; /* the host node's, before a layout shares them out */
 } st_cluster_mig;
 
 /* One node group of a mixed cluster (issue 19): nodes of one GPU type with their own scale-up domain,
@@ -577,6 +583,22 @@ void st_gpu_mig_slice(const st_gpu *parent, const st_mig_profile *p, st_gpu *out
 int st_cluster_set_mig(st_cluster *c, const char *profile, int per_gpu, const char *file, st_error *err);
 /* "PROFILE" or "PROFILExN" (N slices per GPU) into profile[n] and *per_gpu (0 when not given). */
 int st_mig_spec_parse(const char *s, char *profile, size_t n, int *per_gpu);
+/* Mixed MIG layouts (src/core/mig.c): several profiles on one GPU, placed by NVIDIA's placement rules. */
+#define ST_MIG_MAX_LAYOUT ST_MIG_COMPUTE_SLICES /* instances of one GPU: each takes a compute slice */
+/* Places the n instances p[] on one GPU: start[i] = the first memory slice of p[i]. 0, or ST_EINVAL
+ * where no placement of the MIG user guide's lets them share the GPU. */
+int st_mig_layout_place(const st_mig_profile *const *p, int n, int *start);
+/* "A+B+C", each item PROFILE or PROFILExN (N of it), into names[*n] (at most max). 0 or ST_EINVAL. */
+int st_mig_layout_parse(const char *s, char (*names)[16], int max, int *n);
+/* Cuts every GPU of uniform cluster c into the n instances names[] (replacing any layout c had): one
+ * profile is st_cluster_set_mig's layout; several become node groups, one per profile in order of
+ * first appearance, on the same host nodes (see mig.c). A profile unknown for c's GPU, a layout the
+ * guide cannot place or that strata cannot group is ST_EINVAL naming `key` (e.g. "mig.layout"). The
+ * caller finalizes c. */
+int st_cluster_set_mig_layout(st_cluster *c, char (*names)[16], int n, const char *file, const char *key,
+                              st_error *err);
+/* The layout of a cluster cut by st_cluster_set_mig_layout into several profiles (borrowed), else NULL. */
+const st_cluster_mig *st_cluster_mig_layout(const st_cluster *c);
 
 /* The default of st_cluster.reserved_bytes. PyTorch's CUDA context alone takes about 0.5 GiB on
  * A100/H100 (PyTorch "CUDA semantics" notes); cuBLAS workspaces, NCCL's buffers and the caching

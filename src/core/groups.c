@@ -19,7 +19,13 @@
  *
  * A group may be MIG slices (src/core/mig.c): its ranks are slices, its domain its nodes' host memory;
  * the view of that group alone is the sliced uniform cluster st_cluster_set_mig makes, so a stage or
- * replica on it is priced exactly as a MIG cluster is. */
+ * replica on it is priced exactly as a MIG cluster is.
+ *
+ * A MIG layout of several profiles (st_cluster_set_mig_layout, src/core/mig.c) is one group per profile
+ * on the same host nodes, so ranks across its groups are slices of the same GPUs and nodes: their
+ * view is the sliced node itself, its slices of the groups spanned (the slowest of them), its domain the
+ * host memory at each slice's share of its PCIe link, and the share of the host's NICs and memory those
+ * slices have; the fabric between groups is not crossed. */
 #include "src/core/core.h"
 
 #include <string.h>
@@ -114,6 +120,18 @@ static void slowest_gpu(const st_cluster *c, int g0, int g1, st_gpu *out) {
     }
 }
 
+/* Ranks across groups g0..g1 of one MIG layout: the host nodes with the spanned profiles' slices of each GPU */
+static void layout_view(const st_cluster *c, int g0, int g1, st_cluster *out) {
+    const st_cluster_mig *m = &c->groups[g0].mig;
+    int per = 0;
+    for (int g = g0; g <= g1; g++) per += c->groups[g].mig.per_gpu;
+    slowest_gpu(c, g0, g1, &out->gpu);
+    out->gpus_per_node = m->gpus_per_node * per;
+    out->nic_bytes_per_s = m->nic_bytes_per_s * per / m->slices_per_gpu;
+    out->host_memory_bytes = m->host_memory_bytes * per / m->slices_per_gpu;
+    out->mig.per_gpu = per; /* the slices of a GPU whose traffic shares its PCIe link in this view */
+}
+
 void st_cluster_view(const st_cluster *c, int64_t first, int64_t n, st_cluster *out) {
     if (c->ngroups == 0) {
         *out = *c;
@@ -122,6 +140,10 @@ void st_cluster_view(const st_cluster *c, int64_t first, int64_t n, st_cluster *
     int g0 = rank_group(c, first, NULL), g1 = rank_group(c, first + (n > 0 ? n : 1) - 1, NULL);
     group_cluster(c, &c->groups[g0], out);
     if (g0 == g1) return;
+    if (st_cluster_mig_layout(c)) {
+        layout_view(c, g0, g1, out);
+        return;
+    }
     int64_t gpus = 0, most = 0;
     int nic_group = g0; /* the least NIC bandwidth per GPU */
     slowest_gpu(c, g0, g1, &out->gpu);

@@ -28,6 +28,10 @@
  * fabric joining them; it has no top-level node keys. A group may cut its GPUs into MIG slices
  * ("mig", as a uniform cluster does; written back as the group's whole GPUs and the layout). A file
  * without "groups" reads, writes and hashes as before.
+ *
+ * A uniform cluster's "mig": {"layout": [PROFILE, ...]} (or CLUSTER:mig=A+B+C) cuts each GPU into
+ * several profiles (src/core/mig.c), which makes it node groups, one per profile; it is written back
+ * as it was given, the whole GPUs and the layout. A node group takes one profile: it is one node type.
  */
 #include "jsonutil.h"
 
@@ -57,7 +61,7 @@ static const char *const inter_keys[] = {"nics_per_node", "nics_per_gpu", "nic_g
 static const char *const tier_keys[] = {"nodes", "oversubscription", NULL};
 static const char *const host_keys[] = {"memory_gib", "pcie_gb_per_s", NULL};
 static const char *const framework_keys[] = {"reserved_gib", "launch_overhead_us", "host_us_per_kernel", NULL};
-static const char *const mig_keys[] = {"profile", "per_gpu", NULL};
+static const char *const mig_keys[] = {"profile", "per_gpu", "layout", NULL};
 /* a cluster of node groups (issue 19): the groups, each a node description, and the fabric between them */
 static const char *const grouped_keys[] = {"name", "source", "groups", "between_groups", "framework", "calibration",
                                            NULL};
@@ -285,17 +289,38 @@ static int load_tiers(const json_t *inter, const char *file, const char *pre, st
     return 0;
 }
 
-/* "mig": every GPU of a node cut into per_gpu slices of one profile (src/core/mig.c); 0 when
- * absent or applied, <0 error. Needs the GPU, host and framework keys read. */
+/* "mig": every GPU of a node cut into per_gpu slices of one profile, or into the instances "layout"
+ * lists (several profiles: src/core/mig.c); 0 when absent or applied, <0 error. Needs the GPU, host
+ * and framework keys read. */
 static int load_mig(const json_t *root, const char *file, const char *prefix, st_cluster *c, st_error *err) {
     json_t *m = NULL;
     const char *profile = NULL;
     int64_t per = 0;
-    char pre[128];
+    char pre[128], path[160];
     int rc = get_obj(root, prefix, "mig", mig_keys, &m, file, err);
 
     if (rc <= 0) return rc;
     st__json_key_path(pre, sizeof pre, prefix, "mig");
+    const json_t *lay = json_object_get(m, "layout");
+    if (lay) {
+        char names[ST_MIG_MAX_LAYOUT][16];
+        size_t n = json_is_array(lay) ? json_array_size(lay) : 0;
+        st__json_key_path(path, sizeof path, pre, "layout");
+        if (json_object_get(m, "profile") || json_object_get(m, "per_gpu"))
+            return st_error_set(err, ST_EINVAL, file, path, "give either a layout or profile and per_gpu");
+        if (n < 1 || n > ST_MIG_MAX_LAYOUT)
+            return st_error_set(err, ST_EINVAL, file, path, "expected an array of 1 to %d MIG profile names",
+                                ST_MIG_MAX_LAYOUT);
+        for (size_t i = 0; i < n; i++) {
+            const char *s = json_string_value(json_array_get(lay, i));
+            if (!s || !s[0] || strlen(s) >= sizeof names[0])
+                return st_error_set(err, ST_EINVAL, file, path, "entry %zu is not a MIG profile name", i);
+            snprintf(names[i], sizeof names[i], "%s", s);
+        }
+        rc = st_cluster_set_mig_layout(c, names, (int)n, file, "mig.layout", err);
+        if (rc < 0) st__json_prefix_error(err, prefix);
+        return rc;
+    }
     rc = st__json_get_str(m, "profile", &profile, file, pre, err);
     if (rc < 0) return rc;
     if (rc == 0) return missing(file, pre, "profile", err);
@@ -546,6 +571,12 @@ static int groups_from_json(const json_t *root, const char *file, const char *pr
         snprintf(gname, sizeof gname, "group%zu", i);
         rc = st__cluster_from_json(g, file, gpre, gname, &gc, err);
         if (rc < 0) goto out;
+        if (gc.ngroups > 0) { /* one node group is one node type: a layout of several profiles would be several */
+            rc = st_error_set(err, ST_EINVAL, file, st__json_key_path(path, sizeof path, gpre, "mig.layout"),
+                              "a node group takes one MIG profile (profile and per_gpu); a layout of several "
+                              "profiles is a cluster of its own");
+            goto out;
+        }
         if (strlen(gc.name) >= sizeof x->name) {
             rc = st_error_set(err, ST_EINVAL, file, st__json_key_path(path, sizeof path, gpre, "name"),
                               "must be 1 to %zu characters", sizeof x->name - 1);
@@ -643,19 +674,30 @@ int st_cluster_size(st_cluster *c, int64_t gpus, const char *file, st_error *err
     return 0;
 }
 
-/* "CLUSTER:mig=PROFILE[xN]" (or ":mig=none"): the cluster with its GPUs cut so (src/core/mig.c),
- * named CLUSTER+PROFILE so that `compare` tells the variants apart. 0, or ST_EINVAL naming "mig". */
+/* "CLUSTER:mig=PROFILE[xN]" (or ":mig=none"), or a layout of several "PROFILE[xN]+PROFILE[xN]...": the
+ * cluster with its GPUs cut so (src/core/mig.c), named CLUSTER+SPEC so that `compare` tells the
+ * variants apart. 0, or ST_EINVAL naming "mig". */
 static int apply_mig_suffix(const char *spec, const char *file, st_cluster *c, st_error *err) {
-    char profile[16];
-    int per = 0, rc;
-    if (c->ngroups > 0)
+    char profile[16], names[ST_MIG_MAX_LAYOUT][16];
+    int per = 0, rc, n = 0;
+    if (c->ngroups > 0 && !st_cluster_mig_layout(c))
         return st_error_set(err, ST_EINVAL, file, "mig", "a cluster of node groups cannot be cut into MIG slices");
-    if (st_mig_spec_parse(spec, profile, sizeof profile, &per) != 0)
-        return st_error_set(err, ST_EINVAL, file, "mig", "'%s' is not PROFILE or PROFILExN (e.g. 1g.5gb, 3g.20gbx2)",
-                            spec);
-    if ((rc = st_cluster_set_mig(c, profile, per, file, err)) < 0) return rc;
+    if (strchr(spec, '+')) {
+        if (st_mig_layout_parse(spec, names, ST_MIG_MAX_LAYOUT, &n) != 0)
+            return st_error_set(err, ST_EINVAL, file, "mig",
+                                "'%s' is not a layout PROFILE[xN]+PROFILE[xN]... of at most %d instances", spec,
+                                ST_MIG_MAX_LAYOUT);
+        if ((rc = st_cluster_set_mig_layout(c, names, n, file, "mig", err)) < 0) return rc;
+    } else {
+        if (st_mig_spec_parse(spec, profile, sizeof profile, &per) != 0)
+            return st_error_set(err, ST_EINVAL, file, "mig",
+                                "'%s' is not PROFILE or PROFILExN (e.g. 1g.5gb, 3g.20gbx2)", spec);
+        if ((rc = st_cluster_set_mig(c, profile, per, file, err)) < 0) return rc;
+    }
     char name[sizeof c->name];
-    if (!c->mig.per_gpu)
+    if (n)
+        snprintf(name, sizeof name, "%.30s+%.32s", c->name, spec);
+    else if (!c->mig.per_gpu)
         snprintf(name, sizeof name, "%.40s+whole", c->name);
     else if (per)
         snprintf(name, sizeof name, "%.40s+%sx%d", c->name, profile, per);
@@ -822,13 +864,14 @@ out:
 }
 
 json_t *st__cluster_to_json(const st_cluster *c) {
-    return c->ngroups > 0 ? groups_to_json(c) : cluster_fields_to_json(c);
+    return c->ngroups > 0 && !st_cluster_mig_layout(c) ? groups_to_json(c) : cluster_fields_to_json(c);
 }
 
 static json_t *cluster_fields_to_json(const st_cluster *c) {
     /* a sliced cluster writes its whole GPUs and the layout, so that loading it slices it again */
     st_cluster whole;
-    st_cluster_mig mig = c->mig;
+    const st_cluster_mig *lay = st_cluster_mig_layout(c);
+    st_cluster_mig mig = lay ? *lay : c->mig;
     if (mig.per_gpu > 0) {
         whole = *c;
         st_cluster_set_mig(&whole, NULL, 0, NULL, NULL);
@@ -890,7 +933,16 @@ static json_t *cluster_fields_to_json(const st_cluster *c) {
     bad |= json_object_set(o, "host", host);
     /* only when set: a cluster that keeps the defaults writes (and hashes) as before */
     if (json_object_size(fw)) bad |= json_object_set(o, "framework", fw);
-    if (mig.per_gpu > 0) {
+    if (lay) { /* a layout of several profiles: its instances, as given */
+        json_t *m = json_object(), *arr = json_array();
+        char text[sizeof mig.layout];
+        memcpy(text, mig.layout, sizeof text);
+        for (char *save = NULL, *tok = strtok_r(text, "+", &save); tok && arr; tok = strtok_r(NULL, "+", &save))
+            bad |= json_array_append_new(arr, json_string(tok));
+        if (!m) json_decref(arr);
+        bad |= !m || !arr || json_object_set_new(m, "layout", arr);
+        bad |= json_object_set_new(o, "mig", m);
+    } else if (mig.per_gpu > 0) {
         json_t *m = json_object();
         bad |= !m || json_object_set_new(m, "profile", json_string(mig.profile));
         bad |= !m || json_object_set_new(m, "per_gpu", json_integer(mig.per_gpu));

@@ -19,7 +19,8 @@ int st_model_load(const char *path, st_model *out, st_error *err);
 /* A preset name, else a path. */
 int st_model_resolve(const char *arg, st_model *out, st_error *err);
 int st_cluster_load(const char *path, st_cluster *out, st_error *err);
-/* A preset name or a path, with the suffixes :mig=SPEC, :sharp=1|0 and :domain_gpus=N (the job takes N
+/* A preset name or a path, with the suffixes :mig=SPEC (PROFILE[xN], none, or a layout of several
+ * profiles PROFILE[xN]+PROFILE[xN]...), :sharp=1|0 and :domain_gpus=N (the job takes N
  * GPUs of each scale-up domain: st_cluster.domain_gpus_used), in that order; gpus > 0 resizes to gpus /
  * gpus_per_node nodes (st_cluster_size). */
 int st_cluster_resolve(const char *arg, int64_t gpus, st_cluster *out, st_error *err);
