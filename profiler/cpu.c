@@ -275,8 +275,8 @@ int st__prof_cpu_run(const st_model *m, const st_plan *p, int quick, st__prof_cp
     snprintf(c->r.device, sizeof c->r.device, "%s (%d rank%s, %ld cores online)", host, c->ranks,
              c->ranks == 1 ? "" : "s", sysconf(_SC_NPROCESSORS_ONLN));
     snprintf(c->r.timer, sizeof c->r.timer,
-             "MPI_Wtime, every rank at once: compute the median of 3 windows of >= 10 ms of calls, averaged "
-             "over ranks; transfers the median of the slowest member's time; rates net of strata's per-kernel "
+             "MPI_Wtime, every rank at once: compute the fastest of 3 windows of >= 10 ms of calls, averaged "
+             "over ranks; transfers the fastest of the slowest member's time; rates net of strata's per-kernel "
              "and latency terms");
     st__prof_date(c->r.date, sizeof c->r.date);
     if (st__prof_fit(&c->r)) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");

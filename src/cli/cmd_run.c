@@ -35,7 +35,8 @@ static const char help_text[] =
     "  --seed N             weights and tokens (default 1)\n"
     "  --check              also train the single-rank model on the same tokens and print the largest\n"
     "                       difference of the loss and of each tensor's reduced gradients\n"
-    "  --trace FILE         Chrome trace of the last iteration, in strata sim's processes and threads\n"
+    "  --trace FILE         Chrome trace of the fastest iteration after the first (the first with one step),\n"
+    "                       in strata sim's processes and threads\n"
     "  --reference-kernels  the plain C GEMMs instead of BLAS\n"
     "  --backend cpu|cuda   cuda: the kernels on each rank's GPU (cuBLAS GEMMs and its own, fp32; the GPU of\n"
     "                       the node-local rank modulo the visible ones) and the tp, ep and dp collectives\n"
@@ -72,12 +73,12 @@ static void print_json(FILE *f, const st_model *m, const char *spec, const st_pl
                        const st_exec_result *r, const st_exec_opts *o) {
     int check = o->check;
     int S = r->steps;
-    double t = r->iteration_s[S - 1];
+    double t = r->iteration_s[r->kept_step]; /* the fastest after the first (exec.h) */
     fputs("{\"model\": ", f);
     json_str(f, m->name);
     fprintf(f, ", \"plan\": \"%s\", \"backend\": \"%s\", \"ranks\": %d, \"steps\": %d, \"params\": %.17g,\n", spec,
             st_exec_backend_name(o->backend), r->nranks, S, r->params);
-    fprintf(f, " \"iteration_time_s\": %.17g, \"tokens_per_s\": %.17g,\n \"loss\": [", t,
+    fprintf(f, " \"kept_step\": %d, \"iteration_time_s\": %.17g, \"tokens_per_s\": %.17g,\n \"loss\": [", r->kept_step + 1, t,
             (double)p->gbs * (double)p->seq / t);
     for (int i = 0; i < S; i++) fprintf(f, "%s%.17g", i ? ", " : "", r->loss[i]);
     fputs("],\n \"iteration_s\": [", f);
@@ -121,7 +122,7 @@ static void print_text(FILE *f, const st_model *m, const char *spec, const st_lo
         if (o->check) fprintf(f, "  %14.6f", r->ref_loss[i]);
         fputc('\n', f);
     }
-    fprintf(f, "\nmeasured in the last iteration (s)\n%4s %5s", "rank", "stage");
+    fprintf(f, "\nmeasured in step %d, the fastest after the first (s)\n%4s %5s", r->kept_step + 1, "rank", "stage");
     for (int j = 0; j < ST_EXEC_KINDS; j++) fprintf(f, " %10s", st_exec_kind_name((st_exec_kind)j));
     fputc('\n', f);
     for (int k = 0; k < r->nranks; k++) {
