@@ -45,7 +45,9 @@ static const char help_text[] =
     "  --compare            also simulate the program that ran, on --cluster (with --profile F), and print\n"
     "                       measured vs simulated per kind of instruction, for the iteration, and the\n"
     "                       memory per rank; for a prediction of this machine, the cluster and profile of\n"
-    "                       mpirun -np N strata profile --cpu --out C --profile-out F\n"
+    "                       mpirun -np N strata profile --cpu --out C --profile-out F. Measured: the fastest\n"
+    "                       iteration after the first (on a shared machine, the least disturbed: use many\n"
+    "                       --steps), with the time its ranks waited for a core beside it\n"
     "  --timeout S          the longest a rank waits in one collective, send or receive, in seconds (default\n"
     "                       300, or the environment's STRATA_RUN_TIMEOUT): past it the rank prints the\n"
     "                       instruction and the ranks it waited for and stops the job (exit 2); keep it\n"
@@ -78,8 +80,8 @@ static void print_json(FILE *f, const st_model *m, const char *spec, const st_pl
     json_str(f, m->name);
     fprintf(f, ", \"plan\": \"%s\", \"backend\": \"%s\", \"ranks\": %d, \"steps\": %d, \"params\": %.17g,\n", spec,
             st_exec_backend_name(o->backend), r->nranks, S, r->params);
-    fprintf(f, " \"kept_step\": %d, \"iteration_time_s\": %.17g, \"tokens_per_s\": %.17g,\n \"loss\": [", r->kept_step + 1, t,
-            (double)p->gbs * (double)p->seq / t);
+    fprintf(f, " \"kept_step\": %d, \"iteration_time_s\": %.17g, \"tokens_per_s\": %.17g,\n \"loss\": [",
+            r->kept_step + 1, t, (double)p->gbs * (double)p->seq / t);
     for (int i = 0; i < S; i++) fprintf(f, "%s%.17g", i ? ", " : "", r->loss[i]);
     fputs("],\n \"iteration_s\": [", f);
     for (int i = 0; i < S; i++) fprintf(f, "%s%.17g", i ? ", " : "", r->iteration_s[i]);
