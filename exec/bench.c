@@ -5,16 +5,20 @@
  *
  * Every rank of the job times at once, so ranks that share a core (more ranks than cores) measure
  * the rate they get while the others compute too, which is what a run's ranks see when all of them
- * are busy. A compute timing is the median of `reps` windows of calls on each rank (time_op),
+ * are busy. A compute timing is the fastest of `reps` windows of calls on each rank (time_op),
  * averaged over the ranks (their shares of the cores differ; the mean is the rate the job gets). A transfer
  * is timed as NCCL's tests and OSU's benchmarks time one: a barrier, then the call; the slowest
- * member's time is the call's, and the median over reps is kept. A send/recv is half a ping-pong
- * (OSU's osu_latency and osu_bw report the same one-way time). */
+ * member's time is the call's, and the fastest over reps is kept. A send/recv is half a ping-pong
+ * (OSU's osu_latency and osu_bw report the same one-way time). The fastest, not the median: on a
+ * machine shared with other processes the minimum estimates the machine they leave undisturbed
+ * (Google Benchmark's repetitions and hyperfine report it for that reason), and `strata run` keeps
+ * its fastest iteration (exec/cpu.c run_steps), so both sides measure the same machine state. */
 #include "exec/exec.h"
 #include "exec/exec_private.h"
 
 #include <math.h>
 #include <mpi.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -24,14 +28,10 @@
 
 #define MAX_REPS 64
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+static double fastest(const double *v, int n) {
+    double m = v[0];
+    for (int i = 1; i < n; i++) m = fmin(m, v[i]);
+    return m;
 }
 
 /* the mean over the world's ranks (every rank gets it) */
@@ -58,7 +58,7 @@ static void fill(float *x, int64_t n, float v) {
 }
 
 /* The time of one call of f, all ranks starting together after one untimed warm-up: `reps`
- * windows of at least WINDOW_S each (calls back to back, the window's mean), the median window.
+ * windows of at least WINDOW_S each (calls back to back, the window's mean), the fastest window.
  * A window spans several of the kernel scheduler's time slices, so a rank that shares its core
  * with other ranks (or other processes) measures the share it gets, not the speed of a call that
  * happened to run alone. */
@@ -79,7 +79,7 @@ static double time_op(bench_fn f, void *arg, int pass, int reps) {
         } while (dt < WINDOW_S && calls < 100000);
         t[r] = dt / (double)calls;
     }
-    return world_mean(median(t, reps));
+    return world_mean(fastest(t, reps));
 }
 
 /* ---------------------------------------------------------------- GEMMs */
@@ -242,7 +242,7 @@ int st_exec_bench_coll(st_coll coll, int ranks, double bytes, int reps, double *
         MPI_Allreduce(&dt, &worst, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
         if (r >= 0) t[r] = worst;
     }
-    *s = median(t, reps);
+    *s = fastest(t, reps);
 out:
     if (c != MPI_COMM_NULL) MPI_Comm_free(&c);
     free(buf), free(out), free(counts);
@@ -264,6 +264,14 @@ double st__xheap_bytes(void) {
 #else
     return 0;
 #endif
+}
+
+double st__xrun_delay_s(void) {
+    FILE *f = fopen("/proc/thread-self/schedstat", "r");
+    unsigned long long on_cpu_ns = 0, waited_ns = 0;
+    int n = f ? fscanf(f, "%llu %llu", &on_cpu_ns, &waited_ns) : 0;
+    if (f) fclose(f);
+    return n == 2 ? (double)waited_ns * 1e-9 : 0;
 }
 
 double st_exec_bench_rss_bytes(void) {

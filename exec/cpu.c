@@ -155,7 +155,7 @@ typedef struct rank_state {
     int *zins;
     int32_t *tokens;
     double loss_sum;
-    double gemm_s, heap_peak_bytes; /* st_exec_result.stats */
+    double gemm_s, heap_peak_bytes, run_delay_s; /* st_exec_result.stats */
 } rank_state;
 
 static void tp_allreduce(void *ctx, float *buf, int64_t n, int max) {
@@ -1081,7 +1081,7 @@ static void ref_step(reference *R, int64_t step) {
 
 /* ---------------------------------------------------------------- the run */
 
-/* rank 0: the last iteration's spans of every rank, in the simulator's processes and threads */
+/* rank 0: the kept iteration's spans of every rank (run_steps), in the simulator's processes and threads */
 static int write_trace(const rank_state *S, const double *all, const char *path, st_error *err) {
     const st_lowered *l = S->l;
     st_trace *t = st_trace_open(path, st_stream_names, ST_STREAMS, err);
@@ -1118,10 +1118,17 @@ static void watch_between(rank_state *S, int64_t step, const char *where) {
     S->w.step = step, S->w.ins = -1, S->w.mb = -1, S->w.label = where;
 }
 
+/* Runs the steps. kind_s, spans and S->gemm_s keep the fastest iteration after the first (the
+ * first alone with one step): the first pays MPI's connections and the first touches of memory,
+ * and on a machine shared with other processes the fastest of the rest is the one least disturbed
+ * by them (the minimum estimates the undisturbed machine, as Google Benchmark's repetitions and
+ * hyperfine's min do; a median keeps part of the disturbance). Every rank keeps the same
+ * iteration: the slowest rank's time decides. work holds the running iteration's spans (2 x n). */
 static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec_result *res, double *spans,
-                     double *kind_s, st_error *err) {
+                     double *work, double *kind_best, st_error *err) {
     const st_program *pg = S->pg;
     int rc = 0;
+    double kind_s[ST_EXEC_KINDS], best_s = INFINITY;
     for (int64_t step = 0; step < o->steps; step++) {
         if (S->zero3) memset(S->zg, 0, (size_t)S->nmv * sizeof *S->zg);
         else memset(S->x.grads, 0, (size_t)S->x.nparams * sizeof(float));
@@ -1134,6 +1141,7 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
         MPI_Request q = MPI_REQUEST_NULL;
         st__xwait(&S->w, MPI_Ibarrier(S->world, &q), &q, 1, "barrier", S->world, -1);
         double t0 = now_s(), tp_before = 0, ep_before = 0, cp_before = 0, gemm0 = st__xkernels_gemm_s;
+        double delay0 = st__xrun_delay_s();
         int64_t nonfinite = 0; /* gradients --check met that are not finite (said at the step's end) */
         for (int i = 0; i < pg->n && !rc; i++) {
             st_ins in;
@@ -1163,16 +1171,16 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             kind_s[ST_EXEC_COLL_TP] += tp;
             kind_s[ST_EXEC_COLL_EP] += ep;
             kind_s[ST_EXEC_COLL_CP] += cp;
-            spans[2 * i] = s - t0;
-            spans[2 * i + 1] = e - t0 - tp - ep - cp;
+            work[2 * i] = s - t0;
+            work[2 * i + 1] = e - t0 - tp - ep - cp;
             if (in.kind == ST_INS_COLL && kind == ST_EXEC_COLL_TP && i > 0) {
                 /* shown right after the compute it ran in, with the time it took there */
-                spans[2 * i] = spans[2 * i - 1];
-                spans[2 * i + 1] = spans[2 * i] + S->pending_tp_s;
+                work[2 * i] = work[2 * i - 1];
+                work[2 * i + 1] = work[2 * i] + S->pending_tp_s;
             }
             if (in.kind == ST_INS_COLL && (kind == ST_EXEC_COLL_EP || kind == ST_EXEC_COLL_CP) && i > 0) {
-                spans[2 * i] = spans[2 * i - 1];
-                spans[2 * i + 1] = spans[2 * i] + (kind == ST_EXEC_COLL_EP ? S->pending_ep_s : S->pending_cp_s);
+                work[2 * i] = work[2 * i - 1];
+                work[2 * i + 1] = work[2 * i] + (kind == ST_EXEC_COLL_EP ? S->pending_ep_s : S->pending_cp_s);
             }
             S->pending_tp_s = tp;
             if (in.kind == ST_INS_COMPUTE) S->pending_ep_s = ep, S->pending_cp_s = cp;
@@ -1183,7 +1191,7 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
                              in.label ? in.label : "?", in.mb);
             rc = rc ? rc : kerr;
         }
-        S->gemm_s = st__xkernels_gemm_s - gemm0;
+        double gemm_s = st__xkernels_gemm_s - gemm0, delay_s = st__xrun_delay_s() - delay0;
         for (int i = 0; i < S->nsends; i++) { /* each named by the instruction that sent it */
             st_ins in;
             st_program_ins(pg, S->sendins[i], &in);
@@ -1213,9 +1221,14 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             break;
         }
         MPI_Request r2[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
-        int rc2 = MPI_Ireduce(&t, &tmax, 1, MPI_DOUBLE, MPI_MAX, 0, S->world, &r2[0]);
+        int rc2 = MPI_Iallreduce(&t, &tmax, 1, MPI_DOUBLE, MPI_MAX, S->world, &r2[0]);
         if (rc2 == MPI_SUCCESS) rc2 = MPI_Ireduce(&mine, &loss, 1, MPI_DOUBLE, MPI_SUM, 0, S->world, &r2[1]);
         st__xwait(&S->w, rc2, r2, 2, "reduce to rank 0", S->world, S->rank == 0 ? -1 : 0);
+        if (step == 0 || (step == 1 && o->steps > 1) || tmax < best_s) {
+            best_s = tmax, S->gemm_s = gemm_s, S->run_delay_s = delay_s, res->kept_step = (int)step;
+            memcpy(kind_best, kind_s, sizeof kind_s);
+            memcpy(spans, work, (size_t)(2 * pg->n) * sizeof *spans);
+        }
         if (S->rank == 0) {
             res->loss[step] = loss;
             res->iteration_s[step] = tmax;
@@ -1292,7 +1305,7 @@ static int make_comms(rank_state *S) {
     return 0;
 }
 
-/* every rank's (rank, kind_s) and the last iteration's spans to rank 0 */
+/* every rank's (rank, kind_s) and the kept iteration's spans to rank 0 */
 static int gather(const rank_state *S, const st_exec_opts *o, const double *spans, const double *kind_s,
                   st_exec_result *res, st_error *err) {
     const st_lowered *l = S->l;
@@ -1306,7 +1319,8 @@ static int gather(const rank_state *S, const st_exec_opts *o, const double *span
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double stats[ST_EXEC_STATS] = {[ST_EXEC_GEMM_S] = S->gemm_s, [ST_EXEC_HEAP_PEAK_BYTES] = S->heap_peak_bytes,
-                                   [ST_EXEC_RSS_PEAK_BYTES] = (double)ru.ru_maxrss * 1024}; /* Linux: KiB */
+                                   [ST_EXEC_RSS_PEAK_BYTES] = (double)ru.ru_maxrss * 1024, /* Linux: KiB */
+                                   [ST_EXEC_RUN_DELAY_S] = S->run_delay_s};
     mrc = MPI_Igather(stats, ST_EXEC_STATS, MPI_DOUBLE, res->stats, ST_EXEC_STATS, MPI_DOUBLE, 0, world, &q);
     st__xwait(w, mrc, &q, 1, "gather", world, -1);
     if (!o->trace) return 0;
@@ -1415,7 +1429,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     S.sendbufs = calloc((size_t)S.pg->n + 1, sizeof *S.sendbufs);
     S.sendins = calloc((size_t)S.pg->n + 1, sizeof *S.sendins);
     S.tokens = malloc((size_t)(2 * p->mbs * (p->seq + 1)) * sizeof *S.tokens);
-    spans = calloc((size_t)(2 * S.pg->n + 1), sizeof *spans);
+    spans = calloc((size_t)(4 * S.pg->n + 2), sizeof *spans); /* the kept iteration's, then the running one's */
     if (S.rank == 0) {
         res->loss = calloc((size_t)o->steps, sizeof *res->loss);
         res->iteration_s = calloc((size_t)o->steps, sizeof *res->iteration_s);
@@ -1469,7 +1483,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     for (int i = 0; i < ST_EXEC_TENSORS; i++) res->grad_diff[i] = res->grad_ref[i] = -1;
     S.w.world = S.world;
     st__xcrash_install(&S.w);
-    rc = run_steps(&S, o, Rp, res, spans, kind_s, err);
+    rc = run_steps(&S, o, Rp, res, spans, spans + 2 * S.pg->n + 1, kind_s, err);
     st__xcrash_remove();
     if (rc) goto out;
     watch_between(&S, -1, "gathering the results at rank 0");

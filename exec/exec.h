@@ -65,7 +65,7 @@ typedef struct st_exec_opts {
     int steps;         /* iterations, >= 1 */
     uint64_t seed;     /* weights and tokens */
     int check;         /* also run the single-rank reference and compare */
-    const char *trace; /* Chrome trace of the last iteration (rank 0 writes it), or NULL */
+    const char *trace; /* Chrome trace of the kept iteration (rank 0 writes it), or NULL */
     int reference_kernels; /* the plain C GEMMs instead of BLAS */
     st_exec_backend backend; /* ST_EXEC_CPU (0), or ST_EXEC_CUDA: GEMMs and tp/ep collectives on GPUs (exec/cuda.c) */
     double timeout_s;  /* the longest wait in one collective, send or receive (> 0; below) */
@@ -96,7 +96,11 @@ typedef struct st_exec_result {
     double params;       /* the model's parameters */
     double *loss;        /* steps: the iteration's mean loss (owned) */
     double *iteration_s; /* steps: the slowest rank's time from the common start (owned) */
-    double *kind_s;      /* nranks x ST_EXEC_KINDS: seconds of each kind in the last iteration (owned) */
+    double *kind_s;      /* nranks x ST_EXEC_KINDS: seconds of each kind in the kept iteration (owned) */
+    /* the kept iteration (0-based): the fastest after the first, the first alone with one step; its
+     * kinds, GEMM seconds and trace are what the result holds (the minimum over the steps estimates
+     * the machine least disturbed by other processes, exec/cpu.c run_steps) */
+    int kept_step;
     /* --check: the largest |sharded - reference| over steps: the loss, and per tensor the reduced
      * gradients (-1: no rank holds one of that name), beside the reference's largest |gradient| */
     double loss_diff, grad_diff[ST_EXEC_TENSORS], grad_ref[ST_EXEC_TENSORS];
@@ -110,11 +114,13 @@ typedef struct st_exec_result {
     int failed_by;
 } st_exec_result;
 /* What each rank measured besides its instructions' times (st_exec_result.stats): the seconds of
- * the last iteration spent in the GEMMs (inside its fwd and bwd), the high-water mark of the bytes
+ * the kept iteration spent in the GEMMs (inside its fwd and bwd), the high-water mark of the bytes
  * it had allocated (heap in use, sampled after every instruction of every iteration; with --check
- * the reference's too), and its peak resident set (getrusage's ru_maxrss: the process, MPI's
- * buffers and the code included). */
-enum { ST_EXEC_GEMM_S, ST_EXEC_HEAP_PEAK_BYTES, ST_EXEC_RSS_PEAK_BYTES, ST_EXEC_STATS };
+ * the reference's too), its peak resident set (getrusage's ru_maxrss: the process, MPI's
+ * buffers and the code included), and the seconds of the kept iteration it was runnable but waited
+ * for a core (the kernel's run delay, /proc/thread-self/schedstat; 0 where not kept): other
+ * processes' share of the measurement, or other ranks' on an oversubscribed core. */
+enum { ST_EXEC_GEMM_S, ST_EXEC_HEAP_PEAK_BYTES, ST_EXEC_RSS_PEAK_BYTES, ST_EXEC_RUN_DELAY_S, ST_EXEC_STATS };
 
 /* MPI_Init: this process's rank and the job's size. Without the executor built, ST_EINVAL saying
  * what configure did not find. */
@@ -142,9 +148,9 @@ double st_exec_arena_bytes(const st_program *pg);
  *
  * `strata profile --cpu` times what `strata run` runs: these kernels at one BLAS thread per rank and
  * Open MPI's transfers. Every rank of the job calls each function with the same arguments at the same
- * time; each returns the same numbers on every rank. Compute: the median over `reps` windows (1..64,
+ * time; each returns the same numbers on every rank. Compute: the fastest of `reps` windows (1..64,
  * after one warm-up; each window calls the kernel back to back for at least 10 ms, so that a rank
- * sharing its core measures its share), averaged over the ranks. Transfers: the median over reps of
+ * sharing its core measures its share), averaged over the ranks. Transfers: the fastest over reps of
  * the slowest member's time. 0, ST_ENOMEM on every rank when one could not allocate, ST_EINVAL (a
  * collective this cannot time). Without the executor built, the st_exec_mpi_init error. */
 

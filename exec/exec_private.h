@@ -20,6 +20,11 @@ extern double st__xkernels_gemm_s;
 /* bytes this process has allocated and not freed (glibc's mallinfo2: heap in use plus mmapped
  * blocks; 0 where the C library cannot say): the executor's allocations, sampled by exec/cpu.c */
 double st__xheap_bytes(void);
+/* seconds this thread has spent runnable but waiting for a core since it started (the second field
+ * of /proc/thread-self/schedstat, in ns: Documentation/scheduler/sched-stats.rst); 0 where the
+ * kernel does not say (no schedstats, not Linux). A difference over an iteration is the time other
+ * processes, or other ranks on the same core, took from this rank: what disturbed its measurement. */
+double st__xrun_delay_s(void);
 /* the BLAS's threads per process (OpenBLAS's openblas_set_num_threads where configure found it) */
 void st__xkernels_threads(int n);
 

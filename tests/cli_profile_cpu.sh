@@ -81,6 +81,25 @@ if awk "$FLATTEN" "$T/out" >"$T/flat" 2>"$T/flaterr"; then
 	if [ "$rc" -eq 0 ] && [ -z "$why" ]; then ok "run --compare --json: the keys, memory per rank, the iteration's order"
 	else nok "run --compare --json: the keys, memory per rank, the iteration's order" "$why"; fi
 else nok "run --compare --json is one JSON object" "$(cat "$T/flaterr")"; fi
+# the kept iteration: the fastest after the first, the one whose time is iteration_time_s and the
+# compared iteration; the ranks' run delay in it is a time (>= 0, the most at least the mean)
+why=$(awk '
+	$1 ~ /^\.iteration_s\[[0-9]+\]$/ { t[n++] = $2 }
+	$1 == ".kept_step" { kept = $2 }
+	$1 == ".iteration_time_s" { it = $2 }
+	$1 == ".compare.measured_s.iteration" { m = $2 }
+	$1 == ".compare.run_delay_s.mean" { dm = $2; d++ }
+	$1 == ".compare.run_delay_s.max" { dx = $2; d++ }
+	END {
+		best = 1
+		for (i = 2; i < n; i++) if (t[i] < t[best]) best = i
+		if (n != 3) print n " iteration times of 3"
+		else if (kept != best + 1) print "kept step " kept ", the fastest after the first is " best + 1
+		else if (it != t[best] || m != t[best]) print "iteration_time_s " it " compared " m " kept " t[best]
+		if (d != 2 || !(dm >= 0) || !(dx >= dm)) print "run delay mean " dm " max " dx
+	}' "$T/flat")
+if [ -z "$why" ]; then ok "run --compare keeps the fastest iteration after the first, with its run delay"
+else nok "run --compare keeps the fastest iteration after the first, with its run delay" "$why"; fi
 
 # bad input: one line, exit 2
 bad "--profile-out without --cpu" "--cpu" profile --out "$T/x.json" --profile-out "$T/y.json"

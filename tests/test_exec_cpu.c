@@ -8,6 +8,7 @@
 #include "suites.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -647,6 +648,27 @@ START_TEST(gemm_clock_and_heap) {
 }
 END_TEST
 
+/* the run delay is the second field of /proc/thread-self/schedstat in seconds (bracketed by two
+ * calls: it only grows; the first field, the time on a CPU, would fall outside), and 0 where the
+ * kernel does not say */
+START_TEST(run_delay_from_schedstat) {
+    double a = st__xrun_delay_s();
+    FILE *f = fopen("/proc/thread-self/schedstat", "r");
+    unsigned long long on_cpu_ns = 0, waited_ns = 0;
+    int n = f ? fscanf(f, "%llu %llu", &on_cpu_ns, &waited_ns) : 0;
+    if (f) fclose(f);
+    double b = st__xrun_delay_s();
+    ck_assert_double_ge(a, 0);
+    ck_assert_double_ge(b, a);
+    if (n == 2) {
+        ck_assert_double_le(a, (double)waited_ns * 1e-9);
+        ck_assert_double_ge(b, (double)waited_ns * 1e-9);
+    } else {
+        ck_assert_double_eq(b, 0);
+    }
+}
+END_TEST
+
 /* STRATA_EXEC_FAULT's syntax: RANK:INSTRUCTION:die|crash|hang, digits only, nothing after; empty
  * or unset is no fault */
 START_TEST(fault_hook_parse) {
@@ -703,6 +725,7 @@ Suite *suite_exec_cpu(void) {
     tcase_add_test(tc, gemm_clock_and_heap);
     tcase_add_test(tc, kernels_through_the_backend);
     tcase_add_test(tc, fault_hook_parse);
+    tcase_add_test(tc, run_delay_from_schedstat);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -35,7 +35,8 @@ static const char help_text[] =
     "  --seed N             weights and tokens (default 1)\n"
     "  --check              also train the single-rank model on the same tokens and print the largest\n"
     "                       difference of the loss and of each tensor's reduced gradients\n"
-    "  --trace FILE         Chrome trace of the last iteration, in strata sim's processes and threads\n"
+    "  --trace FILE         Chrome trace of the fastest iteration after the first (the first with one step),\n"
+    "                       in strata sim's processes and threads\n"
     "  --reference-kernels  the plain C GEMMs instead of BLAS\n"
     "  --backend cpu|cuda   cuda: the kernels on each rank's GPU (cuBLAS GEMMs and its own, fp32; the GPU of\n"
     "                       the node-local rank modulo the visible ones) and the tp, ep and dp collectives\n"
@@ -44,7 +45,9 @@ static const char help_text[] =
     "  --compare            also simulate the program that ran, on --cluster (with --profile F), and print\n"
     "                       measured vs simulated per kind of instruction, for the iteration, and the\n"
     "                       memory per rank; for a prediction of this machine, the cluster and profile of\n"
-    "                       mpirun -np N strata profile --cpu --out C --profile-out F\n"
+    "                       mpirun -np N strata profile --cpu --out C --profile-out F. Measured: the fastest\n"
+    "                       iteration after the first (on a shared machine, the least disturbed: use many\n"
+    "                       --steps), with the time its ranks waited for a core beside it\n"
     "  --timeout S          the longest a rank waits in one collective, send or receive, in seconds (default\n"
     "                       300, or the environment's STRATA_RUN_TIMEOUT): past it the rank prints the\n"
     "                       instruction and the ranks it waited for and stops the job (exit 2); keep it\n"
@@ -72,13 +75,13 @@ static void print_json(FILE *f, const st_model *m, const char *spec, const st_pl
                        const st_exec_result *r, const st_exec_opts *o) {
     int check = o->check;
     int S = r->steps;
-    double t = r->iteration_s[S - 1];
+    double t = r->iteration_s[r->kept_step]; /* the fastest after the first (exec.h) */
     fputs("{\"model\": ", f);
     json_str(f, m->name);
     fprintf(f, ", \"plan\": \"%s\", \"backend\": \"%s\", \"ranks\": %d, \"steps\": %d, \"params\": %.17g,\n", spec,
             st_exec_backend_name(o->backend), r->nranks, S, r->params);
-    fprintf(f, " \"iteration_time_s\": %.17g, \"tokens_per_s\": %.17g,\n \"loss\": [", t,
-            (double)p->gbs * (double)p->seq / t);
+    fprintf(f, " \"kept_step\": %d, \"iteration_time_s\": %.17g, \"tokens_per_s\": %.17g,\n \"loss\": [",
+            r->kept_step + 1, t, (double)p->gbs * (double)p->seq / t);
     for (int i = 0; i < S; i++) fprintf(f, "%s%.17g", i ? ", " : "", r->loss[i]);
     fputs("],\n \"iteration_s\": [", f);
     for (int i = 0; i < S; i++) fprintf(f, "%s%.17g", i ? ", " : "", r->iteration_s[i]);
@@ -121,7 +124,7 @@ static void print_text(FILE *f, const st_model *m, const char *spec, const st_lo
         if (o->check) fprintf(f, "  %14.6f", r->ref_loss[i]);
         fputc('\n', f);
     }
-    fprintf(f, "\nmeasured in the last iteration (s)\n%4s %5s", "rank", "stage");
+    fprintf(f, "\nmeasured in step %d, the fastest after the first (s)\n%4s %5s", r->kept_step + 1, "rank", "stage");
     for (int j = 0; j < ST_EXEC_KINDS; j++) fprintf(f, " %10s", st_exec_kind_name((st_exec_kind)j));
     fputc('\n', f);
     for (int k = 0; k < r->nranks; k++) {

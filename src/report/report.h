@@ -329,8 +329,11 @@ typedef struct st_runcmp_mem {
 } st_runcmp_mem;
 typedef struct st_runcmp {
     double measured_s[ST_RUNCMP_ROWS], simulated_s[ST_RUNCMP_ROWS]; /* seconds per rank, mean over ranks */
-    int nranks;
-    st_runcmp_mem *mem; /* nranks, by rank (owned) */
+    int nranks, kept_step; /* the run's iteration the measured side is (0-based; st_exec_result.kept_step) */
+    /* seconds the ranks were runnable but waited for a core in that iteration (the kernel's run
+     * delay), the most of one rank and the mean: how much other processes disturbed the measurement */
+    double run_delay_max_s, run_delay_mean_s;
+    st_runcmp_mem *mem;    /* nranks, by rank (owned) */
 } st_runcmp;
 struct st_exec_result;
 /* Simulates l (the program the run executed, with the durations its cluster and profile gave) and

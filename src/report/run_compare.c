@@ -9,9 +9,14 @@
  * ranks as the measured side is. A receive the executor measures from its call, so it includes the
  * wait for the sender (the pipeline bubble): its simulated side adds the rank's bubble_s, the
  * simulator's compute-stream idle time waiting on receives. Every measured row, the iteration's
- * too, is the run's last iteration (the executor reports the kinds of that one; the first pays
- * MPI's connection set-up and the first touches of memory, so a comparison wants --steps 2 or
- * more); the simulated iteration is st_sim_result.iteration_time_s.
+ * too, is the run's kept iteration (st_exec_result.kept_step: the fastest after the first, which
+ * pays MPI's connection set-up and the first touches of memory; so a comparison wants --steps 2 or
+ * more, and on a machine shared with other processes many more: the fastest is the least
+ * disturbed, what `strata profile --cpu`'s fastest windows measure too); the simulated iteration is
+ * st_sim_result.iteration_time_s.
+ *
+ * Beside it, the ranks' run delay in that iteration (the seconds they were runnable but waited for a
+ * core, exec.h ST_EXEC_RUN_DELAY_S): a reader sees how much a shared machine disturbed the row.
  *
  * Memory: measured, the executor's heap high-water mark and the peak RSS (exec.h, st_exec_result
  * .stats); predicted, the simulator's peak (base bytes plus the lowering's alloc/free in the
@@ -94,13 +99,16 @@ int st_runcmp_build(const st_lowered *l, const st_exec_result *r, st_runcmp *out
         out->measured_s[ST_RUNCMP_RECV] += k[ST_EXEC_RECV] / n;
         out->measured_s[ST_RUNCMP_COLL_CP] += k[ST_EXEC_COLL_CP] / n;
         out->measured_s[ST_RUNCMP_COLL_EP] += k[ST_EXEC_COLL_EP] / n;
+        out->run_delay_max_s = fmax(out->run_delay_max_s, st[ST_EXEC_RUN_DELAY_S]);
+        out->run_delay_mean_s += st[ST_EXEC_RUN_DELAY_S] / n;
         st_runcmp_mem *m = &out->mem[rank];
         m->heap_peak_bytes = st[ST_EXEC_HEAP_PEAK_BYTES];
         m->rss_peak_bytes = st[ST_EXEC_RSS_PEAK_BYTES];
         m->sim_peak_bytes = sim.ranks[p].memory_peak_bytes;
         m->arena_bytes = st_exec_arena_bytes(pg);
     }
-    out->measured_s[ST_RUNCMP_ITERATION] = r->iteration_s[r->steps - 1];
+    out->measured_s[ST_RUNCMP_ITERATION] = r->iteration_s[r->kept_step];
+    out->kept_step = r->kept_step;
     out->simulated_s[ST_RUNCMP_ITERATION] = sim.iteration_time_s;
     st_sim_result_destroy(&sim);
     return 0;
@@ -120,7 +128,8 @@ static double err_pct(const st_runcmp *c, int row) {
 }
 
 void st_runcmp_text(FILE *f, const st_runcmp *c) {
-    fprintf(f, "\nmeasured vs simulated (the same program; ms per rank, mean over ranks, last iteration)\n");
+    fprintf(f, "\nmeasured vs simulated (the same program; ms per rank, mean over ranks, step %d: the fastest after "
+               "the first)\n", c->kept_step + 1);
     fprintf(f, "  %-14s %11s %11s %8s\n", "kind", "measured", "simulated", "error");
     for (int i = 0; i < ST_RUNCMP_ROWS; i++) {
         if (i == ST_RUNCMP_ITERATION)
@@ -133,7 +142,9 @@ void st_runcmp_text(FILE *f, const st_runcmp *c) {
         if (isnan(e)) fprintf(f, " %8s\n", "-");
         else fprintf(f, " %+7.1f%%\n", e);
     }
-    fprintf(f, "  (the last iteration; recv includes the wait for the sender)\n");
+    fprintf(f, "  (recv includes the wait for the sender; in that iteration the ranks waited %.3f ms for a core,\n"
+               "   %.3f ms at most: what other processes, or ranks sharing a core, took from the measurement)\n",
+            1e3 * c->run_delay_mean_s, 1e3 * c->run_delay_max_s);
     fprintf(f, "\nmemory per rank (MiB): measured heap high-water and peak RSS; predicted by the simulator and\n"
                "the in-order arena (the lowering prices the plan's dtype; the executor holds fp32)\n");
     fprintf(f, "  %4s %10s %10s %10s %10s\n", "rank", "heap", "rss", "simulated", "arena");
@@ -165,9 +176,10 @@ void st_runcmp_json(FILE *f, const st_runcmp *c) {
         key_of(i, key, sizeof key);
         fprintf(f, "%s\"%s\": %.17g", i ? ", " : "", key, c->simulated_s[i]);
     }
+    fprintf(f, "},\n  \"run_delay_s\": {\"mean\": %.17g, \"max\": %.17g}", c->run_delay_mean_s, c->run_delay_max_s);
     double e = err_pct(c, ST_RUNCMP_ITERATION);
-    if (isnan(e)) fputs("},\n  \"iteration_error\": null,\n  \"memory\": [", f);
-    else fprintf(f, "},\n  \"iteration_error\": %.17g,\n  \"memory\": [", e / 100);
+    if (isnan(e)) fputs(",\n  \"iteration_error\": null,\n  \"memory\": [", f);
+    else fprintf(f, ",\n  \"iteration_error\": %.17g,\n  \"memory\": [", e / 100);
     for (int r = 0; r < c->nranks; r++) {
         const st_runcmp_mem *m = &c->mem[r];
         fprintf(f,
