@@ -11,6 +11,12 @@
  *       are the ILP's resharding of those layouts); the embedding vocabulary-parallel, or with the
  *       residual stream's layout;
  *   'b' (batch): data parallelism, every operator on its share of the micro-batch's sequences.
+ * On a tp axis whose residual stream is split by rows the ILP may also split the projection by the
+ * rows ('b' or 's', the stream's label) rather than 'n': it resharded the attention output from the
+ * heads to the rows by an all-to-all and runs the projection data-parallel, which is cheaper than
+ * Megatron's partial sums and reduce-scatter when the micro-batch's rows outweigh the weight
+ * (proj_rows: exec/model.c runs it so). Counts of what the ILP chose on the tiny presets, and what
+ * stays refused: tests/cli_run_ilp.sh.
  * Anything else (an axis that replicates the QKV projection, head-dimension or 2-D splits of an
  * operator, MoE routing and experts, stages on meshes of different shapes) is named: stage,
  * operator, label and axis. */
@@ -58,8 +64,8 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
     int qkv = -1;
     for (int o = 0; o < g->nops; o++)
         if (!strcmp(g->ops[o].name, "qkv")) qkv = o;
-    int tp_axes = 0, sp_axes = 0;
-    h->tp = h->dp = 1, h->sp = 0;
+    int tp_axes = 0, sp_axes = 0, rows_axes = 0;
+    h->tp = h->dp = 1, h->sp = 0, h->proj_rows = 0;
     for (int a = 0; a < st->mesh.naxes; a++) {
         int size = st->mesh.size[a];
         if (size == 1) continue;
@@ -74,6 +80,7 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
                                : "every device would compute the same: the executor splits QKV by heads (tp) or by "
                                  "sequences (dp)");
         int stream = -1; /* the residual stream's label on this axis, from its first operator */
+        int proj = -1;   /* the projection, when it splits the rows rather than the heads */
         for (int o = 0; o < g->nops; o++) {
             char l = st->choice[o].lab[a];
             const char *nm = g->ops[o].name;
@@ -83,6 +90,10 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
                 continue;
             }
             int want = tp_label(nm);
+            if (!strcmp(nm, "proj") && (l == 'b' || l == 's')) {
+                proj = o; /* checked against the stream below */
+                continue;
+            }
             if (want > 0) {
                 if (l != want) {
                     char why[96];
@@ -101,12 +112,21 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
             else if (l != stream)
                 return refuse(err, s, g, o, l, a, size, "the residual stream's other operators are split otherwise");
         }
+        if (proj >= 0 && st->choice[proj].lab[a] != stream)
+            return refuse(err, s, g, proj, st->choice[proj].lab[a], a, size,
+                          "the executor splits the projection by rows only as the residual stream is split there");
         if (kind == 'b') h->dp *= size;
         else {
             h->tp *= size, tp_axes++;
             if (stream > 0) sp_axes++;
+            if (proj >= 0) rows_axes++;
         }
     }
+    if (rows_axes && rows_axes < tp_axes)
+        return st_error_set(err, ST_EINVAL, NULL, "stages",
+                            "stage %d: the projection splits the rows on %d of its %d tensor-parallel mesh axes: "
+                            "the executor splits it so over all of them or none", s, rows_axes, tp_axes);
+    h->proj_rows = rows_axes > 0;
     if (sp_axes && sp_axes < tp_axes) /* Megatron's sp splits the rows over the whole tp group */
         return st_error_set(err, ST_EINVAL, NULL, "stages",
                             "stage %d: the residual stream is split by rows on %d of its %d tensor-parallel mesh "
@@ -127,6 +147,10 @@ int st_autoshard_hybrid(const st_autoshard_result *r, st_as_hybrid *h, st_error 
                                 "stage %d shards as tp=%d, dp=%d, sp=%d, zero=%d and stage 0 as tp=%d, dp=%d, sp=%d, "
                                 "zero=%d: the executor runs stages of one shape",
                                 s, x.tp, x.dp, x.sp, x.zero, h->tp, h->dp, h->sp, h->zero);
+        if (s > 0 && x.proj_rows != h->proj_rows)
+            return st_error_set(err, ST_EINVAL, NULL, "stages",
+                                "stage %d splits the projection by %s and stage 0 by %s: the executor runs stages "
+                                "of one shape", s, x.proj_rows ? "rows" : "heads", h->proj_rows ? "rows" : "heads");
         *h = x;
     }
     if (r->nstages < 1) rc = st_error_set(err, ST_EINVAL, NULL, "stages", "no stage");
