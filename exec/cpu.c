@@ -243,7 +243,7 @@ static void cp_alltoall(void *ctx, const float *send, float *recv, int64_t n) {
     S->cp_s += now_s() - t0;
 }
 
-/* proj_rows' all-to-all (st__xcomm) in the tp group */
+/* attn_rows' all-to-all (st__xcomm) in the tp group */
 static void tp_alltoall(void *ctx, const float *send, float *recv, int64_t n) {
     rank_state *S = ctx;
     double t0 = now_s();
@@ -1259,7 +1259,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     S.cp = gc >= 0 ? l->groups[gc].n : 1;
     S.epc = S.edpc = MPI_COMM_NULL;
     l0 = calloc((size_t)S.V, sizeof *l0), l1 = calloc((size_t)S.V, sizeof *l1);
-    st__xpart part = {.B = p->mbs, .T = p->seq, .tp = S.tp, .tr = S.tr, .sp = p->sp, .proj_rows = o->proj_rows,
+    st__xpart part = {.B = p->mbs, .T = p->seq, .tp = S.tp, .tr = S.tr, .sp = p->sp, .attn_rows = o->attn_rows,
                       .ep = S.ep, .er = S.er,
                       .cp = S.cp, .cr = S.cr, .cp_comm = p->cp_comm,
                       .nchunks = S.V, .l0 = l0, .l1 = l1, .be = be,

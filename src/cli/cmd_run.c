@@ -77,7 +77,8 @@ static void print_json(FILE *f, const st_model *m, const char *spec, const st_pl
     json_str(f, m->name);
     fprintf(f, ", \"plan\": \"%s\", \"backend\": \"%s\", \"ranks\": %d, \"steps\": %d, \"params\": %.17g,\n", spec,
             st_exec_backend_name(o->backend), r->nranks, S, r->params);
-    if (o->proj_rows) fputs(" \"projection\": \"rows\",\n", f); /* an ILP plan's (st_exec_opts) */
+    if (o->attn_rows) /* an ILP plan's (st_exec_opts) */
+        fprintf(f, " \"on_rows\": \"%s\",\n", o->attn_rows == 1 ? "projection" : "attention");
     fprintf(f, " \"iteration_time_s\": %.17g, \"tokens_per_s\": %.17g,\n \"loss\": [", t,
             (double)p->gbs * (double)p->seq / t);
     for (int i = 0; i < S; i++) fprintf(f, "%s%.17g", i ? ", " : "", r->loss[i]);
@@ -113,8 +114,9 @@ static void print_text(FILE *f, const st_model *m, const char *spec, const st_lo
                        const st_exec_opts *o) {
     fprintf(f, "model      %s (%.3fM parameters)\n", m->name, r->params / 1e6);
     fprintf(f, "plan       %s\n", spec);
-    if (o->proj_rows)
-        fprintf(f, "           the attention projection on each rank's token rows, whole weight (the ILP's split)\n");
+    if (o->attn_rows)
+        fprintf(f, "           %s on each rank's token rows, whole weights (the ILP's split)\n",
+                o->attn_rows == 1 ? "the attention projection" : "the attention (QKV to the projection)");
     fprintf(f, "ran        %d ranks, %d steps, seed %" PRIu64 ", %s backend (fp32, %s GEMMs)\n\n", r->nranks,
             r->steps, o->seed, st_exec_backend_name(o->backend),
             o->backend == ST_EXEC_CUDA ? "cuBLAS" : o->reference_kernels ? "plain C" : "BLAS");
@@ -237,7 +239,7 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
     if (!a.cluster) a.cluster = "dgx-a100-80g";
     /* an operator-level plan runs as the hybrid plan it is (st__run_ilp_spec), or is refused */
     if (st__plan_is_ilp(a.plan)) {
-        if ((rc = st__run_ilp_spec(&a, ilp_spec, sizeof ilp_spec, &o.proj_rows, err))) goto done;
+        if ((rc = st__run_ilp_spec(&a, ilp_spec, sizeof ilp_spec, &o.attn_rows, err))) goto done;
         a.plan = ilp_spec;
     }
     if ((rc = st_cli_inputs_check(&a, want, &in, err)) || (rc = st_cli_inputs_resolve(&a, want, &in, err))) goto done;
