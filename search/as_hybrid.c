@@ -140,9 +140,6 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
         else if (rows)
             return refuse(err, s, g, first_row, st->choice[first_row].lab[a], a, size,
                           "the executor splits by the rows the projection alone or the whole attention");
-        if (mode == 2 && stream != 'b')
-            return refuse(err, s, g, qkv, st->choice[qkv].lab[a], a, size,
-                          "the executor runs the attention on the rows of whole sequences ('b')");
         if (tp_axes && mode != h->attn_rows)
             return st_error_set(err, ST_EINVAL, NULL, "stages",
                                 "stage %d: the attention splits the rows on some of its tensor-parallel mesh axes, "
