@@ -296,7 +296,7 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
     x->rope = m->position == ST_POS_ROPE, x->bias = m->bias, x->tied = m->tied_embeddings;
     x->act = m->activation == ST_ACT_RELU ? ST__XACT_RELU : ST__XACT_GELU;
     x->tp = tp, x->tr = pt->tr, x->sp = pt->sp, x->first = pt->first, x->last = pt->last;
-    x->attn_rows = pt->attn_rows && tp > 1;
+    x->attn_rows = tp > 1 ? pt->attn_rows : 0;
     x->recompute = pt->recompute, x->be = pt->be ? pt->be : &st__xbackend_cpu;
     x->Ns = pt->sp ? pt->B * x->T / tp : pt->B * x->T;
     x->E = m->experts, x->topk = m->experts_topk, x->fe = m->experts > 0 ? m->moe_ffn : 0;
