@@ -234,23 +234,24 @@ static void cp_ring(void *ctx, const float *send, float *recv, int64_t n) {
     S->cp_s += now_s() - t0;
 }
 
-static void cp_alltoall(void *ctx, const float *send, float *recv, int64_t n) {
-    rank_state *S = ctx;
+/* an all-to-all of blocks of n in communicator c, its time added to *clock */
+static void alltoall_in(rank_state *S, MPI_Comm c, const float *send, float *recv, int64_t n, const char *what,
+                        double *clock) {
     double t0 = now_s();
     MPI_Request q = MPI_REQUEST_NULL;
-    st__xwait(&S->w, MPI_Ialltoall(send, (int)n, MPI_FLOAT, recv, (int)n, MPI_FLOAT, S->cpc, &q), &q, 1,
-              "cp all-to-all", S->cpc, -1);
-    S->cp_s += now_s() - t0;
+    st__xwait(&S->w, MPI_Ialltoall(send, (int)n, MPI_FLOAT, recv, (int)n, MPI_FLOAT, c, &q), &q, 1, what, c, -1);
+    *clock += now_s() - t0;
+}
+
+static void cp_alltoall(void *ctx, const float *send, float *recv, int64_t n) {
+    rank_state *S = ctx;
+    alltoall_in(S, S->cpc, send, recv, n, "cp all-to-all", &S->cp_s);
 }
 
 /* attn_rows' all-to-all (st__xcomm) in the tp group */
 static void tp_alltoall(void *ctx, const float *send, float *recv, int64_t n) {
     rank_state *S = ctx;
-    double t0 = now_s();
-    MPI_Request q = MPI_REQUEST_NULL;
-    st__xwait(&S->w, MPI_Ialltoall(send, (int)n, MPI_FLOAT, recv, (int)n, MPI_FLOAT, S->tpc, &q), &q, 1,
-              "tp all-to-all", S->tpc, -1);
-    S->tp_s += now_s() - t0;
+    alltoall_in(S, S->tpc, send, recv, n, "tp all-to-all", &S->tp_s);
 }
 
 static void tp_reduce_scatter(void *ctx, float *out, const float *in, int64_t n) {
