@@ -238,13 +238,24 @@ static void cp_ring(void *ctx, const float *send, float *recv, int64_t n) {
     S->cp_s += now_s() - t0;
 }
 
-static void cp_alltoall(void *ctx, const float *send, float *recv, int64_t n) {
-    rank_state *S = ctx;
+/* an all-to-all of blocks of n in communicator c, its time added to *clock */
+static void alltoall_in(rank_state *S, MPI_Comm c, const float *send, float *recv, int64_t n, const char *what,
+                        double *clock) {
     double t0 = now_s();
     MPI_Request q = MPI_REQUEST_NULL;
-    st__xwait(&S->w, MPI_Ialltoall(send, (int)n, MPI_FLOAT, recv, (int)n, MPI_FLOAT, S->cpc, &q), &q, 1,
-              "cp all-to-all", S->cpc, -1);
-    S->cp_s += now_s() - t0;
+    st__xwait(&S->w, MPI_Ialltoall(send, (int)n, MPI_FLOAT, recv, (int)n, MPI_FLOAT, c, &q), &q, 1, what, c, -1);
+    *clock += now_s() - t0;
+}
+
+static void cp_alltoall(void *ctx, const float *send, float *recv, int64_t n) {
+    rank_state *S = ctx;
+    alltoall_in(S, S->cpc, send, recv, n, "cp all-to-all", &S->cp_s);
+}
+
+/* attn_rows' all-to-all (st__xcomm) in the tp group */
+static void tp_alltoall(void *ctx, const float *send, float *recv, int64_t n) {
+    rank_state *S = ctx;
+    alltoall_in(S, S->tpc, send, recv, n, "tp all-to-all", &S->tp_s);
 }
 
 static void tp_reduce_scatter(void *ctx, float *out, const float *in, int64_t n) {
@@ -1404,7 +1415,8 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     S.cp = gc >= 0 ? l->groups[gc].n : 1;
     S.epc = S.edpc = MPI_COMM_NULL;
     l0 = calloc((size_t)S.V, sizeof *l0), l1 = calloc((size_t)S.V, sizeof *l1);
-    st__xpart part = {.B = p->mbs, .T = p->seq, .tp = S.tp, .tr = S.tr, .sp = p->sp, .ep = S.ep, .er = S.er,
+    st__xpart part = {.B = p->mbs, .T = p->seq, .tp = S.tp, .tr = S.tr, .sp = p->sp, .attn_rows = o->attn_rows,
+                      .ep = S.ep, .er = S.er,
                       .cp = S.cp, .cr = S.cr, .cp_comm = p->cp_comm,
                       .nchunks = S.V, .l0 = l0, .l1 = l1, .be = be,
                       .recompute = p->recompute == ST_REC_FULL ? 2 : p->recompute == ST_REC_SELECTIVE ? 1 : 0,
@@ -1472,6 +1484,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
         goto out;
     }
     S.x.comm = (st__xcomm){tp_allreduce, tp_allgather, tp_reduce_scatter, ep_alltoallv, &S};
+    S.x.tp_a2a.fn = tp_alltoall, S.x.tp_a2a.ctx = &S;
     S.x.cpcomm = (st__xcpcomm){cp_allgather, cp_reduce_scatter, cp_ring, cp_alltoall, &S};
     if (o->backend == ST_EXEC_CUDA && (rc = st__xcuda_comm(&S.x.comm, gt >= 0 ? l->groups[gt].ranks : NULL, S.tp,
                                                            ge >= 0 ? l->groups[ge].ranks : NULL, S.ep, &S.tp_s,

@@ -69,6 +69,8 @@ typedef struct st_exec_opts {
     int reference_kernels; /* the plain C GEMMs instead of BLAS */
     st_exec_backend backend; /* ST_EXEC_CPU (0), or ST_EXEC_CUDA: GEMMs and tp/ep collectives on GPUs (exec/cuda.c) */
     double timeout_s;  /* the longest wait in one collective, send or receive (> 0; below) */
+    int attn_rows;     /* an operator-level plan's attention on each rank's token rows, whole weights: 1 the
+                          projection, 2 QKV to the projection (st_as_hybrid's; needs sp; exec/model.c) */
 } st_exec_opts;
 
 /* Faults (exec/fault.c). Every wait of a rank for its peers in st_exec_run (a collective, send or

@@ -199,6 +199,8 @@ typedef struct st__xpart {
     int cp, cr;         /* context parallelism: degree (0 or 1: none), this rank's place in its cp group */
     st_cp_comm cp_comm; /* how (exec/model.c, "context parallelism") */
     int tp, tr, sp;     /* tp degree, this rank's place in its group, sequence parallelism (0/1) */
+    int attn_rows;      /* with sp, on this rank's token rows with whole weights: 1 the attention projection, 2 QKV
+                           to the projection (exec/model.c, "operator-level plans"); 0 Megatron's */
     int ep, er;         /* MoE: ep degree, this rank's place in its ep group (it holds that share of the experts) */
     int nchunks;        /* pipeline chunks this rank runs: vp with the interleaved schedule, else 1 */
     const int *l0, *l1; /* nchunks each: chunk c runs blocks [l0[c], l1[c]) (ascending, disjoint) */
@@ -242,6 +244,7 @@ typedef struct st__xmodel {
     st__xact act;
     /* this rank's part */
     int tp, tr, sp; /* tp degree, this rank's place in its group, sequence parallelism */
+    int attn_rows;  /* st__xpart's */
     int recompute;  /* st__xpart's */
     int64_t Ns;     /* token rows of the residual stream on this rank: N, or N / tp with sp */
     int64_t a_l, kv_l, f_l, V_l, v0; /* local heads, ffn, vocabulary and its first row */
@@ -265,6 +268,12 @@ typedef struct st__xmodel {
     float *gwte, *gwpe, *glnf_w, *glnf_b, *glm;
     float *work; /* the backward's scratch for one micro-batch (owned) */
     st__xcomm comm;
+    /* attn_rows 1: the all-to-all over the tp group, send's block i of n to tp rank i, recv's block i from
+     * it (the cpu runtime's MPI, on host buffers whatever the backend: comm's ctx may be NCCL's) */
+    struct {
+        void (*fn)(void *ctx, const float *send, float *recv, int64_t n);
+        void *ctx;
+    } tp_a2a;
     st__xcpcomm cpcomm; /* cp > 1 */
     const st__xbackend *be; /* st__xpart's (borrowed) */
 } st__xmodel;

@@ -72,6 +72,21 @@
  * way. The loss is each rank's mean over its tokens, and its gradients are summed over the dp x cp
  * group (exec/cpu.c).
  *
+ * Operator-level plans (strata plan --search ilp; search/as_hybrid.c) may split part of the attention
+ * by the token rows on a tensor-parallel axis whose residual stream is split by rows (attn_rows; the
+ * ILP's label 'b' or 's' where Megatron's is 'n'), the MLP and the output layer staying Megatron's:
+ *   1, the projection alone: each rank multiplies its Ns token rows of the attention output, every
+ *      head, by the whole weight. The ILP's resharding of the attention output from the head split to
+ *      the row split is one all-to-all in the tp group (the row blocks of this rank's heads out, this
+ *      rank's rows of every head in); the backward returns the rows' gradients to the heads by the
+ *      reverse all-to-all. No reduce-scatter follows the projection: its output is the rows' already.
+ *   2, the whole attention (QKV, rotary embedding, the core, the projection; 'b'): data-parallel on
+ *      the rank's Ns rows, which are B / tp whole sequences, with whole weights; no all-gather before
+ *      QKV, no reduce-scatter after the projection, the norm's gradient whole on the rows (no f).
+ * The whole weights' gradients are partial sums over the rows, summed over tp with the other
+ * replicated tensors' (st__xmodel_sp_grads), as the ILP's gradient synchronisation of a batch-split
+ * weight is.
+ *
  * ZeRO-3 (exec_private.h, "ZeRO-3"): the same forward and backward a unit at a time (the embedding, a
  * block, the output layer and loss), the residual stream and its gradient kept in the activations and
  * the work buffer between units; the model then holds no flat buffers, and the runtime points each
@@ -167,15 +182,16 @@ static int build_table(st__xmodel *x, const st_model *m, int cap, int (*idx)[F_C
         for (int i = 0; i < F_COUNT; i++) f[i] = -1;
         f[F_LN1W] = VEC("ln1_w", l, h, 1);
         if (!x->rmsnorm) f[F_LN1B] = VEC("ln1_b", l, h, 2);
-        f[F_WQ] = ROWS("wq", l, qd, h, x->tr * ql, ql);
-        f[F_WK] = ROWS("wk", l, kd, h, x->tr * kl, kl);
-        f[F_WV] = ROWS("wv", l, kd, h, x->tr * kl, kl);
+        int whole = x->attn_rows == 2; /* QKV data-parallel on the rows (above) */
+        f[F_WQ] = ROWS("wq", l, qd, h, whole ? 0 : x->tr * ql, whole ? qd : ql);
+        f[F_WK] = ROWS("wk", l, kd, h, whole ? 0 : x->tr * kl, whole ? kd : kl);
+        f[F_WV] = ROWS("wv", l, kd, h, whole ? 0 : x->tr * kl, whole ? kd : kl);
         if (x->bias) {
-            f[F_BQ] = BIAS("bq", l, qd, x->tr * ql, ql);
-            f[F_BK] = BIAS("bk", l, kd, x->tr * kl, kl);
-            f[F_BV] = BIAS("bv", l, kd, x->tr * kl, kl);
+            f[F_BQ] = BIAS("bq", l, qd, whole ? 0 : x->tr * ql, whole ? qd : ql);
+            f[F_BK] = BIAS("bk", l, kd, whole ? 0 : x->tr * kl, whole ? kd : kl);
+            f[F_BV] = BIAS("bv", l, kd, whole ? 0 : x->tr * kl, whole ? kd : kl);
         }
-        f[F_WO] = COLS("wo", l, h, qd, x->tr * ql, ql);
+        f[F_WO] = x->attn_rows ? add(x, cap, "wo", l, h, qd, 0, h, 0, qd, 0) : COLS("wo", l, h, qd, x->tr * ql, ql);
         if (x->bias) f[F_BO] = VEC("bo", l, h, 2);
         f[F_LN2W] = VEC("ln2_w", l, h, 1);
         if (!x->rmsnorm) f[F_LN2B] = VEC("ln2_b", l, h, 2);
@@ -280,6 +296,7 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
     x->rope = m->position == ST_POS_ROPE, x->bias = m->bias, x->tied = m->tied_embeddings;
     x->act = m->activation == ST_ACT_RELU ? ST__XACT_RELU : ST__XACT_GELU;
     x->tp = tp, x->tr = pt->tr, x->sp = pt->sp, x->first = pt->first, x->last = pt->last;
+    x->attn_rows = tp > 1 ? pt->attn_rows : 0;
     x->recompute = pt->recompute, x->be = pt->be ? pt->be : &st__xbackend_cpu;
     x->Ns = pt->sp ? pt->B * x->T / tp : pt->B * x->T;
     x->E = m->experts, x->topk = m->experts_topk, x->fe = m->experts > 0 ? m->moe_ffn : 0;
@@ -312,6 +329,13 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
                             tp);
     if (x->rope && x->d % 2)
         return st_error_set(err, ST_EINVAL, NULL, "model", "rotary embedding needs an even head dimension");
+    if (x->attn_rows && (!pt->sp || x->cp > 1))
+        return st_error_set(err, ST_EINVAL, NULL, "plan",
+                            "the attention on token rows needs the residual stream split by rows (sp=1) and no cp");
+    if (x->attn_rows == 2 && pt->B % tp)
+        return st_error_set(err, ST_EINVAL, NULL, "plan",
+                            "the attention on token rows needs whole sequences on each rank: tp=%d must divide the "
+                            "micro-batch's %lld", tp, (long long)pt->B);
     x->a_l = x->a / tp, x->kv_l = x->kv / tp, x->f_l = x->f / tp, x->V_l = x->V / tp, x->v0 = x->tr * x->V_l;
     x->nchunks = pt->nchunks;
     x->cl0 = malloc((size_t)pt->nchunks * sizeof *x->cl0);
@@ -372,6 +396,8 @@ typedef struct xlayer_acts {
     /* x, x2, mean and rstd: the residual stream's rows (Ns); n1, n2 (gathered with sp) and the rest: all N */
     float *x, *n1, *mean1, *rstd1, *q, *k, *v, *probs, *ao, *x2, *n2, *mean2, *rstd2, *h1, *h3, *g;
     float *qh, *kh, *vh; /* cp_comm=a2a: q, k and v of the whole sequence, this rank's heads of them */
+    float *aor; /* attn_rows 1: the attention output of this rank's Ns rows, every head [Ns x a * d] (with 2: q, k,
+                   v, probs and ao are the rows' and every head's, the same sizes as tp's heads of all rows) */
     struct xmoe *moe; /* an MoE block's (owned) */
 } xlayer_acts;
 
@@ -425,6 +451,7 @@ static void layout(const st__xmodel *x, int nl, int tail, st__xacts *a, float *c
         t.probs = carve(b2, &o[2], x->B * x->a_l * x->T * x->Tg), t.ao = carve(b1, &o[1], N * ql);
         if (x->cp > 1 && x->cp_comm == ST_CP_A2A) /* kept with the probabilities, which are made from them */
             t.qh = carve(b2, &o[2], N * ql), t.kh = carve(b2, &o[2], N * kl), t.vh = carve(b2, &o[2], N * kl);
+        if (x->attn_rows == 1) t.aor = carve(b1, &o[1], S * x->a * x->d);
         t.x2 = carve(b1, &o[1], S * h), t.n2 = carve(b1, &o[1], N * h);
         t.mean2 = carve(b1, &o[1], S), t.rstd2 = carve(b1, &o[1], S);
         t.h1 = carve(b1, &o[1], N * x->f_l), t.h3 = x->swiglu ? carve(b1, &o[1], N * x->f_l) : NULL;
@@ -952,7 +979,54 @@ static int attn_core_bwd(st__xmodel *x, const xlayer_acts *t, const float *dao, 
     return rc;
 }
 
-static int block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *out) {
+/* attn_rows 2: x as the attention sees it, this rank's B / tp sequences with every head; else x */
+static st__xmodel attn_view(const st__xmodel *x) {
+    st__xmodel v = *x;
+    if (x->attn_rows == 2) v.B = x->B / x->tp, v.a_l = x->a, v.kv_l = x->kv;
+    return v;
+}
+
+/* attn_rows 2: the attention sublayer, data-parallel on this rank's rows: t->x2 = x + proj(attention(
+ * QKV(norm(x)))) [Ns x h], the norm's output at n1's own rows. 0 or ST_ENOMEM. */
+static int rows_attn_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t) {
+    int64_t S = x->Ns, h = x->h, qd = x->a * x->d, kd = x->kv * x->d;
+    st__xmodel v = attn_view(x);
+    float *n1 = own_rows(x, t->n1);
+    x->be->norm_fwd(n1, t->mean1, t->rstd1, t->x, w->ln1_w, w->ln1_b, S, h);
+    x->be->mm_fwd(t->q, n1, w->wq, w->bq, S, h, qd, 0);
+    x->be->mm_fwd(t->k, n1, w->wk, w->bk, S, h, kd, 0);
+    x->be->mm_fwd(t->v, n1, w->wv, w->bv, S, h, kd, 0);
+    if (x->rope && (rope_at(&v, t->q, x->a, qd, 1) || rope_at(&v, t->k, x->kv, kd, 1))) return ST_ENOMEM;
+    if (attn_core_fwd(&v, t)) return ST_ENOMEM;
+    x->be->mm_fwd(t->x2, t->ao, w->wo, w->bo, S, qd, h, 0);
+    x->be->add(t->x2, t->x, S * h);
+    return 0;
+}
+
+/* attn_rows 1: the attention output between the head split, heads [N x a_l * d] (all rows, this rank's
+ * heads), and the row split, rows [Ns x a * d] (this rank's rows, every head), by one all-to-all in
+ * the tp group: to the rows (dir 0) or back (dir 1). 0 or ST_ENOMEM. */
+static int heads_rows(st__xmodel *x, float *heads, float *rows, int dir) {
+    int64_t S = x->Ns, ql = x->a_l * x->d, qd = x->a * x->d, n = S * ql;
+    float *buf = malloc((size_t)(x->tp * n) * sizeof *buf);
+    if (!buf) return ST_ENOMEM;
+    size_t row = (size_t)ql * sizeof *buf;
+    /* heads' row block r is contiguous: it goes out (dir 0) or comes in (dir 1) as is; block r of
+     * rows is its columns r * ql .. (r + 1) * ql */
+    if (dir == 1)
+        for (int r = 0; r < x->tp; r++)
+            for (int64_t i = 0; i < S; i++) memcpy(buf + r * n + i * ql, rows + i * qd + r * ql, row);
+    x->tp_a2a.fn(x->tp_a2a.ctx, dir ? buf : heads, dir ? heads : buf, n);
+    if (dir == 0)
+        for (int r = 0; r < x->tp; r++)
+            for (int64_t i = 0; i < S; i++) memcpy(rows + i * qd + r * ql, buf + r * n + i * ql, row);
+    free(buf);
+    return 0;
+}
+
+/* the attention sublayer as Megatron-LM shards it: t->x2 = x + proj(attention(QKV(norm(x)))) [Ns x h],
+ * this rank's heads; with attn_rows 1 the projection on the rows. 0 or ST_ENOMEM. */
+static int heads_attn_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t) {
     int64_t N = x->B * x->T, S = x->Ns, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d;
     float *part = x->sp ? x->work : NULL; /* a row-parallel GEMM's partial sums, with sp */
     x->be->norm_fwd(own_rows(x, t->n1), t->mean1, t->rstd1, t->x, w->ln1_w, w->ln1_b, S, h);
@@ -962,15 +1036,27 @@ static int block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *
     x->be->mm_fwd(t->v, t->n1, w->wv, w->bv, N, h, kl, 0);
     if (x->rope && (rope_at(x, t->q, x->a_l, ql, 1) || rope_at(x, t->k, x->kv_l, kl, 1))) return ST_ENOMEM;
     if (attn_core_fwd(x, t)) return ST_ENOMEM;
-    /* row-parallel projection: partial sums, all-reduced (g) or reduce-scattered, then the bias once */
-    x->be->mm_fwd(part ? part : t->x2, t->ao, w->wo, NULL, N, ql, h, 0);
-    sum_rows(x, t->x2, part ? part : t->x2);
-    add_bias(x, t->x2, w->bo, S, h);
+    if (x->attn_rows) { /* data-parallel projection on this rank's rows */
+        if (heads_rows(x, t->ao, t->aor, 0)) return ST_ENOMEM;
+        x->be->mm_fwd(t->x2, t->aor, w->wo, w->bo, S, x->a * x->d, h, 0);
+    } else { /* row-parallel projection: partial sums, all-reduced (g) or reduce-scattered, then the bias once */
+        x->be->mm_fwd(part ? part : t->x2, t->ao, w->wo, NULL, N, ql, h, 0);
+        sum_rows(x, t->x2, part ? part : t->x2);
+        add_bias(x, t->x2, w->bo, S, h);
+    }
     x->be->add(t->x2, t->x, S * h);
+    return 0;
+}
+
+static int block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *out) {
+    int64_t N = x->B * x->T, S = x->Ns, h = x->h;
+    float *part = x->sp ? x->work : NULL; /* a row-parallel GEMM's partial sums, with sp */
+    int rc = x->attn_rows == 2 ? rows_attn_fwd(x, w, t) : heads_attn_fwd(x, w, t);
+    if (rc) return rc;
     x->be->norm_fwd(own_rows(x, t->n2), t->mean2, t->rstd2, t->x2, w->ln2_w, w->ln2_b, S, h);
     gather_rows(x, t->n2);
     if (w->router) {
-        int rc = moe_fwd(x, w, t, part ? part : out);
+        rc = moe_fwd(x, w, t, part ? part : out);
         if (rc) return rc;
     } else {
         x->be->mm_fwd(t->h1, t->n2, w->w1, w->b1, N, h, x->f_l, 0);
@@ -1119,8 +1205,9 @@ int st__xmodel_recompute(st__xmodel *x, st__xacts *a) {
         }
         return 0;
     }
+    st__xmodel v = attn_view(x);
     for (int l = 0; l < a->nl; l++) { /* selective: the attention core from the kept q, k and v */
-        if (attn_core_fwd(x, &a->lay[l])) return ST_ENOMEM;
+        if (attn_core_fwd(&v, &a->lay[l])) return ST_ENOMEM;
     }
     return 0;
 }
@@ -1191,19 +1278,35 @@ static int block_bwd(st__xmodel *x, st__xacts *a, const st__xlayer *w, st__xlaye
     }
     memcpy(dx2, dout, sb);
     norm_bwd(x, dx2, gw->ln2_w, gw->ln2_b, dn, dns, t->x2, w->ln2_w, t->mean2, t->rstd2);
-    /* attention */
+    /* attention; with attn_rows 2 on this rank's R = Ns rows, every head (q, k, v widths qw, kw) */
+    st__xmodel av = attn_view(x);
+    int64_t R = av.B * x->T, qw = av.a_l * x->d, kw = av.kv_l * x->d;
+    const float *n1 = x->attn_rows == 2 ? own_rows(x, t->n1) : t->n1;
     memset(dao, 0, (size_t)(N * ql) * sizeof *dao);
-    lin_bwd(x, a, dao, gw->wo, x->sp ? NULL : gw->bo, gathered(x, dx2, full), 0, t->ao, w->wo, N, ql, h);
-    if (x->sp) bias_grad(x, gw->bo, dx2, S, h);
+    if (x->attn_rows == 1) { /* the rows' gradients, then back to the heads; wo's and bo's partial over the rows */
+        float *daor = calloc((size_t)(N * ql), sizeof *daor);
+        if (!daor) return ST_ENOMEM;
+        lin_bwd(x, a, daor, gw->wo, gw->bo, dx2, 0, t->aor, w->wo, S, x->a * x->d, h);
+        int rc = heads_rows(x, dao, daor, 1);
+        free(daor);
+        if (rc) return rc;
+    } else if (x->attn_rows == 2) {
+        lin_bwd(x, a, dao, gw->wo, gw->bo, dx2, 0, t->ao, w->wo, S, qw, h);
+    } else {
+        lin_bwd(x, a, dao, gw->wo, x->sp ? NULL : gw->bo, gathered(x, dx2, full), 0, t->ao, w->wo, N, ql, h);
+        if (x->sp) bias_grad(x, gw->bo, dx2, S, h);
+    }
     memset(dq, 0, (size_t)(N * (ql + 2 * kl)) * sizeof *dq);
-    if (attn_core_bwd(x, t, dao, dq, dk, dv)) return ST_ENOMEM;
-    if (x->rope && (rope_at(x, dq, x->a_l, ql, -1) || rope_at(x, dk, x->kv_l, kl, -1))) return ST_ENOMEM;
+    if (attn_core_bwd(&av, t, dao, dq, dk, dv)) return ST_ENOMEM;
+    if (x->rope && (rope_at(&av, dq, av.a_l, qw, -1) || rope_at(&av, dk, av.kv_l, kw, -1))) return ST_ENOMEM;
     memset(dn, 0, (size_t)(N * h) * sizeof *dn);
-    lin_bwd(x, a, dn, gw->wq, gw->bq, dq, 0, t->n1, w->wq, N, h, ql);
-    lin_bwd(x, a, dn, gw->wk, gw->bk, dk, 0, t->n1, w->wk, N, h, kl);
-    lin_bwd(x, a, dn, gw->wv, gw->bv, dv, 0, t->n1, w->wv, N, h, kl);
+    lin_bwd(x, a, dn, gw->wq, gw->bq, dq, 0, n1, w->wq, R, h, qw);
+    lin_bwd(x, a, dn, gw->wk, gw->bk, dk, 0, n1, w->wk, R, h, kw);
+    lin_bwd(x, a, dn, gw->wv, gw->bv, dv, 0, n1, w->wv, R, h, kw);
     memcpy(din, dx2, sb);
-    norm_bwd(x, din, gw->ln1_w, gw->ln1_b, dn, dns, t->x, w->ln1_w, t->mean1, t->rstd1);
+    if (x->attn_rows == 2) /* the rows' norm output went to no other rank: its gradient is whole */
+        x->be->norm_bwd(din, gw->ln1_w, gw->ln1_b, dn, t->x, w->ln1_w, t->mean1, t->rstd1, S, h);
+    else norm_bwd(x, din, gw->ln1_w, gw->ln1_b, dn, dns, t->x, w->ln1_w, t->mean1, t->rstd1);
     return 0;
 }
 

@@ -11,6 +11,13 @@
  *       are the ILP's resharding of those layouts); the embedding vocabulary-parallel, or with the
  *       residual stream's layout;
  *   'b' (batch): data parallelism, every operator on its share of the micro-batch's sequences.
+ * On a tp axis whose residual stream is split by rows the ILP may also split part of the attention
+ * by the rows (the stream's label, 'b' or 's') rather than 'n', when the micro-batch's rows outweigh
+ * the weights (attn_rows; exec/model.c runs both): the projection alone (1: the attention output
+ * resharded from the heads to the rows by an all-to-all, the projection data-parallel, no partial
+ * sums to reduce-scatter), or the whole attention (2: QKV to the projection data-parallel on whole
+ * sequences, 'b', under a Megatron MLP; QKV's label is then 'b', and fc1's 'f' tells the axis from
+ * a data-parallel one). Counts of what the ILP chose on the tiny presets: tests/cli_run_ilp.sh.
  * Anything else (an axis that replicates the QKV projection, head-dimension or 2-D splits of an
  * operator, MoE routing and experts, stages on meshes of different shapes) is named: stage,
  * operator, label and axis. */
@@ -42,6 +49,14 @@ static int is_stream(const char *name) {
     return 0;
 }
 
+/* the operator named nm, or -1 */
+static int op_index(const st_graph *g, const char *nm) {
+    int k = -1;
+    for (int o = 0; o < g->nops; o++)
+        if (!strcmp(g->ops[o].name, nm)) k = o;
+    return k;
+}
+
 static int refuse(st_error *err, int stage, const st_graph *g, int op, char lab, int axis, int size, const char *why) {
     char l[8];
     if (lab) snprintf(l, sizeof l, "'%c'", lab);
@@ -55,11 +70,9 @@ static int refuse(st_error *err, int stage, const st_graph *g, int op, char lab,
 static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st_error *err) {
     const st_graph *g = r->g;
     const st_as_stage *st = &r->stage[s];
-    int qkv = -1;
-    for (int o = 0; o < g->nops; o++)
-        if (!strcmp(g->ops[o].name, "qkv")) qkv = o;
+    int qkv = op_index(g, "qkv");
     int tp_axes = 0, sp_axes = 0;
-    h->tp = h->dp = 1, h->sp = 0;
+    h->tp = h->dp = 1, h->sp = 0, h->attn_rows = 0;
     for (int a = 0; a < st->mesh.naxes; a++) {
         int size = st->mesh.size[a];
         if (size == 1) continue;
@@ -73,7 +86,11 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
                           kind ? "the executor splits QKV by heads (tp) or by sequences (dp)"
                                : "every device would compute the same: the executor splits QKV by heads (tp) or by "
                                  "sequences (dp)");
+        /* QKV on the batch under a tensor-parallel MLP: a tp axis whose attention runs on the rows */
+        int fc1 = op_index(g, "fc1");
+        if (kind == 'b' && fc1 >= 0 && st->choice[fc1].lab[a] == 'f') kind = 'n';
         int stream = -1; /* the residual stream's label on this axis, from its first operator */
+        int rows = 0, heads = 0, first_row = -1; /* attention operators split by the rows, by the heads */
         for (int o = 0; o < g->nops; o++) {
             char l = st->choice[o].lab[a];
             const char *nm = g->ops[o].name;
@@ -83,6 +100,11 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
                 continue;
             }
             int want = tp_label(nm);
+            if (want == 'n' && (l == 'b' || l == 's')) { /* checked against the stream below */
+                rows++;
+                if (first_row < 0) first_row = o;
+                continue;
+            }
             if (want > 0) {
                 if (l != want) {
                     char why[96];
@@ -90,6 +112,7 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
                              want);
                     return refuse(err, s, g, o, l, a, size, why);
                 }
+                heads += want == 'n';
                 continue;
             }
             if (!is_stream(nm))
@@ -101,11 +124,29 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
             else if (l != stream)
                 return refuse(err, s, g, o, l, a, size, "the residual stream's other operators are split otherwise");
         }
-        if (kind == 'b') h->dp *= size;
-        else {
-            h->tp *= size, tp_axes++;
-            if (stream > 0) sp_axes++;
+        if (kind == 'b') {
+            h->dp *= size;
+            continue;
         }
+        int mode = 0, proj = op_index(g, "proj");
+        for (int o = 0; rows && o < g->nops; o++) {
+            char l = st->choice[o].lab[a];
+            if (tp_label(g->ops[o].name) == 'n' && st->choice[o].lab[0] != '-' && (l == 'b' || l == 's') && l != stream)
+                return refuse(err, s, g, o, l, a, size,
+                              "the executor splits the attention by rows only as the residual stream is split there");
+        }
+        if (rows && !heads) mode = 2;
+        else if (rows == 1 && first_row == proj) mode = 1;
+        else if (rows)
+            return refuse(err, s, g, first_row, st->choice[first_row].lab[a], a, size,
+                          "the executor splits by the rows the projection alone or the whole attention");
+        if (tp_axes && mode != h->attn_rows)
+            return st_error_set(err, ST_EINVAL, NULL, "stages",
+                                "stage %d: the attention splits the rows on some of its tensor-parallel mesh axes, "
+                                "not all: the executor splits it alike over all of them", s);
+        h->attn_rows = mode;
+        h->tp *= size, tp_axes++;
+        if (stream > 0) sp_axes++;
     }
     if (sp_axes && sp_axes < tp_axes) /* Megatron's sp splits the rows over the whole tp group */
         return st_error_set(err, ST_EINVAL, NULL, "stages",
@@ -127,6 +168,10 @@ int st_autoshard_hybrid(const st_autoshard_result *r, st_as_hybrid *h, st_error 
                                 "stage %d shards as tp=%d, dp=%d, sp=%d, zero=%d and stage 0 as tp=%d, dp=%d, sp=%d, "
                                 "zero=%d: the executor runs stages of one shape",
                                 s, x.tp, x.dp, x.sp, x.zero, h->tp, h->dp, h->sp, h->zero);
+        if (s > 0 && x.attn_rows != h->attn_rows)
+            return st_error_set(err, ST_EINVAL, NULL, "stages",
+                                "stage %d splits the projection by %s and stage 0 by %s: the executor runs stages "
+                                "of one shape", s, x.attn_rows ? "rows" : "heads", h->attn_rows ? "rows" : "heads");
         *h = x;
     }
     if (r->nstages < 1) rc = st_error_set(err, ST_EINVAL, NULL, "stages", "no stage");

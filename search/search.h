@@ -335,6 +335,8 @@ const char *st_autoshard_role(const st_graph *g, int op, const st_as_choice *ch,
  * first stage and operator (its label and mesh axis) the executor does not run so. */
 typedef struct st_as_hybrid {
     int tp, dp, sp, zero;
+    int attn_rows; /* on the tp axes (with sp) by the token rows rather than the heads: 1 the attention projection
+                      (an all-to-all before it), 2 the whole attention (QKV to the projection); whole weights */
 } st_as_hybrid;
 int st_autoshard_hybrid(const st_autoshard_result *r, st_as_hybrid *h, st_error *err);
 /* The hand-written plan the result amounts to ("tp=8,pp=1,dp=1,mbs=1,sp=0"), when every stage

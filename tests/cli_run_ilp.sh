@@ -1,8 +1,8 @@
 #!/bin/sh
 # cli_run_ilp.sh: `strata run` of operator-level plans that shard operators inside a stage (issue 18):
-# what `strata plan --search ilp` picks for tiny-gpt and tiny-llama on 2 and 4 devices runs with each
-# operator split as the ILP split it, where that is the decoder's Megatron sharding
-# (search/as_hybrid.c), and computes what the single-rank run computes, within tests/cli_run.sh's
+# what `strata plan --search ilp` picks for tiny-gpt and tiny-llama on 2, 4 and 8 devices runs with each
+# operator split as the ILP split it, where that is the decoder's Megatron sharding or part of the
+# attention on the token rows under it (search/as_hybrid.c), and computes what the single-rank run computes, within tests/cli_run.sh's
 # tolerances; the other shardings are refused in one line naming the stage and the operator.
 #
 # The clusters (tests/data/cluster_slowgpu*.json) are test fixtures, not hardware: GPUs of 0.01
@@ -68,6 +68,42 @@ checked 4 "tiny-llama, ILP 2 stages x tp=2 (GQA, rope, the exchange of each devi
 if ran "tp=2,pp=2,dp=1,.*sp=1,.*stage_layers=2,2"; then ok "it runs as 2 stages of tp=2 with sp"
 else nok "it runs as 2 stages of tp=2 with sp" "$(grep -o '"plan": "[^"]*' "$T/out")"; fi
 
+# micro-batches of 8 sequences: the rows outweigh the attention's weights, and the ILP splits part of
+# the attention by them (search/as_hybrid.c, exec/model.c "operator-level plans"). Over 270 plans of
+# the tiny presets (these clusters, 1x8 and 2x4 variants and dgx-a100-80g; 2, 4, 8 devices; mbs 1, 2,
+# 8; one or more stages) the projection on the rows was tiny-gpt's choice in 16, all run now; the
+# whole attention on the sequences under a tensor-parallel MLP tiny-llama's in 19: the 8 on 2
+# devices run, 9 need tp=4 or 8 over its 2 kv heads (refused below), 2 mix it with other splits
+# tiny-gpt on 2: the projection on the rows under tp with sp (an all-to-all from the heads before it)
+ilp g2r --model tiny-gpt --gpus 2 --gbs 16 --mbs 8 --max-stages 1
+if splits g2r qkv '"n"' && splits g2r attention '"n"' && splits g2r proj '"b"' && splits g2r fc2 '"f"'; then
+	ok "tiny-gpt on 2, micro-batch 8: the ILP splits the projection by the rows, the rest as Megatron's tp"
+else nok "tiny-gpt on 2, micro-batch 8: the ILP's shardings" "$(cat "$T/g2r.json")"; fi
+checked 2 "tiny-gpt, ILP tp=2 with the projection on the rows, matches the reference" --model tiny-gpt --plan "$T/g2r.json"
+if grep -q '"on_rows": "projection"' "$T/out"; then ok "it runs the projection on the rows"
+else nok "it runs the projection on the rows" "$(head -3 "$T/out")"; fi
+# tiny-llama on 2: QKV to the projection on each device's sequences, the MLP and the output layer tp
+ilp l2r --model tiny-llama --gpus 2 --gbs 16 --mbs 8 --max-stages 1
+if splits l2r qkv '"b"' && splits l2r attention '"b"' && splits l2r proj '"b"' && splits l2r fc1 '"f"' &&
+	splits l2r logits '"v"'; then
+	ok "tiny-llama on 2, micro-batch 8: the ILP splits the attention by sequences, the MLP by columns"
+else nok "tiny-llama on 2, micro-batch 8: the ILP's shardings" "$(cat "$T/l2r.json")"; fi
+checked 2 "tiny-llama, ILP attention data-parallel under a tp=2 MLP (GQA, rope), matches the reference" \
+	--model tiny-llama --plan "$T/l2r.json"
+if grep -q '"on_rows": "attention"' "$T/out" && ran "tp=2,pp=1,dp=1,.*sp=1"; then
+	ok "it runs the attention on the rows, the MLP as tp=2 with sp"
+else nok "it runs the attention on the rows, the MLP as tp=2 with sp" "$(head -3 "$T/out")"; fi
+# tiny-gpt on 2 stages of 4 devices: the projection on the rows of a 4-way split, sent between the stages
+SLOW8=$T/cluster_slowgpu8.json
+sed 's/"gpus_per_node": 4/"gpus_per_node": 8/' "$SLOW" >"$SLOW8"
+"$STRATA" plan --search ilp --cluster "$SLOW8" --seq 32 --model tiny-gpt --gpus 8 --gbs 32 --mbs 8 \
+	--out "$T/g8r.json" >"$T/ilpout" 2>&1 || nok "ILP plan tiny-gpt on 8" "$(cat "$T/ilpout")"
+if [ "$(grep -c '"gpus_per_node": 4' "$T/g8r.json")" -eq 2 ] && splits g8r proj '"b"'; then
+	ok "tiny-gpt on 8, micro-batch 8: two stages of 4, the projection on the rows"
+else nok "tiny-gpt on 8, micro-batch 8: two stages of 4, the projection on the rows" "$(cat "$T/g8r.json")"; fi
+mpi_strata 180 8 run --cluster "$SLOW8" --model tiny-gpt --plan "$T/g8r.json" --steps 2 --check --json
+check_within "tiny-gpt, ILP 2 stages x tp=4 with the projection on the rows, matches the reference (8 ranks)"
+
 # refused: one line naming the stage and the operator, exit 2 on every rank, nothing on stdout
 refused() {
 	_what=$1 _needle=$2
@@ -83,6 +119,12 @@ ilp l4s --model tiny-llama --gpus 4 --gbs 8 --mbs 2 --max-stages 1
 refused "tiny-llama on one stage of 4 (QKV split on 'e')" \
 	"key 'stages': stage 0, operator qkv: split 'e' on mesh axis 0 (4 devices)" \
 	4 run --cluster "$SLOW" --model tiny-llama --plan "$T/l4s.json"
+# tiny-llama on 4 at micro-batch 8: the attention on the rows under a tp=4 MLP, whose heads the
+# executor's tp still slices (2 kv heads)
+ilp l4r --model tiny-llama --gpus 4 --gbs 16 --mbs 8 --max-stages 1
+refused "tiny-llama on 4, micro-batch 8 (attention on the rows, 2 kv heads under tp=4)" \
+	"key 'stages': the attention runs on the rows under a tp=4 MLP: .* kv heads (2)" \
+	4 run --cluster "$SLOW" --model tiny-llama --plan "$T/l4r.json"
 # a 2x2 mesh: QKV splits the batch on the first axis, the output layer the vocabulary
 SLOW=$SRCDIR/tests/data/cluster_slowgpu_2x2.json
 ilp g22 --model tiny-gpt --gpus 4 --gbs 32 --mbs 8 --max-stages 1

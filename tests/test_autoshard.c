@@ -1474,6 +1474,54 @@ START_TEST(ilp_hybrid_degrees) {
 }
 END_TEST
 
+/* The ILP's attention on token rows (search/as_hybrid.c, attn_rows): with micro-batches of 8 sequences
+ * on two slow GPUs it splits tiny-gpt's projection by the rows under tp with sp (1), and tiny-llama's
+ * whole attention by the sequences under a tensor-parallel MLP (2); other mixes are named. */
+START_TEST(ilp_hybrid_rows) {
+    const char *cl = SRCDIR "/tests/data/cluster_slowgpu.json";
+    st_autoshard_result r;
+    st_as_hybrid h;
+    st_error err;
+    plan_model("tiny-gpt", cl, 2, 16, 8, 32, 1, &r);
+    st_as_choice *ch = r.stage[0].choice;
+    const int qkv = op_index(r.g, "qkv"), proj = op_index(r.g, "proj"), att = op_index(r.g, "attention");
+    ck_assert_int_eq(ch[qkv].lab[0], 'n');
+    ck_assert_int_eq(ch[proj].lab[0], 'b');
+    ck_assert_int_eq(st_autoshard_hybrid(&r, &h, &err), 0);
+    ck_assert_int_eq(h.tp, 2);
+    ck_assert_int_eq(h.sp, 1);
+    ck_assert_int_eq(h.attn_rows, 1);
+    ch[proj].lab[0] = 's'; /* rows, but not as the residual stream splits them */
+    hybrid_refused(&r, "operator proj: split 's' on mesh axis 0 (2 devices): the executor splits the attention by rows "
+                       "only as the residual stream");
+    ch[proj].lab[0] = 'b';
+    ch[qkv].lab[0] = 'b'; /* QKV and the projection on the rows, the attention core on the heads */
+    hybrid_refused(&r, "operator qkv: split 'b' on mesh axis 0 (2 devices): the executor splits by the rows the "
+                       "projection alone or the whole attention");
+    for (int o = 0; o < r.g->nops; o++) /* every attention operator on the rows: the whole attention */
+        if (ch[o].lab[0] == 'n') ch[o].lab[0] = 'b';
+    ck_assert_int_eq(st_autoshard_hybrid(&r, &h, &err), 0);
+    ck_assert_int_eq(h.attn_rows, 2);
+    ck_assert_int_eq(h.tp, 2);
+    ch[att].lab[0] = 'n';
+    hybrid_refused(&r, "projection alone or the whole attention");
+    st_autoshard_result_free(&r);
+
+    plan_model("tiny-llama", cl, 2, 16, 8, 32, 1, &r);
+    ch = r.stage[0].choice;
+    ck_assert_int_eq(ch[op_index(r.g, "qkv")].lab[0], 'b');
+    ck_assert_int_eq(ch[op_index(r.g, "fc1")].lab[0], 'f');
+    ck_assert_int_eq(st_autoshard_hybrid(&r, &h, &err), 0);
+    ck_assert_int_eq(h.tp, 2);
+    ck_assert_int_eq(h.dp, 1);
+    ck_assert_int_eq(h.sp, 1);
+    ck_assert_int_eq(h.attn_rows, 2);
+    ch[op_index(r.g, "fc1")].lab[0] = 'b'; /* the MLP on the batch too, fc2 not: a batch axis, refused */
+    hybrid_refused(&r, "operator act: split 'f' on mesh axis 0 (2 devices): QKV splits the batch there");
+    st_autoshard_result_free(&r);
+}
+END_TEST
+
 Suite *suite_autoshard(void) {
     Suite *s = suite_create("autoshard");
     TCase *tc = tcase_create("core");
@@ -1510,6 +1558,7 @@ Suite *suite_autoshard(void) {
     tcase_add_test(tc, ilp_state_as_estimate);
     tcase_add_test(tc, ilp_inflight_few_microbatches);
     tcase_add_test(tc, ilp_hybrid_degrees);
+    tcase_add_test(tc, ilp_hybrid_rows);
     suite_add_tcase(s, tc);
     return s;
 }

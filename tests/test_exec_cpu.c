@@ -219,6 +219,43 @@ START_TEST(shards_slice_the_full_tensors) {
 }
 END_TEST
 
+/* an ILP plan's attention on the token rows (attn_rows): 1 holds the projection whole, 2 QKV too,
+ * the MLP sliced as tp's either way; both need sp, and 2 whole sequences on each rank */
+START_TEST(rows_hold_whole_weights) {
+    st_model m;
+    st_error err;
+    ck_assert_int_eq(st_model_preset("tiny-llama", &m), 0);
+    int zero = 0, four = 4;
+    for (int mode = 1; mode <= 2; mode++) {
+        st__xmodel x;
+        st__xpart pt = {.B = 2, .T = 8, .tp = 2, .tr = 1, .sp = 1, .attn_rows = mode, .nchunks = 1, .l0 = &zero,
+                        .l1 = &four, .first = 1, .last = 1};
+        ck_assert_int_eq(st__xmodel_init(&x, &m, &pt, 3, &err), 0);
+        int seen = 0;
+        for (int i = 0; i < x.ntensors; i++) {
+            const st__xtensor *t = &x.tensors[i];
+            int whole = t->nrows == t->rows && t->ncols == t->cols;
+            int want = !strcmp(t->name, "wo")                                                          ? 1
+                       : !strcmp(t->name, "wq") || !strcmp(t->name, "wk") || !strcmp(t->name, "wv") ? mode == 2
+                       : !strcmp(t->name, "w1") || !strcmp(t->name, "w2")                         ? 0
+                                                                                                    : -1;
+            if (want < 0) continue;
+            ck_assert_int_eq(whole, want);
+            seen++;
+        }
+        ck_assert_int_eq(seen, 4 * 6);
+        st__xmodel_destroy(&x);
+        pt.sp = 0;
+        ck_assert_int_eq(st__xmodel_init(&x, &m, &pt, 3, &err), ST_EINVAL);
+        ck_assert_ptr_nonnull(strstr(err.text, "sp=1"));
+        pt.sp = 1, pt.B = 1;
+        ck_assert_int_eq(st__xmodel_init(&x, &m, &pt, 3, &err), mode == 2 ? ST_EINVAL : 0);
+        if (mode == 2) ck_assert_ptr_nonnull(strstr(err.text, "whole sequences"));
+        else st__xmodel_destroy(&x);
+    }
+}
+END_TEST
+
 /* an interleaved rank's two chunks (blocks 0 and 2 of 4) hold the full model's blocks at their
  * places, one flat buffer after the other; a forward through chunk 0 then chunk 1 on the last stage
  * gives a finite loss; sp refuses a micro-batch whose tokens do not split over tp */
@@ -711,6 +748,7 @@ Suite *suite_exec_cpu(void) {
     tcase_add_test(tc, gradients_moe);
     tcase_add_test(tc, gradients_moe_capacity);
     tcase_add_test(tc, shards_slice_the_full_tensors);
+    tcase_add_test(tc, rows_hold_whole_weights);
     tcase_add_test(tc, chunks_hold_their_blocks);
     tcase_add_test(tc, recompute_dense);
     tcase_add_test(tc, recompute_moe);

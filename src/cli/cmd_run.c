@@ -27,8 +27,10 @@ static const char help_text[] =
     "heads and ffn must divide by tp (with sp the micro-batch's tokens too), the experts by ep.\n"
     "An operator-level plan (strata plan --search ilp --out) runs with its stage cuts, micro-batch and\n"
     "recompute when each stage splits its operators as Megatron-LM does (per mesh axis: heads, ffn and\n"
-    "vocabulary, the residual stream replicated or split by rows; or the batch), all stages alike;\n"
-    "other shardings are refused naming the stage and the operator.\n"
+    "vocabulary, the residual stream replicated or split by rows; or the batch), or with part of the\n"
+    "attention on each device's token rows under it (the projection alone after an all-to-all from the\n"
+    "heads, or QKV to the projection under a tp MLP), all stages alike; other shardings are refused\n"
+    "naming the stage and the operator.\n"
     "  --cluster C          prices the lowering's instructions (default dgx-a100-80g: up to 8 ranks)\n"
     "  --gpus N             the cluster's GPUs, in nodes of its size (as for strata sim)\n"
     "  --steps S            iterations (1..100000)\n"
@@ -80,6 +82,8 @@ static void print_json(FILE *f, const st_model *m, const char *spec, const st_pl
     json_str(f, m->name);
     fprintf(f, ", \"plan\": \"%s\", \"backend\": \"%s\", \"ranks\": %d, \"steps\": %d, \"params\": %.17g,\n", spec,
             st_exec_backend_name(o->backend), r->nranks, S, r->params);
+    if (o->attn_rows) /* an ILP plan's (st_exec_opts) */
+        fprintf(f, " \"on_rows\": \"%s\",\n", o->attn_rows == 1 ? "projection" : "attention");
     fprintf(f, " \"kept_step\": %d, \"iteration_time_s\": %.17g, \"tokens_per_s\": %.17g,\n \"loss\": [",
             r->kept_step + 1, t, (double)p->gbs * (double)p->seq / t);
     for (int i = 0; i < S; i++) fprintf(f, "%s%.17g", i ? ", " : "", r->loss[i]);
@@ -115,6 +119,9 @@ static void print_text(FILE *f, const st_model *m, const char *spec, const st_lo
                        const st_exec_opts *o) {
     fprintf(f, "model      %s (%.3fM parameters)\n", m->name, r->params / 1e6);
     fprintf(f, "plan       %s\n", spec);
+    if (o->attn_rows)
+        fprintf(f, "           %s on each rank's token rows, whole weights (the ILP's split)\n",
+                o->attn_rows == 1 ? "the attention projection" : "the attention (QKV to the projection)");
     fprintf(f, "ran        %d ranks, %d steps, seed %" PRIu64 ", %s backend (fp32, %s GEMMs)\n\n", r->nranks,
             r->steps, o->seed, st_exec_backend_name(o->backend),
             o->backend == ST_EXEC_CUDA ? "cuBLAS" : o->reference_kernels ? "plain C" : "BLAS");
@@ -237,7 +244,7 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
     if (!a.cluster) a.cluster = "dgx-a100-80g";
     /* an operator-level plan runs as the hybrid plan it is (st__run_ilp_spec), or is refused */
     if (st__plan_is_ilp(a.plan)) {
-        if ((rc = st__run_ilp_spec(&a, ilp_spec, sizeof ilp_spec, err))) goto done;
+        if ((rc = st__run_ilp_spec(&a, ilp_spec, sizeof ilp_spec, &o.attn_rows, err))) goto done;
         a.plan = ilp_spec;
     }
     if ((rc = st_cli_inputs_check(&a, want, &in, err)) || (rc = st_cli_inputs_resolve(&a, want, &in, err))) goto done;
