@@ -148,7 +148,13 @@ struct st_cost_ctx {
 };
 
 
-/* Shard costs for plan p (cached). Never NULL. */
+/* Shard costs for plan p (cached). Never NULL. Borrowed, and good only until the next call on ctx:
+ * when the eight slots p's sharding may take all hold others, the entry is priced into one of them
+ * (ctx->cache[hash % ST_COST_CACHE]), and when it cannot be allocated, into ctx->spare; either way
+ * the next call for another sharding may price over it. So a caller takes the pointer, reads it and
+ * lets it go before anything that may call again on ctx: every caller in cost/ does (the estimate's
+ * stage loops hold it through price_stage, which never calls it), and tests/test_cost.c's
+ * test_shard_cache_crowded checks a crowded table against fresh contexts. */
 const st__shard_cost *st__cost_shard(st_cost_ctx *ctx, const st_plan *p);
 /* Blocks of each kind in layers [first, first + n). */
 void st__cost_count_blocks(const st_cost_ctx *ctx, int64_t first, int64_t n, int64_t count[ST_MAX_KINDS]);

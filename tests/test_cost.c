@@ -85,6 +85,64 @@ START_TEST(test_op_prices_sum_to_the_chunk) {
 }
 END_TEST
 
+/* The shard-cost cache when crowded (cost/estimate.c): once the eight slots a sharding may take all
+ * hold others, or an entry cannot be allocated, an entry is priced into a slot that another sharding
+ * held. 2 x ST_COST_CACHE shardings (micro-batch sizes) in one context, then each again, every
+ * entry against a context of its own; then whole estimates on the crowded context, whose stage loop
+ * holds the entry while it prices (cost_private.h: the entry lives until the next call). */
+START_TEST(test_shard_cache_crowded) {
+    st_model m;
+    st_cluster c = cluster("dgx-a100-80g", 16);
+    st_plan p;
+    st_error err;
+    ck_assert_int_eq(st_model_preset("gpt-1.7b", &m), 0);
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec("tp=2,pp=2,mbs=1,gbs=64,sp=1", &p, &err), 0);
+    ck_assert_int_eq(st_plan_finalize(&p, &m, &c, 0, NULL, &err), 0);
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+    ck_assert_ptr_nonnull(ctx);
+    const int n = 2 * ST_COST_CACHE;
+    st_plan q = p;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 1; i <= n; i++) {
+            q.mbs = i;
+            const st__shard_cost *a = st__cost_shard(ctx, &q);
+            st_cost_ctx *fresh = st_cost_ctx_new(&m, &c, NULL);
+            ck_assert_ptr_nonnull(fresh);
+            ck_assert_msg(a->mbs == i && memcmp(a, st__cost_shard(fresh, &q), sizeof *a) == 0,
+                          "pass %d, mbs %d: the cached entry differs from a fresh context's", pass, i);
+            st_cost_ctx_free(fresh);
+        }
+        /* crowded indeed: every slot taken, and shardings priced before have been overwritten */
+        int held = 0, first_held = 0;
+        for (int k = 0; k < ST_COST_CACHE; k++) {
+            held += ctx->cache[k] != NULL;
+            first_held += ctx->cache[k] && ctx->cache[k]->mbs <= ST_COST_CACHE;
+        }
+        ck_assert_int_eq(held, ST_COST_CACHE);
+        ck_assert_int_lt(first_held, ST_COST_CACHE);
+    }
+    static const char *const specs[] = {"tp=2,pp=2,mbs=1,gbs=64,sp=1", "tp=2,pp=4,vp=2,mbs=2,gbs=64,sp=1",
+                                        "tp=4,pp=2,mbs=1,gbs=64,seq=4096,sp=1,zero=3"};
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        st_plan r;
+        st_plan_defaults(&r);
+        ck_assert_int_eq(st_plan_parse_spec(specs[i], &r, &err), 0);
+        ck_assert_int_eq(st_plan_finalize(&r, &m, &c, 0, NULL, &err), 0);
+        st_cost_ctx *fresh = st_cost_ctx_new(&m, &c, NULL);
+        st_estimate a, b;
+        ck_assert_int_eq(st_cost_estimate(ctx, &r, &a), 0);
+        ck_assert_int_eq(st_cost_estimate(fresh, &r, &b), 0);
+        ck_assert_msg(a.iteration_time_s == b.iteration_time_s && a.memory_peak_bytes == b.memory_peak_bytes &&
+                          a.peak_stage == b.peak_stage && a.fits == b.fits,
+                      "%s: %.17g s, %.17g bytes on the crowded context; %.17g s, %.17g bytes on a fresh one",
+                      specs[i], a.iteration_time_s, a.memory_peak_bytes, b.iteration_time_s, b.memory_peak_bytes);
+        st_cost_ctx_free(fresh);
+    }
+    st_cost_ctx_free(ctx);
+}
+END_TEST
+
 /* Eager PyTorch's host issues a block's kernels at ST_HOST_S_PER_KERNEL each while the GPU runs
  * them: a list takes max(GPU time, host time), the stretch being host / GPU where the host is
  * slower. A small model cut eight ways (gpt-1.7b, tp 8, one 1,024-token sequence) is host-bound:
@@ -1949,6 +2007,7 @@ Suite *suite_cost(void) {
     tcase_add_test(tc, test_gemm_one_gpu);
     tcase_add_test(tc, test_estimate_check_names_nonfinite);
     tcase_add_test(tc, test_op_prices_sum_to_the_chunk);
+    tcase_add_test(tc, test_shard_cache_crowded);
     tcase_add_test(tc, test_host_bound_block);
     tcase_add_test(tc, test_stage_compute_is_chunk_sum);
     tcase_add_test(tc, test_cluster_kernel_prices);
