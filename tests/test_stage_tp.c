@@ -1,47 +1,25 @@
-/* test_stage_tp.c: a different tensor-parallel degree per pipeline stage (issue 19, stage_tp): the plan
- * key and its checks, the per-stage closed form of the estimate, the exchange between stages of
- * different tp, the simulator by stage against the estimate, the enumerator on node groups, and the
- * refusals (every rank, the emitters). */
+/* test_stage_tp.c: a different tensor-parallel degree per pipeline stage (issue 19, stage_tp): the plan key
+ * and its checks (the plan file's round trip is test_groups.c's, its bad files tests/cli_stage_tp.sh's), the
+ * per-stage closed form of the estimate, the exchange between stages of different tp, the simulator by stage
+ * against the estimate, the enumerator on node groups, and the refusals (every rank, the emitters). */
 #include "cost/cost_private.h"
-#include "src/io/jsonutil.h"
 #include "src/strata.h"
+#include "groups_fixture.h"
 #include "suites.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-/* One group from a uniform preset cluster, `nodes` of its nodes. */
-static void group_of(st_node_group *g, const char *preset, const char *name, int64_t nodes) {
-    st_cluster u;
-    ck_assert_int_eq(st_cluster_preset(preset, &u), 0);
-    memset(g, 0, sizeof *g);
-    snprintf(g->name, sizeof g->name, "%s", name);
-    g->gpu = u.gpu;
-    g->nodes = nodes, g->gpus_per_node = u.gpus_per_node, g->domain_gpus = u.domain_gpus, g->fabric = u.fabric;
-    g->intra_bytes_per_s = u.intra_bytes_per_s, g->intra_latency_s = u.intra_latency_s;
-    g->nics_per_node = u.nics_per_node, g->nic_bytes_per_s = u.nic_bytes_per_s;
-    g->inter_latency_s = u.inter_latency_s, g->oversubscription = u.oversubscription;
-    g->host_memory_bytes = u.host_memory_bytes, g->pcie_bytes_per_s = u.pcie_bytes_per_s;
-}
 
 /* `na` DGX A100 80GB nodes, then `nh` DGX H100 nodes, 200 GB/s per node between them */
 static void a100_h100(st_cluster *c, int64_t na, int64_t nh) {
     memset(c, 0, sizeof *c);
     snprintf(c->name, sizeof c->name, "a100-h100");
     c->ngroups = 2;
-    group_of(&c->groups[0], "dgx-a100-80g", "a100", na);
-    group_of(&c->groups[1], "dgx-h100", "h100", nh);
+    group_from(&c->groups[0], "dgx-a100-80g", "a100", na);
+    group_from(&c->groups[1], "dgx-h100", "h100", nh);
     c->xgroup_bytes_per_s = 200e9, c->xgroup_latency_s = 1e-6, c->xgroup_oversubscription = 1;
     ck_assert_int_eq(st_cluster_finalize(c, NULL, NULL), 0);
-}
-
-static void plan_of(const st_model *m, const st_cluster *c, const char *spec, st_plan *p) {
-    st_error err;
-    st_plan_defaults(p);
-    ck_assert_int_eq(st_plan_parse_spec(spec, p, &err), 0);
-    ck_assert_msg(st_plan_finalize(p, m, c, 0, NULL, &err) == 0, "%s: %s", spec, err.text);
 }
 
 /* the key a bad spec is refused with by st_plan_finalize */
@@ -62,7 +40,7 @@ START_TEST(test_keys) {
     ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
     a100_h100(&c, 2, 2);
     /* stage d's ranks: cp x dp x stage_tp[d], one block after another; tp is the largest */
-    plan_of(&m, &c, "pp=3,stage_tp=8,4,4,dp=2,gbs=64", &p);
+    plan_on(&m, &c, "pp=3,stage_tp=8,4,4,dp=2,gbs=64", &p);
     ck_assert_int_eq(p.tp, 8);
     ck_assert_int_eq(p.nstage_tp, 3);
     ck_assert_int_eq(st_plan_gpus(&p), 32);
@@ -81,7 +59,7 @@ START_TEST(test_keys) {
     ck_assert_int_eq(st_plan_parse_spec(spec, &u, &err), 0);
     ck_assert_int_eq(st_plan_finalize(&u, &m, &c, 0, NULL, &err), 0);
     ck_assert_int_eq(u.stage_tp[1], 4);
-    plan_of(&m, &c, "pp=2,stage_tp=8,8,dp=2,gbs=64", &u);
+    plan_on(&m, &c, "pp=2,stage_tp=8,8,dp=2,gbs=64", &u);
     ck_assert_int_eq(u.nstage_tp, 0);
     ck_assert_int_eq(u.tp, 8);
     /* bad input: one line naming stage_tp */
@@ -100,43 +78,6 @@ START_TEST(test_keys) {
 }
 END_TEST
 
-START_TEST(test_plan_file) {
-    /* a plan file keeps stage_tp, and a gpus count that does not match its ranks is refused */
-    st_plan p, back;
-    st_error err;
-    st_plan_defaults(&p);
-    ck_assert_int_eq(st_plan_parse_spec("tp=8,pp=2,dp=2,stage_tp=8,4", &p, &err), 0);
-    json_t *j = st__plan_to_json(&p);
-    ck_assert_ptr_nonnull(j);
-    json_object_set_new(j, "gpus", json_integer(24)); /* dp x (8 + 4) */
-    char path[] = "/tmp/strata-test-stage-tp-XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert(fd >= 0);
-    close(fd);
-    ck_assert_int_eq(json_dump_file(j, path, 0), 0);
-    ck_assert_int_eq(st_plan_load(path, &back, &err), 0);
-    ck_assert_int_eq(back.nstage_tp, 2);
-    ck_assert_int_eq(back.stage_tp[1], 4);
-    json_object_set_new(j, "gpus", json_integer(32));
-    ck_assert_int_eq(json_dump_file(j, path, 0), 0);
-    ck_assert_int_eq(st_plan_load(path, &back, &err), ST_EINVAL);
-    ck_assert_str_eq(err.key, "gpus");
-    json_object_set_new(j, "stage_tp", json_string("8,4"));
-    ck_assert_int_eq(json_dump_file(j, path, 0), 0);
-    ck_assert_int_eq(st_plan_load(path, &back, &err), ST_EINVAL);
-    ck_assert_str_eq(err.key, "stage_tp");
-    unlink(path);
-    json_decref(j);
-}
-END_TEST
-
-/* forward + backward + the stage's own collectives of one micro-batch of chunk `chunk` */
-static double chunk_s(st_cost_ctx *v, const st_plan *p, int chunk) {
-    st_chunk_cost cc;
-    st_cost_chunk(v, p, chunk, &cc);
-    return cc.fwd_s + cc.bwd_s + cc.recompute_s + cc.comm_fwd_s + cc.comm_bwd_s + cc.comm_recompute_s;
-}
-
 START_TEST(test_closed_form) {
     /* a two-stage pipeline, the A100 stage at tp 8 and the faster H100 stage at tp 4 (12 GPUs of one
      * DGX A100 and one DGX H100): each stage costs what the uniform plan of its own tp costs on its own
@@ -149,9 +90,9 @@ START_TEST(test_closed_form) {
     st_estimate e;
     ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
     a100_h100(&c, 1, 1);
-    plan_of(&m, &c, "pp=2,stage_tp=8,4,dp=1,gbs=64", &p);
-    plan_of(&m, &c, "tp=8,pp=2,dp=1,gbs=64", &p8);
-    plan_of(&m, &c, "tp=4,pp=2,dp=1,gbs=64", &p4);
+    plan_on(&m, &c, "pp=2,stage_tp=8,4,dp=1,gbs=64", &p);
+    plan_on(&m, &c, "tp=8,pp=2,dp=1,gbs=64", &p8);
+    plan_on(&m, &c, "tp=4,pp=2,dp=1,gbs=64", &p4);
     st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
     ck_assert_ptr_nonnull(ctx);
     ck_assert_int_eq(st_cost_estimate(ctx, &p, &e), 0);
@@ -160,7 +101,7 @@ START_TEST(test_closed_form) {
     double x = st__p2p_time(both, &p8);
     ck_assert_double_eq_tol(st_cost_stage_p2p(ctx, &p, 0, 1), x, 1e-12);
     ck_assert_double_eq_tol(st_cost_stage_p2p_bytes(ctx, &p, 1), st_cost_p2p_bytes(ctx, &p8), 1e-6);
-    double t[2] = {chunk_s(va, &p8, 0) + 2 * x, chunk_s(vh, &p4, 1) + 2 * x};
+    double t[2] = {chunk_time(va, &p8, 0) + 2 * x, chunk_time(vh, &p4, 1) + 2 * x};
     double mx = t[0] > t[1] ? t[0] : t[1], pred = 64 * mx + t[0] + t[1] - mx;
     double pipe = e.iteration_time_s - e.breakdown.dp_comm_s - e.breakdown.optimizer_s - e.breakdown.offload_s;
     ck_assert_msg(fabs(pipe - pred) <= 1e-9 * pred, "pipeline %.9f s, closed form %.9f s", pipe, pred);
@@ -180,9 +121,9 @@ START_TEST(test_exchange) {
     st_plan p, p8, p4;
     ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
     a100_h100(&c, 1, 1);
-    plan_of(&m, &c, "pp=2,stage_tp=8,4,dp=1,gbs=64,sp=1", &p);
-    plan_of(&m, &c, "tp=8,pp=2,dp=1,gbs=64,sp=1", &p8);
-    plan_of(&m, &c, "tp=4,pp=2,dp=1,gbs=64,sp=1", &p4);
+    plan_on(&m, &c, "pp=2,stage_tp=8,4,dp=1,gbs=64,sp=1", &p);
+    plan_on(&m, &c, "tp=8,pp=2,dp=1,gbs=64,sp=1", &p8);
+    plan_on(&m, &c, "tp=4,pp=2,dp=1,gbs=64,sp=1", &p4);
     st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
     double b = st_cost_stage_p2p_bytes(ctx, &p, 0);
     ck_assert_double_eq_tol(b, 2 * st_cost_p2p_bytes(ctx, &p8), 1e-6);
@@ -200,8 +141,8 @@ START_TEST(test_uniform_unchanged) {
     st_estimate a, b;
     ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
     a100_h100(&c, 2, 2);
-    plan_of(&m, &c, "tp=8,pp=2,dp=2,gbs=64", &p);
-    plan_of(&m, &c, "pp=2,stage_tp=8,8,dp=2,gbs=64", &q);
+    plan_on(&m, &c, "tp=8,pp=2,dp=2,gbs=64", &p);
+    plan_on(&m, &c, "pp=2,stage_tp=8,8,dp=2,gbs=64", &q);
     st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
     ck_assert_int_eq(st_cost_estimate(ctx, &p, &a), 0);
     ck_assert_int_eq(st_cost_estimate(ctx, &q, &b), 0);
@@ -242,7 +183,7 @@ START_TEST(test_sim) {
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
         st_plan p;
         st_estimate e;
-        plan_of(&m, &c, specs[i], &p);
+        plan_on(&m, &c, specs[i], &p);
         ck_assert_int_eq(st_cost_estimate(ctx, &p, &e), 0);
         double s = sim_s(ctx, &p);
         ck_assert_msg(fabs(s / e.iteration_time_s - 1) < 0.1, "%s: sim %.6f s, estimate %.6f s", specs[i], s,
@@ -251,7 +192,7 @@ START_TEST(test_sim) {
     st_plan p;
     st_lowered l;
     st_error err;
-    plan_of(&m, &c, specs[0], &p);
+    plan_on(&m, &c, specs[0], &p);
     ck_assert_int_eq(st_lower_full(ctx, &p, &l, &err), ST_EINVAL);
     ck_assert_str_eq(err.key, "stage_tp");
     st_cost_ctx_free(ctx);
@@ -266,7 +207,7 @@ START_TEST(test_emit_refuses) {
     st_plan p;
     ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
     a100_h100(&c, 2, 2);
-    plan_of(&m, &c, "pp=3,stage_tp=8,4,4,dp=2,gbs=64", &p);
+    plan_on(&m, &c, "pp=3,stage_tp=8,4,4,dp=2,gbs=64", &p);
     st_emit_kind kinds[] = {ST_EMIT_MEGATRON, ST_EMIT_DEEPSPEED, ST_EMIT_TORCHTITAN};
     for (int k = 0; k < 3; k++) {
         st_error err;
@@ -332,7 +273,6 @@ Suite *suite_stage_tp(void) {
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_keys);
-    tcase_add_test(tc, test_plan_file);
     tcase_add_test(tc, test_closed_form);
     tcase_add_test(tc, test_exchange);
     tcase_add_test(tc, test_uniform_unchanged);
