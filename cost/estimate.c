@@ -926,8 +926,10 @@ static int pipe_uniform(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
  * step (Whale, Jia et al. ATC'22, Sec. 3.3). Each stage's memory is checked against its own GPU. */
 static int pipe_groups(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
     int pp = p->pp, dp = p->dp;
-    st_plan *pd = malloc(sizeof *pd); /* the plan of the stage priced (stage_tp: its own tp) */
-    if (!pd) return ST_ENOMEM;
+    st_plan *buf = p->nstage_tp ? malloc(sizeof *buf) : NULL; /* stage_tp: the plan of the stage priced */
+    if (p->nstage_tp && !buf) return ST_ENOMEM;
+    if (buf) *buf = *p;
+    const st_plan *pd = p;
     st__stage_class cls[ST_MAX_STAGES];
     double t[ST_MAX_STAGES];
     int one[ST_MAX_STAGES];
@@ -955,10 +957,10 @@ static int pipe_groups(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
                 st_cost_ctx *cctx = st_cost_view(ctx, first, blk);
                 st_cost_ctx *nctx = st_cost_view(ctx, st_plan_stage_rank0(p, d), blk * dp);
                 if (!cctx || !nctx) {
-                    free(pd);
+                    free(buf);
                     return ST_ENOMEM;
                 }
-                st_plan_stage_plan(p, d, pd);
+                if (buf) st_plan_stage_retarget(p, d, buf), pd = buf;
                 price_stage(cctx, nctx, pd, st__cost_shard(cctx, pd), &cls[d], d, st_cost_stage_p2p(ctx, p, r, d),
                             &prev[d]);
                 if (prev[d].sm.total_bytes > cctx->c->gpu.memory_bytes) ps->fits = 0;
@@ -995,7 +997,7 @@ static int pipe_groups(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
             ps->mb = p->schedule == ST_SCHED_DUALPIPE ? m_r / 2 : m_r; /* (dualpipe: pairs) */
         }
     }
-    free(pd);
+    free(buf);
     if (!ps->dctx) ps->dctx = st_cost_view(ctx, 0, st_plan_stage_rank0(p, 1));
     if (!ps->dp_ctx) ps->dp_ctx = ps->dctx, ps->dp_stage = ps->d_stage;
     return ps->dctx ? 0 : ST_ENOMEM;
@@ -1159,14 +1161,16 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
  * Megatron-Core's send does; with sp each sender holds 1/tp_lo of the sequence and each receiver needs
  * 1/tp_hi, so the busiest end moves 1/min(tp_lo, tp_hi) of it: one message of that size between ranks
  * placed as stage lo's pipeline neighbours are (pp_partition is refused with stage_tp). */
-static double exchange_bytes(const st_cost_ctx *ctx, const st_plan *q, int tp_hi) {
-    st_plan x = *q;
-    x.tp = tp_hi < q->tp ? tp_hi : q->tp;
-    x.sp = q->sp && x.tp > 1;
-    return st_cost_p2p_bytes(ctx, &x);
+static double exchange_bytes(const st_cost_ctx *ctx, st_plan *q, int tp_hi) {
+    int tp = q->tp, sp = q->sp; /* q as the smaller tp of the two, for the message, then as it was */
+    q->tp = tp_hi < tp ? tp_hi : tp;
+    q->sp = sp && q->tp > 1;
+    double b = st_cost_p2p_bytes(ctx, q);
+    q->tp = tp, q->sp = sp;
+    return b;
 }
 
-static double exchange_time(st_cost_ctx *ctx, const st_plan *q, int tp_hi) {
+static double exchange_time(st_cost_ctx *ctx, st_plan *q, int tp_hi) {
     if (tp_hi == q->tp) return st__p2p_time(ctx, q);
     st_group g;
     st_cost_group(ctx->c, q, ST_GRP_PP, &g);
@@ -1177,11 +1181,11 @@ double st_cost_stage_p2p_bytes(const st_cost_ctx *ctx, const st_plan *p, int d) 
     if (!p->nstage_tp) return st_cost_p2p_bytes(ctx, p);
     double sum = 0;
     int n = 0;
-    st_plan q;
+    st_plan q = *p;
     for (int e = d - 1; e <= d + 1; e += 2) {
         if (e < 0 || e >= p->pp) continue;
         int lo = e < d ? e : d, hi = e < d ? d : e;
-        st_plan_stage_plan(p, lo, &q);
+        st_plan_stage_retarget(p, lo, &q);
         sum += exchange_bytes(ctx, &q, st_plan_stage_tp(p, hi));
         n++;
     }
@@ -1194,6 +1198,7 @@ double st_cost_stage_p2p(st_cost_ctx *ctx, const st_plan *p, int r, int d) {
     int n = 0;
     st_plan *q = p->nstage_tp ? malloc(sizeof *q) : NULL; /* stage lo's plan */
     if (p->nstage_tp && !q) return NAN;
+    if (q) *q = *p;
     for (int e = d - 1; e <= d + 1; e += 2) {
         if (e < 0 || e >= p->pp) continue;
         int lo = e < d ? e : d, hi = e < d ? d : e;
@@ -1204,7 +1209,7 @@ double st_cost_stage_p2p(st_cost_ctx *ctx, const st_plan *p, int r, int d) {
             free(q);
             return NAN; /* out of memory: st_estimate_check refuses the result */
         }
-        if (q) st_plan_stage_plan(p, lo, q);
+        if (q) st_plan_stage_retarget(p, lo, q);
         sum += q ? exchange_time(v, q, st_plan_stage_tp(p, hi)) : st__p2p_time(v, p);
         n++;
     }

@@ -95,11 +95,7 @@ static int balance_stages(st_cost_ctx *ctx, const st_model *m, st_plan *p) {
     q.nstage_layers = pp;
     for (int d = 0; d < pp; d++) q.stage_layers[d] = 1;
     for (int d = 0; d < pp; d++) {
-        if (p->nstage_tp) { /* stage_tp: stage d priced as it runs, with its own tp */
-            st_plan_stage_plan(p, d, &q);
-            q.nstage_layers = pp;
-            for (int e = 0; e < pp; e++) q.stage_layers[e] = 1;
-        }
+        st_plan_stage_retarget(p, d, &q); /* stage_tp: stage d priced as it runs, with its own tp */
         int64_t S = (int64_t)st_plan_stage_tp(p, d) * p->cp * p->dp;
         st_cost_ctx *v = st_cost_view(ctx, st_plan_stage_rank0(p, d), S);
         if (!v) return ST_ENOMEM;
@@ -141,7 +137,7 @@ static int balance_replicas(st_cost_ctx *ctx, st_plan *p) {
     int64_t M = p->gbs / p->mbs;
     double speed[ST_MAX_REPLICAS];
     int64_t m[ST_MAX_REPLICAS];
-    st_plan q; /* stage_tp: the plan of stage d */
+    st_plan q = *p; /* stage_tp: the plan of stage d */
     if (dp > ST_MAX_REPLICAS || p->gbs % p->mbs) return 0;
     for (int r = 0; r < dp; r++) {
         double worst = 0;
@@ -149,8 +145,8 @@ static int balance_replicas(st_cost_ctx *ctx, st_plan *p) {
             int64_t blk = (int64_t)st_plan_stage_tp(p, d) * p->cp;
             st_cost_ctx *v = st_cost_view(ctx, st_plan_stage_rank0(p, d) + blk * r, blk);
             if (!v) return ST_ENOMEM;
-            if (p->nstage_tp) st_plan_stage_plan(p, d, &q);
-            double t = chunk_s(v, p->nstage_tp ? &q : p, d);
+            st_plan_stage_retarget(p, d, &q);
+            double t = chunk_s(v, &q, d);
             if (t > worst) worst = t;
         }
         if (!(worst > 0)) return 0;

@@ -303,7 +303,10 @@ static int inner(search *s, st_plan *p, const double lb[ST_REC_FULL + 1]) {
  * (those are the uniform plans above), ep = 1, vp = 1: at most T^G - T shapes per (cp, dp, mbs) for T tp choices
  * and G groups (2 groups, tp in 1, 2, 4, 8: 12), each priced through inner() balanced only: such a plan exists
  * for GPUs of different speeds, and its even split of the layers is the heterogeneity-unaware plan it should
- * beat. Growing mbs stops where no plan of an mbs fits, as above. */
+ * beat. Growing mbs stops where no plan of an mbs fits, as above. Pipelines of at most 8 stages
+ * (ST__GROUP_TP_MAX_PP): the longer ones (tp 1-2 on every stage, dp 1) cost the most to price and never
+ * ranked first on examples/mixed-a100-h100.json (Llama 2 7B and 13B, gbs 128: the best had 3 stages). */
+#define ST__GROUP_TP_MAX_PP 8 /* group_tp's longest pipeline (see there) */
 static void group_tp(search *s, st_plan *p, int64_t gpus, int max_tp) {
     const st_model *m = s->m;
     const st_cluster *c = s->c;
@@ -336,7 +339,7 @@ static void group_tp(search *s, st_plan *p, int64_t gpus, int max_tp) {
                     same = same && idx[g] == idx[0];
                     if (tps[idx[g]] > top) top = tps[idx[g]];
                 }
-                if (whole && !same && pp <= m->layers && pp <= ST_MAX_STAGES) {
+                if (whole && !same && pp <= m->layers && pp <= ST__GROUP_TP_MAX_PP) {
                     p->pp = pp, p->tp = top, p->cp = cp, p->dp = (int)dp, p->ep = 1, p->vp = 1;
                     p->schedule = ST_SCHED_1F1B;
                     p->nstage_tp = 0;

@@ -683,11 +683,15 @@ void st_plan_chunk_layers(const st_plan *p, const st_model *m, int *out);
 int64_t st_plan_microbatches(const st_plan *p);
 /* Per-stage tp (st_plan.stage_tp): stage d's tp; the first rank of stage d (ranks in Megatron's order
  * tp-cp-dp-pp, stage by stage); the GPUs the plan uses, cp x dp x the sum of the stages' tp; the plan
- * that stage d runs, uniform with tp = its own (sp, tp_overlap off where that tp is 1), into *out. */
+ * that stage d runs, uniform with tp = its own (sp, tp_overlap off where that tp is 1), into *out.
+ * st_plan_stage_retarget does the second half only, on an *out that already holds a copy of p (or
+ * another stage's plan of p; its other fields, stage_layers included, stay): stage after stage without
+ * copying the whole plan each time. */
 int st_plan_stage_tp(const st_plan *p, int d);
 int64_t st_plan_stage_rank0(const st_plan *p, int d);
 int64_t st_plan_gpus(const st_plan *p);
 void st_plan_stage_plan(const st_plan *p, int d, st_plan *out);
+void st_plan_stage_retarget(const st_plan *p, int d, st_plan *out);
 /* Micro-batches of data-parallel replica r (0-based) per iteration: dp_batches[r], or the even share. */
 int64_t st_plan_replica_microbatches(const st_plan *p, int r);
 /* Canonical inline spec. */

@@ -214,12 +214,18 @@ int64_t st_plan_stage_rank0(const st_plan *p, int d) {
 
 int64_t st_plan_gpus(const st_plan *p) { return st_plan_stage_rank0(p, p->pp); }
 
-void st_plan_stage_plan(const st_plan *p, int d, st_plan *out) {
-    if (out != p) *out = *p;
+void st_plan_stage_retarget(const st_plan *p, int d, st_plan *out) {
     if (!p->nstage_tp) return;
     out->tp = p->stage_tp[d];
     out->nstage_tp = 0;
-    if (out->tp == 1) out->sp = 0, out->tp_overlap = 0; /* as st_plan_finalize does for tp = 1 */
+    /* as st_plan_finalize does for tp = 1 */
+    out->sp = out->tp > 1 && p->sp;
+    out->tp_overlap = out->tp > 1 && p->tp_overlap;
+}
+
+void st_plan_stage_plan(const st_plan *p, int d, st_plan *out) {
+    if (out != p) *out = *p;
+    st_plan_stage_retarget(p, d, out);
 }
 
 /* Per-stage tp (st_plan.stage_tp): pp entries, each one dividing the model's heads as tp must, tp the
