@@ -314,6 +314,10 @@ int st_estimate_check(const st_estimate *e, st_error *err);
  * each on the view of both ends' GPUs (st_cost_view: the fabric between node groups where they differ);
  * on a uniform cluster the pipeline's one p2p time. 0 without a pipeline. */
 double st_cost_stage_p2p(st_cost_ctx *ctx, const st_plan *p, int r, int d);
+/* The bytes of that message: st_cost_p2p_bytes, or with stage_tp the mean of stage d's exchanges with
+ * its neighbours (each the activation resharded between the two stages' tp groups: 1/min of the two
+ * tp of it with sp, the whole without; cost/estimate.c, exchange_time). */
+double st_cost_stage_p2p_bytes(const st_cost_ctx *ctx, const st_plan *p, int d);
 /* The data-parallel replica whose pipeline sets the step (issue 19: node groups of different GPUs,
  * uneven dp_batches), as st_cost_estimate finds it; 0 on a uniform cluster with even micro-batches.
  * The lowering lowers it as each stage's representative. */

@@ -856,6 +856,7 @@ typedef struct pipe_sum {
     st_cost_ctx *dctx;
     st_cost_ctx *dp_ctx;
     double dp_dense, dp_expert, dp_quant, dp_worst_s;
+    int d_stage, dp_stage; /* the stages of dctx and dp_ctx (with stage_tp, whose tp prices their groups) */
     double host_node_bytes; /* granular offload: the most host memory a node of a stage's GPUs holds */
 } pipe_sum;
 
@@ -925,7 +926,10 @@ static int pipe_uniform(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
  * step (Whale, Jia et al. ATC'22, Sec. 3.3). Each stage's memory is checked against its own GPU. */
 static int pipe_groups(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
     int pp = p->pp, dp = p->dp;
-    int64_t blk = (int64_t)p->tp * p->cp, S = blk * dp;
+    st_plan *buf = p->nstage_tp ? malloc(sizeof *buf) : NULL; /* stage_tp: the plan of the stage priced */
+    if (p->nstage_tp && !buf) return ST_ENOMEM;
+    if (buf) *buf = *p;
+    const st_plan *pd = p;
     st__stage_class cls[ST_MAX_STAGES];
     double t[ST_MAX_STAGES];
     int one[ST_MAX_STAGES];
@@ -942,16 +946,22 @@ static int pipe_groups(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
         /* consecutive replicas on the same groups cost the same: priced once */
         int same = have_prev;
         for (int d = 0; d < pp && same; d++) {
-            int64_t first = blk * (r + (int64_t)dp * d);
+            int64_t blk = (int64_t)st_plan_stage_tp(p, d) * p->cp, first = st_plan_stage_rank0(p, d) + blk * r;
             same = sig0[d] == st_cluster_rank_group(ctx->c, first) &&
                    sig1[d] == st_cluster_rank_group(ctx->c, first + blk - 1);
         }
         if (!same) {
             for (int d = 0; d < pp; d++) {
-                int64_t first = blk * (r + (int64_t)dp * d);
-                st_cost_ctx *cctx = st_cost_view(ctx, first, blk), *nctx = st_cost_view(ctx, S * d, S);
-                if (!cctx || !nctx) return ST_ENOMEM;
-                price_stage(cctx, nctx, p, st__cost_shard(cctx, p), &cls[d], d, st_cost_stage_p2p(ctx, p, r, d),
+                /* stage d's ranks: its tp x cp block of replica r, its dp group all of its blocks */
+                int64_t blk = (int64_t)st_plan_stage_tp(p, d) * p->cp, first = st_plan_stage_rank0(p, d) + blk * r;
+                st_cost_ctx *cctx = st_cost_view(ctx, first, blk);
+                st_cost_ctx *nctx = st_cost_view(ctx, st_plan_stage_rank0(p, d), blk * dp);
+                if (!cctx || !nctx) {
+                    free(buf);
+                    return ST_ENOMEM;
+                }
+                if (buf) st_plan_stage_retarget(p, d, buf), pd = buf;
+                price_stage(cctx, nctx, pd, st__cost_shard(cctx, pd), &cls[d], d, st_cost_stage_p2p(ctx, p, r, d),
                             &prev[d]);
                 if (prev[d].sm.total_bytes > cctx->c->gpu.memory_bytes) ps->fits = 0;
                 host_add(ps, cctx->c, &prev[d].sm);
@@ -959,13 +969,13 @@ static int pipe_groups(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
                 if (prev[d].dense + prev[d].expert > params_max) {
                     params_max = prev[d].dense + prev[d].expert;
                     ps->dense_max = prev[d].dense, ps->expert_max = prev[d].expert, ps->quant_max = prev[d].quant;
-                    ps->dctx = nctx;
+                    ps->dctx = nctx, ps->d_stage = d;
                 }
                 /* each stage's gradients reduce over its own dp group's links: the longest shows last */
                 double red_s, gat_s, nb;
-                dp_times(nctx, p, prev[d].dense, prev[d].expert, prev[d].quant, &red_s, &gat_s, &nb);
+                dp_times(nctx, pd, prev[d].dense, prev[d].expert, prev[d].quant, &red_s, &gat_s, &nb);
                 if (!ps->dp_ctx || red_s + gat_s > ps->dp_worst_s) {
-                    ps->dp_worst_s = red_s + gat_s, ps->dp_ctx = nctx;
+                    ps->dp_worst_s = red_s + gat_s, ps->dp_ctx = nctx, ps->dp_stage = d;
                     ps->dp_dense = prev[d].dense, ps->dp_expert = prev[d].expert, ps->dp_quant = prev[d].quant;
                 }
                 sig0[d] = st_cluster_rank_group(ctx->c, first);
@@ -987,8 +997,9 @@ static int pipe_groups(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
             ps->mb = p->schedule == ST_SCHED_DUALPIPE ? m_r / 2 : m_r; /* (dualpipe: pairs) */
         }
     }
-    if (!ps->dctx) ps->dctx = st_cost_view(ctx, 0, S);
-    if (!ps->dp_ctx) ps->dp_ctx = ps->dctx;
+    free(buf);
+    if (!ps->dctx) ps->dctx = st_cost_view(ctx, 0, st_plan_stage_rank0(p, 1));
+    if (!ps->dp_ctx) ps->dp_ctx = ps->dctx, ps->dp_stage = ps->d_stage;
     return ps->dctx ? 0 : ST_ENOMEM;
 }
 
@@ -1003,8 +1014,12 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
 
     pipe_sum ps;
     memset(&ps, 0, sizeof ps);
-    int rc = c->ngroups > 0 || p->ndp_batches ? pipe_groups(ctx, p, &ps) : pipe_uniform(ctx, p, &ps);
+    int rc = c->ngroups > 0 || p->ndp_batches || p->nstage_tp ? pipe_groups(ctx, p, &ps) : pipe_uniform(ctx, p, &ps);
     if (rc) return rc;
+    /* stage_tp: the data-parallel reduction priced with the tp of the stage it is the longest on */
+    st_plan dq;
+    const st_plan *pdp = p;
+    if (p->nstage_tp) st_plan_stage_plan(p, ps.dp_stage, &dq), pdp = &dq;
     /* the data-parallel group of the stage with the most parameters: its links (dctx) */
     st_cost_ctx *dctx = ps.dctx;
     const st_cluster *dc = dctx->c;
@@ -1026,7 +1041,7 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
          * (Megatron-LM's --overlap-grad-reduce), with overlap_param_gather the gather behind the
          * next forward (--overlap-param-gather, a flag of its own); the last bucket always shows. */
         double red_s, gat_s, nb;
-        dp_times(ps.dp_ctx, p, ps.dp_dense, ps.dp_expert, ps.dp_quant, &red_s, &gat_s, &nb);
+        dp_times(ps.dp_ctx, pdp, ps.dp_dense, ps.dp_expert, ps.dp_quant, &red_s, &gat_s, &nb);
         if (p->overlap_grad_reduce) {
             double red_x = red_s - slow.bwd_s > red_s / nb ? red_s - slow.bwd_s : red_s / nb;
             /* what hid behind compute still slowed it */
@@ -1085,7 +1100,7 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
     out->iteration_time_s = pipeline_s + dp_s + opt_s + offload_s;
     dp_s += (double)mb * z_slow; /* ZeRO-3's stretch of the micro-batches, inside pipeline_s */
     offload_s += (double)mb * o_slow; /* and the weight streaming's */
-    double gpus = (double)p->tp * p->pp * p->dp * p->cp;
+    double gpus = (double)st_plan_gpus(p);
     double tokens = (double)p->gbs * (double)p->seq;
     out->tokens_per_s = tokens / out->iteration_time_s;
     if (ctx->flops_seq != p->seq) {
@@ -1139,25 +1154,71 @@ int st_cost_estimate(st_cost_ctx *ctx, const st_plan *p, st_estimate *out) {
     return 0;
 }
 
-double st_cost_stage_p2p(st_cost_ctx *ctx, const st_plan *p, int r, int d) {
-    if (p->pp < 2) return 0;
-    int64_t blk = (int64_t)p->tp * p->cp, dp = p->dp;
+/* The exchange between stage lo (plan q, its own tp) and the next stage, of tp tp_hi (stage_tp). Equal tp:
+ * st__p2p_time. Different tp: the activation resharded between the two tp groups (Zhuang et al. 2023,
+ * cross-mesh resharding, as search/autoshard.c's pair_p2p prices stage-to-stage exchanges): without sp
+ * every rank of both groups holds the whole activation and each receiver takes one whole copy, as
+ * Megatron-Core's send does; with sp each sender holds 1/tp_lo of the sequence and each receiver needs
+ * 1/tp_hi, so the busiest end moves 1/min(tp_lo, tp_hi) of it: one message of that size between ranks
+ * placed as stage lo's pipeline neighbours are (pp_partition is refused with stage_tp). */
+static double exchange_bytes(const st_cost_ctx *ctx, st_plan *q, int tp_hi) {
+    int tp = q->tp, sp = q->sp; /* q as the smaller tp of the two, for the message, then as it was */
+    q->tp = tp_hi < tp ? tp_hi : tp;
+    q->sp = sp && q->tp > 1;
+    double b = st_cost_p2p_bytes(ctx, q);
+    q->tp = tp, q->sp = sp;
+    return b;
+}
+
+static double exchange_time(st_cost_ctx *ctx, st_plan *q, int tp_hi) {
+    if (tp_hi == q->tp) return st__p2p_time(ctx, q);
+    st_group g;
+    st_cost_group(ctx->c, q, ST_GRP_PP, &g);
+    return st_cost_collective(ctx->c, ctx->prof, ST_COLL_SENDRECV, &g, exchange_bytes(ctx, q, tp_hi));
+}
+
+double st_cost_stage_p2p_bytes(const st_cost_ctx *ctx, const st_plan *p, int d) {
+    if (!p->nstage_tp) return st_cost_p2p_bytes(ctx, p);
     double sum = 0;
     int n = 0;
+    st_plan q = *p;
     for (int e = d - 1; e <= d + 1; e += 2) {
         if (e < 0 || e >= p->pp) continue;
         int lo = e < d ? e : d, hi = e < d ? d : e;
-        int64_t a = blk * (r + dp * lo), b = blk * (r + dp * hi) + blk;
-        st_cost_ctx *v = st_cost_view(ctx, a, b - a); /* both ends' groups and the fabric between them */
-        if (!v) return NAN; /* out of memory: st_estimate_check refuses the result */
-        sum += st__p2p_time(v, p);
+        st_plan_stage_retarget(p, lo, &q);
+        sum += exchange_bytes(ctx, &q, st_plan_stage_tp(p, hi));
         n++;
     }
+    return n ? sum / n : 0;
+}
+
+double st_cost_stage_p2p(st_cost_ctx *ctx, const st_plan *p, int r, int d) {
+    if (p->pp < 2) return 0;
+    double sum = 0;
+    int n = 0;
+    st_plan *q = p->nstage_tp ? malloc(sizeof *q) : NULL; /* stage lo's plan */
+    if (p->nstage_tp && !q) return NAN;
+    if (q) *q = *p;
+    for (int e = d - 1; e <= d + 1; e += 2) {
+        if (e < 0 || e >= p->pp) continue;
+        int lo = e < d ? e : d, hi = e < d ? d : e;
+        int64_t blo = (int64_t)st_plan_stage_tp(p, lo) * p->cp, bhi = (int64_t)st_plan_stage_tp(p, hi) * p->cp;
+        int64_t a = st_plan_stage_rank0(p, lo) + blo * r, b = st_plan_stage_rank0(p, hi) + bhi * r + bhi;
+        st_cost_ctx *v = st_cost_view(ctx, a, b - a); /* both ends' groups and the fabric between them */
+        if (!v) {
+            free(q);
+            return NAN; /* out of memory: st_estimate_check refuses the result */
+        }
+        if (q) st_plan_stage_retarget(p, lo, q);
+        sum += q ? exchange_time(v, q, st_plan_stage_tp(p, hi)) : st__p2p_time(v, p);
+        n++;
+    }
+    free(q);
     return sum / n;
 }
 
 int st_cost_slowest_replica(st_cost_ctx *ctx, const st_plan *p) {
-    if (ctx->c->ngroups == 0 && !p->ndp_batches) return 0;
+    if (ctx->c->ngroups == 0 && !p->ndp_batches && !p->nstage_tp) return 0;
     if (p->pp < 1 || p->pp * p->vp > ST_MAX_STAGES || (p->ndp_batches && p->ndp_batches != p->dp)) return 0;
     pipe_sum ps;
     memset(&ps, 0, sizeof ps);
@@ -1166,18 +1227,20 @@ int st_cost_slowest_replica(st_cost_ctx *ctx, const st_plan *p) {
 
 int st_cost_check_stage_layers(st_cost_ctx *ctx, const st_plan *p, st_error *err) {
     if (!p->nstage_layers) return 0;
-    int64_t blk = (int64_t)p->tp * p->cp;
+    st_plan pd;
     for (int d = 0; d < p->pp; d++) {
         int last = -1;
+        int64_t blk = (int64_t)st_plan_stage_tp(p, d) * p->cp;
+        st_plan_stage_plan(p, d, &pd);
         for (int r = 0; r < p->dp; r++) {
-            int64_t first = blk * (r + (int64_t)p->dp * d);
+            int64_t first = st_plan_stage_rank0(p, d) + blk * r;
             int g = st_cluster_rank_group(ctx->c, first);
             if (g == last && st_cluster_rank_group(ctx->c, first + blk - 1) == g) continue; /* priced already */
             last = g;
             st_cost_ctx *v = st_cost_view(ctx, first, blk);
             if (!v) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
             st_stage_memory sm;
-            st_cost_stage_memory(v, p, d, &sm);
+            st_cost_stage_memory(v, &pd, d, &sm);
             if (sm.total_bytes > v->c->gpu.memory_bytes) {
                 int chunk_layers[ST_MAX_STAGES], n = 0;
                 st_plan_chunk_layers(p, ctx->m, chunk_layers);
@@ -1246,7 +1309,9 @@ double st_cost_dualpipe_mirror(st_cost_ctx *ctx, const st_plan *p, double params
 double st_cost_embedding_allreduce(st_cost_ctx *ctx, const st_plan *p, double *bytes) {
     double b = 0, t = 0;
     if (ctx->m->tied_embeddings && p->pp > 1 && p->schedule != ST_SCHED_ZBV && p->schedule != ST_SCHED_DUALPIPE) {
-        b = (double)st_model_padded_vocab(ctx->m, p->tp) / p->tp * (double)ctx->m->hidden * p->grad_bytes;
+        /* stage_tp: the end stages' shards differ; each pair moves the larger (the smaller tp's) */
+        int t0 = st_plan_stage_tp(p, 0), t1 = st_plan_stage_tp(p, p->pp - 1), tp = t0 < t1 ? t0 : t1;
+        b = (double)st_model_padded_vocab(ctx->m, tp) / tp * (double)ctx->m->hidden * p->grad_bytes;
         t = pp_pair_allreduce(ctx, p, b);
     }
     if (bytes) *bytes = b;

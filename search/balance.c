@@ -16,7 +16,8 @@
  * enters the average with weight m_r / M, not 1 / dp (say so to whoever runs the plan; the
  * frameworks strata emits for cannot: src/report/emit.c refuses dp_batches).
  *
- * Interleaved plans (vp > 1) are left even: their chunks' placement does not follow one stage's speed. */
+ * Interleaved plans (vp > 1) are left even: their chunks' placement does not follow one stage's speed.
+ * With a tp per stage (stage_tp) each stage and replica is priced on its own ranks with its own tp. */
 #include "search/search.h"
 
 #include <string.h>
@@ -87,7 +88,6 @@ static double chunk_s(st_cost_ctx *ctx, const st_plan *p, int chunk) {
 /* Stage layers: 1 / tau_d under each stage's memory cap. 1 when p changed, 0 when not, <0 error. */
 static int balance_stages(st_cost_ctx *ctx, const st_model *m, st_plan *p) {
     int pp = p->pp;
-    int64_t S = (int64_t)p->tp * p->cp * p->dp;
     if (pp < 2 || pp > ST_MAX_STAGES) return 0;
     double speed[ST_MAX_STAGES];
     int64_t cap[ST_MAX_STAGES], L[ST_MAX_STAGES];
@@ -95,7 +95,9 @@ static int balance_stages(st_cost_ctx *ctx, const st_model *m, st_plan *p) {
     q.nstage_layers = pp;
     for (int d = 0; d < pp; d++) q.stage_layers[d] = 1;
     for (int d = 0; d < pp; d++) {
-        st_cost_ctx *v = st_cost_view(ctx, S * d, S);
+        st_plan_stage_retarget(p, d, &q); /* stage_tp: stage d priced as it runs, with its own tp */
+        int64_t S = (int64_t)st_plan_stage_tp(p, d) * p->cp * p->dp;
+        st_cost_ctx *v = st_cost_view(ctx, st_plan_stage_rank0(p, d), S);
         if (!v) return ST_ENOMEM;
         /* tau_d: two layers less one, which leaves the stage's embedding or output layer out */
         q.stage_layers[d] = 2;
@@ -132,16 +134,19 @@ static int balance_stages(st_cost_ctx *ctx, const st_model *m, st_plan *p) {
 /* Micro-batches per replica: 1 / T_r. 1 when p changed, 0 when not, <0 error. */
 static int balance_replicas(st_cost_ctx *ctx, st_plan *p) {
     int pp = p->pp, dp = p->dp, same = 1;
-    int64_t blk = (int64_t)p->tp * p->cp, M = p->gbs / p->mbs;
+    int64_t M = p->gbs / p->mbs;
     double speed[ST_MAX_REPLICAS];
     int64_t m[ST_MAX_REPLICAS];
+    st_plan q = *p; /* stage_tp: the plan of stage d */
     if (dp > ST_MAX_REPLICAS || p->gbs % p->mbs) return 0;
     for (int r = 0; r < dp; r++) {
         double worst = 0;
         for (int d = 0; d < pp; d++) {
-            st_cost_ctx *v = st_cost_view(ctx, blk * (r + (int64_t)dp * d), blk);
+            int64_t blk = (int64_t)st_plan_stage_tp(p, d) * p->cp;
+            st_cost_ctx *v = st_cost_view(ctx, st_plan_stage_rank0(p, d) + blk * r, blk);
             if (!v) return ST_ENOMEM;
-            double t = chunk_s(v, p, d);
+            st_plan_stage_retarget(p, d, &q);
+            double t = chunk_s(v, &q, d);
             if (t > worst) worst = t;
         }
         if (!(worst > 0)) return 0;

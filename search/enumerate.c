@@ -134,6 +134,7 @@ typedef struct search {
     st_error first_nonfinite;
     char first_nonfinite_spec[512];
     st_plan balanced; /* price()'s balanced copy of the plan in hand */
+    int balanced_only; /* group_tp's plans: priced balanced only (evenly where balancing changes nothing) */
 } search;
 
 static void progress(search *s) {
@@ -152,11 +153,12 @@ static void zero_bubble(search *s, st_plan *p, const st_estimate *e1);
 /* On a cluster of node groups, each plan both as it is (layers and batch spread evenly, as a plan
  * that ignores the GPU types is) and balanced to its stages' and replicas' speeds (balance.c). */
 static void price(search *s, st_plan *p) {
-    price_one(s, p);
+    if (!s->balanced_only) price_one(s, p);
     if (s->c->ngroups < 2) return;
     st_plan *q = &s->balanced;
     *q = *p;
     if (st_search_balance(s->ctx, q) == 1) price_one(s, q);
+    else if (s->balanced_only) price_one(s, p);
 }
 
 static void price_one(search *s, st_plan *p) {
@@ -181,7 +183,8 @@ static void price_one(search *s, st_plan *p) {
  * least 2 pp */
 static int dualpipe_fits_shape(const st_plan *p) {
     int64_t mb = st_plan_microbatches(p);
-    return p->pp % 2 == 0 && mb % 2 == 0 && mb >= 2LL * p->pp && p->vp == 1 && !p->nstage_layers && !p->ndp_batches;
+    return p->pp % 2 == 0 && mb % 2 == 0 && mb >= 2LL * p->pp && p->vp == 1 && !p->nstage_layers && !p->ndp_batches &&
+           !p->nstage_tp;
 }
 
 /* The zero-bubble forms of a 1F1B plan that fits (its estimate e1): only where its time without any
@@ -279,7 +282,8 @@ static int inner(search *s, st_plan *p, const double lb[ST_REC_FULL + 1]) {
                      * --overlap-grad-reduce; --tp-comm-overlap needs sequence parallelism): the
                      * data-parallel reduction and gather (ZeRO-3 always overlaps, prefetching) and
                      * with tp > 1 and sp the tensor-parallel traffic (tp_overlap) */
-                    int tpo = p->tp > 1 && sp && p->tp <= s->c->gpus_per_node; /* plan.c's rule */
+                    /* plan.c's rule; not with a tp per stage (stage_tp), which plan.c refuses it with */
+                    int tpo = p->tp > 1 && sp && p->tp <= s->c->gpus_per_node && !p->nstage_tp;
                     for (int ov = 0; ov <= (z < 3 || tpo); ov++) {
                         p->overlap_grad_reduce = ov && z < 3;
                         p->overlap_param_gather = ov && z >= 1 && z < 3;
@@ -291,6 +295,74 @@ static int inner(search *s, st_plan *p, const double lb[ST_REC_FULL + 1]) {
         }
     }
     return skipped;
+}
+
+/* A tp per node group (issue 19, stage_tp: HexiScale's, Metis's and AMP's plans, a lower tp where the GPUs are
+ * faster): group g of the first `gpus` ranks (n_g of them, in rank order) holds pp_g = n_g / (tp_g cp dp) whole
+ * stages of its own tp_g, one dp and cp for the model. Every (cp, dp, mbs) with one tp per group, not all equal
+ * (those are the uniform plans above), ep = 1, vp = 1: at most T^G - T shapes per (cp, dp, mbs) for T tp choices
+ * and G groups (2 groups, tp in 1, 2, 4, 8: 12), each priced through inner() balanced only: such a plan exists
+ * for GPUs of different speeds, and its even split of the layers is the heterogeneity-unaware plan it should
+ * beat. Growing mbs stops where no plan of an mbs fits, as above. Pipelines of at most 8 stages
+ * (ST__GROUP_TP_MAX_PP): the longer ones (tp 1-2 on every stage, dp 1) cost the most to price and never
+ * ranked first on examples/mixed-a100-h100.json (Llama 2 7B and 13B, gbs 128: the best had 3 stages). */
+#define ST__GROUP_TP_MAX_PP 8 /* group_tp's longest pipeline (see there) */
+static void group_tp(search *s, st_plan *p, int64_t gpus, int max_tp) {
+    const st_model *m = s->m;
+    const st_cluster *c = s->c;
+    int G = 0, tps[64], nt = 0, idx[ST_MAX_GROUPS];
+    int64_t n[ST_MAX_GROUPS], left = gpus, least = gpus, node = gpus, gbs = p->gbs;
+    for (int g = 0; g < c->ngroups && left > 0; g++) {
+        int64_t k = c->groups[g].nodes * c->groups[g].gpus_per_node;
+        n[G] = k < left ? k : left;
+        left -= n[G];
+        if (n[G] < least) least = n[G];
+        if (c->groups[g].gpus_per_node < node) node = c->groups[g].gpus_per_node;
+        G++;
+    }
+    /* tp inside a node of every group: a tp group across nodes (its all-reduces on the NICs) is never the
+     * faster choice per stage, and leaving it out keeps the growth to the shapes that can win */
+    for (int tp = 1; tp <= max_tp && tp <= least && tp <= node && nt < 64; tp++)
+        if (st_model_tp_divides(m, tp) && m->heads % tp == 0 && m->hidden % tp == 0) tps[nt++] = tp;
+    if (G < 2 || nt < 2) return;
+    for (int cp = 1; cp <= least; cp *= 2) {
+        if (cp > 1 && p->seq % (2 * cp)) break;
+        for (int64_t dp = 1; dp * cp <= least && dp <= ST_MAX_REPLICAS; dp++) {
+            if (gbs % dp) continue;
+            memset(idx, 0, sizeof idx);
+            for (;;) { /* every tp per group: an odometer over idx */
+                int pp = 0, same = 1, top = 0, whole = 1;
+                for (int g = 0; g < G; g++) {
+                    int64_t w = (int64_t)tps[idx[g]] * cp * dp;
+                    whole = whole && n[g] % w == 0;
+                    pp += whole ? (int)(n[g] / w) : 0;
+                    same = same && idx[g] == idx[0];
+                    if (tps[idx[g]] > top) top = tps[idx[g]];
+                }
+                if (whole && !same && pp <= m->layers && pp <= ST__GROUP_TP_MAX_PP) {
+                    p->pp = pp, p->tp = top, p->cp = cp, p->dp = (int)dp, p->ep = 1, p->vp = 1;
+                    p->schedule = ST_SCHED_1F1B;
+                    p->nstage_tp = 0;
+                    for (int g = 0; g < G; g++)
+                        for (int64_t k = n[g] / ((int64_t)tps[idx[g]] * cp * dp); k > 0; k--)
+                            p->stage_tp[p->nstage_tp++] = tps[idx[g]];
+                    s->balanced_only = 1;
+                    for (int64_t mbs = 1; mbs <= gbs / dp; mbs++) {
+                        if ((gbs / dp) % mbs) continue;
+                        p->mbs = mbs;
+                        uint64_t before = s->feasible;
+                        inner(s, p, NULL);
+                        if (s->feasible == before) break; /* memory never falls as mbs grows */
+                    }
+                    s->balanced_only = 0;
+                }
+                int g = 0;
+                while (g < G && ++idx[g] == nt) idx[g++] = 0;
+                if (g == G) break;
+            }
+        }
+    }
+    p->nstage_tp = 0;
 }
 
 int st_search_enumerate(const st_model *m, const st_cluster *c, const st_profile *prof, const st_search_opts *o,
@@ -382,6 +454,7 @@ int st_search_enumerate(const st_model *m, const st_cluster *c, const st_profile
             }
         }
     }
+    if (c->ngroups >= 2) group_tp(&s, p, gpus, max_tp);
     free(p);
 
     /* best first */

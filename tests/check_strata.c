@@ -12,6 +12,7 @@ int main(void) {
     srunner_add_suite(sr, suite_mig());
     srunner_add_suite(sr, suite_offload());
     srunner_add_suite(sr, suite_groups());
+    srunner_add_suite(sr, suite_stage_tp());
     srunner_add_suite(sr, suite_plan());
     srunner_add_suite(sr, suite_cost());
     srunner_add_suite(sr, suite_search());

@@ -8,6 +8,7 @@ Suite *suite_cluster(void);
 Suite *suite_mig(void);
 Suite *suite_offload(void);
 Suite *suite_groups(void);
+Suite *suite_stage_tp(void);
 Suite *suite_plan(void);
 Suite *suite_cost(void);
 Suite *suite_search(void);

@@ -3,6 +3,7 @@
 #include "cost/cost_private.h"
 #include "src/io/jsonutil.h"
 #include "src/strata.h"
+#include "groups_fixture.h"
 #include "suites.h"
 
 #include <math.h>
@@ -10,8 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-/* One group from a uniform preset cluster, `nodes` of its nodes. */
-static void group_from(st_node_group *g, const char *preset, const char *name, int64_t nodes) {
+void group_from(st_node_group *g, const char *preset, const char *name, int64_t nodes) {
     st_cluster u;
     ck_assert_int_eq(st_cluster_preset(preset, &u), 0);
     memset(g, 0, sizeof *g);
@@ -205,14 +205,14 @@ static void two_nodes(st_cluster *c) {
     ck_assert_int_eq(st_cluster_finalize(c, NULL, NULL), 0);
 }
 
-static void plan_on(const st_model *m, const st_cluster *c, const char *spec, st_plan *p) {
+void plan_on(const st_model *m, const st_cluster *c, const char *spec, st_plan *p) {
     st_error err;
     st_plan_defaults(p);
     ck_assert_int_eq(st_plan_parse_spec(spec, p, &err), 0);
     ck_assert_msg(st_plan_finalize(p, m, c, 0, NULL, &err) == 0, "%s: %s", spec, err.text);
 }
 
-static double chunk_time(st_cost_ctx *v, const st_plan *p, int chunk) {
+double chunk_time(st_cost_ctx *v, const st_plan *p, int chunk) {
     st_chunk_cost cc;
     st_cost_chunk(v, p, chunk, &cc);
     return cc.fwd_s + cc.bwd_s + cc.recompute_s + cc.comm_fwd_s + cc.comm_bwd_s + cc.comm_recompute_s;
@@ -420,11 +420,11 @@ START_TEST(test_plan_keys) {
 END_TEST
 
 START_TEST(test_plan_file_round_trip) {
-    /* a plan file keeps stage_layers and dp_batches, and says how to weigh the gradients */
+    /* a plan file keeps stage_layers, stage_tp and dp_batches, and says how to weigh the gradients */
     st_plan p, back;
     st_error err;
     st_plan_defaults(&p);
-    ck_assert_int_eq(st_plan_parse_spec("tp=8,pp=2,dp=2,stage_layers=12,20,dp_batches=3,5", &p, &err), 0);
+    ck_assert_int_eq(st_plan_parse_spec("tp=8,pp=2,dp=2,stage_layers=12,20,dp_batches=3,5,stage_tp=8,4", &p, &err), 0);
     json_t *j = st__plan_to_json(&p);
     ck_assert_ptr_nonnull(j);
     ck_assert_ptr_nonnull(json_object_get(j, "dp_batches_note"));
@@ -440,6 +440,8 @@ START_TEST(test_plan_file_round_trip) {
     ck_assert_int_eq(back.dp_batches[1], 5);
     ck_assert_int_eq(back.nstage_layers, 2);
     ck_assert_int_eq(back.stage_layers[0], 12);
+    ck_assert_int_eq(back.nstage_tp, 2);
+    ck_assert_int_eq(back.stage_tp[1], 4);
 }
 END_TEST
 

@@ -684,7 +684,7 @@ START_TEST(plan_load_full) {
     ck_assert_int_eq(p.nstage_layers, 8);
     for (int i = 0; i < 8; i++) ck_assert_int_eq(p.stage_layers[i], stages[i]);
     ck_assert_uint_eq(p.seed, 42);
-    ck_assert_uint_eq(p.given, ST_GIVEN_DP | ST_GIVEN_GBS | ST_GIVEN_SEQ | ST_GIVEN_SCHEDULE | ST_GIVEN_GRAD);
+    ck_assert_uint_eq(p.given, ST_GIVEN_DP | ST_GIVEN_GBS | ST_GIVEN_SEQ | ST_GIVEN_SCHEDULE | ST_GIVEN_GRAD | ST_GIVEN_TP);
 }
 END_TEST
 
@@ -700,7 +700,7 @@ START_TEST(plan_load_minimal) {
     ck_assert_int_eq(st_plan_load(DATA("valid/plan_minimal.json"), &p, &err), 0);
     assert_plans_equal(&p, &d); /* no "attention" (files older than the key): the default, flash */
     ck_assert_int_eq(p.attention, ST_ATTN_FLASH);
-    ck_assert_uint_eq(p.given, 0);
+    ck_assert_uint_eq(p.given, ST_GIVEN_TP); /* its tp (stage_tp's largest entry must equal it) */
 }
 END_TEST
 

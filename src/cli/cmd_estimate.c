@@ -112,7 +112,7 @@ static void print_estimate(FILE *out, const st_cli_inputs *in, const st_estimate
     char spec[512];
     st_plan_format_spec(p, spec, sizeof spec);
     const double GiB = 1073741824.0;
-    int64_t used = (int64_t)p->tp * p->pp * p->dp * p->cp;
+    int64_t used = st_plan_gpus(p);
     fprintf(out, "model      %s (%.1fB parameters, %lld layers, hidden %lld)\n", m->name, st_model_params(m) / 1e9,
             (long long)m->layers, (long long)m->hidden);
     char gpus[400];
@@ -150,6 +150,7 @@ int st_cmd_estimate(int argc, char **argv, st_error *err) {
     st_cli_inputs in = {0};
     st_cost_ctx *ctx = NULL;
     st_stage_memory *stages = NULL;
+    st_plan *pd = NULL; /* stage_tp: the plan of the stage whose memory is shown */
     st_cli_text text = {0};
 
     if ((rc = st_cli_parse(argc, argv, take, own, &a, NULL, help_text, err)) || a.help) goto out;
@@ -181,13 +182,14 @@ int st_cmd_estimate(int argc, char **argv, st_error *err) {
         goto out;
     }
     for (int d = 0; d < p->pp; d++) { /* each stage on its own GPUs (node groups: its replicas' slowest) */
-        int64_t S = (int64_t)p->tp * p->cp * p->dp;
-        st_cost_ctx *v = st_cost_view(ctx, S * d, S);
-        if (!v) {
+        int64_t S = (int64_t)st_plan_stage_tp(p, d) * p->cp * p->dp;
+        st_cost_ctx *v = st_cost_view(ctx, st_plan_stage_rank0(p, d), S);
+        if (!v || (p->nstage_tp && !pd && !(pd = malloc(sizeof *pd)))) {
             rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
             goto out;
         }
-        st_cost_stage_memory(v, p, d, &stages[d]);
+        if (pd) st_plan_stage_plan(p, d, pd); /* stage_tp: its memory at its own tp */
+        st_cost_stage_memory(v, pd ? pd : p, d, &stages[d]);
     }
 
     if (a.json) {
@@ -202,6 +204,7 @@ int st_cmd_estimate(int argc, char **argv, st_error *err) {
 out:
     st_cli_text_destroy(&text);
     free(stages);
+    free(pd);
     st_cost_ctx_free(ctx);
     st_cli_inputs_destroy(&in);
     return rc;

@@ -151,6 +151,14 @@ static void print_text(FILE *f, const st_model *m, const char *spec, const st_lo
 }
 
 /* --emit slurm --out FILE: the sbatch script that runs the same command (exec/ is not needed) */
+/* The executor's ranks run one tp (their groups, weights and messages are one shard's): a plan with a
+ * different tp per stage is refused, to run and in a job script alike. */
+static int one_tp(const st_plan *p, st_error *err) {
+    if (!p->nstage_tp) return 0;
+    return st_error_set(err, ST_EINVAL, NULL, "stage_tp", "strata run executes one tp for all pipeline stages; a "
+                        "different tp per stage is estimated and simulated by stage, not run");
+}
+
 static int emit_slurm(st_cli_args *a, const char *kind, const char *steps, const char *seed, const char *timeout,
                       const char *backend, int check, st_error *err) {
     const unsigned want = ST_CLI_MODEL | ST_CLI_CLUSTER | ST_CLI_PLAN;
@@ -165,7 +173,9 @@ static int emit_slurm(st_cli_args *a, const char *kind, const char *steps, const
     if (backend && st_exec_backend_parse(backend, &be))
         return st_error_set(err, ST_EUSAGE, NULL, NULL, "--backend: must be cpu or cuda, not '%s'", backend);
     if (!a->cluster) a->cluster = "dgx-a100-80g";
-    if ((rc = st_cli_inputs_check(a, want, &in, err)) || (rc = st_cli_inputs_resolve(a, want, &in, err))) goto out;
+    if ((rc = st_cli_inputs_check(a, want, &in, err)) || (rc = st_cli_inputs_resolve(a, want, &in, err)) ||
+        (rc = one_tp(in.plan, err)))
+        goto out;
     st_plan_format_spec(in.plan, spec, sizeof spec);
     const char *args[20] = {"strata", "run", "--model", a->model, "--cluster", a->cluster, "--plan", spec};
     n = 8;
@@ -252,6 +262,7 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
         goto done;
     }
+    if ((rc = one_tp(in.plan, err))) goto done;
     st_lower_opts lo;
     st_lower_opts_init(&lo);
     lo.every_rank = 1;

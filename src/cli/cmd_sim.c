@@ -29,7 +29,7 @@ static const char help_text[] =
 /* The simulator's view of the estimate's keys: its time and peak memory, the rest derived from them */
 static st_estimate sim_view(const st_estimate *est, const st_sim_result *res, const st_lowered *low, const st_plan *p,
                             const st_cluster *c) {
-    double gpus_used = (double)p->tp * p->pp * p->dp * p->cp;
+    double gpus_used = (double)st_plan_gpus(p);
     double t = res->iteration_time_s, peak = 0;
     for (int r = 0; r < res->nranks; r++)
         if (res->ranks[r].memory_peak_bytes > peak) peak = res->ranks[r].memory_peak_bytes;

@@ -657,6 +657,12 @@ typedef struct st_plan {
     int grad_bytes;          /* 4: fp32 gradient accumulation (Megatron), 2: 16-bit */
     int nstage_layers;       /* 0 = spread evenly; else pp*vp entries */
     int stage_layers[ST_MAX_STAGES];
+    /* tensor-parallel degree of each pipeline stage (issue 19, per-group tp on mixed GPUs: HexiScale's,
+     * Metis's and AMP's plans); 0 = tp everywhere; else pp entries, tp = the largest. Stage d's ranks are
+     * stage_tp[d] x cp x dp, in Megatron's order tp-cp-dp-pp: the stages' blocks one after another
+     * (st_plan_stage_rank0). st_plan_finalize makes a list of equal entries plain tp. */
+    int nstage_tp;
+    int stage_tp[ST_MAX_STAGES];
     /* micro-batches of each data-parallel replica per iteration (issue 19, uneven data parallelism on
      * mixed GPUs: Whale's hardware-aware batch split); 0 = gbs / (dp * mbs) each; else dp entries
      * summing to gbs / mbs, the gradients averaged with weights dp_batches[r] / (gbs / mbs) */
@@ -674,7 +680,8 @@ enum {
     ST_GIVEN_SEQ = 4,
     ST_GIVEN_SCHEDULE = 8,
     ST_GIVEN_GPUS = 16,
-    ST_GIVEN_GRAD = 32
+    ST_GIVEN_GRAD = 32,
+    ST_GIVEN_TP = 64
 };
 
 void st_plan_defaults(st_plan *p);
@@ -696,6 +703,17 @@ int st_plan_stage_holds(const st_plan *p, int d, int j);
  * evenly, counting the embedding toward the first stage and the output layer toward the last. */
 void st_plan_chunk_layers(const st_plan *p, const st_model *m, int *out);
 int64_t st_plan_microbatches(const st_plan *p);
+/* Per-stage tp (st_plan.stage_tp): stage d's tp; the first rank of stage d (ranks in Megatron's order
+ * tp-cp-dp-pp, stage by stage); the GPUs the plan uses, cp x dp x the sum of the stages' tp; the plan
+ * that stage d runs, uniform with tp = its own (sp, tp_overlap off where that tp is 1), into *out.
+ * st_plan_stage_retarget does the second half only, on an *out that already holds a copy of p (or
+ * another stage's plan of p; its other fields, stage_layers included, stay): stage after stage without
+ * copying the whole plan each time. */
+int st_plan_stage_tp(const st_plan *p, int d);
+int64_t st_plan_stage_rank0(const st_plan *p, int d);
+int64_t st_plan_gpus(const st_plan *p);
+void st_plan_stage_plan(const st_plan *p, int d, st_plan *out);
+void st_plan_stage_retarget(const st_plan *p, int d, st_plan *out);
 /* Micro-batches of data-parallel replica r (0-based) per iteration: dp_batches[r], or the even share. */
 int64_t st_plan_replica_microbatches(const st_plan *p, int r);
 /* Canonical inline spec. */

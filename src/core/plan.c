@@ -66,7 +66,7 @@ static int parse_frac(const char *v, double *out, const char *key, st_error *err
 #define SPEC_KEYS                                                                                  \
     "tp, pp, dp, cp, ep, vp, mbs, gbs, seq, sp, recompute, zero, offload, offload_optimizer, offload_params, "    \
     "offload_activations, dtype, schedule, attention, kernels, cp_comm, overlap_grad_reduce, overlap_param_gather, "\
-    "fp8_param_gather, tp_overlap, pp_partition, grad_bytes, seed, stage_layers, dp_batches"
+    "fp8_param_gather, tp_overlap, pp_partition, grad_bytes, seed, stage_layers, stage_tp, dp_batches"
 
 /* A list key's entries: "stage_layers=10,14" goes on over the tokens after it that have no '='. */
 static int parse_list(const char *k, const char *v, char **tok, int cap, int *list, int *n, st_error *err) {
@@ -128,7 +128,7 @@ int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err) {
         p->given |= flag;                                                                          \
         goto next;                                                                                 \
     }
-        INTKEY("tp", 1, ST_MAX_GPUS, tp, 0)
+        INTKEY("tp", 1, ST_MAX_GPUS, tp, ST_GIVEN_TP)
         INTKEY("pp", 1, ST_MAX_GPUS, pp, 0)
         INTKEY("dp", 1, ST_MAX_GPUS, dp, ST_GIVEN_DP)
         INTKEY("cp", 1, ST_MAX_GPUS, cp, 0)
@@ -170,6 +170,10 @@ int st_plan_parse_spec(const char *spec, st_plan *p, st_error *err) {
             if ((rc = parse_list(k, v, &tok, ST_MAX_STAGES, p->stage_layers, &p->nstage_layers, err))) return rc;
             goto next;
         }
+        if (strcmp(k, "stage_tp") == 0) {
+            if ((rc = parse_list(k, v, &tok, ST_MAX_STAGES, p->stage_tp, &p->nstage_tp, err))) return rc;
+            goto next;
+        }
         if (strcmp(k, "dp_batches") == 0) {
             if ((rc = parse_list(k, v, &tok, ST_MAX_REPLICAS, p->dp_batches, &p->ndp_batches, err))) return rc;
             goto next;
@@ -199,29 +203,90 @@ int64_t st_plan_replica_microbatches(const st_plan *p, int r) {
     return p->ndp_batches > r ? p->dp_batches[r] : st_plan_microbatches(p);
 }
 
+int st_plan_stage_tp(const st_plan *p, int d) { return p->nstage_tp > d ? p->stage_tp[d] : p->tp; }
+
+int64_t st_plan_stage_rank0(const st_plan *p, int d) {
+    if (!p->nstage_tp) return (int64_t)p->tp * p->cp * p->dp * d;
+    int64_t tps = 0;
+    for (int e = 0; e < d; e++) tps += p->stage_tp[e];
+    return tps * p->cp * p->dp;
+}
+
+int64_t st_plan_gpus(const st_plan *p) { return st_plan_stage_rank0(p, p->pp); }
+
+void st_plan_stage_retarget(const st_plan *p, int d, st_plan *out) {
+    if (!p->nstage_tp) return;
+    out->tp = p->stage_tp[d];
+    out->nstage_tp = 0;
+    /* as st_plan_finalize does for tp = 1 */
+    out->sp = out->tp > 1 && p->sp;
+    out->tp_overlap = out->tp > 1 && p->tp_overlap;
+}
+
+void st_plan_stage_plan(const st_plan *p, int d, st_plan *out) {
+    if (out != p) *out = *p;
+    st_plan_stage_retarget(p, d, out);
+}
+
+/* Per-stage tp (st_plan.stage_tp): pp entries, each one dividing the model's heads as tp must, tp the
+ * largest (a tp the user gave must be it); a list of equal entries is plain tp. The schedules and keys
+ * whose ranks hold more than one stage's shards, or whose messages assume one tp on both sides, are
+ * refused. */
+static int stage_tp_finalize(st_plan *p, const st_model *m, const char *file, st_error *err) {
+#define BAD(...) return st_error_set(err, ST_EINVAL, file, "stage_tp", __VA_ARGS__)
+    if (!p->nstage_tp) return 0;
+    if (p->nstage_tp != p->pp) BAD("has %d entries, but pp = %d", p->nstage_tp, p->pp);
+    int top = 0, same = 1;
+    for (int d = 0; d < p->pp; d++) {
+        int t = p->stage_tp[d];
+        if (t < 1) BAD("entry %d must be at least 1", d);
+        if (m->heads % t || m->kv_heads % t || m->hidden % t || !st_model_tp_divides(m, t))
+            BAD("entry %d (%d) does not divide the model's heads (%lld), kv_heads (%lld) and hidden (%lld)", d, t,
+                (long long)m->heads, (long long)m->kv_heads, (long long)m->hidden);
+        if (t > top) top = t;
+        same = same && t == p->stage_tp[0];
+    }
+    if ((p->given & ST_GIVEN_TP) && p->tp != top) BAD("its largest entry is %d, but tp = %d", top, p->tp);
+    p->tp = top;
+    if (same) {
+        p->nstage_tp = 0;
+        return 0;
+    }
+    if (p->schedule == ST_SCHED_DUALPIPE) BAD("schedule=dualpipe puts two stages on a rank: one tp for both");
+    if (p->pp_partition) BAD("pp_partition=1 gathers each message over one tp group on both sides");
+    if (p->tp_overlap) BAD("tp_overlap=1 with different tp per stage is not priced");
+    return 0;
+#undef BAD
+}
+
 int st_plan_finalize(st_plan *p, const st_model *m, const st_cluster *c, int64_t gpus, const char *file,
                      st_error *err) {
 #define BAD(key, ...) return st_error_set(err, ST_EINVAL, file, key, __VA_ARGS__)
     int64_t have = st_cluster_gpus(c);
     int64_t want = gpus > 0 ? gpus : have;
     if (!(p->given & ST_GIVEN_SEQ)) p->seq = m->seq_len;
-    int64_t shard = (int64_t)p->tp * p->pp * p->cp;
+    int rc = stage_tp_finalize(p, m, file, err);
+    if (rc) return rc;
+    /* ranks per data-parallel replica: tp*pp*cp, or cp x the stages' tp */
+    int64_t shard = p->nstage_tp ? st_plan_gpus(p) / p->dp : (int64_t)p->tp * p->pp * p->cp;
     if (shard > ST_MAX_GPUS) {
         const char *key = p->pp >= p->tp && p->pp >= p->cp ? "pp" : p->cp > p->tp ? "cp" : "tp";
         BAD(key, "tp*pp*cp = %lld exceeds %d GPUs", (long long)shard, ST_MAX_GPUS);
     }
+    /* with stage_tp the ranks are cp x dp x the sum of the stages' tp: a count that does not match names it */
+    const char *gkey = p->nstage_tp ? "stage_tp" : "dp", *gform = p->nstage_tp ? "cp*(sum of stage_tp)" : "tp*pp*cp";
+    const char *uform = p->nstage_tp ? "cp*dp*(sum of stage_tp)" : "tp*pp*dp*cp";
     if (!(p->given & ST_GIVEN_DP)) {
         if (want % shard)
-            BAD("dp", "tp*pp*cp = %lld does not divide the %lld GPUs; give dp", (long long)shard,
-                (long long)want);
+            BAD(gkey, "%s = %lld does not divide the %lld GPUs; give dp", gform, (long long)shard, (long long)want);
         p->dp = (int)(want / shard);
     }
     int64_t used = shard * p->dp;
     if (used > have)
-        BAD("dp", "the plan uses tp*pp*dp*cp = %lld GPUs but the cluster %s has %lld (use --gpus)",
-            (long long)used, c->name, (long long)have);
+        BAD(gkey, "the plan uses %s = %lld GPUs but the cluster %s has %lld (use --gpus)", uform, (long long)used,
+            c->name, (long long)have);
     if (gpus > 0 && used != gpus)
-        BAD("dp", "tp*pp*dp*cp = %lld GPUs, but %lld were asked for", (long long)used, (long long)gpus);
+        BAD(gkey, "%s = %lld GPUs, but %lld were asked for", uform, (long long)used, (long long)gpus);
     if (p->ndp_batches) {
         /* uneven data parallelism: the replicas' micro-batches make the global batch */
         int64_t sum = 0;
@@ -460,6 +525,8 @@ void st_plan_format_spec(const st_plan *p, char *buf, size_t n) {
     if (w > 0 && (size_t)w < n && p->grad_bytes != 4) w += snprintf(buf + w, n - (size_t)w, ",grad_bytes=%d", p->grad_bytes);
     for (int i = 0; i < p->nstage_layers && w > 0 && (size_t)w < n; i++)
         w += snprintf(buf + w, n - (size_t)w, "%s%d", i ? "," : ",stage_layers=", p->stage_layers[i]);
+    for (int i = 0; i < p->nstage_tp && w > 0 && (size_t)w < n; i++)
+        w += snprintf(buf + w, n - (size_t)w, "%s%d", i ? "," : ",stage_tp=", p->stage_tp[i]);
     for (int i = 0; i < p->ndp_batches && w > 0 && (size_t)w < n; i++)
         w += snprintf(buf + w, n - (size_t)w, "%s%d", i ? "," : ",dp_batches=", p->dp_batches[i]);
 }

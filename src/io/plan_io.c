@@ -28,7 +28,7 @@
 static const char *const plan_keys[] = {
     "format", "version", "spec", "gpus", "model", "cluster", "tp", "pp", "dp", "cp", "ep", "vp", "mbs", "gbs", "seq",
     "sp", "recompute", "zero", "offload", "offload_optimizer", "offload_params", "offload_activations", "dtype",
-    "schedule", "attention", "overlap_grad_reduce", "grad_bytes", "stage_layers", "dp_batches", "dp_batches_note",
+    "schedule", "attention", "overlap_grad_reduce", "grad_bytes", "stage_layers", "stage_tp", "dp_batches", "dp_batches_note",
     "seed", "overlap_param_gather", "fp8_param_gather", "tp_overlap", "pp_partition", "cp_comm", "kernels", NULL};
 
 /* A flag: true/false or the integers 0/1. 1 present, 0 absent, <0 error. */
@@ -75,9 +75,13 @@ static int get_i(const json_t *o, const char *key, int64_t lo, int64_t hi, int *
         if (rc < 0) goto out;                                                                      \
     } while (0)
 
-/* tp*pp*dp*cp, saturating just above ST_MAX_GPUS so the product cannot overflow. */
+/* tp*pp*dp*cp (with stage_tp: the sum of the stages' tp for tp*pp), saturating just above ST_MAX_GPUS so the
+ * product cannot overflow. */
 static int64_t plan_gpus(const st_plan *p) {
-    const int d[4] = {p->tp, p->pp, p->dp, p->cp};
+    int64_t tps = 0; /* entries are at most ST_MAX_GPUS (load_list), at most ST_MAX_STAGES of them */
+    for (int i = 0; i < p->nstage_tp; i++) tps += p->stage_tp[i];
+    int tpp = p->nstage_tp ? (int)(tps > ST_MAX_GPUS ? (int64_t)ST_MAX_GPUS + 1 : tps) : p->tp;
+    const int d[4] = {tpp, p->nstage_tp ? 1 : p->pp, p->dp, p->cp};
     int64_t n = 1;
     for (int i = 0; i < 4; i++) {
         n *= d[i] > 0 ? d[i] : 1;
@@ -198,6 +202,7 @@ int st_plan_load(const char *path, st_plan *out, st_error *err) {
     CHECK(st__json_get_int(root, "gpus", 1, ST_MAX_GPUS, &gpus, path, NULL, err));
 
     CHECK(get_i(root, "tp", 1, ST_MAX_GPUS, &p->tp, path, err));
+    if (rc == 1) p->given |= ST_GIVEN_TP;
     CHECK(get_i(root, "pp", 1, ST_MAX_GPUS, &p->pp, path, err));
     CHECK(get_i(root, "dp", 1, ST_MAX_GPUS, &p->dp, path, err));
     if (rc == 1) p->given |= ST_GIVEN_DP;
@@ -238,14 +243,20 @@ int st_plan_load(const char *path, st_plan *out, st_error *err) {
     }
     CHECK(load_list(root, "stage_layers", "layer counts", ST_MAX_STAGES, ST_MAX_LAYERS, p->stage_layers,
                     &p->nstage_layers, path, err));
+    CHECK(load_list(root, "stage_tp", "tensor-parallel degrees", ST_MAX_STAGES, ST_MAX_GPUS, p->stage_tp,
+                    &p->nstage_tp, path, err));
     CHECK(load_list(root, "dp_batches", "micro-batch counts", ST_MAX_REPLICAS, 1 << 30, p->dp_batches,
                     &p->ndp_batches, path, err));
     CHECK(load_seed(root, path, &p->seed, err));
 
     if (gpus > 0 && plan_gpus(p) != gpus) {
-        rc = st_error_set(err, ST_EINVAL, path, "gpus",
-                          "the plan uses tp*pp*dp*cp = %d*%d*%d*%d = %lld GPUs but gpus says %lld", p->tp, p->pp, p->dp,
-                          p->cp, (long long)plan_gpus(p), (long long)gpus);
+        if (p->nstage_tp)
+            rc = st_error_set(err, ST_EINVAL, path, "gpus", "the plan uses cp*dp*(sum of stage_tp) = %lld GPUs but "
+                              "gpus says %lld", (long long)plan_gpus(p), (long long)gpus);
+        else
+            rc = st_error_set(err, ST_EINVAL, path, "gpus",
+                              "the plan uses tp*pp*dp*cp = %d*%d*%d*%d = %lld GPUs but gpus says %lld", p->tp, p->pp,
+                              p->dp, p->cp, (long long)plan_gpus(p), (long long)gpus);
         goto out;
     }
     *out = *p;
@@ -314,6 +325,12 @@ json_t *st__plan_to_json(const st_plan *p) {
         for (int i = 0; st && i < p->nstage_layers; i++)
             bad |= json_array_append_new(st, json_integer(p->stage_layers[i]));
         SET("stage_layers", st);
+    }
+    if (p->nstage_tp > 0 && p->nstage_tp <= ST_MAX_STAGES) {
+        st = json_array();
+        bad |= !st;
+        for (int i = 0; st && i < p->nstage_tp; i++) bad |= json_array_append_new(st, json_integer(p->stage_tp[i]));
+        SET("stage_tp", st);
     }
     if (p->ndp_batches > 0 && p->ndp_batches <= ST_MAX_REPLICAS) {
         st = json_array();

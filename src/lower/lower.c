@@ -162,6 +162,7 @@ typedef struct lower_ctx {
     const st_chunk_cost *cc0; /* per chunk, without latencies */
     int full;                 /* every rank, with explicit tp collectives (st_lower_full) */
     int per_op;               /* each collective at its operator (st_lower_opts.per_op) */
+    st_plan *sbuf;            /* stage_tp: room for the plan of the stage lowered (stage_plan); else NULL */
     int tp_i, cp_i, dp_i;     /* this rank's coordinates (full) */
     int dp_group;             /* this rank's data-parallel group */
     /* this rank's group of each kind that talks inside a chunk (ST_GRP_TP, _CP, _EP; -1 none) and
@@ -1171,51 +1172,69 @@ static int fill_groups(st_lowered *out, const st_plan *p, int full, const group_
  * ranks; dpg: the stage's whole data-parallel group, for its collectives); ctx itself on a uniform
  * cluster; NULL when out of memory. */
 static st_cost_ctx *stage_view(st_cost_ctx *ctx, const st_plan *p, int rep, int d, int dpg) {
-    int64_t blk = (int64_t)p->tp * p->cp;
-    if (dpg) return st_cost_view(ctx, blk * p->dp * d, blk * p->dp);
-    return st_cost_view(ctx, blk * (rep + (int64_t)p->dp * d), blk);
+    int64_t blk = (int64_t)st_plan_stage_tp(p, d) * p->cp, first = st_plan_stage_rank0(p, d);
+    if (dpg) return st_cost_view(ctx, first, blk * p->dp);
+    return st_cost_view(ctx, first + blk * rep, blk);
+}
+
+/* The plan stage d runs (stage_tp: its own tp) in *q when the plan has stage_tp, else p itself. */
+static const st_plan *stage_plan(const st_plan *p, int d, st_plan *q) {
+    if (!p->nstage_tp) return p;
+    st_plan_stage_plan(p, d, q);
+    return q;
+}
+
+/* chunk j's costs (price_chunks), p the plan of its stage (pl's with its own tp under stage_tp) */
+static int price_chunk(st_cost_ctx *ctx_all, st_cost_ctx *ctx0_all, const st_plan *pl, const st_plan *p, int rep, int j,
+                       double wbytes, st_chunk_cost *cc, st_chunk_cost *cc0, st_offload_copies *og, zchunk *z) {
+    st_cost_ctx *ctx = stage_view(ctx_all, pl, rep, st_plan_chunk_stage(pl, j), 0);
+    st_cost_ctx *ctx0 = stage_view(ctx0_all, pl, rep, st_plan_chunk_stage(pl, j), 0);
+    st_cost_ctx *nctx = stage_view(ctx_all, pl, rep, st_plan_chunk_stage(pl, j), 1);
+    st_cost_ctx *nctx0 = stage_view(ctx0_all, pl, rep, st_plan_chunk_stage(pl, j), 1);
+    if (!ctx || !ctx0 || !nctx || !nctx0) return ST_ENOMEM;
+    st_cost_chunk(ctx, p, j, &cc[j]);
+    st_cost_chunk(ctx0, p, j, &cc0[j]);
+    if (st_cost_cluster(ctx_all)->ngroups > 0 || pl->nstage_tp) { /* its messages on the links to its neighbours */
+        cc[j].p2p_s = st_cost_stage_p2p(ctx_all, pl, rep, st_plan_chunk_stage(pl, j));
+        cc0[j].p2p_s = st_cost_stage_p2p(ctx0_all, pl, rep, st_plan_chunk_stage(pl, j));
+    }
+    if (og) st_cost_offload_granular_chunk(ctx, p, j, &og[j]);
+    if (!z) return 0;
+    double n, g0, s0, e;
+    st_cost_zero3_chunk(nctx, p, j, &n, &z[j].gather_s, &z[j].scatter_s, &e);
+    st_cost_zero3_chunk(nctx0, p, j, &n, &g0, &s0, &e);
+    z[j].layers = (int)n;
+    z[j].gather_lat = st__latency_of(z[j].gather_s, g0);
+    z[j].scatter_lat = st__latency_of(z[j].scatter_s, s0);
+    double dense = cc[j].params - (p->ep > 1 ? cc[j].expert_params : 0); /* st_cost_zero3_chunk's */
+    z[j].gather_bytes = dense / n * wbytes;
+    z[j].scatter_bytes = dense / n * p->grad_bytes;
+    if (p->ep > 1) { /* ep = 1: the expert-data-parallel group is the dp group, priced as dense */
+        double eg0, es0;
+        st_cost_zero3_chunk_experts(nctx, p, j, &z[j].egather_s, &z[j].escatter_s);
+        st_cost_zero3_chunk_experts(nctx0, p, j, &eg0, &es0);
+        z[j].egather_lat = st__latency_of(z[j].egather_s, eg0);
+        z[j].escatter_lat = st__latency_of(z[j].escatter_s, es0);
+        z[j].egather_bytes = cc[j].expert_params / n * wbytes;
+        z[j].escatter_bytes = cc[j].expert_params / n * p->grad_bytes;
+    }
+    z[j].copy_s = st_cost_offload_chunk(ctx, p, j, &z[j].copy_bytes);
+    return 0;
 }
 
 /* each chunk's costs (cc; cc0 without latencies), with granular offload its copies (og), and with
  * ZeRO-3 its per-layer traffic, on the GPUs of its stage in replica rep; 0 or ST_ENOMEM */
-static int price_chunks(st_cost_ctx *ctx_all, st_cost_ctx *ctx0_all, const st_plan *p, int rep, st_chunk_cost *cc,
+static int price_chunks(st_cost_ctx *ctx_all, st_cost_ctx *ctx0_all, const st_plan *pl, int rep, st_chunk_cost *cc,
                         st_chunk_cost *cc0, st_offload_copies *og, zchunk *z) {
-    double wbytes = st_cost_weight_bytes(p->dtype);
-    for (int j = 0; j < p->pp * p->vp; j++) {
-        st_cost_ctx *ctx = stage_view(ctx_all, p, rep, st_plan_chunk_stage(p, j), 0);
-        st_cost_ctx *ctx0 = stage_view(ctx0_all, p, rep, st_plan_chunk_stage(p, j), 0);
-        st_cost_ctx *nctx = stage_view(ctx_all, p, rep, st_plan_chunk_stage(p, j), 1);
-        st_cost_ctx *nctx0 = stage_view(ctx0_all, p, rep, st_plan_chunk_stage(p, j), 1);
-        if (!ctx || !ctx0 || !nctx || !nctx0) return ST_ENOMEM;
-        st_cost_chunk(ctx, p, j, &cc[j]);
-        st_cost_chunk(ctx0, p, j, &cc0[j]);
-        if (st_cost_cluster(ctx_all)->ngroups > 0) { /* its messages on the links to its neighbours */
-            cc[j].p2p_s = st_cost_stage_p2p(ctx_all, p, rep, st_plan_chunk_stage(p, j));
-            cc0[j].p2p_s = st_cost_stage_p2p(ctx0_all, p, rep, st_plan_chunk_stage(p, j));
-        }
-        if (og) st_cost_offload_granular_chunk(ctx, p, j, &og[j]);
-        if (!z) continue;
-        double n, g0, s0, e;
-        st_cost_zero3_chunk(nctx, p, j, &n, &z[j].gather_s, &z[j].scatter_s, &e);
-        st_cost_zero3_chunk(nctx0, p, j, &n, &g0, &s0, &e);
-        z[j].layers = (int)n;
-        z[j].gather_lat = st__latency_of(z[j].gather_s, g0);
-        z[j].scatter_lat = st__latency_of(z[j].scatter_s, s0);
-        double dense = cc[j].params - (p->ep > 1 ? cc[j].expert_params : 0); /* st_cost_zero3_chunk's */
-        z[j].gather_bytes = dense / n * wbytes;
-        z[j].scatter_bytes = dense / n * p->grad_bytes;
-        if (p->ep > 1) { /* ep = 1: the expert-data-parallel group is the dp group, priced as dense */
-            double eg0, es0;
-            st_cost_zero3_chunk_experts(nctx, p, j, &z[j].egather_s, &z[j].escatter_s);
-            st_cost_zero3_chunk_experts(nctx0, p, j, &eg0, &es0);
-            z[j].egather_lat = st__latency_of(z[j].egather_s, eg0);
-            z[j].escatter_lat = st__latency_of(z[j].escatter_s, es0);
-            z[j].egather_bytes = cc[j].expert_params / n * wbytes;
-            z[j].escatter_bytes = cc[j].expert_params / n * p->grad_bytes;
-        }
-        z[j].copy_s = st_cost_offload_chunk(ctx, p, j, &z[j].copy_bytes);
-    }
-    return 0;
+    double wbytes = st_cost_weight_bytes(pl->dtype);
+    st_plan *q = pl->nstage_tp ? malloc(sizeof *q) : NULL; /* each chunk priced with its stage's tp */
+    if (pl->nstage_tp && !q) return ST_ENOMEM;
+    int rc = 0;
+    for (int j = 0; j < pl->pp * pl->vp && !rc; j++)
+        rc = price_chunk(ctx_all, ctx0_all, pl, stage_plan(pl, st_plan_chunk_stage(pl, j), q), rep, j, wbytes, cc, cc0,
+                         og, z);
+    free(q);
+    return rc;
 }
 
 /* Every route: each program's sends forward and backward (r_fwd, r_bwd: its replicas', or its own,
@@ -1225,20 +1244,27 @@ static int make_routes(st__lnet *B, const st_lowered *out, const st_cluster *c, 
                        const group_layout *G, int *r_fwd, int *r_bwd, int *r_g) {
     int pp = p->pp, width = p->tp * p->cp * p->dp, lanes = full ? width : 1;
     int *a = malloc(sizeof(int) * 2 * (size_t)width), *z = a + width;
-    if (!a) return ST_ENOMEM;
+    st_plan *q = p->nstage_tp ? malloc(sizeof *q) : NULL; /* stage_tp (by stage): a stage's own plan */
+    if (!a || (p->nstage_tp && !q)) {
+        free(a);
+        free(q);
+        return ST_ENOMEM;
+    }
     st_group gd, gp;
     st_cost_group(c, p, ST_GRP_DP, &gd);
     st_cost_group(c, p, ST_GRP_PP, &gp);
-    /* a program's replicas (or itself): ranks gpu .. gpu + replicas - 1 */
+    /* a program's replicas (or itself): ranks gpu .. gpu + replicas - 1; with stage_tp (by stage only) a stage
+     * of w ranks and one of w' exchange over min(w, w') pairs spread over both (cost/estimate.c, exchange_time) */
     for (int r = 0; r < out->nranks; r++) {
-        int d = r / lanes, n = full ? 1 : width;
+        int d = r / lanes, wd = full ? width : st_plan_stage_tp(p, d) * p->cp * p->dp;
         r_fwd[r] = r_bwd[r] = -1;
         if (pp == 1) continue;
         for (int dir = 0; dir < 2; dir++) {
             int e = dir == 0 ? (d + 1) % pp : (d + pp - 1) % pp; /* forward to the next stage, back to the previous */
+            int we = full ? width : st_plan_stage_tp(p, e) * p->cp * p->dp, n = full ? 1 : wd < we ? wd : we;
             for (int i = 0; i < n; i++) {
-                a[i] = (full ? r : d * width) + i;
-                z[i] = a[i] + (e - d) * width; /* the same lane of stage e */
+                a[i] = (full ? r : (int)st_plan_stage_rank0(p, d)) + i * (wd / n);
+                z[i] = full ? a[i] + (e - d) * width : (int)st_plan_stage_rank0(p, e) + i * (we / n); /* lane i of e */
             }
             int id = st__lnet_p2p(B, a, z, n, gp.nodes > 1, gp.tier);
             if (dir == 0)
@@ -1255,26 +1281,34 @@ static int make_routes(st__lnet *B, const st_lowered *out, const st_cluster *c, 
         int n = 0, nic, peers = 2, tier = gp.tier; /* the embedding's pair: the pipeline's ends */
         if (k >= G->embbase && k < G->edpbase) {
             nic = 1;
+            /* by stage, every lane of both ends (stage_tp: as many as the smaller end has) */
+            int w0 = st_plan_stage_tp(p, 0), w1 = st_plan_stage_tp(p, pp - 1), ew = (w0 < w1 ? w0 : w1) * p->cp * p->dp;
             for (int i = 0; i < 2; i++)
-                for (int l = 0; l < (full ? 1 : width); l++)
-                    a[n++] = full ? gd_k->ranks[i] : gd_k->ranks[i] * width + l;
+                for (int l = 0; l < (full ? 1 : ew); l++)
+                    a[n++] = full ? gd_k->ranks[i] : (int)st_plan_stage_rank0(p, gd_k->ranks[i]) + l;
         } else {
-            st_group gk;
+            /* by stage the group's ranks name its stage, whose plan prices it */
+            const st_plan *pk = full ? p : stage_plan(p, gd_k->ranks[0], q);
+            int wk = pk->tp * p->cp * p->dp;
+            st_group gk, gdk;
             if (k >= G->edpbase)
-                st_cost_group_edp(c, p, &gk);
+                st_cost_group_edp(c, pk, &gk);
             else
-                st_cost_group(c, p, gd_k->kind, &gk);
-            nic = k < G->ndp ? gd.nodes > 1 : gk.nodes > 1;
-            peers = (int)(k < G->ndp ? gd.n : gk.n);
-            tier = k < G->ndp ? gd.tier : gk.tier;
+                st_cost_group(c, pk, gd_k->kind, &gk);
+            if (pk != p) st_cost_group(c, pk, ST_GRP_DP, &gdk);
+            else gdk = gd;
+            nic = k < G->ndp ? gdk.nodes > 1 : gk.nodes > 1;
+            peers = (int)(k < G->ndp ? gdk.n : gk.n);
+            tier = k < G->ndp ? gdk.tier : gk.tier;
             if (full)
                 for (int i = 0; i < gd_k->n; i++) a[n++] = gd_k->ranks[i];
             else
-                for (int i = 0; i < width; i++) a[n++] = gd_k->ranks[0] * width + i;
+                for (int i = 0; i < wk; i++) a[n++] = (int)st_plan_stage_rank0(p, gd_k->ranks[0]) + i;
         }
         r_g[k] = st__lnet_coll(B, a, n, nic, peers, tier);
     }
     free(a);
+    free(q);
     return B->failed ? ST_ENOMEM : 0;
 }
 
@@ -1421,9 +1455,10 @@ static int lower_program(st_cost_ctx *ctx, st_cost_ctx *ctx0, lower_ctx *L, iter
         double red0, gat0, nb0;
         st_cost_ctx *v = stage_view(ctx, p, L->rep, d, 1), *v0 = stage_view(ctx0, p, L->rep, d, 1);
         if (!v || !v0) return ST_ENOMEM;
-        st_cost_dp_stage(v, p, d, &L->dp_reduce_s, &E->gather_s, &L->dp_buckets);
-        st_cost_dp_stage(v0, p, d, &red0, &gat0, &nb0);
-        L->stage_quant = st_cost_stage_quant_params(v, p, d);
+        const st_plan *pd = stage_plan(p, d, L->sbuf); /* its own tp under stage_tp */
+        st_cost_dp_stage(v, pd, d, &L->dp_reduce_s, &E->gather_s, &L->dp_buckets);
+        st_cost_dp_stage(v0, pd, d, &red0, &gat0, &nb0);
+        L->stage_quant = st_cost_stage_quant_params(v, pd, d);
         L->dp_reduce_lat = st__latency_of(L->dp_reduce_s, red0);
         E->gather_lat = st__latency_of(E->gather_s, gat0);
         L->dp_overlap = p->overlap_grad_reduce;
@@ -1517,6 +1552,10 @@ int st_lower_plan(st_cost_ctx *ctx, const st_plan *p, const st_lower_opts *o, st
                             "per micro-batch in groups across replicas that run different counts; simulate by "
                             "stage, or with even micro-batches",
                             p->zero == 3 ? "zero=3 (the layer gathers)" : "ep > 1 (the experts' all-to-all)");
+    /* every rank runs one shard per lane (its groups, peers and routes are laid out for one tp) */
+    if (full && p->nstage_tp)
+        return st_error_set(err, ST_EINVAL, NULL, "stage_tp",
+                            "a different tp per stage is simulated by stage, not every rank (--every-rank)");
     int rep = st_cost_slowest_replica(ctx, p);
     int64_t m_max = st_plan_replica_microbatches(p, rep);
     for (int q = 0; q < nrep; q++)
@@ -1544,7 +1583,9 @@ int st_lower_plan(st_cost_ctx *ctx, const st_plan *p, const st_lower_opts *o, st
     out->progs = calloc((size_t)nranks, sizeof *out->progs);
     out->groups = calloc((size_t)out->ngroups, sizeof *out->groups);
     out->blocks = calloc((size_t)pp, sizeof *out->blocks);
-    if (st__lnet_init(&B, out, c, width * pp, width, full) || !cc || !cc0 || !r_fwd || !r_bwd || !r_g || !like ||
+    st_plan *sbuf = p->nstage_tp ? malloc(sizeof *sbuf) : NULL; /* stage_tp: the plan of the stage lowered */
+    if (st__lnet_init(&B, out, c, full ? width * pp : (int)st_plan_gpus(p), width, full) || (p->nstage_tp && !sbuf) ||
+        !cc || !cc0 || !r_fwd || !r_bwd || !r_g || !like ||
         !span || !ctx0 || !out->progs || !out->groups || !out->blocks || (p->zero == 3 && !z) || (granular && !og))
         goto nomem;
     for (int q = 0; q < nrep; q++) {
@@ -1569,12 +1610,18 @@ int st_lower_plan(st_cost_ctx *ctx, const st_plan *p, const st_lower_opts *o, st
         goto out;
     }
     if (dual) memcpy(span + pp * ST__PHASES, span, sizeof *span * (size_t)pp * ST__PHASES); /* copy B's: A's */
+    if (p->nstage_tp) /* by stage, each stage's program stands for its ranks from its first GPU on */
+        for (int g = 0, d = 0; g < (int)st_plan_gpus(p); g++) {
+            int at = d < pp && g == st_plan_stage_rank0(p, d);
+            B.prog_of_gpu[g] = at ? d : -1;
+            d += at;
+        }
     if (fill_groups(out, p, full, &G) || make_routes(&B, out, c, p, full, &G, r_fwd, r_bwd, r_g)) goto nomem;
 
     /* (each program's replica, micro-batches and chunk costs are set before it is lowered) */
     lower_ctx L = {.p = p, .chunks = chunks, .dual = dual, .full = full, .per_op = o->per_op, .c = c, .r_fwd = r_fwd,
                    .r_bwd = r_bwd, .p2p_bytes = st_cost_p2p_bytes(ctx, p), .grad_bytes = p->grad_bytes,
-                   .ops = out->ops, .oc = oc, .span = span};
+                   .ops = out->ops, .oc = oc, .span = span, .sbuf = sbuf};
     iteration_end E = {.est = &est};
     E.emb_s = st_cost_embedding_allreduce(ctx, p, &E.emb_bytes);
     E.emb_lat = st__latency_of(E.emb_s, st_cost_embedding_allreduce(ctx0, p, NULL));
@@ -1588,11 +1635,12 @@ int st_lower_plan(st_cost_ctx *ctx, const st_plan *p, const st_lower_opts *o, st
         st_stage_memory sm;
         pg->rank = r;
         pg->stage = d;
-        pg->replicas = full ? 1 : width;
-        pg->gpu = full ? r : d * width;
+        pg->replicas = full ? 1 : st_plan_stage_tp(p, d) * p->cp * p->dp;
+        pg->gpu = full ? r : (int)st_plan_stage_rank0(p, d);
         st_cost_ctx *v = stage_view(ctx, p, q, d, 0);
         if (!v) goto nomem;
-        st_cost_stage_memory(v, p, d, &sm);
+        st_cost_stage_memory(v, stage_plan(p, d, sbuf), d, &sm);
+        if (p->nstage_tp) L.p2p_bytes = st_cost_stage_p2p_bytes(ctx, p, d);
         pg->base_bytes = sm.base_bytes;
         /* every rank: the lanes of a stage run the same instructions as the first lane of a replica
          * like theirs but for the names of their groups, peers and routes, so they share its
@@ -1621,6 +1669,7 @@ nomem:
     rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
     st_lowered_destroy(out);
 out:
+    free(sbuf);
     free(cc);
     free(cc0);
     free(r_fwd);

@@ -156,10 +156,13 @@ int st__lower_ops(st_cost_ctx *ctx, st_cost_ctx *ctx0, const st_plan *p, unsigne
     int chunks = p->pp * p->vp, chunk_layers[ST_MAX_STAGES], rc = 0;
     table t = {.out = out};
     chunk_op *ops = NULL;
+    st_plan *q = p->nstage_tp ? malloc(sizeof *q) : NULL; /* stage_tp: each chunk's operators at its stage's tp */
+    if (p->nstage_tp && !q) return ST_ENOMEM;
     st_plan_chunk_layers(p, m, chunk_layers);
     for (int j = 0; j < chunks && !rc; j++) {
         int n;
-        if ((rc = chunk_ops(ctx, ctx0, p, j, chunk_layers, &ops, &n))) break;
+        if (q) st_plan_stage_plan(p, st_plan_chunk_stage(p, j), q);
+        if ((rc = chunk_ops(ctx, ctx0, q ? q : p, j, chunk_layers, &ops, &n))) break;
         for (int ph = 0; ph < ST__PHASES && !rc; ph++) {
             st__span *s = &span[j * ST__PHASES + ph];
             s->op = out->nops;
@@ -181,6 +184,7 @@ int st__lower_ops(st_cost_ctx *ctx, st_cost_ctx *ctx0, const st_plan *p, unsigne
         ops = NULL;
     }
     free(ops);
+    free(q);
     if (rc) {
         free(t.x);
         t.x = NULL;

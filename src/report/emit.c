@@ -57,7 +57,14 @@
  *    (dp_batches: refused); DeepSpeed's PipelineModule partitions by partition_method "uniform",
  *    "parameters" or "type:REGEX" (deepspeed/runtime/pipe/module.py, _partition_layers), so explicit
  *    per-stage layer counts need an override of _partition_layers (said in a note); torchtitan takes
- *    them as pipeline_parallel_split_points.
+ *    them as pipeline_parallel_split_points. A different tp per stage (stage_tp: HexiScale's, Metis's
+ *    and AMP's plans) none of them runs: Megatron-LM builds every group from one
+ *    tensor_model_parallel_size (megatron/core/parallel_state.py, initialize_model_parallel, one int
+ *    for all ranks; --tensor-model-parallel-size), DeepSpeed's pipeline grid is one rectangular
+ *    topology (deepspeed/runtime/pipe/topology.py, PipeModelDataParallelTopology(num_pp, num_mp,
+ *    num_dp): one "model" axis size), torchtitan one device mesh with one tp dimension
+ *    (torchtitan/distributed/parallel_dims.py, ParallelDims.tp, init_device_mesh over pp x dp x cp x tp):
+ *    refused naming stage_tp and the framework.
  *  - DeepSpeed: offload_param is valid only with ZeRO stage 3, offload_optimizer with stages 1-3;
  *    the pipeline engine asserts ZeRO stage < 2 and runs one non-interleaved 1F1B-style schedule.
  *    MoE is a model layer (deepspeed.moe.layer.MoE: capacity-factor gating, expert-parallel groups
@@ -326,7 +333,7 @@ static int chunk_layers(const st_plan *p, const st_model *m, int **out, st_error
     return 0;
 }
 
-static int64_t plan_gpus(const st_plan *p) { return (int64_t)p->tp * p->pp * p->dp * p->cp; }
+static int64_t plan_gpus(const st_plan *p) { return st_plan_gpus(p); }
 
 /* "# cluster: NAME, N nodes x G GPUs" when the plan's GPU count fills whole nodes. */
 static void comment_cluster(sbuf *b, const st_plan *p, const st_cluster *c) {
@@ -1180,6 +1187,13 @@ int st_emit(st_emit_kind kind, const st_plan *p, const st_model *m, const st_clu
 
     if (!p || !m || !f) return st_error_set(err, ST_EINVAL, NULL, NULL, "st_emit: no plan, model or stream");
     if ((rc = check_plan(p, m, err)) != 0) return rc;
+    if (p->nstage_tp) { /* one tp per model in every target (the file's comment says where it is fixed) */
+        static const char *const one_tp[] = {"Megatron-LM runs one --tensor-model-parallel-size",
+                                             "DeepSpeed's pipeline topology has one model-parallel size",
+                                             "torchtitan's device mesh has one tp dimension"};
+        return st_error_set(err, ST_EINVAL, NULL, "stage_tp", "a different tp per pipeline stage: %s for all stages",
+                            (unsigned)kind < 3 ? one_tp[kind] : "no target runs it");
+    }
     if (!(spec = malloc(SPEC_BYTES))) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
     st_plan_format_spec(p, spec, SPEC_BYTES);
     spec[SPEC_BYTES - 1] = '\0';

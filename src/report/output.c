@@ -41,7 +41,7 @@ static void add_estimate(json_t *o, const st_plan *p, const st_estimate *e) {
     char spec[512];
     st_plan_format_spec(p, spec, sizeof spec);
     json_object_set_new(o, "spec", json_string(spec));
-    json_object_set_new(o, "gpus", json_integer((json_int_t)p->tp * p->pp * p->dp * p->cp));
+    json_object_set_new(o, "gpus", json_integer((json_int_t)st_plan_gpus(p)));
     json_object_set_new(o, "iteration_time_s", json_real(e->iteration_time_s));
     json_object_set_new(o, "tokens_per_s", json_real(e->tokens_per_s));
     json_object_set_new(o, "model_tflops_per_gpu", json_real(e->model_tflops_per_gpu));
