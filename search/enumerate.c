@@ -135,6 +135,7 @@ typedef struct search {
     char first_nonfinite_spec[512];
     st_plan balanced; /* price()'s balanced copy of the plan in hand */
     int balanced_only; /* group_tp's plans: priced balanced only (evenly where balancing changes nothing) */
+    int uneven_only;   /* uneven_dp's plans: priced only where balancing gives the replicas dp_batches */
 } search;
 
 static void progress(search *s) {
@@ -157,8 +158,11 @@ static void price(search *s, st_plan *p) {
     if (s->c->ngroups < 2) return;
     st_plan *q = &s->balanced;
     *q = *p;
-    if (st_search_balance(s->ctx, q) == 1) price_one(s, q);
-    else if (s->balanced_only) price_one(s, p);
+    if (st_search_balance(s->ctx, q) == 1) {
+        if (!s->uneven_only || q->ndp_batches) price_one(s, q);
+    } else if (s->balanced_only && !s->uneven_only) {
+        price_one(s, p);
+    }
 }
 
 static void price_one(search *s, st_plan *p) {
@@ -297,6 +301,30 @@ static int inner(search *s, st_plan *p, const double lb[ST_REC_FULL + 1]) {
     return skipped;
 }
 
+/* Data parallelism whose degree does not divide the global batch, on a cluster of node groups (issue 19): dp
+ * replicas of different speeds (a 4g, a 2g and a 1g MIG slice; an A100 and an H100 replica) take micro-batches in
+ * proportion to their speeds (balance.c's dp_batches, Whale's hardware-aware balancing), so dp needs only to be
+ * at most the micro-batch count gbs / mbs: 3 replicas share 14 micro-batches as 8, 4, 2 where an even split
+ * needs dp to divide them. Each mbs dividing gbs with at least dp micro-batches, vp = 1 and ep = 1 (balance.c
+ * leaves interleaved plans even; MoE's expert groups across replicas of different batches are left out to keep
+ * the growth to these shapes), priced only where the balance gives the replicas different counts (replicas of
+ * one speed cannot split such a batch evenly: no plan). Growing mbs stops where no plan of an mbs fits. */
+static void uneven_dp(search *s, st_plan *p, int tp, int cp, int pp, int64_t dp) {
+    int64_t gbs = p->gbs;
+    if (dp < 2 || dp > ST_MAX_REPLICAS) return;
+    p->tp = tp, p->cp = cp, p->pp = pp, p->dp = (int)dp, p->ep = 1, p->vp = 1;
+    p->schedule = ST_SCHED_1F1B;
+    s->balanced_only = s->uneven_only = 1;
+    for (int64_t mbs = 1; gbs / mbs >= dp; mbs++) {
+        if (gbs % mbs) continue;
+        p->mbs = mbs;
+        uint64_t before = s->feasible;
+        inner(s, p, NULL);
+        if (s->feasible == before) break; /* memory never falls as mbs grows */
+    }
+    s->balanced_only = s->uneven_only = 0;
+}
+
 /* A tp per node group (issue 19, stage_tp: HexiScale's, Metis's and AMP's plans, a lower tp where the GPUs are
  * faster): group g of the first `gpus` ranks (n_g of them, in rank order) holds pp_g = n_g / (tp_g cp dp) whole
  * stages of its own tp_g, one dp and cp for the model. Every (cp, dp, mbs) with one tp per group, not all equal
@@ -416,7 +444,10 @@ int st_search_enumerate(const st_model *m, const st_cluster *c, const st_profile
             for (int pp = 1; pp <= m->layers && pp <= ST_MAX_STAGES && (int64_t)tp * cp * pp <= gpus; pp++) {
                 if (gpus % ((int64_t)tp * cp * pp)) continue;
                 int64_t dp = gpus / ((int64_t)tp * cp * pp);
-                if (gbs % dp) continue;
+                if (gbs % dp) {
+                    if (c->ngroups >= 2) uneven_dp(&s, p, tp, cp, pp, dp);
+                    continue;
+                }
                 int64_t per_replica = gbs / dp;
                 for (int ep = 1; ep <= (m->experts > 0 ? m->experts : 1); ep++) {
                     if (ep > 1 && (m->experts % ep || (dp * cp) % ep)) continue;

@@ -109,6 +109,15 @@ if [ $rc -eq 0 ] && awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -
 else
 	nok "sim on the mixed layout" "exit $rc, sim '$b' s, estimate '$a' s" "$(cat "$T/err")"
 fi
+# plan: three replicas of different speeds share gbs 56 unevenly (dp = 3 divides neither 56 nor its
+# micro-batches: search/enumerate.c's uneven_dp); before, the best plan was a 3-stage pipeline at 2x the time
+run plan --model "$M" --cluster "$LX" --gbs 56 --top 3
+best=$(sed -n 's/^best: //p' "$T/out")
+if [ $rc -eq 0 ] && printf '%s\n' "$best" | grep -q 'pp=1,dp=3,' && printf '%s\n' "$best" | grep -q 'dp_batches=4,2,1$'; then
+	ok "plan on 4g + 2g + 1g: dp=3 with micro-batches 4:2:1 ($best)"
+else
+	nok "plan with uneven data parallelism on the mixed layout" "exit $rc" "$(cat "$T/out" "$T/err")"
+fi
 run compare --model "$M" --clusters "$LX:mig=7g.80gb,$LX:mig=4g.40gb+3g.40gb,$LX:mig=1g.10gbx7,$LX" --gbs 56 --tokens 1B
 rows=$(awk '$1 ~ /^[0-9]+$/ && $2 ~ /^a100-mig-mixed/ { n++ } END { print n + 0 }' "$T/out")
 if [ $rc -eq 0 ] && [ "$rows" = 4 ] && grep -q '^ *[0-9]* a100-mig-mixed+4g.40gb+3g.40gb ' "$T/out" &&
