@@ -8,6 +8,7 @@
  * hands over exec/kernels_cuda.cu's table, mock_cuda_host_kernels) runs it, after checking that its
  * pointers lie in live blocks (else abort): strata run's kernels compute under the fakes; the others
  * (the profiler's) only take time.
+ * cudaMemGetInfo says MOCK_MEM_GB less the live blocks are free.
  * Environment: MOCK_NDEV (GPUs, default 2), MOCK_NAME (cudaDeviceProp.name), MOCK_MEM_GB. */
 #include <cuda_runtime_api.h>
 #include <dlfcn.h>
@@ -70,10 +71,23 @@ cudaError_t cudaGetLastError(void) { return cudaSuccess; }
 cudaError_t cudaPeekAtLastError(void) { return cudaSuccess; }
 cudaError_t cudaSetDevice(int d) { cur = d; return cudaSuccess; }
 cudaError_t cudaGetDevice(int *d) { *d = cur; return cudaSuccess; }
+/* Streams: everything here runs at once on the host, except the sends and receives of the fake NCCL
+ * of exec/mock (when loaded), which it leaves in flight on their stream: the stream's later work
+ * (a copy, a kernel, an event, a synchronize) first waits for them (mock_nccl_drain(stream, 1)),
+ * what syncs the whole device (cudaDeviceSynchronize, cudaFree) for every stream's, and
+ * cudaStreamQuery says whether they are done; so a program that reads a receive's buffer before
+ * its stream says so, or frees memory while its peer waits for its send, fails or hangs here too. */
+static int drain(cudaStream_t s, int wait) {
+    static int (*f)(cudaStream_t, int);
+    static int looked;
+    if (!looked) f = (int (*)(cudaStream_t, int))dlsym(RTLD_DEFAULT, "mock_nccl_drain"), looked = 1;
+    return f ? f(s, wait) : 1;
+}
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned f) { *s = malloc(8); return cudaSuccess; }
-cudaError_t cudaStreamDestroy(cudaStream_t s) { free(s); return cudaSuccess; }
-cudaError_t cudaStreamSynchronize(cudaStream_t s) { return cudaSuccess; }
-cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+cudaError_t cudaStreamDestroy(cudaStream_t s) { drain(s, 1); free(s); return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t s) { drain(s, 1); return cudaSuccess; }
+cudaError_t cudaStreamQuery(cudaStream_t s) { return drain(s, 0) ? cudaSuccess : cudaErrorNotReady; }
+cudaError_t cudaDeviceSynchronize(void) { drain(NULL, 1); return cudaSuccess; }
 /* the live device blocks (the profiler holds a few dozen at once, strata run one) */
 static struct {
     char *p;
@@ -94,6 +108,7 @@ cudaError_t cudaMalloc(void **p, size_t n) {
     return *p ? cudaSuccess : cudaErrorMemoryAllocation;
 }
 cudaError_t cudaFree(void *p) {
+    drain(NULL, 1);
     for (int i = 0; i < nblocks; i++)
         if (blocks[i].p == p) blocks[i] = blocks[--nblocks];
     free(p);
@@ -103,6 +118,7 @@ cudaError_t cudaMallocHost(void **p, size_t n) { *p = malloc(n); return *p ? cud
 cudaError_t cudaFreeHost(void *p) { free(p); return cudaSuccess; }
 cudaError_t cudaMemcpy(void *d, const void *s, size_t n, enum cudaMemcpyKind k) { memmove(d, s, n); return cudaSuccess; }
 cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, enum cudaMemcpyKind k, cudaStream_t st) {
+    drain(st, 1);
     if ((k == cudaMemcpyHostToDevice && (!mock_on_device(d, n) || mock_on_device(s, n))) ||
         (k == cudaMemcpyDeviceToHost && (mock_on_device(d, n) || !mock_on_device(s, n))) ||
         (k == cudaMemcpyDeviceToDevice && (!mock_on_device(d, n) || !mock_on_device(s, n))))
@@ -113,10 +129,16 @@ cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, enum cudaMemcpyKin
     activity(1 /* MEMCPY */, 0, t0 + 0.002, clk_ms);
     return cudaSuccess;
 }
-cudaError_t cudaMemGetInfo(size_t *f, size_t *t) { *f = *t = limit; return cudaSuccess; }
+/* free: the memory less the live blocks (as a driver says it, without a context of its own) */
+cudaError_t cudaMemGetInfo(size_t *f, size_t *t) {
+    size_t used = 0;
+    for (int i = 0; i < nblocks; i++) used += blocks[i].n;
+    *t = limit, *f = used < limit ? limit - used : 0;
+    return cudaSuccess;
+}
 cudaError_t cudaEventCreate(cudaEvent_t *e) { *e = calloc(1, sizeof(double)); return cudaSuccess; }
 cudaError_t cudaEventDestroy(cudaEvent_t e) { free(e); return cudaSuccess; }
-cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) { *(double *)e = now(); return cudaSuccess; }
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) { drain(s, 1); *(double *)e = now(); return cudaSuccess; }
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
     *ms = (float)(*(double *)b - *(double *)a);
     return cudaSuccess;
@@ -151,6 +173,7 @@ static const host_kernel *host_of(const void *f) {
 /* profiler/kernels.cu: 10 us + 1 ns per block; a kernel with a host version runs it first */
 cudaError_t cudaLaunchKernel(const void *f, dim3 g, dim3 b, void **a, size_t sh, cudaStream_t s) {
     const host_kernel *h = host_of(f);
+    drain(s, 1);
     if (h && (g.y != 1 || g.z != 1 || b.y != 1 || b.z != 1 || h->run(a, g.x, b.x, mock_on_device))) abort();
     double t0 = clk_ms;
     clk_ms += 0.01 + 1e-6 * g.x;
