@@ -5,18 +5,20 @@
 # the fake NCCL its collectives (the dp ones too: ZeRO-1's as grouped reduces and broadcasts) and its
 # sends and receives, left in flight on their stream until the stream's next work or synchronize, a
 # send done only once received (MPI_Issend: a rank that waits for its send before it receives hangs,
-# as on GPUs); both abort on a buffer outside the fake device memory; the fake runtime aborts on a copy whose pointers
-# do not match its direction and runs each launched kernel of exec/kernels_cuda.cu through its host
-# version (aborting on a pointer outside the fake device memory), so a run that passes staged every
-# operand on the device and back and computed there. Checked: tiny-gpt with tp x pp x dp = 2x2x2 and
+# as on GPUs); both abort on a buffer outside the fake device memory; the fake runtime aborts on a
+# copy whose pointers do not match its direction, keeps device memory in pages the host cannot touch
+# outside the fakes' own calls (a host read of a device pointer dies: checked first), and runs each
+# launched kernel of exec/kernels_cuda.cu through its host version (aborting on a pointer outside the
+# fake device memory), so a run that passes staged every operand on the device and back and
+# computed there. Checked: tiny-gpt with tp x pp x dp = 2x2x2 and
 # ZeRO-1 on 8 ranks against the single-rank CPU reference (tests/cli_run.sh's tolerance) and the cpu
 # backend's losses; tiny-moe with tp=2 sp=1 ep=2 (NCCL's all-reduce, all-gather, reduce-scatter and
 # grouped send/recv); tiny-llama (RMSNorm, RoPE, SwiGLU, GQA kernels) and under zbv (the backward in
 # halves: input-only and weight-only GEMMs); the pipeline's sends and receives over NCCL (each on
 # its channel's stream) under 1F1B, interleaved 1F1B and DualPipe, whose orders send twice before
 # receiving; context parallelism's ring, all-gather and all-to-all over NCCL (cp=2, with pp=2 too);
-# the device memory per rank in --compare's table and JSON; that the kernels ran (launches that only take time
-# break the check); refusals (no GPU, a device allocation or NCCL communicator
+# the device memory per rank in --compare's table and JSON; that the kernels ran (launches that only
+# take time break the check); refusals (no GPU, a device allocation or NCCL communicator
 # that fails, a bad --backend, --reference-kernels) as one line from rank 0 and a failure on every
 # rank, no hang. What the fakes cannot check: real timings, real concurrency, a real GPU's or NCCL's
 # behaviour, cuBLAS's and CUDA's math library's own rounding. Where strata was built without the
@@ -61,6 +63,27 @@ if ! ${MPICC:-mpicc} -shared -fPIC -O1 -I"${CUDA_DIR:-/usr/local/cuda}/include" 
 fi
 LD_LIBRARY_PATH=$T/mock${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export LD_LIBRARY_PATH
+
+# the fake device memory: reachable through the copies, a fault when the host reads it
+cat >"$T/deref.c" <<'EOF'
+#include <cuda_runtime_api.h>
+#include <stdio.h>
+int main(void) {
+	float *d, h = 1;
+	if (cudaMalloc((void **)&d, 64) || cudaMemcpyAsync(d, &h, sizeof h, cudaMemcpyHostToDevice, 0)) return 3;
+	h = 0;
+	if (cudaMemcpyAsync(&h, d, sizeof h, cudaMemcpyDeviceToHost, 0) || h != 1) return 4;
+	printf("%g\n", d[0]);
+	return 0;
+}
+EOF
+lib=$(ls "$T"/mock/libcudart.so.* | grep -v '\.map$' | head -n 1)
+if ${CC:-cc} -I"${CUDA_DIR:-/usr/local/cuda}/include" -o "$T/deref" "$T/deref.c" "$lib" >"$T/mockbuild" 2>&1; then
+	"$T/deref" >/dev/null 2>&1
+	drc=$?
+	if [ "$drc" -gt 128 ]; then ok "the fake device memory: a host read of a device pointer faults"
+	else nok "the fake device memory: a host read of a device pointer faults" "exit $drc"; fi
+else nok "the fake device memory: the check builds" "$(cat "$T/mockbuild")"; fi
 
 mpi_strata 300 8 run --model tiny-gpt --plan tp=2,pp=2,dp=2,mbs=1,gbs=8,seq=32,zero=1 --steps 2 --check --json \
 	--backend cuda

@@ -30,6 +30,13 @@ static void on_device(const void *p, size_t bytes) {
 
 int mock_nccl_drain(cudaStream_t s, int wait);
 
+/* device memory open to the host around this fake's own work (cudart.c's mock_dev_access) */
+static void dev_access(int on) {
+    static void (*f)(int);
+    if (!f) f = (void (*)(int))dlsym(RTLD_DEFAULT, "mock_dev_access");
+    if (f) f(on);
+}
+
 static MPI_Datatype mpi_type(ncclDataType_t t) { return t == ncclInt32 ? MPI_INT : MPI_FLOAT; }
 static size_t esize(ncclDataType_t t) { return t == ncclInt32 ? sizeof(int) : sizeof(float); }
 
@@ -92,21 +99,27 @@ ncclResult_t ncclAllReduce(const void *s, void *r, size_t count, ncclDataType_t 
                            cudaStream_t st) {
     mock_nccl_drain(st, 1); /* after the stream's transfers */
     on_device(s, count * esize(t)), on_device(r, count * esize(t));
+    dev_access(1);
     MPI_Allreduce(s == r ? MPI_IN_PLACE : s, r, (int)count, mpi_type(t), op == ncclMax ? MPI_MAX : MPI_SUM, c->c);
+    dev_access(0);
     return ncclSuccess;
 }
 ncclResult_t ncclAllGather(const void *s, void *r, size_t count, ncclDataType_t t, ncclComm_t c, cudaStream_t st) {
     mock_nccl_drain(st, 1); /* after the stream's transfers */
     on_device(s, count * esize(t)), on_device(r, count * c->n * esize(t));
     int inplace = (const char *)s == (const char *)r + (size_t)c->rank * count * esize(t);
+    dev_access(1);
     MPI_Allgather(inplace ? MPI_IN_PLACE : s, (int)count, mpi_type(t), r, (int)count, mpi_type(t), c->c);
+    dev_access(0);
     return ncclSuccess;
 }
 ncclResult_t ncclReduceScatter(const void *s, void *r, size_t count, ncclDataType_t t, ncclRedOp_t op, ncclComm_t c,
                                cudaStream_t st) {
     mock_nccl_drain(st, 1); /* after the stream's transfers */
     on_device(s, count * c->n * esize(t)), on_device(r, count * esize(t));
+    dev_access(1);
     MPI_Reduce_scatter_block(s, r, (int)count, mpi_type(t), op == ncclMax ? MPI_MAX : MPI_SUM, c->c);
+    dev_access(0);
     return ncclSuccess;
 }
 
@@ -116,8 +129,10 @@ ncclResult_t ncclReduce(const void *s, void *r, size_t count, ncclDataType_t t, 
     mock_nccl_drain(st, 1); /* after the stream's transfers */
     on_device(s, count * esize(t));
     if (c->rank == root) on_device(r, count * esize(t));
+    dev_access(1);
     MPI_Reduce(c->rank == root && s == r ? MPI_IN_PLACE : s, r, (int)count, mpi_type(t),
                op == ncclMax ? MPI_MAX : MPI_SUM, root, c->c);
+    dev_access(0);
     return ncclSuccess;
 }
 ncclResult_t ncclBroadcast(const void *s, void *r, size_t count, ncclDataType_t t, int root, ncclComm_t c,
@@ -125,8 +140,10 @@ ncclResult_t ncclBroadcast(const void *s, void *r, size_t count, ncclDataType_t 
     mock_nccl_drain(st, 1); /* after the stream's transfers */
     if (c->rank == root) on_device(s, count * esize(t));
     on_device(r, count * esize(t));
+    dev_access(1);
     if (c->rank == root && s != r) memmove(r, s, count * esize(t));
     MPI_Bcast(r, (int)count, mpi_type(t), root, c->c);
+    dev_access(0);
     return ncclSuccess;
 }
 
@@ -146,11 +163,27 @@ static struct {
     cudaStream_t s;
 } ops[1024];
 static int nops, depth;
+/* in flight: MPI moves a host copy (the bounce), since the device pages are closed to the host
+ * between calls, and MPI may read or write them in any later call; a receive's lands on the device
+ * when it is waited for */
 static struct {
     cudaStream_t s;
     MPI_Request q;
+    void *bounce, *dev; /* dev: a receive's buffer, NULL for a send */
+    size_t bytes;
 } flight[4096];
 static int nflight;
+
+/* flight i done: a receive's data onto the device, the bounce freed, the slot reused */
+static void landed(int i) {
+    if (flight[i].dev) {
+        dev_access(1);
+        memcpy(flight[i].dev, flight[i].bounce, flight[i].bytes);
+        dev_access(0);
+    }
+    free(flight[i].bounce);
+    flight[i] = flight[--nflight];
+}
 
 /* stream s's transfers in flight (NULL: every stream's) waited for (wait) or tested: 1 when none is
  * left (exec/mock's cudart calls it) */
@@ -161,7 +194,7 @@ int mock_nccl_drain(cudaStream_t s, int wait) {
         if (s && flight[i].s != s) done = 0;
         else if (wait) MPI_Wait(&flight[i].q, MPI_STATUS_IGNORE);
         else MPI_Test(&flight[i].q, &done, MPI_STATUS_IGNORE);
-        if (done) flight[i] = flight[--nflight];
+        if (done) landed(i);
         else left += !s || flight[i].s == s, i++;
     }
     return !left;
@@ -171,10 +204,19 @@ static ncclResult_t flush(void) {
     if (depth > 0) return ncclSuccess;
     if (nflight + nops > (int)(sizeof flight / sizeof flight[0])) return ncclInternalError;
     for (int i = 0; i < nops; i++, nflight++) {
-        flight[nflight].s = ops[i].s;
-        if (ops[i].send)
-            MPI_Issend(ops[i].buf, ops[i].count, mpi_type(ops[i].t), ops[i].peer, 0, ops[i].c->c, &flight[nflight].q);
-        else MPI_Irecv(ops[i].buf, ops[i].count, mpi_type(ops[i].t), ops[i].peer, 0, ops[i].c->c, &flight[nflight].q);
+        size_t bytes = (size_t)ops[i].count * esize(ops[i].t);
+        void *b = malloc(bytes ? bytes : 1);
+        if (!b) abort();
+        flight[nflight].s = ops[i].s, flight[nflight].bounce = b, flight[nflight].bytes = bytes;
+        flight[nflight].dev = ops[i].send ? NULL : ops[i].buf;
+        if (ops[i].send) {
+            dev_access(1);
+            memcpy(b, ops[i].buf, bytes);
+            dev_access(0);
+            MPI_Issend(b, ops[i].count, mpi_type(ops[i].t), ops[i].peer, 0, ops[i].c->c, &flight[nflight].q);
+        } else {
+            MPI_Irecv(b, ops[i].count, mpi_type(ops[i].t), ops[i].peer, 0, ops[i].c->c, &flight[nflight].q);
+        }
     }
     nops = 0;
     return ncclSuccess;

@@ -1,5 +1,6 @@
 /* cudart.c: a fake libcudart for profiler/mock/run.sh: GPUs that do no work on a simulated clock.
- * Device memory is host memory (MOCK_MEM_GB of it, default 1), kernels and copies advance the
+ * Device memory is pages the host cannot touch outside the fakes' calls (MOCK_MEM_GB of it, default
+ * 1; mock_dev_access below), kernels and copies advance the
  * clock (a copy at 25 GB/s, a GEMM as mock_work says), events read the clock of the current
  * device, and every launch or copy is reported to the fake CUPTI (cupti.c) when that is loaded.
  * The live cudaMalloc blocks are recorded (mock_on_device), so that a copy whose direction does not
@@ -15,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static double clk_ms, dev_ms[64]; /* the shared clock; collectives run on per-device clocks */
 static int cur;
@@ -102,28 +105,54 @@ int mock_on_device(const void *p, size_t n) {
     return 0;
 }
 
+/* Device memory is pages of its own that the host cannot touch (PROT_NONE) except inside the fakes'
+ * own calls (a copy, a kernel's host version, the fake cuBLAS's and NCCL's work), which open it
+ * with mock_dev_access(1) and close it after: a program that reads or writes a device pointer on
+ * the host dies of SIGSEGV here, as it would fault (or read garbage) on a GPU. */
+static size_t pages(size_t n) {
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    return (n ? n + pg - 1 : pg) / pg * pg;
+}
+void mock_dev_access(int on) {
+    static int depth;
+    if (on ? depth++ : --depth) return; /* nested: the outermost call opens and closes */
+    for (int i = 0; i < nblocks; i++) mprotect(blocks[i].p, pages(blocks[i].n), on ? PROT_READ | PROT_WRITE : PROT_NONE);
+}
 cudaError_t cudaMalloc(void **p, size_t n) {
-    *p = n > limit || nblocks == (int)(sizeof blocks / sizeof blocks[0]) ? NULL : malloc(n);
+    void *m = n > limit || nblocks == (int)(sizeof blocks / sizeof blocks[0])
+                  ? MAP_FAILED
+                  : mmap(NULL, pages(n), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    *p = m == MAP_FAILED ? NULL : m;
     if (*p) blocks[nblocks].p = *p, blocks[nblocks++].n = n;
     return *p ? cudaSuccess : cudaErrorMemoryAllocation;
 }
 cudaError_t cudaFree(void *p) {
     drain(NULL, 1);
     for (int i = 0; i < nblocks; i++)
-        if (blocks[i].p == p) blocks[i] = blocks[--nblocks];
-    free(p);
+        if (blocks[i].p == p) {
+            munmap(p, pages(blocks[i].n));
+            blocks[i] = blocks[--nblocks];
+            break;
+        }
     return cudaSuccess;
 }
 cudaError_t cudaMallocHost(void **p, size_t n) { *p = malloc(n); return *p ? cudaSuccess : cudaErrorMemoryAllocation; }
 cudaError_t cudaFreeHost(void *p) { free(p); return cudaSuccess; }
-cudaError_t cudaMemcpy(void *d, const void *s, size_t n, enum cudaMemcpyKind k) { memmove(d, s, n); return cudaSuccess; }
+cudaError_t cudaMemcpy(void *d, const void *s, size_t n, enum cudaMemcpyKind k) {
+    mock_dev_access(1);
+    memmove(d, s, n);
+    mock_dev_access(0);
+    return cudaSuccess;
+}
 cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, enum cudaMemcpyKind k, cudaStream_t st) {
     drain(st, 1);
     if ((k == cudaMemcpyHostToDevice && (!mock_on_device(d, n) || mock_on_device(s, n))) ||
         (k == cudaMemcpyDeviceToHost && (mock_on_device(d, n) || !mock_on_device(s, n))) ||
         (k == cudaMemcpyDeviceToDevice && (!mock_on_device(d, n) || !mock_on_device(s, n))))
         abort();
+    mock_dev_access(1);
     memmove(d, s, n);
+    mock_dev_access(0);
     double t0 = clk_ms;
     clk_ms += 0.005 + n / 25e6;
     activity(1 /* MEMCPY */, 0, t0 + 0.002, clk_ms);
@@ -174,7 +203,9 @@ static const host_kernel *host_of(const void *f) {
 cudaError_t cudaLaunchKernel(const void *f, dim3 g, dim3 b, void **a, size_t sh, cudaStream_t s) {
     const host_kernel *h = host_of(f);
     drain(s, 1);
+    mock_dev_access(1);
     if (h && (g.y != 1 || g.z != 1 || b.y != 1 || b.z != 1 || h->run(a, g.x, b.x, mock_on_device))) abort();
+    mock_dev_access(0);
     double t0 = clk_ms;
     clk_ms += 0.01 + 1e-6 * g.x;
     activity(10, 0, t0 + 0.004, clk_ms);
