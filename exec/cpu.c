@@ -341,7 +341,7 @@ static const char *recompute_mismatch(const st_plan *p, const st_lowered *l, con
     return rec >= 0 ? "a recompute without its backward" : NULL;
 }
 
-static int check_plan(const st_plan *p, const st_lowered *l, int64_t L, int size, st_exec_backend be, st_error *err) {
+static int check_plan(const st_plan *p, const st_lowered *l, int64_t L, int size, st_error *err) {
     if (size != l->nranks)
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "the plan runs on %d ranks (tp x pp x dp x cp); mpirun started %d (mpirun -np %d)",
@@ -350,8 +350,7 @@ static int check_plan(const st_plan *p, const st_lowered *l, int64_t L, int size
      * outputs kept, the rest run again) names fractions of the lowering's fused operators (st_op's
      * op_recompute, src/core/opgraph.c), which the model's recompute (a chunk's blocks, or their
      * attention cores) does not make: it needs a third activation layout in exec/model.c's blocks */
-    const char *why = p->cp > 1 && be != ST_EXEC_CPU ? "context parallelism (cp > 1) on this backend"
-                      : p->offload != ST_OFF_NONE || p->offload_optimizer > 0 || p->offload_params > 0 ||
+    const char *why = p->offload != ST_OFF_NONE || p->offload_optimizer > 0 || p->offload_params > 0 ||
                               p->offload_activations > 0
                           ? "offloading"
                       : p->recompute == ST_REC_OP        ? "op-level recompute (recompute=op)"
@@ -919,6 +918,11 @@ static int run_p2p(rank_state *S, const st_ins *in) {
         if (!buf && !S->bwd_done[k] && S->fwd_out[k] && (buf = malloc((size_t)n * sizeof *buf)))
             memcpy(buf, S->fwd_out[k], (size_t)n * sizeof *buf);
         if (!buf) return S->bwd_done[k] || !S->fwd_out[k] ? ST_EINVAL : ST_ENOMEM;
+        if (S->gc.send) { /* the backend's: posted, buf copied */
+            S->gc.send(buf, n, in->peer);
+            free(buf);
+            return 0;
+        }
         S->sendbufs[S->nsends] = buf;
         S->sendins[S->nsends] = S->w.ins;
         MPI_Request *q = &S->reqs[S->nsends++];
@@ -930,6 +934,10 @@ static int run_p2p(rank_state *S, const st_ins *in) {
     float **slot = S->acts[k] ? &S->grad_in[k] : &S->act_in[k];
     if (*slot) return ST_EINVAL;
     if (!(*slot = malloc((size_t)n * sizeof **slot))) return ST_ENOMEM;
+    if (S->gc.recv) {
+        S->gc.recv(*slot, n, in->peer);
+        return 0;
+    }
     MPI_Request q = MPI_REQUEST_NULL;
     st__xwait(&S->w, MPI_Irecv(*slot, (int)n, MPI_FLOAT, in->peer, in->tag, S->world, &q), &q, 1, "receive", S->world,
               in->peer);
@@ -1202,6 +1210,7 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
                              in.label ? in.label : "?", in.mb);
             rc = rc ? rc : kerr;
         }
+        if (S->gc.sends_wait && !rc) S->gc.sends_wait(); /* (a rank that failed stops without) */
         double gemm_s = st__xkernels_gemm_s - gemm0, delay_s = st__xrun_delay_s() - delay0;
         for (int i = 0; i < S->nsends; i++) { /* each named by the instruction that sent it */
             st_ins in;
@@ -1332,6 +1341,8 @@ static int gather(const rank_state *S, const st_exec_opts *o, const double *span
     double stats[ST_EXEC_STATS] = {[ST_EXEC_GEMM_S] = S->gemm_s, [ST_EXEC_HEAP_PEAK_BYTES] = S->heap_peak_bytes,
                                    [ST_EXEC_RSS_PEAK_BYTES] = (double)ru.ru_maxrss * 1024, /* Linux: KiB */
                                    [ST_EXEC_RUN_DELAY_S] = S->run_delay_s};
+    if (o->backend == ST_EXEC_CUDA)
+        st__xcuda_memory(&stats[ST_EXEC_DEVICE_PEAK_BYTES], &stats[ST_EXEC_DEVICE_USED_PEAK_BYTES]);
     mrc = MPI_Igather(stats, ST_EXEC_STATS, MPI_DOUBLE, res->stats, ST_EXEC_STATS, MPI_DOUBLE, 0, world, &q);
     st__xwait(w, mrc, &q, 1, "gather", world, -1);
     if (!o->trace) return 0;
@@ -1365,6 +1376,20 @@ out:
     return rc;
 }
 
+/* A step of the cuda backend's setup that failed on some rank fails on every rank (collective over
+ * the world): rank 0's err says the first failing rank's reason. 0, or ST_EINVAL on every rank. */
+static int agree(int failed, int rank, int size, st_error *err) {
+    int first = failed ? rank : size, bad = size;
+    MPI_Allreduce(&first, &bad, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (bad == size) return 0;
+    if (bad != 0 && rank == bad) MPI_Send(err->text, sizeof err->text, MPI_CHAR, 0, 0, MPI_COMM_WORLD);
+    if (bad != 0 && rank == 0) {
+        MPI_Recv(err->text, sizeof err->text, MPI_CHAR, bad, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        err->text[sizeof err->text - 1] = 0;
+    }
+    return err->code = ST_EINVAL;
+}
+
 int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const st_exec_opts *o,
                 st_exec_result *res, st_error *err) {
     rank_state S = {0};
@@ -1375,7 +1400,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     MPI_Comm_rank(MPI_COMM_WORLD, &S.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     res->rank = S.rank, res->nranks = size, res->steps = o->steps;
-    if ((rc = check_plan(p, l, m->layers, size, o->backend, err)) ||
+    if ((rc = check_plan(p, l, m->layers, size, err)) ||
         (rc = check_fault(getenv("STRATA_EXEC_FAULT"), l, &S.fault, err))) {
         res->refused = 1;
         return rc;
@@ -1384,19 +1409,11 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     S.w = (st__xwatch){.timeout_s = o->timeout_s > 0 ? o->timeout_s : ST_EXEC_TIMEOUT_S, .rank = S.rank,
                        .world = MPI_COMM_WORLD, .step = -1, .ins = -1, .mb = -1, .label = "the setup"};
     const st__xbackend *be = &st__xbackend_cpu;
-    if (o->backend == ST_EXEC_CUDA) { /* every rank starts its GPU; one that cannot stops them all */
-        int mine = st__xcuda_open(&be, err) != 0, first = mine ? S.rank : size, bad = size;
-        MPI_Allreduce(&first, &bad, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-        if (bad < size) { /* rank 0 says the first failing rank's reason */
-            if (bad != 0 && S.rank == bad) MPI_Send(err->text, sizeof err->text, MPI_CHAR, 0, 0, MPI_COMM_WORLD);
-            if (bad != 0 && S.rank == 0) {
-                MPI_Recv(err->text, sizeof err->text, MPI_CHAR, bad, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-                err->text[sizeof err->text - 1] = 0;
-            }
-            st__xcuda_close();
-            res->refused = 1;
-            return err->code = ST_EINVAL;
-        }
+    /* every rank starts its GPU; one that cannot stops them all */
+    if (o->backend == ST_EXEC_CUDA && (rc = agree(st__xcuda_open(&be, err) != 0, S.rank, size, err))) {
+        st__xcuda_close();
+        res->refused = 1;
+        return rc;
     }
     st__xkernels_reference = o->reference_kernels;
     st__xkernels_threads(1); /* one core per rank (the ranks are the parallelism) */
@@ -1486,13 +1503,17 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     S.x.comm = (st__xcomm){tp_allreduce, tp_allgather, tp_reduce_scatter, ep_alltoallv, &S};
     S.x.tp_a2a.fn = tp_alltoall, S.x.tp_a2a.ctx = &S;
     S.x.cpcomm = (st__xcpcomm){cp_allgather, cp_reduce_scatter, cp_ring, cp_alltoall, &S};
-    if (o->backend == ST_EXEC_CUDA && (rc = st__xcuda_comm(&S.x.comm, gt >= 0 ? l->groups[gt].ranks : NULL, S.tp,
-                                                           ge >= 0 ? l->groups[ge].ranks : NULL, S.ep, &S.tp_s,
-                                                           &S.ep_s, err)))
+    /* the backend's communicators, each step agreed on (a rank that went on would wait for one that
+     * stopped) */
+    if (o->backend == ST_EXEC_CUDA &&
+        ((rc = agree(st__xcuda_comm(&S.x.comm, gt >= 0 ? l->groups[gt].ranks : NULL, S.tp,
+                                    ge >= 0 ? l->groups[ge].ranks : NULL, S.ep, &S.tp_s, &S.ep_s, err) != 0,
+                     S.rank, size, err)) ||
+         (rc = agree(st__xcuda_gcomm(&S.gc, l, gd, S.ep > 1 ? S.er : -1, err) != 0, S.rank, size, err)))) {
+        res->refused = 1;
         goto out;
-    if (o->backend == ST_EXEC_CUDA && (rc = st__xcuda_gcomm(&S.gc, l->groups, l->ngroups, gd, S.ep > 1 ? S.er : -1,
-                                                            err)))
-        goto out;
+    }
+    if (o->backend == ST_EXEC_CUDA && gc >= 0) st__xcuda_cpcomm(&S.x.cpcomm, gc, &S.cp_s);
     for (int i = 0; i < ST_EXEC_TENSORS; i++) res->grad_diff[i] = res->grad_ref[i] = -1;
     S.w.world = S.world;
     st__xcrash_install(&S.w);

@@ -4,27 +4,36 @@
  * timed by CUDA events into st__xkernels_gemm_s (the GEMM share that strata run --compare shows), and
  * the rest (norms, activations, rotary embedding, attention, Adam, biases, residual additions, the
  * vocab-parallel embedding, learned positions and cross-entropy) by the backend's own kernels
- * (exec/kernels_cuda.cu), all on one stream per rank; the tensor-parallel collectives
+ * (exec/kernels_cuda.cu), all on one compute stream per rank; the tensor-parallel collectives
  * (all-reduce, all-gather, reduce-scatter) and the MoE all-to-all (grouped ncclSend/ncclRecv) over
- * NCCL communicators of the rank's tp and ep groups, and the data-parallel ones (the gradients'
- * all-reduce, ZeRO-1's reduce-scatter and all-gather, the experts' over their expert-data-parallel
- * group, the tied embedding's all-reduce over its pipeline group) over communicators of the
- * program's groups, all made as llm.c makes its: ncclGetUniqueId on the group's first rank, the id
- * sent over MPI, ncclCommInitRank. Each rank takes the GPU of its node-local rank modulo the visible
- * ones.
+ * NCCL communicators of the rank's tp and ep groups; context parallelism's exchanges (the ring's
+ * step as one NCCL group of a send and a receive, the all-gather, reduce-scatter and all-to-all) over
+ * its cp group's; the data-parallel ones (the gradients' all-reduce, ZeRO-1's reduce-scatter and
+ * all-gather, the experts' over their expert-data-parallel group, the tied embedding's all-reduce
+ * over its pipeline group) over communicators of the program's groups; the pipeline's sends and
+ * receives as ncclSend/ncclRecv on channels, one per way of each pair of ranks that transfer, each
+ * a communicator of two with a stream of its own ("the pipeline's sends and receives" below says
+ * why not one group per batch as Megatron-LM does). Communicators are made as llm.c makes its:
+ * ncclGetUniqueId on the group's first rank, the id sent over MPI, ncclCommInitRank. Each rank takes
+ * the GPU of its node-local rank modulo the visible ones. The device memory the backend allocates
+ * is counted (its high-water mark) and the GPU's used memory sampled by cudaMemGetInfo after every
+ * allocation and transfer (st__xcuda_memory: strata run --compare's memory table).
  *
  * What this part does not do yet: the model's tensors stay in host memory, where exec/model.c keeps
- * them, and each kernel or collective copies its operands into a device staging buffer (grown to
- * the largest so far) and its results back; what exec/model.c computes itself (the MoE routing,
- * dispatch and combine, the loss's sum over rows, copies and zeroing) stays on the CPU, and the
- * pipeline's sends and receives are the CPU runtime's MPI (exec/cpu.c; over NCCL they must be
- * grouped as Megatron-LM's batched isend/irecv, or 1F1B's crossing sends would wait on each other).
- * So a run's numbers are the GPU's kernels and NCCL's sums, and its times are not those of a GPU
- * training run. The tensors in a device arena sized from the lowering (st_exec_arena_bytes), a
- * stream per program stream with events between them, and the pp transfers over NCCL are the next
- * parts. A rank whose staging
- * fails skips its collectives and its error stops the run after the instruction; its group's other
- * members may then wait in NCCL (the CPU runtime's MPI calls have the same limit).
+ * them (it carves them from its own flat buffers and the runtime, exec/cpu.c, reads and writes them
+ * between instructions), and each kernel or collective copies its operands into a device staging
+ * buffer (grown to the largest so far) and its results back, waiting for the stream; what
+ * exec/model.c computes itself (the MoE routing, dispatch and combine, the loss's sum over rows,
+ * copies and zeroing) stays on the CPU. So the program's other streams (tp and dp communication)
+ * run on the one compute stream in program order, with no cross-stream events to record: with every
+ * operand on the host, each call must finish before the host reads its result. A run's numbers are
+ * the GPU's kernels and NCCL's sums; its times are not those of a GPU training run. The next parts:
+ * the tensors in a device arena (exec/model.c's flat buffers allocated through the backend, sized
+ * from the model as st__xmodel_init sizes them: st_exec_arena_bytes prices the plan's dtype, not
+ * the executor's fp32), then a stream per program stream with events for the dependencies the
+ * program states. A rank whose staging fails skips its collectives and its error stops the run
+ * after the instruction; its group's other members may then wait in NCCL (the CPU runtime's MPI
+ * calls have the same limit).
  *
  * Layout: exec/'s row-major [r x c] matrix is cuBLAS's column-major c x r with leading dimension c,
  * so the row-major y[N x OC] = x[N x C] W^T (W [OC x C]) is the column-major y' (OC x N) =
@@ -35,6 +44,7 @@
  * would cost every strata command the loading of libcublasLt. Failures inside a kernel (which
  * returns nothing) are kept and reported by the table's error(): the runtime stops every rank on it. */
 #include "config.h"
+#include "exec/exec.h"
 #include "exec/exec_private.h"
 #include "exec/kernels_cuda.h"
 #include "src/lower/program.h"
@@ -67,8 +77,16 @@ static struct {
     int edp_n;       /* its members (1: this rank alone) */
     int tr;              /* this rank's place in its tp group */
     double *tp_s, *ep_s; /* the runtime's clocks of tp and ep communication */
+    ncclComm_t cpc;      /* the cp group's (one of gcs; NULL: none) */
+    int cr, cpn;         /* this rank's place in it, its members */
+    double *cp_s;        /* the runtime's clock of cp exchanges */
+    struct chan *ch;     /* the pipeline's channels (owned) */
+    int nch;
+    float **retired;     /* staging buffers outgrown while sends were in flight (freed at the end) */
+    int nretired;
     float *buf;     /* the staging buffer on the device */
     size_t cap;     /* its floats */
+    double dev_bytes, dev_peak, used_peak; /* st__xcuda_memory's */
     char fail[400]; /* the first failure of a kernel, "" while none */
 } g;
 
@@ -115,12 +133,43 @@ static int sym(void *lib, const char *name, void *fn, st_error *err) {
     return 0;
 }
 
-/* room for n floats on the device: the staging buffer, grown (its contents are not kept) */
+/* the GPU's used memory (cudaMemGetInfo: total less free), its high-water mark */
+static void sample(void) {
+    size_t fr = 0, total = 0;
+    if (cudaMemGetInfo(&fr, &total) == cudaSuccess && total >= fr && (double)(total - fr) > g.used_peak)
+        g.used_peak = (double)(total - fr);
+}
+
+void st__xcuda_memory(double *peak_bytes, double *used_peak_bytes) {
+    *peak_bytes = g.dev_peak, *used_peak_bytes = g.used_peak;
+}
+
+/* n floats of device memory, counted in the backend's high-water mark */
+static int dev_alloc(float **p, size_t n, const char *what) {
+    if (cuda_ok(cudaMalloc((void **)p, n * sizeof(float)), what)) return -1;
+    g.dev_bytes += (double)(n * sizeof(float));
+    if (g.dev_bytes > g.dev_peak) g.dev_peak = g.dev_bytes;
+    sample();
+    return 0;
+}
+
+static int sends_in_flight(void);
+
+/* room for n floats on the device: the staging buffer, grown (its contents are not kept). The old
+ * one is freed, unless a pipeline send is in flight: cudaFree may wait for the whole device, and
+ * so for a send whose receiver waits for this rank; then it is kept until the end. */
 static float *staging(size_t n) {
     if (n <= g.cap) return g.buf;
-    if (g.buf && cuda_ok(cudaFree(g.buf), "cudaFree")) return NULL;
+    if (g.buf && sends_in_flight()) {
+        float **r = realloc(g.retired, (size_t)(g.nretired + 1) * sizeof *r);
+        if (!r) return failed("the staging buffer", "out of memory"), NULL;
+        g.retired = r, g.retired[g.nretired++] = g.buf;
+    } else if (g.buf) {
+        if (cuda_ok(cudaFree(g.buf), "cudaFree")) return NULL;
+        g.dev_bytes -= (double)(g.cap * sizeof(float));
+    }
     g.buf = NULL, g.cap = 0;
-    if (cuda_ok(cudaMalloc((void **)&g.buf, n * sizeof(float)), "cudaMalloc of the staging buffer")) return NULL;
+    if (dev_alloc(&g.buf, n, "cudaMalloc of the staging buffer")) return NULL;
     g.cap = n;
     return g.buf;
 }
@@ -140,7 +189,12 @@ static int launched(int e, const char *what) {
     return cuda_ok((cudaError_t)e, name);
 }
 
-static int sync(void) { return cuda_ok(cudaStreamSynchronize(g.stream), "cudaStreamSynchronize"); }
+/* waits for the stream; what it ran may have made NCCL or the runtime allocate: sampled after */
+static int sync(void) {
+    int rc = cuda_ok(cudaStreamSynchronize(g.stream), "cudaStreamSynchronize");
+    sample();
+    return rc;
+}
 
 /* c' (m x n, ld m) = beta c' + op(a') op(b') in column-major terms, timed by events */
 static int gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k, const float *a,
@@ -155,8 +209,7 @@ static int gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n
 /* waits for the stream and adds the last GEMM's time (from its events) to the GEMM clock */
 static int finish(void) {
     float ms = 0;
-    if (cuda_ok(cudaStreamSynchronize(g.stream), "cudaStreamSynchronize") ||
-        cuda_ok(cudaEventElapsedTime(&ms, g.start, g.stop), "cudaEventElapsedTime"))
+    if (sync() || cuda_ok(cudaEventElapsedTime(&ms, g.start, g.stop), "cudaEventElapsedTime"))
         return -1;
     st__xkernels_gemm_s += 1e-3 * ms;
     return 0;
@@ -412,7 +465,7 @@ static void adam(float *p, const float *gr, float *m, float *v, int64_t n, int t
 
 /* the collective's result back on the host, its time on *clock */
 static void comm_done(float *host, const float *dev, int64_t n, double t0, double *clock) {
-    if (!to_host(host, dev, n)) cuda_ok(cudaStreamSynchronize(g.stream), "cudaStreamSynchronize");
+    if (!to_host(host, dev, n)) sync();
     *clock += MPI_Wtime() - t0;
 }
 
@@ -424,38 +477,44 @@ static void nccl_allreduce(void *ctx, float *buf, int64_t n, int max) {
         comm_done(buf, d, n, t0, g.tp_s);
 }
 
-/* in place: this rank's block at tr * n (NCCL's in-place all-gather is the same layout) */
-static void nccl_allgather(void *ctx, float *buf, int64_t n) {
+/* in place over c, where this rank is member me: its block at me * n (NCCL's in-place all-gather is
+ * the same layout) */
+static void allgather_on(ncclComm_t c, int me, float *buf, int64_t n, double *clock) {
     double t0 = MPI_Wtime();
-    int tp = 0;
-    ncclCommCount(g.tpc, &tp);
-    float *d = g.fail[0] ? NULL : staging((size_t)(tp * n));
-    if (d && !to_dev(d + g.tr * n, buf + g.tr * n, n) &&
-        !nccl_ok(ncclAllGather(d + g.tr * n, d, (size_t)n, ncclFloat, g.tpc, g.stream), "ncclAllGather"))
-        comm_done(buf, d, tp * n, t0, g.tp_s);
+    int np = 0;
+    ncclCommCount(c, &np);
+    float *d = g.fail[0] ? NULL : staging((size_t)(np * n));
+    if (d && !to_dev(d + me * n, buf + me * n, n) &&
+        !nccl_ok(ncclAllGather(d + me * n, d, (size_t)n, ncclFloat, c, g.stream), "ncclAllGather"))
+        comm_done(buf, d, np * n, t0, clock);
 }
+
+static void reduce_scatter_on(ncclComm_t c, float *out, const float *in, int64_t n, double *clock) {
+    double t0 = MPI_Wtime();
+    int np = 0;
+    ncclCommCount(c, &np);
+    float *d = g.fail[0] ? NULL : staging((size_t)((np + 1) * n));
+    if (d && !to_dev(d, in, np * n) &&
+        !nccl_ok(ncclReduceScatter(d, d + np * n, (size_t)n, ncclFloat, ncclSum, c, g.stream), "ncclReduceScatter"))
+        comm_done(out, d + np * n, n, t0, clock);
+}
+
+static void nccl_allgather(void *ctx, float *buf, int64_t n) { allgather_on(g.tpc, g.tr, buf, n, g.tp_s); }
 
 static void nccl_reduce_scatter(void *ctx, float *out, const float *in, int64_t n) {
-    double t0 = MPI_Wtime();
-    int tp = 0;
-    ncclCommCount(g.tpc, &tp);
-    float *d = g.fail[0] ? NULL : staging((size_t)((tp + 1) * n));
-    if (d && !to_dev(d, in, tp * n) &&
-        !nccl_ok(ncclReduceScatter(d, d + tp * n, (size_t)n, ncclFloat, ncclSum, g.tpc, g.stream),
-                 "ncclReduceScatter"))
-        comm_done(out, d + tp * n, n, t0, g.tp_s);
+    reduce_scatter_on(g.tpc, out, in, n, g.tp_s);
 }
 
-/* grouped sends and receives with every member (NCCL's all-to-all): send[i], recv[i] of counts
+/* grouped sends and receives with every member of c (NCCL's all-to-all): send[i], recv[i] of counts
  * sc[i], rc[i] in elements of `type` (zero counts skipped: both sides know them) */
-static int exchange(const void *send, const int64_t *sd, const int *sc, void *recv, const int64_t *rd, const int *rc,
-                    int n, ncclDataType_t type, size_t esize) {
+static int exchange(ncclComm_t c, const void *send, const int64_t *sd, const int *sc, void *recv, const int64_t *rd,
+                    const int *rc, int n, ncclDataType_t type, size_t esize) {
     int bad = nccl_ok(ncclGroupStart(), "ncclGroupStart");
     for (int i = 0; !bad && i < n; i++) {
-        if (sc[i]) bad = nccl_ok(ncclSend((const char *)send + sd[i] * esize, (size_t)sc[i], type, i, g.epc, g.stream),
+        if (sc[i]) bad = nccl_ok(ncclSend((const char *)send + sd[i] * esize, (size_t)sc[i], type, i, c, g.stream),
                                  "ncclSend");
         if (!bad && rc[i])
-            bad = nccl_ok(ncclRecv((char *)recv + rd[i] * esize, (size_t)rc[i], type, i, g.epc, g.stream), "ncclRecv");
+            bad = nccl_ok(ncclRecv((char *)recv + rd[i] * esize, (size_t)rc[i], type, i, c, g.stream), "ncclRecv");
     }
     return nccl_ok(ncclGroupEnd(), "ncclGroupEnd") || bad;
 }
@@ -472,8 +531,8 @@ static float *nccl_alltoallv(void *ctx, const float *send, const int *scounts, i
     for (int i = 0; i < n; i++) ones[i] = 1, off[i] = i;
     /* the counts: each member's row count to every other, as one int each way */
     if (g.fail[0] || !(d = staging((size_t)(2 * n))) || to_dev(d, (const float *)scounts, n) ||
-        exchange(d, off, ones, d + n, off, ones, n, ncclInt32, sizeof(float)) ||
-        to_host((float *)rcounts, d + n, n) || cuda_ok(cudaStreamSynchronize(g.stream), "cudaStreamSynchronize"))
+        exchange(g.epc, d, off, ones, d + n, off, ones, n, ncclInt32, sizeof(float)) ||
+        to_host((float *)rcounts, d + n, n) || sync())
         goto out;
     for (int i = 0; i < n; i++) {
         sf[i] = (int)(scounts[i] * width), off[i] = so, so += sf[i];
@@ -482,10 +541,10 @@ static float *nccl_alltoallv(void *ctx, const float *send, const int *scounts, i
     recv = malloc((size_t)(ro + 1) * sizeof *recv);
     /* the rows; a rank that could not allocate takes part all the same (the others would wait) */
     if (!(d = staging((size_t)(so + ro + 1))) || to_dev(d, send, so) ||
-        exchange(d, off, sf, d + so, off + n, rf, n, ncclFloat, sizeof(float)))
+        exchange(g.epc, d, off, sf, d + so, off + n, rf, n, ncclFloat, sizeof(float)))
         goto out;
     if (recv) comm_done(recv, d + so, ro, t0, g.ep_s);
-    else cuda_ok(cudaStreamSynchronize(g.stream), "cudaStreamSynchronize");
+    else sync();
 out:
     if (g.fail[0]) free(recv), recv = NULL;
     free(off);
@@ -525,6 +584,54 @@ int st__xcuda_comm(st__xcomm *c, const int *tp, int tp_n, const int *ep, int ep_
     *c = (st__xcomm){g.tpc ? nccl_allreduce : NULL, g.tpc ? nccl_allgather : NULL, g.tpc ? nccl_reduce_scatter : NULL,
                      g.epc ? nccl_alltoallv : NULL, NULL};
     return 0;
+}
+
+/* ---------------------------------------------------------------- NCCL: context parallelism's exchanges
+ *
+ * exec_private.h's st__xcpcomm over the cp group's communicator (made with the dp ones below), each
+ * call staged and waited for as the tp ones, its time on the runtime's cp clock: the ring's step as
+ * one NCCL group of a send to the next member and a receive from the previous (every member sends
+ * and receives at once, so none waits on another's send), the all-to-all as `exchange`. */
+
+static void cp_allgather(void *ctx, float *buf, int64_t n) { allgather_on(g.cpc, g.cr, buf, n, g.cp_s); }
+
+static void cp_reduce_scatter(void *ctx, float *out, const float *in, int64_t n) {
+    reduce_scatter_on(g.cpc, out, in, n, g.cp_s);
+}
+
+static void cp_ring(void *ctx, const float *send, float *recv, int64_t n) {
+    double t0 = MPI_Wtime();
+    float *d = g.fail[0] ? NULL : staging((size_t)(2 * n));
+    if (!d || to_dev(d, send, n)) return;
+    int bad = nccl_ok(ncclGroupStart(), "ncclGroupStart");
+    if (!bad)
+        bad = nccl_ok(ncclSend(d, (size_t)n, ncclFloat, (g.cr + 1) % g.cpn, g.cpc, g.stream), "ncclSend (cp ring)");
+    if (!bad)
+        bad = nccl_ok(ncclRecv(d + n, (size_t)n, ncclFloat, (g.cr + g.cpn - 1) % g.cpn, g.cpc, g.stream),
+                      "ncclRecv (cp ring)");
+    if (!nccl_ok(ncclGroupEnd(), "ncclGroupEnd") && !bad) comm_done(recv, d + n, n, t0, g.cp_s);
+}
+
+static void cp_alltoall(void *ctx, const float *send, float *recv, int64_t n) {
+    double t0 = MPI_Wtime();
+    int np = g.cpn, *cnt = malloc((size_t)np * sizeof *cnt);
+    int64_t *off = malloc((size_t)np * sizeof *off);
+    float *d = NULL;
+    if (!cnt || !off) failed("the cp all-to-all", "out of memory");
+    for (int i = 0; cnt && off && i < np; i++) cnt[i] = (int)n, off[i] = i * n;
+    if (!g.fail[0] && (d = staging((size_t)(2 * np * n))) && !to_dev(d, send, np * n) &&
+        !exchange(g.cpc, d, off, cnt, d + np * n, off, cnt, np, ncclFloat, sizeof(float)))
+        comm_done(recv, d + np * n, np * n, t0, g.cp_s);
+    free(cnt);
+    free(off);
+}
+
+void st__xcuda_cpcomm(st__xcpcomm *c, int gi, double *cp_s) {
+    g.cpc = gi >= 0 && gi < g.ngcs ? g.gcs[gi] : NULL, g.cp_s = cp_s;
+    if (!g.cpc) return; /* a group of one: nothing to exchange */
+    ncclCommCount(g.cpc, &g.cpn);
+    ncclCommUserRank(g.cpc, &g.cr);
+    *c = (st__xcpcomm){cp_allgather, cp_reduce_scatter, cp_ring, cp_alltoall, NULL};
 }
 
 /* ---------------------------------------------------------------- NCCL: dp and the embedding's pp group
@@ -599,8 +706,139 @@ static int ep_place(const st_group_def *groups, int ngroups, int r) {
     return -1;
 }
 
-int st__xcuda_gcomm(st__xgcomm *c, const st_group_def *groups, int ngroups, int gd, int er, st_error *err) {
-    int pos = 0, *members = NULL, n = 0;
+/* ---------------------------------------------------------------- NCCL: the pipeline's sends and receives
+ *
+ * As the runtime's MPI does them (exec/cpu.c: a send posted and left, a receive waited for, every
+ * send waited for at the iteration's end), so that a schedule that runs over MPI runs here: an
+ * NCCL send waits until its receive is posted, so sends posted on the compute stream (or grouped
+ * with the receives after them, as Megatron-LM's batch_isend_irecv does) would hold up the
+ * compute after them, and the interleaved and split-backward orders of the lowering, where a
+ * rank sends twice before it receives what its peer sent, would wait on each other. Each way of
+ * each pair of ranks that transfer has a channel: a communicator of the two and a stream of its own
+ * (NCCL orders the operations of one communicator; two on one stream would wait on each other).
+ * A send copies its buffer into a device buffer of its channel (on the compute stream, waited for)
+ * and posts ncclSend on the channel's stream; the buffer stays busy until the stream is idle. A
+ * receive posts ncclRecv into the staging buffer and its copy back on its channel's stream and
+ * waits for them. NCCL has no tags: it matches a send to its peer's receive by their order on the
+ * pair, so a lowering whose receives between two ranks come in another order than the sends is
+ * refused (st_exec_p2p_in_order). */
+
+typedef struct chan {
+    int peer, send; /* the other rank (world); 1: this rank sends on it, 0: receives */
+    ncclComm_t c;   /* of the two: the sender at place 0 */
+    cudaStream_t s;
+    float **bufs; /* send channels: device buffers of caps[i] floats, busy[i] while a send may read it */
+    size_t *caps;
+    int *busy, nbuf;
+} chan;
+
+/* the channels of this rank, in one order on every rank: by sender, then receiver (each pair's
+ * communicator is made by both of its ranks at the same place of that order) */
+static int channels(const st_lowered *l, st_error *err) {
+    int n = l->nranks, rc = 0;
+    char *to = malloc((size_t)n + 1);
+    if (!to) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    for (int a = 0; !rc && a < n; a++) {
+        memset(to, 0, (size_t)n);
+        for (int i = 0; i < l->progs[a].n; i++) {
+            st_ins in;
+            st_program_ins(&l->progs[a], i, &in);
+            if (in.kind == ST_INS_SEND && in.peer >= 0 && in.peer < n && in.peer != a) to[in.peer] = 1;
+        }
+        for (int b = 0; !rc && b < n; b++) {
+            if (!to[b] || (a != g.rank && b != g.rank)) continue;
+            chan *c = realloc(g.ch, (size_t)(g.nch + 1) * sizeof *c);
+            if (!c) {
+                rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+                break;
+            }
+            g.ch = c, c = &g.ch[g.nch++];
+            *c = (chan){.peer = a == g.rank ? b : a, .send = a == g.rank};
+            int pair[2] = {a, b}, pos = 0;
+            if (cuda_ok(cudaStreamCreateWithFlags(&c->s, cudaStreamNonBlocking), "cudaStreamCreateWithFlags"))
+                rc = kernel_error(err);
+            else if (comm_init(&c->c, pair, 2, 32005, &pos, err))
+                rc = ST_EIO;
+        }
+    }
+    free(to);
+    return rc;
+}
+
+static chan *chan_of(int peer, int send) {
+    for (int i = 0; i < g.nch; i++)
+        if (g.ch[i].peer == peer && g.ch[i].send == send) return &g.ch[i];
+    failed(send ? "a pipeline send" : "a pipeline receive", "no channel to its peer");
+    return NULL;
+}
+
+/* 1 while a send may still read one of the channels' buffers */
+static int sends_in_flight(void) {
+    for (int i = 0; i < g.nch; i++)
+        for (int j = 0; j < g.ch[i].nbuf; j++)
+            if (g.ch[i].busy[j]) return 1;
+    return 0;
+}
+
+/* a free device buffer of c for n floats (new when none is), marked busy; NULL on a failure */
+static float *send_buffer(chan *c, int64_t n) {
+    int i = 0;
+    if (cudaStreamQuery(c->s) == cudaSuccess) /* every send of the channel done */
+        for (int j = 0; j < c->nbuf; j++) c->busy[j] = 0;
+    while (i < c->nbuf && (c->busy[i] || c->caps[i] < (size_t)n)) i++;
+    if (i == c->nbuf) {
+        float **b = realloc(c->bufs, (size_t)(i + 1) * sizeof *b);
+        size_t *cap = b ? realloc(c->caps, (size_t)(i + 1) * sizeof *cap) : NULL;
+        int *busy = cap ? realloc(c->busy, (size_t)(i + 1) * sizeof *busy) : NULL;
+        if (b) c->bufs = b;
+        if (cap) c->caps = cap;
+        if (busy) c->busy = busy;
+        if (!busy) {
+            failed("a pipeline send", "out of memory");
+            return NULL;
+        }
+        if (dev_alloc(&c->bufs[i], (size_t)n, "cudaMalloc of a pipeline send buffer")) return NULL;
+        c->caps[i] = (size_t)n, c->busy[i] = 0, c->nbuf++;
+    }
+    c->busy[i] = 1;
+    return c->bufs[i];
+}
+
+static void pp_send(const float *buf, int64_t n, int peer) {
+    chan *c = g.fail[0] ? NULL : chan_of(peer, 1);
+    float *d = c ? send_buffer(c, n) : NULL;
+    /* the copy on the compute stream, waited for: whole before the channel's stream reads it */
+    if (d && !to_dev(d, buf, n) && !sync())
+        nccl_ok(ncclSend(d, (size_t)n, ncclFloat, 1, c->c, c->s), "ncclSend (pipeline)");
+}
+
+static void pp_recv(float *buf, int64_t n, int peer) {
+    chan *c = g.fail[0] ? NULL : chan_of(peer, 0);
+    float *d = c ? staging((size_t)n) : NULL;
+    if (d && !nccl_ok(ncclRecv(d, (size_t)n, ncclFloat, 0, c->c, c->s), "ncclRecv (pipeline)") &&
+        !cuda_ok(cudaMemcpyAsync(buf, d, (size_t)n * sizeof *d, cudaMemcpyDeviceToHost, c->s), "cudaMemcpyAsync") &&
+        !cuda_ok(cudaStreamSynchronize(c->s), "cudaStreamSynchronize"))
+        sample();
+}
+
+static void pp_sends_wait(void) {
+    for (int i = 0; i < g.nch; i++) {
+        chan *c = &g.ch[i];
+        if (!c->send || cuda_ok(cudaStreamSynchronize(c->s), "cudaStreamSynchronize")) continue;
+        for (int j = 0; j < c->nbuf; j++) c->busy[j] = 0;
+    }
+    sample();
+}
+
+int st__xcuda_gcomm(st__xgcomm *c, const st_lowered *l, int gd, int er, st_error *err) {
+    const st_group_def *groups = l->groups;
+    int ngroups = l->ngroups, pos = 0, *members = NULL, n = 0;
+    int ordered = st_exec_p2p_in_order(l);
+    if (ordered < 0) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    if (!ordered)
+        return st_error_set(err, ST_EINVAL, NULL, "plan",
+                            "the cuda backend does not run a pipeline whose receives between two ranks come in "
+                            "another order than the sends (NCCL matches them by order)");
     g.gcs = calloc((size_t)ngroups + 1, sizeof *g.gcs);
     g.gsize = calloc((size_t)ngroups + 1, sizeof *g.gsize);
     if (!g.gcs || !g.gsize || (gd >= 0 && !(members = malloc((size_t)groups[gd].n * sizeof *members)))) {
@@ -614,7 +852,7 @@ int st__xcuda_gcomm(st__xgcomm *c, const st_group_def *groups, int ngroups, int 
         int in = 0;
         for (int j = 0; j < gr->n; j++) in |= gr->ranks[j] == g.rank;
         g.gsize[i] = in ? gr->n : 0;
-        if (in && gr->n > 1 && (gr->kind == ST_GRP_DP || gr->kind == ST_GRP_PP) &&
+        if (in && gr->n > 1 && (gr->kind == ST_GRP_DP || gr->kind == ST_GRP_PP || gr->kind == ST_GRP_CP) &&
             comm_init(&g.gcs[i], gr->ranks, gr->n, 32003, &pos, err)) {
             free(members);
             return ST_EIO;
@@ -626,7 +864,8 @@ int st__xcuda_gcomm(st__xgcomm *c, const st_group_def *groups, int ngroups, int 
     g.edp_n = n;
     int rc = n > 1 && comm_init(&g.edpc, members, n, 32004, &pos, err) ? ST_EIO : 0;
     free(members);
-    *c = (st__xgcomm){dp_allreduce, dp_reduce_scatterv, dp_allgatherv};
+    if (!rc) rc = channels(l, err); /* last: every rank has made its groups' before */
+    *c = (st__xgcomm){dp_allreduce, dp_reduce_scatterv, dp_allgatherv, pp_send, pp_recv, pp_sends_wait};
     return rc;
 }
 
@@ -701,6 +940,18 @@ void st__xcuda_close(void) {
     free(g.gcs);
     free(g.gsize);
     if (g.edpc) ncclCommDestroy(g.edpc);
+    for (int i = 0; i < g.nch; i++) {
+        chan *c = &g.ch[i];
+        if (c->c) ncclCommDestroy(c->c);
+        if (c->s) cudaStreamDestroy(c->s);
+        for (int j = 0; j < c->nbuf; j++) cudaFree(c->bufs[j]);
+        free(c->bufs);
+        free(c->caps);
+        free(c->busy);
+    }
+    free(g.ch);
+    for (int i = 0; i < g.nretired; i++) cudaFree(g.retired[i]);
+    free(g.retired);
     if (g.h) g.destroy(g.h);
     if (g.buf) cudaFree(g.buf);
     if (g.start) cudaEventDestroy(g.start);

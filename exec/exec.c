@@ -1,5 +1,6 @@
 /* exec.c: what the executor says with or without its runtime built (exec.h): the backends, the
- * measured kinds and compared tensors by name, the result's destructor, and the measure pass. */
+ * measured kinds and compared tensors by name, the result's destructor, the measure pass, and
+ * whether a lowering's transfers suit a transport that matches them by order (NCCL). */
 #include "exec/exec.h"
 
 #include <stdlib.h>
@@ -49,3 +50,24 @@ void st_exec_result_destroy(st_exec_result *r) {
     r->loss = r->iteration_s = r->kind_s = r->ref_loss = r->stats = NULL;
 }
 
+int st_exec_p2p_in_order(const st_lowered *l) {
+    int n = l->nranks, ok = 1, *next = calloc((size_t)n + 1, sizeof *next); /* per receiver: where to look on */
+    if (!next) return -1;
+    for (int a = 0; ok && a < n; a++) {
+        const st_program *pa = &l->progs[a];
+        st_ins s, r;
+        for (int i = 0; ok && i < pa->n; i++) { /* a's k-th send to b is b's k-th receive from a */
+            st_program_ins(pa, i, &s);
+            if (s.kind != ST_INS_SEND || s.peer < 0 || s.peer >= n) continue;
+            const st_program *pb = &l->progs[s.peer];
+            int *j = &next[s.peer];
+            while (*j < pb->n && (st_program_ins(pb, *j, &r), r.kind != ST_INS_RECV || r.peer != a)) ++*j;
+            ok = *j < pb->n && r.tag == s.tag;
+            ++*j;
+        }
+        for (int i = 0; i < pa->n; i++) /* the cursors back to the start for the next sender */
+            if (st_program_ins(pa, i, &s), s.kind == ST_INS_SEND && s.peer >= 0 && s.peer < n) next[s.peer] = 0;
+    }
+    free(next);
+    return ok;
+}

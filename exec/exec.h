@@ -119,10 +119,21 @@ typedef struct st_exec_result {
  * the kept iteration spent in the GEMMs (inside its fwd and bwd), the high-water mark of the bytes
  * it had allocated (heap in use, sampled after every instruction of every iteration; with --check
  * the reference's too), its peak resident set (getrusage's ru_maxrss: the process, MPI's
- * buffers and the code included), and the seconds of the kept iteration it was runnable but waited
+ * buffers and the code included), the seconds of the kept iteration it was runnable but waited
  * for a core (the kernel's run delay, /proc/thread-self/schedstat; 0 where not kept): other
- * processes' share of the measurement, or other ranks' on an oversubscribed core. */
-enum { ST_EXEC_GEMM_S, ST_EXEC_HEAP_PEAK_BYTES, ST_EXEC_RSS_PEAK_BYTES, ST_EXEC_RUN_DELAY_S, ST_EXEC_STATS };
+ * processes' share of the measurement, or other ranks' on an oversubscribed core; with the cuda
+ * backend (else 0) the high-water mark of the device memory the backend allocated, and of the
+ * GPU's used memory as the driver reports it (cudaMemGetInfo's total less free: the CUDA context
+ * and NCCL's buffers included; 0 where it does not say). */
+enum {
+    ST_EXEC_GEMM_S,
+    ST_EXEC_HEAP_PEAK_BYTES,
+    ST_EXEC_RSS_PEAK_BYTES,
+    ST_EXEC_RUN_DELAY_S,
+    ST_EXEC_DEVICE_PEAK_BYTES,
+    ST_EXEC_DEVICE_USED_PEAK_BYTES,
+    ST_EXEC_STATS
+};
 
 /* MPI_Init: this process's rank and the job's size. Without the executor built, ST_EINVAL saying
  * what configure did not find. */
@@ -145,6 +156,13 @@ void st_exec_result_destroy(st_exec_result *r);
  * interpreter that runs streams side by side may hold more at once (the simulator's peak is the
  * one that counts for fitting): this is the lower bound an arena must have. Bytes. */
 double st_exec_arena_bytes(const st_program *pg);
+
+/* For a lowering with one program per rank (program i of rank i, as strata run needs): 1 when, for
+ * every pair of ranks, the receiver's receives from the sender come in the order of the sender's
+ * sends to it (their tags, unique per pair, in the two programs' orders; a send without its receive
+ * fails too), as a transport that matches by order and not by tag needs (NCCL: the cuda backend);
+ * 0 when not; -1 when out of memory. Linear in the programs' lengths. */
+int st_exec_p2p_in_order(const st_lowered *l);
 
 /* ---------------------------------------------------------------- measuring this machine (exec/bench.c)
  *

@@ -379,19 +379,38 @@ int st__xcuda_comm(st__xcomm *c, const int *tp, int tp_n, const int *ep, int ep_
 /* The data-parallel collectives the runtime (exec/cpu.c) runs between instructions, on host buffers:
  * over the lowering's group gi, or (gi -1) this rank's expert-data-parallel group. Sums in place;
  * the ZeRO shards' reduce-scatter (out: this rank's counts[its place] floats of the sum of in) and
- * all-gather (in place) with each member's count and place (displs) in the flat buffer. Their
- * failures are the backend's error() after the instruction. NULL table entries: MPI's. */
+ * all-gather (in place) with each member's count and place (displs) in the flat buffer. The
+ * pipeline's transfers as MPI_Isend and MPI_Recv behave: send posts n floats of buf to world rank
+ * peer and returns (buf may be freed), recv returns with them, sends_wait once every send posted
+ * was received (the iteration's end). Their failures are the backend's error() after the
+ * instruction. NULL table entries: MPI's. */
 typedef struct st__xgcomm {
     void (*allreduce)(int gi, float *buf, int64_t n);
     void (*reduce_scatterv)(int gi, const float *in, float *out, const int *counts, const int *displs);
     void (*allgatherv)(int gi, float *buf, const int *counts, const int *displs);
+    void (*send)(const float *buf, int64_t n, int peer);
+    void (*recv)(float *buf, int64_t n, int peer);
+    void (*sends_wait)(void);
 } st__xgcomm;
-struct st_group_def;
-/* The cuda backend's: NCCL communicators for every data-parallel and pipeline (embedding) group of
- * the lowering that this world rank is in, in group order, and with er >= 0 (ep > 1) one for the
- * ranks of its dp group gd whose place in their ep group is er too; made as st__xcuda_comm makes its.
- * Collective over each group's members. 0, ST_ENOMEM, or ST_EIO (err says which call failed). */
-int st__xcuda_gcomm(st__xgcomm *c, const struct st_group_def *groups, int ngroups, int gd, int er, st_error *err);
+struct st_lowered;
+/* The cuda backend's: NCCL communicators for every data-parallel, pipeline (embedding) and
+ * context-parallel group of lowering l that this world rank is in, in group order; with er >= 0
+ * (ep > 1) one for the ranks of its dp group gd whose place in their ep group is er too; then a
+ * communicator of two, with a CUDA stream, for each way of each pair of ranks that the programs'
+ * sends connect (the pipeline's transfers); made as st__xcuda_comm makes its. Collective over each
+ * group's members. 0, ST_ENOMEM, ST_EINVAL (a lowering whose transfers between two ranks are
+ * received in another order than sent: NCCL matches by order, not by tag; the same answer on every
+ * rank), or ST_EIO (err says which call failed). */
+int st__xcuda_gcomm(st__xgcomm *c, const struct st_lowered *l, int gd, int er, st_error *err);
+/* cp > 1: *c's exchanges over NCCL on the communicator st__xcuda_gcomm made for group gi (this
+ * rank's cp group), each call's seconds added to *cp_s (the runtime's "coll cp"). After
+ * st__xcuda_gcomm. */
+void st__xcuda_cpcomm(st__xcpcomm *c, int gi, double *cp_s);
+/* The device memory this rank's backend allocated: the high-water mark of its own allocations
+ * (bytes), and of the GPU's used memory as cudaMemGetInfo reports it (total less free: the CUDA
+ * context, NCCL's buffers and other processes included; sampled after every allocation and every
+ * transfer), 0 where the driver does not say. */
+void st__xcuda_memory(double *peak_bytes, double *used_peak_bytes);
 void st__xcuda_close(void);
 
 /* ---------------------------------------------------------------- faults (exec/fault.c, fault.h) */

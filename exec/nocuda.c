@@ -19,9 +19,15 @@ int st__xcuda_comm(st__xcomm *c, const int *tp, int tp_n, const int *ep, int ep_
     return st__xcuda_open(NULL, err);
 }
 
-int st__xcuda_gcomm(st__xgcomm *c, const struct st_group_def *groups, int ngroups, int gd, int er, st_error *err) {
-    (void)c, (void)groups, (void)ngroups, (void)gd, (void)er;
+int st__xcuda_gcomm(st__xgcomm *c, const struct st_lowered *l, int gd, int er, st_error *err) {
+    (void)c, (void)l, (void)gd, (void)er;
     return st__xcuda_open(NULL, err);
 }
+
+/* not reached either: st__xcuda_gcomm refused before */
+void st__xcuda_cpcomm(st__xcpcomm *c, int gi, double *cp_s) { (void)c, (void)gi, (void)cp_s; }
+
+/* no device, no device memory (not reached: the run was refused) */
+void st__xcuda_memory(double *peak_bytes, double *used_peak_bytes) { *peak_bytes = *used_peak_bytes = 0; }
 
 void st__xcuda_close(void) {}

@@ -2,16 +2,23 @@
 # cli_run_cuda.sh: `strata run --backend cuda` (exec/cuda.c) without a GPU, under the fake CUDA
 # libraries of profiler/mock (built here against the CUDA strata was configured with) and the fake
 # NCCL of exec/mock (over MPI, built with mpicc): the fake cuBLAS computes cublasSgemm's product and
-# the fake NCCL its collectives (the dp ones too: ZeRO-1's as grouped reduces and broadcasts), both
-# abort on a buffer outside the fake device memory; the fake runtime aborts on a copy whose pointers
-# do not match its direction and runs each launched kernel of exec/kernels_cuda.cu through its host
-# version (aborting on a pointer outside the fake device memory), so a run that passes staged every
-# operand on the device and back and computed there. Checked: tiny-gpt with tp x pp x dp = 2x2x2 and
+# the fake NCCL its collectives (the dp ones too: ZeRO-1's as grouped reduces and broadcasts) and its
+# sends and receives, left in flight on their stream until the stream's next work or synchronize, a
+# send done only once received (MPI_Issend: a rank that waits for its send before it receives hangs,
+# as on GPUs); both abort on a buffer outside the fake device memory; the fake runtime aborts on a
+# copy whose pointers do not match its direction, keeps device memory in pages the host cannot touch
+# outside the fakes' own calls (a host read of a device pointer dies: checked first), and runs each
+# launched kernel of exec/kernels_cuda.cu through its host version (aborting on a pointer outside the
+# fake device memory), so a run that passes staged every operand on the device and back and
+# computed there. Checked: tiny-gpt with tp x pp x dp = 2x2x2 and
 # ZeRO-1 on 8 ranks against the single-rank CPU reference (tests/cli_run.sh's tolerance) and the cpu
 # backend's losses; tiny-moe with tp=2 sp=1 ep=2 (NCCL's all-reduce, all-gather, reduce-scatter and
 # grouped send/recv); tiny-llama (RMSNorm, RoPE, SwiGLU, GQA kernels) and under zbv (the backward in
-# halves: input-only and weight-only GEMMs); that the kernels ran (launches that only take time
-# break the check); refusals (no GPU, a device allocation or NCCL communicator
+# halves: input-only and weight-only GEMMs); the pipeline's sends and receives over NCCL (each on
+# its channel's stream) under 1F1B, interleaved 1F1B and DualPipe, whose orders send twice before
+# receiving; context parallelism's ring, all-gather and all-to-all over NCCL (cp=2, with pp=2 too);
+# the device memory per rank in --compare's table and JSON; that the kernels ran (launches that only
+# take time break the check); refusals (no GPU, a device allocation or NCCL communicator
 # that fails, a bad --backend, --reference-kernels) as one line from rank 0 and a failure on every
 # rank, no hang. What the fakes cannot check: real timings, real concurrency, a real GPU's or NCCL's
 # behaviour, cuBLAS's and CUDA's math library's own rounding. Where strata was built without the
@@ -57,6 +64,27 @@ fi
 LD_LIBRARY_PATH=$T/mock${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export LD_LIBRARY_PATH
 
+# the fake device memory: reachable through the copies, a fault when the host reads it
+cat >"$T/deref.c" <<'EOF'
+#include <cuda_runtime_api.h>
+#include <stdio.h>
+int main(void) {
+	float *d, h = 1;
+	if (cudaMalloc((void **)&d, 64) || cudaMemcpyAsync(d, &h, sizeof h, cudaMemcpyHostToDevice, 0)) return 3;
+	h = 0;
+	if (cudaMemcpyAsync(&h, d, sizeof h, cudaMemcpyDeviceToHost, 0) || h != 1) return 4;
+	printf("%g\n", d[0]);
+	return 0;
+}
+EOF
+lib=$(ls "$T"/mock/libcudart.so.* | grep -v '\.map$' | head -n 1)
+if ${CC:-cc} -I"${CUDA_DIR:-/usr/local/cuda}/include" -o "$T/deref" "$T/deref.c" "$lib" >"$T/mockbuild" 2>&1; then
+	"$T/deref" >/dev/null 2>&1
+	drc=$?
+	if [ "$drc" -gt 128 ]; then ok "the fake device memory: a host read of a device pointer faults"
+	else nok "the fake device memory: a host read of a device pointer faults" "exit $drc"; fi
+else nok "the fake device memory: the check builds" "$(cat "$T/mockbuild")"; fi
+
 mpi_strata 300 8 run --model tiny-gpt --plan tp=2,pp=2,dp=2,mbs=1,gbs=8,seq=32,zero=1 --steps 2 --check --json \
 	--backend cuda
 check_within "cuda, tp x pp x dp = 2x2x2 ZeRO-1 on 8 ranks, matches the single-rank CPU reference"
@@ -78,6 +106,35 @@ check_within "cuda, MoE with tp=2 sp=1 ep=2 (NCCL all-gather, reduce-scatter, al
 mpi_strata 300 2 run --model tiny-llama --plan tp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32,schedule=zbv --steps 2 --check \
 	--json --backend cuda
 check_within "cuda, zbv (the backward's halves: cuBLAS's input-only and weight-only GEMMs) matches the reference"
+# the pipeline over NCCL: interleaved 1F1B sends a chunk's output twice before it receives (a send that
+# waited for its receive would hang the fake here), DualPipe both ways at once
+run_checked 2 "cuda, interleaved pp=2 vp=2 (Llama) over NCCL sends and receives matches the reference" \
+	--model tiny-llama --plan tp=1,pp=2,vp=2,dp=1,mbs=1,gbs=8,seq=32 --backend cuda
+run_checked 2 "cuda, DualPipe pp=2 (GPT; the mirror all-reduce) matches the reference" \
+	--model tiny-gpt --plan tp=1,pp=2,dp=1,mbs=1,gbs=8,seq=32,schedule=dualpipe --backend cuda
+# context parallelism over NCCL: the ring (grouped send and receive), the all-gather, the all-to-all
+run_checked 2 "cuda, cp=2 ring (GPT) matches the reference" \
+	--model tiny-gpt --plan tp=1,pp=1,cp=2,dp=1,mbs=1,gbs=4,seq=64 --backend cuda
+run_checked 2 "cuda, cp=2 all_gather (Llama, GQA) matches the reference" \
+	--model tiny-llama --plan tp=1,pp=1,cp=2,dp=1,mbs=1,gbs=4,seq=64,cp_comm=all_gather --backend cuda
+run_checked 2 "cuda, cp=2 a2a (Llama) matches the reference" \
+	--model tiny-llama --plan tp=1,pp=1,cp=2,dp=1,mbs=1,gbs=4,seq=64,cp_comm=a2a --backend cuda
+run_checked 4 "cuda, cp=2 x pp=2 (GPT) matches the reference" \
+	--model tiny-gpt --plan tp=1,pp=2,cp=2,dp=1,mbs=1,gbs=4,seq=32 --backend cuda
+# the device memory beside the heap: each rank's high-water mark of its allocations (at least the
+# staging buffer of a micro-batch's activations: 32 tokens x 128 floats here), and the fake driver's
+# used bytes (its live blocks), which hold at least as much
+mpi_strata 300 2 run --model tiny-gpt --plan tp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32 --steps 2 --compare --json \
+	--backend cuda
+if awk "$FLATTEN" "$T/out" >"$T/flat" 2>/dev/null && awk '
+	$1 ~ /^\.compare\.memory\[[0-9]+\]\.device_peak_bytes$/ { n++; if ($2 + 0 < 32 * 128 * 4) bad = 1; d[$1] = $2 + 0 }
+	$1 ~ /^\.compare\.memory\[[0-9]+\]\.device_used_peak_bytes$/ {
+		u++; k = $1; sub(/used_/, "", k); if ($2 + 0 < d[k]) bad = 1 }
+	END { exit !(n == 2 && u == 2 && !bad) }' "$T/flat"; then ok "--compare --json: device memory per rank"
+else nok "--compare --json: device memory per rank" "$(grep device "$T/flat")"; fi
+mpi_strata 300 2 run --model tiny-gpt --plan tp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32 --steps 1 --compare --backend cuda
+if grep -q 'rank .*heap .*arena .*device .*used' "$T/out"; then ok "--compare: the device columns"
+else nok "--compare: the device columns" "$(grep -A3 'memory per rank' "$T/out")"; fi
 # tiny-llama: RMSNorm, rotary embedding, SwiGLU, grouped queries through the own kernels
 mpi_strata 300 2 run --model tiny-llama --plan $P --steps 2 --check --json --backend cuda
 check_within "cuda, tiny-llama tp=2 (RMSNorm, RoPE, SwiGLU kernels) matches the reference"

@@ -1,4 +1,5 @@
-/* test_exec.c: the executor layer (exec/exec.h): backends by name, and the arena measure pass. */
+/* test_exec.c: the executor layer (exec/exec.h): backends by name, the arena measure pass, and the
+ * order check of the transfers. */
 #include "src/strata.h"
 #include "suites.h"
 
@@ -28,24 +29,32 @@ START_TEST(arena_hand_made) {
 }
 END_TEST
 
+/* the lowering of plan spec for model on one dgx-a100-80g node of nranks GPUs (free ctx with
+ * st_cost_ctx_free after st_lowered_destroy) */
+static st_cost_ctx *lower_preset(const char *model, const char *spec, int nranks, st_lowered *l) {
+    st_model m;
+    st_cluster c;
+    st_plan p;
+    st_error err;
+    ck_assert_int_eq(st_model_preset(model, &m), 0);
+    ck_assert_int_eq(st_cluster_preset("dgx-a100-80g", &c), 0);
+    c.nodes = 1;
+    st_plan_defaults(&p);
+    ck_assert_int_eq(st_plan_parse_spec(spec, &p, &err), 0);
+    ck_assert_msg(st_plan_finalize(&p, &m, &c, nranks, NULL, &err) == 0, "%s", err.text);
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+    ck_assert_msg(st_lower(ctx, &p, l, &err) == 0, "%s", err.text);
+    return ctx;
+}
+
 /* On real lowerings: every rank needs at least its base bytes, and an arena sized in program order
  * holds what the simulator's busiest moment holds when nothing runs beside the compute stream
  * (gpipe, no data parallelism, no offload: allocations and frees all happen on that stream, in
  * program order, so the two peaks are the same number). */
 START_TEST(arena_real_lowering) {
-    st_model m;
-    st_cluster c;
-    st_plan p;
-    st_error err;
-    ck_assert_int_eq(st_model_preset("gpt-1.7b", &m), 0);
-    ck_assert_int_eq(st_cluster_preset("dgx-a100-80g", &c), 0);
-    c.nodes = 1;
-    st_plan_defaults(&p);
-    ck_assert_int_eq(st_plan_parse_spec("tp=2,pp=2,dp=1,gbs=8,schedule=gpipe", &p, &err), 0);
-    ck_assert_msg(st_plan_finalize(&p, &m, &c, 4, NULL, &err) == 0, "%s", err.text);
-    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
     st_lowered l;
-    ck_assert_msg(st_lower(ctx, &p, &l, &err) == 0, "%s", err.text);
+    st_error err;
+    st_cost_ctx *ctx = lower_preset("gpt-1.7b", "tp=2,pp=2,dp=1,gbs=8,schedule=gpipe", 4, &l);
     st_sim_result r;
     ck_assert_msg(st_sim_run(&l, 0, NULL, &r, &err) == 0, "%s", err.text);
     for (int i = 0; i < l.nranks; i++) {
@@ -60,12 +69,39 @@ START_TEST(arena_real_lowering) {
 }
 END_TEST
 
+/* Hand-made pairs of programs: rank 0 sends tags 1 then 2 to rank 1 (with a receive of its own from
+ * rank 1 between), rank 1 receives them in that order (1), the other way round (0), or misses one
+ * (0); and a real 1F1B lowering of 4 stages, whose transfers are in order. */
+START_TEST(p2p_in_order) {
+    st_ins a[3] = {{.kind = ST_INS_SEND, .peer = 1, .tag = 1}, {.kind = ST_INS_RECV, .peer = 1, .tag = 9},
+                   {.kind = ST_INS_SEND, .peer = 1, .tag = 2}};
+    st_ins b[4] = {{.kind = ST_INS_COMPUTE}, {.kind = ST_INS_RECV, .peer = 0, .tag = 1},
+                   {.kind = ST_INS_SEND, .peer = 0, .tag = 9}, {.kind = ST_INS_RECV, .peer = 0, .tag = 2}};
+    st_program pg[2] = {{.rank = 0, .replicas = 1, .n = 3, .ins = a}, {.rank = 1, .replicas = 1, .n = 4, .ins = b}};
+    st_lowered l = {.nranks = 2, .progs = pg};
+    ck_assert_int_eq(st_exec_p2p_in_order(&l), 1);
+    b[1].tag = 2, b[3].tag = 1; /* rank 1 takes tag 2 first */
+    ck_assert_int_eq(st_exec_p2p_in_order(&l), 0);
+    b[1].tag = 1, b[3].kind = ST_INS_COMPUTE; /* tag 2 never received */
+    ck_assert_int_eq(st_exec_p2p_in_order(&l), 0);
+    b[3].kind = ST_INS_RECV, a[1].tag = 8; /* rank 0 takes another tag than rank 1 sends */
+    ck_assert_int_eq(st_exec_p2p_in_order(&l), 0);
+
+    st_lowered r;
+    st_cost_ctx *ctx = lower_preset("tiny-gpt", "tp=1,pp=4,dp=1,gbs=8,seq=32", 4, &r);
+    ck_assert_int_eq(st_exec_p2p_in_order(&r), 1);
+    st_lowered_destroy(&r);
+    st_cost_ctx_free(ctx);
+}
+END_TEST
+
 Suite *suite_exec(void) {
     Suite *s = suite_create("exec");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, backend_names);
     tcase_add_test(tc, arena_hand_made);
     tcase_add_test(tc, arena_real_lowering);
+    tcase_add_test(tc, p2p_in_order);
     suite_add_tcase(s, tc);
     return s;
 }

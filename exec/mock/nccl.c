@@ -3,15 +3,17 @@
  * Communicators from ncclCommInitRank are MPI communicators of their members: the id holds the first
  * rank's world rank and a sequence number; each member sends its world rank and place to it, which
  * sends back the list, and all make the communicator with MPI_Comm_create_group. The collectives
- * compute for real over MPI (all-reduce, all-gather, reduce-scatter, reduce, broadcast, grouped
- * send/recv; a collective inside a group runs at once: every member calls them in the same order), so the
- * executor's numbers can be checked; each buffer must lie in fake device memory (cudart.c's
- * mock_on_device), else it aborts. MOCK_NCCL_FAIL set: ncclCommInitRank fails (the executor's error
- * path). What it cannot check: NCCL's real behaviour (its streams, its
+ * compute for real over MPI (all-reduce, all-gather, reduce-scatter, reduce, broadcast, after their
+ * stream's transfers; a collective inside a group runs at once: every member calls them in the same
+ * order), so the executor's numbers can be checked; sends and receives stay in flight on their
+ * stream (below). Each buffer must lie in fake device memory (cudart.c's mock_on_device), else it
+ * aborts. MOCK_NCCL_FAIL set: ncclCommInitRank fails (the executor's error path). What it cannot
+ * check: NCCL's real behaviour (the order of work inside a stream beyond what is said below, its
  * ordering constraints between communicators, its performance). */
 #include <dlfcn.h>
 #include <mpi.h>
 #include <nccl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +26,15 @@ static void on_device(const void *p, size_t bytes) {
     static int (*f)(const void *, size_t);
     if (!f) f = (int (*)(const void *, size_t))dlsym(RTLD_DEFAULT, "mock_on_device");
     if (!f || !f(p, bytes)) abort();
+}
+
+int mock_nccl_drain(cudaStream_t s, int wait);
+
+/* device memory open to the host around this fake's own work (cudart.c's mock_dev_access) */
+static void dev_access(int on) {
+    static void (*f)(int);
+    if (!f) f = (void (*)(int))dlsym(RTLD_DEFAULT, "mock_dev_access");
+    if (f) f(on);
 }
 
 static MPI_Datatype mpi_type(ncclDataType_t t) { return t == ncclInt32 ? MPI_INT : MPI_FLOAT; }
@@ -86,50 +97,128 @@ const char *ncclGetErrorString(ncclResult_t r) { return "mock NCCL error"; }
 
 ncclResult_t ncclAllReduce(const void *s, void *r, size_t count, ncclDataType_t t, ncclRedOp_t op, ncclComm_t c,
                            cudaStream_t st) {
+    mock_nccl_drain(st, 1); /* after the stream's transfers */
     on_device(s, count * esize(t)), on_device(r, count * esize(t));
+    dev_access(1);
     MPI_Allreduce(s == r ? MPI_IN_PLACE : s, r, (int)count, mpi_type(t), op == ncclMax ? MPI_MAX : MPI_SUM, c->c);
+    dev_access(0);
     return ncclSuccess;
 }
 ncclResult_t ncclAllGather(const void *s, void *r, size_t count, ncclDataType_t t, ncclComm_t c, cudaStream_t st) {
+    mock_nccl_drain(st, 1); /* after the stream's transfers */
     on_device(s, count * esize(t)), on_device(r, count * c->n * esize(t));
     int inplace = (const char *)s == (const char *)r + (size_t)c->rank * count * esize(t);
+    dev_access(1);
     MPI_Allgather(inplace ? MPI_IN_PLACE : s, (int)count, mpi_type(t), r, (int)count, mpi_type(t), c->c);
+    dev_access(0);
     return ncclSuccess;
 }
 ncclResult_t ncclReduceScatter(const void *s, void *r, size_t count, ncclDataType_t t, ncclRedOp_t op, ncclComm_t c,
                                cudaStream_t st) {
+    mock_nccl_drain(st, 1); /* after the stream's transfers */
     on_device(s, count * c->n * esize(t)), on_device(r, count * esize(t));
+    dev_access(1);
     MPI_Reduce_scatter_block(s, r, (int)count, mpi_type(t), op == ncclMax ? MPI_MAX : MPI_SUM, c->c);
+    dev_access(0);
     return ncclSuccess;
 }
 
 /* the root's recvbuff only (as NCCL) */
 ncclResult_t ncclReduce(const void *s, void *r, size_t count, ncclDataType_t t, ncclRedOp_t op, int root, ncclComm_t c,
                         cudaStream_t st) {
+    mock_nccl_drain(st, 1); /* after the stream's transfers */
     on_device(s, count * esize(t));
     if (c->rank == root) on_device(r, count * esize(t));
+    dev_access(1);
     MPI_Reduce(c->rank == root && s == r ? MPI_IN_PLACE : s, r, (int)count, mpi_type(t),
                op == ncclMax ? MPI_MAX : MPI_SUM, root, c->c);
+    dev_access(0);
     return ncclSuccess;
 }
 ncclResult_t ncclBroadcast(const void *s, void *r, size_t count, ncclDataType_t t, int root, ncclComm_t c,
                            cudaStream_t st) {
+    mock_nccl_drain(st, 1); /* after the stream's transfers */
     if (c->rank == root) on_device(s, count * esize(t));
     on_device(r, count * esize(t));
+    dev_access(1);
     if (c->rank == root && s != r) memmove(r, s, count * esize(t));
     MPI_Bcast(r, (int)count, mpi_type(t), root, c->c);
+    dev_access(0);
     return ncclSuccess;
 }
 
-/* sends and receives wait for ncclGroupEnd, which posts them all and waits (NCCL's group semantics
- * for the executor's all-to-all: no order between the calls of one group) */
-static MPI_Request reqs[1024];
-static int nreqs, depth;
+/* NCCL's group and stream semantics, as strict as the real thing where it matters: the sends and
+ * receives of a group are posted at ncclGroupEnd (a call outside a group is a group of its own) and
+ * left in flight on their stream: the fake cudart waits for them before the stream's next work and
+ * in cudaStreamSynchronize (mock_nccl_drain), as a GPU would. A send is done only once its receive
+ * took it (MPI_Issend: NCCL's send may wait for its receive), so two ranks that each wait for their
+ * send before they receive from the other hang here as they can on GPUs. (A transfer starts when it
+ * is posted, not after its stream's earlier work: exec/cuda.c waits for that work before.) */
+static struct {
+    int send;
+    void *buf;
+    int count, peer;
+    ncclDataType_t t;
+    ncclComm_t c;
+    cudaStream_t s;
+} ops[1024];
+static int nops, depth;
+/* in flight: MPI moves a host copy (the bounce), since the device pages are closed to the host
+ * between calls, and MPI may read or write them in any later call; a receive's lands on the device
+ * when it is waited for */
+static struct {
+    cudaStream_t s;
+    MPI_Request q;
+    void *bounce, *dev; /* dev: a receive's buffer, NULL for a send */
+    size_t bytes;
+} flight[4096];
+static int nflight;
+
+/* flight i done: a receive's data onto the device, the bounce freed, the slot reused */
+static void landed(int i) {
+    if (flight[i].dev) {
+        dev_access(1);
+        memcpy(flight[i].dev, flight[i].bounce, flight[i].bytes);
+        dev_access(0);
+    }
+    free(flight[i].bounce);
+    flight[i] = flight[--nflight];
+}
+
+/* stream s's transfers in flight (NULL: every stream's) waited for (wait) or tested: 1 when none is
+ * left (exec/mock's cudart calls it) */
+int mock_nccl_drain(cudaStream_t s, int wait) {
+    int left = 0;
+    for (int i = 0; i < nflight;) {
+        int done = 1;
+        if (s && flight[i].s != s) done = 0;
+        else if (wait) MPI_Wait(&flight[i].q, MPI_STATUS_IGNORE);
+        else MPI_Test(&flight[i].q, &done, MPI_STATUS_IGNORE);
+        if (done) landed(i);
+        else left += !s || flight[i].s == s, i++;
+    }
+    return !left;
+}
 
 static ncclResult_t flush(void) {
     if (depth > 0) return ncclSuccess;
-    MPI_Waitall(nreqs, reqs, MPI_STATUSES_IGNORE);
-    nreqs = 0;
+    if (nflight + nops > (int)(sizeof flight / sizeof flight[0])) return ncclInternalError;
+    for (int i = 0; i < nops; i++, nflight++) {
+        size_t bytes = (size_t)ops[i].count * esize(ops[i].t);
+        void *b = malloc(bytes ? bytes : 1);
+        if (!b) abort();
+        flight[nflight].s = ops[i].s, flight[nflight].bounce = b, flight[nflight].bytes = bytes;
+        flight[nflight].dev = ops[i].send ? NULL : ops[i].buf;
+        if (ops[i].send) {
+            dev_access(1);
+            memcpy(b, ops[i].buf, bytes);
+            dev_access(0);
+            MPI_Issend(b, ops[i].count, mpi_type(ops[i].t), ops[i].peer, 0, ops[i].c->c, &flight[nflight].q);
+        } else {
+            MPI_Irecv(b, ops[i].count, mpi_type(ops[i].t), ops[i].peer, 0, ops[i].c->c, &flight[nflight].q);
+        }
+    }
+    nops = 0;
     return ncclSuccess;
 }
 ncclResult_t ncclGroupStart(void) {
@@ -140,15 +229,16 @@ ncclResult_t ncclGroupEnd(void) {
     depth--;
     return flush();
 }
-ncclResult_t ncclSend(const void *s, size_t count, ncclDataType_t t, int peer, ncclComm_t c, cudaStream_t st) {
-    on_device(s, count * esize(t));
-    if (nreqs == (int)(sizeof reqs / sizeof reqs[0])) return ncclInternalError;
-    MPI_Isend(s, (int)count, mpi_type(t), peer, 0, c->c, &reqs[nreqs++]);
+static ncclResult_t p2p(int send, const void *buf, size_t count, ncclDataType_t t, int peer, ncclComm_t c,
+                        cudaStream_t s) {
+    on_device(buf, count * esize(t));
+    if (nops == (int)(sizeof ops / sizeof ops[0]) || peer < 0 || peer >= c->n) return ncclInvalidArgument;
+    ops[nops++] = (__typeof__(ops[0])){send, (void *)(uintptr_t)buf, (int)count, peer, t, c, s};
     return flush();
 }
+ncclResult_t ncclSend(const void *s, size_t count, ncclDataType_t t, int peer, ncclComm_t c, cudaStream_t st) {
+    return p2p(1, s, count, t, peer, c, st);
+}
 ncclResult_t ncclRecv(void *r, size_t count, ncclDataType_t t, int peer, ncclComm_t c, cudaStream_t st) {
-    on_device(r, count * esize(t));
-    if (nreqs == (int)(sizeof reqs / sizeof reqs[0])) return ncclInternalError;
-    MPI_Irecv(r, (int)count, mpi_type(t), peer, 0, c->c, &reqs[nreqs++]);
-    return flush();
+    return p2p(0, r, count, t, peer, c, st);
 }

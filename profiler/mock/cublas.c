@@ -40,6 +40,12 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
     work(2.0 * m * n * k, rate(at, c));
     return CUBLAS_STATUS_SUCCESS;
 }
+/* device memory open to the host while the product is computed (cudart.c's mock_dev_access) */
+static void dev_access(int on) {
+    static void (*f)(int);
+    if (!f) f = (void (*)(int))dlsym(RTLD_DEFAULT, "mock_dev_access");
+    f(on);
+}
 static void on_device(const void *p, size_t floats) {
     static int (*f)(const void *, size_t);
     if (!f) f = (int (*)(const void *, size_t))dlsym(RTLD_DEFAULT, "mock_on_device");
@@ -53,6 +59,7 @@ cublasStatus_t cublasSgemm_v2(cublasHandle_t h, cublasOperation_t ta, cublasOper
     on_device(A, (size_t)lda * (ta == CUBLAS_OP_N ? k : m));
     on_device(B, (size_t)ldb * (tb == CUBLAS_OP_N ? n : k));
     on_device(C, (size_t)ldc * n);
+    dev_access(1);
     for (int j = 0; j < n; j++)
         for (int i = 0; i < m; i++) {
             double s = 0;
@@ -62,6 +69,7 @@ cublasStatus_t cublasSgemm_v2(cublasHandle_t h, cublasOperation_t ta, cublasOper
             float *c = &C[i + (size_t)j * ldc];
             *c = (float)(*al * s + (*be != 0 ? (double)*be * *c : 0));
         }
+    dev_access(0);
     work(2.0 * m * n * k, rate(CUDA_R_32F, CUBLAS_COMPUTE_32F));
     return CUBLAS_STATUS_SUCCESS;
 }

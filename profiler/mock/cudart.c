@@ -1,5 +1,6 @@
 /* cudart.c: a fake libcudart for profiler/mock/run.sh: GPUs that do no work on a simulated clock.
- * Device memory is host memory (MOCK_MEM_GB of it, default 1), kernels and copies advance the
+ * Device memory is pages the host cannot touch outside the fakes' calls (MOCK_MEM_GB of it, default
+ * 1; mock_dev_access below), kernels and copies advance the
  * clock (a copy at 25 GB/s, a GEMM as mock_work says), events read the clock of the current
  * device, and every launch or copy is reported to the fake CUPTI (cupti.c) when that is loaded.
  * The live cudaMalloc blocks are recorded (mock_on_device), so that a copy whose direction does not
@@ -8,12 +9,15 @@
  * hands over exec/kernels_cuda.cu's table, mock_cuda_host_kernels) runs it, after checking that its
  * pointers lie in live blocks (else abort): strata run's kernels compute under the fakes; the others
  * (the profiler's) only take time.
+ * cudaMemGetInfo says MOCK_MEM_GB less the live blocks are free.
  * Environment: MOCK_NDEV (GPUs, default 2), MOCK_NAME (cudaDeviceProp.name), MOCK_MEM_GB. */
 #include <cuda_runtime_api.h>
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static double clk_ms, dev_ms[64]; /* the shared clock; collectives run on per-device clocks */
 static int cur;
@@ -70,10 +74,23 @@ cudaError_t cudaGetLastError(void) { return cudaSuccess; }
 cudaError_t cudaPeekAtLastError(void) { return cudaSuccess; }
 cudaError_t cudaSetDevice(int d) { cur = d; return cudaSuccess; }
 cudaError_t cudaGetDevice(int *d) { *d = cur; return cudaSuccess; }
+/* Streams: everything here runs at once on the host, except the sends and receives of the fake NCCL
+ * of exec/mock (when loaded), which it leaves in flight on their stream: the stream's later work
+ * (a copy, a kernel, an event, a synchronize) first waits for them (mock_nccl_drain(stream, 1)),
+ * what syncs the whole device (cudaDeviceSynchronize, cudaFree) for every stream's, and
+ * cudaStreamQuery says whether they are done; so a program that reads a receive's buffer before
+ * its stream says so, or frees memory while its peer waits for its send, fails or hangs here too. */
+static int drain(cudaStream_t s, int wait) {
+    static int (*f)(cudaStream_t, int);
+    static int looked;
+    if (!looked) f = (int (*)(cudaStream_t, int))dlsym(RTLD_DEFAULT, "mock_nccl_drain"), looked = 1;
+    return f ? f(s, wait) : 1;
+}
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned f) { *s = malloc(8); return cudaSuccess; }
-cudaError_t cudaStreamDestroy(cudaStream_t s) { free(s); return cudaSuccess; }
-cudaError_t cudaStreamSynchronize(cudaStream_t s) { return cudaSuccess; }
-cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+cudaError_t cudaStreamDestroy(cudaStream_t s) { drain(s, 1); free(s); return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t s) { drain(s, 1); return cudaSuccess; }
+cudaError_t cudaStreamQuery(cudaStream_t s) { return drain(s, 0) ? cudaSuccess : cudaErrorNotReady; }
+cudaError_t cudaDeviceSynchronize(void) { drain(NULL, 1); return cudaSuccess; }
 /* the live device blocks (the profiler holds a few dozen at once, strata run one) */
 static struct {
     char *p;
@@ -88,35 +105,69 @@ int mock_on_device(const void *p, size_t n) {
     return 0;
 }
 
+/* Device memory is pages of its own that the host cannot touch (PROT_NONE) except inside the fakes'
+ * own calls (a copy, a kernel's host version, the fake cuBLAS's and NCCL's work), which open it
+ * with mock_dev_access(1) and close it after: a program that reads or writes a device pointer on
+ * the host dies of SIGSEGV here, as it would fault (or read garbage) on a GPU. */
+static size_t pages(size_t n) {
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    return (n ? n + pg - 1 : pg) / pg * pg;
+}
+void mock_dev_access(int on) {
+    static int depth;
+    if (on ? depth++ : --depth) return; /* nested: the outermost call opens and closes */
+    for (int i = 0; i < nblocks; i++) mprotect(blocks[i].p, pages(blocks[i].n), on ? PROT_READ | PROT_WRITE : PROT_NONE);
+}
 cudaError_t cudaMalloc(void **p, size_t n) {
-    *p = n > limit || nblocks == (int)(sizeof blocks / sizeof blocks[0]) ? NULL : malloc(n);
+    void *m = n > limit || nblocks == (int)(sizeof blocks / sizeof blocks[0])
+                  ? MAP_FAILED
+                  : mmap(NULL, pages(n), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    *p = m == MAP_FAILED ? NULL : m;
     if (*p) blocks[nblocks].p = *p, blocks[nblocks++].n = n;
     return *p ? cudaSuccess : cudaErrorMemoryAllocation;
 }
 cudaError_t cudaFree(void *p) {
+    drain(NULL, 1);
     for (int i = 0; i < nblocks; i++)
-        if (blocks[i].p == p) blocks[i] = blocks[--nblocks];
-    free(p);
+        if (blocks[i].p == p) {
+            munmap(p, pages(blocks[i].n));
+            blocks[i] = blocks[--nblocks];
+            break;
+        }
     return cudaSuccess;
 }
 cudaError_t cudaMallocHost(void **p, size_t n) { *p = malloc(n); return *p ? cudaSuccess : cudaErrorMemoryAllocation; }
 cudaError_t cudaFreeHost(void *p) { free(p); return cudaSuccess; }
-cudaError_t cudaMemcpy(void *d, const void *s, size_t n, enum cudaMemcpyKind k) { memmove(d, s, n); return cudaSuccess; }
+cudaError_t cudaMemcpy(void *d, const void *s, size_t n, enum cudaMemcpyKind k) {
+    mock_dev_access(1);
+    memmove(d, s, n);
+    mock_dev_access(0);
+    return cudaSuccess;
+}
 cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, enum cudaMemcpyKind k, cudaStream_t st) {
+    drain(st, 1);
     if ((k == cudaMemcpyHostToDevice && (!mock_on_device(d, n) || mock_on_device(s, n))) ||
         (k == cudaMemcpyDeviceToHost && (mock_on_device(d, n) || !mock_on_device(s, n))) ||
         (k == cudaMemcpyDeviceToDevice && (!mock_on_device(d, n) || !mock_on_device(s, n))))
         abort();
+    mock_dev_access(1);
     memmove(d, s, n);
+    mock_dev_access(0);
     double t0 = clk_ms;
     clk_ms += 0.005 + n / 25e6;
     activity(1 /* MEMCPY */, 0, t0 + 0.002, clk_ms);
     return cudaSuccess;
 }
-cudaError_t cudaMemGetInfo(size_t *f, size_t *t) { *f = *t = limit; return cudaSuccess; }
+/* free: the memory less the live blocks (as a driver says it, without a context of its own) */
+cudaError_t cudaMemGetInfo(size_t *f, size_t *t) {
+    size_t used = 0;
+    for (int i = 0; i < nblocks; i++) used += blocks[i].n;
+    *t = limit, *f = used < limit ? limit - used : 0;
+    return cudaSuccess;
+}
 cudaError_t cudaEventCreate(cudaEvent_t *e) { *e = calloc(1, sizeof(double)); return cudaSuccess; }
 cudaError_t cudaEventDestroy(cudaEvent_t e) { free(e); return cudaSuccess; }
-cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) { *(double *)e = now(); return cudaSuccess; }
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) { drain(s, 1); *(double *)e = now(); return cudaSuccess; }
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
     *ms = (float)(*(double *)b - *(double *)a);
     return cudaSuccess;
@@ -151,7 +202,10 @@ static const host_kernel *host_of(const void *f) {
 /* profiler/kernels.cu: 10 us + 1 ns per block; a kernel with a host version runs it first */
 cudaError_t cudaLaunchKernel(const void *f, dim3 g, dim3 b, void **a, size_t sh, cudaStream_t s) {
     const host_kernel *h = host_of(f);
+    drain(s, 1);
+    mock_dev_access(1);
     if (h && (g.y != 1 || g.z != 1 || b.y != 1 || b.z != 1 || h->run(a, g.x, b.x, mock_on_device))) abort();
+    mock_dev_access(0);
     double t0 = clk_ms;
     clk_ms += 0.01 + 1e-6 * g.x;
     activity(10, 0, t0 + 0.004, clk_ms);

@@ -326,10 +326,14 @@ enum {
 typedef struct st_runcmp_mem {
     double heap_peak_bytes, rss_peak_bytes; /* measured */
     double sim_peak_bytes, arena_bytes;     /* predicted: the simulator's peak, the in-order arena */
+    /* measured on the GPU (device runs): the backend's allocations' high-water mark, and the used
+     * memory's as the driver reports it (0: it does not) */
+    double device_peak_bytes, device_used_peak_bytes;
 } st_runcmp_mem;
 typedef struct st_runcmp {
     double measured_s[ST_RUNCMP_ROWS], simulated_s[ST_RUNCMP_ROWS]; /* seconds per rank, mean over ranks */
     int nranks, kept_step; /* the run's iteration the measured side is (0-based; st_exec_result.kept_step) */
+    int device; /* 1: a rank allocated device memory (the cuda backend): the device columns are shown */
     /* seconds the ranks were runnable but waited for a core in that iteration (the kernel's run
      * delay), the most of one rank and the mean: how much other processes disturbed the measurement */
     double run_delay_max_s, run_delay_mean_s;

@@ -23,7 +23,8 @@
  * simulated order) and the in-order arena (st_exec_arena_bytes). The lowering prices the plan's
  * dtype (16-bit weights and activations, fp32 master weights and Adam moments) while the executor
  * holds everything in fp32 and keeps attention's probabilities, so the two differ by design; the
- * table shows by how much. */
+ * table shows by how much. A run on GPUs (the cuda backend) adds the device memory: the backend's
+ * allocations' high-water mark and the GPU's used memory's as the driver reports it. */
 #include "src/report/report.h"
 
 #include "exec/exec.h"
@@ -106,6 +107,9 @@ int st_runcmp_build(const st_lowered *l, const st_exec_result *r, st_runcmp *out
         m->rss_peak_bytes = st[ST_EXEC_RSS_PEAK_BYTES];
         m->sim_peak_bytes = sim.ranks[p].memory_peak_bytes;
         m->arena_bytes = st_exec_arena_bytes(pg);
+        m->device_peak_bytes = st[ST_EXEC_DEVICE_PEAK_BYTES];
+        m->device_used_peak_bytes = st[ST_EXEC_DEVICE_USED_PEAK_BYTES];
+        out->device |= m->device_peak_bytes > 0;
     }
     out->measured_s[ST_RUNCMP_ITERATION] = r->iteration_s[r->kept_step];
     out->kept_step = r->kept_step;
@@ -147,11 +151,18 @@ void st_runcmp_text(FILE *f, const st_runcmp *c) {
             1e3 * c->run_delay_mean_s, 1e3 * c->run_delay_max_s);
     fprintf(f, "\nmemory per rank (MiB): measured heap high-water and peak RSS; predicted by the simulator and\n"
                "the in-order arena (the lowering prices the plan's dtype; the executor holds fp32)\n");
-    fprintf(f, "  %4s %10s %10s %10s %10s\n", "rank", "heap", "rss", "simulated", "arena");
+    if (c->device)
+        fprintf(f, "(device: the backend's GPU allocations' high-water mark; used: the GPU's, as the driver says)\n");
+    fprintf(f, "  %4s %10s %10s %10s %10s", "rank", "heap", "rss", "simulated", "arena");
+    fprintf(f, c->device ? " %10s %10s\n" : "\n", "device", "used");
     for (int r = 0; r < c->nranks; r++) {
         const st_runcmp_mem *m = &c->mem[r];
-        fprintf(f, "  %4d %10.2f %10.2f %10.2f %10.2f\n", r, m->heap_peak_bytes / 1048576.0,
+        fprintf(f, "  %4d %10.2f %10.2f %10.2f %10.2f", r, m->heap_peak_bytes / 1048576.0,
                 m->rss_peak_bytes / 1048576.0, m->sim_peak_bytes / 1048576.0, m->arena_bytes / 1048576.0);
+        if (!c->device) fputc('\n', f);
+        else if (m->device_used_peak_bytes > 0)
+            fprintf(f, " %10.2f %10.2f\n", m->device_peak_bytes / 1048576.0, m->device_used_peak_bytes / 1048576.0);
+        else fprintf(f, " %10.2f %10s\n", m->device_peak_bytes / 1048576.0, "-");
     }
 }
 
@@ -184,8 +195,12 @@ void st_runcmp_json(FILE *f, const st_runcmp *c) {
         const st_runcmp_mem *m = &c->mem[r];
         fprintf(f,
                 "%s\n   {\"rank\": %d, \"heap_peak_bytes\": %.17g, \"rss_peak_bytes\": %.17g, "
-                "\"simulated_peak_bytes\": %.17g, \"arena_bytes\": %.17g}",
+                "\"simulated_peak_bytes\": %.17g, \"arena_bytes\": %.17g",
                 r ? "," : "", r, m->heap_peak_bytes, m->rss_peak_bytes, m->sim_peak_bytes, m->arena_bytes);
+        if (c->device) fprintf(f, ", \"device_peak_bytes\": %.17g, \"device_used_peak_bytes\": ", m->device_peak_bytes);
+        if (c->device && m->device_used_peak_bytes > 0) fprintf(f, "%.17g", m->device_used_peak_bytes);
+        else if (c->device) fputs("null", f);
+        fputc('}', f);
     }
     fputs("]}", f);
 }
