@@ -15,12 +15,24 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 build=$src/build-fuzz
 command -v clang >/dev/null || { echo "fuzz.sh: clang not found (apt-get install clang)" >&2; exit 2; }
 mkdir -p "$build/tree"
-(cd "$src" && git ls-files -co --exclude-standard -z | xargs -0 tar cf -) | (cd "$build/tree" && tar xf -)
-cd "$build/tree"
-[ -x configure ] || ./bootstrap >/dev/null 2>&1
-[ -f Makefile ] || ./configure -q CC=clang \
-	CFLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined"
-make -s -j2 fuzz >../build.log 2>&1 || { tail -n 30 ../build.log; exit 1; }
+# Two fuzz.sh at once (one target each, on two cores) share the build: the copy and the build run
+# under a lock (flock, util-linux), so one never links a target while the other copies the tree.
+build_tree() {
+	(cd "$src" && git ls-files -co --exclude-standard -z | xargs -0 tar cf -) | (cd "$build/tree" && tar xf -)
+	cd "$build/tree"
+	[ -x configure ] || ./bootstrap >/dev/null 2>&1
+	[ -f Makefile ] || ./configure -q CC=clang \
+		CFLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined"
+	make -s -j2 fuzz >../build.log 2>&1 || { tail -n 30 ../build.log; exit 1; }
+}
+if command -v flock >/dev/null; then
+	exec 9>"$build/.lock"
+	flock 9
+	(build_tree) || exit 1
+	flock -u 9
+else
+	(build_tree) || exit 1
+fi
 cd "$build"
 targets=${*:-"model cluster plan spec profile kineto graph validation settings"}
 for t in $targets; do
