@@ -14,7 +14,8 @@
  * together (Whale, Jia et al. ATC'22, Sec. 3.3, hardware-aware load balancing; Adaptive SGD's batch
  * scaling by GPU speed). Every replica then holds a different share of the batch, so its gradient
  * enters the average with weight m_r / M, not 1 / dp (say so to whoever runs the plan; the
- * frameworks strata emits for cannot: src/report/emit.c refuses dp_batches).
+ * frameworks strata emits for cannot: src/report/emit.c refuses dp_batches). Not with zero=3 or ep > 1,
+ * whose collectives meet across replicas every micro-batch (st_plan_lockstep).
  *
  * Interleaved plans (vp > 1): rank d holds chunks d, d + pp, ..., all run on its GPUs, and the
  * pipeline's time is m max_d t_d + (sum_d t_d - max_d t_d) / vp with t_d the rank's time per micro-batch,
@@ -155,7 +156,9 @@ static int balance_replicas(st_cost_ctx *ctx, st_plan *p) {
     double speed[ST_MAX_REPLICAS];
     int64_t m[ST_MAX_REPLICAS];
     st_plan q = *p; /* stage_tp: the plan of stage d */
-    if (dp > ST_MAX_REPLICAS || p->gbs % p->mbs) return 0;
+    /* ZeRO-3's gathers and the experts' all-to-all meet across replicas every micro-batch: uneven counts
+     * do not run (st_plan_lockstep) */
+    if (dp > ST_MAX_REPLICAS || p->gbs % p->mbs || p->zero == 3 || p->ep > 1) return 0;
     for (int r = 0; r < dp; r++) {
         double worst = 0;
         for (int d = 0; d < pp; d++) {

@@ -710,10 +710,11 @@ START_TEST(test_every_rank_links) {
 END_TEST
 
 START_TEST(test_every_rank_refuses) {
-    /* uneven micro-batches where collectives run per micro-batch across replicas: one error naming
-     * dp_batches; the same plans with even ones lower and run */
-    static const char *const specs[][2] = {{"tp=8,pp=2,dp=2,gbs=64,zero=3,dp_batches=24,40", "zero=3"},
-                                           {"tp=2,pp=1,dp=16,ep=8,gbs=64,dp_batches=2,2,2,2,2,2,2,2,6,6,6,6,6,6,6,6",
+    /* uneven micro-batches where collectives run per micro-batch across replicas (no framework runs them:
+     * st_plan_finalize): the plan, the lowering by stage and to every rank refuse them in one error naming
+     * dp_batches, and the balancer does not make them; the same plans with even ones lower and run */
+    static const char *const specs[][3] = {{"tp=8,pp=2,dp=2,gbs=64,zero=3", "24,40", "zero=3"},
+                                           {"tp=2,pp=1,dp=16,ep=8,gbs=64", "2,2,2,2,2,2,2,2,6,6,6,6,6,6,6,6",
                                             "ep > 1"}};
     st_model m;
     st_cluster c;
@@ -721,15 +722,31 @@ START_TEST(test_every_rank_refuses) {
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
         ck_assert_int_eq(st_model_preset(i == 0 ? "llama2-7b" : "mixtral-8x7b", &m), 0);
         st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
-        st_plan p;
+        st_plan p, q;
         st_lowered l;
         st_error err;
-        plan_on(&m, &c, specs[i][0], &p);
-        ck_assert_int_eq(st_lower_full(ctx, &p, &l, &err), ST_EINVAL);
+        char spec[256];
+        snprintf(spec, sizeof spec, "%s,dp_batches=%s", specs[i][0], specs[i][1]);
+        st_plan_defaults(&q);
+        ck_assert_int_eq(st_plan_parse_spec(spec, &q, &err), 0);
+        ck_assert_int_eq(st_plan_finalize(&q, &m, &c, 0, NULL, &err), ST_EINVAL);
         ck_assert_str_eq(err.key, "dp_batches");
-        ck_assert_ptr_nonnull(strstr(err.text, specs[i][1]));
-        for (int q = 0; q < p.dp; q++) p.dp_batches[q] = (int)(p.gbs / p.dp);
-        ck_assert_msg(st_lower_full(ctx, &p, &l, &err) == 0, "%s", err.text);
+        ck_assert_ptr_nonnull(strstr(err.text, specs[i][2]));
+        plan_on(&m, &c, specs[i][0], &p);
+        q = p;
+        ck_assert_int_ge(st_search_balance(ctx, &q), 0);
+        ck_assert_int_eq(q.ndp_batches, 0); /* (the stages may be balanced) */
+        q = p;
+        q.ndp_batches = p.dp;
+        for (int r = 0; r < p.dp; r++) q.dp_batches[r] = i == 0 ? (r ? 40 : 24) : (r < 8 ? 2 : 6); /* specs[i][1] */
+        ck_assert_ptr_nonnull(st_plan_lockstep(&q));
+        for (int full = 0; full < 2; full++) {
+            ck_assert_int_eq((full ? st_lower_full : st_lower)(ctx, &q, &l, &err), ST_EINVAL);
+            ck_assert_str_eq(err.key, "dp_batches");
+        }
+        for (int r = 0; r < q.dp; r++) q.dp_batches[r] = (int)(q.gbs / q.dp);
+        ck_assert_ptr_null(st_plan_lockstep(&q));
+        ck_assert_msg(st_lower_full(ctx, &q, &l, &err) == 0, "%s", err.text);
         st_lowered_destroy(&l);
         st_cost_ctx_free(ctx);
     }
