@@ -230,6 +230,17 @@ static st_cost_ctx *balanced(const char *spec, st_model *m, st_cluster *c, st_pl
     return ctx;
 }
 
+/* Per-layer times of stage 0 on va's GPUs and stage 1 on vh's (pp 2, any vp): every chunk of p two
+ * layers, less every chunk one, in the stage's first chunk */
+static void per_layer(st_cost_ctx *va, st_cost_ctx *vh, const st_plan *p, double *tau_a, double *tau_h) {
+    st_plan r = *p;
+    r.nstage_layers = p->pp * p->vp;
+    for (int j = 0; j < r.nstage_layers; j++) r.stage_layers[j] = 2;
+    double ta2 = chunk_time(va, &r, 0), th2 = chunk_time(vh, &r, 1);
+    for (int j = 0; j < r.nstage_layers; j++) r.stage_layers[j] = 1;
+    *tau_a = ta2 - chunk_time(va, &r, 0), *tau_h = th2 - chunk_time(vh, &r, 1);
+}
+
 START_TEST(test_split_closed_form) {
     /* two replicas of speed 1 and 2 get batches 1:2 and finish together */
     double speed[2] = {1, 2};
@@ -298,11 +309,8 @@ START_TEST(test_balance_stages) {
     ck_assert_int_eq(q.stage_layers[0] + q.stage_layers[1], 32);
     /* per-layer times: a stage of 2 layers less one of 1 */
     st_cost_ctx *va = st_cost_view(ctx, 0, 8), *vh = st_cost_view(ctx, 8, 8);
-    st_plan r = p;
-    r.nstage_layers = 2, r.stage_layers[0] = 2, r.stage_layers[1] = 2;
-    double ta2 = chunk_time(va, &r, 0), th2 = chunk_time(vh, &r, 1);
-    r.stage_layers[0] = 1, r.stage_layers[1] = 1;
-    double tau_a = ta2 - chunk_time(va, &r, 0), tau_h = th2 - chunk_time(vh, &r, 1);
+    double tau_a, tau_h;
+    per_layer(va, vh, &p, &tau_a, &tau_h);
     ck_assert(tau_h < tau_a);
     ck_assert(q.stage_layers[1] > q.stage_layers[0]);
     double want0 = 32 * tau_h / (tau_a + tau_h);
@@ -345,12 +353,8 @@ START_TEST(test_balance_interleaved) {
     ck_assert_int_le(abs(q.stage_layers[0] - q.stage_layers[2]), 1);
     ck_assert_int_le(abs(q.stage_layers[1] - q.stage_layers[3]), 1);
     st_cost_ctx *va = st_cost_view(ctx, 0, 8), *vh = st_cost_view(ctx, 8, 8);
-    st_plan r = p;
-    r.nstage_layers = 4;
-    for (int j = 0; j < 4; j++) r.stage_layers[j] = 2;
-    double ta2 = chunk_time(va, &r, 0), th2 = chunk_time(vh, &r, 1);
-    for (int j = 0; j < 4; j++) r.stage_layers[j] = 1;
-    double tau_a = ta2 - chunk_time(va, &r, 0), tau_h = th2 - chunk_time(vh, &r, 1);
+    double tau_a, tau_h;
+    per_layer(va, vh, &p, &tau_a, &tau_h);
     ck_assert(tau_h < tau_a);
     double want_a = 32 * tau_h / (tau_a + tau_h);
     ck_assert_msg(fabs(La - want_a) <= 1, "%d layers on the A100 rank, in proportion %g", La, want_a);
@@ -380,8 +384,9 @@ START_TEST(test_balance_interleaved) {
         st_lowered_destroy(&l);
     }
     /* ZB-V's chunks sit in a V: left as they are */
-    plan_on(&m, &c, "tp=8,pp=2,dp=1,gbs=64,schedule=zbv", &r);
-    ck_assert_int_eq(st_search_balance(ctx, &r), 0);
+    st_plan z;
+    plan_on(&m, &c, "tp=8,pp=2,dp=1,gbs=64,schedule=zbv", &z);
+    ck_assert_int_eq(st_search_balance(ctx, &z), 0);
     st_cost_ctx_free(ctx);
 }
 END_TEST
