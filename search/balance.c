@@ -14,9 +14,15 @@
  * together (Whale, Jia et al. ATC'22, Sec. 3.3, hardware-aware load balancing; Adaptive SGD's batch
  * scaling by GPU speed). Every replica then holds a different share of the batch, so its gradient
  * enters the average with weight m_r / M, not 1 / dp (say so to whoever runs the plan; the
- * frameworks strata emits for cannot: src/report/emit.c refuses dp_batches).
+ * frameworks strata emits for cannot: src/report/emit.c refuses dp_batches). Not with zero=3 or ep > 1,
+ * whose collectives meet across replicas every micro-batch (st_plan_lockstep).
  *
- * Interleaved plans (vp > 1) are left even: their chunks' placement does not follow one stage's speed.
+ * Interleaved plans (vp > 1): rank d holds chunks d, d + pp, ..., all run on its GPUs, and the
+ * pipeline's time is m max_d t_d + (sum_d t_d - max_d t_d) / vp with t_d the rank's time per micro-batch,
+ * all its chunks together (Narayanan et al. SC'21, Sec. 2.2; cost/estimate.c). So the balance is per
+ * rank, as for vp = 1: L_d in proportion to 1 / tau_d under the rank's memory, each of its vp chunks
+ * taking L_d / vp (the first L_d mod vp of them one more). Megatron-LM runs such chunks with
+ * --pipeline-model-parallel-layout (src/report/emit.c), torchtitan with its split points.
  * With a tp per stage (stage_tp) each stage and replica is priced on its own ranks with its own tp. */
 #include "search/search.h"
 
@@ -85,49 +91,61 @@ static double chunk_s(st_cost_ctx *ctx, const st_plan *p, int chunk) {
     return cc.fwd_s + cc.bwd_s + cc.recompute_s + cc.comm_fwd_s + cc.comm_bwd_s + cc.comm_recompute_s;
 }
 
-/* Stage layers: 1 / tau_d under each stage's memory cap. 1 when p changed, 0 when not, <0 error. */
+/* Rank d's `total` layers over its vp chunks d, d + pp, ... of q: evenly, the first total mod vp one more. */
+static void spread(st_plan *q, int d, int64_t total) {
+    int pp = q->pp, vp = q->vp;
+    for (int v = 0; v < vp; v++) q->stage_layers[d + v * pp] = (int)(total / vp + (v < total % vp));
+}
+
+/* Stage layers: 1 / tau_d under each stage's memory cap, per rank (its vp chunks together). 1 when p
+ * changed, 0 when not, <0 error. */
 static int balance_stages(st_cost_ctx *ctx, const st_model *m, st_plan *p) {
-    int pp = p->pp;
-    if (pp < 2 || pp > ST_MAX_STAGES) return 0;
+    int pp = p->pp, vp = p->vp, chunks = pp * vp;
+    if (pp < 2 || chunks > ST_MAX_STAGES) return 0;
     double speed[ST_MAX_STAGES];
     int64_t cap[ST_MAX_STAGES], L[ST_MAX_STAGES];
     st_plan q = *p;
-    q.nstage_layers = pp;
-    for (int d = 0; d < pp; d++) q.stage_layers[d] = 1;
+    q.nstage_layers = chunks;
+    for (int j = 0; j < chunks; j++) q.stage_layers[j] = 1;
     for (int d = 0; d < pp; d++) {
         st_plan_stage_retarget(p, d, &q); /* stage_tp: stage d priced as it runs, with its own tp */
         int64_t S = (int64_t)st_plan_stage_tp(p, d) * p->cp * p->dp;
         st_cost_ctx *v = st_cost_view(ctx, st_plan_stage_rank0(p, d), S);
         if (!v) return ST_ENOMEM;
-        /* tau_d: two layers less one, which leaves the stage's embedding or output layer out */
+        /* tau_d: two layers less one in the rank's first chunk, which leaves its embedding or output layer out */
         q.stage_layers[d] = 2;
         double two = chunk_s(v, &q, d);
         q.stage_layers[d] = 1;
         double tau = two - chunk_s(v, &q, d);
         if (!(tau > 0)) return 0;
         speed[d] = 1 / tau;
-        /* the most layers whose memory fits (memory grows with the layers): bisection */
-        int64_t lo = 0, hi = m->layers - (pp - 1);
+        /* the most layers whose memory fits (memory grows with the layers): bisection over the rank's
+         * total, at least one layer a chunk */
+        int64_t lo = vp - 1, hi = m->layers - (int64_t)(pp - 1) * vp;
         double mem = st_cost_cluster(v)->gpu.memory_bytes;
         while (lo < hi) {
             int64_t mid = (lo + hi + 1) / 2;
             st_stage_memory sm;
-            q.stage_layers[d] = (int)mid;
+            spread(&q, d, mid);
             st_cost_stage_memory(v, &q, d, &sm);
             if (sm.total_bytes <= mem) lo = mid;
             else hi = mid - 1;
         }
-        q.stage_layers[d] = 1;
-        if (lo < 1) return 0; /* not even one layer fits: the even plan says so */
+        spread(&q, d, vp);
+        if (lo < vp) return 0; /* not even one layer a chunk fits: the even plan says so */
         cap[d] = lo;
     }
     if (st_balance_split(speed, cap, pp, m->layers, L)) return 0;
+    for (int d = 0; d < pp; d++) {
+        if (L[d] < vp) return 0; /* a chunk left without a layer: no framework builds it */
+        spread(&q, d, L[d]);
+    }
     int even[ST_MAX_STAGES], same = 1;
     st_plan_chunk_layers(p, m, even);
-    for (int d = 0; d < pp; d++) same &= even[d] == L[d];
+    for (int j = 0; j < chunks; j++) same &= even[j] == q.stage_layers[j];
     if (same) return 0;
-    p->nstage_layers = pp;
-    for (int d = 0; d < pp; d++) p->stage_layers[d] = (int)L[d];
+    p->nstage_layers = chunks;
+    for (int j = 0; j < chunks; j++) p->stage_layers[j] = q.stage_layers[j];
     return 1;
 }
 
@@ -138,7 +156,9 @@ static int balance_replicas(st_cost_ctx *ctx, st_plan *p) {
     double speed[ST_MAX_REPLICAS];
     int64_t m[ST_MAX_REPLICAS];
     st_plan q = *p; /* stage_tp: the plan of stage d */
-    if (dp > ST_MAX_REPLICAS || p->gbs % p->mbs) return 0;
+    /* ZeRO-3's gathers and the experts' all-to-all meet across replicas every micro-batch: uneven counts
+     * do not run (st_plan_lockstep) */
+    if (dp > ST_MAX_REPLICAS || p->gbs % p->mbs || p->zero == 3 || p->ep > 1) return 0;
     for (int r = 0; r < dp; r++) {
         double worst = 0;
         for (int d = 0; d < pp; d++) {
@@ -146,22 +166,27 @@ static int balance_replicas(st_cost_ctx *ctx, st_plan *p) {
             st_cost_ctx *v = st_cost_view(ctx, st_plan_stage_rank0(p, d) + blk * r, blk);
             if (!v) return ST_ENOMEM;
             st_plan_stage_retarget(p, d, &q);
-            double t = chunk_s(v, &q, d);
+            double t = 0; /* the rank's time per micro-batch: all its chunks (vp > 1: d, d + pp, ...) */
+            for (int j = d; j < pp * p->vp; j += pp) t += chunk_s(v, &q, j);
             if (t > worst) worst = t;
         }
         if (!(worst > 0)) return 0;
         speed[r] = 1 / worst;
         same &= speed[r] == speed[0];
     }
-    if (same || st_balance_split(speed, NULL, dp, M, m)) return 0;
+    /* the interleaved schedule runs a multiple of pp micro-batches on every replica (plan.c) */
+    int64_t unit = p->vp > 1 ? pp : 1;
+    if (same || M % unit || st_balance_split(speed, NULL, dp, M / unit, m)) return 0;
     p->ndp_batches = dp;
-    for (int r = 0; r < dp; r++) p->dp_batches[r] = (int)m[r];
+    for (int r = 0; r < dp; r++) p->dp_batches[r] = (int)(m[r] * unit);
     return 1;
 }
 
 int st_search_balance(st_cost_ctx *ctx, st_plan *p) {
     const st_cluster *c = st_cost_cluster(ctx);
-    if (c->ngroups < 2 || p->vp > 1 || p->nstage_layers || p->ndp_batches) return 0;
+    /* ZB-V's chunks sit in a V, not round robin: not balanced here */
+    if (c->ngroups < 2 || p->nstage_layers || p->ndp_batches || (p->vp > 1 && p->schedule != ST_SCHED_INTERLEAVED))
+        return 0;
     int changed = 0, rc = 0;
     if (p->pp > 1) {
         rc = balance_stages(ctx, st_cost_model(ctx), p);

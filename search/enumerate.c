@@ -5,7 +5,8 @@
  * it): tp divides heads and kv_heads; cp keeps seq divisible by 2 cp; tp*cp*pp*dp uses exactly
  * the GPUs; dp*mbs divides gbs; ep divides experts and dp*cp; vp > 1 only where pp*vp divides the
  * layers (what Megatron-LM's interleaved schedule accepts) and the micro-batches divide by pp;
- * uneven layer splits only for vp = 1; offload=optimizer needs ZeRO >= 1, offload=params ZeRO-3.
+ * uneven layer splits (balance.c) for vp = 1 and interleaved plans; offload=optimizer needs ZeRO >= 1,
+ * offload=params ZeRO-3.
  * The overlaps are one dimension (inner()): off, or every one the plan allows.
  * The zero-bubble schedules (st_search_opts.zero_bubble: zb, ZB-H1, and zbv, ZB-V with two chunks
  * per rank in a V) are tried for a pipelined 1F1B plan that fits and whose time less its whole

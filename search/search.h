@@ -62,7 +62,7 @@ int st_balance_split(const double *speed, const int64_t *cap, int n, int64_t tot
 /* On a cluster of node groups of different speeds (issue 19), sets p's stage_layers in proportion to
  * each stage's per-layer speed under its memory and its dp_batches in proportion to each replica's
  * speed (see balance.c). Returns 1 when p changed, 0 when it is left as it was (a uniform cluster,
- * vp > 1, splits already given, nothing to gain), or ST_ENOMEM. */
+ * ZB-V, splits already given, nothing to gain), or ST_ENOMEM. */
 int st_search_balance(st_cost_ctx *ctx, st_plan *p);
 
 /* ------------------------------------------------------------ compare */

@@ -58,7 +58,7 @@ if [ "$rc" -eq 0 ]; then ok "the even split of the same plan fits"; else nok "th
 
 echo "# --- the estimate and the simulator agree within 10% on mixed plans"
 for plan in tp=8,pp=4,dp=1 tp=8,pp=4,dp=1,stage_layers=6,6,10,10 tp=4,pp=2,dp=4 tp=8,pp=2,dp=2,stage_layers=13,19 \
-	tp=8,pp=1,dp=4,dp_batches=12,12,20,20; do
+	tp=8,pp=1,dp=4,dp_batches=12,12,20,20 tp=8,pp=4,dp=1,vp=2,stage_layers=3,3,5,5,3,3,5,5; do
 	run estimate --model llama2-7b --cluster "$MIX" --plan "$plan,gbs=64" --json
 	e=$(awk '/"iteration_time_s"/ { gsub(/[ ,]/, ""); split($0, a, ":"); print a[2]; exit }' "$T/out")
 	run sim --model llama2-7b --cluster "$MIX" --plan "$plan,gbs=64" --json
@@ -92,6 +92,10 @@ then ok "--every-rank: the H100 rank computes in $h s, the A100 rank in $a s"
 else nok "--every-rank: the H100 rank computes faster" "A100 '$a', H100 '$h'"; fi
 bad "--every-rank with uneven dp_batches and zero=3" "dp_batches" sim --model llama2-7b --cluster "$MIX" \
 	--plan tp=8,pp=2,dp=2,gbs=64,zero=3,dp_batches=24,40 --every-rank
+# ZeRO-3's gathers and the experts' all-to-all meet across replicas every micro-batch: refused everywhere
+bad "uneven dp_batches with zero=3 (estimate)" "dp_batches" $EM --plan tp=8,pp=2,dp=2,gbs=64,zero=3,dp_batches=24,40
+bad "uneven dp_batches with ep > 1" "dp_batches" estimate --model mixtral-8x7b --cluster "$MIX" \
+	--plan tp=2,pp=1,dp=16,ep=8,gbs=64,dp_batches=2,2,2,2,2,2,2,2,6,6,6,6,6,6,6,6
 
 echo "# --- plan balances the mixed cluster and beats the even split"
 run plan --model llama2-7b --cluster "$MIX" --gbs 64 --top 1 --json

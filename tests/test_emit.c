@@ -556,15 +556,30 @@ START_TEST(test_megatron_uneven) {
     ck_assert_str_eq(s, "");
     free(s);
 
-    /* uneven chunks with interleaving: not expressible */
+    /* uneven chunks with interleaving (balance.c's per-rank split on node groups): Megatron-LM's custom
+     * layout, chunk by chunk in strata's order, in place of the per-virtual-stage count and the
+     * first/last flags */
     p.pp = 2;
     p.vp = 2;
     p.schedule = ST_SCHED_INTERLEAVED;
-    set_stages(&p, 4, (int[]){7, 8, 8, 7});
-    ck_assert_int_eq(run_emit(ST_EMIT_MEGATRON, &p, &m, &err, &s, NULL), ST_EINVAL);
-    ck_assert_str_eq(err.key, "stage_layers");
-    ck_assert_str_eq(s, "");
+    set_stages(&p, 4, (int[]){5, 10, 5, 10});
+    s = emit_ok(ST_EMIT_MEGATRON, &p, &m);
+    ASSERT_LINE(s, "--pipeline-model-parallel-layout 'E,t*5|t*10|t*5|t*10,L'");
+    ASSERT_NO_FLAG(s, "--num-layers-per-virtual-pipeline-stage");
+    ASSERT_NO_FLAG(s, "--decoder-");
     free(s);
+    set_stages(&p, 4, (int[]){8, 7, 7, 8});
+    s = emit_ok(ST_EMIT_MEGATRON, &p, &m);
+    ASSERT_LINE(s, "--pipeline-model-parallel-layout 'E,t*8|t*7|t*7|t*8,L'");
+    free(s);
+    /* even chunks keep the per-virtual-stage count */
+    m.layers = 32;
+    set_stages(&p, 4, (int[]){8, 8, 8, 8});
+    s = emit_ok(ST_EMIT_MEGATRON, &p, &m);
+    ASSERT_LINE(s, "--num-layers-per-virtual-pipeline-stage 8");
+    ASSERT_NO_FLAG(s, "--pipeline-model-parallel-layout");
+    free(s);
+    m.layers = 30;
 
     /* entries that do not add up to the model */
     p.vp = 1;

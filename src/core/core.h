@@ -716,6 +716,10 @@ void st_plan_stage_plan(const st_plan *p, int d, st_plan *out);
 void st_plan_stage_retarget(const st_plan *p, int d, st_plan *out);
 /* Micro-batches of data-parallel replica r (0-based) per iteration: dp_batches[r], or the even share. */
 int64_t st_plan_replica_microbatches(const st_plan *p, int r);
+/* Why p cannot run: uneven dp_batches while collectives are issued once per micro-batch in groups across
+ * the replicas, "zero=3 (the layer gathers)" or "ep > 1 (the experts' all-to-all)"; NULL where p has
+ * none of them (borrowed, static). See st_plan_finalize. */
+const char *st_plan_lockstep(const st_plan *p);
 /* Canonical inline spec. */
 void st_plan_format_spec(const st_plan *p, char *buf, size_t n);
 /* The shard a plan runs its blocks with. */

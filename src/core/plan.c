@@ -203,6 +203,14 @@ int64_t st_plan_replica_microbatches(const st_plan *p, int r) {
     return p->ndp_batches > r ? p->dp_batches[r] : st_plan_microbatches(p);
 }
 
+const char *st_plan_lockstep(const st_plan *p) {
+    int uneven = 0;
+    for (int r = 1; r < p->ndp_batches; r++) uneven |= p->dp_batches[r] != p->dp_batches[0];
+    if (!uneven) return NULL;
+    /* (an ep group inside one replica's cp ranks would not be one, but strata does not tell it apart) */
+    return p->zero == 3 ? "zero=3 (the layer gathers)" : p->ep > 1 ? "ep > 1 (the experts' all-to-all)" : NULL;
+}
+
 int st_plan_stage_tp(const st_plan *p, int d) { return p->nstage_tp > d ? p->stage_tp[d] : p->tp; }
 
 int64_t st_plan_stage_rank0(const st_plan *p, int d) {
@@ -456,6 +464,20 @@ int st_plan_finalize(st_plan *p, const st_model *m, const st_cluster *c, int64_t
     if (!(p->given & ST_GIVEN_GRAD)) p->grad_bytes = 4;
     if (p->grad_bytes != 2 && p->grad_bytes != 4) BAD("grad_bytes", "must be 2 or 4");
 
+    /* Replicas that run different micro-batch counts meet once per micro-batch where a collective spans
+     * them: ZeRO-3 gathers every layer's weights over the data-parallel group, and the experts' all-to-all
+     * runs over ep ranks of several replicas. Every rank of a collective must call it as often (NCCL
+     * matches calls in order), so the replica with fewer micro-batches leaves the others waiting on
+     * collectives it never issues. PyTorch's Join, the frameworks' one mechanism for uneven inputs,
+     * shadows only DDP's gradient all-reduce and "does not support custom distributed collective
+     * operations in the forward pass" (pytorch/pytorch PR #42577, DistributedDataParallel.join); FSDP
+     * hangs when one rank skips a module's forward (huggingface/transformers#37186). No framework runs
+     * such a plan, so it is refused here, for the estimate, the simulator and the search alike
+     * (search/balance.c does not make it). */
+    const char *why = st_plan_lockstep(p);
+    if (why)
+        BAD("dp_batches", "uneven dp_batches with %s: its collectives run once per micro-batch across replicas that "
+            "would run different counts, which no framework runs (they hang); give even micro-batches", why);
     if (p->nstage_layers) {
         int64_t chunks = (int64_t)p->pp * p->vp, sum = 0;
         if (p->nstage_layers != chunks)

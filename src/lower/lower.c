@@ -70,7 +70,7 @@
  * keeps the cluster's slowest GPU. Every rank: the replicas that sit on the same groups and run as
  * many micro-batches share one replica's instructions. Collectives issued per micro-batch in groups
  * that span replicas (ZeRO-3's layer gathers, the experts' all-to-all) need equal micro-batch counts:
- * uneven dp_batches with zero=3 or ep > 1 are refused there (no framework runs them either).
+ * uneven dp_batches with zero=3 or ep > 1 are refused (st_plan_lockstep: no framework runs them).
  *
  * Network (program.h, "Network"; the links and routes are lower_net.c's). Every transfer gets a
  * route and a latency part: the cost model's time minus the same time on the cluster without
@@ -1507,12 +1507,6 @@ static int check_size(const st_plan *p, int64_t microbatches, int nranks, st_err
 }
 
 /* 1 when the replicas run different micro-batch counts (dp_batches not all equal) */
-static int uneven_batches(const st_plan *p) {
-    for (int q = 1; q < p->ndp_batches; q++)
-        if (p->dp_batches[q] != p->dp_batches[0]) return 1;
-    return 0;
-}
-
 /* Every rank on node groups or with dp_batches (nrep = dp replicas priced): like[q], the first replica
  * whose programs replica q's equal, the one whose instructions q runs: as many micro-batches and every
  * stage's block on the same node groups (its first and last rank's), so its chunks, messages and
@@ -1546,12 +1540,12 @@ int st_lower_plan(st_cost_ctx *ctx, const st_plan *p, const st_lower_opts *o, st
      * step runs it; every rank, each replica as it runs (nrep replicas priced, each its own chunks) */
     const st_cluster *c = st_cost_cluster(ctx);
     int mixed = c->ngroups > 0 || p->ndp_batches, nrep = full && mixed ? p->dp : 1;
-    if (full && uneven_batches(p) && (p->zero == 3 || p->ep > 1))
+    const char *lockstep = st_plan_lockstep(p); /* (st_plan_finalize refuses it first) */
+    if (lockstep)
         return st_error_set(err, ST_EINVAL, NULL, "dp_batches",
-                            "uneven dp_batches are not lowered to every rank with %s: its collectives run once "
-                            "per micro-batch in groups across replicas that run different counts; simulate by "
-                            "stage, or with even micro-batches",
-                            p->zero == 3 ? "zero=3 (the layer gathers)" : "ep > 1 (the experts' all-to-all)");
+                            "uneven dp_batches with %s: its collectives run once per micro-batch in groups across "
+                            "replicas that run different counts, which no framework runs; give even micro-batches",
+                            lockstep);
     /* every rank runs one shard per lane (its groups, peers and routes are laid out for one tp) */
     if (full && p->nstage_tp)
         return st_error_set(err, ST_EINVAL, NULL, "stage_tp",

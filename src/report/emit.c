@@ -445,6 +445,7 @@ static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_
     int rc = 0;
     int *chunks = NULL;
     int first = 0, last = 0; /* uneven first/last stage layer counts, 0 = not set */
+    int layout = 0;          /* uneven interleaved chunks: --pipeline-model-parallel-layout */
 
     if ((rc = megatron_structure(m, err)) != 0) return rc; /* the model's, before any plan's reason */
     if (p->kernels != ST_KERN_FUSED)
@@ -501,12 +502,8 @@ static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_
             if (chunks[i] != chunks[0]) even = 0;
         }
         if (!even && p->vp > 1) {
-            rc = st_error_set(err, ST_EINVAL, NULL, "stage_layers",
-                              "%s interleaves only equal virtual stages (layers per chunk must be equal)",
-                              MEGATRON_TARGET);
-            goto out;
-        }
-        if (!even && p->pp == 2) {
+            layout = 1; /* --pipeline-model-parallel-layout, below */
+        } else if (!even && p->pp == 2) {
             first = chunks[0]; /* the last stage takes the rest */
         } else if (!even) {
             int mid = chunks[1];
@@ -572,7 +569,19 @@ static int emit_megatron(sbuf *b, const st_plan *p, const st_model *m, const st_
     /* parallelism */
     flag(&w, "--tensor-model-parallel-size %d", p->tp);
     flag(&w, "--pipeline-model-parallel-size %d", p->pp);
-    if (p->vp > 1) flag(&w, "--num-layers-per-virtual-pipeline-stage %d", chunks[0]);
+    if (layout) {
+        /* Megatron-LM's custom layout (arguments.py; megatron/core/transformer/pipeline_parallel_layer_layout.py,
+         * PipelineParallelLayerLayout): the pp*vp virtual stages in chunk order (chunk j on rank j % pp, as
+         * strata places them), split by '|', "t*N" N transformer layers, E the embedding, L the loss; it sets
+         * the virtual pipeline size itself and excludes --num-layers-per-virtual-pipeline-stage. Quoted: '|'
+         * and '*' are shell syntax. */
+        if (w.n++ > 0) sb_puts(b, " \\\n");
+        sb_puts(b, "--pipeline-model-parallel-layout 'E");
+        for (int i = 0; i < p->pp * p->vp; i++) sb_printf(b, "%st*%d", i ? "|" : ",", chunks[i]);
+        sb_puts(b, ",L'");
+    } else if (p->vp > 1) {
+        flag(&w, "--num-layers-per-virtual-pipeline-stage %d", chunks[0]);
+    }
     if (first) flag(&w, "--decoder-first-pipeline-num-layers %d", first);
     if (last) flag(&w, "--decoder-last-pipeline-num-layers %d", last);
     flag(&w, "--context-parallel-size %d", p->cp);
