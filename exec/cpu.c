@@ -139,6 +139,7 @@ typedef struct rank_state {
     int *sendins;           /* this iteration's sends: the instruction of each */
     MPI_Comm world;         /* the run's communicator (owned; MPI_ERRORS_RETURN) */
     MPI_Comm job;           /* the job's ranks: the world's, or with replicas (st_exec_opts) this copy's (owned) */
+    MPI_Comm all;           /* where a step's failure is agreed on: world, or with replicas every copy's (owned) */
     st__xgcomm gc;          /* the backend's dp collectives (NULL entries: MPI's below) */
     st__xwatch w;           /* where this rank is, for a timeout's or a crash's line */
     st__xfault fault;       /* STRATA_EXEC_FAULT's */
@@ -1234,8 +1235,8 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
         /* one rank's failure stops every rank: agree before the next collective that could hang */
         int bad = rc != 0 ? S->rank : INT_MAX, first = INT_MAX;
         watch_between(S, step, "its end: the ranks agree on errors, time and loss");
-        st__xwait(&S->w, MPI_Iallreduce(&bad, &first, 1, MPI_INT, MPI_MIN, S->world, &q), &q, 1, "all-reduce",
-                  S->world, -1);
+        st__xwait(&S->w, MPI_Iallreduce(&bad, &first, 1, MPI_INT, MPI_MIN, S->all, &q), &q, 1, "all-reduce",
+                  S->all, -1);
         if (first != INT_MAX) {
             res->failed_by = first + 1;
             if (!rc) rc = st_error_set(err, ST_EINVAL, NULL, "plan", "rank %d failed (its line says why)", first);
@@ -1268,6 +1269,7 @@ static void state_destroy(rank_state *S) {
     if (S->comms)
         for (int g = 0; g < S->l->ngroups; g++)
             if (S->comms[g] != MPI_COMM_NULL) MPI_Comm_free(&S->comms[g]);
+    if (S->all != S->world && S->all != MPI_COMM_NULL) MPI_Comm_free(&S->all); /* before world: it may be world */
     if (S->world != MPI_COMM_NULL) MPI_Comm_free(&S->world);
     if (S->job != MPI_COMM_WORLD && S->job != MPI_COMM_NULL) MPI_Comm_free(&S->job);
     for (int64_t j = 0; S->acts && j < S->M * S->V; j++) {
@@ -1308,6 +1310,12 @@ static int make_comms(rank_state *S) {
     MPI_Group world;
     if (MPI_Comm_dup(S->job, &S->world) != MPI_SUCCESS) return ST_EINVAL;
     MPI_Comm_set_errhandler(S->world, MPI_ERRORS_RETURN);
+    /* copies agree on a failure too: one that stopped alone would leave the others waiting at the exit */
+    S->all = S->world;
+    if (S->job != MPI_COMM_WORLD) {
+        if (MPI_Comm_dup(MPI_COMM_WORLD, &S->all) != MPI_SUCCESS) return ST_EINVAL;
+        MPI_Comm_set_errhandler(S->all, MPI_ERRORS_RETURN);
+    }
     MPI_Comm_group(S->world, &world);
     for (int g = 0; g < l->ngroups; g++) {
         S->comms[g] = MPI_COMM_NULL;
@@ -1413,7 +1421,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
         res->refused = 1;
         return rc;
     }
-    S.world = MPI_COMM_NULL, S.job = MPI_COMM_WORLD;
+    S.world = S.all = MPI_COMM_NULL, S.job = MPI_COMM_WORLD;
     S.w = (st__xwatch){.timeout_s = o->timeout_s > 0 ? o->timeout_s : ST_EXEC_TIMEOUT_S, .rank = S.rank,
                        .world = MPI_COMM_WORLD, .step = -1, .ins = -1, .mb = -1, .label = "the setup"};
     const st__xbackend *be = &st__xbackend_cpu;

@@ -55,4 +55,25 @@ check_within "tiny-llama, ILP on 4 devices computing alike, matches the single-r
 if grep -q '"copies": 4' "$T/out"; then ok "it runs as 4 copies"
 else nok "it runs as 4 copies" "$(head -3 "$T/out")"; fi
 
+# tiny-gpt on 4 devices in at most 2 stages: 2 stages, each on 2 devices computing alike (2 copies of a
+# 2-stage pipeline: world ranks 0, 1 run stage 0, ranks 2, 3 stage 1)
+ilp p4 --model tiny-gpt --gpus 4 --gbs 8 --mbs 2 --max-stages 2
+if [ "$(grep -c '"gpus_per_node": 2' "$T/p4.json")" -eq 2 ] && whole p4 qkv; then
+	ok "tiny-gpt on 4 of dgx-a100-80g in 2 stages: each stage whole on its 2 devices"
+else nok "tiny-gpt on 4 in 2 stages: the ILP's shardings" "$(cat "$T/p4.json")"; fi
+mpi_strata 180 4 run --model tiny-gpt --plan "$T/p4.json" --steps 2 --check --json
+check_within "tiny-gpt, ILP 2 stages on 2 devices each computing alike, matches the single-rank reference"
+if grep -q '"copies": 2' "$T/out" && grep -q '"plan": "tp=1,pp=2,dp=1,' "$T/out"; then ok "it runs as 2 copies of pp=2"
+else nok "it runs as 2 copies of pp=2" "$(head -3 "$T/out")"; fi
+# a step that fails (a NaN put in rank 0's first gradient: the last stage meets the loss) stops every
+# copy, and copy 0's last stage says why, in one line (tests/cli_run_fault.sh's case without copies)
+STRATA_EXEC_FAULT=0:1:nan
+export STRATA_EXEC_FAULT
+mpi_strata 120 4 run --model tiny-gpt --plan "$T/p4.json" --steps 2
+unset STRATA_EXEC_FAULT
+if [ "$rc" -eq 2 ] && [ "$(grep -c '^strata run:' "$T/err")" -eq 1 ] && [ ! -s "$T/out" ] &&
+	grep -q '^strata run: .*rank 1 step 2: the loss is not finite' "$T/err"; then
+	ok "a diverged loss in every copy: one line from copy 0's last stage, exit 2"
+else nok "a diverged loss in every copy: one line from copy 0's last stage, exit 2" "rc=$rc $(cat "$T/err")"; fi
+
 finish_tests

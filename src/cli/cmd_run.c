@@ -301,8 +301,8 @@ done:
     }
     /* a step that failed on some rank, which every rank learnt at the step's end: the first such
      * rank says why, before any rank's exit can have mpirun stop it */
-    if (rc < 0 && mpi && ran && !refused && failed_by) {
-        if (rank == failed_by - 1) st_cli_report("run", err);
+    if (rc < 0 && mpi && ran && !refused && failed_by) { /* with copies, copy 0's rank (st_exec_job_rank) */
+        if (rank == (failed_by - 1) * (o.replicas > 1 ? o.replicas : 1)) st_cli_report("run", err);
         st_exec_mpi_barrier();
         rc = 2;
     }
