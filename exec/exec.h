@@ -77,9 +77,10 @@ typedef struct st_exec_opts {
 
 /* The job rank world rank world_rank runs, with `replicas` copies of a job of nranks ranks (st_exec_opts): copy
  * world_rank % replicas, rank world_rank / replicas, so that a stage's copies are neighbours, as the ILP's stage
- * mesh holds them where the axes that split nothing are its innermost (search/autoshard.c). Each copy computes the same on the same data, with no collective
- * between copies: the ILP reduces a gradient over no axis that splits nothing. 0, or ST_EINVAL with err saying
- * why (mpirun's rank count; the cuda backend, whose communicators number the world's ranks). */
+ * mesh holds them where the axes that split nothing are its innermost (search/autoshard.c). Each copy computes
+ * the same on the same data, with no collective between copies: the ILP reduces a gradient over no axis that
+ * splits nothing. 0, or ST_EINVAL with err saying why (mpirun's rank count; the cuda backend, whose
+ * communicators number the world's ranks). */
 int st_exec_job_rank(int nranks, int replicas, st_exec_backend backend, int world_rank, int world_size, int *rank,
                      st_error *err);
 

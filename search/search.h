@@ -330,9 +330,9 @@ const char *st_autoshard_role(const st_graph *g, int op, const st_as_choice *ch,
 /* The hybrid degrees an operator-level plan runs with in the executor (search/as_hybrid.c): when
  * every stage shards each operator as Megatron-LM's decoder does (per mesh axis: tensor parallelism
  * over the heads, with or without the residual stream split by rows, or data parallelism), all
- * stages alike (mesh axes that split no operator: rep copies). tp and dp are products over the mesh axes; sp 1
- * when the residual stream is split;
- * zero 1 when the stages use ZeRO-1 over a batch split. Returns 0, or ST_EINVAL with err naming the
+ * stages alike (mesh axes that split no operator: rep copies). tp and dp are products over the mesh
+ * axes; sp 1 when the residual stream is split; zero 1 when the stages use ZeRO-1 over a batch
+ * split. Returns 0, or ST_EINVAL with err naming the
  * first stage and operator (its label and mesh axis) the executor does not run so. */
 typedef struct st_as_hybrid {
     int tp, dp, sp, zero;
