@@ -138,6 +138,8 @@ typedef struct rank_state {
     double pending_tp_s;    /* the tp collectives' time in the instruction before */
     int *sendins;           /* this iteration's sends: the instruction of each */
     MPI_Comm world;         /* the run's communicator (owned; MPI_ERRORS_RETURN) */
+    MPI_Comm job;           /* the job's ranks: the world's, or with replicas (st_exec_opts) this copy's (owned) */
+    MPI_Comm all;           /* where a step's failure is agreed on: world, or with replicas every copy's (owned) */
     st__xgcomm gc;          /* the backend's dp collectives (NULL entries: MPI's below) */
     st__xwatch w;           /* where this rank is, for a timeout's or a crash's line */
     st__xfault fault;       /* STRATA_EXEC_FAULT's */
@@ -1233,8 +1235,8 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
         /* one rank's failure stops every rank: agree before the next collective that could hang */
         int bad = rc != 0 ? S->rank : INT_MAX, first = INT_MAX;
         watch_between(S, step, "its end: the ranks agree on errors, time and loss");
-        st__xwait(&S->w, MPI_Iallreduce(&bad, &first, 1, MPI_INT, MPI_MIN, S->world, &q), &q, 1, "all-reduce",
-                  S->world, -1);
+        st__xwait(&S->w, MPI_Iallreduce(&bad, &first, 1, MPI_INT, MPI_MIN, S->all, &q), &q, 1, "all-reduce",
+                  S->all, -1);
         if (first != INT_MAX) {
             res->failed_by = first + 1;
             if (!rc) rc = st_error_set(err, ST_EINVAL, NULL, "plan", "rank %d failed (its line says why)", first);
@@ -1267,7 +1269,9 @@ static void state_destroy(rank_state *S) {
     if (S->comms)
         for (int g = 0; g < S->l->ngroups; g++)
             if (S->comms[g] != MPI_COMM_NULL) MPI_Comm_free(&S->comms[g]);
+    if (S->all != S->world && S->all != MPI_COMM_NULL) MPI_Comm_free(&S->all); /* before world: it may be world */
     if (S->world != MPI_COMM_NULL) MPI_Comm_free(&S->world);
+    if (S->job != MPI_COMM_WORLD && S->job != MPI_COMM_NULL) MPI_Comm_free(&S->job);
     for (int64_t j = 0; S->acts && j < S->M * S->V; j++) {
         st__xacts_free(S->acts[j]);
         free(S->act_in[j]);
@@ -1297,15 +1301,21 @@ static void state_destroy(rank_state *S) {
     st__xmodel_destroy(&S->x);
 }
 
-/* the run's communicator (the world's ranks, errors returned to st__xwait), then the communicators
+/* the run's communicator (the job's ranks, errors returned to st__xwait), then the communicators
  * of the groups this rank is in, made from it, in the lowering's group order (MPI_Comm_create_group
  * is collective over the group's members only, so every member makes the same ones in the same
  * order); they inherit its error handler */
 static int make_comms(rank_state *S) {
     const st_lowered *l = S->l;
     MPI_Group world;
-    if (MPI_Comm_dup(MPI_COMM_WORLD, &S->world) != MPI_SUCCESS) return ST_EINVAL;
+    if (MPI_Comm_dup(S->job, &S->world) != MPI_SUCCESS) return ST_EINVAL;
     MPI_Comm_set_errhandler(S->world, MPI_ERRORS_RETURN);
+    /* copies agree on a failure too: one that stopped alone would leave the others waiting at the exit */
+    S->all = S->world;
+    if (S->job != MPI_COMM_WORLD) {
+        if (MPI_Comm_dup(MPI_COMM_WORLD, &S->all) != MPI_SUCCESS) return ST_EINVAL;
+        MPI_Comm_set_errhandler(S->all, MPI_ERRORS_RETURN);
+    }
     MPI_Comm_group(S->world, &world);
     for (int g = 0; g < l->ngroups; g++) {
         S->comms[g] = MPI_COMM_NULL;
@@ -1333,7 +1343,7 @@ static int gather(const rank_state *S, const st_exec_opts *o, const double *span
     double *all = NULL;
     const st__xwatch *w = &S->w;
     MPI_Request q = MPI_REQUEST_NULL;
-    MPI_Comm world = MPI_COMM_WORLD;
+    MPI_Comm world = S->job;
     int mrc = MPI_Igather(kind_s, ST_EXEC_KINDS, MPI_DOUBLE, res->kind_s, ST_EXEC_KINDS, MPI_DOUBLE, 0, world, &q);
     st__xwait(w, mrc, &q, 1, "gather", world, -1);
     struct rusage ru;
@@ -1397,15 +1407,21 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     double *spans = NULL, kind_s[ST_EXEC_KINDS] = {0};
     int rc = 0, size = 0, *l0 = NULL, *l1 = NULL, whole[2] = {0, (int)m->layers};
     memset(res, 0, sizeof *res);
-    MPI_Comm_rank(MPI_COMM_WORLD, &S.rank);
+    int wrank = 0, reps = o->replicas > 1 ? o->replicas : 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if ((rc = st_exec_job_rank(l->nranks, reps, o->backend, wrank, size, &S.rank, err))) {
+        res->refused = 1;
+        return rc;
+    }
+    if (reps > 1) size = l->nranks; /* the copy's */
     res->rank = S.rank, res->nranks = size, res->steps = o->steps;
     if ((rc = check_plan(p, l, m->layers, size, err)) ||
         (rc = check_fault(getenv("STRATA_EXEC_FAULT"), l, &S.fault, err))) {
         res->refused = 1;
         return rc;
     }
-    S.world = MPI_COMM_NULL;
+    S.world = S.all = MPI_COMM_NULL, S.job = MPI_COMM_WORLD;
     S.w = (st__xwatch){.timeout_s = o->timeout_s > 0 ? o->timeout_s : ST_EXEC_TIMEOUT_S, .rank = S.rank,
                        .world = MPI_COMM_WORLD, .step = -1, .ins = -1, .mb = -1, .label = "the setup"};
     const st__xbackend *be = &st__xbackend_cpu;
@@ -1466,6 +1482,11 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
         res->ref_loss = calloc((size_t)o->steps, sizeof *res->ref_loss);
         res->stats = calloc((size_t)size * ST_EXEC_STATS, sizeof *res->stats);
     }
+    /* the copies (st_exec_job_rank's numbering; collective over the world, whose ranks all come here) */
+    if (reps > 1 && MPI_Comm_split(MPI_COMM_WORLD, wrank % reps, wrank / reps, &S.job) != MPI_SUCCESS) {
+        S.job = MPI_COMM_NULL;
+        if (!rc) rc = st_error_set(err, ST_EINVAL, NULL, NULL, "MPI could not split the world into the plan's copies");
+    }
     int bad = rc || !S.comms || !S.acts || !S.act_in || !S.grad_in || !S.fwd_out || !S.bwd_done || !S.din || !S.reqs ||
               !S.sendbufs || !S.sendins || !S.tokens || !spans || (S.rank == 0 && (!res->loss || !res->iteration_s ||
               !res->kind_s || !res->ref_loss || !res->stats)) || setup_regions(&S) ||
@@ -1521,7 +1542,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     st__xcrash_remove();
     if (rc) goto out;
     watch_between(&S, -1, "gathering the results at rank 0");
-    if (o->check) { /* the largest over ranks, at rank 0 */
+    if (o->check) { /* the largest over ranks (every copy's), at rank 0 */
         double d[2 * ST_EXEC_TENSORS], dmax[2 * ST_EXEC_TENSORS];
         memcpy(d, res->grad_diff, sizeof res->grad_diff);
         memcpy(d + ST_EXEC_TENSORS, res->grad_ref, sizeof res->grad_ref);
@@ -1542,8 +1563,8 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
                    (t->expert >= 0 ? S.dr < S.ep : S.dr == 0) && !(S.dual && S.pg->stage >= S.pp / 2);
         if (once) np += (double)(t->nrows * t->ncols);
     }
-    st__xwait(&S.w, MPI_Ireduce(&np, &nptot, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD, &q), &q, 1, "reduce to rank 0",
-              MPI_COMM_WORLD, -1);
+    st__xwait(&S.w, MPI_Ireduce(&np, &nptot, 1, MPI_DOUBLE, MPI_SUM, 0, S.job, &q), &q, 1, "reduce to rank 0",
+              S.job, -1);
     res->params = nptot;
     rc = gather(&S, o, spans, kind_s, res, err);
 out:

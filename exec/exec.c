@@ -1,6 +1,7 @@
 /* exec.c: what the executor says with or without its runtime built (exec.h): the backends, the
- * measured kinds and compared tensors by name, the result's destructor, the measure pass, and
- * whether a lowering's transfers suit a transport that matches them by order (NCCL). */
+ * measured kinds and compared tensors by name, the result's destructor, the measure pass,
+ * whether a lowering's transfers suit a transport that matches them by order (NCCL), and which
+ * copy of a replicated plan's job a world rank runs. */
 #include "exec/exec.h"
 
 #include <stdlib.h>
@@ -17,6 +18,25 @@ int st_exec_backend_parse(const char *s, st_exec_backend *out) {
             return 0;
         }
     return ST_EINVAL;
+}
+
+int st_exec_job_rank(int nranks, int replicas, st_exec_backend backend, int world_rank, int world_size, int *rank,
+                     st_error *err) {
+    if (replicas <= 1) {
+        *rank = world_rank;
+        return 0; /* check_plan compares the world's size with the plan's ranks */
+    }
+    /* the cuda backend's communicators number the world's ranks (exec/cuda.c's comm_init) */
+    if (backend != ST_EXEC_CPU)
+        return st_error_set(err, ST_EINVAL, NULL, "plan", "the %s backend runs no replicated plan yet: --backend cpu",
+                            st_exec_backend_name(backend));
+    if (world_size != nranks * replicas)
+        return st_error_set(err, ST_EINVAL, NULL, "plan",
+                            "the plan runs on %d ranks (tp x pp x dp x cp), %d copies of them (the ILP's replicated "
+                            "mesh axes); mpirun started %d (mpirun -np %d)", nranks, replicas, world_size,
+                            nranks * replicas);
+    *rank = world_rank / replicas;
+    return 0;
 }
 
 double st_exec_arena_bytes(const st_program *pg) {

@@ -71,7 +71,18 @@ typedef struct st_exec_opts {
     double timeout_s;  /* the longest wait in one collective, send or receive (> 0; below) */
     int attn_rows;     /* an operator-level plan's attention on each rank's token rows, whole weights: 1 the
                           projection, 2 QKV to the projection (st_as_hybrid's; needs sp; exec/model.c) */
+    int replicas;      /* an operator-level plan's copies of the job (0 or 1: one): mesh axes on which the ILP splits
+                          nothing, every device computing what the others do (st_as_hybrid's rep) */
 } st_exec_opts;
+
+/* The job rank world rank world_rank runs, with `replicas` copies of a job of nranks ranks (st_exec_opts): copy
+ * world_rank % replicas, rank world_rank / replicas, so that a stage's copies are neighbours, as the ILP's stage
+ * mesh holds them where the axes that split nothing are its innermost (search/autoshard.c). Each copy computes
+ * the same on the same data, with no collective between copies: the ILP reduces a gradient over no axis that
+ * splits nothing. 0, or ST_EINVAL with err saying why (mpirun's rank count; the cuda backend, whose
+ * communicators number the world's ranks). */
+int st_exec_job_rank(int nranks, int replicas, st_exec_backend backend, int world_rank, int world_size, int *rank,
+                     st_error *err);
 
 /* Faults (exec/fault.c). Every wait of a rank for its peers in st_exec_run (a collective, send or
  * receive of an instruction, the barrier that starts a step, the agreements after the setup and

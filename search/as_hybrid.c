@@ -17,10 +17,13 @@
  * resharded from the heads to the rows by an all-to-all, the projection data-parallel, no partial
  * sums to reduce-scatter), or the whole attention (2: QKV to the projection data-parallel on whole
  * sequences, 'b', under a Megatron MLP; QKV's label is then 'b', and fc1's 'f' tells the axis from
- * a data-parallel one). Counts of what the ILP chose on the tiny presets: tests/cli_run_ilp.sh.
- * Anything else (an axis that replicates the QKV projection, head-dimension or 2-D splits of an
- * operator, MoE routing and experts, stages on meshes of different shapes) is named: stage,
- * operator, label and axis. */
+ * a data-parallel one). An axis on which the stage splits no operator ('rep': every device of it
+ * computes what the others do, on the same data; the ILP prices no gradient reduction there, as
+ * search/autoshard.c's grad_sync reduces over the axes that split what a weight lacks) runs as that
+ * many copies of the job, with no collective between them (st_exec_job_rank). Counts of what the
+ * ILP chose on the tiny presets: tests/cli_run_ilp.sh. Anything else (an axis that replicates some
+ * operators and splits others, head-dimension or 2-D splits of an operator, MoE routing and experts,
+ * stages on meshes of different shapes) is named: stage, operator, label and axis. */
 #include "search/search.h"
 
 #include <string.h>
@@ -66,16 +69,27 @@ static int refuse(st_error *err, int stage, const st_graph *g, int op, char lab,
                         axis, size, why);
 }
 
+/* whether the stage splits none of its operators on mesh axis a */
+static int replicated_axis(const st_graph *g, const st_as_stage *st, int a) {
+    for (int o = 0; o < g->nops; o++)
+        if (st->choice[o].lab[0] != '-' && st->choice[o].lab[a]) return 0;
+    return 1;
+}
+
 /* one stage's degrees; the residual stream's label per tp axis must agree across its operators */
 static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st_error *err) {
     const st_graph *g = r->g;
     const st_as_stage *st = &r->stage[s];
     int qkv = op_index(g, "qkv");
     int tp_axes = 0, sp_axes = 0;
-    h->tp = h->dp = 1, h->sp = 0, h->attn_rows = 0;
+    h->tp = h->dp = h->rep = 1, h->sp = 0, h->attn_rows = 0;
     for (int a = 0; a < st->mesh.naxes; a++) {
         int size = st->mesh.size[a];
         if (size == 1) continue;
+        if (replicated_axis(g, st, a)) {
+            h->rep *= size;
+            continue;
+        }
         if (qkv < 0 || st->choice[qkv].lab[0] == '-')
             return st_error_set(err, ST_EINVAL, NULL, "stages",
                                 "stage %d: no attention block on a mesh of %d devices: the executor shards the "
@@ -168,6 +182,10 @@ int st_autoshard_hybrid(const st_autoshard_result *r, st_as_hybrid *h, st_error 
                                 "stage %d shards as tp=%d, dp=%d, sp=%d, zero=%d and stage 0 as tp=%d, dp=%d, sp=%d, "
                                 "zero=%d: the executor runs stages of one shape",
                                 s, x.tp, x.dp, x.sp, x.zero, h->tp, h->dp, h->sp, h->zero);
+        if (s > 0 && x.rep != h->rep)
+            return st_error_set(err, ST_EINVAL, NULL, "stages",
+                                "stage %d computes on %d devices alike and stage 0 on %d: the executor runs stages of "
+                                "one shape", s, x.rep, h->rep);
         if (s > 0 && x.attn_rows != h->attn_rows)
             return st_error_set(err, ST_EINVAL, NULL, "stages",
                                 "stage %d splits the projection by %s and stage 0 by %s: the executor runs stages "

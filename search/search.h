@@ -330,13 +330,16 @@ const char *st_autoshard_role(const st_graph *g, int op, const st_as_choice *ch,
 /* The hybrid degrees an operator-level plan runs with in the executor (search/as_hybrid.c): when
  * every stage shards each operator as Megatron-LM's decoder does (per mesh axis: tensor parallelism
  * over the heads, with or without the residual stream split by rows, or data parallelism), all
- * stages alike. tp and dp are products over the mesh axes; sp 1 when the residual stream is split;
- * zero 1 when the stages use ZeRO-1 over a batch split. Returns 0, or ST_EINVAL with err naming the
+ * stages alike (mesh axes that split no operator: rep copies). tp and dp are products over the mesh
+ * axes; sp 1 when the residual stream is split; zero 1 when the stages use ZeRO-1 over a batch
+ * split. Returns 0, or ST_EINVAL with err naming the
  * first stage and operator (its label and mesh axis) the executor does not run so. */
 typedef struct st_as_hybrid {
     int tp, dp, sp, zero;
     int attn_rows; /* on the tp axes (with sp) by the token rows rather than the heads: 1 the attention projection
                       (an all-to-all before it), 2 the whole attention (QKV to the projection); whole weights */
+    int rep;       /* copies: the product of the mesh axes on which no operator is split (every device of such an
+                      axis computes what the others do) */
 } st_as_hybrid;
 int st_autoshard_hybrid(const st_autoshard_result *r, st_as_hybrid *h, st_error *err);
 /* The hand-written plan the result amounts to ("tp=8,pp=1,dp=1,mbs=1,sp=0"), when every stage

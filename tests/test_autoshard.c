@@ -1436,7 +1436,12 @@ START_TEST(ilp_hybrid_degrees) {
     ch[qkv].lab[0] = 'n';
     ch[ln2].lab[0] = 0; /* a residual stream split before the attention only */
     hybrid_refused(&r, "operator ln2: split none on mesh axis 0 (2 devices): the residual stream's other");
-    set_all(&r, 0, 0);
+    set_all(&r, 0, 0); /* nothing split: two copies of one device's job */
+    ck_assert_int_eq(st_autoshard_hybrid(&r, &h, &err), 0);
+    ck_assert_int_eq(h.tp * h.dp, 1);
+    ck_assert_int_eq(h.sp, 0);
+    ck_assert_int_eq(h.rep, 2);
+    ch[ln2].lab[0] = 'b'; /* one operator split: the axis no longer replicates the stage */
     hybrid_refused(&r, "operator qkv: split none on mesh axis 0 (2 devices): every device would compute the same");
     set_all(&r, 0, 'b'); /* data parallelism, ZeRO-1 where the stage says */
     r.stage[0].zero = 1;
@@ -1445,6 +1450,7 @@ START_TEST(ilp_hybrid_degrees) {
     ck_assert_int_eq(h.dp, 2);
     ck_assert_int_eq(h.sp, 0);
     ck_assert_int_eq(h.zero, 1);
+    ck_assert_int_eq(h.rep, 1);
     st_autoshard_result_free(&r);
 
     /* two stages of two devices (tiny-llama): both tp=2 with sp; stage 1 as dp instead is refused */
@@ -1465,6 +1471,13 @@ START_TEST(ilp_hybrid_degrees) {
     st_as_work_free(&w);
     set_all(&r, 1, 'b');
     hybrid_refused(&r, "stage 1 shards as tp=1, dp=2, sp=0, zero=1 and stage 0 as tp=2, dp=1, sp=1, zero=0");
+    set_all(&r, 0, 0), set_all(&r, 1, 0); /* both replicated: two copies of a two-stage pipeline */
+    ck_assert_int_eq(st_autoshard_hybrid(&r, &h, &err), 0);
+    ck_assert_int_eq(h.tp * h.dp, 1);
+    ck_assert_int_eq(h.rep, 2);
+    r.stage[1].mesh.size[0] = 1; /* stage 1 on one device: one copy of it against stage 0's two */
+    hybrid_refused(&r, "stage 1 computes on 1 devices alike and stage 0 on 2: the executor runs stages of one shape");
+    r.stage[1].mesh.size[0] = 2;
     st_autoshard_result_free(&r);
 
     /* a 2x2 mesh: the ILP mixes the axes (the output layer vocabulary-split where QKV splits the batch) */

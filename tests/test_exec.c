@@ -1,9 +1,10 @@
-/* test_exec.c: the executor layer (exec/exec.h): backends by name, the arena measure pass, and the
- * order check of the transfers. */
+/* test_exec.c: the executor layer (exec/exec.h): backends by name, a replicated plan's job ranks, the
+ * arena measure pass, and the order check of the transfers. */
 #include "src/strata.h"
 #include "suites.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 START_TEST(backend_names) {
     st_exec_backend b;
@@ -14,6 +15,24 @@ START_TEST(backend_names) {
     ck_assert_str_eq(st_exec_backend_name(ST_EXEC_CUDA), "cuda");
     ck_assert_int_eq(st_exec_backend_parse("rocm", &b), ST_EINVAL);
     ck_assert_int_eq(st_exec_backend_parse("", &b), ST_EINVAL);
+}
+END_TEST
+
+/* a replicated plan's copies: world rank w runs rank w / copies; mpirun's count and the backend checked */
+START_TEST(job_rank_copies) {
+    st_error err;
+    int rank = -1;
+    ck_assert_int_eq(st_exec_job_rank(2, 1, ST_EXEC_CUDA, 3, 5, &rank, &err), 0); /* one copy: the world's */
+    ck_assert_int_eq(rank, 3);
+    ck_assert_int_eq(st_exec_job_rank(2, 4, ST_EXEC_CPU, 5, 8, &rank, &err), 0);
+    ck_assert_int_eq(rank, 1); /* copy 1 of 4, rank 1 of 2: world ranks 4..7 hold rank 1 */
+    ck_assert_int_eq(st_exec_job_rank(2, 4, ST_EXEC_CPU, 7, 8, &rank, &err), 0);
+    ck_assert_int_eq(rank, 1);
+    ck_assert_int_eq(st_exec_job_rank(2, 4, ST_EXEC_CPU, 0, 4, &rank, &err), ST_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.text, "2 ranks (tp x pp x dp x cp), 4 copies of them"));
+    ck_assert_ptr_nonnull(strstr(err.text, "mpirun started 4 (mpirun -np 8)"));
+    ck_assert_int_eq(st_exec_job_rank(2, 4, ST_EXEC_CUDA, 0, 8, &rank, &err), ST_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.text, "the cuda backend runs no replicated plan"));
 }
 END_TEST
 
@@ -99,6 +118,7 @@ Suite *suite_exec(void) {
     Suite *s = suite_create("exec");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, backend_names);
+    tcase_add_test(tc, job_rank_copies);
     tcase_add_test(tc, arena_hand_made);
     tcase_add_test(tc, arena_real_lowering);
     tcase_add_test(tc, p2p_in_order);

@@ -84,6 +84,8 @@ static void print_json(FILE *f, const st_model *m, const char *spec, const st_pl
             st_exec_backend_name(o->backend), r->nranks, S, r->params);
     if (o->attn_rows) /* an ILP plan's (st_exec_opts) */
         fprintf(f, " \"on_rows\": \"%s\",\n", o->attn_rows == 1 ? "projection" : "attention");
+    if (o->replicas > 1) /* the same: the ranks beyond the job's compute what its ranks do */
+        fprintf(f, " \"copies\": %d,\n", o->replicas);
     fprintf(f, " \"kept_step\": %d, \"iteration_time_s\": %.17g, \"tokens_per_s\": %.17g,\n \"loss\": [",
             r->kept_step + 1, t, (double)p->gbs * (double)p->seq / t);
     for (int i = 0; i < S; i++) fprintf(f, "%s%.17g", i ? ", " : "", r->loss[i]);
@@ -122,6 +124,9 @@ static void print_text(FILE *f, const st_model *m, const char *spec, const st_lo
     if (o->attn_rows)
         fprintf(f, "           %s on each rank's token rows, whole weights (the ILP's split)\n",
                 o->attn_rows == 1 ? "the attention projection" : "the attention (QKV to the projection)");
+    if (o->replicas > 1)
+        fprintf(f, "           %d copies of these ranks computing the same (the ILP's mesh axes that split nothing)\n",
+                o->replicas);
     fprintf(f, "ran        %d ranks, %d steps, seed %" PRIu64 ", %s backend (fp32, %s GEMMs)\n\n", r->nranks,
             r->steps, o->seed, st_exec_backend_name(o->backend),
             o->backend == ST_EXEC_CUDA ? "cuBLAS" : o->reference_kernels ? "plain C" : "BLAS");
@@ -254,7 +259,8 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
     if (!a.cluster) a.cluster = "dgx-a100-80g";
     /* an operator-level plan runs as the hybrid plan it is (st__run_ilp_spec), or is refused */
     if (st__plan_is_ilp(a.plan)) {
-        if ((rc = st__run_ilp_spec(&a, ilp_spec, sizeof ilp_spec, &o.attn_rows, err))) goto done;
+        if ((rc = st__run_ilp_spec(&a, ilp_spec, sizeof ilp_spec, &o.attn_rows, &o.replicas, err)))
+            goto done;
         a.plan = ilp_spec;
     }
     if ((rc = st_cli_inputs_check(&a, want, &in, err)) || (rc = st_cli_inputs_resolve(&a, want, &in, err))) goto done;
@@ -295,8 +301,8 @@ done:
     }
     /* a step that failed on some rank, which every rank learnt at the step's end: the first such
      * rank says why, before any rank's exit can have mpirun stop it */
-    if (rc < 0 && mpi && ran && !refused && failed_by) {
-        if (rank == failed_by - 1) st_cli_report("run", err);
+    if (rc < 0 && mpi && ran && !refused && failed_by) { /* with copies, copy 0's rank (st_exec_job_rank) */
+        if (rank == (failed_by - 1) * (o.replicas > 1 ? o.replicas : 1)) st_cli_report("run", err);
         st_exec_mpi_barrier();
         rc = 2;
     }
