@@ -993,7 +993,7 @@ static int pipe_uniform(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
             ps->quant_max = sp.quant;
         t_cls[k] = sp.total_s;
         n_cls[k] = L->cls[k].count;
-        zb_split(p, &sp, &f[k], &b[k], &w[k]);
+        if (p->schedule == ST_SCHED_ZB) zb_split(p, &sp, &f[k], &b[k], &w[k]);
         if (t_cls[k] > t_dev_max) {
             t_dev_max = t_cls[k];
             ps->slow = sp;
@@ -1090,7 +1090,7 @@ static int pipe_groups(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
         for (int d = 0; d < pp; d++) {
             t[d] = prev[d].total_s;
             if (t[d] > t[slow]) slow = d;
-            zb_split(p, &prev[d], &f[d], &b[d], &w[d]);
+            if (p->schedule == ST_SCHED_ZB) zb_split(p, &prev[d], &f[d], &b[d], &w[d]);
         }
         double bubble, pipe = p->schedule == ST_SCHED_ZB
                                   ? st_cost_zb_pipeline_s(f, b, w, pp, m_r, &bubble)
