@@ -329,14 +329,20 @@ int st_cost_check_stage_layers(st_cost_ctx *ctx, const st_plan *p, st_error *err
 void st_cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, int stage, st_stage_memory *out);
 /* Pipeline time of mb micro-batches over stages of n kinds: kind k has count[k] stages taking
  * t_s[k] per micro-batch (all their chunks). m * max + (sum - max) / vp (Narayanan et al.
- * SC'21); ZB-H1 shrinks the bubble by (tf + tb - tw) / (tf + tb + tw) of the slowest stage,
- * given as fwd_s and bwd_s (tb = tw = bwd / 2); ZB-V (count summing to pp stages of two chunks each)
+ * SC'21; GPipe, 1F1B, interleaved; ZB-H1 is st_cost_zb_pipeline_s); ZB-V (count summing to pp stages of
+ * two chunks each)
  * max((pp - 1) b, (2 pp - 3) f - (pp - 2) b, (2 pp - 2) f - pp b) with f = fwd_s / 2 and b a
  * quarter of the slowest stage's time less fwd_s (cost/estimate.c); DualPipe, t_s per pair of micro-batches
  * (one each way), mb / 2 pairs and (pp / 2 - 1) (F&B + B - 3 W) with F&B = max / 2, B = (max - fwd_s) / 2,
  * W = bwd_s / 4 (DeepSeek-V3 report, Table 2). Writes the bubble to *bubble_s. */
 double st_cost_pipeline_s(const double *t_s, const int *count, int n, int vp, int64_t mb, st_schedule sched,
                           double fwd_s, double bwd_s, double *bubble_s);
+/* ZB-H1's time (Qi et al. 2023), mb micro-batches on pp stages in order, stage d taking f_s[d] per forward,
+ * b_s[d] per input-gradient half and w_s[d] per weight-gradient half: src/lower's order played out
+ * (cost/estimate.c). Equal stages: mb (f + b + w) + (pp - 1)(f + b) + (pp - 2) w for pp >= 2, mb >= pp - 1.
+ * Writes the time beyond mb times the slowest stage's f + b + w to *bubble_s. */
+double st_cost_zb_pipeline_s(const double *f_s, const double *b_s, const double *w_s, int pp, int64_t mb,
+                             double *bubble_s);
 /* What one micro-batch costs in one pipeline chunk (the simulator's instruction durations). */
 typedef struct st_chunk_cost {
     double fwd_s, bwd_s, recompute_s;                  /* compute */

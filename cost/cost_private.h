@@ -119,6 +119,7 @@ typedef struct st__layout {
     int pp, vp, n;
     int v;                /* the chunks' placement: 1 zbv's V, 2 dualpipe's two copies, 0 round robin */
     st__stage_class *cls; /* n classes */
+    int *of;              /* pp entries: each stage's class (ZB-H1 plays its stages out in order) */
 } st__layout;
 
 #define ST_LAYOUT_CACHE 1024

@@ -11,7 +11,14 @@
  * m micro-batches, T = m * max_d t_d + (sum_d t_d - max_d t_d) / vp; for equal stages this is
  * (m + (pp-1)/vp) * t, the 1F1B bubble (pp-1)/m and the interleaved one (pp-1)/(m vp). GPipe has
  * 1F1B's time. ZB-H1 (Qi et al. 2023, Sec. 3) splits backward into input- and weight-gradient
- * halves and shrinks the bubble by (t_F + t_B - t_W) / (t_F + t_B + t_W).
+ * halves; the paper's bubble (pp - 1)(t_F + t_B - t_W) holds for its order, in which later stages hold
+ * back weight halves through the steady state. src/lower emits 1F1B's order with each backward split
+ * (F B W in the steady state, only the cool-down's W held back), whose bubble on equal stages is
+ * (pp - 1)(t_F + t_B) + (pp - 2) t_W: the paper's saves one t_W per stage on 1F1B, this one t_W in
+ * all. On unequal stages neither form (nor 1F1B's sum - max) is exact, so st_cost_zb_pipeline_s plays
+ * the lowering's order out over each stage's t_F, t_B, t_W (pass_split), its sends queued on one P2P
+ * stream as the lowering queues them, in O(pp (m + pp)) steps: the simulator's time for those passes to
+ * the last bit (tests/test_lower.c, test_zb_unequal), the equal-stage form above for m >= pp - 1.
  *
  * ZB-V (Qi et al., arXiv 2401.10241 Sec. 6; the order torch.distributed.pipelining's
  * ScheduleZBVZeroBubble runs, which src/lower/lower.c follows): two chunks per rank in a V, each
@@ -82,6 +89,7 @@
  * their collectives exposed, as TE does. */
 #include "cost_private.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,8 +157,9 @@ void st_cost_ctx_free(st_cost_ctx *ctx) {
             st_cost_ctx_free(ctx->views[i]->ctx);
             free(ctx->views[i]);
         }
-    for (int i = 0; i < ST_LAYOUT_CACHE; i++) free(ctx->layouts[i].cls);
+    for (int i = 0; i < ST_LAYOUT_CACHE; i++) free(ctx->layouts[i].cls), free(ctx->layouts[i].of);
     free(ctx->scratch.cls);
+    free(ctx->scratch.of);
     free(ctx->kind_prefix);
     for (int i = 0; i < ST_COST_CACHE; i++) free(ctx->cache[i]);
     free(ctx);
@@ -439,7 +448,12 @@ static int build_layout(st_cost_ctx *ctx, const st_plan *p, st__layout *L) {
     int chunk_layers[ST_MAX_STAGES];
     st_plan_chunk_layers(p, ctx->m, chunk_layers);
     st__stage_class *cls = malloc(sizeof *cls * (size_t)p->pp);
-    if (!cls) return ST_ENOMEM;
+    int *of = malloc(sizeof *of * (size_t)p->pp);
+    if (!cls || !of) {
+        free(cls);
+        free(of);
+        return ST_ENOMEM;
+    }
     int n = 0;
     for (int d = 0; d < p->pp; d++) {
         st__stage_class c;
@@ -451,9 +465,12 @@ static int build_layout(st_cost_ctx *ctx, const st_plan *p, st__layout *L) {
             cls[k].count++;
         else
             cls[n++] = c;
+        of[d] = k;
     }
     free(L->cls);
+    free(L->of);
     L->cls = cls;
+    L->of = of;
     L->n = n;
     L->pp = p->pp;
     L->vp = p->vp;
@@ -703,6 +720,16 @@ static double zero3_mb(const st_cluster *c, const st_plan *p, const stage_time *
     return (per_mb > slowed ? per_mb : slowed) - window;
 }
 
+/* A stage's time per micro-batch t by pass: the forward f (its compute, inline collectives and the
+ * receive of its input: each chunk receives once per pass), the zero-bubble schedules' weight-gradient
+ * half w (half the backward's compute, talking to no one; 0 for the others) and the rest b (the
+ * backward or its input half, with recompute, collectives and the receive of the output gradient). */
+static void pass_split(const st_plan *p, const stage_time *t, double *f, double *b, double *w) {
+    *f = t->fwd_s + t->fwd_comm_s + t->comm_s[ST_GRP_PP] / 2;
+    *w = p->schedule == ST_SCHED_ZB || p->schedule == ST_SCHED_ZBV ? t->bwd_s / 2 : 0;
+    *b = t->total_s - *f - *w;
+}
+
 /* offload=params (ZeRO-Infinity): the weights come from the host layer by layer on the copy
  * stream, each layer's shard ahead of its all-gather, for the forward and again for the backward
  * (st_cost_offload_chunk; fwd_s, bwd_s: each pass's copies of the stage, st__offload_h2d_s; with
@@ -717,9 +744,8 @@ static double zero3_mb(const st_cluster *c, const st_plan *p, const stage_time *
  * stage, beyond its compute stream's work t and ZeRO-3's stretch (zero3_mb). */
 static double offload_mb(const st_plan *p, const stage_time *t, double fwd_s, double bwd_s, double fwd_z_s,
                          double bwd_z_s) {
-    double f = t->fwd_s + t->fwd_comm_s + t->comm_s[ST_GRP_PP] / 2; /* each chunk receives once per pass */
-    double w = p->schedule == ST_SCHED_ZB || p->schedule == ST_SCHED_ZBV ? t->bwd_s / 2 : 0;
-    double b = t->total_s - f - w;
+    double f, b, w;
+    pass_split(p, t, &f, &b, &w);
     double fz = f > fwd_z_s ? f : fwd_z_s, bz = b > bwd_z_s ? b : bwd_z_s; /* each pass without the copies */
     return (fwd_s > fz ? fwd_s - fz : 0) + (bwd_s > bz ? bwd_s - bz : 0);
 }
@@ -780,12 +806,76 @@ double st_cost_pipeline_s(const double *t_s, const int *count, int n, int vp, in
         bubble = (pp - 1) * b;
         if ((2 * pp - 3) * f - (pp - 2) * b > bubble) bubble = (2 * pp - 3) * f - (pp - 2) * b;
         if ((2 * pp - 2) * f - pp * b > bubble) bubble = (2 * pp - 2) * f - pp * b;
-    } else if (sched == ST_SCHED_ZB) {
-        double tw = bwd_s / 2, tb = bwd_s - tw, denom = fwd_s + tb + tw;
-        if (denom > 0) bubble *= (fwd_s + tb - tw) / denom;
     }
     if (bubble_s) *bubble_s = bubble;
     return (double)mb * max + bubble;
+}
+
+/* ZB-H1 in src/lower's order, stage d with w = min(pp - 1 - d, mb) warm-up forwards: F0..F(w-1), then
+ * F(w+i) B(i) W(i) for each further micro-batch, then the last w input halves B, then their weight
+ * halves W. F(i) receives stage d - 1's activation, B(i) stage d + 1's gradient, each receive blocking
+ * the compute stream; W waits for nothing but the stream. A stage's sends (after each F onward, after
+ * each B back) go out in that order on its one P2P stream, each holding it until its receiver reaches
+ * the receive (src/sim's rendezvous), so a send waits for the one before it: the activation of F(i + 1)
+ * can hold back the gradient of B(i) that the stage before is waiting for. Played out stage by stage,
+ * each stage one step per sweep (a stage whose receive is not at the head of its sender's stream waits
+ * for a later sweep), O(pp (mb + pp)) steps; a stage's stream then never holds more than two sends
+ * (ring of RING, the assert says so). */
+double st_cost_zb_pipeline_s(const double *f_s, const double *b_s, const double *w_s, int pp, int64_t mb,
+                             double *bubble_s) {
+    enum { RING = 4 };
+    typedef struct send {
+        int64_t i;
+        int kind;     /* 0 an activation onward, 1 a gradient back */
+        double ready; /* when the pass that makes it ends */
+    } send;
+    send q[ST_MAX_STAGES][RING];
+    double clk[ST_MAX_STAGES], p2p[ST_MAX_STAGES], max = 0, end = 0; /* p2p: when the stream is free */
+    int64_t pos[ST_MAX_STAGES], left = mb > 0 ? 3 * mb * pp : 0;
+    int head[ST_MAX_STAGES], nq[ST_MAX_STAGES];
+    assert(pp >= 1 && pp <= ST_MAX_STAGES);
+    for (int d = 0; d < pp; d++) {
+        clk[d] = p2p[d] = 0, pos[d] = 0, head[d] = nq[d] = 0;
+        if (f_s[d] + b_s[d] + w_s[d] > max) max = f_s[d] + b_s[d] + w_s[d];
+    }
+    while (left > 0) {
+        int64_t before = left;
+        for (int d = 0; d < pp; d++) {
+            int64_t warm = pp - 1 - d < mb ? pp - 1 - d : mb, k = pos[d], i;
+            int kind; /* 0 F, 1 B, 2 W */
+            if (k == 3 * mb) continue;
+            if (k < warm) {
+                kind = 0, i = k;
+            } else if ((k -= warm) < 3 * (mb - warm)) {
+                kind = (int)(k % 3), i = k / 3 + (k % 3 ? 0 : warm);
+            } else {
+                k -= 3 * (mb - warm);
+                kind = k < warm ? 1 : 2, i = mb - warm + (k < warm ? k : k - warm);
+            }
+            double start = clk[d];
+            int from = kind == 0 && d > 0 ? d - 1 : kind == 1 && d < pp - 1 ? d + 1 : -1;
+            if (from >= 0) { /* the receive meets its send once that is at the head of the sender's stream */
+                const send *h = &q[from][head[from]];
+                if (nq[from] == 0 || h->kind != kind || h->i != i) continue;
+                if (h->ready > start) start = h->ready;
+                if (p2p[from] > start) start = p2p[from];
+                p2p[from] = start;
+                head[from] = (head[from] + 1) % RING, nq[from]--;
+            }
+            clk[d] = start + (kind == 0 ? f_s[d] : kind == 1 ? b_s[d] : w_s[d]);
+            if ((kind == 0 && d < pp - 1) || (kind == 1 && d > 0)) {
+                assert(nq[d] < RING);
+                q[d][(head[d] + nq[d]++) % RING] = (send){i, kind, clk[d]};
+            }
+            pos[d]++, left--;
+        }
+        assert(left < before); /* the order never deadlocks: some stage always steps */
+        (void)before;
+    }
+    for (int d = 0; d < pp; d++)
+        if (clk[d] > end) end = clk[d];
+    if (bubble_s) *bubble_s = end - (double)(mb > 0 ? mb : 0) * max;
+    return end;
 }
 
 /* One pipeline stage of one replica priced: its compute stream's time per micro-batch (t), ZeRO-3's
@@ -841,6 +931,13 @@ static void price_stage(st_cost_ctx *cctx, st_cost_ctx *nctx, const st_plan *p, 
     out->total_s = out->t.total_s + out->z + out->o;
 }
 
+/* A priced stage's passes for ZB-H1's play (pass_split): ZeRO-3's and params offload's stretch goes with
+ * the forward, as the weight-gradient half gathers and copies nothing. */
+static void zb_split(const st_plan *p, const stage_price *sp, double *f, double *b, double *w) {
+    pass_split(p, &sp->t, f, b, w);
+    *f += sp->z + sp->o;
+}
+
 /* What the stages add up to: the pipeline's time, the stage that sets it (slow), the model state of the
  * stage with the most parameters and the context its data-parallel group is priced on (dctx), the
  * memory peak; and the stage whose data-parallel reduction takes longest (dp_*): on a uniform cluster
@@ -883,7 +980,7 @@ static int pipe_uniform(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
      * class: the most parameters set the data-parallel and optimizer times. */
     double *t_cls = ctx->t_scratch;
     int *n_cls = ctx->n_scratch;
-    double t_dev_max = -1, params_max = 0;
+    double t_dev_max = -1, params_max = 0, f[ST_MAX_STAGES], b[ST_MAX_STAGES], w[ST_MAX_STAGES];
     for (int k = 0; k < L->n; k++) {
         stage_price sp;
         int d = L->cls[k].first; /* the class's first stage holds the most micro-batches */
@@ -896,17 +993,22 @@ static int pipe_uniform(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
             ps->quant_max = sp.quant;
         t_cls[k] = sp.total_s;
         n_cls[k] = L->cls[k].count;
+        if (p->schedule == ST_SCHED_ZB) zb_split(p, &sp, &f[k], &b[k], &w[k]);
         if (t_cls[k] > t_dev_max) {
             t_dev_max = t_cls[k];
             ps->slow = sp;
         }
     }
     ps->mb = st_plan_microbatches(p);
-    /* ZB-H1: the weight-gradient halves gather and copy nothing; the stretch goes with the forward
-     * and the input-gradient halves, which (tF + tB - tW) / (tF + tB + tW) then weighs as it did
-     * before */
-    ps->pipeline_s = st_cost_pipeline_s(t_cls, n_cls, L->n, p->vp, ps->mb, p->schedule,
-                                        ps->slow.t.fwd_s + ps->slow.z + ps->slow.o, ps->slow.t.bwd_s, &ps->bubble_s);
+    if (p->schedule == ST_SCHED_ZB) { /* played out in stage order: each stage's class's passes */
+        double fd[ST_MAX_STAGES], bd[ST_MAX_STAGES], wd[ST_MAX_STAGES];
+        for (int d = 0; d < p->pp; d++) fd[d] = f[L->of[d]], bd[d] = b[L->of[d]], wd[d] = w[L->of[d]];
+        ps->pipeline_s = st_cost_zb_pipeline_s(fd, bd, wd, p->pp, ps->mb, &ps->bubble_s);
+    } else {
+        ps->pipeline_s = st_cost_pipeline_s(t_cls, n_cls, L->n, p->vp, ps->mb, p->schedule,
+                                            ps->slow.t.fwd_s + ps->slow.z + ps->slow.o, ps->slow.t.bwd_s,
+                                            &ps->bubble_s);
+    }
     if (p->schedule == ST_SCHED_DUALPIPE) ps->mb /= 2; /* pairs, the unit of the stage times */
     ps->fits = ps->fits && ps->mem_peak <= ctx->c->gpu.memory_bytes;
     ps->dctx = ps->dp_ctx = ctx;
@@ -984,13 +1086,17 @@ static int pipe_groups(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
             have_prev = 1;
         }
         int slow = 0;
+        double f[ST_MAX_STAGES], b[ST_MAX_STAGES], w[ST_MAX_STAGES];
         for (int d = 0; d < pp; d++) {
             t[d] = prev[d].total_s;
             if (t[d] > t[slow]) slow = d;
+            if (p->schedule == ST_SCHED_ZB) zb_split(p, &prev[d], &f[d], &b[d], &w[d]);
         }
-        double bubble, pipe = st_cost_pipeline_s(t, one, pp, p->vp, m_r, p->schedule,
-                                                 prev[slow].t.fwd_s + prev[slow].z + prev[slow].o,
-                                                 prev[slow].t.bwd_s, &bubble);
+        double bubble, pipe = p->schedule == ST_SCHED_ZB
+                                  ? st_cost_zb_pipeline_s(f, b, w, pp, m_r, &bubble)
+                                  : st_cost_pipeline_s(t, one, pp, p->vp, m_r, p->schedule,
+                                                       prev[slow].t.fwd_s + prev[slow].z + prev[slow].o,
+                                                       prev[slow].t.bwd_s, &bubble);
         if (pipe > worst) {
             worst = pipe;
             ps->pipeline_s = pipe, ps->bubble_s = bubble, ps->slow = prev[slow], ps->replica = r;

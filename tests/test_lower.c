@@ -225,6 +225,57 @@ START_TEST(test_zbv) {
 }
 END_TEST
 
+/* ZB-H1 on unequal stages: the lowered order, every stage with a forward, input half and weight half of
+ * its own (random) and nothing else taking time, simulates to st_cost_zb_pipeline_s's play, fewer
+ * micro-batches than the warm-up included */
+START_TEST(test_zb_unequal) {
+    static const struct {
+        int pp;
+        int64_t m;
+    } rows[] = {{2, 1}, {2, 7}, {3, 2}, {3, 9}, {4, 4}, {4, 13}, {6, 5}, {6, 17}, {8, 8}, {8, 20}, {12, 6}, {12, 30}};
+    uint64_t x = 42;
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        char spec[128];
+        int pp = rows[i].pp, dp = pp % 8 && pp > 8 ? 2 : 1; /* whole nodes past one: 12 stages x 2 */
+        snprintf(spec, sizeof spec, "tp=1,pp=%d,dp=%d,mbs=1,gbs=%lld,schedule=zb", pp, dp, (long long)(rows[i].m * dp));
+        env e;
+        lower(&e, "gpt-1.7b", pp * dp, spec);
+        ck_assert_int_eq(e.l.nranks, pp);
+        for (int draw = 0; draw < 4; draw++) {
+            double f[12], b[12], w[12], bubble;
+            for (int d = 0; d < pp; d++) { /* 0.1-2 ms each (splitmix-free LCG, fixed seed) */
+                double u[3];
+                for (int k = 0; k < 3; k++) {
+                    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+                    u[k] = 0.1e-3 + 1.9e-3 * (double)(x >> 11) / 9007199254740992.0;
+                }
+                f[d] = u[0], b[d] = u[1], w[d] = u[2];
+            }
+            for (int r = 0; r < pp; r++)
+                for (int j = 0; j < e.l.progs[r].n; j++) {
+                    st_ins *in = &e.l.progs[r].ins[j];
+                    int c = in->kind == ST_INS_COMPUTE;
+                    in->dur_s = !c                                   ? 0
+                                : in->phase == ST_PHASE_FWD          ? f[r]
+                                : in->phase == ST_PHASE_BWD_INPUT    ? b[r]
+                                : in->phase == ST_PHASE_BWD_WEIGHT   ? w[r]
+                                                                     : 0;
+                    in->latency_s = 0;
+                    in->route = -1;
+                }
+            st_sim_result r;
+            st_error err;
+            ck_assert_msg(st_sim_run(&e.l, 1e30, NULL, &r, &err) == 0, "%s", err.text);
+            double T = st_cost_zb_pipeline_s(f, b, w, pp, rows[i].m, &bubble);
+            ck_assert_msg(fabs(r.iteration_time_s / T - 1) < 1e-12, "%s draw %d: simulated %.9f s, played %.9f s",
+                          spec, draw, r.iteration_time_s, T);
+            st_sim_result_destroy(&r);
+        }
+        done(&e);
+    }
+}
+END_TEST
+
 /* DualPipe lowered in dualpipe.py's order: with equal chunks and nothing but compute, the simulated
  * iteration is the estimate's closed form (Table 2's bubble) where forwards and halves are equal, and
  * max((pp - 2) f, (pp / 2 - 1)(f + w) - f) past (m / 2)(2 f + 4 w) where they are not (cost/estimate.c);
@@ -1705,6 +1756,7 @@ Suite *suite_lower(void) {
     tcase_add_test(tc, test_interleaved);
     tcase_add_test(tc, test_gpipe_and_zb);
     tcase_add_test(tc, test_zbv);
+    tcase_add_test(tc, test_zb_unequal);
     tcase_add_test(tc, test_zbv_dp_pieces);
     tcase_add_test(tc, test_dualpipe);
     tcase_add_test(tc, test_dualpipe_pairs_hide_alltoall);
