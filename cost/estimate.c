@@ -89,7 +89,6 @@
  * their collectives exposed, as TE does. */
 #include "cost_private.h"
 
-#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -820,7 +819,8 @@ double st_cost_pipeline_s(const double *t_s, const int *count, int n, int vp, in
  * can hold back the gradient of B(i) that the stage before is waiting for. Played out stage by stage,
  * each stage one step per sweep (a stage whose receive is not at the head of its sender's stream waits
  * for a later sweep), O(pp (mb + pp)) steps; a stage's stream then never holds more than two sends
- * (ring of RING, the assert says so). */
+ * (ring of RING). Should either fail (a deadlock, a fuller ring) it returns NaN, which the estimate's
+ * check reports, rather than a wrong time or, without assert, a loop that never ends. */
 double st_cost_zb_pipeline_s(const double *f_s, const double *b_s, const double *w_s, int pp, int64_t mb,
                              double *bubble_s) {
     enum { RING = 4 };
@@ -833,7 +833,8 @@ double st_cost_zb_pipeline_s(const double *f_s, const double *b_s, const double 
     double clk[ST_MAX_STAGES], p2p[ST_MAX_STAGES], max = 0, end = 0; /* p2p: when the stream is free */
     int64_t pos[ST_MAX_STAGES], left = mb > 0 ? 3 * mb * pp : 0;
     int head[ST_MAX_STAGES], nq[ST_MAX_STAGES];
-    assert(pp >= 1 && pp <= ST_MAX_STAGES);
+    if (bubble_s) *bubble_s = NAN; /* until the end */
+    if (pp < 1 || pp > ST_MAX_STAGES) return NAN;
     for (int d = 0; d < pp; d++) {
         clk[d] = p2p[d] = 0, pos[d] = 0, head[d] = nq[d] = 0;
         if (f_s[d] + b_s[d] + w_s[d] > max) max = f_s[d] + b_s[d] + w_s[d];
@@ -864,13 +865,12 @@ double st_cost_zb_pipeline_s(const double *f_s, const double *b_s, const double 
             }
             clk[d] = start + (kind == 0 ? f_s[d] : kind == 1 ? b_s[d] : w_s[d]);
             if ((kind == 0 && d < pp - 1) || (kind == 1 && d > 0)) {
-                assert(nq[d] < RING);
+                if (nq[d] == RING) return NAN;
                 q[d][(head[d] + nq[d]++) % RING] = (send){i, kind, clk[d]};
             }
             pos[d]++, left--;
         }
-        assert(left < before); /* the order never deadlocks: some stage always steps */
-        (void)before;
+        if (left == before) return NAN; /* the order never deadlocks: some stage always steps */
     }
     for (int d = 0; d < pp; d++)
         if (clk[d] > end) end = clk[d];

@@ -107,6 +107,7 @@ typedef struct rank_state {
     const st_lowered *l;
     const st_program *pg;
     int rank, tp, tr, dp, dr, zero; /* zero: the optimizer states are sharded (ZeRO-1, -2 or -3) */
+    int wrank; /* the world's rank: rank itself, or with copies of the job rank x copies + copy */
     int ep, er;             /* ep degree and this rank's place in its ep group (1, 0 without) */
     int cp, cr;             /* cp degree and this rank's place in its cp group (1, 0 without) */
     MPI_Comm cpc;           /* the cp group's communicator (one of comms) */
@@ -348,6 +349,14 @@ static int check_plan(const st_plan *p, const st_lowered *l, int64_t L, int size
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "the plan runs on %d ranks (tp x pp x dp x cp); mpirun started %d (mpirun -np %d)",
                             l->nranks, size, l->nranks);
+    /* replicas of different micro-batch counts (dp_batches, what `plan` balances on node groups):
+     * every replica runs the lowering's M micro-batches, its samples and its loss scale from them */
+    for (int r = 1; r < p->ndp_batches; r++)
+        if (p->dp_batches[r] != p->dp_batches[0])
+            return st_error_set(err, ST_EINVAL, NULL, "dp_batches",
+                                "the cpu executor does not run replicas of different micro-batch counts yet "
+                                "(%d and %d)",
+                                p->dp_batches[0], p->dp_batches[r]);
     /* recompute=op (torchtitan's op-level selective checkpointing: SDPA's and every other aten.mm's
      * outputs kept, the rest run again) names fractions of the lowering's fused operators (st_op's
      * op_recompute, src/core/opgraph.c), which the model's recompute (a chunk's blocks, or their
@@ -1233,13 +1242,13 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
                               "rank %d step %d: %lld gradient value(s) not finite (the run or the reference "
                               "diverged): --check cannot compare them", S->rank, (int)step + 1, (long long)nonfinite);
         /* one rank's failure stops every rank: agree before the next collective that could hang */
-        int bad = rc != 0 ? S->rank : INT_MAX, first = INT_MAX;
+        int bad = rc != 0 ? S->wrank : INT_MAX, first = INT_MAX; /* (a world rank: copies agree too) */
         watch_between(S, step, "its end: the ranks agree on errors, time and loss");
         st__xwait(&S->w, MPI_Iallreduce(&bad, &first, 1, MPI_INT, MPI_MIN, S->all, &q), &q, 1, "all-reduce",
                   S->all, -1);
         if (first != INT_MAX) {
             res->failed_by = first + 1;
-            if (!rc) rc = st_error_set(err, ST_EINVAL, NULL, "plan", "rank %d failed (its line says why)", first);
+            if (!rc) rc = st_error_set(err, ST_EINVAL, NULL, "plan", "world rank %d failed (its line says why)", first);
             break;
         }
         MPI_Request r2[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
@@ -1376,7 +1385,7 @@ static int gather(const rank_state *S, const st_exec_opts *o, const double *span
     }
     mrc = MPI_Igatherv(spans, 2 * S->pg->n, MPI_DOUBLE, all, counts, displs, MPI_DOUBLE, 0, world, &q);
     st__xwait(w, mrc, &q, 1, "gather", world, -1);
-    if (S->rank == 0) rc = write_trace(S, all, o->trace, err);
+    if (S->rank == 0 && S->wrank == 0) rc = write_trace(S, all, o->trace, err); /* copy 0's alone */
     st__xwait(w, MPI_Ibcast(&rc, 1, MPI_INT, 0, world, &q), &q, 1, "broadcast", world, -1);
     if (rc && S->rank != 0) st_error_set(err, rc, o->trace, NULL, "rank 0 could not write the trace");
 out:
@@ -1409,6 +1418,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     memset(res, 0, sizeof *res);
     int wrank = 0, reps = o->replicas > 1 ? o->replicas : 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
+    S.wrank = wrank;
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     if ((rc = st_exec_job_rank(l->nranks, reps, o->backend, wrank, size, &S.rank, err))) {
         res->refused = 1;
@@ -1530,7 +1540,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
         ((rc = agree(st__xcuda_comm(&S.x.comm, gt >= 0 ? l->groups[gt].ranks : NULL, S.tp,
                                     ge >= 0 ? l->groups[ge].ranks : NULL, S.ep, &S.tp_s, &S.ep_s, err) != 0,
                      S.rank, size, err)) ||
-         (rc = agree(st__xcuda_gcomm(&S.gc, l, gd, S.ep > 1 ? S.er : -1, err) != 0, S.rank, size, err)))) {
+         (rc = agree(st__xcuda_gcomm(&S.gc, l, gd, S.ep > 1 ? S.er : -1, &S.w, err) != 0, S.rank, size, err)))) {
         res->refused = 1;
         goto out;
     }

@@ -32,8 +32,10 @@
  * from the model as st__xmodel_init sizes them: st_exec_arena_bytes prices the plan's dtype, not
  * the executor's fp32), then a stream per program stream with events for the dependencies the
  * program states. A rank whose staging fails skips its collectives and its error stops the run
- * after the instruction; its group's other members may then wait in NCCL (the CPU runtime's MPI
- * calls have the same limit).
+ * after the instruction; its group's other members then wait in NCCL, as long as the run's
+ * --timeout: every wait for a stream (stream_wait) polls cudaStreamQuery as the CPU runtime polls
+ * MPI, then names the rank, the instruction and what it waited in, and stops the job. (A kernel
+ * launch or an NCCL call that blocks on the host before its stream is reached is not bounded.)
  *
  * Layout: exec/'s row-major [r x c] matrix is cuBLAS's column-major c x r with leading dimension c,
  * so the row-major y[N x OC] = x[N x C] W^T (W [OC x C]) is the column-major y' (OC x N) =
@@ -46,6 +48,7 @@
 #include "config.h"
 #include "exec/exec.h"
 #include "exec/exec_private.h"
+#include "exec/fault.h"
 #include "exec/kernels_cuda.h"
 #include "src/lower/program.h"
 
@@ -88,6 +91,7 @@ static struct {
     size_t cap;     /* its floats */
     double dev_bytes, dev_peak, used_peak; /* st__xcuda_memory's */
     char fail[400]; /* the first failure of a kernel, "" while none */
+    const st__xwatch *w; /* the runtime's watch (st__xcuda_gcomm; NULL: waits unbounded, as in the tests) */
 } g;
 
 /* the first failure only: later calls fail because of it */
@@ -189,9 +193,24 @@ static int launched(int e, const char *what) {
     return cuda_ok((cudaError_t)e, name);
 }
 
+/* cudaStreamQuery as st__xwait_poll's ready(): 1 done, 0 not yet, -1 an error (kept in g.fail) */
+static int stream_ready(void *s) {
+    cudaError_t e = cudaStreamQuery((cudaStream_t)s);
+    return e == cudaSuccess ? 1 : e == cudaErrorNotReady ? 0 : -(cuda_ok(e, "cudaStreamQuery") != 0);
+}
+
+/* Waits for stream s as the CPU runtime waits for MPI (exec.h's opts.timeout_s): an NCCL transfer or
+ * collective whose peer died or failed before posting its half never completes, and a
+ * cudaStreamSynchronize would wait for it forever; polled, the rank names what it waited in and for
+ * whom (peer, a world rank, or -1: every other rank) and stops the job. Nonzero on an error. */
+static int stream_wait(cudaStream_t s, const char *what, int peer) {
+    if (!g.w) return cuda_ok(cudaStreamSynchronize(s), "cudaStreamSynchronize");
+    return st__xwait_poll(g.w, stream_ready, s, what, g.w->world, peer) != 0;
+}
+
 /* waits for the stream; what it ran may have made NCCL or the runtime allocate: sampled after */
 static int sync(void) {
-    int rc = cuda_ok(cudaStreamSynchronize(g.stream), "cudaStreamSynchronize");
+    int rc = stream_wait(g.stream, "GPU stream (its kernels and NCCL collectives)", -1);
     sample();
     return rc;
 }
@@ -815,22 +834,25 @@ static void pp_send(const float *buf, int64_t n, int peer) {
 static void pp_recv(float *buf, int64_t n, int peer) {
     chan *c = g.fail[0] ? NULL : chan_of(peer, 0);
     float *d = c ? staging((size_t)n) : NULL;
+    /* the receive waited for alone (the wait that can meet a dead peer), then the copy out of it */
     if (d && !nccl_ok(ncclRecv(d, (size_t)n, ncclFloat, 0, c->c, c->s), "ncclRecv (pipeline)") &&
+        !stream_wait(c->s, "pipeline receive over NCCL", peer) &&
         !cuda_ok(cudaMemcpyAsync(buf, d, (size_t)n * sizeof *d, cudaMemcpyDeviceToHost, c->s), "cudaMemcpyAsync") &&
-        !cuda_ok(cudaStreamSynchronize(c->s), "cudaStreamSynchronize"))
+        !stream_wait(c->s, "copy of a pipeline receive", peer))
         sample();
 }
 
 static void pp_sends_wait(void) {
     for (int i = 0; i < g.nch; i++) {
         chan *c = &g.ch[i];
-        if (!c->send || cuda_ok(cudaStreamSynchronize(c->s), "cudaStreamSynchronize")) continue;
+        if (!c->send || stream_wait(c->s, "pipeline send over NCCL", c->peer)) continue;
         for (int j = 0; j < c->nbuf; j++) c->busy[j] = 0;
     }
     sample();
 }
 
-int st__xcuda_gcomm(st__xgcomm *c, const st_lowered *l, int gd, int er, st_error *err) {
+int st__xcuda_gcomm(st__xgcomm *c, const st_lowered *l, int gd, int er, const st__xwatch *w, st_error *err) {
+    g.w = w;
     const st_group_def *groups = l->groups;
     int ngroups = l->ngroups, pos = 0, *members = NULL, n = 0;
     int ordered = st_exec_p2p_in_order(l);

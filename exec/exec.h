@@ -122,8 +122,9 @@ typedef struct st_exec_result {
     /* an error that every rank met alike before running (the plan refused, or a rank's setup
      * failed and all of them learnt it): rank 0 may say why while the others wait */
     int refused;
-    /* 1 + the lowest rank whose step failed, which every rank learnt at the step's end (0: none):
-     * that rank alone says why (the others only know that it failed) while the others wait */
+    /* 1 + the lowest world rank whose step failed, which every rank learnt at the step's end (0:
+     * none; with copies of the job, a rank of any copy): that rank alone says why (the others only
+     * know that it failed) while the others wait */
     int failed_by;
 } st_exec_result;
 /* What each rank measured besides its instructions' times (st_exec_result.stats): the seconds of

@@ -400,8 +400,11 @@ struct st_lowered;
  * sends connect (the pipeline's transfers); made as st__xcuda_comm makes its. Collective over each
  * group's members. 0, ST_ENOMEM, ST_EINVAL (a lowering whose transfers between two ranks are
  * received in another order than sent: NCCL matches by order, not by tag; the same answer on every
- * rank), or ST_EIO (err says which call failed). */
-int st__xcuda_gcomm(st__xgcomm *c, const struct st_lowered *l, int gd, int er, st_error *err);
+ * rank), or ST_EIO (err says which call failed). Its waits for the GPU's streams are bounded by w's
+ * timeout (st__xwait_poll; w NULL: unbounded). */
+struct st__xwatch; /* exec/fault.h */
+int st__xcuda_gcomm(st__xgcomm *c, const struct st_lowered *l, int gd, int er, const struct st__xwatch *w,
+                    st_error *err);
 /* cp > 1: *c's exchanges over NCCL on the communicator st__xcuda_gcomm made for group gi (this
  * rank's cp group), each call's seconds added to *cp_s (the runtime's "coll cp"). After
  * st__xcuda_gcomm. */

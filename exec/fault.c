@@ -96,6 +96,20 @@ void st__xwait(const st__xwatch *w, int started, MPI_Request *reqs, int n, const
     stop(w, why, what, comm, peer);
 }
 
+int st__xwait_poll(const st__xwatch *w, int (*ready)(void *), void *arg, const char *what, MPI_Comm comm, int peer) {
+    double t0 = MPI_Wtime();
+    for (;;) {
+        int r = ready(arg);
+        if (r) return r > 0 ? 0 : r;
+        if (MPI_Wtime() - t0 > w->timeout_s) {
+            char why[64];
+            snprintf(why, sizeof why, "timed out after %g s", w->timeout_s);
+            stop(w, why, what, comm, peer);
+        }
+        sched_yield();
+    }
+}
+
 /* ---------------------------------------------------------------- the test hook */
 
 int st__xfault_parse(const char *s, st__xfault *f, st_error *err) {

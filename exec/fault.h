@@ -31,6 +31,12 @@ typedef struct st__xwatch {
  * missing), in world ranks; then MPI_Abort(MPI_COMM_WORLD, 2): it does not return. */
 void st__xwait(const st__xwatch *w, int started, MPI_Request *reqs, int n, const char *what, MPI_Comm comm, int peer);
 
+/* The same wait for what MPI does not see (a CUDA stream's NCCL transfers and kernels, exec/cuda.c):
+ * ready(arg) polled, 1 done, 0 not yet, < 0 an error, which is returned (the caller names it); past
+ * w->timeout_s, the line above (waiting for `peer` of comm, or with -1 every other member) and
+ * MPI_Abort. */
+int st__xwait_poll(const st__xwatch *w, int (*ready)(void *), void *arg, const char *what, MPI_Comm comm, int peer);
+
 /* STRATA_EXEC_FAULT's fault (st__xfault_parse), injected when w reaches it in the first step:
  * die: the process ends at once with status 1, no MPI_Finalize, no word (a lost node);
  * crash: SIGSEGV (the crash line below); hang: sleeps without entering MPI (a wedged rank; its peers

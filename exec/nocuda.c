@@ -19,8 +19,9 @@ int st__xcuda_comm(st__xcomm *c, const int *tp, int tp_n, const int *ep, int ep_
     return st__xcuda_open(NULL, err);
 }
 
-int st__xcuda_gcomm(st__xgcomm *c, const struct st_lowered *l, int gd, int er, st_error *err) {
-    (void)c, (void)l, (void)gd, (void)er;
+int st__xcuda_gcomm(st__xgcomm *c, const struct st_lowered *l, int gd, int er, const struct st__xwatch *w,
+                    st_error *err) {
+    (void)c, (void)l, (void)gd, (void)er, (void)w;
     return st__xcuda_open(NULL, err);
 }
 

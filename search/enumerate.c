@@ -3,7 +3,8 @@
  *
  * Only plans that st_plan_finalize would accept are generated (tests check the kept ones against
  * it): tp divides heads and kv_heads; cp keeps seq divisible by 2 cp; tp*cp*pp*dp uses exactly
- * the GPUs; dp*mbs divides gbs; ep divides experts and dp*cp; vp > 1 only where pp*vp divides the
+ * the GPUs; dp*mbs divides gbs (on node groups also a dp that does not, its replicas given uneven
+ * micro-batch counts: uneven_dp); ep divides experts and dp*cp; vp > 1 only where pp*vp divides the
  * layers (what Megatron-LM's interleaved schedule accepts) and the micro-batches divide by pp;
  * uneven layer splits (balance.c) for vp = 1 and interleaved plans; offload=optimizer needs ZeRO >= 1,
  * offload=params ZeRO-3.
@@ -306,9 +307,9 @@ static int inner(search *s, st_plan *p, const double lb[ST_REC_FULL + 1]) {
  * replicas of different speeds (a 4g, a 2g and a 1g MIG slice; an A100 and an H100 replica) take micro-batches in
  * proportion to their speeds (balance.c's dp_batches, Whale's hardware-aware balancing), so dp needs only to be
  * at most the micro-batch count gbs / mbs: 3 replicas share 14 micro-batches as 8, 4, 2 where an even split
- * needs dp to divide them. Each mbs dividing gbs with at least dp micro-batches, vp = 1 and ep = 1 (balance.c
- * leaves interleaved plans even; MoE's expert groups across replicas of different batches are left out to keep
- * the growth to these shapes), priced only where the balance gives the replicas different counts (replicas of
+ * needs dp to divide them. Each mbs dividing gbs with at least dp micro-batches, vp = 1 and ep = 1 (interleaved
+ * replicas, balanced in whole multiples of pp micro-batches, and MoE's expert groups, which plan.c refuses with
+ * uneven replicas anyway, are left out to keep the growth to these shapes), priced only where the balance gives the replicas different counts (replicas of
  * one speed cannot split such a batch evenly: no plan). Growing mbs stops where no plan of an mbs fits. */
 static void uneven_dp(search *s, st_plan *p, int tp, int cp, int pp, int64_t dp) {
     int64_t gbs = p->gbs;

@@ -153,6 +153,18 @@ if [ "$rc" -eq 0 ] && grep -q '^ran .*cuda backend (fp32, cuBLAS GEMMs)' "$T/out
 	ok "text: the cuda backend named"
 else nok "text: the cuda backend named"; fi
 
+# a rank that hangs before its pipeline send: the receiver's wait for the NCCL receive on its stream is
+# bounded by --timeout as an MPI wait is (exec/cuda.c stream_wait), one line naming it, every rank stopped
+t0=$(date +%s)
+STRATA_EXEC_FAULT=1:3:hang
+export STRATA_EXEC_FAULT
+mpi_strata 120 2 run --model tiny-gpt --plan tp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32 --steps 2 --timeout 3 --backend cuda
+unset STRATA_EXEC_FAULT
+secs=$(($(date +%s) - t0))
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$secs" -le 60 ] &&
+	grep -Eq '^strata run: rank 0 timed out after 3 s in step 1 instruction 4 .* waiting for rank 1 in the pipeline receive over NCCL' \
+		"$T/err"; then ok "cuda: a hang before a pipeline send: the NCCL receive times out, naming it ($secs s)"
+else nok "cuda: a hang before a pipeline send" "exit $rc, $secs s: $(grep '^strata run' "$T/err")"; fi
 export CUDA_VISIBLE_DEVICES=-1
 mpi_strata 60 2 run --model tiny-gpt --plan $P --backend cuda
 refused "no GPU: refused on every rank" "no CUDA GPU: no CUDA-capable device is detected"

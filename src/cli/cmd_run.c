@@ -136,7 +136,8 @@ static void print_text(FILE *f, const st_model *m, const char *spec, const st_lo
         if (o->check) fprintf(f, "  %14.6f", r->ref_loss[i]);
         fputc('\n', f);
     }
-    fprintf(f, "\nmeasured in step %d, the fastest after the first (s)\n%4s %5s", r->kept_step + 1, "rank", "stage");
+    fprintf(f, "\nmeasured in step %d, %s (s)\n%4s %5s", r->kept_step + 1,
+            r->kept_step ? "the fastest after the first" : "the only one", "rank", "stage"); /* (kept 0: --steps 1) */
     for (int j = 0; j < ST_EXEC_KINDS; j++) fprintf(f, " %10s", st_exec_kind_name((st_exec_kind)j));
     fputc('\n', f);
     for (int k = 0; k < r->nranks; k++) {
@@ -301,8 +302,8 @@ done:
     }
     /* a step that failed on some rank, which every rank learnt at the step's end: the first such
      * rank says why, before any rank's exit can have mpirun stop it */
-    if (rc < 0 && mpi && ran && !refused && failed_by) { /* with copies, copy 0's rank (st_exec_job_rank) */
-        if (rank == (failed_by - 1) * (o.replicas > 1 ? o.replicas : 1)) st_cli_report("run", err);
+    if (rc < 0 && mpi && ran && !refused && failed_by) { /* a world rank (with copies, of any copy) */
+        if (rank == failed_by - 1) st_cli_report("run", err);
         st_exec_mpi_barrier();
         rc = 2;
     }

@@ -1506,7 +1506,6 @@ static int check_size(const st_plan *p, int64_t microbatches, int nranks, st_err
                         bytes / 1073741824.0, per_rank, nranks, limit / 1073741824.0);
 }
 
-/* 1 when the replicas run different micro-batch counts (dp_batches not all equal) */
 /* Every rank on node groups or with dp_batches (nrep = dp replicas priced): like[q], the first replica
  * whose programs replica q's equal, the one whose instructions q runs: as many micro-batches and every
  * stage's block on the same node groups (its first and last rank's), so its chunks, messages and

@@ -132,8 +132,8 @@ static double err_pct(const st_runcmp *c, int row) {
 }
 
 void st_runcmp_text(FILE *f, const st_runcmp *c) {
-    fprintf(f, "\nmeasured vs simulated (the same program; ms per rank, mean over ranks, step %d: the fastest after "
-               "the first)\n", c->kept_step + 1);
+    fprintf(f, "\nmeasured vs simulated (the same program; ms per rank, mean over ranks, step %d: %s)\n",
+            c->kept_step + 1, c->kept_step ? "the fastest after the first" : "the only one"); /* (kept 0: --steps 1) */
     fprintf(f, "  %-14s %11s %11s %8s\n", "kind", "measured", "simulated", "error");
     for (int i = 0; i < ST_RUNCMP_ROWS; i++) {
         if (i == ST_RUNCMP_ITERATION)
