@@ -173,7 +173,11 @@ static int add_expert(st__xmodel *x, int cap, const char *name, int layer, int64
 /* The table; with experts their weights last, each kind of a block's local experts back to back. A
  * block's wq, wk and wv lie back to back (add() places each tensor after the last), and so do bq, bk
  * and bv, and w1 and w3: the fused GEMMs (fused_fwd) read them as one [q + 2 kv x h] weight and one
- * [2 ffn x h], this rank's rows of each, as Megatron-LM's linear_qkv and gated linear_fc1 hold them. */
+ * [2 ffn x h], this rank's heads' (ffn columns') rows of each, as Megatron-LM's linear_qkv and gated
+ * linear_fc1 hold them per tp rank (megatron/core/transformer/mlp.py: ffn_hidden_size *= 2, each
+ * rank's [gate, up] halves, torch.chunk). Megatron orders linear_qkv's rows by query group (each kv
+ * head's queries, its key, its value; attention.py, get_query_key_value_tensors), this q, then k,
+ * then v: a permutation of the same rows, the same GEMM. */
 static int build_table(st__xmodel *x, const st_model *m, int cap, int (*idx)[F_COUNT], int *hidx) {
     int64_t h = x->h, qd = x->a * x->d, kd = x->kv * x->d, ql = x->a_l * x->d, kl = x->kv_l * x->d;
     for (int i = 0; i < H_COUNT; i++) hidx[i] = -1;
@@ -545,11 +549,10 @@ static void split_cols(float *fused, float *const *part, const int64_t *w, int n
 }
 
 /* n linear layers on the same input as one GEMM, as the lowering names them (Megatron-LM's fused
- * linear_qkv, [N x h] by [h x (q + 2 kv)], and its gated linear_fc1, [h x 2 ffn]: megatron/core/
- * transformer/attention.py and mlp.py): their weights [w[i] x C] lie back to back from w0 (build_table),
- * their biases from b0 (NULL: none); out[i] [N x w[i]] = inp [N x C] times weight i, plus bias i. The
- * parts are split off the one output (a copy, N x sum w floats) because the attention and SwiGLU read
- * them as [N x w[i]] each. */
+ * linear_qkv, [N x h] by [h x (q + 2 kv)], and its gated linear_fc1, [h x 2 ffn]): their weights
+ * [w[i] x C] lie back to back from w0 (build_table), their biases from b0 (NULL: none); out[i] [N x
+ * w[i]] = inp [N x C] times weight i, plus bias i. The parts are split off the one output (a copy, N x
+ * sum w floats) because the attention and SwiGLU read them as [N x w[i]] each. */
 static void fused_fwd(st__xmodel *x, float *const *out, const int64_t *w, int n, const float *inp, const float *w0,
                       const float *b0, int64_t N, int64_t C) {
     int64_t W = 0;
