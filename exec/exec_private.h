@@ -15,7 +15,8 @@
 
 /* 1: the matmuls below run the plain C loops instead of BLAS (tests, --reference-kernels) */
 extern int st__xkernels_reference;
-/* seconds spent in st__xmm_fwd and st__xmm_bwd so far (strata run --compare's GEMM share) */
+/* seconds spent in st__xmm_fwd and st__xmm_bwd so far, their bias passes not counted (strata run --compare's GEMM
+ * share; the lowering prices a bias apart from its GEMM) */
 extern double st__xkernels_gemm_s;
 /* bytes this process has allocated and not freed (glibc's mallinfo2: heap in use plus mmapped
  * blocks; 0 where the C library cannot say): the executor's allocations, sampled by exec/cpu.c */

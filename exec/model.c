@@ -97,6 +97,7 @@
  * sharding holds slices of the same full tensors. */
 #include "exec/exec_private.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -169,7 +170,14 @@ static int add_expert(st__xmodel *x, int cap, const char *name, int layer, int64
     return i;
 }
 
-/* the table; with experts their weights last, each kind of a block's local experts back to back */
+/* The table; with experts their weights last, each kind of a block's local experts back to back. A
+ * block's wq, wk and wv lie back to back (add() places each tensor after the last), and so do bq, bk
+ * and bv, and w1 and w3: the fused GEMMs (fused_fwd) read them as one [q + 2 kv x h] weight and one
+ * [2 ffn x h], this rank's heads' (ffn columns') rows of each, as Megatron-LM's linear_qkv and gated
+ * linear_fc1 hold them per tp rank (megatron/core/transformer/mlp.py: ffn_hidden_size *= 2, each
+ * rank's [gate, up] halves, torch.chunk). Megatron orders linear_qkv's rows by query group (each kv
+ * head's queries, its key, its value; attention.py, get_query_key_value_tensors), this q, then k,
+ * then v: a permutation of the same rows, the same GEMM. */
 static int build_table(st__xmodel *x, const st_model *m, int cap, int (*idx)[F_COUNT], int *hidx) {
     int64_t h = x->h, qd = x->a * x->d, kd = x->kv * x->d, ql = x->a_l * x->d, kl = x->kv_l * x->d;
     for (int i = 0; i < H_COUNT; i++) hidx[i] = -1;
@@ -200,8 +208,8 @@ static int build_table(st__xmodel *x, const st_model *m, int cap, int (*idx)[F_C
             continue;
         }
         f[F_W1] = ROWS("w1", l, x->f, h, x->tr * x->f_l, x->f_l);
-        if (x->bias) f[F_B1] = BIAS("b1", l, x->f, x->tr * x->f_l, x->f_l);
         if (x->swiglu) f[F_W3] = ROWS("w3", l, x->f, h, x->tr * x->f_l, x->f_l);
+        if (x->bias) f[F_B1] = BIAS("b1", l, x->f, x->tr * x->f_l, x->f_l);
         f[F_W2] = COLS("w2", l, h, x->f, x->tr * x->f_l, x->f_l);
         if (x->bias) f[F_B2] = VEC("b2", l, h, 2);
     }
@@ -280,10 +288,16 @@ void st__xmodel_init_values(const st__xmodel *x, uint64_t seed, float *dst, int6
     }
 }
 
+/* the widest fused GEMM's output (fused_fwd): q, k and v side by side, or SwiGLU's two halves */
+static int64_t fused_floats(const st__xmodel *x) {
+    int64_t N = x->B * x->T, qkv = N * (x->a_l + 2 * x->kv_l) * x->d, fc1 = x->swiglu ? 2 * N * x->f_l : 0;
+    return qkv > fc1 ? qkv : fc1;
+}
+
 static int64_t work_floats(const st__xmodel *x) {
     int64_t N = x->B * x->T, ql = x->a_l * x->d, kl = x->kv_l * x->d;
-    /* sp: also a gathered gradient and a reduce-scattered one */
-    return (x->sp ? 6 : 4) * N * x->h + 2 * N * ql + 2 * N * kl + 3 * N * x->f_l;
+    /* block_bwd's gradients, the fused GEMMs' output; sp: also a gathered gradient and a reduce-scattered one */
+    return (x->sp ? 6 : 4) * N * x->h + 2 * N * ql + 2 * N * kl + 3 * N * x->f_l + fused_floats(x);
 }
 
 int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint64_t seed, st_error *err) {
@@ -514,6 +528,48 @@ static void bias_grad(const st__xmodel *x, float *db, const float *dout, int64_t
 
 static void add_bias(const st__xmodel *x, float *out, const float *b, int64_t N, int64_t C) {
     if (b) x->be->bias_add(out, b, N, C);
+}
+
+/* block_bwd's scratch for the fused GEMMs' output (fused_floats), after its gradients (work_floats) */
+static float *fused_buf(const st__xmodel *x) {
+    int64_t N = x->B * x->T;
+    return x->work + N * (4 * x->h + 2 * (x->a_l + x->kv_l) * x->d + 3 * x->f_l);
+}
+
+/* `fused` [N x (w[0] + .. + w[n - 1])] and its n column blocks part[i] [N x w[i]]: split into the
+ * parts (dir 0) or joined from them (dir 1) */
+static void split_cols(float *fused, float *const *part, const int64_t *w, int n, int64_t N, int dir) {
+    int64_t W = 0;
+    for (int i = 0; i < n; i++) W += w[i];
+    for (int64_t r = 0; r < N; r++)
+        for (int64_t i = 0, c = 0; i < n; c += w[i++]) {
+            float *f = fused + r * W + c, *p = part[i] + r * w[i];
+            memcpy(dir ? f : p, dir ? p : f, (size_t)w[i] * sizeof *f);
+        }
+}
+
+/* n linear layers on the same input as one GEMM, as the lowering names them (Megatron-LM's fused
+ * linear_qkv, [N x h] by [h x (q + 2 kv)], and its gated linear_fc1, [h x 2 ffn]): their weights
+ * [w[i] x C] lie back to back from w0 (build_table), their biases from b0 (NULL: none); out[i] [N x
+ * w[i]] = inp [N x C] times weight i, plus bias i. The parts are split off the one output (a copy, N x
+ * sum w floats) because the attention and SwiGLU read them as [N x w[i]] each. */
+static void fused_fwd(st__xmodel *x, float *const *out, const int64_t *w, int n, const float *inp, const float *w0,
+                      const float *b0, int64_t N, int64_t C) {
+    int64_t W = 0;
+    for (int i = 0; i < n; i++) W += w[i];
+    float *f = fused_buf(x);
+    x->be->mm_fwd(f, inp, w0, b0, N, C, W, 0);
+    split_cols(f, out, w, n, N, 0);
+}
+
+/* q, k, v [R x qw], [R x kw] twice, from the norm's output n1 [R x h]: one GEMM (fused_fwd) */
+static void qkv_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, const float *n1, int64_t R, int64_t qw,
+                    int64_t kw) {
+    float *out[3] = {t->q, t->k, t->v};
+    const int64_t width[3] = {qw, kw, kw};
+    assert(w->wk == w->wq + qw * x->h && w->wv == w->wk + kw * x->h);
+    assert(!w->bq || (w->bk == w->bq + qw && w->bv == w->bk + kw));
+    fused_fwd(x, out, width, 3, n1, w->wq, w->bq, R, x->h);
 }
 
 /* ---------------------------------------------------------------- experts */
@@ -993,9 +1049,7 @@ static int rows_attn_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t) {
     st__xmodel v = attn_view(x);
     float *n1 = own_rows(x, t->n1);
     x->be->norm_fwd(n1, t->mean1, t->rstd1, t->x, w->ln1_w, w->ln1_b, S, h);
-    x->be->mm_fwd(t->q, n1, w->wq, w->bq, S, h, qd, 0);
-    x->be->mm_fwd(t->k, n1, w->wk, w->bk, S, h, kd, 0);
-    x->be->mm_fwd(t->v, n1, w->wv, w->bv, S, h, kd, 0);
+    qkv_fwd(x, w, t, n1, S, qd, kd);
     if (x->rope && (rope_at(&v, t->q, x->a, qd, 1) || rope_at(&v, t->k, x->kv, kd, 1))) return ST_ENOMEM;
     if (attn_core_fwd(&v, t)) return ST_ENOMEM;
     x->be->mm_fwd(t->x2, t->ao, w->wo, w->bo, S, qd, h, 0);
@@ -1031,9 +1085,7 @@ static int heads_attn_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t) {
     float *part = x->sp ? x->work : NULL; /* a row-parallel GEMM's partial sums, with sp */
     x->be->norm_fwd(own_rows(x, t->n1), t->mean1, t->rstd1, t->x, w->ln1_w, w->ln1_b, S, h);
     gather_rows(x, t->n1);
-    x->be->mm_fwd(t->q, t->n1, w->wq, w->bq, N, h, ql, 0);
-    x->be->mm_fwd(t->k, t->n1, w->wk, w->bk, N, h, kl, 0);
-    x->be->mm_fwd(t->v, t->n1, w->wv, w->bv, N, h, kl, 0);
+    qkv_fwd(x, w, t, t->n1, N, ql, kl);
     if (x->rope && (rope_at(x, t->q, x->a_l, ql, 1) || rope_at(x, t->k, x->kv_l, kl, 1))) return ST_ENOMEM;
     if (attn_core_fwd(x, t)) return ST_ENOMEM;
     if (x->attn_rows) { /* data-parallel projection on this rank's rows */
@@ -1059,11 +1111,15 @@ static int block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *
         rc = moe_fwd(x, w, t, part ? part : out);
         if (rc) return rc;
     } else {
-        x->be->mm_fwd(t->h1, t->n2, w->w1, w->b1, N, h, x->f_l, 0);
-        if (x->swiglu) {
-            x->be->mm_fwd(t->h3, t->n2, w->w3, NULL, N, h, x->f_l, 0);
+        if (x->swiglu) { /* w1 and w3 as one GEMM (fused_fwd); b1, when there is one, on w1's half */
+            float *out[2] = {t->h1, t->h3};
+            const int64_t width[2] = {x->f_l, x->f_l};
+            assert(w->w3 == w->w1 + x->f_l * h);
+            fused_fwd(x, out, width, 2, t->n2, w->w1, NULL, N, h);
+            add_bias(x, t->h1, w->b1, N, x->f_l);
             x->be->swiglu_fwd(t->g, t->h1, t->h3, N * x->f_l);
         } else {
+            x->be->mm_fwd(t->h1, t->n2, w->w1, w->b1, N, h, x->f_l, 0);
             x->be->act_fwd(t->g, t->h1, N * x->f_l, x->act);
         }
         x->be->mm_fwd(part ? part : out, t->g, w->w2, NULL, N, x->f_l, h, 0);
@@ -1253,13 +1309,25 @@ static void lin_bwd(st__xmodel *x, st__xacts *a, float *dinp, float *dw, float *
     a->wg[a->nwg++] = (xwgrad){dw, dout, inp, N, C, OC, a->wlayer};
 }
 
+/* fused_fwd's backward: dinp [N x C] += the parts' gradients dout[i] [N x w[i]] times their weights,
+ * the weights' gradients (back to back from dw0, +=) and the biases' (from db0; NULL: none), as one
+ * GEMM's of the gradients joined in fused_buf */
+static void fused_bwd(st__xmodel *x, st__xacts *a, float *dinp, float *dw0, float *db0, float *const *dout,
+                      const int64_t *w, int n, const float *inp, const float *w0, int64_t N, int64_t C) {
+    int64_t W = 0;
+    for (int i = 0; i < n; i++) W += w[i];
+    float *f = fused_buf(x);
+    split_cols(f, dout, w, n, N, 1);
+    lin_bwd(x, a, dinp, dw0, db0, f, 0, inp, w0, N, C, W);
+}
+
 /* a: NULL, the whole backward; else its input half (lin_bwd) */
 static int block_bwd(st__xmodel *x, st__xacts *a, const st__xlayer *w, st__xlayer *gw, const xlayer_acts *t,
                      const float *dout, float *din) {
     int64_t N = x->B * x->T, S = x->Ns, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d, F = N * x->f_l;
     float *dn = x->work + 2 * N * h, *dx2 = dn + N * h, *dao = dx2 + N * h, *dq = dao + N * ql, *dk = dq + N * ql;
     float *dv = dk + N * kl, *dg = dv + N * kl, *dh1 = dg + F, *dh3 = dh1 + F;
-    float *full = dh3 + F, *dns = full + N * h; /* sp only */
+    float *full = fused_buf(x) + fused_floats(x), *dns = full + N * h; /* sp only */
     size_t sb = (size_t)(S * h) * sizeof(float);
     /* MLP; with sp the biases after the row-parallel GEMMs get their rows' part */
     if (w->router) {
@@ -1273,8 +1341,14 @@ static int block_bwd(st__xmodel *x, st__xacts *a, const st__xlayer *w, st__xlaye
         if (x->swiglu) x->be->swiglu_bwd(dh1, dh3, t->h1, t->h3, dg, F);
         else x->be->act_bwd(dh1, t->h1, dg, F, x->act);
         memset(dn, 0, (size_t)(N * h) * sizeof *dn);
-        lin_bwd(x, a, dn, gw->w1, gw->b1, dh1, 0, t->n2, w->w1, N, h, x->f_l);
-        if (x->swiglu) lin_bwd(x, a, dn, gw->w3, NULL, dh3, 0, t->n2, w->w3, N, h, x->f_l);
+        if (x->swiglu) {
+            float *d[2] = {dh1, dh3};
+            const int64_t width[2] = {x->f_l, x->f_l};
+            fused_bwd(x, a, dn, gw->w1, NULL, d, width, 2, t->n2, w->w1, N, h);
+            bias_grad(x, gw->b1, dh1, N, x->f_l);
+        } else {
+            lin_bwd(x, a, dn, gw->w1, gw->b1, dh1, 0, t->n2, w->w1, N, h, x->f_l);
+        }
     }
     memcpy(dx2, dout, sb);
     norm_bwd(x, dx2, gw->ln2_w, gw->ln2_b, dn, dns, t->x2, w->ln2_w, t->mean2, t->rstd2);
@@ -1300,9 +1374,9 @@ static int block_bwd(st__xmodel *x, st__xacts *a, const st__xlayer *w, st__xlaye
     if (attn_core_bwd(&av, t, dao, dq, dk, dv)) return ST_ENOMEM;
     if (x->rope && (rope_at(&av, dq, av.a_l, qw, -1) || rope_at(&av, dk, av.kv_l, kw, -1))) return ST_ENOMEM;
     memset(dn, 0, (size_t)(N * h) * sizeof *dn);
-    lin_bwd(x, a, dn, gw->wq, gw->bq, dq, 0, n1, w->wq, R, h, qw);
-    lin_bwd(x, a, dn, gw->wk, gw->bk, dk, 0, n1, w->wk, R, h, kw);
-    lin_bwd(x, a, dn, gw->wv, gw->bv, dv, 0, n1, w->wv, R, h, kw);
+    float *dqkv[3] = {dq, dk, dv};
+    const int64_t width[3] = {qw, kw, kw};
+    fused_bwd(x, a, dn, gw->wq, gw->bq, dqkv, width, 3, n1, w->wq, R, h);
     memcpy(din, dx2, sb);
     if (x->attn_rows == 2) /* the rows' norm output went to no other rank: its gradient is whole */
         x->be->norm_bwd(din, gw->ln1_w, gw->ln1_b, dn, t->x, w->ln1_w, t->mean1, t->rstd1, S, h);
@@ -1365,8 +1439,8 @@ int st__xmodel_backward(st__xmodel *x, st__xacts *a, const float *dout, double l
 int st__xmodel_backward_input(st__xmodel *x, st__xacts *a, const float *dout, double loss_scale, const float **din) {
     int64_t N = x->B * x->T, ql = x->a_l * x->d, kl = x->kv_l * x->d;
     if (a->wg || a->dropped) return ST_EINVAL;
-    /* a block leaves at most q, k, v, the projection, fc1 (and SwiGLU's other half) and fc2; the
-     * output layer reads its own logits */
+    /* a block leaves at most qkv, the projection, fc1 (SwiGLU's: both halves) and fc2, whose output
+     * gradients take the floats below; the output layer reads its own logits */
     int64_t per = N * (ql + 2 * kl + 2 * x->h + 2 * x->f_l);
     a->wg = malloc((size_t)(7 * a->nl + 1) * sizeof *a->wg);
     a->wmem = malloc((size_t)(per * a->nl + 1) * sizeof *a->wmem);
