@@ -41,9 +41,9 @@ echo "# --- what runs one tp refuses it, naming the key; plan --emit keeps to on
 P=pp=3,stage_tp=8,4,4,dp=2,gbs=64
 bad "sim --every-rank with zbv" "stage_tp" sim $ON --plan pp=2,stage_tp=8,4,dp=2,gbs=64,schedule=zbv --every-rank
 bad "strata run" "stage_tp" run $ON --plan $P
-run plan $ON --gbs 64 --top 200 --json
+run plan $ON --gbs 64 --top 500 --json
 n=$(grep -c '"spec": ".*stage_tp=' "$T/out")
-if [ "$rc" -eq 0 ] && [ "$n" -gt 0 ]; then ok "plan ranks $n plans with a tp per group among its top 200"
+if [ "$rc" -eq 0 ] && [ "$n" -gt 0 ]; then ok "plan ranks $n plans with a tp per group among its top 500"
 else nok "plan ranks plans with a tp per group" "exit $rc, $n"; fi
 run plan $ON --gbs 64 --top 200 --emit megatron
 if [ "$rc" -eq 0 ] && grep -q -- '--tensor-model-parallel-size' "$T/out" && ! grep -q 'stage_tp' "$T/out"
