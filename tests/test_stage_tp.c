@@ -1,7 +1,8 @@
 /* test_stage_tp.c: a different tensor-parallel degree per pipeline stage (issue 19, stage_tp): the plan key
  * and its checks (the plan file's round trip is test_groups.c's, its bad files tests/cli_stage_tp.sh's), the
  * per-stage closed form of the estimate, the exchange between stages of different tp, the simulator by stage
- * against the estimate, the enumerator on node groups, and the refusals (every rank, the emitters). */
+ * and every rank against the estimate, the enumerator on node groups, and the refusals (the emitters; every
+ * rank under zbv and dualpipe). */
 #include "cost/cost_private.h"
 #include "src/strata.h"
 #include "groups_fixture.h"
@@ -170,7 +171,7 @@ static double sim_s(st_cost_ctx *ctx, const st_plan *p) {
 
 START_TEST(test_sim) {
     /* the simulator by stage within 10% of the estimate (issue 19's check) on stage_tp plans of the
-     * 2 + 2 node A100 + H100 cluster; every rank refuses them naming the key */
+     * 2 + 2 node A100 + H100 cluster */
     static const char *const specs[] = {"pp=3,stage_tp=8,4,4,dp=2,gbs=64",
                                         "pp=3,stage_tp=8,4,4,dp=2,gbs=64,sp=1,stage_layers=8,12,12",
                                         "pp=3,stage_tp=4,4,8,dp=2,gbs=64,zero=1,overlap_grad_reduce=1",
@@ -189,10 +190,81 @@ START_TEST(test_sim) {
         ck_assert_msg(fabs(s / e.iteration_time_s - 1) < 0.1, "%s: sim %.6f s, estimate %.6f s", specs[i], s,
                       e.iteration_time_s);
     }
+    st_cost_ctx_free(ctx);
+}
+END_TEST
+
+/* the sends of rank r's program to `peer` (-1: any) */
+static int sends_to(const st_lowered *l, int r, int peer) {
+    int n = 0;
+    for (int i = 0; i < l->progs[r].n; i++)
+        n += l->progs[r].ins[i].kind == ST_INS_SEND && (peer < 0 || l->progs[r].ins[i].peer == peer);
+    return n;
+}
+
+START_TEST(test_every_rank) {
+    /* every rank its own program at its stage's tp: within 10% of the simulation by stage and of the
+     * estimate on test_sim's plans and a tied embedding's, its programs consistent (st_program_validate)
+     * and the run finished (a collective that never met would stop it); zbv and dualpipe refused */
+    static const struct {
+        const char *model, *spec;
+    } runs[] = {{"llama2-7b", "pp=3,stage_tp=8,4,4,dp=2,gbs=64"},
+                {"llama2-7b", "pp=3,stage_tp=8,4,4,dp=2,gbs=64,sp=1,stage_layers=8,12,12"},
+                {"llama2-7b", "pp=3,stage_tp=4,4,8,dp=2,gbs=64,zero=1,overlap_grad_reduce=1"},
+                {"llama2-7b", "pp=4,stage_tp=8,8,2,2,dp=1,gbs=32,recompute=selective"},
+                {"gpt-7.5b", "pp=3,stage_tp=8,4,4,dp=2,gbs=64"}};
+    st_cluster c;
+    a100_h100(&c, 2, 2);
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        st_model m;
+        st_plan p;
+        st_estimate e;
+        st_lowered l;
+        st_sim_result r;
+        st_error err;
+        ck_assert_int_eq(st_model_preset(runs[i].model, &m), 0);
+        st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+        plan_on(&m, &c, runs[i].spec, &p);
+        ck_assert_int_eq(st_cost_estimate(ctx, &p, &e), 0);
+        double by_stage = sim_s(ctx, &p);
+        ck_assert_msg(st_lower_full(ctx, &p, &l, &err) == 0, "%s", err.text);
+        ck_assert_int_eq(l.nranks, st_plan_gpus(&p));
+        ck_assert_msg(st_program_validate(&l, &err) == 0, "%s: %s", runs[i].spec, err.text);
+        ck_assert_msg(st_sim_run(&l, 0, NULL, &r, &err) == 0, "%s: %s", runs[i].spec, err.text);
+        double s = r.iteration_time_s;
+        ck_assert_msg(fabs(s / by_stage - 1) < 0.1 && fabs(s / e.iteration_time_s - 1) < 0.1,
+                      "%s: every rank %.6f s, by stage %.6f s, estimate %.6f s", runs[i].spec, s, by_stage,
+                      e.iteration_time_s);
+        if (i == 0 || i == 4) {
+            /* stage 0 (tp 8, ranks 0-15) and stage 1 (tp 4, ranks 16-23) pair (2t, dp q) with (t, q); stage 0's
+             * odd tp ranks exchange nothing; stages 1 and 2 (both tp 4) lane for lane */
+            ck_assert_int_gt(sends_to(&l, 0, 16), 0);
+            ck_assert_int_gt(sends_to(&l, 10, 21), 0);
+            ck_assert_int_gt(sends_to(&l, 17, 2), 0);
+            ck_assert_int_eq(sends_to(&l, 1, -1), 0);
+            ck_assert_int_gt(sends_to(&l, 17, 25), 0);
+        }
+        int emb = 0;
+        for (int g = 0; g < l.ngroups; g++) {
+            if (l.groups[g].kind != ST_GRP_PP) continue;
+            /* the tied embedding's pairs: stage 0's rank 2t + 8q with stage 2's 24 + t + 4q */
+            int a = l.groups[g].ranks[0], b = l.groups[g].ranks[1];
+            ck_assert_int_eq(a % 2, 0);
+            ck_assert_int_eq(b, 24 + (a % 8) / 2 + 4 * (a / 8));
+            emb++;
+        }
+        ck_assert_int_eq(emb, i == 4 ? 8 : 0);
+        st_sim_result_destroy(&r);
+        st_lowered_destroy(&l);
+        st_cost_ctx_free(ctx);
+    }
+    st_model m;
     st_plan p;
     st_lowered l;
     st_error err;
-    plan_on(&m, &c, specs[0], &p);
+    ck_assert_int_eq(st_model_preset("llama2-7b", &m), 0);
+    st_cost_ctx *ctx = st_cost_ctx_new(&m, &c, NULL);
+    plan_on(&m, &c, "pp=2,stage_tp=8,4,dp=2,gbs=64,schedule=zbv", &p);
     ck_assert_int_eq(st_lower_full(ctx, &p, &l, &err), ST_EINVAL);
     ck_assert_str_eq(err.key, "stage_tp");
     st_cost_ctx_free(ctx);
@@ -277,6 +349,7 @@ Suite *suite_stage_tp(void) {
     tcase_add_test(tc, test_exchange);
     tcase_add_test(tc, test_uniform_unchanged);
     tcase_add_test(tc, test_sim);
+    tcase_add_test(tc, test_every_rank);
     tcase_add_test(tc, test_emit_refuses);
     tcase_add_test(tc, test_enumerate);
     suite_add_tcase(s, tc);

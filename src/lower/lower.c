@@ -80,7 +80,13 @@
  * embedding's all-reduce between the end stages after the data-parallel reduction. In the
  * every-rank lowering the groups hold the ranks of Megatron's order (tp-cp-dp-pp; an ep group is
  * ep consecutive ranks of the dp x cp group, st_cost_group's placement); a representative's groups
- * hold it alone and its routes cross the links of every rank it stands for. */
+ * hold it alone and its routes cross the links of every rank it stands for.
+ *
+ * A tp per stage (stage_tp) to every rank: stage d's ranks, tp-cp-dp at its own tp, follow stage d - 1's
+ * (st_plan_stage_rank0), its groups at its tp; between stages of different tp the ranks pair as rank_pair
+ * says (the by-stage lowering's min(tp) pairs, each message the exchange's), the tied embedding's end
+ * stages too; each lane is lowered on its own (lanes differ in their messages). zbv and dualpipe, whose
+ * sends follow their receivers' order, are refused there. */
 #include "lower_private.h"
 
 #include <assert.h>
@@ -164,6 +170,7 @@ typedef struct lower_ctx {
     int per_op;               /* each collective at its operator (st_lower_opts.per_op) */
     st_plan *sbuf;            /* stage_tp: room for the plan of the stage lowered (stage_plan); else NULL */
     int tp_i, cp_i, dp_i;     /* this rank's coordinates (full) */
+    int stage_i;              /* and its stage */
     int dp_group;             /* this rank's data-parallel group */
     /* this rank's group of each kind that talks inside a chunk (ST_GRP_TP, _CP, _EP; -1 none) and
      * its route */
@@ -202,11 +209,36 @@ typedef struct zchunk {
     double copy_s, copy_bytes;
 } zchunk;
 
-/* Megatron's rank order tp-cp-dp-pp: the rank of this lane's copy of `stage` */
+/* Every rank: stage d's ranks, st_plan_stage_rank0 on (stage_tp: its own tp x cp x dp, stages one after
+ * another; else tp x cp x dp each) */
+static int stage_width(const st_plan *p, int d) { return st_plan_stage_tp(p, d) * p->cp * p->dp; }
+
+/* the stage rank r belongs to (every rank) */
+static int rank_stage(const st_plan *p, int r) {
+    int d = 0;
+    while (d + 1 < p->pp && r >= st_plan_stage_rank0(p, d + 1)) d++;
+    return d;
+}
+
+/* The rank of stage e that stage d's rank (t, c, q) (tp, cp, dp coordinates) exchanges with, or -1. Equal
+ * tp: the same coordinates. stage_tp, between tp a and b = k a (k > 1): the smaller stage's rank (t, c, q)
+ * pairs with the larger's (k t, c, q), the min(a, b) pairs spread over the larger stage as the by-stage
+ * lowering routes them (make_routes) and the estimate prices them (one message per pair, cost/estimate.c
+ * exchange_time); the larger stage's other ranks exchange nothing and meet their pair's at the stage's tp
+ * collectives. The tied embedding's end-stage pairs are the same pairs. */
+static int rank_pair(const st_plan *p, int d, int t, int c, int q, int e) {
+    int a = st_plan_stage_tp(p, d), b = st_plan_stage_tp(p, e), te = t;
+    if (b < a) te = t % (a / b) == 0 ? t / (a / b) : -1;
+    if (b > a) te = t * (b / a);
+    if (te < 0) return -1;
+    return (int)st_plan_stage_rank0(p, e) + te + b * (c + p->cp * q);
+}
+
+/* Megatron's rank order tp-cp-dp-pp: the rank of this lane's copy of `stage`; -1: none (stage_tp: a lane
+ * without a pair there, rank_pair) */
 static int rank_at(const lower_ctx *L, int stage) {
-    const st_plan *p = L->p;
     if (!L->full) return stage;
-    return L->tp_i + p->tp * (L->cp_i + p->cp * (L->dp_i + p->dp * stage));
+    return rank_pair(L->p, L->stage_i, L->tp_i, L->cp_i, L->dp_i, stage);
 }
 
 /* The stage of chunk j. DualPipe's chunks are two copies of the pipeline's pp: copy A's stage j (j < pp)
@@ -528,7 +560,8 @@ static void forward(builder *b, const lower_ctx *L, int j, int mb) {
     const st_chunk_cost *c = &L->cc[j];
     int d = chunk_stage(L, j), recv = -1;
     /* (zbv's turn, chunk pp - 1 to pp, stays on its stage: no message) */
-    if (has_prev(L, j) && chunk_stage(L, j - 1) != d) {
+    /* (stage_tp, every rank: a lane without a pair in the stage before receives nothing, rank_pair) */
+    if (has_prev(L, j) && chunk_stage(L, j - 1) != d && rank_at(L, chunk_stage(L, j - 1)) >= 0) {
         int from = chunk_stage(L, j - 1);
         st_ins r = blank(ST_INS_RECV, ST_STREAM_COMPUTE, j, mb, "recv act"); /* blocking, as Megatron's */
         r.peer = rank_at(L, from);
@@ -557,7 +590,7 @@ static void forward(builder *b, const lower_ctx *L, int j, int mb) {
     }
     int fi = L->z ? z_layers(b, L, &f, &cm, 0) : compute(b, L, &f, &cm);
     if (copy >= 0) fi = og_wait(b, &f, fi, copy, og->act_window_bytes);
-    if (has_next(L, j) && chunk_stage(L, j + 1) != d) {
+    if (has_next(L, j) && chunk_stage(L, j + 1) != d && rank_at(L, chunk_stage(L, j + 1)) >= 0) {
         int to = chunk_stage(L, j + 1);
         st_ins s = blank(ST_INS_SEND, ST_STREAM_P2P, j, mb, "send act");
         s.peer = rank_at(L, to);
@@ -632,7 +665,7 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
         /* ZeRO-3: weight gradients need no weights, and are scattered layer by layer */
         return L->z ? z_layers_re(b, L, &w, NULL, &no_comm, 0, 1) : grads(b, L, &w, c, &no_comm);
     }
-    if (has_next(L, j) && chunk_stage(L, j + 1) != d) {
+    if (has_next(L, j) && chunk_stage(L, j + 1) != d && rank_at(L, chunk_stage(L, j + 1)) >= 0) {
         int from = chunk_stage(L, j + 1);
         st_ins r = blank(ST_INS_RECV, ST_STREAM_COMPUTE, j, mb, "recv grad");
         r.peer = rank_at(L, from);
@@ -670,7 +703,7 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
         gi = split ? compute(b, L, &g, &cm) : grads(b, L, &g, c, &cm);
     }
     if (copy >= 0) gi = og_wait(b, &g, gi, copy, 0);
-    if (has_prev(L, j) && chunk_stage(L, j - 1) != d) {
+    if (has_prev(L, j) && chunk_stage(L, j - 1) != d && rank_at(L, chunk_stage(L, j - 1)) >= 0) {
         int to = chunk_stage(L, j - 1);
         st_ins s = blank(ST_INS_SEND, ST_STREAM_P2P, j, mb, "send grad");
         s.peer = rank_at(L, to);
@@ -1088,26 +1121,38 @@ typedef struct group_layout {
     int nedp, edpbase;                          /* expert-data-parallel groups */
     int ngroups;
     int dpcp, neg; /* dp x cp; ep groups per (stage, tp rank) */
+    /* each stage's first group of a kind, counted from the kind's first (ST_GRP_DP: the dp groups; ST_GRP_PP:
+     * the expert-data-parallel ones): stage d's, in the same order; with stage_tp stages differ in count */
+    int s0[ST_GRP_COUNT][ST_MAX_STAGES + 1];
 } group_layout;
 
 static void layout_groups(st_cost_ctx *ctx, const st_plan *p, int full, group_layout *G) {
-    int pp = p->pp, chunks = pp * p->vp, width = p->tp * p->cp * p->dp;
+    int pp = p->pp, chunks = pp * p->vp, experts = 0;
     memset(G, 0, sizeof *G);
     G->dpcp = p->dp * p->cp;
     G->neg = G->dpcp / p->ep;
-    G->ndp = full ? pp * p->tp : pp;
-    G->ngk[ST_GRP_TP] = p->tp > 1 ? (full ? pp * G->dpcp : pp) : 0;
-    G->ngk[ST_GRP_CP] = p->cp > 1 ? (full ? pp * p->tp * p->dp : pp) : 0;
-    G->ngk[ST_GRP_EP] = p->ep > 1 ? (full ? pp * p->tp * G->neg : pp) : 0;
-    G->nemb = st_cost_embedding_allreduce(ctx, p, NULL) > 0 ? (full ? width : 1) : 0;
-    if (p->schedule == ST_SCHED_DUALPIPE) G->nemb = (full ? width : 1) * (pp / 2);
     if (p->zero == 3 && p->ep > 1) {
         st_chunk_cost c1;
-        for (int j = 0; j < chunks && !G->nedp; j++) {
+        for (int j = 0; j < chunks && !experts; j++) {
             st_cost_chunk(ctx, p, j, &c1);
-            if (c1.expert_params > 0) G->nedp = full ? pp * p->tp * p->ep : pp;
+            experts = c1.expert_params > 0;
         }
     }
+    for (int d = 0; d < pp; d++) { /* every rank: per (stage, its own tp's ranks ...); else one per stage */
+        int t = full ? st_plan_stage_tp(p, d) : 1, any = full ? st_plan_stage_tp(p, d) > 1 : p->tp > 1;
+        int n[ST_GRP_COUNT] = {[ST_GRP_DP] = t, [ST_GRP_TP] = any ? (full ? G->dpcp : 1) : 0,
+                               [ST_GRP_CP] = p->cp > 1 ? (full ? t * p->dp : 1) : 0,
+                               [ST_GRP_EP] = p->ep > 1 ? (full ? t * G->neg : 1) : 0,
+                               [ST_GRP_PP] = experts ? (full ? t * p->ep : 1) : 0};
+        for (int k = 0; k < ST_GRP_COUNT; k++) G->s0[k][d + 1] = G->s0[k][d] + n[k];
+    }
+    G->ndp = G->s0[ST_GRP_DP][pp];
+    for (int k = ST_GRP_TP; k <= ST_GRP_EP; k++) G->ngk[k] = G->s0[k][pp];
+    G->nedp = G->s0[ST_GRP_PP][pp];
+    /* the embedding's pairs: every lane of the smaller end stage (rank_pair) */
+    int ew = stage_width(p, 0) < stage_width(p, pp - 1) ? stage_width(p, 0) : stage_width(p, pp - 1);
+    G->nemb = st_cost_embedding_allreduce(ctx, p, NULL) > 0 ? (full ? ew : 1) : 0;
+    if (p->schedule == ST_SCHED_DUALPIPE) G->nemb = (full ? ew : 1) * (pp / 2);
     G->gbase[ST_GRP_TP] = G->ndp;
     G->gbase[ST_GRP_CP] = G->gbase[ST_GRP_TP] + G->ngk[ST_GRP_TP];
     G->gbase[ST_GRP_EP] = G->gbase[ST_GRP_CP] + G->ngk[ST_GRP_CP];
@@ -1123,47 +1168,56 @@ static int group_alloc(st_group_def *g, st_group_kind kind, int n) {
     return g->ranks ? 0 : ST_ENOMEM;
 }
 
-/* each group's members, in rank order (Megatron's tp-cp-dp-pp) */
+/* Group k of stage d in the slot `slot` of G->s0 (ST_GRP_PP: the expert-data-parallel groups), of kind `kind`
+ * and n ranks (by stage: one, listing d); NULL when out of memory */
+static st_group_def *stage_group(st_lowered *out, const group_layout *G, int slot, st_group_kind kind, int d, int k,
+                                 int n, int full) {
+    int base = slot == ST_GRP_DP ? 0 : slot == ST_GRP_PP ? G->edpbase : G->gbase[slot];
+    st_group_def *g = &out->groups[base + G->s0[slot][d] + k];
+    if (group_alloc(g, kind, full ? n : 1)) return NULL;
+    if (!full) g->ranks[0] = d;
+    return g;
+}
+
+/* each group's members, in rank order (Megatron's tp-cp-dp-pp; stage_tp: each stage at its own tp). Every
+ * rank: stage d's groups of a kind from G->s0[kind][d] on, its ranks from st_plan_stage_rank0 on; by stage one
+ * group of each kind per stage, listing it. */
 static int fill_groups(st_lowered *out, const st_plan *p, int full, const group_layout *G) {
-    int pp = p->pp, width = p->tp * p->cp * p->dp, dpcp = G->dpcp, neg = G->neg;
-    for (int d = 0; d < pp; d++)
-        for (int t = 0; t < (full ? p->tp : 1); t++) {
-            st_group_def *g = &out->groups[d * (full ? p->tp : 1) + t];
-            if (group_alloc(g, ST_GRP_DP, full ? dpcp : 1)) return ST_ENOMEM;
-            for (int k = 0; k < g->n; k++) g->ranks[k] = full ? t + p->tp * (k + dpcp * d) : d;
+    int pp = p->pp, dpcp = G->dpcp, neg = G->neg, ep = p->ep;
+    for (int d = 0; d < pp; d++) {
+        int tp = st_plan_stage_tp(p, d), base = (int)st_plan_stage_rank0(p, d);
+        st_group_def *g;
+        for (int t = 0; t < G->s0[ST_GRP_DP][d + 1] - G->s0[ST_GRP_DP][d]; t++) {
+            if (!(g = stage_group(out, G, ST_GRP_DP, ST_GRP_DP, d, t, dpcp, full))) return ST_ENOMEM;
+            for (int k = 0; full && k < g->n; k++) g->ranks[k] = base + t + tp * k;
         }
-    for (int kind = ST_GRP_TP; kind <= ST_GRP_EP; kind++)
-        for (int k = 0; k < G->ngk[kind]; k++) {
-            static const int size_of_kind[] = {[ST_GRP_TP] = 0, [ST_GRP_CP] = 1, [ST_GRP_EP] = 2};
-            int sizes[3] = {p->tp, p->cp, p->ep};
-            st_group_def *g = &out->groups[G->gbase[kind] + k];
-            if (group_alloc(g, (st_group_kind)kind, full ? sizes[size_of_kind[kind]] : 1)) return ST_ENOMEM;
-            for (int i = 0; i < g->n; i++) {
-                if (!full) { /* one per stage */
-                    g->ranks[i] = k;
-                } else if (kind == ST_GRP_TP) { /* k = lane (cp, dp) + cp*dp*stage */
-                    g->ranks[i] = i + p->tp * k;
-                } else if (kind == ST_GRP_CP) { /* k = t + tp * (dp rank + dp * stage) */
-                    int t = k % p->tp, q = k / p->tp; /* q = dp rank + dp * stage */
-                    g->ranks[i] = t + p->tp * (i + p->cp * q);
-                } else { /* EP, k = t + tp * (e + neg * stage): ep consecutive ranks of the dp x cp group */
-                    int t = k % p->tp, e = (k / p->tp) % neg, d = k / (p->tp * neg);
-                    g->ranks[i] = t + p->tp * (e * p->ep + i + dpcp * d);
-                }
-            }
+        for (int l = 0; l < G->s0[ST_GRP_TP][d + 1] - G->s0[ST_GRP_TP][d]; l++) { /* l: the lane (cp, dp) */
+            if (!(g = stage_group(out, G, ST_GRP_TP, ST_GRP_TP, d, l, tp, full))) return ST_ENOMEM;
+            for (int i = 0; full && i < g->n; i++) g->ranks[i] = base + i + tp * l;
         }
-    for (int k = 0; k < G->nedp; k++) { /* full: k = t + tp * (position in the ep group + ep * stage) */
-        st_group_def *g = &out->groups[G->edpbase + k];
-        if (group_alloc(g, ST_GRP_DP, full ? neg : 1)) return ST_ENOMEM;
-        int t = k % p->tp, j = (k / p->tp) % p->ep, d = k / (p->tp * p->ep);
-        for (int e = 0; e < g->n; e++) g->ranks[e] = full ? t + p->tp * (e * p->ep + j + dpcp * d) : k;
+        for (int k = 0; k < G->s0[ST_GRP_CP][d + 1] - G->s0[ST_GRP_CP][d]; k++) { /* k = t + tp * dp rank */
+            if (!(g = stage_group(out, G, ST_GRP_CP, ST_GRP_CP, d, k, p->cp, full))) return ST_ENOMEM;
+            for (int i = 0; full && i < g->n; i++) g->ranks[i] = base + k % tp + tp * (i + p->cp * (k / tp));
+        }
+        /* EP, k = t + tp * e: ep consecutive ranks of the dp x cp group */
+        for (int k = 0; k < G->s0[ST_GRP_EP][d + 1] - G->s0[ST_GRP_EP][d]; k++) {
+            if (!(g = stage_group(out, G, ST_GRP_EP, ST_GRP_EP, d, k, ep, full))) return ST_ENOMEM;
+            for (int i = 0; full && i < g->n; i++) g->ranks[i] = base + k % tp + tp * ((k / tp) * ep + i);
+        }
+        /* expert data parallel, k = t + tp * (position in the ep group) */
+        for (int k = 0; k < G->s0[ST_GRP_PP][d + 1] - G->s0[ST_GRP_PP][d]; k++) {
+            if (!(g = stage_group(out, G, ST_GRP_PP, ST_GRP_DP, d, k, neg, full))) return ST_ENOMEM;
+            for (int e = 0; full && e < g->n; e++) g->ranks[e] = base + k % tp + tp * (e * ep + k / tp);
+        }
     }
     for (int k = 0; k < G->nemb; k++) { /* k = lane + lanes d: stages d and pp - 1 - d (the embedding's: d = 0) */
         st_group_def *g = &out->groups[G->embbase + k];
-        int lanes = full ? width : 1, lane = k % lanes, d = k / lanes;
+        int lanes = G->nemb / (p->schedule == ST_SCHED_DUALPIPE ? pp / 2 : 1), lane = k % lanes, d = k / lanes;
+        int e = pp - 1 - d, s = stage_width(p, e) < stage_width(p, d) ? e : d; /* the smaller end's lane */
+        int ts = st_plan_stage_tp(p, s), t = lane % ts, c = (lane / ts) % p->cp, q = lane / (ts * p->cp);
         if (group_alloc(g, ST_GRP_PP, 2)) return ST_ENOMEM;
-        g->ranks[0] = full ? lane + width * d : d;
-        g->ranks[1] = full ? lane + width * (pp - 1 - d) : pp - 1 - d;
+        g->ranks[0] = full ? rank_pair(p, s, t, c, q, d) : d;
+        g->ranks[1] = full ? rank_pair(p, s, t, c, q, e) : e;
     }
     return 0;
 }
@@ -1242,9 +1296,9 @@ static int price_chunks(st_cost_ctx *ctx_all, st_cost_ctx *ctx0_all, const st_pl
  * cost/ prices them on. 0 or ST_ENOMEM. */
 static int make_routes(st__lnet *B, const st_lowered *out, const st_cluster *c, const st_plan *p, int full,
                        const group_layout *G, int *r_fwd, int *r_bwd, int *r_g) {
-    int pp = p->pp, width = p->tp * p->cp * p->dp, lanes = full ? width : 1;
+    int pp = p->pp, width = p->tp * p->cp * p->dp;
     int *a = malloc(sizeof(int) * 2 * (size_t)width), *z = a + width;
-    st_plan *q = p->nstage_tp ? malloc(sizeof *q) : NULL; /* stage_tp (by stage): a stage's own plan */
+    st_plan *q = p->nstage_tp ? malloc(sizeof *q) : NULL; /* stage_tp: a stage's own plan */
     if (!a || (p->nstage_tp && !q)) {
         free(a);
         free(q);
@@ -1256,15 +1310,19 @@ static int make_routes(st__lnet *B, const st_lowered *out, const st_cluster *c, 
     /* a program's replicas (or itself): ranks gpu .. gpu + replicas - 1; with stage_tp (by stage only) a stage
      * of w ranks and one of w' exchange over min(w, w') pairs spread over both (cost/estimate.c, exchange_time) */
     for (int r = 0; r < out->nranks; r++) {
-        int d = r / lanes, wd = full ? width : st_plan_stage_tp(p, d) * p->cp * p->dp;
+        int d = full ? rank_stage(p, r) : r, wd = stage_width(p, d), tp = st_plan_stage_tp(p, d);
+        int lane = r - (int)st_plan_stage_rank0(p, d); /* (every rank) */
         r_fwd[r] = r_bwd[r] = -1;
         if (pp == 1) continue;
         for (int dir = 0; dir < 2; dir++) {
             int e = dir == 0 ? (d + 1) % pp : (d + pp - 1) % pp; /* forward to the next stage, back to the previous */
-            int we = full ? width : st_plan_stage_tp(p, e) * p->cp * p->dp, n = full ? 1 : wd < we ? wd : we;
+            int we = stage_width(p, e), n = full ? 1 : wd < we ? wd : we;
+            /* every rank: to its pair there (rank_pair; stage_tp: none for some lanes of the larger stage) */
+            int to = full ? rank_pair(p, d, lane % tp, (lane / tp) % p->cp, lane / (tp * p->cp), e) : 0;
+            if (to < 0) continue;
             for (int i = 0; i < n; i++) {
                 a[i] = (full ? r : (int)st_plan_stage_rank0(p, d)) + i * (wd / n);
-                z[i] = full ? a[i] + (e - d) * width : (int)st_plan_stage_rank0(p, e) + i * (we / n); /* lane i of e */
+                z[i] = full ? to : (int)st_plan_stage_rank0(p, e) + i * (we / n); /* lane i of e */
             }
             int id = st__lnet_p2p(B, a, z, n, gp.nodes > 1, gp.tier);
             if (dir == 0)
@@ -1287,8 +1345,8 @@ static int make_routes(st__lnet *B, const st_lowered *out, const st_cluster *c, 
                 for (int l = 0; l < (full ? 1 : ew); l++)
                     a[n++] = full ? gd_k->ranks[i] : (int)st_plan_stage_rank0(p, gd_k->ranks[i]) + l;
         } else {
-            /* by stage the group's ranks name its stage, whose plan prices it */
-            const st_plan *pk = full ? p : stage_plan(p, gd_k->ranks[0], q);
+            /* the plan of the group's stage prices it (by stage its ranks name the stage) */
+            const st_plan *pk = stage_plan(p, full ? rank_stage(p, gd_k->ranks[0]) : gd_k->ranks[0], q);
             int wk = pk->tp * p->cp * p->dp;
             st_group gk, gdk;
             if (k >= G->edpbase)
@@ -1315,26 +1373,33 @@ static int make_routes(st__lnet *B, const st_lowered *out, const st_cluster *c, 
 /* Program r's coordinates, groups and routes into L; returns its embedding group (-1: none). */
 static int rank_names(lower_ctx *L, const group_layout *G, const int *r_g, int r) {
     const st_plan *p = L->p;
-    int full = L->full, lanes = full ? p->tp * p->cp * p->dp : 1, d = r / lanes, lane = r % lanes;
-    L->tp_i = full ? lane % p->tp : 0;
-    L->cp_i = full ? (lane / p->tp) % p->cp : 0;
-    L->dp_i = full ? lane / (p->tp * p->cp) : 0;
+    int full = L->full, d = full ? rank_stage(p, r) : r, lane = full ? r - (int)st_plan_stage_rank0(p, d) : 0;
+    int tp = st_plan_stage_tp(p, d);
+    L->stage_i = d;
+    L->tp_i = lane % tp;
+    L->cp_i = (lane / tp) % p->cp;
+    L->dp_i = lane / (tp * p->cp);
     int t = L->tp_i, q = L->dp_i, kk = L->cp_i + p->cp * L->dp_i; /* kk: position in the dp x cp group */
-    int idx[ST_GRP_COUNT] = {0};
-    idx[ST_GRP_TP] = full ? lane / p->tp + G->dpcp * d : d;
-    idx[ST_GRP_CP] = full ? t + p->tp * (q + p->dp * d) : d;
-    idx[ST_GRP_EP] = full ? t + p->tp * (kk / p->ep + G->neg * d) : d;
+    int idx[ST_GRP_COUNT] = {0};                                    /* within the stage's groups of the kind */
+    idx[ST_GRP_TP] = lane / tp;
+    idx[ST_GRP_CP] = t + tp * q;
+    idx[ST_GRP_EP] = t + tp * (kk / p->ep);
     for (int kind = 0; kind < ST_GRP_COUNT; kind++) {
-        L->grp[kind] = kind <= ST_GRP_EP && G->ngk[kind] ? G->gbase[kind] + idx[kind] : -1;
+        int has = kind <= ST_GRP_EP && G->s0[kind][d + 1] > G->s0[kind][d]; /* (stage_tp: a stage at tp 1 has none) */
+        L->grp[kind] = has ? G->gbase[kind] + G->s0[kind][d] + (full ? idx[kind] : 0) : -1;
         L->r_grp[kind] = L->grp[kind] >= 0 ? r_g[L->grp[kind]] : -1;
     }
-    L->edp_group = G->nedp ? G->edpbase + (full ? t + p->tp * (kk % p->ep + p->ep * d) : d) : -1;
+    L->edp_group = G->nedp ? G->edpbase + G->s0[ST_GRP_PP][d] + (full ? t + tp * (kk % p->ep) : 0) : -1;
     L->r_edp = L->edp_group >= 0 ? r_g[L->edp_group] : -1;
-    L->dp_group = d * (full ? p->tp : 1) + t;
+    L->dp_group = G->s0[ST_GRP_DP][d] + (full ? t : 0);
     L->r_dp = r_g[L->dp_group];
-    if (p->schedule == ST_SCHED_DUALPIPE) /* its mirror pair */
-        return G->embbase + (full ? lane : 0) + lanes * (d < p->pp - 1 - d ? d : p->pp - 1 - d);
-    return G->nemb && (d == 0 || d == p->pp - 1) ? G->embbase + (full ? lane : 0) : -1;
+    int dual = p->schedule == ST_SCHED_DUALPIPE, dd = d < p->pp - 1 - d ? d : p->pp - 1 - d, e = p->pp - 1 - dd;
+    if (!G->nemb || (!dual && d != 0 && d != p->pp - 1)) return -1;
+    /* its pair's index: the lane of the smaller end stage it pairs with (fill_groups; none: -1) */
+    int s = stage_width(p, e) < stage_width(p, dd) ? e : dd, at = full ? rank_at(L, s) : 0;
+    if (at < 0) return -1;
+    int lanes = G->nemb / (dual ? p->pp / 2 : 1);
+    return G->embbase + (full ? at - (int)st_plan_stage_rank0(p, s) : 0) + lanes * (dual ? dd : 0);
 }
 
 /* What ends an iteration (what the estimate prices after the pipeline) */
@@ -1512,13 +1577,13 @@ static int check_size(const st_plan *p, int64_t microbatches, int nranks, st_err
  * memory are priced alike (cost/estimate.c prices consecutive replicas once by the same signature).
  * nrep = 1: one replica stands for all. */
 static void replicas_alike(const st_cluster *c, const st_plan *p, int nrep, int *like) {
-    int64_t blk = (int64_t)p->tp * p->cp;
     for (int q = 0; q < nrep; q++) {
         like[q] = q;
         for (int k = 0; k < q && like[q] == q; k++) {
             int same = st_plan_replica_microbatches(p, k) == st_plan_replica_microbatches(p, q);
             for (int d = 0; d < p->pp && same; d++) {
-                int64_t fq = blk * (q + (int64_t)p->dp * d), fk = blk * (k + (int64_t)p->dp * d);
+                int64_t blk = (int64_t)st_plan_stage_tp(p, d) * p->cp, f0 = st_plan_stage_rank0(p, d);
+                int64_t fq = f0 + blk * q, fk = f0 + blk * k;
                 same = st_cluster_rank_group(c, fq) == st_cluster_rank_group(c, fk) &&
                        st_cluster_rank_group(c, fq + blk - 1) == st_cluster_rank_group(c, fk + blk - 1);
             }
@@ -1532,9 +1597,8 @@ int st_lower_plan(st_cost_ctx *ctx, const st_plan *p, const st_lower_opts *o, st
     int full = o->every_rank, dual = p->schedule == ST_SCHED_DUALPIPE;
     /* dualpipe: the pipeline's pp chunks twice, copy B's behind copy A's (chunk_stage) */
     int pp = p->pp, chunks = pp * p->vp * (dual ? 2 : 1), rc = 0;
-    int width = p->tp * p->cp * p->dp; /* ranks per stage */
-    int lanes = full ? width : 1;      /* programs per stage */
-    int nranks = pp * lanes;
+    int width = p->tp * p->cp * p->dp;               /* ranks per stage (stage_tp: the widest's) */
+    int nranks = full ? (int)st_plan_gpus(p) : pp; /* programs */
     /* node groups, uneven micro-batches (issue 19): by stage, each stage as the replica that sets the
      * step runs it; every rank, each replica as it runs (nrep replicas priced, each its own chunks) */
     const st_cluster *c = st_cost_cluster(ctx);
@@ -1545,10 +1609,12 @@ int st_lower_plan(st_cost_ctx *ctx, const st_plan *p, const st_lower_opts *o, st
                             "uneven dp_batches with %s: its collectives run once per micro-batch in groups across "
                             "replicas that run different counts, which no framework runs; give even micro-batches",
                             lockstep);
-    /* every rank runs one shard per lane (its groups, peers and routes are laid out for one tp) */
-    if (full && p->nstage_tp)
+    /* every rank: zbv's and dualpipe's sends wait in their receiver's order (lower_ordered), which a lane that
+     * exchanges nothing with a stage of another tp (rank_pair) does not have */
+    if (full && p->nstage_tp && (p->schedule == ST_SCHED_ZBV || dual))
         return st_error_set(err, ST_EINVAL, NULL, "stage_tp",
-                            "a different tp per stage is simulated by stage, not every rank (--every-rank)");
+                            "a different tp per stage with schedule %s is simulated by stage, not every rank "
+                            "(--every-rank)", st_schedule_name(p->schedule));
     int rep = st_cost_slowest_replica(ctx, p);
     int64_t m_max = st_plan_replica_microbatches(p, rep);
     for (int q = 0; q < nrep; q++)
@@ -1577,7 +1643,7 @@ int st_lower_plan(st_cost_ctx *ctx, const st_plan *p, const st_lower_opts *o, st
     out->groups = calloc((size_t)out->ngroups, sizeof *out->groups);
     out->blocks = calloc((size_t)pp, sizeof *out->blocks);
     st_plan *sbuf = p->nstage_tp ? malloc(sizeof *sbuf) : NULL; /* stage_tp: the plan of the stage lowered */
-    if (st__lnet_init(&B, out, c, full ? width * pp : (int)st_plan_gpus(p), width, full) || (p->nstage_tp && !sbuf) ||
+    if (st__lnet_init(&B, out, c, (int)st_plan_gpus(p), width, full) || (p->nstage_tp && !sbuf) ||
         !cc || !cc0 || !r_fwd || !r_bwd || !r_g || !like ||
         !span || !ctx0 || !out->progs || !out->groups || !out->blocks || (p->zero == 3 && !z) || (granular && !og))
         goto nomem;
@@ -1603,7 +1669,7 @@ int st_lower_plan(st_cost_ctx *ctx, const st_plan *p, const st_lower_opts *o, st
         goto out;
     }
     if (dual) memcpy(span + pp * ST__PHASES, span, sizeof *span * (size_t)pp * ST__PHASES); /* copy B's: A's */
-    if (p->nstage_tp) /* by stage, each stage's program stands for its ranks from its first GPU on */
+    if (p->nstage_tp && !full) /* by stage, each stage's program stands for its ranks from its first GPU on */
         for (int g = 0, d = 0; g < (int)st_plan_gpus(p); g++) {
             int at = d < pp && g == st_plan_stage_rank0(p, d);
             B.prog_of_gpu[g] = at ? d : -1;
@@ -1620,10 +1686,12 @@ int st_lower_plan(st_cost_ctx *ctx, const st_plan *p, const st_lower_opts *o, st
     E.emb_lat = st__latency_of(E.emb_s, st_cost_embedding_allreduce(ctx0, p, NULL));
     lane_names names0, names;
     for (int r = 0; r < nranks; r++) {
-        int d = r / lanes, lane = r % lanes;
-        int q = full ? lane / (p->tp * p->cp) : rep; /* its replica */
+        int d = full ? rank_stage(p, r) : r, lane = full ? r - (int)st_plan_stage_rank0(p, d) : 0;
+        int blk = st_plan_stage_tp(p, d) * p->cp;  /* a replica's ranks in the stage */
+        int q = full ? lane / blk : rep;            /* its replica */
         int qi = nrep > 1 ? q : 0;                  /* where its chunk costs are */
-        int first = full ? like[qi] * p->tp * p->cp : 0; /* the lane whose instructions it runs */
+        /* the lane whose instructions it runs (stage_tp: its own, rank_pair gives lanes different messages) */
+        int first = full ? (p->nstage_tp ? lane : like[qi] * blk) : 0;
         st_program *pg = &out->progs[r];
         st_stage_memory sm;
         pg->rank = r;

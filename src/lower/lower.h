@@ -12,7 +12,8 @@
 
 /* How st_lower_plan lowers a plan (st_lower_opts_init: the default, what `strata sim` runs). */
 typedef struct st_lower_opts {
-    /* 1: every rank (tp x cp x dp x pp, Megatron's rank order), with the tp, cp and ep collectives
+    /* 1: every rank (tp x cp x dp x pp, Megatron's rank order; stage_tp: each stage's at its own tp, the
+     * stages one after another), with the tp, cp and ep collectives
      * in real tp, cp and ep groups, the dp reduction in real dp x cp groups and the tied
      * embedding's all-reduce in real pairs of end-stage ranks: what the representatives stand for
      * (the tests prove both simulate alike); 0: one representative rank per pipeline stage */
