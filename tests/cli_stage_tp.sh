@@ -40,7 +40,14 @@ bad "tp that is not the largest entry" "stage_tp" estimate $ON --plan tp=4,pp=3,
 echo "# --- what runs one tp refuses it, naming the key; plan --emit keeps to one tp"
 P=pp=3,stage_tp=8,4,4,dp=2,gbs=64
 bad "sim --every-rank with zbv" "stage_tp" sim $ON --plan pp=2,stage_tp=8,4,dp=2,gbs=64,schedule=zbv --every-rank
+# strata run starts MPI (as a singleton here): in an ASan build Open MPI's own leaks are suppressed
+# as mpi_strata suppresses them (tests/lsan-mpi.supp says why)
+_asan=${ASAN_OPTIONS-} _lsan=${LSAN_OPTIONS-}
+ASAN_OPTIONS="${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}fast_unwind_on_malloc=0"
+LSAN_OPTIONS="${LSAN_OPTIONS:-}${LSAN_OPTIONS:+:}suppressions=$SRCDIR/tests/lsan-mpi.supp:print_suppressions=0"
+export ASAN_OPTIONS LSAN_OPTIONS
 bad "strata run" "stage_tp" run $ON --plan $P
+ASAN_OPTIONS=$_asan LSAN_OPTIONS=$_lsan
 run plan $ON --gbs 64 --top 500 --json
 n=$(grep -c '"spec": ".*stage_tp=' "$T/out")
 if [ "$rc" -eq 0 ] && [ "$n" -gt 0 ]; then ok "plan ranks $n plans with a tp per group among its top 500"
