@@ -4,7 +4,8 @@
  * no "nan" or "inf" where a number goes. The estimate is also priced through the library, so an
  * estimate that st_estimate_check refuses of inputs every loader accepted is caught as the
  * loaders' fault (the command would only say exit 2). The commands run small: 4 to 8 GPUs, a few
- * micro-batches (MAX_SIM_INSTRUCTIONS), so that libFuzzer makes hundreds of runs a second under ASan.
+ * micro-batches and layers (MAX_SIM_INSTRUCTIONS, MAX_SIM_LAYER_PASSES), so that libFuzzer makes hundreds of
+ * runs a second under ASan.
  * The scratch files live on /dev/shm where it exists (st__fuzz_init). */
 #include "tests/fuzz/fuzz.h"
 
@@ -154,6 +155,11 @@ static int run(int (*cmd)(int, char **, st_error *), char **argv) {
  * pp) shows at a few micro-batches per stage on 4 GPUs; past that a run only repeats the steady
  * state, at ASan's pace: 1,000 chunks took twice the time of a small plan (10.8 ms against 5 ms). */
 #define MAX_SIM_INSTRUCTIONS 512
+/* The same bound on layers: a forward and a backward per micro-batch and layer, summed over the
+ * stages. A model of 71,028 layers (a valid input: the lowering takes 0.6 s without sanitizers)
+ * took over 90 s of wall clock under ASan at nice 19 beside other work, which libFuzzer's -timeout
+ * called a hang; past a few hundred layers a run only repeats the blocks. */
+#define MAX_SIM_LAYER_PASSES 4096
 
 /* The estimate through the library: when every input loads and the plan can be priced, the
  * estimate is finite (st_estimate_check), else some loader let a value through that it should
@@ -174,7 +180,8 @@ static int check_estimate(const char *model, const char *cluster, const char *gp
     if (st_estimate_check(&e, &err)) fail("the loaders accepted inputs whose estimate is not finite", err.text);
     /* a small simulation: a plan of millions of micro-batches is a valid input whose lowering takes
      * seconds (sim shows progress and can be interrupted), not a defect; the fuzzer skips it */
-    small = 2.0 * (double)st_plan_microbatches(in.plan) * in.plan->vp * in.plan->pp <= MAX_SIM_INSTRUCTIONS;
+    small = 2.0 * (double)st_plan_microbatches(in.plan) * in.plan->vp * in.plan->pp <= MAX_SIM_INSTRUCTIONS &&
+            2.0 * (double)st_plan_microbatches(in.plan) * in.model.layers <= MAX_SIM_LAYER_PASSES;
 out:
     st_cost_ctx_free(ctx);
     st_cli_inputs_destroy(&in);
