@@ -10,15 +10,15 @@
  * Pipeline (Narayanan et al. SC'21, Sec. 2.2): with t_d the time of device d per micro-batch and
  * m micro-batches, T = m * max_d t_d + (sum_d t_d - max_d t_d) / vp; for equal stages this is
  * (m + (pp-1)/vp) * t, the 1F1B bubble (pp-1)/m and the interleaved one (pp-1)/(m vp). GPipe has
- * 1F1B's time. ZB-H1 (Qi et al. 2023, Sec. 3) splits backward into input- and weight-gradient
- * halves; the paper's bubble (pp - 1)(t_F + t_B - t_W) holds for its order, in which later stages hold
- * back weight halves through the steady state. src/lower emits 1F1B's order with each backward split
- * (F B W in the steady state, only the cool-down's W held back), whose bubble on equal stages is
- * (pp - 1)(t_F + t_B) + (pp - 2) t_W: the paper's saves one t_W per stage on 1F1B, this one t_W in
- * all. On unequal stages neither form (nor 1F1B's sum - max) is exact, so st_cost_zb_pipeline_s plays
- * the lowering's order out over each stage's t_F, t_B, t_W (pass_split), its sends queued on one P2P
- * stream as the lowering queues them, in O(pp (m + pp)) steps: the simulator's time for those passes to
- * the last bit (tests/test_lower.c, test_zb_unequal), the equal-stage form above for m >= pp - 1.
+ * 1F1B's time. ZB-H1 (Qi et al. 2023, arXiv 2401.10241, Sec. 3.1 and Fig. 3) splits backward into input-
+ * and weight-gradient halves; src/lower runs the paper's order (torch.distributed.pipelining's
+ * ScheduleInterleavedZeroBubble with one stage per rank): 1F1B's forwards and input halves, stage d
+ * holding d weight halves back. On equal stages with m >= pp that is m (t_F + t_B + t_W) plus
+ * (pp - 1) max(t_F, t_B, t_F + t_B - t_W): the paper's bubble (pp - 1)(t_F + t_B - t_W) where t_W is at
+ * most t_F and t_B. On unequal stages neither it nor 1F1B's sum - max is exact, so
+ * st_cost_zb_pipeline_s plays the order out over each stage's t_F, t_B, t_W (pass_split), its sends
+ * queued on one P2P stream as the lowering queues them, in O(pp m) steps: the simulator's time for
+ * those passes to the last bit (tests/test_lower.c, test_zb_unequal).
  *
  * ZB-V (Qi et al., arXiv 2401.10241 Sec. 6; the order torch.distributed.pipelining's
  * ScheduleZBVZeroBubble runs, which src/lower/lower.c follows): two chunks per rank in a V, each
@@ -810,16 +810,18 @@ double st_cost_pipeline_s(const double *t_s, const int *count, int n, int vp, in
     return (double)mb * max + bubble;
 }
 
-/* ZB-H1 in src/lower's order, stage d with w = min(pp - 1 - d, mb) warm-up forwards: F0..F(w-1), then
- * F(w+i) B(i) W(i) for each further micro-batch, then the last w input halves B, then their weight
- * halves W. F(i) receives stage d - 1's activation, B(i) stage d + 1's gradient, each receive blocking
- * the compute stream; W waits for nothing but the stream. A stage's sends (after each F onward, after
- * each B back) go out in that order on its one P2P stream, each holding it until its receiver reaches
- * the receive (src/sim's rendezvous), so a send waits for the one before it: the activation of F(i + 1)
- * can hold back the gradient of B(i) that the stage before is waiting for. Played out stage by stage,
- * each stage one step per sweep (a stage whose receive is not at the head of its sender's stream waits
- * for a later sweep), O(pp (mb + pp)) steps; a stage's stream then never holds more than two sends
- * (ring of RING). Should either fail (a deadlock, a fuller ring) it returns NaN, which the estimate's
+/* ZB-H1 in src/lower's order (torch's ScheduleInterleavedZeroBubble with one stage per rank), stage d
+ * with w = min(pp - 1 - d, mb) warm-up forwards: F0..F(w-1), then for each micro-batch i F(w + i)
+ * (while there are any), its input half B(i) and, once i >= d, the weight half W(i - d); then the last
+ * d weight halves. F(i) receives stage d - 1's activation, B(i) stage d + 1's gradient, each receive
+ * blocking the compute stream; W waits for nothing but the stream. A stage's sends (after each F onward,
+ * after each B back) go out in that order on its one P2P stream, each holding it until its receiver
+ * reaches the receive (src/sim's rendezvous), so a send waits for the one before it: the activation of
+ * F(i + 1) can hold back the gradient of B(i) that the stage before is waiting for.
+ *
+ * Played out stage by stage, each stage one step per sweep (a stage whose receive is not at the head of
+ * its sender's stream waits for a later sweep), O(pp mb) steps; a stage's stream then never holds more
+ * than RING sends. Should either fail (a deadlock, a fuller ring) it returns NaN, which the estimate's
  * check reports, rather than a wrong time or, without assert, a loop that never ends. */
 double st_cost_zb_pipeline_s(const double *f_s, const double *b_s, const double *w_s, int pp, int64_t mb,
                              double *bubble_s) {
@@ -831,28 +833,28 @@ double st_cost_zb_pipeline_s(const double *f_s, const double *b_s, const double 
     } send;
     send q[ST_MAX_STAGES][RING];
     double clk[ST_MAX_STAGES], p2p[ST_MAX_STAGES], max = 0, end = 0; /* p2p: when the stream is free */
-    int64_t pos[ST_MAX_STAGES], left = mb > 0 ? 3 * mb * pp : 0;
+    int64_t n[ST_MAX_STAGES][3], left = mb > 0 ? 3 * mb * pp : 0;  /* n: F, B, W played so far */
     int head[ST_MAX_STAGES], nq[ST_MAX_STAGES];
     if (bubble_s) *bubble_s = NAN; /* until the end */
     if (pp < 1 || pp > ST_MAX_STAGES) return NAN;
     for (int d = 0; d < pp; d++) {
-        clk[d] = p2p[d] = 0, pos[d] = 0, head[d] = nq[d] = 0;
+        clk[d] = p2p[d] = 0, n[d][0] = n[d][1] = n[d][2] = 0, head[d] = nq[d] = 0;
         if (f_s[d] + b_s[d] + w_s[d] > max) max = f_s[d] + b_s[d] + w_s[d];
     }
     while (left > 0) {
         int64_t before = left;
         for (int d = 0; d < pp; d++) {
-            int64_t warm = pp - 1 - d < mb ? pp - 1 - d : mb, k = pos[d], i;
+            int64_t warm = pp - 1 - d < mb ? pp - 1 - d : mb, *c = n[d];
             int kind; /* 0 F, 1 B, 2 W */
-            if (k == 3 * mb) continue;
-            if (k < warm) {
-                kind = 0, i = k;
-            } else if ((k -= warm) < 3 * (mb - warm)) {
-                kind = (int)(k % 3), i = k / 3 + (k % 3 ? 0 : warm);
-            } else {
-                k -= 3 * (mb - warm);
-                kind = k < warm ? 1 : 2, i = mb - warm + (k < warm ? k : k - warm);
-            }
+            if (c[0] < warm)
+                kind = 0;
+            else if (c[1] < mb && c[1] - c[2] <= d) /* fewer than d weight halves held back */
+                kind = c[0] < mb && c[0] == warm + c[1] ? 0 : 1;
+            else if (c[2] < mb)
+                kind = 2;
+            else
+                continue;
+            int64_t i = c[kind];
             double start = clk[d];
             int from = kind == 0 && d > 0 ? d - 1 : kind == 1 && d < pp - 1 ? d + 1 : -1;
             if (from >= 0) { /* the receive meets its send once that is at the head of the sender's stream */
@@ -868,7 +870,7 @@ double st_cost_zb_pipeline_s(const double *f_s, const double *b_s, const double 
                 if (nq[d] == RING) return NAN;
                 q[d][(head[d] + nq[d]++) % RING] = (send){i, kind, clk[d]};
             }
-            pos[d]++, left--;
+            c[kind]++, left--;
         }
         if (left == before) return NAN; /* the order never deadlocks: some stage always steps */
     }
