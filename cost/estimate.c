@@ -819,63 +819,80 @@ double st_cost_pipeline_s(const double *t_s, const int *count, int n, int vp, in
  * reaches the receive (src/sim's rendezvous), so a send waits for the one before it: the activation of
  * F(i + 1) can hold back the gradient of B(i) that the stage before is waiting for.
  *
- * Played out stage by stage, each stage one step per sweep (a stage whose receive is not at the head of
- * its sender's stream waits for a later sweep), O(pp mb) steps; a stage's stream then never holds more
- * than RING sends. Should either fail (a deadlock, a fuller ring) it returns NaN, which the estimate's
- * check reports, rather than a wrong time or, without assert, a loop that never ends. */
+ * Equal stages with mb >= pp (every stage's f, b, w the same): mb (f + b + w) + (pp - 1) max(f, b,
+ * f + b - w) (the paper's bubble where w <= f, b; tests/test_cost.c, test_zb_pipeline, checks it against
+ * the played-out order over random times). Otherwise the order is played out in sweeps up the stages
+ * (as forwards go) and back down (as input halves go), each stage one step per pass where its receive
+ * meets the head of its sender's stream; a step is a forward, or an input half with the weight half that
+ * follows it (W sends and receives nothing, so it rides on its B; stage d's last d W add up at the end,
+ * one by one as the simulator adds them). That is 2 pp mb steps, a third fewer than one per pass, in
+ * about 1.5 times as many tries (bench/plan_530b.sh's ZB plans: up to 80 stages, mostly at most 2 pp
+ * micro-batches, never all stages equal, a head and a tail stage apart, so the closed form never
+ * applies there and no steady state is long enough to skip). A stage's stream never holds more than RING
+ * sends; should that fail, or the play stop short (a deadlock), it returns NaN, which the estimate's
+ * check reports, rather than a wrong time. */
 double st_cost_zb_pipeline_s(const double *f_s, const double *b_s, const double *w_s, int pp, int64_t mb,
                              double *bubble_s) {
-    enum { RING = 4 };
-    typedef struct send {
-        int64_t i;
-        int kind;     /* 0 an activation onward, 1 a gradient back */
-        double ready; /* when the pass that makes it ends */
-    } send;
-    send q[ST_MAX_STAGES][RING];
-    double clk[ST_MAX_STAGES], p2p[ST_MAX_STAGES], max = 0, end = 0; /* p2p: when the stream is free */
-    int64_t n[ST_MAX_STAGES][3], left = mb > 0 ? 3 * mb * pp : 0;  /* n: F, B, W played so far */
-    int head[ST_MAX_STAGES], nq[ST_MAX_STAGES];
+    enum { RING = 4 }; /* a power of two */
+    /* each stage's unreceived sends, oldest at head: the pass that made each (2 i for F(i), 2 i + 1 for
+     * B(i)) and when it ended; nf, nb: the forwards and input halves played so far */
+    int64_t tag[ST_MAX_STAGES][RING], nf[ST_MAX_STAGES], nb[ST_MAX_STAGES], warm[ST_MAX_STAGES];
+    double ready[ST_MAX_STAGES][RING], clk[ST_MAX_STAGES], p2p[ST_MAX_STAGES], max = 0, end = 0;
+    int head[ST_MAX_STAGES], nq[ST_MAX_STAGES], equal = 1; /* p2p: when the stream is free */
+    int64_t left = mb > 0 ? 2 * mb * pp : 0;
     if (bubble_s) *bubble_s = NAN; /* until the end */
     if (pp < 1 || pp > ST_MAX_STAGES) return NAN;
     for (int d = 0; d < pp; d++) {
-        clk[d] = p2p[d] = 0, n[d][0] = n[d][1] = n[d][2] = 0, head[d] = nq[d] = 0;
+        clk[d] = p2p[d] = 0, nf[d] = nb[d] = 0, head[d] = nq[d] = 0;
+        warm[d] = pp - 1 - d < mb ? pp - 1 - d : mb;
         if (f_s[d] + b_s[d] + w_s[d] > max) max = f_s[d] + b_s[d] + w_s[d];
+        equal &= f_s[d] == f_s[0] && b_s[d] == b_s[0] && w_s[d] == w_s[0];
+    }
+    if (equal && mb >= pp) {
+        double f = f_s[0], b = b_s[0], w = w_s[0], step = f > b ? f : b;
+        if (f + b - w > step) step = f + b - w;
+        if (bubble_s) *bubble_s = (pp - 1) * step;
+        return (double)mb * (f + b + w) + (pp - 1) * step;
     }
     while (left > 0) {
         int64_t before = left;
-        for (int d = 0; d < pp; d++) {
-            int64_t warm = pp - 1 - d < mb ? pp - 1 - d : mb, *c = n[d];
-            int kind; /* 0 F, 1 B, 2 W */
-            if (c[0] < warm)
-                kind = 0;
-            else if (c[1] < mb && c[1] - c[2] <= d) /* fewer than d weight halves held back */
-                kind = c[0] < mb && c[0] == warm + c[1] ? 0 : 1;
-            else if (c[2] < mb)
-                kind = 2;
-            else
-                continue;
-            int64_t i = c[kind];
+        for (int j = 0; j < 2 * pp; j++) { /* up the stages, as forwards go, then down, as input halves go */
+            int d = j < pp ? j : 2 * pp - 1 - j;
+            int64_t n_f = nf[d], n_b = nb[d];
+            int fwd = n_f < warm[d] || (n_f < mb && n_f == warm[d] + n_b); /* F(i), else B(i) */
+            if (!fwd && n_b == mb) continue;
+            int64_t i = fwd ? n_f : n_b, t = 2 * i + !fwd;
+            int from = fwd ? d - 1 : d + 1 < pp ? d + 1 : -1;
             double start = clk[d];
-            int from = kind == 0 && d > 0 ? d - 1 : kind == 1 && d < pp - 1 ? d + 1 : -1;
             if (from >= 0) { /* the receive meets its send once that is at the head of the sender's stream */
-                const send *h = &q[from][head[from]];
-                if (nq[from] == 0 || h->kind != kind || h->i != i) continue;
-                if (h->ready > start) start = h->ready;
+                int h = head[from];
+                if (nq[from] == 0 || tag[from][h] != t) continue;
+                if (ready[from][h] > start) start = ready[from][h];
                 if (p2p[from] > start) start = p2p[from];
                 p2p[from] = start;
-                head[from] = (head[from] + 1) % RING, nq[from]--;
+                head[from] = (h + 1) & (RING - 1), nq[from]--;
             }
-            clk[d] = start + (kind == 0 ? f_s[d] : kind == 1 ? b_s[d] : w_s[d]);
-            if ((kind == 0 && d < pp - 1) || (kind == 1 && d > 0)) {
+            double e = start + (fwd ? f_s[d] : b_s[d]);
+            if (fwd ? d + 1 < pp : d > 0) {
                 if (nq[d] == RING) return NAN;
-                q[d][(head[d] + nq[d]++) % RING] = (send){i, kind, clk[d]};
+                int k = (head[d] + nq[d]++) & (RING - 1);
+                tag[d][k] = t, ready[d][k] = e;
             }
-            c[kind]++, left--;
+            if (fwd) {
+                nf[d] = n_f + 1;
+            } else {
+                if (i >= d) e += w_s[d]; /* W(i - d) */
+                nb[d] = n_b + 1;
+            }
+            clk[d] = e;
+            left--;
         }
         if (left == before) return NAN; /* the order never deadlocks: some stage always steps */
     }
-    for (int d = 0; d < pp; d++)
+    for (int d = 0; d < pp; d++) {
+        for (int64_t i = mb - d > 0 ? mb - d : 0; i < mb; i++) clk[d] += w_s[d]; /* the last d W, one by one */
         if (clk[d] > end) end = clk[d];
+    }
     if (bubble_s) *bubble_s = end - (double)(mb > 0 ? mb : 0) * max;
     return end;
 }
