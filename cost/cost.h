@@ -339,7 +339,7 @@ double st_cost_pipeline_s(const double *t_s, const int *count, int n, int vp, in
                           double fwd_s, double bwd_s, double *bubble_s);
 /* ZB-H1's time (Qi et al. 2023), mb micro-batches on pp stages in order, stage d taking f_s[d] per forward,
  * b_s[d] per input-gradient half and w_s[d] per weight-gradient half: src/lower's order played out
- * (cost/estimate.c). Equal stages: mb (f + b + w) + (pp - 1)(f + b) + (pp - 2) w for pp >= 2, mb >= pp - 1.
+ * (cost/estimate.c). Equal stages, mb >= pp: mb (f + b + w) + (pp - 1) max(f, b, f + b - w).
  * Writes the time beyond mb times the slowest stage's f + b + w to *bubble_s. */
 double st_cost_zb_pipeline_s(const double *f_s, const double *b_s, const double *w_s, int pp, int64_t mb,
                              double *bubble_s);

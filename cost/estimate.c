@@ -10,15 +10,15 @@
  * Pipeline (Narayanan et al. SC'21, Sec. 2.2): with t_d the time of device d per micro-batch and
  * m micro-batches, T = m * max_d t_d + (sum_d t_d - max_d t_d) / vp; for equal stages this is
  * (m + (pp-1)/vp) * t, the 1F1B bubble (pp-1)/m and the interleaved one (pp-1)/(m vp). GPipe has
- * 1F1B's time. ZB-H1 (Qi et al. 2023, Sec. 3) splits backward into input- and weight-gradient
- * halves; the paper's bubble (pp - 1)(t_F + t_B - t_W) holds for its order, in which later stages hold
- * back weight halves through the steady state. src/lower emits 1F1B's order with each backward split
- * (F B W in the steady state, only the cool-down's W held back), whose bubble on equal stages is
- * (pp - 1)(t_F + t_B) + (pp - 2) t_W: the paper's saves one t_W per stage on 1F1B, this one t_W in
- * all. On unequal stages neither form (nor 1F1B's sum - max) is exact, so st_cost_zb_pipeline_s plays
- * the lowering's order out over each stage's t_F, t_B, t_W (pass_split), its sends queued on one P2P
- * stream as the lowering queues them, in O(pp (m + pp)) steps: the simulator's time for those passes to
- * the last bit (tests/test_lower.c, test_zb_unequal), the equal-stage form above for m >= pp - 1.
+ * 1F1B's time. ZB-H1 (Qi et al. 2023, arXiv 2401.10241, Sec. 3.1 and Fig. 3) splits backward into input-
+ * and weight-gradient halves; src/lower runs the paper's order (torch.distributed.pipelining's
+ * ScheduleInterleavedZeroBubble with one stage per rank): 1F1B's forwards and input halves, stage d
+ * holding d weight halves back. On equal stages with m >= pp that is m (t_F + t_B + t_W) plus
+ * (pp - 1) max(t_F, t_B, t_F + t_B - t_W): the paper's bubble (pp - 1)(t_F + t_B - t_W) where t_W is at
+ * most t_F and t_B. On unequal stages neither it nor 1F1B's sum - max is exact, so
+ * st_cost_zb_pipeline_s plays the order out over each stage's t_F, t_B, t_W (pass_split), its sends
+ * queued on one P2P stream as the lowering queues them, in O(pp m) steps: the simulator's time for
+ * those passes to the last bit (tests/test_lower.c, test_zb_unequal).
  *
  * ZB-V (Qi et al., arXiv 2401.10241 Sec. 6; the order torch.distributed.pipelining's
  * ScheduleZBVZeroBubble runs, which src/lower/lower.c follows): two chunks per rank in a V, each
@@ -810,70 +810,89 @@ double st_cost_pipeline_s(const double *t_s, const int *count, int n, int vp, in
     return (double)mb * max + bubble;
 }
 
-/* ZB-H1 in src/lower's order, stage d with w = min(pp - 1 - d, mb) warm-up forwards: F0..F(w-1), then
- * F(w+i) B(i) W(i) for each further micro-batch, then the last w input halves B, then their weight
- * halves W. F(i) receives stage d - 1's activation, B(i) stage d + 1's gradient, each receive blocking
- * the compute stream; W waits for nothing but the stream. A stage's sends (after each F onward, after
- * each B back) go out in that order on its one P2P stream, each holding it until its receiver reaches
- * the receive (src/sim's rendezvous), so a send waits for the one before it: the activation of F(i + 1)
- * can hold back the gradient of B(i) that the stage before is waiting for. Played out stage by stage,
- * each stage one step per sweep (a stage whose receive is not at the head of its sender's stream waits
- * for a later sweep), O(pp (mb + pp)) steps; a stage's stream then never holds more than two sends
- * (ring of RING). Should either fail (a deadlock, a fuller ring) it returns NaN, which the estimate's
- * check reports, rather than a wrong time or, without assert, a loop that never ends. */
+/* ZB-H1 in src/lower's order (torch's ScheduleInterleavedZeroBubble with one stage per rank), stage d
+ * with w = min(pp - 1 - d, mb) warm-up forwards: F0..F(w-1), then for each micro-batch i F(w + i)
+ * (while there are any), its input half B(i) and, once i >= d, the weight half W(i - d); then the last
+ * d weight halves. F(i) receives stage d - 1's activation, B(i) stage d + 1's gradient, each receive
+ * blocking the compute stream; W waits for nothing but the stream. A stage's sends (after each F onward,
+ * after each B back) go out in that order on its one P2P stream, each holding it until its receiver
+ * reaches the receive (src/sim's rendezvous), so a send waits for the one before it: the activation of
+ * F(i + 1) can hold back the gradient of B(i) that the stage before is waiting for.
+ *
+ * Equal stages with mb >= pp (every stage's f, b, w the same): mb (f + b + w) + (pp - 1) max(f, b,
+ * f + b - w) (the paper's bubble where w <= f, b; tests/test_cost.c, test_zb_pipeline, checks it against
+ * the played-out order over random times). Otherwise the order is played out in sweeps up the stages
+ * (as forwards go) and back down (as input halves go), each stage one step per pass where its receive
+ * meets the head of its sender's stream; a step is a forward, or an input half with the weight half that
+ * follows it (W sends and receives nothing, so it rides on its B; stage d's last d W add up at the end,
+ * one by one as the simulator adds them). That is 2 pp mb steps, a third fewer than one per pass, in
+ * about 1.5 times as many tries (bench/plan_530b.sh's ZB plans: up to 80 stages, mostly at most 2 pp
+ * micro-batches, never all stages equal, a head and a tail stage apart, so the closed form never
+ * applies there and no steady state is long enough to skip). A stage's stream never holds more than RING
+ * sends; should that fail, or the play stop short (a deadlock), it returns NaN, which the estimate's
+ * check reports, rather than a wrong time. */
 double st_cost_zb_pipeline_s(const double *f_s, const double *b_s, const double *w_s, int pp, int64_t mb,
                              double *bubble_s) {
-    enum { RING = 4 };
-    typedef struct send {
-        int64_t i;
-        int kind;     /* 0 an activation onward, 1 a gradient back */
-        double ready; /* when the pass that makes it ends */
-    } send;
-    send q[ST_MAX_STAGES][RING];
-    double clk[ST_MAX_STAGES], p2p[ST_MAX_STAGES], max = 0, end = 0; /* p2p: when the stream is free */
-    int64_t pos[ST_MAX_STAGES], left = mb > 0 ? 3 * mb * pp : 0;
-    int head[ST_MAX_STAGES], nq[ST_MAX_STAGES];
+    enum { RING = 4 }; /* a power of two */
+    /* each stage's unreceived sends, oldest at head: the pass that made each (2 i for F(i), 2 i + 1 for
+     * B(i)) and when it ended; nf, nb: the forwards and input halves played so far */
+    int64_t tag[ST_MAX_STAGES][RING], nf[ST_MAX_STAGES], nb[ST_MAX_STAGES], warm[ST_MAX_STAGES];
+    double ready[ST_MAX_STAGES][RING], clk[ST_MAX_STAGES], p2p[ST_MAX_STAGES], max = 0, end = 0;
+    int head[ST_MAX_STAGES], nq[ST_MAX_STAGES], equal = 1; /* p2p: when the stream is free */
+    int64_t left = mb > 0 ? 2 * mb * pp : 0;
     if (bubble_s) *bubble_s = NAN; /* until the end */
     if (pp < 1 || pp > ST_MAX_STAGES) return NAN;
     for (int d = 0; d < pp; d++) {
-        clk[d] = p2p[d] = 0, pos[d] = 0, head[d] = nq[d] = 0;
+        clk[d] = p2p[d] = 0, nf[d] = nb[d] = 0, head[d] = nq[d] = 0;
+        warm[d] = pp - 1 - d < mb ? pp - 1 - d : mb;
         if (f_s[d] + b_s[d] + w_s[d] > max) max = f_s[d] + b_s[d] + w_s[d];
+        equal &= f_s[d] == f_s[0] && b_s[d] == b_s[0] && w_s[d] == w_s[0];
+    }
+    if (equal && mb >= pp) {
+        double f = f_s[0], b = b_s[0], w = w_s[0], step = f > b ? f : b;
+        if (f + b - w > step) step = f + b - w;
+        if (bubble_s) *bubble_s = (pp - 1) * step;
+        return (double)mb * (f + b + w) + (pp - 1) * step;
     }
     while (left > 0) {
         int64_t before = left;
-        for (int d = 0; d < pp; d++) {
-            int64_t warm = pp - 1 - d < mb ? pp - 1 - d : mb, k = pos[d], i;
-            int kind; /* 0 F, 1 B, 2 W */
-            if (k == 3 * mb) continue;
-            if (k < warm) {
-                kind = 0, i = k;
-            } else if ((k -= warm) < 3 * (mb - warm)) {
-                kind = (int)(k % 3), i = k / 3 + (k % 3 ? 0 : warm);
-            } else {
-                k -= 3 * (mb - warm);
-                kind = k < warm ? 1 : 2, i = mb - warm + (k < warm ? k : k - warm);
-            }
+        for (int j = 0; j < 2 * pp; j++) { /* up the stages, as forwards go, then down, as input halves go */
+            int d = j < pp ? j : 2 * pp - 1 - j;
+            int64_t n_f = nf[d], n_b = nb[d];
+            int fwd = n_f < warm[d] || (n_f < mb && n_f == warm[d] + n_b); /* F(i), else B(i) */
+            if (!fwd && n_b == mb) continue;
+            int64_t i = fwd ? n_f : n_b, t = 2 * i + !fwd;
+            int from = fwd ? d - 1 : d + 1 < pp ? d + 1 : -1;
             double start = clk[d];
-            int from = kind == 0 && d > 0 ? d - 1 : kind == 1 && d < pp - 1 ? d + 1 : -1;
             if (from >= 0) { /* the receive meets its send once that is at the head of the sender's stream */
-                const send *h = &q[from][head[from]];
-                if (nq[from] == 0 || h->kind != kind || h->i != i) continue;
-                if (h->ready > start) start = h->ready;
+                int h = head[from];
+                if (nq[from] == 0 || tag[from][h] != t) continue;
+                if (ready[from][h] > start) start = ready[from][h];
                 if (p2p[from] > start) start = p2p[from];
                 p2p[from] = start;
-                head[from] = (head[from] + 1) % RING, nq[from]--;
+                head[from] = (h + 1) & (RING - 1), nq[from]--;
             }
-            clk[d] = start + (kind == 0 ? f_s[d] : kind == 1 ? b_s[d] : w_s[d]);
-            if ((kind == 0 && d < pp - 1) || (kind == 1 && d > 0)) {
+            double e = start + (fwd ? f_s[d] : b_s[d]);
+            if (fwd ? d + 1 < pp : d > 0) {
                 if (nq[d] == RING) return NAN;
-                q[d][(head[d] + nq[d]++) % RING] = (send){i, kind, clk[d]};
+                int k = (head[d] + nq[d]++) & (RING - 1);
+                tag[d][k] = t, ready[d][k] = e;
             }
-            pos[d]++, left--;
+            if (fwd) {
+                nf[d] = n_f + 1;
+            } else {
+                if (i >= d) e += w_s[d]; /* W(i - d) */
+                nb[d] = n_b + 1;
+            }
+            clk[d] = e;
+            left--;
         }
         if (left == before) return NAN; /* the order never deadlocks: some stage always steps */
     }
-    for (int d = 0; d < pp; d++)
+    for (int d = 0; d < pp; d++) {
+        for (int64_t i = mb - d > 0 ? mb - d : 0; i < mb; i++) clk[d] += w_s[d]; /* the last d W, one by one */
         if (clk[d] > end) end = clk[d];
+    }
     if (bubble_s) *bubble_s = end - (double)(mb > 0 ? mb : 0) * max;
     return end;
 }

@@ -21,7 +21,7 @@
  * (schedules.py): 1F1B warms up pp - d - 1 micro-batches on stage d, so holds pp - d (all m when
  * there are fewer); the interleaved schedule holds (pp - d - 1) * 2 + (vp - 1) * pp + 1 chunk
  * activations, which for d = 0 is Korthikanti's pp * (1 + (pp - 1) / (pp * vp)); GPipe holds all
- * m; ZB-V pp on every stage, DualPipe pp + 1 of a stage (st_cost_inflight), its ranks holding two
+ * m; ZB-H1 and ZB-V pp on every stage, DualPipe pp + 1 of a stage (st_cost_inflight), its ranks holding two
  * stages' model state. The embedding's dropout mask lives on the first stage, logits and the fp32
  * softmax of the loss on the last. fp8, mxfp8 and nvfp4 training add
  * Transformer Engine's cached weight copies (st_cost_weight_copy_bytes per parameter of its
@@ -86,6 +86,11 @@ double st_cost_inflight(st_schedule s, int pp, int vp, int stage, int64_t m) {
      * 2 pp - 1 - d of its first chunk and d + 1 of its second (counted in torch's
      * ScheduleZBVZeroBubble order; exact when the chunks' activations are equal, and above the
      * lowering's peak by up to (pp - 1) x the difference where the loss chunk holds more) */
+    /* ZB-H1: stage d's pp - d forwards waiting for their input halves and the d weight halves it holds
+     * back, each keeping its micro-batch's activations (src/lower/lower.c frees them with the weight
+     * half): pp on every stage once m >= pp, the paper's "same peak memory as 1F1B" (Qi et al. 2401.10241
+     * Sec. 3.1), all m before */
+    case ST_SCHED_ZB:
     case ST_SCHED_ZBV: return (double)pp < (double)m ? (double)pp : (double)m;
     /* DualPipe: pp + 1 micro-batches of one stage (DeepSeek-V3 report, Table 2), in units of the rank's
      * two stages' (one micro-batch each way) half that; the plan holds m >= 2 pp */

@@ -404,19 +404,32 @@ START_TEST(test_gpipe_and_zb) {
     check_structure(&e);
     for (int d = 0; d < 8; d++) ck_assert_int_eq(warmup(&e.l.progs[d]), 32); /* all m forwards first */
     done(&e);
-    lower(&e, "gpt3-175b", 64, "tp=8,pp=8,mbs=1,gbs=32,schedule=zb");
-    check_structure(&e);
-    /* every input-gradient half has its weight-gradient half */
-    for (int d = 0; d < 8; d++) {
-        int bi = 0, bw = 0;
-        for (int i = 0; i < e.l.progs[d].n; i++) {
-            bi += e.l.progs[d].ins[i].phase == ST_PHASE_BWD_INPUT;
-            bw += e.l.progs[d].ins[i].phase == ST_PHASE_BWD_WEIGHT;
+    for (int m = 4; m <= 32; m += 28) {
+        char spec[64];
+        snprintf(spec, sizeof spec, "tp=8,pp=8,mbs=1,gbs=%d,schedule=zb", m);
+        lower(&e, "gpt3-175b", 64, spec);
+        check_structure(&e);
+        /* every input-gradient half has its weight-gradient half, stage d's d input halves later (ZB-H1:
+         * torch's ZB1P order), so every stage holds at most min(pp, m) micro-batches' activations, the
+         * forwards not yet through their weight half (memory.c, st_cost_inflight) */
+        for (int d = 0; d < 8; d++) {
+            int bi = 0, bw = 0, held = 0, peak = 0, first_w = -1;
+            for (int i = 0; i < e.l.progs[d].n; i++) {
+                const st_ins *in = &e.l.progs[d].ins[i];
+                bi += in->phase == ST_PHASE_BWD_INPUT;
+                bw += in->phase == ST_PHASE_BWD_WEIGHT;
+                if (in->phase == ST_PHASE_BWD_WEIGHT && first_w < 0) first_w = bi;
+                held += (in->phase == ST_PHASE_FWD) - (in->phase == ST_PHASE_BWD_WEIGHT);
+                if (held > peak) peak = held;
+            }
+            ck_assert_int_eq(bi, m);
+            ck_assert_int_eq(bw, m);
+            ck_assert_int_eq(first_w, d + 1 < m ? d + 1 : m); /* W(0) after B(d), or after the last B */
+            ck_assert_int_eq(peak, m < 8 ? m : 8);
+            ck_assert_double_eq(st_cost_inflight(ST_SCHED_ZB, 8, 1, d, m), peak);
         }
-        ck_assert_int_eq(bi, 32);
-        ck_assert_int_eq(bw, 32);
+        done(&e);
     }
-    done(&e);
 }
 END_TEST
 

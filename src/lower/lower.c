@@ -29,8 +29,14 @@
  * - interleaved (vp > 1): m*vp virtual micro-batches; the k-th forward runs chunk (k / pp) % vp
  *   of micro-batch (k / (pp vp)) pp + k % pp, the k-th backward chunk vp - 1 - (k / pp) % vp;
  *   (pp - d - 1) * 2 + (vp - 1) * pp warm-up forwards, then 1F1B;
- * - zb (ZB-H1): 1F1B with the backward split into input and weight gradients; in the cool-down the
- *   weight-gradient halves wait until every input gradient has been sent, filling the bubble;
+ * - zb (ZB-H1, Qi et al. 2401.10241 Sec. 3.1 and Fig. 3; the order of torch.distributed.pipelining's
+ *   ScheduleInterleavedZeroBubble with one stage per rank, _get_1f1b_rank_ops with
+ *   num_1f1b_microbatches = rank): 1F1B's forwards and input-gradient halves B (the same warm-up,
+ *   the same messages), each weight-gradient half W held back d input halves on stage d: after
+ *   B(i) comes W(i - d) once i >= d, the last d W at the end. Stage d keeps at most pp micro-batches'
+ *   activations (pp - d forwards waiting for their B, d for their W: 1F1B's first stage's, on every
+ *   stage), and on equal stages the bubble is the paper's (pp - 1)(t_F + t_B - t_W) where t_W is at
+ *   most t_F and t_B (cost/estimate.c);
  * - zbv (ZB-V, Qi et al. 2401.10241 Sec. 6): two chunks per stage in a V (st_plan_chunk_stage), the
  *   order of torch's ScheduleZBVZeroBubble (lower_ordered); the turn from chunk pp - 1 to pp stays on
  *   the last stage and sends nothing;
@@ -1028,17 +1034,22 @@ static int lower_stage(builder *b, const lower_ctx *L, int d) {
         }
         return last;
     }
-    int zb = p->schedule == ST_SCHED_ZB;
     int64_t warm = p->pp - d - 1 < m ? p->pp - d - 1 : m;
     for (int64_t i = 0; i < warm; i++) forward(b, L, d, (int)i);
+    if (p->schedule == ST_SCHED_ZB) { /* ZB-H1: stage d holds d weight halves back (the opening comment) */
+        for (int64_t i = 0; i < m; i++) {
+            if (warm + i < m) forward(b, L, d, (int)(warm + i));
+            last = backward(b, L, d, (int)i, 1);
+            if (i >= d) last = backward(b, L, d, (int)(i - d), 2);
+        }
+        for (int64_t i = m - d > 0 ? m - d : 0; i < m; i++) last = backward(b, L, d, (int)i, 2);
+        return last;
+    }
     for (int64_t i = 0; i < m - warm; i++) {
         forward(b, L, d, (int)(warm + i));
-        last = backward(b, L, d, (int)i, zb);
-        if (zb) last = backward(b, L, d, (int)i, 2);
+        last = backward(b, L, d, (int)i, 0);
     }
-    for (int64_t i = m - warm; i < m; i++) last = backward(b, L, d, (int)i, zb);
-    if (zb)
-        for (int64_t i = m - warm; i < m; i++) last = backward(b, L, d, (int)i, 2);
+    for (int64_t i = m - warm; i < m; i++) last = backward(b, L, d, (int)i, 0);
     return last;
 }
 

@@ -31,7 +31,8 @@
  * Facts the mappings rest on (from the releases named above):
  *  - Megatron-LM: the distributed optimizer is ZeRO-1; there is no ZeRO-2/3, no CPU offload, and
  *    its pipeline schedules are 1F1B and interleaved 1F1B (no GPipe, no zero-bubble, no ZB-V or
- *    DualPipe). --bf16 turns
+ *    DualPipe: ZB-H1 runs in Sea AI Lab's fork, sail-sg/zero-bubble-pipeline-parallelism, whose flags
+ *    upstream lacks). --bf16 turns
  *    on fp32 gradient accumulation by itself (validate_args). Uneven pipelines are expressed only
  *    as a different first and/or last stage (--decoder-{first,last}-pipeline-num-layers, the rest
  *    split evenly) and not together with interleaving. Activations: gelu (default) and --swiglu;
@@ -942,6 +943,9 @@ static const struct {
 static const char *titan_schedule(const st_plan *p) {
     switch (p->schedule) {
     case ST_SCHED_GPIPE: return "GPipe";
+    /* torch's ScheduleInterleavedZeroBubble ("the ZB1P schedule in the paper"), one stage per rank as the
+     * split points give: _get_1f1b_rank_ops with num_1f1b_microbatches = rank, the ZB-H1 order src/lower
+     * runs and the estimate prices */
     case ST_SCHED_ZB: return "InterleavedZeroBubble";
     /* torch's ScheduleZBVZeroBubble; torchtitan v0.1.0 places its two stages per rank in a V
      * (torchtitan/distributed/pipeline.py: style "v" for ScheduleZBVZeroBubble, as zbv's chunks);
