@@ -204,6 +204,17 @@ static void estimate_and_sim(const char *model, const char *cluster, const char 
 }
 
 #define SMALL_PLAN "tp=2,pp=2,gbs=4"
+/* a cluster of node groups is used whole (its gbs then defaults to dp x mbs) */
+#define GROUPS_PLAN "tp=2,pp=2"
+
+/* Whether the --cluster argument is a cluster of node groups (mixed GPU types, MIG layouts), which
+ * runs whole: no --gpus, GROUPS_PLAN. */
+static int node_groups(const char *cluster) {
+    st_cluster c;
+    st_error err;
+    st_error_clear(&err);
+    return st_cluster_resolve(cluster, 0, &c, &err) == 0 && c.ngroups > 0;
+}
 
 static void fuzz_model(const uint8_t *data, size_t size) {
     write_input(data, size);
@@ -212,7 +223,8 @@ static void fuzz_model(const uint8_t *data, size_t size) {
 
 static void fuzz_cluster(const uint8_t *data, size_t size) {
     write_input(data, size);
-    estimate_and_sim("gpt-1.7b", in_path, "4", SMALL_PLAN, NULL);
+    int groups = node_groups(in_path);
+    estimate_and_sim("gpt-1.7b", in_path, groups ? NULL : "4", groups ? GROUPS_PLAN : SMALL_PLAN, NULL);
 }
 
 static void fuzz_plan(const uint8_t *data, size_t size) {
@@ -278,7 +290,6 @@ static void fuzz_settings(const uint8_t *data, size_t size) {
  * MIG slices of a described GPU); else CLUSTER must be a preset (a name of no preset would be a
  * file of the working folder, which differs between the fuzzer and the replay). A uniform cluster
  * runs on 4 GPUs, one of node groups whole. */
-#define GROUPS_PLAN "tp=2,pp=2"
 static void fuzz_clusterarg(const uint8_t *data, size_t size) {
     char arg[700], plan[256] = "";
     const uint8_t *nl = memchr(data, '\n', size), *tab;
@@ -299,10 +310,7 @@ static void fuzz_clusterarg(const uint8_t *data, size_t size) {
         snprintf(base, sizeof base, "%.*s", (int)strcspn(arg, ":"), arg);
         if (st_cluster_preset(base, &c) != 0) return;
     }
-    st_cluster c;
-    st_error err;
-    st_error_clear(&err);
-    int groups = st_cluster_resolve(arg, 0, &c, &err) == 0 && c.ngroups > 0;
+    int groups = node_groups(arg);
     estimate_and_sim("gpt-1.7b", arg, groups ? NULL : "4", plan[0] ? plan : groups ? GROUPS_PLAN : SMALL_PLAN, NULL);
 }
 
