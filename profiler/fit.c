@@ -76,6 +76,7 @@ void st_fit_opts_init(st_fit_opts *o) {
     o->seed = 1;
     o->folds = 5;
     o->fit_fraction = 1;
+    o->max_evals = MAX_EVALS;
 }
 
 /* ------------------------------------------------------------------ parameters */
@@ -475,7 +476,7 @@ static void explore(const st_fit *f, double *x, double *fx, double step, const i
 static double search(const st_fit *f, double *v, const int *pinned, const int *rows, int n) {
     double fb = objective(f, v, rows, n);
     int evals = 1;
-    for (double step = log(STEP_START); step > log(STEP_END) && evals < MAX_EVALS && fb < HUGE_VAL;) {
+    for (double step = log(STEP_START); step > log(STEP_END) && evals < f->opts.max_evals && fb < HUGE_VAL;) {
         double x[ST_FIT_PARAMS], fx = fb;
         memcpy(x, v, sizeof x);
         explore(f, x, &fx, step, pinned, rows, n, &evals);
@@ -483,7 +484,7 @@ static double search(const st_fit *f, double *v, const int *pinned, const int *r
             step /= 2;
             continue;
         }
-        while (fx < fb && evals < MAX_EVALS) { /* x is better than v: jump on along v -> x */
+        while (fx < fb && evals < f->opts.max_evals) { /* x is better than v: jump on along v -> x */
             double y[ST_FIT_PARAMS];
             for (int j = 0; j < ST_FIT_PARAMS; j++) y[j] = fmin(f->hi[j], fmax(f->lo[j], x[j] * x[j] / v[j]));
             memcpy(v, x, sizeof x);
@@ -607,8 +608,9 @@ int st_fit_runs(const char *path, const char *cluster_arg, const st_fit_opts *o,
         st_fit_opts_init(&dflt);
         o = &dflt;
     }
-    if (o->folds < 2 || !(o->fit_fraction > 0 && o->fit_fraction <= 1)) {
-        rc = st_error_set(err, ST_EUSAGE, NULL, NULL, "folds must be >= 2 and the fit fraction in (0, 1]");
+    if (o->folds < 2 || !(o->fit_fraction > 0 && o->fit_fraction <= 1) || o->max_evals < 1) {
+        rc = st_error_set(err, ST_EUSAGE, NULL, NULL,
+                          "folds must be >= 2, the fit fraction in (0, 1] and the evaluations per fit >= 1");
         goto out;
     }
     if (!(f = calloc(1, sizeof *f))) {

@@ -75,8 +75,10 @@ typedef struct st_fit_opts {
     uint64_t seed;       /* of the fit fraction's draw and the folds' shuffle */
     int folds;           /* k of the k-fold cross-validation, >= 2 */
     double fit_fraction; /* (0, 1]: the seeded share of the rows fitted; the rest are held out */
+    int max_evals;       /* objective evaluations per fit, >= 1; the search stops there (the fuzz target's
+                            budget: tests/fuzz/targets.c) */
 } st_fit_opts;
-void st_fit_opts_init(st_fit_opts *o); /* seed 1, 5 folds, fraction 1 */
+void st_fit_opts_init(st_fit_opts *o); /* seed 1, 5 folds, fraction 1, fit.c's MAX_EVALS evaluations */
 
 /* how well a set of rows is predicted */
 typedef struct st_fit_errors {

@@ -36,7 +36,7 @@ else
 	(build_tree) || exit 1
 fi
 cd "$build"
-targets=${*:-"model cluster plan spec profile kineto graph validation settings"}
+targets=${*:-"model cluster plan spec profile kineto graph validation settings clusterarg runs ilpplan plot"}
 for t in $targets; do
 	mkdir -p "corpus/$t"
 	log=fuzz-$t.log

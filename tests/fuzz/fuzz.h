@@ -3,8 +3,10 @@
  * (load, finalize, estimate, a small simulation), in process. A target returns normally when strata
  * handled the input as its contract says, and abort()s, after a line on stderr naming the broken
  * rule, when it did not: an exit status other than 0, 1 or 2; stdout written with exit 2; a
- * non-finite number printed; an estimate that st_estimate_check refuses of inputs every loader
- * accepted; a profile that calibrate wrote and --profile refuses. tests/fuzz/libfuzzer.c runs one
+ * non-finite number printed (in plot's .dat and .gp files too); an estimate that st_estimate_check
+ * refuses of inputs every loader accepted; a profile that calibrate wrote and --profile refuses, a
+ * cluster that calibrate --runs wrote and --cluster refuses; an inline spec that strata run made of
+ * an operator-level plan and its own parser refuses. tests/fuzz/libfuzzer.c runs one
  * target under libFuzzer (scripts/fuzz.sh), tests/fuzz/replay.c runs every target over its
  * committed corpus (make check). */
 #ifndef STRATA_FUZZ_H

@@ -9,6 +9,7 @@
  * The scratch files live on /dev/shm where it exists (st__fuzz_init). */
 #include "tests/fuzz/fuzz.h"
 
+#include "profiler/profiler.h"
 #include "src/cli/cli.h"
 
 #include <ctype.h>
@@ -188,36 +189,54 @@ out:
     return small;
 }
 
-/* estimate (text) and sim of model, cluster and plan as given, on 4 GPUs */
-static void estimate_and_sim(const char *model, const char *cluster, const char *plan, const char *profile) {
-    char *est[16] = {"estimate", "--model", (char *)model, "--cluster", (char *)cluster, "--gpus", "4",
-                     "--plan", (char *)plan};
-    char *sim[16] = {"sim", "--model", (char *)model, "--cluster", (char *)cluster, "--gpus", "4",
-                     "--plan", (char *)plan};
-    if (profile) {
-        est[9] = sim[9] = "--profile";
-        est[10] = sim[10] = (char *)profile;
+/* estimate (text) and sim of model, cluster and plan as given, on `gpus` GPUs (NULL: the cluster as
+ * described, which a cluster of node groups must be) */
+static void estimate_and_sim(const char *model, const char *cluster, const char *gpus, const char *plan,
+                             const char *profile) {
+    char *est[16] = {"estimate", "--model", (char *)model, "--cluster", (char *)cluster, "--plan", (char *)plan};
+    char *sim[16] = {"sim", "--model", (char *)model, "--cluster", (char *)cluster, "--plan", (char *)plan};
+    int n = 7;
+    if (gpus) {
+        est[n] = sim[n] = "--gpus";
+        est[n + 1] = sim[n + 1] = (char *)gpus;
+        n += 2;
     }
-    int small = check_estimate(model, cluster, "4", plan, profile);
+    if (profile) {
+        est[n] = sim[n] = "--profile";
+        est[n + 1] = sim[n + 1] = (char *)profile;
+    }
+    int small = check_estimate(model, cluster, gpus, plan, profile);
     if (run(st_cmd_estimate, est) == 2 || !small) return;
     run(st_cmd_sim, sim);
 }
 
 #define SMALL_PLAN "tp=2,pp=2,gbs=4"
+/* a cluster of node groups is used whole (its gbs then defaults to dp x mbs) */
+#define GROUPS_PLAN "tp=2,pp=2"
+
+/* Whether the --cluster argument is a cluster of node groups (mixed GPU types, MIG layouts), which
+ * runs whole: no --gpus, GROUPS_PLAN. */
+static int node_groups(const char *cluster) {
+    st_cluster c;
+    st_error err;
+    st_error_clear(&err);
+    return st_cluster_resolve(cluster, 0, &c, &err) == 0 && c.ngroups > 0;
+}
 
 static void fuzz_model(const uint8_t *data, size_t size) {
     write_input(data, size);
-    estimate_and_sim(in_path, "dgx-a100-80g", SMALL_PLAN, NULL);
+    estimate_and_sim(in_path, "dgx-a100-80g", "4", SMALL_PLAN, NULL);
 }
 
 static void fuzz_cluster(const uint8_t *data, size_t size) {
     write_input(data, size);
-    estimate_and_sim("gpt-1.7b", in_path, SMALL_PLAN, NULL);
+    int groups = node_groups(in_path);
+    estimate_and_sim("gpt-1.7b", in_path, groups ? NULL : "4", groups ? GROUPS_PLAN : SMALL_PLAN, NULL);
 }
 
 static void fuzz_plan(const uint8_t *data, size_t size) {
     write_input(data, size);
-    estimate_and_sim("gpt-1.7b", "dgx-a100-80g", in_path, NULL);
+    estimate_and_sim("gpt-1.7b", "dgx-a100-80g", "4", in_path, NULL);
 }
 
 /* the inline spec: the bytes as one argument (a spec with '/' could name a file such as
@@ -228,12 +247,12 @@ static void fuzz_spec(const uint8_t *data, size_t size) {
     memcpy(spec, data, size);
     spec[size] = 0;
     json_in = NULL; /* a spec is not JSON: every non-finite word it prints is strata's */
-    estimate_and_sim("gpt-1.7b", "dgx-a100-80g", spec, NULL);
+    estimate_and_sim("gpt-1.7b", "dgx-a100-80g", "4", spec, NULL);
 }
 
 static void fuzz_profile(const uint8_t *data, size_t size) {
     write_input(data, size);
-    estimate_and_sim("gpt-1.7b", "dgx-a100-80g", SMALL_PLAN, in_path);
+    estimate_and_sim("gpt-1.7b", "dgx-a100-80g", "4", SMALL_PLAN, in_path);
 }
 
 /* a Kineto trace (plain or gzip): calibrate, then the profile it wrote must be taken by --profile */
@@ -271,11 +290,195 @@ static void fuzz_settings(const uint8_t *data, size_t size) {
     run(st_cmd_validate, val);
 }
 
+/* The --cluster argument of a run: CLUSTER[:mig=SPEC][:sharp=1][:domain_gpus=N] (st_cluster_resolve),
+ * the input's first line, optionally followed by a tab and the plan (default SMALL_PLAN; on node
+ * groups, which are used whole, GROUPS_PLAN). Where lines follow, they are a cluster JSON and CLUSTER
+ * is that file (the first line then holds only the suffixes: MIG layouts and SHARP on node groups,
+ * MIG slices of a described GPU); else CLUSTER must be a preset (a name of no preset would be a
+ * file of the working folder, which differs between the fuzzer and the replay). A uniform cluster
+ * runs on 4 GPUs, one of node groups whole. */
+static void fuzz_clusterarg(const uint8_t *data, size_t size) {
+    char arg[700], plan[256] = "";
+    const uint8_t *nl = memchr(data, '\n', size), *tab;
+    size_t n = nl ? (size_t)(nl - data) : size;
+    if (n >= 256 || memchr(data, 0, n) || memchr(data, '/', n)) return;
+    if ((tab = memchr(data, '\t', n))) {
+        snprintf(plan, sizeof plan, "%.*s", (int)(n - (size_t)(tab - data) - 1), (const char *)tab + 1);
+        n = (size_t)(tab - data);
+    }
+    if (nl) {
+        write_input(nl + 1, size - (size_t)(nl - data) - 1);
+        snprintf(arg, sizeof arg, "%s%.*s", in_path, (int)n, (const char *)data);
+    } else {
+        snprintf(arg, sizeof arg, "%.*s", (int)n, (const char *)data);
+        json_in = NULL; /* an argument, not JSON: every non-finite word printed is strata's */
+        st_cluster c;
+        char base[256];
+        snprintf(base, sizeof base, "%.*s", (int)strcspn(arg, ":"), arg);
+        if (st_cluster_preset(base, &c) != 0) return;
+    }
+    int groups = node_groups(arg);
+    estimate_and_sim("gpt-1.7b", arg, groups ? NULL : "4", plan[0] ? plan : groups ? GROUPS_PLAN : SMALL_PLAN, NULL);
+}
+
+/* objective evaluations per fit of the runs target (st_fit_opts' max_evals): the fit's search
+ * stops there, so an execution takes milliseconds, not the second of a full fit under ASan; the
+ * CSV, the rows' pricing, the pinning, the folds and the written cluster are all as calibrate's */
+#define FUZZ_FIT_EVALS 24
+
+/* `calibrate --runs`: the CSV fitted on one DGX A100 node with 2 folds, its summary printed as the
+ * command prints it; the calibrated cluster it wrote must then be taken by --cluster. A model cell
+ * naming a path is skipped: a file loader of its own (the model target), and /dev/stdin would block. */
+static void fuzz_runs(const uint8_t *data, size_t size) {
+    if (memchr(data, '/', size)) return;
+    write_input(data, size);
+    json_in = NULL; /* a CSV: the summary names no text of it but the models, on lines of their own */
+    unlink(prof_path);
+    st_fit_opts fo;
+    st_fit_opts_init(&fo);
+    fo.folds = 2;
+    fo.max_evals = FUZZ_FIT_EVALS;
+    st_fit *fit = NULL;
+    st_error err;
+    st_error_clear(&err);
+    int rc = st_fit_runs(in_path, "dgx-a100-80g", &fo, &fit, &err);
+    if (rc == ST_EINTERNAL || (rc && rc != ST_EINVAL && rc != ST_EIO && rc != ST_ENOMEM))
+        fail("calibrate --runs: an error other than bad input", err.text);
+    if (!rc && (rc = st_fit_save(fit, prof_path, &err))) fail("calibrate --runs cannot write the cluster", err.text);
+    if (fit) {
+        FILE *f = fopen(out_path, "wb");
+        if (!f) fail("cannot write the scratch output", out_path);
+        st_fit_describe(fit, f);
+        fclose(f);
+        static char text[1 << 16];
+        f = fopen(out_path, "rb");
+        size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+        if (f) fclose(f);
+        text[n] = 0;
+        check_output(text);
+    }
+    st_fit_free(fit);
+    if (rc) return;
+    char *est[] = {"estimate", "--model", "gpt-1.7b", "--cluster", prof_path, "--gpus", "8", "--plan", SMALL_PLAN,
+                   NULL};
+    if (run(st_cmd_estimate, est) == 2) fail("calibrate --runs wrote a cluster that --cluster refuses", NULL);
+    check_estimate("gpt-1.7b", prof_path, "8", SMALL_PLAN, NULL);
+}
+
+/* An operator-level plan file (`plan --search ilp --out`) of gpt-1.7b on dgx-a100-80g: its estimate,
+ * its simulation when its micro-batches and stages are few (MAX_SIM_INSTRUCTIONS), and the hybrid
+ * spec `strata run` would execute it as (st__run_ilp_spec), which strata's own spec parser must
+ * take. */
+static void fuzz_ilpplan(const uint8_t *data, size_t size) {
+    write_input(data, size);
+    char *est[] = {"estimate", "--model", "gpt-1.7b", "--cluster", "dgx-a100-80g", "--plan", in_path, NULL};
+    char *sim[] = {"sim", "--model", "gpt-1.7b", "--cluster", "dgx-a100-80g", "--plan", in_path, NULL};
+    if (!st__plan_is_ilp(in_path) || run(st_cmd_estimate, est) == 2) return;
+    st_cli_args a = {.model = "gpt-1.7b", .cluster = "dgx-a100-80g", .plan = in_path};
+    st_cli_inputs in = {0};
+    st_autoshard_opts o;
+    st_autoshard_result r = {0};
+    st_as_origin orig;
+    st_error err;
+    st_error_clear(&err);
+    int small = 0;
+    if (!st_cli_inputs_check(&a, ST_CLI_MODEL | ST_CLI_CLUSTER, &in, &err) &&
+        !st_cli_inputs_resolve(&a, ST_CLI_MODEL | ST_CLI_CLUSTER, &in, &err) &&
+        !st_autoshard_load(in_path, &in.model, NULL, &in.cluster, &o, &r, &orig, &err))
+        small = 2.0 * (double)r.microbatches * r.nstages <= MAX_SIM_INSTRUCTIONS;
+    st_autoshard_result_free(&r);
+    st_cli_inputs_destroy(&in);
+    if (small) run(st_cmd_sim, sim);
+    char spec[4096];
+    int attn_rows = 0, replicas = 0;
+    st_error_clear(&err);
+    if (st__run_ilp_spec(&a, spec, sizeof spec, &attn_rows, &replicas, &err)) return;
+    st_plan p;
+    st_plan_defaults(&p);
+    st_error_clear(&err);
+    if (st_plan_parse_spec(spec, &p, &err)) fail("strata run made a spec of the plan that its parser refuses", spec);
+}
+
+/* Blanks what a plot file holds of the input's text, so that a non-finite word left is a number
+ * strata computed: double-quoted strings (gnuplot's .gp escapes \" inside them; the .dat has no
+ * escapes, quotes inside its strings became ') and comments (# to the end of the line, outside a
+ * string). In the .dat, NaN is the missing value (plot.h: null becomes NAN, written "NaN"), also
+ * blanked there. */
+static void plot_blank(char *s, int gp) {
+    int quoted = 0;
+    for (char *p = s; *p; p++) {
+        if (quoted) {
+            if (gp && *p == '\\' && p[1]) *p++ = ' ';
+            else if (*p == '"') quoted = 0;
+            if (*p != '\n') *p = ' ';
+        } else if (*p == '"') {
+            quoted = 1;
+            *p = ' ';
+        } else if (*p == '#') {
+            while (*p && *p != '\n') *p++ = ' ';
+            if (!*p) break;
+        } else if (!gp && !strncmp(p, "NaN", 3) && (p == s || !isalnum((unsigned char)p[-1])) &&
+                   !isalnum((unsigned char)p[3])) {
+            memset(p, ' ', 3);
+            p += 2;
+        }
+    }
+}
+
+/* The plot file at path (written by st_plot_write_data or _script): no non-finite number in it. */
+static void check_plot_file(const char *path, int gp) {
+    static char text[1 << 22];
+    FILE *f = fopen(path, "rb");
+    if (!f) fail("cannot read the plot file back", path);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    plot_blank(text, gp);
+    check_output(text);
+}
+
+/* `strata plot`: the input read as each kind's (st_plot_load), then the .dat and .gp the command
+ * writes before it runs gnuplot (st_plot_write_data, st_plot_write_script: st_plot_render less its
+ * gnuplot process, which would be a fork per execution and test gnuplot, not strata) */
+static void fuzz_plot(const uint8_t *data, size_t size) {
+    write_input(data, size);
+    json_in = NULL; /* the files' text is blanked instead (plot_blank) */
+    for (int k = 0; k < ST_PLOT_COUNT; k++) {
+        st_plot_data *d = NULL;
+        st_error err;
+        st_error_clear(&err);
+        int rc = st_plot_load((st_plot_kind)k, in_path, &d, &err);
+        if (rc && rc != ST_EINVAL && rc != ST_EIO && rc != ST_ENOMEM)
+            fail("plot: an error other than bad input", err.text);
+        if (rc) continue;
+        st_plot_opts o;
+        st_plot_opts_init(&o);
+        o.out = "plot.png";
+        FILE *f = fopen(out_path, "wb");
+        if (!f) fail("cannot write the scratch output", out_path);
+        rc = st_plot_write_data(f, d, &o, &err);
+        fclose(f);
+        if (rc == ST_EINVAL) { /* nothing to draw (no event, no plan, nothing fits): plot's exit 2 */
+            st_plot_data_free(d);
+            continue;
+        }
+        if (rc) fail("plot: the .dat of a loaded input not written", err.text);
+        check_plot_file(out_path, 0);
+        if (!(f = fopen(out_path, "wb"))) fail("cannot write the scratch output", out_path);
+        if (st_plot_write_script(f, d, &o, "plot.dat", "plot.png", &err))
+            fail("plot: the .gp of a loaded input not written", err.text);
+        fclose(f);
+        check_plot_file(out_path, 1);
+        st_plot_data_free(d);
+    }
+}
+
 const st__fuzz_target st__fuzz_targets[] = {
     {"model", fuzz_model},     {"cluster", fuzz_cluster},       {"plan", fuzz_plan},
     {"spec", fuzz_spec},       {"profile", fuzz_profile},       {"kineto", fuzz_kineto},
     {"graph", fuzz_graph},     {"validation", fuzz_validation}, {"settings", fuzz_settings},
-    {NULL, NULL}};
+    {"clusterarg", fuzz_clusterarg}, {"runs", fuzz_runs},       {"ilpplan", fuzz_ilpplan},
+    {"plot", fuzz_plot},       {NULL, NULL}};
 
 const st__fuzz_target *st__fuzz_find(const char *name) {
     for (const st__fuzz_target *t = st__fuzz_targets; t->name; t++)
