@@ -201,7 +201,8 @@ typedef struct st__xpart {
     st_cp_comm cp_comm; /* how (exec/model.c, "context parallelism") */
     int tp, tr, sp;     /* tp degree, this rank's place in its group, sequence parallelism (0/1) */
     int attn_rows;      /* with sp, on this rank's token rows with whole weights: 1 the attention projection, 2 QKV
-                           to the projection (exec/model.c, "operator-level plans"); 0 Megatron's */
+                           to the projection; 3 (sp or not) QKV split along its fused width, the attention whole
+                           on every rank, the projection by heads (exec/model.c, "operator-level plans"); 0 Megatron's */
     int ep, er;         /* MoE: ep degree, this rank's place in its ep group (it holds that share of the experts) */
     int nchunks;        /* pipeline chunks this rank runs: vp with the interleaved schedule, else 1 */
     const int *l0, *l1; /* nchunks each: chunk c runs blocks [l0[c], l1[c]) (ascending, disjoint) */
@@ -248,7 +249,9 @@ typedef struct st__xmodel {
     int attn_rows;  /* st__xpart's */
     int recompute;  /* st__xpart's */
     int64_t Ns;     /* token rows of the residual stream on this rank: N, or N / tp with sp */
-    int64_t a_l, kv_l, f_l, V_l, v0; /* local heads, ffn, vocabulary and its first row */
+    int64_t a_l, kv_l, f_l, V_l, v0; /* local heads, ffn, vocabulary and its first row (attn_rows 3: all heads) */
+    int64_t wq_l, wk_l; /* attn_rows 3: this rank's rows of wq (its heads' width, the projection's input) and of wk
+                           and wv: its share of QKV's fused width */
     /* MoE (Shazeer et al. 2017; Fedus et al. 2022 for the capacity): experts, top-k, an expert's ffn
      * and its tp shard, the capacity factor (0: dropless), ep degree and place, the local experts */
     int64_t E, topk, fe, fe_l;

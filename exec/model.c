@@ -86,6 +86,20 @@
  * The whole weights' gradients are partial sums over the rows, summed over tp with the other
  * replicated tensors' (st__xmodel_sp_grads), as the ILP's gradient synchronisation of a batch-split
  * weight is.
+ * The ILP may also split QKV along its fused output width ('e', autoshard's "column (output split)")
+ * and keep the attention core whole on every device (attn_rows 3; its pick for tiny-moe, and for
+ * tiny-llama where tp exceeds its 2 kv heads; with sp or not): each rank multiplies the norm's
+ * (gathered) output by its 1 / tp of wq's, wk's and wv's rows as one GEMM, the [N x (q + 2 kv) / tp]
+ * outputs are all-gathered in the tp group (the ILP's resharding of 'e' to the replicated layout),
+ * the rotary embedding and the attention run on every head of every row, and the projection is
+ * Megatron's row-parallel one on this rank's heads, a slice of the whole output. Backward: the
+ * projection's input gradient (this rank's heads) all-gathered to the whole output's, the attention's
+ * backward whole, this rank's columns of dq, dk, dv into its share of the GEMM, whose input gradient
+ * is partial over tp as a column-parallel GEMM's is (f or sp's reduce-scatter). The ILP splits each kv
+ * group's columns (its queries, key, value) by tp; this splits q's, k's and v's rows each by tp: a
+ * permutation of the same rows, the same GEMM sizes and the same all-gather. The ILP also runs the
+ * rotary embedding on the split (label 'e'); here it runs after the gather on the whole q and k (a
+ * rank's rows need not hold whole rotary pairs), tp times its elementwise work, no transfer.
  *
  * ZeRO-3 (exec_private.h, "ZeRO-3"): the same forward and backward a unit at a time (the embedding, a
  * block, the output layer and loss), the residual stream and its gradient kept in the activations and
@@ -190,16 +204,21 @@ static int build_table(st__xmodel *x, const st_model *m, int cap, int (*idx)[F_C
         for (int i = 0; i < F_COUNT; i++) f[i] = -1;
         f[F_LN1W] = VEC("ln1_w", l, h, 1);
         if (!x->rmsnorm) f[F_LN1B] = VEC("ln1_b", l, h, 2);
-        int whole = x->attn_rows == 2; /* QKV data-parallel on the rows (above) */
-        f[F_WQ] = ROWS("wq", l, qd, h, whole ? 0 : x->tr * ql, whole ? qd : ql);
-        f[F_WK] = ROWS("wk", l, kd, h, whole ? 0 : x->tr * kl, whole ? kd : kl);
-        f[F_WV] = ROWS("wv", l, kd, h, whole ? 0 : x->tr * kl, whole ? kd : kl);
+        /* this rank's rows of wq (q0 .. q0 + qn) and of wk and wv (k0 .. k0 + kn): its heads'; with attn_rows 2
+         * (QKV data-parallel on the rows, above) all; with 3 its share of QKV's fused width */
+        int64_t q0 = x->tr * ql, qn = ql, k0 = x->tr * kl, kn = kl;
+        if (x->attn_rows == 2) q0 = 0, qn = qd, k0 = 0, kn = kd;
+        if (x->attn_rows == 3) q0 = x->tr * x->wq_l, qn = x->wq_l, k0 = x->tr * x->wk_l, kn = x->wk_l;
+        f[F_WQ] = ROWS("wq", l, qd, h, q0, qn);
+        f[F_WK] = ROWS("wk", l, kd, h, k0, kn);
+        f[F_WV] = ROWS("wv", l, kd, h, k0, kn);
         if (x->bias) {
-            f[F_BQ] = BIAS("bq", l, qd, whole ? 0 : x->tr * ql, whole ? qd : ql);
-            f[F_BK] = BIAS("bk", l, kd, whole ? 0 : x->tr * kl, whole ? kd : kl);
-            f[F_BV] = BIAS("bv", l, kd, whole ? 0 : x->tr * kl, whole ? kd : kl);
+            f[F_BQ] = BIAS("bq", l, qd, q0, qn);
+            f[F_BK] = BIAS("bk", l, kd, k0, kn);
+            f[F_BV] = BIAS("bv", l, kd, k0, kn);
         }
-        f[F_WO] = x->attn_rows ? add(x, cap, "wo", l, h, qd, 0, h, 0, qd, 0) : COLS("wo", l, h, qd, x->tr * ql, ql);
+        if (x->attn_rows == 3) f[F_WO] = COLS("wo", l, h, qd, x->tr * x->wq_l, x->wq_l); /* this rank's heads */
+        else f[F_WO] = x->attn_rows ? add(x, cap, "wo", l, h, qd, 0, h, 0, qd, 0) : COLS("wo", l, h, qd, x->tr * ql, ql);
         if (x->bias) f[F_BO] = VEC("bo", l, h, 2);
         f[F_LN2W] = VEC("ln2_w", l, h, 1);
         if (!x->rmsnorm) f[F_LN2B] = VEC("ln2_b", l, h, 2);
@@ -326,7 +345,11 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
     x->E_l = x->E / x->ep, x->e0 = x->er * x->E_l, x->fe_l = x->fe / tp;
     if (m->position == ST_POS_ALIBI)
         return st_error_set(err, ST_EINVAL, NULL, "model", "the cpu executor runs learned or rotary positions, not alibi");
-    if (x->a % tp || x->kv % tp || x->f % tp || x->V % tp)
+    if (x->attn_rows == 3 && ((x->a * x->d) % tp || (x->kv * x->d) % tp))
+        return st_error_set(err, ST_EINVAL, NULL, "plan",
+                            "QKV split along its fused width needs tp=%d to divide the queries' and keys' widths (%lld "
+                            "and %lld kv heads x %lld)", tp, (long long)x->a, (long long)x->kv, (long long)x->d);
+    if ((x->attn_rows != 3 && (x->a % tp || x->kv % tp)) || x->f % tp || x->V % tp)
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "tp=%d must divide the heads (%lld), kv heads (%lld), ffn (%lld) and vocabulary (%lld)", tp,
                             (long long)x->a, (long long)x->kv, (long long)x->f, (long long)x->V);
@@ -343,14 +366,18 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
                             tp);
     if (x->rope && x->d % 2)
         return st_error_set(err, ST_EINVAL, NULL, "model", "rotary embedding needs an even head dimension");
-    if (x->attn_rows && (!pt->sp || x->cp > 1))
+    if ((x->attn_rows == 1 || x->attn_rows == 2) && (!pt->sp || x->cp > 1))
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "the attention on token rows needs the residual stream split by rows (sp=1) and no cp");
+    if (x->attn_rows == 3 && x->cp > 1)
+        return st_error_set(err, ST_EINVAL, NULL, "plan", "QKV split along its fused width runs without cp");
     if (x->attn_rows == 2 && pt->B % tp)
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "the attention on token rows needs whole sequences on each rank: tp=%d must divide the "
                             "micro-batch's %lld", tp, (long long)pt->B);
     x->a_l = x->a / tp, x->kv_l = x->kv / tp, x->f_l = x->f / tp, x->V_l = x->V / tp, x->v0 = x->tr * x->V_l;
+    if (x->attn_rows == 3) /* the attention whole on every rank; QKV's and the projection's shares apart */
+        x->wq_l = x->a * x->d / tp, x->wk_l = x->kv * x->d / tp, x->a_l = x->a, x->kv_l = x->kv;
     x->nchunks = pt->nchunks;
     x->cl0 = malloc((size_t)pt->nchunks * sizeof *x->cl0);
     x->cl1 = malloc((size_t)pt->nchunks * sizeof *x->cl1);
@@ -411,7 +438,8 @@ typedef struct xlayer_acts {
     float *x, *n1, *mean1, *rstd1, *q, *k, *v, *probs, *ao, *x2, *n2, *mean2, *rstd2, *h1, *h3, *g;
     float *qh, *kh, *vh; /* cp_comm=a2a: q, k and v of the whole sequence, this rank's heads of them */
     float *aor; /* attn_rows 1: the attention output of this rank's Ns rows, every head [Ns x a * d] (with 2: q, k,
-                   v, probs and ao are the rows' and every head's, the same sizes as tp's heads of all rows) */
+                   v, probs and ao are the rows' and every head's, the same sizes as tp's heads of all rows); 3:
+                   this rank's heads of it [N x wq_l], the projection's input (q, k, v, probs, ao: all rows and heads) */
     struct xmoe *moe; /* an MoE block's (owned) */
 } xlayer_acts;
 
@@ -466,6 +494,7 @@ static void layout(const st__xmodel *x, int nl, int tail, st__xacts *a, float *c
         if (x->cp > 1 && x->cp_comm == ST_CP_A2A) /* kept with the probabilities, which are made from them */
             t.qh = carve(b2, &o[2], N * ql), t.kh = carve(b2, &o[2], N * kl), t.vh = carve(b2, &o[2], N * kl);
         if (x->attn_rows == 1) t.aor = carve(b1, &o[1], S * x->a * x->d);
+        if (x->attn_rows == 3) t.aor = carve(b1, &o[1], N * x->wq_l);
         t.x2 = carve(b1, &o[1], S * h), t.n2 = carve(b1, &o[1], N * h);
         t.mean2 = carve(b1, &o[1], S), t.rstd2 = carve(b1, &o[1], S);
         t.h1 = carve(b1, &o[1], N * x->f_l), t.h3 = x->swiglu ? carve(b1, &o[1], N * x->f_l) : NULL;
@@ -570,6 +599,32 @@ static void qkv_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, const fl
     assert(w->wk == w->wq + qw * x->h && w->wv == w->wk + kw * x->h);
     assert(!w->bq || (w->bk == w->bq + qw && w->bv == w->bk + kw));
     fused_fwd(x, out, width, 3, n1, w->wq, w->bq, R, x->h);
+}
+
+/* attn_rows 3: rank r's block blk [N x (w[0] + .. + w[n - 1])] and its columns r * w[i] .. (r + 1) * w[i] of the
+ * whole tensors whole[i] [N x tp * w[i]]: into them (dir 0) or from them (dir 1) */
+static void rank_cols(const st__xmodel *x, float *blk, float *const *whole, const int64_t *w, int n, int r, int dir) {
+    int64_t N = x->B * x->T, W = 0;
+    for (int i = 0; i < n; i++) W += w[i];
+    for (int64_t row = 0; row < N; row++)
+        for (int64_t i = 0, c = 0; i < n; c += w[i++]) {
+            float *b = blk + row * W + c, *f = whole[i] + (row * x->tp + r) * w[i];
+            memcpy(dir ? b : f, dir ? f : b, (size_t)w[i] * sizeof *b);
+        }
+}
+
+/* attn_rows 3: q, k, v whole ([N x a * d], [N x kv * d] twice) from this rank's share of QKV's fused width: its
+ * rows of wq, wk and wv (back to back, build_table) as one GEMM on the gathered norm output n1, its [N x (wq_l + 2
+ * wk_l)] output all-gathered over tp (the ILP's resharding of QKV's 'e' split to the replicated attention), each
+ * rank's block then its columns of q, k and v */
+static void wide_qkv_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t) {
+    int64_t N = x->B * x->T, wd[3] = {x->wq_l, x->wk_l, x->wk_l}, W = wd[0] + 2 * wd[1], n = N * W;
+    float *f = fused_buf(x), *out[3] = {t->q, t->k, t->v}; /* tp x n floats: fused_floats of the whole q, k, v */
+    assert(w->wk == w->wq + wd[0] * x->h && w->wv == w->wk + wd[1] * x->h);
+    assert(!w->bq || (w->bk == w->bq + wd[0] && w->bv == w->bk + wd[1]));
+    x->be->mm_fwd(f + x->tr * n, t->n1, w->wq, w->bq, N, x->h, W, 0);
+    if (x->comm.allgather) x->comm.allgather(x->comm.ctx, f, n);
+    for (int r = 0; r < x->tp; r++) rank_cols(x, f + r * n, out, wd, 3, r, 0);
 }
 
 /* ---------------------------------------------------------------- experts */
@@ -1085,14 +1140,21 @@ static int heads_attn_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t) {
     float *part = x->sp ? x->work : NULL; /* a row-parallel GEMM's partial sums, with sp */
     x->be->norm_fwd(own_rows(x, t->n1), t->mean1, t->rstd1, t->x, w->ln1_w, w->ln1_b, S, h);
     gather_rows(x, t->n1);
-    qkv_fwd(x, w, t, t->n1, N, ql, kl);
+    if (x->attn_rows == 3) wide_qkv_fwd(x, w, t);
+    else qkv_fwd(x, w, t, t->n1, N, ql, kl);
     if (x->rope && (rope_at(x, t->q, x->a_l, ql, 1) || rope_at(x, t->k, x->kv_l, kl, 1))) return ST_ENOMEM;
     if (attn_core_fwd(x, t)) return ST_ENOMEM;
-    if (x->attn_rows) { /* data-parallel projection on this rank's rows */
+    if (x->attn_rows == 1) { /* data-parallel projection on this rank's rows */
         if (heads_rows(x, t->ao, t->aor, 0)) return ST_ENOMEM;
         x->be->mm_fwd(t->x2, t->aor, w->wo, w->bo, S, x->a * x->d, h, 0);
     } else { /* row-parallel projection: partial sums, all-reduced (g) or reduce-scattered, then the bias once */
-        x->be->mm_fwd(part ? part : t->x2, t->ao, w->wo, NULL, N, ql, h, 0);
+        const float *pin = t->ao;
+        int64_t pw = ql;
+        if (x->attn_rows == 3) { /* this rank's heads of the whole output: a slice (the ILP's resharding, no transfer) */
+            rank_cols(x, t->aor, &t->ao, &x->wq_l, 1, x->tr, 1);
+            pin = t->aor, pw = x->wq_l;
+        }
+        x->be->mm_fwd(part ? part : t->x2, pin, w->wo, NULL, N, pw, h, 0);
         sum_rows(x, t->x2, part ? part : t->x2);
         add_bias(x, t->x2, w->bo, S, h);
     }
@@ -1366,6 +1428,16 @@ static int block_bwd(st__xmodel *x, st__xacts *a, const st__xlayer *w, st__xlaye
         if (rc) return rc;
     } else if (x->attn_rows == 2) {
         lin_bwd(x, a, dao, gw->wo, gw->bo, dx2, 0, t->ao, w->wo, S, qw, h);
+    } else if (x->attn_rows == 3) { /* this rank's heads' gradient, all-gathered: the whole attention output's */
+        int64_t n = N * x->wq_l;
+        float *buf = calloc((size_t)(x->tp * n), sizeof *buf);
+        if (!buf) return ST_ENOMEM;
+        lin_bwd(x, a, buf + x->tr * n, gw->wo, x->sp ? NULL : gw->bo, gathered(x, dx2, full), 0, t->aor, w->wo, N,
+                x->wq_l, h);
+        if (x->sp) bias_grad(x, gw->bo, dx2, S, h);
+        if (x->comm.allgather) x->comm.allgather(x->comm.ctx, buf, n);
+        for (int r = 0; r < x->tp; r++) rank_cols(x, buf + r * n, &dao, &x->wq_l, 1, r, 0);
+        free(buf);
     } else {
         lin_bwd(x, a, dao, gw->wo, x->sp ? NULL : gw->bo, gathered(x, dx2, full), 0, t->ao, w->wo, N, ql, h);
         if (x->sp) bias_grad(x, gw->bo, dx2, S, h);
@@ -1376,7 +1448,12 @@ static int block_bwd(st__xmodel *x, st__xacts *a, const st__xlayer *w, st__xlaye
     memset(dn, 0, (size_t)(N * h) * sizeof *dn);
     float *dqkv[3] = {dq, dk, dv};
     const int64_t width[3] = {qw, kw, kw};
-    fused_bwd(x, a, dn, gw->wq, gw->bq, dqkv, width, 3, n1, w->wq, R, h);
+    if (x->attn_rows == 3) { /* this rank's columns of the whole gradients (a slice), its share of QKV's width */
+        const int64_t wd[3] = {x->wq_l, x->wk_l, x->wk_l};
+        float *f = fused_buf(x);
+        rank_cols(x, f, dqkv, wd, 3, x->tr, 1);
+        lin_bwd(x, a, dn, gw->wq, gw->bq, f, 0, n1, w->wq, N, h, wd[0] + 2 * wd[1]);
+    } else fused_bwd(x, a, dn, gw->wq, gw->bq, dqkv, width, 3, n1, w->wq, R, h);
     memcpy(din, dx2, sb);
     if (x->attn_rows == 2) /* the rows' norm output went to no other rank: its gradient is whole */
         x->be->norm_bwd(din, gw->ln1_w, gw->ln1_b, dn, t->x, w->ln1_w, t->mean1, t->rstd1, S, h);

@@ -10,7 +10,13 @@
  *       et al. 2022, Sec. 4.2.2, whose all-gather before fc1/qkv and reduce-scatter after proj/fc2
  *       are the ILP's resharding of those layouts); the embedding vocabulary-parallel, or with the
  *       residual stream's layout;
- *   'b' (batch): data parallelism, every operator on its share of the micro-batch's sequences.
+ *   'b' (batch): data parallelism, every operator on its share of the micro-batch's sequences;
+ *   'e' (QKV's fused width, each kv group's query, key and value columns; autoshard's "column (output
+ *       split)"): tensor parallelism whose attention core is whole on every device (attn_rows 3): QKV,
+ *       its bias and the rotary embedding on the device's share of the width ('e'), the output
+ *       all-gathered (the ILP's resharding to the replicated attention), the attention replicated (no
+ *       label), the projection on the device's heads ('n', its input a slice of the whole output; in
+ *       backward its input gradient all-gathered), the rest as under 'n'.
  * On a tp axis whose residual stream is split by rows the ILP may also split part of the attention
  * by the rows (the stream's label, 'b' or 's') rather than 'n', when the micro-batch's rows outweigh
  * the weights (attn_rows; exec/model.c runs both): the projection alone (1: the attention output
@@ -21,7 +27,7 @@
  * computes what the others do, on the same data; the ILP prices no gradient reduction there, as
  * search/autoshard.c's grad_sync reduces over the axes that split what a weight lacks) runs as that
  * many copies of the job, with no collective between them (st_exec_job_rank). Counts of what the
- * ILP chose on the tiny presets: tests/cli_run_ilp.sh. Anything else (an axis that replicates some
+ * ILP chose on the tiny presets: tests/cli_run_ilp.sh and scripts/ilp_census.sh. Anything else (an axis that replicates some
  * operators and splits others, head-dimension or 2-D splits of an operator, MoE routing and experts,
  * stages on meshes of different shapes) is named: stage, operator, label and axis. */
 #include "search/search.h"
@@ -43,6 +49,19 @@ static const char *const stream_ops[] = {"embedding", "embed_dropout", "ln1", "a
 static int tp_label(const char *name) {
     for (size_t i = 0; i < sizeof tp_ops / sizeof tp_ops[0]; i++)
         if (!strcmp(tp_ops[i].op, name)) return tp_ops[i].lab;
+    return -1;
+}
+
+/* the label of an attention operator on a tp axis whose QKV splits its fused width ('e'; attn_rows 3): QKV, its
+ * bias and the rotary embedding 'e', the attention core whole (0: replicated), the projection by heads; -1 for the
+ * other operators (tp_label's) */
+static int wide_label(const char *name) {
+    static const char *const split[] = {"qkv", "qkv_bias", "rope"};
+    static const char *const whole[] = {"attention", "scores", "softmax", "attn_dropout", "context", "context_transpose"};
+    for (size_t i = 0; i < sizeof split / sizeof split[0]; i++)
+        if (!strcmp(split[i], name)) return 'e';
+    for (size_t i = 0; i < sizeof whole / sizeof whole[0]; i++)
+        if (!strcmp(whole[i], name)) return 0;
     return -1;
 }
 
@@ -95,11 +114,11 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
                                 "stage %d: no attention block on a mesh of %d devices: the executor shards the "
                                 "decoder's blocks", s, size);
         char kind = st->choice[qkv].lab[a];
-        if (kind != 'n' && kind != 'b')
+        if (kind != 'n' && kind != 'b' && kind != 'e')
             return refuse(err, s, g, qkv, kind, a, size,
-                          kind ? "the executor splits QKV by heads (tp) or by sequences (dp)"
-                               : "every device would compute the same: the executor splits QKV by heads (tp) or by "
-                                 "sequences (dp)");
+                          kind ? "the executor splits QKV by heads (tp), by its fused width (tp) or by sequences (dp)"
+                               : "every device would compute the same: the executor splits QKV by heads (tp), by its "
+                                 "fused width (tp) or by sequences (dp)");
         /* QKV on the batch under a tensor-parallel MLP: a tp axis whose attention runs on the rows */
         int fc1 = op_index(g, "fc1");
         if (kind == 'b' && fc1 >= 0 && st->choice[fc1].lab[a] == 'f') kind = 'n';
@@ -113,17 +132,21 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
                 if (l != 'b') return refuse(err, s, g, o, l, a, size, "QKV splits the batch there, this does not");
                 continue;
             }
-            int want = tp_label(nm);
-            if (want == 'n' && (l == 'b' || l == 's')) { /* checked against the stream below */
+            int want = kind == 'e' && wide_label(nm) >= 0 ? wide_label(nm) : tp_label(nm);
+            /* the projection by head dimension ('d', where tp exceeds the heads): the same row-parallel GEMM on
+             * another 1 / tp of its input's columns (exec/model.c takes them contiguous either way) */
+            if (kind == 'e' && !strcmp(nm, "proj") && l == 'd') l = 'n';
+            if (kind == 'n' && want == 'n' && (l == 'b' || l == 's')) { /* checked against the stream below */
                 rows++;
                 if (first_row < 0) first_row = o;
                 continue;
             }
-            if (want > 0) {
+            if (want >= 0) {
                 if (l != want) {
-                    char why[96];
-                    snprintf(why, sizeof why, "Megatron's tensor parallelism, which QKV follows there, splits it '%c'",
-                             want);
+                    char why[112];
+                    if (!want) snprintf(why, sizeof why, "with QKV split along its fused width the attention is whole");
+                    else snprintf(why, sizeof why, "Megatron's tensor parallelism, which QKV follows there, splits it '%c'",
+                                  want);
                     return refuse(err, s, g, o, l, a, size, why);
                 }
                 heads += want == 'n';
@@ -149,7 +172,8 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
                 return refuse(err, s, g, o, l, a, size,
                               "the executor splits the attention by rows only as the residual stream is split there");
         }
-        if (rows && !heads) mode = 2;
+        if (kind == 'e') mode = 3;
+        else if (rows && !heads) mode = 2;
         else if (rows == 1 && first_row == proj) mode = 1;
         else if (rows)
             return refuse(err, s, g, first_row, st->choice[first_row].lab[a], a, size,
@@ -186,6 +210,11 @@ int st_autoshard_hybrid(const st_autoshard_result *r, st_as_hybrid *h, st_error 
             return st_error_set(err, ST_EINVAL, NULL, "stages",
                                 "stage %d computes on %d devices alike and stage 0 on %d: the executor runs stages of "
                                 "one shape", s, x.rep, h->rep);
+        if (s > 0 && x.attn_rows != h->attn_rows && (x.attn_rows == 3 || h->attn_rows == 3))
+            return st_error_set(err, ST_EINVAL, NULL, "stages",
+                                "stage %d %s QKV along its fused width and stage 0 %s: the executor runs stages of one "
+                                "shape", s, x.attn_rows == 3 ? "splits" : "does not split",
+                                h->attn_rows == 3 ? "does" : "does not");
         if (s > 0 && x.attn_rows != h->attn_rows)
             return st_error_set(err, ST_EINVAL, NULL, "stages",
                                 "stage %d splits the projection by %s and stage 0 by %s: the executor runs stages "

@@ -23,6 +23,7 @@ typedef struct st_cli_args {
     const char *model, *graph, *cluster, *gpus, *plan, *profile; /* the inputs (st_cli_inputs) */
     const char *out, *gbs, *seq, *dtype, *gpu;
     int json, help;
+    int heads_whole; /* strata run of an operator-level plan: the plan's (st_plan), set before it is finalized */
 } st_cli_args;
 
 /* Which of the shared options a command takes (a mask; --help is always taken). */
