@@ -145,6 +145,7 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
                 if (l != want) {
                     char why[112];
                     if (!want) snprintf(why, sizeof why, "with QKV split along its fused width the attention is whole");
+                    else if (want == 'e') snprintf(why, sizeof why, "it follows QKV's split along its fused width, 'e'");
                     else snprintf(why, sizeof why, "Megatron's tensor parallelism, which QKV follows there, splits it '%c'",
                                   want);
                     return refuse(err, s, g, o, l, a, size, why);

@@ -1,9 +1,11 @@
 #!/bin/sh
 # cli_run_ilp.sh: `strata run` of operator-level plans that shard operators inside a stage (issue 18):
 # what `strata plan --search ilp` picks for tiny-gpt and tiny-llama on 2, 4 and 8 devices runs with each
-# operator split as the ILP split it, where that is the decoder's Megatron sharding or part of the
-# attention on the token rows under it (search/as_hybrid.c), and computes what the single-rank run computes, within tests/cli_run.sh's
+# operator split as the ILP split it, where that is the decoder's Megatron sharding, part of the
+# attention on the token rows under it, or QKV on its fused width with the attention whole
+# (search/as_hybrid.c), and computes what the single-rank run computes, within tests/cli_run.sh's
 # tolerances; the other shardings are refused in one line naming the stage and the operator.
+# scripts/ilp_census.sh counts what runs and what is refused over all the tiny presets' plans.
 #
 # The clusters (tests/data/cluster_slowgpu*.json) are test fixtures, not hardware: GPUs of 0.01
 # TFLOP/s on a fast network, so that the tiny presets' compute outweighs the collectives and the ILP
@@ -114,11 +116,32 @@ refused() {
 		ok "$_what: refused in one line"
 	else nok "$_what: refused in one line" "$(cat "$T/err")"; fi
 }
-# tiny-llama's 2 kv heads on 4 devices: QKV split along the head dimension, attention replicated
+# QKV split along its fused width, its output all-gathered, the attention whole on every device and the
+# projection by heads (exec/model.c, attn_rows 3): the ILP's pick where tp exceeds the kv heads
+# (tiny-llama's 2 on 4 devices) or the heads (tiny-gpt's 4 on 8, the projection by head dimension)
 ilp l4s --model tiny-llama --gpus 4 --gbs 8 --mbs 2 --max-stages 1
-refused "tiny-llama on one stage of 4 (QKV split on 'e')" \
-	"key 'stages': stage 0, operator qkv: split 'e' on mesh axis 0 (4 devices)" \
-	4 run --cluster "$SLOW" --model tiny-llama --plan "$T/l4s.json"
+if splits l4s qkv '"e"' && splits l4s attention null && splits l4s proj '"n"' && splits l4s fc1 '"f"'; then
+	ok "tiny-llama on 4: the ILP splits QKV along its fused width, the attention replicated"
+else nok "tiny-llama on 4: the ILP's shardings" "$(cat "$T/l4s.json")"; fi
+checked 4 "tiny-llama, ILP tp=4 with QKV on its fused width (2 kv heads), matches the reference" \
+	--model tiny-llama --plan "$T/l4s.json"
+if grep -q '"qkv_split": "width"' "$T/out" && ran "tp=4,pp=1,dp=1,.*sp=1"; then
+	ok "it runs QKV on its fused width, the rest as tp=4 with sp"
+else nok "it runs QKV on its fused width, the rest as tp=4 with sp" "$(head -3 "$T/out")"; fi
+SLOW18=$T/cluster_slowgpu18.json
+sed 's/"gpus_per_node": 4/"gpus_per_node": 8/' "$SLOW" >"$SLOW18"
+"$STRATA" plan --search ilp --cluster "$SLOW18" --seq 32 --model tiny-gpt --gpus 8 --gbs 8 --mbs 2 --max-stages 1 \
+	--out "$T/g8e.json" >"$T/ilpout" 2>&1 || nok "ILP plan tiny-gpt on 8" "$(cat "$T/ilpout")"
+if splits g8e qkv '"e"' && splits g8e qkv_bias '"e"' && splits g8e proj '"d"'; then
+	ok "tiny-gpt on 8: QKV (and its bias) on its fused width, the projection by head dimension"
+else nok "tiny-gpt on 8: the ILP's shardings" "$(cat "$T/g8e.json")"; fi
+mpi_strata 180 8 run --cluster "$SLOW18" --model tiny-gpt --plan "$T/g8e.json" --steps 2 --check --json
+check_within "tiny-gpt, ILP tp=8 over 4 heads with QKV on its fused width, matches the reference (8 ranks)"
+# tiny-moe on 4: the same attention, the router split by the hidden dimension, the experts over the axis
+ilp m4 --model tiny-moe --gpus 4 --gbs 8 --mbs 2 --max-stages 1
+refused "tiny-moe on 4 (the router row-parallel, experts split over the tp axis)" \
+	"key 'stages': stage 0, operator router: split 'h' on mesh axis 0 (4 devices)" \
+	4 run --cluster "$SLOW" --model tiny-moe --plan "$T/m4.json"
 # tiny-llama on 4 at micro-batch 8: the attention on the rows under a tp=4 MLP, whose heads the
 # executor's tp still slices (2 kv heads)
 ilp l4r --model tiny-llama --gpus 4 --gbs 16 --mbs 8 --max-stages 1

@@ -312,6 +312,42 @@ START_TEST(rows_hold_whole_weights) {
 }
 END_TEST
 
+/* QKV split along its fused width (attn_rows 3): this rank's 1 / tp of wq's, wk's and wv's rows and of wo's
+ * columns, even where tp exceeds the kv heads (tiny-llama's 2 under tp=4); widths tp does not divide are refused */
+START_TEST(qkv_width_holds_shares) {
+    st_model m;
+    st_error err;
+    ck_assert_int_eq(st_model_preset("tiny-llama", &m), 0);
+    int zero = 0, four = 4;
+    st__xmodel x;
+    st__xpart pt = {.B = 2, .T = 8, .tp = 4, .tr = 3, .sp = 1, .attn_rows = 3, .nchunks = 1, .l0 = &zero,
+                    .l1 = &four, .first = 1, .last = 1};
+    ck_assert_int_eq(st__xmodel_init(&x, &m, &pt, 3, &err), 0);
+    int64_t qd = m.heads * m.head_dim, kd = m.kv_heads * m.head_dim;
+    int seen = 0;
+    for (int i = 0; i < x.ntensors; i++) {
+        const st__xtensor *t = &x.tensors[i];
+        int kv = !strcmp(t->name, "wk") || !strcmp(t->name, "wv");
+        int64_t want0 = !strcmp(t->name, "wq") ? 3 * qd / 4 : kv ? 3 * kd / 4 : -1;
+        if (want0 >= 0) {
+            ck_assert_int_eq(t->row0, want0);
+            ck_assert_int_eq(t->nrows, t->rows / 4);
+            seen++;
+        }
+        if (!strcmp(t->name, "wo")) {
+            ck_assert_int_eq(t->col0, 3 * qd / 4);
+            ck_assert_int_eq(t->ncols, qd / 4);
+            seen++;
+        }
+    }
+    ck_assert_int_eq(seen, 4 * 4);
+    st__xmodel_destroy(&x);
+    pt.tp = 128, pt.tr = 0, pt.B = 16; /* 128 does not divide the keys' width (2 kv heads of 32) */
+    ck_assert_int_eq(st__xmodel_init(&x, &m, &pt, 3, &err), ST_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.text, "fused width"));
+}
+END_TEST
+
 /* an interleaved rank's two chunks (blocks 0 and 2 of 4) hold the full model's blocks at their
  * places, one flat buffer after the other; a forward through chunk 0 then chunk 1 on the last stage
  * gives a finite loss; sp refuses a micro-batch whose tokens do not split over tp */
@@ -807,6 +843,7 @@ Suite *suite_exec_cpu(void) {
     tcase_add_test(tc, shards_slice_the_full_tensors);
     tcase_add_test(tc, fused_gemms_match_separate);
     tcase_add_test(tc, rows_hold_whole_weights);
+    tcase_add_test(tc, qkv_width_holds_shares);
     tcase_add_test(tc, chunks_hold_their_blocks);
     tcase_add_test(tc, recompute_dense);
     tcase_add_test(tc, recompute_moe);
