@@ -223,7 +223,8 @@ static int build_table(st__xmodel *x, const st_model *m, int cap, int (*idx)[F_C
         f[F_LN2W] = VEC("ln2_w", l, h, 1);
         if (!x->rmsnorm) f[F_LN2B] = VEC("ln2_b", l, h, 2);
         if (st_model_layer_is_moe(m, l)) {
-            f[F_ROUTER] = add(x, cap, "router", l, x->E, h, 0, x->E, 0, h, 0);
+            f[F_ROUTER] = x->moe_rows ? COLS("router", l, x->E, h, x->tr * (h / x->tp), h / x->tp) /* 'h' */
+                                      : add(x, cap, "router", l, x->E, h, 0, x->E, 0, h, 0);
             continue;
         }
         f[F_W1] = ROWS("w1", l, x->f, h, x->tr * x->f_l, x->f_l);
@@ -240,7 +241,7 @@ static int build_table(st__xmodel *x, const st_model *m, int cap, int (*idx)[F_C
         if (!x->tied) hidx[H_LM] = ROWS("lm_head", -1, x->V, h, x->v0, x->V_l);
         else if (!x->first) hidx[H_LM] = ROWS("wte", -1, x->V, h, x->v0, x->V_l);
     }
-    int64_t fe = x->fe, fl = x->fe_l, r0 = x->tr * fl;
+    int64_t fe = x->fe, fl = x->fe_l, r0 = x->moe_rows ? 0 : x->tr * fl; /* moe_rows: whole experts */
     for (int k = 0; k < x->nl; k++) {
         int l = layer_of(x, k), *f = idx[k];
         if (f[F_ROUTER] < 0) continue;
@@ -342,7 +343,13 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "ep=%d must divide the experts (%lld), tp=%d their ffn (%lld)", x->ep, (long long)x->E, tp,
                             (long long)x->fe);
-    x->E_l = x->E / x->ep, x->e0 = x->er * x->E_l, x->fe_l = x->fe / tp;
+    x->moe_rows = tp > 1 && m->experts > 0 ? pt->moe_rows : 0;
+    if (x->moe_rows && (!pt->sp || x->ep > 1 || x->cp > 1 || x->E % tp || x->h % tp))
+        return st_error_set(err, ST_EINVAL, NULL, "plan",
+                            "experts over the tp group need the rows split (sp=1), no ep or cp, and tp=%d to divide the "
+                            "experts (%lld) and the hidden size (%lld)", tp, (long long)x->E, (long long)x->h);
+    if (x->moe_rows) x->ep = tp, x->er = x->tr; /* the tp group is the experts' group */
+    x->E_l = x->E / x->ep, x->e0 = x->er * x->E_l, x->fe_l = x->moe_rows ? x->fe : x->fe / tp;
     if (m->position == ST_POS_ALIBI)
         return st_error_set(err, ST_EINVAL, NULL, "model", "the cpu executor runs learned or rotary positions, not alibi");
     if (x->attn_rows == 3 && ((x->a * x->d) % tp || (x->kv * x->d) % tp))
@@ -640,17 +647,19 @@ typedef struct xmoe {
     float *s;                 /* N * topk: its weight, the softmax over the token's top-k logits */
     float *xin, *h1, *h3, *g; /* R rows, expert-sorted: input, fc1 (and SwiGLU's other half), activation */
     float *y;                 /* nsend x h: each kept slot's expert output (partial over tp), in send order */
+    float *n2h;               /* moe_rows: the router's input, every row's h / tp columns of this rank */
 } xmoe;
 
 static void moe_free(xmoe *e) {
     if (!e) return;
     free(e->slot), free(e->scount), free(e->rcount), free(e->perm), free(e->first), free(e->top), free(e->s);
-    free(e->xin), free(e->h1), free(e->h3), free(e->g), free(e->y);
+    free(e->xin), free(e->h1), free(e->h3), free(e->g), free(e->y), free(e->n2h);
     free(e);
 }
 
 /* rows to the ep group's ranks and back (dispatch and combine); without ep a copy. New, or NULL. */
 static float *exchange(st__xmodel *x, const float *send, const int *scount, int *rcount, int64_t width) {
+    if (x->moe_rows) return x->tp_a2av.fn(x->tp_a2av.ctx, send, scount, rcount, width);
     if (x->ep > 1 && x->comm.alltoallv) return x->comm.alltoallv(x->comm.ctx, send, scount, rcount, width);
     float *r = malloc((size_t)(scount[0] * width + 1) * sizeof *r);
     rcount[0] = scount[0];
@@ -679,14 +688,37 @@ static int pick_cmp(const void *pa, const void *pb) {
     return (a->slot > b->slot) - (a->slot < b->slot);
 }
 
-/* The router and the kept slots: top, s, slot (by expert) and scount. 0 or ST_ENOMEM. */
-static int moe_route(st__xmodel *x, const st__xlayer *w, const float *n2, xmoe *e) {
-    int64_t N = x->B * x->T, K = x->topk, E = x->E;
+/* moe_rows: the router's logits of this rank's rows, logits [Ns x E], from their norm output n2 [Ns x h] as the
+ * ILP splits the router ('h', row-parallel): the rows resharded to this rank's h / tp columns of every row by an
+ * all-to-all in the tp group (kept in e->n2h for the backward), the partial logits of every row reduce-scattered
+ * to the rows. 0 or ST_ENOMEM. */
+static int router_rows_fwd(st__xmodel *x, const st__xlayer *w, const float *n2, float *logits, xmoe *e) {
+    int64_t S = x->Ns, N = x->B * x->T, hl = x->h / x->tp, E = x->E;
+    float *snd = malloc((size_t)(S * x->h) * sizeof *snd), *part = malloc((size_t)(N * E) * sizeof *part);
+    int rc = snd && part && (e->n2h = malloc((size_t)(N * hl) * sizeof *e->n2h)) ? 0 : ST_ENOMEM;
+    if (rc) goto out;
+    for (int r = 0; r < x->tp; r++) /* block r: these rows' columns r * hl .. (r + 1) * hl */
+        for (int64_t i = 0; i < S; i++) memcpy(snd + (r * S + i) * hl, n2 + i * x->h + r * hl, (size_t)hl * sizeof *snd);
+    x->tp_a2a.fn(x->tp_a2a.ctx, snd, e->n2h, S * hl); /* block j: rank j's rows, this rank's columns */
+    x->be->mm_fwd(part, e->n2h, w->router, NULL, N, hl, E, 0);
+    if (x->comm.reduce_scatter) x->comm.reduce_scatter(x->comm.ctx, logits, part, S * E);
+out:
+    free(snd);
+    free(part);
+    return rc;
+}
+
+/* The router and the kept slots of N tokens (n2 [N x h]; moe_rows: this rank's Ns rows): top, s, slot (by expert)
+ * and scount. 0 or ST_ENOMEM. */
+static int moe_route(st__xmodel *x, const st__xlayer *w, const float *n2, int64_t N, xmoe *e) {
+    int64_t K = x->topk, E = x->E;
     float *logits = malloc((size_t)(N * E) * sizeof *logits);
     pick *pk = malloc((size_t)(N * K) * sizeof *pk);
     int rc = logits && pk ? 0 : ST_ENOMEM;
     if (rc) goto out;
-    x->be->mm_fwd(logits, n2, w->router, NULL, N, x->h, E, 0);
+    if (x->moe_rows) {
+        if ((rc = router_rows_fwd(x, w, n2, logits, e))) goto out;
+    } else x->be->mm_fwd(logits, n2, w->router, NULL, N, x->h, E, 0);
     for (int64_t n = 0; n < N; n++) {
         const float *lg = logits + n * E;
         int *top = e->top + n * K;
@@ -724,9 +756,11 @@ out:
 }
 
 /* The MoE block's MLP on n2 [N x h]: part [N x h] (=), the sum of each token's kept experts'
- * outputs times their weights (partial over tp). 0 or ST_ENOMEM. */
+ * outputs times their weights (partial over tp); moe_rows: on this rank's Ns rows, part [Ns x h] whole (the
+ * experts whole on their rank of the tp group). 0 or ST_ENOMEM. */
 static int moe_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *part) {
-    int64_t N = x->B * x->T, K = x->topk, h = x->h, fl = x->fe_l, El = x->E_l;
+    int64_t N = x->moe_rows ? x->Ns : x->B * x->T, K = x->topk, h = x->h, fl = x->fe_l, El = x->E_l;
+    const float *n2 = x->moe_rows ? own_rows(x, t->n2) : t->n2;
     float *send = NULL, *recv = NULL, *yo = NULL, *back = NULL;
     int rc = ST_ENOMEM;
     xmoe *e = t->moe = calloc(1, sizeof *e);
@@ -737,11 +771,11 @@ static int moe_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *pa
     e->scount = calloc((size_t)x->ep, sizeof *e->scount);
     e->rcount = calloc((size_t)x->ep, sizeof *e->rcount);
     e->first = calloc((size_t)El + 1, sizeof *e->first);
-    if (!e->top || !e->s || !e->slot || !e->scount || !e->rcount || !e->first || moe_route(x, w, t->n2, e)) goto out;
+    if (!e->top || !e->s || !e->slot || !e->scount || !e->rcount || !e->first || moe_route(x, w, n2, N, e)) goto out;
     /* dispatch: each kept slot's row and its expert's place on the receiving rank */
     if (!(send = malloc((size_t)(e->nsend * (h + 1) + 1) * sizeof *send))) goto out;
     for (int64_t i = 0; i < e->nsend; i++) {
-        memcpy(send + i * (h + 1), t->n2 + (e->slot[i] / K) * h, (size_t)h * sizeof *send);
+        memcpy(send + i * (h + 1), n2 + (e->slot[i] / K) * h, (size_t)h * sizeof *send);
         send[i * (h + 1) + h] = (float)(e->top[e->slot[i]] % El);
     }
     if (!(recv = exchange(x, send, e->scount, e->rcount, h + 1))) goto out;
@@ -800,12 +834,37 @@ out:
     return rc;
 }
 
+/* moe_rows: router_rows_fwd's backward: the logits' gradient of this rank's rows dl [Ns x E] all-gathered to
+ * every row's, the router's (its h / tp columns) and its input's, which an all-to-all returns to the rows' ranks:
+ * dn [Ns x h] += . 0 or ST_ENOMEM. */
+static int router_rows_bwd(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const xmoe *e, const float *dl,
+                           float *dn) {
+    int64_t S = x->Ns, N = x->B * x->T, hl = x->h / x->tp, E = x->E;
+    float *full = malloc((size_t)(N * E) * sizeof *full), *dh = calloc((size_t)(N * hl), sizeof *dh);
+    float *rcv = malloc((size_t)(N * hl) * sizeof *rcv);
+    int rc = full && dh && rcv ? 0 : ST_ENOMEM;
+    if (rc) goto out;
+    memcpy(full + x->tr * S * E, dl, (size_t)(S * E) * sizeof *full);
+    if (x->comm.allgather) x->comm.allgather(x->comm.ctx, full, S * E);
+    x->be->mm_bwd(dh, gw->router, NULL, full, e->n2h, w->router, N, hl, E);
+    x->tp_a2a.fn(x->tp_a2a.ctx, dh, rcv, S * hl); /* block r: these rows' columns r * hl .. from rank r */
+    for (int r = 0; r < x->tp; r++)
+        for (int64_t i = 0; i < S; i++)
+            for (int64_t c = 0; c < hl; c++) dn[i * x->h + r * hl + c] += rcv[(r * S + i) * hl + c];
+out:
+    free(full);
+    free(dh);
+    free(rcv);
+    return rc;
+}
+
 /* The MoE block's backward: dout [N x h] (every row), the experts' and the router's gradients, and
- * dn [N x h] (+=, partial over tp like the dense MLP's) the gradient of its input n2. */
+ * dn [N x h] (+=, partial over tp like the dense MLP's) the gradient of its input n2; moe_rows: dout and dn
+ * [Ns x h], this rank's rows, dn whole. */
 static int moe_bwd(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const xlayer_acts *t, const float *dout,
                    float *dn) {
     const xmoe *e = t->moe;
-    int64_t N = x->B * x->T, S = x->Ns, K = x->topk, E = x->E, h = x->h, fl = x->fe_l, R = e->R;
+    int64_t N = x->moe_rows ? x->Ns : x->B * x->T, S = x->Ns, K = x->topk, E = x->E, h = x->h, fl = x->fe_l, R = e->R;
     float *ds = calloc((size_t)(N * K), sizeof *ds), *dy = malloc((size_t)(e->nsend * h + 1) * sizeof *dy);
     float *rdy = NULL, *dys = malloc((size_t)(R * h + 1) * sizeof *dys), *dx = calloc((size_t)(R * h + 1), sizeof *dx);
     float *dg = malloc((size_t)(R * fl + 1) * sizeof *dg), *dh1 = malloc((size_t)(R * fl + 1) * sizeof *dh1);
@@ -821,7 +880,7 @@ static int moe_bwd(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const xla
         for (int64_t c = 0; c < h; c++) dot += (double)d[c] * e->y[i * h + c], dy[i * h + c] = e->s[sl] * d[c];
         ds[sl] = (float)dot;
     }
-    allreduce(x, ds, N * K, 0);
+    if (!x->moe_rows) allreduce(x, ds, N * K, 0); /* moe_rows: the experts whole, y too */
     if (!(rdy = exchange(x, dy, e->scount, got, h))) goto out;
     permute(dys, rdy, e->perm, R, h, 0);
     for (int64_t c = 0; c < x->E_l; c++) {
@@ -848,6 +907,10 @@ static int moe_bwd(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const xla
         for (int64_t j = 0; j < K; j++) sum += (double)e->s[n * K + j] * ds[n * K + j];
         for (int64_t j = 0; j < K; j++)
             dl[n * E + e->top[n * K + j]] = (float)(e->s[n * K + j] * (ds[n * K + j] - sum));
+    }
+    if (x->moe_rows) {
+        rc = router_rows_bwd(x, w, gw, e, dl, dn);
+        goto out;
     }
     /* each row's router gradient once over tp: with sp each rank its rows (st__xmodel_sp_grads sums
      * the weight's), without it the weight's on every rank and the input's on tp rank 0 */
@@ -1168,6 +1231,11 @@ static int block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *
     int rc = x->attn_rows == 2 ? rows_attn_fwd(x, w, t) : heads_attn_fwd(x, w, t);
     if (rc) return rc;
     x->be->norm_fwd(own_rows(x, t->n2), t->mean2, t->rstd2, t->x2, w->ln2_w, w->ln2_b, S, h);
+    if (w->router && x->moe_rows) { /* on this rank's rows, whole: no gather, no reduce-scatter */
+        if ((rc = moe_fwd(x, w, t, out))) return rc;
+        x->be->add(out, t->x2, S * h);
+        return 0;
+    }
     gather_rows(x, t->n2);
     if (w->router) {
         rc = moe_fwd(x, w, t, part ? part : out);
@@ -1394,7 +1462,7 @@ static int block_bwd(st__xmodel *x, st__xacts *a, const st__xlayer *w, st__xlaye
     /* MLP; with sp the biases after the row-parallel GEMMs get their rows' part */
     if (w->router) {
         memset(dn, 0, (size_t)(N * h) * sizeof *dn);
-        int rc = moe_bwd(x, w, gw, t, gathered(x, dout, full), dn);
+        int rc = moe_bwd(x, w, gw, t, x->moe_rows ? dout : gathered(x, dout, full), dn);
         if (rc) return rc;
     } else {
         memset(dg, 0, (size_t)F * sizeof *dg);
@@ -1413,7 +1481,9 @@ static int block_bwd(st__xmodel *x, st__xacts *a, const st__xlayer *w, st__xlaye
         }
     }
     memcpy(dx2, dout, sb);
-    norm_bwd(x, dx2, gw->ln2_w, gw->ln2_b, dn, dns, t->x2, w->ln2_w, t->mean2, t->rstd2);
+    if (w->router && x->moe_rows) /* the rows' norm output went to no other rank whole: its gradient is whole */
+        x->be->norm_bwd(dx2, gw->ln2_w, gw->ln2_b, dn, t->x2, w->ln2_w, t->mean2, t->rstd2, S, h);
+    else norm_bwd(x, dx2, gw->ln2_w, gw->ln2_b, dn, dns, t->x2, w->ln2_w, t->mean2, t->rstd2);
     /* attention; with attn_rows 2 on this rank's R = Ns rows, every head (q, k, v widths qw, kw) */
     st__xmodel av = attn_view(x);
     int64_t R = av.B * x->T, qw = av.a_l * x->d, kw = av.kv_l * x->d;
@@ -1619,6 +1689,7 @@ void st__xmodel_sp_grads(st__xmodel *x, float *g, int64_t lo, int64_t hi) {
         const st__xtensor *t = &x->tensors[i];
         int64_t a = t->off, b = t->off + t->nrows * t->ncols;
         if (t->nrows != t->rows || t->ncols != t->cols) continue; /* a shard: its gradient is whole */
+        if (t->expert >= 0) continue; /* moe_rows: this rank's own experts (else tp shards them) */
         if (a < lo) a = lo;
         if (b > hi) b = hi;
         if (b > a) allreduce(x, g + (a - lo), b - a, 0);

@@ -42,9 +42,10 @@ static const struct {
 } tp_ops[] = {{"qkv", 'n'},     {"qkv_bias", 'n'}, {"rope", 'n'},    {"attention", 'n'}, {"scores", 'n'},
               {"softmax", 'n'}, {"attn_dropout", 'n'}, {"context", 'n'}, {"context_transpose", 'n'},
               {"proj", 'n'},    {"fc1", 'f'},      {"act", 'f'},     {"fc2", 'f'},       {"logits", 'v'},
-              {"loss", 'v'}};
+              {"loss", 'v'},    {"router", 'h'},   {"expert_fc1", 'e'}, {"expert_act", 'e'}, {"expert_fc2", 'e'}};
+/* (an MoE block's dispatch and combine run on the residual stream's rows: moe_rows) */
 static const char *const stream_ops[] = {"embedding", "embed_dropout", "ln1", "attn_residual", "ln2",
-                                         "mlp_residual", "final_norm"};
+                                         "mlp_residual", "final_norm", "dispatch", "moe_combine"};
 
 static int tp_label(const char *name) {
     for (size_t i = 0; i < sizeof tp_ops / sizeof tp_ops[0]; i++)
@@ -101,7 +102,7 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
     const st_as_stage *st = &r->stage[s];
     int qkv = op_index(g, "qkv");
     int tp_axes = 0, sp_axes = 0;
-    h->tp = h->dp = h->rep = 1, h->sp = 0, h->attn_rows = 0;
+    h->tp = h->dp = h->rep = 1, h->sp = 0, h->attn_rows = 0, h->moe_rows = 0;
     for (int a = 0; a < st->mesh.naxes; a++) {
         int size = st->mesh.size[a];
         if (size == 1) continue;
@@ -166,6 +167,14 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
             h->dp *= size;
             continue;
         }
+        int router = op_index(g, "router");
+        if (router >= 0 && st->choice[router].lab[0] != '-') { /* experts over this axis, tokens by the rows */
+            if (stream <= 0)
+                return refuse(err, s, g, op_index(g, "dispatch"), 0, a, size,
+                              "the executor routes the tokens by the residual stream's rows, which the stage does "
+                              "not split there");
+            h->moe_rows = 1;
+        }
         int mode = 0, proj = op_index(g, "proj");
         for (int o = 0; rows && o < g->nops; o++) {
             char l = st->choice[o].lab[a];
@@ -207,6 +216,11 @@ int st_autoshard_hybrid(const st_autoshard_result *r, st_as_hybrid *h, st_error 
                                 "stage %d shards as tp=%d, dp=%d, sp=%d, zero=%d and stage 0 as tp=%d, dp=%d, sp=%d, "
                                 "zero=%d: the executor runs stages of one shape",
                                 s, x.tp, x.dp, x.sp, x.zero, h->tp, h->dp, h->sp, h->zero);
+        if (s > 0 && x.moe_rows != h->moe_rows)
+            return st_error_set(err, ST_EINVAL, NULL, "stages",
+                                "stage %d %s its experts over a tensor-parallel axis and stage 0 %s: the executor runs "
+                                "stages of one shape", s, x.moe_rows ? "splits" : "does not split",
+                                h->moe_rows ? "does" : "does not");
         if (s > 0 && x.rep != h->rep)
             return st_error_set(err, ST_EINVAL, NULL, "stages",
                                 "stage %d computes on %d devices alike and stage 0 on %d: the executor runs stages of "

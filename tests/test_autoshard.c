@@ -1566,6 +1566,34 @@ START_TEST(ilp_hybrid_qkv_width) {
 }
 END_TEST
 
+/* MoE blocks on a tensor-parallel axis (moe_rows): tiny-moe on two slow GPUs, the router split by the hidden
+ * dimension, dispatch and combine on the residual stream's rows, the experts over the axis; a dispatch off the
+ * rows, or a stream the stage does not split, named. */
+START_TEST(ilp_hybrid_moe_rows) {
+    st_autoshard_result r;
+    st_as_hybrid h;
+    st_error err;
+    plan_model("tiny-moe", SRCDIR "/tests/data/cluster_slowgpu.json", 2, 8, 2, 32, 1, &r);
+    st_as_choice *ch = r.stage[0].choice;
+    const int router = op_index(r.g, "router"), dsp = op_index(r.g, "dispatch"), fc1 = op_index(r.g, "expert_fc1");
+    ck_assert_int_eq(ch[router].lab[0], 'h');
+    ck_assert_int_eq(ch[dsp].lab[0], 's');
+    ck_assert_int_eq(ch[fc1].lab[0], 'e');
+    ck_assert_int_eq(st_autoshard_hybrid(&r, &h, &err), 0);
+    ck_assert_int_eq(h.tp, 2);
+    ck_assert_int_eq(h.sp, 1);
+    ck_assert_int_eq(h.moe_rows, 1);
+    ck_assert_int_eq(h.attn_rows, 0);
+    ch[dsp].lab[0] = 0;
+    hybrid_refused(&r, "operator dispatch: split none on mesh axis 0 (2 devices): the residual stream's other");
+    for (int o = 0; o < r.g->nops; o++) /* the residual stream whole: no rows to route by */
+        if (ch[o].lab[0] == 's') ch[o].lab[0] = 0;
+    hybrid_refused(&r, "operator dispatch: split none on mesh axis 0 (2 devices): the executor routes the tokens by "
+                       "the residual stream's rows");
+    st_autoshard_result_free(&r);
+}
+END_TEST
+
 Suite *suite_autoshard(void) {
     Suite *s = suite_create("autoshard");
     TCase *tc = tcase_create("core");
@@ -1604,6 +1632,7 @@ Suite *suite_autoshard(void) {
     tcase_add_test(tc, ilp_hybrid_degrees);
     tcase_add_test(tc, ilp_hybrid_rows);
     tcase_add_test(tc, ilp_hybrid_qkv_width);
+    tcase_add_test(tc, ilp_hybrid_moe_rows);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -348,6 +348,40 @@ START_TEST(qkv_width_holds_shares) {
 }
 END_TEST
 
+/* an ILP plan's experts over the tp group (moe_rows): tp rank r holds its E / tp experts whole and the router's h / tp
+ * columns; it needs sp */
+START_TEST(moe_rows_hold_whole_experts) {
+    st_model m;
+    st_error err;
+    ck_assert_int_eq(st_model_preset("tiny-moe", &m), 0);
+    int zero = 0, four = 4;
+    st__xmodel x;
+    st__xpart pt = {.B = 2, .T = 8, .tp = 2, .tr = 1, .sp = 1, .moe_rows = 1, .nchunks = 1, .l0 = &zero, .l1 = &four,
+                    .first = 1, .last = 1};
+    ck_assert_int_eq(st__xmodel_init(&x, &m, &pt, 3, &err), 0);
+    int experts = 0, routers = 0;
+    for (int i = 0; i < x.ntensors; i++) {
+        const st__xtensor *t = &x.tensors[i];
+        if (t->expert >= 0) {
+            ck_assert_int_ge(t->expert, m.experts / 2); /* the second half */
+            ck_assert(t->nrows == t->rows && t->ncols == t->cols);
+            experts++;
+        }
+        if (!strcmp(t->name, "router")) {
+            ck_assert_int_eq(t->col0, m.hidden / 2);
+            ck_assert_int_eq(t->ncols, m.hidden / 2);
+            routers++;
+        }
+    }
+    ck_assert_int_eq(experts, 4 * 3 * (int)m.experts / 2); /* w1, w3, w2 of each, in each of the 4 blocks */
+    ck_assert_int_eq(routers, 4);
+    st__xmodel_destroy(&x);
+    pt.sp = 0;
+    ck_assert_int_eq(st__xmodel_init(&x, &m, &pt, 3, &err), ST_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.text, "sp=1"));
+}
+END_TEST
+
 /* an interleaved rank's two chunks (blocks 0 and 2 of 4) hold the full model's blocks at their
  * places, one flat buffer after the other; a forward through chunk 0 then chunk 1 on the last stage
  * gives a finite loss; sp refuses a micro-batch whose tokens do not split over tp */
@@ -844,6 +878,7 @@ Suite *suite_exec_cpu(void) {
     tcase_add_test(tc, fused_gemms_match_separate);
     tcase_add_test(tc, rows_hold_whole_weights);
     tcase_add_test(tc, qkv_width_holds_shares);
+    tcase_add_test(tc, moe_rows_hold_whole_experts);
     tcase_add_test(tc, chunks_hold_their_blocks);
     tcase_add_test(tc, recompute_dense);
     tcase_add_test(tc, recompute_moe);
