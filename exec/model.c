@@ -100,6 +100,19 @@
  * permutation of the same rows, the same GEMM sizes and the same all-gather. The ILP also runs the
  * rotary embedding on the split (label 'e'); here it runs after the gather on the whole q and k (a
  * rank's rows need not hold whole rotary pairs), tp times its elementwise work, no transfer.
+ * An MoE block on such a tp axis (moe_rows; the ILP's router 'h', dispatch and combine on the stream's
+ * rows, the experts 'e') is expert parallelism over the tp group on each rank's rows (Megatron-Core's
+ * all-to-all dispatcher with the tp group as the ep group): the norm's output of the rank's Ns rows
+ * goes by an all-to-all to its h / tp columns of every row (the ILP's resharding of the rows to the
+ * router's 'h'), the router's partial logits of every row are reduce-scattered back to the rows, each
+ * rank routes its rows, sends each kept (token, expert) pair to the rank holding the expert (E / tp
+ * experts, whole) and takes the outputs back, all-to-alls of the routed rows; the output is the rows'
+ * own, whole: no reduce-scatter, and the norm's gradient whole on the rows (no f). Backward: the rows'
+ * logit gradients all-gathered, the router's input gradient all-to-all'd back to the rows. Where this
+ * differs from the ILP's price: the ILP reshards the router's partial logits once per consumer (the
+ * dispatch's and the combine's reduce-scatter; here one), and its combine, whose label ('s') leaves
+ * the experts' output unsplit, takes that output all-gathered (backward, reduce-scattered), where the
+ * all-to-all here returns each token's outputs to its rank alone.
  *
  * ZeRO-3 (exec_private.h, "ZeRO-3"): the same forward and backward a unit at a time (the embedding, a
  * block, the output layer and loss), the residual stream and its gradient kept in the activations and

@@ -17,6 +17,9 @@
  *       all-gathered (the ILP's resharding to the replicated attention), the attention replicated (no
  *       label), the projection on the device's heads ('n', its input a slice of the whole output; in
  *       backward its input gradient all-gathered), the rest as under 'n'.
+ * An MoE block on a tp axis whose residual stream is split by rows: the router 'h' (row-parallel by the
+ * hidden dimension), dispatch and combine with the stream's label, the experts 'e' (split over the
+ * axis): expert parallelism over the tp group on each device's rows (moe_rows; exec/model.c).
  * On a tp axis whose residual stream is split by rows the ILP may also split part of the attention
  * by the rows (the stream's label, 'b' or 's') rather than 'n', when the micro-batch's rows outweigh
  * the weights (attn_rows; exec/model.c runs both): the projection alone (1: the attention output
