@@ -369,7 +369,7 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "QKV split along its fused width needs tp=%d to divide the queries' and keys' widths (%lld "
                             "and %lld kv heads x %lld)", tp, (long long)x->a, (long long)x->kv, (long long)x->d);
-    if ((x->attn_rows != 3 && (x->a % tp || x->kv % tp)) || x->f % tp || x->V % tp)
+    if ((x->attn_rows < 2 && (x->a % tp || x->kv % tp)) || x->f % tp || x->V % tp)
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "tp=%d must divide the heads (%lld), kv heads (%lld), ffn (%lld) and vocabulary (%lld)", tp,
                             (long long)x->a, (long long)x->kv, (long long)x->f, (long long)x->V);
@@ -398,6 +398,9 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
     x->a_l = x->a / tp, x->kv_l = x->kv / tp, x->f_l = x->f / tp, x->V_l = x->V / tp, x->v0 = x->tr * x->V_l;
     if (x->attn_rows == 3) /* the attention whole on every rank; QKV's and the projection's shares apart */
         x->wq_l = x->a * x->d / tp, x->wk_l = x->kv * x->d / tp, x->a_l = x->a, x->kv_l = x->kv;
+    /* attn_rows 2: the activations sized for every head of the rows' B / tp sequences, as tp's heads of all rows
+     * where tp divides the heads; else for every head of every row (tp times what the rows use) */
+    if (x->attn_rows == 2 && (x->a % tp || x->kv % tp)) x->a_l = x->a, x->kv_l = x->kv;
     x->nchunks = pt->nchunks;
     x->cl0 = malloc((size_t)pt->nchunks * sizeof *x->cl0);
     x->cl1 = malloc((size_t)pt->nchunks * sizeof *x->cl1);

@@ -309,6 +309,16 @@ START_TEST(rows_hold_whole_weights) {
         if (mode == 2) ck_assert_ptr_nonnull(strstr(err.text, "whole sequences"));
         else st__xmodel_destroy(&x);
     }
+    /* 2 splits no head: tp=4 over tiny-llama's 2 kv heads holds them all, the activations sized for them */
+    st__xmodel x;
+    st__xpart pt = {.B = 4, .T = 8, .tp = 4, .tr = 1, .sp = 1, .attn_rows = 2, .nchunks = 1, .l0 = &zero, .l1 = &four,
+                    .first = 1, .last = 1};
+    ck_assert_int_eq(st__xmodel_init(&x, &m, &pt, 3, &err), 0);
+    ck_assert_int_eq(x.kv_l, m.kv_heads);
+    st__xmodel_destroy(&x);
+    pt.attn_rows = 0; /* Megatron's tp slices them */
+    ck_assert_int_eq(st__xmodel_init(&x, &m, &pt, 3, &err), ST_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.text, "kv heads (2)"));
 }
 END_TEST
 

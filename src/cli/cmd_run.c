@@ -273,7 +273,7 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
         if ((rc = st__run_ilp_spec(&a, ilp_spec, sizeof ilp_spec, &o.attn_rows, &o.moe_rows, &o.replicas, err)))
             goto done;
         a.plan = ilp_spec;
-        a.heads_whole = o.attn_rows == 3;
+        a.heads_whole = o.attn_rows == 2 || o.attn_rows == 3; /* no operator splits the heads */
     }
     if ((rc = st_cli_inputs_check(&a, want, &in, err)) || (rc = st_cli_inputs_resolve(&a, want, &in, err))) goto done;
     if (!(ctx = st_cost_ctx_new(&in.model, &in.cluster, in.profile))) {
