@@ -5,8 +5,9 @@
 # dgx-a100-80g, on 2, 4 and 8 devices (as many as the cluster has), micro-batches of 1, 2 and 8
 # sequences of 32 tokens (the global batch 4 micro-batches), with one stage or as many as the ILP
 # likes: `strata plan --search ilp --out P`, then `mpirun -np G strata run --plan P --steps 2 --check
-# --json` (G: the plan's ranks, times its copies), and the refusal's line classified. Prints the count
-# per class, the total run, and with -v each refusal line (stage numbers and sizes kept).
+# --json` (G: the plan's devices: its ranks times its copies), and the refusal's line classified. Prints
+# the count per class (run: within tests/cli_run.sh's 1e-5 of the single-rank run's loss; mismatch: not),
+# the total run and their largest gradient difference, and with -v each plan's line (with its sizes).
 #
 # Not part of make check (it takes minutes: about 230 runs under mpirun). Usage, from the build tree:
 #   scripts/ilp_census.sh [-v] [STRATA]      (STRATA: the binary, ./strata by default)
@@ -61,9 +62,12 @@ for c in $CASES; do
 						--model "$model" --steps 2 --check --json >"$W/out" 2>"$W/err"
 					rc=$?
 					if [ "$rc" -eq 0 ]; then
+						# run: the loss within tests/cli_run.sh's 1e-5 of the single-rank run's (else mismatch)
 						diff=$(grep -o '"max_diff_overall": [^}]*' "$W/out" | cut -d' ' -f2)
-						echo "run" >>"$W/classes"
-						echo "run	$what: max_diff_overall $diff" >>"$W/lines"
+						loss=$(grep -o '"loss_max_diff": [^,]*' "$W/out" | cut -d' ' -f2)
+						k=$(awk -v l="$loss" 'BEGIN { print (l != "" && l + 0 <= 1e-5) ? "run" : "mismatch" }')
+						echo "$k" >>"$W/classes"
+						echo "$k	$what: loss_max_diff $loss, max_diff_overall $diff" >>"$W/lines"
 						continue
 					fi
 					line=$(grep -m1 '^strata run:' "$W/err")
@@ -83,4 +87,5 @@ done
 [ "$VERBOSE" = 1 ] && sort "$W/lines"
 echo "class counts:"
 sort "$W/classes" | uniq -c | sort -rn
-echo "total plans: $(wc -l <"$W/classes"), run: $(grep -c '^run$' "$W/classes")"
+echo "total plans: $(wc -l <"$W/classes"), run: $(grep -c '^run$' "$W/classes"), largest max_diff_overall of a run:" \
+	"$(grep '^run' "$W/lines" | awk '{ print $NF }' | sort -g | tail -1)"
