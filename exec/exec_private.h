@@ -202,7 +202,8 @@ typedef struct st__xpart {
     int tp, tr, sp;     /* tp degree, this rank's place in its group, sequence parallelism (0/1) */
     int attn_rows;      /* with sp, on this rank's token rows with whole weights: 1 the attention projection, 2 QKV
                            to the projection; 3 (sp or not) QKV split along its fused width, the attention whole
-                           on every rank, the projection by heads (exec/model.c, "operator-level plans"); 0 Megatron's */
+                           on every rank, the projection by heads (exec/model.c, "operator-level plans");
+                           0 Megatron's */
     int ep, er;         /* MoE: ep degree, this rank's place in its ep group (it holds that share of the experts) */
     int moe_rows;       /* MoE blocks of an operator-level plan, with sp: the experts whole over the tp group (its
                            rank r holds r's share), each rank's rows routed there, the router split by the hidden

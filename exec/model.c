@@ -231,7 +231,8 @@ static int build_table(st__xmodel *x, const st_model *m, int cap, int (*idx)[F_C
             f[F_BV] = BIAS("bv", l, kd, k0, kn);
         }
         if (x->attn_rows == 3) f[F_WO] = COLS("wo", l, h, qd, x->tr * x->wq_l, x->wq_l); /* this rank's heads */
-        else f[F_WO] = x->attn_rows ? add(x, cap, "wo", l, h, qd, 0, h, 0, qd, 0) : COLS("wo", l, h, qd, x->tr * ql, ql);
+        else if (x->attn_rows) f[F_WO] = add(x, cap, "wo", l, h, qd, 0, h, 0, qd, 0);
+        else f[F_WO] = COLS("wo", l, h, qd, x->tr * ql, ql);
         if (x->bias) f[F_BO] = VEC("bo", l, h, 2);
         f[F_LN2W] = VEC("ln2_w", l, h, 1);
         if (!x->rmsnorm) f[F_LN2B] = VEC("ln2_b", l, h, 2);
@@ -359,8 +360,8 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
     x->moe_rows = tp > 1 && m->experts > 0 ? pt->moe_rows : 0;
     if (x->moe_rows && (!pt->sp || x->ep > 1 || x->cp > 1 || x->E % tp || x->h % tp))
         return st_error_set(err, ST_EINVAL, NULL, "plan",
-                            "experts over the tp group need the rows split (sp=1), no ep or cp, and tp=%d to divide the "
-                            "experts (%lld) and the hidden size (%lld)", tp, (long long)x->E, (long long)x->h);
+                            "experts over the tp group need the rows split (sp=1), no ep or cp, and tp=%d to divide "
+                            "the experts (%lld) and the hidden size (%lld)", tp, (long long)x->E, (long long)x->h);
     if (x->moe_rows) x->ep = tp, x->er = x->tr; /* the tp group is the experts' group */
     x->E_l = x->E / x->ep, x->e0 = x->er * x->E_l, x->fe_l = x->moe_rows ? x->fe : x->fe / tp;
     if (m->position == ST_POS_ALIBI)
@@ -462,7 +463,8 @@ typedef struct xlayer_acts {
     float *qh, *kh, *vh; /* cp_comm=a2a: q, k and v of the whole sequence, this rank's heads of them */
     float *aor; /* attn_rows 1: the attention output of this rank's Ns rows, every head [Ns x a * d] (with 2: q, k,
                    v, probs and ao are the rows' and every head's, the same sizes as tp's heads of all rows); 3:
-                   this rank's heads of it [N x wq_l], the projection's input (q, k, v, probs, ao: all rows and heads) */
+                   this rank's heads of it [N x wq_l], the projection's input (q, k, v, probs, ao: all rows and
+                   heads) */
     struct xmoe *moe; /* an MoE block's (owned) */
 } xlayer_acts;
 
@@ -714,7 +716,8 @@ static int router_rows_fwd(st__xmodel *x, const st__xlayer *w, const float *n2, 
     int rc = snd && part && (e->n2h = malloc((size_t)(N * hl) * sizeof *e->n2h)) ? 0 : ST_ENOMEM;
     if (rc) goto out;
     for (int r = 0; r < x->tp; r++) /* block r: these rows' columns r * hl .. (r + 1) * hl */
-        for (int64_t i = 0; i < S; i++) memcpy(snd + (r * S + i) * hl, n2 + i * x->h + r * hl, (size_t)hl * sizeof *snd);
+        for (int64_t i = 0; i < S; i++)
+            memcpy(snd + (r * S + i) * hl, n2 + i * x->h + r * hl, (size_t)hl * sizeof *snd);
     x->tp_a2a.fn(x->tp_a2a.ctx, snd, e->n2h, S * hl); /* block j: rank j's rows, this rank's columns */
     x->be->mm_fwd(part, e->n2h, w->router, NULL, N, hl, E, 0);
     if (x->comm.reduce_scatter) x->comm.reduce_scatter(x->comm.ctx, logits, part, S * E);
@@ -1229,7 +1232,7 @@ static int heads_attn_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t) {
     } else { /* row-parallel projection: partial sums, all-reduced (g) or reduce-scattered, then the bias once */
         const float *pin = t->ao;
         int64_t pw = ql;
-        if (x->attn_rows == 3) { /* this rank's heads of the whole output: a slice (the ILP's resharding, no transfer) */
+        if (x->attn_rows == 3) { /* this rank's heads of the whole output: a slice (the ILP's reshard, no transfer) */
             rank_cols(x, t->aor, &t->ao, &x->wq_l, 1, x->tr, 1);
             pin = t->aor, pw = x->wq_l;
         }

@@ -30,9 +30,10 @@
  * computes what the others do, on the same data; the ILP prices no gradient reduction there, as
  * search/autoshard.c's grad_sync reduces over the axes that split what a weight lacks) runs as that
  * many copies of the job, with no collective between them (st_exec_job_rank). Counts of what the
- * ILP chose on the tiny presets: tests/cli_run_ilp.sh and scripts/ilp_census.sh. Anything else (an axis that replicates some
- * operators and splits others, head-dimension or 2-D splits of an operator, MoE routing and experts,
- * stages on meshes of different shapes) is named: stage, operator, label and axis. */
+ * ILP chose on the tiny presets: tests/cli_run_ilp.sh and scripts/ilp_census.sh. Anything else (an
+ * axis that replicates some operators and splits others, head-dimension or 2-D splits of an operator,
+ * experts split on a batch axis, stages on meshes of different shapes) is named: stage, operator,
+ * label and axis. */
 #include "search/search.h"
 
 #include <string.h>
@@ -61,7 +62,8 @@ static int tp_label(const char *name) {
  * other operators (tp_label's) */
 static int wide_label(const char *name) {
     static const char *const split[] = {"qkv", "qkv_bias", "rope"};
-    static const char *const whole[] = {"attention", "scores", "softmax", "attn_dropout", "context", "context_transpose"};
+    static const char *const whole[] = {"attention",    "scores",  "softmax",
+                                        "attn_dropout", "context", "context_transpose"};
     for (size_t i = 0; i < sizeof split / sizeof split[0]; i++)
         if (!strcmp(split[i], name)) return 'e';
     for (size_t i = 0; i < sizeof whole / sizeof whole[0]; i++)
@@ -149,9 +151,10 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
                 if (l != want) {
                     char why[112];
                     if (!want) snprintf(why, sizeof why, "with QKV split along its fused width the attention is whole");
-                    else if (want == 'e') snprintf(why, sizeof why, "it follows QKV's split along its fused width, 'e'");
-                    else snprintf(why, sizeof why, "Megatron's tensor parallelism, which QKV follows there, splits it '%c'",
-                                  want);
+                    else if (want == 'e') snprintf(why, sizeof why, "it follows QKV's split along its fused width");
+                    else
+                        snprintf(why, sizeof why,
+                                 "Megatron's tensor parallelism, which QKV follows there, splits it '%c'", want);
                     return refuse(err, s, g, o, l, a, size, why);
                 }
                 heads += want == 'n';

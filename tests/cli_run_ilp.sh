@@ -146,7 +146,8 @@ if splits m2 qkv '"n"' && splits m2 router '"h"' && splits m2 dispatch '"s"' && 
 	splits m2 moe_combine '"s"'; then
 	ok "tiny-moe on 2: the ILP splits the router by the hidden dimension, the experts over the axis"
 else nok "tiny-moe on 2: the ILP's shardings" "$(cat "$T/m2.json")"; fi
-checked 2 "tiny-moe, ILP tp=2 with the experts over the axis, matches the reference" --model tiny-moe --plan "$T/m2.json"
+checked 2 "tiny-moe, ILP tp=2 with the experts over the axis, matches the reference" \
+	--model tiny-moe --plan "$T/m2.json"
 if grep -q '"experts": "tp rows"' "$T/out"; then ok "it runs the experts over the tp group on the rows"
 else nok "it runs the experts over the tp group on the rows" "$(head -3 "$T/out")"; fi
 ilp m4 --model tiny-moe --gpus 4 --gbs 8 --mbs 2 --max-stages 1

@@ -132,8 +132,8 @@ static void print_text(FILE *f, const st_model *m, const char *spec, const st_lo
         fprintf(f, "           %s on each rank's token rows, whole weights (the ILP's split)\n",
                 o->attn_rows == 1 ? "the attention projection" : "the attention (QKV to the projection)");
     if (o->moe_rows)
-        fputs("           the experts split over the tp group, each rank's token rows routed to them (the ILP's split)\n",
-              f);
+        fputs("           the experts split over the tp group, each rank's token rows routed to them (the ILP's "
+              "split)\n", f);
     if (o->replicas > 1)
         fprintf(f, "           %d copies of these ranks computing the same (the ILP's mesh axes that split nothing)\n",
                 o->replicas);
