@@ -149,9 +149,13 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
             }
             if (want >= 0) {
                 if (l != want) {
-                    char why[112];
+                    char why[128];
                     if (!want) snprintf(why, sizeof why, "with QKV split along its fused width the attention is whole");
-                    else if (want == 'e') snprintf(why, sizeof why, "it follows QKV's split along its fused width");
+                    else if (kind == 'e' && wide_label(nm) == 'e')
+                        snprintf(why, sizeof why, "it follows QKV's split along its fused width");
+                    else if (!strcmp(nm, "router") || !strncmp(nm, "expert_", 7))
+                        snprintf(why, sizeof why, "the executor splits the experts over a tensor-parallel axis ('e') "
+                                 "and the router by the hidden dimension ('h')");
                     else
                         snprintf(why, sizeof why,
                                  "Megatron's tensor parallelism, which QKV follows there, splits it '%c'", want);
