@@ -192,14 +192,15 @@ static void tp_allgather(void *ctx, float *buf, int64_t n) {
     allgather_in(S, S->tpc, buf, n, "tp all-gather", &S->tp_s);
 }
 
-static float *ep_alltoallv(void *ctx, const float *send, const int *scounts, int *rcounts, int64_t width) {
-    rank_state *S = ctx;
+/* an all-to-all of rows of `width` floats among the n members of c, scounts[i] rows to member i (st__xcomm's
+ * alltoallv), its time added to *clock */
+static float *alltoallv_in(rank_state *S, MPI_Comm comm, int n, const float *send, const int *scounts, int *rcounts,
+                           int64_t width, const char *what, double *clock) {
     double t0 = now_s();
-    int n = S->ep, *c = malloc((size_t)(4 * n) * sizeof *c);
+    int *c = malloc((size_t)(4 * n) * sizeof *c);
     float *recv = NULL;
     MPI_Request q = MPI_REQUEST_NULL;
-    st__xwait(&S->w, MPI_Ialltoall(scounts, 1, MPI_INT, rcounts, 1, MPI_INT, S->epc, &q), &q, 1, "ep all-to-all",
-              S->epc, -1);
+    st__xwait(&S->w, MPI_Ialltoall(scounts, 1, MPI_INT, rcounts, 1, MPI_INT, comm, &q), &q, 1, what, comm, -1);
     if (c) { /* in floats: send counts, displacements, then the same received */
         int64_t so = 0, ro = 0;
         for (int i = 0; i < n; i++) {
@@ -211,12 +212,23 @@ static float *ep_alltoallv(void *ctx, const float *send, const int *scounts, int
     /* every member takes part whatever it could allocate: a missing one would hang the others */
     static float none;
     int z[1] = {0};
-    int rc = c && recv ? MPI_Ialltoallv(send, c, c + n, MPI_FLOAT, recv, c + 2 * n, c + 3 * n, MPI_FLOAT, S->epc, &q)
-                       : MPI_Ialltoall(z, 0, MPI_FLOAT, &none, 0, MPI_FLOAT, S->epc, &q);
-    st__xwait(&S->w, rc, &q, 1, "ep all-to-all", S->epc, -1);
+    int rc = c && recv ? MPI_Ialltoallv(send, c, c + n, MPI_FLOAT, recv, c + 2 * n, c + 3 * n, MPI_FLOAT, comm, &q)
+                       : MPI_Ialltoall(z, 0, MPI_FLOAT, &none, 0, MPI_FLOAT, comm, &q);
+    st__xwait(&S->w, rc, &q, 1, what, comm, -1);
     free(c);
-    S->ep_s += now_s() - t0;
+    *clock += now_s() - t0;
     return recv;
+}
+
+static float *ep_alltoallv(void *ctx, const float *send, const int *scounts, int *rcounts, int64_t width) {
+    rank_state *S = ctx;
+    return alltoallv_in(S, S->epc, S->ep, send, scounts, rcounts, width, "ep all-to-all", &S->ep_s);
+}
+
+/* moe_rows' dispatch and combine (st__xmodel's tp_a2av) in the tp group */
+static float *tp_alltoallv(void *ctx, const float *send, const int *scounts, int *rcounts, int64_t width) {
+    rank_state *S = ctx;
+    return alltoallv_in(S, S->tpc, S->tp, send, scounts, rcounts, width, "tp all-to-all", &S->tp_s);
 }
 
 /* context parallelism's K/V exchanges (exec_private.h, st__xcpcomm) in the cp group */
@@ -1459,7 +1471,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     S.epc = S.edpc = MPI_COMM_NULL;
     l0 = calloc((size_t)S.V, sizeof *l0), l1 = calloc((size_t)S.V, sizeof *l1);
     st__xpart part = {.B = p->mbs, .T = p->seq, .tp = S.tp, .tr = S.tr, .sp = p->sp, .attn_rows = o->attn_rows,
-                      .ep = S.ep, .er = S.er,
+                      .moe_rows = o->moe_rows, .ep = S.ep, .er = S.er,
                       .cp = S.cp, .cr = S.cr, .cp_comm = p->cp_comm,
                       .nchunks = S.V, .l0 = l0, .l1 = l1, .be = be,
                       .recompute = p->recompute == ST_REC_FULL ? 2 : p->recompute == ST_REC_SELECTIVE ? 1 : 0,
@@ -1533,6 +1545,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     }
     S.x.comm = (st__xcomm){tp_allreduce, tp_allgather, tp_reduce_scatter, ep_alltoallv, &S};
     S.x.tp_a2a.fn = tp_alltoall, S.x.tp_a2a.ctx = &S;
+    S.x.tp_a2av.fn = tp_alltoallv, S.x.tp_a2av.ctx = &S;
     S.x.cpcomm = (st__xcpcomm){cp_allgather, cp_reduce_scatter, cp_ring, cp_alltoall, &S};
     /* the backend's communicators, each step agreed on (a rank that went on would wait for one that
      * stopped) */
@@ -1568,7 +1581,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
      * ranks pp / 2 and on hold the same blocks as the first half) */
     for (int i = 0; i < S.x.ntensors; i++) {
         const st__xtensor *t = &S.x.tensors[i];
-        int replicated = t->nrows == t->rows && t->ncols == t->cols;
+        int replicated = t->nrows == t->rows && t->ncols == t->cols && t->expert < 0; /* (moe_rows: own experts) */
         int once = !(replicated && S.tr != 0) && !(!strcmp(t->name, "wte") && !S.x.first) &&
                    (t->expert >= 0 ? S.dr < S.ep : S.dr == 0) && !(S.dual && S.pg->stage >= S.pp / 2);
         if (once) np += (double)(t->nrows * t->ncols);

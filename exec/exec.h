@@ -70,7 +70,10 @@ typedef struct st_exec_opts {
     st_exec_backend backend; /* ST_EXEC_CPU (0), or ST_EXEC_CUDA: GEMMs and tp/ep collectives on GPUs (exec/cuda.c) */
     double timeout_s;  /* the longest wait in one collective, send or receive (> 0; below) */
     int attn_rows;     /* an operator-level plan's attention on each rank's token rows, whole weights: 1 the
-                          projection, 2 QKV to the projection (st_as_hybrid's; needs sp; exec/model.c) */
+                          projection, 2 QKV to the projection (st_as_hybrid's; needs sp; exec/model.c); 3 QKV split
+                          along its fused width, the attention whole on every rank, the projection by heads */
+    int moe_rows;      /* an operator-level plan's experts split over the tp axes, each rank's token rows routed there
+                          (st_as_hybrid's; needs sp; exec/model.c) */
     int replicas;      /* an operator-level plan's copies of the job (0 or 1: one): mesh axes on which the ILP splits
                           nothing, every device computing what the others do (st_as_hybrid's rep) */
 } st_exec_opts;

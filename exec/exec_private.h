@@ -201,8 +201,13 @@ typedef struct st__xpart {
     st_cp_comm cp_comm; /* how (exec/model.c, "context parallelism") */
     int tp, tr, sp;     /* tp degree, this rank's place in its group, sequence parallelism (0/1) */
     int attn_rows;      /* with sp, on this rank's token rows with whole weights: 1 the attention projection, 2 QKV
-                           to the projection (exec/model.c, "operator-level plans"); 0 Megatron's */
+                           to the projection; 3 (sp or not) QKV split along its fused width, the attention whole
+                           on every rank, the projection by heads (exec/model.c, "operator-level plans");
+                           0 Megatron's */
     int ep, er;         /* MoE: ep degree, this rank's place in its ep group (it holds that share of the experts) */
+    int moe_rows;       /* MoE blocks of an operator-level plan, with sp: the experts whole over the tp group (its
+                           rank r holds r's share), each rank's rows routed there, the router split by the hidden
+                           dimension (exec/model.c, "operator-level plans") */
     int nchunks;        /* pipeline chunks this rank runs: vp with the interleaved schedule, else 1 */
     const int *l0, *l1; /* nchunks each: chunk c runs blocks [l0[c], l1[c]) (ascending, disjoint) */
     int first, last;    /* chunk 0 holds the embedding; chunk nchunks - 1 the final norm, output layer, loss */
@@ -246,9 +251,12 @@ typedef struct st__xmodel {
     /* this rank's part */
     int tp, tr, sp; /* tp degree, this rank's place in its group, sequence parallelism */
     int attn_rows;  /* st__xpart's */
+    int moe_rows;   /* st__xpart's (ep and er are then tp's) */
     int recompute;  /* st__xpart's */
     int64_t Ns;     /* token rows of the residual stream on this rank: N, or N / tp with sp */
-    int64_t a_l, kv_l, f_l, V_l, v0; /* local heads, ffn, vocabulary and its first row */
+    int64_t a_l, kv_l, f_l, V_l, v0; /* local heads, ffn, vocabulary and its first row (attn_rows 3: all heads) */
+    int64_t wq_l, wk_l; /* attn_rows 3: this rank's rows of wq (its heads' width, the projection's input) and of wk
+                           and wv: its share of QKV's fused width */
     /* MoE (Shazeer et al. 2017; Fedus et al. 2022 for the capacity): experts, top-k, an expert's ffn
      * and its tp shard, the capacity factor (0: dropless), ep degree and place, the local experts */
     int64_t E, topk, fe, fe_l;
@@ -275,6 +283,11 @@ typedef struct st__xmodel {
         void (*fn)(void *ctx, const float *send, float *recv, int64_t n);
         void *ctx;
     } tp_a2a;
+    /* moe_rows: the all-to-all of rows of `width` floats over the tp group, as st__xcomm's alltoallv (ep's) */
+    struct {
+        float *(*fn)(void *ctx, const float *send, const int *scounts, int *rcounts, int64_t width);
+        void *ctx;
+    } tp_a2av;
     st__xcpcomm cpcomm; /* cp > 1 */
     const st__xbackend *be; /* st__xpart's (borrowed) */
 } st__xmodel;

@@ -86,6 +86,33 @@
  * The whole weights' gradients are partial sums over the rows, summed over tp with the other
  * replicated tensors' (st__xmodel_sp_grads), as the ILP's gradient synchronisation of a batch-split
  * weight is.
+ * The ILP may also split QKV along its fused output width ('e', autoshard's "column (output split)")
+ * and keep the attention core whole on every device (attn_rows 3; its pick for tiny-moe, and for
+ * tiny-llama where tp exceeds its 2 kv heads; with sp or not): each rank multiplies the norm's
+ * (gathered) output by its 1 / tp of wq's, wk's and wv's rows as one GEMM, the [N x (q + 2 kv) / tp]
+ * outputs are all-gathered in the tp group (the ILP's resharding of 'e' to the replicated layout),
+ * the rotary embedding and the attention run on every head of every row, and the projection is
+ * Megatron's row-parallel one on this rank's heads, a slice of the whole output. Backward: the
+ * projection's input gradient (this rank's heads) all-gathered to the whole output's, the attention's
+ * backward whole, this rank's columns of dq, dk, dv into its share of the GEMM, whose input gradient
+ * is partial over tp as a column-parallel GEMM's is (f or sp's reduce-scatter). The ILP splits each kv
+ * group's columns (its queries, key, value) by tp; this splits q's, k's and v's rows each by tp: a
+ * permutation of the same rows, the same GEMM sizes and the same all-gather. The ILP also runs the
+ * rotary embedding on the split (label 'e'); here it runs after the gather on the whole q and k (a
+ * rank's rows need not hold whole rotary pairs), tp times its elementwise work, no transfer.
+ * An MoE block on such a tp axis (moe_rows; the ILP's router 'h', dispatch and combine on the stream's
+ * rows, the experts 'e') is expert parallelism over the tp group on each rank's rows (Megatron-Core's
+ * all-to-all dispatcher with the tp group as the ep group): the norm's output of the rank's Ns rows
+ * goes by an all-to-all to its h / tp columns of every row (the ILP's resharding of the rows to the
+ * router's 'h'), the router's partial logits of every row are reduce-scattered back to the rows, each
+ * rank routes its rows, sends each kept (token, expert) pair to the rank holding the expert (E / tp
+ * experts, whole) and takes the outputs back, all-to-alls of the routed rows; the output is the rows'
+ * own, whole: no reduce-scatter, and the norm's gradient whole on the rows (no f). Backward: the rows'
+ * logit gradients all-gathered, the router's input gradient all-to-all'd back to the rows. Where this
+ * differs from the ILP's price: the ILP reshards the router's partial logits once per consumer (the
+ * dispatch's and the combine's reduce-scatter; here one), and its combine, whose label ('s') leaves
+ * the experts' output unsplit, takes that output all-gathered (backward, reduce-scattered), where the
+ * all-to-all here returns each token's outputs to its rank alone.
  *
  * ZeRO-3 (exec_private.h, "ZeRO-3"): the same forward and backward a unit at a time (the embedding, a
  * block, the output layer and loss), the residual stream and its gradient kept in the activations and
@@ -190,21 +217,28 @@ static int build_table(st__xmodel *x, const st_model *m, int cap, int (*idx)[F_C
         for (int i = 0; i < F_COUNT; i++) f[i] = -1;
         f[F_LN1W] = VEC("ln1_w", l, h, 1);
         if (!x->rmsnorm) f[F_LN1B] = VEC("ln1_b", l, h, 2);
-        int whole = x->attn_rows == 2; /* QKV data-parallel on the rows (above) */
-        f[F_WQ] = ROWS("wq", l, qd, h, whole ? 0 : x->tr * ql, whole ? qd : ql);
-        f[F_WK] = ROWS("wk", l, kd, h, whole ? 0 : x->tr * kl, whole ? kd : kl);
-        f[F_WV] = ROWS("wv", l, kd, h, whole ? 0 : x->tr * kl, whole ? kd : kl);
+        /* this rank's rows of wq (q0 .. q0 + qn) and of wk and wv (k0 .. k0 + kn): its heads'; with attn_rows 2
+         * (QKV data-parallel on the rows, above) all; with 3 its share of QKV's fused width */
+        int64_t q0 = x->tr * ql, qn = ql, k0 = x->tr * kl, kn = kl;
+        if (x->attn_rows == 2) q0 = 0, qn = qd, k0 = 0, kn = kd;
+        if (x->attn_rows == 3) q0 = x->tr * x->wq_l, qn = x->wq_l, k0 = x->tr * x->wk_l, kn = x->wk_l;
+        f[F_WQ] = ROWS("wq", l, qd, h, q0, qn);
+        f[F_WK] = ROWS("wk", l, kd, h, k0, kn);
+        f[F_WV] = ROWS("wv", l, kd, h, k0, kn);
         if (x->bias) {
-            f[F_BQ] = BIAS("bq", l, qd, whole ? 0 : x->tr * ql, whole ? qd : ql);
-            f[F_BK] = BIAS("bk", l, kd, whole ? 0 : x->tr * kl, whole ? kd : kl);
-            f[F_BV] = BIAS("bv", l, kd, whole ? 0 : x->tr * kl, whole ? kd : kl);
+            f[F_BQ] = BIAS("bq", l, qd, q0, qn);
+            f[F_BK] = BIAS("bk", l, kd, k0, kn);
+            f[F_BV] = BIAS("bv", l, kd, k0, kn);
         }
-        f[F_WO] = x->attn_rows ? add(x, cap, "wo", l, h, qd, 0, h, 0, qd, 0) : COLS("wo", l, h, qd, x->tr * ql, ql);
+        if (x->attn_rows == 3) f[F_WO] = COLS("wo", l, h, qd, x->tr * x->wq_l, x->wq_l); /* this rank's heads */
+        else if (x->attn_rows) f[F_WO] = add(x, cap, "wo", l, h, qd, 0, h, 0, qd, 0);
+        else f[F_WO] = COLS("wo", l, h, qd, x->tr * ql, ql);
         if (x->bias) f[F_BO] = VEC("bo", l, h, 2);
         f[F_LN2W] = VEC("ln2_w", l, h, 1);
         if (!x->rmsnorm) f[F_LN2B] = VEC("ln2_b", l, h, 2);
         if (st_model_layer_is_moe(m, l)) {
-            f[F_ROUTER] = add(x, cap, "router", l, x->E, h, 0, x->E, 0, h, 0);
+            f[F_ROUTER] = x->moe_rows ? COLS("router", l, x->E, h, x->tr * (h / x->tp), h / x->tp) /* 'h' */
+                                      : add(x, cap, "router", l, x->E, h, 0, x->E, 0, h, 0);
             continue;
         }
         f[F_W1] = ROWS("w1", l, x->f, h, x->tr * x->f_l, x->f_l);
@@ -221,7 +255,7 @@ static int build_table(st__xmodel *x, const st_model *m, int cap, int (*idx)[F_C
         if (!x->tied) hidx[H_LM] = ROWS("lm_head", -1, x->V, h, x->v0, x->V_l);
         else if (!x->first) hidx[H_LM] = ROWS("wte", -1, x->V, h, x->v0, x->V_l);
     }
-    int64_t fe = x->fe, fl = x->fe_l, r0 = x->tr * fl;
+    int64_t fe = x->fe, fl = x->fe_l, r0 = x->moe_rows ? 0 : x->tr * fl; /* moe_rows: whole experts */
     for (int k = 0; k < x->nl; k++) {
         int l = layer_of(x, k), *f = idx[k];
         if (f[F_ROUTER] < 0) continue;
@@ -323,10 +357,20 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "ep=%d must divide the experts (%lld), tp=%d their ffn (%lld)", x->ep, (long long)x->E, tp,
                             (long long)x->fe);
-    x->E_l = x->E / x->ep, x->e0 = x->er * x->E_l, x->fe_l = x->fe / tp;
+    x->moe_rows = tp > 1 && m->experts > 0 ? pt->moe_rows : 0;
+    if (x->moe_rows && (!pt->sp || x->ep > 1 || x->cp > 1 || x->E % tp || x->h % tp))
+        return st_error_set(err, ST_EINVAL, NULL, "plan",
+                            "experts over the tp group need the rows split (sp=1), no ep or cp, and tp=%d to divide "
+                            "the experts (%lld) and the hidden size (%lld)", tp, (long long)x->E, (long long)x->h);
+    if (x->moe_rows) x->ep = tp, x->er = x->tr; /* the tp group is the experts' group */
+    x->E_l = x->E / x->ep, x->e0 = x->er * x->E_l, x->fe_l = x->moe_rows ? x->fe : x->fe / tp;
     if (m->position == ST_POS_ALIBI)
         return st_error_set(err, ST_EINVAL, NULL, "model", "the cpu executor runs learned or rotary positions, not alibi");
-    if (x->a % tp || x->kv % tp || x->f % tp || x->V % tp)
+    if (x->attn_rows == 3 && ((x->a * x->d) % tp || (x->kv * x->d) % tp))
+        return st_error_set(err, ST_EINVAL, NULL, "plan",
+                            "QKV split along its fused width needs tp=%d to divide the queries' and keys' widths (%lld "
+                            "and %lld kv heads x %lld)", tp, (long long)x->a, (long long)x->kv, (long long)x->d);
+    if ((x->attn_rows < 2 && (x->a % tp || x->kv % tp)) || x->f % tp || x->V % tp)
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "tp=%d must divide the heads (%lld), kv heads (%lld), ffn (%lld) and vocabulary (%lld)", tp,
                             (long long)x->a, (long long)x->kv, (long long)x->f, (long long)x->V);
@@ -343,14 +387,21 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
                             tp);
     if (x->rope && x->d % 2)
         return st_error_set(err, ST_EINVAL, NULL, "model", "rotary embedding needs an even head dimension");
-    if (x->attn_rows && (!pt->sp || x->cp > 1))
+    if ((x->attn_rows == 1 || x->attn_rows == 2) && (!pt->sp || x->cp > 1))
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "the attention on token rows needs the residual stream split by rows (sp=1) and no cp");
+    if (x->attn_rows == 3 && x->cp > 1)
+        return st_error_set(err, ST_EINVAL, NULL, "plan", "QKV split along its fused width runs without cp");
     if (x->attn_rows == 2 && pt->B % tp)
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "the attention on token rows needs whole sequences on each rank: tp=%d must divide the "
                             "micro-batch's %lld", tp, (long long)pt->B);
     x->a_l = x->a / tp, x->kv_l = x->kv / tp, x->f_l = x->f / tp, x->V_l = x->V / tp, x->v0 = x->tr * x->V_l;
+    if (x->attn_rows == 3) /* the attention whole on every rank; QKV's and the projection's shares apart */
+        x->wq_l = x->a * x->d / tp, x->wk_l = x->kv * x->d / tp, x->a_l = x->a, x->kv_l = x->kv;
+    /* attn_rows 2: the activations sized for every head of the rows' B / tp sequences, as tp's heads of all rows
+     * where tp divides the heads; else for every head of every row (tp times what the rows use) */
+    if (x->attn_rows == 2 && (x->a % tp || x->kv % tp)) x->a_l = x->a, x->kv_l = x->kv;
     x->nchunks = pt->nchunks;
     x->cl0 = malloc((size_t)pt->nchunks * sizeof *x->cl0);
     x->cl1 = malloc((size_t)pt->nchunks * sizeof *x->cl1);
@@ -411,7 +462,9 @@ typedef struct xlayer_acts {
     float *x, *n1, *mean1, *rstd1, *q, *k, *v, *probs, *ao, *x2, *n2, *mean2, *rstd2, *h1, *h3, *g;
     float *qh, *kh, *vh; /* cp_comm=a2a: q, k and v of the whole sequence, this rank's heads of them */
     float *aor; /* attn_rows 1: the attention output of this rank's Ns rows, every head [Ns x a * d] (with 2: q, k,
-                   v, probs and ao are the rows' and every head's, the same sizes as tp's heads of all rows) */
+                   v, probs and ao are the rows' and every head's, the same sizes as tp's heads of all rows); 3:
+                   this rank's heads of it [N x wq_l], the projection's input (q, k, v, probs, ao: all rows and
+                   heads) */
     struct xmoe *moe; /* an MoE block's (owned) */
 } xlayer_acts;
 
@@ -466,6 +519,7 @@ static void layout(const st__xmodel *x, int nl, int tail, st__xacts *a, float *c
         if (x->cp > 1 && x->cp_comm == ST_CP_A2A) /* kept with the probabilities, which are made from them */
             t.qh = carve(b2, &o[2], N * ql), t.kh = carve(b2, &o[2], N * kl), t.vh = carve(b2, &o[2], N * kl);
         if (x->attn_rows == 1) t.aor = carve(b1, &o[1], S * x->a * x->d);
+        if (x->attn_rows == 3) t.aor = carve(b1, &o[1], N * x->wq_l);
         t.x2 = carve(b1, &o[1], S * h), t.n2 = carve(b1, &o[1], N * h);
         t.mean2 = carve(b1, &o[1], S), t.rstd2 = carve(b1, &o[1], S);
         t.h1 = carve(b1, &o[1], N * x->f_l), t.h3 = x->swiglu ? carve(b1, &o[1], N * x->f_l) : NULL;
@@ -572,6 +626,32 @@ static void qkv_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, const fl
     fused_fwd(x, out, width, 3, n1, w->wq, w->bq, R, x->h);
 }
 
+/* attn_rows 3: rank r's block blk [N x (w[0] + .. + w[n - 1])] and its columns r * w[i] .. (r + 1) * w[i] of the
+ * whole tensors whole[i] [N x tp * w[i]]: into them (dir 0) or from them (dir 1) */
+static void rank_cols(const st__xmodel *x, float *blk, float *const *whole, const int64_t *w, int n, int r, int dir) {
+    int64_t N = x->B * x->T, W = 0;
+    for (int i = 0; i < n; i++) W += w[i];
+    for (int64_t row = 0; row < N; row++)
+        for (int64_t i = 0, c = 0; i < n; c += w[i++]) {
+            float *b = blk + row * W + c, *f = whole[i] + (row * x->tp + r) * w[i];
+            memcpy(dir ? b : f, dir ? f : b, (size_t)w[i] * sizeof *b);
+        }
+}
+
+/* attn_rows 3: q, k, v whole ([N x a * d], [N x kv * d] twice) from this rank's share of QKV's fused width: its
+ * rows of wq, wk and wv (back to back, build_table) as one GEMM on the gathered norm output n1, its [N x (wq_l + 2
+ * wk_l)] output all-gathered over tp (the ILP's resharding of QKV's 'e' split to the replicated attention), each
+ * rank's block then its columns of q, k and v */
+static void wide_qkv_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t) {
+    int64_t N = x->B * x->T, wd[3] = {x->wq_l, x->wk_l, x->wk_l}, W = wd[0] + 2 * wd[1], n = N * W;
+    float *f = fused_buf(x), *out[3] = {t->q, t->k, t->v}; /* tp x n floats: fused_floats of the whole q, k, v */
+    assert(w->wk == w->wq + wd[0] * x->h && w->wv == w->wk + wd[1] * x->h);
+    assert(!w->bq || (w->bk == w->bq + wd[0] && w->bv == w->bk + wd[1]));
+    x->be->mm_fwd(f + x->tr * n, t->n1, w->wq, w->bq, N, x->h, W, 0);
+    if (x->comm.allgather) x->comm.allgather(x->comm.ctx, f, n);
+    for (int r = 0; r < x->tp; r++) rank_cols(x, f + r * n, out, wd, 3, r, 0);
+}
+
 /* ---------------------------------------------------------------- experts */
 
 /* What an MoE block keeps from its forward for its backward. A (token, expert) pair is a slot
@@ -585,17 +665,19 @@ typedef struct xmoe {
     float *s;                 /* N * topk: its weight, the softmax over the token's top-k logits */
     float *xin, *h1, *h3, *g; /* R rows, expert-sorted: input, fc1 (and SwiGLU's other half), activation */
     float *y;                 /* nsend x h: each kept slot's expert output (partial over tp), in send order */
+    float *n2h;               /* moe_rows: the router's input, every row's h / tp columns of this rank */
 } xmoe;
 
 static void moe_free(xmoe *e) {
     if (!e) return;
     free(e->slot), free(e->scount), free(e->rcount), free(e->perm), free(e->first), free(e->top), free(e->s);
-    free(e->xin), free(e->h1), free(e->h3), free(e->g), free(e->y);
+    free(e->xin), free(e->h1), free(e->h3), free(e->g), free(e->y), free(e->n2h);
     free(e);
 }
 
 /* rows to the ep group's ranks and back (dispatch and combine); without ep a copy. New, or NULL. */
 static float *exchange(st__xmodel *x, const float *send, const int *scount, int *rcount, int64_t width) {
+    if (x->moe_rows) return x->tp_a2av.fn(x->tp_a2av.ctx, send, scount, rcount, width);
     if (x->ep > 1 && x->comm.alltoallv) return x->comm.alltoallv(x->comm.ctx, send, scount, rcount, width);
     float *r = malloc((size_t)(scount[0] * width + 1) * sizeof *r);
     rcount[0] = scount[0];
@@ -624,14 +706,38 @@ static int pick_cmp(const void *pa, const void *pb) {
     return (a->slot > b->slot) - (a->slot < b->slot);
 }
 
-/* The router and the kept slots: top, s, slot (by expert) and scount. 0 or ST_ENOMEM. */
-static int moe_route(st__xmodel *x, const st__xlayer *w, const float *n2, xmoe *e) {
-    int64_t N = x->B * x->T, K = x->topk, E = x->E;
+/* moe_rows: the router's logits of this rank's rows, logits [Ns x E], from their norm output n2 [Ns x h] as the
+ * ILP splits the router ('h', row-parallel): the rows resharded to this rank's h / tp columns of every row by an
+ * all-to-all in the tp group (kept in e->n2h for the backward), the partial logits of every row reduce-scattered
+ * to the rows. 0 or ST_ENOMEM. */
+static int router_rows_fwd(st__xmodel *x, const st__xlayer *w, const float *n2, float *logits, xmoe *e) {
+    int64_t S = x->Ns, N = x->B * x->T, hl = x->h / x->tp, E = x->E;
+    float *snd = malloc((size_t)(S * x->h) * sizeof *snd), *part = malloc((size_t)(N * E) * sizeof *part);
+    int rc = snd && part && (e->n2h = malloc((size_t)(N * hl) * sizeof *e->n2h)) ? 0 : ST_ENOMEM;
+    if (rc) goto out;
+    for (int r = 0; r < x->tp; r++) /* block r: these rows' columns r * hl .. (r + 1) * hl */
+        for (int64_t i = 0; i < S; i++)
+            memcpy(snd + (r * S + i) * hl, n2 + i * x->h + r * hl, (size_t)hl * sizeof *snd);
+    x->tp_a2a.fn(x->tp_a2a.ctx, snd, e->n2h, S * hl); /* block j: rank j's rows, this rank's columns */
+    x->be->mm_fwd(part, e->n2h, w->router, NULL, N, hl, E, 0);
+    if (x->comm.reduce_scatter) x->comm.reduce_scatter(x->comm.ctx, logits, part, S * E);
+out:
+    free(snd);
+    free(part);
+    return rc;
+}
+
+/* The router and the kept slots of N tokens (n2 [N x h]; moe_rows: this rank's Ns rows): top, s, slot (by expert)
+ * and scount. 0 or ST_ENOMEM. */
+static int moe_route(st__xmodel *x, const st__xlayer *w, const float *n2, int64_t N, xmoe *e) {
+    int64_t K = x->topk, E = x->E;
     float *logits = malloc((size_t)(N * E) * sizeof *logits);
     pick *pk = malloc((size_t)(N * K) * sizeof *pk);
     int rc = logits && pk ? 0 : ST_ENOMEM;
     if (rc) goto out;
-    x->be->mm_fwd(logits, n2, w->router, NULL, N, x->h, E, 0);
+    if (x->moe_rows) {
+        if ((rc = router_rows_fwd(x, w, n2, logits, e))) goto out;
+    } else x->be->mm_fwd(logits, n2, w->router, NULL, N, x->h, E, 0);
     for (int64_t n = 0; n < N; n++) {
         const float *lg = logits + n * E;
         int *top = e->top + n * K;
@@ -669,9 +775,11 @@ out:
 }
 
 /* The MoE block's MLP on n2 [N x h]: part [N x h] (=), the sum of each token's kept experts'
- * outputs times their weights (partial over tp). 0 or ST_ENOMEM. */
+ * outputs times their weights (partial over tp); moe_rows: on this rank's Ns rows, part [Ns x h] whole (the
+ * experts whole on their rank of the tp group). 0 or ST_ENOMEM. */
 static int moe_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *part) {
-    int64_t N = x->B * x->T, K = x->topk, h = x->h, fl = x->fe_l, El = x->E_l;
+    int64_t N = x->moe_rows ? x->Ns : x->B * x->T, K = x->topk, h = x->h, fl = x->fe_l, El = x->E_l;
+    const float *n2 = x->moe_rows ? own_rows(x, t->n2) : t->n2;
     float *send = NULL, *recv = NULL, *yo = NULL, *back = NULL;
     int rc = ST_ENOMEM;
     xmoe *e = t->moe = calloc(1, sizeof *e);
@@ -682,11 +790,11 @@ static int moe_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *pa
     e->scount = calloc((size_t)x->ep, sizeof *e->scount);
     e->rcount = calloc((size_t)x->ep, sizeof *e->rcount);
     e->first = calloc((size_t)El + 1, sizeof *e->first);
-    if (!e->top || !e->s || !e->slot || !e->scount || !e->rcount || !e->first || moe_route(x, w, t->n2, e)) goto out;
+    if (!e->top || !e->s || !e->slot || !e->scount || !e->rcount || !e->first || moe_route(x, w, n2, N, e)) goto out;
     /* dispatch: each kept slot's row and its expert's place on the receiving rank */
     if (!(send = malloc((size_t)(e->nsend * (h + 1) + 1) * sizeof *send))) goto out;
     for (int64_t i = 0; i < e->nsend; i++) {
-        memcpy(send + i * (h + 1), t->n2 + (e->slot[i] / K) * h, (size_t)h * sizeof *send);
+        memcpy(send + i * (h + 1), n2 + (e->slot[i] / K) * h, (size_t)h * sizeof *send);
         send[i * (h + 1) + h] = (float)(e->top[e->slot[i]] % El);
     }
     if (!(recv = exchange(x, send, e->scount, e->rcount, h + 1))) goto out;
@@ -745,12 +853,37 @@ out:
     return rc;
 }
 
+/* moe_rows: router_rows_fwd's backward: the logits' gradient of this rank's rows dl [Ns x E] all-gathered to
+ * every row's, the router's (its h / tp columns) and its input's, which an all-to-all returns to the rows' ranks:
+ * dn [Ns x h] += . 0 or ST_ENOMEM. */
+static int router_rows_bwd(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const xmoe *e, const float *dl,
+                           float *dn) {
+    int64_t S = x->Ns, N = x->B * x->T, hl = x->h / x->tp, E = x->E;
+    float *full = malloc((size_t)(N * E) * sizeof *full), *dh = calloc((size_t)(N * hl), sizeof *dh);
+    float *rcv = malloc((size_t)(N * hl) * sizeof *rcv);
+    int rc = full && dh && rcv ? 0 : ST_ENOMEM;
+    if (rc) goto out;
+    memcpy(full + x->tr * S * E, dl, (size_t)(S * E) * sizeof *full);
+    if (x->comm.allgather) x->comm.allgather(x->comm.ctx, full, S * E);
+    x->be->mm_bwd(dh, gw->router, NULL, full, e->n2h, w->router, N, hl, E);
+    x->tp_a2a.fn(x->tp_a2a.ctx, dh, rcv, S * hl); /* block r: these rows' columns r * hl .. from rank r */
+    for (int r = 0; r < x->tp; r++)
+        for (int64_t i = 0; i < S; i++)
+            for (int64_t c = 0; c < hl; c++) dn[i * x->h + r * hl + c] += rcv[(r * S + i) * hl + c];
+out:
+    free(full);
+    free(dh);
+    free(rcv);
+    return rc;
+}
+
 /* The MoE block's backward: dout [N x h] (every row), the experts' and the router's gradients, and
- * dn [N x h] (+=, partial over tp like the dense MLP's) the gradient of its input n2. */
+ * dn [N x h] (+=, partial over tp like the dense MLP's) the gradient of its input n2; moe_rows: dout and dn
+ * [Ns x h], this rank's rows, dn whole. */
 static int moe_bwd(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const xlayer_acts *t, const float *dout,
                    float *dn) {
     const xmoe *e = t->moe;
-    int64_t N = x->B * x->T, S = x->Ns, K = x->topk, E = x->E, h = x->h, fl = x->fe_l, R = e->R;
+    int64_t N = x->moe_rows ? x->Ns : x->B * x->T, S = x->Ns, K = x->topk, E = x->E, h = x->h, fl = x->fe_l, R = e->R;
     float *ds = calloc((size_t)(N * K), sizeof *ds), *dy = malloc((size_t)(e->nsend * h + 1) * sizeof *dy);
     float *rdy = NULL, *dys = malloc((size_t)(R * h + 1) * sizeof *dys), *dx = calloc((size_t)(R * h + 1), sizeof *dx);
     float *dg = malloc((size_t)(R * fl + 1) * sizeof *dg), *dh1 = malloc((size_t)(R * fl + 1) * sizeof *dh1);
@@ -766,7 +899,7 @@ static int moe_bwd(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const xla
         for (int64_t c = 0; c < h; c++) dot += (double)d[c] * e->y[i * h + c], dy[i * h + c] = e->s[sl] * d[c];
         ds[sl] = (float)dot;
     }
-    allreduce(x, ds, N * K, 0);
+    if (!x->moe_rows) allreduce(x, ds, N * K, 0); /* moe_rows: the experts whole, y too */
     if (!(rdy = exchange(x, dy, e->scount, got, h))) goto out;
     permute(dys, rdy, e->perm, R, h, 0);
     for (int64_t c = 0; c < x->E_l; c++) {
@@ -793,6 +926,10 @@ static int moe_bwd(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const xla
         for (int64_t j = 0; j < K; j++) sum += (double)e->s[n * K + j] * ds[n * K + j];
         for (int64_t j = 0; j < K; j++)
             dl[n * E + e->top[n * K + j]] = (float)(e->s[n * K + j] * (ds[n * K + j] - sum));
+    }
+    if (x->moe_rows) {
+        rc = router_rows_bwd(x, w, gw, e, dl, dn);
+        goto out;
     }
     /* each row's router gradient once over tp: with sp each rank its rows (st__xmodel_sp_grads sums
      * the weight's), without it the weight's on every rank and the input's on tp rank 0 */
@@ -1085,14 +1222,21 @@ static int heads_attn_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t) {
     float *part = x->sp ? x->work : NULL; /* a row-parallel GEMM's partial sums, with sp */
     x->be->norm_fwd(own_rows(x, t->n1), t->mean1, t->rstd1, t->x, w->ln1_w, w->ln1_b, S, h);
     gather_rows(x, t->n1);
-    qkv_fwd(x, w, t, t->n1, N, ql, kl);
+    if (x->attn_rows == 3) wide_qkv_fwd(x, w, t);
+    else qkv_fwd(x, w, t, t->n1, N, ql, kl);
     if (x->rope && (rope_at(x, t->q, x->a_l, ql, 1) || rope_at(x, t->k, x->kv_l, kl, 1))) return ST_ENOMEM;
     if (attn_core_fwd(x, t)) return ST_ENOMEM;
-    if (x->attn_rows) { /* data-parallel projection on this rank's rows */
+    if (x->attn_rows == 1) { /* data-parallel projection on this rank's rows */
         if (heads_rows(x, t->ao, t->aor, 0)) return ST_ENOMEM;
         x->be->mm_fwd(t->x2, t->aor, w->wo, w->bo, S, x->a * x->d, h, 0);
     } else { /* row-parallel projection: partial sums, all-reduced (g) or reduce-scattered, then the bias once */
-        x->be->mm_fwd(part ? part : t->x2, t->ao, w->wo, NULL, N, ql, h, 0);
+        const float *pin = t->ao;
+        int64_t pw = ql;
+        if (x->attn_rows == 3) { /* this rank's heads of the whole output: a slice (the ILP's reshard, no transfer) */
+            rank_cols(x, t->aor, &t->ao, &x->wq_l, 1, x->tr, 1);
+            pin = t->aor, pw = x->wq_l;
+        }
+        x->be->mm_fwd(part ? part : t->x2, pin, w->wo, NULL, N, pw, h, 0);
         sum_rows(x, t->x2, part ? part : t->x2);
         add_bias(x, t->x2, w->bo, S, h);
     }
@@ -1106,6 +1250,11 @@ static int block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *
     int rc = x->attn_rows == 2 ? rows_attn_fwd(x, w, t) : heads_attn_fwd(x, w, t);
     if (rc) return rc;
     x->be->norm_fwd(own_rows(x, t->n2), t->mean2, t->rstd2, t->x2, w->ln2_w, w->ln2_b, S, h);
+    if (w->router && x->moe_rows) { /* on this rank's rows, whole: no gather, no reduce-scatter */
+        if ((rc = moe_fwd(x, w, t, out))) return rc;
+        x->be->add(out, t->x2, S * h);
+        return 0;
+    }
     gather_rows(x, t->n2);
     if (w->router) {
         rc = moe_fwd(x, w, t, part ? part : out);
@@ -1332,7 +1481,7 @@ static int block_bwd(st__xmodel *x, st__xacts *a, const st__xlayer *w, st__xlaye
     /* MLP; with sp the biases after the row-parallel GEMMs get their rows' part */
     if (w->router) {
         memset(dn, 0, (size_t)(N * h) * sizeof *dn);
-        int rc = moe_bwd(x, w, gw, t, gathered(x, dout, full), dn);
+        int rc = moe_bwd(x, w, gw, t, x->moe_rows ? dout : gathered(x, dout, full), dn);
         if (rc) return rc;
     } else {
         memset(dg, 0, (size_t)F * sizeof *dg);
@@ -1351,7 +1500,9 @@ static int block_bwd(st__xmodel *x, st__xacts *a, const st__xlayer *w, st__xlaye
         }
     }
     memcpy(dx2, dout, sb);
-    norm_bwd(x, dx2, gw->ln2_w, gw->ln2_b, dn, dns, t->x2, w->ln2_w, t->mean2, t->rstd2);
+    if (w->router && x->moe_rows) /* the rows' norm output went to no other rank whole: its gradient is whole */
+        x->be->norm_bwd(dx2, gw->ln2_w, gw->ln2_b, dn, t->x2, w->ln2_w, t->mean2, t->rstd2, S, h);
+    else norm_bwd(x, dx2, gw->ln2_w, gw->ln2_b, dn, dns, t->x2, w->ln2_w, t->mean2, t->rstd2);
     /* attention; with attn_rows 2 on this rank's R = Ns rows, every head (q, k, v widths qw, kw) */
     st__xmodel av = attn_view(x);
     int64_t R = av.B * x->T, qw = av.a_l * x->d, kw = av.kv_l * x->d;
@@ -1366,6 +1517,16 @@ static int block_bwd(st__xmodel *x, st__xacts *a, const st__xlayer *w, st__xlaye
         if (rc) return rc;
     } else if (x->attn_rows == 2) {
         lin_bwd(x, a, dao, gw->wo, gw->bo, dx2, 0, t->ao, w->wo, S, qw, h);
+    } else if (x->attn_rows == 3) { /* this rank's heads' gradient, all-gathered: the whole attention output's */
+        int64_t n = N * x->wq_l;
+        float *buf = calloc((size_t)(x->tp * n), sizeof *buf);
+        if (!buf) return ST_ENOMEM;
+        lin_bwd(x, a, buf + x->tr * n, gw->wo, x->sp ? NULL : gw->bo, gathered(x, dx2, full), 0, t->aor, w->wo, N,
+                x->wq_l, h);
+        if (x->sp) bias_grad(x, gw->bo, dx2, S, h);
+        if (x->comm.allgather) x->comm.allgather(x->comm.ctx, buf, n);
+        for (int r = 0; r < x->tp; r++) rank_cols(x, buf + r * n, &dao, &x->wq_l, 1, r, 0);
+        free(buf);
     } else {
         lin_bwd(x, a, dao, gw->wo, x->sp ? NULL : gw->bo, gathered(x, dx2, full), 0, t->ao, w->wo, N, ql, h);
         if (x->sp) bias_grad(x, gw->bo, dx2, S, h);
@@ -1376,7 +1537,12 @@ static int block_bwd(st__xmodel *x, st__xacts *a, const st__xlayer *w, st__xlaye
     memset(dn, 0, (size_t)(N * h) * sizeof *dn);
     float *dqkv[3] = {dq, dk, dv};
     const int64_t width[3] = {qw, kw, kw};
-    fused_bwd(x, a, dn, gw->wq, gw->bq, dqkv, width, 3, n1, w->wq, R, h);
+    if (x->attn_rows == 3) { /* this rank's columns of the whole gradients (a slice), its share of QKV's width */
+        const int64_t wd[3] = {x->wq_l, x->wk_l, x->wk_l};
+        float *f = fused_buf(x);
+        rank_cols(x, f, dqkv, wd, 3, x->tr, 1);
+        lin_bwd(x, a, dn, gw->wq, gw->bq, f, 0, n1, w->wq, N, h, wd[0] + 2 * wd[1]);
+    } else fused_bwd(x, a, dn, gw->wq, gw->bq, dqkv, width, 3, n1, w->wq, R, h);
     memcpy(din, dx2, sb);
     if (x->attn_rows == 2) /* the rows' norm output went to no other rank: its gradient is whole */
         x->be->norm_bwd(din, gw->ln1_w, gw->ln1_b, dn, t->x, w->ln1_w, t->mean1, t->rstd1, S, h);
@@ -1542,6 +1708,7 @@ void st__xmodel_sp_grads(st__xmodel *x, float *g, int64_t lo, int64_t hi) {
         const st__xtensor *t = &x->tensors[i];
         int64_t a = t->off, b = t->off + t->nrows * t->ncols;
         if (t->nrows != t->rows || t->ncols != t->cols) continue; /* a shard: its gradient is whole */
+        if (t->expert >= 0) continue; /* moe_rows: this rank's own experts (else tp shards them) */
         if (a < lo) a = lo;
         if (b > hi) b = hi;
         if (b > a) allreduce(x, g + (a - lo), b - a, 0);

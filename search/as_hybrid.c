@@ -10,7 +10,16 @@
  *       et al. 2022, Sec. 4.2.2, whose all-gather before fc1/qkv and reduce-scatter after proj/fc2
  *       are the ILP's resharding of those layouts); the embedding vocabulary-parallel, or with the
  *       residual stream's layout;
- *   'b' (batch): data parallelism, every operator on its share of the micro-batch's sequences.
+ *   'b' (batch): data parallelism, every operator on its share of the micro-batch's sequences;
+ *   'e' (QKV's fused width, each kv group's query, key and value columns; autoshard's "column (output
+ *       split)"): tensor parallelism whose attention core is whole on every device (attn_rows 3): QKV,
+ *       its bias and the rotary embedding on the device's share of the width ('e'), the output
+ *       all-gathered (the ILP's resharding to the replicated attention), the attention replicated (no
+ *       label), the projection on the device's heads ('n', its input a slice of the whole output; in
+ *       backward its input gradient all-gathered), the rest as under 'n'.
+ * An MoE block on a tp axis whose residual stream is split by rows: the router 'h' (row-parallel by the
+ * hidden dimension), dispatch and combine with the stream's label, the experts 'e' (split over the
+ * axis): expert parallelism over the tp group on each device's rows (moe_rows; exec/model.c).
  * On a tp axis whose residual stream is split by rows the ILP may also split part of the attention
  * by the rows (the stream's label, 'b' or 's') rather than 'n', when the micro-batch's rows outweigh
  * the weights (attn_rows; exec/model.c runs both): the projection alone (1: the attention output
@@ -21,9 +30,10 @@
  * computes what the others do, on the same data; the ILP prices no gradient reduction there, as
  * search/autoshard.c's grad_sync reduces over the axes that split what a weight lacks) runs as that
  * many copies of the job, with no collective between them (st_exec_job_rank). Counts of what the
- * ILP chose on the tiny presets: tests/cli_run_ilp.sh. Anything else (an axis that replicates some
- * operators and splits others, head-dimension or 2-D splits of an operator, MoE routing and experts,
- * stages on meshes of different shapes) is named: stage, operator, label and axis. */
+ * ILP chose on the tiny presets: tests/cli_run_ilp.sh and scripts/ilp_census.sh. Anything else (an
+ * axis that replicates some operators and splits others, head-dimension or 2-D splits of an operator,
+ * experts split on a batch axis, stages on meshes of different shapes) is named: stage, operator,
+ * label and axis. */
 #include "search/search.h"
 
 #include <string.h>
@@ -36,13 +46,28 @@ static const struct {
 } tp_ops[] = {{"qkv", 'n'},     {"qkv_bias", 'n'}, {"rope", 'n'},    {"attention", 'n'}, {"scores", 'n'},
               {"softmax", 'n'}, {"attn_dropout", 'n'}, {"context", 'n'}, {"context_transpose", 'n'},
               {"proj", 'n'},    {"fc1", 'f'},      {"act", 'f'},     {"fc2", 'f'},       {"logits", 'v'},
-              {"loss", 'v'}};
+              {"loss", 'v'},    {"router", 'h'},   {"expert_fc1", 'e'}, {"expert_act", 'e'}, {"expert_fc2", 'e'}};
+/* (an MoE block's dispatch and combine run on the residual stream's rows: moe_rows) */
 static const char *const stream_ops[] = {"embedding", "embed_dropout", "ln1", "attn_residual", "ln2",
-                                         "mlp_residual", "final_norm"};
+                                         "mlp_residual", "final_norm", "dispatch", "moe_combine"};
 
 static int tp_label(const char *name) {
     for (size_t i = 0; i < sizeof tp_ops / sizeof tp_ops[0]; i++)
         if (!strcmp(tp_ops[i].op, name)) return tp_ops[i].lab;
+    return -1;
+}
+
+/* the label of an attention operator on a tp axis whose QKV splits its fused width ('e'; attn_rows 3): QKV, its
+ * bias and the rotary embedding 'e', the attention core whole (0: replicated), the projection by heads; -1 for the
+ * other operators (tp_label's) */
+static int wide_label(const char *name) {
+    static const char *const split[] = {"qkv", "qkv_bias", "rope"};
+    static const char *const whole[] = {"attention",    "scores",  "softmax",
+                                        "attn_dropout", "context", "context_transpose"};
+    for (size_t i = 0; i < sizeof split / sizeof split[0]; i++)
+        if (!strcmp(split[i], name)) return 'e';
+    for (size_t i = 0; i < sizeof whole / sizeof whole[0]; i++)
+        if (!strcmp(whole[i], name)) return 0;
     return -1;
 }
 
@@ -82,7 +107,7 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
     const st_as_stage *st = &r->stage[s];
     int qkv = op_index(g, "qkv");
     int tp_axes = 0, sp_axes = 0;
-    h->tp = h->dp = h->rep = 1, h->sp = 0, h->attn_rows = 0;
+    h->tp = h->dp = h->rep = 1, h->sp = 0, h->attn_rows = 0, h->moe_rows = 0;
     for (int a = 0; a < st->mesh.naxes; a++) {
         int size = st->mesh.size[a];
         if (size == 1) continue;
@@ -95,11 +120,11 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
                                 "stage %d: no attention block on a mesh of %d devices: the executor shards the "
                                 "decoder's blocks", s, size);
         char kind = st->choice[qkv].lab[a];
-        if (kind != 'n' && kind != 'b')
+        if (kind != 'n' && kind != 'b' && kind != 'e')
             return refuse(err, s, g, qkv, kind, a, size,
-                          kind ? "the executor splits QKV by heads (tp) or by sequences (dp)"
-                               : "every device would compute the same: the executor splits QKV by heads (tp) or by "
-                                 "sequences (dp)");
+                          kind ? "the executor splits QKV by heads (tp), by its fused width (tp) or by sequences (dp)"
+                               : "every device would compute the same: the executor splits QKV by heads (tp), by its "
+                                 "fused width (tp) or by sequences (dp)");
         /* QKV on the batch under a tensor-parallel MLP: a tp axis whose attention runs on the rows */
         int fc1 = op_index(g, "fc1");
         if (kind == 'b' && fc1 >= 0 && st->choice[fc1].lab[a] == 'f') kind = 'n';
@@ -113,17 +138,27 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
                 if (l != 'b') return refuse(err, s, g, o, l, a, size, "QKV splits the batch there, this does not");
                 continue;
             }
-            int want = tp_label(nm);
-            if (want == 'n' && (l == 'b' || l == 's')) { /* checked against the stream below */
+            int want = kind == 'e' && wide_label(nm) >= 0 ? wide_label(nm) : tp_label(nm);
+            /* the projection by head dimension ('d', where tp exceeds the heads): the same row-parallel GEMM on
+             * another 1 / tp of its input's columns (exec/model.c takes them contiguous either way) */
+            if (kind == 'e' && !strcmp(nm, "proj") && l == 'd') l = 'n';
+            if (kind == 'n' && want == 'n' && (l == 'b' || l == 's')) { /* checked against the stream below */
                 rows++;
                 if (first_row < 0) first_row = o;
                 continue;
             }
-            if (want > 0) {
+            if (want >= 0) {
                 if (l != want) {
-                    char why[96];
-                    snprintf(why, sizeof why, "Megatron's tensor parallelism, which QKV follows there, splits it '%c'",
-                             want);
+                    char why[128];
+                    if (!want) snprintf(why, sizeof why, "with QKV split along its fused width the attention is whole");
+                    else if (kind == 'e' && wide_label(nm) == 'e')
+                        snprintf(why, sizeof why, "it follows QKV's split along its fused width");
+                    else if (!strcmp(nm, "router") || !strncmp(nm, "expert_", 7))
+                        snprintf(why, sizeof why, "the executor splits the experts over a tensor-parallel axis ('e') "
+                                 "and the router by the hidden dimension ('h')");
+                    else
+                        snprintf(why, sizeof why,
+                                 "Megatron's tensor parallelism, which QKV follows there, splits it '%c'", want);
                     return refuse(err, s, g, o, l, a, size, why);
                 }
                 heads += want == 'n';
@@ -142,6 +177,14 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
             h->dp *= size;
             continue;
         }
+        int router = op_index(g, "router");
+        if (router >= 0 && st->choice[router].lab[0] != '-') { /* experts over this axis, tokens by the rows */
+            if (stream <= 0)
+                return refuse(err, s, g, op_index(g, "dispatch"), 0, a, size,
+                              "the executor routes the tokens by the residual stream's rows, which the stage does "
+                              "not split there");
+            h->moe_rows = 1;
+        }
         int mode = 0, proj = op_index(g, "proj");
         for (int o = 0; rows && o < g->nops; o++) {
             char l = st->choice[o].lab[a];
@@ -149,7 +192,8 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
                 return refuse(err, s, g, o, l, a, size,
                               "the executor splits the attention by rows only as the residual stream is split there");
         }
-        if (rows && !heads) mode = 2;
+        if (kind == 'e') mode = 3;
+        else if (rows && !heads) mode = 2;
         else if (rows == 1 && first_row == proj) mode = 1;
         else if (rows)
             return refuse(err, s, g, first_row, st->choice[first_row].lab[a], a, size,
@@ -182,10 +226,20 @@ int st_autoshard_hybrid(const st_autoshard_result *r, st_as_hybrid *h, st_error 
                                 "stage %d shards as tp=%d, dp=%d, sp=%d, zero=%d and stage 0 as tp=%d, dp=%d, sp=%d, "
                                 "zero=%d: the executor runs stages of one shape",
                                 s, x.tp, x.dp, x.sp, x.zero, h->tp, h->dp, h->sp, h->zero);
+        if (s > 0 && x.moe_rows != h->moe_rows)
+            return st_error_set(err, ST_EINVAL, NULL, "stages",
+                                "stage %d %s its experts over a tensor-parallel axis and stage 0 %s: the executor runs "
+                                "stages of one shape", s, x.moe_rows ? "splits" : "does not split",
+                                h->moe_rows ? "does" : "does not");
         if (s > 0 && x.rep != h->rep)
             return st_error_set(err, ST_EINVAL, NULL, "stages",
                                 "stage %d computes on %d devices alike and stage 0 on %d: the executor runs stages of "
                                 "one shape", s, x.rep, h->rep);
+        if (s > 0 && x.attn_rows != h->attn_rows && (x.attn_rows == 3 || h->attn_rows == 3))
+            return st_error_set(err, ST_EINVAL, NULL, "stages",
+                                "stage %d %s QKV along its fused width and stage 0 %s: the executor runs stages of one "
+                                "shape", s, x.attn_rows == 3 ? "splits" : "does not split",
+                                h->attn_rows == 3 ? "does" : "does not");
         if (s > 0 && x.attn_rows != h->attn_rows)
             return st_error_set(err, ST_EINVAL, NULL, "stages",
                                 "stage %d splits the projection by %s and stage 0 by %s: the executor runs stages "

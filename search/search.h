@@ -337,7 +337,11 @@ const char *st_autoshard_role(const st_graph *g, int op, const st_as_choice *ch,
 typedef struct st_as_hybrid {
     int tp, dp, sp, zero;
     int attn_rows; /* on the tp axes (with sp) by the token rows rather than the heads: 1 the attention projection
-                      (an all-to-all before it), 2 the whole attention (QKV to the projection); whole weights */
+                      (an all-to-all before it), 2 the whole attention (QKV to the projection); whole weights;
+                      3 QKV split along its fused width ('e'), its output all-gathered, the attention replicated,
+                      the projection by heads (with or without sp) */
+    int moe_rows;  /* MoE blocks on the tp axes (with sp): the router row-parallel by the hidden dimension ('h'),
+                      the tokens dispatched by the residual stream's rows, the experts split over the axes ('e') */
     int rep;       /* copies: the product of the mesh axes on which no operator is split (every device of such an
                       axis computes what the others do) */
 } st_as_hybrid;

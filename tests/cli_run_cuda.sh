@@ -106,6 +106,13 @@ check_within "cuda, MoE with tp=2 sp=1 ep=2 (NCCL all-gather, reduce-scatter, al
 mpi_strata 300 2 run --model tiny-llama --plan tp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32,schedule=zbv --steps 2 --check \
 	--json --backend cuda
 check_within "cuda, zbv (the backward's halves: cuBLAS's input-only and weight-only GEMMs) matches the reference"
+# an ILP plan of tiny-moe on 4 slow GPUs: QKV on its fused width (NCCL's all-gather of its output), the experts
+# over the tp group on each rank's rows (exec/model.c, "operator-level plans")
+"$STRATA" plan --search ilp --cluster "$SRCDIR/tests/data/cluster_slowgpu.json" --seq 32 --model tiny-moe --gpus 4 \
+	--gbs 8 --mbs 2 --max-stages 1 --out "$T/m4.json" >"$T/ilpout" 2>&1 || nok "ILP plan tiny-moe on 4" "$(cat "$T/ilpout")"
+mpi_strata 300 4 run --model tiny-moe --plan "$T/m4.json" --cluster "$SRCDIR/tests/data/cluster_slowgpu.json" \
+	--steps 2 --check --json --backend cuda
+check_within "cuda, an ILP plan (QKV on its fused width, experts over the tp group) matches the reference"
 # the pipeline over NCCL: interleaved 1F1B sends a chunk's output twice before it receives (a send that
 # waited for its receive would hang the fake here), DualPipe both ways at once
 run_checked 2 "cuda, interleaved pp=2 vp=2 (Llama) over NCCL sends and receives matches the reference" \

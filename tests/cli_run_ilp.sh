@@ -1,9 +1,11 @@
 #!/bin/sh
 # cli_run_ilp.sh: `strata run` of operator-level plans that shard operators inside a stage (issue 18):
 # what `strata plan --search ilp` picks for tiny-gpt and tiny-llama on 2, 4 and 8 devices runs with each
-# operator split as the ILP split it, where that is the decoder's Megatron sharding or part of the
-# attention on the token rows under it (search/as_hybrid.c), and computes what the single-rank run computes, within tests/cli_run.sh's
+# operator split as the ILP split it, where that is the decoder's Megatron sharding, part of the
+# attention on the token rows under it, or QKV on its fused width with the attention whole
+# (search/as_hybrid.c), and computes what the single-rank run computes, within tests/cli_run.sh's
 # tolerances; the other shardings are refused in one line naming the stage and the operator.
+# scripts/ilp_census.sh counts what runs and what is refused over all the tiny presets' plans.
 #
 # The clusters (tests/data/cluster_slowgpu*.json) are test fixtures, not hardware: GPUs of 0.01
 # TFLOP/s on a fast network, so that the tiny presets' compute outweighs the collectives and the ILP
@@ -73,7 +75,7 @@ else nok "it runs as 2 stages of tp=2 with sp" "$(grep -o '"plan": "[^"]*' "$T/o
 # the tiny presets (these clusters, 1x8 and 2x4 variants and dgx-a100-80g; 2, 4, 8 devices; mbs 1, 2,
 # 8; one or more stages) the projection on the rows was tiny-gpt's choice in 16, all run now; the
 # whole attention on the sequences under a tensor-parallel MLP tiny-llama's in 19: the 8 on 2
-# devices run, 9 need tp=4 or 8 over its 2 kv heads (refused below), 2 mix it with other splits
+# devices run, and the 9 with tp=4 or 8 over its 2 kv heads (below), 2 mix it with other splits
 # tiny-gpt on 2: the projection on the rows under tp with sp (an all-to-all from the heads before it)
 ilp g2r --model tiny-gpt --gpus 2 --gbs 16 --mbs 8 --max-stages 1
 if splits g2r qkv '"n"' && splits g2r attention '"n"' && splits g2r proj '"b"' && splits g2r fc2 '"f"'; then
@@ -114,17 +116,55 @@ refused() {
 		ok "$_what: refused in one line"
 	else nok "$_what: refused in one line" "$(cat "$T/err")"; fi
 }
-# tiny-llama's 2 kv heads on 4 devices: QKV split along the head dimension, attention replicated
+# QKV split along its fused width, its output all-gathered, the attention whole on every device and the
+# projection by heads (exec/model.c, attn_rows 3): the ILP's pick where tp exceeds the kv heads
+# (tiny-llama's 2 on 4 devices) or the heads (tiny-gpt's 4 on 8, the projection by head dimension)
 ilp l4s --model tiny-llama --gpus 4 --gbs 8 --mbs 2 --max-stages 1
-refused "tiny-llama on one stage of 4 (QKV split on 'e')" \
-	"key 'stages': stage 0, operator qkv: split 'e' on mesh axis 0 (4 devices)" \
-	4 run --cluster "$SLOW" --model tiny-llama --plan "$T/l4s.json"
-# tiny-llama on 4 at micro-batch 8: the attention on the rows under a tp=4 MLP, whose heads the
-# executor's tp still slices (2 kv heads)
+if splits l4s qkv '"e"' && splits l4s attention null && splits l4s proj '"n"' && splits l4s fc1 '"f"'; then
+	ok "tiny-llama on 4: the ILP splits QKV along its fused width, the attention replicated"
+else nok "tiny-llama on 4: the ILP's shardings" "$(cat "$T/l4s.json")"; fi
+checked 4 "tiny-llama, ILP tp=4 with QKV on its fused width (2 kv heads), matches the reference" \
+	--model tiny-llama --plan "$T/l4s.json"
+if grep -q '"qkv_split": "width"' "$T/out" && ran "tp=4,pp=1,dp=1,.*sp=1"; then
+	ok "it runs QKV on its fused width, the rest as tp=4 with sp"
+else nok "it runs QKV on its fused width, the rest as tp=4 with sp" "$(head -3 "$T/out")"; fi
+SLOW18=$T/cluster_slowgpu18.json
+sed 's/"gpus_per_node": 4/"gpus_per_node": 8/' "$SLOW" >"$SLOW18"
+"$STRATA" plan --search ilp --cluster "$SLOW18" --seq 32 --model tiny-gpt --gpus 8 --gbs 8 --mbs 2 --max-stages 1 \
+	--out "$T/g8e.json" >"$T/ilpout" 2>&1 || nok "ILP plan tiny-gpt on 8" "$(cat "$T/ilpout")"
+if splits g8e qkv '"e"' && splits g8e qkv_bias '"e"' && splits g8e proj '"d"'; then
+	ok "tiny-gpt on 8: QKV (and its bias) on its fused width, the projection by head dimension"
+else nok "tiny-gpt on 8: the ILP's shardings" "$(cat "$T/g8e.json")"; fi
+mpi_strata 180 8 run --cluster "$SLOW18" --model tiny-gpt --plan "$T/g8e.json" --steps 2 --check --json
+check_within "tiny-gpt, ILP tp=8 over 4 heads with QKV on its fused width, matches the reference (8 ranks)"
+# MoE on a tensor-parallel axis (exec/model.c, moe_rows): the router split by the hidden dimension (an
+# all-to-all from the rows, its partial logits reduce-scattered to them), each device's rows dispatched to
+# the experts split over the axis and combined back by all-to-alls; tiny-moe on 2 (attention by heads) and
+# on 4 (QKV on its fused width, 2 kv heads)
+ilp m2 --model tiny-moe --gpus 2 --gbs 8 --mbs 2 --max-stages 1
+if splits m2 qkv '"n"' && splits m2 router '"h"' && splits m2 dispatch '"s"' && splits m2 expert_fc1 '"e"' &&
+	splits m2 moe_combine '"s"'; then
+	ok "tiny-moe on 2: the ILP splits the router by the hidden dimension, the experts over the axis"
+else nok "tiny-moe on 2: the ILP's shardings" "$(cat "$T/m2.json")"; fi
+checked 2 "tiny-moe, ILP tp=2 with the experts over the axis, matches the reference" \
+	--model tiny-moe --plan "$T/m2.json"
+if grep -q '"experts": "tp rows"' "$T/out"; then ok "it runs the experts over the tp group on the rows"
+else nok "it runs the experts over the tp group on the rows" "$(head -3 "$T/out")"; fi
+ilp m4 --model tiny-moe --gpus 4 --gbs 8 --mbs 2 --max-stages 1
+checked 4 "tiny-moe, ILP tp=4 with QKV on its fused width and the experts over the axis, matches the reference" \
+	--model tiny-moe --plan "$T/m4.json"
+# still refused: the experts split on a batch axis beside a vocabulary-parallel output layer there (mbs 8)
+ilp m2b --model tiny-moe --gpus 2 --gbs 32 --mbs 8 --max-stages 1
+refused "tiny-moe on 2, micro-batch 8 (experts split on the batch axis)" \
+	"key 'stages': stage 0, operator expert_fc1: split 'e' on mesh axis 0 (2 devices)" \
+	2 run --cluster "$SLOW" --model tiny-moe --plan "$T/m2b.json"
+# tiny-llama on 4 at micro-batch 8: the attention on the rows under a tp=4 MLP, which splits no head, so
+# tp=4 need not divide the 2 kv heads
 ilp l4r --model tiny-llama --gpus 4 --gbs 16 --mbs 8 --max-stages 1
-refused "tiny-llama on 4, micro-batch 8 (attention on the rows, 2 kv heads under tp=4)" \
-	"key 'stages': the attention runs on the rows under a tp=4 MLP: .* kv heads (2)" \
-	4 run --cluster "$SLOW" --model tiny-llama --plan "$T/l4r.json"
+checked 4 "tiny-llama, ILP attention on the rows under a tp=4 MLP (2 kv heads), matches the reference" \
+	--model tiny-llama --plan "$T/l4r.json"
+if grep -q '"on_rows": "attention"' "$T/out" && ran "tp=4,"; then ok "it runs the attention on the rows under tp=4"
+else nok "it runs the attention on the rows under tp=4" "$(head -3 "$T/out")"; fi
 # a 2x2 mesh: QKV splits the batch on the first axis, the output layer the vocabulary
 SLOW=$SRCDIR/tests/data/cluster_slowgpu_2x2.json
 ilp g22 --model tiny-gpt --gpus 4 --gbs 32 --mbs 8 --max-stages 1

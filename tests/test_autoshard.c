@@ -1431,8 +1431,9 @@ START_TEST(ilp_hybrid_degrees) {
     ch[loss].lab[0] = 0; /* the logits gathered for a replicated loss */
     hybrid_refused(&r, "stage 0, operator loss: split none on mesh axis 0 (2 devices): Megatron's");
     ch[loss].lab[0] = 'v';
-    ch[qkv].lab[0] = 'e'; /* the head dimension (what it picks for tiny-llama's 2 kv heads on 4) */
-    hybrid_refused(&r, "operator qkv: split 'e' on mesh axis 0 (2 devices)");
+    ch[qkv].lab[0] = 'e'; /* the fused width (what it picks for tiny-llama's 2 kv heads on 4), its bias not */
+    hybrid_refused(&r, "operator qkv_bias: split 'n' on mesh axis 0 (2 devices): it follows QKV's split along its "
+                       "fused width");
     ch[qkv].lab[0] = 'n';
     ch[ln2].lab[0] = 0; /* a residual stream split before the attention only */
     hybrid_refused(&r, "operator ln2: split none on mesh axis 0 (2 devices): the residual stream's other");
@@ -1535,6 +1536,64 @@ START_TEST(ilp_hybrid_rows) {
 }
 END_TEST
 
+/* QKV split along its fused width with the attention replicated (attn_rows 3): the ILP's pick for tiny-llama on
+ * four slow GPUs (its 2 kv heads under tp=4); the projection must follow by heads (or by head dimension) and the
+ * attention stay whole, else named. */
+START_TEST(ilp_hybrid_qkv_width) {
+    st_autoshard_result r;
+    st_as_hybrid h;
+    st_error err;
+    plan_model("tiny-llama", SRCDIR "/tests/data/cluster_slowgpu.json", 4, 8, 2, 32, 1, &r);
+    st_as_choice *ch = r.stage[0].choice;
+    const int qkv = op_index(r.g, "qkv"), proj = op_index(r.g, "proj"), att = op_index(r.g, "attention");
+    ck_assert_int_eq(ch[qkv].lab[0], 'e');
+    ck_assert_int_eq(ch[att].lab[0], 0);
+    ck_assert_int_eq(ch[proj].lab[0], 'n');
+    ck_assert_int_eq(st_autoshard_hybrid(&r, &h, &err), 0);
+    ck_assert_int_eq(h.tp, 4);
+    ck_assert_int_eq(h.sp, 1);
+    ck_assert_int_eq(h.attn_rows, 3);
+    ch[proj].lab[0] = 'd'; /* by head dimension: the same row-parallel GEMM */
+    ck_assert_int_eq(st_autoshard_hybrid(&r, &h, &err), 0);
+    ck_assert_int_eq(h.attn_rows, 3);
+    ch[proj].lab[0] = 'b';
+    hybrid_refused(&r, "operator proj: split 'b' on mesh axis 0 (4 devices): Megatron's tensor parallelism");
+    ch[proj].lab[0] = 'n';
+    ch[att].lab[0] = 'n';
+    hybrid_refused(&r, "operator attention: split 'n' on mesh axis 0 (4 devices): with QKV split along its fused "
+                       "width the attention is whole");
+    st_autoshard_result_free(&r);
+}
+END_TEST
+
+/* MoE blocks on a tensor-parallel axis (moe_rows): tiny-moe on two slow GPUs, the router split by the hidden
+ * dimension, dispatch and combine on the residual stream's rows, the experts over the axis; a dispatch off the
+ * rows, or a stream the stage does not split, named. */
+START_TEST(ilp_hybrid_moe_rows) {
+    st_autoshard_result r;
+    st_as_hybrid h;
+    st_error err;
+    plan_model("tiny-moe", SRCDIR "/tests/data/cluster_slowgpu.json", 2, 8, 2, 32, 1, &r);
+    st_as_choice *ch = r.stage[0].choice;
+    const int router = op_index(r.g, "router"), dsp = op_index(r.g, "dispatch"), fc1 = op_index(r.g, "expert_fc1");
+    ck_assert_int_eq(ch[router].lab[0], 'h');
+    ck_assert_int_eq(ch[dsp].lab[0], 's');
+    ck_assert_int_eq(ch[fc1].lab[0], 'e');
+    ck_assert_int_eq(st_autoshard_hybrid(&r, &h, &err), 0);
+    ck_assert_int_eq(h.tp, 2);
+    ck_assert_int_eq(h.sp, 1);
+    ck_assert_int_eq(h.moe_rows, 1);
+    ck_assert_int_eq(h.attn_rows, 0);
+    ch[dsp].lab[0] = 0;
+    hybrid_refused(&r, "operator dispatch: split none on mesh axis 0 (2 devices): the residual stream's other");
+    for (int o = 0; o < r.g->nops; o++) /* the residual stream whole: no rows to route by */
+        if (ch[o].lab[0] == 's') ch[o].lab[0] = 0;
+    hybrid_refused(&r, "operator dispatch: split none on mesh axis 0 (2 devices): the executor routes the tokens by "
+                       "the residual stream's rows");
+    st_autoshard_result_free(&r);
+}
+END_TEST
+
 Suite *suite_autoshard(void) {
     Suite *s = suite_create("autoshard");
     TCase *tc = tcase_create("core");
@@ -1572,6 +1631,8 @@ Suite *suite_autoshard(void) {
     tcase_add_test(tc, ilp_inflight_few_microbatches);
     tcase_add_test(tc, ilp_hybrid_degrees);
     tcase_add_test(tc, ilp_hybrid_rows);
+    tcase_add_test(tc, ilp_hybrid_qkv_width);
+    tcase_add_test(tc, ilp_hybrid_moe_rows);
     suite_add_tcase(s, tc);
     return s;
 }

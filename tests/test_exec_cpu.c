@@ -309,6 +309,86 @@ START_TEST(rows_hold_whole_weights) {
         if (mode == 2) ck_assert_ptr_nonnull(strstr(err.text, "whole sequences"));
         else st__xmodel_destroy(&x);
     }
+    /* 2 splits no head: tp=4 over tiny-llama's 2 kv heads holds them all, the activations sized for them */
+    st__xmodel x;
+    st__xpart pt = {.B = 4, .T = 8, .tp = 4, .tr = 1, .sp = 1, .attn_rows = 2, .nchunks = 1, .l0 = &zero, .l1 = &four,
+                    .first = 1, .last = 1};
+    ck_assert_int_eq(st__xmodel_init(&x, &m, &pt, 3, &err), 0);
+    ck_assert_int_eq(x.kv_l, m.kv_heads);
+    st__xmodel_destroy(&x);
+    pt.attn_rows = 0; /* Megatron's tp slices them */
+    ck_assert_int_eq(st__xmodel_init(&x, &m, &pt, 3, &err), ST_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.text, "kv heads (2)"));
+}
+END_TEST
+
+/* QKV split along its fused width (attn_rows 3): this rank's 1 / tp of wq's, wk's and wv's rows and of wo's
+ * columns, even where tp exceeds the kv heads (tiny-llama's 2 under tp=4); widths tp does not divide are refused */
+START_TEST(qkv_width_holds_shares) {
+    st_model m;
+    st_error err;
+    ck_assert_int_eq(st_model_preset("tiny-llama", &m), 0);
+    int zero = 0, four = 4;
+    st__xmodel x;
+    st__xpart pt = {.B = 2, .T = 8, .tp = 4, .tr = 3, .sp = 1, .attn_rows = 3, .nchunks = 1, .l0 = &zero,
+                    .l1 = &four, .first = 1, .last = 1};
+    ck_assert_int_eq(st__xmodel_init(&x, &m, &pt, 3, &err), 0);
+    int64_t qd = m.heads * m.head_dim, kd = m.kv_heads * m.head_dim;
+    int seen = 0;
+    for (int i = 0; i < x.ntensors; i++) {
+        const st__xtensor *t = &x.tensors[i];
+        int kv = !strcmp(t->name, "wk") || !strcmp(t->name, "wv");
+        int64_t want0 = !strcmp(t->name, "wq") ? 3 * qd / 4 : kv ? 3 * kd / 4 : -1;
+        if (want0 >= 0) {
+            ck_assert_int_eq(t->row0, want0);
+            ck_assert_int_eq(t->nrows, t->rows / 4);
+            seen++;
+        }
+        if (!strcmp(t->name, "wo")) {
+            ck_assert_int_eq(t->col0, 3 * qd / 4);
+            ck_assert_int_eq(t->ncols, qd / 4);
+            seen++;
+        }
+    }
+    ck_assert_int_eq(seen, 4 * 4);
+    st__xmodel_destroy(&x);
+    pt.tp = 128, pt.tr = 0, pt.B = 16; /* 128 does not divide the keys' width (2 kv heads of 32) */
+    ck_assert_int_eq(st__xmodel_init(&x, &m, &pt, 3, &err), ST_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.text, "fused width"));
+}
+END_TEST
+
+/* an ILP plan's experts over the tp group (moe_rows): tp rank r holds its E / tp experts whole and the router's h / tp
+ * columns; it needs sp */
+START_TEST(moe_rows_hold_whole_experts) {
+    st_model m;
+    st_error err;
+    ck_assert_int_eq(st_model_preset("tiny-moe", &m), 0);
+    int zero = 0, four = 4;
+    st__xmodel x;
+    st__xpart pt = {.B = 2, .T = 8, .tp = 2, .tr = 1, .sp = 1, .moe_rows = 1, .nchunks = 1, .l0 = &zero, .l1 = &four,
+                    .first = 1, .last = 1};
+    ck_assert_int_eq(st__xmodel_init(&x, &m, &pt, 3, &err), 0);
+    int experts = 0, routers = 0;
+    for (int i = 0; i < x.ntensors; i++) {
+        const st__xtensor *t = &x.tensors[i];
+        if (t->expert >= 0) {
+            ck_assert_int_ge(t->expert, m.experts / 2); /* the second half */
+            ck_assert(t->nrows == t->rows && t->ncols == t->cols);
+            experts++;
+        }
+        if (!strcmp(t->name, "router")) {
+            ck_assert_int_eq(t->col0, m.hidden / 2);
+            ck_assert_int_eq(t->ncols, m.hidden / 2);
+            routers++;
+        }
+    }
+    ck_assert_int_eq(experts, 4 * 3 * (int)m.experts / 2); /* w1, w3, w2 of each, in each of the 4 blocks */
+    ck_assert_int_eq(routers, 4);
+    st__xmodel_destroy(&x);
+    pt.sp = 0;
+    ck_assert_int_eq(st__xmodel_init(&x, &m, &pt, 3, &err), ST_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.text, "sp=1"));
 }
 END_TEST
 
@@ -807,6 +887,8 @@ Suite *suite_exec_cpu(void) {
     tcase_add_test(tc, shards_slice_the_full_tensors);
     tcase_add_test(tc, fused_gemms_match_separate);
     tcase_add_test(tc, rows_hold_whole_weights);
+    tcase_add_test(tc, qkv_width_holds_shares);
+    tcase_add_test(tc, moe_rows_hold_whole_experts);
     tcase_add_test(tc, chunks_hold_their_blocks);
     tcase_add_test(tc, recompute_dense);
     tcase_add_test(tc, recompute_moe);

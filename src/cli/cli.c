@@ -242,6 +242,7 @@ int st_cli_inputs_resolve(const st_cli_args *a, unsigned want, st_cli_inputs *in
         if (!(in->plan = malloc(sizeof *in->plan))) return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
         st_plan_defaults(in->plan);
         if ((rc = st_plan_resolve(a->plan, in->plan, err))) return rc;
+        in->plan->heads_whole = a->heads_whole;
         /* a plan file's errors name the file (st_plan_resolve left it in err) */
         if ((rc = st_plan_finalize(in->plan, &in->model, &in->cluster, 0, err->file[0] ? err->file : NULL, err)))
             return rc;

@@ -23,6 +23,7 @@ typedef struct st_cli_args {
     const char *model, *graph, *cluster, *gpus, *plan, *profile; /* the inputs (st_cli_inputs) */
     const char *out, *gbs, *seq, *dtype, *gpu;
     int json, help;
+    int heads_whole; /* strata run of an operator-level plan: the plan's (st_plan), set before it is finalized */
 } st_cli_args;
 
 /* Which of the shared options a command takes (a mask; --help is always taken). */
@@ -154,7 +155,8 @@ int st__sim_ilp(const st_cli_args *a, const char *trace_path, int every_rank, in
  * *attn_rows which attention operators split the rows (st_exec_opts' attn_rows), in *replicas the copies
  * of its ranks (st_exec_opts' replicas: mesh axes that split nothing); refuses the others
  * (ST_EINVAL naming the stage, the operator, its split and the mesh axis). */
-int st__run_ilp_spec(const st_cli_args *a, char *spec, size_t n, int *attn_rows, int *replicas, st_error *err);
+int st__run_ilp_spec(const st_cli_args *a, char *spec, size_t n, int *attn_rows, int *moe_rows, int *replicas,
+                     st_error *err);
 /* `strata plan --search ilp ...`: argv as st_cmd_plan got it. */
 int st__cmd_plan_ilp(int argc, char **argv, st_error *err);
 

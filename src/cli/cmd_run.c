@@ -82,8 +82,12 @@ static void print_json(FILE *f, const st_model *m, const char *spec, const st_pl
     json_str(f, m->name);
     fprintf(f, ", \"plan\": \"%s\", \"backend\": \"%s\", \"ranks\": %d, \"steps\": %d, \"params\": %.17g,\n", spec,
             st_exec_backend_name(o->backend), r->nranks, S, r->params);
-    if (o->attn_rows) /* an ILP plan's (st_exec_opts) */
+    if (o->attn_rows == 3) /* an ILP plan's (st_exec_opts) */
+        fputs(" \"qkv_split\": \"width\",\n", f);
+    else if (o->attn_rows)
         fprintf(f, " \"on_rows\": \"%s\",\n", o->attn_rows == 1 ? "projection" : "attention");
+    if (o->moe_rows)
+        fputs(" \"experts\": \"tp rows\",\n", f);
     if (o->replicas > 1) /* the same: the ranks beyond the job's compute what its ranks do */
         fprintf(f, " \"copies\": %d,\n", o->replicas);
     fprintf(f, " \"kept_step\": %d, \"iteration_time_s\": %.17g, \"tokens_per_s\": %.17g,\n \"loss\": [",
@@ -121,9 +125,15 @@ static void print_text(FILE *f, const st_model *m, const char *spec, const st_lo
                        const st_exec_opts *o) {
     fprintf(f, "model      %s (%.3fM parameters)\n", m->name, r->params / 1e6);
     fprintf(f, "plan       %s\n", spec);
-    if (o->attn_rows)
+    if (o->attn_rows == 3)
+        fputs("           QKV split along its fused width and all-gathered, the attention whole on each rank (the "
+              "ILP's split)\n", f);
+    else if (o->attn_rows)
         fprintf(f, "           %s on each rank's token rows, whole weights (the ILP's split)\n",
                 o->attn_rows == 1 ? "the attention projection" : "the attention (QKV to the projection)");
+    if (o->moe_rows)
+        fputs("           the experts split over the tp group, each rank's token rows routed to them (the ILP's "
+              "split)\n", f);
     if (o->replicas > 1)
         fprintf(f, "           %d copies of these ranks computing the same (the ILP's mesh axes that split nothing)\n",
                 o->replicas);
@@ -260,9 +270,10 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
     if (!a.cluster) a.cluster = "dgx-a100-80g";
     /* an operator-level plan runs as the hybrid plan it is (st__run_ilp_spec), or is refused */
     if (st__plan_is_ilp(a.plan)) {
-        if ((rc = st__run_ilp_spec(&a, ilp_spec, sizeof ilp_spec, &o.attn_rows, &o.replicas, err)))
+        if ((rc = st__run_ilp_spec(&a, ilp_spec, sizeof ilp_spec, &o.attn_rows, &o.moe_rows, &o.replicas, err)))
             goto done;
         a.plan = ilp_spec;
+        a.heads_whole = o.attn_rows == 2 || o.attn_rows == 3; /* no operator splits the heads */
     }
     if ((rc = st_cli_inputs_check(&a, want, &in, err)) || (rc = st_cli_inputs_resolve(&a, want, &in, err))) goto done;
     if (!(ctx = st_cost_ctx_new(&in.model, &in.cluster, in.profile))) {

@@ -670,6 +670,11 @@ typedef struct st_plan {
     int dp_batches[ST_MAX_REPLICAS];
     uint64_t seed;
     unsigned given; /* ST_GIVEN_* bits: keys the user set (dp and gbs are derived otherwise) */
+    /* strata run of an operator-level plan whose attention is whole on every device of a tp group (QKV split
+     * along its fused width, or the whole attention on each device's rows: search/as_hybrid.c's attn_rows 3
+     * and 2): tp need not divide the heads and kv heads, only their widths, which the executor checks; no
+     * spec or file key sets it */
+    int heads_whole;
     /* what a loaded plan file says it was made for (empty when unknown) */
     char for_model[64], for_model_hash[17], for_cluster[64], for_cluster_hash[17];
 } st_plan;

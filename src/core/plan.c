@@ -318,10 +318,11 @@ int st_plan_finalize(st_plan *p, const st_model *m, const st_cluster *c, int64_t
         BAD("gbs", "%lld is not divisible by dp*mbs = %lld", (long long)p->gbs, (long long)p->dp * p->mbs);
     int64_t mb = st_plan_microbatches(p);
 
-    if (m->heads % p->tp) BAD("tp", "heads (%lld) not divisible by tp (%d)", (long long)m->heads, p->tp);
-    if (m->kv_heads % p->tp)
+    if (!p->heads_whole && m->heads % p->tp)
+        BAD("tp", "heads (%lld) not divisible by tp (%d)", (long long)m->heads, p->tp);
+    if (!p->heads_whole && m->kv_heads % p->tp)
         BAD("tp", "kv_heads (%lld) not divisible by tp (%d)", (long long)m->kv_heads, p->tp);
-    if (!st_model_tp_divides(m, p->tp))
+    if (!p->heads_whole && !st_model_tp_divides(m, p->tp)) /* (the ILP builds none of those other blocks) */
         BAD("tp", "the global blocks' kv heads, Mamba-2 heads and groups or Gated DeltaNet heads are not divisible by "
                   "tp (%d)", p->tp);
     /* Megatron-LM's validate_args: "Tensor parallel communication/GEMM overlap can happen only when
