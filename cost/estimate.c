@@ -898,13 +898,13 @@ double st_cost_zb_pipeline_s(const double *f_s, const double *b_s, const double 
 }
 
 /* One pipeline stage of one replica priced: its compute stream's time per micro-batch (t), ZeRO-3's
- * and params offload's stretch of it (z, o) and the parts nothing hides (z_first, o_first), its memory
- * and parameters. cctx prices the stage's GPUs, nctx its data-parallel group's links (the same context
- * on a uniform cluster). */
+ * and params offload's stretch of it (z, o; o_bwd: the part of o the backward's copies add) and the
+ * parts nothing hides (z_first, o_first), its memory and parameters. cctx prices the stage's GPUs, nctx
+ * its data-parallel group's links (the same context on a uniform cluster). */
 typedef struct stage_price {
     stage_time t;
     st_stage_memory sm;
-    double dense, expert, quant, z, z_first, o, o_first, total_s;
+    double dense, expert, quant, z, z_first, o, o_bwd, o_first, total_s;
 } stage_price;
 
 static void price_stage(st_cost_ctx *cctx, st_cost_ctx *nctx, const st_plan *p, const st__shard_cost *sc,
@@ -936,6 +936,7 @@ static void price_stage(st_cost_ctx *cctx, st_cost_ctx *nctx, const st_plan *p, 
         if (p->offload == ST_OFF_PARAMS) {
             double pass_s = st__offload_h2d_s(c, pr, p, out->dense, out->expert, nl, NULL); /* a copy per layer */
             out->o = offload_mb(p, &out->t, pass_s, pass_s, gather, gather + scatter);
+            out->o_bwd = offload_mb(p, &out->t, 0, pass_s, gather, gather + scatter);
             out->o_first = pass_s / nl; /* the first layer's copy, before that gather */
         }
     }
@@ -945,16 +946,20 @@ static void price_stage(st_cost_ctx *cctx, st_cost_ctx *nctx, const st_plan *p, 
         st_offload_copies op;
         st__offload_granular(c, pr, p, out->dense + out->expert, out->sm.microbatch_act_bytes, nl, &op);
         out->o = offload_mb(p, &out->t, op.fwd_s, op.bwd_s, 0, 0);
+        out->o_bwd = offload_mb(p, &out->t, 0, op.bwd_s, 0, 0);
         out->o_first = op.first_s;
     }
     out->total_s = out->t.total_s + out->z + out->o;
 }
 
-/* A priced stage's passes for ZB-H1's play (pass_split): ZeRO-3's and params offload's stretch goes with
- * the forward, as the weight-gradient half gathers and copies nothing. */
+/* A priced stage's passes for ZB-H1's play (pass_split): ZeRO-3's stretch goes with the forward, as the
+ * weight-gradient half gathers nothing; the offload copies' with the pass that waits for them (src/lower:
+ * the forward for its copies, the input half for the backward's), as the weight half copies nothing.
+ * Where the play's bubble is max(f, b, f + b - w) (cost/estimate.c), which pass takes the stretch counts. */
 static void zb_split(const st_plan *p, const stage_price *sp, double *f, double *b, double *w) {
     pass_split(p, &sp->t, f, b, w);
-    *f += sp->z + sp->o;
+    *f += sp->z + sp->o - sp->o_bwd;
+    *b += sp->o_bwd;
 }
 
 /* What the stages add up to: the pipeline's time, the stage that sets it (slow), the model state of the

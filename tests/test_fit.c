@@ -191,7 +191,6 @@ START_TEST(test_fit_recovers) {
 }
 END_TEST
 
-/* shuffled times: the rows still outnumber the parameters, so no fit reproduces them */
 /* max_evals bounds the search: one evaluation (the start's) moves nothing, a few move the fit part
  * of the way, the default all of it; none is refused */
 START_TEST(test_fit_max_evals) {
@@ -222,6 +221,7 @@ START_TEST(test_fit_max_evals) {
 }
 END_TEST
 
+/* shuffled times: the rows still outnumber the parameters, so no fit reproduces them */
 START_TEST(test_fit_cannot_memorise) {
     st_error err;
     oracle_runs(0);

@@ -252,22 +252,30 @@ END_TEST
 
 /* The simulator runs what the estimate prices: the copies on the copy stream beside each pass, the
  * pass waiting for them, the activations' host share leaving the GPU: times within 2%, the same
- * memory peak. */
+ * memory peak. ZB-H1's play prices each pass's copies with that pass (the backward's with the input
+ * half, whose wait the lowering adds): within 0.3% where nothing but the copies is added. */
 START_TEST(test_granular_sim_agrees) {
-    static const char *const specs[] = {
-        "tp=1,pp=2,dp=4,mbs=4,gbs=64,zero=1,offload_params=0.3,offload_activations=0.2",
-        "tp=1,pp=2,dp=4,mbs=4,gbs=64,zero=1,offload_activations=0.5",
-        "tp=2,pp=2,dp=2,mbs=2,gbs=64,zero=0,offload_params=0.5,schedule=zb",
+    static const struct {
+        const char *spec;
+        double tol;
+    } rows[] = {
+        {"tp=1,pp=2,dp=4,mbs=4,gbs=64,zero=1,offload_params=0.3,offload_activations=0.2", 0.02},
+        {"tp=1,pp=2,dp=4,mbs=4,gbs=64,zero=1,offload_activations=0.5", 0.02},
+        {"tp=2,pp=2,dp=2,mbs=2,gbs=64,zero=0,offload_params=0.5,schedule=zb", 0.02},
+        /* ZB-H1 holds weight halves back d input halves on stage d (src/lower): the copies' window
+         * brought back for an input half leaves with it, more micro-batches than stages and fewer */
+        {"tp=1,pp=4,dp=2,mbs=1,gbs=16,zero=1,offload_activations=0.5,schedule=zb", 0.003},
+        {"tp=1,pp=4,dp=2,mbs=1,gbs=4,zero=1,offload_activations=1,schedule=zb", 0.003},
     };
     st_cluster c = a100();
-    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         st_estimate e;
         double sim_s, peak;
-        sim_and_estimate(&c, specs[i], &e, &sim_s, &peak);
-        ck_assert_msg(fabs(sim_s / e.iteration_time_s - 1) < 0.02, "%s: sim %g, estimate %g", specs[i], sim_s,
-                      e.iteration_time_s);
-        ck_assert_msg(fabs(peak / e.memory_peak_bytes - 1) < 1e-9, "%s: sim %g, estimate %g bytes", specs[i], peak,
-                      e.memory_peak_bytes);
+        sim_and_estimate(&c, rows[i].spec, &e, &sim_s, &peak);
+        ck_assert_msg(fabs(sim_s / e.iteration_time_s - 1) < rows[i].tol, "%s: sim %g, estimate %g", rows[i].spec,
+                      sim_s, e.iteration_time_s);
+        ck_assert_msg(fabs(peak / e.memory_peak_bytes - 1) < 1e-9, "%s: sim %g, estimate %g bytes", rows[i].spec,
+                      peak, e.memory_peak_bytes);
     }
 }
 END_TEST

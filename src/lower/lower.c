@@ -662,11 +662,15 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
     int d = chunk_stage(L, j), dep = -1;
     const st_offload_copies *og = L->og ? &L->og[j] : NULL;
     double act_keep = act_kept(c, og);
+    /* the window of the activations' host share that the backward's copies bring back: the input half
+     * frees it (the weight half copies and needs none of the host share, as memory.c counts it), so a
+     * weight half held back keeps only what stayed on the GPU */
+    double window = og && og->bwd_s > 0 ? og->act_window_bytes : 0;
     if (split == 2) {
         st_ins w = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, "bwd weight");
         w.phase = ST_PHASE_BWD_WEIGHT;
         w.dur_s = c->bwd_s / 2;
-        w.free_bytes = act_keep + (mb == 0 && j == L->chunks - 1 ? L->bwd_extra : 0);
+        w.free_bytes = act_keep - window + (mb == 0 && j == L->chunks - 1 ? L->bwd_extra : 0);
         name_ops(L, &w, j, ST_PHASE_BWD_WEIGHT);
         /* ZeRO-3: weight gradients need no weights, and are scattered layer by layer */
         return L->z ? z_layers_re(b, L, &w, NULL, &no_comm, 0, 1) : grads(b, L, &w, c, &no_comm);
@@ -708,7 +712,7 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
     } else {
         gi = split ? compute(b, L, &g, &cm) : grads(b, L, &g, c, &cm);
     }
-    if (copy >= 0) gi = og_wait(b, &g, gi, copy, 0);
+    if (copy >= 0) gi = og_wait(b, &g, gi, copy, split ? window : 0);
     if (has_prev(L, j) && chunk_stage(L, j - 1) != d && rank_at(L, chunk_stage(L, j - 1)) >= 0) {
         int to = chunk_stage(L, j - 1);
         st_ins s = blank(ST_INS_SEND, ST_STREAM_P2P, j, mb, "send grad");
