@@ -612,6 +612,15 @@ static void mut_ds_moe_ffn(st_plan *p, st_model *m) { m->experts = 8, m->experts
 static void mut_ds_first_dense(st_plan *p, st_model *m) { m->experts = 8, m->experts_topk = 2, m->moe_every = 1,
                                                           m->first_dense = 1; }
 static void mut_zb(st_plan *p, st_model *m) { p->schedule = ST_SCHED_ZB; }
+/* 9 micro-batches per data-parallel rank in rounds of max(1, 9 / 2) = 4: torch's interleaved schedules refuse */
+static void mut_zb_rounds(st_plan *p, st_model *m) {
+    p->schedule = ST_SCHED_ZB;
+    p->gbs = 36;
+}
+static void mut_vp_rounds(st_plan *p, st_model *m) {
+    p->vp = 2;
+    p->gbs = 36;
+}
 static void mut_alibi(st_plan *p, st_model *m) { m->position = ST_POS_ALIBI; }
 static void mut_relu(st_plan *p, st_model *m) { m->activation = ST_ACT_RELU; }
 static void mut_gbs(st_plan *p, st_model *m) { p->gbs = 30; } /* dp*mbs = 4 */
@@ -720,6 +729,8 @@ static const struct {
     {ST_EMIT_TORCHTITAN, mut_ddp_tp, "zero", "FSDP"},
     {ST_EMIT_TORCHTITAN, mut_zero2, "zero", "ZeRO-3"},
     {ST_EMIT_TORCHTITAN, mut_pp_partition, "pp_partition", "--emit deepspeed"},
+    {ST_EMIT_TORCHTITAN, mut_zb_rounds, "gbs", "InterleavedZeroBubble"},
+    {ST_EMIT_TORCHTITAN, mut_vp_rounds, "gbs", "multiple of its rounds"},
     {ST_EMIT_DEEPSPEED, mut_moe_pp, "pp", "--no-pipeline-parallel"},
     {ST_EMIT_DEEPSPEED, mut_moe_ep_cp, "ep", "divide dp"},
 };

@@ -986,6 +986,18 @@ static int emit_torchtitan(sbuf *b, const st_plan *p, const st_model *m, const s
                             "%s's pipeline sends whole activations; pp_partition=1 is DeepSpeed's pipeline engine: use "
                             "--emit deepspeed",
                             TORCHTITAN_TARGET);
+    /* torch.distributed.pipelining's Interleaved1F1B and InterleavedZeroBubble schedules run the
+     * micro-batches in rounds of pp and raise ValueError in their constructors unless the count is a
+     * multiple of the rounds, max(1, m // pp) (schedules.py: "requires the number of microbatches to be
+     * a multiple of the number of rounds") */
+    int64_t mb = p->pp > 1 ? local / p->mbs : 0, rounds = mb / p->pp > 1 ? mb / p->pp : 1;
+    const char *sched = p->pp > 1 ? titan_schedule(p) : "";
+    if ((!strcmp(sched, "Interleaved1F1B") || !strcmp(sched, "InterleavedZeroBubble")) && mb % rounds)
+        return st_error_set(err, ST_EINVAL, NULL, "gbs",
+                            "%s's %s schedule (torch.distributed.pipelining) needs the %lld micro-batches per "
+                            "data-parallel rank to be a multiple of its rounds, max(1, micro-batches / pp) = %lld; "
+                            "pick gbs so that they are",
+                            TORCHTITAN_TARGET, sched, (long long)mb, (long long)rounds);
     if (p->tp_overlap && p->kernels == ST_KERN_EAGER)
         return st_error_set(err, ST_EINVAL, NULL, "tp_overlap",
                             "%s's async TP needs torch.compile, which kernels=eager turns off", TORCHTITAN_TARGET);
