@@ -698,7 +698,8 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
     st_ins rc = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, "recompute");
     rc.phase = ST_PHASE_RECOMPUTE;
     rc.dur_s = c->recompute_s;
-    rc.alloc_bytes = c->working_bytes + c->work_bytes + extra + wgrad - wtop; /* freed when the backward ends */
+    /* freed when the backward ends (an input half's linear inputs with its weight half) */
+    rc.alloc_bytes = c->working_bytes + c->work_bytes + extra + wgrad - wtop;
     rc.dep[0] = dep;
     if (rec) name_ops(L, &rc, j, ST_PHASE_RECOMPUTE);
     comm_g rcm = comm_of(c->comm_recompute_g, c0->comm_recompute_g);
