@@ -435,6 +435,91 @@ START_TEST(test_gpipe_and_zb) {
 }
 END_TEST
 
+/* Zero-bubble schedules with recompute: a weight half held back keeps what it reads, the inputs of its block's
+ * linear layers. Under full recompute the input half's recompute restores them and they stay until the weight
+ * half (Korthikanti et al. 2022, Sec. 4: qkv's 2sbh, the projection's 2sbh, fc1's 2sbh and fc2's 8sbh per
+ * block, each over tp with sp; flash attention keeps nothing else they need): 14 s b h / t per block. ZB-H1's
+ * stage d holds min(d, m - 1) of them beside its min(pp, m) micro-batches' block inputs while an input half
+ * recomputes (one block's working set, the other blocks' linear inputs beside it), which is 1F1B's stage d
+ * plus those; ZB-V and DualPipe hold theirs back in their cool-downs (cost/memory.c). Selective recompute
+ * keeps the linear inputs anyway (nothing extra). Each rank's simulated peak is its stage's estimate (with
+ * DualPipe's order mix at the ends, test_dualpipe's). */
+START_TEST(test_zb_recompute_keeps_weight_inputs) {
+    static const struct {
+        const char *sched;
+        int pp;
+        int64_t m;
+    } rows[] = {{"zb", 4, 2},        {"zb", 4, 4},        {"zb", 4, 9},         {"zb", 8, 5},
+                {"zbv", 4, 7},       {"zbv", 4, 8},       {"zbv", 4, 12},       {"zbv", 6, 11},
+                {"zbv", 6, 20},      {"dualpipe", 4, 8},  {"dualpipe", 4, 12},  {"dualpipe", 8, 16},
+                {"dualpipe", 8, 22}, {"dualpipe", 6, 12}};
+    const char *recs[] = {"full", "selective"};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        for (int k = 0; k < 2; k++) {
+            char spec[160];
+            int pp = rows[i].pp, tp = pp == 6 ? 4 : 2; /* whole nodes */
+            snprintf(spec, sizeof spec, "tp=%d,sp=1,pp=%d,dp=1,mbs=1,gbs=%lld,recompute=%s,schedule=%s", tp, pp,
+                     (long long)rows[i].m, recs[k], rows[i].sched);
+            env e;
+            lower(&e, "gpt-1.7b", tp * pp, spec);
+            int full = k == 0, zb = !strcmp(rows[i].sched, "zb");
+            int64_t m = e.l.microbatches;
+            double blk = 14.0 * (double)e.p->seq * 1 * e.m.hidden / tp; /* Korthikanti's bytes (16-bit) */
+            st_sim_result r;
+            st_error err;
+            ck_assert_int_eq(st_sim_run(&e.l, 1e30, NULL, &r, &err), 0);
+            for (int d = 0; d < pp; d++) {
+                st_chunk_cost c;
+                st_cost_chunk(e.ctx, e.p, d, &c);
+                int layers = 24 / (e.p->pp * e.p->vp); /* gpt-1.7b's 24 blocks split evenly */
+                ck_assert_double_eq_tol(c.wgrad_bytes, full ? layers * blk : 0, blk * 1e-12);
+                ck_assert_double_eq_tol(c.wgrad_top_bytes, full ? blk : 0, blk * 1e-12);
+                st_stage_memory sm;
+                st_cost_stage_memory(e.ctx, e.p, d, &sm);
+                if (zb) { /* 1F1B's stage d, with ZB-H1's count and the held weight halves' inputs */
+                    st_stage_memory ref;
+                    e.p->schedule = ST_SCHED_1F1B;
+                    st_cost_stage_memory(e.ctx, e.p, d, &ref);
+                    e.p->schedule = ST_SCHED_ZB;
+                    int64_t held = d < m - 1 ? d : m - 1, one = pp - d < m ? pp - d : m;
+                    double want = ref.total_bytes + ((pp < m ? pp : m) - one) * ref.microbatch_act_bytes;
+                    if (full) want += held * c.wgrad_bytes + c.wgrad_bytes - c.wgrad_top_bytes;
+                    ck_assert_msg(fabs(sm.total_bytes / want - 1) < 1e-12, "%s stage %d: estimate %.6f GiB, want %.6f",
+                                  spec, d, sm.total_bytes / 1073741824.0, want / 1073741824.0);
+                }
+                /* the cool-downs that hold weight halves back peak above the steady state here (a block's
+                 * linear inputs are 7 times its input): ZB-V's last rank with pp micro-batches of its first
+                 * chunk, pp - 1 of its second and pp - 1 weight halves of each; DualPipe's middle ranks with
+                 * pp / 2 micro-batches and h weight halves */
+                double rec = c.working_bytes + c.work_bytes + c.wgrad_bytes - c.wgrad_top_bytes;
+                if (full && !strcmp(rows[i].sched, "zbv") && d == pp - 1) {
+                    st_chunk_cost c1;
+                    st_cost_chunk(e.ctx, e.p, 2 * pp - 1 - d, &c1);
+                    double cool = pp * c.act_bytes + d * (c1.act_bytes + c.wgrad_bytes + c1.wgrad_bytes) + rec;
+                    ck_assert_double_eq_tol(sm.activations_bytes, cool, cool * 1e-12);
+                }
+                if (full && !strcmp(rows[i].sched, "dualpipe") && d == pp / 2 - 1) {
+                    double cool = pp / 2 * c.act_bytes + d * c.wgrad_bytes + rec;
+                    ck_assert_double_eq_tol(sm.activations_bytes, cool, cool * 1e-12);
+                }
+                double want = sm.total_bytes;
+                if (!strcmp(rows[i].sched, "dualpipe")) { /* the order's mix at the ends (test_dualpipe) */
+                    int h = d < pp - 1 - d ? d : pp - 1 - d, j0 = d < pp / 2 ? d : pp - 1 - d;
+                    st_chunk_cost c0, c1;
+                    st_cost_chunk(e.ctx, e.p, j0, &c0);
+                    st_cost_chunk(e.ctx, e.p, pp - 1 - j0, &c1);
+                    want += ((pp - 1) / 2.0 - h) * (c0.act_bytes - c1.act_bytes);
+                }
+                ck_assert_msg(fabs(r.ranks[d].memory_peak_bytes / want - 1) < 1e-9,
+                              "%s rank %d: simulated peak %.6f GiB, estimate %.6f GiB", spec, d,
+                              r.ranks[d].memory_peak_bytes / 1073741824.0, want / 1073741824.0);
+            }
+            st_sim_result_destroy(&r);
+            done(&e);
+        }
+}
+END_TEST
+
 /* the instructions carry the cost model's numbers: a stage's compute per micro-batch (with the
  * tp collectives that follow each compute instruction) equals the chunk cost, and the whole
  * stage's compute equals m times it plus the optimizer. Pipeline messages are Megatron-Core's:
@@ -1770,6 +1855,7 @@ Suite *suite_lower(void) {
     tcase_add_test(tc, test_1f1b);
     tcase_add_test(tc, test_interleaved);
     tcase_add_test(tc, test_gpipe_and_zb);
+    tcase_add_test(tc, test_zb_recompute_keeps_weight_inputs);
     tcase_add_test(tc, test_zbv);
     tcase_add_test(tc, test_zb_unequal);
     tcase_add_test(tc, test_zbv_dp_pieces);

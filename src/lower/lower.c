@@ -36,7 +36,8 @@
  *   B(i) comes W(i - d) once i >= d, the last d W at the end. Stage d keeps at most pp micro-batches'
  *   activations (pp - d forwards waiting for their B, d for their W: 1F1B's first stage's, on every
  *   stage), and on equal stages the bubble is the paper's (pp - 1)(t_F + t_B - t_W) where t_W is at
- *   most t_F and t_B (cost/estimate.c);
+ *   most t_F and t_B (cost/estimate.c); under full recompute each weight half held back also keeps its
+ *   chunk's linear-layer inputs, which its input half's recompute restored (backward());
  * - zbv (ZB-V, Qi et al. 2401.10241 Sec. 6): two chunks per stage in a V (st_plan_chunk_stage), the
  *   order of torch's ScheduleZBVZeroBubble (lower_ordered); the turn from chunk pp - 1 to pp stays on
  *   the last stage and sends nothing;
@@ -666,11 +667,17 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
      * frees it (the weight half copies and needs none of the host share, as memory.c counts it), so a
      * weight half held back keeps only what stayed on the GPU */
     double window = og && og->bwd_s > 0 ? og->act_window_bytes : 0;
+    int rec = L->p->recompute != ST_REC_NONE && c->recompute_s > 0;
+    /* full recompute split in halves: the input half keeps the linear layers' inputs its recompute restored,
+     * which the weight half reads (torch's stage_backward_input keeps the weights' autograd nodes and
+     * their saved inputs for stage_backward_weight); the recompute's own block has its inputs in its working
+     * set already (cost/memory.c counts the same) */
+    double wgrad = rec && split ? c->wgrad_bytes : 0, wtop = rec && split ? c->wgrad_top_bytes : 0;
     if (split == 2) {
         st_ins w = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, "bwd weight");
         w.phase = ST_PHASE_BWD_WEIGHT;
         w.dur_s = c->bwd_s / 2;
-        w.free_bytes = act_keep - window + (mb == 0 && j == L->chunks - 1 ? L->bwd_extra : 0);
+        w.free_bytes = act_keep - window + wgrad + (mb == 0 && j == L->chunks - 1 ? L->bwd_extra : 0);
         name_ops(L, &w, j, ST_PHASE_BWD_WEIGHT);
         /* ZeRO-3: weight gradients need no weights, and are scattered layer by layer */
         return L->z ? z_layers_re(b, L, &w, NULL, &no_comm, 0, 1) : grads(b, L, &w, c, &no_comm);
@@ -686,13 +693,13 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
     int copy = -1; /* the weights' and activations' host shares in (ZB's weight-gradient half needs none) */
     if (og && og->bwd_s > 0)
         copy = og_copy(b, j, mb, "offload copies (bwd)", og->bwd_s, og->bwd_bytes, og->act_window_bytes);
-    int rec = L->p->recompute != ST_REC_NONE && c->recompute_s > 0;
     /* FSDP2 in one pass (memory.c): the state its backward adds, held to the backward's end */
     double extra = mb == 0 && j == L->chunks - 1 ? L->bwd_extra : 0;
     st_ins rc = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, "recompute");
     rc.phase = ST_PHASE_RECOMPUTE;
     rc.dur_s = c->recompute_s;
-    rc.alloc_bytes = c->working_bytes + c->work_bytes + extra; /* freed when the backward ends */
+    /* freed when the backward ends (an input half's linear inputs with its weight half) */
+    rc.alloc_bytes = c->working_bytes + c->work_bytes + extra + wgrad - wtop;
     rc.dep[0] = dep;
     if (rec) name_ops(L, &rc, j, ST_PHASE_RECOMPUTE);
     comm_g rcm = comm_of(c->comm_recompute_g, c0->comm_recompute_g);
@@ -701,7 +708,7 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
     g.phase = split ? ST_PHASE_BWD_INPUT : ST_PHASE_BWD;
     g.dur_s = split ? c->bwd_s / 2 : c->bwd_s;
     g.alloc_bytes = rec ? 0 : c->work_bytes + extra; /* cp's K/V buffers, with the recompute's otherwise */
-    g.free_bytes = (split ? 0 : act_keep + extra) + (rec ? c->working_bytes : 0) + c->work_bytes;
+    g.free_bytes = (split ? 0 : act_keep + extra) + (rec ? c->working_bytes - wtop : 0) + c->work_bytes;
     g.dep[0] = dep;
     name_ops(L, &g, j, g.phase);
     comm_g cm = comm_of(c->comm_bwd_g, c0->comm_bwd_g);
