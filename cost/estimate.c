@@ -1030,6 +1030,19 @@ static int pipe_uniform(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
             ps->slow = sp;
         }
     }
+    /* ZB-H1, ZB-V and DualPipe hold more weight halves back on a class's later stages than on its first
+     * (memory.c: their linear layers' output gradients and inputs): every stage's memory counts */
+    if (p->schedule == ST_SCHED_ZB || p->schedule == ST_SCHED_ZBV || p->schedule == ST_SCHED_DUALPIPE)
+        for (int d = 0; d < p->pp; d++) {
+            const st__stage_class *cls = &L->cls[L->of[d]];
+            st_stage_memory sm;
+            double dense, expert;
+            if (d == cls->first) continue; /* priced above */
+            st__cost_stage_memory(ctx, p, sc, cls, d, &sm, &dense, &expert);
+            host_add(ps, ctx->c, &sm);
+            if (sm.total_bytes > ps->mem_peak || (sm.total_bytes == ps->mem_peak && d < ps->peak_stage))
+                ps->mem_peak = sm.total_bytes, ps->peak_stage = d;
+        }
     ps->mb = st_plan_microbatches(p);
     if (p->schedule == ST_SCHED_ZB) { /* played out in stage order: each stage's class's passes */
         double fd[ST_MAX_STAGES], bd[ST_MAX_STAGES], wd[ST_MAX_STAGES];

@@ -472,6 +472,7 @@ START_TEST(test_zb_recompute_keeps_weight_inputs) {
             st_sim_result r;
             st_error err;
             ck_assert_int_eq(st_sim_run(&e.l, 1e30, NULL, &r, &err), 0);
+            double peak = 0; /* the stages' most, which the estimate's peak is (not its stage classes' first) */
             for (int d = 0; d < pp; d++) {
                 st_chunk_cost c;
                 st_cost_chunk(e.ctx, e.p, d, &c);
@@ -480,6 +481,7 @@ START_TEST(test_zb_recompute_keeps_weight_inputs) {
                 ck_assert_double_eq_tol(c.wgrad_top_bytes, full ? blk : 0, blk * 1e-12);
                 st_stage_memory sm;
                 st_cost_stage_memory(e.ctx, e.p, d, &sm);
+                if (sm.total_bytes > peak) peak = sm.total_bytes;
                 if (zb) { /* 1F1B's stage d, with ZB-H1's count and what the held weight halves keep */
                     st_stage_memory ref;
                     e.p->schedule = ST_SCHED_1F1B;
@@ -518,6 +520,10 @@ START_TEST(test_zb_recompute_keeps_weight_inputs) {
                               "%s rank %d: simulated peak %.6f GiB, estimate %.6f GiB", spec, d,
                               r.ranks[d].memory_peak_bytes / 1073741824.0, want / 1073741824.0);
             }
+            st_estimate est;
+            ck_assert_int_eq(st_cost_estimate(e.ctx, e.p, &est), 0);
+            ck_assert_msg(est.memory_peak_bytes == peak, "%s: estimate's peak %.6f GiB, its stages' %.6f GiB", spec,
+                          est.memory_peak_bytes / 1073741824.0, peak / 1073741824.0);
             st_sim_result_destroy(&r);
             done(&e);
         }
