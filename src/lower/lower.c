@@ -707,7 +707,8 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
     st_ins g = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, split ? "bwd input" : "bwd");
     g.phase = split ? ST_PHASE_BWD_INPUT : ST_PHASE_BWD;
     g.dur_s = split ? c->bwd_s / 2 : c->bwd_s;
-    g.alloc_bytes = rec ? 0 : c->work_bytes + extra + wgrad; /* cp's K/V buffers, with the recompute's otherwise */
+    /* cp's K/V buffers and an input half's kept output gradients (the recompute allocates them where it runs) */
+    g.alloc_bytes = rec ? 0 : c->work_bytes + extra + wgrad;
     g.free_bytes = (split ? 0 : act_keep + extra) + (rec ? c->working_bytes - wtop : 0) + c->work_bytes;
     g.dep[0] = dep;
     name_ops(L, &g, j, g.phase);
