@@ -352,9 +352,9 @@ typedef struct st_chunk_cost {
     double act_bytes;                                  /* activations kept until its backward */
     double working_bytes;                              /* full recompute: one block's activations, live
                                                           while that backward recomputes them */
-    /* full recompute: the chunk's blocks' linear-layer inputs (st__pass.wgrad_bytes), which a backward split in
-     * halves keeps from its input half to its weight half, and of those the block's that sets working_bytes
-     * (its own inputs are in its working set while its input half runs); 0 under the other modes */
+    /* what a backward split in halves keeps from its input half to its weight half (st__block_wgrad): the
+     * chunk's blocks' linear-layer output gradients and, under full recompute, their inputs; and of those the
+     * inputs of the block that sets working_bytes (in its working set while its input half runs; full only) */
     double wgrad_bytes, wgrad_top_bytes;
     double work_bytes;                                 /* the largest block's st_op.work_bytes (cp's
                                                           K/V buffers), live while its forward and

@@ -339,7 +339,10 @@ static void pass_add_ops(st_cost_ctx *ctx, const st_plan *p, const st_op *ops, i
             out->sel_bytes += o->saved_bytes - o->ckpt_kept_bytes;
         }
         out->saved_bytes += o->saved_bytes;
-        if (o->cls == ST_OPC_GEMM && o->params > 0) out->wgrad_bytes += o->saved_bytes;
+        if (o->cls == ST_OPC_GEMM && o->params > 0) {
+            out->wgrad_bytes += o->saved_bytes;
+            out->dy_bytes += o->dy_bytes;
+        }
         int coll;
         out->op_fwd_s += st_cost_op_recompute(o, ST_REC_OP, &coll) * oc.fwd_s;
         if (coll) out->op_comm_s[o->coll_group] += oc.fwd_coll_s;
@@ -652,7 +655,7 @@ void st_cost_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, st_chunk_cost 
         out->wgrad_bytes += (double)nk[k] * st__block_wgrad(&sc->kind[k], p->recompute);
         if (st__block_working(&sc->kind[k], p->recompute) > out->working_bytes) {
             out->working_bytes = st__block_working(&sc->kind[k], p->recompute);
-            out->wgrad_top_bytes = st__block_wgrad(&sc->kind[k], p->recompute);
+            out->wgrad_top_bytes = st__block_wgrad_working(&sc->kind[k], p->recompute);
         }
         if (sc->kind[k].work_bytes > out->work_bytes) out->work_bytes = sc->kind[k].work_bytes;
     }
@@ -1027,6 +1030,19 @@ static int pipe_uniform(st_cost_ctx *ctx, const st_plan *p, pipe_sum *ps) {
             ps->slow = sp;
         }
     }
+    /* ZB-H1, ZB-V and DualPipe hold more weight halves back on a class's later stages than on its first
+     * (memory.c: their linear layers' output gradients and inputs): every stage's memory counts */
+    if (p->schedule == ST_SCHED_ZB || p->schedule == ST_SCHED_ZBV || p->schedule == ST_SCHED_DUALPIPE)
+        for (int d = 0; d < p->pp; d++) {
+            const st__stage_class *cls = &L->cls[L->of[d]];
+            st_stage_memory sm;
+            double dense, expert;
+            if (d == cls->first) continue; /* priced above */
+            st__cost_stage_memory(ctx, p, sc, cls, d, &sm, &dense, &expert);
+            host_add(ps, ctx->c, &sm);
+            if (sm.total_bytes > ps->mem_peak || (sm.total_bytes == ps->mem_peak && d < ps->peak_stage))
+                ps->mem_peak = sm.total_bytes, ps->peak_stage = d;
+        }
     ps->mb = st_plan_microbatches(p);
     if (p->schedule == ST_SCHED_ZB) { /* played out in stage order: each stage's class's passes */
         double fd[ST_MAX_STAGES], bd[ST_MAX_STAGES], wd[ST_MAX_STAGES];

@@ -22,9 +22,10 @@
  * there are fewer); the interleaved schedule holds (pp - d - 1) * 2 + (vp - 1) * pp + 1 chunk
  * activations, which for d = 0 is Korthikanti's pp * (1 + (pp - 1) / (pp * vp)); GPipe holds all
  * m; ZB-H1 and ZB-V pp on every stage, DualPipe pp + 1 of a stage (st_cost_inflight), its ranks holding two
- * stages' model state. Their weight halves read the linear layers' inputs: under full recompute the input
- * half's recompute restores them and a weight half held back keeps them (st__block_wgrad; torch's
- * stage_backward_input keeps the weights' autograd nodes for stage_backward_weight), counted at the moment
+ * stages' model state. Their weight halves read the linear layers' inputs X and output gradients dY (dW =
+ * dY^T X): a weight half held back keeps the dY its input half made (torch's stage_backward_input keeps them
+ * in param_group["grads"] for stage_backward_weight, DualPipe's WeightGradStore in its queued closures) and,
+ * under full recompute, the X the input half's recompute restored (st__block_wgrad), counted at the moment
  * the schedule holds the most of them beside its activations. The embedding's dropout mask lives on the
  * first stage, logits and the fp32 softmax of the loss on the last. fp8, mxfp8 and nvfp4 training add
  * Transformer Engine's cached weight copies (st_cost_weight_copy_bytes per parameter of its
@@ -119,7 +120,9 @@ double st__block_working(const st__pass *ps, st_recompute rc) {
     }
 }
 
-double st__block_wgrad(const st__pass *ps, st_recompute rc) { return rc == ST_REC_FULL ? ps->wgrad_bytes : 0; }
+double st__block_wgrad(const st__pass *ps, st_recompute rc) { return st__block_wgrad_working(ps, rc) + ps->dy_bytes; }
+
+double st__block_wgrad_working(const st__pass *ps, st_recompute rc) { return rc == ST_REC_FULL ? ps->wgrad_bytes : 0; }
 
 double st__quant_params(const st__shard_cost *sc, const st__stage_class *cls) {
     double b = 0;
@@ -165,7 +168,7 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__shard_c
         wgrad += nb * st__block_wgrad(ps, p->recompute);
         if (st__block_working(ps, p->recompute) > working) {
             working = st__block_working(ps, p->recompute);
-            wtop = st__block_wgrad(ps, p->recompute);
+            wtop = st__block_wgrad_working(ps, p->recompute);
         }
         if (act > act_blk) act_blk = act;
         if (ps->params + ps->expert_params > block_max)
@@ -235,15 +238,16 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__shard_c
      * after the last block's forward: beside the saved activations, not the blocks' working set */
     double tail_work = cls->tail ? sc->tail.work_bytes : 0;
     double peak_extra = working + work;
-    /* an input half's recompute (one of the rank's two chunks'): one block restored, the chunk's other blocks'
-     * linear inputs kept for its weight half (DualPipe's whole backwards run as the two halves back to back) */
+    /* an input half (one of the rank's two chunks'): its chunk's linear layers' dY and, under full recompute,
+     * one block restored, the chunk's other blocks' linear inputs kept for its weight half (DualPipe's whole
+     * backwards run as the two halves back to back) */
     if (p->schedule == ST_SCHED_ZBV || p->schedule == ST_SCHED_DUALPIPE) peak_extra += wgrad / 2 - wtop;
     if (p->schedule == ST_SCHED_ZB) {
-        /* ZB-H1 with full recompute: each weight half held back keeps its micro-batch's linear-layer inputs
-         * (wgrad) from its input half, whose recompute restores them block by block (one block's working
-         * set, the others' inputs beside it). Stage d's input half i runs with min(i, d) weight halves held
-         * and i's activations among the forwards'; both counts peak at i = min(d, m - 1), as in
-         * src/lower/lower.c's order */
+        /* ZB-H1: each weight half held back keeps its micro-batch's linear-layer dY and, under full recompute,
+         * inputs (wgrad) from its input half, which makes the dY and whose recompute restores the inputs block
+         * by block (one block's working set, the others' inputs beside it). Stage d's input half i runs with
+         * min(i, d) weight halves held and i's activations among the forwards'; both counts peak at
+         * i = min(d, m - 1), as in src/lower/lower.c's order */
         int64_t mb = st_plan_microbatches(p), held = stage < mb - 1 ? stage : mb - 1;
         act_kept += (double)held * wgrad;
         peak_extra += wgrad - wtop;
@@ -266,23 +270,23 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__shard_c
         a0 = blocks / 2 + sc->head.saved_bytes, a1 = blocks / 2 + sc->tail.saved_bytes;
     }
     if (p->schedule == ST_SCHED_ZBV && wgrad > 0) {
-        /* ZB-V with full recompute: its steady state runs each weight half right after its input half (the
-         * input half's recompute restoring one block of its chunk and keeping the chunk's other blocks'
-         * linear inputs: peak_extra), but its cool-down holds them back: rank d runs d pairs of input halves
+        /* ZB-V: its steady state runs each weight half right after its input half (the input half making its
+         * chunk's dY and, under full recompute, restoring one block of its chunk and keeping the chunk's other
+         * blocks' linear inputs: peak_extra), but its cool-down holds them back: rank d runs d pairs of input halves
          * (one of each chunk) with no weight half, then pp - d input halves of its first chunk, each followed
          * by the oldest weight half (src/lower/lower.c's zbv_order). The first of those runs with pp
          * micro-batches of the first chunk and d of the second in flight and d weight halves of each held,
-         * every weight half keeping its chunk's linear inputs (half the stage's: the blocks split evenly
+         * every weight half keeping its chunk's dY and linear inputs (half the stage's: the blocks split evenly
          * over the two chunks); the steady state's peak (above) is the larger unless those outweigh the
          * pp - d micro-batches of the second chunk it holds more */
         double cool = pp * a0 + stage * (a1 + wgrad) + working + work + wgrad / 2 - wtop;
         if (cool > out->activations_bytes) out->activations_bytes = cool;
     }
     if (p->schedule == ST_SCHED_DUALPIPE && wgrad > 0) {
-        /* DualPipe with full recompute: its cool-down's h + 1 pairs of whole backwards (h = min(d, pp - 1 - d))
+        /* DualPipe: its cool-down's h + 1 pairs of whole backwards (h = min(d, pp - 1 - d))
          * queue their weight halves from the middle one on (dualpipe.py's WeightGradStore; src/lower/lower.c's
          * dualpipe_order): h + 1 queued, then run. The last of them peaks, with h weight halves held (each
-         * keeping its chunk's linear inputs) and pp / 2 micro-batches of the rank's two chunks in flight,
+         * keeping its chunk's dY and linear inputs) and pp / 2 micro-batches of the rank's two chunks in flight,
          * ceil(h / 2) of them the second's */
         int h = stage < pp - 1 - stage ? stage : pp - 1 - stage, late = (h + 1) / 2;
         double cool = (pp / 2 - late) * a0 + late * a1 + h * wgrad / 2 + working + work + wgrad / 2 - wtop;

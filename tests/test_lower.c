@@ -435,15 +435,18 @@ START_TEST(test_gpipe_and_zb) {
 }
 END_TEST
 
-/* Zero-bubble schedules with recompute: a weight half held back keeps what it reads, the inputs of its block's
- * linear layers. Under full recompute the input half's recompute restores them and they stay until the weight
- * half (Korthikanti et al. 2022, Sec. 4: qkv's 2sbh, the projection's 2sbh, fc1's 2sbh and fc2's 8sbh per
- * block, each over tp with sp; flash attention keeps nothing else they need): 14 s b h / t per block. ZB-H1's
- * stage d holds min(d, m - 1) of them beside its min(pp, m) micro-batches' block inputs while an input half
- * recomputes (one block's working set, the other blocks' linear inputs beside it), which is 1F1B's stage d
- * plus those; ZB-V and DualPipe hold theirs back in their cool-downs (cost/memory.c). Selective recompute
- * keeps the linear inputs anyway (nothing extra). Each rank's simulated peak is its stage's estimate (with
- * DualPipe's order mix at the ends, test_dualpipe's). */
+/* Zero-bubble schedules: a weight half held back keeps what it reads (dW = dY^T X), the output gradients dY
+ * of its block's linear layers, which its input half made, and their inputs X. Under full recompute the input
+ * half's recompute restores the inputs and they stay until the weight half (Korthikanti et al. 2022, Sec. 4:
+ * qkv's 2sbh, the projection's 2sbh, fc1's 2sbh and fc2's 8sbh per block, each over tp with sp; flash
+ * attention keeps nothing else they need): 14 s b h / t per block; selective and no recompute keep them
+ * anyway. The dY, 16-bit, as Megatron's sharding lays them out: qkv's 3h / t and fc1's 4h / t columns, the
+ * row-parallel projection's and fc2's h columns all-gathered over the sequence (sp): 2 s b h (2 + 7 / t)
+ * per block, under every mode. ZB-H1's stage d holds min(d, m - 1) weight halves beside its min(pp, m)
+ * micro-batches' activations while an input half runs (its dY made, under full recompute one block's working
+ * set and the other blocks' linear inputs beside it), which is 1F1B's stage d plus those; ZB-V and DualPipe
+ * hold theirs back in their cool-downs (cost/memory.c). Each rank's simulated peak is its stage's estimate
+ * (with DualPipe's order mix at the ends, test_dualpipe's). */
 START_TEST(test_zb_recompute_keeps_weight_inputs) {
     static const struct {
         const char *sched;
@@ -453,9 +456,9 @@ START_TEST(test_zb_recompute_keeps_weight_inputs) {
                 {"zbv", 4, 7},       {"zbv", 4, 8},       {"zbv", 4, 12},       {"zbv", 6, 11},
                 {"zbv", 6, 20},      {"dualpipe", 4, 8},  {"dualpipe", 4, 12},  {"dualpipe", 8, 16},
                 {"dualpipe", 8, 22}, {"dualpipe", 6, 12}};
-    const char *recs[] = {"full", "selective"};
+    const char *recs[] = {"full", "selective", "none"};
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
-        for (int k = 0; k < 2; k++) {
+        for (int k = 0; k < 3; k++) {
             char spec[160];
             int pp = rows[i].pp, tp = pp == 6 ? 4 : 2; /* whole nodes */
             snprintf(spec, sizeof spec, "tp=%d,sp=1,pp=%d,dp=1,mbs=1,gbs=%lld,recompute=%s,schedule=%s", tp, pp,
@@ -465,25 +468,28 @@ START_TEST(test_zb_recompute_keeps_weight_inputs) {
             int full = k == 0, zb = !strcmp(rows[i].sched, "zb");
             int64_t m = e.l.microbatches;
             double blk = 14.0 * (double)e.p->seq * 1 * e.m.hidden / tp; /* Korthikanti's bytes (16-bit) */
+            double dy = 2.0 * (double)e.p->seq * 1 * e.m.hidden * (2 + 7.0 / tp);
             st_sim_result r;
             st_error err;
             ck_assert_int_eq(st_sim_run(&e.l, 1e30, NULL, &r, &err), 0);
+            double peak = 0; /* the stages' most, which the estimate's peak is (not its stage classes' first) */
             for (int d = 0; d < pp; d++) {
                 st_chunk_cost c;
                 st_cost_chunk(e.ctx, e.p, d, &c);
                 int layers = 24 / (e.p->pp * e.p->vp); /* gpt-1.7b's 24 blocks split evenly */
-                ck_assert_double_eq_tol(c.wgrad_bytes, full ? layers * blk : 0, blk * 1e-12);
+                ck_assert_double_eq_tol(c.wgrad_bytes, layers * ((full ? blk : 0) + dy), blk * 1e-12);
                 ck_assert_double_eq_tol(c.wgrad_top_bytes, full ? blk : 0, blk * 1e-12);
                 st_stage_memory sm;
                 st_cost_stage_memory(e.ctx, e.p, d, &sm);
-                if (zb) { /* 1F1B's stage d, with ZB-H1's count and the held weight halves' inputs */
+                if (sm.total_bytes > peak) peak = sm.total_bytes;
+                if (zb) { /* 1F1B's stage d, with ZB-H1's count and what the held weight halves keep */
                     st_stage_memory ref;
                     e.p->schedule = ST_SCHED_1F1B;
                     st_cost_stage_memory(e.ctx, e.p, d, &ref);
                     e.p->schedule = ST_SCHED_ZB;
                     int64_t held = d < m - 1 ? d : m - 1, one = pp - d < m ? pp - d : m;
                     double want = ref.total_bytes + ((pp < m ? pp : m) - one) * ref.microbatch_act_bytes;
-                    if (full) want += held * c.wgrad_bytes + c.wgrad_bytes - c.wgrad_top_bytes;
+                    want += held * c.wgrad_bytes + c.wgrad_bytes - c.wgrad_top_bytes;
                     ck_assert_msg(fabs(sm.total_bytes / want - 1) < 1e-12, "%s stage %d: estimate %.6f GiB, want %.6f",
                                   spec, d, sm.total_bytes / 1073741824.0, want / 1073741824.0);
                 }
@@ -514,9 +520,40 @@ START_TEST(test_zb_recompute_keeps_weight_inputs) {
                               "%s rank %d: simulated peak %.6f GiB, estimate %.6f GiB", spec, d,
                               r.ranks[d].memory_peak_bytes / 1073741824.0, want / 1073741824.0);
             }
+            st_estimate est;
+            ck_assert_int_eq(st_cost_estimate(e.ctx, e.p, &est), 0);
+            ck_assert_msg(est.memory_peak_bytes == peak, "%s: estimate's peak %.6f GiB, its stages' %.6f GiB", spec,
+                          est.memory_peak_bytes / 1073741824.0, peak / 1073741824.0);
             st_sim_result_destroy(&r);
             done(&e);
         }
+}
+END_TEST
+
+/* The output gradients a weight half keeps, block by block, for a gated MLP and an MoE (the dY of
+ * test_zb_recompute_keeps_weight_inputs, 16-bit): Llama's fc1 has 2 f / t columns (w1 and w3); Mixtral's
+ * block has GQA's qkv ((h + 2 kv d) / t columns), the projection's all-gathered h, the router's logits over
+ * its 8 experts (replicated), and the routed experts' fc1 (2 f / t) and fc2 (h) on each of the top-2 copies
+ * of a token; the expert GEMMs keep the copies their rank runs (ep = 1: all). */
+START_TEST(test_zb_weight_half_output_grads) {
+    static const struct {
+        const char *model;
+        double per_token; /* dY elements per token and block (tp = 2) */
+    } rows[] = {{"llama2-7b", 3 * 4096 / 2.0 + 4096 + 2 * 11008 / 2.0 + 4096},
+                {"mixtral-8x7b", (4096 + 2 * 8 * 128) / 2.0 + 4096 + 8 + 2 * (2 * 14336 / 2.0 + 4096)}};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        env e;
+        lower(&e, rows[i].model, 8, "tp=2,sp=1,pp=4,dp=1,mbs=1,gbs=8,seq=4096,recompute=selective,schedule=zb");
+        for (int d = 0; d < 4; d++) {
+            st_chunk_cost c;
+            st_cost_chunk(e.ctx, e.p, d, &c);
+            double want = 8 * 4096 * rows[i].per_token * 2; /* 8 blocks a stage, 4096 tokens, 16-bit */
+            ck_assert_msg(fabs(c.wgrad_bytes / want - 1) < 1e-12, "%s stage %d: %.0f bytes, want %.0f", rows[i].model,
+                          d, c.wgrad_bytes, want);
+            ck_assert_double_eq(c.wgrad_top_bytes, 0);
+        }
+        done(&e);
+    }
 }
 END_TEST
 
@@ -1856,6 +1893,7 @@ Suite *suite_lower(void) {
     tcase_add_test(tc, test_interleaved);
     tcase_add_test(tc, test_gpipe_and_zb);
     tcase_add_test(tc, test_zb_recompute_keeps_weight_inputs);
+    tcase_add_test(tc, test_zb_weight_half_output_grads);
     tcase_add_test(tc, test_zbv);
     tcase_add_test(tc, test_zb_unequal);
     tcase_add_test(tc, test_zbv_dp_pieces);

@@ -348,6 +348,9 @@ typedef struct st_op {
     int kernels_fwd, kernels_bwd;
     double params;      /* parameters held by this rank */
     double saved_bytes; /* activation bytes stored for backward (no recompute) */
+    /* a GEMM's output gradient dY (m x n x batch, the activations' width): with its saved input what its
+     * weight gradient dY^T X reads, kept from the input-gradient half to the weight half (cost/memory.c) */
+    double dy_bytes;
     double input_bytes; /* a block's first operator (its norm): the block input, what a checkpoint keeps */
     int selective;      /* recomputed under selective recompute, dropping its saved_bytes ... */
     double ckpt_kept_bytes; /* ... less these: the inputs the checkpoint keeps (a checkpointed fused

@@ -150,6 +150,10 @@ static void gemm(st_op *o, const dims *x, double m, double n, double k, double b
     o->fwd_bytes = (m * k * batch + m * n * batch) * x->act + wbytes;
     o->bwd_bytes = 2 * o->fwd_bytes + wbytes;
     o->kernels_bwd = 2;
+    /* the gradient of the output as this rank's GEMM consumes it: column-parallel outputs split by tp (n
+     * local), a row-parallel one (proj, fc2) with sp the all-gathered [T, h] (the backward's all-gather
+     * before it, tp_coll_after); 16-bit under fp8 too, as gradients flow between layers (dims_init) */
+    o->dy_bytes = m * n * batch * x->act;
 }
 
 /* A memory-bound op reading `in` and writing `out` elements (+ extra bytes). Backward reads the

@@ -36,8 +36,8 @@
  *   B(i) comes W(i - d) once i >= d, the last d W at the end. Stage d keeps at most pp micro-batches'
  *   activations (pp - d forwards waiting for their B, d for their W: 1F1B's first stage's, on every
  *   stage), and on equal stages the bubble is the paper's (pp - 1)(t_F + t_B - t_W) where t_W is at
- *   most t_F and t_B (cost/estimate.c); under full recompute each weight half held back also keeps its
- *   chunk's linear-layer inputs, which its input half's recompute restored (backward());
+ *   most t_F and t_B (cost/estimate.c); each weight half held back also keeps its chunk's linear-layer
+ *   output gradients and, under full recompute, inputs, which its input half's recompute restored (backward());
  * - zbv (ZB-V, Qi et al. 2401.10241 Sec. 6): two chunks per stage in a V (st_plan_chunk_stage), the
  *   order of torch's ScheduleZBVZeroBubble (lower_ordered); the turn from chunk pp - 1 to pp stays on
  *   the last stage and sends nothing;
@@ -668,11 +668,11 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
      * weight half held back keeps only what stayed on the GPU */
     double window = og && og->bwd_s > 0 ? og->act_window_bytes : 0;
     int rec = L->p->recompute != ST_REC_NONE && c->recompute_s > 0;
-    /* full recompute split in halves: the input half keeps the linear layers' inputs its recompute restored,
-     * which the weight half reads (torch's stage_backward_input keeps the weights' autograd nodes and
-     * their saved inputs for stage_backward_weight); the recompute's own block has its inputs in its working
-     * set already (cost/memory.c counts the same) */
-    double wgrad = rec && split ? c->wgrad_bytes : 0, wtop = rec && split ? c->wgrad_top_bytes : 0;
+    /* split in halves: the input half keeps what the weight half reads, the linear layers' output gradients
+     * (torch's stage_backward_input keeps them in param_group["grads"] for stage_backward_weight) and, under
+     * full recompute, the inputs its recompute restored (with the weights' autograd nodes); the recompute's
+     * own block has its inputs in its working set already (cost/memory.c counts the same) */
+    double wgrad = split ? c->wgrad_bytes : 0, wtop = split ? c->wgrad_top_bytes : 0;
     if (split == 2) {
         st_ins w = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, "bwd weight");
         w.phase = ST_PHASE_BWD_WEIGHT;
@@ -698,7 +698,7 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
     st_ins rc = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, "recompute");
     rc.phase = ST_PHASE_RECOMPUTE;
     rc.dur_s = c->recompute_s;
-    /* freed when the backward ends (an input half's linear inputs with its weight half) */
+    /* freed when the backward ends (an input half's linear inputs and output gradients with its weight half) */
     rc.alloc_bytes = c->working_bytes + c->work_bytes + extra + wgrad - wtop;
     rc.dep[0] = dep;
     if (rec) name_ops(L, &rc, j, ST_PHASE_RECOMPUTE);
@@ -707,7 +707,8 @@ static int backward(builder *b, const lower_ctx *L, int j, int mb, int split) {
     st_ins g = blank(ST_INS_COMPUTE, ST_STREAM_COMPUTE, j, mb, split ? "bwd input" : "bwd");
     g.phase = split ? ST_PHASE_BWD_INPUT : ST_PHASE_BWD;
     g.dur_s = split ? c->bwd_s / 2 : c->bwd_s;
-    g.alloc_bytes = rec ? 0 : c->work_bytes + extra; /* cp's K/V buffers, with the recompute's otherwise */
+    /* cp's K/V buffers and an input half's kept output gradients (the recompute allocates them where it runs) */
+    g.alloc_bytes = rec ? 0 : c->work_bytes + extra + wgrad;
     g.free_bytes = (split ? 0 : act_keep + extra) + (rec ? c->working_bytes - wtop : 0) + c->work_bytes;
     g.dep[0] = dep;
     name_ops(L, &g, j, g.phase);
