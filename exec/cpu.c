@@ -486,8 +486,9 @@ static int setup_regions(rank_state *S) {
         g->mv = S->nmv;
         S->nmv += g->hi - g->lo;
     }
-    S->m = calloc((size_t)(S->nmv ? S->nmv : 1), sizeof(float));
-    S->v = calloc((size_t)(S->nmv ? S->nmv : 1), sizeof(float));
+    /* Adam's moments beside the weights, in the backend's memory (zeroed) */
+    S->m = S->x.be->mem_alloc(S->nmv);
+    S->v = S->x.be->mem_alloc(S->nmv);
     return S->m && S->v ? 0 : ST_ENOMEM;
 }
 
@@ -776,7 +777,7 @@ static int hand_over(rank_state *S, const st_ins *in, const float *src, int back
     size_t bytes = (size_t)(S->x.Ns * S->x.h) * sizeof(float);
     if (*dst) return ST_EINVAL;
     if (!(*dst = malloc(bytes))) return ST_ENOMEM;
-    memcpy(*dst, src, bytes);
+    S->x.be->mem_copy(*dst, src, S->x.Ns * S->x.h); /* the backward's din lies in the backend's memory */
     return 0;
 }
 
@@ -798,7 +799,7 @@ static int backward_done(rank_state *S, const st_ins *in, int k, const float *di
         size_t bytes = (size_t)(S->x.Ns * S->x.h) * sizeof(float);
         if (S->din[k]) return ST_EINVAL;
         if (!(S->din[k] = malloc(bytes))) return ST_ENOMEM;
-        memcpy(S->din[k], din, bytes);
+        S->x.be->mem_copy(S->din[k], din, S->x.Ns * S->x.h); /* from the backward's scratch */
     }
     return 0;
 }
@@ -939,7 +940,7 @@ static int run_p2p(rank_state *S, const st_ins *in) {
         float *buf = S->bwd_done[k] ? S->din[k] : NULL; /* the input gradient's copy goes with the send */
         S->din[k] = NULL;
         if (!buf && !S->bwd_done[k] && S->fwd_out[k] && (buf = malloc((size_t)n * sizeof *buf)))
-            memcpy(buf, S->fwd_out[k], (size_t)n * sizeof *buf);
+            S->x.be->mem_copy(buf, S->fwd_out[k], n);
         if (!buf) return S->bwd_done[k] || !S->fwd_out[k] ? ST_EINVAL : ST_ENOMEM;
         if (S->gc.send) { /* the backend's: posted, buf copied */
             S->gc.send(buf, n, in->peer);
@@ -981,6 +982,10 @@ static int run_coll(rank_state *S, const st_ins *in, int *kind) {
         for (int i = 0; i < S->nreg; i++) {
             const region *g = &S->reg[i];
             MPI_Request q = MPI_REQUEST_NULL;
+            if (S->gc.allreduce) { /* the backend's (its memory: MPI would read it on the host) */
+                S->gc.allreduce(in->group, owned_grads(S, g), g->hi - g->lo);
+                continue;
+            }
             int r = MPI_Iallreduce(MPI_IN_PLACE, owned_grads(S, g), (int)(g->hi - g->lo), MPI_FLOAT, MPI_SUM, c, &q);
             st__xwait(&S->w, r, &q, 1, "mirror all-reduce", c, -1);
         }
@@ -1033,7 +1038,7 @@ static int run_coll(rank_state *S, const st_ins *in, int *kind) {
             else
                 st__xwait(&S->w, MPI_Ireduce_scatter(gr + g->off, tmp, counts, MPI_FLOAT, MPI_SUM, gc, &q), &q, 1,
                           name, gc, -1);
-            memcpy(gr + g->lo, tmp, (size_t)counts[pr] * sizeof *tmp);
+            S->x.be->mem_copy(gr + g->lo, tmp, counts[pr]);
             free(tmp);
         } else if (in->coll == ST_COLL_ALLGATHER && S->zero) {
             snprintf(name, sizeof name, "%sall-gather", what);
@@ -1087,10 +1092,15 @@ static int ref_grads(reference *R, const rank_state *S, int64_t step, uint64_t s
 }
 
 /* the largest differences of this rank's reduced gradients (owned parts) from the reference's; the
- * number of non-finite gradients met (a NaN would pass every `d > max` unseen) */
+ * number of non-finite gradients met (a NaN would pass every `d > max` unseen), -1 when out of memory */
 static int64_t ref_compare(const reference *R, const rank_state *S, double *diff, double *refmax) {
     int64_t nonfinite = 0;
     const st__xmodel *x = &S->x;
+    /* the owned gradients copied to the host (they lie in the backend's memory), at their moments' places */
+    float *hg = malloc((size_t)(S->nmv + 1) * sizeof *hg);
+    if (!hg) return -1;
+    for (int j = 0; j < S->nreg; j++)
+        x->be->mem_copy(hg + S->reg[j].mv, owned_grads(S, &S->reg[j]), S->reg[j].hi - S->reg[j].lo);
     for (int i = 0; i < x->ntensors; i++) {
         const st__xtensor *t = &x->tensors[i];
         int k = name_index(t->name);
@@ -1108,12 +1118,13 @@ static int64_t ref_compare(const reference *R, const rank_state *S, double *diff
                     if (e >= S->reg[j].lo && e < S->reg[j].hi) g = &S->reg[j];
                 if (!g) continue;
                 double ref = R->x.grads[u->off + (t->row0 + r) * u->ncols + t->col0 + c];
-                double d = fabs((double)owned_grads(S, g)[e - g->lo] - ref);
+                double d = fabs((double)hg[g->mv + e - g->lo] - ref);
                 if (!isfinite(d)) nonfinite++;
                 else if (d > diff[k]) diff[k] = d;
                 if (fabs(ref) > refmax[k]) refmax[k] = fabs(ref);
             }
     }
+    free(hg);
     return nonfinite;
 }
 
@@ -1173,7 +1184,7 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
     double kind_s[ST_EXEC_KINDS], best_s = INFINITY;
     for (int64_t step = 0; step < o->steps; step++) {
         if (S->zero3) memset(S->zg, 0, (size_t)S->nmv * sizeof *S->zg);
-        else memset(S->x.grads, 0, (size_t)S->x.nparams * sizeof(float));
+        else S->x.be->mem_zero(S->x.grads, S->x.nparams);
         memset(S->bwd_done, 0, (size_t)(S->M * S->V) * sizeof *S->bwd_done);
         memset(kind_s, 0, ST_EXEC_KINDS * sizeof *kind_s);
         S->loss_sum = 0;
@@ -1190,8 +1201,10 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             st_program_ins(pg, i, &in);
             watch_ins(S, i, &in);
             st__xfault_at(&S->fault, &S->w);
-            if (S->fault.kind == ST__XFAULT_NAN && step == 0 && S->rank == S->fault.rank && i == S->fault.ins)
-                (S->zero3 ? S->zg : S->x.grads)[0] = NAN;
+            if (S->fault.kind == ST__XFAULT_NAN && step == 0 && S->rank == S->fault.rank && i == S->fault.ins) {
+                const float nan = NAN;
+                S->x.be->mem_copy(S->zero3 ? S->zg : S->x.grads, &nan, 1);
+            }
             double s = now_s();
             int kind = ST_EXEC_FWD;
             tp_before = S->tp_s, ep_before = S->ep_s, cp_before = S->cp_s;
@@ -1199,7 +1212,12 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
                 /* sp's replicated gradients summed over tp before anything reads them (tp collectives) */
                 for (int g = 0; g < S->nreg; g++)
                     st__xmodel_sp_grads(&S->x, owned_grads(S, &S->reg[g]), S->reg[g].lo, S->reg[g].hi);
-                if (R) nonfinite += ref_compare(R, S, res->grad_diff, res->grad_ref);
+                int64_t nf = R ? ref_compare(R, S, res->grad_diff, res->grad_ref) : 0;
+                if (nf < 0) {
+                    rc = ST_ENOMEM;
+                    break;
+                }
+                nonfinite += nf;
             }
             switch (in.kind) {
             case ST_INS_COMPUTE: rc = run_compute(S, &in, step, o, &kind); break;
@@ -1310,8 +1328,10 @@ static void state_destroy(rank_state *S) {
     free(S->sendbufs);
     free(S->sendins);
     free(S->tokens);
-    free(S->m);
-    free(S->v);
+    if (S->x.be) {
+        S->x.be->mem_free(S->m);
+        S->x.be->mem_free(S->v);
+    }
     free(S->reg);
     free(S->zp);
     free(S->zg);

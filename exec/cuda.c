@@ -87,6 +87,11 @@ static struct {
     int nch;
     float **retired;     /* staging buffers outgrown while sends were in flight (freed at the end) */
     int nretired;
+    struct {
+        float *p;
+        size_t n; /* floats */
+    } *mem;       /* the model's tensors: mem_alloc's live blocks (owned) */
+    int nmem;
     float *buf;     /* the staging buffer on the device */
     size_t cap;     /* its floats */
     double dev_bytes, dev_peak, used_peak; /* st__xcuda_memory's */
@@ -178,12 +183,24 @@ static float *staging(size_t n) {
     return g.buf;
 }
 
+/* 1 when [p, p + n) lies in one of mem_alloc's blocks (the model's tensors, on the device) */
+static int mine(const void *p, int64_t n) {
+    for (int i = 0; i < g.nmem; i++)
+        if ((const float *)p >= g.mem[i].p && (const float *)p + n <= g.mem[i].p + g.mem[i].n) return 1;
+    return 0;
+}
+
+/* d[n] (device) = h[n], which is the host's or one of the model's tensors */
 static int to_dev(float *d, const float *h, int64_t n) {
-    return cuda_ok(cudaMemcpyAsync(d, h, (size_t)n * sizeof *d, cudaMemcpyHostToDevice, g.stream), "cudaMemcpyAsync");
+    return cuda_ok(cudaMemcpyAsync(d, h, (size_t)n * sizeof *d, mine(h, n) ? cudaMemcpyDeviceToDevice
+                                                                             : cudaMemcpyHostToDevice, g.stream),
+                   "cudaMemcpyAsync");
 }
 
 static int to_host(float *h, const float *d, int64_t n) {
-    return cuda_ok(cudaMemcpyAsync(h, d, (size_t)n * sizeof *d, cudaMemcpyDeviceToHost, g.stream), "cudaMemcpyAsync");
+    return cuda_ok(cudaMemcpyAsync(h, d, (size_t)n * sizeof *d, mine(h, n) ? cudaMemcpyDeviceToDevice
+                                                                             : cudaMemcpyDeviceToHost, g.stream),
+                   "cudaMemcpyAsync");
 }
 
 /* a kernel launcher's answer (kernels_cuda.h: a cudaError_t) */
@@ -234,37 +251,68 @@ static int finish(void) {
     return 0;
 }
 
-static void mm_fwd(float *out, const float *inp, const float *w, const float *bias, int64_t N, int64_t C, int64_t OC,
-                   int accumulate) {
-    float *dx = g.fail[0] ? NULL : staging((size_t)(N * C + OC * C + N * OC + OC));
-    if (!dx) return;
-    float *dw = dx + N * C, *dy = dw + OC * C, *db = dy + N * OC;
-    if (to_dev(dx, inp, N * C) || to_dev(dw, w, OC * C) || (accumulate && to_dev(dy, out, N * OC))) return;
-    /* as the CPU's: the bias first, then the product added to it */
-    if (bias && (to_dev(db, bias, OC) || launched(st__xkc_bias_fill(g.stream, dy, db, N, OC, accumulate), "bias")))
-        return;
-    if (bias) accumulate = 1;
-    if (gemm(CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, dw, C, dx, C, accumulate ? 1.0f : 0.0f, dy) ||
-        to_host(out, dy, N * OC))
-        return;
-    finish();
+/* ---------------------------------------------------------------- the model's tensors
+ *
+ * exec/model.c's flat buffers and the runtime's Adam moments live on the device (st__xbackend's
+ * mem_alloc), recorded so that the kernels take them as they are (stage) and the copies know their
+ * direction; the host reaches them only through mem_copy and mem_zero. */
+
+static float *mem_alloc(int64_t n) {
+    float *p = NULL;
+    __typeof__(g.mem) m = realloc(g.mem, (size_t)(g.nmem + 1) * sizeof *m);
+    if (!m) return failed("the model's tensors", "out of memory"), NULL;
+    g.mem = m;
+    if (dev_alloc(&p, (size_t)(n > 0 ? n : 1), "cudaMalloc of the model's tensors") ||
+        cuda_ok(cudaMemsetAsync(p, 0, (size_t)(n > 0 ? n : 1) * sizeof *p, g.stream), "cudaMemsetAsync")) {
+        if (p) cudaFree(p);
+        return NULL;
+    }
+    g.mem[g.nmem].p = p, g.mem[g.nmem++].n = (size_t)(n > 0 ? n : 1);
+    return p;
 }
 
-static void mm_bwd(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w, int64_t N,
-                   int64_t C, int64_t OC) {
-    float *dy = g.fail[0] ? NULL : staging((size_t)(N * OC + 2 * N * C + 2 * OC * C + OC));
-    if (!dy) return;
-    float *dx = dy + N * OC, *ddx = dx + N * C, *dW = ddx + N * C, *ddw = dW + OC * C, *ddb = ddw + OC * C;
-    if (to_dev(dy, dout, N * OC) || to_dev(dx, inp, N * C) || (dw && to_dev(ddw, dw, OC * C))) return;
-    if (dinp && (to_dev(dW, w, OC * C) || to_dev(ddx, dinp, N * C) ||
-                 gemm(CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, dW, C, dy, OC, 1.0f, ddx) || finish() ||
-                 to_host(dinp, ddx, N * C)))
+static void mem_free(float *p) {
+    for (int i = 0; p && i < g.nmem; i++)
+        if (g.mem[i].p == p) {
+            cudaFree(p);
+            g.dev_bytes -= (double)(g.mem[i].n * sizeof *p);
+            g.mem[i] = g.mem[--g.nmem];
+            return;
+        }
+}
+
+static void mem_copy(float *dst, const float *src, int64_t n) {
+    int dd = mine(dst, n), sd = mine(src, n);
+    if (g.fail[0] || n <= 0) return;
+    if (!dd && !sd) { /* both the host's (a tensor not yet on the device): nothing of the GPU's to wait for */
+        memcpy(dst, src, (size_t)n * sizeof *dst);
         return;
-    if (dw && (gemm(CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, dx, C, dy, OC, 1.0f, ddw) || to_host(dw, ddw, OC * C) ||
-               finish()))
+    }
+    enum cudaMemcpyKind k = dd && sd ? cudaMemcpyDeviceToDevice : dd ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost;
+    if (!cuda_ok(cudaMemcpyAsync(dst, src, (size_t)n * sizeof *dst, k, g.stream), "cudaMemcpyAsync") && !dd) sync();
+}
+
+static void mem_copy2d(float *dst, int64_t dld, const float *src, int64_t sld, int64_t cols, int64_t rows) {
+    int64_t dn = (rows - 1) * dld + cols, sn = (rows - 1) * sld + cols; /* the floats each side spans */
+    if (g.fail[0] || rows <= 0 || cols <= 0) return;
+    int dd = mine(dst, dn), sd = mine(src, sn);
+    if (!dd && !sd) {
+        for (int64_t r = 0; r < rows; r++) memcpy(dst + r * dld, src + r * sld, (size_t)cols * sizeof *dst);
         return;
-    if (dbias && !to_dev(ddb, dbias, OC) && !launched(st__xkc_col_sum(g.stream, ddb, dy, N, OC), "bias gradient"))
-        to_host(dbias, ddb, OC), sync();
+    }
+    enum cudaMemcpyKind k = dd && sd ? cudaMemcpyDeviceToDevice : dd ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost;
+    size_t f = sizeof *dst;
+    if (!cuda_ok(cudaMemcpy2DAsync(dst, (size_t)dld * f, src, (size_t)sld * f, (size_t)cols * f, (size_t)rows, k,
+                                   g.stream),
+                 "cudaMemcpy2DAsync") &&
+        !dd)
+        sync();
+}
+
+static void mem_zero(float *p, int64_t n) {
+    if (g.fail[0] || n <= 0) return;
+    if (!mine(p, n)) memset(p, 0, (size_t)n * sizeof *p); /* the host's (a tensor not yet on the device) */
+    else cuda_ok(cudaMemsetAsync(p, 0, (size_t)n * sizeof *p, g.stream), "cudaMemsetAsync");
 }
 
 /* ---------------------------------------------------------------- the other kernels (kernels_cuda.cu)
@@ -277,7 +325,7 @@ typedef struct arg {
     const void *host; /* NULL: the kernel's argument is NULL */
     int64_t n;        /* floats, or int32 tokens (the same size) */
     int in, out;
-    float *dev; /* set by stage() */
+    float *dev; /* set by stage(): the staged copy, or host itself where it is one of the model's tensors */
 } arg;
 
 _Static_assert(sizeof(int32_t) == sizeof(float), "tokens stage as floats");
@@ -289,10 +337,14 @@ _Static_assert(sizeof(int32_t) == sizeof(float), "tokens stage as floats");
  * at *scratch when non-NULL). 0 or -1 (failed, or an earlier failure). */
 static int stage(arg *a, int n, int64_t extra, float **scratch) {
     size_t total = (size_t)extra;
-    for (int i = 0; i < n; i++) total += a[i].host ? (size_t)a[i].n : 0;
+    for (int i = 0; i < n; i++) total += a[i].host && !mine(a[i].host, a[i].n) ? (size_t)a[i].n : 0;
     float *d = g.fail[0] ? NULL : staging(total + 1);
     if (!d) return -1;
     for (int i = 0; i < n; i++) {
+        if (a[i].host && mine(a[i].host, a[i].n)) { /* a tensor of the model's: on the device already */
+            a[i].dev = (float *)(uintptr_t)a[i].host, a[i].in = a[i].out = 0;
+            continue;
+        }
         a[i].dev = a[i].host ? d : NULL;
         if (a[i].host && a[i].in && to_dev(d, a[i].host, a[i].n)) return -1;
         d += a[i].host ? a[i].n : 0;
@@ -301,11 +353,13 @@ static int stage(arg *a, int n, int64_t extra, float **scratch) {
     return 0;
 }
 
-/* the outputs back on the host, the stream waited for */
-static void unstage(const arg *a, int n) {
+/* the staged outputs back on the host, the stream waited for; none staged (every output a tensor of
+ * the model's): nothing to wait for, the kernels stay queued */
+static int unstage(const arg *a, int n) {
+    int back = 0;
     for (int i = 0; i < n; i++)
-        if (a[i].host && a[i].out && to_host((float *)(uintptr_t)a[i].host, a[i].dev, a[i].n)) return;
-    sync();
+        if (a[i].host && a[i].out && (back = 1) && to_host((float *)(uintptr_t)a[i].host, a[i].dev, a[i].n)) return -1;
+    return back ? sync() : 0;
 }
 
 static void norm_fwd(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b, int64_t N,
@@ -403,6 +457,33 @@ static void bias_grad(float *db, const float *dout, int64_t N, int64_t C) {
     arg a[] = {INOUT(db, C), IN(dout, N * C)};
     if (!stage(a, 2, 0, NULL) && !launched(st__xkc_col_sum(g.stream, a[0].dev, a[1].dev, N, C), "bias gradient"))
         unstage(a, 2);
+}
+
+/* the GEMMs, their operands staged as the other kernels' are; the stream waited for after each (its
+ * events give the GEMM clock its time) */
+static void mm_fwd(float *out, const float *inp, const float *w, const float *bias, int64_t N, int64_t C, int64_t OC,
+                   int accumulate) {
+    arg a[] = {{out, N * OC, accumulate, 1, NULL}, IN(inp, N * C), IN(w, OC * C), IN(bias, OC)};
+    if (stage(a, 4, 0, NULL)) return;
+    /* as the CPU's: the bias first, then the product added to it */
+    if (bias && launched(st__xkc_bias_fill(g.stream, a[0].dev, a[3].dev, N, OC, accumulate), "bias")) return;
+    if (bias) accumulate = 1;
+    if (!gemm(CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, a[2].dev, C, a[1].dev, C, accumulate ? 1.0f : 0.0f, a[0].dev) &&
+        !unstage(a, 4))
+        finish();
+}
+
+static void mm_bwd(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w, int64_t N,
+                   int64_t C, int64_t OC) {
+    arg a[] = {INOUT(dinp, N * C), INOUT(dw, OC * C), INOUT(dbias, OC), IN(dout, N * OC), IN(inp, N * C),
+               IN(dinp ? w : NULL, OC * C)};
+    if (stage(a, 6, 0, NULL)) return;
+    if (dinp && (gemm(CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, a[5].dev, C, a[3].dev, OC, 1.0f, a[0].dev) || finish()))
+        return;
+    if (dw && (gemm(CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, a[4].dev, C, a[3].dev, OC, 1.0f, a[1].dev) || finish()))
+        return;
+    if (dbias && launched(st__xkc_col_sum(g.stream, a[2].dev, a[3].dev, N, OC), "bias gradient")) return;
+    unstage(a, 6);
 }
 
 /* the tokens of N = B x T rows: B x (T + 1) */
@@ -948,7 +1029,7 @@ int st__xcuda_open(const st__xbackend **be, st_error *err) {
     table = (st__xbackend){"cuda",     mm_fwd,    mm_bwd,    norm_fwd,  norm_bwd,  act_fwd,   act_bwd,  swiglu_fwd,
                            swiglu_bwd, rope,      attn_fwd,  attn_bwd,  adam,      add,       bias_add, bias_grad,
                            embed_fwd,  embed_bwd, pos_fwd,   pos_bwd,   xent_max,  xent_exp,  xent_norm, xent_bwd,
-                           kernel_error};
+                           kernel_error, mem_alloc, mem_free, mem_copy, mem_copy2d, mem_zero};
     *be = &table;
     return 0;
 }
@@ -975,6 +1056,8 @@ void st__xcuda_close(void) {
     for (int i = 0; i < g.nretired; i++) cudaFree(g.retired[i]);
     free(g.retired);
     if (g.h) g.destroy(g.h);
+    for (int i = 0; i < g.nmem; i++) cudaFree(g.mem[i].p); /* a model the runtime did not free (a failed start) */
+    free(g.mem);
     if (g.buf) cudaFree(g.buf);
     if (g.start) cudaEventDestroy(g.start);
     if (g.stop) cudaEventDestroy(g.stop);

@@ -158,6 +158,20 @@ typedef struct st__xbackend {
     /* the kernels return nothing: 0, or the first failure since the backend started (ST_EIO; err
      * says which call and why). NULL: the kernels cannot fail (the CPU's). */
     int (*error)(st_error *err);
+    /* The memory of the model's tensors (exec/model.c's flat buffers: weights, gradients, the backward's
+     * scratch; the runtime's Adam moments): n floats, zeroed, where the backend's kernels read them
+     * (the cuda backend's: device memory, which the host must not touch). New (mem_free), NULL when out
+     * of memory. The host reaches them only through mem_copy and mem_zero (below). */
+    float *(*mem_alloc)(int64_t n);
+    void (*mem_free)(float *p);
+    /* dst[n] = src[n], each side the host's memory or mem_alloc's (the backend tells them apart); a copy
+     * to the host has arrived when it returns (it waits for the kernels before it: the host needs the
+     * result); the others are queued behind the kernels before them. A failure is the backend's error(). */
+    void (*mem_copy)(float *dst, const float *src, int64_t n);
+    /* the same for `rows` rows of `cols` floats, row r at dst + r * dld and src + r * sld (a column
+     * block of a row-major matrix: the fused GEMMs' parts, a rank's columns, a token's rows) */
+    void (*mem_copy2d)(float *dst, int64_t dld, const float *src, int64_t sld, int64_t cols, int64_t rows);
+    void (*mem_zero)(float *p, int64_t n); /* p[n] = 0 (mem_alloc's), queued as a kernel */
 } st__xbackend;
 /* the CPU's: the kernels above (BLAS or plain C GEMMs as st__xkernels_reference says) */
 extern const st__xbackend st__xbackend_cpu;

@@ -113,6 +113,18 @@ check_within "cuda, zbv (the backward's halves: cuBLAS's input-only and weight-o
 mpi_strata 300 4 run --model tiny-moe --plan "$T/m4.json" --cluster "$SRCDIR/tests/data/cluster_slowgpu.json" \
 	--steps 2 --check --json --backend cuda
 check_within "cuda, an ILP plan (QKV on its fused width, experts over the tp group) matches the reference"
+# the attention's rows (exec/model.c, "operator-level plans"), MPI's all-to-all between the heads and the rows
+# on host copies of the gradients in device memory: the projection on the rows (tiny-gpt), QKV to the
+# projection on each rank's sequences (tiny-llama), as tests/cli_run_ilp.sh plans them
+for mr in "tiny-gpt projection" "tiny-llama attention"; do
+	"$STRATA" plan --search ilp --cluster "$SRCDIR/tests/data/cluster_slowgpu.json" --seq 32 --model "${mr% *}" \
+		--gpus 2 --gbs 16 --mbs 8 --max-stages 1 --out "$T/rows.json" >"$T/ilpout" 2>&1 ||
+		nok "ILP plan ${mr% *} on 2" "$(cat "$T/ilpout")"
+	mpi_strata 300 2 run --model "${mr% *}" --plan "$T/rows.json" --cluster "$SRCDIR/tests/data/cluster_slowgpu.json" \
+		--steps 2 --check --json --backend cuda
+	if grep -q "\"on_rows\": \"${mr#* }\"" "$T/out"; then check_within "cuda, ${mr% *} with the ${mr#* } on the rows"
+	else nok "cuda, ${mr% *} with the ${mr#* } on the rows" "$(head -3 "$T/out")"; fi
+done
 # the pipeline over NCCL: interleaved 1F1B sends a chunk's output twice before it receives (a send that
 # waited for its receive would hang the fake here), DualPipe both ways at once
 run_checked 2 "cuda, interleaved pp=2 vp=2 (Llama) over NCCL sends and receives matches the reference" \
@@ -180,7 +192,7 @@ export MOCK_MEM_GB=0.000001
 mpi_strata 60 2 run --model tiny-gpt --plan $P --backend cuda
 unset MOCK_MEM_GB
 refused "a device allocation that fails: every rank stops" \
-	"rank [01] (GPU 0): cudaMalloc of the staging buffer failed"
+	"rank [01] (GPU 0): cudaMalloc of the model's tensors failed"
 export MOCK_NCCL_FAIL=1
 mpi_strata 60 2 run --model tiny-gpt --plan $P --backend cuda
 unset MOCK_NCCL_FAIL

@@ -158,6 +158,35 @@ cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, enum cudaMemcpyKin
     activity(1 /* MEMCPY */, 0, t0 + 0.002, clk_ms);
     return cudaSuccess;
 }
+/* rows of w bytes at pitches dp and sp, checked as cudaMemcpyAsync checks (the spans the rows cover) */
+cudaError_t cudaMemcpy2DAsync(void *d, size_t dp, const void *s, size_t sp, size_t w, size_t h,
+                              enum cudaMemcpyKind k, cudaStream_t st) {
+    size_t dn = h ? (h - 1) * dp + w : 0, sn = h ? (h - 1) * sp + w : 0;
+    drain(st, 1);
+    if ((k == cudaMemcpyHostToDevice && (!mock_on_device(d, dn) || mock_on_device(s, sn))) ||
+        (k == cudaMemcpyDeviceToHost && (mock_on_device(d, dn) || !mock_on_device(s, sn))) ||
+        (k == cudaMemcpyDeviceToDevice && (!mock_on_device(d, dn) || !mock_on_device(s, sn))))
+        abort();
+    mock_dev_access(1);
+    for (size_t r = 0; r < h; r++) memmove((char *)d + r * dp, (const char *)s + r * sp, w);
+    mock_dev_access(0);
+    double t0 = clk_ms;
+    clk_ms += 0.005 + (double)(w * h) / 25e6;
+    activity(1 /* MEMCPY */, 0, t0 + 0.002, clk_ms);
+    return cudaSuccess;
+}
+/* as a kernel: on a live block only (else abort), after the stream's work before it */
+cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t st) {
+    drain(st, 1);
+    if (!mock_on_device(p, n)) abort();
+    mock_dev_access(1);
+    memset(p, v, n);
+    mock_dev_access(0);
+    double t0 = clk_ms;
+    clk_ms += 0.005 + n / 1e9; /* 1 TB/s: an HBM's order of magnitude (the fakes' rates are made up) */
+    activity(10 /* CONCURRENT_KERNEL */, 0, t0 + 0.004, clk_ms);
+    return cudaSuccess;
+}
 /* free: the memory less the live blocks (as a driver says it, without a context of its own) */
 cudaError_t cudaMemGetInfo(size_t *f, size_t *t) {
     size_t used = 0;
