@@ -90,7 +90,8 @@ static struct {
     struct {
         float *p;
         size_t n; /* floats */
-    } *mem;       /* the model's tensors: mem_alloc's live blocks (owned) */
+        int used; /* 0: freed by mem_free, kept for the next mem_alloc that fits */
+    } *mem;       /* the model's tensors: mem_alloc's blocks (owned) */
     int nmem;
     float *buf;     /* the staging buffer on the device */
     size_t cap;     /* its floats */
@@ -186,7 +187,8 @@ static float *staging(size_t n) {
 /* 1 when [p, p + n) lies in one of mem_alloc's blocks (the model's tensors, on the device) */
 static int mine(const void *p, int64_t n) {
     for (int i = 0; i < g.nmem; i++)
-        if ((const float *)p >= g.mem[i].p && (const float *)p + n <= g.mem[i].p + g.mem[i].n) return 1;
+        if (g.mem[i].used && (const float *)p >= g.mem[i].p && (const float *)p + n <= g.mem[i].p + g.mem[i].n)
+            return 1;
     return 0;
 }
 
@@ -253,32 +255,40 @@ static int finish(void) {
 
 /* ---------------------------------------------------------------- the model's tensors
  *
- * exec/model.c's flat buffers and the runtime's Adam moments live on the device (st__xbackend's
- * mem_alloc), recorded so that the kernels take them as they are (stage) and the copies know their
- * direction; the host reaches them only through mem_copy and mem_zero. */
+ * exec/model.c's flat buffers, its activations and the runtime's Adam moments live on the device
+ * (st__xbackend's mem_alloc), recorded so that the kernels take them as they are (stage) and the
+ * copies know their direction; the host reaches them only through mem_copy and mem_zero. A freed
+ * block is kept for the next allocation it fits (the smallest such), as PyTorch's caching allocator
+ * keeps them, and given back at the end: cudaFree waits for the whole device, so a micro-batch's
+ * activations freed while a pipeline send waits for its receiver would wait for it too (and every
+ * micro-batch would pay a cudaMalloc). */
 
 static float *mem_alloc(int64_t n) {
-    float *p = NULL;
-    __typeof__(g.mem) m = realloc(g.mem, (size_t)(g.nmem + 1) * sizeof *m);
-    if (!m) return failed("the model's tensors", "out of memory"), NULL;
-    g.mem = m;
-    if (dev_alloc(&p, (size_t)(n > 0 ? n : 1), "cudaMalloc of the model's tensors") ||
-        cuda_ok(cudaMemsetAsync(p, 0, (size_t)(n > 0 ? n : 1) * sizeof *p, g.stream), "cudaMemsetAsync")) {
-        if (p) cudaFree(p);
+    size_t want = (size_t)(n > 0 ? n : 1);
+    int best = -1;
+    for (int i = 0; i < g.nmem; i++)
+        if (!g.mem[i].used && g.mem[i].n >= want && (best < 0 || g.mem[i].n < g.mem[best].n)) best = i;
+    if (best < 0) {
+        float *p = NULL;
+        __typeof__(g.mem) m = realloc(g.mem, (size_t)(g.nmem + 1) * sizeof *m);
+        if (!m) return failed("the model's tensors", "out of memory"), NULL;
+        g.mem = m;
+        if (dev_alloc(&p, want, "cudaMalloc of the model's tensors")) return NULL;
+        best = g.nmem++;
+        g.mem[best].p = p, g.mem[best].n = want;
+    }
+    g.mem[best].used = 1;
+    /* zeroed on the stream: after every kernel that used the block before */
+    if (cuda_ok(cudaMemsetAsync(g.mem[best].p, 0, want * sizeof(float), g.stream), "cudaMemsetAsync")) {
+        g.mem[best].used = 0;
         return NULL;
     }
-    g.mem[g.nmem].p = p, g.mem[g.nmem++].n = (size_t)(n > 0 ? n : 1);
-    return p;
+    return g.mem[best].p;
 }
 
 static void mem_free(float *p) {
     for (int i = 0; p && i < g.nmem; i++)
-        if (g.mem[i].p == p) {
-            cudaFree(p);
-            g.dev_bytes -= (double)(g.mem[i].n * sizeof *p);
-            g.mem[i] = g.mem[--g.nmem];
-            return;
-        }
+        if (g.mem[i].p == p) g.mem[i].used = 0;
 }
 
 static void mem_copy(float *dst, const float *src, int64_t n) {
@@ -1056,7 +1066,7 @@ void st__xcuda_close(void) {
     for (int i = 0; i < g.nretired; i++) cudaFree(g.retired[i]);
     free(g.retired);
     if (g.h) g.destroy(g.h);
-    for (int i = 0; i < g.nmem; i++) cudaFree(g.mem[i].p); /* a model the runtime did not free (a failed start) */
+    for (int i = 0; i < g.nmem; i++) cudaFree(g.mem[i].p); /* the cached blocks */
     free(g.mem);
     if (g.buf) cudaFree(g.buf);
     if (g.start) cudaEventDestroy(g.start);

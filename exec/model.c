@@ -487,7 +487,11 @@ typedef struct xwgrad {
 } xwgrad;
 
 struct st__xacts {
-    float *mem, *bmem, *pmem; /* layout's parts 0, 1 and 2 (1 and 2 NULL while a recompute dropped them) */
+    /* layout's parts 0, 1 and 2 (1 and 2 NULL while a recompute dropped them), in the backend's memory;
+     * part 2 on the host with cp (pmem_host), whose attention runs there (attn_core_fwd) */
+    float *mem, *bmem, *pmem;
+    const st__xbackend *be; /* the model's: what holds them */
+    int pmem_host;
     /* after st__xmodel_backward_input: the weight gradients it left (nwg of wg), their output
      * gradients' copies in wmem (wused floats of it taken) */
     xwgrad *wg;
@@ -548,17 +552,28 @@ static void layout(const st__xmodel *x, int nl, int tail, st__xacts *a, float *c
 
 static void moe_free(struct xmoe *e);
 
+/* n floats of a's activations where its backend keeps them (host 1: the host's), zeroed; NULL when out of memory */
+static float *acts_alloc(const st__xacts *a, int64_t n, int host) {
+    return host ? calloc((size_t)(n + 1), sizeof(float)) : a->be->mem_alloc(n + 1);
+}
+
+static void acts_release(const st__xacts *a, float **p, int host) {
+    if (host) free(*p);
+    else a->be->mem_free(*p);
+    *p = NULL;
+}
+
 void st__xacts_free(st__xacts *a) {
     if (!a) return;
     for (int l = 0; a->lay && l < a->nl; l++) moe_free(a->lay[l].moe);
-    free(a->mem);
-    free(a->bmem);
-    free(a->pmem);
+    acts_release(a, &a->mem, 0);
+    acts_release(a, &a->bmem, 0);
+    acts_release(a, &a->pmem, a->pmem_host);
     free(a->tokens);
     free(a->lay);
     free(a->wg);
-    free(a->wmem);
-    free(a->ck);
+    acts_release(a, &a->wmem, 0);
+    acts_release(a, &a->ck, 0);
     free(a);
 }
 
@@ -789,11 +804,16 @@ out:
  * experts whole on their rank of the tp group). 0 or ST_ENOMEM. */
 static int moe_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *part) {
     int64_t N = x->moe_rows ? x->Ns : x->B * x->T, K = x->topk, h = x->h, fl = x->fe_l, El = x->E_l;
-    const float *n2 = x->moe_rows ? own_rows(x, t->n2) : t->n2;
+    /* the routing and the dispatch on the host: the norm's output copied there (N x h floats) */
+    float *n2 = malloc((size_t)(N * h + 1) * sizeof *n2);
     float *send = NULL, *recv = NULL, *yo = NULL, *back = NULL, *hp = NULL;
     int rc = ST_ENOMEM;
-    xmoe *e = t->moe = calloc(1, sizeof *e);
-    if (!e) return rc;
+    xmoe *e = t->moe = n2 ? calloc(1, sizeof *e) : NULL;
+    if (!e) {
+        free(n2);
+        return rc;
+    }
+    x->be->mem_copy(n2, x->moe_rows ? own_rows(x, t->n2) : t->n2, N * h);
     e->top = malloc((size_t)(N * K) * sizeof *e->top);
     e->s = malloc((size_t)(N * K) * sizeof *e->s);
     e->slot = malloc((size_t)(N * K) * sizeof *e->slot);
@@ -857,6 +877,7 @@ static int moe_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *pa
     x->be->mem_copy(part, hp, N * h);
     rc = 0;
 out:
+    free(n2);
     free(hp);
     free(send);
     free(recv);
@@ -1141,17 +1162,14 @@ static int a2a_bwd(st__xmodel *x, const xlayer_acts *t, const float *dao, float 
     return rc;
 }
 
-/* The attention core of a block (after the rotary embedding): without cp the backend's kernel; with
+/* The attention core with cp, on host buffers (t's q, k, v and ao the host copies attn_core_fwd
+ * makes; its probabilities, and a2a's q, k and v of the head split, are kept on the host): with
  * cp_comm=a2a, a2a_fwd; otherwise this rank's query chunks (each c = T / 2 rows of a sequence)
  * against the gathered sequence's keys and values up to each chunk's end, causal by position (the
  * CPU kernel on every backend: st__xattn_fwd_at); probs per (sequence, chunk) [a_l x c x Tg]. 0 or
  * ST_ENOMEM. */
-static int attn_core_fwd(st__xmodel *x, xlayer_acts *t) {
+static int cp_attn_fwd(st__xmodel *x, xlayer_acts *t) {
     int64_t B = x->B, T = x->T, Tg = x->Tg, c = T / 2, ql = x->a_l * x->d, kl = x->kv_l * x->d;
-    if (x->cp == 1) {
-        x->be->attn_fwd(t->ao, t->probs, t->q, t->k, t->v, B, T, x->a_l, x->kv_l, x->d);
-        return 0;
-    }
     if (x->cp_comm == ST_CP_A2A) return a2a_fwd(x, t);
     float *kf = malloc((size_t)(2 * B * Tg * kl) * sizeof *kf), *vf = kf + B * Tg * kl;
     int rc = kf ? kv_gather(x, t->k, kf, kl) : ST_ENOMEM;
@@ -1189,6 +1207,36 @@ static int cp_attn_bwd(st__xmodel *x, const xlayer_acts *t, const float *dao, fl
     return rc;
 }
 
+/* cp: t's q, k and v copied to the host into h [N x (ql + 2 kl)], ao's room after them; *ht is t with
+ * those pointing there (the rest, kept by cp's forward, lies on the host already: acts_host) */
+static void cp_host_view(const st__xmodel *x, const xlayer_acts *t, float *h, xlayer_acts *ht) {
+    int64_t N = x->B * x->T, ql = x->a_l * x->d, kl = x->kv_l * x->d;
+    *ht = *t;
+    ht->q = h, ht->k = h + N * ql, ht->v = ht->k + N * kl, ht->ao = ht->v + N * kl;
+    x->be->mem_copy(ht->q, t->q, N * ql);
+    x->be->mem_copy(ht->k, t->k, N * kl);
+    x->be->mem_copy(ht->v, t->v, N * kl);
+}
+
+/* The attention core of a block (after the rotary embedding): without cp the backend's kernel; with
+ * cp its exchanges and chunks on the host (cp_attn_fwd), where its inputs are copied and whence its
+ * output returns. 0 or ST_ENOMEM. */
+static int attn_core_fwd(st__xmodel *x, xlayer_acts *t) {
+    int64_t N = x->B * x->T, ql = x->a_l * x->d, kl = x->kv_l * x->d;
+    if (x->cp == 1) {
+        x->be->attn_fwd(t->ao, t->probs, t->q, t->k, t->v, x->B, x->T, x->a_l, x->kv_l, x->d);
+        return 0;
+    }
+    xlayer_acts ht;
+    float *h = malloc((size_t)(N * (2 * ql + 2 * kl) + 1) * sizeof *h);
+    if (!h) return ST_ENOMEM;
+    cp_host_view(x, t, h, &ht);
+    int rc = cp_attn_fwd(x, &ht);
+    if (!rc) x->be->mem_copy(t->ao, ht.ao, N * ql);
+    free(h);
+    return rc;
+}
+
 /* attn_core_fwd's backward: dq, dk, dv +=. 0 or ST_ENOMEM. */
 static int attn_core_bwd(st__xmodel *x, const xlayer_acts *t, const float *dao, float *dq, float *dk, float *dv) {
     int64_t N = x->B * x->T, ql = x->a_l * x->d, kl = x->kv_l * x->d;
@@ -1196,16 +1244,17 @@ static int attn_core_bwd(st__xmodel *x, const xlayer_acts *t, const float *dao, 
         x->be->attn_bwd(dq, dk, dv, dao, t->probs, t->q, t->k, t->v, x->B, x->T, x->a_l, x->kv_l, x->d);
         return 0;
     }
-    /* cp: its exchanges and its chunks' kernel run on the host, where the activations are: the
-     * gradients (the backward's scratch, in the backend's memory) copied down and back */
-    float *h = malloc((size_t)(2 * N * (ql + kl) + 1) * sizeof *h);
+    /* cp: on the host as its forward, the gradients (the backward's scratch) copied down and back */
+    xlayer_acts ht;
+    float *h = malloc((size_t)(N * (4 * ql + 4 * kl) + 1) * sizeof *h);
     if (!h) return ST_ENOMEM;
-    float *hq = h + N * ql, *hk = hq + N * ql, *hv = hk + N * kl;
-    x->be->mem_copy(h, dao, N * ql);
+    float *hd = h + N * (2 * ql + 2 * kl), *hq = hd + N * ql, *hk = hq + N * ql, *hv = hk + N * kl;
+    cp_host_view(x, t, h, &ht);
+    x->be->mem_copy(hd, dao, N * ql);
     x->be->mem_copy(hq, dq, N * ql);
     x->be->mem_copy(hk, dk, N * kl);
     x->be->mem_copy(hv, dv, N * kl);
-    int rc = cp_attn_bwd(x, t, h, hq, hk, hv);
+    int rc = cp_attn_bwd(x, &ht, hd, hq, hk, hv);
     if (!rc) {
         x->be->mem_copy(dq, hq, N * ql);
         x->be->mem_copy(dk, hk, N * kl);
@@ -1365,9 +1414,10 @@ st__xacts *st__xmodel_forward_begin(st__xmodel *x, int chunk, const int32_t *tok
     int64_t n[3];
     layout(x, (int)nl, a->tail, a, NULL, n);
     a->lay = calloc((size_t)(nl > 0 ? nl : 1), sizeof *a->lay);
-    a->mem = malloc((size_t)(n[0] + 1) * sizeof(float));
-    a->bmem = malloc((size_t)(n[1] + 1) * sizeof(float));
-    a->pmem = malloc((size_t)(n[2] + 1) * sizeof(float));
+    a->be = x->be, a->pmem_host = x->cp > 1;
+    a->mem = acts_alloc(a, n[0], 0);
+    a->bmem = acts_alloc(a, n[1], 0);
+    a->pmem = acts_alloc(a, n[2], a->pmem_host);
     a->tokens = malloc((size_t)(2 * x->B * (x->T + 1)) * sizeof *a->tokens);
     if (!a->lay || !a->mem || !a->bmem || !a->pmem || !a->tokens) {
         st__xacts_free(a);
@@ -1389,11 +1439,9 @@ static void fwd_finish(st__xmodel *x, st__xacts *a, const float **out) {
         if (x->recompute == 2) {
             x->be->mem_copy(a->in0, a->lay[0].x, S * h);
             for (int64_t l = 0; l < nl; l++) moe_free(a->lay[l].moe), a->lay[l].moe = NULL;
-            free(a->bmem);
-            a->bmem = NULL;
+            acts_release(a, &a->bmem, 0);
         }
-        free(a->pmem);
-        a->pmem = NULL;
+        acts_release(a, &a->pmem, a->pmem_host);
         a->dropped = 1;
     }
 }
@@ -1438,7 +1486,7 @@ int st__xmodel_forward_unit(st__xmodel *x, st__xacts *a, int layer, const float 
     if (rc || a->fnext < unit_count(a)) return rc;
     if (x->recompute == 2 && a->nl > 0) { /* each block's input, which the unit-wise recompute starts from */
         int64_t Sh = x->Ns * x->h;
-        if (!(a->ck = malloc((size_t)(a->nl * Sh) * sizeof *a->ck))) return ST_ENOMEM;
+        if (!(a->ck = acts_alloc(a, a->nl * Sh, 0))) return ST_ENOMEM;
         for (int l = 0; l < a->nl; l++) x->be->mem_copy(a->ck + l * Sh, a->lay[l].x, Sh);
     }
     fwd_finish(x, a, out), *last = 1;
@@ -1449,8 +1497,8 @@ int st__xmodel_recompute(st__xmodel *x, st__xacts *a) {
     int64_t S = x->Ns, h = x->h, k0 = chunk_first(x, a->chunk), n[3];
     if (!a->dropped) return ST_EINVAL;
     layout(x, a->nl, a->tail, a, NULL, n);
-    if (x->recompute == 2 && !(a->bmem = malloc((size_t)(n[1] + 1) * sizeof(float)))) return ST_ENOMEM;
-    if (!(a->pmem = malloc((size_t)(n[2] + 1) * sizeof(float)))) return ST_ENOMEM;
+    if (x->recompute == 2 && !(a->bmem = acts_alloc(a, n[1], 0))) return ST_ENOMEM;
+    if (!(a->pmem = acts_alloc(a, n[2], a->pmem_host))) return ST_ENOMEM;
     float *base[3] = {a->mem, a->bmem, a->pmem};
     layout(x, a->nl, a->tail, a, base, NULL);
     a->dropped = 0;
@@ -1660,7 +1708,7 @@ int st__xmodel_backward_input(st__xmodel *x, st__xacts *a, const float *dout, do
      * gradients take the floats below; the output layer reads its own logits */
     int64_t per = N * (ql + 2 * kl + 2 * x->h + 2 * x->f_l);
     a->wg = malloc((size_t)(7 * a->nl + 1) * sizeof *a->wg);
-    a->wmem = malloc((size_t)(per * a->nl + 1) * sizeof *a->wmem);
+    a->wmem = acts_alloc(a, per * a->nl, 0);
     if (!a->wg || !a->wmem) return ST_ENOMEM;
     a->nwg = 0, a->wused = 0;
     return backward(x, a, dout, loss_scale, din, 1);
@@ -1672,8 +1720,9 @@ int st__xmodel_backward_weight(st__xmodel *x, st__xacts *a) {
         const xwgrad *g = &a->wg[i];
         x->be->mm_bwd(NULL, g->dw, NULL, g->dout, g->inp, NULL, g->N, g->C, g->OC);
     }
-    free(a->wg), free(a->wmem);
-    a->wg = NULL, a->wmem = NULL, a->nwg = 0, a->wused = 0;
+    free(a->wg);
+    acts_release(a, &a->wmem, 0);
+    a->wg = NULL, a->nwg = 0, a->wused = 0;
     return 0;
 }
 
@@ -1718,7 +1767,7 @@ static int bwd_piece(st__xmodel *x, st__xacts *a, int layer, const float *dout, 
     if (split && !a->wg) { /* the first: room for every weight gradient it leaves, as st__xmodel_backward_input's */
         int64_t N = x->B * x->T, per = N * (x->a_l * x->d + 2 * x->kv_l * x->d + 2 * x->h + 2 * x->f_l);
         a->wg = malloc((size_t)(7 * a->nl + 1) * sizeof *a->wg);
-        a->wmem = malloc((size_t)(per * a->nl + 1) * sizeof *a->wmem);
+        a->wmem = acts_alloc(a, per * a->nl, 0);
         if (!a->wg || !a->wmem) return ST_ENOMEM;
         a->nwg = 0, a->wused = 0, a->wnext = 0;
     }
