@@ -765,6 +765,16 @@ static int slot_of(const rank_state *S, const st_ins *in) {
     return c >= 0 && c < S->V && in->mb >= 0 && in->mb < S->M ? (int)(c * S->M + in->mb) : -1;
 }
 
+/* A pipeline transfer's buffer (a chunk's input or output, or their gradients: Ns x h floats) in the
+ * backend's memory, where the model reads and writes them (the cuda backend's NCCL sends and receives
+ * them there; the cpu backend's is the host's, MPI's); NULL when out of memory. */
+static float *p2p_new(const rank_state *S) { return S->x.be->mem_alloc(S->x.Ns * S->x.h); }
+
+static void p2p_free(const rank_state *S, float **p) {
+    if (*p) S->x.be->mem_free(*p);
+    *p = NULL;
+}
+
 /* ZB-V's turn (chunk pp - 1 to pp on the last stage, no message; src/lower/lower.c): the forward's
  * output becomes the next chunk's input, that one's input gradient this one's output gradient */
 static int hand_over(rank_state *S, const st_ins *in, const float *src, int backward) {
@@ -774,10 +784,9 @@ static int hand_over(rank_state *S, const st_ins *in, const float *src, int back
     int k = slot_of(S, &to);
     if (k < 0) return ST_EINVAL;
     float **dst = backward ? &S->grad_in[k] : &S->act_in[k];
-    size_t bytes = (size_t)(S->x.Ns * S->x.h) * sizeof(float);
     if (*dst) return ST_EINVAL;
-    if (!(*dst = malloc(bytes))) return ST_ENOMEM;
-    S->x.be->mem_copy(*dst, src, S->x.Ns * S->x.h); /* the backward's din lies in the backend's memory */
+    if (!(*dst = p2p_new(S))) return ST_ENOMEM;
+    S->x.be->mem_copy(*dst, src, S->x.Ns * S->x.h);
     return 0;
 }
 
@@ -791,14 +800,12 @@ static int backward_done(rank_state *S, const st_ins *in, int k, const float *di
         S->acts[k] = NULL;
         S->fwd_out[k] = NULL;
     }
-    free(S->grad_in[k]);
-    S->grad_in[k] = NULL;
+    p2p_free(S, &S->grad_in[k]);
     S->bwd_done[k] = 1;
     if (din && S->turn >= 0 && in->chunk == S->turn + 1) return hand_over(S, in, din, 1);
     if (din) {
-        size_t bytes = (size_t)(S->x.Ns * S->x.h) * sizeof(float);
         if (S->din[k]) return ST_EINVAL;
-        if (!(S->din[k] = malloc(bytes))) return ST_ENOMEM;
+        if (!(S->din[k] = p2p_new(S))) return ST_ENOMEM;
         S->x.be->mem_copy(S->din[k], din, S->x.Ns * S->x.h); /* from the backward's scratch */
     }
     return 0;
@@ -835,8 +842,7 @@ static int z3_piece(rank_state *S, const st_ins *in, int k) {
         if (!S->acts[k]) { /* the chunk's first piece */
             if (!(S->x.first && c == 0) && !S->act_in[k]) return ST_EINVAL;
             if (!(S->acts[k] = st__xmodel_forward_begin(&S->x, c, S->tokens, S->act_in[k]))) return ST_ENOMEM;
-            free(S->act_in[k]);
-            S->act_in[k] = NULL;
+            p2p_free(S, &S->act_in[k]);
         }
         double loss = 0;
         rc = st__xmodel_forward_unit(&S->x, S->acts[k], u, &S->fwd_out[k], &loss, &last);
@@ -921,8 +927,7 @@ static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_e
         if (!(S->acts[k] = st__xmodel_forward(&S->x, c, S->tokens, S->act_in[k], &S->fwd_out[k], &loss)))
             return ST_ENOMEM;
         S->loss_sum += loss;
-        free(S->act_in[k]);
-        S->act_in[k] = NULL;
+        p2p_free(S, &S->act_in[k]);
         return hand_over(S, in, S->fwd_out[k], 0);
     }
     *kind = in->phase == ST_PHASE_BWD ? ST_EXEC_BWD : ST_EXEC_BWD_INPUT;
@@ -939,12 +944,11 @@ static int run_p2p(rank_state *S, const st_ins *in) {
     if (in->kind == ST_INS_SEND) {
         float *buf = S->bwd_done[k] ? S->din[k] : NULL; /* the input gradient's copy goes with the send */
         S->din[k] = NULL;
-        if (!buf && !S->bwd_done[k] && S->fwd_out[k] && (buf = malloc((size_t)n * sizeof *buf)))
-            S->x.be->mem_copy(buf, S->fwd_out[k], n);
+        if (!buf && !S->bwd_done[k] && S->fwd_out[k] && (buf = p2p_new(S))) S->x.be->mem_copy(buf, S->fwd_out[k], n);
         if (!buf) return S->bwd_done[k] || !S->fwd_out[k] ? ST_EINVAL : ST_ENOMEM;
         if (S->gc.send) { /* the backend's: posted, buf copied */
             S->gc.send(buf, n, in->peer);
-            free(buf);
+            p2p_free(S, &buf);
             return 0;
         }
         S->sendbufs[S->nsends] = buf;
@@ -957,7 +961,7 @@ static int run_p2p(rank_state *S, const st_ins *in) {
     }
     float **slot = S->acts[k] ? &S->grad_in[k] : &S->act_in[k];
     if (*slot) return ST_EINVAL;
-    if (!(*slot = malloc((size_t)n * sizeof **slot))) return ST_ENOMEM;
+    if (!(*slot = p2p_new(S))) return ST_ENOMEM;
     if (S->gc.recv) {
         S->gc.recv(*slot, n, in->peer);
         return 0;
@@ -1259,7 +1263,7 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             watch_ins(S, S->sendins[i], &in);
             st__xwait(&S->w, MPI_SUCCESS, &S->reqs[i], 1, "send", S->world, in.peer);
         }
-        for (int i = 0; i < S->nsends; i++) free(S->sendbufs[i]);
+        for (int i = 0; i < S->nsends; i++) p2p_free(S, &S->sendbufs[i]);
         S->nsends = 0;
         double t = now_s() - t0, tmax = 0, loss = 0;
         double mine = S->x.last && S->tr == 0 ? S->loss_sum / (double)(S->M * S->dp) : 0;
@@ -1313,8 +1317,8 @@ static void state_destroy(rank_state *S) {
     if (S->job != MPI_COMM_WORLD && S->job != MPI_COMM_NULL) MPI_Comm_free(&S->job);
     for (int64_t j = 0; S->acts && j < S->M * S->V; j++) {
         st__xacts_free(S->acts[j]);
-        free(S->act_in[j]);
-        free(S->grad_in[j]);
+        p2p_free(S, &S->act_in[j]);
+        p2p_free(S, &S->grad_in[j]);
     }
     free(S->comms);
     free(S->acts);
@@ -1322,7 +1326,7 @@ static void state_destroy(rank_state *S) {
     free(S->grad_in);
     free(S->fwd_out);
     free(S->bwd_done);
-    for (int64_t j = 0; S->din && j < S->M * S->V; j++) free(S->din[j]);
+    for (int64_t j = 0; S->din && j < S->M * S->V; j++) p2p_free(S, &S->din[j]);
     free(S->din);
     free(S->reqs);
     free(S->sendbufs);

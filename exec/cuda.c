@@ -922,14 +922,13 @@ static void pp_send(const float *buf, int64_t n, int peer) {
         nccl_ok(ncclSend(d, (size_t)n, ncclFloat, 1, c->c, c->s), "ncclSend (pipeline)");
 }
 
+/* buf: the runtime's, in the backend's memory (exec/cpu.c's p2p_new) */
 static void pp_recv(float *buf, int64_t n, int peer) {
     chan *c = g.fail[0] ? NULL : chan_of(peer, 0);
-    float *d = c ? staging((size_t)n) : NULL;
-    /* the receive waited for alone (the wait that can meet a dead peer), then the copy out of it */
-    if (d && !nccl_ok(ncclRecv(d, (size_t)n, ncclFloat, 0, c->c, c->s), "ncclRecv (pipeline)") &&
-        !stream_wait(c->s, "pipeline receive over NCCL", peer) &&
-        !cuda_ok(cudaMemcpyAsync(buf, d, (size_t)n * sizeof *d, cudaMemcpyDeviceToHost, c->s), "cudaMemcpyAsync") &&
-        !stream_wait(c->s, "copy of a pipeline receive", peer))
+    /* straight into buf, once the compute stream is done with it (its zeroing, a kernel that used the
+     * block before), on the channel's stream, waited for alone (the wait that can meet a dead peer) */
+    if (c && !sync() && !nccl_ok(ncclRecv(buf, (size_t)n, ncclFloat, 0, c->c, c->s), "ncclRecv (pipeline)") &&
+        !stream_wait(c->s, "pipeline receive over NCCL", peer))
         sample();
 }
 

@@ -404,7 +404,7 @@ int st__xcuda_open(const st__xbackend **be, st_error *err);
  * in the lowering's group order. 0, or ST_EIO (err says which call failed). */
 int st__xcuda_comm(st__xcomm *c, const int *tp, int tp_n, const int *ep, int ep_n, double *tp_s, double *ep_s,
                    st_error *err);
-/* The data-parallel collectives the runtime (exec/cpu.c) runs between instructions, on host buffers:
+/* The data-parallel collectives the runtime (exec/cpu.c) runs between instructions, on the backend's memory:
  * over the lowering's group gi, or (gi -1) this rank's expert-data-parallel group. Sums in place;
  * the ZeRO shards' reduce-scatter (out: this rank's counts[its place] floats of the sum of in) and
  * all-gather (in place) with each member's count and place (displs) in the flat buffer. The
