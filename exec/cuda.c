@@ -19,22 +19,27 @@
  * is counted (its high-water mark) and the GPU's used memory sampled by cudaMemGetInfo after every
  * allocation and transfer (st__xcuda_memory: strata run --compare's memory table).
  *
- * What this part does not do yet: the model's tensors stay in host memory, where exec/model.c keeps
- * them (it carves them from its own flat buffers and the runtime, exec/cpu.c, reads and writes them
- * between instructions), and each kernel or collective copies its operands into a device staging
- * buffer (grown to the largest so far) and its results back, waiting for the stream; what
- * exec/model.c computes itself (the MoE routing, dispatch and combine, the loss's sum over rows,
- * copies and zeroing) stays on the CPU. So the program's other streams (tp and dp communication)
- * run on the one compute stream in program order, with no cross-stream events to record: with every
- * operand on the host, each call must finish before the host reads its result. A run's numbers are
- * the GPU's kernels and NCCL's sums; its times are not those of a GPU training run. The next parts:
- * the tensors in a device arena (exec/model.c's flat buffers allocated through the backend, sized
- * from the model as st__xmodel_init sizes them: st_exec_arena_bytes prices the plan's dtype, not
- * the executor's fp32), then a stream per program stream with events for the dependencies the
- * program states. A rank whose staging fails skips its collectives and its error stops the run
- * after the instruction; its group's other members then wait in NCCL, as long as the run's
- * --timeout: every wait for a stream (stream_wait) polls cudaStreamQuery as the CPU runtime polls
- * MPI, then names the rank, the instruction and what it waited in, and stops the job. (A kernel
+ * The model's tensors live on the device: exec/model.c's flat buffers (weights, gradients, the
+ * backward's scratch), each micro-batch's activations, the runtime's Adam moments and its pipeline
+ * buffers come from the backend's mem_alloc (cudaMalloc, cached: "the model's tensors" below), the
+ * weights seeded on the host and uploaded once, and the host reaches them only through mem_copy and
+ * mem_zero (cudaMemcpyAsync, cudaMemcpy2DAsync, cudaMemsetAsync on the stream). The kernels take them
+ * as they are; a kernel whose outputs all lie there is queued and not waited for. What still crosses
+ * to the host, and why: the loss's row sums (2N floats, for the printed loss); the MoE routing (the
+ * norm's output copied down, top-k, sort and capacity on the host, its experts' rows staged per
+ * kernel from host buffers, the weighted sum uploaded: a routing kernel and device-side dispatch are
+ * the next step); context parallelism's attention (q, k, v copied down, exchanged and computed on the
+ * host as before, the output and gradients uploaded); attn_rows 1's all-to-all (MPI's, on host
+ * copies); --check's gradients; the tokens (staged per kernel: B x (T + 1) ints). A kernel with a
+ * host operand stages it through the device buffer below and waits for its outputs. The GEMMs still
+ * wait for the stream after each (their events time them for the GEMM clock), and the collectives
+ * after each (their time goes to the runtime's clocks): events read at the step's end would remove
+ * those waits. Every stream of the program (tp and dp communication) runs on the one compute stream
+ * in program order, with no cross-stream events: the next part (a stream per program stream, events
+ * for the dependencies the program states). A rank whose staging fails skips its collectives and its
+ * error stops the run after the instruction; its group's other members then wait in NCCL, as long as
+ * the run's --timeout: every wait for a stream (stream_wait) polls cudaStreamQuery as the CPU runtime
+ * polls MPI, then names the rank, the instruction and what it waited in, and stops the job. (A kernel
  * launch or an NCCL call that blocks on the host before its stream is reached is not bounded.)
  *
  * Layout: exec/'s row-major [r x c] matrix is cuBLAS's column-major c x r with leading dimension c,

@@ -121,7 +121,15 @@
  *
  * Weights start from a counter-based hash of (seed, tensor name, block, element's place in the full
  * tensor), uniform with standard deviation 0.02 (GPT-2's), norms' weights 1 and biases 0: every
- * sharding holds slices of the same full tensors. */
+ * sharding holds slices of the same full tensors.
+ *
+ * Memory: the flat buffers (weights, gradients, the backward's scratch) and the activations come from
+ * the backend (st__xbackend's mem_alloc: the host's for the cpu backend, the GPU's for cuda), and this
+ * file moves and zeroes them only through its mem_copy, mem_copy2d and mem_zero, never by a host
+ * pointer: the weights are seeded on the host and uploaded once, the loss's sum over rows copies the
+ * 2N row sums down, and what runs on the host (an MoE block's routing, dispatch and combine; context
+ * parallelism's exchanges and chunked attention, whose probabilities stay on the host; attn_rows 1's
+ * all-to-all over MPI) works on host copies of its inputs and uploads its outputs. */
 #include "exec/exec_private.h"
 
 #include <assert.h>
