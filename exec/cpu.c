@@ -1032,7 +1032,7 @@ static int run_coll(rank_state *S, const st_ins *in, int *kind) {
                 st__xwait(&S->w, MPI_Iallreduce(MPI_IN_PLACE, gr + g->off, (int)g->n, MPI_FLOAT, MPI_SUM, gc, &q), &q,
                           1, name, gc, -1);
         } else if (in->coll == ST_COLL_REDUCESCATTER && S->zero) {
-            float *tmp = malloc((size_t)(counts[pr] ? counts[pr] : 1) * sizeof *tmp);
+            float *tmp = S->x.be->mem_alloc(counts[pr]); /* beside the gradients: NCCL's reduces land there */
             if (!tmp) {
                 rc = ST_ENOMEM;
                 break;
@@ -1043,7 +1043,7 @@ static int run_coll(rank_state *S, const st_ins *in, int *kind) {
                 st__xwait(&S->w, MPI_Ireduce_scatter(gr + g->off, tmp, counts, MPI_FLOAT, MPI_SUM, gc, &q), &q, 1,
                           name, gc, -1);
             S->x.be->mem_copy(gr + g->lo, tmp, counts[pr]);
-            free(tmp);
+            S->x.be->mem_free(tmp);
         } else if (in->coll == ST_COLL_ALLGATHER && S->zero) {
             snprintf(name, sizeof name, "%sall-gather", what);
             if (S->gc.allgatherv) {

@@ -573,21 +573,21 @@ static void adam(float *p, const float *gr, float *m, float *v, int64_t n, int t
 
 /* ---------------------------------------------------------------- NCCL: tp and ep communication
  *
- * Each call stages its buffer through the device, runs on the rank's stream and waits for it (the
- * model's next host kernel reads the result); its time, from the call to the result on the host,
- * goes to the runtime's clock of its kind, as the CPU runtime times its MPI calls (exec/cpu.c). A
- * rank whose staging failed skips the call: its error stops the run after the instruction. */
+ * Each call runs on the model's tensors where they lie on the device (a host buffer, staged through
+ * the device), on the rank's stream, and waits for it: its time, from the call to the result, goes to
+ * the runtime's clock of its kind, as the CPU runtime times its MPI calls (exec/cpu.c). A rank whose
+ * staging failed skips the call: its error stops the run after the instruction. */
 
 /* the collective's result back on the host, its time on *clock */
 static void comm_done(float *host, const float *dev, int64_t n, double t0, double *clock) {
-    if (!to_host(host, dev, n)) sync();
+    if (host == dev || !to_host(host, dev, n)) sync();
     *clock += MPI_Wtime() - t0;
 }
 
 static void nccl_allreduce(void *ctx, float *buf, int64_t n, int max) {
     double t0 = MPI_Wtime();
-    float *d = g.fail[0] ? NULL : staging((size_t)n);
-    if (d && !to_dev(d, buf, n) &&
+    float *d = g.fail[0] ? NULL : mine(buf, n) ? buf : staging((size_t)n);
+    if (d && (d == buf || !to_dev(d, buf, n)) &&
         !nccl_ok(ncclAllReduce(d, d, (size_t)n, ncclFloat, max ? ncclMax : ncclSum, g.tpc, g.stream), "ncclAllReduce"))
         comm_done(buf, d, n, t0, g.tp_s);
 }
@@ -598,8 +598,8 @@ static void allgather_on(ncclComm_t c, int me, float *buf, int64_t n, double *cl
     double t0 = MPI_Wtime();
     int np = 0;
     ncclCommCount(c, &np);
-    float *d = g.fail[0] ? NULL : staging((size_t)(np * n));
-    if (d && !to_dev(d + me * n, buf + me * n, n) &&
+    float *d = g.fail[0] ? NULL : mine(buf, np * n) ? buf : staging((size_t)(np * n));
+    if (d && (d == buf || !to_dev(d + me * n, buf + me * n, n)) &&
         !nccl_ok(ncclAllGather(d + me * n, d, (size_t)n, ncclFloat, c, g.stream), "ncclAllGather"))
         comm_done(buf, d, np * n, t0, clock);
 }
@@ -608,10 +608,12 @@ static void reduce_scatter_on(ncclComm_t c, float *out, const float *in, int64_t
     double t0 = MPI_Wtime();
     int np = 0;
     ncclCommCount(c, &np);
-    float *d = g.fail[0] ? NULL : staging((size_t)((np + 1) * n));
-    if (d && !to_dev(d, in, np * n) &&
-        !nccl_ok(ncclReduceScatter(d, d + np * n, (size_t)n, ncclFloat, ncclSum, c, g.stream), "ncclReduceScatter"))
-        comm_done(out, d + np * n, n, t0, clock);
+    int direct = mine(in, np * n) && mine(out, n); /* the model's tensors: no staging */
+    float *d = g.fail[0] ? NULL : direct ? (float *)(uintptr_t)in : staging((size_t)((np + 1) * n));
+    float *o = direct ? out : d + np * n;
+    if (d && (direct || !to_dev(d, in, np * n)) &&
+        !nccl_ok(ncclReduceScatter(d, o, (size_t)n, ncclFloat, ncclSum, c, g.stream), "ncclReduceScatter"))
+        comm_done(out, o, n, t0, clock);
 }
 
 static void nccl_allgather(void *ctx, float *buf, int64_t n) { allgather_on(g.tpc, g.tr, buf, n, g.tp_s); }
@@ -754,7 +756,8 @@ void st__xcuda_cpcomm(st__xcpcomm *c, int gi, double *cp_s) {
  * ZeRO's shards need not be equal (exec/cpu.c's regions split as they fall), and NCCL's
  * reduce-scatter and all-gather take equal counts (Megatron-LM pads its buffer to a multiple of dp
  * instead): here they are one ncclReduce (ncclBroadcast) per member's shard, rooted at it, in one
- * NCCL group. Each call stages through the device and waits, as the tp ones. */
+ * NCCL group. Each call runs on the gradients and weights where they lie on the device and waits,
+ * as the tp ones. */
 
 /* group gi's communicator and *n members, this rank at *me; NULL with *n 1 where it is alone (the
  * collectives do nothing then), NULL with *n 0 on a failure */
@@ -775,27 +778,29 @@ static ncclComm_t group_comm(int gi, int *n, int *me) {
 static void dp_allreduce(int gi, float *buf, int64_t n) {
     int np = 0, me = 0;
     ncclComm_t c = group_comm(gi, &np, &me);
-    float *d = c ? staging((size_t)n + 1) : NULL;
-    if (d && !to_dev(d, buf, n) &&
+    float *d = !c ? NULL : mine(buf, n) ? buf : staging((size_t)n + 1);
+    if (d && (d == buf || !to_dev(d, buf, n)) &&
         !nccl_ok(ncclAllReduce(d, d, (size_t)n, ncclFloat, ncclSum, c, g.stream), "ncclAllReduce (dp)") &&
-        !to_host(buf, d, n))
+        (d == buf || !to_host(buf, d, n)))
         sync();
 }
 
 static void dp_reduce_scatterv(int gi, const float *in, float *out, const int *counts, const int *displs) {
     int np = 0, me = 0;
     ncclComm_t c = group_comm(gi, &np, &me);
-    if (!c && np == 1) memcpy(out, in, (size_t)counts[0] * sizeof *out);
+    if (!c && np == 1) mem_copy(out, in, counts[0]);
     if (!c) return;
     int64_t total = displs[np - 1] + counts[np - 1];
-    float *d = staging((size_t)(total + counts[me]) + 1);
-    if (!d || to_dev(d, in, total)) return;
+    int direct = mine(in, total) && mine(out, counts[me]); /* the model's tensors: no staging */
+    float *d = direct ? (float *)(uintptr_t)in : staging((size_t)(total + counts[me]) + 1);
+    float *o = direct ? out : d ? d + total : NULL;
+    if (!d || (!direct && to_dev(d, in, total))) return;
     int bad = nccl_ok(ncclGroupStart(), "ncclGroupStart");
     for (int i = 0; !bad && i < np; i++)
         if (counts[i])
-            bad = nccl_ok(ncclReduce(d + displs[i], d + total, (size_t)counts[i], ncclFloat, ncclSum, i, c, g.stream),
+            bad = nccl_ok(ncclReduce(d + displs[i], o, (size_t)counts[i], ncclFloat, ncclSum, i, c, g.stream),
                           "ncclReduce (dp reduce-scatter)");
-    if (!nccl_ok(ncclGroupEnd(), "ncclGroupEnd") && !bad && !to_host(out, d + total, counts[me])) sync();
+    if (!nccl_ok(ncclGroupEnd(), "ncclGroupEnd") && !bad && (direct || !to_host(out, o, counts[me]))) sync();
 }
 
 static void dp_allgatherv(int gi, float *buf, const int *counts, const int *displs) {
@@ -803,14 +808,14 @@ static void dp_allgatherv(int gi, float *buf, const int *counts, const int *disp
     ncclComm_t c = group_comm(gi, &np, &me);
     if (!c) return;
     int64_t total = displs[np - 1] + counts[np - 1];
-    float *d = staging((size_t)total + 1);
-    if (!d || to_dev(d + displs[me], buf + displs[me], counts[me])) return;
+    float *d = mine(buf, total) ? buf : staging((size_t)total + 1);
+    if (!d || (d != buf && to_dev(d + displs[me], buf + displs[me], counts[me]))) return;
     int bad = nccl_ok(ncclGroupStart(), "ncclGroupStart");
     for (int i = 0; !bad && i < np; i++)
         if (counts[i])
             bad = nccl_ok(ncclBroadcast(d + displs[i], d + displs[i], (size_t)counts[i], ncclFloat, i, c, g.stream),
                           "ncclBroadcast (dp all-gather)");
-    if (!nccl_ok(ncclGroupEnd(), "ncclGroupEnd") && !bad && !to_host(buf, d, total)) sync();
+    if (!nccl_ok(ncclGroupEnd(), "ncclGroupEnd") && !bad && (d == buf || !to_host(buf, d, total))) sync();
 }
 
 /* world rank r's place in its ep group (-1: none) */
