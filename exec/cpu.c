@@ -1228,6 +1228,7 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             case ST_INS_COLL: rc = run_coll(S, &in, &kind); break;
             default: rc = run_p2p(S, &in); kind = in.kind == ST_INS_SEND ? ST_EXEC_SEND : ST_EXEC_RECV;
             }
+            if (S->x.be->sync) S->x.be->sync(); /* the instruction's kernels done: its time ends there */
             double e = now_s(), tp = S->tp_s - tp_before, ep = S->ep_s - ep_before, cp = S->cp_s - cp_before;
             /* the compute's own time; its tp collectives go to the "tp collectives" after it, its cp
              * exchanges to the "cp collectives" and its ep all-to-alls to the "ep all-to-all" after that */

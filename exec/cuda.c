@@ -24,7 +24,8 @@
  * buffers come from the backend's mem_alloc (cudaMalloc, cached: "the model's tensors" below), the
  * weights seeded on the host and uploaded once, and the host reaches them only through mem_copy and
  * mem_zero (cudaMemcpyAsync, cudaMemcpy2DAsync, cudaMemsetAsync on the stream). The kernels take them
- * as they are; a kernel whose outputs all lie there is queued and not waited for. What still crosses
+ * as they are; a kernel whose outputs all lie there is queued and not waited for (the runtime waits
+ * once per instruction, the table's sync, where its timing ends). What still crosses
  * to the host, and why: the loss's row sums (2N floats, for the printed loss); the MoE routing (the
  * norm's output copied down, top-k, sort and capacity on the host, its experts' rows staged per
  * kernel from host buffers, the weighted sum uploaded: a routing kernel and device-side dispatch are
@@ -322,6 +323,10 @@ static void mem_copy2d(float *dst, int64_t dld, const float *src, int64_t sld, i
                  "cudaMemcpy2DAsync") &&
         !dd)
         sync();
+}
+
+static void wait_queued(void) {
+    if (!g.fail[0]) sync();
 }
 
 static void mem_zero(float *p, int64_t n) {
@@ -1048,7 +1053,7 @@ int st__xcuda_open(const st__xbackend **be, st_error *err) {
     table = (st__xbackend){"cuda",     mm_fwd,    mm_bwd,    norm_fwd,  norm_bwd,  act_fwd,   act_bwd,  swiglu_fwd,
                            swiglu_bwd, rope,      attn_fwd,  attn_bwd,  adam,      add,       bias_add, bias_grad,
                            embed_fwd,  embed_bwd, pos_fwd,   pos_bwd,   xent_max,  xent_exp,  xent_norm, xent_bwd,
-                           kernel_error, mem_alloc, mem_free, mem_copy, mem_copy2d, mem_zero};
+                           kernel_error, mem_alloc, mem_free, mem_copy, mem_copy2d, mem_zero, wait_queued};
     *be = &table;
     return 0;
 }

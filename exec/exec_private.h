@@ -172,6 +172,9 @@ typedef struct st__xbackend {
      * block of a row-major matrix: the fused GEMMs' parts, a rank's columns, a token's rows) */
     void (*mem_copy2d)(float *dst, int64_t dld, const float *src, int64_t sld, int64_t cols, int64_t rows);
     void (*mem_zero)(float *p, int64_t n); /* p[n] = 0 (mem_alloc's), queued as a kernel */
+    /* waits for every kernel and copy queued so far: the runtime's time of an instruction ends when its
+     * work has (its kernels are queued, not waited for, one by one). NULL: nothing is queued (the CPU's). */
+    void (*sync)(void);
 } st__xbackend;
 /* the CPU's: the kernels above (BLAS or plain C GEMMs as st__xkernels_reference says) */
 extern const st__xbackend st__xbackend_cpu;
