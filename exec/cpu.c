@@ -486,8 +486,9 @@ static int setup_regions(rank_state *S) {
         g->mv = S->nmv;
         S->nmv += g->hi - g->lo;
     }
-    S->m = calloc((size_t)(S->nmv ? S->nmv : 1), sizeof(float));
-    S->v = calloc((size_t)(S->nmv ? S->nmv : 1), sizeof(float));
+    /* Adam's moments beside the weights, in the backend's memory (zeroed) */
+    S->m = S->x.be->mem_alloc(S->nmv);
+    S->v = S->x.be->mem_alloc(S->nmv);
     return S->m && S->v ? 0 : ST_ENOMEM;
 }
 
@@ -764,6 +765,16 @@ static int slot_of(const rank_state *S, const st_ins *in) {
     return c >= 0 && c < S->V && in->mb >= 0 && in->mb < S->M ? (int)(c * S->M + in->mb) : -1;
 }
 
+/* A pipeline transfer's buffer (a chunk's input or output, or their gradients: Ns x h floats) in the
+ * backend's memory, where the model reads and writes them (the cuda backend's NCCL sends and receives
+ * them there; the cpu backend's is the host's, MPI's); NULL when out of memory. */
+static float *p2p_new(const rank_state *S) { return S->x.be->mem_alloc(S->x.Ns * S->x.h); }
+
+static void p2p_free(const rank_state *S, float **p) {
+    if (*p) S->x.be->mem_free(*p);
+    *p = NULL;
+}
+
 /* ZB-V's turn (chunk pp - 1 to pp on the last stage, no message; src/lower/lower.c): the forward's
  * output becomes the next chunk's input, that one's input gradient this one's output gradient */
 static int hand_over(rank_state *S, const st_ins *in, const float *src, int backward) {
@@ -773,10 +784,9 @@ static int hand_over(rank_state *S, const st_ins *in, const float *src, int back
     int k = slot_of(S, &to);
     if (k < 0) return ST_EINVAL;
     float **dst = backward ? &S->grad_in[k] : &S->act_in[k];
-    size_t bytes = (size_t)(S->x.Ns * S->x.h) * sizeof(float);
     if (*dst) return ST_EINVAL;
-    if (!(*dst = malloc(bytes))) return ST_ENOMEM;
-    memcpy(*dst, src, bytes);
+    if (!(*dst = p2p_new(S))) return ST_ENOMEM;
+    S->x.be->mem_copy(*dst, src, S->x.Ns * S->x.h);
     return 0;
 }
 
@@ -790,15 +800,13 @@ static int backward_done(rank_state *S, const st_ins *in, int k, const float *di
         S->acts[k] = NULL;
         S->fwd_out[k] = NULL;
     }
-    free(S->grad_in[k]);
-    S->grad_in[k] = NULL;
+    p2p_free(S, &S->grad_in[k]);
     S->bwd_done[k] = 1;
     if (din && S->turn >= 0 && in->chunk == S->turn + 1) return hand_over(S, in, din, 1);
     if (din) {
-        size_t bytes = (size_t)(S->x.Ns * S->x.h) * sizeof(float);
         if (S->din[k]) return ST_EINVAL;
-        if (!(S->din[k] = malloc(bytes))) return ST_ENOMEM;
-        memcpy(S->din[k], din, bytes);
+        if (!(S->din[k] = p2p_new(S))) return ST_ENOMEM;
+        S->x.be->mem_copy(S->din[k], din, S->x.Ns * S->x.h); /* from the backward's scratch */
     }
     return 0;
 }
@@ -834,8 +842,7 @@ static int z3_piece(rank_state *S, const st_ins *in, int k) {
         if (!S->acts[k]) { /* the chunk's first piece */
             if (!(S->x.first && c == 0) && !S->act_in[k]) return ST_EINVAL;
             if (!(S->acts[k] = st__xmodel_forward_begin(&S->x, c, S->tokens, S->act_in[k]))) return ST_ENOMEM;
-            free(S->act_in[k]);
-            S->act_in[k] = NULL;
+            p2p_free(S, &S->act_in[k]);
         }
         double loss = 0;
         rc = st__xmodel_forward_unit(&S->x, S->acts[k], u, &S->fwd_out[k], &loss, &last);
@@ -920,8 +927,7 @@ static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_e
         if (!(S->acts[k] = st__xmodel_forward(&S->x, c, S->tokens, S->act_in[k], &S->fwd_out[k], &loss)))
             return ST_ENOMEM;
         S->loss_sum += loss;
-        free(S->act_in[k]);
-        S->act_in[k] = NULL;
+        p2p_free(S, &S->act_in[k]);
         return hand_over(S, in, S->fwd_out[k], 0);
     }
     *kind = in->phase == ST_PHASE_BWD ? ST_EXEC_BWD : ST_EXEC_BWD_INPUT;
@@ -938,12 +944,11 @@ static int run_p2p(rank_state *S, const st_ins *in) {
     if (in->kind == ST_INS_SEND) {
         float *buf = S->bwd_done[k] ? S->din[k] : NULL; /* the input gradient's copy goes with the send */
         S->din[k] = NULL;
-        if (!buf && !S->bwd_done[k] && S->fwd_out[k] && (buf = malloc((size_t)n * sizeof *buf)))
-            memcpy(buf, S->fwd_out[k], (size_t)n * sizeof *buf);
+        if (!buf && !S->bwd_done[k] && S->fwd_out[k] && (buf = p2p_new(S))) S->x.be->mem_copy(buf, S->fwd_out[k], n);
         if (!buf) return S->bwd_done[k] || !S->fwd_out[k] ? ST_EINVAL : ST_ENOMEM;
         if (S->gc.send) { /* the backend's: posted, buf copied */
             S->gc.send(buf, n, in->peer);
-            free(buf);
+            p2p_free(S, &buf);
             return 0;
         }
         S->sendbufs[S->nsends] = buf;
@@ -956,7 +961,7 @@ static int run_p2p(rank_state *S, const st_ins *in) {
     }
     float **slot = S->acts[k] ? &S->grad_in[k] : &S->act_in[k];
     if (*slot) return ST_EINVAL;
-    if (!(*slot = malloc((size_t)n * sizeof **slot))) return ST_ENOMEM;
+    if (!(*slot = p2p_new(S))) return ST_ENOMEM;
     if (S->gc.recv) {
         S->gc.recv(*slot, n, in->peer);
         return 0;
@@ -981,6 +986,10 @@ static int run_coll(rank_state *S, const st_ins *in, int *kind) {
         for (int i = 0; i < S->nreg; i++) {
             const region *g = &S->reg[i];
             MPI_Request q = MPI_REQUEST_NULL;
+            if (S->gc.allreduce) { /* the backend's (its memory: MPI would read it on the host) */
+                S->gc.allreduce(in->group, owned_grads(S, g), g->hi - g->lo);
+                continue;
+            }
             int r = MPI_Iallreduce(MPI_IN_PLACE, owned_grads(S, g), (int)(g->hi - g->lo), MPI_FLOAT, MPI_SUM, c, &q);
             st__xwait(&S->w, r, &q, 1, "mirror all-reduce", c, -1);
         }
@@ -1023,7 +1032,7 @@ static int run_coll(rank_state *S, const st_ins *in, int *kind) {
                 st__xwait(&S->w, MPI_Iallreduce(MPI_IN_PLACE, gr + g->off, (int)g->n, MPI_FLOAT, MPI_SUM, gc, &q), &q,
                           1, name, gc, -1);
         } else if (in->coll == ST_COLL_REDUCESCATTER && S->zero) {
-            float *tmp = malloc((size_t)(counts[pr] ? counts[pr] : 1) * sizeof *tmp);
+            float *tmp = S->x.be->mem_alloc(counts[pr]); /* beside the gradients: NCCL's reduces land there */
             if (!tmp) {
                 rc = ST_ENOMEM;
                 break;
@@ -1033,8 +1042,8 @@ static int run_coll(rank_state *S, const st_ins *in, int *kind) {
             else
                 st__xwait(&S->w, MPI_Ireduce_scatter(gr + g->off, tmp, counts, MPI_FLOAT, MPI_SUM, gc, &q), &q, 1,
                           name, gc, -1);
-            memcpy(gr + g->lo, tmp, (size_t)counts[pr] * sizeof *tmp);
-            free(tmp);
+            S->x.be->mem_copy(gr + g->lo, tmp, counts[pr]);
+            S->x.be->mem_free(tmp);
         } else if (in->coll == ST_COLL_ALLGATHER && S->zero) {
             snprintf(name, sizeof name, "%sall-gather", what);
             if (S->gc.allgatherv) {
@@ -1087,10 +1096,15 @@ static int ref_grads(reference *R, const rank_state *S, int64_t step, uint64_t s
 }
 
 /* the largest differences of this rank's reduced gradients (owned parts) from the reference's; the
- * number of non-finite gradients met (a NaN would pass every `d > max` unseen) */
+ * number of non-finite gradients met (a NaN would pass every `d > max` unseen), -1 when out of memory */
 static int64_t ref_compare(const reference *R, const rank_state *S, double *diff, double *refmax) {
     int64_t nonfinite = 0;
     const st__xmodel *x = &S->x;
+    /* the owned gradients copied to the host (they lie in the backend's memory), at their moments' places */
+    float *hg = malloc((size_t)(S->nmv + 1) * sizeof *hg);
+    if (!hg) return -1;
+    for (int j = 0; j < S->nreg; j++)
+        x->be->mem_copy(hg + S->reg[j].mv, owned_grads(S, &S->reg[j]), S->reg[j].hi - S->reg[j].lo);
     for (int i = 0; i < x->ntensors; i++) {
         const st__xtensor *t = &x->tensors[i];
         int k = name_index(t->name);
@@ -1108,12 +1122,13 @@ static int64_t ref_compare(const reference *R, const rank_state *S, double *diff
                     if (e >= S->reg[j].lo && e < S->reg[j].hi) g = &S->reg[j];
                 if (!g) continue;
                 double ref = R->x.grads[u->off + (t->row0 + r) * u->ncols + t->col0 + c];
-                double d = fabs((double)owned_grads(S, g)[e - g->lo] - ref);
+                double d = fabs((double)hg[g->mv + e - g->lo] - ref);
                 if (!isfinite(d)) nonfinite++;
                 else if (d > diff[k]) diff[k] = d;
                 if (fabs(ref) > refmax[k]) refmax[k] = fabs(ref);
             }
     }
+    free(hg);
     return nonfinite;
 }
 
@@ -1173,7 +1188,7 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
     double kind_s[ST_EXEC_KINDS], best_s = INFINITY;
     for (int64_t step = 0; step < o->steps; step++) {
         if (S->zero3) memset(S->zg, 0, (size_t)S->nmv * sizeof *S->zg);
-        else memset(S->x.grads, 0, (size_t)S->x.nparams * sizeof(float));
+        else S->x.be->mem_zero(S->x.grads, S->x.nparams);
         memset(S->bwd_done, 0, (size_t)(S->M * S->V) * sizeof *S->bwd_done);
         memset(kind_s, 0, ST_EXEC_KINDS * sizeof *kind_s);
         S->loss_sum = 0;
@@ -1190,8 +1205,10 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             st_program_ins(pg, i, &in);
             watch_ins(S, i, &in);
             st__xfault_at(&S->fault, &S->w);
-            if (S->fault.kind == ST__XFAULT_NAN && step == 0 && S->rank == S->fault.rank && i == S->fault.ins)
-                (S->zero3 ? S->zg : S->x.grads)[0] = NAN;
+            if (S->fault.kind == ST__XFAULT_NAN && step == 0 && S->rank == S->fault.rank && i == S->fault.ins) {
+                const float nan = NAN;
+                S->x.be->mem_copy(S->zero3 ? S->zg : S->x.grads, &nan, 1);
+            }
             double s = now_s();
             int kind = ST_EXEC_FWD;
             tp_before = S->tp_s, ep_before = S->ep_s, cp_before = S->cp_s;
@@ -1199,13 +1216,19 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
                 /* sp's replicated gradients summed over tp before anything reads them (tp collectives) */
                 for (int g = 0; g < S->nreg; g++)
                     st__xmodel_sp_grads(&S->x, owned_grads(S, &S->reg[g]), S->reg[g].lo, S->reg[g].hi);
-                if (R) nonfinite += ref_compare(R, S, res->grad_diff, res->grad_ref);
+                int64_t nf = R ? ref_compare(R, S, res->grad_diff, res->grad_ref) : 0;
+                if (nf < 0) {
+                    rc = ST_ENOMEM;
+                    break;
+                }
+                nonfinite += nf;
             }
             switch (in.kind) {
             case ST_INS_COMPUTE: rc = run_compute(S, &in, step, o, &kind); break;
             case ST_INS_COLL: rc = run_coll(S, &in, &kind); break;
             default: rc = run_p2p(S, &in); kind = in.kind == ST_INS_SEND ? ST_EXEC_SEND : ST_EXEC_RECV;
             }
+            if (S->x.be->sync) S->x.be->sync(); /* the instruction's kernels done: its time ends there */
             double e = now_s(), tp = S->tp_s - tp_before, ep = S->ep_s - ep_before, cp = S->cp_s - cp_before;
             /* the compute's own time; its tp collectives go to the "tp collectives" after it, its cp
              * exchanges to the "cp collectives" and its ep all-to-alls to the "ep all-to-all" after that */
@@ -1241,7 +1264,7 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             watch_ins(S, S->sendins[i], &in);
             st__xwait(&S->w, MPI_SUCCESS, &S->reqs[i], 1, "send", S->world, in.peer);
         }
-        for (int i = 0; i < S->nsends; i++) free(S->sendbufs[i]);
+        for (int i = 0; i < S->nsends; i++) p2p_free(S, &S->sendbufs[i]);
         S->nsends = 0;
         double t = now_s() - t0, tmax = 0, loss = 0;
         double mine = S->x.last && S->tr == 0 ? S->loss_sum / (double)(S->M * S->dp) : 0;
@@ -1295,8 +1318,8 @@ static void state_destroy(rank_state *S) {
     if (S->job != MPI_COMM_WORLD && S->job != MPI_COMM_NULL) MPI_Comm_free(&S->job);
     for (int64_t j = 0; S->acts && j < S->M * S->V; j++) {
         st__xacts_free(S->acts[j]);
-        free(S->act_in[j]);
-        free(S->grad_in[j]);
+        p2p_free(S, &S->act_in[j]);
+        p2p_free(S, &S->grad_in[j]);
     }
     free(S->comms);
     free(S->acts);
@@ -1304,14 +1327,16 @@ static void state_destroy(rank_state *S) {
     free(S->grad_in);
     free(S->fwd_out);
     free(S->bwd_done);
-    for (int64_t j = 0; S->din && j < S->M * S->V; j++) free(S->din[j]);
+    for (int64_t j = 0; S->din && j < S->M * S->V; j++) p2p_free(S, &S->din[j]);
     free(S->din);
     free(S->reqs);
     free(S->sendbufs);
     free(S->sendins);
     free(S->tokens);
-    free(S->m);
-    free(S->v);
+    if (S->x.be) {
+        S->x.be->mem_free(S->m);
+        S->x.be->mem_free(S->v);
+    }
     free(S->reg);
     free(S->zp);
     free(S->zg);

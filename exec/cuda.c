@@ -19,22 +19,28 @@
  * is counted (its high-water mark) and the GPU's used memory sampled by cudaMemGetInfo after every
  * allocation and transfer (st__xcuda_memory: strata run --compare's memory table).
  *
- * What this part does not do yet: the model's tensors stay in host memory, where exec/model.c keeps
- * them (it carves them from its own flat buffers and the runtime, exec/cpu.c, reads and writes them
- * between instructions), and each kernel or collective copies its operands into a device staging
- * buffer (grown to the largest so far) and its results back, waiting for the stream; what
- * exec/model.c computes itself (the MoE routing, dispatch and combine, the loss's sum over rows,
- * copies and zeroing) stays on the CPU. So the program's other streams (tp and dp communication)
- * run on the one compute stream in program order, with no cross-stream events to record: with every
- * operand on the host, each call must finish before the host reads its result. A run's numbers are
- * the GPU's kernels and NCCL's sums; its times are not those of a GPU training run. The next parts:
- * the tensors in a device arena (exec/model.c's flat buffers allocated through the backend, sized
- * from the model as st__xmodel_init sizes them: st_exec_arena_bytes prices the plan's dtype, not
- * the executor's fp32), then a stream per program stream with events for the dependencies the
- * program states. A rank whose staging fails skips its collectives and its error stops the run
- * after the instruction; its group's other members then wait in NCCL, as long as the run's
- * --timeout: every wait for a stream (stream_wait) polls cudaStreamQuery as the CPU runtime polls
- * MPI, then names the rank, the instruction and what it waited in, and stops the job. (A kernel
+ * The model's tensors live on the device: exec/model.c's flat buffers (weights, gradients, the
+ * backward's scratch), each micro-batch's activations, the runtime's Adam moments and its pipeline
+ * buffers come from the backend's mem_alloc (cudaMalloc, cached: "the model's tensors" below), the
+ * weights seeded on the host and uploaded once, and the host reaches them only through mem_copy and
+ * mem_zero (cudaMemcpyAsync, cudaMemcpy2DAsync, cudaMemsetAsync on the stream). The kernels take them
+ * as they are; a kernel whose outputs all lie there is queued and not waited for (the runtime waits
+ * once per instruction, the table's sync, where its timing ends). What still crosses
+ * to the host, and why: the loss's row sums (2N floats, for the printed loss); the MoE routing (the
+ * norm's output copied down, top-k, sort and capacity on the host, its experts' rows staged per
+ * kernel from host buffers, the weighted sum uploaded: a routing kernel and device-side dispatch are
+ * the next step); context parallelism's attention (q, k, v copied down, exchanged and computed on the
+ * host as before, the output and gradients uploaded); attn_rows 1's all-to-all (MPI's, on host
+ * copies); --check's gradients; the tokens (staged per kernel: B x (T + 1) ints). A kernel with a
+ * host operand stages it through the device buffer below and waits for its outputs. The GEMMs still
+ * wait for the stream after each (their events time them for the GEMM clock), and the collectives
+ * after each (their time goes to the runtime's clocks): events read at the step's end would remove
+ * those waits. Every stream of the program (tp and dp communication) runs on the one compute stream
+ * in program order, with no cross-stream events: the next part (a stream per program stream, events
+ * for the dependencies the program states). A rank whose staging fails skips its collectives and its
+ * error stops the run after the instruction; its group's other members then wait in NCCL, as long as
+ * the run's --timeout: every wait for a stream (stream_wait) polls cudaStreamQuery as the CPU runtime
+ * polls MPI, then names the rank, the instruction and what it waited in, and stops the job. (A kernel
  * launch or an NCCL call that blocks on the host before its stream is reached is not bounded.)
  *
  * Layout: exec/'s row-major [r x c] matrix is cuBLAS's column-major c x r with leading dimension c,
@@ -87,6 +93,12 @@ static struct {
     int nch;
     float **retired;     /* staging buffers outgrown while sends were in flight (freed at the end) */
     int nretired;
+    struct {
+        float *p;
+        size_t n; /* floats */
+        int used; /* 0: freed by mem_free, kept for the next mem_alloc that fits */
+    } *mem;       /* the model's tensors: mem_alloc's blocks (owned) */
+    int nmem;
     float *buf;     /* the staging buffer on the device */
     size_t cap;     /* its floats */
     double dev_bytes, dev_peak, used_peak; /* st__xcuda_memory's */
@@ -178,12 +190,25 @@ static float *staging(size_t n) {
     return g.buf;
 }
 
+/* 1 when [p, p + n) lies in one of mem_alloc's blocks (the model's tensors, on the device) */
+static int mine(const void *p, int64_t n) {
+    for (int i = 0; i < g.nmem; i++)
+        if (g.mem[i].used && (const float *)p >= g.mem[i].p && (const float *)p + n <= g.mem[i].p + g.mem[i].n)
+            return 1;
+    return 0;
+}
+
+/* d[n] (device) = h[n], which is the host's or one of the model's tensors */
 static int to_dev(float *d, const float *h, int64_t n) {
-    return cuda_ok(cudaMemcpyAsync(d, h, (size_t)n * sizeof *d, cudaMemcpyHostToDevice, g.stream), "cudaMemcpyAsync");
+    return cuda_ok(cudaMemcpyAsync(d, h, (size_t)n * sizeof *d, mine(h, n) ? cudaMemcpyDeviceToDevice
+                                                                             : cudaMemcpyHostToDevice, g.stream),
+                   "cudaMemcpyAsync");
 }
 
 static int to_host(float *h, const float *d, int64_t n) {
-    return cuda_ok(cudaMemcpyAsync(h, d, (size_t)n * sizeof *d, cudaMemcpyDeviceToHost, g.stream), "cudaMemcpyAsync");
+    return cuda_ok(cudaMemcpyAsync(h, d, (size_t)n * sizeof *d, mine(h, n) ? cudaMemcpyDeviceToDevice
+                                                                             : cudaMemcpyDeviceToHost, g.stream),
+                   "cudaMemcpyAsync");
 }
 
 /* a kernel launcher's answer (kernels_cuda.h: a cudaError_t) */
@@ -234,37 +259,80 @@ static int finish(void) {
     return 0;
 }
 
-static void mm_fwd(float *out, const float *inp, const float *w, const float *bias, int64_t N, int64_t C, int64_t OC,
-                   int accumulate) {
-    float *dx = g.fail[0] ? NULL : staging((size_t)(N * C + OC * C + N * OC + OC));
-    if (!dx) return;
-    float *dw = dx + N * C, *dy = dw + OC * C, *db = dy + N * OC;
-    if (to_dev(dx, inp, N * C) || to_dev(dw, w, OC * C) || (accumulate && to_dev(dy, out, N * OC))) return;
-    /* as the CPU's: the bias first, then the product added to it */
-    if (bias && (to_dev(db, bias, OC) || launched(st__xkc_bias_fill(g.stream, dy, db, N, OC, accumulate), "bias")))
-        return;
-    if (bias) accumulate = 1;
-    if (gemm(CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, dw, C, dx, C, accumulate ? 1.0f : 0.0f, dy) ||
-        to_host(out, dy, N * OC))
-        return;
-    finish();
+/* ---------------------------------------------------------------- the model's tensors
+ *
+ * exec/model.c's flat buffers, its activations and the runtime's Adam moments live on the device
+ * (st__xbackend's mem_alloc), recorded so that the kernels take them as they are (stage) and the
+ * copies know their direction; the host reaches them only through mem_copy and mem_zero. A freed
+ * block is kept for the next allocation it fits (the smallest such), as PyTorch's caching allocator
+ * keeps them, and given back at the end: cudaFree waits for the whole device, so a micro-batch's
+ * activations freed while a pipeline send waits for its receiver would wait for it too (and every
+ * micro-batch would pay a cudaMalloc). */
+
+static float *mem_alloc(int64_t n) {
+    size_t want = (size_t)(n > 0 ? n : 1);
+    int best = -1;
+    for (int i = 0; i < g.nmem; i++)
+        if (!g.mem[i].used && g.mem[i].n >= want && (best < 0 || g.mem[i].n < g.mem[best].n)) best = i;
+    if (best < 0) {
+        float *p = NULL;
+        __typeof__(g.mem) m = realloc(g.mem, (size_t)(g.nmem + 1) * sizeof *m);
+        if (!m) return failed("the model's tensors", "out of memory"), NULL;
+        g.mem = m;
+        if (dev_alloc(&p, want, "cudaMalloc of the model's tensors")) return NULL;
+        best = g.nmem++;
+        g.mem[best].p = p, g.mem[best].n = want;
+    }
+    g.mem[best].used = 1;
+    /* zeroed on the stream: after every kernel that used the block before */
+    if (cuda_ok(cudaMemsetAsync(g.mem[best].p, 0, want * sizeof(float), g.stream), "cudaMemsetAsync")) {
+        g.mem[best].used = 0;
+        return NULL;
+    }
+    return g.mem[best].p;
 }
 
-static void mm_bwd(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w, int64_t N,
-                   int64_t C, int64_t OC) {
-    float *dy = g.fail[0] ? NULL : staging((size_t)(N * OC + 2 * N * C + 2 * OC * C + OC));
-    if (!dy) return;
-    float *dx = dy + N * OC, *ddx = dx + N * C, *dW = ddx + N * C, *ddw = dW + OC * C, *ddb = ddw + OC * C;
-    if (to_dev(dy, dout, N * OC) || to_dev(dx, inp, N * C) || (dw && to_dev(ddw, dw, OC * C))) return;
-    if (dinp && (to_dev(dW, w, OC * C) || to_dev(ddx, dinp, N * C) ||
-                 gemm(CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, dW, C, dy, OC, 1.0f, ddx) || finish() ||
-                 to_host(dinp, ddx, N * C)))
+static void mem_free(float *p) {
+    for (int i = 0; p && i < g.nmem; i++)
+        if (g.mem[i].p == p) g.mem[i].used = 0;
+}
+
+static void mem_copy(float *dst, const float *src, int64_t n) {
+    int dd = mine(dst, n), sd = mine(src, n);
+    if (g.fail[0] || n <= 0) return;
+    if (!dd && !sd) { /* both the host's (a tensor not yet on the device): nothing of the GPU's to wait for */
+        memcpy(dst, src, (size_t)n * sizeof *dst);
         return;
-    if (dw && (gemm(CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, dx, C, dy, OC, 1.0f, ddw) || to_host(dw, ddw, OC * C) ||
-               finish()))
+    }
+    enum cudaMemcpyKind k = dd && sd ? cudaMemcpyDeviceToDevice : dd ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost;
+    if (!cuda_ok(cudaMemcpyAsync(dst, src, (size_t)n * sizeof *dst, k, g.stream), "cudaMemcpyAsync") && !dd) sync();
+}
+
+static void mem_copy2d(float *dst, int64_t dld, const float *src, int64_t sld, int64_t cols, int64_t rows) {
+    int64_t dn = (rows - 1) * dld + cols, sn = (rows - 1) * sld + cols; /* the floats each side spans */
+    if (g.fail[0] || rows <= 0 || cols <= 0) return;
+    int dd = mine(dst, dn), sd = mine(src, sn);
+    if (!dd && !sd) {
+        for (int64_t r = 0; r < rows; r++) memcpy(dst + r * dld, src + r * sld, (size_t)cols * sizeof *dst);
         return;
-    if (dbias && !to_dev(ddb, dbias, OC) && !launched(st__xkc_col_sum(g.stream, ddb, dy, N, OC), "bias gradient"))
-        to_host(dbias, ddb, OC), sync();
+    }
+    enum cudaMemcpyKind k = dd && sd ? cudaMemcpyDeviceToDevice : dd ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost;
+    size_t f = sizeof *dst;
+    if (!cuda_ok(cudaMemcpy2DAsync(dst, (size_t)dld * f, src, (size_t)sld * f, (size_t)cols * f, (size_t)rows, k,
+                                   g.stream),
+                 "cudaMemcpy2DAsync") &&
+        !dd)
+        sync();
+}
+
+static void wait_queued(void) {
+    if (!g.fail[0]) sync();
+}
+
+static void mem_zero(float *p, int64_t n) {
+    if (g.fail[0] || n <= 0) return;
+    if (!mine(p, n)) memset(p, 0, (size_t)n * sizeof *p); /* the host's (a tensor not yet on the device) */
+    else cuda_ok(cudaMemsetAsync(p, 0, (size_t)n * sizeof *p, g.stream), "cudaMemsetAsync");
 }
 
 /* ---------------------------------------------------------------- the other kernels (kernels_cuda.cu)
@@ -277,7 +345,7 @@ typedef struct arg {
     const void *host; /* NULL: the kernel's argument is NULL */
     int64_t n;        /* floats, or int32 tokens (the same size) */
     int in, out;
-    float *dev; /* set by stage() */
+    float *dev; /* set by stage(): the staged copy, or host itself where it is one of the model's tensors */
 } arg;
 
 _Static_assert(sizeof(int32_t) == sizeof(float), "tokens stage as floats");
@@ -289,10 +357,14 @@ _Static_assert(sizeof(int32_t) == sizeof(float), "tokens stage as floats");
  * at *scratch when non-NULL). 0 or -1 (failed, or an earlier failure). */
 static int stage(arg *a, int n, int64_t extra, float **scratch) {
     size_t total = (size_t)extra;
-    for (int i = 0; i < n; i++) total += a[i].host ? (size_t)a[i].n : 0;
+    for (int i = 0; i < n; i++) total += a[i].host && !mine(a[i].host, a[i].n) ? (size_t)a[i].n : 0;
     float *d = g.fail[0] ? NULL : staging(total + 1);
     if (!d) return -1;
     for (int i = 0; i < n; i++) {
+        if (a[i].host && mine(a[i].host, a[i].n)) { /* a tensor of the model's: on the device already */
+            a[i].dev = (float *)(uintptr_t)a[i].host, a[i].in = a[i].out = 0;
+            continue;
+        }
         a[i].dev = a[i].host ? d : NULL;
         if (a[i].host && a[i].in && to_dev(d, a[i].host, a[i].n)) return -1;
         d += a[i].host ? a[i].n : 0;
@@ -301,11 +373,13 @@ static int stage(arg *a, int n, int64_t extra, float **scratch) {
     return 0;
 }
 
-/* the outputs back on the host, the stream waited for */
-static void unstage(const arg *a, int n) {
+/* the staged outputs back on the host, the stream waited for; none staged (every output a tensor of
+ * the model's): nothing to wait for, the kernels stay queued */
+static int unstage(const arg *a, int n) {
+    int back = 0;
     for (int i = 0; i < n; i++)
-        if (a[i].host && a[i].out && to_host((float *)(uintptr_t)a[i].host, a[i].dev, a[i].n)) return;
-    sync();
+        if (a[i].host && a[i].out && (back = 1) && to_host((float *)(uintptr_t)a[i].host, a[i].dev, a[i].n)) return -1;
+    return back ? sync() : 0;
 }
 
 static void norm_fwd(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b, int64_t N,
@@ -405,6 +479,33 @@ static void bias_grad(float *db, const float *dout, int64_t N, int64_t C) {
         unstage(a, 2);
 }
 
+/* the GEMMs, their operands staged as the other kernels' are; the stream waited for after each (its
+ * events give the GEMM clock its time) */
+static void mm_fwd(float *out, const float *inp, const float *w, const float *bias, int64_t N, int64_t C, int64_t OC,
+                   int accumulate) {
+    arg a[] = {{out, N * OC, accumulate, 1, NULL}, IN(inp, N * C), IN(w, OC * C), IN(bias, OC)};
+    if (stage(a, 4, 0, NULL)) return;
+    /* as the CPU's: the bias first, then the product added to it */
+    if (bias && launched(st__xkc_bias_fill(g.stream, a[0].dev, a[3].dev, N, OC, accumulate), "bias")) return;
+    if (bias) accumulate = 1;
+    if (!gemm(CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, a[2].dev, C, a[1].dev, C, accumulate ? 1.0f : 0.0f, a[0].dev) &&
+        !unstage(a, 4))
+        finish();
+}
+
+static void mm_bwd(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w, int64_t N,
+                   int64_t C, int64_t OC) {
+    arg a[] = {INOUT(dinp, N * C), INOUT(dw, OC * C), INOUT(dbias, OC), IN(dout, N * OC), IN(inp, N * C),
+               IN(dinp ? w : NULL, OC * C)};
+    if (stage(a, 6, 0, NULL)) return;
+    if (dinp && (gemm(CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, a[5].dev, C, a[3].dev, OC, 1.0f, a[0].dev) || finish()))
+        return;
+    if (dw && (gemm(CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, a[4].dev, C, a[3].dev, OC, 1.0f, a[1].dev) || finish()))
+        return;
+    if (dbias && launched(st__xkc_col_sum(g.stream, a[2].dev, a[3].dev, N, OC), "bias gradient")) return;
+    unstage(a, 6);
+}
+
 /* the tokens of N = B x T rows: B x (T + 1) */
 #define TOKENS(t, N, T) IN(t, (N) / (T) * ((T) + 1))
 #define DTOK(a) ((const int32_t *)(a).dev)
@@ -477,21 +578,21 @@ static void adam(float *p, const float *gr, float *m, float *v, int64_t n, int t
 
 /* ---------------------------------------------------------------- NCCL: tp and ep communication
  *
- * Each call stages its buffer through the device, runs on the rank's stream and waits for it (the
- * model's next host kernel reads the result); its time, from the call to the result on the host,
- * goes to the runtime's clock of its kind, as the CPU runtime times its MPI calls (exec/cpu.c). A
- * rank whose staging failed skips the call: its error stops the run after the instruction. */
+ * Each call runs on the model's tensors where they lie on the device (a host buffer, staged through
+ * the device), on the rank's stream, and waits for it: its time, from the call to the result, goes to
+ * the runtime's clock of its kind, as the CPU runtime times its MPI calls (exec/cpu.c). A rank whose
+ * staging failed skips the call: its error stops the run after the instruction. */
 
 /* the collective's result back on the host, its time on *clock */
 static void comm_done(float *host, const float *dev, int64_t n, double t0, double *clock) {
-    if (!to_host(host, dev, n)) sync();
+    if (host == dev || !to_host(host, dev, n)) sync();
     *clock += MPI_Wtime() - t0;
 }
 
 static void nccl_allreduce(void *ctx, float *buf, int64_t n, int max) {
     double t0 = MPI_Wtime();
-    float *d = g.fail[0] ? NULL : staging((size_t)n);
-    if (d && !to_dev(d, buf, n) &&
+    float *d = g.fail[0] ? NULL : mine(buf, n) ? buf : staging((size_t)n);
+    if (d && (d == buf || !to_dev(d, buf, n)) &&
         !nccl_ok(ncclAllReduce(d, d, (size_t)n, ncclFloat, max ? ncclMax : ncclSum, g.tpc, g.stream), "ncclAllReduce"))
         comm_done(buf, d, n, t0, g.tp_s);
 }
@@ -502,8 +603,8 @@ static void allgather_on(ncclComm_t c, int me, float *buf, int64_t n, double *cl
     double t0 = MPI_Wtime();
     int np = 0;
     ncclCommCount(c, &np);
-    float *d = g.fail[0] ? NULL : staging((size_t)(np * n));
-    if (d && !to_dev(d + me * n, buf + me * n, n) &&
+    float *d = g.fail[0] ? NULL : mine(buf, np * n) ? buf : staging((size_t)(np * n));
+    if (d && (d == buf || !to_dev(d + me * n, buf + me * n, n)) &&
         !nccl_ok(ncclAllGather(d + me * n, d, (size_t)n, ncclFloat, c, g.stream), "ncclAllGather"))
         comm_done(buf, d, np * n, t0, clock);
 }
@@ -512,10 +613,12 @@ static void reduce_scatter_on(ncclComm_t c, float *out, const float *in, int64_t
     double t0 = MPI_Wtime();
     int np = 0;
     ncclCommCount(c, &np);
-    float *d = g.fail[0] ? NULL : staging((size_t)((np + 1) * n));
-    if (d && !to_dev(d, in, np * n) &&
-        !nccl_ok(ncclReduceScatter(d, d + np * n, (size_t)n, ncclFloat, ncclSum, c, g.stream), "ncclReduceScatter"))
-        comm_done(out, d + np * n, n, t0, clock);
+    int direct = mine(in, np * n) && mine(out, n); /* the model's tensors: no staging */
+    float *d = g.fail[0] ? NULL : direct ? (float *)(uintptr_t)in : staging((size_t)((np + 1) * n));
+    float *o = direct ? out : d + np * n;
+    if (d && (direct || !to_dev(d, in, np * n)) &&
+        !nccl_ok(ncclReduceScatter(d, o, (size_t)n, ncclFloat, ncclSum, c, g.stream), "ncclReduceScatter"))
+        comm_done(out, o, n, t0, clock);
 }
 
 static void nccl_allgather(void *ctx, float *buf, int64_t n) { allgather_on(g.tpc, g.tr, buf, n, g.tp_s); }
@@ -658,7 +761,8 @@ void st__xcuda_cpcomm(st__xcpcomm *c, int gi, double *cp_s) {
  * ZeRO's shards need not be equal (exec/cpu.c's regions split as they fall), and NCCL's
  * reduce-scatter and all-gather take equal counts (Megatron-LM pads its buffer to a multiple of dp
  * instead): here they are one ncclReduce (ncclBroadcast) per member's shard, rooted at it, in one
- * NCCL group. Each call stages through the device and waits, as the tp ones. */
+ * NCCL group. Each call runs on the gradients and weights where they lie on the device and waits,
+ * as the tp ones. */
 
 /* group gi's communicator and *n members, this rank at *me; NULL with *n 1 where it is alone (the
  * collectives do nothing then), NULL with *n 0 on a failure */
@@ -679,27 +783,29 @@ static ncclComm_t group_comm(int gi, int *n, int *me) {
 static void dp_allreduce(int gi, float *buf, int64_t n) {
     int np = 0, me = 0;
     ncclComm_t c = group_comm(gi, &np, &me);
-    float *d = c ? staging((size_t)n + 1) : NULL;
-    if (d && !to_dev(d, buf, n) &&
+    float *d = !c ? NULL : mine(buf, n) ? buf : staging((size_t)n + 1);
+    if (d && (d == buf || !to_dev(d, buf, n)) &&
         !nccl_ok(ncclAllReduce(d, d, (size_t)n, ncclFloat, ncclSum, c, g.stream), "ncclAllReduce (dp)") &&
-        !to_host(buf, d, n))
+        (d == buf || !to_host(buf, d, n)))
         sync();
 }
 
 static void dp_reduce_scatterv(int gi, const float *in, float *out, const int *counts, const int *displs) {
     int np = 0, me = 0;
     ncclComm_t c = group_comm(gi, &np, &me);
-    if (!c && np == 1) memcpy(out, in, (size_t)counts[0] * sizeof *out);
+    if (!c && np == 1) mem_copy(out, in, counts[0]);
     if (!c) return;
     int64_t total = displs[np - 1] + counts[np - 1];
-    float *d = staging((size_t)(total + counts[me]) + 1);
-    if (!d || to_dev(d, in, total)) return;
+    int direct = mine(in, total) && mine(out, counts[me]); /* the model's tensors: no staging */
+    float *d = direct ? (float *)(uintptr_t)in : staging((size_t)(total + counts[me]) + 1);
+    float *o = direct ? out : d ? d + total : NULL;
+    if (!d || (!direct && to_dev(d, in, total))) return;
     int bad = nccl_ok(ncclGroupStart(), "ncclGroupStart");
     for (int i = 0; !bad && i < np; i++)
         if (counts[i])
-            bad = nccl_ok(ncclReduce(d + displs[i], d + total, (size_t)counts[i], ncclFloat, ncclSum, i, c, g.stream),
+            bad = nccl_ok(ncclReduce(d + displs[i], o, (size_t)counts[i], ncclFloat, ncclSum, i, c, g.stream),
                           "ncclReduce (dp reduce-scatter)");
-    if (!nccl_ok(ncclGroupEnd(), "ncclGroupEnd") && !bad && !to_host(out, d + total, counts[me])) sync();
+    if (!nccl_ok(ncclGroupEnd(), "ncclGroupEnd") && !bad && (direct || !to_host(out, o, counts[me]))) sync();
 }
 
 static void dp_allgatherv(int gi, float *buf, const int *counts, const int *displs) {
@@ -707,14 +813,14 @@ static void dp_allgatherv(int gi, float *buf, const int *counts, const int *disp
     ncclComm_t c = group_comm(gi, &np, &me);
     if (!c) return;
     int64_t total = displs[np - 1] + counts[np - 1];
-    float *d = staging((size_t)total + 1);
-    if (!d || to_dev(d + displs[me], buf + displs[me], counts[me])) return;
+    float *d = mine(buf, total) ? buf : staging((size_t)total + 1);
+    if (!d || (d != buf && to_dev(d + displs[me], buf + displs[me], counts[me]))) return;
     int bad = nccl_ok(ncclGroupStart(), "ncclGroupStart");
     for (int i = 0; !bad && i < np; i++)
         if (counts[i])
             bad = nccl_ok(ncclBroadcast(d + displs[i], d + displs[i], (size_t)counts[i], ncclFloat, i, c, g.stream),
                           "ncclBroadcast (dp all-gather)");
-    if (!nccl_ok(ncclGroupEnd(), "ncclGroupEnd") && !bad && !to_host(buf, d, total)) sync();
+    if (!nccl_ok(ncclGroupEnd(), "ncclGroupEnd") && !bad && (d == buf || !to_host(buf, d, total))) sync();
 }
 
 /* world rank r's place in its ep group (-1: none) */
@@ -831,14 +937,13 @@ static void pp_send(const float *buf, int64_t n, int peer) {
         nccl_ok(ncclSend(d, (size_t)n, ncclFloat, 1, c->c, c->s), "ncclSend (pipeline)");
 }
 
+/* buf: the runtime's, in the backend's memory (exec/cpu.c's p2p_new) */
 static void pp_recv(float *buf, int64_t n, int peer) {
     chan *c = g.fail[0] ? NULL : chan_of(peer, 0);
-    float *d = c ? staging((size_t)n) : NULL;
-    /* the receive waited for alone (the wait that can meet a dead peer), then the copy out of it */
-    if (d && !nccl_ok(ncclRecv(d, (size_t)n, ncclFloat, 0, c->c, c->s), "ncclRecv (pipeline)") &&
-        !stream_wait(c->s, "pipeline receive over NCCL", peer) &&
-        !cuda_ok(cudaMemcpyAsync(buf, d, (size_t)n * sizeof *d, cudaMemcpyDeviceToHost, c->s), "cudaMemcpyAsync") &&
-        !stream_wait(c->s, "copy of a pipeline receive", peer))
+    /* straight into buf, once the compute stream is done with it (its zeroing, a kernel that used the
+     * block before), on the channel's stream, waited for alone (the wait that can meet a dead peer) */
+    if (c && !sync() && !nccl_ok(ncclRecv(buf, (size_t)n, ncclFloat, 0, c->c, c->s), "ncclRecv (pipeline)") &&
+        !stream_wait(c->s, "pipeline receive over NCCL", peer))
         sample();
 }
 
@@ -948,7 +1053,7 @@ int st__xcuda_open(const st__xbackend **be, st_error *err) {
     table = (st__xbackend){"cuda",     mm_fwd,    mm_bwd,    norm_fwd,  norm_bwd,  act_fwd,   act_bwd,  swiglu_fwd,
                            swiglu_bwd, rope,      attn_fwd,  attn_bwd,  adam,      add,       bias_add, bias_grad,
                            embed_fwd,  embed_bwd, pos_fwd,   pos_bwd,   xent_max,  xent_exp,  xent_norm, xent_bwd,
-                           kernel_error};
+                           kernel_error, mem_alloc, mem_free, mem_copy, mem_copy2d, mem_zero, wait_queued};
     *be = &table;
     return 0;
 }
@@ -975,6 +1080,8 @@ void st__xcuda_close(void) {
     for (int i = 0; i < g.nretired; i++) cudaFree(g.retired[i]);
     free(g.retired);
     if (g.h) g.destroy(g.h);
+    for (int i = 0; i < g.nmem; i++) cudaFree(g.mem[i].p); /* the cached blocks */
+    free(g.mem);
     if (g.buf) cudaFree(g.buf);
     if (g.start) cudaEventDestroy(g.start);
     if (g.stop) cudaEventDestroy(g.stop);

@@ -158,6 +158,23 @@ typedef struct st__xbackend {
     /* the kernels return nothing: 0, or the first failure since the backend started (ST_EIO; err
      * says which call and why). NULL: the kernels cannot fail (the CPU's). */
     int (*error)(st_error *err);
+    /* The memory of the model's tensors (exec/model.c's flat buffers: weights, gradients, the backward's
+     * scratch; the runtime's Adam moments): n floats, zeroed, where the backend's kernels read them
+     * (the cuda backend's: device memory, which the host must not touch). New (mem_free), NULL when out
+     * of memory. The host reaches them only through mem_copy and mem_zero (below). */
+    float *(*mem_alloc)(int64_t n);
+    void (*mem_free)(float *p);
+    /* dst[n] = src[n], each side the host's memory or mem_alloc's (the backend tells them apart); a copy
+     * to the host has arrived when it returns (it waits for the kernels before it: the host needs the
+     * result); the others are queued behind the kernels before them. A failure is the backend's error(). */
+    void (*mem_copy)(float *dst, const float *src, int64_t n);
+    /* the same for `rows` rows of `cols` floats, row r at dst + r * dld and src + r * sld (a column
+     * block of a row-major matrix: the fused GEMMs' parts, a rank's columns, a token's rows) */
+    void (*mem_copy2d)(float *dst, int64_t dld, const float *src, int64_t sld, int64_t cols, int64_t rows);
+    void (*mem_zero)(float *p, int64_t n); /* p[n] = 0 (mem_alloc's), queued as a kernel */
+    /* waits for every kernel and copy queued so far: the runtime's time of an instruction ends when its
+     * work has (its kernels are queued, not waited for, one by one). NULL: nothing is queued (the CPU's). */
+    void (*sync)(void);
 } st__xbackend;
 /* the CPU's: the kernels above (BLAS or plain C GEMMs as st__xkernels_reference says) */
 extern const st__xbackend st__xbackend_cpu;
@@ -390,7 +407,7 @@ int st__xcuda_open(const st__xbackend **be, st_error *err);
  * in the lowering's group order. 0, or ST_EIO (err says which call failed). */
 int st__xcuda_comm(st__xcomm *c, const int *tp, int tp_n, const int *ep, int ep_n, double *tp_s, double *ep_s,
                    st_error *err);
-/* The data-parallel collectives the runtime (exec/cpu.c) runs between instructions, on host buffers:
+/* The data-parallel collectives the runtime (exec/cpu.c) runs between instructions, on the backend's memory:
  * over the lowering's group gi, or (gi -1) this rank's expert-data-parallel group. Sums in place;
  * the ZeRO shards' reduce-scatter (out: this rank's counts[its place] floats of the sum of in) and
  * all-gather (in place) with each member's count and place (displs) in the flat buffer. The

@@ -9,6 +9,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -357,8 +358,22 @@ void st__xxent_bwd(float *p, const int32_t *tokens, float scale, int64_t N, int6
     }
 }
 
+/* the CPU's tensor memory: the host's (one byte at least: calloc of 0 may return NULL) */
+static float *mem_alloc(int64_t n) { return calloc((size_t)(n > 0 ? n : 1), sizeof(float)); }
+
+static void mem_copy(float *dst, const float *src, int64_t n) { memcpy(dst, src, (size_t)n * sizeof *dst); }
+
+static void mem_copy2d(float *dst, int64_t dld, const float *src, int64_t sld, int64_t cols, int64_t rows) {
+    for (int64_t r = 0; r < rows; r++) memcpy(dst + r * dld, src + r * sld, (size_t)cols * sizeof *dst);
+}
+
+static void mem_zero(float *p, int64_t n) { memset(p, 0, (size_t)n * sizeof *p); }
+
+static void mem_free(float *p) { free(p); }
+
 const st__xbackend st__xbackend_cpu = {
     "cpu",         st__xmm_fwd,     st__xmm_bwd,     st__xnorm_fwd,  st__xnorm_bwd,  st__xact_fwd,  st__xact_bwd,
     st__xswiglu_fwd, st__xswiglu_bwd, st__xrope,     st__xattn_fwd,  st__xattn_bwd,  st__xadam,     st__xadd,
     st__xbias_add, st__xbias_grad,  st__xembed_fwd,  st__xembed_bwd, st__xpos_fwd,   st__xpos_bwd,  st__xxent_max,
-    st__xxent_exp, st__xxent_norm,  st__xxent_bwd,   NULL};
+    st__xxent_exp, st__xxent_norm,  st__xxent_bwd,   NULL,           mem_alloc,      mem_free,      mem_copy,
+    mem_copy2d,    mem_zero,        NULL};

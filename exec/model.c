@@ -121,7 +121,15 @@
  *
  * Weights start from a counter-based hash of (seed, tensor name, block, element's place in the full
  * tensor), uniform with standard deviation 0.02 (GPT-2's), norms' weights 1 and biases 0: every
- * sharding holds slices of the same full tensors. */
+ * sharding holds slices of the same full tensors.
+ *
+ * Memory: the flat buffers (weights, gradients, the backward's scratch) and the activations come from
+ * the backend (st__xbackend's mem_alloc: the host's for the cpu backend, the GPU's for cuda), and this
+ * file moves and zeroes them only through its mem_copy, mem_copy2d and mem_zero, never by a host
+ * pointer: the weights are seeded on the host and uploaded once, the loss's sum over rows copies the
+ * 2N row sums down, and what runs on the host (an MoE block's routing, dispatch and combine; context
+ * parallelism's exchanges and chunked attention, whose probabilities stay on the host; attn_rows 1's
+ * all-to-all over MPI) works on host copies of its inputs and uploads its outputs. */
 #include "exec/exec_private.h"
 
 #include <assert.h>
@@ -336,6 +344,7 @@ static int64_t work_floats(const st__xmodel *x) {
 
 int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint64_t seed, st_error *err) {
     int rc = 0, tp = pt->tp;
+    float *init = NULL; /* the initial weights on the host, before their upload */
     memset(x, 0, sizeof *x);
     x->L = m->layers, x->h = m->hidden, x->a = m->heads, x->kv = m->kv_heads, x->d = m->head_dim;
     x->f = m->ffn, x->V = m->vocab, x->B = pt->B, x->Tg = pt->T;
@@ -423,21 +432,28 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
         goto out;
     }
-    x->work = malloc((size_t)work_floats(x) * sizeof(float));
+    /* the flat buffers in the backend's memory (the cuda backend's: the GPU's); the weights seeded on
+     * the host and uploaded once */
+    x->work = x->be->mem_alloc(work_floats(x));
     if (!pt->sharded) { /* ZeRO-3's runtime holds shards and points each unit at it as it runs */
-        x->params = malloc((size_t)(x->nparams ? x->nparams : 1) * sizeof(float));
-        x->grads = calloc((size_t)(x->nparams ? x->nparams : 1), sizeof(float));
+        x->params = x->be->mem_alloc(x->nparams);
+        x->grads = x->be->mem_alloc(x->nparams);
+        init = malloc((size_t)(x->nparams ? x->nparams : 1) * sizeof *init);
     }
-    if (!x->work || (!pt->sharded && (!x->params || !x->grads))) {
-        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory for %lld parameters", (long long)x->nparams);
+    if (!x->work || (!pt->sharded && (!x->params || !x->grads || !init))) {
+        rc = x->be->error ? x->be->error(err) : 0; /* the backend's reason (a device allocation's), else this */
+        if (!rc)
+            rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory for %lld parameters", (long long)x->nparams);
         goto out;
     }
     if (!pt->sharded) {
         st__xmodel_point(x, 0, x->params, 0, x->nparams);
         st__xmodel_point(x, 1, x->grads, 0, x->nparams);
-        st__xmodel_init_values(x, seed, x->params, 0, x->nparams);
+        st__xmodel_init_values(x, seed, init, 0, x->nparams);
+        x->be->mem_copy(x->params, init, x->nparams);
     }
 out:
+    free(init);
     if (rc) st__xmodel_destroy(x);
     return rc;
 }
@@ -449,9 +465,11 @@ void st__xmodel_destroy(st__xmodel *x) {
     free(x->idx);
     free(x->lp);
     free(x->lg);
-    free(x->params);
-    free(x->grads);
-    free(x->work);
+    if (x->be) {
+        x->be->mem_free(x->params);
+        x->be->mem_free(x->grads);
+        x->be->mem_free(x->work);
+    }
     memset(x, 0, sizeof *x);
 }
 
@@ -477,7 +495,11 @@ typedef struct xwgrad {
 } xwgrad;
 
 struct st__xacts {
-    float *mem, *bmem, *pmem; /* layout's parts 0, 1 and 2 (1 and 2 NULL while a recompute dropped them) */
+    /* layout's parts 0, 1 and 2 (1 and 2 NULL while a recompute dropped them), in the backend's memory;
+     * part 2 on the host with cp (pmem_host), whose attention runs there (attn_core_fwd) */
+    float *mem, *bmem, *pmem;
+    const st__xbackend *be; /* the model's: what holds them */
+    int pmem_host;
     /* after st__xmodel_backward_input: the weight gradients it left (nwg of wg), their output
      * gradients' copies in wmem (wused floats of it taken) */
     xwgrad *wg;
@@ -538,17 +560,28 @@ static void layout(const st__xmodel *x, int nl, int tail, st__xacts *a, float *c
 
 static void moe_free(struct xmoe *e);
 
+/* n floats of a's activations where its backend keeps them (host 1: the host's), zeroed; NULL when out of memory */
+static float *acts_alloc(const st__xacts *a, int64_t n, int host) {
+    return host ? calloc((size_t)(n + 1), sizeof(float)) : a->be->mem_alloc(n + 1);
+}
+
+static void acts_release(const st__xacts *a, float **p, int host) {
+    if (host) free(*p);
+    else a->be->mem_free(*p);
+    *p = NULL;
+}
+
 void st__xacts_free(st__xacts *a) {
     if (!a) return;
     for (int l = 0; a->lay && l < a->nl; l++) moe_free(a->lay[l].moe);
-    free(a->mem);
-    free(a->bmem);
-    free(a->pmem);
+    acts_release(a, &a->mem, 0);
+    acts_release(a, &a->bmem, 0);
+    acts_release(a, &a->pmem, a->pmem_host);
     free(a->tokens);
     free(a->lay);
     free(a->wg);
-    free(a->wmem);
-    free(a->ck);
+    acts_release(a, &a->wmem, 0);
+    acts_release(a, &a->ck, 0);
     free(a);
 }
 
@@ -572,7 +605,7 @@ static void sum_rows(st__xmodel *x, float *out, float *part) {
     int64_t n = x->Ns * x->h;
     if (!x->sp) allreduce(x, part, n, 0);
     else if (x->tp > 1 && x->comm.reduce_scatter) x->comm.reduce_scatter(x->comm.ctx, out, part, n);
-    else memcpy(out, part, (size_t)n * sizeof *out);
+    else x->be->mem_copy(out, part, n);
 }
 
 /* sp: the column sums of dout [Ns x h] into db (each rank's rows' part; st__xmodel_sp_grads sums them) */
@@ -592,14 +625,13 @@ static float *fused_buf(const st__xmodel *x) {
 
 /* `fused` [N x (w[0] + .. + w[n - 1])] and its n column blocks part[i] [N x w[i]]: split into the
  * parts (dir 0) or joined from them (dir 1) */
-static void split_cols(float *fused, float *const *part, const int64_t *w, int n, int64_t N, int dir) {
+static void split_cols(const st__xmodel *x, float *fused, float *const *part, const int64_t *w, int n, int64_t N,
+                       int dir) {
     int64_t W = 0;
     for (int i = 0; i < n; i++) W += w[i];
-    for (int64_t r = 0; r < N; r++)
-        for (int64_t i = 0, c = 0; i < n; c += w[i++]) {
-            float *f = fused + r * W + c, *p = part[i] + r * w[i];
-            memcpy(dir ? f : p, dir ? p : f, (size_t)w[i] * sizeof *f);
-        }
+    for (int64_t i = 0, c = 0; i < n; c += w[i++]) /* a block of columns at a time (on a GPU, one copy each) */
+        if (dir) x->be->mem_copy2d(fused + c, W, part[i], w[i], w[i], N);
+        else x->be->mem_copy2d(part[i], w[i], fused + c, W, w[i], N);
 }
 
 /* n linear layers on the same input as one GEMM, as the lowering names them (Megatron-LM's fused
@@ -613,7 +645,7 @@ static void fused_fwd(st__xmodel *x, float *const *out, const int64_t *w, int n,
     for (int i = 0; i < n; i++) W += w[i];
     float *f = fused_buf(x);
     x->be->mm_fwd(f, inp, w0, b0, N, C, W, 0);
-    split_cols(f, out, w, n, N, 0);
+    split_cols(x, f, out, w, n, N, 0);
 }
 
 /* q, k, v [R x qw], [R x kw] twice, from the norm's output n1 [R x h]: one GEMM (fused_fwd) */
@@ -631,11 +663,12 @@ static void qkv_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, const fl
 static void rank_cols(const st__xmodel *x, float *blk, float *const *whole, const int64_t *w, int n, int r, int dir) {
     int64_t N = x->B * x->T, W = 0;
     for (int i = 0; i < n; i++) W += w[i];
-    for (int64_t row = 0; row < N; row++)
-        for (int64_t i = 0, c = 0; i < n; c += w[i++]) {
-            float *b = blk + row * W + c, *f = whole[i] + (row * x->tp + r) * w[i];
-            memcpy(dir ? b : f, dir ? f : b, (size_t)w[i] * sizeof *b);
-        }
+    for (int64_t i = 0, c = 0; i < n; c += w[i++]) { /* a block of columns at a time */
+        float *b = blk + c, *f = whole[i] + r * w[i];
+        int64_t fl = x->tp * w[i];
+        if (dir) x->be->mem_copy2d(b, W, f, fl, w[i], N);
+        else x->be->mem_copy2d(f, fl, b, W, w[i], N);
+    }
 }
 
 /* attn_rows 3: q, k, v whole ([N x a * d], [N x kv * d] twice) from this rank's share of QKV's fused width: its
@@ -779,11 +812,16 @@ out:
  * experts whole on their rank of the tp group). 0 or ST_ENOMEM. */
 static int moe_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *part) {
     int64_t N = x->moe_rows ? x->Ns : x->B * x->T, K = x->topk, h = x->h, fl = x->fe_l, El = x->E_l;
-    const float *n2 = x->moe_rows ? own_rows(x, t->n2) : t->n2;
-    float *send = NULL, *recv = NULL, *yo = NULL, *back = NULL;
+    /* the routing and the dispatch on the host: the norm's output copied there (N x h floats) */
+    float *n2 = malloc((size_t)(N * h + 1) * sizeof *n2);
+    float *send = NULL, *recv = NULL, *yo = NULL, *back = NULL, *hp = NULL;
     int rc = ST_ENOMEM;
-    xmoe *e = t->moe = calloc(1, sizeof *e);
-    if (!e) return rc;
+    xmoe *e = t->moe = n2 ? calloc(1, sizeof *e) : NULL;
+    if (!e) {
+        free(n2);
+        return rc;
+    }
+    x->be->mem_copy(n2, x->moe_rows ? own_rows(x, t->n2) : t->n2, N * h);
     e->top = malloc((size_t)(N * K) * sizeof *e->top);
     e->s = malloc((size_t)(N * K) * sizeof *e->s);
     e->slot = malloc((size_t)(N * K) * sizeof *e->slot);
@@ -837,15 +875,18 @@ static int moe_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *pa
     int *got = malloc((size_t)x->ep * sizeof *got);
     e->y = got ? exchange(x, back, e->rcount, got, h) : NULL;
     free(got);
-    if (!e->y) goto out;
-    memset(part, 0, (size_t)(N * h) * sizeof *part);
+    /* the weighted sum on the host (the routing's weights are there), then part uploaded */
+    if (!e->y || !(hp = calloc((size_t)(N * h + 1), sizeof *hp))) goto out;
     for (int64_t i = 0; i < e->nsend; i++) {
         int sl = e->slot[i];
-        float s = e->s[sl], *o = part + (sl / K) * h;
+        float s = e->s[sl], *o = hp + (sl / K) * h;
         for (int64_t c = 0; c < h; c++) o[c] += s * e->y[i * h + c];
     }
+    x->be->mem_copy(part, hp, N * h);
     rc = 0;
 out:
+    free(n2);
+    free(hp);
     free(send);
     free(recv);
     free(yo);
@@ -883,14 +924,20 @@ out:
 static int moe_bwd(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const xlayer_acts *t, const float *dout,
                    float *dn) {
     const xmoe *e = t->moe;
+    float *dn0 = dn; /* (dn becomes its host copy below) */
     int64_t N = x->moe_rows ? x->Ns : x->B * x->T, S = x->Ns, K = x->topk, E = x->E, h = x->h, fl = x->fe_l, R = e->R;
     float *ds = calloc((size_t)(N * K), sizeof *ds), *dy = malloc((size_t)(e->nsend * h + 1) * sizeof *dy);
     float *rdy = NULL, *dys = malloc((size_t)(R * h + 1) * sizeof *dys), *dx = calloc((size_t)(R * h + 1), sizeof *dx);
     float *dg = malloc((size_t)(R * fl + 1) * sizeof *dg), *dh1 = malloc((size_t)(R * fl + 1) * sizeof *dh1);
     float *dh3 = malloc((size_t)(R * fl + 1) * sizeof *dh3), *dxr = malloc((size_t)(R * h + 1) * sizeof *dxr);
     float *back = NULL, *dl = calloc((size_t)(N * E), sizeof *dl), *junk = NULL;
+    /* dout and dn on the host, where the routing's weights and slots are (copied down, dn up at the end) */
+    float *hd = malloc((size_t)(N * h + 1) * sizeof *hd), *hdn = malloc((size_t)(N * h + 1) * sizeof *hdn);
     int *got = malloc((size_t)x->ep * sizeof *got), rc = ST_ENOMEM;
-    if (!ds || !dy || !dys || !dx || !dg || !dh1 || !dh3 || !dxr || !dl || !got) goto out;
+    if (!ds || !dy || !dys || !dx || !dg || !dh1 || !dh3 || !dxr || !dl || !got || !hd || !hdn) goto out;
+    x->be->mem_copy(hd, dout, N * h);
+    x->be->mem_copy(hdn, dn, N * h);
+    dout = hd, dn = hdn;
     /* the weights' gradients (<dout, y>, summed over tp) and the experts' output gradients */
     for (int64_t i = 0; i < e->nsend; i++) {
         int sl = e->slot[i];
@@ -938,8 +985,9 @@ static int moe_bwd(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const xla
     x->be->mm_bwd(junk ? junk : dn + r0 * h, gw->router, NULL, dl + r0 * E, t->n2 + r0 * h, w->router, rows, h, E);
     rc = 0;
 out:
+    if (!rc) x->be->mem_copy(dn0, hdn, N * h);
     free(ds), free(dy), free(rdy), free(dys), free(dx), free(dg), free(dh1), free(dh3), free(dxr), free(back);
-    free(dl), free(junk), free(got);
+    free(dl), free(junk), free(got), free(hd), free(hdn);
     return rc;
 }
 
@@ -997,11 +1045,13 @@ static int rope_at(st__xmodel *x, float *y, int64_t heads, int64_t stride, int s
     }
     float *full = calloc((size_t)(Tg * stride), sizeof *full);
     if (!full) return ST_ENOMEM;
-    size_t row = (size_t)stride * sizeof *full;
+    int64_t c = T / 2, n = c * stride; /* the rank's two chunks of the sequence, each in one piece */
     for (int64_t b = 0; b < x->B; b++) {
-        for (int64_t t = 0; t < T; t++) memcpy(full + gpos(x, x->cr, t) * stride, y + (b * T + t) * stride, row);
+        for (int j = 0; j < 2; j++)
+            x->be->mem_copy(full + gpos(x, x->cr, j * c) * stride, y + (b * T + j * c) * stride, n);
         x->be->rope(full, Tg, Tg, heads, x->d, stride, sign);
-        for (int64_t t = 0; t < T; t++) memcpy(y + (b * T + t) * stride, full + gpos(x, x->cr, t) * stride, row);
+        for (int j = 0; j < 2; j++)
+            x->be->mem_copy(y + (b * T + j * c) * stride, full + gpos(x, x->cr, j * c) * stride, n);
     }
     free(full);
     return 0;
@@ -1109,7 +1159,7 @@ static int a2a_bwd(st__xmodel *x, const xlayer_acts *t, const float *dao, float 
     float *dvh = dkh + N * kl;
     int rc = dof ? a2a_heads(x, (float *)dao, dof, ql, 0) : ST_ENOMEM;
     if (!rc) {
-        memset(dqh, 0, (size_t)(N * ql + 2 * N * kl) * sizeof *dqh);
+        x->be->mem_zero(dqh, N * ql + 2 * N * kl);
         x->be->attn_bwd(dqh, dkh, dvh, dof, t->probs, t->qh, t->kh, t->vh, x->B, x->Tg, x->a_l / cp, x->kv_l / cp,
                         x->d);
         rc = a2a_heads(x, dq, dqh, ql, 1);
@@ -1120,17 +1170,14 @@ static int a2a_bwd(st__xmodel *x, const xlayer_acts *t, const float *dao, float 
     return rc;
 }
 
-/* The attention core of a block (after the rotary embedding): without cp the backend's kernel; with
+/* The attention core with cp, on host buffers (t's q, k, v and ao the host copies attn_core_fwd
+ * makes; its probabilities, and a2a's q, k and v of the head split, are kept on the host): with
  * cp_comm=a2a, a2a_fwd; otherwise this rank's query chunks (each c = T / 2 rows of a sequence)
  * against the gathered sequence's keys and values up to each chunk's end, causal by position (the
  * CPU kernel on every backend: st__xattn_fwd_at); probs per (sequence, chunk) [a_l x c x Tg]. 0 or
  * ST_ENOMEM. */
-static int attn_core_fwd(st__xmodel *x, xlayer_acts *t) {
+static int cp_attn_fwd(st__xmodel *x, xlayer_acts *t) {
     int64_t B = x->B, T = x->T, Tg = x->Tg, c = T / 2, ql = x->a_l * x->d, kl = x->kv_l * x->d;
-    if (x->cp == 1) {
-        x->be->attn_fwd(t->ao, t->probs, t->q, t->k, t->v, B, T, x->a_l, x->kv_l, x->d);
-        return 0;
-    }
     if (x->cp_comm == ST_CP_A2A) return a2a_fwd(x, t);
     float *kf = malloc((size_t)(2 * B * Tg * kl) * sizeof *kf), *vf = kf + B * Tg * kl;
     int rc = kf ? kv_gather(x, t->k, kf, kl) : ST_ENOMEM;
@@ -1145,21 +1192,17 @@ static int attn_core_fwd(st__xmodel *x, xlayer_acts *t) {
     return rc;
 }
 
-/* its backward: dq, dk, dv += (with cp: the keys and values gathered again, as Transformer Engine's
- * all_gather and p2p backwards do, and the gradients of the sequence's keys and values returned to
- * their ranks, kv_scatter). 0 or ST_ENOMEM. */
-static int attn_core_bwd(st__xmodel *x, const xlayer_acts *t, const float *dao, float *dq, float *dk, float *dv) {
+/* attn_core_fwd's backward with cp, on host buffers: dq, dk, dv += (the keys and values gathered again,
+ * as Transformer Engine's all_gather and p2p backwards do, and the gradients of the sequence's keys and
+ * values returned to their ranks, kv_scatter). 0 or ST_ENOMEM. */
+static int cp_attn_bwd(st__xmodel *x, const xlayer_acts *t, const float *dao, float *dq, float *dk, float *dv) {
     int64_t B = x->B, T = x->T, Tg = x->Tg, c = T / 2, ql = x->a_l * x->d, kl = x->kv_l * x->d;
-    if (x->cp == 1) {
-        x->be->attn_bwd(dq, dk, dv, dao, t->probs, t->q, t->k, t->v, B, T, x->a_l, x->kv_l, x->d);
-        return 0;
-    }
     if (x->cp_comm == ST_CP_A2A) return a2a_bwd(x, t, dao, dq, dk, dv);
     float *kf = malloc((size_t)(4 * B * Tg * kl) * sizeof *kf), *vf = kf + B * Tg * kl, *dkf = vf + B * Tg * kl;
     float *dvf = dkf + B * Tg * kl;
     int rc = kf ? kv_gather(x, t->k, kf, kl) : ST_ENOMEM;
     if (!rc) rc = kv_gather(x, t->v, vf, kl);
-    if (!rc) memset(dkf, 0, (size_t)(2 * B * Tg * kl) * sizeof *dkf);
+    if (!rc) x->be->mem_zero(dkf, 2 * B * Tg * kl);
     for (int64_t b = 0; !rc && b < B; b++)
         for (int j = 0; j < 2; j++) {
             int64_t r0 = b * T + j * c, p0 = gpos(x, x->cr, j * c), o = b * Tg * kl;
@@ -1169,6 +1212,63 @@ static int attn_core_bwd(st__xmodel *x, const xlayer_acts *t, const float *dao, 
     if (!rc) rc = kv_scatter(x, dkf, dk, kl);
     if (!rc) rc = kv_scatter(x, dvf, dv, kl);
     free(kf);
+    return rc;
+}
+
+/* cp: t's q, k and v copied to the host into h [N x (ql + 2 kl)], ao's room after them; *ht is t with
+ * those pointing there (the rest, kept by cp's forward, lies on the host already: acts_host) */
+static void cp_host_view(const st__xmodel *x, const xlayer_acts *t, float *h, xlayer_acts *ht) {
+    int64_t N = x->B * x->T, ql = x->a_l * x->d, kl = x->kv_l * x->d;
+    *ht = *t;
+    ht->q = h, ht->k = h + N * ql, ht->v = ht->k + N * kl, ht->ao = ht->v + N * kl;
+    x->be->mem_copy(ht->q, t->q, N * ql);
+    x->be->mem_copy(ht->k, t->k, N * kl);
+    x->be->mem_copy(ht->v, t->v, N * kl);
+}
+
+/* The attention core of a block (after the rotary embedding): without cp the backend's kernel; with
+ * cp its exchanges and chunks on the host (cp_attn_fwd), where its inputs are copied and whence its
+ * output returns. 0 or ST_ENOMEM. */
+static int attn_core_fwd(st__xmodel *x, xlayer_acts *t) {
+    int64_t N = x->B * x->T, ql = x->a_l * x->d, kl = x->kv_l * x->d;
+    if (x->cp == 1) {
+        x->be->attn_fwd(t->ao, t->probs, t->q, t->k, t->v, x->B, x->T, x->a_l, x->kv_l, x->d);
+        return 0;
+    }
+    xlayer_acts ht;
+    float *h = malloc((size_t)(N * (2 * ql + 2 * kl) + 1) * sizeof *h);
+    if (!h) return ST_ENOMEM;
+    cp_host_view(x, t, h, &ht);
+    int rc = cp_attn_fwd(x, &ht);
+    if (!rc) x->be->mem_copy(t->ao, ht.ao, N * ql);
+    free(h);
+    return rc;
+}
+
+/* attn_core_fwd's backward: dq, dk, dv +=. 0 or ST_ENOMEM. */
+static int attn_core_bwd(st__xmodel *x, const xlayer_acts *t, const float *dao, float *dq, float *dk, float *dv) {
+    int64_t N = x->B * x->T, ql = x->a_l * x->d, kl = x->kv_l * x->d;
+    if (x->cp == 1) {
+        x->be->attn_bwd(dq, dk, dv, dao, t->probs, t->q, t->k, t->v, x->B, x->T, x->a_l, x->kv_l, x->d);
+        return 0;
+    }
+    /* cp: on the host as its forward, the gradients (the backward's scratch) copied down and back */
+    xlayer_acts ht;
+    float *h = malloc((size_t)(N * (4 * ql + 4 * kl) + 1) * sizeof *h);
+    if (!h) return ST_ENOMEM;
+    float *hd = h + N * (2 * ql + 2 * kl), *hq = hd + N * ql, *hk = hq + N * ql, *hv = hk + N * kl;
+    cp_host_view(x, t, h, &ht);
+    x->be->mem_copy(hd, dao, N * ql);
+    x->be->mem_copy(hq, dq, N * ql);
+    x->be->mem_copy(hk, dk, N * kl);
+    x->be->mem_copy(hv, dv, N * kl);
+    int rc = cp_attn_bwd(x, &ht, hd, hq, hk, hv);
+    if (!rc) {
+        x->be->mem_copy(dq, hq, N * ql);
+        x->be->mem_copy(dk, hk, N * kl);
+        x->be->mem_copy(dv, hv, N * kl);
+    }
+    free(h);
     return rc;
 }
 
@@ -1199,18 +1299,19 @@ static int rows_attn_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t) {
  * the tp group: to the rows (dir 0) or back (dir 1). 0 or ST_ENOMEM. */
 static int heads_rows(st__xmodel *x, float *heads, float *rows, int dir) {
     int64_t S = x->Ns, ql = x->a_l * x->d, qd = x->a * x->d, n = S * ql;
-    float *buf = malloc((size_t)(x->tp * n) * sizeof *buf);
+    /* the all-to-all is MPI's, on the host: heads copied there (hh) and rows through buf */
+    float *buf = malloc((size_t)(2 * x->tp * n) * sizeof *buf);
     if (!buf) return ST_ENOMEM;
-    size_t row = (size_t)ql * sizeof *buf;
+    float *hh = buf + x->tp * n;
     /* heads' row block r is contiguous: it goes out (dir 0) or comes in (dir 1) as is; block r of
      * rows is its columns r * ql .. (r + 1) * ql */
     if (dir == 1)
-        for (int r = 0; r < x->tp; r++)
-            for (int64_t i = 0; i < S; i++) memcpy(buf + r * n + i * ql, rows + i * qd + r * ql, row);
-    x->tp_a2a.fn(x->tp_a2a.ctx, dir ? buf : heads, dir ? heads : buf, n);
+        for (int r = 0; r < x->tp; r++) x->be->mem_copy2d(buf + r * n, ql, rows + r * ql, qd, ql, S);
+    else x->be->mem_copy(hh, heads, x->tp * n);
+    x->tp_a2a.fn(x->tp_a2a.ctx, dir ? buf : hh, dir ? hh : buf, n);
     if (dir == 0)
-        for (int r = 0; r < x->tp; r++)
-            for (int64_t i = 0; i < S; i++) memcpy(rows + i * qd + r * ql, buf + r * n + i * ql, row);
+        for (int r = 0; r < x->tp; r++) x->be->mem_copy2d(rows + r * ql, qd, buf + r * n, ql, ql, S);
+    else x->be->mem_copy(heads, hh, x->tp * n);
     free(buf);
     return 0;
 }
@@ -1289,8 +1390,16 @@ static double cross_entropy(st__xmodel *x, float *logits, const int32_t *targets
     x->be->xent_exp(logits, st, mx, targets, N, T, V_l, x->v0);
     allreduce(x, st, 2 * N, 0);
     x->be->xent_norm(logits, st, N, V_l);
+    /* the sum over rows on the host: the 2N sums copied down from the backend's memory (2N floats
+     * against the N x V_l logits the kernels keep there; the loss is printed per step anyway, and a
+     * reduction kernel would sum in another order than the CPU's); out of memory: not finite, which
+     * stops the run */
+    float *hs = malloc((size_t)(2 * N + 1) * sizeof *hs);
+    if (!hs) return NAN;
+    x->be->mem_copy(hs, st, 2 * N);
     double loss = 0;
-    for (int64_t n = 0; n < N; n++) loss += logf(st[n]) - st[N + n];
+    for (int64_t n = 0; n < N; n++) loss += logf(hs[n]) - hs[N + n];
+    free(hs);
     return loss / (double)N;
 }
 
@@ -1313,9 +1422,10 @@ st__xacts *st__xmodel_forward_begin(st__xmodel *x, int chunk, const int32_t *tok
     int64_t n[3];
     layout(x, (int)nl, a->tail, a, NULL, n);
     a->lay = calloc((size_t)(nl > 0 ? nl : 1), sizeof *a->lay);
-    a->mem = malloc((size_t)(n[0] + 1) * sizeof(float));
-    a->bmem = malloc((size_t)(n[1] + 1) * sizeof(float));
-    a->pmem = malloc((size_t)(n[2] + 1) * sizeof(float));
+    a->be = x->be, a->pmem_host = x->cp > 1;
+    a->mem = acts_alloc(a, n[0], 0);
+    a->bmem = acts_alloc(a, n[1], 0);
+    a->pmem = acts_alloc(a, n[2], a->pmem_host);
     a->tokens = malloc((size_t)(2 * x->B * (x->T + 1)) * sizeof *a->tokens);
     if (!a->lay || !a->mem || !a->bmem || !a->pmem || !a->tokens) {
         st__xacts_free(a);
@@ -1325,7 +1435,7 @@ st__xacts *st__xmodel_forward_begin(st__xmodel *x, int chunk, const int32_t *tok
     layout(x, (int)nl, a->tail, a, base, NULL);
     a->targets = a->tokens + x->B * (x->T + 1);
     if (a->head || a->tail) row_tokens(x, tokens, a->tokens, a->targets);
-    if (!a->head) memcpy(nl > 0 ? a->lay[0].x : a->out, in, (size_t)(S * h) * sizeof(float));
+    if (!a->head) x->be->mem_copy(nl > 0 ? a->lay[0].x : a->out, in, S * h);
     return a;
 }
 
@@ -1335,13 +1445,11 @@ static void fwd_finish(st__xmodel *x, st__xacts *a, const float **out) {
     if (!a->tail) *out = a->out;
     if (x->recompute && nl > 0) {
         if (x->recompute == 2) {
-            memcpy(a->in0, a->lay[0].x, (size_t)(S * h) * sizeof *a->in0);
+            x->be->mem_copy(a->in0, a->lay[0].x, S * h);
             for (int64_t l = 0; l < nl; l++) moe_free(a->lay[l].moe), a->lay[l].moe = NULL;
-            free(a->bmem);
-            a->bmem = NULL;
+            acts_release(a, &a->bmem, 0);
         }
-        free(a->pmem);
-        a->pmem = NULL;
+        acts_release(a, &a->pmem, a->pmem_host);
         a->dropped = 1;
     }
 }
@@ -1386,8 +1494,8 @@ int st__xmodel_forward_unit(st__xmodel *x, st__xacts *a, int layer, const float 
     if (rc || a->fnext < unit_count(a)) return rc;
     if (x->recompute == 2 && a->nl > 0) { /* each block's input, which the unit-wise recompute starts from */
         int64_t Sh = x->Ns * x->h;
-        if (!(a->ck = malloc((size_t)(a->nl * Sh) * sizeof *a->ck))) return ST_ENOMEM;
-        for (int l = 0; l < a->nl; l++) memcpy(a->ck + l * Sh, a->lay[l].x, (size_t)Sh * sizeof *a->ck);
+        if (!(a->ck = acts_alloc(a, a->nl * Sh, 0))) return ST_ENOMEM;
+        for (int l = 0; l < a->nl; l++) x->be->mem_copy(a->ck + l * Sh, a->lay[l].x, Sh);
     }
     fwd_finish(x, a, out), *last = 1;
     return 0;
@@ -1397,13 +1505,13 @@ int st__xmodel_recompute(st__xmodel *x, st__xacts *a) {
     int64_t S = x->Ns, h = x->h, k0 = chunk_first(x, a->chunk), n[3];
     if (!a->dropped) return ST_EINVAL;
     layout(x, a->nl, a->tail, a, NULL, n);
-    if (x->recompute == 2 && !(a->bmem = malloc((size_t)(n[1] + 1) * sizeof(float)))) return ST_ENOMEM;
-    if (!(a->pmem = malloc((size_t)(n[2] + 1) * sizeof(float)))) return ST_ENOMEM;
+    if (x->recompute == 2 && !(a->bmem = acts_alloc(a, n[1], 0))) return ST_ENOMEM;
+    if (!(a->pmem = acts_alloc(a, n[2], a->pmem_host))) return ST_ENOMEM;
     float *base[3] = {a->mem, a->bmem, a->pmem};
     layout(x, a->nl, a->tail, a, base, NULL);
     a->dropped = 0;
     if (x->recompute == 2) { /* the blocks again from the chunk's input (the last rewrites `out` alike) */
-        memcpy(a->lay[0].x, a->in0, (size_t)(S * h) * sizeof *a->in0);
+        x->be->mem_copy(a->lay[0].x, a->in0, S * h);
         for (int l = 0; l < a->nl; l++) {
             int rc = block_fwd(x, &x->lp[k0 + l], &a->lay[l], l + 1 < a->nl ? a->lay[l + 1].x : a->out);
             if (rc) return rc;
@@ -1433,7 +1541,7 @@ static void norm_bwd(st__xmodel *x, float *din, float *dw, float *db, float *dn,
  * gathered from every tp rank into full */
 static const float *gathered(st__xmodel *x, const float *dout, float *full) {
     if (!x->sp) return dout;
-    memcpy(own_rows(x, full), dout, (size_t)(x->Ns * x->h) * sizeof *full);
+    x->be->mem_copy(own_rows(x, full), dout, x->Ns * x->h);
     gather_rows(x, full);
     return full;
 }
@@ -1451,7 +1559,7 @@ static void lin_bwd(st__xmodel *x, st__xacts *a, float *dinp, float *dw, float *
     x->be->mm_bwd(dinp, NULL, dbias, dout, inp, w, N, C, OC);
     if (!kept) {
         float *copy = a->wmem + a->wused;
-        memcpy(copy, dout, (size_t)(N * OC) * sizeof *copy);
+        x->be->mem_copy(copy, dout, N * OC);
         a->wused += N * OC;
         dout = copy;
     }
@@ -1466,7 +1574,7 @@ static void fused_bwd(st__xmodel *x, st__xacts *a, float *dinp, float *dw0, floa
     int64_t W = 0;
     for (int i = 0; i < n; i++) W += w[i];
     float *f = fused_buf(x);
-    split_cols(f, dout, w, n, N, 1);
+    split_cols(x, f, dout, w, n, N, 1);
     lin_bwd(x, a, dinp, dw0, db0, f, 0, inp, w0, N, C, W);
 }
 
@@ -1477,19 +1585,18 @@ static int block_bwd(st__xmodel *x, st__xacts *a, const st__xlayer *w, st__xlaye
     float *dn = x->work + 2 * N * h, *dx2 = dn + N * h, *dao = dx2 + N * h, *dq = dao + N * ql, *dk = dq + N * ql;
     float *dv = dk + N * kl, *dg = dv + N * kl, *dh1 = dg + F, *dh3 = dh1 + F;
     float *full = fused_buf(x) + fused_floats(x), *dns = full + N * h; /* sp only */
-    size_t sb = (size_t)(S * h) * sizeof(float);
     /* MLP; with sp the biases after the row-parallel GEMMs get their rows' part */
     if (w->router) {
-        memset(dn, 0, (size_t)(N * h) * sizeof *dn);
+        x->be->mem_zero(dn, N * h);
         int rc = moe_bwd(x, w, gw, t, x->moe_rows ? dout : gathered(x, dout, full), dn);
         if (rc) return rc;
     } else {
-        memset(dg, 0, (size_t)F * sizeof *dg);
+        x->be->mem_zero(dg, F);
         lin_bwd(x, a, dg, gw->w2, x->sp ? NULL : gw->b2, gathered(x, dout, full), 0, t->g, w->w2, N, x->f_l, h);
         if (x->sp) bias_grad(x, gw->b2, dout, S, h);
         if (x->swiglu) x->be->swiglu_bwd(dh1, dh3, t->h1, t->h3, dg, F);
         else x->be->act_bwd(dh1, t->h1, dg, F, x->act);
-        memset(dn, 0, (size_t)(N * h) * sizeof *dn);
+        x->be->mem_zero(dn, N * h);
         if (x->swiglu) {
             float *d[2] = {dh1, dh3};
             const int64_t width[2] = {x->f_l, x->f_l};
@@ -1499,7 +1606,7 @@ static int block_bwd(st__xmodel *x, st__xacts *a, const st__xlayer *w, st__xlaye
             lin_bwd(x, a, dn, gw->w1, gw->b1, dh1, 0, t->n2, w->w1, N, h, x->f_l);
         }
     }
-    memcpy(dx2, dout, sb);
+    x->be->mem_copy(dx2, dout, S * h);
     if (w->router && x->moe_rows) /* the rows' norm output went to no other rank whole: its gradient is whole */
         x->be->norm_bwd(dx2, gw->ln2_w, gw->ln2_b, dn, t->x2, w->ln2_w, t->mean2, t->rstd2, S, h);
     else norm_bwd(x, dx2, gw->ln2_w, gw->ln2_b, dn, dns, t->x2, w->ln2_w, t->mean2, t->rstd2);
@@ -1507,7 +1614,7 @@ static int block_bwd(st__xmodel *x, st__xacts *a, const st__xlayer *w, st__xlaye
     st__xmodel av = attn_view(x);
     int64_t R = av.B * x->T, qw = av.a_l * x->d, kw = av.kv_l * x->d;
     const float *n1 = x->attn_rows == 2 ? own_rows(x, t->n1) : t->n1;
-    memset(dao, 0, (size_t)(N * ql) * sizeof *dao);
+    x->be->mem_zero(dao, N * ql);
     if (x->attn_rows == 1) { /* the rows' gradients, then back to the heads; wo's and bo's partial over the rows */
         float *daor = calloc((size_t)(N * ql), sizeof *daor);
         if (!daor) return ST_ENOMEM;
@@ -1531,10 +1638,10 @@ static int block_bwd(st__xmodel *x, st__xacts *a, const st__xlayer *w, st__xlaye
         lin_bwd(x, a, dao, gw->wo, x->sp ? NULL : gw->bo, gathered(x, dx2, full), 0, t->ao, w->wo, N, ql, h);
         if (x->sp) bias_grad(x, gw->bo, dx2, S, h);
     }
-    memset(dq, 0, (size_t)(N * (ql + 2 * kl)) * sizeof *dq);
+    x->be->mem_zero(dq, N * (ql + 2 * kl));
     if (attn_core_bwd(&av, t, dao, dq, dk, dv)) return ST_ENOMEM;
     if (x->rope && (rope_at(&av, dq, av.a_l, qw, -1) || rope_at(&av, dk, av.kv_l, kw, -1))) return ST_ENOMEM;
-    memset(dn, 0, (size_t)(N * h) * sizeof *dn);
+    x->be->mem_zero(dn, N * h);
     float *dqkv[3] = {dq, dk, dv};
     const int64_t width[3] = {qw, kw, kw};
     if (x->attn_rows == 3) { /* this rank's columns of the whole gradients (a slice), its share of QKV's width */
@@ -1543,7 +1650,7 @@ static int block_bwd(st__xmodel *x, st__xacts *a, const st__xlayer *w, st__xlaye
         rank_cols(x, f, dqkv, wd, 3, x->tr, 1);
         lin_bwd(x, a, dn, gw->wq, gw->bq, f, 0, n1, w->wq, N, h, wd[0] + 2 * wd[1]);
     } else fused_bwd(x, a, dn, gw->wq, gw->bq, dqkv, width, 3, n1, w->wq, R, h);
-    memcpy(din, dx2, sb);
+    x->be->mem_copy(din, dx2, S * h);
     if (x->attn_rows == 2) /* the rows' norm output went to no other rank: its gradient is whole */
         x->be->norm_bwd(din, gw->ln1_w, gw->ln1_b, dn, t->x, w->ln1_w, t->mean1, t->rstd1, S, h);
     else norm_bwd(x, din, gw->ln1_w, gw->ln1_b, dn, dns, t->x, w->ln1_w, t->mean1, t->rstd1);
@@ -1563,13 +1670,13 @@ static int bwd_unit(st__xmodel *x, st__xacts *a, st__xacts *sa, const float *dou
     float *d0 = bwd_grad(x, a, 0), *d1 = bwd_grad(x, a, 1);
     /* block_bwd's scratch: the norms' input gradient, the gathered rows (sp) */
     float *dn = x->work + 2 * N * h, *full = x->work + work_floats(x) - 2 * N * h, *dns = full + N * h;
-    if (a->bnext++ == 0 && !a->tail) memcpy(d0, dout, (size_t)(S * h) * sizeof *d0);
+    if (a->bnext++ == 0 && !a->tail) x->be->mem_copy(d0, dout, S * h);
     if (u >= a->nl) {
         /* d loss / d logits = (p - onehot) / N per micro-batch, times loss_scale */
         x->be->xent_bwd(a->logits, a->targets, (float)(loss_scale / (double)N), N, T, x->V_l, x->v0);
-        memset(dn, 0, (size_t)(N * h) * sizeof *dn);
+        x->be->mem_zero(dn, N * h);
         lin_bwd(x, sa, dn, x->glm, NULL, a->logits, 1, a->nf, x->lm, N, h, x->V_l);
-        memset(d0, 0, (size_t)(S * h) * sizeof *d0);
+        x->be->mem_zero(d0, S * h);
         /* f of the output layer */
         norm_bwd(x, d0, x->glnf_w, x->glnf_b, dn, dns, a->out, x->lnf_w, a->meanf, a->rstdf);
         return 0;
@@ -1589,7 +1696,7 @@ static int bwd_unit(st__xmodel *x, st__xacts *a, st__xacts *sa, const float *dou
 static int backward(st__xmodel *x, st__xacts *a, const float *dout, double loss_scale, const float **din, int split) {
     if (a->dropped) return ST_EINVAL; /* the recompute has not run */
     int n = unit_count(a);
-    if (n == 0) memcpy(bwd_grad(x, a, 0), dout, (size_t)(x->Ns * x->h) * sizeof(float)); /* a chunk of nothing */
+    if (n == 0) x->be->mem_copy(bwd_grad(x, a, 0), dout, x->Ns * x->h); /* a chunk of nothing */
     while (a->bnext < n) {
         int rc = bwd_unit(x, a, split ? a : NULL, dout, loss_scale);
         if (rc) return rc;
@@ -1609,7 +1716,7 @@ int st__xmodel_backward_input(st__xmodel *x, st__xacts *a, const float *dout, do
      * gradients take the floats below; the output layer reads its own logits */
     int64_t per = N * (ql + 2 * kl + 2 * x->h + 2 * x->f_l);
     a->wg = malloc((size_t)(7 * a->nl + 1) * sizeof *a->wg);
-    a->wmem = malloc((size_t)(per * a->nl + 1) * sizeof *a->wmem);
+    a->wmem = acts_alloc(a, per * a->nl, 0);
     if (!a->wg || !a->wmem) return ST_ENOMEM;
     a->nwg = 0, a->wused = 0;
     return backward(x, a, dout, loss_scale, din, 1);
@@ -1621,8 +1728,9 @@ int st__xmodel_backward_weight(st__xmodel *x, st__xacts *a) {
         const xwgrad *g = &a->wg[i];
         x->be->mm_bwd(NULL, g->dw, NULL, g->dout, g->inp, NULL, g->N, g->C, g->OC);
     }
-    free(a->wg), free(a->wmem);
-    a->wg = NULL, a->wmem = NULL, a->nwg = 0, a->wused = 0;
+    free(a->wg);
+    acts_release(a, &a->wmem, 0);
+    a->wg = NULL, a->nwg = 0, a->wused = 0;
     return 0;
 }
 
@@ -1644,10 +1752,10 @@ int st__xmodel_recompute_unit(st__xmodel *x, st__xacts *a, int layer) {
         /* the backward's residual gradient waits in the work buffer, where sp's partial sums go: kept aside */
         float *d = bwd_grad(x, a, 0), *keep = malloc((size_t)Sh * sizeof *keep);
         if (!keep) return ST_ENOMEM;
-        memcpy(keep, d, (size_t)Sh * sizeof *keep);
-        memcpy(a->lay[b].x, a->ck + b * Sh, (size_t)Sh * sizeof *a->ck);
+        x->be->mem_copy(keep, d, Sh);
+        x->be->mem_copy(a->lay[b].x, a->ck + b * Sh, Sh);
         rc = block_fwd(x, &x->lp[chunk_first(x, a->chunk) + b], &a->lay[b], b + 1 < a->nl ? a->lay[b + 1].x : a->out);
-        memcpy(d, keep, (size_t)Sh * sizeof *keep);
+        x->be->mem_copy(d, keep, Sh);
         free(keep);
     } else if (attn_core_fwd(x, &a->lay[b])) {
         rc = ST_ENOMEM;
@@ -1667,7 +1775,7 @@ static int bwd_piece(st__xmodel *x, st__xacts *a, int layer, const float *dout, 
     if (split && !a->wg) { /* the first: room for every weight gradient it leaves, as st__xmodel_backward_input's */
         int64_t N = x->B * x->T, per = N * (x->a_l * x->d + 2 * x->kv_l * x->d + 2 * x->h + 2 * x->f_l);
         a->wg = malloc((size_t)(7 * a->nl + 1) * sizeof *a->wg);
-        a->wmem = malloc((size_t)(per * a->nl + 1) * sizeof *a->wmem);
+        a->wmem = acts_alloc(a, per * a->nl, 0);
         if (!a->wg || !a->wmem) return ST_ENOMEM;
         a->nwg = 0, a->wused = 0, a->wnext = 0;
     }

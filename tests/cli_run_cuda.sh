@@ -7,16 +7,18 @@
 # send done only once received (MPI_Issend: a rank that waits for its send before it receives hangs,
 # as on GPUs); both abort on a buffer outside the fake device memory; the fake runtime aborts on a
 # copy whose pointers do not match its direction, keeps device memory in pages the host cannot touch
-# outside the fakes' own calls (a host read of a device pointer dies: checked first), and runs each
-# launched kernel of exec/kernels_cuda.cu through its host version (aborting on a pointer outside the
-# fake device memory), so a run that passes staged every operand on the device and back and
-# computed there. Checked: tiny-gpt with tp x pp x dp = 2x2x2 and
+# outside the fakes' own calls (a host read of a device pointer dies: checked first, with its zeroing
+# and pitched copies), and runs each launched kernel of exec/kernels_cuda.cu through its host version
+# (aborting on a pointer outside the fake device memory), so a run that passes kept the model's tensors
+# on the device (exec/cuda.c: the host touches them only through copies) and computed there. Checked:
+# tiny-gpt with tp x pp x dp = 2x2x2 and
 # ZeRO-1 on 8 ranks against the single-rank CPU reference (tests/cli_run.sh's tolerance) and the cpu
 # backend's losses; tiny-moe with tp=2 sp=1 ep=2 (NCCL's all-reduce, all-gather, reduce-scatter and
 # grouped send/recv); tiny-llama (RMSNorm, RoPE, SwiGLU, GQA kernels) and under zbv (the backward in
 # halves: input-only and weight-only GEMMs); the pipeline's sends and receives over NCCL (each on
 # its channel's stream) under 1F1B, interleaved 1F1B and DualPipe, whose orders send twice before
 # receiving; context parallelism's ring, all-gather and all-to-all over NCCL (cp=2, with pp=2 too);
+# the ILP's attention on the rows (MPI's all-to-all on host copies of device tensors);
 # the device memory per rank in --compare's table and JSON; that the kernels ran (launches that only
 # take time break the check); refusals (no GPU, a device allocation or NCCL communicator
 # that fails, a bad --backend, --reference-kernels) as one line from rank 0 and a failure on every
@@ -84,6 +86,33 @@ if ${CC:-cc} -I"${CUDA_DIR:-/usr/local/cuda}/include" -o "$T/deref" "$T/deref.c"
 	if [ "$drc" -gt 128 ]; then ok "the fake device memory: a host read of a device pointer faults"
 	else nok "the fake device memory: a host read of a device pointer faults" "exit $drc"; fi
 else nok "the fake device memory: the check builds" "$(cat "$T/mockbuild")"; fi
+# what the cuda backend's tensor memory uses (exec/cuda.c mem_zero, mem_copy2d): the fake's zeroing and
+# pitched copies do their work on device memory, and abort on a host pointer (argument 1) as a GPU faults
+cat >"$T/memops.c" <<'EOF'
+#include <cuda_runtime_api.h>
+int main(int argc, char **argv) {
+	float *d, h[6] = {1, 2, 3, 4, 5, 6}, b[4] = {9, 9, 9, 9};
+	if (cudaMalloc((void **)&d, sizeof h)) return 3;
+	if (argc > 1) cudaMemsetAsync(h, 0, sizeof h, 0); /* a host pointer: abort */
+	if (cudaMemsetAsync(d, 0, sizeof h, 0) || cudaMemcpyAsync(h, d, sizeof h, cudaMemcpyDeviceToHost, 0) || h[5] != 0)
+		return 4;
+	for (int i = 0; i < 6; i++) h[i] = (float)i;
+	/* [2 x 3] up, its columns 1 and 2 down into [2 x 2] */
+	if (cudaMemcpyAsync(d, h, sizeof h, cudaMemcpyHostToDevice, 0) ||
+	    cudaMemcpy2DAsync(b, 2 * sizeof *b, d + 1, 3 * sizeof *d, 2 * sizeof *b, 2, cudaMemcpyDeviceToHost, 0))
+		return 5;
+	return b[0] == 1 && b[1] == 2 && b[2] == 4 && b[3] == 5 ? 0 : 6;
+}
+EOF
+if ${CC:-cc} -I"${CUDA_DIR:-/usr/local/cuda}/include" -o "$T/memops" "$T/memops.c" "$lib" >"$T/mockbuild" 2>&1; then
+	"$T/memops" >/dev/null 2>&1
+	mrc=$?
+	"$T/memops" host >/dev/null 2>&1
+	hrc=$?
+	if [ "$mrc" -eq 0 ] && [ "$hrc" -gt 128 ]; then
+		ok "the fake's zeroing and pitched copies: right on the device, abort on the host"
+	else nok "the fake's zeroing and pitched copies" "exit $mrc, on a host pointer $hrc"; fi
+else nok "the fake's memory operations: the check builds" "$(cat "$T/mockbuild")"; fi
 
 mpi_strata 300 8 run --model tiny-gpt --plan tp=2,pp=2,dp=2,mbs=1,gbs=8,seq=32,zero=1 --steps 2 --check --json \
 	--backend cuda
@@ -113,6 +142,18 @@ check_within "cuda, zbv (the backward's halves: cuBLAS's input-only and weight-o
 mpi_strata 300 4 run --model tiny-moe --plan "$T/m4.json" --cluster "$SRCDIR/tests/data/cluster_slowgpu.json" \
 	--steps 2 --check --json --backend cuda
 check_within "cuda, an ILP plan (QKV on its fused width, experts over the tp group) matches the reference"
+# the attention's rows (exec/model.c, "operator-level plans"), MPI's all-to-all between the heads and the rows
+# on host copies of the gradients in device memory: the projection on the rows (tiny-gpt), QKV to the
+# projection on each rank's sequences (tiny-llama), as tests/cli_run_ilp.sh plans them
+for mr in "tiny-gpt projection" "tiny-llama attention"; do
+	"$STRATA" plan --search ilp --cluster "$SRCDIR/tests/data/cluster_slowgpu.json" --seq 32 --model "${mr% *}" \
+		--gpus 2 --gbs 16 --mbs 8 --max-stages 1 --out "$T/rows.json" >"$T/ilpout" 2>&1 ||
+		nok "ILP plan ${mr% *} on 2" "$(cat "$T/ilpout")"
+	mpi_strata 300 2 run --model "${mr% *}" --plan "$T/rows.json" --cluster "$SRCDIR/tests/data/cluster_slowgpu.json" \
+		--steps 2 --check --json --backend cuda
+	if grep -q "\"on_rows\": \"${mr#* }\"" "$T/out"; then check_within "cuda, ${mr% *} with the ${mr#* } on the rows"
+	else nok "cuda, ${mr% *} with the ${mr#* } on the rows" "$(head -3 "$T/out")"; fi
+done
 # the pipeline over NCCL: interleaved 1F1B sends a chunk's output twice before it receives (a send that
 # waited for its receive would hang the fake here), DualPipe both ways at once
 run_checked 2 "cuda, interleaved pp=2 vp=2 (Llama) over NCCL sends and receives matches the reference" \
@@ -180,7 +221,7 @@ export MOCK_MEM_GB=0.000001
 mpi_strata 60 2 run --model tiny-gpt --plan $P --backend cuda
 unset MOCK_MEM_GB
 refused "a device allocation that fails: every rank stops" \
-	"rank [01] (GPU 0): cudaMalloc of the staging buffer failed"
+	"rank [01] (GPU 0): cudaMalloc of the model's tensors failed"
 export MOCK_NCCL_FAIL=1
 mpi_strata 60 2 run --model tiny-gpt --plan $P --backend cuda
 unset MOCK_NCCL_FAIL

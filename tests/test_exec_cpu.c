@@ -756,8 +756,33 @@ static void c_attn_bwd(float *dq, float *dk, float *dv, const float *d, const fl
     calls[10]++, st__xbackend_cpu.attn_bwd(dq, dk, dv, d, p, q, k, v, B, T, hq, hkv, hd);
 }
 
+/* the tensors' memory through the backend too: the blocks it handed out (live), and the copies */
+static float *live[64];
+static int nlive, nallocs, ncopies;
+static float *c_mem_alloc(int64_t n) {
+    float *p = st__xbackend_cpu.mem_alloc(n);
+    ck_assert_int_lt(nlive, 64);
+    if (p) live[nlive++] = p, nallocs++;
+    return p;
+}
+static void c_mem_free(float *p) {
+    int i = 0;
+    if (!p) return;
+    while (i < nlive && live[i] != p) i++;
+    ck_assert_int_lt(i, nlive); /* only what it handed out */
+    live[i] = live[--nlive];
+    st__xbackend_cpu.mem_free(p);
+}
+static void c_mem_copy(float *d, const float *s, int64_t n) { ncopies++, st__xbackend_cpu.mem_copy(d, s, n); }
+static int is_live(const float *p) {
+    for (int i = 0; i < nlive; i++)
+        if (live[i] == p) return 1;
+    return 0;
+}
+
 START_TEST(kernels_through_the_backend) {
     st__xbackend counting = st__xbackend_cpu;
+    counting.mem_alloc = c_mem_alloc, counting.mem_free = c_mem_free, counting.mem_copy = c_mem_copy;
     counting.name = "counting", counting.mm_fwd = c_mm_fwd, counting.mm_bwd = c_mm_bwd;
     counting.norm_fwd = c_norm_fwd, counting.norm_bwd = c_norm_bwd, counting.swiglu_fwd = c_swiglu_fwd;
     counting.swiglu_bwd = c_swiglu_bwd, counting.rope = c_rope, counting.attn_fwd = c_attn_fwd;
@@ -773,12 +798,16 @@ START_TEST(kernels_through_the_backend) {
                         .be = r ? &counting : NULL};
         ck_assert_int_eq(st__xmodel_init(&x[r], &m, &pt, 42, &err), 0);
         ck_assert_ptr_eq(x[r].be, r ? &counting : &st__xbackend_cpu);
+        /* the weights, their gradients and the backward's scratch are the backend's; the weights uploaded */
+        if (r) ck_assert(nlive == 3 && is_live(x[r].params) && is_live(x[r].grads) && is_live(x[r].work) && ncopies);
         double loss = 0;
         const float *o;
         st__xacts *a = st__xmodel_forward(&x[r], 0, tok, NULL, &o, &loss);
         ck_assert_ptr_nonnull(a);
+        if (r) ck_assert_int_gt(nlive, 3); /* the activations */
         ck_assert_int_eq(st__xmodel_backward(&x[r], a, NULL, 1.0, &o), 0);
         st__xacts_free(a);
+        if (r) ck_assert_int_eq(nlive, 3);
     }
     /* per block: 4 GEMMs (qkv, the projection, fc1 with SwiGLU's two halves, fc2: the lowering's
      * operators), 2 norms, 2 rotations, 1 attention; the final norm and the output layer */
@@ -793,6 +822,28 @@ START_TEST(kernels_through_the_backend) {
     ck_assert_int_eq(calls[10], 2);
     ck_assert_int_eq(memcmp(x[1].grads, x[0].grads, (size_t)x[0].nparams * sizeof(float)), 0);
     for (int r = 0; r < 2; r++) st__xmodel_destroy(&x[r]);
+    ck_assert_int_eq(nlive, 0); /* every block given back */
+    ck_assert_int_gt(nallocs, 3);
+}
+END_TEST
+
+/* the cpu backend's tensor memory: zeroed blocks; a column block of a row-major matrix copied with
+ * its pitches, the floats outside it untouched; a copy and a zeroing of n floats */
+START_TEST(cpu_memory_ops) {
+    const st__xbackend *be = &st__xbackend_cpu;
+    float *m = be->mem_alloc(15), *d = be->mem_alloc(8);
+    ck_assert(m && d);
+    for (int i = 0; i < 15; i++) ck_assert(m[i] == 0.0f), m[i] = (float)i; /* [3 x 5]: m[r][c] = 5r + c */
+    for (int i = 0; i < 8; i++) d[i] = -1.0f;
+    be->mem_copy2d(d, 3, m + 1, 5, 2, 3); /* columns 1 and 2 into [3 x 3]'s first two columns (8 floats) */
+    const float want[8] = {1, 2, -1, 6, 7, -1, 11, 12};
+    for (int i = 0; i < 8; i++) ck_assert_float_eq(d[i], want[i]);
+    be->mem_copy(d, m + 10, 5);
+    be->mem_zero(d + 5, 3);
+    const float want2[8] = {10, 11, 12, 13, 14, 0, 0, 0};
+    for (int i = 0; i < 8; i++) ck_assert_float_eq(d[i], want2[i]);
+    be->mem_free(m);
+    be->mem_free(d);
 }
 END_TEST
 
@@ -902,6 +953,7 @@ Suite *suite_exec_cpu(void) {
     tcase_add_test(tc, units_split);
     tcase_add_test(tc, gemm_clock_and_heap);
     tcase_add_test(tc, kernels_through_the_backend);
+    tcase_add_test(tc, cpu_memory_ops);
     tcase_add_test(tc, fault_hook_parse);
     tcase_add_test(tc, run_delay_from_schedstat);
     suite_add_tcase(s, tc);

@@ -144,18 +144,37 @@ cudaError_t cudaMemcpy(void *d, const void *s, size_t n, enum cudaMemcpyKind k) 
     mock_dev_access(0);
     return cudaSuccess;
 }
-cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, enum cudaMemcpyKind k, cudaStream_t st) {
+/* rows of w bytes at pitches dp and sp, after the stream's earlier work; aborts where the pointers do
+ * not match the direction (the spans the rows cover on each side) */
+cudaError_t cudaMemcpy2DAsync(void *d, size_t dp, const void *s, size_t sp, size_t w, size_t h,
+                              enum cudaMemcpyKind k, cudaStream_t st) {
+    size_t dn = h ? (h - 1) * dp + w : 0, sn = h ? (h - 1) * sp + w : 0;
     drain(st, 1);
-    if ((k == cudaMemcpyHostToDevice && (!mock_on_device(d, n) || mock_on_device(s, n))) ||
-        (k == cudaMemcpyDeviceToHost && (mock_on_device(d, n) || !mock_on_device(s, n))) ||
-        (k == cudaMemcpyDeviceToDevice && (!mock_on_device(d, n) || !mock_on_device(s, n))))
+    if ((k == cudaMemcpyHostToDevice && (!mock_on_device(d, dn) || mock_on_device(s, sn))) ||
+        (k == cudaMemcpyDeviceToHost && (mock_on_device(d, dn) || !mock_on_device(s, sn))) ||
+        (k == cudaMemcpyDeviceToDevice && (!mock_on_device(d, dn) || !mock_on_device(s, sn))))
         abort();
     mock_dev_access(1);
-    memmove(d, s, n);
+    for (size_t r = 0; r < h; r++) memmove((char *)d + r * dp, (const char *)s + r * sp, w);
     mock_dev_access(0);
     double t0 = clk_ms;
-    clk_ms += 0.005 + n / 25e6;
+    clk_ms += 0.005 + (double)(w * h) / 25e6;
     activity(1 /* MEMCPY */, 0, t0 + 0.002, clk_ms);
+    return cudaSuccess;
+}
+cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, enum cudaMemcpyKind k, cudaStream_t st) {
+    return cudaMemcpy2DAsync(d, n, s, n, n, 1, k, st); /* one row */
+}
+/* as a kernel: on a live block only (else abort), after the stream's work before it */
+cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t st) {
+    drain(st, 1);
+    if (!mock_on_device(p, n)) abort();
+    mock_dev_access(1);
+    memset(p, v, n);
+    mock_dev_access(0);
+    double t0 = clk_ms;
+    clk_ms += 0.005 + n / 1e9; /* 1 TB/s: an HBM's order of magnitude (the fakes' rates are made up) */
+    activity(10 /* CONCURRENT_KERNEL */, 0, t0 + 0.004, clk_ms);
     return cudaSuccess;
 }
 /* free: the memory less the live blocks (as a driver says it, without a context of its own) */
