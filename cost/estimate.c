@@ -339,7 +339,7 @@ static void pass_add_ops(st_cost_ctx *ctx, const st_plan *p, const st_op *ops, i
             out->sel_bytes += o->saved_bytes - o->ckpt_kept_bytes;
         }
         out->saved_bytes += o->saved_bytes;
-        if (o->cls == ST_OPC_GEMM && o->params > 0) {
+        if (o->cls == ST_OPC_GEMM && (o->params > 0 || o->shared_weight)) {
             out->wgrad_bytes += o->saved_bytes;
             out->dy_bytes += o->dy_bytes;
         }
@@ -660,6 +660,10 @@ void st_cost_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, st_chunk_cost 
         if (sc->kind[k].work_bytes > out->work_bytes) out->work_bytes = sc->kind[k].work_bytes;
     }
     if (chunk == chunks - 1) out->tail_work_bytes = sc->tail.work_bytes;
+    /* the output layer's weight half reads the logits' gradient (s b V / t, 16-bit: the loss's fp32 gradient cast
+     * back at logits.float()), and the MTP modules' their blocks' and logits': kept from the input half alike.
+     * (The embedding's weight half, on the first chunk, keeps the first block's input gradient: not counted.) */
+    if (chunk == chunks - 1) out->wgrad_bytes += sc->tail.dy_bytes;
 }
 
 void st_cost_stage_compute(st_cost_ctx *ctx, const st_plan *p, double t_s[ST_REC_FULL + 1][ST_MAX_STAGES]) {
