@@ -42,7 +42,11 @@
  * Data: dp rank r's micro-batch j holds samples (r * m + j) * mbs .. + mbs of the iteration's gbs
  * (contiguous per dp rank, as Megatron-LM's sampler hands them out; its cp ranks share them); the
  * reference runs the same gbs samples as gbs / mbs micro-batches on one rank, so both compute the
- * mean loss of the same tokens and its gradient.
+ * mean loss of the same tokens and its gradient. Replicas of different micro-batch counts (the plan's
+ * dp_batches, which `plan` balances on node groups of different GPUs) run their own counts, replica r's
+ * samples after those of the replicas before it, and every micro-batch's loss gradient carries
+ * 1 / (gbs / mbs x cp): the dp sum is then the mean over every token, each replica weighted by its
+ * share of the batch.
  *
  * Timing: CLOCK_MONOTONIC after a barrier at each iteration's start; a receive counts its wait for
  * the sender, a send only its start (MPI_Isend), a collective its wait for the slowest member.
@@ -113,7 +117,9 @@ typedef struct rank_state {
     MPI_Comm cpc;           /* the cp group's communicator (one of comms) */
     double cp_s, pending_cp_s; /* the cp K/V exchanges' time so far, in the compute before */
     MPI_Comm epc, edpc;     /* the ep group's communicator; the expert-data-parallel one (split, owned) */
-    int64_t M, T, gbs;      /* micro-batches per dp rank, sequence, batch */
+    int64_t M, T, gbs;      /* micro-batches of this rank's dp replica, sequence, batch */
+    int64_t m0;             /* the replica's first micro-batch of the iteration's gbs / mbs (the replicas before's) */
+    double den;             /* the loss's denominator: the iteration's micro-batches x cp (gbs / mbs x cp) */
     int pp, V;              /* pipeline stages; chunks per rank (vp; dualpipe's 2) */
     int dual;               /* schedule=dualpipe (local_chunk) */
     MPI_Comm *comms;        /* per group: its communicator where this rank is a member, else MPI_COMM_NULL */
@@ -361,14 +367,6 @@ static int check_plan(const st_plan *p, const st_lowered *l, int64_t L, int size
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "the plan runs on %d ranks (tp x pp x dp x cp); mpirun started %d (mpirun -np %d)",
                             l->nranks, size, l->nranks);
-    /* replicas of different micro-batch counts (dp_batches, what `plan` balances on node groups):
-     * every replica runs the lowering's M micro-batches, its samples and its loss scale from them */
-    for (int r = 1; r < p->ndp_batches; r++)
-        if (p->dp_batches[r] != p->dp_batches[0])
-            return st_error_set(err, ST_EINVAL, NULL, "dp_batches",
-                                "the cpu executor does not run replicas of different micro-batch counts yet "
-                                "(%d and %d)",
-                                p->dp_batches[0], p->dp_batches[r]);
     /* recompute=op (torchtitan's op-level selective checkpointing: SDPA's and every other aten.mm's
      * outputs kept, the rest run again) names fractions of the lowering's fused operators (st_op's
      * op_recompute, src/core/opgraph.c), which the model's recompute (a chunk's blocks, or their
@@ -826,7 +824,7 @@ static int run_backward(rank_state *S, const st_ins *in, int k) {
     int split = in->phase == ST_PHASE_BWD_INPUT;
     if (!S->acts[k] || S->bwd_done[k] || (!tail && !S->grad_in[k])) return ST_EINVAL;
     const float *din = NULL;
-    double scale = 1.0 / (double)(S->M * S->dp);
+    double scale = 1.0 / S->den;
     int rc = split ? st__xmodel_backward_input(&S->x, S->acts[k], S->grad_in[k], scale, &din)
                    : st__xmodel_backward(&S->x, S->acts[k], S->grad_in[k], scale, &din);
     return rc ? rc : backward_done(S, in, k, din, split);
@@ -854,7 +852,7 @@ static int z3_piece(rank_state *S, const st_ins *in, int k) {
         if (!S->acts[k] || (!tail && !S->grad_in[k]) || !(buf = z3_grads_new(S, k, u))) return ST_EINVAL;
         z3_point(S, u, 1, buf);
         const float *din = NULL;
-        double scale = 1.0 / (double)(S->M * S->dp);
+        double scale = 1.0 / S->den;
         rc = split ? st__xmodel_backward_input_unit(&S->x, S->acts[k], u, S->grad_in[k], scale, &din, &last)
                    : st__xmodel_backward_unit(&S->x, S->acts[k], u, S->grad_in[k], scale, &din, &last);
         z3_point(S, u, 1, NULL);
@@ -914,7 +912,7 @@ static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_e
         return ST_EINVAL;
     /* the dp replica's samples (the dp group is dp x cp, its cp ranks share their replica's sequences);
      * dualpipe: copy A runs the dp rank's first M / 2 micro-batches, copy B (chunks pp on) the rest */
-    int64_t sample = (int64_t)(S->dr / S->cp) * S->M + mb + (S->dual && in->chunk >= S->pp ? S->M / 2 : 0);
+    int64_t sample = S->m0 + mb + (S->dual && in->chunk >= S->pp ? S->M / 2 : 0);
     if (S->x.first || S->x.last) gen_tokens(S, step, sample * S->x.B, o->seed);
     if (S->zero3) {
         *kind = in->phase == ST_PHASE_FWD ? ST_EXEC_FWD : in->phase == ST_PHASE_BWD ? ST_EXEC_BWD : ST_EXEC_BWD_INPUT;
@@ -1267,7 +1265,7 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
         for (int i = 0; i < S->nsends; i++) p2p_free(S, &S->sendbufs[i]);
         S->nsends = 0;
         double t = now_s() - t0, tmax = 0, loss = 0;
-        double mine = S->x.last && S->tr == 0 ? S->loss_sum / (double)(S->M * S->dp) : 0;
+        double mine = S->x.last && S->tr == 0 ? S->loss_sum / S->den : 0;
         /* a loss that is not finite is a diverged run, not a number to print */
         if (!rc && !isfinite(mine))
             rc = st_error_set(err, ST_EINVAL, NULL, "plan", "rank %d step %d: the loss is not finite (the run diverged)",
@@ -1493,6 +1491,12 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     int ge = find_group(l, ST_GRP_EP, S.rank, &S.er), gc = find_group(l, ST_GRP_CP, S.rank, &S.cr);
     S.ep = ge >= 0 ? l->groups[ge].n : 1;
     S.cp = gc >= 0 ? l->groups[gc].n : 1;
+    /* the replica's micro-batches (dp_batches[r] where the plan lists them: each replica runs its own count, its
+     * samples after the replicas before it), and the loss over all of the iteration's */
+    int replica = S.dr / S.cp;
+    S.M = st_plan_replica_microbatches(p, replica), S.m0 = 0;
+    for (int r = 0; r < replica; r++) S.m0 += st_plan_replica_microbatches(p, r);
+    S.den = (double)(p->gbs / p->mbs) * S.cp;
     S.epc = S.edpc = MPI_COMM_NULL;
     l0 = calloc((size_t)S.V, sizeof *l0), l1 = calloc((size_t)S.V, sizeof *l1);
     st__xpart part = {.B = p->mbs, .T = p->seq, .tp = S.tp, .tr = S.tr, .sp = p->sp, .attn_rows = o->attn_rows,
