@@ -46,6 +46,10 @@
  *
  * Timing: CLOCK_MONOTONIC after a barrier at each iteration's start; a receive counts its wait for
  * the sender, a send only its start (MPI_Isend), a collective its wait for the slowest member.
+ * A backend that queues its work on streams (st__xbackend's ins_begin: the cuda backend's) gets each
+ * instruction's program stream and deps before its work and times it by its own events instead: the
+ * runtime no longer waits after each instruction, and reads the spans, the tp/ep/cp clocks and the
+ * GEMM share from step_end once the step's work is done; the iteration's time stays the host's.
  *
  * Faults (exec/fault.c): every transfer of a step runs in the run's own communicator (a duplicate
  * of the world with MPI_ERRORS_RETURN, and the groups' made from it) as a nonblocking call that

@@ -4,7 +4,7 @@
  * timed by CUDA events into st__xkernels_gemm_s (the GEMM share that strata run --compare shows), and
  * the rest (norms, activations, rotary embedding, attention, Adam, biases, residual additions, the
  * vocab-parallel embedding, learned positions and cross-entropy) by the backend's own kernels
- * (exec/kernels_cuda.cu), all on one compute stream per rank; the tensor-parallel collectives
+ * (exec/kernels_cuda.cu); the tensor-parallel collectives
  * (all-reduce, all-gather, reduce-scatter) and the MoE all-to-all (grouped ncclSend/ncclRecv) over
  * NCCL communicators of the rank's tp and ep groups; context parallelism's exchanges (the ring's
  * step as one NCCL group of a send and a receive, the all-gather, reduce-scatter and all-to-all) over
@@ -24,20 +24,38 @@
  * buffers come from the backend's mem_alloc (cudaMalloc, cached: "the model's tensors" below), the
  * weights seeded on the host and uploaded once, and the host reaches them only through mem_copy and
  * mem_zero (cudaMemcpyAsync, cudaMemcpy2DAsync, cudaMemsetAsync on the stream). The kernels take them
- * as they are; a kernel whose outputs all lie there is queued and not waited for (the runtime waits
- * once per instruction, the table's sync, where its timing ends). What still crosses
+ * as they are; a kernel whose outputs all lie there is queued and not waited for. What still crosses
  * to the host, and why: the loss's row sums (2N floats, for the printed loss); the MoE routing (the
  * norm's output copied down, top-k, sort and capacity on the host, its experts' rows staged per
  * kernel from host buffers, the weighted sum uploaded: a routing kernel and device-side dispatch are
  * the next step); context parallelism's attention (q, k, v copied down, exchanged and computed on the
  * host as before, the output and gradients uploaded); attn_rows 1's all-to-all (MPI's, on host
  * copies); --check's gradients; the tokens (staged per kernel: B x (T + 1) ints). A kernel with a
- * host operand stages it through the device buffer below and waits for its outputs. The GEMMs still
- * wait for the stream after each (their events time them for the GEMM clock), and the collectives
- * after each (their time goes to the runtime's clocks): events read at the step's end would remove
- * those waits. Every stream of the program (tp and dp communication) runs on the one compute stream
- * in program order, with no cross-stream events: the next part (a stream per program stream, events
- * for the dependencies the program states). A rank whose staging fails skips its collectives and its
+ * host operand stages it through the device buffer below and waits for its outputs.
+ *
+ * Streams ("the program's streams" below): each program stream (program.h's ST_STREAM_*) has a CUDA
+ * stream, and an instruction's kernels, copies and NCCL calls go to its stream's (the tp, ep and cp
+ * collectives and the pipeline's receives on the compute stream, the sends' copies on the p2p
+ * stream, the dp, ZeRO and embedding collectives on the dp stream); each dep[] on an instruction of
+ * another stream is that one's end event, waited for by cudaStreamWaitEvent; the pipeline's channels
+ * keep their streams, ordered by events against the instruction's. Memory used by several streams
+ * is ordered by events too: a freed block of the model's tensors records an event on every stream
+ * that used it and its next mem_alloc waits for them (the runtime frees a micro-batch's buffers while
+ * a send's copy on the p2p stream may still read them); the staging buffer alike, at each use on
+ * another stream. The host waits only for a copy to the host (the loss, the MoE routing, cp's
+ * attention, --check), a pipeline receive (the wait that can meet a dead peer), a grown staging
+ * buffer's cudaFree, and the step's end (step_end: every stream). Timing is by events, read once at
+ * the step's end against the step's start event: an instruction's span runs from where its stream
+ * reached it (after its deps' events and the stream's earlier work) to its end; a GEMM's (the GEMM
+ * clock) and a tp, ep or cp collective's (the runtime's clocks of those) from where the stream
+ * reached the call to its end, so a collective's time includes its wait for the other members, as
+ * the CPU runtime's MPI clocks do, but starts where this rank's stream arrived: when the last member
+ * arrived is not known to events. A step's iteration time stays the host's clock (the barrier to
+ * step_end). NCCL calls of different communicators on different streams may run at once here (the
+ * dp stream's beside the compute stream's tp ones, as Megatron-LM's overlapped gradient reduction
+ * does); every rank queues them in its program's order. STRATA_EXEC_CUDA_SKIP_WAITS (a test hook,
+ * as STRATA_EXEC_FAULT) drops the dep[] waits, which the fake CUDA runtime's ordering check
+ * (profiler/mock/cudart.c mock_access) must catch. A rank whose staging fails skips its collectives and its
  * error stops the run after the instruction; its group's other members then wait in NCCL, as long as
  * the run's --timeout: every wait for a stream (stream_wait) polls cudaStreamQuery as the CPU runtime
  * polls MPI, then names the rank, the instruction and what it waited in, and stops the job. (A kernel
@@ -704,9 +722,9 @@ static void adam(float *p, const float *gr, float *m, float *v, int64_t n, int t
 /* ---------------------------------------------------------------- NCCL: tp and ep communication
  *
  * Each call runs on the model's tensors where they lie on the device (a host buffer, staged through
- * the device), on the rank's stream, and waits for it: its time, from the call to the result, goes to
- * the runtime's clock of its kind, as the CPU runtime times its MPI calls (exec/cpu.c). A rank whose
- * staging failed skips the call: its error stops the run after the instruction. */
+ * the device and waited for), on the instruction's stream, between two events: its time goes to the
+ * runtime's clock of its kind at the step's end (step_end). A rank whose staging failed skips the
+ * call: its error stops the run after the instruction. */
 
 /* the collective's result back on the host where it was the host's (waited for: the host reads it),
  * its time from its region's start event t0 to here on its clock (kind REG_TP, REG_EP or REG_CP) */
@@ -886,8 +904,8 @@ void st__xcuda_cpcomm(st__xcpcomm *c, int gi) {
  * ZeRO's shards need not be equal (exec/cpu.c's regions split as they fall), and NCCL's
  * reduce-scatter and all-gather take equal counts (Megatron-LM pads its buffer to a multiple of dp
  * instead): here they are one ncclReduce (ncclBroadcast) per member's shard, rooted at it, in one
- * NCCL group. Each call runs on the gradients and weights where they lie on the device and waits,
- * as the tp ones. */
+ * NCCL group. Each call runs on the gradients and weights where they lie on the device, on the dp
+ * stream, queued (a host buffer: staged, waited for). */
 
 /* group gi's communicator and *n members, this rank at *me; NULL with *n 1 where it is alone (the
  * collectives do nothing then), NULL with *n 0 on a failure */
@@ -966,10 +984,11 @@ static int ep_place(const st_group_def *groups, int ngroups, int r) {
  * rank sends twice before it receives what its peer sent, would wait on each other. Each way of
  * each pair of ranks that transfer has a channel: a communicator of the two and a stream of its own
  * (NCCL orders the operations of one communicator; two on one stream would wait on each other).
- * A send copies its buffer into a device buffer of its channel (on the compute stream, waited for)
- * and posts ncclSend on the channel's stream; the buffer stays busy until the stream is idle. A
- * receive posts ncclRecv into the staging buffer and its copy back on its channel's stream and
- * waits for them. NCCL has no tags: it matches a send to its peer's receive by their order on the
+ * A send copies its buffer into a device buffer of its channel (on the send's stream) and posts
+ * ncclSend on the channel's stream after an event recorded behind the copy; the buffer stays busy
+ * until the channel's stream is idle. A receive posts ncclRecv into the runtime's buffer on its
+ * channel's stream, after an event behind the buffer's zeroing on the receive's stream, and the host
+ * waits for it (bounded by --timeout). NCCL has no tags: it matches a send to its peer's receive by their order on the
  * pair, so a lowering whose receives between two ranks come in another order than the sends is
  * refused (st_exec_p2p_in_order). */
 
