@@ -50,6 +50,10 @@
  *
  * Timing: CLOCK_MONOTONIC after a barrier at each iteration's start; a receive counts its wait for
  * the sender, a send only its start (MPI_Isend), a collective its wait for the slowest member.
+ * A backend that queues its work on streams (st__xbackend's ins_begin: the cuda backend's) gets each
+ * instruction's program stream and deps before its work and times it by its own events instead: the
+ * runtime no longer waits after each instruction, and reads the spans, the tp/ep/cp clocks and the
+ * GEMM share from step_end once the step's work is done; the iteration's time stays the host's.
  *
  * Faults (exec/fault.c): every transfer of a step runs in the run's own communicator (a duplicate
  * of the world with MPI_ERRORS_RETURN, and the groups' made from it) as a nonblocking call that
@@ -1173,6 +1177,38 @@ static void watch_between(rank_state *S, int64_t step, const char *where) {
     S->w.step = step, S->w.ins = -1, S->w.mb = -1, S->w.label = where;
 }
 
+/* the backend's failure (its error() says which call), as rank S's */
+static int backend_failed(const rank_state *S, st_error *err) {
+    int rc = S->x.be->error ? S->x.be->error(err) : 0;
+    return rc ? rc : st_error_set(err, ST_EIO, NULL, NULL, "rank %d: the backend's streams failed", S->rank);
+}
+
+/* Instruction i's share of the step's clocks (kind_s, its span in work): [s, e) its span in seconds
+ * from the step's start, tp, ep and cp the seconds of the collectives it ran inside (each shown after
+ * the compute, by the COLL instruction that names it, the next instruction of that kind) */
+static void account(rank_state *S, int i, const st_ins *in, int kind, double s, double e, double tp, double ep,
+                    double cp, double *kind_s, double *work) {
+    /* the compute's own time; its tp collectives go to the "tp collectives" after it, its cp
+     * exchanges to the "cp collectives" and its ep all-to-alls to the "ep all-to-all" after that */
+    kind_s[kind] += e - s - tp - ep - cp;
+    kind_s[ST_EXEC_COLL_TP] += tp;
+    kind_s[ST_EXEC_COLL_EP] += ep;
+    kind_s[ST_EXEC_COLL_CP] += cp;
+    work[2 * i] = s;
+    work[2 * i + 1] = e - tp - ep - cp;
+    if (in->kind == ST_INS_COLL && kind == ST_EXEC_COLL_TP && i > 0) {
+        /* shown right after the compute it ran in, with the time it took there */
+        work[2 * i] = work[2 * i - 1];
+        work[2 * i + 1] = work[2 * i] + S->pending_tp_s;
+    }
+    if (in->kind == ST_INS_COLL && (kind == ST_EXEC_COLL_EP || kind == ST_EXEC_COLL_CP) && i > 0) {
+        work[2 * i] = work[2 * i - 1];
+        work[2 * i + 1] = work[2 * i] + (kind == ST_EXEC_COLL_EP ? S->pending_ep_s : S->pending_cp_s);
+    }
+    S->pending_tp_s = tp;
+    if (in->kind == ST_INS_COMPUTE) S->pending_ep_s = ep, S->pending_cp_s = cp;
+}
+
 /* Runs the steps. kind_s, spans and S->gemm_s keep the fastest iteration after the first (the
  * first alone with one step): the first pays MPI's connections and the first touches of memory,
  * and on a machine shared with other processes the fastest of the rest is the one least disturbed
@@ -1182,9 +1218,16 @@ static void watch_between(rank_state *S, int64_t step, const char *where) {
 static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec_result *res, double *spans,
                      double *work, double *kind_best, st_error *err) {
     const st_program *pg = S->pg;
-    int rc = 0;
+    const st__xbackend *be = S->x.be;
+    int rc = 0, streams = be->ins_begin != NULL; /* the backend queues on streams, timed by its events */
     double kind_s[ST_EXEC_KINDS], best_s = INFINITY;
-    for (int64_t step = 0; step < o->steps; step++) {
+    /* streams: per instruction its kind and the host's clocks of the MPI collectives it ran (tp, ep,
+     * cp: attn_rows 1's all-to-all), then the backend's tp, ep and cp seconds */
+    int *kinds = streams ? malloc((size_t)(pg->n + 1) * sizeof *kinds) : NULL;
+    double *host = streams ? malloc((size_t)(3 * pg->n + 1) * sizeof *host) : NULL;
+    double *coll = streams ? malloc((size_t)(3 * pg->n + 1) * sizeof *coll) : NULL;
+    if (streams && (!kinds || !host || !coll)) rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    for (int64_t step = 0; step < o->steps && !rc; step++) {
         if (S->zero3) memset(S->zg, 0, (size_t)S->nmv * sizeof *S->zg);
         else S->x.be->mem_zero(S->x.grads, S->x.nparams);
         memset(S->bwd_done, 0, (size_t)(S->M * S->V) * sizeof *S->bwd_done);
@@ -1197,12 +1240,14 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
         st__xwait(&S->w, MPI_Ibarrier(S->world, &q), &q, 1, "barrier", S->world, -1);
         double t0 = now_s(), tp_before = 0, ep_before = 0, cp_before = 0, gemm0 = st__xkernels_gemm_s;
         double delay0 = st__xrun_delay_s();
+        if (streams && be->step_begin(pg->n)) rc = backend_failed(S, err);
         int64_t nonfinite = 0; /* gradients --check met that are not finite (said at the step's end) */
         for (int i = 0; i < pg->n && !rc; i++) {
             st_ins in;
             st_program_ins(pg, i, &in);
             watch_ins(S, i, &in);
             st__xfault_at(&S->fault, &S->w);
+            if (streams) be->ins_begin(i, in.stream, in.dep); /* its work on its stream from here */
             if (S->fault.kind == ST__XFAULT_NAN && step == 0 && S->rank == S->fault.rank && i == S->fault.ins) {
                 const float nan = NAN;
                 S->x.be->mem_copy(S->zero3 ? S->zg : S->x.grads, &nan, 1);
@@ -1226,27 +1271,11 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             case ST_INS_COLL: rc = run_coll(S, &in, &kind); break;
             default: rc = run_p2p(S, &in); kind = in.kind == ST_INS_SEND ? ST_EXEC_SEND : ST_EXEC_RECV;
             }
-            if (S->x.be->sync) S->x.be->sync(); /* the instruction's kernels done: its time ends there */
+            if (streams) be->ins_end(i); /* queued, not waited for: its events time it (step_end) */
+            else if (be->sync) be->sync(); /* the instruction's kernels done: its time ends there */
             double e = now_s(), tp = S->tp_s - tp_before, ep = S->ep_s - ep_before, cp = S->cp_s - cp_before;
-            /* the compute's own time; its tp collectives go to the "tp collectives" after it, its cp
-             * exchanges to the "cp collectives" and its ep all-to-alls to the "ep all-to-all" after that */
-            kind_s[kind] += e - s - tp - ep - cp;
-            kind_s[ST_EXEC_COLL_TP] += tp;
-            kind_s[ST_EXEC_COLL_EP] += ep;
-            kind_s[ST_EXEC_COLL_CP] += cp;
-            work[2 * i] = s - t0;
-            work[2 * i + 1] = e - t0 - tp - ep - cp;
-            if (in.kind == ST_INS_COLL && kind == ST_EXEC_COLL_TP && i > 0) {
-                /* shown right after the compute it ran in, with the time it took there */
-                work[2 * i] = work[2 * i - 1];
-                work[2 * i + 1] = work[2 * i] + S->pending_tp_s;
-            }
-            if (in.kind == ST_INS_COLL && (kind == ST_EXEC_COLL_EP || kind == ST_EXEC_COLL_CP) && i > 0) {
-                work[2 * i] = work[2 * i - 1];
-                work[2 * i + 1] = work[2 * i] + (kind == ST_EXEC_COLL_EP ? S->pending_ep_s : S->pending_cp_s);
-            }
-            S->pending_tp_s = tp;
-            if (in.kind == ST_INS_COMPUTE) S->pending_ep_s = ep, S->pending_cp_s = cp;
+            if (streams) kinds[i] = kind, host[3 * i] = tp, host[3 * i + 1] = ep, host[3 * i + 2] = cp;
+            else account(S, i, &in, kind, s - t0, e - t0, tp, ep, cp, kind_s, work);
             S->heap_peak_bytes = fmax(S->heap_peak_bytes, st__xheap_bytes());
             int kerr = !rc && S->x.be->error ? S->x.be->error(err) : 0; /* a kernel's failure: err says which */
             if (rc)
@@ -1255,6 +1284,18 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             rc = rc ? rc : kerr;
         }
         if (S->gc.sends_wait && !rc) S->gc.sends_wait(); /* (a rank that failed stops without) */
+        if (streams && !rc) {
+            /* the GPU's spans and clocks, read once the streams are done (the host's MPI collectives
+             * inside an instruction added to its stream's: the stream waited for their result) */
+            watch_between(S, step, "its end: waiting for the GPU's streams");
+            if (be->step_end(work, coll)) rc = backend_failed(S, err);
+            for (int i = 0; i < pg->n && !rc; i++) {
+                st_ins in;
+                st_program_ins(pg, i, &in);
+                account(S, i, &in, kinds[i], work[2 * i], work[2 * i + 1], coll[3 * i] + host[3 * i],
+                        coll[3 * i + 1] + host[3 * i + 1], coll[3 * i + 2] + host[3 * i + 2], kind_s, work);
+            }
+        }
         double gemm_s = st__xkernels_gemm_s - gemm0, delay_s = st__xrun_delay_s() - delay0;
         for (int i = 0; i < S->nsends; i++) { /* each named by the instruction that sent it */
             st_ins in;
@@ -1303,6 +1344,9 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
         }
         if (R) ref_step(R, step);
     }
+    free(kinds);
+    free(host);
+    free(coll);
     return rc;
 }
 
@@ -1580,13 +1624,13 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
      * stopped) */
     if (o->backend == ST_EXEC_CUDA &&
         ((rc = agree(st__xcuda_comm(&S.x.comm, gt >= 0 ? l->groups[gt].ranks : NULL, S.tp,
-                                    ge >= 0 ? l->groups[ge].ranks : NULL, S.ep, &S.tp_s, &S.ep_s, err) != 0,
+                                    ge >= 0 ? l->groups[ge].ranks : NULL, S.ep, err) != 0,
                      S.rank, size, err)) ||
          (rc = agree(st__xcuda_gcomm(&S.gc, l, gd, S.ep > 1 ? S.er : -1, &S.w, err) != 0, S.rank, size, err)))) {
         res->refused = 1;
         goto out;
     }
-    if (o->backend == ST_EXEC_CUDA && gc >= 0) st__xcuda_cpcomm(&S.x.cpcomm, gc, &S.cp_s);
+    if (o->backend == ST_EXEC_CUDA && gc >= 0) st__xcuda_cpcomm(&S.x.cpcomm, gc);
     for (int i = 0; i < ST_EXEC_TENSORS; i++) res->grad_diff[i] = res->grad_ref[i] = -1;
     S.w.world = S.world;
     st__xcrash_install(&S.w);
