@@ -142,8 +142,9 @@ check_within "tiny-gpt, ILP tp=8 over 4 heads with QKV on its fused width, match
 # the experts split over the axis and combined back by all-to-alls; tiny-moe on 2 (attention by heads) and
 # on 4 (QKV on its fused width, 2 kv heads)
 ilp m2 --model tiny-moe --gpus 2 --gbs 8 --mbs 2 --max-stages 1
-if splits m2 qkv '"n"' && splits m2 router '"h"' && splits m2 dispatch '"s"' && splits m2 expert_fc1 '"e"' &&
-	splits m2 moe_combine '"s"'; then
+# (the rows by sequence 's' or by batch 'b', the same price with two sequences on two devices)
+m2rows() { splits m2 ln2 "$1" && splits m2 dispatch "$1" && splits m2 moe_combine "$1"; }
+if splits m2 qkv '"n"' && splits m2 router '"h"' && splits m2 expert_fc1 '"e"' && { m2rows '"s"' || m2rows '"b"'; }; then
 	ok "tiny-moe on 2: the ILP splits the router by the hidden dimension, the experts over the axis"
 else nok "tiny-moe on 2: the ILP's shardings" "$(cat "$T/m2.json")"; fi
 checked 2 "tiny-moe, ILP tp=2 with the experts over the axis, matches the reference" \
