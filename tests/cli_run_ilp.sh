@@ -55,7 +55,7 @@ simulated_tp() {
 		awk '$1 == ".breakdown_s.tp_comm" { print $2 }')
 	if awk -v r="$_run" -v i="$_ilp" -v p="$_plain" \
 		'BEGIN { exit !(r > 0 && i > 0 && (r - i) ^ 2 <= (1e-6 * i) ^ 2 && (r - p) ^ 2 > (1e-3 * r) ^ 2) }'; then
-		ok "$1: --compare simulates the tp collectives that ran (${_run} s, the ILP's; the plain spec's ${_plain:-none: not a plan without the ILP's whole heads})"
+		ok "$1: --compare simulates the tp collectives that ran (${_run} s, the ILP's; the plain spec's ${_plain:-none: not a plan without the ILP whole heads})"
 	else nok "$1: --compare simulates the tp collectives that ran" "run $_run, ILP $_ilp, plain spec $_plain"; fi
 }
 
