@@ -1,7 +1,7 @@
 #!/bin/sh
 # device_pack.sh: packs what scripts/device_check.sh needs on a lent GPU machine (the `device` tool's
 # machine has CUDA and no package registry: nothing can be installed there, issue 18) into .dev/ of the
-# source tree, which git ignores through .git/info/exclude, so that a run can carry it:
+# source tree, which git ignores through its info/exclude (a worktree's too), so that a run can carry it:
 #   .dev/strata        the binary, built here with the cuda backend (configure's "executor (cuda) yes")
 #   .dev/lib/          every shared library it needs that is neither the C library's nor CUDA's (the
 #                      machine has CUDA 13's runtime, cuBLAS, CUPTI and, in its Python, NCCL:
@@ -19,9 +19,21 @@ STRATA=${1:-./strata}
 SRCDIR=$(cd "$(dirname "$0")/.." && pwd)
 D=$SRCDIR/.dev
 "$STRATA" run --help 2>&1 | grep -q 'backend cpu|cuda' || { echo "device_pack.sh: $STRATA has no strata run" >&2; exit 2; }
+# a strata configured without CUDA has the same --help; its exec/nocuda.c's refusal is in the binary (and
+# would be all that comes back from the lent machine)
+if grep -q 'built without the cuda backend' "$STRATA"; then
+	echo "device_pack.sh: $STRATA was built without the cuda backend (configure --with-cuda=DIR)" >&2
+	exit 2
+fi
+# git's exclude file (in a worktree, .git is a file and info/ is the main repository's); none outside git
+excl=$(cd "$SRCDIR" && git rev-parse --git-path info/exclude 2>/dev/null) || excl=
+case $excl in '' | /*) ;; *) excl=$SRCDIR/$excl ;; esac
+ignore() {
+	[ -z "$excl" ] || grep -qx "$1" "$excl" 2>/dev/null || { mkdir -p "$(dirname "$excl")" && echo "$1" >>"$excl"; }
+}
 rm -rf "$D"
 mkdir -p "$D/lib" "$D/ompi/usr/bin" "$D/ompi/usr/lib/x86_64-linux-gnu/openmpi" "$D/ompi/usr/share"
-grep -qx '/.dev/' "$SRCDIR/.git/info/exclude" 2>/dev/null || echo '/.dev/' >>"$SRCDIR/.git/info/exclude"
+ignore '/.dev/'
 cp "$STRATA" "$D/strata"
 ompi=/usr/lib/x86_64-linux-gnu/openmpi
 cp -rL "$ompi/lib" "$D/ompi/usr/lib/x86_64-linux-gnu/openmpi/"
@@ -49,7 +61,7 @@ export LD_LIBRARY_PATH="$DEV/lib:$DEV/ompi/usr/lib/x86_64-linux-gnu/openmpi/lib$
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 EOF
 for f in "$D"/ompi/usr/lib/x86_64-linux-gnu/openmpi/lib/*.so*; do rm -f "$D/lib/$(basename "$f")"; done
-grep -qx '/.dev.tar.xz' "$SRCDIR/.git/info/exclude" || echo '/.dev.tar.xz' >>"$SRCDIR/.git/info/exclude"
+ignore '/.dev.tar.xz'
 tar -C "$SRCDIR" -cf - .dev | xz -T 2 -6 >"$SRCDIR/.dev.tar.xz.tmp" && mv "$SRCDIR/.dev.tar.xz.tmp" "$SRCDIR/.dev.tar.xz"
 echo "device_pack.sh: $(du -sh "$D" | cut -f1) in $D ($(ls "$D/lib" | wc -l) libraries), $(du -h "$SRCDIR/.dev.tar.xz" | cut -f1) in .dev.tar.xz (carry it)"
 
