@@ -17,8 +17,9 @@
 #                 simulation of the same program on the machine's cluster preset priced by quick.json
 #   real_trace.json  its Chrome trace (strata plot timeline draws it beside strata sim's)
 #   profile.json  the full strata profile with the real run's shapes (issue 6), if it ends in PROFILE_S
-# Every step has a timeout, so the script ends within about 8 minutes; a step that fails is logged and the
-# next runs. Commit what comes back under traces/ and the measured-vs-predicted table in README, naming
+# Every step has a timeout, cut to what is left of BUDGET_S (default 480 s from the unpacking; a step with
+# under 10 s left is skipped), so the script ends within about 8 minutes whatever hangs, inside the run's
+# timeout_s; a step that fails is logged and the next runs. Commit what comes back under traces/ and the measured-vs-predicted table in README, naming
 # the GPU.
 set -u
 OUT=${OUT:-/tmp/device_out}
@@ -26,17 +27,25 @@ mkdir -p "$OUT"
 LOG=$OUT/device.log
 STEPS=${STEPS:-4}
 PROFILE_S=${PROFILE_S:-210}
+BUDGET_S=${BUDGET_S:-480}
 exec > >(tee -a "$LOG") 2>&1
 t0=$(date +%s)
-step() { # step NAME TIMEOUT CMD...: runs CMD with a timeout, logs its status and wall time
-	local name=$1 lim=$2 s e rc
+step() { # step NAME TIMEOUT CMD...: runs CMD with a timeout (at most what is left of BUDGET_S), logs its status
+	local name=$1 lim=$2 s e rc left
 	shift 2
 	s=$(date +%s)
-	echo "=== $name: $*"
+	left=$((BUDGET_S - (s - t0)))
+	[ "$lim" -gt "$left" ] && lim=$left
+	# (the log lines on stderr: a step's stdout may be redirected to its JSON file)
+	if [ "$lim" -lt 10 ]; then
+		echo "=== $name: skipped ($left s left of BUDGET_S=$BUDGET_S)" >&2
+		return 124
+	fi
+	echo "=== $name: $*" >&2
 	timeout "$lim" "$@"
 	rc=$?
 	e=$(date +%s)
-	echo "=== $name: rc=$rc in $((e - s)) s (at $((e - t0)) s)"
+	echo "=== $name: rc=$rc in $((e - s)) s (at $((e - t0)) s)" >&2
 	return $rc
 }
 
@@ -50,7 +59,7 @@ S=$W/.dev/strata
 libdirs=$(for n in libcudart.so.13 libcupti.so.13 libcublas.so.13 libcublasLt.so.13 libnccl.so.2; do
 	find /usr/local/cuda/ /usr/local/cuda/extras/ /usr/lib/x86_64-linux-gnu/ /opt/ /usr/local/lib/ -name "$n" 2>/dev/null | head -n 1
 done | xargs -r -n 1 dirname | awk '!seen[$0]++' | paste -sd: -)
-export LD_LIBRARY_PATH="$LD_LIBRARY_PATH${libdirs:+:$libdirs}"
+export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}${libdirs:+:$libdirs}"
 echo "CUDA libraries from: $libdirs"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
@@ -74,10 +83,9 @@ plan=tp=1,pp=1,dp=1,mbs=1,gbs=4,seq=2048,dtype=fp32
 step "gpt-1.7b" 240 "$S" run --backend cuda --model gpt-1.7b --plan "$plan" --cluster "$cluster" --gpus 1 \
 	--steps "$STEPS" --compare "${prof[@]}" --trace "$OUT/real_trace.json" --json >"$OUT/real.json"
 # 4. the full profile with the real run's shapes (issue 6), in the time left
-left=$((500 - ($(date +%s) - t0)))
-[ "$left" -gt "$PROFILE_S" ] && left=$PROFILE_S
+left=$((BUDGET_S - ($(date +%s) - t0)))
 if [ "$left" -gt 30 ]; then
-	step "profile" "$left" "$S" profile --model gpt-1.7b --plan "$plan" --out "$OUT/profile.json" ||
+	step "profile" "$PROFILE_S" "$S" profile --model gpt-1.7b --plan "$plan" --out "$OUT/profile.json" ||
 		rm -f "$OUT/profile.json"
 fi
 echo "device_check.sh: done in $(($(date +%s) - t0)) s; files: $(ls "$OUT" | paste -sd' ' -)"
