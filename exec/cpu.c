@@ -12,9 +12,10 @@
  * ZeRO-2 alike (the lowering gives it the same collectives: it differs in memory, not in numbers,
  * and this executor keeps the whole gradient buffer); ZeRO-3 by the lowering's per-unit gathers and
  * reduce-scatters around each forward, recompute and backward piece, on shards only ("ZeRO-3" below).
- * Activation recompute: the program's recompute instruction before each backward (exec/model.c;
- * checked against the operators the lowering names, recompute_mismatch; with ZeRO-3 one per unit).
- * Not run: recompute=op (check_plan says why).
+ * Activation recompute (full, selective, op): the program's recompute instruction before each backward
+ * (exec/model.c; checked against the operators the lowering names, recompute_mismatch, for op those
+ * that torchtitan's policy drops, op_reruns; with ZeRO-3 one per unit). recompute=op runs on dense
+ * blocks without cp and with the fused attention (check_plan refuses the rest).
  * The tied embedding's gradient is all-reduced between the first and last stage (Megatron-LM's
  * embedding group). ep (MoE): the all-to-alls run inside the model (exec/model.c) in the program's
  * ep groups (ep consecutive ranks of the dp group); the experts' gradients are summed over the

@@ -40,7 +40,16 @@
  * runs the blocks again from it, their tp collectives and ep all-to-alls included (Megatron's full
  * recompute checkpoints each block's input: the same numbers); selective drops the attention
  * probabilities and recomputes them (QK^T, softmax, times V) from the kept q, k and v. The output
- * layer and the loss are not recomputed (Megatron does not either).
+ * layer and the loss are not recomputed (Megatron does not either). op is torchtitan's op-level
+ * selective checkpointing as src/core/opgraph.c prices it (op_sac): each block keeps its input and the
+ * outputs its policy saves, every second GEMM's (wq's and wv's of the three in QKV, w1's of SwiGLU's
+ * fc1 or GELU's fc1, SwiGLU's w2), the attention's output and, with sp, the two reduce-scatters'
+ * (layout's part 3); the rest is dropped after the forward and block_redo makes it again before the
+ * backward, running the operators the lowering's recompute names (the unsaved GEMMs alone: wk's, w3's
+ * or GELU's fc2); the probabilities, which a fused kernel never keeps, are made again right before each
+ * block's attention backward. A fused GEMM runs as one call per part (fused_fwd), so that wk's or w3's
+ * recompute repeats the forward's own call: the numbers are the no-recompute run's bit for bit. Dense
+ * blocks only, without cp or an operator-level plan's splits (st__xmodel_init refuses the rest).
  *
  * Zero-bubble schedules (Qi et al. 2023, "Zero Bubble Pipeline Parallelism", Sec. 2) split a backward
  * into B, the input gradients the previous stage waits for, and W, the weight gradients, run later
