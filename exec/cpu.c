@@ -12,9 +12,10 @@
  * ZeRO-2 alike (the lowering gives it the same collectives: it differs in memory, not in numbers,
  * and this executor keeps the whole gradient buffer); ZeRO-3 by the lowering's per-unit gathers and
  * reduce-scatters around each forward, recompute and backward piece, on shards only ("ZeRO-3" below).
- * Activation recompute: the program's recompute instruction before each backward (exec/model.c;
- * checked against the operators the lowering names, recompute_mismatch; with ZeRO-3 one per unit).
- * Not run: recompute=op (check_plan says why).
+ * Activation recompute (full, selective, op): the program's recompute instruction before each backward
+ * (exec/model.c; checked against the operators the lowering names, recompute_mismatch, for op those
+ * that torchtitan's policy drops, op_reruns; with ZeRO-3 one per unit). recompute=op runs on dense
+ * blocks without cp and with the fused attention (check_plan refuses the rest).
  * The tied embedding's gradient is all-reduced between the first and last stage (Megatron-LM's
  * embedding group). ep (MoE): the all-to-alls run inside the model (exec/model.c) in the program's
  * ep groups (ep consecutive ranks of the dp group); the experts' gradients are summed over the
@@ -302,15 +303,27 @@ static int find_group(const st_lowered *l, st_group_kind k, int rank, int *pos) 
     return -1;
 }
 
+/* Whether recompute=op's block_redo (exec/model.c) runs forward operator o again: all but the attention
+ * (its output kept) and, of the MLP's GEMMs, the one whose outputs the policy keeps (op_sac's every second
+ * aten.mm: SwiGLU's fc1 reruns its w3 half and fc2 none; GELU's fc1 none and fc2 all). A mismatch means
+ * that the cost model's policy and the executor's differ. */
+static int op_reruns(const st_lowered_op *o, int swiglu) {
+    if (o->cls == ST_OPC_ATTENTION) return 0;
+    if (!strcmp(o->name, "fc1")) return swiglu;
+    if (!strcmp(o->name, "fc2")) return !swiglu;
+    return 1;
+}
+
 /* What this executor runs; the same answer on every rank (it reads only the plan and the lowering). */
 /* The recompute of program pg as this executor runs it (exec/model.c): one right before each
  * backward, of the same chunk and micro-batch, naming the operators it recomputes: full, its chunk's
- * blocks' forward operators in their order; selective, attention cores only (scores, softmax,
- * dropout, context, or the fused attention), at least one in each block. Without recompute, none.
- * ZeRO-3 runs them unit by unit (z_layers_re): each backward piece (or input half's) after a
- * recompute piece of its unit, set against that unit's forward piece; of no operators where the unit
- * holds no block (the embedding, the output layer). */
-static const char *recompute_mismatch(const st_plan *p, const st_lowered *l, const st_program *pg, int64_t L) {
+ * blocks' forward operators in their order; op, those of them that op_reruns says, in their order;
+ * selective, attention cores only (scores, softmax, dropout, context, or the fused attention), at least
+ * one in each block. Without recompute, none. ZeRO-3 runs them unit by unit (z_layers_re): each
+ * backward piece (or input half's) after a recompute piece of its unit, set against that unit's
+ * forward piece; of no operators where the unit holds no block (the embedding, the output layer). */
+static const char *recompute_mismatch(const st_plan *p, const st_lowered *l, const st_program *pg, int64_t L,
+                                      int swiglu) {
     int rec = -1, z3 = p->zero == 3; /* the pending recompute */
     for (int i = 0; i < pg->n; i++) {
         st_ins in, f;
@@ -343,50 +356,59 @@ static const char *recompute_mismatch(const st_plan *p, const st_lowered *l, con
             int32_t y = l->ops[f.op + k].layer;
             if (y >= 0 && y < L && y != last) nb++, last = y;
         }
-        int j = 0, blocks = 0;
+        int j = 0, blocks = 0, op = p->recompute == ST_REC_OP, whole = op || p->recompute == ST_REC_FULL;
         last = -1;
+#define SKIP(g) ((g)->layer < 0 || (g)->layer >= L || (op && !op_reruns(g, swiglu)))
         for (int k = 0; k < in.nops; k++) {
             const st_lowered_op *o = &l->ops[in.op + k];
             if (o->layer != last) blocks++, last = o->layer;
-            if (p->recompute == ST_REC_FULL) { /* the next block operator of the forward */
-                while (j < f.nops && (l->ops[f.op + j].layer < 0 || l->ops[f.op + j].layer >= L)) j++;
+            if (whole) { /* the next block operator of the forward (op: that its policy drops) */
+                while (j < f.nops && SKIP(&l->ops[f.op + j])) j++;
                 if (j == f.nops || l->ops[f.op + j].layer != o->layer || strcmp(l->ops[f.op + j].name, o->name))
-                    return "a full recompute that is not its chunk's blocks' forward";
+                    return op ? "an op-level recompute that is not the operators its policy drops"
+                              : "a full recompute that is not its chunk's blocks' forward";
                 j++;
             } else if (o->cls != ST_OPC_ATTENTION && o->cls != ST_OPC_SOFTMAX && o->cls != ST_OPC_BGEMM &&
                        strcmp(o->name, "attn_dropout")) {
                 return "a selective recompute of more than the attention core";
             }
         }
-        while (p->recompute == ST_REC_FULL && j < f.nops &&
-               (l->ops[f.op + j].layer < 0 || l->ops[f.op + j].layer >= L))
-            j++;
-        if (blocks != nb || (p->recompute == ST_REC_FULL && j != f.nops)) return "a recompute that misses blocks";
+        while (whole && j < f.nops && SKIP(&l->ops[f.op + j])) j++;
+#undef SKIP
+        if (blocks != nb || (whole && j != f.nops)) return "a recompute that misses blocks";
     }
     return rec >= 0 ? "a recompute without its backward" : NULL;
 }
 
-static int check_plan(const st_plan *p, const st_lowered *l, int64_t L, int size, st_error *err) {
+static int check_plan(const st_plan *p, const st_lowered *l, const st_model *m, int size, st_error *err) {
+    int64_t L = m->layers;
     if (size != l->nranks)
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "the plan runs on %d ranks (tp x pp x dp x cp); mpirun started %d (mpirun -np %d)",
                             l->nranks, size, l->nranks);
-    /* recompute=op (torchtitan's op-level selective checkpointing: SDPA's and every other aten.mm's
-     * outputs kept, the rest run again) names fractions of the lowering's fused operators (st_op's
-     * op_recompute, src/core/opgraph.c), which the model's recompute (a chunk's blocks, or their
-     * attention cores) does not make: it needs a third activation layout in exec/model.c's blocks */
     const char *why = p->offload != ST_OFF_NONE || p->offload_optimizer > 0 || p->offload_params > 0 ||
                               p->offload_activations > 0
                           ? "offloading"
-                      : p->recompute == ST_REC_OP        ? "op-level recompute (recompute=op)"
                       : l->nops == 0 || l->progs == NULL ? "a lowering without operators"
                                                          : NULL;
     if (why) return st_error_set(err, ST_EINVAL, NULL, "plan", "the cpu executor does not run %s yet", why);
+    /* recompute=op keeps the SDPA kernel's output and remakes the probabilities in the backward, as the fused
+     * kernel does (exec/model.c, block_redo); the unfused core's scores, softmax and context are recomputed */
+    /* (and on dense blocks without cp: st__xmodel_init says so too, for the operator-level splits it learns of) */
+    if (p->recompute == ST_REC_OP && (m->experts > 0 || p->cp > 1))
+        return st_error_set(err, ST_EINVAL, NULL, "recompute",
+                            "the cpu executor runs recompute=op on dense blocks without cp (the plan has %s): use "
+                            "recompute=full or selective",
+                            m->experts > 0 ? "MoE blocks" : "cp > 1");
+    if (p->recompute == ST_REC_OP && !st_attention_fused(p->attention))
+        return st_error_set(err, ST_EINVAL, NULL, "attention",
+                            "the cpu executor runs recompute=op with the fused attention (attention=flash), whose "
+                            "output torchtitan's policy keeps");
     for (int i = 0; i < l->nranks; i++)
         if (l->progs[i].replicas != 1 || l->progs[i].rank != i)
             return st_error_set(err, ST_EINVAL, NULL, "plan", "the cpu executor needs every rank lowered, in order");
     for (int i = 0; i < l->nranks; i++) {
-        const char *bad = recompute_mismatch(p, l, &l->progs[i], L);
+        const char *bad = recompute_mismatch(p, l, &l->progs[i], L, m->activation == ST_ACT_SWIGLU);
         if (bad)
             return st_error_set(err, ST_EINVAL, NULL, "plan",
                                 "rank %d's program has %s: the cpu executor cannot run it", i, bad);
@@ -1505,7 +1527,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     }
     if (reps > 1) size = l->nranks; /* the copy's */
     res->rank = S.rank, res->nranks = size, res->steps = o->steps;
-    if ((rc = check_plan(p, l, m->layers, size, err)) ||
+    if ((rc = check_plan(p, l, m, size, err)) ||
         (rc = check_fault(getenv("STRATA_EXEC_FAULT"), l, &S.fault, err))) {
         res->refused = 1;
         return rc;
@@ -1547,7 +1569,10 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
                       .moe_rows = o->moe_rows, .ep = S.ep, .er = S.er,
                       .cp = S.cp, .cr = S.cr, .cp_comm = p->cp_comm,
                       .nchunks = S.V, .l0 = l0, .l1 = l1, .be = be,
-                      .recompute = p->recompute == ST_REC_FULL ? 2 : p->recompute == ST_REC_SELECTIVE ? 1 : 0,
+                      .recompute = p->recompute == ST_REC_OP          ? 3
+                                   : p->recompute == ST_REC_FULL      ? 2
+                                   : p->recompute == ST_REC_SELECTIVE ? 1
+                                                                      : 0,
                       .sharded = S.zero3};
     if (l0 && l1) stage_layers(l, S.pg, m->layers, S.pp, S.V, S.dual, l0, l1, &part.first, &part.last);
     /* a refusal of the model's shape is every rank's (each checks the same numbers); running out of

@@ -241,7 +241,7 @@ typedef struct st__xpart {
     int nchunks;        /* pipeline chunks this rank runs: vp with the interleaved schedule, else 1 */
     const int *l0, *l1; /* nchunks each: chunk c runs blocks [l0[c], l1[c]) (ascending, disjoint) */
     int first, last;    /* chunk 0 holds the embedding; chunk nchunks - 1 the final norm, output layer, loss */
-    int recompute;      /* 0 none, 1 selective, 2 full (st__xmodel_recompute) */
+    int recompute;      /* 0 none, 1 selective, 2 full, 3 op (st__xmodel_recompute) */
     const st__xbackend *be; /* the kernels (borrowed; NULL: st__xbackend_cpu) */
     int sharded; /* ZeRO-3: no flat buffers (params, grads NULL, the tensors' pointers too): the runtime
                     holds shards and points each unit's tensors at it while it runs (st__xmodel_point) */
@@ -365,7 +365,8 @@ int st__xmodel_backward(st__xmodel *x, st__xacts *acts, const float *dout, doubl
 int st__xmodel_backward_input(st__xmodel *x, st__xacts *acts, const float *dout, double loss_scale, const float **din);
 int st__xmodel_backward_weight(st__xmodel *x, st__xacts *acts);
 /* With recompute, the forward kept only what the recompute starts from; this makes the rest again
- * (full: the chunk's blocks from its input; selective: the attention probabilities). Before the
+ * (full: the chunk's blocks from its input; selective: the attention probabilities; op: each block's
+ * dropped activations from its kept input and saved GEMM outputs, exec/model.c block_redo). Before the
  * backward, which refuses (ST_EINVAL) until it ran. 0, ST_EINVAL (nothing was dropped), ST_ENOMEM. */
 int st__xmodel_recompute(st__xmodel *x, st__xacts *acts);
 void st__xacts_free(st__xacts *a);
@@ -386,7 +387,8 @@ int st__xmodel_forward_unit(st__xmodel *x, st__xacts *a, int layer, const float 
 int st__xmodel_backward_unit(st__xmodel *x, st__xacts *a, int layer, const float *dout, double loss_scale,
                              const float **din, int *last);
 /* With recompute (the forward_unit's kept only what it starts from: full, each block's input;
- * selective, q, k and v): makes the next backward unit's activations again, which must be `layer`, a
+ * selective, q, k and v; op, each block's input and saved outputs): makes the next backward unit's
+ * activations again, which must be `layer`, a
  * block (the embedding and the output layer are not recomputed), before its backward unit, on the
  * same gathered parameters. 0, ST_EINVAL (not that unit, not a block, or nothing was dropped), ST_ENOMEM. */
 int st__xmodel_recompute_unit(st__xmodel *x, st__xacts *a, int layer);

@@ -40,7 +40,16 @@
  * runs the blocks again from it, their tp collectives and ep all-to-alls included (Megatron's full
  * recompute checkpoints each block's input: the same numbers); selective drops the attention
  * probabilities and recomputes them (QK^T, softmax, times V) from the kept q, k and v. The output
- * layer and the loss are not recomputed (Megatron does not either).
+ * layer and the loss are not recomputed (Megatron does not either). op is torchtitan's op-level
+ * selective checkpointing as src/core/opgraph.c prices it (op_sac): each block keeps its input and the
+ * outputs its policy saves, every second GEMM's (wq's and wv's of the three in QKV, w1's of SwiGLU's
+ * fc1 or GELU's fc1, SwiGLU's w2), the attention's output and, with sp, the two reduce-scatters'
+ * (layout's part 3); the rest is dropped after the forward and block_redo makes it again before the
+ * backward, running the operators the lowering's recompute names (the unsaved GEMMs alone: wk's, w3's
+ * or GELU's fc2); the probabilities, which a fused kernel never keeps, are made again right before each
+ * block's attention backward. A fused GEMM runs as one call per part (fused_fwd), so that wk's or w3's
+ * recompute repeats the forward's own call: the numbers are the no-recompute run's bit for bit. Dense
+ * blocks only, without cp or an operator-level plan's splits (st__xmodel_init refuses the rest).
  *
  * Zero-bubble schedules (Qi et al. 2023, "Zero Bubble Pipeline Parallelism", Sec. 2) split a backward
  * into B, the input gradients the previous stage waits for, and W, the weight gradients, run later
@@ -207,7 +216,7 @@ static int add_expert(st__xmodel *x, int cap, const char *name, int layer, int64
 
 /* The table; with experts their weights last, each kind of a block's local experts back to back. A
  * block's wq, wk and wv lie back to back (add() places each tensor after the last), and so do bq, bk
- * and bv, and w1 and w3: the fused GEMMs (fused_fwd) read them as one [q + 2 kv x h] weight and one
+ * and bv, and w1 and w3: the fused GEMMs (fused_bwd) read them as one [q + 2 kv x h] weight and one
  * [2 ffn x h], this rank's heads' (ffn columns') rows of each, as Megatron-LM's linear_qkv and gated
  * linear_fc1 hold them per tp rank (megatron/core/transformer/mlp.py: ffn_hidden_size *= 2, each
  * rank's [gate, up] halves, torch.chunk). Megatron orders linear_qkv's rows by query group (each kv
@@ -375,6 +384,13 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
     x->E_l = x->E / x->ep, x->e0 = x->er * x->E_l, x->fe_l = x->moe_rows ? x->fe : x->fe / tp;
     if (m->position == ST_POS_ALIBI)
         return st_error_set(err, ST_EINVAL, NULL, "model", "the cpu executor runs learned or rotary positions, not alibi");
+    /* recompute=op keeps the outputs of its policy's GEMMs (block_redo): dense blocks, Megatron's sharding; an MoE
+     * block's routing, cp's exchanges and the operator-level splits would each need their own kept tensors */
+    if (pt->recompute == 3 && (m->experts > 0 || x->cp > 1 || x->attn_rows || x->moe_rows))
+        return st_error_set(err, ST_EINVAL, NULL, "recompute",
+                            "the cpu executor runs recompute=op on dense blocks without cp or an operator-level "
+                            "split (the plan has %s): use recompute=full or selective",
+                            m->experts > 0 ? "MoE blocks" : x->cp > 1 ? "cp > 1" : "an operator-level split");
     if (x->attn_rows == 3 && ((x->a * x->d) % tp || (x->kv * x->d) % tp))
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "QKV split along its fused width needs tp=%d to divide the queries' and keys' widths (%lld "
@@ -483,6 +499,12 @@ typedef struct xlayer_acts {
                    v, probs and ao are the rows' and every head's, the same sizes as tp's heads of all rows); 3:
                    this rank's heads of it [N x wq_l], the projection's input (q, k, v, probs, ao: all rows and
                    heads) */
+    /* recompute=op: what torchtitan's policy saves beyond the tensors above that it keeps (q without the rotary
+     * embedding, v, ao and h1 lie in part 3 then): qw, wq's output before the rotary embedding (with it; else
+     * q); pr, the projection's reduce-scatter output [Ns x h] (sp); y2, w2's output [N x h] (SwiGLU: with sp
+     * the partial sums, without them the all-reduced sums, which the executor's all-reduce leaves in place);
+     * yr, fc2's reduce-scatter output [Ns x h] (sp). NULL otherwise. */
+    float *qw, *pr, *y2, *yr;
     struct xmoe *moe; /* an MoE block's (owned) */
 } xlayer_acts;
 
@@ -495,9 +517,9 @@ typedef struct xwgrad {
 } xwgrad;
 
 struct st__xacts {
-    /* layout's parts 0, 1 and 2 (1 and 2 NULL while a recompute dropped them), in the backend's memory;
+    /* layout's parts 0 to 3 (1 and 2 NULL while a recompute dropped them), in the backend's memory;
      * part 2 on the host with cp (pmem_host), whose attention runs there (attn_core_fwd) */
-    float *mem, *bmem, *pmem;
+    float *mem, *bmem, *pmem, *kmem;
     const st__xbackend *be; /* the model's: what holds them */
     int pmem_host;
     /* after st__xmodel_backward_input: the weight gradients it left (nwg of wg), their output
@@ -526,25 +548,40 @@ static float *carve(float *base, int64_t *off, int64_t n) {
 }
 
 /* Counts (base NULL: the floats of each part into n) or carves the activations of a micro-batch's
- * chunk of nl blocks (tail: it holds the loss) from three parts: 0, what every recompute keeps (the
+ * chunk of nl blocks (tail: it holds the loss) from four parts: 0, what every recompute keeps (the
  * chunk's output, the loss's, with full recompute a copy of the chunk's input); 1, the blocks' (full
- * recompute drops them); 2, the attention probabilities (selective recompute drops them). */
+ * and op recompute drop them); 2, the attention probabilities (every recompute drops them; with
+ * recompute=op one block's, which every block uses in turn); 3, with recompute=op what its policy
+ * keeps of each block: its input, wq's, wv's and w1's outputs (SwiGLU's w2's too), the attention's
+ * output and the reduce-scatters' (sp), the block's op_saved_bytes (src/core/opgraph.c, op_sac);
+ * empty otherwise. */
 static void layout(const st__xmodel *x, int nl, int tail, st__xacts *a, float *const *base, int64_t *n) {
-    int64_t N = x->B * x->T, S = x->Ns, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d, o[3] = {0, 0, 0};
+    int64_t N = x->B * x->T, S = x->Ns, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d, o[4] = {0, 0, 0, 0};
     float *b0 = base ? base[0] : NULL, *b1 = base ? base[1] : NULL, *b2 = base ? base[2] : NULL;
+    int op = x->recompute == 3;
+    float *bk = op ? (base ? base[3] : NULL) : b1, *probs0 = NULL; /* what recompute=op keeps: part 3, else 1 */
+    int64_t *ok = op ? &o[3] : &o[1];
     for (int l = 0; l < nl; l++) {
         xlayer_acts t = {0};
-        t.x = carve(b1, &o[1], S * h), t.n1 = carve(b1, &o[1], N * h);
+        t.x = carve(bk, ok, S * h), t.n1 = carve(b1, &o[1], N * h);
         t.mean1 = carve(b1, &o[1], S), t.rstd1 = carve(b1, &o[1], S);
-        t.q = carve(b1, &o[1], N * ql), t.k = carve(b1, &o[1], N * kl), t.v = carve(b1, &o[1], N * kl);
-        t.probs = carve(b2, &o[2], x->B * x->a_l * x->T * x->Tg), t.ao = carve(b1, &o[1], N * ql);
+        t.q = x->rope ? carve(b1, &o[1], N * ql) : carve(bk, ok, N * ql); /* rotated in place: kept as qw */
+        t.k = carve(b1, &o[1], N * kl), t.v = carve(bk, ok, N * kl);
+        t.probs = op && l > 0 ? probs0 : carve(b2, &o[2], x->B * x->a_l * x->T * x->Tg), t.ao = carve(bk, ok, N * ql);
+        probs0 = t.probs;
+        if (op) {
+            t.qw = x->rope ? carve(bk, ok, N * ql) : NULL;
+            t.pr = x->sp ? carve(bk, ok, S * h) : NULL;
+            t.y2 = x->swiglu ? carve(bk, ok, N * h) : NULL;
+            t.yr = x->sp ? carve(bk, ok, S * h) : NULL;
+        }
         if (x->cp > 1 && x->cp_comm == ST_CP_A2A) /* kept with the probabilities, which are made from them */
             t.qh = carve(b2, &o[2], N * ql), t.kh = carve(b2, &o[2], N * kl), t.vh = carve(b2, &o[2], N * kl);
         if (x->attn_rows == 1) t.aor = carve(b1, &o[1], S * x->a * x->d);
         if (x->attn_rows == 3) t.aor = carve(b1, &o[1], N * x->wq_l);
         t.x2 = carve(b1, &o[1], S * h), t.n2 = carve(b1, &o[1], N * h);
         t.mean2 = carve(b1, &o[1], S), t.rstd2 = carve(b1, &o[1], S);
-        t.h1 = carve(b1, &o[1], N * x->f_l), t.h3 = x->swiglu ? carve(b1, &o[1], N * x->f_l) : NULL;
+        t.h1 = carve(bk, ok, N * x->f_l), t.h3 = x->swiglu ? carve(b1, &o[1], N * x->f_l) : NULL;
         t.g = carve(b1, &o[1], N * x->f_l);
         if (base) t.moe = a->lay[l].moe, a->lay[l] = t;
     }
@@ -555,7 +592,7 @@ static void layout(const st__xmodel *x, int nl, int tail, st__xacts *a, float *c
         logits = carve(b0, &o[0], N * x->V_l);
     }
     if (base) a->out = out, a->in0 = in0, a->nf = nf, a->meanf = meanf, a->rstdf = rstdf, a->logits = logits;
-    if (n) n[0] = o[0], n[1] = o[1], n[2] = o[2];
+    if (n) n[0] = o[0], n[1] = o[1], n[2] = o[2], n[3] = o[3];
 }
 
 static void moe_free(struct xmoe *e);
@@ -577,6 +614,7 @@ void st__xacts_free(st__xacts *a) {
     acts_release(a, &a->mem, 0);
     acts_release(a, &a->bmem, 0);
     acts_release(a, &a->pmem, a->pmem_host);
+    acts_release(a, &a->kmem, 0);
     free(a->tokens);
     free(a->lay);
     free(a->wg);
@@ -634,21 +672,23 @@ static void split_cols(const st__xmodel *x, float *fused, float *const *part, co
         else x->be->mem_copy2d(part[i], w[i], fused + c, W, w[i], N);
 }
 
-/* n linear layers on the same input as one GEMM, as the lowering names them (Megatron-LM's fused
- * linear_qkv, [N x h] by [h x (q + 2 kv)], and its gated linear_fc1, [h x 2 ffn]): their weights
- * [w[i] x C] lie back to back from w0 (build_table), their biases from b0 (NULL: none); out[i] [N x
- * w[i]] = inp [N x C] times weight i, plus bias i. The parts are split off the one output (a copy, N x
- * sum w floats) because the attention and SwiGLU read them as [N x w[i]] each. */
+/* n linear layers on the same input, as the lowering names them (Megatron-LM's fused linear_qkv, [N x h]
+ * by [h x (q + 2 kv)], and its gated linear_fc1, [h x 2 ffn]): their weights [w[i] x C] lie back to back
+ * from w0 (build_table), their biases from b0 (NULL: none); out[i] [N x w[i]] = inp [N x C] times weight
+ * i, plus bias i. One GEMM per part, each into its output (the attention and SwiGLU read them as [N x
+ * w[i]] each), the same FLOPs as the one wide GEMM: so that a part's GEMM alone, which recompute=op runs
+ * again (block_redo: wk's, w3's), is the very call the forward made. A column block of one wide GEMM need
+ * not equal that block computed alone bit for bit: BLAS picks its kernel by shape (OpenBLAS 0.3.21 on an
+ * AVX-512 machine: 889 of the 1,024 elements of tiny-llama's wk output at tp=2, [32 tokens x 32] by 128,
+ * differed from the same columns of the wide [32 x 128] GEMM), and the recompute must give the forward's
+ * numbers. */
 static void fused_fwd(st__xmodel *x, float *const *out, const int64_t *w, int n, const float *inp, const float *w0,
                       const float *b0, int64_t N, int64_t C) {
-    int64_t W = 0;
-    for (int i = 0; i < n; i++) W += w[i];
-    float *f = fused_buf(x);
-    x->be->mm_fwd(f, inp, w0, b0, N, C, W, 0);
-    split_cols(x, f, out, w, n, N, 0);
+    for (int64_t i = 0, r = 0; i < n; r += w[i++])
+        x->be->mm_fwd(out[i], inp, w0 + r * C, b0 ? b0 + r : NULL, N, C, w[i], 0);
 }
 
-/* q, k, v [R x qw], [R x kw] twice, from the norm's output n1 [R x h]: one GEMM (fused_fwd) */
+/* q, k, v [R x qw], [R x kw] twice, from the norm's output n1 [R x h] (fused_fwd) */
 static void qkv_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, const float *n1, int64_t R, int64_t qw,
                     int64_t kw) {
     float *out[3] = {t->q, t->k, t->v};
@@ -1325,6 +1365,7 @@ static int heads_attn_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t) {
     gather_rows(x, t->n1);
     if (x->attn_rows == 3) wide_qkv_fwd(x, w, t);
     else qkv_fwd(x, w, t, t->n1, N, ql, kl);
+    if (t->qw) x->be->mem_copy(t->qw, t->q, N * ql); /* recompute=op: wq's output, before the rotary embedding */
     if (x->rope && (rope_at(x, t->q, x->a_l, ql, 1) || rope_at(x, t->k, x->kv_l, kl, 1))) return ST_ENOMEM;
     if (attn_core_fwd(x, t)) return ST_ENOMEM;
     if (x->attn_rows == 1) { /* data-parallel projection on this rank's rows */
@@ -1339,6 +1380,7 @@ static int heads_attn_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t) {
         }
         x->be->mm_fwd(part ? part : t->x2, pin, w->wo, NULL, N, pw, h, 0);
         sum_rows(x, t->x2, part ? part : t->x2);
+        if (t->pr) x->be->mem_copy(t->pr, t->x2, S * h); /* recompute=op: the reduce-scatter's output */
         add_bias(x, t->x2, w->bo, S, h);
     }
     x->be->add(t->x2, t->x, S * h);
@@ -1361,7 +1403,7 @@ static int block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *
         rc = moe_fwd(x, w, t, part ? part : out);
         if (rc) return rc;
     } else {
-        if (x->swiglu) { /* w1 and w3 as one GEMM (fused_fwd); b1, when there is one, on w1's half */
+        if (x->swiglu) { /* w1 and w3 (fused_fwd); b1, when there is one, on w1's half */
             float *out[2] = {t->h1, t->h3};
             const int64_t width[2] = {x->f_l, x->f_l};
             assert(w->w3 == w->w1 + x->f_l * h);
@@ -1373,10 +1415,59 @@ static int block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *
             x->be->act_fwd(t->g, t->h1, N * x->f_l, x->act);
         }
         x->be->mm_fwd(part ? part : out, t->g, w->w2, NULL, N, x->f_l, h, 0);
+        if (t->y2 && part) x->be->mem_copy(t->y2, part, N * h); /* recompute=op: w2's output (partial sums) */
     }
     sum_rows(x, out, part ? part : out);
+    if (t->y2 && !part) x->be->mem_copy(t->y2, out, N * h); /* (all-reduced in place) */
+    if (t->yr) x->be->mem_copy(t->yr, out, S * h);           /* recompute=op: the reduce-scatter's output */
     add_bias(x, out, w->b2, S, h);
     x->be->add(out, t->x2, S * h);
+    return 0;
+}
+
+/* recompute=op (file comment): block t's activations that the forward dropped, again from its input and the
+ * outputs it kept, running the operators the lowering's recompute names (exec/cpu.c, recompute_mismatch checks
+ * them), each as block_fwd runs it: ln1 and its all-gather (sp), wk's GEMM alone (wq's and wv's outputs kept; wk's
+ * rows of the fused QKV weight are a [kv x h] matrix of their own, with bk), the rotary embedding of q (from wq's
+ * kept output) and k, the projection's GEMM and, without sp, its all-reduce (with sp its reduce-scatter's output
+ * is kept, and the GEMM's output goes unused: torch's checkpoint replays every operator its policy did not save,
+ * up to the last one the backward reads), the residual, ln2 and its all-gather, SwiGLU's w3 GEMM alone (w1's
+ * output kept; GELU's fc1 output kept), the activation, GELU's fc2 GEMM (the second of its pair) and its
+ * all-reduce, and the residual into the block's output, which the next block kept as its input (so made into
+ * scratch: equal to it bit for bit). Not the attention (its output kept): the probabilities, which a fused
+ * kernel keeps only as the log-sum-exp, block_bwd makes again right before the attention's backward, where
+ * FlashAttention's backward makes them (Dao 2023, Sec. 3.1.2). The scratch is block_bwd's (dn and dx2 in the
+ * work buffer, clear of the residual gradient that a unit-wise backward keeps at its start). 0 or ST_ENOMEM. */
+static int block_redo(st__xmodel *x, const st__xlayer *w, xlayer_acts *t) {
+    int64_t N = x->B * x->T, S = x->Ns, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d, fl = x->f_l;
+    float *part = x->work + 2 * N * h, *res = part + N * h;
+    x->be->norm_fwd(own_rows(x, t->n1), t->mean1, t->rstd1, t->x, w->ln1_w, w->ln1_b, S, h);
+    gather_rows(x, t->n1);
+    x->be->mm_fwd(t->k, t->n1, w->wk, w->bk, N, h, kl, 0);
+    if (x->rope) {
+        x->be->mem_copy(t->q, t->qw, N * ql);
+        if (rope_at(x, t->q, x->a_l, ql, 1) || rope_at(x, t->k, x->kv_l, kl, 1)) return ST_ENOMEM;
+    }
+    x->be->mm_fwd(x->sp ? part : t->x2, t->ao, w->wo, NULL, N, ql, h, 0);
+    if (x->sp) x->be->mem_copy(t->x2, t->pr, S * h);
+    else sum_rows(x, t->x2, t->x2);
+    add_bias(x, t->x2, w->bo, S, h);
+    x->be->add(t->x2, t->x, S * h);
+    x->be->norm_fwd(own_rows(x, t->n2), t->mean2, t->rstd2, t->x2, w->ln2_w, w->ln2_b, S, h);
+    gather_rows(x, t->n2);
+    const float *y = x->sp ? t->yr : t->y2;
+    if (x->swiglu) {
+        assert(w->w3 == w->w1 + fl * h);
+        x->be->mm_fwd(t->h3, t->n2, w->w3, NULL, N, h, fl, 0);
+        x->be->swiglu_fwd(t->g, t->h1, t->h3, N * fl);
+    } else {
+        x->be->act_fwd(t->g, t->h1, N * fl, x->act);
+        x->be->mm_fwd(part, t->g, w->w2, NULL, N, fl, h, 0);
+        if (!x->sp) sum_rows(x, part, part), y = part;
+    }
+    x->be->mem_copy(res, y, S * h);
+    add_bias(x, res, w->b2, S, h);
+    x->be->add(res, t->x2, S * h);
     return 0;
 }
 
@@ -1419,19 +1510,20 @@ st__xacts *st__xmodel_forward_begin(st__xmodel *x, int chunk, const int32_t *tok
     if (!a) return NULL;
     a->chunk = chunk, a->head = x->first && chunk == 0, a->tail = x->last && chunk == x->nchunks - 1;
     a->nl = (int)nl;
-    int64_t n[3];
+    int64_t n[4];
     layout(x, (int)nl, a->tail, a, NULL, n);
     a->lay = calloc((size_t)(nl > 0 ? nl : 1), sizeof *a->lay);
     a->be = x->be, a->pmem_host = x->cp > 1;
     a->mem = acts_alloc(a, n[0], 0);
     a->bmem = acts_alloc(a, n[1], 0);
     a->pmem = acts_alloc(a, n[2], a->pmem_host);
+    a->kmem = acts_alloc(a, n[3], 0);
     a->tokens = malloc((size_t)(2 * x->B * (x->T + 1)) * sizeof *a->tokens);
-    if (!a->lay || !a->mem || !a->bmem || !a->pmem || !a->tokens) {
+    if (!a->lay || !a->mem || !a->bmem || !a->pmem || !a->kmem || !a->tokens) {
         st__xacts_free(a);
         return NULL;
     }
-    float *base[3] = {a->mem, a->bmem, a->pmem};
+    float *base[4] = {a->mem, a->bmem, a->pmem, a->kmem};
     layout(x, (int)nl, a->tail, a, base, NULL);
     a->targets = a->tokens + x->B * (x->T + 1);
     if (a->head || a->tail) row_tokens(x, tokens, a->tokens, a->targets);
@@ -1447,8 +1539,8 @@ static void fwd_finish(st__xmodel *x, st__xacts *a, const float **out) {
         if (x->recompute == 2) {
             x->be->mem_copy(a->in0, a->lay[0].x, S * h);
             for (int64_t l = 0; l < nl; l++) moe_free(a->lay[l].moe), a->lay[l].moe = NULL;
-            acts_release(a, &a->bmem, 0);
         }
+        if (x->recompute >= 2) acts_release(a, &a->bmem, 0); /* op: its blocks' inputs and saved outputs in part 3 */
         acts_release(a, &a->pmem, a->pmem_host);
         a->dropped = 1;
     }
@@ -1502,14 +1594,21 @@ int st__xmodel_forward_unit(st__xmodel *x, st__xacts *a, int layer, const float 
 }
 
 int st__xmodel_recompute(st__xmodel *x, st__xacts *a) {
-    int64_t S = x->Ns, h = x->h, k0 = chunk_first(x, a->chunk), n[3];
+    int64_t S = x->Ns, h = x->h, k0 = chunk_first(x, a->chunk), n[4];
     if (!a->dropped) return ST_EINVAL;
     layout(x, a->nl, a->tail, a, NULL, n);
-    if (x->recompute == 2 && !(a->bmem = acts_alloc(a, n[1], 0))) return ST_ENOMEM;
+    if (x->recompute >= 2 && !(a->bmem = acts_alloc(a, n[1], 0))) return ST_ENOMEM;
     if (!(a->pmem = acts_alloc(a, n[2], a->pmem_host))) return ST_ENOMEM;
-    float *base[3] = {a->mem, a->bmem, a->pmem};
+    float *base[4] = {a->mem, a->bmem, a->pmem, a->kmem};
     layout(x, a->nl, a->tail, a, base, NULL);
     a->dropped = 0;
+    if (x->recompute == 3) { /* op: each block's dropped activations from its kept input and outputs */
+        for (int l = 0; l < a->nl; l++) {
+            int rc = block_redo(x, &x->lp[k0 + l], &a->lay[l]);
+            if (rc) return rc;
+        }
+        return 0;
+    }
     if (x->recompute == 2) { /* the blocks again from the chunk's input (the last rewrites `out` alike) */
         x->be->mem_copy(a->lay[0].x, a->in0, S * h);
         for (int l = 0; l < a->nl; l++) {
@@ -1638,6 +1737,11 @@ static int block_bwd(st__xmodel *x, st__xacts *a, const st__xlayer *w, st__xlaye
         lin_bwd(x, a, dao, gw->wo, x->sp ? NULL : gw->bo, gathered(x, dx2, full), 0, t->ao, w->wo, N, ql, h);
         if (x->sp) bias_grad(x, gw->bo, dx2, S, h);
     }
+    if (x->recompute == 3) { /* op: this block's probabilities again (block_redo), the output into dq's room */
+        xlayer_acts r = *t;
+        r.ao = dq;
+        if (attn_core_fwd(&av, &r)) return ST_ENOMEM;
+    }
     x->be->mem_zero(dq, N * (ql + 2 * kl));
     if (attn_core_bwd(&av, t, dao, dq, dk, dv)) return ST_ENOMEM;
     if (x->rope && (rope_at(&av, dq, av.a_l, qw, -1) || rope_at(&av, dk, av.kv_l, kw, -1))) return ST_ENOMEM;
@@ -1736,19 +1840,21 @@ int st__xmodel_backward_weight(st__xmodel *x, st__xacts *a) {
 
 int st__xmodel_recompute_unit(st__xmodel *x, st__xacts *a, int layer) {
     int n = unit_count(a), u = n - 1 - a->bnext, b = u - a->head;
-    int64_t Sh = x->Ns * x->h, k[3];
+    int64_t Sh = x->Ns * x->h, k[4];
     if (!a->dropped || a->fnext < n || a->bnext >= n || unit_layer(x, a, u) != layer || b < 0 || b >= a->nl ||
         (x->recompute == 2 && !a->ck))
         return ST_EINVAL;
     if (!a->pmem) { /* the first: room for all that the recompute makes again, as st__xmodel_recompute's */
         layout(x, a->nl, a->tail, a, NULL, k);
-        if (x->recompute == 2 && !a->bmem && !(a->bmem = malloc((size_t)(k[1] + 1) * sizeof(float)))) return ST_ENOMEM;
-        if (!(a->pmem = malloc((size_t)(k[2] + 1) * sizeof(float)))) return ST_ENOMEM;
-        float *base[3] = {a->mem, a->bmem, a->pmem};
+        if (x->recompute >= 2 && !a->bmem && !(a->bmem = acts_alloc(a, k[1], 0))) return ST_ENOMEM;
+        if (!(a->pmem = acts_alloc(a, k[2], a->pmem_host))) return ST_ENOMEM;
+        float *base[4] = {a->mem, a->bmem, a->pmem, a->kmem};
         layout(x, a->nl, a->tail, a, base, NULL);
     }
     int rc = 0;
-    if (x->recompute == 2) { /* the block from its input (the last one rewrites `out` alike) */
+    if (x->recompute == 3) { /* op: the block from its kept input and outputs (block_redo: clear of the gradient) */
+        rc = block_redo(x, &x->lp[chunk_first(x, a->chunk) + b], &a->lay[b]);
+    } else if (x->recompute == 2) { /* the block from its input (the last one rewrites `out` alike) */
         /* the backward's residual gradient waits in the work buffer, where sp's partial sums go: kept aside */
         float *d = bwd_grad(x, a, 0), *keep = malloc((size_t)Sh * sizeof *keep);
         if (!keep) return ST_ENOMEM;

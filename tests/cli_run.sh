@@ -1,9 +1,9 @@
 #!/bin/sh
 # cli_run.sh: `strata run` under mpirun (issue 18): every sharded run of the tiny presets computes
 # what the single-rank reference computes (--check: tp, sp, pp 1F1B/gpipe/interleaved, dp, ZeRO-1
-# and their product; MoE with ep; recompute; ZeRO-3 and cp: cli_run_zero3.sh, cli_run_cp.sh), the
-# rank-count and plan refusals are one line and exit 2 on every rank, --json is one object from
-# rank 0, --trace is the simulator's layout.
+# and their product; MoE with ep; recompute full, selective and op; ZeRO-3 and cp: cli_run_zero3.sh,
+# cli_run_cp.sh), the rank-count and plan refusals are one line and exit 2 on every rank, --json is
+# one object from rank 0, --trace is the simulator's layout.
 # --emit slurm's sbatch script is checked first, in every build. Skips (77) where strata was built
 # without the executor or mpirun is missing; every mpirun runs
 # under `timeout`, so a hang fails the test instead of stopping make check. Operator-level (ILP) plans
@@ -103,6 +103,7 @@ run_checked 2 "pp=2 vp=2 interleaved (GPT, tied embedding across stages) matches
 	--model tiny-gpt --plan tp=1,pp=2,vp=2,dp=1,mbs=1,gbs=4,seq=32
 run_checked 2 "pp=2 vp=2 interleaved over 8 micro-batches (Llama) matches the reference" \
 	--model tiny-llama --plan tp=1,pp=2,vp=2,dp=1,mbs=1,gbs=8,seq=32
+interleaved=$(grep -o '"loss": \[[^]]*' "$T/out") # (recompute=op below: the same bits)
 run_checked 8 "tp x pp x dp = 2x2x2 with sp, vp=2 and ZeRO-1 on 8 ranks matches the reference" \
 	--model tiny-gpt --plan tp=2,sp=1,pp=2,vp=2,dp=2,mbs=1,gbs=8,seq=32,zero=1
 
@@ -135,7 +136,8 @@ if awk "$FLATTEN" "$T/out" | awk '$1 ~ /^\.measured_s\[[0-9]\]\.recompute$/ && $
 	ok "full recompute: every rank recomputes"
 else nok "full recompute: every rank recomputes"; fi
 mpi 4 --model tiny-gpt --plan tp=2,sp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32 --steps 2 --json
-if [ -n "$full" ] && [ "$full" = "$(grep -o '"loss": \[[^]]*' "$T/out")" ]; then
+kept=$(grep -o '"loss": \[[^]]*' "$T/out")
+if [ -n "$full" ] && [ "$full" = "$kept" ]; then
 	ok "full recompute: the same losses, bit for bit, as keeping the activations"
 else nok "full recompute: the same losses, bit for bit, as keeping the activations" "$full"; fi
 run_checked 4 "full recompute with MoE ep=2, interleaved pp=2 vp=2 and ZeRO-2 matches the reference" \
@@ -145,6 +147,50 @@ mpi 2 --model tiny-llama --plan tp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32,recompute=sele
 check_within "selective recompute (Llama, pp=2) matches the reference"
 if [ "$(grep -c '"recompute"' "$T/rtrace.json")" -ge 4 ]; then ok "selective recompute: the trace shows the recomputes"
 else nok "selective recompute: the trace shows the recomputes"; fi
+
+# recompute=op (torchtitan's op-level checkpointing, exec/model.c block_redo): the forward keeps each block's
+# input and the outputs its policy saves (wq's, wv's, w1's, SwiGLU's w2's, the attention's, sp's
+# reduce-scatters'), the recompute reruns the rest, wk's and w3's GEMMs alone; the same calls, the same bits
+run_checked 4 "recompute=op with tp=2 sp=1 pp=2 (GPT: LayerNorm, GELU, biases) matches the reference" \
+	--model tiny-gpt --plan tp=2,sp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32,recompute=op
+if [ -n "$kept" ] && [ "$kept" = "$(grep -o '"loss": \[[^]]*' "$T/out")" ]; then
+	ok "recompute=op (GPT): the same losses, bit for bit, as keeping the activations"
+else nok "recompute=op (GPT): the same losses, bit for bit, as keeping the activations" "$kept"; fi
+if awk "$FLATTEN" "$T/out" | awk '$1 ~ /^\.measured_s\[[0-9]\]\.recompute$/ && $2 > 0 { n++ } END { exit n != 4 }'; then
+	ok "recompute=op: every rank recomputes"
+else nok "recompute=op: every rank recomputes"; fi
+run_checked 2 "recompute=op with pp=2 vp=2 interleaved (Llama: RMSNorm, SwiGLU, RoPE, GQA) matches the reference" \
+	--model tiny-llama --plan tp=1,pp=2,vp=2,dp=1,mbs=1,gbs=8,seq=32,recompute=op
+if [ -n "$interleaved" ] && [ "$interleaved" = "$(grep -o '"loss": \[[^]]*' "$T/out")" ]; then
+	ok "recompute=op (Llama, interleaved): the same losses, bit for bit, as keeping the activations"
+else nok "recompute=op (Llama, interleaved): the same losses, bit for bit, as keeping the activations" "$interleaved"; fi
+run_checked 2 "recompute=op with tp=2 sp=1 (Llama: wk's [32 x 32] GEMM alone, w2's partial sums kept) matches" \
+	--model tiny-llama --plan tp=2,sp=1,pp=1,dp=1,mbs=1,gbs=4,seq=32,recompute=op
+opl=$(grep -o '"loss": \[[^]]*' "$T/out")
+mpi 2 --model tiny-llama --plan tp=2,sp=1,pp=1,dp=1,mbs=1,gbs=4,seq=32 --steps 2 --json
+if [ -n "$opl" ] && [ "$opl" = "$(grep -o '"loss": \[[^]]*' "$T/out")" ]; then
+	ok "recompute=op (Llama, tp=2 sp=1): the same losses, bit for bit (wk's GEMM alone is the forward's call)"
+else nok "recompute=op (Llama, tp=2 sp=1): the same losses, bit for bit" "$opl"; fi
+# the heap: tiny-llama, 2 x 256 tokens a micro-batch, interleaved pp=2 vp=2 (one block a chunk): rank 0 holds 5
+# chunks' activations at its peak (cost/memory.c, st_cost_inflight: 2 (pp - 1) + (vp - 1) pp + 1), each block's
+# 1,956 floats a token (h = 128, ffn = 352) and its probabilities (4 heads x 256 x 256 x 2) kept, 6.1 MB; with
+# recompute=op 928 floats a token kept (the input, wq's, wv's, the attention's and w1's outputs, w2's), 1.9 MB,
+# and while one of them recomputes 1,284 floats a token and one block's probabilities, 4.7 MB: 16.3 MB
+# (15.5 MiB) less; measured 16,300,688 bytes. At least 14 MiB less.
+heap() { tr -d '\n' <"$T/out" | awk '{ n = split($0, r, "\"heap_peak_bytes\": "); h = 0
+	for (i = 2; i <= n; i++) { split(r[i], v, /[,}]/); if (v[1] > h) h = v[1] } print h }'; }
+mpi 2 --model tiny-llama --plan tp=1,pp=2,vp=2,dp=1,mbs=2,gbs=8,seq=256 --steps 1 --compare --json
+hnone=$(heap)
+mpi 2 --model tiny-llama --plan tp=1,pp=2,vp=2,dp=1,mbs=2,gbs=8,seq=256,recompute=op --steps 1 --compare --json
+hop=$(heap)
+if [ "$rc" -eq 0 ] && awk -v a="$hnone" -v b="$hop" 'BEGIN { exit !(a > 0 && b > 0 && a - b >= 14 * 1048576) }'; then
+	ok "recompute=op: the heap high-water is 14 MiB or more below keeping the activations"
+else nok "recompute=op: the heap high-water is 14 MiB or more below keeping the activations" "$hnone $hop"; fi
+mpi 2 --model tiny-moe --plan tp=1,pp=1,dp=2,ep=2,mbs=1,gbs=4,seq=32,recompute=op --steps 1
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(grep -c '^strata run:' "$T/err")" -eq 1 ] &&
+	grep -q "key 'recompute': the cpu executor runs recompute=op on dense blocks" "$T/err"; then
+	ok "recompute=op with MoE blocks: refused in one line naming the key"
+else nok "recompute=op with MoE blocks: refused in one line naming the key" "$(cat "$T/err")"; fi
 
 # operator-level plans (strata plan --search ilp --out): those whose stages hold one device each
 # (what the ILP picks for these tiny models on A100s) run as the pipeline they are, with the ILP's
@@ -214,10 +260,11 @@ if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(grep -c '^strata run:' "$T/err")
 	grep -q 'runs on 4 ranks.*mpirun started 2' "$T/err" && [ ! -s "$T/out" ]; then
 	ok "a rank count that is not the plan's: one line, failure"
 else nok "a rank count that is not the plan's: one line, failure"; fi
-mpi 2 --model tiny-gpt --plan tp=1,pp=1,dp=2,gbs=4,seq=32,recompute=op
+mpi 2 --model tiny-gpt --plan tp=1,pp=1,dp=2,gbs=4,seq=32,recompute=op,attention=unfused --steps 1
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(grep -c '^strata run:' "$T/err")" -eq 1 ] &&
-	grep -q 'does not run op-level recompute' "$T/err"; then ok "recompute=op: refused in one line"
-else nok "recompute=op: refused in one line" "$(cat "$T/err")"; fi
+	grep -q "key 'attention'.*recompute=op with the fused attention" "$T/err"; then
+	ok "recompute=op with attention=unfused: refused in one line"
+else nok "recompute=op with attention=unfused: refused in one line" "$(cat "$T/err")"; fi
 # replicas of different micro-batch counts (dp_batches, what plan balances on node groups of different GPUs):
 # each runs its own count on its own samples, and the loss gradient's 1 / (gbs / mbs) weights each replica by
 # its share (1 / (micro-batches x dp) would weight the replica of 1 micro-batch as much as that of 3)

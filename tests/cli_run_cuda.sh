@@ -179,6 +179,9 @@ check_within "cuda, zbv (the backward's halves: cuBLAS's input-only and weight-o
 mpi_strata 300 4 run --model tiny-moe --plan "$T/m4.json" --cluster "$SRCDIR/tests/data/cluster_slowgpu.json" \
 	--steps 2 --check --json --backend cuda
 check_within "cuda, an ILP plan (QKV on its fused width, experts over the tp group) matches the reference"
+# recompute=op: wk's and w3's cuBLAS GEMMs alone again, the probabilities in the backward (exec/model.c, block_redo)
+run_checked 4 "cuda, recompute=op with tp=2 sp=1 pp=2 (Llama) matches the reference" \
+	--model tiny-llama --plan tp=2,sp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32,recompute=op --backend cuda
 # the attention's rows (exec/model.c, "operator-level plans"), MPI's all-to-all between the heads and the rows
 # on host copies of the gradients in device memory: the projection on the rows (tiny-gpt), QKV to the
 # projection on each rank's sequences (tiny-llama), as tests/cli_run_ilp.sh plans them

@@ -42,6 +42,8 @@ run_checked 8 "zbv tp x pp x dp = 2x2x2 (Llama) matches the reference" \
 	--model tiny-llama --plan tp=2,pp=2,dp=2,mbs=1,gbs=12,seq=32,schedule=zbv
 run_checked 4 "zbv tp=2 sp=1 pp=2 with full recompute (GPT) matches the reference" \
 	--model tiny-gpt --plan tp=2,sp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32,schedule=zbv,recompute=full
+run_checked 2 "zb pp=2 with recompute=op (Llama: the input half remakes the probabilities) matches the reference" \
+	--model tiny-llama --plan tp=1,pp=2,dp=1,mbs=1,gbs=8,seq=32,schedule=zb,recompute=op
 run_checked 4 "zbv MoE ep=2 dp=2 (the experts' gradients in the input half) matches the reference" \
 	--model tiny-moe --plan tp=1,pp=2,dp=2,ep=2,mbs=1,gbs=8,seq=32,schedule=zbv
 

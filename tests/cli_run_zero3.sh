@@ -60,6 +60,8 @@ run_checked 4 "ZeRO-3 with schedule=zb and recompute=selective (GPT) matches the
 	--model tiny-gpt --plan tp=1,pp=2,dp=2,mbs=1,gbs=8,seq=32,zero=3,schedule=zb,recompute=selective
 run_checked 4 "ZeRO-3 with schedule=zbv, tp=2, sp and recompute=full (Llama) matches the reference" \
 	--model tiny-llama --plan tp=2,sp=1,pp=2,dp=1,mbs=1,gbs=8,seq=32,zero=3,schedule=zbv,recompute=full
+run_checked 4 "ZeRO-3 with schedule=zb and recompute=op (GPT: each unit's block from its kept input) matches" \
+	--model tiny-gpt --plan tp=1,pp=2,dp=2,mbs=1,gbs=8,seq=32,zero=3,schedule=zb,recompute=op
 run_checked 4 "ZeRO-3 with schedule=dualpipe (Llama) matches the reference" \
 	--model tiny-llama --plan tp=1,pp=2,dp=2,mbs=1,gbs=8,seq=32,zero=3,schedule=dualpipe
 

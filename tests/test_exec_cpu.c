@@ -451,8 +451,9 @@ START_TEST(chunks_hold_their_blocks) {
 }
 END_TEST
 
-/* selective and full recompute: the backward refuses until the recompute ran, which makes the
- * dropped activations again: the gradients are bit for bit those of the run that kept them */
+/* selective, full and op recompute: the backward refuses until the recompute ran, which makes the
+ * dropped activations again: the gradients are bit for bit those of the run that kept them (op: wk's and
+ * w3's GEMMs alone, the forward's calls; refused with MoE blocks) */
 /* the preset shrunk to 2 blocks of 16, and two seeded sequences of 6 tokens (and their targets) */
 static void tiny_model(const char *preset, st_model *m, int32_t *tok) {
     ck_assert_int_eq(st_model_preset(preset, m), 0);
@@ -467,10 +468,16 @@ static void recompute_restores(const char *preset) {
     int l0 = 0, l1 = 2;
     int32_t tok[2 * 7];
     tiny_model(preset, &m, tok);
-    st__xmodel x[3];
-    for (int r = 0; r < 3; r++) {
+    st__xmodel x[4];
+    int R = m.experts > 0 ? 3 : 4;
+    for (int r = 0; r < 4; r++) {
         st__xpart pt = {.B = 2, .T = 6, .tp = 1, .nchunks = 1, .l0 = &l0, .l1 = &l1, .first = 1, .last = 1,
                         .recompute = r};
+        if (r == R) { /* recompute=op on MoE blocks */
+            ck_assert_int_eq(st__xmodel_init(&x[r], &m, &pt, 42, &err), ST_EINVAL);
+            ck_assert_str_eq(err.key, "recompute");
+            break;
+        }
         ck_assert_int_eq(st__xmodel_init(&x[r], &m, &pt, 42, &err), 0);
         double loss = 0;
         const float *o;
@@ -485,7 +492,7 @@ static void recompute_restores(const char *preset) {
         st__xacts_free(a);
         if (r) ck_assert_int_eq(memcmp(x[r].grads, x[0].grads, (size_t)x[0].nparams * sizeof(float)), 0);
     }
-    for (int r = 0; r < 3; r++) st__xmodel_destroy(&x[r]);
+    for (int r = 0; r < R; r++) st__xmodel_destroy(&x[r]);
 }
 
 /* The zero-bubble split on a rank that holds the whole model in two chunks (blocks 0 and 1, as zbv's
@@ -556,7 +563,10 @@ END_TEST
 START_TEST(split_backward_moe) { split_matches_fused("tiny-moe"); }
 END_TEST
 
-START_TEST(recompute_dense) { recompute_restores("tiny-llama"); }
+START_TEST(recompute_dense) {
+    recompute_restores("tiny-llama");
+    recompute_restores("tiny-gpt");
+}
 END_TEST
 
 START_TEST(recompute_moe) { recompute_restores("tiny-moe"); }
@@ -610,7 +620,7 @@ END_TEST
  * (filled with st__xmodel_init_values) while it runs, unit by unit forward and backward, computes the
  * whole model's loss and gradients bit for bit; a unit out of order, or a backward before the
  * forward's end, is refused. Tied GPT (the output layer reads the embedding's unit) and Llama. With
- * recompute rec (1 selective, 2 full) each block's backward waits for its unit's recompute, which
+ * recompute rec (1 selective, 2 full, 3 op) each block's backward waits for its unit's recompute, which
  * refuses the output layer and a second run; split, the input halves unit by unit, then the weight
  * halves in the same order (refused before their input half, out of order, twice) give the same
  * gradients (bit for bit but for the tied embedding, whose lookup's and output layer's parts add in
@@ -709,12 +719,14 @@ END_TEST
 START_TEST(units_recompute) {
     units_match_whole("tiny-gpt", 1, 0);
     units_match_whole("tiny-llama", 2, 0);
+    units_match_whole("tiny-gpt", 3, 0);
 }
 END_TEST
 
 START_TEST(units_split) {
     units_match_whole("tiny-gpt", 0, 1);
     units_match_whole("tiny-llama", 2, 1);
+    units_match_whole("tiny-llama", 3, 1);
 }
 END_TEST
 
@@ -809,9 +821,10 @@ START_TEST(kernels_through_the_backend) {
         st__xacts_free(a);
         if (r) ck_assert_int_eq(nlive, 3);
     }
-    /* per block: 4 GEMMs (qkv, the projection, fc1 with SwiGLU's two halves, fc2: the lowering's
-     * operators), 2 norms, 2 rotations, 1 attention; the final norm and the output layer */
-    ck_assert_int_eq(calls[0], 2 * 4 + 1);
+    /* per block: the lowering's 4 GEMM operators (qkv, the projection, fc1 with SwiGLU's two halves,
+     * fc2), forward one call per part (wq, wk, wv; w1, w3: exec/model.c, fused_fwd) and backward one per
+     * operator, 2 norms, 2 rotations, 1 attention; the final norm and the output layer */
+    ck_assert_int_eq(calls[0], 2 * 7 + 1);
     ck_assert_int_eq(calls[1], 2 * 4 + 1);
     ck_assert_int_eq(calls[2], 2 * 2 + 1);
     ck_assert_int_eq(calls[3], 2 * 2 + 1);
