@@ -47,8 +47,8 @@
  * (layout's part 3); the rest is dropped after the forward and block_redo makes it again before the
  * backward, running the operators the lowering's recompute names (the unsaved GEMMs alone: wk's, w3's
  * or GELU's fc2); the probabilities, which a fused kernel never keeps, are made again right before each
- * block's attention backward. A fused GEMM runs as one call per part (fused_fwd), so that wk's or w3's
- * recompute repeats the forward's own call: the numbers are the no-recompute run's bit for bit. Dense
+ * block's attention backward. Under recompute=op a fused GEMM's forward runs as one call per part (fused_fwd:
+ * torchtitan's separate linears), so that wk's or w3's recompute repeats the forward's own call. Dense
  * blocks only, without cp or an operator-level plan's splits (st__xmodel_init refuses the rest).
  *
  * Zero-bubble schedules (Qi et al. 2023, "Zero Bubble Pipeline Parallelism", Sec. 2) split a backward
@@ -675,17 +675,27 @@ static void split_cols(const st__xmodel *x, float *fused, float *const *part, co
 /* n linear layers on the same input, as the lowering names them (Megatron-LM's fused linear_qkv, [N x h]
  * by [h x (q + 2 kv)], and its gated linear_fc1, [h x 2 ffn]): their weights [w[i] x C] lie back to back
  * from w0 (build_table), their biases from b0 (NULL: none); out[i] [N x w[i]] = inp [N x C] times weight
- * i, plus bias i. One GEMM per part, each into its output (the attention and SwiGLU read them as [N x
- * w[i]] each), the same FLOPs as the one wide GEMM: so that a part's GEMM alone, which recompute=op runs
- * again (block_redo: wk's, w3's), is the very call the forward made. A column block of one wide GEMM need
- * not equal that block computed alone bit for bit: BLAS picks its kernel by shape (OpenBLAS 0.3.21 on an
- * AVX-512 machine: 889 of the 1,024 elements of tiny-llama's wk output at tp=2, [32 tokens x 32] by 128,
- * differed from the same columns of the wide [32 x 128] GEMM), and the recompute must give the forward's
- * numbers. */
+ * i, plus bias i. As Megatron-LM runs them (linear_qkv, linear_fc1): one wide GEMM into fused_buf, split into
+ * the parts. Under recompute=op, as torchtitan's Llama runs them (wq, wk, wv, w1, w3 separate linears, whose
+ * every second aten.mm its policy saves): one GEMM per part, each into its output, so that a part's GEMM
+ * alone, which the recompute runs again (block_redo: wk's, w3's), is the very call the forward made. A column
+ * block of one wide GEMM need not equal that block computed alone bit for bit: BLAS picks its kernel by shape
+ * (OpenBLAS 0.3.21 on an AVX-512 machine: 889 of the 1,024 elements of tiny-llama's wk output at tp=2,
+ * [32 tokens x 32] by 128, differed from the same columns of the wide [32 x 128] GEMM), and the recompute must
+ * give the forward's numbers. (So recompute=op's losses equal the reference's within rounding, not the
+ * no-recompute run's bit for bit.) */
 static void fused_fwd(st__xmodel *x, float *const *out, const int64_t *w, int n, const float *inp, const float *w0,
                       const float *b0, int64_t N, int64_t C) {
-    for (int64_t i = 0, r = 0; i < n; r += w[i++])
-        x->be->mm_fwd(out[i], inp, w0 + r * C, b0 ? b0 + r : NULL, N, C, w[i], 0);
+    if (x->recompute == 3) {
+        for (int64_t i = 0, r = 0; i < n; r += w[i++])
+            x->be->mm_fwd(out[i], inp, w0 + r * C, b0 ? b0 + r : NULL, N, C, w[i], 0);
+        return;
+    }
+    int64_t W = 0;
+    for (int i = 0; i < n; i++) W += w[i];
+    float *f = fused_buf(x);
+    x->be->mm_fwd(f, inp, w0, b0, N, C, W, 0);
+    split_cols(x, f, out, w, n, N, 0);
 }
 
 /* q, k, v [R x qw], [R x kw] twice, from the norm's output n1 [R x h] (fused_fwd) */

@@ -103,7 +103,6 @@ run_checked 2 "pp=2 vp=2 interleaved (GPT, tied embedding across stages) matches
 	--model tiny-gpt --plan tp=1,pp=2,vp=2,dp=1,mbs=1,gbs=4,seq=32
 run_checked 2 "pp=2 vp=2 interleaved over 8 micro-batches (Llama) matches the reference" \
 	--model tiny-llama --plan tp=1,pp=2,vp=2,dp=1,mbs=1,gbs=8,seq=32
-interleaved=$(grep -o '"loss": \[[^]]*' "$T/out") # (recompute=op below: the same bits)
 run_checked 8 "tp x pp x dp = 2x2x2 with sp, vp=2 and ZeRO-1 on 8 ranks matches the reference" \
 	--model tiny-gpt --plan tp=2,sp=1,pp=2,vp=2,dp=2,mbs=1,gbs=8,seq=32,zero=1
 
@@ -150,27 +149,17 @@ else nok "selective recompute: the trace shows the recomputes"; fi
 
 # recompute=op (torchtitan's op-level checkpointing, exec/model.c block_redo): the forward keeps each block's
 # input and the outputs its policy saves (wq's, wv's, w1's, SwiGLU's w2's, the attention's, sp's
-# reduce-scatters'), the recompute reruns the rest, wk's and w3's GEMMs alone; the same calls, the same bits
+# reduce-scatters'), the recompute reruns the rest, wk's and w3's GEMMs alone (the forward runs wq, wk, wv and
+# w1, w3 as separate GEMMs under recompute=op, torchtitan's linears, so the recompute repeats its calls)
 run_checked 4 "recompute=op with tp=2 sp=1 pp=2 (GPT: LayerNorm, GELU, biases) matches the reference" \
 	--model tiny-gpt --plan tp=2,sp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32,recompute=op
-if [ -n "$kept" ] && [ "$kept" = "$(grep -o '"loss": \[[^]]*' "$T/out")" ]; then
-	ok "recompute=op (GPT): the same losses, bit for bit, as keeping the activations"
-else nok "recompute=op (GPT): the same losses, bit for bit, as keeping the activations" "$kept"; fi
 if awk "$FLATTEN" "$T/out" | awk '$1 ~ /^\.measured_s\[[0-9]\]\.recompute$/ && $2 > 0 { n++ } END { exit n != 4 }'; then
 	ok "recompute=op: every rank recomputes"
 else nok "recompute=op: every rank recomputes"; fi
 run_checked 2 "recompute=op with pp=2 vp=2 interleaved (Llama: RMSNorm, SwiGLU, RoPE, GQA) matches the reference" \
 	--model tiny-llama --plan tp=1,pp=2,vp=2,dp=1,mbs=1,gbs=8,seq=32,recompute=op
-if [ -n "$interleaved" ] && [ "$interleaved" = "$(grep -o '"loss": \[[^]]*' "$T/out")" ]; then
-	ok "recompute=op (Llama, interleaved): the same losses, bit for bit, as keeping the activations"
-else nok "recompute=op (Llama, interleaved): the same losses, bit for bit, as keeping the activations" "$interleaved"; fi
 run_checked 2 "recompute=op with tp=2 sp=1 (Llama: wk's [32 x 32] GEMM alone, w2's partial sums kept) matches" \
 	--model tiny-llama --plan tp=2,sp=1,pp=1,dp=1,mbs=1,gbs=4,seq=32,recompute=op
-opl=$(grep -o '"loss": \[[^]]*' "$T/out")
-mpi 2 --model tiny-llama --plan tp=2,sp=1,pp=1,dp=1,mbs=1,gbs=4,seq=32 --steps 2 --json
-if [ -n "$opl" ] && [ "$opl" = "$(grep -o '"loss": \[[^]]*' "$T/out")" ]; then
-	ok "recompute=op (Llama, tp=2 sp=1): the same losses, bit for bit (wk's GEMM alone is the forward's call)"
-else nok "recompute=op (Llama, tp=2 sp=1): the same losses, bit for bit" "$opl"; fi
 # the heap: tiny-llama, 2 x 256 tokens a micro-batch, interleaved pp=2 vp=2 (one block a chunk): rank 0 holds 5
 # chunks' activations at its peak (cost/memory.c, st_cost_inflight: 2 (pp - 1) + (vp - 1) pp + 1), each block's
 # 1,956 floats a token (h = 128, ffn = 352) and its probabilities (4 heads x 256 x 256 x 2) kept, 6.1 MB; with
