@@ -106,8 +106,8 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
     const st_graph *g = r->g;
     const st_as_stage *st = &r->stage[s];
     int qkv = op_index(g, "qkv");
-    int tp_axes = 0, sp_axes = 0;
-    h->tp = h->dp = h->rep = 1, h->sp = 0, h->attn_rows = 0, h->moe_rows = 0;
+    int tp_axes = 0, sp_axes = 0, moe_axes = 0;
+    h->tp = h->dp = h->rep = 1, h->sp = 0, h->attn_rows = 0, h->moe_rows = 0, h->router_h = 0;
     for (int a = 0; a < st->mesh.naxes; a++) {
         int size = st->mesh.size[a];
         if (size == 1) continue;
@@ -125,10 +125,16 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
                           kind ? "the executor splits QKV by heads (tp), by its fused width (tp) or by sequences (dp)"
                                : "every device would compute the same: the executor splits QKV by heads (tp), by its "
                                  "fused width (tp) or by sequences (dp)");
-        /* QKV on the batch under a tensor-parallel MLP: a tp axis whose attention runs on the rows */
+        /* the experts' split on this axis: 'e' (over it), 'f' (each expert by its ffn), or none */
+        int efc1 = op_index(g, "expert_fc1");
+        char experts = efc1 >= 0 && st->choice[efc1].lab[0] != '-' ? st->choice[efc1].lab[a] : 0;
+        /* QKV on the batch under a tensor-parallel MLP, or beside experts split over the axis or by their ffn: a tp
+         * axis whose attention runs on the rows */
         int fc1 = op_index(g, "fc1");
-        if (kind == 'b' && fc1 >= 0 && st->choice[fc1].lab[a] == 'f') kind = 'n';
-        int stream = -1; /* the residual stream's label on this axis, from its first operator */
+        if (kind == 'b' && ((fc1 >= 0 && st->choice[fc1].lab[a] == 'f') || experts == 'e' || experts == 'f'))
+            kind = 'n';
+        int stream = -1;         /* the residual stream's label on this axis, from its first operator */
+        int router_lab = 'h';    /* the router's label: 'h', or (checked below) the stream's */
         int rows = 0, heads = 0, first_row = -1; /* attention operators split by the rows, by the heads */
         for (int o = 0; o < g->nops; o++) {
             char l = st->choice[o].lab[a];
@@ -139,6 +145,12 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
                 continue;
             }
             int want = kind == 'e' && wide_label(nm) >= 0 ? wide_label(nm) : tp_label(nm);
+            if (want == 'e' && !strncmp(nm, "expert_", 7) && experts == 'f') want = 'f'; /* expert tp */
+            if (!strcmp(nm, "router") && l != 'h') { /* on the rows (or whole): checked against the stream below */
+                router_lab = l;
+                continue;
+            }
+            if (!strcmp(nm, "moe_combine") && l == 'c') l = 'b'; /* its tokens' dimension is the batch's (graph.c) */
             /* the projection by head dimension ('d', where tp exceeds the heads): the same row-parallel GEMM on
              * another 1 / tp of its input's columns (exec/model.c takes them contiguous either way) */
             if (kind == 'e' && !strcmp(nm, "proj") && l == 'd') l = 'n';
@@ -153,9 +165,9 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
                     if (!want) snprintf(why, sizeof why, "with QKV split along its fused width the attention is whole");
                     else if (kind == 'e' && wide_label(nm) == 'e')
                         snprintf(why, sizeof why, "it follows QKV's split along its fused width");
-                    else if (!strcmp(nm, "router") || !strncmp(nm, "expert_", 7))
+                    else if (!strncmp(nm, "expert_", 7))
                         snprintf(why, sizeof why, "the executor splits the experts over a tensor-parallel axis ('e') "
-                                 "and the router by the hidden dimension ('h')");
+                                 "or each by its ffn ('f'), all three alike");
                     else
                         snprintf(why, sizeof why,
                                  "Megatron's tensor parallelism, which QKV follows there, splits it '%c'", want);
@@ -177,13 +189,22 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
             h->dp *= size;
             continue;
         }
-        int router = op_index(g, "router");
-        if (router >= 0 && st->choice[router].lab[0] != '-') { /* experts over this axis, tokens by the rows */
-            if (stream <= 0)
+        int router = op_index(g, "router"), moe = 0, rh = 0;
+        if (router >= 0 && st->choice[router].lab[0] != '-') {
+            if (experts == 'e' && stream <= 0) /* experts over this axis, tokens by the rows */
                 return refuse(err, s, g, op_index(g, "dispatch"), 0, a, size,
                               "the executor routes the tokens by the residual stream's rows, which the stage does "
                               "not split there");
-            h->moe_rows = 1;
+            if (router_lab != 'h' && router_lab != (stream > 0 ? stream : 0))
+                return refuse(err, s, g, router, (char)router_lab, a, size,
+                              "the executor splits the router by the hidden dimension ('h') or runs it whole on the "
+                              "residual stream's rows");
+            moe = experts == 'e', rh = router_lab == 'h';
+            if (moe_axes++ && (moe != h->moe_rows || rh != h->router_h))
+                return st_error_set(err, ST_EINVAL, NULL, "stages",
+                                    "stage %d: the experts or the router split otherwise on one of its tensor-parallel "
+                                    "mesh axes than on another: the executor splits them alike over all of them", s);
+            h->moe_rows = moe, h->router_h = rh;
         }
         int mode = 0, proj = op_index(g, "proj");
         for (int o = 0; rows && o < g->nops; o++) {
@@ -231,6 +252,11 @@ int st_autoshard_hybrid(const st_autoshard_result *r, st_as_hybrid *h, st_error 
                                 "stage %d %s its experts over a tensor-parallel axis and stage 0 %s: the executor runs "
                                 "stages of one shape", s, x.moe_rows ? "splits" : "does not split",
                                 h->moe_rows ? "does" : "does not");
+        if (s > 0 && x.router_h != h->router_h)
+            return st_error_set(err, ST_EINVAL, NULL, "stages",
+                                "stage %d %s its router by the hidden dimension and stage 0 %s: the executor runs "
+                                "stages of one shape", s, x.router_h ? "splits" : "does not split",
+                                h->router_h ? "does" : "does not");
         if (s > 0 && x.rep != h->rep)
             return st_error_set(err, ST_EINVAL, NULL, "stages",
                                 "stage %d computes on %d devices alike and stage 0 on %d: the executor runs stages of "

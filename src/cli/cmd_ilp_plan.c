@@ -126,8 +126,8 @@ done:
     return rc;
 }
 
-int st__run_ilp_spec(const st_cli_args *a, char *spec, size_t n, int *attn_rows, int *moe_rows, int *replicas,
-                     st_error *err) {
+int st__run_ilp_spec(const st_cli_args *a, char *spec, size_t n, int *attn_rows, int *moe_rows, int *router_h,
+                     int *replicas, st_error *err) {
     loaded L;
     st_as_hybrid h;
     int rc = load_all(a, "run", &L, err);
@@ -139,7 +139,7 @@ int st__run_ilp_spec(const st_cli_args *a, char *spec, size_t n, int *attn_rows,
         snprintf(err->file, sizeof err->file, "%s", a->plan);
         goto done;
     }
-    *attn_rows = h.attn_rows, *moe_rows = h.moe_rows, *replicas = h.rep;
+    *attn_rows = h.attn_rows, *moe_rows = h.moe_rows, *router_h = h.router_h, *replicas = h.rep;
     /* the ILP's micro-batch is the stage's, split over its batch axes */
     int len = snprintf(spec, n, "tp=%d,pp=%d,dp=%d,sp=%d,zero=%d,mbs=%lld,gbs=%lld,seq=%lld,stage_layers=", h.tp,
                        r->nstages, h.dp, h.sp, h.zero, (long long)(r->mbs / h.dp), (long long)L.o.gbs,

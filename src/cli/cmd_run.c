@@ -88,6 +88,8 @@ static void print_json(FILE *f, const st_model *m, const char *spec, const st_pl
         fprintf(f, " \"on_rows\": \"%s\",\n", o->attn_rows == 1 ? "projection" : "attention");
     if (o->moe_rows)
         fputs(" \"experts\": \"tp rows\",\n", f);
+    if (o->router_h)
+        fputs(" \"router\": \"hidden\",\n", f);
     if (o->replicas > 1) /* the same: the ranks beyond the job's compute what its ranks do */
         fprintf(f, " \"copies\": %d,\n", o->replicas);
     fprintf(f, " \"kept_step\": %d, \"iteration_time_s\": %.17g, \"tokens_per_s\": %.17g,\n \"loss\": [",
@@ -134,6 +136,8 @@ static void print_text(FILE *f, const st_model *m, const char *spec, const st_lo
     if (o->moe_rows)
         fputs("           the experts split over the tp group, each rank's token rows routed to them (the ILP's "
               "split)\n", f);
+    if (o->router_h)
+        fputs("           the router split over the tp group by the hidden dimension (the ILP's split)\n", f);
     if (o->replicas > 1)
         fprintf(f, "           %d copies of these ranks computing the same (the ILP's mesh axes that split nothing)\n",
                 o->replicas);
@@ -270,7 +274,8 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
     if (!a.cluster) a.cluster = "dgx-a100-80g";
     /* an operator-level plan runs as the hybrid plan it is (st__run_ilp_spec), or is refused */
     if (st__plan_is_ilp(a.plan)) {
-        if ((rc = st__run_ilp_spec(&a, ilp_spec, sizeof ilp_spec, &o.attn_rows, &o.moe_rows, &o.replicas, err)))
+        if ((rc = st__run_ilp_spec(&a, ilp_spec, sizeof ilp_spec, &o.attn_rows, &o.moe_rows, &o.router_h,
+                                     &o.replicas, err)))
             goto done;
         a.plan = ilp_spec;
         a.heads_whole = o.attn_rows == 2 || o.attn_rows == 3; /* no operator splits the heads */
