@@ -112,7 +112,17 @@
  * differs from the ILP's price: the ILP reshards the router's partial logits once per consumer (the
  * dispatch's and the combine's reduce-scatter; here one), and its combine, whose label ('s') leaves
  * the experts' output unsplit, takes that output all-gathered (backward, reduce-scattered), where the
- * all-to-all here returns each token's outputs to its rank alone.
+ * all-to-all here returns each token's outputs to its rank alone. The ILP may also run the router whole
+ * on the rows (its 'b' where the axis is a batch one, the attention then on the rows too: attn_rows 2;
+ * router_h 0): each rank's logits from its rows and the whole weight, whose gradient is partial over
+ * the rows (st__xmodel_sp_grads), the rest as above.
+ * Experts split by their ffn over the tp group (the ILP's 'f'; moe_rows 0) are Megatron's tp MoE above
+ * (Megatron-Core's expert tensor parallelism: its token dispatchers all-gather the tokens over the tp
+ * group and reduce-scatter the experts' partial outputs, token_dispatcher.py): every rank routes every
+ * row of the gathered norm output alike. With the ILP's router split by the hidden dimension
+ * (router_h): each rank multiplies its h / tp columns of every row by its columns of the router and the
+ * partial logits are all-reduced; backward, its columns of the router's gradient whole (every row) and
+ * its columns of the input's gradient, partial over tp as the experts' part of it is.
  *
  * ZeRO-3 (exec_private.h, "ZeRO-3"): the same forward and backward a unit at a time (the embedding, a
  * block, the output layer and loss), the residual stream and its gradient kept in the activations and

@@ -18,8 +18,18 @@
  *       label), the projection on the device's heads ('n', its input a slice of the whole output; in
  *       backward its input gradient all-gathered), the rest as under 'n'.
  * An MoE block on a tp axis whose residual stream is split by rows: the router 'h' (row-parallel by the
- * hidden dimension), dispatch and combine with the stream's label, the experts 'e' (split over the
- * axis): expert parallelism over the tp group on each device's rows (moe_rows; exec/model.c).
+ * hidden dimension) or whole on the rows (the stream's label), dispatch and combine with the stream's
+ * label (the combine's 'c', its tokens' dimension, is the batch's: search/graph.c aliases it to 'b'),
+ * the experts 'e' (split over the axis): expert parallelism over the tp group on each device's rows
+ * (moe_rows; exec/model.c). Or the experts 'f', each split by its ffn over the axis (expert tensor
+ * parallelism, Megatron-Core's --expert-tensor-parallel-size: fc1 column- and fc2 row-parallel, the
+ * tokens all-gathered and the partial outputs reduce-scattered as its token dispatchers do with etp),
+ * the router 'h' (router_h) or whole on the rows; residual stream split by rows or not.
+ * A batch axis ('b' QKV) on which the experts split ('e' or 'f') is such a tp axis with the whole
+ * attention on the rows (attn_rows 2): the ILP's plans split the output layer by the vocabulary there
+ * ('v', whose gather of the final norm's rows and vocabulary-parallel loss are Megatron's with sp), so
+ * it is not Megatron's ep over dp ranks (each rank its own micro-batch), though on such an axis the
+ * attention's, norms' and router's gradients are summed over it as dp's are, and the experts' not.
  * On a tp axis whose residual stream is split by rows the ILP may also split part of the attention
  * by the rows (the stream's label, 'b' or 's') rather than 'n', when the micro-batch's rows outweigh
  * the weights (attn_rows; exec/model.c runs both): the projection alone (1: the attention output
@@ -32,8 +42,8 @@
  * many copies of the job, with no collective between them (st_exec_job_rank). Counts of what the
  * ILP chose on the tiny presets: tests/cli_run_ilp.sh and scripts/ilp_census.sh. Anything else (an
  * axis that replicates some operators and splits others, head-dimension or 2-D splits of an operator,
- * experts split on a batch axis, stages on meshes of different shapes) is named: stage, operator,
- * label and axis. */
+ * experts split otherwise on one tp axis than on another, stages on meshes of different shapes) is
+ * named: stage, operator, label and axis. */
 #include "search/search.h"
 
 #include <string.h>
