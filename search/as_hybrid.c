@@ -30,6 +30,9 @@
  * ('v', whose gather of the final norm's rows and vocabulary-parallel loss are Megatron's with sp), so
  * it is not Megatron's ep over dp ranks (each rank its own micro-batch), though on such an axis the
  * attention's, norms' and router's gradients are summed over it as dp's are, and the experts' not.
+ * With the output layer on the batch too ('b'; with the experts 'e', the combine 'c') the axis is
+ * data-parallel with the experts over it: Megatron's ep over the dp ranks (ep; the ILP picks the
+ * vocabulary-parallel output layer on the tiny presets' fixtures, not this).
  * On a tp axis whose residual stream is split by rows the ILP may also split part of the attention
  * by the rows (the stream's label, 'b' or 's') rather than 'n', when the micro-batch's rows outweigh
  * the weights (attn_rows; exec/model.c runs both): the projection alone (1: the attention output
@@ -117,7 +120,7 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
     const st_as_stage *st = &r->stage[s];
     int qkv = op_index(g, "qkv");
     int tp_axes = 0, sp_axes = 0, moe_axes = 0;
-    h->tp = h->dp = h->rep = 1, h->sp = 0, h->attn_rows = 0, h->moe_rows = 0, h->router_h = 0;
+    h->tp = h->dp = h->rep = h->ep = 1, h->sp = 0, h->attn_rows = 0, h->moe_rows = 0, h->router_h = 0;
     for (int a = 0; a < st->mesh.naxes; a++) {
         int size = st->mesh.size[a];
         if (size == 1) continue;
@@ -140,9 +143,13 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
         char experts = efc1 >= 0 && st->choice[efc1].lab[0] != '-' ? st->choice[efc1].lab[a] : 0;
         /* QKV on the batch under a tensor-parallel MLP, or beside experts split over the axis or by their ffn: a tp
          * axis whose attention runs on the rows */
-        int fc1 = op_index(g, "fc1");
-        if (kind == 'b' && ((fc1 >= 0 && st->choice[fc1].lab[a] == 'f') || experts == 'e' || experts == 'f'))
-            kind = 'n';
+        int fc1 = op_index(g, "fc1"), lg = op_index(g, "logits");
+        /* but experts over a batch axis whose output layer is on the batch too: Megatron's ep over dp ranks */
+        int ep_axis =
+            kind == 'b' && experts == 'e' && lg >= 0 && st->choice[lg].lab[0] != '-' && st->choice[lg].lab[a] == 'b';
+        int batch_tp = kind == 'b' && !ep_axis &&
+                       ((fc1 >= 0 && st->choice[fc1].lab[a] == 'f') || experts == 'e' || experts == 'f');
+        if (batch_tp) kind = 'n';
         int stream = -1;         /* the residual stream's label on this axis, from its first operator */
         int router_lab = 'h';    /* the router's label: 'h', or (checked below) the stream's */
         int rows = 0, heads = 0, first_row = -1; /* attention operators split by the rows, by the heads */
@@ -151,6 +158,8 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
             const char *nm = g->ops[o].name;
             if (st->choice[o].lab[0] == '-') continue; /* not on this stage */
             if (kind == 'b') {
+                if (ep_axis && (!strncmp(nm, "expert_", 7) ? l == 'e' : !strcmp(nm, "moe_combine") && l == 'c'))
+                    continue; /* the experts over the axis, the combine back on the batch */
                 if (l != 'b') return refuse(err, s, g, o, l, a, size, "QKV splits the batch there, this does not");
                 continue;
             }
@@ -171,13 +180,18 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
             }
             if (want >= 0) {
                 if (l != want) {
-                    char why[128];
+                    char why[192];
                     if (!want) snprintf(why, sizeof why, "with QKV split along its fused width the attention is whole");
                     else if (kind == 'e' && wide_label(nm) == 'e')
                         snprintf(why, sizeof why, "it follows QKV's split along its fused width");
                     else if (!strncmp(nm, "expert_", 7))
                         snprintf(why, sizeof why, "the executor splits the experts over a tensor-parallel axis ('e') "
                                  "or each by its ffn ('f'), all three alike");
+                    else if (batch_tp)
+                        snprintf(why, sizeof why,
+                                 "QKV splits the batch there and %s: the executor runs the axis as tensor-parallel "
+                                 "with the attention on the rows, which splits it '%c'",
+                                 experts ? "the experts split" : "fc1 its ffn", want);
                     else
                         snprintf(why, sizeof why,
                                  "Megatron's tensor parallelism, which QKV follows there, splits it '%c'", want);
@@ -197,6 +211,7 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
         }
         if (kind == 'b') {
             h->dp *= size;
+            if (ep_axis) h->ep *= size;
             continue;
         }
         int router = op_index(g, "router"), moe = 0, rh = 0;
@@ -262,6 +277,10 @@ int st_autoshard_hybrid(const st_autoshard_result *r, st_as_hybrid *h, st_error 
                                 "stage %d %s its experts over a tensor-parallel axis and stage 0 %s: the executor runs "
                                 "stages of one shape", s, x.moe_rows ? "splits" : "does not split",
                                 h->moe_rows ? "does" : "does not");
+        if (s > 0 && x.ep != h->ep)
+            return st_error_set(err, ST_EINVAL, NULL, "stages",
+                                "stage %d splits its experts over %d devices of its batch axes and stage 0 over %d: "
+                                "the executor runs stages of one shape", s, x.ep, h->ep);
         if (s > 0 && x.router_h != h->router_h)
             return st_error_set(err, ST_EINVAL, NULL, "stages",
                                 "stage %d %s its router by the hidden dimension and stage 0 %s: the executor runs "

@@ -336,6 +336,7 @@ const char *st_autoshard_role(const st_graph *g, int op, const st_as_choice *ch,
  * first stage and operator (its label and mesh axis) the executor does not run so. */
 typedef struct st_as_hybrid {
     int tp, dp, sp, zero;
+    int ep;        /* of dp: the experts over batch axes whose output layer is on the batch too (Megatron's ep) */
     int attn_rows; /* on the tp axes (with sp) by the token rows rather than the heads: 1 the attention projection
                       (an all-to-all before it), 2 the whole attention (QKV to the projection); whole weights;
                       3 QKV split along its fused width ('e'), its output all-gathered, the attention replicated,

@@ -166,6 +166,12 @@ checked 2 "tiny-moe, ILP experts over a batch axis beside a vocabulary-parallel 
 if grep -q '"on_rows": "attention"' "$T/out" && grep -q '"experts": "tp rows"' "$T/out" && ! grep -q '"router"' "$T/out"
 then ok "it runs the attention and the router on the rows, the experts over the group"
 else nok "it runs the attention and the router on the rows, the experts over the group" "$(head -3 "$T/out")"; fi
+# the same plan with the final norm, output layer and loss on the batch too (tests/data/plan_ilp_tiny_moe_ep2.json,
+# m2b's file so edited by hand: the ILP does not pick it on these fixtures): Megatron's ep over the dp ranks
+checked 2 "tiny-moe, ILP experts over a batch axis beside a data-parallel output layer (dp=2, ep=2), matches" \
+	--model tiny-moe --plan "$SRCDIR/tests/data/plan_ilp_tiny_moe_ep2.json"
+if ran "tp=1,pp=1,dp=2,.*ep=2,"; then ok "it runs as dp=2 with ep=2"
+else nok "it runs as dp=2 with ep=2" "$(grep -o '"plan": "[^"]*' "$T/out")"; fi
 # each expert split by its ffn (expert tensor parallelism, Megatron-Core's --expert-tensor-parallel-size: fc1
 # column- and fc2 row-parallel, the tokens all-gathered, the partial outputs reduce-scattered) on 8 devices: on a tp
 # axis beside a router split by the hidden dimension (mbs 1), on a batch axis beside the attention on the rows (mbs 8)

@@ -1617,7 +1617,8 @@ END_TEST
 /* Experts on a batch axis (tiny-moe on two slow GPUs, micro-batches of 8): the attention, router, dispatch and
  * combine on each device's sequences ('b', the combine's 'c' the same rows), the experts over the axis ('e'), the
  * output layer vocabulary-parallel ('v'): the axis runs as a tp axis whose attention and router take the rows
- * (attn_rows 2, moe_rows with the router whole), the output layer as Megatron's with sp. */
+ * (attn_rows 2, moe_rows with the router whole), the output layer as Megatron's with sp; with the output layer
+ * on the batch too, Megatron's ep over the dp ranks. */
 START_TEST(ilp_hybrid_moe_batch) {
     st_autoshard_result r;
     st_as_hybrid h;
@@ -1638,6 +1639,21 @@ START_TEST(ilp_hybrid_moe_batch) {
     ck_assert_int_eq(h.router_h, 0);
     ch[op_index(r.g, "moe_combine")].lab[0] = 's'; /* not the stream's rows */
     hybrid_refused(&r, "operator moe_combine: split 's' on mesh axis 0 (2 devices): the residual stream's other");
+    ch[op_index(r.g, "moe_combine")].lab[0] = 'c';
+    /* the output layer on the batch too: Megatron's ep over the dp ranks */
+    ch[op_index(r.g, "logits")].lab[0] = ch[op_index(r.g, "loss")].lab[0] = 'b';
+    ck_assert_int_eq(st_autoshard_hybrid(&r, &h, &err), 0);
+    ck_assert_int_eq(h.tp, 1);
+    ck_assert_int_eq(h.dp, 2);
+    ck_assert_int_eq(h.ep, 2);
+    ck_assert_int_eq(h.moe_rows, 0);
+    ck_assert_int_eq(h.attn_rows, 0);
+    /* but with each expert split by its ffn the axis is a tp one on the rows, whose output layer is Megatron's */
+    for (int o = 0; o < r.g->nops; o++)
+        if (!strncmp(r.g->ops[o].name, "expert_", 7)) ch[o].lab[0] = 'f';
+    hybrid_refused(&r, "operator logits: split 'b' on mesh axis 0 (2 devices): QKV splits the batch there and the "
+                       "experts split: the executor runs the axis as tensor-parallel with the attention on the rows, "
+                       "which splits it 'v'");
     st_autoshard_result_free(&r);
 }
 END_TEST

@@ -141,8 +141,8 @@ int st__run_ilp_spec(const st_cli_args *a, char *spec, size_t n, int *attn_rows,
     }
     *attn_rows = h.attn_rows, *moe_rows = h.moe_rows, *router_h = h.router_h, *replicas = h.rep;
     /* the ILP's micro-batch is the stage's, split over its batch axes */
-    int len = snprintf(spec, n, "tp=%d,pp=%d,dp=%d,sp=%d,zero=%d,mbs=%lld,gbs=%lld,seq=%lld,stage_layers=", h.tp,
-                       r->nstages, h.dp, h.sp, h.zero, (long long)(r->mbs / h.dp), (long long)L.o.gbs,
+    int len = snprintf(spec, n, "tp=%d,pp=%d,dp=%d,ep=%d,sp=%d,zero=%d,mbs=%lld,gbs=%lld,seq=%lld,stage_layers=",
+                       h.tp, r->nstages, h.dp, h.ep, h.sp, h.zero, (long long)(r->mbs / h.dp), (long long)L.o.gbs,
                        (long long)(L.o.seq ? L.o.seq : L.in.model.seq_len));
     for (int i = 0; i < r->nstages; i++) {
         const st_as_stage *st = &r->stage[i];
