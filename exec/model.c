@@ -384,8 +384,8 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
                             "the experts (%lld)", tp, (long long)x->E);
     if (x->router_h && (x->h % tp || x->ep > 1 || x->cp > 1))
         return st_error_set(err, ST_EINVAL, NULL, "plan",
-                            "the router split by the hidden dimension needs no ep or cp, and tp=%d to divide the hidden "
-                            "size (%lld)", tp, (long long)x->h);
+                            "the router split by the hidden dimension needs no ep or cp, and tp=%d to divide the "
+                            "hidden size (%lld)", tp, (long long)x->h);
     if (x->moe_rows) x->ep = tp, x->er = x->tr; /* the tp group is the experts' group */
     x->E_l = x->E / x->ep, x->e0 = x->er * x->E_l, x->fe_l = x->moe_rows ? x->fe : x->fe / tp;
     if (m->position == ST_POS_ALIBI)

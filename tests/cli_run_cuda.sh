@@ -158,7 +158,8 @@ done
 # tiny-moe's experts over a batch axis (mbs 8): the attention and the router whole on each rank's sequences, the
 # experts over the group (MPI's all-to-alls on host copies), the output layer vocabulary-parallel over NCCL
 "$STRATA" plan --search ilp --cluster "$SRCDIR/tests/data/cluster_slowgpu.json" --seq 32 --model tiny-moe --gpus 2 \
-	--gbs 32 --mbs 8 --max-stages 1 --out "$T/m2b.json" >"$T/ilpout" 2>&1 || nok "ILP plan tiny-moe on 2" "$(cat "$T/ilpout")"
+	--gbs 32 --mbs 8 --max-stages 1 --out "$T/m2b.json" >"$T/ilpout" 2>&1 ||
+	nok "ILP plan tiny-moe on 2" "$(cat "$T/ilpout")"
 mpi_strata 300 2 run --model tiny-moe --plan "$T/m2b.json" --cluster "$SRCDIR/tests/data/cluster_slowgpu.json" \
 	--steps 2 --check --json --backend cuda
 if grep -q '"experts": "tp rows"' "$T/out"; then check_within "cuda, an ILP plan with the experts over a batch axis"

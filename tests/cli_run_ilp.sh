@@ -3,8 +3,9 @@
 # what `strata plan --search ilp` picks for tiny-gpt, tiny-llama and tiny-moe on 2, 4 and 8 devices runs with
 # each operator split as the ILP split it, where that is the decoder's Megatron sharding, part of the
 # attention on the token rows under it, QKV on its fused width with the attention whole, or the experts
-# over a tp or batch axis or split by their ffn (search/as_hybrid.c), and computes what the single-rank run computes, within tests/cli_run.sh's
-# tolerances; the other shardings are refused in one line naming the stage and the operator.
+# over a tp or batch axis or split by their ffn (search/as_hybrid.c), and computes what the single-rank
+# run computes, within tests/cli_run.sh's tolerances; the other shardings are refused in one line naming
+# the stage and the operator.
 # scripts/ilp_census.sh counts what runs and what is refused over all the tiny presets' plans.
 #
 # The clusters (tests/data/cluster_slowgpu*.json) are test fixtures, not hardware: GPUs of 0.01
@@ -163,8 +164,9 @@ if splits m2b qkv '"b"' && splits m2b router '"b"' && splits m2b expert_fc1 '"e"
 else nok "tiny-moe on 2, micro-batch 8: the ILP's shardings" "$(cat "$T/m2b.json")"; fi
 checked 2 "tiny-moe, ILP experts over a batch axis beside a vocabulary-parallel output layer, matches the reference" \
 	--model tiny-moe --plan "$T/m2b.json"
-if grep -q '"on_rows": "attention"' "$T/out" && grep -q '"experts": "tp rows"' "$T/out" && ! grep -q '"router": "hidden"' "$T/out"
-then ok "it runs the attention and the router on the rows, the experts over the group"
+if grep -q '"on_rows": "attention"' "$T/out" && grep -q '"experts": "tp rows"' "$T/out" &&
+	! grep -q '"router": "hidden"' "$T/out"; then
+	ok "it runs the attention and the router on the rows, the experts over the group"
 else nok "it runs the attention and the router on the rows, the experts over the group" "$(head -3 "$T/out")"; fi
 # the same plan with the final norm, output layer and loss on the batch too (tests/data/plan_ilp_tiny_moe_ep2.json,
 # m2b's file so edited by hand: the ILP does not pick it on these fixtures): Megatron's ep over the dp ranks
