@@ -149,6 +149,9 @@ st_cost_ctx *st_cost_view(st_cost_ctx *ctx, int64_t first, int64_t n) {
     return (*slot)->ctx;
 }
 
+/* The tables' empty slots are skipped rather than passed to free: free(NULL) does nothing, but a sanitizer's
+ * free records a stack trace first, and 6,000 of them per context made the fuzzing of calibrate --runs (a
+ * context per fold and evaluation) spend half its time there. */
 void st_cost_ctx_free(st_cost_ctx *ctx) {
     if (!ctx) return;
     for (int i = 0; i < ST_MAX_GROUPS * ST_MAX_GROUPS; i++)
@@ -156,11 +159,15 @@ void st_cost_ctx_free(st_cost_ctx *ctx) {
             st_cost_ctx_free(ctx->views[i]->ctx);
             free(ctx->views[i]);
         }
-    for (int i = 0; i < ST_LAYOUT_CACHE; i++) free(ctx->layouts[i].cls), free(ctx->layouts[i].of);
+    for (int i = 0; i < ST_LAYOUT_CACHE; i++) {
+        if (ctx->layouts[i].cls) free(ctx->layouts[i].cls);
+        if (ctx->layouts[i].of) free(ctx->layouts[i].of);
+    }
     free(ctx->scratch.cls);
     free(ctx->scratch.of);
     free(ctx->kind_prefix);
-    for (int i = 0; i < ST_COST_CACHE; i++) free(ctx->cache[i]);
+    for (int i = 0; i < ST_COST_CACHE; i++)
+        if (ctx->cache[i]) free(ctx->cache[i]);
     free(ctx);
 }
 
@@ -339,7 +346,7 @@ static void pass_add_ops(st_cost_ctx *ctx, const st_plan *p, const st_op *ops, i
             out->sel_bytes += o->saved_bytes - o->ckpt_kept_bytes;
         }
         out->saved_bytes += o->saved_bytes;
-        if (o->cls == ST_OPC_GEMM && o->params > 0) {
+        if (o->cls == ST_OPC_GEMM && (o->params > 0 || o->shared_weight)) {
             out->wgrad_bytes += o->saved_bytes;
             out->dy_bytes += o->dy_bytes;
         }
@@ -660,6 +667,10 @@ void st_cost_chunk(st_cost_ctx *ctx, const st_plan *p, int chunk, st_chunk_cost 
         if (sc->kind[k].work_bytes > out->work_bytes) out->work_bytes = sc->kind[k].work_bytes;
     }
     if (chunk == chunks - 1) out->tail_work_bytes = sc->tail.work_bytes;
+    /* the output layer's weight half reads the logits' gradient (s b V / t, 16-bit: the loss's fp32 gradient cast
+     * back at logits.float()), and the MTP modules' their blocks' and logits': kept from the input half alike.
+     * (The embedding's weight half, on the first chunk, keeps the first block's input gradient: not counted.) */
+    if (chunk == chunks - 1) out->wgrad_bytes += sc->tail.dy_bytes;
 }
 
 void st_cost_stage_compute(st_cost_ctx *ctx, const st_plan *p, double t_s[ST_REC_FULL + 1][ST_MAX_STAGES]) {

@@ -241,7 +241,9 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__shard_c
     /* an input half (one of the rank's two chunks'): its chunk's linear layers' dY and, under full recompute,
      * one block restored, the chunk's other blocks' linear inputs kept for its weight half (DualPipe's whole
      * backwards run as the two halves back to back) */
-    if (p->schedule == ST_SCHED_ZBV || p->schedule == ST_SCHED_DUALPIPE) peak_extra += wgrad / 2 - wtop;
+    /* the last chunk's weight half keeps the logits' gradient too (st_cost_chunk's wgrad_bytes) */
+    double tail_dy = cls->tail ? sc->tail.dy_bytes : 0;
+    if (p->schedule == ST_SCHED_ZBV || p->schedule == ST_SCHED_DUALPIPE) peak_extra += wgrad / 2 + tail_dy - wtop;
     if (p->schedule == ST_SCHED_ZB) {
         /* ZB-H1: each weight half held back keeps its micro-batch's linear-layer dY and, under full recompute,
          * inputs (wgrad) from its input half, which makes the dY and whose recompute restores the inputs block
@@ -249,8 +251,8 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__shard_c
          * min(i, d) weight halves held and i's activations among the forwards'; both counts peak at
          * i = min(d, m - 1), as in src/lower/lower.c's order */
         int64_t mb = st_plan_microbatches(p), held = stage < mb - 1 ? stage : mb - 1;
-        act_kept += (double)held * wgrad;
-        peak_extra += wgrad - wtop;
+        act_kept += (double)held * (wgrad + tail_dy);
+        peak_extra += wgrad + tail_dy - wtop;
     }
     if (tail_work > peak_extra) peak_extra = tail_work;
     out->activations_bytes = act_kept + peak_extra;

@@ -42,10 +42,18 @@
  * Data: dp rank r's micro-batch j holds samples (r * m + j) * mbs .. + mbs of the iteration's gbs
  * (contiguous per dp rank, as Megatron-LM's sampler hands them out; its cp ranks share them); the
  * reference runs the same gbs samples as gbs / mbs micro-batches on one rank, so both compute the
- * mean loss of the same tokens and its gradient.
+ * mean loss of the same tokens and its gradient. Replicas of different micro-batch counts (the plan's
+ * dp_batches, which `plan` balances on node groups of different GPUs) run their own counts, replica r's
+ * samples after those of the replicas before it, and every micro-batch's loss gradient carries
+ * 1 / (gbs / mbs x cp): the dp sum is then the mean over every token, each replica weighted by its
+ * share of the batch.
  *
  * Timing: CLOCK_MONOTONIC after a barrier at each iteration's start; a receive counts its wait for
  * the sender, a send only its start (MPI_Isend), a collective its wait for the slowest member.
+ * A backend that queues its work on streams (st__xbackend's ins_begin: the cuda backend's) gets each
+ * instruction's program stream and deps before its work and times it by its own events instead: the
+ * runtime no longer waits after each instruction, and reads the spans, the tp/ep/cp clocks and the
+ * GEMM share from step_end once the step's work is done; the iteration's time stays the host's.
  *
  * Faults (exec/fault.c): every transfer of a step runs in the run's own communicator (a duplicate
  * of the world with MPI_ERRORS_RETURN, and the groups' made from it) as a nonblocking call that
@@ -113,7 +121,9 @@ typedef struct rank_state {
     MPI_Comm cpc;           /* the cp group's communicator (one of comms) */
     double cp_s, pending_cp_s; /* the cp K/V exchanges' time so far, in the compute before */
     MPI_Comm epc, edpc;     /* the ep group's communicator; the expert-data-parallel one (split, owned) */
-    int64_t M, T, gbs;      /* micro-batches per dp rank, sequence, batch */
+    int64_t M, T, gbs;      /* micro-batches of this rank's dp replica, sequence, batch */
+    int64_t m0;             /* the replica's first micro-batch of the iteration's gbs / mbs (the replicas before's) */
+    double den;             /* the loss's denominator: the iteration's micro-batches x cp (gbs / mbs x cp) */
     int pp, V;              /* pipeline stages; chunks per rank (vp; dualpipe's 2) */
     int dual;               /* schedule=dualpipe (local_chunk) */
     MPI_Comm *comms;        /* per group: its communicator where this rank is a member, else MPI_COMM_NULL */
@@ -361,14 +371,6 @@ static int check_plan(const st_plan *p, const st_lowered *l, int64_t L, int size
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "the plan runs on %d ranks (tp x pp x dp x cp); mpirun started %d (mpirun -np %d)",
                             l->nranks, size, l->nranks);
-    /* replicas of different micro-batch counts (dp_batches, what `plan` balances on node groups):
-     * every replica runs the lowering's M micro-batches, its samples and its loss scale from them */
-    for (int r = 1; r < p->ndp_batches; r++)
-        if (p->dp_batches[r] != p->dp_batches[0])
-            return st_error_set(err, ST_EINVAL, NULL, "dp_batches",
-                                "the cpu executor does not run replicas of different micro-batch counts yet "
-                                "(%d and %d)",
-                                p->dp_batches[0], p->dp_batches[r]);
     /* recompute=op (torchtitan's op-level selective checkpointing: SDPA's and every other aten.mm's
      * outputs kept, the rest run again) names fractions of the lowering's fused operators (st_op's
      * op_recompute, src/core/opgraph.c), which the model's recompute (a chunk's blocks, or their
@@ -826,7 +828,7 @@ static int run_backward(rank_state *S, const st_ins *in, int k) {
     int split = in->phase == ST_PHASE_BWD_INPUT;
     if (!S->acts[k] || S->bwd_done[k] || (!tail && !S->grad_in[k])) return ST_EINVAL;
     const float *din = NULL;
-    double scale = 1.0 / (double)(S->M * S->dp);
+    double scale = 1.0 / S->den;
     int rc = split ? st__xmodel_backward_input(&S->x, S->acts[k], S->grad_in[k], scale, &din)
                    : st__xmodel_backward(&S->x, S->acts[k], S->grad_in[k], scale, &din);
     return rc ? rc : backward_done(S, in, k, din, split);
@@ -854,7 +856,7 @@ static int z3_piece(rank_state *S, const st_ins *in, int k) {
         if (!S->acts[k] || (!tail && !S->grad_in[k]) || !(buf = z3_grads_new(S, k, u))) return ST_EINVAL;
         z3_point(S, u, 1, buf);
         const float *din = NULL;
-        double scale = 1.0 / (double)(S->M * S->dp);
+        double scale = 1.0 / S->den;
         rc = split ? st__xmodel_backward_input_unit(&S->x, S->acts[k], u, S->grad_in[k], scale, &din, &last)
                    : st__xmodel_backward_unit(&S->x, S->acts[k], u, S->grad_in[k], scale, &din, &last);
         z3_point(S, u, 1, NULL);
@@ -914,7 +916,7 @@ static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_e
         return ST_EINVAL;
     /* the dp replica's samples (the dp group is dp x cp, its cp ranks share their replica's sequences);
      * dualpipe: copy A runs the dp rank's first M / 2 micro-batches, copy B (chunks pp on) the rest */
-    int64_t sample = (int64_t)(S->dr / S->cp) * S->M + mb + (S->dual && in->chunk >= S->pp ? S->M / 2 : 0);
+    int64_t sample = S->m0 + mb + (S->dual && in->chunk >= S->pp ? S->M / 2 : 0);
     if (S->x.first || S->x.last) gen_tokens(S, step, sample * S->x.B, o->seed);
     if (S->zero3) {
         *kind = in->phase == ST_PHASE_FWD ? ST_EXEC_FWD : in->phase == ST_PHASE_BWD ? ST_EXEC_BWD : ST_EXEC_BWD_INPUT;
@@ -1175,6 +1177,38 @@ static void watch_between(rank_state *S, int64_t step, const char *where) {
     S->w.step = step, S->w.ins = -1, S->w.mb = -1, S->w.label = where;
 }
 
+/* the backend's failure (its error() says which call), as rank S's */
+static int backend_failed(const rank_state *S, st_error *err) {
+    int rc = S->x.be->error ? S->x.be->error(err) : 0;
+    return rc ? rc : st_error_set(err, ST_EIO, NULL, NULL, "rank %d: the backend's streams failed", S->rank);
+}
+
+/* Instruction i's share of the step's clocks (kind_s, its span in work): [s, e) its span in seconds
+ * from the step's start, tp, ep and cp the seconds of the collectives it ran inside (each shown after
+ * the compute, by the COLL instruction that names it, the next instruction of that kind) */
+static void account(rank_state *S, int i, const st_ins *in, int kind, double s, double e, double tp, double ep,
+                    double cp, double *kind_s, double *work) {
+    /* the compute's own time; its tp collectives go to the "tp collectives" after it, its cp
+     * exchanges to the "cp collectives" and its ep all-to-alls to the "ep all-to-all" after that */
+    kind_s[kind] += e - s - tp - ep - cp;
+    kind_s[ST_EXEC_COLL_TP] += tp;
+    kind_s[ST_EXEC_COLL_EP] += ep;
+    kind_s[ST_EXEC_COLL_CP] += cp;
+    work[2 * i] = s;
+    work[2 * i + 1] = e - tp - ep - cp;
+    if (in->kind == ST_INS_COLL && kind == ST_EXEC_COLL_TP && i > 0) {
+        /* shown right after the compute it ran in, with the time it took there */
+        work[2 * i] = work[2 * i - 1];
+        work[2 * i + 1] = work[2 * i] + S->pending_tp_s;
+    }
+    if (in->kind == ST_INS_COLL && (kind == ST_EXEC_COLL_EP || kind == ST_EXEC_COLL_CP) && i > 0) {
+        work[2 * i] = work[2 * i - 1];
+        work[2 * i + 1] = work[2 * i] + (kind == ST_EXEC_COLL_EP ? S->pending_ep_s : S->pending_cp_s);
+    }
+    S->pending_tp_s = tp;
+    if (in->kind == ST_INS_COMPUTE) S->pending_ep_s = ep, S->pending_cp_s = cp;
+}
+
 /* Runs the steps. kind_s, spans and S->gemm_s keep the fastest iteration after the first (the
  * first alone with one step): the first pays MPI's connections and the first touches of memory,
  * and on a machine shared with other processes the fastest of the rest is the one least disturbed
@@ -1184,9 +1218,16 @@ static void watch_between(rank_state *S, int64_t step, const char *where) {
 static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec_result *res, double *spans,
                      double *work, double *kind_best, st_error *err) {
     const st_program *pg = S->pg;
-    int rc = 0;
+    const st__xbackend *be = S->x.be;
+    int rc = 0, streams = be->ins_begin != NULL; /* the backend queues on streams, timed by its events */
     double kind_s[ST_EXEC_KINDS], best_s = INFINITY;
-    for (int64_t step = 0; step < o->steps; step++) {
+    /* streams: per instruction its kind and the host's clocks of the MPI collectives it ran (tp, ep,
+     * cp: attn_rows 1's all-to-all), then the backend's tp, ep and cp seconds */
+    int *kinds = streams ? malloc((size_t)(pg->n + 1) * sizeof *kinds) : NULL;
+    double *host = streams ? malloc((size_t)(3 * pg->n + 1) * sizeof *host) : NULL;
+    double *coll = streams ? malloc((size_t)(3 * pg->n + 1) * sizeof *coll) : NULL;
+    if (streams && (!kinds || !host || !coll)) rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    for (int64_t step = 0; step < o->steps && !rc; step++) {
         if (S->zero3) memset(S->zg, 0, (size_t)S->nmv * sizeof *S->zg);
         else S->x.be->mem_zero(S->x.grads, S->x.nparams);
         memset(S->bwd_done, 0, (size_t)(S->M * S->V) * sizeof *S->bwd_done);
@@ -1199,12 +1240,14 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
         st__xwait(&S->w, MPI_Ibarrier(S->world, &q), &q, 1, "barrier", S->world, -1);
         double t0 = now_s(), tp_before = 0, ep_before = 0, cp_before = 0, gemm0 = st__xkernels_gemm_s;
         double delay0 = st__xrun_delay_s();
+        if (streams && be->step_begin(pg->n)) rc = backend_failed(S, err);
         int64_t nonfinite = 0; /* gradients --check met that are not finite (said at the step's end) */
         for (int i = 0; i < pg->n && !rc; i++) {
             st_ins in;
             st_program_ins(pg, i, &in);
             watch_ins(S, i, &in);
             st__xfault_at(&S->fault, &S->w);
+            if (streams) be->ins_begin(i, in.stream, in.dep); /* its work on its stream from here */
             if (S->fault.kind == ST__XFAULT_NAN && step == 0 && S->rank == S->fault.rank && i == S->fault.ins) {
                 const float nan = NAN;
                 S->x.be->mem_copy(S->zero3 ? S->zg : S->x.grads, &nan, 1);
@@ -1228,27 +1271,11 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             case ST_INS_COLL: rc = run_coll(S, &in, &kind); break;
             default: rc = run_p2p(S, &in); kind = in.kind == ST_INS_SEND ? ST_EXEC_SEND : ST_EXEC_RECV;
             }
-            if (S->x.be->sync) S->x.be->sync(); /* the instruction's kernels done: its time ends there */
+            if (streams) be->ins_end(i); /* queued, not waited for: its events time it (step_end) */
+            else if (be->sync) be->sync(); /* the instruction's kernels done: its time ends there */
             double e = now_s(), tp = S->tp_s - tp_before, ep = S->ep_s - ep_before, cp = S->cp_s - cp_before;
-            /* the compute's own time; its tp collectives go to the "tp collectives" after it, its cp
-             * exchanges to the "cp collectives" and its ep all-to-alls to the "ep all-to-all" after that */
-            kind_s[kind] += e - s - tp - ep - cp;
-            kind_s[ST_EXEC_COLL_TP] += tp;
-            kind_s[ST_EXEC_COLL_EP] += ep;
-            kind_s[ST_EXEC_COLL_CP] += cp;
-            work[2 * i] = s - t0;
-            work[2 * i + 1] = e - t0 - tp - ep - cp;
-            if (in.kind == ST_INS_COLL && kind == ST_EXEC_COLL_TP && i > 0) {
-                /* shown right after the compute it ran in, with the time it took there */
-                work[2 * i] = work[2 * i - 1];
-                work[2 * i + 1] = work[2 * i] + S->pending_tp_s;
-            }
-            if (in.kind == ST_INS_COLL && (kind == ST_EXEC_COLL_EP || kind == ST_EXEC_COLL_CP) && i > 0) {
-                work[2 * i] = work[2 * i - 1];
-                work[2 * i + 1] = work[2 * i] + (kind == ST_EXEC_COLL_EP ? S->pending_ep_s : S->pending_cp_s);
-            }
-            S->pending_tp_s = tp;
-            if (in.kind == ST_INS_COMPUTE) S->pending_ep_s = ep, S->pending_cp_s = cp;
+            if (streams) kinds[i] = kind, host[3 * i] = tp, host[3 * i + 1] = ep, host[3 * i + 2] = cp;
+            else account(S, i, &in, kind, s - t0, e - t0, tp, ep, cp, kind_s, work);
             S->heap_peak_bytes = fmax(S->heap_peak_bytes, st__xheap_bytes());
             int kerr = !rc && S->x.be->error ? S->x.be->error(err) : 0; /* a kernel's failure: err says which */
             if (rc)
@@ -1257,6 +1284,18 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             rc = rc ? rc : kerr;
         }
         if (S->gc.sends_wait && !rc) S->gc.sends_wait(); /* (a rank that failed stops without) */
+        if (streams && !rc) {
+            /* the GPU's spans and clocks, read once the streams are done (the host's MPI collectives
+             * inside an instruction added to its stream's: the stream waited for their result) */
+            watch_between(S, step, "its end: waiting for the GPU's streams");
+            if (be->step_end(work, coll)) rc = backend_failed(S, err);
+            for (int i = 0; i < pg->n && !rc; i++) {
+                st_ins in;
+                st_program_ins(pg, i, &in);
+                account(S, i, &in, kinds[i], work[2 * i], work[2 * i + 1], coll[3 * i] + host[3 * i],
+                        coll[3 * i + 1] + host[3 * i + 1], coll[3 * i + 2] + host[3 * i + 2], kind_s, work);
+            }
+        }
         double gemm_s = st__xkernels_gemm_s - gemm0, delay_s = st__xrun_delay_s() - delay0;
         for (int i = 0; i < S->nsends; i++) { /* each named by the instruction that sent it */
             st_ins in;
@@ -1267,7 +1306,7 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
         for (int i = 0; i < S->nsends; i++) p2p_free(S, &S->sendbufs[i]);
         S->nsends = 0;
         double t = now_s() - t0, tmax = 0, loss = 0;
-        double mine = S->x.last && S->tr == 0 ? S->loss_sum / (double)(S->M * S->dp) : 0;
+        double mine = S->x.last && S->tr == 0 ? S->loss_sum / S->den : 0;
         /* a loss that is not finite is a diverged run, not a number to print */
         if (!rc && !isfinite(mine))
             rc = st_error_set(err, ST_EINVAL, NULL, "plan", "rank %d step %d: the loss is not finite (the run diverged)",
@@ -1305,6 +1344,9 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
         }
         if (R) ref_step(R, step);
     }
+    free(kinds);
+    free(host);
+    free(coll);
     return rc;
 }
 
@@ -1493,6 +1535,12 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     int ge = find_group(l, ST_GRP_EP, S.rank, &S.er), gc = find_group(l, ST_GRP_CP, S.rank, &S.cr);
     S.ep = ge >= 0 ? l->groups[ge].n : 1;
     S.cp = gc >= 0 ? l->groups[gc].n : 1;
+    /* the replica's micro-batches (dp_batches[r] where the plan lists them: each replica runs its own count, its
+     * samples after the replicas before it), and the loss over all of the iteration's */
+    int replica = S.dr / S.cp;
+    S.M = st_plan_replica_microbatches(p, replica), S.m0 = 0;
+    for (int r = 0; r < replica; r++) S.m0 += st_plan_replica_microbatches(p, r);
+    S.den = (double)(p->gbs / p->mbs) * S.cp;
     S.epc = S.edpc = MPI_COMM_NULL;
     l0 = calloc((size_t)S.V, sizeof *l0), l1 = calloc((size_t)S.V, sizeof *l1);
     st__xpart part = {.B = p->mbs, .T = p->seq, .tp = S.tp, .tr = S.tr, .sp = p->sp, .attn_rows = o->attn_rows,
@@ -1576,13 +1624,13 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
      * stopped) */
     if (o->backend == ST_EXEC_CUDA &&
         ((rc = agree(st__xcuda_comm(&S.x.comm, gt >= 0 ? l->groups[gt].ranks : NULL, S.tp,
-                                    ge >= 0 ? l->groups[ge].ranks : NULL, S.ep, &S.tp_s, &S.ep_s, err) != 0,
+                                    ge >= 0 ? l->groups[ge].ranks : NULL, S.ep, err) != 0,
                      S.rank, size, err)) ||
          (rc = agree(st__xcuda_gcomm(&S.gc, l, gd, S.ep > 1 ? S.er : -1, &S.w, err) != 0, S.rank, size, err)))) {
         res->refused = 1;
         goto out;
     }
-    if (o->backend == ST_EXEC_CUDA && gc >= 0) st__xcuda_cpcomm(&S.x.cpcomm, gc, &S.cp_s);
+    if (o->backend == ST_EXEC_CUDA && gc >= 0) st__xcuda_cpcomm(&S.x.cpcomm, gc);
     for (int i = 0; i < ST_EXEC_TENSORS; i++) res->grad_diff[i] = res->grad_ref[i] = -1;
     S.w.world = S.world;
     st__xcrash_install(&S.w);

@@ -4,7 +4,7 @@
  * timed by CUDA events into st__xkernels_gemm_s (the GEMM share that strata run --compare shows), and
  * the rest (norms, activations, rotary embedding, attention, Adam, biases, residual additions, the
  * vocab-parallel embedding, learned positions and cross-entropy) by the backend's own kernels
- * (exec/kernels_cuda.cu), all on one compute stream per rank; the tensor-parallel collectives
+ * (exec/kernels_cuda.cu); the tensor-parallel collectives
  * (all-reduce, all-gather, reduce-scatter) and the MoE all-to-all (grouped ncclSend/ncclRecv) over
  * NCCL communicators of the rank's tp and ep groups; context parallelism's exchanges (the ring's
  * step as one NCCL group of a send and a receive, the all-gather, reduce-scatter and all-to-all) over
@@ -24,20 +24,38 @@
  * buffers come from the backend's mem_alloc (cudaMalloc, cached: "the model's tensors" below), the
  * weights seeded on the host and uploaded once, and the host reaches them only through mem_copy and
  * mem_zero (cudaMemcpyAsync, cudaMemcpy2DAsync, cudaMemsetAsync on the stream). The kernels take them
- * as they are; a kernel whose outputs all lie there is queued and not waited for (the runtime waits
- * once per instruction, the table's sync, where its timing ends). What still crosses
+ * as they are; a kernel whose outputs all lie there is queued and not waited for. What still crosses
  * to the host, and why: the loss's row sums (2N floats, for the printed loss); the MoE routing (the
  * norm's output copied down, top-k, sort and capacity on the host, its experts' rows staged per
  * kernel from host buffers, the weighted sum uploaded: a routing kernel and device-side dispatch are
  * the next step); context parallelism's attention (q, k, v copied down, exchanged and computed on the
  * host as before, the output and gradients uploaded); attn_rows 1's all-to-all (MPI's, on host
  * copies); --check's gradients; the tokens (staged per kernel: B x (T + 1) ints). A kernel with a
- * host operand stages it through the device buffer below and waits for its outputs. The GEMMs still
- * wait for the stream after each (their events time them for the GEMM clock), and the collectives
- * after each (their time goes to the runtime's clocks): events read at the step's end would remove
- * those waits. Every stream of the program (tp and dp communication) runs on the one compute stream
- * in program order, with no cross-stream events: the next part (a stream per program stream, events
- * for the dependencies the program states). A rank whose staging fails skips its collectives and its
+ * host operand stages it through the device buffer below and waits for its outputs.
+ *
+ * Streams ("the program's streams" below): each program stream (program.h's ST_STREAM_*) has a CUDA
+ * stream, and an instruction's kernels, copies and NCCL calls go to its stream's (the tp, ep and cp
+ * collectives and the pipeline's receives on the compute stream, the sends' copies on the p2p
+ * stream, the dp, ZeRO and embedding collectives on the dp stream); each dep[] on an instruction of
+ * another stream is that one's end event, waited for by cudaStreamWaitEvent; the pipeline's channels
+ * keep their streams, ordered by events against the instruction's. Memory used by several streams
+ * is ordered by events too: a freed block of the model's tensors records an event on every stream
+ * that used it and its next mem_alloc waits for them (the runtime frees a micro-batch's buffers while
+ * a send's copy on the p2p stream may still read them); the staging buffer alike, at each use on
+ * another stream. The host waits only for a copy to the host (the loss, the MoE routing, cp's
+ * attention, --check), a pipeline receive (the wait that can meet a dead peer), a grown staging
+ * buffer's cudaFree, and the step's end (step_end: every stream). Timing is by events, read once at
+ * the step's end against the step's start event: an instruction's span runs from where its stream
+ * reached it (after its deps' events and the stream's earlier work) to its end; a GEMM's (the GEMM
+ * clock) and a tp, ep or cp collective's (the runtime's clocks of those) from where the stream
+ * reached the call to its end, so a collective's time includes its wait for the other members, as
+ * the CPU runtime's MPI clocks do, but starts where this rank's stream arrived: when the last member
+ * arrived is not known to events. A step's iteration time stays the host's clock (the barrier to
+ * step_end). NCCL calls of different communicators on different streams may run at once here (the
+ * dp stream's beside the compute stream's tp ones, as Megatron-LM's overlapped gradient reduction
+ * does); every rank queues them in its program's order. STRATA_EXEC_CUDA_SKIP_WAITS (a test hook,
+ * as STRATA_EXEC_FAULT) drops the dep[] waits, which the fake CUDA runtime's ordering check
+ * (profiler/mock/cudart.c mock_access) must catch. A rank whose staging fails skips its collectives and its
  * error stops the run after the instruction; its group's other members then wait in NCCL, as long as
  * the run's --timeout: every wait for a stream (stream_wait) polls cudaStreamQuery as the CPU runtime
  * polls MPI, then names the rank, the instruction and what it waited in, and stops the job. (A kernel
@@ -67,10 +85,37 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* what touched a piece of device memory (mem_alloc's block, the staging buffer): a bit per stream
+ * index (stream_index: the program's streams, then the channels'), and an event per stream, made at
+ * its first use, that a later user of the memory on another stream waits for */
+#define MAX_STREAMS 64
+typedef struct marks {
+    uint64_t touched, pending; /* streams that used it; those whose events a reuse waits for */
+    cudaEvent_t ev[MAX_STREAMS];
+} marks;
+
+/* the timing of a step (step_begin .. step_end): an event pair per instruction, per GEMM and per
+ * tp, ep or cp collective (a region), read once at the step's end */
+enum { REG_TP, REG_EP, REG_CP, REG_GEMM };
+typedef struct region {
+    int ins, kind; /* the instruction it ran in (-1: none), REG_* */
+    cudaEvent_t a, b;
+} region;
+
 static struct {
     int open, rank, dev; /* the world rank, its GPU */
-    cudaStream_t stream;
-    cudaEvent_t start, stop;
+    cudaStream_t st[ST_STREAMS]; /* a CUDA stream per stream of the program (program.h's ST_STREAM_*) */
+    cudaStream_t cur;            /* the running instruction's (the compute stream's between instructions) */
+    int skip_waits;              /* STRATA_EXEC_CUDA_SKIP_WAITS: the test hook that drops dep[]'s waits */
+    cudaEvent_t *pool; /* events, reused every step (owned) */
+    int npool, used;
+    cudaEvent_t t0;    /* the step's start */
+    cudaEvent_t *ins_a, *ins_b; /* per instruction: its start and end (NULL: not reached this step) */
+    int *ins_st, nins, capins;  /* its program stream */
+    int cur_ins;                /* the running instruction, -1 between */
+    region *reg;
+    int nreg, capreg;
+    marks bufm; /* the staging buffer's */
     void *lib, *liblt;
     cublasHandle_t h;
     __typeof__(cublasCreate_v2) *create;
@@ -85,10 +130,8 @@ static struct {
     ncclComm_t edpc; /* the expert-data-parallel group's (NULL: none) */
     int edp_n;       /* its members (1: this rank alone) */
     int tr;              /* this rank's place in its tp group */
-    double *tp_s, *ep_s; /* the runtime's clocks of tp and ep communication */
     ncclComm_t cpc;      /* the cp group's (one of gcs; NULL: none) */
     int cr, cpn;         /* this rank's place in it, its members */
-    double *cp_s;        /* the runtime's clock of cp exchanges */
     struct chan *ch;     /* the pipeline's channels (owned) */
     int nch;
     float **retired;     /* staging buffers outgrown while sends were in flight (freed at the end) */
@@ -97,6 +140,7 @@ static struct {
         float *p;
         size_t n; /* floats */
         int used; /* 0: freed by mem_free, kept for the next mem_alloc that fits */
+        marks *m; /* the streams that used it (owned) */
     } *mem;       /* the model's tensors: mem_alloc's blocks (owned) */
     int nmem;
     float *buf;     /* the staging buffer on the device */
@@ -171,11 +215,77 @@ static int dev_alloc(float **p, size_t n, const char *what) {
 
 static int sends_in_flight(void);
 
+/* ---------------------------------------------------------------- streams and events */
+
+/* the index of stream s in the marks: the program's streams 0 .. ST_STREAMS - 1, then the channels'
+ * (-1: none of these) */
+static int stream_index(cudaStream_t s);
+static cudaStream_t stream_at(int k);
+
+/* an event of the pool (made when the pool is short), for this step; NULL on a failure */
+static cudaEvent_t event_next(void) {
+    if (g.used == g.npool) {
+        cudaEvent_t *p = realloc(g.pool, (size_t)(g.npool + 64) * sizeof *p);
+        if (!p) return failed("the events", "out of memory"), NULL;
+        g.pool = p;
+        for (int i = 0; i < 64; i++, g.npool++)
+            if (cuda_ok(cudaEventCreate(&g.pool[g.npool]), "cudaEventCreate")) return NULL;
+    }
+    return g.pool[g.used++];
+}
+
+/* an event recorded on s now (NULL on a failure) */
+static cudaEvent_t recorded(cudaStream_t s) {
+    cudaEvent_t e = g.fail[0] ? NULL : event_next();
+    return e && !cuda_ok(cudaEventRecord(e, s), "cudaEventRecord") ? e : NULL;
+}
+
+static void use_stream(cudaStream_t s) {
+    if (s == g.cur) return;
+    g.cur = s;
+    if (g.h) g.set_stream(g.h, s);
+}
+
+/* memory m used by the running instruction's stream */
+static void touch(marks *m, cudaStream_t s) {
+    int k = stream_index(s);
+    if (m && k >= 0) m->touched |= (uint64_t)1 << k;
+}
+
+/* m released (mem_free): every stream that used it records its event, which the reuse waits for */
+static void release(marks *m) {
+    for (int k = 0; m && k < MAX_STREAMS; k++) {
+        if (!(m->touched >> k & 1)) continue;
+        if (!m->ev[k] && cuda_ok(cudaEventCreateWithFlags(&m->ev[k], cudaEventDisableTiming), "cudaEventCreate"))
+            return;
+        if (cuda_ok(cudaEventRecord(m->ev[k], stream_at(k)), "cudaEventRecord")) return;
+        m->pending |= (uint64_t)1 << k;
+    }
+    if (m) m->touched = 0;
+}
+
+/* m reused on the running stream: after the work of every stream that used it before */
+static void reuse(marks *m) {
+    for (int k = 0; m && k < MAX_STREAMS; k++)
+        if (m->pending >> k & 1) cuda_ok(cudaStreamWaitEvent(g.cur, m->ev[k], 0), "cudaStreamWaitEvent");
+    if (m) m->pending = 0;
+    touch(m, g.cur);
+}
+
+static void marks_free(marks *m) {
+    for (int k = 0; m && k < MAX_STREAMS; k++)
+        if (m->ev[k]) cudaEventDestroy(m->ev[k]);
+}
+
 /* room for n floats on the device: the staging buffer, grown (its contents are not kept). The old
  * one is freed, unless a pipeline send is in flight: cudaFree may wait for the whole device, and
  * so for a send whose receiver waits for this rank; then it is kept until the end. */
 static float *staging(size_t n) {
-    if (n <= g.cap) return g.buf;
+    if (n <= g.cap) { /* after what other streams queued on it (its events), then this one's */
+        if (g.bufm.touched & ~((uint64_t)1 << stream_index(g.cur))) release(&g.bufm), reuse(&g.bufm);
+        touch(&g.bufm, g.cur);
+        return g.buf;
+    }
     if (g.buf && sends_in_flight()) {
         float **r = realloc(g.retired, (size_t)(g.nretired + 1) * sizeof *r);
         if (!r) return failed("the staging buffer", "out of memory"), NULL;
@@ -187,27 +297,33 @@ static float *staging(size_t n) {
     g.buf = NULL, g.cap = 0;
     if (dev_alloc(&g.buf, n, "cudaMalloc of the staging buffer")) return NULL;
     g.cap = n;
+    /* a new buffer (a retired one may still be read by what other streams queued: it is never reused) */
+    g.bufm.touched = g.bufm.pending = 0;
+    touch(&g.bufm, g.cur);
     return g.buf;
 }
 
-/* 1 when [p, p + n) lies in one of mem_alloc's blocks (the model's tensors, on the device) */
+/* 1 when [p, p + n) lies in one of mem_alloc's blocks (the model's tensors, on the device); every
+ * caller is about to queue work on it on the running stream (g.cur), which the block remembers */
 static int mine(const void *p, int64_t n) {
     for (int i = 0; i < g.nmem; i++)
-        if (g.mem[i].used && (const float *)p >= g.mem[i].p && (const float *)p + n <= g.mem[i].p + g.mem[i].n)
+        if (g.mem[i].used && (const float *)p >= g.mem[i].p && (const float *)p + n <= g.mem[i].p + g.mem[i].n) {
+            touch(g.mem[i].m, g.cur);
             return 1;
+        }
     return 0;
 }
 
 /* d[n] (device) = h[n], which is the host's or one of the model's tensors */
 static int to_dev(float *d, const float *h, int64_t n) {
     return cuda_ok(cudaMemcpyAsync(d, h, (size_t)n * sizeof *d, mine(h, n) ? cudaMemcpyDeviceToDevice
-                                                                             : cudaMemcpyHostToDevice, g.stream),
+                                                                             : cudaMemcpyHostToDevice, g.cur),
                    "cudaMemcpyAsync");
 }
 
 static int to_host(float *h, const float *d, int64_t n) {
     return cuda_ok(cudaMemcpyAsync(h, d, (size_t)n * sizeof *d, mine(h, n) ? cudaMemcpyDeviceToDevice
-                                                                             : cudaMemcpyDeviceToHost, g.stream),
+                                                                             : cudaMemcpyDeviceToHost, g.cur),
                    "cudaMemcpyAsync");
 }
 
@@ -233,29 +349,42 @@ static int stream_wait(cudaStream_t s, const char *what, int peer) {
     return st__xwait_poll(g.w, stream_ready, s, what, g.w->world, peer) != 0;
 }
 
-/* waits for the stream; what it ran may have made NCCL or the runtime allocate: sampled after */
+/* waits for the running stream (a copy to the host); what it ran may have made NCCL or the runtime
+ * allocate: sampled after */
 static int sync(void) {
-    int rc = stream_wait(g.stream, "GPU stream (its kernels and NCCL collectives)", -1);
+    int rc = stream_wait(g.cur, "GPU stream (its kernels and NCCL collectives)", -1);
     sample();
     return rc;
 }
 
-/* c' (m x n, ld m) = beta c' + op(a') op(b') in column-major terms, timed by events */
+/* a timed region from here (its start event on the running stream; NULL on a failure) */
+static cudaEvent_t region_begin(void) { return recorded(g.cur); }
+
+/* ... to here, of kind REG_*, in the running instruction */
+static void region_end(int kind, cudaEvent_t a) {
+    cudaEvent_t b = a ? recorded(g.cur) : NULL;
+    if (!b) return;
+    if (g.nreg == g.capreg) {
+        region *r = realloc(g.reg, (size_t)(g.capreg + 256) * sizeof *r);
+        if (!r) {
+            failed("the timing events", "out of memory");
+            return;
+        }
+        g.reg = r, g.capreg += 256;
+    }
+    g.reg[g.nreg++] = (region){g.cur_ins, kind, a, b};
+}
+
+/* c' (m x n, ld m) = beta c' + op(a') op(b') in column-major terms, timed by events (the GEMM clock,
+ * read at the step's end) */
 static int gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k, const float *a,
                 int64_t lda, const float *b, int64_t ldb, float beta, float *c) {
     const float one = 1.0f;
-    return cuda_ok(cudaEventRecord(g.start, g.stream), "cudaEventRecord") ||
-           blas_ok(g.sgemm(g.h, ta, tb, (int)m, (int)n, (int)k, &one, a, (int)lda, b, (int)ldb, &beta, c, (int)m),
-                   "cublasSgemm") ||
-           cuda_ok(cudaEventRecord(g.stop, g.stream), "cudaEventRecord");
-}
-
-/* waits for the stream and adds the last GEMM's time (from its events) to the GEMM clock */
-static int finish(void) {
-    float ms = 0;
-    if (sync() || cuda_ok(cudaEventElapsedTime(&ms, g.start, g.stop), "cudaEventElapsedTime"))
+    cudaEvent_t e = region_begin();
+    if (!e || blas_ok(g.sgemm(g.h, ta, tb, (int)m, (int)n, (int)k, &one, a, (int)lda, b, (int)ldb, &beta, c, (int)m),
+                      "cublasSgemm"))
         return -1;
-    st__xkernels_gemm_s += 1e-3 * ms;
+    region_end(REG_GEMM, e);
     return 0;
 }
 
@@ -279,22 +408,30 @@ static float *mem_alloc(int64_t n) {
         __typeof__(g.mem) m = realloc(g.mem, (size_t)(g.nmem + 1) * sizeof *m);
         if (!m) return failed("the model's tensors", "out of memory"), NULL;
         g.mem = m;
-        if (dev_alloc(&p, want, "cudaMalloc of the model's tensors")) return NULL;
+        marks *mk = calloc(1, sizeof *mk);
+        if (!mk) return failed("the model's tensors", "out of memory"), NULL;
+        if (dev_alloc(&p, want, "cudaMalloc of the model's tensors")) return free(mk), NULL;
         best = g.nmem++;
-        g.mem[best].p = p, g.mem[best].n = want;
+        g.mem[best].p = p, g.mem[best].n = want, g.mem[best].m = mk;
     }
     g.mem[best].used = 1;
+    reuse(g.mem[best].m); /* after the work of every stream that used it before its mem_free */
     /* zeroed on the stream: after every kernel that used the block before */
-    if (cuda_ok(cudaMemsetAsync(g.mem[best].p, 0, want * sizeof(float), g.stream), "cudaMemsetAsync")) {
+    if (cuda_ok(cudaMemsetAsync(g.mem[best].p, 0, want * sizeof(float), g.cur), "cudaMemsetAsync")) {
         g.mem[best].used = 0;
         return NULL;
     }
     return g.mem[best].p;
 }
 
+/* the block kept for a later mem_alloc, which waits for the events each stream that used it records
+ * here (another stream may still read or write it: a pipeline send's copy, a receive) */
 static void mem_free(float *p) {
     for (int i = 0; p && i < g.nmem; i++)
-        if (g.mem[i].p == p) g.mem[i].used = 0;
+        if (g.mem[i].p == p && g.mem[i].used) {
+            g.mem[i].used = 0;
+            release(g.mem[i].m);
+        }
 }
 
 static void mem_copy(float *dst, const float *src, int64_t n) {
@@ -305,7 +442,7 @@ static void mem_copy(float *dst, const float *src, int64_t n) {
         return;
     }
     enum cudaMemcpyKind k = dd && sd ? cudaMemcpyDeviceToDevice : dd ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost;
-    if (!cuda_ok(cudaMemcpyAsync(dst, src, (size_t)n * sizeof *dst, k, g.stream), "cudaMemcpyAsync") && !dd) sync();
+    if (!cuda_ok(cudaMemcpyAsync(dst, src, (size_t)n * sizeof *dst, k, g.cur), "cudaMemcpyAsync") && !dd) sync();
 }
 
 static void mem_copy2d(float *dst, int64_t dld, const float *src, int64_t sld, int64_t cols, int64_t rows) {
@@ -319,20 +456,29 @@ static void mem_copy2d(float *dst, int64_t dld, const float *src, int64_t sld, i
     enum cudaMemcpyKind k = dd && sd ? cudaMemcpyDeviceToDevice : dd ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost;
     size_t f = sizeof *dst;
     if (!cuda_ok(cudaMemcpy2DAsync(dst, (size_t)dld * f, src, (size_t)sld * f, (size_t)cols * f, (size_t)rows, k,
-                                   g.stream),
+                                   g.cur),
                  "cudaMemcpy2DAsync") &&
         !dd)
         sync();
 }
 
+/* every stream of the program waited for (st__xbackend's sync) */
+static int wait_streams(const char *what) {
+    int rc = 0;
+    for (int k = 0; k < ST_STREAMS; k++)
+        if (g.st[k] && stream_wait(g.st[k], what, -1)) rc = -1;
+    sample();
+    return rc;
+}
+
 static void wait_queued(void) {
-    if (!g.fail[0]) sync();
+    if (!g.fail[0]) wait_streams("GPU streams (their kernels and NCCL collectives)");
 }
 
 static void mem_zero(float *p, int64_t n) {
     if (g.fail[0] || n <= 0) return;
     if (!mine(p, n)) memset(p, 0, (size_t)n * sizeof *p); /* the host's (a tensor not yet on the device) */
-    else cuda_ok(cudaMemsetAsync(p, 0, (size_t)n * sizeof *p, g.stream), "cudaMemsetAsync");
+    else cuda_ok(cudaMemsetAsync(p, 0, (size_t)n * sizeof *p, g.cur), "cudaMemsetAsync");
 }
 
 /* ---------------------------------------------------------------- the other kernels (kernels_cuda.cu)
@@ -386,7 +532,7 @@ static void norm_fwd(float *out, float *mean, float *rstd, const float *inp, con
                      int64_t C) {
     arg a[] = {OUT(out, N * C), OUT(mean, N), OUT(rstd, N), IN(inp, N * C), IN(w, C), IN(b, C)};
     if (!stage(a, 6, 0, NULL) &&
-        !launched(st__xkc_norm_fwd(g.stream, a[0].dev, a[1].dev, a[2].dev, a[3].dev, a[4].dev, a[5].dev, N, C),
+        !launched(st__xkc_norm_fwd(g.cur, a[0].dev, a[1].dev, a[2].dev, a[3].dev, a[4].dev, a[5].dev, N, C),
                   "norm forward"))
         unstage(a, 6);
 }
@@ -395,7 +541,7 @@ static void norm_bwd(float *dinp, float *dw, float *db, const float *dout, const
                      const float *mean, const float *rstd, int64_t N, int64_t C) {
     arg a[] = {INOUT(dinp, N * C), INOUT(dw, C),    INOUT(db, C),         IN(dout, N * C),
                IN(inp, N * C),  IN(w, C),     IN(db ? mean : NULL, N), IN(rstd, N)};
-    if (!stage(a, 8, 0, NULL) && !launched(st__xkc_norm_bwd(g.stream, a[0].dev, a[1].dev, a[2].dev, a[3].dev, a[4].dev,
+    if (!stage(a, 8, 0, NULL) && !launched(st__xkc_norm_bwd(g.cur, a[0].dev, a[1].dev, a[2].dev, a[3].dev, a[4].dev,
                                                             a[5].dev, a[6].dev, a[7].dev, N, C),
                                            "norm backward"))
         unstage(a, 8);
@@ -404,35 +550,35 @@ static void norm_bwd(float *dinp, float *dw, float *db, const float *dout, const
 static void act_fwd(float *out, const float *inp, int64_t n, st__xact act) {
     arg a[] = {OUT(out, n), IN(inp, n)};
     if (!stage(a, 2, 0, NULL) &&
-        !launched(st__xkc_act_fwd(g.stream, a[0].dev, a[1].dev, n, act == ST__XACT_RELU), "activation"))
+        !launched(st__xkc_act_fwd(g.cur, a[0].dev, a[1].dev, n, act == ST__XACT_RELU), "activation"))
         unstage(a, 2);
 }
 
 static void act_bwd(float *dinp, const float *inp, const float *dout, int64_t n, st__xact act) {
     arg a[] = {OUT(dinp, n), IN(inp, n), IN(dout, n)};
     if (!stage(a, 3, 0, NULL) &&
-        !launched(st__xkc_act_bwd(g.stream, a[0].dev, a[1].dev, a[2].dev, n, act == ST__XACT_RELU),
+        !launched(st__xkc_act_bwd(g.cur, a[0].dev, a[1].dev, a[2].dev, n, act == ST__XACT_RELU),
                   "activation backward"))
         unstage(a, 3);
 }
 
 static void swiglu_fwd(float *out, const float *x1, const float *x3, int64_t n) {
     arg a[] = {OUT(out, n), IN(x1, n), IN(x3, n)};
-    if (!stage(a, 3, 0, NULL) && !launched(st__xkc_swiglu_fwd(g.stream, a[0].dev, a[1].dev, a[2].dev, n), "SwiGLU"))
+    if (!stage(a, 3, 0, NULL) && !launched(st__xkc_swiglu_fwd(g.cur, a[0].dev, a[1].dev, a[2].dev, n), "SwiGLU"))
         unstage(a, 3);
 }
 
 static void swiglu_bwd(float *da, float *db, const float *x1, const float *x3, const float *dout, int64_t n) {
     arg a[] = {OUT(da, n), OUT(db, n), IN(x1, n), IN(x3, n), IN(dout, n)};
     if (!stage(a, 5, 0, NULL) &&
-        !launched(st__xkc_swiglu_bwd(g.stream, a[0].dev, a[1].dev, a[2].dev, a[3].dev, a[4].dev, n),
+        !launched(st__xkc_swiglu_bwd(g.cur, a[0].dev, a[1].dev, a[2].dev, a[3].dev, a[4].dev, n),
                   "SwiGLU backward"))
         unstage(a, 5);
 }
 
 static void rope(float *x, int64_t N, int64_t T, int64_t heads, int64_t d, int64_t stride, int sign) {
     arg a[] = {INOUT(x, N * stride)};
-    if (!stage(a, 1, 0, NULL) && !launched(st__xkc_rope(g.stream, a[0].dev, N, T, heads, d, stride, sign), "rotary"))
+    if (!stage(a, 1, 0, NULL) && !launched(st__xkc_rope(g.cur, a[0].dev, N, T, heads, d, stride, sign), "rotary"))
         unstage(a, 1);
 }
 
@@ -442,7 +588,7 @@ static void attn_fwd(float *out, float *probs, const float *q, const float *k, c
     arg a[] = {OUT(out, N * hq * d), OUT(probs, B * hq * T * T), IN(q, N * hq * d),
                IN(k, N * hkv * d),  IN(v, N * hkv * d)};
     if (!stage(a, 5, 0, NULL) &&
-        !launched(st__xkc_attn_fwd(g.stream, a[0].dev, a[1].dev, a[2].dev, a[3].dev, a[4].dev, B, T, hq, hkv, d),
+        !launched(st__xkc_attn_fwd(g.cur, a[0].dev, a[1].dev, a[2].dev, a[3].dev, a[4].dev, B, T, hq, hkv, d),
                   "attention"))
         unstage(a, 5);
 }
@@ -455,7 +601,7 @@ static void attn_bwd(float *dq, float *dk, float *dv, const float *dout, const f
                IN(dout, N * hq * d), IN(probs, B * hq * T * T), IN(q, N * hq * d),
                IN(k, N * hkv * d),   IN(v, N * hkv * d)};
     if (!stage(a, 8, B * hq * T * T, &ds) &&
-        !launched(st__xkc_attn_bwd(g.stream, a[0].dev, a[1].dev, a[2].dev, ds, a[3].dev, a[4].dev, a[5].dev, a[6].dev,
+        !launched(st__xkc_attn_bwd(g.cur, a[0].dev, a[1].dev, a[2].dev, ds, a[3].dev, a[4].dev, a[5].dev, a[6].dev,
                                    a[7].dev, B, T, hq, hkv, d),
                   "attention backward"))
         unstage(a, 8);
@@ -463,34 +609,33 @@ static void attn_bwd(float *dq, float *dk, float *dv, const float *dout, const f
 
 static void add(float *y, const float *x, int64_t n) {
     arg a[] = {INOUT(y, n), IN(x, n)};
-    if (!stage(a, 2, 0, NULL) && !launched(st__xkc_add(g.stream, a[0].dev, a[1].dev, n), "residual addition"))
+    if (!stage(a, 2, 0, NULL) && !launched(st__xkc_add(g.cur, a[0].dev, a[1].dev, n), "residual addition"))
         unstage(a, 2);
 }
 
 static void bias_add(float *out, const float *b, int64_t N, int64_t C) {
     arg a[] = {INOUT(out, N * C), IN(b, C)};
-    if (!stage(a, 2, 0, NULL) && !launched(st__xkc_bias_fill(g.stream, a[0].dev, a[1].dev, N, C, 1), "bias"))
+    if (!stage(a, 2, 0, NULL) && !launched(st__xkc_bias_fill(g.cur, a[0].dev, a[1].dev, N, C, 1), "bias"))
         unstage(a, 2);
 }
 
 static void bias_grad(float *db, const float *dout, int64_t N, int64_t C) {
     arg a[] = {INOUT(db, C), IN(dout, N * C)};
-    if (!stage(a, 2, 0, NULL) && !launched(st__xkc_col_sum(g.stream, a[0].dev, a[1].dev, N, C), "bias gradient"))
+    if (!stage(a, 2, 0, NULL) && !launched(st__xkc_col_sum(g.cur, a[0].dev, a[1].dev, N, C), "bias gradient"))
         unstage(a, 2);
 }
 
-/* the GEMMs, their operands staged as the other kernels' are; the stream waited for after each (its
- * events give the GEMM clock its time) */
+/* the GEMMs, their operands staged as the other kernels' are, each between two events (the GEMM clock,
+ * read at the step's end) */
 static void mm_fwd(float *out, const float *inp, const float *w, const float *bias, int64_t N, int64_t C, int64_t OC,
                    int accumulate) {
     arg a[] = {{out, N * OC, accumulate, 1, NULL}, IN(inp, N * C), IN(w, OC * C), IN(bias, OC)};
     if (stage(a, 4, 0, NULL)) return;
     /* as the CPU's: the bias first, then the product added to it */
-    if (bias && launched(st__xkc_bias_fill(g.stream, a[0].dev, a[3].dev, N, OC, accumulate), "bias")) return;
+    if (bias && launched(st__xkc_bias_fill(g.cur, a[0].dev, a[3].dev, N, OC, accumulate), "bias")) return;
     if (bias) accumulate = 1;
-    if (!gemm(CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, a[2].dev, C, a[1].dev, C, accumulate ? 1.0f : 0.0f, a[0].dev) &&
-        !unstage(a, 4))
-        finish();
+    if (!gemm(CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, a[2].dev, C, a[1].dev, C, accumulate ? 1.0f : 0.0f, a[0].dev))
+        unstage(a, 4);
 }
 
 static void mm_bwd(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w, int64_t N,
@@ -498,11 +643,9 @@ static void mm_bwd(float *dinp, float *dw, float *dbias, const float *dout, cons
     arg a[] = {INOUT(dinp, N * C), INOUT(dw, OC * C), INOUT(dbias, OC), IN(dout, N * OC), IN(inp, N * C),
                IN(dinp ? w : NULL, OC * C)};
     if (stage(a, 6, 0, NULL)) return;
-    if (dinp && (gemm(CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, a[5].dev, C, a[3].dev, OC, 1.0f, a[0].dev) || finish()))
-        return;
-    if (dw && (gemm(CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, a[4].dev, C, a[3].dev, OC, 1.0f, a[1].dev) || finish()))
-        return;
-    if (dbias && launched(st__xkc_col_sum(g.stream, a[2].dev, a[3].dev, N, OC), "bias gradient")) return;
+    if (dinp && gemm(CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, a[5].dev, C, a[3].dev, OC, 1.0f, a[0].dev)) return;
+    if (dw && gemm(CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, a[4].dev, C, a[3].dev, OC, 1.0f, a[1].dev)) return;
+    if (dbias && launched(st__xkc_col_sum(g.cur, a[2].dev, a[3].dev, N, OC), "bias gradient")) return;
     unstage(a, 6);
 }
 
@@ -514,7 +657,7 @@ static void embed_fwd(float *out, const int32_t *tokens, const float *wte, int64
                       int64_t V_l) {
     arg a[] = {OUT(out, N * h), TOKENS(tokens, N, T), IN(wte, V_l * h)};
     if (!stage(a, 3, 0, NULL) &&
-        !launched(st__xkc_embed_fwd(g.stream, a[0].dev, DTOK(a[1]), a[2].dev, N, T, h, v0, V_l), "embedding"))
+        !launched(st__xkc_embed_fwd(g.cur, a[0].dev, DTOK(a[1]), a[2].dev, N, T, h, v0, V_l), "embedding"))
         unstage(a, 3);
 }
 
@@ -522,27 +665,27 @@ static void embed_bwd(float *dwte, const int32_t *tokens, const float *dout, int
                       int64_t v0, int64_t V_l) {
     arg a[] = {INOUT(dwte, V_l * h), TOKENS(tokens, N, T), IN(dout, N * h)};
     if (!stage(a, 3, 0, NULL) &&
-        !launched(st__xkc_embed_bwd(g.stream, a[0].dev, DTOK(a[1]), a[2].dev, N, T, h, v0, V_l),
+        !launched(st__xkc_embed_bwd(g.cur, a[0].dev, DTOK(a[1]), a[2].dev, N, T, h, v0, V_l),
                   "embedding backward"))
         unstage(a, 3);
 }
 
 static void pos_fwd(float *x, const float *wpe, int64_t S, int64_t T, int64_t h, int64_t r0) {
     arg a[] = {INOUT(x, S * h), IN(wpe, T * h)};
-    if (!stage(a, 2, 0, NULL) && !launched(st__xkc_pos_fwd(g.stream, a[0].dev, a[1].dev, S, T, h, r0), "positions"))
+    if (!stage(a, 2, 0, NULL) && !launched(st__xkc_pos_fwd(g.cur, a[0].dev, a[1].dev, S, T, h, r0), "positions"))
         unstage(a, 2);
 }
 
 static void pos_bwd(float *dwpe, const float *dout, int64_t S, int64_t T, int64_t h, int64_t r0) {
     arg a[] = {INOUT(dwpe, T * h), IN(dout, S * h)};
     if (!stage(a, 2, 0, NULL) &&
-        !launched(st__xkc_pos_bwd(g.stream, a[0].dev, a[1].dev, S, T, h, r0), "positions backward"))
+        !launched(st__xkc_pos_bwd(g.cur, a[0].dev, a[1].dev, S, T, h, r0), "positions backward"))
         unstage(a, 2);
 }
 
 static void xent_max(float *mx, const float *logits, int64_t N, int64_t V_l) {
     arg a[] = {OUT(mx, N), IN(logits, N * V_l)};
-    if (!stage(a, 2, 0, NULL) && !launched(st__xkc_xent_max(g.stream, a[0].dev, a[1].dev, N, V_l), "logit maximum"))
+    if (!stage(a, 2, 0, NULL) && !launched(st__xkc_xent_max(g.cur, a[0].dev, a[1].dev, N, V_l), "logit maximum"))
         unstage(a, 2);
 }
 
@@ -550,21 +693,21 @@ static void xent_exp(float *logits, float *st, const float *mx, const int32_t *t
                      int64_t V_l, int64_t v0) {
     arg a[] = {INOUT(logits, N * V_l), OUT(st, 2 * N), IN(mx, N), TOKENS(tokens, N, T)};
     if (!stage(a, 4, 0, NULL) &&
-        !launched(st__xkc_xent_exp(g.stream, a[0].dev, a[1].dev, a[2].dev, DTOK(a[3]), N, T, V_l, v0),
+        !launched(st__xkc_xent_exp(g.cur, a[0].dev, a[1].dev, a[2].dev, DTOK(a[3]), N, T, V_l, v0),
                   "cross-entropy"))
         unstage(a, 4);
 }
 
 static void xent_norm(float *logits, const float *st, int64_t N, int64_t V_l) {
     arg a[] = {INOUT(logits, N * V_l), IN(st, N)};
-    if (!stage(a, 2, 0, NULL) && !launched(st__xkc_xent_norm(g.stream, a[0].dev, a[1].dev, N, V_l), "softmax"))
+    if (!stage(a, 2, 0, NULL) && !launched(st__xkc_xent_norm(g.cur, a[0].dev, a[1].dev, N, V_l), "softmax"))
         unstage(a, 2);
 }
 
 static void xent_bwd(float *p, const int32_t *tokens, float scale, int64_t N, int64_t T, int64_t V_l, int64_t v0) {
     arg a[] = {INOUT(p, N * V_l), TOKENS(tokens, N, T)};
     if (!stage(a, 2, 0, NULL) &&
-        !launched(st__xkc_xent_bwd(g.stream, a[0].dev, DTOK(a[1]), scale, N, T, V_l, v0), "cross-entropy backward"))
+        !launched(st__xkc_xent_bwd(g.cur, a[0].dev, DTOK(a[1]), scale, N, T, V_l, v0), "cross-entropy backward"))
         unstage(a, 2);
 }
 
@@ -572,59 +715,61 @@ static void adam(float *p, const float *gr, float *m, float *v, int64_t n, int t
                  float eps) {
     arg a[] = {INOUT(p, n), IN(gr, n), INOUT(m, n), INOUT(v, n)};
     if (!stage(a, 4, 0, NULL) &&
-        !launched(st__xkc_adam(g.stream, a[0].dev, a[1].dev, a[2].dev, a[3].dev, n, t, lr, b1, b2, eps), "Adam"))
+        !launched(st__xkc_adam(g.cur, a[0].dev, a[1].dev, a[2].dev, a[3].dev, n, t, lr, b1, b2, eps), "Adam"))
         unstage(a, 4);
 }
 
 /* ---------------------------------------------------------------- NCCL: tp and ep communication
  *
  * Each call runs on the model's tensors where they lie on the device (a host buffer, staged through
- * the device), on the rank's stream, and waits for it: its time, from the call to the result, goes to
- * the runtime's clock of its kind, as the CPU runtime times its MPI calls (exec/cpu.c). A rank whose
- * staging failed skips the call: its error stops the run after the instruction. */
+ * the device and waited for), on the instruction's stream, between two events: its time goes to the
+ * runtime's clock of its kind at the step's end (step_end). A rank whose staging failed skips the
+ * call: its error stops the run after the instruction. */
 
-/* the collective's result back on the host, its time on *clock */
-static void comm_done(float *host, const float *dev, int64_t n, double t0, double *clock) {
-    if (host == dev || !to_host(host, dev, n)) sync();
-    *clock += MPI_Wtime() - t0;
+/* the collective's result back on the host where it was the host's (waited for: the host reads it),
+ * its time from its region's start event t0 to here on its clock (kind REG_TP, REG_EP or REG_CP) */
+static void comm_done(float *host, const float *dev, int64_t n, cudaEvent_t t0, int kind) {
+    if (host != dev && to_host(host, dev, n)) return;
+    region_end(kind, t0);
+    if (host != dev) sync();
 }
 
 static void nccl_allreduce(void *ctx, float *buf, int64_t n, int max) {
-    double t0 = MPI_Wtime();
+    cudaEvent_t t0 = region_begin();
     float *d = g.fail[0] ? NULL : mine(buf, n) ? buf : staging((size_t)n);
     if (d && (d == buf || !to_dev(d, buf, n)) &&
-        !nccl_ok(ncclAllReduce(d, d, (size_t)n, ncclFloat, max ? ncclMax : ncclSum, g.tpc, g.stream), "ncclAllReduce"))
-        comm_done(buf, d, n, t0, g.tp_s);
+        !nccl_ok(ncclAllReduce(d, d, (size_t)n, ncclFloat, max ? ncclMax : ncclSum, g.tpc, g.cur), "ncclAllReduce"))
+        comm_done(buf, d, n, t0, REG_TP);
 }
 
 /* in place over c, where this rank is member me: its block at me * n (NCCL's in-place all-gather is
  * the same layout) */
-static void allgather_on(ncclComm_t c, int me, float *buf, int64_t n, double *clock) {
-    double t0 = MPI_Wtime();
+static void allgather_on(ncclComm_t c, int me, float *buf, int64_t n, int clock) {
+    cudaEvent_t t0 = region_begin();
     int np = 0;
     ncclCommCount(c, &np);
     float *d = g.fail[0] ? NULL : mine(buf, np * n) ? buf : staging((size_t)(np * n));
     if (d && (d == buf || !to_dev(d + me * n, buf + me * n, n)) &&
-        !nccl_ok(ncclAllGather(d + me * n, d, (size_t)n, ncclFloat, c, g.stream), "ncclAllGather"))
+        !nccl_ok(ncclAllGather(d + me * n, d, (size_t)n, ncclFloat, c, g.cur), "ncclAllGather"))
         comm_done(buf, d, np * n, t0, clock);
 }
 
-static void reduce_scatter_on(ncclComm_t c, float *out, const float *in, int64_t n, double *clock) {
-    double t0 = MPI_Wtime();
+static void reduce_scatter_on(ncclComm_t c, float *out, const float *in, int64_t n, int clock) {
+    cudaEvent_t t0 = region_begin();
     int np = 0;
     ncclCommCount(c, &np);
     int direct = mine(in, np * n) && mine(out, n); /* the model's tensors: no staging */
     float *d = g.fail[0] ? NULL : direct ? (float *)(uintptr_t)in : staging((size_t)((np + 1) * n));
     float *o = direct ? out : d + np * n;
     if (d && (direct || !to_dev(d, in, np * n)) &&
-        !nccl_ok(ncclReduceScatter(d, o, (size_t)n, ncclFloat, ncclSum, c, g.stream), "ncclReduceScatter"))
+        !nccl_ok(ncclReduceScatter(d, o, (size_t)n, ncclFloat, ncclSum, c, g.cur), "ncclReduceScatter"))
         comm_done(out, o, n, t0, clock);
 }
 
-static void nccl_allgather(void *ctx, float *buf, int64_t n) { allgather_on(g.tpc, g.tr, buf, n, g.tp_s); }
+static void nccl_allgather(void *ctx, float *buf, int64_t n) { allgather_on(g.tpc, g.tr, buf, n, REG_TP); }
 
 static void nccl_reduce_scatter(void *ctx, float *out, const float *in, int64_t n) {
-    reduce_scatter_on(g.tpc, out, in, n, g.tp_s);
+    reduce_scatter_on(g.tpc, out, in, n, REG_TP);
 }
 
 /* grouped sends and receives with every member of c (NCCL's all-to-all): send[i], recv[i] of counts
@@ -633,16 +778,16 @@ static int exchange(ncclComm_t c, const void *send, const int64_t *sd, const int
                     const int *rc, int n, ncclDataType_t type, size_t esize) {
     int bad = nccl_ok(ncclGroupStart(), "ncclGroupStart");
     for (int i = 0; !bad && i < n; i++) {
-        if (sc[i]) bad = nccl_ok(ncclSend((const char *)send + sd[i] * esize, (size_t)sc[i], type, i, c, g.stream),
+        if (sc[i]) bad = nccl_ok(ncclSend((const char *)send + sd[i] * esize, (size_t)sc[i], type, i, c, g.cur),
                                  "ncclSend");
         if (!bad && rc[i])
-            bad = nccl_ok(ncclRecv((char *)recv + rd[i] * esize, (size_t)rc[i], type, i, c, g.stream), "ncclRecv");
+            bad = nccl_ok(ncclRecv((char *)recv + rd[i] * esize, (size_t)rc[i], type, i, c, g.cur), "ncclRecv");
     }
     return nccl_ok(ncclGroupEnd(), "ncclGroupEnd") || bad;
 }
 
 static float *nccl_alltoallv(void *ctx, const float *send, const int *scounts, int *rcounts, int64_t width) {
-    double t0 = MPI_Wtime();
+    cudaEvent_t t0 = region_begin();
     int n = 0;
     ncclCommCount(g.epc, &n);
     int64_t *off = calloc((size_t)(2 * n + 1), sizeof *off), so = 0, ro = 0; /* the counts' places, then rows' */
@@ -665,7 +810,7 @@ static float *nccl_alltoallv(void *ctx, const float *send, const int *scounts, i
     if (!(d = staging((size_t)(so + ro + 1))) || to_dev(d, send, so) ||
         exchange(g.epc, d, off, sf, d + so, off + n, rf, n, ncclFloat, sizeof(float)))
         goto out;
-    if (recv) comm_done(recv, d + so, ro, t0, g.ep_s);
+    if (recv) comm_done(recv, d + so, ro, t0, REG_EP);
     else sync();
 out:
     if (g.fail[0]) free(recv), recv = NULL;
@@ -696,10 +841,8 @@ static int comm_init(ncclComm_t *nc, const int *ranks, int n, int tag, int *pos,
     return kernel_error(err);
 }
 
-int st__xcuda_comm(st__xcomm *c, const int *tp, int tp_n, const int *ep, int ep_n, double *tp_s, double *ep_s,
-                   st_error *err) {
+int st__xcuda_comm(st__xcomm *c, const int *tp, int tp_n, const int *ep, int ep_n, st_error *err) {
     int pos = 0;
-    g.tp_s = tp_s, g.ep_s = ep_s;
     /* tags of their own: no message of the program is in flight yet, but these must not match one */
     if (tp_n > 1 && comm_init(&g.tpc, tp, tp_n, 32001, &g.tr, err)) return ST_EIO;
     if (ep_n > 1 && comm_init(&g.epc, ep, ep_n, 32002, &pos, err)) return ST_EIO;
@@ -715,27 +858,27 @@ int st__xcuda_comm(st__xcomm *c, const int *tp, int tp_n, const int *ep, int ep_
  * one NCCL group of a send to the next member and a receive from the previous (every member sends
  * and receives at once, so none waits on another's send), the all-to-all as `exchange`. */
 
-static void cp_allgather(void *ctx, float *buf, int64_t n) { allgather_on(g.cpc, g.cr, buf, n, g.cp_s); }
+static void cp_allgather(void *ctx, float *buf, int64_t n) { allgather_on(g.cpc, g.cr, buf, n, REG_CP); }
 
 static void cp_reduce_scatter(void *ctx, float *out, const float *in, int64_t n) {
-    reduce_scatter_on(g.cpc, out, in, n, g.cp_s);
+    reduce_scatter_on(g.cpc, out, in, n, REG_CP);
 }
 
 static void cp_ring(void *ctx, const float *send, float *recv, int64_t n) {
-    double t0 = MPI_Wtime();
+    cudaEvent_t t0 = region_begin();
     float *d = g.fail[0] ? NULL : staging((size_t)(2 * n));
     if (!d || to_dev(d, send, n)) return;
     int bad = nccl_ok(ncclGroupStart(), "ncclGroupStart");
     if (!bad)
-        bad = nccl_ok(ncclSend(d, (size_t)n, ncclFloat, (g.cr + 1) % g.cpn, g.cpc, g.stream), "ncclSend (cp ring)");
+        bad = nccl_ok(ncclSend(d, (size_t)n, ncclFloat, (g.cr + 1) % g.cpn, g.cpc, g.cur), "ncclSend (cp ring)");
     if (!bad)
-        bad = nccl_ok(ncclRecv(d + n, (size_t)n, ncclFloat, (g.cr + g.cpn - 1) % g.cpn, g.cpc, g.stream),
+        bad = nccl_ok(ncclRecv(d + n, (size_t)n, ncclFloat, (g.cr + g.cpn - 1) % g.cpn, g.cpc, g.cur),
                       "ncclRecv (cp ring)");
-    if (!nccl_ok(ncclGroupEnd(), "ncclGroupEnd") && !bad) comm_done(recv, d + n, n, t0, g.cp_s);
+    if (!nccl_ok(ncclGroupEnd(), "ncclGroupEnd") && !bad) comm_done(recv, d + n, n, t0, REG_CP);
 }
 
 static void cp_alltoall(void *ctx, const float *send, float *recv, int64_t n) {
-    double t0 = MPI_Wtime();
+    cudaEvent_t t0 = region_begin();
     int np = g.cpn, *cnt = malloc((size_t)np * sizeof *cnt);
     int64_t *off = malloc((size_t)np * sizeof *off);
     float *d = NULL;
@@ -743,13 +886,13 @@ static void cp_alltoall(void *ctx, const float *send, float *recv, int64_t n) {
     for (int i = 0; cnt && off && i < np; i++) cnt[i] = (int)n, off[i] = i * n;
     if (!g.fail[0] && (d = staging((size_t)(2 * np * n))) && !to_dev(d, send, np * n) &&
         !exchange(g.cpc, d, off, cnt, d + np * n, off, cnt, np, ncclFloat, sizeof(float)))
-        comm_done(recv, d + np * n, np * n, t0, g.cp_s);
+        comm_done(recv, d + np * n, np * n, t0, REG_CP);
     free(cnt);
     free(off);
 }
 
-void st__xcuda_cpcomm(st__xcpcomm *c, int gi, double *cp_s) {
-    g.cpc = gi >= 0 && gi < g.ngcs ? g.gcs[gi] : NULL, g.cp_s = cp_s;
+void st__xcuda_cpcomm(st__xcpcomm *c, int gi) {
+    g.cpc = gi >= 0 && gi < g.ngcs ? g.gcs[gi] : NULL;
     if (!g.cpc) return; /* a group of one: nothing to exchange */
     ncclCommCount(g.cpc, &g.cpn);
     ncclCommUserRank(g.cpc, &g.cr);
@@ -761,8 +904,8 @@ void st__xcuda_cpcomm(st__xcpcomm *c, int gi, double *cp_s) {
  * ZeRO's shards need not be equal (exec/cpu.c's regions split as they fall), and NCCL's
  * reduce-scatter and all-gather take equal counts (Megatron-LM pads its buffer to a multiple of dp
  * instead): here they are one ncclReduce (ncclBroadcast) per member's shard, rooted at it, in one
- * NCCL group. Each call runs on the gradients and weights where they lie on the device and waits,
- * as the tp ones. */
+ * NCCL group. Each call runs on the gradients and weights where they lie on the device, on the dp
+ * stream, queued (a host buffer: staged, waited for). */
 
 /* group gi's communicator and *n members, this rank at *me; NULL with *n 1 where it is alone (the
  * collectives do nothing then), NULL with *n 0 on a failure */
@@ -785,9 +928,9 @@ static void dp_allreduce(int gi, float *buf, int64_t n) {
     ncclComm_t c = group_comm(gi, &np, &me);
     float *d = !c ? NULL : mine(buf, n) ? buf : staging((size_t)n + 1);
     if (d && (d == buf || !to_dev(d, buf, n)) &&
-        !nccl_ok(ncclAllReduce(d, d, (size_t)n, ncclFloat, ncclSum, c, g.stream), "ncclAllReduce (dp)") &&
-        (d == buf || !to_host(buf, d, n)))
-        sync();
+        !nccl_ok(ncclAllReduce(d, d, (size_t)n, ncclFloat, ncclSum, c, g.cur), "ncclAllReduce (dp)") && d != buf &&
+        !to_host(buf, d, n))
+        sync(); /* a host buffer: the host reads it next */
 }
 
 static void dp_reduce_scatterv(int gi, const float *in, float *out, const int *counts, const int *displs) {
@@ -803,9 +946,9 @@ static void dp_reduce_scatterv(int gi, const float *in, float *out, const int *c
     int bad = nccl_ok(ncclGroupStart(), "ncclGroupStart");
     for (int i = 0; !bad && i < np; i++)
         if (counts[i])
-            bad = nccl_ok(ncclReduce(d + displs[i], o, (size_t)counts[i], ncclFloat, ncclSum, i, c, g.stream),
+            bad = nccl_ok(ncclReduce(d + displs[i], o, (size_t)counts[i], ncclFloat, ncclSum, i, c, g.cur),
                           "ncclReduce (dp reduce-scatter)");
-    if (!nccl_ok(ncclGroupEnd(), "ncclGroupEnd") && !bad && (direct || !to_host(out, o, counts[me]))) sync();
+    if (!nccl_ok(ncclGroupEnd(), "ncclGroupEnd") && !bad && !direct && !to_host(out, o, counts[me])) sync();
 }
 
 static void dp_allgatherv(int gi, float *buf, const int *counts, const int *displs) {
@@ -818,9 +961,9 @@ static void dp_allgatherv(int gi, float *buf, const int *counts, const int *disp
     int bad = nccl_ok(ncclGroupStart(), "ncclGroupStart");
     for (int i = 0; !bad && i < np; i++)
         if (counts[i])
-            bad = nccl_ok(ncclBroadcast(d + displs[i], d + displs[i], (size_t)counts[i], ncclFloat, i, c, g.stream),
+            bad = nccl_ok(ncclBroadcast(d + displs[i], d + displs[i], (size_t)counts[i], ncclFloat, i, c, g.cur),
                           "ncclBroadcast (dp all-gather)");
-    if (!nccl_ok(ncclGroupEnd(), "ncclGroupEnd") && !bad && (d == buf || !to_host(buf, d, total))) sync();
+    if (!nccl_ok(ncclGroupEnd(), "ncclGroupEnd") && !bad && d != buf && !to_host(buf, d, total)) sync();
 }
 
 /* world rank r's place in its ep group (-1: none) */
@@ -841,10 +984,11 @@ static int ep_place(const st_group_def *groups, int ngroups, int r) {
  * rank sends twice before it receives what its peer sent, would wait on each other. Each way of
  * each pair of ranks that transfer has a channel: a communicator of the two and a stream of its own
  * (NCCL orders the operations of one communicator; two on one stream would wait on each other).
- * A send copies its buffer into a device buffer of its channel (on the compute stream, waited for)
- * and posts ncclSend on the channel's stream; the buffer stays busy until the stream is idle. A
- * receive posts ncclRecv into the staging buffer and its copy back on its channel's stream and
- * waits for them. NCCL has no tags: it matches a send to its peer's receive by their order on the
+ * A send copies its buffer into a device buffer of its channel (on the send's stream) and posts
+ * ncclSend on the channel's stream after an event recorded behind the copy; the buffer stays busy
+ * until the channel's stream is idle. A receive posts ncclRecv into the runtime's buffer on its
+ * channel's stream, after an event behind the buffer's zeroing on the receive's stream, and the host
+ * waits for it (bounded by --timeout). NCCL has no tags: it matches a send to its peer's receive by their order on the
  * pair, so a lowering whose receives between two ranks come in another order than the sends is
  * refused (st_exec_p2p_in_order). */
 
@@ -880,7 +1024,10 @@ static int channels(const st_lowered *l, st_error *err) {
             g.ch = c, c = &g.ch[g.nch++];
             *c = (chan){.peer = a == g.rank ? b : a, .send = a == g.rank};
             int pair[2] = {a, b}, pos = 0;
-            if (cuda_ok(cudaStreamCreateWithFlags(&c->s, cudaStreamNonBlocking), "cudaStreamCreateWithFlags"))
+            if (ST_STREAMS + g.nch > MAX_STREAMS)
+                rc = st_error_set(err, ST_EINVAL, NULL, "plan", "the cuda backend: more than %d pipeline channels",
+                                  MAX_STREAMS - ST_STREAMS);
+            else if (cuda_ok(cudaStreamCreateWithFlags(&c->s, cudaStreamNonBlocking), "cudaStreamCreateWithFlags"))
                 rc = kernel_error(err);
             else if (comm_init(&c->c, pair, 2, 32005, &pos, err))
                 rc = ST_EIO;
@@ -932,19 +1079,30 @@ static float *send_buffer(chan *c, int64_t n) {
 static void pp_send(const float *buf, int64_t n, int peer) {
     chan *c = g.fail[0] ? NULL : chan_of(peer, 1);
     float *d = c ? send_buffer(c, n) : NULL;
-    /* the copy on the compute stream, waited for: whole before the channel's stream reads it */
-    if (d && !to_dev(d, buf, n) && !sync())
+    cudaEvent_t e = NULL;
+    /* the copy on the send's stream, then the channel's stream after it (an event: no host wait) */
+    if (d && !to_dev(d, buf, n) && (e = recorded(g.cur)) &&
+        !cuda_ok(cudaStreamWaitEvent(c->s, e, 0), "cudaStreamWaitEvent"))
         nccl_ok(ncclSend(d, (size_t)n, ncclFloat, 1, c->c, c->s), "ncclSend (pipeline)");
 }
 
 /* buf: the runtime's, in the backend's memory (exec/cpu.c's p2p_new) */
 static void pp_recv(float *buf, int64_t n, int peer) {
     chan *c = g.fail[0] ? NULL : chan_of(peer, 0);
-    /* straight into buf, once the compute stream is done with it (its zeroing, a kernel that used the
-     * block before), on the channel's stream, waited for alone (the wait that can meet a dead peer) */
-    if (c && !sync() && !nccl_ok(ncclRecv(buf, (size_t)n, ncclFloat, 0, c->c, c->s), "ncclRecv (pipeline)") &&
-        !stream_wait(c->s, "pipeline receive over NCCL", peer))
-        sample();
+    cudaEvent_t e = NULL;
+    /* straight into buf on the channel's stream, after the receive's stream is done with it (its
+     * zeroing: an event), waited for by the host (the wait that can meet a dead peer, bounded by
+     * --timeout; the receive's stream's next work is queued after it) */
+    if (c && mine(buf, n) && (e = recorded(g.cur)) &&
+        !cuda_ok(cudaStreamWaitEvent(c->s, e, 0), "cudaStreamWaitEvent")) {
+        for (int i = 0; i < g.nmem; i++)
+            if (g.mem[i].used && buf >= g.mem[i].p && buf < g.mem[i].p + g.mem[i].n) touch(g.mem[i].m, c->s);
+        if (!nccl_ok(ncclRecv(buf, (size_t)n, ncclFloat, 0, c->c, c->s), "ncclRecv (pipeline)") &&
+            !stream_wait(c->s, "pipeline receive over NCCL", peer))
+            sample();
+    } else if (c && !g.fail[0] && !mine(buf, n)) {
+        failed("a pipeline receive", "its buffer is not the backend's memory");
+    }
 }
 
 static void pp_sends_wait(void) {
@@ -996,6 +1154,87 @@ int st__xcuda_gcomm(st__xgcomm *c, const st_lowered *l, int gd, int er, const st
     return rc;
 }
 
+/* ---------------------------------------------------------------- the program's streams
+ *
+ * st__xbackend's step_begin, ins_begin, ins_end and step_end (exec/cpu.c's run_steps calls them around
+ * each instruction): the instruction's work goes to the CUDA stream of its program stream; a dep[] on
+ * an earlier instruction of another stream becomes a cudaStreamWaitEvent on that one's end event; the
+ * start and end events of every instruction, and the regions (GEMMs, tp/ep/cp collectives) recorded
+ * inside them, are read once, at the step's end, after the host waited for every stream. */
+
+static int stream_index(cudaStream_t s) {
+    for (int k = 0; k < ST_STREAMS; k++)
+        if (g.st[k] == s) return k;
+    for (int i = 0; i < g.nch; i++)
+        if (g.ch[i].s == s) return ST_STREAMS + i < MAX_STREAMS ? ST_STREAMS + i : -1;
+    return -1;
+}
+
+static cudaStream_t stream_at(int k) { return k < ST_STREAMS ? g.st[k] : g.ch[k - ST_STREAMS].s; }
+
+static int step_begin(int n) {
+    g.used = g.nreg = 0, g.cur_ins = -1;
+    if (n > g.capins) {
+        cudaEvent_t *a = realloc(g.ins_a, (size_t)n * sizeof *a);
+        if (a) g.ins_a = a;
+        cudaEvent_t *b = a ? realloc(g.ins_b, (size_t)n * sizeof *b) : NULL;
+        if (b) g.ins_b = b;
+        int *st = b ? realloc(g.ins_st, (size_t)n * sizeof *st) : NULL;
+        if (!st) return failed("the timing events", "out of memory");
+        g.ins_st = st, g.capins = n;
+    }
+    g.nins = n;
+    memset(g.ins_a, 0, (size_t)n * sizeof *g.ins_a);
+    memset(g.ins_b, 0, (size_t)n * sizeof *g.ins_b);
+    use_stream(g.st[ST_STREAM_COMPUTE]);
+    /* every stream after the step's start (what the host queued before it on the compute stream) */
+    if (!(g.t0 = recorded(g.cur))) return -1;
+    for (int k = 0; k < ST_STREAMS; k++)
+        if (k != ST_STREAM_COMPUTE && cuda_ok(cudaStreamWaitEvent(g.st[k], g.t0, 0), "cudaStreamWaitEvent")) return -1;
+    return 0;
+}
+
+static void ins_begin(int i, int stream, const int32_t *dep) {
+    if (i < 0 || i >= g.nins || g.fail[0]) return;
+    int k = stream >= 0 && stream < ST_STREAMS ? stream : ST_STREAM_COMPUTE;
+    use_stream(g.st[k]);
+    g.ins_st[i] = k, g.cur_ins = i;
+    /* a dep on a later instruction cannot be waited for (its event is not recorded yet): the runtime
+     * runs the program in order, and the lowering orders its deps so */
+    for (int j = 0; j < 2 && !g.skip_waits; j++) {
+        int d = dep[j];
+        if (d >= 0 && d < i && g.ins_b[d] && g.ins_st[d] != k)
+            cuda_ok(cudaStreamWaitEvent(g.cur, g.ins_b[d], 0), "cudaStreamWaitEvent");
+    }
+    g.ins_a[i] = recorded(g.cur);
+}
+
+static void ins_end(int i) {
+    if (i >= 0 && i < g.nins && !g.fail[0]) g.ins_b[i] = recorded(g.cur);
+    g.cur_ins = -1;
+    use_stream(g.st[ST_STREAM_COMPUTE]);
+}
+
+static double elapsed_s(cudaEvent_t a, cudaEvent_t b) {
+    float ms = 0;
+    return a && b && !cuda_ok(cudaEventElapsedTime(&ms, a, b), "cudaEventElapsedTime") ? 1e-3 * ms : 0;
+}
+
+static int step_end(double *span, double *coll) {
+    int rc = wait_streams("GPU streams at the step's end (their kernels and NCCL collectives)");
+    memset(span, 0, (size_t)(2 * g.nins) * sizeof *span);
+    memset(coll, 0, (size_t)(3 * g.nins) * sizeof *coll);
+    if (rc || g.fail[0]) return -1;
+    for (int i = 0; i < g.nins; i++)
+        if (g.ins_a[i] && g.ins_b[i]) span[2 * i] = elapsed_s(g.t0, g.ins_a[i]), span[2 * i + 1] = elapsed_s(g.t0, g.ins_b[i]);
+    for (int r = 0; r < g.nreg; r++) {
+        double t = elapsed_s(g.reg[r].a, g.reg[r].b);
+        if (g.reg[r].kind == REG_GEMM) st__xkernels_gemm_s += t;
+        else if (g.reg[r].ins >= 0 && g.reg[r].ins < g.nins) coll[3 * g.reg[r].ins + g.reg[r].kind] += t;
+    }
+    return g.fail[0] ? -1 : 0;
+}
+
 static st__xbackend table;
 
 int st__xcuda_open(const st__xbackend **be, st_error *err) {
@@ -1014,10 +1253,14 @@ int st__xcuda_open(const st__xbackend **be, st_error *err) {
         return st_error_set(err, ST_EINVAL, NULL, NULL, "--backend cuda: no CUDA GPU: %s",
                             e != cudaSuccess ? cudaGetErrorString(e) : "none visible");
     g.dev = local % n;
-    if ((e = cudaSetDevice(g.dev)) || (e = cudaStreamCreateWithFlags(&g.stream, cudaStreamNonBlocking)) ||
-        (e = cudaEventCreate(&g.start)) || (e = cudaEventCreate(&g.stop)))
+    e = cudaSetDevice(g.dev);
+    for (int k = 0; !e && k < ST_STREAMS; k++) e = cudaStreamCreateWithFlags(&g.st[k], cudaStreamNonBlocking);
+    if (e)
         return st_error_set(err, ST_EINVAL, NULL, NULL, "--backend cuda: GPU %d did not start: %s", g.dev,
                             cudaGetErrorString(e));
+    g.cur = g.st[ST_STREAM_COMPUTE];
+    const char *hook = getenv("STRATA_EXEC_CUDA_SKIP_WAITS"); /* the test hook (tests/cli_run_cuda.sh) */
+    g.skip_waits = hook && *hook && strcmp(hook, "0");
 #ifdef CUBLAS_VER_MAJOR
     int major = CUBLAS_VER_MAJOR;
 #else
@@ -1037,23 +1280,24 @@ int st__xcuda_open(const st__xbackend **be, st_error *err) {
         g.h = NULL;
         return st_error_set(err, ST_EINVAL, NULL, NULL, "--backend cuda: cublasCreate failed on GPU %d", g.dev);
     }
-    g.set_stream(g.h, g.stream);
+    g.set_stream(g.h, g.cur);
     g.set_math(g.h, CUBLAS_DEFAULT_MATH); /* fp32 stays fp32 */
     /* the fake cudart of profiler/mock runs launches through the kernels' host versions; a real
      * libcudart has no such symbol (the program's global scope: dlopen of NULL) */
-    void *self = dlopen(NULL, RTLD_NOW), *hook = self ? dlsym(self, "mock_cuda_host_kernels") : NULL;
-    if (hook) {
+    void *self = dlopen(NULL, RTLD_NOW), *mock = self ? dlsym(self, "mock_cuda_host_kernels") : NULL;
+    if (mock) {
         void (*fake)(const st__xkc_host *, int);
         int nk = 0;
         const st__xkc_host *t = st__xkc_host_table(&nk);
-        memcpy(&fake, &hook, sizeof hook);
+        memcpy(&fake, &mock, sizeof mock);
         fake(t, nk);
     }
     if (self) dlclose(self);
     table = (st__xbackend){"cuda",     mm_fwd,    mm_bwd,    norm_fwd,  norm_bwd,  act_fwd,   act_bwd,  swiglu_fwd,
                            swiglu_bwd, rope,      attn_fwd,  attn_bwd,  adam,      add,       bias_add, bias_grad,
                            embed_fwd,  embed_bwd, pos_fwd,   pos_bwd,   xent_max,  xent_exp,  xent_norm, xent_bwd,
-                           kernel_error, mem_alloc, mem_free, mem_copy, mem_copy2d, mem_zero, wait_queued};
+                           kernel_error, mem_alloc, mem_free, mem_copy, mem_copy2d, mem_zero, wait_queued,
+                           step_begin, ins_begin, ins_end, step_end};
     *be = &table;
     return 0;
 }
@@ -1080,12 +1324,22 @@ void st__xcuda_close(void) {
     for (int i = 0; i < g.nretired; i++) cudaFree(g.retired[i]);
     free(g.retired);
     if (g.h) g.destroy(g.h);
-    for (int i = 0; i < g.nmem; i++) cudaFree(g.mem[i].p); /* the cached blocks */
+    for (int i = 0; i < g.nmem; i++) { /* the cached blocks */
+        cudaFree(g.mem[i].p);
+        marks_free(g.mem[i].m);
+        free(g.mem[i].m);
+    }
     free(g.mem);
     if (g.buf) cudaFree(g.buf);
-    if (g.start) cudaEventDestroy(g.start);
-    if (g.stop) cudaEventDestroy(g.stop);
-    if (g.stream) cudaStreamDestroy(g.stream);
+    marks_free(&g.bufm);
+    for (int i = 0; i < g.npool; i++) cudaEventDestroy(g.pool[i]);
+    free(g.pool);
+    free(g.ins_a);
+    free(g.ins_b);
+    free(g.ins_st);
+    free(g.reg);
+    for (int k = 0; k < ST_STREAMS; k++)
+        if (g.st[k]) cudaStreamDestroy(g.st[k]);
     if (g.lib) dlclose(g.lib);
     if (g.liblt) dlclose(g.liblt);
     memset(&g, 0, sizeof g);

@@ -172,9 +172,22 @@ typedef struct st__xbackend {
      * block of a row-major matrix: the fused GEMMs' parts, a rank's columns, a token's rows) */
     void (*mem_copy2d)(float *dst, int64_t dld, const float *src, int64_t sld, int64_t cols, int64_t rows);
     void (*mem_zero)(float *p, int64_t n); /* p[n] = 0 (mem_alloc's), queued as a kernel */
-    /* waits for every kernel and copy queued so far: the runtime's time of an instruction ends when its
-     * work has (its kernels are queued, not waited for, one by one). NULL: nothing is queued (the CPU's). */
+    /* waits for every kernel and copy queued so far. NULL: nothing is queued (the CPU's). */
     void (*sync)(void);
+    /* A backend that queues its work on streams (the cuda backend's; all four NULL for the CPU, whose
+     * runtime times each instruction by the host's clock): the runtime (exec/cpu.c run_steps) calls
+     * step_begin(n) after the step's barrier (n: the program's instructions; nonzero: a failure, the
+     * backend's error()), ins_begin(i, stream, dep) before instruction i's work (its program stream,
+     * ST_STREAM_*, and its dep[2]: the backend queues the work on that stream, after the deps' ends),
+     * ins_end(i) after it, and step_end(span, coll) once the program ran: it waits for everything
+     * queued (the step's end) and fills span[2i], span[2i + 1] with instruction i's start and end in
+     * seconds from the step's start, coll[3i + 0, 1, 2] with the seconds of the tp, ep and cp
+     * collectives it ran inside (each from where its stream reached it to its end), and adds its GEMMs'
+     * seconds to st__xkernels_gemm_s. Nonzero: a failure (error() says which), spans 0. */
+    int (*step_begin)(int n);
+    void (*ins_begin)(int i, int stream, const int32_t *dep);
+    void (*ins_end)(int i);
+    int (*step_end)(double *span, double *coll);
 } st__xbackend;
 /* the CPU's: the kernels above (BLAS or plain C GEMMs as st__xkernels_reference says) */
 extern const st__xbackend st__xbackend_cpu;
@@ -405,11 +418,10 @@ int st__xcuda_open(const st__xbackend **be, st_error *err);
 /* The cuda backend's tensor- and expert-parallel communication: NCCL communicators for this rank's tp
  * group (tp ranks, world ranks in group order; tp_n 1: none) and ep group (alike), each made with an
  * id from ncclGetUniqueId on the group's first rank, sent to the others over MPI, and
- * ncclCommInitRank; *c then runs st__xcomm's collectives over them, adding each call's seconds
- * to *tp_s or *ep_s (the runtime's "coll tp" and "coll ep"). Collective over each group's members,
+ * ncclCommInitRank; *c then runs st__xcomm's collectives over them, each timed by events (the
+ * backend's step_end: the runtime's "coll tp" and "coll ep"). Collective over each group's members,
  * in the lowering's group order. 0, or ST_EIO (err says which call failed). */
-int st__xcuda_comm(st__xcomm *c, const int *tp, int tp_n, const int *ep, int ep_n, double *tp_s, double *ep_s,
-                   st_error *err);
+int st__xcuda_comm(st__xcomm *c, const int *tp, int tp_n, const int *ep, int ep_n, st_error *err);
 /* The data-parallel collectives the runtime (exec/cpu.c) runs between instructions, on the backend's memory:
  * over the lowering's group gi, or (gi -1) this rank's expert-data-parallel group. Sums in place;
  * the ZeRO shards' reduce-scatter (out: this rank's counts[its place] floats of the sum of in) and
@@ -440,9 +452,8 @@ struct st__xwatch; /* exec/fault.h */
 int st__xcuda_gcomm(st__xgcomm *c, const struct st_lowered *l, int gd, int er, const struct st__xwatch *w,
                     st_error *err);
 /* cp > 1: *c's exchanges over NCCL on the communicator st__xcuda_gcomm made for group gi (this
- * rank's cp group), each call's seconds added to *cp_s (the runtime's "coll cp"). After
- * st__xcuda_gcomm. */
-void st__xcuda_cpcomm(st__xcpcomm *c, int gi, double *cp_s);
+ * rank's cp group), each timed by events (step_end: the runtime's "coll cp"). After st__xcuda_gcomm. */
+void st__xcuda_cpcomm(st__xcpcomm *c, int gi);
 /* The device memory this rank's backend allocated: the high-water mark of its own allocations
  * (bytes), and of the GPU's used memory as cudaMemGetInfo reports it (total less free: the CUDA
  * context, NCCL's buffers and other processes included; sampled after every allocation and every

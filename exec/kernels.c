@@ -376,4 +376,4 @@ const st__xbackend st__xbackend_cpu = {
     st__xswiglu_fwd, st__xswiglu_bwd, st__xrope,     st__xattn_fwd,  st__xattn_bwd,  st__xadam,     st__xadd,
     st__xbias_add, st__xbias_grad,  st__xembed_fwd,  st__xembed_bwd, st__xpos_fwd,   st__xpos_bwd,  st__xxent_max,
     st__xxent_exp, st__xxent_norm,  st__xxent_bwd,   NULL,           mem_alloc,      mem_free,      mem_copy,
-    mem_copy2d,    mem_zero,        NULL};
+    mem_copy2d,    mem_zero,        NULL,            NULL,           NULL,           NULL,          NULL}; /* host clocks */

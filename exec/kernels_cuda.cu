@@ -36,10 +36,12 @@
 typedef struct span {
     const void *p;
     size_t bytes;
+    int w; /* the kernel writes it (else reads only) */
 } span;
-typedef int (*on_device_fn)(const void *p, size_t bytes);
+typedef int (*on_device_fn)(const void *p, size_t bytes, int write);
 
-static span fl(const void *p, int64_t n) { return span{p, (size_t)n * sizeof(float)}; }
+static span fl(const void *p, int64_t n) { return span{p, (size_t)n * sizeof(float), 0}; }
+static span fw(void *p, int64_t n) { return span{p, (size_t)n * sizeof(float), 1}; } /* written */
 
 /* the host version of a kernel: its pointers checked, then every thread of grid x block in turn */
 template <typename A, int64_t (*COUNT)(const A &), void (*BODY)(const A &, int64_t), int (*SPANS)(const A &, span *)>
@@ -48,7 +50,7 @@ static int host_run(void **args, unsigned grid, unsigned block, on_device_fn ok)
     span s[10];
     int n = SPANS(a, s);
     for (int j = 0; j < n; j++)
-        if (s[j].p && !ok(s[j].p, s[j].bytes)) return -1;
+        if (s[j].p && !ok(s[j].p, s[j].bytes, s[j].w)) return -1;
     int64_t total = (int64_t)grid * block, c = COUNT(a);
     for (int64_t i = 0; i < total; i++)
         if (i < c) BODY(a, i);
@@ -89,7 +91,7 @@ typedef struct bias_a {
 } bias_a;
 HD int64_t bias_count(const bias_a &a) { return a.N * a.OC; }
 HD void bias_fill_body(const bias_a &a, int64_t i) { a.out[i] = (a.acc ? a.out[i] : 0) + a.bias[i % a.OC]; }
-static int bias_spans(const bias_a &a, span *s) { return s[0] = fl(a.out, a.N * a.OC), s[1] = fl(a.bias, a.OC), 2; }
+static int bias_spans(const bias_a &a, span *s) { return s[0] = fw(a.out, a.N * a.OC), s[1] = fl(a.bias, a.OC), 2; }
 KERNEL(st__xkk_bias_fill, bias_a, bias_count, bias_fill_body, bias_spans)
 
 HD int64_t cols_count(const bias_a &a) { return a.OC; }
@@ -97,7 +99,7 @@ HD int64_t cols_count(const bias_a &a) { return a.OC; }
 HD void col_sum_body(const bias_a &a, int64_t o) {
     for (int64_t n = 0; n < a.N; n++) a.out[o] += a.bias[n * a.OC + o];
 }
-static int cols_spans(const bias_a &a, span *s) { return s[0] = fl(a.out, a.OC), s[1] = fl(a.bias, a.N * a.OC), 2; }
+static int cols_spans(const bias_a &a, span *s) { return s[0] = fw(a.out, a.OC), s[1] = fl(a.bias, a.N * a.OC), 2; }
 KERNEL(st__xkk_col_sum, bias_a, cols_count, col_sum_body, cols_spans)
 
 /* ---------------------------------------------------------------- norms */
@@ -124,7 +126,7 @@ HD void norm_fwd_body(const norm_a &a, int64_t n) {
     a.rstd[n] = (float)r;
 }
 static int norm_fwd_spans(const norm_a &a, span *s) {
-    s[0] = fl(a.out, a.N * a.C), s[1] = fl(a.mean, a.N), s[2] = fl(a.rstd, a.N), s[3] = fl(a.inp, a.N * a.C);
+    s[0] = fw(a.out, a.N * a.C), s[1] = fw(a.mean, a.N), s[2] = fw(a.rstd, a.N), s[3] = fl(a.inp, a.N * a.C);
     s[4] = fl(a.w, a.C), s[5] = fl(a.b, a.C);
     return 6;
 }
@@ -156,7 +158,7 @@ HD void norm_bwd_col(const norm_a &a, int64_t c) {
     }
 }
 static int norm_bwd_spans(const norm_a &a, span *s) {
-    s[0] = fl(a.out, a.N * a.C), s[1] = fl(a.dw, a.C), s[2] = fl(a.db, a.C), s[3] = fl(a.dout, a.N * a.C);
+    s[0] = fw(a.out, a.N * a.C), s[1] = fw(a.dw, a.C), s[2] = fw(a.db, a.C), s[3] = fl(a.dout, a.N * a.C);
     s[4] = fl(a.inp, a.N * a.C), s[5] = fl(a.w, a.C), s[6] = fl(a.db ? a.cmean : NULL, a.N), s[7] = fl(a.crstd, a.N);
     return 8;
 }
@@ -173,7 +175,7 @@ typedef struct elt_a {
 } elt_a;
 HD int64_t elt_count(const elt_a &a) { return a.n; }
 static int elt_spans(const elt_a &a, span *s) {
-    s[0] = fl(a.o1, a.n), s[1] = fl(a.o2, a.n), s[2] = fl(a.i1, a.n), s[3] = fl(a.i2, a.n), s[4] = fl(a.i3, a.n);
+    s[0] = fw(a.o1, a.n), s[1] = fw(a.o2, a.n), s[2] = fl(a.i1, a.n), s[3] = fl(a.i2, a.n), s[4] = fl(a.i3, a.n);
     return 5;
 }
 
@@ -226,7 +228,7 @@ HD int64_t vocab_row(const tok_a &a, int64_t n, int shift) {
     return r >= 0 && r < a.V_l ? r : -1;
 }
 /* the tokens of N = B x T rows */
-static span toks(const tok_a &a) { return span{a.tok, (size_t)(a.N / a.T * (a.T + 1)) * sizeof(int32_t)}; }
+static span toks(const tok_a &a) { return span{a.tok, (size_t)(a.N / a.T * (a.T + 1)) * sizeof(int32_t), 0}; }
 HD int64_t tok_rows(const tok_a &a) { return a.N; }
 HD int64_t tok_elts(const tok_a &a) { return a.N * a.h; }
 HD int64_t tok_vocab(const tok_a &a) { return a.V_l * a.h; }
@@ -240,7 +242,7 @@ HD void embed_fwd_body(const tok_a &a, int64_t i) {
     a.o1[i] = r >= 0 ? a.i1[r * a.h + c] : 0.0f;
 }
 static int embed_fwd_spans(const tok_a &a, span *s) {
-    return s[0] = fl(a.o1, a.N * a.h), s[1] = fl(a.i1, a.V_l * a.h), s[2] = toks(a), 3;
+    return s[0] = fw(a.o1, a.N * a.h), s[1] = fl(a.i1, a.V_l * a.h), s[2] = toks(a), 3;
 }
 KERNEL(st__xkk_embed_fwd, tok_a, tok_elts, embed_fwd_body, embed_fwd_spans)
 /* element (r, c) of dwte (o1) from dout (i1), rows in order */
@@ -250,7 +252,7 @@ HD void embed_bwd_body(const tok_a &a, int64_t i) {
         if (vocab_row(a, n, 0) == r) a.o1[r * a.h + c] += a.i1[n * a.h + c];
 }
 static int embed_bwd_spans(const tok_a &a, span *s) {
-    return s[0] = fl(a.o1, a.V_l * a.h), s[1] = fl(a.i1, a.N * a.h), s[2] = toks(a), 3;
+    return s[0] = fw(a.o1, a.V_l * a.h), s[1] = fl(a.i1, a.N * a.h), s[2] = toks(a), 3;
 }
 KERNEL(st__xkk_embed_bwd, tok_a, tok_vocab, embed_bwd_body, embed_bwd_spans)
 
@@ -259,7 +261,7 @@ HD void pos_fwd_body(const tok_a &a, int64_t i) {
     int64_t n = i / a.h, c = i % a.h;
     a.o1[i] += a.i1[((a.r0 + n) % a.T) * a.h + c];
 }
-static int pos_fwd_spans(const tok_a &a, span *s) { return s[0] = fl(a.o1, a.S * a.h), s[1] = fl(a.i1, a.T * a.h), 2; }
+static int pos_fwd_spans(const tok_a &a, span *s) { return s[0] = fw(a.o1, a.S * a.h), s[1] = fl(a.i1, a.T * a.h), 2; }
 KERNEL(st__xkk_pos_fwd, tok_a, pos_elts, pos_fwd_body, pos_fwd_spans)
 /* element (p, c) of dwpe (o1) from dout (i1) [S x h], rows in order */
 HD void pos_bwd_body(const tok_a &a, int64_t i) {
@@ -267,7 +269,7 @@ HD void pos_bwd_body(const tok_a &a, int64_t i) {
     for (int64_t n = 0; n < a.S; n++)
         if ((a.r0 + n) % a.T == p) a.o1[i] += a.i1[n * a.h + c];
 }
-static int pos_bwd_spans(const tok_a &a, span *s) { return s[0] = fl(a.o1, a.T * a.h), s[1] = fl(a.i1, a.S * a.h), 2; }
+static int pos_bwd_spans(const tok_a &a, span *s) { return s[0] = fw(a.o1, a.T * a.h), s[1] = fl(a.i1, a.S * a.h), 2; }
 KERNEL(st__xkk_pos_bwd, tok_a, pos_table, pos_bwd_body, pos_bwd_spans)
 
 /* mx (o1) [N]: row n's largest logit (i1) */
@@ -276,7 +278,7 @@ HD void xent_max_body(const tok_a &a, int64_t n) {
     for (int64_t j = 0; j < a.V_l; j++) m = a.i1[n * a.V_l + j] > m ? a.i1[n * a.V_l + j] : m;
     a.o1[n] = m;
 }
-static int xent_max_spans(const tok_a &a, span *s) { return s[0] = fl(a.o1, a.N), s[1] = fl(a.i1, a.N * a.V_l), 2; }
+static int xent_max_spans(const tok_a &a, span *s) { return s[0] = fw(a.o1, a.N), s[1] = fl(a.i1, a.N * a.V_l), 2; }
 KERNEL(st__xkk_xent_max, tok_a, tok_rows, xent_max_body, xent_max_spans)
 /* logits (o1) made exp(logit - mx (i1)), st (o2) [2N]: their sums, the targets' logit - mx */
 HD void xent_exp_body(const tok_a &a, int64_t n) {
@@ -287,13 +289,13 @@ HD void xent_exp_body(const tok_a &a, int64_t n) {
     a.o2[n] = s;
 }
 static int xent_exp_spans(const tok_a &a, span *s) {
-    s[0] = fl(a.o1, a.N * a.V_l), s[1] = fl(a.o2, 2 * a.N), s[2] = fl(a.i1, a.N), s[3] = toks(a);
+    s[0] = fw(a.o1, a.N * a.V_l), s[1] = fw(a.o2, 2 * a.N), s[2] = fl(a.i1, a.N), s[3] = toks(a);
     return 4;
 }
 KERNEL(st__xkk_xent_exp, tok_a, tok_rows, xent_exp_body, xent_exp_spans)
 /* logits (o1) divided by their row's sum (i1) */
 HD void xent_norm_body(const tok_a &a, int64_t i) { a.o1[i] /= a.i1[i / a.V_l]; }
-static int xent_norm_spans(const tok_a &a, span *s) { return s[0] = fl(a.o1, a.N * a.V_l), s[1] = fl(a.i1, a.N), 2; }
+static int xent_norm_spans(const tok_a &a, span *s) { return s[0] = fw(a.o1, a.N * a.V_l), s[1] = fl(a.i1, a.N), 2; }
 KERNEL(st__xkk_xent_norm, tok_a, tok_logits, xent_norm_body, xent_norm_spans)
 /* probabilities (o1) made (p - onehot(target)) * scale */
 HD void xent_bwd_body(const tok_a &a, int64_t i) {
@@ -302,7 +304,7 @@ HD void xent_bwd_body(const tok_a &a, int64_t i) {
     if (vocab_row(a, n, 1) == j) p -= 1.0f;
     a.o1[i] = p * a.scale;
 }
-static int xent_bwd_spans(const tok_a &a, span *s) { return s[0] = fl(a.o1, a.N * a.V_l), s[1] = toks(a), 2; }
+static int xent_bwd_spans(const tok_a &a, span *s) { return s[0] = fw(a.o1, a.N * a.V_l), s[1] = toks(a), 2; }
 KERNEL(st__xkk_xent_bwd, tok_a, tok_logits, xent_bwd_body, xent_bwd_spans)
 
 /* ---------------------------------------------------------------- rotary embedding */
@@ -323,7 +325,7 @@ HD void rope_body(const rope_a &a, int64_t j) {
     v[i + half] = x1 * s + x2 * c;
 }
 static int rope_spans(const rope_a &a, span *s) {
-    return s[0] = fl(a.x, a.N > 0 ? (a.N - 1) * a.stride + a.heads * a.d : 0), 1;
+    return s[0] = fw(a.x, a.N > 0 ? (a.N - 1) * a.stride + a.heads * a.d : 0), 1;
 }
 KERNEL(st__xkk_rope, rope_a, rope_count, rope_body, rope_spans)
 
@@ -361,7 +363,7 @@ HD void attn_fwd_body(const attn_a &a, int64_t j) {
 }
 static int attn_fwd_spans(const attn_a &a, span *s) {
     int64_t N = a.B * a.T;
-    s[0] = fl(a.out, N * a.hq * a.d), s[1] = fl(a.probs, a.B * a.hq * a.T * a.T), s[2] = fl(a.q, N * a.hq * a.d);
+    s[0] = fw(a.out, N * a.hq * a.d), s[1] = fw(a.probs, a.B * a.hq * a.T * a.T), s[2] = fl(a.q, N * a.hq * a.d);
     s[3] = fl(a.k, N * a.hkv * a.d), s[4] = fl(a.v, N * a.hkv * a.d);
     return 5;
 }
@@ -404,8 +406,8 @@ HD void attn_bwd_kv_body(const attn_a &a, int64_t j) {
 }
 static int attn_bwd_spans(const attn_a &a, span *s) {
     int64_t N = a.B * a.T, P = a.B * a.hq * a.T * a.T;
-    s[0] = fl(a.dq, N * a.hq * a.d), s[1] = fl(a.dk, N * a.hkv * a.d), s[2] = fl(a.dv, N * a.hkv * a.d);
-    s[3] = fl(a.ds, P), s[4] = fl(a.dout, N * a.hq * a.d), s[5] = fl(a.cprobs, P), s[6] = fl(a.q, N * a.hq * a.d);
+    s[0] = fw(a.dq, N * a.hq * a.d), s[1] = fw(a.dk, N * a.hkv * a.d), s[2] = fw(a.dv, N * a.hkv * a.d);
+    s[3] = fw(a.ds, P), s[4] = fl(a.dout, N * a.hq * a.d), s[5] = fl(a.cprobs, P), s[6] = fl(a.q, N * a.hq * a.d);
     s[7] = fl(a.k, N * a.hkv * a.d), s[8] = fl(a.v, N * a.hkv * a.d);
     return 9;
 }
@@ -427,7 +429,7 @@ HD void adam_body(const adam_a &a, int64_t i) {
     a.p[i] -= a.lr * (a.m[i] / a.c1) / (sqrtf(a.v[i] / a.c2) + a.eps);
 }
 static int adam_spans(const adam_a &a, span *s) {
-    return s[0] = fl(a.p, a.n), s[1] = fl(a.m, a.n), s[2] = fl(a.v, a.n), s[3] = fl(a.g, a.n), 4;
+    return s[0] = fw(a.p, a.n), s[1] = fw(a.m, a.n), s[2] = fw(a.v, a.n), s[3] = fl(a.g, a.n), 4;
 }
 KERNEL(st__xkk_adam, adam_a, adam_count, adam_body, adam_spans)
 

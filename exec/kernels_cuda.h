@@ -57,12 +57,13 @@ int st__xkc_adam(void *stream, float *p, const float *g, float *m, float *v, int
  * __cudaRegisterFunction's deviceName): run(args, grid, block, on_device) does on the host what a
  * launch of grid x block threads with cudaLaunchKernel's `args` does on a GPU, through the same
  * per-thread code; it first asks on_device about every pointer the kernel reads or writes (with
- * the bytes it touches) and returns -1, running nothing, when one is not device memory, else 0.
+ * the bytes it touches and whether it may write them: write 1) and returns -1, running nothing, when
+ * one is not device memory (on_device 0), else 0.
  * The fake cudart of profiler/mock runs launches so (exec/cuda.c hands it this table). */
 typedef struct st__xkc_host {
     const char *name;
     const void *kernel; /* what cudaLaunchKernel gets for it (nvcc's host stub) */
-    int (*run)(void **args, unsigned grid, unsigned block, int (*on_device)(const void *p, size_t bytes));
+    int (*run)(void **args, unsigned grid, unsigned block, int (*on_device)(const void *p, size_t bytes, int write));
 } st__xkc_host;
 /* the table (static) and its length in *n */
 const st__xkc_host *st__xkc_host_table(int *n);

@@ -13,9 +13,8 @@ int st__xcuda_open(const st__xbackend **be, st_error *err) {
 }
 
 /* not reached (st__xcuda_open refused first); says the same */
-int st__xcuda_comm(st__xcomm *c, const int *tp, int tp_n, const int *ep, int ep_n, double *tp_s, double *ep_s,
-                   st_error *err) {
-    (void)c, (void)tp, (void)tp_n, (void)ep, (void)ep_n, (void)tp_s, (void)ep_s;
+int st__xcuda_comm(st__xcomm *c, const int *tp, int tp_n, const int *ep, int ep_n, st_error *err) {
+    (void)c, (void)tp, (void)tp_n, (void)ep, (void)ep_n;
     return st__xcuda_open(NULL, err);
 }
 
@@ -26,7 +25,7 @@ int st__xcuda_gcomm(st__xgcomm *c, const struct st_lowered *l, int gd, int er, c
 }
 
 /* not reached either: st__xcuda_gcomm refused before */
-void st__xcuda_cpcomm(st__xcpcomm *c, int gi, double *cp_s) { (void)c, (void)gi, (void)cp_s; }
+void st__xcuda_cpcomm(st__xcpcomm *c, int gi) { (void)c, (void)gi; }
 
 /* no device, no device memory (not reached: the run was refused) */
 void st__xcuda_memory(double *peak_bytes, double *used_peak_bytes) { *peak_bytes = *used_peak_bytes = 0; }

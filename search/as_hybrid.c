@@ -19,9 +19,8 @@
  *       backward its input gradient all-gathered), the rest as under 'n'.
  * An MoE block on a tp axis whose residual stream is split by rows: the router 'h' (row-parallel by the
  * hidden dimension) or whole on the rows (the stream's label), dispatch and combine with the stream's
- * label (the combine's 'c', its tokens' dimension, is the batch's: search/graph.c aliases it to 'b'),
- * the experts 'e' (split over the axis): expert parallelism over the tp group on each device's rows
- * (moe_rows; exec/model.c). Or the experts 'f', each split by its ffn over the axis (expert tensor
+ * label, the experts 'e' (split over the axis): expert parallelism over the tp group on each device's
+ * rows (moe_rows; exec/model.c). Or the experts 'f', each split by its ffn over the axis (expert tensor
  * parallelism, Megatron-Core's --expert-tensor-parallel-size: fc1 column- and fc2 row-parallel, the
  * tokens all-gathered and the partial outputs reduce-scattered as its token dispatchers do with etp),
  * the router 'h' (router_h) or whole on the rows; residual stream split by rows or not.
@@ -30,7 +29,7 @@
  * ('v', whose gather of the final norm's rows and vocabulary-parallel loss are Megatron's with sp), so
  * it is not Megatron's ep over dp ranks (each rank its own micro-batch), though on such an axis the
  * attention's, norms' and router's gradients are summed over it as dp's are, and the experts' not.
- * With the output layer on the batch too ('b'; with the experts 'e', the combine 'c') the axis is
+ * With the output layer on the batch too ('b'; with the experts 'e') the axis is
  * data-parallel with the experts over it: Megatron's ep over the dp ranks (ep; the ILP picks the
  * vocabulary-parallel output layer on the tiny presets' fixtures, not this).
  * On a tp axis whose residual stream is split by rows the ILP may also split part of the attention
@@ -160,8 +159,7 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
             const char *nm = g->ops[o].name;
             if (st->choice[o].lab[0] == '-') continue; /* not on this stage */
             if (kind == 'b') {
-                if (ep_axis && (!strncmp(nm, "expert_", 7) ? l == 'e' : !strcmp(nm, "moe_combine") && l == 'c'))
-                    continue; /* the experts over the axis, the combine back on the batch */
+                if (ep_axis && !strncmp(nm, "expert_", 7) && l == 'e') continue; /* the experts over the axis */
                 if (l != 'b') return refuse(err, s, g, o, l, a, size, "QKV splits the batch there, this does not");
                 continue;
             }
@@ -171,7 +169,6 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
                 router_lab = l;
                 continue;
             }
-            if (!strcmp(nm, "moe_combine") && l == 'c') l = 'b'; /* its tokens' dimension is the batch's (graph.c) */
             /* the projection by head dimension ('d', where tp exceeds the heads): the same row-parallel GEMM on
              * another 1 / tp of its input's columns (exec/model.c takes them contiguous either way) */
             if (kind == 'e' && !strcmp(nm, "proj") && l == 'd') l = 'n';

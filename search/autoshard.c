@@ -12,6 +12,10 @@
  * consumer needs, forward, and backward the mirror: the consumer's input gradient (partial along
  * the axes that split a label the input lacks, e.g. a column-parallel matmul's input) resharded to
  * the producer's output layout. Megatron's f/g operators come out of these two rules by themselves.
+ * An MoE layer prices Megatron-Core's all-to-all token dispatcher: the combine mirrors the dispatch
+ * (search/graph.c: a split of the tokens is the expert outputs' capacity split, so the outputs return
+ * to their tokens' devices by an all-to-all, not an all-gather of every expert's), and the router's
+ * output is resharded once, for the dispatch, which carries it to the combine (edge_source).
  *
  * Size control (Alpa, section 4.2 and 6): element-wise operators with one activation input whose
  * producer feeds only them follow that producer's layout and are merged into its ILP node (follow
@@ -431,16 +435,46 @@ static int ctx_init(ctx *x, const st_graph *g, const st_cluster *c, const st_pro
     return 0;
 }
 
-/* Resharding of tensor t from producer strategy a to consumer op c's input i, strategy b: forward
- * into fwd[], backward (the input gradient, partial along the axes that split a label the input
- * lacks, back to the producer's output layout) into bwd[] (each may be NULL, else room for 2);
- * returns the two times' sum. */
-static double edge_steps(const ctx *x, int t, const strat *a, const st_gop *co, int i, const strat *b,
+/* Where consumer co's input i is resharded from: the op returned (-1: none) and, with *via >= 0, that
+ * op's layout of its input *via rather than its output. The tensor's producer, except for an MoE
+ * combine's router input: a Megatron-style MoE layer reshards the router's output once, for the
+ * dispatch, whose token dispatcher carries the probabilities with the tokens to the combine
+ * (Megatron-Core's megatron/core/transformer/moe/token_dispatcher.py, MoEAlltoAllTokenDispatcher:
+ * dispatch_preprocess permutes the probs with the tokens, dispatch_all_to_all sends both; no second
+ * reduction of the logits; exec/model.c's moe_rows alike), so the combine reads them as the dispatch
+ * holds them, and the backward sums the two consumers' gradients before one resharding back to the
+ * router. present[op] (may be NULL: every op) >= 0 says which ops take part; a dispatch that does not
+ * leaves the producer. */
+static int edge_source(const st_graph *g, const int *present, int co, int i, int *via) {
+    const st_gop *c = &g->ops[co];
+    int t = c->in[i];
+    *via = -1;
+    if (c->type == ST_GOP_COMBINE && i > 0)
+        for (int d = 0; d < g->nops; d++) {
+            const st_gop *o = &g->ops[d];
+            if (o->type != ST_GOP_DISPATCH || (present && present[d] < 0)) continue;
+            for (int j = 1; j < o->nin; j++)
+                if (o->in[j] == t) {
+                    *via = j;
+                    return d;
+                }
+        }
+    return g->t[t].producer;
+}
+
+/* the layout of strategy a that an edge reshards from (edge_source's via) */
+static st_layout src_layout(const strat *a, int via) { return via >= 0 ? a->in[via] : a->out; }
+
+/* Resharding of tensor t from layout src (its producer's output, or edge_source's) to consumer op
+ * c's input i, strategy b: forward into fwd[], backward (the input gradient, partial along the axes
+ * that split a label the input lacks, back to src without partial sums) into bwd[] (each may be
+ * NULL, else room for 2); returns the two times' sum. */
+static double edge_steps(const ctx *x, int t, st_layout src, const st_gop *co, int i, const strat *b,
                          st_reshard_step *fwd, int *nf, st_reshard_step *bwd, int *nb) {
     const st_gtensor *T = &x->g->t[t];
     double bytes = st_gtensor_numel(T) * st_dtype_bytes(T->dtype);
-    double tf = st_cost_reshard_steps(x->c, x->prof, &x->mesh, bytes, a->out, b->in[i], fwd, nf);
-    st_layout gsrc = b->in[i], gdst = a->out;
+    double tf = st_cost_reshard_steps(x->c, x->prof, &x->mesh, bytes, src, b->in[i], fwd, nf);
+    st_layout gsrc = b->in[i], gdst = src;
     for (int ax = 0; ax < x->mesh.naxes; ax++)
         if (b->lab[ax] && gsrc.ax[ax] < 0 && dim_of(co, co->lab[i], b->lab[ax]) < 0) gsrc.partial |= (unsigned char)(1u << ax);
     gdst.partial = 0;
@@ -477,14 +511,14 @@ static int reads_entering(const ctx *x, const double *mult, int co, int i) {
     return x->entering >= 0 && t == x->entering && (pr < 0 || !mult || mult[pr] <= 0);
 }
 
-static double edge_cost(const ctx *x, int t, const strat *a, const st_gop *co, int i, const strat *b) {
+static double edge_cost(const ctx *x, int t, st_layout src, const st_gop *co, int i, const strat *b) {
     if (x->recompute && co->block) { /* the recomputed forward reshards the input again */
         const st_gtensor *T = &x->g->t[t];
-        double again = st_cost_reshard(x->c, x->prof, &x->mesh, st_gtensor_numel(T) * st_dtype_bytes(T->dtype), a->out,
+        double again = st_cost_reshard(x->c, x->prof, &x->mesh, st_gtensor_numel(T) * st_dtype_bytes(T->dtype), src,
                                        b->in[i], NULL, NULL);
-        return again + edge_steps(x, t, a, co, i, b, NULL, NULL, NULL, NULL);
+        return again + edge_steps(x, t, src, co, i, b, NULL, NULL, NULL, NULL);
     }
-    return edge_steps(x, t, a, co, i, b, NULL, NULL, NULL, NULL);
+    return edge_steps(x, t, src, co, i, b, NULL, NULL, NULL, NULL);
 }
 
 /* ------------------------------------------------------------ ILP assembly */
@@ -588,21 +622,23 @@ static const strat *op_strat(const ctx *x, const problem *p, int o, int k) {
     return &x->ops[o].s[p->fidx[o][k]];
 }
 
-/* One edge (tensor t from producer op pr to consumer op co, input i), with multiplicity w. */
-static int tensor_edge(const ctx *x, problem *p, int t, int pr, int co, int i, double w) {
+/* One edge (tensor t from op pr, its output or with via >= 0 its input via, to consumer op co, input
+ * i), with multiplicity w. */
+static int tensor_edge(const ctx *x, problem *p, int t, int pr, int via, int co, int i, double w) {
     int u = p->node_of[pr], v = p->node_of[co];
     const st_gop *cop = &x->g->ops[co];
     if (u == v) {
         /* inside one node (a follower, or a tied block whose output feeds its own input op) */
         for (int k = 0; k < p->nstrat[u]; k++)
-            p->cost[u][k] += w * edge_cost(x, t, op_strat(x, p, pr, k), cop, i, op_strat(x, p, co, k));
+            p->cost[u][k] += w * edge_cost(x, t, src_layout(op_strat(x, p, pr, k), via), cop, i, op_strat(x, p, co, k));
         return 0;
     }
     int nu = p->nstrat[u], nv = p->nstrat[v];
     double *mat = malloc((size_t)nu * (size_t)nv * sizeof *mat);
     if (!mat) return ST_ENOMEM;
     for (int a = 0; a < nu; a++)
-        for (int b = 0; b < nv; b++) mat[a * nv + b] = w * edge_cost(x, t, op_strat(x, p, pr, a), cop, i, op_strat(x, p, co, b));
+        for (int b = 0; b < nv; b++)
+            mat[a * nv + b] = w * edge_cost(x, t, src_layout(op_strat(x, p, pr, a), via), cop, i, op_strat(x, p, co, b));
     int rc = add_edge(p, u, v, mat);
     if (rc) free(mat);
     return rc;
@@ -695,7 +731,7 @@ static int build(const ctx *x, const scope *sc, problem *p) {
             strat a = arrival(x, g->ops[co].in[i]);
             int u = p->node_of[co];
             for (int k = 0; k < p->nstrat[u]; k++)
-                p->cost[u][k] += edge_cost(x, g->ops[co].in[i], &a, &g->ops[co], i, op_strat(x, p, co, k));
+                p->cost[u][k] += edge_cost(x, g->ops[co].in[i], a.out, &g->ops[co], i, op_strat(x, p, co, k));
         }
     }
     /* edges */
@@ -703,11 +739,11 @@ static int build(const ctx *x, const scope *sc, problem *p) {
         if (sc->mult[co] <= 0) continue;
         const st_gop *op = &g->ops[co];
         for (int i = 0; i < op->nin; i++) {
-            int t = op->in[i];
-            int pr = g->t[t].producer;
+            int t = op->in[i], via;
+            int pr = edge_source(g, p->node_of, co, i, &via);
             if (pr < 0 || sc->mult[pr] <= 0) continue;
             double w = sc->mult[co] < sc->mult[pr] ? sc->mult[co] : sc->mult[pr];
-            int rc = tensor_edge(x, p, t, pr, co, i, w);
+            int rc = tensor_edge(x, p, t, pr, via, co, i, w);
             if (rc) return rc;
         }
         /* tied blocks: the last block's output feeds the next block's input consumers */
@@ -716,7 +752,7 @@ static int build(const ctx *x, const scope *sc, problem *p) {
                 if (op->in[i] != g->block_in) continue;
                 int pr = g->t[g->block_out].producer;
                 if (pr < 0 || sc->mult[pr] <= 0) continue;
-                int rc = tensor_edge(x, p, g->block_out, pr, co, i, sc->cross_mult);
+                int rc = tensor_edge(x, p, g->block_out, pr, -1, co, i, sc->cross_mult);
                 if (rc) return rc;
             }
         }
@@ -909,12 +945,12 @@ static void recompute_parts(const ctx *x, const int *idx, double *dt, double *ai
         *dt += b->fwd_s;
         const st_gop *op = &g->ops[co];
         for (int i = 0; i < op->nin; i++) {
-            int t = op->in[i], pr = g->t[t].producer;
-            if (t == g->block_in && g->block_out >= 0) t = g->block_out, pr = g->t[t].producer;
+            int t = op->in[i], via, pr = edge_source(g, idx, co, i, &via);
+            if (t == g->block_in && g->block_out >= 0) t = g->block_out, pr = g->t[t].producer, via = -1;
             if (pr < 0 || idx[pr] < 0 || !g->ops[pr].block) continue;
             const st_gtensor *T = &g->t[t];
             *dt += st_cost_reshard(x->c, x->prof, &x->mesh, st_gtensor_numel(T) * st_dtype_bytes(T->dtype),
-                                   x->ops[pr].s[idx[pr]].out, b->in[i], NULL, NULL);
+                                   src_layout(&x->ops[pr].s[idx[pr]], via), b->in[i], NULL, NULL);
         }
     }
     if (g->block_out >= 0) {
@@ -1655,6 +1691,16 @@ int st_autoshard(const st_model *m, const st_graph *custom, const st_cluster *c,
     return 0;
 }
 
+/* op's input i's layout under the stage's labels for it */
+static st_layout choice_in(const st_graph *g, const st_as_stage *st, int op, int i) {
+    st_layout l = {{-1, -1}, 0};
+    for (int a = 0; a < st->mesh.naxes; a++) {
+        char c = st->choice[op].lab[a];
+        if (c) l.ax[a] = (signed char)dim_of(&g->ops[op], g->ops[op].lab[i], c);
+    }
+    return l;
+}
+
 void st_autoshard_block_collectives(const st_autoshard_result *r, int stage, int counts[ST_COLL_COUNT]) {
     memset(counts, 0, ST_COLL_COUNT * sizeof counts[0]);
     if (stage < 0 || stage >= r->nstages) return;
@@ -1664,18 +1710,14 @@ void st_autoshard_block_collectives(const st_autoshard_result *r, int stage, int
         const st_gop *op = &g->ops[co];
         if (!op->block || st->choice[co].lab[0] == '-') continue;
         for (int i = 0; i < op->nin; i++) {
-            int t = op->in[i], pr = g->t[t].producer;
+            int t = op->in[i], via = -1, pr = g->t[t].producer;
             if (t == g->block_in) pr = g->t[g->block_out].producer; /* from the previous layer */
+            else pr = edge_source(g, NULL, co, i, &via);
             if (pr < 0 || st->choice[pr].lab[0] == '-') continue;
-            /* the consumer's input layout under its labels */
-            st_layout dst = {{-1, -1}, 0};
-            for (int a = 0; a < st->mesh.naxes; a++) {
-                char l = st->choice[co].lab[a];
-                if (l) dst.ax[a] = (signed char)dim_of(op, op->lab[i], l);
-            }
+            st_layout src = via >= 0 ? choice_in(g, st, pr, via) : st->choice[pr].out, dst = choice_in(g, st, co, i);
             st_coll steps[2];
             int ns = 0;
-            st_cost_reshard(NULL, NULL, &st->mesh, 0, st->choice[pr].out, dst, steps, &ns);
+            st_cost_reshard(NULL, NULL, &st->mesh, 0, src, dst, steps, &ns);
             for (int k = 0; k < ns; k++) counts[steps[k]]++;
         }
     }
@@ -1710,6 +1752,7 @@ const char *st_autoshard_role(const st_graph *g, int op, const st_as_choice *ch,
     if (l == 's') return "sequence";
     if (l == 'n') return "heads";
     if (l == 'c') return "tokens";
+    if (l == 'b') return "data (batch split)"; /* an MoE combine's tokens: its first input is the experts' */
     return "split";
 }
 
@@ -1906,19 +1949,20 @@ int st_autoshard_work(const st_autoshard_result *r, int stage, const st_cluster 
             if (x.entering >= 0 && t == x.entering && (pr < 0 || si[pr] < 0)) { /* from the previous stage */
                 strat a = arrival(&x, t);
                 int pt = part[co] == ST_AS_LAYER ? ST_AS_ENTER : part[co];
-                edge_steps(&x, t, &a, op, i, b, rs, &nf, rb, &nb);
+                edge_steps(&x, t, a.out, op, i, b, rs, &nf, rb, &nb);
                 rc = push_colls(w, pt, 0, co, -1, rs, nf) || push_colls(w, pt, 1, co, -1, rb, nb) ? ST_ENOMEM : 0;
                 if (rc) break;
             }
-            if (pr >= 0 && si[pr] >= 0) {
-                int pt = part[pr] == part[co] ? part[co] : part[co] == ST_AS_LAYER ? ST_AS_ENTER : ST_AS_LEAVE;
-                edge_steps(&x, t, &x.ops[pr].s[si[pr]], op, i, b, rs, &nf, rb, &nb);
-                rc = push_colls(w, pt, 0, co, pr, rs, nf) || push_colls(w, pt, 1, co, pr, rb, nb) ? ST_ENOMEM : 0;
+            int via, src = edge_source(g, si, co, i, &via); /* pr's output, or what holds it for co */
+            if (src >= 0 && si[src] >= 0) {
+                int pt = part[src] == part[co] ? part[co] : part[co] == ST_AS_LAYER ? ST_AS_ENTER : ST_AS_LEAVE;
+                edge_steps(&x, t, src_layout(&x.ops[src].s[si[src]], via), op, i, b, rs, &nf, rb, &nb);
+                rc = push_colls(w, pt, 0, co, src, rs, nf) || push_colls(w, pt, 1, co, src, rb, nb) ? ST_ENOMEM : 0;
             }
             if (!rc && t == g->block_in && k > 1 && g->block_out >= 0) { /* from the previous layer */
                 int lp = g->t[g->block_out].producer;
                 if (lp >= 0 && si[lp] >= 0) {
-                    edge_steps(&x, g->block_out, &x.ops[lp].s[si[lp]], op, i, b, rs, &nf, rb, &nb);
+                    edge_steps(&x, g->block_out, x.ops[lp].s[si[lp]].out, op, i, b, rs, &nf, rb, &nb);
                     rc = push_colls(w, ST_AS_CROSS, 0, co, lp, rs, nf) || push_colls(w, ST_AS_CROSS, 1, co, lp, rb, nb)
                          ? ST_ENOMEM
                          : 0;

@@ -317,8 +317,11 @@ int st_graph_from_model(const st_model *m, int64_t mbs, int64_t seq, st_dtype dt
         mo = T("moe_out", 0, b, S, h);
         o = OP("moe_combine", ST_GOP_COMBINE, ST_OPC_ELEMWISE, mo, "ech,bse->bsh", "e", e2, r);
         take_costs(&g->ops[o], find_op(blk, nb, "moe_combine"), 1);
-        strcpy(g->ops[o].alias_from, "c");
-        strcpy(g->ops[o].alias_to, "b");
+        /* the dispatch's mirror: the tokens' split is the expert outputs' capacity split, so a combine on the
+         * rows takes from the experts only its rows' outputs (Megatron-Core's combine all-to-all,
+         * token_dispatcher.py's combine_all_to_all), not every expert output gathered */
+        strcpy(g->ops[o].alias_from, "bs");
+        strcpy(g->ops[o].alias_to, "cc");
     }
     int xo = T("mlp_residual_out", 0, b, S, h);
     o = OP("mlp_residual", ST_GOP_ELEMWISE, ST_OPC_ELEMWISE, xo, "bsh,bsh->bsh", "", xm, mo);
@@ -511,6 +514,8 @@ static int derive_labels(st_graph *g, int oi, const char *file, st_error *err) {
     case ST_GOP_DISPATCH:
         if (r < 2 || out->ndim != 3 || out->dim[2] != in0->dim[r - 1])
             return BAD("dispatch takes tokens [..., hidden] (+ router [..., experts]) to [experts, capacity, hidden]");
+        if (r - 1 > (int)sizeof o->alias_from - 1) /* each token dimension aliases the capacity */
+            return BAD("dispatch tokens '%s' %s: at most %d token dimensions", in0->name, s0, (int)sizeof o->alias_from - 1);
         set_generic(o->lab[0], r - 1, 0);
         strcat(o->lab[0], "h");
         if (in1) {
@@ -526,6 +531,8 @@ static int derive_labels(st_graph *g, int oi, const char *file, st_error *err) {
     case ST_GOP_COMBINE:
         if (r != 3 || out->ndim < 2 || out->dim[out->ndim - 1] != in0->dim[2])
             return BAD("combine takes [experts, capacity, hidden] (+ router [..., experts]) to tokens [..., hidden]");
+        if (out->ndim - 1 > (int)sizeof o->alias_from - 1)
+            return BAD("combine output '%s' %s: at most %d token dimensions", out->name, so, (int)sizeof o->alias_from - 1);
         strcpy(o->lab[0], "ech");
         set_generic(o->lab_out, out->ndim - 1, 0);
         strcat(o->lab_out, "h");
@@ -534,8 +541,8 @@ static int derive_labels(st_graph *g, int oi, const char *file, st_error *err) {
             strcat(o->lab[1], "e");
         }
         strcpy(o->nosplit, "e");
-        strcpy(o->alias_from, "c");
-        strcpy(o->alias_to, "A");
+        /* the tokens' dimensions split the capacity, as the dispatch's (the combine's all-to-all) */
+        for (int i = 0; i < out->ndim - 1; i++) o->alias_from[i] = generic[i], o->alias_to[i] = 'c';
         break;
     default: return BAD("unknown operator type");
     }

@@ -286,7 +286,8 @@ typedef struct st_as_step {
                        bytes on one device */
     int op;         /* the graph op it belongs to (an edge's resharding: the consumer's) */
     int src;        /* a collective's: the graph op whose output it reshards (in backward, that output's
-                       gradient), -1 when the tensor arrives from the previous stage */
+                       gradient; an MoE combine's router input: the dispatch, which holds the router's output
+                       for it), -1 when the tensor arrives from the previous stage */
     double m, n, k, batch; /* compute: the GEMM (fused attention) shape on one device, after the
                               sharding (st_op's); 0 for other classes */
     double flops;   /* compute: this phase's FLOPs on one device */

@@ -115,6 +115,43 @@ if ${CC:-cc} -I"${CUDA_DIR:-/usr/local/cuda}/include" -o "$T/memops" "$T/memops.
 	else nok "the fake's zeroing and pitched copies" "exit $mrc, on a host pointer $hrc"; fi
 else nok "the fake's memory operations: the check builds" "$(cat "$T/mockbuild")"; fi
 
+# the fake's check of the ordering between streams (profiler/mock/cudart.c mock_access): a write of
+# what another stream read, with no event between them, aborts naming both; recorded on one stream and
+# waited for on the other, it passes; two streams' reads of the same bytes need no order
+cat >"$T/race.c" <<'EOF'
+#include <cuda_runtime_api.h>
+int main(int argc, char **argv) {
+	float *d, h[4] = {1, 2, 3, 4};
+	cudaStream_t a, b;
+	cudaEvent_t e;
+	if (cudaMalloc((void **)&d, sizeof h) || cudaStreamCreateWithFlags(&a, cudaStreamNonBlocking) ||
+	    cudaStreamCreateWithFlags(&b, cudaStreamNonBlocking) || cudaEventCreate(&e))
+		return 3;
+	cudaMemcpyAsync(d, h, sizeof h, cudaMemcpyHostToDevice, a); /* a writes */
+	cudaEventRecord(e, a);
+	cudaStreamWaitEvent(b, e, 0);
+	cudaMemcpyAsync(h, d, sizeof h, cudaMemcpyDeviceToHost, b); /* b reads after it */
+	cudaMemcpyAsync(h, d, sizeof h, cudaMemcpyDeviceToHost, a); /* a reads too: reads need no order */
+	if (argc > 1) {
+		cudaMemsetAsync(d, 0, sizeof h, a); /* a writes what b read, unordered: abort */
+	} else {
+		cudaEventRecord(e, b);
+		cudaStreamWaitEvent(a, e, 0);
+		cudaMemsetAsync(d, 0, sizeof h, a);
+	}
+	return 0;
+}
+EOF
+if ${CC:-cc} -I"${CUDA_DIR:-/usr/local/cuda}/include" -o "$T/race" "$T/race.c" "$lib" >"$T/mockbuild" 2>&1; then
+	"$T/race" >/dev/null 2>&1
+	orc=$?
+	"$T/race" race >/dev/null 2>"$T/raceerr"
+	rrc=$?
+	if [ "$orc" -eq 0 ] && [ "$rrc" -gt 128 ] && grep -q "a race on device memory" "$T/raceerr"; then
+		ok "the fake's ordering check: an unordered write after another stream's read aborts, an event orders it"
+	else nok "the fake's ordering check" "exit $orc, unordered $rrc: $(cat "$T/raceerr")"; fi
+else nok "the fake's ordering check: the check builds" "$(cat "$T/mockbuild")"; fi
+
 mpi_strata 300 8 run --model tiny-gpt --plan tp=2,pp=2,dp=2,mbs=1,gbs=8,seq=32,zero=1 --steps 2 --check --json \
 	--backend cuda
 check_within "cuda, tp x pp x dp = 2x2x2 ZeRO-1 on 8 ranks, matches the single-rank CPU reference"
@@ -223,6 +260,22 @@ if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$secs" -le 60 ] &&
 	grep -Eq '^strata run: rank 0 timed out after 3 s in step 1 instruction 4 .* waiting for rank 1 in the pipeline receive over NCCL' \
 		"$T/err"; then ok "cuda: a hang before a pipeline send: the NCCL receive times out, naming it ($secs s)"
 else nok "cuda: a hang before a pipeline send" "exit $rc, $secs s: $(grep '^strata run' "$T/err")"; fi
+# the program's streams on CUDA streams of their own, ordered by events (exec/cuda.c ins_begin): with the
+# test hook that drops the waits for dep[]'s events, the dp reduction's stream reads the gradients the
+# backward's stream is writing, and the fake's ordering check aborts naming them; the same run without
+# the hook passes
+for hook in 0 1; do
+	STRATA_EXEC_CUDA_SKIP_WAITS=$hook
+	export STRATA_EXEC_CUDA_SKIP_WAITS
+	mpi_strata 120 2 run --model tiny-gpt --plan tp=1,pp=1,dp=2,mbs=1,gbs=4,seq=32 --steps 2 --backend cuda
+	eval "rc$hook=\$rc"
+	cp "$T/err" "$T/err$hook"
+done
+unset STRATA_EXEC_CUDA_SKIP_WAITS
+if [ "$rc0" -eq 0 ] && [ "$rc1" -ne 0 ] && [ "$rc1" -ne 124 ] &&
+	grep -q "mock cudart: a race on device memory.*ncclAllReduce (reads on stream 3" "$T/err1"; then
+	ok "cuda: the dp stream waits for the backward's events (without them the fake sees the race)"
+else nok "cuda: the dp stream waits for the backward's events" "exit $rc0 and $rc1: $(grep mock "$T/err1")"; fi
 export CUDA_VISIBLE_DEVICES=-1
 mpi_strata 60 2 run --model tiny-gpt --plan $P --backend cuda
 refused "no GPU: refused on every rank" "no CUDA GPU: no CUDA-capable device is detected"

@@ -44,6 +44,21 @@ splits() {
 }
 # ran SPEC: the run's plan (JSON) begins with SPEC
 ran() { grep -q "\"plan\": \"$1" "$T/out"; }
+# simulated_tp NAME MODEL: the last run's --compare simulates the tp collectives that ran: as plan NAME's own
+# lowering prices them (strata sim --plan: the all-to-alls and gathers of its rows splits, as the ILP prices
+# them), not the Megatron collectives of the plain tp spec the executor runs it as (its program's)
+simulated_tp() {
+	_run=$(awk '$1 == ".compare.simulated_s.coll_tp" { print $2 }' "$T/flat")
+	_ilp=$("$STRATA" sim --cluster "$SLOW" --model "$2" --plan "$T/$1.json" --json | awk "$FLATTEN" |
+		awk '$1 == ".breakdown_s.tp_comm" { print $2 }')
+	_spec=$(grep -o '"plan": "[^"]*' "$T/out" | cut -d'"' -f4)
+	_plain=$("$STRATA" sim --cluster "$SLOW" --model "$2" --plan "$_spec" --json | awk "$FLATTEN" |
+		awk '$1 == ".breakdown_s.tp_comm" { print $2 }')
+	if awk -v r="$_run" -v i="$_ilp" -v p="$_plain" \
+		'BEGIN { exit !(r > 0 && i > 0 && (r - i) ^ 2 <= (1e-6 * i) ^ 2 && (r - p) ^ 2 > (1e-3 * r) ^ 2) }'; then
+		ok "$1: --compare simulates the tp collectives that ran (${_run} s, the ILP's; the plain spec's ${_plain:-none: not a plan without the ILP whole heads})"
+	else nok "$1: --compare simulates the tp collectives that ran" "run $_run, ILP $_ilp, plain spec $_plain"; fi
+}
 
 # tiny-gpt on 2: heads and ffn split (Megatron's tp), the residual stream split by sequences
 ilp g2 --model tiny-gpt --gpus 2 --gbs 8 --mbs 2 --max-stages 1
@@ -82,7 +97,9 @@ ilp g2r --model tiny-gpt --gpus 2 --gbs 16 --mbs 8 --max-stages 1
 if splits g2r qkv '"n"' && splits g2r attention '"n"' && splits g2r proj '"b"' && splits g2r fc2 '"f"'; then
 	ok "tiny-gpt on 2, micro-batch 8: the ILP splits the projection by the rows, the rest as Megatron's tp"
 else nok "tiny-gpt on 2, micro-batch 8: the ILP's shardings" "$(cat "$T/g2r.json")"; fi
-checked 2 "tiny-gpt, ILP tp=2 with the projection on the rows, matches the reference" --model tiny-gpt --plan "$T/g2r.json"
+checked 2 "tiny-gpt, ILP tp=2 with the projection on the rows, matches the reference" --model tiny-gpt --plan "$T/g2r.json" \
+	--compare
+simulated_tp g2r tiny-gpt
 if grep -q '"on_rows": "projection"' "$T/out"; then ok "it runs the projection on the rows"
 else nok "it runs the projection on the rows" "$(head -3 "$T/out")"; fi
 # tiny-llama on 2: QKV to the projection on each device's sequences, the MLP and the output layer tp
@@ -125,7 +142,8 @@ if splits l4s qkv '"e"' && splits l4s attention null && splits l4s proj '"n"' &&
 	ok "tiny-llama on 4: the ILP splits QKV along its fused width, the attention replicated"
 else nok "tiny-llama on 4: the ILP's shardings" "$(cat "$T/l4s.json")"; fi
 checked 4 "tiny-llama, ILP tp=4 with QKV on its fused width (2 kv heads), matches the reference" \
-	--model tiny-llama --plan "$T/l4s.json"
+	--model tiny-llama --plan "$T/l4s.json" --compare
+simulated_tp l4s tiny-llama
 if grep -q '"qkv_split": "width"' "$T/out" && ran "tp=4,pp=1,dp=1,.*sp=1"; then
 	ok "it runs QKV on its fused width, the rest as tp=4 with sp"
 else nok "it runs QKV on its fused width, the rest as tp=4 with sp" "$(head -3 "$T/out")"; fi
@@ -143,12 +161,14 @@ check_within "tiny-gpt, ILP tp=8 over 4 heads with QKV on its fused width, match
 # the experts split over the axis and combined back by all-to-alls; tiny-moe on 2 (attention by heads) and
 # on 4 (QKV on its fused width, 2 kv heads)
 ilp m2 --model tiny-moe --gpus 2 --gbs 8 --mbs 2 --max-stages 1
-if splits m2 qkv '"n"' && splits m2 router '"h"' && splits m2 dispatch '"s"' && splits m2 expert_fc1 '"e"' &&
-	splits m2 moe_combine '"s"'; then
+# (the rows by sequence 's' or by batch 'b', the same price with two sequences on two devices)
+m2rows() { splits m2 ln2 "$1" && splits m2 dispatch "$1" && splits m2 moe_combine "$1"; }
+if splits m2 qkv '"n"' && splits m2 router '"h"' && splits m2 expert_fc1 '"e"' && { m2rows '"s"' || m2rows '"b"'; }; then
 	ok "tiny-moe on 2: the ILP splits the router by the hidden dimension, the experts over the axis"
 else nok "tiny-moe on 2: the ILP's shardings" "$(cat "$T/m2.json")"; fi
 checked 2 "tiny-moe, ILP tp=2 with the experts over the axis, matches the reference" \
-	--model tiny-moe --plan "$T/m2.json"
+	--model tiny-moe --plan "$T/m2.json" --compare
+simulated_tp m2 tiny-moe
 if grep -q '"experts": "tp rows"' "$T/out"; then ok "it runs the experts over the tp group on the rows"
 else nok "it runs the experts over the tp group on the rows" "$(head -3 "$T/out")"; fi
 ilp m4 --model tiny-moe --gpus 4 --gbs 8 --mbs 2 --max-stages 1
@@ -158,7 +178,7 @@ checked 4 "tiny-moe, ILP tp=4 with QKV on its fused width and the experts over t
 # the experts over the axis, the output layer vocabulary-parallel there; run as a tp axis whose attention and
 # router take the rows (attn_rows 2, moe_rows with the router whole), the output layer Megatron's with sp
 ilp m2b --model tiny-moe --gpus 2 --gbs 32 --mbs 8 --max-stages 1
-if splits m2b qkv '"b"' && splits m2b router '"b"' && splits m2b expert_fc1 '"e"' && splits m2b moe_combine '"c"' &&
+if splits m2b qkv '"b"' && splits m2b router '"b"' && splits m2b expert_fc1 '"e"' && splits m2b moe_combine '"b"' &&
 	splits m2b logits '"v"'; then
 	ok "tiny-moe on 2, micro-batch 8: the ILP splits the experts over a batch axis, the output layer by vocabulary"
 else nok "tiny-moe on 2, micro-batch 8: the ILP's shardings" "$(cat "$T/m2b.json")"; fi

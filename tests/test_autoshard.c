@@ -1566,6 +1566,14 @@ START_TEST(ilp_hybrid_qkv_width) {
 }
 END_TEST
 
+/* the label of the residual stream's rows on mesh axis 0 (the ILP's 'b' or 's', equal in price where the
+ * micro-batch's sequences divide over the axis) */
+static char stream_rows(const st_autoshard_result *r) {
+    char l = r->stage[0].choice[op_index(r->g, "ln2")].lab[0];
+    ck_assert_msg(l == 'b' || l == 's', "ln2 split '%c', not by rows", l ? l : '0');
+    return l;
+}
+
 /* MoE blocks on a tensor-parallel axis (moe_rows): tiny-moe on two slow GPUs, the router split by the hidden
  * dimension, dispatch and combine on the residual stream's rows, the experts over the axis; a dispatch off the
  * rows, or a stream the stage does not split, named. */
@@ -1576,8 +1584,10 @@ START_TEST(ilp_hybrid_moe_rows) {
     plan_model("tiny-moe", SRCDIR "/tests/data/cluster_slowgpu.json", 2, 8, 2, 32, 1, &r);
     st_as_choice *ch = r.stage[0].choice;
     const int router = op_index(r.g, "router"), dsp = op_index(r.g, "dispatch"), fc1 = op_index(r.g, "expert_fc1");
+    const char rows = stream_rows(&r);
     ck_assert_int_eq(ch[router].lab[0], 'h');
-    ck_assert_int_eq(ch[dsp].lab[0], 's');
+    ck_assert_int_eq(ch[dsp].lab[0], rows);
+    ck_assert_int_eq(ch[op_index(r.g, "moe_combine")].lab[0], rows);
     ck_assert_int_eq(ch[fc1].lab[0], 'e');
     ck_assert_int_eq(st_autoshard_hybrid(&r, &h, &err), 0);
     ck_assert_int_eq(h.tp, 2);
@@ -1595,10 +1605,10 @@ START_TEST(ilp_hybrid_moe_rows) {
     ch[op_index(r.g, "expert_act")].lab[0] = 'e'; /* the three alike */
     hybrid_refused(&r, "operator expert_act: split 'e' on mesh axis 0 (2 devices): the executor splits the experts");
     ch[op_index(r.g, "expert_act")].lab[0] = 'f';
-    ch[router].lab[0] = 'b'; /* neither 'h' nor the stream's 's' */
-    hybrid_refused(&r, "operator router: split 'b' on mesh axis 0 (2 devices): the executor splits the router by the "
-                       "hidden dimension ('h') or runs it whole on the residual stream's rows");
-    ch[router].lab[0] = 's';
+    ch[router].lab[0] = 0; /* neither 'h' nor the stream's rows */
+    hybrid_refused(&r, "operator router: split none on mesh axis 0 (2 devices): the executor splits the router by "
+                       "the hidden dimension ('h') or runs it whole on the residual stream's rows");
+    ch[router].lab[0] = rows;
     ck_assert_int_eq(st_autoshard_hybrid(&r, &h, &err), 0);
     ck_assert_int_eq(h.router_h, 0);
     for (int o = 0; o < r.g->nops; o++)
@@ -1607,7 +1617,7 @@ START_TEST(ilp_hybrid_moe_rows) {
     ch[dsp].lab[0] = 0;
     hybrid_refused(&r, "operator dispatch: split none on mesh axis 0 (2 devices): the residual stream's other");
     for (int o = 0; o < r.g->nops; o++) /* the residual stream whole: no rows to route by */
-        if (ch[o].lab[0] == 's') ch[o].lab[0] = 0;
+        if (ch[o].lab[0] == rows) ch[o].lab[0] = 0;
     hybrid_refused(&r, "operator dispatch: split none on mesh axis 0 (2 devices): the executor routes the tokens by "
                        "the residual stream's rows");
     st_autoshard_result_free(&r);
@@ -1615,7 +1625,7 @@ START_TEST(ilp_hybrid_moe_rows) {
 END_TEST
 
 /* Experts on a batch axis (tiny-moe on two slow GPUs, micro-batches of 8): the attention, router, dispatch and
- * combine on each device's sequences ('b', the combine's 'c' the same rows), the experts over the axis ('e'), the
+ * combine on each device's sequences ('b'), the experts over the axis ('e'), the
  * output layer vocabulary-parallel ('v'): the axis runs as a tp axis whose attention and router take the rows
  * (attn_rows 2, moe_rows with the router whole), the output layer as Megatron's with sp; with the output layer
  * on the batch too, Megatron's ep over the dp ranks. */
@@ -1628,7 +1638,7 @@ START_TEST(ilp_hybrid_moe_batch) {
     ck_assert_int_eq(ch[op_index(r.g, "qkv")].lab[0], 'b');
     ck_assert_int_eq(ch[op_index(r.g, "router")].lab[0], 'b');
     ck_assert_int_eq(ch[op_index(r.g, "expert_fc1")].lab[0], 'e');
-    ck_assert_int_eq(ch[op_index(r.g, "moe_combine")].lab[0], 'c');
+    ck_assert_int_eq(ch[op_index(r.g, "moe_combine")].lab[0], 'b');
     ck_assert_int_eq(ch[op_index(r.g, "logits")].lab[0], 'v');
     ck_assert_int_eq(st_autoshard_hybrid(&r, &h, &err), 0);
     ck_assert_int_eq(h.tp, 2);
@@ -1639,7 +1649,7 @@ START_TEST(ilp_hybrid_moe_batch) {
     ck_assert_int_eq(h.router_h, 0);
     ch[op_index(r.g, "moe_combine")].lab[0] = 's'; /* not the stream's rows */
     hybrid_refused(&r, "operator moe_combine: split 's' on mesh axis 0 (2 devices): the residual stream's other");
-    ch[op_index(r.g, "moe_combine")].lab[0] = 'c';
+    ch[op_index(r.g, "moe_combine")].lab[0] = 'b';
     /* the output layer on the batch too: Megatron's ep over the dp ranks */
     ch[op_index(r.g, "logits")].lab[0] = ch[op_index(r.g, "loss")].lab[0] = 'b';
     ck_assert_int_eq(st_autoshard_hybrid(&r, &h, &err), 0);
@@ -1654,6 +1664,57 @@ START_TEST(ilp_hybrid_moe_batch) {
     hybrid_refused(&r, "operator logits: split 'b' on mesh axis 0 (2 devices): QKV splits the batch there and the "
                        "experts split: the executor runs the axis as tensor-parallel with the attention on the rows, "
                        "which splits it 'v'");
+    st_autoshard_result_free(&r);
+}
+END_TEST
+
+/* What a Megatron-style MoE layer on a tp axis moves (moe_rows; Megatron-Core's token_dispatcher.py,
+ * MoEAlltoAllTokenDispatcher; exec/model.c runs the same): the router's partial logits reduce-scattered to
+ * the rows once (the dispatch carries them to the combine), in backward their gradient all-gathered once;
+ * the experts' outputs returned to their tokens' rows by an all-to-all of each device's share (E x C x h
+ * / tp, bf16), in backward the reverse all-to-all; no all-gather of every expert's output. */
+START_TEST(ilp_moe_rows_combine_alltoall) {
+    st_autoshard_result r;
+    st_error err;
+    const int64_t mbs = 2, seq = 32, tp = 2;
+    plan_model("tiny-moe", SRCDIR "/tests/data/cluster_slowgpu.json", tp, 8, mbs, seq, 1, &r);
+    const int router = op_index(r.g, "router"), dsp = op_index(r.g, "dispatch"), cmb = op_index(r.g, "moe_combine"),
+              fc2 = op_index(r.g, "expert_fc2");
+    const st_as_choice *ch = r.stage[0].choice;
+    const char rows = stream_rows(&r);
+    ck_assert_int_eq(ch[router].lab[0], 'h');
+    ck_assert_int_eq(ch[dsp].lab[0], rows);
+    ck_assert_int_eq(ch[cmb].lab[0], rows);
+    ck_assert_int_eq(ch[fc2].lab[0], 'e');
+    st_model m;
+    ck_assert_int_eq(st_model_preset("tiny-moe", &m), 0);
+    st_cluster c = cluster(SRCDIR "/tests/data/cluster_slowgpu.json", tp);
+    st_as_work w;
+    ck_assert_int_eq(st_autoshard_work(&r, 0, &c, NULL, ST_DT_BF16, &w, &err), 0);
+    const double C = (double)((mbs * seq * m.experts_topk + m.experts - 1) / m.experts); /* graph.c's capacity */
+    const double share = (double)m.experts * C * (double)m.hidden * 2 / (double)tp;
+    for (int bwd = 0; bwd < 2; bwd++) {
+        int logits[ST_COLL_COUNT] = {0}, back[ST_COLL_COUNT] = {0};
+        for (int i = 0; i < w.n[ST_AS_LAYER][bwd]; i++) {
+            const st_as_step *v = &w.step[ST_AS_LAYER][bwd][i];
+            if (v->coll == ST_COLL_NONE) continue;
+            if (v->src == router) logits[v->coll]++;
+            if (v->op == cmb && v->src == fc2) {
+                back[v->coll]++;
+                ck_assert_double_eq_tol(v->bytes, share, 1e-9);
+                ck_assert_double_eq_tol(v->time_s, st_cost_collective(&c, NULL, ST_COLL_ALLTOALL, &r.stage[0].mesh.grp[0], share),
+                                        1e-15);
+            }
+            /* the combine reads the logits as the dispatch holds them: nothing to move */
+            ck_assert_msg(!(v->op == cmb && v->src == dsp), "the combine reshards the router's logits again");
+        }
+        ck_assert_int_eq(logits[bwd ? ST_COLL_ALLGATHER : ST_COLL_REDUCESCATTER], 1);
+        ck_assert_int_eq(logits[ST_COLL_ALLGATHER] + logits[ST_COLL_REDUCESCATTER] + logits[ST_COLL_ALLREDUCE] +
+                             logits[ST_COLL_ALLTOALL], 1);
+        ck_assert_int_eq(back[ST_COLL_ALLTOALL], 1);
+        ck_assert_int_eq(back[ST_COLL_ALLGATHER] + back[ST_COLL_REDUCESCATTER] + back[ST_COLL_ALLREDUCE], 0);
+    }
+    st_as_work_free(&w);
     st_autoshard_result_free(&r);
 }
 END_TEST
@@ -1698,6 +1759,7 @@ Suite *suite_autoshard(void) {
     tcase_add_test(tc, ilp_hybrid_qkv_width);
     tcase_add_test(tc, ilp_hybrid_moe_rows);
     tcase_add_test(tc, ilp_hybrid_moe_batch);
+    tcase_add_test(tc, ilp_moe_rows_combine_alltoall);
     suite_add_tcase(s, tc);
     return s;
 }

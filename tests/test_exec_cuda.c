@@ -38,7 +38,8 @@ static float *copy(const float *x, int64_t n) {
     return p;
 }
 
-static int on_device(const void *p, size_t bytes) {
+static int on_device(const void *p, size_t bytes, int write) {
+    (void)write;
     for (int i = 0; i < ndevs; i++)
         if ((const char *)p >= (const char *)devs[i].p && (const char *)p + bytes <= (const char *)devs[i].p + devs[i].n)
             return 1;

@@ -7,7 +7,8 @@
  * stream's transfers; a collective inside a group runs at once: every member calls them in the same
  * order), so the executor's numbers can be checked; sends and receives stay in flight on their
  * stream (below). Each buffer must lie in fake device memory (cudart.c's mock_on_device), else it
- * aborts. MOCK_NCCL_FAIL set: ncclCommInitRank fails (the executor's error path). What it cannot
+ * aborts; each is an access of its stream (read: the send buffer; written: the receive buffer) that
+ * the fake cudart checks against the other streams' (mock_access). MOCK_NCCL_FAIL set: ncclCommInitRank fails (the executor's error path). What it cannot
  * check: NCCL's real behaviour (the order of work inside a stream beyond what is said below, its
  * ordering constraints between communicators, its performance). */
 #include <dlfcn.h>
@@ -26,6 +27,14 @@ static void on_device(const void *p, size_t bytes) {
     static int (*f)(const void *, size_t);
     if (!f) f = (int (*)(const void *, size_t))dlsym(RTLD_DEFAULT, "mock_on_device");
     if (!f || !f(p, bytes)) abort();
+}
+
+/* what an operation on stream st reads (write 0) or writes of the device, for the fake cudart's
+ * check of the ordering between streams (cudart.c's mock_access: it aborts on a race) */
+static void stream_access(cudaStream_t st, const void *p, size_t bytes, int write, const char *what) {
+    static void (*f)(cudaStream_t, const void *, size_t, int, const char *);
+    if (!f) f = (void (*)(cudaStream_t, const void *, size_t, int, const char *))dlsym(RTLD_DEFAULT, "mock_access");
+    if (f) f(st, p, bytes, write, what);
 }
 
 int mock_nccl_drain(cudaStream_t s, int wait);
@@ -99,6 +108,7 @@ ncclResult_t ncclAllReduce(const void *s, void *r, size_t count, ncclDataType_t 
                            cudaStream_t st) {
     mock_nccl_drain(st, 1); /* after the stream's transfers */
     on_device(s, count * esize(t)), on_device(r, count * esize(t));
+    stream_access(st, s, count * esize(t), 0, "ncclAllReduce"), stream_access(st, r, count * esize(t), 1, "ncclAllReduce");
     dev_access(1);
     MPI_Allreduce(s == r ? MPI_IN_PLACE : s, r, (int)count, mpi_type(t), op == ncclMax ? MPI_MAX : MPI_SUM, c->c);
     dev_access(0);
@@ -108,6 +118,7 @@ ncclResult_t ncclAllGather(const void *s, void *r, size_t count, ncclDataType_t 
     mock_nccl_drain(st, 1); /* after the stream's transfers */
     on_device(s, count * esize(t)), on_device(r, count * c->n * esize(t));
     int inplace = (const char *)s == (const char *)r + (size_t)c->rank * count * esize(t);
+    stream_access(st, s, count * esize(t), 0, "ncclAllGather"), stream_access(st, r, count * c->n * esize(t), 1, "ncclAllGather");
     dev_access(1);
     MPI_Allgather(inplace ? MPI_IN_PLACE : s, (int)count, mpi_type(t), r, (int)count, mpi_type(t), c->c);
     dev_access(0);
@@ -117,6 +128,8 @@ ncclResult_t ncclReduceScatter(const void *s, void *r, size_t count, ncclDataTyp
                                cudaStream_t st) {
     mock_nccl_drain(st, 1); /* after the stream's transfers */
     on_device(s, count * c->n * esize(t)), on_device(r, count * esize(t));
+    stream_access(st, s, count * c->n * esize(t), 0, "ncclReduceScatter");
+    stream_access(st, r, count * esize(t), 1, "ncclReduceScatter");
     dev_access(1);
     MPI_Reduce_scatter_block(s, r, (int)count, mpi_type(t), op == ncclMax ? MPI_MAX : MPI_SUM, c->c);
     dev_access(0);
@@ -129,6 +142,8 @@ ncclResult_t ncclReduce(const void *s, void *r, size_t count, ncclDataType_t t, 
     mock_nccl_drain(st, 1); /* after the stream's transfers */
     on_device(s, count * esize(t));
     if (c->rank == root) on_device(r, count * esize(t));
+    stream_access(st, s, count * esize(t), 0, "ncclReduce");
+    if (c->rank == root) stream_access(st, r, count * esize(t), 1, "ncclReduce");
     dev_access(1);
     MPI_Reduce(c->rank == root && s == r ? MPI_IN_PLACE : s, r, (int)count, mpi_type(t),
                op == ncclMax ? MPI_MAX : MPI_SUM, root, c->c);
@@ -140,6 +155,8 @@ ncclResult_t ncclBroadcast(const void *s, void *r, size_t count, ncclDataType_t 
     mock_nccl_drain(st, 1); /* after the stream's transfers */
     if (c->rank == root) on_device(s, count * esize(t));
     on_device(r, count * esize(t));
+    if (c->rank == root && s != r) stream_access(st, s, count * esize(t), 0, "ncclBroadcast");
+    stream_access(st, r, count * esize(t), 1, "ncclBroadcast");
     dev_access(1);
     if (c->rank == root && s != r) memmove(r, s, count * esize(t));
     MPI_Bcast(r, (int)count, mpi_type(t), root, c->c);
@@ -233,6 +250,7 @@ static ncclResult_t p2p(int send, const void *buf, size_t count, ncclDataType_t 
                         cudaStream_t s) {
     on_device(buf, count * esize(t));
     if (nops == (int)(sizeof ops / sizeof ops[0]) || peer < 0 || peer >= c->n) return ncclInvalidArgument;
+    stream_access(s, buf, count * esize(t), !send, send ? "ncclSend" : "ncclRecv");
     ops[nops++] = (__typeof__(ops[0])){send, (void *)(uintptr_t)buf, (int)count, peer, t, c, s};
     return flush();
 }

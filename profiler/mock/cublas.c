@@ -6,7 +6,8 @@
  * nothing for a layout other than fp8's TN with sizes in multiples of 16. cublasSgemm (strata run
  * --backend cuda) also computes its product (column-major, summed in double), so the executor's
  * numbers can be checked against its CPU backend, and aborts on an operand outside the fake
- * device memory (cudart.c's mock_on_device). */
+ * device memory (cudart.c's mock_on_device) and tells the fake cudart what it reads and writes on the
+ * handle's stream (cublasSetStream; cudart.c's mock_access, which aborts on a race between streams). */
 #include <cublasLt.h>
 #include <cublas_v2.h>
 #include <dlfcn.h>
@@ -28,9 +29,16 @@ static void check(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int 
     if (lda < (ta == CUBLAS_OP_N ? m : k) || ldb < (tb == CUBLAS_OP_N ? k : n) || ldc < m) abort();
 }
 
-cublasStatus_t cublasCreate_v2(cublasHandle_t *h) { *h = malloc(8); return CUBLAS_STATUS_SUCCESS; }
+/* a handle holds its stream (the NULL stream until cublasSetStream) */
+cublasStatus_t cublasCreate_v2(cublasHandle_t *h) {
+    *h = calloc(1, sizeof(cudaStream_t));
+    return *h ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_ALLOC_FAILED;
+}
 cublasStatus_t cublasDestroy_v2(cublasHandle_t h) { free(h); return CUBLAS_STATUS_SUCCESS; }
-cublasStatus_t cublasSetStream_v2(cublasHandle_t h, cudaStream_t s) { return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasSetStream_v2(cublasHandle_t h, cudaStream_t s) {
+    *(cudaStream_t *)(void *)h = s;
+    return CUBLAS_STATUS_SUCCESS;
+}
 cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t m) { return CUBLAS_STATUS_SUCCESS; }
 cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                             const void *al, const void *A, cudaDataType_t at, int lda, const void *B,
@@ -51,6 +59,12 @@ static void on_device(const void *p, size_t floats) {
     if (!f) f = (int (*)(const void *, size_t))dlsym(RTLD_DEFAULT, "mock_on_device");
     if (!f(p, floats * sizeof(float))) abort();
 }
+/* an operand of the GEMM on the handle's stream (cudart.c's mock_access) */
+static void stream_access(cublasHandle_t h, const void *p, size_t floats, int write) {
+    static void (*f)(cudaStream_t, const void *, size_t, int, const char *);
+    if (!f) f = (void (*)(cudaStream_t, const void *, size_t, int, const char *))dlsym(RTLD_DEFAULT, "mock_access");
+    if (f) f(*(cudaStream_t *)(void *)h, p, floats * sizeof(float), write, "cublasSgemm");
+}
 
 cublasStatus_t cublasSgemm_v2(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                               const float *al, const float *A, int lda, const float *B, int ldb, const float *be,
@@ -59,6 +73,9 @@ cublasStatus_t cublasSgemm_v2(cublasHandle_t h, cublasOperation_t ta, cublasOper
     on_device(A, (size_t)lda * (ta == CUBLAS_OP_N ? k : m));
     on_device(B, (size_t)ldb * (tb == CUBLAS_OP_N ? n : k));
     on_device(C, (size_t)ldc * n);
+    stream_access(h, A, (size_t)lda * (ta == CUBLAS_OP_N ? k : m), 0);
+    stream_access(h, B, (size_t)ldb * (tb == CUBLAS_OP_N ? n : k), 0);
+    stream_access(h, C, (size_t)ldc * n, 1);
     dev_access(1);
     for (int j = 0; j < n; j++)
         for (int i = 0; i < m; i++) {

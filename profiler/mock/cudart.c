@@ -10,6 +10,19 @@
  * pointers lie in live blocks (else abort): strata run's kernels compute under the fakes; the others
  * (the profiler's) only take time.
  * cudaMemGetInfo says MOCK_MEM_GB less the live blocks are free.
+ * Ordering between streams (exec/cuda.c runs each program stream on a CUDA stream of its own): every
+ * stream keeps a vector clock (one entry per stream of the process, the NULL stream's too), ticked by
+ * each operation it is given; cudaEventRecord copies the stream's clock into the event,
+ * cudaStreamWaitEvent joins the event's into the stream's, and the host keeps a clock of what it saw
+ * finish (cudaStreamSynchronize, a cudaStreamQuery that says done, cudaEventSynchronize,
+ * cudaDeviceSynchronize, cudaFree, a synchronous cudaMemcpy), joined into a stream's whenever the host
+ * gives it work. Every device byte range an operation touches (mock_access: a copy's and a memset's
+ * bytes, a kernel's spans as its host version names them, written or read, the fake cuBLAS's and
+ * NCCL's operands) is checked against the last write of those bytes and the reads since by other
+ * streams: a write and any other access of one byte from two streams with no happens-before between
+ * them (the clocks) abort with a line naming both, as the GPU could run them in either order or at
+ * once. Reads of one byte by two streams need no order. The fakes run every operation at once on the
+ * host, so the numbers cannot show such a race; this check does.
  * Environment: MOCK_NDEV (GPUs, default 2), MOCK_NAME (cudaDeviceProp.name), MOCK_MEM_GB. */
 #include <cuda_runtime_api.h>
 #include <dlfcn.h>
@@ -86,17 +99,129 @@ static int drain(cudaStream_t s, int wait) {
     if (!looked) f = (int (*)(cudaStream_t, int))dlsym(RTLD_DEFAULT, "mock_nccl_drain"), looked = 1;
     return f ? f(s, wait) : 1;
 }
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned f) { *s = malloc(8); return cudaSuccess; }
+/* ---------------------------------------------------------------- happens-before between streams */
+#define MAXS 64 /* streams of a process the clocks tell apart (the NULL stream is 0); more abort */
+typedef unsigned vclock[MAXS];
+struct CUstream_st {
+    int id;
+};
+static vclock sclk[MAXS], host; /* each stream's clock, the host's */
+static int nstreams = 1;        /* ids given (0: the NULL stream) */
+struct CUevent_st {
+    double t; /* the fake clock when recorded */
+    int recorded;
+    vclock vc;
+};
+static int sid(cudaStream_t s) { return s ? s->id : 0; }
+static void join(unsigned *to, const unsigned *from) {
+    for (int i = 0; i < MAXS; i++)
+        if (from[i] > to[i]) to[i] = from[i];
+}
+/* the host saw stream s's work so far finish (s NULL with all: every stream's) */
+static void host_saw(cudaStream_t s, int all) {
+    if (all)
+        for (int i = 0; i < nstreams; i++) join(host, sclk[i]);
+    else join(host, sclk[sid(s)]);
+}
+/* an operation on s: after what the host saw, after the stream's earlier work (its tick) */
+static unsigned tick(cudaStream_t s) {
+    int i = sid(s);
+    join(sclk[i], host);
+    return ++sclk[i][i];
+}
+
+/* What happened last to a range of a block: its last write (stream w at tick wc; w -1: none since it
+ * was allocated) and the reads since, per stream (the latest tick; 0: none). Kept as sorted segments
+ * of each block, split and merged as accesses come. */
+typedef struct seg {
+    size_t lo, hi; /* bytes from the block's start */
+    int w;
+    unsigned wc;
+    const char *wwhat;
+    unsigned rc[MAXS];
+    const char *rwhat[MAXS];
+} seg;
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned f) {
+    if (nstreams == MAXS) {
+        fprintf(stderr, "mock cudart: more than %d streams\n", MAXS - 1);
+        abort();
+    }
+    if (!(*s = malloc(sizeof **s))) return cudaErrorMemoryAllocation;
+    (*s)->id = nstreams++; /* (ids are not reused: a destroyed stream's clock stays as the others know it) */
+    return cudaSuccess;
+}
+cudaError_t cudaStreamCreate(cudaStream_t *s) { return cudaStreamCreateWithFlags(s, 0); }
 cudaError_t cudaStreamDestroy(cudaStream_t s) { drain(s, 1); free(s); return cudaSuccess; }
-cudaError_t cudaStreamSynchronize(cudaStream_t s) { drain(s, 1); return cudaSuccess; }
-cudaError_t cudaStreamQuery(cudaStream_t s) { return drain(s, 0) ? cudaSuccess : cudaErrorNotReady; }
-cudaError_t cudaDeviceSynchronize(void) { drain(NULL, 1); return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t s) { drain(s, 1); host_saw(s, 0); return cudaSuccess; }
+cudaError_t cudaStreamQuery(cudaStream_t s) {
+    if (!drain(s, 0)) return cudaErrorNotReady;
+    host_saw(s, 0);
+    return cudaSuccess;
+}
+cudaError_t cudaDeviceSynchronize(void) { drain(NULL, 1); host_saw(NULL, 1); return cudaSuccess; }
 /* the live device blocks (the profiler holds a few dozen at once, strata run one) */
 static struct {
     char *p;
     size_t n;
+    seg *segs; /* its access history (owned) */
+    int nsegs;
 } blocks[4096];
 static int nblocks;
+
+static void race(const char *what, int s, unsigned c, const char *other, int os, unsigned oc, int write, int owrite,
+                 const void *p, size_t n) {
+    fprintf(stderr,
+            "mock cudart: a race on device memory [%p, +%zu): %s (%s on stream %d, its operation %u) and %s (%s on "
+            "stream %d, its operation %u) with no ordering between them (an event, a stream's order, a host wait)\n",
+            p, n, what, write ? "writes" : "reads", s, c, other ? other : "?", owrite ? "writes" : "reads", os, oc);
+    abort();
+}
+
+/* block b's segment that starts at off (split there if one spans it); its index */
+static int split(int b, size_t off) {
+    int i = 0;
+    while (i < blocks[b].nsegs && blocks[b].segs[i].hi <= off) i++;
+    if (i == blocks[b].nsegs || blocks[b].segs[i].lo == off) return i;
+    seg *m = realloc(blocks[b].segs, (size_t)(blocks[b].nsegs + 1) * sizeof *m);
+    if (!m) abort();
+    blocks[b].segs = m;
+    memmove(&m[i + 1], &m[i], (size_t)(blocks[b].nsegs - i) * sizeof *m);
+    blocks[b].nsegs++;
+    m[i].hi = off, m[i + 1].lo = off;
+    return i + 1;
+}
+
+/* Operation `what` on stream s touches [p, p + n) of the device (write: it may write it): aborts
+ * when an earlier access by another stream is not ordered before it and one of the two writes. Host
+ * memory is not followed (its pointers lie in no block). */
+void mock_access(cudaStream_t s, const void *p, size_t n, int write, const char *what) {
+    int b = 0, id = sid(s);
+    while (b < nblocks && !((const char *)p >= blocks[b].p && (const char *)p < blocks[b].p + blocks[b].n)) b++;
+    if (b == nblocks || n == 0) return;
+    size_t lo = (size_t)((const char *)p - blocks[b].p), hi = lo + n > blocks[b].n ? blocks[b].n : lo + n;
+    unsigned c = tick(s), *vc = sclk[id];
+    int i = split(b, lo), j = split(b, hi);
+    for (int k = i; k < j; k++) {
+        seg *g = &blocks[b].segs[k];
+        if (g->w >= 0 && g->w != id && vc[g->w] < g->wc) race(what, id, c, g->wwhat, g->w, g->wc, write, 1, p, n);
+        for (int r = 0; write && r < nstreams; r++)
+            if (r != id && g->rc[r] > vc[r]) race(what, id, c, g->rwhat[r], r, g->rc[r], 1, 0, p, n);
+        if (write) {
+            memset(g->rc, 0, sizeof g->rc);
+            g->w = id, g->wc = c, g->wwhat = what;
+        } else g->rc[id] = c, g->rwhat[id] = what;
+    }
+    /* neighbours alike merged: the list stays as long as the distinct histories */
+    for (int k = (i > 0 ? i - 1 : 0); k + 1 < blocks[b].nsegs && k <= j;) {
+        seg *x = &blocks[b].segs[k], *y = x + 1;
+        if (x->w == y->w && x->wc == y->wc && !memcmp(x->rc, y->rc, sizeof x->rc)) {
+            x->hi = y->hi;
+            memmove(y, y + 1, (size_t)(blocks[b].nsegs - k - 2) * sizeof *y);
+            blocks[b].nsegs--, j--;
+        } else k++;
+    }
+}
 
 /* 1 when [p, p + n) lies in one live cudaMalloc block */
 int mock_on_device(const void *p, size_t n) {
@@ -123,14 +248,19 @@ cudaError_t cudaMalloc(void **p, size_t n) {
                   ? MAP_FAILED
                   : mmap(NULL, pages(n), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     *p = m == MAP_FAILED ? NULL : m;
-    if (*p) blocks[nblocks].p = *p, blocks[nblocks++].n = n;
+    seg *g = *p ? calloc(1, sizeof *g) : NULL;
+    if (*p && !g) munmap(m, pages(n)), *p = NULL;
+    if (g) g->lo = 0, g->hi = n, g->w = -1;
+    if (*p) blocks[nblocks].p = *p, blocks[nblocks].n = n, blocks[nblocks].segs = g, blocks[nblocks++].nsegs = 1;
     return *p ? cudaSuccess : cudaErrorMemoryAllocation;
 }
 cudaError_t cudaFree(void *p) {
     drain(NULL, 1);
+    host_saw(NULL, 1); /* cudaFree synchronizes the device */
     for (int i = 0; i < nblocks; i++)
         if (blocks[i].p == p) {
             munmap(p, pages(blocks[i].n));
+            free(blocks[i].segs);
             blocks[i] = blocks[--nblocks];
             break;
         }
@@ -139,6 +269,8 @@ cudaError_t cudaFree(void *p) {
 cudaError_t cudaMallocHost(void **p, size_t n) { *p = malloc(n); return *p ? cudaSuccess : cudaErrorMemoryAllocation; }
 cudaError_t cudaFreeHost(void *p) { free(p); return cudaSuccess; }
 cudaError_t cudaMemcpy(void *d, const void *s, size_t n, enum cudaMemcpyKind k) {
+    mock_access(NULL, s, n, 0, "cudaMemcpy"), mock_access(NULL, d, n, 1, "cudaMemcpy");
+    host_saw(NULL, 0); /* synchronous */
     mock_dev_access(1);
     memmove(d, s, n);
     mock_dev_access(0);
@@ -154,6 +286,7 @@ cudaError_t cudaMemcpy2DAsync(void *d, size_t dp, const void *s, size_t sp, size
         (k == cudaMemcpyDeviceToHost && (mock_on_device(d, dn) || !mock_on_device(s, sn))) ||
         (k == cudaMemcpyDeviceToDevice && (!mock_on_device(d, dn) || !mock_on_device(s, sn))))
         abort();
+    mock_access(st, s, sn, 0, "a copy (cudaMemcpyAsync)"), mock_access(st, d, dn, 1, "a copy (cudaMemcpyAsync)");
     mock_dev_access(1);
     for (size_t r = 0; r < h; r++) memmove((char *)d + r * dp, (const char *)s + r * sp, w);
     mock_dev_access(0);
@@ -169,6 +302,7 @@ cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, enum cudaMemcpyKin
 cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t st) {
     drain(st, 1);
     if (!mock_on_device(p, n)) abort();
+    mock_access(st, p, n, 1, "cudaMemsetAsync");
     mock_dev_access(1);
     memset(p, v, n);
     mock_dev_access(0);
@@ -184,11 +318,30 @@ cudaError_t cudaMemGetInfo(size_t *f, size_t *t) {
     *t = limit, *f = used < limit ? limit - used : 0;
     return cudaSuccess;
 }
-cudaError_t cudaEventCreate(cudaEvent_t *e) { *e = calloc(1, sizeof(double)); return cudaSuccess; }
+cudaError_t cudaEventCreate(cudaEvent_t *e) { *e = calloc(1, sizeof **e); return *e ? cudaSuccess : cudaErrorMemoryAllocation; }
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned f) { return cudaEventCreate(e); }
 cudaError_t cudaEventDestroy(cudaEvent_t e) { free(e); return cudaSuccess; }
-cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) { drain(s, 1); *(double *)e = now(); return cudaSuccess; }
+/* the stream's work so far (its clock) in the event */
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+    drain(s, 1);
+    tick(s);
+    e->t = now(), e->recorded = 1;
+    memcpy(e->vc, sclk[sid(s)], sizeof e->vc);
+    return cudaSuccess;
+}
+/* s's later work after the event's (an event never recorded: nothing to wait for, as CUDA) */
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned f) {
+    if (e->recorded) join(sclk[sid(s)], e->vc);
+    return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+    join(host, e->vc);
+    return cudaSuccess;
+}
+cudaError_t cudaEventQuery(cudaEvent_t e) { return cudaEventSynchronize(e); }
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
-    *ms = (float)(*(double *)b - *(double *)a);
+    if (!a->recorded || !b->recorded) return cudaErrorInvalidResourceHandle;
+    *ms = (float)(b->t - a->t);
     return cudaSuccess;
 }
 /* the kernels nvcc registered (host stub -> name) and the host versions by name */
@@ -200,7 +353,7 @@ static int nkernels;
 typedef struct { /* exec/kernels_cuda.h's st__xkc_host */
     const char *name;
     const void *kernel;
-    int (*run)(void **args, unsigned grid, unsigned block, int (*on_device)(const void *p, size_t bytes));
+    int (*run)(void **args, unsigned grid, unsigned block, int (*on_device)(const void *p, size_t bytes, int write));
 } host_kernel;
 static const host_kernel *hosts;
 static int nhosts;
@@ -218,12 +371,22 @@ static const host_kernel *host_of(const void *f) {
     return NULL;
 }
 
+/* the running kernel's spans: on the device, each an access of its stream */
+static cudaStream_t launch_stream;
+static const char *launch_name;
+static int launch_span(const void *p, size_t bytes, int write) {
+    if (!mock_on_device(p, bytes)) return 0;
+    mock_access(launch_stream, p, bytes, write, launch_name);
+    return 1;
+}
+
 /* profiler/kernels.cu: 10 us + 1 ns per block; a kernel with a host version runs it first */
 cudaError_t cudaLaunchKernel(const void *f, dim3 g, dim3 b, void **a, size_t sh, cudaStream_t s) {
     const host_kernel *h = host_of(f);
     drain(s, 1);
+    launch_stream = s, launch_name = h ? h->name : "a kernel";
     mock_dev_access(1);
-    if (h && (g.y != 1 || g.z != 1 || b.y != 1 || b.z != 1 || h->run(a, g.x, b.x, mock_on_device))) abort();
+    if (h && (g.y != 1 || g.z != 1 || b.y != 1 || b.z != 1 || h->run(a, g.x, b.x, launch_span))) abort();
     mock_dev_access(0);
     double t0 = clk_ms;
     clk_ms += 0.01 + 1e-6 * g.x;

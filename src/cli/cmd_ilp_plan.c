@@ -126,8 +126,40 @@ done:
     return rc;
 }
 
+/* one micro-batch's resharding collectives on stage s of k layers (st_autoshard_work's steps: its head, the
+ * edge into its first layer, each layer, the edges between them, out of its last, its tail), forward (bwd 0)
+ * or backward; with layers_only the layers' and the edges into and between them (a full recompute's) */
+static double work_colls_s(const st_as_work *w, int k, int bwd, int layers_only) {
+    double t = 0;
+    for (int p = 0; p < ST_AS_PARTS; p++) {
+        double times = p == ST_AS_LAYER ? k : p == ST_AS_CROSS ? k - 1 : 1;
+        if (layers_only && p != ST_AS_LAYER && p != ST_AS_CROSS && p != ST_AS_ENTER) continue;
+        for (int i = 0; i < w->n[p][bwd]; i++)
+            if (w->step[p][bwd][i].coll != ST_COLL_NONE) t += times * w->step[p][bwd][i].time_s;
+    }
+    return t;
+}
+
+/* the tp collectives of a run whose attention or experts split the rows, as the ILP prices what the executor
+ * runs (st_lower_opts' tp_fwd_s ...) */
+static int run_tp_colls(const loaded *L, st_lower_opts *lo, st_error *err) {
+    const st_autoshard_result *r = &L->r;
+    for (int s = 0; s < r->nstages; s++) {
+        st_as_work w;
+        int rc = st_autoshard_work(r, s, &L->in.cluster, L->in.profile, L->o.dtype, &w, err);
+        if (rc) return rc;
+        int k = r->stage[s].last - r->stage[s].first;
+        lo->tp_fwd_s[s] = work_colls_s(&w, k, 0, 0);
+        lo->tp_bwd_s[s] = work_colls_s(&w, k, 1, 0);
+        lo->tp_recompute_s[s] = r->stage[s].recompute ? work_colls_s(&w, k, 0, 1) : 0;
+        st_as_work_free(&w);
+    }
+    lo->ntp_stages = r->nstages;
+    return 0;
+}
+
 int st__run_ilp_spec(const st_cli_args *a, char *spec, size_t n, int *attn_rows, int *moe_rows, int *router_h,
-                     int *replicas, st_error *err) {
+                     int *replicas, st_lower_opts *lo, st_error *err) {
     loaded L;
     st_as_hybrid h;
     int rc = load_all(a, "run", &L, err);
@@ -140,6 +172,7 @@ int st__run_ilp_spec(const st_cli_args *a, char *spec, size_t n, int *attn_rows,
         goto done;
     }
     *attn_rows = h.attn_rows, *moe_rows = h.moe_rows, *router_h = h.router_h, *replicas = h.rep;
+    if (lo && (h.attn_rows || h.moe_rows || h.router_h) && (rc = run_tp_colls(&L, lo, err))) goto done;
     /* the ILP's micro-batch is the stage's, split over its batch axes */
     int len = snprintf(spec, n, "tp=%d,pp=%d,dp=%d,ep=%d,sp=%d,zero=%d,mbs=%lld,gbs=%lld,seq=%lld,stage_layers=",
                        h.tp, r->nstages, h.dp, h.ep, h.sp, h.zero, (long long)(r->mbs / h.dp), (long long)L.o.gbs,

@@ -1,7 +1,9 @@
 /* cmd_run.c: `strata run` under mpirun: lower the plan to every rank's program (fused collectives,
  * the form exec/cpu.c interprets) and run it for real, one process per rank (exec.h); an
  * operator-level plan as the hybrid plan whose shardings it chose (st__run_ilp_spec), where it is
- * one. Every rank reads the same inputs and lowers the same plan; rank 0 alone prints (the text, or
+ * one; where its attention or experts split the rows, the program's tp collectives are the ILP's price
+ * of the all-to-alls and gathers the executor runs for them (st_lower_opts' ntp_stages), so --compare
+ * simulates what runs (the executor runs tp collectives inside its compute, whatever the program says). Every rank reads the same inputs and lowers the same plan; rank 0 alone prints (the text, or
  * one JSON object), and alone names an error: the others exit 2 without a word, so a bad input is one line. */
 #include "exec/exec.h"
 #include "src/cli/cli.h"
@@ -41,9 +43,8 @@ static const char help_text[] =
     "                       in strata sim's processes and threads\n"
     "  --reference-kernels  the plain C GEMMs instead of BLAS\n"
     "  --backend cpu|cuda   cuda: the kernels on each rank's GPU (cuBLAS GEMMs and its own, fp32; the GPU of\n"
-    "                       the node-local rank modulo the visible ones) and the tp, ep and dp collectives\n"
-    "                       over NCCL; the tensors in host memory, copied through the GPU per kernel, the pp\n"
-    "                       sends and receives as cpu runs them (default cpu)\n"
+    "                       the node-local rank modulo the visible ones), the tensors in GPU memory, the tp,\n"
+    "                       ep, cp and dp collectives and the pp sends and receives over NCCL (default cpu)\n"
     "  --compare            also simulate the program that ran, on --cluster (with --profile F), and print\n"
     "                       measured vs simulated per kind of instruction, for the iteration, and the\n"
     "                       memory per rank; for a prediction of this machine, the cluster and profile of\n"
@@ -239,6 +240,8 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
     st_cli_inputs in = {0};
     st_cost_ctx *ctx = NULL;
     st_lowered low = {0};
+    st_lower_opts lo;
+    st_lower_opts_init(&lo);
     st_exec_result res = {0};
     st_cli_text text = {0};
     char spec[512], ilp_spec[4096];
@@ -275,7 +278,7 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
     /* an operator-level plan runs as the hybrid plan it is (st__run_ilp_spec), or is refused */
     if (st__plan_is_ilp(a.plan)) {
         if ((rc = st__run_ilp_spec(&a, ilp_spec, sizeof ilp_spec, &o.attn_rows, &o.moe_rows, &o.router_h,
-                                     &o.replicas, err)))
+                                     &o.replicas, &lo, err)))
             goto done;
         a.plan = ilp_spec;
         a.heads_whole = o.attn_rows == 2 || o.attn_rows == 3; /* no operator splits the heads */
@@ -286,8 +289,6 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
         goto done;
     }
     if ((rc = one_tp(in.plan, err))) goto done;
-    st_lower_opts lo;
-    st_lower_opts_init(&lo);
     lo.every_rank = 1;
     lo.per_op = 0;
     if ((rc = st_lower_plan(ctx, in.plan, &lo, &low, err))) goto done;

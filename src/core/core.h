@@ -351,6 +351,9 @@ typedef struct st_op {
     /* a GEMM's output gradient dY (m x n x batch, the activations' width): with its saved input what its
      * weight gradient dY^T X reads, kept from the input-gradient half to the weight half (cost/memory.c) */
     double dy_bytes;
+    /* a GEMM whose weight another operator holds (the output layer tied to the embedding, the MTP modules'
+     * shared output layer): params 0 here, but its weight gradient is computed here, from dY and X */
+    int shared_weight;
     double input_bytes; /* a block's first operator (its norm): the block input, what a checkpoint keeps */
     int selective;      /* recomputed under selective recompute, dropping its saved_bytes ... */
     double ckpt_kept_bytes; /* ... less these: the inputs the checkpoint keeps (a checkpointed fused

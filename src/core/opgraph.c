@@ -986,6 +986,7 @@ static int output_ops(oplist *L, const st_model *m, const st_shard *s, const dim
     PUSH(names[1], ST_OPC_GEMM);
     gemm(o, x, x->T, v_l, x->h, 1);
     o->params = m->tied_embeddings || !params ? 0 : v_l * x->h;
+    o->shared_weight = o->params == 0;
     o->saved_bytes = x->Tn * x->h * x->act;
     o->splits = ST_SPLIT_TP;
 
@@ -1045,6 +1046,7 @@ static int mtp_ops(oplist *L, const st_model *m, const st_shard *s, const dims *
         st_op *p = &L->ops[i];
         p->fwd_flops *= k, p->bwd_flops *= k, p->fwd_bytes *= k, p->bwd_bytes *= k;
         p->params *= k, p->saved_bytes *= k, p->ckpt_kept_bytes *= k, p->op_saved_bytes *= k, p->coll_bytes *= k;
+        p->dy_bytes *= k;
         p->fwd_coll_bytes *= k;
         p->kernels_fwd *= (int)k, p->kernels_bwd *= (int)k;
     }

@@ -1615,8 +1615,28 @@ static void replicas_alike(const st_cluster *c, const st_plan *p, int nrep, int 
     }
 }
 
+/* st_lower_opts' tp collectives of stage d in place of chunk cost c's (c0: without latencies, the same
+ * latency share kept) */
+static void tp_override(const st_lower_opts *o, int d, st_chunk_cost *c, st_chunk_cost *c0) {
+    double *g[3] = {c->comm_fwd_g, c->comm_bwd_g, c->comm_recompute_g};
+    double *g0[3] = {c0->comm_fwd_g, c0->comm_bwd_g, c0->comm_recompute_g};
+    double *sum[3] = {&c->comm_fwd_s, &c->comm_bwd_s, &c->comm_recompute_s};
+    double *sum0[3] = {&c0->comm_fwd_s, &c0->comm_bwd_s, &c0->comm_recompute_s};
+    const double want[3] = {o->tp_fwd_s[d], o->tp_bwd_s[d], o->tp_recompute_s[d]};
+    for (int k = 0; k < 3; k++) {
+        double was = g[k][ST_GRP_TP], was0 = g0[k][ST_GRP_TP], now0 = was > 0 ? want[k] * was0 / was : want[k];
+        *sum[k] += want[k] - was;
+        *sum0[k] += now0 - was0;
+        g[k][ST_GRP_TP] = want[k];
+        g0[k][ST_GRP_TP] = now0;
+    }
+}
+
 int st_lower_plan(st_cost_ctx *ctx, const st_plan *p, const st_lower_opts *o, st_lowered *out, st_error *err) {
     memset(out, 0, sizeof *out);
+    if (o->ntp_stages && (o->ntp_stages != p->pp || o->per_op || p->vp > 1 || p->schedule == ST_SCHED_DUALPIPE))
+        return st_error_set(err, ST_EINVAL, NULL, "plan",
+                            "an operator-level plan's own tp collectives take one chunk per stage, fused");
     int full = o->every_rank, dual = p->schedule == ST_SCHED_DUALPIPE;
     /* dualpipe: the pipeline's pp chunks twice, copy B's behind copy A's (chunk_stage) */
     int pp = p->pp, chunks = pp * p->vp * (dual ? 2 : 1), rc = 0;
@@ -1679,6 +1699,8 @@ int st_lower_plan(st_cost_ctx *ctx, const st_plan *p, const st_lower_opts *o, st
             if (z) z[at + j] = z[at + j - pp];
         }
     }
+    for (size_t i = 0; o->ntp_stages && i < nc; i++) /* the operator-level plan's own tp collectives */
+        tp_override(o, st_plan_chunk_stage(p, (int)(i % (size_t)chunks)), &cc[i], &cc0[i]);
     replicas_alike(c, p, nrep, like);
     if ((rc = st_cost_estimate(ctx, p, &est))) {
         st_error_set(err, rc, NULL, "plan", "the plan cannot be priced");

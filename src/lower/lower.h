@@ -23,6 +23,14 @@ typedef struct st_lower_opts {
      * chunk's compute of a micro-batch as one instruction and its collectives summed per group
      * kind after it (fewer instructions for the simulator; the same times up to rounding) */
     int per_op;
+    /* strata run of an operator-level plan whose attention or experts run on the token rows (search/as_hybrid.c's
+     * attn_rows, moe_rows): the executor runs the hybrid spec's program with other tp collectives inside its
+     * compute (all-to-alls, gathers) than the spec's Megatron ones. ntp_stages = pp: per pipeline stage, one
+     * micro-batch's tp collectives in forward, backward and a full recompute's forward, as the ILP prices the
+     * resharding that runs (st_autoshard_work), replace the spec's in each chunk's "tp collectives" (fused form
+     * only); 0: the spec's */
+    int ntp_stages;
+    double tp_fwd_s[ST_MAX_STAGES], tp_bwd_s[ST_MAX_STAGES], tp_recompute_s[ST_MAX_STAGES];
 } st_lower_opts;
 void st_lower_opts_init(st_lower_opts *o);
 /* Lowers a finalized plan (src/lower/lower.c). Durations come from the cost context, so simulated
