@@ -1566,7 +1566,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     S.epc = S.edpc = MPI_COMM_NULL;
     l0 = calloc((size_t)S.V, sizeof *l0), l1 = calloc((size_t)S.V, sizeof *l1);
     st__xpart part = {.B = p->mbs, .T = p->seq, .tp = S.tp, .tr = S.tr, .sp = p->sp, .attn_rows = o->attn_rows,
-                      .moe_rows = o->moe_rows, .ep = S.ep, .er = S.er,
+                      .moe_rows = o->moe_rows, .router_h = o->router_h, .ep = S.ep, .er = S.er,
                       .cp = S.cp, .cr = S.cr, .cp_comm = p->cp_comm,
                       .nchunks = S.V, .l0 = l0, .l1 = l1, .be = be,
                       .recompute = p->recompute == ST_REC_OP          ? 3

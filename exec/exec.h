@@ -74,6 +74,8 @@ typedef struct st_exec_opts {
                           along its fused width, the attention whole on every rank, the projection by heads */
     int moe_rows;      /* an operator-level plan's experts split over the tp axes, each rank's token rows routed there
                           (st_as_hybrid's; needs sp; exec/model.c) */
+    int router_h;      /* an operator-level plan's router split over the tp axes by the hidden dimension
+                          (st_as_hybrid's; exec/model.c); 0: whole */
     int replicas;      /* an operator-level plan's copies of the job (0 or 1: one): mesh axes on which the ILP splits
                           nothing, every device computing what the others do (st_as_hybrid's rep) */
 } st_exec_opts;

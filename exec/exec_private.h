@@ -236,8 +236,10 @@ typedef struct st__xpart {
                            0 Megatron's */
     int ep, er;         /* MoE: ep degree, this rank's place in its ep group (it holds that share of the experts) */
     int moe_rows;       /* MoE blocks of an operator-level plan, with sp: the experts whole over the tp group (its
-                           rank r holds r's share), each rank's rows routed there, the router split by the hidden
-                           dimension (exec/model.c, "operator-level plans") */
+                           rank r holds r's share), each rank's rows routed there (exec/model.c, "operator-level
+                           plans") */
+    int router_h;       /* MoE blocks of an operator-level plan: the router split over the tp group by the hidden
+                           dimension (row-parallel); 0: whole (on the rows the block routes) */
     int nchunks;        /* pipeline chunks this rank runs: vp with the interleaved schedule, else 1 */
     const int *l0, *l1; /* nchunks each: chunk c runs blocks [l0[c], l1[c]) (ascending, disjoint) */
     int first, last;    /* chunk 0 holds the embedding; chunk nchunks - 1 the final norm, output layer, loss */
@@ -282,6 +284,7 @@ typedef struct st__xmodel {
     int tp, tr, sp; /* tp degree, this rank's place in its group, sequence parallelism */
     int attn_rows;  /* st__xpart's */
     int moe_rows;   /* st__xpart's (ep and er are then tp's) */
+    int router_h;   /* st__xpart's */
     int recompute;  /* st__xpart's */
     int64_t Ns;     /* token rows of the residual stream on this rank: N, or N / tp with sp */
     int64_t a_l, kv_l, f_l, V_l, v0; /* local heads, ffn, vocabulary and its first row (attn_rows 3: all heads) */

@@ -121,7 +121,17 @@
  * differs from the ILP's price: the ILP reshards the router's partial logits once per consumer (the
  * dispatch's and the combine's reduce-scatter; here one), and its combine, whose label ('s') leaves
  * the experts' output unsplit, takes that output all-gathered (backward, reduce-scattered), where the
- * all-to-all here returns each token's outputs to its rank alone.
+ * all-to-all here returns each token's outputs to its rank alone. The ILP may also run the router whole
+ * on the rows (its 'b' where the axis is a batch one, the attention then on the rows too: attn_rows 2;
+ * router_h 0): each rank's logits from its rows and the whole weight, whose gradient is partial over
+ * the rows (st__xmodel_sp_grads), the rest as above.
+ * Experts split by their ffn over the tp group (the ILP's 'f'; moe_rows 0) are Megatron's tp MoE above
+ * (Megatron-Core's expert tensor parallelism: its token dispatchers all-gather the tokens over the tp
+ * group and reduce-scatter the experts' partial outputs, token_dispatcher.py): every rank routes every
+ * row of the gathered norm output alike. With the ILP's router split by the hidden dimension
+ * (router_h): each rank multiplies its h / tp columns of every row by its columns of the router and the
+ * partial logits are all-reduced; backward, its columns of the router's gradient whole (every row) and
+ * its columns of the input's gradient, partial over tp as the experts' part of it is.
  *
  * ZeRO-3 (exec_private.h, "ZeRO-3"): the same forward and backward a unit at a time (the embedding, a
  * block, the output layer and loss), the residual stream and its gradient kept in the activations and
@@ -254,7 +264,7 @@ static int build_table(st__xmodel *x, const st_model *m, int cap, int (*idx)[F_C
         f[F_LN2W] = VEC("ln2_w", l, h, 1);
         if (!x->rmsnorm) f[F_LN2B] = VEC("ln2_b", l, h, 2);
         if (st_model_layer_is_moe(m, l)) {
-            f[F_ROUTER] = x->moe_rows ? COLS("router", l, x->E, h, x->tr * (h / x->tp), h / x->tp) /* 'h' */
+            f[F_ROUTER] = x->router_h ? COLS("router", l, x->E, h, x->tr * (h / x->tp), h / x->tp) /* 'h' */
                                       : add(x, cap, "router", l, x->E, h, 0, x->E, 0, h, 0);
             continue;
         }
@@ -376,10 +386,15 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
                             "ep=%d must divide the experts (%lld), tp=%d their ffn (%lld)", x->ep, (long long)x->E, tp,
                             (long long)x->fe);
     x->moe_rows = tp > 1 && m->experts > 0 ? pt->moe_rows : 0;
-    if (x->moe_rows && (!pt->sp || x->ep > 1 || x->cp > 1 || x->E % tp || x->h % tp))
+    x->router_h = tp > 1 && m->experts > 0 ? pt->router_h : 0;
+    if (x->moe_rows && (!pt->sp || x->ep > 1 || x->cp > 1 || x->E % tp))
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "experts over the tp group need the rows split (sp=1), no ep or cp, and tp=%d to divide "
-                            "the experts (%lld) and the hidden size (%lld)", tp, (long long)x->E, (long long)x->h);
+                            "the experts (%lld)", tp, (long long)x->E);
+    if (x->router_h && (x->h % tp || x->ep > 1 || x->cp > 1))
+        return st_error_set(err, ST_EINVAL, NULL, "plan",
+                            "the router split by the hidden dimension needs no ep or cp, and tp=%d to divide the "
+                            "hidden size (%lld)", tp, (long long)x->h);
     if (x->moe_rows) x->ep = tp, x->er = x->tr; /* the tp group is the experts' group */
     x->E_l = x->E / x->ep, x->e0 = x->er * x->E_l, x->fe_l = x->moe_rows ? x->fe : x->fe / tp;
     if (m->position == ST_POS_ALIBI)
@@ -810,6 +825,19 @@ out:
     return rc;
 }
 
+/* router_h without moe_rows (expert tensor parallelism): the logits of every row, logits [N x E], from their norm
+ * output n2 [N x h] (every row's, as the experts take them) as the ILP splits the router ('h', row-parallel): this
+ * rank's h / tp columns of every row (kept in e->n2h for the backward) times its columns of the router, the partial
+ * logits all-reduced over tp, so every rank routes every row alike. 0 or ST_ENOMEM. */
+static int router_cols_fwd(st__xmodel *x, const st__xlayer *w, const float *n2, float *logits, xmoe *e) {
+    int64_t N = x->B * x->T, hl = x->h / x->tp;
+    if (!(e->n2h = malloc((size_t)(N * hl) * sizeof *e->n2h))) return ST_ENOMEM;
+    for (int64_t i = 0; i < N; i++) memcpy(e->n2h + i * hl, n2 + i * x->h + x->tr * hl, (size_t)hl * sizeof *e->n2h);
+    x->be->mm_fwd(logits, e->n2h, w->router, NULL, N, hl, x->E, 0);
+    allreduce(x, logits, N * x->E, 0);
+    return 0;
+}
+
 /* The router and the kept slots of N tokens (n2 [N x h]; moe_rows: this rank's Ns rows): top, s, slot (by expert)
  * and scount. 0 or ST_ENOMEM. */
 static int moe_route(st__xmodel *x, const st__xlayer *w, const float *n2, int64_t N, xmoe *e) {
@@ -818,9 +846,11 @@ static int moe_route(st__xmodel *x, const st__xlayer *w, const float *n2, int64_
     pick *pk = malloc((size_t)(N * K) * sizeof *pk);
     int rc = logits && pk ? 0 : ST_ENOMEM;
     if (rc) goto out;
-    if (x->moe_rows) {
+    if (x->moe_rows && x->router_h) {
         if ((rc = router_rows_fwd(x, w, n2, logits, e))) goto out;
-    } else x->be->mm_fwd(logits, n2, w->router, NULL, N, x->h, E, 0);
+    } else if (x->router_h) {
+        if ((rc = router_cols_fwd(x, w, n2, logits, e))) goto out;
+    } else x->be->mm_fwd(logits, n2, w->router, NULL, N, x->h, E, 0); /* whole, on the rows the block routes */
     for (int64_t n = 0; n < N; n++) {
         const float *lg = logits + n * E;
         int *top = e->top + n * K;
@@ -1024,8 +1054,25 @@ static int moe_bwd(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const xla
         for (int64_t j = 0; j < K; j++)
             dl[n * E + e->top[n * K + j]] = (float)(e->s[n * K + j] * (ds[n * K + j] - sum));
     }
-    if (x->moe_rows) {
+    if (x->moe_rows && x->router_h) {
         rc = router_rows_bwd(x, w, gw, e, dl, dn);
+        goto out;
+    }
+    if (x->moe_rows) { /* the router whole on this rank's rows: its gradient partial over them (st__xmodel_sp_grads) */
+        x->be->mm_bwd(dn, gw->router, NULL, dl, own_rows(x, t->n2), w->router, N, h, E);
+        rc = 0;
+        goto out;
+    }
+    if (x->router_h) { /* every row's logit gradient (alike on every rank): this rank's columns of the router and of
+                          the input's gradient, which is partial over tp as the experts' part of it is */
+        int64_t hl = h / x->tp;
+        float *dh = calloc((size_t)(N * hl + 1), sizeof *dh);
+        if (!dh) goto out;
+        x->be->mm_bwd(dh, gw->router, NULL, dl, e->n2h, w->router, N, hl, E);
+        for (int64_t i = 0; i < N; i++)
+            for (int64_t c = 0; c < hl; c++) dn[i * h + x->tr * hl + c] += dh[i * hl + c];
+        free(dh);
+        rc = 0;
         goto out;
     }
     /* each row's router gradient once over tp: with sp each rank its rows (st__xmodel_sp_grads sums

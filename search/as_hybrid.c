@@ -18,8 +18,20 @@
  *       label), the projection on the device's heads ('n', its input a slice of the whole output; in
  *       backward its input gradient all-gathered), the rest as under 'n'.
  * An MoE block on a tp axis whose residual stream is split by rows: the router 'h' (row-parallel by the
- * hidden dimension), dispatch and combine with the stream's label, the experts 'e' (split over the
- * axis): expert parallelism over the tp group on each device's rows (moe_rows; exec/model.c).
+ * hidden dimension) or whole on the rows (the stream's label), dispatch and combine with the stream's
+ * label, the experts 'e' (split over the axis): expert parallelism over the tp group on each device's
+ * rows (moe_rows; exec/model.c). Or the experts 'f', each split by its ffn over the axis (expert tensor
+ * parallelism, Megatron-Core's --expert-tensor-parallel-size: fc1 column- and fc2 row-parallel, the
+ * tokens all-gathered and the partial outputs reduce-scattered as its token dispatchers do with etp),
+ * the router 'h' (router_h) or whole on the rows; residual stream split by rows or not.
+ * A batch axis ('b' QKV) on which the experts split ('e' or 'f') is such a tp axis with the whole
+ * attention on the rows (attn_rows 2): the ILP's plans split the output layer by the vocabulary there
+ * ('v', whose gather of the final norm's rows and vocabulary-parallel loss are Megatron's with sp), so
+ * it is not Megatron's ep over dp ranks (each rank its own micro-batch), though on such an axis the
+ * attention's, norms' and router's gradients are summed over it as dp's are, and the experts' not.
+ * With the output layer on the batch too ('b'; with the experts 'e') the axis is
+ * data-parallel with the experts over it: Megatron's ep over the dp ranks (ep; the ILP picks the
+ * vocabulary-parallel output layer on the tiny presets' fixtures, not this).
  * On a tp axis whose residual stream is split by rows the ILP may also split part of the attention
  * by the rows (the stream's label, 'b' or 's') rather than 'n', when the micro-batch's rows outweigh
  * the weights (attn_rows; exec/model.c runs both): the projection alone (1: the attention output
@@ -30,10 +42,12 @@
  * computes what the others do, on the same data; the ILP prices no gradient reduction there, as
  * search/autoshard.c's grad_sync reduces over the axes that split what a weight lacks) runs as that
  * many copies of the job, with no collective between them (st_exec_job_rank). Counts of what the
- * ILP chose on the tiny presets: tests/cli_run_ilp.sh and scripts/ilp_census.sh. Anything else (an
- * axis that replicates some operators and splits others, head-dimension or 2-D splits of an operator,
- * experts split on a batch axis, stages on meshes of different shapes) is named: stage, operator,
- * label and axis. */
+ * ILP chose on the tiny presets: tests/cli_run_ilp.sh and scripts/ilp_census.sh (202 of its 234 plans
+ * run, 18 of them MoE plans whose experts split by their ffn or on a batch axis; refused: 23 whose
+ * mesh axes mix, 22 of them on 2-D meshes, 6 MoE plans on 2-D meshes, 3 with stages of different
+ * shapes). Anything else (an axis that replicates some operators and splits others, head-dimension or
+ * 2-D splits of an operator, experts split otherwise on one tp axis than on another, stages on meshes
+ * of different shapes) is named: stage, operator, label and axis. */
 #include "search/search.h"
 
 #include <string.h>
@@ -106,8 +120,8 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
     const st_graph *g = r->g;
     const st_as_stage *st = &r->stage[s];
     int qkv = op_index(g, "qkv");
-    int tp_axes = 0, sp_axes = 0;
-    h->tp = h->dp = h->rep = 1, h->sp = 0, h->attn_rows = 0, h->moe_rows = 0;
+    int tp_axes = 0, sp_axes = 0, moe_axes = 0;
+    h->tp = h->dp = h->rep = h->ep = 1, h->sp = 0, h->attn_rows = 0, h->moe_rows = 0, h->router_h = 0;
     for (int a = 0; a < st->mesh.naxes; a++) {
         int size = st->mesh.size[a];
         if (size == 1) continue;
@@ -125,20 +139,36 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
                           kind ? "the executor splits QKV by heads (tp), by its fused width (tp) or by sequences (dp)"
                                : "every device would compute the same: the executor splits QKV by heads (tp), by its "
                                  "fused width (tp) or by sequences (dp)");
-        /* QKV on the batch under a tensor-parallel MLP: a tp axis whose attention runs on the rows */
-        int fc1 = op_index(g, "fc1");
-        if (kind == 'b' && fc1 >= 0 && st->choice[fc1].lab[a] == 'f') kind = 'n';
-        int stream = -1; /* the residual stream's label on this axis, from its first operator */
+        /* the experts' split on this axis: 'e' (over it), 'f' (each expert by its ffn), or none */
+        int efc1 = op_index(g, "expert_fc1");
+        char experts = efc1 >= 0 && st->choice[efc1].lab[0] != '-' ? st->choice[efc1].lab[a] : 0;
+        /* QKV on the batch under a tensor-parallel MLP, or beside experts split over the axis or by their ffn: a tp
+         * axis whose attention runs on the rows */
+        int fc1 = op_index(g, "fc1"), lg = op_index(g, "logits");
+        /* but experts over a batch axis whose output layer is on the batch too: Megatron's ep over dp ranks */
+        int ep_axis =
+            kind == 'b' && experts == 'e' && lg >= 0 && st->choice[lg].lab[0] != '-' && st->choice[lg].lab[a] == 'b';
+        int batch_tp = kind == 'b' && !ep_axis &&
+                       ((fc1 >= 0 && st->choice[fc1].lab[a] == 'f') || experts == 'e' || experts == 'f');
+        if (batch_tp) kind = 'n';
+        int stream = -1;         /* the residual stream's label on this axis, from its first operator */
+        int router_lab = 'h';    /* the router's label: 'h', or (checked below) the stream's */
         int rows = 0, heads = 0, first_row = -1; /* attention operators split by the rows, by the heads */
         for (int o = 0; o < g->nops; o++) {
             char l = st->choice[o].lab[a];
             const char *nm = g->ops[o].name;
             if (st->choice[o].lab[0] == '-') continue; /* not on this stage */
             if (kind == 'b') {
+                if (ep_axis && !strncmp(nm, "expert_", 7) && l == 'e') continue; /* the experts over the axis */
                 if (l != 'b') return refuse(err, s, g, o, l, a, size, "QKV splits the batch there, this does not");
                 continue;
             }
             int want = kind == 'e' && wide_label(nm) >= 0 ? wide_label(nm) : tp_label(nm);
+            if (want == 'e' && !strncmp(nm, "expert_", 7) && experts == 'f') want = 'f'; /* expert tp */
+            if (!strcmp(nm, "router") && l != 'h') { /* on the rows (or whole): checked against the stream below */
+                router_lab = l;
+                continue;
+            }
             /* the projection by head dimension ('d', where tp exceeds the heads): the same row-parallel GEMM on
              * another 1 / tp of its input's columns (exec/model.c takes them contiguous either way) */
             if (kind == 'e' && !strcmp(nm, "proj") && l == 'd') l = 'n';
@@ -149,13 +179,18 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
             }
             if (want >= 0) {
                 if (l != want) {
-                    char why[128];
+                    char why[192];
                     if (!want) snprintf(why, sizeof why, "with QKV split along its fused width the attention is whole");
                     else if (kind == 'e' && wide_label(nm) == 'e')
                         snprintf(why, sizeof why, "it follows QKV's split along its fused width");
-                    else if (!strcmp(nm, "router") || !strncmp(nm, "expert_", 7))
+                    else if (!strncmp(nm, "expert_", 7))
                         snprintf(why, sizeof why, "the executor splits the experts over a tensor-parallel axis ('e') "
-                                 "and the router by the hidden dimension ('h')");
+                                 "or each by its ffn ('f'), all three alike");
+                    else if (batch_tp)
+                        snprintf(why, sizeof why,
+                                 "QKV splits the batch there and %s: the executor runs the axis as tensor-parallel "
+                                 "with the attention on the rows, which splits it '%c'",
+                                 experts ? "the experts split" : "fc1 its ffn", want);
                     else
                         snprintf(why, sizeof why,
                                  "Megatron's tensor parallelism, which QKV follows there, splits it '%c'", want);
@@ -175,15 +210,25 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
         }
         if (kind == 'b') {
             h->dp *= size;
+            if (ep_axis) h->ep *= size;
             continue;
         }
-        int router = op_index(g, "router");
-        if (router >= 0 && st->choice[router].lab[0] != '-') { /* experts over this axis, tokens by the rows */
-            if (stream <= 0)
+        int router = op_index(g, "router"), moe = 0, rh = 0;
+        if (router >= 0 && st->choice[router].lab[0] != '-') {
+            if (experts == 'e' && stream <= 0) /* experts over this axis, tokens by the rows */
                 return refuse(err, s, g, op_index(g, "dispatch"), 0, a, size,
                               "the executor routes the tokens by the residual stream's rows, which the stage does "
                               "not split there");
-            h->moe_rows = 1;
+            if (router_lab != 'h' && router_lab != (stream > 0 ? stream : 0))
+                return refuse(err, s, g, router, (char)router_lab, a, size,
+                              "the executor splits the router by the hidden dimension ('h') or runs it whole on the "
+                              "residual stream's rows");
+            moe = experts == 'e', rh = router_lab == 'h';
+            if (moe_axes++ && (moe != h->moe_rows || rh != h->router_h))
+                return st_error_set(err, ST_EINVAL, NULL, "stages",
+                                    "stage %d: the experts or the router split otherwise on one of its tensor-parallel "
+                                    "mesh axes than on another: the executor splits them alike over all of them", s);
+            h->moe_rows = moe, h->router_h = rh;
         }
         int mode = 0, proj = op_index(g, "proj");
         for (int o = 0; rows && o < g->nops; o++) {
@@ -231,6 +276,15 @@ int st_autoshard_hybrid(const st_autoshard_result *r, st_as_hybrid *h, st_error 
                                 "stage %d %s its experts over a tensor-parallel axis and stage 0 %s: the executor runs "
                                 "stages of one shape", s, x.moe_rows ? "splits" : "does not split",
                                 h->moe_rows ? "does" : "does not");
+        if (s > 0 && x.ep != h->ep)
+            return st_error_set(err, ST_EINVAL, NULL, "stages",
+                                "stage %d splits its experts over %d devices of its batch axes and stage 0 over %d: "
+                                "the executor runs stages of one shape", s, x.ep, h->ep);
+        if (s > 0 && x.router_h != h->router_h)
+            return st_error_set(err, ST_EINVAL, NULL, "stages",
+                                "stage %d %s its router by the hidden dimension and stage 0 %s: the executor runs "
+                                "stages of one shape", s, x.router_h ? "splits" : "does not split",
+                                h->router_h ? "does" : "does not");
         if (s > 0 && x.rep != h->rep)
             return st_error_set(err, ST_EINVAL, NULL, "stages",
                                 "stage %d computes on %d devices alike and stage 0 on %d: the executor runs stages of "

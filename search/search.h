@@ -337,12 +337,16 @@ const char *st_autoshard_role(const st_graph *g, int op, const st_as_choice *ch,
  * first stage and operator (its label and mesh axis) the executor does not run so. */
 typedef struct st_as_hybrid {
     int tp, dp, sp, zero;
+    int ep;        /* of dp: the experts over batch axes whose output layer is on the batch too (Megatron's ep) */
     int attn_rows; /* on the tp axes (with sp) by the token rows rather than the heads: 1 the attention projection
                       (an all-to-all before it), 2 the whole attention (QKV to the projection); whole weights;
                       3 QKV split along its fused width ('e'), its output all-gathered, the attention replicated,
                       the projection by heads (with or without sp) */
-    int moe_rows;  /* MoE blocks on the tp axes (with sp): the router row-parallel by the hidden dimension ('h'),
-                      the tokens dispatched by the residual stream's rows, the experts split over the axes ('e') */
+    int moe_rows;  /* MoE blocks on the tp axes (with sp): the tokens dispatched by the residual stream's rows, the
+                      experts split over the axes ('e'); 0: each expert split by its ffn ('f', expert tensor
+                      parallelism, the tokens gathered as Megatron's tp MoE does) */
+    int router_h;  /* MoE blocks on the tp axes: the router row-parallel by the hidden dimension ('h'); 0: whole, on
+                      the rows the residual stream's label says (each device's with sp, else every row) */
     int rep;       /* copies: the product of the mesh axes on which no operator is split (every device of such an
                       axis computes what the others do) */
 } st_as_hybrid;

@@ -18,7 +18,8 @@
 # halves: input-only and weight-only GEMMs); the pipeline's sends and receives over NCCL (each on
 # its channel's stream) under 1F1B, interleaved 1F1B and DualPipe, whose orders send twice before
 # receiving; context parallelism's ring, all-gather and all-to-all over NCCL (cp=2, with pp=2 too);
-# the ILP's attention on the rows (MPI's all-to-all on host copies of device tensors);
+# the ILP's attention on the rows (MPI's all-to-all on host copies of device tensors) and its experts over a
+# batch axis;
 # the device memory per rank in --compare's table and JSON; that the kernels ran (launches that only
 # take time break the check); refusals (no GPU, a device allocation or NCCL communicator
 # that fails, a bad --backend, --reference-kernels) as one line from rank 0 and a failure on every
@@ -194,6 +195,15 @@ for mr in "tiny-gpt projection" "tiny-llama attention"; do
 	if grep -q "\"on_rows\": \"${mr#* }\"" "$T/out"; then check_within "cuda, ${mr% *} with the ${mr#* } on the rows"
 	else nok "cuda, ${mr% *} with the ${mr#* } on the rows" "$(head -3 "$T/out")"; fi
 done
+# tiny-moe's experts over a batch axis (mbs 8): the attention and the router whole on each rank's sequences, the
+# experts over the group (MPI's all-to-alls on host copies), the output layer vocabulary-parallel over NCCL
+"$STRATA" plan --search ilp --cluster "$SRCDIR/tests/data/cluster_slowgpu.json" --seq 32 --model tiny-moe --gpus 2 \
+	--gbs 32 --mbs 8 --max-stages 1 --out "$T/m2b.json" >"$T/ilpout" 2>&1 ||
+	nok "ILP plan tiny-moe on 2" "$(cat "$T/ilpout")"
+mpi_strata 300 2 run --model tiny-moe --plan "$T/m2b.json" --cluster "$SRCDIR/tests/data/cluster_slowgpu.json" \
+	--steps 2 --check --json --backend cuda
+if grep -q '"experts": "tp rows"' "$T/out"; then check_within "cuda, an ILP plan with the experts over a batch axis"
+else nok "cuda, an ILP plan with the experts over a batch axis" "$(head -3 "$T/out")"; fi
 # the pipeline over NCCL: interleaved 1F1B sends a chunk's output twice before it receives (a send that
 # waited for its receive would hang the fake here), DualPipe both ways at once
 run_checked 2 "cuda, interleaved pp=2 vp=2 (Llama) over NCCL sends and receives matches the reference" \

@@ -1,10 +1,11 @@
 #!/bin/sh
 # cli_run_ilp.sh: `strata run` of operator-level plans that shard operators inside a stage (issue 18):
-# what `strata plan --search ilp` picks for tiny-gpt and tiny-llama on 2, 4 and 8 devices runs with each
-# operator split as the ILP split it, where that is the decoder's Megatron sharding, part of the
-# attention on the token rows under it, or QKV on its fused width with the attention whole
-# (search/as_hybrid.c), and computes what the single-rank run computes, within tests/cli_run.sh's
-# tolerances; the other shardings are refused in one line naming the stage and the operator.
+# what `strata plan --search ilp` picks for tiny-gpt, tiny-llama and tiny-moe on 2, 4 and 8 devices runs with
+# each operator split as the ILP split it, where that is the decoder's Megatron sharding, part of the
+# attention on the token rows under it, QKV on its fused width with the attention whole, or the experts
+# over a tp or batch axis or split by their ffn (search/as_hybrid.c), and computes what the single-rank
+# run computes, within tests/cli_run.sh's tolerances; the other shardings are refused in one line naming
+# the stage and the operator.
 # scripts/ilp_census.sh counts what runs and what is refused over all the tiny presets' plans.
 #
 # The clusters (tests/data/cluster_slowgpu*.json) are test fixtures, not hardware: GPUs of 0.01
@@ -173,11 +174,44 @@ else nok "it runs the experts over the tp group on the rows" "$(head -3 "$T/out"
 ilp m4 --model tiny-moe --gpus 4 --gbs 8 --mbs 2 --max-stages 1
 checked 4 "tiny-moe, ILP tp=4 with QKV on its fused width and the experts over the axis, matches the reference" \
 	--model tiny-moe --plan "$T/m4.json"
-# still refused: the experts split on a batch axis beside a vocabulary-parallel output layer there (mbs 8)
+# the experts over a batch axis (mbs 8): the attention, router, dispatch and combine on each device's sequences,
+# the experts over the axis, the output layer vocabulary-parallel there; run as a tp axis whose attention and
+# router take the rows (attn_rows 2, moe_rows with the router whole), the output layer Megatron's with sp
 ilp m2b --model tiny-moe --gpus 2 --gbs 32 --mbs 8 --max-stages 1
-refused "tiny-moe on 2, micro-batch 8 (experts split on the batch axis)" \
-	"key 'stages': stage 0, operator expert_fc1: split 'e' on mesh axis 0 (2 devices)" \
-	2 run --cluster "$SLOW" --model tiny-moe --plan "$T/m2b.json"
+if splits m2b qkv '"b"' && splits m2b router '"b"' && splits m2b expert_fc1 '"e"' && splits m2b moe_combine '"b"' &&
+	splits m2b logits '"v"'; then
+	ok "tiny-moe on 2, micro-batch 8: the ILP splits the experts over a batch axis, the output layer by vocabulary"
+else nok "tiny-moe on 2, micro-batch 8: the ILP's shardings" "$(cat "$T/m2b.json")"; fi
+checked 2 "tiny-moe, ILP experts over a batch axis beside a vocabulary-parallel output layer, matches the reference" \
+	--model tiny-moe --plan "$T/m2b.json"
+if grep -q '"on_rows": "attention"' "$T/out" && grep -q '"experts": "tp rows"' "$T/out" &&
+	! grep -q '"router": "hidden"' "$T/out"; then
+	ok "it runs the attention and the router on the rows, the experts over the group"
+else nok "it runs the attention and the router on the rows, the experts over the group" "$(head -3 "$T/out")"; fi
+# the same plan with the final norm, output layer and loss on the batch too (tests/data/plan_ilp_tiny_moe_ep2.json,
+# m2b's file so edited by hand: the ILP does not pick it on these fixtures): Megatron's ep over the dp ranks
+checked 2 "tiny-moe, ILP experts over a batch axis beside a data-parallel output layer (dp=2, ep=2), matches" \
+	--model tiny-moe --plan "$SRCDIR/tests/data/plan_ilp_tiny_moe_ep2.json"
+if ran "tp=1,pp=1,dp=2,.*ep=2,"; then ok "it runs as dp=2 with ep=2"
+else nok "it runs as dp=2 with ep=2" "$(grep -o '"plan": "[^"]*' "$T/out")"; fi
+# each expert split by its ffn (expert tensor parallelism, Megatron-Core's --expert-tensor-parallel-size: fc1
+# column- and fc2 row-parallel, the tokens all-gathered, the partial outputs reduce-scattered) on 8 devices: on a tp
+# axis beside a router split by the hidden dimension (mbs 1), on a batch axis beside the attention on the rows (mbs 8)
+SLOW18M=$T/cluster_slowgpu18m.json
+sed 's/"gpus_per_node": 4/"gpus_per_node": 8/' "$SLOW" >"$SLOW18M"
+for mb in 1 8; do
+	"$STRATA" plan --search ilp --cluster "$SLOW18M" --seq 32 --model tiny-moe --gpus 8 --gbs $((4 * mb)) --mbs $mb \
+		--max-stages 1 --out "$T/m8f.json" >"$T/ilpout" 2>&1 || nok "ILP plan tiny-moe on 8" "$(cat "$T/ilpout")"
+	r=$([ $mb = 1 ] && echo h || echo b)
+	if splits m8f expert_fc1 '"f"' && splits m8f expert_fc2 '"f"' && splits m8f router "\"$r\""; then
+		ok "tiny-moe on 8, micro-batch $mb: the ILP splits each expert by its ffn, the router '$r'"
+	else nok "tiny-moe on 8, micro-batch $mb: the ILP's shardings" "$(cat "$T/m8f.json")"; fi
+	mpi_strata 240 8 run --cluster "$SLOW18M" --model tiny-moe --plan "$T/m8f.json" --steps 2 --check --json
+	check_within "tiny-moe, ILP expert tensor parallelism over 8 (router '$r'), matches the reference (8 ranks)"
+	if ! grep -q '"experts"' "$T/out" && { [ $mb = 8 ] || grep -q '"router": "hidden"' "$T/out"; }; then
+		ok "it runs the experts split by their ffn (router '$r')"
+	else nok "it runs the experts split by their ffn (router '$r')" "$(head -3 "$T/out")"; fi
+done
 # tiny-llama on 4 at micro-batch 8: the attention on the rows under a tp=4 MLP, which splits no head, so
 # tp=4 need not divide the 2 kv heads
 ilp l4r --model tiny-llama --gpus 4 --gbs 16 --mbs 8 --max-stages 1

@@ -1593,13 +1593,77 @@ START_TEST(ilp_hybrid_moe_rows) {
     ck_assert_int_eq(h.tp, 2);
     ck_assert_int_eq(h.sp, 1);
     ck_assert_int_eq(h.moe_rows, 1);
+    ck_assert_int_eq(h.router_h, 1);
     ck_assert_int_eq(h.attn_rows, 0);
+    /* each expert split by its ffn over the axis (expert tensor parallelism), the router still 'h' */
+    for (int o = 0; o < r.g->nops; o++)
+        if (!strncmp(r.g->ops[o].name, "expert_", 7)) ch[o].lab[0] = 'f';
+    ck_assert_int_eq(st_autoshard_hybrid(&r, &h, &err), 0);
+    ck_assert_int_eq(h.moe_rows, 0);
+    ck_assert_int_eq(h.router_h, 1);
+    ck_assert_int_eq(h.tp, 2);
+    ch[op_index(r.g, "expert_act")].lab[0] = 'e'; /* the three alike */
+    hybrid_refused(&r, "operator expert_act: split 'e' on mesh axis 0 (2 devices): the executor splits the experts");
+    ch[op_index(r.g, "expert_act")].lab[0] = 'f';
+    ch[router].lab[0] = 0; /* neither 'h' nor the stream's rows */
+    hybrid_refused(&r, "operator router: split none on mesh axis 0 (2 devices): the executor splits the router by "
+                       "the hidden dimension ('h') or runs it whole on the residual stream's rows");
+    ch[router].lab[0] = rows;
+    ck_assert_int_eq(st_autoshard_hybrid(&r, &h, &err), 0);
+    ck_assert_int_eq(h.router_h, 0);
+    for (int o = 0; o < r.g->nops; o++)
+        if (!strncmp(r.g->ops[o].name, "expert_", 7)) ch[o].lab[0] = 'e';
+    ch[router].lab[0] = 'h';
     ch[dsp].lab[0] = 0;
     hybrid_refused(&r, "operator dispatch: split none on mesh axis 0 (2 devices): the residual stream's other");
     for (int o = 0; o < r.g->nops; o++) /* the residual stream whole: no rows to route by */
         if (ch[o].lab[0] == rows) ch[o].lab[0] = 0;
     hybrid_refused(&r, "operator dispatch: split none on mesh axis 0 (2 devices): the executor routes the tokens by "
                        "the residual stream's rows");
+    st_autoshard_result_free(&r);
+}
+END_TEST
+
+/* Experts on a batch axis (tiny-moe on two slow GPUs, micro-batches of 8): the attention, router, dispatch and
+ * combine on each device's sequences ('b'), the experts over the axis ('e'), the
+ * output layer vocabulary-parallel ('v'): the axis runs as a tp axis whose attention and router take the rows
+ * (attn_rows 2, moe_rows with the router whole), the output layer as Megatron's with sp; with the output layer
+ * on the batch too, Megatron's ep over the dp ranks. */
+START_TEST(ilp_hybrid_moe_batch) {
+    st_autoshard_result r;
+    st_as_hybrid h;
+    st_error err;
+    plan_model("tiny-moe", SRCDIR "/tests/data/cluster_slowgpu.json", 2, 32, 8, 32, 1, &r);
+    st_as_choice *ch = r.stage[0].choice;
+    ck_assert_int_eq(ch[op_index(r.g, "qkv")].lab[0], 'b');
+    ck_assert_int_eq(ch[op_index(r.g, "router")].lab[0], 'b');
+    ck_assert_int_eq(ch[op_index(r.g, "expert_fc1")].lab[0], 'e');
+    ck_assert_int_eq(ch[op_index(r.g, "moe_combine")].lab[0], 'b');
+    ck_assert_int_eq(ch[op_index(r.g, "logits")].lab[0], 'v');
+    ck_assert_int_eq(st_autoshard_hybrid(&r, &h, &err), 0);
+    ck_assert_int_eq(h.tp, 2);
+    ck_assert_int_eq(h.dp, 1);
+    ck_assert_int_eq(h.sp, 1);
+    ck_assert_int_eq(h.attn_rows, 2);
+    ck_assert_int_eq(h.moe_rows, 1);
+    ck_assert_int_eq(h.router_h, 0);
+    ch[op_index(r.g, "moe_combine")].lab[0] = 's'; /* not the stream's rows */
+    hybrid_refused(&r, "operator moe_combine: split 's' on mesh axis 0 (2 devices): the residual stream's other");
+    ch[op_index(r.g, "moe_combine")].lab[0] = 'b';
+    /* the output layer on the batch too: Megatron's ep over the dp ranks */
+    ch[op_index(r.g, "logits")].lab[0] = ch[op_index(r.g, "loss")].lab[0] = 'b';
+    ck_assert_int_eq(st_autoshard_hybrid(&r, &h, &err), 0);
+    ck_assert_int_eq(h.tp, 1);
+    ck_assert_int_eq(h.dp, 2);
+    ck_assert_int_eq(h.ep, 2);
+    ck_assert_int_eq(h.moe_rows, 0);
+    ck_assert_int_eq(h.attn_rows, 0);
+    /* but with each expert split by its ffn the axis is a tp one on the rows, whose output layer is Megatron's */
+    for (int o = 0; o < r.g->nops; o++)
+        if (!strncmp(r.g->ops[o].name, "expert_", 7)) ch[o].lab[0] = 'f';
+    hybrid_refused(&r, "operator logits: split 'b' on mesh axis 0 (2 devices): QKV splits the batch there and the "
+                       "experts split: the executor runs the axis as tensor-parallel with the attention on the rows, "
+                       "which splits it 'v'");
     st_autoshard_result_free(&r);
 }
 END_TEST
@@ -1694,6 +1758,7 @@ Suite *suite_autoshard(void) {
     tcase_add_test(tc, ilp_hybrid_rows);
     tcase_add_test(tc, ilp_hybrid_qkv_width);
     tcase_add_test(tc, ilp_hybrid_moe_rows);
+    tcase_add_test(tc, ilp_hybrid_moe_batch);
     tcase_add_test(tc, ilp_moe_rows_combine_alltoall);
     suite_add_tcase(s, tc);
     return s;

@@ -366,8 +366,8 @@ START_TEST(moe_rows_hold_whole_experts) {
     ck_assert_int_eq(st_model_preset("tiny-moe", &m), 0);
     int zero = 0, four = 4;
     st__xmodel x;
-    st__xpart pt = {.B = 2, .T = 8, .tp = 2, .tr = 1, .sp = 1, .moe_rows = 1, .nchunks = 1, .l0 = &zero, .l1 = &four,
-                    .first = 1, .last = 1};
+    st__xpart pt = {.B = 2, .T = 8, .tp = 2, .tr = 1, .sp = 1, .moe_rows = 1, .router_h = 1, .nchunks = 1, .l0 = &zero,
+                    .l1 = &four, .first = 1, .last = 1};
     ck_assert_int_eq(st__xmodel_init(&x, &m, &pt, 3, &err), 0);
     int experts = 0, routers = 0;
     for (int i = 0; i < x.ntensors; i++) {
@@ -386,6 +386,23 @@ START_TEST(moe_rows_hold_whole_experts) {
     ck_assert_int_eq(experts, 4 * 3 * (int)m.experts / 2); /* w1, w3, w2 of each, in each of the 4 blocks */
     ck_assert_int_eq(routers, 4);
     st__xmodel_destroy(&x);
+    /* the router whole on the rows (the ILP's 'b' on a batch axis) and, without moe_rows, the experts split by their
+     * ffn (expert tensor parallelism) beside a router split by the hidden dimension */
+    for (int k = 0; k < 2; k++) {
+        pt.moe_rows = k == 0, pt.router_h = k == 1;
+        ck_assert_int_eq(st__xmodel_init(&x, &m, &pt, 3, &err), 0);
+        for (int i = 0; i < x.ntensors; i++) {
+            const st__xtensor *t = &x.tensors[i];
+            if (!strcmp(t->name, "router")) ck_assert_int_eq(t->ncols, k == 0 ? m.hidden : m.hidden / 2);
+            if (t->expert >= 0 && k == 1) { /* every expert, this rank's half of its ffn */
+                ck_assert_int_eq(!strcmp(t->name, "moe_w2") ? t->ncols : t->nrows, x.fe / 2);
+                ck_assert_int_eq(!strcmp(t->name, "moe_w2") ? t->col0 : t->row0, x.fe / 2);
+            }
+        }
+        ck_assert_int_eq(x.E_l, k == 0 ? m.experts / 2 : m.experts);
+        st__xmodel_destroy(&x);
+    }
+    pt.moe_rows = 1, pt.router_h = 1;
     pt.sp = 0;
     ck_assert_int_eq(st__xmodel_init(&x, &m, &pt, 3, &err), ST_EINVAL);
     ck_assert_ptr_nonnull(strstr(err.text, "sp=1"));

@@ -31,8 +31,8 @@ static const char help_text[] =
     "recompute when each stage splits its operators as Megatron-LM does (per mesh axis: heads, ffn and\n"
     "vocabulary, the residual stream replicated or split by rows; or the batch), or with part of the\n"
     "attention on each device's token rows under it (the projection alone after an all-to-all from the\n"
-    "heads, or QKV to the projection under a tp MLP), all stages alike; other shardings are refused\n"
-    "naming the stage and the operator.\n"
+    "heads, or QKV to the projection under a tp MLP), MoE experts over the axis or each split by its ffn,\n"
+    "all stages alike; other shardings are refused naming the stage and the operator.\n"
     "  --cluster C          prices the lowering's instructions (default dgx-a100-80g: up to 8 ranks)\n"
     "  --gpus N             the cluster's GPUs, in nodes of its size (as for strata sim)\n"
     "  --steps S            iterations (1..100000)\n"
@@ -89,6 +89,8 @@ static void print_json(FILE *f, const st_model *m, const char *spec, const st_pl
         fprintf(f, " \"on_rows\": \"%s\",\n", o->attn_rows == 1 ? "projection" : "attention");
     if (o->moe_rows)
         fputs(" \"experts\": \"tp rows\",\n", f);
+    if (o->router_h)
+        fputs(" \"router\": \"hidden\",\n", f);
     if (o->replicas > 1) /* the same: the ranks beyond the job's compute what its ranks do */
         fprintf(f, " \"copies\": %d,\n", o->replicas);
     fprintf(f, " \"kept_step\": %d, \"iteration_time_s\": %.17g, \"tokens_per_s\": %.17g,\n \"loss\": [",
@@ -135,6 +137,8 @@ static void print_text(FILE *f, const st_model *m, const char *spec, const st_lo
     if (o->moe_rows)
         fputs("           the experts split over the tp group, each rank's token rows routed to them (the ILP's "
               "split)\n", f);
+    if (o->router_h)
+        fputs("           the router split over the tp group by the hidden dimension (the ILP's split)\n", f);
     if (o->replicas > 1)
         fprintf(f, "           %d copies of these ranks computing the same (the ILP's mesh axes that split nothing)\n",
                 o->replicas);
@@ -273,7 +277,8 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
     if (!a.cluster) a.cluster = "dgx-a100-80g";
     /* an operator-level plan runs as the hybrid plan it is (st__run_ilp_spec), or is refused */
     if (st__plan_is_ilp(a.plan)) {
-        if ((rc = st__run_ilp_spec(&a, ilp_spec, sizeof ilp_spec, &o.attn_rows, &o.moe_rows, &o.replicas, &lo, err)))
+        if ((rc = st__run_ilp_spec(&a, ilp_spec, sizeof ilp_spec, &o.attn_rows, &o.moe_rows, &o.router_h,
+                                     &o.replicas, &lo, err)))
             goto done;
         a.plan = ilp_spec;
         a.heads_whole = o.attn_rows == 2 || o.attn_rows == 3; /* no operator splits the heads */
