@@ -117,11 +117,9 @@
  * rank routes its rows, sends each kept (token, expert) pair to the rank holding the expert (E / tp
  * experts, whole) and takes the outputs back, all-to-alls of the routed rows; the output is the rows'
  * own, whole: no reduce-scatter, and the norm's gradient whole on the rows (no f). Backward: the rows'
- * logit gradients all-gathered, the router's input gradient all-to-all'd back to the rows. Where this
- * differs from the ILP's price: the ILP reshards the router's partial logits once per consumer (the
- * dispatch's and the combine's reduce-scatter; here one), and its combine, whose label ('s') leaves
- * the experts' output unsplit, takes that output all-gathered (backward, reduce-scattered), where the
- * all-to-all here returns each token's outputs to its rank alone. The ILP may also run the router whole
+ * logit gradients all-gathered, the router's input gradient all-to-all'd back to the rows. The ILP prices
+ * the same (search/autoshard.c: the router's logits resharded once, for the dispatch, which carries them to
+ * the combine; the combine an all-to-all of each rank's share, Megatron-Core's token dispatcher). The ILP may also run the router whole
  * on the rows (its 'b' where the axis is a batch one, the attention then on the rows too: attn_rows 2;
  * router_h 0): each rank's logits from its rows and the whole weight, whose gradient is partial over
  * the rows (st__xmodel_sp_grads), the rest as above.
