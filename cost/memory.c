@@ -294,6 +294,15 @@ void st__cost_stage_memory(st_cost_ctx *ctx, const st_plan *p, const st__shard_c
         double cool = (pp / 2 - late) * a0 + late * a1 + h * wgrad / 2 + working + work + wgrad / 2 - wtop;
         if (cool > out->activations_bytes) out->activations_bytes = cool;
     }
+    if (p->schedule == ST_SCHED_DUALPIPE) {
+        /* dualpipe.py's order holds pp - h micro-batches of the copy that reaches rank d first (the chunk of the
+         * nearer end: the embedding's at the ends) and h + 1 of the other, where Table 2's count (st_cost_inflight)
+         * is (pp + 1) / 2 of each: ((pp - 1) / 2 - h)(a0 - a1) more, 0 where the two chunks keep the same (the
+         * middle ranks), less at the ends where the loss's chunk keeps more (its logits: llama3-8b tp=2 pp=4, 3.1
+         * GiB less on ranks 0 and 3); the simulator's peak exactly (tests/test_lower.c) */
+        int h = stage < pp - 1 - stage ? stage : pp - 1 - stage;
+        out->activations_bytes += ((pp - 1) / 2.0 - h) * (a0 - a1);
+    }
     if (p->offload_params > 0 || p->offload_activations > 0)
         out->host_bytes = p->offload_params * (dense + expert) * wb + p->offload_activations * act_mb * inflight;
     out->other_bytes = st_cluster_reserved_bytes(ctx->c);
