@@ -31,7 +31,8 @@
  * attention's, norms' and router's gradients are summed over it as dp's are, and the experts' not.
  * With the output layer on the batch too ('b'; with the experts 'e') the axis is
  * data-parallel with the experts over it: Megatron's ep over the dp ranks (ep; the ILP picks the
- * vocabulary-parallel output layer on the tiny presets' fixtures, not this).
+ * vocabulary-parallel output layer on the tiny presets' fixtures, not this); beside it a tp axis may split
+ * each expert by its ffn under a whole router, not hold the experts ('e') nor split the router ('h').
  * On a tp axis whose residual stream is split by rows the ILP may also split part of the attention
  * by the rows (the stream's label, 'b' or 's') rather than 'n', when the micro-batch's rows outweigh
  * the weights (attn_rows; exec/model.c runs both): the projection alone (1: the attention output
@@ -120,7 +121,7 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
     const st_graph *g = r->g;
     const st_as_stage *st = &r->stage[s];
     int qkv = op_index(g, "qkv");
-    int tp_axes = 0, sp_axes = 0, moe_axes = 0;
+    int tp_axes = 0, sp_axes = 0, moe_axes = 0, moe_axis = -1; /* the last tp axis the MoE blocks split on */
     h->tp = h->dp = h->rep = h->ep = 1, h->sp = 0, h->attn_rows = 0, h->moe_rows = 0, h->router_h = 0;
     for (int a = 0; a < st->mesh.naxes; a++) {
         int size = st->mesh.size[a];
@@ -228,7 +229,7 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
                 return st_error_set(err, ST_EINVAL, NULL, "stages",
                                     "stage %d: the experts or the router split otherwise on one of its tensor-parallel "
                                     "mesh axes than on another: the executor splits them alike over all of them", s);
-            h->moe_rows = moe, h->router_h = rh;
+            h->moe_rows = moe, h->router_h = rh, moe_axis = a;
         }
         int mode = 0, proj = op_index(g, "proj");
         for (int o = 0; rows && o < g->nops; o++) {
@@ -250,6 +251,17 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
         h->attn_rows = mode;
         h->tp *= size, tp_axes++;
         if (stream > 0) sp_axes++;
+    }
+    /* experts over a batch axis too (ep over the dp ranks): the executor's ep group is then some of the dp ranks, so
+     * neither the tp group as the experts' group (moe_rows) nor the router's columns over it (router_h) beside it
+     * (exec/model.c, st__xmodel_init, refuses both with ep) */
+    if (h->ep > 1 && (h->moe_rows || h->router_h)) {
+        int o = op_index(g, h->moe_rows ? "expert_fc1" : "router");
+        return refuse(err, s, g, o, st->choice[o].lab[moe_axis], moe_axis, st->mesh.size[moe_axis],
+                      h->moe_rows ? "the experts are over a batch axis too (ep over the data-parallel ranks), beside "
+                                    "which the executor splits each by its ffn ('f') on a tensor-parallel axis"
+                                  : "the experts are over a batch axis (ep over the data-parallel ranks), beside which "
+                                    "the executor runs the router whole on a tensor-parallel axis");
     }
     if (sp_axes && sp_axes < tp_axes) /* Megatron's sp splits the rows over the whole tp group */
         return st_error_set(err, ST_EINVAL, NULL, "stages",

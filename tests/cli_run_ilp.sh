@@ -194,6 +194,12 @@ checked 2 "tiny-moe, ILP experts over a batch axis beside a data-parallel output
 	--model tiny-moe --plan "$SRCDIR/tests/data/plan_ilp_tiny_moe_ep2.json"
 if ran "tp=1,pp=1,dp=2,.*ep=2,"; then ok "it runs as dp=2 with ep=2"
 else nok "it runs as dp=2 with ep=2" "$(grep -o '"plan": "[^"]*' "$T/out")"; fi
+# and on a 2x2 mesh beside a tp axis whose router splits the hidden dimension (tests/data/plan_ilp_tiny_moe_ep2_tp2.json,
+# by hand: the ep2 plan's batch axis, then heads, ffn of each expert, router 'h'): the executor's ep group is then
+# dp ranks, the router's columns over tp not beside it; refused naming the operator, not left to the executor
+refused "tiny-moe, experts over a batch axis beside a router split by the hidden dimension" \
+	"key 'stages': stage 0, operator router: split 'h' on mesh axis 1 (2 devices): the experts are over a batch axis" \
+	4 run --cluster "$SLOW" --model tiny-moe --plan "$SRCDIR/tests/data/plan_ilp_tiny_moe_ep2_tp2.json"
 # each expert split by its ffn (expert tensor parallelism, Megatron-Core's --expert-tensor-parallel-size: fc1
 # column- and fc2 row-parallel, the tokens all-gathered, the partial outputs reduce-scattered) on 8 devices: on a tp
 # axis beside a router split by the hidden dimension (mbs 1), on a batch axis beside the attention on the rows (mbs 8)
