@@ -469,8 +469,9 @@ START_TEST(chunks_hold_their_blocks) {
 END_TEST
 
 /* selective, full and op recompute: the backward refuses until the recompute ran, which makes the
- * dropped activations again: the gradients are bit for bit those of the run that kept them (op: wk's and
- * w3's GEMMs alone, the forward's calls; refused with MoE blocks) */
+ * dropped activations again: the gradients are bit for bit those of the run that kept them (op: within fp32
+ * rounding, its forward running QKV and fc1 part by part; wk's and w3's GEMMs alone again, the forward's own
+ * calls; refused with MoE blocks) */
 /* the preset shrunk to 2 blocks of 16, and two seeded sequences of 6 tokens (and their targets) */
 static void tiny_model(const char *preset, st_model *m, int32_t *tok) {
     ck_assert_int_eq(st_model_preset(preset, m), 0);
@@ -507,7 +508,16 @@ static void recompute_restores(const char *preset) {
         ck_assert_int_eq(st__xmodel_recompute(&x[r], a), ST_EINVAL); /* nothing (more) to make */
         ck_assert_int_eq(st__xmodel_backward(&x[r], a, NULL, 1.0, &o), 0);
         st__xacts_free(a);
-        if (r) ck_assert_int_eq(memcmp(x[r].grads, x[0].grads, (size_t)x[0].nparams * sizeof(float)), 0);
+        if (r && r < 3) ck_assert_int_eq(memcmp(x[r].grads, x[0].grads, (size_t)x[0].nparams * sizeof(float)), 0);
+        if (r == 3) { /* op runs QKV and fc1 part by part (torchtitan's linears), the others as one GEMM each
+                       * (Megatron's): the same sums in another blocking, equal within fp32 rounding */
+            double mx = 0, diff = 0;
+            for (int64_t i = 0; i < x[0].nparams; i++) {
+                mx = fmax(mx, fabs(x[0].grads[i]));
+                diff = fmax(diff, fabs(x[r].grads[i] - x[0].grads[i]));
+            }
+            ck_assert_msg(mx > 0 && diff <= 1e-5 * mx, "recompute=op: gradients %g apart (largest %g)", diff, mx);
+        }
     }
     for (int r = 0; r < R; r++) st__xmodel_destroy(&x[r]);
 }
