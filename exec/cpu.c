@@ -56,6 +56,13 @@
  * runtime no longer waits after each instruction, and reads the spans, the tp/ep/cp clocks and the
  * GEMM share from step_end once the step's work is done; the iteration's time stays the host's.
  *
+ * Optimizer offload (ZeRO-Offload, Ren et al. 2021; offload=optimizer, or the share offload_optimizer): the
+ * last share of each owned part is updated on the host: its fp32 weights (the master copy, copied down with
+ * the first step's gradients), gradients and Adam moments in host memory; the program's copy-stream
+ * instructions around the optimizer move the gradients down and the weights up (either done by the optimizer
+ * itself where the program has none), the CPU's Adam (st__xadam) runs on the host share and the backend's on
+ * the rest. Weights' and activations' offload are not run (check_plan).
+ *
  * Faults (exec/fault.c): every transfer of a step runs in the run's own communicator (a duplicate
  * of the world with MPI_ERRORS_RETURN, and the groups' made from it) as a nonblocking call that
  * st__xwait polls until the timeout, naming this rank's instruction (S->w, kept up to date) when
@@ -106,7 +113,9 @@ typedef struct region {
     int kind;        /* REG_* */
     int unit;        /* ZeRO-3: the unit that holds it (tensor_unit); 0 otherwise */
     int64_t lo, hi;  /* the part this rank's Adam updates (all of it without ZeRO) */
-    int64_t mv;      /* its Adam moments at m + mv, v + mv */
+    int64_t mv;      /* its place among the owned parts (ZeRO-3's shards zp, zg) */
+    int64_t dmv;     /* its Adam moments on the device at m + dmv, v + dmv: the owned part but its host share */
+    int64_t hn, hmv; /* optimizer offload: the last hn of the owned part updated on the host, its states at hmv */
 } region;
 
 /* what a region holds: summed over dp; the tied embedding, also over the end stages; experts, over edp */
@@ -132,8 +141,16 @@ typedef struct rank_state {
     st__xmodel x;
     int nreg;
     region *reg;            /* owned */
-    float *m, *v;           /* Adam moments of the owned parts */
+    float *m, *v;           /* Adam moments of the owned parts (but their host shares) */
     int64_t nmv;
+    /* optimizer offload (ZeRO-Offload, Ren et al. 2021; offload=optimizer or the share offload_optimizer): the
+     * owned parts' host shares' fp32 weights (the master copy), gradients and moments in host memory, nh floats
+     * each; off_step: the step whose host weights are current (-1: none yet); in a step, whether the gradients
+     * went down and the optimizer ran (the copy instructions before and after it, or the optimizer itself) */
+    double off_frac;
+    int64_t nh, off_step;
+    float *hp, *hg, *hm, *hv;
+    int grads_down, opt_done, weights_up, up_copy; /* up_copy: the program copies the weights up after the step */
     int wte_reg;            /* the region of the tied embedding, -1 when none is shared across stages */
     /* per (chunk of this rank, micro-batch): slot chunk * M + mb */
     st__xacts **acts;       /* between its forward and backward */
@@ -386,9 +403,12 @@ static int check_plan(const st_plan *p, const st_lowered *l, const st_model *m, 
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "the plan runs on %d ranks (tp x pp x dp x cp); mpirun started %d (mpirun -np %d)",
                             l->nranks, size, l->nranks);
-    const char *why = p->offload != ST_OFF_NONE || p->offload_optimizer > 0 || p->offload_params > 0 ||
-                              p->offload_activations > 0
-                          ? "offloading"
+    /* offload: the optimizer's states (offload=optimizer, offload_optimizer) run, the weights' and the
+     * activations' (offload=params, offload_params, offload_activations: copies inside the passes) do not */
+    const char *why = p->offload == ST_OFF_PARAMS || p->offload_params > 0 || p->offload_activations > 0
+                          ? "offloading of weights or activations (offload=params, offload_params, offload_activations)"
+                      : (p->offload != ST_OFF_NONE || p->offload_optimizer > 0) && p->zero == 3
+                          ? "optimizer offload with ZeRO-3"
                       : l->nops == 0 || l->progs == NULL ? "a lowering without operators"
                                                          : NULL;
     if (why) return st_error_set(err, ST_EINVAL, NULL, "plan", "the cpu executor does not run %s yet", why);
@@ -497,7 +517,8 @@ static int setup_regions(rank_state *S) {
         }
         S->reg[S->nreg - 1].n += t->nrows * t->ncols;
     }
-    S->nmv = 0;
+    S->nmv = S->nh = 0;
+    int64_t ndev = 0;
     for (int i = 0; i < S->nreg; i++) {
         region *g = &S->reg[i];
         int np, pr;
@@ -509,10 +530,20 @@ static int setup_regions(rank_state *S) {
         if (g->hi > g->off + g->n) g->hi = g->off + g->n;
         g->mv = S->nmv;
         S->nmv += g->hi - g->lo;
+        /* offload: the host's share of each owned part, its last floats (cost/offload.c prices a fraction) */
+        g->hn = (int64_t)llround(S->off_frac * (double)(g->hi - g->lo));
+        g->hmv = S->nh, g->dmv = ndev;
+        S->nh += g->hn, ndev += g->hi - g->lo - g->hn;
     }
-    /* Adam's moments beside the weights, in the backend's memory (zeroed) */
-    S->m = S->x.be->mem_alloc(S->nmv);
-    S->v = S->x.be->mem_alloc(S->nmv);
+    /* Adam's moments beside the weights, in the backend's memory (zeroed); the host shares' in host memory */
+    S->m = S->x.be->mem_alloc(ndev);
+    S->v = S->x.be->mem_alloc(ndev);
+    S->off_step = -1;
+    if (S->nh) {
+        S->hp = malloc((size_t)S->nh * sizeof *S->hp), S->hg = malloc((size_t)S->nh * sizeof *S->hg);
+        S->hm = calloc((size_t)S->nh, sizeof *S->hm), S->hv = calloc((size_t)S->nh, sizeof *S->hv);
+        if (!S->hp || !S->hg || !S->hm || !S->hv) return ST_ENOMEM;
+    }
     return S->m && S->v ? 0 : ST_ENOMEM;
 }
 
@@ -912,17 +943,53 @@ static int z3_weight(rank_state *S, const st_ins *in, int k) {
     return rc;
 }
 
+/* Optimizer offload's copies: the host shares' gradients down to host memory (and, the first time, the weights
+ * the host's Adam then keeps as their master copy), and after the step the updated weights back up. */
+static int offload_grads_down(rank_state *S, int64_t step) {
+    for (int i = 0; i < S->nreg; i++) {
+        region *g = &S->reg[i];
+        int64_t d = g->hi - g->lo - g->hn;
+        if (g->hn <= 0) continue;
+        if (S->off_step < 0) S->x.be->mem_copy(S->hp + g->hmv, owned_params(S, g) + d, g->hn);
+        S->x.be->mem_copy(S->hg + g->hmv, owned_grads(S, g) + d, g->hn);
+    }
+    S->off_step = step;
+    S->grads_down = 1;
+    return 0;
+}
+
+static int offload_weights_up(rank_state *S) {
+    for (int i = 0; i < S->nreg; i++) {
+        region *g = &S->reg[i];
+        if (g->hn > 0) S->x.be->mem_copy(owned_params(S, g) + (g->hi - g->lo - g->hn), S->hp + g->hmv, g->hn);
+    }
+    S->weights_up = 1;
+    return 0;
+}
+
 static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_exec_opts *o, int *kind) {
     int mb = in->mb, k = slot_of(S, in), c = in->chunk >= 0 ? local_chunk(S->pp, S->dual, in->chunk) : -1;
+    if (in->stream == ST_STREAM_COPY && in->chunk < 0) { /* optimizer offload's copies around the step */
+        *kind = ST_EXEC_OPTIMIZER;
+        if (!S->nh) return ST_EINVAL;
+        return S->opt_done ? offload_weights_up(S) : offload_grads_down(S, step);
+    }
     if (in->phase == ST_PHASE_OPTIMIZER) {
         *kind = ST_EXEC_OPTIMIZER;
         if (S->npend) return ST_EINVAL; /* ZeRO-3: gradients that no reduce-scatter took */
+        if (S->nh && !S->grads_down) offload_grads_down(S, step); /* (a program without the copy) */
         for (int i = 0; i < S->nreg; i++) {
             region *g = &S->reg[i];
-            S->x.be->adam(owned_params(S, g), owned_grads(S, g), S->m + g->mv, S->v + g->mv, g->hi - g->lo,
-                          (int)step + 1, ADAM_LR, ADAM_B1, ADAM_B2, ADAM_EPS);
+            int64_t nd = g->hi - g->lo - g->hn;
+            if (nd > 0)
+                S->x.be->adam(owned_params(S, g), owned_grads(S, g), S->m + g->dmv, S->v + g->dmv, nd, (int)step + 1,
+                              ADAM_LR, ADAM_B1, ADAM_B2, ADAM_EPS);
+            if (g->hn > 0) /* the CPU's Adam on the host share (DeepSpeed's CPU Adam; the same update) */
+                st__xadam(S->hp + g->hmv, S->hg + g->hmv, S->hm + g->hmv, S->hv + g->hmv, g->hn, (int)step + 1,
+                          ADAM_LR, ADAM_B1, ADAM_B2, ADAM_EPS);
         }
-        return 0;
+        S->opt_done = 1;
+        return S->nh && !S->up_copy ? offload_weights_up(S) : 0;
     }
     if (in->phase == ST_PHASE_RECOMPUTE) {
         *kind = ST_EXEC_RECOMPUTE;
@@ -1255,6 +1322,7 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
         memset(S->bwd_done, 0, (size_t)(S->M * S->V) * sizeof *S->bwd_done);
         memset(kind_s, 0, ST_EXEC_KINDS * sizeof *kind_s);
         S->loss_sum = 0;
+        S->grads_down = S->opt_done = S->weights_up = 0;
         S->nsends = 0;
         if (R && (rc = ref_grads(R, S, step, o->seed, S->tokens + S->x.B * (S->T + 1)))) break;
         watch_between(S, step, "the barrier that starts it");
@@ -1373,6 +1441,7 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
 }
 
 static void state_destroy(rank_state *S) {
+    free(S->hp), free(S->hg), free(S->hm), free(S->hv);
     if (S->edpc != MPI_COMM_NULL) MPI_Comm_free(&S->edpc);
     if (S->comms)
         for (int g = 0; g < S->l->ngroups; g++)
@@ -1563,6 +1632,13 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     S.M = st_plan_replica_microbatches(p, replica), S.m0 = 0;
     for (int r = 0; r < replica; r++) S.m0 += st_plan_replica_microbatches(p, r);
     S.den = (double)(p->gbs / p->mbs) * S.cp;
+    S.off_frac = p->offload == ST_OFF_OPTIMIZER ? 1 : p->offload_optimizer;
+    for (int i = 0, opt = 0; i < S.pg->n; i++) { /* does a copy bring the weights back after the optimizer? */
+        st_ins in;
+        st_program_ins(S.pg, i, &in);
+        opt |= in.kind == ST_INS_COMPUTE && in.phase == ST_PHASE_OPTIMIZER;
+        S.up_copy |= opt && in.kind == ST_INS_COMPUTE && in.stream == ST_STREAM_COPY && in.chunk < 0;
+    }
     S.epc = S.edpc = MPI_COMM_NULL;
     l0 = calloc((size_t)S.V, sizeof *l0), l1 = calloc((size_t)S.V, sizeof *l1);
     st__xpart part = {.B = p->mbs, .T = p->seq, .tp = S.tp, .tr = S.tr, .sp = p->sp, .attn_rows = o->attn_rows,

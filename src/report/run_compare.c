@@ -40,7 +40,10 @@ static const char *const row_names[ST_RUNCMP_ROWS] = {
 /* the row of an instruction (compute goes to "other compute"; its GEMM share is moved apart) */
 static int row_of(const st_lowered *l, const st_ins *in) {
     switch (in->kind) {
-    case ST_INS_COMPUTE: return in->phase == ST_PHASE_OPTIMIZER ? ST_RUNCMP_OPTIMIZER : ST_RUNCMP_OTHER;
+    /* (optimizer offload's copies of the gradients down and the weights up go with the step, as the run counts them) */
+    case ST_INS_COMPUTE:
+        return in->phase == ST_PHASE_OPTIMIZER || (in->stream == ST_STREAM_COPY && in->chunk < 0) ? ST_RUNCMP_OPTIMIZER
+                                                                                                 : ST_RUNCMP_OTHER;
     case ST_INS_SEND: return ST_RUNCMP_SEND;
     case ST_INS_RECV: return ST_RUNCMP_RECV;
     default: break;
