@@ -25,10 +25,13 @@
  * weights seeded on the host and uploaded once, and the host reaches them only through mem_copy and
  * mem_zero (cudaMemcpyAsync, cudaMemcpy2DAsync, cudaMemsetAsync on the stream). The kernels take them
  * as they are; a kernel whose outputs all lie there is queued and not waited for. What still crosses
- * to the host, and why: the loss's row sums (2N floats, for the printed loss); the MoE routing (the
- * norm's output copied down, top-k, sort and capacity on the host, its experts' rows staged per
- * kernel from host buffers, the weighted sum uploaded: a routing kernel and device-side dispatch are
- * the next step); context parallelism's attention (q, k, v copied down, exchanged and computed on the
+ * to the host, and why: the loss's row sums (2N floats, for the printed loss); the MoE routing's
+ * counts (the routing, capacity, dispatch, sort by expert, combine and their backward are kernels on
+ * the model's tensors, exec/moe_kernels.h, and the ep all-to-all NCCL's on them, nccl_alltoallv_dev:
+ * the host gets each expert's kept count and the received rows' offsets per expert, E + E_l + 1 ints a
+ * block, which size the GEMMs and the all-to-all, and the ep group's row counts, exchanged through it);
+ * the ILP's operator-level MoE variants (moe_rows, router_h: exec/model.c's host path, on host copies
+ * as before); context parallelism's attention (q, k, v copied down, exchanged and computed on the
  * host as before, the output and gradients uploaded); attn_rows 1's all-to-all (MPI's, on host
  * copies); --check's gradients; the tokens (staged per kernel: B x (T + 1) ints). A kernel with a
  * host operand stages it through the device buffer below and waits for its outputs.
@@ -42,7 +45,7 @@
  * is ordered by events too: a freed block of the model's tensors records an event on every stream
  * that used it and its next mem_alloc waits for them (the runtime frees a micro-batch's buffers while
  * a send's copy on the p2p stream may still read them); the staging buffer alike, at each use on
- * another stream. The host waits only for a copy to the host (the loss, the MoE routing, cp's
+ * another stream. The host waits only for a copy to the host (the loss, the MoE counts, cp's
  * attention, --check), a pipeline receive (the wait that can meet a dead peer), a grown staging
  * buffer's cudaFree, and the step's end (step_end: every stream). Timing is by events, read once at
  * the step's end against the step's start event: an instruction's span runs from where its stream

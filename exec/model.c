@@ -144,7 +144,8 @@
  * the backend (st__xbackend's mem_alloc: the host's for the cpu backend, the GPU's for cuda), and this
  * file moves and zeroes them only through its mem_copy, mem_copy2d and mem_zero, never by a host
  * pointer: the weights are seeded on the host and uploaded once, the loss's sum over rows copies the
- * 2N row sums down, and what runs on the host (an MoE block's routing, dispatch and combine; context
+ * 2N row sums down, an MoE block's counts down (its routing, dispatch and combine run as the backend's kernels,
+ * moe_fwd_dev), and what runs on the host (the operator-level MoE variants' routing; context
  * parallelism's exchanges and chunked attention, whose probabilities stay on the host; attn_rows 1's
  * all-to-all over MPI) works on host copies of its inputs and uploads its outputs. */
 #include "exec/exec_private.h"
