@@ -1717,7 +1717,8 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
         rc = st_error_set(err, ST_EINVAL, NULL, NULL, "MPI could not make the expert-data-parallel communicator");
         goto out;
     }
-    S.x.comm = (st__xcomm){tp_allreduce, tp_allgather, tp_reduce_scatter, ep_alltoallv, &S};
+    /* the cpu backend's memory is the host's: its alltoallv serves the device path as it is (mem_free is free) */
+    S.x.comm = (st__xcomm){tp_allreduce, tp_allgather, tp_reduce_scatter, ep_alltoallv, ep_alltoallv, &S};
     S.x.tp_a2a.fn = tp_alltoall, S.x.tp_a2a.ctx = &S;
     S.x.tp_a2av.fn = tp_alltoallv, S.x.tp_a2av.ctx = &S;
     S.x.cpcomm = (st__xcpcomm){cp_allgather, cp_reduce_scatter, cp_ring, cp_alltoall, &S};

@@ -25,10 +25,13 @@
  * weights seeded on the host and uploaded once, and the host reaches them only through mem_copy and
  * mem_zero (cudaMemcpyAsync, cudaMemcpy2DAsync, cudaMemsetAsync on the stream). The kernels take them
  * as they are; a kernel whose outputs all lie there is queued and not waited for. What still crosses
- * to the host, and why: the loss's row sums (2N floats, for the printed loss); the MoE routing (the
- * norm's output copied down, top-k, sort and capacity on the host, its experts' rows staged per
- * kernel from host buffers, the weighted sum uploaded: a routing kernel and device-side dispatch are
- * the next step); context parallelism's attention (q, k, v copied down, exchanged and computed on the
+ * to the host, and why: the loss's row sums (2N floats, for the printed loss); the MoE routing's
+ * counts (the routing, capacity, dispatch, sort by expert, combine and their backward are kernels on
+ * the model's tensors, exec/moe_kernels.h, and the ep all-to-all NCCL's on them, nccl_alltoallv_dev:
+ * the host gets each expert's kept count and the received rows' offsets per expert, E + E_l + 1 ints a
+ * block, which size the GEMMs and the all-to-all, and the ep group's row counts, exchanged through it);
+ * the ILP's operator-level MoE variants (moe_rows, router_h: exec/model.c's host path, on host copies
+ * as before); context parallelism's attention (q, k, v copied down, exchanged and computed on the
  * host as before, the output and gradients uploaded); attn_rows 1's all-to-all (MPI's, on host
  * copies); --check's gradients; the tokens (staged per kernel: B x (T + 1) ints). A kernel with a
  * host operand stages it through the device buffer below and waits for its outputs.
@@ -42,7 +45,7 @@
  * is ordered by events too: a freed block of the model's tensors records an event on every stream
  * that used it and its next mem_alloc waits for them (the runtime frees a micro-batch's buffers while
  * a send's copy on the p2p stream may still read them); the staging buffer alike, at each use on
- * another stream. The host waits only for a copy to the host (the loss, the MoE routing, cp's
+ * another stream. The host waits only for a copy to the host (the loss, the MoE counts, cp's
  * attention, --check), a pipeline receive (the wait that can meet a dead peer), a grown staging
  * buffer's cudaFree, and the step's end (step_end: every stream). Timing is by events, read once at
  * the step's end against the step's start event: an instruction's span runs from where its stream
@@ -719,6 +722,72 @@ static void adam(float *p, const float *gr, float *m, float *v, int64_t n, int t
         unstage(a, 4);
 }
 
+/* an MoE block's routing, dispatch and combine (exec/moe_kernels.h): exec/model.c's device path hands them its
+ * tensors, so nothing is staged and nothing waited for (a host operand would be staged as the others') */
+#define DI(a) ((int32_t *)(a).dev)
+
+static void moe_route(int32_t *top, float *s, const float *logits, int64_t N, int64_t E, int64_t K) {
+    arg a[] = {OUT(top, N * K), OUT(s, N * K), IN(logits, N * E)};
+    if (!stage(a, 3, 0, NULL) && !launched(st__xkc_moe_route(g.cur, DI(a[0]), a[1].dev, a[2].dev, N, E, K), "routing"))
+        unstage(a, 3);
+}
+
+static void moe_place(int32_t *cnt, int32_t *order, int32_t *where, const int32_t *top, const float *s, int64_t NK,
+                      int64_t E, int64_t cap) {
+    arg a[] = {OUT(cnt, E), INOUT(order, NK), OUT(where, NK), IN(top, NK), IN(s, NK)};
+    if (!stage(a, 5, 0, NULL) &&
+        !launched(st__xkc_moe_place(g.cur, DI(a[0]), DI(a[1]), DI(a[2]), DI(a[3]), a[4].dev, NK, E, cap),
+                  "capacity"))
+        unstage(a, 5);
+}
+
+static void moe_gather(float *send, const float *n2, const int32_t *order, const int32_t *top, int64_t N,
+                       int64_t nsend, int64_t K, int64_t h, int64_t El) {
+    arg a[] = {OUT(send, nsend * (h + 1)), IN(n2, N * h), IN(order, nsend), IN(top, N * K)};
+    if (!stage(a, 4, 0, NULL) &&
+        !launched(st__xkc_moe_gather(g.cur, a[0].dev, a[1].dev, DI(a[2]), DI(a[3]), N, nsend, K, h, El), "dispatch"))
+        unstage(a, 4);
+}
+
+static void moe_sort(float *xin, int32_t *perm, int32_t *first, const float *recv, int64_t R, int64_t h, int64_t El) {
+    arg a[] = {OUT(xin, R * h), OUT(perm, R), OUT(first, El + 1), IN(recv, R * (h + 1))};
+    if (!stage(a, 4, 0, NULL) &&
+        !launched(st__xkc_moe_sort(g.cur, a[0].dev, DI(a[1]), DI(a[2]), a[3].dev, R, h, El), "experts' sort"))
+        unstage(a, 4);
+}
+
+static void moe_permute(float *to, const float *from, const int32_t *perm, int64_t R, int64_t h, int dir) {
+    arg a[] = {INOUT(to, R * h), IN(from, R * h), IN(perm, R)};
+    if (!stage(a, 3, 0, NULL) &&
+        !launched(st__xkc_moe_permute(g.cur, a[0].dev, a[1].dev, DI(a[2]), R, h, dir), "experts' permutation"))
+        unstage(a, 3);
+}
+
+static void moe_combine(float *out, const float *y, const float *s, const int32_t *where, int64_t N, int64_t nsend,
+                        int64_t K, int64_t h, int acc) {
+    arg a[] = {INOUT(out, N * h), IN(y, nsend * h), IN(s, N * K), IN(where, N * K)};
+    if (!stage(a, 4, 0, NULL) &&
+        !launched(st__xkc_moe_combine(g.cur, a[0].dev, a[1].dev, a[2].dev, DI(a[3]), N, nsend, K, h, acc), "combine"))
+        unstage(a, 4);
+}
+
+static void moe_dy(float *dy, float *ds, const float *dout, const float *y, const float *s, const int32_t *order,
+                   int64_t N, int64_t nsend, int64_t K, int64_t h) {
+    arg a[] = {OUT(dy, nsend * h), INOUT(ds, N * K), IN(dout, N * h), IN(y, nsend * h), IN(s, N * K), IN(order, nsend)};
+    if (!stage(a, 6, 0, NULL) && !launched(st__xkc_moe_dy(g.cur, a[0].dev, a[1].dev, a[2].dev, a[3].dev, a[4].dev,
+                                                          DI(a[5]), N, nsend, K, h),
+                                           "combine backward"))
+        unstage(a, 6);
+}
+
+static void moe_router_bwd(float *dl, const float *s, const float *ds, const int32_t *top, int64_t N, int64_t E,
+                           int64_t K) {
+    arg a[] = {INOUT(dl, N * E), IN(s, N * K), IN(ds, N * K), IN(top, N * K)};
+    if (!stage(a, 4, 0, NULL) &&
+        !launched(st__xkc_moe_router_bwd(g.cur, a[0].dev, a[1].dev, a[2].dev, DI(a[3]), N, E, K), "routing backward"))
+        unstage(a, 4);
+}
+
 /* ---------------------------------------------------------------- NCCL: tp and ep communication
  *
  * Each call runs on the model's tensors where they lie on the device (a host buffer, staged through
@@ -819,6 +888,41 @@ out:
     return recv;
 }
 
+/* nccl_alltoallv on the model's tensors (st__xcomm's alltoallv_dev): the counts (an int each way per member)
+ * through the host, the rows from send to a new tensor of mem_alloc's without staging or waiting */
+static float *nccl_alltoallv_dev(void *ctx, const float *send, const int *scounts, int *rcounts, int64_t width) {
+    cudaEvent_t t0 = region_begin();
+    int n = 0;
+    ncclCommCount(g.epc, &n);
+    int64_t *off = calloc((size_t)(2 * n + 1), sizeof *off), so = 0, ro = 0; /* the counts' places, then rows' */
+    int *ones = malloc((size_t)(3 * n + 1) * sizeof *ones), *sf, *rf;
+    float *recv = NULL, *d = NULL;
+    if (!off || !ones) goto out;
+    sf = ones + n, rf = sf + n;
+    for (int i = 0; i < n; i++) ones[i] = 1, off[i] = i;
+    if (g.fail[0] || !(d = staging((size_t)(2 * n))) || to_dev(d, (const float *)scounts, n) ||
+        exchange(g.epc, d, off, ones, d + n, off, ones, n, ncclInt32, sizeof(float)) ||
+        to_host((float *)rcounts, d + n, n) || sync())
+        goto out;
+    for (int i = 0; i < n; i++) {
+        sf[i] = (int)(scounts[i] * width), off[i] = so, so += sf[i];
+        rf[i] = (int)(rcounts[i] * width), off[n + i] = ro, ro += rf[i];
+    }
+    /* a rank that could not allocate takes part all the same (the others would wait): into the staging buffer */
+    recv = mem_alloc(ro);
+    d = recv ? recv : staging((size_t)(ro + 1));
+    if (!mine(send, so)) failed("the ep all-to-all", "its rows are not the model's tensors");
+    if (!d || g.fail[0] ||
+        exchange(g.epc, send, off, sf, d, off + n, rf, n, ncclFloat, sizeof(float)))
+        goto out;
+    region_end(REG_EP, t0);
+out:
+    if (g.fail[0] || !recv) mem_free(recv), recv = NULL;
+    free(off);
+    free(ones);
+    return recv;
+}
+
 /* the communicator of a group of n world ranks: its first rank's id, sent to the others with a
  * flag saying whether it has one (a member that waited for nothing would hang) */
 static int comm_init(ncclComm_t *nc, const int *ranks, int n, int tag, int *pos, st_error *err) {
@@ -847,7 +951,7 @@ int st__xcuda_comm(st__xcomm *c, const int *tp, int tp_n, const int *ep, int ep_
     if (tp_n > 1 && comm_init(&g.tpc, tp, tp_n, 32001, &g.tr, err)) return ST_EIO;
     if (ep_n > 1 && comm_init(&g.epc, ep, ep_n, 32002, &pos, err)) return ST_EIO;
     *c = (st__xcomm){g.tpc ? nccl_allreduce : NULL, g.tpc ? nccl_allgather : NULL, g.tpc ? nccl_reduce_scatter : NULL,
-                     g.epc ? nccl_alltoallv : NULL, NULL};
+                     g.epc ? nccl_alltoallv : NULL, g.epc ? nccl_alltoallv_dev : NULL, NULL};
     return 0;
 }
 
@@ -1296,6 +1400,8 @@ int st__xcuda_open(const st__xbackend **be, st_error *err) {
     table = (st__xbackend){"cuda",     mm_fwd,    mm_bwd,    norm_fwd,  norm_bwd,  act_fwd,   act_bwd,  swiglu_fwd,
                            swiglu_bwd, rope,      attn_fwd,  attn_bwd,  adam,      add,       bias_add, bias_grad,
                            embed_fwd,  embed_bwd, pos_fwd,   pos_bwd,   xent_max,  xent_exp,  xent_norm, xent_bwd,
+                           moe_route,  moe_place, moe_gather, moe_sort, moe_permute, moe_combine, moe_dy,
+                           moe_router_bwd,
                            kernel_error, mem_alloc, mem_free, mem_copy, mem_copy2d, mem_zero, wait_queued,
                            step_begin, ins_begin, ins_end, step_end};
     *be = &table;

@@ -155,6 +155,26 @@ typedef struct st__xbackend {
                      int64_t V_l, int64_t v0);
     void (*xent_norm)(float *logits, const float *st, int64_t N, int64_t V_l);
     void (*xent_bwd)(float *p, const int32_t *tokens, float scale, int64_t N, int64_t T, int64_t V_l, int64_t v0);
+    /* An MoE block's routing, dispatch and combine on the backend's memory (exec/model.c, "experts"; each the
+     * per-thread code of exec/moe_kernels.h of the same name over its threads; int32_t tensors are mem_alloc's
+     * floats): route, token n's top K of logits [N x E] into top, s [N K]; place, count per expert (cnt [E])
+     * then each slot's place (order [N K], where [N K]; -1: dropped) under cap; gather, the nsend sent rows of
+     * h + 1 floats from n2; sort, the R received rows sorted by expert into xin and perm, first [El + 1];
+     * permute, rows of h by perm (dir as st__xmoe_permute); combine, out [N x h] (=, or += with acc) the kept
+     * rows of y times s (NULL: 1); dy, the combine's backward of the nsend sent rows; router_bwd, dl [N x E]. */
+    void (*moe_route)(int32_t *top, float *s, const float *logits, int64_t N, int64_t E, int64_t K);
+    void (*moe_place)(int32_t *cnt, int32_t *order, int32_t *where, const int32_t *top, const float *s, int64_t NK,
+                      int64_t E, int64_t cap);
+    void (*moe_gather)(float *send, const float *n2, const int32_t *order, const int32_t *top, int64_t N,
+                       int64_t nsend, int64_t K, int64_t h, int64_t El);
+    void (*moe_sort)(float *xin, int32_t *perm, int32_t *first, const float *recv, int64_t R, int64_t h, int64_t El);
+    void (*moe_permute)(float *to, const float *from, const int32_t *perm, int64_t R, int64_t h, int dir);
+    void (*moe_combine)(float *out, const float *y, const float *s, const int32_t *where, int64_t N, int64_t nsend,
+                        int64_t K, int64_t h, int acc);
+    void (*moe_dy)(float *dy, float *ds, const float *dout, const float *y, const float *s, const int32_t *order,
+                   int64_t N, int64_t nsend, int64_t K, int64_t h);
+    void (*moe_router_bwd)(float *dl, const float *s, const float *ds, const int32_t *top, int64_t N, int64_t E,
+                           int64_t K);
     /* the kernels return nothing: 0, or the first failure since the backend started (ST_EIO; err
      * says which call and why). NULL: the kernels cannot fail (the CPU's). */
     int (*error)(st_error *err);
@@ -209,6 +229,9 @@ typedef struct st__xcomm {
      * its rank i (send holds them in that order); fills rcounts and returns what came, in the senders'
      * order (new: free it; NULL when out of memory) */
     float *(*alltoallv)(void *ctx, const float *send, const int *scounts, int *rcounts, int64_t width);
+    /* the same on the backend's memory (the MoE dispatch and combine of exec/model.c's device path): send one of
+     * its tensors, the result a new one of its mem_alloc (mem_free it); only the counts cross to the host */
+    float *(*alltoallv_dev)(void *ctx, const float *send, const int *scounts, int *rcounts, int64_t width);
     void *ctx;
 } st__xcomm;
 

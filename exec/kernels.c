@@ -6,6 +6,7 @@
  * norms' row statistics (double: a row of thousands). */
 #include "config.h"
 #include "exec/exec_private.h"
+#include "exec/moe_kernels.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -358,6 +359,49 @@ void st__xxent_bwd(float *p, const int32_t *tokens, float scale, int64_t N, int6
     }
 }
 
+/* an MoE block's routing, dispatch and combine (exec/moe_kernels.h): each thread's code in turn */
+static void moe_route(int32_t *top, float *s, const float *logits, int64_t N, int64_t E, int64_t K) {
+    for (int64_t n = 0; n < N; n++) st__xmoe_route(top, s, logits, E, K, n);
+}
+
+static void moe_place(int32_t *cnt, int32_t *order, int32_t *where, const int32_t *top, const float *s, int64_t NK,
+                      int64_t E, int64_t cap) {
+    for (int64_t e = 0; e < E; e++) st__xmoe_count(cnt, top, NK, cap, e);
+    for (int64_t i = 0; i < NK; i++) st__xmoe_place(order, where, cnt, top, s, NK, cap, i);
+}
+
+static void moe_gather(float *send, const float *n2, const int32_t *order, const int32_t *top, int64_t N,
+                       int64_t nsend, int64_t K, int64_t h, int64_t El) {
+    (void)N;
+    for (int64_t j = 0; j < nsend * (h + 1); j++) st__xmoe_gather(send, n2, order, top, K, h, El, j);
+}
+
+static void moe_sort(float *xin, int32_t *perm, int32_t *first, const float *recv, int64_t R, int64_t h, int64_t El) {
+    for (int64_t i = 0; i < R; i++) st__xmoe_sort(xin, perm, recv, R, h, i);
+    for (int64_t c = 0; c <= El; c++) st__xmoe_first(first, recv, R, h, c);
+}
+
+static void moe_permute(float *to, const float *from, const int32_t *perm, int64_t R, int64_t h, int dir) {
+    for (int64_t j = 0; j < R * h; j++) st__xmoe_permute(to, from, perm, h, dir, j);
+}
+
+static void moe_combine(float *out, const float *y, const float *s, const int32_t *where, int64_t N,
+                        int64_t nsend, int64_t K, int64_t h, int acc) {
+    (void)nsend;
+    for (int64_t j = 0; j < N * h; j++) st__xmoe_combine(out, y, s, where, K, h, acc, j);
+}
+
+static void moe_dy(float *dy, float *ds, const float *dout, const float *y, const float *s, const int32_t *order,
+                   int64_t N, int64_t nsend, int64_t K, int64_t h) {
+    (void)N;
+    for (int64_t i = 0; i < nsend; i++) st__xmoe_dy(dy, ds, dout, y, s, order, K, h, i);
+}
+
+static void moe_router_bwd(float *dl, const float *s, const float *ds, const int32_t *top, int64_t N, int64_t E,
+                           int64_t K) {
+    for (int64_t n = 0; n < N; n++) st__xmoe_router_bwd(dl, s, ds, top, E, K, n);
+}
+
 /* the CPU's tensor memory: the host's (one byte at least: calloc of 0 may return NULL) */
 static float *mem_alloc(int64_t n) { return calloc((size_t)(n > 0 ? n : 1), sizeof(float)); }
 
@@ -375,5 +419,7 @@ const st__xbackend st__xbackend_cpu = {
     "cpu",         st__xmm_fwd,     st__xmm_bwd,     st__xnorm_fwd,  st__xnorm_bwd,  st__xact_fwd,  st__xact_bwd,
     st__xswiglu_fwd, st__xswiglu_bwd, st__xrope,     st__xattn_fwd,  st__xattn_bwd,  st__xadam,     st__xadd,
     st__xbias_add, st__xbias_grad,  st__xembed_fwd,  st__xembed_bwd, st__xpos_fwd,   st__xpos_bwd,  st__xxent_max,
-    st__xxent_exp, st__xxent_norm,  st__xxent_bwd,   NULL,           mem_alloc,      mem_free,      mem_copy,
-    mem_copy2d,    mem_zero,        NULL,            NULL,           NULL,           NULL,          NULL}; /* host clocks */
+    st__xxent_exp, st__xxent_norm,  st__xxent_bwd,   moe_route,      moe_place,      moe_gather,    moe_sort,
+    moe_permute,   moe_combine,     moe_dy,          moe_router_bwd, NULL,           mem_alloc,     mem_free,
+    mem_copy,      mem_copy2d,      mem_zero,        NULL,           NULL,           NULL,          NULL,
+    NULL}; /* host clocks */

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "kernels_cuda.h"
+#include "moe_kernels.h"
 
 #define THREADS 256
 #define NORM_EPS 1e-5                      /* exec/kernels.c's */
@@ -433,7 +434,152 @@ static int adam_spans(const adam_a &a, span *s) {
 }
 KERNEL(st__xkk_adam, adam_a, adam_count, adam_body, adam_spans)
 
+/* ---------------------------------------------------------------- MoE routing, dispatch, combine
+ *
+ * exec/moe_kernels.h's per-thread code (shared with the cpu backend's loops): a thread per token (route,
+ * router_bwd), per expert (count, first), per slot (place), per sent or received row (dy, sort), per element
+ * (gather, permute, combine). The counts and places are found by counts over every slot rather than a
+ * parallel scan: the host routing's order and drops exactly, simply. */
+
+typedef struct moe_a {
+    float *f1, *f2;           /* outputs (floats) */
+    int32_t *o1, *o2;         /* outputs (int32) */
+    const float *c1, *c2, *c3; /* inputs (floats) */
+    const int32_t *t1, *t2;    /* inputs (int32) */
+    int64_t N, E, K, h, El, R, nsend, cap;
+    int dir, acc;
+} moe_a;
+static span iw(void *p, int64_t n) { return span{p, (size_t)n * sizeof(int32_t), 1}; }
+static span il(const void *p, int64_t n) { return span{p, (size_t)n * sizeof(int32_t), 0}; }
+
+HD int64_t moe_tokens(const moe_a &a) { return a.N; }
+HD int64_t moe_experts(const moe_a &a) { return a.E; }
+HD int64_t moe_slots(const moe_a &a) { return a.N * a.K; }
+HD int64_t moe_sent_elts(const moe_a &a) { return a.nsend * (a.h + 1); }
+HD int64_t moe_rows(const moe_a &a) { return a.R; }
+HD int64_t moe_firsts(const moe_a &a) { return a.El + 1; }
+HD int64_t moe_row_elts(const moe_a &a) { return a.R * a.h; }
+HD int64_t moe_token_elts(const moe_a &a) { return a.N * a.h; }
+HD int64_t moe_sent(const moe_a &a) { return a.nsend; }
+
+/* o1 top, f1 s from c1 logits */
+HD void moe_route_body(const moe_a &a, int64_t n) { st__xmoe_route(a.o1, a.f1, a.c1, a.E, a.K, n); }
+static int moe_route_spans(const moe_a &a, span *s) {
+    return s[0] = iw(a.o1, a.N * a.K), s[1] = fw(a.f1, a.N * a.K), s[2] = fl(a.c1, a.N * a.E), 3;
+}
+KERNEL(st__xkk_moe_route, moe_a, moe_tokens, moe_route_body, moe_route_spans)
+/* o1 cnt from t1 top */
+HD void moe_count_body(const moe_a &a, int64_t e) { st__xmoe_count(a.o1, a.t1, a.N * a.K, a.cap, e); }
+static int moe_count_spans(const moe_a &a, span *s) { return s[0] = iw(a.o1, a.E), s[1] = il(a.t1, a.N * a.K), 2; }
+KERNEL(st__xkk_moe_count, moe_a, moe_experts, moe_count_body, moe_count_spans)
+/* o1 order, o2 where from t2 cnt, t1 top, c1 s */
+HD void moe_place_body(const moe_a &a, int64_t i) {
+    st__xmoe_place(a.o1, a.o2, a.t2, a.t1, a.c1, a.N * a.K, a.cap, i);
+}
+static int moe_place_spans(const moe_a &a, span *s) {
+    int64_t nk = a.N * a.K;
+    s[0] = iw(a.o1, nk), s[1] = iw(a.o2, nk), s[2] = il(a.t2, a.E), s[3] = il(a.t1, nk), s[4] = fl(a.c1, nk);
+    return 5;
+}
+KERNEL(st__xkk_moe_place, moe_a, moe_slots, moe_place_body, moe_place_spans)
+/* f1 send from c1 n2, t1 order, t2 top */
+HD void moe_gather_body(const moe_a &a, int64_t j) { st__xmoe_gather(a.f1, a.c1, a.t1, a.t2, a.K, a.h, a.El, j); }
+static int moe_gather_spans(const moe_a &a, span *s) {
+    s[0] = fw(a.f1, a.nsend * (a.h + 1)), s[1] = fl(a.c1, a.N * a.h), s[2] = il(a.t1, a.nsend);
+    s[3] = il(a.t2, a.N * a.K);
+    return 4;
+}
+KERNEL(st__xkk_moe_gather, moe_a, moe_sent_elts, moe_gather_body, moe_gather_spans)
+/* f1 xin, o1 perm from c1 recv; o2 first */
+HD void moe_sort_body(const moe_a &a, int64_t i) { st__xmoe_sort(a.f1, a.o1, a.c1, a.R, a.h, i); }
+HD void moe_first_body(const moe_a &a, int64_t c) { st__xmoe_first(a.o2, a.c1, a.R, a.h, c); }
+static int moe_sort_spans(const moe_a &a, span *s) {
+    s[0] = fw(a.f1, a.R * a.h), s[1] = iw(a.o1, a.R), s[2] = iw(a.o2, a.El + 1), s[3] = fl(a.c1, a.R * (a.h + 1));
+    return 4;
+}
+KERNEL(st__xkk_moe_sort, moe_a, moe_rows, moe_sort_body, moe_sort_spans)
+KERNEL(st__xkk_moe_first, moe_a, moe_firsts, moe_first_body, moe_sort_spans)
+/* f1 to from c1 from, t1 perm */
+HD void moe_permute_body(const moe_a &a, int64_t j) { st__xmoe_permute(a.f1, a.c1, a.t1, a.h, a.dir, j); }
+static int moe_permute_spans(const moe_a &a, span *s) {
+    return s[0] = fw(a.f1, a.R * a.h), s[1] = fl(a.c1, a.R * a.h), s[2] = il(a.t1, a.R), 3;
+}
+KERNEL(st__xkk_moe_permute, moe_a, moe_row_elts, moe_permute_body, moe_permute_spans)
+/* f1 out from c1 y, c2 s (NULL: 1), t1 where */
+HD void moe_combine_body(const moe_a &a, int64_t j) { st__xmoe_combine(a.f1, a.c1, a.c2, a.t1, a.K, a.h, a.acc, j); }
+static int moe_combine_spans(const moe_a &a, span *s) {
+    s[0] = fw(a.f1, a.N * a.h), s[1] = fl(a.c1, a.nsend * a.h), s[2] = fl(a.c2, a.N * a.K), s[3] = il(a.t1, a.N * a.K);
+    return 4;
+}
+KERNEL(st__xkk_moe_combine, moe_a, moe_token_elts, moe_combine_body, moe_combine_spans)
+/* f1 dy, f2 ds from c1 dout, c2 y, c3 s, t1 order */
+HD void moe_dy_body(const moe_a &a, int64_t i) { st__xmoe_dy(a.f1, a.f2, a.c1, a.c2, a.c3, a.t1, a.K, a.h, i); }
+static int moe_dy_spans(const moe_a &a, span *s) {
+    s[0] = fw(a.f1, a.nsend * a.h), s[1] = fw(a.f2, a.N * a.K), s[2] = fl(a.c1, a.N * a.h);
+    s[3] = fl(a.c2, a.nsend * a.h), s[4] = fl(a.c3, a.N * a.K), s[5] = il(a.t1, a.nsend);
+    return 6;
+}
+KERNEL(st__xkk_moe_dy, moe_a, moe_sent, moe_dy_body, moe_dy_spans)
+/* f1 dl from c1 s, c2 ds, t1 top */
+HD void moe_router_bwd_body(const moe_a &a, int64_t n) { st__xmoe_router_bwd(a.f1, a.c1, a.c2, a.t1, a.E, a.K, n); }
+static int moe_router_bwd_spans(const moe_a &a, span *s) {
+    int64_t nk = a.N * a.K;
+    return s[0] = fw(a.f1, a.N * a.E), s[1] = fl(a.c1, nk), s[2] = fl(a.c2, nk), s[3] = il(a.t1, nk), 4;
+}
+KERNEL(st__xkk_moe_router_bwd, moe_a, moe_tokens, moe_router_bwd_body, moe_router_bwd_spans)
+
 /* ---------------------------------------------------------------- the launchers */
+
+extern "C" int st__xkc_moe_route(void *stream, int32_t *top, float *s, const float *logits, int64_t N, int64_t E,
+                                 int64_t K) {
+    moe_a a = {s, NULL, top, NULL, logits, NULL, NULL, NULL, NULL, N, E, K, 0, 0, 0, 0, 0, 0, 0};
+    return launch(st__xkk_moe_route, a, N, stream);
+}
+
+extern "C" int st__xkc_moe_place(void *stream, int32_t *cnt, int32_t *order, int32_t *where, const int32_t *top,
+                                 const float *s, int64_t NK, int64_t E, int64_t cap) {
+    moe_a a = {NULL, NULL, cnt, NULL, NULL, NULL, NULL, top, NULL, NK, E, 1, 0, 0, 0, 0, cap, 0, 0};
+    int e = launch(st__xkk_moe_count, a, E, stream);
+    moe_a b = {NULL, NULL, order, where, s, NULL, NULL, top, cnt, NK, E, 1, 0, 0, 0, 0, cap, 0, 0};
+    return e ? e : launch(st__xkk_moe_place, b, NK, stream);
+}
+
+extern "C" int st__xkc_moe_gather(void *stream, float *send, const float *n2, const int32_t *order,
+                                  const int32_t *top, int64_t N, int64_t nsend, int64_t K, int64_t h, int64_t El) {
+    moe_a a = {send, NULL, NULL, NULL, n2, NULL, NULL, order, top, N, 0, K, h, El, 0, nsend, 0, 0, 0};
+    return launch(st__xkk_moe_gather, a, nsend * (h + 1), stream);
+}
+
+extern "C" int st__xkc_moe_sort(void *stream, float *xin, int32_t *perm, int32_t *first, const float *recv, int64_t R,
+                                int64_t h, int64_t El) {
+    moe_a a = {xin, NULL, perm, first, recv, NULL, NULL, NULL, NULL, 0, 0, 0, h, El, R, 0, 0, 0, 0};
+    int e = launch(st__xkk_moe_sort, a, R, stream);
+    return e ? e : launch(st__xkk_moe_first, a, El + 1, stream);
+}
+
+extern "C" int st__xkc_moe_permute(void *stream, float *to, const float *from, const int32_t *perm, int64_t R,
+                                   int64_t h, int dir) {
+    moe_a a = {to, NULL, NULL, NULL, from, NULL, NULL, perm, NULL, 0, 0, 0, h, 0, R, 0, 0, dir, 0};
+    return launch(st__xkk_moe_permute, a, R * h, stream);
+}
+
+extern "C" int st__xkc_moe_combine(void *stream, float *out, const float *y, const float *s, const int32_t *where,
+                                   int64_t N, int64_t nsend, int64_t K, int64_t h, int acc) {
+    moe_a a = {out, NULL, NULL, NULL, y, s, NULL, where, NULL, N, 0, K, h, 0, 0, nsend, 0, 0, acc};
+    return launch(st__xkk_moe_combine, a, N * h, stream);
+}
+
+extern "C" int st__xkc_moe_dy(void *stream, float *dy, float *ds, const float *dout, const float *y, const float *s,
+                              const int32_t *order, int64_t N, int64_t nsend, int64_t K, int64_t h) {
+    moe_a a = {dy, ds, NULL, NULL, dout, y, s, order, NULL, N, 0, K, h, 0, 0, nsend, 0, 0, 0};
+    return launch(st__xkk_moe_dy, a, nsend, stream);
+}
+
+extern "C" int st__xkc_moe_router_bwd(void *stream, float *dl, const float *s, const float *ds, const int32_t *top,
+                                      int64_t N, int64_t E, int64_t K) {
+    moe_a a = {dl, NULL, NULL, NULL, s, ds, NULL, top, NULL, N, E, K, 0, 0, 0, 0, 0, 0, 0};
+    return launch(st__xkk_moe_router_bwd, a, N, stream);
+}
 
 extern "C" int st__xkc_bias_fill(void *stream, float *out, const float *bias, int64_t N, int64_t OC, int accumulate) {
     bias_a a = {out, bias, N, OC, accumulate};
@@ -564,7 +710,10 @@ static const st__xkc_host host_table[] = {
     HOST(st__xkk_swiglu_bwd),    HOST(st__xkk_rope),       HOST(st__xkk_attn_fwd),    HOST(st__xkk_attn_bwd_q),
     HOST(st__xkk_attn_bwd_kv),   HOST(st__xkk_adam),       HOST(st__xkk_add),         HOST(st__xkk_embed_fwd),
     HOST(st__xkk_embed_bwd),     HOST(st__xkk_pos_fwd),    HOST(st__xkk_pos_bwd),     HOST(st__xkk_xent_max),
-    HOST(st__xkk_xent_exp),      HOST(st__xkk_xent_norm),  HOST(st__xkk_xent_bwd),
+    HOST(st__xkk_xent_exp),      HOST(st__xkk_xent_norm),  HOST(st__xkk_xent_bwd),  HOST(st__xkk_moe_route),
+    HOST(st__xkk_moe_count),     HOST(st__xkk_moe_place),  HOST(st__xkk_moe_gather), HOST(st__xkk_moe_sort),
+    HOST(st__xkk_moe_first),     HOST(st__xkk_moe_permute), HOST(st__xkk_moe_combine), HOST(st__xkk_moe_dy),
+    HOST(st__xkk_moe_router_bwd),
 };
 
 extern "C" const st__xkc_host *st__xkc_host_table(int *n) {

@@ -50,6 +50,21 @@ int st__xkc_xent_exp(void *stream, float *logits, float *st, const float *mx, co
 int st__xkc_xent_norm(void *stream, float *logits, const float *st, int64_t N, int64_t V_l);
 int st__xkc_xent_bwd(void *stream, float *p, const int32_t *tokens, float scale, int64_t N, int64_t T, int64_t V_l,
                      int64_t v0);
+/* an MoE block's routing, dispatch and combine (exec/moe_kernels.h; st__xbackend's moe_* of the same names) */
+int st__xkc_moe_route(void *stream, int32_t *top, float *s, const float *logits, int64_t N, int64_t E, int64_t K);
+int st__xkc_moe_place(void *stream, int32_t *cnt, int32_t *order, int32_t *where, const int32_t *top, const float *s,
+                      int64_t NK, int64_t E, int64_t cap);
+int st__xkc_moe_gather(void *stream, float *send, const float *n2, const int32_t *order, const int32_t *top, int64_t N,
+                       int64_t nsend, int64_t K, int64_t h, int64_t El);
+int st__xkc_moe_sort(void *stream, float *xin, int32_t *perm, int32_t *first, const float *recv, int64_t R, int64_t h,
+                     int64_t El);
+int st__xkc_moe_permute(void *stream, float *to, const float *from, const int32_t *perm, int64_t R, int64_t h, int dir);
+int st__xkc_moe_combine(void *stream, float *out, const float *y, const float *s, const int32_t *where, int64_t N,
+                        int64_t nsend, int64_t K, int64_t h, int acc);
+int st__xkc_moe_dy(void *stream, float *dy, float *ds, const float *dout, const float *y, const float *s,
+                   const int32_t *order, int64_t N, int64_t nsend, int64_t K, int64_t h);
+int st__xkc_moe_router_bwd(void *stream, float *dl, const float *s, const float *ds, const int32_t *top, int64_t N,
+                           int64_t E, int64_t K);
 int st__xkc_adam(void *stream, float *p, const float *g, float *m, float *v, int64_t n, int t, float lr, float b1,
                  float b2, float eps);
 

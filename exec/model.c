@@ -144,7 +144,8 @@
  * the backend (st__xbackend's mem_alloc: the host's for the cpu backend, the GPU's for cuda), and this
  * file moves and zeroes them only through its mem_copy, mem_copy2d and mem_zero, never by a host
  * pointer: the weights are seeded on the host and uploaded once, the loss's sum over rows copies the
- * 2N row sums down, and what runs on the host (an MoE block's routing, dispatch and combine; context
+ * 2N row sums down, an MoE block's counts down (its routing, dispatch and combine run as the backend's kernels,
+ * moe_fwd_dev), and what runs on the host (the operator-level MoE variants' routing; context
  * parallelism's exchanges and chunked attention, whose probabilities stay on the host; attn_rows 1's
  * all-to-all over MPI) works on host copies of its inputs and uploads its outputs. */
 #include "exec/exec_private.h"
@@ -762,10 +763,21 @@ typedef struct xmoe {
     float *xin, *h1, *h3, *g; /* R rows, expert-sorted: input, fc1 (and SwiGLU's other half), activation */
     float *y;                 /* nsend x h: each kept slot's expert output (partial over tp), in send order */
     float *n2h;               /* moe_rows: the router's input, every row's h / tp columns of this rank */
+    /* the device path (moe_fwd_dev: be non-NULL): top, s, the send order and each slot's place in it, perm (int32
+     * in the backend's floats), xin .. g and y, all tensors of the backend's; scount, rcount, first on the host */
+    const st__xbackend *be;
+    float *dtop, *dorder, *dwhere, *dperm;
 } xmoe;
 
 static void moe_free(xmoe *e) {
     if (!e) return;
+    if (e->be) {
+        float *d[] = {e->dtop, e->dorder, e->dwhere, e->dperm, e->s, e->xin, e->h1, e->h3, e->g, e->y};
+        for (size_t i = 0; i < sizeof d / sizeof *d; i++) e->be->mem_free(d[i]);
+        free(e->scount), free(e->rcount), free(e->first);
+        free(e);
+        return;
+    }
     free(e->slot), free(e->scount), free(e->rcount), free(e->perm), free(e->first), free(e->top), free(e->s);
     free(e->xin), free(e->h1), free(e->h3), free(e->g), free(e->y), free(e->n2h);
     free(e);
@@ -885,10 +897,142 @@ out:
     return rc;
 }
 
+/* ---- the device path: Megatron's sharding (no moe_rows, no router_h), every tensor the backend's
+ *
+ * The routing, the dispatch's gather, the received rows' sort by expert, the combine and their backward run as
+ * the backend's kernels (st__xbackend's moe_*: exec/moe_kernels.h, the host routing's arithmetic and order) on
+ * its memory, and the all-to-alls on it (st__xcomm's alltoallv_dev): what crosses to the host is the counts the
+ * host needs to size the GEMMs and the all-to-all, E per expert kept counts and El + 1 sorted rows' offsets per
+ * forward (and the ep group's row counts, exchanged). The operator-level variants (moe_rows, router_h) stay on
+ * the host path below them. */
+
+/* rows to the ep group's ranks and back on the backend's memory; without ep a copy. New (mem_free), or NULL. */
+static float *exchange_dev(st__xmodel *x, const float *send, const int *scount, int *rcount, int64_t width) {
+    if (x->ep > 1 && x->comm.alltoallv_dev) return x->comm.alltoallv_dev(x->comm.ctx, send, scount, rcount, width);
+    float *r = x->be->mem_alloc(scount[0] * width);
+    rcount[0] = scount[0];
+    if (r) x->be->mem_copy(r, send, scount[0] * width);
+    return r;
+}
+
+#define I32(p) ((int32_t *)(void *)(p))
+
+static int moe_fwd_dev(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *part) {
+    const st__xbackend *be = x->be;
+    int64_t N = x->B * x->T, K = x->topk, h = x->h, fl = x->fe_l, El = x->E_l, E = x->E, NK = N * K;
+    xmoe *e = t->moe = calloc(1, sizeof *e);
+    if (!e) return ST_ENOMEM;
+    e->be = be;
+    int32_t *cnt = malloc((size_t)(E + El + 1) * sizeof *cnt); /* the counts on the host: E, then El + 1 */
+    float *logits = be->mem_alloc(N * E), *dcnt = be->mem_alloc(E + El + 1), *send = NULL, *recv = NULL, *yo = NULL;
+    float *back = NULL;
+    int *got = malloc((size_t)x->ep * sizeof *got), rc = ST_ENOMEM;
+    e->scount = calloc((size_t)x->ep, sizeof *e->scount);
+    e->rcount = calloc((size_t)x->ep, sizeof *e->rcount);
+    e->first = calloc((size_t)El + 1, sizeof *e->first);
+    e->dtop = be->mem_alloc(NK), e->s = be->mem_alloc(NK), e->dorder = be->mem_alloc(NK);
+    e->dwhere = be->mem_alloc(NK);
+    if (!cnt || !logits || !dcnt || !got || !e->scount || !e->rcount || !e->first || !e->dtop || !e->s ||
+        !e->dorder || !e->dwhere)
+        goto out;
+    be->mm_fwd(logits, t->n2, w->router, NULL, N, h, E, 0);
+    be->moe_route(I32(e->dtop), e->s, logits, N, E, K);
+    /* capacity: GShard's and Megatron's ceil(factor x tokens x k / experts) per expert */
+    int64_t cap = x->capacity_factor > 0 ? (int64_t)ceil(x->capacity_factor * (double)NK / (double)E) : NK;
+    be->moe_place(I32(dcnt), I32(e->dorder), I32(e->dwhere), I32(e->dtop), e->s, NK, E, cap);
+    be->mem_copy((float *)(void *)cnt, dcnt, E); /* the kept counts (E ints) to the host */
+    e->nsend = 0;
+    for (int64_t c = 0; c < E; c++) e->nsend += cnt[c], e->scount[c / El] += cnt[c];
+    /* dispatch: each kept slot's row and its expert's place on the receiving rank */
+    if (!(send = be->mem_alloc(e->nsend * (h + 1)))) goto out;
+    be->moe_gather(send, t->n2, I32(e->dorder), I32(e->dtop), N, e->nsend, K, h, El);
+    if (!(recv = exchange_dev(x, send, e->scount, e->rcount, h + 1))) goto out;
+    e->R = 0;
+    for (int r = 0; r < x->ep; r++) e->R += e->rcount[r];
+    int64_t R = e->R;
+    e->dperm = be->mem_alloc(R), e->xin = be->mem_alloc(R * h), e->h1 = be->mem_alloc(R * fl);
+    e->h3 = be->mem_alloc(R * fl), e->g = be->mem_alloc(R * fl), yo = be->mem_alloc(R * h), back = be->mem_alloc(R * h);
+    if (!e->dperm || !e->xin || !e->h1 || !e->h3 || !e->g || !yo || !back) goto out;
+    /* the received rows sorted by expert; the experts' offsets (El + 1 ints) to the host for the GEMMs' sizes */
+    be->moe_sort(e->xin, I32(e->dperm), I32(dcnt + E), recv, R, h, El);
+    be->mem_copy((float *)(void *)(cnt + E), dcnt + E, El + 1);
+    memcpy(e->first, cnt + E, (size_t)(El + 1) * sizeof *e->first);
+    for (int64_t c = 0; c < El; c++) {
+        int64_t a = e->first[c], n = e->first[c + 1] - a;
+        float *hh1 = e->h1 + a * fl, *hh3 = e->h3 + a * fl, *gg = e->g + a * fl;
+        be->mm_fwd(hh1, e->xin + a * h, w->ew1 + c * fl * h, NULL, n, h, fl, 0);
+        if (x->swiglu) {
+            be->mm_fwd(hh3, e->xin + a * h, w->ew3 + c * fl * h, NULL, n, h, fl, 0);
+            be->swiglu_fwd(gg, hh1, hh3, n * fl);
+        } else {
+            be->act_fwd(gg, hh1, n * fl, x->act);
+        }
+        be->mm_fwd(yo + a * h, gg, w->ew2 + c * h * fl, NULL, n, fl, h, 0);
+    }
+    /* combine: the outputs back to their tokens' ranks in the order they were sent, weighted and summed */
+    be->moe_permute(back, yo, I32(e->dperm), R, h, 1);
+    if (!(e->y = exchange_dev(x, back, e->rcount, got, h))) goto out;
+    be->moe_combine(part, e->y, e->s, I32(e->dwhere), N, e->nsend, K, h, 0);
+    rc = 0;
+out:
+    free(cnt), free(got);
+    be->mem_free(logits), be->mem_free(dcnt), be->mem_free(send), be->mem_free(recv), be->mem_free(yo);
+    be->mem_free(back);
+    return rc;
+}
+
+static int moe_bwd_dev(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const xlayer_acts *t, const float *dout,
+                       float *dn) {
+    const st__xbackend *be = x->be;
+    const xmoe *e = t->moe;
+    int64_t N = x->B * x->T, S = x->Ns, K = x->topk, E = x->E, h = x->h, fl = x->fe_l, R = e->R;
+    float *ds = be->mem_alloc(N * K), *dy = be->mem_alloc(e->nsend * h), *rdy = NULL, *dys = be->mem_alloc(R * h);
+    float *dx = be->mem_alloc(R * h), *dg = be->mem_alloc(R * fl), *dh1 = be->mem_alloc(R * fl);
+    float *dh3 = be->mem_alloc(R * fl), *dxr = be->mem_alloc(R * h), *back = NULL, *dl = be->mem_alloc(N * E);
+    float *junk = NULL;
+    int *got = malloc((size_t)x->ep * sizeof *got), rc = ST_ENOMEM;
+    if (!ds || !dy || !dys || !dx || !dg || !dh1 || !dh3 || !dxr || !dl || !got) goto out;
+    /* the weights' gradients (<dout, y>, summed over tp) and the experts' output gradients */
+    be->moe_dy(dy, ds, dout, e->y, e->s, I32(e->dorder), N, e->nsend, K, h);
+    allreduce(x, ds, N * K, 0);
+    if (!(rdy = exchange_dev(x, dy, e->scount, got, h))) goto out;
+    be->moe_permute(dys, rdy, I32(e->dperm), R, h, 0);
+    for (int64_t c = 0; c < x->E_l; c++) {
+        int64_t a = e->first[c], n = e->first[c + 1] - a;
+        float *gg = dg + a * fl, *g1 = dh1 + a * fl, *g3 = dh3 + a * fl;
+        be->mm_bwd(gg, gw->ew2 + c * h * fl, NULL, dys + a * h, e->g + a * fl, w->ew2 + c * h * fl, n, fl, h);
+        if (x->swiglu) be->swiglu_bwd(g1, g3, e->h1 + a * fl, e->h3 + a * fl, gg, n * fl);
+        else be->act_bwd(g1, e->h1 + a * fl, gg, n * fl, x->act);
+        be->mm_bwd(dx + a * h, gw->ew1 + c * fl * h, NULL, g1, e->xin + a * h, w->ew1 + c * fl * h, n, h, fl);
+        if (x->swiglu)
+            be->mm_bwd(dx + a * h, gw->ew3 + c * fl * h, NULL, g3, e->xin + a * h, w->ew3 + c * fl * h, n, h, fl);
+    }
+    /* the input gradients back to their tokens' ranks, added to their tokens' rows in the send order */
+    be->moe_permute(dxr, dx, I32(e->dperm), R, h, 1);
+    if (!(back = exchange_dev(x, dxr, e->rcount, got, h))) goto out;
+    be->moe_combine(dn, back, NULL, I32(e->dwhere), N, e->nsend, K, h, 1);
+    /* the router: through the softmax over each token's top k; each row's router gradient once over tp: with sp
+     * each rank its rows (st__xmodel_sp_grads sums the weight's), without it the weight's on every rank and the
+     * input's on tp rank 0 */
+    be->moe_router_bwd(dl, e->s, ds, I32(e->dtop), N, E, K);
+    int64_t r0 = x->sp ? x->tr * S : 0, rows = x->sp ? S : N;
+    if (!x->sp && x->tr != 0 && !(junk = be->mem_alloc(N * h))) goto out;
+    be->mm_bwd(junk ? junk : dn + r0 * h, gw->router, NULL, dl + r0 * E, t->n2 + r0 * h, w->router, rows, h, E);
+    rc = 0;
+out:
+    free(got);
+    float *d[] = {ds, dy, rdy, dys, dx, dg, dh1, dh3, dxr, back, dl, junk};
+    for (size_t i = 0; i < sizeof d / sizeof *d; i++) be->mem_free(d[i]);
+    return rc;
+}
+
+/* ---- the host path: the operator-level variants (moe_rows, router_h) */
+
 /* The MoE block's MLP on n2 [N x h]: part [N x h] (=), the sum of each token's kept experts'
  * outputs times their weights (partial over tp); moe_rows: on this rank's Ns rows, part [Ns x h] whole (the
  * experts whole on their rank of the tp group). 0 or ST_ENOMEM. */
 static int moe_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *part) {
+    if (!x->moe_rows && !x->router_h) return moe_fwd_dev(x, w, t, part);
     int64_t N = x->moe_rows ? x->Ns : x->B * x->T, K = x->topk, h = x->h, fl = x->fe_l, El = x->E_l;
     /* the routing and the dispatch on the host: the norm's output copied there (N x h floats) */
     float *n2 = malloc((size_t)(N * h + 1) * sizeof *n2);
@@ -1001,6 +1145,7 @@ out:
  * [Ns x h], this rank's rows, dn whole. */
 static int moe_bwd(st__xmodel *x, const st__xlayer *w, st__xlayer *gw, const xlayer_acts *t, const float *dout,
                    float *dn) {
+    if (!x->moe_rows && !x->router_h) return moe_bwd_dev(x, w, gw, t, dout, dn);
     const xmoe *e = t->moe;
     float *dn0 = dn; /* (dn becomes its host copy below) */
     int64_t N = x->moe_rows ? x->Ns : x->B * x->T, S = x->Ns, K = x->topk, E = x->E, h = x->h, fl = x->fe_l, R = e->R;

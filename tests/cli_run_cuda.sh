@@ -14,7 +14,7 @@
 # tiny-gpt with tp x pp x dp = 2x2x2 and
 # ZeRO-1 on 8 ranks against the single-rank CPU reference (tests/cli_run.sh's tolerance) and the cpu
 # backend's losses; tiny-moe with tp=2 sp=1 ep=2 (NCCL's all-reduce, all-gather, reduce-scatter and
-# grouped send/recv); tiny-llama (RMSNorm, RoPE, SwiGLU, GQA kernels) and under zbv (the backward in
+# grouped send/recv), its routing on the device (the fake's count of the bytes copied through the host); tiny-llama (RMSNorm, RoPE, SwiGLU, GQA kernels) and under zbv (the backward in
 # halves: input-only and weight-only GEMMs); the pipeline's sends and receives over NCCL (each on
 # its channel's stream) under 1F1B, interleaved 1F1B and DualPipe, whose orders send twice before
 # receiving; context parallelism's ring, all-gather and all-to-all over NCCL (cp=2, with pp=2 too);
@@ -170,6 +170,25 @@ else nok "cuda's losses are the cpu backend's within 1e-5 (and not its bits: cuB
 mpi_strata 300 4 run --model tiny-moe --plan tp=2,sp=1,pp=1,dp=2,ep=2,mbs=1,gbs=4,seq=32 --steps 2 --check --json \
 	--backend cuda
 check_within "cuda, MoE with tp=2 sp=1 ep=2 (NCCL all-gather, reduce-scatter, all-to-all) matches the reference"
+# the MoE routing, dispatch and combine on the device (exec/moe_kernels.h): a step moves through the host only
+# the counts, the loss's row sums and the tokens, not the rows. The fake counts each process's bytes copied
+# either way (MOCK_COPY_LOG); a step's (a 2-step run's less a 1-step run's, per rank) must stay under one copy of
+# one block's norm output (32 rows x 128 floats: the host routing copied several per block and micro-batch, some
+# 4 MB a step each way here)
+for s in 1 2; do
+	rm -f "$T/copies$s"
+	MOCK_COPY_LOG=$T/copies$s
+	export MOCK_COPY_LOG
+	mpi_strata 300 4 run --model tiny-moe --plan tp=2,sp=1,pp=1,dp=2,ep=2,mbs=1,gbs=4,seq=32 \
+		--steps $s --backend cuda
+	unset MOCK_COPY_LOG
+	eval "rc$s=\$rc"
+done
+if [ "$rc1" -eq 0 ] && [ "$rc2" -eq 0 ] && [ -s "$T/copies1" ] && [ -s "$T/copies2" ] && cat "$T/copies1" "$T/copies2" |
+	awk -v n1="$(wc -l <"$T/copies1")" 'NR <= n1 { h1 += $1; d1 += $2; next } { h2 += $1; d2 += $2; n2++ }
+	END { b = 32 * 128 * 4; exit !(n1 == 4 && n2 == 4 && (h2 - h1) / 4 < b && (d2 - d1) / 4 < b && d2 > d1) }'; then
+	ok "cuda, MoE: a step copies no rows through the host (the routing on the device)"
+else nok "cuda, MoE: a step copies no rows through the host" "exit $rc1 $rc2: $(cat "$T/copies1" "$T/copies2")"; fi
 mpi_strata 300 2 run --model tiny-llama --plan tp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32,schedule=zbv --steps 2 --check \
 	--json --backend cuda
 check_within "cuda, zbv (the backward's halves: cuBLAS's input-only and weight-only GEMMs) matches the reference"

@@ -23,7 +23,10 @@
  * them (the clocks) abort with a line naming both, as the GPU could run them in either order or at
  * once. Reads of one byte by two streams need no order. The fakes run every operation at once on the
  * host, so the numbers cannot show such a race; this check does.
- * Environment: MOCK_NDEV (GPUs, default 2), MOCK_NAME (cudaDeviceProp.name), MOCK_MEM_GB. */
+ * The bytes copied host to device and device to host (cudaMemcpy, cudaMemcpy2DAsync, cudaMemcpyAsync) are
+ * counted and, where MOCK_COPY_LOG names a file, appended to it at the process's exit as one line "h2d d2h"
+ * (tests/cli_run_cuda.sh: what an MoE step still moves through the host).
+ * Environment: MOCK_NDEV (GPUs, default 2), MOCK_NAME (cudaDeviceProp.name), MOCK_MEM_GB, MOCK_COPY_LOG. */
 #include <cuda_runtime_api.h>
 #include <dlfcn.h>
 #include <stdio.h>
@@ -39,6 +42,16 @@ static size_t limit = (size_t)1 << 30;
 __attribute__((constructor)) static void init(void) {
     const char *e = getenv("MOCK_MEM_GB");
     if (e) limit = (size_t)(atof(e) * 1073741824.0);
+}
+
+static unsigned long long h2d_bytes, d2h_bytes; /* the copies' bytes across (MOCK_COPY_LOG) */
+
+__attribute__((destructor)) static void copy_log(void) {
+    const char *p = getenv("MOCK_COPY_LOG");
+    FILE *f = p && *p ? fopen(p, "a") : NULL;
+    if (!f) return;
+    fprintf(f, "%llu %llu\n", h2d_bytes, d2h_bytes);
+    fclose(f);
 }
 
 static double now(void) { return dev_ms[cur] > clk_ms ? dev_ms[cur] : clk_ms; }
@@ -271,6 +284,7 @@ cudaError_t cudaFreeHost(void *p) { free(p); return cudaSuccess; }
 cudaError_t cudaMemcpy(void *d, const void *s, size_t n, enum cudaMemcpyKind k) {
     mock_access(NULL, s, n, 0, "cudaMemcpy"), mock_access(NULL, d, n, 1, "cudaMemcpy");
     host_saw(NULL, 0); /* synchronous */
+    if (mock_on_device(d, n) != mock_on_device(s, n)) *(mock_on_device(d, n) ? &h2d_bytes : &d2h_bytes) += n;
     mock_dev_access(1);
     memmove(d, s, n);
     mock_dev_access(0);
@@ -286,6 +300,8 @@ cudaError_t cudaMemcpy2DAsync(void *d, size_t dp, const void *s, size_t sp, size
         (k == cudaMemcpyDeviceToHost && (mock_on_device(d, dn) || !mock_on_device(s, sn))) ||
         (k == cudaMemcpyDeviceToDevice && (!mock_on_device(d, dn) || !mock_on_device(s, sn))))
         abort();
+    if (k == cudaMemcpyHostToDevice) h2d_bytes += w * h;
+    if (k == cudaMemcpyDeviceToHost) d2h_bytes += w * h;
     mock_access(st, s, sn, 0, "a copy (cudaMemcpyAsync)"), mock_access(st, d, dn, 1, "a copy (cudaMemcpyAsync)");
     mock_dev_access(1);
     for (size_t r = 0; r < h; r++) memmove((char *)d + r * dp, (const char *)s + r * sp, w);
