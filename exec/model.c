@@ -130,6 +130,24 @@
  * (router_h): each rank multiplies its h / tp columns of every row by its columns of the router and the
  * partial logits are all-reduced; backward, its columns of the router's gradient whole (every row) and
  * its columns of the input's gradient, partial over tp as the experts' part of it is.
+ * On a 2-D mesh whose batch axis splits the output layer and the loss by the vocabulary ('v') and whose tp
+ * axis splits them by the rows (the stream's label, with sp; the ILP's pick for tiny-gpt on the 2x2 fixture at
+ * micro-batches of 8, the batch axis between its nodes; hd: the dp group's degree, hr: this rank's place in
+ * it; no cp or ZeRO-3): the final norm runs on the rank's Ns rows, which are all-gathered over the dp group (not
+ * tp) with their targets, hd x Ns rows, each dp rank's in turn; the output layer multiplies them by the rank's
+ * V / hd rows of the output table, and the loss is vocabulary-parallel over the dp group (the row maximum,
+ * sums of exponentials and target logits all-reduced there). Each rank's loss is its own rows' mean, summed
+ * over its tp group: its micro-batch's, as without. Backward: the input gradient, partial over the dp group's
+ * vocabulary shares, reduce-scattered over it to the rank's rows, then the final norm's backward on them (no
+ * tp collective: the rows are the rank's alone). The ILP keeps the embedding whole there (null on the batch
+ * axis, the stream's label on the tp axis): the tables (wte, lm_head) are whole on every rank, the
+ * embedding a lookup of the rank's rows with no collective, and the output layer's gradient lands in its
+ * vocabulary share of the table, 0 elsewhere: the dp reduction sums the dp ranks' shares (disjoint), and
+ * st__xmodel_sp_grads the tp ranks' rows, as it does for any whole tensor. The runtime's ZeRO-1 and the tied
+ * copy's all-reduce see a table like any replicated weight. (Holding only the share would save the rest of
+ * the table and its dp reduction; it would also need a flat layout that differs across the dp group, which the
+ * runtime's dp reduction and ZeRO shards do not take.) The dp group's collectives run in exec/cpu.c (MPI;
+ * the cuda backend refuses such plans), their time counted with tp's.
  *
  * ZeRO-3 (exec_private.h, "ZeRO-3"): the same forward and backward a unit at a time (the embedding, a
  * block, the output layer and loss), the residual stream and its gradient kept in the activations and

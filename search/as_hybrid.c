@@ -176,6 +176,7 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
                 if (l != 'b') return refuse(err, s, g, o, l, a, size, "QKV splits the batch there, this does not");
                 continue;
             }
+            if (batch_tp && !strcmp(nm, "embedding") && !l) continue; /* whole there, as on a batch axis */
             if (out_layer && (l == 'b' || l == 's')) { /* on the rows: head_dp, checked against the stream below */
                 if (head >= 0 && l != head)
                     return refuse(err, s, g, o, l, a, size, "the loss follows the output layer's split");
