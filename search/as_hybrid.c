@@ -32,6 +32,13 @@
  * With the output layer on the batch too ('b'; with the experts 'e') the axis is
  * data-parallel with the experts over it: Megatron's ep over the dp ranks (ep; the ILP picks the
  * vocabulary-parallel output layer on the tiny presets' fixtures, not this).
+ * A batch axis of a dense stage on which the output layer and the loss split the vocabulary ('v'), the
+ * other operators the batch, beside tp axes on which they split the residual stream's rows (its label,
+ * with sp): the output layer vocabulary-parallel over the dp group on the final norm's rows gathered
+ * there (head_dp; exec/model.c: the gather and the vocabulary-parallel loss in the dp group, not tp); all
+ * batch axes and all tp axes so, the embedding whole on the batch axes (null: each device's lookups of the
+ * rows the next operators split there) and with the stream's label on the tp axes (the tables whole), no
+ * experts over a batch axis. The ILP's pick for tiny-gpt on the 2x2 fixture at micro-batches of 8.
  * On a tp axis whose residual stream is split by rows the ILP may also split part of the attention
  * by the rows (the stream's label, 'b' or 's') rather than 'n', when the micro-batch's rows outweigh
  * the weights (attn_rows; exec/model.c runs both): the projection alone (1: the attention output
@@ -42,9 +49,9 @@
  * computes what the others do, on the same data; the ILP prices no gradient reduction there, as
  * search/autoshard.c's grad_sync reduces over the axes that split what a weight lacks) runs as that
  * many copies of the job, with no collective between them (st_exec_job_rank). Counts of what the
- * ILP chose on the tiny presets: tests/cli_run_ilp.sh and scripts/ilp_census.sh (202 of its 234 plans
- * run, 18 of them MoE plans whose experts split by their ffn or on a batch axis; refused: 23 whose
- * mesh axes mix, 22 of them on 2-D meshes, 6 MoE plans on 2-D meshes, 3 with stages of different
+ * ILP chose on the tiny presets: tests/cli_run_ilp.sh and scripts/ilp_census.sh (CENSUS_RUN of its 234 plans
+ * run, 18 of them MoE plans whose experts split by their ffn or on a batch axis; refused: CENSUS_MIX whose
+ * mesh axes mix, CENSUS_MIX2 of them on 2-D meshes, 6 MoE plans on 2-D meshes, 3 with stages of different
  * shapes). Anything else (an axis that replicates some operators and splits others, head-dimension or
  * 2-D splits of an operator, experts split otherwise on one tp axis than on another, stages on meshes
  * of different shapes) is named: stage, operator, label and axis. */
@@ -124,6 +131,17 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
     /* the output layer's split: batch axes (not ep's) and those of them on which it is vocabulary-parallel, tp
      * axes on which it is on the rows (head_dp); the embedding's vocabulary-parallel tp axes */
     int batch_axes = 0, head_v = 0, head_rows = 0, emb_v = 0;
+    /* whether a batch axis (QKV 'b', fc1 and the experts not split there) splits the output layer's vocabulary: only
+     * then may a tp axis split it by the rows */
+    int head_any = 0;
+    int lg0 = op_index(g, "logits"), f1 = op_index(g, "fc1"), e1 = op_index(g, "expert_fc1");
+    for (int a = 0, lg = lg0; a < st->mesh.naxes; a++) {
+        char ef = e1 >= 0 && st->choice[e1].lab[0] != '-' ? st->choice[e1].lab[a] : 0;
+        if (st->mesh.size[a] > 1 && qkv >= 0 && lg >= 0 && st->choice[qkv].lab[0] != '-' &&
+            st->choice[lg].lab[0] != '-' && st->choice[qkv].lab[a] == 'b' && st->choice[lg].lab[a] == 'v' &&
+            (f1 < 0 || st->choice[f1].lab[a] != 'f') && ef != 'e' && ef != 'f')
+            head_any = 1;
+    }
     h->tp = h->dp = h->rep = h->ep = 1, h->sp = 0, h->attn_rows = 0, h->moe_rows = 0, h->router_h = 0, h->head_dp = 0;
     for (int a = 0; a < st->mesh.naxes; a++) {
         int size = st->mesh.size[a];
@@ -177,7 +195,7 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
                 continue;
             }
             if (batch_tp && !strcmp(nm, "embedding") && !l) continue; /* whole there, as on a batch axis */
-            if (out_layer && (l == 'b' || l == 's')) { /* on the rows: head_dp, checked against the stream below */
+            if (head_any && out_layer && (l == 'b' || l == 's')) { /* on the rows: head_dp, checked against the stream below */
                 if (head >= 0 && l != head)
                     return refuse(err, s, g, o, l, a, size, "the loss follows the output layer's split");
                 head = l;
@@ -289,7 +307,7 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
      * the output layer's vocabulary slices of the dp ranks come from, tied or not) */
     if (head_v || head_rows) {
         int lg = op_index(g, "logits");
-        if (head_v != batch_axes || head_rows != tp_axes || h->ep > 1 || emb_v)
+        if (!head_v || head_v != batch_axes || head_rows != tp_axes || h->ep > 1 || emb_v)
             return st_error_set(err, ST_EINVAL, NULL, "stages",
                                 "stage %d, operator %s: vocabulary-parallel on %d of its %d batch axes%s and on the "
                                 "rows on %d of its %d tensor-parallel axes, the embedding vocabulary-parallel on %d: "

@@ -3,9 +3,10 @@
 # what `strata plan --search ilp` picks for tiny-gpt, tiny-llama and tiny-moe on 2, 4 and 8 devices runs with
 # each operator split as the ILP split it, where that is the decoder's Megatron sharding, part of the
 # attention on the token rows under it, QKV on its fused width with the attention whole, or the experts
-# over a tp or batch axis or split by their ffn (search/as_hybrid.c), and computes what the single-rank
-# run computes, within tests/cli_run.sh's tolerances; the other shardings are refused in one line naming
-# the stage and the operator.
+# over a tp or batch axis or split by their ffn, or on a 2-D mesh the output layer vocabulary-parallel over
+# its batch axis (search/as_hybrid.c), and computes what the single-rank run computes, within
+# tests/cli_run.sh's tolerances; the other shardings are refused in one line naming the stage and the
+# operator.
 # scripts/ilp_census.sh counts what runs and what is refused over all the tiny presets' plans.
 #
 # The clusters (tests/data/cluster_slowgpu*.json) are test fixtures, not hardware: GPUs of 0.01
