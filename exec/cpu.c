@@ -19,10 +19,11 @@
  * The tied embedding's gradient is all-reduced between the first and last stage (Megatron-LM's
  * embedding group). An operator-level plan's output layer over the dp group (st_exec_opts' head_dp;
  * exec/model.c, "operator-level plans") runs its gather, vocabulary-parallel loss and reduce-scatter in
- * the program's dp group (hd_*), timed with the tp collectives. ep (MoE): the all-to-alls run inside the model (exec/model.c) in the program's
- * ep groups (ep consecutive ranks of the dp group); the experts' gradients are summed over the
- * ranks of the dp group that hold the same experts (Megatron-LM's expert-data-parallel group,
- * made here by splitting the dp group), the rest over the dp group. ZeRO shards each region of the
+ * the program's dp group (hd_*), timed with the tp collectives. ep (MoE): the all-to-alls run inside
+ * the model (exec/model.c) in the program's ep groups (ep consecutive ranks of the dp group); the
+ * experts' gradients are summed over the ranks of the dp group that hold the same experts
+ * (Megatron-LM's expert-data-parallel group, made here by splitting the dp group), the rest over the
+ * dp group. ZeRO shards each region of the
  * flat buffers on its own, over the group that sums it: the tied embedding (same size on both end
  * stages, so the pair holds the same shard of it and can all-reduce just that), the experts, and
  * the rest.

@@ -460,8 +460,9 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
     if (x->hd > 1) { /* the output layer over the hd group (operator-level plans): the tables whole */
         if ((tp > 1 && !pt->sp) || x->cp > 1 || x->V % x->hd || pt->sharded)
             return st_error_set(err, ST_EINVAL, NULL, "plan",
-                                "the output layer vocabulary-parallel over the dp group needs the residual stream split "
-                                "by rows over tp (sp=1), no cp, no ZeRO-3, and dp=%d to divide the vocabulary (%lld)",
+                                "the output layer vocabulary-parallel over the dp group needs the residual stream "
+                                "split by rows over tp (sp=1), no cp, no ZeRO-3, and dp=%d to divide the vocabulary "
+                                "(%lld)",
                                 x->hd, (long long)x->V);
         x->V_l = x->V, x->v0 = 0;
         x->hN = x->hd * x->Ns, x->hV_l = x->V / x->hd, x->hv0 = x->hr * x->hV_l;
@@ -1670,7 +1671,8 @@ static int fwd_unit(st__xmodel *x, st__xacts *a, double *loss) {
         int64_t r0 = x->sp ? x->tr * S : 0;
         x->be->norm_fwd(a->nf + x->hr * S * h, a->meanf, a->rstdf, a->out, x->lnf_w, x->lnf_b, S, h);
         x->hcomm.allgather(x->hcomm.ctx, a->nf, S * h);
-        for (int64_t r = 0, n = r0; r < S; r++, n++) a->htgt[1 + x->hr * S + r] = a->targets[(n / T) * (T + 1) + n % T + 1];
+        for (int64_t r = 0, n = r0; r < S; r++, n++)
+            a->htgt[1 + x->hr * S + r] = a->targets[(n / T) * (T + 1) + n % T + 1];
         x->hcomm_tokens(x->hcomm.ctx, a->htgt + 1, S);
         x->be->mm_fwd(a->logits, a->nf, x->lm + x->hv0 * h, NULL, x->hN, h, x->hV_l, 0);
         *loss = cross_entropy(x, a->logits, a->htgt);

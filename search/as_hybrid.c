@@ -49,12 +49,14 @@
  * computes what the others do, on the same data; the ILP prices no gradient reduction there, as
  * search/autoshard.c's grad_sync reduces over the axes that split what a weight lacks) runs as that
  * many copies of the job, with no collective between them (st_exec_job_rank). Counts of what the
- * ILP chose on the tiny presets: tests/cli_run_ilp.sh and scripts/ilp_census.sh (CENSUS_RUN of its 234 plans
- * run, 18 of them MoE plans whose experts split by their ffn or on a batch axis; refused: CENSUS_MIX whose
- * mesh axes mix, CENSUS_MIX2 of them on 2-D meshes, 6 MoE plans on 2-D meshes, 3 with stages of different
- * shapes). Anything else (an axis that replicates some operators and splits others, head-dimension or
- * 2-D splits of an operator, experts split otherwise on one tp axis than on another, stages on meshes
- * of different shapes) is named: stage, operator, label and axis. */
+ * ILP chose on the tiny presets: tests/cli_run_ilp.sh and scripts/ilp_census.sh (204 of its 234 plans
+ * run, 18 of them MoE plans whose experts split by their ffn or on a batch axis, 2 tiny-gpt's on the 2x2
+ * fixture with the output layer over the batch axis (head_dp); refused: 21 whose mesh axes mix, 20 of them
+ * on 2-D meshes (3 of those at the projection 'h' on a second tp axis: a 2-D projection GEMM, the rows split
+ * on one of the tp axes only), 6 MoE plans on 2-D meshes, 3 with stages of different shapes). Anything else
+ * (an axis that replicates some operators and splits others, head-dimension or 2-D splits of an operator,
+ * experts split otherwise on one tp axis than on another, stages on meshes of different shapes) is named:
+ * stage, operator, label and axis. */
 #include "search/search.h"
 
 #include <string.h>
@@ -131,17 +133,13 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
     /* the output layer's split: batch axes (not ep's) and those of them on which it is vocabulary-parallel, tp
      * axes on which it is on the rows (head_dp); the embedding's vocabulary-parallel tp axes */
     int batch_axes = 0, head_v = 0, head_rows = 0, emb_v = 0;
-    /* whether a batch axis (QKV 'b', fc1 and the experts not split there) splits the output layer's vocabulary: only
-     * then may a tp axis split it by the rows */
-    int head_any = 0;
-    int lg0 = op_index(g, "logits"), f1 = op_index(g, "fc1"), e1 = op_index(g, "expert_fc1");
-    for (int a = 0, lg = lg0; a < st->mesh.naxes; a++) {
-        char ef = e1 >= 0 && st->choice[e1].lab[0] != '-' ? st->choice[e1].lab[a] : 0;
-        if (st->mesh.size[a] > 1 && qkv >= 0 && lg >= 0 && st->choice[qkv].lab[0] != '-' &&
-            st->choice[lg].lab[0] != '-' && st->choice[qkv].lab[a] == 'b' && st->choice[lg].lab[a] == 'v' &&
-            (f1 < 0 || st->choice[f1].lab[a] != 'f') && ef != 'e' && ef != 'f')
+    /* whether an axis on which QKV splits the batch splits the output layer's vocabulary: only then may a tp axis split
+     * the output layer by the rows (a batch axis that is a tp one, beside experts or a tp MLP, is refused below) */
+    int head_any = 0, lg0 = op_index(g, "logits");
+    for (int a = 0; a < st->mesh.naxes && qkv >= 0 && lg0 >= 0; a++)
+        if (st->mesh.size[a] > 1 && st->choice[qkv].lab[0] != '-' && st->choice[lg0].lab[0] != '-' &&
+            st->choice[qkv].lab[a] == 'b' && st->choice[lg0].lab[a] == 'v')
             head_any = 1;
-    }
     h->tp = h->dp = h->rep = h->ep = 1, h->sp = 0, h->attn_rows = 0, h->moe_rows = 0, h->router_h = 0, h->head_dp = 0;
     for (int a = 0; a < st->mesh.naxes; a++) {
         int size = st->mesh.size[a];
@@ -195,7 +193,7 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
                 continue;
             }
             if (batch_tp && !strcmp(nm, "embedding") && !l) continue; /* whole there, as on a batch axis */
-            if (head_any && out_layer && (l == 'b' || l == 's')) { /* on the rows: head_dp, checked against the stream below */
+            if (head_any && out_layer && (l == 'b' || l == 's')) { /* on the rows (head_dp): checked below */
                 if (head >= 0 && l != head)
                     return refuse(err, s, g, o, l, a, size, "the loss follows the output layer's split");
                 head = l;

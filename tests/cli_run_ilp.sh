@@ -239,6 +239,19 @@ run run --cluster "$SLOW" --model tiny-gpt --plan "$T/g22.json" --backend cuda -
 if [ "$rc" -eq 2 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "runs on --backend cpu only" "$T/err"; then
 	ok "--backend cuda refuses it in one line"
 else nok "--backend cuda refuses it in one line" "rc $rc: $(cat "$T/err")"; fi
+# on 4 such nodes, two stages of 2x2 alike: the tied table whole on the first and on the last stage's copy
+SLOW42=$T/cluster_slowgpu_4x2.json
+sed 's/"nodes": 2/"nodes": 4/' "$SLOW" >"$SLOW42"
+"$STRATA" plan --search ilp --cluster "$SLOW42" --seq 32 --model tiny-gpt --gpus 8 --gbs 32 --mbs 8 \
+	--out "$T/g42.json" >"$T/ilpout" 2>&1 || nok "ILP plan tiny-gpt on 4x2" "$(cat "$T/ilpout")"
+if [ "$(grep -c '"gpus_per_node": 2' "$T/g42.json")" -eq 2 ] && splits g42 logits '"v""b"'; then
+	ok "tiny-gpt on 4x2, micro-batch 8: two stages of 2x2, the output layer vocabulary-parallel over the batch axis"
+else nok "tiny-gpt on 4x2, micro-batch 8: the ILP's shardings" "$(cat "$T/g42.json")"; fi
+mpi_strata 240 8 run --cluster "$SLOW42" --model tiny-gpt --plan "$T/g42.json" --steps 2 --check --json
+check_within "tiny-gpt, ILP 2 stages of dp=2 x tp=2, the output layer over dp (tied), matches the reference (8 ranks)"
+if grep -q '"output_layer": "dp vocabulary"' "$T/out" && ran "tp=2,pp=2,dp=2,.*sp=1"; then
+	ok "it runs as 2 stages of dp=2 x tp=2 with sp, the output layer over the dp group"
+else nok "it runs as 2 stages of dp=2 x tp=2 with sp, the output layer over the dp group" "$(head -3 "$T/out")"; fi
 # tiny-moe there: the experts over both axes (the attention on the rows of one, by heads on the other): refused
 ilp m22 --model tiny-moe --gpus 4 --gbs 32 --mbs 8 --max-stages 1
 refused "tiny-moe on a 2x2 mesh (experts over both axes)" \

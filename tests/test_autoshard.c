@@ -1502,7 +1502,7 @@ START_TEST(ilp_hybrid_degrees) {
         c2[ls].lab[0] = 'b'; /* the loss not as the output layer */
         hybrid_refused(&r, "operator loss: split 'b' on mesh axis 0 (2 devices): the loss follows the output layer's");
         c2[ls].lab[0] = 'v', c2[lg].lab[1] = c2[ls].lab[1] = 'v'; /* vocabulary-split on both axes (2-D) */
-        hybrid_refused(&r, "operator logits: vocabulary-parallel on 1 of its 1 batch axes and on the rows on 0 of its 1");
+        hybrid_refused(&r, "operator logits: vocabulary-parallel on 1 of its 1 batch axes and on the rows on 0");
         c2[lg].lab[1] = c2[ls].lab[1] = 'b', c2[em].lab[1] = 'v'; /* the embedding vocabulary-parallel over tp */
         hybrid_refused(&r, "the embedding vocabulary-parallel on 1");
         c2[em].lab[1] = 'b';
