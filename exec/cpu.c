@@ -17,10 +17,13 @@
  * that torchtitan's policy drops, op_reruns; with ZeRO-3 one per unit). recompute=op runs on dense
  * blocks without cp and with the fused attention (check_plan refuses the rest).
  * The tied embedding's gradient is all-reduced between the first and last stage (Megatron-LM's
- * embedding group). ep (MoE): the all-to-alls run inside the model (exec/model.c) in the program's
- * ep groups (ep consecutive ranks of the dp group); the experts' gradients are summed over the
- * ranks of the dp group that hold the same experts (Megatron-LM's expert-data-parallel group,
- * made here by splitting the dp group), the rest over the dp group. ZeRO shards each region of the
+ * embedding group). An operator-level plan's output layer over the dp group (st_exec_opts' head_dp;
+ * exec/model.c, "operator-level plans") runs its gather, vocabulary-parallel loss and reduce-scatter in
+ * the program's dp group (hd_*), timed with the tp collectives. ep (MoE): the all-to-alls run inside
+ * the model (exec/model.c) in the program's ep groups (ep consecutive ranks of the dp group); the
+ * experts' gradients are summed over the ranks of the dp group that hold the same experts
+ * (Megatron-LM's expert-data-parallel group, made here by splitting the dp group), the rest over the
+ * dp group. ZeRO shards each region of the
  * flat buffers on its own, over the group that sums it: the tied embedding (same size on both end
  * stages, so the pair holds the same shard of it and can all-reduce just that), the experts, and
  * the rest.
@@ -138,6 +141,7 @@ typedef struct rank_state {
     int dual;               /* schedule=dualpipe (local_chunk) */
     MPI_Comm *comms;        /* per group: its communicator where this rank is a member, else MPI_COMM_NULL */
     MPI_Comm tpc;
+    MPI_Comm hdc;           /* head_dp: the dp group's, where the output layer runs (st__xmodel's hcomm) */
     st__xmodel x;
     int nreg;
     region *reg;            /* owned */
@@ -304,6 +308,37 @@ static void tp_alltoall(void *ctx, const float *send, float *recv, int64_t n) {
 static void tp_reduce_scatter(void *ctx, float *out, const float *in, int64_t n) {
     rank_state *S = ctx;
     reduce_scatter_in(S, S->tpc, out, in, n, "tp reduce-scatter", &S->tp_s);
+}
+
+/* head_dp: the output layer's collectives (st__xmodel's hcomm) in the dp group; their time is the model's
+ * collectives', with tp's (the ILP's resharding of the stage, as the tp ones are) */
+static void hd_allreduce(void *ctx, float *buf, int64_t n, int max) {
+    rank_state *S = ctx;
+    double t0 = now_s();
+    MPI_Request q = MPI_REQUEST_NULL;
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, max ? MPI_MAX : MPI_SUM, S->hdc, &q);
+    st__xwait(&S->w, rc, &q, 1, "output layer all-reduce (dp group)", S->hdc, -1);
+    S->tp_s += now_s() - t0;
+}
+
+static void hd_allgather(void *ctx, float *buf, int64_t n) {
+    rank_state *S = ctx;
+    allgather_in(S, S->hdc, buf, n, "output layer all-gather (dp group)", &S->tp_s);
+}
+
+static void hd_reduce_scatter(void *ctx, float *out, const float *in, int64_t n) {
+    rank_state *S = ctx;
+    reduce_scatter_in(S, S->hdc, out, in, n, "output layer reduce-scatter (dp group)", &S->tp_s);
+}
+
+/* the output layer's rows' targets, in place: n of them from each dp rank */
+static void hd_tokens(void *ctx, int32_t *buf, int64_t n) {
+    rank_state *S = ctx;
+    double t0 = now_s();
+    MPI_Request q = MPI_REQUEST_NULL;
+    int rc = MPI_Iallgather(MPI_IN_PLACE, 0, MPI_INT32_T, buf, (int)n, MPI_INT32_T, S->hdc, &q);
+    st__xwait(&S->w, rc, &q, 1, "output layer targets all-gather (dp group)", S->hdc, -1);
+    S->tp_s += now_s() - t0;
 }
 
 /* the group of kind k that holds `rank`, and rank's place in it (-1 when none) */
@@ -1643,6 +1678,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     l0 = calloc((size_t)S.V, sizeof *l0), l1 = calloc((size_t)S.V, sizeof *l1);
     st__xpart part = {.B = p->mbs, .T = p->seq, .tp = S.tp, .tr = S.tr, .sp = p->sp, .attn_rows = o->attn_rows,
                       .moe_rows = o->moe_rows, .router_h = o->router_h, .ep = S.ep, .er = S.er,
+                      .hd = o->head_dp ? S.dp : 1, .hr = o->head_dp ? S.dr : 0,
                       .cp = S.cp, .cr = S.cr, .cp_comm = p->cp_comm,
                       .nchunks = S.V, .l0 = l0, .l1 = l1, .be = be,
                       .recompute = p->recompute == ST_REC_OP          ? 3
@@ -1712,6 +1748,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     S.tpc = gt >= 0 ? S.comms[gt] : MPI_COMM_NULL;
     S.epc = ge >= 0 ? S.comms[ge] : MPI_COMM_NULL;
     S.cpc = gc >= 0 ? S.comms[gc] : MPI_COMM_NULL;
+    S.hdc = gd >= 0 ? S.comms[gd] : MPI_COMM_NULL;
     /* the ranks of the dp group that hold the same experts: the same place in their ep groups */
     if (S.ep > 1 && (gd < 0 || MPI_Comm_split(S.comms[gd], S.er, S.dr, &S.edpc) != MPI_SUCCESS)) {
         rc = st_error_set(err, ST_EINVAL, NULL, NULL, "MPI could not make the expert-data-parallel communicator");
@@ -1722,6 +1759,9 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     S.x.tp_a2a.fn = tp_alltoall, S.x.tp_a2a.ctx = &S;
     S.x.tp_a2av.fn = tp_alltoallv, S.x.tp_a2av.ctx = &S;
     S.x.cpcomm = (st__xcpcomm){cp_allgather, cp_reduce_scatter, cp_ring, cp_alltoall, &S};
+    S.x.hcomm = (st__xcomm){.allreduce = hd_allreduce, .allgather = hd_allgather, .reduce_scatter = hd_reduce_scatter,
+                            .ctx = &S};
+    S.x.hcomm_tokens = hd_tokens;
     /* the backend's communicators, each step agreed on (a rank that went on would wait for one that
      * stopped) */
     if (o->backend == ST_EXEC_CUDA &&

@@ -78,6 +78,9 @@ typedef struct st_exec_opts {
                           (st_as_hybrid's; exec/model.c); 0: whole */
     int replicas;      /* an operator-level plan's copies of the job (0 or 1: one): mesh axes on which the ILP splits
                           nothing, every device computing what the others do (st_as_hybrid's rep) */
+    int head_dp;       /* an operator-level plan's output layer and loss vocabulary-parallel over the dp group, on the
+                          final norm's rows gathered there from each tp rank's (st_as_hybrid's; sp or tp 1; the
+                          embedding whole; exec/model.c); the cpu backend's */
 } st_exec_opts;
 
 /* The job rank world rank world_rank runs, with `replicas` copies of a job of nranks ranks (st_exec_opts): copy

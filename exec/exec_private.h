@@ -263,6 +263,10 @@ typedef struct st__xpart {
                            plans") */
     int router_h;       /* MoE blocks of an operator-level plan: the router split over the tp group by the hidden
                            dimension (row-parallel); 0: whole (on the rows the block routes) */
+    int hd, hr;         /* an operator-level plan's output layer vocabulary-parallel over a group other than tp (the
+                           dp group): its degree (0 or 1: Megatron's, over tp) and this rank's place in it; the
+                           embedding and output tables then whole on every rank (exec/model.c, "operator-level
+                           plans") */
     int nchunks;        /* pipeline chunks this rank runs: vp with the interleaved schedule, else 1 */
     const int *l0, *l1; /* nchunks each: chunk c runs blocks [l0[c], l1[c]) (ascending, disjoint) */
     int first, last;    /* chunk 0 holds the embedding; chunk nchunks - 1 the final norm, output layer, loss */
@@ -308,9 +312,13 @@ typedef struct st__xmodel {
     int attn_rows;  /* st__xpart's */
     int moe_rows;   /* st__xpart's (ep and er are then tp's) */
     int router_h;   /* st__xpart's */
+    int hd, hr;     /* st__xpart's (hd 1 without) */
     int recompute;  /* st__xpart's */
     int64_t Ns;     /* token rows of the residual stream on this rank: N, or N / tp with sp */
-    int64_t a_l, kv_l, f_l, V_l, v0; /* local heads, ffn, vocabulary and its first row (attn_rows 3: all heads) */
+    int64_t a_l, kv_l, f_l, V_l, v0; /* local heads, ffn, vocabulary and its first row (attn_rows 3: all heads;
+                                        hd > 1: the whole tables, V and 0) */
+    int64_t hN, hV_l, hv0; /* the output layer's rows (N; hd > 1: hd x Ns, each hd rank's Ns in turn), vocabulary
+                              and its first row (V_l and v0; hd > 1: the hd group's share) */
     int64_t wq_l, wk_l; /* attn_rows 3: this rank's rows of wq (its heads' width, the projection's input) and of wk
                            and wv: its share of QKV's fused width */
     /* MoE (Shazeer et al. 2017; Fedus et al. 2022 for the capacity): experts, top-k, an expert's ffn
@@ -345,6 +353,10 @@ typedef struct st__xmodel {
         void *ctx;
     } tp_a2av;
     st__xcpcomm cpcomm; /* cp > 1 */
+    /* hd > 1: the output layer's collectives in its group (all-reduce, all-gather, reduce-scatter as comm's), and the
+     * in-place all-gather of its rows' targets (n tokens per rank) */
+    st__xcomm hcomm;
+    void (*hcomm_tokens)(void *ctx, int32_t *buf, int64_t n);
     const st__xbackend *be; /* st__xpart's (borrowed) */
 } st__xmodel;
 

@@ -130,6 +130,24 @@
  * (router_h): each rank multiplies its h / tp columns of every row by its columns of the router and the
  * partial logits are all-reduced; backward, its columns of the router's gradient whole (every row) and
  * its columns of the input's gradient, partial over tp as the experts' part of it is.
+ * On a 2-D mesh whose batch axis splits the output layer and the loss by the vocabulary ('v') and whose tp
+ * axis splits them by the rows (the stream's label, with sp; the ILP's pick for tiny-gpt on the 2x2 fixture at
+ * micro-batches of 8, the batch axis between its nodes; hd: the dp group's degree, hr: this rank's place in
+ * it; no cp or ZeRO-3): the final norm runs on the rank's Ns rows, which are all-gathered over the dp group (not
+ * tp) with their targets, hd x Ns rows, each dp rank's in turn; the output layer multiplies them by the rank's
+ * V / hd rows of the output table, and the loss is vocabulary-parallel over the dp group (the row maximum,
+ * sums of exponentials and target logits all-reduced there). Each rank's loss is its own rows' mean, summed
+ * over its tp group: its micro-batch's, as without. Backward: the input gradient, partial over the dp group's
+ * vocabulary shares, reduce-scattered over it to the rank's rows, then the final norm's backward on them (no
+ * tp collective: the rows are the rank's alone). The ILP keeps the embedding whole there (null on the batch
+ * axis, the stream's label on the tp axis): the tables (wte, lm_head) are whole on every rank, the
+ * embedding a lookup of the rank's rows with no collective, and the output layer's gradient lands in its
+ * vocabulary share of the table, 0 elsewhere: the dp reduction sums the dp ranks' shares (disjoint), and
+ * st__xmodel_sp_grads the tp ranks' rows, as it does for any whole tensor. The runtime's ZeRO-1 and the tied
+ * copy's all-reduce see a table like any replicated weight. (Holding only the share would save the rest of
+ * the table and its dp reduction; it would also need a flat layout that differs across the dp group, which the
+ * runtime's dp reduction and ZeRO shards do not take.) The dp group's collectives run in exec/cpu.c (MPI;
+ * the cuda backend refuses such plans), their time counted with tp's.
  *
  * ZeRO-3 (exec_private.h, "ZeRO-3"): the same forward and backward a unit at a time (the embedding, a
  * block, the output layer and loss), the residual stream and its gradient kept in the activations and
@@ -357,7 +375,9 @@ static int64_t fused_floats(const st__xmodel *x) {
 static int64_t work_floats(const st__xmodel *x) {
     int64_t N = x->B * x->T, ql = x->a_l * x->d, kl = x->kv_l * x->d;
     /* block_bwd's gradients, the fused GEMMs' output; sp: also a gathered gradient and a reduce-scattered one */
-    return (x->sp ? 6 : 4) * N * x->h + 2 * N * ql + 2 * N * kl + 3 * N * x->f_l + fused_floats(x);
+    /* hd > 1: the output layer's input gradient on its hN rows, before their reduce-scatter (and the loss's 3 hN) */
+    int64_t head = x->hd > 1 ? x->hN * x->h + 3 * x->hN : 0;
+    return (x->sp ? 6 : 4) * N * x->h + 2 * N * ql + 2 * N * kl + 3 * N * x->f_l + fused_floats(x) + head;
 }
 
 int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint64_t seed, st_error *err) {
@@ -372,6 +392,7 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
     x->act = m->activation == ST_ACT_RELU ? ST__XACT_RELU : ST__XACT_GELU;
     x->tp = tp, x->tr = pt->tr, x->sp = pt->sp, x->first = pt->first, x->last = pt->last;
     x->attn_rows = tp > 1 ? pt->attn_rows : 0;
+    x->hd = pt->hd > 1 ? pt->hd : 1, x->hr = pt->hr;
     x->recompute = pt->recompute, x->be = pt->be ? pt->be : &st__xbackend_cpu;
     x->Ns = pt->sp ? pt->B * x->T / tp : pt->B * x->T;
     x->E = m->experts, x->topk = m->experts_topk, x->fe = m->experts > 0 ? m->moe_ffn : 0;
@@ -400,7 +421,7 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
         return st_error_set(err, ST_EINVAL, NULL, "model", "the cpu executor runs learned or rotary positions, not alibi");
     /* recompute=op keeps the outputs of its policy's GEMMs (block_redo): dense blocks, Megatron's sharding; an MoE
      * block's routing, cp's exchanges and the operator-level splits would each need their own kept tensors */
-    if (pt->recompute == 3 && (m->experts > 0 || x->cp > 1 || x->attn_rows || x->moe_rows))
+    if (pt->recompute == 3 && (m->experts > 0 || x->cp > 1 || x->attn_rows || x->moe_rows || x->hd > 1))
         return st_error_set(err, ST_EINVAL, NULL, "recompute",
                             "the cpu executor runs recompute=op on dense blocks without cp or an operator-level "
                             "split (the plan has %s): use recompute=full or selective",
@@ -436,6 +457,17 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
                             "the attention on token rows needs whole sequences on each rank: tp=%d must divide the "
                             "micro-batch's %lld", tp, (long long)pt->B);
     x->a_l = x->a / tp, x->kv_l = x->kv / tp, x->f_l = x->f / tp, x->V_l = x->V / tp, x->v0 = x->tr * x->V_l;
+    x->hN = pt->B * x->T, x->hV_l = x->V_l, x->hv0 = x->v0;
+    if (x->hd > 1) { /* the output layer over the hd group (operator-level plans): the tables whole */
+        if ((tp > 1 && !pt->sp) || x->cp > 1 || x->V % x->hd || pt->sharded)
+            return st_error_set(err, ST_EINVAL, NULL, "plan",
+                                "the output layer vocabulary-parallel over the dp group needs the residual stream "
+                                "split by rows over tp (sp=1), no cp, no ZeRO-3, and dp=%d to divide the vocabulary "
+                                "(%lld)",
+                                x->hd, (long long)x->V);
+        x->V_l = x->V, x->v0 = 0;
+        x->hN = x->hd * x->Ns, x->hV_l = x->V / x->hd, x->hv0 = x->hr * x->hV_l;
+    }
     if (x->attn_rows == 3) /* the attention whole on every rank; QKV's and the projection's shares apart */
         x->wq_l = x->a * x->d / tp, x->wk_l = x->kv * x->d / tp, x->a_l = x->a, x->kv_l = x->kv;
     /* attn_rows 2: the activations sized for every head of the rows' B / tp sequences, as tp's heads of all rows
@@ -550,6 +582,7 @@ struct st__xacts {
     int fnext, bnext, flip;   /* units run forward, backward; which work buffer holds the gradient */
     int chunk, head, tail, nl; /* its chunk; whether that holds the embedding, the loss; its blocks */
     int32_t *tokens, *targets; /* the rows' (row_tokens), where the chunk holds the embedding or the loss */
+    int32_t *htgt;             /* hd > 1, where it holds the loss: htgt[1 + m] the target of the output layer's row m */
     xlayer_acts *lay; /* per block; lay[i + 1].x is block i's output, in `out` after the last */
     float *out, *in0, *nf, *meanf, *rstdf, *logits; /* logits hold the probabilities after the forward */
 };
@@ -602,8 +635,8 @@ static void layout(const st__xmodel *x, int nl, int tail, st__xacts *a, float *c
     float *out = carve(b0, &o[0], S * h), *in0 = x->recompute == 2 && nl > 0 ? carve(b0, &o[0], S * h) : NULL;
     float *nf = NULL, *meanf = NULL, *rstdf = NULL, *logits = NULL;
     if (tail) {
-        nf = carve(b0, &o[0], N * h), meanf = carve(b0, &o[0], S), rstdf = carve(b0, &o[0], S);
-        logits = carve(b0, &o[0], N * x->V_l);
+        nf = carve(b0, &o[0], (x->hN > N ? x->hN : N) * h), meanf = carve(b0, &o[0], S), rstdf = carve(b0, &o[0], S);
+        logits = carve(b0, &o[0], x->hN * x->hV_l);
     }
     if (base) a->out = out, a->in0 = in0, a->nf = nf, a->meanf = meanf, a->rstdf = rstdf, a->logits = logits;
     if (n) n[0] = o[0], n[1] = o[1], n[2] = o[2], n[3] = o[3];
@@ -1671,15 +1704,22 @@ static int block_redo(st__xmodel *x, const st__xlayer *w, xlayer_acts *t) {
     return 0;
 }
 
-/* vocab-parallel cross-entropy of the logits [N x V_l]: the mean loss; the logits become the
- * softmax probabilities (the backward's) */
+/* the output layer's all-reduce: over tp, or hd > 1 over its own group */
+static void head_allreduce(st__xmodel *x, float *buf, int64_t n, int max) {
+    if (x->hd > 1) x->hcomm.allreduce(x->hcomm.ctx, buf, n, max);
+    else allreduce(x, buf, n, max);
+}
+
+/* vocab-parallel cross-entropy of the logits [N x V_l] (hd > 1: [hN x hV_l], the targets htgt's): the mean loss of
+ * this rank's micro-batch; the logits become the softmax probabilities (the backward's) */
 static double cross_entropy(st__xmodel *x, float *logits, const int32_t *targets) {
-    int64_t N = x->B * x->T, T = x->T, V_l = x->V_l;
+    /* hd > 1: the rows as one run of hN tokens, row m's target at targets[m + 1] (row_tokens' layout) */
+    int64_t N = x->hN, T = x->hd > 1 ? N : x->T, V_l = x->hV_l;
     float *mx = x->work, *st = mx + N; /* st: N sums of exponentials, then N target logits - max */
     x->be->xent_max(mx, logits, N, V_l);
-    allreduce(x, mx, N, 1);
-    x->be->xent_exp(logits, st, mx, targets, N, T, V_l, x->v0);
-    allreduce(x, st, 2 * N, 0);
+    head_allreduce(x, mx, N, 1);
+    x->be->xent_exp(logits, st, mx, targets, N, T, V_l, x->hv0);
+    head_allreduce(x, st, 2 * N, 0);
     x->be->xent_norm(logits, st, N, V_l);
     /* the sum over rows on the host: the 2N sums copied down from the backend's memory (2N floats
      * against the N x V_l logits the kernels keep there; the loss is printed per step anyway, and a
@@ -1689,9 +1729,19 @@ static double cross_entropy(st__xmodel *x, float *logits, const int32_t *targets
     if (!hs) return NAN;
     x->be->mem_copy(hs, st, 2 * N);
     double loss = 0;
-    for (int64_t n = 0; n < N; n++) loss += logf(hs[n]) - hs[N + n];
+    if (x->hd == 1) {
+        for (int64_t n = 0; n < N; n++) loss += logf(hs[n]) - hs[N + n];
+        free(hs);
+        return loss / (double)N;
+    }
+    /* hd > 1: this rank's own rows (its hd rank's block) are its tp rank's share of its micro-batch's: their mean
+     * summed over the tp group is the micro-batch's mean loss, as without */
+    int64_t Nm = x->B * x->T, lo = x->hr * x->Ns;
+    for (int64_t n = lo; n < lo + x->Ns; n++) loss += logf(hs[n]) - hs[N + n];
     free(hs);
-    return loss / (double)N;
+    float part = (float)(loss / (double)Nm);
+    allreduce(x, &part, 1, 0);
+    return part;
 }
 
 /* a's units (exec_private.h, "ZeRO-3"): the embedding where it holds it, its blocks, the output layer */
@@ -1718,14 +1768,14 @@ st__xacts *st__xmodel_forward_begin(st__xmodel *x, int chunk, const int32_t *tok
     a->bmem = acts_alloc(a, n[1], 0);
     a->pmem = acts_alloc(a, n[2], a->pmem_host);
     a->kmem = acts_alloc(a, n[3], 0);
-    a->tokens = malloc((size_t)(2 * x->B * (x->T + 1)) * sizeof *a->tokens);
+    a->tokens = malloc((size_t)(2 * x->B * (x->T + 1) + (x->hd > 1 ? x->hN + 1 : 0)) * sizeof *a->tokens);
     if (!a->lay || !a->mem || !a->bmem || !a->pmem || !a->kmem || !a->tokens) {
         st__xacts_free(a);
         return NULL;
     }
     float *base[4] = {a->mem, a->bmem, a->pmem, a->kmem};
     layout(x, (int)nl, a->tail, a, base, NULL);
-    a->targets = a->tokens + x->B * (x->T + 1);
+    a->targets = a->tokens + x->B * (x->T + 1), a->htgt = a->targets + x->B * (x->T + 1);
     if (a->head || a->tail) row_tokens(x, tokens, a->tokens, a->targets);
     if (!a->head) x->be->mem_copy(nl > 0 ? a->lay[0].x : a->out, in, S * h);
     return a;
@@ -1752,14 +1802,27 @@ static int fwd_unit(st__xmodel *x, st__xacts *a, double *loss) {
     int64_t nl = a->nl, u = a->fnext++ - a->head;
     if (u < 0) { /* the embedding */
         float *x0 = nl > 0 ? a->lay[0].x : a->out;
-        /* the vocab-parallel lookup's partial rows, summed over tp (to this rank's rows with sp) */
+        /* the vocab-parallel lookup's partial rows, summed over tp (to this rank's rows with sp); hd > 1: the whole
+         * table's rows, this rank's kept (no collective) */
         float *part = x->sp ? x->work : x0;
         x->be->embed_fwd(part, a->tokens, x->wte, N, T, h, x->v0, x->V_l);
-        sum_rows(x, x0, part);
+        if (x->hd == 1) sum_rows(x, x0, part);
+        else if (x->sp) x->be->mem_copy(x0, own_rows(x, part), S * h);
         if (x->wpe) positions(x, x0, x->wpe, 0);
         return 0;
     }
     if (u < nl) return block_fwd(x, &x->lp[k0 + u], &a->lay[u], u + 1 < nl ? a->lay[u + 1].x : a->out);
+    if (x->hd > 1) { /* the final norm's rows and their targets gathered over the hd group, its vocabulary share */
+        int64_t r0 = x->sp ? x->tr * S : 0;
+        x->be->norm_fwd(a->nf + x->hr * S * h, a->meanf, a->rstdf, a->out, x->lnf_w, x->lnf_b, S, h);
+        x->hcomm.allgather(x->hcomm.ctx, a->nf, S * h);
+        for (int64_t r = 0, n = r0; r < S; r++, n++)
+            a->htgt[1 + x->hr * S + r] = a->targets[(n / T) * (T + 1) + n % T + 1];
+        x->hcomm_tokens(x->hcomm.ctx, a->htgt + 1, S);
+        x->be->mm_fwd(a->logits, a->nf, x->lm + x->hv0 * h, NULL, x->hN, h, x->hV_l, 0);
+        *loss = cross_entropy(x, a->logits, a->htgt);
+        return 0;
+    }
     x->be->norm_fwd(own_rows(x, a->nf), a->meanf, a->rstdf, a->out, x->lnf_w, x->lnf_b, S, h);
     gather_rows(x, a->nf);
     x->be->mm_fwd(a->logits, a->nf, x->lm, NULL, N, h, x->V_l, 0);
@@ -1975,6 +2038,19 @@ static int bwd_unit(st__xmodel *x, st__xacts *a, st__xacts *sa, const float *dou
     /* block_bwd's scratch: the norms' input gradient, the gathered rows (sp) */
     float *dn = x->work + 2 * N * h, *full = x->work + work_floats(x) - 2 * N * h, *dns = full + N * h;
     if (a->bnext++ == 0 && !a->tail) x->be->mem_copy(d0, dout, S * h);
+    if (u >= a->nl && x->hd > 1) {
+        /* as below on the hN rows of the hd group, the input gradient (partial over its vocabulary shares)
+         * reduce-scattered over it to this rank's rows; the tables' other rows' gradients 0 here (each hd rank's
+         * share, and the tp ranks' rows, summed by the dp reduction and st__xmodel_sp_grads) */
+        int64_t R = x->hN;
+        x->be->xent_bwd(a->logits, a->htgt, (float)(loss_scale / (double)N), R, R, x->hV_l, x->hv0);
+        x->be->mem_zero(dn, R * h);
+        lin_bwd(x, sa, dn, x->glm + x->hv0 * h, NULL, a->logits, 1, a->nf, x->lm + x->hv0 * h, R, h, x->hV_l);
+        x->be->mem_zero(d0, S * h);
+        x->hcomm.reduce_scatter(x->hcomm.ctx, dns, dn, S * h);
+        x->be->norm_bwd(d0, x->glnf_w, x->glnf_b, dns, a->out, x->lnf_w, a->meanf, a->rstdf, S, h);
+        return 0;
+    }
     if (u >= a->nl) {
         /* d loss / d logits = (p - onehot) / N per micro-batch, times loss_scale */
         x->be->xent_bwd(a->logits, a->targets, (float)(loss_scale / (double)N), N, T, x->V_l, x->v0);
@@ -1990,7 +2066,12 @@ static int bwd_unit(st__xmodel *x, st__xacts *a, st__xacts *sa, const float *dou
         a->flip ^= 1;
         return rc;
     }
-    const float *dall = gathered(x, d0, full); /* the vocab-parallel lookup's backward reads every row */
+    const float *dall = x->hd > 1 ? d0 : gathered(x, d0, full); /* the vocab-parallel lookup's reads every row */
+    if (x->hd > 1 && x->sp) { /* the whole table's: this rank's rows, the others' 0 (st__xmodel_sp_grads sums them) */
+        x->be->mem_zero(full, N * h);
+        x->be->mem_copy(own_rows(x, full), d0, S * h);
+        dall = full;
+    }
     x->be->embed_bwd(x->gwte, a->tokens, dall, N, T, h, x->v0, x->V_l);
     if (x->gwpe) positions(x, d0, x->gwpe, 1);
     return 0;

@@ -33,6 +33,13 @@
  * data-parallel with the experts over it: Megatron's ep over the dp ranks (ep; the ILP picks the
  * vocabulary-parallel output layer on the tiny presets' fixtures, not this); beside it a tp axis may split
  * each expert by its ffn under a whole router, not hold the experts ('e') nor split the router ('h').
+ * A batch axis of a dense stage on which the output layer and the loss split the vocabulary ('v'), the
+ * other operators the batch, beside tp axes on which they split the residual stream's rows (its label,
+ * with sp): the output layer vocabulary-parallel over the dp group on the final norm's rows gathered
+ * there (head_dp; exec/model.c: the gather and the vocabulary-parallel loss in the dp group, not tp); all
+ * batch axes and all tp axes so, the embedding whole on the batch axes (null: each device's lookups of the
+ * rows the next operators split there) and with the stream's label on the tp axes (the tables whole), no
+ * experts over a batch axis. The ILP's pick for tiny-gpt on the 2x2 fixture at micro-batches of 8.
  * On a tp axis whose residual stream is split by rows the ILP may also split part of the attention
  * by the rows (the stream's label, 'b' or 's') rather than 'n', when the micro-batch's rows outweigh
  * the weights (attn_rows; exec/model.c runs both): the projection alone (1: the attention output
@@ -43,12 +50,14 @@
  * computes what the others do, on the same data; the ILP prices no gradient reduction there, as
  * search/autoshard.c's grad_sync reduces over the axes that split what a weight lacks) runs as that
  * many copies of the job, with no collective between them (st_exec_job_rank). Counts of what the
- * ILP chose on the tiny presets: tests/cli_run_ilp.sh and scripts/ilp_census.sh (202 of its 234 plans
- * run, 18 of them MoE plans whose experts split by their ffn or on a batch axis; refused: 23 whose
- * mesh axes mix, 22 of them on 2-D meshes, 6 MoE plans on 2-D meshes, 3 with stages of different
- * shapes). Anything else (an axis that replicates some operators and splits others, head-dimension or
- * 2-D splits of an operator, experts split otherwise on one tp axis than on another, stages on meshes
- * of different shapes) is named: stage, operator, label and axis. */
+ * ILP chose on the tiny presets: tests/cli_run_ilp.sh and scripts/ilp_census.sh (204 of its 234 plans
+ * run, 18 of them MoE plans whose experts split by their ffn or on a batch axis, 2 tiny-gpt's on the 2x2
+ * fixture with the output layer over the batch axis (head_dp); refused: 21 whose mesh axes mix, 20 of them
+ * on 2-D meshes (3 of those at the projection 'h' on a second tp axis: a 2-D projection GEMM, the rows split
+ * on one of the tp axes only), 6 MoE plans on 2-D meshes, 3 with stages of different shapes). Anything else
+ * (an axis that replicates some operators and splits others, head-dimension or 2-D splits of an operator,
+ * experts split otherwise on one tp axis than on another, stages on meshes of different shapes) is named:
+ * stage, operator, label and axis. */
 #include "search/search.h"
 
 #include <string.h>
@@ -122,7 +131,17 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
     const st_as_stage *st = &r->stage[s];
     int qkv = op_index(g, "qkv");
     int tp_axes = 0, sp_axes = 0, moe_axes = 0, moe_axis = -1; /* the last tp axis the MoE blocks split on */
-    h->tp = h->dp = h->rep = h->ep = 1, h->sp = 0, h->attn_rows = 0, h->moe_rows = 0, h->router_h = 0;
+    /* the output layer's split: batch axes (not ep's) and those of them on which it is vocabulary-parallel, tp
+     * axes on which it is on the rows (head_dp); the embedding's vocabulary-parallel tp axes */
+    int batch_axes = 0, head_v = 0, head_rows = 0, emb_v = 0;
+    /* whether an axis on which QKV splits the batch splits the output layer's vocabulary: only then may a tp axis split
+     * the output layer by the rows (a batch axis that is a tp one, beside experts or a tp MLP, is refused below) */
+    int head_any = 0, lg0 = op_index(g, "logits");
+    for (int a = 0; a < st->mesh.naxes && qkv >= 0 && lg0 >= 0; a++)
+        if (st->mesh.size[a] > 1 && st->choice[qkv].lab[0] != '-' && st->choice[lg0].lab[0] != '-' &&
+            st->choice[qkv].lab[a] == 'b' && st->choice[lg0].lab[a] == 'v')
+            head_any = 1;
+    h->tp = h->dp = h->rep = h->ep = 1, h->sp = 0, h->attn_rows = 0, h->moe_rows = 0, h->router_h = 0, h->head_dp = 0;
     for (int a = 0; a < st->mesh.naxes; a++) {
         int size = st->mesh.size[a];
         if (size == 1) continue;
@@ -155,13 +174,30 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
         int stream = -1;         /* the residual stream's label on this axis, from its first operator */
         int router_lab = 'h';    /* the router's label: 'h', or (checked below) the stream's */
         int rows = 0, heads = 0, first_row = -1; /* attention operators split by the rows, by the heads */
+        int head = -1; /* the output layer on the rows of this tp axis: its label */
         for (int o = 0; o < g->nops; o++) {
             char l = st->choice[o].lab[a];
             const char *nm = g->ops[o].name;
             if (st->choice[o].lab[0] == '-') continue; /* not on this stage */
+            int out_layer = !strcmp(nm, "logits") || !strcmp(nm, "loss");
             if (kind == 'b') {
                 if (ep_axis && !strncmp(nm, "expert_", 7) && l == 'e') continue; /* the experts over the axis */
+                /* the output layer vocabulary-parallel over the batch axis (head_dp; checked below) */
+                if (!ep_axis && out_layer && l == 'v') {
+                    head_v += !strcmp(nm, "logits");
+                    continue;
+                }
+                /* the embedding whole on the axis: each device's lookups of the rows it splits there are those
+                 * the batch-split operators after it keep */
+                if (!strcmp(nm, "embedding") && !l) continue;
                 if (l != 'b') return refuse(err, s, g, o, l, a, size, "QKV splits the batch there, this does not");
+                continue;
+            }
+            if (batch_tp && !strcmp(nm, "embedding") && !l) continue; /* whole there, as on a batch axis */
+            if (head_any && out_layer && (l == 'b' || l == 's')) { /* on the rows (head_dp): checked below */
+                if (head >= 0 && l != head)
+                    return refuse(err, s, g, o, l, a, size, "the loss follows the output layer's split");
+                head = l;
                 continue;
             }
             int want = kind == 'e' && wide_label(nm) >= 0 ? wide_label(nm) : tp_label(nm);
@@ -202,7 +238,10 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
             }
             if (!is_stream(nm))
                 return refuse(err, s, g, o, l, a, size, "the executor does not run this operator sharded");
-            if (!strcmp(nm, "embedding") && l == 'v') continue; /* vocabulary-parallel, Megatron's */
+            if (!strcmp(nm, "embedding") && l == 'v') { /* vocabulary-parallel, Megatron's */
+                emb_v++;
+                continue;
+            }
             if (l && l != 'b' && l != 's')
                 return refuse(err, s, g, o, l, a, size, "the residual stream is replicated or split by token rows");
             if (stream < 0) stream = l;
@@ -212,8 +251,13 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
         if (kind == 'b') {
             h->dp *= size;
             if (ep_axis) h->ep *= size;
+            batch_axes += !ep_axis;
             continue;
         }
+        if (head >= 0 && head != stream)
+            return refuse(err, s, g, op_index(g, "logits"), (char)head, a, size,
+                          "the executor runs the output layer on the rows only as the residual stream is split there");
+        head_rows += head >= 0;
         int router = op_index(g, "router"), moe = 0, rh = 0;
         if (router >= 0 && st->choice[router].lab[0] != '-') {
             if (experts == 'e' && stream <= 0) /* experts over this axis, tokens by the rows */
@@ -268,6 +312,26 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
                             "stage %d: the residual stream is split by rows on %d of its %d tensor-parallel mesh "
                             "axes: the executor splits it over all of them or none", s, sp_axes, tp_axes);
     h->sp = sp_axes > 0;
+    /* the output layer vocabulary-parallel over the batch axes, on the rows on the tp axes: all of them so, the
+     * experts not over a batch axis (the dp group is then the output layer's), the embedding whole (the table
+     * the output layer's vocabulary slices of the dp ranks come from, tied or not) */
+    if (head_v || head_rows) {
+        int lg = op_index(g, "logits");
+        if (!head_v || head_v != batch_axes || head_rows != tp_axes || h->ep > 1 || emb_v)
+            return st_error_set(err, ST_EINVAL, NULL, "stages",
+                                "stage %d, operator %s: vocabulary-parallel on %d of its %d batch axes%s and on the "
+                                "rows on %d of its %d tensor-parallel axes, the embedding vocabulary-parallel on %d: "
+                                "the executor runs the output layer over the batch axes' vocabulary on the tp axes' "
+                                "rows on all of them, the experts not on a batch axis, the embedding whole",
+                                s, g->ops[lg].name, head_v, batch_axes, h->ep > 1 ? " (experts over the others)" : "",
+                                head_rows, tp_axes, emb_v);
+        int ls = op_index(g, "loss");
+        for (int a = 0; ls >= 0 && st->choice[ls].lab[0] != '-' && a < st->mesh.naxes; a++)
+            if (st->mesh.size[a] > 1 && st->choice[ls].lab[a] != st->choice[lg].lab[a])
+                return refuse(err, s, g, ls, st->choice[ls].lab[a], a, st->mesh.size[a],
+                              "the loss follows the output layer's split");
+        h->head_dp = 1;
+    }
     return 0;
 }
 

@@ -349,6 +349,9 @@ typedef struct st_as_hybrid {
                       the rows the residual stream's label says (each device's with sp, else every row) */
     int rep;       /* copies: the product of the mesh axes on which no operator is split (every device of such an
                       axis computes what the others do) */
+    int head_dp;   /* the output layer and the loss vocabulary-parallel over the batch axes ('v' there) and on the
+                      residual stream's rows on the tp axes (with sp): the final norm's rows gathered over the dp
+                      group, not the tp group; the embedding then whole on the rows (the stream's label) */
 } st_as_hybrid;
 int st_autoshard_hybrid(const st_autoshard_result *r, st_as_hybrid *h, st_error *err);
 /* The hand-written plan the result amounts to ("tp=8,pp=1,dp=1,mbs=1,sp=0"), when every stage

@@ -3,9 +3,10 @@
 # what `strata plan --search ilp` picks for tiny-gpt, tiny-llama and tiny-moe on 2, 4 and 8 devices runs with
 # each operator split as the ILP split it, where that is the decoder's Megatron sharding, part of the
 # attention on the token rows under it, QKV on its fused width with the attention whole, or the experts
-# over a tp or batch axis or split by their ffn (search/as_hybrid.c), and computes what the single-rank
-# run computes, within tests/cli_run.sh's tolerances; the other shardings are refused in one line naming
-# the stage and the operator.
+# over a tp or batch axis or split by their ffn, or on a 2-D mesh the output layer vocabulary-parallel over
+# its batch axis (search/as_hybrid.c), and computes what the single-rank run computes, within
+# tests/cli_run.sh's tolerances; the other shardings are refused in one line naming the stage and the
+# operator.
 # scripts/ilp_census.sh counts what runs and what is refused over all the tiny presets' plans.
 #
 # The clusters (tests/data/cluster_slowgpu*.json) are test fixtures, not hardware: GPUs of 0.01
@@ -225,10 +226,42 @@ checked 4 "tiny-llama, ILP attention on the rows under a tp=4 MLP (2 kv heads), 
 	--model tiny-llama --plan "$T/l4r.json"
 if grep -q '"on_rows": "attention"' "$T/out" && ran "tp=4,"; then ok "it runs the attention on the rows under tp=4"
 else nok "it runs the attention on the rows under tp=4" "$(head -3 "$T/out")"; fi
-# a 2x2 mesh: QKV splits the batch on the first axis, the output layer the vocabulary
+# a 2x2 mesh (slow between its nodes) at micro-batch 8: the first axis splits the batch, the second is Megatron's
+# tp with sp, and the output layer and loss are vocabulary-parallel over the batch axis, on the tp axis' rows
+# (head_dp: the final norm's rows and their targets gathered over the dp group, the vocabulary-parallel loss
+# there, the embedding whole on the rows; exec/model.c, "operator-level plans")
 SLOW=$SRCDIR/tests/data/cluster_slowgpu_2x2.json
 ilp g22 --model tiny-gpt --gpus 4 --gbs 32 --mbs 8 --max-stages 1
-refused "tiny-gpt on a 2x2 mesh (2-D shardings)" "stage 0, operator .*: split .* on mesh axis 0 (2 devices)" \
-	4 run --cluster "$SLOW" --model tiny-gpt --plan "$T/g22.json"
+if splits g22 qkv '"b""n"' && splits g22 fc1 '"b""f"' && splits g22 ln2 '"b""b"' && splits g22 logits '"v""b"' &&
+	splits g22 loss '"v""b"' && splits g22 embedding 'null"b"'; then
+	ok "tiny-gpt on a 2x2 mesh, micro-batch 8: the ILP splits the output layer by vocabulary over the batch axis"
+else nok "tiny-gpt on a 2x2 mesh, micro-batch 8: the ILP's shardings" "$(cat "$T/g22.json")"; fi
+checked 4 "tiny-gpt, ILP dp=2 x tp=2 with the output layer vocabulary-parallel over dp, matches the reference" \
+	--model tiny-gpt --plan "$T/g22.json"
+if grep -q '"output_layer": "dp vocabulary"' "$T/out" && ran "tp=2,pp=1,dp=2,.*sp=1"; then
+	ok "it runs as dp=2 x tp=2 with sp, the output layer over the dp group"
+else nok "it runs as dp=2 x tp=2 with sp, the output layer over the dp group" "$(head -3 "$T/out")"; fi
+run run --cluster "$SLOW" --model tiny-gpt --plan "$T/g22.json" --backend cuda --steps 1
+if [ "$rc" -eq 2 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "runs on --backend cpu only" "$T/err"; then
+	ok "--backend cuda refuses it in one line"
+else nok "--backend cuda refuses it in one line" "rc $rc: $(cat "$T/err")"; fi
+# on 4 such nodes, two stages of 2x2 alike: the tied table whole on the first and on the last stage's copy
+SLOW42=$T/cluster_slowgpu_4x2.json
+sed 's/"nodes": 2/"nodes": 4/' "$SLOW" >"$SLOW42"
+"$STRATA" plan --search ilp --cluster "$SLOW42" --seq 32 --model tiny-gpt --gpus 8 --gbs 32 --mbs 8 \
+	--out "$T/g42.json" >"$T/ilpout" 2>&1 || nok "ILP plan tiny-gpt on 4x2" "$(cat "$T/ilpout")"
+if [ "$(grep -c '"gpus_per_node": 2' "$T/g42.json")" -eq 2 ] && splits g42 logits '"v""b"'; then
+	ok "tiny-gpt on 4x2, micro-batch 8: two stages of 2x2, the output layer vocabulary-parallel over the batch axis"
+else nok "tiny-gpt on 4x2, micro-batch 8: the ILP's shardings" "$(cat "$T/g42.json")"; fi
+mpi_strata 240 8 run --cluster "$SLOW42" --model tiny-gpt --plan "$T/g42.json" --steps 2 --check --json
+check_within "tiny-gpt, ILP 2 stages of dp=2 x tp=2, the output layer over dp (tied), matches the reference (8 ranks)"
+if grep -q '"output_layer": "dp vocabulary"' "$T/out" && ran "tp=2,pp=2,dp=2,.*sp=1"; then
+	ok "it runs as 2 stages of dp=2 x tp=2 with sp, the output layer over the dp group"
+else nok "it runs as 2 stages of dp=2 x tp=2 with sp, the output layer over the dp group" "$(head -3 "$T/out")"; fi
+# tiny-moe there: the experts over both axes (the attention on the rows of one, by heads on the other): refused
+ilp m22 --model tiny-moe --gpus 4 --gbs 32 --mbs 8 --max-stages 1
+refused "tiny-moe on a 2x2 mesh (experts over both axes)" \
+	"stage 0: the attention splits the rows on some of its tensor-parallel mesh axes, not all" \
+	4 run --cluster "$SLOW" --model tiny-moe --plan "$T/m22.json"
 
 finish_tests

@@ -1481,9 +1481,33 @@ START_TEST(ilp_hybrid_degrees) {
     r.stage[1].mesh.size[0] = 2;
     st_autoshard_result_free(&r);
 
-    /* a 2x2 mesh: the ILP mixes the axes (the output layer vocabulary-split where QKV splits the batch) */
+    /* a 2x2 mesh: the ILP mixes the axes (the output layer vocabulary-split where QKV splits the batch, on the rows
+     * where it splits the heads): dp=2 x tp=2 with sp, the output layer over the dp group (head_dp) */
     plan_model("tiny-gpt", SRCDIR "/tests/data/cluster_slowgpu_2x2.json", 4, 32, 8, 32, 1, &r);
-    hybrid_refused(&r, "QKV splits the batch there, this does not");
+    ck_assert_int_eq(st_autoshard_hybrid(&r, &h, &err), 0);
+    ck_assert_int_eq(h.tp, 2);
+    ck_assert_int_eq(h.dp, 2);
+    ck_assert_int_eq(h.sp, 1);
+    ck_assert_int_eq(h.head_dp, 1);
+    ck_assert_int_eq(h.attn_rows, 0);
+    {
+        st_as_choice *c2 = r.stage[0].choice;
+        int lg = -1, ls = -1, em = -1;
+        for (int o = 0; o < r.g->nops; o++) {
+            if (!strcmp(r.g->ops[o].name, "logits")) lg = o;
+            if (!strcmp(r.g->ops[o].name, "loss")) ls = o;
+            if (!strcmp(r.g->ops[o].name, "embedding")) em = o;
+        }
+        ck_assert(lg >= 0 && ls >= 0 && em >= 0 && c2[lg].lab[0] == 'v' && c2[lg].lab[1] == 'b');
+        c2[ls].lab[0] = 'b'; /* the loss not as the output layer */
+        hybrid_refused(&r, "operator loss: split 'b' on mesh axis 0 (2 devices): the loss follows the output layer's");
+        c2[ls].lab[0] = 'v', c2[lg].lab[1] = c2[ls].lab[1] = 'v'; /* vocabulary-split on both axes (2-D) */
+        hybrid_refused(&r, "operator logits: vocabulary-parallel on 1 of its 1 batch axes and on the rows on 0");
+        c2[lg].lab[1] = c2[ls].lab[1] = 'b', c2[em].lab[1] = 'v'; /* the embedding vocabulary-parallel over tp */
+        hybrid_refused(&r, "the embedding vocabulary-parallel on 1");
+        c2[em].lab[1] = 'b';
+        ck_assert_int_eq(st_autoshard_hybrid(&r, &h, &err), 0);
+    }
     st_autoshard_result_free(&r);
 }
 END_TEST

@@ -154,11 +154,13 @@ int st__sim_ilp(const st_cli_args *a, const char *trace_path, int every_rank, in
  * the tp, dp and sp whose shardings each stage's operators take (st_autoshard_hybrid), and in
  * *attn_rows which attention operators split the rows (st_exec_opts' attn_rows), in *moe_rows and *router_h how
  * the MoE blocks split (st_exec_opts'), in *replicas the copies of its ranks (st_exec_opts' replicas: mesh axes
- * that split nothing); where the attention or the experts split the rows, or the router the hidden dimension, the
- * tp collectives the executor runs for them, as the ILP prices them, into lo (may be NULL; st_lower_opts'
- * ntp_stages); refuses the others (ST_EINVAL naming the stage, the operator, its split and the mesh axis). */
+ * that split nothing), in *head_dp whether the output layer is vocabulary-parallel over the batch axes on the tp
+ * axes' rows (st_exec_opts' head_dp); where the attention or the experts split the rows, or the router the
+ * hidden dimension, the tp collectives the executor runs for them, as the ILP prices them, into lo (may be
+ * NULL; st_lower_opts' ntp_stages); refuses the others (ST_EINVAL naming the stage, the operator, its split
+ * and the mesh axis). */
 int st__run_ilp_spec(const st_cli_args *a, char *spec, size_t n, int *attn_rows, int *moe_rows, int *router_h,
-                     int *replicas, st_lower_opts *lo, st_error *err);
+                     int *replicas, int *head_dp, st_lower_opts *lo, st_error *err);
 /* `strata plan --search ilp ...`: argv as st_cmd_plan got it. */
 int st__cmd_plan_ilp(int argc, char **argv, st_error *err);
 

@@ -159,7 +159,7 @@ static int run_tp_colls(const loaded *L, st_lower_opts *lo, st_error *err) {
 }
 
 int st__run_ilp_spec(const st_cli_args *a, char *spec, size_t n, int *attn_rows, int *moe_rows, int *router_h,
-                     int *replicas, st_lower_opts *lo, st_error *err) {
+                     int *replicas, int *head_dp, st_lower_opts *lo, st_error *err) {
     loaded L;
     st_as_hybrid h;
     int rc = load_all(a, "run", &L, err);
@@ -171,7 +171,7 @@ int st__run_ilp_spec(const st_cli_args *a, char *spec, size_t n, int *attn_rows,
         snprintf(err->file, sizeof err->file, "%s", a->plan);
         goto done;
     }
-    *attn_rows = h.attn_rows, *moe_rows = h.moe_rows, *router_h = h.router_h, *replicas = h.rep;
+    *attn_rows = h.attn_rows, *moe_rows = h.moe_rows, *router_h = h.router_h, *replicas = h.rep, *head_dp = h.head_dp;
     if (lo && (h.attn_rows || h.moe_rows || h.router_h) && (rc = run_tp_colls(&L, lo, err))) goto done;
     /* the ILP's micro-batch is the stage's, split over its batch axes */
     int len = snprintf(spec, n, "tp=%d,pp=%d,dp=%d,ep=%d,sp=%d,zero=%d,mbs=%lld,gbs=%lld,seq=%lld,stage_layers=",

@@ -92,6 +92,8 @@ static void print_json(FILE *f, const st_model *m, const char *spec, const st_pl
         fputs(" \"experts\": \"tp rows\",\n", f);
     if (o->router_h)
         fputs(" \"router\": \"hidden\",\n", f);
+    if (o->head_dp)
+        fputs(" \"output_layer\": \"dp vocabulary\",\n", f);
     if (o->replicas > 1) /* the same: the ranks beyond the job's compute what its ranks do */
         fprintf(f, " \"copies\": %d,\n", o->replicas);
     fprintf(f, " \"kept_step\": %d, \"iteration_time_s\": %.17g, \"tokens_per_s\": %.17g,\n \"loss\": [",
@@ -140,6 +142,9 @@ static void print_text(FILE *f, const st_model *m, const char *spec, const st_lo
               "split)\n", f);
     if (o->router_h)
         fputs("           the router split over the tp group by the hidden dimension (the ILP's split)\n", f);
+    if (o->head_dp)
+        fputs("           the output layer vocabulary-parallel over the dp group on its rows gathered there (the ILP's "
+              "split)\n", f);
     if (o->replicas > 1)
         fprintf(f, "           %d copies of these ranks computing the same (the ILP's mesh axes that split nothing)\n",
                 o->replicas);
@@ -279,8 +284,13 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
     /* an operator-level plan runs as the hybrid plan it is (st__run_ilp_spec), or is refused */
     if (st__plan_is_ilp(a.plan)) {
         if ((rc = st__run_ilp_spec(&a, ilp_spec, sizeof ilp_spec, &o.attn_rows, &o.moe_rows, &o.router_h,
-                                     &o.replicas, &lo, err)))
+                                     &o.replicas, &o.head_dp, &lo, err)))
             goto done;
+        if (o.head_dp && o.backend == ST_EXEC_CUDA) { /* exec/cuda.c has no dp-group collectives in the model */
+            rc = st_error_set(err, ST_EINVAL, a.plan, "stages",
+                              "the output layer vocabulary-parallel over the batch axes runs on --backend cpu only");
+            goto done;
+        }
         a.plan = ilp_spec;
         a.heads_whole = o.attn_rows == 2 || o.attn_rows == 3; /* no operator splits the heads */
     }

@@ -390,11 +390,12 @@ static void fuzz_ilpplan(const uint8_t *data, size_t size) {
     st_cli_inputs_destroy(&in);
     if (small) run(st_cmd_sim, sim);
     char spec[4096];
-    int attn_rows = 0, moe_rows = 0, router_h = 0, replicas = 0;
+    int attn_rows = 0, moe_rows = 0, router_h = 0, replicas = 0, head_dp = 0;
     st_lower_opts lo; /* (the tp collectives of rows plans, priced from the plan: exercised too) */
     st_lower_opts_init(&lo);
     st_error_clear(&err);
-    if (st__run_ilp_spec(&a, spec, sizeof spec, &attn_rows, &moe_rows, &router_h, &replicas, &lo, &err)) return;
+    if (st__run_ilp_spec(&a, spec, sizeof spec, &attn_rows, &moe_rows, &router_h, &replicas, &head_dp, &lo, &err))
+        return;
     if (lo.ntp_stages && (attn_rows || moe_rows || router_h) == 0) fail("tp collectives of a plan that splits no rows", spec);
     st_plan p;
     st_plan_defaults(&p);
