@@ -241,10 +241,9 @@ checked 4 "tiny-gpt, ILP dp=2 x tp=2 with the output layer vocabulary-parallel o
 if grep -q '"output_layer": "dp vocabulary"' "$T/out" && ran "tp=2,pp=1,dp=2,.*sp=1"; then
 	ok "it runs as dp=2 x tp=2 with sp, the output layer over the dp group"
 else nok "it runs as dp=2 x tp=2 with sp, the output layer over the dp group" "$(head -3 "$T/out")"; fi
-run run --cluster "$SLOW" --model tiny-gpt --plan "$T/g22.json" --backend cuda --steps 1
-if [ "$rc" -eq 2 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "runs on --backend cpu only" "$T/err"; then
-	ok "--backend cuda refuses it in one line"
-else nok "--backend cuda refuses it in one line" "rc $rc: $(cat "$T/err")"; fi
+# (under mpirun, as a user runs it: Open MPI's own leaks are suppressed there under ASan, not in a singleton)
+refused "--backend cuda with the output layer over the dp group" "runs on --backend cpu only" \
+	4 run --cluster "$SLOW" --model tiny-gpt --plan "$T/g22.json" --backend cuda
 # on 4 such nodes, two stages of 2x2 alike: the tied table whole on the first and on the last stage's copy
 SLOW42=$T/cluster_slowgpu_4x2.json
 sed 's/"nodes": 2/"nodes": 4/' "$SLOW" >"$SLOW42"
