@@ -855,25 +855,35 @@ static int exchange(ncclComm_t c, const void *send, const int64_t *sd, const int
     return nccl_ok(ncclGroupEnd(), "ncclGroupEnd") || bad;
 }
 
+/* The ep all-to-all's counts: each member's row count to every other, as one int each way over NCCL (through
+ * the staging buffer: scounts and rcounts are the host's); then off[0..n) and off[n..2n) the sent and received
+ * floats' places, ones + n and ones + 2n their counts (ones[0..n) the counts' own, 1 each), *so and *ro their
+ * totals. Non-zero: a failure (the backend's error says which). */
+static int alltoall_counts(int n, const int *scounts, int *rcounts, int64_t width, int64_t *off, int *ones,
+                           int64_t *so, int64_t *ro) {
+    int *sf = ones + n, *rf = sf + n;
+    float *d;
+    for (int i = 0; i < n; i++) ones[i] = 1, off[i] = i;
+    if (g.fail[0] || !(d = staging((size_t)(2 * n))) || to_dev(d, (const float *)scounts, n) ||
+        exchange(g.epc, d, off, ones, d + n, off, ones, n, ncclInt32, sizeof(float)) ||
+        to_host((float *)rcounts, d + n, n) || sync())
+        return -1;
+    for (int i = 0; i < n; i++) {
+        sf[i] = (int)(scounts[i] * width), off[i] = *so, *so += sf[i];
+        rf[i] = (int)(rcounts[i] * width), off[n + i] = *ro, *ro += rf[i];
+    }
+    return 0;
+}
+
 static float *nccl_alltoallv(void *ctx, const float *send, const int *scounts, int *rcounts, int64_t width) {
     cudaEvent_t t0 = region_begin();
     int n = 0;
     ncclCommCount(g.epc, &n);
-    int64_t *off = calloc((size_t)(2 * n + 1), sizeof *off), so = 0, ro = 0; /* the counts' places, then rows' */
+    int64_t *off = calloc((size_t)(2 * n + 1), sizeof *off), so = 0, ro = 0; /* the rows' places */
     int *ones = malloc((size_t)(3 * n + 1) * sizeof *ones), *sf, *rf;
     float *recv = NULL, *d = NULL;
-    if (!off || !ones) goto out;
+    if (!off || !ones || alltoall_counts(n, scounts, rcounts, width, off, ones, &so, &ro)) goto out;
     sf = ones + n, rf = sf + n;
-    for (int i = 0; i < n; i++) ones[i] = 1, off[i] = i;
-    /* the counts: each member's row count to every other, as one int each way */
-    if (g.fail[0] || !(d = staging((size_t)(2 * n))) || to_dev(d, (const float *)scounts, n) ||
-        exchange(g.epc, d, off, ones, d + n, off, ones, n, ncclInt32, sizeof(float)) ||
-        to_host((float *)rcounts, d + n, n) || sync())
-        goto out;
-    for (int i = 0; i < n; i++) {
-        sf[i] = (int)(scounts[i] * width), off[i] = so, so += sf[i];
-        rf[i] = (int)(rcounts[i] * width), off[n + i] = ro, ro += rf[i];
-    }
     recv = malloc((size_t)(ro + 1) * sizeof *recv);
     /* the rows; a rank that could not allocate takes part all the same (the others would wait) */
     if (!(d = staging((size_t)(so + ro + 1))) || to_dev(d, send, so) ||
@@ -894,20 +904,11 @@ static float *nccl_alltoallv_dev(void *ctx, const float *send, const int *scount
     cudaEvent_t t0 = region_begin();
     int n = 0;
     ncclCommCount(g.epc, &n);
-    int64_t *off = calloc((size_t)(2 * n + 1), sizeof *off), so = 0, ro = 0; /* the counts' places, then rows' */
+    int64_t *off = calloc((size_t)(2 * n + 1), sizeof *off), so = 0, ro = 0; /* the rows' places */
     int *ones = malloc((size_t)(3 * n + 1) * sizeof *ones), *sf, *rf;
     float *recv = NULL, *d = NULL;
-    if (!off || !ones) goto out;
+    if (!off || !ones || alltoall_counts(n, scounts, rcounts, width, off, ones, &so, &ro)) goto out;
     sf = ones + n, rf = sf + n;
-    for (int i = 0; i < n; i++) ones[i] = 1, off[i] = i;
-    if (g.fail[0] || !(d = staging((size_t)(2 * n))) || to_dev(d, (const float *)scounts, n) ||
-        exchange(g.epc, d, off, ones, d + n, off, ones, n, ncclInt32, sizeof(float)) ||
-        to_host((float *)rcounts, d + n, n) || sync())
-        goto out;
-    for (int i = 0; i < n; i++) {
-        sf[i] = (int)(scounts[i] * width), off[i] = so, so += sf[i];
-        rf[i] = (int)(rcounts[i] * width), off[n + i] = ro, ro += rf[i];
-    }
     /* a rank that could not allocate takes part all the same (the others would wait): into the staging buffer */
     recv = mem_alloc(ro);
     d = recv ? recv : staging((size_t)(ro + 1));
