@@ -106,6 +106,7 @@ typedef struct st__shard_cost {
     int nk;                      /* kinds the model has (st_model_kinds): kind[nk..] stay zero, and every */
     st__pass kind[ST_MAX_KINDS]; /* stage has 0 blocks of them, so the walks over kinds stop at nk */
     st__pass head, tail;
+    struct st__shard_cost *next; /* the context's entries in the order they were allocated (st_cost_ctx_free) */
 } st__shard_cost;
 
 #define ST_COST_CACHE 4096
@@ -123,6 +124,7 @@ typedef struct st__layout {
     int v;                /* the chunks' placement: 1 zbv's V, 2 dualpipe's two copies, 0 round robin */
     st__stage_class *cls; /* n classes */
     int *of;              /* pp entries: each stage's class (ZB-H1 plays its stages out in order) */
+    int listed;           /* in the context's used[] (st_cost_ctx_free) */
 } st__layout;
 
 #define ST_LAYOUT_CACHE 1024
@@ -136,8 +138,11 @@ struct st_cost_ctx {
      * zeroing a table of ST_COST_CACHE entries (9 MB) was most of a small estimate's time; spare
      * stands in for an entry that cannot be allocated */
     st__shard_cost *cache[ST_COST_CACHE];
+    st__shard_cost *entries; /* those allocated, chained by next: free walks these, not the table */
     st__shard_cost spare;
     st__layout layouts[ST_LAYOUT_CACHE]; /* even splits by (pp, vp, v) */
+    int16_t used[ST_LAYOUT_CACHE];       /* the slots of layouts ever built, nused of them */
+    int nused;
     st__layout scratch;                  /* explicit stage_layers */
     int64_t flops_seq;                   /* model FLOPs per sequence, for this sequence length */
     double flops_per_seq;
