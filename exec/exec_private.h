@@ -201,13 +201,18 @@ typedef struct st__xbackend {
      * ST_STREAM_*, and its dep[2]: the backend queues the work on that stream, after the deps' ends),
      * ins_end(i) after it, and step_end(span, coll) once the program ran: it waits for everything
      * queued (the step's end) and fills span[2i], span[2i + 1] with instruction i's start and end in
-     * seconds from the step's start, coll[3i + 0, 1, 2] with the seconds of the tp, ep and cp
-     * collectives it ran inside (each from where its stream reached it to its end), and adds its GEMMs'
+     * seconds from the step's start, coll[4i + 0, 1, 2] with the seconds of the tp, ep and cp
+     * collectives it ran inside (each from where its stream reached it to its end) and coll[4i + 3] with
+     * those of the stretches redo_mark marked in it, less the collectives inside them, and adds its GEMMs'
      * seconds to st__xkernels_gemm_s. Nonzero: a failure (error() says which), spans 0. */
     int (*step_begin)(int n);
     void (*ins_begin)(int i, int stream, const int32_t *dep);
     void (*ins_end)(int i);
     int (*step_end)(double *span, double *coll);
+    /* such a backend's mark of the start (end 0) and the end (end 1) of a stretch of the running instruction's
+     * work that the runtime counts as another's: a block's rebuild inside a backward, the recompute's
+     * (st__xmodel's redo_clock). NULL: the host's clock times it (the CPU's). */
+    void (*redo_mark)(int end);
 } st__xbackend;
 /* the CPU's: the kernels above (BLAS or plain C GEMMs as st__xkernels_reference says) */
 extern const st__xbackend st__xbackend_cpu;
