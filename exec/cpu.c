@@ -14,8 +14,10 @@
  * reduce-scatters around each forward, recompute and backward piece, on shards only ("ZeRO-3" below).
  * Activation recompute (full, selective, op): the program's recompute instruction before each backward
  * (exec/model.c; checked against the operators the lowering names, recompute_mismatch, for op those
- * that torchtitan's policy drops, op_reruns; with ZeRO-3 one per unit). recompute=op runs on dense
- * blocks without cp and with the fused attention (check_plan refuses the rest).
+ * that torchtitan's policy drops, op_reruns; with ZeRO-3 one per unit), block by block: it makes the
+ * chunk's last block's activations again and the backward each other block's right before that block's
+ * backward, whose seconds the runtime counts as the recompute's (redo_clock, account). recompute=op runs on
+ * dense blocks without cp and with the fused attention (check_plan refuses the rest).
  * The tied embedding's gradient is all-reduced between the first and last stage (Megatron-LM's
  * embedding group). An operator-level plan's output layer over the dp group (st_exec_opts' head_dp;
  * exec/model.c, "operator-level plans") runs its gather, vocabulary-parallel loss and reduce-scatter in
@@ -57,7 +59,9 @@
  * A backend that queues its work on streams (st__xbackend's ins_begin: the cuda backend's) gets each
  * instruction's program stream and deps before its work and times it by its own events instead: the
  * runtime no longer waits after each instruction, and reads the spans, the tp/ep/cp clocks and the
- * GEMM share from step_end once the step's work is done; the iteration's time stays the host's.
+ * GEMM share from step_end once the step's work is done; the iteration's time stays the host's. The blocks'
+ * rebuilds a backward runs (recompute block by block) are timed apart inside it, by the host's clock or the
+ * backend's events, and counted as the recompute's (account).
  *
  * Optimizer offload (ZeRO-Offload, Ren et al. 2021; offload=optimizer, or the share offload_optimizer): the
  * last share of each owned part is updated on the host: its fp32 weights (the master copy, copied down with
@@ -169,6 +173,9 @@ typedef struct rank_state {
     double tp_s;            /* tp collectives' time so far */
     double ep_s, pending_ep_s; /* the same for the ep all-to-alls */
     double pending_tp_s;    /* the tp collectives' time in the instruction before */
+    /* the blocks' rebuilds inside backwards (redo_clock): their seconds so far on the host's clock less the
+     * collectives inside, and those collectives' (on the host); the running rebuild's start and collectives then */
+    double redo_s, redo_c, redo_t0, redo_c0;
     int *sendins;           /* this iteration's sends: the instruction of each */
     MPI_Comm world;         /* the run's communicator (owned; MPI_ERRORS_RETURN) */
     MPI_Comm job;           /* the job's ranks: the world's, or with replicas (st_exec_opts) this copy's (owned) */
@@ -192,6 +199,22 @@ typedef struct rank_state {
     double loss_sum;
     double gemm_s, heap_peak_bytes, run_delay_s; /* st_exec_result.stats */
 } rank_state;
+
+/* st__xmodel's redo_clock: a block's rebuild that a backward runs itself (exec/model.c, redo_timed), counted as
+ * the recompute's (account): its seconds on the host's clock less the tp, ep and cp collectives inside, which stay
+ * theirs; a backend that queues its work times it by its events instead (redo_mark), less the collectives it ran
+ * there and those the host ran inside (redo_c) */
+static void redo_clock(void *ctx, int end) {
+    rank_state *S = ctx;
+    double c = S->tp_s + S->ep_s + S->cp_s;
+    if (S->x.be->redo_mark) S->x.be->redo_mark(end);
+    if (!end) {
+        S->redo_t0 = now_s(), S->redo_c0 = c;
+        return;
+    }
+    S->redo_c += c - S->redo_c0;
+    S->redo_s += now_s() - S->redo_t0 - (c - S->redo_c0);
+}
 
 static void tp_allreduce(void *ctx, float *buf, int64_t n, int max) {
     rank_state *S = ctx;
@@ -1264,15 +1287,17 @@ static void ref_step(reference *R, int64_t step) {
 
 /* ---------------------------------------------------------------- the run */
 
-/* rank 0: the kept iteration's spans of every rank (run_steps), in the simulator's processes and threads */
+/* rank 0: the kept iteration's spans of every rank (run_steps: each rank's 3 n values, account), in the
+ * simulator's processes and threads; a backward that rebuilt blocks (the recompute block by block) shows them as
+ * a recompute span of their seconds right before its own */
 static int write_trace(const rank_state *S, const double *all, const char *path, st_error *err) {
     const st_lowered *l = S->l;
     st_trace *t = st_trace_open(path, st_stream_names, ST_STREAMS, err);
     if (!t) return err->code ? err->code : ST_EIO;
-    for (int r = 0, k = 0; r < l->nranks; r++) {
+    for (int r = 0; r < l->nranks; all += 3 * l->progs[r++].n) {
         const st_program *pg = &l->progs[r];
         st_trace_rank(t, pg->rank, pg->stage, 1);
-        for (int i = 0; i < pg->n; i++, k += 2) {
+        for (int i = 0, k = 0; i < pg->n; i++, k += 2) {
             st_ins in;
             st_program_ins(pg, i, &in);
             const char *cat = in.kind == ST_INS_COLL ? "coll"
@@ -1284,6 +1309,9 @@ static int write_trace(const rank_state *S, const double *all, const char *path,
                               : in.phase == ST_PHASE_BWD_WEIGHT ? "bwd-weight"
                               : in.phase == ST_PHASE_RECOMPUTE ? "recompute"
                                                           : "optimizer";
+            double redo = all[2 * pg->n + i];
+            if (redo > 0)
+                st_trace_span(t, pg->rank, in.stream, all[k] - redo, all[k], "recompute", "recompute", in.chunk, in.mb);
             st_trace_span(t, pg->rank, in.stream, all[k], all[k + 1], cat, in.label ? in.label : cat, in.chunk, in.mb);
         }
     }
@@ -1307,19 +1335,26 @@ static int backend_failed(const rank_state *S, st_error *err) {
     return rc ? rc : st_error_set(err, ST_EIO, NULL, NULL, "rank %d: the backend's streams failed", S->rank);
 }
 
-/* Instruction i's share of the step's clocks (kind_s, its span in work): [s, e) its span in seconds
- * from the step's start, tp, ep and cp the seconds of the collectives it ran inside (each shown after
- * the compute, by the COLL instruction that names it, the next instruction of that kind) */
+/* Instruction i's share of the step's clocks (kind_s, its span in work[2i, 2i + 1] and work[2n + i]): [s, e)
+ * its span in seconds from the step's start, tp, ep and cp the seconds of the collectives it ran inside (each
+ * shown after the compute, by the COLL instruction that names it, the next instruction of that kind), redo those
+ * of the blocks' rebuilds a backward ran itself (the recompute block by block: exec/model.c; their collectives in
+ * tp, ep, cp). The rebuilds are the recompute's, as the program and the simulator count them: the per-kind
+ * clocks move them from the backward to the recompute, and the trace shows them as a recompute span of their
+ * seconds at the backward's start (work[2n + i]; write_trace), the backward's own span after it. Each span is as
+ * long as its work; where inside the backward the rebuilds ran (before each block's backward) it does not show. */
 static void account(rank_state *S, int i, const st_ins *in, int kind, double s, double e, double tp, double ep,
-                    double cp, double *kind_s, double *work) {
+                    double cp, double redo, double *kind_s, double *work) {
     /* the compute's own time; its tp collectives go to the "tp collectives" after it, its cp
      * exchanges to the "cp collectives" and its ep all-to-alls to the "ep all-to-all" after that */
-    kind_s[kind] += e - s - tp - ep - cp;
+    kind_s[kind] += e - s - tp - ep - cp - redo;
+    kind_s[ST_EXEC_RECOMPUTE] += redo;
     kind_s[ST_EXEC_COLL_TP] += tp;
     kind_s[ST_EXEC_COLL_EP] += ep;
     kind_s[ST_EXEC_COLL_CP] += cp;
-    work[2 * i] = s;
+    work[2 * i] = s + redo;
     work[2 * i + 1] = e - tp - ep - cp;
+    work[2 * S->pg->n + i] = redo;
     if (in->kind == ST_INS_COLL && kind == ST_EXEC_COLL_TP && i > 0) {
         /* shown right after the compute it ran in, with the time it took there */
         work[2 * i] = work[2 * i - 1];
@@ -1338,7 +1373,7 @@ static void account(rank_state *S, int i, const st_ins *in, int kind, double s, 
  * and on a machine shared with other processes the fastest of the rest is the one least disturbed
  * by them (the minimum estimates the undisturbed machine, as Google Benchmark's repetitions and
  * hyperfine's min do; a median keeps part of the disturbance). Every rank keeps the same
- * iteration: the slowest rank's time decides. work holds the running iteration's spans (2 x n). */
+ * iteration: the slowest rank's time decides. work holds the running iteration's spans (3 x n: account). */
 static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec_result *res, double *spans,
                      double *work, double *kind_best, st_error *err) {
     const st_program *pg = S->pg;
@@ -1346,10 +1381,11 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
     int rc = 0, streams = be->ins_begin != NULL; /* the backend queues on streams, timed by its events */
     double kind_s[ST_EXEC_KINDS], best_s = INFINITY;
     /* streams: per instruction its kind and the host's clocks of the MPI collectives it ran (tp, ep,
-     * cp: attn_rows 1's all-to-all), then the backend's tp, ep and cp seconds */
+     * cp: attn_rows 1's all-to-all; and those inside its blocks' rebuilds), then the backend's tp, ep and cp
+     * seconds and its rebuilds' */
     int *kinds = streams ? malloc((size_t)(pg->n + 1) * sizeof *kinds) : NULL;
-    double *host = streams ? malloc((size_t)(3 * pg->n + 1) * sizeof *host) : NULL;
-    double *coll = streams ? malloc((size_t)(3 * pg->n + 1) * sizeof *coll) : NULL;
+    double *host = streams ? malloc((size_t)(4 * pg->n + 1) * sizeof *host) : NULL;
+    double *coll = streams ? malloc((size_t)(4 * pg->n + 1) * sizeof *coll) : NULL;
     if (streams && (!kinds || !host || !coll)) rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
     for (int64_t step = 0; step < o->steps && !rc; step++) {
         if (S->zero3) memset(S->zg, 0, (size_t)S->nmv * sizeof *S->zg);
@@ -1363,7 +1399,8 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
         watch_between(S, step, "the barrier that starts it");
         MPI_Request q = MPI_REQUEST_NULL;
         st__xwait(&S->w, MPI_Ibarrier(S->world, &q), &q, 1, "barrier", S->world, -1);
-        double t0 = now_s(), tp_before = 0, ep_before = 0, cp_before = 0, gemm0 = st__xkernels_gemm_s;
+        double t0 = now_s(), tp_before = 0, ep_before = 0, cp_before = 0, redo_before = 0, redoc_before = 0;
+        double gemm0 = st__xkernels_gemm_s;
         double delay0 = st__xrun_delay_s();
         if (streams && be->step_begin(pg->n)) rc = backend_failed(S, err);
         int64_t nonfinite = 0; /* gradients --check met that are not finite (said at the step's end) */
@@ -1379,7 +1416,8 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             }
             double s = now_s();
             int kind = ST_EXEC_FWD;
-            tp_before = S->tp_s, ep_before = S->ep_s, cp_before = S->cp_s;
+            tp_before = S->tp_s, ep_before = S->ep_s, cp_before = S->cp_s, redo_before = S->redo_s;
+            redoc_before = S->redo_c;
             if (in.kind == ST_INS_COMPUTE && in.phase == ST_PHASE_OPTIMIZER) {
                 /* sp's replicated gradients summed over tp before anything reads them (tp collectives) */
                 for (int g = 0; g < S->nreg; g++)
@@ -1399,8 +1437,12 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             if (streams) be->ins_end(i); /* queued, not waited for: its events time it (step_end) */
             else if (be->sync) be->sync(); /* the instruction's kernels done: its time ends there */
             double e = now_s(), tp = S->tp_s - tp_before, ep = S->ep_s - ep_before, cp = S->cp_s - cp_before;
-            if (streams) kinds[i] = kind, host[3 * i] = tp, host[3 * i + 1] = ep, host[3 * i + 2] = cp;
-            else account(S, i, &in, kind, s - t0, e - t0, tp, ep, cp, kind_s, work);
+            if (streams) {
+                kinds[i] = kind, host[4 * i] = tp, host[4 * i + 1] = ep, host[4 * i + 2] = cp;
+                host[4 * i + 3] = S->redo_c - redoc_before;
+            } else {
+                account(S, i, &in, kind, s - t0, e - t0, tp, ep, cp, S->redo_s - redo_before, kind_s, work);
+            }
             S->heap_peak_bytes = fmax(S->heap_peak_bytes, st__xheap_bytes());
             int kerr = !rc && S->x.be->error ? S->x.be->error(err) : 0; /* a kernel's failure: err says which */
             if (rc)
@@ -1417,8 +1459,10 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             for (int i = 0; i < pg->n && !rc; i++) {
                 st_ins in;
                 st_program_ins(pg, i, &in);
-                account(S, i, &in, kinds[i], work[2 * i], work[2 * i + 1], coll[3 * i] + host[3 * i],
-                        coll[3 * i + 1] + host[3 * i + 1], coll[3 * i + 2] + host[3 * i + 2], kind_s, work);
+                double redo = coll[4 * i + 3] - host[4 * i + 3]; /* (the host's collectives inside: theirs) */
+                account(S, i, &in, kinds[i], work[2 * i], work[2 * i + 1], coll[4 * i] + host[4 * i],
+                        coll[4 * i + 1] + host[4 * i + 1], coll[4 * i + 2] + host[4 * i + 2], redo > 0 ? redo : 0,
+                        kind_s, work);
             }
         }
         double gemm_s = st__xkernels_gemm_s - gemm0, delay_s = st__xrun_delay_s() - delay0;
@@ -1457,7 +1501,7 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
         if (step == 0 || (step == 1 && o->steps > 1) || tmax < best_s) {
             best_s = tmax, S->gemm_s = gemm_s, S->run_delay_s = delay_s, res->kept_step = (int)step;
             memcpy(kind_best, kind_s, sizeof kind_s);
-            memcpy(spans, work, (size_t)(2 * pg->n) * sizeof *spans);
+            memcpy(spans, work, (size_t)(3 * pg->n) * sizeof *spans);
         }
         if (S->rank == 0) {
             res->loss[step] = loss;
@@ -1575,7 +1619,7 @@ static int gather(const rank_state *S, const st_exec_opts *o, const double *span
         counts = malloc((size_t)n * sizeof *counts);
         displs = malloc((size_t)n * sizeof *displs);
         for (int r = 0; counts && displs && r < n; r++) {
-            counts[r] = 2 * l->progs[r].n;
+            counts[r] = 3 * l->progs[r].n;
             displs[r] = (int)total;
             total += counts[r];
         }
@@ -1588,7 +1632,7 @@ static int gather(const rank_state *S, const st_exec_opts *o, const double *span
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory for the trace");
         goto out;
     }
-    mrc = MPI_Igatherv(spans, 2 * S->pg->n, MPI_DOUBLE, all, counts, displs, MPI_DOUBLE, 0, world, &q);
+    mrc = MPI_Igatherv(spans, 3 * S->pg->n, MPI_DOUBLE, all, counts, displs, MPI_DOUBLE, 0, world, &q);
     st__xwait(w, mrc, &q, 1, "gather", world, -1);
     if (S->rank == 0 && S->wrank == 0) rc = write_trace(S, all, o->trace, err); /* copy 0's alone */
     st__xwait(w, MPI_Ibcast(&rc, 1, MPI_INT, 0, world, &q), &q, 1, "broadcast", world, -1);
@@ -1706,7 +1750,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     S.sendbufs = calloc((size_t)S.pg->n + 1, sizeof *S.sendbufs);
     S.sendins = calloc((size_t)S.pg->n + 1, sizeof *S.sendins);
     S.tokens = malloc((size_t)(2 * p->mbs * (p->seq + 1)) * sizeof *S.tokens);
-    spans = calloc((size_t)(4 * S.pg->n + 2), sizeof *spans); /* the kept iteration's, then the running one's */
+    spans = calloc((size_t)(6 * S.pg->n + 2), sizeof *spans); /* the kept iteration's, then the running one's */
     if (S.rank == 0) {
         res->loss = calloc((size_t)o->steps, sizeof *res->loss);
         res->iteration_s = calloc((size_t)o->steps, sizeof *res->iteration_s);
@@ -1762,6 +1806,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     S.x.hcomm = (st__xcomm){.allreduce = hd_allreduce, .allgather = hd_allgather, .reduce_scatter = hd_reduce_scatter,
                             .ctx = &S};
     S.x.hcomm_tokens = hd_tokens;
+    S.x.redo_clock.fn = redo_clock, S.x.redo_clock.ctx = &S;
     /* the backend's communicators, each step agreed on (a rank that went on would wait for one that
      * stopped) */
     if (o->backend == ST_EXEC_CUDA &&
@@ -1776,7 +1821,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     for (int i = 0; i < ST_EXEC_TENSORS; i++) res->grad_diff[i] = res->grad_ref[i] = -1;
     S.w.world = S.world;
     st__xcrash_install(&S.w);
-    rc = run_steps(&S, o, Rp, res, spans, spans + 2 * S.pg->n + 1, kind_s, err);
+    rc = run_steps(&S, o, Rp, res, spans, spans + 3 * S.pg->n + 1, kind_s, err);
     st__xcrash_remove();
     if (rc) goto out;
     watch_between(&S, -1, "gathering the results at rank 0");
