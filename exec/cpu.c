@@ -39,6 +39,18 @@
  * unit by unit, each micro-batch's gradients of a unit kept from its input half to the reduce-scatter
  * after its weight half ("ZeRO-3" below).
  *
+ * Stages of different shapes (an operator-level plan's stages on meshes of their own: st_exec_opts' stages,
+ * lowered by src/lower/lower_stages.c): each rank runs its stage's plan and splits, its stage's copies in their
+ * own groups computing alike. A send or receive of the lowering moves the rows of the micro-batch that the
+ * cross-mesh exchange gives the pair (run_xmesh; Alpa's cross-mesh resharding): out of the forward's output, or
+ * of the backward's input gradient, which stays until the step's end since other pairs take other rows of it,
+ * into the receiver's buffer at the rows' place, used once every row came. dp rank q of a stage runs micro-batch
+ * j's (j dp + q)-th share of samples (the plan's micro-batch split over the batch axes: every stage holds the
+ * same rows of micro-batch j whatever its dp); the loss gradient's 1/(micro-batches x dp) is then the same per
+ * row on every stage. The tied embedding's group holds the end stages' devices of one tp rank; each stage's sum
+ * (over its dp group, before) is added once, by its dp rank 0's copy 0, the others adding zeros. The loss and
+ * the parameters are counted on copy 0.
+ *
  * Context parallelism: inside the model (exec/model.c), in the program's cp groups; the dp group of
  * the lowering is dp x cp ranks, so the dp reduction sums over both, and the loss gradient's
  * 1/(micro-batches x dp x cp) makes that the mean over the tokens of every rank's chunks.
@@ -1719,7 +1731,7 @@ static int check_stages(const st_model *m, const st_lowered *l, const st_exec_op
     if (!sh) return rc ? rc : st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
     int n = st_stage_width(&sh[S - 1]) + sh[S - 1].first;
     for (int i = 0; !rc && i < l->nranks; i++)
-        if (n != l->nranks || i < sh[l->progs[i].stage].first ||
+        if (n != l->nranks || l->progs[i].stage < 0 || l->progs[i].stage >= S || i < sh[l->progs[i].stage].first ||
             i >= sh[l->progs[i].stage].first + st_stage_width(&sh[l->progs[i].stage]))
             rc = st_error_set(err, ST_EINVAL, NULL, "stages",
                               "the lowering's rank %d is not where its stage %d lies (%d ranks; the stages' %d)", i,

@@ -33,7 +33,9 @@ int st_exec_backend_parse(const char *s, st_exec_backend *out); /* 0 or ST_EINVA
  * copies). The tp collectives (with sp: all-gathers and reduce-scatters) run inside the compute,
  * where Megatron-LM issues them (exec/model.c); the fused
  * lowering's "tp collectives" instruction after each compute is shown with their measured time, its
- * "ep all-to-all" with the MoE blocks' dispatch and combine. Built when configure found MPI and a CBLAS;
+ * "ep all-to-all" with the MoE blocks' dispatch and combine. An operator-level plan whose stages sit on
+ * meshes of different shapes runs each stage as its own plan (st_exec_stage, below; st_lower_stages), its
+ * SEND/RECV moving the rows of the cross-mesh exchange. Built when configure found MPI and a CBLAS;
  * otherwise st_exec_mpi_init says what is missing (exec/nompi.c). */
 
 /* the measured kinds of instruction, the rows of st_exec_result.kind_s */

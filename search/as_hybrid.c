@@ -49,15 +49,21 @@
  * a data-parallel one). An axis on which the stage splits no operator ('rep': every device of it
  * computes what the others do, on the same data; the ILP prices no gradient reduction there, as
  * search/autoshard.c's grad_sync reduces over the axes that split what a weight lacks) runs as that
- * many copies of the job, with no collective between them (st_exec_job_rank). Counts of what the
- * ILP chose on the tiny presets: tests/cli_run_ilp.sh and scripts/ilp_census.sh (204 of its 234 plans
+ * many copies of the stage's ranks, with no collective between them: of the whole job where every
+ * stage has as many (st_exec_job_rank), else each stage its own (below).
+ * Stages need not agree (Alpa's stages each have their own mesh and sharding): st_autoshard_hybrid
+ * says whether one hybrid plan runs them all (the same degrees, splits and copies on every stage),
+ * st_autoshard_hybrid_stages gives each stage's own, which the executor runs stage by stage, each as
+ * its own hybrid plan, the activations and their gradients moved between stages of different shapes as
+ * the cross-mesh exchange (src/lower/lower_stages.c, exec.h's st_exec_stage). Counts of what the
+ * ILP chose on the tiny presets: tests/cli_run_ilp.sh and scripts/ilp_census.sh (207 of its 234 plans
  * run, 18 of them MoE plans whose experts split by their ffn or on a batch axis, 2 tiny-gpt's on the 2x2
- * fixture with the output layer over the batch axis (head_dp); refused: 21 whose mesh axes mix, 20 of them
- * on 2-D meshes (3 of those at the projection 'h' on a second tp axis: a 2-D projection GEMM, the rows split
- * on one of the tp axes only), 6 MoE plans on 2-D meshes, 3 with stages of different shapes). Anything else
+ * fixture with the output layer over the batch axis (head_dp), 3 with stages of different shapes (tiny-gpt
+ * and tiny-moe on dgx-a100-80g: meshes of 1, 1, 2 and 4 devices, the last two copies); refused: 21 whose
+ * mesh axes mix, 20 of them on 2-D meshes (3 of those at the projection 'h' on a second tp axis: a 2-D
+ * projection GEMM, the rows split on one of the tp axes only), 6 MoE plans on 2-D meshes). Anything else
  * (an axis that replicates some operators and splits others, head-dimension or 2-D splits of an operator,
- * experts split otherwise on one tp axis than on another, stages on meshes of different shapes) is named:
- * stage, operator, label and axis. */
+ * experts split otherwise on one tp axis than on another) is named: stage, operator, label and axis. */
 #include "search/search.h"
 
 #include <string.h>

@@ -1,9 +1,12 @@
 /* cmd_run.c: `strata run` under mpirun: lower the plan to every rank's program (fused collectives,
  * the form exec/cpu.c interprets) and run it for real, one process per rank (exec.h); an
  * operator-level plan as the hybrid plan whose shardings it chose (st__run_ilp_spec), where it is
- * one; where its attention or experts split the rows, the program's tp collectives are the ILP's price
+ * one, else (stages on meshes of different shapes) each stage as its own hybrid plan, lowered together
+ * (st_lower_stages: its programs stitched, the pipeline's transfers as the cross-mesh exchange); where its
+ * attention or experts split the rows, the program's tp collectives are the ILP's price
  * of the all-to-alls and gathers the executor runs for them (st_lower_opts' ntp_stages), so --compare
- * simulates what runs (the executor runs tp collectives inside its compute, whatever the program says). Every rank reads the same inputs and lowers the same plan; rank 0 alone prints (the text, or
+ * simulates what runs (the executor runs tp collectives inside its compute, whatever the program says).
+ * Every rank reads the same inputs and lowers the same plan; rank 0 alone prints (the text, or
  * one JSON object), and alone names an error: the others exit 2 without a word, so a bad input is one line. */
 #include "exec/exec.h"
 #include "src/cli/cli.h"
@@ -32,8 +35,9 @@ static const char help_text[] =
     "recompute when each stage splits its operators as Megatron-LM does (per mesh axis: heads, ffn and\n"
     "vocabulary, the residual stream replicated or split by rows; or the batch), or with part of the\n"
     "attention on each device's token rows under it (the projection alone after an all-to-all from the\n"
-    "heads, or QKV to the projection under a tp MLP), MoE experts over the axis or each split by its ffn,\n"
-    "all stages alike; other shardings are refused naming the stage and the operator.\n"
+    "heads, or QKV to the projection under a tp MLP), MoE experts over the axis or each split by its ffn;\n"
+    "stages on meshes of different shapes each as its own plan (N: every stage's devices), the activations\n"
+    "moved between them as each device's rows; other shardings are refused naming the stage and the operator.\n"
     "  --cluster C          prices the lowering's instructions (default dgx-a100-80g: up to 8 ranks)\n"
     "  --gpus N             the cluster's GPUs, in nodes of its size (as for strata sim)\n"
     "  --steps S            iterations (1..100000)\n"

@@ -264,7 +264,9 @@ int st_lower_stages(st_cost_ctx *ctx, const st_plan *const *plans, const int *co
                         x.bytes = per_row * (double)rn;
                         x.dur_s = lat + bw_s * (double)rn;
                         if ((map[k] = put(&b, &x)) < 0) goto nomem;
-                        in.dep[0] = send ? in.dep[0] : -1, in.dep[1] = send ? in.dep[1] : -1; /* (the stream orders) */
+                        /* the rest after the first: the stream orders the receives; memory moves once */
+                        in.dep[0] = send ? in.dep[0] : -1, in.dep[1] = send ? in.dep[1] : -1;
+                        in.alloc_bytes = in.free_bytes = 0;
                     }
                 }
                 st_program *np = &out->progs[rank];
