@@ -41,6 +41,18 @@
  * unit by unit, each micro-batch's gradients of a unit kept from its input half to the reduce-scatter
  * after its weight half ("ZeRO-3" below).
  *
+ * Stages of different shapes (an operator-level plan's stages on meshes of their own: st_exec_opts' stages,
+ * lowered by src/lower/lower_stages.c): each rank runs its stage's plan and splits, its stage's copies in their
+ * own groups computing alike. A send or receive of the lowering moves the rows of the micro-batch that the
+ * cross-mesh exchange gives the pair (run_xmesh; Alpa's cross-mesh resharding): out of the forward's output, or
+ * of the backward's input gradient, which stays until the step's end since other pairs take other rows of it,
+ * into the receiver's buffer at the rows' place, used once every row came. dp rank q of a stage runs micro-batch
+ * j's (j dp + q)-th share of samples (the plan's micro-batch split over the batch axes: every stage holds the
+ * same rows of micro-batch j whatever its dp); the loss gradient's 1/(micro-batches x dp) is then the same per
+ * row on every stage. The tied embedding's group holds the end stages' devices of one tp rank; each stage's sum
+ * (over its dp group, before) is added once, by its dp rank 0's copy 0, the others adding zeros. The loss and
+ * the parameters are counted on copy 0.
+ *
  * Context parallelism: inside the model (exec/model.c), in the program's cp groups; the dp group of
  * the lowering is dp x cp ranks, so the dp reduction sums over both, and the loss gradient's
  * 1/(micro-batches x dp x cp) makes that the mean over the tokens of every rank's chunks.
@@ -198,6 +210,13 @@ typedef struct rank_state {
     int32_t *tokens;
     double loss_sum;
     double gemm_s, heap_peak_bytes, run_delay_s; /* st_exec_result.stats */
+    /* stages of different shapes (st_exec_opts' stages; staged 0 otherwise): every stage's layout (nstages, owned),
+     * the micro-batch's token rows, this rank's copy of its stage's ranks (0 otherwise), and per slot the rows of
+     * the message it waits for (its input or output gradient) received so far (owned) */
+    int staged, nstages, copy;
+    st_stage_shape *shapes;
+    int64_t rows;
+    int64_t *got;
 } rank_state;
 
 /* st__xmodel's redo_clock: a block's rebuild that a backward runs itself (exec/model.c, redo_timed), counted as
@@ -455,7 +474,8 @@ static const char *recompute_mismatch(const st_plan *p, const st_lowered *l, con
     return rec >= 0 ? "a recompute without its backward" : NULL;
 }
 
-static int check_plan(const st_plan *p, const st_lowered *l, const st_model *m, int size, st_error *err) {
+/* (stage >= 0: the programs of that pipeline stage only, p its plan; -1: every program) */
+static int check_plan(const st_plan *p, const st_lowered *l, const st_model *m, int size, int stage, st_error *err) {
     int64_t L = m->layers;
     if (size != l->nranks)
         return st_error_set(err, ST_EINVAL, NULL, "plan",
@@ -486,6 +506,7 @@ static int check_plan(const st_plan *p, const st_lowered *l, const st_model *m, 
         if (l->progs[i].replicas != 1 || l->progs[i].rank != i)
             return st_error_set(err, ST_EINVAL, NULL, "plan", "the cpu executor needs every rank lowered, in order");
     for (int i = 0; i < l->nranks; i++) {
+        if (stage >= 0 && l->progs[i].stage != stage) continue;
         const char *bad = recompute_mismatch(p, l, &l->progs[i], L, m->activation == ST_ACT_SWIGLU);
         if (bad)
             return st_error_set(err, ST_EINVAL, NULL, "plan",
@@ -938,6 +959,7 @@ static int run_backward(rank_state *S, const st_ins *in, int k) {
     int tail = S->x.last && local_chunk(S->pp, S->dual, in->chunk) == S->V - 1;
     int split = in->phase == ST_PHASE_BWD_INPUT;
     if (!S->acts[k] || S->bwd_done[k] || (!tail && !S->grad_in[k])) return ST_EINVAL;
+    if (S->staged && S->grad_in[k] && S->got[k] != S->x.Ns) return ST_EINVAL;
     const float *din = NULL;
     double scale = 1.0 / S->den;
     int rc = split ? st__xmodel_backward_input(&S->x, S->acts[k], S->grad_in[k], scale, &din)
@@ -1064,6 +1086,8 @@ static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_e
     /* the dp replica's samples (the dp group is dp x cp, its cp ranks share their replica's sequences);
      * dualpipe: copy A runs the dp rank's first M / 2 micro-batches, copy B (chunks pp on) the rest */
     int64_t sample = S->m0 + mb + (S->dual && in->chunk >= S->pp ? S->M / 2 : 0);
+    /* stages of different shapes: dp rank q's share of micro-batch j, the plan's samples (j dp + q) B .. (exec.h) */
+    if (S->staged) sample = (int64_t)mb * S->dp + S->dr;
     if (S->x.first || S->x.last) gen_tokens(S, step, sample * S->x.B, o->seed);
     if (S->zero3) {
         *kind = in->phase == ST_PHASE_FWD ? ST_EXEC_FWD : in->phase == ST_PHASE_BWD ? ST_EXEC_BWD : ST_EXEC_BWD_INPUT;
@@ -1072,6 +1096,7 @@ static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_e
     if (in->phase == ST_PHASE_FWD) {
         *kind = ST_EXEC_FWD;
         if (S->acts[k] || (!(S->x.first && c == 0) && !S->act_in[k])) return ST_EINVAL;
+        if (S->staged && S->act_in[k] && S->got[k] != S->x.Ns) return ST_EINVAL; /* rows the exchange did not bring */
         double loss = 0;
         if (!(S->acts[k] = st__xmodel_forward(&S->x, c, S->tokens, S->act_in[k], &S->fwd_out[k], &loss)))
             return ST_ENOMEM;
@@ -1083,6 +1108,53 @@ static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_e
     return run_backward(S, in, k);
 }
 
+/* the stage of rank r (stages of different shapes), -1 when none */
+static int stage_of_rank(const rank_state *S, int r) {
+    for (int d = 0; d < S->nstages; d++)
+        if (r >= S->shapes[d].first && r < S->shapes[d].first + st_stage_width(&S->shapes[d])) return d;
+    return -1;
+}
+
+/* Stages of different shapes: a send or receive moves the rows of the micro-batch that the cross-mesh exchange
+ * gives the pair (st_stage_exchange; the lowering made one instruction per pair that moves any), out of the
+ * forward's output or the backward's input gradient (kept until the step's end: other pairs take other rows of
+ * it) into the receiver's input or output gradient at their place; the slot counts what came (got). */
+static int run_xmesh(rank_state *S, const st_ins *in, int k) {
+    int d = S->pg->stage, e = stage_of_rank(S, in->peer), send = in->kind == ST_INS_SEND;
+    int me = S->rank - S->shapes[d].first;
+    int64_t lo, n, mylo, myn, h = S->x.h;
+    if (e < 0) return ST_EINVAL;
+    st_stage_rows(&S->shapes[d], S->rows, me, &mylo, &myn);
+    if (send) st_stage_exchange(&S->shapes[d], &S->shapes[e], S->rows, me, in->peer - S->shapes[e].first, &lo, &n);
+    else st_stage_exchange(&S->shapes[e], &S->shapes[d], S->rows, in->peer - S->shapes[e].first, me, &lo, &n);
+    if (n <= 0 || myn != S->x.Ns || lo < mylo || lo + n > mylo + myn) return ST_EINVAL;
+    int64_t off = (lo - mylo) * h, cnt = n * h;
+    if (send) {
+        const float *src = S->bwd_done[k] ? S->din[k] : S->fwd_out[k];
+        float *buf = src ? S->x.be->mem_alloc(cnt) : NULL;
+        if (!buf) return src ? ST_ENOMEM : ST_EINVAL;
+        S->x.be->mem_copy(buf, src + off, cnt);
+        S->sendbufs[S->nsends] = buf;
+        S->sendins[S->nsends] = S->w.ins;
+        MPI_Request *q = &S->reqs[S->nsends++];
+        *q = MPI_REQUEST_NULL;
+        int rc = MPI_Isend(buf, (int)cnt, MPI_FLOAT, in->peer, in->tag, S->world, q);
+        if (rc != MPI_SUCCESS) st__xwait(&S->w, rc, q, 1, "send", S->world, in->peer); /* names it, stops */
+        return 0;
+    }
+    float **slot = S->acts[k] ? &S->grad_in[k] : &S->act_in[k];
+    if (!*slot) {
+        if (!(*slot = p2p_new(S))) return ST_ENOMEM;
+        S->got[k] = 0;
+    }
+    if (S->got[k] + n > S->x.Ns) return ST_EINVAL; /* more rows than the message has */
+    MPI_Request q = MPI_REQUEST_NULL;
+    st__xwait(&S->w, MPI_Irecv(*slot + off, (int)cnt, MPI_FLOAT, in->peer, in->tag, S->world, &q), &q, 1, "receive",
+              S->world, in->peer);
+    S->got[k] += n;
+    return 0;
+}
+
 /* a send moves the forward's output of its chunk and micro-batch until that one's backward ran,
  * then the backward's input gradient (the lowering sends each right after the compute that makes
  * it); with sp each tp rank sends its own token rows */
@@ -1090,6 +1162,7 @@ static int run_p2p(rank_state *S, const st_ins *in) {
     int k = slot_of(S, in);
     int64_t n = S->x.Ns * S->x.h;
     if (k < 0) return ST_EINVAL;
+    if (S->staged) return run_xmesh(S, in, k);
     if (in->kind == ST_INS_SEND) {
         float *buf = S->bwd_done[k] ? S->din[k] : NULL; /* the input gradient's copy goes with the send */
         S->din[k] = NULL;
@@ -1149,6 +1222,9 @@ static int run_coll(rank_state *S, const st_ins *in, int *kind) {
         if (S->wte_reg < 0) return ST_EINVAL;
         const region *g = &S->reg[S->wte_reg];
         MPI_Request q = MPI_REQUEST_NULL;
+        /* stages of different shapes: the group holds every device of the end stages with this tp rank, and each
+         * stage's sum (over its dp group, before) is added once, by its dp rank 0's copy 0 (st_lower_stages) */
+        if (S->staged && (S->dr != 0 || S->copy != 0)) S->x.be->mem_zero(owned_grads(S, g), g->hi - g->lo);
         if (S->gc.allreduce) S->gc.allreduce(in->group, owned_grads(S, g), g->hi - g->lo);
         else
             st__xwait(&S->w,
@@ -1474,8 +1550,9 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
         }
         for (int i = 0; i < S->nsends; i++) p2p_free(S, &S->sendbufs[i]);
         S->nsends = 0;
+        for (int64_t j = 0; S->staged && j < S->M * S->V; j++) p2p_free(S, &S->din[j]); /* (run_xmesh's) */
         double t = now_s() - t0, tmax = 0, loss = 0;
-        double mine = S->x.last && S->tr == 0 ? S->loss_sum / S->den : 0;
+        double mine = S->x.last && S->tr == 0 && S->copy == 0 ? S->loss_sum / S->den : 0;
         /* a loss that is not finite is a diverged run, not a number to print */
         if (!rc && !isfinite(mine))
             rc = st_error_set(err, ST_EINVAL, NULL, "plan", "rank %d step %d: the loss is not finite (the run diverged)",
@@ -1556,6 +1633,8 @@ static void state_destroy(rank_state *S) {
     for (int i = 0; S->pend && i < S->npend; i++) free(S->pend[i].buf);
     free(S->pend);
     free(S->zins);
+    free(S->shapes);
+    free(S->got);
     st__xmodel_destroy(&S->x);
 }
 
@@ -1658,6 +1737,64 @@ static int agree(int failed, int rank, int size, st_error *err) {
     return err->code = ST_EINVAL;
 }
 
+/* Stages of different shapes (st_exec_opts' stages): every stage's layout (new, nstages; NULL when out of memory),
+ * as st_lower_stages lays the ranks out */
+static st_stage_shape *stage_shapes(const st_exec_opts *o) {
+    st_stage_shape *sh = malloc((size_t)(o->nstages > 0 ? o->nstages : 1) * sizeof *sh);
+    for (int d = 0, first = 0; sh && d < o->nstages; d++) {
+        const st_plan *q = o->stages[d].plan;
+        sh[d] = (st_stage_shape){.tp = q->tp, .dp = q->dp, .sp = q->sp, .copies = o->stages[d].copies, .first = first};
+        first += st_stage_width(&sh[d]);
+    }
+    return sh;
+}
+
+/* What runs of them (the same answer on every rank): each stage's plan as check_plan takes it, on its programs;
+ * the ranks laid out as the stages say; the tied embedding's tables split alike on the end stages, not by ZeRO
+ * there (its gradient is summed over devices of both, each stage's sum added once: run_coll) */
+static int check_stages(const st_model *m, const st_lowered *l, const st_exec_opts *o, int size, st_error *err) {
+    int S = o->nstages, rc = 0;
+    if (o->backend != ST_EXEC_CPU || o->replicas > 1 || S < 2)
+        return st_error_set(err, ST_EINVAL, NULL, "stages",
+                            "stages of different shapes run on the cpu backend, %d stages with their own copies, not "
+                            "%s", S, o->backend != ST_EXEC_CPU ? "the cuda backend" : "copies of the whole job");
+    if (size != l->nranks)
+        return st_error_set(err, ST_EINVAL, NULL, "plan",
+                            "the plan's stages run on %d ranks (each stage's tp x dp x copies); mpirun started %d "
+                            "(mpirun -np %d)", l->nranks, size, l->nranks);
+    for (int d = 0; d < S && !rc; d++) {
+        const st_plan *q = o->stages[d].plan;
+        if (q->pp != S || q->vp != 1 || q->cp != 1 || o->stages[d].copies < 1 ||
+            q->mbs * q->dp != o->stages[0].plan->mbs * o->stages[0].plan->dp)
+            return st_error_set(err, ST_EINVAL, NULL, "stages",
+                                "stage %d's plan is not one of a pipeline of %d stages (vp 1, cp 1, one micro-batch)",
+                                d, S);
+        rc = check_plan(q, l, m, size, d, err);
+    }
+    st_stage_shape *sh = stage_shapes(o);
+    if (!sh) return rc ? rc : st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    int n = st_stage_width(&sh[S - 1]) + sh[S - 1].first;
+    for (int i = 0; !rc && i < l->nranks; i++)
+        if (n != l->nranks || l->progs[i].stage < 0 || l->progs[i].stage >= S || i < sh[l->progs[i].stage].first ||
+            i >= sh[l->progs[i].stage].first + st_stage_width(&sh[l->progs[i].stage]))
+            rc = st_error_set(err, ST_EINVAL, NULL, "stages",
+                              "the lowering's rank %d is not where its stage %d lies (%d ranks; the stages' %d)", i,
+                              l->progs[i].stage, l->nranks, n);
+    const st_plan *a = o->stages[0].plan, *z = o->stages[S - 1].plan;
+    int whole0 = a->tp == 1, wholez = z->tp == 1 || o->stages[S - 1].head_dp;
+    if (!rc && m->tied_embeddings && (whole0 != wholez || (!whole0 && a->tp != z->tp)))
+        rc = st_error_set(err, ST_EINVAL, NULL, "stages",
+                          "the tied embedding's table is %s on stage 0 and %s on stage %d: the executor sums its "
+                          "gradient between end stages that hold it alike", whole0 ? "whole" : "split over tp",
+                          wholez ? "whole" : "split over tp", S - 1);
+    if (!rc && m->tied_embeddings && ((a->zero && a->dp > 1) || (z->zero && z->dp > 1)))
+        rc = st_error_set(err, ST_EINVAL, NULL, "stages",
+                          "the tied embedding's gradient between end stages of different shapes is summed whole: "
+                          "ZeRO on stage %d shards it", a->zero && a->dp > 1 ? 0 : S - 1);
+    free(sh);
+    return rc;
+}
+
 int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const st_exec_opts *o,
                 st_exec_result *res, st_error *err) {
     rank_state S = {0};
@@ -1669,13 +1806,26 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
     S.wrank = wrank;
     MPI_Comm_size(MPI_COMM_WORLD, &size);
+    /* stages of different shapes: this rank's stage's plan and splits are the run's */
+    st_exec_opts ostage;
+    if (o->stages) {
+        if ((rc = check_stages(m, l, o, size, err))) {
+            res->refused = 1;
+            return rc;
+        }
+        const st_exec_stage *x = &o->stages[l->progs[wrank].stage];
+        ostage = *o;
+        ostage.attn_rows = x->attn_rows, ostage.moe_rows = x->moe_rows, ostage.router_h = x->router_h;
+        ostage.head_dp = x->head_dp;
+        o = &ostage, p = x->plan;
+    }
     if ((rc = st_exec_job_rank(l->nranks, reps, o->backend, wrank, size, &S.rank, err))) {
         res->refused = 1;
         return rc;
     }
     if (reps > 1) size = l->nranks; /* the copy's */
     res->rank = S.rank, res->nranks = size, res->steps = o->steps;
-    if ((rc = check_plan(p, l, m, size, err)) ||
+    if ((rc = check_plan(p, l, m, size, o->stages ? l->progs[S.rank].stage : -1, err)) ||
         (rc = check_fault(getenv("STRATA_EXEC_FAULT"), l, &S.fault, err))) {
         res->refused = 1;
         return rc;
@@ -1694,6 +1844,10 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     st__xkernels_threads(1); /* one core per rank (the ranks are the parallelism) */
     S.l = l;
     S.pg = &l->progs[S.rank];
+    if (o->stages) {
+        S.staged = 1, S.nstages = o->nstages, S.shapes = stage_shapes(o), S.rows = p->mbs * p->dp * p->seq;
+        if (S.shapes) S.copy = (S.rank - S.shapes[S.pg->stage].first) % S.shapes[S.pg->stage].copies;
+    }
     S.M = l->microbatches, S.T = p->seq, S.gbs = p->gbs, S.zero = p->zero >= 1 && p->zero <= 3;
     S.zero3 = p->zero == 3;
     S.pp = p->pp, S.dual = p->schedule == ST_SCHED_DUALPIPE, S.V = S.dual ? 2 : p->vp;
@@ -1746,6 +1900,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     S.fwd_out = calloc(M, sizeof *S.fwd_out);
     S.bwd_done = calloc(M, sizeof *S.bwd_done);
     S.din = calloc(M, sizeof *S.din);
+    S.got = S.staged ? calloc(M, sizeof *S.got) : NULL;
     S.reqs = calloc((size_t)S.pg->n + 1, sizeof *S.reqs);
     S.sendbufs = calloc((size_t)S.pg->n + 1, sizeof *S.sendbufs);
     S.sendins = calloc((size_t)S.pg->n + 1, sizeof *S.sendins);
@@ -1764,6 +1919,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
         if (!rc) rc = st_error_set(err, ST_EINVAL, NULL, NULL, "MPI could not split the world into the plan's copies");
     }
     int bad = rc || !S.comms || !S.acts || !S.act_in || !S.grad_in || !S.fwd_out || !S.bwd_done || !S.din || !S.reqs ||
+              (S.staged && (!S.shapes || !S.got)) ||
               !S.sendbufs || !S.sendins || !S.tokens || !spans || (S.rank == 0 && (!res->loss || !res->iteration_s ||
               !res->kind_s || !res->ref_loss || !res->stats)) || setup_regions(&S) ||
               (S.zero3 && z3_setup(&S, o->seed, gd));
@@ -1842,7 +1998,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     for (int i = 0; i < S.x.ntensors; i++) {
         const st__xtensor *t = &S.x.tensors[i];
         int replicated = t->nrows == t->rows && t->ncols == t->cols && t->expert < 0; /* (moe_rows: own experts) */
-        int once = !(replicated && S.tr != 0) && !(!strcmp(t->name, "wte") && !S.x.first) &&
+        int once = !(replicated && S.tr != 0) && !(!strcmp(t->name, "wte") && !S.x.first) && S.copy == 0 &&
                    (t->expert >= 0 ? S.dr < S.ep : S.dr == 0) && !(S.dual && S.pg->stage >= S.pp / 2);
         if (once) np += (double)(t->nrows * t->ncols);
     }
