@@ -87,6 +87,8 @@ typedef struct st__pass {
     double op_bytes;        /* the outputs recompute=op saves (besides the input) */
     double wgrad_bytes;     /* the saved inputs of its linear layers (GEMMs with weights): what a weight-gradient
                                half needs (full recompute keeps them from the input half to it; memory.c) */
+    double op_wgrad_bytes;  /* of wgrad_bytes, the inputs recompute=op does not save (the norms' outputs before
+                               qkv and fc1, the activation's before fc2: not the SDPA output before proj) */
     double dy_bytes;        /* their output gradients (st_op.dy_bytes), which a weight half reads too */
     double params;          /* dense parameters on this rank */
     double expert_params;   /* expert parameters on this rank */
@@ -173,12 +175,12 @@ double st__block_act(const st__pass *ps, st_recompute rc);
  * policy did not save; else 0), on top of what st__block_act keeps (cost/memory.c). */
 double st__block_working(const st__pass *ps, st_recompute rc);
 /* What a block's weight-gradient half needs beyond st__block_act, kept from its input half: its linear layers'
- * output gradients (st__pass.dy_bytes) and, under full recompute, which keeps only the block input, their
- * inputs (st__pass.wgrad_bytes), which the input half's recompute restores; the other modes keep those
- * anyway (cost/memory.c). */
+ * output gradients (st__pass.dy_bytes) and the inputs the input half's recompute restored: under full
+ * recompute, which keeps only the block input, all of them (st__pass.wgrad_bytes); under recompute=op those
+ * its policy does not save (st__pass.op_wgrad_bytes); none and selective keep them anyway (cost/memory.c). */
 double st__block_wgrad(const st__pass *ps, st_recompute rc);
-/* Of st__block_wgrad, what is in the block's working set (st__block_working) while its recompute runs: full
- * recompute's linear inputs; else 0. */
+/* Of st__block_wgrad, what is in the block's working set (st__block_working) while its recompute runs: the
+ * restored linear inputs above; else 0. */
 double st__block_wgrad_working(const st__pass *ps, st_recompute rc);
 /* One step of a cp=p2p fused attention (st_op.ring_steps; compute.c): the first (first = 1: the
  * causal one on the rank's own blocks) or any other (unmasked, half-length blocks), each 1/steps of

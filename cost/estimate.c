@@ -352,6 +352,8 @@ static void pass_add_ops(st_cost_ctx *ctx, const st_plan *p, const st_op *ops, i
         if (o->cls == ST_OPC_GEMM && (o->params > 0 || o->shared_weight)) {
             out->wgrad_bytes += o->saved_bytes;
             out->dy_bytes += o->dy_bytes;
+            /* its input is the operator before's output: saved by recompute=op when that one's is (op_sac) */
+            if (i == 0 || !(ops[i - 1].op_saved_bytes > 0)) out->op_wgrad_bytes += o->saved_bytes;
         }
         int coll;
         out->op_fwd_s += st_cost_op_recompute(o, ST_REC_OP, &coll) * oc.fwd_s;

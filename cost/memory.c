@@ -25,7 +25,8 @@
  * stages' model state. Their weight halves read the linear layers' inputs X and output gradients dY (dW =
  * dY^T X): a weight half held back keeps the dY its input half made (torch's stage_backward_input keeps them
  * in param_group["grads"] for stage_backward_weight, DualPipe's WeightGradStore in its queued closures) and,
- * under full recompute, the X the input half's recompute restored (st__block_wgrad), counted at the moment
+ * under full recompute (recompute=op: those its policy does not save), the X the input half's recompute
+ * restored (st__block_wgrad), counted at the moment
  * the schedule holds the most of them beside its activations. The embedding's dropout mask lives on the
  * first stage, logits and the fp32 softmax of the loss on the last. fp8, mxfp8 and nvfp4 training add
  * Transformer Engine's cached weight copies (st_cost_weight_copy_bytes per parameter of its
@@ -122,7 +123,9 @@ double st__block_working(const st__pass *ps, st_recompute rc) {
 
 double st__block_wgrad(const st__pass *ps, st_recompute rc) { return st__block_wgrad_working(ps, rc) + ps->dy_bytes; }
 
-double st__block_wgrad_working(const st__pass *ps, st_recompute rc) { return rc == ST_REC_FULL ? ps->wgrad_bytes : 0; }
+double st__block_wgrad_working(const st__pass *ps, st_recompute rc) {
+    return rc == ST_REC_FULL ? ps->wgrad_bytes : rc == ST_REC_OP ? ps->op_wgrad_bytes : 0;
+}
 
 double st__quant_params(const st__shard_cost *sc, const st__stage_class *cls) {
     double b = 0;

@@ -439,8 +439,8 @@ END_TEST
  * of its block's linear layers, which its input half made, and their inputs X. Under full recompute the input
  * half's recompute restores the inputs and they stay until the weight half (Korthikanti et al. 2022, Sec. 4:
  * qkv's 2sbh, the projection's 2sbh, fc1's 2sbh and fc2's 8sbh per block, each over tp with sp; flash
- * attention keeps nothing else they need): 14 s b h / t per block; selective and no recompute keep them
- * anyway. The dY, 16-bit, as Megatron's sharding lays them out: qkv's 3h / t and fc1's 4h / t columns, the
+ * attention keeps nothing else they need): 14 s b h / t per block; recompute=op all but the projection's
+ * (the SDPA output its policy saves): 12 s b h / t; selective and no recompute keep them anyway. The dY, 16-bit, as Megatron's sharding lays them out: qkv's 3h / t and fc1's 4h / t columns, the
  * row-parallel projection's and fc2's h columns all-gathered over the sequence (sp): 2 s b h (2 + 7 / t)
  * per block, under every mode. ZB-H1's stage d holds min(d, m - 1) weight halves beside its min(pp, m)
  * micro-batches' activations while an input half runs (its dY made, under full recompute one block's working
@@ -456,9 +456,9 @@ START_TEST(test_zb_recompute_keeps_weight_inputs) {
                 {"zbv", 4, 7},       {"zbv", 4, 8},       {"zbv", 4, 12},       {"zbv", 6, 11},
                 {"zbv", 6, 20},      {"dualpipe", 4, 8},  {"dualpipe", 4, 12},  {"dualpipe", 8, 16},
                 {"dualpipe", 8, 22}, {"dualpipe", 6, 12}};
-    const char *recs[] = {"full", "selective", "none"};
+    const char *recs[] = {"full", "selective", "none", "op"};
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 4; k++) {
             char spec[160];
             int pp = rows[i].pp, tp = pp == 6 ? 4 : 2; /* whole nodes */
             snprintf(spec, sizeof spec, "tp=%d,sp=1,pp=%d,dp=1,mbs=1,gbs=%lld,recompute=%s,schedule=%s", tp, pp,
@@ -467,7 +467,11 @@ START_TEST(test_zb_recompute_keeps_weight_inputs) {
             lower(&e, "gpt-1.7b", tp * pp, spec);
             int full = k == 0, zb = !strcmp(rows[i].sched, "zb");
             int64_t m = e.l.microbatches;
-            double blk = 14.0 * (double)e.p->seq * 1 * e.m.hidden / tp; /* Korthikanti's bytes (16-bit) */
+            /* the linear layers' inputs the input half's recompute restores: full, Korthikanti's 14 s b h / t
+             * (16-bit: QKV's, the projection's, fc1's 2 each, fc2's 8); op, all but the projection's (the SDPA
+             * output its policy saves) */
+            double blk = (k == 3 ? 12.0 : 14.0) * (double)e.p->seq * 1 * e.m.hidden / tp;
+            full = k == 0 || k == 3;
             double dy = 2.0 * (double)e.p->seq * 1 * e.m.hidden * (2 + 7.0 / tp);
             st_sim_result r;
             st_error err;
@@ -495,18 +499,18 @@ START_TEST(test_zb_recompute_keeps_weight_inputs) {
                     ck_assert_msg(fabs(sm.total_bytes / want - 1) < 1e-12, "%s stage %d: estimate %.6f GiB, want %.6f",
                                   spec, d, sm.total_bytes / 1073741824.0, want / 1073741824.0);
                 }
-                /* the cool-downs that hold weight halves back peak above the steady state here (a block's
-                 * linear inputs are 7 times its input): ZB-V's last rank with pp micro-batches of its first
+                /* under full recompute the cool-downs that hold weight halves back peak above the steady state
+                 * here (a block's linear inputs are 7 times its input): ZB-V's last rank with pp micro-batches of its first
                  * chunk, pp - 1 of its second and pp - 1 weight halves of each; DualPipe's middle ranks with
                  * pp / 2 micro-batches and h weight halves */
                 double rec = c.working_bytes + c.work_bytes + c.wgrad_bytes - c.wgrad_top_bytes;
-                if (full && !strcmp(rows[i].sched, "zbv") && d == pp - 1) {
+                if (k == 0 && !strcmp(rows[i].sched, "zbv") && d == pp - 1) {
                     st_chunk_cost c1;
                     st_cost_chunk(e.ctx, e.p, 2 * pp - 1 - d, &c1);
                     double cool = pp * c.act_bytes + d * (c1.act_bytes + c.wgrad_bytes + c1.wgrad_bytes) + rec;
                     ck_assert_double_eq_tol(sm.activations_bytes, cool, cool * 1e-12);
                 }
-                if (full && !strcmp(rows[i].sched, "dualpipe") && d == pp / 2 - 1) {
+                if (k == 0 && !strcmp(rows[i].sched, "dualpipe") && d == pp / 2 - 1) {
                     double cool = pp / 2 * c.act_bytes + d * c.wgrad_bytes + rec;
                     ck_assert_double_eq_tol(sm.activations_bytes, cool, cool * 1e-12);
                 }
