@@ -2,9 +2,11 @@
  * `strata plan --search ilp --out` writes (per-operator shardings, pipeline stages on their own
  * meshes). The estimate prices the plan's shardings exactly as the planner does
  * (st_autoshard_evaluate); the simulator runs it lowered by src/lower/lower_as.c. */
+#include "exec/exec.h"
 #include "src/cli/cli.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -191,6 +193,44 @@ int st__run_ilp_spec(const st_cli_args *a, char *spec, size_t n, int *attn_rows,
     }
     if (len < (int)n) len += snprintf(spec + len, n - (size_t)len, ",recompute=%s", rec ? "full" : "none");
     if (len >= (int)n) rc = st_error_set(err, ST_EINVAL, a->plan, "stages", "too many stages for the executor");
+done:
+    loaded_free(&L);
+    return rc;
+}
+
+int st__run_ilp_ops(const st_cli_args *a, const st_exec_opts *o, st_cli_ilp_run *out, st_exec_result *res, int *ran,
+                    st_error *err) {
+    loaded L;
+    st_as_hybrid h;
+    st_error e2;
+    memset(out, 0, sizeof *out);
+    int rc = load_all(a, "run", &L, err);
+    if (rc) goto done;
+    /* the plans as_hybrid maps onto the executor's templates run there (st__run_ilp_spec) */
+    /* (the environment's STRATA_RUN_PER_OP=1 runs those per operator too: tests compare the two runtimes) */
+    const char *force = getenv("STRATA_RUN_PER_OP");
+    if (!(force && !strcmp(force, "1")) && st_autoshard_hybrid(&L.r, &h, &e2) == 0) {
+        rc = 1;
+        goto done;
+    }
+    if (!L.in.have_model) {
+        rc = st_error_set(err, ST_EINVAL, a->plan, NULL, "strata run trains a model: give --model, not a graph");
+        goto done;
+    }
+    if ((rc = st_lower_autoshard(&L.r, &L.in.cluster, L.in.profile, L.o.dtype, &out->low, err))) goto done;
+    *ran = 1;
+    rc = st_exec_run_ilp(&L.in.model, &L.r, &L.in.cluster, L.in.profile, L.o.dtype, &out->low, o, res, err);
+    if (rc && !err->file[0] && res->refused) snprintf(err->file, sizeof err->file, "%s", a->plan);
+    out->model = L.in.model;
+    out->gbs = L.o.gbs;
+    out->seq = L.o.seq ? L.o.seq : L.in.model.seq_len;
+    const st_as_stage *st = &L.r.stage[0];
+    char mesh[32];
+    if (st->mesh.naxes > 1) snprintf(mesh, sizeof mesh, "%dx%d", st->mesh.size[0], st->mesh.size[1]);
+    else snprintf(mesh, sizeof mesh, "%d", st->mesh.size[0]);
+    snprintf(out->spec, sizeof out->spec, "%s: operator-level, %d stage%s, run per operator (stage 0 on a %s mesh, "
+             "mbs=%lld, gbs=%lld, zero=%d)", a->plan, L.r.nstages, L.r.nstages == 1 ? "" : "s", mesh,
+             (long long)L.r.mbs, (long long)out->gbs, st->zero);
 done:
     loaded_free(&L);
     return rc;

@@ -281,8 +281,26 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
         goto done;
     }
     if (!a.cluster) a.cluster = "dgx-a100-80g";
-    /* an operator-level plan runs as the hybrid plan it is (st__run_ilp_spec), or is refused */
+    /* an operator-level plan runs as the hybrid plan it is (st__run_ilp_spec), or per operator (st__run_ilp_ops) */
     if (st__plan_is_ilp(a.plan)) {
+        st_cli_ilp_run ir;
+        if ((rc = st__run_ilp_ops(&a, &o, &ir, &res, &ran, err)) != 1) {
+            if (!rc && rank == 0) {
+                st_plan ip;
+                st_plan_defaults(&ip);
+                ip.gbs = ir.gbs, ip.seq = ir.seq;
+                if (!(rc = st_cli_text_open(&text, err))) {
+                    if (a.json) print_json(text.f, &ir.model, ir.spec, &ip, &ir.low, &res, &o);
+                    else print_text(text.f, &ir.model, ir.spec, &ir.low, &res, &o);
+                    if (cmp && (rc = compare(text.f, &ir.low, &res, a.json, err))) goto ilp_done;
+                    if (a.json) fputs("}\n", text.f);
+                    st_cli_text_print(&text);
+                }
+            }
+        ilp_done:
+            st_lowered_destroy(&ir.low);
+            goto done;
+        }
         if ((rc = st__run_ilp_spec(&a, ilp_spec, sizeof ilp_spec, &o.attn_rows, &o.moe_rows, &o.router_h,
                                      &o.replicas, &o.head_dp, &lo, err)))
             goto done;
