@@ -61,6 +61,8 @@
 #define ADAM_EPS 1e-8f
 
 #define MAXD ST_G_MAXDIM
+#define ENTERING (-2)
+#define REMOTE_TWIN (-2) /* ox_param.twin: the tied copy is on another stage */
 
 /* ---------------------------------------------------------------- layouts and blocks */
 
@@ -148,6 +150,12 @@ static void box_copy(int nd, const int64_t *blo, const int64_t *blen, const int6
     }
 }
 
+/* W [K x N] -> Wt [N x K] */
+static void transpose(float *dst, const float *src, int64_t K, int64_t N) {
+    for (int64_t k = 0; k < K; k++)
+        for (int64_t n = 0; n < N; n++) dst[n * K + k] = src[k * N + n];
+}
+
 /* ---------------------------------------------------------------- the rank's state */
 
 enum { P_WEIGHT, P_HIDDEN };
@@ -166,7 +174,7 @@ typedef struct ox_param {
     int fold;            /* how its elements map onto the reference tensor (FOLD_*) */
     unsigned reduce;     /* mesh axes its gradient is summed over */
     unsigned one;        /* mesh axes on which only coordinate 0 adds it (and its gradient): its op's partial axes */
-    int twin;            /* the tied copy (another param), or -1 */
+    int twin;            /* the tied copy (another param), REMOTE_TWIN (on another stage), or -1 */
     int zero;            /* ZeRO-1: Adam on a shard [slo, slo + sn) */
     int64_t slo, sn, stk_lo[2], stk_n[2]; /* the shard, and before each reduce-scatter (by axis) */
     unsigned done, rs;   /* axes reduced this step; of those, reduce-scattered (ZeRO-1) and not gathered yet */
@@ -203,7 +211,7 @@ typedef struct ox_mb {
 } ox_mb;
 
 /* one item of the program as this runtime walks it (lower_as.c's order) */
-enum { IT_COMPUTE, IT_COLL, IT_EMPTY, IT_SYNC };
+enum { IT_COMPUTE, IT_COLL, IT_EMPTY, IT_SYNC, IT_SEND, IT_RECV };
 typedef struct ox_item {
     int type, part, bwd, phase, layer, i0, i1, mb, axis, gather, freed;
 } ox_item;
@@ -220,7 +228,12 @@ typedef struct ox {
     int rank, wrank, c[2], nslots, layers, stage;
     int64_t mbs, S, Mb, V, h, d, kv, qper;
     int swiglu, rope, bias, layernorm, tied;
-    MPI_Comm comm;           /* the stage's devices (a duplicate of the world, MPI_ERRORS_RETURN) */
+    MPI_Comm comm;           /* the stage's devices (MPI_ERRORS_RETURN) */
+    MPI_Comm all;            /* every stage's (a duplicate of the world) */
+    int nstages, base[ST_MAX_STAGES + 1]; /* the world rank of each stage's first device */
+    MPI_Request *reqs;       /* the sends of the running iteration, their buffers */
+    float **sbufs;
+    int nsend, capsend;
     MPI_Comm axc[4];         /* by axis mask: the devices that differ only there */
     st__xwatch wt;
     int nparams;
@@ -283,6 +296,32 @@ static st_layout in_layout(const ox *X, int op, int i) {
 
 static st_layout out_layout(const ox *X, int op) { return X->st->choice[op].out; }
 
+/* How an activation arrives from the previous stage's mesh (search/autoshard.c's arrival, Zhuang et al. 2023):
+ * each axis splits the first dimension that still divides by it (replicated along one that divides none). */
+static st_layout arrival_layout(const ox_mesh *M, const st_gtensor *T) {
+    st_layout l = {{-1, -1}, 0};
+    int64_t left[MAXD];
+    for (int d = 0; d < T->ndim; d++) left[d] = T->dim[d];
+    for (int a = 0; a < M->naxes; a++) {
+        if (M->size[a] <= 1) continue;
+        for (int d = 0; d < T->ndim; d++)
+            if (left[d] % M->size[a] == 0) {
+                l.ax[a] = (signed char)d;
+                left[d] /= M->size[a];
+                break;
+            }
+    }
+    return l;
+}
+
+/* the layout an edge's gradient goes back to: its source's output, whole (the entering activation's arrival) */
+static st_layout source_layout(const ox *X, int pr) {
+    if (pr == ENTERING) return arrival_layout(&X->M, &X->g->t[X->g->block_in]);
+    st_layout l = out_layout(X, pr);
+    l.partial = 0;
+    return l;
+}
+
 /* the input gradient's layout: the input's, partial along the axes that split a label the input lacks */
 static st_layout grad_layout(const ox *X, int op, int i) {
     st_layout l = in_layout(X, op, i);
@@ -294,13 +333,14 @@ static st_layout grad_layout(const ox *X, int op, int i) {
     return l;
 }
 
-/* the op (and its layer slot) whose output op's input i reads in layer slot `slot`; -1: none in the stage */
+/* the op (and its layer slot) whose output op's input i reads in layer slot `slot`; -1: none in the stage,
+ * ENTERING: the activation the stage receives from the one before (the first layer's input) */
 static int source_of(const ox *X, int op, int i, int slot, int *sslot, int *tensor) {
     const st_graph *g = X->g;
     int t = g->ops[op].in[i];
     *sslot = 0, *tensor = t;
     if (g->ops[op].block && t == g->block_in) {
-        if (slot == 0) return g->t[t].producer;
+        if (slot == 0) return X->st->first > 0 ? ENTERING : g->t[t].producer;
         *tensor = g->block_out, *sslot = slot - 1;
         return g->t[g->block_out].producer;
     }
@@ -440,6 +480,96 @@ static int slices_first(ox *X, ox_val *v, const int64_t *dim, int nd, st_layout 
         if (t.ax[a] < 0 && !((t.partial >> a) & 1) && dst.ax[a] >= 0) t.ax[a] = dst.ax[a], any = 1;
     if (!any || !valid_layout(&X->M, dim, nd, t)) return 0;
     return reshard(X, v, dim, nd, t, "slice");
+}
+
+/* stage s's mesh */
+static ox_mesh mesh_of(const ox *X, int s) {
+    const st_mesh *m = &X->r->stage[s].mesh;
+    ox_mesh M = {m->naxes, {m->size[0], m->naxes > 1 ? m->size[1] : 1}, 0};
+    M.n = M.size[0] * M.size[1];
+    return M;
+}
+
+static int keep_send(ox *X, float *buf, MPI_Request q) {
+    if (X->nsend == X->capsend) {
+        int cap = X->capsend ? 2 * X->capsend : 64;
+        MPI_Request *r = realloc(X->reqs, (size_t)cap * sizeof *r);
+        if (r) X->reqs = r;
+        float **b = realloc(X->sbufs, (size_t)cap * sizeof *b);
+        if (b) X->sbufs = b;
+        if (!r || !b) return ST_ENOMEM;
+        X->capsend = cap;
+    }
+    X->reqs[X->nsend] = q, X->sbufs[X->nsend++] = buf;
+    return 0;
+}
+
+/* A tensor's move between two stages' meshes (the lowering's send and receive, each device pair its share):
+ * from stage sf's devices (layout lf of dims dim[nd]) to stage st's (layout lt; with swap its dims are the two of
+ * dim swapped: the tied table), each element from the holder at coordinate 0 along lf's replicated axes. This
+ * device sends its part (src, its block under lf; the sends complete by the iteration's end) when it is on sf,
+ * and receives, adding into out (its block under lt), when on st; both when the two are one stage's. */
+static int xmesh(ox *X, int sf, st_layout lf, int stt, st_layout lt, const int64_t *dim, int nd, int swap,
+                 const float *src, float *out, int tag, const char *what) {
+    ox_mesh F = mesh_of(X, sf), T = mesh_of(X, stt);
+    int64_t flo[MAXD], flen[MAXD], tlo[MAXD], tlen[MAXD], lo[MAXD], len[MAXD], rdim[MAXD];
+    for (int d = 0; d < nd; d++) rdim[d] = dim[swap ? nd - 1 - d : d];
+    int me_f = X->stage == sf ? X->rank : -1, me_t = X->stage == stt ? X->rank : -1, rc = 0;
+    MPI_Request *rq = malloc((size_t)(F.n + 1) * sizeof *rq);
+    float **rb = calloc((size_t)(F.n + 1), sizeof *rb);
+    int64_t *rn = calloc((size_t)(F.n + 1), sizeof *rn);
+    int nr = 0;
+    if (!rq || !rb || !rn) rc = ST_ENOMEM;
+    for (int k = 0; k < F.n && !rc; k++) {
+        int ck[2];
+        coords_of(&F, k, ck);
+        int holder = 1;
+        for (int a = 0; a < F.naxes; a++) holder &= lf.ax[a] >= 0 || ck[a] == 0;
+        if (!holder || (k != me_f && me_t < 0)) continue;
+        block_of(&F, dim, nd, lf, ck, flo, flen);
+        for (int j = 0; j < T.n && !rc; j++) {
+            if (k != me_f && j != me_t) continue;
+            int cj[2];
+            coords_of(&T, j, cj);
+            int64_t rlo[MAXD], rlen[MAXD];
+            block_of(&T, rdim, nd, lt, cj, rlo, rlen);
+            for (int d = 0; d < nd; d++) tlo[d] = rlo[swap ? nd - 1 - d : d], tlen[d] = rlen[swap ? nd - 1 - d : d];
+            int64_t n = intersect(nd, flo, flen, tlo, tlen, lo, len);
+            if (!n) continue;
+            int peer_to = X->base[stt] + j, peer_from = X->base[sf] + k;
+            if (k == me_f) { /* pack in the receiver's order */
+                float *b = malloc((size_t)n * sizeof *b), *t = swap ? malloc((size_t)n * sizeof *t) : NULL;
+                if (!b || (swap && !t)) {
+                    free(b), free(t);
+                    rc = ST_ENOMEM;
+                    break;
+                }
+                box_copy(nd, flo, flen, lo, len, (float *)src, swap ? t : b, 1);
+                if (swap) transpose(b, t, len[0], len[1]), free(t);
+                MPI_Request q = MPI_REQUEST_NULL;
+                int mrc = MPI_Isend(b, (int)n, MPI_FLOAT, peer_to, tag, X->all, &q);
+                if (mrc != MPI_SUCCESS) st__xwait(&X->wt, mrc, &q, 1, what, X->all, peer_to);
+                if ((rc = keep_send(X, b, q))) free(b);
+            }
+            if (j == me_t) {
+                if (!(rb[nr] = malloc((size_t)n * sizeof(float)))) {
+                    rc = ST_ENOMEM;
+                    break;
+                }
+                rn[nr] = n;
+                int mrc = MPI_Irecv(rb[nr], (int)n, MPI_FLOAT, peer_from, tag, X->all, &rq[nr]);
+                st__xwait(&X->wt, mrc, &rq[nr], 1, what, X->all, peer_from);
+                int64_t blo[MAXD], blen[MAXD];
+                for (int d = 0; d < nd; d++) blo[d] = lo[swap ? nd - 1 - d : d], blen[d] = len[swap ? nd - 1 - d : d];
+                block_of(&T, rdim, nd, lt, cj, rlo, rlen);
+                box_copy(nd, rlo, rlen, blo, blen, out, rb[nr], 0);
+                free(rb[nr]);
+                rb[nr] = NULL;
+            }
+        }
+    }
+    free(rq), free(rb), free(rn);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- parameters */
@@ -599,7 +729,10 @@ static int make_params(ox *X) {
             if (i != j && X->p[i].in >= 0 && X->p[j].in >= 0 && !strcmp(X->p[i].ref, "wte") &&
                 !strcmp(X->p[j].ref, "wte"))
                 X->p[i].twin = j;
-    for (int i = 0; i < X->nparams; i++) X->p[i].zero = X->st->zero && X->p[i].twin < 0 && X->p[i].reduce;
+    /* with several stages the two are on the first and the last stage's meshes */
+    for (int i = 0; i < X->nparams && X->tied && X->nstages > 1; i++)
+        if (X->p[i].in >= 0 && !strcmp(X->p[i].ref, "wte")) X->p[i].twin = REMOTE_TWIN;
+    for (int i = 0; i < X->nparams; i++) X->p[i].zero = X->st->zero && X->p[i].twin == -1 && X->p[i].reduce;
     return 0;
 }
 
@@ -616,11 +749,6 @@ static int32_t *local_tokens(const ox *X, int mb, int64_t b0, int64_t bl, int64_
     return t;
 }
 
-/* W [K x N] -> Wt [N x K] */
-static void transpose(float *dst, const float *src, int64_t K, int64_t N) {
-    for (int64_t k = 0; k < K; k++)
-        for (int64_t n = 0; n < N; n++) dst[n * K + k] = src[k * N + n];
-}
 
 /* a matmul's local sizes: in0 = M labels then K, in1 = K then N, out = M then N (checked at setup) */
 static void gemm_sizes(const ox *X, int op, int64_t *M, int64_t *K, int64_t *N) {
@@ -962,8 +1090,9 @@ static int edge_start(ox *X, int mb, int op, int slot, int i) {
     ox_edge *e = edge_at(X, mb, op, slot, i);
     if (e->fstarted) return 0;
     int ss, t, pr = source_of(X, op, i, slot, &ss, &t);
-    if (pr < 0) return ST_EINVAL;
+    if (pr == -1) return ST_EINVAL;
     const ox_val *src = val_at(X, mb, t, ss);
+    if (!src->v) return ST_EINVAL;
     val_free(&e->f);
     e->f = (ox_val){src->v, src->l, src->n, 0};
     e->fstarted = 1;
@@ -989,11 +1118,9 @@ static int inputs_ready(ox *X, int mb, int op, int slot) {
 static int edge_finish_bwd(ox *X, int mb, int op, int slot, int i) {
     ox_edge *e = edge_at(X, mb, op, slot, i);
     int ss, t, pr = source_of(X, op, i, slot, &ss, &t);
-    if (pr < 0 || !e->b.v) return pr < 0 ? 0 : ST_EINVAL;
+    if (pr == -1 || !e->b.v) return pr == -1 ? 0 : ST_EINVAL;
     const st_gtensor *T = &X->g->t[t];
-    st_layout dst = out_layout(X, pr);
-    dst.partial = 0;
-    int rc = reshard(X, &e->b, T->dim, T->ndim, dst, "reshard");
+    int rc = reshard(X, &e->b, T->dim, T->ndim, source_layout(X, pr), "reshard");
     if (rc) return rc;
     ox_val *acc = grad_at(X, mb, t, ss);
     if (!acc->v) {
@@ -1017,9 +1144,8 @@ static int edge_finish_bwd(ox *X, int mb, int op, int slot, int i) {
 /* the collective steps an edge's gradient takes (cost/reshard.c's: the work list has them in that number) */
 static int bwd_steps(const ox *X, int op, int slot, int i) {
     int ss, t, pr = source_of(X, op, i, slot, &ss, &t);
-    if (pr < 0) return 0;
-    st_layout dst = out_layout(X, pr);
-    dst.partial = 0;
+    if (pr < 0) return 0; /* (the entering activation's: no step in the work, done at the compute) */
+    st_layout dst = source_layout(X, pr);
     int n = 0;
     st_cost_reshard(NULL, NULL, &X->st->mesh, 0, grad_layout(X, op, i), dst, NULL, &n);
     return n;
@@ -1073,7 +1199,8 @@ static int items_part(ox *X, int p, int phase, int l, int mb, int *pushed) {
 
 static int items_forward(ox *X, int mb) {
     int pushed = 0, rc = 0, F = ST_PHASE_FWD, has_head = X->st->first == 0, has_tail = X->st->last == (int)X->g->repeat;
-    if (has_head) rc = items_part(X, ST_AS_HEAD, F, 0, mb, &pushed);
+    if (X->stage > 0) rc = push_item(X, (ox_item){.type = IT_RECV, .mb = mb, .phase = F});
+    if (!rc && has_head) rc = items_part(X, ST_AS_HEAD, F, 0, mb, &pushed);
     if (!rc) rc = items_part(X, ST_AS_ENTER, F, 0, mb, &pushed);
     for (int l = 0; l < X->layers && !rc; l++) {
         if (l > 0) rc = items_part(X, ST_AS_CROSS, F, l, mb, &pushed);
@@ -1082,13 +1209,16 @@ static int items_forward(ox *X, int mb) {
     if (!rc) rc = items_part(X, ST_AS_LEAVE, F, 0, mb, &pushed);
     if (!rc && has_tail) rc = items_part(X, ST_AS_TAIL, F, 0, mb, &pushed);
     if (!rc && !pushed && X->w.saved_bytes > 0) rc = push_item(X, (ox_item){.type = IT_EMPTY, .mb = mb});
+    if (!rc && X->stage < X->nstages - 1) rc = push_item(X, (ox_item){.type = IT_SEND, .mb = mb, .phase = F});
     return rc;
 }
 
 static int items_backward(ox *X, int mb) {
     int pushed = 0, rc = 0, B = ST_PHASE_BWD, R = ST_PHASE_RECOMPUTE;
     int has_head = X->st->first == 0, has_tail = X->st->last == (int)X->g->repeat;
-    if (has_tail) rc = items_part(X, ST_AS_TAIL, B, 0, mb, &pushed);
+    int first = X->nit; /* (the receive is no instruction of the backward's own: lower_as.c's `last` starts at -1) */
+    if (X->stage < X->nstages - 1) rc = push_item(X, (ox_item){.type = IT_RECV, .mb = mb, .bwd = 1, .phase = B});
+    if (!rc && has_tail) rc = items_part(X, ST_AS_TAIL, B, 0, mb, &pushed);
     if (!rc) rc = items_part(X, ST_AS_LEAVE, B, 0, mb, &pushed);
     for (int l = X->layers - 1; l >= 0 && !rc; l--) {
         if (X->w.recompute) {
@@ -1103,20 +1233,26 @@ static int items_backward(ox *X, int mb) {
     if (!rc) rc = items_part(X, ST_AS_ENTER, B, 0, mb, &pushed);
     if (!rc && has_head) rc = items_part(X, ST_AS_HEAD, B, 0, mb, &pushed);
     /* the micro-batch's release: on its last compute, or an instruction of its own */
-    if (!rc && !(pushed && X->it[X->nit - 1].type == IT_COMPUTE && !X->it[X->nit - 1].freed))
+    (void)first;
+    if (!rc && !(X->nit > 0 && (pushed || X->stage < X->nstages - 1) && X->it[X->nit - 1].type == IT_COMPUTE &&
+                 !X->it[X->nit - 1].freed))
         rc = push_item(X, (ox_item){.type = IT_EMPTY, .mb = mb, .phase = ST_PHASE_BWD});
+    if (!rc && X->stage > 0) rc = push_item(X, (ox_item){.type = IT_SEND, .mb = mb, .bwd = 1, .phase = B});
     return rc;
 }
 
-/* the items in lower_as.c's order (1F1B on one stage: each micro-batch's forward, then its backward), checked
- * against the program instruction by instruction */
+/* the items in lower_as.c's order (1F1B: the stages after this one's micro-batches forward first, then one
+ * backward after each forward, then the rest's backward), checked against the program instruction by
+ * instruction */
 static int make_items(ox *X, st_error *err) {
     int rc = 0;
-    int64_t m = X->Mb;
-    for (int64_t k = 0; k < m && !rc; k++) {
-        rc = items_forward(X, (int)k);
+    int64_t m = X->Mb, warm = X->nstages - X->stage - 1 < m ? X->nstages - X->stage - 1 : m;
+    for (int64_t k = 0; k < warm && !rc; k++) rc = items_forward(X, (int)k);
+    for (int64_t k = 0; k < m - warm && !rc; k++) {
+        rc = items_forward(X, (int)(warm + k));
         if (!rc) rc = items_backward(X, (int)k);
     }
+    for (int64_t k = m - warm; k < m && !rc; k++) rc = items_backward(X, (int)k);
     int na = X->st->mesh.naxes;
     for (int k = 0; k < 2 * na && !rc; k++) {
         int gather = k >= na, a = gather ? k - na : X->w.zero ? na - 1 - k : k;
@@ -1129,8 +1265,9 @@ static int make_items(ox *X, st_error *err) {
         st_ins in;
         st_program_ins(X->pg, i, &in);
         const ox_item *it = &X->it[i];
-        int coll = it->type == IT_COLL || it->type == IT_SYNC;
-        ok = (in.kind == ST_INS_COLL) == coll && (in.kind == ST_INS_COMPUTE) == !coll;
+        int coll = it->type == IT_COLL || it->type == IT_SYNC, p2p = it->type == IT_SEND || it->type == IT_RECV;
+        ok = (in.kind == ST_INS_COLL) == coll && (in.kind == ST_INS_COMPUTE) == (!coll && !p2p) &&
+             (in.kind == ST_INS_SEND) == (it->type == IT_SEND) && (in.kind == ST_INS_RECV) == (it->type == IT_RECV);
         if (ok && it->type == IT_COMPUTE) ok = in.nops == it->i1 - it->i0;
         if (ok && it->type == IT_COLL) ok = in.coll == X->w.step[it->part][it->bwd][it->i0].coll;
     }
@@ -1171,9 +1308,14 @@ static int run_compute(ox *X, const ox_item *it) {
 
 static int run_coll(ox *X, const ox_item *it) {
     const st_as_step *s = &X->w.step[it->part][it->bwd][it->i0];
-    int op = s->op;
-    if (s->src == op) return 0; /* the loss's statistics: all-reduced inside its compute */
-    int slot = step_slot(X, it, op);
+    int op = s->op, slot = step_slot(X, it, op);
+    if (s->src == op && X->g->ops[op].type == ST_GOP_LOSS) return 0; /* its statistics: inside its compute */
+    if (s->src == op) { /* partial sums resolved before the output leaves the stage */
+        const st_gtensor *O = &X->g->t[X->g->ops[op].out];
+        st_layout whole = out_layout(X, op);
+        whole.partial = 0;
+        return reshard_axis(X, val_at(X, it->mb, X->g->ops[op].out, slot), O->dim, O->ndim, whole, s->axis, "sink");
+    }
     int i = edge_input(X, op, slot, s->src);
     if (i < 0) return ST_EINVAL;
     const st_gtensor *T = &X->g->t[X->g->ops[op].in[i]];
@@ -1185,9 +1327,7 @@ static int run_coll(ox *X, const ox_item *it) {
     }
     if (e->bleft <= 0 || !e->b.v) return ST_EINVAL;
     int ss, t, pr = source_of(X, op, i, slot, &ss, &t);
-    st_layout dst = out_layout(X, pr);
-    dst.partial = 0;
-    int rc = reshard_axis(X, &e->b, T->dim, T->ndim, dst, --e->bleft ? s->axis : -1, st_coll_name(s->coll));
+    int rc = reshard_axis(X, &e->b, T->dim, T->ndim, source_layout(X, pr), --e->bleft ? s->axis : -1, st_coll_name(s->coll));
     if (!rc && e->bleft == 0) rc = edge_finish_bwd(X, it->mb, op, slot, i);
     return rc;
 }
@@ -1302,6 +1442,27 @@ static int run_adam(ox *X, int64_t step, double *cmp) {
         if (left) rc = run_sync(X, a, 0, 1); /* no gather follows in the program: whole */
     }
     /* the tied table's two copies: each one's gradient gets the other's (its block of the transposed table) */
+    for (int i = 0; i < X->nparams && !rc; i++) { /* the copy on the other end stage */
+        ox_param *p = &X->p[i];
+        if (p->twin != REMOTE_TWIN) continue;
+        int other = X->stage == 0 ? X->nstages - 1 : 0, oop = -1;
+        for (int op = 0; op < X->g->nops && oop < 0; op++)
+            if (op != p->op && X->r->stage[other].choice[op].lab[0] != '-' &&
+                (X->g->ops[op].type == ST_GOP_EMBEDDING || !strcmp(X->g->ops[op].name, "logits")))
+                oop = op;
+        if (oop < 0) return ST_EINVAL;
+        ox Y = *X;
+        Y.st = &X->r->stage[other], Y.M = mesh_of(X, other);
+        st_layout ol = in_layout(&Y, oop, 1);
+        const st_gtensor *OT = &X->g->t[X->g->ops[oop].in[1]];
+        float *got = calloc((size_t)p->n, sizeof *got);
+        if (!got) return ST_ENOMEM;
+        int tag = 1 << 21;
+        rc = xmesh(X, X->stage, p->l, other, ol, p->dim, 2, 1, p->g, NULL, tag, "tied send");
+        if (!rc) rc = xmesh(X, other, ol, X->stage, p->l, OT->dim, 2, 1, NULL, got, tag, "tied receive");
+        if (!rc) X->be->add(p->g, got, p->n);
+        free(got);
+    }
     for (int i = 0; i < X->nparams && !rc; i++) {
         ox_param *p = &X->p[i];
         if (p->twin < 0 || p->twin < i) continue;
@@ -1355,44 +1516,48 @@ static int check_plan(const ox *X, const st_exec_opts *o, st_error *err) {
     if (o->backend != ST_EXEC_CPU)
         return st_error_set(err, ST_EINVAL, NULL, "stages",
                             "operator-level plans that are no Megatron template run per operator on --backend cpu only");
-    if (r->nstages != 1)
-        return st_error_set(err, ST_EINVAL, NULL, "stages",
-                            "%d stages: the per-operator runtime runs one stage (its cross-mesh exchange between "
-                            "stages is not run yet)", r->nstages);
     if (m->experts > 0 || m->position == ST_POS_ALIBI)
         return st_error_set(err, ST_EINVAL, NULL, "model",
                             "the per-operator runtime runs dense GPT and Llama blocks with learned or rotary positions "
                             "(%s: %s)", m->name, m->experts > 0 ? "MoE blocks" : "ALiBi");
-    for (int op = 0; op < g->nops; op++) {
-        const st_gop *o = &g->ops[op];
-        const char *nm = o->name;
-        int ok = (o->type == ST_GOP_EMBEDDING && o->nin == 2) || (o->type == ST_GOP_NORM && o->nin == 2) ||
-                 (o->type == ST_GOP_MATMUL && checked_gemm(o) && g->t[o->in[1]].weight &&
-                  (!strcmp(nm, "qkv") || !strcmp(nm, "proj") || !strcmp(nm, "fc1") || !strcmp(nm, "fc2") ||
-                   !strcmp(nm, "logits"))) ||
-                 (o->type == ST_GOP_ATTENTION && o->causal) || o->type == ST_GOP_LOSS ||
-                 (o->type == ST_GOP_ELEMWISE && (o->nin == 2 || !strcmp(nm, "act") || !strcmp(nm, "rope") ||
-                                                 !strcmp(nm, "qkv_bias") || strstr(nm, "dropout")));
-        if (!ok) {
-            int a = 0;
-            while (a < X->M.naxes - 1 && !X->st->choice[op].lab[a]) a++;
-            return refuse(err, 0, g, op, X->st->choice[op].lab[a], a, X->M.size[a],
-                          "the per-operator runtime runs dense blocks' operators (embedding, norms, QKV, rotary "
-                          "embedding, fused attention, projection, MLP, output layer, loss)");
-        }
-        /* the rotary embedding on whole heads of its block */
-        if (!strcmp(nm, "rope") && X->st->choice[op].lab[0] != '-') {
-            int64_t lo[MAXD], len[MAXD];
-            const st_gtensor *T = &g->t[o->out];
-            for (int dev = 0; dev < X->M.n; dev++) {
-                int c[2];
-                coords_of(&X->M, dev, c);
-                block_of(&X->M, T->dim, T->ndim, out_layout(X, op), c, lo, len);
-                if (lo[3] % X->d || len[3] % X->d) {
-                    int a = X->M.naxes > 1 && X->st->choice[op].lab[1] == 'e' ? 1 : 0;
-                    return refuse(err, 0, g, op, 'e', a, X->M.size[a],
-                                  "the rotary embedding's split cuts a head (its pairs): the per-operator runtime "
-                                  "rotates whole heads");
+    if (r->nstages > ST_MAX_STAGES || g->block_in < 0)
+        return st_error_set(err, ST_EINVAL, NULL, "stages", "the per-operator runtime runs a model's repeated blocks "
+                            "in at most %d stages", ST_MAX_STAGES);
+    for (int s = 0; s < r->nstages; s++) {
+        ox Y = *X; /* the stage's view */
+        Y.st = &r->stage[s], Y.M = mesh_of(X, s);
+        for (int op = 0; op < g->nops; op++) {
+            const st_gop *o = &g->ops[op];
+            const char *nm = o->name;
+            if (Y.st->choice[op].lab[0] == '-') continue;
+            int ok = (o->type == ST_GOP_EMBEDDING && o->nin == 2) || (o->type == ST_GOP_NORM && o->nin == 2) ||
+                     (o->type == ST_GOP_MATMUL && checked_gemm(o) && g->t[o->in[1]].weight &&
+                      (!strcmp(nm, "qkv") || !strcmp(nm, "proj") || !strcmp(nm, "fc1") || !strcmp(nm, "fc2") ||
+                       !strcmp(nm, "logits"))) ||
+                     (o->type == ST_GOP_ATTENTION && o->causal) || o->type == ST_GOP_LOSS ||
+                     (o->type == ST_GOP_ELEMWISE && (o->nin == 2 || !strcmp(nm, "act") || !strcmp(nm, "rope") ||
+                                                     !strcmp(nm, "qkv_bias") || strstr(nm, "dropout")));
+            if (!ok) {
+                int a = 0;
+                while (a < Y.M.naxes - 1 && !Y.st->choice[op].lab[a]) a++;
+                return refuse(err, s, g, op, Y.st->choice[op].lab[a], a, Y.M.size[a],
+                              "the per-operator runtime runs dense blocks' operators (embedding, norms, QKV, rotary "
+                              "embedding, fused attention, projection, MLP, output layer, loss)");
+            }
+            /* the rotary embedding on whole heads of its block */
+            if (!strcmp(nm, "rope")) {
+                int64_t lo[MAXD], len[MAXD];
+                const st_gtensor *T = &g->t[o->out];
+                for (int dev = 0; dev < Y.M.n; dev++) {
+                    int c[2];
+                    coords_of(&Y.M, dev, c);
+                    block_of(&Y.M, T->dim, T->ndim, out_layout(&Y, op), c, lo, len);
+                    if (lo[3] % X->d || len[3] % X->d) {
+                        int a = Y.M.naxes > 1 && Y.st->choice[op].lab[1] == 'e' ? 1 : 0;
+                        return refuse(err, s, g, op, 'e', a, Y.M.size[a],
+                                      "the rotary embedding's split cuts a head (its pairs): the per-operator runtime "
+                                      "rotates whole heads");
+                    }
                 }
             }
         }
@@ -1433,6 +1598,9 @@ static void ox_destroy(ox *X) {
     for (int k = 1; k < 4; k++)
         if (X->axc[k] != MPI_COMM_NULL && X->axc[k] != X->comm) MPI_Comm_free(&X->axc[k]);
     if (X->comm != MPI_COMM_NULL) MPI_Comm_free(&X->comm);
+    if (X->all != MPI_COMM_NULL) MPI_Comm_free(&X->all);
+    for (int i = 0; i < X->nsend; i++) free(X->sbufs[i]);
+    free(X->reqs), free(X->sbufs);
 }
 
 /* the reference's iteration (exec/cpu.c's ref_grads): every micro-batch, its gradients kept for the comparison;
@@ -1457,21 +1625,26 @@ static int ref_grads(ox *X, int64_t step, uint64_t seed, double *loss) {
     return 0;
 }
 
-static int write_trace(const ox *X, const double *spans, const char *path, st_error *err) {
+/* rank 0: the kept iteration's spans of each stage's first device, in the simulator's processes and threads */
+static int write_trace(const ox *X, const st_lowered *l, const double *const *spans, const char *path, st_error *err) {
     st_trace *t = st_trace_open(path, st_stream_names, ST_STREAMS, err);
     if (!t) return err->code ? err->code : ST_EIO;
-    const st_program *pg = X->pg;
-    st_trace_rank(t, pg->rank, pg->stage, 1);
-    for (int i = 0; i < pg->n; i++) {
-        st_ins in;
-        st_program_ins(pg, i, &in);
-        const char *cat = in.kind == ST_INS_COLL          ? "coll"
-                          : in.phase == ST_PHASE_FWD       ? "fwd"
-                          : in.phase == ST_PHASE_BWD       ? "bwd"
-                          : in.phase == ST_PHASE_RECOMPUTE ? "recompute"
-                                                           : "optimizer";
-        st_trace_span(t, pg->rank, in.stream, spans[2 * i], spans[2 * i + 1], cat, in.label ? in.label : cat, in.chunk,
-                      in.mb);
+    for (int s = 0; s < X->nstages; s++) {
+        const st_program *pg = &l->progs[s];
+        st_trace_rank(t, pg->rank, pg->stage, pg->replicas);
+        for (int i = 0; i < pg->n; i++) {
+            st_ins in;
+            st_program_ins(pg, i, &in);
+            const char *cat = in.kind == ST_INS_COLL          ? "coll"
+                              : in.kind == ST_INS_SEND         ? "send"
+                              : in.kind == ST_INS_RECV         ? "recv"
+                              : in.phase == ST_PHASE_FWD       ? "fwd"
+                              : in.phase == ST_PHASE_BWD       ? "bwd"
+                              : in.phase == ST_PHASE_RECOMPUTE ? "recompute"
+                                                               : "optimizer";
+            st_trace_span(t, pg->rank, in.stream, spans[s][2 * i], spans[s][2 * i + 1], cat, in.label ? in.label : cat,
+                          in.chunk, in.mb);
+        }
     }
     return st_trace_close(t, err);
 }
@@ -1487,8 +1660,9 @@ static void mb_reset(ox *X, ox_mb *b) {
 }
 
 static int make_comms(ox *X) {
-    if (MPI_Comm_dup(MPI_COMM_WORLD, &X->comm) != MPI_SUCCESS) return ST_EINVAL;
-    MPI_Comm_set_errhandler(X->comm, MPI_ERRORS_RETURN);
+    if (MPI_Comm_dup(MPI_COMM_WORLD, &X->all) != MPI_SUCCESS) return ST_EINVAL;
+    MPI_Comm_set_errhandler(X->all, MPI_ERRORS_RETURN);
+    if (MPI_Comm_split(X->all, X->stage, X->rank, &X->comm) != MPI_SUCCESS) return ST_EINVAL;
     X->axc[3] = X->comm;
     if (X->M.naxes < 2) {
         X->axc[1] = X->comm;
@@ -1504,6 +1678,8 @@ static int item_kind(const ox_item *it) {
     switch (it->type) {
     case IT_COLL: return ST_EXEC_COLL_TP;
     case IT_SYNC: return ST_EXEC_COLL_DP;
+    case IT_SEND: return ST_EXEC_SEND;
+    case IT_RECV: return ST_EXEC_RECV;
     default: return it->phase == ST_PHASE_BWD ? ST_EXEC_BWD : it->phase == ST_PHASE_RECOMPUTE ? ST_EXEC_RECOMPUTE
                                                                                               : ST_EXEC_FWD;
     }
@@ -1521,11 +1697,56 @@ static void restart_edges(ox *X, const ox_item *it) {
     }
 }
 
+/* the pipeline's transfers: the last layer's output to the next stage's arrival layout, its gradient back */
+static int run_p2p(ox *X, const ox_item *it) {
+    const st_graph *g = X->g;
+    const st_gtensor *T = &g->t[g->block_out];
+    int pr = g->t[g->block_out].producer, last = X->layers - 1, tag = it->mb * 2 + it->bwd, rc;
+    if (it->type == IT_SEND && !it->bwd) { /* the activation, whole (the LEAVE steps resolved its partial sums) */
+        const ox_val *v = val_at(X, it->mb, g->block_out, last);
+        ox_mesh N = mesh_of(X, X->stage + 1);
+        return xmesh(X, X->stage, v->l, X->stage + 1, arrival_layout(&N, T), T->dim, T->ndim, 0, v->v, NULL, tag,
+                     "send act");
+    }
+    if (it->type == IT_RECV && !it->bwd) {
+        ox_val *v = val_at(X, it->mb, g->block_in, 0);
+        int64_t lo[MAXD], len[MAXD];
+        st_layout from = X->r->stage[X->stage - 1].choice[pr].out;
+        from.partial = 0;
+        val_free(v);
+        v->l = arrival_layout(&X->M, T);
+        v->n = block_of(&X->M, T->dim, T->ndim, v->l, X->c, lo, len);
+        if (!(v->v = calloc((size_t)v->n, sizeof(float)))) return ST_ENOMEM;
+        v->owned = 1;
+        return xmesh(X, X->stage - 1, from, X->stage, v->l, T->dim, T->ndim, 0, NULL, v->v, tag, "recv act");
+    }
+    if (it->type == IT_SEND) { /* the first layer's input gradient, in the arrival layout, back */
+        ox_val *gv = grad_at(X, it->mb, g->block_in, 0);
+        st_layout to = X->r->stage[X->stage - 1].choice[pr].out;
+        to.partial = 0;
+        if (!gv->v) return ST_EINVAL;
+        return xmesh(X, X->stage, gv->l, X->stage - 1, to, T->dim, T->ndim, 0, gv->v, NULL, tag, "send grad");
+    }
+    ox_val *gv = grad_at(X, it->mb, g->block_out, last);
+    ox_mesh N = mesh_of(X, X->stage + 1);
+    int64_t lo[MAXD], len[MAXD];
+    val_free(gv);
+    gv->l = out_layout(X, pr), gv->l.partial = 0;
+    gv->n = block_of(&X->M, T->dim, T->ndim, gv->l, X->c, lo, len);
+    if (!(gv->v = calloc((size_t)gv->n, sizeof(float)))) return ST_ENOMEM;
+    gv->owned = 1;
+    rc = xmesh(X, X->stage + 1, arrival_layout(&N, T), X->stage, gv->l, T->dim, T->ndim, 0, NULL, gv->v, tag,
+               "recv grad");
+    return rc;
+}
+
 static int run_item(ox *X, const ox_item *it) {
     switch (it->type) {
     case IT_COMPUTE: restart_edges(X, it); return run_compute(X, it);
     case IT_COLL: restart_edges(X, it); return run_coll(X, it);
     case IT_SYNC: return run_sync(X, it->axis, it->gather, 0);
+    case IT_SEND:
+    case IT_RECV: return run_p2p(X, it);
     default: return 0;
     }
 }
@@ -1534,25 +1755,28 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
                     st_dtype dt, const st_lowered *l, const st_exec_opts *o, st_exec_result *res, st_error *err) {
     ox X;
     memset(&X, 0, sizeof X);
-    X.comm = MPI_COMM_NULL;
+    X.comm = X.all = MPI_COMM_NULL;
     for (int k = 0; k < 4; k++) X.axc[k] = MPI_COMM_NULL;
     memset(res, 0, sizeof *res);
     int wrank = 0, size = 0, rc = 0, bad = 0, anybad = 0;
     double *spans = NULL, kind_best[ST_EXEC_KINDS] = {0}, best_s = INFINITY, gemm_best = 0, delay_best = 0, heap_peak = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
-    X.m = m, X.r = r, X.g = r->g, X.st = &r->stage[0], X.rank = wrank, X.wrank = wrank, X.stage = 0;
-    X.pg = &l->progs[0];
-    X.M.naxes = X.st->mesh.naxes, X.M.size[0] = X.st->mesh.size[0];
-    X.M.size[1] = X.st->mesh.naxes > 1 ? X.st->mesh.size[1] : 1;
-    X.M.n = X.M.size[0] * X.M.size[1];
+    X.m = m, X.r = r, X.g = r->g, X.wrank = wrank, X.nstages = r->nstages;
+    /* the stages' devices one after another in the world (their GPUs', as the lowering places them) */
+    X.base[0] = 0;
+    for (int s = 0; s < r->nstages && s < ST_MAX_STAGES; s++) {
+        X.base[s + 1] = X.base[s] + mesh_of(&X, s).n;
+        if (wrank >= X.base[s] && wrank < X.base[s + 1]) X.stage = s;
+    }
+    X.st = &r->stage[X.stage], X.rank = wrank - X.base[X.stage], X.pg = &l->progs[X.stage], X.M = mesh_of(&X, X.stage);
     X.layers = X.st->last - X.st->first, X.nslots = X.layers > 0 ? X.layers : 1;
     X.mbs = r->mbs, X.S = r->g->seq, X.Mb = r->microbatches, X.V = m->vocab, X.h = m->hidden, X.d = m->head_dim;
     X.kv = m->kv_heads, X.qper = m->heads / m->kv_heads;
     X.swiglu = m->activation == ST_ACT_SWIGLU, X.rope = m->position == ST_POS_ROPE, X.bias = m->bias;
     X.layernorm = m->norm != ST_NORM_RMSNORM, X.tied = m->tied_embeddings;
     X.be = &st__xbackend_cpu;
-    coords_of(&X.M, wrank, X.c);
+    coords_of(&X.M, X.rank, X.c);
     res->rank = wrank, res->nranks = l->nranks, res->steps = o->steps;
     X.wt = (st__xwatch){.timeout_s = o->timeout_s > 0 ? o->timeout_s : ST_EXEC_TIMEOUT_S, .rank = wrank,
                         .world = MPI_COMM_WORLD, .step = -1, .ins = -1, .mb = -1, .label = "the setup"};
@@ -1561,18 +1785,18 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
         res->refused = 1;
         return rc;
     }
-    if (size != X.M.n) {
+    if (size != X.base[X.nstages]) {
         res->refused = 1;
         return st_error_set(err, ST_EINVAL, NULL, "plan",
-                            "the plan's stage runs on a mesh of %d devices; mpirun started %d (mpirun -np %d)", X.M.n,
-                            size, X.M.n);
+                            "the plan's stages run on meshes of %d devices in all; mpirun started %d (mpirun -np %d)",
+                            X.base[X.nstages], size, X.base[X.nstages]);
     }
     st__xkernels_reference = o->reference_kernels;
     st__xkernels_threads(1); /* one core per rank (the ranks are the parallelism) */
     int whole[2] = {0, (int)m->layers};
     st__xpart one = {.B = X.mbs, .T = X.S, .tp = 1, .nchunks = 1, .l0 = whole, .l1 = whole + 1, .first = 1, .last = 1};
     rc = st__xmodel_init(&X.ref, m, &one, o->seed, err);
-    if (!rc) rc = st_autoshard_work(r, 0, c, prof, dt, &X.w, err);
+    if (!rc) rc = st_autoshard_work(r, X.stage, c, prof, dt, &X.w, err);
     if (!rc) rc = make_items(&X, err);
     if (!rc && (rc = make_params(&X)))
         st_error_set(err, rc, NULL, "plan", rc == ST_ENOMEM ? "out of memory" : "stage 0: a weight's split does not divide it");
@@ -1609,7 +1833,7 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
     for (int i = 0; i < ST_EXEC_TENSORS; i++) res->grad_diff[i] = res->grad_ref[i] = -1;
     double cmp[2 * ST_EXEC_TENSORS + 1];
     for (int i = 0; i < 2 * ST_EXEC_TENSORS; i++) cmp[i] = -1;
-    X.wt.world = X.comm;
+    X.wt.world = X.all;
     st__xcrash_install(&X.wt);
     double *work = spans + 2 * X.pg->n + 1;
     for (int64_t step = 0; step < o->steps && !rc; step++) {
@@ -1628,7 +1852,7 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
         if (o->check && (rc = ref_grads(&X, step, o->seed, &ref_loss))) break;
         X.wt.step = step, X.wt.ins = -1, X.wt.label = "the barrier that starts it";
         MPI_Request q = MPI_REQUEST_NULL;
-        st__xwait(&X.wt, MPI_Ibarrier(X.comm, &q), &q, 1, "barrier", X.comm, -1);
+        st__xwait(&X.wt, MPI_Ibarrier(X.all, &q), &q, 1, "barrier", X.all, -1);
         double t0 = now_s(), gemm0 = st__xkernels_gemm_s, delay0 = st__xrun_delay_s();
         for (int i = 0; i < X.nit && !rc; i++) {
             const ox_item *it = &X.it[i];
@@ -1654,6 +1878,12 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
             kind_s[ST_EXEC_OPTIMIZER] += X.opt_s - opt0;
             kind_s[ST_EXEC_COLL_DP] += now_s() - s - (X.opt_s - opt0);
         }
+        for (int i = 0; i < X.nsend; i++) { /* the pipeline's sends of the iteration, received by now */
+            X.wt.ins = -1, X.wt.label = "its end: its sends received";
+            st__xwait(&X.wt, MPI_SUCCESS, &X.reqs[i], 1, "send", X.all, -1);
+            free(X.sbufs[i]);
+        }
+        X.nsend = 0;
         double t = now_s() - t0, tmax = 0, loss = 0, gemm_s = st__xkernels_gemm_s - gemm0;
         double delay_s = st__xrun_delay_s() - delay0;
         if (!rc && !isfinite(X.loss_sum))
@@ -1661,17 +1891,16 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
                               wrank, (int)step + 1);
         int mine = rc ? wrank : INT_MAX, first = INT_MAX;
         X.wt.ins = -1, X.wt.label = "its end: the ranks agree on errors, time and loss";
-        st__xwait(&X.wt, MPI_Iallreduce(&mine, &first, 1, MPI_INT, MPI_MIN, X.comm, &q), &q, 1, "all-reduce", X.comm,
-                  -1);
+        st__xwait(&X.wt, MPI_Iallreduce(&mine, &first, 1, MPI_INT, MPI_MIN, X.all, &q), &q, 1, "all-reduce", X.all, -1);
         if (first != INT_MAX) {
             res->failed_by = first + 1;
             if (!rc) rc = st_error_set(err, ST_EINVAL, NULL, "plan", "world rank %d failed (its line says why)", first);
             break;
         }
         MPI_Request r2[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
-        int rc2 = MPI_Iallreduce(&t, &tmax, 1, MPI_DOUBLE, MPI_MAX, X.comm, &r2[0]);
-        if (rc2 == MPI_SUCCESS) rc2 = MPI_Ireduce(&X.loss_sum, &loss, 1, MPI_DOUBLE, MPI_SUM, 0, X.comm, &r2[1]);
-        st__xwait(&X.wt, rc2, r2, 2, "reduce to rank 0", X.comm, wrank == 0 ? -1 : 0);
+        int rc2 = MPI_Iallreduce(&t, &tmax, 1, MPI_DOUBLE, MPI_MAX, X.all, &r2[0]);
+        if (rc2 == MPI_SUCCESS) rc2 = MPI_Ireduce(&X.loss_sum, &loss, 1, MPI_DOUBLE, MPI_SUM, 0, X.all, &r2[1]);
+        st__xwait(&X.wt, rc2, r2, 2, "reduce to rank 0", X.all, wrank == 0 ? -1 : 0);
         if (step == 0 || (step == 1 && o->steps > 1) || tmax < best_s) { /* exec/cpu.c's kept iteration */
             best_s = tmax, gemm_best = gemm_s, delay_best = delay_s, res->kept_step = (int)step;
             memcpy(kind_best, kind_s, sizeof kind_s);
@@ -1695,24 +1924,57 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
     MPI_Request q = MPI_REQUEST_NULL;
     if (o->check) { /* the largest over the devices, at rank 0 */
         double dmax[2 * ST_EXEC_TENSORS];
-        st__xwait(&X.wt, MPI_Ireduce(cmp, dmax, 2 * ST_EXEC_TENSORS, MPI_DOUBLE, MPI_MAX, 0, X.comm, &q), &q, 1,
-                  "reduce to rank 0", X.comm, -1);
+        st__xwait(&X.wt, MPI_Ireduce(cmp, dmax, 2 * ST_EXEC_TENSORS, MPI_DOUBLE, MPI_MAX, 0, X.all, &q), &q, 1,
+                  "reduce to rank 0", X.all, -1);
         if (wrank == 0) {
             memcpy(res->grad_diff, dmax, sizeof res->grad_diff);
             memcpy(res->grad_ref, dmax + ST_EXEC_TENSORS, sizeof res->grad_ref);
         }
     }
     res->params = (double)X.ref.nparams;
-    if (wrank == 0) { /* the stage's first device stands for it (the lowering's representative rank) */
+    {
+        /* each stage's first device stands for it (the lowering's representative rank): its clocks, stats and
+         * spans to rank 0 */
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
-        memcpy(res->kind_s, kind_best, sizeof kind_best);
-        res->stats[ST_EXEC_GEMM_S] = gemm_best, res->stats[ST_EXEC_HEAP_PEAK_BYTES] = heap_peak;
-        res->stats[ST_EXEC_RSS_PEAK_BYTES] = (double)ru.ru_maxrss * 1024, res->stats[ST_EXEC_RUN_DELAY_S] = delay_best;
-        if (o->trace) rc = write_trace(&X, spans, o->trace, err);
+        double mine[ST_EXEC_KINDS + ST_EXEC_STATS] = {0}, *all = NULL;
+        memcpy(mine, kind_best, sizeof kind_best);
+        mine[ST_EXEC_KINDS + ST_EXEC_GEMM_S] = gemm_best, mine[ST_EXEC_KINDS + ST_EXEC_HEAP_PEAK_BYTES] = heap_peak;
+        mine[ST_EXEC_KINDS + ST_EXEC_RSS_PEAK_BYTES] = (double)ru.ru_maxrss * 1024;
+        mine[ST_EXEC_KINDS + ST_EXEC_RUN_DELAY_S] = delay_best;
+        int W = ST_EXEC_KINDS + ST_EXEC_STATS;
+        if (wrank == 0 && !(all = malloc((size_t)(size * W) * sizeof *all))) rc = ST_ENOMEM;
+        st__xwait(&X.wt, MPI_Igather(mine, W, MPI_DOUBLE, all, W, MPI_DOUBLE, 0, X.all, &q), &q, 1, "gather", X.all, -1);
+        for (int s = 0; all && s < X.nstages; s++) {
+            memcpy(res->kind_s + s * ST_EXEC_KINDS, all + X.base[s] * W, ST_EXEC_KINDS * sizeof *all);
+            memcpy(res->stats + s * ST_EXEC_STATS, all + X.base[s] * W + ST_EXEC_KINDS, ST_EXEC_STATS * sizeof *all);
+        }
+        free(all);
+        if (o->trace) {
+            double **sp = wrank == 0 ? calloc((size_t)X.nstages, sizeof *sp) : NULL;
+            for (int s = 1; s < X.nstages; s++) { /* the other stages' first devices' spans */
+                int n = 2 * l->progs[s].n;
+                if (wrank == X.base[s]) {
+                    st__xwait(&X.wt, MPI_Isend(spans, n, MPI_DOUBLE, 0, 1 << 20, X.all, &q), &q, 1, "send", X.all, 0);
+                } else if (wrank == 0 && sp && (sp[s] = malloc((size_t)(n + 1) * sizeof **sp))) {
+                    st__xwait(&X.wt, MPI_Irecv(sp[s], n, MPI_DOUBLE, X.base[s], 1 << 20, X.all, &q), &q, 1, "receive",
+                              X.all, X.base[s]);
+                } else if (wrank == 0) {
+                    double dummy[1];
+                    MPI_Recv(dummy, 0, MPI_DOUBLE, X.base[s], 1 << 20, X.all, MPI_STATUS_IGNORE);
+                    rc = ST_ENOMEM;
+                }
+            }
+            if (wrank == 0 && sp) {
+                sp[0] = spans;
+                if (!rc) rc = write_trace(&X, l, (const double *const *)sp, o->trace, err);
+                for (int s = 1; s < X.nstages; s++) free(sp[s]);
+                free(sp);
+            }
+            st__xwait(&X.wt, MPI_Ibcast(&rc, 1, MPI_INT, 0, X.all, &q), &q, 1, "broadcast", X.all, -1);
+            if (rc && wrank != 0) st_error_set(err, rc, o->trace, NULL, "rank 0 could not write the trace");
+        }
     }
-    st__xwait(&X.wt, MPI_Ibcast(&rc, 1, MPI_INT, 0, X.comm, &q), &q, 1, "broadcast", X.comm, -1);
-    if (rc && wrank != 0) st_error_set(err, rc, o->trace, NULL, "rank 0 could not write the trace");
 out:
     ox_destroy(&X);
     free(spans);
