@@ -156,6 +156,47 @@ static void transpose(float *dst, const float *src, int64_t K, int64_t N) {
         for (int64_t n = 0; n < N; n++) dst[n * K + k] = src[k * N + n];
 }
 
+/* What device s sends device r turning layout `from` into `to` (a tensor of dims dim[nd] on mesh M): the box
+ * [lo, lo + len) of global indices, its elements (0: nothing) */
+static int64_t pair_box(const ox_mesh *M, const int64_t *dim, int nd, st_layout from, st_layout to, int s, int r,
+                        int64_t *lo, int64_t *len) {
+    int cs[2], cr[2];
+    coords_of(M, s, cs), coords_of(M, r, cr);
+    if (!sends(M, from, to, cs, cr)) return 0;
+    int64_t alo[MAXD], alen[MAXD], blo[MAXD], blen[MAXD];
+    block_of(M, dim, nd, from, cs, alo, alen);
+    block_of(M, dim, nd, to, cr, blo, blen);
+    return nd ? intersect(nd, alo, alen, blo, blen, lo, len) : 1;
+}
+
+int st__xreshard_mem(const int *size, int naxes, const int64_t *dim, int nd, st_layout from, st_layout to,
+                     float *const *src, float **dst) {
+    ox_mesh M = {naxes, {size[0], naxes > 1 ? size[1] : 1}, 0};
+    M.n = M.size[0] * M.size[1];
+    int64_t lo[MAXD], len[MAXD], flo[MAXD], flen[MAXD], tlo[MAXD], tlen[MAXD];
+    for (int r = 0; r < M.n; r++) dst[r] = NULL;
+    if (nd > MAXD || !valid_layout(&M, dim, nd, from) || !valid_layout(&M, dim, nd, to)) return ST_EINVAL;
+    for (int r = 0; r < M.n; r++) {
+        int cr[2];
+        coords_of(&M, r, cr);
+        int64_t n = nd ? block_of(&M, dim, nd, to, cr, tlo, tlen) : 1;
+        if (!(dst[r] = calloc((size_t)n, sizeof(float)))) return ST_ENOMEM;
+        for (int s = 0; s < M.n; s++) {
+            int64_t k = pair_box(&M, dim, nd, from, to, s, r, lo, len);
+            if (!k) continue;
+            float *buf = malloc((size_t)k * sizeof *buf);
+            if (!buf) return ST_ENOMEM;
+            int cs[2];
+            coords_of(&M, s, cs);
+            block_of(&M, dim, nd, from, cs, flo, flen);
+            box_copy(nd, flo, flen, lo, len, src[s], buf, 1);
+            box_copy(nd, tlo, tlen, lo, len, dst[r], buf, 0);
+            free(buf);
+        }
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- the rank's state */
 
 enum { P_WEIGHT, P_HIDDEN };
@@ -371,7 +412,6 @@ static void allreduce(ox *X, float *buf, int64_t n, unsigned mask, int max, cons
 static int reshard(ox *X, ox_val *v, const int64_t *dim, int nd, st_layout to, const char *what) {
     const ox_mesh *M = &X->M;
     if (same_layout(M, v->l, to)) return 0;
-    int c[2];
     int64_t slo[MAXD], slen[MAXD], dlo[MAXD], dlen[MAXD], lo[MAXD], len[MAXD];
     /* partial sums made whole, nothing else: the all-reduce over those axes */
     unsigned only = 0;
@@ -405,17 +445,8 @@ static int reshard(ox *X, ox_val *v, const int64_t *dim, int nd, st_layout to, c
     int64_t stot = 0, rtot = 0;
     /* every pair's box: the same decision on every device */
     for (int s = 0; s < n; s++) {
-        int cs[2];
-        coords_of(M, s, cs);
-        int64_t alo[MAXD], alen[MAXD];
-        block_of(M, dim, nd, v->l, cs, alo, alen);
         for (int r = 0; r < n; r++) {
-            int cr[2];
-            coords_of(M, r, cr);
-            if (!sends(M, v->l, to, cs, cr)) continue;
-            int64_t blo[MAXD], blen[MAXD];
-            block_of(M, dim, nd, to, cr, blo, blen);
-            int64_t k = nd ? intersect(nd, alo, alen, blo, blen, lo, len) : 1;
+            int64_t k = pair_box(M, dim, nd, v->l, to, s, r, lo, len);
             if (!k) continue;
             if (s != r) remote = 1;
             if (s == me) sc[r] = (int)k, stot += k;
@@ -431,10 +462,7 @@ static int reshard(ox *X, ox_val *v, const int64_t *dim, int nd, st_layout to, c
     for (int k = 0, so = 0, ro = 0; k < n; k++) sd[k] = so, so += sc[k], rd[k] = ro, ro += rcnt[k];
     for (int r = 0; r < n; r++) {
         if (!sc[r]) continue;
-        coords_of(M, r, c);
-        int64_t blo[MAXD], blen[MAXD];
-        block_of(M, dim, nd, to, c, blo, blen);
-        if (nd) intersect(nd, slo, slen, blo, blen, lo, len);
+        pair_box(M, dim, nd, v->l, to, me, r, lo, len);
         box_copy(nd, slo, slen, lo, len, v->v, sb + sd[r], 1);
     }
     if (remote) {
@@ -446,10 +474,7 @@ static int reshard(ox *X, ox_val *v, const int64_t *dim, int nd, st_layout to, c
     }
     for (int s = 0; s < n; s++) {
         if (!rcnt[s]) continue;
-        coords_of(M, s, c);
-        int64_t alo[MAXD], alen[MAXD];
-        block_of(M, dim, nd, v->l, c, alo, alen);
-        if (nd) intersect(nd, alo, alen, dlo, dlen, lo, len);
+        pair_box(M, dim, nd, v->l, to, s, me, lo, len);
         box_copy(nd, dlo, dlen, lo, len, out, rb + rd[s], 0);
     }
     free(sb), free(rb), free(sc);
