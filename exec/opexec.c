@@ -27,19 +27,36 @@
  *     Adam on the device's shard, and the all-gathers (outermost first); the tied output layer's and
  *     embedding's gradients (two blocks of one table, each split as its operator splits it) are exchanged and
  *     added before Adam, and are not sharded by ZeRO (Adam keeps both copies alike);
- *   - mesh axes that split nothing need nothing special: every device of such an axis holds the same blocks.
+ *   - mesh axes that split nothing need nothing special: every device of such an axis holds the same blocks;
+ *   - several stages: world ranks are the stages' devices one stage after another (the lowering's GPUs); each
+ *     device runs its stage's program (1F1B); the last layer's output, its partial sums resolved where the work
+ *     lists it, goes to the next stage's mesh in the arrival layout the planner prices (each axis splitting the
+ *     first dimension it divides; search/autoshard.c's arrival), each device pair its share (MPI_Isend, the
+ *     holder at coordinate 0 of the sender's replicated axes), at the program's send and receive; the first
+ *     layer's input gradient goes back so; what the first layer's operators need beyond the arrival layout is
+ *     resharded at their compute (the work lists no step for it); the tied table's end-stage copies exchange
+ *     their gradients before Adam;
+ *   - full recompute runs each layer's forward steps again (resharding included) before its backward.
  * The weights start as the single-rank model's (exec/model.c's seeded tensors; every rank builds that model,
  * which --check also trains), so --check compares each device's reduced gradient block, element by element,
  * with the reference's tensor it is a block of (the shards together are the full tensors), largest
- * differences per tensor name as exec/cpu.c reports them.
+ * differences per tensor name as exec/cpu.c reports them. The graph's vocabulary is padded as Megatron pads it
+ * (search/graph.c): the padded logits are masked out of the loss, the padded rows stay 0.
  *
  * Timing as exec/cpu.c: each instruction by the host's clock after a barrier per iteration; compute by phase,
- * the resharding collectives as "coll tp", the gradient reduction and gathers as "coll dp", Adam as
- * "optimizer"; each stage's first device's times stand for the stage (the lowering's representative rank).
+ * the resharding collectives as "coll tp", the gradient reduction and gathers as "coll dp", the stage-to-stage
+ * transfers as "send" and "recv", Adam as "optimizer" (between the reduction and the gathers, where the
+ * lowering leaves room for it); each stage's first device's times stand for the stage (the lowering's
+ * representative rank), and the iteration is the slowest device's. A resharding that is an all-gather,
+ * reduce-scatter or all-to-all runs as one MPI_Alltoallv of the blocks' intersections (the bytes the named
+ * collective moves, not its algorithm); an all-reduce as MPI_Allreduce.
  *
- * What is refused (one line naming stage, operator, label and axis; exit 2 on every rank): more than one
- * stage (the lowering's cross-mesh exchange is not run here yet), MoE blocks, the unfused attention, a rotary
- * embedding split inside a head, a vocabulary padded beyond the model's, the cuda backend. */
+ * What is refused (one line naming stage, operator, label and axis; exit 2 on every rank, before any
+ * collective): MoE blocks (the templates' refusal, which names the operator, stands: cmd_ilp_plan.c), the
+ * unfused attention and other operators than the dense blocks', a rotary embedding split inside a head (its
+ * pairs), ALiBi, the cuda backend. Memory: every rank also builds the whole single-rank model (the initial
+ * weights) and each edge keeps its converted input to the iteration's end: a runtime for the test
+ * presets' sizes, not an arena sized from the lowering. */
 #include "exec/exec.h"
 #include "exec/exec_private.h"
 #include "exec/fault.h"
@@ -331,7 +348,8 @@ static int dim_of(const st_gop *o, const char *lab, char l) {
 /* op's input i's layout under the stage's labels */
 static st_layout in_layout(const ox *X, int op, int i) {
     st_layout l = {{-1, -1}, 0};
-    for (int a = 0; a < X->M.naxes; a++) l.ax[a] = (signed char)dim_of(&X->g->ops[op], X->g->ops[op].lab[i], X->st->choice[op].lab[a]);
+    const st_gop *o = &X->g->ops[op];
+    for (int a = 0; a < X->M.naxes; a++) l.ax[a] = (signed char)dim_of(o, o->lab[i], X->st->choice[op].lab[a]);
     return l;
 }
 
@@ -636,8 +654,8 @@ static int64_t ref_offset(const ox *X, const ox_param *p, const int64_t *gi) {
 }
 
 /* calls fn(p, local index, reference offset) for every element of p's block */
-static void each_element(const ox *X, const ox_param *p, void (*fn)(const ox *, const ox_param *, int64_t, int64_t, void *),
-                         void *arg) {
+static void each_element(const ox *X, const ox_param *p,
+                         void (*fn)(const ox *, const ox_param *, int64_t, int64_t, void *), void *arg) {
     int64_t gi[MAXD];
     for (int64_t k = 0; k < p->n; k++) {
         int64_t rest = k;
@@ -742,8 +760,8 @@ static int make_params(ox *X) {
                 (!strcmp(o->name, "proj") || !strcmp(o->name, "fc2") || !strcmp(o->name, "fc1"))) {
                 int fc1 = !strcmp(o->name, "fc1");
                 int64_t bd[1] = {out->dim[2]};
-                rc = add_param(X, op, -1, s, fc1 ? "f" : "h", bd, 1, fc1 ? "b1" : !strcmp(o->name, "proj") ? "bo" : "b2",
-                               FOLD_VEC, part);
+                const char *ref = fc1 ? "b1" : !strcmp(o->name, "proj") ? "bo" : "b2";
+                rc = add_param(X, op, -1, s, fc1 ? "f" : "h", bd, 1, ref, FOLD_VEC, part);
             }
             if (rc) return rc;
         }
@@ -1352,7 +1370,8 @@ static int run_coll(ox *X, const ox_item *it) {
     }
     if (e->bleft <= 0 || !e->b.v) return ST_EINVAL;
     int ss, t, pr = source_of(X, op, i, slot, &ss, &t);
-    int rc = reshard_axis(X, &e->b, T->dim, T->ndim, source_layout(X, pr), --e->bleft ? s->axis : -1, st_coll_name(s->coll));
+    int rc = reshard_axis(X, &e->b, T->dim, T->ndim, source_layout(X, pr), --e->bleft ? s->axis : -1,
+                          st_coll_name(s->coll));
     if (!rc && e->bleft == 0) rc = edge_finish_bwd(X, it->mb, op, slot, i);
     return rc;
 }
@@ -1529,8 +1548,9 @@ static int refuse(st_error *err, int stage, const st_graph *g, int op, char lab,
     char l[8];
     if (lab) snprintf(l, sizeof l, "'%c'", lab);
     else snprintf(l, sizeof l, "none");
-    return st_error_set(err, ST_EINVAL, NULL, "stages", "stage %d, operator %s: split %s on mesh axis %d (%d devices): %s",
-                        stage, g->ops[op].name, l, axis, size, why);
+    return st_error_set(err, ST_EINVAL, NULL, "stages",
+                        "stage %d, operator %s: split %s on mesh axis %d (%d devices): %s", stage, g->ops[op].name, l,
+                        axis, size, why);
 }
 
 /* what this runtime does not run, named (every rank alike) */
@@ -1540,7 +1560,8 @@ static int check_plan(const ox *X, const st_exec_opts *o, st_error *err) {
     const st_model *m = X->m;
     if (o->backend != ST_EXEC_CPU)
         return st_error_set(err, ST_EINVAL, NULL, "stages",
-                            "operator-level plans that are no Megatron template run per operator on --backend cpu only");
+                            "operator-level plans that are no Megatron template run per operator on --backend cpu "
+                            "only");
     if (m->experts > 0 || m->position == ST_POS_ALIBI)
         return st_error_set(err, ST_EINVAL, NULL, "model",
                             "the per-operator runtime runs dense GPT and Llama blocks with learned or rotary positions "
@@ -1595,7 +1616,8 @@ static void mb_free(ox *X, ox_mb *b) {
     if (!b->val) return;
     for (int k = 0; k < g->ntensors * X->nslots; k++) val_free(&b->val[k]), val_free(&b->grad[k]);
     for (int k = 0; k < g->nops * X->nslots * ST_G_MAXIN; k++) val_free(&b->edge[k].f), val_free(&b->edge[k].b);
-    for (int k = 0; k < g->nops * X->nslots; k++) free(b->sv[k].a), free(b->sv[k].b), free(b->sv[k].c), free(b->sv[k].d);
+    for (int k = 0; k < g->nops * X->nslots; k++)
+        free(b->sv[k].a), free(b->sv[k].b), free(b->sv[k].c), free(b->sv[k].d);
     free(b->val), free(b->grad), free(b->edge), free(b->sv), free(b->tokens);
     memset(b, 0, sizeof *b);
 }
@@ -1784,7 +1806,8 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
     for (int k = 0; k < 4; k++) X.axc[k] = MPI_COMM_NULL;
     memset(res, 0, sizeof *res);
     int wrank = 0, size = 0, rc = 0, bad = 0, anybad = 0;
-    double *spans = NULL, kind_best[ST_EXEC_KINDS] = {0}, best_s = INFINITY, gemm_best = 0, delay_best = 0, heap_peak = 0;
+    double *spans = NULL, kind_best[ST_EXEC_KINDS] = {0}, best_s = INFINITY, gemm_best = 0, delay_best = 0;
+    double heap_peak = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     X.m = m, X.r = r, X.g = r->g, X.wrank = wrank, X.nstages = r->nstages;
@@ -1824,7 +1847,7 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
     if (!rc) rc = st_autoshard_work(r, X.stage, c, prof, dt, &X.w, err);
     if (!rc) rc = make_items(&X, err);
     if (!rc && (rc = make_params(&X)))
-        st_error_set(err, rc, NULL, "plan", rc == ST_ENOMEM ? "out of memory" : "stage 0: a weight's split does not divide it");
+        st_error_set(err, rc, NULL, "plan", rc == ST_ENOMEM ? "out of memory" : "a weight's split does not divide it");
     if (!rc) {
         X.mb = calloc((size_t)X.Mb, sizeof *X.mb);
         X.rm = calloc((size_t)X.ref.nparams + 1, sizeof *X.rm);
@@ -1912,8 +1935,8 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
         double t = now_s() - t0, tmax = 0, loss = 0, gemm_s = st__xkernels_gemm_s - gemm0;
         double delay_s = st__xrun_delay_s() - delay0;
         if (!rc && !isfinite(X.loss_sum))
-            rc = st_error_set(err, ST_EINVAL, NULL, "plan", "rank %d step %d: the loss is not finite (the run diverged)",
-                              wrank, (int)step + 1);
+            rc = st_error_set(err, ST_EINVAL, NULL, "plan",
+                              "rank %d step %d: the loss is not finite (the run diverged)", wrank, (int)step + 1);
         int mine = rc ? wrank : INT_MAX, first = INT_MAX;
         X.wt.ins = -1, X.wt.label = "its end: the ranks agree on errors, time and loss";
         st__xwait(&X.wt, MPI_Iallreduce(&mine, &first, 1, MPI_INT, MPI_MIN, X.all, &q), &q, 1, "all-reduce", X.all, -1);
@@ -1969,7 +1992,8 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
         mine[ST_EXEC_KINDS + ST_EXEC_RUN_DELAY_S] = delay_best;
         int W = ST_EXEC_KINDS + ST_EXEC_STATS;
         if (wrank == 0 && !(all = malloc((size_t)(size * W) * sizeof *all))) rc = ST_ENOMEM;
-        st__xwait(&X.wt, MPI_Igather(mine, W, MPI_DOUBLE, all, W, MPI_DOUBLE, 0, X.all, &q), &q, 1, "gather", X.all, -1);
+        int grc = MPI_Igather(mine, W, MPI_DOUBLE, all, W, MPI_DOUBLE, 0, X.all, &q);
+        st__xwait(&X.wt, grc, &q, 1, "gather", X.all, -1);
         for (int s = 0; all && s < X.nstages; s++) {
             memcpy(res->kind_s + s * ST_EXEC_KINDS, all + X.base[s] * W, ST_EXEC_KINDS * sizeof *all);
             memcpy(res->stats + s * ST_EXEC_STATS, all + X.base[s] * W + ST_EXEC_KINDS, ST_EXEC_STATS * sizeof *all);

@@ -237,7 +237,8 @@ for mt in l:tiny-llama g:tiny-gpt; do
 	"$STRATA" plan --search ilp --cluster "$SLOW24" --seq 32 --model "${mt#*:}" --gpus 8 --gbs 4 --mbs 1 --max-stages 1 \
 		--out "$T/${mt%%:*}24.json" >"$T/ilpout" 2>&1 || nok "ILP plan ${mt#*:} on 2x4" "$(cat "$T/ilpout")"
 done
-if splits l24 qkv '"h""e"' && splits l24 proj '"h""n"' && splits l24 fc1 '"f""f"' && splits l24 attn_residual '"h""s"'; then
+if splits l24 qkv '"h""e"' && splits l24 proj '"h""n"' && splits l24 fc1 '"f""f"' &&
+	splits l24 attn_residual '"h""s"'; then
 	ok "tiny-llama on 2x4: the ILP's 2-D splits (QKV 'h','e', the projection 'h','n', fc1 'f','f')"
 else nok "tiny-llama on 2x4: the ILP's shardings" "$(cat "$T/l24.json")"; fi
 mpi_strata 180 8 run --cluster "$SLOW24" --model tiny-llama --plan "$T/l24.json" --steps 2 --check --json
@@ -251,7 +252,7 @@ if splits g24 qkv '"h""n"' && splits g24 fc2 '"f""f"' && splits g24 embedding '"
 	ok "tiny-gpt on 2x4: the ILP's 2-D splits (QKV 'h','n', fc2 'f','f', the embedding 'h','s')"
 else nok "tiny-gpt on 2x4: the ILP's shardings" "$(cat "$T/g24.json")"; fi
 mpi_strata 180 8 run --cluster "$SLOW24" --model tiny-gpt --plan "$T/g24.json" --steps 2 --check --json
-check_within "tiny-gpt, ILP 2-D splits on 2x4 run per operator (tied, biases, positions), matches the reference (8 ranks)"
+check_within "tiny-gpt, ILP 2-D splits on 2x4 run per operator (tied, biases, positions), matches the reference"
 # the runtime also runs what the templates run (STRATA_RUN_PER_OP=1, a test hook): two stages, the activation sent
 # to the next mesh device pair by device pair
 STRATA_RUN_PER_OP=1

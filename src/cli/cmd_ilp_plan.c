@@ -233,13 +233,21 @@ int st__run_ilp_ops(const st_cli_args *a, const st_exec_opts *o, st_cli_ilp_run 
     out->model = L.in.model;
     out->gbs = L.o.gbs;
     out->seq = L.o.seq ? L.o.seq : L.in.model.seq_len;
-    const st_as_stage *st = &L.r.stage[0];
-    char mesh[32];
-    if (st->mesh.naxes > 1) snprintf(mesh, sizeof mesh, "%dx%d", st->mesh.size[0], st->mesh.size[1]);
-    else snprintf(mesh, sizeof mesh, "%d", st->mesh.size[0]);
-    snprintf(out->spec, sizeof out->spec, "%s: operator-level, %d stage%s, run per operator (stage 0 on a %s mesh, "
-             "mbs=%lld, gbs=%lld, zero=%d)", a->plan, L.r.nstages, L.r.nstages == 1 ? "" : "s", mesh,
-             (long long)L.r.mbs, (long long)out->gbs, st->zero);
+    /* the report's plan line: the file, and each stage's mesh (its program runs on every device of it) */
+    char mesh[160] = "";
+    int devices = 0;
+    for (int i = 0, k = 0; i < L.r.nstages && k < (int)sizeof mesh - 24; i++) {
+        const st_mesh *me = &L.r.stage[i].mesh;
+        devices += me->nodes * me->gpus;
+        if (me->naxes > 1)
+            k += snprintf(mesh + k, sizeof mesh - (size_t)k, "%s%dx%d", i ? "," : "", me->size[0], me->size[1]);
+        else
+            k += snprintf(mesh + k, sizeof mesh - (size_t)k, "%s%d", i ? "," : "", me->size[0]);
+    }
+    snprintf(out->spec, sizeof out->spec,
+             "%s: operator-level, run per operator on %d devices (stage meshes %s, mbs=%lld, gbs=%lld, zero=%d; each "
+             "stage's first device's times stand for it)", a->plan, devices, mesh,
+             (long long)L.r.mbs, (long long)out->gbs, L.r.stage[0].zero);
 done:
     loaded_free(&L);
     return rc;

@@ -1,7 +1,7 @@
 /* cmd_run.c: `strata run` under mpirun: lower the plan to every rank's program (fused collectives,
  * the form exec/cpu.c interprets) and run it for real, one process per rank (exec.h); an
  * operator-level plan as the hybrid plan whose shardings it chose (st__run_ilp_spec), where it is
- * one; where its attention or experts split the rows, the program's tp collectives are the ILP's price
+ * one, else per operator (st__run_ilp_ops, exec/opexec.c); where its attention or experts split the rows, the program's tp collectives are the ILP's price
  * of the all-to-alls and gathers the executor runs for them (st_lower_opts' ntp_stages), so --compare
  * simulates what runs (the executor runs tp collectives inside its compute, whatever the program says). Every rank reads the same inputs and lowers the same plan; rank 0 alone prints (the text, or
  * one JSON object), and alone names an error: the others exit 2 without a word, so a bad input is one line. */
@@ -33,7 +33,9 @@ static const char help_text[] =
     "vocabulary, the residual stream replicated or split by rows; or the batch), or with part of the\n"
     "attention on each device's token rows under it (the projection alone after an all-to-all from the\n"
     "heads, or QKV to the projection under a tp MLP), MoE experts over the axis or each split by its ffn,\n"
-    "all stages alike; other shardings are refused naming the stage and the operator.\n"
+    "all stages alike; other dense shardings (any operator split on a 1-D or 2-D mesh, stages of their\n"
+    "own) run per operator, each rank a device interpreting its stage's program on its shards; the\n"
+    "rest (MoE blocks, the cuda backend) are refused naming the stage and the operator.\n"
     "  --cluster C          prices the lowering's instructions (default dgx-a100-80g: up to 8 ranks)\n"
     "  --gpus N             the cluster's GPUs, in nodes of its size (as for strata sim)\n"
     "  --steps S            iterations (1..100000)\n"
