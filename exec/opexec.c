@@ -1511,7 +1511,14 @@ static int run_adam(ox *X, int64_t step, double *cmp) {
         ox_param *p = &X->p[i];
         if (p->twin < 0 || p->twin < i) continue;
         ox_param *q = &X->p[p->twin];
-        ox_val a = {p->g, p->l, p->n, 0}, b = {q->g, q->l, q->n, 0};
+        /* copies: each sum must read the other's gradient before it changes */
+        ox_val a = {malloc((size_t)p->n * sizeof(float)), p->l, p->n, 1};
+        ox_val b = {malloc((size_t)q->n * sizeof(float)), q->l, q->n, 1};
+        if (!a.v || !b.v) {
+            val_free(&a), val_free(&b);
+            return ST_ENOMEM;
+        }
+        memcpy(a.v, p->g, (size_t)p->n * sizeof(float)), memcpy(b.v, q->g, (size_t)q->n * sizeof(float));
         st_layout pt = {{-1, -1}, 0}, qt = pt; /* each layout with the two dimensions swapped */
         for (int x = 0; x < X->M.naxes; x++) {
             pt.ax[x] = p->l.ax[x] < 0 ? -1 : (signed char)(1 - p->l.ax[x]);

@@ -5,7 +5,8 @@
 # attention on the token rows under it, QKV on its fused width with the attention whole, or the experts
 # over a tp or batch axis or split by their ffn, or on a 2-D mesh the output layer vocabulary-parallel over
 # its batch axis (search/as_hybrid.c), and computes what the single-rank run computes, within
-# tests/cli_run.sh's tolerances; the other shardings are refused in one line naming the stage and the
+# tests/cli_run.sh's tolerances; the other shardings of dense models (GSPMD-style 2-D splits) run per operator
+# (exec/opexec.c) within them too; MoE plans no template takes are refused in one line naming the stage and the
 # operator.
 # scripts/ilp_census.sh counts what runs and what is refused over all the tiny presets' plans.
 #
