@@ -9,10 +9,12 @@
  *   - a compute instruction runs its operators on the device's blocks with the backend's kernels (exec/model.c's
  *     table, st__xbackend): a GEMM on the local blocks x[m', k'] W[k', n'] (its output partial over the axes that
  *     split k), norms on whole rows (the planner never splits their hidden dimension), element-wise operators
- *     locally, the rotary embedding on whole heads of its block at the rows' positions, the fused attention on
- *     its batch and kv-head groups, the embedding's lookup on its vocabulary rows (partial where the vocabulary
- *     is split), the vocabulary-parallel cross-entropy with its row maxima and sums all-reduced over the axes
- *     that split the vocabulary (inside the loss's compute: its collectives in the program then measure 0);
+ *     locally, the rotary embedding on whole heads of its block at the rows' positions (a split of the fused
+ *     width that cuts a head, whose halves it pairs: gathered along the axes that split it, rotated, sliced
+ *     back), the fused attention on its batch and kv-head groups, the embedding's lookup on its vocabulary
+ *     rows (partial where the vocabulary is split), the vocabulary-parallel cross-entropy with its row maxima
+ *     and sums all-reduced over the axes that split the vocabulary (inside the loss's compute: its collectives
+ *     in the program then measure 0);
  *   - a collective instruction reshards one edge (the consumer's input from the producer's layout, or in
  *     backward the input's gradient, partial over the axes that split what the input lacks, back to the
  *     producer's layout) along the one mesh axis it names: the axis's part of the source layout becomes the
@@ -53,10 +55,9 @@
  *
  * What is refused (one line naming stage, operator, label and axis; exit 2 on every rank, before any
  * collective): MoE blocks (the templates' refusal, which names the operator, stands: cmd_ilp_plan.c), the
- * unfused attention and other operators than the dense blocks', a rotary embedding split inside a head (its
- * pairs), ALiBi, the cuda backend. Memory: every rank also builds the whole single-rank model (the initial
- * weights) and each edge keeps its converted input to the iteration's end: a runtime for the test
- * presets' sizes, not an arena sized from the lowering. */
+ * unfused attention and other operators than the dense blocks', ALiBi, the cuda backend. Memory: every rank also
+ * builds the whole single-rank model (the initial weights) and each edge keeps its converted input to the
+ * iteration's end: a runtime for the test presets' sizes, not an arena sized from the lowering. */
 #include "exec/exec.h"
 #include "exec/exec_private.h"
 #include "exec/fault.h"
@@ -856,6 +857,34 @@ static int rope_block(ox *X, float *x, const int64_t *lo, const int64_t *len, in
     return 0;
 }
 
+/* The rotary embedding of op's block x (its output layout; sign -1: backward) where some device's block cuts a
+ * head (a split of the fused width finer than a head, or off its bounds: the rotation pairs a head's halves): the
+ * block gathered along the axes that split the width, rotated whole, sliced back (every device alike). */
+static int rope_op(ox *X, int op, float *x, const int64_t *lo, const int64_t *len, int sign) {
+    const st_gtensor *T = &X->g->t[X->g->ops[op].out];
+    st_layout l = out_layout(X, op), whole = l;
+    int cut = 0;
+    for (int dev = 0; dev < X->M.n; dev++) {
+        int c[2];
+        int64_t dlo[MAXD], dlen[MAXD];
+        coords_of(&X->M, dev, c);
+        block_of(&X->M, T->dim, T->ndim, l, c, dlo, dlen);
+        cut |= dlo[3] % X->d || dlen[3] % X->d;
+    }
+    if (!cut) return rope_block(X, x, lo, len, sign);
+    for (int a = 0; a < X->M.naxes; a++)
+        if (whole.ax[a] == 3) whole.ax[a] = -1;
+    int64_t wlo[MAXD], wlen[MAXD], n = block_of(&X->M, T->dim, T->ndim, l, X->c, wlo, wlen);
+    ox_val v = {x, l, n, 0};
+    int rc = reshard(X, &v, T->dim, T->ndim, whole, "rope all-gather");
+    block_of(&X->M, T->dim, T->ndim, whole, X->c, wlo, wlen);
+    if (!rc) rc = rope_block(X, v.v, wlo, wlen, sign);
+    if (!rc) rc = reshard(X, &v, T->dim, T->ndim, l, "rope slice");
+    if (!rc) memcpy(x, v.v, (size_t)n * sizeof *x);
+    val_free(&v);
+    return rc;
+}
+
 static int fwd_op(ox *X, int mb, int op, int slot) {
     const st_graph *g = X->g;
     const st_gop *o = &g->ops[op];
@@ -946,7 +975,7 @@ static int fwd_op(ox *X, int mb, int op, int slot) {
             be->bias_add(out, b->w, n / b->n, b->n);
             return 0;
         }
-        if (!strcmp(o->name, "rope")) return rope_block(X, out, lo, len, 1);
+        if (!strcmp(o->name, "rope")) return rope_op(X, op, out, lo, len, 1);
         return 0; /* dropout: p = 0 */
     }
     case ST_GOP_LOSS: { /* the vocabulary-parallel cross-entropy over the axes that split v */
@@ -1093,7 +1122,7 @@ static int bwd_op(ox *X, int mb, int op, int slot) {
         if (!strcmp(o->name, "qkv_bias")) {
             ox_param *b = param_of(X, op, -1, slot, 0);
             be->bias_grad(b->g, dy->v, n / b->n, b->n);
-        } else if (!strcmp(o->name, "rope") && rope_block(X, din[0], lo, len, -1)) {
+        } else if (!strcmp(o->name, "rope") && rope_op(X, op, din[0], lo, len, -1)) {
             goto nomem;
         }
         break;
@@ -1596,22 +1625,6 @@ static int check_plan(const ox *X, const st_exec_opts *o, st_error *err) {
                 return refuse(err, s, g, op, Y.st->choice[op].lab[a], a, Y.M.size[a],
                               "the per-operator runtime runs dense blocks' operators (embedding, norms, QKV, rotary "
                               "embedding, fused attention, projection, MLP, output layer, loss)");
-            }
-            /* the rotary embedding on whole heads of its block */
-            if (!strcmp(nm, "rope")) {
-                int64_t lo[MAXD], len[MAXD];
-                const st_gtensor *T = &g->t[o->out];
-                for (int dev = 0; dev < Y.M.n; dev++) {
-                    int c[2];
-                    coords_of(&Y.M, dev, c);
-                    block_of(&Y.M, T->dim, T->ndim, out_layout(&Y, op), c, lo, len);
-                    if (lo[3] % X->d || len[3] % X->d) {
-                        int a = Y.M.naxes > 1 && Y.st->choice[op].lab[1] == 'e' ? 1 : 0;
-                        return refuse(err, s, g, op, 'e', a, Y.M.size[a],
-                                      "the rotary embedding's split cuts a head (its pairs): the per-operator runtime "
-                                      "rotates whole heads");
-                    }
-                }
             }
         }
     }

@@ -263,10 +263,10 @@ unset STRATA_RUN_PER_OP
 check_within "tiny-llama, ILP 2 stages x 2 run per operator, matches the reference"
 if ran ".*run per operator"; then ok "it runs per operator"; else nok "it runs per operator" "$(head -3 "$T/out")"; fi
 # a rotary embedding split inside its heads (the ILP's l24 plan with QKV and the rotary embedding 'e' on both axes:
-# 16 columns each, half a head): refused, naming the operator, its split and the axis
-refused "the rotary embedding split inside a head" \
-	"stage 0, operator rope: split 'e' on mesh axis 1 (4 devices): the rotary embedding's split cuts a head" \
-	8 run --cluster "$SLOW24" --model tiny-llama --plan "$SRCDIR/tests/data/plan_ilp_tiny_llama_rope_cut.json"
+# 16 columns each, half a head): gathered along the axes that split it, rotated whole, sliced back
+mpi_strata 180 8 run --cluster "$SLOW24" --model tiny-llama --steps 2 --check --json \
+	--plan "$SRCDIR/tests/data/plan_ilp_tiny_llama_rope_cut.json"
+check_within "tiny-llama, the rotary embedding split inside its heads, runs per operator and matches the reference"
 # a 2x2 mesh (slow between its nodes) at micro-batch 8: the first axis splits the batch, the second is Megatron's
 # tp with sp, and the output layer and loss are vocabulary-parallel over the batch axis, on the tp axis' rows
 # (head_dp: the final norm's rows and their targets gathered over the dp group, the vocabulary-parallel loss
