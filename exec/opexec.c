@@ -253,7 +253,9 @@ typedef struct ox_val {
  * gradient on the way back */
 typedef struct ox_edge {
     ox_val f, b;
-    int fstarted, fdone, bleft; /* backward: collective steps still to come (-1: not started) */
+    int fstarted;  /* f holds the edge (from its producer's value, maybe converted part of the way) */
+    int restarted; /* a recompute started f again this iteration */
+    int bleft;     /* backward: the collective steps still to come (-1: none pending) */
 } ox_edge;
 
 /* what one operator of one layer keeps for its backward */
@@ -284,7 +286,7 @@ typedef struct ox {
     const st_program *pg;
     const st__xbackend *be;
     ox_mesh M;
-    int rank, wrank, c[2], nslots, layers, stage;
+    int rank, c[2], nslots, layers, stage; /* rank: in the stage's mesh (row-major coordinates c) */
     int64_t mbs, S, Mb, V, h, d, kv, qper;
     int swiglu, rope, bias, layernorm, tied;
     MPI_Comm comm;           /* the stage's devices (MPI_ERRORS_RETURN) */
@@ -559,11 +561,6 @@ static int xmesh(ox *X, int sf, st_layout lf, int stt, st_layout lt, const int64
     int64_t flo[MAXD], flen[MAXD], tlo[MAXD], tlen[MAXD], lo[MAXD], len[MAXD], rdim[MAXD];
     for (int d = 0; d < nd; d++) rdim[d] = dim[swap ? nd - 1 - d : d];
     int me_f = X->stage == sf ? X->rank : -1, me_t = X->stage == stt ? X->rank : -1, rc = 0;
-    MPI_Request *rq = malloc((size_t)(F.n + 1) * sizeof *rq);
-    float **rb = calloc((size_t)(F.n + 1), sizeof *rb);
-    int64_t *rn = calloc((size_t)(F.n + 1), sizeof *rn);
-    int nr = 0;
-    if (!rq || !rb || !rn) rc = ST_ENOMEM;
     for (int k = 0; k < F.n && !rc; k++) {
         int ck[2];
         coords_of(&F, k, ck);
@@ -595,24 +592,23 @@ static int xmesh(ox *X, int sf, st_layout lf, int stt, st_layout lt, const int64
                 if (mrc != MPI_SUCCESS) st__xwait(&X->wt, mrc, &q, 1, what, X->all, peer_to);
                 if ((rc = keep_send(X, b, q))) free(b);
             }
-            if (j == me_t) {
-                if (!(rb[nr] = malloc((size_t)n * sizeof(float)))) {
+            if (j == me_t) { /* (each sender's in turn: the sends are posted, not waited for) */
+                float *buf = malloc((size_t)n * sizeof *buf);
+                if (!buf) {
                     rc = ST_ENOMEM;
                     break;
                 }
-                rn[nr] = n;
-                int mrc = MPI_Irecv(rb[nr], (int)n, MPI_FLOAT, peer_from, tag, X->all, &rq[nr]);
-                st__xwait(&X->wt, mrc, &rq[nr], 1, what, X->all, peer_from);
+                MPI_Request q = MPI_REQUEST_NULL;
+                st__xwait(&X->wt, MPI_Irecv(buf, (int)n, MPI_FLOAT, peer_from, tag, X->all, &q), &q, 1, what, X->all,
+                          peer_from);
                 int64_t blo[MAXD], blen[MAXD];
                 for (int d = 0; d < nd; d++) blo[d] = lo[swap ? nd - 1 - d : d], blen[d] = len[swap ? nd - 1 - d : d];
                 block_of(&T, rdim, nd, lt, cj, rlo, rlen);
-                box_copy(nd, rlo, rlen, blo, blen, out, rb[nr], 0);
-                free(rb[nr]);
-                rb[nr] = NULL;
+                box_copy(nd, rlo, rlen, blo, blen, out, buf, 0);
+                free(buf);
             }
         }
     }
-    free(rq), free(rb), free(rn);
     return rc;
 }
 
@@ -1759,7 +1755,7 @@ static void restart_edges(ox *X, const ox_item *it) {
         int op = X->w.step[it->part][0][i].op, slot = step_slot(X, it, op);
         for (int k = 0; k < X->g->ops[op].nin; k++) {
             ox_edge *e = edge_at(X, it->mb, op, slot, k);
-            if (e->fstarted && e->fdone != 2) val_free(&e->f), e->fstarted = 0, e->fdone = 2;
+            if (e->fstarted && !e->restarted) val_free(&e->f), e->fstarted = 0, e->restarted = 1;
         }
     }
 }
@@ -1830,14 +1826,15 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
     double heap_peak = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
-    X.m = m, X.r = r, X.g = r->g, X.wrank = wrank, X.nstages = r->nstages;
+    X.m = m, X.r = r, X.g = r->g, X.nstages = r->nstages;
     /* the stages' devices one after another in the world (their GPUs', as the lowering places them) */
     X.base[0] = 0;
     for (int s = 0; s < r->nstages && s < ST_MAX_STAGES; s++) {
         X.base[s + 1] = X.base[s] + mesh_of(&X, s).n;
         if (wrank >= X.base[s] && wrank < X.base[s + 1]) X.stage = s;
     }
-    X.st = &r->stage[X.stage], X.rank = wrank - X.base[X.stage], X.pg = &l->progs[X.stage], X.M = mesh_of(&X, X.stage);
+    X.st = &r->stage[X.stage], X.rank = wrank - X.base[X.stage], X.pg = &l->progs[X.stage];
+    X.M = mesh_of(&X, X.stage);
     X.layers = X.st->last - X.st->first, X.nslots = X.layers > 0 ? X.layers : 1;
     X.mbs = r->mbs, X.S = r->g->seq, X.Mb = r->microbatches, X.V = m->vocab, X.h = m->hidden, X.d = m->head_dim;
     X.kv = m->kv_heads, X.qper = m->heads / m->kv_heads;
