@@ -14,8 +14,10 @@
  * reduce-scatters around each forward, recompute and backward piece, on shards only ("ZeRO-3" below).
  * Activation recompute (full, selective, op): the program's recompute instruction before each backward
  * (exec/model.c; checked against the operators the lowering names, recompute_mismatch, for op those
- * that torchtitan's policy drops, op_reruns; with ZeRO-3 one per unit). recompute=op runs on dense
- * blocks without cp and with the fused attention (check_plan refuses the rest).
+ * that torchtitan's policy drops, op_reruns; with ZeRO-3 one per unit), block by block: it makes the
+ * chunk's last block's activations again and the backward each other block's right before that block's
+ * backward, whose seconds the runtime counts as the recompute's (redo_clock, account). recompute=op runs on
+ * dense blocks without cp and with the fused attention (check_plan refuses the rest).
  * The tied embedding's gradient is all-reduced between the first and last stage (Megatron-LM's
  * embedding group). An operator-level plan's output layer over the dp group (st_exec_opts' head_dp;
  * exec/model.c, "operator-level plans") runs its gather, vocabulary-parallel loss and reduce-scatter in
@@ -39,6 +41,18 @@
  * unit by unit, each micro-batch's gradients of a unit kept from its input half to the reduce-scatter
  * after its weight half ("ZeRO-3" below).
  *
+ * Stages of different shapes (an operator-level plan's stages on meshes of their own: st_exec_opts' stages,
+ * lowered by src/lower/lower_stages.c): each rank runs its stage's plan and splits, its stage's copies in their
+ * own groups computing alike. A send or receive of the lowering moves the rows of the micro-batch that the
+ * cross-mesh exchange gives the pair (run_xmesh; Alpa's cross-mesh resharding): out of the forward's output, or
+ * of the backward's input gradient, which stays until the step's end since other pairs take other rows of it,
+ * into the receiver's buffer at the rows' place, used once every row came. dp rank q of a stage runs micro-batch
+ * j's (j dp + q)-th share of samples (the plan's micro-batch split over the batch axes: every stage holds the
+ * same rows of micro-batch j whatever its dp); the loss gradient's 1/(micro-batches x dp) is then the same per
+ * row on every stage. The tied embedding's group holds the end stages' devices of one tp rank; each stage's sum
+ * (over its dp group, before) is added once, by its dp rank 0's copy 0, the others adding zeros. The loss and
+ * the parameters are counted on copy 0.
+ *
  * Context parallelism: inside the model (exec/model.c), in the program's cp groups; the dp group of
  * the lowering is dp x cp ranks, so the dp reduction sums over both, and the loss gradient's
  * 1/(micro-batches x dp x cp) makes that the mean over the tokens of every rank's chunks.
@@ -57,7 +71,9 @@
  * A backend that queues its work on streams (st__xbackend's ins_begin: the cuda backend's) gets each
  * instruction's program stream and deps before its work and times it by its own events instead: the
  * runtime no longer waits after each instruction, and reads the spans, the tp/ep/cp clocks and the
- * GEMM share from step_end once the step's work is done; the iteration's time stays the host's.
+ * GEMM share from step_end once the step's work is done; the iteration's time stays the host's. The blocks'
+ * rebuilds a backward runs (recompute block by block) are timed apart inside it, by the host's clock or the
+ * backend's events, and counted as the recompute's (account).
  *
  * Optimizer offload (ZeRO-Offload, Ren et al. 2021; offload=optimizer, or the share offload_optimizer): the
  * last share of each owned part is updated on the host: its fp32 weights (the master copy, copied down with
@@ -169,6 +185,9 @@ typedef struct rank_state {
     double tp_s;            /* tp collectives' time so far */
     double ep_s, pending_ep_s; /* the same for the ep all-to-alls */
     double pending_tp_s;    /* the tp collectives' time in the instruction before */
+    /* the blocks' rebuilds inside backwards (redo_clock): their seconds so far on the host's clock less the
+     * collectives inside, and those collectives' (on the host); the running rebuild's start and collectives then */
+    double redo_s, redo_c, redo_t0, redo_c0;
     int *sendins;           /* this iteration's sends: the instruction of each */
     MPI_Comm world;         /* the run's communicator (owned; MPI_ERRORS_RETURN) */
     MPI_Comm job;           /* the job's ranks: the world's, or with replicas (st_exec_opts) this copy's (owned) */
@@ -191,7 +210,30 @@ typedef struct rank_state {
     int32_t *tokens;
     double loss_sum;
     double gemm_s, heap_peak_bytes, run_delay_s; /* st_exec_result.stats */
+    /* stages of different shapes (st_exec_opts' stages; staged 0 otherwise): every stage's layout (nstages, owned),
+     * the micro-batch's token rows, this rank's copy of its stage's ranks (0 otherwise), and per slot the rows of
+     * the message it waits for (its input or output gradient) received so far (owned) */
+    int staged, nstages, copy;
+    st_stage_shape *shapes;
+    int64_t rows;
+    int64_t *got;
 } rank_state;
+
+/* st__xmodel's redo_clock: a block's rebuild that a backward runs itself (exec/model.c, redo_timed), counted as
+ * the recompute's (account): its seconds on the host's clock less the tp, ep and cp collectives inside, which stay
+ * theirs; a backend that queues its work times it by its events instead (redo_mark), less the collectives it ran
+ * there and those the host ran inside (redo_c) */
+static void redo_clock(void *ctx, int end) {
+    rank_state *S = ctx;
+    double c = S->tp_s + S->ep_s + S->cp_s;
+    if (S->x.be->redo_mark) S->x.be->redo_mark(end);
+    if (!end) {
+        S->redo_t0 = now_s(), S->redo_c0 = c;
+        return;
+    }
+    S->redo_c += c - S->redo_c0;
+    S->redo_s += now_s() - S->redo_t0 - (c - S->redo_c0);
+}
 
 static void tp_allreduce(void *ctx, float *buf, int64_t n, int max) {
     rank_state *S = ctx;
@@ -432,7 +474,8 @@ static const char *recompute_mismatch(const st_plan *p, const st_lowered *l, con
     return rec >= 0 ? "a recompute without its backward" : NULL;
 }
 
-static int check_plan(const st_plan *p, const st_lowered *l, const st_model *m, int size, st_error *err) {
+/* (stage >= 0: the programs of that pipeline stage only, p its plan; -1: every program) */
+static int check_plan(const st_plan *p, const st_lowered *l, const st_model *m, int size, int stage, st_error *err) {
     int64_t L = m->layers;
     if (size != l->nranks)
         return st_error_set(err, ST_EINVAL, NULL, "plan",
@@ -463,6 +506,7 @@ static int check_plan(const st_plan *p, const st_lowered *l, const st_model *m, 
         if (l->progs[i].replicas != 1 || l->progs[i].rank != i)
             return st_error_set(err, ST_EINVAL, NULL, "plan", "the cpu executor needs every rank lowered, in order");
     for (int i = 0; i < l->nranks; i++) {
+        if (stage >= 0 && l->progs[i].stage != stage) continue;
         const char *bad = recompute_mismatch(p, l, &l->progs[i], L, m->activation == ST_ACT_SWIGLU);
         if (bad)
             return st_error_set(err, ST_EINVAL, NULL, "plan",
@@ -915,6 +959,7 @@ static int run_backward(rank_state *S, const st_ins *in, int k) {
     int tail = S->x.last && local_chunk(S->pp, S->dual, in->chunk) == S->V - 1;
     int split = in->phase == ST_PHASE_BWD_INPUT;
     if (!S->acts[k] || S->bwd_done[k] || (!tail && !S->grad_in[k])) return ST_EINVAL;
+    if (S->staged && S->grad_in[k] && S->got[k] != S->x.Ns) return ST_EINVAL;
     const float *din = NULL;
     double scale = 1.0 / S->den;
     int rc = split ? st__xmodel_backward_input(&S->x, S->acts[k], S->grad_in[k], scale, &din)
@@ -1041,6 +1086,8 @@ static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_e
     /* the dp replica's samples (the dp group is dp x cp, its cp ranks share their replica's sequences);
      * dualpipe: copy A runs the dp rank's first M / 2 micro-batches, copy B (chunks pp on) the rest */
     int64_t sample = S->m0 + mb + (S->dual && in->chunk >= S->pp ? S->M / 2 : 0);
+    /* stages of different shapes: dp rank q's share of micro-batch j, the plan's samples (j dp + q) B .. (exec.h) */
+    if (S->staged) sample = (int64_t)mb * S->dp + S->dr;
     if (S->x.first || S->x.last) gen_tokens(S, step, sample * S->x.B, o->seed);
     if (S->zero3) {
         *kind = in->phase == ST_PHASE_FWD ? ST_EXEC_FWD : in->phase == ST_PHASE_BWD ? ST_EXEC_BWD : ST_EXEC_BWD_INPUT;
@@ -1049,6 +1096,7 @@ static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_e
     if (in->phase == ST_PHASE_FWD) {
         *kind = ST_EXEC_FWD;
         if (S->acts[k] || (!(S->x.first && c == 0) && !S->act_in[k])) return ST_EINVAL;
+        if (S->staged && S->act_in[k] && S->got[k] != S->x.Ns) return ST_EINVAL; /* rows the exchange did not bring */
         double loss = 0;
         if (!(S->acts[k] = st__xmodel_forward(&S->x, c, S->tokens, S->act_in[k], &S->fwd_out[k], &loss)))
             return ST_ENOMEM;
@@ -1060,6 +1108,53 @@ static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_e
     return run_backward(S, in, k);
 }
 
+/* the stage of rank r (stages of different shapes), -1 when none */
+static int stage_of_rank(const rank_state *S, int r) {
+    for (int d = 0; d < S->nstages; d++)
+        if (r >= S->shapes[d].first && r < S->shapes[d].first + st_stage_width(&S->shapes[d])) return d;
+    return -1;
+}
+
+/* Stages of different shapes: a send or receive moves the rows of the micro-batch that the cross-mesh exchange
+ * gives the pair (st_stage_exchange; the lowering made one instruction per pair that moves any), out of the
+ * forward's output or the backward's input gradient (kept until the step's end: other pairs take other rows of
+ * it) into the receiver's input or output gradient at their place; the slot counts what came (got). */
+static int run_xmesh(rank_state *S, const st_ins *in, int k) {
+    int d = S->pg->stage, e = stage_of_rank(S, in->peer), send = in->kind == ST_INS_SEND;
+    int me = S->rank - S->shapes[d].first;
+    int64_t lo, n, mylo, myn, h = S->x.h;
+    if (e < 0) return ST_EINVAL;
+    st_stage_rows(&S->shapes[d], S->rows, me, &mylo, &myn);
+    if (send) st_stage_exchange(&S->shapes[d], &S->shapes[e], S->rows, me, in->peer - S->shapes[e].first, &lo, &n);
+    else st_stage_exchange(&S->shapes[e], &S->shapes[d], S->rows, in->peer - S->shapes[e].first, me, &lo, &n);
+    if (n <= 0 || myn != S->x.Ns || lo < mylo || lo + n > mylo + myn) return ST_EINVAL;
+    int64_t off = (lo - mylo) * h, cnt = n * h;
+    if (send) {
+        const float *src = S->bwd_done[k] ? S->din[k] : S->fwd_out[k];
+        float *buf = src ? S->x.be->mem_alloc(cnt) : NULL;
+        if (!buf) return src ? ST_ENOMEM : ST_EINVAL;
+        S->x.be->mem_copy(buf, src + off, cnt);
+        S->sendbufs[S->nsends] = buf;
+        S->sendins[S->nsends] = S->w.ins;
+        MPI_Request *q = &S->reqs[S->nsends++];
+        *q = MPI_REQUEST_NULL;
+        int rc = MPI_Isend(buf, (int)cnt, MPI_FLOAT, in->peer, in->tag, S->world, q);
+        if (rc != MPI_SUCCESS) st__xwait(&S->w, rc, q, 1, "send", S->world, in->peer); /* names it, stops */
+        return 0;
+    }
+    float **slot = S->acts[k] ? &S->grad_in[k] : &S->act_in[k];
+    if (!*slot) {
+        if (!(*slot = p2p_new(S))) return ST_ENOMEM;
+        S->got[k] = 0;
+    }
+    if (S->got[k] + n > S->x.Ns) return ST_EINVAL; /* more rows than the message has */
+    MPI_Request q = MPI_REQUEST_NULL;
+    st__xwait(&S->w, MPI_Irecv(*slot + off, (int)cnt, MPI_FLOAT, in->peer, in->tag, S->world, &q), &q, 1, "receive",
+              S->world, in->peer);
+    S->got[k] += n;
+    return 0;
+}
+
 /* a send moves the forward's output of its chunk and micro-batch until that one's backward ran,
  * then the backward's input gradient (the lowering sends each right after the compute that makes
  * it); with sp each tp rank sends its own token rows */
@@ -1067,6 +1162,7 @@ static int run_p2p(rank_state *S, const st_ins *in) {
     int k = slot_of(S, in);
     int64_t n = S->x.Ns * S->x.h;
     if (k < 0) return ST_EINVAL;
+    if (S->staged) return run_xmesh(S, in, k);
     if (in->kind == ST_INS_SEND) {
         float *buf = S->bwd_done[k] ? S->din[k] : NULL; /* the input gradient's copy goes with the send */
         S->din[k] = NULL;
@@ -1126,6 +1222,9 @@ static int run_coll(rank_state *S, const st_ins *in, int *kind) {
         if (S->wte_reg < 0) return ST_EINVAL;
         const region *g = &S->reg[S->wte_reg];
         MPI_Request q = MPI_REQUEST_NULL;
+        /* stages of different shapes: the group holds every device of the end stages with this tp rank, and each
+         * stage's sum (over its dp group, before) is added once, by its dp rank 0's copy 0 (st_lower_stages) */
+        if (S->staged && (S->dr != 0 || S->copy != 0)) S->x.be->mem_zero(owned_grads(S, g), g->hi - g->lo);
         if (S->gc.allreduce) S->gc.allreduce(in->group, owned_grads(S, g), g->hi - g->lo);
         else
             st__xwait(&S->w,
@@ -1264,15 +1363,17 @@ static void ref_step(reference *R, int64_t step) {
 
 /* ---------------------------------------------------------------- the run */
 
-/* rank 0: the kept iteration's spans of every rank (run_steps), in the simulator's processes and threads */
+/* rank 0: the kept iteration's spans of every rank (run_steps: each rank's 3 n values, account), in the
+ * simulator's processes and threads; a backward that rebuilt blocks (the recompute block by block) shows them as
+ * a recompute span of their seconds right before its own */
 static int write_trace(const rank_state *S, const double *all, const char *path, st_error *err) {
     const st_lowered *l = S->l;
     st_trace *t = st_trace_open(path, st_stream_names, ST_STREAMS, err);
     if (!t) return err->code ? err->code : ST_EIO;
-    for (int r = 0, k = 0; r < l->nranks; r++) {
+    for (int r = 0; r < l->nranks; all += 3 * l->progs[r++].n) {
         const st_program *pg = &l->progs[r];
         st_trace_rank(t, pg->rank, pg->stage, 1);
-        for (int i = 0; i < pg->n; i++, k += 2) {
+        for (int i = 0, k = 0; i < pg->n; i++, k += 2) {
             st_ins in;
             st_program_ins(pg, i, &in);
             const char *cat = in.kind == ST_INS_COLL ? "coll"
@@ -1284,6 +1385,9 @@ static int write_trace(const rank_state *S, const double *all, const char *path,
                               : in.phase == ST_PHASE_BWD_WEIGHT ? "bwd-weight"
                               : in.phase == ST_PHASE_RECOMPUTE ? "recompute"
                                                           : "optimizer";
+            double redo = all[2 * pg->n + i];
+            if (redo > 0)
+                st_trace_span(t, pg->rank, in.stream, all[k] - redo, all[k], "recompute", "recompute", in.chunk, in.mb);
             st_trace_span(t, pg->rank, in.stream, all[k], all[k + 1], cat, in.label ? in.label : cat, in.chunk, in.mb);
         }
     }
@@ -1307,19 +1411,26 @@ static int backend_failed(const rank_state *S, st_error *err) {
     return rc ? rc : st_error_set(err, ST_EIO, NULL, NULL, "rank %d: the backend's streams failed", S->rank);
 }
 
-/* Instruction i's share of the step's clocks (kind_s, its span in work): [s, e) its span in seconds
- * from the step's start, tp, ep and cp the seconds of the collectives it ran inside (each shown after
- * the compute, by the COLL instruction that names it, the next instruction of that kind) */
+/* Instruction i's share of the step's clocks (kind_s, its span in work[2i, 2i + 1] and work[2n + i]): [s, e)
+ * its span in seconds from the step's start, tp, ep and cp the seconds of the collectives it ran inside (each
+ * shown after the compute, by the COLL instruction that names it, the next instruction of that kind), redo those
+ * of the blocks' rebuilds a backward ran itself (the recompute block by block: exec/model.c; their collectives in
+ * tp, ep, cp). The rebuilds are the recompute's, as the program and the simulator count them: the per-kind
+ * clocks move them from the backward to the recompute, and the trace shows them as a recompute span of their
+ * seconds at the backward's start (work[2n + i]; write_trace), the backward's own span after it. Each span is as
+ * long as its work; where inside the backward the rebuilds ran (before each block's backward) it does not show. */
 static void account(rank_state *S, int i, const st_ins *in, int kind, double s, double e, double tp, double ep,
-                    double cp, double *kind_s, double *work) {
+                    double cp, double redo, double *kind_s, double *work) {
     /* the compute's own time; its tp collectives go to the "tp collectives" after it, its cp
      * exchanges to the "cp collectives" and its ep all-to-alls to the "ep all-to-all" after that */
-    kind_s[kind] += e - s - tp - ep - cp;
+    kind_s[kind] += e - s - tp - ep - cp - redo;
+    kind_s[ST_EXEC_RECOMPUTE] += redo;
     kind_s[ST_EXEC_COLL_TP] += tp;
     kind_s[ST_EXEC_COLL_EP] += ep;
     kind_s[ST_EXEC_COLL_CP] += cp;
-    work[2 * i] = s;
+    work[2 * i] = s + redo;
     work[2 * i + 1] = e - tp - ep - cp;
+    work[2 * S->pg->n + i] = redo;
     if (in->kind == ST_INS_COLL && kind == ST_EXEC_COLL_TP && i > 0) {
         /* shown right after the compute it ran in, with the time it took there */
         work[2 * i] = work[2 * i - 1];
@@ -1338,7 +1449,7 @@ static void account(rank_state *S, int i, const st_ins *in, int kind, double s, 
  * and on a machine shared with other processes the fastest of the rest is the one least disturbed
  * by them (the minimum estimates the undisturbed machine, as Google Benchmark's repetitions and
  * hyperfine's min do; a median keeps part of the disturbance). Every rank keeps the same
- * iteration: the slowest rank's time decides. work holds the running iteration's spans (2 x n). */
+ * iteration: the slowest rank's time decides. work holds the running iteration's spans (3 x n: account). */
 static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec_result *res, double *spans,
                      double *work, double *kind_best, st_error *err) {
     const st_program *pg = S->pg;
@@ -1346,10 +1457,11 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
     int rc = 0, streams = be->ins_begin != NULL; /* the backend queues on streams, timed by its events */
     double kind_s[ST_EXEC_KINDS], best_s = INFINITY;
     /* streams: per instruction its kind and the host's clocks of the MPI collectives it ran (tp, ep,
-     * cp: attn_rows 1's all-to-all), then the backend's tp, ep and cp seconds */
+     * cp: attn_rows 1's all-to-all; and those inside its blocks' rebuilds), then the backend's tp, ep and cp
+     * seconds and its rebuilds' */
     int *kinds = streams ? malloc((size_t)(pg->n + 1) * sizeof *kinds) : NULL;
-    double *host = streams ? malloc((size_t)(3 * pg->n + 1) * sizeof *host) : NULL;
-    double *coll = streams ? malloc((size_t)(3 * pg->n + 1) * sizeof *coll) : NULL;
+    double *host = streams ? malloc((size_t)(4 * pg->n + 1) * sizeof *host) : NULL;
+    double *coll = streams ? malloc((size_t)(4 * pg->n + 1) * sizeof *coll) : NULL;
     if (streams && (!kinds || !host || !coll)) rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
     for (int64_t step = 0; step < o->steps && !rc; step++) {
         if (S->zero3) memset(S->zg, 0, (size_t)S->nmv * sizeof *S->zg);
@@ -1363,7 +1475,8 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
         watch_between(S, step, "the barrier that starts it");
         MPI_Request q = MPI_REQUEST_NULL;
         st__xwait(&S->w, MPI_Ibarrier(S->world, &q), &q, 1, "barrier", S->world, -1);
-        double t0 = now_s(), tp_before = 0, ep_before = 0, cp_before = 0, gemm0 = st__xkernels_gemm_s;
+        double t0 = now_s(), tp_before = 0, ep_before = 0, cp_before = 0, redo_before = 0, redoc_before = 0;
+        double gemm0 = st__xkernels_gemm_s;
         double delay0 = st__xrun_delay_s();
         if (streams && be->step_begin(pg->n)) rc = backend_failed(S, err);
         int64_t nonfinite = 0; /* gradients --check met that are not finite (said at the step's end) */
@@ -1379,7 +1492,8 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             }
             double s = now_s();
             int kind = ST_EXEC_FWD;
-            tp_before = S->tp_s, ep_before = S->ep_s, cp_before = S->cp_s;
+            tp_before = S->tp_s, ep_before = S->ep_s, cp_before = S->cp_s, redo_before = S->redo_s;
+            redoc_before = S->redo_c;
             if (in.kind == ST_INS_COMPUTE && in.phase == ST_PHASE_OPTIMIZER) {
                 /* sp's replicated gradients summed over tp before anything reads them (tp collectives) */
                 for (int g = 0; g < S->nreg; g++)
@@ -1399,8 +1513,12 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             if (streams) be->ins_end(i); /* queued, not waited for: its events time it (step_end) */
             else if (be->sync) be->sync(); /* the instruction's kernels done: its time ends there */
             double e = now_s(), tp = S->tp_s - tp_before, ep = S->ep_s - ep_before, cp = S->cp_s - cp_before;
-            if (streams) kinds[i] = kind, host[3 * i] = tp, host[3 * i + 1] = ep, host[3 * i + 2] = cp;
-            else account(S, i, &in, kind, s - t0, e - t0, tp, ep, cp, kind_s, work);
+            if (streams) {
+                kinds[i] = kind, host[4 * i] = tp, host[4 * i + 1] = ep, host[4 * i + 2] = cp;
+                host[4 * i + 3] = S->redo_c - redoc_before;
+            } else {
+                account(S, i, &in, kind, s - t0, e - t0, tp, ep, cp, S->redo_s - redo_before, kind_s, work);
+            }
             S->heap_peak_bytes = fmax(S->heap_peak_bytes, st__xheap_bytes());
             int kerr = !rc && S->x.be->error ? S->x.be->error(err) : 0; /* a kernel's failure: err says which */
             if (rc)
@@ -1417,8 +1535,10 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             for (int i = 0; i < pg->n && !rc; i++) {
                 st_ins in;
                 st_program_ins(pg, i, &in);
-                account(S, i, &in, kinds[i], work[2 * i], work[2 * i + 1], coll[3 * i] + host[3 * i],
-                        coll[3 * i + 1] + host[3 * i + 1], coll[3 * i + 2] + host[3 * i + 2], kind_s, work);
+                double redo = coll[4 * i + 3] - host[4 * i + 3]; /* (the host's collectives inside: theirs) */
+                account(S, i, &in, kinds[i], work[2 * i], work[2 * i + 1], coll[4 * i] + host[4 * i],
+                        coll[4 * i + 1] + host[4 * i + 1], coll[4 * i + 2] + host[4 * i + 2], redo > 0 ? redo : 0,
+                        kind_s, work);
             }
         }
         double gemm_s = st__xkernels_gemm_s - gemm0, delay_s = st__xrun_delay_s() - delay0;
@@ -1430,8 +1550,9 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
         }
         for (int i = 0; i < S->nsends; i++) p2p_free(S, &S->sendbufs[i]);
         S->nsends = 0;
+        for (int64_t j = 0; S->staged && j < S->M * S->V; j++) p2p_free(S, &S->din[j]); /* (run_xmesh's) */
         double t = now_s() - t0, tmax = 0, loss = 0;
-        double mine = S->x.last && S->tr == 0 ? S->loss_sum / S->den : 0;
+        double mine = S->x.last && S->tr == 0 && S->copy == 0 ? S->loss_sum / S->den : 0;
         /* a loss that is not finite is a diverged run, not a number to print */
         if (!rc && !isfinite(mine))
             rc = st_error_set(err, ST_EINVAL, NULL, "plan", "rank %d step %d: the loss is not finite (the run diverged)",
@@ -1457,7 +1578,7 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
         if (step == 0 || (step == 1 && o->steps > 1) || tmax < best_s) {
             best_s = tmax, S->gemm_s = gemm_s, S->run_delay_s = delay_s, res->kept_step = (int)step;
             memcpy(kind_best, kind_s, sizeof kind_s);
-            memcpy(spans, work, (size_t)(2 * pg->n) * sizeof *spans);
+            memcpy(spans, work, (size_t)(3 * pg->n) * sizeof *spans);
         }
         if (S->rank == 0) {
             res->loss[step] = loss;
@@ -1512,6 +1633,8 @@ static void state_destroy(rank_state *S) {
     for (int i = 0; S->pend && i < S->npend; i++) free(S->pend[i].buf);
     free(S->pend);
     free(S->zins);
+    free(S->shapes);
+    free(S->got);
     st__xmodel_destroy(&S->x);
 }
 
@@ -1575,7 +1698,7 @@ static int gather(const rank_state *S, const st_exec_opts *o, const double *span
         counts = malloc((size_t)n * sizeof *counts);
         displs = malloc((size_t)n * sizeof *displs);
         for (int r = 0; counts && displs && r < n; r++) {
-            counts[r] = 2 * l->progs[r].n;
+            counts[r] = 3 * l->progs[r].n;
             displs[r] = (int)total;
             total += counts[r];
         }
@@ -1588,7 +1711,7 @@ static int gather(const rank_state *S, const st_exec_opts *o, const double *span
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory for the trace");
         goto out;
     }
-    mrc = MPI_Igatherv(spans, 2 * S->pg->n, MPI_DOUBLE, all, counts, displs, MPI_DOUBLE, 0, world, &q);
+    mrc = MPI_Igatherv(spans, 3 * S->pg->n, MPI_DOUBLE, all, counts, displs, MPI_DOUBLE, 0, world, &q);
     st__xwait(w, mrc, &q, 1, "gather", world, -1);
     if (S->rank == 0 && S->wrank == 0) rc = write_trace(S, all, o->trace, err); /* copy 0's alone */
     st__xwait(w, MPI_Ibcast(&rc, 1, MPI_INT, 0, world, &q), &q, 1, "broadcast", world, -1);
@@ -1614,6 +1737,64 @@ static int agree(int failed, int rank, int size, st_error *err) {
     return err->code = ST_EINVAL;
 }
 
+/* Stages of different shapes (st_exec_opts' stages): every stage's layout (new, nstages; NULL when out of memory),
+ * as st_lower_stages lays the ranks out */
+static st_stage_shape *stage_shapes(const st_exec_opts *o) {
+    st_stage_shape *sh = malloc((size_t)(o->nstages > 0 ? o->nstages : 1) * sizeof *sh);
+    for (int d = 0, first = 0; sh && d < o->nstages; d++) {
+        const st_plan *q = o->stages[d].plan;
+        sh[d] = (st_stage_shape){.tp = q->tp, .dp = q->dp, .sp = q->sp, .copies = o->stages[d].copies, .first = first};
+        first += st_stage_width(&sh[d]);
+    }
+    return sh;
+}
+
+/* What runs of them (the same answer on every rank): each stage's plan as check_plan takes it, on its programs;
+ * the ranks laid out as the stages say; the tied embedding's tables split alike on the end stages, not by ZeRO
+ * there (its gradient is summed over devices of both, each stage's sum added once: run_coll) */
+static int check_stages(const st_model *m, const st_lowered *l, const st_exec_opts *o, int size, st_error *err) {
+    int S = o->nstages, rc = 0;
+    if (o->backend != ST_EXEC_CPU || o->replicas > 1 || S < 2)
+        return st_error_set(err, ST_EINVAL, NULL, "stages",
+                            "stages of different shapes run on the cpu backend, %d stages with their own copies, not "
+                            "%s", S, o->backend != ST_EXEC_CPU ? "the cuda backend" : "copies of the whole job");
+    if (size != l->nranks)
+        return st_error_set(err, ST_EINVAL, NULL, "plan",
+                            "the plan's stages run on %d ranks (each stage's tp x dp x copies); mpirun started %d "
+                            "(mpirun -np %d)", l->nranks, size, l->nranks);
+    for (int d = 0; d < S && !rc; d++) {
+        const st_plan *q = o->stages[d].plan;
+        if (q->pp != S || q->vp != 1 || q->cp != 1 || o->stages[d].copies < 1 ||
+            q->mbs * q->dp != o->stages[0].plan->mbs * o->stages[0].plan->dp)
+            return st_error_set(err, ST_EINVAL, NULL, "stages",
+                                "stage %d's plan is not one of a pipeline of %d stages (vp 1, cp 1, one micro-batch)",
+                                d, S);
+        rc = check_plan(q, l, m, size, d, err);
+    }
+    st_stage_shape *sh = stage_shapes(o);
+    if (!sh) return rc ? rc : st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    int n = st_stage_width(&sh[S - 1]) + sh[S - 1].first;
+    for (int i = 0; !rc && i < l->nranks; i++)
+        if (n != l->nranks || l->progs[i].stage < 0 || l->progs[i].stage >= S || i < sh[l->progs[i].stage].first ||
+            i >= sh[l->progs[i].stage].first + st_stage_width(&sh[l->progs[i].stage]))
+            rc = st_error_set(err, ST_EINVAL, NULL, "stages",
+                              "the lowering's rank %d is not where its stage %d lies (%d ranks; the stages' %d)", i,
+                              l->progs[i].stage, l->nranks, n);
+    const st_plan *a = o->stages[0].plan, *z = o->stages[S - 1].plan;
+    int whole0 = a->tp == 1, wholez = z->tp == 1 || o->stages[S - 1].head_dp;
+    if (!rc && m->tied_embeddings && (whole0 != wholez || (!whole0 && a->tp != z->tp)))
+        rc = st_error_set(err, ST_EINVAL, NULL, "stages",
+                          "the tied embedding's table is %s on stage 0 and %s on stage %d: the executor sums its "
+                          "gradient between end stages that hold it alike", whole0 ? "whole" : "split over tp",
+                          wholez ? "whole" : "split over tp", S - 1);
+    if (!rc && m->tied_embeddings && ((a->zero && a->dp > 1) || (z->zero && z->dp > 1)))
+        rc = st_error_set(err, ST_EINVAL, NULL, "stages",
+                          "the tied embedding's gradient between end stages of different shapes is summed whole: "
+                          "ZeRO on stage %d shards it", a->zero && a->dp > 1 ? 0 : S - 1);
+    free(sh);
+    return rc;
+}
+
 int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const st_exec_opts *o,
                 st_exec_result *res, st_error *err) {
     rank_state S = {0};
@@ -1625,13 +1806,26 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
     S.wrank = wrank;
     MPI_Comm_size(MPI_COMM_WORLD, &size);
+    /* stages of different shapes: this rank's stage's plan and splits are the run's */
+    st_exec_opts ostage;
+    if (o->stages) {
+        if ((rc = check_stages(m, l, o, size, err))) {
+            res->refused = 1;
+            return rc;
+        }
+        const st_exec_stage *x = &o->stages[l->progs[wrank].stage];
+        ostage = *o;
+        ostage.attn_rows = x->attn_rows, ostage.moe_rows = x->moe_rows, ostage.router_h = x->router_h;
+        ostage.head_dp = x->head_dp;
+        o = &ostage, p = x->plan;
+    }
     if ((rc = st_exec_job_rank(l->nranks, reps, o->backend, wrank, size, &S.rank, err))) {
         res->refused = 1;
         return rc;
     }
     if (reps > 1) size = l->nranks; /* the copy's */
     res->rank = S.rank, res->nranks = size, res->steps = o->steps;
-    if ((rc = check_plan(p, l, m, size, err)) ||
+    if ((rc = check_plan(p, l, m, size, o->stages ? l->progs[S.rank].stage : -1, err)) ||
         (rc = check_fault(getenv("STRATA_EXEC_FAULT"), l, &S.fault, err))) {
         res->refused = 1;
         return rc;
@@ -1650,6 +1844,10 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     st__xkernels_threads(1); /* one core per rank (the ranks are the parallelism) */
     S.l = l;
     S.pg = &l->progs[S.rank];
+    if (o->stages) {
+        S.staged = 1, S.nstages = o->nstages, S.shapes = stage_shapes(o), S.rows = p->mbs * p->dp * p->seq;
+        if (S.shapes) S.copy = (S.rank - S.shapes[S.pg->stage].first) % S.shapes[S.pg->stage].copies;
+    }
     S.M = l->microbatches, S.T = p->seq, S.gbs = p->gbs, S.zero = p->zero >= 1 && p->zero <= 3;
     S.zero3 = p->zero == 3;
     S.pp = p->pp, S.dual = p->schedule == ST_SCHED_DUALPIPE, S.V = S.dual ? 2 : p->vp;
@@ -1702,11 +1900,12 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     S.fwd_out = calloc(M, sizeof *S.fwd_out);
     S.bwd_done = calloc(M, sizeof *S.bwd_done);
     S.din = calloc(M, sizeof *S.din);
+    S.got = S.staged ? calloc(M, sizeof *S.got) : NULL;
     S.reqs = calloc((size_t)S.pg->n + 1, sizeof *S.reqs);
     S.sendbufs = calloc((size_t)S.pg->n + 1, sizeof *S.sendbufs);
     S.sendins = calloc((size_t)S.pg->n + 1, sizeof *S.sendins);
     S.tokens = malloc((size_t)(2 * p->mbs * (p->seq + 1)) * sizeof *S.tokens);
-    spans = calloc((size_t)(4 * S.pg->n + 2), sizeof *spans); /* the kept iteration's, then the running one's */
+    spans = calloc((size_t)(6 * S.pg->n + 2), sizeof *spans); /* the kept iteration's, then the running one's */
     if (S.rank == 0) {
         res->loss = calloc((size_t)o->steps, sizeof *res->loss);
         res->iteration_s = calloc((size_t)o->steps, sizeof *res->iteration_s);
@@ -1720,6 +1919,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
         if (!rc) rc = st_error_set(err, ST_EINVAL, NULL, NULL, "MPI could not split the world into the plan's copies");
     }
     int bad = rc || !S.comms || !S.acts || !S.act_in || !S.grad_in || !S.fwd_out || !S.bwd_done || !S.din || !S.reqs ||
+              (S.staged && (!S.shapes || !S.got)) ||
               !S.sendbufs || !S.sendins || !S.tokens || !spans || (S.rank == 0 && (!res->loss || !res->iteration_s ||
               !res->kind_s || !res->ref_loss || !res->stats)) || setup_regions(&S) ||
               (S.zero3 && z3_setup(&S, o->seed, gd));
@@ -1762,6 +1962,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     S.x.hcomm = (st__xcomm){.allreduce = hd_allreduce, .allgather = hd_allgather, .reduce_scatter = hd_reduce_scatter,
                             .ctx = &S};
     S.x.hcomm_tokens = hd_tokens;
+    S.x.redo_clock.fn = redo_clock, S.x.redo_clock.ctx = &S;
     /* the backend's communicators, each step agreed on (a rank that went on would wait for one that
      * stopped) */
     if (o->backend == ST_EXEC_CUDA &&
@@ -1776,7 +1977,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     for (int i = 0; i < ST_EXEC_TENSORS; i++) res->grad_diff[i] = res->grad_ref[i] = -1;
     S.w.world = S.world;
     st__xcrash_install(&S.w);
-    rc = run_steps(&S, o, Rp, res, spans, spans + 2 * S.pg->n + 1, kind_s, err);
+    rc = run_steps(&S, o, Rp, res, spans, spans + 3 * S.pg->n + 1, kind_s, err);
     st__xcrash_remove();
     if (rc) goto out;
     watch_between(&S, -1, "gathering the results at rank 0");
@@ -1797,7 +1998,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     for (int i = 0; i < S.x.ntensors; i++) {
         const st__xtensor *t = &S.x.tensors[i];
         int replicated = t->nrows == t->rows && t->ncols == t->cols && t->expert < 0; /* (moe_rows: own experts) */
-        int once = !(replicated && S.tr != 0) && !(!strcmp(t->name, "wte") && !S.x.first) &&
+        int once = !(replicated && S.tr != 0) && !(!strcmp(t->name, "wte") && !S.x.first) && S.copy == 0 &&
                    (t->expert >= 0 ? S.dr < S.ep : S.dr == 0) && !(S.dual && S.pg->stage >= S.pp / 2);
         if (once) np += (double)(t->nrows * t->ncols);
     }

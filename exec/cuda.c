@@ -97,11 +97,13 @@ typedef struct marks {
     cudaEvent_t ev[MAX_STREAMS];
 } marks;
 
-/* the timing of a step (step_begin .. step_end): an event pair per instruction, per GEMM and per
- * tp, ep or cp collective (a region), read once at the step's end */
-enum { REG_TP, REG_EP, REG_CP, REG_GEMM };
+/* the timing of a step (step_begin .. step_end): an event pair per instruction, per GEMM, per
+ * tp, ep or cp collective and per block rebuild inside a backward (redo_mark; a region), read once at the
+ * step's end */
+enum { REG_TP, REG_EP, REG_CP, REG_REDO, REG_GEMM };
 typedef struct region {
     int ins, kind; /* the instruction it ran in (-1: none), REG_* */
+    int in_redo;   /* a collective inside a rebuild (its time the collective's, not the rebuild's) */
     cudaEvent_t a, b;
 } region;
 
@@ -118,6 +120,7 @@ static struct {
     int cur_ins;                /* the running instruction, -1 between */
     region *reg;
     int nreg, capreg;
+    cudaEvent_t redo_a;         /* redo_mark: the open rebuild's start (NULL: none open) */
     marks bufm; /* the staging buffer's */
     void *lib, *liblt;
     cublasHandle_t h;
@@ -375,7 +378,7 @@ static void region_end(int kind, cudaEvent_t a) {
         }
         g.reg = r, g.capreg += 256;
     }
-    g.reg[g.nreg++] = (region){g.cur_ins, kind, a, b};
+    g.reg[g.nreg++] = (region){g.cur_ins, kind, kind <= REG_CP && g.redo_a, a, b};
 }
 
 /* c' (m x n, ld m) = beta c' + op(a') op(b') in column-major terms, timed by events (the GEMM clock,
@@ -1325,17 +1328,31 @@ static double elapsed_s(cudaEvent_t a, cudaEvent_t b) {
     return a && b && !cuda_ok(cudaEventElapsedTime(&ms, a, b), "cudaEventElapsedTime") ? 1e-3 * ms : 0;
 }
 
+/* st__xbackend's redo_mark: a block's rebuild inside the running backward, from here (end 0) to here (end 1): a
+ * region of its own, the collectives recorded inside it marked (step_end counts them as theirs, not the rebuild's) */
+static void redo_mark(int end) {
+    if (!end) {
+        g.redo_a = region_begin();
+        return;
+    }
+    cudaEvent_t a = g.redo_a;
+    g.redo_a = NULL;
+    region_end(REG_REDO, a);
+}
+
 static int step_end(double *span, double *coll) {
     int rc = wait_streams("GPU streams at the step's end (their kernels and NCCL collectives)");
     memset(span, 0, (size_t)(2 * g.nins) * sizeof *span);
-    memset(coll, 0, (size_t)(3 * g.nins) * sizeof *coll);
+    memset(coll, 0, (size_t)(4 * g.nins) * sizeof *coll);
     if (rc || g.fail[0]) return -1;
     for (int i = 0; i < g.nins; i++)
         if (g.ins_a[i] && g.ins_b[i]) span[2 * i] = elapsed_s(g.t0, g.ins_a[i]), span[2 * i + 1] = elapsed_s(g.t0, g.ins_b[i]);
     for (int r = 0; r < g.nreg; r++) {
-        double t = elapsed_s(g.reg[r].a, g.reg[r].b);
-        if (g.reg[r].kind == REG_GEMM) st__xkernels_gemm_s += t;
-        else if (g.reg[r].ins >= 0 && g.reg[r].ins < g.nins) coll[3 * g.reg[r].ins + g.reg[r].kind] += t;
+        const region *e = &g.reg[r];
+        double t = elapsed_s(e->a, e->b);
+        if (e->kind == REG_GEMM) st__xkernels_gemm_s += t;
+        else if (e->ins >= 0 && e->ins < g.nins) coll[4 * e->ins + e->kind] += t;
+        if (e->in_redo && e->ins >= 0 && e->ins < g.nins) coll[4 * e->ins + REG_REDO] -= t;
     }
     return g.fail[0] ? -1 : 0;
 }
@@ -1404,7 +1421,7 @@ int st__xcuda_open(const st__xbackend **be, st_error *err) {
                            moe_route,  moe_place, moe_gather, moe_sort, moe_permute, moe_combine, moe_dy,
                            moe_router_bwd,
                            kernel_error, mem_alloc, mem_free, mem_copy, mem_copy2d, mem_zero, wait_queued,
-                           step_begin, ins_begin, ins_end, step_end};
+                           step_begin, ins_begin, ins_end, step_end,  redo_mark};
     *be = &table;
     return 0;
 }

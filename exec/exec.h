@@ -33,7 +33,9 @@ int st_exec_backend_parse(const char *s, st_exec_backend *out); /* 0 or ST_EINVA
  * copies). The tp collectives (with sp: all-gathers and reduce-scatters) run inside the compute,
  * where Megatron-LM issues them (exec/model.c); the fused
  * lowering's "tp collectives" instruction after each compute is shown with their measured time, its
- * "ep all-to-all" with the MoE blocks' dispatch and combine. Built when configure found MPI and a CBLAS;
+ * "ep all-to-all" with the MoE blocks' dispatch and combine. An operator-level plan whose stages sit on
+ * meshes of different shapes runs each stage as its own plan (st_exec_stage, below; st_lower_stages), its
+ * SEND/RECV moving the rows of the cross-mesh exchange. Built when configure found MPI and a CBLAS;
  * otherwise st_exec_mpi_init says what is missing (exec/nompi.c). */
 
 /* the measured kinds of instruction, the rows of st_exec_result.kind_s */
@@ -81,7 +83,27 @@ typedef struct st_exec_opts {
     int head_dp;       /* an operator-level plan's output layer and loss vocabulary-parallel over the dp group, on the
                           final norm's rows gathered there from each tp rank's (st_as_hybrid's; sp or tp 1; the
                           embedding whole; exec/model.c); the cpu backend's */
+    /* an operator-level plan whose stages run on meshes of different shapes (NULL: one plan for all): nstages
+     * stages, stage d's as stages[d] says (its plan and splits replace the run's plan and the fields above on
+     * its ranks), lowered by st_lower_stages; replicas 1; the cpu backend's */
+    const struct st_exec_stage *stages;
+    int nstages;
 } st_exec_opts;
+
+/* One stage of such a plan (st_exec_opts' stages): its hybrid plan (tp, dp, sp, ep, zero, recompute, pp the
+ * pipeline's; mbs the plan's micro-batch over its dp: each dp rank's share of the same micro-batch, as the ILP
+ * splits the batch), its copies (the ILP's mesh axes on which it splits nothing), and its splits as st_exec_opts'
+ * fields above. Its ranks lie as st_stage_shape (src/lower/lower.h) lays them out: the residual stream moves
+ * between stages of different shapes as the cross-mesh exchange's rows (st_stage_exchange); dp rank q of a
+ * stage runs micro-batch j's samples (j dp + q) mbs' .. + mbs' (mbs' its share), so that every stage holds the
+ * same rows of micro-batch j whatever its dp; a tied embedding's gradient is summed over the end stages' devices
+ * of one tp rank, each stage's sum added once (its dp rank 0's copy 0). Refused: a tied embedding whose tables
+ * the end stages split otherwise (tp, or whole under head_dp), or sharded by ZeRO there. */
+typedef struct st_exec_stage {
+    const st_plan *plan;
+    int copies;
+    int attn_rows, moe_rows, router_h, head_dp;
+} st_exec_stage;
 
 /* The job rank world rank world_rank runs, with `replicas` copies of a job of nranks ranks (st_exec_opts): copy
  * world_rank % replicas, rank world_rank / replicas, so that a stage's copies are neighbours, as the ILP's stage

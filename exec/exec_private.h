@@ -202,13 +202,18 @@ typedef struct st__xbackend {
      * ST_STREAM_*, and its dep[2]: the backend queues the work on that stream, after the deps' ends),
      * ins_end(i) after it, and step_end(span, coll) once the program ran: it waits for everything
      * queued (the step's end) and fills span[2i], span[2i + 1] with instruction i's start and end in
-     * seconds from the step's start, coll[3i + 0, 1, 2] with the seconds of the tp, ep and cp
-     * collectives it ran inside (each from where its stream reached it to its end), and adds its GEMMs'
+     * seconds from the step's start, coll[4i + 0, 1, 2] with the seconds of the tp, ep and cp
+     * collectives it ran inside (each from where its stream reached it to its end) and coll[4i + 3] with
+     * those of the stretches redo_mark marked in it, less the collectives inside them, and adds its GEMMs'
      * seconds to st__xkernels_gemm_s. Nonzero: a failure (error() says which), spans 0. */
     int (*step_begin)(int n);
     void (*ins_begin)(int i, int stream, const int32_t *dep);
     void (*ins_end)(int i);
     int (*step_end)(double *span, double *coll);
+    /* such a backend's mark of the start (end 0) and the end (end 1) of a stretch of the running instruction's
+     * work that the runtime counts as another's: a block's rebuild inside a backward, the recompute's
+     * (st__xmodel's redo_clock). NULL: the host's clock times it (the CPU's). */
+    void (*redo_mark)(int end);
 } st__xbackend;
 /* the CPU's: the kernels above (BLAS or plain C GEMMs as st__xkernels_reference says) */
 extern const st__xbackend st__xbackend_cpu;
@@ -358,6 +363,13 @@ typedef struct st__xmodel {
      * in-place all-gather of its rows' targets (n tokens per rank) */
     st__xcomm hcomm;
     void (*hcomm_tokens)(void *ctx, int32_t *buf, int64_t n);
+    /* The blocks' rebuilds that a backward runs itself (recompute block by block, exec/model.c "activation
+     * recompute"): fn(ctx, 0) right before each, fn(ctx, 1) right after it, so that the runtime times them as
+     * the recompute's (exec/cpu.c, redo_clock). NULL fn: untimed. */
+    struct {
+        void (*fn)(void *ctx, int end);
+        void *ctx;
+    } redo_clock;
     const st__xbackend *be; /* st__xpart's (borrowed) */
 } st__xmodel;
 
@@ -403,10 +415,12 @@ int st__xmodel_backward(st__xmodel *x, st__xacts *acts, const float *dout, doubl
  * ST_EINVAL when no input half left it work. Free acts after the weight half. */
 int st__xmodel_backward_input(st__xmodel *x, st__xacts *acts, const float *dout, double loss_scale, const float **din);
 int st__xmodel_backward_weight(st__xmodel *x, st__xacts *acts);
-/* With recompute, the forward kept only what the recompute starts from; this makes the rest again
- * (full: the chunk's blocks from its input; selective: the attention probabilities; op: each block's
- * dropped activations from its kept input and saved GEMM outputs, exec/model.c block_redo). Before the
- * backward, which refuses (ST_EINVAL) until it ran. 0, ST_EINVAL (nothing was dropped), ST_ENOMEM. */
+/* With recompute, the forward kept only what the recompute starts from (full: each block's input; selective: all
+ * but the attention probabilities; op: each block's input and saved GEMM outputs) and one block's room for the
+ * rest; this makes the room and in it the chunk's last block's dropped activations again (full: its forward;
+ * selective: the probabilities; op: exec/model.c block_redo), and the backward then makes each other block's
+ * right before that block's backward, in the same room (timed by redo_clock). Before the backward, which refuses
+ * (ST_EINVAL) until it ran. 0, ST_EINVAL (nothing was dropped), ST_ENOMEM. */
 int st__xmodel_recompute(st__xmodel *x, st__xacts *acts);
 void st__xacts_free(st__xacts *a);
 
@@ -427,9 +441,10 @@ int st__xmodel_backward_unit(st__xmodel *x, st__xacts *a, int layer, const float
                              const float **din, int *last);
 /* With recompute (the forward_unit's kept only what it starts from: full, each block's input;
  * selective, q, k and v; op, each block's input and saved outputs): makes the next backward unit's
- * activations again, which must be `layer`, a
- * block (the embedding and the output layer are not recomputed), before its backward unit, on the
- * same gathered parameters. 0, ST_EINVAL (not that unit, not a block, or nothing was dropped), ST_ENOMEM. */
+ * activations again, which must be `layer`, a block (the embedding and the output layer are not
+ * recomputed), before its backward unit, on the same gathered parameters, into the one block's room that
+ * the chunk's blocks use in turn. 0, ST_EINVAL (not that unit, not a block, or nothing was dropped),
+ * ST_ENOMEM. */
 int st__xmodel_recompute_unit(st__xmodel *x, st__xacts *a, int layer);
 /* The split backward unit by unit (the zero-bubble schedules' halves, st__xmodel_backward_input and
  * _weight): the input half of the next unit, as st__xmodel_backward_unit; then, any time after it,

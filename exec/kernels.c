@@ -422,4 +422,4 @@ const st__xbackend st__xbackend_cpu = {
     st__xxent_exp, st__xxent_norm,  st__xxent_bwd,   moe_route,      moe_place,      moe_gather,    moe_sort,
     moe_permute,   moe_combine,     moe_dy,          moe_router_bwd, NULL,           mem_alloc,     mem_free,
     mem_copy,      mem_copy2d,      mem_zero,        NULL,           NULL,           NULL,          NULL,
-    NULL}; /* host clocks */
+    NULL,          NULL}; /* host clocks */

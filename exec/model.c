@@ -36,20 +36,34 @@
  * experts, no biases in expert blocks.
  *
  * Activation recompute (Korthikanti et al. 2022, Sec. 5; Megatron-LM's --recompute-granularity):
- * full keeps a chunk's input and drops its blocks' activations after the forward, and the recompute
- * runs the blocks again from it, their tp collectives and ep all-to-alls included (Megatron's full
- * recompute checkpoints each block's input: the same numbers); selective drops the attention
- * probabilities and recomputes them (QK^T, softmax, times V) from the kept q, k and v. The output
- * layer and the loss are not recomputed (Megatron does not either). op is torchtitan's op-level
- * selective checkpointing as src/core/opgraph.c prices it (op_sac): each block keeps its input and the
- * outputs its policy saves, every second GEMM's (wq's and wv's of the three in QKV, w1's of SwiGLU's
- * fc1 or GELU's fc1, SwiGLU's w2), the attention's output and, with sp, the two reduce-scatters'
- * (layout's part 3); the rest is dropped after the forward and block_redo makes it again before the
- * backward, running the operators the lowering's recompute names (the unsaved GEMMs alone: wk's, w3's
- * or GELU's fc2); the probabilities, which a fused kernel never keeps, are made again right before each
- * block's attention backward. Under recompute=op a fused GEMM's forward runs as one call per part (fused_fwd:
- * torchtitan's separate linears), so that wk's or w3's recompute repeats the forward's own call. Dense
- * blocks only, without cp or an operator-level plan's splits (st__xmodel_init refuses the rest).
+ * full keeps each block's input and drops the rest of its activations after its forward, and the recompute
+ * runs the block again from it, its tp collectives and ep all-to-alls included (Megatron's full recompute
+ * with --recompute-method uniform and --recompute-num-layers 1 checkpoints each block's input: the same
+ * numbers); selective drops the attention probabilities and recomputes them (QK^T, softmax, times V) from the
+ * kept q, k and v. The output layer and the loss are not recomputed (Megatron does not either). op is
+ * torchtitan's op-level selective checkpointing as src/core/opgraph.c prices it (op_sac): each block keeps its
+ * input and the outputs its policy saves, every second GEMM's (wq's and wv's of the three in QKV, w1's of
+ * SwiGLU's fc1 or GELU's fc1, SwiGLU's w2), the attention's output and, with sp, the two reduce-scatters'
+ * (layout's part 3); the rest is dropped after the forward and block_redo makes it again before the block's
+ * backward, running the operators the lowering's recompute names (the unsaved GEMMs alone: wk's, w3's or
+ * GELU's fc2); the probabilities, which a fused kernel never keeps, are made again right before each block's
+ * attention backward. Under recompute=op a fused GEMM's forward runs as one call per part (fused_fwd:
+ * torchtitan's separate linears), so that wk's or w3's recompute repeats the forward's own call. Dense blocks
+ * only, without cp or an operator-level plan's splits (st__xmodel_init refuses the rest).
+ * Block by block (Megatron-LM's CheckpointFunction per block, tensor_parallel/random.py; torchtitan's
+ * checkpoint_wrapper per block): what a recompute makes again lies in a room of one block's activations
+ * (layout's parts 1 with full and op, 2 with any), which the chunk's blocks use in turn, as the cost model
+ * prices one block's working set (cost/memory.c): the forward writes each block's there and drops it with the
+ * next block's; the program's recompute instruction (one per chunk and micro-batch, right before its
+ * backward) makes the room and the chunk's last block's activations in it; the backward then makes each other
+ * block's (redo_block), right before that block's backward, into the same room. The time of those rebuilds is
+ * the recompute's: the backward marks each (st__xmodel's redo_clock) and the runtime moves its seconds from the
+ * backward to the recompute instruction in the per-kind clocks and shows them as a recompute span at the
+ * backward's start in the trace (exec/cpu.c, account). ZeRO-3's unit-wise recompute (one instruction per block)
+ * uses the same room. A split backward (the zero-bubble schedules) copies the inputs of the linear layers that
+ * lie in the room beside their output gradients (lin_bwd) for its weight half, which runs after other blocks
+ * took the room, and gives the room back at the input half's end (torch's weight closures keep the tensors the
+ * recompute made; the lowering prices those inputs under full recompute, st__block_wgrad).
  *
  * Zero-bubble schedules (Qi et al. 2023, "Zero Bubble Pipeline Parallelism", Sec. 2) split a backward
  * into B, the input gradients the previous stage waits for, and W, the weight gradients, run later
@@ -568,23 +582,27 @@ struct st__xacts {
     float *mem, *bmem, *pmem, *kmem;
     const st__xbackend *be; /* the model's: what holds them */
     int pmem_host;
+    /* full and op recompute: part 1's floats, the room of one block's activations that the chunk's blocks
+     * share (in_room); 0 otherwise */
+    int64_t room_n;
     /* after st__xmodel_backward_input: the weight gradients it left (nwg of wg), their output
-     * gradients' copies in wmem (wused floats of it taken) */
+     * gradients' copies in wmem (wused floats of it taken), and those of their inputs that lay in the room */
     xwgrad *wg;
     int nwg;
     float *wmem;
     int64_t wused;
     int dropped;              /* a recompute dropped activations that st__xmodel_recompute makes again */
-    /* unit-wise (ZeRO-3): with full recompute each block's input (nl x Ns x h), kept by the forward; 1 +
-     * the unit the recompute made again last (0: none); the unit an input half runs; weight halves run */
-    float *ck;
-    int redo, wlayer, wnext;
+    /* the block whose dropped activations the room holds (-1: none); lazy: st__xmodel_recompute ran, and
+     * the backward makes each block's again right before that block's backward (redo_block) */
+    int built, lazy;
+    /* unit-wise (ZeRO-3): the unit an input half runs; weight halves run */
+    int wlayer, wnext;
     int fnext, bnext, flip;   /* units run forward, backward; which work buffer holds the gradient */
     int chunk, head, tail, nl; /* its chunk; whether that holds the embedding, the loss; its blocks */
     int32_t *tokens, *targets; /* the rows' (row_tokens), where the chunk holds the embedding or the loss */
     int32_t *htgt;             /* hd > 1, where it holds the loss: htgt[1 + m] the target of the output layer's row m */
     xlayer_acts *lay; /* per block; lay[i + 1].x is block i's output, in `out` after the last */
-    float *out, *in0, *nf, *meanf, *rstdf, *logits; /* logits hold the probabilities after the forward */
+    float *out, *nf, *meanf, *rstdf, *logits; /* logits hold the probabilities after the forward */
 };
 
 /* n floats at *off into base (NULL: only counted) */
@@ -596,26 +614,30 @@ static float *carve(float *base, int64_t *off, int64_t n) {
 
 /* Counts (base NULL: the floats of each part into n) or carves the activations of a micro-batch's
  * chunk of nl blocks (tail: it holds the loss) from four parts: 0, what every recompute keeps (the
- * chunk's output, the loss's, with full recompute a copy of the chunk's input); 1, the blocks' (full
- * and op recompute drop them); 2, the attention probabilities (every recompute drops them; with
- * recompute=op one block's, which every block uses in turn); 3, with recompute=op what its policy
- * keeps of each block: its input, wq's, wv's and w1's outputs (SwiGLU's w2's too), the attention's
- * output and the reduce-scatters' (sp), the block's op_saved_bytes (src/core/opgraph.c, op_sac);
- * empty otherwise. */
+ * chunk's output, the loss's); 1, the blocks' (with full and op recompute one block's, a room that every
+ * block uses in turn: the forward drops each block's after its forward, the backward makes each block's
+ * again right before that block's backward, redo_block); 2, the attention probabilities (with any
+ * recompute one block's room alike); 3, what full and op recompute keep of each block: full, its input
+ * (Megatron-LM's per-block checkpoint, which the cost model prices, cost/memory.c st__block_act); op, its
+ * input, wq's, wv's and w1's outputs (SwiGLU's w2's too), the attention's output and the reduce-scatters'
+ * (sp), the block's op_saved_bytes (src/core/opgraph.c, op_sac); empty otherwise. */
 static void layout(const st__xmodel *x, int nl, int tail, st__xacts *a, float *const *base, int64_t *n) {
     int64_t N = x->B * x->T, S = x->Ns, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d, o[4] = {0, 0, 0, 0};
+    int64_t top1 = 0, top2 = 0; /* the rooms' floats: one block's */
     float *b0 = base ? base[0] : NULL, *b1 = base ? base[1] : NULL, *b2 = base ? base[2] : NULL;
-    int op = x->recompute == 3;
-    float *bk = op ? (base ? base[3] : NULL) : b1, *probs0 = NULL; /* what recompute=op keeps: part 3, else 1 */
-    int64_t *ok = op ? &o[3] : &o[1];
+    float *b3 = base ? base[3] : NULL;
+    int op = x->recompute == 3, room1 = x->recompute >= 2, room2 = x->recompute >= 1;
+    float *bk = op ? b3 : b1, *bx = room1 ? b3 : b1; /* what recompute=op keeps; each block's input */
+    int64_t *ok = op ? &o[3] : &o[1], *ox = room1 ? &o[3] : &o[1];
     for (int l = 0; l < nl; l++) {
         xlayer_acts t = {0};
-        t.x = carve(bk, ok, S * h), t.n1 = carve(b1, &o[1], N * h);
+        if (room1) o[1] = 0; /* every block's at the same places */
+        if (room2) o[2] = 0;
+        t.x = carve(bx, ox, S * h), t.n1 = carve(b1, &o[1], N * h);
         t.mean1 = carve(b1, &o[1], S), t.rstd1 = carve(b1, &o[1], S);
         t.q = x->rope ? carve(b1, &o[1], N * ql) : carve(bk, ok, N * ql); /* rotated in place: kept as qw */
         t.k = carve(b1, &o[1], N * kl), t.v = carve(bk, ok, N * kl);
-        t.probs = op && l > 0 ? probs0 : carve(b2, &o[2], x->B * x->a_l * x->T * x->Tg), t.ao = carve(bk, ok, N * ql);
-        probs0 = t.probs;
+        t.probs = carve(b2, &o[2], x->B * x->a_l * x->T * x->Tg), t.ao = carve(bk, ok, N * ql);
         if (op) {
             t.qw = x->rope ? carve(bk, ok, N * ql) : NULL;
             t.pr = x->sp ? carve(bk, ok, S * h) : NULL;
@@ -631,14 +653,18 @@ static void layout(const st__xmodel *x, int nl, int tail, st__xacts *a, float *c
         t.h1 = carve(bk, ok, N * x->f_l), t.h3 = x->swiglu ? carve(b1, &o[1], N * x->f_l) : NULL;
         t.g = carve(b1, &o[1], N * x->f_l);
         if (base) t.moe = a->lay[l].moe, a->lay[l] = t;
+        if (o[1] > top1) top1 = o[1];
+        if (o[2] > top2) top2 = o[2];
     }
-    float *out = carve(b0, &o[0], S * h), *in0 = x->recompute == 2 && nl > 0 ? carve(b0, &o[0], S * h) : NULL;
-    float *nf = NULL, *meanf = NULL, *rstdf = NULL, *logits = NULL;
+    if (room1) o[1] = top1;
+    if (room2) o[2] = top2;
+    float *out = carve(b0, &o[0], S * h), *nf = NULL, *meanf = NULL, *rstdf = NULL, *logits = NULL;
     if (tail) {
         nf = carve(b0, &o[0], (x->hN > N ? x->hN : N) * h), meanf = carve(b0, &o[0], S), rstdf = carve(b0, &o[0], S);
         logits = carve(b0, &o[0], x->hN * x->hV_l);
     }
-    if (base) a->out = out, a->in0 = in0, a->nf = nf, a->meanf = meanf, a->rstdf = rstdf, a->logits = logits;
+    if (base) a->out = out, a->nf = nf, a->meanf = meanf, a->rstdf = rstdf, a->logits = logits;
+    if (base) a->room_n = room1 ? o[1] : 0;
     if (n) n[0] = o[0], n[1] = o[1], n[2] = o[2], n[3] = o[3];
 }
 
@@ -666,7 +692,6 @@ void st__xacts_free(st__xacts *a) {
     free(a->lay);
     free(a->wg);
     acts_release(a, &a->wmem, 0);
-    acts_release(a, &a->ck, 0);
     free(a);
 }
 
@@ -1590,10 +1615,10 @@ static int heads_rows(st__xmodel *x, float *heads, float *rows, int dir) {
 }
 
 /* the attention sublayer as Megatron-LM shards it: t->x2 = x + proj(attention(QKV(norm(x)))) [Ns x h],
- * this rank's heads; with attn_rows 1 the projection on the rows. 0 or ST_ENOMEM. */
-static int heads_attn_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t) {
+ * this rank's heads; with attn_rows 1 the projection on the rows; scratch as block_fwd's. 0 or ST_ENOMEM. */
+static int heads_attn_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *scratch) {
     int64_t N = x->B * x->T, S = x->Ns, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d;
-    float *part = x->sp ? x->work : NULL; /* a row-parallel GEMM's partial sums, with sp */
+    float *part = x->sp ? scratch : NULL; /* a row-parallel GEMM's partial sums, with sp */
     x->be->norm_fwd(own_rows(x, t->n1), t->mean1, t->rstd1, t->x, w->ln1_w, w->ln1_b, S, h);
     gather_rows(x, t->n1);
     if (x->attn_rows == 3) wide_qkv_fwd(x, w, t);
@@ -1620,10 +1645,13 @@ static int heads_attn_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t) {
     return 0;
 }
 
-static int block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *out) {
+/* a block's forward from t->x into out [Ns x h]; scratch [N x h], the row-parallel GEMMs' partial sums with sp (the
+ * work buffer's start in the forward; in a rebuild inside the backward the block backward's, clear of the residual
+ * gradient: redo_block). 0 or ST_ENOMEM. */
+static int block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *out, float *scratch) {
     int64_t N = x->B * x->T, S = x->Ns, h = x->h;
-    float *part = x->sp ? x->work : NULL; /* a row-parallel GEMM's partial sums, with sp */
-    int rc = x->attn_rows == 2 ? rows_attn_fwd(x, w, t) : heads_attn_fwd(x, w, t);
+    float *part = x->sp ? scratch : NULL; /* a row-parallel GEMM's partial sums, with sp */
+    int rc = x->attn_rows == 2 ? rows_attn_fwd(x, w, t) : heads_attn_fwd(x, w, t, scratch);
     if (rc) return rc;
     x->be->norm_fwd(own_rows(x, t->n2), t->mean2, t->rstd2, t->x2, w->ln2_w, w->ln2_b, S, h);
     if (w->router && x->moe_rows) { /* on this rank's rows, whole: no gather, no reduce-scatter */
@@ -1670,7 +1698,7 @@ static int block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *
  * scratch: equal to it bit for bit). Not the attention (its output kept): the probabilities, which a fused
  * kernel keeps only as the log-sum-exp, block_bwd makes again right before the attention's backward, where
  * FlashAttention's backward makes them (Dao 2023, Sec. 3.1.2). The scratch is block_bwd's (dn and dx2 in the
- * work buffer, clear of the residual gradient that a unit-wise backward keeps at its start). 0 or ST_ENOMEM. */
+ * work buffer, clear of the residual gradient that the backward keeps between blocks). 0 or ST_ENOMEM. */
 static int block_redo(st__xmodel *x, const st__xlayer *w, xlayer_acts *t) {
     int64_t N = x->B * x->T, S = x->Ns, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d, fl = x->f_l;
     float *part = x->work + 2 * N * h, *res = part + N * h;
@@ -1763,7 +1791,7 @@ st__xacts *st__xmodel_forward_begin(st__xmodel *x, int chunk, const int32_t *tok
     int64_t n[4];
     layout(x, (int)nl, a->tail, a, NULL, n);
     a->lay = calloc((size_t)(nl > 0 ? nl : 1), sizeof *a->lay);
-    a->be = x->be, a->pmem_host = x->cp > 1;
+    a->be = x->be, a->pmem_host = x->cp > 1, a->built = -1;
     a->mem = acts_alloc(a, n[0], 0);
     a->bmem = acts_alloc(a, n[1], 0);
     a->pmem = acts_alloc(a, n[2], a->pmem_host);
@@ -1781,18 +1809,14 @@ st__xacts *st__xmodel_forward_begin(st__xmodel *x, int chunk, const int32_t *tok
     return a;
 }
 
-/* the forward's end: the chunk's output, and what the recompute makes again not kept */
+/* the forward's end: the chunk's output, and the rooms of what the recompute makes again not kept (full and op:
+ * each block's input and op's saved outputs lie in part 3) */
 static void fwd_finish(st__xmodel *x, st__xacts *a, const float **out) {
-    int64_t S = x->Ns, h = x->h, nl = a->nl;
     if (!a->tail) *out = a->out;
-    if (x->recompute && nl > 0) {
-        if (x->recompute == 2) {
-            x->be->mem_copy(a->in0, a->lay[0].x, S * h);
-            for (int64_t l = 0; l < nl; l++) moe_free(a->lay[l].moe), a->lay[l].moe = NULL;
-        }
-        if (x->recompute >= 2) acts_release(a, &a->bmem, 0); /* op: its blocks' inputs and saved outputs in part 3 */
+    if (x->recompute && a->nl > 0) {
+        if (x->recompute >= 2) acts_release(a, &a->bmem, 0);
         acts_release(a, &a->pmem, a->pmem_host);
-        a->dropped = 1;
+        a->dropped = 1, a->built = -1;
     }
 }
 
@@ -1811,7 +1835,11 @@ static int fwd_unit(st__xmodel *x, st__xacts *a, double *loss) {
         if (x->wpe) positions(x, x0, x->wpe, 0);
         return 0;
     }
-    if (u < nl) return block_fwd(x, &x->lp[k0 + u], &a->lay[u], u + 1 < nl ? a->lay[u + 1].x : a->out);
+    if (u < nl) {
+        int rc = block_fwd(x, &x->lp[k0 + u], &a->lay[u], u + 1 < nl ? a->lay[u + 1].x : a->out, x->work);
+        if (x->recompute == 2) moe_free(a->lay[u].moe), a->lay[u].moe = NULL; /* full: made again with the block */
+        return rc;
+    }
     if (x->hd > 1) { /* the final norm's rows and their targets gathered over the hd group, its vocabulary share */
         int64_t r0 = x->sp ? x->tr * S : 0;
         x->be->norm_fwd(a->nf + x->hr * S * h, a->meanf, a->rstdf, a->out, x->lnf_w, x->lnf_b, S, h);
@@ -1847,44 +1875,66 @@ int st__xmodel_forward_unit(st__xmodel *x, st__xacts *a, int layer, const float 
     if (a->fnext >= unit_count(a) || unit_layer(x, a, a->fnext) != layer) return ST_EINVAL;
     int rc = fwd_unit(x, a, loss);
     if (rc || a->fnext < unit_count(a)) return rc;
-    if (x->recompute == 2 && a->nl > 0) { /* each block's input, which the unit-wise recompute starts from */
-        int64_t Sh = x->Ns * x->h;
-        if (!(a->ck = acts_alloc(a, a->nl * Sh, 0))) return ST_ENOMEM;
-        for (int l = 0; l < a->nl; l++) x->be->mem_copy(a->ck + l * Sh, a->lay[l].x, Sh);
-    }
     fwd_finish(x, a, out), *last = 1;
     return 0;
 }
 
-int st__xmodel_recompute(st__xmodel *x, st__xacts *a) {
-    int64_t S = x->Ns, h = x->h, k0 = chunk_first(x, a->chunk), n[4];
-    if (!a->dropped) return ST_EINVAL;
+/* the rooms of one block's activations that the recompute makes again (layout's parts 1 with full and op, 2 with
+ * any), where they are not allocated already. 0 or ST_ENOMEM. */
+static int room_alloc(const st__xmodel *x, st__xacts *a) {
+    int64_t n[4];
+    if (a->pmem && (x->recompute < 2 || a->bmem)) return 0;
     layout(x, a->nl, a->tail, a, NULL, n);
-    if (x->recompute >= 2 && !(a->bmem = acts_alloc(a, n[1], 0))) return ST_ENOMEM;
-    if (!(a->pmem = acts_alloc(a, n[2], a->pmem_host))) return ST_ENOMEM;
+    if (x->recompute >= 2 && !a->bmem && !(a->bmem = acts_alloc(a, n[1], 0))) return ST_ENOMEM;
+    if (!a->pmem && !(a->pmem = acts_alloc(a, n[2], a->pmem_host))) return ST_ENOMEM;
     float *base[4] = {a->mem, a->bmem, a->pmem, a->kmem};
     layout(x, a->nl, a->tail, a, base, NULL);
-    a->dropped = 0;
-    if (x->recompute == 3) { /* op: each block's dropped activations from its kept input and outputs */
-        for (int l = 0; l < a->nl; l++) {
-            int rc = block_redo(x, &x->lp[k0 + l], &a->lay[l]);
-            if (rc) return rc;
-        }
-        return 0;
-    }
-    if (x->recompute == 2) { /* the blocks again from the chunk's input (the last rewrites `out` alike) */
-        x->be->mem_copy(a->lay[0].x, a->in0, S * h);
-        for (int l = 0; l < a->nl; l++) {
-            int rc = block_fwd(x, &x->lp[k0 + l], &a->lay[l], l + 1 < a->nl ? a->lay[l + 1].x : a->out);
-            if (rc) return rc;
-        }
-        return 0;
-    }
-    st__xmodel v = attn_view(x);
-    for (int l = 0; l < a->nl; l++) { /* selective: the attention core from the kept q, k and v */
-        if (attn_core_fwd(&v, &a->lay[l])) return ST_ENOMEM;
-    }
     return 0;
+}
+
+/* Block b's activations that the forward dropped, again, into the rooms (layout: every block's in turn, as
+ * Megatron-LM's per-block checkpoint and torchtitan's per-block checkpoint_wrapper remake one block's right before
+ * its backward, and as the cost model prices one block's working set, cost/memory.c): full, the block's forward
+ * from its kept input (an MoE block's routing too), its output into scratch (the next block's input and the
+ * chunk's output are kept; the same numbers); selective, the attention core from the kept q, k and v; op,
+ * block_redo. The scratch is block_bwd's (the work buffer's dn and dx2), clear of the residual gradient the
+ * backward keeps between blocks; the block after b has run its backward, so its MoE buffers go. 0 or ST_ENOMEM. */
+static int redo_block(st__xmodel *x, st__xacts *a, int b) {
+    int64_t N = x->B * x->T, h = x->h;
+    const st__xlayer *w = &x->lp[chunk_first(x, a->chunk) + b];
+    xlayer_acts *t = &a->lay[b];
+    int rc = 0;
+    a->built = -1;
+    if (x->recompute == 3) {
+        rc = block_redo(x, w, t);
+    } else if (x->recompute == 2) {
+        if (b + 1 < a->nl) moe_free(a->lay[b + 1].moe), a->lay[b + 1].moe = NULL;
+        moe_free(t->moe), t->moe = NULL;
+        rc = block_fwd(x, w, t, x->work + 3 * N * h, x->work + 2 * N * h);
+    } else {
+        st__xmodel v = attn_view(x);
+        rc = attn_core_fwd(&v, t);
+    }
+    if (!rc) a->built = b;
+    return rc;
+}
+
+/* redo_block inside the backward, timed as the recompute's (st__xmodel's redo_clock) */
+static int redo_timed(st__xmodel *x, st__xacts *a, int b) {
+    if (x->redo_clock.fn) x->redo_clock.fn(x->redo_clock.ctx, 0);
+    int rc = redo_block(x, a, b);
+    if (x->redo_clock.fn) x->redo_clock.fn(x->redo_clock.ctx, 1);
+    return rc;
+}
+
+/* The chunk's recompute: the rooms, and in them the last block's activations, whose backward comes first; the
+ * backward makes each block's before it (lazy: bwd_unit, redo_timed). */
+int st__xmodel_recompute(st__xmodel *x, st__xacts *a) {
+    if (!a->dropped) return ST_EINVAL;
+    int rc = room_alloc(x, a);
+    if (rc) return rc;
+    a->dropped = 0, a->lazy = 1;
+    return a->nl > 0 ? redo_block(x, a, a->nl - 1) : 0;
 }
 
 /* ---------------------------------------------------------------- backward */
@@ -1908,10 +1958,27 @@ static const float *gathered(st__xmodel *x, const float *dout, float *full) {
     return full;
 }
 
+/* whether p lies in a's room of one block's activations (layout's part 1 with full and op recompute), which the
+ * next block's rebuild overwrites */
+static int in_room(const st__xacts *a, const float *p) {
+    uintptr_t q = (uintptr_t)p, lo = (uintptr_t)a->bmem;
+    return a->room_n > 0 && a->bmem && q >= lo && q < lo + (uintptr_t)a->room_n * sizeof *p;
+}
+
+/* the floats an input half keeps for the weight half per block (wmem): the output gradients of QKV, the
+ * projection, fc1 (SwiGLU's two halves) and fc2, and with full and op recompute those GEMMs' inputs that lie in
+ * the room (the norms' outputs, the attention's output under full, the activation's output): torch's weight
+ * closures hold the tensors the recompute made, which the lowering prices under full recompute (cost/memory.c,
+ * st__block_wgrad) */
+static int64_t wkeep_floats(const st__xmodel *x) {
+    int64_t N = x->B * x->T, ql = x->a_l * x->d, kl = x->kv_l * x->d;
+    return N * (ql + 2 * kl + 2 * x->h + 2 * x->f_l) + (x->recompute >= 2 ? N * (2 * x->h + ql + x->f_l) : 0);
+}
+
 /* A linear layer's backward: whole (a NULL), or split (a zero-bubble schedule's input half, a the
  * micro-batch's activations): the input and bias gradients now, the weight gradient left in a for
- * st__xmodel_backward_weight with what it reads, inp (the activations' own) and dout (copied unless
- * `kept`: it lies in the activations and nothing writes it again). */
+ * st__xmodel_backward_weight with what it reads, inp (the activations' own, copied where it lies in the
+ * room: in_room) and dout (copied unless `kept`: it lies in the activations and nothing writes it again). */
 static void lin_bwd(st__xmodel *x, st__xacts *a, float *dinp, float *dw, float *dbias, const float *dout, int kept,
                     const float *inp, const float *w, int64_t N, int64_t C, int64_t OC) {
     if (!a) {
@@ -1924,6 +1991,12 @@ static void lin_bwd(st__xmodel *x, st__xacts *a, float *dinp, float *dw, float *
         x->be->mem_copy(copy, dout, N * OC);
         a->wused += N * OC;
         dout = copy;
+    }
+    if (in_room(a, inp)) {
+        float *copy = a->wmem + a->wused;
+        x->be->mem_copy(copy, inp, N * C);
+        a->wused += N * C;
+        inp = copy;
     }
     a->wg[a->nwg++] = (xwgrad){dw, dout, inp, N, C, OC, a->wlayer};
 }
@@ -2062,7 +2135,9 @@ static int bwd_unit(st__xmodel *x, st__xacts *a, st__xacts *sa, const float *dou
         return 0;
     }
     if (u >= 0) {
-        int rc = block_bwd(x, sa, &x->lp[k0 + u], &x->lg[k0 + u], &a->lay[u], d0, d1);
+        int rc = a->lazy && a->built != u ? redo_timed(x, a, (int)u) : 0; /* its activations, right before it */
+        if (rc) return rc;
+        rc = block_bwd(x, sa, &x->lp[k0 + u], &x->lg[k0 + u], &a->lay[u], d0, d1);
         a->flip ^= 1;
         return rc;
     }
@@ -2077,6 +2152,13 @@ static int bwd_unit(st__xmodel *x, st__xacts *a, st__xacts *sa, const float *dou
     return 0;
 }
 
+/* an input half's end: the rooms go (what the weight half reads of them, wmem holds: lin_bwd) */
+static void rooms_release(const st__xmodel *x, st__xacts *a) {
+    if (x->recompute >= 2) acts_release(a, &a->bmem, 0);
+    if (x->recompute) acts_release(a, &a->pmem, a->pmem_host);
+    a->built = -1, a->lazy = 0;
+}
+
 /* split: 0 the whole backward, 1 its input half (the weight gradients left in a, room made for them) */
 static int backward(st__xmodel *x, st__xacts *a, const float *dout, double loss_scale, const float **din, int split) {
     if (a->dropped) return ST_EINVAL; /* the recompute has not run */
@@ -2086,6 +2168,7 @@ static int backward(st__xmodel *x, st__xacts *a, const float *dout, double loss_
         int rc = bwd_unit(x, a, split ? a : NULL, dout, loss_scale);
         if (rc) return rc;
     }
+    if (split) rooms_release(x, a);
     if (!a->head) *din = bwd_grad(x, a, 0);
     return 0;
 }
@@ -2095,13 +2178,11 @@ int st__xmodel_backward(st__xmodel *x, st__xacts *a, const float *dout, double l
 }
 
 int st__xmodel_backward_input(st__xmodel *x, st__xacts *a, const float *dout, double loss_scale, const float **din) {
-    int64_t N = x->B * x->T, ql = x->a_l * x->d, kl = x->kv_l * x->d;
     if (a->wg || a->dropped) return ST_EINVAL;
     /* a block leaves at most qkv, the projection, fc1 (SwiGLU's: both halves) and fc2, whose output
-     * gradients take the floats below; the output layer reads its own logits */
-    int64_t per = N * (ql + 2 * kl + 2 * x->h + 2 * x->f_l);
+     * gradients (and inputs in the room) take wkeep_floats; the output layer reads its own logits */
     a->wg = malloc((size_t)(7 * a->nl + 1) * sizeof *a->wg);
-    a->wmem = acts_alloc(a, per * a->nl, 0);
+    a->wmem = acts_alloc(a, wkeep_floats(x) * a->nl, 0);
     if (!a->wg || !a->wmem) return ST_ENOMEM;
     a->nwg = 0, a->wused = 0;
     return backward(x, a, dout, loss_scale, din, 1);
@@ -2121,34 +2202,10 @@ int st__xmodel_backward_weight(st__xmodel *x, st__xacts *a) {
 
 int st__xmodel_recompute_unit(st__xmodel *x, st__xacts *a, int layer) {
     int n = unit_count(a), u = n - 1 - a->bnext, b = u - a->head;
-    int64_t Sh = x->Ns * x->h, k[4];
-    if (!a->dropped || a->fnext < n || a->bnext >= n || unit_layer(x, a, u) != layer || b < 0 || b >= a->nl ||
-        (x->recompute == 2 && !a->ck))
+    if (!a->dropped || a->fnext < n || a->bnext >= n || unit_layer(x, a, u) != layer || b < 0 || b >= a->nl)
         return ST_EINVAL;
-    if (!a->pmem) { /* the first: room for all that the recompute makes again, as st__xmodel_recompute's */
-        layout(x, a->nl, a->tail, a, NULL, k);
-        if (x->recompute >= 2 && !a->bmem && !(a->bmem = acts_alloc(a, k[1], 0))) return ST_ENOMEM;
-        if (!(a->pmem = acts_alloc(a, k[2], a->pmem_host))) return ST_ENOMEM;
-        float *base[4] = {a->mem, a->bmem, a->pmem, a->kmem};
-        layout(x, a->nl, a->tail, a, base, NULL);
-    }
-    int rc = 0;
-    if (x->recompute == 3) { /* op: the block from its kept input and outputs (block_redo: clear of the gradient) */
-        rc = block_redo(x, &x->lp[chunk_first(x, a->chunk) + b], &a->lay[b]);
-    } else if (x->recompute == 2) { /* the block from its input (the last one rewrites `out` alike) */
-        /* the backward's residual gradient waits in the work buffer, where sp's partial sums go: kept aside */
-        float *d = bwd_grad(x, a, 0), *keep = malloc((size_t)Sh * sizeof *keep);
-        if (!keep) return ST_ENOMEM;
-        x->be->mem_copy(keep, d, Sh);
-        x->be->mem_copy(a->lay[b].x, a->ck + b * Sh, Sh);
-        rc = block_fwd(x, &x->lp[chunk_first(x, a->chunk) + b], &a->lay[b], b + 1 < a->nl ? a->lay[b + 1].x : a->out);
-        x->be->mem_copy(d, keep, Sh);
-        free(keep);
-    } else if (attn_core_fwd(x, &a->lay[b])) {
-        rc = ST_ENOMEM;
-    }
-    if (!rc) a->redo = u + 1;
-    return rc;
+    int rc = room_alloc(x, a); /* the first: the rooms of one block, which the chunk's blocks use in turn */
+    return rc ? rc : redo_block(x, a, b);
 }
 
 /* the backward of a's next unit, whole or (split) its input half; with recompute a block's waits for
@@ -2157,19 +2214,21 @@ static int bwd_piece(st__xmodel *x, st__xacts *a, int layer, const float *dout, 
                      int *last, int split) {
     int n = unit_count(a), u = n - 1 - a->bnext, block = u - a->head >= 0 && u - a->head < a->nl;
     *last = 0;
-    if ((a->dropped && block && a->redo != u + 1) || a->fnext < n || a->bnext >= n || unit_layer(x, a, u) != layer)
+    if ((a->dropped && block && a->built != u - a->head) || a->fnext < n || a->bnext >= n ||
+        unit_layer(x, a, u) != layer)
         return ST_EINVAL;
     if (split && !a->wg) { /* the first: room for every weight gradient it leaves, as st__xmodel_backward_input's */
-        int64_t N = x->B * x->T, per = N * (x->a_l * x->d + 2 * x->kv_l * x->d + 2 * x->h + 2 * x->f_l);
         a->wg = malloc((size_t)(7 * a->nl + 1) * sizeof *a->wg);
-        a->wmem = acts_alloc(a, per * a->nl, 0);
+        a->wmem = acts_alloc(a, wkeep_floats(x) * a->nl, 0);
         if (!a->wg || !a->wmem) return ST_ENOMEM;
         a->nwg = 0, a->wused = 0, a->wnext = 0;
     }
     if (split != (a->wg != NULL)) return ST_EINVAL; /* one kind of backward per micro-batch */
     a->wlayer = layer;
     int rc = bwd_unit(x, a, split ? a : NULL, dout, loss_scale);
+    if (!rc && block) a->built = -1; /* its backward ran: the next recompute piece's */
     if (rc || a->bnext < n) return rc;
+    if (split && a->dropped) rooms_release(x, a);
     if (!a->head) *din = bwd_grad(x, a, 0);
     *last = 1;
     return 0;

@@ -49,17 +49,24 @@
  * a data-parallel one). An axis on which the stage splits no operator ('rep': every device of it
  * computes what the others do, on the same data; the ILP prices no gradient reduction there, as
  * search/autoshard.c's grad_sync reduces over the axes that split what a weight lacks) runs as that
- * many copies of the job, with no collective between them (st_exec_job_rank). Counts of what the
- * ILP chose on the tiny presets: tests/cli_run_ilp.sh and scripts/ilp_census.sh (204 of its 234 plans
+ * many copies of the stage's ranks, with no collective between them: of the whole job where every
+ * stage has as many (st_exec_job_rank), else each stage its own (below).
+ * Stages need not agree (Alpa's stages each have their own mesh and sharding): st_autoshard_hybrid
+ * says whether one hybrid plan runs them all (the same degrees, splits and copies on every stage),
+ * st_autoshard_hybrid_stages gives each stage's own, which the executor runs stage by stage, each as
+ * its own hybrid plan, the activations and their gradients moved between stages of different shapes as
+ * the cross-mesh exchange (src/lower/lower_stages.c, exec.h's st_exec_stage). Counts of what the
+ * ILP chose on the tiny presets: tests/cli_run_ilp.sh and scripts/ilp_census.sh (207 of its 234 plans
  * run, 18 of them MoE plans whose experts split by their ffn or on a batch axis, 2 tiny-gpt's on the 2x2
- * fixture with the output layer over the batch axis (head_dp); refused: 21 whose mesh axes mix, 20 of them
- * on 2-D meshes (3 of those at the projection 'h' on a second tp axis: a 2-D projection GEMM, the rows split
- * on one of the tp axes only), 6 MoE plans on 2-D meshes, 3 with stages of different shapes). Anything else
+ * fixture with the output layer over the batch axis (head_dp), 3 with stages of different shapes (tiny-gpt
+ * and tiny-moe on dgx-a100-80g: meshes of 1, 1, 2 and 4 devices, the last two copies); refused: 21 whose
+ * mesh axes mix, 20 of them on 2-D meshes (3 of those at the projection 'h' on a second tp axis: a 2-D
+ * projection GEMM, the rows split on one of the tp axes only), 6 MoE plans on 2-D meshes). Anything else
  * (an axis that replicates some operators and splits others, head-dimension or 2-D splits of an operator,
- * experts split otherwise on one tp axis than on another, stages on meshes of different shapes) is named:
- * stage, operator, label and axis. strata run then runs the refused plans of dense models per operator
- * (exec/opexec.c, src/cli/cmd_ilp_plan.c's st__run_ilp_ops): 16 of those 30, so 220 of the 234 run; the 14 left
- * are MoE plans, refused with this file's line. */
+ * experts split otherwise on one tp axis than on another) is named: stage, operator, label and axis. strata run
+ * then runs the refused plans of dense models per operator (exec/opexec.c, src/cli/cmd_ilp_plan.c's
+ * st__run_ilp_ops): 15 of those 27, so 222 of the 234 run; the 12 left are MoE plans, refused with this file's
+ * line. */
 #include "search/search.h"
 
 #include <string.h>
@@ -337,46 +344,57 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
     return 0;
 }
 
+int st_autoshard_hybrid_stages(const st_autoshard_result *r, st_as_hybrid *h, st_error *err) {
+    int rc = 0;
+    if (r->nstages < 1) return st_error_set(err, ST_EINVAL, NULL, "stages", "no stage");
+    for (int s = 0; s < r->nstages && !rc; s++) {
+        memset(&h[s], 0, sizeof h[s]);
+        if (!(rc = stage_hybrid(r, s, &h[s], err))) h[s].zero = h[s].dp > 1 && r->stage[s].zero;
+    }
+    return rc;
+}
+
 int st_autoshard_hybrid(const st_autoshard_result *r, st_as_hybrid *h, st_error *err) {
     int rc = 0;
     memset(h, 0, sizeof *h);
     for (int s = 0; s < r->nstages; s++) {
         st_as_hybrid x;
+        memset(&x, 0, sizeof x);
         if ((rc = stage_hybrid(r, s, &x, err))) return rc;
         x.zero = x.dp > 1 && r->stage[s].zero;
         if (s > 0 && (x.tp != h->tp || x.dp != h->dp || x.sp != h->sp || x.zero != h->zero))
             return st_error_set(err, ST_EINVAL, NULL, "stages",
-                                "stage %d shards as tp=%d, dp=%d, sp=%d, zero=%d and stage 0 as tp=%d, dp=%d, sp=%d, "
-                                "zero=%d: the executor runs stages of one shape",
-                                s, x.tp, x.dp, x.sp, x.zero, h->tp, h->dp, h->sp, h->zero);
+                                "stage %d shards as tp=%d, dp=%d, sp=%d, zero=%d and stage %d as tp=%d, dp=%d, sp=%d, "
+                                "zero=%d: stages of different shapes",
+                                s, x.tp, x.dp, x.sp, x.zero, s - 1, h->tp, h->dp, h->sp, h->zero);
         if (s > 0 && x.moe_rows != h->moe_rows)
             return st_error_set(err, ST_EINVAL, NULL, "stages",
-                                "stage %d %s its experts over a tensor-parallel axis and stage 0 %s: the executor runs "
-                                "stages of one shape", s, x.moe_rows ? "splits" : "does not split",
+                                "stage %d %s its experts over a tensor-parallel axis and stage %d %s: stages of "
+                                "different shapes", s, x.moe_rows ? "splits" : "does not split", s - 1,
                                 h->moe_rows ? "does" : "does not");
         if (s > 0 && x.ep != h->ep)
             return st_error_set(err, ST_EINVAL, NULL, "stages",
-                                "stage %d splits its experts over %d devices of its batch axes and stage 0 over %d: "
-                                "the executor runs stages of one shape", s, x.ep, h->ep);
+                                "stage %d splits its experts over %d devices of its batch axes and stage %d over %d: "
+                                "stages of different shapes", s, x.ep, s - 1, h->ep);
         if (s > 0 && x.router_h != h->router_h)
             return st_error_set(err, ST_EINVAL, NULL, "stages",
-                                "stage %d %s its router by the hidden dimension and stage 0 %s: the executor runs "
-                                "stages of one shape", s, x.router_h ? "splits" : "does not split",
+                                "stage %d %s its router by the hidden dimension and stage %d %s: stages of different "
+                                "shapes", s, x.router_h ? "splits" : "does not split", s - 1,
                                 h->router_h ? "does" : "does not");
         if (s > 0 && x.rep != h->rep)
             return st_error_set(err, ST_EINVAL, NULL, "stages",
-                                "stage %d computes on %d devices alike and stage 0 on %d: the executor runs stages of "
-                                "one shape", s, x.rep, h->rep);
+                                "stage %d computes on %d devices alike and stage %d on %d: stages of different shapes",
+                                s, x.rep, s - 1, h->rep);
         if (s > 0 && x.attn_rows != h->attn_rows && (x.attn_rows == 3 || h->attn_rows == 3))
             return st_error_set(err, ST_EINVAL, NULL, "stages",
-                                "stage %d %s QKV along its fused width and stage 0 %s: the executor runs stages of one "
-                                "shape", s, x.attn_rows == 3 ? "splits" : "does not split",
+                                "stage %d %s QKV along its fused width and stage %d %s: stages of different shapes", s,
+                                x.attn_rows == 3 ? "splits" : "does not split", s - 1,
                                 h->attn_rows == 3 ? "does" : "does not");
         if (s > 0 && x.attn_rows != h->attn_rows)
             return st_error_set(err, ST_EINVAL, NULL, "stages",
-                                "stage %d splits the projection by %s and stage 0 by %s: the executor runs stages "
-                                "of one shape", s, x.attn_rows ? "rows" : "heads", h->attn_rows ? "rows" : "heads");
-        *h = x;
+                                "stage %d splits the projection by %s and stage %d by %s: stages of different shapes",
+                                s, x.attn_rows ? "rows" : "heads", s - 1, h->attn_rows ? "rows" : "heads");
+        *h = x; /* (head_dp: the last stage's, which holds the output layer) */
     }
     if (r->nstages < 1) rc = st_error_set(err, ST_EINVAL, NULL, "stages", "no stage");
     return rc;

@@ -1783,6 +1783,12 @@ void st_autoshard_spec(const st_autoshard_result *r, char *buf, size_t n) {
             snprintf(buf, n, "custom (stages on different meshes)");
             return;
         }
+        for (int a = 0; a < s0->mesh.naxes; a++) /* (a stage without the layers' operators has '-' labels) */
+            if (st->choice[qkv].lab[a] != s0->choice[qkv].lab[a] || st->choice[fc1].lab[a] != s0->choice[fc1].lab[a] ||
+                (ln1 >= 0 && st->choice[ln1].lab[a] != s0->choice[ln1].lab[a])) {
+                snprintf(buf, n, "custom (stages sharded differently)");
+                return;
+            }
     }
     for (int a = 0; a < s0->mesh.naxes; a++) {
         char l = s0->choice[qkv].lab[a];

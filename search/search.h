@@ -333,8 +333,12 @@ const char *st_autoshard_role(const st_graph *g, int op, const st_as_choice *ch,
  * over the heads, with or without the residual stream split by rows, or data parallelism), all
  * stages alike (mesh axes that split no operator: rep copies). tp and dp are products over the mesh
  * axes; sp 1 when the residual stream is split; zero 1 when the stages use ZeRO-1 over a batch
- * split. Returns 0, or ST_EINVAL with err naming the
- * first stage and operator (its label and mesh axis) the executor does not run so. */
+ * split. st_autoshard_hybrid: one hybrid plan for every stage (head_dp the last stage's); 0, or ST_EINVAL
+ * with err naming the first stage and operator (its label and mesh axis) the executor does not run so, or
+ * the first stage whose degrees differ from the one before it ("stages of different shapes").
+ * st_autoshard_hybrid_stages: each stage's own degrees into h[r->nstages], whatever the other stages' (the
+ * executor runs such a plan stage by stage: exec.h's st_exec_stage); 0, or ST_EINVAL naming the first
+ * stage and operator the executor does not run. */
 typedef struct st_as_hybrid {
     int tp, dp, sp, zero;
     int ep;        /* of dp: the experts over batch axes whose output layer is on the batch too (Megatron's ep) */
@@ -354,6 +358,7 @@ typedef struct st_as_hybrid {
                       group, not the tp group; the embedding then whole on the rows (the stream's label) */
 } st_as_hybrid;
 int st_autoshard_hybrid(const st_autoshard_result *r, st_as_hybrid *h, st_error *err);
+int st_autoshard_hybrid_stages(const st_autoshard_result *r, st_as_hybrid *h, st_error *err);
 /* The hand-written plan the result amounts to ("tp=8,pp=1,dp=1,mbs=1,sp=0"), when every stage
  * shards like Megatron-LM over equal meshes; else a description of why not. */
 void st_autoshard_spec(const st_autoshard_result *r, char *buf, size_t n);

@@ -202,6 +202,20 @@ check_within "cuda, an ILP plan (QKV on its fused width, experts over the tp gro
 # recompute=op: wk's and w3's cuBLAS GEMMs alone again, the probabilities in the backward (exec/model.c, block_redo)
 run_checked 4 "cuda, recompute=op with tp=2 sp=1 pp=2 (Llama) matches the reference" \
 	--model tiny-llama --plan tp=2,sp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32,recompute=op --backend cuda
+# full recompute block by block (exec/model.c, "activation recompute"): the backward's rebuilds timed by the
+# backend's events (redo_mark) as the recompute's: per micro-batch two recompute spans on rank 0 (the
+# instruction's, block 3; the backward's, blocks 2 to 0), of positive length, adding up to its recompute time
+mpi_strata 180 2 run --model tiny-llama --plan tp=2,sp=1,pp=1,dp=1,mbs=1,gbs=2,seq=32,recompute=full --steps 2 \
+	--json --backend cuda --trace "$T/rtrace.json"
+if [ "$rc" -eq 0 ] && tr -d '\n' <"$T/rtrace.json" | awk -v want="$(awk "$FLATTEN" "$T/out" |
+	awk '$1 == ".measured_s[0].recompute" { print $2 }')" '
+	{ n = split($0, e, /"name": *"recompute"/)
+	  for (i = 2; i <= n; i++) { split(e[i], p, /"pid": */); split(p[2], q, /[,}]/); if (q[1] != 0) continue
+		split(e[i], d, /"dur": */); split(d[2], v, /[,}]/); if (v[1] <= 0) bad = 1; s += v[1]; k++ } }
+	END { df = s * 1e-6 - want; exit bad || k != 4 || !(want > 0) || df > 1e-6 * want + 2e-9 || -df > 1e-6 * want + 2e-9 }'
+then ok "cuda, full recompute: the backward's rebuilds are the recompute's (4 spans on rank 0, its recompute time)"
+else nok "cuda, full recompute: the backward's rebuilds are the recompute's (4 spans on rank 0, its recompute time)" \
+	"$(grep -o '"name": *"recompute"[^}]*' "$T/rtrace.json" | head -8)"; fi
 # optimizer offload: the host share's gradients copied down from device memory, the CPU's Adam, the weights up
 run_checked 2 "cuda, offload_optimizer=0.5 with dp=2 ZeRO-1 (Llama) matches the reference" \
 	--model tiny-llama --plan tp=1,pp=1,dp=2,mbs=1,gbs=4,seq=32,zero=1,offload_optimizer=0.5 --backend cuda

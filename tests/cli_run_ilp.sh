@@ -5,9 +5,11 @@
 # attention on the token rows under it, QKV on its fused width with the attention whole, or the experts
 # over a tp or batch axis or split by their ffn, or on a 2-D mesh the output layer vocabulary-parallel over
 # its batch axis (search/as_hybrid.c), and computes what the single-rank run computes, within
-# tests/cli_run.sh's tolerances; the other shardings of dense models (GSPMD-style 2-D splits) run per operator
-# (exec/opexec.c) within them too; MoE plans no template takes are refused in one line naming the stage and the
-# operator.
+# tests/cli_run.sh's tolerances. Stages on meshes of different shapes run stage by stage, each with its own
+# degrees, the activations and gradients moved between them as the cross-mesh exchange
+# (src/lower/lower_stages.c). The other shardings of dense models (GSPMD-style 2-D splits) run per operator
+# (exec/opexec.c) within the tolerances too; MoE plans no template takes are refused in one line naming the stage
+# and the operator.
 # scripts/ilp_census.sh counts what runs and what is refused over all the tiny presets' plans.
 #
 # The clusters (tests/data/cluster_slowgpu*.json) are test fixtures, not hardware: GPUs of 0.01
@@ -303,5 +305,42 @@ ilp m22 --model tiny-moe --gpus 4 --gbs 32 --mbs 8 --max-stages 1
 refused "tiny-moe on a 2x2 mesh (experts over both axes)" \
 	"stage 0: the attention splits the rows on some of its tensor-parallel mesh axes, not all" \
 	4 run --cluster "$SLOW" --model tiny-moe --plan "$T/m22.json"
+
+# stages on meshes of different shapes (Alpa's: each stage's own mesh and sharding), run stage by stage: each
+# stage its own hybrid plan, the activations and their gradients moved between stages as the cross-mesh exchange
+# (src/lower/lower_stages.c: each receiving device its rows from a device of the other stage that holds them).
+# On dgx-a100-80g at micro-batches of 2 the ILP puts tiny-gpt's 4 layers on meshes of 1, 1, 2 and 4 devices,
+# every operator whole (the last two stages 2 and 4 copies); tiny-moe alike
+for model in tiny-gpt tiny-moe; do
+	"$STRATA" plan --search ilp --cluster dgx-a100-80g --seq 32 --model $model --gpus 8 --gbs 8 --mbs 2 \
+		--out "$T/s8.json" >"$T/ilpout" 2>&1 || nok "ILP plan $model on 8 of dgx-a100-80g" "$(cat "$T/ilpout")"
+	if [ "$(grep -o '"gpus_per_node": [0-9]*' "$T/s8.json" | awk '{ printf "%s ", $2 }')" = "1 1 2 4 " ]; then
+		ok "$model on 8 of dgx-a100-80g, micro-batch 2: stages on meshes of 1, 1, 2 and 4 devices"
+	else nok "$model on 8 of dgx-a100-80g, micro-batch 2: stages on meshes of 1, 1, 2 and 4" "$(cat "$T/s8.json")"; fi
+	mpi_strata 180 8 run --cluster dgx-a100-80g --model $model --plan "$T/s8.json" --steps 2 --check --json --compare
+	check_within "$model, ILP stages of 1, 1, 2 and 4 devices (the last two copies), matches the reference (8 ranks)"
+	if ran "pp=4,mbs=2,gbs=8,seq=32, stages of different shapes: .* x2 copies\] \[.* x4 copies\]" &&
+		awk '$1 == ".compare.simulated_s.iteration" { s = $2 } END { exit !(s > 0) }' "$T/flat"; then
+		ok "it runs each stage on its own ranks, and --compare simulates the program that ran"
+	else nok "it runs each stage on its own ranks, and --compare simulates the program that ran" "$(head -3 "$T/out")"; fi
+done
+refused "--backend cuda with stages of different shapes" "stages on meshes of different shapes run on --backend cpu only" \
+	8 run --cluster dgx-a100-80g --model tiny-moe --plan "$T/s8.json" --backend cuda
+# stages that differ in tp, sp, dp, ZeRO, recompute and copies (tests/data/plan_ilp_tiny_llama_stages.json: the ILP's
+# tiny-llama plan on 8 of dgx-a100-80g, 4 stages of 2 devices, its splits edited by hand, mbs 4): tp=2 without sp,
+# dp=2 with ZeRO-1, 2 copies recomputing, tp=2 with sp. The exchange: tp ranks that both hold the rows to dp ranks
+# (each its half from one of them), dp ranks to copies (each copy both halves), copies to sp ranks (each its half)
+mpi_strata 180 8 run --cluster dgx-a100-80g --model tiny-llama --plan "$SRCDIR/tests/data/plan_ilp_tiny_llama_stages.json" \
+	--steps 2 --check --json
+check_within "tiny-llama, ILP stages of tp=2, dp=2 (ZeRO-1), 2 copies (recompute) and tp=2 with sp, matches the reference"
+if ran "pp=4,mbs=4,.* \[1 layers: tp=2,dp=1,sp=0\] \[1 layers: tp=1,dp=2,sp=0,zero=1\] \[1 layers: tp=1,dp=1,sp=0,recompute=full x2 copies\] \[1 layers: tp=2,dp=1,sp=1\]"
+then ok "it runs each stage with its own degrees"
+else nok "it runs each stage with its own degrees" "$(grep -o '"plan": "[^"]*' "$T/out")"; fi
+mpi_strata 60 4 run --cluster dgx-a100-80g --model tiny-llama --plan "$SRCDIR/tests/data/plan_ilp_tiny_llama_stages.json" \
+	--steps 1
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$(grep -c '^strata run:' "$T/err")" -eq 1 ] &&
+	grep -q "the plan's stages run on 8 ranks (each stage's tp x dp x copies); mpirun started 4" "$T/err"; then
+	ok "stages of different shapes on too few ranks: refused in one line"
+else nok "stages of different shapes on too few ranks: refused in one line" "$(cat "$T/err")"; fi
 
 finish_tests

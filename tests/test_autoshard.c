@@ -1471,13 +1471,31 @@ START_TEST(ilp_hybrid_degrees) {
     ck_assert_double_eq_tol(w.p2p_out_bytes, 2.0 * 32 * lm.hidden * 2 / 2, 1e-9);
     st_as_work_free(&w);
     set_all(&r, 1, 'b');
-    hybrid_refused(&r, "stage 1 shards as tp=1, dp=2, sp=0, zero=1 and stage 0 as tp=2, dp=1, sp=1, zero=0");
+    hybrid_refused(&r, "stage 1 shards as tp=1, dp=2, sp=0, zero=1 and stage 0 as tp=2, dp=1, sp=1, zero=0: stages of "
+                       "different shapes");
+    /* which the executor runs stage by stage, each with its own degrees */
+    st_as_hybrid hs[2];
+    ck_assert_int_eq(st_autoshard_hybrid_stages(&r, hs, &err), 0);
+    ck_assert_int_eq(hs[0].tp, 2);
+    ck_assert_int_eq(hs[0].sp, 1);
+    ck_assert_int_eq(hs[0].dp, 1);
+    ck_assert_int_eq(hs[1].tp, 1);
+    ck_assert_int_eq(hs[1].dp, 2);
+    ck_assert_int_eq(hs[1].zero, r.stage[1].zero);
+    ck_assert_int_eq(hs[1].rep, 1);
+    ch = r.stage[1].choice;
+    ch[op_index(r.g, "fc1")].lab[0] = 'f'; /* a stage's own refusal is named alike */
+    ck_assert_int_eq(st_autoshard_hybrid_stages(&r, hs, &err), ST_EINVAL);
+    ck_assert_msg(strstr(err.text, "stage 1, operator act: split 'b' on mesh axis 0") != NULL, "%s", err.text);
     set_all(&r, 0, 0), set_all(&r, 1, 0); /* both replicated: two copies of a two-stage pipeline */
     ck_assert_int_eq(st_autoshard_hybrid(&r, &h, &err), 0);
     ck_assert_int_eq(h.tp * h.dp, 1);
     ck_assert_int_eq(h.rep, 2);
     r.stage[1].mesh.size[0] = 1; /* stage 1 on one device: one copy of it against stage 0's two */
-    hybrid_refused(&r, "stage 1 computes on 1 devices alike and stage 0 on 2: the executor runs stages of one shape");
+    hybrid_refused(&r, "stage 1 computes on 1 devices alike and stage 0 on 2: stages of different shapes");
+    ck_assert_int_eq(st_autoshard_hybrid_stages(&r, hs, &err), 0);
+    ck_assert_int_eq(hs[0].rep, 2);
+    ck_assert_int_eq(hs[1].rep, 1);
     r.stage[1].mesh.size[0] = 2;
     st_autoshard_result_free(&r);
 

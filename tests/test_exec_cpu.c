@@ -522,6 +522,44 @@ static void recompute_restores(const char *preset) {
     for (int r = 0; r < R; r++) st__xmodel_destroy(&x[r]);
 }
 
+/* Recompute block by block under the zero-bubble split: the input half makes each block's activations again in
+ * the one block's room right before that block's backward (block 1's by st__xmodel_recompute, block 0's by the
+ * backward itself), so the weight half, which runs after block 0 took the room, reads block 1's GEMM inputs from
+ * the copies the input half kept (full and op; selective keeps them): the gradients of the split backward without
+ * recompute, bit for bit (op: within fp32 rounding, fused_fwd) */
+static void recompute_split(const char *preset) {
+    st_model m;
+    st_error err;
+    int l0 = 0, l1 = 2;
+    int32_t tok[2 * 7];
+    tiny_model(preset, &m, tok);
+    st__xmodel x[4];
+    for (int r = 0; r < 4; r++) {
+        st__xpart pt = {.B = 2, .T = 6, .tp = 1, .nchunks = 1, .l0 = &l0, .l1 = &l1, .first = 1, .last = 1,
+                        .recompute = r};
+        ck_assert_int_eq(st__xmodel_init(&x[r], &m, &pt, 42, &err), 0);
+        double loss = 0;
+        const float *o;
+        st__xacts *a = st__xmodel_forward(&x[r], 0, tok, NULL, &o, &loss);
+        ck_assert_ptr_nonnull(a);
+        if (r) {
+            ck_assert_int_eq(st__xmodel_backward_input(&x[r], a, NULL, 1.0, &o), ST_EINVAL); /* not recomputed */
+            ck_assert_int_eq(st__xmodel_recompute(&x[r], a), 0);
+        }
+        ck_assert_int_eq(st__xmodel_backward_input(&x[r], a, NULL, 1.0, &o), 0);
+        ck_assert_int_eq(st__xmodel_backward_weight(&x[r], a), 0);
+        st__xacts_free(a);
+        double mx = 0, diff = 0;
+        for (int64_t i = 0; i < x[0].nparams; i++) {
+            mx = fmax(mx, fabs(x[0].grads[i]));
+            diff = fmax(diff, fabs(x[r].grads[i] - x[0].grads[i]));
+        }
+        if (r == 3) ck_assert_msg(mx > 0 && diff <= 1e-5 * mx, "%s op: gradients %g apart (of %g)", preset, diff, mx);
+        else ck_assert_msg(diff == 0, "%s recompute %d: gradients %g apart (of %g)", preset, r, diff, mx);
+    }
+    for (int r = 0; r < 4; r++) st__xmodel_destroy(&x[r]);
+}
+
 /* The zero-bubble split on a rank that holds the whole model in two chunks (blocks 0 and 1, as zbv's
  * first rank holds its V's ends), over two micro-batches of one sequence: both input halves (each
  * chunk's, the last first, passing the input gradient down), then both weight halves, give the fused
@@ -597,6 +635,12 @@ START_TEST(recompute_dense) {
 END_TEST
 
 START_TEST(recompute_moe) { recompute_restores("tiny-moe"); }
+END_TEST
+
+START_TEST(recompute_split_backward) {
+    recompute_split("tiny-llama");
+    recompute_split("tiny-gpt");
+}
 END_TEST
 
 /* context parallelism's kernel: a chunk of queries at positions q0 .. q0 + Tq - 1 against the keys up
@@ -1055,6 +1099,7 @@ Suite *suite_exec_cpu(void) {
     tcase_add_test(tc, chunks_hold_their_blocks);
     tcase_add_test(tc, recompute_dense);
     tcase_add_test(tc, recompute_moe);
+    tcase_add_test(tc, recompute_split_backward);
     tcase_add_test(tc, split_backward_gpt);
     tcase_add_test(tc, split_backward_llama);
     tcase_add_test(tc, split_backward_moe);

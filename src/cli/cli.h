@@ -157,10 +157,22 @@ int st__sim_ilp(const st_cli_args *a, const char *trace_path, int every_rank, in
  * that split nothing), in *head_dp whether the output layer is vocabulary-parallel over the batch axes on the tp
  * axes' rows (st_exec_opts' head_dp); where the attention or the experts split the rows, or the router the
  * hidden dimension, the tp collectives the executor runs for them, as the ILP prices them, into lo (may be
- * NULL; st_lower_opts' ntp_stages); refuses the others (ST_EINVAL naming the stage, the operator, its split
- * and the mesh axis). */
+ * NULL; st_lower_opts' ntp_stages). Where the stages differ in those degrees or in recompute, each stage's own
+ * instead (st_autoshard_hybrid_stages): *nstages the stages (0: one plan for all, spec), stages[d] stage d's
+ * (room for ST_MAX_STAGES). Refuses the others (ST_EINVAL naming the stage, the operator, its split and the mesh
+ * axis). */
+typedef struct st__ilp_stage {
+    char spec[640];  /* its hybrid plan: tp, pp (the pipeline's), dp, ep, sp, zero, mbs (the ILP's over its dp), gbs,
+                        seq, recompute, stage_layers */
+    st_as_hybrid h;  /* its degrees and splits (h.rep: its copies) */
+    int own_tp;      /* its attention or experts split the rows: tp_*_s are the ILP's price of the tp collectives
+                        that run (st_lower_opts' tp_fwd_s ...), one micro-batch's */
+    double tp_fwd_s, tp_bwd_s, tp_recompute_s;
+    char splits[96]; /* its splits beyond Megatron's, for the run's plan line (",on_rows=projection", ...) */
+} st__ilp_stage;
 int st__run_ilp_spec(const st_cli_args *a, char *spec, size_t n, int *attn_rows, int *moe_rows, int *router_h,
-                     int *replicas, int *head_dp, st_lower_opts *lo, st_error *err);
+                     int *replicas, int *head_dp, st_lower_opts *lo, st__ilp_stage *stages, int *nstages,
+                     st_error *err);
 /* `strata run` of an operator-level plan that search/as_hybrid.c does not map onto the executor's templates: lowers
  * it (st_lower_autoshard into out->low, the caller's to destroy) and runs it per operator (st_exec_run_ilp) into
  * res, *ran 1 from there on; out gets the model, the batch, the sequence and a line for the report. Returns 1

@@ -160,17 +160,72 @@ static int run_tp_colls(const loaded *L, st_lower_opts *lo, st_error *err) {
     return 0;
 }
 
+/* stage d's splits in words, for the run's plan line ("" when Megatron's) */
+static void stage_splits(const st_as_hybrid *h, char *buf, size_t n) {
+    snprintf(buf, n, "%s%s%s%s",
+             h->attn_rows == 3   ? ",qkv_split=width"
+             : h->attn_rows == 2 ? ",on_rows=attention"
+             : h->attn_rows == 1 ? ",on_rows=projection"
+                                 : "",
+             h->moe_rows ? ",experts=tp_rows" : "", h->router_h ? ",router=hidden" : "",
+             h->head_dp ? ",output_layer=dp_vocabulary" : "");
+}
+
 int st__run_ilp_spec(const st_cli_args *a, char *spec, size_t n, int *attn_rows, int *moe_rows, int *router_h,
-                     int *replicas, int *head_dp, st_lower_opts *lo, st_error *err) {
+                     int *replicas, int *head_dp, st_lower_opts *lo, st__ilp_stage *stages, int *nstages,
+                     st_error *err) {
     loaded L;
-    st_as_hybrid h;
+    st_as_hybrid h, *hs = NULL;
     int rc = load_all(a, "run", &L, err);
     const st_autoshard_result *r = &L.r;
-    int rec = 0;
+    int rec = 0, S = r->nstages, same = 1;
+    *nstages = 0;
     if (rc) goto done;
-    /* each operator as the ILP split it, where that is the decoder's Megatron sharding */
-    if ((rc = st_autoshard_hybrid(r, &h, err))) {
+    /* each operator as the ILP split it, where that is the decoder's Megatron sharding, stage by stage */
+    if (!(hs = calloc((size_t)(S > 0 ? S : 1), sizeof *hs))) {
+        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+        goto done;
+    }
+    if ((rc = st_autoshard_hybrid_stages(r, hs, err))) {
         snprintf(err->file, sizeof err->file, "%s", a->plan);
+        goto done;
+    }
+    /* one hybrid plan for every stage where their degrees and recompute agree; else each stage its own
+     * (exec.h's st_exec_stage, lowered by st_lower_stages) */
+    st_error other;
+    for (int i = 1; i < S; i++) same &= r->stage[i].recompute == r->stage[0].recompute;
+    if (!same || st_autoshard_hybrid(r, &h, &other)) {
+        int64_t seq = L.o.seq ? L.o.seq : L.in.model.seq_len;
+        if (S > ST_MAX_STAGES || !stages) { /* (ST_MAX_STAGES: the plan's own limit) */
+            rc = st_error_set(err, ST_EINVAL, a->plan, "stages", "%d stages of different shapes: the executor runs %d",
+                              S, stages ? ST_MAX_STAGES : 0);
+            goto done;
+        }
+        st_lower_opts tl;
+        st_lower_opts_init(&tl);
+        int own = 0; /* a stage whose attention or experts split the rows: the ILP's tp collectives (run_tp_colls) */
+        for (int i = 0; i < S; i++) own |= hs[i].attn_rows || hs[i].moe_rows || hs[i].router_h;
+        if (own && (rc = run_tp_colls(&L, &tl, err))) goto done;
+        for (int i = 0; i < S; i++) {
+            st__ilp_stage *x = &stages[i];
+            const st_as_hybrid *y = &hs[i];
+            int len = snprintf(x->spec, sizeof x->spec,
+                               "tp=%d,pp=%d,dp=%d,ep=%d,sp=%d,zero=%d,mbs=%lld,gbs=%lld,seq=%lld,recompute=%s,"
+                               "stage_layers=", y->tp, S, y->dp, y->ep, y->sp, y->zero, (long long)(r->mbs / y->dp),
+                               (long long)L.o.gbs, (long long)seq, r->stage[i].recompute ? "full" : "none");
+            for (int j = 0; j < S && len < (int)sizeof x->spec; j++)
+                len += snprintf(x->spec + len, sizeof x->spec - (size_t)len, "%s%d", j ? "," : "",
+                                r->stage[j].last - r->stage[j].first);
+            if (len >= (int)sizeof x->spec) {
+                rc = st_error_set(err, ST_EINVAL, a->plan, "stages", "too many stages for the executor");
+                goto done;
+            }
+            x->h = *y;
+            x->own_tp = y->attn_rows || y->moe_rows || y->router_h;
+            x->tp_fwd_s = tl.tp_fwd_s[i], x->tp_bwd_s = tl.tp_bwd_s[i], x->tp_recompute_s = tl.tp_recompute_s[i];
+            stage_splits(y, x->splits, sizeof x->splits);
+        }
+        *nstages = S;
         goto done;
     }
     *attn_rows = h.attn_rows, *moe_rows = h.moe_rows, *router_h = h.router_h, *replicas = h.rep, *head_dp = h.head_dp;
@@ -181,12 +236,6 @@ int st__run_ilp_spec(const st_cli_args *a, char *spec, size_t n, int *attn_rows,
                        (long long)(L.o.seq ? L.o.seq : L.in.model.seq_len));
     for (int i = 0; i < r->nstages; i++) {
         const st_as_stage *st = &r->stage[i];
-        if (i > 0 && st->recompute != rec) {
-            rc = st_error_set(err, ST_EINVAL, a->plan, "stages",
-                              "stage %d %s its layers and stage 0 %s: the cpu executor runs one recompute for all "
-                              "stages", i, st->recompute ? "recomputes" : "keeps", rec ? "recomputes" : "keeps");
-            goto done;
-        }
         rec = st->recompute;
         if (len < (int)n) /* past the end nothing more is written (spec + len would point beyond it) */
             len += snprintf(spec + len, n - (size_t)len, "%s%d", i ? "," : "", st->last - st->first);
@@ -194,6 +243,7 @@ int st__run_ilp_spec(const st_cli_args *a, char *spec, size_t n, int *attn_rows,
     if (len < (int)n) len += snprintf(spec + len, n - (size_t)len, ",recompute=%s", rec ? "full" : "none");
     if (len >= (int)n) rc = st_error_set(err, ST_EINVAL, a->plan, "stages", "too many stages for the executor");
 done:
+    free(hs);
     loaded_free(&L);
     return rc;
 }
@@ -201,7 +251,6 @@ done:
 int st__run_ilp_ops(const st_cli_args *a, const st_exec_opts *o, st_cli_ilp_run *out, st_exec_result *res, int *ran,
                     st_error *err) {
     loaded L;
-    st_as_hybrid h;
     st_error e2;
     memset(out, 0, sizeof *out);
     int rc = load_all(a, "run", &L, err);
@@ -209,7 +258,14 @@ int st__run_ilp_ops(const st_cli_args *a, const st_exec_opts *o, st_cli_ilp_run 
     /* the plans as_hybrid maps onto the executor's templates run there (st__run_ilp_spec) */
     /* (the environment's STRATA_RUN_PER_OP=1 runs those per operator too: tests compare the two runtimes) */
     const char *force = getenv("STRATA_RUN_PER_OP");
-    if (!(force && !strcmp(force, "1")) && st_autoshard_hybrid(&L.r, &h, &e2) == 0) {
+    st_as_hybrid *hs = calloc((size_t)(L.r.nstages > 0 ? L.r.nstages : 1), sizeof *hs);
+    if (!hs) {
+        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+        goto done;
+    }
+    int templ = L.r.nstages <= ST_MAX_STAGES && st_autoshard_hybrid_stages(&L.r, hs, &e2) == 0; /* (each stage's own) */
+    free(hs);
+    if (!(force && !strcmp(force, "1")) && templ) {
         rc = 1;
         goto done;
     }

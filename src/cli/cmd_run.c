@@ -1,9 +1,13 @@
 /* cmd_run.c: `strata run` under mpirun: lower the plan to every rank's program (fused collectives,
  * the form exec/cpu.c interprets) and run it for real, one process per rank (exec.h); an
  * operator-level plan as the hybrid plan whose shardings it chose (st__run_ilp_spec), where it is
- * one, else per operator (st__run_ilp_ops, exec/opexec.c); where its attention or experts split the rows, the program's tp collectives are the ILP's price
+ * one, else (stages on meshes of different shapes) each stage as its own hybrid plan, lowered together
+ * (st_lower_stages: its programs stitched, the pipeline's transfers as the cross-mesh exchange), else per operator
+ * (st__run_ilp_ops, exec/opexec.c); where its attention or experts split the rows, the program's tp collectives
+ * are the ILP's price
  * of the all-to-alls and gathers the executor runs for them (st_lower_opts' ntp_stages), so --compare
- * simulates what runs (the executor runs tp collectives inside its compute, whatever the program says). Every rank reads the same inputs and lowers the same plan; rank 0 alone prints (the text, or
+ * simulates what runs (the executor runs tp collectives inside its compute, whatever the program says).
+ * Every rank reads the same inputs and lowers the same plan; rank 0 alone prints (the text, or
  * one JSON object), and alone names an error: the others exit 2 without a word, so a bad input is one line. */
 #include "exec/exec.h"
 #include "src/cli/cli.h"
@@ -32,10 +36,11 @@ static const char help_text[] =
     "recompute when each stage splits its operators as Megatron-LM does (per mesh axis: heads, ffn and\n"
     "vocabulary, the residual stream replicated or split by rows; or the batch), or with part of the\n"
     "attention on each device's token rows under it (the projection alone after an all-to-all from the\n"
-    "heads, or QKV to the projection under a tp MLP), MoE experts over the axis or each split by its ffn,\n"
-    "all stages alike; other dense shardings (any operator split on a 1-D or 2-D mesh, stages of their\n"
-    "own) run per operator, each rank a device interpreting its stage's program on its shards; the\n"
-    "rest (MoE blocks, the cuda backend) are refused naming the stage and the operator.\n"
+    "heads, or QKV to the projection under a tp MLP), MoE experts over the axis or each split by its ffn;\n"
+    "stages on meshes of different shapes each as its own plan (N: every stage's devices), the activations\n"
+    "moved between them as each device's rows; other dense shardings (any operator split on a 1-D or 2-D\n"
+    "mesh) run per operator, each rank a device interpreting its stage's program on its shards; the rest\n"
+    "(MoE blocks, the cuda backend) are refused naming the stage and the operator.\n"
     "  --cluster C          prices the lowering's instructions (default dgx-a100-80g: up to 8 ranks)\n"
     "  --gpus N             the cluster's GPUs, in nodes of its size (as for strata sim)\n"
     "  --steps S            iterations (1..100000)\n"
@@ -221,6 +226,90 @@ out:
     return rc;
 }
 
+/* An operator-level plan whose stages differ in shape (st__run_ilp_spec's stages): each stage's hybrid plan, its
+ * st_exec_stage and lowering options, and the line that names them. */
+typedef struct staged {
+    int n;
+    st_plan *plans;       /* n, owned */
+    const st_plan **list; /* n: plans[d]'s address (st_lower_stages') */
+    int *copies;          /* n */
+    st_exec_stage *x;     /* n */
+    st_lower_opts *lo;    /* n */
+} staged;
+
+static void staged_destroy(staged *g) {
+    free(g->plans), free(g->list), free(g->copies), free(g->x), free(g->lo);
+    memset(g, 0, sizeof *g);
+}
+
+/* Each stage's spec finalized for the model on the cluster (which must hold pp x the stage's ranks: its lowering
+ * places it there; the cluster is grown in nodes of its size where it does not), and the stitched lowering of
+ * them all (st_lower_stages) into low; the plan line into spec[n]. */
+static int staged_lower(const st_cli_args *a, st_cli_inputs *in, const st__ilp_stage *st, int S, staged *g,
+                        st_cost_ctx **ctx, st_lowered *low, char *spec, size_t n, st_error *err) {
+    int rc = 0;
+    int64_t need = 0, have = st_cluster_gpus(&in->cluster);
+    g->n = S;
+    g->plans = calloc((size_t)S, sizeof *g->plans);
+    g->list = calloc((size_t)S, sizeof *g->list);
+    g->copies = calloc((size_t)S, sizeof *g->copies);
+    g->x = calloc((size_t)S, sizeof *g->x);
+    g->lo = calloc((size_t)S, sizeof *g->lo);
+    if (!g->plans || !g->list || !g->copies || !g->x || !g->lo)
+        return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    for (int d = 0; d < S; d++)
+        if ((int64_t)S * st[d].h.tp * st[d].h.dp > need) need = (int64_t)S * st[d].h.tp * st[d].h.dp;
+    if (need > have) {
+        int64_t per = in->cluster.gpus_per_node > 0 ? in->cluster.gpus_per_node : 1;
+        if ((rc = st_cluster_resolve(a->cluster, (need + per - 1) / per * per, &in->cluster, err))) return rc;
+    }
+    const st_plan *p0 = NULL;
+    int len = 0;
+    for (int d = 0; d < S; d++) {
+        st_plan *p = &g->plans[d];
+        st_plan_defaults(p);
+        if (!(rc = st_plan_resolve(st[d].spec, p, err))) {
+            p->heads_whole = st[d].h.attn_rows == 2 || st[d].h.attn_rows == 3; /* no operator splits the heads */
+            rc = st_plan_finalize(p, &in->model, &in->cluster, 0, NULL, err);
+        }
+        if (rc) { /* a stage the model cannot take so: named */
+            char why[sizeof err->text];
+            snprintf(why, sizeof why, "%s", err->text);
+            snprintf(err->text, sizeof err->text, "stage %d runs as %.160s: %.300s", d, st[d].spec, why);
+            snprintf(err->file, sizeof err->file, "%s", a->plan);
+            return rc;
+        }
+        g->list[d] = p, g->copies[d] = st[d].h.rep > 1 ? st[d].h.rep : 1;
+        g->x[d] = (st_exec_stage){.plan = p, .copies = g->copies[d], .attn_rows = st[d].h.attn_rows,
+                                  .moe_rows = st[d].h.moe_rows, .router_h = st[d].h.router_h,
+                                  .head_dp = st[d].h.head_dp};
+        st_lower_opts_init(&g->lo[d]);
+        g->lo[d].per_op = 0;
+        if (st[d].own_tp) { /* the ILP's price of the tp collectives its rows splits run (st_lower_opts) */
+            g->lo[d].ntp_stages = S;
+            g->lo[d].tp_fwd_s[d] = st[d].tp_fwd_s, g->lo[d].tp_bwd_s[d] = st[d].tp_bwd_s;
+            g->lo[d].tp_recompute_s[d] = st[d].tp_recompute_s;
+        }
+        if (!p0) {
+            p0 = p;
+            len = snprintf(spec, n, "pp=%d,mbs=%lld,gbs=%lld,seq=%lld, stages of different shapes:", p->pp,
+                           (long long)(p->mbs * p->dp), (long long)p->gbs, (long long)p->seq);
+        }
+        char ep[16] = "", cp[24] = "";
+        if (p->ep > 1) snprintf(ep, sizeof ep, ",ep=%d", p->ep);
+        if (g->copies[d] > 1) snprintf(cp, sizeof cp, " x%d copies", g->copies[d]);
+        if (len >= 0 && (size_t)len < n) /* (past the end nothing more is written) */
+            len += snprintf(spec + len, n - (size_t)len, " [%d layers: tp=%d,dp=%d,sp=%d%s%s%s%s%s]",
+                            p->stage_layers[d], p->tp, p->dp, p->sp, ep, p->zero ? ",zero=1" : "",
+                            p->recompute != ST_REC_NONE ? ",recompute=full" : "", st[d].splits, cp);
+    }
+    if (!(*ctx = st_cost_ctx_new(&in->model, &in->cluster, in->profile)))
+        return st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+    rc = st_lower_stages(*ctx, g->list, g->copies, g->lo, S, low, err);
+    if (rc && !err->file[0]) snprintf(err->file, sizeof err->file, "%s", a->plan);
+    return rc;
+}
+
 /* --compare: the run's program simulated beside what the run measured (src/report/run_compare.c) */
 static int compare(FILE *f, const st_lowered *l, const st_exec_result *r, int json, st_error *err) {
     st_runcmp c;
@@ -252,8 +341,12 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
     st_lower_opts_init(&lo);
     st_exec_result res = {0};
     st_cli_text text = {0};
-    char spec[512], ilp_spec[4096];
+    char spec[4096], ilp_spec[4096];
     int64_t v;
+    st__ilp_stage *istg = NULL; /* an operator-level plan's stages, where they differ in shape (nst of them) */
+    int nst = 0;
+    staged sg = {0};
+    const st_plan *plan = NULL; /* the run's: in.plan, or stage 0's where the stages differ */
 
     if ((rc = st_cli_parse(argc, argv, take, own, &a, NULL, help_text, err)) || a.help) goto done;
     if ((rc = st_cli_require(err, "--model", a.model, "--plan", a.plan, NULL))) goto done;
@@ -303,31 +396,55 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
             st_lowered_destroy(&ir.low);
             goto done;
         }
+        if (!(istg = calloc(ST_MAX_STAGES, sizeof *istg))) {
+            rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+            goto done;
+        }
         if ((rc = st__run_ilp_spec(&a, ilp_spec, sizeof ilp_spec, &o.attn_rows, &o.moe_rows, &o.router_h,
-                                     &o.replicas, &o.head_dp, &lo, err)))
+                                     &o.replicas, &o.head_dp, &lo, istg, &nst, err)))
             goto done;
         if (o.head_dp && o.backend == ST_EXEC_CUDA) { /* exec/cuda.c has no dp-group collectives in the model */
             rc = st_error_set(err, ST_EINVAL, a.plan, "stages",
                               "the output layer vocabulary-parallel over the batch axes runs on --backend cpu only");
             goto done;
         }
-        a.plan = ilp_spec;
+        /* stages of different shapes: the cuda backend's NCCL transfers pair ranks whole (the exchange's row
+         * blocks and the copies' communicators are the cpu runtime's) */
+        if (nst && o.backend == ST_EXEC_CUDA) {
+            rc = st_error_set(err, ST_EINVAL, a.plan, "stages",
+                              "stages on meshes of different shapes run on --backend cpu only");
+            goto done;
+        }
+        if (!nst) a.plan = ilp_spec;
         a.heads_whole = o.attn_rows == 2 || o.attn_rows == 3; /* no operator splits the heads */
     }
-    if ((rc = st_cli_inputs_check(&a, want, &in, err)) || (rc = st_cli_inputs_resolve(&a, want, &in, err))) goto done;
-    if (!(ctx = st_cost_ctx_new(&in.model, &in.cluster, in.profile))) {
-        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
-        goto done;
+    if (nst) { /* each stage its own plan (st_exec_opts' stages), lowered together (st_lower_stages) */
+        const unsigned inputs = ST_CLI_MODEL | ST_CLI_CLUSTER | ST_CLI_PROFILE;
+        if ((rc = st_cli_inputs_check(&a, inputs, &in, err)) || (rc = st_cli_inputs_resolve(&a, inputs, &in, err)) ||
+            (rc = staged_lower(&a, &in, istg, nst, &sg, &ctx, &low, spec, sizeof spec, err)))
+            goto done;
+        o.stages = sg.x, o.nstages = nst;
+        plan = &sg.plans[0];
+    } else {
+        if ((rc = st_cli_inputs_check(&a, want, &in, err)) || (rc = st_cli_inputs_resolve(&a, want, &in, err)))
+            goto done;
+        if (!(ctx = st_cost_ctx_new(&in.model, &in.cluster, in.profile))) {
+            rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+            goto done;
+        }
+        if ((rc = one_tp(in.plan, err))) goto done;
+        lo.every_rank = 1;
+        lo.per_op = 0;
+        if ((rc = st_lower_plan(ctx, in.plan, &lo, &low, err))) goto done;
+        plan = in.plan;
+        st_plan_format_spec(in.plan, spec, sizeof spec);
     }
-    if ((rc = one_tp(in.plan, err))) goto done;
-    lo.every_rank = 1;
-    lo.per_op = 0;
-    if ((rc = st_lower_plan(ctx, in.plan, &lo, &low, err))) goto done;
     ran = 1;
-    if ((rc = st_exec_run(&in.model, in.plan, &low, &o, &res, err)) || rank != 0) goto done;
-    st_plan_format_spec(in.plan, spec, sizeof spec);
+    rc = st_exec_run(&in.model, plan, &low, &o, &res, err);
+    if (rc && nst && res.refused && !err->file[0]) snprintf(err->file, sizeof err->file, "%s", a.plan); /* the file's */
+    if (rc || rank != 0) goto done;
     if ((rc = st_cli_text_open(&text, err))) goto done;
-    if (a.json) print_json(text.f, &in.model, spec, in.plan, &low, &res, &o);
+    if (a.json) print_json(text.f, &in.model, spec, plan, &low, &res, &o);
     else print_text(text.f, &in.model, spec, &low, &res, &o);
     if (cmp && (rc = compare(text.f, &low, &res, a.json, err))) goto done;
     if (a.json) fputs("}\n", text.f);
@@ -340,6 +457,8 @@ done:
     st_lowered_destroy(&low);
     st_cost_ctx_free(ctx);
     st_cli_inputs_destroy(&in);
+    staged_destroy(&sg);
+    free(istg);
     /* an error in the inputs or the plan, or one the executor's setup made every rank learn: every
      * rank is here alike, so rank 0 says why and the others wait for that before their exit lets
      * mpirun stop the job (a rank exiting first could have rank 0 killed before it printed) */

@@ -46,4 +46,33 @@ int st_lower_full(st_cost_ctx *ctx, const st_plan *p, st_lowered *out, st_error 
 int st_lower_autoshard(const st_autoshard_result *r, const st_cluster *c, const st_profile *prof, st_dtype dt,
                        st_lowered *out, st_error *err);
 
+/* Pipelines whose stages run on meshes of different shapes (src/lower/lower_stages.c): an operator-level
+ * plan's stages, each its own hybrid plan. A stage's layout: its tp x dp ranks (cp 1) `copies` times (the
+ * ILP's mesh axes that split nothing), rank first + c + copies x (t + tp x q) for copy c, tp rank t, dp rank
+ * q; its residual stream by the micro-batch's N token rows, dp rank q holding the q-th N / dp of them and,
+ * with sp, tp rank t the t-th share of those (without sp all of them), every copy the same. */
+typedef struct st_stage_shape {
+    int tp, dp, sp;
+    int copies; /* >= 1 */
+    int first;  /* its first rank */
+} st_stage_shape;
+int st_stage_width(const st_stage_shape *s); /* its ranks: tp x dp x copies */
+/* the rows [*lo, *lo + *n) of the micro-batch's N that device i (0 .. width - 1) of stage s holds */
+void st_stage_rows(const st_stage_shape *s, int64_t N, int i, int64_t *lo, int64_t *n);
+/* The cross-mesh exchange of a residual stream (an activation forward, its gradient backward) from stage
+ * `from` to stage `to`: the rows [*lo, *lo + *n) of the micro-batch's N that device src of `from` sends to
+ * device dst of `to` (*n 0: none). Every device of `to` receives each of its rows once, from a device that
+ * holds it; where several hold a block (copies, or tp ranks without sp) the receiver's index picks one. */
+void st_stage_exchange(const st_stage_shape *from, const st_stage_shape *to, int64_t N, int src, int dst, int64_t *lo,
+                       int64_t *n);
+/* Lowers the pipeline of nstages stages, stage d running plans[d] (pp nstages, vp 1, cp 1, 1f1b or gpipe, the
+ * same micro-batch count and rows of a micro-batch: mbs x dp x seq) on copies[d] copies of its ranks, each
+ * with opts[d] (its own tp collectives, st_lower_opts' ntp_stages), to every rank in the layout above: each
+ * stage's programs from its plan's every-rank lowering, its groups per copy, the pipeline's transfers as the
+ * cross-mesh exchange's pairs, the tied embedding's all-reduce in groups of the end stages' devices of one tp
+ * rank (each stage's sum added by one of them: exec/cpu.c). No links (route -1). 0, ST_EINVAL (err says why:
+ * plans that are not one pipeline, a tied embedding split otherwise on the end stages), ST_ENOMEM. */
+int st_lower_stages(st_cost_ctx *ctx, const st_plan *const *plans, const int *copies, const st_lower_opts *opts,
+                    int nstages, st_lowered *out, st_error *err);
+
 #endif

@@ -394,13 +394,23 @@ static void fuzz_ilpplan(const uint8_t *data, size_t size) {
     st_lower_opts lo; /* (the tp collectives of rows plans, priced from the plan: exercised too) */
     st_lower_opts_init(&lo);
     st_error_clear(&err);
-    if (st__run_ilp_spec(&a, spec, sizeof spec, &attn_rows, &moe_rows, &router_h, &replicas, &head_dp, &lo, &err))
+    /* (stages of different shapes: each stage's spec, which the parser must take too) */
+    st__ilp_stage *stages = calloc(ST_MAX_STAGES, sizeof *stages);
+    int nstages = 0;
+    if (!stages || st__run_ilp_spec(&a, spec, sizeof spec, &attn_rows, &moe_rows, &router_h, &replicas, &head_dp, &lo,
+                                    stages, &nstages, &err)) {
+        free(stages);
         return;
+    }
     if (lo.ntp_stages && (attn_rows || moe_rows || router_h) == 0) fail("tp collectives of a plan that splits no rows", spec);
     st_plan p;
-    st_plan_defaults(&p);
-    st_error_clear(&err);
-    if (st_plan_parse_spec(spec, &p, &err)) fail("strata run made a spec of the plan that its parser refuses", spec);
+    for (int d = 0; d < (nstages ? nstages : 1); d++) {
+        const char *sp = nstages ? stages[d].spec : spec;
+        st_plan_defaults(&p);
+        st_error_clear(&err);
+        if (st_plan_parse_spec(sp, &p, &err)) fail("strata run made a spec of the plan that its parser refuses", sp);
+    }
+    free(stages);
 }
 
 /* Blanks what a plot file holds of the input's text, so that a non-finite word left is a number
