@@ -191,6 +191,15 @@ void st_exec_mpi_barrier(void);
 int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const st_exec_opts *opts,
                 st_exec_result *r, st_error *err);
 void st_exec_result_destroy(st_exec_result *r);
+/* An operator-level plan that is no Megatron template (search/as_hybrid.c refuses it), run per operator
+ * (exec/opexec.c): every rank a device of the stage's mesh (mpirun -np: the mesh's devices), each interpreting
+ * the stage's program of l (st_lower_autoshard of r on c, prof and dt, which st_autoshard_work's steps must
+ * match) on its shards of every tensor, with the backend's cpu kernels. opts as for st_exec_run (replicas,
+ * attn_rows and the like unused: the mesh's axes say it all). Fills r as st_exec_run does, each stage's first
+ * device standing for its program's rank. Every rank returns the same code: ST_EINVAL with err naming the stage,
+ * operator, label and axis it does not run (res->refused), ST_ENOMEM, ST_EIO (the trace). */
+int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cluster *c, const st_profile *prof,
+                    st_dtype dt, const st_lowered *l, const st_exec_opts *opts, st_exec_result *res, st_error *err);
 
 /* The arena a rank's program needs when its instructions run one after another in program order
  * (the order one host thread issues them in): its base bytes plus the highest running sum of

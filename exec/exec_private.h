@@ -7,6 +7,7 @@
 #ifndef STRATA_EXEC_PRIVATE_H
 #define STRATA_EXEC_PRIVATE_H
 
+#include "cost/cost.h" /* st_layout (exec/opexec.c) */
 #include "src/core/core.h"
 
 #include <stdint.h>
@@ -458,6 +459,16 @@ int st__xmodel_backward_weight_unit(st__xmodel *x, st__xacts *a, int layer, int 
 /* Seeded tokens of sample `sample` at step `step`: T + 1 values below V (a counter-based hash, the
  * same on every rank). */
 void st__xtokens(int32_t *out, int64_t T, int64_t V, uint64_t seed, int64_t step, int64_t sample);
+
+/* ---------------------------------------------------------------- operator-level plans (exec/opexec.c) */
+
+/* The per-operator runtime's resharding in memory (its exchange's arithmetic, for tests): the devices of a mesh of
+ * naxes axes of size[] (row-major, axis naxes - 1 innermost) hold src[dev], their blocks of a tensor of dims
+ * dim[nd] under layout `from` (per axis the dimension it splits, a dimension split by both axes with axis 0's the
+ * outer index; partial sums along its partial axes); dst[dev] (new, free each; NULL where none was made) gets the
+ * device's block under `to`, partial sums added. 0, ST_EINVAL (a layout that does not divide), ST_ENOMEM. */
+int st__xreshard_mem(const int *size, int naxes, const int64_t *dim, int nd, st_layout from, st_layout to,
+                     float *const *src, float **dst);
 
 /* ---------------------------------------------------------------- the cuda backend (exec/cuda.c) */
 

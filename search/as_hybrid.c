@@ -63,7 +63,10 @@
  * mesh axes mix, 20 of them on 2-D meshes (3 of those at the projection 'h' on a second tp axis: a 2-D
  * projection GEMM, the rows split on one of the tp axes only), 6 MoE plans on 2-D meshes). Anything else
  * (an axis that replicates some operators and splits others, head-dimension or 2-D splits of an operator,
- * experts split otherwise on one tp axis than on another) is named: stage, operator, label and axis. */
+ * experts split otherwise on one tp axis than on another) is named: stage, operator, label and axis. strata run
+ * then runs the refused plans of dense models per operator (exec/opexec.c, src/cli/cmd_ilp_plan.c's
+ * st__run_ilp_ops): 15 of those 27, so 222 of the 234 run; the 12 left are MoE plans, refused with this file's
+ * line. */
 #include "search/search.h"
 
 #include <string.h>

@@ -5,9 +5,11 @@
 # attention on the token rows under it, QKV on its fused width with the attention whole, or the experts
 # over a tp or batch axis or split by their ffn, or on a 2-D mesh the output layer vocabulary-parallel over
 # its batch axis (search/as_hybrid.c), and computes what the single-rank run computes, within
-# tests/cli_run.sh's tolerances; the other shardings are refused in one line naming the stage and the
-# operator. Stages on meshes of different shapes run stage by stage, each with its own degrees, the
-# activations and gradients moved between them as the cross-mesh exchange (src/lower/lower_stages.c).
+# tests/cli_run.sh's tolerances. Stages on meshes of different shapes run stage by stage, each with its own
+# degrees, the activations and gradients moved between them as the cross-mesh exchange
+# (src/lower/lower_stages.c). The other shardings of dense models (GSPMD-style 2-D splits) run per operator
+# (exec/opexec.c) within the tolerances too; MoE plans no template takes are refused in one line naming the stage
+# and the operator.
 # scripts/ilp_census.sh counts what runs and what is refused over all the tiny presets' plans.
 #
 # The clusters (tests/data/cluster_slowgpu*.json) are test fixtures, not hardware: GPUs of 0.01
@@ -227,6 +229,46 @@ checked 4 "tiny-llama, ILP attention on the rows under a tp=4 MLP (2 kv heads), 
 	--model tiny-llama --plan "$T/l4r.json"
 if grep -q '"on_rows": "attention"' "$T/out" && ran "tp=4,"; then ok "it runs the attention on the rows under tp=4"
 else nok "it runs the attention on the rows under tp=4" "$(head -3 "$T/out")"; fi
+# GSPMD-style plans, no Megatron template (exec/opexec.c runs them per operator: each device the stage's program on
+# its shards, the resharding per mesh axis as the lowering lists it): on 2 nodes of 4 the ILP splits QKV by its
+# contraction and fused width, the projection by hidden and heads, fc1 on both axes, the residual stream by hidden
+# and sequence (tiny-llama), or QKV by hidden and heads and fc2 by its ffn on both axes (tiny-gpt: tied, biases,
+# learned positions)
+SLOW24=$T/cluster_slowgpu_2x4.json
+sed 's/"nodes": 1, "gpus_per_node": 4/"nodes": 2, "gpus_per_node": 4/' "$SLOW" >"$SLOW24"
+for mt in l:tiny-llama g:tiny-gpt; do
+	"$STRATA" plan --search ilp --cluster "$SLOW24" --seq 32 --model "${mt#*:}" --gpus 8 --gbs 4 --mbs 1 --max-stages 1 \
+		--out "$T/${mt%%:*}24.json" >"$T/ilpout" 2>&1 || nok "ILP plan ${mt#*:} on 2x4" "$(cat "$T/ilpout")"
+done
+if splits l24 qkv '"h""e"' && splits l24 proj '"h""n"' && splits l24 fc1 '"f""f"' &&
+	splits l24 attn_residual '"h""s"'; then
+	ok "tiny-llama on 2x4: the ILP's 2-D splits (QKV 'h','e', the projection 'h','n', fc1 'f','f')"
+else nok "tiny-llama on 2x4: the ILP's shardings" "$(cat "$T/l24.json")"; fi
+mpi_strata 180 8 run --cluster "$SLOW24" --model tiny-llama --plan "$T/l24.json" --steps 2 --check --json
+check_within "tiny-llama, ILP 2-D splits on 2x4 run per operator, matches the reference (8 ranks)"
+# the instructions measured: compute, resharding collectives, gradient reduction
+measured() { grep -o "\"$1\": [0-9.e+-]*" "$T/out" | head -1 | awk '{ exit !($2 > 0) }'; }
+if ran ".*run per operator" && measured fwd && measured bwd && measured "coll tp" && measured "coll dp"; then
+	ok "it runs per operator, its compute and collectives measured"
+else nok "it runs per operator, its compute and collectives measured" "$(head -3 "$T/out")"; fi
+if splits g24 qkv '"h""n"' && splits g24 fc2 '"f""f"' && splits g24 embedding '"h""s"'; then
+	ok "tiny-gpt on 2x4: the ILP's 2-D splits (QKV 'h','n', fc2 'f','f', the embedding 'h','s')"
+else nok "tiny-gpt on 2x4: the ILP's shardings" "$(cat "$T/g24.json")"; fi
+mpi_strata 180 8 run --cluster "$SLOW24" --model tiny-gpt --plan "$T/g24.json" --steps 2 --check --json
+check_within "tiny-gpt, ILP 2-D splits on 2x4 run per operator (tied, biases, positions), matches the reference"
+# the runtime also runs what the templates run (STRATA_RUN_PER_OP=1, a test hook): two stages, the activation sent
+# to the next mesh device pair by device pair
+STRATA_RUN_PER_OP=1
+export STRATA_RUN_PER_OP
+mpi_strata 180 4 run --cluster "$SLOW" --model tiny-llama --plan "$T/l4.json" --steps 2 --check --json
+unset STRATA_RUN_PER_OP
+check_within "tiny-llama, ILP 2 stages x 2 run per operator, matches the reference"
+if ran ".*run per operator"; then ok "it runs per operator"; else nok "it runs per operator" "$(head -3 "$T/out")"; fi
+# a rotary embedding split inside its heads (the ILP's l24 plan with QKV and the rotary embedding 'e' on both axes:
+# 16 columns each, half a head): gathered along the axes that split it, rotated whole, sliced back
+mpi_strata 180 8 run --cluster "$SLOW24" --model tiny-llama --steps 2 --check --json \
+	--plan "$SRCDIR/tests/data/plan_ilp_tiny_llama_rope_cut.json"
+check_within "tiny-llama, the rotary embedding split inside its heads, runs per operator and matches the reference"
 # a 2x2 mesh (slow between its nodes) at micro-batch 8: the first axis splits the batch, the second is Megatron's
 # tp with sp, and the output layer and loss are vocabulary-parallel over the batch axis, on the tp axis' rows
 # (head_dp: the final norm's rows and their targets gathered over the dp group, the vocabulary-parallel loss

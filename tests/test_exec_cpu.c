@@ -1007,10 +1007,82 @@ START_TEST(fault_hook_parse) {
 }
 END_TEST
 
+/* The per-operator runtime's resharding (exec/opexec.c, st__xreshard_mem) against the full tensor: on a 2 x 4
+ * mesh and on 8 devices in a line, every layout of a [4 x 8 x 6] tensor (per axis a dimension, replicated, or
+ * partial sums: each device's share a power of two of the whole, exact) into every layout without partial
+ * sums: each device must hold exactly its block of the tensor (a dimension split by both axes, axis 0 outer). */
+START_TEST(opexec_reshard_blocks) {
+    const int64_t dim[3] = {4, 8, 6};
+    float full[4 * 8 * 6];
+    fill(full, 4 * 8 * 6, 7);
+    for (int shape = 0; shape < 2; shape++) {
+        int size[2] = {shape ? 8 : 2, shape ? 1 : 4}, naxes = shape ? 1 : 2, n = size[0] * size[1], checked = 0;
+        for (int f = 0; f < 25; f++) /* per axis: replicated, dimension 0, 1, 2, partial */
+            for (int t = 0; t < 16; t++) {
+                st_layout from = {{-1, -1}, 0}, to = {{-1, -1}, 0};
+                for (int a = 0; a < naxes; a++) {
+                    int kf = a ? f / 5 : f % 5, kt = a ? t / 4 : t % 4;
+                    if (kf == 4) from.partial |= (unsigned char)(1u << a);
+                    else from.ax[a] = (signed char)(kf - 1);
+                    to.ax[a] = (signed char)(kt - 1);
+                }
+                if (naxes == 1 && (f >= 5 || t >= 4)) continue;
+                /* every device's block under `from`, its share of the partial sums */
+                float *src[8] = {0}, *dst[8] = {0};
+                int ok = 1;
+                for (int r = 0; r < n && ok; r++) {
+                    int c[2] = {naxes > 1 ? r / size[1] : r, naxes > 1 ? r % size[1] : 0};
+                    int64_t lo[3], len[3] = {4, 8, 6};
+                    double share = 1;
+                    for (int d = 0; d < 3; d++) {
+                        int64_t div = 1, idx = 0;
+                        for (int a = 0; a < naxes; a++)
+                            if (from.ax[a] == d) div *= size[a], idx = idx * size[a] + c[a];
+                        ok &= dim[d] % div == 0;
+                        len[d] = dim[d] / div, lo[d] = idx * len[d];
+                    }
+                    for (int a = 0; a < naxes; a++)
+                        if (from.partial & (1u << a)) share /= size[a];
+                    if (!ok) break;
+                    src[r] = malloc((size_t)(len[0] * len[1] * len[2]) * sizeof(float));
+                    for (int64_t i = 0; i < len[0]; i++)
+                        for (int64_t j = 0; j < len[1]; j++)
+                            for (int64_t k = 0; k < len[2]; k++)
+                                src[r][(i * len[1] + j) * len[2] + k] =
+                                    (float)(full[((lo[0] + i) * 8 + lo[1] + j) * 6 + lo[2] + k] * share);
+                }
+                int rc = ok ? st__xreshard_mem(size, naxes, dim, 3, from, to, src, dst) : ST_EINVAL;
+                if (ok && rc != ST_EINVAL) {
+                    ck_assert_int_eq(rc, 0);
+                    for (int r = 0; r < n; r++) {
+                        int c[2] = {naxes > 1 ? r / size[1] : r, naxes > 1 ? r % size[1] : 0};
+                        int64_t lo[3], len[3];
+                        for (int d = 0; d < 3; d++) {
+                            int64_t div = 1, idx = 0;
+                            for (int a = 0; a < naxes; a++)
+                                if (to.ax[a] == d) div *= size[a], idx = idx * size[a] + c[a];
+                            len[d] = dim[d] / div, lo[d] = idx * len[d];
+                        }
+                        for (int64_t i = 0; i < len[0]; i++)
+                            for (int64_t j = 0; j < len[1]; j++)
+                                for (int64_t k = 0; k < len[2]; k++)
+                                    ck_assert_float_eq_tol(dst[r][(i * len[1] + j) * len[2] + k],
+                                                           full[((lo[0] + i) * 8 + lo[1] + j) * 6 + lo[2] + k], 1e-6);
+                    }
+                    checked++;
+                }
+                for (int r = 0; r < n; r++) free(src[r]), free(dst[r]);
+            }
+        ck_assert_int_ge(checked, (shape ? 6 : 150)); /* the pairs whose layouts divide the tensor */
+    }
+}
+END_TEST
+
 Suite *suite_exec_cpu(void) {
     Suite *s = suite_create("exec_cpu");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, gemm_blas_vs_reference);
+    tcase_add_test(tc, opexec_reshard_blocks);
     tcase_add_test(tc, attention_causal);
     tcase_add_test(tc, rope_inverse);
     tcase_add_test(tc, adam_first_step);

@@ -173,6 +173,20 @@ typedef struct st__ilp_stage {
 int st__run_ilp_spec(const st_cli_args *a, char *spec, size_t n, int *attn_rows, int *moe_rows, int *router_h,
                      int *replicas, int *head_dp, st_lower_opts *lo, st__ilp_stage *stages, int *nstages,
                      st_error *err);
+/* `strata run` of an operator-level plan that search/as_hybrid.c does not map onto the executor's templates: lowers
+ * it (st_lower_autoshard into out->low, the caller's to destroy) and runs it per operator (st_exec_run_ilp) into
+ * res, *ran 1 from there on; out gets the model, the batch, the sequence and a line for the report. Returns 1
+ * (nothing done) when st__run_ilp_spec's templates run the plan, else st_exec_run_ilp's code (or the loading's). */
+typedef struct st_cli_ilp_run {
+    st_model model;
+    st_lowered low;
+    int64_t gbs, seq;
+    char spec[512];
+} st_cli_ilp_run;
+struct st_exec_opts;
+struct st_exec_result;
+int st__run_ilp_ops(const st_cli_args *a, const struct st_exec_opts *o, st_cli_ilp_run *out, struct st_exec_result *res,
+                    int *ran, st_error *err);
 /* `strata plan --search ilp ...`: argv as st_cmd_plan got it. */
 int st__cmd_plan_ilp(int argc, char **argv, st_error *err);
 

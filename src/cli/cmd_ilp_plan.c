@@ -2,6 +2,7 @@
  * `strata plan --search ilp --out` writes (per-operator shardings, pipeline stages on their own
  * meshes). The estimate prices the plan's shardings exactly as the planner does
  * (st_autoshard_evaluate); the simulator runs it lowered by src/lower/lower_as.c. */
+#include "exec/exec.h"
 #include "src/cli/cli.h"
 
 #include <math.h>
@@ -243,6 +244,67 @@ int st__run_ilp_spec(const st_cli_args *a, char *spec, size_t n, int *attn_rows,
     if (len >= (int)n) rc = st_error_set(err, ST_EINVAL, a->plan, "stages", "too many stages for the executor");
 done:
     free(hs);
+    loaded_free(&L);
+    return rc;
+}
+
+int st__run_ilp_ops(const st_cli_args *a, const st_exec_opts *o, st_cli_ilp_run *out, st_exec_result *res, int *ran,
+                    st_error *err) {
+    loaded L;
+    st_error e2;
+    memset(out, 0, sizeof *out);
+    int rc = load_all(a, "run", &L, err);
+    if (rc) goto done;
+    /* the plans as_hybrid maps onto the executor's templates run there (st__run_ilp_spec) */
+    /* (the environment's STRATA_RUN_PER_OP=1 runs those per operator too: tests compare the two runtimes) */
+    const char *force = getenv("STRATA_RUN_PER_OP");
+    st_as_hybrid *hs = calloc((size_t)(L.r.nstages > 0 ? L.r.nstages : 1), sizeof *hs);
+    if (!hs) {
+        rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
+        goto done;
+    }
+    int templ = L.r.nstages <= ST_MAX_STAGES && st_autoshard_hybrid_stages(&L.r, hs, &e2) == 0; /* (each stage's own) */
+    free(hs);
+    if (!(force && !strcmp(force, "1")) && templ) {
+        rc = 1;
+        goto done;
+    }
+    if (!L.in.have_model) {
+        rc = st_error_set(err, ST_EINVAL, a->plan, NULL, "strata run trains a model: give --model, not a graph");
+        goto done;
+    }
+    /* MoE blocks: the templates' refusal names the operator (the per-operator runtime runs dense blocks) */
+    if (L.in.model.experts > 0 && !(force && !strcmp(force, "1"))) {
+        *err = e2;
+        snprintf(err->file, sizeof err->file, "%s", a->plan);
+        size_t k = strlen(err->text);
+        snprintf(err->text + k, sizeof err->text - k, " (the per-operator runtime runs dense blocks only)");
+        rc = ST_EINVAL;
+        goto done;
+    }
+    if ((rc = st_lower_autoshard(&L.r, &L.in.cluster, L.in.profile, L.o.dtype, &out->low, err))) goto done;
+    *ran = 1;
+    rc = st_exec_run_ilp(&L.in.model, &L.r, &L.in.cluster, L.in.profile, L.o.dtype, &out->low, o, res, err);
+    if (rc && !err->file[0] && res->refused) snprintf(err->file, sizeof err->file, "%s", a->plan);
+    out->model = L.in.model;
+    out->gbs = L.o.gbs;
+    out->seq = L.o.seq ? L.o.seq : L.in.model.seq_len;
+    /* the report's plan line: the file, and each stage's mesh (its program runs on every device of it) */
+    char mesh[160] = "";
+    int devices = 0;
+    for (int i = 0, k = 0; i < L.r.nstages && k < (int)sizeof mesh - 24; i++) {
+        const st_mesh *me = &L.r.stage[i].mesh;
+        devices += me->nodes * me->gpus;
+        if (me->naxes > 1)
+            k += snprintf(mesh + k, sizeof mesh - (size_t)k, "%s%dx%d", i ? "," : "", me->size[0], me->size[1]);
+        else
+            k += snprintf(mesh + k, sizeof mesh - (size_t)k, "%s%d", i ? "," : "", me->size[0]);
+    }
+    snprintf(out->spec, sizeof out->spec,
+             "%s: operator-level, run per operator on %d devices (stage meshes %s, mbs=%lld, gbs=%lld, zero=%d; each "
+             "stage's first device's times stand for it)", a->plan, devices, mesh,
+             (long long)L.r.mbs, (long long)out->gbs, L.r.stage[0].zero);
+done:
     loaded_free(&L);
     return rc;
 }

@@ -2,8 +2,9 @@
  * the form exec/cpu.c interprets) and run it for real, one process per rank (exec.h); an
  * operator-level plan as the hybrid plan whose shardings it chose (st__run_ilp_spec), where it is
  * one, else (stages on meshes of different shapes) each stage as its own hybrid plan, lowered together
- * (st_lower_stages: its programs stitched, the pipeline's transfers as the cross-mesh exchange); where its
- * attention or experts split the rows, the program's tp collectives are the ILP's price
+ * (st_lower_stages: its programs stitched, the pipeline's transfers as the cross-mesh exchange), else per operator
+ * (st__run_ilp_ops, exec/opexec.c); where its attention or experts split the rows, the program's tp collectives
+ * are the ILP's price
  * of the all-to-alls and gathers the executor runs for them (st_lower_opts' ntp_stages), so --compare
  * simulates what runs (the executor runs tp collectives inside its compute, whatever the program says).
  * Every rank reads the same inputs and lowers the same plan; rank 0 alone prints (the text, or
@@ -37,7 +38,9 @@ static const char help_text[] =
     "attention on each device's token rows under it (the projection alone after an all-to-all from the\n"
     "heads, or QKV to the projection under a tp MLP), MoE experts over the axis or each split by its ffn;\n"
     "stages on meshes of different shapes each as its own plan (N: every stage's devices), the activations\n"
-    "moved between them as each device's rows; other shardings are refused naming the stage and the operator.\n"
+    "moved between them as each device's rows; other dense shardings (any operator split on a 1-D or 2-D\n"
+    "mesh) run per operator, each rank a device interpreting its stage's program on its shards; the rest\n"
+    "(MoE blocks, the cuda backend) are refused naming the stage and the operator.\n"
     "  --cluster C          prices the lowering's instructions (default dgx-a100-80g: up to 8 ranks)\n"
     "  --gpus N             the cluster's GPUs, in nodes of its size (as for strata sim)\n"
     "  --steps S            iterations (1..100000)\n"
@@ -373,8 +376,26 @@ int st_cmd_run(int argc, char **argv, st_error *err) {
         goto done;
     }
     if (!a.cluster) a.cluster = "dgx-a100-80g";
-    /* an operator-level plan runs as the hybrid plan it is (st__run_ilp_spec), or is refused */
+    /* an operator-level plan runs as the hybrid plan it is (st__run_ilp_spec), or per operator (st__run_ilp_ops) */
     if (st__plan_is_ilp(a.plan)) {
+        st_cli_ilp_run ir;
+        if ((rc = st__run_ilp_ops(&a, &o, &ir, &res, &ran, err)) != 1) {
+            if (!rc && rank == 0) {
+                st_plan ip;
+                st_plan_defaults(&ip);
+                ip.gbs = ir.gbs, ip.seq = ir.seq;
+                if (!(rc = st_cli_text_open(&text, err))) {
+                    if (a.json) print_json(text.f, &ir.model, ir.spec, &ip, &ir.low, &res, &o);
+                    else print_text(text.f, &ir.model, ir.spec, &ir.low, &res, &o);
+                    if (cmp && (rc = compare(text.f, &ir.low, &res, a.json, err))) goto ilp_done;
+                    if (a.json) fputs("}\n", text.f);
+                    st_cli_text_print(&text);
+                }
+            }
+        ilp_done:
+            st_lowered_destroy(&ir.low);
+            goto done;
+        }
         if (!(istg = calloc(ST_MAX_STAGES, sizeof *istg))) {
             rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
             goto done;
