@@ -63,7 +63,7 @@
  * uses the same room. A split backward (the zero-bubble schedules) copies the inputs of the linear layers that
  * lie in the room beside their output gradients (lin_bwd) for its weight half, which runs after other blocks
  * took the room, and gives the room back at the input half's end (torch's weight closures keep the tensors the
- * recompute made; the lowering prices those inputs under full recompute, st__block_wgrad).
+ * recompute made; the lowering prices those inputs under full and op, st__block_wgrad).
  *
  * Zero-bubble schedules (Qi et al. 2023, "Zero Bubble Pipeline Parallelism", Sec. 2) split a backward
  * into B, the input gradients the previous stage waits for, and W, the weight gradients, run later
@@ -1967,12 +1967,14 @@ static int in_room(const st__xacts *a, const float *p) {
 
 /* the floats an input half keeps for the weight half per block (wmem): the output gradients of QKV, the
  * projection, fc1 (SwiGLU's two halves) and fc2, and with full and op recompute those GEMMs' inputs that lie in
- * the room (the norms' outputs, the attention's output under full, the activation's output): torch's weight
- * closures hold the tensors the recompute made, which the lowering prices under full recompute (cost/memory.c,
- * st__block_wgrad) */
+ * the room (the norms' outputs, the attention's output under full, the activation's output; op keeps the
+ * attention's output in layout's part 3, out of the room): torch's weight closures hold the tensors the recompute
+ * made, which the lowering prices under full and op recompute (cost/memory.c, st__block_wgrad: op all but the
+ * projection's) */
 static int64_t wkeep_floats(const st__xmodel *x) {
     int64_t N = x->B * x->T, ql = x->a_l * x->d, kl = x->kv_l * x->d;
-    return N * (ql + 2 * kl + 2 * x->h + 2 * x->f_l) + (x->recompute >= 2 ? N * (2 * x->h + ql + x->f_l) : 0);
+    int64_t room = x->recompute == 2 ? N * (2 * x->h + ql + x->f_l) : x->recompute == 3 ? N * (2 * x->h + x->f_l) : 0;
+    return N * (ql + 2 * kl + 2 * x->h + 2 * x->f_l) + room;
 }
 
 /* A linear layer's backward: whole (a NULL), or split (a zero-bubble schedule's input half, a the

@@ -526,7 +526,9 @@ static void recompute_restores(const char *preset) {
  * the one block's room right before that block's backward (block 1's by st__xmodel_recompute, block 0's by the
  * backward itself), so the weight half, which runs after block 0 took the room, reads block 1's GEMM inputs from
  * the copies the input half kept (full and op; selective keeps them): the gradients of the split backward without
- * recompute, bit for bit (op: within fp32 rounding, fused_fwd) */
+ * recompute, bit for bit (op: within fp32 rounding, fused_fwd). The copies' room (what the weight half frees):
+ * under op it lacks the projection's input, which op's policy keeps (exec/model.c wkeep_floats; the lowering's
+ * 12 s b h / t against full's 14, tests/test_lower.c): N x a x d floats a block fewer than under full. */
 static void recompute_split(const char *preset) {
     st_model m;
     st_error err;
@@ -534,6 +536,7 @@ static void recompute_split(const char *preset) {
     int32_t tok[2 * 7];
     tiny_model(preset, &m, tok);
     st__xmodel x[4];
+    double freed[4] = {0}; /* the heap the weight half gives back (its weight gradients' list and copies) */
     for (int r = 0; r < 4; r++) {
         st__xpart pt = {.B = 2, .T = 6, .tp = 1, .nchunks = 1, .l0 = &l0, .l1 = &l1, .first = 1, .last = 1,
                         .recompute = r};
@@ -547,7 +550,9 @@ static void recompute_split(const char *preset) {
             ck_assert_int_eq(st__xmodel_recompute(&x[r], a), 0);
         }
         ck_assert_int_eq(st__xmodel_backward_input(&x[r], a, NULL, 1.0, &o), 0);
+        double h0 = st__xheap_bytes();
         ck_assert_int_eq(st__xmodel_backward_weight(&x[r], a), 0);
+        freed[r] = h0 - st__xheap_bytes();
         st__xacts_free(a);
         double mx = 0, diff = 0;
         for (int64_t i = 0; i < x[0].nparams; i++) {
@@ -557,6 +562,12 @@ static void recompute_split(const char *preset) {
         if (r == 3) ck_assert_msg(mx > 0 && diff <= 1e-5 * mx, "%s op: gradients %g apart (of %g)", preset, diff, mx);
         else ck_assert_msg(diff == 0, "%s recompute %d: gradients %g apart (of %g)", preset, r, diff, mx);
     }
+    /* the copies' room: full's less op's, the projection's inputs of both blocks (within malloc's rounding of
+     * the two copies' allocations, 16 bytes each); 0 where the heap is not measured (st__xheap_bytes) */
+    double ao = 2.0 * (double)(x[0].B * x[0].T * x[0].a * x[0].d) * sizeof(float);
+    if (freed[2] > 0)
+        ck_assert_msg(fabs(freed[2] - freed[3] - ao) <= 32, "%s: the weight half frees %.0f bytes under full, %.0f "
+                      "under op; want %.0f apart", preset, freed[2], freed[3], ao);
     for (int r = 0; r < 4; r++) st__xmodel_destroy(&x[r]);
 }
 
