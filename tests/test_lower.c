@@ -2009,7 +2009,7 @@ START_TEST(test_stages_of_different_shapes) {
     ck_assert_int_eq(st_plan_parse_spec("tp=2,pp=3,dp=1,mbs=4,gbs=16,seq=32,stage_layers=1,2,1", &plans[2], &err), 0);
     ck_assert_int_eq(st_plan_finalize(&plans[2], &m, &c, 0, NULL, &err), 0);
     ck_assert_int_eq(st_lower_stages(ctx, list, copies, lo, 3, &l, &err), ST_EINVAL);
-    ck_assert_ptr_nonnull(strstr(err.text, "tp=1 on stage 0 and tp=2 on stage 2"));
+    ck_assert_ptr_nonnull(strstr(err.text, "tp=1 (stage 0) and tp=2 (stage 2)"));
     st_cost_ctx_free(ctx);
 }
 END_TEST

@@ -160,8 +160,8 @@ int st_lower_stages(st_cost_ctx *ctx, const st_plan *const *plans, const int *co
     }
     if (tied && sh[0].tp != sh[S - 1].tp) {
         rc = st_error_set(err, ST_EINVAL, NULL, "stages",
-                          "the tied embedding's table is split over tp=%d on stage 0 and tp=%d on stage %d: the "
-                          "executor sums its gradient between end stages whose shares are alike", sh[0].tp,
+                          "the tied embedding's end stages run tp=%d (stage 0) and tp=%d (stage %d): the executor "
+                          "sums its gradient between end stages of one tp degree, rank by rank", sh[0].tp,
                           sh[S - 1].tp, S - 1);
         goto out;
     }
