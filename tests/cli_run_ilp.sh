@@ -264,6 +264,21 @@ mpi_strata 180 4 run --cluster "$SLOW" --model tiny-llama --plan "$T/l4.json" --
 unset STRATA_RUN_PER_OP
 check_within "tiny-llama, ILP 2 stages x 2 run per operator, matches the reference"
 if ran ".*run per operator"; then ok "it runs per operator"; else nok "it runs per operator" "$(head -3 "$T/out")"; fi
+# SwiGLU with biases (a model file: tiny-llama's shapes, bias true): the fc1 bias's [2 f] entries are interleaved as
+# fc1's columns, the reference's b1 on the gate's (w1's) half alone, the up half's entries 0 and kept so
+cat >"$T/llama_bias.json" <<'EOM'
+{"name": "tiny-llama-bias", "layers": 4, "hidden": 128, "heads": 4, "kv_heads": 2, "head_dim": 32, "ffn": 352,
+ "vocab": 512, "seq_len": 64, "activation": "swiglu", "norm": "rmsnorm", "position": "rope", "tied_embeddings": false,
+ "dropout": false, "bias": true}
+EOM
+ilp lb4 --model "$T/llama_bias.json" --gpus 4 --gbs 8 --mbs 2 --max-stages 1
+if splits lb4 fc1 '"f"'; then ok "SwiGLU with biases on 4: the ILP splits fc1 by its columns"
+else nok "SwiGLU with biases on 4: the ILP's shardings" "$(cat "$T/lb4.json")"; fi
+STRATA_RUN_PER_OP=1
+export STRATA_RUN_PER_OP
+checked 4 "SwiGLU with biases, fc1 split by its columns, run per operator, matches the reference (b1 on the gate)" \
+	--model "$T/llama_bias.json" --plan "$T/lb4.json"
+unset STRATA_RUN_PER_OP
 # a rotary embedding split inside its heads (the ILP's l24 plan with QKV and the rotary embedding 'e' on both axes:
 # 16 columns each, half a head): gathered along the axes that split it, rotated whole, sliced back
 mpi_strata 180 8 run --cluster "$SLOW24" --model tiny-llama --steps 2 --check --json \
