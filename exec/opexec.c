@@ -240,7 +240,7 @@ typedef struct ox_param {
     float *w, *g, *m, *v;
 } ox_param;
 
-enum { FOLD_PLAIN, FOLD_T, FOLD_QKV, FOLD_QKVB, FOLD_PROJ, FOLD_FC1, FOLD_VEC };
+enum { FOLD_PLAIN, FOLD_T, FOLD_QKV, FOLD_QKVB, FOLD_PROJ, FOLD_FC1, FOLD_FC1B, FOLD_VEC };
 
 typedef struct ox_val {
     float *v;
@@ -644,6 +644,11 @@ static int64_t ref_offset(const ox *X, const ox_param *p, const int64_t *gi) {
         else row = gi[1];
         col = gi[0];
         break;
+    case FOLD_FC1B: /* SwiGLU's fc1 bias [2 f], interleaved as its columns: b1 on w1's (the gate's) half alone
+                     * (exec/model.c); the up half's entries have none and stay 0 */
+        if (gi[0] % 2) return -1;
+        row = gi[0] / 2;
+        break;
     }
     const st__xtensor *t = ref_tensor(X, name, p->layer);
     if (!t || row >= t->rows || col >= t->cols) return -1;
@@ -758,7 +763,8 @@ static int make_params(ox *X) {
                 int fc1 = !strcmp(o->name, "fc1");
                 int64_t bd[1] = {out->dim[2]};
                 const char *ref = fc1 ? "b1" : !strcmp(o->name, "proj") ? "bo" : "b2";
-                rc = add_param(X, op, -1, s, fc1 ? "f" : "h", bd, 1, ref, FOLD_VEC, part);
+                rc = add_param(X, op, -1, s, fc1 ? "f" : "h", bd, 1, ref, fc1 && X->swiglu ? FOLD_FC1B : FOLD_VEC,
+                               part);
             }
             if (rc) return rc;
         }
@@ -1562,6 +1568,13 @@ static int run_adam(ox *X, int64_t step, double *cmp) {
         val_free(&a), val_free(&b);
     }
     if (rc) return rc;
+    /* the entries no reference tensor has (SwiGLU's up half of the fc1 bias) take no step: they stay 0 */
+    for (int i = 0; i < X->nparams; i++) {
+        ox_param *p = &X->p[i];
+        if (p->fold != FOLD_FC1B) continue;
+        for (int64_t k = p->slo; k < p->slo + p->sn; k++)
+            if ((p->lo[0] + k) % 2) p->g[k] = 0;
+    }
     if (cmp) compare_grads(X, cmp);
     double t0 = now_s();
     for (int i = 0; i < X->nparams; i++) {

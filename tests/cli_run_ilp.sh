@@ -264,6 +264,32 @@ mpi_strata 180 4 run --cluster "$SLOW" --model tiny-llama --plan "$T/l4.json" --
 unset STRATA_RUN_PER_OP
 check_within "tiny-llama, ILP 2 stages x 2 run per operator, matches the reference"
 if ran ".*run per operator"; then ok "it runs per operator"; else nok "it runs per operator" "$(head -3 "$T/out")"; fi
+# the same plan hand-edited: stage 0 recomputing, stage 1 without ZeRO-1; the report line names each stage's ZeRO
+awk '/"recompute"/ && !r { sub(/"none"/, "\"full\""); r = 1 } /"zero": 1/ { z++; if (z == 2) sub(/1/, "0") } { print }' \
+	"$T/l4.json" >"$T/l4z.json"
+STRATA_RUN_PER_OP=1
+export STRATA_RUN_PER_OP
+mpi_strata 180 4 run --cluster "$SLOW" --model tiny-llama --plan "$T/l4z.json" --steps 2 --check --json
+unset STRATA_RUN_PER_OP
+check_within "tiny-llama, ILP 2 stages x 2 per operator, stage 0 recomputing, stage 1 without ZeRO-1"
+if ran ".*run per operator on 4 devices (stage meshes 2,2, mbs=2, gbs=8, zero=1,0;"; then
+	ok "its plan line names each stage's ZeRO-1"
+else nok "its plan line names each stage's ZeRO-1" "$(head -3 "$T/out")"; fi
+# SwiGLU with biases (a model file: tiny-llama's shapes, bias true): the fc1 bias's [2 f] entries are interleaved as
+# fc1's columns, the reference's b1 on the gate's (w1's) half alone, the up half's entries 0 and kept so
+cat >"$T/llama_bias.json" <<'EOM'
+{"name": "tiny-llama-bias", "layers": 4, "hidden": 128, "heads": 4, "kv_heads": 2, "head_dim": 32, "ffn": 352,
+ "vocab": 512, "seq_len": 64, "activation": "swiglu", "norm": "rmsnorm", "position": "rope", "tied_embeddings": false,
+ "dropout": false, "bias": true}
+EOM
+ilp lb4 --model "$T/llama_bias.json" --gpus 4 --gbs 8 --mbs 2 --max-stages 1
+if splits lb4 fc1 '"f"'; then ok "SwiGLU with biases on 4: the ILP splits fc1 by its columns"
+else nok "SwiGLU with biases on 4: the ILP's shardings" "$(cat "$T/lb4.json")"; fi
+STRATA_RUN_PER_OP=1
+export STRATA_RUN_PER_OP
+checked 4 "SwiGLU with biases, fc1 split by its columns, run per operator, matches the reference (b1 on the gate)" \
+	--model "$T/llama_bias.json" --plan "$T/lb4.json"
+unset STRATA_RUN_PER_OP
 # a rotary embedding split inside its heads (the ILP's l24 plan with QKV and the rotary embedding 'e' on both axes:
 # 16 columns each, half a head): gathered along the axes that split it, rotated whole, sliced back
 mpi_strata 180 8 run --cluster "$SLOW24" --model tiny-llama --steps 2 --check --json \

@@ -290,20 +290,24 @@ int st__run_ilp_ops(const st_cli_args *a, const st_exec_opts *o, st_cli_ilp_run 
     out->gbs = L.o.gbs;
     out->seq = L.o.seq ? L.o.seq : L.in.model.seq_len;
     /* the report's plan line: the file, and each stage's mesh (its program runs on every device of it) */
-    char mesh[160] = "";
+    char mesh[160] = "", zero[64] = "";
     int devices = 0;
-    for (int i = 0, k = 0; i < L.r.nstages && k < (int)sizeof mesh - 24; i++) {
+    for (int i = 0, k = 0; i < L.r.nstages; i++) { /* (every stage's devices counted, however long the line) */
         const st_mesh *me = &L.r.stage[i].mesh;
         devices += me->nodes * me->gpus;
+        /* each stage's own ZeRO-1 (a plan's stages may differ): "1,0" */
+        size_t z = strlen(zero);
+        if (z + 3 < sizeof zero) snprintf(zero + z, sizeof zero - z, "%s%d", i ? "," : "", L.r.stage[i].zero);
+        if (k >= (int)sizeof mesh - 24) continue;
         if (me->naxes > 1)
             k += snprintf(mesh + k, sizeof mesh - (size_t)k, "%s%dx%d", i ? "," : "", me->size[0], me->size[1]);
         else
             k += snprintf(mesh + k, sizeof mesh - (size_t)k, "%s%d", i ? "," : "", me->size[0]);
     }
     snprintf(out->spec, sizeof out->spec,
-             "%s: operator-level, run per operator on %d devices (stage meshes %s, mbs=%lld, gbs=%lld, zero=%d; each "
+             "%s: operator-level, run per operator on %d devices (stage meshes %s, mbs=%lld, gbs=%lld, zero=%s; each "
              "stage's first device's times stand for it)", a->plan, devices, mesh,
-             (long long)L.r.mbs, (long long)out->gbs, L.r.stage[0].zero);
+             (long long)L.r.mbs, (long long)out->gbs, zero);
 done:
     loaded_free(&L);
     return rc;
