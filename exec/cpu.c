@@ -1363,6 +1363,18 @@ static void ref_step(reference *R, int64_t step) {
 
 /* ---------------------------------------------------------------- the run */
 
+const char *st__xtrace_cat(const struct st_ins *in) {
+    return in->kind == ST_INS_COLL                ? "coll"
+           : in->kind == ST_INS_SEND              ? "send"
+           : in->kind == ST_INS_RECV              ? "recv"
+           : in->phase == ST_PHASE_FWD            ? "fwd"
+           : in->phase == ST_PHASE_BWD            ? "bwd"
+           : in->phase == ST_PHASE_BWD_INPUT      ? "bwd-input"
+           : in->phase == ST_PHASE_BWD_WEIGHT     ? "bwd-weight"
+           : in->phase == ST_PHASE_RECOMPUTE      ? "recompute"
+                                                  : "optimizer";
+}
+
 /* rank 0: the kept iteration's spans of every rank (run_steps: each rank's 3 n values, account), in the
  * simulator's processes and threads; a backward that rebuilt blocks (the recompute block by block) shows them as
  * a recompute span of their seconds right before its own */
@@ -1376,15 +1388,7 @@ static int write_trace(const rank_state *S, const double *all, const char *path,
         for (int i = 0, k = 0; i < pg->n; i++, k += 2) {
             st_ins in;
             st_program_ins(pg, i, &in);
-            const char *cat = in.kind == ST_INS_COLL ? "coll"
-                              : in.kind == ST_INS_SEND ? "send"
-                              : in.kind == ST_INS_RECV ? "recv"
-                              : in.phase == ST_PHASE_FWD ? "fwd"
-                              : in.phase == ST_PHASE_BWD ? "bwd"
-                              : in.phase == ST_PHASE_BWD_INPUT ? "bwd-input"
-                              : in.phase == ST_PHASE_BWD_WEIGHT ? "bwd-weight"
-                              : in.phase == ST_PHASE_RECOMPUTE ? "recompute"
-                                                          : "optimizer";
+            const char *cat = st__xtrace_cat(&in);
             double redo = all[2 * pg->n + i];
             if (redo > 0)
                 st_trace_span(t, pg->rank, in.stream, all[k] - redo, all[k], "recompute", "recompute", in.chunk, in.mb);

@@ -502,6 +502,10 @@ typedef struct st__xgcomm {
     void (*sends_wait)(void);
 } st__xgcomm;
 struct st_lowered;
+struct st_ins;
+/* The trace's category of an instruction (exec/cpu.c): coll, send, recv, fwd, bwd, bwd-input, bwd-weight,
+ * recompute or optimizer, as the simulator's trace names them. */
+const char *st__xtrace_cat(const struct st_ins *in);
 /* The cuda backend's: NCCL communicators for every data-parallel, pipeline (embedding) and
  * context-parallel group of lowering l that this world rank is in, in group order; with er >= 0
  * (ep > 1) one for the ranks of its dp group gd whose place in their ep group is er too; then a

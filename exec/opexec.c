@@ -1589,15 +1589,6 @@ static int run_adam(ox *X, int64_t step, double *cmp) {
 
 /* ---------------------------------------------------------------- setup */
 
-static int refuse(st_error *err, int stage, const st_graph *g, int op, char lab, int axis, int size, const char *why) {
-    char l[8];
-    if (lab) snprintf(l, sizeof l, "'%c'", lab);
-    else snprintf(l, sizeof l, "none");
-    return st_error_set(err, ST_EINVAL, NULL, "stages",
-                        "stage %d, operator %s: split %s on mesh axis %d (%d devices): %s", stage, g->ops[op].name, l,
-                        axis, size, why);
-}
-
 /* what this runtime does not run, named (every rank alike) */
 static int check_plan(const ox *X, const st_exec_opts *o, st_error *err) {
     const st_autoshard_result *r = X->r;
@@ -1631,7 +1622,7 @@ static int check_plan(const ox *X, const st_exec_opts *o, st_error *err) {
             if (!ok) {
                 int a = 0;
                 while (a < Y.M.naxes - 1 && !Y.st->choice[op].lab[a]) a++;
-                return refuse(err, s, g, op, Y.st->choice[op].lab[a], a, Y.M.size[a],
+                return st_autoshard_refuse(err, s, g, op, Y.st->choice[op].lab[a], a, Y.M.size[a],
                               "the per-operator runtime runs dense blocks' operators (embedding, norms, QKV, rotary "
                               "embedding, fused attention, projection, MLP, output layer, loss)");
             }
@@ -1711,13 +1702,7 @@ static int write_trace(const ox *X, const st_lowered *l, const double *const *sp
         for (int i = 0; i < pg->n; i++) {
             st_ins in;
             st_program_ins(pg, i, &in);
-            const char *cat = in.kind == ST_INS_COLL          ? "coll"
-                              : in.kind == ST_INS_SEND         ? "send"
-                              : in.kind == ST_INS_RECV         ? "recv"
-                              : in.phase == ST_PHASE_FWD       ? "fwd"
-                              : in.phase == ST_PHASE_BWD       ? "bwd"
-                              : in.phase == ST_PHASE_RECOMPUTE ? "recompute"
-                                                               : "optimizer";
+            const char *cat = st__xtrace_cat(&in);
             st_trace_span(t, pg->rank, in.stream, spans[s][2 * i], spans[s][2 * i + 1], cat, in.label ? in.label : cat,
                           in.chunk, in.mb);
         }

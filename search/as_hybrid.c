@@ -118,7 +118,8 @@ static int op_index(const st_graph *g, const char *nm) {
     return k;
 }
 
-static int refuse(st_error *err, int stage, const st_graph *g, int op, char lab, int axis, int size, const char *why) {
+int st_autoshard_refuse(st_error *err, int stage, const st_graph *g, int op, char lab, int axis, int size,
+                        const char *why) {
     char l[8];
     if (lab) snprintf(l, sizeof l, "'%c'", lab);
     else snprintf(l, sizeof l, "none");
@@ -164,7 +165,7 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
                                 "decoder's blocks", s, size);
         char kind = st->choice[qkv].lab[a];
         if (kind != 'n' && kind != 'b' && kind != 'e')
-            return refuse(err, s, g, qkv, kind, a, size,
+            return st_autoshard_refuse(err, s, g, qkv, kind, a, size,
                           kind ? "the executor splits QKV by heads (tp), by its fused width (tp) or by sequences (dp)"
                                : "every device would compute the same: the executor splits QKV by heads (tp), by its "
                                  "fused width (tp) or by sequences (dp)");
@@ -199,13 +200,14 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
                 /* the embedding whole on the axis: each device's lookups of the rows it splits there are those
                  * the batch-split operators after it keep */
                 if (!strcmp(nm, "embedding") && !l) continue;
-                if (l != 'b') return refuse(err, s, g, o, l, a, size, "QKV splits the batch there, this does not");
+                if (l != 'b')
+                    return st_autoshard_refuse(err, s, g, o, l, a, size, "QKV splits the batch there, this does not");
                 continue;
             }
             if (batch_tp && !strcmp(nm, "embedding") && !l) continue; /* whole there, as on a batch axis */
             if (head_any && out_layer && (l == 'b' || l == 's')) { /* on the rows (head_dp): checked below */
                 if (head >= 0 && l != head)
-                    return refuse(err, s, g, o, l, a, size, "the loss follows the output layer's split");
+                    return st_autoshard_refuse(err, s, g, o, l, a, size, "the loss follows the output layer's split");
                 head = l;
                 continue;
             }
@@ -240,22 +242,24 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
                     else
                         snprintf(why, sizeof why,
                                  "Megatron's tensor parallelism, which QKV follows there, splits it '%c'", want);
-                    return refuse(err, s, g, o, l, a, size, why);
+                    return st_autoshard_refuse(err, s, g, o, l, a, size, why);
                 }
                 heads += want == 'n';
                 continue;
             }
             if (!is_stream(nm))
-                return refuse(err, s, g, o, l, a, size, "the executor does not run this operator sharded");
+                return st_autoshard_refuse(err, s, g, o, l, a, size, "the executor does not run this operator sharded");
             if (!strcmp(nm, "embedding") && l == 'v') { /* vocabulary-parallel, Megatron's */
                 emb_v++;
                 continue;
             }
             if (l && l != 'b' && l != 's')
-                return refuse(err, s, g, o, l, a, size, "the residual stream is replicated or split by token rows");
+                return st_autoshard_refuse(err, s, g, o, l, a, size,
+                                           "the residual stream is replicated or split by token rows");
             if (stream < 0) stream = l;
             else if (l != stream)
-                return refuse(err, s, g, o, l, a, size, "the residual stream's other operators are split otherwise");
+                return st_autoshard_refuse(err, s, g, o, l, a, size,
+                                           "the residual stream's other operators are split otherwise");
         }
         if (kind == 'b') {
             h->dp *= size;
@@ -264,17 +268,17 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
             continue;
         }
         if (head >= 0 && head != stream)
-            return refuse(err, s, g, op_index(g, "logits"), (char)head, a, size,
+            return st_autoshard_refuse(err, s, g, op_index(g, "logits"), (char)head, a, size,
                           "the executor runs the output layer on the rows only as the residual stream is split there");
         head_rows += head >= 0;
         int router = op_index(g, "router"), moe = 0, rh = 0;
         if (router >= 0 && st->choice[router].lab[0] != '-') {
             if (experts == 'e' && stream <= 0) /* experts over this axis, tokens by the rows */
-                return refuse(err, s, g, op_index(g, "dispatch"), 0, a, size,
+                return st_autoshard_refuse(err, s, g, op_index(g, "dispatch"), 0, a, size,
                               "the executor routes the tokens by the residual stream's rows, which the stage does "
                               "not split there");
             if (router_lab != 'h' && router_lab != (stream > 0 ? stream : 0))
-                return refuse(err, s, g, router, (char)router_lab, a, size,
+                return st_autoshard_refuse(err, s, g, router, (char)router_lab, a, size,
                               "the executor splits the router by the hidden dimension ('h') or runs it whole on the "
                               "residual stream's rows");
             moe = experts == 'e', rh = router_lab == 'h';
@@ -288,14 +292,14 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
         for (int o = 0; rows && o < g->nops; o++) {
             char l = st->choice[o].lab[a];
             if (tp_label(g->ops[o].name) == 'n' && st->choice[o].lab[0] != '-' && (l == 'b' || l == 's') && l != stream)
-                return refuse(err, s, g, o, l, a, size,
+                return st_autoshard_refuse(err, s, g, o, l, a, size,
                               "the executor splits the attention by rows only as the residual stream is split there");
         }
         if (kind == 'e') mode = 3;
         else if (rows && !heads) mode = 2;
         else if (rows == 1 && first_row == proj) mode = 1;
         else if (rows)
-            return refuse(err, s, g, first_row, st->choice[first_row].lab[a], a, size,
+            return st_autoshard_refuse(err, s, g, first_row, st->choice[first_row].lab[a], a, size,
                           "the executor splits by the rows the projection alone or the whole attention");
         if (tp_axes && mode != h->attn_rows)
             return st_error_set(err, ST_EINVAL, NULL, "stages",
@@ -310,7 +314,7 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
      * (exec/model.c, st__xmodel_init, refuses both with ep) */
     if (h->ep > 1 && (h->moe_rows || h->router_h)) {
         int o = op_index(g, h->moe_rows ? "expert_fc1" : "router");
-        return refuse(err, s, g, o, st->choice[o].lab[moe_axis], moe_axis, st->mesh.size[moe_axis],
+        return st_autoshard_refuse(err, s, g, o, st->choice[o].lab[moe_axis], moe_axis, st->mesh.size[moe_axis],
                       h->moe_rows ? "the experts are over a batch axis too (ep over the data-parallel ranks), beside "
                                     "which the executor splits each by its ffn ('f') on a tensor-parallel axis"
                                   : "the experts are over a batch axis (ep over the data-parallel ranks), beside which "
@@ -337,7 +341,7 @@ static int stage_hybrid(const st_autoshard_result *r, int s, st_as_hybrid *h, st
         int ls = op_index(g, "loss");
         for (int a = 0; ls >= 0 && st->choice[ls].lab[0] != '-' && a < st->mesh.naxes; a++)
             if (st->mesh.size[a] > 1 && st->choice[ls].lab[a] != st->choice[lg].lab[a])
-                return refuse(err, s, g, ls, st->choice[ls].lab[a], a, st->mesh.size[a],
+                return st_autoshard_refuse(err, s, g, ls, st->choice[ls].lab[a], a, st->mesh.size[a],
                               "the loss follows the output layer's split");
         h->head_dp = 1;
     }

@@ -359,6 +359,10 @@ typedef struct st_as_hybrid {
 } st_as_hybrid;
 int st_autoshard_hybrid(const st_autoshard_result *r, st_as_hybrid *h, st_error *err);
 int st_autoshard_hybrid_stages(const st_autoshard_result *r, st_as_hybrid *h, st_error *err);
+/* The executor's refusal of operator op's split lab (0: none) on mesh axis `axis` of stage `stage` (size
+ * devices), why saying why: ST_EINVAL with err's key 'stages' and one line naming them all. */
+int st_autoshard_refuse(st_error *err, int stage, const st_graph *g, int op, char lab, int axis, int size,
+                        const char *why);
 /* The hand-written plan the result amounts to ("tp=8,pp=1,dp=1,mbs=1,sp=0"), when every stage
  * shards like Megatron-LM over equal meshes; else a description of why not. */
 void st_autoshard_spec(const st_autoshard_result *r, char *buf, size_t n);
