@@ -99,11 +99,6 @@
 #include <string.h>
 #include <sys/resource.h>
 
-/* Adam's settings: GPT-3's betas (Brown et al. 2020, Sec. C), a learning rate for models this small */
-#define ADAM_LR 1e-3f
-#define ADAM_B1 0.9f
-#define ADAM_B2 0.95f
-#define ADAM_EPS 1e-8f
 
 int st_exec_mpi_init(int *rank, int *size, st_error *err) {
     int inited = 0;

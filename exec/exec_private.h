@@ -501,6 +501,13 @@ typedef struct st__xgcomm {
     void (*recv)(float *buf, int64_t n, int peer);
     void (*sends_wait)(void);
 } st__xgcomm;
+/* Adam's settings, one for both runtimes (exec/cpu.c, exec/opexec.c) so that they and --check's reference train
+ * alike: GPT-3's betas (Brown et al. 2020, Sec. C), a learning rate for models this small */
+#define ADAM_LR 1e-3f
+#define ADAM_B1 0.9f
+#define ADAM_B2 0.95f
+#define ADAM_EPS 1e-8f
+
 struct st_lowered;
 struct st_ins;
 /* The trace's category of an instruction (exec/cpu.c): coll, send, recv, fwd, bwd, bwd-input, bwd-weight,

@@ -71,12 +71,6 @@
 #include <string.h>
 #include <sys/resource.h>
 
-/* Adam's settings: exec/cpu.c's (GPT-3's betas, Brown et al. 2020, Sec. C; a learning rate for models this
- * small), so that both runtimes train alike */
-#define ADAM_LR 1e-3f
-#define ADAM_B1 0.9f
-#define ADAM_B2 0.95f
-#define ADAM_EPS 1e-8f
 
 #define MAXD ST_G_MAXDIM
 #define ENTERING (-2)
