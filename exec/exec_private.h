@@ -280,6 +280,8 @@ typedef struct st__xpart {
     const st__xbackend *be; /* the kernels (borrowed; NULL: st__xbackend_cpu) */
     int sharded; /* ZeRO-3: no flat buffers (params, grads NULL, the tensors' pointers too): the runtime
                     holds shards and points each unit's tensors at it while it runs (st__xmodel_point) */
+    int table;   /* the tensor table only (no buffers at all, work neither): what exec/opexec.c's ranks need
+                    of the single-rank model to seed their blocks (st__xmodel_init_value) without --check */
 } st__xpart;
 
 /* One tensor of the model as this rank holds it: the block [row0, row0 + nrows) x [col0, col0 +
@@ -386,6 +388,9 @@ void st__xmodel_destroy(st__xmodel *x);
 void st__xmodel_sp_grads(st__xmodel *x, float *g, int64_t lo, int64_t hi);
 /* The initial values (st__xmodel_init's) of the flat layout's elements [lo, hi), into dst[0 .. hi - lo). */
 void st__xmodel_init_values(const st__xmodel *x, uint64_t seed, float *dst, int64_t lo, int64_t hi);
+/* the initial value of tensor t's element at row r, column c of its own rows and columns (the same as
+ * st__xmodel_init_values writes there) */
+float st__xmodel_init_value(const st__xtensor *t, uint64_t seed, int64_t r, int64_t c);
 /* ZeRO-3: the parameters' (grads 0) or gradients' (1) pointers of the tensors that lie in the flat
  * layout's elements [lo, hi) point into buf (element lo at buf[0], borrowed; NULL: at nothing, after
  * the unit ran). The tensors of a unit (below) lie in one range, the output layer of a tied model

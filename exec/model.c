@@ -363,21 +363,33 @@ void st__xmodel_point(st__xmodel *x, int grads, float *buf, int64_t lo, int64_t 
     }
 }
 
-void st__xmodel_init_values(const st__xmodel *x, uint64_t seed, float *dst, int64_t lo, int64_t hi) {
+static uint64_t init_key(const st__xtensor *t, uint64_t seed) {
+    uint64_t key = splitmix64(seed ^ name_hash(t->name) ^ splitmix64((uint64_t)(t->layer + 2)));
+    return t->expert >= 0 ? splitmix64(key ^ (uint64_t)t->expert) : key;
+}
+
+/* element (r, c) of the full tensor (its global index g) */
+static float init_at(const st__xtensor *t, uint64_t key, int64_t r, int64_t c) {
     const float a = 0.02f * 1.7320508f; /* uniform on [-a, a): standard deviation 0.02 */
+    uint64_t g = (uint64_t)((t->row0 + r) * t->cols + t->col0 + c);
+    float u = (float)((double)(splitmix64(key + g) >> 11) * 0x1.0p-53); /* [0, 1) */
+    return t->init == 1 ? 1.0f : t->init == 2 ? 0.0f : a * (2.0f * u - 1.0f);
+}
+
+void st__xmodel_init_values(const st__xmodel *x, uint64_t seed, float *dst, int64_t lo, int64_t hi) {
     for (int i = 0; i < x->ntensors; i++) {
         const st__xtensor *t = &x->tensors[i];
-        uint64_t key = splitmix64(seed ^ name_hash(t->name) ^ splitmix64((uint64_t)(t->layer + 2)));
-        if (t->expert >= 0) key = splitmix64(key ^ (uint64_t)t->expert);
+        uint64_t key = init_key(t, seed);
         for (int64_t r = 0; r < t->nrows; r++)
             for (int64_t c = 0; c < t->ncols; c++) {
                 int64_t e = t->off + r * t->ncols + c;
-                if (e < lo || e >= hi) continue;
-                uint64_t g = (uint64_t)((t->row0 + r) * t->cols + t->col0 + c);
-                float u = (float)((double)(splitmix64(key + g) >> 11) * 0x1.0p-53); /* [0, 1) */
-                dst[e - lo] = t->init == 1 ? 1.0f : t->init == 2 ? 0.0f : a * (2.0f * u - 1.0f);
+                if (e >= lo && e < hi) dst[e - lo] = init_at(t, key, r, c);
             }
     }
+}
+
+float st__xmodel_init_value(const st__xtensor *t, uint64_t seed, int64_t r, int64_t c) {
+    return init_at(t, init_key(t, seed), r, c);
 }
 
 /* the widest fused GEMM's output (fused_fwd): q, k and v side by side, or SwiGLU's two halves */
@@ -508,6 +520,7 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
         rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
         goto out;
     }
+    if (pt->table) goto out; /* (the table's users seed what they hold: st__xmodel_init_value) */
     /* the flat buffers in the backend's memory (the cuda backend's: the GPU's); the weights seeded on
      * the host and uploaded once */
     x->work = x->be->mem_alloc(work_floats(x));

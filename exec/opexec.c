@@ -38,9 +38,21 @@
  *     layer's input gradient goes back so; what the first layer's operators need beyond the arrival layout is
  *     resharded at their compute (the work lists no step for it); the tied table's end-stage copies exchange
  *     their gradients before Adam;
- *   - full recompute runs each layer's forward steps again (resharding included) before its backward.
- * The weights start as the single-rank model's (exec/model.c's seeded tensors; every rank builds that model,
- * which --check also trains), so --check compares each device's reduced gradient block, element by element,
+ *   - full recompute runs each layer's forward steps again (resharding included) before its backward;
+ *   - MoE blocks (dropless, exec/model.c's routing: each token's top k experts by router logit, weights a softmax
+ *     over those k): the dispatch routes the device's tokens (its rows of the residual stream) into an
+ *     [experts, capacity, hidden] block whose capacity is its tokens, each token's place its own (zeros where
+ *     it did not choose the expert), so the planner's [E, C, h] tensors take the micro-batch's tokens as C
+ *     (moe_dims) and any split of theirs is an exchange of dense blocks; the experts are batched GEMMs on the
+ *     device's experts; the combine sums each of its tokens' chosen rows times their weights, following the
+ *     dispatch's routing (check_plan: its tokens are the dispatch's on every device). The router's logits reach
+ *     the combine as the dispatch holds them and their gradient goes back through the dispatch's input
+ *     (search/autoshard.c's edge_source, Megatron-Core's token dispatcher carrying the probabilities). The
+ *     experts multiply E / k times the routed rows (the zero rows): the padding of a dropless dispatch that
+ *     needs no counts exchanged, priced as the routed rows (--compare shows the difference).
+ * The weights start as the single-rank model's (exec/model.c's seeded tensors: each rank seeds its blocks from the
+ * model's tensor table, st__xmodel_init_value; with --check every rank also builds and trains that model), so
+ * --check compares each device's reduced gradient block, element by element,
  * with the reference's tensor it is a block of (the shards together are the full tensors), largest
  * differences per tensor name as exec/cpu.c reports them. The graph's vocabulary is padded as Megatron pads it
  * (search/graph.c): the padded logits are masked out of the loss, the padded rows stay 0.
@@ -54,13 +66,15 @@
  * collective moves, not its algorithm); an all-reduce as MPI_Allreduce.
  *
  * What is refused (one line naming stage, operator, label and axis; exit 2 on every rank, before any
- * collective): MoE blocks (the templates' refusal, which names the operator, stands: cmd_ilp_plan.c), the
- * unfused attention and other operators than the dense blocks', ALiBi, the cuda backend. Memory: every rank also
- * builds the whole single-rank model (the initial weights) and each edge keeps its converted input to the
- * iteration's end: a runtime for the test presets' sizes, not an arena sized from the lowering. */
+ * collective): the unfused attention and other operators than the dense and MoE blocks', a combine whose tokens
+ * are not its dispatch's, an MoE capacity factor (which tokens an expert drops depends on all of the
+ * micro-batch's), dense layers among MoE ones, ALiBi, the cuda backend. Memory: each rank holds its
+ * blocks of the weights (with --check also the whole single-rank model) and each edge keeps its converted input to
+ * the iteration's end: not an arena sized from the lowering. */
 #include "exec/exec.h"
 #include "exec/exec_private.h"
 #include "exec/fault.h"
+#include "exec/moe_kernels.h"
 #include "traces/traces.h"
 
 #include <limits.h>
@@ -234,7 +248,7 @@ typedef struct ox_param {
     float *w, *g, *m, *v;
 } ox_param;
 
-enum { FOLD_PLAIN, FOLD_T, FOLD_QKV, FOLD_QKVB, FOLD_PROJ, FOLD_FC1, FOLD_FC1B, FOLD_VEC };
+enum { FOLD_PLAIN, FOLD_T, FOLD_QKV, FOLD_QKVB, FOLD_PROJ, FOLD_FC1, FOLD_FC1B, FOLD_VEC, FOLD_EFC1, FOLD_EFC2 };
 
 typedef struct ox_val {
     float *v;
@@ -283,6 +297,10 @@ typedef struct ox {
     int rank, c[2], nslots, layers, stage; /* rank: in the stage's mesh (row-major coordinates c) */
     int64_t mbs, S, Mb, V, h, d, kv, qper;
     int swiglu, rope, bias, layernorm, tied;
+    uint64_t seed;
+    int64_t E, topk;         /* MoE: experts, each token's choices (0: dense) */
+    int dispatch;            /* MoE: the block's dispatch operator, whose routing its combine follows (-1: none) */
+    st_graph gx;             /* r->g with the dispatched tensors' capacity made the micro-batch's tokens (moe_dims) */
     MPI_Comm comm;           /* the stage's devices (MPI_ERRORS_RETURN) */
     MPI_Comm all;            /* every stage's (a duplicate of the world) */
     int nstages, base[ST_MAX_STAGES + 1]; /* the world rank of each stage's first device */
@@ -370,10 +388,12 @@ static st_layout arrival_layout(const ox_mesh *M, const st_gtensor *T) {
     return l;
 }
 
-/* the layout an edge's gradient goes back to: its source's output, whole (the entering activation's arrival) */
-static st_layout source_layout(const ox *X, int pr) {
+/* the layout an edge's gradient goes back to: its source's output, whole (the entering activation's arrival; the
+ * dispatch's input for a combine's logits) */
+static int via_dispatch(const ox *X, int op, int i);
+static st_layout back_layout(const ox *X, int op, int i, int pr) {
     if (pr == ENTERING) return arrival_layout(&X->M, &X->g->t[X->g->block_in]);
-    st_layout l = out_layout(X, pr);
+    st_layout l = via_dispatch(X, op, i) ? in_layout(X, pr, 1) : out_layout(X, pr);
     l.partial = 0;
     return l;
 }
@@ -389,12 +409,27 @@ static st_layout grad_layout(const ox *X, int op, int i) {
     return l;
 }
 
-/* the op (and its layer slot) whose output op's input i reads in layer slot `slot`; -1: none in the stage,
- * ENTERING: the activation the stage receives from the one before (the first layer's input) */
+/* whether op's input i is an MoE combine's router logits, which the dispatch carries (search/autoshard.c's
+ * edge_source, Megatron-Core's token dispatcher): resharded from the dispatch's input, and backward to its layout,
+ * where the combine's gradient takes the place of the dispatch's (0: the routing takes none) before the one way
+ * back to the router */
+static int via_dispatch(const ox *X, int op, int i) {
+    const st_gop *o = &X->g->ops[op];
+    return X->dispatch >= 0 && o->type == ST_GOP_COMBINE && i == 1 && X->g->ops[X->dispatch].nin > 1 &&
+           X->g->ops[X->dispatch].in[1] == o->in[1];
+}
+
+/* the op (and its layer slot) whose output op's input i reads in layer slot `slot` (the dispatch for a combine's
+ * logits: via_dispatch); -1: none in the stage, ENTERING: the activation the stage receives from the one before
+ * (the first layer's input) */
 static int source_of(const ox *X, int op, int i, int slot, int *sslot, int *tensor) {
     const st_graph *g = X->g;
     int t = g->ops[op].in[i];
     *sslot = 0, *tensor = t;
+    if (via_dispatch(X, op, i)) {
+        *sslot = slot;
+        return X->dispatch;
+    }
     if (g->ops[op].block && t == g->block_in) {
         if (slot == 0) return X->st->first > 0 ? ENTERING : g->t[t].producer;
         *tensor = g->block_out, *sslot = slot - 1;
@@ -608,17 +643,20 @@ static int xmesh(ox *X, int sf, st_layout lf, int stt, st_layout lt, const int64
 
 /* ---------------------------------------------------------------- parameters */
 
-static const st__xtensor *ref_tensor(const ox *X, const char *name, int layer) {
+/* the reference's tensor `name` of layer (and expert, or -1) */
+static const st__xtensor *ref_tensor(const ox *X, const char *name, int layer, int64_t expert) {
     for (int j = 0; j < X->ref.ntensors; j++)
-        if (X->ref.tensors[j].layer == layer && !strcmp(X->ref.tensors[j].name, name)) return &X->ref.tensors[j];
+        if (X->ref.tensors[j].layer == layer && X->ref.tensors[j].expert == expert &&
+            !strcmp(X->ref.tensors[j].name, name))
+            return &X->ref.tensors[j];
     return NULL;
 }
 
-/* the reference tensor's element (its offset in the reference's flat buffers) of p's element at global index gi;
- * -1 when none */
-static int64_t ref_offset(const ox *X, const ox_param *p, const int64_t *gi) {
+/* the reference's tensor (*t, NULL when none) and its row and column that p's element at global index gi is */
+static void ref_elem(const ox *X, const ox_param *p, const int64_t *gi, const st__xtensor **tp, int64_t *rp,
+                     int64_t *cp) {
     const char *name = p->ref;
-    int64_t row = 0, col = 0, d = X->d, q = X->qper;
+    int64_t row = 0, col = 0, d = X->d, q = X->qper, expert = -1;
     switch (p->fold) {
     case FOLD_PLAIN: row = gi[0], col = p->nd > 1 ? gi[1] : 0; break;
     case FOLD_T: row = gi[1], col = gi[0]; break;
@@ -640,29 +678,41 @@ static int64_t ref_offset(const ox *X, const ox_param *p, const int64_t *gi) {
         break;
     case FOLD_FC1B: /* SwiGLU's fc1 bias [2 f], interleaved as its columns: b1 on w1's (the gate's) half alone
                      * (exec/model.c); the up half's entries have none and stay 0 */
-        if (gi[0] % 2) return -1;
+        if (gi[0] % 2) {
+            *tp = NULL;
+            return;
+        }
         row = gi[0] / 2;
         break;
+    case FOLD_EFC1: /* [E, h, (2) f]: each expert's fc1 as FOLD_FC1 (moe_w1, moe_w3: [f x h] each) */
+        expert = gi[0], col = gi[1], row = X->swiglu ? gi[2] / 2 : gi[2];
+        name = X->swiglu && gi[2] % 2 ? "moe_w3" : "moe_w1";
+        break;
+    case FOLD_EFC2: expert = gi[0], row = gi[2], col = gi[1]; break; /* [E, f, h] of moe_w2 [h x f] */
     }
-    const st__xtensor *t = ref_tensor(X, name, p->layer);
-    if (!t || row >= t->rows || col >= t->cols) return -1;
-    return t->off + row * t->ncols + col;
+    const st__xtensor *t = ref_tensor(X, name, p->layer, expert);
+    *tp = t && row < t->rows && col < t->cols ? t : NULL, *rp = row, *cp = col;
 }
 
-/* calls fn(p, local index, reference offset) for every element of p's block */
-static void each_element(const ox *X, const ox_param *p,
-                         void (*fn)(const ox *, const ox_param *, int64_t, int64_t, void *), void *arg) {
+/* its offset in the reference's flat buffers; -1 when none */
+static int64_t ref_offset(const ox *X, const ox_param *p, const int64_t *gi) {
+    const st__xtensor *t;
+    int64_t row, col;
+    ref_elem(X, p, gi, &t, &row, &col);
+    return t ? t->off + row * t->ncols + col : -1;
+}
+
+/* p's initial weights: the single-rank model's (its seeded values, st__xmodel_init_value: no rank needs the whole
+ * model unless --check trains it) */
+static void init_weights(const ox *X, ox_param *p) {
     int64_t gi[MAXD];
     for (int64_t k = 0; k < p->n; k++) {
-        int64_t rest = k;
+        int64_t rest = k, row, col;
         for (int d = p->nd - 1; d >= 0; d--) gi[d] = p->lo[d] + rest % p->len[d], rest /= p->len[d];
-        fn(X, p, k, ref_offset(X, p, gi), arg);
+        const st__xtensor *t;
+        ref_elem(X, p, gi, &t, &row, &col);
+        p->w[k] = t ? st__xmodel_init_value(t, X->seed, row, col) : 0;
     }
-}
-
-static void init_el(const ox *X, const ox_param *p, int64_t k, int64_t off, void *arg) {
-    (void)arg;
-    p->w[k] = off >= 0 ? X->ref.params[off] : 0;
 }
 
 static int add_param(ox *X, int op, int in, int slot, const char *labels, const int64_t *dim, int nd, const char *ref,
@@ -693,7 +743,7 @@ static int add_param(ox *X, int op, int in, int slot, const char *labels, const 
     p->m = calloc((size_t)p->n, sizeof(float)), p->v = calloc((size_t)p->n, sizeof(float));
     if (!p->w || !p->g || !p->m || !p->v) return ST_ENOMEM;
     X->nparams++;
-    each_element(X, p, init_el, NULL);
+    init_weights(X, p);
     return 0;
 }
 
@@ -735,6 +785,9 @@ static int make_params(ox *X) {
                 else if (!strcmp(T->name, "proj.weight")) ref = "wo", fold = FOLD_PROJ;
                 else if (!strcmp(T->name, "fc1.weight")) ref = "w1", fold = FOLD_FC1;
                 else if (!strcmp(T->name, "fc2.weight")) ref = "w2", fold = FOLD_T;
+                else if (!strcmp(T->name, "router.weight")) ref = "router", fold = FOLD_T;
+                else if (!strcmp(T->name, "experts.fc1.weight")) ref = "moe_w1", fold = FOLD_EFC1;
+                else if (!strcmp(T->name, "experts.fc2.weight")) ref = "moe_w2", fold = FOLD_EFC2;
                 else return ST_EINVAL;
                 rc = add_param(X, op, i, s, o->lab[i], T->dim, T->ndim, ref, fold, 0);
             }
@@ -790,27 +843,36 @@ static int32_t *local_tokens(const ox *X, int mb, int64_t b0, int64_t bl, int64_
 }
 
 
-/* a matmul's local sizes: in0 = M labels then K, in1 = K then N, out = M then N (checked at setup) */
-static void gemm_sizes(const ox *X, int op, int64_t *M, int64_t *K, int64_t *N) {
+/* a batched matmul (the experts' "ech,ehf->ecf"): the first label of all three the batch */
+static int batched(const st_gop *o) {
+    return o->lab[0][0] && o->lab[0][0] == o->lab[1][0] && o->lab[0][0] == o->lab_out[0];
+}
+
+/* a matmul's local sizes: in0 = (batch) M labels then K, in1 = (batch) K then N, out = (batch) M then N (checked
+ * at setup); B: the batch's local size (1: none) */
+static void gemm_sizes(const ox *X, int op, int64_t *B, int64_t *M, int64_t *K, int64_t *N) {
     const st_graph *g = X->g;
     const st_gop *o = &g->ops[op];
     int64_t lo[MAXD], len[MAXD];
     const st_gtensor *a = &g->t[o->in[0]], *w = &g->t[o->in[1]];
     block_of(&X->M, a->dim, a->ndim, in_layout(X, op, 0), X->c, lo, len);
-    size_t nk = strlen(o->lab[0]) + strlen(o->lab[1]) - strlen(o->lab_out);
+    int bt = batched(o);
+    size_t nk = strlen(o->lab[0]) + strlen(o->lab[1]) - strlen(o->lab_out) - (size_t)bt;
     nk /= 2;
-    *M = *K = *N = 1;
-    for (int d = 0; d < a->ndim; d++) *(d < a->ndim - (int)nk ? M : K) *= len[d];
+    *B = bt ? len[0] : 1, *M = *K = *N = 1;
+    for (int d = bt; d < a->ndim; d++) *(d < a->ndim - (int)nk ? M : K) *= len[d];
     block_of(&X->M, w->dim, w->ndim, in_layout(X, op, 1), X->c, lo, len);
-    for (int d = (int)nk; d < w->ndim; d++) *N *= len[d];
+    for (int d = (int)nk + bt; d < w->ndim; d++) *N *= len[d];
 }
 
 static int checked_gemm(const st_gop *o) {
-    size_t la = strlen(o->lab[0]), lw = strlen(o->lab[1]), lo = strlen(o->lab_out);
-    if (o->nin != 2 || (la + lw - lo) % 2) return 0;
+    int bt = batched(o);
+    const char *a = o->lab[0] + bt, *w = o->lab[1] + bt, *out = o->lab_out + bt;
+    size_t la = strlen(a), lw = strlen(w), lo = strlen(out);
+    if (o->nin != 2 || la + lw < lo || (la + lw - lo) % 2) return 0;
     size_t nk = (la + lw - lo) / 2, nm = la - nk;
-    return nm + (lw - nk) == lo && !strncmp(o->lab[0] + nm, o->lab[1], nk) && !strncmp(o->lab_out, o->lab[0], nm) &&
-           !strcmp(o->lab_out + nm, o->lab[1] + nk);
+    return nk <= la && nk <= lw && nm + (lw - nk) == lo && !strncmp(a + nm, w, nk) && !strncmp(out, a, nm) &&
+           !strcmp(out + nm, w + nk);
 }
 
 /* the input values of op in slot (its edges, converted) */
@@ -881,6 +943,36 @@ static int rope_op(ox *X, int op, float *x, const int64_t *lo, const int64_t *le
     return rc;
 }
 
+/* MoE (dropless, Megatron-Core's MoELayer as exec/model.c runs it): the dispatch's output [E, C, h] holds, for
+ * each of the device's N tokens (row-major over its [b, s] block) and each expert, the token's row in capacity
+ * place n of the device's capacity block when the token chose the expert, zeros when not: the capacity is the
+ * micro-batch's tokens (moe_dims), each place a token's own, so no expert overflows and the experts' GEMMs see
+ * E / k times the routed rows (the zero rows add nothing: no expert biases). The combine, whose tokens are the
+ * dispatch's (check_plan), follows the dispatch's routing (its saved top k) with weights from its own logits. */
+static int32_t *moe_top(ox *X, int mb, int slot) { return (int32_t *)saved_at(X, mb, X->dispatch, slot)->a; }
+
+static int moe_chose(const int32_t *top, int64_t K, int64_t n, int64_t e) {
+    for (int64_t j = 0; j < K; j++)
+        if (top[n * K + j] == e) return 1;
+    return 0;
+}
+
+/* token n's weights s[n K ..]: the softmax over its logits lg [N x E] at its top k (st__xmoe_route's) */
+static void moe_weights(float *s, const float *lg, const int32_t *top, int64_t E, int64_t K, int64_t n) {
+    float mx = -INFINITY, sum = 0;
+    for (int64_t j = 0; j < K; j++) mx = fmaxf(mx, lg[n * E + top[n * K + j]]);
+    for (int64_t j = 0; j < K; j++) sum += s[n * K + j] = expf(lg[n * E + top[n * K + j]] - mx);
+    for (int64_t j = 0; j < K; j++) s[n * K + j] /= sum;
+}
+
+/* the dispatch's and combine's local sizes: N tokens (the logits' rows), hl hidden columns; 0 when the blocks do
+ * not match (check_plan refuses those plans) */
+static int moe_sizes(const ox *X, const ox_val *lg, int64_t nexp, int64_t *N, int64_t *hl) {
+    *N = lg->n / X->E;
+    *hl = *N ? nexp / (X->E * *N) : 0;
+    return *N > 0 && *hl > 0 && lg->n == *N * X->E && nexp == X->E * *N * *hl;
+}
+
 static int fwd_op(ox *X, int mb, int op, int slot) {
     const st_graph *g = X->g;
     const st_gop *o = &g->ops[op];
@@ -913,14 +1005,17 @@ static int fwd_op(ox *X, int mb, int op, int slot) {
         be->norm_fwd(out, sv->a, sv->b, x->v, w->w, b ? b->w : NULL, N, X->h);
         return 0;
     }
-    case ST_GOP_MATMUL: {
-        int64_t Mm, K, N;
-        gemm_sizes(X, op, &Mm, &K, &N);
+    case ST_GOP_MATMUL: { /* (batched: each expert's GEMM on its rows) */
+        int64_t Bt, Mm, K, N;
+        gemm_sizes(X, op, &Bt, &Mm, &K, &N);
         ox_param *w = param_of(X, op, 1, slot, 0), *b = X->bias ? param_of(X, op, -1, slot, 0) : NULL;
         float *out = new_out(X, mb, op, slot, 0), *wt = scratch(X, K * N);
         if (!out || !wt) return ST_ENOMEM;
-        transpose(wt, w->w, K, N);
-        be->mm_fwd(out, input(X, mb, op, slot, 0)->v, wt, b && adds(X, b) ? b->w : NULL, Mm, K, N, 0);
+        const float *in = input(X, mb, op, slot, 0)->v;
+        for (int64_t e = 0; e < Bt; e++) {
+            transpose(wt, w->w + e * K * N, K, N);
+            be->mm_fwd(out + e * Mm * N, in + e * Mm * K, wt, b && adds(X, b) ? b->w : NULL, Mm, K, N, 0);
+        }
         return 0;
     }
     case ST_GOP_ATTENTION: { /* [bl, S, nl, (q + 2) d] -> [bl, S, nl q, d] */
@@ -954,7 +1049,7 @@ static int fwd_op(ox *X, int mb, int op, int slot) {
         float *out = new_out(X, mb, op, slot, 0);
         if (!out) return ST_ENOMEM;
         int64_t n = val_at(X, mb, o->out, slot)->n;
-        if (!strcmp(o->name, "act")) {
+        if (!strcmp(o->name, "act") || !strcmp(o->name, "expert_act")) {
             if (!X->swiglu) {
                 be->act_fwd(out, x->v, n, X->ref.act);
                 return 0;
@@ -973,6 +1068,41 @@ static int fwd_op(ox *X, int mb, int op, int slot) {
         }
         if (!strcmp(o->name, "rope")) return rope_op(X, op, out, lo, len, 1);
         return 0; /* dropout: p = 0 */
+    }
+    case ST_GOP_DISPATCH: { /* [N, hl] tokens, [N, E] logits -> [E, N, hl] */
+        const ox_val *x = input(X, mb, op, slot, 0), *lg = input(X, mb, op, slot, 1);
+        int64_t E = X->E, K = X->topk, N, hl;
+        float *out = new_out(X, mb, op, slot, 1);
+        if (!out) return ST_ENOMEM;
+        if (!moe_sizes(X, lg, val_at(X, mb, o->out, slot)->n, &N, &hl) || x->n != N * hl) return ST_EINVAL;
+        free(sv->a), free(sv->b);
+        sv->a = malloc((size_t)(N * K) * sizeof(float)), sv->b = malloc((size_t)(N * K) * sizeof(float));
+        if (!sv->a || !sv->b) return ST_ENOMEM;
+        int32_t *top = (int32_t *)sv->a;
+        for (int64_t n = 0; n < N; n++) {
+            st__xmoe_route(top, sv->b, lg->v, E, K, n);
+            for (int64_t j = 0; j < K; j++)
+                memcpy(out + (top[n * K + j] * N + n) * hl, x->v + n * hl, (size_t)hl * sizeof *out);
+        }
+        return 0;
+    }
+    case ST_GOP_COMBINE: { /* [E, N, hl] expert outputs, [N, E] logits -> [N, hl]: each token's weighted sum */
+        const ox_val *y = input(X, mb, op, slot, 0), *lg = input(X, mb, op, slot, 1);
+        int64_t E = X->E, K = X->topk, N, hl;
+        const int32_t *top = moe_top(X, mb, slot);
+        if (!moe_sizes(X, lg, y->n, &N, &hl) || !top) return ST_EINVAL;
+        float *out = new_out(X, mb, op, slot, 1);
+        free(sv->a);
+        sv->a = malloc((size_t)(N * K) * sizeof(float));
+        if (!out || !sv->a) return ST_ENOMEM;
+        for (int64_t n = 0; n < N; n++) {
+            moe_weights(sv->a, lg->v, top, E, K, n);
+            for (int64_t e = 0; e < E; e++) /* the experts in order, as exec/model.c's combine adds them */
+                for (int64_t j = 0; j < K; j++)
+                    if (top[n * K + j] == e)
+                        for (int64_t c = 0; c < hl; c++) out[n * hl + c] += sv->a[n * K + j] * y->v[(e * N + n) * hl + c];
+        }
+        return 0;
     }
     case ST_GOP_LOSS: { /* the vocabulary-parallel cross-entropy over the axes that split v */
         const ox_val *x = input(X, mb, op, slot, 0);
@@ -1029,11 +1159,13 @@ static int bwd_op(ox *X, int mb, int op, int slot) {
     const ox_val *dy = grad_at(X, mb, o->out, slot);
     float *din[ST_G_MAXIN] = {0};
     int64_t nin[ST_G_MAXIN] = {0};
+    st_layout dl[ST_G_MAXIN];
     for (int i = 0; i < o->nin; i++) {
         const st_gtensor *I = &g->t[o->in[i]];
+        dl[i] = grad_layout(X, op, i);
         if (I->weight || I->input) continue;
         int64_t ilo[MAXD], ilen[MAXD];
-        nin[i] = block_of(&X->M, I->dim, I->ndim, grad_layout(X, op, i), X->c, ilo, ilen);
+        nin[i] = block_of(&X->M, I->dim, I->ndim, dl[i], X->c, ilo, ilen);
         if (!(din[i] = calloc((size_t)(nin[i] ? nin[i] : 1), sizeof(float)))) goto nomem;
     }
     if (o->type != ST_GOP_LOSS && !dy->v) {
@@ -1064,17 +1196,22 @@ static int bwd_op(ox *X, int mb, int op, int slot) {
         break;
     }
     case ST_GOP_MATMUL: {
-        int64_t Mm, K, N;
-        gemm_sizes(X, op, &Mm, &K, &N);
+        int64_t Bt, Mm, K, N;
+        gemm_sizes(X, op, &Bt, &Mm, &K, &N);
         ox_param *w = param_of(X, op, 1, slot, 0), *b = X->bias ? param_of(X, op, -1, slot, 0) : NULL;
         float *wt = scratch(X, 2 * K * N);
         if (!wt) goto nomem;
         float *dwt = wt + K * N;
-        transpose(wt, w->w, K, N);
-        memset(dwt, 0, (size_t)(K * N) * sizeof *dwt);
-        be->mm_bwd(din[0], dwt, b && adds(X, b) ? b->g : NULL, dy->v, input(X, mb, op, slot, 0)->v, wt, Mm, K, N);
-        for (int64_t k = 0; k < K; k++)
-            for (int64_t n = 0; n < N; n++) w->g[k * N + n] += dwt[n * K + k];
+        const float *in = input(X, mb, op, slot, 0)->v;
+        for (int64_t e = 0; e < Bt; e++) {
+            transpose(wt, w->w + e * K * N, K, N);
+            memset(dwt, 0, (size_t)(K * N) * sizeof *dwt);
+            be->mm_bwd(din[0] + e * Mm * K, dwt, b && adds(X, b) ? b->g : NULL, dy->v + e * Mm * N, in + e * Mm * K,
+                       wt, Mm, K, N);
+            float *gw = w->g + e * K * N;
+            for (int64_t k = 0; k < K; k++)
+                for (int64_t n = 0; n < N; n++) gw[k * N + n] += dwt[n * K + k];
+        }
         break;
     }
     case ST_GOP_ATTENTION: {
@@ -1102,7 +1239,7 @@ static int bwd_op(ox *X, int mb, int op, int slot) {
             break;
         }
         const ox_val *x = input(X, mb, op, slot, 0);
-        if (!strcmp(o->name, "act")) {
+        if (!strcmp(o->name, "act") || !strcmp(o->name, "expert_act")) {
             if (!X->swiglu) {
                 be->act_bwd(din[0], x->v, dy->v, n, X->ref.act);
                 break;
@@ -1123,6 +1260,51 @@ static int bwd_op(ox *X, int mb, int op, int slot) {
         }
         break;
     }
+    case ST_GOP_DISPATCH: { /* each token's rows' gradients summed; the routing takes none: the logits' gradient
+                             * is the combine's, come back to this input's layout (via_dispatch) */
+        int64_t K = X->topk, N, hl;
+        const int32_t *top = moe_top(X, mb, slot);
+        if (!moe_sizes(X, input(X, mb, op, slot, 1), dy->n, &N, &hl) || !top) goto bad;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t e = 0; e < X->E; e++)
+                if (moe_chose(top, K, n, e)) be->add(din[0] + n * hl, dy->v + (e * N + n) * hl, hl);
+        for (int cb = 0; cb < g->nops; cb++) {
+            if (!via_dispatch(X, cb, 1)) continue;
+            ox_edge *ce = edge_at(X, mb, cb, slot, 1);
+            if (!ce->b.v || ce->bleft != -1) goto bad; /* (the combine's backward comes first) */
+            if (!ce->b.owned) {
+                float *cp = malloc((size_t)(ce->b.n ? ce->b.n : 1) * sizeof *cp);
+                if (!cp) goto nomem;
+                memcpy(cp, ce->b.v, (size_t)ce->b.n * sizeof *cp);
+                ce->b.v = cp;
+            }
+            free(din[1]);
+            din[1] = ce->b.v, nin[1] = ce->b.n, dl[1] = ce->b.l;
+            memset(&ce->b, 0, sizeof ce->b);
+        }
+        break;
+    }
+    case ST_GOP_COMBINE: { /* the expert outputs' gradients, and the logits' through the weights' softmax */
+        const ox_val *y = input(X, mb, op, slot, 0);
+        int64_t E = X->E, K = X->topk, N, hl;
+        const int32_t *top = moe_top(X, mb, slot);
+        if (!moe_sizes(X, input(X, mb, op, slot, 1), y->n, &N, &hl) || !top || !sv->a) goto bad;
+        float *ds = scratch(X, N * K);
+        if (!ds) goto nomem;
+        for (int64_t n = 0; n < N; n++) {
+            const float *d = dy->v + n * hl;
+            for (int64_t j = 0; j < K; j++) {
+                int64_t e = top[n * K + j];
+                const float *yr = y->v + (e * N + n) * hl;
+                float *dr = din[0] + (e * N + n) * hl, sw = sv->a[n * K + j];
+                double dot = 0;
+                for (int64_t c = 0; c < hl; c++) dot += (double)d[c] * yr[c], dr[c] = sw * d[c];
+                ds[n * K + j] = (float)dot; /* (partial over the axes that split h: so is din[1]) */
+            }
+            st__xmoe_router_bwd(din[1], sv->a, ds, top, E, K, n);
+        }
+        break;
+    }
     case ST_GOP_LOSS: {
         const st_gtensor *L = &g->t[o->in[0]];
         int64_t ilo[MAXD], ilen[MAXD];
@@ -1136,19 +1318,22 @@ static int bwd_op(ox *X, int mb, int op, int slot) {
         free(tok);
         break;
     }
-    default: goto nomem;
+    default: goto bad;
     }
     for (int i = 0; i < o->nin; i++) {
         if (!din[i]) continue;
         ox_edge *e = edge_at(X, mb, op, slot, i);
         val_free(&e->b);
-        e->b = (ox_val){din[i], grad_layout(X, op, i), nin[i], 1};
+        e->b = (ox_val){din[i], dl[i], nin[i], 1};
         din[i] = NULL;
     }
     return 0;
 nomem:
     for (int i = 0; i < o->nin; i++) free(din[i]);
     return ST_ENOMEM;
+bad:
+    for (int i = 0; i < o->nin; i++) free(din[i]);
+    return ST_EINVAL;
 }
 
 /* ---------------------------------------------------------------- edges */
@@ -1159,7 +1344,7 @@ static int edge_start(ox *X, int mb, int op, int slot, int i) {
     if (e->fstarted) return 0;
     int ss, t, pr = source_of(X, op, i, slot, &ss, &t);
     if (pr == -1) return ST_EINVAL;
-    const ox_val *src = val_at(X, mb, t, ss);
+    const ox_val *src = via_dispatch(X, op, i) ? &edge_at(X, mb, pr, ss, 1)->f : val_at(X, mb, t, ss);
     if (!src->v) return ST_EINVAL;
     val_free(&e->f);
     e->f = (ox_val){src->v, src->l, src->n, 0};
@@ -1188,8 +1373,12 @@ static int edge_finish_bwd(ox *X, int mb, int op, int slot, int i) {
     int ss, t, pr = source_of(X, op, i, slot, &ss, &t);
     if (pr == -1 || !e->b.v) return pr == -1 ? 0 : ST_EINVAL;
     const st_gtensor *T = &X->g->t[t];
-    int rc = reshard(X, &e->b, T->dim, T->ndim, source_layout(X, pr), "reshard");
+    int rc = reshard(X, &e->b, T->dim, T->ndim, back_layout(X, op, i, pr), "reshard");
     if (rc) return rc;
+    if (via_dispatch(X, op, i)) { /* kept for the dispatch's backward (bwd_op) */
+        e->bleft = -1;
+        return 0;
+    }
     ox_val *acc = grad_at(X, mb, t, ss);
     if (!acc->v) {
         if (e->b.owned) {
@@ -1213,7 +1402,7 @@ static int edge_finish_bwd(ox *X, int mb, int op, int slot, int i) {
 static int bwd_steps(const ox *X, int op, int slot, int i) {
     int ss, t, pr = source_of(X, op, i, slot, &ss, &t);
     if (pr < 0) return 0; /* (the entering activation's: no step in the work, done at the compute) */
-    st_layout dst = source_layout(X, pr);
+    st_layout dst = back_layout(X, op, i, pr);
     int n = 0;
     st_cost_reshard(NULL, NULL, &X->st->mesh, 0, grad_layout(X, op, i), dst, NULL, &n);
     return n;
@@ -1395,7 +1584,7 @@ static int run_coll(ox *X, const ox_item *it) {
     }
     if (e->bleft <= 0 || !e->b.v) return ST_EINVAL;
     int ss, t, pr = source_of(X, op, i, slot, &ss, &t);
-    int rc = reshard_axis(X, &e->b, T->dim, T->ndim, source_layout(X, pr), --e->bleft ? s->axis : -1,
+    int rc = reshard_axis(X, &e->b, T->dim, T->ndim, back_layout(X, op, i, pr), --e->bleft ? s->axis : -1,
                           st_coll_name(s->coll));
     if (!rc && e->bleft == 0) rc = edge_finish_bwd(X, it->mb, op, slot, i);
     return rc;
@@ -1583,6 +1772,67 @@ static int run_adam(ox *X, int64_t step, double *cmp) {
 
 /* ---------------------------------------------------------------- setup */
 
+/* MoE: X->g becomes a copy of the plan's graph whose dispatched tensors ([E, C, ..]: the outputs whose labels
+ * have the capacity 'c') hold the micro-batch's tokens as their capacity (the dropless layout of fwd_op's
+ * dispatch), and X->dispatch the block's dispatch. 0 or ST_ENOMEM. */
+static int moe_dims(ox *X) {
+    const st_graph *g = X->r->g;
+    X->dispatch = -1;
+    if (X->m->experts <= 0) return 0;
+    for (int op = 0; op < g->nops; op++)
+        if (g->ops[op].type == ST_GOP_DISPATCH && g->ops[op].block) X->dispatch = op;
+    if (X->dispatch < 0) return 0;
+    const st_gop *d = &g->ops[X->dispatch];
+    const st_gtensor *tok = &g->t[d->in[0]];
+    int64_t T = 1, C = g->t[d->out].dim[1];
+    for (int k = 0; k + 1 < tok->ndim; k++) T *= tok->dim[k];
+    X->gx = *g;
+    if (!(X->gx.t = malloc((size_t)g->ntensors * sizeof *g->t))) return ST_ENOMEM;
+    memcpy(X->gx.t, g->t, (size_t)g->ntensors * sizeof *g->t);
+    for (int op = 0; op < g->nops; op++) {
+        const char *c = strchr(g->ops[op].lab_out, 'c');
+        st_gtensor *t = &X->gx.t[g->ops[op].out];
+        if (c && g->ops[op].block && c - g->ops[op].lab_out < t->ndim && t->dim[c - g->ops[op].lab_out] == C)
+            t->dim[c - g->ops[op].lab_out] = T;
+    }
+    X->g = &X->gx;
+    return 0;
+}
+
+/* MoE on stage view Y: the combine's tokens are the dispatch's on every device (its routing the combine
+ * follows), each holding its tokens' rows of every expert; 0, or the operator that differs */
+static int moe_mismatch(const ox *Y) {
+    const st_graph *g = Y->g;
+    int dp = Y->dispatch, cb = -1;
+    for (int op = 0; op < g->nops; op++)
+        if (g->ops[op].type == ST_GOP_COMBINE && g->ops[op].block) cb = op;
+    if (dp < 0 || cb < 0 || Y->st->choice[dp].lab[0] == '-') return 0;
+    for (int dev = 0; dev < Y->M.n; dev++) {
+        int c[2];
+        coords_of(&Y->M, dev, c);
+        int64_t lo[5][MAXD], len[5][MAXD];
+        const st_gtensor *ti = &g->t[g->ops[dp].in[0]], *te = &g->t[g->ops[dp].out], *to = &g->t[g->ops[cb].out];
+        if (ti->ndim != 3 || te->ndim != 3 || to->ndim != 3) return dp;
+        block_of(&Y->M, ti->dim, 3, in_layout(Y, dp, 0), c, lo[0], len[0]);
+        block_of(&Y->M, te->dim, 3, out_layout(Y, dp), c, lo[1], len[1]);
+        block_of(&Y->M, te->dim, 3, in_layout(Y, cb, 0), c, lo[2], len[2]);
+        block_of(&Y->M, to->dim, 3, out_layout(Y, cb), c, lo[3], len[3]);
+        if (len[1][0] != Y->E || len[1][1] != len[0][0] * len[0][1]) return dp;
+        if (len[2][0] != Y->E || lo[2][1] != lo[1][1] || len[2][1] != len[1][1] || lo[3][0] != lo[0][0] ||
+            len[3][0] != len[0][0] || lo[3][1] != lo[0][1] || len[3][1] != len[0][1])
+            return cb;
+        for (int k = 0; k < 2; k++) { /* the logits: the same rows, every expert */
+            int op = k ? cb : dp;
+            const st_gtensor *tl = &g->t[g->ops[op].in[1]];
+            block_of(&Y->M, tl->dim, 3, in_layout(Y, op, 1), c, lo[4], len[4]);
+            if (len[4][2] != Y->E || lo[4][0] != lo[0][0] || len[4][0] != len[0][0] || lo[4][1] != lo[0][1] ||
+                len[4][1] != len[0][1])
+                return op;
+        }
+    }
+    return 0;
+}
+
 /* what this runtime does not run, named (every rank alike) */
 static int check_plan(const ox *X, const st_exec_opts *o, st_error *err) {
     const st_autoshard_result *r = X->r;
@@ -1592,10 +1842,18 @@ static int check_plan(const ox *X, const st_exec_opts *o, st_error *err) {
         return st_error_set(err, ST_EINVAL, NULL, "stages",
                             "operator-level plans that are no Megatron template run per operator on --backend cpu "
                             "only");
-    if (m->experts > 0 || m->position == ST_POS_ALIBI)
+    if (m->position == ST_POS_ALIBI)
         return st_error_set(err, ST_EINVAL, NULL, "model",
-                            "the per-operator runtime runs dense GPT and Llama blocks with learned or rotary positions "
-                            "(%s: %s)", m->name, m->experts > 0 ? "MoE blocks" : "ALiBi");
+                            "the per-operator runtime runs GPT and Llama blocks with learned or rotary positions (%s: "
+                            "ALiBi)", m->name);
+    if (m->experts > 0) {
+        int every = 1;
+        for (int64_t k = 0; k < m->layers; k++) every &= st_model_layer_is_moe(m, k);
+        if (m->capacity_factor > 0 || !every || X->dispatch < 0)
+            return st_error_set(err, ST_EINVAL, NULL, "model",
+                                "the per-operator runtime runs dropless MoE blocks on every layer (%s: %s)", m->name,
+                                m->capacity_factor > 0 ? "a capacity factor drops tokens" : "dense layers among them");
+    }
     if (r->nstages > ST_MAX_STAGES || g->block_in < 0)
         return st_error_set(err, ST_EINVAL, NULL, "stages", "the per-operator runtime runs a model's repeated blocks "
                             "in at most %d stages", ST_MAX_STAGES);
@@ -1609,17 +1867,29 @@ static int check_plan(const ox *X, const st_exec_opts *o, st_error *err) {
             int ok = (o->type == ST_GOP_EMBEDDING && o->nin == 2) || (o->type == ST_GOP_NORM && o->nin == 2) ||
                      (o->type == ST_GOP_MATMUL && checked_gemm(o) && g->t[o->in[1]].weight &&
                       (!strcmp(nm, "qkv") || !strcmp(nm, "proj") || !strcmp(nm, "fc1") || !strcmp(nm, "fc2") ||
-                       !strcmp(nm, "logits"))) ||
+                       !strcmp(nm, "logits") || !strcmp(nm, "router") || !strcmp(nm, "expert_fc1") ||
+                       !strcmp(nm, "expert_fc2"))) ||
                      (o->type == ST_GOP_ATTENTION && o->causal) || o->type == ST_GOP_LOSS ||
+                     ((o->type == ST_GOP_DISPATCH || o->type == ST_GOP_COMBINE) && o->nin == 2) ||
                      (o->type == ST_GOP_ELEMWISE && (o->nin == 2 || !strcmp(nm, "act") || !strcmp(nm, "rope") ||
-                                                     !strcmp(nm, "qkv_bias") || strstr(nm, "dropout")));
+                                                     !strcmp(nm, "expert_act") || !strcmp(nm, "qkv_bias") ||
+                                                     strstr(nm, "dropout")));
             if (!ok) {
                 int a = 0;
                 while (a < Y.M.naxes - 1 && !Y.st->choice[op].lab[a]) a++;
                 return st_autoshard_refuse(err, s, g, op, Y.st->choice[op].lab[a], a, Y.M.size[a],
-                              "the per-operator runtime runs dense blocks' operators (embedding, norms, QKV, rotary "
-                              "embedding, fused attention, projection, MLP, output layer, loss)");
+                              "the per-operator runtime runs dense and MoE blocks' operators (embedding, norms, QKV, "
+                              "rotary embedding, fused attention, projection, MLP, router, dispatch, experts, combine, "
+                              "output layer, loss)");
             }
+        }
+        int bad = moe_mismatch(&Y);
+        if (bad) {
+            int a = 0;
+            while (a < Y.M.naxes - 1 && !Y.st->choice[bad].lab[a]) a++;
+            return st_autoshard_refuse(err, s, g, bad, Y.st->choice[bad].lab[a], a, Y.M.size[a],
+                                       "the per-operator runtime's combine takes the tokens the dispatch routed, its "
+                                       "rows split alike, and every expert's rows of them");
         }
     }
     return 0;
@@ -1649,6 +1919,7 @@ static int mb_init(ox *X, ox_mb *b) {
 static void ox_destroy(ox *X) {
     for (int i = 0; X->mb && i < X->Mb; i++) mb_free(X, &X->mb[i]);
     free(X->mb);
+    free(X->gx.t);
     for (int i = 0; i < X->nparams; i++) free(X->p[i].w), free(X->p[i].g), free(X->p[i].m), free(X->p[i].v);
     free(X->p);
     free(X->it);
@@ -1818,7 +2089,7 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
     double heap_peak = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
-    X.m = m, X.r = r, X.g = r->g, X.nstages = r->nstages;
+    X.m = m, X.r = r, X.g = r->g, X.nstages = r->nstages, X.E = m->experts, X.topk = m->experts_topk;
     /* the stages' devices one after another in the world (their GPUs', as the lowering places them) */
     X.base[0] = 0;
     for (int s = 0; s < r->nstages && s < ST_MAX_STAGES; s++) {
@@ -1838,12 +2109,15 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
     X.wt = (st__xwatch){.timeout_s = o->timeout_s > 0 ? o->timeout_s : ST_EXEC_TIMEOUT_S, .rank = wrank,
                         .world = MPI_COMM_WORLD, .step = -1, .ins = -1, .mb = -1, .label = "the setup"};
     /* refusals every rank meets alike */
-    if ((rc = check_plan(&X, o, err))) {
+    if ((rc = moe_dims(&X)) || (rc = check_plan(&X, o, err))) {
+        if (rc == ST_ENOMEM) st_error_set(err, rc, NULL, NULL, "out of memory");
         res->refused = 1;
+        free(X.gx.t);
         return rc;
     }
     if (size != X.base[X.nstages]) {
         res->refused = 1;
+        free(X.gx.t);
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "the plan's stages run on meshes of %d devices in all; mpirun started %d (mpirun -np %d)",
                             X.base[X.nstages], size, X.base[X.nstages]);
@@ -1851,7 +2125,10 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
     st__xkernels_reference = o->reference_kernels;
     st__xkernels_threads(1); /* one core per rank (the ranks are the parallelism) */
     int whole[2] = {0, (int)m->layers};
-    st__xpart one = {.B = X.mbs, .T = X.S, .tp = 1, .nchunks = 1, .l0 = whole, .l1 = whole + 1, .first = 1, .last = 1};
+    /* the single-rank model: its tensor table (each rank seeds its blocks from it), whole only for --check */
+    st__xpart one = {.B = X.mbs, .T = X.S, .tp = 1, .nchunks = 1, .l0 = whole, .l1 = whole + 1, .first = 1, .last = 1,
+                     .table = !o->check};
+    X.seed = o->seed;
     rc = st__xmodel_init(&X.ref, m, &one, o->seed, err);
     if (!rc) rc = st_autoshard_work(r, X.stage, c, prof, dt, &X.w, err);
     if (!rc) rc = make_items(&X, err);
@@ -1859,10 +2136,12 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
         st_error_set(err, rc, NULL, "plan", rc == ST_ENOMEM ? "out of memory" : "a weight's split does not divide it");
     if (!rc) {
         X.mb = calloc((size_t)X.Mb, sizeof *X.mb);
-        X.rm = calloc((size_t)X.ref.nparams + 1, sizeof *X.rm);
-        X.rv = calloc((size_t)X.ref.nparams + 1, sizeof *X.rv);
+        if (o->check) { /* the reference's Adam */
+            X.rm = calloc((size_t)X.ref.nparams + 1, sizeof *X.rm);
+            X.rv = calloc((size_t)X.ref.nparams + 1, sizeof *X.rv);
+        }
         spans = calloc((size_t)(4 * X.pg->n + 2), sizeof *spans);
-        if (!X.mb || !X.rm || !X.rv || !spans) rc = ST_ENOMEM;
+        if (!X.mb || (o->check && (!X.rm || !X.rv)) || !spans) rc = ST_ENOMEM;
         for (int64_t j = 0; !rc && j < X.Mb; j++) rc = mb_init(&X, &X.mb[j]);
         if (rc) st_error_set(err, rc, NULL, NULL, "out of memory");
     }

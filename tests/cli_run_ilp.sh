@@ -199,11 +199,30 @@ checked 2 "tiny-moe, ILP experts over a batch axis beside a data-parallel output
 if ran "tp=1,pp=1,dp=2,.*ep=2,"; then ok "it runs as dp=2 with ep=2"
 else nok "it runs as dp=2 with ep=2" "$(grep -o '"plan": "[^"]*' "$T/out")"; fi
 # and on a 2x2 mesh beside a tp axis whose router splits the hidden dimension (tests/data/plan_ilp_tiny_moe_ep2_tp2.json,
-# by hand: the ep2 plan's batch axis, then heads, ffn of each expert, router 'h'): the executor's ep group is then
-# dp ranks, the router's columns over tp not beside it; refused naming the operator, not left to the executor
-refused "tiny-moe, experts over a batch axis beside a router split by the hidden dimension" \
-	"key 'stages': stage 0, operator router: split 'h' on mesh axis 1 (2 devices): the experts are over a batch axis" \
-	4 run --cluster "$SLOW" --model tiny-moe --plan "$SRCDIR/tests/data/plan_ilp_tiny_moe_ep2_tp2.json"
+# by hand: the ep2 plan's batch axis, then heads, ffn of each expert, router 'h'): no template (the executor's ep
+# group would be dp ranks, the router's columns over tp not beside it), so it runs per operator (exec/opexec.c's MoE:
+# each device's tokens dispatched to every expert's rows, the experts' all-to-alls as the lowering lists them)
+checked 4 "tiny-moe, experts over a batch axis beside a router split by the hidden dimension, per operator, matches" \
+	--model tiny-moe --plan "$SRCDIR/tests/data/plan_ilp_tiny_moe_ep2_tp2.json"
+if ran ".*run per operator"; then ok "it runs per operator"; else nok "it runs per operator" "$(head -3 "$T/out")"; fi
+# per operator (STRATA_RUN_PER_OP=1) also m2's plan (the router 'h', its partial logits reduced for the dispatch, which
+# carries them to the combine: search/autoshard.c's edge_source; the combine's logit gradient back to the dispatch's
+# layout, then to the router), and a hand-edited copy with the router whole (its logits sliced for the dispatch)
+STRATA_RUN_PER_OP=1
+export STRATA_RUN_PER_OP
+checked 2 "tiny-moe, ILP router 'h' and experts over the axis, run per operator, matches the reference" \
+	--model tiny-moe --plan "$T/m2.json"
+awk '/"router": {/ { r = 1 } r && /"h"/ { sub(/"h"/, "null"); r = 0 } { print }' "$T/m2.json" >"$T/m2w.json"
+if grep -A3 '"router": {' "$T/m2w.json" | grep -q 'null'; then
+	checked 2 "tiny-moe, the router whole, run per operator, matches the reference" --model tiny-moe --plan "$T/m2w.json"
+else nok "m2w: the router made whole" "$(cat "$T/m2w.json")"; fi
+unset STRATA_RUN_PER_OP
+# a combine whose tokens are not the dispatch's (the hand-edited plan's combine whole on the rows): refused, naming it
+awk '/"moe_combine": {/ { r = 1 } r && /"b"/ { sub(/"b"/, "null"); r = 0 } { print }' \
+	"$SRCDIR/tests/data/plan_ilp_tiny_moe_ep2_tp2.json" >"$T/mc.json"
+refused "tiny-moe, the combine's rows split otherwise than the dispatch's" \
+	"operator moe_combine: .*the per-operator runtime's combine takes the tokens the dispatch routed" \
+	4 run --cluster "$SLOW" --model tiny-moe --plan "$T/mc.json"
 # each expert split by its ffn (expert tensor parallelism, Megatron-Core's --expert-tensor-parallel-size: fc1
 # column- and fc2 row-parallel, the tokens all-gathered, the partial outputs reduce-scattered) on 8 devices: on a tp
 # axis beside a router split by the hidden dimension (mbs 1), on a batch axis beside the attention on the rows (mbs 8)
@@ -326,11 +345,35 @@ check_within "tiny-gpt, ILP 2 stages of dp=2 x tp=2, the output layer over dp (t
 if grep -q '"output_layer": "dp vocabulary"' "$T/out" && ran "tp=2,pp=2,dp=2,.*sp=1"; then
 	ok "it runs as 2 stages of dp=2 x tp=2 with sp, the output layer over the dp group"
 else nok "it runs as 2 stages of dp=2 x tp=2 with sp, the output layer over the dp group" "$(head -3 "$T/out")"; fi
-# tiny-moe there: the experts over both axes (the attention on the rows of one, by heads on the other): refused
+# tiny-moe there: the experts over both axes (the attention on the rows of one, by heads on the other): no template,
+# run per operator
 ilp m22 --model tiny-moe --gpus 4 --gbs 32 --mbs 8 --max-stages 1
-refused "tiny-moe on a 2x2 mesh (experts over both axes)" \
-	"stage 0: the attention splits the rows on some of its tensor-parallel mesh axes, not all" \
-	4 run --cluster "$SLOW" --model tiny-moe --plan "$T/m22.json"
+if splits m22 expert_fc1 '"e""e"'; then ok "tiny-moe on a 2x2 mesh, micro-batch 8: the ILP splits the experts over both axes"
+else nok "tiny-moe on a 2x2 mesh, micro-batch 8: the ILP's shardings" "$(cat "$T/m22.json")"; fi
+checked 4 "tiny-moe on a 2x2 mesh, the experts over both axes, run per operator, matches the reference" \
+	--model tiny-moe --plan "$T/m22.json"
+if ran ".*run per operator"; then ok "it runs per operator"; else nok "it runs per operator" "$(head -3 "$T/out")"; fi
+# without --check a rank holds its blocks of the weights only (seeded from the single-rank model's table): its heap
+# lies at least 3 copies of the model's parameters below the --check run's, which also trains the whole model
+# (parameters, gradients and Adam's two moments on every rank)
+heap0() { awk "$FLATTEN" "$T/out" | awk '$1 == ".compare.memory[0].heap_peak_bytes" { print $2 }'; }
+mpi_strata 120 4 run --cluster "$SLOW" --model tiny-moe --plan "$T/m22.json" --steps 2 --json --compare
+h_run=$(heap0)
+params=$(awk "$FLATTEN" "$T/out" | awk '$1 == ".params" { print $2 }')
+mpi_strata 120 4 run --cluster "$SLOW" --model tiny-moe --plan "$T/m22.json" --steps 2 --json --compare --check
+h_check=$(heap0)
+if awk -v a="$h_run" -v b="$h_check" -v p="$params" 'BEGIN { exit !(a > 0 && p > 0 && a + 3 * 4 * p < b) }'; then
+	ok "per operator without --check, a rank holds its blocks only (heap $h_run bytes, $h_check with --check, $params parameters)"
+else nok "per operator without --check, a rank holds its blocks only" "heap $h_run, with --check $h_check, params $params"; fi
+# a capacity factor (which tokens an expert drops depends on every token of the micro-batch) is refused there
+cat >"$T/moe_cf.json" <<'EOM'
+{"name": "tiny-moe-cf", "layers": 4, "hidden": 128, "heads": 4, "kv_heads": 2, "ffn": 256, "vocab": 512, "seq_len": 64,
+ "activation": "swiglu", "norm": "rmsnorm", "position": "rope", "tied_embeddings": false, "dropout": false,
+ "bias": false, "experts": 4, "experts_topk": 2, "capacity_factor": 1.25}
+EOM
+ilp mcf --model "$T/moe_cf.json" --gpus 4 --gbs 32 --mbs 8 --max-stages 1
+refused "tiny-moe with a capacity factor, per operator" "key 'model': the per-operator runtime runs dropless MoE blocks" \
+	4 run --cluster "$SLOW" --model "$T/moe_cf.json" --plan "$T/mcf.json"
 
 # stages on meshes of different shapes (Alpa's: each stage's own mesh and sharding), run stage by stage: each
 # stage its own hybrid plan, the activations and their gradients moved between stages as the cross-mesh exchange

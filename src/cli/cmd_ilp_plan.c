@@ -273,15 +273,6 @@ int st__run_ilp_ops(const st_cli_args *a, const st_exec_opts *o, st_cli_ilp_run 
         rc = st_error_set(err, ST_EINVAL, a->plan, NULL, "strata run trains a model: give --model, not a graph");
         goto done;
     }
-    /* MoE blocks: the templates' refusal names the operator (the per-operator runtime runs dense blocks) */
-    if (L.in.model.experts > 0 && !(force && !strcmp(force, "1"))) {
-        *err = e2;
-        snprintf(err->file, sizeof err->file, "%s", a->plan);
-        size_t k = strlen(err->text);
-        snprintf(err->text + k, sizeof err->text - k, " (the per-operator runtime runs dense blocks only)");
-        rc = ST_EINVAL;
-        goto done;
-    }
     if ((rc = st_lower_autoshard(&L.r, &L.in.cluster, L.in.profile, L.o.dtype, &out->low, err))) goto done;
     *ran = 1;
     rc = st_exec_run_ilp(&L.in.model, &L.r, &L.in.cluster, L.in.profile, L.o.dtype, &out->low, o, res, err);
