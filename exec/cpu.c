@@ -212,6 +212,7 @@ typedef struct rank_state {
     st_stage_shape *shapes;
     int64_t rows;
     int64_t *got;
+    int *sent; /* per slot: the input gradient's pairs sent so far this step (run_xmesh frees it after the last) */
 } rank_state;
 
 /* st__xmodel's redo_clock: a block's rebuild that a backward runs itself (exec/model.c, redo_timed), counted as
@@ -1112,8 +1113,8 @@ static int stage_of_rank(const rank_state *S, int r) {
 
 /* Stages of different shapes: a send or receive moves the rows of the micro-batch that the cross-mesh exchange
  * gives the pair (st_stage_exchange; the lowering made one instruction per pair that moves any), out of the
- * forward's output or the backward's input gradient (kept until the step's end: other pairs take other rows of
- * it) into the receiver's input or output gradient at their place; the slot counts what came (got). */
+ * forward's output or the backward's input gradient (kept until its last pair's send: other pairs take other rows
+ * of it) into the receiver's input or output gradient at their place; the slot counts what came (got). */
 static int run_xmesh(rank_state *S, const st_ins *in, int k) {
     int d = S->pg->stage, e = stage_of_rank(S, in->peer), send = in->kind == ST_INS_SEND;
     int me = S->rank - S->shapes[d].first;
@@ -1129,6 +1130,15 @@ static int run_xmesh(rank_state *S, const st_ins *in, int k) {
         float *buf = src ? S->x.be->mem_alloc(cnt) : NULL;
         if (!buf) return src ? ST_ENOMEM : ST_EINVAL;
         S->x.be->mem_copy(buf, src + off, cnt);
+        if (S->bwd_done[k]) { /* the input gradient: freed once every receiving device of stage e has its rows */
+            int pairs = 0;
+            for (int r = 0; r < st_stage_width(&S->shapes[e]); r++) {
+                int64_t l2, n2;
+                st_stage_exchange(&S->shapes[d], &S->shapes[e], S->rows, me, r, &l2, &n2);
+                pairs += n2 > 0;
+            }
+            if (++S->sent[k] >= pairs) p2p_free(S, &S->din[k]);
+        }
         S->sendbufs[S->nsends] = buf;
         S->sendins[S->nsends] = S->w.ins;
         MPI_Request *q = &S->reqs[S->nsends++];
@@ -1549,7 +1559,8 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
         }
         for (int i = 0; i < S->nsends; i++) p2p_free(S, &S->sendbufs[i]);
         S->nsends = 0;
-        for (int64_t j = 0; S->staged && j < S->M * S->V; j++) p2p_free(S, &S->din[j]); /* (run_xmesh's) */
+        for (int64_t j = 0; S->staged && j < S->M * S->V; j++) /* (run_xmesh's: what no send took) */
+            p2p_free(S, &S->din[j]), S->sent[j] = 0;
         double t = now_s() - t0, tmax = 0, loss = 0;
         double mine = S->x.last && S->tr == 0 && S->copy == 0 ? S->loss_sum / S->den : 0;
         /* a loss that is not finite is a diverged run, not a number to print */
@@ -1634,6 +1645,7 @@ static void state_destroy(rank_state *S) {
     free(S->zins);
     free(S->shapes);
     free(S->got);
+    free(S->sent);
     st__xmodel_destroy(&S->x);
 }
 
@@ -1900,6 +1912,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     S.bwd_done = calloc(M, sizeof *S.bwd_done);
     S.din = calloc(M, sizeof *S.din);
     S.got = S.staged ? calloc(M, sizeof *S.got) : NULL;
+    S.sent = S.staged ? calloc(M, sizeof *S.sent) : NULL;
     S.reqs = calloc((size_t)S.pg->n + 1, sizeof *S.reqs);
     S.sendbufs = calloc((size_t)S.pg->n + 1, sizeof *S.sendbufs);
     S.sendins = calloc((size_t)S.pg->n + 1, sizeof *S.sendins);
@@ -1918,7 +1931,7 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
         if (!rc) rc = st_error_set(err, ST_EINVAL, NULL, NULL, "MPI could not split the world into the plan's copies");
     }
     int bad = rc || !S.comms || !S.acts || !S.act_in || !S.grad_in || !S.fwd_out || !S.bwd_done || !S.din || !S.reqs ||
-              (S.staged && (!S.shapes || !S.got)) ||
+              (S.staged && (!S.shapes || !S.got || !S.sent)) ||
               !S.sendbufs || !S.sendins || !S.tokens || !spans || (S.rank == 0 && (!res->loss || !res->iteration_s ||
               !res->kind_s || !res->ref_loss || !res->stats)) || setup_regions(&S) ||
               (S.zero3 && z3_setup(&S, o->seed, gd));
