@@ -41,15 +41,16 @@
  *   - full recompute runs each layer's forward steps again (resharding included) before its backward;
  *   - MoE blocks (dropless, exec/model.c's routing: each token's top k experts by router logit, weights a softmax
  *     over those k): the dispatch routes the device's tokens (its rows of the residual stream) into an
- *     [experts, capacity, hidden] block whose capacity is its tokens, each token's place its own (zeros where
- *     it did not choose the expert), so the planner's [E, C, h] tensors take the micro-batch's tokens as C
- *     (moe_dims) and any split of theirs is an exchange of dense blocks; the experts are batched GEMMs on the
- *     device's experts; the combine sums each of its tokens' chosen rows times their weights, following the
- *     dispatch's routing (check_plan: its tokens are the dispatch's on every device). The router's logits reach
- *     the combine as the dispatch holds them and their gradient goes back through the dispatch's input
- *     (search/autoshard.c's edge_source, Megatron-Core's token dispatcher carrying the probabilities). The
- *     experts multiply E / k times the routed rows (the zero rows): the padding of a dropless dispatch that
- *     needs no counts exchanged, priced as the routed rows (--compare shows the difference).
+ *     [experts, capacity, hidden] block, each expert's tokens in order and zeros after them, whose capacity is
+ *     the micro-batch's busiest expert's count on any device (agreed over the stage, as Megatron-Core's
+ *     dispatcher exchanges the counts: moe_cap), so the planner's [E, C, h] tensors take that C (tdims) and any
+ *     split of theirs is an exchange of dense blocks; the experts are batched GEMMs on the device's experts; the
+ *     combine sums each of its tokens' chosen rows times their weights, following the dispatch's routing
+ *     (check_plan: its tokens are the dispatch's on every device). The router's logits reach the combine as
+ *     the dispatch holds them and their gradient goes back through the dispatch's input (search/autoshard.c's
+ *     edge_source, Megatron-Core's token dispatcher carrying the probabilities). The experts multiply the
+ *     busiest expert's rows for each (the padding of a dense dropless layout), the planner prices the balanced
+ *     share (--compare shows the difference).
  * The weights start as the single-rank model's (exec/model.c's seeded tensors: each rank seeds its blocks from the
  * model's tensor table, st__xmodel_init_value; with --check every rank also builds and trains that model), so
  * --check compares each device's reduced gradient block, element by element,
@@ -277,6 +278,7 @@ typedef struct ox_mb {
     ox_edge *edge; /* [op][slot][input] */
     ox_saved *sv;  /* [op][slot] */
     int32_t *tokens; /* [mbs][S + 1] */
+    int64_t *cap;    /* [slot]: MoE, the dispatched tensors' capacity in this micro-batch (0: not routed yet) */
 } ox_mb;
 
 /* one item of the program as this runtime walks it (lower_as.c's order) */
@@ -301,6 +303,7 @@ typedef struct ox {
     int64_t E, topk;         /* MoE: experts, each token's choices (0: dense) */
     int dispatch;            /* MoE: the block's dispatch operator, whose routing its combine follows (-1: none) */
     st_graph gx;             /* r->g with the dispatched tensors' capacity made the micro-batch's tokens (moe_dims) */
+    signed char *cdim;       /* MoE: per tensor, its capacity dimension (-1: none), whose size is the micro-batch's */
     MPI_Comm comm;           /* the stage's devices (MPI_ERRORS_RETURN) */
     MPI_Comm all;            /* every stage's (a duplicate of the world) */
     int nstages, base[ST_MAX_STAGES + 1]; /* the world rank of each stage's first device */
@@ -342,6 +345,16 @@ static ox_saved *saved_at(ox *X, int mb, int op, int slot) { return &X->mb[mb].s
 static void val_free(ox_val *v) {
     if (v->owned) free(v->v);
     memset(v, 0, sizeof *v);
+}
+
+/* tensor t's dimensions in micro-batch mb, layer slot `slot`: the graph's, an MoE dispatched tensor's capacity that
+ * of the micro-batch's routing (moe_cap); buf holds them where they differ */
+static const int64_t *tdims(const ox *X, int mb, int slot, int t, int64_t *buf) {
+    const st_gtensor *T = &X->g->t[t];
+    if (!X->cdim || X->cdim[t] < 0) return T->dim;
+    memcpy(buf, T->dim, sizeof T->dim);
+    buf[X->cdim[t]] = X->mb[mb].cap[slot];
+    return buf;
 }
 
 /* ---------------------------------------------------------------- labels (search/autoshard.c's rules) */
@@ -850,12 +863,12 @@ static int batched(const st_gop *o) {
 
 /* a matmul's local sizes: in0 = (batch) M labels then K, in1 = (batch) K then N, out = (batch) M then N (checked
  * at setup); B: the batch's local size (1: none) */
-static void gemm_sizes(const ox *X, int op, int64_t *B, int64_t *M, int64_t *K, int64_t *N) {
+static void gemm_sizes(const ox *X, int mb, int slot, int op, int64_t *B, int64_t *M, int64_t *K, int64_t *N) {
     const st_graph *g = X->g;
     const st_gop *o = &g->ops[op];
-    int64_t lo[MAXD], len[MAXD];
+    int64_t lo[MAXD], len[MAXD], db[MAXD];
     const st_gtensor *a = &g->t[o->in[0]], *w = &g->t[o->in[1]];
-    block_of(&X->M, a->dim, a->ndim, in_layout(X, op, 0), X->c, lo, len);
+    block_of(&X->M, tdims(X, mb, slot, o->in[0], db), a->ndim, in_layout(X, op, 0), X->c, lo, len);
     int bt = batched(o);
     size_t nk = strlen(o->lab[0]) + strlen(o->lab[1]) - strlen(o->lab_out) - (size_t)bt;
     nk /= 2;
@@ -881,7 +894,10 @@ static const ox_val *input(ox *X, int mb, int op, int slot, int i) { return &edg
 static float *new_out(ox *X, int mb, int op, int slot, int zero) {
     const st_gtensor *t = &X->g->t[X->g->ops[op].out];
     ox_val *o = val_at(X, mb, X->g->ops[op].out, slot);
-    int64_t lo[MAXD], len[MAXD], n = t->ndim ? block_of(&X->M, t->dim, t->ndim, out_layout(X, op), X->c, lo, len) : 1;
+    int64_t lo[MAXD], len[MAXD], db[MAXD];
+    int64_t n = t->ndim ? block_of(&X->M, tdims(X, mb, slot, X->g->ops[op].out, db), t->ndim, out_layout(X, op), X->c,
+                                   lo, len)
+                        : 1;
     if (o->v && o->owned && o->n == n) { /* a recompute: the same buffer, which edges may still read */
         if (zero) memset(o->v, 0, (size_t)n * sizeof *o->v);
         return o->v;
@@ -943,17 +959,47 @@ static int rope_op(ox *X, int op, float *x, const int64_t *lo, const int64_t *le
     return rc;
 }
 
-/* MoE (dropless, Megatron-Core's MoELayer as exec/model.c runs it): the dispatch's output [E, C, h] holds, for
- * each of the device's N tokens (row-major over its [b, s] block) and each expert, the token's row in capacity
- * place n of the device's capacity block when the token chose the expert, zeros when not: the capacity is the
- * micro-batch's tokens (moe_dims), each place a token's own, so no expert overflows and the experts' GEMMs see
- * E / k times the routed rows (the zero rows add nothing: no expert biases). The combine, whose tokens are the
- * dispatch's (check_plan), follows the dispatch's routing (its saved top k) with weights from its own logits. */
+/* MoE (dropless, Megatron-Core's MoELayer as exec/model.c runs it): the dispatch's output [E, C, h] holds, in
+ * each device's capacity block (its tokens': the capacity splits as the tokens do), each expert's tokens of the
+ * device in their order (the rows of its [b, s] block), zeros after them. The capacity is the micro-batch's: the
+ * most tokens any device sends one expert (its count, agreed over the stage's devices as Megatron-Core's
+ * dispatcher exchanges the tokens per expert), times the devices' capacity blocks, rounded up to what every split
+ * divides (moe_cap): no expert drops a token, and the experts' GEMMs see the routed rows and the padding of the
+ * busiest expert's (zero rows add nothing: no expert biases). The combine, whose tokens are the dispatch's
+ * (check_plan), follows the dispatch's routing (its saved top k and places) with weights from its own logits. */
 static int32_t *moe_top(ox *X, int mb, int slot) { return (int32_t *)saved_at(X, mb, X->dispatch, slot)->a; }
+/* each (token, choice)'s place among its expert's rows of the device's capacity block */
+static int32_t *moe_place(ox *X, int mb, int slot) { return (int32_t *)saved_at(X, mb, X->dispatch, slot)->c; }
 
-static int moe_chose(const int32_t *top, int64_t K, int64_t n, int64_t e) {
-    for (int64_t j = 0; j < K; j++)
-        if (top[n * K + j] == e) return 1;
+/* The routing of the dispatch's N tokens (logits lg [N x E]) into sv (a: top k, b: weights, c: places), and the
+ * micro-batch's capacity for layer slot `slot`: set by its first forward (every device of the stage alike; a
+ * recompute routes the same). 0, ST_ENOMEM, or the all-reduce's failure (it stops the job). */
+static int moe_cap(ox *X, int mb, int slot, ox_saved *sv, const float *lg, int64_t N) {
+    int64_t E = X->E, K = X->topk, most = 0;
+    free(sv->a), free(sv->b), free(sv->c);
+    sv->a = malloc((size_t)(N * K) * sizeof(float)), sv->b = malloc((size_t)(N * K) * sizeof(float));
+    sv->c = malloc((size_t)(N * K) * sizeof(float));
+    int64_t *cnt = calloc((size_t)E, sizeof *cnt);
+    if (!sv->a || !sv->b || !sv->c || !cnt) return free(cnt), ST_ENOMEM;
+    int32_t *top = (int32_t *)sv->a, *place = (int32_t *)sv->c;
+    for (int64_t n = 0; n < N; n++) {
+        st__xmoe_route(top, sv->b, lg, E, K, n);
+        for (int64_t j = 0; j < K; j++) place[n * K + j] = (int32_t)cnt[top[n * K + j]]++;
+    }
+    for (int64_t e = 0; e < E; e++) most = cnt[e] > most ? cnt[e] : most;
+    free(cnt);
+    int64_t *cap = &X->mb[mb].cap[slot];
+    if (*cap > 0) return 0;
+    double m = (double)most, all = 0;
+    MPI_Request q = MPI_REQUEST_NULL;
+    st__xwait(&X->wt, MPI_Iallreduce(&m, &all, 1, MPI_DOUBLE, MPI_MAX, X->comm, &q), &q, 1, "MoE token counts",
+              X->comm, -1);
+    /* the capacity blocks: the devices' distinct token blocks (the axes that split the dispatch's capacity) */
+    int64_t blocks = 1, c = (int64_t)all > 0 ? (int64_t)all : 1;
+    st_layout l = out_layout(X, X->dispatch);
+    for (int a = 0; a < X->M.naxes; a++)
+        if (l.ax[a] == 1) blocks *= X->M.size[a];
+    *cap = (blocks * c + X->M.n - 1) / X->M.n * X->M.n; /* (each split of C divides the mesh's devices) */
     return 0;
 }
 
@@ -965,12 +1011,15 @@ static void moe_weights(float *s, const float *lg, const int32_t *top, int64_t E
     for (int64_t j = 0; j < K; j++) s[n * K + j] /= sum;
 }
 
-/* the dispatch's and combine's local sizes: N tokens (the logits' rows), hl hidden columns; 0 when the blocks do
- * not match (check_plan refuses those plans) */
-static int moe_sizes(const ox *X, const ox_val *lg, int64_t nexp, int64_t *N, int64_t *hl) {
+/* the dispatch's and combine's local sizes: N tokens (the logits' rows), hl hidden columns of the ntok elements of
+ * the tokens' side, Cl capacity places of the nexp of the experts'; 0 when the blocks do not match (check_plan
+ * refuses those plans) */
+static int moe_sizes(const ox *X, const ox_val *lg, int64_t ntok, int64_t nexp, int64_t *N, int64_t *hl,
+                     int64_t *Cl) {
     *N = lg->n / X->E;
-    *hl = *N ? nexp / (X->E * *N) : 0;
-    return *N > 0 && *hl > 0 && lg->n == *N * X->E && nexp == X->E * *N * *hl;
+    *hl = *N ? ntok / *N : 0;
+    *Cl = *hl ? nexp / (X->E * *hl) : 0;
+    return *N > 0 && *hl > 0 && *Cl > 0 && lg->n == *N * X->E && ntok == *N * *hl && nexp == X->E * *Cl * *hl;
 }
 
 static int fwd_op(ox *X, int mb, int op, int slot) {
@@ -978,8 +1027,8 @@ static int fwd_op(ox *X, int mb, int op, int slot) {
     const st_gop *o = &g->ops[op];
     const st__xbackend *be = X->be;
     const st_gtensor *T = &g->t[o->out];
-    int64_t lo[MAXD], len[MAXD];
-    block_of(&X->M, T->dim, T->ndim, out_layout(X, op), X->c, lo, len);
+    int64_t lo[MAXD], len[MAXD], db[MAXD];
+    block_of(&X->M, tdims(X, mb, slot, o->out, db), T->ndim, out_layout(X, op), X->c, lo, len);
     ox_saved *sv = saved_at(X, mb, op, slot);
     switch (o->type) {
     case ST_GOP_EMBEDDING: {
@@ -1007,7 +1056,7 @@ static int fwd_op(ox *X, int mb, int op, int slot) {
     }
     case ST_GOP_MATMUL: { /* (batched: each expert's GEMM on its rows) */
         int64_t Bt, Mm, K, N;
-        gemm_sizes(X, op, &Bt, &Mm, &K, &N);
+        gemm_sizes(X, mb, slot, op, &Bt, &Mm, &K, &N);
         ox_param *w = param_of(X, op, 1, slot, 0), *b = X->bias ? param_of(X, op, -1, slot, 0) : NULL;
         float *out = new_out(X, mb, op, slot, 0), *wt = scratch(X, K * N);
         if (!out || !wt) return ST_ENOMEM;
@@ -1069,38 +1118,37 @@ static int fwd_op(ox *X, int mb, int op, int slot) {
         if (!strcmp(o->name, "rope")) return rope_op(X, op, out, lo, len, 1);
         return 0; /* dropout: p = 0 */
     }
-    case ST_GOP_DISPATCH: { /* [N, hl] tokens, [N, E] logits -> [E, N, hl] */
+    case ST_GOP_DISPATCH: { /* [N, hl] tokens, [N, E] logits -> [E, Cl, hl]: each expert's tokens in order */
         const ox_val *x = input(X, mb, op, slot, 0), *lg = input(X, mb, op, slot, 1);
-        int64_t E = X->E, K = X->topk, N, hl;
+        int64_t E = X->E, K = X->topk, N = lg->n / E, hl, Cl;
+        int rc = N > 0 ? moe_cap(X, mb, slot, sv, lg->v, N) : ST_EINVAL;
+        if (rc) return rc;
         float *out = new_out(X, mb, op, slot, 1);
         if (!out) return ST_ENOMEM;
-        if (!moe_sizes(X, lg, val_at(X, mb, o->out, slot)->n, &N, &hl) || x->n != N * hl) return ST_EINVAL;
-        free(sv->a), free(sv->b);
-        sv->a = malloc((size_t)(N * K) * sizeof(float)), sv->b = malloc((size_t)(N * K) * sizeof(float));
-        if (!sv->a || !sv->b) return ST_ENOMEM;
-        int32_t *top = (int32_t *)sv->a;
-        for (int64_t n = 0; n < N; n++) {
-            st__xmoe_route(top, sv->b, lg->v, E, K, n);
+        if (!moe_sizes(X, lg, x->n, val_at(X, mb, o->out, slot)->n, &N, &hl, &Cl)) return ST_EINVAL;
+        const int32_t *top = (const int32_t *)sv->a, *place = (const int32_t *)sv->c;
+        for (int64_t n = 0; n < N; n++)
             for (int64_t j = 0; j < K; j++)
-                memcpy(out + (top[n * K + j] * N + n) * hl, x->v + n * hl, (size_t)hl * sizeof *out);
-        }
+                memcpy(out + (top[n * K + j] * Cl + place[n * K + j]) * hl, x->v + n * hl, (size_t)hl * sizeof *out);
         return 0;
     }
-    case ST_GOP_COMBINE: { /* [E, N, hl] expert outputs, [N, E] logits -> [N, hl]: each token's weighted sum */
+    case ST_GOP_COMBINE: { /* [E, Cl, hl] expert outputs, [N, E] logits -> [N, hl]: each token's weighted sum */
         const ox_val *y = input(X, mb, op, slot, 0), *lg = input(X, mb, op, slot, 1);
-        int64_t E = X->E, K = X->topk, N, hl;
-        const int32_t *top = moe_top(X, mb, slot);
-        if (!moe_sizes(X, lg, y->n, &N, &hl) || !top) return ST_EINVAL;
+        int64_t E = X->E, K = X->topk, N, hl, Cl;
+        const int32_t *top = moe_top(X, mb, slot), *place = moe_place(X, mb, slot);
         float *out = new_out(X, mb, op, slot, 1);
+        if (!out) return ST_ENOMEM;
+        if (!moe_sizes(X, lg, val_at(X, mb, o->out, slot)->n, y->n, &N, &hl, &Cl) || !top || !place) return ST_EINVAL;
         free(sv->a);
-        sv->a = malloc((size_t)(N * K) * sizeof(float));
-        if (!out || !sv->a) return ST_ENOMEM;
+        if (!(sv->a = malloc((size_t)(N * K) * sizeof(float)))) return ST_ENOMEM;
         for (int64_t n = 0; n < N; n++) {
             moe_weights(sv->a, lg->v, top, E, K, n);
             for (int64_t e = 0; e < E; e++) /* the experts in order, as exec/model.c's combine adds them */
                 for (int64_t j = 0; j < K; j++)
-                    if (top[n * K + j] == e)
-                        for (int64_t c = 0; c < hl; c++) out[n * hl + c] += sv->a[n * K + j] * y->v[(e * N + n) * hl + c];
+                    if (top[n * K + j] == e) {
+                        const float *yr = y->v + (e * Cl + place[n * K + j]) * hl;
+                        for (int64_t c = 0; c < hl; c++) out[n * hl + c] += sv->a[n * K + j] * yr[c];
+                    }
         }
         return 0;
     }
@@ -1153,8 +1201,9 @@ static int bwd_op(ox *X, int mb, int op, int slot) {
     const st_gop *o = &g->ops[op];
     const st__xbackend *be = X->be;
     const st_gtensor *T = &g->t[o->out];
-    int64_t lo[MAXD], len[MAXD];
-    block_of(&X->M, T->dim, T->ndim, out_layout(X, op), X->c, lo, len);
+    int64_t lo[MAXD], len[MAXD], db[MAXD];
+    const int64_t *Td = tdims(X, mb, slot, o->out, db);
+    block_of(&X->M, Td, T->ndim, out_layout(X, op), X->c, lo, len);
     ox_saved *sv = saved_at(X, mb, op, slot);
     const ox_val *dy = grad_at(X, mb, o->out, slot);
     float *din[ST_G_MAXIN] = {0};
@@ -1164,18 +1213,18 @@ static int bwd_op(ox *X, int mb, int op, int slot) {
         const st_gtensor *I = &g->t[o->in[i]];
         dl[i] = grad_layout(X, op, i);
         if (I->weight || I->input) continue;
-        int64_t ilo[MAXD], ilen[MAXD];
-        nin[i] = block_of(&X->M, I->dim, I->ndim, dl[i], X->c, ilo, ilen);
+        int64_t ilo[MAXD], ilen[MAXD], ib[MAXD];
+        nin[i] = block_of(&X->M, tdims(X, mb, slot, o->in[i], ib), I->ndim, dl[i], X->c, ilo, ilen);
         if (!(din[i] = calloc((size_t)(nin[i] ? nin[i] : 1), sizeof(float)))) goto nomem;
     }
     if (o->type != ST_GOP_LOSS && !dy->v) {
         /* nothing came back (an output no consumer's loss depends on): its gradient is 0 */
         ox_val *z = grad_at(X, mb, o->out, slot);
         z->l = out_layout(X, op), z->l.partial = 0;
-        z->n = T->ndim ? block_of(&X->M, T->dim, T->ndim, z->l, X->c, lo, len) : 1;
+        z->n = T->ndim ? block_of(&X->M, Td, T->ndim, z->l, X->c, lo, len) : 1;
         if (!(z->v = calloc((size_t)z->n, sizeof(float)))) goto nomem;
         z->owned = 1;
-        block_of(&X->M, T->dim, T->ndim, out_layout(X, op), X->c, lo, len);
+        block_of(&X->M, Td, T->ndim, out_layout(X, op), X->c, lo, len);
     }
     switch (o->type) {
     case ST_GOP_EMBEDDING: {
@@ -1197,7 +1246,7 @@ static int bwd_op(ox *X, int mb, int op, int slot) {
     }
     case ST_GOP_MATMUL: {
         int64_t Bt, Mm, K, N;
-        gemm_sizes(X, op, &Bt, &Mm, &K, &N);
+        gemm_sizes(X, mb, slot, op, &Bt, &Mm, &K, &N);
         ox_param *w = param_of(X, op, 1, slot, 0), *b = X->bias ? param_of(X, op, -1, slot, 0) : NULL;
         float *wt = scratch(X, 2 * K * N);
         if (!wt) goto nomem;
@@ -1262,12 +1311,14 @@ static int bwd_op(ox *X, int mb, int op, int slot) {
     }
     case ST_GOP_DISPATCH: { /* each token's rows' gradients summed; the routing takes none: the logits' gradient
                              * is the combine's, come back to this input's layout (via_dispatch) */
-        int64_t K = X->topk, N, hl;
-        const int32_t *top = moe_top(X, mb, slot);
-        if (!moe_sizes(X, input(X, mb, op, slot, 1), dy->n, &N, &hl) || !top) goto bad;
+        int64_t K = X->topk, N, hl, Cl;
+        const int32_t *top = moe_top(X, mb, slot), *place = moe_place(X, mb, slot);
+        if (!moe_sizes(X, input(X, mb, op, slot, 1), nin[0], dy->n, &N, &hl, &Cl) || !top || !place) goto bad;
         for (int64_t n = 0; n < N; n++)
-            for (int64_t e = 0; e < X->E; e++)
-                if (moe_chose(top, K, n, e)) be->add(din[0] + n * hl, dy->v + (e * N + n) * hl, hl);
+            for (int64_t e = 0; e < X->E; e++) /* (the experts in order) */
+                for (int64_t j = 0; j < K; j++)
+                    if (top[n * K + j] == e)
+                        be->add(din[0] + n * hl, dy->v + (e * Cl + place[n * K + j]) * hl, hl);
         for (int cb = 0; cb < g->nops; cb++) {
             if (!via_dispatch(X, cb, 1)) continue;
             ox_edge *ce = edge_at(X, mb, cb, slot, 1);
@@ -1286,17 +1337,17 @@ static int bwd_op(ox *X, int mb, int op, int slot) {
     }
     case ST_GOP_COMBINE: { /* the expert outputs' gradients, and the logits' through the weights' softmax */
         const ox_val *y = input(X, mb, op, slot, 0);
-        int64_t E = X->E, K = X->topk, N, hl;
-        const int32_t *top = moe_top(X, mb, slot);
-        if (!moe_sizes(X, input(X, mb, op, slot, 1), y->n, &N, &hl) || !top || !sv->a) goto bad;
+        int64_t E = X->E, K = X->topk, N, hl, Cl;
+        const int32_t *top = moe_top(X, mb, slot), *place = moe_place(X, mb, slot);
+        if (!moe_sizes(X, input(X, mb, op, slot, 1), dy->n, y->n, &N, &hl, &Cl) || !top || !place || !sv->a) goto bad;
         float *ds = scratch(X, N * K);
         if (!ds) goto nomem;
         for (int64_t n = 0; n < N; n++) {
             const float *d = dy->v + n * hl;
             for (int64_t j = 0; j < K; j++) {
-                int64_t e = top[n * K + j];
-                const float *yr = y->v + (e * N + n) * hl;
-                float *dr = din[0] + (e * N + n) * hl, sw = sv->a[n * K + j];
+                int64_t e = top[n * K + j], at = (e * Cl + place[n * K + j]) * hl;
+                const float *yr = y->v + at;
+                float *dr = din[0] + at, sw = sv->a[n * K + j];
                 double dot = 0;
                 for (int64_t c = 0; c < hl; c++) dot += (double)d[c] * yr[c], dr[c] = sw * d[c];
                 ds[n * K + j] = (float)dot; /* (partial over the axes that split h: so is din[1]) */
@@ -1349,8 +1400,8 @@ static int edge_start(ox *X, int mb, int op, int slot, int i) {
     val_free(&e->f);
     e->f = (ox_val){src->v, src->l, src->n, 0};
     e->fstarted = 1;
-    const st_gtensor *T = &X->g->t[t];
-    return slices_first(X, &e->f, T->dim, T->ndim, in_layout(X, op, i));
+    int64_t db[MAXD];
+    return slices_first(X, &e->f, tdims(X, mb, ss, t, db), X->g->t[t].ndim, in_layout(X, op, i));
 }
 
 /* op's inputs made ready for its compute: whatever of an edge is left after its collectives (slices) */
@@ -1361,7 +1412,8 @@ static int inputs_ready(ox *X, int mb, int op, int slot) {
         if (T->weight || T->input) continue;
         int rc = edge_start(X, mb, op, slot, i);
         ox_edge *e = edge_at(X, mb, op, slot, i);
-        if (!rc) rc = reshard(X, &e->f, T->dim, T->ndim, in_layout(X, op, i), "reshard");
+        int64_t db[MAXD];
+        if (!rc) rc = reshard(X, &e->f, tdims(X, mb, slot, o->in[i], db), T->ndim, in_layout(X, op, i), "reshard");
         if (rc) return rc;
     }
     return 0;
@@ -1372,8 +1424,8 @@ static int edge_finish_bwd(ox *X, int mb, int op, int slot, int i) {
     ox_edge *e = edge_at(X, mb, op, slot, i);
     int ss, t, pr = source_of(X, op, i, slot, &ss, &t);
     if (pr == -1 || !e->b.v) return pr == -1 ? 0 : ST_EINVAL;
-    const st_gtensor *T = &X->g->t[t];
-    int rc = reshard(X, &e->b, T->dim, T->ndim, back_layout(X, op, i, pr), "reshard");
+    int64_t db[MAXD];
+    int rc = reshard(X, &e->b, tdims(X, mb, ss, t, db), X->g->t[t].ndim, back_layout(X, op, i, pr), "reshard");
     if (rc) return rc;
     if (via_dispatch(X, op, i)) { /* kept for the dispatch's backward (bwd_op) */
         e->bleft = -1;
@@ -1568,23 +1620,28 @@ static int run_coll(ox *X, const ox_item *it) {
     int op = s->op, slot = step_slot(X, it, op);
     if (s->src == op && X->g->ops[op].type == ST_GOP_LOSS) return 0; /* its statistics: inside its compute */
     if (s->src == op) { /* partial sums resolved before the output leaves the stage */
-        const st_gtensor *O = &X->g->t[X->g->ops[op].out];
+        int ot = X->g->ops[op].out;
+        int64_t db[MAXD];
         st_layout whole = out_layout(X, op);
         whole.partial = 0;
-        return reshard_axis(X, val_at(X, it->mb, X->g->ops[op].out, slot), O->dim, O->ndim, whole, s->axis, "sink");
+        return reshard_axis(X, val_at(X, it->mb, ot, slot), tdims(X, it->mb, slot, ot, db), X->g->t[ot].ndim, whole,
+                            s->axis, "sink");
     }
     int i = edge_input(X, op, slot, s->src);
     if (i < 0) return ST_EINVAL;
-    const st_gtensor *T = &X->g->t[X->g->ops[op].in[i]];
-    if (T == &X->g->t[X->g->block_in] && slot > 0) T = &X->g->t[X->g->block_out];
+    int tt = X->g->ops[op].in[i];
+    if (tt == X->g->block_in && slot > 0) tt = X->g->block_out;
+    int64_t db[MAXD];
+    const int64_t *Td = tdims(X, it->mb, slot, tt, db);
+    int nd = X->g->t[tt].ndim;
     ox_edge *e = edge_at(X, it->mb, op, slot, i);
     if (!it->bwd) {
         int rc = edge_start(X, it->mb, op, slot, i);
-        return rc ? rc : reshard_axis(X, &e->f, T->dim, T->ndim, in_layout(X, op, i), s->axis, st_coll_name(s->coll));
+        return rc ? rc : reshard_axis(X, &e->f, Td, nd, in_layout(X, op, i), s->axis, st_coll_name(s->coll));
     }
     if (e->bleft <= 0 || !e->b.v) return ST_EINVAL;
     int ss, t, pr = source_of(X, op, i, slot, &ss, &t);
-    int rc = reshard_axis(X, &e->b, T->dim, T->ndim, back_layout(X, op, i, pr), --e->bleft ? s->axis : -1,
+    int rc = reshard_axis(X, &e->b, Td, nd, back_layout(X, op, i, pr), --e->bleft ? s->axis : -1,
                           st_coll_name(s->coll));
     if (!rc && e->bleft == 0) rc = edge_finish_bwd(X, it->mb, op, slot, i);
     return rc;
@@ -1773,8 +1830,9 @@ static int run_adam(ox *X, int64_t step, double *cmp) {
 /* ---------------------------------------------------------------- setup */
 
 /* MoE: X->g becomes a copy of the plan's graph whose dispatched tensors ([E, C, ..]: the outputs whose labels
- * have the capacity 'c') hold the micro-batch's tokens as their capacity (the dropless layout of fwd_op's
- * dispatch), and X->dispatch the block's dispatch. 0 or ST_ENOMEM. */
+ * have the capacity 'c', X->cdim) hold the micro-batch's tokens as their capacity (check_plan's blocks: the
+ * capacity splits as the tokens; the runtime's is each micro-batch's, moe_cap and tdims), and X->dispatch the
+ * block's dispatch. 0 or ST_ENOMEM. */
 static int moe_dims(ox *X) {
     const st_graph *g = X->r->g;
     X->dispatch = -1;
@@ -1787,13 +1845,15 @@ static int moe_dims(ox *X) {
     int64_t T = 1, C = g->t[d->out].dim[1];
     for (int k = 0; k + 1 < tok->ndim; k++) T *= tok->dim[k];
     X->gx = *g;
-    if (!(X->gx.t = malloc((size_t)g->ntensors * sizeof *g->t))) return ST_ENOMEM;
+    if (!(X->gx.t = malloc((size_t)g->ntensors * sizeof *g->t)) || !(X->cdim = malloc((size_t)g->ntensors)))
+        return ST_ENOMEM;
     memcpy(X->gx.t, g->t, (size_t)g->ntensors * sizeof *g->t);
+    memset(X->cdim, -1, (size_t)g->ntensors);
     for (int op = 0; op < g->nops; op++) {
         const char *c = strchr(g->ops[op].lab_out, 'c');
         st_gtensor *t = &X->gx.t[g->ops[op].out];
         if (c && g->ops[op].block && c - g->ops[op].lab_out < t->ndim && t->dim[c - g->ops[op].lab_out] == C)
-            t->dim[c - g->ops[op].lab_out] = T;
+            t->dim[c - g->ops[op].lab_out] = T, X->cdim[g->ops[op].out] = (signed char)(c - g->ops[op].lab_out);
     }
     X->g = &X->gx;
     return 0;
@@ -1902,7 +1962,7 @@ static void mb_free(ox *X, ox_mb *b) {
     for (int k = 0; k < g->nops * X->nslots * ST_G_MAXIN; k++) val_free(&b->edge[k].f), val_free(&b->edge[k].b);
     for (int k = 0; k < g->nops * X->nslots; k++)
         free(b->sv[k].a), free(b->sv[k].b), free(b->sv[k].c), free(b->sv[k].d);
-    free(b->val), free(b->grad), free(b->edge), free(b->sv), free(b->tokens);
+    free(b->val), free(b->grad), free(b->edge), free(b->sv), free(b->tokens), free(b->cap);
     memset(b, 0, sizeof *b);
 }
 
@@ -1913,13 +1973,14 @@ static int mb_init(ox *X, ox_mb *b) {
     b->edge = calloc((size_t)(g->nops * X->nslots * ST_G_MAXIN), sizeof *b->edge);
     b->sv = calloc((size_t)(g->nops * X->nslots), sizeof *b->sv);
     b->tokens = malloc((size_t)(X->mbs * (X->S + 1)) * sizeof *b->tokens);
-    return b->val && b->grad && b->edge && b->sv && b->tokens ? 0 : ST_ENOMEM;
+    b->cap = calloc((size_t)X->nslots, sizeof *b->cap);
+    return b->val && b->grad && b->edge && b->sv && b->tokens && b->cap ? 0 : ST_ENOMEM;
 }
 
 static void ox_destroy(ox *X) {
     for (int i = 0; X->mb && i < X->Mb; i++) mb_free(X, &X->mb[i]);
     free(X->mb);
-    free(X->gx.t);
+    free(X->gx.t), free(X->cdim);
     for (int i = 0; i < X->nparams; i++) free(X->p[i].w), free(X->p[i].g), free(X->p[i].m), free(X->p[i].v);
     free(X->p);
     free(X->it);
@@ -1983,6 +2044,7 @@ static void mb_reset(ox *X, ox_mb *b) {
         val_free(&b->edge[k].f), val_free(&b->edge[k].b);
         memset(&b->edge[k], 0, sizeof b->edge[k]);
     }
+    memset(b->cap, 0, (size_t)X->nslots * sizeof *b->cap);
 }
 
 static int make_comms(ox *X) {
@@ -2112,12 +2174,12 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
     if ((rc = moe_dims(&X)) || (rc = check_plan(&X, o, err))) {
         if (rc == ST_ENOMEM) st_error_set(err, rc, NULL, NULL, "out of memory");
         res->refused = 1;
-        free(X.gx.t);
+        free(X.gx.t), free(X.cdim);
         return rc;
     }
     if (size != X.base[X.nstages]) {
         res->refused = 1;
-        free(X.gx.t);
+        free(X.gx.t), free(X.cdim);
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "the plan's stages run on meshes of %d devices in all; mpirun started %d (mpirun -np %d)",
                             X.base[X.nstages], size, X.base[X.nstages]);
