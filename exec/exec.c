@@ -65,6 +65,7 @@ void st_exec_result_destroy(st_exec_result *r) {
     free(r->loss);
     free(r->iteration_s);
     free(r->kind_s);
+    free(r->row_rank);
     free(r->ref_loss);
     free(r->stats);
     r->loss = r->iteration_s = r->kind_s = r->ref_loss = r->stats = NULL;

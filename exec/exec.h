@@ -136,6 +136,9 @@ int st_exec_job_rank(int nranks, int replicas, st_exec_backend backend, int worl
 /* What rank 0 learns (the other ranks' copies hold only rank and nranks). */
 typedef struct st_exec_result {
     int rank, nranks, steps;
+    /* the processes that ran (0: nranks), and the world rank each row of kind_s and stats stands for (NULL: row k
+     * is rank k; owned): the per-operator runtime's rows are its stages, each its first device's */
+    int world, *row_rank;
     double params;       /* the model's parameters */
     double *loss;        /* steps: the iteration's mean loss (owned) */
     double *iteration_s; /* steps: the slowest rank's time from the common start (owned) */

@@ -2207,13 +2207,16 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
         for (int64_t j = 0; !rc && j < X.Mb; j++) rc = mb_init(&X, &X.mb[j]);
         if (rc) st_error_set(err, rc, NULL, NULL, "out of memory");
     }
+    res->world = size;
     if (wrank == 0) {
+        res->row_rank = malloc((size_t)X.nstages * sizeof *res->row_rank);
+        for (int s = 0; res->row_rank && s < X.nstages; s++) res->row_rank[s] = X.base[s];
         res->loss = calloc((size_t)o->steps, sizeof *res->loss);
         res->iteration_s = calloc((size_t)o->steps, sizeof *res->iteration_s);
         res->kind_s = calloc((size_t)l->nranks * ST_EXEC_KINDS, sizeof *res->kind_s);
         res->ref_loss = calloc((size_t)o->steps, sizeof *res->ref_loss);
         res->stats = calloc((size_t)l->nranks * ST_EXEC_STATS, sizeof *res->stats);
-        if (!rc && (!res->loss || !res->iteration_s || !res->kind_s || !res->ref_loss || !res->stats))
+        if (!rc && (!res->loss || !res->iteration_s || !res->kind_s || !res->ref_loss || !res->stats || !res->row_rank))
             rc = st_error_set(err, ST_ENOMEM, NULL, NULL, "out of memory");
     }
     bad = rc != 0;

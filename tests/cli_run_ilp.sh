@@ -283,6 +283,11 @@ mpi_strata 180 4 run --cluster "$SLOW" --model tiny-llama --plan "$T/l4.json" --
 unset STRATA_RUN_PER_OP
 check_within "tiny-llama, ILP 2 stages x 2 run per operator, matches the reference"
 if ran ".*run per operator"; then ok "it runs per operator"; else nok "it runs per operator" "$(head -3 "$T/out")"; fi
+# its report counts the 4 ranks that ran, and names each stage's row by its first device's world rank (0 and 2)
+if grep -q '"ranks": 4,' "$T/out" &&
+	[ "$(grep -o '"rank": [0-9]*, "stage": [0-9]*' "$T/out" | tr '\n' ' ')" = '"rank": 0, "stage": 0 "rank": 2, "stage": 1 ' ]; then
+	ok "its report counts the ranks that ran and names each stage's row by its first device's rank"
+else nok "its report counts the ranks that ran and names each stage's row by its first device's rank" "$(head -12 "$T/out")"; fi
 # the same plan hand-edited: stage 0 recomputing, stage 1 without ZeRO-1; the report line names each stage's ZeRO
 awk '/"recompute"/ && !r { sub(/"none"/, "\"full\""); r = 1 } /"zero": 1/ { z++; if (z == 2) sub(/1/, "0") } { print }' \
 	"$T/l4.json" >"$T/l4z.json"

@@ -90,7 +90,7 @@ static void print_json(FILE *f, const st_model *m, const char *spec, const st_pl
     fputs("{\"model\": ", f);
     json_str(f, m->name);
     fprintf(f, ", \"plan\": \"%s\", \"backend\": \"%s\", \"ranks\": %d, \"steps\": %d, \"params\": %.17g,\n", spec,
-            st_exec_backend_name(o->backend), r->nranks, S, r->params);
+            st_exec_backend_name(o->backend), r->world > 0 ? r->world : r->nranks, S, r->params);
     if (o->attn_rows == 3) /* an ILP plan's (st_exec_opts) */
         fputs(" \"qkv_split\": \"width\",\n", f);
     else if (o->attn_rows)
@@ -110,7 +110,8 @@ static void print_json(FILE *f, const st_model *m, const char *spec, const st_pl
     for (int i = 0; i < S; i++) fprintf(f, "%s%.17g", i ? ", " : "", r->iteration_s[i]);
     fputs("],\n \"measured_s\": [", f);
     for (int k = 0; k < r->nranks; k++) {
-        fprintf(f, "%s\n  {\"rank\": %d, \"stage\": %d", k ? "," : "", k, l->progs[k].stage);
+        fprintf(f, "%s\n  {\"rank\": %d, \"stage\": %d", k ? "," : "", r->row_rank ? r->row_rank[k] : k,
+                l->progs[k].stage);
         for (int j = 0; j < ST_EXEC_KINDS; j++) fprintf(f, ", \"%s\": %.17g", st_exec_kind_name((st_exec_kind)j),
                                                         r->kind_s[k * ST_EXEC_KINDS + j]);
         fputc('}', f);
@@ -155,7 +156,8 @@ static void print_text(FILE *f, const st_model *m, const char *spec, const st_lo
     if (o->replicas > 1)
         fprintf(f, "           %d copies of these ranks computing the same (the ILP's mesh axes that split nothing)\n",
                 o->replicas);
-    fprintf(f, "ran        %d ranks, %d steps, seed %" PRIu64 ", %s backend (fp32, %s GEMMs)\n\n", r->nranks,
+    fprintf(f, "ran        %d ranks, %d steps, seed %" PRIu64 ", %s backend (fp32, %s GEMMs)\n\n",
+            r->world > 0 ? r->world : r->nranks,
             r->steps, o->seed, st_exec_backend_name(o->backend),
             o->backend == ST_EXEC_CUDA ? "cuBLAS" : o->reference_kernels ? "plain C" : "BLAS");
     fprintf(f, "%4s %12s %12s%s\n", "step", "loss", "time_s", o->check ? "  reference loss" : "");
@@ -169,7 +171,7 @@ static void print_text(FILE *f, const st_model *m, const char *spec, const st_lo
     for (int j = 0; j < ST_EXEC_KINDS; j++) fprintf(f, " %10s", st_exec_kind_name((st_exec_kind)j));
     fputc('\n', f);
     for (int k = 0; k < r->nranks; k++) {
-        fprintf(f, "%4d %5d", k, l->progs[k].stage);
+        fprintf(f, "%4d %5d", r->row_rank ? r->row_rank[k] : k, l->progs[k].stage);
         for (int j = 0; j < ST_EXEC_KINDS; j++) fprintf(f, " %10.5f", r->kind_s[k * ST_EXEC_KINDS + j]);
         fputc('\n', f);
     }

@@ -324,6 +324,7 @@ enum {
     ST_RUNCMP_ROWS
 };
 typedef struct st_runcmp_mem {
+    int rank; /* the world rank (st_exec_result.row_rank) */
     double heap_peak_bytes, rss_peak_bytes; /* measured */
     double sim_peak_bytes, arena_bytes;     /* predicted: the simulator's peak, the in-order arena */
     /* measured on the GPU (device runs): the backend's allocations' high-water mark, and the used

@@ -106,6 +106,7 @@ int st_runcmp_build(const st_lowered *l, const st_exec_result *r, st_runcmp *out
         out->run_delay_max_s = fmax(out->run_delay_max_s, st[ST_EXEC_RUN_DELAY_S]);
         out->run_delay_mean_s += st[ST_EXEC_RUN_DELAY_S] / n;
         st_runcmp_mem *m = &out->mem[rank];
+        m->rank = r->row_rank ? r->row_rank[rank] : rank;
         m->heap_peak_bytes = st[ST_EXEC_HEAP_PEAK_BYTES];
         m->rss_peak_bytes = st[ST_EXEC_RSS_PEAK_BYTES];
         m->sim_peak_bytes = sim.ranks[p].memory_peak_bytes;
@@ -160,7 +161,7 @@ void st_runcmp_text(FILE *f, const st_runcmp *c) {
     fprintf(f, c->device ? " %10s %10s\n" : "\n", "device", "used");
     for (int r = 0; r < c->nranks; r++) {
         const st_runcmp_mem *m = &c->mem[r];
-        fprintf(f, "  %4d %10.2f %10.2f %10.2f %10.2f", r, m->heap_peak_bytes / 1048576.0,
+        fprintf(f, "  %4d %10.2f %10.2f %10.2f %10.2f", m->rank, m->heap_peak_bytes / 1048576.0,
                 m->rss_peak_bytes / 1048576.0, m->sim_peak_bytes / 1048576.0, m->arena_bytes / 1048576.0);
         if (!c->device) fputc('\n', f);
         else if (m->device_used_peak_bytes > 0)
@@ -199,7 +200,7 @@ void st_runcmp_json(FILE *f, const st_runcmp *c) {
         fprintf(f,
                 "%s\n   {\"rank\": %d, \"heap_peak_bytes\": %.17g, \"rss_peak_bytes\": %.17g, "
                 "\"simulated_peak_bytes\": %.17g, \"arena_bytes\": %.17g",
-                r ? "," : "", r, m->heap_peak_bytes, m->rss_peak_bytes, m->sim_peak_bytes, m->arena_bytes);
+                r ? "," : "", m->rank, m->heap_peak_bytes, m->rss_peak_bytes, m->sim_peak_bytes, m->arena_bytes);
         if (c->device) fprintf(f, ", \"device_peak_bytes\": %.17g, \"device_used_peak_bytes\": ", m->device_peak_bytes);
         if (c->device && m->device_used_peak_bytes > 0) fprintf(f, "%.17g", m->device_used_peak_bytes);
         else if (c->device) fputs("null", f);
