@@ -1772,7 +1772,7 @@ static int run_adam(ox *X, int64_t step, double *cmp) {
         const st_gtensor *OT = &X->g->t[X->g->ops[oop].in[1]];
         float *got = calloc((size_t)p->n, sizeof *got);
         if (!got) return ST_ENOMEM;
-        int tag = 1 << 21;
+        int tag = (int)(2 * X->Mb); /* (above every micro-batch's two: run_p2p) */
         rc = xmesh(X, X->stage, p->l, other, ol, p->dim, 2, 1, p->g, NULL, tag, "tied send");
         if (!rc) rc = xmesh(X, other, ol, X->stage, p->l, OT->dim, 2, 1, NULL, got, tag, "tied receive");
         if (!rc) X->be->add(p->g, got, p->n);
@@ -1914,6 +1914,20 @@ static int check_plan(const ox *X, const st_exec_opts *o, st_error *err) {
                                 "the per-operator runtime runs dropless MoE blocks on every layer (%s: %s)", m->name,
                                 m->capacity_factor > 0 ? "a capacity factor drops tokens" : "dense layers among them");
     }
+    /* MPI's int counts and tags: every tensor's elements (so any block and any exchange of it), and the tags of
+     * the micro-batches' transfers (2 each), the tied exchange's and the trace's after them */
+    for (int t = 0; t < g->ntensors; t++)
+        if (st_gtensor_numel(&g->t[t]) > (double)INT_MAX)
+            return st_error_set(err, ST_EINVAL, NULL, "model",
+                                "the per-operator runtime's MPI counts are ints: tensor %s has %.0f elements (at most "
+                                "%d)", g->t[t].name, st_gtensor_numel(&g->t[t]), INT_MAX);
+    int *ub = NULL, has = 0;
+    MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &ub, &has);
+    if (has && ub && (double)r->microbatches * 2 + 1 > (double)*ub)
+        return st_error_set(err, ST_EINVAL, NULL, "gbs",
+                            "the per-operator runtime tags each micro-batch's transfers: %lld micro-batches need tags "
+                            "up to %lld, this MPI's MPI_TAG_UB is %d", (long long)r->microbatches,
+                            (long long)r->microbatches * 2 + 1, *ub);
     if (r->nstages > ST_MAX_STAGES || g->block_in < 0)
         return st_error_set(err, ST_EINVAL, NULL, "stages", "the per-operator runtime runs a model's repeated blocks "
                             "in at most %d stages", ST_MAX_STAGES);
@@ -2354,16 +2368,17 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
         free(all);
         if (o->trace) {
             double **sp = wrank == 0 ? calloc((size_t)X.nstages, sizeof *sp) : NULL;
+            int ttag = (int)(2 * X.Mb + 1); /* (after the tied exchange's: check_plan) */
             for (int s = 1; s < X.nstages; s++) { /* the other stages' first devices' spans */
                 int n = 2 * l->progs[s].n;
                 if (wrank == X.base[s]) {
-                    st__xwait(&X.wt, MPI_Isend(spans, n, MPI_DOUBLE, 0, 1 << 20, X.all, &q), &q, 1, "send", X.all, 0);
+                    st__xwait(&X.wt, MPI_Isend(spans, n, MPI_DOUBLE, 0, ttag, X.all, &q), &q, 1, "send", X.all, 0);
                 } else if (wrank == 0 && sp && (sp[s] = malloc((size_t)(n + 1) * sizeof **sp))) {
-                    st__xwait(&X.wt, MPI_Irecv(sp[s], n, MPI_DOUBLE, X.base[s], 1 << 20, X.all, &q), &q, 1, "receive",
+                    st__xwait(&X.wt, MPI_Irecv(sp[s], n, MPI_DOUBLE, X.base[s], ttag, X.all, &q), &q, 1, "receive",
                               X.all, X.base[s]);
                 } else if (wrank == 0) {
                     double dummy[1];
-                    MPI_Recv(dummy, 0, MPI_DOUBLE, X.base[s], 1 << 20, X.all, MPI_STATUS_IGNORE);
+                    MPI_Recv(dummy, 0, MPI_DOUBLE, X.base[s], ttag, X.all, MPI_STATUS_IGNORE);
                     rc = ST_ENOMEM;
                 }
             }

@@ -370,6 +370,19 @@ h_check=$(heap0)
 if awk -v a="$h_run" -v b="$h_check" -v p="$params" 'BEGIN { exit !(a > 0 && p > 0 && a + 3 * 4 * p < b) }'; then
 	ok "per operator without --check, a rank holds its blocks only (heap $h_run bytes, $h_check with --check, $params parameters)"
 else nok "per operator without --check, a rank holds its blocks only" "heap $h_run, with --check $h_check, params $params"; fi
+# MPI counts are ints: a tensor of 2^31 elements (the logits of a 2M vocabulary over 1,024 tokens) is refused per
+# operator before anything is allocated, naming it
+cat >"$T/bigv.json" <<'EOM'
+{"name": "wide-vocab", "layers": 1, "hidden": 64, "heads": 1, "kv_heads": 1, "ffn": 128, "vocab": 2097152, "seq_len": 1024,
+ "activation": "swiglu", "norm": "rmsnorm", "position": "rope", "tied_embeddings": false, "dropout": false, "bias": false}
+EOM
+"$STRATA" plan --search ilp --cluster "$SRCDIR/tests/data/cluster_slowgpu.json" --seq 1024 --model "$T/bigv.json" --gpus 2 \
+	--gbs 2 --mbs 1 --max-stages 1 --out "$T/bigv_p.json" >"$T/ilpout" 2>&1 || nok "ILP plan wide-vocab" "$(cat "$T/ilpout")"
+STRATA_RUN_PER_OP=1
+export STRATA_RUN_PER_OP
+refused "a tensor of 2^31 elements, per operator" "key 'model': the per-operator runtime's MPI counts are ints: tensor logits_out" \
+	2 run --cluster "$SRCDIR/tests/data/cluster_slowgpu.json" --model "$T/bigv.json" --plan "$T/bigv_p.json"
+unset STRATA_RUN_PER_OP
 # a capacity factor (which tokens an expert drops depends on every token of the micro-batch) is refused there
 cat >"$T/moe_cf.json" <<'EOM'
 {"name": "tiny-moe-cf", "layers": 4, "hidden": 128, "heads": 4, "kv_heads": 2, "ffn": 256, "vocab": 512, "seq_len": 64,
