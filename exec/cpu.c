@@ -1514,7 +1514,8 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
                 }
                 nonfinite += nf;
             }
-            switch (in.kind) {
+            if (st__xfault_fails(&S->fault, &S->w)) rc = ST_ENOMEM;
+            else switch (in.kind) {
             case ST_INS_COMPUTE: rc = run_compute(S, &in, step, o, &kind); break;
             case ST_INS_COLL: rc = run_coll(S, &in, &kind); break;
             default: rc = run_p2p(S, &in); kind = in.kind == ST_INS_SEND ? ST_EXEC_SEND : ST_EXEC_RECV;
@@ -1534,6 +1535,10 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
                 st_error_set(err, rc, NULL, "plan", "rank %d instruction %d (%s, micro-batch %d) cannot run", S->rank, i,
                              in.label ? in.label : "?", in.mb);
             rc = rc ? rc : kerr;
+            /* its peers may wait for it in a collective or a receive: they stop now, not at their timeout */
+            int wsize = 1;
+            if (rc) MPI_Comm_size(S->world, &wsize);
+            if (rc && wsize > 1) st__xfail(&S->w, rc == ST_ENOMEM ? "out of memory" : err->text);
         }
         if (S->gc.sends_wait && !rc) S->gc.sends_wait(); /* (a rank that failed stops without) */
         if (streams && !rc) {

@@ -126,10 +126,13 @@ int st_exec_job_rank(int nranks, int replicas, st_exec_backend backend, int worl
  * signal) first prints "strata run: rank R crashed (signal S) in step K instruction I (...)"; one
  * that exits or is killed is named by mpirun, which then ends the others.
  * Test hook (tests/cli_run_fault.sh; not for users): the environment variable
- * STRATA_EXEC_FAULT=RANK:INSTRUCTION:die|crash|hang|nan makes rank RANK, at instruction INSTRUCTION
+ * STRATA_EXEC_FAULT=RANK:INSTRUCTION:die|crash|hang|nan|fail makes rank RANK, at instruction INSTRUCTION
  * of its program (0-based) in the first step, exit at once (status 1), raise SIGSEGV, sleep without
- * entering MPI (for 10 x the timeout + 60 s, then exit), or put a NaN in its first gradient (a
- * diverged run: the step that meets it fails with a line naming the rank, never a NaN printed). A malformed value, or a rank or instruction
+ * entering MPI (for 10 x the timeout + 60 s, then exit), put a NaN in its first gradient (a
+ * diverged run: the step that meets it fails with a line naming the rank, never a NaN printed), or fail
+ * the instruction as out of memory (the rank names itself and the instruction and stops every rank at
+ * once: its peers do not wait out their timeout). The per-operator runtime's RANK is a world rank, its
+ * INSTRUCTION one of the rank's stage's program. A malformed value, or a rank or instruction
  * the job does not have, is refused like a bad plan. */
 #define ST_EXEC_TIMEOUT_S 300.0 /* the default: minutes, not hours, for a CI job to fail */
 

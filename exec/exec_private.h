@@ -545,7 +545,14 @@ void st__xcuda_close(void);
 /* The test hook of exec.h's STRATA_EXEC_FAULT=RANK:INSTRUCTION:KIND: on rank RANK, at instruction
  * INSTRUCTION of its program (0-based, as the timeout's line counts them) in the first step,
  * KIND happens (fault.h, st__xfault_at). */
-typedef enum { ST__XFAULT_NONE, ST__XFAULT_DIE, ST__XFAULT_CRASH, ST__XFAULT_HANG, ST__XFAULT_NAN } st__xfault_kind;
+typedef enum {
+    ST__XFAULT_NONE,
+    ST__XFAULT_DIE,
+    ST__XFAULT_CRASH,
+    ST__XFAULT_HANG,
+    ST__XFAULT_NAN,
+    ST__XFAULT_FAIL /* the instruction fails as if out of memory (st__xfault_fails) */
+} st__xfault_kind;
 typedef struct st__xfault {
     st__xfault_kind kind;
     int rank, ins;

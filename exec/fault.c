@@ -75,6 +75,15 @@ static void stop(const st__xwatch *w, const char *why, const char *what, MPI_Com
     _exit(2); /* MPI_Abort does not return; should it, the rank still ends */
 }
 
+void st__xfail(const st__xwatch *w, const char *why) {
+    char at[512];
+    where(at, sizeof at, w);
+    fprintf(stderr, "strata run: rank %d failed in %s: %s; stopping every rank\n", w->rank, at, why);
+    fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, 2);
+    _exit(2);
+}
+
 void st__xwait(const st__xwatch *w, int started, MPI_Request *reqs, int n, const char *what, MPI_Comm comm, int peer) {
     char why[MPI_MAX_ERROR_STRING + 64];
     int rc = started, done = 0;
@@ -113,7 +122,7 @@ int st__xwait_poll(const st__xwatch *w, int (*ready)(void *), void *arg, const c
 /* ---------------------------------------------------------------- the test hook */
 
 int st__xfault_parse(const char *s, st__xfault *f, st_error *err) {
-    static const char *const kinds[] = {"die", "crash", "hang", "nan"};
+    static const char *const kinds[] = {"die", "crash", "hang", "nan", "fail"};
     f->kind = ST__XFAULT_NONE, f->rank = f->ins = -1;
     if (!s || !*s) return 0;
     char *e1 = NULL, *e2 = NULL;
@@ -121,20 +130,20 @@ int st__xfault_parse(const char *s, st__xfault *f, st_error *err) {
     long r = strtol(s, &e1, 10);
     long i = *e1 == ':' ? strtol(e1 + 1, &e2, 10) : -1;
     int k = -1;
-    for (int j = 0; e2 && *e2 == ':' && j < 4; j++)
+    for (int j = 0; e2 && *e2 == ':' && j < 5; j++)
         if (!strcmp(e2 + 1, kinds[j])) k = j;
     if (errno || !isdigit((unsigned char)s[0]) || !e2 || !isdigit((unsigned char)e1[1]) || k < 0 || r > INT_MAX ||
         i > INT_MAX)
         return st_error_set(err, ST_EINVAL, NULL, "STRATA_EXEC_FAULT",
-                            "expected RANK:INSTRUCTION:die|crash|hang|nan (a test hook), not '%.64s'", s);
+                            "expected RANK:INSTRUCTION:die|crash|hang|nan|fail (a test hook), not '%.64s'", s);
     f->kind = (st__xfault_kind)(k + 1), f->rank = (int)r, f->ins = (int)i;
     return 0;
 }
 
 void st__xfault_at(const st__xfault *f, const st__xwatch *w) {
-    if (f->kind == ST__XFAULT_NONE || f->kind == ST__XFAULT_NAN || w->step != 0 || w->rank != f->rank ||
-        w->ins != f->ins)
-        return; /* nan: exec/cpu.c poisons a gradient itself */
+    if (f->kind == ST__XFAULT_NONE || f->kind == ST__XFAULT_NAN || f->kind == ST__XFAULT_FAIL || w->step != 0 ||
+        w->rank != f->rank || w->ins != f->ins)
+        return; /* nan: exec/cpu.c poisons a gradient itself; fail: the instruction fails (st__xfault_fails) */
     if (f->kind == ST__XFAULT_CRASH) raise(SIGSEGV);
     if (f->kind == ST__XFAULT_HANG) {
         double left = 10 * w->timeout_s + 60;
@@ -144,6 +153,10 @@ void st__xfault_at(const st__xfault *f, const st__xwatch *w) {
         }
     }
     _exit(1);
+}
+
+int st__xfault_fails(const st__xfault *f, const st__xwatch *w) {
+    return f->kind == ST__XFAULT_FAIL && w->step == 0 && w->rank == f->rank && w->ins == f->ins;
 }
 
 /* ---------------------------------------------------------------- the crash line */

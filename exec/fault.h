@@ -42,6 +42,14 @@ int st__xwait_poll(const st__xwatch *w, int (*ready)(void *), void *arg, const c
  * crash: SIGSEGV (the crash line below); hang: sleeps without entering MPI (a wedged rank; its peers
  * time out), at most 10 x timeout + 60 s, then dies as `die`, so nothing outlives a broken mpirun. */
 void st__xfault_at(const st__xfault *f, const st__xwatch *w);
+/* 1 where f is a `fail` fault and w at it in the first step: the instruction then fails (out of memory) */
+int st__xfault_fails(const st__xfault *f, const st__xwatch *w);
+
+/* A rank whose instruction failed mid-step (out of memory, a kernel's error) while its peers may wait for it in a
+ * collective or a receive: prints "strata run: rank R failed in step K instruction I (LABEL, micro-batch M): WHY;
+ * stopping every rank" and MPI_Abort(MPI_COMM_WORLD, 2), so that they stop now, not at their timeout. Does not
+ * return. */
+void st__xfail(const st__xwatch *w, const char *why);
 
 /* A fatal signal (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) while w is installed prints "strata run:
  * rank R crashed (signal S) in step K instruction I (LABEL, micro-batch M)" and then goes on as the

@@ -2184,9 +2184,22 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
     res->rank = wrank, res->nranks = l->nranks, res->steps = o->steps;
     X.wt = (st__xwatch){.timeout_s = o->timeout_s > 0 ? o->timeout_s : ST_EXEC_TIMEOUT_S, .rank = wrank,
                         .world = MPI_COMM_WORLD, .step = -1, .ins = -1, .mb = -1, .label = "the setup"};
+    st__xfault fault; /* STRATA_EXEC_FAULT (exec.h's test hook): its rank a world rank, its instruction its stage's */
     /* refusals every rank meets alike */
     if ((rc = moe_dims(&X)) || (rc = check_plan(&X, o, err))) {
         if (rc == ST_ENOMEM) st_error_set(err, rc, NULL, NULL, "out of memory");
+        res->refused = 1;
+        free(X.gx.t), free(X.cdim);
+        return rc;
+    }
+    if (!rc && (rc = st__xfault_parse(getenv("STRATA_EXEC_FAULT"), &fault, err)) == 0 && fault.kind != ST__XFAULT_NONE) {
+        int fs = 0;
+        while (fs < X.nstages - 1 && fault.rank >= X.base[fs + 1]) fs++;
+        if (fault.rank >= X.base[X.nstages] || fault.ins >= l->progs[fs].n)
+            rc = st_error_set(err, ST_EINVAL, NULL, "STRATA_EXEC_FAULT", "rank %d instruction %d is not in the job",
+                              fault.rank, fault.ins);
+    }
+    if (rc) {
         res->refused = 1;
         free(X.gx.t), free(X.cdim);
         return rc;
@@ -2275,7 +2288,11 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
             st_program_ins(X.pg, i, &in);
             X.wt.ins = i, X.wt.mb = in.mb, X.wt.label = in.label ? in.label : "?";
             double s = now_s(), opt0 = X.opt_s;
-            if (it->type == IT_SYNC && it->gather && !X.adam_done)
+            st__xfault_at(&fault, &X.wt);
+            if (fault.kind == ST__XFAULT_NAN && step == 0 && wrank == fault.rank && i == fault.ins)
+                for (int k = 0; k < X.nparams; k++) X.p[k].g[0] = NAN; /* (a diverged run; some row unused) */
+            if (st__xfault_fails(&fault, &X.wt)) rc = ST_ENOMEM;
+            if (!rc && it->type == IT_SYNC && it->gather && !X.adam_done)
                 rc = run_adam(&X, step, o->check ? cmp : NULL); /* the optimizer between reduction and gather */
             if (!rc) rc = run_item(&X, it);
             double e = now_s(), opt = X.opt_s - opt0;
@@ -2286,6 +2303,8 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
             if (rc)
                 st_error_set(err, rc, NULL, "plan", "rank %d instruction %d (%s, micro-batch %d) cannot run", wrank, i,
                              in.label ? in.label : "?", in.mb);
+            /* its peers may wait for it in a collective or a receive: they stop now, not at their timeout */
+            if (rc && size > 1) st__xfail(&X.wt, rc == ST_ENOMEM ? "out of memory" : err->text);
         }
         if (!rc && !X.adam_done) {
             double opt0 = X.opt_s, s = now_s();

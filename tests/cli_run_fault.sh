@@ -97,6 +97,27 @@ ended "a crash among 8 ranks" fail '^strata run: rank 5 crashed \(signal 11\) in
 fault 1:3:die 2 $pp2
 ended "a rank that exits: the job ends and mpirun names the rank" fail '(\[\[[0-9]+,1\],1\]|process rank 1 |@1,1\])'
 
+# an instruction that fails mid-step (out of memory: the `fail` hook): the failing rank names itself, the
+# instruction and why, and stops every rank at once, its peers not left waiting out their timeout (60 s here)
+# shellcheck disable=SC2086
+fault 1:3:fail 2 $pp2 --timeout 60
+if [ "$rc" -eq 2 ] && [ "$secs" -lt 40 ] && [ "$(grep -c '^strata run:' "$T/err")" -eq 1 ] &&
+	grep -q '^strata run: rank 1 failed in step 1 instruction 3 (send grad, micro-batch 0): out of memory; stopping every rank$' \
+		"$T/err" && [ -z "$(leftovers)" ]; then
+	ok "an instruction that fails mid-step stops every rank at once, naming the rank and the instruction ($secs s)"
+else nok "an instruction that fails mid-step stops every rank at once" "exit $rc, $secs s: $(grep '^strata' "$T/err")"; fi
+# the same in an operator-level plan run per operator (tiny-llama's ILP plan on 2: exec/opexec.c)
+"$STRATA" plan --search ilp --cluster "$SRCDIR/tests/data/cluster_slowgpu.json" --seq 32 --model tiny-llama --gpus 2 \
+	--gbs 4 --mbs 1 --max-stages 1 --out "$T/l2.json" >"$T/ilpout" 2>&1 || nok "ILP plan tiny-llama on 2" "$(cat "$T/ilpout")"
+STRATA_RUN_PER_OP=1
+export STRATA_RUN_PER_OP
+fault 0:2:fail 2 --cluster "$SRCDIR/tests/data/cluster_slowgpu.json" --model tiny-llama --plan "$T/l2.json" --timeout 60
+unset STRATA_RUN_PER_OP
+if [ "$rc" -eq 2 ] && [ "$secs" -lt 40 ] && [ "$(grep -c '^strata run:' "$T/err")" -eq 1 ] &&
+	grep -q '^strata run: rank 0 failed in step 1 instruction 2 (.*): out of memory; stopping every rank$' "$T/err"; then
+	ok "per operator: an instruction that fails mid-step stops every rank at once ($secs s)"
+else nok "per operator: an instruction that fails mid-step stops every rank at once" "exit $rc, $secs s: $(grep '^strata' "$T/err")"; fi
+
 # a diverged run (a NaN put in rank 0's first gradient): never a NaN printed, never a check that
 # passes; one line naming the rank and the step, nothing on stdout
 dp2='--model tiny-gpt --plan tp=1,pp=1,dp=2,mbs=1,gbs=4,seq=32'
