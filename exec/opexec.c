@@ -52,8 +52,9 @@
  *     busiest expert's rows for each (the padding of a dense dropless layout), the planner prices the balanced
  *     share (--compare shows the difference).
  * The weights start as the single-rank model's (exec/model.c's seeded tensors: each rank seeds its blocks from the
- * model's tensor table, st__xmodel_init_value; with --check every rank also builds and trains that model), so
- * --check compares each device's reduced gradient block, element by element,
+ * model's tensor table, st__xmodel_init_value; with --check rank 0 also builds and trains that model, once, and
+ * every rank sends it its reduced gradient blocks after the step: compare_grads, compare_at_0), so --check
+ * compares each device's reduced gradient block, element by element,
  * with the reference's tensor it is a block of (the shards together are the full tensors), largest
  * differences per tensor name as exec/cpu.c reports them. The graph's vocabulary is padded as Megatron pads it
  * (search/graph.c): the padded logits are masked out of the loss, the padded rows stay 0.
@@ -70,7 +71,7 @@
  * collective): the unfused attention and other operators than the dense and MoE blocks', a combine whose tokens
  * are not its dispatch's, an MoE capacity factor (which tokens an expert drops depends on all of the
  * micro-batch's), dense layers among MoE ones, ALiBi, the cuda backend. Memory: each rank holds its
- * blocks of the weights (with --check also the whole single-rank model) and each edge keeps its converted input to
+ * blocks of the weights (with --check rank 0 also the whole single-rank model) and each edge keeps its converted input to
  * the iteration's end: not an arena sized from the lowering. */
 #include "exec/exec.h"
 #include "exec/exec_private.h"
@@ -317,7 +318,10 @@ typedef struct ox {
     ox_mb *mb;
     ox_item *it;
     int nit, capit;
-    st__xmodel ref;          /* the single-rank model: the initial weights, and --check's reference */
+    st__xmodel ref;          /* the single-rank model: its table (the initial weights), and on rank 0 with --check
+                                the reference, whole */
+    int64_t *coff, ncmp, capcmp; /* --check: this step's owned reduced gradient elements, their reference offsets */
+    float *cval;                 /* ... and values (compare_grads; sent to rank 0 after the step: compare_at_0) */
     float *rm, *rv;
     double loss_sum, coll_s, opt_s;
     int adam_done;
@@ -1649,45 +1653,107 @@ static int run_coll(ox *X, const ox_item *it) {
 
 /* ---------------------------------------------------------------- gradients and Adam */
 
-static void ref_compare_el(const ox *X, const ox_param *p, int64_t k, int64_t off, void *arg) {
-    double *d = arg; /* diff[26], refmax[26], then the name index */
-    int ni = (int)d[2 * ST_EXEC_TENSORS];
-    if (off < 0 || k < p->slo || k >= p->slo + p->sn) return;
-    double ref = X->ref.grads[off], diff = fabs((double)p->g[k] - ref);
-    if (!isfinite(diff)) diff = INFINITY;
-    if (diff > d[ni]) d[ni] = diff;
-    if (fabs(ref) > d[ST_EXEC_TENSORS + ni]) d[ST_EXEC_TENSORS + ni] = fabs(ref);
-}
-
 static int name_index(const char *s) {
     for (int i = 0; i < ST_EXEC_TENSORS; i++)
         if (!strcmp(st_exec_tensor_names[i], s)) return i;
     return -1;
 }
 
-/* the reduced gradients (each device's owned shard of them) against the reference's */
-static void compare_grads(const ox *X, double *d) {
+static void compare_some(const ox *X, const int64_t *off, const float *v, int64_t n, double *d);
+
+/* the reduced gradients (each device's owned shard of them, before Adam) kept with their reference offsets, for
+ * rank 0's comparison after the step (compare_at_0: the reference runs once, on rank 0, which compares its own at
+ * once, into d). 0 or ST_ENOMEM. */
+static int compare_grads(ox *X, double *d) {
+    X->ncmp = 0;
     for (int i = 0; i < X->nparams; i++) {
         const ox_param *p = &X->p[i];
         int64_t gi[MAXD] = {0};
-        for (int dd = 0; dd < p->nd; dd++) gi[dd] = p->lo[dd];
-        /* the tensor name of each element (QKV and SwiGLU's fc1 hold several) */
-        for (int64_t k = 0; k < p->n; k++) {
+        for (int64_t k = p->slo; k < p->slo + p->sn; k++) {
             int64_t rest = k;
             for (int dd = p->nd - 1; dd >= 0; dd--) gi[dd] = p->lo[dd] + rest % p->len[dd], rest /= p->len[dd];
             int64_t off = ref_offset(X, p, gi);
             if (off < 0) continue;
-            const char *name = NULL;
-            for (int j = 0; j < X->ref.ntensors && !name; j++) {
-                const st__xtensor *t = &X->ref.tensors[j];
-                if (off >= t->off && off < t->off + t->nrows * t->ncols) name = t->name;
+            if (X->ref.grads) { /* (rank 0) */
+                compare_some(X, &off, &p->g[k], 1, d);
+                continue;
             }
-            int ni = name ? name_index(name) : -1;
-            if (ni < 0) continue;
-            d[2 * ST_EXEC_TENSORS] = ni;
-            ref_compare_el(X, p, k, off, d);
+            if (X->ncmp == X->capcmp) {
+                int64_t cap = X->capcmp ? 2 * X->capcmp : 4096;
+                int64_t *o = realloc(X->coff, (size_t)cap * sizeof *o);
+                if (o) X->coff = o;
+                float *v = o ? realloc(X->cval, (size_t)cap * sizeof *v) : NULL;
+                if (!v) return ST_ENOMEM;
+                X->cval = v, X->capcmp = cap;
+            }
+            X->coff[X->ncmp] = off, X->cval[X->ncmp++] = p->g[k];
         }
     }
+    return 0;
+}
+
+/* rank 0: n gradient elements (reference offsets off, values v) against the reference's, into d (diff[26], then
+ * refmax[26]) by tensor name (QKV and SwiGLU's fc1 hold several) */
+static void compare_some(const ox *X, const int64_t *off, const float *v, int64_t n, double *d) {
+    const st__xmodel *R = &X->ref;
+    for (int64_t k = 0; k < n; k++) {
+        int lo = 0, hi = R->ntensors - 1, t = -1;
+        while (lo <= hi) { /* (the table's offsets rise) */
+            int mid = (lo + hi) / 2;
+            if (R->tensors[mid].off <= off[k]) t = mid, lo = mid + 1;
+            else hi = mid - 1;
+        }
+        if (t < 0 || off[k] >= R->tensors[t].off + R->tensors[t].nrows * R->tensors[t].ncols || off[k] >= R->nparams)
+            continue;
+        int ni = name_index(R->tensors[t].name);
+        if (ni < 0) continue;
+        double ref = R->grads[off[k]], diff = fabs((double)v[k] - ref);
+        if (!isfinite(diff)) diff = INFINITY;
+        if (diff > d[ni]) d[ni] = diff;
+        if (fabs(ref) > d[ST_EXEC_TENSORS + ni]) d[ST_EXEC_TENSORS + ni] = fabs(ref);
+    }
+}
+
+/* after the step's timed part: every rank's kept elements to rank 0 (in pieces of 2^20), compared there */
+static int compare_at_0(ox *X, int wrank, int size, double *d) {
+    enum { PIECE = 1 << 20 };
+    MPI_Request q = MPI_REQUEST_NULL;
+    int rc = 0;
+    X->wt.ins = -1, X->wt.label = "its end: the gradients to rank 0 for --check";
+    if (wrank != 0) {
+        int64_t n = X->ncmp;
+        st__xwait(&X->wt, MPI_Isend(&n, 1, MPI_INT64_T, 0, 0, X->all, &q), &q, 1, "send", X->all, 0);
+        for (int64_t s = 0; s < n; s += PIECE) {
+            int m = (int)(n - s < PIECE ? n - s : PIECE);
+            MPI_Request r[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+            int mrc = MPI_Isend(X->coff + s, m, MPI_INT64_T, 0, 1, X->all, &r[0]);
+            if (mrc == MPI_SUCCESS) mrc = MPI_Isend(X->cval + s, m, MPI_FLOAT, 0, 2, X->all, &r[1]);
+            st__xwait(&X->wt, mrc, r, 2, "send", X->all, 0);
+        }
+        return 0;
+    }
+    int64_t *off = malloc((size_t)PIECE * sizeof *off);
+    float *v = malloc((size_t)PIECE * sizeof *v);
+    if (!off || !v) rc = ST_ENOMEM; /* (the pieces are still received: the senders wait for them) */
+    for (int r = 1; r < size; r++) {
+        int64_t n = 0;
+        st__xwait(&X->wt, MPI_Irecv(&n, 1, MPI_INT64_T, r, 0, X->all, &q), &q, 1, "receive", X->all, r);
+        for (int64_t s = 0; s < n; s += PIECE) {
+            int m = (int)(n - s < PIECE ? n - s : PIECE);
+            if (rc) {
+                MPI_Recv(NULL, 0, MPI_INT64_T, r, 1, X->all, MPI_STATUS_IGNORE); /* (truncated: the error stands) */
+                MPI_Recv(NULL, 0, MPI_FLOAT, r, 2, X->all, MPI_STATUS_IGNORE);
+                continue;
+            }
+            MPI_Request rr[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+            int mrc = MPI_Irecv(off, m, MPI_INT64_T, r, 1, X->all, &rr[0]);
+            if (mrc == MPI_SUCCESS) mrc = MPI_Irecv(v, m, MPI_FLOAT, r, 2, X->all, &rr[1]);
+            st__xwait(&X->wt, mrc, rr, 2, "receive", X->all, r);
+            compare_some(X, off, v, m, d);
+        }
+    }
+    free(off), free(v);
+    return rc;
 }
 
 /* the shard of [lo, lo + n) that place r of k holds */
@@ -1815,7 +1881,7 @@ static int run_adam(ox *X, int64_t step, double *cmp) {
         for (int64_t k = p->slo; k < p->slo + p->sn; k++)
             if ((p->lo[0] + k) % 2) p->g[k] = 0;
     }
-    if (cmp) compare_grads(X, cmp);
+    if (cmp && (rc = compare_grads(X, cmp))) return rc;
     double t0 = now_s();
     for (int i = 0; i < X->nparams; i++) {
         ox_param *p = &X->p[i];
@@ -2001,6 +2067,7 @@ static void ox_destroy(ox *X) {
     free(X->scratch);
     free(X->rm), free(X->rv);
     st__xmodel_destroy(&X->ref);
+    free(X->coff), free(X->cval);
     st_as_work_free(&X->w);
     for (int k = 1; k < 4; k++)
         if (X->axc[k] != MPI_COMM_NULL && X->axc[k] != X->comm) MPI_Comm_free(&X->axc[k]);
@@ -2216,7 +2283,7 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
     int whole[2] = {0, (int)m->layers};
     /* the single-rank model: its tensor table (each rank seeds its blocks from it), whole only for --check */
     st__xpart one = {.B = X.mbs, .T = X.S, .tp = 1, .nchunks = 1, .l0 = whole, .l1 = whole + 1, .first = 1, .last = 1,
-                     .table = !o->check};
+                     .table = !o->check || wrank != 0};
     X.seed = o->seed;
     rc = st__xmodel_init(&X.ref, m, &one, o->seed, err);
     if (!rc) rc = st_autoshard_work(r, X.stage, c, prof, dt, &X.w, err);
@@ -2225,12 +2292,12 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
         st_error_set(err, rc, NULL, "plan", rc == ST_ENOMEM ? "out of memory" : "a weight's split does not divide it");
     if (!rc) {
         X.mb = calloc((size_t)X.Mb, sizeof *X.mb);
-        if (o->check) { /* the reference's Adam */
+        if (o->check && wrank == 0) { /* the reference's Adam */
             X.rm = calloc((size_t)X.ref.nparams + 1, sizeof *X.rm);
             X.rv = calloc((size_t)X.ref.nparams + 1, sizeof *X.rv);
         }
         spans = calloc((size_t)(4 * X.pg->n + 2), sizeof *spans);
-        if (!X.mb || (o->check && (!X.rm || !X.rv)) || !spans) rc = ST_ENOMEM;
+        if (!X.mb || (o->check && wrank == 0 && (!X.rm || !X.rv)) || !spans) rc = ST_ENOMEM;
         for (int64_t j = 0; !rc && j < X.Mb; j++) rc = mb_init(&X, &X.mb[j]);
         if (rc) st_error_set(err, rc, NULL, NULL, "out of memory");
     }
@@ -2277,7 +2344,7 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
                 st__xtokens(X.mb[j].tokens + b * (X.S + 1), X.S, X.V, o->seed, step, j * X.mbs + b);
         }
         X.loss_sum = 0, X.adam_done = 0, X.opt_s = 0;
-        if (o->check && (rc = ref_grads(&X, step, o->seed, &ref_loss))) break;
+        if (o->check && wrank == 0 && (rc = ref_grads(&X, step, o->seed, &ref_loss))) break;
         X.wt.step = step, X.wt.ins = -1, X.wt.label = "the barrier that starts it";
         MPI_Request q = MPI_REQUEST_NULL;
         st__xwait(&X.wt, MPI_Ibarrier(X.all, &q), &q, 1, "barrier", X.all, -1);
@@ -2331,6 +2398,11 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
             if (!rc) rc = st_error_set(err, ST_EINVAL, NULL, "plan", "world rank %d failed (its line says why)", first);
             break;
         }
+        if (o->check && (rc = compare_at_0(&X, wrank, size, cmp))) {
+            if (size > 1) st__xfail(&X.wt, "out of memory"); /* (the others would wait for it in the next step) */
+            st_error_set(err, rc, NULL, NULL, "out of memory");
+            break;
+        }
         MPI_Request r2[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
         int rc2 = MPI_Iallreduce(&t, &tmax, 1, MPI_DOUBLE, MPI_MAX, X.all, &r2[0]);
         if (rc2 == MPI_SUCCESS) rc2 = MPI_Ireduce(&X.loss_sum, &loss, 1, MPI_DOUBLE, MPI_SUM, 0, X.all, &r2[1]);
@@ -2348,7 +2420,7 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
                 if (fabs(loss - ref_loss) > res->loss_diff) res->loss_diff = fabs(loss - ref_loss);
             }
         }
-        if (o->check)
+        if (o->check && wrank == 0)
             st__xadam(X.ref.params, X.ref.grads, X.rm, X.rv, X.ref.nparams, (int)step + 1, ADAM_LR, ADAM_B1, ADAM_B2,
                       ADAM_EPS);
     }
