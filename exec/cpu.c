@@ -1510,6 +1510,9 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
                 int64_t nf = R ? ref_compare(R, S, res->grad_diff, res->grad_ref) : 0;
                 if (nf < 0) {
                     rc = ST_ENOMEM;
+                    int wsize = 1;
+                    MPI_Comm_size(S->world, &wsize);
+                    if (wsize > 1) st__xfail(&S->w, "out of memory"); /* (its peers would wait for it) */
                     break;
                 }
                 nonfinite += nf;

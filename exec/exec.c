@@ -69,6 +69,7 @@ void st_exec_result_destroy(st_exec_result *r) {
     free(r->ref_loss);
     free(r->stats);
     r->loss = r->iteration_s = r->kind_s = r->ref_loss = r->stats = NULL;
+    r->row_rank = NULL;
 }
 
 int st_exec_p2p_in_order(const st_lowered *l) {

@@ -518,6 +518,10 @@ static int reshard(ox *X, ox_val *v, const int64_t *dim, int nd, st_layout to, c
             if (s != r) remote = 1;
             if (s == me) sc[r] = (int)k, stot += k;
             if (r == me) rcnt[s] = (int)k, rtot += k;
+            if (stot > INT_MAX || rtot > INT_MAX) { /* (MPI's int displacements: partial holders each send a box) */
+                free(sc);
+                return ST_EINVAL;
+            }
         }
     }
     float *out = calloc((size_t)(nout ? nout : 1), sizeof *out);
@@ -1131,6 +1135,8 @@ static int fwd_op(ox *X, int mb, int op, int slot) {
         if (!out) return ST_ENOMEM;
         if (!moe_sizes(X, lg, x->n, val_at(X, mb, o->out, slot)->n, &N, &hl, &Cl)) return ST_EINVAL;
         const int32_t *top = (const int32_t *)sv->a, *place = (const int32_t *)sv->c;
+        for (int64_t n = 0; n < N * K; n++)
+            if (place[n] >= Cl) return ST_EINVAL; /* (a recompute routing otherwise than the forward: never) */
         for (int64_t n = 0; n < N; n++)
             for (int64_t j = 0; j < K; j++)
                 memcpy(out + (top[n * K + j] * Cl + place[n * K + j]) * hl, x->v + n * hl, (size_t)hl * sizeof *out);
@@ -2375,7 +2381,9 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
         }
         if (!rc && !X.adam_done) {
             double opt0 = X.opt_s, s = now_s();
+            X.wt.ins = -1, X.wt.label = "its end: the gradients' reduction and Adam";
             rc = run_adam(&X, step, o->check ? cmp : NULL);
+            if (rc && size > 1) st__xfail(&X.wt, rc == ST_ENOMEM ? "out of memory" : "the gradients' reduction failed");
             kind_s[ST_EXEC_OPTIMIZER] += X.opt_s - opt0;
             kind_s[ST_EXEC_COLL_DP] += now_s() - s - (X.opt_s - opt0);
         }

@@ -291,6 +291,7 @@ int st_graph_from_model(const st_model *m, int64_t mbs, int64_t seq, st_dtype dt
     } else {
         int64_t E = m->experts, k = m->experts_topk;
         int64_t C = (b * S * k + E - 1) / E; /* tokens per expert, balanced routing */
+        int64_t fe = m->moe_ffn > 0 ? m->moe_ffn : f; /* each expert's own ffn (DeepSeek's 2048 beside 18432) */
         int wr = T("router.weight", 1, h, E);
         int r = T("router_out", 0, b, S, E);
         o = OP("router", ST_GOP_MATMUL, ST_OPC_GEMM, r, "bsh,he->bse", "", a2, wr);
@@ -303,14 +304,14 @@ int st_graph_from_model(const st_model *m, int64_t mbs, int64_t seq, st_dtype dt
         g->ops[o].bwd_bytes = g->ops[o].fwd_bytes;
         strcpy(g->ops[o].alias_from, "bs");
         strcpy(g->ops[o].alias_to, "cc");
-        int w1 = T("experts.fc1.weight", 1, E, h, gate * f);
-        int f1 = T("expert_fc1_out", 0, E, C, gate * f);
+        int w1 = T("experts.fc1.weight", 1, E, h, gate * fe);
+        int f1 = T("expert_fc1_out", 0, E, C, gate * fe);
         o = OP("expert_fc1", ST_GOP_MATMUL, ST_OPC_GEMM, f1, "ech,ehf->ecf", "", dsp, w1);
         take_costs(&g->ops[o], find_op(blk, nb, "expert_fc1"), 0);
-        int g1 = T("expert_act_out", 0, E, C, f);
+        int g1 = T("expert_act_out", 0, E, C, fe);
         o = OP("expert_act", ST_GOP_ELEMWISE, ST_OPC_ELEMWISE, g1, "ecf->ecf", "", f1);
         take_costs(&g->ops[o], find_op(blk, nb, "expert_act"), 0);
-        int w2 = T("experts.fc2.weight", 1, E, f, h);
+        int w2 = T("experts.fc2.weight", 1, E, fe, h);
         int e2 = T("expert_fc2_out", 0, E, C, h);
         o = OP("expert_fc2", ST_GOP_MATMUL, ST_OPC_GEMM, e2, "ecf,efh->ech", "", g1, w2);
         take_costs(&g->ops[o], find_op(blk, nb, "expert_fc2"), 0);

@@ -398,6 +398,19 @@ export STRATA_RUN_PER_OP
 refused "a tensor of 2^31 elements, per operator" "key 'model': the per-operator runtime's MPI counts are ints: tensor logits_out" \
 	2 run --cluster "$SRCDIR/tests/data/cluster_slowgpu.json" --model "$T/bigv.json" --plan "$T/bigv_p.json"
 unset STRATA_RUN_PER_OP
+# experts of their own ffn (moe_ffn 512 beside ffn 256, 2 layers): the planner's expert tensors are the experts'
+# (search/graph.c), so the per-operator run trains the reference's model
+cat >"$T/moe_fe.json" <<'EOM'
+{"name": "tiny-moe-fe", "layers": 2, "hidden": 128, "heads": 4, "kv_heads": 2, "ffn": 256, "moe_ffn": 512, "vocab": 512,
+ "seq_len": 64, "activation": "swiglu", "norm": "rmsnorm", "position": "rope", "tied_embeddings": false,
+ "dropout": false, "bias": false, "experts": 4, "experts_topk": 2}
+EOM
+ilp mfe --model "$T/moe_fe.json" --gpus 2 --gbs 8 --mbs 2 --max-stages 1
+STRATA_RUN_PER_OP=1
+export STRATA_RUN_PER_OP
+checked 2 "MoE experts with their own ffn (moe_ffn 512, ffn 256), run per operator, matches the reference" \
+	--model "$T/moe_fe.json" --plan "$T/mfe.json"
+unset STRATA_RUN_PER_OP
 # a capacity factor (which tokens an expert drops depends on every token of the micro-batch) is refused there
 cat >"$T/moe_cf.json" <<'EOM'
 {"name": "tiny-moe-cf", "layers": 4, "hidden": 128, "heads": 4, "kv_heads": 2, "ffn": 256, "vocab": 512, "seq_len": 64,
