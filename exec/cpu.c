@@ -1299,12 +1299,6 @@ typedef struct reference {
     double loss;
 } reference;
 
-static int name_index(const char *s) {
-    for (int i = 0; i < ST_EXEC_TENSORS; i++)
-        if (!strcmp(st_exec_tensor_names[i], s)) return i;
-    return -1;
-}
-
 /* one iteration of the reference: every micro-batch of the global batch, then its gradients stay
  * for the comparison and Adam runs after it (ref_step) */
 static int ref_grads(reference *R, const rank_state *S, int64_t step, uint64_t seed, int32_t *tokens) {
@@ -1337,7 +1331,7 @@ static int64_t ref_compare(const reference *R, const rank_state *S, double *diff
         x->be->mem_copy(hg + S->reg[j].mv, owned_grads(S, &S->reg[j]), S->reg[j].hi - S->reg[j].lo);
     for (int i = 0; i < x->ntensors; i++) {
         const st__xtensor *t = &x->tensors[i];
-        int k = name_index(t->name);
+        int k = st__xtensor_index(t->name);
         const st__xtensor *u = NULL;
         for (int j = 0; j < R->x.ntensors && !u; j++)
             if (R->x.tensors[j].layer == t->layer && R->x.tensors[j].expert == t->expert &&

@@ -3,6 +3,7 @@
  * whether a lowering's transfers suit a transport that matches them by order (NCCL), and which
  * copy of a replicated plan's job a world rank runs. */
 #include "exec/exec.h"
+#include "exec/exec_private.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,12 @@ const char *const st_exec_tensor_names[ST_EXEC_TENSORS] = {
     "wte", "wpe", "ln1_w", "ln1_b", "wq", "wk", "wv", "bq", "bk", "bv", "wo",
     "bo",  "ln2_w", "ln2_b", "w1", "b1", "w3", "w2", "b2", "lnf_w", "lnf_b", "lm_head",
     "router", "moe_w1", "moe_w3", "moe_w2"};
+
+int st__xtensor_index(const char *name) {
+    for (int i = 0; i < ST_EXEC_TENSORS; i++)
+        if (!strcmp(st_exec_tensor_names[i], name)) return i;
+    return -1;
+}
 
 static const char *const kind_names[ST_EXEC_KINDS] = {
     "fwd", "bwd", "optimizer", "coll tp", "coll dp", "coll pp", "send", "recv", "coll ep", "recompute", "bwd input",

@@ -12,6 +12,9 @@
 
 #include <stdint.h>
 
+/* the index of a tensor name in st_exec_tensor_names (exec.c), -1 when none */
+int st__xtensor_index(const char *name);
+
 /* ---------------------------------------------------------------- kernels (exec/kernels.c) */
 
 /* 1: the matmuls below run the plain C loops instead of BLAS (tests, --reference-kernels) */

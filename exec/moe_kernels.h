@@ -19,12 +19,22 @@
 #define ST_MOE_HD static inline
 #endif
 
+/* token n's weights s[n K ..]: the softmax over its logits (logits [N x E]) at its top K experts top[n K ..] */
+ST_MOE_HD void st__xmoe_weights(float *s, const float *logits, const int32_t *top, int64_t E, int64_t K, int64_t n) {
+    const float *lg = logits + n * E;
+    const int32_t *tp = top + n * K;
+    float mx = -INFINITY, sum = 0;
+    for (int64_t j = 0; j < K; j++)
+        if (lg[tp[j]] > mx) mx = lg[tp[j]];
+    for (int64_t j = 0; j < K; j++) sum += s[n * K + j] = expf(lg[tp[j]] - mx);
+    for (int64_t j = 0; j < K; j++) s[n * K + j] /= sum;
+}
+
 /* token n's top K experts by logit (logits [N x E]), the lower expert on a tie, into top[n K ..], and their
- * weights s, the softmax over those K logits */
+ * weights s, the softmax over those K logits (st__xmoe_weights) */
 ST_MOE_HD void st__xmoe_route(int32_t *top, float *s, const float *logits, int64_t E, int64_t K, int64_t n) {
     const float *lg = logits + n * E;
     int32_t *tp = top + n * K;
-    float mx = -INFINITY, sum = 0;
     for (int64_t j = 0; j < K; j++) { /* the j-th largest logit */
         int64_t best = -1;
         for (int64_t c = 0; c < E; c++) {
@@ -33,10 +43,8 @@ ST_MOE_HD void st__xmoe_route(int32_t *top, float *s, const float *logits, int64
             if (!taken && (best < 0 || lg[c] > lg[best])) best = c;
         }
         tp[j] = (int32_t)best;
-        if (lg[best] > mx) mx = lg[best];
     }
-    for (int64_t j = 0; j < K; j++) sum += s[n * K + j] = expf(lg[tp[j]] - mx);
-    for (int64_t j = 0; j < K; j++) s[n * K + j] /= sum;
+    st__xmoe_weights(s, logits, top, E, K, n);
 }
 
 /* expert e's kept slots: cnt[e] = min(cap, the slots of the NK that chose it) */

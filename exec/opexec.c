@@ -1011,14 +1011,6 @@ static int moe_cap(ox *X, int mb, int slot, ox_saved *sv, const float *lg, int64
     return 0;
 }
 
-/* token n's weights s[n K ..]: the softmax over its logits lg [N x E] at its top k (st__xmoe_route's) */
-static void moe_weights(float *s, const float *lg, const int32_t *top, int64_t E, int64_t K, int64_t n) {
-    float mx = -INFINITY, sum = 0;
-    for (int64_t j = 0; j < K; j++) mx = fmaxf(mx, lg[n * E + top[n * K + j]]);
-    for (int64_t j = 0; j < K; j++) sum += s[n * K + j] = expf(lg[n * E + top[n * K + j]] - mx);
-    for (int64_t j = 0; j < K; j++) s[n * K + j] /= sum;
-}
-
 /* the dispatch's and combine's local sizes: N tokens (the logits' rows), hl hidden columns of the ntok elements of
  * the tokens' side, Cl capacity places of the nexp of the experts'; 0 when the blocks do not match (check_plan
  * refuses those plans) */
@@ -1152,7 +1144,7 @@ static int fwd_op(ox *X, int mb, int op, int slot) {
         free(sv->a);
         if (!(sv->a = malloc((size_t)(N * K) * sizeof(float)))) return ST_ENOMEM;
         for (int64_t n = 0; n < N; n++) {
-            moe_weights(sv->a, lg->v, top, E, K, n);
+            st__xmoe_weights(sv->a, lg->v, top, E, K, n);
             for (int64_t e = 0; e < E; e++) /* the experts in order, as exec/model.c's combine adds them */
                 for (int64_t j = 0; j < K; j++)
                     if (top[n * K + j] == e) {
@@ -1659,12 +1651,6 @@ static int run_coll(ox *X, const ox_item *it) {
 
 /* ---------------------------------------------------------------- gradients and Adam */
 
-static int name_index(const char *s) {
-    for (int i = 0; i < ST_EXEC_TENSORS; i++)
-        if (!strcmp(st_exec_tensor_names[i], s)) return i;
-    return -1;
-}
-
 static void compare_some(const ox *X, const int64_t *off, const float *v, int64_t n, double *d);
 
 /* the reduced gradients (each device's owned shard of them, before Adam) kept with their reference offsets, for
@@ -1711,7 +1697,7 @@ static void compare_some(const ox *X, const int64_t *off, const float *v, int64_
         }
         if (t < 0 || off[k] >= R->tensors[t].off + R->tensors[t].nrows * R->tensors[t].ncols || off[k] >= R->nparams)
             continue;
-        int ni = name_index(R->tensors[t].name);
+        int ni = st__xtensor_index(R->tensors[t].name);
         if (ni < 0) continue;
         double ref = R->grads[off[k]], diff = fabs((double)v[k] - ref);
         if (!isfinite(diff)) diff = INFINITY;
