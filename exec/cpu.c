@@ -1,6 +1,6 @@
 /* cpu.c: the CPU executor's runtime (exec.h, "running"): one MPI process per rank interprets its
  * lowered program with the decoder of exec/model.c, Open MPI for every transfer and OpenBLAS for the
- * GEMMs, and --check runs the single-rank reference beside it.
+ * GEMMs, and --check runs the single-rank reference once, on rank 0 (exec/check.c).
  *
  * Parallelism as Megatron-LM runs it: tp and sp inside the model (exec/model.c; sp's replicated
  * gradients summed over tp right before the optimizer); pp by the program's sends and receives in
@@ -88,7 +88,7 @@
  * it stops the job. */
 #include "exec/exec.h"
 #include "exec/exec_private.h"
-#include "exec/fault.h"
+#include "exec/check.h"
 #include "traces/traces.h"
 
 #include <limits.h>
@@ -1293,10 +1293,14 @@ static int run_coll(rank_state *S, const st_ins *in, int *kind) {
 
 /* ---------------------------------------------------------------- --check */
 
+/* --check: the single-rank model, whole on world rank 0 (which runs it: chk.ref), its tensor table only on the
+ * others (where each of their blocks lies in it) */
 typedef struct reference {
     st__xmodel x;
     float *m, *v;
     double loss;
+    st__xcheck chk;
+    double d[2 * ST_EXEC_TENSORS]; /* rank 0: the largest differences, then |reference|s (exec/check.c) */
 } reference;
 
 /* one iteration of the reference: every micro-batch of the global batch, then its gradients stay
@@ -1319,41 +1323,37 @@ static int ref_grads(reference *R, const rank_state *S, int64_t step, uint64_t s
     return 0;
 }
 
-/* the largest differences of this rank's reduced gradients (owned parts) from the reference's; the
- * number of non-finite gradients met (a NaN would pass every `d > max` unseen), -1 when out of memory */
-static int64_t ref_compare(const reference *R, const rank_state *S, double *diff, double *refmax) {
-    int64_t nonfinite = 0;
+/* this rank's reduced gradients (owned parts) to --check, each at its offset in the reference (exec/check.c:
+ * rank 0 compares its own at once, the others keep theirs for after the step). 0 or ST_ENOMEM. */
+static int ref_keep(reference *R, const rank_state *S) {
     const st__xmodel *x = &S->x;
     /* the owned gradients copied to the host (they lie in the backend's memory), at their moments' places */
     float *hg = malloc((size_t)(S->nmv + 1) * sizeof *hg);
-    if (!hg) return -1;
+    if (!hg) return ST_ENOMEM;
     for (int j = 0; j < S->nreg; j++)
         x->be->mem_copy(hg + S->reg[j].mv, owned_grads(S, &S->reg[j]), S->reg[j].hi - S->reg[j].lo);
-    for (int i = 0; i < x->ntensors; i++) {
+    int rc = 0;
+    for (int i = 0; i < x->ntensors && !rc; i++) {
         const st__xtensor *t = &x->tensors[i];
-        int k = st__xtensor_index(t->name);
         const st__xtensor *u = NULL;
         for (int j = 0; j < R->x.ntensors && !u; j++)
             if (R->x.tensors[j].layer == t->layer && R->x.tensors[j].expert == t->expert &&
                 !strcmp(R->x.tensors[j].name, t->name))
                 u = &R->x.tensors[j];
-        if (k < 0 || !u) continue;
-        for (int64_t r = 0; r < t->nrows; r++)
-            for (int64_t c = 0; c < t->ncols; c++) {
+        if (!u) continue;
+        for (int64_t r = 0; r < t->nrows && !rc; r++)
+            for (int64_t c = 0; c < t->ncols && !rc; c++) {
                 int64_t e = t->off + r * t->ncols + c;
                 const region *g = NULL;
                 for (int j = 0; j < S->nreg && !g; j++)
                     if (e >= S->reg[j].lo && e < S->reg[j].hi) g = &S->reg[j];
-                if (!g) continue;
-                double ref = R->x.grads[u->off + (t->row0 + r) * u->ncols + t->col0 + c];
-                double d = fabs((double)hg[g->mv + e - g->lo] - ref);
-                if (!isfinite(d)) nonfinite++;
-                else if (d > diff[k]) diff[k] = d;
-                if (fabs(ref) > refmax[k]) refmax[k] = fabs(ref);
+                if (g)
+                    rc = st__xcheck_add(&R->chk, u->off + (t->row0 + r) * u->ncols + t->col0 + c, hg[g->mv + e - g->lo],
+                                        R->d);
             }
     }
     free(hg);
-    return nonfinite;
+    return rc;
 }
 
 static void ref_step(reference *R, int64_t step) {
@@ -1474,7 +1474,8 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
         S->loss_sum = 0;
         S->grads_down = S->opt_done = S->weights_up = 0;
         S->nsends = 0;
-        if (R && (rc = ref_grads(R, S, step, o->seed, S->tokens + S->x.B * (S->T + 1)))) break;
+        if (R) st__xcheck_begin(&R->chk);
+        if (R && R->chk.ref && (rc = ref_grads(R, S, step, o->seed, S->tokens + S->x.B * (S->T + 1)))) break;
         watch_between(S, step, "the barrier that starts it");
         MPI_Request q = MPI_REQUEST_NULL;
         st__xwait(&S->w, MPI_Ibarrier(S->world, &q), &q, 1, "barrier", S->world, -1);
@@ -1482,7 +1483,6 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
         double gemm0 = st__xkernels_gemm_s;
         double delay0 = st__xrun_delay_s();
         if (streams && be->step_begin(pg->n)) rc = backend_failed(S, err);
-        int64_t nonfinite = 0; /* gradients --check met that are not finite (said at the step's end) */
         for (int i = 0; i < pg->n && !rc; i++) {
             st_ins in;
             st_program_ins(pg, i, &in);
@@ -1501,15 +1501,13 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
                 /* sp's replicated gradients summed over tp before anything reads them (tp collectives) */
                 for (int g = 0; g < S->nreg; g++)
                     st__xmodel_sp_grads(&S->x, owned_grads(S, &S->reg[g]), S->reg[g].lo, S->reg[g].hi);
-                int64_t nf = R ? ref_compare(R, S, res->grad_diff, res->grad_ref) : 0;
-                if (nf < 0) {
+                if (R && ref_keep(R, S)) {
                     rc = ST_ENOMEM;
                     int wsize = 1;
                     MPI_Comm_size(S->world, &wsize);
                     if (wsize > 1) st__xfail(&S->w, "out of memory"); /* (its peers would wait for it) */
                     break;
                 }
-                nonfinite += nf;
             }
             if (st__xfault_fails(&S->fault, &S->w)) rc = ST_ENOMEM;
             else switch (in.kind) {
@@ -1569,10 +1567,7 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
         if (!rc && !isfinite(mine))
             rc = st_error_set(err, ST_EINVAL, NULL, "plan", "rank %d step %d: the loss is not finite (the run diverged)",
                               S->rank, (int)step + 1);
-        if (!rc && nonfinite)
-            rc = st_error_set(err, ST_EINVAL, NULL, "plan",
-                              "rank %d step %d: %lld gradient value(s) not finite (the run or the reference "
-                              "diverged): --check cannot compare them", S->rank, (int)step + 1, (long long)nonfinite);
+        if (!rc && R) rc = st__xcheck_step_error(&R->chk, S->rank, step, err);
         /* one rank's failure stops every rank: agree before the next collective that could hang */
         int bad = rc != 0 ? S->wrank : INT_MAX, first = INT_MAX; /* (a world rank: copies agree too) */
         watch_between(S, step, "its end: the ranks agree on errors, time and loss");
@@ -1582,6 +1577,16 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             res->failed_by = first + 1;
             if (!rc) rc = st_error_set(err, ST_EINVAL, NULL, "plan", "world rank %d failed (its line says why)", first);
             break;
+        }
+        if (R) { /* every rank's (every copy's) gradients to world rank 0, after the timed part */
+            int wsize = 1;
+            MPI_Comm_size(S->all, &wsize);
+            watch_between(S, step, "its end: the gradients to rank 0 for --check");
+            if ((rc = st__xcheck_gather(&R->chk, &S->w, S->all, S->wrank, wsize, R->d))) {
+                if (wsize > 1) st__xfail(&S->w, "out of memory"); /* (the others would wait for it in the next step) */
+                st_error_set(err, rc, NULL, NULL, "out of memory");
+                break;
+            }
         }
         MPI_Request r2[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
         int rc2 = MPI_Iallreduce(&t, &tmax, 1, MPI_DOUBLE, MPI_MAX, S->world, &r2[0]);
@@ -1595,12 +1600,12 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
         if (S->rank == 0) {
             res->loss[step] = loss;
             res->iteration_s[step] = tmax;
-            if (R) {
+            if (R && R->chk.ref) {
                 res->ref_loss[step] = R->loss;
                 if (fabs(loss - R->loss) > res->loss_diff) res->loss_diff = fabs(loss - R->loss);
             }
         }
-        if (R) ref_step(R, step);
+        if (R && R->chk.ref) ref_step(R, step);
     }
     free(kinds);
     free(host);
@@ -1937,14 +1942,18 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
               !S.sendbufs || !S.sendins || !S.tokens || !spans || (S.rank == 0 && (!res->loss || !res->iteration_s ||
               !res->kind_s || !res->ref_loss || !res->stats)) || setup_regions(&S) ||
               (S.zero3 && z3_setup(&S, o->seed, gd));
-    if (!bad && o->check) {
+    if (!bad && o->check) { /* the reference: run on world rank 0 alone, its table on the others (exec/check.c) */
         Rp = &R;
         st__xpart one = {.B = p->mbs, .T = p->seq, .tp = 1, .nchunks = 1, .l0 = whole, .l1 = whole + 1, .first = 1,
-                         .last = 1};
+                         .last = 1, .table = wrank != 0};
         bad = (rc = st__xmodel_init(&R.x, m, &one, o->seed, err)) != 0;
-        R.m = calloc((size_t)R.x.nparams + 1, sizeof *R.m);
-        R.v = calloc((size_t)R.x.nparams + 1, sizeof *R.v);
-        bad |= !R.m || !R.v;
+        if (!bad && wrank == 0) {
+            R.chk.ref = &R.x;
+            R.m = calloc((size_t)R.x.nparams + 1, sizeof *R.m);
+            R.v = calloc((size_t)R.x.nparams + 1, sizeof *R.v);
+            bad |= !R.m || !R.v;
+        }
+        st__xcheck_clear(R.d);
     }
     int anybad = 0;
     MPI_Request q = MPI_REQUEST_NULL;
@@ -1995,14 +2004,9 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     st__xcrash_remove();
     if (rc) goto out;
     watch_between(&S, -1, "gathering the results at rank 0");
-    if (o->check) { /* the largest over ranks (every copy's), at rank 0 */
-        double d[2 * ST_EXEC_TENSORS], dmax[2 * ST_EXEC_TENSORS];
-        memcpy(d, res->grad_diff, sizeof res->grad_diff);
-        memcpy(d + ST_EXEC_TENSORS, res->grad_ref, sizeof res->grad_ref);
-        st__xwait(&S.w, MPI_Ireduce(d, dmax, 2 * ST_EXEC_TENSORS, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD, &q), &q, 1,
-                  "reduce to rank 0", MPI_COMM_WORLD, -1);
-        memcpy(res->grad_diff, dmax, sizeof res->grad_diff);
-        memcpy(res->grad_ref, dmax + ST_EXEC_TENSORS, sizeof res->grad_ref);
+    if (o->check && wrank == 0) { /* the largest over ranks (every copy's), compared at world rank 0 */
+        memcpy(res->grad_diff, R.d, sizeof res->grad_diff);
+        memcpy(res->grad_ref, R.d + ST_EXEC_TENSORS, sizeof res->grad_ref);
     }
     double np = 0, nptot = 0;
     /* each parameter once: tp rank shards add up, replicated ones (norms, biases after a
@@ -2025,6 +2029,7 @@ out:
     free(l1);
     free(spans);
     st__xmodel_destroy(&R.x);
+    st__xcheck_free(&R.chk);
     free(R.m);
     free(R.v);
     state_destroy(&S);

@@ -166,7 +166,7 @@ typedef struct st_exec_result {
 /* What each rank measured besides its instructions' times (st_exec_result.stats): the seconds of
  * the kept iteration spent in the GEMMs (inside its fwd and bwd), the high-water mark of the bytes
  * it had allocated (heap in use, sampled after every instruction of every iteration; with --check
- * the reference's too), its peak resident set (getrusage's ru_maxrss: the process, MPI's
+ * rank 0's holds the reference's too), its peak resident set (getrusage's ru_maxrss: the process, MPI's
  * buffers and the code included), the seconds of the kept iteration it was runnable but waited
  * for a core (the kernel's run delay, /proc/thread-self/schedstat; 0 where not kept): other
  * processes' share of the measurement, or other ranks' on an oversubscribed core; with the cuda

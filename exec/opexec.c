@@ -53,7 +53,7 @@
  *     share (--compare shows the difference).
  * The weights start as the single-rank model's (exec/model.c's seeded tensors: each rank seeds its blocks from the
  * model's tensor table, st__xmodel_init_value; with --check rank 0 also builds and trains that model, once, and
- * every rank sends it its reduced gradient blocks after the step: compare_grads, compare_at_0), so --check
+ * every rank sends it its reduced gradient blocks after the step: compare_grads, exec/check.c), so --check
  * compares each device's reduced gradient block, element by element,
  * with the reference's tensor it is a block of (the shards together are the full tensors), largest
  * differences per tensor name as exec/cpu.c reports them. The graph's vocabulary is padded as Megatron pads it
@@ -75,7 +75,7 @@
  * the iteration's end: not an arena sized from the lowering. */
 #include "exec/exec.h"
 #include "exec/exec_private.h"
-#include "exec/fault.h"
+#include "exec/check.h"
 #include "exec/moe_kernels.h"
 #include "traces/traces.h"
 
@@ -320,8 +320,8 @@ typedef struct ox {
     int nit, capit;
     st__xmodel ref;          /* the single-rank model: its table (the initial weights), and on rank 0 with --check
                                 the reference, whole */
-    int64_t *coff, ncmp, capcmp; /* --check: this step's owned reduced gradient elements, their reference offsets */
-    float *cval;                 /* ... and values (compare_grads; sent to rank 0 after the step: compare_at_0) */
+    st__xcheck chk;              /* --check: this step's owned reduced gradient elements (compare_grads; sent to rank
+                                    0 after the step, st__xcheck_gather) */
     float *rm, *rv;
     double loss_sum, coll_s, opt_s;
     int adam_done;
@@ -1651,13 +1651,11 @@ static int run_coll(ox *X, const ox_item *it) {
 
 /* ---------------------------------------------------------------- gradients and Adam */
 
-static void compare_some(const ox *X, const int64_t *off, const float *v, int64_t n, double *d);
-
-/* the reduced gradients (each device's owned shard of them, before Adam) kept with their reference offsets, for
- * rank 0's comparison after the step (compare_at_0: the reference runs once, on rank 0, which compares its own at
- * once, into d). 0 or ST_ENOMEM. */
+/* the reduced gradients (each device's owned shard of them, before Adam), with their reference offsets, to --check
+ * (exec/check.c: rank 0 compares its own at once into d, the others keep theirs for st__xcheck_gather after the
+ * step). 0 or ST_ENOMEM. */
 static int compare_grads(ox *X, double *d) {
-    X->ncmp = 0;
+    st__xcheck_begin(&X->chk);
     for (int i = 0; i < X->nparams; i++) {
         const ox_param *p = &X->p[i];
         int64_t gi[MAXD] = {0};
@@ -1665,87 +1663,10 @@ static int compare_grads(ox *X, double *d) {
             int64_t rest = k;
             for (int dd = p->nd - 1; dd >= 0; dd--) gi[dd] = p->lo[dd] + rest % p->len[dd], rest /= p->len[dd];
             int64_t off = ref_offset(X, p, gi);
-            if (off < 0) continue;
-            if (X->ref.grads) { /* (rank 0) */
-                compare_some(X, &off, &p->g[k], 1, d);
-                continue;
-            }
-            if (X->ncmp == X->capcmp) {
-                int64_t cap = X->capcmp ? 2 * X->capcmp : 4096;
-                int64_t *o = realloc(X->coff, (size_t)cap * sizeof *o);
-                if (o) X->coff = o;
-                float *v = o ? realloc(X->cval, (size_t)cap * sizeof *v) : NULL;
-                if (!v) return ST_ENOMEM;
-                X->cval = v, X->capcmp = cap;
-            }
-            X->coff[X->ncmp] = off, X->cval[X->ncmp++] = p->g[k];
+            if (off >= 0 && st__xcheck_add(&X->chk, off, p->g[k], d)) return ST_ENOMEM;
         }
     }
     return 0;
-}
-
-/* rank 0: n gradient elements (reference offsets off, values v) against the reference's, into d (diff[26], then
- * refmax[26]) by tensor name (QKV and SwiGLU's fc1 hold several) */
-static void compare_some(const ox *X, const int64_t *off, const float *v, int64_t n, double *d) {
-    const st__xmodel *R = &X->ref;
-    for (int64_t k = 0; k < n; k++) {
-        int lo = 0, hi = R->ntensors - 1, t = -1;
-        while (lo <= hi) { /* (the table's offsets rise) */
-            int mid = (lo + hi) / 2;
-            if (R->tensors[mid].off <= off[k]) t = mid, lo = mid + 1;
-            else hi = mid - 1;
-        }
-        if (t < 0 || off[k] >= R->tensors[t].off + R->tensors[t].nrows * R->tensors[t].ncols || off[k] >= R->nparams)
-            continue;
-        int ni = st__xtensor_index(R->tensors[t].name);
-        if (ni < 0) continue;
-        double ref = R->grads[off[k]], diff = fabs((double)v[k] - ref);
-        if (!isfinite(diff)) diff = INFINITY;
-        if (diff > d[ni]) d[ni] = diff;
-        if (fabs(ref) > d[ST_EXEC_TENSORS + ni]) d[ST_EXEC_TENSORS + ni] = fabs(ref);
-    }
-}
-
-/* after the step's timed part: every rank's kept elements to rank 0 (in pieces of 2^20), compared there */
-static int compare_at_0(ox *X, int wrank, int size, double *d) {
-    enum { PIECE = 1 << 20 };
-    MPI_Request q = MPI_REQUEST_NULL;
-    int rc = 0;
-    X->wt.ins = -1, X->wt.label = "its end: the gradients to rank 0 for --check";
-    if (wrank != 0) {
-        int64_t n = X->ncmp;
-        st__xwait(&X->wt, MPI_Isend(&n, 1, MPI_INT64_T, 0, 0, X->all, &q), &q, 1, "send", X->all, 0);
-        for (int64_t s = 0; s < n; s += PIECE) {
-            int m = (int)(n - s < PIECE ? n - s : PIECE);
-            MPI_Request r[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
-            int mrc = MPI_Isend(X->coff + s, m, MPI_INT64_T, 0, 1, X->all, &r[0]);
-            if (mrc == MPI_SUCCESS) mrc = MPI_Isend(X->cval + s, m, MPI_FLOAT, 0, 2, X->all, &r[1]);
-            st__xwait(&X->wt, mrc, r, 2, "send", X->all, 0);
-        }
-        return 0;
-    }
-    int64_t *off = malloc((size_t)PIECE * sizeof *off);
-    float *v = malloc((size_t)PIECE * sizeof *v);
-    if (!off || !v) rc = ST_ENOMEM; /* (the pieces are still received: the senders wait for them) */
-    for (int r = 1; r < size; r++) {
-        int64_t n = 0;
-        st__xwait(&X->wt, MPI_Irecv(&n, 1, MPI_INT64_T, r, 0, X->all, &q), &q, 1, "receive", X->all, r);
-        for (int64_t s = 0; s < n; s += PIECE) {
-            int m = (int)(n - s < PIECE ? n - s : PIECE);
-            if (rc) {
-                MPI_Recv(NULL, 0, MPI_INT64_T, r, 1, X->all, MPI_STATUS_IGNORE); /* (truncated: the error stands) */
-                MPI_Recv(NULL, 0, MPI_FLOAT, r, 2, X->all, MPI_STATUS_IGNORE);
-                continue;
-            }
-            MPI_Request rr[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
-            int mrc = MPI_Irecv(off, m, MPI_INT64_T, r, 1, X->all, &rr[0]);
-            if (mrc == MPI_SUCCESS) mrc = MPI_Irecv(v, m, MPI_FLOAT, r, 2, X->all, &rr[1]);
-            st__xwait(&X->wt, mrc, rr, 2, "receive", X->all, r);
-            compare_some(X, off, v, m, d);
-        }
-    }
-    free(off), free(v);
-    return rc;
 }
 
 /* the shard of [lo, lo + n) that place r of k holds */
@@ -2059,7 +1980,7 @@ static void ox_destroy(ox *X) {
     free(X->scratch);
     free(X->rm), free(X->rv);
     st__xmodel_destroy(&X->ref);
-    free(X->coff), free(X->cval);
+    st__xcheck_free(&X->chk);
     st_as_work_free(&X->w);
     for (int k = 1; k < 4; k++)
         if (X->axc[k] != MPI_COMM_NULL && X->axc[k] != X->comm) MPI_Comm_free(&X->axc[k]);
@@ -2319,7 +2240,8 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
     }
     for (int i = 0; i < ST_EXEC_TENSORS; i++) res->grad_diff[i] = res->grad_ref[i] = -1;
     double cmp[2 * ST_EXEC_TENSORS + 1];
-    for (int i = 0; i < 2 * ST_EXEC_TENSORS; i++) cmp[i] = -1;
+    st__xcheck_clear(cmp);
+    X.chk.ref = o->check && wrank == 0 ? &X.ref : NULL;
     X.wt.world = X.all;
     st__xcrash_install(&X.wt);
     double *work = spans + 2 * X.pg->n + 1;
@@ -2384,6 +2306,7 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
         if (!rc && !isfinite(X.loss_sum))
             rc = st_error_set(err, ST_EINVAL, NULL, "plan",
                               "rank %d step %d: the loss is not finite (the run diverged)", wrank, (int)step + 1);
+        if (!rc && o->check) rc = st__xcheck_step_error(&X.chk, wrank, step, err);
         int mine = rc ? wrank : INT_MAX, first = INT_MAX;
         X.wt.ins = -1, X.wt.label = "its end: the ranks agree on errors, time and loss";
         st__xwait(&X.wt, MPI_Iallreduce(&mine, &first, 1, MPI_INT, MPI_MIN, X.all, &q), &q, 1, "all-reduce", X.all, -1);
@@ -2392,7 +2315,8 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
             if (!rc) rc = st_error_set(err, ST_EINVAL, NULL, "plan", "world rank %d failed (its line says why)", first);
             break;
         }
-        if (o->check && (rc = compare_at_0(&X, wrank, size, cmp))) {
+        X.wt.ins = -1, X.wt.label = "its end: the gradients to rank 0 for --check";
+        if (o->check && (rc = st__xcheck_gather(&X.chk, &X.wt, X.all, wrank, size, cmp))) {
             if (size > 1) st__xfail(&X.wt, "out of memory"); /* (the others would wait for it in the next step) */
             st_error_set(err, rc, NULL, NULL, "out of memory");
             break;

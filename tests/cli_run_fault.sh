@@ -118,6 +118,17 @@ if [ "$rc" -eq 2 ] && [ "$secs" -lt 40 ] && [ "$(grep -c '^strata run:' "$T/err"
 	ok "per operator: an instruction that fails mid-step stops every rank at once ($secs s)"
 else nok "per operator: an instruction that fails mid-step stops every rank at once" "exit $rc, $secs s: $(grep '^strata' "$T/err")"; fi
 
+# per operator alike: the NaN (in every gradient block of rank 0) stops the step that meets it, before any
+# difference is printed (an infinite one was, with --steps 1)
+STRATA_RUN_PER_OP=1
+export STRATA_RUN_PER_OP
+fault 0:1:nan 2 --cluster "$SRCDIR/tests/data/cluster_slowgpu.json" --model tiny-llama --plan "$T/l2.json" --check --json
+unset STRATA_RUN_PER_OP
+ended "per operator: a NaN gradient under --check stops the run in the step that meets it" 2 \
+	'^strata run: .*rank 0 step 1: [0-9]+ gradient value\(s\) not finite'
+if [ ! -s "$T/out" ]; then ok "per operator: a NaN gradient: nothing on stdout"
+else nok "per operator: a NaN gradient: nothing on stdout" "$(head -c 300 "$T/out")"; fi
+
 # a diverged run (a NaN put in rank 0's first gradient): never a NaN printed, never a check that
 # passes; one line naming the rank and the step, nothing on stdout
 dp2='--model tiny-gpt --plan tp=1,pp=1,dp=2,mbs=1,gbs=4,seq=32'
