@@ -80,7 +80,9 @@
  * the first step's gradients), gradients and Adam moments in host memory; the program's copy-stream
  * instructions around the optimizer move the gradients down and the weights up (either done by the optimizer
  * itself where the program has none), the CPU's Adam (st__xadam) runs on the host share and the backend's on
- * the rest. Weights' and activations' offload are not run (check_plan).
+ * the rest; with ZeRO-3 the owned parts are the shards, so each shard's host share is the host's and the weights
+ * go up into the shard the next step's gathers read (DeepSpeed's ZeRO-3 with offload_optimizer). Weights' and
+ * activations' offload are not run (check_plan).
  *
  * Faults (exec/fault.c): every transfer of a step runs in the run's own communicator (a duplicate
  * of the world with MPI_ERRORS_RETURN, and the groups' made from it) as a nonblocking call that
@@ -481,8 +483,6 @@ static int check_plan(const st_plan *p, const st_lowered *l, const st_model *m, 
      * activations' (offload=params, offload_params, offload_activations: copies inside the passes) do not */
     const char *why = p->offload == ST_OFF_PARAMS || p->offload_params > 0 || p->offload_activations > 0
                           ? "offloading of weights or activations (offload=params, offload_params, offload_activations)"
-                      : (p->offload != ST_OFF_NONE || p->offload_optimizer > 0) && p->zero == 3
-                          ? "optimizer offload with ZeRO-3"
                       : l->nops == 0 || l->progs == NULL ? "a lowering without operators"
                                                          : NULL;
     if (why) return st_error_set(err, ST_EINVAL, NULL, "plan", "the cpu executor does not run %s yet", why);
