@@ -17,7 +17,7 @@
  * that torchtitan's policy drops, op_reruns; with ZeRO-3 one per unit), block by block: it makes the
  * chunk's last block's activations again and the backward each other block's right before that block's
  * backward, whose seconds the runtime counts as the recompute's (redo_clock, account). recompute=op runs on
- * dense blocks without cp and with the fused attention (check_plan refuses the rest).
+ * dense blocks with the fused attention (check_plan refuses the rest).
  * The tied embedding's gradient is all-reduced between the first and last stage (Megatron-LM's
  * embedding group). An operator-level plan's output layer over the dp group (st_exec_opts' head_dp;
  * exec/model.c, "operator-level plans") runs its gather, vocabulary-parallel loss and reduce-scatter in
@@ -488,12 +488,14 @@ static int check_plan(const st_plan *p, const st_lowered *l, const st_model *m, 
     if (why) return st_error_set(err, ST_EINVAL, NULL, "plan", "the cpu executor does not run %s yet", why);
     /* recompute=op keeps the SDPA kernel's output and remakes the probabilities in the backward, as the fused
      * kernel does (exec/model.c, block_redo); the unfused core's scores, softmax and context are recomputed */
-    /* (and on dense blocks without cp: st__xmodel_init says so too, for the operator-level splits it learns of) */
-    if (p->recompute == ST_REC_OP && (m->experts > 0 || p->cp > 1))
+    /* (and on dense blocks: st__xmodel_init says so too, for the operator-level splits it learns of). With cp the
+     * remade probabilities exchange the keys and values again inside the backward (exec/model.c, block_bwd),
+     * where the lowering puts that exchange in the recompute (the cp collective of the operator that makes q and
+     * k, cost/estimate.c st_cost_op_recompute): the same exchanges, timed under the backward. */
+    if (p->recompute == ST_REC_OP && m->experts > 0)
         return st_error_set(err, ST_EINVAL, NULL, "recompute",
-                            "the cpu executor runs recompute=op on dense blocks without cp (the plan has %s): use "
-                            "recompute=full or selective",
-                            m->experts > 0 ? "MoE blocks" : "cp > 1");
+                            "the cpu executor runs recompute=op on dense blocks (the plan has MoE blocks): use "
+                            "recompute=full or selective");
     if (p->recompute == ST_REC_OP && !st_attention_fused(p->attention))
         return st_error_set(err, ST_EINVAL, NULL, "attention",
                             "the cpu executor runs recompute=op with the fused attention (attention=flash), whose "

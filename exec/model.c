@@ -445,13 +445,14 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
     x->E_l = x->E / x->ep, x->e0 = x->er * x->E_l, x->fe_l = x->moe_rows ? x->fe : x->fe / tp;
     if (m->position == ST_POS_ALIBI)
         return st_error_set(err, ST_EINVAL, NULL, "model", "the cpu executor runs learned or rotary positions, not alibi");
-    /* recompute=op keeps the outputs of its policy's GEMMs (block_redo): dense blocks, Megatron's sharding; an MoE
-     * block's routing, cp's exchanges and the operator-level splits would each need their own kept tensors */
-    if (pt->recompute == 3 && (m->experts > 0 || x->cp > 1 || x->attn_rows || x->moe_rows || x->hd > 1))
+    /* recompute=op keeps the outputs of its policy's GEMMs (block_redo): dense blocks, Megatron's sharding (cp too:
+     * the backward's attn_core_fwd remakes the probabilities through cp's exchanges); an MoE block's routing and
+     * the operator-level splits would each need their own kept tensors */
+    if (pt->recompute == 3 && (m->experts > 0 || x->attn_rows || x->moe_rows || x->hd > 1))
         return st_error_set(err, ST_EINVAL, NULL, "recompute",
-                            "the cpu executor runs recompute=op on dense blocks without cp or an operator-level "
-                            "split (the plan has %s): use recompute=full or selective",
-                            m->experts > 0 ? "MoE blocks" : x->cp > 1 ? "cp > 1" : "an operator-level split");
+                            "the cpu executor runs recompute=op on dense blocks without an operator-level split (the "
+                            "plan has %s): use recompute=full or selective",
+                            m->experts > 0 ? "MoE blocks" : "an operator-level split");
     if (x->attn_rows == 3 && ((x->a * x->d) % tp || (x->kv * x->d) % tp))
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "QKV split along its fused width needs tp=%d to divide the queries' and keys' widths (%lld "

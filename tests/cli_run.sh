@@ -158,6 +158,16 @@ if awk "$FLATTEN" "$T/out" | awk '$1 ~ /^\.measured_s\[[0-9]\]\.recompute$/ && $
 else nok "recompute=op: every rank recomputes"; fi
 run_checked 2 "recompute=op with pp=2 vp=2 interleaved (Llama: RMSNorm, SwiGLU, RoPE, GQA) matches the reference" \
 	--model tiny-llama --plan tp=1,pp=2,vp=2,dp=1,mbs=1,gbs=8,seq=32,recompute=op
+# with cp the backward remakes the probabilities through cp's exchange again (the ring's, the all-gather's, or
+# Ulysses' all-to-alls of q, k and v), the rotary embedding at each rank's chunks' positions
+run_checked 2 "recompute=op with cp=2 p2p (Llama) matches the reference" \
+	--model tiny-llama --plan tp=1,pp=1,dp=1,cp=2,mbs=1,gbs=2,seq=64,recompute=op
+run_checked 2 "recompute=op with cp=2 a2a (GPT) matches the reference" \
+	--model tiny-gpt --plan tp=1,pp=1,dp=1,cp=2,mbs=1,gbs=2,seq=64,recompute=op,cp_comm=a2a
+run_checked 8 "recompute=op with tp=2 sp=1 cp=2 all_gather and pp=2 (Llama) matches the reference" \
+	--model tiny-llama --plan tp=2,sp=1,pp=2,dp=1,cp=2,mbs=1,gbs=4,seq=64,recompute=op,cp_comm=all_gather
+run_checked 4 "recompute=op with cp=2 and dp=2 ZeRO-3 (GPT) matches the reference" \
+	--model tiny-gpt --plan tp=1,pp=1,dp=2,cp=2,mbs=1,gbs=4,seq=64,recompute=op,zero=3
 run_checked 2 "recompute=op with tp=2 sp=1 (Llama: wk's [32 x 32] GEMM alone, w2's partial sums kept) matches" \
 	--model tiny-llama --plan tp=2,sp=1,pp=1,dp=1,mbs=1,gbs=4,seq=32,recompute=op
 # --check runs the single-rank reference once, on world rank 0 (every rank sends it its reduced gradients after the

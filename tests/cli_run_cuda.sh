@@ -202,6 +202,8 @@ check_within "cuda, an ILP plan (QKV on its fused width, experts over the tp gro
 # recompute=op: wk's and w3's cuBLAS GEMMs alone again, the probabilities in the backward (exec/model.c, block_redo)
 run_checked 4 "cuda, recompute=op with tp=2 sp=1 pp=2 (Llama) matches the reference" \
 	--model tiny-llama --plan tp=2,sp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32,recompute=op --backend cuda
+run_checked 2 "cuda, recompute=op with cp=2 (Llama: the probabilities remade on host buffers) matches the reference" \
+	--model tiny-llama --plan tp=1,pp=1,dp=1,cp=2,mbs=1,gbs=2,seq=64,recompute=op --backend cuda
 # full recompute block by block (exec/model.c, "activation recompute"): the backward's rebuilds timed by the
 # backend's events (redo_mark) as the recompute's: per micro-batch two recompute spans on rank 0 (the
 # instruction's, block 3; the backward's, blocks 2 to 0), of positive length, adding up to its recompute time

@@ -43,7 +43,7 @@ TOL=1048576
 # 2 steps, --compare); INFLIGHT: the micro-batches each rank holds at its peak without recompute
 # (st_cost_inflight: 1F1B's pp - stage), space-separated by rank. Each rank's blocks: 4.
 recompute_run() {
-	_np=$1 _what=$2 _inflight=$3 _model=$4 _plan=$5
+	_np=$1 _what=$2 _inflight=$3 _model=$4 _plan=$5 _probs=${6:-$P}
 	for _r in none full op; do
 		mpi_strata 180 "$_np" run --model "$_model" --plan "$_plan,recompute=$_r,dtype=fp32" --steps 2 --compare \
 			--json --trace "$T/$_r.trace"
@@ -60,7 +60,7 @@ recompute_run() {
 		ok "$_what: recompute=op's losses are those without, within 1e-5"
 	else nok "$_what: recompute=op's losses are those without, within 1e-5" "$(grep '^\.loss' "$T"/*.flat)"; fi
 	for _r in full op; do
-		_bad=$(cat "$T/none.flat" "$T/$_r.flat" | awk -v inflight="$_inflight" -v P="$P" -v tol="$TOL" '
+		_bad=$(cat "$T/none.flat" "$T/$_r.flat" | awk -v inflight="$_inflight" -v P="$_probs" -v tol="$TOL" '
 			$1 ~ /^\.compare\.memory\[[0-9]+\]\.(heap_peak|arena)_bytes$/ {
 				k = $1; sub(/^\.compare\.memory\[/, "", k); r = k; sub(/\].*/, "", r); f = k ~ /heap/ ? "h" : "a"
 				if ((f, r) in none) mine[f, r] = $2; else none[f, r] = $2
@@ -100,5 +100,10 @@ else nok "full recompute: the trace's 4 recompute spans (2 a micro-batch) add up
 recompute_run 1 "tiny-gpt, one rank (4 blocks)" "1" tiny-gpt tp=1,pp=1,dp=1,mbs=16,gbs=32,seq=32
 recompute_run 2 "8-block Llama, pp=2 (4 blocks a chunk)" "2 1" "$T/llama8.json" tp=1,pp=2,dp=1,mbs=16,gbs=64,seq=32
 recompute_run 2 "8-block GPT, pp=2 (4 blocks a chunk)" "2 1" "$T/gpt8.json" tp=1,pp=2,dp=1,mbs=16,gbs=64,seq=32
+# cp=2 (Megatron's load-balanced chunks, the keys and values all-gathered; the attention on host buffers): each rank's
+# probabilities a block are its 16 queries of 32 against the 32 keys, 131,072 bytes; recompute=op remakes them in
+# the backward through the exchange again
+recompute_run 2 "tiny-llama, cp=2 (4 blocks)" "1 1" tiny-llama tp=1,pp=1,dp=1,cp=2,mbs=16,gbs=32,seq=32,cp_comm=all_gather \
+	131072
 
 finish_tests
