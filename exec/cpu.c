@@ -81,8 +81,9 @@
  * instructions around the optimizer move the gradients down and the weights up (either done by the optimizer
  * itself where the program has none), the CPU's Adam (st__xadam) runs on the host share and the backend's on
  * the rest; with ZeRO-3 the owned parts are the shards, so each shard's host share is the host's and the weights
- * go up into the shard the next step's gathers read (DeepSpeed's ZeRO-3 with offload_optimizer). Weights' and
- * activations' offload are not run (check_plan).
+ * go up into the shard the next step's gathers read (DeepSpeed's ZeRO-3 with offload_optimizer). offload=params
+ * (ZeRO-3 with offload_param) also keeps the shards on the host and copies a unit's up before its gathers
+ * (z3_upload). The granular shares of the weights and activations are not run (check_plan).
  *
  * Faults (exec/fault.c): every transfer of a step runs in the run's own communicator (a duplicate
  * of the world with MPI_ERRORS_RETURN, and the groups' made from it) as a nonblocking call that
@@ -201,6 +202,11 @@ typedef struct rank_state {
     float *zp, *zg;
     int zunit, zmask;
     float *zbuf;
+    /* offload=params (ZeRO-3 with DeepSpeed's offload_param): the shards are the host's; the lowering's "weights to
+     * device (layer)" before a unit's gathers copies the unit's shards up into zup (zup_unit's), which the gathers
+     * send from, and which goes once every part of the unit is gathered */
+    int zoff, zup_unit;
+    float *zup;
     struct z3_grads *pend;
     int npend, gdp;
     int *zins;
@@ -479,10 +485,11 @@ static int check_plan(const st_plan *p, const st_lowered *l, const st_model *m, 
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "the plan runs on %d ranks (tp x pp x dp x cp); mpirun started %d (mpirun -np %d)",
                             l->nranks, size, l->nranks);
-    /* offload: the optimizer's states (offload=optimizer, offload_optimizer) run, the weights' and the
-     * activations' (offload=params, offload_params, offload_activations: copies inside the passes) do not */
-    const char *why = p->offload == ST_OFF_PARAMS || p->offload_params > 0 || p->offload_activations > 0
-                          ? "offloading of weights or activations (offload=params, offload_params, offload_activations)"
+    /* offload: the optimizer's states (offload=optimizer, offload_optimizer) and ZeRO-3's shards (offload=params)
+     * run; the granular shares of the weights and the activations (offload_params, offload_activations: copies of
+     * parts of the blocks inside the passes) do not */
+    const char *why = p->offload_params > 0 || p->offload_activations > 0
+                          ? "the granular offload of weights or activations (offload_params, offload_activations)"
                       : l->nops == 0 || l->progs == NULL ? "a lowering without operators"
                                                          : NULL;
     if (why) return st_error_set(err, ST_EINVAL, NULL, "plan", "the cpu executor does not run %s yet", why);
@@ -755,7 +762,58 @@ static int z3_setup(rank_state *S, uint64_t seed, int gdp) {
     for (int i = 0; i < S->nreg; i++)
         st__xmodel_init_values(&S->x, seed, S->zp + S->reg[i].mv, S->reg[i].lo, S->reg[i].hi);
     for (int i = 0; i < S->pg->n; i++) S->zins[i] = z3_unit_of(S->l, S->pg, i);
+    /* offload=params: a layer's copy up is the unit of the gather that waits for it */
+    S->zup_unit = Z3_NONE;
+    for (int i = 0; S->zoff && i < S->pg->n; i++) {
+        st_ins in, g;
+        st_program_ins(S->pg, i, &in);
+        if (in.kind != ST_INS_COMPUTE || in.stream != ST_STREAM_COPY || in.chunk < 0) continue;
+        for (int k = i + 1; k < S->pg->n; k++) {
+            st_program_ins(S->pg, k, &g);
+            if ((g.dep[0] == i || g.dep[1] == i) && S->zins[k] != Z3_NONE) {
+                S->zins[i] = S->zins[k];
+                break;
+            }
+        }
+    }
     return 0;
+}
+
+/* where the gathers of unit u read region g's shard (its owned part): the shards, or with offload=params the copy
+ * of them up (z3_upload) */
+static const float *z3_shard(const rank_state *S, int u, const region *g) {
+    if (!S->zoff || S->zup_unit != u) return S->zp + g->mv;
+    int64_t pos = 0;
+    for (int i = 0; i < S->nreg && &S->reg[i] != g; i++)
+        if (z3_in_unit(S, &S->reg[i], u)) pos += S->reg[i].hi - S->reg[i].lo;
+    return S->zup + pos;
+}
+
+/* offload=params' "weights to device (layer)": unit u's shards copied from the host up into zup, for its gathers
+ * (the lowering's copy precedes them; one unit's at a time). Host memory on either backend, as the shards and the
+ * gathers' buffers are (the cuda backend's ZeRO-3 moves them through the host), so the copy is the host's memcpy
+ * of the bytes the lowering prices over PCIe. 0, ST_EINVAL or ST_ENOMEM. */
+static int z3_upload(rank_state *S, int u) {
+    if (u == Z3_NONE) return 0; /* (a copy that no gather waits for: nothing reads it) */
+    if (S->zup) return ST_EINVAL;
+    int64_t n = 0;
+    for (int i = 0; i < S->nreg; i++)
+        if (z3_in_unit(S, &S->reg[i], u)) n += S->reg[i].hi - S->reg[i].lo;
+    if (!(S->zup = malloc((size_t)(n + 1) * sizeof *S->zup))) return ST_ENOMEM;
+    for (int64_t i = 0, pos = 0; i < S->nreg; i++) {
+        const region *g = &S->reg[i];
+        if (!z3_in_unit(S, g, u)) continue;
+        memcpy(S->zup + pos, S->zp + g->mv, (size_t)(g->hi - g->lo) * sizeof *S->zup);
+        pos += g->hi - g->lo;
+    }
+    S->zup_unit = u;
+    return 0;
+}
+
+/* the copy up given back once the unit's gathers read it */
+static void z3_upload_done(rank_state *S) {
+    free(S->zup);
+    S->zup = NULL, S->zup_unit = Z3_NONE;
 }
 
 /* unit u's parameters (grads 0) or gradients (1): the model's tensors pointed at buf, region by region
@@ -792,8 +850,8 @@ static int z3_exchange(rank_state *S, int u, int part, MPI_Comm c, float *buf, i
         shares(S, g, counts, displs);
         MPI_Request q = MPI_REQUEST_NULL;
         int r = scatter ? MPI_Ireduce_scatter(buf + pos, tmp, counts, MPI_FLOAT, MPI_SUM, c, &q)
-                        : MPI_Iallgatherv(S->zp + g->mv, (int)(g->hi - g->lo), MPI_FLOAT, buf + pos, counts, displs,
-                                          MPI_FLOAT, c, &q);
+                        : MPI_Iallgatherv(z3_shard(S, u, g), (int)(g->hi - g->lo), MPI_FLOAT, buf + pos, counts,
+                                          displs, MPI_FLOAT, c, &q);
         st__xwait(&S->w, r, &q, 1, scatter ? "zero-3 reduce-scatter" : "zero-3 gather", c, -1);
         for (int64_t e = 0; scatter && e < g->hi - g->lo; e++) S->zg[g->mv + e] += tmp[e];
         pos += g->n;
@@ -810,9 +868,10 @@ static void z3_local(rank_state *S, int u, float *buf, int scatter) {
     for (int i = 0; i < S->nreg; i++) {
         const region *g = &S->reg[i];
         if (!z3_in_unit(S, g, u)) continue;
+        const float *src = z3_shard(S, u, g);
         for (int64_t e = 0; z3_part(S, g) == Z3_LOCAL && e < g->n; e++)
             if (scatter) S->zg[g->mv + e] += buf[pos + e];
-            else buf[pos + e] = S->zp[g->mv + e];
+            else buf[pos + e] = src[e];
         pos += g->n;
     }
 }
@@ -831,7 +890,9 @@ static int z3_gather(rank_state *S, int u, int part, MPI_Comm c) {
         S->zunit = u, S->zmask = 0;
     }
     S->zmask |= part;
-    return z3_exchange(S, u, part, c, S->zbuf, 0);
+    int rc = z3_exchange(S, u, part, c, S->zbuf, 0);
+    if (S->zup_unit == u && (S->zmask & parts) == parts) z3_upload_done(S);
+    return rc;
 }
 
 /* whether unit u's parameters are gathered, every part of them */
@@ -1047,6 +1108,10 @@ static int offload_weights_up(rank_state *S) {
 
 static int run_compute(rank_state *S, const st_ins *in, int64_t step, const st_exec_opts *o, int *kind) {
     int mb = in->mb, k = slot_of(S, in), c = in->chunk >= 0 ? local_chunk(S->pp, S->dual, in->chunk) : -1;
+    if (in->stream == ST_STREAM_COPY && in->chunk >= 0) { /* offload=params: a unit's shards up before its gathers */
+        *kind = in->phase == ST_PHASE_FWD ? ST_EXEC_FWD : ST_EXEC_BWD; /* (compute's: run_compare's "other") */
+        return S->zoff ? z3_upload(S, S->zins[S->w.ins]) : ST_EINVAL;
+    }
     if (in->stream == ST_STREAM_COPY && in->chunk < 0) { /* optimizer offload's copies around the step */
         *kind = ST_EXEC_OPTIMIZER;
         if (!S->nh) return ST_EINVAL;
@@ -1647,6 +1712,7 @@ static void state_destroy(rank_state *S) {
     }
     free(S->reg);
     free(S->zp);
+    free(S->zup);
     free(S->zg);
     free(S->zbuf);
     for (int i = 0; S->pend && i < S->npend; i++) free(S->pend[i].buf);
@@ -1885,7 +1951,9 @@ int st_exec_run(const st_model *m, const st_plan *p, const st_lowered *l, const 
     S.M = st_plan_replica_microbatches(p, replica), S.m0 = 0;
     for (int r = 0; r < replica; r++) S.m0 += st_plan_replica_microbatches(p, r);
     S.den = (double)(p->gbs / p->mbs) * S.cp;
-    S.off_frac = p->offload == ST_OFF_OPTIMIZER ? 1 : p->offload_optimizer;
+    /* offload=params offloads the optimizer whole too (cost/memory.c: no weights or optimizer state on the GPU) */
+    S.off_frac = p->offload == ST_OFF_OPTIMIZER || p->offload == ST_OFF_PARAMS ? 1 : p->offload_optimizer;
+    S.zoff = p->offload == ST_OFF_PARAMS && S.zero3;
     for (int i = 0, opt = 0; i < S.pg->n; i++) { /* does a copy bring the weights back after the optimizer? */
         st_ins in;
         st_program_ins(S.pg, i, &in);

@@ -223,6 +223,8 @@ run_checked 2 "cuda, offload_optimizer=0.5 with dp=2 ZeRO-1 (Llama) matches the 
 	--model tiny-llama --plan tp=1,pp=1,dp=2,mbs=1,gbs=4,seq=32,zero=1,offload_optimizer=0.5 --backend cuda
 run_checked 2 "cuda, offload_optimizer=0.5 with dp=2 ZeRO-3 (Llama) matches the reference" \
 	--model tiny-llama --plan tp=1,pp=1,dp=2,mbs=1,gbs=4,seq=32,zero=3,offload_optimizer=0.5 --backend cuda
+run_checked 2 "cuda, offload=params with dp=2 ZeRO-3 (Llama) matches the reference" \
+	--model tiny-llama --plan tp=1,pp=1,dp=2,mbs=1,gbs=4,seq=32,zero=3,offload=params --backend cuda
 # the attention's rows (exec/model.c, "operator-level plans"), MPI's all-to-all between the heads and the rows
 # on host copies of the gradients in device memory: the projection on the rows (tiny-gpt), QKV to the
 # projection on each rank's sequences (tiny-llama), as tests/cli_run_ilp.sh plans them
