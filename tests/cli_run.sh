@@ -176,13 +176,7 @@ run_checked 2 "recompute=op with tp=2 sp=1 (Llama: wk's [32 x 32] GEMM alone, w2
 # 18.1 MB against 26.6 MB, 869,504 parameters (when every rank ran the reference: 26.1 against 26.6)
 mpi 2 --model tiny-llama --plan tp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32 --steps 2 --check --compare --json
 check_within "pp=2 (Llama), the reference on rank 0 alone, matches it"
-h0=$(awk '$1 == ".compare.memory[0].heap_peak_bytes" { print $2 }' "$T/flat")
-h1=$(awk '$1 == ".compare.memory[1].rank" { r = $2 } $1 == ".compare.memory[1].heap_peak_bytes" { h = $2 }
-	END { if (r == 1) print h }' "$T/flat")
-params=$(awk '$1 == ".params" { print $2 }' "$T/flat")
-if awk -v a="$h1" -v b="$h0" -v p="$params" 'BEGIN { exit !(a > 0 && p > 0 && a + 2 * 4 * p < b) }'; then
-	ok "--check: the reference on rank 0 only (heap of rank 1 $h1 bytes, of rank 0 $h0)"
-else nok "--check: the reference on rank 0 only" "rank 1 $h1, rank 0 $h0, params $params"; fi
+reference_on_0 "--check: the reference on rank 0 only" 1 1 2
 # the heap: tiny-llama, 2 x 256 tokens a micro-batch, interleaved pp=2 vp=2 (one block a chunk): rank 0 holds 5
 # chunks' activations at its peak (cost/memory.c, st_cost_inflight: 2 (pp - 1) + (vp - 1) pp + 1), each block's
 # 1,956 floats a token (h = 128, ffn = 352) and its probabilities (4 heads x 256 x 256 x 2) kept, 6.1 MB; with

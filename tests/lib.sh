@@ -188,6 +188,18 @@ run_checked() {
 	mpi_strata 180 "$_np" run "$@" --steps 2 --check --json
 	check_within "$_what"
 }
+# reference_on_0 DESCRIPTION ROW RANK COPIES: after check_within of a --check --compare --json run, the heap
+# high-water of the memory report's row ROW (world rank RANK) is at least COPIES x the model's fp32 bytes below rank
+# 0's, which alone builds and trains the single-rank reference (exec/check.c; the others keep its tensor table)
+reference_on_0() {
+	_h0=$(awk '$1 == ".compare.memory[0].heap_peak_bytes" { print $2 }' "$T/flat")
+	_hr=$(awk -v k="$2" -v want="$3" '$1 == ".compare.memory[" k "].rank" { r = $2 }
+		$1 == ".compare.memory[" k "].heap_peak_bytes" { h = $2 } END { if (r == want) print h }' "$T/flat")
+	_p=$(awk '$1 == ".params" { print $2 }' "$T/flat")
+	if awk -v a="$_hr" -v b="$_h0" -v p="$_p" -v c="$4" 'BEGIN { exit !(a > 0 && p > 0 && a + c * 4 * p < b) }'; then
+		ok "$1 (heap of rank $3 $_hr bytes, of rank 0 $_h0)"
+	else nok "$1" "rank $3 $_hr, rank 0 $_h0, params $_p"; fi
+}
 # check_within DESCRIPTION: $T/out is one JSON object (strata run --check --json) whose check is within
 # tests/cli_run.sh's tolerance (it says why): the loss within 1e-5, each tensor's gradients within 1e-3
 # of its largest reference gradient plus 1e-9
