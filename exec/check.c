@@ -75,6 +75,13 @@ int st__xcheck_step_error(const st__xcheck *c, int rank, int64_t step, st_error 
     return 0;
 }
 
+st__xwatch st__xcheck_barrier_watch(const st__xwatch *w, int size) {
+    st__xwatch b = *w;
+    b.timeout_s = w->timeout_s * (size + 1);
+    b.label = "the barrier that starts it, after rank 0's single-rank reference of --check";
+    return b;
+}
+
 int st__xcheck_gather(st__xcheck *c, const st__xwatch *w, MPI_Comm comm, int rank, int size, double *d) {
     enum { PIECE = 1 << 20 }; /* a transport size: rank 0 holds one piece at a time */
     MPI_Request q = MPI_REQUEST_NULL;

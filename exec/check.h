@@ -31,6 +31,10 @@ int st__xcheck_add(st__xcheck *c, int64_t off, float v, double *d);
  * ("rank R step K: N gradient value(s) not finite (the run diverged): --check cannot compare them"),
  * or on rank 0 the reference's. 0 or ST_EINVAL (err says which). */
 int st__xcheck_step_error(const st__xcheck *c, int rank, int64_t step, st_error *err);
+/* The watch of the barrier that starts a step: rank 0 runs the reference before it, the work of every rank's
+ * step on one (at most `size` times the longest compute of a step, which w's timeout covers), so the others
+ * wait for it up to (size + 1) x w's timeout; its label says so. */
+st__xwatch st__xcheck_barrier_watch(const st__xwatch *w, int size);
 /* After the step (every rank of comm, rank 0 the reference's): the kept elements to rank 0 in
  * pieces, compared there into d; waits through w (whose label the caller set). 0, or ST_ENOMEM
  * (rank 0 could not hold a piece; the pieces are still received). */

@@ -169,6 +169,8 @@ typedef struct rank_state {
     int64_t nh, off_step;
     float *hp, *hg, *hm, *hv;
     int grads_down, opt_done, weights_up, up_copy; /* up_copy: the program copies the weights up after the step */
+    int grads_final; /* in a step: sp's replicated gradients summed over tp (and --check's kept), before the first
+                        of the optimizer and the copy of the gradients down */
     int wte_reg;            /* the region of the tied embedding, -1 when none is shared across stages */
     /* per (chunk of this rank, micro-batch): slot chunk * M + mb */
     st__xacts **acts;       /* between its forward and backward */
@@ -1539,13 +1541,25 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
         memset(S->bwd_done, 0, (size_t)(S->M * S->V) * sizeof *S->bwd_done);
         memset(kind_s, 0, ST_EXEC_KINDS * sizeof *kind_s);
         S->loss_sum = 0;
-        S->grads_down = S->opt_done = S->weights_up = 0;
+        S->grads_down = S->opt_done = S->weights_up = S->grads_final = 0;
         S->nsends = 0;
         if (R) st__xcheck_begin(&R->chk);
-        if (R && R->chk.ref && (rc = ref_grads(R, S, step, o->seed, S->tokens + S->x.B * (S->T + 1)))) break;
+        int wsize = 1;
+        MPI_Comm_size(S->all, &wsize);
+        watch_between(S, step, "its start: the single-rank reference of --check");
+        if (R && R->chk.ref && (rc = ref_grads(R, S, step, o->seed, S->tokens + S->x.B * (S->T + 1)))) {
+            if (wsize > 1) st__xfail(&S->w, "out of memory"); /* (the others wait for it in the barrier) */
+            st_error_set(err, rc, NULL, NULL, "out of memory in the single-rank reference of --check");
+            break;
+        }
         watch_between(S, step, "the barrier that starts it");
         MPI_Request q = MPI_REQUEST_NULL;
-        st__xwait(&S->w, MPI_Ibarrier(S->world, &q), &q, 1, "barrier", S->world, -1);
+        if (R) { /* rank 0 ran the reference before it: every rank (every copy) waits for that (exec/check.c) */
+            st__xwatch bw = st__xcheck_barrier_watch(&S->w, wsize);
+            st__xwait(&bw, MPI_Ibarrier(S->all, &q), &q, 1, "barrier", S->all, -1);
+        } else {
+            st__xwait(&S->w, MPI_Ibarrier(S->world, &q), &q, 1, "barrier", S->world, -1);
+        }
         double t0 = now_s(), tp_before = 0, ep_before = 0, cp_before = 0, redo_before = 0, redoc_before = 0;
         double gemm0 = st__xkernels_gemm_s;
         double delay0 = st__xrun_delay_s();
@@ -1564,14 +1578,15 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             int kind = ST_EXEC_FWD;
             tp_before = S->tp_s, ep_before = S->ep_s, cp_before = S->cp_s, redo_before = S->redo_s;
             redoc_before = S->redo_c;
-            if (in.kind == ST_INS_COMPUTE && in.phase == ST_PHASE_OPTIMIZER) {
+            /* the reduced gradients final: before the optimizer, or before optimizer offload's copy of them down */
+            if (in.kind == ST_INS_COMPUTE && !S->grads_final &&
+                (in.phase == ST_PHASE_OPTIMIZER || (in.stream == ST_STREAM_COPY && in.chunk < 0 && !S->opt_done))) {
+                S->grads_final = 1;
                 /* sp's replicated gradients summed over tp before anything reads them (tp collectives) */
                 for (int g = 0; g < S->nreg; g++)
                     st__xmodel_sp_grads(&S->x, owned_grads(S, &S->reg[g]), S->reg[g].lo, S->reg[g].hi);
                 if (R && ref_keep(R, S)) {
                     rc = ST_ENOMEM;
-                    int wsize = 1;
-                    MPI_Comm_size(S->world, &wsize);
                     if (wsize > 1) st__xfail(&S->w, "out of memory"); /* (its peers would wait for it) */
                     break;
                 }
@@ -1646,8 +1661,6 @@ static int run_steps(rank_state *S, const st_exec_opts *o, reference *R, st_exec
             break;
         }
         if (R) { /* every rank's (every copy's) gradients to world rank 0, after the timed part */
-            int wsize = 1;
-            MPI_Comm_size(S->all, &wsize);
             watch_between(S, step, "its end: the gradients to rank 0 for --check");
             if ((rc = st__xcheck_gather(&R->chk, &S->w, S->all, S->wrank, wsize, R->d))) {
                 if (wsize > 1) st__xfail(&S->w, "out of memory"); /* (the others would wait for it in the next step) */

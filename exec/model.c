@@ -49,7 +49,8 @@
  * GELU's fc2); the probabilities, which a fused kernel never keeps, are made again right before each block's
  * attention backward. Under recompute=op a fused GEMM's forward runs as one call per part (fused_fwd:
  * torchtitan's separate linears), so that wk's or w3's recompute repeats the forward's own call. Dense blocks
- * only, without cp or an operator-level plan's splits (st__xmodel_init refuses the rest).
+ * only, without an operator-level plan's splits (st__xmodel_init refuses the rest); with cp the probabilities
+ * are remade through cp's exchange (attn_core_fwd).
  * Block by block (Megatron-LM's CheckpointFunction per block, tensor_parallel/random.py; torchtitan's
  * checkpoint_wrapper per block): what a recompute makes again lies in a room of one block's activations
  * (layout's parts 1 with full and op, 2 with any), which the chunk's blocks use in turn, as the cost model

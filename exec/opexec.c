@@ -2258,10 +2258,15 @@ int st_exec_run_ilp(const st_model *m, const st_autoshard_result *r, const st_cl
                 st__xtokens(X.mb[j].tokens + b * (X.S + 1), X.S, X.V, o->seed, step, j * X.mbs + b);
         }
         X.loss_sum = 0, X.adam_done = 0, X.opt_s = 0;
-        if (o->check && wrank == 0 && (rc = ref_grads(&X, step, o->seed, &ref_loss))) break;
-        X.wt.step = step, X.wt.ins = -1, X.wt.label = "the barrier that starts it";
+        X.wt.step = step, X.wt.ins = -1, X.wt.label = "its start: the single-rank reference of --check";
+        if (o->check && wrank == 0 && (rc = ref_grads(&X, step, o->seed, &ref_loss))) {
+            if (size > 1) st__xfail(&X.wt, "out of memory"); /* (the others wait for it in the barrier) */
+            break;
+        }
+        X.wt.label = "the barrier that starts it";
         MPI_Request q = MPI_REQUEST_NULL;
-        st__xwait(&X.wt, MPI_Ibarrier(X.all, &q), &q, 1, "barrier", X.all, -1);
+        st__xwatch bw = o->check ? st__xcheck_barrier_watch(&X.wt, size) : X.wt; /* (rank 0 ran the reference) */
+        st__xwait(&bw, MPI_Ibarrier(X.all, &q), &q, 1, "barrier", X.all, -1);
         double t0 = now_s(), gemm0 = st__xkernels_gemm_s, delay0 = st__xrun_delay_s();
         for (int i = 0; i < X.nit && !rc; i++) {
             const ox_item *it = &X.it[i];

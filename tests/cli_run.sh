@@ -290,6 +290,10 @@ run_checked 4 "offload_optimizer=0.4 with pp=2 dp=2 ZeRO-1 (GPT, tied embedding)
 # updated on the host and copied back into the shard that the next step's gathers read
 run_checked 2 "offload=optimizer with dp=2 ZeRO-3 (GPT, tied embedding) matches the reference" \
 	--model tiny-gpt --plan tp=1,pp=1,dp=2,mbs=1,gbs=4,seq=32,zero=3,offload=optimizer
+# with sp, the replicated gradients (norms, biases after the row-parallel GEMMs) summed over tp before they go down:
+# a host Adam on one tp rank's partial sums left the second step's loss 7e-4 off
+run_checked 4 "offload=optimizer with tp=2 sp=1 dp=2 ZeRO-3 (GPT) matches the reference" \
+	--model tiny-gpt --plan tp=2,sp=1,pp=1,dp=2,mbs=1,gbs=4,seq=32,zero=3,offload=optimizer
 run_checked 4 "offload_optimizer=0.4 with pp=2 dp=2 ZeRO-3 (Llama) matches the reference" \
 	--model tiny-llama --plan tp=1,pp=2,dp=2,mbs=1,gbs=8,seq=32,zero=3,offload_optimizer=0.4
 # offload=params (ZeRO-3 with DeepSpeed's offload_param): the shards stay on the host, each unit's copied up at the
