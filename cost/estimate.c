@@ -203,8 +203,10 @@ double st_cost_op_recompute(const st_op *o, st_recompute rc, int *coll) {
     case ST_REC_SELECTIVE: f = o->selective ? 1 : 0; break;
     case ST_REC_FULL: f = 1, c = 1; break;
     case ST_REC_OP:
+        /* the policy saves the reduce-scatter's output and the ep all-to-all's (src/core/opgraph.c, moe_sac) */
         f = o->op_recompute;
-        c = f > 0 && o->fwd_coll != ST_COLL_REDUCESCATTER;
+        c = f > 0 && o->fwd_coll != ST_COLL_REDUCESCATTER &&
+            !(o->coll_group == ST_GRP_EP && o->fwd_coll == ST_COLL_ALLTOALL);
         break;
     default: break;
     }

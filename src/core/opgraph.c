@@ -27,7 +27,9 @@
  * block, and recomputes everything else from the block input. torchtitan's Llama runs wq, wk, wv,
  * wo, then w1, w3, w2 as separate linears, one aten.mm each, so the saved ones are wq, wv, w1, w2
  * (and wk, wo, w3 recomputed); strata's fused qkv and SwiGLU fc1 split their outputs accordingly
- * (op_sac below). Every other operator is recomputed whole and keeps nothing.
+ * (op_sac below). Every other operator is recomputed whole and keeps nothing. Since 2025 the list
+ * also holds the functional all-to-all (an MoE block's dispatch and combine keep their outputs) and
+ * the routed experts run torch._grouped_mm, which it neither counts nor saves (moe_sac).
  *
  * kernels=eager is PyTorch's eager mode as torchtitan's Llama runs without torch.compile (torchtitan
  * models/llama/model.py and models/norms.py, Dec 2024; torch's nn.RMSNorm is a composite of ATen
@@ -816,6 +818,18 @@ static int mlp_ops(oplist *L, const st_model *m, const dims *x, double Tt, doubl
     return 0;
 }
 
+/* recompute=op on a routed expert GEMM (file comment): torchtitan's experts run torch._grouped_mm
+ * (GroupedExperts, use_grouped_mm), which is no aten.mm (the policy's every-second count skips it)
+ * and not in PyTorch's compute-intensive list that the policy saves (torch/_functorch/partitioners.py,
+ * get_default_op_list: mm, bmm, addmm, convolution, the SDPA kernels, _scaled_mm): recomputed whole.
+ * The all-to-all that brings its rows (dispatch, before fc1) or takes them back (combine, after fc2)
+ * is on the save list (_c10d_functional.all_to_all_single, "to avoid re-communication"): with ep > 1
+ * its output, Tk x h, is kept and it does not run again (st_cost_op_recompute). */
+static void moe_sac(st_op *o, const st_shard *s, const dims *x, double Tk) {
+    o->op_recompute = 1;
+    o->op_saved_bytes = s->ep > 1 ? Tk * x->h * x->act : 0;
+}
+
 /* MoE (Lepikhin et al. 2020; DeepSeekMoE, Dai et al. 2024): a router, the routed experts of
  * moe_ffn each (top-k a token), and shared experts every token visits (shared_experts x
  * shared_ffn, run as one dense MLP beside them, split by tp like the dense MLP; Megatron-Core's
@@ -861,7 +875,7 @@ static int moe_ops(oplist *L, const st_model *m, const st_shard *s, const dims *
     o->saved_bytes = Tk * x->h * x->in8;
     o->expert = 1;
     o->splits = ST_SPLIT_TP | ST_SPLIT_EP;
-    op_sac(o, x, &L->mm, (int)gate, (double[]){Tk * f_l, Tk * f_l});
+    moe_sac(o, s, x, Tk);
 
     PUSH(routed[2], ST_OPC_ELEMWISE);
     stream(o, x, gate * Tk * f_l, Tk * f_l, 0);
@@ -879,7 +893,7 @@ static int moe_ops(oplist *L, const st_model *m, const st_shard *s, const dims *
     o->saved_bytes = Tk * f_l * x->in8;
     o->expert = 1;
     o->splits = ST_SPLIT_TP | ST_SPLIT_EP;
-    op_sac(o, x, &L->mm, 1, (double[]){Tk * x->h});
+    moe_sac(o, s, x, Tk);
     if (s->ep > 1) {
         o->coll_group = ST_GRP_EP;
         o->coll_bytes = Tk * x->h * x->act;
