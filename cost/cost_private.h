@@ -85,6 +85,7 @@ typedef struct st__pass {
     double sel_bytes;       /* of which selective recompute drops */
     double input_bytes;     /* the block input, what full recompute keeps */
     double op_bytes;        /* the outputs recompute=op saves (besides the input) */
+    double op_comm_bytes;   /* of op_bytes, those recompute=none does not keep (ep all-to-alls' outputs) */
     double wgrad_bytes;     /* the saved inputs of its linear layers (GEMMs with weights): what a weight-gradient
                                half needs (full recompute keeps them from the input half to it; memory.c) */
     double op_wgrad_bytes;  /* of wgrad_bytes, the inputs recompute=op does not save (the norms' outputs before

@@ -116,7 +116,7 @@ double st__block_act(const st__pass *ps, st_recompute rc) {
 double st__block_working(const st__pass *ps, st_recompute rc) {
     switch (rc) {
     case ST_REC_FULL: return ps->saved_bytes;
-    case ST_REC_OP: return ps->saved_bytes - st__block_act(ps, rc);
+    case ST_REC_OP: return ps->saved_bytes - (st__block_act(ps, rc) - ps->op_comm_bytes); /* (what op drops) */
     default: return 0;
     }
 }

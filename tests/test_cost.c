@@ -1138,44 +1138,58 @@ START_TEST(test_recompute_op) {
 }
 END_TEST
 
-/* recompute=op on an MoE block (torchtitan's policy, src/core/opgraph.c moe_sac): the router is the 5th aten.mm
- * (after wq, wk, wv, wo) and keeps its logits; the routed experts run torch._grouped_mm, which the policy neither
- * counts nor saves, so both expert GEMMs rerun whole; with ep > 1 the dispatch's and the combine's all-to-all
- * outputs (T k h each) are kept and neither all-to-all runs again; with ep = 1 there is none to keep */
+/* recompute=op on an MoE block (torchtitan's policy, src/core/opgraph.c moe_sac): the router's gate is forced to
+ * recompute (per_op_sac_force_recompute_mm_shapes_by_fqns' default); the routed experts run torch._grouped_mm, which
+ * the policy neither counts nor saves, so both expert GEMMs rerun whole; with ep > 1 the dispatch's all-to-all
+ * output (the busiest rank's T k load rows) and the combine's (the T k rows it sent) are kept (x h, bf16) and
+ * neither all-to-all runs again; they are no part of what recompute=none keeps, so the recompute's working set is
+ * what op drops of none's, >= 0; with ep = 1 there is no all-to-all to keep */
 START_TEST(test_recompute_op_moe) {
-    env e;
-    env_init(&e, "mixtral-8x7b", 64, "tp=1,pp=4,dp=16,ep=8,mbs=1,gbs=256,seq=4096,recompute=op");
-    st_shard sh;
-    st_plan_shard(e.p, &sh);
-    st_op ops[ST_MAX_OPS];
-    int n = st_ops_layer(&e.m, &sh, 0, ops, ST_MAX_OPS), seen = 0;
-    double load = e.m.capacity_factor > 0 ? e.m.capacity_factor : e.m.moe_imbalance > 0 ? e.m.moe_imbalance : 1;
-    double Tk = 4096.0 * (double)e.m.experts_topk * load, a2a = Tk * (double)e.m.hidden * 2; /* bf16 */
-    for (int i = 0; i < n; i++) {
-        int coll = -1;
-        double f = st_cost_op_recompute(&ops[i], ST_REC_OP, &coll);
-        if (!strcmp(ops[i].name, "router")) {
-            ck_assert_double_eq(f, 0);
-            ck_assert_double_eq(ops[i].op_saved_bytes, 4096.0 * (double)e.m.experts * 2);
-            seen |= 1;
+    const char *const models[] = {"mixtral-8x7b", "qwen3-235b-a22b"};
+    for (int mi = 0; mi < 2; mi++) {
+        env e;
+        env_init(&e, models[mi], 64, "tp=1,pp=4,dp=16,ep=8,mbs=1,gbs=256,seq=4096,recompute=op");
+        st_shard sh;
+        st_plan_shard(e.p, &sh);
+        st_op ops[ST_MAX_OPS];
+        int n = st_ops_layer(&e.m, &sh, e.m.layers - 1, ops, ST_MAX_OPS), seen = 0;
+        double load = e.m.capacity_factor > 0 ? e.m.capacity_factor : e.m.moe_imbalance > 0 ? e.m.moe_imbalance : 1;
+        double Tk = 4096.0 * (double)e.m.experts_topk, h2 = (double)e.m.hidden * 2; /* bf16 */
+        for (int i = 0; i < n; i++) {
+            int coll = -1;
+            double f = st_cost_op_recompute(&ops[i], ST_REC_OP, &coll);
+            if (!strcmp(ops[i].name, "router")) {
+                ck_assert_double_eq(f, 1);
+                ck_assert_double_eq(ops[i].op_saved_bytes, 0);
+                ck_assert_int_eq(coll, 0); /* (it carries the dispatch: its output kept) */
+                seen |= 1;
+            }
+            if (!strcmp(ops[i].name, "expert_fc1")) {
+                ck_assert_double_eq(f, 1);
+                REL(ops[i].op_saved_bytes, Tk * load * h2, 1e-12);
+                seen |= 2;
+            }
+            if (!strcmp(ops[i].name, "expert_fc2")) {
+                ck_assert_double_eq(f, 1);
+                REL(ops[i].op_saved_bytes, Tk * h2, 1e-12);
+                ck_assert_int_eq(coll, 0); /* (the combine's) */
+                seen |= 4;
+            }
         }
-        if (!strcmp(ops[i].name, "expert_fc1") || !strcmp(ops[i].name, "expert_fc2")) {
-            ck_assert_double_eq(f, 1);
-            REL(ops[i].op_saved_bytes, a2a, 1e-12);
-            if (ops[i].fwd_coll == ST_COLL_ALLTOALL) ck_assert_int_eq(coll, 0); /* (the combine's: its output kept) */
-            seen |= ops[i].fwd_coll == ST_COLL_ALLTOALL ? 8 : 0;
-            seen |= !strcmp(ops[i].name, "expert_fc1") ? 2 : 4;
-        }
+        ck_assert_int_eq(seen, 7);
+        const st__shard_cost *sc = st__cost_shard(e.ctx, e.p);
+        for (int k = 0; k < sc->nk; k++)
+            ck_assert_msg(st__block_working(&sc->kind[k], ST_REC_OP) >= 0, "%s kind %d: working set %g", models[mi], k,
+                          st__block_working(&sc->kind[k], ST_REC_OP));
+        st_error err;
+        ck_assert_int_eq(st_plan_parse_spec("tp=1,pp=4,dp=16,ep=1,mbs=1,gbs=256,seq=4096,recompute=op", e.p, &err), 0);
+        st_plan_shard(e.p, &sh);
+        n = st_ops_layer(&e.m, &sh, e.m.layers - 1, ops, ST_MAX_OPS);
+        for (int i = 0; i < n; i++)
+            if (!strcmp(ops[i].name, "expert_fc1") || !strcmp(ops[i].name, "expert_fc2"))
+                ck_assert_double_eq(ops[i].op_saved_bytes, 0);
+        env_free(&e);
     }
-    ck_assert_int_eq(seen, 15);
-    st_error err;
-    ck_assert_int_eq(st_plan_parse_spec("tp=1,pp=4,dp=16,ep=1,mbs=1,gbs=256,seq=4096,recompute=op", e.p, &err), 0);
-    st_plan_shard(e.p, &sh);
-    n = st_ops_layer(&e.m, &sh, 0, ops, ST_MAX_OPS);
-    for (int i = 0; i < n; i++)
-        if (!strcmp(ops[i].name, "expert_fc1") || !strcmp(ops[i].name, "expert_fc2"))
-            ck_assert_double_eq(ops[i].op_saved_bytes, 0);
-    env_free(&e);
 }
 END_TEST
 

@@ -359,8 +359,9 @@ typedef struct st_op {
     double ckpt_kept_bytes; /* ... less these: the inputs the checkpoint keeps (a checkpointed fused
                                attention keeps q, k and v) */
     /* recompute=op (torchtitan's op-level selective AC): the output bytes the policy saves, and
-     * the fraction of this op's forward that the block's recompute runs again (0..1) */
-    double op_saved_bytes, op_recompute;
+     * the fraction of this op's forward that the block's recompute runs again (0..1); of the saved
+     * bytes, those the backward without recompute does not keep (an ep all-to-all's output) */
+    double op_saved_bytes, op_recompute, op_comm_bytes;
     unsigned splits;    /* ST_SPLIT_* that divide this op's work */
     int expert;         /* weights belong to experts (sharded by ep, reduced over dp*cp/ep) */
     int quant; /* a linear layer that fp8, mxfp8 or nvfp4 training runs in that format (forward, dgrad, wgrad) */

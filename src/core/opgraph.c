@@ -27,9 +27,10 @@
  * block, and recomputes everything else from the block input. torchtitan's Llama runs wq, wk, wv,
  * wo, then w1, w3, w2 as separate linears, one aten.mm each, so the saved ones are wq, wv, w1, w2
  * (and wk, wo, w3 recomputed); strata's fused qkv and SwiGLU fc1 split their outputs accordingly
- * (op_sac below). Every other operator is recomputed whole and keeps nothing. Since 2025 the list
- * also holds the functional all-to-all (an MoE block's dispatch and combine keep their outputs) and
- * the routed experts run torch._grouped_mm, which it neither counts nor saves (moe_sac).
+ * (op_sac below). Every other operator is recomputed whole and keeps nothing. In an MoE block the
+ * router's gate is forced to recompute (not counted), the routed experts run torch._grouped_mm, which
+ * the policy neither counts nor saves, and since Sep 2025 the list holds the functional all-to-all
+ * (the dispatch and the combine keep their outputs): moe_sac.
  *
  * kernels=eager is PyTorch's eager mode as torchtitan's Llama runs without torch.compile (torchtitan
  * models/llama/model.py and models/norms.py, Dec 2024; torch's nn.RMSNorm is a composite of ATen
@@ -820,14 +821,16 @@ static int mlp_ops(oplist *L, const st_model *m, const dims *x, double Tt, doubl
 
 /* recompute=op on a routed expert GEMM (file comment): torchtitan's experts run torch._grouped_mm
  * (GroupedExperts, use_grouped_mm), which is no aten.mm (the policy's every-second count skips it)
- * and not in PyTorch's compute-intensive list that the policy saves (torch/_functorch/partitioners.py,
- * get_default_op_list: mm, bmm, addmm, convolution, the SDPA kernels, _scaled_mm): recomputed whole.
- * The all-to-all that brings its rows (dispatch, before fc1) or takes them back (combine, after fc2)
- * is on the save list (_c10d_functional.all_to_all_single, "to avoid re-communication"): with ep > 1
- * its output, Tk x h, is kept and it does not run again (st_cost_op_recompute). */
-static void moe_sac(st_op *o, const st_shard *s, const dims *x, double Tk) {
+ * and on no save list (its per-model _op_sac_save_list; since Feb 2026 PyTorch's compute-intensive
+ * list, torch/_functorch/partitioners.py get_default_op_list: mm, bmm, addmm, the SDPA kernels,
+ * _scaled_mm): recomputed whole. The all-to-all that brings its rows (dispatch, before fc1) or takes
+ * them back (combine, after fc2) is on the list since pytorch/torchtitan#1672 (Sep 2025, "Save
+ * _to_copy and a2a in selective AC policy"; the dispatch through all_to_all_single_autograd): with
+ * ep > 1 its output, rows x h, is kept and it does not run again (st_cost_op_recompute). The backward
+ * without recompute keeps no such tensor here (op_comm_bytes: not part of what op drops). */
+static void moe_sac(st_op *o, const st_shard *s, const dims *x, double rows) {
     o->op_recompute = 1;
-    o->op_saved_bytes = s->ep > 1 ? Tk * x->h * x->act : 0;
+    o->op_saved_bytes = o->op_comm_bytes = s->ep > 1 ? rows * x->h * x->act : 0;
 }
 
 /* MoE (Lepikhin et al. 2020; DeepSeekMoE, Dai et al. 2024): a router, the routed experts of
@@ -856,7 +859,9 @@ static int moe_ops(oplist *L, const st_model *m, const st_shard *s, const dims *
     gemm(o, x, x->T, E_all, x->h, 1);
     o->params = x->h * E_all;
     o->saved_bytes = x->T * E_all * 4; /* fp32 router probabilities */
-    op_sac(o, x, &L->mm, 1, (double[]){x->T * E_all});
+    /* recompute=op: torchtitan's per_op_sac_force_recompute_mm_shapes_by_fqns defaults to the router's gate
+     * (["moe.router.gate"]): its mm reruns and is not counted in the every-second rule */
+    o->op_recompute = 1;
     if (s->ep > 1) {
         o->coll_group = ST_GRP_EP;
         o->coll_bytes = Tk * x->h * x->act;
@@ -875,7 +880,7 @@ static int moe_ops(oplist *L, const st_model *m, const st_shard *s, const dims *
     o->saved_bytes = Tk * x->h * x->in8;
     o->expert = 1;
     o->splits = ST_SPLIT_TP | ST_SPLIT_EP;
-    moe_sac(o, s, x, Tk);
+    moe_sac(o, s, x, Tk); /* the dispatch's output: the busiest rank's received rows */
 
     PUSH(routed[2], ST_OPC_ELEMWISE);
     stream(o, x, gate * Tk * f_l, Tk * f_l, 0);
@@ -893,7 +898,8 @@ static int moe_ops(oplist *L, const st_model *m, const st_shard *s, const dims *
     o->saved_bytes = Tk * f_l * x->in8;
     o->expert = 1;
     o->splits = ST_SPLIT_TP | ST_SPLIT_EP;
-    moe_sac(o, s, x, Tk);
+    /* the combine's output: the rows this rank sent, back (padded to the capacity where there is one) */
+    moe_sac(o, s, x, x->T * k * (m->capacity_factor > 0 ? m->capacity_factor : 1));
     if (s->ep > 1) {
         o->coll_group = ST_GRP_EP;
         o->coll_bytes = Tk * x->h * x->act;
@@ -1059,7 +1065,8 @@ static int mtp_ops(oplist *L, const st_model *m, const st_shard *s, const dims *
     for (int i = first; k > 1 && i < L->n; i++) {
         st_op *p = &L->ops[i];
         p->fwd_flops *= k, p->bwd_flops *= k, p->fwd_bytes *= k, p->bwd_bytes *= k;
-        p->params *= k, p->saved_bytes *= k, p->ckpt_kept_bytes *= k, p->op_saved_bytes *= k, p->coll_bytes *= k;
+        p->params *= k, p->saved_bytes *= k, p->ckpt_kept_bytes *= k, p->op_saved_bytes *= k, p->op_comm_bytes *= k;
+        p->coll_bytes *= k;
         p->dy_bytes *= k;
         p->fwd_coll_bytes *= k;
         p->kernels_fwd *= (int)k, p->kernels_bwd *= (int)k;
