@@ -355,9 +355,7 @@ static void pass_add_ops(st_cost_ctx *ctx, const st_plan *p, const st_op *ops, i
             out->wgrad_bytes += o->saved_bytes;
             out->dy_bytes += o->dy_bytes;
             /* its input is the operator before's output: saved by recompute=op when that one's is (op_sac) */
-            /* (or, the first expert GEMM's, the dispatch's output it reads: kept, moe_sac) */
-            int reads_kept = o->expert && o->op_comm_bytes > 0 && o->fwd_coll == ST_COLL_NONE;
-            if (i == 0 || !(ops[i - 1].op_saved_bytes > 0 || reads_kept)) out->op_wgrad_bytes += o->saved_bytes;
+            if (i == 0 || !(ops[i - 1].op_saved_bytes > 0)) out->op_wgrad_bytes += o->saved_bytes;
         }
         int coll;
         out->op_fwd_s += st_cost_op_recompute(o, ST_REC_OP, &coll) * oc.fwd_s;

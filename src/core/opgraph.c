@@ -819,17 +819,19 @@ static int mlp_ops(oplist *L, const st_model *m, const dims *x, double Tt, doubl
     return 0;
 }
 
-/* recompute=op on a routed expert GEMM (file comment): torchtitan's experts run torch._grouped_mm
- * (GroupedExperts, use_grouped_mm), which is no aten.mm (the policy's every-second count skips it)
- * and on no save list (its per-model _op_sac_save_list; since Feb 2026 PyTorch's compute-intensive
- * list, torch/_functorch/partitioners.py get_default_op_list: mm, bmm, addmm, the SDPA kernels,
- * _scaled_mm): recomputed whole. The all-to-all that brings its rows (dispatch, before fc1) or takes
- * them back (combine, after fc2) is on the list since pytorch/torchtitan#1672 (Sep 2025, "Save
- * _to_copy and a2a in selective AC policy"; the dispatch through all_to_all_single_autograd): with
- * ep > 1 its output, rows x h, is kept and it does not run again (st_cost_op_recompute). The backward
- * without recompute keeps no such tensor here (op_comm_bytes: not part of what op drops). */
+/* recompute=op in an MoE block (file comment). Its GEMMs rerun whole, none counted in the
+ * every-second rule: torchtitan forces the router's gate to recompute
+ * (per_op_sac_force_recompute_mm_shapes_by_fqns' default, ["moe.router.gate"]), and the routed
+ * experts run torch._grouped_mm (GroupedExperts, use_grouped_mm), which is no aten.mm and on no save
+ * list (its per-model _op_sac_save_list; since Feb 2026 PyTorch's compute-intensive list,
+ * torch/_functorch/partitioners.py get_default_op_list: mm, bmm, addmm, the SDPA kernels,
+ * _scaled_mm); push's default (op_recompute 1, nothing saved) says so. The ep all-to-alls, on the
+ * list since pytorch/torchtitan#1672 (Sep 2025, "Save _to_copy and a2a in selective AC policy"; the
+ * dispatch through all_to_all_single_autograd), keep their outputs and do not run again
+ * (st_cost_op_recompute): o, the op that carries one (the router the dispatch, fc2 the combine), keeps
+ * its rows x h with ep > 1, which the backward without recompute does not keep here (op_comm_bytes:
+ * not part of what op drops of none's). */
 static void moe_sac(st_op *o, const st_shard *s, const dims *x, double rows) {
-    o->op_recompute = 1;
     o->op_saved_bytes = o->op_comm_bytes = s->ep > 1 ? rows * x->h * x->act : 0;
 }
 
@@ -859,9 +861,7 @@ static int moe_ops(oplist *L, const st_model *m, const st_shard *s, const dims *
     gemm(o, x, x->T, E_all, x->h, 1);
     o->params = x->h * E_all;
     o->saved_bytes = x->T * E_all * 4; /* fp32 router probabilities */
-    /* recompute=op: torchtitan's per_op_sac_force_recompute_mm_shapes_by_fqns defaults to the router's gate
-     * (["moe.router.gate"]): its mm reruns and is not counted in the every-second rule */
-    o->op_recompute = 1;
+    moe_sac(o, s, x, Tk); /* the dispatch's output: the busiest rank's received rows */
     if (s->ep > 1) {
         o->coll_group = ST_GRP_EP;
         o->coll_bytes = Tk * x->h * x->act;
@@ -879,8 +879,7 @@ static int moe_ops(oplist *L, const st_model *m, const st_shard *s, const dims *
     o->params = e_l * (x->h * gate * f_l + (m->bias ? gate * f_l : 0));
     o->saved_bytes = Tk * x->h * x->in8;
     o->expert = 1;
-    o->splits = ST_SPLIT_TP | ST_SPLIT_EP;
-    moe_sac(o, s, x, Tk); /* the dispatch's output: the busiest rank's received rows */
+    o->splits = ST_SPLIT_TP | ST_SPLIT_EP; /* (recompute=op: reruns whole, moe_sac) */
 
     PUSH(routed[2], ST_OPC_ELEMWISE);
     stream(o, x, gate * Tk * f_l, Tk * f_l, 0);
