@@ -405,8 +405,10 @@ static int find_group(const st_lowered *l, st_group_kind k, int rank, int *pos) 
 
 /* Whether recompute=op's block_redo (exec/model.c) runs forward operator o again: all but the attention
  * (its output kept) and, of the MLP's GEMMs, the one whose outputs the policy keeps (op_sac's every second
- * aten.mm: SwiGLU's fc1 reruns its w3 half and fc2 none; GELU's fc1 none and fc2 all). A mismatch means
- * that the cost model's policy and the executor's differ. */
+ * aten.mm: SwiGLU's fc1 reruns its w3 half and fc2 none; GELU's fc1 none and fc2 all); an MoE block's router,
+ * experts and weighted sum all (exec/model.c moe_redo_dev; the ep all-to-alls' outputs kept, which the lowering
+ * leaves out of the recompute: st_cost_op_recompute). A mismatch means that the cost model's policy and the
+ * executor's differ. */
 static int op_reruns(const st_lowered_op *o, int swiglu) {
     if (o->cls == ST_OPC_ATTENTION) return 0;
     if (!strcmp(o->name, "fc1")) return swiglu;
@@ -497,14 +499,10 @@ static int check_plan(const st_plan *p, const st_lowered *l, const st_model *m, 
     if (why) return st_error_set(err, ST_EINVAL, NULL, "plan", "the cpu executor does not run %s yet", why);
     /* recompute=op keeps the SDPA kernel's output and remakes the probabilities in the backward, as the fused
      * kernel does (exec/model.c, block_redo); the unfused core's scores, softmax and context are recomputed */
-    /* (and on dense blocks: st__xmodel_init says so too, for the operator-level splits it learns of). With cp the
+    /* (without the operator-level splits: st__xmodel_init says so, as it learns of them). With cp the
      * remade probabilities exchange the keys and values again inside the backward (exec/model.c, block_bwd),
      * where the lowering puts that exchange in the recompute (the cp collective of the operator that makes q and
      * k, cost/estimate.c st_cost_op_recompute): the same exchanges, timed under the backward. */
-    if (p->recompute == ST_REC_OP && m->experts > 0)
-        return st_error_set(err, ST_EINVAL, NULL, "recompute",
-                            "the cpu executor runs recompute=op on dense blocks (the plan has MoE blocks): use "
-                            "recompute=full or selective");
     if (p->recompute == ST_REC_OP && !st_attention_fused(p->attention))
         return st_error_set(err, ST_EINVAL, NULL, "attention",
                             "the cpu executor runs recompute=op with the fused attention (attention=flash), whose "

@@ -48,9 +48,10 @@
  * backward, running the operators the lowering's recompute names (the unsaved GEMMs alone: wk's, w3's or
  * GELU's fc2); the probabilities, which a fused kernel never keeps, are made again right before each block's
  * attention backward. Under recompute=op a fused GEMM's forward runs as one call per part (fused_fwd:
- * torchtitan's separate linears), so that wk's or w3's recompute repeats the forward's own call. Dense blocks
- * only, without an operator-level plan's splits (st__xmodel_init refuses the rest); with cp the probabilities
- * are remade through cp's exchange (attn_core_fwd).
+ * torchtitan's separate linears), so that wk's or w3's recompute repeats the forward's own call. An MoE block
+ * keeps its routing and, with ep > 1, the all-to-alls' outputs, and runs its router, experts and weighted sum
+ * again (moe_drop, moe_redo_dev). Without an operator-level plan's splits (st__xmodel_init refuses them); with
+ * cp the probabilities are remade through cp's exchange (attn_core_fwd).
  * Block by block (Megatron-LM's CheckpointFunction per block, tensor_parallel/random.py; torchtitan's
  * checkpoint_wrapper per block): what a recompute makes again lies in a room of one block's activations
  * (layout's parts 1 with full and op, 2 with any), which the chunk's blocks use in turn, as the cost model
@@ -446,14 +447,14 @@ int st__xmodel_init(st__xmodel *x, const st_model *m, const st__xpart *pt, uint6
     x->E_l = x->E / x->ep, x->e0 = x->er * x->E_l, x->fe_l = x->moe_rows ? x->fe : x->fe / tp;
     if (m->position == ST_POS_ALIBI)
         return st_error_set(err, ST_EINVAL, NULL, "model", "the cpu executor runs learned or rotary positions, not alibi");
-    /* recompute=op keeps the outputs of its policy's GEMMs (block_redo): dense blocks, Megatron's sharding (cp too:
-     * the backward's attn_core_fwd remakes the probabilities through cp's exchanges); an MoE block's routing and
-     * the operator-level splits would each need their own kept tensors */
-    if (pt->recompute == 3 && (m->experts > 0 || x->attn_rows || x->moe_rows || x->hd > 1))
+    /* recompute=op keeps the outputs of its policy's GEMMs (block_redo): Megatron's sharding, dense and MoE blocks
+     * (cp too: the backward's attn_core_fwd remakes the probabilities through cp's exchanges); the operator-level
+     * splits (the ILP's rows, the router's or the experts' over tp, the output layer's own group) would each need
+     * their own kept tensors */
+    if (pt->recompute == 3 && (x->attn_rows || x->moe_rows || x->router_h || x->hd > 1))
         return st_error_set(err, ST_EINVAL, NULL, "recompute",
-                            "the cpu executor runs recompute=op on dense blocks without an operator-level split (the "
-                            "plan has %s): use recompute=full or selective",
-                            m->experts > 0 ? "MoE blocks" : "an operator-level split");
+                            "the cpu executor runs recompute=op without an operator-level split (the plan has one): "
+                            "use recompute=full or selective");
     if (x->attn_rows == 3 && ((x->a * x->d) % tp || (x->kv * x->d) % tp))
         return st_error_set(err, ST_EINVAL, NULL, "plan",
                             "QKV split along its fused width needs tp=%d to divide the queries' and keys' widths (%lld "
@@ -636,6 +637,9 @@ static float *carve(float *base, int64_t *off, int64_t n) {
  * (Megatron-LM's per-block checkpoint, which the cost model prices, cost/memory.c st__block_act); op, its
  * input, wq's, wv's and w1's outputs (SwiGLU's w2's too), the attention's output and the reduce-scatters'
  * (sp), the block's op_saved_bytes (src/core/opgraph.c, op_sac); empty otherwise. */
+/* whether this rank's block k (of all its chunks') is an MoE block (its router in the table) */
+static int block_moe(const st__xmodel *x, int k) { return x->idx[(int64_t)k * F_COUNT + F_ROUTER] >= 0; }
+
 static void layout(const st__xmodel *x, int nl, int tail, st__xacts *a, float *const *base, int64_t *n) {
     int64_t N = x->B * x->T, S = x->Ns, h = x->h, ql = x->a_l * x->d, kl = x->kv_l * x->d, o[4] = {0, 0, 0, 0};
     int64_t top1 = 0, top2 = 0; /* the rooms' floats: one block's */
@@ -646,6 +650,7 @@ static void layout(const st__xmodel *x, int nl, int tail, st__xacts *a, float *c
     int64_t *ok = op ? &o[3] : &o[1], *ox = room1 ? &o[3] : &o[1];
     for (int l = 0; l < nl; l++) {
         xlayer_acts t = {0};
+        int moe = block_moe(x, chunk_first(x, a->chunk) + l); /* its MLP's activations are its xmoe's */
         if (room1) o[1] = 0; /* every block's at the same places */
         if (room2) o[2] = 0;
         t.x = carve(bx, ox, S * h), t.n1 = carve(b1, &o[1], N * h);
@@ -656,7 +661,7 @@ static void layout(const st__xmodel *x, int nl, int tail, st__xacts *a, float *c
         if (op) {
             t.qw = x->rope ? carve(bk, ok, N * ql) : NULL;
             t.pr = x->sp ? carve(bk, ok, S * h) : NULL;
-            t.y2 = x->swiglu ? carve(bk, ok, N * h) : NULL;
+            t.y2 = x->swiglu && !moe ? carve(bk, ok, N * h) : NULL;
             t.yr = x->sp ? carve(bk, ok, S * h) : NULL;
         }
         if (x->cp > 1 && x->cp_comm == ST_CP_A2A) /* kept with the probabilities, which are made from them */
@@ -665,8 +670,10 @@ static void layout(const st__xmodel *x, int nl, int tail, st__xacts *a, float *c
         if (x->attn_rows == 3) t.aor = carve(b1, &o[1], N * x->wq_l);
         t.x2 = carve(b1, &o[1], S * h), t.n2 = carve(b1, &o[1], N * h);
         t.mean2 = carve(b1, &o[1], S), t.rstd2 = carve(b1, &o[1], S);
-        t.h1 = carve(bk, ok, N * x->f_l), t.h3 = x->swiglu ? carve(b1, &o[1], N * x->f_l) : NULL;
-        t.g = carve(b1, &o[1], N * x->f_l);
+        if (!moe) {
+            t.h1 = carve(bk, ok, N * x->f_l), t.h3 = x->swiglu ? carve(b1, &o[1], N * x->f_l) : NULL;
+            t.g = carve(b1, &o[1], N * x->f_l);
+        }
         if (base) t.moe = a->lay[l].moe, a->lay[l] = t;
         if (o[1] > top1) top1 = o[1];
         if (o[2] > top2) top2 = o[2];
@@ -990,6 +997,25 @@ static float *exchange_dev(st__xmodel *x, const float *send, const int *scount, 
 
 #define I32(p) ((int32_t *)(void *)(p))
 
+/* this rank's experts on their sorted rows e->xin: fc1 (SwiGLU's two halves) into e->h1 (and e->h3), the activation
+ * into e->g, fc2 into yo [R x h] */
+static void experts_fwd_dev(st__xmodel *x, const st__xlayer *w, xmoe *e, float *yo) {
+    const st__xbackend *be = x->be;
+    int64_t h = x->h, fl = x->fe_l;
+    for (int64_t c = 0; c < x->E_l; c++) {
+        int64_t a = e->first[c], n = e->first[c + 1] - a;
+        float *hh1 = e->h1 + a * fl, *hh3 = e->h3 + a * fl, *gg = e->g + a * fl;
+        be->mm_fwd(hh1, e->xin + a * h, w->ew1 + c * fl * h, NULL, n, h, fl, 0);
+        if (x->swiglu) {
+            be->mm_fwd(hh3, e->xin + a * h, w->ew3 + c * fl * h, NULL, n, h, fl, 0);
+            be->swiglu_fwd(gg, hh1, hh3, n * fl);
+        } else {
+            be->act_fwd(gg, hh1, n * fl, x->act);
+        }
+        be->mm_fwd(yo + a * h, gg, w->ew2 + c * h * fl, NULL, n, fl, h, 0);
+    }
+}
+
 static int moe_fwd_dev(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *part) {
     const st__xbackend *be = x->be;
     int64_t N = x->B * x->T, K = x->topk, h = x->h, fl = x->fe_l, El = x->E_l, E = x->E, NK = N * K;
@@ -1030,18 +1056,7 @@ static int moe_fwd_dev(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float
     be->moe_sort(e->xin, I32(e->dperm), I32(dcnt + E), recv, R, h, El);
     be->mem_copy((float *)(void *)(cnt + E), dcnt + E, El + 1);
     memcpy(e->first, cnt + E, (size_t)(El + 1) * sizeof *e->first);
-    for (int64_t c = 0; c < El; c++) {
-        int64_t a = e->first[c], n = e->first[c + 1] - a;
-        float *hh1 = e->h1 + a * fl, *hh3 = e->h3 + a * fl, *gg = e->g + a * fl;
-        be->mm_fwd(hh1, e->xin + a * h, w->ew1 + c * fl * h, NULL, n, h, fl, 0);
-        if (x->swiglu) {
-            be->mm_fwd(hh3, e->xin + a * h, w->ew3 + c * fl * h, NULL, n, h, fl, 0);
-            be->swiglu_fwd(gg, hh1, hh3, n * fl);
-        } else {
-            be->act_fwd(gg, hh1, n * fl, x->act);
-        }
-        be->mm_fwd(yo + a * h, gg, w->ew2 + c * h * fl, NULL, n, fl, h, 0);
-    }
+    experts_fwd_dev(x, w, e, yo);
     /* combine: the outputs back to their tokens' ranks in the order they were sent, weighted and summed */
     be->moe_permute(back, yo, I32(e->dperm), R, h, 1);
     if (!(e->y = exchange_dev(x, back, e->rcount, got, h))) goto out;
@@ -1051,6 +1066,58 @@ out:
     free(cnt), free(got);
     be->mem_free(logits), be->mem_free(dcnt), be->mem_free(send), be->mem_free(recv), be->mem_free(yo);
     be->mem_free(back);
+    return rc;
+}
+
+/* recompute=op (file comment): what the forward keeps of an MoE block on the device path is its routing (top, s,
+ * the send order and places, perm, the counts: N k and R ints or floats) and, with ep > 1, the all-to-alls' outputs,
+ * the received rows xin and the returned rows y (torchtitan's policy saves the functional all-to-all's output,
+ * pytorch/torchtitan#1672; the cost model's moe_sac, src/core/opgraph.c); the experts' fc1 outputs and activations,
+ * and without ep the rows (a gather and a sort, no all-to-all) are dropped here after the forward and made again by
+ * moe_redo_dev before the block's backward, as the room of one block's activations is (the block after, whose
+ * backward ran, drops its own again there). */
+static void moe_drop(st__xmodel *x, xmoe *e) {
+    if (!e || !e->be) return;
+    float **d[] = {&e->h1, &e->h3, &e->g, &e->xin, &e->y};
+    for (size_t i = 0; i < sizeof d / sizeof *d; i++)
+        if (i < 3 || x->ep == 1) e->be->mem_free(*d[i]), *d[i] = NULL;
+}
+
+/* block_redo's MoE MLP on the device path: the operators the lowering's recompute names (router, expert_fc1,
+ * expert_act, expert_fc2, moe_combine: torchtitan forces the router's gate to recompute and its grouped_mm experts
+ * are on no save list), each as moe_fwd_dev runs it, from the block's remade norm output t->n2 and what moe_drop
+ * kept: the router's GEMM and routing again (the same logits and so the same top, weights, order and places,
+ * rewritten: the kernels count, they do not race, exec/moe_kernels.h), without ep the dispatch's gather and sort
+ * (with ep its all-to-all's output kept, not run again), the experts' GEMMs and activation, without ep the combine's
+ * rows (with ep its all-to-all's output kept: fc2's output unused, as a replay runs every operator its policy did
+ * not save), and the weighted sum into part [N x h] (partial over tp). 0 or ST_ENOMEM. */
+static int moe_redo_dev(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *part) {
+    const st__xbackend *be = x->be;
+    xmoe *e = t->moe;
+    int64_t N = x->B * x->T, K = x->topk, h = x->h, fl = x->fe_l, El = x->E_l, E = x->E, NK = N * K, R = e->R;
+    int64_t cap = x->capacity_factor > 0 ? (int64_t)ceil(x->capacity_factor * (double)NK / (double)E) : NK;
+    float *logits = be->mem_alloc(N * E), *dcnt = be->mem_alloc(E + El + 1), *send = NULL, *yo = be->mem_alloc(R * h);
+    int rc = ST_ENOMEM;
+    if (!logits || !dcnt || !yo) goto out;
+    be->mm_fwd(logits, t->n2, w->router, NULL, N, h, E, 0);
+    be->moe_route(I32(e->dtop), e->s, logits, N, E, K);
+    be->moe_place(I32(dcnt), I32(e->dorder), I32(e->dwhere), I32(e->dtop), e->s, NK, E, cap);
+    if (x->ep == 1) { /* the dispatch: the kept slots' rows, sorted by expert (R = nsend: no exchange) */
+        if (!(send = be->mem_alloc(e->nsend * (h + 1))) || !(e->xin = be->mem_alloc(R * h))) goto out;
+        be->moe_gather(send, t->n2, I32(e->dorder), I32(e->dtop), N, e->nsend, K, h, El);
+        be->moe_sort(e->xin, I32(e->dperm), I32(dcnt + E), send, R, h, El);
+    }
+    e->h1 = be->mem_alloc(R * fl), e->h3 = be->mem_alloc(R * fl), e->g = be->mem_alloc(R * fl);
+    if (!e->h1 || !e->h3 || !e->g) goto out;
+    experts_fwd_dev(x, w, e, yo);
+    if (x->ep == 1) { /* the combine's rows: the outputs in the send order */
+        if (!(e->y = be->mem_alloc(R * h))) goto out;
+        be->moe_permute(e->y, yo, I32(e->dperm), R, h, 1);
+    }
+    be->moe_combine(part, e->y, e->s, I32(e->dwhere), N, e->nsend, K, h, 0);
+    rc = 0;
+out:
+    be->mem_free(logits), be->mem_free(dcnt), be->mem_free(send), be->mem_free(yo);
     return rc;
 }
 
@@ -1709,7 +1776,8 @@ static int block_fwd(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, float *
  * is kept, and the GEMM's output goes unused: torch's checkpoint replays every operator its policy did not save,
  * up to the last one the backward reads), the residual, ln2 and its all-gather, SwiGLU's w3 GEMM alone (w1's
  * output kept; GELU's fc1 output kept), the activation, GELU's fc2 GEMM (the second of its pair) and its
- * all-reduce, and the residual into the block's output, which the next block kept as its input (so made into
+ * all-reduce (an MoE block's router, experts and weighted sum instead: moe_redo_dev, the weighted sum's all-reduce
+ * again without sp), and the residual into the block's output, which the next block kept as its input (so made into
  * scratch: equal to it bit for bit). Not the attention (its output kept): the probabilities, which a fused
  * kernel keeps only as the log-sum-exp, block_bwd makes again right before the attention's backward, where
  * FlashAttention's backward makes them (Dao 2023, Sec. 3.1.2). The scratch is block_bwd's (dn and dx2 in the
@@ -1732,7 +1800,11 @@ static int block_redo(st__xmodel *x, const st__xlayer *w, xlayer_acts *t) {
     x->be->norm_fwd(own_rows(x, t->n2), t->mean2, t->rstd2, t->x2, w->ln2_w, w->ln2_b, S, h);
     gather_rows(x, t->n2);
     const float *y = x->sp ? t->yr : t->y2;
-    if (x->swiglu) {
+    if (w->router) { /* (moe_redo_dev) the weighted sum's all-reduce again without sp, its reduce-scatter's output kept */
+        int rc = moe_redo_dev(x, w, t, part);
+        if (rc) return rc;
+        if (!x->sp) sum_rows(x, part, part), y = part;
+    } else if (x->swiglu) {
         assert(w->w3 == w->w1 + fl * h);
         x->be->mm_fwd(t->h3, t->n2, w->w3, NULL, N, h, fl, 0);
         x->be->swiglu_fwd(t->g, t->h1, t->h3, N * fl);
@@ -1853,6 +1925,7 @@ static int fwd_unit(st__xmodel *x, st__xacts *a, double *loss) {
     if (u < nl) {
         int rc = block_fwd(x, &x->lp[k0 + u], &a->lay[u], u + 1 < nl ? a->lay[u + 1].x : a->out, x->work);
         if (x->recompute == 2) moe_free(a->lay[u].moe), a->lay[u].moe = NULL; /* full: made again with the block */
+        if (x->recompute == 3) moe_drop(x, a->lay[u].moe); /* op: its routing kept (moe_redo_dev) */
         return rc;
     }
     if (x->hd > 1) { /* the final norm's rows and their targets gathered over the hd group, its vocabulary share */
@@ -1921,6 +1994,7 @@ static int redo_block(st__xmodel *x, st__xacts *a, int b) {
     int rc = 0;
     a->built = -1;
     if (x->recompute == 3) {
+        if (b + 1 < a->nl) moe_drop(x, a->lay[b + 1].moe);
         rc = block_redo(x, w, t);
     } else if (x->recompute == 2) {
         if (b + 1 < a->nl) moe_free(a->lay[b + 1].moe), a->lay[b + 1].moe = NULL;

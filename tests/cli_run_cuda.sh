@@ -204,6 +204,10 @@ run_checked 4 "cuda, recompute=op with tp=2 sp=1 pp=2 (Llama) matches the refere
 	--model tiny-llama --plan tp=2,sp=1,pp=2,dp=1,mbs=1,gbs=4,seq=32,recompute=op --backend cuda
 run_checked 2 "cuda, recompute=op with cp=2 (Llama: the probabilities remade on host buffers) matches the reference" \
 	--model tiny-llama --plan tp=1,pp=1,dp=1,cp=2,mbs=1,gbs=2,seq=64,recompute=op --backend cuda
+# MoE blocks: the routing kept on the device, with ep=2 the all-to-alls' outputs too, the experts' GEMMs again
+# (exec/model.c moe_redo_dev)
+run_checked 4 "cuda, recompute=op with MoE blocks, tp=2 sp=1 ep=2 dp=2 matches the reference" \
+	--model tiny-moe --plan tp=2,sp=1,pp=1,dp=2,ep=2,mbs=1,gbs=4,seq=32,recompute=op --backend cuda
 # full recompute block by block (exec/model.c, "activation recompute"): the backward's rebuilds timed by the
 # backend's events (redo_mark) as the recompute's: per micro-batch two recompute spans on rank 0 (the
 # instruction's, block 3; the backward's, blocks 2 to 0), of positive length, adding up to its recompute time

@@ -1188,6 +1188,20 @@ START_TEST(test_recompute_op_moe) {
         for (int i = 0; i < n; i++)
             if (!strcmp(ops[i].name, "router") || !strcmp(ops[i].name, "expert_fc2"))
                 ck_assert_double_eq(ops[i].op_saved_bytes, 0);
+        /* with sp the weighted sum's reduce-scatter keeps its output (the policy's list), as the dense fc2's */
+        ck_assert_int_eq(st_plan_parse_spec("tp=2,sp=1,pp=4,dp=8,ep=1,mbs=1,gbs=256,seq=4096,recompute=op", e.p, &err),
+                         0);
+        st_plan_shard(e.p, &sh);
+        n = st_ops_layer(&e.m, &sh, e.m.layers - 1, ops, ST_MAX_OPS), seen = 0;
+        for (int i = 0; i < n; i++)
+            if (!strcmp(ops[i].name, "moe_combine")) {
+                int coll = -1;
+                ck_assert_double_eq(st_cost_op_recompute(&ops[i], ST_REC_OP, &coll), 1);
+                ck_assert_int_eq(coll, 0);
+                REL(ops[i].op_saved_bytes, 4096.0 / 2 * h2, 1e-12);
+                seen = 1;
+            }
+        ck_assert_int_eq(seen, 1);
         env_free(&e);
     }
 }

@@ -912,6 +912,7 @@ static int moe_ops(oplist *L, const st_model *m, const st_shard *s, const dims *
     stream(o, x, Tk * x->h, x->T * x->h, 0);
     o->saved_bytes = x->T * k * 4;
     tp_coll_after(o, s, x);
+    if (s->sp && s->tp > 1) o->op_saved_bytes = x->Tn * x->h * x->act; /* the reduce-scatter's output: saved */
     return 0;
 }
 
