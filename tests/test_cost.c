@@ -1207,6 +1207,39 @@ START_TEST(test_recompute_op_moe) {
 }
 END_TEST
 
+/* recompute=op on multi-head latent attention: each projection one aten.mm of torchtitan's DeepSeek-V3, in the
+ * every-second rule in its order: with q_lora_rank wq_a (q_down), wkv_a (kv_down) and wo (proj) saved, wq_b and
+ * wkv_b rerun; without it wq (q_proj) and wkv_b saved, wkv_a and wo rerun */
+START_TEST(test_recompute_op_mla) {
+    for (int lora = 1; lora >= 0; lora--) {
+        env e;
+        env_init(&e, "deepseek-v3", 256, "tp=1,pp=8,dp=32,ep=32,mbs=1,gbs=256,seq=4096,recompute=op");
+        if (!lora) e.m.q_lora_rank = 0;
+        st_shard sh;
+        st_plan_shard(e.p, &sh);
+        st_op ops[ST_MAX_OPS];
+        int n = st_ops_layer(&e.m, &sh, e.m.layers - 1, ops, ST_MAX_OPS), seen = 0;
+        const char *saved[] = {"q_down", "kv_down", "proj", "q_proj", "kv_up"}, *rerun[] = {"q_up", "kv_up", "kv_down", "proj"};
+        for (int i = 0; i < n; i++) {
+            for (int k = lora ? 0 : 3; k < (lora ? 3 : 5); k++)
+                if (!strcmp(ops[i].name, saved[k])) {
+                    ck_assert_msg(ops[i].op_recompute == 0 && ops[i].op_saved_bytes > 0, "lora %d: %s not saved",
+                                  lora, ops[i].name);
+                    seen++;
+                }
+            for (int k = lora ? 0 : 2; k < (lora ? 2 : 4); k++)
+                if (!strcmp(ops[i].name, rerun[k])) {
+                    ck_assert_msg(ops[i].op_recompute == 1 && ops[i].op_saved_bytes == 0, "lora %d: %s not rerun",
+                                  lora, ops[i].name);
+                    seen++;
+                }
+        }
+        ck_assert_int_eq(seen, lora ? 5 : 4);
+        env_free(&e);
+    }
+}
+END_TEST
+
 /* the framework's reserve is the cluster's setting: other_bytes, and the default where unset */
 START_TEST(test_reserved_setting) {
     env e;
@@ -2202,6 +2235,7 @@ Suite *suite_cost(void) {
     tcase_add_test(tc, test_state_bytes);
     tcase_add_test(tc, test_recompute_op);
     tcase_add_test(tc, test_recompute_op_moe);
+    tcase_add_test(tc, test_recompute_op_mla);
     tcase_add_test(tc, test_reserved_setting);
     tcase_add_test(tc, test_inflight);
     tcase_add_test(tc, test_gpipe_vs_1f1b_memory);

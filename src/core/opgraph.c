@@ -415,6 +415,7 @@ static int lora_ops(oplist *L, const dims *x, const char *const names[5], double
     if (!(o = linear(L, names[0], names[1], x, x->T, down_n, x->h, 0))) return ST_EINTERNAL;
     o->params = x->h * down_n;
     o->saved_bytes = down_saved;
+    op_sac(o, x, &L->mm, 1, (double[]){x->T * down_n});
     PUSH(names[2], ST_OPC_NORM);
     stream(o, x, x->T * rank, x->T * rank, 0);
     o->params = rank;
@@ -422,6 +423,7 @@ static int lora_ops(oplist *L, const dims *x, const char *const names[5], double
     if (!(o = linear(L, names[3], names[4], x, x->T, up_n, rank, ST_SPLIT_TP))) return ST_EINTERNAL;
     o->params = rank * up_n;
     o->saved_bytes = x->T * rank * x->in8;
+    op_sac(o, x, &L->mm, 1, (double[]){x->T * up_n});
     return 0;
 }
 
@@ -430,7 +432,10 @@ static int lora_ops(oplist *L, const dims *x, const char *const names[5], double
  * shared latent of kv_lora_rank plus one rotary key of qk_rope_dim shared by the heads; up-projected
  * per head to qk_nope (+ qk_rope from the queries) and v_head_dim. The down-projections are small
  * and replicated on the tp ranks (Megatron-Core's MLA builds them "duplicated"); the up-projections
- * and the output projection are split by heads like Megatron's column/row-parallel linears. */
+ * and the output projection are split by heads like Megatron's column/row-parallel linears. Each
+ * projection is one aten.mm in torchtitan's DeepSeek-V3 (models/deepseek_v3/model/model.py: wq, or
+ * wq_a then wq_b; wkv_a, wkv_b; then wo), counted in recompute=op's every-second rule in that order
+ * (op_sac): with q_lora_rank wq_a's, wkv_a's and wo's outputs are saved, without it wq's and wkv_b's. */
 static int mla_ops(oplist *L, const st_model *m, const dims *x) {
     st_op *o;
     double ql = (double)m->q_lora_rank, kvl = (double)m->kv_lora_rank, dr = (double)m->qk_rope_dim;
@@ -444,6 +449,7 @@ static int mla_ops(oplist *L, const st_model *m, const dims *x) {
         if (!(o = linear(L, "q_proj_cast", "q_proj", x, x->T, x->a_l * dqk, x->h, ST_SPLIT_TP))) return ST_EINTERNAL;
         o->params = x->h * x->a_l * dqk;
         o->saved_bytes = x->Tn * x->h * x->in8;
+        op_sac(o, x, &L->mm, 1, (double[]){x->T * x->a_l * dqk});
     }
     /* the keys' down-projection reads q_down's input (saved once) */
     if ((rc = lora_ops(L, x, kv_names, kvl + dr, kvl, x->a_l * dkv, ql > 0 ? 0 : x->T * x->h * x->in8))) return rc;
