@@ -1074,8 +1074,8 @@ out:
  * the received rows xin and the returned rows y (torchtitan's policy saves the functional all-to-all's output,
  * pytorch/torchtitan#1672; the cost model's moe_sac, src/core/opgraph.c); the experts' fc1 outputs and activations,
  * and without ep the rows (a gather and a sort, no all-to-all) are dropped here after the forward and made again by
- * moe_redo_dev before the block's backward, as the room of one block's activations is (the block after, whose
- * backward ran, drops its own again there). */
+ * moe_redo_dev before the block's backward, which drops them again when it ends (bwd_unit: the MoE MLP's backward
+ * runs whole in a split backward's input half too), so one block's are held at a time, as the room's. */
 static void moe_drop(st__xmodel *x, xmoe *e) {
     if (!e || !e->be) return;
     float **d[] = {&e->h1, &e->h3, &e->g, &e->xin, &e->y};
@@ -1098,6 +1098,7 @@ static int moe_redo_dev(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, floa
     int64_t cap = x->capacity_factor > 0 ? (int64_t)ceil(x->capacity_factor * (double)NK / (double)E) : NK;
     float *logits = be->mem_alloc(N * E), *dcnt = be->mem_alloc(E + El + 1), *send = NULL, *yo = be->mem_alloc(R * h);
     int rc = ST_ENOMEM;
+    moe_drop(x, e); /* (dropped already: after the forward, or after the block's last backward) */
     if (!logits || !dcnt || !yo) goto out;
     be->mm_fwd(logits, t->n2, w->router, NULL, N, h, E, 0);
     be->moe_route(I32(e->dtop), e->s, logits, N, E, K);
@@ -1994,7 +1995,6 @@ static int redo_block(st__xmodel *x, st__xacts *a, int b) {
     int rc = 0;
     a->built = -1;
     if (x->recompute == 3) {
-        if (b + 1 < a->nl) moe_drop(x, a->lay[b + 1].moe);
         rc = block_redo(x, w, t);
     } else if (x->recompute == 2) {
         if (b + 1 < a->nl) moe_free(a->lay[b + 1].moe), a->lay[b + 1].moe = NULL;
@@ -2229,6 +2229,8 @@ static int bwd_unit(st__xmodel *x, st__xacts *a, st__xacts *sa, const float *dou
         int rc = a->lazy && a->built != u ? redo_timed(x, a, (int)u) : 0; /* its activations, right before it */
         if (rc) return rc;
         rc = block_bwd(x, sa, &x->lp[k0 + u], &x->lg[k0 + u], &a->lay[u], d0, d1);
+        /* op: what moe_redo_dev made the MoE MLP's backward used, whole in an input half too */
+        if (x->recompute == 3) moe_drop(x, a->lay[u].moe);
         a->flip ^= 1;
         return rc;
     }

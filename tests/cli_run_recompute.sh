@@ -104,6 +104,28 @@ recompute_run 1 "tiny-gpt, one rank (4 blocks)" "1" tiny-gpt tp=1,pp=1,dp=1,mbs=
 # does not count (so it saves more than the prediction says: measured 15.9 MB against 13.0 on one rank)
 recompute_run 1 "tiny-moe, one rank (4 blocks)" "1" tiny-moe tp=1,pp=1,dp=1,mbs=16,gbs=32,seq=32
 recompute_run 2 "tiny-moe, ep=2 dp=2 (4 blocks)" "1 1" tiny-moe tp=1,pp=1,dp=2,ep=2,mbs=16,gbs=64,seq=32
+# the MoE redo's other paths against the single-rank reference: tp=2 without sp (the weighted sum's all-reduce
+# again), a capacity factor (tokens dropped: the redo routes and drops alike) with ep=2, zb's split backward with
+# ep=2 (the MoE MLP's backward whole in the input half, which drops what the redo made), dense and MoE blocks in
+# one chunk under interleaving
+cat >"$T/moecap.json" <<'EOF2'
+{"name": "tiny-moe-cap", "layers": 4, "hidden": 128, "heads": 4, "kv_heads": 2, "ffn": 256, "vocab": 512,
+ "seq_len": 64, "activation": "swiglu", "norm": "rmsnorm", "position": "rope", "tied_embeddings": false,
+ "experts": 4, "experts_topk": 2, "capacity_factor": 0.5}
+EOF2
+cat >"$T/moemix.json" <<'EOF2'
+{"name": "tiny-moe-mixed", "layers": 8, "hidden": 128, "heads": 4, "kv_heads": 2, "ffn": 256, "vocab": 512,
+ "seq_len": 64, "activation": "swiglu", "norm": "rmsnorm", "position": "rope", "tied_embeddings": false,
+ "experts": 4, "experts_topk": 2, "moe_every": 2}
+EOF2
+run_checked 2 "recompute=op, MoE tp=2 without sp, matches the reference" \
+	--model tiny-moe --plan tp=2,pp=1,dp=1,mbs=2,gbs=4,seq=32,recompute=op
+run_checked 2 "recompute=op, MoE with a capacity factor of 0.5, ep=2 dp=2, matches the reference" \
+	--model "$T/moecap.json" --plan tp=1,pp=1,dp=2,ep=2,mbs=2,gbs=8,seq=32,recompute=op
+run_checked 4 "recompute=op, MoE zb pp=2 ep=2 dp=2, matches the reference" \
+	--model tiny-moe --plan tp=1,pp=2,dp=2,ep=2,mbs=1,gbs=8,seq=32,schedule=zb,recompute=op
+run_checked 2 "recompute=op, dense and MoE blocks in each chunk, interleaved pp=2 vp=2, matches the reference" \
+	--model "$T/moemix.json" --plan tp=1,pp=2,dp=1,vp=2,mbs=1,gbs=8,seq=32,schedule=interleaved,recompute=op
 recompute_run 2 "8-block Llama, pp=2 (4 blocks a chunk)" "2 1" "$T/llama8.json" tp=1,pp=2,dp=1,mbs=16,gbs=64,seq=32
 recompute_run 2 "8-block GPT, pp=2 (4 blocks a chunk)" "2 1" "$T/gpt8.json" tp=1,pp=2,dp=1,mbs=16,gbs=64,seq=32
 # cp=2 (Megatron's load-balanced chunks, the keys and values all-gathered; the attention on host buffers): each rank's
