@@ -1097,12 +1097,25 @@ static int moe_redo_dev(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, floa
     int64_t N = x->B * x->T, K = x->topk, h = x->h, fl = x->fe_l, El = x->E_l, E = x->E, NK = N * K, R = e->R;
     int64_t cap = x->capacity_factor > 0 ? (int64_t)ceil(x->capacity_factor * (double)NK / (double)E) : NK;
     float *logits = be->mem_alloc(N * E), *dcnt = be->mem_alloc(E + El + 1), *send = NULL, *yo = be->mem_alloc(R * h);
+    int32_t *cnt = NULL; /* the recomputed kept counts (E), on the host */
     int rc = ST_ENOMEM;
     moe_drop(x, e); /* (dropped already: after the forward, or after the block's last backward) */
     if (!logits || !dcnt || !yo) goto out;
     be->mm_fwd(logits, t->n2, w->router, NULL, N, h, E, 0);
     be->moe_route(I32(e->dtop), e->s, logits, N, E, K);
     be->moe_place(I32(dcnt), I32(e->dorder), I32(e->dwhere), I32(e->dtop), e->s, NK, E, cap);
+    /* the kept rows follow the forward's routing: a routing that differs (the kernels are deterministic; a
+     * backend that is not) stops the step rather than pair rows with other tokens' */
+    if (!(cnt = malloc((size_t)E * sizeof *cnt))) goto out;
+    be->mem_copy((float *)(void *)cnt, dcnt, E);
+    for (int64_t c = 0, r = 0, sent = 0, all = 0; c < E; c++) {
+        sent += cnt[c], all += cnt[c];
+        if ((c + 1) % El) continue;
+        if (sent != e->scount[r++]) rc = ST_EINVAL;
+        sent = 0;
+        if (c == E - 1 && all != e->nsend) rc = ST_EINVAL;
+    }
+    if (rc == ST_EINVAL) goto out;
     if (x->ep == 1) { /* the dispatch: the kept slots' rows, sorted by expert (R = nsend: no exchange) */
         if (!(send = be->mem_alloc(e->nsend * (h + 1))) || !(e->xin = be->mem_alloc(R * h))) goto out;
         be->moe_gather(send, t->n2, I32(e->dorder), I32(e->dtop), N, e->nsend, K, h, El);
@@ -1118,6 +1131,7 @@ static int moe_redo_dev(st__xmodel *x, const st__xlayer *w, xlayer_acts *t, floa
     be->moe_combine(part, e->y, e->s, I32(e->dwhere), N, e->nsend, K, h, 0);
     rc = 0;
 out:
+    free(cnt);
     be->mem_free(logits), be->mem_free(dcnt), be->mem_free(send), be->mem_free(yo);
     return rc;
 }
