@@ -698,6 +698,9 @@ out:
     return rc;
 }
 
+#define ST_PLOT_SECONDS_MIN 1e-12
+#define ST_PLOT_SECONDS_MAX 1e12
+
 static int load_csv(const char *path, st_plot_data *d, st_error *err) {
     char *text = NULL;
     size_t len = 0, pos = 0;
@@ -753,8 +756,12 @@ static int load_csv(const char *path, st_plot_data *d, st_error *err) {
         for (int c = C_MEASURED; c <= C_PREDICTED; c++) {
             double v;
             const char *s = r.f[at[c]];
-            if (csv_number(s, &v) || v <= 0) {
-                rc = st_error_set(err, ST_EINVAL, path, cols[c], "expected a positive number, got '%s'", s);
+            /* iteration times in seconds, bounded so that every error, ratio and padded axis the chart prints is
+             * finite (a measured 1e-302 against a predicted 35716 made an error of inf %: the plot fuzz target) */
+            if (csv_number(s, &v) || !(v >= ST_PLOT_SECONDS_MIN && v <= ST_PLOT_SECONDS_MAX)) {
+                rc = st_error_set(err, ST_EINVAL, path, cols[c],
+                                  "expected a positive number of seconds from %g to %g, got '%s'", ST_PLOT_SECONDS_MIN,
+                                  ST_PLOT_SECONDS_MAX, s);
                 if (err) err->line = r.line;
                 goto out;
             }
